@@ -1,0 +1,112 @@
+package widgets
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+const (
+	assetDir    = "app-ui"
+	templateDir = "templates"
+)
+
+// files holds the assets and the templates. The embed directive needs a
+// package-level variable; nothing writes to it.
+//
+//go:embed app-ui templates
+var files embed.FS
+
+// Assets returns the tree served under [AssetPath]: a flat directory of
+// versioned file names such as "mcp-widget-bridge-v1.js".
+func Assets() fs.FS {
+	sub, err := fs.Sub(files, assetDir)
+	if err != nil {
+		// fs.Sub fails only for an invalid path, and assetDir is a valid constant.
+		panic(fmt.Sprintf("widgets: %v", err))
+	}
+	return sub
+}
+
+// ContentType returns the Content-Type for an asset name, by its extension.
+func ContentType(name string) string {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".js", ".mjs":
+		return "text/javascript; charset=utf-8"
+	case ".css":
+		return "text/css; charset=utf-8"
+	case ".html":
+		return "text/html; charset=utf-8"
+	case ".json", ".map":
+		return "application/json"
+	case ".svg":
+		return "image/svg+xml"
+	case ".png":
+		return "image/png"
+	case ".woff2":
+		return "font/woff2"
+	default:
+		return "application/octet-stream"
+	}
+}
+
+// AssetHandler serves [Assets] at [AssetPath]: mount it on that path of the
+// public listener, e.g. mux.Handle(widgets.AssetPath, widgets.AssetHandler()).
+//
+// It answers GET and HEAD for the flat list of asset names only (no
+// directory listing), with the content type from [ContentType], a strong
+// ETag, nosniff, and the cross-origin headers a host's sandbox needs to load
+// the files from another origin.
+func AssetHandler() http.Handler {
+	assets := Assets()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		name, ok := strings.CutPrefix(r.URL.Path, AssetPath)
+		if !ok || checkAssetName(assets, name) != nil {
+			http.NotFound(w, r)
+			return
+		}
+		body, err := fs.ReadFile(assets, name)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		sum := sha256.Sum256(body)
+		h := w.Header()
+		h.Set("Content-Type", ContentType(name))
+		h.Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
+		// Names change with the contract, not with every fix, so clients
+		// revalidate after an hour.
+		h.Set("Cache-Control", "public, max-age=3600")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+		h.Set("Access-Control-Allow-Origin", "*")
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
+	})
+}
+
+// checkAssetName reports whether name is a file at the top of the asset tree.
+func checkAssetName(assets fs.FS, name string) error {
+	if name == "" || strings.Contains(name, "/") || !fs.ValidPath(name) {
+		return fmt.Errorf("asset %q: not a plain file name", name)
+	}
+	info, err := fs.Stat(assets, name)
+	if err != nil {
+		return fmt.Errorf("asset %q: %w", name, err)
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("asset %q: not a file", name)
+	}
+	return nil
+}
