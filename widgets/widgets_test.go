@@ -1,0 +1,382 @@
+package widgets
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+
+const testOrigin = "https://tollgate.example.com"
+
+// versionedAsset is the form of every asset name: lower-case words joined by
+// hyphens, then -v<N>, then the extension.
+var versionedAsset = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*-v[1-9][0-9]*\.(?:js|css)$`)
+
+func TestAllAndLookup(t *testing.T) {
+	all := All()
+	if len(all) == 0 {
+		t.Fatal("All returned no widgets")
+	}
+	seen := map[string]bool{}
+	for _, w := range all {
+		if seen[w.URI] {
+			t.Errorf("URI %s appears twice", w.URI)
+		}
+		seen[w.URI] = true
+		if want := "ui://widget/" + w.Name + ".html"; w.URI != want {
+			t.Errorf("URI %q, want %q (the name with the ui://widget/ prefix)", w.URI, want)
+		}
+		if !regexp.MustCompile(`-v[1-9][0-9]*$`).MatchString(w.Name) {
+			t.Errorf("name %q has no -v<N> version suffix", w.Name)
+		}
+		if w.Title == "" || w.Description == "" {
+			t.Errorf("%s needs a title and a description", w.URI)
+		}
+		got, ok := Lookup(w.URI)
+		if !ok || got.URI != w.URI {
+			t.Errorf("Lookup(%q) = %v, %v", w.URI, got.URI, ok)
+		}
+	}
+	for _, uri := range []string{"ui://widget/health-status-card-v1.html", "ui://widget/profile-summary-card-v1.html"} {
+		if !seen[uri] {
+			t.Errorf("the gateway relies on %s, which All does not list", uri)
+		}
+	}
+	if _, ok := Lookup("ui://widget/nope-v1.html"); ok {
+		t.Error("Lookup found a widget that does not exist")
+	}
+
+	all[0].URI = "changed"
+	if All()[0].URI == "changed" {
+		t.Error("All shares its slice with callers")
+	}
+}
+
+func TestMIMEType(t *testing.T) {
+	if MIMEType != "text/html;profile=mcp-app" {
+		t.Errorf("MIMEType = %q", MIMEType)
+	}
+}
+
+// assetRef finds the URLs a template loads (src and href attributes).
+var assetRef = regexp.MustCompile(`\s(?:src|href)="([^"]*)"`)
+
+func TestTemplatesReferOnlyToExistingAssetsOnThePublicOrigin(t *testing.T) {
+	used := map[string]bool{}
+	for _, w := range All() {
+		html, err := w.HTML(testOrigin)
+		if err != nil {
+			t.Fatalf("%s: HTML: %v", w.URI, err)
+		}
+		refs := assetRef.FindAllStringSubmatch(html, -1)
+		if len(refs) < 3 {
+			t.Errorf("%s: %d asset references, want the stylesheet, the bridge and the card script", w.URI, len(refs))
+		}
+		for _, m := range refs {
+			name, ok := strings.CutPrefix(m[1], testOrigin+AssetPath)
+			if !ok {
+				t.Errorf("%s: %q is not an absolute URL under %s%s", w.URI, m[1], testOrigin, AssetPath)
+				continue
+			}
+			if _, err := fs.Stat(Assets(), name); err != nil {
+				t.Errorf("%s: refers to missing asset %q", w.URI, name)
+			}
+			used[name] = true
+		}
+		for _, want := range []string{"mcp-widget-bridge-v1.js", "tool-result-card-base-v1.css"} {
+			if !strings.Contains(html, testOrigin+AssetPath+want) {
+				t.Errorf("%s does not load %s", w.URI, want)
+			}
+		}
+		// The page must run under a policy without 'unsafe-inline'.
+		for _, tag := range regexp.MustCompile(`<script\b[^>]*>([^<]*)</script>`).FindAllStringSubmatch(html, -1) {
+			if !strings.Contains(tag[0], ` src="`) || strings.TrimSpace(tag[1]) != "" {
+				t.Errorf("%s has an inline script: %q", w.URI, tag[0])
+			}
+		}
+		for _, bad := range []*regexp.Regexp{
+			regexp.MustCompile(`<style\b`),
+			regexp.MustCompile(`\sstyle=`),
+			regexp.MustCompile(`\son[a-z]+=`),
+			regexp.MustCompile(`javascript:`),
+		} {
+			if loc := bad.FindStringIndex(html); loc != nil {
+				t.Errorf("%s has inline code or style: %q", w.URI, html[loc[0]:min(loc[1]+20, len(html))])
+			}
+		}
+		if n := strings.Count(html, "http"); n != len(refs) {
+			t.Errorf("%s has %d URLs but %d asset references: something else loads from outside", w.URI, n, len(refs))
+		}
+	}
+	// No orphans: every asset is loaded by some template.
+	err := fs.WalkDir(Assets(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !used[p] {
+			t.Errorf("asset %s is not used by any template", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAssetNamesAreVersionedAndFlat(t *testing.T) {
+	n := 0
+	err := fs.WalkDir(Assets(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != "." {
+				t.Errorf("asset tree has a directory %s; keep it flat", p)
+			}
+			return nil
+		}
+		n++
+		if !versionedAsset.MatchString(p) {
+			t.Errorf("asset %q is not named <words>-v<N>.js|css", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no assets embedded")
+	}
+	tmpl, err := fs.ReadDir(files, templateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tmpl {
+		if !regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*-v[1-9][0-9]*\.html$`).MatchString(e.Name()) {
+			t.Errorf("template %q is not named <words>-v<N>.html", e.Name())
+		}
+	}
+}
+
+func TestContentType(t *testing.T) {
+	for name, want := range map[string]string{
+		"mcp-widget-bridge-v1.js":      "text/javascript; charset=utf-8",
+		"tool-result-card-base-v1.css": "text/css; charset=utf-8",
+		"card-v1.html":                 "text/html; charset=utf-8",
+		"logo-v1.svg":                  "image/svg+xml",
+		"logo-v1.PNG":                  "image/png",
+		"README":                       "application/octet-stream",
+	} {
+		if got := ContentType(name); got != want {
+			t.Errorf("ContentType(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+func TestOrigins(t *testing.T) {
+	w, _ := Lookup("ui://widget/health-status-card-v1.html")
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{"https://tollgate.example.com", "https://tollgate.example.com"},
+		{"https://Tollgate.Example.com/", "https://tollgate.example.com"},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
+		{"https://[::1]:8443", "https://[::1]:8443"},
+	} {
+		csp, err := w.CSP(tc.in)
+		if err != nil {
+			t.Errorf("CSP(%q): %v", tc.in, err)
+			continue
+		}
+		if !slices.Equal(csp.ResourceDomains, []string{tc.want}) {
+			t.Errorf("CSP(%q).ResourceDomains = %v, want [%s]", tc.in, csp.ResourceDomains, tc.want)
+		}
+	}
+	for _, bad := range []string{
+		"", "tollgate.example.com", "ftp://tollgate.example.com", "https://",
+		"https://tollgate.example.com/mcp", "https://tollgate.example.com?x=1",
+		"https://tollgate.example.com#top", "https://user@tollgate.example.com",
+		"https://tollgate.example.com?", "javascript:alert(1)",
+	} {
+		if _, err := w.HTML(bad); !errors.Is(err, ErrInvalidOrigin) {
+			t.Errorf("HTML(%q) error = %v, want ErrInvalidOrigin", bad, err)
+		}
+		if _, err := w.CSP(bad); !errors.Is(err, ErrInvalidOrigin) {
+			t.Errorf("CSP(%q) error = %v, want ErrInvalidOrigin", bad, err)
+		}
+		if _, err := w.ResourceMeta(bad); !errors.Is(err, ErrInvalidOrigin) {
+			t.Errorf("ResourceMeta(%q) error = %v, want ErrInvalidOrigin", bad, err)
+		}
+	}
+	if _, err := (Widget{URI: "ui://widget/made-up-v1.html"}).HTML(testOrigin); err == nil {
+		t.Error("HTML of a widget that is not from All succeeded")
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	w, _ := Lookup("ui://widget/profile-summary-card-v1.html")
+	csp, err := w.CSP(testOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "default-src 'none'; script-src https://tollgate.example.com; style-src https://tollgate.example.com; " +
+		"img-src https://tollgate.example.com; font-src https://tollgate.example.com; media-src https://tollgate.example.com; " +
+		"connect-src 'none'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'"
+	if got := csp.Policy(); got != want {
+		t.Errorf("Policy() =\n%s\nwant\n%s", got, want)
+	}
+	if got := (CSP{}).Policy(); !strings.Contains(got, "script-src 'none'") {
+		t.Errorf("empty CSP policy %q does not forbid scripts", got)
+	}
+}
+
+func TestMetaJSON(t *testing.T) {
+	w, _ := Lookup("ui://widget/health-status-card-v1.html")
+	meta, err := w.ResourceMeta(testOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"openai/widgetCSP":{"connect_domains":[],"resource_domains":["https://tollgate.example.com"]},` +
+		`"openai/widgetDescription":` + mustJSON(t, w.Description) + `,` +
+		`"openai/widgetPrefersBorder":false,` +
+		`"ui":{"csp":{"connectDomains":[],"resourceDomains":["https://tollgate.example.com"]},"prefersBorder":false}}`
+	if string(got) != want {
+		t.Errorf("ResourceMeta JSON =\n%s\nwant\n%s", got, want)
+	}
+
+	tool, err := json.Marshal(w.ToolMeta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTool := `{"openai/outputTemplate":"ui://widget/health-status-card-v1.html","ui":{"resourceUri":"ui://widget/health-status-card-v1.html"}}`
+	if string(tool) != wantTool {
+		t.Errorf("ToolMeta JSON = %s, want %s", tool, wantTool)
+	}
+
+	if got := (CSP{}).OpenAI(); got.ConnectDomains == nil || got.ResourceDomains == nil {
+		t.Error("OpenAI() of an empty CSP has nil lists; they must marshal as []")
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestGoldenHTML keeps the rendered templates under testdata/golden so a
+// review shows the exact markup the gateway will serve. Run with -update to
+// rewrite them.
+func TestGoldenHTML(t *testing.T) {
+	for _, w := range All() {
+		html, err := w.HTML(testOrigin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("testdata", "golden", w.Name+".html")
+		if *update {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(html), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test -run TestGoldenHTML -update to create it)", err)
+		}
+		if html != string(want) {
+			t.Errorf("%s differs from %s; run go test -run TestGoldenHTML -update and review the diff", w.URI, path)
+		}
+	}
+}
+
+func TestAssetHandler(t *testing.T) {
+	srv := httptest.NewServer(AssetHandler())
+	defer srv.Close()
+
+	err := fs.WalkDir(Assets(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		res, err := http.Get(srv.URL + AssetPath + p)
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %s", p, res.Status)
+		}
+		for h, want := range map[string]string{
+			"Content-Type":                 ContentType(p),
+			"X-Content-Type-Options":       "nosniff",
+			"Cross-Origin-Resource-Policy": "cross-origin",
+		} {
+			if got := res.Header.Get(h); got != want {
+				t.Errorf("GET %s: %s = %q, want %q", p, h, got, want)
+			}
+		}
+		etag := res.Header.Get("ETag")
+		if etag == "" {
+			t.Errorf("GET %s: no ETag", p)
+			return nil
+		}
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+AssetPath+p, nil)
+		req.Header.Set("If-None-Match", etag)
+		res, err = http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotModified {
+			t.Errorf("GET %s with its ETag: %s, want 304", p, res.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodHead, AssetPath + "mcp-widget-bridge-v1.js", http.StatusOK},
+		{http.MethodPost, AssetPath + "mcp-widget-bridge-v1.js", http.StatusMethodNotAllowed},
+		{http.MethodGet, AssetPath, http.StatusNotFound},
+		{http.MethodGet, AssetPath + "missing-v1.js", http.StatusNotFound},
+		{http.MethodGet, AssetPath + "..%2fwidgets.go", http.StatusNotFound},
+		{http.MethodGet, AssetPath + "../templates/health-status-card-v1.html", http.StatusNotFound},
+		{http.MethodGet, "/mcp-widget-bridge-v1.js", http.StatusNotFound},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, res.StatusCode, tc.want)
+		}
+	}
+}
