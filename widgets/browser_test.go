@@ -351,6 +351,7 @@ type snapshot struct {
 	Fg        string            `json:"fg"`
 	Note      string            `json:"note"`
 	Alert     string            `json:"alert"`
+	AlertHead string            `json:"alertHead"`
 	AlertRole string            `json:"alertRole"`
 	Active    int               `json:"active"` // img, script, svg, iframe... inside the card
 	XSS       string            `json:"xss"`
@@ -375,7 +376,7 @@ const snapshotJS = `(function (sel) {
     theme: document.documentElement.getAttribute("data-theme") || "",
     display: document.documentElement.getAttribute("data-display-mode") || "",
     bg: m ? getComputedStyle(m).backgroundColor : "", fg: m ? getComputedStyle(m).color : "",
-    note: text(".tg-note") || "", alert: text(".tg-alert__detail") || "",
+    note: text(".tg-note") || "", alert: text(".tg-alert__detail") || "", alertHead: text(".tg-alert__title") || "",
     alertRole: (document.querySelector(".tg-alert") || { getAttribute: function () { return ""; } }).getAttribute("role") || "",
     active: m ? m.querySelectorAll("img, script, svg, iframe, object, embed, style, link, a").length : -1,
     xss: document.documentElement.getAttribute("data-xss") || "",
@@ -448,9 +449,24 @@ func (tb *tab) checkConsole() {
 		case chromedp.ConsoleError, chromedp.ConsoleException:
 			tb.t.Errorf("console %s: %s (%s:%d)", m.Type, m.Text, m.URL, m.Line+1)
 		case chromedp.ConsoleWarning:
+			if strings.Contains(m.Text, "tollgate-console-probe") || strings.Contains(m.Text, "allow-scripts and allow-same-origin") {
+				// Our probe, and the sandbox flags SEP-1865 asks hosts for.
+				continue
+			}
 			tb.t.Logf("console warning: %s (%s:%d)", m.Text, m.URL, m.Line+1)
 		}
 	}
+}
+
+func (tb *tab) sawConsole(text string) bool {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	for _, m := range tb.console {
+		if strings.Contains(m.Text, text) {
+			return true
+		}
+	}
+	return false
 }
 
 // ---- the two bridges ----------------------------------------------------
@@ -579,8 +595,8 @@ func TestCardsInBrowser(t *testing.T) {
 				msg := "capability-core is unavailable <b>retry</b> later"
 				b.fail(tb, msg)
 				s := tb.waitCard(c.selectors, waitLimit, "the error", func(s snapshot) bool { return s.State == "error" })
-				if s.Alert != msg || s.AlertRole != "alert" || s.Active != 0 {
-					t.Errorf("error: text %q role %q active elements %d, want %q as text in role=alert", s.Alert, s.AlertRole, s.Active, msg)
+				if s.Alert != msg || s.AlertHead != "The tool call failed" || s.AlertRole != "alert" || s.Active != 0 {
+					t.Errorf("error: %q / %q role %q active elements %d, want %q as text in role=alert", s.AlertHead, s.Alert, s.AlertRole, s.Active, msg)
 				}
 				checkContrast(t, "dark error", s)
 				tb.screenshot(b.name + "-" + c.widget.Name + "-error")
@@ -589,6 +605,9 @@ func TestCardsInBrowser(t *testing.T) {
 				s = tb.waitCard(c.selectors, waitLimit, "the invalid-data error", func(s snapshot) bool {
 					return s.State == "error" && s.Alert == c.invalidIs
 				})
+				if s.AlertHead != "This result could not be shown" {
+					t.Errorf("invalid data: title %q", s.AlertHead)
+				}
 
 				b.empty(tb)
 				s = tb.waitCard(c.selectors, waitLimit, "the empty state", func(s snapshot) bool { return s.State == "empty" })
@@ -688,8 +707,23 @@ func TestCardsInBrowser(t *testing.T) {
 		// A cancelled call shows as an error.
 		tb.hostEval(`window.__host.send("ui/notifications/tool-cancelled", {reason: "user stopped it"})`)
 		s = tb.waitCard(health.selectors, waitLimit, "the cancellation", func(s snapshot) bool { return s.State == "error" })
-		if s.Alert != "The tool call was cancelled: user stopped it" {
-			t.Errorf("cancelled: %q", s.Alert)
+		if s.AlertHead != "The tool call was cancelled" || s.Alert != "Reason: user stopped it" {
+			t.Errorf("cancelled: %q / %q", s.AlertHead, s.Alert)
+		}
+
+		// The console of the card's frame reaches this tab, so checkConsole
+		// covers the card and not only the host page.
+		if _, err := chromedp.Run(tb.ctx, chromedp.Evaluate[chromedp.Void](`console.warn("tollgate-console-probe")`, func(p *runtime.EvaluateParams) {
+			p.ContextID = tb.world
+		})); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(waitLimit)
+		for !tb.sawConsole("tollgate-console-probe") {
+			if time.Now().After(deadline) {
+				t.Fatal("a console message of the card's frame never reached the tab")
+			}
+			time.Sleep(waitStep)
 		}
 	})
 

@@ -26,6 +26,7 @@
   // How long the card waits for a result before it says none arrived.
   var WAIT_MS = 5000;
   var MAX_ERROR_TEXT = 400;
+  var FAILED = "The tool call failed";
 
   var root = document.documentElement;
   var card = null;
@@ -131,10 +132,13 @@
     ]);
   }
 
-  function showError(detail) {
+  // showError shows why there is nothing to draw. title says whose fault it
+  // is: the tool's call failed, or its data does not fit the card.
+  function showError(detail, title) {
     hasResult = true;
     lastData = null;
-    show("error", alertBox("This result could not be shown", detail));
+    clearTimeout(waitTimer);
+    show("error", alertBox(title || "This result could not be shown", detail));
   }
 
   function showEmpty(text) {
@@ -194,7 +198,7 @@
           }
         }
       }
-      showError(texts.length ? texts.join(" ") : "The tool reported an error.");
+      showError(texts.length ? texts.join(" ") : "The tool reported an error.", FAILED);
       return;
     }
     deliver(result.structuredContent);
@@ -306,8 +310,7 @@
     // gateway puts a failed call's message under "tollgate/error".
     var meta = globals.toolResponseMetadata;
     if (isPlainObject(meta) && typeof meta["tollgate/error"] === "string" && meta["tollgate/error"]) {
-      clearTimeout(waitTimer);
-      showError(meta["tollgate/error"]);
+      showError(meta["tollgate/error"], FAILED);
       return;
     }
     if ("toolOutput" in globals && globals.toolOutput !== null && globals.toolOutput !== undefined) {
@@ -369,8 +372,8 @@
         break;
       case "ui/notifications/tool-cancelled":
         showError(isPlainObject(m.params) && typeof m.params.reason === "string" && m.params.reason
-          ? "The tool call was cancelled: " + m.params.reason
-          : "The tool call was cancelled.");
+          ? "Reason: " + m.params.reason
+          : "", "The tool call was cancelled");
         break;
       case "ui/notifications/host-context-changed":
         applyContext(m.params);
