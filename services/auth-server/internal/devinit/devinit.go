@@ -1,0 +1,174 @@
+// Package devinit prepares the local state `make dev` needs, once: a signing
+// key, the three development clients (secrets stored hashed in the registry
+// file, in the clear only in clients.json for scripts), the upstream client
+// secret shared with the dev IdP, and the dev IdP's user file. Existing
+// files are kept, so credentials survive restarts.
+package devinit
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// DefaultUser is the documented dev IdP account.
+const (
+	DefaultUsername = "dev"
+	DefaultPassword = "tollgate-dev"
+)
+
+// Main runs `auth-server dev-init -dir DIR -origin URL`.
+func Main(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("dev-init", flag.ContinueOnError)
+	dir := fs.String("dir", "var/dev", "directory for dev state")
+	origin := fs.String("origin", "http://localhost:4000", "public origin of the local fleet")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return Init(*dir, *origin, out)
+}
+
+type client struct {
+	ClientID         string   `json:"client_id"`
+	ClientName       string   `json:"client_name"`
+	ClientSecretHash string   `json:"client_secret_hash,omitempty"`
+	RedirectURIs     []string `json:"redirect_uris"`
+	GrantTypes       []string `json:"grant_types"`
+	Scopes           []string `json:"scopes"`
+	Resources        []string `json:"resources"`
+	AuthMethod       string   `json:"token_endpoint_auth_method"`
+	RequirePKCE      bool     `json:"require_pkce"`
+	SkipConsent      bool     `json:"skip_consent"`
+}
+
+// Init writes whatever of the dev state is missing under dir.
+func Init(dir, origin string, out io.Writer) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := tokens.EnsureDevKey(filepath.Join(dir, "keys")); err != nil {
+		return fmt.Errorf("dev signing key: %w", err)
+	}
+	if _, err := ensureFile(filepath.Join(dir, "upstream-client-secret"), func() ([]byte, error) {
+		return []byte(rand.Text()), nil
+	}); err != nil {
+		return err
+	}
+	if _, err := ensureFile(filepath.Join(dir, "users.yaml"), func() ([]byte, error) {
+		return []byte(fmt.Sprintf(`# Users of the dev upstream IdP (development only).
+users:
+  - username: %s
+    password: %s
+    sub: dev-user-0001
+    name: Dev User
+    given_name: Dev
+    family_name: User
+    email: dev@example.com
+    email_verified: true
+`, DefaultUsername, DefaultPassword)), nil
+	}); err != nil {
+		return err
+	}
+	registry := filepath.Join(dir, "clients.yaml")
+	creds := filepath.Join(dir, "clients.json")
+	if exists(registry) && exists(creds) {
+		return nil
+	}
+	mcp, actions := origin+"/mcp", origin+"/actions"
+	type spec struct {
+		c        client
+		audience string
+	}
+	specs := []spec{
+		{client{ClientID: "local-test", ClientName: "Local test client",
+			RedirectURIs: []string{"http://127.0.0.1:8976/callback", origin + "/oauth/test-callback"},
+			AuthMethod:   "client_secret_basic", Resources: []string{mcp, actions}, SkipConsent: true}, mcp},
+		{client{ClientID: "gpt-actions", ClientName: "GPT Actions (development)",
+			RedirectURIs: []string{"https://chat.openai.com/aip/g-dev/oauth/callback", "https://chatgpt.com/aip/g-dev/oauth/callback"},
+			AuthMethod:   "client_secret_post", Resources: []string{actions}, SkipConsent: true}, actions},
+		{client{ClientID: "gpt-apps-mcp", ClientName: "ChatGPT Apps (development)",
+			RedirectURIs: []string{"https://chatgpt.com/connector_platform_oauth_redirect"},
+			AuthMethod:   "client_secret_post", Resources: []string{mcp}, SkipConsent: true}, mcp},
+	}
+	var reg struct {
+		Clients []client `json:"clients"`
+	}
+	type credClient struct {
+		ClientID     string   `json:"client_id"`
+		ClientSecret string   `json:"client_secret"`
+		RedirectURIs []string `json:"redirect_uris"`
+		Audience     string   `json:"audience"`
+		AuthMethod   string   `json:"token_endpoint_auth_method"`
+	}
+	var cj struct {
+		Origin  string       `json:"origin"`
+		Clients []credClient `json:"clients"`
+		User    struct {
+			Username string `json:"username"`
+			Password string `json:"password"`
+		} `json:"user"`
+	}
+	cj.Origin = origin
+	cj.User.Username, cj.User.Password = DefaultUsername, DefaultPassword
+	for _, s := range specs {
+		secret := rand.Text() + rand.Text()
+		hash, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.DefaultCost)
+		if err != nil {
+			return err
+		}
+		c := s.c
+		c.ClientSecretHash = string(hash)
+		c.GrantTypes = []string{"authorization_code", "refresh_token"}
+		c.Scopes = []string{"openid", "profile", "email", "offline_access"}
+		c.RequirePKCE = true
+		reg.Clients = append(reg.Clients, c)
+		cj.Clients = append(cj.Clients, credClient{ClientID: c.ClientID, ClientSecret: secret, RedirectURIs: c.RedirectURIs, Audience: s.audience, AuthMethod: c.AuthMethod})
+	}
+	y, err := yaml.Marshal(reg)
+	if err != nil {
+		return err
+	}
+	header := "# Development client registry, generated by `auth-server dev-init`.\n# Secrets are stored as bcrypt hashes; the plaintext is only in clients.json.\n"
+	if err := os.WriteFile(registry, append([]byte(header), y...), 0o600); err != nil {
+		return err
+	}
+	j, err := json.MarshalIndent(cj, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(creds, append(j, '\n'), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "dev-init: wrote %s and %s (%s)\n", registry, creds, strings.Join([]string{"local-test", "gpt-actions", "gpt-apps-mcp"}, ", "))
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func ensureFile(path string, make func() ([]byte, error)) (bool, error) {
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	b, err := make()
+	if err != nil {
+		return false, err
+	}
+	return true, os.WriteFile(path, b, 0o600)
+}

@@ -1,0 +1,51 @@
+// Package config is capability-core's configuration.
+package config
+
+import (
+	"github.com/tollgate/tollgate/services/platform/config"
+)
+
+// Config is everything capability-core reads at start-up.
+type Config struct {
+	config.Common
+	// GRPCAddr is where the capability API listens (GRPC_ADDR).
+	GRPCAddr string
+	// AuthGRPCAddr is the auth-server's gRPC address, for the signing key set (AUTH_GRPC_ADDR).
+	AuthGRPCAddr string
+	// Audiences accepted on forwarded access tokens: the MCP resource and the
+	// Actions audience (MCP_RESOURCE_URL, ACTIONS_AUDIENCE).
+	MCPResource     string
+	ActionsAudience string
+	// Redis is optional here; when set, health reports it.
+	Redis config.Redis
+}
+
+// Load reads the configuration and returns it with every problem found.
+func Load(getenv func(string) string) (Config, error) {
+	s := config.NewSource(getenv)
+	c := Config{Common: config.LoadCommon(s, "capability-core")}
+	c.GRPCAddr = s.String("GRPC_ADDR", ":9090")
+	c.AuthGRPCAddr = s.String("AUTH_GRPC_ADDR", "")
+	c.MCPResource = s.String("MCP_RESOURCE_URL", "")
+	c.ActionsAudience = s.String("ACTIONS_AUDIENCE", "")
+	c.Redis = config.LoadRedis(s, c.Production())
+	p := s.Problems()
+	c.Validate(&p)
+	return c, p.Err()
+}
+
+// Validate adds every problem of c to p.
+func (c *Config) Validate(p *config.Problems) {
+	c.Common.Validate(p)
+	if c.GRPCAddr == "" {
+		p.Addf("GRPC_ADDR: required")
+	}
+	if c.AuthGRPCAddr == "" {
+		p.Addf("AUTH_GRPC_ADDR: required (the auth-server's gRPC address, for signing keys)")
+	}
+	c.MCPResource = config.PublicURL(p, "MCP_RESOURCE_URL", c.MCPResource, c.Production())
+	c.ActionsAudience = config.PublicURL(p, "ACTIONS_AUDIENCE", c.ActionsAudience, c.Production())
+	if c.Redis.URL != "" || c.Production() {
+		c.Redis.Validate(p, c.Production())
+	}
+}

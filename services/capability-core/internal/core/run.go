@@ -1,0 +1,74 @@
+// Package core wires capability-core: configuration, the gRPC server with
+// its interceptors, the capability implementations and the admin listener.
+package core
+
+import (
+	"context"
+	"io"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	capabilityv1 "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1"
+	"github.com/tollgate/tollgate/services/capability-core/internal/config"
+	"github.com/tollgate/tollgate/services/platform/app"
+	"github.com/tollgate/tollgate/services/platform/grpcx"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// Run starts capability-core and blocks until ctx ends.
+func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onListen app.Listening) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	base, err := app.NewBase(cfg.Common, stderr)
+	if err != nil {
+		return err
+	}
+	reg, err := registry.FromFiles(protoregistry.GlobalFiles)
+	if err != nil {
+		base.Close()
+		return err
+	}
+
+	authConn, err := grpcx.Dial(cfg.AuthGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "auth-server"})
+	if err != nil {
+		base.Close()
+		return err
+	}
+	defer authConn.Close()
+	verifier := tokens.NewVerifier(tokens.VerifierOptions{
+		Source:    tokens.NewGRPCKeySource(authConn),
+		Audiences: []string{cfg.MCPResource, cfg.ActionsAudience},
+	})
+
+	deps := []Dependency{{Name: "auth-server", Check: grpcx.HealthCheck(authConn, "")}}
+	base.Ready.Add("signing-keys", verifier.Ready)
+	if cfg.Redis.URL != "" {
+		rdb, err := redisx.New(cfg.Redis)
+		if err != nil {
+			base.Close()
+			return err
+		}
+		defer rdb.Close()
+		deps = append(deps, Dependency{Name: "redis", Check: rdb.Ping})
+		base.Ready.Add("redis", rdb.Ping)
+	}
+
+	srv := grpcx.NewServer(grpcx.ServerOptions{
+		Logger:   base.Log,
+		Registry: base.Metrics,
+		Unary:    []grpc.UnaryServerInterceptor{Authenticate(reg, verifier)},
+	})
+	capabilityv1.RegisterHealthServiceServer(srv, &Health{Service: "capability-core", Deps: deps})
+	capabilityv1.RegisterIdentityServiceServer(srv, Identity{})
+	g, err := app.NewGRPC(cfg.GRPCAddr, srv.Server)
+	if err != nil {
+		base.Close()
+		return err
+	}
+	return base.Serve(ctx, onListen, g)
+}

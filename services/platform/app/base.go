@@ -1,0 +1,69 @@
+package app
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tollgate/tollgate/services/platform/admin"
+	"github.com/tollgate/tollgate/services/platform/buildinfo"
+	"github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/logging"
+)
+
+// Listening is told the bound address of each server once all are bound
+// (tests start services on port 0 and learn their ports here).
+type Listening func(addrs map[string]net.Addr)
+
+// Base is what every service has: a logger, a metrics registry, readiness
+// checks and the admin listener.
+type Base struct {
+	Config  config.Common
+	Log     *slog.Logger
+	Metrics *prometheus.Registry
+	Ready   *admin.Readiness
+	admin   *HTTP
+}
+
+// NewBase sets up logging to w, metrics and the admin listener of c.
+func NewBase(c config.Common, w io.Writer) (*Base, error) {
+	log := logging.New(w, c.LogFormat, c.LogLevel, c.Service)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_build_info", Help: "Build version of the running binary (always 1).",
+			ConstLabels: prometheus.Labels{"service": c.Service, "version": buildinfo.Version},
+		}, func() float64 { return 1 }),
+	)
+	ready := admin.NewReadiness(2 * time.Second)
+	adm, err := NewHTTP("admin", c.AdminAddr, admin.Handler(admin.Options{Gatherer: reg, Readiness: ready, Pprof: c.Pprof}))
+	if err != nil {
+		return nil, err
+	}
+	log.Info("starting", "version", buildinfo.Version, "env", string(c.Env))
+	return &Base{Config: c, Log: log, Metrics: reg, Ready: ready, admin: adm}, nil
+}
+
+// Serve runs servers plus the admin listener until ctx ends, then drains:
+// readiness goes down first, then every server shuts down gracefully.
+func (b *Base) Serve(ctx context.Context, onListen Listening, servers ...Server) error {
+	all := append([]Server{b.admin}, servers...)
+	if onListen != nil {
+		addrs := map[string]net.Addr{}
+		for _, s := range all {
+			addrs[s.Name()] = s.Addr()
+		}
+		onListen(addrs)
+	}
+	return Run(ctx, b.Log, b.Config.ShutdownTimeout, b.Ready.Drain, all...)
+}
+
+// Close releases the admin listener when start-up fails before Serve.
+func (b *Base) Close() { _ = b.admin.srv.Close(); _ = b.admin.ln.Close() }

@@ -1,0 +1,233 @@
+// Package config turns environment variables and mounted files into typed
+// settings. Every service builds one struct from a Source and validates it
+// with a Problems list, so an operator sees every mistake in one pass.
+//
+// Any secret setting X may instead be given as X_FILE, the path of a file
+// holding the value (a mounted Kubernetes Secret, for example). Trailing
+// newlines are trimmed.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Source reads settings. Parse failures are recorded, not returned, so that
+// Load functions stay linear and Validate reports them with everything else.
+type Source struct {
+	getenv   func(string) string
+	readFile func(string) ([]byte, error)
+	problems Problems
+}
+
+// NewSource reads from getenv (os.Getenv in main, a map in tests).
+func NewSource(getenv func(string) string) *Source {
+	return &Source{getenv: getenv, readFile: os.ReadFile}
+}
+
+// MapEnv adapts a map to a getenv function.
+func MapEnv(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// String returns the value of key, or def when it is unset or empty.
+func (s *Source) String(key, def string) string {
+	if v := strings.TrimSpace(s.getenv(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+// Secret returns key's value, or the content of the file named by key_FILE.
+// Setting both is a problem: it is ambiguous which one is meant.
+func (s *Source) Secret(key string) string {
+	v := s.getenv(key)
+	path := strings.TrimSpace(s.getenv(key + "_FILE"))
+	if path == "" {
+		return v
+	}
+	if v != "" {
+		s.problems.Addf("%s and %s_FILE are both set; set one", key, key)
+		return v
+	}
+	b, err := s.readFile(path)
+	if err != nil {
+		s.problems.Addf("%s_FILE: cannot read %q: %v", key, path, errors.Unwrap(err))
+		return ""
+	}
+	return strings.TrimRight(string(b), "\r\n")
+}
+
+// Bool parses key as a boolean (true/false/1/0/yes/no).
+func (s *Source) Bool(key string, def bool) bool {
+	v := strings.ToLower(s.String(key, ""))
+	switch v {
+	case "":
+		return def
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off":
+		return false
+	}
+	s.problems.Addf("%s: %q is not a boolean (use true or false)", key, v)
+	return def
+}
+
+// Int parses key as a decimal integer.
+func (s *Source) Int(key string, def int) int {
+	v := s.String(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		s.problems.Addf("%s: %q is not an integer", key, v)
+		return def
+	}
+	return n
+}
+
+// Duration parses key as a Go duration ("15m", "720h").
+func (s *Source) Duration(key string, def time.Duration) time.Duration {
+	v := s.String(key, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		s.problems.Addf("%s: %q is not a duration (for example 30s, 15m, 720h)", key, v)
+		return def
+	}
+	return d
+}
+
+// List splits key on commas, dropping empty items.
+func (s *Source) List(key string, def []string) []string {
+	v := s.String(key, "")
+	if v == "" {
+		return def
+	}
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// Problems returns the parse problems met so far.
+func (s *Source) Problems() Problems { return s.problems }
+
+// Problems collects configuration mistakes.
+type Problems []string
+
+// Addf records one problem.
+func (p *Problems) Addf(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+// Err returns nil when there is no problem, else an error listing all of them.
+func (p Problems) Err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &Error{Problems: append(Problems(nil), p...)}
+}
+
+// Error is an invalid configuration; its message lists every problem.
+type Error struct{ Problems Problems }
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invalid configuration (%d problem", len(e.Problems))
+	if len(e.Problems) != 1 {
+		b.WriteString("s")
+	}
+	b.WriteString("):")
+	for _, p := range e.Problems {
+		b.WriteString("\n  - ")
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// Environment is where a service runs.
+type Environment string
+
+const (
+	Development Environment = "development"
+	Production  Environment = "production"
+)
+
+// Common holds the settings every service has.
+type Common struct {
+	Service         string
+	Env             Environment
+	LogLevel        slog.Level
+	LogFormat       string // json or text
+	AdminAddr       string
+	Pprof           bool
+	ShutdownTimeout time.Duration
+}
+
+// LoadCommon reads TOLLGATE_ENV, LOG_LEVEL, LOG_FORMAT, ADMIN_ADDR,
+// ADMIN_PPROF and SHUTDOWN_TIMEOUT.
+func LoadCommon(s *Source, service string) Common {
+	c := Common{
+		Service:         service,
+		Env:             Environment(strings.ToLower(s.String("TOLLGATE_ENV", string(Development)))),
+		LogFormat:       strings.ToLower(s.String("LOG_FORMAT", "json")),
+		AdminAddr:       s.String("ADMIN_ADDR", ":9100"),
+		Pprof:           s.Bool("ADMIN_PPROF", false),
+		ShutdownTimeout: s.Duration("SHUTDOWN_TIMEOUT", 20*time.Second),
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(s.String("LOG_LEVEL", "info"))); err != nil {
+		s.problems.Addf("LOG_LEVEL: %q is not a level (debug, info, warn, error)", s.String("LOG_LEVEL", ""))
+	}
+	return c
+}
+
+// Production reports whether the service must fail closed.
+func (c Common) Production() bool { return c.Env == Production }
+
+// Validate adds the problems of c to p.
+func (c Common) Validate(p *Problems) {
+	if c.Env != Development && c.Env != Production {
+		p.Addf("TOLLGATE_ENV: %q is not development or production", c.Env)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		p.Addf("LOG_FORMAT: %q is not json or text", c.LogFormat)
+	}
+	if c.AdminAddr == "" {
+		p.Addf("ADMIN_ADDR: must not be empty")
+	}
+	if c.ShutdownTimeout <= 0 {
+		p.Addf("SHUTDOWN_TIMEOUT: must be positive")
+	}
+}
+
+// PublicURL checks that raw is an absolute URL; in production it must use
+// https. It returns the URL without a trailing slash.
+func PublicURL(p *Problems, key, raw string, production bool) string {
+	if raw == "" {
+		p.Addf("%s: required", key)
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		p.Addf("%s: %q is not an absolute http(s) URL", key, raw)
+		return raw
+	}
+	if production && u.Scheme != "https" {
+		p.Addf("%s: %q must use https in production", key, raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		p.Addf("%s: %q must not have a query or fragment", key, raw)
+	}
+	return strings.TrimRight(raw, "/")
+}

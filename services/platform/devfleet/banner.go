@@ -1,0 +1,63 @@
+package devfleet
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// DevClient is one entry of var/dev/clients.json.
+type DevClient struct {
+	ClientID     string   `json:"client_id"`
+	ClientSecret string   `json:"client_secret,omitempty"`
+	RedirectURIs []string `json:"redirect_uris"`
+	Audience     string   `json:"audience"`
+	AuthMethod   string   `json:"token_endpoint_auth_method"`
+}
+
+// DevCredentials is var/dev/clients.json: what scripts need to drive the
+// local fleet.
+type DevCredentials struct {
+	Origin  string      `json:"origin"`
+	Clients []DevClient `json:"clients"`
+	User    struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	} `json:"user"`
+}
+
+// Banner prints the URLs and dev credentials of a running fleet.
+func Banner(w io.Writer, f *Fleet, varDir string) {
+	o := f.Origin
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	line("")
+	line("Tollgate is running at %s", o)
+	line("  MCP (ChatGPT Apps):      %s/mcp   (legacy SSE: %s/sse)", o, o)
+	line("  Actions schema:          %s/actions/openapi.json", o)
+	line("  Health:                  %s/health", o)
+	line("  OAuth authorize / token: %s/oauth/authorize  %s/oauth/token", o, o)
+	line("  Discovery:               %s/.well-known/openid-configuration", o)
+	var creds DevCredentials
+	path := filepath.Join(varDir, "dev", "clients.json")
+	if raw, err := os.ReadFile(path); err == nil && json.Unmarshal(raw, &creds) == nil {
+		line("  Dev clients (also in %s):", path)
+		for _, c := range creds.Clients {
+			secret := c.ClientSecret
+			if secret == "" {
+				secret = "(public client)"
+			}
+			line("    %-14s secret %s  audience %s", c.ClientID, secret, c.Audience)
+		}
+		if creds.User.Username != "" {
+			line("  Dev IdP user:            %s / %s", creds.User.Username, creds.User.Password)
+		}
+	}
+	line("Press Ctrl-C to stop.")
+	outMu.Lock()
+	defer outMu.Unlock()
+	fmt.Fprint(w, b.String())
+}

@@ -1,0 +1,414 @@
+// Package devfleet runs the whole fleet on one machine without Kubernetes:
+// a redis-server, the dev upstream IdP, the four services and a local
+// ingress that routes by the chart's path table. `make dev` and the e2e
+// harness both use it, so the tests start the fleet the way developers do.
+package devfleet
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tollgate/tollgate/services/platform/routes"
+)
+
+// Ports are the fleet's listening ports on 127.0.0.1.
+type Ports struct {
+	Ingress                       int
+	Redis                         int
+	AuthHTTP, AuthGRPC, AuthAdmin int
+	CoreGRPC, CoreAdmin           int
+	GatewayHTTP, GatewayAdmin     int
+	ActionsHTTP, ActionsAdmin     int
+	IdPHTTP, IdPAdmin             int
+}
+
+// DefaultPorts is the layout `make dev` uses; the public origin is
+// http://localhost:4000.
+func DefaultPorts() Ports {
+	return Ports{
+		Ingress: 4000, Redis: 4379,
+		AuthHTTP: 4100, AuthGRPC: 4101, AuthAdmin: 4102,
+		CoreGRPC: 4201, CoreAdmin: 4202,
+		GatewayHTTP: 4300, GatewayAdmin: 4302,
+		ActionsHTTP: 4400, ActionsAdmin: 4402,
+		IdPHTTP: 4500, IdPAdmin: 4502,
+	}
+}
+
+// FreePorts picks free ports for every listener (tests).
+func FreePorts() (Ports, error) {
+	var p Ports
+	fields := []*int{&p.Ingress, &p.Redis, &p.AuthHTTP, &p.AuthGRPC, &p.AuthAdmin, &p.CoreGRPC, &p.CoreAdmin,
+		&p.GatewayHTTP, &p.GatewayAdmin, &p.ActionsHTTP, &p.ActionsAdmin, &p.IdPHTTP, &p.IdPAdmin}
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for _, f := range fields {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return p, err
+		}
+		lns = append(lns, ln)
+		*f = ln.Addr().(*net.TCPAddr).Port
+	}
+	return p, nil
+}
+
+// Options configure a fleet.
+type Options struct {
+	// Root is the repository root (holds go.work and charts/).
+	Root string
+	// VarDir holds local state: binaries, Redis data, dev keys and credentials.
+	VarDir string
+	Ports  Ports
+	// Out receives the prefixed logs and the banner.
+	Out io.Writer
+	// InstallRedis lets the fleet apt-get install redis-server when missing
+	// (only as root on Debian/Ubuntu).
+	InstallRedis bool
+	// Env adds or overrides variables for every service.
+	Env map[string]string
+}
+
+// Component is one process of the fleet.
+type Component struct {
+	Name      string
+	Cmd       string // binary name under VarDir/bin, or "redis-server"
+	Args      []string
+	Env       map[string]string
+	AdminPort int // 0: readiness is a TCP check on ReadyAddr
+	ReadyAddr string
+}
+
+// Fleet is a running fleet.
+type Fleet struct {
+	o       Options
+	Origin  string // public origin, http://localhost:<ingress>
+	Clients json.RawMessage
+	procs   []*proc
+	ingress *http.Server
+	exited  chan string
+}
+
+type proc struct {
+	c    Component
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Services are the Go binaries of the fleet, in start order.
+var Services = []string{"dev-idp", "auth-server", "capability-core", "mcp-gateway", "actions-api"}
+
+// Build compiles every service binary into VarDir/bin with the workspace.
+func Build(ctx context.Context, root, varDir string, out io.Writer) error {
+	bin := filepath.Join(varDir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return err
+	}
+	var pkgs []string
+	for _, s := range Services {
+		pkgs = append(pkgs, "./services/"+s+"/cmd/"+s)
+	}
+	args := append([]string{"build", "-o", bin + string(os.PathSeparator)}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = out, out
+	fmt.Fprintf(out, "building %s\n", strings.Join(Services, ", "))
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+	return nil
+}
+
+// EnsureRedis finds redis-server, installing it with apt-get when allowed.
+func EnsureRedis(out io.Writer, install bool) (string, error) {
+	if p, err := exec.LookPath("redis-server"); err == nil {
+		return p, nil
+	}
+	const how = "redis-server is not installed. Install it with: sudo apt-get install -y redis-server (Debian/Ubuntu) or brew install redis (macOS)"
+	_, aptErr := exec.LookPath("apt-get")
+	if !install || os.Geteuid() != 0 || aptErr != nil || runtime.GOOS != "linux" {
+		return "", errors.New(how)
+	}
+	fmt.Fprintln(out, "redis-server is missing; installing it with apt-get (running as root)")
+	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "redis-server"}} {
+		cmd := exec.Command("apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("apt-get %s: %w; %s", args[0], err, how)
+		}
+	}
+	return exec.LookPath("redis-server")
+}
+
+// Start brings the fleet up and waits until every component is ready.
+// Stop it with Stop; Wait reports a component that exits on its own.
+func Start(ctx context.Context, o Options) (*Fleet, error) {
+	redisBin, err := EnsureRedis(o.Out, o.InstallRedis)
+	if err != nil {
+		return nil, err
+	}
+	table, err := routes.Load(filepath.Join(o.Root, routes.RelPath))
+	if err != nil {
+		return nil, err
+	}
+	rules, err := table.Merged()
+	if err != nil {
+		return nil, err
+	}
+	devDir := filepath.Join(o.VarDir, "dev")
+	for _, d := range []string{devDir, filepath.Join(o.VarDir, "redis")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	p := o.Ports
+	f := &Fleet{o: o, Origin: fmt.Sprintf("http://localhost:%d", p.Ingress), exited: make(chan string, 16)}
+
+	// The auth-server prepares dev keys, clients and users on first start.
+	initCmd := exec.CommandContext(ctx, filepath.Join(o.VarDir, "bin", "auth-server"), "dev-init", "-dir", devDir, "-origin", f.Origin)
+	initCmd.Stdout, initCmd.Stderr = o.Out, o.Out
+	if err := initCmd.Run(); err != nil {
+		return nil, fmt.Errorf("auth-server dev-init: %w", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(devDir, "clients.json")); err == nil {
+		f.Clients = b
+	}
+
+	for _, c := range Components(o, devDir, redisBin) {
+		pr, err := f.spawn(ctx, c)
+		if err != nil {
+			f.Stop()
+			return nil, err
+		}
+		if err := f.waitReady(ctx, pr, 60*time.Second); err != nil {
+			f.Stop()
+			return nil, err
+		}
+	}
+
+	backends := map[string]*url.URL{
+		"auth-server": {Scheme: "http", Host: addr(p.AuthHTTP)},
+		"mcp-gateway": {Scheme: "http", Host: addr(p.GatewayHTTP)},
+		"actions-api": {Scheme: "http", Host: addr(p.ActionsHTTP)},
+	}
+	h, err := routes.Proxy(rules, backends)
+	if err != nil {
+		f.Stop()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr(p.Ingress))
+	if err != nil {
+		f.Stop()
+		return nil, fmt.Errorf("local ingress: %w", err)
+	}
+	f.ingress = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = f.ingress.Serve(ln) }()
+	return f, nil
+}
+
+func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+// Components lists the processes of the fleet with their environment.
+func Components(o Options, devDir, redisBin string) []Component {
+	p := o.Ports
+	origin := fmt.Sprintf("http://localhost:%d", p.Ingress)
+	idp := fmt.Sprintf("http://localhost:%d", p.IdPHTTP)
+	common := map[string]string{
+		"TOLLGATE_ENV":       "development",
+		"LOG_FORMAT":         "text",
+		"REDIS_URL":          "redis://" + addr(p.Redis) + "/0",
+		"PUBLIC_ISSUER_URL":  origin,
+		"MCP_RESOURCE_URL":   origin + "/mcp",
+		"ACTIONS_AUDIENCE":   origin + "/actions",
+		"ACTIONS_PUBLIC_URL": origin,
+		"ALLOWED_ORIGINS":    origin,
+		"AUTH_GRPC_ADDR":     addr(p.AuthGRPC),
+		"CORE_GRPC_ADDR":     addr(p.CoreGRPC),
+		"SHUTDOWN_TIMEOUT":   "5s",
+	}
+	with := func(extra map[string]string) map[string]string {
+		env := map[string]string{}
+		for k, v := range common {
+			env[k] = v
+		}
+		for k, v := range extra {
+			env[k] = v
+		}
+		for k, v := range o.Env {
+			env[k] = v
+		}
+		return env
+	}
+	return []Component{
+		{Name: "redis", Cmd: redisBin, ReadyAddr: addr(p.Redis), Args: []string{
+			"--port", strconv.Itoa(p.Redis), "--bind", "127.0.0.1", "--dir", filepath.Join(o.VarDir, "redis"),
+			"--appendonly", "yes", "--save", "", "--daemonize", "no", "--loglevel", "warning",
+		}},
+		{Name: "dev-idp", Cmd: "dev-idp", AdminPort: p.IdPAdmin, Env: with(map[string]string{
+			"HTTP_ADDR": addr(p.IdPHTTP), "ADMIN_ADDR": addr(p.IdPAdmin),
+			"DEVIDP_ISSUER_URL": idp, "DEVIDP_DIR": devDir,
+		})},
+		{Name: "auth-server", Cmd: "auth-server", AdminPort: p.AuthAdmin, Env: with(map[string]string{
+			"HTTP_ADDR": addr(p.AuthHTTP), "GRPC_ADDR": addr(p.AuthGRPC), "ADMIN_ADDR": addr(p.AuthAdmin),
+			"SIGNING_KEYS_DIR": filepath.Join(devDir, "keys"), "CLIENTS_FILE": filepath.Join(devDir, "clients.yaml"),
+			"UPSTREAM_ISSUER_URL": idp, "UPSTREAM_CLIENT_ID": "tollgate",
+			"UPSTREAM_CLIENT_SECRET_FILE": filepath.Join(devDir, "upstream-client-secret"),
+		})},
+		{Name: "capability-core", Cmd: "capability-core", AdminPort: p.CoreAdmin, Env: with(map[string]string{
+			"GRPC_ADDR": addr(p.CoreGRPC), "ADMIN_ADDR": addr(p.CoreAdmin),
+		})},
+		{Name: "mcp-gateway", Cmd: "mcp-gateway", AdminPort: p.GatewayAdmin, Env: with(map[string]string{
+			"HTTP_ADDR": addr(p.GatewayHTTP), "ADMIN_ADDR": addr(p.GatewayAdmin),
+		})},
+		{Name: "actions-api", Cmd: "actions-api", AdminPort: p.ActionsAdmin, Env: with(map[string]string{
+			"HTTP_ADDR": addr(p.ActionsHTTP), "ADMIN_ADDR": addr(p.ActionsAdmin),
+		})},
+	}
+}
+
+func (f *Fleet) spawn(ctx context.Context, c Component) (*proc, error) {
+	bin := c.Cmd
+	if !filepath.IsAbs(bin) {
+		bin = filepath.Join(f.o.VarDir, "bin", c.Cmd)
+	}
+	cmd := exec.Command(bin, c.Args...)
+	cmd.Env = os.Environ()
+	for k, v := range c.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	pr := &proc{c: c, cmd: cmd, done: make(chan struct{})}
+	f.procs = append(f.procs, pr)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		prefix(f.o.Out, c.Name, stdout)
+	}()
+	go func() {
+		wg.Wait()
+		pr.err = cmd.Wait()
+		close(pr.done)
+		select {
+		case f.exited <- fmt.Sprintf("%s exited unexpectedly (%v)", c.Name, exitText(pr.err)):
+		default:
+		}
+	}()
+	return pr, nil
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+var outMu sync.Mutex
+
+func prefix(w io.Writer, name string, r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	tag := fmt.Sprintf("%-16s| ", name)
+	for sc.Scan() {
+		outMu.Lock()
+		fmt.Fprintln(w, tag+sc.Text())
+		outMu.Unlock()
+	}
+}
+
+func (f *Fleet) waitReady(ctx context.Context, pr *proc, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		select {
+		case <-pr.done:
+			return fmt.Errorf("%s exited during start-up (%v); see its log lines above", pr.c.Name, exitText(pr.err))
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if pr.c.AdminPort != 0 {
+			resp, err := client.Get(fmt.Sprintf("http://%s/healthz/ready", addr(pr.c.AdminPort)))
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return nil
+				}
+			}
+		} else if c, err := net.DialTimeout("tcp", pr.c.ReadyAddr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %s", pr.c.Name, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Exited delivers a message when a component exits on its own.
+func (f *Fleet) Exited() <-chan string { return f.exited }
+
+// Stop sends SIGTERM to every component (in reverse start order), waits up
+// to 10s each, then kills what is left.
+func (f *Fleet) Stop() {
+	if f.ingress != nil {
+		_ = f.ingress.Close()
+	}
+	for i := len(f.procs) - 1; i >= 0; i-- {
+		pr := f.procs[i]
+		select {
+		case <-pr.done:
+			continue
+		default:
+		}
+		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-pr.done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL)
+			<-pr.done
+		}
+	}
+}
+
+// AdminURL is the admin base URL of a component by name.
+func (f *Fleet) AdminURL(name string) string {
+	for _, pr := range f.procs {
+		if pr.c.Name == name && pr.c.AdminPort != 0 {
+			return "http://" + addr(pr.c.AdminPort)
+		}
+	}
+	return ""
+}

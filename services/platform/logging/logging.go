@@ -1,0 +1,92 @@
+// Package logging builds the fleet's slog loggers: JSON in clusters, text on
+// a terminal, and secrets redacted wherever they appear in attributes.
+package logging
+
+import (
+	"io"
+	"log/slog"
+	"regexp"
+	"strings"
+)
+
+// Redacted replaces secret values in logs.
+const Redacted = "[REDACTED]"
+
+// secretKeys are attribute keys (compared lower-cased, after the last dot)
+// whose values are never logged.
+var secretKeys = map[string]bool{
+	"authorization": true, "cookie": true, "set-cookie": true, "password": true,
+	"secret": true, "client_secret": true, "token": true, "access_token": true,
+	"refresh_token": true, "id_token": true, "code": true, "code_verifier": true,
+	"assertion": true, "client_assertion": true, "private_key": true, "key": true,
+	"state": true, "nonce": true, "session_id": true, "mcp-session-id": true,
+}
+
+// secretPatterns catch secrets embedded in free text such as error messages.
+var secretPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*`),
+	regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*`),
+	regexp.MustCompile(`(?i)((?:access_token|refresh_token|id_token|client_secret|code_verifier|password|code)=)[^&\s"]+`),
+	regexp.MustCompile(`(?i)(rediss?://[^:/@\s]*:)[^@\s]+@`),
+}
+
+// New returns a logger writing to w in the given format ("json" or "text").
+func New(w io.Writer, format string, level slog.Leveler, service string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact}
+	var h slog.Handler
+	if format == "text" {
+		h = slog.NewTextHandler(w, opts)
+	} else {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(h).With("service", service)
+}
+
+func redact(_ []string, a slog.Attr) slog.Attr {
+	if IsSecretKey(a.Key) {
+		return slog.String(a.Key, Redacted)
+	}
+	switch a.Value.Kind() {
+	case slog.KindString:
+		if s := a.Value.String(); s != "" {
+			if r := Scrub(s); r != s {
+				return slog.String(a.Key, r)
+			}
+		}
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok {
+			return slog.String(a.Key, Scrub(err.Error()))
+		}
+	}
+	return a
+}
+
+// IsSecretKey reports whether values under key are secrets.
+func IsSecretKey(key string) bool {
+	k := strings.ToLower(key)
+	if i := strings.LastIndexByte(k, '.'); i >= 0 {
+		k = k[i+1:]
+	}
+	return secretKeys[k]
+}
+
+// Scrub removes bearer tokens, JWTs, credentials in URLs and secret query
+// parameters from free text.
+func Scrub(s string) string {
+	for i, re := range secretPatterns {
+		switch i {
+		case 2, 3:
+			s = re.ReplaceAllString(s, "${1}"+Redacted+tail(i))
+		default:
+			s = re.ReplaceAllString(s, Redacted)
+		}
+	}
+	return s
+}
+
+func tail(i int) string {
+	if i == 3 {
+		return "@"
+	}
+	return ""
+}

@@ -1,0 +1,108 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/tollgate/tollgate/services/platform/fault"
+)
+
+func newMessage(md protoreflect.MessageDescriptor) proto.Message {
+	if mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName()); err == nil {
+		return mt.New().Interface()
+	}
+	return dynamicpb.NewMessage(md)
+}
+
+// DecodeJSON builds a request from JSON arguments (MCP tool arguments or a
+// POST body). Unknown fields and wrong types are InvalidArgument faults.
+func (c *Capability) DecodeJSON(b []byte) (proto.Message, error) {
+	in := newMessage(c.Method.Input())
+	if len(strings.TrimSpace(string(b))) == 0 || string(b) == "null" {
+		return in, nil
+	}
+	if err := protojson.Unmarshal(b, in); err != nil {
+		return nil, fault.InvalidArgument("invalid arguments: %s", cleanProtoErr(err))
+	}
+	return in, nil
+}
+
+// DecodeQuery builds a request from query parameters named after the request
+// fields (GET actions). Unknown or repeated parameters are InvalidArgument.
+func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
+	in := newMessage(c.Method.Input())
+	fields := c.Method.Input().Fields()
+	refl := in.ProtoReflect()
+	for name, values := range q {
+		f := fields.ByName(protoreflect.Name(name))
+		if f == nil {
+			f = fields.ByJSONName(name)
+		}
+		if f == nil {
+			return nil, fault.InvalidArgument("unknown query parameter %q", name)
+		}
+		if len(values) != 1 {
+			return nil, fault.InvalidArgument("query parameter %q given %d times", name, len(values))
+		}
+		// Reuse protojson's scalar parsing by decoding {"name": value}.
+		var raw string
+		switch f.Kind() {
+		case protoreflect.StringKind, protoreflect.BytesKind, protoreflect.EnumKind,
+			protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
+			protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+			raw = fmt.Sprintf("{%q:%q}", f.Name(), values[0])
+		default:
+			raw = fmt.Sprintf("{%q:%s}", f.Name(), quoteIfNeeded(values[0]))
+		}
+		one := newMessage(c.Method.Input())
+		if err := protojson.Unmarshal([]byte(raw), one); err != nil {
+			return nil, fault.InvalidArgument("query parameter %q: %s", name, cleanProtoErr(err))
+		}
+		refl.Set(f, one.ProtoReflect().Get(f))
+	}
+	return in, nil
+}
+
+func quoteIfNeeded(v string) string {
+	if v == "" {
+		return `""`
+	}
+	for _, r := range v {
+		if !strings.ContainsRune("0123456789.-+eEtruefals", r) {
+			return fmt.Sprintf("%q", v)
+		}
+	}
+	return v
+}
+
+func cleanProtoErr(err error) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, "proto: ")
+	s = strings.ReplaceAll(s, "\u00a0", " ")
+	return s
+}
+
+// Invoke calls the capability on conn (a connection to capability-core)
+// and returns its response.
+func (c *Capability) Invoke(ctx context.Context, conn grpc.ClientConnInterface, in proto.Message) (proto.Message, error) {
+	out := newMessage(c.Method.Output())
+	if err := conn.Invoke(ctx, c.FullMethod, in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+var outputJSON = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
+
+// MarshalOutput encodes a response the way both connectors publish it:
+// snake_case field names, every field present.
+func MarshalOutput(m proto.Message) ([]byte, error) { return outputJSON.Marshal(m) }

@@ -1,0 +1,310 @@
+// Package registry reads the exposure options of capability RPCs (see
+// proto/tollgate/options/v1) so that mcp-gateway and actions-api can build
+// their MCP tools, REST routes, JSON Schemas and OpenAPI operations from the
+// proto definitions alone, and call capability-core generically.
+//
+// Adding a capability means: declare the RPC with its options, implement it
+// in capability-core, regenerate. No connector code names a capability.
+package registry
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+)
+
+// GPT Actions limits on OpenAPI text.
+const (
+	MaxSummary     = 300
+	MaxDescription = 700
+)
+
+// Annotations are MCP tool behaviour hints.
+type Annotations struct {
+	ReadOnly, Destructive, Idempotent, OpenWorld bool
+}
+
+// Tool is one MCP tool backed by a capability.
+type Tool struct {
+	Name            string
+	Title           string
+	Description     string
+	RequiredScopes  []string
+	Annotations     Annotations
+	WidgetURI       string
+	InvokingMessage string
+	InvokedMessage  string
+	Capability      *Capability
+}
+
+// Action is the GPT Actions operation backed by a capability.
+type Action struct {
+	Method         string
+	Path           string
+	OperationID    string
+	Summary        string
+	Description    string
+	RequiredScopes []string
+	Consequential  bool
+	Capability     *Capability
+}
+
+// Capability is one RPC with exposure options.
+type Capability struct {
+	Method protoreflect.MethodDescriptor
+	// FullMethod is the gRPC method name, "/pkg.Service/Method".
+	FullMethod string
+	Tools      []*Tool
+	Action     *Action
+}
+
+// Registry is the set of exposed capabilities.
+type Registry struct {
+	caps    []*Capability
+	tools   map[string]*Tool
+	actions []*Action
+}
+
+// FromFiles scans every service in files (usually protoregistry.GlobalFiles,
+// populated by importing the generated packages) for capability RPCs.
+func FromFiles(files *protoregistry.Files) (*Registry, error) {
+	var services []protoreflect.ServiceDescriptor
+	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		for i := 0; i < fd.Services().Len(); i++ {
+			services = append(services, fd.Services().Get(i))
+		}
+		return true
+	})
+	sort.Slice(services, func(i, j int) bool { return services[i].FullName() < services[j].FullName() })
+	return New(services...)
+}
+
+// New builds a registry from the given services; RPCs without options are
+// ignored. It returns every problem found, joined.
+func New(services ...protoreflect.ServiceDescriptor) (*Registry, error) {
+	r := &Registry{tools: map[string]*Tool{}}
+	var problems []string
+	routes := map[string]string{}
+	opIDs := map[string]string{}
+	for _, sd := range services {
+		for i := 0; i < sd.Methods().Len(); i++ {
+			md := sd.Methods().Get(i)
+			c, errs := capabilityOf(md)
+			problems = append(problems, errs...)
+			if c == nil {
+				continue
+			}
+			for _, t := range c.Tools {
+				if prev, dup := r.tools[t.Name]; dup {
+					problems = append(problems, fmt.Sprintf("%s: tool %q already declared by %s", md.FullName(), t.Name, prev.Capability.Method.FullName()))
+					continue
+				}
+				r.tools[t.Name] = t
+			}
+			if a := c.Action; a != nil {
+				route := a.Method + " " + a.Path
+				if prev, dup := routes[route]; dup {
+					problems = append(problems, fmt.Sprintf("%s: route %s already declared by %s", md.FullName(), route, prev))
+				}
+				routes[route] = string(md.FullName())
+				if prev, dup := opIDs[a.OperationID]; dup {
+					problems = append(problems, fmt.Sprintf("%s: operationId %q already declared by %s", md.FullName(), a.OperationID, prev))
+				}
+				opIDs[a.OperationID] = string(md.FullName())
+				r.actions = append(r.actions, a)
+			}
+			r.caps = append(r.caps, c)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("capability registry:\n  - %s", strings.Join(problems, "\n  - "))
+	}
+	return r, nil
+}
+
+var (
+	toolNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
+	opIDRE     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+	scopeRE    = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`) // RFC 6749 scope-token
+	pathRE     = regexp.MustCompile(`^(/[a-z0-9][a-z0-9._-]*)+$`)
+)
+
+func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
+	opts, _ := md.Options().(*descriptorpb.MethodOptions)
+	if opts == nil {
+		return nil, nil
+	}
+	tools, _ := proto.GetExtension(opts, optionsv1.E_McpTool).([]*optionsv1.McpTool)
+	action, _ := proto.GetExtension(opts, optionsv1.E_ActionsOperation).(*optionsv1.ActionsOperation)
+	if len(tools) == 0 && action == nil {
+		return nil, nil
+	}
+	name := string(md.FullName())
+	var problems []string
+	bad := func(format string, args ...any) {
+		problems = append(problems, name+": "+fmt.Sprintf(format, args...))
+	}
+	if md.IsStreamingClient() || md.IsStreamingServer() {
+		bad("streaming RPCs cannot be capabilities")
+	}
+	c := &Capability{Method: md, FullMethod: fmt.Sprintf("/%s/%s", md.Parent().FullName(), md.Name())}
+	checkScopes := func(what string, scopes []string) {
+		for _, s := range scopes {
+			if !scopeRE.MatchString(s) {
+				bad("%s: %q is not a valid scope", what, s)
+			}
+		}
+	}
+	for _, t := range tools {
+		if !toolNameRE.MatchString(t.GetName()) || len(t.GetName()) > 64 {
+			bad("tool name %q must be dotted lower-case words, at most 64 characters", t.GetName())
+		}
+		if t.GetTitle() == "" || t.GetDescription() == "" {
+			bad("tool %q needs a title and a description", t.GetName())
+		}
+		if u := t.GetWidgetUri(); u != "" && !strings.HasPrefix(u, "ui://") {
+			bad("tool %q: widget_uri %q must be a ui:// URI", t.GetName(), u)
+		}
+		checkScopes("tool "+t.GetName(), t.GetRequiredScopes())
+		a := t.GetAnnotations()
+		c.Tools = append(c.Tools, &Tool{
+			Name: t.GetName(), Title: t.GetTitle(), Description: t.GetDescription(),
+			RequiredScopes: slices.Clone(t.GetRequiredScopes()),
+			Annotations:    Annotations{ReadOnly: a.GetReadOnly(), Destructive: a.GetDestructive(), Idempotent: a.GetIdempotent(), OpenWorld: a.GetOpenWorld()},
+			WidgetURI:      t.GetWidgetUri(), InvokingMessage: t.GetInvokingMessage(), InvokedMessage: t.GetInvokedMessage(),
+			Capability: c,
+		})
+	}
+	if action != nil {
+		a := &Action{
+			Method: strings.ToUpper(action.GetMethod()), Path: action.GetPath(), OperationID: action.GetOperationId(),
+			Summary: action.GetSummary(), Description: action.GetDescription(),
+			RequiredScopes: slices.Clone(action.GetRequiredScopes()), Consequential: action.GetConsequential(),
+			Capability: c,
+		}
+		switch a.Method {
+		case http.MethodGet:
+			for _, f := range fields(md.Input()) {
+				if f.IsList() || f.IsMap() || f.Kind() == protoreflect.MessageKind || f.Kind() == protoreflect.GroupKind {
+					bad("GET action: request field %s must be a scalar to become a query parameter", f.Name())
+				}
+			}
+		case http.MethodPost:
+		default:
+			bad("action method %q must be GET or POST", action.GetMethod())
+		}
+		if !pathRE.MatchString(a.Path) {
+			bad("action path %q must be an absolute lower-case path", a.Path)
+		}
+		if !opIDRE.MatchString(a.OperationID) {
+			bad("operationId %q must be an identifier", a.OperationID)
+		}
+		if a.Summary == "" || len(a.Summary) > MaxSummary {
+			bad("action summary must be 1 to %d characters", MaxSummary)
+		}
+		if len(a.Description) > MaxDescription {
+			bad("action description is longer than %d characters", MaxDescription)
+		}
+		if !a.Consequential && len(tools) > 0 && !tools[0].GetAnnotations().GetReadOnly() {
+			bad("action is declared not consequential but its tools are not read-only")
+		}
+		checkScopes("action "+a.OperationID, a.RequiredScopes)
+		c.Action = a
+	}
+	for _, f := range append(fields(md.Input()), fields(md.Output())...) {
+		if d := FieldDescription(f); len(d) > MaxDescription {
+			bad("field %s: description longer than %d characters", f.FullName(), MaxDescription)
+		}
+	}
+	return c, problems
+}
+
+// Capabilities returns every capability in declaration order.
+func (r *Registry) Capabilities() []*Capability { return r.caps }
+
+// Tools returns every tool sorted by name.
+func (r *Registry) Tools() []*Tool {
+	out := make([]*Tool, 0, len(r.tools))
+	for _, t := range r.tools {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Tool returns the tool called name.
+func (r *Registry) Tool(name string) (*Tool, bool) {
+	t, ok := r.tools[name]
+	return t, ok
+}
+
+// Actions returns every action sorted by path and method.
+func (r *Registry) Actions() []*Action {
+	out := slices.Clone(r.actions)
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Method < out[j].Method
+	})
+	return out
+}
+
+// Scopes returns every scope any tool or action requires, sorted.
+func (r *Registry) Scopes() []string {
+	set := map[string]bool{}
+	for _, t := range r.tools {
+		for _, s := range t.RequiredScopes {
+			set[s] = true
+		}
+	}
+	for _, a := range r.actions {
+		for _, s := range a.RequiredScopes {
+			set[s] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func fields(md protoreflect.MessageDescriptor) []protoreflect.FieldDescriptor {
+	out := make([]protoreflect.FieldDescriptor, md.Fields().Len())
+	for i := range out {
+		out[i] = md.Fields().Get(i)
+	}
+	return out
+}
+
+// FieldDescription returns the field_description option of f.
+func FieldDescription(f protoreflect.FieldDescriptor) string {
+	opts, _ := f.Options().(*descriptorpb.FieldOptions)
+	if opts == nil {
+		return ""
+	}
+	s, _ := proto.GetExtension(opts, optionsv1.E_FieldDescription).(string)
+	return s
+}
+
+// MessageDescription returns the message_description option of m.
+func MessageDescription(m protoreflect.MessageDescriptor) string {
+	opts, _ := m.Options().(*descriptorpb.MessageOptions)
+	if opts == nil {
+		return ""
+	}
+	s, _ := proto.GetExtension(opts, optionsv1.E_MessageDescription).(string)
+	return s
+}

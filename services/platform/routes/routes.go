@@ -1,0 +1,173 @@
+// Package routes reads the public path table (charts/tollgate/files/routes.yaml),
+// the one source both the Helm chart's Ingresses and the local ingress of
+// `make dev` route by, and implements Kubernetes Ingress path matching.
+package routes
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Rule routes one path to a fleet service.
+type Rule struct {
+	Path     string `json:"path"`
+	PathType string `json:"pathType"` // Exact or Prefix
+	Service  string `json:"service"`
+}
+
+// Table is the parsed routes file.
+type Table struct {
+	Ingresses map[string][]Rule `json:"ingresses"`
+}
+
+// RelPath is where the table lives, relative to the repository root.
+const RelPath = "charts/tollgate/files/routes.yaml"
+
+// Load reads and validates the table at path.
+func Load(path string) (*Table, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(b)
+}
+
+// Parse decodes and validates a table.
+func Parse(b []byte) (*Table, error) {
+	var t Table
+	if err := yaml.UnmarshalStrict(b, &t); err != nil {
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	if len(t.Ingresses) == 0 {
+		return nil, fmt.Errorf("routes: no ingresses")
+	}
+	for name, rules := range t.Ingresses {
+		for _, r := range rules {
+			if !strings.HasPrefix(r.Path, "/") || (r.PathType != "Exact" && r.PathType != "Prefix") || r.Service == "" {
+				return nil, fmt.Errorf("routes: ingress %s: bad rule %+v", name, r)
+			}
+		}
+	}
+	if _, err := t.Merged(); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Merged is the union of every ingress's rules: the local ingress serves
+// both hosts on one origin. A path routed to two services is an error.
+func (t *Table) Merged() ([]Rule, error) {
+	seen := map[string]Rule{}
+	for _, name := range sortedNames(t.Ingresses) {
+		for _, r := range t.Ingresses[name] {
+			key := r.PathType + " " + r.Path
+			if prev, ok := seen[key]; ok && prev.Service != r.Service {
+				return nil, fmt.Errorf("routes: %s %s goes to %s and %s", r.PathType, r.Path, prev.Service, r.Service)
+			}
+			seen[key] = r
+		}
+	}
+	out := make([]Rule, 0, len(seen))
+	for _, r := range seen {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Path < out[j].Path || (out[i].Path == out[j].Path && out[i].PathType < out[j].PathType)
+	})
+	return out, nil
+}
+
+func sortedNames(m map[string][]Rule) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Matches reports whether r matches path with Ingress semantics: Exact is
+// equality; Prefix matches element-wise ("/mcp" matches "/mcp" and "/mcp/x",
+// not "/mcpx"; a trailing slash in the rule is ignored).
+func (r Rule) Matches(path string) bool {
+	if r.PathType == "Exact" {
+		return path == r.Path
+	}
+	p := strings.TrimRight(r.Path, "/")
+	if p == "" {
+		return true
+	}
+	return path == p || strings.HasPrefix(path, p+"/")
+}
+
+// Match returns the service for path: among matching rules Exact beats
+// Prefix and the longest path wins, as in Kubernetes.
+func Match(rules []Rule, path string) (Rule, bool) {
+	var best Rule
+	found := false
+	for _, r := range rules {
+		if !r.Matches(path) {
+			continue
+		}
+		if !found || better(r, best) {
+			best, found = r, true
+		}
+	}
+	return best, found
+}
+
+func better(a, b Rule) bool {
+	if a.PathType == "Exact" && b.PathType != "Exact" {
+		return true
+	}
+	if a.PathType != "Exact" && b.PathType == "Exact" {
+		return false
+	}
+	return len(a.Path) > len(b.Path)
+}
+
+// Proxy is the local ingress: it routes by rules to backends (service name
+// to base URL), keeps the Host header as an ingress controller does, sets
+// X-Forwarded-*, and flushes immediately so SSE streams work.
+func Proxy(rules []Rule, backends map[string]*url.URL) (http.Handler, error) {
+	proxies := map[string]*httputil.ReverseProxy{}
+	for _, r := range rules {
+		u, ok := backends[r.Service]
+		if !ok {
+			return nil, fmt.Errorf("routes: no backend for service %q", r.Service)
+		}
+		if _, done := proxies[r.Service]; done {
+			continue
+		}
+		proxies[r.Service] = &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(u)
+				pr.Out.Host = pr.In.Host
+				pr.SetXForwarded()
+			},
+			FlushInterval: -1,
+			ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadGateway)
+				_, _ = w.Write([]byte(`{"error":"bad_gateway","error_description":"the upstream service is not reachable"}` + "\n"))
+			},
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r, ok := Match(rules, req.URL.Path)
+		if !ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"error":"not_found","error_description":"no route for this path"}` + "\n"))
+			return
+		}
+		proxies[r.Service].ServeHTTP(w, req)
+	}), nil
+}

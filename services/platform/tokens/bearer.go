@@ -1,0 +1,85 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc/metadata"
+)
+
+// Errors of reading a bearer token from a request. The first two are client
+// mistakes answered with 400 invalid_request; ErrNoToken is a 401 without an
+// error code (RFC 6750 section 3.1).
+var (
+	ErrDuplicateAuthorization = errors.New("more than one Authorization header")
+	ErrQueryToken             = errors.New("access_token in the query string is not accepted; use the Authorization header")
+	ErrNoToken                = errors.New("no bearer token")
+	ErrNotBearer              = errors.New("authorization scheme is not Bearer")
+)
+
+// FromRequest returns the bearer token of r. Exactly one Authorization
+// header is allowed and a token in the query string is refused, never used.
+func FromRequest(r *http.Request) (string, error) {
+	if r.URL.Query().Has("access_token") {
+		return "", ErrQueryToken
+	}
+	values := r.Header.Values("Authorization")
+	switch len(values) {
+	case 0:
+		return "", ErrNoToken
+	case 1:
+	default:
+		return "", ErrDuplicateAuthorization
+	}
+	return parseBearer(values[0])
+}
+
+func parseBearer(v string) (string, error) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", ErrNotBearer
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" || strings.ContainsAny(tok, " ,") {
+		return "", ErrNotBearer
+	}
+	return tok, nil
+}
+
+// metadataKey carries the caller's access token from a connector to
+// capability-core, which verifies it again.
+const metadataKey = "authorization"
+
+// WithToken returns ctx whose outgoing gRPC metadata carries raw.
+func WithToken(ctx context.Context, raw string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, metadataKey, "Bearer "+raw)
+}
+
+// FromIncoming returns the bearer token of an incoming gRPC call.
+func FromIncoming(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	values := md.Get(metadataKey)
+	switch len(values) {
+	case 0:
+		return "", ErrNoToken
+	case 1:
+		return parseBearer(values[0])
+	default:
+		return "", ErrDuplicateAuthorization
+	}
+}
+
+type claimsKey struct{}
+
+// NewContext returns ctx carrying verified claims.
+func NewContext(ctx context.Context, c *Claims) context.Context {
+	return context.WithValue(ctx, claimsKey{}, c)
+}
+
+// FromContext returns the verified claims in ctx, if any.
+func FromContext(ctx context.Context) (*Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(*Claims)
+	return c, ok
+}

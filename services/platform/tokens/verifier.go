@@ -1,0 +1,246 @@
+package tokens
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/singleflight"
+)
+
+// ErrInvalidToken means the token must be refused (401 invalid_token). The
+// wrapped message says why, for logs and error_description.
+var ErrInvalidToken = errors.New("invalid token")
+
+// ErrKeysUnavailable means the key set could not be fetched: the caller
+// should answer 503, not 401.
+var ErrKeysUnavailable = errors.New("signing keys unavailable")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidToken, fmt.Sprintf(format, args...))
+}
+
+// KeySet is what a verifier needs from the auth-server.
+type KeySet struct {
+	Issuer string
+	Keys   jose.JSONWebKeySet
+}
+
+// KeySource fetches the current key set.
+type KeySource interface {
+	FetchKeySet(ctx context.Context) (KeySet, error)
+}
+
+// VerifierOptions configure a Verifier.
+type VerifierOptions struct {
+	Source KeySource
+	// Audiences accepted; a token must name at least one of them.
+	Audiences []string
+	// Leeway tolerated on exp, nbf and iat (default 30s).
+	Leeway time.Duration
+	// CacheSize bounds the verified-token cache (default 10000 tokens).
+	CacheSize int
+	// MinRefreshInterval bounds how often an unknown kid may trigger a key
+	// fetch (default 10s), so garbage tokens cannot hammer the auth-server.
+	MinRefreshInterval time.Duration
+	// KeysMaxAge is how long a fetched key set is used before a routine
+	// refresh (default 5m).
+	KeysMaxAge time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// OnCache is told whether each Verify was answered from the cache (metrics).
+	OnCache func(hit bool)
+}
+
+// Verifier checks RS256 access tokens. Verified tokens are cached until
+// they expire, so a session's steady-state cost is one hash and one lookup.
+type Verifier struct {
+	o     VerifierOptions
+	cache *expirable.LRU[[32]byte, *Claims]
+	sf    singleflight.Group
+
+	mu          sync.RWMutex
+	keys        KeySet
+	fetchedAt   time.Time
+	lastForced  time.Time
+	everFetched bool
+}
+
+// NewVerifier returns a verifier; keys are fetched on first use.
+func NewVerifier(o VerifierOptions) *Verifier {
+	if o.Leeway == 0 {
+		o.Leeway = 30 * time.Second
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 10000
+	}
+	if o.MinRefreshInterval == 0 {
+		o.MinRefreshInterval = 10 * time.Second
+	}
+	if o.KeysMaxAge == 0 {
+		o.KeysMaxAge = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Verifier{o: o, cache: expirable.NewLRU[[32]byte, *Claims](o.CacheSize, nil, time.Hour)}
+}
+
+// Verify checks raw and returns its claims, or an error wrapping
+// ErrInvalidToken or ErrKeysUnavailable.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	key := sha256.Sum256([]byte(raw))
+	now := v.o.Now()
+	if c, ok := v.cache.Get(key); ok {
+		if now.Before(c.Expiry.Add(v.o.Leeway)) {
+			v.report(true)
+			return c, nil
+		}
+		v.cache.Remove(key)
+		return nil, invalid("token expired")
+	}
+	v.report(false)
+	c, err := v.verify(ctx, raw, now)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.Add(key, c)
+	return c, nil
+}
+
+func (v *Verifier) report(hit bool) {
+	if v.o.OnCache != nil {
+		v.o.OnCache(hit)
+	}
+}
+
+func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Claims, error) {
+	if strings.Count(raw, ".") != 2 {
+		return nil, invalid("not a JWS compact token")
+	}
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return nil, invalid("malformed token or algorithm not RS256")
+	}
+	h := tok.Headers[0]
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, AccessTokenType) && !strings.EqualFold(typ, "application/"+AccessTokenType) {
+		return nil, invalid("typ is not %s", AccessTokenType)
+	}
+	if h.KeyID == "" {
+		return nil, invalid("no kid")
+	}
+	ks, jwk, err := v.key(ctx, h.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	pub, ok := jwk.Key.(*rsa.PublicKey)
+	if !ok {
+		return nil, invalid("kid %q is not an RSA key", h.KeyID)
+	}
+	var std jwt.Claims
+	var priv AccessClaims
+	if err := tok.Claims(pub, &std, &priv); err != nil {
+		return nil, invalid("bad signature")
+	}
+	if std.Expiry == nil || std.IssuedAt == nil || std.Subject == "" {
+		return nil, invalid("exp, iat and sub are required")
+	}
+	if err := std.ValidateWithLeeway(jwt.Expected{Issuer: ks.Issuer, Time: now}, v.o.Leeway); err != nil {
+		switch {
+		case errors.Is(err, jwt.ErrExpired):
+			return nil, invalid("token expired")
+		case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
+			return nil, invalid("token not valid yet")
+		case errors.Is(err, jwt.ErrInvalidIssuer):
+			return nil, invalid("wrong issuer")
+		}
+		return nil, invalid("%v", err)
+	}
+	matched := false
+	for _, a := range v.o.Audiences {
+		if std.Audience.Contains(a) {
+			matched = true
+			break
+		}
+	}
+	if !matched {
+		return nil, invalid("wrong audience")
+	}
+	if priv.ClientID == "" {
+		return nil, invalid("client_id is required")
+	}
+	return newClaims(raw, std, priv), nil
+}
+
+// key returns the key set and the key for kid, refreshing the set when it
+// is stale or kid is unknown (at most once per MinRefreshInterval).
+func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey, error) {
+	now := v.o.Now()
+	v.mu.RLock()
+	ks, fetched, ever, lastForced := v.keys, v.fetchedAt, v.everFetched, v.lastForced
+	v.mu.RUnlock()
+
+	stale := !ever || now.Sub(fetched) > v.o.KeysMaxAge
+	if !stale {
+		if k := ks.Keys.Key(kid); len(k) > 0 {
+			return ks, k[0], nil
+		}
+		if now.Sub(lastForced) < v.o.MinRefreshInterval {
+			return ks, jose.JSONWebKey{}, invalid("unknown kid %q", kid)
+		}
+	}
+	fresh, err := v.refresh(ctx)
+	if err != nil {
+		if ever {
+			// Keep serving with the keys we have; an outage of the
+			// auth-server must not log everyone out.
+			if k := ks.Keys.Key(kid); len(k) > 0 {
+				return ks, k[0], nil
+			}
+		}
+		return ks, jose.JSONWebKey{}, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+	}
+	if k := fresh.Keys.Key(kid); len(k) > 0 {
+		return fresh, k[0], nil
+	}
+	return fresh, jose.JSONWebKey{}, invalid("unknown kid %q", kid)
+}
+
+func (v *Verifier) refresh(ctx context.Context) (KeySet, error) {
+	res, err, _ := v.sf.Do("keys", func() (any, error) {
+		ks, err := v.o.Source.FetchKeySet(ctx)
+		now := v.o.Now()
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		v.lastForced = now
+		if err != nil {
+			return KeySet{}, err
+		}
+		v.keys, v.fetchedAt, v.everFetched = ks, now, true
+		return ks, nil
+	})
+	if err != nil {
+		return KeySet{}, err
+	}
+	return res.(KeySet), nil
+}
+
+// Ready is a readiness check: the key set can be fetched or is cached.
+func (v *Verifier) Ready(ctx context.Context) error {
+	v.mu.RLock()
+	ever, fetched := v.everFetched, v.fetchedAt
+	v.mu.RUnlock()
+	if ever && v.o.Now().Sub(fetched) <= v.o.KeysMaxAge {
+		return nil
+	}
+	_, err := v.refresh(ctx)
+	return err
+}
