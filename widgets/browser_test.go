@@ -359,6 +359,7 @@ type snapshot struct {
 	Fields    map[string]string `json:"fields"`
 	Pairs     [][2]string       `json:"pairs"` // [text colour, background] of every text element
 	Landmark  bool              `json:"landmark"`
+	Overflow  bool              `json:"overflow"` // the card is wider than its frame
 }
 
 const snapshotJS = `(function (sel) {
@@ -382,6 +383,7 @@ const snapshotJS = `(function (sel) {
     xss: document.documentElement.getAttribute("data-xss") || "",
     datetime: (document.querySelector("time.tg-time") || { getAttribute: function () { return ""; } }).getAttribute("datetime") || "",
     fields: {}, pairs: [],
+    overflow: document.documentElement.scrollWidth > document.documentElement.clientWidth + 1,
     landmark: !!(m && m.tagName === "MAIN" && m.getAttribute("aria-labelledby") && document.getElementById(m.getAttribute("aria-labelledby")))
   };
   for (var k in sel) { var v = text(sel[k]); if (v !== null) out.fields[k] = v; }
@@ -570,6 +572,13 @@ func TestCardsInBrowser(t *testing.T) {
 				}
 				checkContrast(t, "light", s)
 				tb.screenshot(b.name + "-" + c.widget.Name + "-light")
+
+				// A phone-sized frame: the card reflows and nothing spills out.
+				tb.do(chromedp.EmulateViewport(320, 760))
+				s = tb.waitCard(c.selectors, waitLimit, "the narrow layout", func(s snapshot) bool { return !s.Overflow })
+				checkFields(t, c, s)
+				tb.screenshot(b.name + "-" + c.widget.Name + "-narrow")
+				tb.do(chromedp.EmulateViewport(560, 760))
 
 				b.theme(tb, "dark")
 				s = tb.waitCard(c.selectors, waitLimit, "the dark theme", func(s snapshot) bool { return s.Theme == "dark" })
