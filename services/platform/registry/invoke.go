@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -104,5 +106,16 @@ func (c *Capability) Invoke(ctx context.Context, conn grpc.ClientConnInterface, 
 var outputJSON = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
 
 // MarshalOutput encodes a response the way both connectors publish it:
-// snake_case field names, every field present.
-func MarshalOutput(m proto.Message) ([]byte, error) { return outputJSON.Marshal(m) }
+// snake_case field names, every field present, compact and stable (protojson
+// alone varies its whitespace on purpose).
+func MarshalOutput(m proto.Message) ([]byte, error) {
+	b, err := outputJSON.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

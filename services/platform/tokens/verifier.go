@@ -180,24 +180,26 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	return newClaims(raw, std, priv), nil
 }
 
-// key returns the key set and the key for kid, refreshing the set when it
-// is stale or kid is unknown (at most once per MinRefreshInterval).
+// key returns the key set and the key for kid. A stale set is refreshed;
+// an unknown kid triggers a refresh at most once per MinRefreshInterval, so
+// tokens with made-up kids cannot hammer the auth-server.
 func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey, error) {
 	now := v.o.Now()
 	v.mu.RLock()
 	ks, fetched, ever, lastForced := v.keys, v.fetchedAt, v.everFetched, v.lastForced
 	v.mu.RUnlock()
 
-	stale := !ever || now.Sub(fetched) > v.o.KeysMaxAge
-	if !stale {
+	forced := false
+	if ever && now.Sub(fetched) <= v.o.KeysMaxAge {
 		if k := ks.Keys.Key(kid); len(k) > 0 {
 			return ks, k[0], nil
 		}
-		if now.Sub(lastForced) < v.o.MinRefreshInterval {
+		if !lastForced.IsZero() && now.Sub(lastForced) < v.o.MinRefreshInterval {
 			return ks, jose.JSONWebKey{}, invalid("unknown kid %q", kid)
 		}
+		forced = true
 	}
-	fresh, err := v.refresh(ctx)
+	fresh, err := v.refresh(ctx, forced)
 	if err != nil {
 		if ever {
 			// Keep serving with the keys we have; an outage of the
@@ -214,13 +216,15 @@ func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey
 	return fresh, jose.JSONWebKey{}, invalid("unknown kid %q", kid)
 }
 
-func (v *Verifier) refresh(ctx context.Context) (KeySet, error) {
+func (v *Verifier) refresh(ctx context.Context, forced bool) (KeySet, error) {
 	res, err, _ := v.sf.Do("keys", func() (any, error) {
 		ks, err := v.o.Source.FetchKeySet(ctx)
 		now := v.o.Now()
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		v.lastForced = now
+		if forced {
+			v.lastForced = now
+		}
 		if err != nil {
 			return KeySet{}, err
 		}
@@ -241,6 +245,6 @@ func (v *Verifier) Ready(ctx context.Context) error {
 	if ever && v.o.Now().Sub(fetched) <= v.o.KeysMaxAge {
 		return nil
 	}
-	_, err := v.refresh(ctx)
+	_, err := v.refresh(ctx, false)
 	return err
 }

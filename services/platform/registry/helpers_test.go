@@ -1,0 +1,57 @@
+package registry_test
+
+import (
+	"errors"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+)
+
+func errorsAs(err error, target any) bool { return err != nil && errors.As(err, target) }
+
+func setTool(m *descriptorpb.MethodOptions, t *optionsv1.McpTool) {
+	proto.SetExtension(m, optionsv1.E_McpTool, []*optionsv1.McpTool{t})
+}
+
+func setAction(m *descriptorpb.MethodOptions, a *optionsv1.ActionsOperation) {
+	proto.SetExtension(m, optionsv1.E_ActionsOperation, a)
+}
+
+func protoFile(t *testing.T, opts func(*descriptorpb.MethodOptions)) protoreflect.FileDescriptor {
+	return protoFileNamed(t, "x", opts)
+}
+
+// protoFileNamed builds, in memory, a file with one service whose single
+// RPC carries the options set by opts.
+func protoFileNamed(t *testing.T, name string, opts func(*descriptorpb.MethodOptions)) protoreflect.FileDescriptor {
+	t.Helper()
+	mo := &descriptorpb.MethodOptions{}
+	opts(mo)
+	fdp := &descriptorpb.FileDescriptorProto{
+		Name:    proto.String("bad/" + name + ".proto"),
+		Package: proto.String("bad." + name),
+		Syntax:  proto.String("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{
+			{Name: proto.String("Req")},
+			{Name: proto.String("Resp")},
+		},
+		Service: []*descriptorpb.ServiceDescriptorProto{{
+			Name: proto.String("BadService"),
+			Method: []*descriptorpb.MethodDescriptorProto{{
+				Name: proto.String("Do"), InputType: proto.String(".bad." + name + ".Req"), OutputType: proto.String(".bad." + name + ".Resp"),
+				Options: mo,
+			}},
+		}},
+	}
+	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}

@@ -1,0 +1,259 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	capabilityv1 "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1"
+	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+	testingv1 "github.com/tollgate/tollgate/proto/gen/tollgate/testing/v1"
+	"github.com/tollgate/tollgate/services/platform/fault"
+	"github.com/tollgate/tollgate/services/platform/registry"
+)
+
+func load(t *testing.T) *registry.Registry {
+	t.Helper()
+	// Importing the generated packages registers their descriptors; the
+	// registry finds every exposed RPC without being told their names.
+	_ = capabilityv1.File_tollgate_capability_v1_health_proto
+	_ = testingv1.File_tollgate_testing_v1_echo_proto
+	reg, err := registry.FromFiles(protoregistry.GlobalFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+func TestRegistryHasTheReferenceSurface(t *testing.T) {
+	reg := load(t)
+	want := map[string]string{
+		"health.check":          "",
+		"health.status_card":    "",
+		"identity.profile":      "openid profile email",
+		"identity.profile_card": "openid profile email",
+		"auth.session":          "openid",
+		"testing.echo":          "openid",
+	}
+	got := map[string]string{}
+	for _, tool := range reg.Tools() {
+		got[tool.Name] = strings.Join(tool.RequiredScopes, " ")
+		if !tool.Annotations.ReadOnly || tool.Annotations.Destructive || !tool.Annotations.Idempotent || tool.Annotations.OpenWorld {
+			t.Errorf("%s: annotations %+v, want read-only, idempotent, closed-world", tool.Name, tool.Annotations)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("tools = %v, want %v", got, want)
+	}
+	for name, scopes := range want {
+		if got[name] != scopes {
+			t.Errorf("tool %s scopes = %q, want %q", name, got[name], scopes)
+		}
+	}
+	if tool, _ := reg.Tool("health.status_card"); tool.WidgetURI != "ui://widget/health-status-card-v1.html" {
+		t.Errorf("status card widget = %q", tool.WidgetURI)
+	}
+	if tool, _ := reg.Tool("identity.profile_card"); tool.WidgetURI != "ui://widget/profile-summary-card-v1.html" {
+		t.Errorf("profile card widget = %q", tool.WidgetURI)
+	}
+	var routes []string
+	for _, a := range reg.Actions() {
+		routes = append(routes, a.Method+" "+a.Path+" "+a.OperationID+" "+strings.Join(a.RequiredScopes, ","))
+		if a.Consequential {
+			t.Errorf("%s is consequential; all current actions are read-only", a.Path)
+		}
+	}
+	wantRoutes := "GET /actions/echo echo openid|GET /actions/profile getProfile openid,profile,email|GET /actions/session getSession openid|GET /health getHealth "
+	if strings.Join(routes, "|") != wantRoutes {
+		t.Errorf("actions:\n got %s\nwant %s", strings.Join(routes, "|"), wantRoutes)
+	}
+	if s := strings.Join(reg.Scopes(), " "); s != "email openid profile" {
+		t.Errorf("scopes = %q", s)
+	}
+}
+
+func TestSchemasComeFromTheMessages(t *testing.T) {
+	reg := load(t)
+	tool, _ := reg.Tool("testing.echo")
+	in := tool.Capability.InputSchema()
+	b, _ := json.Marshal(in)
+	for _, want := range []string{`"text":{"description":"Text to repeat.","type":"string"}`, `"times":{"description":"How many times (1 to 10).","format":"int32","type":"integer"}`, `"additionalProperties":false`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("input schema lacks %s:\n%s", want, b)
+		}
+	}
+	profile, _ := reg.Tool("identity.profile")
+	out, _ := json.Marshal(profile.Capability.OutputSchema())
+	for _, want := range []string{`"email_verified":{"description":"Whether the identity provider verified the email address.","type":"boolean"}`, `"required":["sub","name","given_name","family_name","preferred_username","email","email_verified"]`, `"description":"The signed-in user's OpenID Connect profile."`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output schema lacks %s:\n%s", want, out)
+		}
+	}
+	health, _ := reg.Tool("health.check")
+	hs, _ := json.Marshal(health.Capability.OutputSchema())
+	if !strings.Contains(string(hs), `"timestamp":{"description":"Time the check ran (RFC 3339).","format":"date-time","type":"string"}`) ||
+		!strings.Contains(string(hs), `"checks":{"description":"One entry per dependency.","items":{"additionalProperties":true,"description":"State of one dependency."`) {
+		t.Errorf("health output schema: %s", hs)
+	}
+}
+
+// echoServer is the test capability's implementation, served over real gRPC.
+type echoServer struct {
+	testingv1.UnimplementedEchoServiceServer
+}
+
+func (echoServer) Echo(_ context.Context, in *testingv1.EchoRequest) (*testingv1.EchoResponse, error) {
+	if in.GetTimes() < 0 || in.GetTimes() > 10 {
+		return nil, fault.InvalidArgument("times must be between 1 and 10")
+	}
+	n := max(in.GetTimes(), 1)
+	s := strings.Repeat(in.GetText(), int(n))
+	if in.GetShout() {
+		s = strings.ToUpper(s)
+	}
+	return &testingv1.EchoResponse{Text: s, Length: int32(len(s))}, nil
+}
+
+func startEcho(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		resp, err := h(ctx, req)
+		return resp, fault.ToStatus(err)
+	}))
+	testingv1.RegisterEchoServiceServer(srv, echoServer{})
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// TestDefineOnce drives the test capability through both connector shapes
+// (MCP tool arguments as JSON, Actions query parameters) with nothing but
+// the registry and a gRPC connection: no adapter names the capability.
+func TestDefineOnce(t *testing.T) {
+	reg := load(t)
+	conn := startEcho(t)
+	tool, ok := reg.Tool("testing.echo")
+	if !ok {
+		t.Fatal("testing.echo is not a tool")
+	}
+	in, err := tool.Capability.DecodeJSON([]byte(`{"text":"ab","times":3,"shout":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tool.Capability.Invoke(context.Background(), conn, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := registry.MarshalOutput(out)
+	if string(b) != `{"text":"ABABAB","length":6}` {
+		t.Errorf("tool result = %s", b)
+	}
+
+	var action *registry.Action
+	for _, a := range reg.Actions() {
+		if a.OperationID == "echo" {
+			action = a
+		}
+	}
+	if action == nil || action.Capability != tool.Capability {
+		t.Fatal("the echo action is not backed by the same capability")
+	}
+	q, _ := url.ParseQuery("text=hi&times=2")
+	in, err = action.Capability.DecodeQuery(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = action.Capability.Invoke(context.Background(), conn, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = registry.MarshalOutput(out)
+	if string(b) != `{"text":"hihi","length":4}` {
+		t.Errorf("action result = %s", b)
+	}
+
+	// A domain error crosses gRPC as InvalidArgument, not Internal.
+	in, _ = tool.Capability.DecodeJSON([]byte(`{"text":"x","times":11}`))
+	if _, err := tool.Capability.Invoke(context.Background(), conn, in); err == nil || !strings.Contains(err.Error(), "InvalidArgument") {
+		t.Errorf("times=11: err = %v, want InvalidArgument", err)
+	}
+}
+
+func TestBadArgumentsAreInvalidArgument(t *testing.T) {
+	reg := load(t)
+	c := func() *registry.Capability { tool, _ := reg.Tool("testing.echo"); return tool.Capability }()
+	for _, body := range []string{`{"nope":1}`, `{"times":"many"}`, `{"text":`, `[1]`, `{"shout":"yes"}`} {
+		_, err := c.DecodeJSON([]byte(body))
+		var fe *fault.Error
+		if !errorsAs(err, &fe) || fe.Kind != fault.KindInvalidArgument {
+			t.Errorf("DecodeJSON(%s) = %v, want an InvalidArgument fault", body, err)
+		}
+	}
+	for _, raw := range []string{"nope=1", "times=x", "times=1&times=2", "shout=maybe"} {
+		q, _ := url.ParseQuery(raw)
+		_, err := c.DecodeQuery(q)
+		var fe *fault.Error
+		if !errorsAs(err, &fe) || fe.Kind != fault.KindInvalidArgument {
+			t.Errorf("DecodeQuery(%s) = %v, want an InvalidArgument fault", raw, err)
+		}
+	}
+	if in, err := c.DecodeJSON(nil); err != nil || in == nil {
+		t.Errorf("empty arguments: %v", err)
+	}
+}
+
+// TestInvalidDeclarationsAreRefused builds services with bad options in
+// memory and checks that the registry lists every problem.
+func TestInvalidDeclarationsAreRefused(t *testing.T) {
+	fd := protoFile(t, func(m *descriptorpb.MethodOptions) {
+		setTool(m, &optionsv1.McpTool{Name: "Bad Name", Title: "", Description: "", RequiredScopes: []string{"has space"}, WidgetUri: "https://x"})
+		setAction(m, &optionsv1.ActionsOperation{Method: "DELETE", Path: "nope", OperationId: "1x", Summary: strings.Repeat("s", 301)})
+	})
+	_, err := registry.New(fd.Services().Get(0))
+	if err == nil {
+		t.Fatal("bad declarations accepted")
+	}
+	for _, want := range []string{"tool name", "needs a title", "not a valid scope", "ui:// URI", "must be GET or POST", "absolute lower-case path", "must be an identifier", "summary must be 1 to 300"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestDuplicateToolsAndRoutesAreRefused(t *testing.T) {
+	a := protoFileNamed(t, "a", func(m *descriptorpb.MethodOptions) {
+		setTool(m, &optionsv1.McpTool{Name: "dup.tool", Title: "t", Description: "d"})
+		setAction(m, &optionsv1.ActionsOperation{Method: "GET", Path: "/actions/dup", OperationId: "dup", Summary: "s"})
+	})
+	b := protoFileNamed(t, "b", func(m *descriptorpb.MethodOptions) {
+		setTool(m, &optionsv1.McpTool{Name: "dup.tool", Title: "t", Description: "d"})
+		setAction(m, &optionsv1.ActionsOperation{Method: "GET", Path: "/actions/dup", OperationId: "dup", Summary: "s"})
+	})
+	_, err := registry.New(a.Services().Get(0), b.Services().Get(0))
+	if err == nil {
+		t.Fatal("duplicates accepted")
+	}
+	for _, want := range []string{`tool "dup.tool" already declared`, "route GET /actions/dup already declared", `operationId "dup" already declared`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+

@@ -1,0 +1,229 @@
+package tokens_test
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tollgate/tollgate/services/platform/tokens"
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
+)
+
+const (
+	issuer  = "https://tollgate.example.com"
+	mcpAud  = "https://tollgate.example.com/mcp"
+	actsAud = "https://tollgate.example.com/actions"
+)
+
+func newVerifier(t *testing.T, iss *tokentest.Issuer, o tokens.VerifierOptions) *tokens.Verifier {
+	t.Helper()
+	conn, err := grpc.NewClient(iss.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	o.Source = tokens.NewGRPCKeySource(conn)
+	if len(o.Audiences) == 0 {
+		o.Audiences = []string{mcpAud}
+	}
+	return tokens.NewVerifier(o)
+}
+
+func TestVerifyAcceptsAValidToken(t *testing.T) {
+	iss := tokentest.Start(t, issuer)
+	v := newVerifier(t, iss, tokens.VerifierOptions{})
+	raw := iss.Mint(t, tokentest.Token{Audience: mcpAud, Scope: "openid profile email", Profile: tokens.Profile{Email: "a@example.com", EmailVerified: true}})
+	c, err := v.Verify(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != "user-123" || c.ClientID != "local-test" || !c.HasAudience(mcpAud) || c.Profile.Email != "a@example.com" || !c.Profile.EmailVerified {
+		t.Errorf("claims = %+v", c)
+	}
+	if m := c.MissingScopes([]string{"openid", "email", "admin"}); len(m) != 1 || m[0] != "admin" {
+		t.Errorf("missing = %v", m)
+	}
+}
+
+func TestVerifyRefusals(t *testing.T) {
+	iss := tokentest.Start(t, issuer)
+	v := newVerifier(t, iss, tokens.VerifierOptions{})
+	_, other := tokentest.Keys()
+	forgedRing, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-a": other}, "key-a")
+	good := iss.Mint(t, tokentest.Token{Audience: mcpAud})
+	parts := strings.Split(good, ".")
+	forged, _ := forgedRing.Sign(tokens.AccessTokenType, map[string]any{"iss": issuer, "sub": "x", "aud": mcpAud, "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(), "client_id": "c"})
+	cases := map[string]struct {
+		raw  string
+		want string
+	}{
+		"actions audience": {iss.Mint(t, tokentest.Token{Audience: actsAud}), "wrong audience"},
+		"expired":          {iss.Mint(t, tokentest.Token{Audience: mcpAud, IssuedAt: time.Now().Add(-2 * time.Hour), ExpiresIn: time.Hour}), "token expired"},
+		"not yet valid":    {iss.Mint(t, tokentest.Token{Audience: mcpAud, IssuedAt: time.Now().Add(10 * time.Minute)}), "not valid yet"},
+		"other issuer":     {iss.Mint(t, tokentest.Token{Audience: mcpAud, Issuer: "https://evil.example"}), "wrong issuer"},
+		"id token type":    {iss.Mint(t, tokentest.Token{Audience: mcpAud, Type: "JWT"}), "typ is not at+jwt"},
+		"forged signature": {forged, "bad signature"},
+		"tampered payload": {parts[0] + "." + strings.TrimRight(parts[1], "A") + "B." + parts[2], "invalid token"},
+		"not a jwt":        {"opaque-token", "not a JWS"},
+		"alg none":         {"eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.eyJzdWIiOiJ4In0.", "malformed"},
+		"garbage segments": {"a.b.c", "malformed"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := v.Verify(context.Background(), tc.raw)
+			if !errors.Is(err, tokens.ErrInvalidToken) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want invalid token containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestVerifiedTokensAreCachedUntilExpiry(t *testing.T) {
+	iss := tokentest.Start(t, issuer)
+	var hits, misses int
+	now := time.Now()
+	v := newVerifier(t, iss, tokens.VerifierOptions{Now: func() time.Time { return now }, OnCache: func(hit bool) {
+		if hit {
+			hits++
+		} else {
+			misses++
+		}
+	}})
+	raw := iss.Mint(t, tokentest.Token{Audience: mcpAud, IssuedAt: now, ExpiresIn: time.Minute})
+	for range 5 {
+		if _, err := v.Verify(context.Background(), raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits != 4 || misses != 1 || iss.Calls() != 1 {
+		t.Errorf("hits=%d misses=%d key fetches=%d, want 4/1/1", hits, misses, iss.Calls())
+	}
+	now = now.Add(2 * time.Minute) // past exp + 30s leeway
+	if _, err := v.Verify(context.Background(), raw); !errors.Is(err, tokens.ErrInvalidToken) {
+		t.Errorf("cached token past expiry: err = %v", err)
+	}
+}
+
+func TestKeyRotationAndBoundedRefresh(t *testing.T) {
+	iss := tokentest.Start(t, issuer)
+	now := time.Now()
+	v := newVerifier(t, iss, tokens.VerifierOptions{Now: func() time.Time { return now }})
+	old := iss.Mint(t, tokentest.Token{Audience: mcpAud})
+	if _, err := v.Verify(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	// Rotate: key-b signs, key-a stays published.
+	a, b := tokentest.Keys()
+	ring, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-a": a, "key-b": b}, "key-b")
+	iss.SetRing(ring)
+	fresh := iss.Mint(t, tokentest.Token{Audience: mcpAud, Subject: "after-rotation"})
+	if _, err := v.Verify(context.Background(), fresh); err != nil {
+		t.Fatalf("token signed by the new key: %v", err)
+	}
+	oldRing, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-a": a}, "key-a")
+	old2, _ := oldRing.Sign(tokens.AccessTokenType, map[string]any{"iss": issuer, "sub": "before-rotation", "aud": mcpAud, "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "client_id": "c"})
+	if _, err := v.Verify(context.Background(), old2); err != nil {
+		t.Fatalf("token signed by the old, still published key: %v", err)
+	}
+	fetches := iss.Calls()
+	// A storm of tokens with unknown kids causes at most one fetch per interval.
+	unknown, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-zz": a}, "key-zz")
+	for i := range 50 {
+		raw, _ := unknown.Sign(tokens.AccessTokenType, map[string]any{"iss": issuer, "sub": "x", "aud": mcpAud, "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "client_id": "c", "jti": i})
+		if _, err := v.Verify(context.Background(), raw); !errors.Is(err, tokens.ErrInvalidToken) {
+			t.Fatalf("unknown kid accepted: %v", err)
+		}
+	}
+	if got := iss.Calls() - fetches; got > 1 {
+		t.Errorf("%d key fetches for 50 unknown-kid tokens, want at most 1", got)
+	}
+}
+
+func TestKeysUnavailableIsNotInvalidToken(t *testing.T) {
+	conn, err := grpc.NewClient("127.0.0.1:1", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	iss := tokentest.Start(t, issuer)
+	v := tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(conn), Audiences: []string{mcpAud}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = v.Verify(ctx, iss.Mint(t, tokentest.Token{Audience: mcpAud}))
+	if !errors.Is(err, tokens.ErrKeysUnavailable) {
+		t.Errorf("err = %v, want ErrKeysUnavailable", err)
+	}
+	if err := v.Ready(ctx); err == nil {
+		t.Error("Ready passed without a key set")
+	}
+}
+
+func TestFromRequest(t *testing.T) {
+	mk := func(url string, auth ...string) *http.Request {
+		r, _ := http.NewRequest("GET", url, nil)
+		for _, a := range auth {
+			r.Header.Add("Authorization", a)
+		}
+		return r
+	}
+	cases := []struct {
+		r    *http.Request
+		tok  string
+		want error
+	}{
+		{mk("/mcp", "Bearer abc"), "abc", nil},
+		{mk("/mcp", "bearer  abc "), "abc", nil},
+		{mk("/mcp"), "", tokens.ErrNoToken},
+		{mk("/mcp", "Bearer a", "Bearer b"), "", tokens.ErrDuplicateAuthorization},
+		{mk("/mcp?access_token=abc"), "", tokens.ErrQueryToken},
+		{mk("/mcp?access_token=abc", "Bearer abc"), "", tokens.ErrQueryToken},
+		{mk("/mcp", "Basic dXNlcjpwYXNz"), "", tokens.ErrNotBearer},
+		{mk("/mcp", "Bearer"), "", tokens.ErrNotBearer},
+		{mk("/mcp", "Bearer a, Bearer b"), "", tokens.ErrNotBearer},
+	}
+	for i, tc := range cases {
+		tok, err := tokens.FromRequest(tc.r)
+		if tok != tc.tok || !errors.Is(err, tc.want) {
+			t.Errorf("case %d: got (%q, %v), want (%q, %v)", i, tok, err, tc.tok, tc.want)
+		}
+	}
+}
+
+func BenchmarkVerifyCached(b *testing.B) {
+	iss := tokentest.Start(b, issuer)
+	conn, _ := grpc.NewClient(iss.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	defer conn.Close()
+	v := tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(conn), Audiences: []string{mcpAud}})
+	raw := iss.Mint(b, tokentest.Token{Audience: mcpAud})
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifyUncached(b *testing.B) {
+	iss := tokentest.Start(b, issuer)
+	conn, _ := grpc.NewClient(iss.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	defer conn.Close()
+	v := tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(conn), Audiences: []string{mcpAud}, CacheSize: 1})
+	toks := []string{iss.Mint(b, tokentest.Token{Audience: mcpAud, Subject: "a"}), iss.Mint(b, tokentest.Token{Audience: mcpAud, Subject: "b"})}
+	ctx := context.Background()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if _, err := v.Verify(ctx, toks[i%2]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
