@@ -1,0 +1,89 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/platform/config"
+)
+
+func TestEveryProblemIsReportedAtOnce(t *testing.T) {
+	s := config.NewSource(config.MapEnv(map[string]string{
+		"TOLLGATE_ENV":     "staging",
+		"LOG_LEVEL":        "loud",
+		"LOG_FORMAT":       "xml",
+		"SHUTDOWN_TIMEOUT": "soon",
+		"ADMIN_PPROF":      "maybe",
+		"REDIS_URL":        "http://redis",
+	}))
+	c := config.LoadCommon(s, "svc")
+	r := config.LoadRedis(s, false)
+	p := s.Problems()
+	c.Validate(&p)
+	r.Validate(&p, false)
+	config.PublicURL(&p, "PUBLIC_ISSUER_URL", "not a url", false)
+	err := p.Err()
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, want := range []string{"TOLLGATE_ENV", "LOG_LEVEL", "LOG_FORMAT", "SHUTDOWN_TIMEOUT", "ADMIN_PPROF", "REDIS_URL", "PUBLIC_ISSUER_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+	if len(ce.Problems) != 7 {
+		t.Errorf("%d problems, want 7:\n%v", len(ce.Problems), err)
+	}
+}
+
+func TestProductionFailsClosed(t *testing.T) {
+	var p config.Problems
+	config.PublicURL(&p, "PUBLIC_ISSUER_URL", "http://tollgate.example.com", true)
+	config.Redis{}.Validate(&p, true)
+	config.Redis{URL: "redis://redis.internal:6379/0"}.Validate(&p, true)
+	got := strings.Join(p, "\n")
+	for _, want := range []string{"must use https in production", "REDIS_URL: required", "needs a password"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems lack %q:\n%s", want, got)
+		}
+	}
+	p = nil
+	config.PublicURL(&p, "PUBLIC_ISSUER_URL", "https://tollgate.example.com/", true)
+	config.Redis{URL: "rediss://user:pw@redis.internal:6380/0"}.Validate(&p, true)
+	if len(p) != 0 {
+		t.Errorf("valid production settings refused: %v", p)
+	}
+}
+
+func TestSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secret")
+	if err := os.WriteFile(path, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := config.NewSource(config.MapEnv(map[string]string{"A_FILE": path, "B": "x", "B_FILE": path, "C_FILE": filepath.Join(dir, "missing")}))
+	if v := s.Secret("A"); v != "s3cret" {
+		t.Errorf("A = %q", v)
+	}
+	s.Secret("B")
+	s.Secret("C")
+	got := strings.Join(s.Problems(), "\n")
+	if !strings.Contains(got, "B and B_FILE are both set") || !strings.Contains(got, "C_FILE: cannot read") {
+		t.Errorf("problems = %s", got)
+	}
+}
+
+func TestTypedValues(t *testing.T) {
+	s := config.NewSource(config.MapEnv(map[string]string{"D": "90s", "L": " a, ,b ", "I": "7", "B": "yes"}))
+	if s.Duration("D", 0) != 90*time.Second || s.Int("I", 0) != 7 || !s.Bool("B", false) || strings.Join(s.List("L", nil), "|") != "a|b" {
+		t.Error("typed values misread")
+	}
+	if s.String("MISSING", "def") != "def" || len(s.Problems()) != 0 {
+		t.Error("defaults misread")
+	}
+}

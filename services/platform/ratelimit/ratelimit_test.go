@@ -1,0 +1,62 @@
+package ratelimit_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/platform/ratelimit"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+)
+
+func TestBucketsAreSharedAndPerSubject(t *testing.T) {
+	r := testharness.StartRedis(t)
+	// Two limiters over two clients behave like two replicas.
+	a, b := ratelimit.New(r.Client()), ratelimit.New(r.Client())
+	ctx := context.Background()
+	lim := ratelimit.PerMinute(3)
+	allowed := 0
+	for i := range 6 {
+		l := a
+		if i%2 == 1 {
+			l = b
+		}
+		res, err := l.Allow(ctx, "token", "client-1", lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Allowed {
+			allowed++
+		} else if res.RetryAfter <= 0 || res.RetryAfter > time.Minute {
+			t.Errorf("refusal with RetryAfter %s", res.RetryAfter)
+		}
+	}
+	if allowed != 3 {
+		t.Errorf("%d allowed across replicas, want 3", allowed)
+	}
+	if res, _ := a.Allow(ctx, "token", "client-2", lim); !res.Allowed {
+		t.Error("another subject was limited")
+	}
+	keys, _ := r.Client().Keys(ctx, "*").Result()
+	for _, k := range keys {
+		if strings.Contains(k, "client-1") {
+			t.Errorf("subject stored in the clear: %s", k)
+		}
+	}
+	h := http.Header{}
+	ratelimit.SetHeaders(h, ratelimit.Result{Allowed: false, RetryAfter: 1500 * time.Millisecond})
+	if h.Get("Retry-After") != "2" {
+		t.Errorf("Retry-After = %q", h.Get("Retry-After"))
+	}
+}
+
+func TestRedisDownIsAnError(t *testing.T) {
+	r := testharness.StartRedis(t)
+	l := ratelimit.New(r.Client())
+	r.Stop()
+	if _, err := l.Allow(context.Background(), "s", "x", ratelimit.PerMinute(1)); err == nil {
+		t.Error("Allow succeeded without Redis")
+	}
+}

@@ -1,0 +1,108 @@
+package routes_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/tollgate/tollgate/services/platform/routes"
+)
+
+func repoRoot(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+func TestTableRoutesEveryPublicPath(t *testing.T) {
+	table, err := routes.Load(filepath.Join(repoRoot(t), routes.RelPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := table.Merged()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{
+		"/mcp":                                  "mcp-gateway",
+		"/mcp/":                                 "mcp-gateway",
+		"/sse":                                  "mcp-gateway",
+		"/messages":                             "mcp-gateway",
+		"/app-ui/mcp-widget-bridge-v1.js":       "mcp-gateway",
+		"/.well-known/oauth-protected-resource": "mcp-gateway",
+		"/.well-known/oauth-protected-resource/mcp": "mcp-gateway",
+		"/oauth/authorize":                          "auth-server",
+		"/oauth/token":                              "auth-server",
+		"/.well-known/openid-configuration":         "auth-server",
+		"/.well-known/oauth-authorization-server":   "auth-server",
+		"/actions/openapi.json":                     "actions-api",
+		"/actions/profile":                          "actions-api",
+		"/health":                                   "actions-api",
+		"/privacy":                                  "actions-api",
+	}
+	for path, want := range cases {
+		r, ok := routes.Match(rules, path)
+		if !ok || r.Service != want {
+			t.Errorf("%s → %q (matched %v), want %s", path, r.Service, ok, want)
+		}
+	}
+	for _, path := range []string{"/mcpx", "/healthz", "/health/x", "/", "/oauthx", "/.well-known/openid-configuration/x"} {
+		if r, ok := routes.Match(rules, path); ok {
+			t.Errorf("%s matched %+v, want no route", path, r)
+		}
+	}
+	if len(table.Ingresses["gateway"]) == 0 || len(table.Ingresses["actions"]) == 0 {
+		t.Error("both the gateway and the actions ingress must have rules")
+	}
+}
+
+func TestConflictingRulesAreRefused(t *testing.T) {
+	_, err := routes.Parse([]byte("ingresses:\n  a:\n    - {path: /x, pathType: Prefix, service: one}\n  b:\n    - {path: /x, pathType: Prefix, service: two}\n"))
+	if err == nil || !strings.Contains(err.Error(), "goes to") {
+		t.Errorf("conflict accepted: %v", err)
+	}
+	for _, bad := range []string{"ingresses: {}", "ingresses:\n  a:\n    - {path: x, pathType: Prefix, service: s}", "ingresses:\n  a:\n    - {path: /x, pathType: Glob, service: s}", "nope: 1"} {
+		if _, err := routes.Parse([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func TestProxyKeepsHostAndStreams(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, r.Host+" "+r.URL.Path+" "+r.Header.Get("X-Forwarded-Proto"))
+	}))
+	defer backend.Close()
+	u, _ := url.Parse(backend.URL)
+	rules := []routes.Rule{{Path: "/mcp", PathType: "Prefix", Service: "gw"}}
+	h, err := routes.Proxy(rules, map[string]*url.URL{"gw": u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/mcp/x", nil)
+	req.Host = "localhost:4000"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "localhost:4000 /mcp/x http" {
+		t.Errorf("backend saw %q", b)
+	}
+	resp, _ = http.Get(srv.URL + "/nope")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unrouted path: %d", resp.StatusCode)
+	}
+	resp.Body.Close()
+	if _, err := routes.Proxy(rules, nil); err == nil {
+		t.Error("missing backend accepted")
+	}
+}
