@@ -1,9 +1,40 @@
-// Package config is the actions-api's configuration.
+// Package config is the actions-api's configuration. The environment
+// variable names are the contract with the Helm chart and `make dev`; they
+// are listed, with their defaults, in docs/reference/actions.md.
 package config
 
 import (
+	"net/url"
+	"strings"
+	"time"
+
 	"github.com/tollgate/tollgate/services/platform/config"
 )
+
+// DefaultPrivacyPolicy is served at /privacy when PRIVACY_POLICY is unset.
+const DefaultPrivacyPolicy = `Privacy policy
+
+This service connects a GPT to your account through OAuth 2.1 account
+linking. When you link your account, it receives an access token that lets
+it read the identity information you consented to share: your subject
+identifier, name, username and email address, and the scopes you granted.
+
+It uses that information only to answer the requests the GPT makes on your
+behalf. It does not sell it, does not use it for advertising and does not
+share it with third parties other than the identity provider you signed in
+with.
+
+Access tokens are short-lived and verified on every request. Rate-limit
+counters are stored under a one-way hash of your subject identifier and
+expire within minutes. Request logs record the time, path and outcome of a
+request, never tokens or profile data.
+
+You can unlink your account in the GPT's settings at any time; tokens already
+issued then stop being refreshed and expire on their own.
+
+The operator of this service can be contacted for any question about this
+policy or to ask for the deletion of data about you.
+`
 
 // Config is everything the actions-api reads at start-up.
 type Config struct {
@@ -18,6 +49,23 @@ type Config struct {
 	AuthGRPCAddr string // AUTH_GRPC_ADDR
 	CoreGRPCAddr string // CORE_GRPC_ADDR
 	Redis        config.Redis
+
+	// AllowedOrigins are the browser origins CORS admits (ALLOWED_ORIGINS,
+	// comma-separated). Empty means no cross-origin access. "*" is refused.
+	AllowedOrigins []string
+	// PrivacyPolicy is the text served at /privacy (PRIVACY_POLICY or
+	// PRIVACY_POLICY_FILE; DefaultPrivacyPolicy when unset).
+	PrivacyPolicy string
+	// RateLimitPerMinute is how many calls one token subject may make a
+	// minute, in a burst or spread out (RATE_LIMIT_PER_MINUTE).
+	RateLimitPerMinute int
+	// PublicRateLimitPerMinute is how many calls of public operations one
+	// client address may make a minute (PUBLIC_RATE_LIMIT_PER_MINUTE).
+	PublicRateLimitPerMinute int
+	// CoreTimeout bounds each call to capability-core (CORE_TIMEOUT).
+	CoreTimeout time.Duration
+	// MaxBodyBytes bounds request bodies of POST operations (MAX_BODY_BYTES).
+	MaxBodyBytes int
 }
 
 // Load reads the configuration and returns it with every problem found.
@@ -31,6 +79,15 @@ func Load(getenv func(string) string) (Config, error) {
 	c.AuthGRPCAddr = s.String("AUTH_GRPC_ADDR", "")
 	c.CoreGRPCAddr = s.String("CORE_GRPC_ADDR", "")
 	c.Redis = config.LoadRedis(s, c.Production())
+	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
+	c.PrivacyPolicy = s.Secret("PRIVACY_POLICY")
+	if strings.TrimSpace(c.PrivacyPolicy) == "" {
+		c.PrivacyPolicy = DefaultPrivacyPolicy
+	}
+	c.RateLimitPerMinute = s.Int("RATE_LIMIT_PER_MINUTE", 60)
+	c.PublicRateLimitPerMinute = s.Int("PUBLIC_RATE_LIMIT_PER_MINUTE", 120)
+	c.CoreTimeout = s.Duration("CORE_TIMEOUT", 5*time.Second)
+	c.MaxBodyBytes = s.Int("MAX_BODY_BYTES", 64<<10)
 	p := s.Problems()
 	c.Validate(&p)
 	return c, p.Err()
@@ -39,6 +96,9 @@ func Load(getenv func(string) string) (Config, error) {
 // Validate adds every problem of c to p.
 func (c *Config) Validate(p *config.Problems) {
 	c.Common.Validate(p)
+	if c.HTTPAddr == "" {
+		p.Addf("HTTP_ADDR: must not be empty")
+	}
 	c.PublicURL = config.PublicURL(p, "ACTIONS_PUBLIC_URL", c.PublicURL, c.Production())
 	c.Audience = config.PublicURL(p, "ACTIONS_AUDIENCE", c.Audience, c.Production())
 	c.Issuer = config.PublicURL(p, "PUBLIC_ISSUER_URL", c.Issuer, c.Production())
@@ -49,4 +109,42 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Addf("CORE_GRPC_ADDR: required (capability-core's gRPC address)")
 	}
 	c.Redis.Validate(p, c.Production())
+	for i, o := range c.AllowedOrigins {
+		c.AllowedOrigins[i] = validOrigin(p, o, c.Production())
+	}
+	if c.RateLimitPerMinute < 1 {
+		p.Addf("RATE_LIMIT_PER_MINUTE: must be at least 1")
+	}
+	if c.PublicRateLimitPerMinute < 1 {
+		p.Addf("PUBLIC_RATE_LIMIT_PER_MINUTE: must be at least 1")
+	}
+	if c.CoreTimeout <= 0 || c.CoreTimeout > time.Minute {
+		p.Addf("CORE_TIMEOUT: must be between 1ms and 1m")
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 10<<20 {
+		p.Addf("MAX_BODY_BYTES: must be between 1024 and 10485760")
+	}
+}
+
+// validOrigin checks one ALLOWED_ORIGINS entry: an explicit scheme://host[:port]
+// with nothing after it. Wildcards are refused: tokens are bearer
+// credentials and the API must name the browsers it trusts.
+func validOrigin(p *config.Problems, o string, production bool) string {
+	if strings.Contains(o, "*") {
+		p.Addf("ALLOWED_ORIGINS: %q: wildcards are not allowed; list each origin explicitly", o)
+		return o
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		p.Addf("ALLOWED_ORIGINS: %q is not an http(s) origin (scheme://host[:port])", o)
+		return o
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		p.Addf("ALLOWED_ORIGINS: %q must be an origin only, without path, query or credentials", o)
+		return o
+	}
+	if production && u.Scheme != "https" {
+		p.Addf("ALLOWED_ORIGINS: %q must use https in production", o)
+	}
+	return u.Scheme + "://" + strings.ToLower(u.Host)
 }

@@ -1,0 +1,80 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// realm names the protection space in Bearer challenges.
+const realm = "tollgate-actions"
+
+// challenge renders a WWW-Authenticate Bearer challenge (RFC 6750 section
+// 3). code may be empty (no credentials were sent); scope lists what the
+// operation needs.
+func challenge(code, desc string, scopes []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Bearer realm=%q", realm)
+	if code != "" {
+		fmt.Fprintf(&b, ", error=%q", code)
+	}
+	if desc != "" {
+		fmt.Fprintf(&b, ", error_description=%q", challengeText(desc))
+	}
+	if len(scopes) > 0 {
+		fmt.Fprintf(&b, ", scope=%q", strings.Join(scopes, " "))
+	}
+	return b.String()
+}
+
+// challengeText keeps the characters RFC 6750 allows in error_description
+// (printable ASCII except '"' and '\').
+func challengeText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return '\''
+		}
+		return r
+	}, s)
+}
+
+// authenticate applies the bearer rules to r: exactly one Authorization
+// header with a Bearer token, none in the query, an RS256 token for this
+// API's audience from the fleet's issuer, and every scope in required.
+func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claims, *apiError) {
+	raw, err := tokens.FromRequest(r)
+	switch {
+	case errors.Is(err, tokens.ErrDuplicateAuthorization), errors.Is(err, tokens.ErrQueryToken):
+		e := newError(http.StatusBadRequest, "invalid_request", err.Error())
+		e.challenge = challenge("invalid_request", err.Error(), required)
+		return nil, e
+	case errors.Is(err, tokens.ErrNoToken):
+		e := newError(http.StatusUnauthorized, "invalid_token", "a bearer access token is required")
+		e.challenge = challenge("", "", required)
+		return nil, e
+	case err != nil:
+		e := newError(http.StatusUnauthorized, "invalid_token", err.Error())
+		e.challenge = challenge("invalid_token", err.Error(), required)
+		return nil, e
+	}
+	claims, err := s.verifier.Verify(r.Context(), raw)
+	switch {
+	case errors.Is(err, tokens.ErrKeysUnavailable):
+		return nil, unavailable("cannot verify access tokens right now; retry later", err)
+	case err != nil:
+		desc := "access token rejected: " + strings.TrimPrefix(err.Error(), tokens.ErrInvalidToken.Error()+": ")
+		e := newError(http.StatusUnauthorized, "invalid_token", desc)
+		e.challenge = challenge("invalid_token", desc, required)
+		return nil, e
+	}
+	if missing := claims.MissingScopes(required); len(missing) > 0 {
+		desc := "the access token lacks the scopes: " + strings.Join(missing, " ")
+		e := newError(http.StatusForbidden, "insufficient_scope", desc)
+		e.challenge = challenge("insufficient_scope", desc, required)
+		return nil, e
+	}
+	return claims, nil
+}

@@ -1,0 +1,131 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tollgate/tollgate/services/platform/fault"
+)
+
+// Error is the one JSON error shape of the API: every failure, including
+// unknown paths, wrong methods and panics, answers with it.
+type Error struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// apiError is a failure a handler returns; the error handler renders it.
+type apiError struct {
+	status int
+	code   string
+	desc   string
+	// challenge is the WWW-Authenticate value (401, 403 and bearer 400s).
+	challenge string
+	// retryAfter is the Retry-After value (429).
+	retryAfter string
+	// cause is logged, never returned.
+	cause error
+}
+
+func (e *apiError) Error() string {
+	if e.cause != nil {
+		return e.code + ": " + e.desc + ": " + e.cause.Error()
+	}
+	return e.code + ": " + e.desc
+}
+
+func (e *apiError) Unwrap() error { return e.cause }
+
+func newError(status int, code, desc string) *apiError {
+	return &apiError{status: status, code: code, desc: desc}
+}
+
+// unavailable is a 503 whose cause is logged.
+func unavailable(desc string, cause error) *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: desc, cause: cause}
+}
+
+// fromCore maps an error of a capability-core call. Messages of caller
+// mistakes (InvalidArgument, Unauthenticated, PermissionDenied, NotFound)
+// are written by capability-core for callers and passed on; anything else
+// gets a generic text and its details are logged.
+func fromCore(err error) *apiError {
+	st := status.Convert(err)
+	code, name := fault.HTTPStatus(st.Code())
+	switch st.Code() {
+	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition, codes.Unauthenticated,
+		codes.PermissionDenied, codes.NotFound, codes.ResourceExhausted:
+		return &apiError{status: code, code: name, desc: st.Message()}
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return &apiError{status: code, code: name, desc: "the capability service is unavailable; retry later", cause: err}
+	}
+	return &apiError{status: code, code: name, desc: "unexpected error", cause: err}
+}
+
+// errorHandler renders every error as Error: ours (apiError), echo's own
+// (unknown route, wrong method, body too large) and anything else (500,
+// logged with its cause).
+func (s *server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var ae *apiError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &he):
+		ae = fromEcho(he)
+	default:
+		ae = &apiError{status: http.StatusInternalServerError, code: "server_error", desc: "unexpected error", cause: err}
+	}
+	r := c.Request()
+	if ae.status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
+			"status", ae.status, "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+	}
+	h := c.Response().Header()
+	if ae.challenge != "" {
+		h.Set("WWW-Authenticate", ae.challenge)
+	}
+	if ae.retryAfter != "" {
+		h.Set("Retry-After", ae.retryAfter)
+	}
+	h.Set("Cache-Control", "no-store")
+	var werr error
+	if r.Method == http.MethodHead {
+		werr = c.NoContent(ae.status)
+	} else {
+		werr = c.JSON(ae.status, Error{Error: ae.code, Description: ae.desc})
+	}
+	if werr != nil {
+		s.log.WarnContext(r.Context(), "writing error response", "err", werr)
+	}
+}
+
+func fromEcho(he *echo.HTTPError) *apiError {
+	switch he.Code {
+	case http.StatusNotFound:
+		return newError(http.StatusNotFound, "not_found", "no such endpoint")
+	case http.StatusMethodNotAllowed:
+		return newError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint")
+	case http.StatusRequestEntityTooLarge:
+		return newError(http.StatusRequestEntityTooLarge, "request_too_large", "request body too large")
+	case http.StatusUnauthorized:
+		return newError(http.StatusUnauthorized, "invalid_token", "authentication required")
+	case http.StatusForbidden:
+		return newError(http.StatusForbidden, "insufficient_scope", "forbidden")
+	case http.StatusTooManyRequests:
+		return newError(http.StatusTooManyRequests, "rate_limited", "too many requests")
+	case http.StatusServiceUnavailable:
+		return newError(http.StatusServiceUnavailable, "temporarily_unavailable", "service unavailable")
+	}
+	if he.Code >= 400 && he.Code < 500 {
+		return newError(he.Code, "invalid_request", strings.ToLower(http.StatusText(he.Code)))
+	}
+	return &apiError{status: http.StatusInternalServerError, code: "server_error", desc: "unexpected error", cause: he}
+}

@@ -1,0 +1,273 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tollgate/tollgate/services/actions-api/internal/config"
+	"github.com/tollgate/tollgate/services/platform/fault"
+	"github.com/tollgate/tollgate/services/platform/ratelimit"
+	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// Fixed public paths served by the actions-api itself; every other route
+// comes from the capability registry.
+const (
+	PathOpenAPI = "/actions/openapi.json"
+	PathPrivacy = "/privacy"
+)
+
+// Rate-limit buckets: token subjects for protected operations, client
+// addresses for public ones.
+const (
+	bucketSubject = "actions"
+	bucketPublic  = "actions-public"
+)
+
+// server answers the public REST API.
+type server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	reg      *registry.Registry
+	core     grpc.ClientConnInterface
+	verifier *tokens.Verifier
+	limiter  *ratelimit.Limiter
+	doc      []byte
+
+	ops      map[string]string // "METHOD path" → operation label
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*prometheus.CounterVec, *prometheus.HistogramVec, error) {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_actions_requests_total",
+		Help: "Actions API requests by operation and HTTP status.",
+	}, []string{"operation", "code"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tollgate_actions_request_duration_seconds",
+		Help:    "Actions API request latency by operation.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"operation"})
+	for _, c := range []prometheus.Collector{requests, duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, nil, err
+		}
+	}
+	return requests, duration, nil
+}
+
+// handler builds the echo instance: middleware, the fixed public routes and
+// one route per registry action.
+func (s *server) handler() (*echo.Echo, error) {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	// Client addresses (public rate limits) come from X-Forwarded-For as
+	// appended by trusted proxies: loopback, link-local and private ranges,
+	// where the ingress runs. A client cannot spoof the hop its proxy adds.
+	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+
+	e.Use(s.observe)
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.ErrorContext(c.Request().Context(), "panic", "path", c.Request().URL.Path, "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(secureHeaders)
+	if len(s.cfg.AllowedOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  s.cfg.AllowedOrigins,
+			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType},
+			ExposeHeaders: []string{"WWW-Authenticate", "Retry-After", "RateLimit-Remaining", echo.HeaderXRequestID},
+			MaxAge:        600,
+		}))
+	}
+
+	s.ops = map[string]string{}
+	fixed := map[string]bool{http.MethodGet + " " + PathOpenAPI: true, http.MethodGet + " " + PathPrivacy: true}
+	for _, a := range s.reg.Actions() {
+		key := a.Method + " " + a.Path
+		if fixed[key] {
+			return nil, fmt.Errorf("capability %s declares %s, which the actions-api serves itself", a.Capability.FullMethod, key)
+		}
+		s.ops[key] = a.OperationID
+		var mw []echo.MiddlewareFunc
+		if a.Method == http.MethodPost {
+			mw = append(mw, middleware.BodyLimit(strconv.Itoa(s.cfg.MaxBodyBytes)))
+		}
+		e.Add(a.Method, a.Path, s.action(a), mw...)
+	}
+	s.ops[http.MethodGet+" "+PathOpenAPI] = "openapi"
+	s.ops[http.MethodGet+" "+PathPrivacy] = "privacy"
+	e.GET(PathOpenAPI, func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "public, max-age=300")
+		return c.JSONBlob(http.StatusOK, s.doc)
+	})
+	privacy := []byte(s.cfg.PrivacyPolicy)
+	e.GET(PathPrivacy, func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "public, max-age=3600")
+		return c.Blob(http.StatusOK, "text/plain; charset=utf-8", privacy)
+	})
+	return e, nil
+}
+
+func secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		return next(c)
+	}
+}
+
+// observe renders errors, then records metrics and one log line per
+// request. The query string is never logged: it may carry a token a
+// client should not have sent.
+func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		r, res := c.Request(), c.Response()
+		op := s.ops[r.Method+" "+c.Path()]
+		if op == "" {
+			op = "other"
+		}
+		elapsed := time.Since(start)
+		s.requests.WithLabelValues(op, strconv.Itoa(res.Status)).Inc()
+		s.duration.WithLabelValues(op).Observe(elapsed.Seconds())
+		level := slog.LevelInfo
+		if res.Status >= 500 {
+			level = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "operation", op,
+			"status", res.Status, "duration_ms", elapsed.Milliseconds(), "request_id", res.Header().Get(echo.HeaderXRequestID))
+		return nil
+	}
+}
+
+// action answers one registry operation: bearer rules for protected
+// operations, the rate limit, request decoding, the call to capability-core
+// with the caller's token forwarded, and the response in the shape the
+// OpenAPI document publishes.
+func (s *server) action(a *registry.Action) echo.HandlerFunc {
+	c := a.Capability
+	protected := len(a.RequiredScopes) > 0
+	return func(ec echo.Context) error {
+		r := ec.Request()
+		ctx := r.Context()
+		bucket, subject, limit := bucketPublic, "ip:"+ec.RealIP(), ratelimit.PerMinute(s.cfg.PublicRateLimitPerMinute)
+		if protected {
+			ec.Response().Header().Set("Cache-Control", "no-store")
+			claims, aerr := s.authenticate(r, a.RequiredScopes)
+			if aerr != nil {
+				return aerr
+			}
+			ctx = tokens.WithToken(ctx, claims.Raw)
+			bucket, subject, limit = bucketSubject, "sub:"+claims.Subject, ratelimit.PerMinute(s.cfg.RateLimitPerMinute)
+		}
+		if err := s.rateLimit(ec, bucket, subject, limit); err != nil {
+			return err
+		}
+		in, err := s.decode(ec, c, a.Method)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.CoreTimeout)
+		defer cancel()
+		out, err := c.Invoke(ctx, s.core, in)
+		if err != nil {
+			return fromCore(err)
+		}
+		b, err := registry.MarshalOutput(out)
+		if err != nil {
+			return fmt.Errorf("encode %s response: %w", a.OperationID, err)
+		}
+		return ec.JSONBlob(http.StatusOK, b)
+	}
+}
+
+// rateLimit takes one token from the caller's bucket; a Redis failure is a
+// 503 (the limit cannot be enforced, so the call is not made).
+func (s *server) rateLimit(ec echo.Context, bucket, subject string, limit ratelimit.Limit) error {
+	ctx, cancel := context.WithTimeout(ec.Request().Context(), 2*time.Second)
+	defer cancel()
+	res, err := s.limiter.Allow(ctx, bucket, subject, limit)
+	if err != nil {
+		return unavailable("rate limiting is unavailable; retry later", err)
+	}
+	ratelimit.SetHeaders(ec.Response().Header(), res)
+	if !res.Allowed {
+		e := newError(http.StatusTooManyRequests, "rate_limited", "too many calls; retry after the number of seconds in Retry-After")
+		e.retryAfter = ratelimit.RetryAfterSeconds(res.RetryAfter)
+		return e
+	}
+	return nil
+}
+
+// decode builds the capability request from the query (GET) or the JSON
+// body (POST).
+func (s *server) decode(ec echo.Context, c *registry.Capability, method string) (proto.Message, error) {
+	r := ec.Request()
+	var in proto.Message
+	var err error
+	if method == http.MethodGet {
+		in, err = c.DecodeQuery(r.URL.Query())
+	} else {
+		if ct := r.Header.Get(echo.HeaderContentType); ct != "" {
+			if mt, _, perr := mime.ParseMediaType(ct); perr != nil || mt != echo.MIMEApplicationJSON {
+				return nil, newError(http.StatusBadRequest, "invalid_request", "Content-Type must be application/json")
+			}
+		}
+		if len(r.URL.Query()) > 0 {
+			return nil, newError(http.StatusBadRequest, "invalid_request", "this operation takes a JSON body, not query parameters")
+		}
+		var body []byte
+		body, err = readBody(r)
+		if err != nil {
+			return nil, err
+		}
+		in, err = c.DecodeJSON(body)
+	}
+	if err != nil {
+		var fe *fault.Error
+		if errors.As(err, &fe) {
+			return nil, newError(http.StatusBadRequest, "invalid_request", fe.Msg)
+		}
+		return nil, err
+	}
+	return in, nil
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return nil, he // over MAX_BODY_BYTES: 413
+		}
+		return nil, newError(http.StatusBadRequest, "invalid_request", "cannot read the request body")
+	}
+	return b, nil
+}
