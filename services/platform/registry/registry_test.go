@@ -256,4 +256,3 @@ func TestDuplicateToolsAndRoutesAreRefused(t *testing.T) {
 		}
 	}
 }
-

@@ -3,7 +3,6 @@
 package testharness
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -63,11 +62,20 @@ func (r *Redis) Start() {
 		"--dir", r.dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
 	}, r.Args...)
 	r.cmd = exec.Command(bin, args...)
-	r.cmd.Stdout, r.cmd.Stderr = os.Stderr, os.Stderr
+	logPath := filepath.Join(r.dir, "redis.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer logFile.Close()
+	r.cmd.Stdout, r.cmd.Stderr = logFile, logFile
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}
-	WaitTCP(r.t, r.Addr(), 10*time.Second)
+	if err := waitTCP(r.Addr(), 10*time.Second); err != nil {
+		out, _ := os.ReadFile(logPath)
+		r.t.Fatalf("redis-server on %s: %v\n%s", r.Addr(), err, out)
+	}
 }
 
 // Stop kills the server (as a crash would) and waits for it to exit.
@@ -119,15 +127,21 @@ func FreePort(t testing.TB) int {
 // WaitTCP waits until addr accepts connections.
 func WaitTCP(t testing.TB, addr string, timeout time.Duration) {
 	t.Helper()
+	if err := waitTCP(addr, timeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitTCP(addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not accept connections within %s: %v", addr, timeout, err)
+			return fmt.Errorf("%s did not accept connections within %s: %v", addr, timeout, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -140,19 +154,4 @@ func sanitize(s string) string {
 		}
 		return r
 	}, s)
-}
-
-// ReadLines is a helper for reading a process's output line by line.
-func ReadLines(path string) ([]string, error) {
-	f, err := os.Open(filepath.Clean(path))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	return lines, sc.Err()
 }

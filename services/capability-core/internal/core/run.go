@@ -45,7 +45,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		Audiences: []string{cfg.MCPResource, cfg.ActionsAudience},
 	})
 
-	deps := []Dependency{{Name: "auth-server", Check: grpcx.HealthCheck(authConn, "")}}
+	deps := []Dependency{{Name: "signing-keys", Check: verifier.Ready}}
 	base.Ready.Add("signing-keys", verifier.Ready)
 	if cfg.Redis.URL != "" {
 		rdb, err := redisx.New(cfg.Redis)
