@@ -51,7 +51,7 @@ func NewServer(o ServerOptions) *Server {
 	}
 	chain := []grpc.UnaryServerInterceptor{
 		metrics.UnaryServerInterceptor(),
-		logging.UnaryServerInterceptor(slogAdapter(o.Logger), logging.WithLogOnEvents(logging.FinishCall)),
+		logging.UnaryServerInterceptor(slogAdapter(o.Logger), logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel)),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 			o.Logger.ErrorContext(ctx, "panic in rpc handler", "panic", p)
 			return status.Error(codes.Internal, "internal error")
@@ -81,6 +81,20 @@ func deadlineCap(max time.Duration) grpc.UnaryServerInterceptor {
 		}
 		return h(ctx, req)
 	}
+}
+
+// callLevel logs successful calls at debug (health probes and key fetches
+// would drown everything else), caller mistakes at info, failures at warn+.
+func callLevel(c codes.Code) logging.Level {
+	switch c {
+	case codes.OK:
+		return logging.LevelDebug
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		return logging.LevelError
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return logging.LevelWarn
+	}
+	return logging.LevelInfo
 }
 
 func slogAdapter(l *slog.Logger) logging.Logger {

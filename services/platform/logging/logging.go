@@ -12,15 +12,19 @@ import (
 // Redacted replaces secret values in logs.
 const Redacted = "[REDACTED]"
 
-// secretKeys are attribute keys (compared lower-cased, after the last dot)
-// whose values are never logged.
+// secretKeys are attribute keys (compared lower-cased, also after the last
+// dot, so "http.authorization" counts) whose values are never logged.
 var secretKeys = map[string]bool{
 	"authorization": true, "cookie": true, "set-cookie": true, "password": true,
 	"secret": true, "client_secret": true, "token": true, "access_token": true,
-	"refresh_token": true, "id_token": true, "code": true, "code_verifier": true,
-	"assertion": true, "client_assertion": true, "private_key": true, "key": true,
-	"state": true, "nonce": true, "session_id": true, "mcp-session-id": true,
+	"refresh_token": true, "id_token": true, "code_verifier": true,
+	"assertion": true, "client_assertion": true, "private_key": true,
+	"nonce": true, "session_id": true, "mcp-session-id": true,
 }
+
+// bareSecretKeys are secret only as whole keys: "code" is an authorization
+// code, but "grpc.code" is a status code.
+var bareSecretKeys = map[string]bool{"code": true, "state": true, "key": true}
 
 // secretPatterns catch secrets embedded in free text such as error messages.
 var secretPatterns = []*regexp.Regexp{
@@ -64,6 +68,9 @@ func redact(_ []string, a slog.Attr) slog.Attr {
 // IsSecretKey reports whether values under key are secrets.
 func IsSecretKey(key string) bool {
 	k := strings.ToLower(key)
+	if bareSecretKeys[k] {
+		return true
+	}
 	if i := strings.LastIndexByte(k, '.'); i >= 0 {
 		k = k[i+1:]
 	}

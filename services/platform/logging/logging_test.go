@@ -20,14 +20,16 @@ func TestSecretsNeverReachTheLog(t *testing.T) {
 		"redis", "redis://default:hunter2@redis:6379/0",
 		"err", errors.New("upstream said: Bearer abc.def.ghi and "+jwt),
 		"detail", "refresh_token=rt-value&client_id=gpt",
+		"code", "authz-code-value",
+		"grpc.code", "OK",
 	)
 	out := buf.String()
-	for _, leaked := range []string{jwt, "s3cr3t-value", "abc", "c0de-value", "hunter2", "rt-value", "abc.def.ghi"} {
+	for _, leaked := range []string{jwt, "s3cr3t-value", "abc", "c0de-value", "hunter2", "rt-value", "abc.def.ghi", "authz-code-value"} {
 		if strings.Contains(out, leaked) {
 			t.Errorf("log contains secret %q:\n%s", leaked, out)
 		}
 	}
-	for _, kept := range []string{"client_id=gpt", "redis:6379/0", `"service":"test"`, "upstream said"} {
+	for _, kept := range []string{"client_id=gpt", "redis:6379/0", `"service":"test"`, "upstream said", `"grpc.code":"OK"`} {
 		if !strings.Contains(out, kept) {
 			t.Errorf("log lost non-secret %q:\n%s", kept, out)
 		}
