@@ -1,7 +1,13 @@
-// Package config is the mcp-gateway's configuration.
+// Package config is the mcp-gateway's configuration. The variable names are
+// the contract with the Helm chart; docs/reference/mcp.md lists every one.
 package config
 
 import (
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
 	"github.com/tollgate/tollgate/services/platform/config"
 )
 
@@ -16,6 +22,27 @@ type Config struct {
 	AuthGRPCAddr string // AUTH_GRPC_ADDR
 	CoreGRPCAddr string // CORE_GRPC_ADDR
 	Redis        config.Redis
+
+	// AllowedOrigins are the browser origins allowed to call the MCP
+	// endpoints (ALLOWED_ORIGINS, comma-separated). A request with any other
+	// Origin gets 403; requests without Origin are allowed.
+	AllowedOrigins []string
+	// AllowedHosts are the Host header values accepted when HTTP_ADDR is a
+	// loopback address (ALLOWED_HOSTS; default: localhost, 127.0.0.1, [::1]
+	// and the host of MCP_RESOURCE_URL), against DNS rebinding.
+	AllowedHosts []string
+	// SessionIdleTTL is how long an idle session lives in Redis (SESSION_IDLE_TTL).
+	SessionIdleTTL time.Duration
+	// RateLimitPerMinute is the number of requests one subject may make per
+	// minute across all replicas (RATE_LIMIT_PER_MINUTE).
+	RateLimitPerMinute int
+	// CoreTimeout bounds every capability-core call a tool makes (CORE_CALL_TIMEOUT).
+	CoreTimeout time.Duration
+	// KeepAlive is the interval of SSE keep-alive pings (SSE_KEEPALIVE_INTERVAL).
+	KeepAlive time.Duration
+	// StreamHistory bounds the events kept per stream for Last-Event-ID
+	// resumption (STREAM_HISTORY_EVENTS).
+	StreamHistory int
 }
 
 // Load reads the configuration and returns it with every problem found.
@@ -28,6 +55,13 @@ func Load(getenv func(string) string) (Config, error) {
 	c.AuthGRPCAddr = s.String("AUTH_GRPC_ADDR", "")
 	c.CoreGRPCAddr = s.String("CORE_GRPC_ADDR", "")
 	c.Redis = config.LoadRedis(s, c.Production())
+	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
+	c.AllowedHosts = s.List("ALLOWED_HOSTS", nil)
+	c.SessionIdleTTL = s.Duration("SESSION_IDLE_TTL", 30*time.Minute)
+	c.RateLimitPerMinute = s.Int("RATE_LIMIT_PER_MINUTE", 600)
+	c.CoreTimeout = s.Duration("CORE_CALL_TIMEOUT", 5*time.Second)
+	c.KeepAlive = s.Duration("SSE_KEEPALIVE_INTERVAL", 25*time.Second)
+	c.StreamHistory = s.Int("STREAM_HISTORY_EVENTS", 1000)
 	p := s.Problems()
 	c.Validate(&p)
 	return c, p.Err()
@@ -45,4 +79,72 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Addf("CORE_GRPC_ADDR: required (capability-core's gRPC address)")
 	}
 	c.Redis.Validate(p, c.Production())
+	for i, o := range c.AllowedOrigins {
+		norm, err := normalizeOrigin(o)
+		if err != "" {
+			p.Addf("ALLOWED_ORIGINS: %q %s", o, err)
+			continue
+		}
+		c.AllowedOrigins[i] = norm
+	}
+	if len(c.AllowedHosts) == 0 {
+		c.AllowedHosts = []string{"localhost", "127.0.0.1", "[::1]"}
+		if u, err := url.Parse(c.Resource); err == nil && u.Hostname() != "" {
+			c.AllowedHosts = append(c.AllowedHosts, strings.ToLower(u.Hostname()))
+		}
+	}
+	if c.SessionIdleTTL < time.Minute {
+		p.Addf("SESSION_IDLE_TTL: %s is shorter than 1m", c.SessionIdleTTL)
+	}
+	if c.RateLimitPerMinute < 1 {
+		p.Addf("RATE_LIMIT_PER_MINUTE: must be at least 1")
+	}
+	if c.CoreTimeout <= 0 || c.CoreTimeout > time.Minute {
+		p.Addf("CORE_CALL_TIMEOUT: must be between 1ms and 1m")
+	}
+	if c.KeepAlive <= 0 {
+		p.Addf("SSE_KEEPALIVE_INTERVAL: must be positive")
+	}
+	if c.StreamHistory < 10 {
+		p.Addf("STREAM_HISTORY_EVENTS: must be at least 10")
+	}
+}
+
+// normalizeOrigin returns o as scheme://host[:port] in lower case, or why it
+// is not an origin. A wildcard is refused: the allow-list must be explicit.
+func normalizeOrigin(o string) (string, string) {
+	if strings.Contains(o, "*") {
+		return "", "is a wildcard; list every allowed origin explicitly"
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", "is not an http(s) origin"
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", "must be an origin only (scheme://host[:port], no path)"
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), ""
+}
+
+// PublicOrigin is the scheme://host[:port] of the MCP resource URL: where
+// widget assets and protected resource metadata are published.
+func (c Config) PublicOrigin() string {
+	u, err := url.Parse(c.Resource)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// LoopbackBound reports whether HTTP_ADDR listens on a loopback address only.
+func (c Config) LoopbackBound() bool {
+	host, _, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -1,16 +1,22 @@
-// Package gateway wires the mcp-gateway.
+// Package gateway wires the mcp-gateway: MCP Streamable HTTP and legacy
+// HTTP+SSE (mcp-go) behind the fleet's OAuth rules, with tools from the
+// capability registry and sessions shared by all replicas through Redis.
 package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"io"
-	"net/http"
 
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	capabilityv1 "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1"
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/config"
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
 	"github.com/tollgate/tollgate/services/platform/app"
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
 // Run starts the mcp-gateway and blocks until ctx ends.
@@ -23,36 +29,64 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
+	fail := func(err error) error { base.Close(); return err }
 	rdb, err := redisx.New(cfg.Redis)
 	if err != nil {
-		base.Close()
-		return err
+		return fail(err)
 	}
 	defer rdb.Close()
+	if cfg.Redis.CheckDurable {
+		if err := rdb.CheckDurable(ctx); err != nil {
+			return fail(err)
+		}
+	}
 	coreConn, err := grpcx.Dial(cfg.CoreGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "capability-core"})
 	if err != nil {
-		base.Close()
-		return err
+		return fail(err)
 	}
 	defer coreConn.Close()
+	authConn, err := grpcx.Dial(cfg.AuthGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "auth-server"})
+	if err != nil {
+		return fail(err)
+	}
+	defer authConn.Close()
+
+	// Importing the generated capability package registers its descriptors;
+	// the registry finds every exposed RPC from them.
+	_ = capabilityv1.File_tollgate_capability_v1_health_proto
+	reg, err := registry.FromFiles(protoregistry.GlobalFiles)
+	if err != nil {
+		return fail(err)
+	}
+	m, err := newMetrics(base.Metrics)
+	if err != nil {
+		return fail(err)
+	}
+	verifier := tokens.NewVerifier(tokens.VerifierOptions{
+		Source:    tokens.NewGRPCKeySource(authConn),
+		Audiences: []string{cfg.Resource},
+		OnCache:   m.cache,
+	})
+	g, err := New(Deps{
+		Config: cfg, Log: base.Log, Registry: reg, Redis: rdb, Core: coreConn,
+		Verifier: verifier, Metrics: m, Replica: session.NewID()[:16],
+	})
+	if err != nil {
+		return fail(err)
+	}
 	base.Ready.Add("redis", rdb.Ping)
 	base.Ready.Add("capability-core", grpcx.HealthCheck(coreConn, ""))
+	base.Ready.Add("signing-keys", verifier.Ready)
 
-	mux := http.NewServeMux()
-	prm := func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"resource":                 cfg.Resource,
-			"authorization_servers":    []string{cfg.Issuer},
-			"bearer_methods_supported": []string{"header"},
-		})
-	}
-	mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", prm)
-	mux.HandleFunc("GET /.well-known/oauth-protected-resource", prm)
-	h, err := app.NewHTTP("http", cfg.HTTPAddr, mux)
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	g.Subscribe(sctx)
+
+	h, err := app.NewHTTP("http", cfg.HTTPAddr, g.Handler())
 	if err != nil {
-		base.Close()
-		return err
+		return fail(err)
 	}
+	h.Server().RegisterOnShutdown(g.Shutdown)
+	base.Log.Info("mcp gateway ready", "resource", cfg.Resource, "replica", g.replica, "tools", len(reg.Tools()))
 	return base.Serve(ctx, onListen, h)
 }

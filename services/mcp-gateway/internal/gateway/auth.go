@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// challenger builds the WWW-Authenticate challenges of the MCP resource.
+type challenger struct {
+	metadataURL string   // protected resource metadata of /mcp
+	scopes      []string // what a client should ask for when it has nothing
+}
+
+// invalidToken is the challenge of every 401, on every transport.
+func (c *challenger) invalidToken() string {
+	return fmt.Sprintf(`Bearer error="invalid_token", resource_metadata=%q, scope=%q`,
+		c.metadataURL, strings.Join(c.scopes, " "))
+}
+
+// insufficientScope asks for required plus what the token already has, so
+// that stepping up does not lose earlier grants.
+func (c *challenger) insufficientScope(required, granted []string) string {
+	want := append([]string(nil), granted...)
+	for _, s := range required {
+		if !contains(want, s) {
+			want = append(want, s)
+		}
+	}
+	return fmt.Sprintf(`Bearer error="insufficient_scope", resource_metadata=%q, scope=%q, error_description=%q`,
+		c.metadataURL, strings.Join(want, " "), "the tool needs more scopes than the access token grants")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// challengeBox lets a tool handler attach a challenge to the HTTP response
+// that carries its result.
+type challengeBox struct {
+	mu sync.Mutex
+	v  string
+}
+
+type challengeKey struct{}
+
+func (c *challenger) set(ctx context.Context, v string) {
+	if b, ok := ctx.Value(challengeKey{}).(*challengeBox); ok {
+		b.mu.Lock()
+		b.v = v
+		b.mu.Unlock()
+	}
+}
+
+func (b *challengeBox) get() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.v
+}
+
+// recorder wraps the response: it notes the status for metrics and adds a
+// challenge set by a tool before the header goes out. It keeps streaming
+// working (Flush, Unwrap for http.ResponseController).
+type recorder struct {
+	http.ResponseWriter
+	box    *challengeBox
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+		if v := r.box.get(); v != "" {
+			r.Header().Set("WWW-Authenticate", v)
+		}
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Flush() {
+	if r.status == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// authenticate admits a request only with exactly one valid bearer token for
+// the MCP resource, and puts its claims in the request context.
+func (g *Gateway) authenticate(transport string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, err := tokens.FromRequest(r)
+		switch {
+		case errors.Is(err, tokens.ErrDuplicateAuthorization), errors.Is(err, tokens.ErrQueryToken):
+			g.metrics.request(transport, r.Method, "bad_request")
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request"`)
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+			return
+		case err != nil:
+			g.metrics.request(transport, r.Method, "unauthorized")
+			g.unauthorized(w, "a bearer access token is required")
+			return
+		}
+		claims, err := g.verifier.Verify(r.Context(), raw)
+		switch {
+		case errors.Is(err, tokens.ErrKeysUnavailable):
+			g.log.Warn("token verification unavailable", "err", err)
+			g.metrics.request(transport, r.Method, "unavailable")
+			w.Header().Set("Retry-After", "5")
+			writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "token verification is temporarily unavailable")
+			return
+		case err != nil:
+			g.log.Info("token refused", "err", err)
+			g.metrics.request(transport, r.Method, "unauthorized")
+			g.unauthorized(w, "the access token is invalid, expired or not for this resource")
+			return
+		}
+		ctx := tokens.NewContext(r.Context(), claims)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func (g *Gateway) unauthorized(w http.ResponseWriter, desc string) {
+	w.Header().Set("WWW-Authenticate", g.challenges.invalidToken())
+	writeOAuthError(w, http.StatusUnauthorized, "invalid_token", desc)
+}
+
+func writeOAuthError(w http.ResponseWriter, code int, errCode, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": errCode, "error_description": desc})
+}
+
+// writeHTTPError answers a transport-level refusal with a JSON-RPC error
+// body (id null), which MCP clients parse, and the HTTP status.
+func writeHTTPError(w http.ResponseWriter, code int, rpcCode int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"jsonrpc": "2.0", "id": nil,
+		"error": map[string]any{"code": rpcCode, "message": msg},
+	})
+}

@@ -1,0 +1,279 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	"github.com/rs/cors"
+	"google.golang.org/grpc"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/config"
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	"github.com/tollgate/tollgate/services/platform/buildinfo"
+	"github.com/tollgate/tollgate/services/platform/ratelimit"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+	"github.com/tollgate/tollgate/widgets"
+)
+
+// maxBody bounds a JSON-RPC message.
+const maxBody = 1 << 20
+
+// Transport labels.
+const (
+	transportStreamable = "streamable-http"
+	transportSSE        = "sse"
+)
+
+// Deps are what the gateway is built from; Run wires the real ones.
+type Deps struct {
+	Config   config.Config
+	Log      *slog.Logger
+	Registry *registry.Registry
+	Redis    *redisx.Client
+	Core     grpc.ClientConnInterface
+	Verifier *tokens.Verifier
+	Metrics  *metrics
+	// Replica identifies this process in Redis (legacy SSE ownership).
+	Replica string
+}
+
+// Gateway serves MCP over Streamable HTTP and legacy HTTP+SSE with the
+// fleet's OAuth rules in front of mcp-go.
+type Gateway struct {
+	cfg        config.Config
+	log        *slog.Logger
+	verifier   *tokens.Verifier
+	limiter    *ratelimit.Limiter
+	limit      ratelimit.Limit
+	sessions   *session.Store
+	events     *session.Events
+	rdb        *redisx.Client
+	metrics    *metrics
+	challenges *challenger
+	replica    string
+
+	mcp        *server.MCPServer
+	streamable *server.StreamableHTTPServer
+	sse        *server.SSEServer
+
+	streams  *streamSet // open GET /mcp and /sse streams, by hashed session id
+	localSSE sync.Map   // session id -> struct{}: legacy sessions whose stream is here
+}
+
+// New builds the gateway.
+func New(d Deps) (*Gateway, error) {
+	cfg := d.Config
+	origin := cfg.PublicOrigin()
+	scopes := d.Registry.Scopes()
+	if !contains(scopes, "openid") {
+		scopes = append([]string{"openid"}, scopes...)
+	}
+	g := &Gateway{
+		cfg: cfg, log: d.Log, verifier: d.Verifier, rdb: d.Redis, metrics: d.Metrics, replica: d.Replica,
+		limiter:    ratelimit.New(d.Redis),
+		limit:      ratelimit.PerMinute(cfg.RateLimitPerMinute),
+		sessions:   session.NewStore(d.Redis, cfg.SessionIdleTTL),
+		challenges: &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(cfg.Resource), scopes: scopes},
+		streams:    newStreamSet(),
+	}
+	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
+	cat := &catalog{reg: d.Registry, core: d.Core, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics}
+	tools, err := cat.tools()
+	if err != nil {
+		return nil, err
+	}
+	resources, err := cat.resources()
+	if err != nil {
+		return nil, err
+	}
+	hooks := &server.Hooks{}
+	hooks.AddAfterInitialize(g.afterInitialize)
+	hooks.AddOnRegisterSession(func(context.Context, server.ClientSession) { g.metrics.registered.Inc() })
+	hooks.AddOnUnregisterSession(func(context.Context, server.ClientSession) { g.metrics.registered.Dec() })
+	g.mcp = server.NewMCPServer("tollgate", buildinfo.Version,
+		server.WithTitle("Tollgate"),
+		server.WithToolCapabilities(false),
+		server.WithResourceCapabilities(false, false),
+		server.WithInstructions(cat.instructions()),
+		server.WithHooks(hooks),
+		server.WithRecovery(),
+		server.WithResourceRecovery(),
+	)
+	g.mcp.AddTools(tools...)
+	g.mcp.AddResources(resources...)
+
+	g.streamable = server.NewStreamableHTTPServer(g.mcp,
+		server.WithEndpointPath("/mcp"),
+		server.WithSessionIdManagerResolver(resolver{g}),
+		server.WithEventStore(g.events),
+		server.WithSessionIdleTTL(cfg.SessionIdleTTL),
+		server.WithHeartbeatInterval(cfg.KeepAlive),
+		// Our guard checks Host against ALLOWED_HOSTS, which also knows the public host.
+		server.WithDisableLocalhostProtection(true),
+		server.WithStreamableHTTPLogger(d.Log),
+	)
+	sseOpts := []server.SSEOption{
+		server.WithStaticBasePath(""),
+		server.WithSSEEndpoint("/sse"),
+		server.WithMessageEndpoint("/messages"),
+		server.WithUseFullURLForMessageEndpoint(false),
+		server.WithKeepAlive(true),
+		server.WithKeepAliveInterval(cfg.KeepAlive),
+		server.WithSessionIDGenerator(func(ctx context.Context, _ *http.Request) (string, error) {
+			if id, ok := ctx.Value(pendingKey{}).(string); ok {
+				return id, nil
+			}
+			return "", errors.New("no session prepared for this stream")
+		}),
+		server.WithSSEDisableLocalhostProtection(true),
+	}
+	if len(cfg.AllowedOrigins) > 0 {
+		sseOpts = append(sseOpts, server.WithSSECORS(server.WithCORSAllowedOrigins(cfg.AllowedOrigins...)))
+	}
+	g.sse = server.NewSSEServer(g.mcp, sseOpts...)
+	return g, nil
+}
+
+// Handler is the public HTTP surface.
+func (g *Gateway) Handler() http.Handler {
+	prm := server.NewProtectedResourceMetadataHandler(server.ProtectedResourceMetadataConfig{
+		Resource:               g.cfg.Resource,
+		AuthorizationServers:   []string{g.cfg.Issuer},
+		ScopesSupported:        g.challenges.scopes,
+		BearerMethodsSupported: []string{"header"},
+		ResourceName:           "Tollgate MCP",
+	})
+	c := cors.New(cors.Options{
+		AllowedOrigins: g.cfg.AllowedOrigins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "Mcp-Session-Id", "Mcp-Protocol-Version",
+			"Last-Event-ID", "Mcp-Method", "Mcp-Name"},
+		ExposedHeaders: []string{"Mcp-Session-Id", "WWW-Authenticate", "Retry-After"},
+		MaxAge:         600,
+	})
+	protect := func(transport string, h http.Handler) http.Handler {
+		return g.checkOrigin(c.Handler(g.authenticate(transport, g.rateLimit(transport, h))))
+	}
+	mux := http.NewServeMux()
+	mux.Handle(server.ProtectedResourceMetadataPath(g.cfg.Resource), prm)
+	mux.Handle(server.WellKnownProtectedResourcePath, prm)
+	mux.Handle(widgets.AssetPath, widgets.AssetHandler())
+	mux.Handle("/mcp", protect(transportStreamable, g.streamableSession(g.streamable)))
+	mux.Handle("/sse", protect(transportSSE, http.HandlerFunc(g.openSSE)))
+	mux.Handle("/messages", protect(transportSSE, http.HandlerFunc(g.postMessage)))
+	return g.checkHost(mux)
+}
+
+// checkOrigin refuses a browser request from an origin not in
+// ALLOWED_ORIGINS before anything else runs. Requests without Origin
+// (server-to-server, as ChatGPT sends) pass.
+func (g *Gateway) checkOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && !contains(g.cfg.AllowedOrigins, strings.ToLower(o)) {
+			g.metrics.request("http", methodLabel(r.Method), "forbidden_origin")
+			writeHTTPError(w, http.StatusForbidden, mcp.INVALID_REQUEST, "origin not allowed")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkHost refuses, when the gateway listens on loopback, a Host that is
+// not a known name of it: a DNS-rebound page must not reach a local gateway.
+func (g *Gateway) checkHost(next http.Handler) http.Handler {
+	if !g.cfg.LoopbackBound() {
+		return next
+	}
+	allowed := map[string]bool{}
+	for _, h := range g.cfg.AllowedHosts {
+		allowed[strings.Trim(strings.ToLower(h), "[]")] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !allowed[strings.Trim(strings.ToLower(host), "[]")] {
+			g.metrics.request("http", methodLabel(r.Method), "forbidden_host")
+			writeHTTPError(w, http.StatusForbidden, mcp.INVALID_REQUEST, "host not allowed")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// rateLimit applies the per-subject limit shared by all replicas.
+func (g *Gateway) rateLimit(transport string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, _ := tokens.FromContext(r.Context())
+		res, err := g.limiter.Allow(r.Context(), "mcp", claims.Subject, g.limit)
+		if err != nil {
+			g.unavailable(w, transport, r.Method, err)
+			return
+		}
+		ratelimit.SetHeaders(w.Header(), res)
+		if !res.Allowed {
+			g.metrics.request(transport, methodLabel(r.Method), "rate_limited")
+			writeHTTPError(w, http.StatusTooManyRequests, -32029, "rate limit exceeded; retry after "+ratelimit.RetryAfterSeconds(res.RetryAfter)+"s")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (g *Gateway) unavailable(w http.ResponseWriter, transport, method string, err error) {
+	g.log.Warn("session store unavailable", "err", err)
+	g.metrics.request(transport, methodLabel(method), "unavailable")
+	w.Header().Set("Retry-After", "5")
+	writeHTTPError(w, http.StatusServiceUnavailable, mcp.INTERNAL_ERROR, "temporarily unavailable; retry shortly")
+}
+
+// message is the part of a JSON-RPC message the gateway looks at.
+type message struct {
+	Method string          `json:"method"`
+	ID     json.RawMessage `json:"id"`
+	Params struct {
+		Meta *mcp.Meta `json:"_meta"`
+	} `json:"params"`
+}
+
+// readBody reads and restores a POST body, bounded by maxBody.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, message, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeHTTPError(w, http.StatusRequestEntityTooLarge, mcp.INVALID_REQUEST, fmt.Sprintf("request body larger than %d bytes", maxBody))
+		return nil, message{}, false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var m message
+	_ = json.Unmarshal(body, &m) // mcp-go reports malformed JSON itself
+	return body, m, true
+}
+
+// serve runs next with the challenge box and status recorder, and counts the request.
+func (g *Gateway) serve(transport, method string, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	box := &challengeBox{}
+	rec := &recorder{ResponseWriter: w, box: box}
+	next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), challengeKey{}, box)))
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	g.metrics.request(transport, methodLabel(method), fmt.Sprint(status))
+}
+
+// Shutdown ends every open stream so that the HTTP server can drain.
+func (g *Gateway) Shutdown() { g.streams.closeAll() }

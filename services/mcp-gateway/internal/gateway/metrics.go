@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the gateway's Prometheus series (see docs/reference/mcp.md).
+type metrics struct {
+	requests    *prometheus.CounterVec
+	toolCalls   *prometheus.CounterVec
+	coreLatency *prometheus.HistogramVec
+	sessions    *prometheus.CounterVec
+	streams     *prometheus.GaugeVec
+	registered  prometheus.Gauge
+	tokenCache  *prometheus.CounterVec
+	relayed     *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_mcp_requests_total",
+			Help: "MCP HTTP requests by transport, method (JSON-RPC method for POSTs, else the HTTP method) and result.",
+		}, []string{"transport", "method", "result"}),
+		toolCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_mcp_tool_calls_total",
+			Help: "Tool calls by tool and result (ok, insufficient_scope, invalid_arguments, unavailable, ...).",
+		}, []string{"tool", "result"}),
+		coreLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tollgate_mcp_capability_call_seconds",
+			Help:    "Latency of the capability-core call behind each tool.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"tool"}),
+		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_mcp_sessions_total",
+			Help: "Sessions created and ended on this replica, by transport and event (created, deleted).",
+		}, []string{"transport", "event"}),
+		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tollgate_mcp_open_streams",
+			Help: "Server-to-client streams open on this replica, by transport (GET /mcp, GET /sse).",
+		}, []string{"transport"}),
+		registered: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tollgate_mcp_active_sessions",
+			Help: "Sessions this replica currently holds state for.",
+		}),
+		tokenCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_mcp_token_verifications_total",
+			Help: "Access-token verifications by cache result (hit: no RSA verification needed).",
+		}, []string{"cache"}),
+		relayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_mcp_relayed_messages_total",
+			Help: "Legacy /messages POSTs relayed between replicas through Redis, by direction (sent, received, dropped).",
+		}, []string{"direction"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.toolCalls, m.coreLatency, m.sessions, m.streams, m.registered, m.tokenCache, m.relayed} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) request(transport, method, result string) {
+	m.requests.WithLabelValues(transport, method, result).Inc()
+}
+
+func (m *metrics) toolCall(tool, result string) { m.toolCalls.WithLabelValues(tool, result).Inc() }
+
+func (m *metrics) cache(hit bool) {
+	if hit {
+		m.tokenCache.WithLabelValues("hit").Inc()
+	} else {
+		m.tokenCache.WithLabelValues("miss").Inc()
+	}
+}
+
+// knownMethods bounds the method label.
+var knownMethods = map[string]bool{
+	"initialize": true, "notifications/initialized": true, "ping": true, "tools/list": true, "tools/call": true,
+	"resources/list": true, "resources/read": true, "resources/templates/list": true, "prompts/list": true,
+	"logging/setLevel": true, "server/discover": true, "subscriptions/listen": true, "notifications/cancelled": true,
+	"GET": true, "POST": true, "DELETE": true, "HEAD": true, "OPTIONS": true,
+}
+
+func methodLabel(m string) string {
+	if knownMethods[m] {
+		return m
+	}
+	return "other"
+}

@@ -1,0 +1,209 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// openSSE serves GET /sse (the 2024-11-05 transport): the session is stored
+// in Redis, owned by this replica, for as long as the stream is open.
+func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeHTTPError(w, http.StatusMethodNotAllowed, mcp.INVALID_REQUEST, "use GET to open the event stream")
+		return
+	}
+	claims, _ := tokens.FromContext(r.Context())
+	id := session.NewID()
+	rec := session.Record{Subject: claims.Subject, ClientID: claims.ClientID, Transport: session.LegacySSE, Replica: g.replica}
+	if err := g.sessions.Create(r.Context(), id, rec); err != nil {
+		g.unavailable(w, transportSSE, r.Method, err)
+		return
+	}
+	g.metrics.sessions.WithLabelValues(transportSSE, "created").Inc()
+	g.localSSE.Store(id, struct{}{})
+	ctx, done := g.streams.open(context.WithValue(r.Context(), pendingKey{}, id), id)
+	g.metrics.streams.WithLabelValues(transportSSE).Inc()
+	defer func() {
+		done()
+		g.metrics.streams.WithLabelValues(transportSSE).Dec()
+		g.localSSE.Delete(id)
+		// The stream was the session: it ends with it.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 3*time.Second)
+		defer cancel()
+		if _, err := g.sessions.Delete(dctx, id); err != nil {
+			g.log.Warn("could not delete ended SSE session", "err", err)
+		}
+		g.metrics.sessions.WithLabelValues(transportSSE, "deleted").Inc()
+	}()
+	g.serve(transportSSE, r.Method, g.sse.SSEHandler(), w, r.WithContext(ctx))
+}
+
+// postMessage serves POST /messages?sessionId=…: the message is handled
+// here when this replica holds the session's stream, and otherwise relayed
+// through Redis to the replica that does; the response reaches the client
+// on its stream either way.
+func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeHTTPError(w, http.StatusMethodNotAllowed, mcp.INVALID_REQUEST, "use POST to send a message")
+		return
+	}
+	claims, _ := tokens.FromContext(r.Context())
+	body, msg, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	method := msg.Method
+	if method == "" {
+		method = "POST"
+	}
+	id := r.URL.Query().Get("sessionId")
+	if id == "" {
+		g.metrics.request(transportSSE, methodLabel(method), "missing_session")
+		writeHTTPError(w, http.StatusBadRequest, mcp.INVALID_REQUEST, "the sessionId query parameter is required; open GET /sse first")
+		return
+	}
+	rec, err := g.sessions.Get(r.Context(), id)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		g.metrics.request(transportSSE, methodLabel(method), "unknown_session")
+		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
+		return
+	case err != nil:
+		g.unavailable(w, transportSSE, method, err)
+		return
+	}
+	if rec.Subject != claims.Subject || rec.Transport != session.LegacySSE {
+		g.metrics.request(transportSSE, methodLabel(method), "unknown_session")
+		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
+		return
+	}
+	if _, local := g.localSSE.Load(id); local {
+		g.serve(transportSSE, method, g.sse.MessageHandler(), w, r)
+		return
+	}
+	n, err := g.relay(r.Context(), rec.Replica, relayed{Session: id, Token: claims.Raw, Body: body})
+	if err != nil {
+		g.unavailable(w, transportSSE, method, err)
+		return
+	}
+	if n == 0 {
+		// The replica that held the stream is gone, and the session with it.
+		_, _ = g.sessions.Delete(r.Context(), id)
+		g.metrics.relayed.WithLabelValues("dropped").Inc()
+		g.metrics.request(transportSSE, methodLabel(method), "unknown_session")
+		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
+		return
+	}
+	g.metrics.relayed.WithLabelValues("sent").Inc()
+	g.metrics.request(transportSSE, methodLabel(method), "202")
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// relayed is a legacy message on its way to the replica holding the stream.
+// It carries the caller's token, which the receiving replica verifies again
+// and forwards to capability-core.
+type relayed struct {
+	Session string          `json:"session"`
+	Token   string          `json:"token"`
+	Body    json.RawMessage `json:"body"`
+}
+
+func (g *Gateway) inbox(replica string) string { return g.rdb.Key("mcp", "replica", replica) }
+func (g *Gateway) terminations() string        { return g.rdb.Key("mcp", "terminated") }
+
+// relay publishes m to replica and returns how many subscribers got it.
+func (g *Gateway) relay(ctx context.Context, replica string, m relayed) (int64, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return 0, err
+	}
+	return g.rdb.Publish(ctx, g.inbox(replica), b).Result()
+}
+
+// announceTermination tells every replica that a session ended.
+func (g *Gateway) announceTermination(ctx context.Context, id string) {
+	if err := g.rdb.Publish(ctx, g.terminations(), redisx.Hash(id)).Err(); err != nil {
+		g.log.Warn("could not announce a session's end", "err", err)
+	}
+}
+
+// Subscribe listens for relayed messages and terminations. It returns once
+// the subscription is in place (or failed: go-redis keeps retrying in the
+// background) and serves until ctx ends.
+func (g *Gateway) Subscribe(ctx context.Context) {
+	ps := g.rdb.Subscribe(ctx, g.inbox(g.replica), g.terminations())
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	if _, err := ps.Receive(rctx); err != nil {
+		g.log.Warn("relay subscription not confirmed yet; retrying in the background", "err", err)
+	}
+	cancel()
+	go func() {
+		defer ps.Close()
+		ch := ps.Channel(redis.WithChannelHealthCheckInterval(10 * time.Second))
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m, ok := <-ch:
+				if !ok {
+					return
+				}
+				if m.Channel == g.terminations() {
+					g.streams.end(m.Payload)
+					continue
+				}
+				g.deliverRelayed(ctx, m.Payload)
+			}
+		}
+	}()
+}
+
+// deliverRelayed hands a relayed message to the local SSE session, after
+// verifying its token again.
+func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
+	var m relayed
+	if err := json.Unmarshal([]byte(payload), &m); err != nil {
+		g.log.Warn("malformed relayed message", "err", err)
+		return
+	}
+	if _, local := g.localSSE.Load(m.Session); !local {
+		g.metrics.relayed.WithLabelValues("dropped").Inc()
+		return
+	}
+	claims, err := g.verifier.Verify(ctx, m.Token)
+	if err != nil {
+		g.log.Info("relayed message with a refused token", "err", err)
+		g.metrics.relayed.WithLabelValues("dropped").Inc()
+		return
+	}
+	req, err := http.NewRequestWithContext(tokens.NewContext(ctx, claims), http.MethodPost,
+		"/messages?sessionId="+url.QueryEscape(m.Session), bytes.NewReader(m.Body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	g.metrics.relayed.WithLabelValues("received").Inc()
+	g.sse.MessageHandler().ServeHTTP(discard{h: http.Header{}}, req)
+}
+
+// discard is the response of a relayed message: the client already got
+// its 202 from the replica it posted to.
+type discard struct{ h http.Header }
+
+func (d discard) Header() http.Header         { return d.h }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}

@@ -1,0 +1,236 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// pendingKey carries the id of a session being created by this request.
+type pendingKey struct{}
+
+// liveKey carries the id of the session this request was admitted to.
+type liveKey struct{}
+
+// streamableSession admits /mcp requests to sessions kept in Redis. It
+// creates the session on initialize (bound to the token's subject), and on
+// every other request checks that the session is live, belongs to the
+// caller and was negotiated at the version the request names. Stateless
+// (2026-07-28) requests carry no session and pass to mcp-go, which
+// validates them.
+func (g *Gateway) streamableSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, _ := tokens.FromContext(r.Context())
+		var msg message
+		method := r.Method
+		if r.Method == http.MethodPost {
+			var ok bool
+			if _, msg, ok = readBody(w, r); !ok {
+				g.metrics.request(transportStreamable, "POST", "too_large")
+				return
+			}
+			if msg.Method != "" {
+				method = msg.Method
+			}
+		}
+		header := r.Header.Get(mcp.HeaderProtocolVersion)
+		if mcp.IsModernProtocol(header) || mcp.IsModernProtocol(msg.Params.Meta.ProtocolVersion()) {
+			g.serve(transportStreamable, method, next, w, r)
+			return
+		}
+		ctx := r.Context()
+		if r.Method == http.MethodPost && msg.Method == string(mcp.MethodInitialize) {
+			id := session.NewID()
+			err := g.sessions.Create(ctx, id, session.Record{Subject: claims.Subject, ClientID: claims.ClientID, Transport: session.Streamable})
+			if err != nil {
+				g.unavailable(w, transportStreamable, method, err)
+				return
+			}
+			g.metrics.sessions.WithLabelValues(transportStreamable, "created").Inc()
+			g.serve(transportStreamable, method, next, w, r.WithContext(context.WithValue(ctx, pendingKey{}, id)))
+			return
+		}
+		if r.Method == http.MethodOptions || r.Method == http.MethodHead {
+			g.serve(transportStreamable, method, next, w, r)
+			return
+		}
+		id := r.Header.Get(server.HeaderKeySessionID)
+		if id == "" {
+			g.metrics.request(transportStreamable, methodLabel(method), "missing_session")
+			writeHTTPError(w, http.StatusBadRequest, mcp.INVALID_REQUEST, "Mcp-Session-Id header is required; send initialize first")
+			return
+		}
+		rec, err := g.sessions.Get(ctx, id)
+		switch {
+		case errors.Is(err, session.ErrNotFound):
+			g.metrics.request(transportStreamable, methodLabel(method), "unknown_session")
+			writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; initialize a new session")
+			return
+		case err != nil:
+			g.unavailable(w, transportStreamable, method, err)
+			return
+		}
+		if rec.Subject != claims.Subject || rec.Transport != session.Streamable {
+			// Indistinguishable from an unknown session on purpose.
+			g.log.Info("session used by another subject or transport", "transport", rec.Transport)
+			g.metrics.request(transportStreamable, methodLabel(method), "unknown_session")
+			writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; initialize a new session")
+			return
+		}
+		if header != "" && rec.ProtocolVersion != "" && header != rec.ProtocolVersion {
+			g.metrics.request(transportStreamable, methodLabel(method), "version_mismatch")
+			writeHTTPError(w, http.StatusBadRequest, mcp.INVALID_REQUEST,
+				"Mcp-Protocol-Version "+header+" is not the session's negotiated version "+rec.ProtocolVersion)
+			return
+		}
+		ctx = context.WithValue(ctx, liveKey{}, id)
+		if r.Method == http.MethodGet {
+			var done func()
+			ctx, done = g.streams.open(ctx, id)
+			defer done()
+			g.metrics.streams.WithLabelValues(transportStreamable).Inc()
+			defer g.metrics.streams.WithLabelValues(transportStreamable).Dec()
+		}
+		if r.Method == http.MethodDelete {
+			g.metrics.sessions.WithLabelValues(transportStreamable, "deleted").Inc()
+		}
+		g.serve(transportStreamable, method, next, w, r.WithContext(ctx))
+	})
+}
+
+// afterInitialize records what initialize negotiated, so that every replica
+// can check later requests against it.
+func (g *Gateway) afterInitialize(ctx context.Context, _ any, req *mcp.InitializeRequest, res *mcp.InitializeResult) {
+	cs := server.ClientSessionFromContext(ctx)
+	if cs == nil || cs.SessionID() == "" {
+		return
+	}
+	info, _ := json.Marshal(req.Params.ClientInfo)
+	caps, _ := json.Marshal(req.Params.Capabilities)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	if err := g.sessions.Negotiated(sctx, cs.SessionID(), res.ProtocolVersion, string(info), string(caps)); err != nil {
+		g.log.Warn("could not record the negotiated session", "err", err)
+	}
+}
+
+// resolver gives mcp-go a session-id manager bound to each request.
+type resolver struct{ g *Gateway }
+
+func (rs resolver) ResolveSessionIdManager(r *http.Request) server.SessionIdManager {
+	if r == nil {
+		// mcp-go's idle sweep and shutdown: this replica forgets the
+		// session, which lives on in Redis for the others.
+		return forgetOnly{}
+	}
+	return &requestSessions{g: rs.g, ctx: r.Context()}
+}
+
+// requestSessions is the session-id manager of one admitted request.
+type requestSessions struct {
+	g   *Gateway
+	ctx context.Context
+}
+
+// Generate returns the id the middleware stored for this initialize.
+func (m *requestSessions) Generate() string {
+	if id, ok := m.ctx.Value(pendingKey{}).(string); ok {
+		return id
+	}
+	// Not reachable through the middleware; an unstored id is never valid.
+	return session.NewID()
+}
+
+// Validate accepts the session the middleware admitted the request to.
+func (m *requestSessions) Validate(id string) (bool, error) {
+	if live, _ := m.ctx.Value(liveKey{}).(string); live != "" && live == id {
+		return false, nil
+	}
+	return false, session.ErrNotFound
+}
+
+// Terminate ends the session for every replica (DELETE).
+func (m *requestSessions) Terminate(id string) (bool, error) {
+	if live, _ := m.ctx.Value(liveKey{}).(string); live != id {
+		return false, session.ErrNotFound
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), 3*time.Second)
+	defer cancel()
+	if _, err := m.g.sessions.Delete(ctx, id); err != nil {
+		return false, err
+	}
+	m.g.announceTermination(ctx, id)
+	return false, nil
+}
+
+type forgetOnly struct{}
+
+func (forgetOnly) Generate() string               { return session.NewID() }
+func (forgetOnly) Validate(string) (bool, error)  { return false, session.ErrNotFound }
+func (forgetOnly) Terminate(string) (bool, error) { return false, nil }
+
+// streamSet tracks the open server-to-client streams of this replica, so
+// that a session ended elsewhere, or a shutdown, closes them.
+type streamSet struct {
+	mu     sync.Mutex
+	byHash map[string]map[*int]context.CancelFunc
+	closed bool
+}
+
+func newStreamSet() *streamSet { return &streamSet{byHash: map[string]map[*int]context.CancelFunc{}} }
+
+// open returns a context that ends when the session ends anywhere, or on
+// shutdown; done must be called when the stream closes.
+func (s *streamSet) open(ctx context.Context, id string) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	h := redisx.Hash(id)
+	tok := new(int)
+	s.mu.Lock()
+	if s.closed {
+		cancel()
+	}
+	if s.byHash[h] == nil {
+		s.byHash[h] = map[*int]context.CancelFunc{}
+	}
+	s.byHash[h][tok] = cancel
+	s.mu.Unlock()
+	return ctx, func() {
+		cancel()
+		s.mu.Lock()
+		delete(s.byHash[h], tok)
+		if len(s.byHash[h]) == 0 {
+			delete(s.byHash, h)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// end closes the streams of the session whose id hashes to h.
+func (s *streamSet) end(h string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cancel := range s.byHash[h] {
+		cancel()
+	}
+}
+
+func (s *streamSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, m := range s.byHash {
+		for _, cancel := range m {
+			cancel()
+		}
+	}
+}

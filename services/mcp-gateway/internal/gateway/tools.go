@@ -1,0 +1,295 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+	"github.com/tollgate/tollgate/widgets"
+)
+
+// MetaWWWAuthenticate is the _meta key of a tool result that carries an
+// authorization challenge (ChatGPT Apps step-up).
+const MetaWWWAuthenticate = "mcp/www_authenticate"
+
+// MetaError carries a failed call's message for widgets, which ChatGPT
+// hands only structuredContent and _meta (see widgets/doc.go).
+const MetaError = "tollgate/error"
+
+// catalog turns the capability registry and the widgets into MCP tools and
+// resources. Nothing here names a tool: everything comes from the proto
+// options through the registry.
+type catalog struct {
+	reg         *registry.Registry
+	core        grpc.ClientConnInterface
+	coreTimeout time.Duration
+	origin      string // public origin of widget assets
+	challenges  *challenger
+	metrics     *metrics
+}
+
+func boolPtr(b bool) *bool { return &b }
+
+// tool builds the MCP descriptor of t.
+func (c *catalog) tool(t *registry.Tool) (mcp.Tool, error) {
+	in, err := json.Marshal(t.Capability.InputSchema())
+	if err != nil {
+		return mcp.Tool{}, err
+	}
+	out, err := json.Marshal(t.Capability.OutputSchema())
+	if err != nil {
+		return mcp.Tool{}, err
+	}
+	scopes := t.RequiredScopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	meta := map[string]any{
+		// Every call needs an access token for the MCP resource; the
+		// scopes listed are what this tool needs on top of it.
+		"securitySchemes": []any{map[string]any{"type": "oauth2", "scopes": scopes}},
+	}
+	if t.InvokingMessage != "" {
+		meta["openai/toolInvocation/invoking"] = t.InvokingMessage
+	}
+	if t.InvokedMessage != "" {
+		meta["openai/toolInvocation/invoked"] = t.InvokedMessage
+	}
+	if t.WidgetURI != "" {
+		w, ok := widgets.Lookup(t.WidgetURI)
+		if !ok {
+			return mcp.Tool{}, fmt.Errorf("tool %s: widget %s is not in the widgets module", t.Name, t.WidgetURI)
+		}
+		for k, v := range w.ToolMeta() {
+			meta[k] = v
+		}
+	}
+	a := t.Annotations
+	return mcp.Tool{
+		Name:            t.Name,
+		Title:           t.Title,
+		Description:     t.Description,
+		RawInputSchema:  in,
+		RawOutputSchema: out,
+		Annotations: mcp.ToolAnnotation{
+			Title:           t.Title,
+			ReadOnlyHint:    boolPtr(a.ReadOnly),
+			DestructiveHint: boolPtr(a.Destructive),
+			IdempotentHint:  boolPtr(a.Idempotent),
+			OpenWorldHint:   boolPtr(a.OpenWorld),
+		},
+		Meta: mcp.NewMetaFromMap(meta),
+	}, nil
+}
+
+// tools returns every registry tool with its handler.
+func (c *catalog) tools() ([]server.ServerTool, error) {
+	var out []server.ServerTool
+	for _, t := range c.reg.Tools() {
+		desc, err := c.tool(t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, server.ServerTool{Tool: desc, Handler: c.handler(t)})
+	}
+	return out, nil
+}
+
+// instructions describe the tools to the model, from the registry.
+func (c *catalog) instructions() string {
+	var b strings.Builder
+	b.WriteString("Tollgate connects you to a private service on behalf of the signed-in user. ")
+	b.WriteString("Every tool is read-only. Tools:\n")
+	for _, t := range c.reg.Tools() {
+		fmt.Fprintf(&b, "- %s: %s", t.Name, t.Description)
+		if len(t.RequiredScopes) > 0 {
+			fmt.Fprintf(&b, " (needs scopes: %s)", strings.Join(t.RequiredScopes, " "))
+		}
+		if t.WidgetURI != "" {
+			b.WriteString(" Renders an inline card.")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("If a tool answers that more access is needed, ask the user to reconnect the app to grant it.")
+	return b.String()
+}
+
+// handler calls the capability behind t with the caller's token.
+func (c *catalog) handler(t *registry.Tool) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		claims, ok := tokens.FromContext(ctx)
+		if !ok {
+			// The auth middleware runs before every transport; this is a wiring bug.
+			return nil, errors.New("no verified token in the request context")
+		}
+		if missing := claims.MissingScopes(t.RequiredScopes); len(missing) > 0 {
+			c.metrics.toolCall(t.Name, "insufficient_scope")
+			challenge := c.challenges.insufficientScope(t.RequiredScopes, claims.Scopes)
+			c.challenges.set(ctx, challenge)
+			msg := fmt.Sprintf("This tool needs the scopes %q; the current authorization lacks %q. Reconnect the app to grant them.",
+				strings.Join(t.RequiredScopes, " "), strings.Join(missing, " "))
+			res := errorResult(msg)
+			res.Meta.AdditionalFields[MetaWWWAuthenticate] = []string{challenge}
+			return res, nil
+		}
+		raw, err := rawArguments(req)
+		if err != nil {
+			c.metrics.toolCall(t.Name, "invalid_arguments")
+			return errorResult(err.Error()), nil
+		}
+		in, err := t.Capability.DecodeJSON(raw)
+		if err != nil {
+			c.metrics.toolCall(t.Name, "invalid_arguments")
+			return errorResult(err.Error()), nil
+		}
+		cctx, cancel := context.WithTimeout(tokens.WithToken(ctx, claims.Raw), c.coreTimeout)
+		defer cancel()
+		start := time.Now()
+		out, err := t.Capability.Invoke(cctx, c.core, in)
+		c.metrics.coreLatency.WithLabelValues(t.Name).Observe(time.Since(start).Seconds())
+		if err != nil {
+			result, msg := callError(err)
+			c.metrics.toolCall(t.Name, result)
+			return errorResult(msg), nil
+		}
+		b, err := registry.MarshalOutput(out)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s output: %w", t.Name, err)
+		}
+		c.metrics.toolCall(t.Name, "ok")
+		return &mcp.CallToolResult{
+			Content:           []mcp.Content{mcp.NewTextContent(string(b))},
+			StructuredContent: json.RawMessage(b),
+		}, nil
+	}
+}
+
+// rawArguments returns the call's arguments as JSON.
+func rawArguments(req mcp.CallToolRequest) ([]byte, error) {
+	switch a := req.GetRawArguments().(type) {
+	case json.RawMessage:
+		return a, nil
+	case nil:
+		return nil, nil
+	default:
+		b, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("invalid arguments: %v", err)
+		}
+		return b, nil
+	}
+}
+
+// callError maps a capability-core failure to a metric label and a message
+// that is safe to show: details of unexpected errors are not returned.
+func callError(err error) (string, string) {
+	st, _ := status.FromError(err)
+	switch st.Code() {
+	case codes.InvalidArgument:
+		return "invalid_arguments", st.Message()
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return "unavailable", "The service is temporarily unavailable; try again in a moment."
+	case codes.Unauthenticated:
+		return "unauthenticated", "The service did not accept the authorization; reconnect the app."
+	case codes.PermissionDenied:
+		return "forbidden", st.Message()
+	case codes.ResourceExhausted:
+		return "rate_limited", "Too many requests; try again in a moment."
+	case codes.NotFound:
+		return "not_found", st.Message()
+	}
+	return "error", "The service failed to answer."
+}
+
+func errorResult(msg string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{
+		Result:  mcp.Result{Meta: mcp.NewMetaFromMap(map[string]any{MetaError: msg})},
+		Content: []mcp.Content{mcp.NewTextContent(msg)},
+		IsError: true,
+	}
+}
+
+// resources returns the widget templates as MCP Apps UI resources. A
+// resource needs the scopes that the least demanding tool drawing with it
+// needs.
+func (c *catalog) resources() ([]server.ServerResource, error) {
+	var out []server.ServerResource
+	for _, w := range widgets.All() {
+		meta, err := c.resourceMeta(w)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.HTML(c.origin); err != nil {
+			return nil, err
+		}
+		scopes := c.widgetScopes(w.URI)
+		out = append(out, server.ServerResource{
+			Resource: mcp.Resource{
+				URI: w.URI, Name: w.Name, Title: w.Title, Description: w.Description,
+				MIMEType: widgets.MIMEType, Meta: mcp.NewMetaFromMap(meta),
+			},
+			Handler: c.readWidget(w, meta, scopes),
+		})
+	}
+	return out, nil
+}
+
+// resourceMeta is the widget's own metadata plus the sandbox domain, which
+// both host kinds read.
+func (c *catalog) resourceMeta(w widgets.Widget) (map[string]any, error) {
+	meta, err := w.ResourceMeta(c.origin)
+	if err != nil {
+		return nil, err
+	}
+	meta["openai/widgetDomain"] = c.origin
+	if ui, ok := meta["ui"].(map[string]any); ok {
+		ui["domain"] = c.origin
+	}
+	return meta, nil
+}
+
+func (c *catalog) widgetScopes(uri string) []string {
+	var best []string
+	first := true
+	for _, t := range c.reg.Tools() {
+		if t.WidgetURI != uri {
+			continue
+		}
+		if first || len(t.RequiredScopes) < len(best) {
+			best, first = t.RequiredScopes, false
+		}
+	}
+	return slices.Clone(best)
+}
+
+func (c *catalog) readWidget(w widgets.Widget, meta map[string]any, scopes []string) server.ResourceHandlerFunc {
+	return func(ctx context.Context, _ mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+		claims, ok := tokens.FromContext(ctx)
+		if !ok {
+			return nil, errors.New("no verified token in the request context")
+		}
+		if missing := claims.MissingScopes(scopes); len(missing) > 0 {
+			c.challenges.set(ctx, c.challenges.insufficientScope(scopes, claims.Scopes))
+			return nil, fmt.Errorf("insufficient_scope: reading %s needs the scopes %q", w.URI, strings.Join(scopes, " "))
+		}
+		html, err := w.HTML(c.origin)
+		if err != nil {
+			return nil, err
+		}
+		return []mcp.ResourceContents{mcp.TextResourceContents{
+			URI: w.URI, MIMEType: widgets.MIMEType, Text: html, Meta: meta,
+		}}, nil
+	}
+}
