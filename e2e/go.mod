@@ -1,0 +1,15 @@
+module github.com/tollgate/tollgate/e2e
+
+go 1.26.0
+
+require github.com/tollgate/tollgate/services/platform v0.0.0
+
+require (
+	go.yaml.in/yaml/v2 v2.4.4 // indirect
+	sigs.k8s.io/yaml v1.6.0 // indirect
+)
+
+replace (
+	github.com/tollgate/tollgate/proto => ../proto
+	github.com/tollgate/tollgate/services/platform => ../services/platform
+)
