@@ -1,0 +1,118 @@
+// Package idptest starts the dev IdP in-process for other services' tests:
+// real HTTP on 127.0.0.1:0, the issuer taken from the bound port, users and
+// the upstream client secret written to a temporary directory the way
+// `auth-server dev-init` writes them.
+package idptest
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/dev-idp/idp"
+)
+
+// The default account, as `auth-server dev-init` writes it.
+const (
+	Username = "dev"
+	Password = "tollgate-dev"
+	Subject  = "dev-user-0001"
+	Email    = "dev@example.com"
+	ClientID = "tollgate"
+)
+
+const defaultUsers = `users:
+  - username: dev
+    password: tollgate-dev
+    sub: dev-user-0001
+    name: Dev User
+    given_name: Dev
+    family_name: User
+    email: dev@example.com
+    email_verified: true
+`
+
+// Options configure a test IdP. The zero value is the dev account and the
+// tollgate client redirecting to PublicIssuerURL + /oauth/callback.
+type Options struct {
+	// PublicIssuerURL is the auth-server's public origin (required unless
+	// Env sets DEVIDP_CLIENTS).
+	PublicIssuerURL string
+	// UsersYAML replaces the default users.yaml.
+	UsersYAML string
+	// Env adds or overrides variables (DEVIDP_CLIENTS, DEVIDP_CODE_TTL, ...).
+	Env map[string]string
+	// Log receives the IdP's logs (default: discarded).
+	Log io.Writer
+}
+
+// IdP is a running dev IdP.
+type IdP struct {
+	// Issuer is http://127.0.0.1:<port>; discovery is at
+	// Issuer + /.well-known/openid-configuration.
+	Issuer string
+	// Admin is the admin listener's base URL (/healthz/ready, /metrics).
+	Admin string
+	// ClientSecret is the tollgate client's secret.
+	ClientSecret string
+	// Dir holds users.yaml and upstream-client-secret.
+	Dir string
+}
+
+// Start runs a dev IdP until the test ends.
+func Start(t testing.TB, o Options) *IdP {
+	t.Helper()
+	dir := t.TempDir()
+	secret := rand.Text()
+	users := o.UsersYAML
+	if users == "" {
+		users = defaultUsers
+	}
+	for name, content := range map[string]string{"users.yaml": users, "upstream-client-secret": secret + "\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{
+		"TOLLGATE_ENV": "development", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"DEVIDP_DIR": dir, "PUBLIC_ISSUER_URL": o.PublicIssuerURL, "SHUTDOWN_TIMEOUT": "5s",
+	}
+	for k, v := range o.Env {
+		env[k] = v
+	}
+	log := o.Log
+	if log == nil {
+		log = io.Discard
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan map[string]net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- idp.Run(ctx, func(k string) string { return env[k] }, log, func(a map[string]net.Addr) { addrs <- a })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("dev IdP: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("dev IdP did not stop within 30s")
+		}
+	})
+	select {
+	case a := <-addrs:
+		return &IdP{Issuer: "http://" + a["http"].String(), Admin: "http://" + a["admin"].String(), ClientSecret: secret, Dir: dir}
+	case err := <-done:
+		t.Fatalf("dev IdP did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev IdP did not listen within 30s")
+	}
+	return nil // not reached: Fatal stops the test goroutine
+}
