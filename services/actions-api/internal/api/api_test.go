@@ -1,0 +1,453 @@
+package api_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/actions-api/internal/api"
+	"github.com/tollgate/tollgate/services/actions-api/internal/config"
+	"github.com/tollgate/tollgate/services/actions-api/internal/openapi"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
+)
+
+const allScopes = "openid profile email"
+
+// protected lists the registry operations that need a token, with their
+// scopes, read from the served document (the same source as the routes).
+func (f *fleet) protected(t *testing.T) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for path, item := range f.doc.Paths.Map() {
+		if item.Get != nil && item.Get.Security != nil && len(*item.Get.Security) > 0 {
+			out[path] = (*item.Get.Security)[0][openapi.SecurityScheme]
+		}
+	}
+	if len(out) < 2 {
+		t.Fatalf("the document has %d protected operations, want at least /actions/profile and /actions/session", len(out))
+	}
+	return out
+}
+
+func TestHealthIsPublicAndComesFromCore(t *testing.T) {
+	f := start(t, nil)
+	for _, h := range []http.Header{nil, bearer("not-even-a-jwt")} {
+		r := f.do(t, http.MethodGet, "/health", h)
+		if r.status != 200 {
+			t.Fatalf("GET /health: %d %s", r.status, r.body)
+		}
+		var body struct {
+			Service, Status, Version, Timestamp string
+		}
+		if err := json.Unmarshal(r.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if body.Service != "capability-core" || body.Status == "" || body.Timestamp == "" {
+			t.Errorf("health = %+v, want capability-core's answer", body)
+		}
+	}
+}
+
+func TestProfileAndSessionWithValidToken(t *testing.T) {
+	f := start(t, nil)
+	profile := tokens.Profile{Name: "Ada Lovelace", GivenName: "Ada", FamilyName: "Lovelace", PreferredUsername: "ada", Email: "ada@example.com", EmailVerified: true}
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "user-ada", Audience: audience, ClientID: "gpt-actions", Scope: allScopes, Profile: profile})
+
+	r := f.do(t, http.MethodGet, "/actions/profile", bearer(tok))
+	if r.status != 200 {
+		t.Fatalf("profile: %d %s", r.status, r.body)
+	}
+	var p map[string]any
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"sub": "user-ada", "name": "Ada Lovelace", "given_name": "Ada", "family_name": "Lovelace",
+		"preferred_username": "ada", "email": "ada@example.com", "email_verified": true}
+	for k, v := range want {
+		if p[k] != v {
+			t.Errorf("profile %s = %v, want %v", k, p[k], v)
+		}
+	}
+	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("profile Cache-Control = %q, want no-store", cc)
+	}
+	if r.header.Get("RateLimit-Remaining") == "" {
+		t.Error("no RateLimit-Remaining header")
+	}
+
+	r = f.do(t, http.MethodGet, "/actions/session", bearer(tok))
+	if r.status != 200 {
+		t.Fatalf("session: %d %s", r.status, r.body)
+	}
+	var s struct {
+		Subject, ClientID, Audience string
+		Scopes                      []string
+		ExpiresAt                   string `json:"expires_at"`
+	}
+	if err := json.Unmarshal(r.body, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.ClientID = gjson(t, r.body, "client_id")
+	if s.Subject != "user-ada" || s.ClientID != "gpt-actions" || s.Audience != audience || !slices.Equal(s.Scopes, strings.Fields(allScopes)) || s.ExpiresAt == "" {
+		t.Errorf("session = %+v", s)
+	}
+}
+
+func gjson(t *testing.T, b []byte, key string) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := m[key].(string)
+	return s
+}
+
+// TestBearerRefusals runs every bearer rule against every protected
+// operation; each refusal must carry the documented status, error code
+// and challenge, and validate against the document.
+func TestBearerRefusals(t *testing.T) {
+	f := start(t, nil)
+	valid := f.token(t, allScopes)
+	parts := strings.Split(valid, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	forgedPayload := strings.Replace(string(payload), `"user-123"`, `"admin-1"`, 1)
+	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(forgedPayload)) + "." + parts[2]
+
+	cases := []struct {
+		name      string
+		header    http.Header
+		query     string
+		status    int
+		code      string
+		desc      string // part of error_description
+		challenge string // part of WWW-Authenticate; "" = none expected
+	}{
+		{name: "no token", status: 401, code: "invalid_token", desc: "bearer access token is required", challenge: `Bearer realm="tollgate-actions", scope=`},
+		{name: "basic scheme", header: http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}}, status: 401, code: "invalid_token", desc: "not Bearer", challenge: `error="invalid_token"`},
+		{name: "garbage", header: bearer("garbage"), status: 401, code: "invalid_token", desc: "not a JWS", challenge: `error="invalid_token"`},
+		{name: "MCP audience", header: bearer(f.iss.Mint(t, tokentest.Token{Audience: mcpAudience, Scope: allScopes})), status: 401, code: "invalid_token", desc: "wrong audience", challenge: `error_description="access token rejected: wrong audience"`},
+		{name: "expired", header: bearer(f.iss.Mint(t, tokentest.Token{Audience: audience, Scope: allScopes, IssuedAt: time.Now().Add(-3 * time.Hour), ExpiresIn: time.Hour})), status: 401, code: "invalid_token", desc: "expired", challenge: `error="invalid_token"`},
+		{name: "other issuer", header: bearer(f.iss.Mint(t, tokentest.Token{Audience: audience, Scope: allScopes, Issuer: "http://evil.test"})), status: 401, code: "invalid_token", desc: "wrong issuer", challenge: `error="invalid_token"`},
+		{name: "ID token type", header: bearer(f.iss.Mint(t, tokentest.Token{Audience: audience, Scope: allScopes, Type: "JWT"})), status: 401, code: "invalid_token", desc: "typ", challenge: `error="invalid_token"`},
+		{name: "forged claims", header: bearer(forged), status: 401, code: "invalid_token", desc: "bad signature", challenge: `error="invalid_token"`},
+		{name: "duplicate header", header: http.Header{"Authorization": {"Bearer " + valid, "Bearer " + valid}}, status: 400, code: "invalid_request", desc: "more than one Authorization", challenge: `error="invalid_request"`},
+		{name: "query token", query: "?access_token=" + valid, status: 400, code: "invalid_request", desc: "access_token in the query", challenge: `error="invalid_request"`},
+		{name: "query token with header", header: bearer(valid), query: "?access_token=" + valid, status: 400, code: "invalid_request", desc: "access_token in the query", challenge: `error="invalid_request"`},
+		{name: "no scopes", header: bearer(f.token(t, "")), status: 403, code: "insufficient_scope", desc: "lacks the scopes", challenge: `error="insufficient_scope"`},
+	}
+	for path, scopes := range f.protected(t) {
+		for _, tc := range cases {
+			t.Run(path+"/"+tc.name, func(t *testing.T) {
+				r := f.do(t, http.MethodGet, path+tc.query, tc.header)
+				if r.status != tc.status || r.err.Error != tc.code || !strings.Contains(r.err.Description, tc.desc) {
+					t.Fatalf("%d %s, want %d %s containing %q", r.status, r.body, tc.status, tc.code, tc.desc)
+				}
+				ch := r.header.Get("WWW-Authenticate")
+				if !strings.HasPrefix(ch, `Bearer realm="tollgate-actions"`) || !strings.Contains(ch, tc.challenge) || !strings.Contains(ch, `scope="`+strings.Join(scopes, " ")+`"`) {
+					t.Errorf("WWW-Authenticate = %q, want a Bearer challenge with %q and the operation's scopes", ch, tc.challenge)
+				}
+				if strings.Contains(string(r.body), valid) {
+					t.Error("the response echoes the token")
+				}
+			})
+		}
+		// One scope short of what the operation needs.
+		t.Run(path+"/one scope missing", func(t *testing.T) {
+			r := f.do(t, http.MethodGet, path, bearer(f.token(t, strings.Join(scopes[1:], " "))))
+			if r.status != 403 || r.err.Error != "insufficient_scope" || !strings.Contains(r.err.Description, scopes[0]) {
+				t.Fatalf("%d %s, want 403 insufficient_scope naming %s", r.status, r.body, scopes[0])
+			}
+		})
+	}
+	if strings.Contains(f.logs.String(), valid) {
+		t.Error("a token reached the logs")
+	}
+	if f.validated < 20 {
+		t.Errorf("only %d responses were validated against the document", f.validated)
+	}
+}
+
+func TestBadQueryParameters(t *testing.T) {
+	f := start(t, nil)
+	tok := f.token(t, allScopes)
+	for _, path := range []string{"/actions/session?verbose=1", "/health?x=1"} {
+		r := f.do(t, http.MethodGet, path, bearer(tok))
+		if r.status != 400 || r.err.Error != "invalid_request" || !strings.Contains(r.err.Description, "unknown query parameter") {
+			t.Errorf("GET %s: %d %s, want 400 invalid_request", path, r.status, r.body)
+		}
+	}
+}
+
+func TestUnknownPathAndMethodUseTheErrorShape(t *testing.T) {
+	f := start(t, nil)
+	r := f.do(t, http.MethodGet, "/actions/nope", nil)
+	if r.status != 404 || r.err.Error != "not_found" {
+		t.Errorf("unknown path: %d %s", r.status, r.body)
+	}
+	r = f.do(t, http.MethodPost, "/actions/profile", bearer(f.token(t, allScopes)))
+	if r.status != 405 || r.err.Error != "method_not_allowed" {
+		t.Errorf("POST on a GET operation: %d %s", r.status, r.body)
+	}
+	if r.header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Error("error responses lack X-Content-Type-Options: nosniff")
+	}
+}
+
+func TestRateLimitPerSubject(t *testing.T) {
+	f := start(t, map[string]string{"RATE_LIMIT_PER_MINUTE": "3"})
+	alice := f.iss.Mint(t, tokentest.Token{Subject: "alice", Audience: audience, Scope: allScopes})
+	bob := f.iss.Mint(t, tokentest.Token{Subject: "bob", Audience: audience, Scope: allScopes})
+	for i := range 3 {
+		if r := f.do(t, http.MethodGet, "/actions/session", bearer(alice)); r.status != 200 {
+			t.Fatalf("call %d: %d %s", i+1, r.status, r.body)
+		}
+	}
+	// A second token of the same subject shares the bucket.
+	alice2 := f.iss.Mint(t, tokentest.Token{Subject: "alice", Audience: audience, Scope: allScopes, ClientID: "other"})
+	for _, tok := range []string{alice, alice2} {
+		r := f.do(t, http.MethodGet, "/actions/profile", bearer(tok))
+		if r.status != 429 || r.err.Error != "rate_limited" {
+			t.Fatalf("over the limit: %d %s, want 429 rate_limited", r.status, r.body)
+		}
+		ra, err := strconv.Atoi(r.header.Get("Retry-After"))
+		if err != nil || ra < 1 || ra > 60 {
+			t.Errorf("Retry-After = %q, want 1..60 seconds", r.header.Get("Retry-After"))
+		}
+	}
+	if r := f.do(t, http.MethodGet, "/actions/session", bearer(bob)); r.status != 200 {
+		t.Errorf("another subject is limited too: %d %s", r.status, r.body)
+	}
+	// Redis holds the bucket under a hash of the subject, never the subject.
+	keys, err := f.redis.Client().Keys(t.Context(), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) == 0 {
+		t.Fatal("no rate-limit key in Redis")
+	}
+	for _, k := range keys {
+		if strings.Contains(k, "alice") || strings.Contains(k, "bob") {
+			t.Errorf("Redis key %q contains a subject in the clear", k)
+		}
+	}
+}
+
+func TestRateLimitPublicByAddress(t *testing.T) {
+	f := start(t, map[string]string{"PUBLIC_RATE_LIMIT_PER_MINUTE": "2"})
+	for i := range 2 {
+		if r := f.do(t, http.MethodGet, "/health", nil); r.status != 200 {
+			t.Fatalf("call %d: %d %s", i+1, r.status, r.body)
+		}
+	}
+	r := f.do(t, http.MethodGet, "/health", nil)
+	if r.status != 429 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("third call: %d %s, want 429 with Retry-After", r.status, r.body)
+	}
+	// The static documents are not limited.
+	for _, p := range []string{api.PathOpenAPI, api.PathPrivacy} {
+		if r := f.do(t, http.MethodGet, p, nil); r.status != 200 {
+			t.Errorf("%s: %d", p, r.status)
+		}
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	f := start(t, nil)
+	tok := f.token(t, allScopes)
+	if r := f.do(t, http.MethodGet, "/actions/session", bearer(tok)); r.status != 200 {
+		t.Fatalf("before the outage: %d %s", r.status, r.body)
+	}
+	f.redis.Stop()
+	began := time.Now()
+	r := f.do(t, http.MethodGet, "/actions/session", bearer(tok))
+	if r.status != 503 || r.err.Error != "temporarily_unavailable" {
+		t.Fatalf("Redis down: %d %s, want 503 temporarily_unavailable", r.status, r.body)
+	}
+	if d := time.Since(began); d > 10*time.Second {
+		t.Errorf("the 503 took %s; a Redis outage must fail fast", d)
+	}
+	if strings.Contains(r.err.Description, "127.0.0.1") || strings.Contains(r.err.Description, "redis:") {
+		t.Errorf("the error leaks internals: %q", r.err.Description)
+	}
+	if code, body := f.ready(t); code != 503 || !strings.Contains(body, "redis") {
+		t.Errorf("readiness with Redis down: %d %s", code, body)
+	}
+	f.redis.Start()
+	eventually(t, "readiness after Redis restarts", func() bool { code, _ := f.ready(t); return code == 200 })
+	if r := f.do(t, http.MethodGet, "/actions/session", bearer(tok)); r.status != 200 {
+		t.Errorf("after the outage: %d %s", r.status, r.body)
+	}
+}
+
+func TestCapabilityCoreDown(t *testing.T) {
+	f := start(t, nil)
+	tok := f.token(t, allScopes)
+	eventually(t, "readiness", func() bool { code, _ := f.ready(t); return code == 200 })
+	f.core.Stop()
+	began := time.Now()
+	for _, path := range []string{"/actions/profile", "/actions/session", "/health"} {
+		r := f.do(t, http.MethodGet, path, bearer(tok))
+		if r.status != 503 || r.err.Error != "temporarily_unavailable" {
+			t.Errorf("%s with capability-core down: %d %s, want 503", path, r.status, r.body)
+		}
+	}
+	if d := time.Since(began); d > 15*time.Second {
+		t.Errorf("three 503s took %s; a capability-core outage must fail fast", d)
+	}
+	if code, body := f.ready(t); code != 503 || !strings.Contains(body, "capability-core") {
+		t.Errorf("readiness with capability-core down: %d %s", code, body)
+	}
+	f.core.Start()
+	eventually(t, "profile after capability-core restarts", func() bool {
+		return f.do(t, http.MethodGet, "/actions/profile", bearer(tok)).status == 200
+	})
+}
+
+func TestCORSExplicitOrigins(t *testing.T) {
+	f := start(t, nil)
+	preflight := func(origin string) http.Header {
+		req, _ := http.NewRequest(http.MethodOptions, f.base+"/actions/profile", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "GET")
+		req.Header.Set("Access-Control-Request-Headers", "authorization")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.Header
+	}
+	if h := preflight("https://chatgpt.com"); h.Get("Access-Control-Allow-Origin") != "https://chatgpt.com" {
+		t.Errorf("allowed origin: Access-Control-Allow-Origin = %q", h.Get("Access-Control-Allow-Origin"))
+	}
+	if h := preflight("https://evil.example"); h.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("unlisted origin got Access-Control-Allow-Origin = %q", h.Get("Access-Control-Allow-Origin"))
+	}
+}
+
+func TestPrivacyPolicy(t *testing.T) {
+	f := start(t, nil)
+	r := f.do(t, http.MethodGet, api.PathPrivacy, nil)
+	if r.status != 200 || string(r.body) != config.DefaultPrivacyPolicy || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
+		t.Errorf("default privacy policy: %d %q %s", r.status, r.header.Get("Content-Type"), r.body)
+	}
+
+	file := filepath.Join(t.TempDir(), "privacy.txt")
+	if err := os.WriteFile(file, []byte("Our policy: nothing is kept.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f = start(t, map[string]string{"PRIVACY_POLICY_FILE": file})
+	if r := f.do(t, http.MethodGet, api.PathPrivacy, nil); string(r.body) != "Our policy: nothing is kept." {
+		t.Errorf("configured privacy policy: %q", r.body)
+	}
+}
+
+func TestServedDocumentMatchesConfiguration(t *testing.T) {
+	f := start(t, nil)
+	if got := f.doc.Servers[0].URL; !strings.HasPrefix(f.base, got) || len(f.doc.Servers) != 1 {
+		t.Errorf("servers = %v, want the configured ACTIONS_PUBLIC_URL", f.doc.Servers)
+	}
+	flow := f.doc.Components.SecuritySchemes[openapi.SecurityScheme].Value.Flows.AuthorizationCode
+	if flow.AuthorizationURL != issuerURL+"/oauth/authorize" || flow.TokenURL != issuerURL+"/oauth/token" {
+		t.Errorf("OAuth URLs = %s %s", flow.AuthorizationURL, flow.TokenURL)
+	}
+	reg, err := api.Capabilities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range reg.Actions() {
+		if op := f.doc.Paths.Find(a.Path).GetOperation(a.Method); op == nil || op.OperationID != a.OperationID {
+			t.Errorf("%s %s is routed but not in the served document", a.Method, a.Path)
+		}
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	base := map[string]string{
+		"ACTIONS_PUBLIC_URL": "https://actions.example.com", "ACTIONS_AUDIENCE": "https://actions.example.com/actions",
+		"PUBLIC_ISSUER_URL": "https://actions.example.com", "AUTH_GRPC_ADDR": "a:1", "CORE_GRPC_ADDR": "c:1",
+		"REDIS_URL": "redis://127.0.0.1:1/0",
+	}
+	if _, err := config.Load(configEnv(base, nil)); err != nil {
+		t.Fatalf("valid configuration refused: %v", err)
+	}
+	_, err := config.Load(configEnv(base, map[string]string{
+		"ALLOWED_ORIGINS":              "*,https://ok.example,https://x.example/path,ftp://y.example",
+		"RATE_LIMIT_PER_MINUTE":        "0",
+		"PUBLIC_RATE_LIMIT_PER_MINUTE": "many",
+		"CORE_TIMEOUT":                 "0s",
+	}))
+	if err == nil {
+		t.Fatal("bad configuration accepted")
+	}
+	for _, want := range []string{`"*": wildcards are not allowed`, "https://x.example/path", "ftp://y.example", "RATE_LIMIT_PER_MINUTE: must be at least 1", "PUBLIC_RATE_LIMIT_PER_MINUTE", "CORE_TIMEOUT"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "https://ok.example") {
+		t.Errorf("a valid origin is reported: %v", err)
+	}
+	_, err = config.Load(configEnv(base, map[string]string{"TOLLGATE_ENV": "production", "ALLOWED_ORIGINS": "http://chatgpt.com", "REDIS_CHECK_DURABLE": "false"}))
+	if err == nil || !strings.Contains(err.Error(), "must use https in production") {
+		t.Errorf("production accepted an http origin: %v", err)
+	}
+}
+
+func configEnv(base, overrides map[string]string) func(string) string {
+	m := map[string]string{}
+	for k, v := range base {
+		m[k] = v
+	}
+	for k, v := range overrides {
+		m[k] = v
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestRunRefusesWildcardOrigin(t *testing.T) {
+	env := map[string]string{
+		"ACTIONS_PUBLIC_URL": "http://localhost:4000", "ACTIONS_AUDIENCE": audience, "PUBLIC_ISSUER_URL": issuerURL,
+		"AUTH_GRPC_ADDR": "127.0.0.1:1", "CORE_GRPC_ADDR": "127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1/0",
+		"ALLOWED_ORIGINS": "*", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+	}
+	err := api.Run(t.Context(), configEnv(env, nil), &syncBuffer{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "wildcards are not allowed") {
+		t.Fatalf("Run with ALLOWED_ORIGINS=*: %v", err)
+	}
+}
+
+func TestExportCommand(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "sub", "actions.openapi.json")
+	var stderr syncBuffer
+	if err := api.Export([]string{"-base-url", "https://actions.example.com/", "-out", out}, nil, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, _ := api.Capabilities()
+	d, err := openapi.Build(reg, openapi.Options{ServerURL: "https://actions.example.com", Issuer: "https://actions.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := d.JSON()
+	if string(b) != string(want) {
+		t.Error("the exported document differs from the one the service builds")
+	}
+	for _, args := range [][]string{{}, {"-base-url", "not a url"}, {"-base-url", "https://a.example", "extra"}} {
+		if err := api.Export(args, nil, &stderr); err == nil {
+			t.Errorf("Export %q succeeded", args)
+		}
+	}
+}

@@ -1,0 +1,339 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/tollgate/tollgate/services/actions-api/internal/api"
+	"github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
+)
+
+const (
+	issuerURL   = "http://issuer.test"
+	audience    = "http://actions.test/actions"
+	mcpAudience = "http://actions.test/mcp"
+)
+
+// coreBinary is capability-core, built once for the package in TestMain.
+var coreBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "actions-api-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	coreBinary = filepath.Join(dir, "capability-core")
+	build := exec.Command("go", "build", "-o", coreBinary, "./cmd/capability-core")
+	build.Dir = filepath.Join("..", "..", "..", "capability-core")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building capability-core:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// core is a capability-core process on fixed ports, so that a test can
+// kill it and start it again where the actions-api expects it.
+type core struct {
+	t         testing.TB
+	grpcAddr  string
+	adminAddr string
+	env       []string
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+}
+
+func startCore(t testing.TB, iss *tokentest.Issuer) *core {
+	t.Helper()
+	c := &core{
+		t:         t,
+		grpcAddr:  "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t)),
+		adminAddr: "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t)),
+	}
+	c.env = append(os.Environ(),
+		"GRPC_ADDR="+c.grpcAddr, "ADMIN_ADDR="+c.adminAddr, "AUTH_GRPC_ADDR="+iss.Addr,
+		"MCP_RESOURCE_URL="+mcpAudience, "ACTIONS_AUDIENCE="+audience,
+		"TOLLGATE_ENV=development", "LOG_FORMAT=text", "LOG_LEVEL=warn", "REDIS_URL=",
+	)
+	c.Start()
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// Start runs the process and waits until its gRPC port accepts connections.
+func (c *core) Start() {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmd := exec.Command(coreBinary)
+	cmd.Env = c.env
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("start capability-core: %v", err)
+	}
+	c.cmd = cmd
+	testharness.WaitTCP(c.t, c.grpcAddr, 30*time.Second)
+}
+
+// Stop kills the process, as a crash would.
+func (c *core) Stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return
+	}
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+	c.cmd = nil
+}
+
+// fleet is one actions-api (in-process, via Run) with its real
+// dependencies: a KeySetService issuer, capability-core and redis-server.
+type fleet struct {
+	iss    *tokentest.Issuer
+	redis  *testharness.Redis
+	core   *core
+	base   string // http://127.0.0.1:port
+	admin  string // http://127.0.0.1:port
+	logs   *syncBuffer
+	doc    *openapi3.T
+	router routers.Router
+	// validated counts responses checked against the document.
+	validated int
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is the configuration every test starts from; overrides replace keys.
+func (f *fleet) env(httpAddr string, overrides map[string]string) map[string]string {
+	env := map[string]string{
+		"TOLLGATE_ENV":       "development",
+		"LOG_FORMAT":         "json",
+		"HTTP_ADDR":          httpAddr,
+		"ADMIN_ADDR":         "127.0.0.1:0",
+		"ACTIONS_PUBLIC_URL": "http://" + httpAddr,
+		"ACTIONS_AUDIENCE":   audience,
+		"PUBLIC_ISSUER_URL":  issuerURL,
+		"AUTH_GRPC_ADDR":     f.iss.Addr,
+		"CORE_GRPC_ADDR":     f.core.grpcAddr,
+		"REDIS_URL":          f.redis.URL(),
+		"ALLOWED_ORIGINS":    "https://chat.openai.com,https://chatgpt.com",
+	}
+	for k, v := range overrides {
+		env[k] = v
+	}
+	return env
+}
+
+// start runs a fleet for the test; overrides change the actions-api's env.
+func start(t *testing.T, overrides map[string]string) *fleet {
+	t.Helper()
+	f := &fleet{iss: tokentest.Start(t, issuerURL), redis: testharness.StartRedis(t), logs: &syncBuffer{}}
+	f.core = startCore(t, f.iss)
+	httpAddr := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
+	env := f.env(httpAddr, overrides)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan map[string]net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- api.Run(ctx, config.MapEnv(env), f.logs, func(a map[string]net.Addr) { addrs <- a })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("actions-api did not stop within 30s")
+		}
+		if t.Failed() {
+			t.Logf("actions-api logs:\n%s", f.logs.String())
+		}
+	})
+	select {
+	case a := <-addrs:
+		f.base = "http://" + a["http"].String()
+		f.admin = "http://" + a["admin"].String()
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("actions-api did not start within 30s")
+	}
+	f.loadDocument(t)
+	return f
+}
+
+// loadDocument fetches the served OpenAPI document and prepares kin-openapi
+// to validate live responses against it.
+func (f *fleet) loadDocument(t *testing.T) {
+	t.Helper()
+	res, err := http.Get(f.base + api.PathOpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", api.PathOpenAPI, res.StatusCode, b)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(b)
+	if err != nil {
+		t.Fatalf("kin-openapi cannot load the served document: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("served document is invalid: %v", err)
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.doc, f.router = doc, router
+}
+
+// reply is a response, read whole.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+	err    Error // the error body, for failures
+}
+
+// Error mirrors the documented error shape.
+type Error struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// do sends a request and checks what every response must satisfy: a
+// failure has the one error shape, and a response of a documented operation
+// validates against the served OpenAPI document (status included).
+func (f *fleet) do(t *testing.T, method, path string, header http.Header) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, f.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := reply{status: res.StatusCode, header: res.Header, body: b}
+	if res.StatusCode >= 400 && method != http.MethodHead {
+		if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%s %s: %d with Content-Type %q, want JSON", method, path, res.StatusCode, ct)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r.err); err != nil || r.err.Error == "" || r.err.Description == "" {
+			t.Errorf("%s %s: %d body %s is not the error shape (%v)", method, path, res.StatusCode, b, err)
+		}
+	}
+	if path != api.PathOpenAPI && path != api.PathPrivacy {
+		f.validate(t, req, r)
+	}
+	return r
+}
+
+func (f *fleet) validate(t *testing.T, req *http.Request, r reply) {
+	t.Helper()
+	route, params, err := f.router.FindRoute(req)
+	if err != nil {
+		if item := f.doc.Paths.Find(req.URL.Path); item != nil && item.GetOperation(req.Method) != nil {
+			t.Errorf("%s %s is documented but kin-openapi cannot route it: %v", req.Method, req.URL.Path, err)
+		}
+		return // not a documented operation (unknown path or method)
+	}
+	f.validated++
+	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: r.status, Header: r.header, Options: opts}
+	out.SetBodyBytes(r.body)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		t.Errorf("%s %s: %d response does not match the OpenAPI document: %v\nbody: %s", req.Method, req.URL.Path, r.status, err, r.body)
+	}
+}
+
+// bearer is an Authorization header.
+func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+
+// token mints a token for the Actions audience with scope.
+func (f *fleet) token(t *testing.T, scope string) string {
+	return f.iss.Mint(t, tokentest.Token{Audience: audience, Scope: scope})
+}
+
+// ready reports the admin readiness status code and body.
+func (f *fleet) ready(t *testing.T) (int, string) {
+	t.Helper()
+	res, err := http.Get(f.admin + "/healthz/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// eventually polls cond until it holds or 30s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
