@@ -405,8 +405,8 @@ func TestCodeFlow(t *testing.T) {
 			if claims.Subject != c.sub || claims.Email != c.email || claims.Nonce != a.nonce || claims.PreferredUsername != c.user {
 				t.Errorf("ID token claims sub=%q email=%q nonce=%q preferred_username=%q", claims.Subject, claims.Email, claims.Nonce, claims.PreferredUsername)
 			}
-			if claims.AccessTokenHash == "" || claims.AuthTime == 0 {
-				t.Errorf("ID token lacks at_hash or auth_time: %+v", claims)
+			if claims.AccessTokenHash == "" || claims.CodeHash == "" || claims.AuthTime == 0 || len(claims.AuthenticationMethodsReferences) != 1 || claims.AuthenticationMethodsReferences[0] != "pwd" {
+				t.Errorf("ID token lacks at_hash, c_hash, auth_time or amr [pwd]: %+v", claims)
 			}
 			// A nonce that is not ours fails verification.
 			wrong := rp.NewIDTokenVerifier(f.issuer, c.clientID, keys, rp.WithNonce(func(context.Context) string { return "other" }))
@@ -570,6 +570,10 @@ func TestAuthorizeRefusals(t *testing.T) {
 		q.Set("code_challenge", a.verifier)
 		u.RawQuery = q.Encode()
 		redirected(t, u.String(), "invalid_request", "S256")
+	})
+	t.Run("prompt none", func(t *testing.T) {
+		a := newAuthz("tollgate", callback)
+		redirected(t, a.url(f.issuer)+"&prompt=none", "login_required", "no session")
 	})
 	t.Run("implicit flow", func(t *testing.T) {
 		a := newAuthz("tollgate", callback)
