@@ -154,6 +154,7 @@ func (c *catalog) handler(t *registry.Tool) server.ToolHandlerFunc {
 			c.metrics.toolCall(t.Name, "invalid_arguments")
 			return errorResult(err.Error()), nil
 		}
+		progress(ctx, req, t.InvokingMessage)
 		cctx, cancel := context.WithTimeout(tokens.WithToken(ctx, claims.Raw), c.coreTimeout)
 		defer cancel()
 		start := time.Now()
@@ -174,6 +175,25 @@ func (c *catalog) handler(t *registry.Tool) server.ToolHandlerFunc {
 			StructuredContent: json.RawMessage(b),
 		}, nil
 	}
+}
+
+// progress tells a caller that asked for progress (a progressToken in the
+// request's _meta) that the call is under way. Over Streamable HTTP this
+// turns the response into an SSE stream whose events are recorded for
+// Last-Event-ID resumption.
+func progress(ctx context.Context, req mcp.CallToolRequest, msg string) {
+	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
+		return
+	}
+	srv := server.ServerFromContext(ctx)
+	if srv == nil {
+		return
+	}
+	params := map[string]any{"progressToken": req.Params.Meta.ProgressToken, "progress": 0, "total": 1}
+	if msg != "" {
+		params["message"] = msg
+	}
+	_ = srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationProgress), params)
 }
 
 // rawArguments returns the call's arguments as JSON.

@@ -1,0 +1,459 @@
+package gateway_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/gateway"
+	"github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
+)
+
+const (
+	// resource is the canonical MCP resource URL of the test fleet: the
+	// audience of its tokens. The gateways listen on 127.0.0.1 ports.
+	resource        = "http://localhost:4000/mcp"
+	actionsAudience = "http://localhost:4000/actions"
+	issuerURL       = "http://localhost:4000"
+	allowedOrigin   = "https://chatgpt.example"
+	metadataURL     = "http://localhost:4000/.well-known/oauth-protected-resource/mcp"
+	allScopes       = "openid profile email"
+)
+
+// binDir holds capability-core and mcp-gateway binaries built once per run.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mcp-gateway-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	// The binaries are built from this workspace; the gateway under test
+	// also runs in-process (with -race) in most tests.
+	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
+		"github.com/tollgate/tollgate/services/capability-core/cmd/capability-core",
+		"github.com/tollgate/tollgate/services/mcp-gateway/cmd/mcp-gateway")
+	cmd.Dir = filepath.Join("..", "..", "..", "..") // repository root: the workspace sees every module
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build test binaries:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a process's log for failure reports.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// fleet is what a gateway needs: Redis, a key-set server that mints tokens
+// and a real capability-core.
+type fleet struct {
+	t        *testing.T
+	Redis    *testharness.Redis
+	Issuer   *tokentest.Issuer
+	CoreAddr string
+	core     *exec.Cmd
+	coreLog  *syncBuffer
+}
+
+func newFleet(t *testing.T) *fleet {
+	t.Helper()
+	f := &fleet{t: t, Redis: testharness.StartRedis(t), Issuer: tokentest.Start(t, issuerURL)}
+	f.StartCore()
+	t.Cleanup(f.StopCore)
+	return f
+}
+
+// StartCore runs capability-core on a free port (again, after StopCore).
+func (f *fleet) StartCore() {
+	f.t.Helper()
+	if f.CoreAddr == "" {
+		f.CoreAddr = "127.0.0.1:" + strconv.Itoa(testharness.FreePort(f.t))
+	}
+	f.coreLog = &syncBuffer{}
+	f.core = exec.Command(filepath.Join(binDir, "capability-core"))
+	f.core.Env = append(os.Environ(),
+		"GRPC_ADDR="+f.CoreAddr, "ADMIN_ADDR=127.0.0.1:0", "AUTH_GRPC_ADDR="+f.Issuer.Addr,
+		"MCP_RESOURCE_URL="+resource, "ACTIONS_AUDIENCE="+actionsAudience, "LOG_FORMAT=text", "REDIS_URL=")
+	f.core.Stdout, f.core.Stderr = f.coreLog, f.coreLog
+	if err := f.core.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	testharness.WaitTCP(f.t, f.CoreAddr, 30*time.Second)
+}
+
+// StopCore kills capability-core.
+func (f *fleet) StopCore() {
+	if f.core != nil && f.core.Process != nil {
+		_ = f.core.Process.Kill()
+		_ = f.core.Wait()
+		if f.t.Failed() {
+			f.t.Logf("capability-core log:\n%s", f.coreLog.String())
+		}
+		f.core = nil
+	}
+}
+
+// Env is the gateway environment for this fleet.
+func (f *fleet) Env(extra ...string) map[string]string {
+	env := map[string]string{
+		"HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"MCP_RESOURCE_URL": resource, "PUBLIC_ISSUER_URL": issuerURL,
+		"AUTH_GRPC_ADDR": f.Issuer.Addr, "CORE_GRPC_ADDR": f.CoreAddr,
+		"REDIS_URL": f.Redis.URL(), "REDIS_KEY_PREFIX": "test:",
+		"ALLOWED_ORIGINS": allowedOrigin, "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
+		"SHUTDOWN_TIMEOUT": "5s", "CORE_CALL_TIMEOUT": "2s",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
+	return env
+}
+
+// Token mints an access token for the MCP resource.
+func (f *fleet) Token(sub, scope string) string {
+	return f.Issuer.Mint(f.t, tokentest.Token{
+		Subject: sub, Audience: resource, Scope: scope,
+		Profile: tokens.Profile{Name: "Ada Lovelace", GivenName: "Ada", FamilyName: "Lovelace",
+			PreferredUsername: "ada", Email: "ada@example.com", EmailVerified: true},
+	})
+}
+
+// gw is one running gateway.
+type gw struct {
+	URL   string // http://127.0.0.1:port
+	Admin string
+	stop  func()
+	log   *syncBuffer
+}
+
+// Gateway runs the gateway in-process until the test ends (or Stop).
+func (f *fleet) Gateway(extra ...string) *gw {
+	f.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan map[string]net.Addr, 1)
+	done := make(chan error, 1)
+	log := &syncBuffer{}
+	go func() {
+		done <- gateway.Run(ctx, config.MapEnv(f.Env(extra...)), log, func(a map[string]net.Addr) { addrs <- a })
+	}()
+	g := &gw{log: log}
+	select {
+	case a := <-addrs:
+		g.URL, g.Admin = "http://"+a["http"].String(), "http://"+a["admin"].String()
+	case err := <-done:
+		cancel()
+		f.t.Fatalf("gateway did not start: %v\n%s", err, log.String())
+	case <-time.After(60 * time.Second):
+		cancel()
+		f.t.Fatal("gateway did not start within 60s")
+	}
+	var once sync.Once
+	g.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				f.t.Error("gateway did not stop within 30s")
+			}
+		})
+	}
+	f.t.Cleanup(func() {
+		g.stop()
+		if f.t.Failed() {
+			f.t.Logf("gateway %s log:\n%s", g.URL, log.String())
+		}
+	})
+	return g
+}
+
+// GatewayProcess runs the gateway binary, so that a test can kill it.
+func (f *fleet) GatewayProcess(extra ...string) (*gw, *exec.Cmd) {
+	f.t.Helper()
+	port, admin := testharness.FreePort(f.t), testharness.FreePort(f.t)
+	env := f.Env(append([]string{"HTTP_ADDR", "127.0.0.1:" + strconv.Itoa(port), "ADMIN_ADDR", "127.0.0.1:" + strconv.Itoa(admin)}, extra...)...)
+	cmd := exec.Command(filepath.Join(binDir, "mcp-gateway"))
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	g := &gw{URL: "http://127.0.0.1:" + strconv.Itoa(port), Admin: "http://127.0.0.1:" + strconv.Itoa(admin), log: log}
+	g.stop = func() {
+		if cmd.Process != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}
+	f.t.Cleanup(func() {
+		g.stop()
+		if f.t.Failed() {
+			f.t.Logf("gateway process log:\n%s", log.String())
+		}
+	})
+	testharness.WaitTCP(f.t, "127.0.0.1:"+strconv.Itoa(port), 30*time.Second)
+	return g, cmd
+}
+
+// Stop shuts the gateway down.
+func (g *gw) Stop() { g.stop() }
+
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+// req is one raw HTTP request.
+type req struct {
+	Method  string
+	Path    string
+	Token   string
+	Session string
+	Version string
+	Header  map[string]string
+	Body    any
+}
+
+// resp is a response with its JSON-RPC messages (from a JSON body or an
+// SSE stream).
+type resp struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	Events []sseEvent
+}
+
+type sseEvent struct {
+	ID   string
+	Data string
+}
+
+// rpc decodes the first JSON-RPC message (JSON body or last SSE event with an id).
+func (r *resp) rpc(t *testing.T) rpcMessage {
+	t.Helper()
+	var m rpcMessage
+	data := r.Body
+	if len(r.Events) > 0 {
+		for _, e := range r.Events {
+			var probe rpcMessage
+			if json.Unmarshal([]byte(e.Data), &probe) == nil && (probe.Result != nil || probe.Error != nil) {
+				data = []byte(e.Data)
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("not a JSON-RPC message (status %d): %s", r.Status, r.Body)
+	}
+	return m
+}
+
+type rpcMessage struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Result json.RawMessage `json:"result"`
+	Error  *struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	Params json.RawMessage `json:"params"`
+}
+
+func (g *gw) do(t *testing.T, r req) *resp {
+	t.Helper()
+	var body io.Reader
+	if r.Body != nil {
+		switch b := r.Body.(type) {
+		case string:
+			body = strings.NewReader(b)
+		default:
+			raw, err := json.Marshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = bytes.NewReader(raw)
+		}
+	}
+	hr, err := http.NewRequest(r.Method, g.URL+r.Path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Body != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	hr.Header.Set("Accept", "application/json, text/event-stream")
+	if r.Token != "" {
+		hr.Header.Set("Authorization", "Bearer "+r.Token)
+	}
+	if r.Session != "" {
+		hr.Header.Set("Mcp-Session-Id", r.Session)
+	}
+	if r.Version != "" {
+		hr.Header.Set("Mcp-Protocol-Version", r.Version)
+	}
+	for k, v := range r.Header {
+		hr.Header.Set(k, v)
+	}
+	res, err := httpClient.Do(hr)
+	if err != nil {
+		t.Fatalf("%s %s: %v", r.Method, r.Path, err)
+	}
+	defer res.Body.Close()
+	out := &resp{Status: res.StatusCode, Header: res.Header}
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		out.Events = readEvents(t, res.Body, -1)
+		return out
+	}
+	out.Body, _ = io.ReadAll(res.Body)
+	return out
+}
+
+// readEvents reads SSE events until EOF or n events.
+func readEvents(t *testing.T, r io.Reader, n int) []sseEvent {
+	t.Helper()
+	var events []sseEvent
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var cur sseEvent
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if cur.Data != "" {
+				events = append(events, cur)
+				if n > 0 && len(events) == n {
+					return events
+				}
+			}
+			cur = sseEvent{}
+		case strings.HasPrefix(line, "id:"):
+			cur.ID = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
+		case strings.HasPrefix(line, "data:"):
+			cur.Data += strings.TrimSpace(strings.TrimPrefix(line, "data:"))
+		}
+	}
+	return events
+}
+
+var rpcID int64
+var rpcMu sync.Mutex
+
+func call(method string, params any) map[string]any {
+	rpcMu.Lock()
+	rpcID++
+	id := rpcID
+	rpcMu.Unlock()
+	m := map[string]any{"jsonrpc": "2.0", "id": id, "method": method}
+	if params != nil {
+		m["params"] = params
+	}
+	return m
+}
+
+const version = "2025-11-25"
+
+// initialize opens a session on g and returns its id.
+func (g *gw) initialize(t *testing.T, token string) string {
+	t.Helper()
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: token, Body: call("initialize", map[string]any{
+		"protocolVersion": version,
+		"capabilities":    map[string]any{},
+		"clientInfo":      map[string]any{"name": "tollgate-test", "version": "1.0"},
+	})})
+	if r.Status != 200 {
+		t.Fatalf("initialize: %d %s", r.Status, r.Body)
+	}
+	id := r.Header.Get("Mcp-Session-Id")
+	if len(id) < 40 {
+		t.Fatalf("initialize: session id %q is not a long random value", id)
+	}
+	n := g.do(t, req{Method: "POST", Path: "/mcp", Token: token, Session: id, Version: version,
+		Body: map[string]any{"jsonrpc": "2.0", "method": "notifications/initialized"}})
+	if n.Status != 202 {
+		t.Fatalf("initialized notification: %d %s", n.Status, n.Body)
+	}
+	return id
+}
+
+// rpc sends one request in a session and returns the result (failing on an error).
+func (g *gw) rpc(t *testing.T, token, session, method string, params any, out any) {
+	t.Helper()
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: token, Session: session, Version: version, Body: call(method, params)})
+	if r.Status != 200 {
+		t.Fatalf("%s: HTTP %d %s", method, r.Status, r.Body)
+	}
+	m := r.rpc(t)
+	if m.Error != nil {
+		t.Fatalf("%s: JSON-RPC error %d %s", method, m.Error.Code, m.Error.Message)
+	}
+	if out != nil {
+		if err := json.Unmarshal(m.Result, out); err != nil {
+			t.Fatalf("%s: %v in %s", method, err, m.Result)
+		}
+	}
+}
+
+// toolResult is the part of a CallToolResult the tests read.
+type toolResult struct {
+	Content []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	} `json:"content"`
+	StructuredContent map[string]any `json:"structuredContent"`
+	IsError           bool           `json:"isError"`
+	Meta              map[string]any `json:"_meta"`
+}
+
+// metric returns the value of the series whose line starts with prefix.
+func (g *gw) metric(t *testing.T, prefix string) float64 {
+	t.Helper()
+	res, err := httpClient.Get(g.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, prefix+" ") {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, prefix)), 64)
+			return v
+		}
+	}
+	return 0
+}
