@@ -3,9 +3,7 @@ package core_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,57 +33,19 @@ type fixture struct {
 	iss   *tokentest.Issuer
 	redis *testharness.Redis
 	conn  *grpc.ClientConn
-	logs  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	svc   *testharness.Service
 }
 
 // start runs capability-core in-process on free ports, with a real Redis
 // and a real KeySetService, and connects to it over TCP.
 func start(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{iss: tokentest.Start(t, issuer), redis: testharness.StartRedis(t), logs: &syncBuffer{}}
-	env := map[string]string{
+	f := &fixture{iss: tokentest.Start(t, issuer), redis: testharness.StartRedis(t)}
+	f.svc = testharness.RunService(t, core.Run, map[string]string{
 		"GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": f.iss.Addr,
 		"MCP_RESOURCE_URL": mcpAud, "ACTIONS_AUDIENCE": actsAud, "REDIS_URL": f.redis.URL(),
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan map[string]net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- core.Run(ctx, config.MapEnv(env), f.logs, func(a map[string]net.Addr) { addrs <- a })
-	}()
-	var grpcAddr string
-	select {
-	case a := <-addrs:
-		grpcAddr = a["grpc"].String()
-	case err := <-done:
-		t.Fatalf("capability-core did not start: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("capability-core did not start")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
 	})
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(f.svc.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +55,7 @@ func start(t *testing.T) *fixture {
 }
 
 func withToken(raw string) context.Context {
-	ctx, _ := context.WithTimeout(context.Background(), 10*time.Second) //nolint:govet // test scope
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+raw)
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+raw)
 }
 
 func TestHealthNeedsNoIdentity(t *testing.T) {
@@ -183,7 +142,7 @@ func TestIdentityIsNeverTrusted(t *testing.T) {
 	if _, err := id.GetSession(withToken(f.iss.Mint(t, tokentest.Token{Audience: mcpAud, Scope: "openid"})), &capabilityv1.GetSessionRequest{}); err != nil {
 		t.Errorf("session with openid: %v", err)
 	}
-	if strings.Contains(f.logs.String(), "eyJ") {
+	if strings.Contains(f.svc.Logs.String(), "eyJ") {
 		t.Error("a token reached the logs")
 	}
 }

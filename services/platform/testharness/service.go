@@ -1,0 +1,89 @@
+package testharness
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/platform/app"
+	"github.com/tollgate/tollgate/services/platform/config"
+)
+
+// RunFunc is the signature of every service's Run.
+type RunFunc func(ctx context.Context, getenv func(string) string, stderr io.Writer, onListen app.Listening) error
+
+// Service is a service running in-process for one test.
+type Service struct {
+	// Addrs are the bound addresses by server name ("http", "grpc", "admin").
+	Addrs map[string]net.Addr
+	// Logs is everything the service logged.
+	Logs *SyncBuffer
+	stop func() error
+}
+
+// Addr returns the host:port of the named server.
+func (s *Service) Addr(name string) string { return s.Addrs[name].String() }
+
+// Stop shuts the service down gracefully and returns Run's error. It is
+// also called when the test ends.
+func (s *Service) Stop() error { return s.stop() }
+
+// RunService starts run with env (addresses such as HTTP_ADDR should be
+// 127.0.0.1:0) and waits until it listens. The service stops when the test
+// ends; a non-nil error from Run then fails the test.
+func RunService(t testing.TB, run RunFunc, env map[string]string) *Service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{Logs: &SyncBuffer{}}
+	addrs := make(chan map[string]net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, config.MapEnv(env), s.Logs, func(a map[string]net.Addr) { addrs <- a })
+	}()
+	select {
+	case s.Addrs = <-addrs:
+	case err := <-done:
+		cancel()
+		t.Fatalf("service did not start: %v\n%s", err, s.Logs)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("service did not start within 30s\n%s", s.Logs)
+	}
+	var once sync.Once
+	var runErr error
+	s.stop = func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("service stopped with error: %v", err)
+		}
+	})
+	return s
+}
+
+// SyncBuffer is a goroutine-safe log sink.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
