@@ -129,7 +129,12 @@ func Build(ctx context.Context, root, varDir string, out io.Writer) error {
 	for _, s := range Services {
 		pkgs = append(pkgs, "./services/"+s+"/cmd/"+s)
 	}
-	args := append([]string{"build", "-o", bin + string(os.PathSeparator)}, pkgs...)
+	version := os.Getenv("VERSION")
+	if version == "" {
+		version = "dev"
+	}
+	ldflags := "-X github.com/tollgate/tollgate/services/platform/buildinfo.Version=" + version
+	args := append([]string{"build", "-ldflags", ldflags, "-o", bin + string(os.PathSeparator)}, pkgs...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = out, out
