@@ -1,0 +1,200 @@
+{{/*
+Names. Kubernetes names are DNS labels: at most 63 characters, so every name
+is truncated and loses a trailing dash.
+*/}}
+{{- define "tollgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tollgate.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of one component's objects: tollgate.componentName (dict "root" $ "name" "auth-server"). */}}
+{{- define "tollgate.componentName" -}}
+{{- $base := include "tollgate.fullname" .root | trunc (int (sub 62 (len .name))) | trimSuffix "-" -}}
+{{- printf "%s-%s" $base .name -}}
+{{- end -}}
+
+{{- define "tollgate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels common to every object. */}}
+{{- define "tollgate.labels" -}}
+helm.sh/chart: {{ include "tollgate.chart" . }}
+app.kubernetes.io/name: {{ include "tollgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tollgate
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "root" $ "name" "auth-server"). */}}
+{{- define "tollgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tollgate.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{- define "tollgate.componentLabels" -}}
+{{ include "tollgate.labels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{/*
+The fleet components. Each entry: values key, whether it serves public HTTP
+and gRPC. Redis is not here: it is no Go service and has its own templates.
+*/}}
+{{- define "tollgate.components" -}}
+auth-server: {key: authServer, http: true, grpc: true}
+mcp-gateway: {key: mcpGateway, http: true, grpc: false}
+actions-api: {key: actionsApi, http: true, grpc: false}
+capability-core: {key: capabilityCore, http: false, grpc: true}
+dev-idp: {key: devIdp, http: true, grpc: false, optional: true}
+{{- end -}}
+
+{{/* Whether a component is installed: "true" or "". */}}
+{{- define "tollgate.componentEnabled" -}}
+{{- $c := index (include "tollgate.components" .root | fromYaml) .name -}}
+{{- if or (not $c.optional) (index .root.Values $c.key "enabled") -}}true{{- end -}}
+{{- end -}}
+
+{{/* Image reference of a component: (dict "root" $ "name" "auth-server"). */}}
+{{- define "tollgate.image" -}}
+{{- $c := index (include "tollgate.components" .root | fromYaml) .name -}}
+{{- $v := index .root.Values $c.key -}}
+{{- $repo := default (printf "%s/%s" (trimSuffix "/" .root.Values.image.registry) .name) $v.image.repository -}}
+{{- $tag := $v.image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion -}}
+{{- if hasPrefix "sha256:" $tag -}}
+{{- printf "%s@%s" $repo $tag -}}
+{{- else -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Public URLs, derived from the hosts unless set. */}}
+{{- define "tollgate.issuer" -}}
+{{- .Values.publicUrls.issuer | default (printf "%s://%s" .Values.publicUrls.scheme .Values.hosts.gateway) | trimSuffix "/" -}}
+{{- end -}}
+{{- define "tollgate.mcpResource" -}}
+{{- .Values.publicUrls.mcpResource | default (printf "%s://%s/mcp" .Values.publicUrls.scheme .Values.hosts.gateway) | trimSuffix "/" -}}
+{{- end -}}
+{{- define "tollgate.actionsUrl" -}}
+{{- .Values.publicUrls.actions | default (printf "%s://%s" .Values.publicUrls.scheme .Values.hosts.actions) | trimSuffix "/" -}}
+{{- end -}}
+{{- define "tollgate.actionsAudience" -}}
+{{- .Values.publicUrls.actionsAudience | default (printf "%s/actions" (include "tollgate.actionsUrl" .)) | trimSuffix "/" -}}
+{{- end -}}
+
+{{/* In-cluster addresses. */}}
+{{- define "tollgate.authGrpcAddr" -}}
+{{- printf "%s:%d" (include "tollgate.componentName" (dict "root" . "name" "auth-server")) (int .Values.ports.grpc) -}}
+{{- end -}}
+{{- define "tollgate.coreGrpcAddr" -}}
+{{- printf "%s:%d" (include "tollgate.componentName" (dict "root" . "name" "capability-core")) (int .Values.ports.grpc) -}}
+{{- end -}}
+{{- define "tollgate.devIdpIssuer" -}}
+{{- .Values.devIdp.issuerUrl | default (printf "http://%s:%d" (include "tollgate.componentName" (dict "root" . "name" "dev-idp")) (int .Values.ports.http)) | trimSuffix "/" -}}
+{{- end -}}
+
+{{/* Redis. */}}
+{{- define "tollgate.redisName" -}}
+{{- include "tollgate.componentName" (dict "root" . "name" "redis") -}}
+{{- end -}}
+{{- define "tollgate.redisPasswordSecret" -}}
+{{- .Values.redis.bundled.existingSecret | default (include "tollgate.redisName" .) -}}
+{{- end -}}
+
+{{/* Secret names. */}}
+{{- define "tollgate.signingKeysSecret" -}}
+{{- .Values.authServer.signingKeys.existingSecret | default (printf "%s-signing-keys" (include "tollgate.fullname" .) | trunc 63 | trimSuffix "-") -}}
+{{- end -}}
+{{- define "tollgate.clientsSecret" -}}
+{{- .Values.authServer.clients.existingSecret | default (printf "%s-clients" (include "tollgate.fullname" .) | trunc 63 | trimSuffix "-") -}}
+{{- end -}}
+{{- define "tollgate.upstreamSecret" -}}
+{{- if .Values.devIdp.enabled -}}
+{{- printf "%s-dev-idp" (include "tollgate.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- .Values.upstream.existingSecret | default (printf "%s-upstream" (include "tollgate.fullname" .) | trunc 63 | trimSuffix "-") -}}
+{{- end -}}
+{{- end -}}
+{{- define "tollgate.upstreamSecretKey" -}}
+{{- if .Values.devIdp.enabled -}}upstream-client-secret{{- else if .Values.upstream.existingSecret -}}{{ .Values.upstream.existingSecretKey }}{{- else -}}client-secret{{- end -}}
+{{- end -}}
+
+{{/* kid of the active signing key. */}}
+{{- define "tollgate.activeKid" -}}
+{{- $sk := .Values.authServer.signingKeys -}}
+{{- if $sk.active -}}
+{{- $sk.active -}}
+{{- else if $sk.generate -}}
+generated
+{{- else if eq (len $sk.keys) 1 -}}
+{{- keys $sk.keys | first -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A value kept across upgrades: the existing Secret's key when the release
+already has it, else a fresh value. (dict "root" $ "secret" NAME "key" KEY "new" VALUE)
+*/}}
+{{- define "tollgate.keep" -}}
+{{- $s := lookup "v1" "Secret" .root.Release.Namespace .secret -}}
+{{- if and $s $s.data (hasKey $s.data .key) -}}
+{{- index $s.data .key | b64dec -}}
+{{- else -}}
+{{- .new -}}
+{{- end -}}
+{{- end -}}
+
+{{/* REDIS_* variables that point at mounted secret files. */}}
+{{- define "tollgate.redisEnv" -}}
+{{- $r := .Values.redis -}}
+{{- if not $r.bundled.enabled }}
+- name: REDIS_URL_FILE
+  value: /etc/tollgate/secrets/redis-url
+{{- end }}
+{{- if or $r.bundled.enabled $r.external.existingSecretPasswordKey }}
+- name: REDIS_PASSWORD_FILE
+  value: /etc/tollgate/secrets/redis-password
+{{- end }}
+{{- end -}}
+
+{{/* Projected-volume sources for the Redis URL and password. */}}
+{{- define "tollgate.redisSecretSources" -}}
+{{- $r := .Values.redis -}}
+{{- if $r.bundled.enabled }}
+- secret:
+    name: {{ include "tollgate.redisPasswordSecret" . }}
+    items:
+      - key: {{ ternary $r.bundled.existingSecretKey "redis-password" (not (empty $r.bundled.existingSecret)) }}
+        path: redis-password
+{{- else if $r.external.existingSecret }}
+- secret:
+    name: {{ $r.external.existingSecret }}
+    items:
+      - key: {{ $r.external.existingSecretUrlKey }}
+        path: redis-url
+      {{- if $r.external.existingSecretPasswordKey }}
+      - key: {{ $r.external.existingSecretPasswordKey }}
+        path: redis-password
+      {{- end }}
+{{- else }}
+- secret:
+    name: {{ include "tollgate.redisName" . }}-url
+    items:
+      - key: redis-url
+        path: redis-url
+{{- end }}
+{{- end -}}
