@@ -5,6 +5,6 @@
 package tools
 
 import (
-	_ "github.com/google/ko"
 	_ "github.com/google/go-containerregistry/cmd/crane"
+	_ "github.com/google/ko"
 )
