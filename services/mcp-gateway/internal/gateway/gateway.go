@@ -77,9 +77,15 @@ type Gateway struct {
 func New(d Deps) (*Gateway, error) {
 	cfg := d.Config
 	origin := cfg.PublicOrigin()
-	scopes := d.Registry.Scopes()
-	if !contains(scopes, "openid") {
-		scopes = append([]string{"openid"}, scopes...)
+	// The scopes a client asks for up front: openid, then every tool's
+	// scopes in the order the tools are listed ("openid profile email").
+	scopes := []string{"openid"}
+	for _, t := range d.Registry.Tools() {
+		for _, s := range t.RequiredScopes {
+			if !contains(scopes, s) {
+				scopes = append(scopes, s)
+			}
+		}
 	}
 	g := &Gateway{
 		cfg: cfg, log: d.Log, verifier: d.Verifier, rdb: d.Redis, metrics: d.Metrics, replica: d.Replica,

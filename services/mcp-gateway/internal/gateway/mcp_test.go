@@ -330,7 +330,7 @@ func TestProtectedResourceMetadata(t *testing.T) {
 			t.Fatalf("%s: %d %s", path, r.Status, r.Body)
 		}
 		if prm.Resource != resource || fmt.Sprint(prm.AuthorizationServers) != "["+issuerURL+"]" ||
-			strings.Join(prm.ScopesSupported, " ") != "email openid profile" || fmt.Sprint(prm.BearerMethodsSupported) != "[header]" {
+			strings.Join(prm.ScopesSupported, " ") != allScopes || fmt.Sprint(prm.BearerMethodsSupported) != "[header]" {
 			t.Errorf("%s: %+v", path, prm)
 		}
 	}

@@ -1,0 +1,103 @@
+package gateway_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
+)
+
+const wantChallenge = `Bearer error="invalid_token", resource_metadata="` + metadataURL + `", scope="openid profile email"`
+
+// Every transport answers a missing or refused token with the same 401 challenge.
+func TestUnauthorizedOnEveryTransport(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	good := f.Token("user-1", allScopes)
+	sid := g.initialize(t, good)
+
+	refused := map[string]string{
+		"no token":         "",
+		"actions audience": f.Issuer.Mint(t, tokentest.Token{Audience: actionsAudience, Scope: allScopes}),
+		"expired":          f.Issuer.Mint(t, tokentest.Token{Audience: resource, IssuedAt: time.Now().Add(-2 * time.Hour), ExpiresIn: time.Hour}),
+		"other issuer":     f.Issuer.Mint(t, tokentest.Token{Audience: resource, Issuer: "https://evil.example"}),
+		"id token typ":     f.Issuer.Mint(t, tokentest.Token{Audience: resource, Type: "JWT"}),
+		"garbage":          "not-a-jwt",
+		"bad signature":    good[:len(good)-4] + "AAAA",
+	}
+	requests := []req{
+		{Method: "POST", Path: "/mcp", Session: sid, Body: call("tools/list", nil)},
+		{Method: "POST", Path: "/mcp", Body: call("initialize", map[string]any{"protocolVersion": version})},
+		{Method: "GET", Path: "/mcp", Session: sid},
+		{Method: "DELETE", Path: "/mcp", Session: sid},
+		{Method: "GET", Path: "/sse"},
+		{Method: "POST", Path: "/messages?sessionId=x", Body: call("tools/list", nil)},
+	}
+	for name, tok := range refused {
+		for _, r := range requests {
+			r.Token = tok
+			res := g.do(t, r)
+			if res.Status != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") != wantChallenge {
+				t.Errorf("%s: %s %s: %d %q", name, r.Method, r.Path, res.Status, res.Header.Get("WWW-Authenticate"))
+			}
+		}
+	}
+	// The session survived all that.
+	g.rpc(t, good, sid, "tools/list", nil, nil)
+}
+
+// Two Authorization headers, or a token in the query, are 400 and the
+// query token is never used, not even next to a valid header.
+func TestBearerRefusals(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	good := f.Token("user-1", allScopes)
+	for _, path := range []string{"/mcp", "/sse", "/messages"} {
+		hr, _ := http.NewRequest("GET", g.URL+path, nil)
+		hr.Header.Add("Authorization", "Bearer "+good)
+		hr.Header.Add("Authorization", "Bearer "+good)
+		res, err := httpClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s with two Authorization headers: %d", path, res.StatusCode)
+		}
+		r := g.do(t, req{Method: "GET", Path: path + "?access_token=" + good, Token: good})
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "invalid_request") {
+			t.Errorf("%s with access_token in the query: %d %s", path, r.Status, r.Body)
+		}
+		r = g.do(t, req{Method: "GET", Path: path + "?access_token=" + good})
+		if r.Status != http.StatusBadRequest {
+			t.Errorf("%s with only a query token: %d", path, r.Status)
+		}
+	}
+	// Basic is not Bearer.
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Header: map[string]string{"Authorization": "Basic dXNlcjpwYXNz"}, Body: call("ping", nil)})
+	if r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") != wantChallenge {
+		t.Errorf("Basic credentials: %d %v", r.Status, r.Header)
+	}
+}
+
+// A session's steady state costs no RSA verification: the token is
+// verified once, then found in the cache.
+func TestVerifiedTokensAreCached(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+	before := g.metric(t, `tollgate_mcp_token_verifications_total{cache="hit"}`)
+	misses := g.metric(t, `tollgate_mcp_token_verifications_total{cache="miss"}`)
+	for i := 0; i < 5; i++ {
+		g.rpc(t, tok, sid, "ping", nil, nil)
+	}
+	if hits := g.metric(t, `tollgate_mcp_token_verifications_total{cache="hit"}`); hits-before != 5 {
+		t.Errorf("cache hits went from %v to %v, want +5", before, hits)
+	}
+	if m := g.metric(t, `tollgate_mcp_token_verifications_total{cache="miss"}`); m != misses {
+		t.Errorf("cache misses went from %v to %v", misses, m)
+	}
+}

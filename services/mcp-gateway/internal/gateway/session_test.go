@@ -1,0 +1,85 @@
+package gateway_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// The transport's session rules on one gateway.
+func TestSessionRules(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+
+	cases := []struct {
+		name   string
+		r      req
+		status int
+	}{
+		{"missing session on POST", req{Method: "POST", Path: "/mcp", Token: tok, Version: version, Body: call("tools/list", nil)}, 400},
+		{"missing session on GET", req{Method: "GET", Path: "/mcp", Token: tok, Version: version}, 400},
+		{"missing session on DELETE", req{Method: "DELETE", Path: "/mcp", Token: tok, Version: version}, 400},
+		{"unknown session", req{Method: "POST", Path: "/mcp", Token: tok, Session: "x" + sid, Version: version, Body: call("tools/list", nil)}, 404},
+		{"another subject's session", req{Method: "POST", Path: "/mcp", Token: f.Token("user-2", allScopes), Session: sid, Version: version, Body: call("tools/list", nil)}, 404},
+		{"unsupported version", req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: "1999-01-01", Body: call("tools/list", nil)}, 400},
+		{"not the session's version", req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: "2025-06-18", Body: call("tools/list", nil)}, 400},
+		{"no version header (2025-03-26 default)", req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Body: call("tools/list", nil)}, 200},
+		{"not JSON", req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: "{"}, 400},
+		{"body too large", req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: `{"x":"` + strings.Repeat("a", 1<<20) + `"}`}, 413},
+	}
+	for _, c := range cases {
+		r := g.do(t, c.r)
+		if r.Status != c.status {
+			t.Errorf("%s: %d %s, want %d", c.name, r.Status, r.Body, c.status)
+		}
+	}
+
+	// Older clients negotiate their version at initialize.
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{
+		"protocolVersion": "2025-03-26", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "old", "version": "0"}})})
+	if !strings.Contains(string(r.rpc(t).Result), `"protocolVersion":"2025-03-26"`) {
+		t.Errorf("2025-03-26 initialize: %s", r.Body)
+	}
+
+	// DELETE ends the session; later use is 404.
+	if r := g.do(t, req{Method: "DELETE", Path: "/mcp", Token: tok, Session: sid, Version: version}); r.Status != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", r.Status, r.Body)
+	}
+	for _, method := range []string{"POST", "GET", "DELETE"} {
+		rr := req{Method: method, Path: "/mcp", Token: tok, Session: sid, Version: version}
+		if method == "POST" {
+			rr.Body = call("tools/list", nil)
+		}
+		if r := g.do(t, rr); r.Status != http.StatusNotFound {
+			t.Errorf("%s after DELETE: %d", method, r.Status)
+		}
+	}
+}
+
+// The stateless 2026-07-28 era needs no session: each request carries its
+// version and capabilities.
+func TestStatelessProtocol(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	meta := map[string]any{
+		"io.modelcontextprotocol/protocolVersion":    "2026-07-28",
+		"io.modelcontextprotocol/clientCapabilities": map[string]any{},
+		"io.modelcontextprotocol/clientInfo":         map[string]any{"name": "modern", "version": "1"},
+	}
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Version: "2026-07-28",
+		Header: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "health.check"},
+		Body:   call("tools/call", map[string]any{"name": "health.check", "arguments": map[string]any{}, "_meta": meta})})
+	if r.Status != 200 {
+		t.Fatalf("stateless tools/call: %d %s", r.Status, r.Body)
+	}
+	if m := r.rpc(t); m.Error != nil || !strings.Contains(string(m.Result), `"structuredContent"`) || r.Header.Get("Mcp-Session-Id") != "" {
+		t.Errorf("stateless call: %s %+v %v", m.Result, m.Error, r.Header)
+	}
+	// Without a token it is refused like everything else.
+	if r := g.do(t, req{Method: "POST", Path: "/mcp", Version: "2026-07-28", Body: call("tools/list", map[string]any{"_meta": meta})}); r.Status != 401 {
+		t.Errorf("stateless without token: %d", r.Status)
+	}
+}
