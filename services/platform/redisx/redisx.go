@@ -85,3 +85,28 @@ func (c *Client) CheckDurable(ctx context.Context) error {
 func IsUnavailable(err error) bool {
 	return err != nil && !errors.Is(err, redis.Nil)
 }
+
+// Open returns a client for cfg and, when cfg.CheckDurable is set (the
+// production default), refuses a server without persistence: sessions,
+// grants and refresh-token families must survive a Redis restart. Redis
+// being unreachable at start-up is not an error (readiness reports it and
+// the client reconnects), but a reachable, volatile Redis is.
+func Open(ctx context.Context, cfg config.Redis) (*Client, error) {
+	c, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.CheckDurable {
+		return c, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.Ping(cctx); err != nil {
+		return c, nil
+	}
+	if err := c.CheckDurable(cctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}

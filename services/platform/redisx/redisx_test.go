@@ -82,3 +82,28 @@ func TestHashIsStableAndHidesTheSecret(t *testing.T) {
 		t.Errorf("hash = %s", h)
 	}
 }
+
+func TestOpenRefusesVolatileRedisWhenAsked(t *testing.T) {
+	ctx := context.Background()
+	volatile := testharness.StartRedis(t)
+	cfg := volatile.Config()
+	cfg.CheckDurable = true
+	if _, err := redisx.Open(ctx, cfg); err == nil || !strings.Contains(err.Error(), "persistence") {
+		t.Errorf("volatile Redis with CheckDurable: %v", err)
+	}
+	cfg.CheckDurable = false
+	c, err := redisx.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	durable := testharness.StartRedis(t, "--appendonly", "yes")
+	cfg = durable.Config()
+	cfg.CheckDurable = true
+	c, err = redisx.Open(ctx, cfg)
+	if err != nil {
+		t.Errorf("durable Redis refused: %v", err)
+	} else {
+		c.Close()
+	}
+}

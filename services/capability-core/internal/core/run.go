@@ -48,7 +48,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	deps := []Dependency{{Name: "signing-keys", Check: verifier.Ready}}
 	base.Ready.Add("signing-keys", verifier.Ready)
 	if cfg.Redis.URL != "" {
-		rdb, err := redisx.New(cfg.Redis)
+		rdb, err := redisx.Open(ctx, cfg.Redis)
 		if err != nil {
 			base.Close()
 			return err
