@@ -1,7 +1,14 @@
-// Package config is the auth-server's configuration.
+// Package config is the auth-server's configuration. The environment
+// variable names are the contract with the Helm chart; every one is listed
+// in docs/reference/oauth.md.
 package config
 
 import (
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
 	"github.com/tollgate/tollgate/services/platform/config"
 )
 
@@ -19,7 +26,61 @@ type Config struct {
 	// ClientsFile is the static client registry (CLIENTS_FILE).
 	ClientsFile string
 	Redis       config.Redis
+
+	// MCPResource is the canonical MCP resource URL (MCP_RESOURCE_URL) and
+	// ActionsAudience the GPT Actions audience (ACTIONS_AUDIENCE): the two
+	// audiences access tokens may carry.
+	MCPResource     string
+	ActionsAudience string
+	// AllowedOrigins may call the token, userinfo, JWKS and discovery
+	// endpoints from a browser (ALLOWED_ORIGINS, comma-separated).
+	AllowedOrigins []string
+
+	Upstream Upstream
+
+	// TokenSecret keys the HMAC of authorization codes and refresh tokens
+	// (TOKEN_HMAC_SECRET or _FILE, at least 32 bytes); RotatedTokenSecrets
+	// still verify (TOKEN_HMAC_SECRETS_ROTATED, comma-separated).
+	TokenSecret         string
+	RotatedTokenSecrets []string
+
+	AccessTokenTTL   time.Duration // ACCESS_TOKEN_TTL
+	RefreshTokenTTL  time.Duration // REFRESH_TOKEN_TTL
+	IDTokenTTL       time.Duration // ID_TOKEN_TTL
+	AuthCodeTTL      time.Duration // AUTH_CODE_TTL
+	LoginTTL         time.Duration // LOGIN_TTL: how long a pending upstream login may take
+	RefreshGrace     time.Duration // REFRESH_GRACE_PERIOD
+	ConsentTTL       time.Duration // CONSENT_TTL: how long an approval is remembered
+	RequireOffline   bool          // REFRESH_REQUIRES_OFFLINE_ACCESS
+	DCREnabled       bool          // DCR_ENABLED
+	DCRTTL           time.Duration // DCR_UNUSED_TTL: unused registrations expire
+	CIMDEnabled      bool          // CIMD_ENABLED
+	CIMDAllowPrivate bool          // CIMD_ALLOW_PRIVATE_NETWORKS (development only)
+	CIMDCacheTTL     time.Duration // CIMD_CACHE_TTL (upper bound)
+
+	RateAuthorize int // RATE_LIMIT_AUTHORIZE_PER_MINUTE
+	RateToken     int // RATE_LIMIT_TOKEN_PER_MINUTE
+	RateUserinfo  int // RATE_LIMIT_USERINFO_PER_MINUTE
+	RateRegister  int // RATE_LIMIT_REGISTER_PER_MINUTE
+	// TrustForwardedFor makes the left-most X-Forwarded-For address the
+	// rate-limit subject of anonymous requests (TRUST_FORWARDED_FOR; only
+	// behind an ingress that sets it).
+	TrustForwardedFor bool
 }
+
+// Upstream is the OIDC identity provider the auth-server bridges to.
+type Upstream struct {
+	Issuer       string   // UPSTREAM_ISSUER_URL
+	ClientID     string   // UPSTREAM_CLIENT_ID
+	ClientSecret string   // UPSTREAM_CLIENT_SECRET or _FILE
+	Scopes       []string // UPSTREAM_SCOPES
+	// ClaimMap maps our profile claims to upstream claim names
+	// (UPSTREAM_CLAIM_MAP, e.g. "preferred_username=upn,name=display_name").
+	ClaimMap map[string]string
+}
+
+// ProfileClaims are the claims mapped from the upstream.
+var ProfileClaims = []string{"email", "email_verified", "name", "given_name", "family_name", "preferred_username"}
 
 // Load reads the configuration and returns it with every problem found.
 func Load(getenv func(string) string) (Config, error) {
@@ -32,20 +93,145 @@ func Load(getenv func(string) string) (Config, error) {
 	c.SigningKeyActive = s.String("SIGNING_KEY_ACTIVE", "")
 	c.ClientsFile = s.String("CLIENTS_FILE", "")
 	c.Redis = config.LoadRedis(s, c.Production())
+	c.MCPResource = s.String("MCP_RESOURCE_URL", "")
+	c.ActionsAudience = s.String("ACTIONS_AUDIENCE", "")
+	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
+	c.Upstream = Upstream{
+		Issuer:       s.String("UPSTREAM_ISSUER_URL", ""),
+		ClientID:     s.String("UPSTREAM_CLIENT_ID", ""),
+		ClientSecret: s.Secret("UPSTREAM_CLIENT_SECRET"),
+		Scopes:       s.List("UPSTREAM_SCOPES", []string{"openid", "profile", "email"}),
+		ClaimMap:     map[string]string{},
+	}
+	claimMap := s.List("UPSTREAM_CLAIM_MAP", nil)
+	c.TokenSecret = s.Secret("TOKEN_HMAC_SECRET")
+	c.RotatedTokenSecrets = s.List("TOKEN_HMAC_SECRETS_ROTATED", nil)
+	c.AccessTokenTTL = s.Duration("ACCESS_TOKEN_TTL", time.Hour)
+	c.RefreshTokenTTL = s.Duration("REFRESH_TOKEN_TTL", 30*24*time.Hour)
+	c.IDTokenTTL = s.Duration("ID_TOKEN_TTL", time.Hour)
+	c.AuthCodeTTL = s.Duration("AUTH_CODE_TTL", 5*time.Minute)
+	c.LoginTTL = s.Duration("LOGIN_TTL", 10*time.Minute)
+	c.RefreshGrace = s.Duration("REFRESH_GRACE_PERIOD", 30*time.Second)
+	c.ConsentTTL = s.Duration("CONSENT_TTL", 90*24*time.Hour)
+	c.RequireOffline = s.Bool("REFRESH_REQUIRES_OFFLINE_ACCESS", false)
+	c.DCREnabled = s.Bool("DCR_ENABLED", false)
+	c.DCRTTL = s.Duration("DCR_UNUSED_TTL", 30*24*time.Hour)
+	c.CIMDEnabled = s.Bool("CIMD_ENABLED", true)
+	c.CIMDAllowPrivate = s.Bool("CIMD_ALLOW_PRIVATE_NETWORKS", false)
+	c.CIMDCacheTTL = s.Duration("CIMD_CACHE_TTL", time.Hour)
+	c.RateAuthorize = s.Int("RATE_LIMIT_AUTHORIZE_PER_MINUTE", 60)
+	c.RateToken = s.Int("RATE_LIMIT_TOKEN_PER_MINUTE", 120)
+	c.RateUserinfo = s.Int("RATE_LIMIT_USERINFO_PER_MINUTE", 600)
+	c.RateRegister = s.Int("RATE_LIMIT_REGISTER_PER_MINUTE", 10)
+	c.TrustForwardedFor = s.Bool("TRUST_FORWARDED_FOR", false)
 	p := s.Problems()
+	for _, kv := range claimMap {
+		k, v, ok := strings.Cut(kv, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || v == "" || !slices.Contains(ProfileClaims, k) {
+			p.Addf("UPSTREAM_CLAIM_MAP: %q is not claim=upstream_claim with claim one of %s", kv, strings.Join(ProfileClaims, ", "))
+			continue
+		}
+		c.Upstream.ClaimMap[k] = v
+	}
 	c.Validate(&p)
 	return c, p.Err()
 }
 
+// Resources are the audiences tokens may carry, MCP first.
+func (c *Config) Resources() []string {
+	var out []string
+	for _, r := range []string{c.MCPResource, c.ActionsAudience} {
+		if r != "" && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Validate adds every problem of c to p.
 func (c *Config) Validate(p *config.Problems) {
+	prod := c.Production()
 	c.Common.Validate(p)
-	c.Issuer = config.PublicURL(p, "PUBLIC_ISSUER_URL", c.Issuer, c.Production())
+	c.Issuer = config.PublicURL(p, "PUBLIC_ISSUER_URL", c.Issuer, prod)
 	if c.SigningKeysDir == "" {
 		p.Addf("SIGNING_KEYS_DIR: required (directory of <kid>.pem RSA keys)")
 	}
-	if c.ClientsFile == "" && c.Production() {
+	if c.ClientsFile == "" && prod {
 		p.Addf("CLIENTS_FILE: required in production (the static client registry)")
 	}
-	c.Redis.Validate(p, c.Production())
+	c.Redis.Validate(p, prod)
+	if c.MCPResource == "" && c.ActionsAudience == "" {
+		p.Addf("MCP_RESOURCE_URL, ACTIONS_AUDIENCE: at least one audience is required")
+	}
+	if c.MCPResource != "" {
+		c.MCPResource = config.PublicURL(p, "MCP_RESOURCE_URL", c.MCPResource, prod)
+	}
+	if c.ActionsAudience != "" {
+		c.ActionsAudience = config.PublicURL(p, "ACTIONS_AUDIENCE", c.ActionsAudience, prod)
+	}
+	for _, o := range c.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || u.Path != "" || (u.Scheme != "https" && u.Scheme != "http") {
+			p.Addf("ALLOWED_ORIGINS: %q is not an origin (scheme://host[:port])", o)
+		} else if prod && u.Scheme != "https" {
+			p.Addf("ALLOWED_ORIGINS: %q must use https in production", o)
+		}
+	}
+	if c.Upstream.Issuer == "" {
+		p.Addf("UPSTREAM_ISSUER_URL: required (the upstream OpenID Connect issuer)")
+	} else {
+		c.Upstream.Issuer = config.PublicURL(p, "UPSTREAM_ISSUER_URL", c.Upstream.Issuer, prod)
+	}
+	if c.Upstream.ClientID == "" {
+		p.Addf("UPSTREAM_CLIENT_ID: required")
+	}
+	if c.Upstream.ClientSecret == "" && prod {
+		p.Addf("UPSTREAM_CLIENT_SECRET: required in production (or UPSTREAM_CLIENT_SECRET_FILE)")
+	}
+	if !slices.Contains(c.Upstream.Scopes, "openid") {
+		p.Addf("UPSTREAM_SCOPES: must include openid")
+	}
+	if c.TokenSecret == "" && prod {
+		p.Addf("TOKEN_HMAC_SECRET: required in production (or TOKEN_HMAC_SECRET_FILE; at least 32 random bytes)")
+	} else if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
+		p.Addf("TOKEN_HMAC_SECRET: must be at least 32 bytes")
+	}
+	for _, s := range c.RotatedTokenSecrets {
+		if len(s) < 32 {
+			p.Addf("TOKEN_HMAC_SECRETS_ROTATED: every secret must be at least 32 bytes")
+			break
+		}
+	}
+	ttl := func(key string, d, min, max time.Duration) {
+		if d < min || d > max {
+			p.Addf("%s: %s is outside %s..%s", key, d, min, max)
+		}
+	}
+	ttl("ACCESS_TOKEN_TTL", c.AccessTokenTTL, time.Minute, 24*time.Hour)
+	ttl("REFRESH_TOKEN_TTL", c.RefreshTokenTTL, time.Hour, 365*24*time.Hour)
+	ttl("ID_TOKEN_TTL", c.IDTokenTTL, time.Minute, 24*time.Hour)
+	ttl("AUTH_CODE_TTL", c.AuthCodeTTL, 10*time.Second, 10*time.Minute)
+	ttl("LOGIN_TTL", c.LoginTTL, time.Minute, time.Hour)
+	ttl("REFRESH_GRACE_PERIOD", c.RefreshGrace, 0, 5*time.Minute)
+	ttl("CONSENT_TTL", c.ConsentTTL, time.Minute, 3*365*24*time.Hour)
+	ttl("DCR_UNUSED_TTL", c.DCRTTL, time.Hour, 365*24*time.Hour)
+	ttl("CIMD_CACHE_TTL", c.CIMDCacheTTL, time.Minute, 24*time.Hour)
+	if c.AccessTokenTTL >= c.RefreshTokenTTL {
+		p.Addf("ACCESS_TOKEN_TTL: must be shorter than REFRESH_TOKEN_TTL")
+	}
+	if c.CIMDAllowPrivate && prod {
+		p.Addf("CIMD_ALLOW_PRIVATE_NETWORKS: must be false in production (SSRF guard)")
+	}
+	for _, r := range []struct {
+		key string
+		n   int
+	}{
+		{"RATE_LIMIT_AUTHORIZE_PER_MINUTE", c.RateAuthorize}, {"RATE_LIMIT_TOKEN_PER_MINUTE", c.RateToken},
+		{"RATE_LIMIT_USERINFO_PER_MINUTE", c.RateUserinfo}, {"RATE_LIMIT_REGISTER_PER_MINUTE", c.RateRegister},
+	} {
+		if r.n < 1 {
+			p.Addf("%s: must be at least 1", r.key)
+		}
+	}
 }

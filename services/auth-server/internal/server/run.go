@@ -1,28 +1,48 @@
 // Package server wires the auth-server: configuration, signing keys, the
-// public OAuth/OIDC HTTP endpoints, the fleet gRPC API and the admin listener.
+// client registry, Redis, the public OAuth/OIDC HTTP endpoints, the fleet
+// gRPC API and the admin listener.
 package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
-	"net/http"
 
 	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
+	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
+	"github.com/tollgate/tollgate/services/auth-server/internal/oauth"
 	"github.com/tollgate/tollgate/services/platform/app"
+	pconfig "github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
-// Run starts the auth-server and blocks until ctx ends.
+// Run starts the auth-server and blocks until ctx ends. Start-up fails
+// closed: every configuration, key and client-registry problem is listed.
 func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onListen app.Listening) error {
 	cfg, err := config.Load(getenv)
+	var problems pconfig.Problems
 	if err != nil {
-		return err
+		var ce *pconfig.Error
+		if !errors.As(err, &ce) {
+			return err
+		}
+		problems = append(problems, ce.Problems...)
 	}
-	ring, err := tokens.LoadKeyDir(cfg.SigningKeysDir, cfg.SigningKeyActive)
-	if err != nil {
+	var ring *tokens.KeyRing
+	if cfg.SigningKeysDir != "" {
+		if ring, err = tokens.LoadKeyDir(cfg.SigningKeysDir, cfg.SigningKeyActive); err != nil {
+			problems.Addf("SIGNING_KEYS_DIR: %v", err)
+		}
+	}
+	static, cp := clients.LoadFile(cfg.ClientsFile, clients.Rules{Resources: cfg.Resources(), Production: cfg.Production()})
+	for _, p := range cp {
+		problems.Addf("CLIENTS_FILE: %s", p)
+	}
+	if err := problems.Err(); err != nil {
 		return err
 	}
 	base, err := app.NewBase(cfg.Common, stderr)
@@ -36,6 +56,15 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	defer rdb.Close()
 	base.Ready.Add("redis", rdb.Ping)
+	if cfg.Redis.CheckDurable {
+		if err := rdb.CheckDurable(ctx); err != nil {
+			base.Close()
+			return err
+		}
+	}
+	if static.Len() == 0 {
+		base.Log.Warn("the static client registry is empty; only self-registered clients can sign in")
+	}
 
 	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: base.Log, Registry: base.Metrics})
 	authv1.RegisterKeySetServiceServer(srv, &KeySet{Issuer: cfg.Issuer, Ring: ring})
@@ -45,17 +74,18 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /oauth/jwks", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/jwk-set+json")
-		w.Header().Set("Cache-Control", "public, max-age=300")
-		_, _ = w.Write(ring.PublicJWKSJSON())
-	})
-	h, err := app.NewHTTP("http", cfg.HTTPAddr, mux)
+	o, err := oauth.New(oauth.Options{Config: cfg, Ring: ring, Redis: rdb, Static: static, Log: base.Log, Metrics: base.Metrics})
+	if err != nil {
+		base.Close()
+		return fmt.Errorf("oauth: %w", err)
+	}
+	h, err := app.NewHTTP("http", cfg.HTTPAddr, o.Handler())
 	if err != nil {
 		base.Close()
 		return err
 	}
+	base.Log.Info("oauth provider ready", "issuer", cfg.Issuer, "static_clients", static.Len(),
+		"active_key", ring.ActiveKeyID(), "upstream", cfg.Upstream.Issuer, "dcr", cfg.DCREnabled, "cimd", cfg.CIMDEnabled)
 	return base.Serve(ctx, onListen, g, h)
 }
 

@@ -1,0 +1,225 @@
+// Package clients is the OAuth client model: statically registered clients
+// from a mounted file, and the rules every client (static, Client ID
+// Metadata Document or dynamically registered) must satisfy.
+package clients
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+
+	josev3 "github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+)
+
+// Kind says where a client comes from.
+type Kind string
+
+const (
+	KindStatic   Kind = "static"
+	KindMetadata Kind = "metadata-document"
+	KindDynamic  Kind = "dynamic"
+)
+
+// Token endpoint authentication methods.
+const (
+	AuthBasic         = "client_secret_basic"
+	AuthPost          = "client_secret_post"
+	AuthPrivateKeyJWT = "private_key_jwt"
+	AuthNone          = "none"
+)
+
+// AuthMethods are the supported token endpoint authentication methods.
+var AuthMethods = []string{AuthBasic, AuthPost, AuthPrivateKeyJWT, AuthNone}
+
+// Scopes are the scopes the auth-server knows.
+var Scopes = []string{"openid", "profile", "email", "offline_access"}
+
+// DefaultScopes are granted when an authorization request has no scope.
+var DefaultScopes = []string{"openid", "profile", "email"}
+
+// GrantTypes are the grants the auth-server offers.
+var GrantTypes = []string{"authorization_code", "refresh_token"}
+
+// ErrNotFound means no client has the id.
+var ErrNotFound = errors.New("client not found")
+
+// Client is one OAuth client. It implements fosite.Client and
+// fosite.OpenIDConnectClient.
+type Client struct {
+	ID           string
+	Name         string
+	SecretHash   []byte
+	RedirectURIs []string
+	Grants       []string
+	AllowedScope []string
+	// Resources are the audiences (RFC 8707 resources) the client may ask
+	// for; the first is the default when a request names none.
+	Resources []string
+	// AuthMethod is the token endpoint authentication method.
+	AuthMethod string
+	// RequirePKCE demands S256 PKCE even from confidential clients. Public
+	// clients always need it.
+	RequirePKCE bool
+	// SkipConsent lets a first-party static client skip the consent page.
+	SkipConsent bool
+	JWKS        *josev3.JSONWebKeySet
+	JWKSURI     string
+	Kind        Kind
+	// Host is the redirect URIs' host shown on the consent page.
+	ClientURI string
+}
+
+var (
+	_ fosite.Client              = (*Client)(nil)
+	_ fosite.OpenIDConnectClient = (*Client)(nil)
+)
+
+func (c *Client) GetID() string                   { return c.ID }
+func (c *Client) GetHashedSecret() []byte         { return c.SecretHash }
+func (c *Client) GetRedirectURIs() []string       { return c.RedirectURIs }
+func (c *Client) GetGrantTypes() fosite.Arguments { return c.Grants }
+func (c *Client) GetResponseTypes() fosite.Arguments {
+	return fosite.Arguments{"code"}
+}
+func (c *Client) GetScopes() fosite.Arguments   { return c.AllowedScope }
+func (c *Client) IsPublic() bool                { return c.AuthMethod == AuthNone }
+func (c *Client) GetAudience() fosite.Arguments { return c.Resources }
+
+func (c *Client) GetRequestURIs() []string                 { return nil }
+func (c *Client) GetJSONWebKeys() *josev3.JSONWebKeySet    { return c.JWKS }
+func (c *Client) GetJSONWebKeysURI() string                { return c.JWKSURI }
+func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
+func (c *Client) GetTokenEndpointAuthMethod() string       { return c.AuthMethod }
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {
+	return "RS256"
+}
+
+// NeedsPKCE reports whether authorization requests must carry S256 PKCE.
+func (c *Client) NeedsPKCE() bool { return c.RequirePKCE || c.IsPublic() }
+
+// NeedsConsent reports whether the user must approve the client before a
+// code is issued: always for self-registered clients.
+func (c *Client) NeedsConsent() bool { return c.Kind != KindStatic || !c.SkipConsent }
+
+// DefaultResource is the audience of a request that names no resource.
+func (c *Client) DefaultResource() string {
+	if len(c.Resources) == 0 {
+		return ""
+	}
+	return c.Resources[0]
+}
+
+// Rules are what every client must satisfy.
+type Rules struct {
+	// Resources the install serves; a client's resources are a subset.
+	Resources []string
+	// Production refuses plain-http redirect URIs other than loopback.
+	Production bool
+}
+
+// Check returns every problem of c, each prefixed with the client id.
+func (r Rules) Check(c *Client) []string {
+	var out []string
+	add := func(format string, args ...any) {
+		out = append(out, fmt.Sprintf("client %q: ", c.ID)+fmt.Sprintf(format, args...))
+	}
+	if c.ID == "" {
+		add("client_id is required")
+	}
+	if !slices.Contains(AuthMethods, c.AuthMethod) {
+		add("token_endpoint_auth_method %q is not one of %s", c.AuthMethod, strings.Join(AuthMethods, ", "))
+	}
+	switch c.AuthMethod {
+	case AuthBasic, AuthPost:
+		if !isBcrypt(c.SecretHash) {
+			add("client_secret_hash must be a bcrypt hash ($2a$/$2b$/$2y$); plaintext secrets are refused")
+		}
+	case AuthNone:
+		if len(c.SecretHash) > 0 {
+			add("a public client (none) must not have a secret")
+		}
+	case AuthPrivateKeyJWT:
+		if len(c.SecretHash) > 0 {
+			add("a private_key_jwt client must not have a secret")
+		}
+		if (c.JWKS == nil || len(c.JWKS.Keys) == 0) && c.JWKSURI == "" {
+			add("private_key_jwt needs jwks or jwks_uri")
+		}
+		if c.JWKSURI != "" {
+			if u, err := url.Parse(c.JWKSURI); err != nil || u.Scheme != "https" || u.Host == "" {
+				add("jwks_uri %q must be an absolute https URL", c.JWKSURI)
+			}
+		}
+	}
+	if len(c.RedirectURIs) == 0 {
+		add("at least one redirect URI is required")
+	}
+	for _, u := range c.RedirectURIs {
+		if err := CheckRedirectURI(u, r.Production); err != nil {
+			add("redirect URI %q: %v", u, err)
+		}
+	}
+	if len(c.Grants) == 0 || !slices.Contains(c.Grants, "authorization_code") {
+		add("grant_types must include authorization_code")
+	}
+	for _, g := range c.Grants {
+		if !slices.Contains(GrantTypes, g) {
+			add("grant type %q is not supported (%s)", g, strings.Join(GrantTypes, ", "))
+		}
+	}
+	for _, s := range c.AllowedScope {
+		if !slices.Contains(Scopes, s) {
+			add("scope %q is not supported (%s)", s, strings.Join(Scopes, ", "))
+		}
+	}
+	if len(c.Resources) == 0 {
+		add("at least one resource (audience) is required")
+	}
+	for _, res := range c.Resources {
+		if !slices.Contains(r.Resources, res) {
+			add("resource %q is not served by this install (%s)", res, strings.Join(r.Resources, ", "))
+		}
+	}
+	return out
+}
+
+// CheckRedirectURI accepts absolute URIs without fragment: https, or http
+// on a loopback host (RFC 8252). Outside production, http on any host is
+// allowed for local development.
+func CheckRedirectURI(raw string, production bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return errors.New("must be an absolute URL")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return errors.New("must not have a fragment")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if IsLoopbackHost(u.Hostname()) || !production {
+			return nil
+		}
+		return errors.New("http is only allowed on loopback hosts")
+	}
+	return errors.New("scheme must be https (or http on loopback)")
+}
+
+// IsLoopbackHost reports whether h is localhost or a loopback IP.
+func IsLoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isBcrypt(h []byte) bool {
+	s := string(h)
+	return len(s) == 60 && (strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$"))
+}

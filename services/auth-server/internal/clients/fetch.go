@@ -1,0 +1,275 @@
+package clients
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	josev3 "github.com/go-jose/go-jose/v3"
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// MetadataError explains why a Client ID Metadata Document was refused.
+type MetadataError struct{ Reason string }
+
+func (e *MetadataError) Error() string { return "client metadata document: " + e.Reason }
+
+func metaErr(format string, args ...any) error {
+	return &MetadataError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// FetchOptions configure the SSRF-guarded fetcher.
+type FetchOptions struct {
+	// AllowPrivate permits http and private/loopback addresses (tests and
+	// local development only; refused by configuration in production).
+	AllowPrivate bool
+	Production   bool
+	// MaxBytes bounds a document (default 16 KiB); Timeout a fetch (default 5s).
+	MaxBytes int64
+	Timeout  time.Duration
+}
+
+// MetadataFetcher fetches client metadata documents and JWK sets from the
+// internet without letting a client id reach internal addresses: https
+// only, every resolved address checked at dial time (so DNS rebinding
+// cannot slip through), no redirects, bounded size and time.
+type MetadataFetcher struct {
+	o      FetchOptions
+	client *http.Client
+}
+
+// NewMetadataFetcher returns a fetcher.
+func NewMetadataFetcher(o FetchOptions) *MetadataFetcher {
+	if o.MaxBytes == 0 {
+		o.MaxBytes = 16 << 10
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: o.Timeout, Control: func(_, address string, _ syscall.RawConn) error {
+		if o.AllowPrivate {
+			return nil
+		}
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return err
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return fmt.Errorf("refusing to dial %q: not an IP address", host)
+		}
+		if !PublicAddr(ip) {
+			return fmt.Errorf("refusing to dial %s: not a public address", ip)
+		}
+		return nil
+	}}
+	transport := &http.Transport{
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   o.Timeout,
+		ResponseHeaderTimeout: o.Timeout,
+		MaxIdleConns:          10,
+		IdleConnTimeout:       30 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &MetadataFetcher{o: o, client: &http.Client{
+		Transport: transport, Timeout: o.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// RetryableClient is the guarded client in the form fosite's JWKS fetcher takes.
+func (f *MetadataFetcher) RetryableClient() *retryablehttp.Client {
+	rc := retryablehttp.NewClient()
+	rc.HTTPClient = f.client
+	rc.RetryMax = 1
+	rc.Logger = nil
+	return rc
+}
+
+var blocked = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range []string{
+		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+		"192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
+		"198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+		"::/128", "::1/128", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32",
+		"2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+	} {
+		out = append(out, netip.MustParsePrefix(p))
+	}
+	return out
+}()
+
+// PublicAddr reports whether ip is a globally routable unicast address:
+// not private, loopback, link-local, multicast, documentation or other
+// special-use ranges (IPv4-mapped IPv6 addresses are checked as IPv4).
+func PublicAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if !ip.IsValid() || ip.Zone() != "" {
+		return false
+	}
+	for _, p := range blocked {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckClientIDURL validates the form of a metadata-document client id.
+func (f *MetadataFetcher) CheckClientIDURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return nil, metaErr("client_id is not an absolute URL")
+	}
+	if u.Scheme != "https" && !(f.o.AllowPrivate && u.Scheme == "http") {
+		return nil, metaErr("client_id must be an https URL")
+	}
+	if u.User != nil || u.Fragment != "" || strings.Contains(raw, "#") {
+		return nil, metaErr("client_id must not contain credentials or a fragment")
+	}
+	if u.Path == "" || u.Path == "/" {
+		return nil, metaErr("client_id must have a path")
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return nil, metaErr("client_id must not contain dot segments")
+		}
+	}
+	if !f.o.AllowPrivate {
+		if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && !PublicAddr(ip) {
+			return nil, metaErr("client_id host is not a public address")
+		}
+		if IsLoopbackHost(u.Hostname()) {
+			return nil, metaErr("client_id host is not a public address")
+		}
+	}
+	return u, nil
+}
+
+// Metadata is a client metadata document (the fields we use).
+type Metadata struct {
+	ClientID     string                `json:"client_id"`
+	ClientName   string                `json:"client_name,omitempty"`
+	ClientURI    string                `json:"client_uri,omitempty"`
+	LogoURI      string                `json:"logo_uri,omitempty"`
+	RedirectURIs []string              `json:"redirect_uris"`
+	GrantTypes   []string              `json:"grant_types,omitempty"`
+	Response     []string              `json:"response_types,omitempty"`
+	AuthMethod   string                `json:"token_endpoint_auth_method,omitempty"`
+	Scope        string                `json:"scope,omitempty"`
+	JWKS         *josev3.JSONWebKeySet `json:"jwks,omitempty"`
+	JWKSURI      string                `json:"jwks_uri,omitempty"`
+}
+
+// Fetch downloads and checks the document at id. It returns the document
+// and how long it may be cached (Cache-Control max-age, else 0).
+func (f *MetadataFetcher) Fetch(ctx context.Context, id string) (*Metadata, time.Duration, error) {
+	u, err := f.CheckClientIDURL(id)
+	if err != nil {
+		return nil, 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, 0, metaErr("bad URL")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, 0, metaErr("fetch failed: %v", redact(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, metaErr("fetch answered %d (redirects are not followed)", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.o.MaxBytes+1))
+	if err != nil {
+		return nil, 0, metaErr("read failed")
+	}
+	if int64(len(body)) > f.o.MaxBytes {
+		return nil, 0, metaErr("document is larger than %d bytes", f.o.MaxBytes)
+	}
+	var md Metadata
+	if err := json.Unmarshal(body, &md); err != nil {
+		return nil, 0, metaErr("not a JSON object")
+	}
+	if md.ClientID != id {
+		return nil, 0, metaErr("client_id in the document does not match its URL")
+	}
+	return &md, maxAge(resp.Header.Get("Cache-Control")), nil
+}
+
+// ToClient checks a document and turns it into a client. Metadata-document
+// clients are public (none) or private_key_jwt: a document is public, so it
+// cannot carry a shared secret.
+func (md *Metadata) ToClient(rules Rules, kind Kind) (*Client, error) {
+	c := &Client{
+		ID: md.ClientID, Name: md.ClientName, RedirectURIs: md.RedirectURIs, Grants: md.GrantTypes,
+		Resources: rules.Resources, AuthMethod: md.AuthMethod, RequirePKCE: true, Kind: kind,
+		JWKS: md.JWKS, JWKSURI: md.JWKSURI, ClientURI: md.ClientURI,
+	}
+	if c.AuthMethod == "" {
+		c.AuthMethod = AuthNone
+	}
+	if c.AuthMethod != AuthNone && c.AuthMethod != AuthPrivateKeyJWT {
+		return nil, metaErr("token_endpoint_auth_method must be none or private_key_jwt")
+	}
+	if c.Grants == nil {
+		c.Grants = []string{"authorization_code", "refresh_token"}
+	}
+	if len(md.Response) > 0 && !slices.Equal(md.Response, []string{"code"}) {
+		return nil, metaErr("response_types must be [code]")
+	}
+	c.AllowedScope = append([]string(nil), Scopes...)
+	if md.Scope != "" {
+		c.AllowedScope = nil
+		for _, sc := range strings.Fields(md.Scope) {
+			if slices.Contains(Scopes, sc) {
+				c.AllowedScope = append(c.AllowedScope, sc)
+			}
+		}
+	}
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	if problems := rules.Check(c); len(problems) > 0 {
+		return nil, metaErr("%s", strings.TrimPrefix(problems[0], fmt.Sprintf("client %q: ", c.ID)))
+	}
+	return c, nil
+}
+
+func maxAge(cc string) time.Duration {
+	for _, part := range strings.Split(cc, ",") {
+		part = strings.TrimSpace(strings.ToLower(part))
+		if part == "no-store" || part == "no-cache" {
+			return 0
+		}
+		if v, ok := strings.CutPrefix(part, "max-age="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return time.Duration(n) * time.Second
+			}
+		}
+	}
+	return 0
+}
+
+func redact(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}

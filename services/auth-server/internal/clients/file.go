@@ -1,0 +1,110 @@
+package clients
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	josev3 "github.com/go-jose/go-jose/v3"
+	"sigs.k8s.io/yaml"
+)
+
+// fileClient is one entry of the registry file (docs/operations/client-registry.md).
+type fileClient struct {
+	ClientID         string          `json:"client_id"`
+	ClientName       string          `json:"client_name"`
+	ClientSecretHash string          `json:"client_secret_hash,omitempty"`
+	RedirectURIs     []string        `json:"redirect_uris"`
+	GrantTypes       []string        `json:"grant_types,omitempty"`
+	Scopes           []string        `json:"scopes,omitempty"`
+	Resources        []string        `json:"resources"`
+	AuthMethod       string          `json:"token_endpoint_auth_method"`
+	RequirePKCE      *bool           `json:"require_pkce,omitempty"`
+	SkipConsent      bool            `json:"skip_consent,omitempty"`
+	JWKS             json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI          string          `json:"jwks_uri,omitempty"`
+}
+
+// Static is the registry of statically configured clients.
+type Static struct{ byID map[string]*Client }
+
+// Get returns the client with id, or ErrNotFound.
+func (s *Static) Get(id string) (*Client, error) {
+	if c, ok := s.byID[id]; ok {
+		return c, nil
+	}
+	return nil, ErrNotFound
+}
+
+// Len is the number of clients.
+func (s *Static) Len() int { return len(s.byID) }
+
+// LoadFile reads the registry at path (YAML or JSON). An empty path gives
+// an empty registry. Every problem of every client is reported at once.
+func LoadFile(path string, rules Rules) (*Static, []string) {
+	s := &Static{byID: map[string]*Client{}}
+	if path == "" {
+		return s, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s, []string{fmt.Sprintf("CLIENTS_FILE: %v", err)}
+	}
+	return Parse(b, rules)
+}
+
+// Parse decodes and checks a registry document.
+func Parse(b []byte, rules Rules) (*Static, []string) {
+	s := &Static{byID: map[string]*Client{}}
+	var doc struct {
+		Clients []fileClient `json:"clients"`
+	}
+	if err := yaml.UnmarshalStrict(b, &doc); err != nil {
+		return s, []string{fmt.Sprintf("CLIENTS_FILE: %v", err)}
+	}
+	var problems []string
+	for _, fc := range doc.Clients {
+		c := &Client{
+			ID: fc.ClientID, Name: fc.ClientName, SecretHash: []byte(fc.ClientSecretHash),
+			RedirectURIs: fc.RedirectURIs, Grants: fc.GrantTypes, AllowedScope: fc.Scopes,
+			Resources: fc.Resources, AuthMethod: fc.AuthMethod, RequirePKCE: true,
+			SkipConsent: fc.SkipConsent, JWKSURI: fc.JWKSURI, Kind: KindStatic,
+		}
+		if fc.RequirePKCE != nil {
+			c.RequirePKCE = *fc.RequirePKCE
+		}
+		if c.Grants == nil {
+			c.Grants = append([]string(nil), GrantTypes...)
+		}
+		if c.AllowedScope == nil {
+			c.AllowedScope = append([]string(nil), Scopes...)
+		}
+		if c.Name == "" {
+			c.Name = c.ID
+		}
+		if len(fc.JWKS) > 0 {
+			var set josev3.JSONWebKeySet
+			if err := json.Unmarshal(fc.JWKS, &set); err != nil {
+				problems = append(problems, fmt.Sprintf("client %q: jwks: %v", c.ID, err))
+			} else {
+				c.JWKS = &set
+			}
+		}
+		if strings.HasPrefix(c.ID, "https://") {
+			problems = append(problems, fmt.Sprintf("client %q: https client ids are reserved for Client ID Metadata Documents", c.ID))
+		}
+		if strings.HasPrefix(c.ID, DynamicPrefix) {
+			problems = append(problems, fmt.Sprintf("client %q: the prefix %q is reserved for dynamic registration", c.ID, DynamicPrefix))
+		}
+		if _, dup := s.byID[c.ID]; dup {
+			problems = append(problems, fmt.Sprintf("client %q: defined twice", c.ID))
+		}
+		problems = append(problems, rules.Check(c)...)
+		s.byID[c.ID] = c
+	}
+	return s, problems
+}
+
+// DynamicPrefix starts the id of every dynamically registered client.
+const DynamicPrefix = "dcr-"

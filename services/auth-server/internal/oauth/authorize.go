@@ -1,0 +1,440 @@
+package oauth
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"golang.org/x/oauth2"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
+	"github.com/tollgate/tollgate/services/auth-server/internal/store"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+)
+
+// pending is an authorization request waiting for the upstream login. It
+// is stored under the hash of our upstream state, single use, with a TTL.
+type pending struct {
+	Query    string    `json:"query"`
+	ClientID string    `json:"client_id"`
+	Resource string    `json:"resource"`
+	Nonce    string    `json:"nonce"`
+	Verifier string    `json:"verifier"`
+	Created  time.Time `json:"created"`
+}
+
+// consentRequest waits for the user's decision on the consent page.
+type consentRequest struct {
+	Pending  pending  `json:"pending"`
+	Identity Identity `json:"identity"`
+	CSRFHash string   `json:"csrf_hash"`
+}
+
+// consentRecord is a remembered approval.
+type consentRecord struct {
+	Scopes    []string  `json:"scopes"`
+	Resources []string  `json:"resources"`
+	Approved  time.Time `json:"approved"`
+}
+
+var challengeFormat = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// authorize validates the request completely, stores it, and sends the
+// browser to the upstream IdP. Until the redirect URI is verified errors
+// are shown, never redirected; after, they go back with state and iss.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	clientID := q.Get("client_id")
+	if clientID == "" {
+		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "client_id is required")
+		return
+	}
+	c, err := s.client(ctx, clientID)
+	if err != nil {
+		if errors.Is(err, store.ErrUnavailable) {
+			s.fail(w, r, "authorize", http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
+			return
+		}
+		s.log.Info("authorize: unknown client", "client_id", clientID, "err", err)
+		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_client", "unknown client: "+clientDescription(err))
+		return
+	}
+	redirect := q.Get("redirect_uri")
+	switch {
+	case redirect == "" && len(c.RedirectURIs) != 1:
+		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "redirect_uri is required")
+		return
+	case redirect != "" && !slices.Contains(c.RedirectURIs, redirect):
+		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "redirect_uri is not registered for this client (exact match required)")
+		return
+	}
+	if !q.Has("scope") {
+		var def []string
+		for _, sc := range clients.DefaultScopes {
+			if slices.Contains(c.AllowedScope, sc) {
+				def = append(def, sc)
+			}
+		}
+		q.Set("scope", strings.Join(def, " "))
+	}
+	ar, err := s.provider.NewAuthorizeRequest(ctx, requestWithQuery(r, q))
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	// From here on the redirect URI is verified: errors go back to the client.
+	redirectErr := func(code, desc string) {
+		s.metrics.errors.WithLabelValues("authorize", code).Inc()
+		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), code, desc)
+	}
+	if rt := q.Get("response_type"); rt != "code" {
+		redirectErr("unsupported_response_type", "response_type must be code")
+		return
+	}
+	if rm := q.Get("response_mode"); rm != "" && rm != "query" {
+		redirectErr("invalid_request", "response_mode must be query")
+		return
+	}
+	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
+	switch {
+	case challenge == "" && c.NeedsPKCE():
+		redirectErr("invalid_request", "code_challenge with code_challenge_method=S256 is required")
+		return
+	case challenge == "" && method != "":
+		redirectErr("invalid_request", "code_challenge_method without code_challenge")
+		return
+	case challenge != "" && method != "S256":
+		redirectErr("invalid_request", "code_challenge_method must be S256 (plain is not supported)")
+		return
+	case challenge != "" && !challengeFormat.MatchString(challenge):
+		redirectErr("invalid_request", "code_challenge must be the 43-character base64url SHA-256 of the verifier")
+		return
+	}
+	resource := c.DefaultResource()
+	switch rs := q["resource"]; {
+	case len(rs) > 1:
+		redirectErr("invalid_target", "only one resource per request is supported")
+		return
+	case len(rs) == 1 && !slices.Contains(c.Resources, rs[0]):
+		redirectErr("invalid_target", "resource is not allowed for this client")
+		return
+	case len(rs) == 1:
+		resource = rs[0]
+	}
+	if slices.Contains(strings.Fields(q.Get("prompt")), "none") {
+		redirectErr("login_required", "prompt=none is not supported: the user must sign in at the identity provider")
+		return
+	}
+	state, nonce, verifier := randomID(), randomID(), oauth2.GenerateVerifier()
+	p := pending{Query: q.Encode(), ClientID: c.ID, Resource: resource, Nonce: nonce, Verifier: verifier, Created: s.now()}
+	if err := s.store.PutJSON(ctx, "pending", state, p, s.cfg.LoginTTL); err != nil {
+		redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
+		return
+	}
+	target, err := s.upstream.AuthURL(ctx, state, nonce, verifier)
+	if err != nil {
+		s.log.Warn("upstream unavailable", "err", err)
+		_ = s.store.Delete(ctx, "pending", state)
+		redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
+		return
+	}
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// callback consumes our upstream state once, completes the upstream login
+// and either asks for consent or issues the code.
+func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	state := q.Get("state")
+	if state == "" {
+		s.fail(w, r, "callback", http.StatusBadRequest, "invalid_request", "the callback has no state")
+		return
+	}
+	var p pending
+	ok, err := s.store.TakeJSON(ctx, "pending", state, &p)
+	if err != nil {
+		s.fail(w, r, "callback", http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
+		return
+	}
+	if !ok {
+		s.fail(w, r, "callback", http.StatusBadRequest, "invalid_request", "unknown, expired or already used sign-in state; start again from the application")
+		return
+	}
+	ar, err := s.provider.NewAuthorizeRequest(ctx, requestWithQuery(r, mustParseQuery(p.Query)))
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	redirectErr := func(code, desc string) {
+		s.metrics.errors.WithLabelValues("callback", code).Inc()
+		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), code, desc)
+	}
+	if e := q.Get("error"); e != "" {
+		s.log.Info("upstream returned an error", "error", e, "description", q.Get("error_description"))
+		switch e {
+		case "access_denied", "login_required", "consent_required", "interaction_required", "account_selection_required":
+			redirectErr("access_denied", "the identity provider did not sign the user in ("+e+")")
+		case "temporarily_unavailable":
+			redirectErr("temporarily_unavailable", "the identity provider is temporarily unavailable")
+		default:
+			redirectErr("server_error", "the identity provider returned an error ("+e+")")
+		}
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		redirectErr("server_error", "the identity provider returned neither a code nor an error")
+		return
+	}
+	id, err := s.upstream.Exchange(ctx, code, p.Verifier, p.Nonce)
+	if err != nil {
+		s.log.Warn("upstream login failed", "err", err)
+		if errors.Is(err, errUpstreamUnreachable) {
+			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
+		} else {
+			redirectErr("server_error", "the identity provider's response could not be verified")
+		}
+		return
+	}
+	c := ar.GetClient().(*clients.Client)
+	if c.NeedsConsent() {
+		granted, err := s.hasConsent(ctx, id.Subject, c.ID, ar.GetRequestedScopes(), p.Resource)
+		if err != nil {
+			redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
+			return
+		}
+		if !granted {
+			s.showConsent(w, r, ar, c, p, *id)
+			return
+		}
+	}
+	s.issueCode(w, r, ar, p, *id)
+}
+
+// issueCode lets fosite mint the code (and store the PKCE and OIDC sessions)
+// and redirects to the client with code, state and iss.
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, p pending, id Identity) {
+	ctx := r.Context()
+	for _, sc := range ar.GetRequestedScopes() {
+		ar.GrantScope(sc)
+	}
+	ar.SetRequestedAudience(fosite.Arguments{p.Resource})
+	ar.GrantAudience(p.Resource)
+	sess := NewSession()
+	sess.Subject = id.Subject
+	sess.Username = id.Profile.PreferredUsername
+	sess.Profile = id.Profile
+	sess.Claims.Subject = id.Subject
+	sess.Claims.Issuer = s.issuer
+	sess.Claims.AuthTime = id.AuthTime.UTC().Truncate(time.Second)
+	sess.Claims.RequestedAt = p.Created.UTC().Truncate(time.Second)
+	sess.Claims.Extra = profileMap(ScopedProfile(id.Profile, ar.GetGrantedScopes()))
+	sess.Headers.Extra["kid"] = s.ring.ActiveKeyID()
+	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, sess)
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	resp.AddParameter("iss", s.issuer)
+	s.metrics.grants.WithLabelValues("authorization_request", s.clientLabel(ar.GetClient()), "ok").Inc()
+	s.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// authorizeError redirects when fosite verified the redirect URI, and shows
+// the error otherwise.
+func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	status, code, desc := classify(err)
+	if ar != nil && ar.IsRedirectURIValid() && ar.GetRedirectURI() != nil && status != http.StatusServiceUnavailable {
+		s.metrics.errors.WithLabelValues("authorize", code).Inc()
+		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), code, desc)
+		return
+	}
+	s.fail(w, r, "authorize", status, code, desc)
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, endpoint string, status int, code, desc string) {
+	s.metrics.errors.WithLabelValues(endpoint, code).Inc()
+	s.errorPage(w, r, status, code, desc)
+}
+
+// redirectError sends an RFC 6749 error response with state and RFC 9207 iss.
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirect *url.URL, state, code, desc string) {
+	u := *redirect
+	q := u.Query()
+	q.Set("error", code)
+	if desc != "" {
+		q.Set("error_description", desc)
+	}
+	if state != "" {
+		q.Set("state", state)
+	}
+	q.Set("iss", s.issuer)
+	u.RawQuery = q.Encode()
+	noStore(w)
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+func requestWithQuery(r *http.Request, q url.Values) *http.Request {
+	req := r.Clone(r.Context())
+	u := *r.URL
+	u.Path = "/oauth/authorize"
+	u.RawQuery = q.Encode()
+	req.URL = &u
+	req.Method = http.MethodGet
+	req.Form, req.PostForm, req.Body = nil, nil, http.NoBody
+	return req
+}
+
+func mustParseQuery(raw string) url.Values {
+	q, _ := url.ParseQuery(raw)
+	return q
+}
+
+func clientDescription(err error) string {
+	var e *clients.MetadataError
+	if errors.As(err, &e) {
+		return e.Error()
+	}
+	return "the client_id is not registered"
+}
+
+// --- consent -------------------------------------------------------------------
+
+const consentCookie = "__Host-tollgate-consent"
+
+func consentKey(sub, clientID string) string { return redisx.Hash(sub) + ":" + redisx.Hash(clientID) }
+
+func (s *Server) hasConsent(ctx context.Context, sub, clientID string, scopes []string, resource string) (bool, error) {
+	var rec consentRecord
+	ok, err := s.store.GetJSON(ctx, "consent", consentKey(sub, clientID), &rec)
+	if err != nil || !ok {
+		return false, err
+	}
+	for _, sc := range scopes {
+		if !slices.Contains(rec.Scopes, sc) {
+			return false, nil
+		}
+	}
+	return slices.Contains(rec.Resources, resource), nil
+}
+
+// RevokeConsent forgets a user's approval of a client.
+func (s *Server) RevokeConsent(ctx context.Context, sub, clientID string) error {
+	return s.store.Delete(ctx, "consent", consentKey(sub, clientID))
+}
+
+var consentTemplate = template.Must(template.New("consent").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Allow access?</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}
+li{margin:.2rem 0}button{font:inherit;padding:.5rem 1.2rem;margin-right:.5rem}</style>
+</head><body>
+<h1>Allow {{.ClientName}} to access your account?</h1>
+<p>It will return to <strong>{{.RedirectHost}}</strong>.</p>
+<p>It asks for:</p><ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
+<p>Access is for: <code>{{.Resource}}</code></p>
+<p>Signed in as {{.User}}.</p>
+<form method="post" action="/oauth/consent">
+<input type="hidden" name="consent_id" value="{{.ID}}">
+<input type="hidden" name="csrf_token" value="{{.CSRF}}">
+<button type="submit" name="decision" value="approve">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form></body></html>`))
+
+var scopeText = map[string]string{
+	"openid":         "Know who you are (your account identifier)",
+	"profile":        "Your name and username",
+	"email":          "Your email address",
+	"offline_access": "Stay connected when you are away",
+}
+
+func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *clients.Client, p pending, id Identity) {
+	ctx := r.Context()
+	consentID, csrf := randomID(), randomID()
+	if err := s.store.PutJSON(ctx, "consent-req", consentID, consentRequest{Pending: p, Identity: id, CSRFHash: redisx.Hash(csrf)}, s.cfg.LoginTTL); err != nil {
+		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), "temporarily_unavailable", "the service is temporarily unavailable; retry later")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: consentCookie, Value: csrf, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: int(s.cfg.LoginTTL.Seconds())})
+	var scopes []string
+	for _, sc := range ar.GetRequestedScopes() {
+		if t, ok := scopeText[sc]; ok {
+			scopes = append(scopes, t)
+		}
+	}
+	user := id.Profile.Email
+	if user == "" {
+		user = id.Profile.PreferredUsername
+	}
+	if user == "" {
+		user = id.Subject
+	}
+	ru := ar.GetRedirectURI()
+	pageHeaders(w, ru.Scheme+"://"+ru.Host)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = consentTemplate.Execute(w, map[string]any{
+		"ClientName": c.Name, "RedirectHost": ru.Host, "Scopes": scopes, "Resource": p.Resource,
+		"User": user, "ID": consentID, "CSRF": csrf,
+	})
+}
+
+// consent handles the decision posted from the consent page.
+func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	cookie, err := r.Cookie(consentCookie)
+	token := r.PostForm.Get("csrf_token")
+	if err != nil || token == "" || subtle.ConstantTimeCompare([]byte(cookie.Value), []byte(token)) != 1 {
+		s.fail(w, r, "consent", http.StatusForbidden, "access_denied", "the consent form is not valid for this browser (CSRF check failed)")
+		return
+	}
+	var cr consentRequest
+	ok, err := s.store.TakeJSON(ctx, "consent-req", r.PostForm.Get("consent_id"), &cr)
+	if err != nil {
+		s.fail(w, r, "consent", http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
+		return
+	}
+	if !ok || subtle.ConstantTimeCompare([]byte(cr.CSRFHash), []byte(redisx.Hash(token))) != 1 {
+		s.fail(w, r, "consent", http.StatusBadRequest, "invalid_request", "unknown, expired or already used consent request")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: consentCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	ar, err := s.provider.NewAuthorizeRequest(ctx, requestWithQuery(r, mustParseQuery(cr.Pending.Query)))
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	if r.PostForm.Get("decision") != "approve" {
+		s.metrics.errors.WithLabelValues("consent", "access_denied").Inc()
+		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), "access_denied", "the user denied access")
+		return
+	}
+	rec := consentRecord{Scopes: ar.GetRequestedScopes(), Resources: []string{cr.Pending.Resource}, Approved: s.now()}
+	var prev consentRecord
+	if ok, _ := s.store.GetJSON(ctx, "consent", consentKey(cr.Identity.Subject, cr.Pending.ClientID), &prev); ok {
+		for _, sc := range prev.Scopes {
+			if !slices.Contains(rec.Scopes, sc) {
+				rec.Scopes = append(rec.Scopes, sc)
+			}
+		}
+		for _, res := range prev.Resources {
+			if !slices.Contains(rec.Resources, res) {
+				rec.Resources = append(rec.Resources, res)
+			}
+		}
+	}
+	if err := s.store.PutJSON(ctx, "consent", consentKey(cr.Identity.Subject, cr.Pending.ClientID), rec, s.cfg.ConsentTTL); err != nil {
+		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), "temporarily_unavailable", "the service is temporarily unavailable; retry later")
+		return
+	}
+	s.issueCode(w, r, ar, cr.Pending, cr.Identity)
+}

@@ -1,0 +1,52 @@
+package oauth
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	grants      *prometheus.CounterVec
+	errors      *prometheus.CounterVec
+	upstream    *prometheus.HistogramVec
+	rateLimited *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_auth_grants_total",
+			Help: "Authorization requests and token grants by grant type, client and result (ok or the OAuth error code).",
+		}, []string{"grant_type", "client", "result"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_auth_errors_total",
+			Help: "OAuth error responses by endpoint and error code.",
+		}, []string{"endpoint", "error"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tollgate_auth_upstream_request_duration_seconds",
+			Help:    "Latency of calls to the upstream IdP by operation (discovery, token, userinfo) and result.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"operation", "result"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_auth_rate_limit_rejections_total",
+			Help: "Requests refused with 429 by endpoint.",
+		}, []string{"endpoint"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.grants, m.errors, m.upstream, m.rateLimited} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observeUpstream(op string, start time.Time, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.upstream.WithLabelValues(op, result).Observe(time.Since(start).Seconds())
+}

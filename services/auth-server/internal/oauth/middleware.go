@@ -1,0 +1,214 @@
+package oauth
+
+import (
+	"encoding/json"
+	"errors"
+	"html/template"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/store"
+	"github.com/tollgate/tollgate/services/platform/ratelimit"
+)
+
+// maxFormBytes bounds request bodies of the OAuth endpoints.
+const maxFormBytes = 64 << 10
+
+// repeatable parameters may appear more than once (RFC 8707 resource; we
+// then refuse more than one with invalid_target, which is more precise).
+var repeatable = []string{"resource"}
+
+// guard wraps an endpoint: no-store, refusal of duplicate parameters,
+// duplicate Authorization headers and access_token in the query, rate
+// limiting in Redis (503 when Redis is down), and error mapping.
+func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handler {
+	fail := func(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
+		s.metrics.errors.WithLabelValues(endpoint, code).Inc()
+		if api {
+			writeJSONError(w, status, code, desc)
+		} else {
+			s.errorPage(w, r, status, code, desc)
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		if len(r.Header.Values("Authorization")) > 1 {
+			fail(w, r, http.StatusBadRequest, "invalid_request", "more than one Authorization header")
+			return
+		}
+		if r.URL.Query().Has("access_token") {
+			fail(w, r, http.StatusBadRequest, "invalid_request", "access_token in the query string is not accepted")
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		}
+		if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			if err := r.ParseForm(); err != nil {
+				fail(w, r, http.StatusBadRequest, "invalid_request", "the request body is not a valid form")
+				return
+			}
+			for k, v := range r.Form {
+				if len(v) > 1 && !slices.Contains(repeatable, k) {
+					fail(w, r, http.StatusBadRequest, "invalid_request", "parameter "+k+" is repeated")
+					return
+				}
+			}
+		}
+		subject := r.Form.Get("client_id")
+		if id, _, ok := r.BasicAuth(); ok && id != "" {
+			subject = id
+		}
+		if subject == "" {
+			subject = "addr:" + s.remoteAddr(r)
+		}
+		res, err := s.limiter.Allow(r.Context(), endpoint, subject, s.limit(endpoint))
+		if err != nil {
+			s.log.Warn("rate limiter unavailable", "endpoint", endpoint, "err", err)
+			w.Header().Set("Retry-After", "5")
+			fail(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
+			return
+		}
+		ratelimit.SetHeaders(w.Header(), res)
+		if !res.Allowed {
+			s.metrics.rateLimited.WithLabelValues(endpoint).Inc()
+			fail(w, r, http.StatusTooManyRequests, "rate_limited", "too many requests; retry after the Retry-After delay")
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (s *Server) limit(endpoint string) ratelimit.Limit {
+	switch endpoint {
+	case "token", "revoke", "introspect":
+		return ratelimit.PerMinute(s.cfg.RateToken)
+	case "userinfo":
+		return ratelimit.PerMinute(s.cfg.RateUserinfo)
+	case "register":
+		return ratelimit.PerMinute(s.cfg.RateRegister)
+	}
+	return ratelimit.PerMinute(s.cfg.RateAuthorize)
+}
+
+func (s *Server) remoteAddr(r *http.Request) string {
+	if s.cfg.TrustForwardedFor {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+}
+
+// cors lets ALLOWED_ORIGINS call the JSON endpoints from a browser.
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin != "" && slices.Contains(s.cfg.AllowedOrigins, origin) && !strings.HasPrefix(r.URL.Path, "/oauth/authorize") {
+			w.Header().Set("Access-Control-Allow-Origin", origin)
+			w.Header().Add("Vary", "Origin")
+			if r.Method == http.MethodOptions {
+				w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
+				w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+				w.Header().Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type oauthError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, desc string) {
+	noStore(w)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(oauthError{Error: code, Description: desc})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// classify turns an error from fosite or the store into an OAuth error:
+// Redis outages become 503 temporarily_unavailable, a code redeemed by a
+// concurrent request invalid_grant; internals never reach the client.
+func classify(err error) (status int, code, desc string) {
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		return http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later"
+	case errors.Is(err, store.ErrCodeReplayed), errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
+		return http.StatusBadRequest, "invalid_grant", "The authorization code has already been used."
+	}
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.ErrorField == "invalid_request" && errors.Is(err, fosite.ErrInactiveToken) {
+		return http.StatusBadRequest, "invalid_grant", "The refresh token was already used."
+	}
+	status = rfc.CodeField
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	code = rfc.ErrorField
+	if code == "request_unauthorized" || code == "request_forbidden" {
+		code = "invalid_request"
+	}
+	if status >= 500 {
+		return http.StatusInternalServerError, "server_error", "the server could not complete the request"
+	}
+	return status, code, rfc.GetDescription()
+}
+
+var errorTemplate = template.Must(template.New("error").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign-in error</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}code{background:#f2f2f2;padding:.1rem .3rem}</style>
+</head><body><h1>Sign-in could not continue</h1>
+<p>{{.Description}}</p><p>Error code: <code>{{.Error}}</code></p>
+<p>Return to the application and start again.</p></body></html>`))
+
+// errorPage answers an authorization-endpoint error that must not redirect
+// (the redirect URI is not verified): HTML for browsers, JSON otherwise.
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
+	noStore(w)
+	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		writeJSONError(w, status, code, desc)
+		return
+	}
+	pageHeaders(w, "")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_ = errorTemplate.Execute(w, oauthError{Error: code, Description: desc})
+}
+
+// pageHeaders forbid framing and limit what a server-rendered page may do.
+func pageHeaders(w http.ResponseWriter, formTarget string) {
+	csp := "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	if formTarget != "" {
+		csp += " " + formTarget
+	}
+	w.Header().Set("Content-Security-Policy", csp)
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+}

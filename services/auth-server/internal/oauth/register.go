@@ -1,0 +1,229 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+)
+
+// cimdMinCache and the CIMD_CACHE_TTL setting bound how long a fetched
+// metadata document is trusted.
+const cimdMinCache = time.Minute
+
+func (s *Server) rules() clients.Rules {
+	return clients.Rules{Resources: s.cfg.Resources(), Production: s.cfg.Production()}
+}
+
+// metadataClient resolves an https client id through its Client ID
+// Metadata Document, cached in Redis.
+func (s *Server) metadataClient(ctx context.Context, id string) (*clients.Client, error) {
+	var md clients.Metadata
+	ok, err := s.store.GetJSON(ctx, "cimd", id, &md)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		doc, ttl, err := s.cimd.Fetch(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
+		}
+		md = *doc
+		ttl = min(max(ttl, cimdMinCache), s.cfg.CIMDCacheTTL)
+		if err := s.store.PutJSON(ctx, "cimd", id, md, ttl); err != nil {
+			return nil, err
+		}
+	}
+	c, err := md.ToClient(s.rules(), clients.KindMetadata)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
+	}
+	return c, nil
+}
+
+// dynamicRecord is a dynamically registered client at rest.
+type dynamicRecord struct {
+	Metadata    clients.Metadata `json:"metadata"`
+	SecretHash  string           `json:"secret_hash,omitempty"`
+	Fingerprint string           `json:"fingerprint"`
+	IssuedAt    int64            `json:"issued_at"`
+}
+
+func (s *Server) dynamicClient(ctx context.Context, id string) (*clients.Client, error) {
+	var rec dynamicRecord
+	ok, err := s.store.GetJSON(ctx, "dcr", id, &rec)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fosite.ErrNotFound
+	}
+	// Used records live on; unused ones expire after DCR_UNUSED_TTL.
+	_ = s.store.Touch(ctx, "dcr", id, s.cfg.DCRTTL)
+	_ = s.store.Touch(ctx, "dcr-fp", rec.Fingerprint, s.cfg.DCRTTL)
+	return dynamicToClient(rec, s.rules())
+}
+
+func dynamicToClient(rec dynamicRecord, rules clients.Rules) (*clients.Client, error) {
+	md := rec.Metadata
+	c := &clients.Client{
+		ID: md.ClientID, Name: md.ClientName, RedirectURIs: md.RedirectURIs, Grants: md.GrantTypes,
+		Resources: rules.Resources, AuthMethod: md.AuthMethod, RequirePKCE: true, Kind: clients.KindDynamic,
+		SecretHash: []byte(rec.SecretHash), AllowedScope: strings.Fields(md.Scope),
+	}
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	return c, nil
+}
+
+// registrationRequest is the RFC 7591 request (fields we accept).
+type registrationRequest struct {
+	RedirectURIs []string `json:"redirect_uris"`
+	AuthMethod   string   `json:"token_endpoint_auth_method"`
+	GrantTypes   []string `json:"grant_types"`
+	Response     []string `json:"response_types"`
+	ClientName   string   `json:"client_name"`
+	ClientURI    string   `json:"client_uri"`
+	Scope        string   `json:"scope"`
+}
+
+// register is RFC 7591 dynamic client registration.
+func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.DCREnabled {
+		writeJSONError(w, http.StatusNotFound, "invalid_request", "dynamic client registration is disabled")
+		return
+	}
+	ctx := r.Context()
+	regErr := func(code, desc string) {
+		s.metrics.errors.WithLabelValues("register", code).Inc()
+		writeJSONError(w, http.StatusBadRequest, code, desc)
+	}
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		regErr("invalid_client_metadata", "the request must be application/json")
+		return
+	}
+	var req registrationRequest
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(&req); err != nil {
+		regErr("invalid_client_metadata", "the body is not a JSON object")
+		return
+	}
+	if len(req.RedirectURIs) == 0 {
+		regErr("invalid_redirect_uri", "redirect_uris is required")
+		return
+	}
+	for _, u := range req.RedirectURIs {
+		// DCR clients are untrusted: https or loopback only, in every environment.
+		if err := clients.CheckRedirectURI(u, true); err != nil {
+			regErr("invalid_redirect_uri", fmt.Sprintf("redirect URI %q: %v", u, err))
+			return
+		}
+	}
+	if req.AuthMethod == "" {
+		req.AuthMethod = clients.AuthBasic // RFC 7591 default
+	}
+	if !slices.Contains([]string{clients.AuthBasic, clients.AuthPost, clients.AuthNone}, req.AuthMethod) {
+		regErr("invalid_client_metadata", "token_endpoint_auth_method must be client_secret_basic, client_secret_post or none")
+		return
+	}
+	if len(req.GrantTypes) == 0 {
+		req.GrantTypes = []string{"authorization_code", "refresh_token"}
+	}
+	for _, g := range req.GrantTypes {
+		if !slices.Contains(clients.GrantTypes, g) {
+			regErr("invalid_client_metadata", fmt.Sprintf("grant type %q is not supported", g))
+			return
+		}
+	}
+	if !slices.Contains(req.GrantTypes, "authorization_code") {
+		regErr("invalid_client_metadata", "grant_types must include authorization_code")
+		return
+	}
+	if len(req.Response) == 0 {
+		req.Response = []string{"code"}
+	}
+	if !slices.Equal(req.Response, []string{"code"}) {
+		regErr("invalid_client_metadata", "response_types must be [code]")
+		return
+	}
+	scopes := clients.Scopes
+	if req.Scope != "" {
+		scopes = nil
+		for _, sc := range strings.Fields(req.Scope) {
+			if !slices.Contains(clients.Scopes, sc) {
+				regErr("invalid_client_metadata", fmt.Sprintf("scope %q is not supported", sc))
+				return
+			}
+			scopes = append(scopes, sc)
+		}
+	}
+	if len(req.ClientName) > 200 {
+		regErr("invalid_client_metadata", "client_name is too long")
+		return
+	}
+	md := clients.Metadata{
+		ClientName: req.ClientName, ClientURI: req.ClientURI, RedirectURIs: req.RedirectURIs,
+		GrantTypes: req.GrantTypes, Response: req.Response, AuthMethod: req.AuthMethod, Scope: strings.Join(scopes, " "),
+	}
+	canon, _ := json.Marshal(md)
+	fp := redisx.Hash(string(canon))
+
+	// An identical registration reuses the record instead of piling up;
+	// a confidential client gets a fresh secret (the old one stops working).
+	var id string
+	if ok, err := s.store.GetJSON(ctx, "dcr-fp", fp, &id); err != nil {
+		s.unavailable(w)
+		return
+	} else if !ok {
+		id = clients.DynamicPrefix + strings.ToLower(randomID())
+	}
+	md.ClientID = id
+	rec := dynamicRecord{Metadata: md, Fingerprint: fp, IssuedAt: s.now().Unix()}
+	secret := ""
+	if req.AuthMethod != clients.AuthNone {
+		secret = randomID() + randomID()
+		h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.DefaultCost)
+		if err != nil {
+			writeJSONError(w, http.StatusInternalServerError, "server_error", "could not register the client")
+			return
+		}
+		rec.SecretHash = string(h)
+	}
+	if err := s.store.PutJSON(ctx, "dcr", id, rec, s.cfg.DCRTTL); err != nil {
+		s.unavailable(w)
+		return
+	}
+	if err := s.store.PutJSON(ctx, "dcr-fp", fp, id, s.cfg.DCRTTL); err != nil {
+		s.unavailable(w)
+		return
+	}
+	out := map[string]any{
+		"client_id": id, "client_id_issued_at": rec.IssuedAt, "redirect_uris": md.RedirectURIs,
+		"token_endpoint_auth_method": md.AuthMethod, "grant_types": md.GrantTypes, "response_types": md.Response,
+		"scope": md.Scope,
+	}
+	if md.ClientName != "" {
+		out["client_name"] = md.ClientName
+	}
+	if secret != "" {
+		out["client_secret"] = secret
+		out["client_secret_expires_at"] = 0
+	}
+	s.metrics.grants.WithLabelValues("registration", string(clients.KindDynamic), "ok").Inc()
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (s *Server) unavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "5")
+	writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
+}

@@ -1,0 +1,221 @@
+// Package oauth is the auth-server's OAuth 2.1 / OpenID Connect provider:
+// fosite does the grants, PKCE, client authentication and token handling;
+// this package adds the upstream IdP bridge, the client sources (static
+// registry, Client ID Metadata Documents, dynamic registration), consent,
+// RFC 8707 resources, RFC 9207 iss, rate limits and the HTTP surface.
+package oauth
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	josev4 "github.com/go-jose/go-jose/v4"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/openid"
+	fjwt "github.com/ory/fosite/token/jwt"
+	"github.com/prometheus/client_golang/prometheus"
+
+	josev3 "github.com/go-jose/go-jose/v3"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
+	"github.com/tollgate/tollgate/services/auth-server/internal/config"
+	"github.com/tollgate/tollgate/services/auth-server/internal/store"
+	"github.com/tollgate/tollgate/services/platform/ratelimit"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// Options are the server's dependencies.
+type Options struct {
+	Config  config.Config
+	Ring    *tokens.KeyRing
+	Redis   *redisx.Client
+	Static  *clients.Static
+	Log     *slog.Logger
+	Metrics prometheus.Registerer
+	// UpstreamClient talks to the upstream IdP (default: 10s timeout).
+	UpstreamClient *http.Client
+}
+
+// Server serves the OAuth endpoints.
+type Server struct {
+	cfg      config.Config
+	issuer   string
+	ring     *tokens.KeyRing
+	rdb      *redisx.Client
+	static   *clients.Static
+	log      *slog.Logger
+	provider fosite.OAuth2Provider
+	store    *store.Store
+	upstream *Upstream
+	limiter  *ratelimit.Limiter
+	metrics  *metrics
+	cimd     *clients.MetadataFetcher
+	now      func() time.Time
+}
+
+// New composes the provider.
+func New(o Options) (*Server, error) {
+	cfg := o.Config
+	s := &Server{
+		cfg: cfg, issuer: cfg.Issuer, ring: o.Ring, rdb: o.Redis, static: o.Static, log: o.Log,
+		limiter: ratelimit.New(o.Redis), now: time.Now,
+	}
+	m, err := newMetrics(o.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.cimd = clients.NewMetadataFetcher(clients.FetchOptions{AllowPrivate: cfg.CIMDAllowPrivate, Production: cfg.Production()})
+	s.store = store.New(o.Redis, resolver{s}, store.TTLs{
+		Code: cfg.AuthCodeTTL, Access: cfg.AccessTokenTTL, Refresh: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace,
+	})
+	s.upstream = NewUpstream(cfg.Upstream, cfg.Issuer+"/oauth/callback", o.UpstreamClient, s.metrics.observeUpstream)
+
+	secret, rotated, err := hmacSecrets(cfg, o.Ring)
+	if err != nil {
+		return nil, err
+	}
+	refreshScopes := []string{}
+	if cfg.RequireOffline {
+		refreshScopes = []string{"offline_access"}
+	}
+	fc := &fosite.Config{
+		AccessTokenLifespan:            cfg.AccessTokenTTL,
+		RefreshTokenLifespan:           cfg.RefreshTokenTTL,
+		AuthorizeCodeLifespan:          cfg.AuthCodeTTL,
+		IDTokenLifespan:                cfg.IDTokenTTL,
+		IDTokenIssuer:                  cfg.Issuer,
+		AccessTokenIssuer:              cfg.Issuer,
+		TokenURL:                       cfg.Issuer + "/oauth/token",
+		GlobalSecret:                   secret,
+		RotatedGlobalSecrets:           rotated,
+		ScopeStrategy:                  fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:       fosite.ExactAudienceMatchingStrategy,
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		RefreshTokenScopes:             refreshScopes,
+		SendDebugMessagesToClients:     false,
+		RedirectSecureChecker: func(_ context.Context, u *url.URL) bool {
+			return clients.CheckRedirectURI(u.String(), cfg.Production()) == nil
+		},
+		JWKSFetcherStrategy: fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(s.cimd.RetryableClient())),
+	}
+	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)
+	verifier := tokens.NewVerifier(tokens.VerifierOptions{
+		Source: ringSource{issuer: cfg.Issuer, ring: o.Ring}, Audiences: cfg.Resources(),
+		KeysMaxAge: time.Second, MinRefreshInterval: time.Second,
+	})
+	core := &accessStrategy{hmac: hmacStrategy, issuer: cfg.Issuer, ring: o.Ring, verifier: verifier, ttl: cfg.AccessTokenTTL, now: time.Now}
+	keyGetter := func(context.Context) (interface{}, error) {
+		return &josev3.JSONWebKey{Key: o.Ring.Active(), KeyID: o.Ring.ActiveKeyID(), Algorithm: string(josev4.RS256), Use: "sig"}, nil
+	}
+	strategy := &compose.CommonStrategy{
+		CoreStrategy:               core,
+		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keyGetter, fc),
+		Signer:                     &fjwt.DefaultSigner{GetPrivateKey: keyGetter},
+	}
+	s.provider = compose.Compose(fc, s.store, strategy,
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2TokenRevocationFactory,
+		compose.OAuth2PKCEFactory,
+	)
+	return s, nil
+}
+
+// hmacSecrets returns the HMAC key of codes and refresh tokens. Outside
+// production, when TOKEN_HMAC_SECRET is unset, it is derived from the
+// signing keys (HKDF), so `make dev` needs no extra secret and tokens
+// survive restarts.
+func hmacSecrets(cfg config.Config, ring *tokens.KeyRing) ([]byte, [][]byte, error) {
+	var rotated [][]byte
+	for _, r := range cfg.RotatedTokenSecrets {
+		rotated = append(rotated, []byte(r))
+	}
+	if cfg.TokenSecret != "" {
+		return []byte(cfg.TokenSecret), rotated, nil
+	}
+	if cfg.Production() {
+		return nil, nil, errors.New("TOKEN_HMAC_SECRET is required in production")
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(ring.Active())
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := hkdf.Key(sha256.New, der, nil, "tollgate auth-server token hmac (development)", 32)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, rotated, nil
+}
+
+// resolver finds clients: static registry, then CIMD (https client ids),
+// then dynamic registrations.
+type resolver struct{ s *Server }
+
+func (r resolver) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := r.s.client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Server) client(ctx context.Context, id string) (*clients.Client, error) {
+	if c, err := s.static.Get(id); err == nil {
+		return c, nil
+	}
+	switch {
+	case strings.HasPrefix(id, "https://") || (s.cfg.CIMDAllowPrivate && strings.HasPrefix(id, "http://")):
+		if !s.cfg.CIMDEnabled {
+			return nil, fmt.Errorf("%w: client id metadata documents are disabled", fosite.ErrNotFound)
+		}
+		return s.metadataClient(ctx, id)
+	case strings.HasPrefix(id, clients.DynamicPrefix) && s.cfg.DCREnabled:
+		return s.dynamicClient(ctx, id)
+	}
+	return nil, fosite.ErrNotFound
+}
+
+// Handler is the public HTTP surface.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /oauth/jwks", s.jwks)
+	mux.HandleFunc("GET /.well-known/openid-configuration", s.discovery)
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.discovery)
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server/{path...}", s.discovery)
+	mux.Handle("GET /oauth/authorize", s.guard("authorize", false, s.authorize))
+	mux.Handle("GET /oauth/callback", s.guard("callback", false, s.callback))
+	mux.Handle("POST /oauth/consent", s.guard("consent", false, s.consent))
+	mux.Handle("POST /oauth/token", s.guard("token", true, s.token))
+	mux.Handle("GET /oauth/userinfo", s.guard("userinfo", true, s.userinfo))
+	mux.Handle("POST /oauth/userinfo", s.guard("userinfo", true, s.userinfo))
+	mux.Handle("POST /oauth/revoke", s.guard("revoke", true, s.revoke))
+	mux.Handle("POST /oauth/introspect", s.guard("introspect", true, s.introspect))
+	mux.Handle("POST /oauth/register", s.guard("register", true, s.register))
+	return s.cors(mux)
+}
+
+// Ready is a readiness check of the upstream IdP's discovery.
+func (s *Server) UpstreamReady(ctx context.Context) error { return s.upstream.Ready(ctx) }
+
+func randomID() string { return rand.Text() }
+
+// compile-time check that the session satisfies what fosite's OpenID
+// Connect handlers need.
+var _ openid.Session = (*Session)(nil)

@@ -1,0 +1,157 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/client/rp"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/config"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// Identity is the user the upstream IdP vouched for.
+type Identity struct {
+	Subject  string         `json:"sub"`
+	AuthTime time.Time      `json:"auth_time"`
+	Profile  tokens.Profile `json:"profile"`
+}
+
+// errUpstreamUnreachable means discovery or the token endpoint could not be
+// reached: the client gets temporarily_unavailable.
+var errUpstreamUnreachable = errors.New("upstream identity provider unreachable")
+
+// Upstream is the relying party towards the upstream OIDC IdP (zitadel/oidc
+// rp: discovery, JWKS, ID-token verification, userinfo). It is created on
+// first use and retried until discovery succeeds, so the auth-server starts
+// even while the IdP is still starting.
+type Upstream struct {
+	cfg      config.Upstream
+	redirect string
+	client   *http.Client
+	observe  func(op string, start time.Time, err error)
+
+	mu    sync.Mutex
+	party rp.RelyingParty
+}
+
+type nonceKey struct{}
+
+// NewUpstream returns the bridge; redirect is our /oauth/callback.
+func NewUpstream(cfg config.Upstream, redirect string, client *http.Client, observe func(string, time.Time, error)) *Upstream {
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &Upstream{cfg: cfg, redirect: redirect, client: client, observe: observe}
+}
+
+func (u *Upstream) rp(ctx context.Context) (rp.RelyingParty, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.party != nil {
+		return u.party, nil
+	}
+	start := time.Now()
+	party, err := rp.NewRelyingPartyOIDC(ctx, u.cfg.Issuer, u.cfg.ClientID, u.cfg.ClientSecret, u.redirect, u.cfg.Scopes,
+		rp.WithHTTPClient(u.client),
+		rp.WithVerifierOpts(rp.WithNonce(func(ctx context.Context) string {
+			n, _ := ctx.Value(nonceKey{}).(string)
+			return n
+		})),
+	)
+	u.observe("discovery", start, err)
+	if err != nil {
+		return nil, fmt.Errorf("%w: discovery: %v", errUpstreamUnreachable, err)
+	}
+	u.party = party
+	return party, nil
+}
+
+// Ready reports whether discovery has succeeded (or succeeds now).
+func (u *Upstream) Ready(ctx context.Context) error {
+	_, err := u.rp(ctx)
+	return err
+}
+
+// AuthURL is where the browser goes to log in upstream, with our state,
+// nonce and S256 PKCE challenge.
+func (u *Upstream) AuthURL(ctx context.Context, state, nonce, verifier string) (string, error) {
+	party, err := u.rp(ctx)
+	if err != nil {
+		return "", err
+	}
+	return rp.AuthURL(state, party,
+		rp.WithCodeChallenge(oidc.NewSHACodeChallenge(verifier)),
+		rp.AuthURLOpt(rp.WithURLParam("nonce", nonce)),
+	), nil
+}
+
+// Exchange redeems the upstream code, verifies the ID token (issuer,
+// audience, expiry, signature via JWKS, nonce), fetches userinfo, requires
+// the same subject, and maps the profile claims.
+func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (*Identity, error) {
+	party, err := u.rp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	toks, err := rp.CodeExchange[*oidc.IDTokenClaims](context.WithValue(ctx, nonceKey{}, nonce), code, party, rp.WithCodeVerifier(verifier))
+	u.observe("token", start, err)
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) {
+			return nil, fmt.Errorf("%w: token endpoint: %v", errUpstreamUnreachable, err)
+		}
+		return nil, fmt.Errorf("code exchange: %w", err)
+	}
+	sub := toks.IDTokenClaims.GetSubject()
+	start = time.Now()
+	info, err := rp.Userinfo[*oidc.UserInfo](ctx, toks.AccessToken, toks.TokenType, sub, party)
+	u.observe("userinfo", start, err)
+	if err != nil {
+		return nil, fmt.Errorf("userinfo: %w", err)
+	}
+	claims := map[string]any{}
+	for _, src := range []any{toks.IDTokenClaims, info} {
+		b, _ := json.Marshal(src)
+		m := map[string]any{}
+		_ = json.Unmarshal(b, &m)
+		for k, v := range m {
+			claims[k] = v // userinfo wins over the ID token
+		}
+	}
+	id := &Identity{Subject: sub, AuthTime: toks.IDTokenClaims.GetAuthTime()}
+	if id.AuthTime.IsZero() {
+		id.AuthTime = time.Now()
+	}
+	str := func(claim string) string {
+		name := claim
+		if m, ok := u.cfg.ClaimMap[claim]; ok {
+			name = m
+		}
+		s, _ := claims[name].(string)
+		return s
+	}
+	id.Profile = tokens.Profile{
+		Name: str("name"), GivenName: str("given_name"), FamilyName: str("family_name"),
+		PreferredUsername: str("preferred_username"), Email: str("email"),
+	}
+	evName := "email_verified"
+	if m, ok := u.cfg.ClaimMap["email_verified"]; ok {
+		evName = m
+	}
+	switch v := claims[evName].(type) {
+	case bool:
+		id.Profile.EmailVerified = v
+	case string:
+		id.Profile.EmailVerified = v == "true"
+	}
+	return id, nil
+}
