@@ -1,0 +1,126 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Two gateways share sessions through one Redis.
+func TestSessionsAcrossReplicas(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.Gateway(), f.Gateway()
+	tok := f.Token("user-1", allScopes)
+
+	// initialize on A, call on B.
+	sid := a.initialize(t, tok)
+	var res toolResult
+	b.rpc(t, tok, sid, "tools/call", map[string]any{"name": "identity.profile"}, &res)
+	if res.IsError || res.StructuredContent["sub"] != "user-1" {
+		t.Fatalf("call on B: %+v", res)
+	}
+	// The negotiated version is known on B.
+	if r := b.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: "2025-06-18", Body: call("ping", nil)}); r.Status != 400 {
+		t.Errorf("wrong version on B: %d", r.Status)
+	}
+	// Another subject cannot use it on either.
+	for _, g := range []*gw{a, b} {
+		if r := g.do(t, req{Method: "POST", Path: "/mcp", Token: f.Token("mallory", allScopes), Session: sid, Version: version, Body: call("ping", nil)}); r.Status != 404 {
+			t.Errorf("other subject: %d", r.Status)
+		}
+	}
+
+	// A GET stream held on B ends when the session is deleted on A.
+	s := b.openStream(t, "/mcp", tok, map[string]string{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": version})
+	if r := a.do(t, req{Method: "DELETE", Path: "/mcp", Token: tok, Session: sid, Version: version}); r.Status != 200 {
+		t.Fatalf("DELETE on A: %d %s", r.Status, r.Body)
+	}
+	if r := b.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("ping", nil)}); r.Status != 404 {
+		t.Errorf("B after DELETE on A: %d", r.Status)
+	}
+	if !s.ended(30 * time.Second) {
+		t.Error("the GET stream on B stayed open after DELETE on A")
+	}
+}
+
+// The SSE stream held on A receives the response to a /messages POST sent to B.
+func TestLegacyMessagesRelayedAcrossReplicas(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.Gateway(), f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	s := a.openStream(t, "/sse", tok, nil)
+	path := s.endpoint()
+	legacyInit(t, s, b, tok, path) // the handshake itself goes through B
+	c := call("tools/call", map[string]any{"name": "auth.session"})
+	if r := b.do(t, req{Method: "POST", Path: path, Token: tok, Body: c}); r.Status != http.StatusAccepted {
+		t.Fatalf("POST to B: %d %s", r.Status, r.Body)
+	}
+	e := s.next(response(c["id"]))
+	if !strings.Contains(e.Data, `user-1`) {
+		t.Errorf("response on A's stream: %s", e.Data)
+	}
+	if v := b.metric(t, `tollgate_mcp_relayed_messages_total{direction="sent"}`); v < 3 {
+		t.Errorf("relayed from B: %v", v)
+	}
+	if v := a.metric(t, `tollgate_mcp_relayed_messages_total{direction="received"}`); v < 3 {
+		t.Errorf("received on A: %v", v)
+	}
+	// Another subject cannot post into it through B.
+	if r := b.do(t, req{Method: "POST", Path: path, Token: f.Token("mallory", allScopes), Body: call("ping", nil)}); r.Status != 404 {
+		t.Errorf("other subject through B: %d", r.Status)
+	}
+}
+
+// Killing the replica that served a session does not end it: the client
+// continues on B and resumes a broken stream there with Last-Event-ID.
+func TestReplicaKilledMidSession(t *testing.T) {
+	f := newFleet(t)
+	a, _ := f.GatewayProcess()
+	b := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	sid := a.initialize(t, tok)
+
+	// A tool call with a progress token answers as an SSE stream whose
+	// events are recorded in Redis.
+	c := call("tools/call", map[string]any{"name": "health.check", "_meta": map[string]any{"progressToken": "p1"}})
+	r := a.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: c})
+	if r.Status != 200 || len(r.Events) < 2 {
+		t.Fatalf("streamed call on A: %d %+v %s", r.Status, r.Events, r.Body)
+	}
+	first := r.Events[0]
+	if !strings.Contains(first.Data, "notifications/progress") || first.ID == "" {
+		t.Fatalf("first event %+v is not a recorded progress notification", first)
+	}
+	// A legacy stream on A dies with A.
+	legacy := a.openStream(t, "/sse", tok, nil)
+	lpath := legacy.endpoint()
+
+	a.Stop() // SIGKILL: no goodbye
+
+	// B continues the session...
+	var res toolResult
+	b.rpc(t, tok, sid, "tools/call", map[string]any{"name": "identity.profile"}, &res)
+	if res.IsError {
+		t.Fatalf("call on B after A died: %+v", res)
+	}
+	// ...and replays what the client missed after the progress event.
+	resumed := b.do(t, req{Method: "GET", Path: "/mcp", Token: tok, Session: sid, Version: version, Header: map[string]string{"Last-Event-ID": first.ID}})
+	if resumed.Status != 200 || len(resumed.Events) != len(r.Events)-1 {
+		t.Fatalf("resume on B: %d %+v", resumed.Status, resumed.Events)
+	}
+	var m rpcMessage
+	if err := json.Unmarshal([]byte(resumed.Events[len(resumed.Events)-1].Data), &m); err != nil || !strings.Contains(string(m.Result), "structuredContent") {
+		t.Errorf("replayed response: %s", resumed.Events[len(resumed.Events)-1].Data)
+	}
+	// An event id of another session is unknown here.
+	other := b.initialize(t, tok)
+	if r := b.do(t, req{Method: "GET", Path: "/mcp", Token: tok, Session: other, Version: version, Header: map[string]string{"Last-Event-ID": first.ID}}); r.Status != 400 {
+		t.Errorf("foreign Last-Event-ID: %d", r.Status)
+	}
+	// The legacy session that lived on A is gone: 404 through B.
+	if r := b.do(t, req{Method: "POST", Path: lpath, Token: tok, Body: call("ping", nil)}); r.Status != 404 {
+		t.Errorf("legacy session of the dead replica: %d %s", r.Status, r.Body)
+	}
+}
