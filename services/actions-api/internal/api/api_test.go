@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate/tollgate/services/actions-api/internal/api"
 	"github.com/tollgate/tollgate/services/actions-api/internal/config"
 	"github.com/tollgate/tollgate/services/actions-api/internal/openapi"
+	"github.com/tollgate/tollgate/services/platform/testharness"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
@@ -194,8 +195,8 @@ func TestUnknownPathAndMethodUseTheErrorShape(t *testing.T) {
 		t.Errorf("unknown path: %d %s", r.status, r.body)
 	}
 	r = f.do(t, http.MethodPost, "/actions/profile", bearer(f.token(t, allScopes)))
-	if r.status != 405 || r.err.Error != "method_not_allowed" {
-		t.Errorf("POST on a GET operation: %d %s", r.status, r.body)
+	if r.status != 405 || r.err.Error != "method_not_allowed" || !strings.Contains(r.header.Get("Allow"), "GET") {
+		t.Errorf("POST on a GET operation: %d %s (Allow %q)", r.status, r.body, r.header.Get("Allow"))
 	}
 	if r.header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Error("error responses lack X-Content-Type-Options: nosniff")
@@ -310,6 +311,21 @@ func TestCapabilityCoreDown(t *testing.T) {
 	eventually(t, "profile after capability-core restarts", func() bool {
 		return f.do(t, http.MethodGet, "/actions/profile", bearer(tok)).status == 200
 	})
+}
+
+func TestKeySetUnavailable(t *testing.T) {
+	closed := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
+	f := start(t, map[string]string{"AUTH_GRPC_ADDR": closed})
+	r := f.do(t, http.MethodGet, "/actions/session", bearer(f.token(t, allScopes)))
+	if r.status != 503 || r.err.Error != "temporarily_unavailable" {
+		t.Fatalf("auth-server unreachable: %d %s, want 503 (not a 401 that would unlink the user)", r.status, r.body)
+	}
+	if code, body := f.ready(t); code != 503 || !strings.Contains(body, "signing-keys") {
+		t.Errorf("readiness with the key set unreachable: %d %s", code, body)
+	}
+	if r := f.do(t, http.MethodGet, "/health", nil); r.status != 200 {
+		t.Errorf("public health needs no key set: %d %s", r.status, r.body)
+	}
 }
 
 func TestCORSExplicitOrigins(t *testing.T) {

@@ -166,7 +166,7 @@ func (f *fleet) env(httpAddr string, overrides map[string]string) map[string]str
 }
 
 // start runs a fleet for the test; overrides change the actions-api's env.
-func start(t *testing.T, overrides map[string]string) *fleet {
+func start(t testing.TB, overrides map[string]string) *fleet {
 	t.Helper()
 	f := &fleet{iss: tokentest.Start(t, issuerURL), redis: testharness.StartRedis(t), logs: &syncBuffer{}}
 	f.core = startCore(t, f.iss)
@@ -208,7 +208,7 @@ func start(t *testing.T, overrides map[string]string) *fleet {
 
 // loadDocument fetches the served OpenAPI document and prepares kin-openapi
 // to validate live responses against it.
-func (f *fleet) loadDocument(t *testing.T) {
+func (f *fleet) loadDocument(t testing.TB) {
 	t.Helper()
 	res, err := http.Get(f.base + api.PathOpenAPI)
 	if err != nil {
@@ -250,7 +250,7 @@ type Error struct {
 // do sends a request and checks what every response must satisfy: a
 // failure has the one error shape, and a response of a documented operation
 // validates against the served OpenAPI document (status included).
-func (f *fleet) do(t *testing.T, method, path string, header http.Header) reply {
+func (f *fleet) do(t testing.TB, method, path string, header http.Header) reply {
 	t.Helper()
 	req, err := http.NewRequest(method, f.base+path, nil)
 	if err != nil {
@@ -287,7 +287,7 @@ func (f *fleet) do(t *testing.T, method, path string, header http.Header) reply 
 	return r
 }
 
-func (f *fleet) validate(t *testing.T, req *http.Request, r reply) {
+func (f *fleet) validate(t testing.TB, req *http.Request, r reply) {
 	t.Helper()
 	route, params, err := f.router.FindRoute(req)
 	if err != nil {
@@ -310,12 +310,12 @@ func (f *fleet) validate(t *testing.T, req *http.Request, r reply) {
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 
 // token mints a token for the Actions audience with scope.
-func (f *fleet) token(t *testing.T, scope string) string {
+func (f *fleet) token(t testing.TB, scope string) string {
 	return f.iss.Mint(t, tokentest.Token{Audience: audience, Scope: scope})
 }
 
 // ready reports the admin readiness status code and body.
-func (f *fleet) ready(t *testing.T) (int, string) {
+func (f *fleet) ready(t testing.TB) (int, string) {
 	t.Helper()
 	res, err := http.Get(f.admin + "/healthz/ready")
 	if err != nil {
@@ -327,7 +327,7 @@ func (f *fleet) ready(t *testing.T) (int, string) {
 }
 
 // eventually polls cond until it holds or 30s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
