@@ -2,7 +2,11 @@ module github.com/tollgate/tollgate/e2e
 
 go 1.26.0
 
-require github.com/tollgate/tollgate/services/platform v0.0.0
+require (
+	github.com/tollgate/tollgate/services/platform v0.0.0
+	golang.org/x/net v0.60.0
+	golang.org/x/oauth2 v0.37.0
+)
 
 require (
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
