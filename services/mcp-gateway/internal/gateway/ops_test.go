@@ -1,0 +1,236 @@
+package gateway_test
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A disallowed Origin is refused before anything else, even before the
+// token is looked at; allowed origins get CORS; no Origin passes.
+func TestOriginAllowList(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	for _, path := range []string{"/mcp", "/sse", "/messages"} {
+		for _, tk := range []string{"", tok} {
+			r := g.do(t, req{Method: "POST", Path: path, Token: tk, Header: map[string]string{"Origin": "https://evil.example"}, Body: call("ping", nil)})
+			if r.Status != http.StatusForbidden || r.Header.Get("Access-Control-Allow-Origin") != "" {
+				t.Errorf("%s from evil origin (token %v): %d %v", path, tk != "", r.Status, r.Header)
+			}
+		}
+		if r := g.do(t, req{Method: "POST", Path: path, Header: map[string]string{"Origin": "null"}, Body: call("ping", nil)}); r.Status != http.StatusForbidden {
+			t.Errorf("%s from null origin: %d", path, r.Status)
+		}
+	}
+	// Preflight from the allowed origin.
+	r := g.do(t, req{Method: "OPTIONS", Path: "/mcp", Header: map[string]string{"Origin": allowedOrigin,
+		"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type, mcp-session-id"}})
+	if r.Status/100 != 2 || r.Header.Get("Access-Control-Allow-Origin") != allowedOrigin {
+		t.Errorf("preflight: %d %v", r.Status, r.Header)
+	}
+	// A real request from the allowed origin, and one without Origin.
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Header: map[string]string{"Origin": allowedOrigin}, Body: call("initialize", map[string]any{
+		"protocolVersion": version, "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "b", "version": "1"}})})
+	if r.Status != 200 || r.Header.Get("Access-Control-Allow-Origin") != allowedOrigin || !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "Mcp-Session-Id") {
+		t.Errorf("allowed origin: %d %v", r.Status, r.Header)
+	}
+	g.initialize(t, tok)
+}
+
+// Bound to loopback, the gateway refuses a Host that is not one of its
+// names (DNS rebinding).
+func TestHostCheckOnLoopback(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	for _, host := range []string{"evil.example", "evil.example:4000", "localhost.evil.example"} {
+		hr, _ := http.NewRequest("POST", g.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+		hr.Host = host
+		hr.Header.Set("Authorization", "Bearer "+tok)
+		hr.Header.Set("Content-Type", "application/json")
+		res, err := httpClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusForbidden {
+			t.Errorf("Host %s: %d", host, res.StatusCode)
+		}
+	}
+	for _, host := range []string{"localhost:4000", "127.0.0.1", "localhost"} {
+		hr, _ := http.NewRequest("GET", g.URL+"/.well-known/oauth-protected-resource/mcp", nil)
+		hr.Host = host
+		res, err := httpClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("Host %s: %d", host, res.StatusCode)
+		}
+	}
+}
+
+// The per-subject limit is shared by the replicas and answered with 429,
+// Retry-After and a JSON-RPC error; another subject is not affected.
+func TestRateLimitPerSubject(t *testing.T) {
+	f := newFleet(t)
+	a := f.Gateway("RATE_LIMIT_PER_MINUTE", "4")
+	b := f.Gateway("RATE_LIMIT_PER_MINUTE", "4")
+	tok := f.Token("busy", allScopes)
+	sid := a.initialize(t, tok) // 2 requests
+	b.rpc(t, tok, sid, "ping", nil, nil)
+	a.rpc(t, tok, sid, "ping", nil, nil)
+	r := b.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("ping", nil)})
+	if r.Status != http.StatusTooManyRequests {
+		t.Fatalf("5th request: %d %s", r.Status, r.Body)
+	}
+	if s, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || s < 1 {
+		t.Errorf("Retry-After %q", r.Header.Get("Retry-After"))
+	}
+	if m := r.rpc(t); m.Error == nil || !strings.Contains(m.Error.Message, "rate limit") {
+		t.Errorf("body %s", r.Body)
+	}
+	if r := a.do(t, req{Method: "GET", Path: "/sse", Token: tok}); r.Status != http.StatusTooManyRequests {
+		t.Errorf("/sse over the limit: %d", r.Status)
+	}
+	other := f.Token("calm", allScopes)
+	a.initialize(t, other)
+}
+
+// Redis down: requests that need it get 503 quickly, readiness goes red,
+// and both recover without a restart.
+func TestRedisOutageAndRecovery(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+	ready := func() int {
+		res, err := httpClient.Get(g.Admin + "/healthz/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if ready() != 200 {
+		t.Fatal("not ready at start")
+	}
+	f.Redis.Stop()
+	for _, r := range []req{
+		{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("ping", nil)},
+		{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{"protocolVersion": version})},
+		{Method: "GET", Path: "/sse", Token: tok},
+	} {
+		start := time.Now()
+		res := g.do(t, r)
+		if res.Status != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %s with Redis down: %d %s", r.Method, r.Path, res.Status, res.Body)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("%s %s took %s with Redis down", r.Method, r.Path, d)
+		}
+	}
+	if ready() != http.StatusServiceUnavailable {
+		t.Error("ready with Redis down")
+	}
+	if res, _ := httpClient.Get(g.Admin + "/healthz/live"); res == nil || res.StatusCode != 200 {
+		t.Error("not live with Redis down")
+	}
+	f.Redis.Start() // an empty Redis: old sessions are gone, new ones work
+	deadline := time.Now().Add(30 * time.Second)
+	for ready() != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("readiness did not recover")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	sid = g.initialize(t, tok)
+	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "health.check"}, nil)
+}
+
+// capability-core down: the tool answers "temporarily unavailable" within
+// the deadline and the gateway stays healthy; it recovers with the core.
+func TestCapabilityCoreDown(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway("CORE_CALL_TIMEOUT", "1s")
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+	f.StopCore()
+	start := time.Now()
+	var res toolResult
+	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "identity.profile"}, &res)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("call with core down took %s", d)
+	}
+	if !res.IsError || !strings.Contains(res.Content[0].Text, "temporarily unavailable") || res.Meta["tollgate/error"] == nil {
+		t.Errorf("result with core down: %+v", res)
+	}
+	if res, _ := httpClient.Get(g.Admin + "/healthz/live"); res == nil || res.StatusCode != 200 {
+		t.Error("gateway not live with core down")
+	}
+	if v := g.metric(t, `tollgate_mcp_tool_calls_total{result="unavailable",tool="identity.profile"}`); v != 1 {
+		t.Errorf("unavailable metric = %v", v)
+	}
+	f.StartCore()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var ok toolResult
+		g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "identity.profile"}, &ok)
+		if !ok.IsError {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after the core came back: %+v", ok)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A capability-core that accepts connections and never answers: the tool
+// still answers within CORE_CALL_TIMEOUT.
+func TestCapabilityCoreSlow(t *testing.T) {
+	f := newFleet(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // never read, never written
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	g := f.Gateway("CORE_GRPC_ADDR", ln.Addr().String(), "CORE_CALL_TIMEOUT", "1s")
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+	start := time.Now()
+	var res toolResult
+	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "health.check"}, &res)
+	if d := time.Since(start); d < time.Second || d > 5*time.Second {
+		t.Errorf("call to a silent core took %s, want about the 1s deadline", d)
+	}
+	if !res.IsError || !strings.Contains(res.Content[0].Text, "temporarily unavailable") {
+		t.Errorf("result: %+v", res)
+	}
+}
