@@ -5,6 +5,7 @@ package config
 import (
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,7 +90,7 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if len(c.AllowedHosts) == 0 {
 		c.AllowedHosts = []string{"localhost", "127.0.0.1", "[::1]"}
-		if u, err := url.Parse(c.Resource); err == nil && u.Hostname() != "" {
+		if u, err := url.Parse(c.Resource); err == nil && u.Hostname() != "" && !slices.Contains(c.AllowedHosts, strings.ToLower(u.Hostname())) {
 			c.AllowedHosts = append(c.AllowedHosts, strings.ToLower(u.Hostname()))
 		}
 	}

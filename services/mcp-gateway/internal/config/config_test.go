@@ -1,0 +1,75 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/config"
+	pconfig "github.com/tollgate/tollgate/services/platform/config"
+)
+
+func base() map[string]string {
+	return map[string]string{
+		"MCP_RESOURCE_URL": "http://localhost:4000/mcp", "PUBLIC_ISSUER_URL": "http://localhost:4000",
+		"AUTH_GRPC_ADDR": "127.0.0.1:1", "CORE_GRPC_ADDR": "127.0.0.1:2", "REDIS_URL": "redis://127.0.0.1:6379/0",
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Load(pconfig.MapEnv(base()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SessionIdleTTL != 30*time.Minute || c.RateLimitPerMinute != 600 || c.CoreTimeout != 5*time.Second ||
+		c.StreamHistory != 1000 || c.PublicOrigin() != "http://localhost:4000" || c.LoopbackBound() {
+		t.Errorf("defaults: %+v", c)
+	}
+	if strings.Join(c.AllowedHosts, ",") != "localhost,127.0.0.1,[::1]" {
+		t.Errorf("allowed hosts %v", c.AllowedHosts)
+	}
+}
+
+func TestOriginsAreNormalized(t *testing.T) {
+	env := base()
+	env["ALLOWED_ORIGINS"] = "https://ChatGPT.com, https://chat.openai.com/"
+	env["HTTP_ADDR"] = "127.0.0.1:4300"
+	c, err := config.Load(pconfig.MapEnv(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.AllowedOrigins, " ") != "https://chatgpt.com https://chat.openai.com" || !c.LoopbackBound() {
+		t.Errorf("%v %v", c.AllowedOrigins, c.LoopbackBound())
+	}
+}
+
+// Every problem is reported at once, and a wildcard origin is refused.
+func TestEveryProblemAtOnce(t *testing.T) {
+	env := map[string]string{
+		"ALLOWED_ORIGINS": "*, https://ok.example, ftp://x, https://a.example/path", "SESSION_IDLE_TTL": "10s",
+		"RATE_LIMIT_PER_MINUTE": "0", "CORE_CALL_TIMEOUT": "2m", "STREAM_HISTORY_EVENTS": "1", "SSE_KEEPALIVE_INTERVAL": "soon",
+	}
+	_, err := config.Load(pconfig.MapEnv(env))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"MCP_RESOURCE_URL", "PUBLIC_ISSUER_URL", "AUTH_GRPC_ADDR", "CORE_GRPC_ADDR", "REDIS_URL",
+		`ALLOWED_ORIGINS: "*" is a wildcard`, `"ftp://x" is not an http(s) origin`, `"https://a.example/path" must be an origin only`,
+		"SESSION_IDLE_TTL", "RATE_LIMIT_PER_MINUTE", "CORE_CALL_TIMEOUT", "STREAM_HISTORY_EVENTS", "SSE_KEEPALIVE_INTERVAL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "ok.example") {
+		t.Errorf("a good origin reported: %v", err)
+	}
+}
+
+func TestProductionFailsClosed(t *testing.T) {
+	env := base()
+	env["TOLLGATE_ENV"] = "production"
+	_, err := config.Load(pconfig.MapEnv(env))
+	if err == nil || !strings.Contains(err.Error(), "MCP_RESOURCE_URL") || !strings.Contains(err.Error(), "https") {
+		t.Errorf("production with http URLs: %v", err)
+	}
+}

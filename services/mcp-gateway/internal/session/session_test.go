@@ -1,0 +1,194 @@
+package session_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+)
+
+func TestStoreContract(t *testing.T) {
+	r := testharness.StartRedis(t)
+	rdb := r.Client()
+	ctx := context.Background()
+	s := session.NewStore(rdb, time.Minute)
+
+	id := session.NewID()
+	if len(id) != 43 || strings.ContainsAny(id, "+/= ") || id == session.NewID() {
+		t.Fatalf("id %q is not 256 random bits in base64url", id)
+	}
+	if _, err := s.Get(ctx, id); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+	if _, err := s.Get(ctx, ""); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("empty id: %v", err)
+	}
+	rec := session.Record{Subject: "u1", ClientID: "c1", Transport: session.Streamable}
+	if err := s.Create(ctx, id, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, id, rec); err == nil {
+		t.Fatal("created the same id twice")
+	}
+	if err := s.Negotiated(ctx, id, "2025-11-25", `{"name":"x"}`, `{}`); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, id)
+	if err != nil || got.Subject != "u1" || got.ClientID != "c1" || got.Transport != session.Streamable ||
+		got.ProtocolVersion != "2025-11-25" || got.ClientInfo != `{"name":"x"}` || got.Created.IsZero() {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	// Nothing in Redis names the session id in the clear.
+	keys, _ := rdb.Keys(ctx, "*").Result()
+	for _, k := range keys {
+		if strings.Contains(k, id) {
+			t.Errorf("key %s holds the session id", k)
+		}
+	}
+	// Every use renews the idle TTL; nothing lives forever.
+	ttl := rdb.PTTL(ctx, keys[0]).Val()
+	if ttl <= 0 || ttl > time.Minute {
+		t.Errorf("TTL %s", ttl)
+	}
+	// Negotiated on a session that is gone does not resurrect it.
+	gone := session.NewID()
+	if err := s.Negotiated(ctx, gone, "2025-11-25", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Exists(ctx, gone); ok {
+		t.Error("Negotiated created a session")
+	}
+	if ok, err := s.Delete(ctx, id); !ok || err != nil {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	if ok, _ := s.Delete(ctx, id); ok {
+		t.Error("deleted twice")
+	}
+	if _, err := s.Get(ctx, id); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("after delete: %v", err)
+	}
+
+	// Expiry.
+	short := session.NewStore(rdb, 200*time.Millisecond)
+	eid := session.NewID()
+	if err := short.Create(ctx, eid, rec); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := short.Get(ctx, eid); errors.Is(err, session.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("idle session did not expire")
+		}
+		time.Sleep(300 * time.Millisecond) // longer than the TTL: the reads must not keep it alive forever
+	}
+
+	// Redis down: errors, never ErrNotFound.
+	r.Stop()
+	if _, err := s.Get(ctx, id); err == nil || errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Get with Redis down: %v", err)
+	}
+	if err := s.Create(ctx, session.NewID(), rec); err == nil {
+		t.Error("Create with Redis down succeeded")
+	}
+}
+
+func TestEventsContract(t *testing.T) {
+	r := testharness.StartRedis(t)
+	rdb := r.Client()
+	ctx := context.Background()
+	s := session.NewStore(rdb, time.Minute)
+	ev := session.NewEvents(rdb, s, 10)
+	var _ server.EventStore = ev
+
+	sid := session.NewID()
+	if err := s.Create(ctx, sid, session.Record{Subject: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i, stream := range []string{"s1", "s1", "s2", "s1"} {
+		id, err := ev.StoreEvent(ctx, sid, stream, json.RawMessage(`{"n":`+string(rune('0'+i))+`}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	var got []string
+	stream, err := ev.ReplayEventsAfter(ctx, sid, ids[0], func(id string, m json.RawMessage) error {
+		got = append(got, id+"="+string(m))
+		return nil
+	})
+	if err != nil || stream != "s1" {
+		t.Fatalf("replay: %v %s", err, stream)
+	}
+	if len(got) != 2 || got[0] != ids[1]+`={"n":1}` || got[1] != ids[3]+`={"n":3}` {
+		t.Errorf("replay after the first event of s1: %v", got)
+	}
+	// The last event replays nothing; unknown, malformed and foreign ids fail.
+	n := 0
+	if _, err := ev.ReplayEventsAfter(ctx, sid, ids[3], func(string, json.RawMessage) error { n++; return nil }); err != nil || n != 0 {
+		t.Errorf("after the last: %v %d", err, n)
+	}
+	other := session.NewID()
+	for _, bad := range []struct{ sid, id string }{
+		{sid, "nonsense"}, {sid, "s1_"}, {sid, "s1_not-an-id"}, {sid, "s1_9999999999999-0"}, {sid, "s3_" + strings.SplitN(ids[0], "_", 2)[1]}, {other, ids[0]},
+	} {
+		if _, err := ev.ReplayEventsAfter(ctx, bad.sid, bad.id, func(string, json.RawMessage) error { return nil }); !errors.Is(err, server.ErrUnknownEventID) {
+			t.Errorf("replay after %q: %v", bad.id, err)
+		}
+	}
+	// A send error stops the replay.
+	stop := errors.New("client gone")
+	if _, err := ev.ReplayEventsAfter(ctx, sid, ids[0], func(string, json.RawMessage) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("send error: %v", err)
+	}
+	// Streams are bounded.
+	for i := 0; i < 500; i++ {
+		if _, err := ev.StoreEvent(ctx, sid, "big", json.RawMessage(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l := rdb.XLen(ctx, keyLike(t, rdb.Keys(ctx, "*:big").Val())).Val(); l > 200 {
+		t.Errorf("stream holds %d events, want about 10", l)
+	}
+	// Purging a live session keeps its events (another replica may resume
+	// it); purging an ended one drops them.
+	if err := ev.PurgeSession(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ev.ReplayEventsAfter(ctx, sid, ids[0], func(string, json.RawMessage) error { return nil }); err != nil {
+		t.Errorf("events of a live session purged: %v", err)
+	}
+	if _, err := s.Delete(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.PurgeSession(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ev.ReplayEventsAfter(ctx, sid, ids[0], func(string, json.RawMessage) error { return nil }); !errors.Is(err, server.ErrUnknownEventID) {
+		t.Errorf("events of an ended session kept: %v", err)
+	}
+	if keys := rdb.Keys(ctx, "*").Val(); len(keys) != 0 {
+		t.Errorf("keys left: %v", keys)
+	}
+	if _, err := ev.StoreEvent(ctx, sid, "a_b", nil); err == nil {
+		t.Error("stream id with '_' accepted")
+	}
+}
+
+func keyLike(t *testing.T, keys []string) string {
+	t.Helper()
+	if len(keys) != 1 {
+		t.Fatalf("keys %v", keys)
+	}
+	return keys[0]
+}
