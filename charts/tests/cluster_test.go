@@ -1,0 +1,194 @@
+package tests
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCluster installs the chart with every values case on a real control
+// plane and waits for every Deployment and StatefulSet to become Available;
+// then checks that the server rejects invalid objects, so the installs above
+// prove something, and that generated secrets survive an upgrade.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIPPED: -short leaves out the control-plane test")
+	}
+	helm := tool(t, "helm")
+	cp := startControlPlane(t)
+	helmEnv := append(helmEnv(t), "KUBECONFIG="+cp.kubeconfig)
+
+	cases := valuesCases(t)
+	for _, name := range []string{"minimal", "production", "dev"} {
+		values, ok := cases[name]
+		if !ok {
+			t.Fatalf("values case %q is missing from charts/tollgate/ci", name)
+		}
+		t.Run("install/"+name, func(t *testing.T) {
+			ns := "tollgate-" + name
+			cp.t = t
+			cp.kubectlOK(timeout(t, time.Minute), "create", "namespace", ns)
+			if name == "production" {
+				cp.kubectlOK(timeout(t, time.Minute), "apply", "-n", ns, "-f", filepath.Join("testdata", "cluster", "production-secrets.yaml"))
+			}
+
+			// Every rendered object passes the server's own validation with
+			// unknown fields treated as errors (helm install alone is lenient).
+			manifests, err := run(timeout(t, time.Minute), helmEnv, helm, "template", "tollgate", chartDir(t), "-n", ns, "-f", values)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp.applyDryRun(t, ns, manifests, "")
+
+			start := time.Now()
+			out, err := run(timeout(t, 6*time.Minute), helmEnv, helm, "install", "tollgate", chartDir(t),
+				"-n", ns, "-f", values, "--wait", "--timeout=5m")
+			if err != nil {
+				t.Log(cp.describe(ns))
+				t.Fatal(err)
+			}
+			t.Logf("helm install --wait (%s) took %s", name, time.Since(start).Round(time.Second))
+			if !strings.Contains(out, "STATUS: deployed") {
+				t.Fatalf("helm install did not report deployed:\n%s", out)
+			}
+			want := 4
+			if name == "dev" {
+				want = 5 // with the dev IdP
+			}
+			cp.expectAvailable(t, ns, want)
+			cp.expectStatefulSets(t, ns, map[bool]int{true: 0, false: 1}[name == "production"])
+
+			if name == "minimal" {
+				// Generated secrets are read back from the cluster on upgrade.
+				before := cp.secretData(t, ns, "tollgate-signing-keys") + cp.secretData(t, ns, "tollgate-redis")
+				if _, err := run(timeout(t, 6*time.Minute), helmEnv, helm, "upgrade", "tollgate", chartDir(t),
+					"-n", ns, "-f", values, "--set", "logLevel=debug", "--wait", "--timeout=5m"); err != nil {
+					t.Fatal(err)
+				}
+				after := cp.secretData(t, ns, "tollgate-signing-keys") + cp.secretData(t, ns, "tollgate-redis")
+				if before != after || before == "" {
+					t.Fatal("helm upgrade replaced the generated signing key or Redis password")
+				}
+				cp.expectAvailable(t, ns, 4)
+			}
+		})
+	}
+
+	t.Run("server rejects invalid objects", func(t *testing.T) {
+		cp.t = t
+		manifests, err := run(timeout(t, time.Minute), helmEnv, helm, "template", "tollgate", chartDir(t), "-f", cases["minimal"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A misspelt field, as a template typo would produce.
+		typo := strings.Replace(manifests, "readOnlyRootFilesystem: true", "readOnlyRootFilesytem: true", 1)
+		if typo == manifests {
+			t.Fatal("the rendered chart has no readOnlyRootFilesystem to misspell")
+		}
+		cp.applyDryRun(t, "default", typo, `unknown field "spec.template.spec.containers[0].securityContext.readOnlyRootFilesytem"`)
+		// A Deployment whose selector does not select its own pods.
+		bad := strings.Replace(manifests, "app.kubernetes.io/component: auth-server\n  strategy:", "app.kubernetes.io/component: not-auth-server\n  strategy:", 1)
+		if bad == manifests {
+			t.Fatal("could not find the auth-server Deployment selector to break")
+		}
+		cp.applyDryRun(t, "default", bad, "selector` does not match template `labels`")
+	})
+}
+
+// applyDryRun sends manifests to the server with strict field validation;
+// wantErr "" expects success, else an error containing wantErr.
+func (cp *controlPlane) applyDryRun(t *testing.T, ns, manifests, wantErr string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "manifests.yaml")
+	writeFile(t, f, []byte(manifests))
+	out, err := cp.kubectl_(timeout(t, 2*time.Minute), "apply", "-n", ns, "--dry-run=server", "--validate=strict", "-f", f)
+	switch {
+	case wantErr == "" && err != nil:
+		t.Fatalf("the server rejected the rendered chart: %v", err)
+	case wantErr != "" && err == nil:
+		t.Fatalf("the server accepted an invalid object (wanted %q):\n%s", wantErr, out)
+	case wantErr != "" && !strings.Contains(err.Error(), wantErr):
+		t.Fatalf("the server rejected the object, but not with %q:\n%v", wantErr, err)
+	}
+}
+
+type workloadList struct {
+	Items []struct {
+		Metadata struct{ Name string }
+		Spec     struct{ Replicas *int }
+		Status   struct {
+			ReadyReplicas     int
+			AvailableReplicas int
+			Conditions        []struct{ Type, Status string }
+		}
+	}
+}
+
+func (cp *controlPlane) list(t *testing.T, ns, kind string) workloadList {
+	t.Helper()
+	var l workloadList
+	if err := json.Unmarshal([]byte(cp.kubectlOK(timeout(t, time.Minute), "get", kind, "-n", ns, "-o", "json")), &l); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func (cp *controlPlane) expectAvailable(t *testing.T, ns string, want int) {
+	t.Helper()
+	l := cp.list(t, ns, "deployments")
+	if len(l.Items) != want {
+		t.Fatalf("%d Deployments in %s, want %d", len(l.Items), ns, want)
+	}
+	for _, d := range l.Items {
+		available := false
+		for _, c := range d.Status.Conditions {
+			available = available || (c.Type == "Available" && c.Status == "True")
+		}
+		if !available || d.Spec.Replicas == nil || d.Status.AvailableReplicas != *d.Spec.Replicas {
+			t.Errorf("Deployment %s/%s is not Available: %+v", ns, d.Metadata.Name, d.Status)
+		}
+	}
+}
+
+func (cp *controlPlane) expectStatefulSets(t *testing.T, ns string, want int) {
+	t.Helper()
+	l := cp.list(t, ns, "statefulsets")
+	if len(l.Items) != want {
+		t.Fatalf("%d StatefulSets in %s, want %d", len(l.Items), ns, want)
+	}
+	for _, s := range l.Items {
+		if s.Spec.Replicas == nil || s.Status.ReadyReplicas != *s.Spec.Replicas {
+			t.Errorf("StatefulSet %s/%s is not ready: %+v", ns, s.Metadata.Name, s.Status)
+		}
+	}
+}
+
+func (cp *controlPlane) secretData(t *testing.T, ns, name string) string {
+	t.Helper()
+	return cp.kubectlOK(timeout(t, time.Minute), "get", "secret", name, "-n", ns, "-o", "jsonpath={.data}")
+}
+
+// describe collects what explains a failed install.
+func (cp *controlPlane) describe(ns string) string {
+	var b strings.Builder
+	for _, args := range [][]string{
+		{"get", "all,pvc,pv", "-n", ns, "-o", "wide"},
+		{"get", "events", "-n", ns, "--sort-by=.lastTimestamp"},
+		{"get", "nodes", "-o", "wide"},
+	} {
+		out, err := cp.kubectl_(timeout(cp.t, 30*time.Second), args...)
+		b.WriteString("$ kubectl " + strings.Join(args, " ") + "\n" + out)
+		if err != nil {
+			b.WriteString(err.Error() + "\n")
+		}
+	}
+	for _, p := range cp.procs {
+		if p.name == "kube-controller-manager" || p.name == "kwok" || p.name == "kube-scheduler" {
+			b.WriteString("--- " + p.name + " log tail\n" + tail(p.log, 15) + "\n")
+		}
+	}
+	return b.String()
+}
+
