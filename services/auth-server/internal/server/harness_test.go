@@ -1,0 +1,362 @@
+package server_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/devinit"
+	"github.com/tollgate/tollgate/services/auth-server/internal/server"
+	"github.com/tollgate/tollgate/services/dev-idp/idptest"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// fleet is a real auth-server (in-process, real HTTP and gRPC on loopback)
+// with a real redis-server and the real dev IdP as its upstream.
+type fleet struct {
+	t       testing.TB
+	Redis   *testharness.Redis
+	IdP     *idptest.IdP
+	AS      *testharness.Service
+	Base    string // public issuer, http://127.0.0.1:<port>
+	Dir     string
+	Clients map[string]devClient
+	env     map[string]string
+}
+
+type devClient struct {
+	ClientID     string   `json:"client_id"`
+	ClientSecret string   `json:"client_secret"`
+	RedirectURIs []string `json:"redirect_uris"`
+	Audience     string   `json:"audience"`
+	AuthMethod   string   `json:"token_endpoint_auth_method"`
+}
+
+func startFleet(t testing.TB, env map[string]string) *fleet {
+	t.Helper()
+	f := &fleet{t: t, Redis: testharness.StartRedis(t), Dir: t.TempDir()}
+	port := testharness.FreePort(t)
+	f.Base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	f.IdP = idptest.Start(t, idptest.Options{PublicIssuerURL: f.Base})
+	if err := devinit.Init(f.Dir, f.Base, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(f.Dir, "clients.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cj struct{ Clients []devClient }
+	if err := json.Unmarshal(b, &cj); err != nil {
+		t.Fatal(err)
+	}
+	f.Clients = map[string]devClient{}
+	for _, c := range cj.Clients {
+		f.Clients[c.ClientID] = c
+	}
+	f.env = map[string]string{
+		"TOLLGATE_ENV": "development", "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
+		"HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port), "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"PUBLIC_ISSUER_URL": f.Base, "SIGNING_KEYS_DIR": filepath.Join(f.Dir, "keys"),
+		"CLIENTS_FILE": filepath.Join(f.Dir, "clients.yaml"), "REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", f.Redis.Port),
+		"MCP_RESOURCE_URL": f.Base + "/mcp", "ACTIONS_AUDIENCE": f.Base + "/actions",
+		"UPSTREAM_ISSUER_URL": f.IdP.Issuer, "UPSTREAM_CLIENT_ID": idptest.ClientID, "UPSTREAM_CLIENT_SECRET": f.IdP.ClientSecret,
+		"SHUTDOWN_TIMEOUT": "5s", "DCR_ENABLED": "true", "CIMD_ALLOW_PRIVATE_NETWORKS": "true",
+		"RATE_LIMIT_AUTHORIZE_PER_MINUTE": "10000", "RATE_LIMIT_TOKEN_PER_MINUTE": "10000",
+		"RATE_LIMIT_USERINFO_PER_MINUTE": "10000", "RATE_LIMIT_REGISTER_PER_MINUTE": "10000",
+	}
+	for k, v := range env {
+		f.env[k] = v
+	}
+	f.AS = testharness.RunService(t, server.Run, f.env)
+	return f
+}
+
+// Admin is the auth-server's admin base URL.
+func (f *fleet) Admin() string { return "http://" + f.AS.Addr("admin") }
+
+// Verifier checks access tokens the way the fleet does: key set over gRPC.
+func (f *fleet) Verifier(audiences ...string) *tokens.Verifier {
+	f.t.Helper()
+	conn, err := grpc.NewClient(f.AS.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { _ = conn.Close() })
+	return tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(conn), Audiences: audiences})
+}
+
+// authRequest is one authorization request a test client makes.
+type authRequest struct {
+	ClientID    string
+	RedirectURI string
+	Scope       string // "" = omit
+	Resource    string // "" = omit
+	Verifier    string // PKCE verifier; "" = no PKCE
+	State       string
+	Nonce       string
+	Extra       url.Values
+}
+
+func newAuthRequest(c devClient) *authRequest {
+	return &authRequest{ClientID: c.ClientID, RedirectURI: c.RedirectURIs[0], Scope: "openid profile email",
+		Verifier: oauth2.GenerateVerifier(), State: "state-" + oauth2.GenerateVerifier()[:16], Nonce: "nonce-" + oauth2.GenerateVerifier()[:16]}
+}
+
+func (a *authRequest) URL(base string) string {
+	q := url.Values{"response_type": {"code"}, "client_id": {a.ClientID}, "redirect_uri": {a.RedirectURI}, "state": {a.State}}
+	if a.Scope != "" {
+		q.Set("scope", a.Scope)
+	}
+	if a.Nonce != "" {
+		q.Set("nonce", a.Nonce)
+	}
+	if a.Resource != "" {
+		q.Set("resource", a.Resource)
+	}
+	if a.Verifier != "" {
+		q.Set("code_challenge", challenge(a.Verifier))
+		q.Set("code_challenge_method", "S256")
+	}
+	for k, v := range a.Extra {
+		q[k] = v
+	}
+	return base + "/oauth/authorize?" + q.Encode()
+}
+
+func challenge(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// browser follows redirects like a user agent, with cookies, and stops at
+// a redirect to the client (whose URI it returns) or at a page.
+type browser struct {
+	t      testing.TB
+	client *http.Client
+	stopAt []string
+}
+
+func newBrowser(t testing.TB, stopAt ...string) *browser {
+	jar, _ := cookiejar.New(nil)
+	b := &browser{t: t, stopAt: stopAt}
+	b.client = &http.Client{Jar: jar, Timeout: 60 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) > 20 {
+			return fmt.Errorf("too many redirects")
+		}
+		for _, p := range b.stopAt {
+			if strings.HasPrefix(req.URL.String(), p) {
+				return http.ErrUseLastResponse
+			}
+		}
+		return nil
+	}}
+	return b
+}
+
+var (
+	formAction  = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
+	hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)"`)
+)
+
+// page is a response the browser stopped at.
+type page struct {
+	Status   int
+	Location *url.URL // set when stopped at a redirect to the client
+	Body     string
+	Header   http.Header
+	URL      *url.URL
+}
+
+func (b *browser) do(req *http.Request) *page {
+	b.t.Helper()
+	req.Header.Set("Accept", "text/html")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	p := &page{Status: resp.StatusCode, Body: string(body), Header: resp.Header, URL: resp.Request.URL}
+	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode/100 == 3 {
+		p.Location, _ = resp.Request.URL.Parse(loc)
+	}
+	return p
+}
+
+func (b *browser) get(u string) *page {
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	return b.do(req)
+}
+
+// submit posts the page's form with its hidden fields plus fields.
+func (b *browser) submit(p *page, fields url.Values, cookies ...*http.Cookie) *page {
+	b.t.Helper()
+	m := formAction.FindStringSubmatch(p.Body)
+	if m == nil {
+		b.t.Fatalf("no form on page %s (status %d):\n%s", p.URL, p.Status, p.Body)
+	}
+	action, err := p.URL.Parse(htmlUnescape(m[1]))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	form := url.Values{}
+	for _, h := range hiddenInput.FindAllStringSubmatch(p.Body, -1) {
+		form.Set(h[1], htmlUnescape(h[2]))
+	}
+	for k, v := range fields {
+		form[k] = v
+	}
+	req, _ := http.NewRequest(http.MethodPost, action.String(), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	return b.do(req)
+}
+
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">").Replace(s)
+}
+
+// login runs the authorization request through the dev IdP's login form
+// and returns where the browser ends (the client redirect, or a page).
+func (f *fleet) login(b *browser, a *authRequest) *page {
+	f.t.Helper()
+	p := b.get(a.URL(f.Base))
+	if p.Location != nil {
+		return p // an error sent back to the client before login
+	}
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, `name="password"`) {
+		return p
+	}
+	return b.submit(p, url.Values{"username": {idptest.Username}, "password": {idptest.Password}})
+}
+
+// authorize runs the whole browser part and returns the code.
+func (f *fleet) authorize(a *authRequest) string {
+	f.t.Helper()
+	b := newBrowser(f.t, a.RedirectURI)
+	p := f.login(b, a)
+	if p.Location == nil {
+		f.t.Fatalf("no redirect to the client: status %d at %s\n%s", p.Status, p.URL, p.Body)
+	}
+	q := p.Location.Query()
+	if q.Get("error") != "" {
+		f.t.Fatalf("authorization failed: %s: %s", q.Get("error"), q.Get("error_description"))
+	}
+	if q.Get("state") != a.State || q.Get("iss") != f.Base {
+		f.t.Fatalf("redirect %s: want state %q and iss %q", p.Location, a.State, f.Base)
+	}
+	return q.Get("code")
+}
+
+// tokenResponse is the token endpoint's answer.
+type tokenResponse struct {
+	Status       int
+	Header       http.Header
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token"`
+	Scope        string `json:"scope"`
+	Error        string `json:"error"`
+	Description  string `json:"error_description"`
+}
+
+// post sends a form to the auth-server, authenticating as c per its method.
+func (f *fleet) post(path string, c devClient, form url.Values) (*http.Response, []byte) {
+	f.t.Helper()
+	if c.AuthMethod == "client_secret_post" || c.AuthMethod == "none" {
+		form.Set("client_id", c.ClientID)
+	}
+	if c.AuthMethod == "client_secret_post" {
+		form.Set("client_secret", c.ClientSecret)
+	}
+	req, _ := http.NewRequest(http.MethodPost, f.Base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.AuthMethod == "client_secret_basic" || c.AuthMethod == "" {
+		req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+	}
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func (f *fleet) token(c devClient, form url.Values) tokenResponse {
+	f.t.Helper()
+	resp, b := f.post("/oauth/token", c, form)
+	var tr tokenResponse
+	if err := json.Unmarshal(b, &tr); err != nil {
+		f.t.Fatalf("token response %d is not JSON: %s", resp.StatusCode, b)
+	}
+	tr.Status, tr.Header = resp.StatusCode, resp.Header
+	return tr
+}
+
+func (f *fleet) exchange(c devClient, a *authRequest, code string) tokenResponse {
+	f.t.Helper()
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI}}
+	if a.Verifier != "" {
+		form.Set("code_verifier", a.Verifier)
+	}
+	return f.token(c, form)
+}
+
+func (f *fleet) refresh(c devClient, rt string) tokenResponse {
+	f.t.Helper()
+	return f.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+}
+
+// userinfo calls /oauth/userinfo with the token.
+func (f *fleet) userinfo(at string) (int, map[string]any) {
+	f.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, f.Base+"/oauth/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+at)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m := map[string]any{}
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+// fullFlow runs authorize + exchange and fails the test unless tokens come back.
+func (f *fleet) fullFlow(c devClient, a *authRequest) tokenResponse {
+	f.t.Helper()
+	code := f.authorize(a)
+	tr := f.exchange(c, a, code)
+	if tr.Status != http.StatusOK || tr.AccessToken == "" {
+		f.t.Fatalf("token exchange: %d %s: %s", tr.Status, tr.Error, tr.Description)
+	}
+	return tr
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
