@@ -191,4 +191,3 @@ func (cp *controlPlane) describe(ns string) string {
 	}
 	return b.String()
 }
-

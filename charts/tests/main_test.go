@@ -2,8 +2,8 @@
 // with the pinned tools that charts/tools/build.sh compiles.
 //
 // The tools are found in $TOOLS_BIN (default: <repo>/.cache/tools/bin). A test
-// whose tool is missing fails when CI is set and is skipped, loudly, otherwise;
-// `make kube-tools` builds them all.
+// whose tool is missing fails when CI or CHARTS_STRICT is set and is skipped,
+// loudly, otherwise; `make kube-tools` builds them all.
 package tests
 
 import (
@@ -43,13 +43,17 @@ func tool(t testing.TB, name string) string {
 	p := filepath.Join(dir, name)
 	if _, err := os.Stat(p); err != nil {
 		msg := fmt.Sprintf("%s is not built (%v); run `make kube-tools` first", name, err)
-		if os.Getenv("CI") != "" {
+		if strict() {
 			t.Fatal(msg)
 		}
 		t.Skip("SKIPPED: " + msg)
 	}
 	return p
 }
+
+// strict reports whether a missing tool or image must fail rather than skip:
+// in CI, and under `make test-charts`, which builds them first.
+func strict() bool { return os.Getenv("CI") != "" || os.Getenv("CHARTS_STRICT") != "" }
 
 // helmEnv keeps helm's caches and config out of the user's home.
 func helmEnv(t testing.TB) []string {
