@@ -313,6 +313,22 @@ func TestCapabilityCoreDown(t *testing.T) {
 	})
 }
 
+// TestCoreVerifiesAgain: capability-core checks the forwarded token itself;
+// when it refuses one the actions-api accepted (here the two disagree on
+// the audience), the caller gets the same 401 with a challenge.
+func TestCoreVerifiesAgain(t *testing.T) {
+	const other = "http://other.test/actions"
+	f := start(t, map[string]string{"ACTIONS_AUDIENCE": other})
+	tok := f.iss.Mint(t, tokentest.Token{Audience: other, Scope: allScopes})
+	r := f.do(t, http.MethodGet, "/actions/session", bearer(tok))
+	if r.status != 401 || r.err.Error != "invalid_token" || !strings.Contains(r.err.Description, "audience") {
+		t.Fatalf("token refused by capability-core: %d %s, want 401 invalid_token", r.status, r.body)
+	}
+	if ch := r.header.Get("WWW-Authenticate"); !strings.Contains(ch, `error="invalid_token"`) {
+		t.Errorf("WWW-Authenticate = %q", ch)
+	}
+}
+
 func TestKeySetUnavailable(t *testing.T) {
 	closed := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
 	f := start(t, map[string]string{"AUTH_GRPC_ADDR": closed})

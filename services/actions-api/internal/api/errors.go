@@ -53,13 +53,15 @@ func unavailable(desc string, cause error) *apiError {
 // fromCore maps an error of a capability-core call. Messages of caller
 // mistakes (InvalidArgument, Unauthenticated, PermissionDenied, NotFound)
 // are written by capability-core for callers and passed on; anything else
-// gets a generic text and its details are logged.
-func fromCore(err error) *apiError {
+// gets a generic text and its details are logged. capability-core verifies
+// the token again, so its refusals carry a Bearer challenge too.
+func fromCore(err error, scopes []string) *apiError {
 	st := status.Convert(err)
 	code, name := fault.HTTPStatus(st.Code())
 	switch st.Code() {
-	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition, codes.Unauthenticated,
-		codes.PermissionDenied, codes.NotFound, codes.ResourceExhausted:
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return &apiError{status: code, code: name, desc: st.Message(), challenge: challenge(name, st.Message(), scopes)}
+	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition, codes.NotFound, codes.ResourceExhausted:
 		return &apiError{status: code, code: name, desc: st.Message()}
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
 		return &apiError{status: code, code: name, desc: "the capability service is unavailable; retry later", cause: err}

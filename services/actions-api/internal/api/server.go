@@ -198,7 +198,7 @@ func (s *server) action(a *registry.Action) echo.HandlerFunc {
 		defer cancel()
 		out, err := c.Invoke(ctx, s.core, in)
 		if err != nil {
-			return fromCore(err)
+			return fromCore(err, a.RequiredScopes)
 		}
 		b, err := registry.MarshalOutput(out)
 		if err != nil {
