@@ -83,7 +83,7 @@ func (b *syncBuffer) String() string {
 // fleet is what a gateway needs: Redis, a key-set server that mints tokens
 // and a real capability-core.
 type fleet struct {
-	t        *testing.T
+	t        testing.TB
 	Redis    *testharness.Redis
 	Issuer   *tokentest.Issuer
 	CoreAddr string
@@ -91,7 +91,7 @@ type fleet struct {
 	coreLog  *syncBuffer
 }
 
-func newFleet(t *testing.T) *fleet {
+func newFleet(t testing.TB) *fleet {
 	t.Helper()
 	f := &fleet{t: t, Redis: testharness.StartRedis(t), Issuer: tokentest.Start(t, issuerURL)}
 	f.StartCore()
@@ -266,7 +266,7 @@ type sseEvent struct {
 }
 
 // rpc decodes the first JSON-RPC message (JSON body or last SSE event with an id).
-func (r *resp) rpc(t *testing.T) rpcMessage {
+func (r *resp) rpc(t testing.TB) rpcMessage {
 	t.Helper()
 	var m rpcMessage
 	data := r.Body
@@ -295,7 +295,7 @@ type rpcMessage struct {
 	Params json.RawMessage `json:"params"`
 }
 
-func (g *gw) do(t *testing.T, r req) *resp {
+func (g *gw) do(t testing.TB, r req) *resp {
 	t.Helper()
 	var body io.Reader
 	if r.Body != nil {
@@ -345,7 +345,7 @@ func (g *gw) do(t *testing.T, r req) *resp {
 }
 
 // readEvents reads SSE events until EOF or n events.
-func readEvents(t *testing.T, r io.Reader, n int) []sseEvent {
+func readEvents(t testing.TB, r io.Reader, n int) []sseEvent {
 	t.Helper()
 	var events []sseEvent
 	sc := bufio.NewScanner(r)
@@ -389,7 +389,7 @@ func call(method string, params any) map[string]any {
 const version = "2025-11-25"
 
 // initialize opens a session on g and returns its id.
-func (g *gw) initialize(t *testing.T, token string) string {
+func (g *gw) initialize(t testing.TB, token string) string {
 	t.Helper()
 	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: token, Body: call("initialize", map[string]any{
 		"protocolVersion": version,
@@ -412,7 +412,7 @@ func (g *gw) initialize(t *testing.T, token string) string {
 }
 
 // rpc sends one request in a session and returns the result (failing on an error).
-func (g *gw) rpc(t *testing.T, token, session, method string, params any, out any) {
+func (g *gw) rpc(t testing.TB, token, session, method string, params any, out any) {
 	t.Helper()
 	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: token, Session: session, Version: version, Body: call(method, params)})
 	if r.Status != 200 {
@@ -441,7 +441,7 @@ type toolResult struct {
 }
 
 // metric returns the value of the series whose line starts with prefix.
-func (g *gw) metric(t *testing.T, prefix string) float64 {
+func (g *gw) metric(t testing.TB, prefix string) float64 {
 	t.Helper()
 	res, err := httpClient.Get(g.Admin + "/metrics")
 	if err != nil {

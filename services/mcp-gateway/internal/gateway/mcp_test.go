@@ -13,7 +13,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/registry"
 )
 
-func loadRegistry(t *testing.T) *registry.Registry {
+func loadRegistry(t testing.TB) *registry.Registry {
 	t.Helper()
 	_ = capabilityv1.File_tollgate_capability_v1_health_proto
 	reg, err := registry.FromFiles(protoregistry.GlobalFiles)
