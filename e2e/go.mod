@@ -9,6 +9,7 @@ require (
 )
 
 require (
+	github.com/mark3labs/mcp-go v1.2.1 // indirect
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
