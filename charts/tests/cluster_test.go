@@ -62,14 +62,17 @@ func TestCluster(t *testing.T) {
 
 			if name == "minimal" {
 				// Generated secrets are read back from the cluster on upgrade.
-				before := cp.secretData(t, ns, "tollgate-signing-keys") + cp.secretData(t, ns, "tollgate-redis")
+				generatedSecrets := func() string {
+					return cp.secretData(t, ns, "tollgate-signing-keys") + cp.secretData(t, ns, "tollgate-redis") + cp.secretData(t, ns, "tollgate-auth-server")
+				}
+				before := generatedSecrets()
 				if _, err := run(timeout(t, 6*time.Minute), helmEnv, helm, "upgrade", "tollgate", chartDir(t),
 					"-n", ns, "-f", values, "--set", "logLevel=debug", "--wait", "--timeout=5m"); err != nil {
 					t.Fatal(err)
 				}
-				after := cp.secretData(t, ns, "tollgate-signing-keys") + cp.secretData(t, ns, "tollgate-redis")
+				after := generatedSecrets()
 				if before != after || before == "" {
-					t.Fatal("helm upgrade replaced the generated signing key or Redis password")
+					t.Fatal("helm upgrade replaced a generated secret (signing key, Redis password or token HMAC key)")
 				}
 				cp.expectAvailable(t, ns, 4)
 			}

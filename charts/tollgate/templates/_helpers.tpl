@@ -198,3 +198,8 @@ already has it, else a fresh value. (dict "root" $ "secret" NAME "key" KEY "new"
         path: redis-url
 {{- end }}
 {{- end -}}
+
+{{/* The auth-server's own Secret (generated token HMAC key). */}}
+{{- define "tollgate.authSecret" -}}
+{{- .Values.authServer.tokenSecret.existingSecret | default (include "tollgate.componentName" (dict "root" . "name" "auth-server")) -}}
+{{- end -}}
