@@ -15,6 +15,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -59,6 +60,108 @@ func (s *echoService) Echo(ctx context.Context, req *testingv1.EchoRequest) (*te
 	return &testingv1.EchoResponse{Text: text, Length: int32(len([]rune(text)))}, nil
 }
 
+// testAPI is an actions-api server built in-process from a given registry
+// and capability connection, with a real key set, Redis and HTTP listener.
+type testAPI struct {
+	url    string
+	iss    *tokentest.Issuer
+	router routers.Router
+}
+
+const testAudience = "http://actions.test/actions"
+
+// serveCapability serves svc (registered by register) over real gRPC on
+// 127.0.0.1:0 and an actions-api for reg in front of it.
+func serveCapability(t *testing.T, reg *registry.Registry, register func(*grpc.Server), opts ...grpc.ServerOption) *testAPI {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(opts...)
+	if register != nil {
+		register(gs)
+	}
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+
+	iss := tokentest.Start(t, "http://issuer.test")
+	authConn, err := grpc.NewClient(iss.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { authConn.Close() })
+	redis := testharness.StartRedis(t)
+	requests, duration, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(nil)
+	t.Cleanup(srv.Close)
+	d, err := openapi.Build(reg, openapi.Options{ServerURL: srv.URL, Issuer: "http://issuer.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docJSON, _ := d.JSON()
+	s := &server{
+		cfg: config.Config{RateLimitPerMinute: 100, PublicRateLimitPerMinute: 100, CoreTimeout: 5 * time.Second, MaxBodyBytes: 2048, PrivacyPolicy: "p"},
+		log: slog.New(slog.NewJSONHandler(io.Discard, nil)), reg: reg, core: conn,
+		verifier: tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(authConn), Audiences: []string{testAudience}}),
+		limiter:  ratelimit.New(redis.Client()), doc: docJSON, requests: requests, duration: duration,
+	}
+	e, err := s.handler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = e
+	doc, err := openapi3.NewLoader().LoadFromData(docJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("document invalid: %v", err)
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testAPI{url: srv.URL, iss: iss, router: router}
+}
+
+// send makes req and validates the response against the document (status
+// included); a request the server accepted must also match the document.
+func (a *testAPI) send(t *testing.T, req *http.Request, body []byte) (int, []byte) {
+	t.Helper()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	vreq := req.Clone(context.Background())
+	vreq.Body = io.NopCloser(bytes.NewReader(body))
+	route, params, err := a.router.FindRoute(vreq)
+	if err != nil {
+		t.Fatalf("kin-openapi cannot route %s: %v", req.URL, err)
+	}
+	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true}
+	in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route, Options: opts}
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil && res.StatusCode < 400 {
+		t.Errorf("%s was accepted but does not match the document: %v", req.URL, err)
+	}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: res.StatusCode, Header: res.Header, Options: opts}
+	out.SetBodyBytes(b)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		t.Errorf("%s: %d response does not match the document: %v\n%s", req.URL, res.StatusCode, err, b)
+	}
+	return res.StatusCode, b
+}
+
 // TestNewCapabilityIsRoutedWithoutCode proves the define-once rule for the
 // routes: the test capability, declared only in proto, is served with its
 // query parameters decoded, its scope enforced and the caller's token
@@ -69,88 +172,18 @@ func TestNewCapabilityIsRoutedWithoutCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	svc := &echoService{tokens: make(chan string, 10)}
-	gs := grpc.NewServer()
-	testingv1.RegisterEchoServiceServer(gs, svc)
-	go func() { _ = gs.Serve(ln) }()
-	defer gs.Stop()
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-
-	iss := tokentest.Start(t, "http://issuer.test")
-	authConn, err := grpc.NewClient(iss.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer authConn.Close()
-	const aud = "http://actions.test/actions"
-	redis := testharness.StartRedis(t)
-	requests, duration, err := newMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(nil)
-	defer srv.Close()
-	d, err := openapi.Build(reg, openapi.Options{ServerURL: srv.URL, Issuer: "http://issuer.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	docJSON, _ := d.JSON()
-	s := &server{
-		cfg: config.Config{RateLimitPerMinute: 100, PublicRateLimitPerMinute: 100, CoreTimeout: 5 * time.Second, MaxBodyBytes: 1 << 16, PrivacyPolicy: "p"},
-		log: slog.New(slog.NewJSONHandler(io.Discard, nil)), reg: reg, core: conn,
-		verifier: tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(authConn), Audiences: []string{aud}}),
-		limiter:  ratelimit.New(redis.Client()), doc: docJSON, requests: requests, duration: duration,
-	}
-	e, err := s.handler()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = e
-
-	doc, err := openapi3.NewLoader().LoadFromData(docJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := serveCapability(t, reg, func(gs *grpc.Server) { testingv1.RegisterEchoServiceServer(gs, svc) })
+	iss := api.iss
+	const aud = testAudience
 	tok := iss.Mint(t, tokentest.Token{Audience: aud, Scope: "openid"})
 	get := func(query, token string) (int, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/actions/echo"+query, nil)
+		req, _ := http.NewRequest(http.MethodGet, api.url+"/actions/echo"+query, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		route, params, err := router.FindRoute(req)
-		if err != nil {
-			t.Fatalf("kin-openapi cannot route %s: %v", req.URL, err)
-		}
-		opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true}
-		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
-		if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil && res.StatusCode < 400 {
-			t.Errorf("%s was accepted but does not match the document: %v", req.URL, err)
-		}
-		out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: res.StatusCode, Header: res.Header, Options: opts}
-		out.SetBodyBytes(b)
-		if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
-			t.Errorf("%s: %d response does not match the document: %v", req.URL, res.StatusCode, err)
-		}
-		return res.StatusCode, b
+		return api.send(t, req, nil)
 	}
 
 	code, b := get("?text=ab&times=3&shout=true", tok)
