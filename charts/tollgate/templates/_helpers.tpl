@@ -203,3 +203,23 @@ already has it, else a fresh value. (dict "root" $ "secret" NAME "key" KEY "new"
 {{- define "tollgate.authSecret" -}}
 {{- .Values.authServer.tokenSecret.existingSecret | default (include "tollgate.componentName" (dict "root" . "name" "auth-server")) -}}
 {{- end -}}
+
+{{/* Settings every fleet service reads: the data of the shared ConfigMap. */}}
+{{- define "tollgate.envData" -}}
+TOLLGATE_ENV: {{ .Values.environment | quote }}
+LOG_LEVEL: {{ .Values.logLevel | quote }}
+LOG_FORMAT: {{ .Values.logFormat | quote }}
+SHUTDOWN_TIMEOUT: {{ .Values.shutdownTimeout | quote }}
+ADMIN_ADDR: {{ printf ":%d" (int .Values.ports.admin) | quote }}
+PUBLIC_ISSUER_URL: {{ include "tollgate.issuer" . | quote }}
+MCP_RESOURCE_URL: {{ include "tollgate.mcpResource" . | quote }}
+ACTIONS_PUBLIC_URL: {{ include "tollgate.actionsUrl" . | quote }}
+ACTIONS_AUDIENCE: {{ include "tollgate.actionsAudience" . | quote }}
+ALLOWED_ORIGINS: {{ join "," .Values.publicUrls.allowedOrigins | quote }}
+AUTH_GRPC_ADDR: {{ include "tollgate.authGrpcAddr" . | quote }}
+CORE_GRPC_ADDR: {{ include "tollgate.coreGrpcAddr" . | quote }}
+REDIS_KEY_PREFIX: {{ .Values.redis.keyPrefix | quote }}
+{{- if .Values.redis.bundled.enabled }}
+REDIS_URL: {{ printf "redis://%s:6379/0" (include "tollgate.redisName" .) | quote }}
+{{- end }}
+{{- end -}}
