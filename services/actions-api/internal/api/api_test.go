@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -54,6 +55,15 @@ func TestHealthIsPublicAndComesFromCore(t *testing.T) {
 		if body.Service != "capability-core" || body.Status == "" || body.Timestamp == "" {
 			t.Errorf("health = %+v, want capability-core's answer", body)
 		}
+	}
+	res, err := http.Get(f.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	metrics, _ := io.ReadAll(res.Body)
+	if want := `tollgate_actions_requests_total{code="200",operation="getHealth"} 2`; !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 }
 
