@@ -46,16 +46,20 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	// The binaries are built from this workspace; the gateway under test
-	// also runs in-process (with -race) in most tests.
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
-		"github.com/tollgate/tollgate/services/capability-core/cmd/capability-core",
-		"github.com/tollgate/tollgate/services/mcp-gateway/cmd/mcp-gateway")
-	cmd.Dir = filepath.Join("..", "..", "..", "..") // repository root: the workspace sees every module
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build test binaries:", err)
-		os.Exit(1)
+	// capability-core runs as its real binary; the gateway runs in-process
+	// (with -race) in most tests and as a binary where a test kills it.
+	// Each is built from its own module, with or without the workspace.
+	for _, b := range []struct{ dir, pkg string }{
+		{filepath.Join("..", "..", "..", "capability-core"), "./cmd/capability-core"},
+		{filepath.Join("..", ".."), "./cmd/mcp-gateway"},
+	} {
+		cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), b.pkg)
+		cmd.Dir = b.dir
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build test binaries:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
