@@ -27,7 +27,8 @@ test: test-go $(if $(wildcard charts/charts.mk),test-charts) ## Run every test (
 
 .PHONY: test-go
 test-go: ## Run the Go tests of every module with -race
-	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GO_TEST_FLAGS) ./...); done
+	@failed=""; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GO_TEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 .PHONY: bench
 bench: ## Run the Go benchmarks
