@@ -112,6 +112,9 @@ func New(o Options) (*Server, error) {
 		},
 		JWKSFetcherStrategy: fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(s.cimd.RetryableClient())),
 	}
+	// fosite initialises some settings lazily on first use, which races
+	// under concurrent requests; set them all up front.
+	fc.ClientSecretsHasher = &fosite.BCrypt{Config: fc}
 	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)
 	verifier := tokens.NewVerifier(tokens.VerifierOptions{
 		Source: ringSource{issuer: cfg.Issuer, ring: o.Ring}, Audiences: cfg.Resources(),

@@ -17,7 +17,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	grant := r.PostForm.Get("grant_type")
 	if !slices.Contains(clients.GrantTypes, grant) {
-		grant = "other"
+		s.metrics.grants.WithLabelValues("other", "unknown", "unsupported_grant_type").Inc()
+		s.metrics.errors.WithLabelValues("token", "unsupported_grant_type").Inc()
+		if grant == "" {
+			writeJSONError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
+			return
+		}
+		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
+		return
 	}
 	ar, err := s.provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
