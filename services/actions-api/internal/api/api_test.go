@@ -419,10 +419,19 @@ func TestConfigRefusals(t *testing.T) {
 		"PUBLIC_ISSUER_URL": "https://actions.example.com", "AUTH_GRPC_ADDR": "a:1", "CORE_GRPC_ADDR": "c:1",
 		"REDIS_URL": "redis://127.0.0.1:1/0",
 	}
-	if _, err := config.Load(configEnv(base, nil)); err != nil {
+	cfg, err := config.Load(configEnv(base, nil))
+	if err != nil {
 		t.Fatalf("valid configuration refused: %v", err)
 	}
-	_, err := config.Load(configEnv(base, map[string]string{
+	if cfg.OAuthBaseURL != "https://actions.example.com" {
+		t.Errorf("OAuth base URL = %q, want the issuer by default", cfg.OAuthBaseURL)
+	}
+	cfg, err = config.Load(configEnv(base, map[string]string{"PUBLIC_ISSUER_URL": "https://gateway.example.com", "ACTIONS_OAUTH_BASE_URL": "https://api.example.com/"}))
+	if err != nil || cfg.OAuthBaseURL != "https://api.example.com" || cfg.Issuer != "https://gateway.example.com" {
+		t.Errorf("ACTIONS_OAUTH_BASE_URL: %q (%v)", cfg.OAuthBaseURL, err)
+	}
+	_, err = config.Load(configEnv(base, map[string]string{
+		"ACTIONS_OAUTH_BASE_URL":       "api.example.com",
 		"ALLOWED_ORIGINS":              "*,https://ok.example,https://x.example/path,ftp://y.example",
 		"RATE_LIMIT_PER_MINUTE":        "0",
 		"PUBLIC_RATE_LIMIT_PER_MINUTE": "many",
@@ -431,7 +440,7 @@ func TestConfigRefusals(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{`"*": wildcards are not allowed`, "https://x.example/path", "ftp://y.example", "RATE_LIMIT_PER_MINUTE: must be at least 1", "PUBLIC_RATE_LIMIT_PER_MINUTE", "CORE_TIMEOUT"} {
+	for _, want := range []string{"ACTIONS_OAUTH_BASE_URL", `"*": wildcards are not allowed`, "https://x.example/path", "ftp://y.example", "RATE_LIMIT_PER_MINUTE: must be at least 1", "PUBLIC_RATE_LIMIT_PER_MINUTE", "CORE_TIMEOUT"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
@@ -479,7 +488,7 @@ func TestExportCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg, _ := api.Capabilities()
-	d, err := openapi.Build(reg, openapi.Options{ServerURL: "https://actions.example.com", Issuer: "https://actions.example.com"})
+	d, err := openapi.Build(reg, openapi.Options{ServerURL: "https://actions.example.com", OAuthBaseURL: "https://actions.example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +496,14 @@ func TestExportCommand(t *testing.T) {
 	if string(b) != string(want) {
 		t.Error("the exported document differs from the one the service builds")
 	}
-	for _, args := range [][]string{{}, {"-base-url", "not a url"}, {"-base-url", "https://a.example", "extra"}} {
+	var stdout syncBuffer
+	if err := api.Export([]string{"-base-url", "https://api.example.com", "-oauth-base-url", "https://gateway.example.com"}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), `"authorizationUrl": "https://gateway.example.com/oauth/authorize"`) || !strings.Contains(stdout.String(), `"url": "https://api.example.com"`) {
+		t.Errorf("-oauth-base-url is not used:\n%.600s", stdout.String())
+	}
+	for _, args := range [][]string{{}, {"-base-url", "not a url"}, {"-base-url", "https://a.example", "extra"}, {"-base-url", "https://a.example", "-oauth-base-url", "x"}} {
 		if err := api.Export(args, nil, &stderr); err == nil {
 			t.Errorf("Export %q succeeded", args)
 		}

@@ -103,7 +103,7 @@ func serveCapability(t *testing.T, reg *registry.Registry, register func(*grpc.S
 	}
 	srv := httptest.NewServer(nil)
 	t.Cleanup(srv.Close)
-	d, err := openapi.Build(reg, openapi.Options{ServerURL: srv.URL, Issuer: "http://issuer.test"})
+	d, err := openapi.Build(reg, openapi.Options{ServerURL: srv.URL, OAuthBaseURL: "http://issuer.test"})
 	if err != nil {
 		t.Fatal(err)
 	}

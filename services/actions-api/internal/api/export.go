@@ -16,12 +16,12 @@ import (
 // document for a given public origin, the same document the running
 // service serves at /actions/openapi.json.
 //
-//	actions-api openapi -base-url https://actions.example.com [-issuer URL] [-out FILE]
+//	actions-api openapi -base-url https://actions.example.com [-oauth-base-url URL] [-out FILE]
 func Export(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("actions-api openapi", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	baseURL := fs.String("base-url", "", "public Actions origin written to servers (required), e.g. https://actions.example.com")
-	issuer := fs.String("issuer", "", "OAuth issuer whose /oauth/authorize and /oauth/token the document names (default: -base-url)")
+	oauthBase := fs.String("oauth-base-url", "", "origin whose /oauth/authorize and /oauth/token the document names (default: -base-url)")
 	out := fs.String("out", "-", "file to write, or - for standard output")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -29,12 +29,12 @@ func Export(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("openapi: unexpected arguments %q", fs.Args())
 	}
-	if *issuer == "" {
-		*issuer = *baseURL
+	if *oauthBase == "" {
+		*oauthBase = *baseURL
 	}
 	var p config.Problems
 	server := config.PublicURL(&p, "-base-url", *baseURL, false)
-	iss := config.PublicURL(&p, "-issuer", *issuer, false)
+	oauth := config.PublicURL(&p, "-oauth-base-url", *oauthBase, false)
 	if err := p.Err(); err != nil {
 		return err
 	}
@@ -42,7 +42,7 @@ func Export(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	doc, err := openapi.Build(reg, openapi.Options{ServerURL: server, Issuer: iss})
+	doc, err := openapi.Build(reg, openapi.Options{ServerURL: server, OAuthBaseURL: oauth})
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
-	doc, err := openapi.Build(reg, openapi.Options{ServerURL: cfg.PublicURL, Issuer: cfg.Issuer})
+	doc, err := openapi.Build(reg, openapi.Options{ServerURL: cfg.PublicURL, OAuthBaseURL: cfg.OAuthBaseURL})
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,12 @@ type Config struct {
 	// Audience is the aud every token must carry (ACTIONS_AUDIENCE).
 	Audience string
 	// Issuer is the OAuth issuer whose authorize/token URLs the OpenAPI names (PUBLIC_ISSUER_URL).
-	Issuer       string
+	Issuer string
+	// OAuthBaseURL is the origin whose /oauth/authorize and /oauth/token the
+	// OpenAPI document names (ACTIONS_OAUTH_BASE_URL, default the issuer).
+	// Set it to the Actions origin when the actions ingress serves /oauth
+	// and the issuer is on another domain.
+	OAuthBaseURL string
 	AuthGRPCAddr string // AUTH_GRPC_ADDR
 	CoreGRPCAddr string // CORE_GRPC_ADDR
 	Redis        config.Redis
@@ -76,6 +81,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.PublicURL = s.String("ACTIONS_PUBLIC_URL", "")
 	c.Audience = s.String("ACTIONS_AUDIENCE", "")
 	c.Issuer = s.String("PUBLIC_ISSUER_URL", "")
+	c.OAuthBaseURL = s.String("ACTIONS_OAUTH_BASE_URL", "")
 	c.AuthGRPCAddr = s.String("AUTH_GRPC_ADDR", "")
 	c.CoreGRPCAddr = s.String("CORE_GRPC_ADDR", "")
 	c.Redis = config.LoadRedis(s, c.Production())
@@ -102,6 +108,11 @@ func (c *Config) Validate(p *config.Problems) {
 	c.PublicURL = config.PublicURL(p, "ACTIONS_PUBLIC_URL", c.PublicURL, c.Production())
 	c.Audience = config.PublicURL(p, "ACTIONS_AUDIENCE", c.Audience, c.Production())
 	c.Issuer = config.PublicURL(p, "PUBLIC_ISSUER_URL", c.Issuer, c.Production())
+	if c.OAuthBaseURL == "" {
+		c.OAuthBaseURL = c.Issuer
+	} else {
+		c.OAuthBaseURL = config.PublicURL(p, "ACTIONS_OAUTH_BASE_URL", c.OAuthBaseURL, c.Production())
+	}
 	if c.AuthGRPCAddr == "" {
 		p.Addf("AUTH_GRPC_ADDR: required (the auth-server's gRPC address, for signing keys)")
 	}

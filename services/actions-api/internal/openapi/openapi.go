@@ -49,9 +49,10 @@ var ErrorCodes = []string{
 type Options struct {
 	// ServerURL is the public Actions origin (ACTIONS_PUBLIC_URL).
 	ServerURL string
-	// Issuer is the OAuth issuer (PUBLIC_ISSUER_URL); the authorization and
-	// token URLs are its /oauth/authorize and /oauth/token.
-	Issuer string
+	// OAuthBaseURL is the origin of the OAuth endpoints: the authorization
+	// and token URLs are its /oauth/authorize and /oauth/token. It is the
+	// issuer (PUBLIC_ISSUER_URL) unless ACTIONS_OAUTH_BASE_URL says otherwise.
+	OAuthBaseURL string
 	// Version is info.version, the version of the API contract.
 	Version string
 }
@@ -178,13 +179,13 @@ func ScopeDescription(scope string) string {
 // Build returns the document for reg. It fails when a GPT would refuse it
 // (a limit exceeded) or when two capabilities' messages share a name.
 func Build(reg *registry.Registry, o Options) (*Document, error) {
-	if o.ServerURL == "" || o.Issuer == "" {
-		return nil, fmt.Errorf("openapi: server URL and issuer are required")
+	if o.ServerURL == "" || o.OAuthBaseURL == "" {
+		return nil, fmt.Errorf("openapi: server URL and OAuth base URL are required")
 	}
 	if o.Version == "" {
 		o.Version = APIVersion
 	}
-	issuer := strings.TrimRight(o.Issuer, "/")
+	issuer := strings.TrimRight(o.OAuthBaseURL, "/")
 	d := &Document{
 		OpenAPI: "3.1.0",
 		Info: Info{

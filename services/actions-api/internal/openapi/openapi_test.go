@@ -22,7 +22,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/openapi.golden.json")
 
-var golden = openapi.Options{ServerURL: "https://actions.example.com", Issuer: "https://auth.example.com"}
+var golden = openapi.Options{ServerURL: "https://actions.example.com", OAuthBaseURL: "https://auth.example.com"}
 
 // capabilities is the registry the actions-api binary serves: the
 // capability-core services (tests add the test capability explicitly).
@@ -276,7 +276,7 @@ func TestNewCapabilityAppearsWithoutCode(t *testing.T) {
 }
 
 func TestBuildNeedsURLs(t *testing.T) {
-	if _, err := openapi.Build(capabilities(t), openapi.Options{Issuer: "https://auth.example.com"}); err == nil {
+	if _, err := openapi.Build(capabilities(t), openapi.Options{OAuthBaseURL: "https://auth.example.com"}); err == nil {
 		t.Error("Build without a server URL succeeded")
 	}
 	if _, err := openapi.Build(capabilities(t), openapi.Options{ServerURL: "https://a.example.com"}); err == nil {
