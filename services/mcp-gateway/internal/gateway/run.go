@@ -30,16 +30,11 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 	fail := func(err error) error { base.Close(); return err }
-	rdb, err := redisx.New(cfg.Redis)
+	rdb, err := redisx.Open(ctx, cfg.Redis)
 	if err != nil {
 		return fail(err)
 	}
 	defer rdb.Close()
-	if cfg.Redis.CheckDurable {
-		if err := rdb.CheckDurable(ctx); err != nil {
-			return fail(err)
-		}
-	}
 	coreConn, err := grpcx.Dial(cfg.CoreGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "capability-core"})
 	if err != nil {
 		return fail(err)
