@@ -66,17 +66,21 @@ func helmEnv(t testing.TB) []string {
 	)
 }
 
-// run executes a command and returns its stdout; stderr is included in the error.
-func run(ctx context.Context, env []string, name string, args ...string) (string, error) {
+// runIn is run with a working directory.
+func runIn(ctx context.Context, dir string, env []string, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = env
+	cmd.Env, cmd.Dir = env, dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if err != nil {
+	if err := cmd.Run(); err != nil {
 		return stdout.String(), fmt.Errorf("%s %s: %w\n%s%s", filepath.Base(name), strings.Join(args, " "), err, stderr.String(), stdout.String())
 	}
 	return stdout.String(), nil
+}
+
+// run executes a command and returns its stdout; stderr is included in the error.
+func run(ctx context.Context, env []string, name string, args ...string) (string, error) {
+	return runIn(ctx, "", env, name, args...)
 }
 
 func timeout(t testing.TB, d time.Duration) context.Context {

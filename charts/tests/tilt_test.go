@@ -1,0 +1,75 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTiltfile loads the repository's Tiltfile with `tilt alpha
+// tiltfile-result`, which evaluates it offline, helm() render included, and
+// checks the resources it declares.
+func TestTiltfile(t *testing.T) {
+	tilt := tool(t, "tilt")
+	helm := tool(t, "helm")
+	// tilt needs a current context; it does not contact the cluster here.
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	writeFile(t, kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: kind-tollgate, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: kind-tollgate, user: {token: unused}}]
+contexts: [{name: kind-tollgate, context: {cluster: kind-tollgate, user: kind-tollgate}}]
+current-context: kind-tollgate
+`))
+	env := append(helmEnv(t),
+		"KUBECONFIG="+kubeconfig,
+		"PATH="+filepath.Dir(helm)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"TILT_DISABLE_ANALYTICS=1",
+		"HOME="+dir, // keeps ~/.tilt-dev out of the user's home
+	)
+	cmd := []string{"alpha", "tiltfile-result", "-f", filepath.Join(repoRoot(t), "Tiltfile")}
+	out, err := runIn(timeout(t, 3*time.Minute), repoRoot(t), env, tilt, cmd...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var result struct {
+		Manifests []struct {
+			Name         string
+			ImageTargets []json.RawMessage
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &result); err != nil {
+		t.Fatalf("tiltfile-result is not JSON: %v\n%.2000s", err, out)
+	}
+	byName := map[string]int{}
+	for _, m := range result.Manifests {
+		byName[m.Name] = len(m.ImageTargets)
+	}
+	for _, svc := range imageServices {
+		if n, ok := byName[svc]; !ok || n != 1 {
+			t.Errorf("resource %s: present=%v with %d image targets, want 1", svc, ok, n)
+		}
+		if _, ok := byName[svc+"-compile"]; !ok {
+			t.Errorf("no %s-compile resource", svc)
+		}
+	}
+	for _, r := range []string{"redis", "edge"} {
+		if _, ok := byName[r]; !ok {
+			t.Errorf("no %s resource", r)
+		}
+	}
+	for _, want := range []string{
+		`"LocalPort":4000`, `"LocalPort":4500`, `"LocalPort":4302`,
+		"tollgate-dev/auth-server", "tollgate-dev/dev-idp",
+		"tollgate-dev-edge", `"fleet"`,
+	} {
+		if !strings.Contains(strings.ReplaceAll(out, ": ", ":"), want) {
+			t.Errorf("tiltfile-result does not mention %s", want)
+		}
+	}
+	t.Logf("Tiltfile declares %d resources", len(result.Manifests))
+}
