@@ -435,12 +435,12 @@ func TestConfigRefusals(t *testing.T) {
 		"ALLOWED_ORIGINS":              "*,https://ok.example,https://x.example/path,ftp://y.example",
 		"RATE_LIMIT_PER_MINUTE":        "0",
 		"PUBLIC_RATE_LIMIT_PER_MINUTE": "many",
-		"CORE_TIMEOUT":                 "0s",
+		"CORE_CALL_TIMEOUT":                 "0s",
 	}))
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{"ACTIONS_OAUTH_BASE_URL", `"*": wildcards are not allowed`, "https://x.example/path", "ftp://y.example", "RATE_LIMIT_PER_MINUTE: must be at least 1", "PUBLIC_RATE_LIMIT_PER_MINUTE", "CORE_TIMEOUT"} {
+	for _, want := range []string{"ACTIONS_OAUTH_BASE_URL", `"*": wildcards are not allowed`, "https://x.example/path", "ftp://y.example", "RATE_LIMIT_PER_MINUTE: must be at least 1", "PUBLIC_RATE_LIMIT_PER_MINUTE", "CORE_CALL_TIMEOUT"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}

@@ -67,7 +67,7 @@ type Config struct {
 	// PublicRateLimitPerMinute is how many calls of public operations one
 	// client address may make a minute (PUBLIC_RATE_LIMIT_PER_MINUTE).
 	PublicRateLimitPerMinute int
-	// CoreTimeout bounds each call to capability-core (CORE_TIMEOUT).
+	// CoreTimeout bounds each call to capability-core (CORE_CALL_TIMEOUT).
 	CoreTimeout time.Duration
 	// MaxBodyBytes bounds request bodies of POST operations (MAX_BODY_BYTES).
 	MaxBodyBytes int
@@ -92,7 +92,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.RateLimitPerMinute = s.Int("RATE_LIMIT_PER_MINUTE", 60)
 	c.PublicRateLimitPerMinute = s.Int("PUBLIC_RATE_LIMIT_PER_MINUTE", 120)
-	c.CoreTimeout = s.Duration("CORE_TIMEOUT", 5*time.Second)
+	c.CoreTimeout = s.Duration("CORE_CALL_TIMEOUT", 5*time.Second)
 	c.MaxBodyBytes = s.Int("MAX_BODY_BYTES", 64<<10)
 	p := s.Problems()
 	c.Validate(&p)
@@ -130,7 +130,7 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Addf("PUBLIC_RATE_LIMIT_PER_MINUTE: must be at least 1")
 	}
 	if c.CoreTimeout <= 0 || c.CoreTimeout > time.Minute {
-		p.Addf("CORE_TIMEOUT: must be between 1ms and 1m")
+		p.Addf("CORE_CALL_TIMEOUT: must be between 1ms and 1m")
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 10<<20 {
 		p.Addf("MAX_BODY_BYTES: must be between 1024 and 10485760")
