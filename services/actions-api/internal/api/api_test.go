@@ -435,7 +435,7 @@ func TestConfigRefusals(t *testing.T) {
 		"ALLOWED_ORIGINS":              "*,https://ok.example,https://x.example/path,ftp://y.example",
 		"RATE_LIMIT_PER_MINUTE":        "0",
 		"PUBLIC_RATE_LIMIT_PER_MINUTE": "many",
-		"CORE_CALL_TIMEOUT":                 "0s",
+		"CORE_CALL_TIMEOUT":            "0s",
 	}))
 	if err == nil {
 		t.Fatal("bad configuration accepted")
