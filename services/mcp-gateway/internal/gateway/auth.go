@@ -156,11 +156,19 @@ func writeOAuthError(w http.ResponseWriter, code int, errCode, desc string) {
 // writeHTTPError answers a transport-level refusal with a JSON-RPC error
 // body (id null), which MCP clients parse, and the HTTP status.
 func writeHTTPError(w http.ResponseWriter, code int, rpcCode int, msg string) {
+	writeRPCError(w, code, nil, rpcCode, msg)
+}
+
+// writeRPCError answers with a JSON-RPC error for request id (null if none).
+func writeRPCError(w http.ResponseWriter, code int, id json.RawMessage, rpcCode int, msg string) {
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]any{
-		"jsonrpc": "2.0", "id": nil,
+		"jsonrpc": "2.0", "id": id,
 		"error": map[string]any{"code": rpcCode, "message": msg},
 	})
 }

@@ -31,6 +31,10 @@ import (
 // maxBody bounds a JSON-RPC message.
 const maxBody = 1 << 20
 
+// codeRateLimited is the JSON-RPC error code of a request refused by the
+// rate limit (implementation-defined server error range).
+const codeRateLimited = -32029
+
 // Transport labels.
 const (
 	transportStreamable = "streamable-http"
@@ -233,7 +237,14 @@ func (g *Gateway) rateLimit(transport string, next http.Handler) http.Handler {
 		ratelimit.SetHeaders(w.Header(), res)
 		if !res.Allowed {
 			g.metrics.request(transport, methodLabel(r.Method), "rate_limited")
-			writeHTTPError(w, http.StatusTooManyRequests, -32029, "rate limit exceeded; retry after "+ratelimit.RetryAfterSeconds(res.RetryAfter)+"s")
+			// Answer the request's own id, so the client can match the error.
+			var id json.RawMessage
+			if r.Method == http.MethodPost {
+				if _, msg, ok := readBody(w, r); ok {
+					id = msg.ID
+				}
+			}
+			writeRPCError(w, http.StatusTooManyRequests, id, codeRateLimited, "rate limit exceeded; retry after "+ratelimit.RetryAfterSeconds(res.RetryAfter)+"s")
 			return
 		}
 		next.ServeHTTP(w, r)

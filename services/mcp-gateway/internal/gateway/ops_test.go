@@ -93,7 +93,7 @@ func TestRateLimitPerSubject(t *testing.T) {
 	if s, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || s < 1 {
 		t.Errorf("Retry-After %q", r.Header.Get("Retry-After"))
 	}
-	if m := r.rpc(t); m.Error == nil || !strings.Contains(m.Error.Message, "rate limit") {
+	if m := r.rpc(t); m.Error == nil || !strings.Contains(m.Error.Message, "rate limit") || m.Error.Code != -32029 || string(m.ID) == "null" {
 		t.Errorf("body %s", r.Body)
 	}
 	if r := a.do(t, req{Method: "GET", Path: "/sse", Token: tok}); r.Status != http.StatusTooManyRequests {
@@ -233,4 +233,26 @@ func TestCapabilityCoreSlow(t *testing.T) {
 	if !res.IsError || !strings.Contains(res.Content[0].Text, "temporarily unavailable") {
 		t.Errorf("result: %+v", res)
 	}
+}
+
+// SIGTERM with streams open: they are closed so the gateway stops at once,
+// and the Streamable HTTP session lives on for another replica.
+func TestGracefulShutdownClosesStreams(t *testing.T) {
+	f := newFleet(t)
+	a := f.Gateway("SHUTDOWN_TIMEOUT", "20s")
+	b := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	sid := a.initialize(t, tok)
+	get := a.openStream(t, "/mcp", tok, map[string]string{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": version})
+	legacy := a.openStream(t, "/sse", tok, nil)
+	legacy.endpoint()
+	start := time.Now()
+	a.Stop()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("shutdown took %s with streams open", d)
+	}
+	if !get.ended(10*time.Second) || !legacy.ended(10*time.Second) {
+		t.Error("streams still open after shutdown")
+	}
+	b.rpc(t, tok, sid, "tools/call", map[string]any{"name": "health.check"}, nil)
 }
