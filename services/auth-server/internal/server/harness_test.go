@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
+	"sigs.k8s.io/yaml"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -58,6 +60,7 @@ func startFleet(t testing.TB, env map[string]string) *fleet {
 	if err := devinit.Init(f.Dir, f.Base, io.Discard); err != nil {
 		t.Fatal(err)
 	}
+	cheapHashes(t, f.Dir)
 	// A public client (PKCE, no secret) next to the dev clients.
 	reg, err := os.OpenFile(filepath.Join(f.Dir, "clients.yaml"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -103,6 +106,42 @@ func startFleet(t testing.TB, env map[string]string) *fleet {
 	}
 	f.AS = testharness.RunService(t, server.Run, f.env)
 	return f
+}
+
+// cheapHashes re-hashes the dev clients' secrets with bcrypt's minimum
+// cost: the registry stays the real format, and tests measure the server
+// rather than bcrypt under the race detector.
+func cheapHashes(t testing.TB, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "clients.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cj struct{ Clients []devClient }
+	if err := json.Unmarshal(b, &cj); err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(filepath.Join(dir, "clients.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		Clients []map[string]any `json:"clients"`
+	}
+	if err := yaml.Unmarshal(y, &reg); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range reg.Clients {
+		h, _ := bcrypt.GenerateFromPassword([]byte(cj.Clients[i].ClientSecret), bcrypt.MinCost)
+		if c["client_id"] != cj.Clients[i].ClientID {
+			t.Fatalf("clients.yaml and clients.json disagree at %d", i)
+		}
+		c["client_secret_hash"] = string(h)
+	}
+	out, _ := yaml.Marshal(reg)
+	if err := os.WriteFile(filepath.Join(dir, "clients.yaml"), out, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Admin is the auth-server's admin base URL.
