@@ -1,0 +1,157 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/server"
+	pconfig "github.com/tollgate/tollgate/services/platform/config"
+)
+
+// TestRedisOutage: with Redis stopped the endpoints answer 503 quickly
+// (no hang, no 500), readiness goes red; after Redis is back, they recover.
+func TestRedisOutage(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["local-test"]
+	tr := f.fullFlow(c, newAuthRequest(c))
+	ready := func() int {
+		resp, err := http.Get(f.Admin() + "/healthz/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := ready(); st != 200 {
+		t.Fatalf("ready before the outage: %d", st)
+	}
+	f.Redis.Stop()
+	start := time.Now()
+	r := f.refresh(c, tr.RefreshToken)
+	if r.Status != http.StatusServiceUnavailable || r.Error != "temporarily_unavailable" || r.Header.Get("Retry-After") == "" {
+		t.Errorf("refresh during outage: %d %s, want 503 temporarily_unavailable with Retry-After", r.Status, r.Error)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("503 took %s; it must be quick", d)
+	}
+	if strings.Contains(r.Description, "redis") || strings.Contains(r.Description, "127.0.0.1") {
+		t.Errorf("error leaks internals: %q", r.Description)
+	}
+	p := newBrowser(t, c.RedirectURIs[0], f.IdP.Issuer).get(newAuthRequest(c).URL(f.Base))
+	if p.Status != http.StatusServiceUnavailable {
+		t.Errorf("authorize during outage: %d, want 503", p.Status)
+	}
+	if st, _ := f.userinfo(tr.AccessToken); st != http.StatusServiceUnavailable {
+		t.Errorf("userinfo during outage: %d, want 503", st)
+	}
+	if st := ready(); st != http.StatusServiceUnavailable {
+		t.Errorf("ready during outage: %d, want 503", st)
+	}
+	f.Redis.Start()
+	deadline := time.Now().Add(30 * time.Second)
+	for ready() != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("readiness did not recover within 30s after Redis came back")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The test Redis has no persistence: state is gone, so a new flow must work.
+	f.fullFlow(c, newAuthRequest(c))
+}
+
+// TestRateLimits: per endpoint and subject, 429 with Retry-After.
+func TestRateLimits(t *testing.T) {
+	f := startFleet(t, map[string]string{"RATE_LIMIT_TOKEN_PER_MINUTE": "3", "RATE_LIMIT_USERINFO_PER_MINUTE": "2"})
+	c := f.Clients["local-test"]
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"nope"}}
+	var last tokenResponse
+	for range 4 {
+		last = f.token(c, form)
+	}
+	if last.Status != http.StatusTooManyRequests || last.Error != "rate_limited" {
+		t.Fatalf("4th token request: %d %s, want 429", last.Status, last.Error)
+	}
+	if s, err := strconv.Atoi(last.Header.Get("Retry-After")); err != nil || s < 1 {
+		t.Errorf("Retry-After %q", last.Header.Get("Retry-After"))
+	}
+	// Another client has its own bucket.
+	if r := f.token(f.Clients["gpt-actions"], form); r.Status == http.StatusTooManyRequests {
+		t.Error("another client was limited by local-test's bucket")
+	}
+	// Anonymous requests are limited per remote address.
+	var st int
+	for range 3 {
+		st, _ = f.userinfo("x.y.z")
+	}
+	if st != http.StatusTooManyRequests {
+		t.Errorf("3rd userinfo: %d, want 429", st)
+	}
+}
+
+// TestProductionFailsClosed: production start-up refuses an unsafe
+// configuration and lists every problem at once.
+func TestProductionFailsClosed(t *testing.T) {
+	env := map[string]string{
+		"TOLLGATE_ENV": "production", "PUBLIC_ISSUER_URL": "http://auth.example", "REDIS_URL": "",
+		"UPSTREAM_ISSUER_URL": "http://idp.example", "ACCESS_TOKEN_TTL": "48h", "ALLOWED_ORIGINS": "http://app.example",
+		"MCP_RESOURCE_URL": "https://mcp.example/mcp", "CIMD_ALLOW_PRIVATE_NETWORKS": "true",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := server.Run(ctx, pconfig.MapEnv(env), &strings.Builder{}, nil)
+	var ce *pconfig.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("Run: %v, want a configuration error", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"PUBLIC_ISSUER_URL", "REDIS_URL", "CLIENTS_FILE", "SIGNING_KEYS_DIR", "UPSTREAM_ISSUER_URL", "UPSTREAM_CLIENT_ID",
+		"UPSTREAM_CLIENT_SECRET", "TOKEN_HMAC_SECRET", "ACCESS_TOKEN_TTL", "ALLOWED_ORIGINS", "CIMD_ALLOW_PRIVATE_NETWORKS",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error does not name %s:\n%s", want, msg)
+		}
+	}
+}
+
+// TestBadClientRegistry: every problem of the registry file is reported.
+func TestBadClientRegistry(t *testing.T) {
+	f := &fleet{t: t}
+	_ = f
+	dir := t.TempDir()
+	path := dir + "/clients.yaml"
+	writeFile(t, path, `clients:
+- client_id: a
+  client_secret_hash: plaintext-secret
+  redirect_uris: ["https://a.example/cb#frag"]
+  token_endpoint_auth_method: client_secret_basic
+  resources: ["https://other.example"]
+- client_id: a
+  redirect_uris: ["ftp://x"]
+  token_endpoint_auth_method: magic
+  resources: ["https://mcp.example/mcp"]
+  scopes: [admin]
+`)
+	env := map[string]string{
+		"PUBLIC_ISSUER_URL": "http://localhost:1", "REDIS_URL": "redis://127.0.0.1:1/0", "CLIENTS_FILE": path,
+		"SIGNING_KEYS_DIR": dir, "UPSTREAM_ISSUER_URL": "http://localhost:2", "UPSTREAM_CLIENT_ID": "x",
+		"MCP_RESOURCE_URL": "https://mcp.example/mcp",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := server.Run(ctx, pconfig.MapEnv(env), &strings.Builder{}, nil)
+	if err == nil {
+		t.Fatal("Run accepted a broken registry")
+	}
+	for _, want := range []string{"bcrypt", "fragment", "not served", "defined twice", "scheme", "magic", "admin", "no *.pem"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not mention %q:\n%s", want, err)
+		}
+	}
+}
