@@ -387,6 +387,17 @@ func TestPrivacyPolicy(t *testing.T) {
 	if err := os.WriteFile(file, []byte("Our policy: nothing is kept.\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	for _, p := range []string{api.PathPrivacy, api.PathOpenAPI} {
+		res, err := http.Head(f.base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("HEAD %s: %d", p, res.StatusCode)
+		}
+	}
+
 	f = start(t, map[string]string{"PRIVACY_POLICY_FILE": file})
 	if r := f.do(t, http.MethodGet, api.PathPrivacy, nil); string(r.body) != "Our policy: nothing is kept." {
 		t.Errorf("configured privacy policy: %q", r.body)

@@ -103,10 +103,9 @@ func (s *server) handler() (*echo.Echo, error) {
 	}
 
 	s.ops = map[string]string{}
-	fixed := map[string]bool{http.MethodGet + " " + PathOpenAPI: true, http.MethodGet + " " + PathPrivacy: true}
 	for _, a := range s.reg.Actions() {
 		key := a.Method + " " + a.Path
-		if fixed[key] {
+		if a.Path == PathOpenAPI || a.Path == PathPrivacy {
 			return nil, fmt.Errorf("capability %s declares %s, which the actions-api serves itself", a.Capability.FullMethod, key)
 		}
 		s.ops[key] = a.OperationID
@@ -116,17 +115,25 @@ func (s *server) handler() (*echo.Echo, error) {
 		}
 		e.Add(a.Method, a.Path, s.action(a), mw...)
 	}
-	s.ops[http.MethodGet+" "+PathOpenAPI] = "openapi"
-	s.ops[http.MethodGet+" "+PathPrivacy] = "privacy"
-	e.GET(PathOpenAPI, func(c echo.Context) error {
-		c.Response().Header().Set("Cache-Control", "public, max-age=300")
-		return c.JSONBlob(http.StatusOK, s.doc)
-	})
+	// The static documents also answer HEAD, which link checkers use.
 	privacy := []byte(s.cfg.PrivacyPolicy)
-	e.GET(PathPrivacy, func(c echo.Context) error {
-		c.Response().Header().Set("Cache-Control", "public, max-age=3600")
-		return c.Blob(http.StatusOK, "text/plain; charset=utf-8", privacy)
-	})
+	static := map[string]echo.HandlerFunc{
+		PathOpenAPI: func(c echo.Context) error {
+			c.Response().Header().Set("Cache-Control", "public, max-age=300")
+			return c.JSONBlob(http.StatusOK, s.doc)
+		},
+		PathPrivacy: func(c echo.Context) error {
+			c.Response().Header().Set("Cache-Control", "public, max-age=3600")
+			return c.Blob(http.StatusOK, "text/plain; charset=utf-8", privacy)
+		},
+	}
+	labels := map[string]string{PathOpenAPI: "openapi", PathPrivacy: "privacy"}
+	for path, h := range static {
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			s.ops[m+" "+path] = labels[path]
+			e.Add(m, path, h)
+		}
+	}
 	return e, nil
 }
 
