@@ -170,8 +170,12 @@ func classify(err error) (status int, code, desc string) {
 		status = http.StatusBadRequest
 	}
 	code = rfc.ErrorField
-	if code == "request_unauthorized" || code == "request_forbidden" {
+	switch code {
+	case "request_unauthorized", "request_forbidden":
 		code = "invalid_request"
+	case "jti_known":
+		// RFC 7523: a replayed client assertion is a failed authentication.
+		return http.StatusUnauthorized, "invalid_client", "the client assertion was already used"
 	}
 	if status >= 500 {
 		return http.StatusInternalServerError, "server_error", "the server could not complete the request"

@@ -53,6 +53,12 @@ type devClient struct {
 
 func startFleet(t testing.TB, env map[string]string) *fleet {
 	t.Helper()
+	return startFleetWith(t, env, "")
+}
+
+// startFleetWith appends extraClients (YAML list items) to the registry.
+func startFleetWith(t testing.TB, env map[string]string, extraClients string) *fleet {
+	t.Helper()
 	f := &fleet{t: t, Redis: testharness.StartRedis(t), Dir: t.TempDir()}
 	port := testharness.FreePort(t)
 	f.Base = fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -72,7 +78,7 @@ func startFleet(t testing.TB, env map[string]string) *fleet {
   token_endpoint_auth_method: none
   resources: [%q, %q]
   skip_consent: true
-`, "http://127.0.0.1:8976/public-callback", f.Base+"/mcp", f.Base+"/actions")
+%s`, "http://127.0.0.1:8976/public-callback", f.Base+"/mcp", f.Base+"/actions", strings.ReplaceAll(extraClients, "BASE", f.Base))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,228 @@
+package server_test
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+func register(t *testing.T, f *fleet, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(f.Base+"/oauth/register", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m := map[string]any{}
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+// consentFlow logs in and answers the consent page with decision; it
+// returns the final page (redirect to the client).
+func consentFlow(t *testing.T, f *fleet, a *authRequest, decision string, withCookie bool) *page {
+	t.Helper()
+	b := newBrowser(t, a.RedirectURI)
+	p := f.login(b, a)
+	if p.Location != nil || p.Status != 200 || !strings.Contains(p.Body, "Allow") {
+		t.Fatalf("want the consent page, got %d %v\n%s", p.Status, p.Location, p.Body)
+	}
+	if csp := p.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("consent page CSP %q lacks frame-ancestors 'none'", csp)
+	}
+	if !strings.Contains(p.Body, "127.0.0.1") {
+		t.Error("consent page does not show the redirect URI's host")
+	}
+	cookies := (&http.Response{Header: p.Header}).Cookies()
+	var csrf *http.Cookie
+	for _, c := range cookies {
+		if c.Name == "__Host-tollgate-consent" {
+			csrf = c
+		}
+	}
+	if csrf == nil || !csrf.Secure || csrf.Path != "/" || csrf.Domain != "" || !csrf.HttpOnly {
+		t.Fatalf("consent cookie %+v: want a __Host- cookie (Secure, Path=/, no Domain, HttpOnly)", csrf)
+	}
+	b.client.Jar = nil // only the cookie given below reaches the form post
+	if !withCookie {
+		return b.submit(p, url.Values{"decision": {decision}})
+	}
+	return b.submit(p, url.Values{"decision": {decision}}, &http.Cookie{Name: csrf.Name, Value: csrf.Value})
+}
+
+// TestDynamicRegistration: RFC 7591 registration, consent, and the flow
+// with the registered client_secret_post credentials.
+func TestDynamicRegistration(t *testing.T) {
+	f := startFleet(t, nil)
+	redirect := "http://127.0.0.1:8977/dcr-callback"
+	body := `{"redirect_uris":["` + redirect + `"],"token_endpoint_auth_method":"client_secret_post","client_name":"ChatGPT","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`
+	st, reg := register(t, f, body)
+	if st != http.StatusCreated || reg["token_endpoint_auth_method"] != "client_secret_post" || reg["client_secret"] == nil {
+		t.Fatalf("register: %d %v", st, reg)
+	}
+	st2, reg2 := register(t, f, body)
+	if st2 != http.StatusCreated || reg2["client_id"] != reg["client_id"] {
+		t.Errorf("identical registration: %d %v, want the same client_id %v", st2, reg2["client_id"], reg["client_id"])
+	}
+	for _, tc := range []struct{ name, body, code string }{
+		{"http redirect off loopback", `{"redirect_uris":["http://example.com/cb"]}`, "invalid_redirect_uri"},
+		{"no redirect", `{"client_name":"x"}`, "invalid_redirect_uri"},
+		{"fragment", `{"redirect_uris":["https://a.example/cb#x"]}`, "invalid_redirect_uri"},
+		{"auth method", `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"private_key_jwt"}`, "invalid_client_metadata"},
+		{"grant", `{"redirect_uris":["https://a.example/cb"],"grant_types":["client_credentials"]}`, "invalid_client_metadata"},
+		{"scope", `{"redirect_uris":["https://a.example/cb"],"scope":"openid admin"}`, "invalid_client_metadata"},
+		{"not json", `redirect_uris=x`, "invalid_client_metadata"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, m := register(t, f, tc.body)
+			if st != http.StatusBadRequest || m["error"] != tc.code {
+				t.Errorf("%d %v, want 400 %s", st, m, tc.code)
+			}
+		})
+	}
+	c := devClient{ClientID: reg2["client_id"].(string), ClientSecret: reg2["client_secret"].(string), RedirectURIs: []string{redirect}, AuthMethod: "client_secret_post"}
+	// The older secret was replaced by the identical registration.
+	a := newAuthRequest(c)
+	a.Resource = f.Base + "/mcp"
+
+	// Without the CSRF cookie the decision is refused.
+	p := consentFlow(t, f, a, "approve", false)
+	if p.Status != http.StatusForbidden {
+		t.Fatalf("consent without cookie: %d, want 403", p.Status)
+	}
+	// Deny goes back as access_denied.
+	a = newAuthRequest(c)
+	p = consentFlow(t, f, a, "deny", true)
+	if p.Location == nil || p.Location.Query().Get("error") != "access_denied" || p.Location.Query().Get("iss") != f.Base {
+		t.Fatalf("deny: %d %v", p.Status, p.Location)
+	}
+	// Approve issues the code.
+	a = newAuthRequest(c)
+	p = consentFlow(t, f, a, "approve", true)
+	if p.Location == nil || p.Location.Query().Get("code") == "" {
+		t.Fatalf("approve: %d %v\n%s", p.Status, p.Location, p.Body)
+	}
+	tr := f.exchange(c, a, p.Location.Query().Get("code"))
+	if tr.Status != 200 {
+		t.Fatalf("token with the registered credentials: %d %s %s", tr.Status, tr.Error, tr.Description)
+	}
+	if _, err := f.Verifier(f.Base+"/mcp").Verify(ctxT(t), tr.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	// The approval is remembered: the next login goes straight to the client.
+	a = newAuthRequest(c)
+	if code := f.authorize(a); code == "" {
+		t.Fatal("no code on the second login")
+	}
+}
+
+// TestClientMetadataDocument: an https client id (here http on loopback,
+// allowed by CIMD_ALLOW_PRIVATE_NETWORKS in tests) is fetched and used;
+// broken documents are refused before any redirect.
+func TestClientMetadataDocument(t *testing.T) {
+	var docs = map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/redirecting.json" {
+			http.Redirect(w, r, "/client.json", http.StatusFound)
+			return
+		}
+		doc, ok := docs[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(doc))
+	}))
+	defer srv.Close()
+	redirect := "http://127.0.0.1:8978/cimd-callback"
+	id := srv.URL + "/client.json"
+	docs["/client.json"] = `{"client_id":"` + id + `","client_name":"CIMD test","redirect_uris":["` + redirect + `"],"token_endpoint_auth_method":"none"}`
+	docs["/wrong-id.json"] = `{"client_id":"https://elsewhere.example/c.json","redirect_uris":["` + redirect + `"]}`
+	docs["/big.json"] = `{"client_id":"` + srv.URL + `/big.json","redirect_uris":["` + redirect + `"],"client_name":"` + strings.Repeat("x", 20000) + `"}`
+	docs["/secret.json"] = `{"client_id":"` + srv.URL + `/secret.json","redirect_uris":["` + redirect + `"],"token_endpoint_auth_method":"client_secret_post"}`
+
+	f := startFleet(t, nil)
+	c := devClient{ClientID: id, RedirectURIs: []string{redirect}, AuthMethod: "none"}
+	a := newAuthRequest(c)
+	p := consentFlow(t, f, a, "approve", true)
+	if p.Location == nil || p.Location.Query().Get("code") == "" {
+		t.Fatalf("approve: %d %v", p.Status, p.Location)
+	}
+	tr := f.exchange(c, a, p.Location.Query().Get("code"))
+	if tr.Status != 200 {
+		t.Fatalf("token: %d %s %s", tr.Status, tr.Error, tr.Description)
+	}
+	claims, err := f.Verifier(f.Base+"/mcp").Verify(ctxT(t), tr.AccessToken)
+	if err != nil || claims.ClientID != id {
+		t.Fatalf("verify: %v %+v", err, claims)
+	}
+	for _, path := range []string{"/wrong-id.json", "/big.json", "/secret.json", "/redirecting.json", "/missing.json"} {
+		t.Run(path, func(t *testing.T) {
+			bad := devClient{ClientID: srv.URL + path, RedirectURIs: []string{redirect}, AuthMethod: "none"}
+			p := newBrowser(t, redirect).get(newAuthRequest(bad).URL(f.Base))
+			if p.Location != nil || p.Status != 400 || !strings.Contains(p.Body, "invalid_client") {
+				t.Errorf("%d %v %s", p.Status, p.Location, p.Body)
+			}
+		})
+	}
+}
+
+// TestPrivateKeyJWT: client authentication with a signed assertion; the
+// assertion's jti is single use and its audience is checked.
+func TestPrivateKeyJWT(t *testing.T) {
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	jwk := jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jwk}})
+	redirect := "http://127.0.0.1:8979/pkj-callback"
+	f := startFleetWith(t, nil, fmt.Sprintf(`- client_id: pkj
+  redirect_uris: [%q]
+  token_endpoint_auth_method: private_key_jwt
+  resources: ["BASE/actions"]
+  skip_consent: true
+  jwks: %s
+`, redirect, set))
+	c := devClient{ClientID: "pkj", RedirectURIs: []string{redirect}, AuthMethod: "private_key_jwt"}
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+	assertion := func(aud, jti string) string {
+		now := time.Now()
+		s, _ := jwt.Signed(signer).Claims(jwt.Claims{Issuer: "pkj", Subject: "pkj", Audience: jwt.Audience{aud}, ID: jti,
+			IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Minute))}).Serialize()
+		return s
+	}
+	exchange := func(a *authRequest, code, as string) tokenResponse {
+		return f.token(c, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI},
+			"code_verifier": {a.Verifier}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion": {as}})
+	}
+	a := newAuthRequest(c)
+	code := f.authorize(a)
+	if r := exchange(a, code, assertion("https://wrong.example/token", rand.Text())); r.Status != 401 || r.Error != "invalid_client" {
+		t.Errorf("wrong audience: %d %s", r.Status, r.Error)
+	}
+	jti := rand.Text()
+	good := assertion(f.Base+"/oauth/token", jti)
+	tr := exchange(a, code, good)
+	if tr.Status != 200 {
+		t.Fatalf("token: %d %s %s", tr.Status, tr.Error, tr.Description)
+	}
+	if _, err := f.Verifier(f.Base+"/actions").Verify(ctxT(t), tr.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	// Replaying the assertion is refused.
+	r := f.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {good}})
+	if r.Status != 401 || r.Error != "invalid_client" {
+		t.Errorf("replayed assertion: %d %s", r.Status, r.Error)
+	}
+}
