@@ -111,7 +111,7 @@ func New(d Deps) (*Gateway, error) {
 	}
 	hooks := &server.Hooks{}
 	hooks.AddAfterInitialize(g.afterInitialize)
-	hooks.AddOnRegisterSession(func(context.Context, server.ClientSession) { g.metrics.registered.Inc() })
+	hooks.AddOnRegisterSession(g.adoptSession)
 	hooks.AddOnUnregisterSession(func(context.Context, server.ClientSession) { g.metrics.registered.Dec() })
 	g.mcp = server.NewMCPServer("tollgate", buildinfo.Version,
 		server.WithTitle("Tollgate"),

@@ -125,6 +125,56 @@ type relayed struct {
 func (g *Gateway) inbox(replica string) string { return g.rdb.Key("mcp", "replica", replica) }
 func (g *Gateway) terminations() string        { return g.rdb.Key("mcp", "terminated") }
 
+func (g *Gateway) notifications() string { return g.rdb.Key("mcp", "notify") }
+
+// notification is a server-to-client message for one session (Session is
+// the hash of its id) or, with Session empty, for every session.
+type notification struct {
+	Session string         `json:"session,omitempty"`
+	Method  string         `json:"method"`
+	Params  map[string]any `json:"params,omitempty"`
+}
+
+// Notify sends a notification to a session's server-to-client stream,
+// whichever replica holds it (GET /mcp or GET /sse). It reports an error
+// only when Redis could not be told; a session with no open stream
+// anywhere gets nothing, as in mcp-go.
+func (g *Gateway) Notify(ctx context.Context, sessionID, method string, params map[string]any) error {
+	return g.publishNotification(ctx, notification{Session: redisx.Hash(sessionID), Method: method, Params: params})
+}
+
+// Broadcast sends a notification to every session with an open stream on
+// any replica (for example notifications/tools/list_changed).
+func (g *Gateway) Broadcast(ctx context.Context, method string, params map[string]any) error {
+	return g.publishNotification(ctx, notification{Method: method, Params: params})
+}
+
+func (g *Gateway) publishNotification(ctx context.Context, n notification) error {
+	b, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	return g.rdb.Publish(ctx, g.notifications(), b).Err()
+}
+
+// deliverNotification hands a published notification to the local streams.
+func (g *Gateway) deliverNotification(payload string) {
+	var n notification
+	if err := json.Unmarshal([]byte(payload), &n); err != nil || n.Method == "" {
+		g.log.Warn("malformed notification", "err", err)
+		return
+	}
+	if n.Session == "" {
+		g.mcp.SendNotificationToAllClients(n.Method, n.Params)
+		return
+	}
+	if id, ok := g.streams.session(n.Session); ok {
+		if err := g.mcp.SendNotificationToSpecificClient(id, n.Method, n.Params); err != nil {
+			g.log.Info("notification not delivered", "err", err)
+		}
+	}
+}
+
 // relay publishes m to replica and returns how many subscribers got it.
 func (g *Gateway) relay(ctx context.Context, replica string, m relayed) (int64, error) {
 	b, err := json.Marshal(m)
@@ -141,11 +191,11 @@ func (g *Gateway) announceTermination(ctx context.Context, id string) {
 	}
 }
 
-// Subscribe listens for relayed messages and terminations. It returns once
+// Subscribe listens for relayed messages, terminations and notifications. It returns once
 // the subscription is in place (or failed: go-redis keeps retrying in the
 // background) and serves until ctx ends.
 func (g *Gateway) Subscribe(ctx context.Context) {
-	ps := g.rdb.Subscribe(ctx, g.inbox(g.replica), g.terminations())
+	ps := g.rdb.Subscribe(ctx, g.inbox(g.replica), g.terminations(), g.notifications())
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	if _, err := ps.Receive(rctx); err != nil {
 		g.log.Warn("relay subscription not confirmed yet; retrying in the background", "err", err)
@@ -162,8 +212,12 @@ func (g *Gateway) Subscribe(ctx context.Context) {
 				if !ok {
 					return
 				}
-				if m.Channel == g.terminations() {
+				switch m.Channel {
+				case g.terminations():
 					g.streams.end(m.Payload)
+					continue
+				case g.notifications():
+					g.deliverNotification(m.Payload)
 					continue
 				}
 				g.deliverRelayed(ctx, m.Payload)

@@ -22,6 +22,9 @@ type pendingKey struct{}
 // liveKey carries the id of the session this request was admitted to.
 type liveKey struct{}
 
+// liveRecordKey carries that session's record.
+type liveRecordKey struct{}
+
 // streamableSession admits /mcp requests to sessions kept in Redis. It
 // creates the session on initialize (bound to the token's subject), and on
 // every other request checks that the session is live, belongs to the
@@ -93,7 +96,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 				"Mcp-Protocol-Version "+header+" is not the session's negotiated version "+rec.ProtocolVersion)
 			return
 		}
-		ctx = context.WithValue(ctx, liveKey{}, id)
+		ctx = context.WithValue(context.WithValue(ctx, liveKey{}, id), liveRecordKey{}, rec)
 		if r.Method == http.MethodGet {
 			var done func()
 			ctx, done = g.streams.open(ctx, id)
@@ -121,6 +124,34 @@ func (g *Gateway) afterInitialize(ctx context.Context, _ any, req *mcp.Initializ
 	defer cancel()
 	if err := g.sessions.Negotiated(sctx, cs.SessionID(), res.ProtocolVersion, string(info), string(caps)); err != nil {
 		g.log.Warn("could not record the negotiated session", "err", err)
+	}
+}
+
+// adoptSession runs when mcp-go registers a session on this replica. A GET
+// stream opened here for a session initialized on another replica is an
+// initialized session of the fleet: mark it so, with what was negotiated,
+// so that notifications for it are delivered.
+func (g *Gateway) adoptSession(ctx context.Context, cs server.ClientSession) {
+	g.metrics.registered.Inc()
+	rec, ok := ctx.Value(liveRecordKey{}).(session.Record)
+	if !ok || rec.ProtocolVersion == "" || cs.Initialized() {
+		return
+	}
+	cs.Initialize()
+	if v, ok := cs.(interface{ SetProtocolVersion(string) }); ok {
+		v.SetProtocolVersion(rec.ProtocolVersion)
+	}
+	if c, ok := cs.(interface{ SetClientInfo(mcp.Implementation) }); ok && rec.ClientInfo != "" {
+		var info mcp.Implementation
+		if json.Unmarshal([]byte(rec.ClientInfo), &info) == nil {
+			c.SetClientInfo(info)
+		}
+	}
+	if c, ok := cs.(interface{ SetClientCapabilities(mcp.ClientCapabilities) }); ok && rec.Capabilities != "" {
+		var caps mcp.ClientCapabilities
+		if json.Unmarshal([]byte(rec.Capabilities), &caps) == nil {
+			c.SetClientCapabilities(caps)
+		}
 	}
 }
 
@@ -180,14 +211,20 @@ func (forgetOnly) Validate(string) (bool, error)  { return false, session.ErrNot
 func (forgetOnly) Terminate(string) (bool, error) { return false, nil }
 
 // streamSet tracks the open server-to-client streams of this replica, so
-// that a session ended elsewhere, or a shutdown, closes them.
+// that a session ended elsewhere, or a shutdown, closes them, and messages
+// for a session reach the replica that holds its stream.
 type streamSet struct {
 	mu     sync.Mutex
-	byHash map[string]map[*int]context.CancelFunc
+	byHash map[string]*localStreams
 	closed bool
 }
 
-func newStreamSet() *streamSet { return &streamSet{byHash: map[string]map[*int]context.CancelFunc{}} }
+type localStreams struct {
+	id      string // the session id, known only to the replicas holding a stream
+	cancels map[*int]context.CancelFunc
+}
+
+func newStreamSet() *streamSet { return &streamSet{byHash: map[string]*localStreams{}} }
 
 // open returns a context that ends when the session ends anywhere, or on
 // shutdown; done must be called when the stream closes.
@@ -200,27 +237,42 @@ func (s *streamSet) open(ctx context.Context, id string) (context.Context, func(
 		cancel()
 	}
 	if s.byHash[h] == nil {
-		s.byHash[h] = map[*int]context.CancelFunc{}
+		s.byHash[h] = &localStreams{id: id, cancels: map[*int]context.CancelFunc{}}
 	}
-	s.byHash[h][tok] = cancel
+	s.byHash[h].cancels[tok] = cancel
 	s.mu.Unlock()
 	return ctx, func() {
 		cancel()
 		s.mu.Lock()
-		delete(s.byHash[h], tok)
-		if len(s.byHash[h]) == 0 {
-			delete(s.byHash, h)
+		if l := s.byHash[h]; l != nil {
+			delete(l.cancels, tok)
+			if len(l.cancels) == 0 {
+				delete(s.byHash, h)
+			}
 		}
 		s.mu.Unlock()
 	}
+}
+
+// session returns the id of the session whose id hashes to h, if this
+// replica holds a stream of it.
+func (s *streamSet) session(h string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.byHash[h]; l != nil {
+		return l.id, true
+	}
+	return "", false
 }
 
 // end closes the streams of the session whose id hashes to h.
 func (s *streamSet) end(h string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, cancel := range s.byHash[h] {
-		cancel()
+	if l := s.byHash[h]; l != nil {
+		for _, cancel := range l.cancels {
+			cancel()
+		}
 	}
 }
 
@@ -228,8 +280,8 @@ func (s *streamSet) closeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	for _, m := range s.byHash {
-		for _, cancel := range m {
+	for _, l := range s.byHash {
+		for _, cancel := range l.cancels {
 			cancel()
 		}
 	}

@@ -1,0 +1,174 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	capabilityv1 "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1"
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/config"
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	pconfig "github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/grpcx"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
+)
+
+const testResource = "http://localhost:4000/mcp"
+
+// replica builds a Gateway with New (not Run), so that the test can call
+// Notify and Broadcast on it, and serves it on a loopback port.
+func replica(t *testing.T, r *testharness.Redis, iss *tokentest.Issuer) (*Gateway, string) {
+	t.Helper()
+	cfg, err := config.Load(pconfig.MapEnv(map[string]string{
+		"HTTP_ADDR": "127.0.0.1:0", "MCP_RESOURCE_URL": testResource, "PUBLIC_ISSUER_URL": "http://localhost:4000",
+		"AUTH_GRPC_ADDR": iss.Addr, "CORE_GRPC_ADDR": "127.0.0.1:1", "REDIS_URL": r.URL(), "REDIS_KEY_PREFIX": "notify:",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := redisx.New(cfg.Redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	_ = capabilityv1.File_tollgate_capability_v1_health_proto
+	reg, err := registry.FromFiles(protoregistry.GlobalFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authConn, err := grpcx.Dial(iss.Addr, grpcx.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { authConn.Close() })
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Deps{
+		Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: reg, Redis: rdb, Core: authConn,
+		Verifier: tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(authConn), Audiences: []string{testResource}}),
+		Metrics:  m, Replica: session.NewID()[:16],
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	g.Subscribe(ctx)
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(func() { g.Shutdown(); srv.Close() })
+	return g, srv.URL
+}
+
+func post(t *testing.T, url, token, sid string, body string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	if sid != "" {
+		req.Header.Set("Mcp-Session-Id", sid)
+		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// Notifications for a session reach its GET stream on another replica;
+// broadcasts reach every replica's streams.
+func TestNotificationsReachTheStreamOnAnotherReplica(t *testing.T) {
+	r := testharness.StartRedis(t)
+	iss := tokentest.Start(t, "http://localhost:4000")
+	a, aURL := replica(t, r, iss)
+	b, bURL := replica(t, r, iss)
+	_ = a
+	tok := iss.Mint(t, tokentest.Token{Subject: "u1", Audience: testResource, Scope: "openid"})
+
+	res := post(t, bURL, tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	res.Body.Close()
+	sid := res.Header.Get("Mcp-Session-Id")
+	if res.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize on B: %d", res.StatusCode)
+	}
+	res = post(t, bURL, tok, sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	res.Body.Close()
+
+	// The GET stream is held by A.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", aURL+"/mcp", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Mcp-Session-Id", sid)
+	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	stream, err := http.DefaultClient.Do(req)
+	if err != nil || stream.StatusCode != 200 {
+		t.Fatalf("GET on A: %v %v", err, stream)
+	}
+	defer stream.Body.Close()
+	events := make(chan string, 8)
+	go func() {
+		sc := bufio.NewScanner(stream.Body)
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, "data:") {
+				events <- strings.TrimSpace(strings.TrimPrefix(line, "data:"))
+			}
+		}
+		close(events)
+	}()
+	expect := func(method, text string) {
+		t.Helper()
+		for {
+			select {
+			case e, ok := <-events:
+				if !ok {
+					t.Fatal("stream ended")
+				}
+				if strings.Contains(e, "not yours") {
+					t.Fatalf("another session's notification reached this stream: %s", e)
+				}
+				var m struct {
+					Method string         `json:"method"`
+					Params map[string]any `json:"params"`
+				}
+				if json.Unmarshal([]byte(e), &m) == nil && m.Method == method && bytes.Contains([]byte(e), []byte(text)) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %s with %q on A's stream", method, text)
+			}
+		}
+	}
+	// Notify from B: delivered through Redis to A, which holds the stream.
+	if err := b.Notify(ctx, sid, "notifications/message", map[string]any{"level": "info", "data": "from B"}); err != nil {
+		t.Fatal(err)
+	}
+	expect("notifications/message", "from B")
+	// Another session's notification does not reach this stream; a broadcast does.
+	if err := b.Notify(ctx, session.NewID(), "notifications/message", map[string]any{"level": "info", "data": "not yours"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Broadcast(ctx, "notifications/tools/list_changed", nil); err != nil {
+		t.Fatal(err)
+	}
+	expect("notifications/tools/list_changed", "")
+}
