@@ -57,6 +57,13 @@ verify: lint generate build-isolated ## Lint, then fail if generated code drifts
 	@git diff --exit-code -- proto/gen || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- proto/gen)" || { git status --porcelain -- proto/gen; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 
+BASE_URL ?= http://localhost:4000
+OUT ?= var/actions.openapi.json
+.PHONY: openapi
+openapi: ## Export the GPT Actions OpenAPI document (BASE_URL=... OUT=...)
+	@mkdir -p $(dir $(OUT))
+	go run ./services/actions-api/cmd/actions-api openapi -base-url '$(BASE_URL)' -out '$(OUT)'
+
 .PHONY: clean
 clean: ## Remove local state and build output (var/, bin/)
 	rm -rf var bin
