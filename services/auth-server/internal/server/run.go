@@ -49,19 +49,15 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
-	rdb, err := redisx.New(cfg.Redis)
+	// Open refuses a reachable Redis without persistence when durability
+	// is required (production): refresh-token families must survive restarts.
+	rdb, err := redisx.Open(ctx, cfg.Redis)
 	if err != nil {
 		base.Close()
 		return err
 	}
 	defer rdb.Close()
 	base.Ready.Add("redis", rdb.Ping)
-	if cfg.Redis.CheckDurable {
-		if err := rdb.CheckDurable(ctx); err != nil {
-			base.Close()
-			return err
-		}
-	}
 	if static.Len() == 0 {
 		base.Log.Warn("the static client registry is empty; only self-registered clients can sign in")
 	}
