@@ -124,3 +124,25 @@ func TestReplicaKilledMidSession(t *testing.T) {
 		t.Errorf("legacy session of the dead replica: %d %s", r.Status, r.Body)
 	}
 }
+
+// POST answers JSON or SSE per Accept: a progress request streams only for
+// a client that accepts text/event-stream. (mcp-go keeps answering a session
+// with SSE once it has streamed to it, so each case has its own session.)
+func TestAnswerFollowsAccept(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	c := func() map[string]any {
+		return call("tools/call", map[string]any{"name": "health.check", "_meta": map[string]any{"progressToken": "p"}})
+	}
+	jsonOnly := g.initialize(t, tok)
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: jsonOnly, Version: version, Body: c(), Header: map[string]string{"Accept": "application/json"}})
+	if r.Header.Get("Content-Type") != "application/json" || r.rpc(t).Result == nil {
+		t.Errorf("Accept JSON only: %s %s %+v", r.Header.Get("Content-Type"), r.Body, r.Events)
+	}
+	streaming := g.initialize(t, tok)
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: streaming, Version: version, Body: c()})
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "text/event-stream") || len(r.Events) != 2 {
+		t.Errorf("Accept with SSE: %s %d events", r.Header.Get("Content-Type"), len(r.Events))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,22 @@ type liveKey struct{}
 
 // liveRecordKey carries that session's record.
 type liveRecordKey struct{}
+
+// jsonOnlyKey marks a POST whose Accept does not admit an SSE answer: the
+// gateway then sends nothing that would turn the answer into a stream.
+type jsonOnlyKey struct{}
+
+func acceptsEventStream(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(v, ",") {
+			mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if mt = strings.ToLower(strings.TrimSpace(mt)); mt == "text/event-stream" || mt == "text/*" || mt == "*/*" {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // streamableSession admits /mcp requests to sessions kept in Redis. It
 // creates the session on initialize (bound to the token's subject), and on
@@ -45,6 +62,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			if msg.Method != "" {
 				method = msg.Method
 			}
+		}
+		if r.Method == http.MethodPost && !acceptsEventStream(r) {
+			r = r.WithContext(context.WithValue(r.Context(), jsonOnlyKey{}, true))
 		}
 		header := r.Header.Get(mcp.HeaderProtocolVersion)
 		if mcp.IsModernProtocol(header) || mcp.IsModernProtocol(msg.Params.Meta.ProtocolVersion()) {

@@ -178,12 +178,16 @@ func (c *catalog) handler(t *registry.Tool) server.ToolHandlerFunc {
 }
 
 // progress tells a caller that asked for progress (a progressToken in the
-// request's _meta) that the call is under way. Over Streamable HTTP this
+// request's _meta) that the call is under way, unless its Accept admits
+// only JSON. Over Streamable HTTP this
 // turns the response into an SSE stream whose events are recorded for
 // Last-Event-ID resumption.
 func progress(ctx context.Context, req mcp.CallToolRequest, msg string) {
 	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
 		return
+	}
+	if jsonOnly, _ := ctx.Value(jsonOnlyKey{}).(bool); jsonOnly {
+		return // the client accepts only a JSON answer
 	}
 	srv := server.ServerFromContext(ctx)
 	if srv == nil {
