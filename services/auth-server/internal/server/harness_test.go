@@ -156,12 +156,18 @@ func (f *fleet) Admin() string { return "http://" + f.AS.Addr("admin") }
 // Verifier checks access tokens the way the fleet does: key set over gRPC.
 func (f *fleet) Verifier(audiences ...string) *tokens.Verifier {
 	f.t.Helper()
+	return tokens.NewVerifier(tokens.VerifierOptions{Source: f.KeySource(), Audiences: audiences})
+}
+
+// KeySource is a new gRPC connection to the auth-server's KeySetService.
+func (f *fleet) KeySource() *tokens.GRPCKeySource {
+	f.t.Helper()
 	conn, err := grpc.NewClient(f.AS.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(func() { _ = conn.Close() })
-	return tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(conn), Audiences: audiences})
+	return tokens.NewGRPCKeySource(conn)
 }
 
 // authRequest is one authorization request a test client makes.
