@@ -34,6 +34,9 @@ func TestSessionsAcrossReplicas(t *testing.T) {
 
 	// A GET stream held on B ends when the session is deleted on A.
 	s := b.openStream(t, "/mcp", tok, map[string]string{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": version})
+	if v := b.metric(t, `tollgate_mcp_open_streams{transport="streamable-http"}`); v != 1 {
+		t.Errorf("open streams on B = %v", v)
+	}
 	if r := a.do(t, req{Method: "DELETE", Path: "/mcp", Token: tok, Session: sid, Version: version}); r.Status != 200 {
 		t.Fatalf("DELETE on A: %d %s", r.Status, r.Body)
 	}
@@ -42,6 +45,16 @@ func TestSessionsAcrossReplicas(t *testing.T) {
 	}
 	if !s.ended(30 * time.Second) {
 		t.Error("the GET stream on B stayed open after DELETE on A")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for b.metric(t, `tollgate_mcp_open_streams{transport="streamable-http"}`) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("open-stream gauge did not return to 0")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v := a.metric(t, `tollgate_mcp_sessions_total{event="deleted",transport="streamable-http"}`); v != 1 {
+		t.Errorf("deleted sessions on A = %v", v)
 	}
 }
 
