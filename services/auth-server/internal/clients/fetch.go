@@ -61,18 +61,7 @@ func NewMetadataFetcher(o FetchOptions) *MetadataFetcher {
 		if o.AllowPrivate {
 			return nil
 		}
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return err
-		}
-		ip, err := netip.ParseAddr(host)
-		if err != nil {
-			return fmt.Errorf("refusing to dial %q: not an IP address", host)
-		}
-		if !PublicAddr(ip) {
-			return fmt.Errorf("refusing to dial %s: not a public address", ip)
-		}
-		return nil
+		return dialGuard(address)
 	}}
 	transport := &http.Transport{
 		DialContext:           dialer.DialContext,
@@ -95,6 +84,23 @@ func (f *MetadataFetcher) RetryableClient() *retryablehttp.Client {
 	rc.RetryMax = 1
 	rc.Logger = nil
 	return rc
+}
+
+// dialGuard runs for every connection attempt with the resolved address,
+// after DNS and before connecting.
+func dialGuard(address string) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("refusing to dial %q: not an IP address", host)
+	}
+	if !PublicAddr(ip) {
+		return fmt.Errorf("refusing to dial %s: not a public address", ip)
+	}
+	return nil
 }
 
 var blocked = func() []netip.Prefix {

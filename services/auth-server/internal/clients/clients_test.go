@@ -1,0 +1,122 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestPublicAddr(t *testing.T) {
+	for _, tc := range []struct {
+		ip     string
+		public bool
+	}{
+		{"8.8.8.8", true}, {"2606:4700::1111", true}, {"93.184.216.34", true},
+		{"127.0.0.1", false}, {"10.1.2.3", false}, {"172.16.0.1", false}, {"192.168.1.1", false},
+		{"169.254.169.254", false}, {"100.64.0.1", false}, {"0.0.0.0", false}, {"224.0.0.1", false},
+		{"198.18.0.1", false}, {"192.0.2.1", false}, {"::1", false}, {"fe80::1", false}, {"fc00::1", false},
+		{"::ffff:127.0.0.1", false}, {"::ffff:10.0.0.1", false}, {"64:ff9b::a00:1", false}, {"2001:db8::1", false},
+	} {
+		if got := PublicAddr(netip.MustParseAddr(tc.ip)); got != tc.public {
+			t.Errorf("PublicAddr(%s) = %v, want %v", tc.ip, got, tc.public)
+		}
+	}
+}
+
+func TestCheckClientIDURL(t *testing.T) {
+	f := NewMetadataFetcher(FetchOptions{})
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://app.example/client.json", true},
+		{"http://app.example/client.json", false},
+		{"https://app.example", false},
+		{"https://app.example/", false},
+		{"https://user:pw@app.example/c.json", false},
+		{"https://app.example/c.json#x", false},
+		{"https://app.example/a/../c.json", false},
+		{"https://127.0.0.1/c.json", false},
+		{"https://[::1]/c.json", false},
+		{"https://localhost/c.json", false},
+		{"https://169.254.169.254/latest", false},
+	} {
+		_, err := f.CheckClientIDURL(tc.url)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckClientIDURL(%q) = %v, want ok=%v", tc.url, err, tc.ok)
+		}
+	}
+}
+
+// The dial-time guard sees the resolved address of every connection, so a
+// name that resolves to a private address is refused too.
+func TestDialGuard(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:443", "[::1]:443", "10.0.0.5:443", "169.254.169.254:80", "[::ffff:192.168.0.1]:443"} {
+		if err := dialGuard(addr); err == nil || !strings.Contains(err.Error(), "not a public address") {
+			t.Errorf("dialGuard(%s) = %v, want a refusal", addr, err)
+		}
+	}
+	if err := dialGuard("93.184.216.34:443"); err != nil {
+		t.Errorf("public address refused: %v", err)
+	}
+	// The wiring: a fetch of a loopback server is refused (here by the URL
+	// check; with a name resolving to loopback, by dialGuard).
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{}`)) }))
+	defer srv.Close()
+	_, _, err := NewMetadataFetcher(FetchOptions{}).Fetch(context.Background(), srv.URL+"/client.json")
+	var me *MetadataError
+	if !errors.As(err, &me) {
+		t.Fatalf("fetch of a loopback server: %v", err)
+	}
+}
+
+func TestRedirectURIRules(t *testing.T) {
+	for _, tc := range []struct {
+		uri        string
+		production bool
+		ok         bool
+	}{
+		{"https://app.example/cb", true, true},
+		{"http://127.0.0.1:8000/cb", true, true},
+		{"http://localhost/cb", true, true},
+		{"http://[::1]:9/cb", true, true},
+		{"http://app.example/cb", true, false},
+		{"http://app.example/cb", false, true},
+		{"https://app.example/cb#frag", true, false},
+		{"/relative", true, false},
+		{"myapp://cb", true, false},
+	} {
+		if err := CheckRedirectURI(tc.uri, tc.production); (err == nil) != tc.ok {
+			t.Errorf("CheckRedirectURI(%q, prod=%v) = %v, want ok=%v", tc.uri, tc.production, err, tc.ok)
+		}
+	}
+}
+
+func TestMetadataToClient(t *testing.T) {
+	rules := Rules{Resources: []string{"https://api.example/mcp", "https://api.example/actions"}, Production: true}
+	md := &Metadata{ClientID: "https://app.example/c.json", RedirectURIs: []string{"https://app.example/cb"}}
+	c, err := md.ToClient(rules, KindMetadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.IsPublic() || !c.NeedsPKCE() || !c.NeedsConsent() || c.DefaultResource() != "https://api.example/mcp" {
+		t.Errorf("client %+v", c)
+	}
+	for name, mod := range map[string]func(*Metadata){
+		"secret method": func(m *Metadata) { m.AuthMethod = AuthPost },
+		"http redirect": func(m *Metadata) { m.RedirectURIs = []string{"http://app.example/cb"} },
+		"no redirect":   func(m *Metadata) { m.RedirectURIs = nil },
+		"token type":    func(m *Metadata) { m.Response = []string{"token"} },
+		"pkj no keys":   func(m *Metadata) { m.AuthMethod = AuthPrivateKeyJWT },
+	} {
+		bad := *md
+		mod(&bad)
+		if _, err := bad.ToClient(rules, KindMetadata); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

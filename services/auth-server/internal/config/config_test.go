@@ -1,0 +1,63 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	pconfig "github.com/tollgate/tollgate/services/platform/config"
+)
+
+func base() map[string]string {
+	return map[string]string{
+		"PUBLIC_ISSUER_URL": "http://localhost:4000", "SIGNING_KEYS_DIR": "/keys", "REDIS_URL": "redis://127.0.0.1:6379/0",
+		"MCP_RESOURCE_URL": "http://localhost:4000/mcp", "ACTIONS_AUDIENCE": "http://localhost:4000/actions",
+		"UPSTREAM_ISSUER_URL": "http://localhost:4500", "UPSTREAM_CLIENT_ID": "tollgate",
+	}
+}
+
+func TestLoadDevelopmentDefaults(t *testing.T) {
+	c, err := Load(pconfig.MapEnv(base()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AccessTokenTTL != time.Hour || c.RefreshGrace != 30*time.Second || c.DCREnabled || !c.CIMDEnabled ||
+		strings.Join(c.Upstream.Scopes, " ") != "openid profile email" || strings.Join(c.Resources(), " ") != "http://localhost:4000/mcp http://localhost:4000/actions" {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestLoadListsEveryProblem(t *testing.T) {
+	env := base()
+	env["ACCESS_TOKEN_TTL"] = "banana"
+	env["REFRESH_GRACE_PERIOD"] = "10m"
+	env["UPSTREAM_SCOPES"] = "profile"
+	env["UPSTREAM_CLAIM_MAP"] = "nickname=nick,email"
+	env["RATE_LIMIT_TOKEN_PER_MINUTE"] = "0"
+	env["TOKEN_HMAC_SECRET"] = "short"
+	env["ALLOWED_ORIGINS"] = "https://ok.example,https://bad.example/path"
+	_, err := Load(pconfig.MapEnv(env))
+	var ce *pconfig.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("Load: %v", err)
+	}
+	for _, want := range []string{"ACCESS_TOKEN_TTL", "REFRESH_GRACE_PERIOD", "UPSTREAM_SCOPES", "UPSTREAM_CLAIM_MAP: \"nickname=nick\"",
+		"UPSTREAM_CLAIM_MAP: \"email\"", "RATE_LIMIT_TOKEN_PER_MINUTE", "TOKEN_HMAC_SECRET", "bad.example"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestClaimMap(t *testing.T) {
+	env := base()
+	env["UPSTREAM_CLAIM_MAP"] = "preferred_username=upn, email=mail"
+	c, err := Load(pconfig.MapEnv(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Upstream.ClaimMap["preferred_username"] != "upn" || c.Upstream.ClaimMap["email"] != "mail" {
+		t.Errorf("claim map %v", c.Upstream.ClaimMap)
+	}
+}
