@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,7 +56,7 @@ func TestCluster(t *testing.T) {
 			}
 			want := 4
 			if name == "dev" {
-				want = 5 // with the dev IdP
+				want = 6 // with the dev IdP and the dev edge
 			}
 			cp.expectAvailable(t, ns, want)
 			cp.expectStatefulSets(t, ns, map[bool]int{true: 0, false: 1}[name == "production"])
@@ -138,20 +139,34 @@ func (cp *controlPlane) list(t *testing.T, ns, kind string) workloadList {
 	return l
 }
 
+// expectAvailable waits until want Deployments in ns are Available with
+// every replica (an HPA may scale one up to its minimum right after install).
 func (cp *controlPlane) expectAvailable(t *testing.T, ns string, want int) {
 	t.Helper()
-	l := cp.list(t, ns, "deployments")
-	if len(l.Items) != want {
-		t.Fatalf("%d Deployments in %s, want %d", len(l.Items), ns, want)
-	}
-	for _, d := range l.Items {
-		available := false
-		for _, c := range d.Status.Conditions {
-			available = available || (c.Type == "Available" && c.Status == "True")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var problems []string
+		l := cp.list(t, ns, "deployments")
+		if len(l.Items) != want {
+			t.Fatalf("%d Deployments in %s, want %d", len(l.Items), ns, want)
 		}
-		if !available || d.Spec.Replicas == nil || d.Status.AvailableReplicas != *d.Spec.Replicas {
-			t.Errorf("Deployment %s/%s is not Available: %+v", ns, d.Metadata.Name, d.Status)
+		for _, d := range l.Items {
+			available := false
+			for _, c := range d.Status.Conditions {
+				available = available || (c.Type == "Available" && c.Status == "True")
+			}
+			if !available || d.Spec.Replicas == nil || d.Status.AvailableReplicas != *d.Spec.Replicas {
+				problems = append(problems, fmt.Sprintf("Deployment %s/%s is not Available: %+v", ns, d.Metadata.Name, d.Status))
+			}
 		}
+		if len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Log(cp.describe(ns))
+			t.Fatal(strings.Join(problems, "\n"))
+		}
+		time.Sleep(2 * time.Second)
 	}
 }
 

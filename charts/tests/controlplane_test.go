@@ -105,6 +105,9 @@ func startControlPlane(t testing.TB) *controlPlane {
 		"--service-account-key-file="+saKey, "--service-account-signing-key-file="+saKey,
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--endpoint-reconciler-type=none",
+		// Would taint the node not-ready until the node lifecycle controller,
+		// which is off (below), lifts the taint.
+		"--disable-admission-plugins=TaintNodesByCondition",
 		"--v=0",
 	)
 	cp.waitHTTP("kube-apiserver", server+"/readyz", token, 3*time.Minute)
