@@ -82,18 +82,39 @@ func AssetHandler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		sum := sha256.Sum256(body)
 		h := w.Header()
 		h.Set("Content-Type", ContentType(name))
-		h.Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
-		// Names change with the contract, not with every fix, so clients
-		// revalidate after an hour.
-		h.Set("Cache-Control", "public, max-age=3600")
+		h.Set("ETag", `"`+contentHash(body)+`"`)
+		// Names carry the contract version (-v1) and templates add the
+		// content hash (?v=…), so a URL with the current hash never changes
+		// meaning: cache it for a year. Any other URL of the asset (no or an
+		// old hash) is revalidated after an hour.
+		if r.URL.Query().Get("v") == contentHash(body) {
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			h.Set("Cache-Control", "public, max-age=3600")
+		}
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 		h.Set("Access-Control-Allow-Origin", "*")
 		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
 	})
+}
+
+// AssetURLPath is the path, on the public origin, of the current content of
+// asset name: AssetPath + name + "?v=" + a hash of its bytes. Templates use
+// it, so a fix to an asset changes its URL and hosts never keep a stale copy.
+func AssetURLPath(name string) string {
+	body, err := fs.ReadFile(Assets(), name)
+	if err != nil {
+		return AssetPath + name
+	}
+	return AssetPath + name + "?v=" + contentHash(body)
+}
+
+func contentHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:8])
 }
 
 // checkAssetName reports whether name is a file at the top of the asset tree.

@@ -89,7 +89,7 @@ func (w Widget) HTML(publicOrigin string) (string, error) {
 			if err := checkAssetName(assets, name); err != nil {
 				return "", err
 			}
-			return origin + AssetPath + name, nil
+			return origin + AssetURLPath(name), nil
 		},
 	}
 	src, err := fs.ReadFile(files, templateDir+"/"+w.template)

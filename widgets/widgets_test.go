@@ -89,6 +89,10 @@ func TestTemplatesReferOnlyToExistingAssetsOnThePublicOrigin(t *testing.T) {
 				t.Errorf("%s: %q is not an absolute URL under %s%s", w.URI, m[1], testOrigin, AssetPath)
 				continue
 			}
+			name, hash, _ := strings.Cut(name, "?v=")
+			if want := testOrigin + AssetURLPath(name); m[1] != want || len(hash) != 16 {
+				t.Errorf("%s: %q does not carry the content hash of %s (%s)", w.URI, m[1], name, want)
+			}
 			if _, err := fs.Stat(Assets(), name); err != nil {
 				t.Errorf("%s: refers to missing asset %q", w.URI, name)
 			}
@@ -377,6 +381,29 @@ func TestAssetHandler(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != tc.want {
 			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, res.StatusCode, tc.want)
+		}
+	}
+}
+
+// TestHashedAssetURLsAreImmutable: the URL a template uses (with the content
+// hash) may be cached for a year; the bare or stale URL only for an hour,
+// so a fixed asset reaches hosts without renaming it.
+func TestHashedAssetURLsAreImmutable(t *testing.T) {
+	srv := httptest.NewServer(AssetHandler())
+	defer srv.Close()
+	name := "mcp-widget-bridge-v1.js"
+	for url, want := range map[string]string{
+		AssetURLPath(name):                       "public, max-age=31536000, immutable",
+		AssetPath + name:                         "public, max-age=3600",
+		AssetPath + name + "?v=0000000000000000": "public, max-age=3600",
+	} {
+		resp, err := http.Get(srv.URL + url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != want {
+			t.Errorf("GET %s = %d, Cache-Control %q, want %q", url, resp.StatusCode, resp.Header.Get("Cache-Control"), want)
 		}
 	}
 }
