@@ -205,6 +205,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /oauth/authorize", s.guard("authorize", false, s.authorize))
 	mux.Handle("GET /oauth/callback", s.guard("callback", false, s.callback))
 	mux.Handle("POST /oauth/consent", s.guard("consent", false, s.consent))
+	mux.Handle("POST /oauth/consent/revoke", s.guard("consent_revoke", true, s.revokeConsent))
 	mux.Handle("POST /oauth/token", s.guard("token", true, s.token))
 	mux.Handle("GET /oauth/userinfo", s.guard("userinfo", true, s.userinfo))
 	mux.Handle("POST /oauth/userinfo", s.guard("userinfo", true, s.userinfo))

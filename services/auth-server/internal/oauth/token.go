@@ -89,33 +89,8 @@ func (s *Server) clientLabel(c fosite.Client) string {
 
 // userinfo returns the profile bound to the access token, per its scopes.
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	raw, err := tokens.FromRequest(r)
-	switch {
-	case errors.Is(err, tokens.ErrDuplicateAuthorization), errors.Is(err, tokens.ErrQueryToken):
-		s.bearerError(w, http.StatusBadRequest, "invalid_request", err.Error())
-		return
-	case r.PostForm.Has("access_token"):
-		s.bearerError(w, http.StatusBadRequest, "invalid_request", "send the access token in the Authorization header")
-		return
-	case errors.Is(err, tokens.ErrNoToken):
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
-		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "no bearer token")
-		return
-	case err != nil:
-		s.bearerError(w, http.StatusUnauthorized, "invalid_token", err.Error())
-		return
-	}
-	sess := NewSession()
-	_, ar, err := s.provider.IntrospectToken(ctx, raw, fosite.AccessToken, sess)
-	if err != nil {
-		status, code, _ := classify(err)
-		if status == http.StatusServiceUnavailable {
-			writeJSONError(w, status, code, "the service is temporarily unavailable; retry later")
-			return
-		}
-		s.metrics.errors.WithLabelValues("userinfo", "invalid_token").Inc()
-		s.bearerError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
+	sess, ar, ok := s.bearer(w, r, "userinfo")
+	if !ok {
 		return
 	}
 	if !ar.GetGrantedScopes().Has("openid") {
@@ -126,6 +101,61 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	out := profileMap(ScopedProfile(sess.Profile, ar.GetGrantedScopes()))
 	out["sub"] = sess.Subject
 	writeJSON(w, http.StatusOK, out)
+}
+
+// revokeConsent forgets the signed-in user's approval of client_id: the
+// next authorization of that client shows the consent page again. The user
+// is identified by any valid access token of ours.
+func (s *Server) revokeConsent(w http.ResponseWriter, r *http.Request) {
+	sess, _, ok := s.bearer(w, r, "consent")
+	if !ok {
+		return
+	}
+	clientID := r.PostForm.Get("client_id")
+	if clientID == "" {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "client_id is required")
+		return
+	}
+	if err := s.RevokeConsent(r.Context(), sess.Subject, clientID); err != nil {
+		s.unavailable(w)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// bearer authenticates the request's access token (exactly one
+// Authorization header, never the query or body) and answers the error.
+func (s *Server) bearer(w http.ResponseWriter, r *http.Request, endpoint string) (*Session, fosite.AccessRequester, bool) {
+	ctx := r.Context()
+	raw, err := tokens.FromRequest(r)
+	switch {
+	case errors.Is(err, tokens.ErrDuplicateAuthorization), errors.Is(err, tokens.ErrQueryToken):
+		s.bearerError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return nil, nil, false
+	case r.PostForm.Has("access_token"):
+		s.bearerError(w, http.StatusBadRequest, "invalid_request", "send the access token in the Authorization header")
+		return nil, nil, false
+	case errors.Is(err, tokens.ErrNoToken):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
+		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "no bearer token")
+		return nil, nil, false
+	case err != nil:
+		s.bearerError(w, http.StatusUnauthorized, "invalid_token", err.Error())
+		return nil, nil, false
+	}
+	sess := NewSession()
+	_, ar, err := s.provider.IntrospectToken(ctx, raw, fosite.AccessToken, sess)
+	if err != nil {
+		status, code, _ := classify(err)
+		if status == http.StatusServiceUnavailable {
+			writeJSONError(w, status, code, "the service is temporarily unavailable; retry later")
+			return nil, nil, false
+		}
+		s.metrics.errors.WithLabelValues(endpoint, "invalid_token").Inc()
+		s.bearerError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
+		return nil, nil, false
+	}
+	return sess, ar, true
 }
 
 func (s *Server) bearerError(w http.ResponseWriter, status int, code, desc string) {

@@ -124,6 +124,22 @@ func TestDynamicRegistration(t *testing.T) {
 	if code := f.authorize(a); code == "" {
 		t.Fatal("no code on the second login")
 	}
+	// Revoking the approval brings the consent page back.
+	req, _ := http.NewRequest(http.MethodPost, f.Base+"/oauth/consent/revoke", strings.NewReader("client_id="+url.QueryEscape(c.ClientID)))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("consent revocation: %d", resp.StatusCode)
+	}
+	a = newAuthRequest(c)
+	if p := consentFlow(t, f, a, "approve", true); p.Location == nil || p.Location.Query().Get("code") == "" {
+		t.Fatalf("after revocation: %d %v", p.Status, p.Location)
+	}
 }
 
 // TestClientMetadataDocument: an https client id (here http on loopback,
