@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
@@ -77,6 +79,8 @@ func TestCodeRefusals(t *testing.T) {
 		{"wrong secret", devClient{ClientID: c.ClientID, ClientSecret: "nope", AuthMethod: "client_secret_basic"}, form(func(url.Values) {}), 401, "invalid_client"},
 		{"resource not the grant's", c, form(func(v url.Values) { v.Set("resource", f.Base+"/actions") }), 400, "invalid_target"},
 		{"unsupported grant", c, form(func(v url.Values) { v.Set("grant_type", "password") }), 400, "unsupported_grant_type"},
+		{"repeated parameter", c, form(func(v url.Values) { v["code"] = []string{code, code} }), 400, "invalid_request"},
+		{"plain verifier", c, form(func(v url.Values) { v.Set("code_verifier", challenge(a.Verifier)) }), 400, "invalid_grant"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := f.token(tc.client, tc.form)
@@ -90,6 +94,16 @@ func TestCodeRefusals(t *testing.T) {
 				t.Error("error response without Cache-Control: no-store")
 			}
 		})
+	}
+	// Two Authorization headers are refused before anything else.
+	req, _ := http.NewRequest(http.MethodPost, f.Base+"/oauth/token", strings.NewReader(form(func(url.Values) {}).Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Add("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.ClientID+":"+c.ClientSecret)))
+	req.Header.Add("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.ClientID+":"+c.ClientSecret)))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("two Authorization headers: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
 	}
 	// The rightful redemption still works after all of those.
 	tr := f.exchange(c, a, code)
