@@ -66,6 +66,9 @@ func RunService(t testing.TB, run RunFunc, env map[string]string) *Service {
 		if err := s.stop(); err != nil {
 			t.Errorf("service stopped with error: %v", err)
 		}
+		if t.Failed() {
+			t.Logf("service log:\n%s", s.Logs)
+		}
 	})
 	return s
 }

@@ -6,14 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +20,6 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/tollgate/tollgate/services/actions-api/internal/api"
-	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
@@ -43,15 +39,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	coreBinary = filepath.Join(dir, "capability-core")
-	build := exec.Command("go", "build", "-o", coreBinary, "./cmd/capability-core")
-	build.Dir = filepath.Join("..", "..", "..", "capability-core")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building capability-core:", err)
+	if err := testharness.BuildBinaries(dir, testharness.CapabilityCore); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	coreBinary = filepath.Join(dir, "capability-core")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -60,56 +53,19 @@ func TestMain(m *testing.M) {
 // core is a capability-core process on fixed ports, so that a test can
 // kill it and start it again where the actions-api expects it.
 type core struct {
-	t         testing.TB
-	grpcAddr  string
-	adminAddr string
-	env       []string
-	mu        sync.Mutex
-	cmd       *exec.Cmd
+	*testharness.Process
+	grpcAddr string
 }
 
 func startCore(t testing.TB, iss *tokentest.Issuer) *core {
 	t.Helper()
-	c := &core{
-		t:         t,
-		grpcAddr:  "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t)),
-		adminAddr: "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t)),
-	}
-	c.env = append(os.Environ(),
-		"GRPC_ADDR="+c.grpcAddr, "ADMIN_ADDR="+c.adminAddr, "AUTH_GRPC_ADDR="+iss.Addr,
-		"MCP_RESOURCE_URL="+mcpAudience, "ACTIONS_AUDIENCE="+audience,
-		"TOLLGATE_ENV=development", "LOG_FORMAT=text", "LOG_LEVEL=warn", "REDIS_URL=",
-	)
-	c.Start()
-	t.Cleanup(c.Stop)
-	return c
-}
-
-// Start runs the process and waits until its gRPC port accepts connections.
-func (c *core) Start() {
-	c.t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cmd := exec.Command(coreBinary)
-	cmd.Env = c.env
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		c.t.Fatalf("start capability-core: %v", err)
-	}
-	c.cmd = cmd
-	testharness.WaitTCP(c.t, c.grpcAddr, 30*time.Second)
-}
-
-// Stop kills the process, as a crash would.
-func (c *core) Stop() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cmd == nil {
-		return
-	}
-	_ = c.cmd.Process.Kill()
-	_ = c.cmd.Wait()
-	c.cmd = nil
+	grpcAddr := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
+	p := testharness.StartProcess(t, coreBinary, map[string]string{
+		"GRPC_ADDR": grpcAddr, "ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": iss.Addr,
+		"MCP_RESOURCE_URL": mcpAudience, "ACTIONS_AUDIENCE": audience,
+		"TOLLGATE_ENV": "development", "LOG_FORMAT": "text", "LOG_LEVEL": "warn", "REDIS_URL": "",
+	}, grpcAddr)
+	return &core{Process: p, grpcAddr: grpcAddr}
 }
 
 // fleet is one actions-api (in-process, via Run) with its real
@@ -127,22 +83,7 @@ type fleet struct {
 	validated int
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testharness.SyncBuffer
 
 // env is the configuration every test starts from; overrides replace keys.
 func (f *fleet) env(httpAddr string, overrides map[string]string) map[string]string {
@@ -168,40 +109,15 @@ func (f *fleet) env(httpAddr string, overrides map[string]string) map[string]str
 // start runs a fleet for the test; overrides change the actions-api's env.
 func start(t testing.TB, overrides map[string]string) *fleet {
 	t.Helper()
-	f := &fleet{iss: tokentest.Start(t, issuerURL), redis: testharness.StartRedis(t), logs: &syncBuffer{}}
+	f := &fleet{iss: tokentest.Start(t, issuerURL), redis: testharness.StartRedis(t)}
 	f.core = startCore(t, f.iss)
 	httpAddr := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
 	env := f.env(httpAddr, overrides)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan map[string]net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- api.Run(ctx, config.MapEnv(env), f.logs, func(a map[string]net.Addr) { addrs <- a })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("actions-api did not stop within 30s")
-		}
-		if t.Failed() {
-			t.Logf("actions-api logs:\n%s", f.logs.String())
-		}
-	})
-	select {
-	case a := <-addrs:
-		f.base = "http://" + a["http"].String()
-		f.admin = "http://" + a["admin"].String()
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("actions-api did not start within 30s")
-	}
+	svc := testharness.RunService(t, api.Run, env)
+	f.logs = svc.Logs
+	f.base = "http://" + svc.Addr("http")
+	f.admin = "http://" + svc.Addr("admin")
 	f.loadDocument(t)
 	return f
 }
