@@ -69,7 +69,7 @@ type Client struct {
 	JWKS        *josev3.JSONWebKeySet
 	JWKSURI     string
 	Kind        Kind
-	// Host is the redirect URIs' host shown on the consent page.
+	// ClientURI is the client's home page (metadata documents).
 	ClientURI string
 }
 

@@ -68,7 +68,6 @@ func profileMap(p tokens.Profile) map[string]any {
 // fleet's verifier; authorization codes and refresh tokens stay fosite's
 // opaque HMAC tokens.
 type accessStrategy struct {
-	fosite.Configurator
 	hmac interface {
 		RefreshTokenSignature(ctx context.Context, token string) string
 		GenerateRefreshToken(ctx context.Context, requester fosite.Requester) (string, string, error)

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,7 +148,11 @@ func TestDynamicRegistration(t *testing.T) {
 // broken documents are refused before any redirect.
 func TestClientMetadataDocument(t *testing.T) {
 	var docs = map[string]string{}
+	var fetches atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/client.json" {
+			fetches.Add(1)
+		}
 		if r.URL.Path == "/redirecting.json" {
 			http.Redirect(w, r, "/client.json", http.StatusFound)
 			return
@@ -182,6 +187,15 @@ func TestClientMetadataDocument(t *testing.T) {
 	claims, err := f.Verifier(f.Base+"/mcp").Verify(ctxT(t), tr.AccessToken)
 	if err != nil || claims.ClientID != id {
 		t.Fatalf("verify: %v %+v", err, claims)
+	}
+	// The document is cached in Redis: a second sign-in does not fetch it.
+	before := fetches.Load()
+	a = newAuthRequest(c)
+	if code := f.authorize(a); code == "" {
+		t.Fatal("second sign-in: no code")
+	}
+	if fetches.Load() != before {
+		t.Errorf("the metadata document was fetched again (%d → %d)", before, fetches.Load())
 	}
 	for _, path := range []string{"/wrong-id.json", "/big.json", "/secret.json", "/redirecting.json", "/missing.json"} {
 		t.Run(path, func(t *testing.T) {

@@ -67,7 +67,7 @@ func TestRedisOutage(t *testing.T) {
 
 // TestRateLimits: per endpoint and subject, 429 with Retry-After.
 func TestRateLimits(t *testing.T) {
-	f := startFleet(t, map[string]string{"RATE_LIMIT_TOKEN_PER_MINUTE": "3", "RATE_LIMIT_USERINFO_PER_MINUTE": "2"})
+	f := startFleet(t, map[string]string{"RATE_LIMIT_TOKEN_PER_MINUTE": "3", "RATE_LIMIT_USERINFO_PER_MINUTE": "2", "RATE_LIMIT_REGISTER_PER_MINUTE": "2"})
 	c := f.Clients["local-test"]
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"nope"}}
 	var last tokenResponse
@@ -91,6 +91,20 @@ func TestRateLimits(t *testing.T) {
 	}
 	if st != http.StatusTooManyRequests {
 		t.Errorf("3rd userinfo: %d, want 429", st)
+	}
+	// Registration is limited per address.
+	var code int
+	for i := range 3 {
+		resp, err := http.Post(f.Base+"/oauth/register", "application/json",
+			strings.NewReader(`{"redirect_uris":["https://r`+strconv.Itoa(i)+`.example/cb"],"token_endpoint_auth_method":"none"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		code = resp.StatusCode
+	}
+	if code != http.StatusTooManyRequests {
+		t.Errorf("3rd registration: %d, want 429", code)
 	}
 }
 
