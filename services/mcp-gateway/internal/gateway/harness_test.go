@@ -3,14 +3,11 @@ package gateway_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,7 +16,6 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/gateway"
-	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
@@ -48,40 +44,14 @@ func TestMain(m *testing.M) {
 	binDir = dir
 	// capability-core runs as its real binary; the gateway runs in-process
 	// (with -race) in most tests and as a binary where a test kills it.
-	// Each is built from its own module, with or without the workspace.
-	for _, b := range []struct{ dir, pkg string }{
-		{filepath.Join("..", "..", "..", "capability-core"), "./cmd/capability-core"},
-		{filepath.Join("..", ".."), "./cmd/mcp-gateway"},
-	} {
-		cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), b.pkg)
-		cmd.Dir = b.dir
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build test binaries:", err)
-			os.Exit(1)
-		}
+	gatewayBinary := testharness.Binary{ModuleDir: filepath.Join("..", ".."), Package: "./cmd/mcp-gateway"}
+	if err := testharness.BuildBinaries(dir, testharness.CapabilityCore, gatewayBinary); err != nil {
+		fmt.Fprintln(os.Stderr, "build test binaries:", err)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// syncBuffer collects a process's log for failure reports.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // fleet is what a gateway needs: Redis, a key-set server that mints tokens
@@ -91,47 +61,32 @@ type fleet struct {
 	Redis    *testharness.Redis
 	Issuer   *tokentest.Issuer
 	CoreAddr string
-	core     *exec.Cmd
-	coreLog  *syncBuffer
+	core     *testharness.Process
 }
 
 func newFleet(t testing.TB) *fleet {
 	t.Helper()
 	f := &fleet{t: t, Redis: testharness.StartRedis(t), Issuer: tokentest.Start(t, issuerURL)}
 	f.StartCore()
-	t.Cleanup(f.StopCore)
 	return f
 }
 
 // StartCore runs capability-core on a free port (again, after StopCore).
 func (f *fleet) StartCore() {
 	f.t.Helper()
-	if f.CoreAddr == "" {
-		f.CoreAddr = "127.0.0.1:" + strconv.Itoa(testharness.FreePort(f.t))
+	if f.core != nil {
+		f.core.Start()
+		return
 	}
-	f.coreLog = &syncBuffer{}
-	f.core = exec.Command(filepath.Join(binDir, "capability-core"))
-	f.core.Env = append(os.Environ(),
-		"GRPC_ADDR="+f.CoreAddr, "ADMIN_ADDR=127.0.0.1:0", "AUTH_GRPC_ADDR="+f.Issuer.Addr,
-		"MCP_RESOURCE_URL="+resource, "ACTIONS_AUDIENCE="+actionsAudience, "LOG_FORMAT=text", "REDIS_URL=")
-	f.core.Stdout, f.core.Stderr = f.coreLog, f.coreLog
-	if err := f.core.Start(); err != nil {
-		f.t.Fatal(err)
-	}
-	testharness.WaitTCP(f.t, f.CoreAddr, 30*time.Second)
+	f.CoreAddr = "127.0.0.1:" + strconv.Itoa(testharness.FreePort(f.t))
+	f.core = testharness.StartProcess(f.t, filepath.Join(binDir, "capability-core"), map[string]string{
+		"GRPC_ADDR": f.CoreAddr, "ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": f.Issuer.Addr,
+		"MCP_RESOURCE_URL": resource, "ACTIONS_AUDIENCE": actionsAudience, "LOG_FORMAT": "text", "REDIS_URL": "",
+	}, f.CoreAddr)
 }
 
 // StopCore kills capability-core.
-func (f *fleet) StopCore() {
-	if f.core != nil && f.core.Process != nil {
-		_ = f.core.Process.Kill()
-		_ = f.core.Wait()
-		if f.t.Failed() {
-			f.t.Logf("capability-core log:\n%s", f.coreLog.String())
-		}
-		f.core = nil
-	}
-}
+func (f *fleet) StopCore() { f.core.Stop() }
 
 // Env is the gateway environment for this fleet.
 func (f *fleet) Env(extra ...string) map[string]string {
@@ -163,80 +118,22 @@ type gw struct {
 	URL   string // http://127.0.0.1:port
 	Admin string
 	stop  func()
-	log   *syncBuffer
 }
 
 // Gateway runs the gateway in-process until the test ends (or Stop).
 func (f *fleet) Gateway(extra ...string) *gw {
 	f.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan map[string]net.Addr, 1)
-	done := make(chan error, 1)
-	log := &syncBuffer{}
-	go func() {
-		done <- gateway.Run(ctx, config.MapEnv(f.Env(extra...)), log, func(a map[string]net.Addr) { addrs <- a })
-	}()
-	g := &gw{log: log}
-	select {
-	case a := <-addrs:
-		g.URL, g.Admin = "http://"+a["http"].String(), "http://"+a["admin"].String()
-	case err := <-done:
-		cancel()
-		f.t.Fatalf("gateway did not start: %v\n%s", err, log.String())
-	case <-time.After(60 * time.Second):
-		cancel()
-		f.t.Fatal("gateway did not start within 60s")
-	}
-	var once sync.Once
-	g.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				f.t.Error("gateway did not stop within 30s")
-			}
-		})
-	}
-	f.t.Cleanup(func() {
-		g.stop()
-		if f.t.Failed() {
-			f.t.Logf("gateway %s log:\n%s", g.URL, log.String())
-		}
-	})
-	return g
+	svc := testharness.RunService(f.t, gateway.Run, f.Env(extra...))
+	return &gw{URL: "http://" + svc.Addr("http"), Admin: "http://" + svc.Addr("admin"), stop: func() { _ = svc.Stop() }}
 }
 
 // GatewayProcess runs the gateway binary, so that a test can kill it.
-func (f *fleet) GatewayProcess(extra ...string) (*gw, *exec.Cmd) {
+func (f *fleet) GatewayProcess(extra ...string) (*gw, *testharness.Process) {
 	f.t.Helper()
-	port, admin := testharness.FreePort(f.t), testharness.FreePort(f.t)
-	env := f.Env(append([]string{"HTTP_ADDR", "127.0.0.1:" + strconv.Itoa(port), "ADMIN_ADDR", "127.0.0.1:" + strconv.Itoa(admin)}, extra...)...)
-	cmd := exec.Command(filepath.Join(binDir, "mcp-gateway"))
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	log := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		f.t.Fatal(err)
-	}
-	g := &gw{URL: "http://127.0.0.1:" + strconv.Itoa(port), Admin: "http://127.0.0.1:" + strconv.Itoa(admin), log: log}
-	g.stop = func() {
-		if cmd.Process != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}
-	f.t.Cleanup(func() {
-		g.stop()
-		if f.t.Failed() {
-			f.t.Logf("gateway process log:\n%s", log.String())
-		}
-	})
-	testharness.WaitTCP(f.t, "127.0.0.1:"+strconv.Itoa(port), 30*time.Second)
-	return g, cmd
+	port, admin := "127.0.0.1:"+strconv.Itoa(testharness.FreePort(f.t)), "127.0.0.1:"+strconv.Itoa(testharness.FreePort(f.t))
+	env := f.Env(append([]string{"HTTP_ADDR", port, "ADMIN_ADDR", admin}, extra...)...)
+	p := testharness.StartProcess(f.t, filepath.Join(binDir, "mcp-gateway"), env, port)
+	return &gw{URL: "http://" + port, Admin: "http://" + admin, stop: p.Stop}, p
 }
 
 // Stop shuts the gateway down.
