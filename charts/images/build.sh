@@ -63,8 +63,8 @@ chmod 1777 "$root/tmp"
 tar --sort=name --mtime=@0 --numeric-owner --owner=0 --group=0 -C "$root" -cf "$work/base.tar" etc tmp
 tar --mtime=@0 --numeric-owner --owner=65532 --group=65532 -C "$root" -rf "$work/base.tar" home
 base="127.0.0.1:$port/tollgate/base"
-"$crane" append --oci-empty-base -f "$work/base.tar" -t "$base:layer" >/dev/null
-"$crane" mutate "$base:layer" --set-platform linux/amd64 -u 65532 -t "$base:latest" >/dev/null
+"$crane" append --oci-empty-base -f "$work/base.tar" -t "$base:layer" >/dev/null 2>"$work/crane.log" || { cat "$work/crane.log" >&2; exit 1; }
+"$crane" mutate "$base:layer" --set-platform linux/amd64 -u 65532 -t "$base:latest" >/dev/null 2>>"$work/crane.log" || { cat "$work/crane.log" >&2; exit 1; }
 
 mkdir -p "$IMAGES_DIR"
 cat >"$work/.ko.yaml" <<KO

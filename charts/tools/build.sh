@@ -53,17 +53,20 @@ build_one() {
   local pkgs ldflags estimate
   IFS='|' read -r pkgs ldflags estimate <<<"$entry"
   local sum
-  sum="$(cat "$dir/go.mod" "$dir/go.sum" <(echo "$pkgs|$ldflags|$(go env GOVERSION)") | sha256sum | cut -c1-16)"
+  sum="$(cat "$dir/go.mod" "$dir/go.sum" <(echo "$pkgs|$ldflags|$(go env GOVERSION)|cgo=$([[ $tool == tilt ]] && echo 1 || echo 0)") | sha256sum | cut -c1-16)"
   if [[ -f "$stamps/$tool" && "$(cat "$stamps/$tool")" == "$sum" ]]; then
     return 0
   fi
   echo "tools: building $tool into $bin (first build on this machine: $estimate on 2 cores; later runs reuse it)"
   local start=$SECONDS
+  # Static binaries, except tilt: its Tiltfile parser (tree-sitter) needs cgo.
+  local cgo=0
+  [[ "$tool" != tilt ]] || cgo=1
   (
     cd "$dir"
     # GOWORK=off: these modules are not part of the repository's go.work.
     # GOFLAGS is replaced, not extended: the environment's flags are not ours.
-    env GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 ${TOOL_GOENV:-} \
+    env GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=$cgo \
       go build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$bin/" $pkgs
   )
   local took=$((SECONDS - start))
