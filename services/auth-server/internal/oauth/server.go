@@ -215,7 +215,9 @@ func (s *Server) Handler() http.Handler {
 	return s.cors(mux)
 }
 
-// Ready is a readiness check of the upstream IdP's discovery.
+// UpstreamReady reports whether the upstream IdP's discovery succeeds. It
+// is deliberately not a readiness check: an IdP outage must not take the
+// token endpoint (refreshes) out of service.
 func (s *Server) UpstreamReady(ctx context.Context) error { return s.upstream.Ready(ctx) }
 
 func randomID() string { return rand.Text() }

@@ -65,6 +65,13 @@ func TestRedisState(t *testing.T) {
 			}
 		}
 	}
+	// Logs never carry the secrets either.
+	logs := f.AS.Logs.String()
+	for name, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("%s found in the auth-server log", name)
+		}
+	}
 	// Metrics: the grants are counted.
 	m := get(t, f.Admin()+"/metrics")
 	for _, want := range []string{
