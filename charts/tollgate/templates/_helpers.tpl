@@ -96,6 +96,10 @@ dev-idp: {key: devIdp, http: true, grpc: false, optional: true}
 {{- .Values.publicUrls.actionsAudience | default (printf "%s/actions" (include "tollgate.actionsUrl" .)) | trimSuffix "/" -}}
 {{- end -}}
 
+{{- define "tollgate.actionsOAuthBase" -}}
+{{- .Values.publicUrls.actionsOAuthBase | default (include "tollgate.actionsUrl" .) | trimSuffix "/" -}}
+{{- end -}}
+
 {{/* In-cluster addresses. */}}
 {{- define "tollgate.authGrpcAddr" -}}
 {{- printf "%s:%d" (include "tollgate.componentName" (dict "root" . "name" "auth-server")) (int .Values.ports.grpc) -}}
@@ -215,6 +219,7 @@ PUBLIC_ISSUER_URL: {{ include "tollgate.issuer" . | quote }}
 MCP_RESOURCE_URL: {{ include "tollgate.mcpResource" . | quote }}
 ACTIONS_PUBLIC_URL: {{ include "tollgate.actionsUrl" . | quote }}
 ACTIONS_AUDIENCE: {{ include "tollgate.actionsAudience" . | quote }}
+ACTIONS_OAUTH_BASE_URL: {{ include "tollgate.actionsOAuthBase" . | quote }}
 ALLOWED_ORIGINS: {{ join "," .Values.publicUrls.allowedOrigins | quote }}
 AUTH_GRPC_ADDR: {{ include "tollgate.authGrpcAddr" . | quote }}
 CORE_GRPC_ADDR: {{ include "tollgate.coreGrpcAddr" . | quote }}
