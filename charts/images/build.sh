@@ -67,13 +67,17 @@ base="127.0.0.1:$port/tollgate/base"
 "$crane" mutate "$base:layer" --set-platform linux/amd64 -u 65532 -t "$base:latest" >/dev/null 2>>"$work/crane.log" || { cat "$work/crane.log" >&2; exit 1; }
 
 mkdir -p "$IMAGES_DIR"
-cat >"$work/.ko.yaml" <<KO
+
+for s in "${services[@]}"; do
+  dir="$repo/services/$s"
+  [[ -d "$dir/cmd/$s" ]] || { echo "images: $dir/cmd/$s does not exist" >&2; exit 1; }
+  # One ko configuration per service: ko resolves every build's main package
+  # from the working directory, which is the service's own module.
+  mkdir -p "$work/ko/$s"
+  cat >"$work/ko/$s/.ko.yaml" <<KO
 defaultBaseImage: $base:latest
 defaultPlatforms: [linux/amd64]
 builds:
-KO
-for s in "${services[@]}"; do
-  cat >>"$work/.ko.yaml" <<KO
   - id: $s
     main: ./cmd/$s
     env: [CGO_ENABLED=0, GOWORK=off]
@@ -82,15 +86,10 @@ for s in "${services[@]}"; do
       - -s -w
       - -X github.com/tollgate/tollgate/services/platform/buildinfo.Version=$IMAGE_VERSION
 KO
-done
-
-for s in "${services[@]}"; do
-  dir="$repo/services/$s"
-  [[ -d "$dir/cmd/$s" ]] || { echo "images: $dir/cmd/$s does not exist" >&2; exit 1; }
   start=$SECONDS
   (
     cd "$dir"
-    GOWORK=off KO_CONFIG_PATH="$work/.ko.yaml" GOFLAGS=-mod=readonly \
+    GOWORK=off KO_CONFIG_PATH="$work/ko/$s/.ko.yaml" GOFLAGS=-mod=readonly \
       "$ko" build "./cmd/$s" --base-import-paths --push=false --sbom=none \
       --tags="$IMAGE_VERSION" --platform=linux/amd64 \
       --tarball="$IMAGES_DIR/$s.tar" >"$work/$s.ref" 2>"$work/$s.log" \
