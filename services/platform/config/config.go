@@ -231,3 +231,31 @@ func PublicURL(p *Problems, key, raw string, production bool) string {
 	}
 	return strings.TrimRight(raw, "/")
 }
+
+// Origins checks a list of browser origins (ALLOWED_ORIGINS): each must be
+// an explicit scheme://host[:port] — no wildcard, path, query or
+// credentials — and https in production. It returns them normalised to
+// lower case, the form browsers send in the Origin header.
+func Origins(p *Problems, key string, list []string, production bool) []string {
+	out := make([]string, 0, len(list))
+	for _, o := range list {
+		if strings.Contains(o, "*") {
+			p.Addf("%s: %q is a wildcard; list every allowed origin explicitly", key, o)
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			p.Addf("%s: %q is not an http(s) origin (scheme://host[:port])", key, o)
+			continue
+		}
+		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			p.Addf("%s: %q must be an origin only, without path, query or credentials", key, o)
+			continue
+		}
+		if production && u.Scheme != "https" {
+			p.Addf("%s: %q must use https in production", key, o)
+		}
+		out = append(out, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return out
+}

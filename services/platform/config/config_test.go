@@ -87,3 +87,21 @@ func TestTypedValues(t *testing.T) {
 		t.Error("defaults misread")
 	}
 }
+
+func TestOrigins(t *testing.T) {
+	var p config.Problems
+	got := config.Origins(&p, "ALLOWED_ORIGINS", []string{"https://ChatGPT.com", "https://chat.openai.com/", "http://localhost:4000"}, false)
+	if strings.Join(got, " ") != "https://chatgpt.com https://chat.openai.com http://localhost:4000" || len(p) != 0 {
+		t.Errorf("valid origins: %v %v", got, p)
+	}
+	p = nil
+	got = config.Origins(&p, "ALLOWED_ORIGINS", []string{"*", "https://*.example.com", "chatgpt.com", "https://a.example/path", "https://u:p@a.example", "ftp://a.example", "http://a.example"}, true)
+	if len(got) != 1 || len(p) != 7 {
+		t.Errorf("got %v with %d problems, want 1 kept (with an https problem) and 7 problems:\n%s", got, len(p), strings.Join(p, "\n"))
+	}
+	for _, want := range []string{"wildcard", "not an http(s) origin", "origin only", "https in production"} {
+		if !strings.Contains(strings.Join(p, "\n"), want) {
+			t.Errorf("problems lack %q", want)
+		}
+	}
+}

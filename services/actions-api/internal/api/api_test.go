@@ -451,7 +451,7 @@ func TestConfigRefusals(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{"ACTIONS_OAUTH_BASE_URL", `"*": wildcards are not allowed`, "https://x.example/path", "ftp://y.example", "RATE_LIMIT_PER_MINUTE: must be at least 1", "PUBLIC_RATE_LIMIT_PER_MINUTE", "CORE_CALL_TIMEOUT"} {
+	for _, want := range []string{"ACTIONS_OAUTH_BASE_URL", `"*" is a wildcard`, "https://x.example/path", "ftp://y.example", "RATE_LIMIT_PER_MINUTE: must be at least 1", "PUBLIC_RATE_LIMIT_PER_MINUTE", "CORE_CALL_TIMEOUT"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
@@ -483,7 +483,7 @@ func TestRunRefusesWildcardOrigin(t *testing.T) {
 		"ALLOWED_ORIGINS": "*", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 	}
 	err := api.Run(t.Context(), configEnv(env, nil), &syncBuffer{}, nil)
-	if err == nil || !strings.Contains(err.Error(), "wildcards are not allowed") {
+	if err == nil || !strings.Contains(err.Error(), "is a wildcard") {
 		t.Fatalf("Run with ALLOWED_ORIGINS=*: %v", err)
 	}
 }

@@ -4,7 +4,6 @@
 package config
 
 import (
-	"net/url"
 	"strings"
 	"time"
 
@@ -120,9 +119,7 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Addf("CORE_GRPC_ADDR: required (capability-core's gRPC address)")
 	}
 	c.Redis.Validate(p, c.Production())
-	for i, o := range c.AllowedOrigins {
-		c.AllowedOrigins[i] = validOrigin(p, o, c.Production())
-	}
+	c.AllowedOrigins = config.Origins(p, "ALLOWED_ORIGINS", c.AllowedOrigins, c.Production())
 	if c.RateLimitPerMinute < 1 {
 		p.Addf("RATE_LIMIT_PER_MINUTE: must be at least 1")
 	}
@@ -135,27 +132,4 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 10<<20 {
 		p.Addf("MAX_BODY_BYTES: must be between 1024 and 10485760")
 	}
-}
-
-// validOrigin checks one ALLOWED_ORIGINS entry: an explicit scheme://host[:port]
-// with nothing after it. Wildcards are refused: tokens are bearer
-// credentials and the API must name the browsers it trusts.
-func validOrigin(p *config.Problems, o string, production bool) string {
-	if strings.Contains(o, "*") {
-		p.Addf("ALLOWED_ORIGINS: %q: wildcards are not allowed; list each origin explicitly", o)
-		return o
-	}
-	u, err := url.Parse(o)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		p.Addf("ALLOWED_ORIGINS: %q is not an http(s) origin (scheme://host[:port])", o)
-		return o
-	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		p.Addf("ALLOWED_ORIGINS: %q must be an origin only, without path, query or credentials", o)
-		return o
-	}
-	if production && u.Scheme != "https" {
-		p.Addf("ALLOWED_ORIGINS: %q must use https in production", o)
-	}
-	return u.Scheme + "://" + strings.ToLower(u.Host)
 }

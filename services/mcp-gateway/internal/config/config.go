@@ -80,14 +80,7 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Addf("CORE_GRPC_ADDR: required (capability-core's gRPC address)")
 	}
 	c.Redis.Validate(p, c.Production())
-	for i, o := range c.AllowedOrigins {
-		norm, err := normalizeOrigin(o)
-		if err != "" {
-			p.Addf("ALLOWED_ORIGINS: %q %s", o, err)
-			continue
-		}
-		c.AllowedOrigins[i] = norm
-	}
+	c.AllowedOrigins = config.Origins(p, "ALLOWED_ORIGINS", c.AllowedOrigins, c.Production())
 	if len(c.AllowedHosts) == 0 {
 		c.AllowedHosts = []string{"localhost", "127.0.0.1", "[::1]"}
 		if u, err := url.Parse(c.Resource); err == nil && u.Hostname() != "" && !slices.Contains(c.AllowedHosts, strings.ToLower(u.Hostname())) {
@@ -109,22 +102,6 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.StreamHistory < 10 {
 		p.Addf("STREAM_HISTORY_EVENTS: must be at least 10")
 	}
-}
-
-// normalizeOrigin returns o as scheme://host[:port] in lower case, or why it
-// is not an origin. A wildcard is refused: the allow-list must be explicit.
-func normalizeOrigin(o string) (string, string) {
-	if strings.Contains(o, "*") {
-		return "", "is a wildcard; list every allowed origin explicitly"
-	}
-	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", "is not an http(s) origin"
-	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", "must be an origin only (scheme://host[:port], no path)"
-	}
-	return strings.ToLower(u.Scheme + "://" + u.Host), ""
 }
 
 // PublicOrigin is the scheme://host[:port] of the MCP resource URL: where
