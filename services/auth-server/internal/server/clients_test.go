@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/redis/go-redis/v9"
 )
 
 func register(t *testing.T, f *fleet, body string) (int, map[string]any) {
@@ -90,6 +92,18 @@ func TestDynamicRegistration(t *testing.T) {
 				t.Errorf("%d %v, want 400 %s", st, m, tc.code)
 			}
 		})
+	}
+	// One record, expiring unless used.
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", f.Redis.Port)})
+	defer rdb.Close()
+	recs := rdb.Keys(context.Background(), "*as:dcr:*").Val()
+	if len(recs) != 1 {
+		t.Errorf("%d registration records after two identical registrations, want 1", len(recs))
+	}
+	for _, k := range recs {
+		if ttl := rdb.TTL(context.Background(), k).Val(); ttl <= 0 || ttl > 720*time.Hour {
+			t.Errorf("registration record TTL %v, want DCR_UNUSED_TTL (720h)", ttl)
+		}
 	}
 	c := devClient{ClientID: reg2["client_id"].(string), ClientSecret: reg2["client_secret"].(string), RedirectURIs: []string{redirect}, AuthMethod: "client_secret_post"}
 	// The older secret was replaced by the identical registration.
