@@ -114,9 +114,15 @@ func noStore(w http.ResponseWriter) {
 	w.Header().Set("Pragma", "no-cache")
 }
 
-// cors lets ALLOWED_ORIGINS call the JSON endpoints from a browser.
+// cors lets ALLOWED_ORIGINS call the JSON endpoints from a browser. It
+// also refuses an access_token in the query string on every path.
 func (s *Server) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("access_token") {
+			s.metrics.errors.WithLabelValues("any", "invalid_request").Inc()
+			writeJSONError(w, http.StatusBadRequest, "invalid_request", "access_token in the query string is not accepted")
+			return
+		}
 		origin := r.Header.Get("Origin")
 		if origin != "" && slices.Contains(s.cfg.AllowedOrigins, origin) && !strings.HasPrefix(r.URL.Path, "/oauth/authorize") {
 			w.Header().Set("Access-Control-Allow-Origin", origin)

@@ -138,6 +138,16 @@ func TestDiscovery(t *testing.T) {
 			t.Errorf("%s: code_challenge_methods_supported %v, want [S256]", path, got)
 		}
 	}
+	for _, path := range []string{"/oauth/jwks", "/.well-known/openid-configuration"} {
+		resp, err := http.Get(f.Base + path + "?access_token=x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s with access_token in the query: %d, want 400 no-store", path, resp.StatusCode)
+		}
+	}
 	resp, err := http.Get(f.Base + "/oauth/jwks")
 	if err != nil {
 		t.Fatal(err)
