@@ -4,7 +4,6 @@
 package config
 
 import (
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -170,14 +169,7 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.ActionsAudience != "" {
 		c.ActionsAudience = config.PublicURL(p, "ACTIONS_AUDIENCE", c.ActionsAudience, prod)
 	}
-	for _, o := range c.AllowedOrigins {
-		u, err := url.Parse(o)
-		if err != nil || u.Host == "" || u.Path != "" || (u.Scheme != "https" && u.Scheme != "http") {
-			p.Addf("ALLOWED_ORIGINS: %q is not an origin (scheme://host[:port])", o)
-		} else if prod && u.Scheme != "https" {
-			p.Addf("ALLOWED_ORIGINS: %q must use https in production", o)
-		}
-	}
+	c.AllowedOrigins = config.Origins(p, "ALLOWED_ORIGINS", c.AllowedOrigins, prod)
 	if c.Upstream.Issuer == "" {
 		p.Addf("UPSTREAM_ISSUER_URL: required (the upstream OpenID Connect issuer)")
 	} else {
