@@ -33,13 +33,13 @@ kube_ldflags="-s -w \
 
 # tool -> "packages|ldflags|estimate of a cold build on 2 cores"
 declare -A spec=(
-  [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl|$kube_ldflags|~15 min"
-  [etcd]="./cmd/etcd|-s -w|~2 min"
-  [kwok]="sigs.k8s.io/kwok/cmd/kwok|-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v0.8.0|~3 min"
-  [helm]="helm.sh/helm/v3/cmd/helm|-s -w -X helm.sh/helm/v3/internal/version.version=v3.22.0 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=35|~2 min"
-  [helm-unittest]="github.com/helm-unittest/helm-unittest/cmd/helm-unittest|-s -w|~2 min"
-  [ko]="github.com/google/ko github.com/google/go-containerregistry/cmd/crane|-s -w|~2 min"
-  [tilt]="github.com/tilt-dev/tilt/cmd/tilt|-s -w -X main.version=0.34.0|~6 min"
+  [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl|$kube_ldflags|25-50 min"
+  [etcd]="./cmd/etcd|-s -w|~5 min"
+  [kwok]="sigs.k8s.io/kwok/cmd/kwok|-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v0.8.0|~10 min"
+  [helm]="helm.sh/helm/v3/cmd/helm|-s -w -X helm.sh/helm/v3/internal/version.version=v3.22.0 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=35|5-15 min"
+  [helm-unittest]="github.com/helm-unittest/helm-unittest/cmd/helm-unittest|-s -w|~3 min"
+  [ko]="github.com/google/ko github.com/google/go-containerregistry/cmd/crane|-s -w|~3 min"
+  [tilt]="github.com/tilt-dev/tilt/cmd/tilt|-s -w -X main.version=0.34.0|~15 min"
 )
 order=(kube etcd kwok helm helm-unittest ko tilt)
 
