@@ -24,7 +24,7 @@ charts_go_test = cd charts/tests && GOWORK=off CHARTS_STRICT=1 TOOLS_BIN=$(CHART
 .PHONY: kube-tools chart-tools test-charts chart-lint chart-unittest chart-golden \
 	chart-golden-update chart-cluster-test images image-test tilt-check
 
-kube-tools: ## Build every chart/image/kube tool into .cache/tools (once per machine; ~25 min cold on 2 cores)
+kube-tools: ## Build every chart/image/kube tool into .cache/tools (once per machine; 25-60 min cold on 2 cores)
 	@charts/tools/build.sh
 
 chart-tools: ## Build only helm and helm-unittest (enough for lint, unit and golden tests)
