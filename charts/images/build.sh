@@ -38,7 +38,12 @@ fi
 work="$(mktemp -d)"
 registry_pid=""
 cleanup() {
-  [[ -n "$registry_pid" ]] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+  # wait reports the registry's SIGTERM (143); under set -e that must not
+  # become the script's exit status after every image was built.
+  if [[ -n "$registry_pid" ]]; then
+    kill "$registry_pid" 2>/dev/null || true
+    wait "$registry_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
