@@ -25,6 +25,8 @@ CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 services=("$@")
 [[ ${#services[@]} -gt 0 ]] || services=(auth-server mcp-gateway actions-api capability-core dev-idp)
 
+TOOLS_BIN="$(cd "$TOOLS_BIN" && pwd)"
+mkdir -p "$IMAGES_DIR" && IMAGES_DIR="$(cd "$IMAGES_DIR" && pwd)"
 crane="$TOOLS_BIN/crane"
 ko="$TOOLS_BIN/ko"
 for b in "$crane" "$ko"; do
