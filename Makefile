@@ -20,7 +20,8 @@ help: ## List the targets
 
 .PHONY: dev
 dev: ## Run the whole fleet locally on http://localhost:4000 (Ctrl-C stops it)
-	VERSION=$(VERSION) go run -ldflags '$(LDFLAGS)' ./services/platform/cmd/tollgate-dev -root .
+	@go build -ldflags '$(LDFLAGS)' -o var/bin/tollgate-dev ./services/platform/cmd/tollgate-dev
+	VERSION=$(VERSION) var/bin/tollgate-dev -root .
 
 .PHONY: test
 test: test-go $(if $(wildcard charts/charts.mk),test-charts) ## Run every test (Go modules with -race, chart checks)
