@@ -4,6 +4,7 @@
 package config
 
 import (
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -76,6 +77,12 @@ type Upstream struct {
 	// ClaimMap maps our profile claims to upstream claim names
 	// (UPSTREAM_CLAIM_MAP, e.g. "preferred_username=upn,name=display_name").
 	ClaimMap map[string]string
+	// DialAddr, when set, is where connections to the issuer's host:port
+	// really go (UPSTREAM_DIAL_ADDR, host:port): a back channel for when the
+	// issuer URL the browser uses does not resolve from the auth-server, as
+	// with the dev IdP port-forwarded to localhost under Tilt. The Host
+	// header, TLS server name and issuer checks are unchanged.
+	DialAddr string
 }
 
 // ProfileClaims are the claims mapped from the upstream.
@@ -101,6 +108,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ClientSecret: s.Secret("UPSTREAM_CLIENT_SECRET"),
 		Scopes:       s.List("UPSTREAM_SCOPES", []string{"openid", "profile", "email"}),
 		ClaimMap:     map[string]string{},
+		DialAddr:     s.String("UPSTREAM_DIAL_ADDR", ""),
 	}
 	claimMap := s.List("UPSTREAM_CLAIM_MAP", nil)
 	c.TokenSecret = s.Secret("TOKEN_HMAC_SECRET")
@@ -174,6 +182,11 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Addf("UPSTREAM_ISSUER_URL: required (the upstream OpenID Connect issuer)")
 	} else {
 		c.Upstream.Issuer = config.PublicURL(p, "UPSTREAM_ISSUER_URL", c.Upstream.Issuer, prod)
+	}
+	if c.Upstream.DialAddr != "" {
+		if _, port, err := net.SplitHostPort(c.Upstream.DialAddr); err != nil || port == "" {
+			p.Addf("UPSTREAM_DIAL_ADDR: %q is not host:port", c.Upstream.DialAddr)
+		}
 	}
 	if c.Upstream.ClientID == "" {
 		p.Addf("UPSTREAM_CLIENT_ID: required")

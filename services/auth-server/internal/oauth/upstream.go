@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,7 +49,7 @@ type nonceKey struct{}
 // NewUpstream returns the bridge; redirect is our /oauth/callback.
 func NewUpstream(cfg config.Upstream, redirect string, client *http.Client, observe func(string, time.Time, error)) *Upstream {
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+		client = &http.Client{Timeout: 10 * time.Second, Transport: upstreamTransport(cfg)}
 	}
 	return &Upstream{cfg: cfg, redirect: redirect, client: client, observe: observe}
 }
@@ -154,4 +156,34 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 		id.Profile.EmailVerified = v == "true"
 	}
 	return id, nil
+}
+
+// upstreamTransport dials cfg.DialAddr whenever a connection to the
+// issuer's host:port is asked for (UPSTREAM_DIAL_ADDR); everything else,
+// including the Host header and TLS verification, stays as for the issuer.
+func upstreamTransport(cfg config.Upstream) http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.DialAddr == "" {
+		return t
+	}
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return t
+	}
+	target := u.Host
+	if u.Port() == "" {
+		port := "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+		target = net.JoinHostPort(u.Hostname(), port)
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if strings.EqualFold(addr, target) {
+			addr = cfg.DialAddr
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}
+	return t
 }
