@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tollgate/tollgate/services/platform/devfleet"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -105,21 +106,9 @@ users:
 	var reg struct {
 		Clients []client `json:"clients"`
 	}
-	type credClient struct {
-		ClientID     string   `json:"client_id"`
-		ClientSecret string   `json:"client_secret"`
-		RedirectURIs []string `json:"redirect_uris"`
-		Audience     string   `json:"audience"`
-		AuthMethod   string   `json:"token_endpoint_auth_method"`
-	}
-	var cj struct {
-		Origin  string       `json:"origin"`
-		Clients []credClient `json:"clients"`
-		User    struct {
-			Username string `json:"username"`
-			Password string `json:"password"`
-		} `json:"user"`
-	}
+	// clients.json is read by `make dev`'s banner and by the e2e harness:
+	// write it with their type, so the contract has one definition.
+	var cj devfleet.DevCredentials
 	cj.Origin = origin
 	cj.User.Username, cj.User.Password = DefaultUsername, DefaultPassword
 	for _, s := range specs {
@@ -134,7 +123,7 @@ users:
 		c.Scopes = []string{"openid", "profile", "email", "offline_access"}
 		c.RequirePKCE = true
 		reg.Clients = append(reg.Clients, c)
-		cj.Clients = append(cj.Clients, credClient{ClientID: c.ClientID, ClientSecret: secret, RedirectURIs: c.RedirectURIs, Audience: s.audience, AuthMethod: c.AuthMethod})
+		cj.Clients = append(cj.Clients, devfleet.DevClient{ClientID: c.ClientID, ClientSecret: secret, RedirectURIs: c.RedirectURIs, Audience: s.audience, AuthMethod: c.AuthMethod})
 	}
 	y, err := yaml.Marshal(reg)
 	if err != nil {
