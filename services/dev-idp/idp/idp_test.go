@@ -1,12 +1,12 @@
 package idp_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tollgate/tollgate/services/platform/testharness"
 	"html"
 	"io"
 	"net"
@@ -57,24 +57,7 @@ users:
 type fixture struct {
 	issuer, admin, secret string
 	http                  *http.Client
-	logs                  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs                  *testharness.SyncBuffer
 }
 
 // devDir writes what `auth-server dev-init` writes for the dev IdP.
@@ -101,33 +84,8 @@ func start(t *testing.T, extra map[string]string) *fixture {
 	for k, v := range extra {
 		env[k] = v
 	}
-	f := &fixture{secret: secret, logs: &syncBuffer{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan map[string]net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- idp.Run(ctx, func(k string) string { return env[k] }, f.logs, func(a map[string]net.Addr) { addrs <- a })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("dev IdP did not stop within 30s")
-		}
-	})
-	select {
-	case a := <-addrs:
-		f.issuer = "http://" + a["http"].String()
-		f.admin = "http://" + a["admin"].String()
-	case err := <-done:
-		t.Fatalf("Run returned before listening: %v\n%s", err, f.logs)
-	case <-time.After(30 * time.Second):
-		t.Fatal("dev IdP did not listen within 30s")
-	}
+	svc := testharness.RunService(t, idp.Run, env)
+	f := &fixture{secret: secret, logs: svc.Logs, issuer: "http://" + svc.Addr("http"), admin: "http://" + svc.Addr("admin")}
 	if iss := env["DEVIDP_ISSUER_URL"]; iss != "" {
 		f.issuer = iss
 	}

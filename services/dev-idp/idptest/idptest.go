@@ -5,14 +5,11 @@
 package idptest
 
 import (
-	"context"
 	"crypto/rand"
-	"io"
-	"net"
+	"github.com/tollgate/tollgate/services/platform/testharness"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/tollgate/tollgate/services/dev-idp/idp"
 )
@@ -47,8 +44,6 @@ type Options struct {
 	UsersYAML string
 	// Env adds or overrides variables (DEVIDP_CLIENTS, DEVIDP_CODE_TTL, ...).
 	Env map[string]string
-	// Log receives the IdP's logs (default: discarded).
-	Log io.Writer
 }
 
 // IdP is a running dev IdP.
@@ -85,34 +80,7 @@ func Start(t testing.TB, o Options) *IdP {
 	for k, v := range o.Env {
 		env[k] = v
 	}
-	log := o.Log
-	if log == nil {
-		log = io.Discard
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan map[string]net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- idp.Run(ctx, func(k string) string { return env[k] }, log, func(a map[string]net.Addr) { addrs <- a })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("dev IdP: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("dev IdP did not stop within 30s")
-		}
-	})
-	select {
-	case a := <-addrs:
-		return &IdP{Issuer: "http://" + a["http"].String(), Admin: "http://" + a["admin"].String(), ClientSecret: secret, Dir: dir}
-	case err := <-done:
-		t.Fatalf("dev IdP did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("dev IdP did not listen within 30s")
-	}
-	return nil // not reached: Fatal stops the test goroutine
+	svc := testharness.RunService(t, idp.Run, env)
+	// RunService prints the IdP's log when the test fails.
+	return &IdP{Issuer: "http://" + svc.Addr("http"), Admin: "http://" + svc.Addr("admin"), ClientSecret: secret, Dir: dir}
 }
