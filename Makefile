@@ -40,8 +40,8 @@ build: ## Build every service binary into bin/
 	go build -ldflags '$(LDFLAGS)' -o bin/ ./services/*/cmd/...
 
 .PHONY: build-isolated
-build-isolated: ## Build each service module on its own (GOWORK=off), as container builds do
-	@for m in $(MODULES); do echo "== GOWORK=off go build $$m"; (cd $$m && GOWORK=off go build ./...); done
+build-isolated: ## Build and vet (tests included) each module on its own (GOWORK=off), as container builds do
+	@for m in $(MODULES); do echo "== GOWORK=off go build $$m"; (cd $$m && GOWORK=off go build ./... && GOWORK=off go vet ./...); done
 
 .PHONY: generate
 generate: ## Regenerate protobuf code from proto/
