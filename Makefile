@@ -27,9 +27,17 @@ dev: ## Run the whole fleet locally on http://localhost:4000 (Ctrl-C stops it)
 test: test-go $(if $(wildcard charts/charts.mk),test-charts) ## Run every test (Go modules with -race, chart checks)
 
 .PHONY: test-go
-test-go: ## Run the Go tests of every module with -race
+test-go: conformance-deps ## Run the Go tests of every module with -race
 	@failed=""; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GO_TEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
+
+.PHONY: conformance-deps
+conformance-deps: ## Install the pinned MCP conformance suite and Node 22 (npm) into .cache/conformance
+	@e2e/conformance/install.sh
+
+.PHONY: test-conformance
+test-conformance: conformance-deps ## Run only the MCP conformance suite's authorization scenarios against the fleet
+	cd e2e && go test $(GO_TEST_FLAGS) -v ./conformance/
 
 .PHONY: bench
 bench: ## Run the Go benchmarks

@@ -52,8 +52,23 @@ func RepoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// Start builds the binaries and starts the fleet. The caller must Stop it.
-func Start(ctx context.Context) (*Fleet, error) {
+// Options change how Start runs the fleet.
+type Options struct {
+	// Env adds or overrides environment variables of every service (for
+	// example DCR_ENABLED=true), on top of the `make dev` settings.
+	Env map[string]string
+	// Ports are the fleet's ports; the zero value picks free ones. A test
+	// that must know the origin before the start (to write a client
+	// registry for CLIENTS_FILE, say) picks them with devfleet.FreePorts.
+	Ports devfleet.Ports
+}
+
+// Start builds the binaries and starts the fleet with the `make dev`
+// settings. The caller must Stop it.
+func Start(ctx context.Context) (*Fleet, error) { return StartWith(ctx, Options{}) }
+
+// StartWith is Start with options. The caller must Stop the fleet.
+func StartWith(ctx context.Context, o Options) (*Fleet, error) {
 	varDir, err := os.MkdirTemp("", "tollgate-e2e-")
 	if err != nil {
 		return nil, err
@@ -67,11 +82,13 @@ func Start(ctx context.Context) (*Fleet, error) {
 	if err := devfleet.Build(ctx, RepoRoot(), varDir, out); err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, logs)
 	}
-	ports, err := devfleet.FreePorts()
-	if err != nil {
-		return nil, err
+	ports := o.Ports
+	if ports == (devfleet.Ports{}) {
+		if ports, err = devfleet.FreePorts(); err != nil {
+			return nil, err
+		}
 	}
-	f, err := devfleet.Start(ctx, devfleet.Options{Root: RepoRoot(), VarDir: varDir, Ports: ports, Out: out})
+	f, err := devfleet.Start(ctx, devfleet.Options{Root: RepoRoot(), VarDir: varDir, Ports: ports, Out: out, Env: o.Env})
 	if err != nil {
 		return nil, fmt.Errorf("%w\nfleet log:\n%s", err, logs)
 	}

@@ -1,0 +1,472 @@
+// Package conformance runs the MCP conformance suite's authorization-server
+// scenarios (npm @modelcontextprotocol/conformance, pinned with the Node 22
+// runtime it needs in package-lock.json and installed by install.sh into
+// .cache/conformance) against the fleet the e2e harness starts, once per
+// kind of client: pre-registered (public and confidential), registered with
+// RFC 7591 dynamic client registration, and a Client ID Metadata Document.
+// The suite's browser step is the e2e harness's scripted browser signing in
+// at the dev IdP. See docs/deployment/testing.md.
+package conformance
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tollgate/tollgate/e2e/harness"
+	"github.com/tollgate/tollgate/services/platform/devfleet"
+)
+
+// The suite's authorization-server scenarios (`conformance list
+// --authorization`). Every run must report both; a scenario a newer suite
+// adds is judged like these.
+var scenarios = []string{"authorization-server-metadata-endpoint", "authorization-code-grant"}
+
+// expectedFailures are scenario runs known to fail, keyed by
+// "<client case>/<scenario>": why, and a text the failure must contain so
+// that a different failure is not taken for the known one. A listed run
+// that passes fails the test, so the list cannot outlive the defect.
+var expectedFailures = map[string]struct{ why, match string }{
+	// issue 11 item 2: redirect URIs still match exactly, port included.
+	"pre-registered-public-other-loopback-port/authorization-code-grant": {
+		why:   "RFC 8252 §7.3: a loopback redirect URI must be accepted on any port (issue 11 item 2)",
+		match: "redirect_uri is not registered for this client",
+	},
+	// The suite, not the server: its selectTokenAuthMethod picks "none"
+	// whenever token_endpoint_auth_methods_supported lists it, even with
+	// --client-secret, so a confidential client sends no credentials and
+	// the token endpoint rightly answers 401 invalid_client (RFC 6749
+	// §2.3.1, §3.2.1). Once the suite authenticates with the registered
+	// method this run passes and the entry must go.
+	"pre-registered-confidential/authorization-code-grant": {
+		why:   "suite limitation: it authenticates a confidential client with \"none\" when the metadata also lists none",
+		match: "Invalid status code: 401",
+	},
+}
+
+var (
+	fleet    *harness.Fleet
+	suiteDir = filepath.Join(harness.RepoRoot(), ".cache", "conformance", "node_modules")
+	// Static clients of the registry written for this fleet, and the
+	// loopback callback ports registered for them.
+	publicPort, confidentialPort int
+	confidentialSecret           string
+)
+
+const (
+	publicID       = "conformance-public"
+	confidentialID = "conformance-confidential"
+)
+
+func node() string { return filepath.Join(suiteDir, ".bin", "node") }
+func suiteJS() string {
+	return filepath.Join(suiteDir, "@modelcontextprotocol", "conformance", "dist", "index.js")
+}
+
+func TestMain(m *testing.M) {
+	for _, p := range []string{node(), suiteJS()} {
+		if _, err := os.Stat(p); err != nil {
+			fmt.Fprintf(os.Stderr, "conformance: the pinned suite is not installed (%v).\nRun `make conformance-deps` (e2e/conformance/install.sh) first; `make test` does.\n", err)
+			os.Exit(1)
+		}
+	}
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "conformance:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	ports, err := devfleet.FreePorts()
+	if err != nil {
+		return 0, err
+	}
+	origin := fmt.Sprintf("http://localhost:%d", ports.Ingress)
+	if publicPort, err = freePort(); err != nil {
+		return 0, err
+	}
+	if confidentialPort, err = freePort(); err != nil {
+		return 0, err
+	}
+	registry, err := writeRegistry(origin)
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(registry)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	fleet, err = harness.StartWith(ctx, harness.Options{Ports: ports, Env: map[string]string{
+		"CLIENTS_FILE": registry,
+		"DCR_ENABLED":  "true",
+		// The Client ID Metadata Document is served from loopback by the test.
+		"CIMD_ALLOW_PRIVATE_NETWORKS": "true",
+	}})
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("the fleet did not start: %w", err)
+	}
+	defer fleet.Stop()
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "conformance: fleet log:\n%s\n", fleet.Logs)
+	}
+	return code, nil
+}
+
+// writeRegistry writes the static client registry (CLIENTS_FILE) with one
+// public and one confidential client, each with a loopback redirect URI.
+func writeRegistry(origin string) (string, error) {
+	confidentialSecret = rand.Text() + rand.Text()
+	hash, err := bcrypt.GenerateFromPassword([]byte(confidentialSecret), bcrypt.MinCost)
+	if err != nil {
+		return "", err
+	}
+	client := func(id string, port int, method, hash string) map[string]any {
+		c := map[string]any{
+			"client_id": id, "client_name": "MCP conformance suite (" + method + ")",
+			"redirect_uris":              []string{callbackURL(port)},
+			"resources":                  []string{origin + "/mcp"},
+			"token_endpoint_auth_method": method, "skip_consent": true,
+		}
+		if hash != "" {
+			c["client_secret_hash"] = hash
+		}
+		return c
+	}
+	doc, err := json.Marshal(map[string]any{"clients": []any{
+		client(publicID, publicPort, "none", ""),
+		client(confidentialID, confidentialPort, "client_secret_basic", string(hash)),
+	}})
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp("", "tollgate-conformance-clients-*.json")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, err = f.Write(doc)
+	return f.Name(), err
+}
+
+func callbackURL(port int) string { return fmt.Sprintf("http://127.0.0.1:%d/callback", port) }
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// clientCase is one run of the suite: the client it authenticates as and
+// the port of its callback server.
+type clientCase struct {
+	name     string
+	clientID string
+	secret   string
+	port     int
+}
+
+// TestAuthorizationServer runs every authorization-server scenario of the
+// suite once per kind of client.
+func TestAuthorizationServer(t *testing.T) {
+	otherPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []func(t *testing.T) clientCase{
+		func(*testing.T) clientCase {
+			return clientCase{name: "pre-registered-public", clientID: publicID, port: publicPort}
+		},
+		// RFC 8252 §7.3: any port of a registered loopback redirect URI.
+		func(*testing.T) clientCase {
+			return clientCase{name: "pre-registered-public-other-loopback-port", clientID: publicID, port: otherPort}
+		},
+		func(*testing.T) clientCase {
+			return clientCase{name: "pre-registered-confidential", clientID: confidentialID, secret: confidentialSecret, port: confidentialPort}
+		},
+		dynamicClient,
+		metadataDocumentClient,
+	}
+	seen := map[string]bool{}
+	for _, mk := range cases {
+		c := mk(t)
+		t.Run(c.name, func(t *testing.T) {
+			results, output := runSuite(t, c)
+			for _, sc := range sortedKeys(results) {
+				key := c.name + "/" + sc
+				seen[key] = true
+				res := results[sc]
+				known, expected := expectedFailures[key]
+				switch {
+				case res.failed && expected && strings.Contains(res.reason, known.match):
+					t.Logf("%s: known failure (%s): %s", sc, known.why, res.reason)
+				case res.failed && expected:
+					t.Errorf("%s failed, but not as known (%q, %s): %s\nsuite output:\n%s", sc, known.match, known.why, res.reason, output)
+				case res.failed:
+					t.Errorf("%s failed: %s\nsuite output:\n%s", sc, res.reason, output)
+				case expected:
+					t.Errorf("%s now passes: remove %q from expectedFailures (%s)", sc, key, known.why)
+				default:
+					t.Logf("%s: passed%s", sc, res.warnings)
+				}
+			}
+		})
+	}
+	for key := range expectedFailures {
+		if !seen[key] {
+			t.Errorf("expectedFailures lists %q, which no run reported", key)
+		}
+	}
+}
+
+// dynamicClient registers a public client with RFC 7591 dynamic client
+// registration, as an MCP client that finds registration_endpoint does.
+func dynamicClient(t *testing.T) clientCase {
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{
+		"client_name": "MCP conformance suite (DCR)", "redirect_uris": []string{callbackURL(port)},
+		"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"},
+		"response_types": []string{"code"},
+	})
+	resp, err := http.Post(fleet.Origin+"/oauth/register", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &reg); resp.StatusCode != http.StatusCreated || err != nil || reg.ClientID == "" {
+		t.Fatalf("POST /oauth/register = %d %s", resp.StatusCode, b)
+	}
+	return clientCase{name: "dynamic-registration-public", clientID: reg.ClientID, port: port}
+}
+
+// metadataDocumentClient serves a Client ID Metadata Document on loopback
+// (allowed by CIMD_ALLOW_PRIVATE_NETWORKS in development) and uses its URL
+// as the client id.
+func metadataDocumentClient(t *testing.T) clientCase {
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	id := srv.URL + "/conformance/client.json"
+	mux.HandleFunc("GET /conformance/client.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"client_id": id, "client_name": "MCP conformance suite (CIMD)",
+			"redirect_uris": []string{callbackURL(port)}, "token_endpoint_auth_method": "none",
+			"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"},
+		})
+	})
+	return clientCase{name: "client-id-metadata-document", clientID: id, port: port}
+}
+
+type result struct {
+	failed   bool
+	reason   string
+	warnings string
+}
+
+type check struct {
+	ID           string `json:"id"`
+	Status       string `json:"status"`
+	ErrorMessage string `json:"errorMessage"`
+}
+
+// runSuite runs `conformance authorization` for c, signs in when the suite
+// prints its authorization URL, and returns each scenario's result and the
+// suite's output.
+func runSuite(t *testing.T, c clientCase) (map[string]result, string) {
+	t.Helper()
+	out := t.TempDir()
+	args := []string{suiteJS(), "authorization", "--url", fleet.Origin, "--client-id", c.clientID,
+		"--resource", fleet.Origin + "/mcp", "--port", strconv.Itoa(c.port), "--output-dir", out}
+	if c.secret != "" {
+		args = append(args, "--client-secret", c.secret)
+	}
+	// The suite waits up to 5 minutes for its callback; a sign-in that ends
+	// anywhere but the callback stops it at once (cancel below).
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node(), args...)
+	cmd.WaitDelay = 5 * time.Second
+	var log lockedBuffer
+	cmd.Stderr = &log
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var signInErr error
+	var wg sync.WaitGroup
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		log.WriteString(line + "\n")
+		if strings.HasPrefix(line, fleet.Origin+"/oauth/authorize?") {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if signInErr = signIn(ctx, line, callbackURL(c.port)); signInErr != nil {
+					cancel()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	waitErr := cmd.Wait()
+	output := log.String()
+	if ctx.Err() != nil && signInErr == nil {
+		signInErr = fmt.Errorf("the suite did not finish: %w", ctx.Err())
+	}
+
+	results := map[string]result{}
+	dirs, _ := os.ReadDir(out)
+	for _, d := range dirs {
+		name, ok := strings.CutPrefix(d.Name(), "authorization-server-")
+		if !ok || !d.IsDir() || len(name) <= 25 {
+			continue
+		}
+		scenario := name[:len(name)-25] // "-<ISO time with - for : and .>"
+		b, err := os.ReadFile(filepath.Join(out, d.Name(), "checks.json"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // stopped before it finished: judged below
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", scenario, err)
+		}
+		var checks []check
+		if err := json.Unmarshal(b, &checks); err != nil {
+			t.Fatalf("%s/checks.json: %v", scenario, err)
+		}
+		results[scenario] = judge(checks)
+	}
+	for _, s := range scenarios {
+		if _, ok := results[s]; !ok {
+			reason := "the suite reported no result"
+			if signInErr != nil {
+				reason = "sign-in: " + signInErr.Error()
+			}
+			results[s] = result{failed: true, reason: reason}
+		}
+	}
+	failed := false
+	for _, r := range results {
+		failed = failed || r.failed
+	}
+	if waitErr != nil && !failed {
+		t.Errorf("the suite exited with %v although every scenario passed:\n%s", waitErr, output)
+	}
+	return results, output
+}
+
+// judge fails a scenario on any FAILURE check and on a SKIPPED one (a
+// requirement the run did not exercise); WARNINGs are reported.
+func judge(checks []check) result {
+	var r result
+	var reasons, warnings []string
+	for _, c := range checks {
+		switch c.Status {
+		case "FAILURE", "SKIPPED":
+			r.failed = true
+			reasons = append(reasons, fmt.Sprintf("%s %s: %s", c.ID, c.Status, c.ErrorMessage))
+		case "WARNING":
+			warnings = append(warnings, fmt.Sprintf("%s: %s", c.ID, c.ErrorMessage))
+		}
+	}
+	if len(checks) == 0 {
+		r.failed, reasons = true, []string{"no checks reported"}
+	}
+	r.reason = strings.Join(reasons, "; ")
+	if len(warnings) > 0 {
+		r.warnings = " (warnings: " + strings.Join(warnings, "; ") + ")"
+	}
+	return r
+}
+
+// signIn plays the user's browser: it follows the authorization URL through
+// the dev IdP's login (and consent where the client needs it) and delivers
+// the final redirect, with code or error, to the suite's callback server.
+func signIn(ctx context.Context, authorizeURL, redirectURI string) error {
+	b := harness.NewBrowser(fleet.Creds.User.Username, fleet.Creds.User.Password)
+	cb, err := b.Authorize(ctx, authorizeURL, redirectURI)
+	if err != nil {
+		return fmt.Errorf("%w (visited %v)", err, b.Visited)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cb.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("delivering the callback: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New("the suite's callback server answered " + resp.Status)
+	}
+	return nil
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) WriteString(s string) { _, _ = b.Write([]byte(s)) }
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
