@@ -188,6 +188,9 @@ type clientCase struct {
 	clientID string
 	secret   string
 	port     int
+	// noResource leaves out --resource: the authorization and token
+	// requests then carry no RFC 8707 resource parameter.
+	noResource bool
 }
 
 // TestAuthorizationServer runs every authorization-server scenario of the
@@ -200,6 +203,10 @@ func TestAuthorizationServer(t *testing.T) {
 	cases := []func(t *testing.T) clientCase{
 		func(*testing.T) clientCase {
 			return clientCase{name: "pre-registered-public", clientID: publicID, port: publicPort}
+		},
+		// Without resource the token is for the client's default resource.
+		func(*testing.T) clientCase {
+			return clientCase{name: "pre-registered-public-no-resource", clientID: publicID, port: publicPort, noResource: true}
 		},
 		// RFC 8252 §7.3: any port of a registered loopback redirect URI.
 		func(*testing.T) clientCase {
@@ -312,7 +319,10 @@ func runSuite(t *testing.T, c clientCase) (map[string]result, string) {
 	t.Helper()
 	out := t.TempDir()
 	args := []string{suiteJS(), "authorization", "--url", fleet.Origin, "--client-id", c.clientID,
-		"--resource", fleet.Origin + "/mcp", "--port", strconv.Itoa(c.port), "--output-dir", out}
+		"--port", strconv.Itoa(c.port), "--output-dir", out}
+	if !c.noResource {
+		args = append(args, "--resource", fleet.Origin+"/mcp")
+	}
 	if c.secret != "" {
 		args = append(args, "--client-secret", c.secret)
 	}
