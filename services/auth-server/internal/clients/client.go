@@ -71,6 +71,9 @@ type Client struct {
 	Kind        Kind
 	// ClientURI is the client's home page (metadata documents).
 	ClientURI string
+	// ResourceServer lets a static client introspect every token, not only
+	// its own (RFC 7662 §2.1: the server decides who may introspect).
+	ResourceServer bool
 }
 
 var (
@@ -154,6 +157,9 @@ func (r Rules) Check(c *Client) []string {
 				add("jwks_uri %q must be an absolute https URL", c.JWKSURI)
 			}
 		}
+	}
+	if c.ResourceServer && c.AuthMethod == AuthNone {
+		add("resource_server needs client authentication (introspection refuses public clients)")
 	}
 	if len(c.RedirectURIs) == 0 {
 		add("at least one redirect URI is required")

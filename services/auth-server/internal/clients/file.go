@@ -24,6 +24,8 @@ type fileClient struct {
 	SkipConsent      bool            `json:"skip_consent,omitempty"`
 	JWKS             json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI          string          `json:"jwks_uri,omitempty"`
+	// ResourceServer may introspect every token (RFC 7662).
+	ResourceServer bool `json:"resource_server,omitempty"`
 }
 
 // Static is the registry of statically configured clients.
@@ -70,6 +72,7 @@ func Parse(b []byte, rules Rules) (*Static, []string) {
 			RedirectURIs: fc.RedirectURIs, Grants: fc.GrantTypes, AllowedScope: fc.Scopes,
 			Resources: fc.Resources, AuthMethod: fc.AuthMethod, RequirePKCE: true,
 			SkipConsent: fc.SkipConsent, JWKSURI: fc.JWKSURI, Kind: KindStatic,
+			ResourceServer: fc.ResourceServer,
 		}
 		if fc.RequirePKCE != nil {
 			c.RequirePKCE = *fc.RequirePKCE

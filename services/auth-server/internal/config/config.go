@@ -57,6 +57,10 @@ type Config struct {
 	CIMDEnabled      bool          // CIMD_ENABLED
 	CIMDAllowPrivate bool          // CIMD_ALLOW_PRIVATE_NETWORKS (development only)
 	CIMDCacheTTL     time.Duration // CIMD_CACHE_TTL (upper bound)
+	// CIMDAllowedHosts, when set, are the only hosts whose Client ID
+	// Metadata Documents are fetched (CIMD_ALLOWED_HOSTS, comma-separated
+	// host names or *.domain).
+	CIMDAllowedHosts []string
 
 	RateAuthorize int // RATE_LIMIT_AUTHORIZE_PER_MINUTE
 	RateToken     int // RATE_LIMIT_TOKEN_PER_MINUTE
@@ -126,6 +130,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.CIMDEnabled = s.Bool("CIMD_ENABLED", true)
 	c.CIMDAllowPrivate = s.Bool("CIMD_ALLOW_PRIVATE_NETWORKS", false)
 	c.CIMDCacheTTL = s.Duration("CIMD_CACHE_TTL", time.Hour)
+	c.CIMDAllowedHosts = s.List("CIMD_ALLOWED_HOSTS", nil)
 	c.RateAuthorize = s.Int("RATE_LIMIT_AUTHORIZE_PER_MINUTE", 60)
 	c.RateToken = s.Int("RATE_LIMIT_TOKEN_PER_MINUTE", 120)
 	c.RateUserinfo = s.Int("RATE_LIMIT_USERINFO_PER_MINUTE", 600)
@@ -224,6 +229,11 @@ func (c *Config) Validate(p *config.Problems) {
 	ttl("CIMD_CACHE_TTL", c.CIMDCacheTTL, time.Minute, 24*time.Hour)
 	if c.AccessTokenTTL >= c.RefreshTokenTTL {
 		p.Addf("ACCESS_TOKEN_TTL: must be shorter than REFRESH_TOKEN_TTL")
+	}
+	for _, h := range c.CIMDAllowedHosts {
+		if rest := strings.TrimPrefix(h, "*."); rest == "" || strings.ContainsAny(rest, "*/@?# ") {
+			p.Addf("CIMD_ALLOWED_HOSTS: %q is not a host name or *.domain", h)
+		}
 	}
 	if c.CIMDAllowPrivate && prod {
 		p.Addf("CIMD_ALLOW_PRIVATE_NETWORKS: must be false in production (SSRF guard)")

@@ -15,6 +15,7 @@ import (
 	"github.com/ory/fosite"
 	"golang.org/x/oauth2"
 
+	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
 	"github.com/tollgate/tollgate/services/platform/redisx"
@@ -50,10 +51,17 @@ var challengeFormat = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 // authorize validates the request completely, stores it, and sends the
 // browser to the upstream IdP. Until the redirect URI is verified errors
 // are shown, never redirected; after, they go back with state and iss.
+//
+// state is optional (OAuth 2.1 §4.1.1; RFC 9700 §4.7.1): PKCE protects the flow
+// against CSRF, and a client that sends no state gets none back. Without
+// PKCE (a confidential client that does not require it) state is
+// required, so that the flow always has a CSRF defence.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	q := r.URL.Query()
 	clientID := q.Get("client_id")
+	r, rec := s.withAudit(r, audit.Record{Event: audit.AuthorizationRequest, ClientID: clientID})
+	defer s.logAudit(r, rec)
+	ctx := r.Context()
 	if clientID == "" {
 		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "client_id is required")
 		return
@@ -73,8 +81,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	case redirect == "" && len(c.RedirectURIs) != 1:
 		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "redirect_uri is required")
 		return
-	case redirect != "" && !slices.Contains(c.RedirectURIs, redirect):
-		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "redirect_uri is not registered for this client (exact match required)")
+	case redirect != "" && !clients.MatchRedirectURI(c.RedirectURIs, redirect):
+		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "redirect_uri is not registered for this client (exact match required; any port only for http loopback IP literals, RFC 8252 §7.3)")
 		return
 	}
 	if !q.Has("scope") {
@@ -86,7 +94,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Set("scope", strings.Join(def, " "))
 	}
-	ar, err := s.provider.NewAuthorizeRequest(ctx, requestWithQuery(r, q))
+	ar, err := s.newAuthorizeRequest(ctx, requestWithQuery(r, q))
 	if err != nil {
 		s.authorizeError(w, r, ar, err)
 		return
@@ -118,17 +126,22 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	case challenge != "" && !challengeFormat.MatchString(challenge):
 		redirectErr("invalid_request", "code_challenge must be the 43-character base64url SHA-256 of the verifier")
 		return
+	case challenge == "" && ar.GetState() == "":
+		redirectErr("invalid_request", "state is required when PKCE is not used (RFC 9700 §4.7.1)")
+		return
 	}
 	resource := c.DefaultResource()
 	switch rs := q["resource"]; {
 	case len(rs) > 1:
 		redirectErr("invalid_target", "only one resource per request is supported")
 		return
-	case len(rs) == 1 && !slices.Contains(c.Resources, rs[0]):
-		redirectErr("invalid_target", "resource is not allowed for this client")
-		return
 	case len(rs) == 1:
-		resource = rs[0]
+		canon, ok := clients.CanonicalResource(c.Resources, rs[0])
+		if !ok {
+			redirectErr("invalid_target", "resource is not allowed for this client")
+			return
+		}
+		resource = canon
 	}
 	if slices.Contains(strings.Fields(q.Get("prompt")), "none") {
 		redirectErr("login_required", "prompt=none is not supported: the user must sign in at the identity provider")
@@ -153,6 +166,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 // callback consumes our upstream state once, completes the upstream login
 // and either asks for consent or issues the code.
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
+	r, rec := s.withAudit(r, audit.Record{Event: audit.CodeIssued})
+	defer s.logAudit(r, rec)
 	ctx := r.Context()
 	q := r.URL.Query()
 	state := q.Get("state")
@@ -170,7 +185,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "callback", http.StatusBadRequest, "invalid_request", "unknown, expired or already used sign-in state; start again from the application")
 		return
 	}
-	ar, err := s.provider.NewAuthorizeRequest(ctx, requestWithQuery(r, mustParseQuery(p.Query)))
+	rec.ClientID = p.ClientID
+	ar, err := s.newAuthorizeRequest(ctx, requestWithQuery(r, mustParseQuery(p.Query)))
 	if err != nil {
 		s.authorizeError(w, r, ar, err)
 		return
@@ -206,6 +222,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	rec.Subject = id.Subject
 	c := ar.GetClient().(*clients.Client)
 	if c.NeedsConsent() {
 		granted, err := s.hasConsent(ctx, id.Subject, c.ID, ar.GetRequestedScopes(), p.Resource)
@@ -214,6 +231,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !granted {
+			rec.Event = "" // the code_issued event follows the consent
 			s.showConsent(w, r, ar, c, p, *id)
 			return
 		}
@@ -246,6 +264,13 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 		return
 	}
 	resp.AddParameter("iss", s.issuer)
+	if ar.GetState() == "" {
+		// fosite always adds state; a request without one gets none back.
+		resp.GetParameters().Del("state")
+	}
+	if rec := auditOf(r); rec != nil {
+		rec.GrantID, rec.Subject, rec.ClientID = ar.GetID(), id.Subject, ar.GetClient().GetID()
+	}
 	s.metrics.grants.WithLabelValues("authorization_request", s.clientLabel(ar.GetClient()), "ok").Inc()
 	s.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
@@ -263,12 +288,14 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, endpoint string, status int, code, desc string) {
+	setAuditResult(r, code)
 	s.metrics.errors.WithLabelValues(endpoint, code).Inc()
 	s.errorPage(w, r, status, code, desc)
 }
 
 // redirectError sends an RFC 6749 error response with state and RFC 9207 iss.
 func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirect *url.URL, state, code, desc string) {
+	setAuditResult(r, code)
 	u := *redirect
 	q := u.Query()
 	q.Set("error", code)
@@ -282,6 +309,18 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirect 
 	u.RawQuery = q.Encode()
 	noStore(w)
 	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// newAuthorizeRequest is fosite's NewAuthorizeRequest with state optional
+// (OAuth 2.1 §4.1.1). fosite checks the state length last, after the
+// request is complete, and with MinParameterEntropy 1 its only complaint
+// can be an absent state: that one is not an error here.
+func (s *Server) newAuthorizeRequest(ctx context.Context, r *http.Request) (fosite.AuthorizeRequester, error) {
+	ar, err := s.provider.NewAuthorizeRequest(ctx, r)
+	if err != nil && errors.Is(err, fosite.ErrInvalidState) && ar != nil && ar.GetState() == "" && ar.GetClient() != nil && ar.IsRedirectURIValid() {
+		return ar, nil
+	}
+	return ar, err
 }
 
 func requestWithQuery(r *http.Request, q url.Values) *http.Request {
@@ -390,6 +429,8 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.A
 
 // consent handles the decision posted from the consent page.
 func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
+	r, rec := s.withAudit(r, audit.Record{Event: audit.Consent})
+	defer s.logAudit(r, rec)
 	ctx := r.Context()
 	cookie, err := r.Cookie(consentCookie)
 	token := r.PostForm.Get("csrf_token")
@@ -407,8 +448,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "consent", http.StatusBadRequest, "invalid_request", "unknown, expired or already used consent request")
 		return
 	}
+	rec.ClientID, rec.Subject = cr.Pending.ClientID, cr.Identity.Subject
 	http.SetCookie(w, &http.Cookie{Name: consentCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
-	ar, err := s.provider.NewAuthorizeRequest(ctx, requestWithQuery(r, mustParseQuery(cr.Pending.Query)))
+	ar, err := s.newAuthorizeRequest(ctx, requestWithQuery(r, mustParseQuery(cr.Pending.Query)))
 	if err != nil {
 		s.authorizeError(w, r, ar, err)
 		return
@@ -418,23 +460,26 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), "access_denied", "the user denied access")
 		return
 	}
-	rec := consentRecord{Scopes: ar.GetRequestedScopes(), Resources: []string{cr.Pending.Resource}, Approved: s.now()}
+	approval := consentRecord{Scopes: ar.GetRequestedScopes(), Resources: []string{cr.Pending.Resource}, Approved: s.now()}
 	var prev consentRecord
 	if ok, _ := s.store.GetJSON(ctx, "consent", consentKey(cr.Identity.Subject, cr.Pending.ClientID), &prev); ok {
 		for _, sc := range prev.Scopes {
-			if !slices.Contains(rec.Scopes, sc) {
-				rec.Scopes = append(rec.Scopes, sc)
+			if !slices.Contains(approval.Scopes, sc) {
+				approval.Scopes = append(approval.Scopes, sc)
 			}
 		}
 		for _, res := range prev.Resources {
-			if !slices.Contains(rec.Resources, res) {
-				rec.Resources = append(rec.Resources, res)
+			if !slices.Contains(approval.Resources, res) {
+				approval.Resources = append(approval.Resources, res)
 			}
 		}
 	}
-	if err := s.store.PutJSON(ctx, "consent", consentKey(cr.Identity.Subject, cr.Pending.ClientID), rec, s.cfg.ConsentTTL); err != nil {
+	if err := s.store.PutJSON(ctx, "consent", consentKey(cr.Identity.Subject, cr.Pending.ClientID), approval, s.cfg.ConsentTTL); err != nil {
 		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), "temporarily_unavailable", "the service is temporarily unavailable; retry later")
 		return
 	}
+	// The consent is recorded; what follows is the code_issued event.
+	s.logAudit(r, rec)
+	*rec = audit.Record{Event: audit.CodeIssued, ClientID: cr.Pending.ClientID, Subject: cr.Identity.Subject, ClientAddr: rec.ClientAddr}
 	s.issueCode(w, r, ar, cr.Pending, cr.Identity)
 }

@@ -52,6 +52,7 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 				fail(w, r, http.StatusBadRequest, "invalid_request", "the request body is not a valid form")
 				return
 			}
+			dropEmptyParams(r)
 			for k, v := range r.Form {
 				if len(v) > 1 && !slices.Contains(repeatable, k) {
 					fail(w, r, http.StatusBadRequest, "invalid_request", "parameter "+k+" is repeated")

@@ -12,8 +12,9 @@ import (
 	"github.com/ory/fosite"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
-	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/ratelimit"
 )
 
 // cimdMinCache and the CIMD_CACHE_TTL setting bound how long a fetched
@@ -26,7 +27,13 @@ func (s *Server) rules() clients.Rules {
 
 // metadataClient resolves an https client id through its Client ID
 // Metadata Document, cached in Redis.
+//
+// With CIMD_ALLOWED_HOSTS set, only client ids on those hosts are fetched;
+// any other is an unknown client.
 func (s *Server) metadataClient(ctx context.Context, id string) (*clients.Client, error) {
+	if !clients.HostAllowed(s.cfg.CIMDAllowedHosts, id) {
+		return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, &clients.MetadataError{Reason: "the client id's host is not in the allowed hosts (CIMD_ALLOWED_HOSTS)"})
+	}
 	var md clients.Metadata
 	ok, err := s.store.GetJSON(ctx, "cimd", id, &md)
 	if err != nil {
@@ -52,10 +59,9 @@ func (s *Server) metadataClient(ctx context.Context, id string) (*clients.Client
 
 // dynamicRecord is a dynamically registered client at rest.
 type dynamicRecord struct {
-	Metadata    clients.Metadata `json:"metadata"`
-	SecretHash  string           `json:"secret_hash,omitempty"`
-	Fingerprint string           `json:"fingerprint"`
-	IssuedAt    int64            `json:"issued_at"`
+	Metadata   clients.Metadata `json:"metadata"`
+	SecretHash string           `json:"secret_hash,omitempty"`
+	IssuedAt   int64            `json:"issued_at"`
 }
 
 func (s *Server) dynamicClient(ctx context.Context, id string) (*clients.Client, error) {
@@ -69,7 +75,6 @@ func (s *Server) dynamicClient(ctx context.Context, id string) (*clients.Client,
 	}
 	// Used records live on; unused ones expire after DCR_UNUSED_TTL.
 	_ = s.store.Touch(ctx, "dcr", id, s.cfg.DCRTTL)
-	_ = s.store.Touch(ctx, "dcr-fp", rec.Fingerprint, s.cfg.DCRTTL)
 	return dynamicToClient(rec, s.rules())
 }
 
@@ -97,7 +102,18 @@ type registrationRequest struct {
 	Scope        string   `json:"scope"`
 }
 
-// register is RFC 7591 dynamic client registration.
+// register is RFC 7591 dynamic client registration (open registration, no
+// initial access token).
+//
+// Every successful request creates a new client with a new client_id
+// (RFC 7591 §3.2.1): registering the same metadata again never returns or
+// changes an existing client. There is no client configuration endpoint
+// (RFC 7592 is not implemented): a registered client cannot be read,
+// updated or deleted through the API; a client that needs other metadata
+// registers again. A registration that is not used (no authorization or
+// token request names it) expires after DCR_UNUSED_TTL. Requests are
+// limited per client address (RATE_LIMIT_REGISTER_PER_MINUTE), whatever
+// credentials they carry.
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.DCREnabled {
 		writeJSONError(w, http.StatusNotFound, "invalid_request", "dynamic client registration is disabled")
@@ -106,7 +122,20 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	regErr := func(code, desc string) {
 		s.metrics.errors.WithLabelValues("register", code).Inc()
+		s.auditEvent(r, audit.Record{Event: audit.Registration, Result: code})
 		writeJSONError(w, http.StatusBadRequest, code, desc)
+	}
+	res, err := s.limiter.Allow(ctx, "register-addr", s.remoteAddr(r), ratelimit.PerMinute(s.cfg.RateRegister))
+	if err != nil {
+		s.unavailable(w)
+		return
+	}
+	if !res.Allowed {
+		ratelimit.SetHeaders(w.Header(), res)
+		s.metrics.rateLimited.WithLabelValues("register").Inc()
+		s.auditEvent(r, audit.Record{Event: audit.Registration, Result: "rate_limited"})
+		writeJSONError(w, http.StatusTooManyRequests, "rate_limited", "too many registrations from this address; retry after the Retry-After delay")
+		return
 	}
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		regErr("invalid_client_metadata", "the request must be application/json")
@@ -175,20 +204,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		ClientName: req.ClientName, ClientURI: req.ClientURI, RedirectURIs: req.RedirectURIs,
 		GrantTypes: req.GrantTypes, Response: req.Response, AuthMethod: req.AuthMethod, Scope: strings.Join(scopes, " "),
 	}
-	canon, _ := json.Marshal(md)
-	fp := redisx.Hash(string(canon))
-
-	// An identical registration reuses the record instead of piling up;
-	// a confidential client gets a fresh secret (the old one stops working).
-	var id string
-	if ok, err := s.store.GetJSON(ctx, "dcr-fp", fp, &id); err != nil {
-		s.unavailable(w)
-		return
-	} else if !ok {
-		id = clients.DynamicPrefix + strings.ToLower(randomID())
-	}
+	id := clients.DynamicPrefix + strings.ToLower(randomID())
 	md.ClientID = id
-	rec := dynamicRecord{Metadata: md, Fingerprint: fp, IssuedAt: s.now().Unix()}
+	rec := dynamicRecord{Metadata: md, IssuedAt: s.now().Unix()}
 	secret := ""
 	if req.AuthMethod != clients.AuthNone {
 		secret = randomID() + randomID()
@@ -199,11 +217,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		}
 		rec.SecretHash = string(h)
 	}
+	// The id has 130 random bits (crypto/rand.Text): it names no other client.
 	if err := s.store.PutJSON(ctx, "dcr", id, rec, s.cfg.DCRTTL); err != nil {
-		s.unavailable(w)
-		return
-	}
-	if err := s.store.PutJSON(ctx, "dcr-fp", fp, id, s.cfg.DCRTTL); err != nil {
 		s.unavailable(w)
 		return
 	}
@@ -220,6 +235,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		out["client_secret_expires_at"] = 0
 	}
 	s.metrics.grants.WithLabelValues("registration", string(clients.KindDynamic), "ok").Inc()
+	s.auditEvent(r, audit.Record{Event: audit.Registration, ClientID: id})
 	writeJSON(w, http.StatusCreated, out)
 }
 

@@ -28,6 +28,7 @@ import (
 
 	josev3 "github.com/go-jose/go-jose/v3"
 
+	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
@@ -46,6 +47,8 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// UpstreamClient talks to the upstream IdP (default: 10s timeout).
 	UpstreamClient *http.Client
+	// Audit receives the audit events (nil: none are written).
+	Audit *audit.Logger
 }
 
 // Server serves the OAuth endpoints.
@@ -62,6 +65,7 @@ type Server struct {
 	limiter  *ratelimit.Limiter
 	metrics  *metrics
 	cimd     *clients.MetadataFetcher
+	audit    *audit.Logger
 	now      func() time.Time
 }
 
@@ -70,7 +74,7 @@ func New(o Options) (*Server, error) {
 	cfg := o.Config
 	s := &Server{
 		cfg: cfg, issuer: cfg.Issuer, ring: o.Ring, rdb: o.Redis, static: o.Static, log: o.Log,
-		limiter: ratelimit.New(o.Redis), now: time.Now,
+		limiter: ratelimit.New(o.Redis), audit: o.Audit, now: time.Now,
 	}
 	m, err := newMetrics(o.Metrics)
 	if err != nil {
@@ -107,6 +111,11 @@ func New(o Options) (*Server, error) {
 		EnablePKCEPlainChallengeMethod: false,
 		RefreshTokenScopes:             refreshScopes,
 		SendDebugMessagesToClients:     false,
+		// Neither state nor nonce has a length rule in RFC 6749 or OpenID
+		// Connect Core: fosite's default 8-character minimum (answered with
+		// the non-standard invalid_state) is lowered to 1, its smallest
+		// value; newAuthorizeRequest lets an absent state through.
+		MinParameterEntropy: 1,
 		RedirectSecureChecker: func(_ context.Context, u *url.URL) bool {
 			return clients.CheckRedirectURI(u.String(), cfg.Production()) == nil
 		},

@@ -1,13 +1,16 @@
 package oauth
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/ory/fosite"
 
+	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
@@ -34,7 +37,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if rs := r.PostForm["resource"]; len(rs) > 0 {
 		// RFC 8707: the token's audience is the grant's resource; a request
 		// may name it again but not widen or change it.
-		if len(rs) > 1 || !ar.GetRequestedAudience().Has(rs[0]) {
+		// Scheme and host compare case-insensitively (RFC 3986 §6.2.2.1).
+		if _, ok := clients.CanonicalResource(ar.GetRequestedAudience(), rs[0]); len(rs) > 1 || !ok {
 			s.metrics.grants.WithLabelValues(grant, s.clientLabel(ar.GetClient()), "invalid_target").Inc()
 			s.metrics.errors.WithLabelValues("token", "invalid_target").Inc()
 			writeJSONError(w, http.StatusBadRequest, "invalid_target", "resource does not match the grant's resource")
@@ -47,22 +51,33 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.grants.WithLabelValues(grant, s.clientLabel(ar.GetClient()), "ok").Inc()
+	s.auditEvent(r, audit.Record{Event: audit.Grant, GrantType: grant, ClientID: ar.GetClient().GetID(), ClientAuthenticated: true,
+		Subject: ar.GetSession().GetSubject(), GrantID: ar.GetID()})
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
 }
 
 func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string, ar fosite.AccessRequester, err error) {
 	status, code, desc := classify(err)
-	client := "unknown"
-	if ar != nil && ar.GetClient() != nil {
-		client = s.clientLabel(ar.GetClient())
+	client, clientID, authenticated := "unknown", claimedClientID(r), false
+	if ar != nil && ar.GetClient() != nil && code != "invalid_client" {
+		client, clientID, authenticated = s.clientLabel(ar.GetClient()), ar.GetClient().GetID(), true
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.Error("token endpoint failed", "grant_type", grant, "err", err)
 	} else {
-		s.log.Info("token request refused", "grant_type", grant, "client", client, "error", code, "debug", fosite.ErrorToRFC6749Error(err).GetDescription()+" "+fosite.ErrorToRFC6749Error(err).Debug())
+		s.log.Info("token request refused", "grant_type", grant, "client_id", clientID, "client_authenticated", authenticated, "error", code, "debug", fosite.ErrorToRFC6749Error(err).GetDescription()+" "+fosite.ErrorToRFC6749Error(err).Debug())
 	}
 	s.metrics.grants.WithLabelValues(grant, client, code).Inc()
 	s.metrics.errors.WithLabelValues("token", code).Inc()
+	switch {
+	case code == "invalid_client":
+		s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: clientID, Endpoint: "token"})
+	case grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken):
+		s.auditEvent(r, audit.Record{Event: audit.RefreshReuse, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant,
+			Reason: "a rotated refresh token was presented again; the grant is revoked"})
+	default:
+		s.auditEvent(r, audit.Record{Event: audit.Grant, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant})
+	}
 	if code == "invalid_client" {
 		status = http.StatusUnauthorized
 		if _, _, ok := r.BasicAuth(); ok {
@@ -176,30 +191,109 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		}
 		if status == http.StatusServiceUnavailable || code == "invalid_client" || code == "invalid_request" || code == "unauthorized_client" || code == "unsupported_token_type" {
 			s.metrics.errors.WithLabelValues("revoke", code).Inc()
+			if code == "invalid_client" {
+				s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: claimedClientID(r), Endpoint: "revoke"})
+			} else {
+				s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: code, ClientID: claimedClientID(r), Endpoint: "revoke"})
+			}
 			writeJSONError(w, status, code, desc)
 			return
 		}
 	}
+	s.auditEvent(r, audit.Record{Event: audit.Revocation, ClientID: claimedClientID(r), ClientAuthenticated: true, Endpoint: "revoke"})
 	// RFC 7009: an unknown or already revoked token is a success.
 	w.WriteHeader(http.StatusOK)
 }
 
-// introspect is RFC 7662 for authenticated clients.
+// clientAuthenticator is fosite's client authentication (client_secret_basic,
+// client_secret_post, private_key_jwt, none), as the token endpoint uses it.
+type clientAuthenticator interface {
+	AuthenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error)
+}
+
+// introspectionAuthMethods are the client authentication methods the
+// introspection endpoint accepts (and discovery advertises).
+var introspectionAuthMethods = []string{clients.AuthBasic, clients.AuthPost, clients.AuthPrivateKeyJWT}
+
+// introspect is RFC 7662 token introspection. The caller authenticates as
+// a confidential client exactly as at the token endpoint (RFC 7662 §2.1;
+// public clients and bearer tokens are refused with 401 invalid_client).
+// It learns about a token only if the token was issued to it or if it is a
+// resource server in the static registry (resource_server: true); for any
+// other token, and for unknown, expired or revoked ones, the answer is
+// {"active":false} (RFC 7662 §2.2: the server may answer inactive to a
+// caller not allowed to know, so the answer reveals nothing).
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	ir, err := s.provider.NewIntrospectionRequest(r.Context(), r, NewSession())
+	ctx := r.Context()
+	fail := func(status int, code, desc string) {
+		s.metrics.errors.WithLabelValues("introspect", code).Inc()
+		if code == "invalid_client" {
+			status = http.StatusUnauthorized
+			if _, _, ok := r.BasicAuth(); ok {
+				w.Header().Set("WWW-Authenticate", `Basic realm="tollgate", charset="UTF-8"`)
+			}
+			s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: claimedClientID(r), Endpoint: "introspect"})
+		}
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+		}
+		writeJSONError(w, status, code, desc)
+	}
+	if h := r.Header.Get("Authorization"); h != "" && !strings.HasPrefix(strings.ToLower(h), "basic ") {
+		fail(http.StatusUnauthorized, "invalid_client", "authenticate as a client (client_secret_basic, client_secret_post or private_key_jwt); bearer tokens are not accepted here")
+		return
+	}
+	auth, ok := s.provider.(clientAuthenticator)
+	if !ok {
+		fail(http.StatusInternalServerError, "server_error", "the server could not complete the request")
+		return
+	}
+	client, err := auth.AuthenticateClient(ctx, r, r.PostForm)
 	if err != nil {
 		status, code, desc := classify(err)
-		if status == http.StatusServiceUnavailable || code == "invalid_client" || code == "invalid_request" {
-			if code == "invalid_client" {
-				status = http.StatusUnauthorized
-			}
-			writeJSONError(w, status, code, desc)
+		if code != "invalid_request" && code != "temporarily_unavailable" && code != "server_error" {
+			code = "invalid_client"
+		}
+		fail(status, code, desc)
+		return
+	}
+	if client.IsPublic() {
+		fail(http.StatusUnauthorized, "invalid_client", "public clients cannot use the introspection endpoint (RFC 7662 §2.1 requires client authentication)")
+		return
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		fail(http.StatusBadRequest, "invalid_request", "token is required")
+		return
+	}
+	tu, ar, err := s.provider.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), NewSession())
+	if err != nil {
+		if status, code, desc := classify(err); status == http.StatusServiceUnavailable {
+			fail(status, code, desc)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
-	s.provider.WriteIntrospectionResponse(r.Context(), w, ir)
+	if !mayIntrospect(client, ar.GetClient()) {
+		writeJSON(w, http.StatusOK, map[string]any{"active": false})
+		return
+	}
+	resp := &fosite.IntrospectionResponse{Active: true, AccessRequester: ar, TokenUse: tu}
+	if tu == fosite.AccessToken {
+		resp.AccessTokenType = fosite.BearerAccessToken
+	}
+	s.provider.WriteIntrospectionResponse(ctx, w, resp)
+}
+
+// mayIntrospect: a client may introspect its own tokens; a resource server
+// of the static registry may introspect every token.
+func mayIntrospect(caller, owner fosite.Client) bool {
+	if owner != nil && owner.GetID() == caller.GetID() {
+		return true
+	}
+	c, ok := caller.(*clients.Client)
+	return ok && c.Kind == clients.KindStatic && c.ResourceServer
 }
 
 func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) {
@@ -232,7 +326,7 @@ func (s *Server) Metadata() map[string]any {
 		"token_endpoint_auth_methods_supported":            clients.AuthMethods,
 		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256"},
 		"revocation_endpoint_auth_methods_supported":       clients.AuthMethods,
-		"introspection_endpoint_auth_methods_supported":    []string{clients.AuthBasic, clients.AuthPost, clients.AuthPrivateKeyJWT},
+		"introspection_endpoint_auth_methods_supported":    introspectionAuthMethods,
 		"scopes_supported":                                 clients.Scopes,
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
 			"name", "given_name", "family_name", "preferred_username", "email", "email_verified"},

@@ -65,7 +65,6 @@ func TestAuthorizeRefusals(t *testing.T) {
 			return u + "&resource=" + url.QueryEscape(f.Base+"/mcp") + "&resource=" + url.QueryEscape(f.Base+"/actions")
 		}, redirected("invalid_target")},
 		{"response_type token", nil, func(u string) string { return strings.Replace(u, "response_type=code", "response_type=token", 1) }, redirected("unsupported_response_type")},
-		{"short state", func(a *authRequest) { a.State = "abc" }, nil, redirected("invalid_state")},
 		{"prompt none", nil, func(u string) string { return u + "&prompt=none" }, redirected("login_required")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -73,9 +73,14 @@ func TestDynamicRegistration(t *testing.T) {
 	if st != http.StatusCreated || reg["token_endpoint_auth_method"] != "client_secret_post" || reg["client_secret"] == nil {
 		t.Fatalf("register: %d %v", st, reg)
 	}
+	// RFC 7591 §3.2.1: the same metadata again is another client; the
+	// first keeps its id and secret (no takeover by re-registration).
 	st2, reg2 := register(t, f, body)
-	if st2 != http.StatusCreated || reg2["client_id"] != reg["client_id"] {
-		t.Errorf("identical registration: %d %v, want the same client_id %v", st2, reg2["client_id"], reg["client_id"])
+	if st2 != http.StatusCreated || reg2["client_id"] == reg["client_id"] || reg2["client_secret"] == reg["client_secret"] {
+		t.Errorf("identical registration: %d %v, want a new client (first %v)", st2, reg2["client_id"], reg["client_id"])
+	}
+	if reg["registration_access_token"] != nil || reg["registration_client_uri"] != nil {
+		t.Errorf("RFC 7592 management is not offered, got %v", reg)
 	}
 	for _, tc := range []struct{ name, body, code string }{
 		{"http redirect off loopback", `{"redirect_uris":["http://example.com/cb"]}`, "invalid_redirect_uri"},
@@ -97,16 +102,20 @@ func TestDynamicRegistration(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", f.Redis.Port)})
 	defer rdb.Close()
 	recs := rdb.Keys(context.Background(), "*as:dcr:*").Val()
-	if len(recs) != 1 {
-		t.Errorf("%d registration records after two identical registrations, want 1", len(recs))
+	if len(recs) != 2 {
+		t.Errorf("%d registration records after two identical registrations, want 2", len(recs))
 	}
 	for _, k := range recs {
 		if ttl := rdb.TTL(context.Background(), k).Val(); ttl <= 0 || ttl > 720*time.Hour {
 			t.Errorf("registration record TTL %v, want DCR_UNUSED_TTL (720h)", ttl)
 		}
 	}
-	c := devClient{ClientID: reg2["client_id"].(string), ClientSecret: reg2["client_secret"].(string), RedirectURIs: []string{redirect}, AuthMethod: "client_secret_post"}
-	// The older secret was replaced by the identical registration.
+	// The first registration still works with its own secret.
+	c := devClient{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), RedirectURIs: []string{redirect}, AuthMethod: "client_secret_post"}
+	other := devClient{ClientID: reg2["client_id"].(string), ClientSecret: reg["client_secret"].(string), AuthMethod: "client_secret_post"}
+	if tr := f.token(other, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}); tr.Status != http.StatusUnauthorized || tr.Error != "invalid_client" {
+		t.Errorf("the first client's secret for the second client: %d %s, want 401 invalid_client", tr.Status, tr.Error)
+	}
 	a := newAuthRequest(c)
 	a.Resource = f.Base + "/mcp"
 

@@ -10,6 +10,7 @@ import (
 	"io"
 
 	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
+	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
 	"github.com/tollgate/tollgate/services/auth-server/internal/oauth"
@@ -70,7 +71,8 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 
-	o, err := oauth.New(oauth.Options{Config: cfg, Ring: ring, Redis: rdb, Static: static, Log: base.Log, Metrics: base.Metrics})
+	o, err := oauth.New(oauth.Options{Config: cfg, Ring: ring, Redis: rdb, Static: static, Log: base.Log, Metrics: base.Metrics,
+		Audit: audit.New(stderr, cfg.Service)})
 	if err != nil {
 		base.Close()
 		return fmt.Errorf("oauth: %w", err)

@@ -1,0 +1,88 @@
+package clients_test
+
+import (
+	"testing"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
+)
+
+func TestMatchRedirectURI(t *testing.T) {
+	reg := []string{"https://app.example/cb", "http://127.0.0.1:8976/callback", "http://[::1]/cb?x=1", "http://localhost:3000/cb"}
+	for _, tc := range []struct {
+		uri  string
+		want bool
+	}{
+		{"https://app.example/cb", true},
+		{"https://app.example:443/cb", false}, // exact: an explicit default port is another string
+		{"https://APP.example/cb", false},
+		{"https://app.example/CB", false},
+		{"https://app.example/cb/", false},
+		{"https://app.example/cb?x=1", false},
+		{"http://127.0.0.1:8976/callback", true},
+		{"http://127.0.0.1:51234/callback", true}, // RFC 8252 §7.3: any port
+		{"http://127.0.0.1/callback", true},
+		{"http://127.0.0.1:51234/other", false},
+		{"http://127.0.0.1:51234/callback?x=1", false},
+		{"https://127.0.0.1:51234/callback", false},
+		{"http://127.0.0.2:51234/callback", false},
+		{"http://user@127.0.0.1:51234/callback", false},
+		{"http://[::1]:4000/cb?x=1", true},
+		{"http://[::1]:4000/cb", false},
+		{"http://localhost:3000/cb", true},
+		{"http://localhost:3001/cb", false}, // RFC 8252 §8.3: localhost keeps exact matching
+		{"http://127.0.0.1:3000/cb", false},
+	} {
+		if got := clients.MatchRedirectURI(reg, tc.uri); got != tc.want {
+			t.Errorf("MatchRedirectURI(%q) = %v, want %v", tc.uri, got, tc.want)
+		}
+	}
+	// A registered https loopback URI keeps exact matching.
+	if clients.MatchRedirectURI([]string{"https://127.0.0.1:8443/cb"}, "https://127.0.0.1:9443/cb") {
+		t.Error("https loopback matched on another port")
+	}
+}
+
+func TestCanonicalResource(t *testing.T) {
+	allowed := []string{"http://localhost:4000/mcp", "https://api.example.com/actions"}
+	for _, tc := range []struct{ in, want string }{
+		{"http://localhost:4000/mcp", "http://localhost:4000/mcp"},
+		{"HTTP://localhost:4000/mcp", "http://localhost:4000/mcp"},
+		{"http://LOCALHOST:4000/mcp", "http://localhost:4000/mcp"},
+		{"HTTPS://API.Example.COM/actions", "https://api.example.com/actions"},
+		{"http://localhost:4000/MCP", ""}, // the path is case-sensitive
+		{"http://localhost:4000/mcp/", ""},
+		{"http://localhost:4001/mcp", ""},
+		{"http://localhost:4000/mcp#x", ""},
+		{"/mcp", ""},
+		{"", ""},
+	} {
+		got, ok := clients.CanonicalResource(allowed, tc.in)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("CanonicalResource(%q) = %q, %v; want %q", tc.in, got, ok, tc.want)
+		}
+	}
+}
+
+func TestHostAllowed(t *testing.T) {
+	if !clients.HostAllowed(nil, "https://any.example/c") {
+		t.Error("an empty list refuses")
+	}
+	allowed := []string{"app.example.com", "*.trusted.example"}
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{
+		{"https://app.example.com/client.json", true},
+		{"https://APP.example.com/client.json", true},
+		{"https://app.example.com:8443/client.json", false},
+		{"https://evil.example/client.json", false},
+		{"https://a.trusted.example/c", true},
+		{"https://trusted.example/c", false},
+		{"https://eviltrusted.example/c", false},
+		{"https://app.example.com.evil.example/c", false},
+	} {
+		if got := clients.HostAllowed(allowed, tc.id); got != tc.want {
+			t.Errorf("HostAllowed(%q) = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+}
