@@ -47,11 +47,6 @@ var scenarios = []string{"authorization-server-metadata-endpoint", "authorizatio
 // that a different failure is not taken for the known one. A listed run
 // that passes fails the test, so the list cannot outlive the defect.
 var expectedFailures = map[string]struct{ why, match string }{
-	// issue 11 item 2: redirect URIs still match exactly, port included.
-	"pre-registered-public-other-loopback-port/authorization-code-grant": {
-		why:   "RFC 8252 §7.3: a loopback redirect URI must be accepted on any port (issue 11 item 2)",
-		match: "redirect_uri is not registered for this client",
-	},
 	// The suite, not the server: its selectTokenAuthMethod picks "none"
 	// whenever token_endpoint_auth_methods_supported lists it, even with
 	// --client-secret, so a confidential client sends no credentials and
