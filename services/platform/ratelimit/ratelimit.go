@@ -57,6 +57,27 @@ func (l *Limiter) Allow(ctx context.Context, scope, subject string, lim Limit) (
 	return Result{Allowed: res.Allowed > 0, Remaining: res.Remaining, RetryAfter: res.RetryAfter}, nil
 }
 
+// Peek reports whether bucket (scope, subject) holds a token without
+// taking one: Allowed is false when the next Allow would be refused, and
+// RetryAfter is then the time until it would succeed. Use it for budgets
+// spent only on some outcomes (failed authentications), checked first and
+// taken after.
+func (l *Limiter) Peek(ctx context.Context, scope, subject string, lim Limit) (Result, error) {
+	key := l.rdb.Key("rl", scope, redisx.Hash(subject))
+	res, err := l.l.AllowN(ctx, key, redis_rate.Limit{Rate: lim.Rate, Burst: lim.Burst, Period: lim.Period}, 0)
+	if err != nil {
+		return Result{}, fmt.Errorf("rate limit: %w", err)
+	}
+	if res.Remaining >= 1 {
+		return Result{Allowed: true, Remaining: res.Remaining}, nil
+	}
+	// GCRA: one token is back when the bucket is Burst-1 emission
+	// intervals short of full.
+	interval := lim.Period / time.Duration(max(lim.Rate, 1))
+	wait := res.ResetAfter - time.Duration(lim.Burst-1)*interval
+	return Result{Allowed: false, RetryAfter: max(wait, time.Millisecond)}, nil
+}
+
 // RetryAfterSeconds renders a Retry-After header value (whole seconds, at least 1).
 func RetryAfterSeconds(d time.Duration) string {
 	return strconv.Itoa(int(math.Max(1, math.Ceil(d.Seconds()))))

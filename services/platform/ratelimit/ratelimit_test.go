@@ -60,3 +60,31 @@ func TestRedisDownIsAnError(t *testing.T) {
 		t.Error("Allow succeeded without Redis")
 	}
 }
+
+// Peek never takes a token and reports the same verdict Allow would.
+func TestPeek(t *testing.T) {
+	r := testharness.StartRedis(t)
+	l := ratelimit.New(r.Client())
+	ctx := context.Background()
+	lim := ratelimit.Limit{Rate: 3, Burst: 3, Period: time.Hour}
+	for range 5 {
+		if res, err := l.Peek(ctx, "fail", "c|a", lim); err != nil || !res.Allowed {
+			t.Fatalf("peek of a fresh bucket: %+v %v", res, err)
+		}
+	}
+	for range 3 {
+		if res, _ := l.Allow(ctx, "fail", "c|a", lim); !res.Allowed {
+			t.Fatal("take refused before the burst was spent")
+		}
+	}
+	res, err := l.Peek(ctx, "fail", "c|a", lim)
+	if err != nil || res.Allowed {
+		t.Fatalf("peek of an empty bucket: %+v %v", res, err)
+	}
+	if res.RetryAfter <= 0 || res.RetryAfter > 20*time.Minute+time.Second {
+		t.Errorf("RetryAfter %s, want about one emission interval (20m)", res.RetryAfter)
+	}
+	if res, _ := l.Allow(ctx, "fail", "c|a", lim); res.Allowed {
+		t.Error("Allow succeeded where Peek said no")
+	}
+}
