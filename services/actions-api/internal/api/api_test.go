@@ -271,6 +271,33 @@ func TestRateLimitPublicByAddress(t *testing.T) {
 	}
 }
 
+// TestRateLimitPublicClientAddress: the fleet's client-address rule
+// (platform/clientip). Without trusted proxies a spoofed X-Forwarded-For
+// is ignored; behind a trusted proxy the right-most untrusted entry is the
+// address, whatever the client wrote to its left.
+func TestRateLimitPublicClientAddress(t *testing.T) {
+	xff := func(v string) http.Header { return http.Header{"X-Forwarded-For": {v}} }
+	t.Run("untrusted peer", func(t *testing.T) {
+		f := start(t, map[string]string{"PUBLIC_RATE_LIMIT_PER_MINUTE": "2"})
+		f.do(t, http.MethodGet, "/health", xff("198.51.100.1"))
+		f.do(t, http.MethodGet, "/health", xff("198.51.100.2"))
+		if r := f.do(t, http.MethodGet, "/health", xff("198.51.100.3")); r.status != 429 {
+			t.Errorf("third call with a new spoofed address: %d, want 429", r.status)
+		}
+	})
+	t.Run("trusted proxy", func(t *testing.T) {
+		f := start(t, map[string]string{"PUBLIC_RATE_LIMIT_PER_MINUTE": "2", "TRUSTED_PROXIES": "127.0.0.0/8,::1"})
+		f.do(t, http.MethodGet, "/health", xff("10.0.0.1, 198.51.100.7"))
+		f.do(t, http.MethodGet, "/health", xff("10.0.0.2, 198.51.100.7"))
+		if r := f.do(t, http.MethodGet, "/health", xff("10.0.0.3, 198.51.100.7, 127.0.0.5")); r.status != 429 {
+			t.Errorf("third call from 198.51.100.7: %d, want 429", r.status)
+		}
+		if r := f.do(t, http.MethodGet, "/health", xff("198.51.100.8")); r.status != 200 {
+			t.Errorf("another address: %d, want 200", r.status)
+		}
+	})
+}
+
 func TestRedisDown(t *testing.T) {
 	f := start(t, nil)
 	tok := f.token(t, allScopes)
@@ -445,13 +472,13 @@ func TestConfigRefusals(t *testing.T) {
 		"ACTIONS_OAUTH_BASE_URL":       "api.example.com",
 		"ALLOWED_ORIGINS":              "*,https://ok.example,https://x.example/path,ftp://y.example",
 		"RATE_LIMIT_PER_MINUTE":        "0",
-		"PUBLIC_RATE_LIMIT_PER_MINUTE": "many",
-		"CORE_CALL_TIMEOUT":            "0s",
+		"PUBLIC_RATE_LIMIT_PER_MINUTE": "many", "TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal",
+		"CORE_CALL_TIMEOUT": "0s",
 	}))
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{"ACTIONS_OAUTH_BASE_URL", `"*" is a wildcard`, "https://x.example/path", "ftp://y.example", "RATE_LIMIT_PER_MINUTE: must be at least 1", "PUBLIC_RATE_LIMIT_PER_MINUTE", "CORE_CALL_TIMEOUT"} {
+	for _, want := range []string{"ACTIONS_OAUTH_BASE_URL", `"*" is a wildcard`, "https://x.example/path", "ftp://y.example", "RATE_LIMIT_PER_MINUTE: must be at least 1", "PUBLIC_RATE_LIMIT_PER_MINUTE", "CORE_CALL_TIMEOUT", `TRUSTED_PROXIES: not a CIDR or IP address: "proxy.internal"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}

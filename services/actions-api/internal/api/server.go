@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tollgate/tollgate/services/actions-api/internal/config"
+	"github.com/tollgate/tollgate/services/platform/clientip"
 	"github.com/tollgate/tollgate/services/platform/fault"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/registry"
@@ -77,10 +78,14 @@ func (s *server) handler() (*echo.Echo, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	// Client addresses (public rate limits) come from X-Forwarded-For as
-	// appended by trusted proxies: loopback, link-local and private ranges,
-	// where the ingress runs. A client cannot spoof the hop its proxy adds.
-	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	// Client addresses (public rate limits) follow the fleet's rule
+	// (platform/clientip): the right-most X-Forwarded-For entry that is not
+	// one of TRUSTED_PROXIES; with none configured, the TCP peer.
+	addrs, err := clientip.New(s.cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", clientip.Setting, err)
+	}
+	e.IPExtractor = addrs.String
 
 	e.Use(s.observe)
 	e.Use(middleware.RequestID())

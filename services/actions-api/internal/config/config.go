@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/services/platform/clientip"
 	"github.com/tollgate/tollgate/services/platform/config"
 )
 
@@ -66,6 +67,10 @@ type Config struct {
 	// PublicRateLimitPerMinute is how many calls of public operations one
 	// client address may make a minute (PUBLIC_RATE_LIMIT_PER_MINUTE).
 	PublicRateLimitPerMinute int
+	// TrustedProxies are the proxies whose X-Forwarded-For entries name the
+	// client address (TRUSTED_PROXIES, CIDRs; the platform/clientip rule,
+	// shared by the fleet). Empty: the TCP peer is the client.
+	TrustedProxies []string
 	// CoreTimeout bounds each call to capability-core (CORE_CALL_TIMEOUT).
 	CoreTimeout time.Duration
 	// MaxBodyBytes bounds request bodies of POST operations (MAX_BODY_BYTES).
@@ -91,6 +96,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.RateLimitPerMinute = s.Int("RATE_LIMIT_PER_MINUTE", 60)
 	c.PublicRateLimitPerMinute = s.Int("PUBLIC_RATE_LIMIT_PER_MINUTE", 120)
+	c.TrustedProxies = s.List(clientip.Setting, nil)
 	c.CoreTimeout = s.Duration("CORE_CALL_TIMEOUT", 5*time.Second)
 	c.MaxBodyBytes = s.Int("MAX_BODY_BYTES", 64<<10)
 	p := s.Problems()
@@ -125,6 +131,9 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.PublicRateLimitPerMinute < 1 {
 		p.Addf("PUBLIC_RATE_LIMIT_PER_MINUTE: must be at least 1")
+	}
+	if _, err := clientip.New(c.TrustedProxies); err != nil {
+		p.Addf("%s: %v", clientip.Setting, err)
 	}
 	if c.CoreTimeout <= 0 || c.CoreTimeout > time.Minute {
 		p.Addf("CORE_CALL_TIMEOUT: must be between 1ms and 1m")

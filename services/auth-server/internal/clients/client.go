@@ -138,8 +138,8 @@ func (r Rules) Check(c *Client) []string {
 	}
 	switch c.AuthMethod {
 	case AuthBasic, AuthPost:
-		if !isBcrypt(c.SecretHash) {
-			add("client_secret_hash must be a bcrypt hash ($2a$/$2b$/$2y$); plaintext secrets are refused")
+		if !isBcrypt(c.SecretHash) && !IsHMACHash(c.SecretHash) {
+			add("client_secret_hash must be a bcrypt hash ($2a$/$2b$/$2y$) or a %s hash; plaintext secrets are refused", HMACPrefix)
 		}
 	case AuthNone:
 		if len(c.SecretHash) > 0 {

@@ -1,10 +1,15 @@
 package clients
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	josev3 "github.com/go-jose/go-jose/v3"
 	"sigs.k8s.io/yaml"
@@ -28,24 +33,49 @@ type fileClient struct {
 	ResourceServer bool `json:"resource_server,omitempty"`
 }
 
-// Static is the registry of statically configured clients.
-type Static struct{ byID map[string]*Client }
+// Static is the registry of statically configured clients. Reload swaps
+// the whole registry atomically; safe for concurrent use.
+type Static struct {
+	byID atomic.Pointer[map[string]*Client]
+}
+
+func newStatic(byID map[string]*Client) *Static {
+	s := &Static{}
+	s.byID.Store(&byID)
+	return s
+}
 
 // Get returns the client with id, or ErrNotFound.
 func (s *Static) Get(id string) (*Client, error) {
-	if c, ok := s.byID[id]; ok {
+	if c, ok := (*s.byID.Load())[id]; ok {
 		return c, nil
 	}
 	return nil, ErrNotFound
 }
 
 // Len is the number of clients.
-func (s *Static) Len() int { return len(s.byID) }
+func (s *Static) Len() int { return len(*s.byID.Load()) }
+
+// HasHMACHashes reports whether a client's secret is stored as a keyed
+// fast hash, which needs the server's client secret key to verify.
+func (s *Static) HasHMACHashes() bool {
+	for _, c := range *s.byID.Load() {
+		if IsHMACHash(c.SecretHash) {
+			return true
+		}
+	}
+	return false
+}
+
+// Replace swaps in the clients of next (a freshly loaded registry).
+// Requests that already hold a client finish with it; the next lookup
+// sees the new registry, so a rotated secret's old hash is gone at once.
+func (s *Static) Replace(next *Static) { s.byID.Store(next.byID.Load()) }
 
 // LoadFile reads the registry at path (YAML or JSON). An empty path gives
 // an empty registry. Every problem of every client is reported at once.
 func LoadFile(path string, rules Rules) (*Static, []string) {
-	s := &Static{byID: map[string]*Client{}}
+	s := newStatic(map[string]*Client{})
 	if path == "" {
 		return s, nil
 	}
@@ -58,7 +88,8 @@ func LoadFile(path string, rules Rules) (*Static, []string) {
 
 // Parse decodes and checks a registry document.
 func Parse(b []byte, rules Rules) (*Static, []string) {
-	s := &Static{byID: map[string]*Client{}}
+	byID := map[string]*Client{}
+	s := newStatic(byID)
 	var doc struct {
 		Clients []fileClient `json:"clients"`
 	}
@@ -100,14 +131,60 @@ func Parse(b []byte, rules Rules) (*Static, []string) {
 		if strings.HasPrefix(c.ID, DynamicPrefix) {
 			problems = append(problems, fmt.Sprintf("client %q: the prefix %q is reserved for dynamic registration", c.ID, DynamicPrefix))
 		}
-		if _, dup := s.byID[c.ID]; dup {
+		if _, dup := byID[c.ID]; dup {
 			problems = append(problems, fmt.Sprintf("client %q: defined twice", c.ID))
 		}
 		problems = append(problems, rules.Check(c)...)
-		s.byID[c.ID] = c
+		byID[c.ID] = c
 	}
 	return s, problems
 }
 
 // DynamicPrefix starts the id of every dynamically registered client.
 const DynamicPrefix = "dcr-"
+
+// Watch re-reads the registry at path every interval until ctx ends and
+// swaps it in when its content changed (a mounted ConfigMap or Secret is
+// updated in place). A registry with problems is refused as a whole and
+// logged; the running one stays. accept, if set, may refuse a registry
+// the server cannot serve (for example HMAC hashes without a key).
+func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval time.Duration, log *slog.Logger, accept func(*Static) error) {
+	if path == "" || interval <= 0 {
+		return
+	}
+	last := fileDigest(path)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d := fileDigest(path)
+		if d == last {
+			continue
+		}
+		last = d
+		next, problems := LoadFile(path, rules)
+		if len(problems) == 0 && accept != nil {
+			if err := accept(next); err != nil {
+				problems = append(problems, err.Error())
+			}
+		}
+		if len(problems) > 0 {
+			log.Warn("client registry changed but was refused; the previous registry stays in use", "file", path, "problems", problems)
+			continue
+		}
+		s.Replace(next)
+		log.Info("client registry reloaded", "file", path, "clients", next.Len())
+	}
+}
+
+func fileDigest(path string) [sha256.Size]byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return [sha256.Size]byte{}
+	}
+	return sha256.Sum256(b)
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/services/platform/clientip"
 	"github.com/tollgate/tollgate/services/platform/config"
 )
 
@@ -62,14 +63,36 @@ type Config struct {
 	// host names or *.domain).
 	CIMDAllowedHosts []string
 
-	RateAuthorize int // RATE_LIMIT_AUTHORIZE_PER_MINUTE
-	RateToken     int // RATE_LIMIT_TOKEN_PER_MINUTE
-	RateUserinfo  int // RATE_LIMIT_USERINFO_PER_MINUTE
-	RateRegister  int // RATE_LIMIT_REGISTER_PER_MINUTE
-	// TrustForwardedFor makes the left-most X-Forwarded-For address the
-	// rate-limit subject of anonymous requests (TRUST_FORWARDED_FOR; only
-	// behind an ingress that sets it).
-	TrustForwardedFor bool
+	// Rate limits, per client address before authentication and per
+	// authenticated client after it (docs/reference/oauth.md).
+	RateAuthorize    int // RATE_LIMIT_AUTHORIZE_PER_MINUTE (per address)
+	RateToken        int // RATE_LIMIT_TOKEN_PER_MINUTE (per authenticated client)
+	RateTokenAddress int // RATE_LIMIT_TOKEN_PER_ADDRESS_PER_MINUTE (per address, before authentication)
+	RateUserinfo     int // RATE_LIMIT_USERINFO_PER_MINUTE (per address)
+	RateRegister     int // RATE_LIMIT_REGISTER_PER_MINUTE (per address)
+	// TrustedProxies are the proxies whose X-Forwarded-For entries name the
+	// client address (TRUSTED_PROXIES, CIDRs; platform/clientip rule).
+	TrustedProxies []string
+
+	// ClientSecretKey keys the HMAC-SHA256 hashes of server-generated
+	// client secrets (CLIENT_SECRET_HMAC_KEY or _FILE, at least 32 bytes;
+	// default: derived from TOKEN_HMAC_SECRET); RotatedClientSecretKeys
+	// still verify (CLIENT_SECRET_HMAC_KEYS_ROTATED).
+	ClientSecretKey         string
+	RotatedClientSecretKeys []string
+	// ClientSecretSlowChecks bounds bcrypt checks in flight
+	// (CLIENT_SECRET_SLOW_CHECKS; 0 = one per CPU) and ClientSecretCacheTTL
+	// how long a bcrypt-verified secret is remembered (CLIENT_SECRET_CACHE_TTL).
+	ClientSecretSlowChecks int
+	ClientSecretCacheTTL   time.Duration
+	// AuthFailureLimit failed client authentications per (client id,
+	// address) are allowed per AuthFailureWindow (CLIENT_AUTH_FAILURE_LIMIT,
+	// CLIENT_AUTH_FAILURE_WINDOW); beyond it wrong secrets answer 429.
+	AuthFailureLimit  int
+	AuthFailureWindow time.Duration
+	// ClientsReload is how often CLIENTS_FILE is checked for changes
+	// (CLIENTS_FILE_RELOAD_INTERVAL; 0 = never).
+	ClientsReload time.Duration
 }
 
 // Upstream is the OIDC identity provider the auth-server bridges to.
@@ -133,10 +156,21 @@ func Load(getenv func(string) string) (Config, error) {
 	c.CIMDAllowedHosts = s.List("CIMD_ALLOWED_HOSTS", nil)
 	c.RateAuthorize = s.Int("RATE_LIMIT_AUTHORIZE_PER_MINUTE", 60)
 	c.RateToken = s.Int("RATE_LIMIT_TOKEN_PER_MINUTE", 120)
+	c.RateTokenAddress = s.Int("RATE_LIMIT_TOKEN_PER_ADDRESS_PER_MINUTE", 600)
 	c.RateUserinfo = s.Int("RATE_LIMIT_USERINFO_PER_MINUTE", 600)
 	c.RateRegister = s.Int("RATE_LIMIT_REGISTER_PER_MINUTE", 10)
-	c.TrustForwardedFor = s.Bool("TRUST_FORWARDED_FOR", false)
+	c.TrustedProxies = s.List(clientip.Setting, nil)
+	c.ClientSecretKey = s.Secret("CLIENT_SECRET_HMAC_KEY")
+	c.RotatedClientSecretKeys = s.List("CLIENT_SECRET_HMAC_KEYS_ROTATED", nil)
+	c.ClientSecretSlowChecks = s.Int("CLIENT_SECRET_SLOW_CHECKS", 0)
+	c.ClientSecretCacheTTL = s.Duration("CLIENT_SECRET_CACHE_TTL", 10*time.Minute)
+	c.AuthFailureLimit = s.Int("CLIENT_AUTH_FAILURE_LIMIT", 10)
+	c.AuthFailureWindow = s.Duration("CLIENT_AUTH_FAILURE_WINDOW", 15*time.Minute)
+	c.ClientsReload = s.Duration("CLIENTS_FILE_RELOAD_INTERVAL", 30*time.Second)
 	p := s.Problems()
+	if getenv("TRUST_FORWARDED_FOR") != "" {
+		p.Addf("TRUST_FORWARDED_FOR: removed; list the ingress proxies in %s instead (the client address is the right-most untrusted X-Forwarded-For entry)", clientip.Setting)
+	}
 	for _, kv := range claimMap {
 		k, v, ok := strings.Cut(kv, "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
@@ -235,6 +269,27 @@ func (c *Config) Validate(p *config.Problems) {
 			p.Addf("CIMD_ALLOWED_HOSTS: %q is not a host name or *.domain", h)
 		}
 	}
+	if _, err := clientip.New(c.TrustedProxies); err != nil {
+		p.Addf("%s: %v", clientip.Setting, err)
+	}
+	if c.ClientSecretKey != "" && len(c.ClientSecretKey) < 32 {
+		p.Addf("CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes")
+	}
+	if c.ClientSecretKey == "" && len(c.RotatedClientSecretKeys) > 0 {
+		p.Addf("CLIENT_SECRET_HMAC_KEYS_ROTATED: needs CLIENT_SECRET_HMAC_KEY")
+	}
+	for _, k := range c.RotatedClientSecretKeys {
+		if len(k) < 32 {
+			p.Addf("CLIENT_SECRET_HMAC_KEYS_ROTATED: every key must be at least 32 bytes")
+			break
+		}
+	}
+	if c.ClientSecretSlowChecks < 0 || c.ClientSecretSlowChecks > 256 {
+		p.Addf("CLIENT_SECRET_SLOW_CHECKS: %d is outside 0..256 (0 = one per CPU)", c.ClientSecretSlowChecks)
+	}
+	ttl("CLIENT_SECRET_CACHE_TTL", c.ClientSecretCacheTTL, 0, time.Hour)
+	ttl("CLIENT_AUTH_FAILURE_WINDOW", c.AuthFailureWindow, time.Second, 24*time.Hour)
+	ttl("CLIENTS_FILE_RELOAD_INTERVAL", c.ClientsReload, 0, time.Hour)
 	if c.CIMDAllowPrivate && prod {
 		p.Addf("CIMD_ALLOW_PRIVATE_NETWORKS: must be false in production (SSRF guard)")
 	}
@@ -244,6 +299,7 @@ func (c *Config) Validate(p *config.Problems) {
 	}{
 		{"RATE_LIMIT_AUTHORIZE_PER_MINUTE", c.RateAuthorize}, {"RATE_LIMIT_TOKEN_PER_MINUTE", c.RateToken},
 		{"RATE_LIMIT_USERINFO_PER_MINUTE", c.RateUserinfo}, {"RATE_LIMIT_REGISTER_PER_MINUTE", c.RateRegister},
+		{"RATE_LIMIT_TOKEN_PER_ADDRESS_PER_MINUTE", c.RateTokenAddress}, {"CLIENT_AUTH_FAILURE_LIMIT", c.AuthFailureLimit},
 	} {
 		if r.n < 1 {
 			p.Addf("%s: must be at least 1", r.key)

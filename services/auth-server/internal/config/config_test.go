@@ -37,13 +37,20 @@ func TestLoadListsEveryProblem(t *testing.T) {
 	env["RATE_LIMIT_TOKEN_PER_MINUTE"] = "0"
 	env["TOKEN_HMAC_SECRET"] = "short"
 	env["ALLOWED_ORIGINS"] = "https://ok.example,https://bad.example/path"
+	env["TRUST_FORWARDED_FOR"] = "true"
+	env["TRUSTED_PROXIES"] = "10.0.0.0/8,ingress.local"
+	env["CLIENT_SECRET_HMAC_KEY"] = "short"
+	env["CLIENT_AUTH_FAILURE_LIMIT"] = "0"
+	env["CLIENT_SECRET_SLOW_CHECKS"] = "-1"
 	_, err := Load(pconfig.MapEnv(env))
 	var ce *pconfig.Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("Load: %v", err)
 	}
 	for _, want := range []string{"ACCESS_TOKEN_TTL", "REFRESH_GRACE_PERIOD", "UPSTREAM_SCOPES", "UPSTREAM_CLAIM_MAP: \"nickname=nick\"",
-		"UPSTREAM_CLAIM_MAP: \"email\"", "RATE_LIMIT_TOKEN_PER_MINUTE", "TOKEN_HMAC_SECRET", "bad.example"} {
+		"UPSTREAM_CLAIM_MAP: \"email\"", "RATE_LIMIT_TOKEN_PER_MINUTE", "TOKEN_HMAC_SECRET", "bad.example",
+		"TRUST_FORWARDED_FOR: removed; list the ingress proxies in TRUSTED_PROXIES", `TRUSTED_PROXIES: not a CIDR or IP address: "ingress.local"`,
+		"CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes", "CLIENT_AUTH_FAILURE_LIMIT", "CLIENT_SECRET_SLOW_CHECKS"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

@@ -1,15 +1,15 @@
 package devinit
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
+	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
 // TestInit: the dev state is complete, valid for the registry rules of a
@@ -44,13 +44,33 @@ func TestInit(t *testing.T) {
 	if err := json.Unmarshal(b, &cj); err != nil {
 		t.Fatal(err)
 	}
+	// The hashes are keyed fast hashes under the key the auth-server
+	// derives from the dev signing key.
+	ring, err := tokens.LoadKeyDir(filepath.Join(dir, "keys"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := clients.DevSecretKeys(filepath.Join(dir, "keys"), ring.ActiveKeyID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasher, err := clients.NewSecretHasher(clients.SecretHasherOptions{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range cj.Clients {
 		sc, err := static.Get(c.ClientID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bcrypt.CompareHashAndPassword(sc.SecretHash, []byte(c.ClientSecret)) != nil {
-			t.Errorf("%s: clients.json secret does not match the registry hash", c.ClientID)
+		if !clients.IsHMACHash(sc.SecretHash) {
+			t.Errorf("%s: hash %.14s… is not an HMAC hash", c.ClientID, sc.SecretHash)
+		}
+		if err := hasher.Compare(context.Background(), sc.SecretHash, []byte(c.ClientSecret)); err != nil {
+			t.Errorf("%s: clients.json secret does not match the registry hash: %v", c.ClientID, err)
+		}
+		if len(c.ClientSecret) < 52 {
+			t.Errorf("%s: secret of %d base32 characters, want at least 52 (256 bits)", c.ClientID, len(c.ClientSecret))
 		}
 	}
 	// A second run keeps everything.

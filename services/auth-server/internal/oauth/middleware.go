@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"html/template"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -24,7 +23,9 @@ var repeatable = []string{"resource"}
 
 // guard wraps an endpoint: no-store, refusal of duplicate parameters,
 // duplicate Authorization headers and access_token in the query, rate
-// limiting in Redis (503 when Redis is down), and error mapping.
+// limiting in Redis by client address (503 when Redis is down), error
+// mapping, and at the client-authenticating endpoints the client
+// authentication state of clientauth.go.
 func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handler {
 	fail := func(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
 		s.metrics.errors.WithLabelValues(endpoint, code).Inc()
@@ -60,14 +61,11 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 				}
 			}
 		}
-		subject := r.Form.Get("client_id")
-		if id, _, ok := r.BasicAuth(); ok && id != "" {
-			subject = id
-		}
-		if subject == "" {
-			subject = "addr:" + s.remoteAddr(r)
-		}
-		res, err := s.limiter.Allow(r.Context(), endpoint, subject, s.limit(endpoint))
+		// Before authentication, requests are limited by the trusted client
+		// address only: a client id in the request is a claim, and keying on
+		// it would let anyone spend a client's budget.
+		addr := s.remoteAddr(r)
+		res, err := s.limiter.Allow(r.Context(), endpoint, "addr:"+addr, s.limit(endpoint))
 		if err != nil {
 			s.log.Warn("rate limiter unavailable", "endpoint", endpoint, "err", err)
 			w.Header().Set("Retry-After", "5")
@@ -80,34 +78,37 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 			fail(w, r, http.StatusTooManyRequests, "rate_limited", "too many requests; retry after the Retry-After delay")
 			return
 		}
-		h(w, r)
+		if !authenticatesClient(endpoint) {
+			h(w, r)
+			return
+		}
+		ca, ctx := s.startClientAuth(r, endpoint, addr)
+		rw := &refusedWriter{ResponseWriter: w, s: s, ca: ca}
+		h(rw, r.WithContext(ctx))
+		s.finishClientAuth(ca, rw.status)
 	})
 }
 
+// authenticatesClient: the endpoints where clients authenticate (RFC 6749
+// §2.3), limited again per verified client after authentication.
+func authenticatesClient(endpoint string) bool {
+	return endpoint == "token" || endpoint == "revoke" || endpoint == "introspect"
+}
+
+// remoteAddr is the request's trusted client address (platform/clientip).
+func (s *Server) remoteAddr(r *http.Request) string { return s.addrs.String(r) }
+
+// limit is the per-address limit of an endpoint.
 func (s *Server) limit(endpoint string) ratelimit.Limit {
 	switch endpoint {
 	case "token", "revoke", "introspect":
-		return ratelimit.PerMinute(s.cfg.RateToken)
+		return ratelimit.PerMinute(s.cfg.RateTokenAddress)
 	case "userinfo":
 		return ratelimit.PerMinute(s.cfg.RateUserinfo)
 	case "register":
 		return ratelimit.PerMinute(s.cfg.RateRegister)
 	}
 	return ratelimit.PerMinute(s.cfg.RateAuthorize)
-}
-
-func (s *Server) remoteAddr(r *http.Request) string {
-	if s.cfg.TrustForwardedFor {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			return strings.TrimSpace(first)
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func noStore(w http.ResponseWriter) {

@@ -32,6 +32,7 @@ import (
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
+	"github.com/tollgate/tollgate/services/platform/clientip"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/tokens"
@@ -67,6 +68,10 @@ type Server struct {
 	cimd     *clients.MetadataFetcher
 	audit    *audit.Logger
 	now      func() time.Time
+	// addrs resolves client addresses (TRUSTED_PROXIES); hasher checks
+	// client secrets and hashes the ones dynamic registration issues.
+	addrs  *clientip.Resolver
+	hasher *clients.SecretHasher
 }
 
 // New composes the provider.
@@ -75,6 +80,19 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cfg: cfg, issuer: cfg.Issuer, ring: o.Ring, rdb: o.Redis, static: o.Static, log: o.Log,
 		limiter: ratelimit.New(o.Redis), audit: o.Audit, now: time.Now,
+	}
+	addrs, err := clientip.New(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", clientip.Setting, err)
+	}
+	s.addrs = addrs
+	if s.hasher, err = NewSecretHasher(cfg, o.Ring); err != nil {
+		return nil, err
+	}
+	if o.Static != nil {
+		if err := s.CheckRegistry(o.Static); err != nil {
+			return nil, err
+		}
 	}
 	m, err := newMetrics(o.Metrics)
 	if err != nil {
@@ -123,7 +141,7 @@ func New(o Options) (*Server, error) {
 	}
 	// fosite initialises some settings lazily on first use, which races
 	// under concurrent requests; set them all up front.
-	fc.ClientSecretsHasher = &fosite.BCrypt{Config: fc}
+	fc.ClientSecretsHasher = s.hasher
 	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)
 	verifier := tokens.NewVerifier(tokens.VerifierOptions{
 		Source: ringSource{issuer: cfg.Issuer, ring: o.Ring}, Audiences: cfg.Resources(),
@@ -147,7 +165,65 @@ func New(o Options) (*Server, error) {
 		compose.OAuth2TokenRevocationFactory,
 		compose.OAuth2PKCEFactory,
 	)
+	f, ok := s.provider.(*fosite.Fosite)
+	if !ok {
+		return nil, errors.New("oauth: fosite provider of an unexpected type")
+	}
+	fc.ClientAuthenticationStrategy = s.authenticateClient(f.DefaultClientAuthenticationStrategy)
 	return s, nil
+}
+
+// NewSecretHasher is the client secret hasher of cfg. Its HMAC key is
+// CLIENT_SECRET_HMAC_KEY; without it, a key derived (HKDF) from
+// TOKEN_HMAC_SECRET (and the rotated ones from TOKEN_HMAC_SECRETS_ROTATED);
+// without either, outside production, keys derived from the signing keys
+// (clients.DevSecretKeys, as dev-init uses).
+func NewSecretHasher(cfg config.Config, ring *tokens.KeyRing) (*clients.SecretHasher, error) {
+	o := clients.SecretHasherOptions{
+		SlowChecks: cfg.ClientSecretSlowChecks, CacheTTL: cfg.ClientSecretCacheTTL,
+	}
+	if cfg.ClientSecretCacheTTL == 0 {
+		o.CacheSize = -1
+	}
+	switch {
+	case cfg.ClientSecretKey != "":
+		o.Key = []byte(cfg.ClientSecretKey)
+		for _, k := range cfg.RotatedClientSecretKeys {
+			o.Rotated = append(o.Rotated, []byte(k))
+		}
+	case cfg.TokenSecret != "":
+		// Domain-separated from the token HMAC key it is derived from.
+		derive := func(secret string) ([]byte, error) {
+			return hkdf.Key(sha256.New, []byte(secret), nil, "tollgate auth-server client secret hmac", 32)
+		}
+		k, err := derive(cfg.TokenSecret)
+		if err != nil {
+			return nil, err
+		}
+		o.Key = k
+		for _, r := range cfg.RotatedTokenSecrets {
+			if k, err = derive(r); err != nil {
+				return nil, err
+			}
+			o.Rotated = append(o.Rotated, k)
+		}
+	case !cfg.Production() && ring != nil && cfg.SigningKeysDir != "":
+		k, rotated, err := clients.DevSecretKeys(cfg.SigningKeysDir, ring.ActiveKeyID())
+		if err != nil {
+			return nil, err
+		}
+		o.Key, o.Rotated = k, rotated
+	}
+	return clients.NewSecretHasher(o)
+}
+
+// CheckRegistry refuses a static registry the server cannot verify:
+// HMAC-hashed secrets without a client secret key.
+func (s *Server) CheckRegistry(st *clients.Static) error {
+	if st.HasHMACHashes() && !s.hasher.CanHash() {
+		return errors.New("CLIENTS_FILE: a client_secret_hash is an " + clients.HMACPrefix + " hash but CLIENT_SECRET_HMAC_KEY is not set")
+	}
+	return nil
 }
 
 // hmacSecrets returns the HMAC key of codes and refresh tokens. Outside

@@ -77,6 +77,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		base.Close()
 		return fmt.Errorf("oauth: %w", err)
 	}
+	// A rotated secret takes effect when the mounted registry changes.
+	go static.Watch(ctx, cfg.ClientsFile, clients.Rules{Resources: cfg.Resources(), Production: cfg.Production()},
+		cfg.ClientsReload, base.Log, o.CheckRegistry)
 	h, err := app.NewHTTP("http", cfg.HTTPAddr, o.Handler())
 	if err != nil {
 		base.Close()

@@ -1,0 +1,351 @@
+package clients
+
+import (
+	"bytes"
+	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/ory/fosite"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// HMACPrefix starts a client secret hash of the keyed fast kind:
+//
+//	$hmac-sha256$<base64url(HMAC-SHA256(key, secret)), no padding>
+//
+// It is for secrets the server generates (dev-init, dynamic registration):
+// 256 random bits cannot be guessed, so a slow hash adds nothing, and the
+// server key means a leaked registry or Redis dump cannot be checked
+// offline at all. Operator-supplied secrets, which may be weak, keep bcrypt.
+const HMACPrefix = "$hmac-sha256$"
+
+// MinSecretKeyBytes is the shortest accepted CLIENT_SECRET_HMAC_KEY.
+const MinSecretKeyBytes = 32
+
+// Errors of Compare. fosite wraps each in invalid_client; the OAuth layer
+// tells them apart with errors.Is to answer 429/503 instead of 401 where a
+// check was refused rather than failed.
+var (
+	// ErrSecretMismatch: the secret does not match the stored hash.
+	ErrSecretMismatch = errors.New("client secret does not match")
+	// ErrSlowCheckBusy: every bcrypt slot is taken; the secret was not
+	// checked (answer 503 with Retry-After, never "valid").
+	ErrSlowCheckBusy = errors.New("too many slow client secret checks in flight")
+	// ErrSlowCheckRefused: the attempt is in failure back-off (see
+	// Attempt.BackedOff) and the secret is not a recently verified one; it
+	// was not checked.
+	ErrSlowCheckRefused = errors.New("client authentication is in failure back-off")
+	// ErrUnknownHashFormat: the stored hash is neither bcrypt nor hmac-sha256.
+	ErrUnknownHashFormat = errors.New("unknown client secret hash format")
+)
+
+// SecretHasherOptions configure a SecretHasher.
+type SecretHasherOptions struct {
+	// Key is the HMAC key of new hashes (at least MinSecretKeyBytes);
+	// Rotated keys still verify hashes made with them. Without a key, only
+	// bcrypt hashes verify and Hash fails.
+	Key     []byte
+	Rotated [][]byte
+	// SlowChecks bounds bcrypt comparisons in flight (default GOMAXPROCS);
+	// further ones fail at once with ErrSlowCheckBusy.
+	SlowChecks int
+	// CacheSize (default 1024 entries) and CacheTTL (default 10 minutes)
+	// bound the verified-secret cache of bcrypt checks. CacheSize < 0
+	// disables it.
+	CacheSize int
+	CacheTTL  time.Duration
+}
+
+// SecretHasher is the auth-server's fosite.Hasher for client secrets:
+// HMAC-SHA256 hashes verify in microseconds; bcrypt hashes (operator
+// secrets, and every hash written before HMAC hashes existed) go through a
+// verified-secret cache and a bounded number of concurrent bcrypt checks.
+// Safe for concurrent use.
+type SecretHasher struct {
+	keys  [][]byte // keys[0] hashes; all verify
+	slots chan struct{}
+	cache *expirable.LRU[[sha256.Size]byte, struct{}]
+	// cacheKey keys the cache's digests with a per-process random key, so
+	// the entries in memory are not unkeyed digests of secrets.
+	cacheKey []byte
+}
+
+var _ fosite.Hasher = (*SecretHasher)(nil)
+
+// NewSecretHasher returns a hasher. It fails on a key shorter than
+// MinSecretKeyBytes.
+func NewSecretHasher(o SecretHasherOptions) (*SecretHasher, error) {
+	h := &SecretHasher{cacheKey: make([]byte, 32)}
+	for _, k := range append([][]byte{o.Key}, o.Rotated...) {
+		if len(k) == 0 {
+			continue
+		}
+		if len(k) < MinSecretKeyBytes {
+			return nil, errors.New("client secret HMAC keys must be at least 32 bytes")
+		}
+		h.keys = append(h.keys, k)
+	}
+	if len(o.Key) == 0 && len(o.Rotated) > 0 {
+		return nil, errors.New("rotated client secret HMAC keys need a current key")
+	}
+	if o.SlowChecks <= 0 {
+		o.SlowChecks = runtime.GOMAXPROCS(0)
+	}
+	h.slots = make(chan struct{}, o.SlowChecks)
+	if o.CacheSize == 0 {
+		o.CacheSize = 1024
+	}
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = 10 * time.Minute
+	}
+	if o.CacheSize > 0 {
+		h.cache = expirable.NewLRU[[sha256.Size]byte, struct{}](o.CacheSize, nil, o.CacheTTL)
+	}
+	if _, err := rand.Read(h.cacheKey); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Hash returns the keyed fast hash of a server-generated secret
+// (HMACPrefix form). Never use it for a secret a person chose.
+func (h *SecretHasher) Hash(_ context.Context, secret []byte) ([]byte, error) {
+	if len(h.keys) == 0 {
+		return nil, errors.New("no client secret HMAC key is configured")
+	}
+	return h.hmacHash(h.keys[0], secret), nil
+}
+
+func (h *SecretHasher) hmacHash(key, secret []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(secret)
+	return append([]byte(HMACPrefix), base64.RawURLEncoding.EncodeToString(m.Sum(nil))...)
+}
+
+// Compare checks secret against a stored hash. It returns nil on a match
+// and otherwise one of ErrSecretMismatch, ErrSlowCheckBusy,
+// ErrSlowCheckRefused or ErrUnknownHashFormat. The Attempt in ctx (if any)
+// records the outcome. A failed or refused check is never cached.
+func (h *SecretHasher) Compare(ctx context.Context, stored, secret []byte) error {
+	a := attemptFrom(ctx)
+	err := h.compare(a, stored, secret)
+	a.record(err)
+	switch {
+	case a == nil:
+	case errors.Is(err, ErrSecretMismatch) && a.Failed != nil:
+		a.Failed()
+	case errors.Is(err, ErrSlowCheckBusy) && a.Busy != nil:
+		a.Busy()
+	}
+	return err
+}
+
+func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) error {
+	switch {
+	case bytes.HasPrefix(stored, []byte(HMACPrefix)):
+		for _, k := range h.keys {
+			if hmac.Equal(stored, h.hmacHash(k, secret)) {
+				return nil
+			}
+		}
+		return ErrSecretMismatch
+	case isBcrypt(stored):
+		key := h.verifiedKey(a, stored, secret)
+		if h.cache != nil && h.cache.Contains(key) {
+			return nil
+		}
+		if a != nil && a.BackedOff != nil && a.BackedOff() {
+			return ErrSlowCheckRefused
+		}
+		select {
+		case h.slots <- struct{}{}:
+		default:
+			return ErrSlowCheckBusy
+		}
+		err := bcrypt.CompareHashAndPassword(stored, secret)
+		<-h.slots
+		if err != nil {
+			return ErrSecretMismatch
+		}
+		if h.cache != nil {
+			h.cache.Add(key, struct{}{})
+		}
+		return nil
+	}
+	return ErrUnknownHashFormat
+}
+
+// verifiedKey is the cache key of a successful bcrypt check: a keyed
+// digest of (client id, stored hash, secret), each length-prefixed. A new
+// secret, a changed stored hash or another client never finds an old entry.
+func (h *SecretHasher) verifiedKey(a *Attempt, stored, secret []byte) [sha256.Size]byte {
+	m := hmac.New(sha256.New, h.cacheKey)
+	id := ""
+	if a != nil {
+		id = a.ClientID
+	}
+	for _, part := range [][]byte{[]byte(id), stored, secret} {
+		m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(part))))
+		m.Write(part)
+	}
+	var out [sha256.Size]byte
+	copy(out[:], m.Sum(nil))
+	return out
+}
+
+// IsHMACHash reports whether h is a keyed fast hash (HMACPrefix form).
+func IsHMACHash(h []byte) bool {
+	return bytes.HasPrefix(h, []byte(HMACPrefix)) &&
+		base64.RawURLEncoding.DecodedLen(len(h)-len(HMACPrefix)) == sha256.Size
+}
+
+// DevSecretKeys derive the development HMAC keys of client secrets from
+// the signing keys in keysDir (HKDF-SHA256 of each PEM key), so `make dev`
+// and dev-init need no extra secret: the active key's derivation hashes,
+// every other key's still verifies (a rotated signing key keeps dev-init's
+// hashes working until the key it used is deleted). Production sets
+// CLIENT_SECRET_HMAC_KEY instead.
+func DevSecretKeys(keysDir, activeKid string) (primary []byte, others [][]byte, err error) {
+	paths, err := filepath.Glob(filepath.Join(keysDir, "*.pem"))
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		k, err := tokens.ParseRSAPrivateKey(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", filepath.Base(p), err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		key, err := hkdf.Key(sha256.New, der, nil, "tollgate auth-server client secret hmac (development)", 32)
+		if err != nil {
+			return nil, nil, err
+		}
+		if strings.TrimSuffix(filepath.Base(p), ".pem") == activeKid {
+			primary = key
+		} else {
+			others = append(others, key)
+		}
+	}
+	if primary == nil {
+		return nil, nil, fmt.Errorf("signing key %q not found in %s", activeKid, keysDir)
+	}
+	return primary, others, nil
+}
+
+// Outcome is what the hasher did with an authentication attempt.
+type Outcome int
+
+const (
+	OutcomeNone      Outcome = iota // no secret was compared (public client, unknown client, …)
+	OutcomeVerified                 // the secret matched
+	OutcomeMismatch                 // the secret was checked and is wrong
+	OutcomeBusy                     // not checked: every slow-check slot was taken
+	OutcomeBackoff                  // not checked: failure back-off and not a verified secret
+	OutcomeBadFormat                // the stored hash has an unknown format
+)
+
+// Attempt is the state of one request's client authentication, shared
+// between the HTTP layer (which sets it up before fosite runs) and the
+// hasher (which records the outcome and calls the hooks). The hooks run on
+// the request's goroutine, at most once each per Compare.
+type Attempt struct {
+	// ClientID is the URL-decoded client id the request presents (the one
+	// fosite looks up); part of the verified-secret cache key.
+	ClientID string
+	// BackedOff is asked before a bcrypt check of a secret that is not in
+	// the verified-secret cache; true skips the check (ErrSlowCheckRefused).
+	// Fast (HMAC) hashes and cached secrets are always checked, so a
+	// correct secret of those kinds is never refused by back-off.
+	BackedOff func() bool
+	// Failed is called after a secret was checked and found wrong.
+	Failed func()
+	// Busy is called when a bcrypt check found every slot taken.
+	Busy func()
+
+	mu      sync.Mutex
+	outcome Outcome
+}
+
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeVerified:
+		return "verified"
+	case OutcomeMismatch:
+		return "wrong_secret"
+	case OutcomeBusy:
+		return "busy"
+	case OutcomeBackoff:
+		return "backoff"
+	case OutcomeBadFormat:
+		return "bad_hash_format"
+	}
+	return "none"
+}
+
+// Outcome is the last recorded outcome.
+func (a *Attempt) Outcome() Outcome {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.outcome
+}
+
+func (a *Attempt) record(err error) {
+	if a == nil {
+		return
+	}
+	o := OutcomeVerified
+	switch {
+	case errors.Is(err, ErrSecretMismatch):
+		o = OutcomeMismatch
+	case errors.Is(err, ErrSlowCheckBusy):
+		o = OutcomeBusy
+	case errors.Is(err, ErrSlowCheckRefused):
+		o = OutcomeBackoff
+	case err != nil:
+		o = OutcomeBadFormat
+	}
+	a.mu.Lock()
+	a.outcome = o
+	a.mu.Unlock()
+}
+
+type attemptKey struct{}
+
+// WithAttempt returns ctx carrying a.
+func WithAttempt(ctx context.Context, a *Attempt) context.Context {
+	return context.WithValue(ctx, attemptKey{}, a)
+}
+
+func attemptFrom(ctx context.Context) *Attempt {
+	a, _ := ctx.Value(attemptKey{}).(*Attempt)
+	return a
+}
+
+// CanHash reports whether a key is configured (Hash works, HMAC hashes verify).
+func (h *SecretHasher) CanHash() bool { return len(h.keys) > 0 }

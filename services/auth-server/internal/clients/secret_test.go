@@ -1,0 +1,204 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func yes() bool { return true }
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+func newHasher(t testing.TB, o SecretHasherOptions) *SecretHasher {
+	t.Helper()
+	h, err := NewSecretHasher(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestSecretHasherHMAC(t *testing.T) {
+	ctx := context.Background()
+	h := newHasher(t, SecretHasherOptions{Key: testKey})
+	hash, err := h.Hash(ctx, []byte("s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(hash), HMACPrefix) || !IsHMACHash(hash) {
+		t.Fatalf("hash %q is not in the %s form", hash, HMACPrefix)
+	}
+	if err := h.Compare(ctx, hash, []byte("s3cret")); err != nil {
+		t.Errorf("right secret: %v", err)
+	}
+	// The format docs/operations/client-registry.md tells operators to make.
+	if want := "$hmac-sha256$g5MPJeZ8QlB5x2yeRIeXElU6F1ctHT7B8iFQb7d4pCU"; string(hash) != want {
+		t.Errorf("hash %s, want %s (documented recipe)", hash, want)
+	}
+	for _, wrong := range []string{"s3cre", "s3cret ", "", "S3cret"} {
+		if err := h.Compare(ctx, hash, []byte(wrong)); !errors.Is(err, ErrSecretMismatch) {
+			t.Errorf("wrong secret %q: %v, want ErrSecretMismatch", wrong, err)
+		}
+	}
+	// Another key does not verify the hash; a rotated key still does.
+	other := newHasher(t, SecretHasherOptions{Key: []byte(strings.Repeat("k", 32))})
+	if err := other.Compare(ctx, hash, []byte("s3cret")); !errors.Is(err, ErrSecretMismatch) {
+		t.Errorf("hash verified under another key: %v", err)
+	}
+	rotated := newHasher(t, SecretHasherOptions{Key: []byte(strings.Repeat("k", 32)), Rotated: [][]byte{testKey}})
+	if err := rotated.Compare(ctx, hash, []byte("s3cret")); err != nil {
+		t.Errorf("hash under a rotated key: %v", err)
+	}
+	if err := h.Compare(ctx, []byte("plain"), []byte("plain")); !errors.Is(err, ErrUnknownHashFormat) {
+		t.Errorf("plaintext stored value: %v", err)
+	}
+	if _, err := NewSecretHasher(SecretHasherOptions{Key: []byte("short")}); err == nil {
+		t.Error("a 5-byte key was accepted")
+	}
+	if _, err := newHasher(t, SecretHasherOptions{}).Hash(ctx, []byte("x")); err == nil {
+		t.Error("Hash without a key succeeded")
+	}
+}
+
+func TestSecretHasherBcryptCache(t *testing.T) {
+	h := newHasher(t, SecretHasherOptions{Key: testKey})
+	stored, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	ctx := func(a *Attempt) context.Context { return WithAttempt(context.Background(), a) }
+
+	// A wrong secret is checked, refused and not cached: in back-off
+	// (cache only) it is refused without a check, never accepted.
+	a := &Attempt{ClientID: "c1"}
+	if err := h.Compare(ctx(a), stored, []byte("wrong")); !errors.Is(err, ErrSecretMismatch) || a.Outcome() != OutcomeMismatch {
+		t.Fatalf("wrong secret: %v, outcome %v", err, a.Outcome())
+	}
+	a = &Attempt{ClientID: "c1", BackedOff: yes}
+	if err := h.Compare(ctx(a), stored, []byte("wrong")); !errors.Is(err, ErrSlowCheckRefused) || a.Outcome() != OutcomeBackoff {
+		t.Fatalf("wrong secret in back-off: %v, outcome %v", err, a.Outcome())
+	}
+	// The right secret, not yet verified, is not checked in back-off.
+	if err := h.Compare(ctx(&Attempt{ClientID: "c1", BackedOff: yes}), stored, []byte("right")); !errors.Is(err, ErrSlowCheckRefused) {
+		t.Fatalf("unverified right secret in back-off: %v", err)
+	}
+	// Verified once, it is then accepted from the cache, also in back-off…
+	a = &Attempt{ClientID: "c1"}
+	if err := h.Compare(ctx(a), stored, []byte("right")); err != nil || a.Outcome() != OutcomeVerified {
+		t.Fatalf("right secret: %v, outcome %v", err, a.Outcome())
+	}
+	if err := h.Compare(ctx(&Attempt{ClientID: "c1", BackedOff: yes}), stored, []byte("right")); err != nil {
+		t.Fatalf("verified secret in back-off: %v", err)
+	}
+	// …but only for the same client id, stored hash and secret.
+	if err := h.Compare(ctx(&Attempt{ClientID: "c2", BackedOff: yes}), stored, []byte("right")); !errors.Is(err, ErrSlowCheckRefused) {
+		t.Errorf("cache entry matched another client id: %v", err)
+	}
+	rotated, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	if err := h.Compare(ctx(&Attempt{ClientID: "c1", BackedOff: yes}), rotated, []byte("right")); !errors.Is(err, ErrSlowCheckRefused) {
+		t.Errorf("cache entry matched a changed stored hash: %v", err)
+	}
+	if err := h.Compare(ctx(&Attempt{ClientID: "c1", BackedOff: yes}), stored, []byte("right2")); !errors.Is(err, ErrSlowCheckRefused) {
+		t.Errorf("cache entry matched another secret: %v", err)
+	}
+	// After a rotation the old secret fails against the new hash.
+	newStored, _ := bcrypt.GenerateFromPassword([]byte("new"), bcrypt.MinCost)
+	if err := h.Compare(ctx(&Attempt{ClientID: "c1"}), newStored, []byte("right")); !errors.Is(err, ErrSecretMismatch) {
+		t.Errorf("old secret against the rotated hash: %v", err)
+	}
+}
+
+// With every slow-check slot taken, a bcrypt check fails at once with
+// ErrSlowCheckBusy (never success); a fast hash is still checked.
+func TestSecretHasherBoundsSlowChecks(t *testing.T) {
+	ctx := context.Background()
+	h := newHasher(t, SecretHasherOptions{Key: testKey, SlowChecks: 2})
+	stored, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	h.slots <- struct{}{}
+	h.slots <- struct{}{}
+	for _, s := range []string{"right", "wrong"} {
+		if err := h.Compare(ctx, stored, []byte(s)); !errors.Is(err, ErrSlowCheckBusy) {
+			t.Errorf("%s secret with the slots full: %v, want ErrSlowCheckBusy", s, err)
+		}
+	}
+	fast, _ := h.Hash(ctx, []byte("fast"))
+	if err := h.Compare(ctx, fast, []byte("fast")); err != nil {
+		t.Errorf("fast hash with the slots full: %v", err)
+	}
+	<-h.slots
+	<-h.slots
+	if err := h.Compare(ctx, stored, []byte("right")); err != nil {
+		t.Errorf("after the slots freed: %v", err)
+	}
+}
+
+// Concurrent right and wrong secrets (run with -race): rights always
+// pass, wrongs never do, whatever the cache holds.
+func TestSecretHasherConcurrent(t *testing.T) {
+	h := newHasher(t, SecretHasherOptions{Key: testKey, SlowChecks: 64, CacheSize: 4})
+	stored, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	fast, _ := h.Hash(context.Background(), []byte("right"))
+	var wg sync.WaitGroup
+	errs := make(chan string, 200)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 5 {
+				a := &Attempt{ClientID: "c" + string(rune('a'+j))}
+				ctx := WithAttempt(context.Background(), a)
+				for _, s := range []*[]byte{&stored, &fast} {
+					if err := h.Compare(ctx, *s, []byte("right")); err != nil {
+						errs <- "right secret refused: " + err.Error()
+					}
+					if err := h.Compare(ctx, *s, []byte("wrong"+string(rune('a'+i%26)))); err == nil {
+						errs <- "wrong secret accepted"
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+// BenchmarkSecretHasher compares the fast path with bcrypt at the cost
+// dev-init and older registries used (10) and with the verified cache.
+func BenchmarkSecretHasher(b *testing.B) {
+	ctx := WithAttempt(context.Background(), &Attempt{ClientID: "bench"})
+	secret := []byte("Y2xpZW50LXNlY3JldC0yNTYtYml0cy1vZi1yYW5kb21uZXNz")
+	b.Run("hmac-sha256", func(b *testing.B) {
+		h := newHasher(b, SecretHasherOptions{Key: testKey})
+		stored, _ := h.Hash(ctx, secret)
+		for b.Loop() {
+			if err := h.Compare(ctx, stored, secret); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	stored, _ := bcrypt.GenerateFromPassword(secret, bcrypt.DefaultCost)
+	b.Run("bcrypt-cost10-uncached", func(b *testing.B) {
+		h := newHasher(b, SecretHasherOptions{Key: testKey, CacheSize: -1})
+		for b.Loop() {
+			if err := h.Compare(ctx, stored, secret); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bcrypt-cost10-cached", func(b *testing.B) {
+		h := newHasher(b, SecretHasherOptions{Key: testKey})
+		if err := h.Compare(ctx, stored, secret); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if err := h.Compare(ctx, stored, secret); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,228 @@
+package oauth
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
+	"github.com/tollgate/tollgate/services/platform/ratelimit"
+)
+
+// Client authentication at the token, revocation and introspection
+// endpoints (docs/reference/oauth.md, "Client authentication"):
+//
+//  1. guard limits the request by its client address (platform/clientip).
+//  2. fosite authenticates the client; our fosite.ClientAuthenticationStrategy
+//     first refuses mixed methods (RFC 6749 §2.3), and clients.SecretHasher
+//     checks the secret (HMAC fast path, bcrypt behind a cache and a bound).
+//  3. A wrong secret spends one token of the (client id, address) failure
+//     budget; with the budget spent, wrong secrets answer 429 and bcrypt
+//     checks of secrets not verified before are not run at all.
+//  4. After authentication the request spends one token of the verified
+//     client id's bucket.
+//
+// A refusal in 2–4 that is not "wrong secret" (429 back-off or limit, 503
+// busy) is answered by guard whatever fosite's handler wrote.
+
+// Client-auth rate-limit scopes (Redis bucket names).
+const (
+	scopeAuthFailures = "client_auth_failures"
+	clientScopeSuffix = "_client"
+)
+
+// errClientRefused is what our strategy returns when it refuses an
+// authenticated client (rate limit, or the limiter unavailable); guard
+// answers 429/503 with Retry-After whatever the handler writes.
+var errClientRefused = &fosite.RFC6749Error{
+	ErrorField: "rate_limited", CodeField: http.StatusTooManyRequests,
+	DescriptionField: "Too many requests for this client; retry after the Retry-After delay.",
+}
+
+// clientAuth is one request's client-authentication state (context value).
+type clientAuth struct {
+	endpoint string
+	addr     string
+	attempt  *clients.Attempt
+
+	mu         sync.Mutex
+	status     int // 0, or the refusal guard answers (429/503)
+	retryAfter time.Duration
+	desc       string
+}
+
+type clientAuthKey struct{}
+
+func clientAuthFrom(ctx context.Context) *clientAuth {
+	ca, _ := ctx.Value(clientAuthKey{}).(*clientAuth)
+	return ca
+}
+
+func (ca *clientAuth) refuse(status int, retry time.Duration, desc string) {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	if ca.status == 0 {
+		ca.status, ca.retryAfter, ca.desc = status, retry, desc
+	}
+}
+
+func (ca *clientAuth) refusal() (int, time.Duration, string) {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	return ca.status, ca.retryAfter, ca.desc
+}
+
+// failureLimit is the (client id, address) failure budget.
+func (s *Server) failureLimit() ratelimit.Limit {
+	return ratelimit.Limit{Rate: s.cfg.AuthFailureLimit, Burst: s.cfg.AuthFailureLimit, Period: s.cfg.AuthFailureWindow}
+}
+
+// startClientAuth prepares the state of a client-authenticating request.
+func (s *Server) startClientAuth(r *http.Request, endpoint, addr string) (*clientAuth, context.Context) {
+	ctx := r.Context()
+	ca := &clientAuth{endpoint: endpoint, addr: addr}
+	id := claimedClientID(r)
+	subject := id + "\x00" + addr
+	ca.attempt = &clients.Attempt{
+		ClientID: id,
+		BackedOff: func() bool {
+			res, err := s.limiter.Peek(ctx, scopeAuthFailures, subject, s.failureLimit())
+			if err != nil || res.Allowed {
+				// Redis was just reachable for the address limit; if it is
+				// gone now, the semaphore still bounds the check.
+				return false
+			}
+			ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many failed client authentications; retry after the Retry-After delay")
+			return true
+		},
+		Failed: func() {
+			res, err := s.limiter.Allow(ctx, scopeAuthFailures, subject, s.failureLimit())
+			if err == nil && !res.Allowed {
+				ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many failed client authentications; retry after the Retry-After delay")
+			}
+		},
+		Busy: func() {
+			ca.refuse(http.StatusServiceUnavailable, time.Second, "the server is busy checking client secrets; retry later")
+		},
+	}
+	ctx = clients.WithAttempt(context.WithValue(ctx, clientAuthKey{}, ca), ca.attempt)
+	return ca, ctx
+}
+
+// finishClientAuth logs a client authentication that checked a secret and
+// did not accept it, with what happened to it (the audit record of the
+// endpoint says invalid_client; this says wrong_secret, backoff or busy,
+// and the status answered). Never the secret.
+func (s *Server) finishClientAuth(ca *clientAuth, status int) {
+	o := ca.attempt.Outcome()
+	if o == clients.OutcomeNone || o == clients.OutcomeVerified {
+		return
+	}
+	s.log.Info("client authentication failed", "endpoint", ca.endpoint, "client_id", ca.attempt.ClientID,
+		"client_addr", ca.addr, "outcome", o.String(), "status", status)
+}
+
+// authenticateClient wraps fosite's client authentication: one method per
+// request (RFC 6749 §2.3), then fosite's own checks, then the per-client
+// rate limit keyed by the client fosite authenticated.
+func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fosite.ClientAuthenticationStrategy {
+	return func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+		if err := oneAuthMethod(r, form); err != nil {
+			return nil, err
+		}
+		c, err := next(ctx, r, form)
+		if err != nil {
+			return nil, err
+		}
+		if ca := clientAuthFrom(ctx); ca != nil {
+			res, err := s.limiter.Allow(ctx, ca.endpoint+clientScopeSuffix, c.GetID(), ratelimit.PerMinute(s.cfg.RateToken))
+			if err != nil {
+				ca.refuse(http.StatusServiceUnavailable, 5*time.Second, "the service is temporarily unavailable; retry later")
+				return nil, errClientRefused
+			}
+			if !res.Allowed {
+				ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many requests for this client; retry after the Retry-After delay")
+				return nil, errClientRefused
+			}
+		}
+		return c, nil
+	}
+}
+
+// oneAuthMethod refuses requests that use more than one client
+// authentication method (RFC 6749 §2.3: "MUST NOT use more than one
+// authentication method in each request"), and a body client_id that
+// names another client than HTTP Basic does.
+func oneAuthMethod(r *http.Request, form url.Values) error {
+	basicID, _, basic := r.BasicAuth()
+	methods := 0
+	if basic {
+		methods++
+	}
+	if form.Has("client_secret") {
+		methods++
+	}
+	if form.Has("client_assertion") || form.Has("client_assertion_type") {
+		methods++
+	}
+	if methods > 1 {
+		return fosite.ErrInvalidRequest.WithHint("The request uses more than one client authentication method (RFC 6749 section 2.3); use exactly one.")
+	}
+	if basic && form.Get("client_id") != "" {
+		id, err := url.QueryUnescape(basicID)
+		if err != nil || id != form.Get("client_id") {
+			return fosite.ErrInvalidRequest.WithHint("The client_id in the body differs from the client authenticated with HTTP Basic.")
+		}
+	}
+	return nil
+}
+
+// refusedWriter answers a client-auth refusal (429/503) in place of what
+// fosite's handler writes: the handler only saw "authentication failed".
+type refusedWriter struct {
+	http.ResponseWriter
+	s        *Server
+	ca       *clientAuth
+	status   int
+	replaced bool
+}
+
+func (w *refusedWriter) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	w.status = code
+	status, retry, desc := w.ca.refusal()
+	if status == 0 {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.replaced, w.status = true, status
+	h := w.Header()
+	h.Del("WWW-Authenticate")
+	h.Set("Retry-After", ratelimit.RetryAfterSeconds(retry))
+	code2 := "rate_limited"
+	if status == http.StatusServiceUnavailable {
+		code2 = "temporarily_unavailable"
+	} else {
+		w.s.metrics.rateLimited.WithLabelValues(w.ca.endpoint).Inc()
+	}
+	w.s.metrics.errors.WithLabelValues(w.ca.endpoint, code2).Inc()
+	writeJSONError(w.ResponseWriter, status, code2, desc)
+}
+
+func (w *refusedWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.replaced {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *refusedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
