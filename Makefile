@@ -36,7 +36,7 @@ conformance-deps: ## Install the pinned MCP conformance suite and Node 22 (npm) 
 	@e2e/conformance/install.sh
 
 .PHONY: test-conformance
-test-conformance: conformance-deps ## Run only the MCP conformance suite's authorization scenarios against the fleet
+test-conformance: conformance-deps ## Run only the MCP conformance suite (authorization scenarios) and the TypeScript SDK client against the fleet
 	cd e2e && go test $(GO_TEST_FLAGS) -v ./conformance/
 
 .PHONY: bench

