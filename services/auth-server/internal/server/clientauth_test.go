@@ -361,6 +361,21 @@ func TestClientAddressAndBuckets(t *testing.T) {
 		}
 	})
 
+	t.Run("revocation: per-client limit and failure back-off answer 429", func(t *testing.T) {
+		apps := f.Clients["gpt-apps-mcp"]
+		revoke := func(secret, addr string) tokenResponse {
+			return f.clientCall(clientReq{Path: "/oauth/revoke", Form: postCreds(apps, secret, url.Values{"token": {"unknown"}}), ForwardFor: addr})
+		}
+		for i := range 4 {
+			if r := revoke(apps.ClientSecret, fmt.Sprintf("203.0.113.%d", 130+i)); r.Status != http.StatusOK {
+				t.Fatalf("revocation %d: %d %s", i, r.Status, r.Error)
+			}
+		}
+		// RFC 7009 answers 200 for an unknown token; a refused client is
+		// still 429 with an OAuth body.
+		assertLimited(t, "5th revocation of the client", revoke(apps.ClientSecret, "203.0.113.140"))
+	})
+
 	t.Run("one authentication method per request", func(t *testing.T) {
 		apps := f.Clients["gpt-apps-mcp"]
 		for name, c := range map[string]clientReq{
