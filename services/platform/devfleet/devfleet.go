@@ -252,6 +252,9 @@ func Components(o Options, devDir, redisBin string) []Component {
 		"AUTH_GRPC_ADDR":     addr(p.AuthGRPC),
 		"CORE_GRPC_ADDR":     addr(p.CoreGRPC),
 		"SHUTDOWN_TIMEOUT":   "5s",
+		// The local ingress (routes.Proxy) is on loopback: trust it as the
+		// chart's trustedProxies trusts the cluster ingress.
+		"TRUSTED_PROXIES": "127.0.0.1/32,::1/128",
 	}
 	with := func(extra map[string]string) map[string]string {
 		env := map[string]string{}
