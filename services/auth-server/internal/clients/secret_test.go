@@ -40,10 +40,19 @@ func TestSecretHasherHMAC(t *testing.T) {
 	if want := "$hmac-sha256$g5MPJeZ8QlB5x2yeRIeXElU6F1ctHT7B8iFQb7d4pCU"; string(hash) != want {
 		t.Errorf("hash %s, want %s (documented recipe)", hash, want)
 	}
+	failed := 0
+	a := &Attempt{Failed: func() { failed++ }, BackedOff: yes}
 	for _, wrong := range []string{"s3cre", "s3cret ", "", "S3cret"} {
-		if err := h.Compare(ctx, hash, []byte(wrong)); !errors.Is(err, ErrSecretMismatch) {
+		// Fast hashes are always checked, back-off or not.
+		if err := h.Compare(WithAttempt(ctx, a), hash, []byte(wrong)); !errors.Is(err, ErrSecretMismatch) || a.Outcome() != OutcomeMismatch {
 			t.Errorf("wrong secret %q: %v, want ErrSecretMismatch", wrong, err)
 		}
+	}
+	if err := h.Compare(WithAttempt(ctx, a), hash, []byte("s3cret")); err != nil || a.Outcome() != OutcomeVerified {
+		t.Errorf("right secret in back-off: %v", err)
+	}
+	if failed != 4 {
+		t.Errorf("Failed called %d times, want 4", failed)
 	}
 	// Another key does not verify the hash; a rotated key still does.
 	other := newHasher(t, SecretHasherOptions{Key: []byte(strings.Repeat("k", 32))})
@@ -118,10 +127,15 @@ func TestSecretHasherBoundsSlowChecks(t *testing.T) {
 	stored, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
 	h.slots <- struct{}{}
 	h.slots <- struct{}{}
+	busy, failed := 0, 0
+	a := &Attempt{Busy: func() { busy++ }, Failed: func() { failed++ }}
 	for _, s := range []string{"right", "wrong"} {
-		if err := h.Compare(ctx, stored, []byte(s)); !errors.Is(err, ErrSlowCheckBusy) {
-			t.Errorf("%s secret with the slots full: %v, want ErrSlowCheckBusy", s, err)
+		if err := h.Compare(WithAttempt(ctx, a), stored, []byte(s)); !errors.Is(err, ErrSlowCheckBusy) || a.Outcome() != OutcomeBusy {
+			t.Errorf("%s secret with the slots full: %v (%v), want ErrSlowCheckBusy", s, err, a.Outcome())
 		}
+	}
+	if busy != 2 || failed != 0 {
+		t.Errorf("hooks: Busy %d× Failed %d×, want 2× and 0×", busy, failed)
 	}
 	fast, _ := h.Hash(ctx, []byte("fast"))
 	if err := h.Compare(ctx, fast, []byte("fast")); err != nil {
