@@ -31,17 +31,26 @@ type AccessClaims struct {
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope,omitempty"`
 	AuthTime int64  `json:"auth_time,omitempty"`
+	// GrantID identifies the grant (the authorization the user gave one
+	// client) that issued the token; it stays the same across refresh-token
+	// rotation, so revoking the grant refuses every access token it minted
+	// (services/platform/revocation). The name is the grant_id of OAuth 2.0
+	// Grant Management (draft-ietf-oauth-grant-management); RFC 9068 defines
+	// no such claim and OIDC's sid names a login session, not a grant.
+	GrantID string `json:"grant_id,omitempty"`
 	Profile
 }
 
 // Claims is a verified access token.
 type Claims struct {
-	Issuer    string
-	Subject   string
-	Audience  []string
-	ClientID  string
-	Scopes    []string
-	ID        string
+	Issuer   string
+	Subject  string
+	Audience []string
+	ClientID string
+	Scopes   []string
+	ID       string
+	// GrantID is the grant_id claim; empty on tokens issued before it existed.
+	GrantID   string
 	IssuedAt  time.Time
 	NotBefore time.Time
 	Expiry    time.Time
@@ -58,6 +67,7 @@ func newClaims(raw string, std jwt.Claims, priv AccessClaims) *Claims {
 		ClientID: priv.ClientID,
 		Scopes:   strings.Fields(priv.Scope),
 		ID:       std.ID,
+		GrantID:  priv.GrantID,
 		Profile:  priv.Profile,
 		Raw:      raw,
 	}

@@ -34,6 +34,12 @@ type KeySet struct {
 	Keys   jose.JSONWebKeySet
 }
 
+// Revocations answers whether a grant was revoked, from memory (see
+// services/platform/revocation); it is asked on every Verify, cached or not.
+type Revocations interface {
+	Revoked(grantID string) bool
+}
+
 // KeySource fetches the current key set.
 type KeySource interface {
 	FetchKeySet(ctx context.Context) (KeySet, error)
@@ -58,6 +64,9 @@ type VerifierOptions struct {
 	Now func() time.Time
 	// OnCache is told whether each Verify was answered from the cache (metrics).
 	OnCache func(hit bool)
+	// Revocations, when set, refuses tokens whose grant was revoked, with
+	// the same ErrInvalidToken as an expired token.
+	Revocations Revocations
 }
 
 // Verifier checks RS256 access tokens. Verified tokens are cached until
@@ -100,12 +109,15 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	key := sha256.Sum256([]byte(raw))
 	now := v.o.Now()
 	if c, ok := v.cache.Get(key); ok {
-		if now.Before(c.Expiry.Add(v.o.Leeway)) {
-			v.report(true)
-			return c, nil
+		if !now.Before(c.Expiry.Add(v.o.Leeway)) {
+			v.cache.Remove(key)
+			return nil, invalid("token expired")
 		}
-		v.cache.Remove(key)
-		return nil, invalid("token expired")
+		v.report(true)
+		if v.revoked(c) {
+			return nil, invalid("token revoked")
+		}
+		return c, nil
 	}
 	v.report(false)
 	c, err := v.verify(ctx, raw, now)
@@ -113,7 +125,17 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, err
 	}
 	v.cache.Add(key, c)
+	if v.revoked(c) {
+		return nil, invalid("token revoked")
+	}
 	return c, nil
+}
+
+// revoked asks the revocation set, which answers from memory. A revoked
+// token stays cached (its signature is still good), so asking again costs
+// no RSA verification.
+func (v *Verifier) revoked(c *Claims) bool {
+	return v.o.Revocations != nil && c.GrantID != "" && v.o.Revocations.Revoked(c.GrantID)
 }
 
 func (v *Verifier) report(hit bool) {

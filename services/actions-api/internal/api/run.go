@@ -17,6 +17,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/revocation"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -72,7 +73,17 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 			return err
 		}
 	}
-	verifier := tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(authConn), Audiences: []string{cfg.Audience}})
+	// Revoked grants are followed in memory (loaded now, then announced
+	// and reconciled); Redis being down does not stop the start.
+	rctx, stopRevocations := context.WithCancel(ctx)
+	defer stopRevocations()
+	revoked, err := revocation.Follow(rctx, rdb, cfg.Revocation, base.Log, base.Metrics)
+	if err != nil {
+		return err
+	}
+	verifier := tokens.NewVerifier(tokens.VerifierOptions{
+		Source: tokens.NewGRPCKeySource(authConn), Audiences: []string{cfg.Audience}, Revocations: revoked,
+	})
 	base.Ready.Add("capability-core", grpcx.HealthCheck(coreConn, ""))
 	base.Ready.Add("signing-keys", verifier.Ready)
 	base.Ready.Add("redis", rdb.Ping)

@@ -54,6 +54,8 @@ type Config struct {
 	AuthGRPCAddr string // AUTH_GRPC_ADDR
 	CoreGRPCAddr string // CORE_GRPC_ADDR
 	Redis        config.Redis
+	// Revocation is how revoked grants are followed (REVOCATION_RECONCILE_INTERVAL).
+	Revocation config.Revocation
 
 	// AllowedOrigins are the browser origins CORS admits (ALLOWED_ORIGINS,
 	// comma-separated). Empty means no cross-origin access. "*" is refused.
@@ -89,6 +91,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.AuthGRPCAddr = s.String("AUTH_GRPC_ADDR", "")
 	c.CoreGRPCAddr = s.String("CORE_GRPC_ADDR", "")
 	c.Redis = config.LoadRedis(s, c.Production())
+	c.Revocation = config.LoadRevocation(s)
 	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
 	c.PrivacyPolicy = s.Secret("PRIVACY_POLICY")
 	if strings.TrimSpace(c.PrivacyPolicy) == "" {
@@ -125,6 +128,7 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Addf("CORE_GRPC_ADDR: required (capability-core's gRPC address)")
 	}
 	c.Redis.Validate(p, c.Production())
+	c.Revocation.Validate(p)
 	c.AllowedOrigins = config.Origins(p, "ALLOWED_ORIGINS", c.AllowedOrigins, c.Production())
 	if c.RateLimitPerMinute < 1 {
 		p.Addf("RATE_LIMIT_PER_MINUTE: must be at least 1")

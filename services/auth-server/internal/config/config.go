@@ -27,6 +27,8 @@ type Config struct {
 	// ClientsFile is the static client registry (CLIENTS_FILE).
 	ClientsFile string
 	Redis       config.Redis
+	// Revocation is how revoked grants are followed (REVOCATION_RECONCILE_INTERVAL).
+	Revocation config.Revocation
 
 	// MCPResource is the canonical MCP resource URL (MCP_RESOURCE_URL) and
 	// ActionsAudience the GPT Actions audience (ACTIONS_AUDIENCE): the two
@@ -126,6 +128,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.SigningKeyActive = s.String("SIGNING_KEY_ACTIVE", "")
 	c.ClientsFile = s.String("CLIENTS_FILE", "")
 	c.Redis = config.LoadRedis(s, c.Production())
+	c.Revocation = config.LoadRevocation(s)
 	c.MCPResource = s.String("MCP_RESOURCE_URL", "")
 	c.ActionsAudience = s.String("ACTIONS_AUDIENCE", "")
 	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
@@ -207,6 +210,7 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Addf("CLIENTS_FILE: required in production (the static client registry)")
 	}
 	c.Redis.Validate(p, prod)
+	c.Revocation.Validate(p)
 	if c.MCPResource == "" && c.ActionsAudience == "" {
 		p.Addf("MCP_RESOURCE_URL, ACTIONS_AUDIENCE: at least one audience is required")
 	}

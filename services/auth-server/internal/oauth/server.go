@@ -35,6 +35,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/clientip"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/revocation"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -50,6 +51,11 @@ type Options struct {
 	UpstreamClient *http.Client
 	// Audit receives the audit events (nil: none are written).
 	Audit *audit.Logger
+	// Revocations is this replica's view of the revoked grants (started by
+	// the caller); userinfo and introspection refuse their tokens, and
+	// revocations made here reach it at once. Nil disables revocation
+	// announcements (tests of other parts).
+	Revocations *revocation.Set
 }
 
 // Server serves the OAuth endpoints.
@@ -103,6 +109,9 @@ func New(o Options) (*Server, error) {
 	s.store = store.New(o.Redis, resolver{s}, store.TTLs{
 		Code: cfg.AuthCodeTTL, Access: cfg.AccessTokenTTL, Refresh: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace,
 	})
+	if o.Revocations != nil {
+		s.store.SetGrantRevoker(revocation.NewRevoker(o.Redis, RevocationRetention(cfg.AccessTokenTTL), o.Revocations))
+	}
 	s.upstream = NewUpstream(cfg.Upstream, cfg.Issuer+"/oauth/callback", o.UpstreamClient, s.metrics.observeUpstream)
 
 	secret, rotated, err := hmacSecrets(cfg, o.Ring)
@@ -143,10 +152,14 @@ func New(o Options) (*Server, error) {
 	// under concurrent requests; set them all up front.
 	fc.ClientSecretsHasher = s.hasher
 	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)
-	verifier := tokens.NewVerifier(tokens.VerifierOptions{
+	vo := tokens.VerifierOptions{
 		Source: ringSource{issuer: cfg.Issuer, ring: o.Ring}, Audiences: cfg.Resources(),
 		KeysMaxAge: time.Second, MinRefreshInterval: time.Second,
-	})
+	}
+	if o.Revocations != nil {
+		vo.Revocations = o.Revocations
+	}
+	verifier := tokens.NewVerifier(vo)
 	core := &accessStrategy{hmac: hmacStrategy, issuer: cfg.Issuer, ring: o.Ring, verifier: verifier, ttl: cfg.AccessTokenTTL, now: time.Now}
 	keyGetter := func(context.Context) (interface{}, error) {
 		return &josev3.JSONWebKey{Key: o.Ring.Active(), KeyID: o.Ring.ActiveKeyID(), Algorithm: string(josev4.RS256), Use: "sig"}, nil
@@ -224,6 +237,14 @@ func (s *Server) CheckRegistry(st *clients.Static) error {
 		return errors.New("CLIENTS_FILE: a client_secret_hash is an " + clients.HMACPrefix + " hash but CLIENT_SECRET_HMAC_KEY is not set")
 	}
 	return nil
+}
+
+// RevocationRetention is how long a revoked grant is remembered: the
+// access-token lifetime, plus the verifiers' clock leeway (30 s) and a
+// minute for tokens minted while the revocation was under way. After that
+// every token of the grant is refused as expired anyway.
+func RevocationRetention(accessTTL time.Duration) time.Duration {
+	return accessTTL + 30*time.Second + time.Minute
 }
 
 // hmacSecrets returns the HMAC key of codes and refresh tokens. Outside

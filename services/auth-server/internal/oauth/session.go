@@ -105,6 +105,9 @@ func (a *accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Request
 	}
 	priv := tokens.AccessClaims{
 		ClientID: r.GetClient().GetID(), Scope: strings.Join(scopes, " "),
+		// fosite's request id names the grant: the code exchange and every
+		// refresh keep it, and the store's token family is keyed by it.
+		GrantID: r.GetID(),
 		Profile: ScopedProfile(sess.Profile, scopes),
 	}
 	if sess.Claims != nil && !sess.Claims.AuthTime.IsZero() {

@@ -18,6 +18,7 @@ import (
 	pconfig "github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/revocation"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -71,8 +72,19 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 
-	o, err := oauth.New(oauth.Options{Config: cfg, Ring: ring, Redis: rdb, Static: static, Log: base.Log, Metrics: base.Metrics,
-		Audit: audit.New(stderr, cfg.Service)})
+	// Revoked grants are followed in memory by this replica too (userinfo,
+	// introspection); Redis being down does not stop the start.
+	rctx, stopRevocations := context.WithCancel(ctx)
+	defer stopRevocations()
+	revoked, err := revocation.Follow(rctx, rdb, cfg.Revocation, base.Log, base.Metrics)
+	if err != nil {
+		base.Close()
+		return err
+	}
+	o, err := oauth.New(oauth.Options{
+		Config: cfg, Ring: ring, Redis: rdb, Static: static, Log: base.Log, Metrics: base.Metrics,
+		Audit: audit.New(stderr, cfg.Service), Revocations: revoked,
+	})
 	if err != nil {
 		base.Close()
 		return fmt.Errorf("oauth: %w", err)

@@ -56,6 +56,7 @@ type Store struct {
 	clients ClientGetter
 	ttl     TTLs
 	now     func() time.Time
+	revoker GrantRevoker // revocation.go
 }
 
 var (
@@ -401,6 +402,9 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 func (s *Store) revokeFamily(ctx context.Context, id string) error {
 	if err := s.rdb.Set(ctx, s.revoked(id), 1, s.ttl.Refresh+time.Hour).Err(); err != nil {
 		return unavailable(err)
+	}
+	if err := s.announceRevoked(ctx, id); err != nil {
+		return err
 	}
 	members, err := s.rdb.SMembers(ctx, s.family(id)).Result()
 	if err != nil {

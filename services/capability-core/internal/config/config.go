@@ -16,8 +16,11 @@ type Config struct {
 	// Actions audience (MCP_RESOURCE_URL, ACTIONS_AUDIENCE).
 	MCPResource     string
 	ActionsAudience string
-	// Redis is optional here; when set, health reports it.
+	// Redis is optional outside production; when set, health reports it
+	// and the verifier follows revoked grants from it. Production requires it.
 	Redis config.Redis
+	// Revocation is how revoked grants are followed (REVOCATION_RECONCILE_INTERVAL).
+	Revocation config.Revocation
 }
 
 // Load reads the configuration and returns it with every problem found.
@@ -29,6 +32,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.MCPResource = s.String("MCP_RESOURCE_URL", "")
 	c.ActionsAudience = s.String("ACTIONS_AUDIENCE", "")
 	c.Redis = config.LoadRedis(s, c.Production())
+	c.Revocation = config.LoadRevocation(s)
 	p := s.Problems()
 	c.Validate(&p)
 	return c, p.Err()
@@ -48,4 +52,5 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.Redis.URL != "" || c.Production() {
 		c.Redis.Validate(p, c.Production())
 	}
+	c.Revocation.Validate(p)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/revocation"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -40,13 +41,11 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 	defer authConn.Close()
-	verifier := tokens.NewVerifier(tokens.VerifierOptions{
+	vo := tokens.VerifierOptions{
 		Source:    tokens.NewGRPCKeySource(authConn),
 		Audiences: []string{cfg.MCPResource, cfg.ActionsAudience},
-	})
-
-	deps := []Dependency{{Name: "signing-keys", Check: verifier.Ready}}
-	base.Ready.Add("signing-keys", verifier.Ready)
+	}
+	var deps []Dependency
 	if cfg.Redis.URL != "" {
 		rdb, err := redisx.Open(ctx, cfg.Redis)
 		if err != nil {
@@ -56,7 +55,22 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		defer rdb.Close()
 		deps = append(deps, Dependency{Name: "redis", Check: rdb.Ping})
 		base.Ready.Add("redis", rdb.Ping)
+		// Revoked grants are followed in memory (loaded now, then
+		// announced and reconciled); Redis being down does not stop the start.
+		rctx, stopRevocations := context.WithCancel(ctx)
+		defer stopRevocations()
+		revoked, err := revocation.Follow(rctx, rdb, cfg.Revocation, base.Log, base.Metrics)
+		if err != nil {
+			base.Close()
+			return err
+		}
+		vo.Revocations = revoked
+	} else {
+		base.Log.Warn("REDIS_URL is not set: revoked grants are not followed here (development only; production requires Redis)")
 	}
+	verifier := tokens.NewVerifier(vo)
+	deps = append([]Dependency{{Name: "signing-keys", Check: verifier.Ready}}, deps...)
+	base.Ready.Add("signing-keys", verifier.Ready)
 
 	srv := grpcx.NewServer(grpcx.ServerOptions{
 		Logger:   base.Log,

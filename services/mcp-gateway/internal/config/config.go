@@ -23,6 +23,8 @@ type Config struct {
 	AuthGRPCAddr string // AUTH_GRPC_ADDR
 	CoreGRPCAddr string // CORE_GRPC_ADDR
 	Redis        config.Redis
+	// Revocation is how revoked grants are followed (REVOCATION_RECONCILE_INTERVAL).
+	Revocation config.Revocation
 
 	// AllowedOrigins are the browser origins allowed to call the MCP
 	// endpoints (ALLOWED_ORIGINS, comma-separated). A request with any other
@@ -56,6 +58,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.AuthGRPCAddr = s.String("AUTH_GRPC_ADDR", "")
 	c.CoreGRPCAddr = s.String("CORE_GRPC_ADDR", "")
 	c.Redis = config.LoadRedis(s, c.Production())
+	c.Revocation = config.LoadRevocation(s)
 	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
 	c.AllowedHosts = s.List("ALLOWED_HOSTS", nil)
 	c.SessionIdleTTL = s.Duration("SESSION_IDLE_TTL", 30*time.Minute)
@@ -80,6 +83,7 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Addf("CORE_GRPC_ADDR: required (capability-core's gRPC address)")
 	}
 	c.Redis.Validate(p, c.Production())
+	c.Revocation.Validate(p)
 	c.AllowedOrigins = config.Origins(p, "ALLOWED_ORIGINS", c.AllowedOrigins, c.Production())
 	if len(c.AllowedHosts) == 0 {
 		c.AllowedHosts = []string{"localhost", "127.0.0.1", "[::1]"}

@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/revocation"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -57,10 +58,19 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return fail(err)
 	}
+	// Revoked grants are followed in memory (loaded now, then announced
+	// and reconciled); Redis being down does not stop the start.
+	rctx, stopRevocations := context.WithCancel(ctx)
+	defer stopRevocations()
+	revoked, err := revocation.Follow(rctx, rdb, cfg.Revocation, base.Log, base.Metrics)
+	if err != nil {
+		return fail(err)
+	}
 	verifier := tokens.NewVerifier(tokens.VerifierOptions{
-		Source:    tokens.NewGRPCKeySource(authConn),
-		Audiences: []string{cfg.Resource},
-		OnCache:   m.cache,
+		Source:      tokens.NewGRPCKeySource(authConn),
+		Audiences:   []string{cfg.Resource},
+		OnCache:     m.cache,
+		Revocations: revoked,
 	})
 	g, err := New(Deps{
 		Config: cfg, Log: base.Log, Registry: reg, Redis: rdb, Core: coreConn,

@@ -100,6 +100,8 @@ type Token struct {
 	ExpiresIn time.Duration
 	Type      string // default at+jwt
 	Profile   tokens.Profile
+	// GrantID is the grant_id claim (none when empty).
+	GrantID string
 }
 
 // Mint signs t with the active key.
@@ -131,7 +133,7 @@ func (i *Issuer) Mint(t testing.TB, tok Token) string {
 	i.mu.Lock()
 	ring := i.ring
 	i.mu.Unlock()
-	raw, err := ring.Sign(tok.Type, std, tokens.AccessClaims{ClientID: tok.ClientID, Scope: tok.Scope, Profile: tok.Profile})
+	raw, err := ring.Sign(tok.Type, std, tokens.AccessClaims{ClientID: tok.ClientID, Scope: tok.Scope, GrantID: tok.GrantID, Profile: tok.Profile})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,177 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/revocation"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// follower is a verifier of another service watching the auth-server's
+// Redis as the fleet's verifiers do (default key prefix).
+type follower struct {
+	set *revocation.Set
+	v   *tokens.Verifier
+}
+
+func (f *fleet) follower(o revocation.Options) follower {
+	f.t.Helper()
+	rdb, err := redisx.New(config.Redis{URL: f.Redis.URL(), KeyPrefix: "tollgate:"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { _ = rdb.Close() })
+	o.Redis = rdb
+	set, err := revocation.New(o)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.t.Cleanup(cancel)
+	set.Start(ctx)
+	v := tokens.NewVerifier(tokens.VerifierOptions{Source: f.KeySource(), Audiences: []string{f.Base + "/mcp", f.Base + "/actions"}, Revocations: set})
+	return follower{set: set, v: v}
+}
+
+// refusedWithin polls until v refuses raw as revoked; the deadline bounds
+// the loop, it is not a measurement.
+func refusedWithin(t *testing.T, v *tokens.Verifier, raw string, within time.Duration, what string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		_, err := v.Verify(context.Background(), raw)
+		if errors.Is(err, tokens.ErrInvalidToken) && strings.Contains(err.Error(), "revoked") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %v after %s, want invalid token (revoked)", what, err, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestAccessTokensNameTheirGrant: the grant_id claim is the same in every
+// access token of a grant (code exchange and each refresh) and differs
+// between grants.
+func TestAccessTokensNameTheirGrant(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["gpt-apps-mcp"]
+	v := f.Verifier(f.Base + "/mcp")
+	tr := f.fullFlow(c, newAuthRequest(c))
+	first, err := v.Verify(ctxT(t), tr.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.GrantID == "" {
+		t.Fatal("access token has no grant_id")
+	}
+	r := f.refresh(c, tr.RefreshToken)
+	if r.Status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", r.Status, r.Error)
+	}
+	again, err := v.Verify(ctxT(t), r.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.GrantID != first.GrantID {
+		t.Errorf("grant_id changed on refresh: %q → %q", first.GrantID, again.GrantID)
+	}
+	other := f.fullFlow(c, newAuthRequest(c))
+	if oc, err := v.Verify(ctxT(t), other.AccessToken); err != nil || oc.GrantID == first.GrantID {
+		t.Errorf("a second grant: %v, grant_id %q (first %q)", err, oc.GrantID, first.GrantID)
+	}
+}
+
+// TestRevocationReachesEveryVerifier: RFC 7009 revocation of either token
+// makes a subscribed verifier, a verifier started afterwards (restart) and
+// a verifier that never hears announcements (reconcile only) refuse the
+// grant's access tokens, even one already verified and cached; userinfo
+// answers 401; another grant is unaffected.
+func TestRevocationReachesEveryVerifier(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["local-test"]
+	live := f.follower(revocation.Options{ReconcileInterval: time.Hour})
+	deaf := f.follower(revocation.Options{NoSubscribe: true, ReconcileInterval: time.Second})
+
+	for _, hint := range []string{"refresh_token", "access_token"} {
+		t.Run("revoke "+hint, func(t *testing.T) {
+			tr := f.fullFlow(c, newAuthRequest(c))
+			kept := f.fullFlow(c, newAuthRequest(c))
+			for _, fl := range []follower{live, deaf} {
+				if _, err := fl.v.Verify(ctxT(t), tr.AccessToken); err != nil {
+					t.Fatalf("before revocation: %v", err)
+				}
+			}
+			tok := tr.RefreshToken
+			if hint == "access_token" {
+				tok = tr.AccessToken
+			}
+			resp, body := f.post("/oauth/revoke", c, url.Values{"token": {tok}, "token_type_hint": {hint}})
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("revoke: %d %s", resp.StatusCode, body)
+			}
+			refusedWithin(t, live.v, tr.AccessToken, time.Second, "subscribed verifier")
+			if st, _ := f.userinfo(tr.AccessToken); st != http.StatusUnauthorized {
+				t.Errorf("userinfo after revocation: %d, want 401", st)
+			}
+			refusedWithin(t, f.follower(revocation.Options{NoSubscribe: true, ReconcileInterval: time.Hour}).v, tr.AccessToken, time.Second, "verifier started after the revocation")
+			refusedWithin(t, deaf.v, tr.AccessToken, 10*time.Second, "verifier that missed the announcement")
+			for _, fl := range []follower{live, deaf} {
+				if _, err := fl.v.Verify(ctxT(t), kept.AccessToken); err != nil {
+					t.Errorf("another grant after the revocation: %v", err)
+				}
+			}
+			if st, _ := f.userinfo(kept.AccessToken); st != http.StatusOK {
+				t.Errorf("userinfo of another grant: %d", st)
+			}
+		})
+	}
+}
+
+// TestReplayAndReuseRevokeEverywhere: a replayed authorization code and a
+// reused refresh token revoke the grant for the whole fleet, not only in
+// the auth-server's store.
+func TestReplayAndReuseRevokeEverywhere(t *testing.T) {
+	f := startFleet(t, map[string]string{"REFRESH_GRACE_PERIOD": "0s"})
+	c := f.Clients["gpt-apps-mcp"]
+	live := f.follower(revocation.Options{ReconcileInterval: time.Hour})
+
+	t.Run("replayed code", func(t *testing.T) {
+		a := newAuthRequest(c)
+		code := f.authorize(a)
+		tr := f.exchange(c, a, code)
+		if tr.Status != http.StatusOK {
+			t.Fatalf("exchange: %d %s", tr.Status, tr.Error)
+		}
+		if _, err := live.v.Verify(ctxT(t), tr.AccessToken); err != nil {
+			t.Fatal(err)
+		}
+		if r := f.exchange(c, a, code); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+			t.Fatalf("replay: %d %s", r.Status, r.Error)
+		}
+		refusedWithin(t, live.v, tr.AccessToken, time.Second, "after a code replay")
+	})
+	t.Run("refresh reuse", func(t *testing.T) {
+		tr := f.fullFlow(c, newAuthRequest(c))
+		r1 := f.refresh(c, tr.RefreshToken)
+		if r1.Status != http.StatusOK {
+			t.Fatalf("refresh: %d %s", r1.Status, r1.Error)
+		}
+		if _, err := live.v.Verify(ctxT(t), r1.AccessToken); err != nil {
+			t.Fatal(err)
+		}
+		if r := f.refresh(c, tr.RefreshToken); r.Error != "invalid_grant" {
+			t.Fatalf("reuse: %d %s", r.Status, r.Error)
+		}
+		refusedWithin(t, live.v, r1.AccessToken, time.Second, "newest access token after refresh reuse")
+		refusedWithin(t, live.v, tr.AccessToken, time.Second, "first access token after refresh reuse")
+	})
+}

@@ -1,0 +1,336 @@
+// Package revocation spreads revoked grants to every token verifier of the
+// fleet without a Redis round trip per request.
+//
+// A grant is one authorization (the auth-server's fosite request id, kept
+// across refresh-token rotation); every access token carries its id in the
+// grant_id claim (tokens.AccessClaims). When the auth-server revokes a grant
+// (RFC 7009 revocation of either token, a replayed authorization code,
+// refresh-token reuse), a Revoker
+//
+//  1. records it in one Redis sorted set, {prefix}revocation:grants, member
+//     the grant id, score the Unix time in milliseconds at which the record
+//     may be forgotten (revocation time + the longest access-token lifetime +
+//     the verifiers' clock leeway): after that no token of the grant can pass
+//     the expiry check anyway;
+//  2. announces it on the pub/sub channel {prefix}revocation, payload
+//     "<grant id> <expiry ms>".
+//
+// Each verifier keeps a Set: the unexpired records in memory, loaded at
+// start, updated from the subscription, and reloaded in full after every
+// (re)subscription and every reconcile interval (default 15 s), so a replica
+// that missed announcements (pub/sub is fire-and-forget; a subscription drops
+// while Redis restarts) converges within that bound. Records are never
+// removed before they expire, so a reload merges into what is known instead
+// of replacing it. Memory is bounded by the number of grants revoked within
+// one access-token lifetime (about 100 bytes each).
+//
+// Redis unavailable: the Set keeps answering from its last known state and
+// retries on every reconcile tick; it never fails readiness, because token
+// verification itself does not need Redis. A verifier that starts while Redis
+// is down therefore accepts tokens of grants revoked before its start until
+// its first successful load (at most one reconcile interval after Redis is
+// back); that window is documented in docs/reference/oauth.md.
+//
+// Redis Cluster: the records are one key (one slot) and the channel is one
+// classic pub/sub channel, which a cluster broadcasts to every node, so the
+// design works unchanged; sharded pub/sub is not needed at this volume.
+package revocation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+)
+
+// DefaultReconcileInterval is how often a Set reloads every record, the
+// bound on how long a replica that missed an announcement keeps accepting a
+// revoked grant's tokens.
+const DefaultReconcileInterval = 15 * time.Second
+
+// MaxGrantIDLength bounds a grant id (fosite request ids are UUIDs, 36
+// characters); longer or malformed ids are refused by Revoke and ignored in
+// announcements.
+const MaxGrantIDLength = 128
+
+// ErrInvalidGrantID is returned by Revoke for an empty, overlong or
+// malformed grant id.
+var ErrInvalidGrantID = errors.New("revocation: invalid grant id")
+
+// recordsKey and channel are the Redis names under the install's prefix.
+func recordsKey(rdb *redisx.Client) string { return rdb.Key("revocation", "grants") }
+func channel(rdb *redisx.Client) string    { return rdb.Key("revocation") }
+
+func validGrantID(id string) bool {
+	if id == "" || len(id) > MaxGrantIDLength {
+		return false
+	}
+	for _, r := range id {
+		if r <= ' ' || r > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// Revoker records and announces revoked grants (auth-server side).
+type Revoker struct {
+	rdb    *redisx.Client
+	retain time.Duration
+	now    func() time.Time
+	// local, when set, learns each revocation at once, so the revoking
+	// replica refuses the grant even before its own subscription delivers.
+	local *Set
+}
+
+// NewRevoker returns a Revoker whose records live for retain: the longest
+// access-token lifetime plus the verifiers' clock leeway. local may be nil.
+func NewRevoker(rdb *redisx.Client, retain time.Duration, local *Set) *Revoker {
+	return &Revoker{rdb: rdb, retain: retain, now: time.Now, local: local}
+}
+
+// Revoke records grantID as revoked and announces it. Revoking a grant twice
+// extends its record. It returns a Redis error unwrapped, so callers map it
+// to their unavailable error.
+func (r *Revoker) Revoke(ctx context.Context, grantID string) error {
+	if !validGrantID(grantID) {
+		return ErrInvalidGrantID
+	}
+	now := r.now()
+	exp := now.Add(r.retain)
+	key := recordsKey(r.rdb)
+	pipe := r.rdb.TxPipeline()
+	pipe.ZAddGT(ctx, key, redis.Z{Score: float64(exp.UnixMilli()), Member: grantID})
+	pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
+	pipe.PExpire(ctx, key, r.retain+time.Minute)
+	pipe.Publish(ctx, channel(r.rdb), grantID+" "+strconv.FormatInt(exp.UnixMilli(), 10))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	if r.local != nil {
+		r.local.add(grantID, exp.UnixMilli())
+	}
+	return nil
+}
+
+// Options configure a Set.
+type Options struct {
+	Redis *redisx.Client
+	Log   *slog.Logger
+	// ReconcileInterval is how often every record is reloaded (default
+	// DefaultReconcileInterval).
+	ReconcileInterval time.Duration
+	// NoSubscribe skips the announcements: the Set converges by
+	// reconciling only. Tests use it to play a replica that misses every
+	// announcement.
+	NoSubscribe bool
+	// Metrics, when set, receives tollgate_revocation_* metrics.
+	Metrics prometheus.Registerer
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Set is a verifier's in-memory view of the revoked grants. Revoked is a
+// map lookup under a read lock; it never touches Redis.
+type Set struct {
+	o Options
+
+	mu     sync.RWMutex
+	grants map[string]int64 // grant id → record expiry, Unix ms
+
+	reloadMu sync.Mutex // one reload at a time
+	metrics  *metrics
+}
+
+// New returns an empty Set; Start loads and follows the records.
+func New(o Options) (*Set, error) {
+	if o.Redis == nil {
+		return nil, errors.New("revocation: Redis is required")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.ReconcileInterval <= 0 {
+		o.ReconcileInterval = DefaultReconcileInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Set{o: o, grants: map[string]int64{}}
+	m, err := newMetrics(o.Metrics, s)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	return s, nil
+}
+
+// Revoked reports whether grantID was revoked. An empty id (a token issued
+// before grant ids existed) is never revoked.
+func (s *Set) Revoked(grantID string) bool {
+	if grantID == "" {
+		return false
+	}
+	s.mu.RLock()
+	exp, ok := s.grants[grantID]
+	s.mu.RUnlock()
+	return ok && s.o.Now().UnixMilli() < exp
+}
+
+// Len is the number of records held (expired ones included until the next
+// reload prunes them).
+func (s *Set) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.grants)
+}
+
+func (s *Set) add(id string, exp int64) {
+	s.mu.Lock()
+	if exp > s.grants[id] {
+		s.grants[id] = exp
+	}
+	s.mu.Unlock()
+}
+
+// Start loads the records once (bounded by ctx and the Redis client's
+// timeouts; a failure is logged and the Set starts empty) and then follows
+// announcements and reconciles in the background until ctx ends.
+func (s *Set) Start(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := s.Reload(lctx); err != nil {
+		s.o.Log.Warn("revoked grants not loaded at start; serving without them until Redis answers", "err", err)
+	}
+	cancel()
+	go s.reconcile(ctx)
+	if !s.o.NoSubscribe {
+		go s.subscribe(ctx)
+	}
+}
+
+// Reload reads every unexpired record from Redis and merges it into the
+// Set, dropping expired records.
+func (s *Set) Reload(ctx context.Context) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	now := s.o.Now().UnixMilli()
+	zs, err := s.o.Redis.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+		Key: recordsKey(s.o.Redis), ByScore: true, Start: "(" + strconv.FormatInt(now, 10), Stop: "+inf",
+	}).Result()
+	if err != nil {
+		s.metrics.reloadFailed()
+		return fmt.Errorf("revocation: load revoked grants: %w", err)
+	}
+	s.mu.Lock()
+	for id, exp := range s.grants {
+		if exp <= now {
+			delete(s.grants, id)
+		}
+	}
+	for _, z := range zs {
+		id, _ := z.Member.(string)
+		if exp := int64(z.Score); validGrantID(id) && exp > s.grants[id] {
+			s.grants[id] = exp
+		}
+	}
+	s.mu.Unlock()
+	s.metrics.reloaded(s.o.Now())
+	return nil
+}
+
+func (s *Set) reconcile(ctx context.Context) {
+	t := time.NewTicker(s.o.ReconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Reload(ctx); err != nil && ctx.Err() == nil {
+				s.o.Log.Warn("revoked grants not reconciled; keeping the last known state", "err", err)
+			}
+		}
+	}
+}
+
+// subscribe follows announcements. go-redis reconnects and resubscribes a
+// dropped subscription on the next receive; every subscription confirmation
+// (the first and each after a reconnect) triggers a full reload, because
+// announcements sent while unsubscribed are lost.
+func (s *Set) subscribe(ctx context.Context) {
+	ps := s.o.Redis.Subscribe(ctx, channel(s.o.Redis))
+	defer ps.Close()
+	backoff := 100 * time.Millisecond
+	for {
+		// A bounded wait lets a ping find a silently dead connection.
+		msg, err := ps.ReceiveTimeout(ctx, 30*time.Second)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				_ = ps.Ping(ctx)
+				continue
+			}
+			s.o.Log.Debug("revocation subscription interrupted; resubscribing", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				if err := s.Reload(ctx); err != nil && ctx.Err() == nil {
+					s.o.Log.Warn("revoked grants not reloaded after subscribing", "err", err)
+				}
+			}
+		case *redis.Message:
+			id, exp, ok := parseAnnouncement(m.Payload)
+			if !ok {
+				s.o.Log.Warn("malformed revocation announcement ignored")
+				continue
+			}
+			s.add(id, exp)
+			s.metrics.announced()
+		}
+	}
+}
+
+func parseAnnouncement(p string) (string, int64, bool) {
+	id, expText, ok := strings.Cut(p, " ")
+	if !ok || !validGrantID(id) {
+		return "", 0, false
+	}
+	exp, err := strconv.ParseInt(expText, 10, 64)
+	if err != nil || exp <= 0 {
+		return "", 0, false
+	}
+	return id, exp, true
+}
+
+// Follow is the one call each service's Run makes: a Set configured by cfg,
+// loaded and followed until ctx ends.
+func Follow(ctx context.Context, rdb *redisx.Client, cfg config.Revocation, log *slog.Logger, reg prometheus.Registerer) (*Set, error) {
+	s, err := New(Options{Redis: rdb, Log: log, ReconcileInterval: cfg.ReconcileInterval, Metrics: reg})
+	if err != nil {
+		return nil, err
+	}
+	s.Start(ctx)
+	return s, nil
+}

@@ -1,0 +1,242 @@
+package revocation_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/revocation"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+)
+
+// eventually polls cond every 10 ms until it holds or the bounded deadline
+// passes; it asserts that the state converges, not how fast.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %s", what, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func newSet(t *testing.T, rdb *redisx.Client, o revocation.Options) *revocation.Set {
+	t.Helper()
+	o.Redis = rdb
+	s, err := revocation.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s.Start(ctx)
+	return s
+}
+
+func TestAnnouncementReachesEverySubscriber(t *testing.T) {
+	r := testharness.StartRedis(t)
+	a, b := newSet(t, r.Client(), revocation.Options{}), newSet(t, r.Client(), revocation.Options{})
+	rev := revocation.NewRevoker(r.Client(), time.Hour, nil)
+	// The subscriptions are established asynchronously; a grant revoked
+	// before they are is still found by the reload that follows each
+	// subscription confirmation.
+	if err := rev.Revoke(context.Background(), "grant-1"); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*revocation.Set{"a": a, "b": b} {
+		eventually(t, 5*time.Second, "replica "+name+" refuses grant-1", func() bool { return s.Revoked("grant-1") })
+		if s.Revoked("grant-2") || s.Revoked("") {
+			t.Errorf("replica %s: an unrevoked grant or an empty id counts as revoked", name)
+		}
+	}
+}
+
+func TestRevokerUpdatesItsOwnSetAtOnce(t *testing.T) {
+	r := testharness.StartRedis(t)
+	local := newSet(t, r.Client(), revocation.Options{NoSubscribe: true, ReconcileInterval: time.Hour})
+	rev := revocation.NewRevoker(r.Client(), time.Hour, local)
+	if err := rev.Revoke(context.Background(), "grant-local"); err != nil {
+		t.Fatal(err)
+	}
+	if !local.Revoked("grant-local") {
+		t.Error("the revoking replica does not refuse the grant right after Revoke returned")
+	}
+}
+
+// TestStateIsLoadedAtStart: a verifier started after the revocation (a
+// restart, a new replica) refuses the grant before any announcement.
+func TestStateIsLoadedAtStart(t *testing.T) {
+	r := testharness.StartRedis(t)
+	if err := revocation.NewRevoker(r.Client(), time.Hour, nil).Revoke(context.Background(), "grant-old"); err != nil {
+		t.Fatal(err)
+	}
+	s := newSet(t, r.Client(), revocation.Options{NoSubscribe: true, ReconcileInterval: time.Hour})
+	if !s.Revoked("grant-old") {
+		t.Error("a grant revoked before start is not refused after Start returned")
+	}
+}
+
+// TestReplicaThatMissesAnnouncementsConverges: with no subscription at all,
+// the periodic reconcile finds the revocation.
+func TestReplicaThatMissesAnnouncementsConverges(t *testing.T) {
+	r := testharness.StartRedis(t)
+	s := newSet(t, r.Client(), revocation.Options{NoSubscribe: true, ReconcileInterval: 50 * time.Millisecond})
+	if s.Revoked("grant-missed") {
+		t.Fatal("revoked before Revoke")
+	}
+	if err := revocation.NewRevoker(r.Client(), time.Hour, nil).Revoke(context.Background(), "grant-missed"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "reconcile finds grant-missed", func() bool { return s.Revoked("grant-missed") })
+}
+
+// TestRedisRestartResubscribesAndReloads: Redis goes away (the subscription
+// drops, announcements meanwhile are lost), comes back empty-handed for the
+// announcement, and the Set still learns the revocation written while it was
+// resubscribing, from the reload that follows the new subscription; the
+// reconcile interval is an hour, so only the resubscription can explain it.
+func TestRedisRestartResubscribesAndReloads(t *testing.T) {
+	r := testharness.StartRedis(t)
+	s := newSet(t, r.Client(), revocation.Options{ReconcileInterval: time.Hour})
+	rev := revocation.NewRevoker(r.Client(), time.Hour, nil)
+	if err := rev.Revoke(context.Background(), "grant-before"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "grant-before announced", func() bool { return s.Revoked("grant-before") })
+
+	r.Stop()
+	r.Start()
+	// Written straight into the records, never announced: the Set can only
+	// learn it by reloading.
+	writer := r.Client()
+	exp := time.Now().Add(time.Hour).UnixMilli()
+	if err := writer.ZAdd(context.Background(), writer.Key("revocation", "grants"), redis.Z{Score: float64(exp), Member: "grant-during"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "grant-during loaded after resubscribing", func() bool { return s.Revoked("grant-during") })
+	if !s.Revoked("grant-before") {
+		t.Error("a restart of an empty Redis made the Set forget a grant it knew")
+	}
+}
+
+// TestRedisDownAtStart: the Set starts empty without failing, keeps the
+// verifier serving, and loads the records once Redis answers.
+func TestRedisDownAtStart(t *testing.T) {
+	r := testharness.StartRedis(t)
+	if err := revocation.NewRevoker(r.Client(), time.Hour, nil).Revoke(context.Background(), "grant-x"); err != nil {
+		t.Fatal(err)
+	}
+	// Redis without persistence loses the record on restart; write it
+	// again after the restart below.
+	r.Stop()
+	rdb, err := redisx.New(r.Config()) // r.Client would ping
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	reg := prometheus.NewRegistry()
+	s := newSet(t, rdb, revocation.Options{ReconcileInterval: 50 * time.Millisecond, Metrics: reg})
+	if s.Revoked("grant-x") {
+		t.Fatal("revoked without any state")
+	}
+	if n := counterValue(t, reg, "tollgate_revocation_sync_failures_total"); n < 1 {
+		t.Errorf("sync failures = %v, want ≥ 1 after a start without Redis", n)
+	}
+	r.Start()
+	if err := revocation.NewRevoker(rdb, time.Hour, nil).Revoke(context.Background(), "grant-x"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "grant-x loaded once Redis is back", func() bool { return s.Revoked("grant-x") })
+}
+
+func TestRecordsExpire(t *testing.T) {
+	r := testharness.StartRedis(t)
+	rdb := r.Client()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	s, err := revocation.New(revocation.Options{Redis: rdb, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := revocation.NewRevoker(rdb, time.Minute, s)
+	if err := rev.Revoke(context.Background(), "grant-short"); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Revoked("grant-short") {
+		t.Fatal("not revoked")
+	}
+	// The Redis key itself carries a TTL (every key has one).
+	if ttl := rdb.PTTL(context.Background(), rdb.Key("revocation", "grants")).Val(); ttl <= 0 || ttl > 2*time.Minute {
+		t.Errorf("records key TTL = %s, want (0, 2m]", ttl)
+	}
+	now = now.Add(2 * time.Minute)
+	if s.Revoked("grant-short") {
+		t.Error("a record past its retention still refuses the grant")
+	}
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() != 0 {
+		t.Errorf("Len = %d after a reload past every record's expiry, want 0 (memory is bounded)", s.Len())
+	}
+}
+
+func TestRevokeRefusesBadGrantIDs(t *testing.T) {
+	r := testharness.StartRedis(t)
+	rev := revocation.NewRevoker(r.Client(), time.Hour, nil)
+	for _, id := range []string{"", "has space", strings.Repeat("x", revocation.MaxGrantIDLength+1), "new\nline"} {
+		if err := rev.Revoke(context.Background(), id); !errors.Is(err, revocation.ErrInvalidGrantID) {
+			t.Errorf("Revoke(%q) = %v, want ErrInvalidGrantID", id, err)
+		}
+	}
+}
+
+// TestMalformedAnnouncementsAreIgnored: only well-formed announcements
+// change the Set.
+func TestMalformedAnnouncementsAreIgnored(t *testing.T) {
+	r := testharness.StartRedis(t)
+	rdb := r.Client()
+	reg := prometheus.NewRegistry()
+	s := newSet(t, rdb, revocation.Options{ReconcileInterval: time.Hour, Metrics: reg})
+	ch := rdb.Key("revocation")
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	// Wait until the subscription is up: a well-formed announcement lands.
+	eventually(t, 5*time.Second, "subscribed", func() bool {
+		rdb.Publish(context.Background(), ch, "probe "+exp)
+		return s.Revoked("probe")
+	})
+	for _, p := range []string{"", "no-expiry", "bad-expiry abc", "neg -5", "sp ace " + exp} {
+		rdb.Publish(context.Background(), ch, p)
+	}
+	rdb.Publish(context.Background(), ch, "last "+exp)
+	eventually(t, 5*time.Second, "last announcement", func() bool { return s.Revoked("last") })
+	for _, id := range []string{"no-expiry", "bad-expiry", "neg", "sp"} {
+		if s.Revoked(id) {
+			t.Errorf("malformed announcement revoked %q", id)
+		}
+	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
