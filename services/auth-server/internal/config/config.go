@@ -68,7 +68,7 @@ type Config struct {
 	// Rate limits, per client address before authentication and per
 	// authenticated client after it (docs/reference/oauth.md).
 	RateAuthorize    int // RATE_LIMIT_AUTHORIZE_PER_MINUTE (per address)
-	RateToken        int // RATE_LIMIT_TOKEN_PER_MINUTE (per authenticated client)
+	RateToken        int // RATE_LIMIT_TOKEN_PER_MINUTE (per authenticated client and endpoint)
 	RateTokenAddress int // RATE_LIMIT_TOKEN_PER_ADDRESS_PER_MINUTE (per address, before authentication)
 	RateUserinfo     int // RATE_LIMIT_USERINFO_PER_MINUTE (per address)
 	RateRegister     int // RATE_LIMIT_REGISTER_PER_MINUTE (per address)
