@@ -3,6 +3,7 @@ package conformance
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,7 +11,18 @@ import (
 
 // sdkExpectedFailures are TestTypeScriptSDKClient runs known to fail, as
 // expectedFailures for the suite.
-var sdkExpectedFailures = map[string]knownFailure{}
+var sdkExpectedFailures = map[string]knownFailure{
+	// /sse answers 401 with resource_metadata naming the /mcp metadata,
+	// whose resource is MCP_RESOURCE_URL (.../mcp): RFC 9728 §3.3 has a
+	// client that followed a challenge compare resource with the URL it
+	// requested, so the SDK refuses. Fixing it needs /sse as a resource
+	// of its own (metadata, auth-server resource, token audience); see
+	// docs/reference/mcp.md.
+	"typescript-sdk/dynamic-registration-sse": {
+		why:   "RFC 9728 §3.3: /sse's challenge names metadata whose resource is .../mcp, not .../sse",
+		match: "does not match expected",
+	},
+}
 
 // TestTypeScriptSDKClient connects the official MCP TypeScript SDK
 // (sdkclient.mjs, pinned in package-lock.json) to /mcp with nothing but the
@@ -41,6 +53,10 @@ func TestTypeScriptSDKClient(t *testing.T) {
 		refused string
 	}
 	runs := []func(t *testing.T) run{
+		// The legacy HTTP+SSE transport at /sse.
+		func(t *testing.T) run {
+			return run{"dynamic-registration-sse", mustFreePort(t), []string{"--sse"}, ""}
+		},
 		// The SDK registers itself (RFC 7591). Like the SDK by default it
 		// sends no state: PKCE is the CSRF protection (OAuth 2.1 §4.1.1).
 		func(t *testing.T) run {
@@ -66,7 +82,11 @@ func TestTypeScriptSDKClient(t *testing.T) {
 	for _, mk := range runs {
 		r := mk(t)
 		t.Run(r.name, func(t *testing.T) {
-			args := append([]string{script, fleet.Origin + "/mcp", strconv.Itoa(r.port)}, r.args...)
+			endpoint := fleet.Origin + "/mcp"
+			if slices.Contains(r.args, "--sse") {
+				endpoint = fleet.Origin + "/sse"
+			}
+			args := append([]string{script, endpoint, strconv.Itoa(r.port)}, r.args...)
 			output, signInErr, exitErr := runNode(t, args, func(line string) (string, bool) {
 				return strings.CutPrefix(line, "AUTHORIZE ")
 			}, callbackURL(r.port))

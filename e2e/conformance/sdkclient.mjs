@@ -6,7 +6,7 @@
 // is given), PKCE S256 and RFC 8707 resource. This file only keeps the
 // state the SDK asks for in memory and receives the redirect.
 //
-//   node sdkclient.mjs <mcp URL> <callback port> [--client-id ID] [--client-secret S] [--state]
+//   node sdkclient.mjs <MCP URL> <callback port> [--client-id ID] [--client-secret S] [--state] [--sse]
 //
 // Prints "AUTHORIZE <url>" when the user must sign in (the Go test plays the
 // browser and sends the redirect to http://127.0.0.1:<port>/callback),
@@ -16,6 +16,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
 const [mcpURL, port, ...rest] = process.argv.slice(2);
@@ -26,6 +27,8 @@ const flag = (name) => {
 const clientID = flag('--client-id');
 const clientSecret = flag('--client-secret');
 const withState = rest.includes('--state');
+// --sse: the legacy HTTP+SSE transport (GET <url>, POST to the endpoint it names).
+const Transport = rest.includes('--sse') ? SSEClientTransport : StreamableHTTPClientTransport;
 const redirectUrl = `http://127.0.0.1:${port}/callback`;
 
 setTimeout(() => {
@@ -107,13 +110,13 @@ async function main() {
     server.listen(Number(port), '127.0.0.1', resolve);
   });
   const client = new Client({ name: 'tollgate-e2e-sdk', version: '1.0.0' });
-  let transport = new StreamableHTTPClientTransport(new URL(mcpURL), { authProvider: provider });
+  let transport = new Transport(new URL(mcpURL), { authProvider: provider });
   try {
     await client.connect(transport);
   } catch (err) {
     if (!(err instanceof UnauthorizedError)) throw err;
     await transport.finishAuth(await redirected);
-    transport = new StreamableHTTPClientTransport(new URL(mcpURL), { authProvider: provider });
+    transport = new Transport(new URL(mcpURL), { authProvider: provider });
     await client.connect(transport);
   }
   const { tools } = await client.listTools();
