@@ -76,7 +76,8 @@ const (
 	confidentialID = "conformance-confidential"
 )
 
-func node() string { return filepath.Join(suiteDir, ".bin", "node") }
+// node is the pinned Node 22 that install.sh links to .cache/conformance/bin.
+func node() string { return filepath.Join(suiteDir, "..", "bin", "node") }
 func suiteJS() string {
 	return filepath.Join(suiteDir, "@modelcontextprotocol", "conformance", "dist", "index.js")
 }
