@@ -19,6 +19,32 @@ import (
 // and the code exchange with PKCE. It returns the token response.
 func link(t *testing.T, clientID, resource string, style oauth2.AuthStyle) *oauth2.Token {
 	t.Helper()
+	g := authorize(t, clientID, resource, style)
+	tok, err := g.exchange()
+	if err != nil {
+		t.Fatalf("token exchange: %v", err)
+	}
+	return tok
+}
+
+// authorization is a code on its way to the client, which exchange redeems
+// (tests call it twice to replay the code).
+type authorization struct {
+	conf     *oauth2.Config
+	code     string
+	verifier string
+	resource string
+}
+
+func (a authorization) exchange() (*oauth2.Token, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return a.conf.Exchange(ctx, a.code, oauth2.VerifierOption(a.verifier), oauth2.SetAuthURLParam("resource", a.resource))
+}
+
+// authorize runs the flow up to the callback and returns the code.
+func authorize(t *testing.T, clientID, resource string, style oauth2.AuthStyle) authorization {
+	t.Helper()
 	c, ok := fleet.Client(clientID)
 	if !ok {
 		t.Fatalf("no dev client %s", clientID)
@@ -42,11 +68,7 @@ func link(t *testing.T, clientID, resource string, style oauth2.AuthStyle) *oaut
 	if q.Get("error") != "" || q.Get("state") != state || q.Get("iss") != fleet.Origin || q.Get("code") == "" {
 		t.Fatalf("callback %s: want code, state %s and iss %s", cb, state, fleet.Origin)
 	}
-	tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", resource))
-	if err != nil {
-		t.Fatalf("token exchange: %v", err)
-	}
-	return tok
+	return authorization{conf: conf, code: q.Get("code"), verifier: verifier, resource: resource}
 }
 
 func call(t *testing.T, method, url, token string, body io.Reader, header ...string) (*http.Response, []byte) {

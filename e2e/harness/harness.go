@@ -24,6 +24,9 @@ type Fleet struct {
 	VarDir string
 	Creds  devfleet.DevCredentials
 	Logs   *Log
+	// Ports are the fleet's listeners (tests reach capability-core's gRPC
+	// port directly).
+	Ports devfleet.Ports
 }
 
 // Log keeps the fleet's output for failure reports.
@@ -92,7 +95,7 @@ func StartWith(ctx context.Context, o Options) (*Fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w\nfleet log:\n%s", err, logs)
 	}
-	fl := &Fleet{Fleet: f, VarDir: varDir, Logs: logs}
+	fl := &Fleet{Fleet: f, VarDir: varDir, Logs: logs, Ports: ports}
 	b, err := os.ReadFile(filepath.Join(varDir, "dev", "clients.json"))
 	if err != nil {
 		f.Stop()
