@@ -66,8 +66,13 @@ var (
 	fleet    *harness.Fleet
 	suiteDir = filepath.Join(harness.RepoRoot(), ".cache", "conformance", "node_modules")
 	// Static clients of the registry written for this fleet, and the
-	// loopback callback ports registered for them.
+	// loopback callback ports registered for them. Runs use other ports
+	// (RFC 8252 §7.3), picked just before they start, except
+	// pre-registered-public, which uses publicPort: publicHold keeps that
+	// port bound until the run, so that no other socket takes it while
+	// the fleet starts.
 	publicPort, confidentialPort int
+	publicHold                   net.Listener
 	confidentialSecret           string
 )
 
@@ -103,9 +108,11 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	origin := fmt.Sprintf("http://localhost:%d", ports.Ingress)
-	if publicPort, err = freePort(); err != nil {
+	if publicHold, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return 0, err
 	}
+	defer publicHold.Close()
+	publicPort = publicHold.Addr().(*net.TCPAddr).Port
 	if confidentialPort, err = freePort(); err != nil {
 		return 0, err
 	}
@@ -195,24 +202,22 @@ type clientCase struct {
 // TestAuthorizationServer runs every authorization-server scenario of the
 // suite once per kind of client.
 func TestAuthorizationServer(t *testing.T) {
-	otherPort, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cases := []func(t *testing.T) clientCase{
+		// The redirect URI exactly as registered.
 		func(*testing.T) clientCase {
+			publicHold.Close() // the suite binds publicPort next
 			return clientCase{name: "pre-registered-public", clientID: publicID, port: publicPort}
 		},
 		// Without resource the token is for the client's default resource.
-		func(*testing.T) clientCase {
-			return clientCase{name: "pre-registered-public-no-resource", clientID: publicID, port: publicPort, noResource: true}
+		func(t *testing.T) clientCase {
+			return clientCase{name: "pre-registered-public-no-resource", clientID: publicID, port: mustFreePort(t), noResource: true}
 		},
 		// RFC 8252 §7.3: any port of a registered loopback redirect URI.
-		func(*testing.T) clientCase {
-			return clientCase{name: "pre-registered-public-other-loopback-port", clientID: publicID, port: otherPort}
+		func(t *testing.T) clientCase {
+			return clientCase{name: "pre-registered-public-other-loopback-port", clientID: publicID, port: mustFreePort(t)}
 		},
-		func(*testing.T) clientCase {
-			return clientCase{name: "pre-registered-confidential", clientID: confidentialID, secret: confidentialSecret, port: confidentialPort}
+		func(t *testing.T) clientCase {
+			return clientCase{name: "pre-registered-confidential", clientID: confidentialID, secret: confidentialSecret, port: mustFreePort(t)}
 		},
 		dynamicClient,
 		metadataDocumentClient,

@@ -65,17 +65,17 @@ func TestTypeScriptSDKClient(t *testing.T) {
 		func(t *testing.T) run {
 			return run{"dynamic-registration-with-state", mustFreePort(t), []string{"--state"}, ""}
 		},
-		func(*testing.T) run {
-			return run{"pre-registered-public", publicPort, []string{"--client-id", publicID}, ""}
+		func(t *testing.T) run {
+			return run{"pre-registered-public", mustFreePort(t), []string{"--client-id", publicID}, ""}
 		},
 		// The SDK picks client_secret_basic from the metadata.
-		func(*testing.T) run {
-			return run{"pre-registered-confidential", confidentialPort, []string{"--client-id", confidentialID, "--client-secret", confidentialSecret}, ""}
+		func(t *testing.T) run {
+			return run{"pre-registered-confidential", mustFreePort(t), []string{"--client-id", confidentialID, "--client-secret", confidentialSecret}, ""}
 		},
 		// The refusal the SDK must surface: a wrong secret at the token
 		// endpoint is invalid_client (RFC 6749 §5.2).
-		func(*testing.T) run {
-			return run{"pre-registered-confidential-wrong-secret", confidentialPort, []string{"--client-id", confidentialID, "--client-secret", "not-" + confidentialSecret}, "error=invalid_client"}
+		func(t *testing.T) run {
+			return run{"pre-registered-confidential-wrong-secret", mustFreePort(t), []string{"--client-id", confidentialID, "--client-secret", "not-" + confidentialSecret}, "error=invalid_client"}
 		},
 	}
 	seen := map[string]bool{}
