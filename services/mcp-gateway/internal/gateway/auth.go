@@ -18,10 +18,19 @@ type challenger struct {
 	scopes      []string // what a client should ask for when it has nothing
 }
 
-// invalidToken is the challenge of every 401, on every transport.
+// invalidToken is the challenge of a 401 for a token that was sent but
+// refused, on every transport.
 func (c *challenger) invalidToken() string {
 	return fmt.Sprintf(`Bearer error="invalid_token", resource_metadata=%q, scope=%q`,
 		c.metadataURL, strings.Join(c.scopes, " "))
+}
+
+// noCredentials is the challenge of a 401 for a request without a bearer
+// token (none, or another scheme such as Basic): RFC 6750 §3.1 — such a
+// request gets no error code, only where to find the authorization server
+// (RFC 9728 §5.1 resource_metadata) and what to ask for.
+func (c *challenger) noCredentials() string {
+	return fmt.Sprintf(`Bearer resource_metadata=%q, scope=%q`, c.metadataURL, strings.Join(c.scopes, " "))
 }
 
 // insufficientScope asks for required plus what the token already has, so
@@ -119,7 +128,8 @@ func (g *Gateway) authenticate(transport string, next http.Handler) http.Handler
 			return
 		case err != nil:
 			g.metrics.request(transport, r.Method, "unauthorized")
-			g.unauthorized(w, "a bearer access token is required")
+			w.Header().Set("WWW-Authenticate", g.challenges.noCredentials())
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "a bearer access token is required")
 			return
 		}
 		claims, err := g.verifier.Verify(r.Context(), raw)

@@ -11,7 +11,12 @@ import (
 
 const wantChallenge = `Bearer error="invalid_token", resource_metadata="` + metadataURL + `", scope="openid profile email"`
 
-// Every transport answers a missing or refused token with the same 401 challenge.
+// noCredentialsChallenge answers a request without a bearer token: no
+// error code (RFC 6750 §3.1).
+const noCredentialsChallenge = `Bearer resource_metadata="` + metadataURL + `", scope="openid profile email"`
+
+// Every transport answers a refused token with the same 401 challenge, and
+// a request without one with the same challenge minus the error code.
 func TestUnauthorizedOnEveryTransport(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
@@ -19,7 +24,6 @@ func TestUnauthorizedOnEveryTransport(t *testing.T) {
 	sid := g.initialize(t, good)
 
 	refused := map[string]string{
-		"no token":         "",
 		"actions audience": f.Issuer.Mint(t, tokentest.Token{Audience: actionsAudience, Scope: allScopes}),
 		"expired":          f.Issuer.Mint(t, tokentest.Token{Audience: resource, IssuedAt: time.Now().Add(-2 * time.Hour), ExpiresIn: time.Hour}),
 		"other issuer":     f.Issuer.Mint(t, tokentest.Token{Audience: resource, Issuer: "https://evil.example"}),
@@ -42,6 +46,12 @@ func TestUnauthorizedOnEveryTransport(t *testing.T) {
 			if res.Status != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") != wantChallenge {
 				t.Errorf("%s: %s %s: %d %q", name, r.Method, r.Path, res.Status, res.Header.Get("WWW-Authenticate"))
 			}
+		}
+	}
+	for _, r := range requests {
+		res := g.do(t, r)
+		if res.Status != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") != noCredentialsChallenge {
+			t.Errorf("no token: %s %s: %d %q, want %q", r.Method, r.Path, res.Status, res.Header.Get("WWW-Authenticate"), noCredentialsChallenge)
 		}
 	}
 	// The session survived all that.
@@ -75,9 +85,10 @@ func TestBearerRefusals(t *testing.T) {
 			t.Errorf("%s with only a query token: %d", path, r.Status)
 		}
 	}
-	// Basic is not Bearer.
+	// Basic is not Bearer: an unsupported method counts as no credentials
+	// (RFC 6750 §3.1).
 	r := g.do(t, req{Method: "POST", Path: "/mcp", Header: map[string]string{"Authorization": "Basic dXNlcjpwYXNz"}, Body: call("ping", nil)})
-	if r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") != wantChallenge {
+	if r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") != noCredentialsChallenge {
 		t.Errorf("Basic credentials: %d %v", r.Status, r.Header)
 	}
 }
