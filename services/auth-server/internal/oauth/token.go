@@ -150,7 +150,8 @@ func (s *Server) bearer(w http.ResponseWriter, r *http.Request, endpoint string)
 	case r.PostForm.Has("access_token"):
 		s.bearerError(w, http.StatusBadRequest, "invalid_request", "send the access token in the Authorization header")
 		return nil, nil, false
-	case errors.Is(err, tokens.ErrNoToken):
+	case errors.Is(err, tokens.ErrNoToken), errors.Is(err, tokens.ErrNotBearer):
+		// RFC 6750 §3.1: no credentials (or another scheme), no error code.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
 		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "no bearer token")
 		return nil, nil, false

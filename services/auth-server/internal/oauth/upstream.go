@@ -14,6 +14,7 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
 	"github.com/tollgate/tollgate/services/platform/tokens"
@@ -34,15 +35,25 @@ var errUpstreamUnreachable = errors.New("upstream identity provider unreachable"
 // rp: discovery, JWKS, ID-token verification, userinfo). It is created on
 // first use and retried until discovery succeeds, so the auth-server starts
 // even while the IdP is still starting.
+//
+// Concurrent requests share one discovery in flight (singleflight) and no
+// lock is held across the network call: with an unreachable IdP every
+// waiting request fails after one discovery timeout (not one timeout per
+// request in turn), and a request whose context ends stops waiting at once.
 type Upstream struct {
 	cfg      config.Upstream
 	redirect string
 	client   *http.Client
 	observe  func(op string, start time.Time, err error)
 
-	mu    sync.Mutex
-	party rp.RelyingParty
+	discovery singleflight.Group
+	mu        sync.Mutex // guards party only; never held across I/O
+	party     rp.RelyingParty
 }
+
+// discoveryTimeout bounds one discovery: it runs detached from the request
+// that started it, since other requests may be waiting on it.
+const discoveryTimeout = 10 * time.Second
 
 type nonceKey struct{}
 
@@ -56,10 +67,29 @@ func NewUpstream(cfg config.Upstream, redirect string, client *http.Client, obse
 
 func (u *Upstream) rp(ctx context.Context) (rp.RelyingParty, error) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.party != nil {
-		return u.party, nil
+	party := u.party
+	u.mu.Unlock()
+	if party != nil {
+		return party, nil
 	}
+	ch := u.discovery.DoChan("discovery", func() (any, error) {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discoveryTimeout)
+		defer cancel()
+		return u.discover(dctx)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(rp.RelyingParty), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: discovery: %w", errUpstreamUnreachable, ctx.Err())
+	}
+}
+
+// discover runs OpenID Connect discovery and keeps the relying party.
+func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	start := time.Now()
 	party, err := rp.NewRelyingPartyOIDC(ctx, u.cfg.Issuer, u.cfg.ClientID, u.cfg.ClientSecret, u.redirect, u.cfg.Scopes,
 		rp.WithHTTPClient(u.client),
@@ -72,7 +102,9 @@ func (u *Upstream) rp(ctx context.Context) (rp.RelyingParty, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: discovery: %v", errUpstreamUnreachable, err)
 	}
+	u.mu.Lock()
 	u.party = party
+	u.mu.Unlock()
 	return party, nil
 }
 

@@ -263,6 +263,19 @@ func TestIntrospectionAccess(t *testing.T) {
 		t.Errorf("bearer token as introspection credentials: %d, want 401", r.StatusCode)
 	}
 
+	// RFC 6750 §3.1: no bearer token (here Basic) is a challenge without
+	// an error code.
+	ureq, _ := http.NewRequest(http.MethodGet, f.Base+"/oauth/userinfo", nil)
+	ureq.SetBasicAuth("local-test", "x")
+	ur, err := http.DefaultClient.Do(ureq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ur.Body.Close()
+	if ch := ur.Header.Get("WWW-Authenticate"); ur.StatusCode != 401 || !strings.HasPrefix(ch, "Bearer") || strings.Contains(ch, "error=") {
+		t.Errorf("userinfo with Basic credentials: %d %q, want 401 and a Bearer challenge without error", ur.StatusCode, ch)
+	}
+
 	var md map[string]any
 	dr, err := http.Get(f.Base + "/.well-known/oauth-authorization-server")
 	if err != nil {

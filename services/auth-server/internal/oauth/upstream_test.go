@@ -1,0 +1,106 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/config"
+	"github.com/tollgate/tollgate/services/dev-idp/idptest"
+)
+
+// TestUpstreamDiscoveryHoldsNoLock: while one discovery is in flight (here
+// held at a gate in front of the real dev IdP), another request is not
+// queued behind it — its context ending ends its wait at once — and the
+// requests of that moment are served by the one discovery.
+func TestUpstreamDiscoveryHoldsNoLock(t *testing.T) {
+	idp := idptest.Start(t, idptest.Options{PublicIssuerURL: "http://127.0.0.1:1"})
+	target, _ := url.Parse(idp.Issuer)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var discoveries atomic.Int32
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration") {
+			discoveries.Add(1)
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer gate.Close()
+	cfg := config.Upstream{Issuer: idp.Issuer, ClientID: idptest.ClientID, ClientSecret: idp.ClientSecret, Scopes: []string{"openid"},
+		DialAddr: strings.TrimPrefix(gate.URL, "http://")}
+	u := NewUpstream(cfg, "http://127.0.0.1:1/oauth/callback", nil, func(string, time.Time, error) {})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	first, third := make(chan error, 1), make(chan error, 1)
+	go func() { first <- u.Ready(ctx) }()
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("the first discovery never reached the IdP")
+	}
+	// A request whose context ends stops waiting while the discovery is
+	// still held at the gate: nothing holds a lock across the network call.
+	gone, stop := context.WithCancel(ctx)
+	stop()
+	second := make(chan error, 1)
+	go func() { second <- u.Ready(gone) }()
+	select {
+	case err := <-second:
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, errUpstreamUnreachable) {
+			t.Errorf("cancelled request: %v, want the context's end as upstream unreachable", err)
+		}
+	case err := <-first:
+		t.Fatalf("a cancelled request stayed queued until the discovery in flight ended (%v)", err)
+	}
+	go func() { third <- u.Ready(ctx) }()
+	close(release)
+	for _, ch := range []chan error{first, third} {
+		if err := <-ch; err != nil {
+			t.Errorf("discovery: %v", err)
+		}
+	}
+	if n := discoveries.Load(); n != 1 {
+		t.Errorf("%d discoveries, want 1 shared by the concurrent requests", n)
+	}
+	// Once discovered, the relying party is reused.
+	if _, err := u.AuthURL(ctx, "s", "n", "verifier-0123456789012345678901234567890123456789"); err != nil || discoveries.Load() != 1 {
+		t.Errorf("AuthURL after discovery: %v, %d discoveries", err, discoveries.Load())
+	}
+}
+
+// TestUpstreamDiscoveryRetriesAfterFailure: a failed discovery is not
+// cached; the next request tries again.
+func TestUpstreamDiscoveryRetriesAfterFailure(t *testing.T) {
+	var calls atomic.Int32
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	u := NewUpstream(config.Upstream{Issuer: down.URL, ClientID: "x", Scopes: []string{"openid"}}, "http://127.0.0.1:1/cb", nil, func(string, time.Time, error) {})
+	for i := range 2 {
+		if err := u.Ready(context.Background()); !errors.Is(err, errUpstreamUnreachable) {
+			t.Fatalf("attempt %d: %v, want errUpstreamUnreachable", i, err)
+		}
+	}
+	if calls.Load() != 2 {
+		t.Errorf("%d discovery requests, want 2 (failures are not cached)", calls.Load())
+	}
+}
