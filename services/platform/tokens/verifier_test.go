@@ -22,7 +22,7 @@ const (
 	actsAud = "https://tollgate.example.com/actions"
 )
 
-func newVerifier(t *testing.T, iss *tokentest.Issuer, o tokens.VerifierOptions) *tokens.Verifier {
+func newVerifier(t testing.TB, iss *tokentest.Issuer, o tokens.VerifierOptions) *tokens.Verifier {
 	t.Helper()
 	conn, err := grpc.NewClient(iss.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

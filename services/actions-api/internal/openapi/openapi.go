@@ -306,7 +306,7 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 			Description: "Bearer challenge (RFC 6750) naming the error and the scopes the operation needs.",
 			Schema:      registry.Schema{"type": "string"},
 		}}
-		op.Responses["401"] = errResp("The access token is missing, malformed, expired, not signed by the issuer or issued for another audience (error invalid_token). Link the account again.", challenge)
+		op.Responses["401"] = errResp("The access token is missing, malformed, expired, revoked, not signed by the issuer or issued for another audience (error invalid_token). Link the account again.", challenge)
 		op.Responses["403"] = errResp("The access token lacks a scope this operation needs (error insufficient_scope).", challenge)
 	}
 	if a.Method == http.MethodPost {
