@@ -1,6 +1,7 @@
 // Package admin is the per-service admin listener: Prometheus metrics,
-// liveness, readiness that reflects dependencies, and opt-in pprof. It never
-// shares a port with public traffic.
+// liveness, readiness that reflects only what stops this pod from serving
+// (shared dependencies are reported, never gating), and opt-in pprof. It
+// never shares a port with public traffic.
 package admin
 
 import (
@@ -19,32 +20,80 @@ import (
 // Check reports whether one dependency is usable. It must honour ctx.
 type Check func(ctx context.Context) error
 
-// Readiness runs named checks; the service is ready when all pass.
+// DependencyTimeout bounds each dependency check, so a hung dependency
+// cannot make the readiness endpoint itself time out (Kubernetes probes
+// default to a 1s timeout).
+const DependencyTimeout = 500 * time.Millisecond
+
+// Readiness answers /healthz/ready. Only what stops this pod from serving
+// fails it: a local check (Add) failing, or draining (Drain) after SIGTERM.
+// Shared dependencies (Redis, the auth-server's key set, capability-core)
+// are AddDependency checks: their state is reported in the body and in the
+// tollgate_dependency_up gauge but never fails readiness, because every pod
+// shares them — failing readiness would take the whole fleet out of its
+// Services at once and turn a degraded answer (503 + Retry-After from the
+// service itself) into the ingress's bare 503.
 type Readiness struct {
 	mu       sync.RWMutex
 	checks   map[string]Check
+	deps     map[string]Check
 	draining bool
+	onDrain  []func()
 	timeout  time.Duration
 }
 
-// NewReadiness returns a readiness set whose checks each get timeout.
+// NewReadiness returns a readiness set whose local checks each get timeout;
+// dependency checks get at most DependencyTimeout.
 func NewReadiness(timeout time.Duration) *Readiness {
-	return &Readiness{checks: map[string]Check{}, timeout: timeout}
+	return &Readiness{checks: map[string]Check{}, deps: map[string]Check{}, timeout: timeout}
 }
 
-// Add registers a named check.
+// Add registers a local check: when it fails, this pod cannot serve and
+// readiness fails.
 func (r *Readiness) Add(name string, c Check) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.checks[name] = c
 }
 
-// Drain marks the service not ready (shutdown has begun) so load balancers
-// stop sending new work while in-flight requests finish.
-func (r *Readiness) Drain() {
+// AddDependency registers a check of a dependency shared by every pod: it
+// is reported but does not fail readiness.
+func (r *Readiness) AddDependency(name string, c Check) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.deps[name] = c
+}
+
+// OnDrain registers f to run once when draining begins (a gRPC server's
+// health service switching to NOT_SERVING, for example).
+func (r *Readiness) OnDrain(f func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onDrain = append(r.onDrain, f)
+}
+
+// Drain marks the service not ready (shutdown has begun) so load balancers
+// stop sending new work while in-flight requests finish, and runs the
+// OnDrain functions.
+func (r *Readiness) Drain() {
+	r.mu.Lock()
+	already := r.draining
 	r.draining = true
+	hooks := r.onDrain
+	r.mu.Unlock()
+	if already {
+		return
+	}
+	for _, f := range hooks {
+		f()
+	}
+}
+
+// Draining reports whether Drain has been called.
+func (r *Readiness) Draining() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.draining
 }
 
 // Result is the outcome of one check.
@@ -54,44 +103,102 @@ type Result struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// Run runs every check concurrently and reports whether all passed.
-func (r *Readiness) Run(ctx context.Context) (bool, []Result) {
-	r.mu.RLock()
-	names := make([]string, 0, len(r.checks))
-	for n := range r.checks {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	checks := make([]Check, len(names))
-	for i, n := range names {
-		checks[i] = r.checks[n]
-	}
-	draining := r.draining
-	r.mu.RUnlock()
+// Report is the body of /healthz/ready.
+type Report struct {
+	// Status is "ok" (ready) or "down".
+	Status string `json:"status"`
+	// Checks are the local checks, plus "shutdown" while draining.
+	Checks []Result `json:"checks"`
+	// Dependencies are the shared dependencies; they never fail readiness.
+	Dependencies []Result `json:"dependencies"`
+}
 
-	results := make([]Result, len(names))
+// Run runs every check concurrently and reports whether the pod is ready.
+func (r *Readiness) Run(ctx context.Context) (bool, Report) {
+	r.mu.RLock()
+	checks, deps, draining := sorted(r.checks), sorted(r.deps), r.draining
+	r.mu.RUnlock()
+	var local, shared []Result
 	var wg sync.WaitGroup
-	for i := range names {
+	wg.Add(2)
+	go func() { defer wg.Done(); local = runChecks(ctx, checks, r.timeout) }()
+	go func() { defer wg.Done(); shared = runChecks(ctx, deps, min(r.timeout, DependencyTimeout)) }()
+	wg.Wait()
+	ok := !draining
+	for _, res := range local {
+		ok = ok && res.Status == "ok"
+	}
+	if draining {
+		local = append(local, Result{Name: "shutdown", Status: "down", Error: "draining"})
+	}
+	rep := Report{Status: "ok", Checks: local, Dependencies: shared}
+	if !ok {
+		rep.Status = "down"
+	}
+	return ok, rep
+}
+
+// Dependencies runs only the dependency checks.
+func (r *Readiness) Dependencies(ctx context.Context) []Result {
+	r.mu.RLock()
+	deps := sorted(r.deps)
+	r.mu.RUnlock()
+	return runChecks(ctx, deps, min(r.timeout, DependencyTimeout))
+}
+
+type named struct {
+	name  string
+	check Check
+}
+
+func sorted(m map[string]Check) []named {
+	out := make([]named, 0, len(m))
+	for n, c := range m {
+		out = append(out, named{n, c})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+func runChecks(ctx context.Context, checks []named, timeout time.Duration) []Result {
+	results := make([]Result, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, r.timeout)
+			cctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			results[i] = Result{Name: names[i], Status: "ok"}
-			if err := checks[i](cctx); err != nil {
+			results[i] = Result{Name: c.name, Status: "ok"}
+			if err := c.check(cctx); err != nil {
 				results[i].Status, results[i].Error = "down", err.Error()
 			}
 		}()
 	}
 	wg.Wait()
-	ok := !draining
-	for _, res := range results {
-		ok = ok && res.Status == "ok"
+	return results
+}
+
+// Collector returns a Prometheus collector of tollgate_dependency_up
+// {dependency}: 1 when the dependency check passes, 0 when it fails. The
+// checks run at scrape time, bounded by DependencyTimeout.
+func (r *Readiness) Collector() prometheus.Collector { return depCollector{r} }
+
+var depDesc = prometheus.NewDesc("tollgate_dependency_up",
+	"Whether a shared dependency answers (1) or not (0); it never fails readiness.", []string{"dependency"}, nil)
+
+type depCollector struct{ r *Readiness }
+
+func (c depCollector) Describe(ch chan<- *prometheus.Desc) { ch <- depDesc }
+
+func (c depCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, res := range c.r.Dependencies(context.Background()) {
+		v := 0.0
+		if res.Status == "ok" {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(depDesc, prometheus.GaugeValue, v, res.Name)
 	}
-	if draining {
-		results = append(results, Result{Name: "shutdown", Status: "down", Error: "draining"})
-	}
-	return ok, results
 }
 
 // Options configure the admin handler.
@@ -110,12 +217,12 @@ func Handler(o Options) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /healthz/ready", func(w http.ResponseWriter, r *http.Request) {
-		ok, results := o.Readiness.Run(r.Context())
-		status, code := "ok", http.StatusOK
+		ok, rep := o.Readiness.Run(r.Context())
+		code := http.StatusOK
 		if !ok {
-			status, code = "down", http.StatusServiceUnavailable
+			code = http.StatusServiceUnavailable
 		}
-		writeJSON(w, code, map[string]any{"status": status, "checks": results})
+		writeJSON(w, code, rep)
 	})
 	if o.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

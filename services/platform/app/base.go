@@ -43,6 +43,7 @@ func NewBase(c config.Common, w io.Writer) (*Base, error) {
 		}, func() float64 { return 1 }),
 	)
 	ready := admin.NewReadiness(2 * time.Second)
+	reg.MustRegister(ready.Collector())
 	adm, err := NewHTTP("admin", c.AdminAddr, admin.Handler(admin.Options{Gatherer: reg, Readiness: ready, Pprof: c.Pprof}))
 	if err != nil {
 		return nil, err

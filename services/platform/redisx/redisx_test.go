@@ -2,9 +2,12 @@ package redisx_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/redisx"
@@ -106,4 +109,126 @@ func TestOpenRefusesVolatileRedisWhenAsked(t *testing.T) {
 	} else {
 		c.Close()
 	}
+}
+
+// TestHungRedisFailsFastAndRecovers: a Redis that stops answering (SIGSTOP)
+// fails commands within the command timeout, then the breaker refuses them
+// at once with ErrUnavailable; after SIGCONT the half-open probe closes the
+// breaker again. Bounds are generous (the machine is shared); the measured
+// latencies are in BenchmarkCommandWhileRedisIsHung and docs/operations.
+func TestHungRedisFailsFastAndRecovers(t *testing.T) {
+	r := testharness.StartRedis(t)
+	c, err := redisx.New(productionTimeouts(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Set(ctx, c.Key("k"), "v", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.Pause()
+	for i := 0; i < 10; i++ {
+		start := time.Now()
+		err := c.Get(ctx, c.Key("k")).Err()
+		if err == nil || !redisx.IsUnavailable(err) {
+			t.Fatalf("get %d on a hung redis: %v", i, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("get %d took %s on a hung redis", i, d)
+		}
+	}
+	if c.CircuitState() != "open" {
+		t.Fatalf("breaker %s after 10 failures", c.CircuitState())
+	}
+	if err := c.Get(ctx, c.Key("k")).Err(); !errors.Is(err, redisx.ErrUnavailable) {
+		t.Fatalf("open breaker: %v, want ErrUnavailable", err)
+	}
+	// Pipelines go through the breaker too.
+	if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error { p.Get(ctx, c.Key("k")); return nil }); !errors.Is(err, redisx.ErrUnavailable) {
+		t.Fatalf("pipeline on an open breaker: %v", err)
+	}
+	r.Resume()
+	waitRecovered(t, c)
+	if v, err := c.Get(ctx, c.Key("k")).Result(); err != nil || v != "v" {
+		t.Fatalf("after resume: %q %v", v, err)
+	}
+}
+
+// TestBreakerIgnoresAnswersAndCallers: a missing key, an error reply and a
+// caller's cancelled context are not Redis failures and never open the breaker.
+func TestBreakerIgnoresAnswersAndCallers(t *testing.T) {
+	r := testharness.StartRedis(t)
+	c := r.Client()
+	ctx := context.Background()
+	if err := c.Set(ctx, c.Key("s"), "x", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for i := 0; i < 5; i++ {
+		if err := c.Get(ctx, c.Key("missing")).Err(); !errors.Is(err, redis.Nil) {
+			t.Fatalf("missing key: %v", err)
+		}
+		if err := c.LPush(ctx, c.Key("s"), "y").Err(); err == nil || !strings.HasPrefix(err.Error(), "WRONGTYPE") {
+			t.Fatalf("wrong type: %v", err)
+		}
+		if err := c.Get(cancelled, c.Key("s")).Err(); err == nil {
+			t.Fatal("cancelled context: no error")
+		}
+	}
+	if c.CircuitState() != "closed" {
+		t.Fatalf("breaker %s after answers and cancelled callers", c.CircuitState())
+	}
+}
+
+// productionTimeouts is r's configuration with the default timeouts.
+func productionTimeouts(r *testharness.Redis) config.Redis {
+	cfg := r.Config()
+	cfg.DialTimeout, cfg.CommandTimeout, cfg.BreakerOpen = 0, 0, 0
+	return cfg
+}
+
+func waitRecovered(t *testing.T, c *redisx.Client) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for err := c.Ping(context.Background()); err != nil; err = c.Ping(context.Background()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("client did not recover (breaker %s): %v", c.CircuitState(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// BenchmarkCommandWhileRedisIsHung measures how long a command takes to
+// fail while Redis is hung and the breaker is open (the steady state of an
+// outage), and how long recovery takes after Redis resumes.
+func BenchmarkCommandWhileRedisIsHung(b *testing.B) {
+	r := testharness.StartRedis(b)
+	c, err := redisx.New(productionTimeouts(r))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	r.Pause()
+	for i := 0; i < 5; i++ {
+		_ = c.Ping(ctx)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.Get(ctx, c.Key("k")).Err(); err == nil {
+			b.Fatal("hung redis answered")
+		}
+	}
+	b.StopTimer()
+	r.Resume()
+	start := time.Now()
+	for c.Ping(ctx) != nil {
+		if time.Since(start) > 10*time.Second {
+			b.Fatal("no recovery")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.ReportMetric(float64(time.Since(start).Milliseconds()), "recovery-ms")
 }

@@ -91,6 +91,44 @@ func (p *Process) Start() {
 	}
 }
 
+// Signal sends sig to the running process (SIGSTOP to hang it, SIGCONT to
+// resume it, SIGTERM to ask for a graceful shutdown).
+func (p *Process) Signal(sig os.Signal) {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		p.t.Fatalf("%s is not running", filepath.Base(p.path))
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %s: %v", filepath.Base(p.path), err)
+	}
+}
+
+// Wait waits up to timeout for the process to exit by itself (after
+// SIGTERM) and returns its exit error; it fails the test on timeout.
+func (p *Process) Wait(timeout time.Duration) error {
+	p.t.Helper()
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		p.mu.Lock()
+		p.cmd = nil
+		p.mu.Unlock()
+		return err
+	case <-time.After(timeout):
+		p.t.Fatalf("%s did not exit within %s", filepath.Base(p.path), timeout)
+		return nil
+	}
+}
+
 // Stop kills the process, as a crash would, and waits for it to exit.
 func (p *Process) Stop() {
 	p.mu.Lock()

@@ -11,12 +11,19 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 )
+
+// RedisCommandTimeout is the REDIS_COMMAND_TIMEOUT services get in tests
+// that are not about Redis failures: the production default (80ms) is
+// tight for -race builds on a busy CI machine, where a healthy Redis can
+// look hung. Fault tests leave it unset to exercise the default.
+const RedisCommandTimeout = "1s"
 
 // Redis is a redis-server process owned by one test.
 type Redis struct {
@@ -88,6 +95,27 @@ func (r *Redis) Stop() {
 	r.cmd = nil
 }
 
+// Pause stops the server with SIGSTOP, as a hung Redis: the kernel still
+// accepts connections, but nothing answers. Resume undoes it; the test's
+// end resumes it too, so Stop can reap it.
+func (r *Redis) Pause() {
+	r.t.Helper()
+	if r.cmd == nil || r.cmd.Process == nil {
+		r.t.Fatal("redis-server is not running")
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(r.Resume)
+}
+
+// Resume continues a paused server (SIGCONT).
+func (r *Redis) Resume() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
 // Addr is host:port.
 func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
 
@@ -96,7 +124,7 @@ func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
 
 // Config returns a config.Redis for the server with a per-test key prefix.
 func (r *Redis) Config() config.Redis {
-	return config.Redis{URL: r.URL(), KeyPrefix: "test:" + sanitize(r.t.Name()) + ":"}
+	return config.Redis{URL: r.URL(), KeyPrefix: "test:" + sanitize(r.t.Name()) + ":", CommandTimeout: time.Second}
 }
 
 // Client returns a connected client, closed when the test ends.

@@ -316,11 +316,17 @@ func TestRedisDown(t *testing.T) {
 	if strings.Contains(r.err.Description, "127.0.0.1") || strings.Contains(r.err.Description, "redis:") {
 		t.Errorf("the error leaks internals: %q", r.err.Description)
 	}
-	if code, body := f.ready(t); code != 503 || !strings.Contains(body, "redis") {
-		t.Errorf("readiness with Redis down: %d %s", code, body)
+	if r.header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	if code, body := f.ready(t); code != 200 || !strings.Contains(body, `"name":"redis","status":"down"`) {
+		t.Errorf("readiness with Redis down: %d %s, want 200 reporting redis down", code, body)
 	}
 	f.redis.Start()
-	eventually(t, "readiness after Redis restarts", func() bool { code, _ := f.ready(t); return code == 200 })
+	eventually(t, "readiness reports Redis back", func() bool {
+		_, body := f.ready(t)
+		return strings.Contains(body, `"name":"redis","status":"ok"`)
+	})
 	if r := f.do(t, http.MethodGet, "/actions/session", bearer(tok)); r.status != 200 {
 		t.Errorf("after the outage: %d %s", r.status, r.body)
 	}
@@ -334,15 +340,15 @@ func TestCapabilityCoreDown(t *testing.T) {
 	began := time.Now()
 	for _, path := range []string{"/actions/profile", "/actions/session", "/health"} {
 		r := f.do(t, http.MethodGet, path, bearer(tok))
-		if r.status != 503 || r.err.Error != "temporarily_unavailable" {
-			t.Errorf("%s with capability-core down: %d %s, want 503", path, r.status, r.body)
+		if r.status != 503 || r.err.Error != "temporarily_unavailable" || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s with capability-core down: %d %v %s, want 503 with Retry-After", path, r.status, r.header, r.body)
 		}
 	}
 	if d := time.Since(began); d > 15*time.Second {
 		t.Errorf("three 503s took %s; a capability-core outage must fail fast", d)
 	}
-	if code, body := f.ready(t); code != 503 || !strings.Contains(body, "capability-core") {
-		t.Errorf("readiness with capability-core down: %d %s", code, body)
+	if code, body := f.ready(t); code != 200 || !strings.Contains(body, `"name":"capability-core","status":"down"`) {
+		t.Errorf("readiness with capability-core down: %d %s, want 200 reporting it down", code, body)
 	}
 	f.core.Start()
 	eventually(t, "profile after capability-core restarts", func() bool {
@@ -373,8 +379,8 @@ func TestKeySetUnavailable(t *testing.T) {
 	if r.status != 503 || r.err.Error != "temporarily_unavailable" {
 		t.Fatalf("auth-server unreachable: %d %s, want 503 (not a 401 that would unlink the user)", r.status, r.body)
 	}
-	if code, body := f.ready(t); code != 503 || !strings.Contains(body, "signing-keys") {
-		t.Errorf("readiness with the key set unreachable: %d %s", code, body)
+	if code, body := f.ready(t); code != 200 || !strings.Contains(body, `"name":"signing-keys","status":"down"`) {
+		t.Errorf("readiness with the key set unreachable: %d %s, want 200 reporting it down", code, body)
 	}
 	if r := f.do(t, http.MethodGet, "/health", nil); r.status != 200 {
 		t.Errorf("public health needs no key set: %d %s", r.status, r.body)

@@ -26,7 +26,7 @@ type apiError struct {
 	desc   string
 	// challenge is the WWW-Authenticate value (401, 403 and bearer 400s).
 	challenge string
-	// retryAfter is the Retry-After value (429).
+	// retryAfter is the Retry-After value (429; 503 defaults to retryAfterUnavailable).
 	retryAfter string
 	// cause is logged, never returned.
 	cause error
@@ -44,6 +44,10 @@ func (e *apiError) Unwrap() error { return e.cause }
 func newError(status int, code, desc string) *apiError {
 	return &apiError{status: status, code: code, desc: desc}
 }
+
+// retryAfterUnavailable is the Retry-After of a 503, in seconds: the
+// fleet's dependencies fail fast and recover within about a second.
+const retryAfterUnavailable = "5"
 
 // unavailable is a 503 whose cause is logged.
 func unavailable(desc string, cause error) *apiError {
@@ -93,6 +97,11 @@ func (s *server) errorHandler(err error, c echo.Context) {
 	h := c.Response().Header()
 	if ae.challenge != "" {
 		h.Set("WWW-Authenticate", ae.challenge)
+	}
+	if ae.retryAfter == "" && ae.status == http.StatusServiceUnavailable {
+		// Every 503 says when to retry (RFC 9110 section 10.2.3), like the
+		// gateway's and the auth-server's.
+		ae.retryAfter = retryAfterUnavailable
 	}
 	if ae.retryAfter != "" {
 		h.Set("Retry-After", ae.retryAfter)

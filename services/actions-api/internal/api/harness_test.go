@@ -88,17 +88,18 @@ type syncBuffer = testharness.SyncBuffer
 // env is the configuration every test starts from; overrides replace keys.
 func (f *fleet) env(httpAddr string, overrides map[string]string) map[string]string {
 	env := map[string]string{
-		"TOLLGATE_ENV":       "development",
-		"LOG_FORMAT":         "json",
-		"HTTP_ADDR":          httpAddr,
-		"ADMIN_ADDR":         "127.0.0.1:0",
-		"ACTIONS_PUBLIC_URL": "http://" + httpAddr,
-		"ACTIONS_AUDIENCE":   audience,
-		"PUBLIC_ISSUER_URL":  issuerURL,
-		"AUTH_GRPC_ADDR":     f.iss.Addr,
-		"CORE_GRPC_ADDR":     f.core.grpcAddr,
-		"REDIS_URL":          f.redis.URL(),
-		"ALLOWED_ORIGINS":    "https://chat.openai.com,https://chatgpt.com",
+		"TOLLGATE_ENV":          "development",
+		"LOG_FORMAT":            "json",
+		"HTTP_ADDR":             httpAddr,
+		"ADMIN_ADDR":            "127.0.0.1:0",
+		"ACTIONS_PUBLIC_URL":    "http://" + httpAddr,
+		"ACTIONS_AUDIENCE":      audience,
+		"PUBLIC_ISSUER_URL":     issuerURL,
+		"AUTH_GRPC_ADDR":        f.iss.Addr,
+		"CORE_GRPC_ADDR":        f.core.grpcAddr,
+		"REDIS_URL":             f.redis.URL(),
+		"REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
+		"ALLOWED_ORIGINS":       "https://chat.openai.com,https://chatgpt.com",
 	}
 	for k, v := range overrides {
 		env[k] = v

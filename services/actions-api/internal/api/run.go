@@ -63,7 +63,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 	defer coreConn.Close()
-	rdb, err := redisx.New(cfg.Redis)
+	rdb, err := redisx.New(cfg.Redis, redisx.WithLogger(base.Log), redisx.WithMetrics(base.Metrics))
 	if err != nil {
 		return err
 	}
@@ -84,9 +84,10 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	verifier := tokens.NewVerifier(tokens.VerifierOptions{
 		Source: tokens.NewGRPCKeySource(authConn), Audiences: []string{cfg.Audience}, Revocations: revoked,
 	})
-	base.Ready.Add("capability-core", grpcx.HealthCheck(coreConn, ""))
-	base.Ready.Add("signing-keys", verifier.Ready)
-	base.Ready.Add("redis", rdb.Ping)
+	// Shared dependencies are reported, never gating (see admin.Readiness).
+	base.Ready.AddDependency("capability-core", grpcx.HealthCheck(coreConn, ""))
+	base.Ready.AddDependency("signing-keys", verifier.Ready)
+	base.Ready.AddDependency("redis", rdb.Ping)
 
 	requests, duration, err := newMetrics(base.Metrics)
 	if err != nil {

@@ -316,7 +316,9 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 		"Retry-After": {Description: "Seconds to wait before retrying.", Schema: registry.Schema{"type": "integer", "minimum": 1}},
 	})
 	op.Responses["500"] = errResp("Unexpected server error (error server_error).", nil)
-	op.Responses["503"] = errResp("A backend the API depends on is unavailable (error temporarily_unavailable). Retry later.", nil)
+	op.Responses["503"] = errResp("A backend the API depends on is unavailable (error temporarily_unavailable). Retry after the number of seconds in Retry-After.", map[string]Header{
+		"Retry-After": {Description: "Seconds to wait before retrying.", Schema: registry.Schema{"type": "integer", "minimum": 1}},
+	})
 	return op, nil
 }
 

@@ -100,7 +100,7 @@ func startFleetWith(t testing.TB, env map[string]string, extraClients string) *f
 		"TOLLGATE_ENV": "development", "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
 		"HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port), "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"PUBLIC_ISSUER_URL": f.Base, "SIGNING_KEYS_DIR": filepath.Join(f.Dir, "keys"),
-		"CLIENTS_FILE": filepath.Join(f.Dir, "clients.yaml"), "REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", f.Redis.Port),
+		"CLIENTS_FILE": filepath.Join(f.Dir, "clients.yaml"), "REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", f.Redis.Port), "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
 		"MCP_RESOURCE_URL": f.Base + "/mcp", "ACTIONS_AUDIENCE": f.Base + "/actions",
 		"UPSTREAM_ISSUER_URL": f.IdP.Issuer, "UPSTREAM_CLIENT_ID": idptest.ClientID, "UPSTREAM_CLIENT_SECRET": f.IdP.ClientSecret,
 		"SHUTDOWN_TIMEOUT": "5s", "DCR_ENABLED": "true", "CIMD_ALLOW_PRIVATE_NETWORKS": "true",

@@ -53,18 +53,19 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	// Open refuses a reachable Redis without persistence when durability
 	// is required (production): refresh-token families must survive restarts.
-	rdb, err := redisx.Open(ctx, cfg.Redis)
+	rdb, err := redisx.Open(ctx, cfg.Redis, redisx.WithLogger(base.Log), redisx.WithMetrics(base.Metrics))
 	if err != nil {
 		base.Close()
 		return err
 	}
 	defer rdb.Close()
-	base.Ready.Add("redis", rdb.Ping)
+	base.Ready.AddDependency("redis", rdb.Ping) // reported, never gating (see admin.Readiness)
 	if static.Len() == 0 {
 		base.Log.Warn("the static client registry is empty; only self-registered clients can sign in")
 	}
 
 	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: base.Log, Registry: base.Metrics})
+	base.Ready.OnDrain(srv.Health.Shutdown) // grpc.health.v1 answers NOT_SERVING while draining
 	authv1.RegisterKeySetServiceServer(srv, &KeySet{Issuer: cfg.Issuer, Ring: ring})
 	g, err := app.NewGRPC(cfg.GRPCAddr, srv.Server)
 	if err != nil {

@@ -47,14 +47,14 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	var deps []Dependency
 	if cfg.Redis.URL != "" {
-		rdb, err := redisx.Open(ctx, cfg.Redis)
+		rdb, err := redisx.Open(ctx, cfg.Redis, redisx.WithLogger(base.Log), redisx.WithMetrics(base.Metrics))
 		if err != nil {
 			base.Close()
 			return err
 		}
 		defer rdb.Close()
 		deps = append(deps, Dependency{Name: "redis", Check: rdb.Ping})
-		base.Ready.Add("redis", rdb.Ping)
+		base.Ready.AddDependency("redis", rdb.Ping)
 		// Revoked grants are followed in memory (loaded now, then
 		// announced and reconciled); Redis being down does not stop the start.
 		rctx, stopRevocations := context.WithCancel(ctx)
@@ -70,13 +70,16 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	verifier := tokens.NewVerifier(vo)
 	deps = append([]Dependency{{Name: "signing-keys", Check: verifier.Ready}}, deps...)
-	base.Ready.Add("signing-keys", verifier.Ready)
+	// Shared dependencies are reported, never gating (see admin.Readiness):
+	// capability-core needs Redis only for its health tool.
+	base.Ready.AddDependency("signing-keys", verifier.Ready)
 
 	srv := grpcx.NewServer(grpcx.ServerOptions{
 		Logger:   base.Log,
 		Registry: base.Metrics,
 		Unary:    []grpc.UnaryServerInterceptor{Authenticate(reg, verifier)},
 	})
+	base.Ready.OnDrain(srv.Health.Shutdown) // grpc.health.v1 answers NOT_SERVING while draining
 	capabilityv1.RegisterHealthServiceServer(srv, &Health{Service: "capability-core", Deps: deps})
 	capabilityv1.RegisterIdentityServiceServer(srv, Identity{})
 	g, err := app.NewGRPC(cfg.GRPCAddr, srv.Server)

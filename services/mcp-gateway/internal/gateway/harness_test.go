@@ -94,7 +94,7 @@ func (f *fleet) Env(extra ...string) map[string]string {
 		"HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"MCP_RESOURCE_URL": resource, "PUBLIC_ISSUER_URL": issuerURL,
 		"AUTH_GRPC_ADDR": f.Issuer.Addr, "CORE_GRPC_ADDR": f.CoreAddr,
-		"REDIS_URL": f.Redis.URL(), "REDIS_KEY_PREFIX": "test:",
+		"REDIS_URL": f.Redis.URL(), "REDIS_KEY_PREFIX": "test:", "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
 		"ALLOWED_ORIGINS": allowedOrigin, "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
 		"SHUTDOWN_TIMEOUT": "5s", "CORE_CALL_TIMEOUT": "2s",
 	}

@@ -31,7 +31,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 	fail := func(err error) error { base.Close(); return err }
-	rdb, err := redisx.Open(ctx, cfg.Redis)
+	rdb, err := redisx.Open(ctx, cfg.Redis, redisx.WithLogger(base.Log), redisx.WithMetrics(base.Metrics))
 	if err != nil {
 		return fail(err)
 	}
@@ -79,9 +79,12 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return fail(err)
 	}
-	base.Ready.Add("redis", rdb.Ping)
-	base.Ready.Add("capability-core", grpcx.HealthCheck(coreConn, ""))
-	base.Ready.Add("signing-keys", verifier.Ready)
+	// Shared dependencies are reported, never gating: a Redis or
+	// capability-core outage answers 503 + Retry-After from every replica
+	// instead of taking them all out of the Service.
+	base.Ready.AddDependency("redis", rdb.Ping)
+	base.Ready.AddDependency("capability-core", grpcx.HealthCheck(coreConn, ""))
+	base.Ready.AddDependency("signing-keys", verifier.Ready)
 
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
