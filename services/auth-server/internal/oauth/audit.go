@@ -5,7 +5,10 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/ory/fosite"
+
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
+	"github.com/tollgate/tollgate/services/auth-server/internal/store"
 )
 
 type auditKey struct{}
@@ -31,6 +34,14 @@ func setAuditResult(r *http.Request, code string) {
 	if rec := auditOf(r); rec != nil && rec.Result == "" {
 		rec.Result = code
 	}
+}
+
+// revokedGrant is the grant auditingRevoker saw revoked during r, or "".
+func revokedGrant(r *http.Request) string {
+	if rec := auditOf(r); rec != nil {
+		return rec.GrantID
+	}
+	return ""
 }
 
 // logAudit writes rec unless its event was cleared (the request handed
@@ -60,4 +71,43 @@ func claimedClientID(r *http.Request) string {
 		return id
 	}
 	return r.PostForm.Get("client_id")
+}
+
+// auditingRevoker writes the revocation audit event of every revoked grant
+// (RFC 7009 request, replayed code, refresh-token reuse), then hands the
+// grant on to the fleet-wide revoker (nil: none).
+type auditingRevoker struct {
+	s    *Server
+	next store.GrantRevoker
+}
+
+func (a auditingRevoker) Revoke(ctx context.Context, grantID string) error {
+	var err error
+	if a.next != nil {
+		err = a.next.Revoke(ctx, grantID)
+	}
+	held, _ := ctx.Value(auditKey{}).(*audit.Record)
+	if held != nil && held.GrantID == grantID && err == nil {
+		return nil // fosite revokes a replayed code's grant twice (access, refresh)
+	}
+	rec := audit.Record{Event: audit.Revocation, GrantID: grantID, ClientAuthenticated: true}
+	if err != nil {
+		rec.Result = "temporarily_unavailable"
+	}
+	if r, ok := ctx.Value(fosite.RequestContextKey).(*http.Request); ok {
+		rec.ClientAddr, rec.ClientID = a.s.remoteAddr(r), claimedClientID(r)
+		switch {
+		case r.URL.Path == "/oauth/revoke":
+			rec.Endpoint, rec.Reason = "revoke", "revocation request (RFC 7009)"
+		case r.PostForm.Get("grant_type") == "authorization_code":
+			rec.Endpoint, rec.Reason = "token", "authorization code replayed (RFC 6749 §4.1.2)"
+		case r.PostForm.Get("grant_type") == "refresh_token":
+			rec.Endpoint, rec.Reason = "token", "rotated refresh token reused (RFC 9700 §4.14.2)"
+		}
+	}
+	if held != nil {
+		held.GrantID = grantID
+	}
+	a.s.audit.Log(ctx, rec)
+	return err
 }

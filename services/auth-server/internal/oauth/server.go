@@ -109,9 +109,11 @@ func New(o Options) (*Server, error) {
 	s.store = store.New(o.Redis, resolver{s}, store.TTLs{
 		Code: cfg.AuthCodeTTL, Access: cfg.AccessTokenTTL, Refresh: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace,
 	})
+	revoker := auditingRevoker{s: s}
 	if o.Revocations != nil {
-		s.store.SetGrantRevoker(revocation.NewRevoker(o.Redis, RevocationRetention(cfg.AccessTokenTTL), o.Revocations))
+		revoker.next = revocation.NewRevoker(o.Redis, RevocationRetention(cfg.AccessTokenTTL), o.Revocations)
 	}
+	s.store.SetGrantRevoker(revoker)
 	s.upstream = NewUpstream(cfg.Upstream, cfg.Issuer+"/oauth/callback", o.UpstreamClient, s.metrics.observeUpstream)
 
 	secret, rotated, err := hmacSecrets(cfg, o.Ring)

@@ -17,6 +17,7 @@ import (
 
 // token is the token endpoint: authorization_code and refresh_token grants.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	r, _ = s.withAudit(r, audit.Record{}) // learns the grant a reuse revokes
 	ctx := r.Context()
 	grant := r.PostForm.Get("grant_type")
 	if !slices.Contains(clients.GrantTypes, grant) {
@@ -73,7 +74,7 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string
 	case code == "invalid_client":
 		s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: clientID, Endpoint: "token"})
 	case grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken):
-		s.auditEvent(r, audit.Record{Event: audit.RefreshReuse, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant,
+		s.auditEvent(r, audit.Record{Event: audit.RefreshReuse, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant, GrantID: revokedGrant(r),
 			Reason: "a rotated refresh token was presented again; the grant is revoked"})
 	default:
 		s.auditEvent(r, audit.Record{Event: audit.Grant, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant})
@@ -181,6 +182,7 @@ func (s *Server) bearerError(w http.ResponseWriter, status int, code, desc strin
 
 // revoke is RFC 7009 token revocation (whole grant).
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	r, held := s.withAudit(r, audit.Record{}) // the grant-level event is auditingRevoker's
 	err := s.provider.NewRevocationRequest(r.Context(), r)
 	if err != nil {
 		status, code, desc := classify(err)
@@ -201,7 +203,10 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.auditEvent(r, audit.Record{Event: audit.Revocation, ClientID: claimedClientID(r), ClientAuthenticated: true, Endpoint: "revoke"})
+	if held.GrantID == "" {
+		s.auditEvent(r, audit.Record{Event: audit.Revocation, ClientID: claimedClientID(r), ClientAuthenticated: true, Endpoint: "revoke",
+			Reason: "no active grant for the token (RFC 7009 §2.2: answered 200)"})
+	}
 	// RFC 7009: an unknown or already revoked token is a success.
 	w.WriteHeader(http.StatusOK)
 }

@@ -355,8 +355,14 @@ func TestAuditLog(t *testing.T) {
 	if r := f.refresh(wrong, tr2.RefreshToken); r.Status != 401 {
 		t.Fatalf("wrong secret: %d", r.Status)
 	}
-	resp, _ := f.post("/oauth/revoke", c, url.Values{"token": {tr2.RefreshToken}})
+	resp, _ := f.post("/oauth/revoke", c, url.Values{"token": {tr2.RefreshToken}}) // already revoked by the reuse
 	if resp.StatusCode != 200 {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	a2 := newAuthRequest(c) // consent is remembered: straight to a code
+	a2.Scope = a.Scope
+	tr3 := f.exchange(c, a2, f.authorize(a2))
+	if resp, _ := f.post("/oauth/revoke", c, url.Values{"token": {tr3.AccessToken}}); resp.StatusCode != 200 {
 		t.Fatalf("revoke: %d", resp.StatusCode)
 	}
 	bad := newAuthRequest(c)
@@ -376,7 +382,9 @@ func TestAuditLog(t *testing.T) {
 		{"event": "grant", "result": "ok", "grant_type": "refresh_token", "client_id": id, "subject_hash": sub},
 		{"event": "refresh_reuse_detected", "result": "invalid_grant", "client_id": id},
 		{"event": "client_authentication_failure", "result": "invalid_client", "client_id": id, "client_authenticated": false, "endpoint": "token"},
-		{"event": "revocation", "result": "ok", "client_id": id, "endpoint": "revoke"},
+		{"event": "revocation", "result": "ok", "client_id": id, "endpoint": "token", "reason": "rotated refresh token reused (RFC 9700 §4.14.2)"},
+		{"event": "revocation", "result": "ok", "client_id": id, "endpoint": "revoke", "reason": "no active grant for the token (RFC 7009 §2.2: answered 200)"},
+		{"event": "revocation", "result": "ok", "client_id": id, "endpoint": "revoke", "reason": "revocation request (RFC 7009)"},
 	} {
 		e := findEvent(events, want)
 		if e == nil {
@@ -393,9 +401,29 @@ func TestAuditLog(t *testing.T) {
 	if issued == nil || granted == nil || refreshed == nil || issued["grant_id"] == nil || issued["grant_id"] != granted["grant_id"] || granted["grant_id"] != refreshed["grant_id"] {
 		t.Errorf("grant ids differ along one grant: %v / %v / %v", issued, granted, refreshed)
 	}
+	reused := findEvent(events, map[string]any{"event": "refresh_reuse_detected"})
+	revokedByReuse := findEvent(events, map[string]any{"event": "revocation", "endpoint": "token"})
+	if reused == nil || revokedByReuse == nil || reused["grant_id"] != issued["grant_id"] || revokedByReuse["grant_id"] != issued["grant_id"] {
+		t.Errorf("refresh reuse and its revocation must name the grant %v: %v / %v", issued["grant_id"], reused, revokedByReuse)
+	}
+	var byReuse, byRequest int
+	for _, e := range events {
+		if e["event"] == "revocation" && e["endpoint"] == "token" {
+			byReuse++
+		}
+		if e["event"] == "revocation" && e["reason"] == "revocation request (RFC 7009)" {
+			byRequest++
+			if e["grant_id"] == nil || e["grant_id"] == issued["grant_id"] {
+				t.Errorf("the revocation request's event names grant %v, want the second grant's", e["grant_id"])
+			}
+		}
+	}
+	if byReuse != 1 || byRequest != 1 {
+		t.Errorf("%d revocation events for the reuse and %d for the request, want one each", byReuse, byRequest)
+	}
 	for _, e := range events {
 		line := e["_line"].(string)
-		for _, secret := range []string{c.ClientSecret, wrong.ClientSecret, code, tr.AccessToken, tr.RefreshToken, tr2.AccessToken, tr2.RefreshToken, tr.IDToken, a.Verifier, a.State, idptest.Subject, idptest.Password} {
+		for _, secret := range []string{c.ClientSecret, wrong.ClientSecret, code, tr.AccessToken, tr.RefreshToken, tr2.AccessToken, tr2.RefreshToken, tr.IDToken, tr3.AccessToken, tr3.RefreshToken, a.Verifier, a.State, idptest.Subject, idptest.Password} {
 			if secret != "" && strings.Contains(line, secret) {
 				t.Errorf("audit line carries a secret or the raw subject: %s", line)
 			}
