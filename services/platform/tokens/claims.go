@@ -1,5 +1,5 @@
 // Package tokens is the fleet's access-token contract: the claims the
-// auth-server signs (RFC 9068 JWT access tokens, RS256) and the verifier
+// auth-server signs (RFC 9068 JWT access tokens, RS256 or ES256) and the verifier
 // that mcp-gateway, actions-api and capability-core use to check them with
 // the key set the auth-server publishes over gRPC.
 package tokens

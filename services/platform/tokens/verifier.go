@@ -2,6 +2,8 @@ package tokens
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
@@ -69,7 +71,7 @@ type VerifierOptions struct {
 	Revocations Revocations
 }
 
-// Verifier checks RS256 access tokens. Verified tokens are cached until
+// Verifier checks RS256 and ES256 access tokens. Verified tokens are cached until
 // they expire, so a session's steady-state cost is one hash and one lookup.
 type Verifier struct {
 	o     VerifierOptions
@@ -148,9 +150,9 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	if strings.Count(raw, ".") != 2 {
 		return nil, invalid("not a JWS compact token")
 	}
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	tok, err := jwt.ParseSigned(raw, AccessTokenAlgorithms)
 	if err != nil {
-		return nil, invalid("malformed token or algorithm not RS256")
+		return nil, invalid("malformed token or algorithm not RS256 or ES256")
 	}
 	h := tok.Headers[0]
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, AccessTokenType) && !strings.EqualFold(typ, "application/"+AccessTokenType) {
@@ -163,9 +165,9 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	if err != nil {
 		return nil, err
 	}
-	pub, ok := jwk.Key.(*rsa.PublicKey)
-	if !ok {
-		return nil, invalid("kid %q is not an RSA key", h.KeyID)
+	pub, err := verificationKey(jwk, h.Algorithm)
+	if err != nil {
+		return nil, err
 	}
 	var std jwt.Claims
 	var priv AccessClaims
@@ -200,6 +202,26 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 		return nil, invalid("client_id is required")
 	}
 	return newClaims(raw, std, priv), nil
+}
+
+// verificationKey is the public key of jwk if it fits alg: RS256 takes an
+// RSA key, ES256 a P-256 key, and a key published for one algorithm ("alg"
+// in the JWK) is never used with another (RFC 7517 §4.4).
+func verificationKey(jwk jose.JSONWebKey, alg string) (any, error) {
+	if jwk.Algorithm != "" && jwk.Algorithm != alg {
+		return nil, invalid("kid %q is published for %s, not %s", jwk.KeyID, jwk.Algorithm, alg)
+	}
+	switch k := jwk.Key.(type) {
+	case *rsa.PublicKey:
+		if alg == string(jose.RS256) {
+			return k, nil
+		}
+	case *ecdsa.PublicKey:
+		if alg == string(jose.ES256) && k.Curve == elliptic.P256() {
+			return k, nil
+		}
+	}
+	return nil, invalid("kid %q is not a key for %s", jwk.KeyID, alg)
 }
 
 // key returns the key set and the key for kid. A stale set is refreshed;

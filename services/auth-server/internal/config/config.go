@@ -20,10 +20,16 @@ type Config struct {
 	GRPCAddr string // fleet API: key set (GRPC_ADDR)
 	// Issuer is the public issuer identifier (PUBLIC_ISSUER_URL).
 	Issuer string
-	// SigningKeysDir holds <kid>.pem RSA keys (SIGNING_KEYS_DIR);
-	// SigningKeyActive names the key that signs (SIGNING_KEY_ACTIVE).
-	SigningKeysDir   string
-	SigningKeyActive string
+	// SigningKeysDir holds <kid>.pem RSA and EC P-256 keys
+	// (SIGNING_KEYS_DIR); SigningKeyActive names the RSA key that signs
+	// (SIGNING_KEY_ACTIVE), SigningKeyActiveES256 the EC key
+	// (SIGNING_KEY_ACTIVE_ES256; default the newest EC key).
+	SigningKeysDir        string
+	SigningKeyActive      string
+	SigningKeyActiveES256 string
+	// AccessTokenAlg signs access tokens (ACCESS_TOKEN_SIGNING_ALG): RS256
+	// (default) or ES256. ID tokens are always RS256.
+	AccessTokenAlg string
 	// ClientsFile is the static client registry (CLIENTS_FILE).
 	ClientsFile string
 	Redis       config.Redis
@@ -126,6 +132,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Issuer = s.String("PUBLIC_ISSUER_URL", "")
 	c.SigningKeysDir = s.String("SIGNING_KEYS_DIR", "")
 	c.SigningKeyActive = s.String("SIGNING_KEY_ACTIVE", "")
+	c.SigningKeyActiveES256 = s.String("SIGNING_KEY_ACTIVE_ES256", "")
+	c.AccessTokenAlg = s.String("ACCESS_TOKEN_SIGNING_ALG", "RS256")
 	c.ClientsFile = s.String("CLIENTS_FILE", "")
 	c.Redis = config.LoadRedis(s, c.Production())
 	c.Revocation = config.LoadRevocation(s)
@@ -205,6 +213,9 @@ func (c *Config) Validate(p *config.Problems) {
 	c.Issuer = config.PublicURL(p, "PUBLIC_ISSUER_URL", c.Issuer, prod)
 	if c.SigningKeysDir == "" {
 		p.Addf("SIGNING_KEYS_DIR: required (directory of <kid>.pem RSA keys)")
+	}
+	if c.AccessTokenAlg != "RS256" && c.AccessTokenAlg != "ES256" {
+		p.Addf("ACCESS_TOKEN_SIGNING_ALG: %q is not RS256 or ES256", c.AccessTokenAlg)
 	}
 	if c.ClientsFile == "" && prod {
 		p.Addf("CLIENTS_FILE: required in production (the static client registry)")

@@ -42,6 +42,7 @@ func TestLoadListsEveryProblem(t *testing.T) {
 	env["CLIENT_SECRET_HMAC_KEY"] = "short"
 	env["CLIENT_AUTH_FAILURE_LIMIT"] = "0"
 	env["CLIENT_SECRET_SLOW_CHECKS"] = "-1"
+	env["ACCESS_TOKEN_SIGNING_ALG"] = "HS256"
 	_, err := Load(pconfig.MapEnv(env))
 	var ce *pconfig.Error
 	if !errors.As(err, &ce) {
@@ -50,7 +51,8 @@ func TestLoadListsEveryProblem(t *testing.T) {
 	for _, want := range []string{"ACCESS_TOKEN_TTL", "REFRESH_GRACE_PERIOD", "UPSTREAM_SCOPES", "UPSTREAM_CLAIM_MAP: \"nickname=nick\"",
 		"UPSTREAM_CLAIM_MAP: \"email\"", "RATE_LIMIT_TOKEN_PER_MINUTE", "TOKEN_HMAC_SECRET", "bad.example",
 		"TRUST_FORWARDED_FOR: removed; list the ingress proxies in TRUSTED_PROXIES", `TRUSTED_PROXIES: not a CIDR or IP address: "ingress.local"`,
-		"CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes", "CLIENT_AUTH_FAILURE_LIMIT", "CLIENT_SECRET_SLOW_CHECKS"} {
+		"CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes", "CLIENT_AUTH_FAILURE_LIMIT", "CLIENT_SECRET_SLOW_CHECKS",
+		`ACCESS_TOKEN_SIGNING_ALG: "HS256"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

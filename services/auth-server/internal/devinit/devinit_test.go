@@ -26,8 +26,8 @@ func TestInit(t *testing.T) {
 		}
 	}
 	keys, _ := filepath.Glob(filepath.Join(dir, "keys", "*.pem"))
-	if len(keys) != 1 {
-		t.Fatalf("%d dev keys, want 1", len(keys))
+	if len(keys) != 2 {
+		t.Fatalf("%d dev keys, want 2 (RSA for RS256, EC P-256 for ES256)", len(keys))
 	}
 	reg, _ := os.ReadFile(filepath.Join(dir, "clients.yaml"))
 	static, problems := clients.Parse(reg, clients.Rules{Resources: []string{origin + "/mcp", origin + "/actions"}})
@@ -79,7 +79,7 @@ func TestInit(t *testing.T) {
 	}
 	again, _ := os.ReadFile(filepath.Join(dir, "clients.yaml"))
 	keys2, _ := filepath.Glob(filepath.Join(dir, "keys", "*.pem"))
-	if string(again) != string(reg) || len(keys2) != 1 || keys2[0] != keys[0] {
+	if string(again) != string(reg) || len(keys2) != 2 || keys2[0] != keys[0] || keys2[1] != keys[1] {
 		t.Error("a second dev-init changed the state")
 	}
 }

@@ -162,7 +162,18 @@ func New(o Options) (*Server, error) {
 		vo.Revocations = o.Revocations
 	}
 	verifier := tokens.NewVerifier(vo)
-	core := &accessStrategy{hmac: hmacStrategy, issuer: cfg.Issuer, ring: o.Ring, verifier: verifier, ttl: cfg.AccessTokenTTL, now: time.Now}
+	successorKey, err := hkdf.Key(sha256.New, secret, nil, "tollgate auth-server refresh token successor", 32)
+	if err != nil {
+		return nil, err
+	}
+	core := &accessStrategy{
+		hmac: hmacStrategy, successorKey: successorKey, issuer: cfg.Issuer, ring: o.Ring,
+		alg: josev4.SignatureAlgorithm(cfg.AccessTokenAlg), verifier: verifier, ttl: cfg.AccessTokenTTL, now: time.Now,
+	}
+	if core.alg == "" {
+		core.alg = josev4.RS256
+	}
+	copy(core.macKey[:], secret)
 	keyGetter := func(context.Context) (interface{}, error) {
 		return &josev3.JSONWebKey{Key: o.Ring.Active(), KeyID: o.Ring.ActiveKeyID(), Algorithm: string(josev4.RS256), Use: "sig"}, nil
 	}
@@ -175,7 +186,7 @@ func New(o Options) (*Server, error) {
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OpenIDConnectExplicitFactory,
-		compose.OpenIDConnectRefreshFactory,
+		refreshIDTokenFactory,
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
 		compose.OAuth2PKCEFactory,
@@ -329,6 +340,14 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) UpstreamReady(ctx context.Context) error { return s.upstream.Ready(ctx) }
 
 func randomID() string { return rand.Text() }
+
+// accessAlg is the JWS algorithm of access tokens (ACCESS_TOKEN_SIGNING_ALG).
+func (s *Server) accessAlg() string {
+	if s.cfg.AccessTokenAlg == "" {
+		return string(josev4.RS256)
+	}
+	return s.cfg.AccessTokenAlg
+}
 
 // compile-time check that the session satisfies what fosite's OpenID
 // Connect handlers need.

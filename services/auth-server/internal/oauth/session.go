@@ -2,17 +2,24 @@ package oauth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
 	fjwt "github.com/ory/fosite/token/jwt"
 
-	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -64,27 +71,64 @@ func profileMap(p tokens.Profile) map[string]any {
 }
 
 // accessStrategy issues access tokens in the fleet's format (RFC 9068 JWT,
-// RS256, typ at+jwt, the KeyRing's active kid) and validates them with the
-// fleet's verifier; authorization codes and refresh tokens stay fosite's
-// opaque HMAC tokens.
+// typ at+jwt, signed by the KeyRing with the configured algorithm) and
+// validates them with the fleet's verifier; authorization codes stay
+// fosite's opaque HMAC tokens, and refresh tokens are fosite HMAC tokens
+// whose key names their grant (see GenerateRefreshToken).
+//
+// The "signatures" it returns are the store's handles (package store):
+// "<grant id>.<exp>" for an access token and "<grant id>.<mac>" for a
+// refresh token, so the store keeps one record per grant.
 type accessStrategy struct {
-	hmac interface {
-		RefreshTokenSignature(ctx context.Context, token string) string
-		GenerateRefreshToken(ctx context.Context, requester fosite.Requester) (string, string, error)
-		ValidateRefreshToken(ctx context.Context, requester fosite.Requester, token string) error
-		AuthorizeCodeSignature(ctx context.Context, token string) string
-		GenerateAuthorizeCode(ctx context.Context, requester fosite.Requester) (string, string, error)
-		ValidateAuthorizeCode(ctx context.Context, requester fosite.Requester, token string) error
-	}
-	issuer   string
-	ring     *tokens.KeyRing
-	verifier *tokens.Verifier
-	ttl      time.Duration
-	now      func() time.Time
+	hmac *oauth2.HMACSHAStrategy
+	// macKey is fosite's HMAC key of tokens (the first 32 bytes of the
+	// global secret); successorKey derives a refresh token's successor.
+	macKey       [32]byte
+	successorKey []byte
+	issuer       string
+	ring         *tokens.KeyRing
+	alg          jose.SignatureAlgorithm
+	verifier     *tokens.Verifier
+	ttl          time.Duration
+	now          func() time.Time
 }
 
+const refreshPrefix = "ory_rt_"
+
+// validGrantID bounds what may reach a Redis key: fosite request ids are
+// UUIDs.
+func validGrantID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// AccessTokenSignature is the store handle "<grant id>.<exp>", read from the
+// token's claims without verifying it: the store only looks the grant up,
+// and ValidateAccessToken verifies the token before anything is trusted.
 func (a *accessStrategy) AccessTokenSignature(_ context.Context, token string) string {
-	return redisx.Hash(token)
+	tok, err := jwt.ParseSigned(token, tokens.AccessTokenAlgorithms)
+	if err != nil {
+		return ""
+	}
+	// grant_id names the token's grant (fosite's request id): the
+	// auth-server finds the grant of an access token without storing it.
+	var g tokens.AccessClaims
+	var std jwt.Claims
+	if err := tok.UnsafeClaimsWithoutVerification(&g, &std); err != nil || !validGrantID(g.GrantID) {
+		return ""
+	}
+	h := g.GrantID
+	if std.Expiry != nil {
+		h += "." + strconv.FormatInt(int64(*std.Expiry), 10)
+	}
+	return h
 }
 
 func (a *accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester) (string, string, error) {
@@ -92,11 +136,15 @@ func (a *accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Request
 	if sess == nil {
 		return "", "", fosite.ErrServerError.WithDebug("unexpected session type")
 	}
+	if !validGrantID(r.GetID()) {
+		return "", "", fosite.ErrServerError.WithDebug("request without a grant id")
+	}
 	now := a.now().UTC().Truncate(time.Second)
 	exp := sess.GetExpiresAt(fosite.AccessToken)
 	if exp.IsZero() {
 		exp = now.Add(a.ttl)
 	}
+	exp = exp.UTC().Truncate(time.Second)
 	scopes := []string(r.GetGrantedScopes())
 	std := jwt.Claims{
 		Issuer: a.issuer, Subject: sess.Subject, Audience: jwt.Audience(r.GetGrantedAudience()),
@@ -106,18 +154,18 @@ func (a *accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Request
 	priv := tokens.AccessClaims{
 		ClientID: r.GetClient().GetID(), Scope: strings.Join(scopes, " "),
 		// fosite's request id names the grant: the code exchange and every
-		// refresh keep it, and the store's token family is keyed by it.
+		// refresh keep it, and the store keeps one record per grant under it.
 		GrantID: r.GetID(),
 		Profile: ScopedProfile(sess.Profile, scopes),
 	}
 	if sess.Claims != nil && !sess.Claims.AuthTime.IsZero() {
 		priv.AuthTime = sess.Claims.AuthTime.Unix()
 	}
-	tok, err := a.ring.Sign(tokens.AccessTokenType, std, priv)
+	tok, err := a.ring.SignWith(a.alg, tokens.AccessTokenType, std, priv)
 	if err != nil {
 		return "", "", err
 	}
-	return tok, redisx.Hash(tok), nil
+	return tok, r.GetID() + "." + strconv.FormatInt(exp.Unix(), 10), nil
 }
 
 func (a *accessStrategy) ValidateAccessToken(ctx context.Context, _ fosite.Requester, token string) error {
@@ -127,12 +175,67 @@ func (a *accessStrategy) ValidateAccessToken(ctx context.Context, _ fosite.Reque
 	return nil
 }
 
+// Refresh tokens are fosite HMAC tokens, ory_rt_<key>.<mac> with
+// mac = HMAC-SHA512/256(secret, key), whose key is
+//
+//	len(grant id) (1 byte) | grant id | nonce (32 bytes)
+//
+// so a token names its grant and fosite's own validation (rotated secrets
+// included) applies unchanged. The first token of a grant has a random
+// nonce; a successor's nonce is HMAC(successorKey, predecessor's mac), so
+// every refresh with the same token yields the same successor: concurrent
+// refreshes by one client converge on one live token instead of branching.
+
+// parseRefresh checks a refresh token's MAC and returns its grant id and mac.
+func (a *accessStrategy) parseRefresh(ctx context.Context, token string) (id, mac string, ok bool) {
+	raw, found := strings.CutPrefix(token, refreshPrefix)
+	if !found || a.hmac.Enigma.Validate(ctx, raw) != nil {
+		return "", "", false
+	}
+	k, mac, _ := strings.Cut(raw, ".")
+	key, err := b64.DecodeString(k)
+	if err != nil || len(key) < 1 || len(key) < 1+int(key[0]) {
+		return "", "", false
+	}
+	id = string(key[1 : 1+int(key[0])])
+	if !validGrantID(id) {
+		return "", "", false
+	}
+	return id, mac, true
+}
+
+// RefreshTokenSignature is the store handle "<grant id>.<mac>" of an
+// authentic refresh token, "" for anything else (not found).
 func (a *accessStrategy) RefreshTokenSignature(ctx context.Context, token string) string {
-	return a.hmac.RefreshTokenSignature(ctx, token)
+	id, mac, ok := a.parseRefresh(ctx, token)
+	if !ok {
+		return ""
+	}
+	return id + "." + mac
 }
+
+// GenerateRefreshToken issues the grant's first refresh token, or the
+// successor of the one being redeemed (refresh_token grant).
 func (a *accessStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Requester) (string, string, error) {
-	return a.hmac.GenerateRefreshToken(ctx, r)
+	id := r.GetID()
+	if !validGrantID(id) {
+		return "", "", fosite.ErrServerError.WithDebug("request without a grant id")
+	}
+	nonce := make([]byte, 32)
+	if pid, pmac, ok := a.parseRefresh(ctx, r.GetRequestForm().Get("refresh_token")); ok && pid == id {
+		h := hmac.New(sha512.New512_256, a.successorKey)
+		h.Write([]byte(pmac))
+		nonce = h.Sum(nil)
+	} else if _, err := rand.Read(nonce); err != nil {
+		return "", "", err
+	}
+	key := append(append([]byte{byte(len(id))}, id...), nonce...)
+	h := hmac.New(sha512.New512_256, a.macKey[:])
+	h.Write(key)
+	mac := b64.EncodeToString(h.Sum(nil))
+	return refreshPrefix + b64.EncodeToString(key) + "." + mac, id + "." + mac, nil
 }
+
 func (a *accessStrategy) ValidateRefreshToken(ctx context.Context, r fosite.Requester, token string) error {
 	return a.hmac.ValidateRefreshToken(ctx, r, token)
 }
@@ -146,6 +249,9 @@ func (a *accessStrategy) ValidateAuthorizeCode(ctx context.Context, r fosite.Req
 	return a.hmac.ValidateAuthorizeCode(ctx, r, token)
 }
 
+// b64 is fosite's token encoding (base64url, no padding).
+var b64 = base64.RawURLEncoding
+
 // ringSource serves the verifier the auth-server's own key set.
 type ringSource struct {
 	issuer string
@@ -154,4 +260,45 @@ type ringSource struct {
 
 func (s ringSource) FetchKeySet(context.Context) (tokens.KeySet, error) {
 	return tokens.KeySet{Issuer: s.issuer, Keys: s.ring.PublicJWKS()}, nil
+}
+
+// refreshIDToken is fosite's OpenID Connect refresh handler, run only when
+// the refresh request asks for an ID token by naming openid in its scope
+// parameter (RFC 6749 §6). OpenID Connect Core §12.2 lets a refresh
+// response omit the ID token; the clients we serve use the access token,
+// and an ID token costs a second signature per refresh
+// (docs/reference/oauth.md, "Signing budget").
+type refreshIDToken struct {
+	inner *openid.OpenIDConnectRefreshHandler
+}
+
+func refreshIDTokenFactory(config fosite.Configurator, storage any, strategy any) any {
+	return &refreshIDToken{inner: compose.OpenIDConnectRefreshFactory(config, storage, strategy).(*openid.OpenIDConnectRefreshHandler)}
+}
+
+// wantsIDToken reports whether a refresh request names openid in scope.
+func wantsIDToken(r fosite.AccessRequester) bool {
+	return slices.Contains(strings.Fields(r.GetRequestForm().Get("scope")), "openid")
+}
+
+func (h *refreshIDToken) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
+	if !wantsIDToken(r) {
+		return fosite.ErrUnknownRequest
+	}
+	return h.inner.HandleTokenEndpointRequest(ctx, r)
+}
+
+func (h *refreshIDToken) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !wantsIDToken(r) {
+		return fosite.ErrUnknownRequest
+	}
+	return h.inner.PopulateTokenEndpointResponse(ctx, r, resp)
+}
+
+func (h *refreshIDToken) CanSkipClientAuth(ctx context.Context, r fosite.AccessRequester) bool {
+	return h.inner.CanSkipClientAuth(ctx, r)
+}
+
+func (h *refreshIDToken) CanHandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) bool {
+	return wantsIDToken(r) && h.inner.CanHandleTokenEndpointRequest(ctx, r)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
+	"github.com/tollgate/tollgate/services/auth-server/internal/store"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -30,6 +31,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
 		return
 	}
+	// One read of the authorization code serves fosite's four lookups.
+	ctx = store.WithRequestScope(ctx)
 	ar, err := s.provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		s.tokenError(w, r, grant, ar, err)
@@ -336,8 +339,11 @@ func (s *Server) Metadata() map[string]any {
 		"scopes_supported":                                 clients.Scopes,
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
 			"name", "given_name", "family_name", "preferred_username", "email", "email_verified"},
-		"subject_types_supported":                        []string{"public"},
-		"id_token_signing_alg_values_supported":          []string{"RS256"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		// Not registered with IANA, but in use (RFC 8414 §2 allows more
+		// metadata): the algorithm of our JWT access tokens (RFC 9068).
+		"access_token_signing_alg_values_supported":      []string{s.accessAlg()},
 		"authorization_response_iss_parameter_supported": true,
 		"client_id_metadata_document_supported":          s.cfg.CIMDEnabled,
 		"resource_indicators_supported":                  true,

@@ -2,12 +2,15 @@ package server_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -157,30 +160,122 @@ func TestRefreshRotation(t *testing.T) {
 			t.Errorf("access token after reuse: userinfo %d, want 401", st)
 		}
 	})
-	t.Run("grace window", func(t *testing.T) {
-		f := startFleet(t, map[string]string{"REFRESH_GRACE_PERIOD": "2m"})
+	t.Run("concurrent refreshes converge on one successor", func(t *testing.T) {
+		f := startFleet(t, map[string]string{"REFRESH_GRACE_PERIOD": "1s"})
 		c := f.Clients["gpt-apps-mcp"]
 		tr := f.fullFlow(c, newAuthRequest(c))
-		const n = 5
+		const n = 20
 		res := make([]tokenResponse, n)
 		var wg sync.WaitGroup
+		start := make(chan struct{})
 		for i := range n {
 			wg.Add(1)
-			go func() { defer wg.Done(); res[i] = f.refresh(c, tr.RefreshToken) }()
+			go func() { defer wg.Done(); <-start; res[i] = f.refresh(c, tr.RefreshToken) }()
 		}
+		close(start)
 		wg.Wait()
 		for i, r := range res {
 			if r.Status != http.StatusOK {
 				t.Fatalf("concurrent refresh %d: %d %s %s", i, r.Status, r.Error, r.Description)
 			}
-		}
-		// The family survives: every new refresh token works.
-		for i, r := range res {
-			if r2 := f.refresh(c, r.RefreshToken); r2.Status != http.StatusOK {
-				t.Errorf("refresh with token %d after concurrent refreshes: %d %s", i, r2.Status, r2.Error)
+			// Every response carries the same successor: no second branch.
+			if r.RefreshToken != res[0].RefreshToken {
+				t.Fatalf("concurrent refreshes returned different refresh tokens (%d and 0)", i)
 			}
 		}
+		// After the window: the successor is the one live token; the
+		// original one is reuse and revokes the grant.
+		time.Sleep(1100 * time.Millisecond)
+		next := f.refresh(c, res[n-1].RefreshToken)
+		if next.Status != http.StatusOK {
+			t.Fatalf("refresh with the successor after the window: %d %s", next.Status, next.Error)
+		}
+		if r := f.refresh(c, tr.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+			t.Fatalf("original token after the window: %d %s, want invalid_grant", r.Status, r.Error)
+		}
+		if r := f.refresh(c, next.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+			t.Errorf("latest token after reuse: %d %s, want invalid_grant (grant revoked)", r.Status, r.Error)
+		}
 	})
+	t.Run("forged and foreign refresh tokens", func(t *testing.T) {
+		f := startFleet(t, nil)
+		c := f.Clients["gpt-apps-mcp"]
+		tr := f.fullFlow(c, newAuthRequest(c))
+		key, mac, _ := strings.Cut(strings.TrimPrefix(tr.RefreshToken, "ory_rt_"), ".")
+		for name, rt := range map[string]string{
+			"wrong mac":    "ory_rt_" + key + "." + strings.Repeat("A", len(mac)),
+			"no prefix":    key + "." + mac,
+			"garbage":      "ory_rt_x.y",
+			"empty":        "",
+			"other format": "ory_ac_" + key + "." + mac,
+		} {
+			r := f.refresh(c, rt)
+			if r.Status != http.StatusBadRequest || (r.Error != "invalid_grant" && r.Error != "invalid_request") {
+				t.Errorf("%s: %d %s, want 400 invalid_grant", name, r.Status, r.Error)
+			}
+		}
+		// None of them counted as reuse: the grant is intact.
+		if r := f.refresh(c, tr.RefreshToken); r.Status != http.StatusOK {
+			t.Fatalf("the real token after forged ones: %d %s", r.Status, r.Error)
+		}
+	})
+}
+
+// TestGrantStorageBound: a grant's Redis memory is the same after 1 and
+// after 50 refreshes (docs/reference/oauth.md, "State in Redis").
+func TestGrantStorageBound(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["gpt-apps-mcp"]
+	tr := f.fullFlow(c, newAuthRequest(c))
+	rdb := f.Redis.Client()
+	ctx := ctxT(t)
+	// grantState is every auth-server token key: the code and the grant.
+	grantState := func() (keys []string, bytes int64) {
+		for _, pattern := range []string{"*as:code:*", "*as:grant:*", "*as:rt*", "*as:at:*", "*as:fam:*"} {
+			for _, k := range rdb.Keys(ctx, pattern).Val() {
+				keys = append(keys, k)
+				bytes += rdb.MemoryUsage(ctx, k).Val()
+			}
+		}
+		return keys, bytes
+	}
+	rt := tr.RefreshToken
+	var keys1 []string
+	var bytes1 int64
+	for i := 1; i <= 50; i++ {
+		r := f.refresh(c, rt)
+		if r.Status != http.StatusOK {
+			t.Fatalf("refresh %d: %d %s", i, r.Status, r.Error)
+		}
+		rt = r.RefreshToken
+		if i == 1 {
+			keys1, bytes1 = grantState()
+		}
+	}
+	keys50, bytes50 := grantState()
+	if len(keys1) != len(keys50) || bytes1 != bytes50 {
+		t.Fatalf("refresh 1: %d keys, %d bytes; refresh 50: %d keys, %d bytes; want equal\n%v\n%v", len(keys1), bytes1, len(keys50), bytes50, keys1, keys50)
+	}
+	t.Logf("grant state after 50 refreshes: %d keys (%v), %d bytes", len(keys50), keys50, bytes50)
+}
+
+// TestRefreshIDToken: a refresh returns an ID token only when its scope
+// parameter names openid (OpenID Connect Core §12.2).
+func TestRefreshIDToken(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["local-test"]
+	tr := f.fullFlow(c, newAuthRequest(c))
+	if tr.IDToken == "" {
+		t.Fatal("the code grant returned no ID token")
+	}
+	r := f.refresh(c, tr.RefreshToken)
+	if r.Status != http.StatusOK || r.IDToken != "" {
+		t.Fatalf("plain refresh: %d %s, id_token present: %v (want none)", r.Status, r.Error, r.IDToken != "")
+	}
+	r2 := f.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.RefreshToken}, "scope": {"openid"}})
+	if r2.Status != http.StatusOK || r2.IDToken == "" {
+		t.Fatalf("refresh with scope=openid: %d %s %s, id_token present: %v (want one)", r2.Status, r2.Error, r2.Description, r2.IDToken != "")
+	}
 }
 
 // TestAudiences: the resource selects the audience; a token for one
@@ -208,5 +303,55 @@ func TestAudiences(t *testing.T) {
 	}
 	if _, err := f.Verifier(actions).Verify(ctxT(t), r.AccessToken); err != nil {
 		t.Fatalf("refreshed token lost its audience: %v", err)
+	}
+}
+
+// TestES256AccessTokens: with ACCESS_TOKEN_SIGNING_ALG=ES256 access tokens
+// are ES256 (the key published in the JWKS, the algorithm in discovery),
+// the fleet verifier and userinfo accept them, and ID tokens stay RS256.
+func TestES256AccessTokens(t *testing.T) {
+	f := startFleet(t, map[string]string{"ACCESS_TOKEN_SIGNING_ALG": "ES256"})
+	c := f.Clients["local-test"]
+	tr := f.fullFlow(c, newAuthRequest(c))
+	alg := func(raw string) string {
+		h, _, _ := strings.Cut(raw, ".")
+		b, _ := base64.RawURLEncoding.DecodeString(h)
+		var hdr struct{ Alg string }
+		_ = json.Unmarshal(b, &hdr)
+		return hdr.Alg
+	}
+	if a := alg(tr.AccessToken); a != "ES256" {
+		t.Fatalf("access token alg %s, want ES256", a)
+	}
+	if a := alg(tr.IDToken); a != "RS256" {
+		t.Errorf("ID token alg %s, want RS256", a)
+	}
+	if _, err := f.Verifier(c.Audience).Verify(ctxT(t), tr.AccessToken); err != nil {
+		t.Fatalf("verifier: %v", err)
+	}
+	if st, _ := f.userinfo(tr.AccessToken); st != http.StatusOK {
+		t.Fatalf("userinfo: %d", st)
+	}
+	if r := f.refresh(c, tr.RefreshToken); r.Status != http.StatusOK || alg(r.AccessToken) != "ES256" {
+		t.Fatalf("refresh: %d %s", r.Status, r.Error)
+	}
+	var md map[string]any
+	resp, err := http.Get(f.Base + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&md)
+	resp.Body.Close()
+	if got := md["access_token_signing_alg_values_supported"]; len(got.([]any)) != 1 || got.([]any)[0] != "ES256" {
+		t.Errorf("discovery access_token_signing_alg_values_supported = %v", got)
+	}
+	resp, err = http.Get(f.Base + "/oauth/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"alg":"ES256"`) || !strings.Contains(string(b), `"crv":"P-256"`) {
+		t.Errorf("JWKS without the ES256 key: %s", b)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/go-jose/go-jose/v4"
+
 	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
@@ -36,8 +38,10 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	var ring *tokens.KeyRing
 	if cfg.SigningKeysDir != "" {
-		if ring, err = tokens.LoadKeyDir(cfg.SigningKeysDir, cfg.SigningKeyActive); err != nil {
+		if ring, err = tokens.LoadKeyDir(cfg.SigningKeysDir, cfg.SigningKeyActive, cfg.SigningKeyActiveES256); err != nil {
 			problems.Addf("SIGNING_KEYS_DIR: %v", err)
+		} else if !ring.Supports(jose.SignatureAlgorithm(cfg.AccessTokenAlg)) {
+			problems.Addf("ACCESS_TOKEN_SIGNING_ALG: %s needs an EC P-256 key in SIGNING_KEYS_DIR", cfg.AccessTokenAlg)
 		}
 	}
 	static, cp := clients.LoadFile(cfg.ClientsFile, clients.Rules{Resources: cfg.Resources(), Production: cfg.Production()})

@@ -29,7 +29,14 @@ func (g getter) GetClient(_ context.Context, id string) (fosite.Client, error) {
 	return c, nil
 }
 
-func newStore(t *testing.T, grace time.Duration) (*store.Store, *testharness.Redis, *redisx.Client) {
+// clock is a settable test clock.
+type clock struct{ ms atomic.Int64 }
+
+func newClock() *clock               { c := &clock{}; c.ms.Store(time.Now().UnixMilli()); return c }
+func (c *clock) now() time.Time      { return time.UnixMilli(c.ms.Load()) }
+func (c *clock) add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+
+func newStore(t *testing.T, grace time.Duration, opts ...store.Option) (*store.Store, *testharness.Redis, *redisx.Client) {
 	t.Helper()
 	r := testharness.StartRedis(t)
 	rdb, err := redisx.New(config.Redis{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", r.Port), KeyPrefix: "t:"})
@@ -46,7 +53,7 @@ func newStore(t *testing.T, grace time.Duration) (*store.Store, *testharness.Red
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
-	return store.New(rdb, getter{reg}, store.TTLs{Code: time.Minute, Access: time.Hour, Refresh: 24 * time.Hour, Grace: grace}), r, rdb
+	return store.New(rdb, getter{reg}, store.TTLs{Code: time.Minute, Access: time.Hour, Refresh: 24 * time.Hour, Grace: grace}, opts...), r, rdb
 }
 
 func request(t *testing.T, s *store.Store, id string) *fosite.Request {
@@ -65,42 +72,122 @@ func request(t *testing.T, s *store.Store, id string) *fosite.Request {
 	return r
 }
 
+// redeem is fosite's code redemption: the code is marked used and the
+// grant created in one transaction.
+func redeem(ctx context.Context, s *store.Store, codeSig string, r fosite.Requester, refresh string) error {
+	ctx, _ = s.BeginTX(ctx)
+	if err := s.InvalidateAuthorizeCodeSession(ctx, codeSig); err != nil {
+		return err
+	}
+	if err := s.CreateAccessTokenSession(ctx, "", r); err != nil {
+		return err
+	}
+	if refresh != "" {
+		if err := s.CreateRefreshTokenSession(ctx, refresh, "", r); err != nil {
+			return err
+		}
+	}
+	return s.Commit(ctx)
+}
+
+// rotate is fosite's refresh: rotation and the successor in one transaction.
+func rotate(ctx context.Context, s *store.Store, r fosite.Requester, from, to string) error {
+	ctx, _ = s.BeginTX(ctx)
+	if err := s.RotateRefreshToken(ctx, r.GetID(), from); err != nil {
+		return err
+	}
+	if err := s.CreateAccessTokenSession(ctx, "", r); err != nil {
+		return err
+	}
+	if err := s.CreateRefreshTokenSession(ctx, to, "", r); err != nil {
+		return err
+	}
+	return s.Commit(ctx)
+}
+
+// grantBytes is the Redis memory of every key the store holds.
+func grantBytes(t *testing.T, rdb *redisx.Client) (keys int, bytes int64) {
+	t.Helper()
+	ctx := context.Background()
+	for _, k := range rdb.Keys(ctx, "*").Val() {
+		n, err := rdb.MemoryUsage(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys++
+		bytes += n
+	}
+	return keys, bytes
+}
+
 // The store contract, against a real Redis.
 func TestStoreContract(t *testing.T) {
 	ctx := context.Background()
-	t.Run("code round trip and single use under concurrency", func(t *testing.T) {
+	t.Run("one code hash read once per request; single use under concurrency", func(t *testing.T) {
 		s, _, rdb := newStore(t, 0)
 		req := request(t, s, "req-1")
+		code := "ory_ac_key.sig1"
 		if err := s.CreateAuthorizeCodeSession(ctx, "sig1", req); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.GetAuthorizeCodeSession(ctx, "sig1", oauth.NewSession())
+		if err := s.CreatePKCERequestSession(ctx, "sig1", req); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateOpenIDConnectSession(ctx, code, req); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(rdb.Keys(ctx, "*").Val()); n != 1 {
+			t.Fatalf("a code is %d keys, want 1", n)
+		}
+		// Within a request scope the code is read from Redis once: with the
+		// key deleted after the first read, the other parts still resolve.
+		rctx := store.WithRequestScope(ctx)
+		got, err := s.GetAuthorizeCodeSession(rctx, "sig1", oauth.NewSession())
 		if err != nil || got.GetID() != "req-1" || got.GetSession().(*oauth.Session).Profile.Email != "u@example.com" {
 			t.Fatalf("get: %v %+v", err, got)
 		}
+		dump := rdb.Dump(ctx, "t:as:code:sig1").Val()
+		rdb.Del(ctx, "t:as:code:sig1")
+		if _, err := s.GetPKCERequestSession(rctx, "sig1", oauth.NewSession()); err != nil {
+			t.Errorf("PKCE within the scope: %v", err)
+		}
+		if _, err := s.GetOpenIDConnectSession(rctx, code, fosite.NewAccessRequest(oauth.NewSession())); err != nil {
+			t.Errorf("OIDC within the scope: %v", err)
+		}
+		if _, err := s.GetPKCERequestSession(ctx, "sig1", oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("PKCE outside the scope after delete: %v", err)
+		}
+		rdb.Restore(ctx, "t:as:code:sig1", time.Minute, dump)
+
 		var wins atomic.Int32
 		var wg sync.WaitGroup
 		for range 50 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := s.InvalidateAuthorizeCodeSession(ctx, "sig1"); err == nil {
+				if err := redeem(ctx, s, "sig1", req, "req-1.mac1"); err == nil {
 					wins.Add(1)
 				} else if !errors.Is(err, store.ErrCodeReplayed) {
-					t.Errorf("invalidate: %v", err)
+					t.Errorf("redeem: %v", err)
 				}
 			}()
 		}
 		wg.Wait()
 		if wins.Load() != 1 {
-			t.Fatalf("%d invalidations won, want 1", wins.Load())
+			t.Fatalf("%d redemptions won, want 1", wins.Load())
 		}
 		got, err = s.GetAuthorizeCodeSession(ctx, "sig1", oauth.NewSession())
 		if !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) || got == nil || got.GetID() != "req-1" {
 			t.Fatalf("get after use: %v %v (fosite needs the request with the error)", err, got)
 		}
+		if _, err := s.GetRefreshTokenSession(ctx, "req-1.mac1", oauth.NewSession()); err != nil {
+			t.Fatalf("the winner's refresh token: %v", err)
+		}
 		if _, err := s.GetAuthorizeCodeSession(ctx, "nope", oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
 			t.Errorf("unknown code: %v", err)
+		}
+		if err := redeem(ctx, s, "nope", req, ""); !errors.Is(err, store.ErrCodeExpired) {
+			t.Errorf("redeeming an unknown code: %v", err)
 		}
 		for _, k := range rdb.Keys(ctx, "*").Val() {
 			if ttl := rdb.TTL(ctx, k).Val(); ttl <= 0 {
@@ -119,57 +206,122 @@ func TestStoreContract(t *testing.T) {
 			t.Fatalf("PKCE session gone after a delete: %v", err)
 		}
 	})
-	t.Run("rotation, grace and family revocation", func(t *testing.T) {
-		s, _, _ := newStore(t, time.Hour)
+	t.Run("rotation rule", func(t *testing.T) {
+		clk := newClock()
+		s, _, _ := newStore(t, 30*time.Second, store.WithClock(clk.now))
 		req := request(t, s, "fam-1")
-		if err := s.CreateRefreshTokenSession(ctx, "rt1", "at1", req); err != nil {
+		if err := redeem(ctx, s, "c", req, "fam-1.rt1"); !errors.Is(err, store.ErrCodeExpired) {
+			t.Fatalf("redeeming a code never issued: %v", err)
+		}
+		_ = s.CreateAuthorizeCodeSession(ctx, "c", req)
+		if err := redeem(ctx, s, "c", req, "fam-1.rt1"); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateAccessTokenSession(ctx, "at1", req); err != nil {
+		if _, err := s.GetAccessTokenSession(ctx, "fam-1.1900000000", oauth.NewSession()); err != nil {
+			t.Fatalf("access token of the grant: %v", err)
+		}
+		if err := rotate(ctx, s, req, "fam-1.rt1", "fam-1.rt2"); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RotateRefreshToken(ctx, "fam-1", "rt1"); err != nil {
-			t.Fatal(err)
-		}
-		// Within the grace period the rotated token still reads and rotates.
-		if _, err := s.GetRefreshTokenSession(ctx, "rt1", oauth.NewSession()); err != nil {
+		// Within the grace window the rotated token still reads, and a
+		// concurrent rotation to the same successor succeeds without change;
+		// a different successor would be a second branch: refused.
+		clk.add(29 * time.Second)
+		if _, err := s.GetRefreshTokenSession(ctx, "fam-1.rt1", oauth.NewSession()); err != nil {
 			t.Fatalf("rotated token within grace: %v", err)
 		}
-		if err := s.RotateRefreshToken(ctx, "fam-1", "rt1"); err != nil {
-			t.Fatalf("second rotation within grace: %v", err)
+		if err := rotate(ctx, s, req, "fam-1.rt1", "fam-1.rt2"); err != nil {
+			t.Fatalf("concurrent rotation within grace: %v", err)
 		}
-		if err := s.RevokeRefreshToken(ctx, "fam-1"); err != nil {
-			t.Fatal(err)
+		if err := rotate(ctx, s, req, "fam-1.rt1", "fam-1.other"); !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Fatalf("rotation to another successor: %v", err)
 		}
-		if _, err := s.GetRefreshTokenSession(ctx, "rt1", oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
-			t.Errorf("refresh token after family revocation: %v", err)
+		if _, err := s.GetRefreshTokenSession(ctx, "fam-1.rt2", oauth.NewSession()); err != nil {
+			t.Fatalf("successor: %v", err)
 		}
-		if _, err := s.GetAccessTokenSession(ctx, "at1", oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
-			t.Errorf("access token after family revocation: %v", err)
+		// After the window the rotated token is reuse; the current one works.
+		clk.add(2 * time.Second)
+		got, err := s.GetRefreshTokenSession(ctx, "fam-1.rt1", oauth.NewSession())
+		if !errors.Is(err, fosite.ErrInactiveToken) || got == nil || got.GetID() != "fam-1" {
+			t.Fatalf("rotated token after grace: %v %v (fosite needs the request to revoke the grant)", err, got)
 		}
-		// A token created for a revoked family later is not usable either.
-		if err := s.CreateAccessTokenSession(ctx, "at2", req); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.GetAccessTokenSession(ctx, "at2", oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
-			t.Errorf("late access token of a revoked family: %v", err)
-		}
-	})
-	t.Run("reuse after grace", func(t *testing.T) {
-		s, _, _ := newStore(t, 0)
-		req := request(t, s, "fam-2")
-		_ = s.CreateRefreshTokenSession(ctx, "rt1", "", req)
-		if err := s.RotateRefreshToken(ctx, "fam-2", "rt1"); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond) // grace is 0: any later use is reuse
-		got, err := s.GetRefreshTokenSession(ctx, "rt1", oauth.NewSession())
-		if !errors.Is(err, fosite.ErrInactiveToken) || got == nil {
-			t.Fatalf("rotated token after grace: %v %v (fosite needs the request to revoke the family)", err, got)
-		}
-		if err := s.RotateRefreshToken(ctx, "fam-2", "rt1"); !errors.Is(err, fosite.ErrInactiveToken) {
+		if err := rotate(ctx, s, req, "fam-1.rt1", "fam-1.rt2"); !errors.Is(err, fosite.ErrInactiveToken) {
 			t.Errorf("rotating a rotated token after grace: %v", err)
 		}
+		if err := rotate(ctx, s, req, "fam-1.rt2", "fam-1.rt3"); err != nil {
+			t.Fatal(err)
+		}
+		// A token two rotations old is reuse even within the window.
+		if _, err := s.GetRefreshTokenSession(ctx, "fam-1.rt1", oauth.NewSession()); !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Errorf("token two rotations old: %v", err)
+		}
+		// Revoking the grant ends every token of it, in one transaction.
+		tctx, _ := s.BeginTX(ctx)
+		_ = s.RevokeRefreshToken(tctx, "fam-1")
+		_ = s.RevokeAccessToken(tctx, "fam-1")
+		if _, err := s.GetRefreshTokenSession(ctx, "fam-1.rt3", oauth.NewSession()); err != nil {
+			t.Fatalf("revocation applied before commit: %v", err)
+		}
+		if err := s.Commit(tctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetRefreshTokenSession(ctx, "fam-1.rt3", oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("refresh token after revocation: %v", err)
+		}
+		if _, err := s.GetAccessTokenSession(ctx, "fam-1.1900000000", oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("access token after revocation: %v", err)
+		}
+		// A rotation racing the revocation does not bring the grant back.
+		if err := rotate(ctx, s, req, "fam-1.rt3", "fam-1.rt4"); !errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("rotation of a revoked grant: %v", err)
+		}
+		for _, h := range []string{"", "no-mac", "fam-1.", ".mac"} {
+			if _, err := s.GetRefreshTokenSession(ctx, h, oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
+				t.Errorf("handle %q: %v", h, err)
+			}
+		}
+	})
+	t.Run("access token handle carries the token's expiry", func(t *testing.T) {
+		s, _, _ := newStore(t, 0)
+		req := request(t, s, "fam-3")
+		_ = s.CreateAuthorizeCodeSession(ctx, "c3", req)
+		if err := redeem(ctx, s, "c3", req, ""); err != nil {
+			t.Fatal(err)
+		}
+		sess := oauth.NewSession()
+		if _, err := s.GetAccessTokenSession(ctx, "fam-3.1900000000", sess); err != nil {
+			t.Fatal(err)
+		}
+		if got := sess.GetExpiresAt(fosite.AccessToken); got.Unix() != 1900000000 {
+			t.Errorf("expiry %v, want the handle's", got)
+		}
+	})
+	t.Run("a grant is one record of constant size whatever the refreshes", func(t *testing.T) {
+		clk := newClock()
+		s, _, rdb := newStore(t, 30*time.Second, store.WithClock(clk.now))
+		req := request(t, s, "fam-4")
+		_ = s.CreateAuthorizeCodeSession(ctx, "c4", req)
+		if err := redeem(ctx, s, "c4", req, "fam-4.mac-000"); err != nil {
+			t.Fatal(err)
+		}
+		rdb.Del(ctx, "t:as:code:c4")
+		var keys1 int
+		var bytes1 int64
+		for i := 1; i <= 50; i++ {
+			clk.add(time.Second)
+			req.RequestedAt = clk.now()
+			if err := rotate(ctx, s, req, fmt.Sprintf("fam-4.mac-%03d", i-1), fmt.Sprintf("fam-4.mac-%03d", i)); err != nil {
+				t.Fatalf("refresh %d: %v", i, err)
+			}
+			if i == 1 {
+				keys1, bytes1 = grantBytes(t, rdb)
+			}
+		}
+		keys50, bytes50 := grantBytes(t, rdb)
+		if keys1 != 1 || keys50 != 1 || bytes1 != bytes50 {
+			t.Fatalf("after refresh 1: %d keys, %d bytes; after refresh 50: %d keys, %d bytes (want 1 key, equal bytes)", keys1, bytes1, keys50, bytes50)
+		}
+		t.Logf("one grant: %d bytes of Redis memory", bytes50)
 	})
 	t.Run("assertion jti single use", func(t *testing.T) {
 		s, _, _ := newStore(t, 0)
@@ -196,7 +348,7 @@ func TestStoreContract(t *testing.T) {
 		if !errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("create during outage: %v", err)
 		}
-		if _, err := s.GetRefreshTokenSession(ctx, "x", oauth.NewSession()); !errors.Is(err, store.ErrUnavailable) {
+		if _, err := s.GetRefreshTokenSession(ctx, "g.mac", oauth.NewSession()); !errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("get during outage: %v", err)
 		}
 		if d := time.Since(start); d > 10*time.Second {

@@ -1,0 +1,217 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ory/fosite"
+	enigma "github.com/ory/fosite/token/hmac"
+	"github.com/redis/go-redis/v9"
+)
+
+// An authorization code is one Redis hash, as:code:{signature}, for the
+// code's lifetime:
+//
+//	req   the authorize request (client, scopes, audience, session)
+//	pkce  the PKCE request (code_challenge, code_challenge_method)
+//	oidc  the OpenID Connect request (nonce), when openid was granted
+//	used  "1" once redeemed
+const (
+	fieldRequest = "req"
+	fieldPKCE    = "pkce"
+	fieldOIDC    = "oidc"
+	fieldUsed    = "used"
+)
+
+func (s *Store) codeKey(sig string) string { return s.k("code", sig) }
+
+// codeSignature is the signature of a raw authorization code in fosite's
+// HMAC format (ory_ac_<key>.<signature>): fosite hands the OpenID Connect
+// storage the code itself, the other storages its signature.
+func codeSignature(code string) string { return (*enigma.HMACStrategy)(nil).Signature(code) }
+
+// putCodeField stores one part of the code's hash; the hash expires with
+// the code.
+func (s *Store) putCodeField(ctx context.Context, sig, field string, r fosite.Requester) error {
+	if sig == "" {
+		return fmt.Errorf("authorization code: %w", fosite.ErrInvalidTokenFormat)
+	}
+	b, err := encode(r)
+	if err != nil {
+		return err
+	}
+	key := s.codeKey(sig)
+	pipe := s.rdb.Pipeline()
+	pipe.HSet(ctx, key, field, b)
+	pipe.PExpire(ctx, key, s.ttlFor(r, fosite.AuthorizeCode, s.ttl.Code))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// codeFields reads the code's hash, once per request scope.
+func (s *Store) codeFields(ctx context.Context, sig string) (map[string]string, error) {
+	sc := scopeOf(ctx)
+	if sc != nil {
+		sc.mu.Lock()
+		f, ok := sc.codes[sig]
+		sc.mu.Unlock()
+		if ok {
+			return f, nil
+		}
+	}
+	f, err := s.rdb.HGetAll(ctx, s.codeKey(sig)).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if sc != nil {
+		sc.mu.Lock()
+		if sc.codes == nil {
+			sc.codes = map[string]map[string]string{}
+		}
+		sc.codes[sig] = f
+		sc.mu.Unlock()
+	}
+	return f, nil
+}
+
+func (s *Store) codePart(ctx context.Context, sig, field string, session fosite.Session) (*fosite.Request, map[string]string, error) {
+	if sig == "" {
+		return nil, nil, fosite.ErrNotFound
+	}
+	f, err := s.codeFields(ctx, sig)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, ok := f[field]
+	if !ok {
+		return nil, nil, fosite.ErrNotFound
+	}
+	req, err := s.decode(ctx, []byte(b), session)
+	return req, f, err
+}
+
+// CreateAuthorizeCodeSession stores the authorize request of a new code.
+func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, sig string, r fosite.Requester) error {
+	return s.putCodeField(ctx, sig, fieldRequest, r)
+}
+
+// GetAuthorizeCodeSession returns the request; once the code was redeemed it
+// returns the request with fosite.ErrInvalidatedAuthorizeCode, so fosite
+// revokes the grant the code created (RFC 6749 §4.1.2).
+func (s *Store) GetAuthorizeCodeSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	req, f, err := s.codePart(ctx, sig, fieldRequest, session)
+	if err != nil {
+		return nil, err
+	}
+	if f[fieldUsed] != "" {
+		return req, fosite.ErrInvalidatedAuthorizeCode
+	}
+	return req, nil
+}
+
+// InvalidateAuthorizeCodeSession marks the code redeemed. Within a
+// transaction it happens at Commit, together with the creation of the
+// grant, in one script: of concurrent redemptions exactly one commits, the
+// others get ErrCodeReplayed.
+func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, sig string) error {
+	return s.pending(ctx, func(t *tx) { t.redeem = sig })
+}
+
+// --- PKCE and OpenID Connect sessions ----------------------------------------
+
+// CreatePKCERequestSession stores the code's PKCE challenge.
+func (s *Store) CreatePKCERequestSession(ctx context.Context, sig string, r fosite.Requester) error {
+	return s.putCodeField(ctx, sig, fieldPKCE, r)
+}
+
+// GetPKCERequestSession returns the code's PKCE request.
+func (s *Store) GetPKCERequestSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	req, _, err := s.codePart(ctx, sig, fieldPKCE, session)
+	return req, err
+}
+
+// DeletePKCERequestSession keeps the challenge: fosite deletes it before
+// comparing the verifier, so deleting would let a wrong verifier burn the
+// rightful client's code. It expires with the code, and the code itself is
+// single use.
+func (s *Store) DeletePKCERequestSession(context.Context, string) error { return nil }
+
+// CreateOpenIDConnectSession stores the code's OpenID Connect request in the
+// code's hash (fosite passes the code itself; the key is its signature).
+func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
+	return s.putCodeField(ctx, codeSignature(code), fieldOIDC, r)
+}
+
+// GetOpenIDConnectSession returns the code's OpenID Connect request, or
+// fosite.ErrNotFound (openid.ErrNoSessionFound) when openid was not granted.
+func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
+	req, _, err := s.codePart(ctx, codeSignature(code), fieldOIDC, r.GetSession())
+	return req, err
+}
+
+// DeleteOpenIDConnectSession does nothing: the session expires with the
+// code's hash, and the code is single use.
+func (s *Store) DeleteOpenIDConnectSession(context.Context, string) error { return nil }
+
+// redeemScript redeems a code and creates its grant, atomically.
+//
+//	KEYS[1] the code hash, KEYS[2] the grant hash
+//	ARGV[1] the grant record ("" for none), ARGV[2] the refresh MAC ("" for
+//	none), ARGV[3] the grant's TTL in ms
+//
+// Returns 1 redeemed, 0 already redeemed, -1 the code is gone (expired).
+var redeemScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HSETNX', KEYS[1], 'used', '1') == 0 then return 0 end
+if ARGV[1] ~= '' then
+  redis.call('HSET', KEYS[2], 'req', ARGV[1], 'rt', ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return 1
+`)
+
+// ErrCodeExpired is returned at Commit when the code expired between its
+// read and its redemption.
+var ErrCodeExpired = errors.New("authorization code expired")
+
+func (s *Store) redeem(ctx context.Context, t *tx) error {
+	keys := []string{s.codeKey(t.redeem), ""}
+	args := []any{"", "", int64(0)}
+	if t.grant != nil {
+		b, err := encode(t.grant)
+		if err != nil {
+			return err
+		}
+		_, mac, err := splitHandle(t.refresh)
+		if t.refresh != "" && err != nil {
+			return err
+		}
+		keys[1] = s.grantKey(t.grant.GetID())
+		args = []any{b, mac, s.grantTTL(t.grant, t.refresh != "").Milliseconds()}
+	} else {
+		keys[1] = keys[0] // unused; one slot in a cluster
+	}
+	n, err := redeemScript.Run(ctx, s.rdb, keys, args...).Int()
+	switch {
+	case err != nil:
+		return unavailable(err)
+	case n == 0:
+		return ErrCodeReplayed
+	case n < 0:
+		return fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)
+	}
+	return nil
+}
+
+// grantTTL is how long a grant's record lives: until its refresh token
+// expires, or its access token when it has no refresh token.
+func (s *Store) grantTTL(r fosite.Requester, refresh bool) time.Duration {
+	if refresh {
+		return s.ttlFor(r, fosite.RefreshToken, s.ttl.Refresh)
+	}
+	return s.ttlFor(r, fosite.AccessToken, s.ttl.Access)
+}
