@@ -6,6 +6,7 @@ import (
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -234,9 +235,12 @@ func DevSecretKeys(keysDir, activeKid string) (primary []byte, others [][]byte, 
 		if err != nil {
 			return nil, nil, err
 		}
-		k, err := tokens.ParseRSAPrivateKey(b)
+		k, err := tokens.ParsePrivateKey(b)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", filepath.Base(p), err)
+		}
+		if _, ok := k.(*rsa.PrivateKey); !ok {
+			continue // EC keys sign ES256 access tokens; the RSA keys derive these
 		}
 		der, err := x509.MarshalPKCS8PrivateKey(k)
 		if err != nil {
