@@ -31,9 +31,10 @@
 // its first successful load (at most one reconcile interval after Redis is
 // back); that window is documented in docs/reference/oauth.md.
 //
-// Redis Cluster: the records are one key (one slot) and the channel is one
-// classic pub/sub channel, which a cluster broadcasts to every node, so the
-// design works unchanged; sharded pub/sub is not needed at this volume.
+// Redis Cluster: the records are one key (one slot; the transaction that
+// writes them touches no other key) and the channel is one classic pub/sub
+// channel, which a cluster broadcasts to every node, so the design works
+// unchanged; sharded pub/sub is not needed at this volume.
 package revocation
 
 import (
@@ -113,14 +114,17 @@ func (r *Revoker) Revoke(ctx context.Context, grantID string) error {
 	pipe.ZAddGT(ctx, key, redis.Z{Score: float64(exp.UnixMilli()), Member: grantID})
 	pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
 	pipe.PExpire(ctx, key, r.retain+time.Minute)
-	pipe.Publish(ctx, channel(r.rdb), grantID+" "+strconv.FormatInt(exp.UnixMilli(), 10))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
 	if r.local != nil {
 		r.local.add(grantID, exp.UnixMilli())
 	}
-	return nil
+	// Announced only once recorded, so a subscriber that reloads on the
+	// announcement finds the record; outside the transaction, because
+	// PUBLISH names no key (a cluster routes it anywhere). A lost
+	// announcement is caught by the reconcile.
+	return r.rdb.Publish(ctx, channel(r.rdb), grantID+" "+strconv.FormatInt(exp.UnixMilli(), 10)).Err()
 }
 
 // Options configure a Set.
