@@ -60,6 +60,18 @@ func (s *Server) auditEvent(r *http.Request, rec audit.Record) {
 	s.audit.Log(r.Context(), rec)
 }
 
+// auditRefused records an authorization or registration request the guard
+// refused before its handler ran (rate limit, repeated parameter, …), so
+// that every such request has its event.
+func (s *Server) auditRefused(r *http.Request, endpoint, code string) {
+	switch endpoint {
+	case "authorize":
+		s.auditEvent(r, audit.Record{Event: audit.AuthorizationRequest, Result: code, ClientID: r.URL.Query().Get("client_id")})
+	case "register":
+		s.auditEvent(r, audit.Record{Event: audit.Registration, Result: code})
+	}
+}
+
 // claimedClientID is the client id a request claims (Basic user name or
 // client_id parameter), before or without successful authentication.
 func claimedClientID(r *http.Request) string {

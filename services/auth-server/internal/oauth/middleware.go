@@ -29,6 +29,7 @@ var repeatable = []string{"resource"}
 func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handler {
 	fail := func(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
 		s.metrics.errors.WithLabelValues(endpoint, code).Inc()
+		s.auditRefused(r, endpoint, code)
 		if api {
 			writeJSONError(w, status, code, desc)
 		} else {

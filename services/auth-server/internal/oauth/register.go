@@ -13,7 +13,6 @@ import (
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
-	"github.com/tollgate/tollgate/services/platform/ratelimit"
 )
 
 // cimdMinCache and the CIMD_CACHE_TTL setting bound how long a fetched
@@ -110,9 +109,9 @@ type registrationRequest struct {
 // (RFC 7592 is not implemented): a registered client cannot be read,
 // updated or deleted through the API; a client that needs other metadata
 // registers again. A registration that is not used (no authorization or
-// token request names it) expires after DCR_UNUSED_TTL. Requests are
-// limited per client address (RATE_LIMIT_REGISTER_PER_MINUTE), whatever
-// credentials they carry.
+// token request names it) expires after DCR_UNUSED_TTL. The guard limits
+// requests per trusted client address (RATE_LIMIT_REGISTER_PER_MINUTE),
+// whatever credentials they carry.
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.DCREnabled {
 		writeJSONError(w, http.StatusNotFound, "invalid_request", "dynamic client registration is disabled")
@@ -123,18 +122,6 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		s.metrics.errors.WithLabelValues("register", code).Inc()
 		s.auditEvent(r, audit.Record{Event: audit.Registration, Result: code})
 		writeJSONError(w, http.StatusBadRequest, code, desc)
-	}
-	res, err := s.limiter.Allow(ctx, "register-addr", s.remoteAddr(r), ratelimit.PerMinute(s.cfg.RateRegister))
-	if err != nil {
-		s.unavailable(w)
-		return
-	}
-	if !res.Allowed {
-		ratelimit.SetHeaders(w.Header(), res)
-		s.metrics.rateLimited.WithLabelValues("register").Inc()
-		s.auditEvent(r, audit.Record{Event: audit.Registration, Result: "rate_limited"})
-		writeJSONError(w, http.StatusTooManyRequests, "rate_limited", "too many registrations from this address; retry after the Retry-After delay")
-		return
 	}
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		regErr("invalid_client_metadata", "the request must be application/json")

@@ -434,3 +434,37 @@ func TestAuditLog(t *testing.T) {
 		t.Error("the refused token request is not logged with the claimed client id")
 	}
 }
+
+// TestRegistrationLimitedPerAddress: RATE_LIMIT_REGISTER_PER_MINUTE counts
+// per client address, whatever client credentials a request claims; the
+// refusals of the guard are audited like the handlers' own.
+func TestRegistrationLimitedPerAddress(t *testing.T) {
+	f := startFleet(t, map[string]string{"RATE_LIMIT_REGISTER_PER_MINUTE": "2"})
+	body := `{"redirect_uris":["http://127.0.0.1:8984/cb"],"token_endpoint_auth_method":"none"}`
+	var statuses []int
+	for i := range 3 {
+		req, _ := http.NewRequest(http.MethodPost, f.Base+"/oauth/register", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth("claimed-client-"+string(rune('a'+i)), "x") // a claim, not an identity
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		statuses = append(statuses, resp.StatusCode)
+	}
+	if statuses[0] != http.StatusCreated || statuses[1] != http.StatusCreated || statuses[2] != http.StatusTooManyRequests {
+		t.Errorf("statuses %v, want 201 201 429", statuses)
+	}
+	pub := f.Clients["test-public"]
+	a := newAuthRequest(pub)
+	newBrowser(t, a.RedirectURI).get(a.URL(f.Base) + "&scope=openid")
+
+	events := auditEvents(t, f)
+	if findEvent(events, map[string]any{"event": "registration", "result": "rate_limited", "client_address": "127.0.0.1"}) == nil {
+		t.Error("no registration event for the refused registration")
+	}
+	if findEvent(events, map[string]any{"event": "authorization_request", "result": "invalid_request", "client_id": "test-public"}) == nil {
+		t.Error("no authorization_request event for the request with a repeated parameter")
+	}
+}
