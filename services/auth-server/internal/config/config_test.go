@@ -70,3 +70,22 @@ func TestClaimMap(t *testing.T) {
 		t.Errorf("claim map %v", c.Upstream.ClaimMap)
 	}
 }
+
+func TestCIMDAllowedHosts(t *testing.T) {
+	env := base()
+	env["CIMD_ALLOWED_HOSTS"] = "app.example.com, *.trusted.example"
+	c, err := Load(pconfig.MapEnv(env))
+	if err != nil || strings.Join(c.CIMDAllowedHosts, " ") != "app.example.com *.trusted.example" {
+		t.Fatalf("%v %v", c.CIMDAllowedHosts, err)
+	}
+	env["CIMD_ALLOWED_HOSTS"] = "https://app.example.com/x,*.,a*.example,user@host"
+	_, err = Load(pconfig.MapEnv(env))
+	if err == nil {
+		t.Fatal("bad hosts accepted")
+	}
+	for _, bad := range []string{`"https://app.example.com/x"`, `"*."`, `"a*.example"`, `"user@host"`} {
+		if !strings.Contains(err.Error(), "CIMD_ALLOWED_HOSTS: "+bad) {
+			t.Errorf("error lacks %s:\n%v", bad, err)
+		}
+	}
+}

@@ -3,8 +3,10 @@ package server_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
@@ -466,5 +468,37 @@ func TestRegistrationLimitedPerAddress(t *testing.T) {
 	}
 	if findEvent(events, map[string]any{"event": "authorization_request", "result": "invalid_request", "client_id": "test-public"}) == nil {
 		t.Error("no authorization_request event for the request with a repeated parameter")
+	}
+}
+
+// TestCIMDAllowedHosts: with CIMD_ALLOWED_HOSTS, a Client ID Metadata
+// Document on another host is an unknown client (400 invalid_client,
+// before any redirect) and is not fetched; a listed host works.
+func TestCIMDAllowedHosts(t *testing.T) {
+	var fetches atomic.Int32
+	redirect := "http://127.0.0.1:8985/cimd-callback"
+	var id string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"client_id":"` + id + `","client_name":"CIMD","redirect_uris":["` + redirect + `"],"token_endpoint_auth_method":"none"}`))
+	}))
+	defer srv.Close()
+	id = srv.URL + "/client.json"
+	c := devClient{ClientID: id, RedirectURIs: []string{redirect}, AuthMethod: "none"}
+
+	f := startFleet(t, map[string]string{"CIMD_ALLOWED_HOSTS": "clients.example,*.apps.example"})
+	p := newBrowser(t, redirect).get(newAuthRequest(c).URL(f.Base))
+	if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "invalid_client") || !strings.Contains(p.Body, "CIMD_ALLOWED_HOSTS") {
+		t.Errorf("client id on an unlisted host: %d %v %s", p.Status, p.Location, p.Body)
+	}
+	if fetches.Load() != 0 {
+		t.Errorf("the document of an unlisted host was fetched %d times", fetches.Load())
+	}
+
+	f = startFleet(t, map[string]string{"CIMD_ALLOWED_HOSTS": strings.TrimPrefix(srv.URL, "http://")})
+	p = consentFlow(t, f, newAuthRequest(c), "approve", true)
+	if p.Location == nil || p.Location.Query().Get("code") == "" {
+		t.Errorf("client id on a listed host: %d %v", p.Status, p.Location)
 	}
 }
