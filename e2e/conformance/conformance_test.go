@@ -37,7 +37,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tollgate/tollgate/e2e/harness"
-	"github.com/tollgate/tollgate/services/platform/devfleet"
 )
 
 // The suite's authorization-server scenarios (`conformance list
@@ -103,11 +102,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (int, error) {
-	ports, err := devfleet.FreePorts()
-	if err != nil {
-		return 0, err
-	}
-	origin := fmt.Sprintf("http://localhost:%d", ports.Ingress)
+	var err error
 	if publicHold, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return 0, err
 	}
@@ -116,18 +111,25 @@ func run(m *testing.M) (int, error) {
 	if confidentialPort, err = freePort(); err != nil {
 		return 0, err
 	}
-	registry, err := writeRegistry(origin)
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(registry)
+	var registry string
+	defer func() {
+		if registry != "" {
+			os.Remove(registry)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	fleet, err = harness.StartWith(ctx, harness.Options{Ports: ports, Env: map[string]string{
-		"CLIENTS_FILE": registry,
-		"DCR_ENABLED":  "true",
-		// The Client ID Metadata Document is served from loopback by the test.
-		"CIMD_ALLOW_PRIVATE_NETWORKS": "true",
-	}})
+	fleet, err = harness.StartWith(ctx, harness.Options{
+		Env: map[string]string{
+			"DCR_ENABLED": "true",
+			// The Client ID Metadata Document is served from loopback by the test.
+			"CIMD_ALLOW_PRIVATE_NETWORKS": "true",
+		},
+		Setup: func(origin string) (map[string]string, error) {
+			var err error
+			registry, err = writeRegistry(origin)
+			return map[string]string{"CLIENTS_FILE": registry}, err
+		},
+	})
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("the fleet did not start: %w", err)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -60,10 +61,13 @@ type Options struct {
 	// Env adds or overrides environment variables of every service (for
 	// example DCR_ENABLED=true), on top of the `make dev` settings.
 	Env map[string]string
-	// Ports are the fleet's ports; the zero value picks free ones. A test
-	// that must know the origin before the start (to write a client
-	// registry for CLIENTS_FILE, say) picks them with devfleet.FreePorts.
-	Ports devfleet.Ports
+	// Setup, if set, runs after the build, once the free ports and so the
+	// public origin (http://localhost:<port>) are chosen, right before the
+	// services start; the variables it returns are added to Env. A test
+	// that needs the origin in its settings (a client registry for
+	// CLIENTS_FILE, say) writes them here: ports chosen before the build
+	// could be taken by another process during it.
+	Setup func(origin string) (map[string]string, error)
 }
 
 // Start builds the binaries and starts the fleet with the `make dev`
@@ -85,13 +89,22 @@ func StartWith(ctx context.Context, o Options) (*Fleet, error) {
 	if err := devfleet.Build(ctx, RepoRoot(), varDir, out); err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, logs)
 	}
-	ports := o.Ports
-	if ports == (devfleet.Ports{}) {
-		if ports, err = devfleet.FreePorts(); err != nil {
+	ports, err := devfleet.FreePorts()
+	if err != nil {
+		return nil, err
+	}
+	env := maps.Clone(o.Env)
+	if o.Setup != nil {
+		more, err := o.Setup(fmt.Sprintf("http://localhost:%d", ports.Ingress))
+		if err != nil {
 			return nil, err
 		}
+		if env == nil {
+			env = map[string]string{}
+		}
+		maps.Copy(env, more)
 	}
-	f, err := devfleet.Start(ctx, devfleet.Options{Root: RepoRoot(), VarDir: varDir, Ports: ports, Out: out, Env: o.Env})
+	f, err := devfleet.Start(ctx, devfleet.Options{Root: RepoRoot(), VarDir: varDir, Ports: ports, Out: out, Env: env})
 	if err != nil {
 		return nil, fmt.Errorf("%w\nfleet log:\n%s", err, logs)
 	}
