@@ -1,11 +1,57 @@
 package server_test
 
 import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/server"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
+
+// authServerProcessEnv makes the test binary run the auth-server instead of
+// tests: BenchmarkTokenEndpoint starts the auth-server as a process of its
+// own (this binary, re-executed) so that its CPU time is measured alone,
+// without the benchmark's HTTP clients, the dev IdP or the login flows that
+// mint codes, which share the test process.
+const authServerProcessEnv = "TOLLGATE_BENCH_AUTH_SERVER_PROCESS"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(authServerProcessEnv) == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := server.Run(ctx, os.Getenv, os.Stderr, nil)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "auth-server:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 // BenchmarkTokenAuthorizationCode measures the token endpoint redeeming a
 // code (client_secret_basic, PKCE, ID token, Redis writes). The browser
@@ -37,6 +83,363 @@ func BenchmarkTokenRefresh(b *testing.B) {
 			b.Fatalf("refresh: %d %s", tr.Status, tr.Error)
 		}
 		rt = tr.RefreshToken
+	}
+}
+
+// BenchmarkTokenEndpoint is the token endpoint under load, as in `make dev`:
+// the auth-server in a process of its own with a real redis-server, the
+// dev-init clients with their real secret hashes, real HTTP with keep-alive,
+// 8 and 32 concurrent clients (each its own connection), for
+// authorization_code and refresh_token grants, with RS256 and with ES256
+// access tokens. In the same run it measures what one signature costs on one
+// core. It reports, per case:
+//
+//	grants/s             completed grants per second of wall time
+//	p50-ms, p99-ms       latency of one token request
+//	cpu-µs/grant         the auth-server process's CPU time (/proc/<pid>/schedstat)
+//	                     over the timed window, per grant
+//	signatures/grant     JWS in each response (access token, ID token)
+//	signing-share        CPU of those signatures (measured below) ÷ cpu-µs/grant
+//
+// and for signatures/RS256 and signatures/ES256: sig/s on one core and
+// cpu-µs/sig (thread CPU time of one locked goroutine signing an access
+// token's claims). CPU times, not wall times, so other load on the machine
+// changes grants/s and latency but hardly the ratios.
+//
+// TOLLGATE_BENCH_GRANTS sets the grants per case (default 400).
+func BenchmarkTokenEndpoint(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("process CPU time is read from /proc")
+	}
+	grants := 400
+	if n, err := strconv.Atoi(os.Getenv("TOLLGATE_BENCH_GRANTS")); err == nil && n > 0 {
+		grants = n
+	}
+	sigCost := map[string]time.Duration{}
+	for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256} {
+		sigCost[string(alg)] = signatureCPU(b, alg)
+		b.Run("signatures/"+string(alg), func(b *testing.B) {
+			d := sigCost[string(alg)]
+			for b.Loop() {
+			}
+			b.ReportMetric(float64(d.Nanoseconds()), "ns/op")
+			b.ReportMetric(float64(d.Nanoseconds())/1e3, "cpu-µs/sig")
+			b.ReportMetric(1e9/float64(d.Nanoseconds()), "sig/s")
+		})
+	}
+	for _, alg := range []string{"RS256", "ES256"} {
+		// One fleet per algorithm, owned by the parent benchmark so that it
+		// outlives each case.
+		f, pid := startFleetProcess(b, map[string]string{
+			"ACCESS_TOKEN_SIGNING_ALG": alg, "LOG_LEVEL": "warn",
+			"RATE_LIMIT_TOKEN_PER_MINUTE": "10000000", "RATE_LIMIT_AUTHORIZE_PER_MINUTE": "10000000",
+		})
+		for _, grant := range []string{"authorization_code", "refresh_token"} {
+			for _, clients := range []int{8, 32} {
+				b.Run(fmt.Sprintf("alg=%s/grant=%s/clients=%d", alg, grant, clients), func(b *testing.B) {
+					r := loadTokenEndpoint(b, f, pid, grant, clients, grants)
+					share := 0.0
+					for k, n := range r.signatures {
+						share += float64(n) * float64(sigCost[k])
+					}
+					share /= float64(r.cpu)
+					b.ReportMetric(float64(r.wall.Nanoseconds())/float64(r.grants), "ns/op")
+					b.ReportMetric(float64(r.grants)/r.wall.Seconds(), "grants/s")
+					b.ReportMetric(ms(r.p50), "p50-ms")
+					b.ReportMetric(ms(r.p99), "p99-ms")
+					b.ReportMetric(float64(r.cpu.Nanoseconds())/1e3/float64(r.grants), "cpu-µs/grant")
+					b.ReportMetric(float64(r.sigTotal())/float64(r.grants), "signatures/grant")
+					b.ReportMetric(share, "signing-share")
+				})
+			}
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+
+// loadResult is one measured case.
+type loadResult struct {
+	grants     int
+	wall, cpu  time.Duration
+	p50, p99   time.Duration
+	signatures map[string]int // JWS by algorithm, over all grants
+}
+
+func (r loadResult) sigTotal() int {
+	n := 0
+	for _, v := range r.signatures {
+		n += v
+	}
+	return n
+}
+
+// loadTokenEndpoint runs n grants of one type from `clients` concurrent
+// clients and measures them. Codes (browser logins through the dev IdP) and
+// the grants to refresh are made before the timed window.
+func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n int) loadResult {
+	c := f.Clients["gpt-apps-mcp"]
+	// One keep-alive connection per client, as separate clients have.
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	type job struct{ form url.Values }
+	perClient := make([][]job, clients)
+	switch grant {
+	case "authorization_code":
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		sem := make(chan struct{}, 4)
+		for i := range n + clients { // clients extra for warm-up
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				a := newAuthRequest(c)
+				code := f.authorize(a)
+				form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI}, "code_verifier": {a.Verifier}}
+				mu.Lock()
+				perClient[i%clients] = append(perClient[i%clients], job{form})
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+	case "refresh_token":
+		// Each client refreshes its own grant, chaining the rotated tokens.
+		for i := range clients {
+			perClient[i] = []job{{url.Values{"grant_type": {"refresh_token"}, "refresh_token": {f.fullFlow(c, newAuthRequest(c)).RefreshToken}}}}
+		}
+	}
+	do := func(form url.Values) (tokenResponse, time.Duration) {
+		body := url.Values{}
+		for k, v := range form {
+			body[k] = v
+		}
+		if c.AuthMethod == "client_secret_post" {
+			body.Set("client_id", c.ClientID)
+			body.Set("client_secret", c.ClientSecret)
+		}
+		req, _ := http.NewRequest(http.MethodPost, f.Base+"/oauth/token", strings.NewReader(body.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if c.AuthMethod == "client_secret_basic" || c.AuthMethod == "" {
+			req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+		}
+		t0 := time.Now()
+		resp, err := hc.Do(req)
+		if err != nil {
+			b.Errorf("token: %v", err)
+			return tokenResponse{}, 0
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		d := time.Since(t0)
+		var tr tokenResponse
+		_ = json.Unmarshal(raw, &tr)
+		tr.Status = resp.StatusCode
+		if tr.Status != http.StatusOK {
+			b.Errorf("%s: %d %s %s", grant, tr.Status, tr.Error, tr.Description)
+		}
+		return tr, d
+	}
+	for i := range clients {
+		if len(perClient[i]) == 0 {
+			b.Fatalf("client %d has nothing to redeem (a login failed)", i)
+		}
+	}
+	// Warm-up: one grant per client (connections, script cache).
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr, _ := do(perClient[i][0].form)
+			if grant == "refresh_token" {
+				perClient[i][0].form.Set("refresh_token", tr.RefreshToken)
+			} else {
+				perClient[i] = perClient[i][1:]
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	per := make([]int, clients)
+	for i := range n {
+		per[i%clients]++
+	}
+	lat := make([][]time.Duration, clients)
+	sigs := make([]map[string]int, clients)
+	cpu0 := processCPU(b, pid)
+	t0 := time.Now()
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sigs[i] = map[string]int{}
+			form := perClient[i][0].form
+			for k := range per[i] {
+				if grant == "authorization_code" {
+					form = perClient[i][k].form
+				}
+				tr, d := do(form)
+				lat[i] = append(lat[i], d)
+				for _, tok := range []string{tr.AccessToken, tr.IDToken} {
+					if alg := jwsAlg(tok); alg != "" {
+						sigs[i][alg]++
+					}
+				}
+				if grant == "refresh_token" {
+					form.Set("refresh_token", tr.RefreshToken)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(t0)
+	cpu := processCPU(b, pid) - cpu0
+	r := loadResult{grants: n, wall: wall, cpu: cpu, signatures: map[string]int{}}
+	var all []time.Duration
+	for i := range clients {
+		all = append(all, lat[i]...)
+		for k, v := range sigs[i] {
+			r.signatures[k] += v
+		}
+	}
+	slices.Sort(all)
+	r.p50, r.p99 = all[len(all)/2], all[(len(all)*99+99)/100-1]
+	return r
+}
+
+// jwsAlg is the "alg" of a compact JWS, "" for anything else.
+func jwsAlg(raw string) string {
+	if strings.Count(raw, ".") != 2 {
+		return ""
+	}
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	if err != nil {
+		return ""
+	}
+	return tok.Headers[0].Algorithm
+}
+
+// signatureCPU is the CPU time of one access-token signature with alg on
+// one core: a goroutine locked to its thread signs access-token claims for
+// at least 300 ms of CPU and divides its thread's CPU time
+// (/proc/thread-self/schedstat) by the count.
+func signatureCPU(b *testing.B, alg jose.SignatureAlgorithm) time.Duration {
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ring, err := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"rsa": rk}, "rsa")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if ring, err = ring.WithECKeys(map[string]*ecdsa.PrivateKey{"ec": ek}, "ec"); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	std := jwt.Claims{Issuer: "http://127.0.0.1:4000", Subject: "dev-user-0001", Audience: jwt.Audience{"http://127.0.0.1:4000/mcp"},
+		Expiry: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ID: rand.Text()}
+	priv := tokens.AccessClaims{ClientID: "gpt-apps-mcp", Scope: "openid profile email", AuthTime: now.Unix(),
+		Profile: tokens.Profile{Name: "Dev User", Email: "dev@example.com", EmailVerified: true, PreferredUsername: "dev"}}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c0, n := threadCPU(b), 0
+	for threadCPU(b)-c0 < 300*time.Millisecond {
+		for range 10 {
+			if _, err := ring.SignWith(alg, tokens.AccessTokenType, std, priv); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n += 10
+	}
+	return (threadCPU(b) - c0) / time.Duration(n)
+}
+
+// processCPU is the CPU time of process pid so far: the sum over its
+// threads (/proc/<pid>/task/*/schedstat, ns; a Go process keeps its
+// threads, so none of the window's CPU leaves with an exited thread).
+func processCPU(b *testing.B, pid int) time.Duration {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		b.Fatalf("CPU time of %d: %v", pid, err)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		sum += schedstat(b, t)
+	}
+	return sum
+}
+
+// threadCPU is the calling thread's CPU time so far.
+func threadCPU(b *testing.B) time.Duration { return schedstat(b, "/proc/thread-self/schedstat") }
+
+// schedstat reads the time spent on a CPU, in ns, the first field of a
+// schedstat file (Linux, CONFIG_SCHED_INFO).
+func schedstat(b *testing.B, path string) time.Duration {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatalf("CPU time: %v", err)
+	}
+	f := strings.Fields(string(raw))
+	if len(f) == 0 {
+		b.Fatalf("CPU time: %s is empty", path)
+	}
+	ns, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		b.Fatalf("CPU time: %s: %v", path, err)
+	}
+	return time.Duration(ns)
+}
+
+// startFleetProcess is startFleet with the auth-server in a process of its
+// own (this test binary re-executed) and dev-init's real secret hashes, as
+// in `make dev`. It returns the fleet and the auth-server's pid.
+func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
+	f := newFleet(b, env, "", false)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), authServerProcessEnv+"=1")
+	for k, v := range f.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(f.Base + "/.well-known/openid-configuration")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return f, cmd.Process.Pid
+			}
+		}
+		select {
+		case err := <-done:
+			b.Fatalf("auth-server exited: %v\n%s", err, out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("auth-server not serving after 60s\n%s", out.String())
+		}
 	}
 }
 

@@ -1,10 +1,12 @@
 package server_test
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -355,5 +357,88 @@ func TestES256AccessTokens(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(b), `"alg":"ES256"`) || !strings.Contains(string(b), `"crv":"P-256"`) {
 		t.Errorf("JWKS without the ES256 key: %s", b)
+	}
+}
+
+// TestGrantRoundTrips counts the auth-server's Redis round trips on the
+// grant path with MONITOR: commands on the code and grant keys, not counting
+// those a Lua script runs. A code grant reads the code once and commits in
+// one script; a refresh reads the grant and rotates in one script
+// (docs/reference/oauth.md, "State in Redis"; the issue's bound is 3).
+func TestGrantRoundTrips(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["gpt-apps-mcp"]
+	rdb := f.Redis.Client()
+	ctx := ctxT(t)
+	count := func(grant func() tokenResponse) (int, []string) {
+		t.Helper()
+		// MONITOR over a plain connection of its own: it streams one line
+		// per command ("+<time> [0 <client>] "cmd" "arg"…", "[0 lua]" for
+		// commands a script runs).
+		conn, err := net.Dial("tcp", f.Redis.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan string, 1000)
+		go func() {
+			defer close(ch)
+			sc := bufio.NewScanner(conn)
+			for sc.Scan() {
+				ch <- sc.Text()
+			}
+		}()
+		// MONITOR is live once it echoes our own marker.
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+			rdb.Echo(ctx, "start")
+			select {
+			case l := <-ch:
+				if strings.Contains(l, `"start"`) {
+					goto live
+				}
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		t.Fatal("MONITOR did not start")
+	live:
+		if tr := grant(); tr.Status != http.StatusOK {
+			t.Fatalf("grant: %d %s", tr.Status, tr.Error)
+		}
+		rdb.Echo(ctx, "end")
+		var trips []string
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case l := <-ch:
+				if strings.Contains(l, `"end"`) {
+					return len(trips), trips
+				}
+				if !strings.Contains(l, " lua]") && (strings.Contains(l, ":as:code:") || strings.Contains(l, ":as:grant:")) {
+					trips = append(trips, l)
+				}
+			case <-timeout:
+				t.Fatal("MONITOR did not see the end marker")
+			}
+		}
+	}
+	// Warm-up: go-redis loads each script on its first use (EVALSHA answers
+	// NOSCRIPT once, then EVAL); count the steady state.
+	warm := f.fullFlow(c, newAuthRequest(c))
+	if r := f.refresh(c, warm.RefreshToken); r.Status != http.StatusOK {
+		t.Fatalf("warm-up refresh: %d %s", r.Status, r.Error)
+	}
+	a := newAuthRequest(c)
+	code := f.authorize(a)
+	var tr tokenResponse
+	n, trips := count(func() tokenResponse { tr = f.exchange(c, a, code); return tr })
+	if n != 2 {
+		t.Errorf("authorization_code grant: %d round trips on the code and grant, want 2:\n%s", n, strings.Join(trips, "\n"))
+	}
+	n, trips = count(func() tokenResponse { return f.refresh(c, tr.RefreshToken) })
+	if n != 2 {
+		t.Errorf("refresh_token grant: %d round trips on the grant, want 2:\n%s", n, strings.Join(trips, "\n"))
 	}
 }

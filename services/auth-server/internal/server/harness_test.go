@@ -59,6 +59,16 @@ func startFleet(t testing.TB, env map[string]string) *fleet {
 // startFleetWith appends extraClients (YAML list items) to the registry.
 func startFleetWith(t testing.TB, env map[string]string, extraClients string) *fleet {
 	t.Helper()
+	f := newFleet(t, env, extraClients, true)
+	f.AS = testharness.RunService(t, server.Run, f.env)
+	return f
+}
+
+// newFleet prepares everything but the auth-server: Redis, the dev IdP,
+// dev-init's files (with cheap secret hashes when cheap is set) and the
+// auth-server's environment.
+func newFleet(t testing.TB, env map[string]string, extraClients string, cheap bool) *fleet {
+	t.Helper()
 	f := &fleet{t: t, Redis: testharness.StartRedis(t), Dir: t.TempDir()}
 	port := testharness.FreePort(t)
 	f.Base = fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -66,7 +76,9 @@ func startFleetWith(t testing.TB, env map[string]string, extraClients string) *f
 	if err := devinit.Init(f.Dir, f.Base, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	cheapHashes(t, f.Dir)
+	if cheap {
+		cheapHashes(t, f.Dir)
+	}
 	// A public client (PKCE, no secret) next to the dev clients.
 	reg, err := os.OpenFile(filepath.Join(f.Dir, "clients.yaml"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -111,7 +123,6 @@ func startFleetWith(t testing.TB, env map[string]string, extraClients string) *f
 	for k, v := range env {
 		f.env[k] = v
 	}
-	f.AS = testharness.RunService(t, server.Run, f.env)
 	return f
 }
 
