@@ -119,9 +119,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 	for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256} {
 		sigCost[string(alg)] = signatureCPU(b, alg)
 		b.Run("signatures/"+string(alg), func(b *testing.B) {
-			d := sigCost[string(alg)]
-			for b.Loop() {
-			}
+			d := sigCost[string(alg)] // measured above, in CPU time
 			b.ReportMetric(float64(d.Nanoseconds()), "ns/op")
 			b.ReportMetric(float64(d.Nanoseconds())/1e3, "cpu-µs/sig")
 			b.ReportMetric(1e9/float64(d.Nanoseconds()), "sig/s")
