@@ -16,17 +16,10 @@ import (
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
-// eventually polls cond every 10 ms until it holds or the bounded deadline
-// passes; it asserts that the state converges, not how fast.
+// eventually polls cond until it holds, within a bounded deadline.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %s", what, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testharness.Eventually(t, within, what, func() (bool, string) { return cond(), "false" })
 }
 
 func newSet(t *testing.T, rdb *redisx.Client, o revocation.Options) *revocation.Set {

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -46,20 +47,12 @@ func profileStatus(t *testing.T, base, tok string) (int, http.Header, string) {
 // saying revoked; the deadline bounds the loop, it is not a speed assertion.
 func refusedWithin(t *testing.T, base, tok string, within time.Duration, what string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	testharness.Eventually(t, within, what+": GET /actions/profile 401 invalid_token (revoked)", func() (bool, string) {
 		st, h, body := profileStatus(t, base, tok)
-		if st == http.StatusUnauthorized {
-			if !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`) || !strings.Contains(body, `"invalid_token"`) || !strings.Contains(body, "revoked") {
-				t.Errorf("%s: 401 with challenge %q and body %s, want invalid_token saying revoked", what, h.Get("WWW-Authenticate"), body)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: GET /actions/profile = %d after %s, want 401", what, st, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		challenge := h.Get("WWW-Authenticate")
+		return st == http.StatusUnauthorized && strings.Contains(challenge, `error="invalid_token"`) &&
+			strings.Contains(body, `"invalid_token"`) && strings.Contains(body, "revoked"), fmt.Sprintf("%d %q %s", st, challenge, body)
+	})
 }
 
 // TestRevokedGrantIsRefused: /actions/profile refuses a revoked grant's

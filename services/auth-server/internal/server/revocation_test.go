@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/revocation"
+	"github.com/tollgate/tollgate/services/platform/testharness"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -45,17 +47,10 @@ func (f *fleet) follower(o revocation.Options) follower {
 // the loop, it is not a measurement.
 func refusedWithin(t *testing.T, v *tokens.Verifier, raw string, within time.Duration, what string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	testharness.Eventually(t, within, what+": refused as revoked", func() (bool, string) {
 		_, err := v.Verify(context.Background(), raw)
-		if errors.Is(err, tokens.ErrInvalidToken) && strings.Contains(err.Error(), "revoked") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %v after %s, want invalid token (revoked)", what, err, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return errors.Is(err, tokens.ErrInvalidToken) && strings.Contains(err.Error(), "revoked"), fmt.Sprint(err)
+	})
 }
 
 // TestAccessTokensNameTheirGrant: the grant_id claim is the same in every

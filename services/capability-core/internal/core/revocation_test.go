@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -57,20 +58,10 @@ func fleetRedis(t *testing.T, r *testharness.Redis) *redisx.Client {
 // deadline bounds the loop, it is not a speed assertion.
 func refusedWithin(t *testing.T, id capabilityv1.IdentityServiceClient, raw string, within time.Duration, what string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	testharness.Eventually(t, within, what+": GetProfile UNAUTHENTICATED (revoked)", func() (bool, string) {
 		_, err := id.GetProfile(withToken(raw), &capabilityv1.GetProfileRequest{})
-		if status.Code(err) == codes.Unauthenticated {
-			if !strings.Contains(status.Convert(err).Message(), "revoked") {
-				t.Errorf("%s: message %q does not say revoked", what, status.Convert(err).Message())
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: GetProfile = %v after %s, want UNAUTHENTICATED", what, err, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return status.Code(err) == codes.Unauthenticated && strings.Contains(status.Convert(err).Message(), "revoked"), fmt.Sprint(err)
+	})
 }
 
 func accepted(t *testing.T, id capabilityv1.IdentityServiceClient, raw, what string) {

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/revocation"
+	"github.com/tollgate/tollgate/services/platform/testharness"
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
 
@@ -64,20 +66,10 @@ func (g *gw) authStatus(t *testing.T, method, path, token, session string) (int,
 // deadline bounds the loop, it is not a speed assertion.
 func (g *gw) refusedWithin(t *testing.T, method, path, token, session string, within time.Duration, what string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	testharness.Eventually(t, within, what+": "+method+" "+path+" 401 invalid_token", func() (bool, string) {
 		st, challenge := g.authStatus(t, method, path, token, session)
-		if st == http.StatusUnauthorized {
-			if !strings.Contains(challenge, `error="invalid_token"`) {
-				t.Errorf("%s: challenge %q, want error=\"invalid_token\"", what, challenge)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s %s = %d after %s, want 401", what, method, path, st, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return st == http.StatusUnauthorized && strings.Contains(challenge, `error="invalid_token"`), fmt.Sprintf("%d %q", st, challenge)
+	})
 }
 
 // TestRevokedGrantIsRefused: once a grant is revoked, its token is refused
