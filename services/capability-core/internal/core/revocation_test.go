@@ -114,3 +114,20 @@ func TestRevokedGrantIsRefusedOverGRPC(t *testing.T) {
 	refusedWithin(t, restarted, missed, time.Second, "after a restart (never announced)")
 	accepted(t, restarted, kept, "another grant after a restart")
 }
+
+// TestRedisDownAtStart: capability-core starts and serves while Redis is
+// down (verification does not need it), and follows revocations once
+// Redis is back.
+func TestRedisDownAtStart(t *testing.T) {
+	iss := tokentest.Start(t, issuer)
+	r := testharness.StartRedis(t)
+	r.Stop()
+	_, id := runCore(t, iss, r, "REVOCATION_RECONCILE_INTERVAL", "1s")
+	tok := iss.Mint(t, tokentest.Token{Audience: actsAud, Scope: "openid profile email", GrantID: "grant-later"})
+	accepted(t, id, tok, "with Redis down")
+	r.Start()
+	if err := revocation.NewRevoker(fleetRedis(t, r), time.Hour, nil).Revoke(context.Background(), "grant-later"); err != nil {
+		t.Fatal(err)
+	}
+	refusedWithin(t, id, tok, 15*time.Second, "once Redis is back")
+}
