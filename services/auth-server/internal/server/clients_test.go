@@ -278,4 +278,10 @@ func TestPrivateKeyJWT(t *testing.T) {
 	if r.Status != 401 || r.Error != "invalid_client" {
 		t.Errorf("replayed assertion: %d %s", r.Status, r.Error)
 	}
+	// private_key_jwt, as advertised for introspection, works there too.
+	resp, body := f.post("/oauth/introspect", c, url.Values{"token": {tr.AccessToken},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion(f.Base+"/oauth/token", rand.Text())}})
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"active":true`) || !strings.Contains(string(body), `"client_id":"pkj"`) {
+		t.Errorf("introspection with private_key_jwt: %d %s", resp.StatusCode, body)
+	}
 }
