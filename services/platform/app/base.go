@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,20 +15,24 @@ import (
 	"github.com/tollgate/tollgate/services/platform/buildinfo"
 	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/logging"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/telemetry"
 )
 
 // Listening is told the bound address of each server once all are bound
 // (tests start services on port 0 and learn their ports here).
 type Listening func(addrs map[string]net.Addr)
 
-// Base is what every service has: a logger, a metrics registry, readiness
-// checks and the admin listener.
+// Base is what every service has: a logger, a metrics registry, tracing,
+// readiness checks and the admin listener.
 type Base struct {
 	Config  config.Common
 	Log     *slog.Logger
 	Metrics *prometheus.Registry
-	Ready   *admin.Readiness
-	admin   *HTTP
+	// Telemetry is the service's tracing (OTEL_* settings; off when unset).
+	Telemetry *telemetry.Telemetry
+	Ready     *admin.Readiness
+	admin     *HTTP
 }
 
 // NewBase sets up logging to w, metrics and the admin listener of c.
@@ -42,14 +47,18 @@ func NewBase(c config.Common, w io.Writer) (*Base, error) {
 			ConstLabels: prometheus.Labels{"service": c.Service, "version": buildinfo.Version},
 		}, func() float64 { return 1 }),
 	)
+	tel, err := telemetry.New(context.Background(), c.Tracing)
+	if err != nil {
+		return nil, err
+	}
 	ready := admin.NewReadiness(2 * time.Second)
 	reg.MustRegister(ready.Collector())
 	adm, err := NewHTTP("admin", c.AdminAddr, admin.Handler(admin.Options{Gatherer: reg, Readiness: ready, Pprof: c.Pprof}))
 	if err != nil {
 		return nil, err
 	}
-	log.Info("starting", "version", buildinfo.Version, "env", string(c.Env))
-	return &Base{Config: c, Log: log, Metrics: reg, Ready: ready, admin: adm}, nil
+	log.Info("starting", "version", buildinfo.Version, "env", string(c.Env), "tracing", tel.Enabled())
+	return &Base{Config: c, Log: log, Metrics: reg, Telemetry: tel, Ready: ready, admin: adm}, nil
 }
 
 // Serve runs servers plus the admin listener until ctx ends, then drains:
@@ -63,8 +72,38 @@ func (b *Base) Serve(ctx context.Context, onListen Listening, servers ...Server)
 		}
 		onListen(addrs)
 	}
-	return Run(ctx, b.Log, b.Config.ShutdownTimeout, b.Ready.Drain, all...)
+	err := Run(ctx, b.Log, b.Config.ShutdownTimeout, b.Ready.Drain, all...)
+	b.flush()
+	return err
 }
 
 // Close releases the admin listener when start-up fails before Serve.
-func (b *Base) Close() { _ = b.admin.srv.Close(); _ = b.admin.ln.Close() }
+func (b *Base) Close() { _ = b.admin.srv.Close(); _ = b.admin.ln.Close(); b.flush() }
+
+// flush exports the spans still buffered, within a bounded time.
+func (b *Base) flush() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Telemetry.Shutdown(ctx); err != nil {
+		b.Log.Warn("could not flush traces", "err", err)
+	}
+}
+
+// Instrument adds the base's tracing and the Redis client metrics
+// (telemetry.InstrumentRedisMetrics) to rdb.
+func (b *Base) Instrument(rdb *redisx.Client) error {
+	if err := b.Telemetry.InstrumentRedis(rdb.Client); err != nil {
+		return err
+	}
+	return telemetry.InstrumentRedisMetrics(rdb.Client, b.Metrics)
+}
+
+// PublicHTTP wraps a service's public handler with the request id,
+// tracing, the request-duration histogram (in the base's registry) and,
+// when o.AccessLog is set, the access log (telemetry.Middleware).
+func (b *Base) PublicHTTP(h http.Handler, o telemetry.HTTPOptions) (http.Handler, error) {
+	if o.Registry == nil {
+		o.Registry = b.Metrics
+	}
+	return b.Telemetry.Middleware(h, o)
+}

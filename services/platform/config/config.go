@@ -173,10 +173,12 @@ type Common struct {
 	AdminAddr       string
 	Pprof           bool
 	ShutdownTimeout time.Duration
+	// Tracing is the OpenTelemetry export (OTEL_* variables; off when unset).
+	Tracing Tracing
 }
 
 // LoadCommon reads TOLLGATE_ENV, LOG_LEVEL, LOG_FORMAT, ADMIN_ADDR,
-// ADMIN_PPROF and SHUTDOWN_TIMEOUT.
+// ADMIN_PPROF, SHUTDOWN_TIMEOUT and the OTEL_* trace settings (LoadTracing).
 func LoadCommon(s *Source, service string) Common {
 	c := Common{
 		Service:         service,
@@ -185,6 +187,7 @@ func LoadCommon(s *Source, service string) Common {
 		AdminAddr:       s.String("ADMIN_ADDR", ":9100"),
 		Pprof:           s.Bool("ADMIN_PPROF", false),
 		ShutdownTimeout: s.Duration("SHUTDOWN_TIMEOUT", 20*time.Second),
+		Tracing:         LoadTracing(s, service),
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(s.String("LOG_LEVEL", "info"))); err != nil {
 		s.problems.Addf("LOG_LEVEL: %q is not a level (debug, info, warn, error)", s.String("LOG_LEVEL", ""))

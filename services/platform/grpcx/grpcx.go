@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tollgate/tollgate/services/platform/fault"
+	"github.com/tollgate/tollgate/services/platform/telemetry"
 )
 
 // ServerOptions configure NewServer.
@@ -31,6 +32,8 @@ type ServerOptions struct {
 	MaxDeadline time.Duration
 	// Unary interceptors run after the standard chain (authentication, for example).
 	Unary []grpc.UnaryServerInterceptor
+	// Telemetry traces every call (nil: not traced).
+	Telemetry *telemetry.Telemetry
 }
 
 // Server is a gRPC server with its health service.
@@ -40,7 +43,8 @@ type Server struct {
 }
 
 // NewServer returns a server with the standard interceptor chain, grpc.health.v1
-// and reflection registered. Register services, then serve it with app.NewGRPC.
+// and reflection registered. Every call gets a request id (the caller's
+// x-request-id metadata when well-formed). Register services, then serve it with app.NewGRPC.
 func NewServer(o ServerOptions) *Server {
 	if o.MaxDeadline == 0 {
 		o.MaxDeadline = 30 * time.Second
@@ -50,6 +54,7 @@ func NewServer(o ServerOptions) *Server {
 		o.Registry.MustRegister(metrics)
 	}
 	chain := []grpc.UnaryServerInterceptor{
+		unaryRequestID,
 		metrics.UnaryServerInterceptor(),
 		logging.UnaryServerInterceptor(slogAdapter(o.Logger), logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel)),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
@@ -60,11 +65,15 @@ func NewServer(o ServerOptions) *Server {
 		fault.UnaryServerInterceptor(o.Logger),
 	}
 	chain = append(chain, o.Unary...)
-	s := grpc.NewServer(
+	sopts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(chain...),
-		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor()),
+		grpc.ChainStreamInterceptor(streamRequestID, metrics.StreamServerInterceptor()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if o.Telemetry != nil {
+		sopts = append(sopts, o.Telemetry.GRPCServerOptions()...)
+	}
+	s := grpc.NewServer(sopts...)
 	hs := health.NewServer()
 	healthRegister(s, hs)
 	reflection.Register(s)
@@ -108,6 +117,8 @@ type ClientOptions struct {
 	Registry prom.Registerer
 	// Name distinguishes this client's metrics ("capability-core", "auth-server").
 	Name string
+	// Telemetry traces every call and propagates the trace (nil: not traced).
+	Telemetry *telemetry.Telemetry
 }
 
 // Dial returns a client connection to target (host:port). Connections are
@@ -119,6 +130,12 @@ func Dial(target string, o ClientOptions) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// The caller's request id travels in x-request-id metadata.
+		grpc.WithChainUnaryInterceptor(unaryClientRequestID),
+		grpc.WithChainStreamInterceptor(streamClientRequestID),
+	}
+	if o.Telemetry != nil {
+		opts = append(opts, o.Telemetry.GRPCDialOptions()...)
 	}
 	if o.Registry != nil {
 		m := prometheus.NewClientMetrics(
@@ -128,7 +145,7 @@ func Dial(target string, o ClientOptions) (*grpc.ClientConn, error) {
 		if err := o.Registry.Register(m); err != nil {
 			return nil, err
 		}
-		opts = append(opts, grpc.WithChainUnaryInterceptor(m.UnaryClientInterceptor()))
+		opts = append(opts, grpc.WithChainUnaryInterceptor(m.UnaryClientInterceptor()), grpc.WithChainStreamInterceptor(m.StreamClientInterceptor()))
 	}
 	return grpc.NewClient(target, opts...)
 }

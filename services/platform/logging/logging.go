@@ -35,6 +35,8 @@ var secretPatterns = []*regexp.Regexp{
 }
 
 // New returns a logger writing to w in the given format ("json" or "text").
+// Records logged with a context (InfoContext, …) also carry the context's
+// request id (request_id) and trace (trace_id, span_id).
 func New(w io.Writer, format string, level slog.Leveler, service string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact}
 	var h slog.Handler
@@ -43,7 +45,7 @@ func New(w io.Writer, format string, level slog.Leveler, service string) *slog.L
 	} else {
 		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(h).With("service", service)
+	return slog.New(contextHandler{h}).With("service", service)
 }
 
 func redact(_ []string, a slog.Attr) slog.Attr {

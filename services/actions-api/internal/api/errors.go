@@ -92,7 +92,7 @@ func (s *server) errorHandler(err error, c echo.Context) {
 	r := c.Request()
 	if ae.status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
-			"status", ae.status, "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+			"status", ae.status, "err", err)
 	}
 	h := c.Response().Header()
 	if ae.challenge != "" {

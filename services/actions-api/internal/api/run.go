@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
 	"github.com/tollgate/tollgate/services/platform/revocation"
+	"github.com/tollgate/tollgate/services/platform/telemetry"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -53,12 +54,12 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 			base.Close()
 		}
 	}()
-	authConn, err := grpcx.Dial(cfg.AuthGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "auth-server"})
+	authConn, err := grpcx.Dial(cfg.AuthGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "auth-server", Telemetry: base.Telemetry})
 	if err != nil {
 		return err
 	}
 	defer authConn.Close()
-	coreConn, err := grpcx.Dial(cfg.CoreGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "capability-core"})
+	coreConn, err := grpcx.Dial(cfg.CoreGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "capability-core", Telemetry: base.Telemetry})
 	if err != nil {
 		return err
 	}
@@ -68,6 +69,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 	defer rdb.Close()
+	if err := base.Instrument(rdb); err != nil {
+		return err
+	}
 	if cfg.Redis.CheckDurable {
 		if err := rdb.CheckDurable(ctx); err != nil {
 			return err
@@ -101,7 +105,13 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
-	h, err := app.NewHTTP("http", cfg.HTTPAddr, e)
+	// observe (above) logs each request and names its route; the platform
+	// middleware adds the request id, the trace and the latency histogram.
+	public, err := base.PublicHTTP(e, telemetry.HTTPOptions{})
+	if err != nil {
+		return err
+	}
+	h, err := app.NewHTTP("http", cfg.HTTPAddr, public)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/fault"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/telemetry"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -87,8 +88,9 @@ func (s *server) handler() (*echo.Echo, error) {
 	}
 	e.IPExtractor = addrs.String
 
+	// Request ids (X-Request-Id), traces and the latency histogram come from
+	// the platform middleware around echo (see Run).
 	e.Use(s.observe)
-	e.Use(middleware.RequestID())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -163,9 +165,11 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		r, res := c.Request(), c.Response()
 		op := s.ops[r.Method+" "+c.Path()]
+		route := c.Path()
 		if op == "" {
-			op = "other"
+			op, route = "other", telemetry.RouteOther
 		}
+		telemetry.SetRoute(r.Context(), route)
 		elapsed := time.Since(start)
 		s.requests.WithLabelValues(op, strconv.Itoa(res.Status)).Inc()
 		s.duration.WithLabelValues(op).Observe(elapsed.Seconds())
@@ -174,7 +178,7 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			level = slog.LevelWarn
 		}
 		s.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "operation", op,
-			"status", res.Status, "duration_ms", elapsed.Milliseconds(), "request_id", res.Header().Get(echo.HeaderXRequestID))
+			"status", res.Status, "duration_ms", elapsed.Milliseconds())
 		return nil
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/revocation"
+	"github.com/tollgate/tollgate/services/platform/telemetry"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -78,6 +79,8 @@ type Server struct {
 	// client secrets and hashes the ones dynamic registration issues.
 	addrs  *clientip.Resolver
 	hasher *clients.SecretHasher
+	// route names the route pattern of a request (telemetry).
+	route func(*http.Request) string
 }
 
 // New composes the provider.
@@ -331,7 +334,17 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /oauth/revoke", s.guard("revoke", true, s.revoke))
 	mux.Handle("POST /oauth/introspect", s.guard("introspect", true, s.introspect))
 	mux.Handle("POST /oauth/register", s.guard("register", true, s.register))
+	s.route = telemetry.MuxRoute(mux)
 	return s.cors(mux)
+}
+
+// Route is the route pattern of r ("/oauth/token", …), a bounded metric
+// label; call it after Handler.
+func (s *Server) Route(r *http.Request) string {
+	if s.route == nil {
+		return telemetry.RouteOther
+	}
+	return s.route(r)
 }
 
 // UpstreamReady reports whether the upstream IdP's discovery succeeds. It

@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/revocation"
+	"github.com/tollgate/tollgate/services/platform/telemetry"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -63,12 +64,16 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 	defer rdb.Close()
+	if err := base.Instrument(rdb); err != nil {
+		base.Close()
+		return err
+	}
 	base.Ready.AddDependency("redis", rdb.Ping) // reported, never gating (see admin.Readiness)
 	if static.Len() == 0 {
 		base.Log.Warn("the static client registry is empty; only self-registered clients can sign in")
 	}
 
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: base.Log, Registry: base.Metrics})
+	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: base.Log, Registry: base.Metrics, Telemetry: base.Telemetry})
 	base.Ready.OnDrain(srv.Health.Shutdown) // grpc.health.v1 answers NOT_SERVING while draining
 	authv1.RegisterKeySetServiceServer(srv, &KeySet{Issuer: cfg.Issuer, Ring: ring})
 	g, err := app.NewGRPC(cfg.GRPCAddr, srv.Server)
@@ -97,7 +102,12 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	// A rotated secret takes effect when the mounted registry changes.
 	go static.Watch(ctx, cfg.ClientsFile, clients.Rules{Resources: cfg.Resources(), Production: cfg.Production()},
 		cfg.ClientsReload, base.Log, o.CheckRegistry)
-	h, err := app.NewHTTP("http", cfg.HTTPAddr, o.Handler())
+	public, err := base.PublicHTTP(o.Handler(), telemetry.HTTPOptions{Route: o.Route, AccessLog: base.Log})
+	if err != nil {
+		base.Close()
+		return err
+	}
+	h, err := app.NewHTTP("http", cfg.HTTPAddr, public)
 	if err != nil {
 		base.Close()
 		return err

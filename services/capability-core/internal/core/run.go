@@ -35,7 +35,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 
-	authConn, err := grpcx.Dial(cfg.AuthGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "auth-server"})
+	authConn, err := grpcx.Dial(cfg.AuthGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "auth-server", Telemetry: base.Telemetry})
 	if err != nil {
 		base.Close()
 		return err
@@ -53,6 +53,10 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 			return err
 		}
 		defer rdb.Close()
+		if err := base.Instrument(rdb); err != nil {
+			base.Close()
+			return err
+		}
 		deps = append(deps, Dependency{Name: "redis", Check: rdb.Ping})
 		base.Ready.AddDependency("redis", rdb.Ping)
 		// Revoked grants are followed in memory (loaded now, then
@@ -75,9 +79,10 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	base.Ready.AddDependency("signing-keys", verifier.Ready)
 
 	srv := grpcx.NewServer(grpcx.ServerOptions{
-		Logger:   base.Log,
-		Registry: base.Metrics,
-		Unary:    []grpc.UnaryServerInterceptor{Authenticate(reg, verifier)},
+		Logger:    base.Log,
+		Registry:  base.Metrics,
+		Telemetry: base.Telemetry,
+		Unary:     []grpc.UnaryServerInterceptor{Authenticate(reg, verifier)},
 	})
 	base.Ready.OnDrain(srv.Health.Shutdown) // grpc.health.v1 answers NOT_SERVING while draining
 	capabilityv1.RegisterHealthServiceServer(srv, &Health{Service: "capability-core", Deps: deps})

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 
+	"github.com/tollgate/tollgate/services/platform/telemetry"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -135,18 +137,19 @@ func (g *Gateway) authenticate(transport string, next http.Handler) http.Handler
 		claims, err := g.verifier.Verify(r.Context(), raw)
 		switch {
 		case errors.Is(err, tokens.ErrKeysUnavailable):
-			g.log.Warn("token verification unavailable", "err", err)
+			g.log.WarnContext(r.Context(), "token verification unavailable", "err", err)
 			g.metrics.request(transport, r.Method, "unavailable")
 			w.Header().Set("Retry-After", "5")
 			writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "token verification is temporarily unavailable")
 			return
 		case err != nil:
-			g.log.Info("token refused", "err", err)
+			g.log.InfoContext(r.Context(), "token refused", "err", err)
 			g.metrics.request(transport, r.Method, "unauthorized")
 			g.unauthorized(w, "the access token is invalid, expired or not for this resource")
 			return
 		}
 		ctx := tokens.NewContext(r.Context(), claims)
+		telemetry.LogAttrs(ctx, slog.String("client_id", claims.ClientID))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

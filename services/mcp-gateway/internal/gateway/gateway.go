@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/telemetry"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 	"github.com/tollgate/tollgate/widgets"
 )
@@ -75,6 +76,8 @@ type Gateway struct {
 
 	streams  *streamSet // open GET /mcp and /sse streams, by hashed session id
 	localSSE sync.Map   // session id -> struct{}: legacy sessions whose stream is here
+
+	route func(*http.Request) string // route pattern of a request, once Handler is built
 }
 
 // New builds the gateway.
@@ -100,7 +103,7 @@ func New(d Deps) (*Gateway, error) {
 		streams:    newStreamSet(),
 	}
 	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
-	cat := &catalog{reg: d.Registry, core: d.Core, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics}
+	cat := &catalog{reg: d.Registry, core: d.Core, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics, log: d.Log}
 	tools, err := cat.tools()
 	if err != nil {
 		return nil, err
@@ -184,7 +187,23 @@ func (g *Gateway) Handler() http.Handler {
 	mux.Handle("/mcp", protect(transportStreamable, g.streamableSession(g.streamable)))
 	mux.Handle("/sse", protect(transportSSE, http.HandlerFunc(g.openSSE)))
 	mux.Handle("/messages", protect(transportSSE, http.HandlerFunc(g.postMessage)))
+	g.route = telemetry.MuxRoute(mux)
 	return g.checkHost(mux)
+}
+
+// Route is the route pattern of r ("/mcp", "/sse", "/app-ui/", …), a
+// bounded metric label; call it after Handler.
+func (g *Gateway) Route(r *http.Request) string {
+	if g.route == nil {
+		return telemetry.RouteOther
+	}
+	return g.route(r)
+}
+
+// Streaming reports the requests that hold a server-to-client stream open
+// (GET /mcp and GET /sse): their duration is the stream's life, not latency.
+func Streaming(r *http.Request) bool {
+	return r.Method == http.MethodGet && (r.URL.Path == "/mcp" || r.URL.Path == "/sse")
 }
 
 // checkOrigin refuses a browser request from an origin not in
@@ -231,7 +250,7 @@ func (g *Gateway) rateLimit(transport string, next http.Handler) http.Handler {
 		claims, _ := tokens.FromContext(r.Context())
 		res, err := g.limiter.Allow(r.Context(), "mcp", claims.Subject, g.limit)
 		if err != nil {
-			g.unavailable(w, transport, r.Method, err)
+			g.unavailable(w, r, transport, r.Method, err)
 			return
 		}
 		ratelimit.SetHeaders(w.Header(), res)
@@ -251,8 +270,8 @@ func (g *Gateway) rateLimit(transport string, next http.Handler) http.Handler {
 	})
 }
 
-func (g *Gateway) unavailable(w http.ResponseWriter, transport, method string, err error) {
-	g.log.Warn("session store unavailable", "err", err)
+func (g *Gateway) unavailable(w http.ResponseWriter, r *http.Request, transport, method string, err error) {
+	g.log.WarnContext(r.Context(), "session store unavailable", "err", err)
 	g.metrics.request(transport, methodLabel(method), "unavailable")
 	w.Header().Set("Retry-After", "5")
 	writeHTTPError(w, http.StatusServiceUnavailable, mcp.INTERNAL_ERROR, "temporarily unavailable; retry shortly")
@@ -264,8 +283,13 @@ type message struct {
 	ID     json.RawMessage `json:"id"`
 	Params struct {
 		Meta *mcp.Meta `json:"_meta"`
+		// Name is the tool of a tools/call.
+		Name string `json:"name"`
 	} `json:"params"`
 }
+
+// maxLoggedName bounds a caller-supplied name in the access log.
+const maxLoggedName = 64
 
 // readBody reads and restores a POST body, bounded by maxBody.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, message, bool) {
@@ -277,6 +301,11 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, message, bool) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	var m message
 	_ = json.Unmarshal(body, &m) // mcp-go reports malformed JSON itself
+	attrs := []slog.Attr{slog.String("mcp_method", methodLabel(m.Method))}
+	if m.Method == string(mcp.MethodToolsCall) {
+		attrs = append(attrs, slog.String("tool", truncate(m.Params.Name, maxLoggedName)))
+	}
+	telemetry.LogAttrs(r.Context(), attrs...)
 	return body, m, true
 }
 
@@ -290,6 +319,13 @@ func (g *Gateway) serve(transport, method string, next http.Handler, w http.Resp
 		status = http.StatusOK
 	}
 	g.metrics.request(transport, methodLabel(method), fmt.Sprint(status))
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // Shutdown ends every open stream so that the HTTP server can drain.

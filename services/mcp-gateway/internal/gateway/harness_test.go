@@ -62,6 +62,8 @@ type fleet struct {
 	Issuer   *tokentest.Issuer
 	CoreAddr string
 	core     *testharness.Process
+	// coreEnv is added to capability-core's environment (set before StartCore).
+	coreEnv map[string]string
 }
 
 func newFleet(t testing.TB) *fleet {
@@ -79,10 +81,14 @@ func (f *fleet) StartCore() {
 		return
 	}
 	f.CoreAddr = "127.0.0.1:" + strconv.Itoa(testharness.FreePort(f.t))
-	f.core = testharness.StartProcess(f.t, filepath.Join(binDir, "capability-core"), map[string]string{
+	env := map[string]string{
 		"GRPC_ADDR": f.CoreAddr, "ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": f.Issuer.Addr,
 		"MCP_RESOURCE_URL": resource, "ACTIONS_AUDIENCE": actionsAudience, "LOG_FORMAT": "text", "REDIS_URL": "",
-	}, f.CoreAddr)
+	}
+	for k, v := range f.coreEnv {
+		env[k] = v
+	}
+	f.core = testharness.StartProcess(f.t, filepath.Join(binDir, "capability-core"), env, f.CoreAddr)
 }
 
 // StopCore kills capability-core.
@@ -117,6 +123,7 @@ func (f *fleet) Token(sub, scope string) string {
 type gw struct {
 	URL   string // http://127.0.0.1:port
 	Admin string
+	Logs  fmt.Stringer // what the gateway logged (in-process gateways)
 	stop  func()
 }
 
@@ -124,7 +131,7 @@ type gw struct {
 func (f *fleet) Gateway(extra ...string) *gw {
 	f.t.Helper()
 	svc := testharness.RunService(f.t, gateway.Run, f.Env(extra...))
-	return &gw{URL: "http://" + svc.Addr("http"), Admin: "http://" + svc.Addr("admin"), stop: func() { _ = svc.Stop() }}
+	return &gw{URL: "http://" + svc.Addr("http"), Admin: "http://" + svc.Addr("admin"), Logs: svc.Logs, stop: func() { _ = svc.Stop() }}
 }
 
 // GatewayProcess runs the gateway binary, so that a test can kill it.

@@ -17,6 +17,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
 	"github.com/tollgate/tollgate/services/platform/revocation"
+	"github.com/tollgate/tollgate/services/platform/telemetry"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -36,12 +37,15 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return fail(err)
 	}
 	defer rdb.Close()
-	coreConn, err := grpcx.Dial(cfg.CoreGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "capability-core"})
+	if err := base.Instrument(rdb); err != nil {
+		return fail(err)
+	}
+	coreConn, err := grpcx.Dial(cfg.CoreGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "capability-core", Telemetry: base.Telemetry})
 	if err != nil {
 		return fail(err)
 	}
 	defer coreConn.Close()
-	authConn, err := grpcx.Dial(cfg.AuthGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "auth-server"})
+	authConn, err := grpcx.Dial(cfg.AuthGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "auth-server", Telemetry: base.Telemetry})
 	if err != nil {
 		return fail(err)
 	}
@@ -90,7 +94,13 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	defer stop()
 	g.Subscribe(sctx)
 
-	h, err := app.NewHTTP("http", cfg.HTTPAddr, g.Handler())
+	// Every request: an id, a trace, the latency histogram and one access-log
+	// line (HTTP method, MCP method, tool, status, duration, client_id).
+	public, err := base.PublicHTTP(g.Handler(), telemetry.HTTPOptions{Route: g.Route, Streaming: Streaming, AccessLog: base.Log})
+	if err != nil {
+		return fail(err)
+	}
+	h, err := app.NewHTTP("http", cfg.HTTPAddr, public)
 	if err != nil {
 		return fail(err)
 	}

@@ -29,7 +29,7 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 	id := session.NewID()
 	rec := session.Record{Subject: claims.Subject, ClientID: claims.ClientID, Transport: session.LegacySSE, Replica: g.replica}
 	if err := g.sessions.Create(r.Context(), id, rec); err != nil {
-		g.unavailable(w, transportSSE, r.Method, err)
+		g.unavailable(w, r, transportSSE, r.Method, err)
 		return
 	}
 	g.metrics.sessions.WithLabelValues(transportSSE, "created").Inc()
@@ -44,7 +44,7 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 3*time.Second)
 		defer cancel()
 		if _, err := g.sessions.Delete(dctx, id); err != nil {
-			g.log.Warn("could not delete ended SSE session", "err", err)
+			g.log.WarnContext(r.Context(), "could not delete ended SSE session", "err", err)
 		}
 		g.metrics.sessions.WithLabelValues(transportSSE, "deleted").Inc()
 	}()
@@ -83,7 +83,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
 		return
 	case err != nil:
-		g.unavailable(w, transportSSE, method, err)
+		g.unavailable(w, r, transportSSE, method, err)
 		return
 	}
 	if rec.Subject != claims.Subject || rec.Transport != session.LegacySSE {
@@ -97,7 +97,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := g.relay(r.Context(), rec.Replica, relayed{Session: id, Token: claims.Raw, Body: body})
 	if err != nil {
-		g.unavailable(w, transportSSE, method, err)
+		g.unavailable(w, r, transportSSE, method, err)
 		return
 	}
 	if n == 0 {

@@ -76,7 +76,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			id := session.NewID()
 			err := g.sessions.Create(ctx, id, session.Record{Subject: claims.Subject, ClientID: claims.ClientID, Transport: session.Streamable})
 			if err != nil {
-				g.unavailable(w, transportStreamable, method, err)
+				g.unavailable(w, r, transportStreamable, method, err)
 				return
 			}
 			g.metrics.sessions.WithLabelValues(transportStreamable, "created").Inc()
@@ -100,12 +100,12 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; initialize a new session")
 			return
 		case err != nil:
-			g.unavailable(w, transportStreamable, method, err)
+			g.unavailable(w, r, transportStreamable, method, err)
 			return
 		}
 		if rec.Subject != claims.Subject || rec.Transport != session.Streamable {
 			// Indistinguishable from an unknown session on purpose.
-			g.log.Info("session used by another subject or transport", "transport", rec.Transport)
+			g.log.InfoContext(ctx, "session used by another subject or transport", "transport", rec.Transport)
 			g.metrics.request(transportStreamable, methodLabel(method), "unknown_session")
 			writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; initialize a new session")
 			return
@@ -143,7 +143,7 @@ func (g *Gateway) afterInitialize(ctx context.Context, _ any, req *mcp.Initializ
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
 	if err := g.sessions.Negotiated(sctx, cs.SessionID(), res.ProtocolVersion, string(info), string(caps)); err != nil {
-		g.log.Warn("could not record the negotiated session", "err", err)
+		g.log.WarnContext(ctx, "could not record the negotiated session", "err", err)
 	}
 }
 

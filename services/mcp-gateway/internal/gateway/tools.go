@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -38,6 +39,7 @@ type catalog struct {
 	origin      string // public origin of widget assets
 	challenges  *challenger
 	metrics     *metrics
+	log         *slog.Logger
 }
 
 func boolPtr(b bool) *bool { return &b }
@@ -163,6 +165,7 @@ func (c *catalog) handler(t *registry.Tool) server.ToolHandlerFunc {
 		if err != nil {
 			result, msg := callError(err)
 			c.metrics.toolCall(t.Name, result)
+			c.logCallError(ctx, t.Name, result, err)
 			return errorResult(msg), nil
 		}
 		b, err := registry.MarshalOutput(out)
@@ -213,6 +216,19 @@ func rawArguments(req mcp.CallToolRequest) ([]byte, error) {
 			return nil, fmt.Errorf("invalid arguments: %v", err)
 		}
 		return b, nil
+	}
+}
+
+// logCallError logs a failed capability call that is not the caller's
+// doing, with the details the caller is not shown: unexpected failures at
+// error level, an unavailable capability-core at warn.
+func (c *catalog) logCallError(ctx context.Context, tool, result string, err error) {
+	st, _ := status.FromError(err)
+	switch result {
+	case "error":
+		c.log.ErrorContext(ctx, "tool call failed", "tool", tool, "grpc_code", st.Code().String(), "err", err)
+	case "unavailable":
+		c.log.WarnContext(ctx, "tool call failed: capability-core unavailable", "tool", tool, "grpc_code", st.Code().String(), "err", err)
 	}
 }
 

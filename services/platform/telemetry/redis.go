@@ -1,0 +1,167 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+// redisCommands bound the command label of the Redis metrics: the commands
+// the fleet and its libraries use and their close relatives. Any other
+// command is counted as "other".
+var redisCommands = func() map[string]bool {
+	m := map[string]bool{}
+	for _, c := range strings.Fields(`get set setnx setex psetex getdel getex getset mget mset del unlink exists
+		expire pexpire expireat pexpireat persist ttl pttl type incr incrby decr decrby
+		hget hset hsetnx hmget hmset hgetall hdel hincrby hexists hlen
+		sadd srem smembers sismember scard zadd zrem zrange zrangebyscore zremrangebyscore zcard zscore
+		lpush rpush lrange ltrim llen lpop rpop
+		xadd xrange xrevrange xlen xtrim xread
+		publish subscribe psubscribe unsubscribe punsubscribe
+		eval evalsha eval_ro evalsha_ro script
+		ping info config hello auth select client multi exec watch unwatch scan`) {
+		m[c] = true
+	}
+	return m
+}()
+
+// RedisCommandLabel bounds a Redis command name for use as a metric label.
+func RedisCommandLabel(name string) string {
+	n := strings.ToLower(name)
+	if redisCommands[n] {
+		return n
+	}
+	return "other"
+}
+
+// Redis command results: ok, miss (a nil reply, not an error), error (the
+// server refused the command) and unavailable (no answer: refused
+// connection, timeout, closed pool).
+const (
+	redisOK          = "ok"
+	redisMiss        = "miss"
+	redisError       = "error"
+	redisUnavailable = "unavailable"
+)
+
+// RedisResult classifies the outcome of a command.
+func RedisResult(err error) string {
+	var rerr redis.Error
+	switch {
+	case err == nil:
+		return redisOK
+	case errors.Is(err, redis.Nil):
+		return redisMiss
+	case errors.Is(err, context.Canceled):
+		return redisError // the caller gave up: no statement about Redis
+	case errors.As(err, &rerr) && !isNetError(err):
+		return redisError
+	}
+	return redisUnavailable
+}
+
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// redisMetrics is a go-redis hook recording every command and pipeline,
+// and a collector of the client's pool statistics.
+type redisMetrics struct {
+	client   *redis.Client
+	duration *prometheus.HistogramVec
+	up       atomic.Int32
+
+	upDesc, hits, misses, timeouts, stale, total, idle *prometheus.Desc
+}
+
+// InstrumentRedisMetrics registers the Redis client metrics of rdb with reg:
+//
+//   - tollgate_redis_command_duration_seconds{command,result}: every
+//     command (pipelines and transactions as "pipeline"), by bounded
+//     command name and result (ok, miss, error, unavailable);
+//   - tollgate_redis_up: 1 when the last command got an answer, 0 when it
+//     found Redis unreachable (readiness probes keep it current);
+//   - tollgate_redis_pool_*: the client's connection pool (hits, misses,
+//     timeouts, stale connections, total and idle connections).
+func InstrumentRedisMetrics(rdb *redis.Client, reg prometheus.Registerer) error {
+	m := &redisMetrics{
+		client: rdb,
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tollgate_redis_command_duration_seconds",
+			Help:    "Redis command latency by command and result (ok, miss, error, unavailable).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"command", "result"}),
+		upDesc:   prometheus.NewDesc("tollgate_redis_up", "1 when the last Redis command got an answer, 0 when Redis was unreachable.", nil, nil),
+		hits:     prometheus.NewDesc("tollgate_redis_pool_hits_total", "Times a free connection was found in the pool.", nil, nil),
+		misses:   prometheus.NewDesc("tollgate_redis_pool_misses_total", "Times no free connection was found in the pool.", nil, nil),
+		timeouts: prometheus.NewDesc("tollgate_redis_pool_timeouts_total", "Times a wait for a pool connection timed out.", nil, nil),
+		stale:    prometheus.NewDesc("tollgate_redis_pool_stale_connections_total", "Stale connections removed from the pool.", nil, nil),
+		total:    prometheus.NewDesc("tollgate_redis_pool_connections", "Connections in the pool.", nil, nil),
+		idle:     prometheus.NewDesc("tollgate_redis_pool_idle_connections", "Idle connections in the pool.", nil, nil),
+	}
+	m.up.Store(1)
+	for _, c := range []prometheus.Collector{m.duration, m} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	rdb.AddHook(m)
+	return nil
+}
+
+func (m *redisMetrics) observe(command string, start time.Time, err error) {
+	result := RedisResult(err)
+	m.duration.WithLabelValues(command, result).Observe(time.Since(start).Seconds())
+	switch result {
+	case redisUnavailable:
+		m.up.Store(0)
+	case redisOK, redisMiss, redisError:
+		if !errors.Is(err, context.Canceled) {
+			m.up.Store(1)
+		}
+	}
+}
+
+func (m *redisMetrics) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (m *redisMetrics) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmd)
+		m.observe(RedisCommandLabel(cmd.Name()), start, err)
+		return err
+	}
+}
+
+func (m *redisMetrics) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		m.observe("pipeline", start, err)
+		return err
+	}
+}
+
+func (m *redisMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.upDesc, m.hits, m.misses, m.timeouts, m.stale, m.total, m.idle} {
+		ch <- d
+	}
+}
+
+func (m *redisMetrics) Collect(ch chan<- prometheus.Metric) {
+	s := m.client.PoolStats()
+	ch <- prometheus.MustNewConstMetric(m.upDesc, prometheus.GaugeValue, float64(m.up.Load()))
+	ch <- prometheus.MustNewConstMetric(m.hits, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(m.misses, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(m.timeouts, prometheus.CounterValue, float64(s.Timeouts))
+	ch <- prometheus.MustNewConstMetric(m.stale, prometheus.CounterValue, float64(s.StaleConns))
+	ch <- prometheus.MustNewConstMetric(m.total, prometheus.GaugeValue, float64(s.TotalConns))
+	ch <- prometheus.MustNewConstMetric(m.idle, prometheus.GaugeValue, float64(s.IdleConns))
+}
