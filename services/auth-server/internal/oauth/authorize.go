@@ -72,7 +72,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, "authorize", http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
 			return
 		}
-		s.log.Info("authorize: unknown client", "client_id", clientID, "err", err)
+		s.log.InfoContext(r.Context(), "authorize: unknown client", "client_id", clientID, "err", err)
 		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_client", "unknown client: "+clientDescription(err))
 		return
 	}
@@ -155,7 +155,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	target, err := s.upstream.AuthURL(ctx, state, nonce, verifier)
 	if err != nil {
-		s.log.Warn("upstream unavailable", "err", err)
+		s.log.WarnContext(r.Context(), "upstream unavailable", "err", err)
 		_ = s.store.Delete(ctx, "pending", state)
 		redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
 		return
@@ -196,7 +196,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), code, desc)
 	}
 	if e := q.Get("error"); e != "" {
-		s.log.Info("upstream returned an error", "error", e, "description", q.Get("error_description"))
+		s.log.InfoContext(r.Context(), "upstream returned an error", "error", e, "description", q.Get("error_description"))
 		switch e {
 		case "access_denied", "login_required", "consent_required", "interaction_required", "account_selection_required":
 			redirectErr("access_denied", "the identity provider did not sign the user in ("+e+")")
@@ -214,7 +214,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.upstream.Exchange(ctx, code, p.Verifier, p.Nonce)
 	if err != nil {
-		s.log.Warn("upstream login failed", "err", err)
+		s.log.WarnContext(r.Context(), "upstream login failed", "err", err)
 		if errors.Is(err, errUpstreamUnreachable) {
 			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
 		} else {

@@ -39,9 +39,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 				return nil, err
 			}
 		}
+		// Zero series from the start, so that the rate-limit alert and the
+		// dashboard see every guarded endpoint before its first rejection.
+		for _, e := range guardedEndpoints {
+			m.rateLimited.WithLabelValues(e)
+		}
 	}
 	return m, nil
 }
+
+// guardedEndpoints are the endpoint labels of guard (Handler).
+var guardedEndpoints = []string{"authorize", "callback", "consent", "consent_revoke", "token", "userinfo", "revoke", "introspect", "register"}
 
 func (m *metrics) observeUpstream(op string, start time.Time, err error) {
 	result := "ok"

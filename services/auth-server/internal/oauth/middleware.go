@@ -68,7 +68,7 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		addr := s.remoteAddr(r)
 		res, err := s.limiter.Allow(r.Context(), endpoint, "addr:"+addr, s.limit(endpoint))
 		if err != nil {
-			s.log.Warn("rate limiter unavailable", "endpoint", endpoint, "err", err)
+			s.log.WarnContext(r.Context(), "rate limiter unavailable", "endpoint", endpoint, "err", err)
 			w.Header().Set("Retry-After", "5")
 			fail(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
 			return

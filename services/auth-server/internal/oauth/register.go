@@ -200,7 +200,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		secret = randomID() + randomID()
 		h, err := s.hasher.Hash(ctx, []byte(secret))
 		if err != nil {
-			s.log.Error("dynamic registration: cannot hash the client secret", "err", err)
+			s.log.ErrorContext(ctx, "dynamic registration: cannot hash the client secret", "err", err)
 			writeJSONError(w, http.StatusInternalServerError, "server_error", "could not register the client")
 			return
 		}

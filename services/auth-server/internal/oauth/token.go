@@ -67,9 +67,9 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string
 		client, clientID, authenticated = s.clientLabel(ar.GetClient()), ar.GetClient().GetID(), true
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
-		s.log.Error("token endpoint failed", "grant_type", grant, "err", err)
+		s.log.ErrorContext(r.Context(), "token endpoint failed", "grant_type", grant, "err", err)
 	} else {
-		s.log.Info("token request refused", "grant_type", grant, "client_id", clientID, "client_authenticated", authenticated, "error", code, "debug", fosite.ErrorToRFC6749Error(err).GetDescription()+" "+fosite.ErrorToRFC6749Error(err).Debug())
+		s.log.InfoContext(r.Context(), "token request refused", "grant_type", grant, "client_id", clientID, "client_authenticated", authenticated, "error", code, "debug", fosite.ErrorToRFC6749Error(err).GetDescription()+" "+fosite.ErrorToRFC6749Error(err).Debug())
 	}
 	s.metrics.grants.WithLabelValues(grant, client, code).Inc()
 	s.metrics.errors.WithLabelValues("token", code).Inc()

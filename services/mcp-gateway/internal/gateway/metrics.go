@@ -57,6 +57,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
+	// Zero series from the start for the bounded label sets alerts use.
+	for _, t := range []string{transportStreamable, transportSSE} {
+		m.streams.WithLabelValues(t)
+		m.requests.WithLabelValues(t, "POST", "rate_limited")
+	}
 	return m, nil
 }
 

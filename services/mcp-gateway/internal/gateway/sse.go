@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	"github.com/tollgate/tollgate/services/platform/logging"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
@@ -95,7 +96,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		g.serve(transportSSE, method, g.sse.MessageHandler(), w, r)
 		return
 	}
-	n, err := g.relay(r.Context(), rec.Replica, relayed{Session: id, Token: claims.Raw, Body: body})
+	n, err := g.relay(r.Context(), rec.Replica, relayed{Session: id, Token: claims.Raw, Body: body, RequestID: logging.RequestID(r.Context())})
 	if err != nil {
 		g.unavailable(w, r, transportSSE, method, err)
 		return
@@ -120,6 +121,9 @@ type relayed struct {
 	Session string          `json:"session"`
 	Token   string          `json:"token"`
 	Body    json.RawMessage `json:"body"`
+	// RequestID names the POST on the replica that received it, so that
+	// both replicas' log lines of the message share it.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 func (g *Gateway) inbox(replica string) string { return g.rdb.Key("mcp", "replica", replica) }
@@ -238,9 +242,10 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		g.metrics.relayed.WithLabelValues("dropped").Inc()
 		return
 	}
+	ctx = logging.WithRequestID(ctx, logging.RequestIDOrNew(m.RequestID))
 	claims, err := g.verifier.Verify(ctx, m.Token)
 	if err != nil {
-		g.log.Info("relayed message with a refused token", "err", err)
+		g.log.InfoContext(ctx, "relayed message with a refused token", "err", err)
 		g.metrics.relayed.WithLabelValues("dropped").Inc()
 		return
 	}

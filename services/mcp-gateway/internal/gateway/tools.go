@@ -105,6 +105,9 @@ func (c *catalog) tools() ([]server.ServerTool, error) {
 			return nil, err
 		}
 		out = append(out, server.ServerTool{Tool: desc, Handler: c.handler(t)})
+		// Zero series from the start, so that rates and alerts see every tool.
+		c.metrics.toolCalls.WithLabelValues(t.Name, "ok")
+		c.metrics.coreLatency.WithLabelValues(t.Name)
 	}
 	return out, nil
 }

@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/tollgate/tollgate/e2e/harness"
+	"github.com/tollgate/tollgate/services/platform/devfleet"
+)
+
+// monitoringFiles are the dashboard and alerting rules the chart ships.
+var monitoringFiles = []string{
+	"charts/tollgate/files/dashboards/tollgate.json",
+	"charts/tollgate/files/prometheus-rules.yaml",
+}
+
+// metricName matches the fleet's metric names in PromQL text, once
+// templates ({{…}}: Helm values, Grafana legends) and then label matchers
+// ({…}) and grouping clauses (by (…)) are cut out.
+var (
+	metricName = regexp.MustCompile(`\b(?:tollgate|grpc|process)_[a-z0-9_]+\b`)
+	templates  = regexp.MustCompile(`\{\{.*?\}\}`)
+	notMetrics = regexp.MustCompile(`\{[^}]*\}|\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
+)
+
+// scrapeFleet returns every metric family each service exports, by name.
+func scrapeFleet(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	all := map[string]*dto.MetricFamily{}
+	for _, name := range devfleet.Services {
+		resp, err := http.Get(fleet.AdminURL(name) + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err := parser.TextToMetricFamilies(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s /metrics: %v", name, err)
+		}
+		for n, mf := range mfs {
+			if prev, ok := all[n]; ok {
+				prev.Metric = append(prev.Metric, mf.Metric...)
+				continue
+			}
+			all[n] = mf
+		}
+	}
+	return all
+}
+
+// exercise sends the requests that give every metric family a series:
+// public HTTP on each service, an OAuth error, an MCP refusal, an
+// authorization request (upstream discovery).
+func exercise(t *testing.T) {
+	t.Helper()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(method, path string, form url.Values) {
+		var body *strings.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		} else {
+			body = strings.NewReader("")
+		}
+		req, _ := http.NewRequest(method, fleet.Origin+path, body)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	do("GET", "/.well-known/openid-configuration", nil)
+	do("GET", "/actions/openapi.json", nil)
+	do("GET", "/health", nil)
+	do("POST", "/mcp", nil)
+	do("POST", "/oauth/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {"no-such-client"}, "code": {"x"}})
+	if c, ok := fleet.Client("gpt-apps-mcp"); ok {
+		do("GET", "/oauth/authorize?"+url.Values{
+			"response_type": {"code"}, "client_id": {c.ClientID}, "redirect_uri": {c.RedirectURIs[0]},
+			"scope": {"openid"}, "state": {"s-monitoring"}, "resource": {fleet.Origin + "/mcp"},
+			"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"},
+		}.Encode(), nil)
+	}
+}
+
+// TestDashboardAndAlertsUseExportedMetrics: every metric the chart's
+// Grafana dashboard and PrometheusRule reference is exported by a service
+// of the running fleet, so a renamed metric cannot silently blank a panel
+// or an alert.
+func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
+	exercise(t)
+	exported := map[string]bool{}
+	for name, mf := range scrapeFleet(t) {
+		exported[name] = true
+		if mf.GetType() == dto.MetricType_HISTOGRAM {
+			for _, s := range []string{"_bucket", "_count", "_sum"} {
+				exported[name+s] = true
+			}
+		}
+	}
+	for _, f := range monitoringFiles {
+		refs := map[string]bool{}
+		for _, expr := range expressions(t, f) {
+			for _, m := range metricName.FindAllString(notMetrics.ReplaceAllString(templates.ReplaceAllString(expr, "x"), " "), -1) {
+				refs[m] = true
+			}
+		}
+		if len(refs) < 5 {
+			t.Fatalf("%s references only %v", f, refs)
+		}
+		var missing []string
+		for m := range refs {
+			if !exported[m] {
+				missing = append(missing, m)
+			}
+		}
+		sort.Strings(missing)
+		if len(missing) > 0 {
+			t.Errorf("%s references metrics no service exports: %v", f, missing)
+		}
+	}
+}
+
+// expressions returns the PromQL of a dashboard (every "expr" and
+// variable "query") or of a rules file (every rule's expr).
+func expressions(t *testing.T, file string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(harness.RepoRoot(), file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := yaml.Unmarshal(b, &doc); err != nil { // JSON is YAML
+		t.Fatalf("%s: %v", file, err)
+	}
+	var out []string
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, c := range v {
+				if s, ok := c.(string); ok && (k == "expr" || k == "query" || k == "definition") {
+					out = append(out, s)
+				}
+				walk(c)
+			}
+		case []any:
+			for _, c := range v {
+				walk(c)
+			}
+		}
+	}
+	walk(doc)
+	return out
+}
+
+// TestMetricLabelsStayBounded: requests that put a marker in every part a
+// caller controls (path, method, OAuth parameters, MCP method, request id)
+// leave no trace of it in any label value of any service.
+func TestMetricLabelsStayBounded(t *testing.T) {
+	const marker = "zq7marker"
+	paths := []string{"/mcp/" + marker, "/oauth/" + marker, "/actions/" + marker, "/.well-known/" + marker, "/app-ui/" + marker, "/" + marker}
+	for _, p := range paths {
+		for _, m := range []string{"GET", "POST", strings.ToUpper(marker)} {
+			req, _ := http.NewRequest(m, fleet.Origin+p+"?"+marker+"="+marker, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"`+marker+`"}`))
+			req.Header.Set("X-Request-Id", marker)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	}
+	for _, form := range []url.Values{
+		{"grant_type": {marker}, "client_id": {marker}},
+		{"grant_type": {"refresh_token"}, "client_id": {marker}, "refresh_token": {marker}},
+		{"token": {marker}, "client_id": {marker}},
+	} {
+		for _, p := range []string{"/oauth/token", "/oauth/revoke", "/oauth/introspect"} {
+			resp, err := http.PostForm(fleet.Origin+p, form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	}
+	for name, mf := range scrapeFleet(t) {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if strings.Contains(strings.ToLower(lp.GetValue()), marker) {
+					t.Errorf("%s{%s=%q}: a caller's value reached a label", name, lp.GetName(), lp.GetValue())
+				}
+			}
+		}
+	}
+}
