@@ -80,6 +80,33 @@ func TestCluster(t *testing.T) {
 		})
 	}
 
+	// The guide's minimal values without the Secrets they name: the install
+	// stops at once and names them; with them (as the guide's commands make
+	// them) it deploys.
+	t.Run("install/docs-minimal", func(t *testing.T) {
+		cp.t = t
+		const ns = "tollgate-docs"
+		cp.kubectlOK(timeout(t, time.Minute), "create", "namespace", ns)
+		values := filepath.Join(t.TempDir(), "my-values.yaml")
+		writeFile(t, values, []byte(docsBlock(t, docsMinimalValues, "yaml")))
+		start := time.Now()
+		out, err := run(timeout(t, 6*time.Minute), helmEnv, helm, "install", "tollgate", chartDir(t), "-n", ns, "-f", values, "--wait", "--timeout=5m")
+		if err == nil || !strings.Contains(err.Error()+out, `Secret "tollgate-upstream" (upstream.existingSecret) does not exist in namespace tollgate-docs`) ||
+			!strings.Contains(err.Error()+out, `Secret "tollgate-clients" (authServer.clients.existingSecret) does not exist`) {
+			t.Fatalf("install without the referenced Secrets: err=%v\n%s", err, out)
+		}
+		t.Logf("refused in %s", time.Since(start).Round(time.Millisecond))
+		cp.kubectlOK(timeout(t, time.Minute), "-n", ns, "create", "secret", "generic", "tollgate-upstream", "--from-literal=client-secret=test-upstream-secret")
+		clients := filepath.Join(t.TempDir(), "clients.yaml")
+		writeFile(t, clients, []byte("clients: []\n"))
+		cp.kubectlOK(timeout(t, time.Minute), "-n", ns, "create", "secret", "generic", "tollgate-clients", "--from-file=clients.yaml="+clients)
+		if out, err := run(timeout(t, 6*time.Minute), helmEnv, helm, "install", "tollgate", chartDir(t), "-n", ns, "-f", values, "--wait", "--timeout=5m"); err != nil {
+			t.Log(cp.describe(ns))
+			t.Fatalf("%v\n%s", err, out)
+		}
+		cp.expectAvailable(t, ns, 4)
+	})
+
 	t.Run("server rejects invalid objects", func(t *testing.T) {
 		cp.t = t
 		manifests, err := run(timeout(t, time.Minute), helmEnv, helm, "template", "tollgate", chartDir(t), "-f", cases["minimal"])

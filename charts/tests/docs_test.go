@@ -1,0 +1,120 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// TestDocsCreateTheSecretsTheMinimalValuesReference reads the deployment
+// guide's minimal my-values.yaml and the secret commands just before it,
+// and checks that the commands create exactly the Secrets (and keys) the
+// values reference by name: a first install that follows the guide
+// literally must not wait for a Secret nobody created.
+func TestDocsCreateTheSecretsTheMinimalValuesReference(t *testing.T) {
+	commands := docsBlock(t, docsSecretCommands, "sh")
+	values := docsBlock(t, docsMinimalValues, "yaml")
+
+	// What the commands create: secret name -> keys.
+	created := map[string][]string{}
+	create := regexp.MustCompile(`create secret generic (\S+)((?:\s*\\?\n?\s*--from-(?:literal|file)=[^\s]+)+)`)
+	key := regexp.MustCompile(`--from-(?:literal|file)=([^=\s]+)`)
+	for _, m := range create.FindAllStringSubmatch(commands, -1) {
+		for _, k := range key.FindAllStringSubmatch(m[2], -1) {
+			created[m[1]] = append(created[m[1]], filepath.Base(k[1]))
+		}
+	}
+
+	// What the values reference, with the chart's default key names.
+	var v struct {
+		Upstream struct {
+			ExistingSecret    string `json:"existingSecret"`
+			ExistingSecretKey string `json:"existingSecretKey"`
+		} `json:"upstream"`
+		AuthServer struct {
+			SigningKeys struct {
+				ExistingSecret string `json:"existingSecret"`
+				Active         string `json:"active"`
+			} `json:"signingKeys"`
+			Clients struct {
+				ExistingSecret    string `json:"existingSecret"`
+				ExistingSecretKey string `json:"existingSecretKey"`
+			} `json:"clients"`
+			TokenSecret struct {
+				ExistingSecret    string `json:"existingSecret"`
+				ExistingSecretKey string `json:"existingSecretKey"`
+			} `json:"tokenSecret"`
+		} `json:"authServer"`
+	}
+	if err := yaml.Unmarshal([]byte(values), &v); err != nil {
+		t.Fatalf("the guide's my-values.yaml: %v", err)
+	}
+	def := func(s, d string) string {
+		if s == "" {
+			return d
+		}
+		return s
+	}
+	referenced := map[string][]string{}
+	add := func(name, k string) {
+		if name != "" {
+			referenced[name] = append(referenced[name], k)
+		}
+	}
+	add(v.Upstream.ExistingSecret, def(v.Upstream.ExistingSecretKey, "client-secret"))
+	add(v.AuthServer.Clients.ExistingSecret, def(v.AuthServer.Clients.ExistingSecretKey, "clients.yaml"))
+	add(v.AuthServer.TokenSecret.ExistingSecret, def(v.AuthServer.TokenSecret.ExistingSecretKey, "token-hmac-secret"))
+	add(v.AuthServer.SigningKeys.ExistingSecret, v.AuthServer.SigningKeys.Active+".pem")
+	if len(referenced) == 0 {
+		t.Fatal("the guide's minimal values reference no Secret: this test checks nothing")
+	}
+	for _, m := range []map[string][]string{created, referenced} {
+		for _, ks := range m {
+			sort.Strings(ks)
+		}
+	}
+	for name, keys := range referenced {
+		if strings.Join(created[name], ",") != strings.Join(keys, ",") {
+			t.Errorf("the values reference Secret %s with keys %v; the documented commands create %v", name, keys, created[name])
+		}
+	}
+	for name := range created {
+		if _, ok := referenced[name]; !ok {
+			t.Errorf("the documented commands create Secret %s, which the minimal values do not reference", name)
+		}
+	}
+}
+
+// Where the deployment guide keeps its first-install secret commands and
+// its minimal values.
+const (
+	docsSecretCommands = "Create\nexactly these two before installing"
+	docsMinimalValues  = "A minimal `my-values.yaml`"
+)
+
+// docsBlock returns the first ```lang block after the text after in
+// docs/deployment/README.md.
+func docsBlock(t *testing.T, after, lang string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "deployment", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i := strings.Index(doc, after)
+	if i < 0 {
+		t.Fatalf("docs/deployment/README.md no longer says %q", after)
+	}
+	rest := doc[i:]
+	j := strings.Index(rest, "```"+lang+"\n")
+	if j < 0 {
+		t.Fatalf("no ```%s block after %q", lang, after)
+	}
+	rest = rest[j+len(lang)+4:]
+	return rest[:strings.Index(rest, "```")]
+}
