@@ -24,7 +24,8 @@ import (
 //     budget; with the budget spent, wrong secrets answer 429 and bcrypt
 //     checks of secrets not verified before are not run at all.
 //  4. After authentication the request spends one token of the verified
-//     client id's bucket.
+//     client id's bucket; a public client, which proves nothing, spends one
+//     of its bucket at the client address.
 //
 // A refusal in 2–4 that is not "wrong secret" (429 back-off or limit, 503
 // busy) is answered by guard whatever fosite's handler wrote.
@@ -139,7 +140,15 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 			return nil, err
 		}
 		if ca := clientAuthFrom(ctx); ca != nil {
-			res, err := s.limiter.Allow(ctx, ca.endpoint+clientScopeSuffix, c.GetID(), ratelimit.PerMinute(s.cfg.RateToken))
+			// A public client proves nothing (RFC 6749 §2.1): its id is only
+			// claimed, so its bucket is per (client id, address); keyed on
+			// the id alone, anyone naming the client could spend the budget
+			// of all its users.
+			subject := c.GetID()
+			if c.IsPublic() {
+				subject += "\x00" + ca.addr
+			}
+			res, err := s.limiter.Allow(ctx, ca.endpoint+clientScopeSuffix, subject, ratelimit.PerMinute(s.cfg.RateToken))
 			if err != nil {
 				ca.refuse(http.StatusServiceUnavailable, 5*time.Second, "the service is temporarily unavailable; retry later")
 				return nil, errClientRefused

@@ -376,6 +376,34 @@ func TestClientAddressAndBuckets(t *testing.T) {
 		assertLimited(t, "5th revocation of the client", revoke(apps.ClientSecret, "203.0.113.140"))
 	})
 
+	t.Run("a public client's bucket is not spent by others", func(t *testing.T) {
+		// A public client proves nothing (RFC 6749 §2.1): its client_id is
+		// a claim, so anyone naming it from another address must not spend
+		// the bucket its real users need.
+		pub := f.Clients["test-public"]
+		for i := range 5 {
+			r := f.clientCall(clientReq{Form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {pub.ClientID}},
+				ForwardFor: fmt.Sprintf("198.51.100.%d", 150+i)})
+			if r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+				t.Fatalf("anonymous request %d naming the public client: %d %s", i, r.Status, r.Error)
+			}
+		}
+		a := newAuthRequest(pub)
+		code := f.authorize(a)
+		r := f.clientCall(clientReq{Form: url.Values{"grant_type": {"authorization_code"}, "code": {code}, "client_id": {pub.ClientID},
+			"redirect_uri": {a.RedirectURI}, "code_verifier": {a.Verifier}}, ForwardFor: "203.0.113.170"})
+		if r.Status != http.StatusOK || r.AccessToken == "" {
+			t.Fatalf("the public client's real user after others named it: %d %s %s", r.Status, r.Error, r.Description)
+		}
+		// Its own address still has a per-client budget (4/min here).
+		var last tokenResponse
+		for range 4 {
+			last = f.clientCall(clientReq{Form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {pub.ClientID}}, ForwardFor: "203.0.113.171"})
+		}
+		assertLimited(t, "5th request of the public client from one address", f.clientCall(clientReq{Form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {pub.ClientID}}, ForwardFor: "203.0.113.171"}))
+		_ = last
+	})
+
 	t.Run("one authentication method per request", func(t *testing.T) {
 		apps := f.Clients["gpt-apps-mcp"]
 		for name, c := range map[string]clientReq{
