@@ -1,12 +1,15 @@
 // Package logging builds the fleet's slog loggers: JSON in clusters, text on
-// a terminal, and secrets redacted wherever they appear in attributes.
+// a terminal, secrets redacted wherever they appear in attributes, and every
+// value bounded in size (MaxValueBytes).
 package logging
 
 import (
 	"io"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Redacted replaces secret values in logs.
@@ -34,6 +37,32 @@ var secretPatterns = []*regexp.Regexp{
 	regexp.MustCompile(`(?i)(rediss?://[^:/@\s]*:)[^@\s]+@`),
 }
 
+// MaxValueBytes bounds one string (or error) attribute value in a log line:
+// a request never decides how large a line gets (a client id of 1 MB in an
+// HTTP Basic header used to be written whole, twice per request). Longer
+// values keep their first MaxValueBytes bytes and end in "…[N bytes]", N
+// being the original length.
+const MaxValueBytes = 4096
+
+// Bound scrubs s (Scrub) and cuts the result to MaxValueBytes, at a UTF-8
+// boundary, ending it in "…[N bytes]". Scrubbing reads at most
+// 4×MaxValueBytes: a secret that starts beyond that is cut away anyway.
+func Bound(s string) string {
+	n := len(s)
+	if n > 4*MaxValueBytes {
+		s = s[:4*MaxValueBytes]
+	}
+	s = Scrub(s)
+	if n <= MaxValueBytes && len(s) <= MaxValueBytes {
+		return s
+	}
+	cut := min(len(s), MaxValueBytes)
+	for cut > 0 && cut < len(s) && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…[" + strconv.Itoa(n) + " bytes]"
+}
+
 // New returns a logger writing to w in the given format ("json" or "text").
 // Records logged with a context (InfoContext, …) also carry the context's
 // request id (request_id) and trace (trace_id, span_id).
@@ -55,13 +84,13 @@ func redact(_ []string, a slog.Attr) slog.Attr {
 	switch a.Value.Kind() {
 	case slog.KindString:
 		if s := a.Value.String(); s != "" {
-			if r := Scrub(s); r != s {
+			if r := Bound(s); r != s {
 				return slog.String(a.Key, r)
 			}
 		}
 	case slog.KindAny:
 		if err, ok := a.Value.Any().(error); ok {
-			return slog.String(a.Key, Scrub(err.Error()))
+			return slog.String(a.Key, Bound(err.Error()))
 		}
 	}
 	return a

@@ -2,10 +2,13 @@ package logging
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestSecretsNeverReachTheLog(t *testing.T) {
@@ -42,5 +45,36 @@ func TestTextFormat(t *testing.T) {
 	New(&buf, "text", slog.LevelInfo, "svc").Info("shown", "password", "pw")
 	if strings.Contains(buf.String(), "hidden") || strings.Contains(buf.String(), "pw\n") || !strings.Contains(buf.String(), "service=svc") {
 		t.Fatalf("unexpected text log: %q", buf.String())
+	}
+}
+
+// TestValuesBounded: a value of any size becomes at most MaxValueBytes (cut
+// at a UTF-8 boundary) plus its original length; a secret in it is still
+// redacted; short values are unchanged.
+func TestValuesBounded(t *testing.T) {
+	var buf bytes.Buffer
+	log := New(&buf, "json", slog.LevelInfo, "svc")
+	huge := "é" + strings.Repeat("ab", MaxValueBytes) + "é"
+	tok := "Bearer abcdefghijklmnop"
+	log.Info("m", "client_id", huge, "note", tok+" "+strings.Repeat("x", 5*MaxValueBytes), "short", "ok", "err", errors.New(huge))
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"client_id", "err"} {
+		v := line[k].(string)
+		want := "…[" + strconv.Itoa(len(huge)) + " bytes]"
+		if !strings.HasSuffix(v, want) || len(v) > MaxValueBytes+len(want) || !utf8.ValidString(v) {
+			t.Errorf("%s: %d bytes, ends %q, want ≤ %d bytes ending %q", k, len(v), v[len(v)-20:], MaxValueBytes+len(want), want)
+		}
+	}
+	if note := line["note"].(string); strings.Contains(note, "abcdefghijklmnop") || !strings.HasPrefix(note, Redacted) {
+		t.Errorf("the secret of a long value is not redacted: %.60s", note)
+	}
+	if line["short"] != "ok" {
+		t.Errorf("short value changed: %v", line["short"])
+	}
+	if got := Bound("ok"); got != "ok" {
+		t.Errorf("Bound(ok) = %q", got)
 	}
 }

@@ -86,7 +86,8 @@ type Logger struct{ log *slog.Logger }
 
 // New writes audit events to w as JSON lines tagged "log.type":"audit" and
 // "service":service. Attributes whose keys name secrets are redacted as in
-// the service log, as a second line of defence.
+// the service log, as a second line of defence, and every value is cut to
+// logging.MaxValueBytes (a claimed client id is whatever a request sends).
 func New(w io.Writer, service string) *Logger {
 	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: redact})
 	return &Logger{log: slog.New(h).With("log.type", "audit", "service", service)}
@@ -138,7 +139,7 @@ func redact(_ []string, a slog.Attr) slog.Attr {
 	}
 	if a.Value.Kind() == slog.KindString {
 		if s := a.Value.String(); s != "" {
-			if r := logging.Scrub(s); r != s {
+			if r := logging.Bound(s); r != s {
 				return slog.String(a.Key, r)
 			}
 		}

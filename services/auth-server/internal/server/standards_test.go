@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/dev-idp/idptest"
+	"github.com/tollgate/tollgate/services/platform/logging"
 )
 
 // standardsClients are extra registry entries: a confidential client that
@@ -500,5 +502,50 @@ func TestCIMDAllowedHosts(t *testing.T) {
 	p = consentFlow(t, f, newAuthRequest(c), "approve", true)
 	if p.Location == nil || p.Location.Query().Get("code") == "" {
 		t.Errorf("client id on a listed host: %d %v", p.Status, p.Location)
+	}
+}
+
+// TestLogLinesBoundedWhateverTheRequest: a request never decides how large
+// a log line gets. A 200 KB client id in HTTP Basic, in the body, and at the
+// authorization endpoint used to be written whole to the service log and
+// to the audit log (two 200 KB lines per request, ~600 requests/min per
+// address). Every value is cut to logging.MaxValueBytes and says its length.
+func TestLogLinesBoundedWhateverTheRequest(t *testing.T) {
+	f := startFleet(t, nil)
+	huge := strings.Repeat("a", 200<<10)
+	if r := f.clientCall(clientReq{BasicUser: huge, BasicPass: "x", Form: badRefresh()}); r.Status != http.StatusUnauthorized || r.Error != "invalid_client" {
+		t.Fatalf("huge Basic client id: %d %s", r.Status, r.Error)
+	}
+	form := badRefresh()
+	form.Set("client_id", huge[:60<<10])
+	form.Set("client_secret", "x")
+	if r := f.clientCall(clientReq{Form: form}); r.Status != http.StatusUnauthorized || r.Error != "invalid_client" {
+		t.Fatalf("huge body client id: %d %s", r.Status, r.Error)
+	}
+	resp, err := http.Get(f.Base + "/oauth/authorize?response_type=code&client_id=" + huge[:30<<10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cut := map[string]bool{}
+	for _, n := range []int{len(huge), 60 << 10, 30 << 10} {
+		cut[fmt.Sprintf("…[%d bytes]", n)] = true
+	}
+	var named int
+	for _, e := range auditEvents(t, f) {
+		if id, _ := e["client_id"].(string); strings.HasPrefix(id, "aaaa") {
+			named++
+			if i := strings.LastIndex(id, "…"); i < 0 || !cut[id[i:]] {
+				t.Errorf("audit client_id not cut with its length: …%s", id[max(0, len(id)-30):])
+			}
+		}
+	}
+	if named < 3 {
+		t.Errorf("%d audit events name the huge client ids, want 3", named)
+	}
+	for _, line := range strings.Split(f.AS.Logs.String(), "\n") {
+		if len(line) > 2*logging.MaxValueBytes {
+			t.Errorf("log line of %d bytes (limit per value %d): %.200s…", len(line), logging.MaxValueBytes, line)
+		}
 	}
 }
