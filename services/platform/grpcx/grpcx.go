@@ -5,7 +5,11 @@ package grpcx
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -13,11 +17,15 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	prom "github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/dns"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	"github.com/tollgate/tollgate/services/platform/fault"
@@ -69,6 +77,13 @@ func NewServer(o ServerOptions) *Server {
 		grpc.ChainUnaryInterceptor(chain...),
 		grpc.ChainStreamInterceptor(streamRequestID, metrics.StreamServerInterceptor()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Connections are closed after MaxConnectionAge (calls in flight
+		// get the grace period), so clients re-resolve DNS and spread over
+		// pods added since; idle or dead clients are pinged and dropped.
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionAge: 5 * time.Minute, MaxConnectionAgeGrace: 30 * time.Second,
+			Time: 30 * time.Second, Timeout: 10 * time.Second,
+		}),
 	}
 	if o.Telemetry != nil {
 		sopts = append(sopts, o.Telemetry.GRPCServerOptions()...)
@@ -121,21 +136,70 @@ type ClientOptions struct {
 	Telemetry *telemetry.Telemetry
 }
 
-// Dial returns a client connection to target (host:port). Connections are
-// lazy: a peer that is down fails calls with Unavailable, not Dial.
+// Client connection tuning (docs/operations/failures.md).
+const (
+	// ReconnectMaxDelay caps the reconnect back-off (gRPC's default grows
+	// to 120s, which kept clients away from a peer long after it returned).
+	ReconnectMaxDelay = time.Second
+	// ConnectTimeout bounds one connection attempt, HTTP/2 handshake
+	// included, so a hung peer is given up quickly.
+	ConnectTimeout = 2 * time.Second
+	// KeepaliveTime and KeepaliveTimeout: an idle connection is pinged
+	// every KeepaliveTime; no answer within KeepaliveTimeout closes it, so
+	// a peer that vanished without a TCP reset is noticed within 12s.
+	// KeepaliveTime respects the servers' enforcement policy (MinTime 10s).
+	KeepaliveTime    = 10 * time.Second
+	KeepaliveTimeout = 2 * time.Second
+	// DNSReresolveInterval is the shortest time between two DNS
+	// re-resolutions of a target (gRPC's default is 30s): after a rollout
+	// replaces every pod, clients find the new ones within about a second.
+	DNSReresolveInterval = time.Second
+)
+
+// serviceConfig spreads calls over every address the resolver returns
+// (every pod behind a headless Service) instead of pinning one.
+const serviceConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
+
+var dnsOnce sync.Once
+
+// Dial returns a client connection to target. Connections are lazy: a peer
+// that is down fails calls with Unavailable, not Dial.
+//
+// target is host:port, resolved through DNS (gRPC's dns resolver) with
+// calls balanced round-robin over every address: point it at a headless
+// Service so that each pod is one address. A comma-separated list of
+// host:port addresses is used as given, without DNS (tests, static setups).
+// A peer that is down is retried with back-off capped at ReconnectMaxDelay;
+// calls fail fast (Unavailable) while no address is connected, and move to
+// the remaining addresses as soon as one fails.
+//
 // Traffic between fleet services is plaintext inside the cluster network,
 // which NetworkPolicies restrict; identity travels as the caller's access
 // token and is verified again by the callee (see docs/architecture.md).
 func Dial(target string, o ClientOptions) (*grpc.ClientConn, error) {
+	dnsOnce.Do(func() { dns.SetMinResolutionInterval(DNSReresolveInterval) })
+	bc := backoff.DefaultConfig
+	bc.BaseDelay, bc.MaxDelay = 100*time.Millisecond, ReconnectMaxDelay
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: ConnectTimeout}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
+		grpc.WithDefaultServiceConfig(serviceConfig),
+		grpc.WithDisableServiceConfig(), // no DNS TXT lookups; serviceConfig applies
 		// The caller's request id travels in x-request-id metadata.
 		grpc.WithChainUnaryInterceptor(unaryClientRequestID),
 		grpc.WithChainStreamInterceptor(streamClientRequestID),
 	}
 	if o.Telemetry != nil {
 		opts = append(opts, o.Telemetry.GRPCDialOptions()...)
+	}
+	if strings.Contains(target, ",") {
+		r, err := staticResolver(target)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.WithResolvers(r))
+		target = r.Scheme() + ":///static"
 	}
 	if o.Registry != nil {
 		m := prometheus.NewClientMetrics(
@@ -148,4 +212,19 @@ func Dial(target string, o ClientOptions) (*grpc.ClientConn, error) {
 		opts = append(opts, grpc.WithChainUnaryInterceptor(m.UnaryClientInterceptor()), grpc.WithChainStreamInterceptor(m.StreamClientInterceptor()))
 	}
 	return grpc.NewClient(target, opts...)
+}
+
+// staticResolver serves a fixed list of host:port addresses.
+func staticResolver(list string) (*manual.Resolver, error) {
+	var addrs []resolver.Address
+	for _, a := range strings.Split(list, ",") {
+		a = strings.TrimSpace(a)
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("grpc target %q: %w", a, err)
+		}
+		addrs = append(addrs, resolver.Address{Addr: a})
+	}
+	r := manual.NewBuilderWithScheme("tollgate-static")
+	r.InitialState(resolver.State{Addresses: addrs})
+	return r, nil
 }

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -114,5 +117,106 @@ func TestMetricsCountCalls(t *testing.T) {
 	n, err := testutil.GatherAndCount(reg, "grpc_server_handled_total", "grpc_client_handled_total")
 	if err != nil || n == 0 {
 		t.Errorf("metrics: %d series, %v", n, err)
+	}
+}
+
+// counting is an echo server that counts the calls it answered.
+type counting struct {
+	testingv1.UnimplementedEchoServiceServer
+	calls atomic.Int64
+}
+
+func (c *counting) Echo(_ context.Context, in *testingv1.EchoRequest) (*testingv1.EchoResponse, error) {
+	c.calls.Add(1)
+	return &testingv1.EchoResponse{Text: in.GetText()}, nil
+}
+
+func serveCounting(t *testing.T, addr string) (*grpcx.Server, *counting) {
+	t.Helper()
+	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
+	c := &counting{}
+	testingv1.RegisterEchoServiceServer(srv, c)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return srv, c
+}
+
+// TestRoundRobinOverEveryPeerAndFailover: calls spread over every address
+// of the target; when one peer dies, a call that failed succeeds when
+// retried and every later call goes to the survivor; the peer coming back
+// on the same address gets calls again (reconnect back-off capped at 1s).
+func TestRoundRobinOverEveryPeerAndFailover(t *testing.T) {
+	addrA := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
+	addrB := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
+	srvA, a := serveCounting(t, addrA)
+	_, b := serveCounting(t, addrB)
+	conn, err := grpcx.Dial(addrA+", "+addrB, grpcx.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := testingv1.NewEchoServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	call := func() error {
+		_, err := client.Echo(ctx, &testingv1.EchoRequest{Text: "x"}, grpc.WaitForReady(false))
+		return err
+	}
+	// Wait until both peers are connected, then spread 40 calls.
+	for a.calls.Load() == 0 || b.calls.Load() == 0 {
+		if err := call(); err != nil && status.Code(err) != codes.Unavailable {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("calls never reached both peers: a=%d b=%d", a.calls.Load(), b.calls.Load())
+		}
+	}
+	a0, b0 := a.calls.Load(), b.calls.Load()
+	for range 40 {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if da, db := a.calls.Load()-a0, b.calls.Load()-b0; da != 20 || db != 20 {
+		t.Errorf("40 calls went %d to a and %d to b, want 20 each (round robin)", da, db)
+	}
+
+	srvA.Stop() // a peer dies
+	failed := 0
+	for range 40 {
+		if err := call(); err != nil {
+			if status.Code(err) != codes.Unavailable {
+				t.Fatalf("call while a peer dies: %v, want Unavailable", err)
+			}
+			failed++
+			if err := call(); err != nil { // the caller's one retry
+				t.Fatalf("retry after %v failed too: %v", status.Code(err), err)
+			}
+		}
+	}
+	if failed > 1 {
+		t.Errorf("%d calls failed after one peer died; at most the one in flight may", failed)
+	}
+
+	// The peer returns on the same address and gets calls again.
+	_, a2 := serveCounting(t, addrA)
+	for a2.calls.Load() == 0 {
+		if err := call(); err != nil {
+			t.Fatalf("call while the peer returns: %v", err)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the returning peer never got a call")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestDialRefusesABadAddressList(t *testing.T) {
+	if _, err := grpcx.Dial("127.0.0.1:1,no-port", grpcx.ClientOptions{}); err == nil {
+		t.Error("an address without a port was accepted")
 	}
 }

@@ -186,3 +186,34 @@ func TestConfigProblemsAreListed(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthNotServingWhileDraining: on shutdown, grpc.health.v1 turns
+// NOT_SERVING before the server stops taking calls, so clients and probes
+// move away first; a Redis outage, shared by every pod, never does.
+func TestHealthNotServingWhileDraining(t *testing.T) {
+	f := start(t)
+	f.redis.Stop()
+	h, err := healthpb.NewHealthClient(f.conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("grpc health with Redis down = %v, %v; want SERVING", h, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	watch, err := healthpb.NewHealthClient(f.conn).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := watch.Recv(); err != nil || m.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("first watch update = %v, %v", m, err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- f.svc.Stop() }()
+	m, err := watch.Recv()
+	if err != nil || m.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("watch update while draining = %v, %v; want NOT_SERVING", m, err)
+	}
+	cancel() // the open watch is the only call in flight; let the drain finish
+	if err := <-stopped; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
