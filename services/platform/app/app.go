@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -67,24 +68,76 @@ func Run(ctx context.Context, log *slog.Logger, timeout time.Duration, beforeShu
 	return err
 }
 
+// Deadlines of every HTTP listener (docs/operations/failures.md). A client
+// sending a request slowly is disconnected within HeaderTimeout (request
+// line and headers) plus BodyTimeout (body); an idle keep-alive connection
+// is closed after IdleTimeout. Responses have no write deadline, so
+// long-lived streams (SSE, streamed MCP responses) are not cut: once its
+// body has been read, a request has no read deadline either.
+const (
+	HeaderTimeout = 10 * time.Second
+	BodyTimeout   = 30 * time.Second
+	// IdleTimeout is longer than common proxies' upstream keep-alive
+	// (nginx: 60s), so the proxy, not the server, closes idle connections.
+	IdleTimeout = 120 * time.Second
+)
+
 // HTTP wraps an http.Server on a bound listener.
 type HTTP struct {
 	name string
 	srv  *http.Server
 	ln   net.Listener
+	// BodyTimeout bounds reading a request body (default BodyTimeout);
+	// change it before Serve.
+	BodyTimeout time.Duration
 }
 
-// NewHTTP listens on addr and serves h.
+// NewHTTP listens on addr and serves h with the listener deadlines above.
 func NewHTTP(name, addr string, h http.Handler) (*HTTP, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen %s: %w", name, addr, err)
 	}
-	return &HTTP{name: name, ln: ln, srv: &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-	}}, nil
+	s := &HTTP{name: name, ln: ln, BodyTimeout: BodyTimeout}
+	s.srv = &http.Server{
+		Handler:           s.bodyDeadline(h),
+		ReadHeaderTimeout: HeaderTimeout,
+		IdleTimeout:       IdleTimeout,
+	}
+	return s, nil
+}
+
+// bodyDeadline sets a read deadline of BodyTimeout on a request that has a
+// body and lifts it once the body has been read to its end. http.Server's
+// ReadTimeout would do the first half but stays in force while the handler
+// runs, and its expiry cancels the request's context: it would cut SSE
+// streams and long tool calls.
+func (s *HTTP) bodyDeadline(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody && s.BodyTimeout > 0 {
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(s.BodyTimeout)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts the connection's read deadline at the end of the body.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 func (s *HTTP) Name() string   { return s.name }

@@ -2,9 +2,12 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +102,88 @@ func TestListenFailureIsReported(t *testing.T) {
 	defer h.Shutdown(context.Background())
 	if _, err := app.NewHTTP("http", h.Addr().String(), http.NotFoundHandler()); err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Errorf("second listener on a used port: %v", err)
+	}
+}
+
+// serve runs h under app.NewHTTP with a short body timeout until the test ends.
+func serve(t *testing.T, bodyTimeout time.Duration, h http.Handler) string {
+	t.Helper()
+	s, err := app.NewHTTP("http", "127.0.0.1:0", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.BodyTimeout = bodyTimeout
+	go func() { _ = s.Serve() }()
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return s.Addr().String()
+}
+
+// TestSlowBodyIsCutAtTheBodyTimeout: a client sending its body one byte at
+// a time (a slow-body attack, without a token) is disconnected once the
+// body timeout passes, instead of holding a connection and a goroutine
+// forever; the handler sees a read error.
+func TestSlowBodyIsCutAtTheBodyTimeout(t *testing.T) {
+	readErr := make(chan error, 1)
+	addr := serve(t, 300*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		readErr <- err
+	}))
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	for i := 0; i < 100 && !closed; i++ { // at most 100 bytes, 20ms apart
+		if _, err := conn.Write([]byte("x")); err != nil {
+			closed = true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case err := <-readErr:
+		if err == nil {
+			t.Fatal("the handler read a slow body to its end")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow body was never cut")
+	}
+	// The server closed the connection: a read ends (EOF, a 400 or a reset).
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(conn); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Error("the connection is still open after the body timeout")
+	}
+}
+
+// TestLongResponseOutlivesTheBodyTimeout: once the body is read, the
+// request has no read deadline: a response streamed for longer than the
+// body timeout (SSE, a long tool call) is neither cut nor cancelled.
+func TestLongResponseOutlivesTheBodyTimeout(t *testing.T) {
+	addr := serve(t, 100*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			t.Error(err)
+		}
+		for i := range 5 {
+			select {
+			case <-r.Context().Done():
+				t.Errorf("request context cancelled after %d ticks: %v", i, r.Context().Err())
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			_, _ = io.WriteString(w, "tick\n")
+			http.NewResponseController(w).Flush()
+		}
+	}))
+	resp, err := http.Post("http://"+addr+"/sse", "application/json", strings.NewReader(`{"a":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || strings.Count(string(b), "tick") != 5 {
+		t.Fatalf("streamed %q, %v; want 5 ticks", b, err)
 	}
 }
