@@ -3,13 +3,18 @@ package tokens
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"google.golang.org/grpc"
 
 	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
 )
+
+// This file holds the key-refresh path of the Verifier: fetches run in the
+// background on their own context, never on a request's.
 
 // GRPCKeySource fetches the key set from the auth-server's KeySetService.
 type GRPCKeySource struct{ client authv1.KeySetServiceClient }
@@ -35,4 +40,81 @@ func (s *GRPCKeySource) FetchKeySet(ctx context.Context) (KeySet, error) {
 		}
 	}
 	return KeySet{Issuer: resp.GetIssuer(), Keys: set}, nil
+}
+
+// FetchTimeout bounds one key-set fetch. Fetches run on a context of
+// their own, never the caller's: a request that gives up does not cancel
+// a fetch other requests wait for, and no request makes a fetch hang.
+const FetchTimeout = 5 * time.Second
+
+// fetch fetches the key set and records the outcome; callers go through
+// the singleflight group (refresh).
+func (v *Verifier) fetch(forced bool) (any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), FetchTimeout)
+	defer cancel()
+	ks, err := v.o.Source.FetchKeySet(ctx)
+	now := v.o.Now()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if forced {
+		v.lastForced = now
+	}
+	v.lastErr = err
+	if err != nil {
+		return KeySet{}, err
+	}
+	v.keys, v.fetchedAt, v.everFetched = ks, now, true
+	return ks, nil
+}
+
+// refreshInBackground starts a fetch unless one is running; requests keep
+// using the cached set meanwhile.
+func (v *Verifier) refreshInBackground() {
+	v.sf.DoChan("keys", func() (any, error) { return v.fetch(false) })
+}
+
+// KeepFresh fetches the key set now and again every KeysMaxAge until ctx
+// ends; after a failed fetch it retries with back-off from 1s to 30s. Run
+// it in its own goroutine: with it, requests find keys already cached and
+// never wait for the auth-server. Without it, keys are fetched on first use.
+func (v *Verifier) KeepFresh(ctx context.Context) {
+	retry := time.Second
+	for {
+		_, err := v.refresh(ctx, false)
+		wait := v.o.KeysMaxAge
+		if err != nil {
+			wait, retry = retry, min(2*retry, 30*time.Second)
+		} else {
+			retry = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Ready reports the key set's state without fetching (a readiness or
+// metrics check of a shared dependency): nil while a key set fetched
+// within KeysMaxAge is cached, else why not. Verification goes on with an
+// older set, so this never means tokens are refused.
+func (v *Verifier) Ready(context.Context) error {
+	v.mu.RLock()
+	ever, fetched, lastErr := v.everFetched, v.fetchedAt, v.lastErr
+	v.mu.RUnlock()
+	switch {
+	case !ever && lastErr != nil:
+		return fmt.Errorf("no key set yet: %w", lastErr)
+	case !ever:
+		v.refreshInBackground()
+		return errors.New("no key set yet: fetching")
+	case v.o.Now().Sub(fetched) > v.o.KeysMaxAge:
+		v.refreshInBackground()
+		if lastErr != nil {
+			return fmt.Errorf("key set %s old, refresh failing (cached keys still verify): %w", v.o.Now().Sub(fetched).Round(time.Second), lastErr)
+		}
+		return fmt.Errorf("key set %s old, refreshing", v.o.Now().Sub(fetched).Round(time.Second))
+	}
+	return nil
 }

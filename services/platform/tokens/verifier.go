@@ -83,6 +83,7 @@ type Verifier struct {
 	fetchedAt   time.Time
 	lastForced  time.Time
 	everFetched bool
+	lastErr     error // of the last fetch (source.go)
 }
 
 // NewVerifier returns a verifier; keys are fetched on first use.
@@ -224,9 +225,12 @@ func verificationKey(jwk jose.JSONWebKey, alg string) (any, error) {
 	return nil, invalid("kid %q is not a key for %s", jwk.KeyID, alg)
 }
 
-// key returns the key set and the key for kid. A stale set is refreshed;
-// an unknown kid triggers a refresh at most once per MinRefreshInterval, so
-// tokens with made-up kids cannot hammer the auth-server.
+// key returns the key set and the key for kid. A known kid is answered
+// from the cached set however old it is (a stale set is refreshed in the
+// background, see source.go), so an auth-server outage never stops
+// verification; an unknown kid triggers a refresh at most once per
+// MinRefreshInterval, so tokens with made-up kids cannot hammer the
+// auth-server. Fetches never run with the caller's context.
 func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey, error) {
 	now := v.o.Now()
 	v.mu.RLock()
@@ -234,8 +238,11 @@ func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey
 	v.mu.RUnlock()
 
 	forced := false
-	if ever && now.Sub(fetched) <= v.o.KeysMaxAge {
+	if ever {
 		if k := ks.Keys.Key(kid); len(k) > 0 {
+			if now.Sub(fetched) > v.o.KeysMaxAge {
+				v.refreshInBackground()
+			}
 			return ks, k[0], nil
 		}
 		if !lastForced.IsZero() && now.Sub(lastForced) < v.o.MinRefreshInterval {
@@ -260,35 +267,17 @@ func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey
 	return fresh, jose.JSONWebKey{}, invalid("unknown kid %q", kid)
 }
 
+// refresh fetches the key set (once for all concurrent callers, on a
+// context of its own: see fetch in source.go) and waits for it at most
+// until ctx ends.
 func (v *Verifier) refresh(ctx context.Context, forced bool) (KeySet, error) {
-	res, err, _ := v.sf.Do("keys", func() (any, error) {
-		ks, err := v.o.Source.FetchKeySet(ctx)
-		now := v.o.Now()
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		if forced {
-			v.lastForced = now
+	select {
+	case res := <-v.sf.DoChan("keys", func() (any, error) { return v.fetch(forced) }):
+		if res.Err != nil {
+			return KeySet{}, res.Err
 		}
-		if err != nil {
-			return KeySet{}, err
-		}
-		v.keys, v.fetchedAt, v.everFetched = ks, now, true
-		return ks, nil
-	})
-	if err != nil {
-		return KeySet{}, err
+		return res.Val.(KeySet), nil
+	case <-ctx.Done():
+		return KeySet{}, ctx.Err()
 	}
-	return res.(KeySet), nil
-}
-
-// Ready is a readiness check: the key set can be fetched or is cached.
-func (v *Verifier) Ready(ctx context.Context) error {
-	v.mu.RLock()
-	ever, fetched := v.everFetched, v.fetchedAt
-	v.mu.RUnlock()
-	if ever && v.o.Now().Sub(fetched) <= v.o.KeysMaxAge {
-		return nil
-	}
-	_, err := v.refresh(ctx, false)
-	return err
 }

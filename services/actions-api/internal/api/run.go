@@ -88,6 +88,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	verifier := tokens.NewVerifier(tokens.VerifierOptions{
 		Source: tokens.NewGRPCKeySource(authConn), Audiences: []string{cfg.Audience}, Revocations: revoked,
 	})
+	// Keys are fetched in the background and refreshed every 5 minutes:
+	// requests never wait for the auth-server (tokens/source.go).
+	go verifier.KeepFresh(ctx)
 	// Shared dependencies are reported, never gating (see admin.Readiness).
 	base.Ready.AddDependency("capability-core", grpcx.HealthCheck(coreConn, ""))
 	base.Ready.AddDependency("signing-keys", verifier.Ready)

@@ -73,6 +73,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		base.Log.Warn("REDIS_URL is not set: revoked grants are not followed here (development only; production requires Redis)")
 	}
 	verifier := tokens.NewVerifier(vo)
+	// Keys are fetched in the background and refreshed every 5 minutes:
+	// requests never wait for the auth-server (tokens/source.go).
+	go verifier.KeepFresh(ctx)
 	deps = append([]Dependency{{Name: "signing-keys", Check: verifier.Ready}}, deps...)
 	// Shared dependencies are reported, never gating (see admin.Readiness):
 	// capability-core needs Redis only for its health tool.

@@ -76,6 +76,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		OnCache:     m.cache,
 		Revocations: revoked,
 	})
+	// Keys are fetched in the background and refreshed every 5 minutes:
+	// requests never wait for the auth-server (tokens/source.go).
+	go verifier.KeepFresh(ctx)
 	g, err := New(Deps{
 		Config: cfg, Log: base.Log, Registry: reg, Redis: rdb, Core: coreConn,
 		Verifier: verifier, Metrics: m, Replica: session.NewID()[:16],
