@@ -172,3 +172,61 @@ func TestBadClientRegistry(t *testing.T) {
 		}
 	}
 }
+
+// TestGrantsSurviveARedisRestartWithAOF: Redis killed without a goodbye and
+// restarted from its append-only file loses nothing: an authorization code
+// issued before is still redeemable once, and a refresh token still
+// refreshes. While it is down, the token endpoint answers 503 with
+// Retry-After and readiness stays 200.
+func TestGrantsSurviveARedisRestartWithAOF(t *testing.T) {
+	f := startFleet(t, nil)
+	rdb := f.Redis.Client()
+	ctx := context.Background()
+	for _, kv := range [][2]string{{"appendfsync", "always"}, {"appendonly", "yes"}} {
+		if err := rdb.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		info, err := rdb.Info(ctx, "persistence").Result()
+		if err == nil && strings.Contains(info, "aof_rewrite_in_progress:0") && strings.Contains(info, "aof_enabled:1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("AOF not enabled: %v %s", err, info)
+		}
+	}
+	f.Redis.Args = append(f.Redis.Args, "--appendonly", "yes", "--appendfsync", "always")
+
+	c := f.Clients["local-test"]
+	tr := f.fullFlow(c, newAuthRequest(c))
+	a := newAuthRequest(c)
+	code := f.authorize(a)
+
+	f.Redis.Stop()
+	if r := f.refresh(c, tr.RefreshToken); r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+		t.Errorf("refresh with Redis killed: %d %s, want 503 with Retry-After", r.Status, r.Error)
+	}
+	resp, err := http.Get(f.Admin() + "/healthz/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("readiness with Redis killed: %d, want 200", resp.StatusCode)
+	}
+	f.Redis.Start()
+
+	var ex tokenResponse
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if ex = f.exchange(c, a, code); ex.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+	}
+	if ex.Status != 200 || ex.AccessToken == "" {
+		t.Errorf("code issued before the restart: %d %s (%s), want 200", ex.Status, ex.Error, ex.Description)
+	}
+	if r := f.refresh(c, tr.RefreshToken); r.Status != 200 || r.RefreshToken == "" {
+		t.Errorf("refresh token issued before the restart: %d %s (%s), want 200", r.Status, r.Error, r.Description)
+	}
+}

@@ -170,6 +170,11 @@ func TestCapabilityCoreDown(t *testing.T) {
 	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "identity.profile"}, &res)
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("call with core down took %s", d)
+	} else {
+		t.Logf("tool call with capability-core killed answered in %s (report, not asserted)", d.Round(100*time.Microsecond))
+	}
+	if code, body := g.readiness(t); code != 200 || !dependency(body, "capability-core", "down") {
+		t.Errorf("readiness with capability-core down: %d %s; want 200 reporting it down", code, body)
 	}
 	if !res.IsError || !strings.Contains(res.Content[0].Text, "temporarily unavailable") || res.Meta["tollgate/error"] == nil {
 		t.Errorf("result with core down: %+v", res)

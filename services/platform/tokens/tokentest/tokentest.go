@@ -29,6 +29,7 @@ type Issuer struct {
 	mu    sync.Mutex
 	ring  *tokens.KeyRing
 	calls int
+	srv   *grpc.Server
 }
 
 var (
@@ -64,8 +65,13 @@ func Start(t testing.TB, url string) *Issuer {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
 	iss.Addr = ln.Addr().String()
+	iss.srv = srv
 	return iss
 }
+
+// Stop stops the KeySetService, as an auth-server outage: connections are
+// closed and new ones refused. Tokens can still be minted.
+func (i *Issuer) Stop() { i.srv.Stop() }
 
 // GetKeySet implements the service.
 func (i *Issuer) GetKeySet(context.Context, *authv1.GetKeySetRequest) (*authv1.GetKeySetResponse, error) {
