@@ -100,12 +100,12 @@ dev-idp: {key: devIdp, http: true, grpc: false, optional: true}
 {{- .Values.publicUrls.actionsOAuthBase | default (include "tollgate.actionsUrl" .) | trimSuffix "/" -}}
 {{- end -}}
 
-{{/* In-cluster addresses. */}}
+{{/* In-cluster addresses. gRPC clients dial the headless Services (every pod, round-robin). */}}
 {{- define "tollgate.authGrpcAddr" -}}
-{{- printf "%s:%d" (include "tollgate.componentName" (dict "root" . "name" "auth-server")) (int .Values.ports.grpc) -}}
+{{- printf "%s:%d" (include "tollgate.componentName" (dict "root" . "name" "auth-server-grpc")) (int .Values.ports.grpc) -}}
 {{- end -}}
 {{- define "tollgate.coreGrpcAddr" -}}
-{{- printf "%s:%d" (include "tollgate.componentName" (dict "root" . "name" "capability-core")) (int .Values.ports.grpc) -}}
+{{- printf "%s:%d" (include "tollgate.componentName" (dict "root" . "name" "capability-core-grpc")) (int .Values.ports.grpc) -}}
 {{- end -}}
 {{- define "tollgate.devIdpIssuer" -}}
 {{- .Values.devIdp.issuerUrl | default (printf "http://%s:%d" (include "tollgate.componentName" (dict "root" . "name" "dev-idp")) (int .Values.ports.http)) | trimSuffix "/" -}}
