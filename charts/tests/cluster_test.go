@@ -3,6 +3,8 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,26 +82,41 @@ func TestCluster(t *testing.T) {
 		})
 	}
 
-	// The guide's minimal values without the Secrets they name: the install
-	// stops at once and names them; with them (as the guide's commands make
-	// them) it deploys.
+	// The deployment guide, followed literally: its minimal values without
+	// the Secrets they name are refused at once, naming them; after its own
+	// secret commands (run by bash, in namespace tollgate as written) the
+	// install deploys.
 	t.Run("install/docs-minimal", func(t *testing.T) {
 		cp.t = t
-		const ns = "tollgate-docs"
-		cp.kubectlOK(timeout(t, time.Minute), "create", "namespace", ns)
+		htpasswd, err := exec.LookPath("htpasswd")
+		if err != nil {
+			if strict() {
+				t.Fatal("htpasswd (Debian: apache2-utils) is needed to run the guide's commands")
+			}
+			t.Skip("SKIPPED: htpasswd (apache2-utils) is not installed")
+		}
+		const ns = "tollgate" // the guide's namespace
 		values := filepath.Join(t.TempDir(), "my-values.yaml")
 		writeFile(t, values, []byte(docsBlock(t, docsMinimalValues, "yaml")))
+		cp.kubectlOK(timeout(t, time.Minute), "create", "namespace", "tollgate-precheck")
 		start := time.Now()
-		out, err := run(timeout(t, 6*time.Minute), helmEnv, helm, "install", "tollgate", chartDir(t), "-n", ns, "-f", values, "--wait", "--timeout=5m")
-		if err == nil || !strings.Contains(err.Error()+out, `Secret "tollgate-upstream" (upstream.existingSecret) does not exist in namespace tollgate-docs`) ||
+		out, err := run(timeout(t, 6*time.Minute), helmEnv, helm, "install", "tollgate", chartDir(t), "-n", "tollgate-precheck", "-f", values, "--wait", "--timeout=5m")
+		if err == nil || !strings.Contains(err.Error()+out, `Secret "tollgate-upstream" (upstream.existingSecret) does not exist in namespace tollgate-precheck`) ||
 			!strings.Contains(err.Error()+out, `Secret "tollgate-clients" (authServer.clients.existingSecret) does not exist`) {
 			t.Fatalf("install without the referenced Secrets: err=%v\n%s", err, out)
 		}
 		t.Logf("refused in %s", time.Since(start).Round(time.Millisecond))
-		cp.kubectlOK(timeout(t, time.Minute), "-n", ns, "create", "secret", "generic", "tollgate-upstream", "--from-literal=client-secret=test-upstream-secret")
-		clients := filepath.Join(t.TempDir(), "clients.yaml")
-		writeFile(t, clients, []byte("clients: []\n"))
-		cp.kubectlOK(timeout(t, time.Minute), "-n", ns, "create", "secret", "generic", "tollgate-clients", "--from-file=clients.yaml="+clients)
+
+		// The guide's commands, with kubectl and htpasswd on PATH.
+		script := docsBlock(t, docsSecretCommands, "sh")
+		kubectl := tool(t, "kubectl")
+		path := filepath.Dir(kubectl) + string(os.PathListSeparator) + filepath.Dir(htpasswd) + string(os.PathListSeparator) + os.Getenv("PATH")
+		sh := exec.CommandContext(timeout(t, 2*time.Minute), "bash", "-euo", "pipefail", "-c", script)
+		sh.Dir = t.TempDir()
+		sh.Env = append(os.Environ(), "PATH="+path, "KUBECONFIG="+cp.kubeconfig)
+		if b, err := sh.CombinedOutput(); err != nil {
+			t.Fatalf("the guide's secret commands failed: %v\n%s", err, b)
+		}
 		if out, err := run(timeout(t, 6*time.Minute), helmEnv, helm, "install", "tollgate", chartDir(t), "-n", ns, "-f", values, "--wait", "--timeout=5m"); err != nil {
 			t.Log(cp.describe(ns))
 			t.Fatalf("%v\n%s", err, out)
