@@ -200,7 +200,10 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 			if code == "invalid_client" {
 				s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: claimedClientID(r), Endpoint: "revoke"})
 			} else {
-				s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: code, ClientID: claimedClientID(r), Endpoint: "revoke"})
+				// unauthorized_client: the client authenticated, but the token
+				// is another client's (RFC 7009 §2.1).
+				s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: code, ClientID: claimedClientID(r),
+					ClientAuthenticated: code == "unauthorized_client", Endpoint: "revoke"})
 			}
 			writeJSONError(w, status, code, desc)
 			return

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -169,4 +170,43 @@ func TestReplayAndReuseRevokeEverywhere(t *testing.T) {
 		refusedWithin(t, live.v, r1.AccessToken, time.Second, "newest access token after refresh reuse")
 		refusedWithin(t, live.v, tr.AccessToken, time.Second, "first access token after refresh reuse")
 	})
+}
+
+// TestRevokeAnotherClientsToken: RFC 7009 §2.1 — the server verifies that
+// the token was issued to the client making the request, and refuses it
+// otherwise (400 unauthorized_client, RFC 6749 §5.2). Another confidential
+// client and a public client cannot revoke a grant; the owner's tokens keep
+// working, and the refusal is audited as the authenticated caller's.
+func TestRevokeAnotherClientsToken(t *testing.T) {
+	f := startFleet(t, nil)
+	owner := f.Clients["local-test"]
+	tr := f.fullFlow(owner, newAuthRequest(owner))
+	for _, other := range []devClient{f.Clients["gpt-apps-mcp"], f.Clients["test-public"]} {
+		for _, tc := range []struct{ name, token, hint string }{
+			{"access token", tr.AccessToken, "access_token"},
+			{"access token, no hint", tr.AccessToken, ""},
+			{"refresh token", tr.RefreshToken, "refresh_token"},
+			{"refresh token, wrong hint", tr.RefreshToken, "access_token"},
+		} {
+			form := url.Values{"token": {tc.token}}
+			if tc.hint != "" {
+				form.Set("token_type_hint", tc.hint)
+			}
+			resp, b := f.post("/oauth/revoke", other, form)
+			var e tokenResponse
+			_ = json.Unmarshal(b, &e)
+			if resp.StatusCode != http.StatusBadRequest || e.Error != "unauthorized_client" {
+				t.Errorf("%s revoking the %s of %s: %d %s, want 400 unauthorized_client", other.ClientID, tc.name, owner.ClientID, resp.StatusCode, b)
+			}
+		}
+	}
+	if st, _ := f.userinfo(tr.AccessToken); st != http.StatusOK {
+		t.Errorf("owner's access token after others tried to revoke it: %d", st)
+	}
+	if r := f.refresh(owner, tr.RefreshToken); r.Status != http.StatusOK {
+		t.Errorf("owner's refresh token after others tried to revoke it: %d %s", r.Status, r.Error)
+	}
+	if e := findEvent(auditEvents(t, f), map[string]any{"event": "revocation", "result": "unauthorized_client", "client_id": "gpt-apps-mcp"}); e == nil || e["client_authenticated"] != true {
+		t.Errorf("refused revocation audit event: %v, want client_authenticated true", e)
+	}
 }
