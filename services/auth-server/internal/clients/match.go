@@ -3,6 +3,7 @@ package clients
 import (
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -14,7 +15,8 @@ import (
 //     letter case or an added path segment do not match
 //     "https://app.example/cb";
 //   - or, for a registered loopback IP literal with the http scheme
-//     (http://127.0.0.1/…, http://[::1]/…), with any port: RFC 8252 §7.3
+//     (http://127.0.0.1/…, http://[::1]/…), with any TCP port (1–65535, or
+//     none): RFC 8252 §7.3
 //     says the server MUST allow any port for loopback IP redirect URIs.
 //     Scheme, IP literal, path and query must still be identical.
 //
@@ -43,10 +45,17 @@ func loopbackMatch(registered, requested string) bool {
 		req.RawQuery == reg.RawQuery && req.ForceQuery == reg.ForceQuery
 }
 
-// isLoopbackIPRedirect: http, a loopback IP literal, no user info or fragment.
+// isLoopbackIPRedirect: http, a loopback IP literal, no user info or
+// fragment, and no port or a TCP port (1–65535: a client listens on one, so
+// port 0 or 99999 names no redirect the client can receive).
 func isLoopbackIPRedirect(u *url.URL) bool {
 	if u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
 		return false
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return false
+		}
 	}
 	ip := net.ParseIP(u.Hostname())
 	return ip != nil && ip.IsLoopback()
