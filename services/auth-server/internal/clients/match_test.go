@@ -20,6 +20,10 @@ func TestMatchRedirectURI(t *testing.T) {
 		{"https://app.example/cb?x=1", false},
 		{"http://127.0.0.1:8976/callback", true},
 		{"http://127.0.0.1:51234/callback", true}, // RFC 8252 §7.3: any port
+		{"http://127.0.0.1:65535/callback", true},
+		{"http://127.0.0.1:0/callback", false}, // not a TCP port a client listens on
+		{"http://127.0.0.1:99999/callback", false},
+		{"http://127.0.0.1:080x/callback", false},
 		{"http://127.0.0.1/callback", true},
 		{"http://127.0.0.1:51234/other", false},
 		{"http://127.0.0.1:51234/callback?x=1", false},
