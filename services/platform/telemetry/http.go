@@ -10,6 +10,8 @@ import (
 
 	"github.com/felixge/httpsnoop"
 	"github.com/prometheus/client_golang/prometheus"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tollgate/tollgate/services/platform/logging"
 )
@@ -80,7 +82,7 @@ func (t *Telemetry) Middleware(h http.Handler, o HTTPOptions) (http.Handler, err
 		return o.Route(r)
 	}
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info := &requestInfo{}
+		info := &requestInfo{method: MethodLabel(r.Method)}
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
 		m := httpsnoop.CaptureMetrics(h, w, r.WithContext(ctx))
 		rt := info.route()
@@ -115,9 +117,10 @@ type requestInfoKey struct{}
 
 // requestInfo is what a handler tells the middleware about its request.
 type requestInfo struct {
-	mu   sync.Mutex
-	rt   string
-	more []slog.Attr
+	mu     sync.Mutex
+	method string
+	rt     string
+	more   []slog.Attr
 }
 
 func (i *requestInfo) route() string {
@@ -133,12 +136,19 @@ func (i *requestInfo) attrs() []slog.Attr {
 }
 
 // SetRoute names the route pattern of the request of ctx (for routers
-// that match inside the handler). route must come from a fixed set.
+// that match inside the handler): the metric label, and the name and
+// http.route of the request's span. route must come from a fixed set.
 func SetRoute(ctx context.Context, route string) {
-	if i, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
-		i.mu.Lock()
-		i.rt = route
-		i.mu.Unlock()
+	i, ok := ctx.Value(requestInfoKey{}).(*requestInfo)
+	if !ok {
+		return
+	}
+	i.mu.Lock()
+	i.rt = route
+	i.mu.Unlock()
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetName(i.method + " " + route)
+		span.SetAttributes(semconv.HTTPRoute(route))
 	}
 }
 

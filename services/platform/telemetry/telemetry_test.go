@@ -93,6 +93,10 @@ func TestOneTraceAcrossHTTPGRPCAndRedis(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, out.GetText())
 	})
+	// A handler that names its route itself, as echo-routed services do.
+	mux.HandleFunc("GET /inner/", func(w http.ResponseWriter, r *http.Request) {
+		telemetry.SetRoute(r.Context(), "/inner/{name}")
+	})
 	h, err := edgeTel.Middleware(mux, telemetry.HTTPOptions{Route: telemetry.MuxRoute(mux), AccessLog: logging.New(edgeLogs, "json", slog.LevelDebug, "edge")})
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +114,9 @@ func TestOneTraceAcrossHTTPGRPCAndRedis(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || string(body) != "hello" || resp.Header.Get(logging.RequestIDHeader) != "req-0123456789" {
 		t.Fatalf("GET /echo/hello = %d %q, X-Request-Id %q", resp.StatusCode, body, resp.Header.Get(logging.RequestIDHeader))
+	}
+	if resp, err := http.Get(web.URL + "/inner/x"); err == nil {
+		resp.Body.Close()
 	}
 	// Shutdown flushes what the batchers still hold.
 	for _, tel := range []*telemetry.Telemetry{edgeTel, backTel} {
@@ -130,6 +137,9 @@ func TestOneTraceAcrossHTTPGRPCAndRedis(t *testing.T) {
 		return testharness.Span{}
 	}
 	edge := find("edge", tracev1.Span_SPAN_KIND_SERVER, "GET /echo/{word}")
+	if inner := find("edge", tracev1.Span_SPAN_KIND_SERVER, "GET /inner/{name}"); inner.Attributes["http.route"] != "/inner/{name}" {
+		t.Errorf("SetRoute did not name the span's route: %+v", inner)
+	}
 	client := find("edge", tracev1.Span_SPAN_KIND_CLIENT, "tollgate.testing.v1.EchoService/Echo")
 	server := find("backend", tracev1.Span_SPAN_KIND_SERVER, "tollgate.testing.v1.EchoService/Echo")
 	redisSpan := find("backend", tracev1.Span_SPAN_KIND_CLIENT, "get")
