@@ -16,6 +16,8 @@
 //
 // This is the "rightmost untrusted" rule of the X-Forwarded-For
 // documentation (MDN) and of RFC 7239 §5.2's node chain.
+//
+// Rate limits key on Subject: the address for IPv4, its /64 for IPv6.
 package clientip
 
 import (
@@ -107,6 +109,28 @@ func (r *Resolver) String(req *http.Request) string {
 		return a.String()
 	}
 	return req.RemoteAddr
+}
+
+// IPv6LimitPrefix is the prefix length under which IPv6 client addresses
+// share one rate-limit subject: an IPv6 end site usually holds at least a
+// /64 (RFC 6177, RFC 7421), so one client can pick any of 2^64 addresses.
+const IPv6LimitPrefix = 64
+
+// Subject is what rate limits and failure back-offs key on for req: its
+// client address (Addr) for IPv4, the address's /64 (IPv6LimitPrefix) for
+// IPv6 ("2001:db8:1:2::/64"). Logs and audit records keep the full address
+// (String).
+func (r *Resolver) Subject(req *http.Request) string {
+	a := r.Addr(req)
+	if !a.IsValid() {
+		return req.RemoteAddr
+	}
+	if a.Is6() {
+		if p, err := a.Prefix(IPv6LimitPrefix); err == nil {
+			return p.String()
+		}
+	}
+	return a.String()
 }
 
 // parseHop accepts "ip", "ip:port", "[ipv6]" and "[ipv6]:port".

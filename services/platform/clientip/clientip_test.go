@@ -59,3 +59,29 @@ func TestNewRefusesBadEntries(t *testing.T) {
 		t.Errorf("nil resolver: %s", got)
 	}
 }
+
+// TestSubject: rate limits key on the IPv4 address, or the IPv6 address's
+// /64 (IPv4-mapped IPv6 counts as IPv4).
+func TestSubject(t *testing.T) {
+	r, err := clientip.New([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ peer, xff, want string }{
+		{"192.0.2.1:1234", "", "192.0.2.1"},
+		{"[2001:db8:1:2::1]:1234", "", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:ffff:ffff:ffff:ffff]:1", "", "2001:db8:1:2::/64"},
+		{"[::ffff:192.0.2.9]:1", "", "192.0.2.9"},
+		{"10.0.0.1:1", "2001:db8:9:9::5", "2001:db8:9:9::/64"},
+		{"10.0.0.1:1", "198.51.100.7", "198.51.100.7"},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = tc.peer
+		if tc.xff != "" {
+			req.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := r.Subject(req); got != tc.want {
+			t.Errorf("peer %s xff %q: Subject = %s, want %s", tc.peer, tc.xff, got, tc.want)
+		}
+	}
+}

@@ -64,8 +64,9 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		}
 		// Before authentication, requests are limited by the trusted client
 		// address only: a client id in the request is a claim, and keying on
-		// it would let anyone spend a client's budget.
-		addr := s.remoteAddr(r)
+		// it would let anyone spend a client's budget. IPv6 addresses count
+		// per /64 (clientip.Resolver.Subject).
+		addr := s.addrs.Subject(r)
 		res, err := s.limiter.Allow(r.Context(), endpoint, "addr:"+addr, s.limit(endpoint))
 		if err != nil {
 			s.log.WarnContext(r.Context(), "rate limiter unavailable", "endpoint", endpoint, "err", err)

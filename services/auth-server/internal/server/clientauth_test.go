@@ -338,6 +338,21 @@ func TestClientAddressAndBuckets(t *testing.T) {
 		}
 	})
 
+	t.Run("IPv6: one /64 is one address", func(t *testing.T) {
+		// An IPv6 client usually holds a whole /64: keyed on the /128 it
+		// would have 2^64 budgets (and failure back-offs).
+		anon := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {"nobody"}}
+		for i := range 3 {
+			if r := f.clientCall(clientReq{Form: anon, ForwardFor: fmt.Sprintf("2001:db8:1:2::%x", i+1)}); r.Status == http.StatusTooManyRequests {
+				t.Fatalf("request %d limited early", i)
+			}
+		}
+		assertLimited(t, "4th address of the same /64", f.clientCall(clientReq{Form: anon, ForwardFor: "[2001:db8:1:2:ffff:ffff:ffff:ffff]:443"}))
+		if r := f.clientCall(clientReq{Form: anon, ForwardFor: "2001:db8:1:3::1"}); r.Status == http.StatusTooManyRequests {
+			t.Error("another /64 shares the bucket")
+		}
+	})
+
 	t.Run("percent-encoded client ids share one bucket", func(t *testing.T) {
 		users := []string{"local%2Dtest", "local-test", "local%2dtest", "local-test"}
 		for i, u := range users {
