@@ -191,7 +191,7 @@ func (g *Gateway) relay(ctx context.Context, replica string, m relayed) (int64, 
 // announceTermination tells every replica that a session ended.
 func (g *Gateway) announceTermination(ctx context.Context, id string) {
 	if err := g.rdb.Publish(ctx, g.terminations(), redisx.Hash(id)).Err(); err != nil {
-		g.log.Warn("could not announce a session's end", "err", err)
+		g.log.WarnContext(ctx, "could not announce a session's end", "err", err)
 	}
 }
 
