@@ -185,6 +185,17 @@ func TestCapabilityCoreDown(t *testing.T) {
 	if v := g.metric(t, `tollgate_mcp_tool_calls_total{result="unavailable",tool="identity.profile"}`); v != 1 {
 		t.Errorf("unavailable metric = %v", v)
 	}
+	// The caller sees a generic text; the log has the details, with the request id.
+	logged := false
+	for _, l := range strings.Split(g.Logs.String(), "\n") {
+		if strings.Contains(l, `msg="tool call failed: capability-core unavailable"`) && strings.Contains(l, "tool=identity.profile") &&
+			strings.Contains(l, "grpc_code=") && strings.Contains(l, "err=") && strings.Contains(l, "request_id=") {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Errorf("the failed tool call was not logged with its details:\n%s", g.Logs)
+	}
 	f.StartCore()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
