@@ -296,6 +296,17 @@ func TestRateLimitPublicClientAddress(t *testing.T) {
 			t.Errorf("another address: %d, want 200", r.status)
 		}
 	})
+	t.Run("IPv6: one /64 is one address", func(t *testing.T) {
+		f := start(t, map[string]string{"PUBLIC_RATE_LIMIT_PER_MINUTE": "2", "TRUSTED_PROXIES": "127.0.0.0/8,::1"})
+		f.do(t, http.MethodGet, "/health", xff("2001:db8:1:2::1"))
+		f.do(t, http.MethodGet, "/health", xff("2001:db8:1:2::2"))
+		if r := f.do(t, http.MethodGet, "/health", xff("2001:db8:1:2:ffff::3")); r.status != 429 {
+			t.Errorf("third call from the same /64: %d, want 429", r.status)
+		}
+		if r := f.do(t, http.MethodGet, "/health", xff("2001:db8:1:3::1")); r.status != 200 {
+			t.Errorf("another /64: %d, want 200", r.status)
+		}
+	})
 }
 
 func TestRedisDown(t *testing.T) {

@@ -48,6 +48,7 @@ type server struct {
 	core     grpc.ClientConnInterface
 	verifier *tokens.Verifier
 	limiter  *ratelimit.Limiter
+	addrs    *clientip.Resolver
 	doc      []byte
 
 	ops      map[string]string // "METHOD path" → operation label
@@ -87,6 +88,7 @@ func (s *server) handler() (*echo.Echo, error) {
 		return nil, fmt.Errorf("%s: %w", clientip.Setting, err)
 	}
 	e.IPExtractor = addrs.String
+	s.addrs = addrs
 
 	// Request ids (X-Request-Id), traces and the latency histogram come from
 	// the platform middleware around echo (see Run).
@@ -193,7 +195,8 @@ func (s *server) action(a *registry.Action) echo.HandlerFunc {
 	return func(ec echo.Context) error {
 		r := ec.Request()
 		ctx := r.Context()
-		bucket, subject, limit := bucketPublic, "ip:"+ec.RealIP(), ratelimit.PerMinute(s.cfg.PublicRateLimitPerMinute)
+		// Public limit per client address; an IPv6 client per /64.
+		bucket, subject, limit := bucketPublic, "ip:"+s.addrs.Subject(r), ratelimit.PerMinute(s.cfg.PublicRateLimitPerMinute)
 		if protected {
 			ec.Response().Header().Set("Cache-Control", "no-store")
 			claims, aerr := s.authenticate(r, a.RequiredScopes)
