@@ -79,7 +79,7 @@ func start(t *testing.T, extra map[string]string) *fixture {
 	dir, secret := devDir(t)
 	env := map[string]string{
 		"TOLLGATE_ENV": "development", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
-		"DEVIDP_DIR": dir, "PUBLIC_ISSUER_URL": authServer, "SHUTDOWN_TIMEOUT": "5s",
+		"DEVIDP_DIR": dir, "PUBLIC_ISSUER_URL": authServer, "SHUTDOWN_TIMEOUT": testharness.ShutdownTimeout,
 	}
 	for k, v := range extra {
 		env[k] = v

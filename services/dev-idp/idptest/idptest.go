@@ -75,7 +75,7 @@ func Start(t testing.TB, o Options) *IdP {
 	}
 	env := map[string]string{
 		"TOLLGATE_ENV": "development", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
-		"DEVIDP_DIR": dir, "PUBLIC_ISSUER_URL": o.PublicIssuerURL, "SHUTDOWN_TIMEOUT": "5s",
+		"DEVIDP_DIR": dir, "PUBLIC_ISSUER_URL": o.PublicIssuerURL, "SHUTDOWN_TIMEOUT": testharness.ShutdownTimeout,
 	}
 	for k, v := range o.Env {
 		env[k] = v

@@ -251,7 +251,9 @@ func Components(o Options, devDir, redisBin string) []Component {
 		"ALLOWED_ORIGINS":    origin,
 		"AUTH_GRPC_ADDR":     addr(p.AuthGRPC),
 		"CORE_GRPC_ADDR":     addr(p.CoreGRPC),
-		"SHUTDOWN_TIMEOUT":   "5s",
+		// More than net/http's 5 s grace for connections that never sent a
+		// request (see testharness.ShutdownTimeout), so a clean stop is clean.
+		"SHUTDOWN_TIMEOUT": "15s",
 		// The local ingress (routes.Proxy) is on loopback: trust it as the
 		// chart's trustedProxies trusts the cluster ingress.
 		"TRUSTED_PROXIES": "127.0.0.1/32,::1/128",

@@ -13,6 +13,13 @@ import (
 	"github.com/tollgate/tollgate/services/platform/config"
 )
 
+// ShutdownTimeout is the SHUTDOWN_TIMEOUT test harnesses give services.
+// net/http's Shutdown counts a connection that was opened but never sent a
+// request (a client transport's spare dial) as idle only once it is 5 s
+// old, so any timeout of 5 s or less makes a clean stop fail whenever such
+// a connection was opened just before it; 15 s leaves room under load.
+const ShutdownTimeout = "15s"
+
 // RunFunc is the signature of every service's Run.
 type RunFunc func(ctx context.Context, getenv func(string) string, stderr io.Writer, onListen app.Listening) error
 

@@ -115,7 +115,7 @@ func newFleet(t testing.TB, env map[string]string, extraClients string, cheap bo
 		"CLIENTS_FILE": filepath.Join(f.Dir, "clients.yaml"), "REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", f.Redis.Port), "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
 		"MCP_RESOURCE_URL": f.Base + "/mcp", "ACTIONS_AUDIENCE": f.Base + "/actions",
 		"UPSTREAM_ISSUER_URL": f.IdP.Issuer, "UPSTREAM_CLIENT_ID": idptest.ClientID, "UPSTREAM_CLIENT_SECRET": f.IdP.ClientSecret,
-		"SHUTDOWN_TIMEOUT": "5s", "DCR_ENABLED": "true", "CIMD_ALLOW_PRIVATE_NETWORKS": "true",
+		"SHUTDOWN_TIMEOUT": testharness.ShutdownTimeout, "DCR_ENABLED": "true", "CIMD_ALLOW_PRIVATE_NETWORKS": "true",
 		"RATE_LIMIT_AUTHORIZE_PER_MINUTE": "10000", "RATE_LIMIT_TOKEN_PER_MINUTE": "10000",
 		"RATE_LIMIT_USERINFO_PER_MINUTE": "10000", "RATE_LIMIT_REGISTER_PER_MINUTE": "10000",
 		"RATE_LIMIT_TOKEN_PER_ADDRESS_PER_MINUTE": "10000",

@@ -102,7 +102,7 @@ func (f *fleet) Env(extra ...string) map[string]string {
 		"AUTH_GRPC_ADDR": f.Issuer.Addr, "CORE_GRPC_ADDR": f.CoreAddr,
 		"REDIS_URL": f.Redis.URL(), "REDIS_KEY_PREFIX": "test:", "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
 		"ALLOWED_ORIGINS": allowedOrigin, "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
-		"SHUTDOWN_TIMEOUT": "5s", "CORE_CALL_TIMEOUT": "2s",
+		"SHUTDOWN_TIMEOUT": testharness.ShutdownTimeout, "CORE_CALL_TIMEOUT": "2s",
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		env[extra[i]] = extra[i+1]
