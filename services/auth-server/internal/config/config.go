@@ -166,7 +166,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.CIMDCacheTTL = s.Duration("CIMD_CACHE_TTL", time.Hour)
 	c.CIMDAllowedHosts = s.List("CIMD_ALLOWED_HOSTS", nil)
 	c.RateAuthorize = s.Int("RATE_LIMIT_AUTHORIZE_PER_MINUTE", 60)
-	c.RateToken = s.Int("RATE_LIMIT_TOKEN_PER_MINUTE", 120)
+	c.RateToken = s.Int("RATE_LIMIT_TOKEN_PER_MINUTE", 1200)
 	c.RateTokenAddress = s.Int("RATE_LIMIT_TOKEN_PER_ADDRESS_PER_MINUTE", 600)
 	c.RateUserinfo = s.Int("RATE_LIMIT_USERINFO_PER_MINUTE", 600)
 	c.RateRegister = s.Int("RATE_LIMIT_REGISTER_PER_MINUTE", 10)
