@@ -171,7 +171,8 @@ var dnsOnce sync.Once
 // host:port addresses is used as given, without DNS (tests, static setups).
 // A peer that is down is retried with back-off capped at ReconnectMaxDelay;
 // calls fail fast (Unavailable) while no address is connected, and move to
-// the remaining addresses as soon as one fails.
+// the remaining addresses as soon as one fails; a circuit breaker fails
+// them at once while the peer is known to be hung (breaker.go).
 //
 // Traffic between fleet services is plaintext inside the cluster network,
 // which NetworkPolicies restrict; identity travels as the caller's access
@@ -186,6 +187,8 @@ func Dial(target string, o ClientOptions) (*grpc.ClientConn, error) {
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithDisableServiceConfig(), // no DNS TXT lookups; serviceConfig applies
+		// Fail at once while the peer is known to be down (breaker.go).
+		grpc.WithChainUnaryInterceptor(breakerInterceptor(o.Name)),
 		// The caller's request id travels in x-request-id metadata.
 		grpc.WithChainUnaryInterceptor(unaryClientRequestID),
 		grpc.WithChainStreamInterceptor(streamClientRequestID),

@@ -220,3 +220,75 @@ func TestDialRefusesABadAddressList(t *testing.T) {
 		t.Error("an address without a port was accepted")
 	}
 }
+
+// hanging answers only once released, as a hung peer (SIGSTOP) would.
+type hanging struct {
+	testingv1.UnimplementedEchoServiceServer
+	release chan struct{}
+}
+
+func (h *hanging) Echo(ctx context.Context, in *testingv1.EchoRequest) (*testingv1.EchoResponse, error) {
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &testingv1.EchoResponse{Text: in.GetText()}, nil
+}
+
+// TestBreakerFailsFastWhileThePeerHangs: calls to a peer that never answers
+// time out; after BreakerTripAfter of them the breaker answers Unavailable
+// at once, without waiting for the deadline; once the peer answers again a
+// probe closes the breaker. A call the caller cancels is not counted.
+func TestBreakerFailsFastWhileThePeerHangs(t *testing.T) {
+	h := &hanging{release: make(chan struct{})}
+	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
+	testingv1.RegisterEchoServiceServer(srv, h)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpcx.Dial(ln.Addr().String(), grpcx.ClientOptions{Name: "echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := testingv1.NewEchoServiceClient(conn)
+	call := func(timeout time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_, err := client.Echo(ctx, &testingv1.EchoRequest{Text: "x"})
+		return err
+	}
+	// Cancelled calls never trip it.
+	for range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+		if _, err := client.Echo(ctx, &testingv1.EchoRequest{Text: "x"}); status.Code(err) != codes.Canceled {
+			t.Fatalf("cancelled call: %v", err)
+		}
+	}
+	for i := range grpcx.BreakerTripAfter {
+		if err := call(200 * time.Millisecond); status.Code(err) != codes.DeadlineExceeded {
+			t.Fatalf("call %d to a hung peer: %v, want DeadlineExceeded", i, err)
+		}
+	}
+	start := time.Now()
+	err = call(5 * time.Second)
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "circuit breaker open") {
+		t.Fatalf("call with the breaker open: %v, want Unavailable from the breaker", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the open breaker took %s to answer", d)
+	}
+	close(h.release) // the peer answers again
+	deadline := time.Now().Add(10 * time.Second)
+	for call(time.Second) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no recovery after the peer answered again")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

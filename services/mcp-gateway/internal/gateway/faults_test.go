@@ -380,3 +380,53 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d calls were retried on the surviving replica", retried)
 }
+
+// TestCapabilityCoreHungFailsFastAndRecovers: capability-core stops
+// answering (SIGSTOP). The first calls wait for CORE_CALL_TIMEOUT; then
+// the circuit breaker answers the tool error result at once; readiness
+// stays 200; after SIGCONT calls succeed again.
+func TestCapabilityCoreHungFailsFastAndRecovers(t *testing.T) {
+	f := newFleet(t)
+	addr, _, p := f.startCore(t)
+	g := f.Gateway("CORE_GRPC_ADDR", addr, "CORE_CALL_TIMEOUT", "500ms")
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+	if _, isErr, err := g.toolCall(tok, sid, "identity.profile"); err != nil || isErr {
+		t.Fatalf("tool call before the hang: %v %v", isErr, err)
+	}
+
+	p.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { p.Signal(syscall.SIGCONT) })
+	var took []time.Duration
+	for i := range 8 {
+		start := time.Now()
+		status, isErr, err := g.toolCall(tok, sid, "identity.profile")
+		d := time.Since(start)
+		took = append(took, d.Round(100*time.Microsecond))
+		if err != nil || status != 200 || !isErr {
+			t.Fatalf("tool call %d with capability-core hung: %d error=%v %v; want a tool error result", i, status, isErr, err)
+		}
+		if d > hangBound {
+			t.Errorf("tool call %d took %s with capability-core hung", i, d)
+		}
+	}
+	t.Logf("tool calls with capability-core hung (report, not asserted): %v", took)
+	if code, body := g.readiness(t); code != 200 {
+		t.Errorf("readiness with capability-core hung: %d %s", code, body)
+	}
+
+	p.Signal(syscall.SIGCONT)
+	resumed := time.Now()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, isErr, err := g.toolCall(tok, sid, "identity.profile")
+		if err == nil && !isErr {
+			t.Logf("first success %s after SIGCONT", time.Since(resumed).Round(time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no recovery after capability-core resumed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
