@@ -95,20 +95,25 @@ func (v *Verifier) KeepFresh(ctx context.Context) {
 	}
 }
 
-// Ready reports the key set's state without fetching (a readiness or
-// metrics check of a shared dependency): nil while a key set fetched
-// within KeysMaxAge is cached, else why not. Verification goes on with an
-// older set, so this never means tokens are refused.
-func (v *Verifier) Ready(context.Context) error {
+// Ready reports the key set's state (a readiness or metrics check of a
+// shared dependency): nil while a key set fetched within KeysMaxAge is
+// cached, else why not. Before the first key set it waits for the fetch
+// under way (which runs on its own context) at most until ctx ends; after
+// that it never waits. Verification goes on with an older set, so an error
+// here never means tokens are refused.
+func (v *Verifier) Ready(ctx context.Context) error {
 	v.mu.RLock()
 	ever, fetched, lastErr := v.everFetched, v.fetchedAt, v.lastErr
 	v.mu.RUnlock()
 	switch {
-	case !ever && lastErr != nil:
-		return fmt.Errorf("no key set yet: %w", lastErr)
 	case !ever:
-		v.refreshInBackground()
-		return errors.New("no key set yet: fetching")
+		if _, err := v.refresh(ctx, false); err != nil {
+			if lastErr != nil && errors.Is(err, ctx.Err()) {
+				err = lastErr
+			}
+			return fmt.Errorf("no key set yet: %w", err)
+		}
+		return nil
 	case v.o.Now().Sub(fetched) > v.o.KeysMaxAge:
 		v.refreshInBackground()
 		if lastErr != nil {
