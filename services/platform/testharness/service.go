@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +71,16 @@ func RunService(t testing.TB, run RunFunc, env map[string]string) *Service {
 		return runErr
 	}
 	t.Cleanup(func() {
+		// The test's HTTP clients may hold connections they dialled for a
+		// request another connection then served: the service sees them as
+		// new (no request yet), and net/http's Shutdown waits 5 s for those
+		// — as long as the services' shutdown timeout, so a concurrent test
+		// failed now and then with "http shutdown: context deadline
+		// exceeded". Closing the idle connections of the default transport
+		// (the one tests use) first ends them.
+		if tr, ok := http.DefaultTransport.(*http.Transport); ok {
+			tr.CloseIdleConnections()
+		}
 		if err := s.stop(); err != nil {
 			t.Errorf("service stopped with error: %v", err)
 		}
