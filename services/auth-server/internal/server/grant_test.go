@@ -20,7 +20,8 @@ import (
 )
 
 // TestCodeConcurrentRedemption: 50 concurrent redemptions of one code give
-// exactly one success; the rest get invalid_grant, never a 5xx.
+// exactly one success; the rest get invalid_grant, never a 5xx, and revoke
+// the winner's grant.
 func TestCodeConcurrentRedemption(t *testing.T) {
 	f := startFleet(t, nil)
 	// A public client: 50 bcrypt checks would measure bcrypt, not the store.
@@ -53,6 +54,22 @@ func TestCodeConcurrentRedemption(t *testing.T) {
 	}
 	if ok != 1 {
 		t.Fatalf("%d of %d concurrent redemptions succeeded, want exactly 1", ok, n)
+	}
+	// The 49 replays revoke what the code issued (RFC 6749 §4.1.2): a replay
+	// fails only once the winner's grant is committed, so the winner's
+	// tokens are refused too.
+	for _, r := range results {
+		if r.Status != http.StatusOK {
+			continue
+		}
+		if st, _ := f.userinfo(r.AccessToken); st != http.StatusUnauthorized {
+			t.Errorf("the winner's access token after the replays: userinfo %d, want 401", st)
+		}
+		if r.RefreshToken != "" {
+			if rr := f.refresh(c, r.RefreshToken); rr.Status != http.StatusBadRequest || rr.Error != "invalid_grant" {
+				t.Errorf("the winner's refresh token after the replays: %d %s, want 400 invalid_grant", rr.Status, rr.Error)
+			}
+		}
 	}
 }
 
