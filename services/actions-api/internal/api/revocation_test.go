@@ -60,7 +60,13 @@ func refusedWithin(t *testing.T, base, tok string, within time.Duration, what st
 // missed it (reconcile) and on an actions-api started afterwards — and
 // keeps serving other grants.
 func TestRevokedGrantIsRefused(t *testing.T) {
-	f := start(t, nil)
+	// The polls below spend the caller's rate-limit buckets until the
+	// revocation is seen; limits out of reach keep a 429 from hiding it.
+	roomy := func(env map[string]string) map[string]string {
+		env["RATE_LIMIT_PER_MINUTE"], env["PUBLIC_RATE_LIMIT_PER_MINUTE"] = "1000000", "1000000"
+		return env
+	}
+	f := start(t, roomy(map[string]string{}))
 	rdb, err := redisx.New(config.Redis{URL: f.redis.URL(), KeyPrefix: "tollgate:"})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +75,7 @@ func TestRevokedGrantIsRefused(t *testing.T) {
 	mint := func(grant string) string {
 		return f.iss.Mint(t, tokentest.Token{Audience: audience, Scope: "openid profile email", GrantID: grant})
 	}
-	late, _ := f.replica(t, map[string]string{"REVOCATION_RECONCILE_INTERVAL": "1s"})
+	late, _ := f.replica(t, roomy(map[string]string{"REVOCATION_RECONCILE_INTERVAL": "1s"}))
 	revoked, kept := mint("grant-revoked"), mint("grant-kept")
 	for _, base := range []string{f.base, late} {
 		if st, _, body := profileStatus(t, base, revoked); st != http.StatusOK {
@@ -93,7 +99,7 @@ func TestRevokedGrantIsRefused(t *testing.T) {
 	refusedWithin(t, late, missed, 10*time.Second, "replica that missed the announcement")
 
 	// Started after the revocations: loaded before serving.
-	restarted, _ := f.replica(t, map[string]string{"REVOCATION_RECONCILE_INTERVAL": "5m"})
+	restarted, _ := f.replica(t, roomy(map[string]string{"REVOCATION_RECONCILE_INTERVAL": "5m"}))
 	refusedWithin(t, restarted, revoked, time.Second, "started after the revocation")
 	refusedWithin(t, restarted, missed, time.Second, "started after the revocation (never announced)")
 	if st, _, body := profileStatus(t, restarted, kept); st != http.StatusOK {
