@@ -124,6 +124,13 @@ func TestCluster(t *testing.T) {
 		cp.expectAvailable(t, ns, 4)
 	})
 
+	// The key-rotation guide's steps for a chart-generated signing key,
+	// run as written after an install with generate: true.
+	t.Run("rotate/docs-generated-key", func(t *testing.T) {
+		cp.t = t
+		testDocsGeneratedKeyRotation(t, cp, helm, helmEnv, cases["minimal"])
+	})
+
 	t.Run("server rejects invalid objects", func(t *testing.T) {
 		cp.t = t
 		manifests, err := run(timeout(t, time.Minute), helmEnv, helm, "template", "tollgate", chartDir(t), "-f", cases["minimal"])

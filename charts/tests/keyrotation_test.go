@@ -1,0 +1,271 @@
+package tests
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Where docs/operations/key-rotation.md keeps the rotation of a key the
+// chart generated, and the namespace its commands are written for.
+const (
+	docsGeneratedKeyRotation = "### A key the chart generated"
+	docsRotationNamespace    = "tollgate"
+)
+
+// docsRotationSteps returns the shell block of the generated-key rotation in
+// docs/operations/key-rotation.md, split at its numbered comments into step 1
+// (add), step 3 (activate; the comment also names the wait of step 2) and
+// step 4 (retire).
+func docsRotationSteps(t *testing.T) (add, activate, retire string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "operations", "key-rotation.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i := strings.Index(doc, docsGeneratedKeyRotation)
+	if i < 0 {
+		t.Fatalf("docs/operations/key-rotation.md no longer says %q", docsGeneratedKeyRotation)
+	}
+	rest := doc[i:]
+	j := strings.Index(rest, "```sh\n")
+	if j < 0 {
+		t.Fatalf("no ```sh block after %q", docsGeneratedKeyRotation)
+	}
+	rest = rest[j+len("```sh\n"):]
+	script := rest[:strings.Index(rest, "```")]
+
+	starts := regexp.MustCompile(`(?m)^# \d\.`).FindAllStringIndex(script, -1)
+	if len(starts) != 3 || starts[0][0] != 0 {
+		t.Fatalf("the rotation block should be three parts headed \"# 1.\", \"# 2. ... 3.\" and \"# 4.\":\n%s", script)
+	}
+	part := func(k int) string {
+		end := len(script)
+		if k+1 < len(starts) {
+			end = starts[k+1][0]
+		}
+		return script[starts[k][0]:end]
+	}
+	add, activate, retire = part(0), part(1), part(2)
+	if !strings.HasPrefix(add, "# 1.") || !strings.Contains(strings.SplitN(activate, "\n", 2)[0], "3.") || !strings.HasPrefix(retire, "# 4.") {
+		t.Fatalf("the rotation block's steps are no longer 1, 2-3, 4:\n%s", script)
+	}
+	return add, activate, retire
+}
+
+// inNamespace points the guide's commands, written for namespace tollgate,
+// at ns: every "-n tollgate " becomes "-n <ns> ". It fails when a command
+// names the namespace another way, which the substitution would miss.
+func inNamespace(t *testing.T, script, ns string) string {
+	t.Helper()
+	from := "-n " + docsRotationNamespace + " "
+	if !strings.Contains(script, from) {
+		t.Fatalf("the guide's commands no longer say %q:\n%s", from, script)
+	}
+	if strings.Contains(script, "--namespace") {
+		t.Fatalf("the guide's commands use --namespace; only %q is substituted:\n%s", from, script)
+	}
+	return strings.ReplaceAll(script, from, "-n "+ns+" ")
+}
+
+// authServerSigning is what the auth-server Deployment's pod template says
+// about signing keys: the Secret mounted as SIGNING_KEYS_DIR, the active kid
+// (SIGNING_KEY_ACTIVE) and the rollout-restart stamp.
+type authServerSigning struct {
+	secret, active, restartedAt string
+}
+
+func (cp *controlPlane) authServerSigning(t *testing.T, ns string) authServerSigning {
+	t.Helper()
+	var d struct {
+		Spec struct {
+			Template struct {
+				Metadata struct {
+					Annotations map[string]string
+				}
+				Spec struct {
+					Volumes []struct {
+						Name   string
+						Secret struct{ SecretName string }
+					}
+					Containers []struct {
+						Name string
+						Env  []struct{ Name, Value string }
+					}
+				}
+			}
+		}
+	}
+	out := cp.kubectlOK(timeout(t, time.Minute), "get", "deployment", "tollgate-auth-server", "-n", ns, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	var s authServerSigning
+	var mounted string
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name != "auth-server" {
+			continue
+		}
+		for _, e := range c.Env {
+			switch e.Name {
+			case "SIGNING_KEY_ACTIVE":
+				s.active = e.Value
+			case "SIGNING_KEYS_DIR":
+				mounted = e.Value
+			}
+		}
+	}
+	if mounted == "" {
+		t.Fatalf("the auth-server container has no SIGNING_KEYS_DIR:\n%s", out)
+	}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name == "signing-keys" {
+			s.secret = v.Secret.SecretName
+		}
+	}
+	s.restartedAt = d.Spec.Template.Metadata.Annotations["kubectl.kubernetes.io/restartedAt"]
+	return s
+}
+
+// secretFiles returns a Secret's entries, decoded.
+func (cp *controlPlane) secretFiles(t *testing.T, ns, name string) map[string]string {
+	t.Helper()
+	var s struct{ Data map[string]string }
+	if err := json.Unmarshal([]byte(cp.kubectlOK(timeout(t, time.Minute), "get", "secret", name, "-n", ns, "-o", "json")), &s); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for k, v := range s.Data {
+		b, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			t.Fatalf("secret %s key %s: %v", name, k, err)
+		}
+		files[k] = string(b)
+	}
+	return files
+}
+
+func keysOf(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// testDocsGeneratedKeyRotation installs the chart with a generated signing
+// key, then runs the key-rotation guide's own commands for that case
+// (kubectl, openssl, helm upgrade; the waits between steps are comments and
+// are not waited), checking after each step what the cluster holds.
+func testDocsGeneratedKeyRotation(t *testing.T, cp *controlPlane, helm string, helmEnv []string, values string) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		if strict() {
+			t.Fatal("openssl is needed to run the key-rotation guide's commands")
+		}
+		t.Skip("SKIPPED: openssl is not installed")
+	}
+	add, activate, retire := docsRotationSteps(t)
+	const ns = "tollgate-keyrot" // the guide's namespace is taken by install/docs-minimal
+	cp.kubectlOK(timeout(t, time.Minute), "create", "namespace", ns)
+
+	// The guide runs from a checkout (charts/tollgate) with the operator's
+	// my-values.yaml: here the minimal values case, which sets generate: true.
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "charts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(chartDir(t), filepath.Join(dir, "charts", "tollgate")); err != nil {
+		t.Fatal(err)
+	}
+	v, err := os.ReadFile(values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "my-values.yaml"), v)
+
+	if out, err := runIn(timeout(t, 6*time.Minute), dir, helmEnv, helm, "install", "tollgate", "charts/tollgate",
+		"-n", ns, "-f", "my-values.yaml", "--wait", "--timeout=5m"); err != nil {
+		t.Log(cp.describe(ns))
+		t.Fatalf("%v\n%s", err, out)
+	}
+	cp.expectAvailable(t, ns, 4)
+	got := cp.authServerSigning(t, ns)
+	if got.secret != "tollgate-signing-keys" || got.active != "generated" {
+		t.Fatalf("after install with generate: true: auth-server mounts Secret %q with SIGNING_KEY_ACTIVE %q, want tollgate-signing-keys and generated", got.secret, got.active)
+	}
+	generated := cp.secretFiles(t, ns, "tollgate-signing-keys")
+	if ks := keysOf(generated); strings.Join(ks, ",") != "generated.pem" || !strings.Contains(generated["generated.pem"], "PRIVATE KEY-----") {
+		t.Fatalf("the generated Secret holds %v, want generated.pem with a PEM private key", ks)
+	}
+
+	path := strings.Join([]string{filepath.Dir(cp.kubectl), filepath.Dir(helm), filepath.Dir(openssl), os.Getenv("PATH")}, string(os.PathListSeparator))
+	step := func(name, script string) {
+		t.Helper()
+		sh := exec.CommandContext(timeout(t, 8*time.Minute), "bash", "-euo", "pipefail", "-c", inNamespace(t, script, ns))
+		sh.Dir = dir
+		sh.Env = append(append([]string{}, helmEnv...), "PATH="+path, "KUBECONFIG="+cp.kubeconfig)
+		if b, err := sh.CombinedOutput(); err != nil {
+			t.Log(cp.describe(ns))
+			t.Fatalf("the guide's %s commands failed: %v\n%s", name, err, b)
+		}
+		cp.expectAvailable(t, ns, 4)
+	}
+
+	// 1. Add: the old key under "generated" and a new one, "generated" active.
+	step("add (1)", add)
+	got = cp.authServerSigning(t, ns)
+	if got.secret != "tollgate-signing-keys-v2" || got.active != "generated" {
+		t.Fatalf("after step 1: auth-server mounts Secret %q with SIGNING_KEY_ACTIVE %q, want tollgate-signing-keys-v2 and generated", got.secret, got.active)
+	}
+	v2 := cp.secretFiles(t, ns, "tollgate-signing-keys-v2")
+	if ks := keysOf(v2); strings.Join(ks, ",") != "2026-12.pem,generated.pem" {
+		t.Fatalf("after step 1 the new Secret holds %v, want 2026-12.pem and generated.pem", ks)
+	}
+	if v2["generated.pem"] != generated["generated.pem"] {
+		t.Fatal("after step 1 the new Secret's generated.pem is not the key the chart generated")
+	}
+	newKey := v2["2026-12.pem"]
+	if !strings.Contains(newKey, "PRIVATE KEY-----") || newKey == generated["generated.pem"] {
+		t.Fatal("after step 1 the new Secret's 2026-12.pem is not a new PEM private key")
+	}
+	if keysOf(cp.secretFiles(t, ns, "tollgate-signing-keys"))[0] != "generated.pem" {
+		t.Fatal("after step 1 the generated Secret is gone (it should stay behind: helm.sh/resource-policy: keep)")
+	}
+
+	// 3. Activate the new key.
+	step("activate (2, 3)", activate)
+	got = cp.authServerSigning(t, ns)
+	if got.secret != "tollgate-signing-keys-v2" || got.active != "2026-12" {
+		t.Fatalf("after step 3: auth-server mounts Secret %q with SIGNING_KEY_ACTIVE %q, want tollgate-signing-keys-v2 and 2026-12", got.secret, got.active)
+	}
+	if ks := keysOf(cp.secretFiles(t, ns, "tollgate-signing-keys-v2")); strings.Join(ks, ",") != "2026-12.pem,generated.pem" {
+		t.Fatalf("after step 3 the Secret holds %v, want both keys still published", ks)
+	}
+
+	// 4. Retire the old key: the Secret holds only the new one, rolled out.
+	step("retire (4)", retire)
+	got = cp.authServerSigning(t, ns)
+	if got.secret != "tollgate-signing-keys-v2" || got.active != "2026-12" || got.restartedAt == "" {
+		t.Fatalf("after step 4: auth-server mounts Secret %q with SIGNING_KEY_ACTIVE %q, restarted at %q; want tollgate-signing-keys-v2, 2026-12 and a rollout restart", got.secret, got.active, got.restartedAt)
+	}
+	final := cp.secretFiles(t, ns, "tollgate-signing-keys-v2")
+	if ks := keysOf(final); strings.Join(ks, ",") != "2026-12.pem" {
+		t.Fatalf("after step 4 the Secret holds %v, want only 2026-12.pem", ks)
+	}
+	if final["2026-12.pem"] != newKey {
+		t.Fatal("after step 4 2026-12.pem is not the key step 1 added")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "generated.pem")); !os.IsNotExist(err) {
+		t.Fatalf("after step 4 the old key's copy generated.pem is still on disk (%v)", err)
+	}
+}
