@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,9 @@ const authServerProcessEnv = "TOLLGATE_BENCH_AUTH_SERVER_PROCESS"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(authServerProcessEnv) == "1" {
+		if dir := os.Getenv(cpuProfileEnv); dir != "" {
+			go profileOnSignal(dir)
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		err := server.Run(ctx, os.Getenv, os.Stderr, nil)
 		stop()
@@ -51,6 +55,60 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// cpuProfileEnv names a directory: when set, BenchmarkTokenEndpoint writes
+// one CPU profile of the auth-server process per load case there,
+// <case>.pprof, covering exactly the timed window (`go tool pprof -top`).
+const cpuProfileEnv = "TOLLGATE_BENCH_CPUPROFILE"
+
+// profileOnSignal runs in the auth-server process: SIGUSR1 starts a CPU
+// profile into the file named by <dir>/.next, SIGUSR2 stops it.
+func profileOnSignal(dir string) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
+	var out *os.File
+	for s := range sig {
+		switch {
+		case s == syscall.SIGUSR1 && out == nil:
+			name, err := os.ReadFile(filepath.Join(dir, ".next"))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "cpu profile:", err)
+				continue
+			}
+			if out, err = os.Create(filepath.Join(dir, string(name))); err != nil {
+				fmt.Fprintln(os.Stderr, "cpu profile:", err)
+				continue
+			}
+			if err := pprof.StartCPUProfile(out); err != nil {
+				fmt.Fprintln(os.Stderr, "cpu profile:", err)
+				out.Close()
+				out = nil
+			}
+		case s == syscall.SIGUSR2 && out != nil:
+			pprof.StopCPUProfile()
+			out.Close()
+			out = nil
+		}
+	}
+}
+
+// profileWindow brackets a timed window with the auth-server's CPU
+// profile when cpuProfileEnv is set; the returned func ends it.
+func profileWindow(b *testing.B, pid int) func() {
+	dir := os.Getenv(cpuProfileEnv)
+	if dir == "" {
+		return func() {}
+	}
+	name := strings.NewReplacer("/", "_", "=", "-").Replace(b.Name()) + ".pprof"
+	if err := os.WriteFile(filepath.Join(dir, ".next"), []byte(name), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	_ = syscall.Kill(pid, syscall.SIGUSR1)
+	return func() {
+		_ = syscall.Kill(pid, syscall.SIGUSR2)
+		b.Logf("auth-server CPU profile of this case: %s", filepath.Join(dir, name))
+	}
 }
 
 // BenchmarkTokenAuthorizationCode measures the token endpoint redeeming a
@@ -268,6 +326,7 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 	}
 	lat := make([][]time.Duration, clients)
 	sigs := make([]map[string]int, clients)
+	endProfile := profileWindow(b, pid)
 	cpu0 := processCPU(b, pid)
 	t0 := time.Now()
 	for i := range clients {
@@ -296,6 +355,7 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 	wg.Wait()
 	wall := time.Since(t0)
 	cpu := processCPU(b, pid) - cpu0
+	endProfile()
 	r := loadResult{grants: n, wall: wall, cpu: cpu, signatures: map[string]int{}}
 	var all []time.Duration
 	for i := range clients {
