@@ -138,6 +138,14 @@ func better(a, b Rule) bool {
 // X-Forwarded-*, and flushes immediately so SSE streams work.
 func Proxy(rules []Rule, backends map[string]*url.URL) (http.Handler, error) {
 	proxies := map[string]*httputil.ReverseProxy{}
+	// One pool of its own, sized like an ingress controller's keep-alive
+	// pool: Go's default keeps 2 idle connections per backend, so under
+	// concurrent calls most requests dialled a new one, and sharing
+	// http.DefaultTransport tied the ingress to whatever else in the
+	// process uses it (tests' clients, in-process fleets).
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConns = 512
+	transport.MaxIdleConnsPerHost = 128
 	for _, r := range rules {
 		u, ok := backends[r.Service]
 		if !ok {
@@ -152,6 +160,7 @@ func Proxy(rules []Rule, backends map[string]*url.URL) (http.Handler, error) {
 				pr.Out.Host = pr.In.Host
 				pr.SetXForwarded()
 			},
+			Transport:     transport,
 			FlushInterval: -1,
 			ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) {
 				w.Header().Set("Content-Type", "application/json")
