@@ -26,9 +26,15 @@ dev: ## Run the whole fleet locally on http://localhost:4000 (Ctrl-C stops it)
 .PHONY: test
 test: test-go $(if $(wildcard charts/charts.mk),test-charts) ## Run every test (Go modules with -race, chart checks)
 
+# e2e's packages each start a whole fleet on ports picked free beforehand:
+# run them one at a time, or two fleets can race for the same port.
+SERIAL_MODULES := e2e
+
 .PHONY: test-go
 test-go: conformance-deps ## Run the Go tests of every module with -race
-	@failed=""; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GO_TEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
+	@failed=""; for m in $(MODULES); do echo "== go test $$m"; \
+	  p=""; case " $(SERIAL_MODULES) " in *" $$m "*) p="-p 1";; esac; \
+	  (cd $$m && go test $(GO_TEST_FLAGS) $$p ./...) || failed="$$failed $$m"; done; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 .PHONY: conformance-deps
