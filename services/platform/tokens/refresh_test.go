@@ -3,6 +3,7 @@ package tokens_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/tollgate/tollgate/services/platform/testharness"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
@@ -49,7 +51,7 @@ func TestAuthServerOutageNeverStopsVerification(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go v.KeepFresh(ctx)
-	waitFor(t, "first key fetch", func() bool { return v.Ready(ctx) == nil })
+	testharness.Eventually(t, 20*time.Second, "first key fetch", func() (bool, string) { err := v.Ready(ctx); return err == nil, fmt.Sprint(err) })
 
 	src.hang.Store(true)
 	clock.Store(now.Add(24 * time.Hour).UnixNano()) // a day later: the set is long stale
@@ -70,7 +72,7 @@ func TestAuthServerOutageNeverStopsVerification(t *testing.T) {
 	}
 
 	src.hang.Store(false)
-	waitFor(t, "refresh after the auth-server returns", func() bool { return v.Ready(ctx) == nil })
+	testharness.Eventually(t, 20*time.Second, "refresh after the auth-server returns", func() (bool, string) { err := v.Ready(ctx); return err == nil, fmt.Sprint(err) })
 }
 
 // TestFirstFetchWaitsOnlyForTheCaller: before any key set is cached a
@@ -97,15 +99,4 @@ func dialIssuer(t *testing.T, iss *tokentest.Issuer) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

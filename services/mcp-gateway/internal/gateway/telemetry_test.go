@@ -84,9 +84,10 @@ func TestToolCallIsOneTrace(t *testing.T) {
 	}
 
 	// capability-core's log line of the call names the gateway's request.
-	if !waitFor(func() bool { return strings.Contains(f.core.Logs.String(), "request_id="+reqID) }) {
-		t.Errorf("capability-core did not log request_id=%s:\n%s", reqID, f.core.Logs)
-	}
+	testharness.Eventually(t, 5*time.Second, "capability-core logs request_id="+reqID, func() (bool, string) {
+		logs := f.core.Logs.String()
+		return strings.Contains(logs, "request_id="+reqID), logs
+	})
 	// The gateway's access log line.
 	var line string
 	for _, l := range strings.Split(g.Logs.String(), "\n") {
@@ -99,14 +100,4 @@ func TestToolCallIsOneTrace(t *testing.T) {
 			t.Errorf("access log line lacks %q: %q", want, line)
 		}
 	}
-}
-
-func waitFor(cond func() bool) bool {
-	for range 100 {
-		if cond() {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return cond()
 }
