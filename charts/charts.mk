@@ -4,8 +4,10 @@
 #
 # Tools (helm, helm-unittest, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl, etcd, kwok, ko, crane, tilt) are compiled from the
-# Go module proxy once per machine into .cache/tools/bin by
-# charts/tools/build.sh, which says when it builds and how long it took.
+# Go module proxy once per user and pin into
+# ${XDG_CACHE_HOME:-~/.cache}/tollgate/tools/<tool>@<pin>/ by
+# charts/tools/build.sh, which links them into .cache/tools/bin and says
+# whether each was warm or cold and how long a build took.
 
 CHARTS_TOOLS_BIN  ?= $(CURDIR)/.cache/tools/bin
 CHART             := charts/tollgate
@@ -24,7 +26,7 @@ charts_go_test = cd charts/tests && GOWORK=off CHARTS_STRICT=1 TOOLS_BIN=$(CHART
 .PHONY: kube-tools chart-tools test-charts chart-lint chart-unittest chart-golden \
 	chart-golden-update chart-cluster-test images image-test tilt-check
 
-kube-tools: ## Build every chart/image/kube tool into .cache/tools (once per machine; 25-60 min cold on 2 cores)
+kube-tools: ## Build every chart/image/kube tool into the per-user tool cache, linked into .cache/tools/bin (once per pin; 25-60 min cold on 2 cores)
 	@charts/tools/build.sh
 
 chart-tools: ## Build only helm and helm-unittest (enough for lint, unit and golden tests)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the pinned tools the chart checks need, once per machine.
+# Builds the pinned tools the chart checks need, once per user and pin.
 #
 #   charts/tools/build.sh [TOOL...]     (no TOOL: all of them)
 #
@@ -8,18 +8,41 @@
 # charts/tools/<tool>/ because their dependency graphs disagree (kubernetes,
 # kwok, helm and tilt each pin a different k8s.io/* line).
 #
-# Binaries land in $TOOLS_DIR/bin (default: <repo>/.cache/tools/bin, which git
-# ignores). A stamp per tool records a hash of its go.mod, go.sum and build
-# flags; a tool is rebuilt only when that hash changes. A lock file keeps two
-# concurrent runs from building the same thing twice.
+# Where the binaries live:
+#   $TOLLGATE_TOOLS_CACHE/<tool>@<pin>/bin/    the build, shared by every clone
+#                                             of this user on this machine
+#   $TOOLS_DIR/bin/<binary>                   a symlink per binary into the
+#                                             entry this clone's pins select
+# TOLLGATE_TOOLS_CACHE defaults to ${XDG_CACHE_HOME:-~/.cache}/tollgate/tools;
+# TOOLS_DIR to <repo>/.cache/tools (gitignored). <pin> is a hash of the tool
+# module's go.mod and go.sum, the packages, the link flags, the Go version
+# and cgo: a change to any of them selects a new entry, and entries of other
+# pins stay for the clones that still use them. Delete old ones by hand
+# (`ls -lt`); nothing in Tollgate removes them.
+#
+# Concurrency: one flock per entry, so two clones building the same pin at
+# once build it once; the build goes into a temporary directory beside the
+# entry and is renamed into place, so an entry that exists is complete.
+#
+# Reporting: each tool prints whether it was warm (in the cache), imported or
+# cold (built, with how long it took). When TOLLGATE_TOOLS_REPORT names a
+# file, one line per tool is appended to it ("<tool> cold 12m03s"); .ci/run
+# prints that file at the end.
+#
+# Migration: a clone that built its tools before the shared cache existed
+# keeps them in $TOOLS_DIR/bin with a stamp per tool in $TOOLS_DIR/stamps.
+# When a stamp equals the pin, its binaries are copied into the shared cache
+# instead of being rebuilt; TOLLGATE_TOOLS_SEED=<other clone>/.cache/tools
+# does the same from another clone. The pin is the same hash the stamps
+# hold, so only a build of the very same pins is taken.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 TOOLS_DIR="${TOOLS_DIR:-$repo/.cache/tools}"
+cache="${TOLLGATE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tollgate/tools}"
 bin="$TOOLS_DIR/bin"
-stamps="$TOOLS_DIR/stamps"
-mkdir -p "$bin" "$stamps"
+mkdir -p "$bin" "$cache"
 
 kube_version=v1.35.4
 kube_ldflags="-s -w \
@@ -43,6 +66,41 @@ declare -A spec=(
 )
 order=(kube etcd kwok helm helm-unittest ko tilt)
 
+tmpdirs=()
+cleanup() { local d; for d in "${tmpdirs[@]}"; do rm -rf "$d"; done; }
+trap cleanup EXIT
+
+report() { # tool state [duration]
+  [[ -z "${TOLLGATE_TOOLS_REPORT:-}" ]] || echo "$*" >>"$TOLLGATE_TOOLS_REPORT"
+}
+
+# link points $bin/<binary> at the entry's binaries (replacing a stale link
+# or a binary built by an older build.sh), each through a rename.
+link() {
+  local entry="$1" f name
+  for f in "$entry"/bin/*; do
+    name="$(basename "$f")"
+    ln -sfn "$f" "$bin/.$name.tmp.$$"
+    mv -Tf "$bin/.$name.tmp.$$" "$bin/$name"
+  done
+}
+
+# importable prints a directory holding a build of $tool with pin $sum, from
+# this clone's pre-cache layout or TOLLGATE_TOOLS_SEED.
+importable() {
+  local tool="$1" sum="$2" names="$3" d n
+  for d in "$TOOLS_DIR" ${TOLLGATE_TOOLS_SEED:+"$TOLLGATE_TOOLS_SEED"}; do
+    [[ -f "$d/stamps/$tool" && "$(cat "$d/stamps/$tool")" == "$sum" ]] || continue
+    for n in $names; do
+      # A symlink is this script's own link, not an old build.
+      [[ -f "$d/bin/$n" && ! -L "$d/bin/$n" ]] || continue 2
+    done
+    echo "$d/bin"
+    return 0
+  done
+  return 1
+}
+
 build_one() {
   local tool="$1" dir="$here/$1"
   local entry="${spec[$tool]:-}"
@@ -52,36 +110,70 @@ build_one() {
   fi
   local pkgs ldflags estimate
   IFS='|' read -r pkgs ldflags estimate <<<"$entry"
-  local sum
-  sum="$(cat "$dir/go.mod" "$dir/go.sum" <(echo "$pkgs|$ldflags|$(go env GOVERSION)|cgo=$([[ $tool == tilt ]] && echo 1 || echo 0)") | sha256sum | cut -c1-16)"
-  if [[ -f "$stamps/$tool" && "$(cat "$stamps/$tool")" == "$sum" ]]; then
-    return 0
-  fi
-  echo "tools: building $tool into $bin (first build on this machine: $estimate on 2 cores; later runs reuse it)"
-  local start=$SECONDS
   # Static binaries, except tilt: its Tiltfile parser (tree-sitter) needs cgo.
   local cgo=0
   [[ "$tool" != tilt ]] || cgo=1
-  (
-    cd "$dir"
-    # GOWORK=off: these modules are not part of the repository's go.work.
-    # GOFLAGS is replaced, not extended: the environment's flags are not ours.
-    env GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=$cgo \
-      go build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$bin/" $pkgs
-  )
+  local sum
+  sum="$(cat "$dir/go.mod" "$dir/go.sum" <(echo "$pkgs|$ldflags|$(go env GOVERSION)|cgo=$cgo") | sha256sum | cut -c1-16)"
+  local final="$cache/$tool@$sum"
+  local names="" p
+  for p in $pkgs; do names+=" ${p##*/}"; done
+
+  if [[ -d "$final" ]]; then
+    link "$final"
+    echo "tools: $tool warm ($final)"
+    report "$tool warm"
+    return 0
+  fi
+
+  # One builder per entry; whoever waited finds the entry complete.
+  exec {lock}>"$final.lock"
+  if ! flock -n "$lock"; then
+    echo "tools: another build of $tool holds $final.lock; waiting for it"
+    flock "$lock"
+  fi
+  if [[ -d "$final" ]]; then
+    exec {lock}>&-
+    link "$final"
+    echo "tools: $tool warm (built by a concurrent run)"
+    report "$tool warm"
+    return 0
+  fi
+
+  local tmp
+  tmp="$(mktemp -d "$cache/.$tool@$sum.tmp.XXXXXX")"
+  tmpdirs+=("$tmp")
+  chmod 755 "$tmp"
+  mkdir -p "$tmp/bin"
+  printf 'tool: %s\npackages: %s\nldflags: %s\ngo: %s\ncgo: %s\nmodule: charts/tools/%s (go.mod + go.sum)\n' \
+    "$tool" "$pkgs" "$ldflags" "$(go env GOVERSION)" "$cgo" "$tool" >"$tmp/pin"
+
+  local start=$SECONDS state from
+  if from="$(importable "$tool" "$sum" "$names")"; then
+    for p in $names; do cp "$from/$p" "$tmp/bin/$p"; done
+    state=imported
+    echo "tools: $tool imported from $from (same pin $sum)"
+  else
+    echo "tools: building $tool into $final (cold: $estimate on 2 cores; every clone of this user reuses it)"
+    (
+      cd "$dir"
+      # GOWORK=off: these modules are not part of the repository's go.work.
+      # GOFLAGS is replaced, not extended: the environment's flags are not ours.
+      env GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=$cgo \
+        go build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$tmp/bin/" $pkgs
+    )
+    state=cold
+  fi
+  mv -T "$tmp" "$final"
+  exec {lock}>&-
+  link "$final"
   local took=$((SECONDS - start))
-  echo "$sum" >"$stamps/$tool"
-  printf 'tools: built %s in %dm%02ds\n' "$tool" $((took / 60)) $((took % 60))
+  printf 'tools: %s %s in %dm%02ds\n' "$tool" "$state" $((took / 60)) $((took % 60))
+  report "$tool $state $(printf '%dm%02ds' $((took / 60)) $((took % 60)))"
 }
 
 tools=("$@")
 [[ ${#tools[@]} -gt 0 ]] || tools=("${order[@]}")
-
-exec 9>"$TOOLS_DIR/.lock"
-if ! flock -n 9; then
-  echo "tools: another build holds $TOOLS_DIR/.lock; waiting for it"
-  flock 9
-fi
 for t in "${tools[@]}"; do
   build_one "$t"
 done
