@@ -92,10 +92,10 @@ func (b *Base) flush() {
 // Instrument adds the base's tracing and the Redis client metrics
 // (telemetry.InstrumentRedisMetrics) to rdb.
 func (b *Base) Instrument(rdb *redisx.Client) error {
-	if err := b.Telemetry.InstrumentRedis(rdb.Client); err != nil {
+	if err := b.Telemetry.InstrumentRedis(rdb.UniversalClient); err != nil {
 		return err
 	}
-	return telemetry.InstrumentRedisMetrics(rdb.Client, b.Metrics)
+	return telemetry.InstrumentRedisMetrics(rdb.UniversalClient, b.Metrics)
 }
 
 // PublicHTTP wraps a service's public handler with the request id,

@@ -1,17 +1,54 @@
 package config
 
 import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis deployment modes (REDIS_MODE).
+const (
+	// RedisStandalone is one Redis server (or a proxy that looks like one).
+	RedisStandalone = "standalone"
+	// RedisSentinel is a master with replicas watched by Redis Sentinel: the
+	// client asks the sentinels for the current master and follows failovers.
+	RedisSentinel = "sentinel"
+	// RedisCluster is Redis Cluster: keys are spread over hash slots and
+	// every key of one atomic operation shares a hash tag
+	// (docs/operations/redis.md).
+	RedisCluster = "cluster"
 )
 
 // Redis is how a service reaches Redis.
 type Redis struct {
-	// URL is redis://[user:password@]host:port/db or rediss:// for TLS.
+	// Mode is standalone, sentinel or cluster (REDIS_MODE, default standalone).
+	Mode string
+	// URL is in go-redis's URL form for Mode (REDIS_URL):
+	//   - standalone: redis://[user:password@]host:port/db (redis.ParseURL);
+	//   - cluster: redis://[user:password@]host:port?addr=host2:port2&addr=…
+	//     (redis.ParseClusterURL), one seed node per address;
+	//   - sentinel: redis://[sentinel-user:sentinel-password@]sentinel1:port/db
+	//     ?master_name=NAME&addr=sentinel2:port&addr=…[&username=U&password=P]
+	//     (redis.ParseFailoverURL): the host and addr= are the sentinels, the
+	//     userinfo authenticates to the sentinels, username=/password= to
+	//     the master and replicas.
+	// rediss:// uses TLS (1.2 or newer) in every mode; unix:// is standalone only.
 	URL string
-	// Password overrides the URL's password (REDIS_PASSWORD or REDIS_PASSWORD_FILE).
+	// Password overrides the data nodes' password of the URL (REDIS_PASSWORD or REDIS_PASSWORD_FILE).
 	Password string
+	// SentinelPassword overrides the sentinels' password of the URL in
+	// sentinel mode (REDIS_SENTINEL_PASSWORD or REDIS_SENTINEL_PASSWORD_FILE).
+	SentinelPassword string
+	// TLSCAFile is a PEM bundle of the CAs that sign the Redis servers'
+	// certificates (REDIS_TLS_CA_FILE); empty means the system roots.
+	TLSCAFile string
 	// KeyPrefix is prepended to every key, so several installs can share a server.
 	KeyPrefix string
 	// CheckDurable makes start-up refuse a Redis without persistence (production).
@@ -35,37 +72,149 @@ const (
 	DefaultRedisBreakerOpen    = 500 * time.Millisecond
 )
 
-// LoadRedis reads REDIS_URL, REDIS_PASSWORD(_FILE), REDIS_KEY_PREFIX,
+// LoadRedis reads REDIS_MODE, REDIS_URL, REDIS_PASSWORD(_FILE),
+// REDIS_SENTINEL_PASSWORD(_FILE), REDIS_TLS_CA_FILE, REDIS_KEY_PREFIX,
 // REDIS_CHECK_DURABLE, REDIS_DIAL_TIMEOUT, REDIS_COMMAND_TIMEOUT and
 // REDIS_BREAKER_OPEN.
 func LoadRedis(s *Source, production bool) Redis {
 	return Redis{
-		URL:            s.Secret("REDIS_URL"),
-		Password:       s.Secret("REDIS_PASSWORD"),
-		KeyPrefix:      s.String("REDIS_KEY_PREFIX", "tollgate:"),
-		CheckDurable:   s.Bool("REDIS_CHECK_DURABLE", production),
-		DialTimeout:    s.Duration("REDIS_DIAL_TIMEOUT", DefaultRedisDialTimeout),
-		CommandTimeout: s.Duration("REDIS_COMMAND_TIMEOUT", DefaultRedisCommandTimeout),
-		BreakerOpen:    s.Duration("REDIS_BREAKER_OPEN", DefaultRedisBreakerOpen),
+		Mode:             strings.ToLower(s.String("REDIS_MODE", RedisStandalone)),
+		URL:              s.Secret("REDIS_URL"),
+		Password:         s.Secret("REDIS_PASSWORD"),
+		SentinelPassword: s.Secret("REDIS_SENTINEL_PASSWORD"),
+		TLSCAFile:        s.String("REDIS_TLS_CA_FILE", ""),
+		KeyPrefix:        s.String("REDIS_KEY_PREFIX", "tollgate:"),
+		CheckDurable:     s.Bool("REDIS_CHECK_DURABLE", production),
+		DialTimeout:      s.Duration("REDIS_DIAL_TIMEOUT", DefaultRedisDialTimeout),
+		CommandTimeout:   s.Duration("REDIS_COMMAND_TIMEOUT", DefaultRedisCommandTimeout),
+		BreakerOpen:      s.Duration("REDIS_BREAKER_OPEN", DefaultRedisBreakerOpen),
 	}
 }
 
-// Validate adds Redis problems to p. Production needs an explicit URL.
-func (r Redis) Validate(p *Problems, production bool) {
-	if r.URL == "" {
-		p.Addf("REDIS_URL: required")
-		return
+// RedisTarget is what a REDIS_URL names once parsed by go-redis's parser
+// for its mode: the addresses to dial first and the credentials.
+type RedisTarget struct {
+	// Addrs are the server (standalone), the seed nodes (cluster) or the
+	// sentinels (sentinel).
+	Addrs []string
+	// MasterName is the sentinels' name of the master (sentinel only).
+	MasterName string
+	// Username and Password authenticate to the data nodes.
+	Username, Password string
+	// SentinelUsername and SentinelPassword authenticate to the sentinels.
+	SentinelUsername, SentinelPassword string
+	TLS                                bool
+	DB                                 int
+}
+
+// tuned are the URL options Tollgate sets from its own variables; in the
+// URL they would be overwritten silently, so they are refused.
+var tuned = map[string]string{
+	"dial_timeout": "REDIS_DIAL_TIMEOUT", "read_timeout": "REDIS_COMMAND_TIMEOUT",
+	"write_timeout": "REDIS_COMMAND_TIMEOUT", "max_retries": "the circuit breaker (no retries)",
+	"pool_timeout": "REDIS_COMMAND_TIMEOUT (10× it, at least 1s)", "max_redirects": "the client (3)",
+}
+
+// ParseTarget parses URL with go-redis's parser for Mode. Errors never
+// contain the URL (it may hold a password).
+func (r Redis) ParseTarget() (RedisTarget, error) {
+	redact := func(err error) error {
+		msg := err.Error()
+		if r.URL != "" {
+			msg = strings.ReplaceAll(msg, r.URL, "<REDIS_URL>")
+		}
+		if u, perr := url.Parse(r.URL); perr == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok && pw != "" {
+				msg = strings.ReplaceAll(msg, pw, "<password>")
+			}
+		}
+		return errors.New(strings.TrimPrefix(msg, "redis: "))
 	}
 	u, err := url.Parse(r.URL)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+	if err != nil {
+		return RedisTarget{}, errors.New("not a URL")
+	}
+	for k := range u.Query() {
+		if v, ok := tuned[k]; ok {
+			return RedisTarget{}, fmt.Errorf("option %s is set by %s; remove it from the URL", k, v)
+		}
+	}
+	var t RedisTarget
+	switch r.Mode {
+	case RedisStandalone, "":
+		if u.Query().Has("addr") {
+			return t, errors.New("addr= lists several nodes: set REDIS_MODE=cluster or REDIS_MODE=sentinel, or remove it")
+		}
+		o, err := redis.ParseURL(r.URL)
+		if err != nil {
+			return t, redact(err)
+		}
+		t = RedisTarget{Addrs: []string{o.Addr}, Username: o.Username, Password: o.Password, TLS: o.TLSConfig != nil, DB: o.DB}
+	case RedisCluster:
+		if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
+			return t, errors.New("Redis Cluster has only database 0: remove the path")
+		}
+		if u.Query().Has("master_name") {
+			return t, errors.New("master_name= is for REDIS_MODE=sentinel")
+		}
+		o, err := redis.ParseClusterURL(r.URL)
+		if err != nil {
+			return t, redact(err)
+		}
+		t = RedisTarget{Addrs: o.Addrs, Username: o.Username, Password: o.Password, TLS: o.TLSConfig != nil}
+	case RedisSentinel:
+		o, err := redis.ParseFailoverURL(r.URL)
+		if err != nil {
+			return t, redact(err)
+		}
+		if o.MasterName == "" {
+			return t, errors.New("sentinel mode needs master_name=<the sentinels' name of the master>")
+		}
+		t = RedisTarget{Addrs: o.SentinelAddrs, MasterName: o.MasterName, Username: o.Username, Password: o.Password,
+			SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword, TLS: o.TLSConfig != nil, DB: o.DB}
+	default:
+		return t, fmt.Errorf("unknown mode %q", r.Mode)
+	}
+	return t, nil
+}
+
+// Validate adds Redis problems to p, all of them. Production needs an
+// explicit URL and, over plain redis://, a password on the data nodes
+// unless they are on loopback.
+func (r Redis) Validate(p *Problems, production bool) {
+	switch r.Mode {
+	case RedisStandalone, RedisSentinel, RedisCluster, "":
+	default:
+		p.Addf("REDIS_MODE: %q is not one of standalone, sentinel, cluster", r.Mode)
+	}
+	if r.URL == "" {
+		p.Addf("REDIS_URL: required")
+	} else if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 		p.Addf("REDIS_URL: not a redis://, rediss:// or unix:// URL")
-		return
+	} else if u.Scheme == "unix" && r.Mode != RedisStandalone && r.Mode != "" {
+		p.Addf("REDIS_URL: unix:// sockets are for REDIS_MODE=standalone only")
+	} else if t, err := r.ParseTarget(); err != nil {
+		if r.Mode == RedisStandalone || r.Mode == RedisSentinel || r.Mode == RedisCluster || r.Mode == "" {
+			p.Addf("REDIS_URL (REDIS_MODE=%s): %v", orStandalone(r.Mode), err)
+		}
+	} else {
+		if production && u.Scheme == "redis" && r.Password == "" && t.Password == "" && !allLoopback(t.Addrs, r.Mode) {
+			p.Addf("REDIS_URL: production Redis needs a password (in the URL or REDIS_PASSWORD)")
+		}
+		if !t.TLS && r.TLSCAFile != "" {
+			p.Addf("REDIS_TLS_CA_FILE: set, but REDIS_URL is not rediss://")
+		}
 	}
-	if production && u.Scheme == "redis" && !isLoopback(u.Hostname()) && r.Password == "" && u.User == nil {
-		p.Addf("REDIS_URL: production Redis needs a password (in the URL or REDIS_PASSWORD)")
+	if r.SentinelPassword != "" && r.Mode != RedisSentinel {
+		p.Addf("REDIS_SENTINEL_PASSWORD: only used with REDIS_MODE=sentinel")
 	}
-	if strings.ContainsAny(r.KeyPrefix, " \n") {
-		p.Addf("REDIS_KEY_PREFIX: must not contain spaces")
+	if r.TLSCAFile != "" {
+		if _, err := LoadCAFile(r.TLSCAFile); err != nil {
+			p.Addf("REDIS_TLS_CA_FILE: %v", err)
+		}
+	}
+	if strings.ContainsAny(r.KeyPrefix, " \n{}") {
+		p.Addf("REDIS_KEY_PREFIX: must not contain spaces or braces (braces are hash tags in Redis Cluster)")
 	}
 	for _, d := range []struct {
 		key string
@@ -75,6 +224,41 @@ func (r Redis) Validate(p *Problems, production bool) {
 			p.Addf("%s: must be between 0 and 1m", d.key)
 		}
 	}
+}
+
+// LoadCAFile reads a PEM bundle of CA certificates.
+func LoadCAFile(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %q: %v", path, errors.Unwrap(err))
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%q holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+func orStandalone(mode string) string {
+	if mode == "" {
+		return RedisStandalone
+	}
+	return mode
+}
+
+// allLoopback reports whether every address is on loopback. The sentinels'
+// addresses say nothing about where the master is, so sentinel mode never is.
+func allLoopback(addrs []string, mode string) bool {
+	if mode == RedisSentinel {
+		return false
+	}
+	for _, a := range addrs {
+		h, _, err := net.SplitHostPort(a)
+		if err != nil || !isLoopback(h) {
+			return false
+		}
+	}
+	return len(addrs) > 0
 }
 
 func isLoopback(host string) bool {

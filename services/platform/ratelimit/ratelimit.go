@@ -34,7 +34,7 @@ type Limiter struct {
 
 // New returns a limiter over rdb.
 func New(rdb *redisx.Client) *Limiter {
-	return &Limiter{rdb: rdb, l: redis_rate.NewLimiter(rdb.Client)}
+	return &Limiter{rdb: rdb, l: redis_rate.NewLimiter(rdb.UniversalClient)}
 }
 
 // Result of one Allow.

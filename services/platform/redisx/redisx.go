@@ -23,10 +23,14 @@ import (
 	"github.com/tollgate/tollgate/services/platform/config"
 )
 
-// Client is a Redis client with the install's key prefix and a circuit
-// breaker around every command (see breaker.go).
+// Client is a Redis client for one of the three deployment modes
+// (config.RedisStandalone, RedisSentinel, RedisCluster) with the install's
+// key prefix and a circuit breaker around every command (see breaker.go).
+// The embedded UniversalClient is a *redis.Client (standalone; sentinel,
+// built by redis.NewFailoverClient) or a *redis.ClusterClient.
 type Client struct {
-	*redis.Client
+	redis.UniversalClient
+	mode    string
 	prefix  string
 	breaker *breaker
 }
@@ -46,28 +50,48 @@ func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log
 // tollgate_redis_circuit_rejections_total on reg.
 func WithMetrics(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
 
-// New returns a client for cfg. rediss:// URLs use TLS 1.2 or newer.
+// tuning is what Tollgate sets in every mode, whatever the URL says.
+type tuning struct {
+	dial, cmd, pool time.Duration
+	tls             *tls.Config
+}
+
+func (t tuning) applyTLS(c *tls.Config) *tls.Config {
+	if c == nil {
+		return nil
+	}
+	c = c.Clone()
+	if c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	if t.tls != nil {
+		c.RootCAs = t.tls.RootCAs
+	}
+	return c
+}
+
+// New returns a client for cfg: cfg.Mode picks go-redis's URL parser and
+// client (redis.ParseURL and NewClient, ParseFailoverURL and
+// NewFailoverClient, ParseClusterURL and NewClusterClient; see
+// config.Redis.URL for the forms). rediss:// URLs use TLS 1.2 or newer,
+// verified against cfg.TLSCAFile's CAs when set.
 //
-// Failing fast: dials and every socket read and write are bounded by
-// cfg.DialTimeout and cfg.CommandTimeout (80ms by default), a failed command
-// is not retried (no retry storms), and after three consecutive connection
-// failures the circuit breaker opens: every command then fails at once with
-// an error wrapping ErrUnavailable, for cfg.BreakerOpen (500ms), after which
-// one command probes Redis and closes the breaker again if it succeeds.
+// Failing fast, the same in every mode: dials and every socket read and
+// write are bounded by cfg.DialTimeout and cfg.CommandTimeout (80ms by
+// default), a failed command is not retried (no retry storms), and after
+// three consecutive connection failures the circuit breaker opens: every
+// command then fails at once with an error wrapping ErrUnavailable, for
+// cfg.BreakerOpen (500ms), after which one command probes Redis and closes
+// the breaker again if it succeeds. There is one breaker per client, also
+// in cluster mode: with Redis's default cluster-require-full-coverage a
+// cluster that lost a master refuses commands until a replica takes over.
 func New(cfg config.Redis, opt ...Option) (*Client, error) {
 	var o options
 	for _, f := range opt {
 		f(&o)
 	}
-	opts, err := redis.ParseURL(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", errors.New(strings.ReplaceAll(err.Error(), cfg.URL, "<REDIS_URL>")))
-	}
-	if cfg.Password != "" {
-		opts.Password = cfg.Password
-	}
-	if opts.TLSConfig != nil && opts.TLSConfig.MinVersion < tls.VersionTLS12 {
-		opts.TLSConfig.MinVersion = tls.VersionTLS12
+	if _, err := cfg.ParseTarget(); err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
 	}
 	orDefault := func(d, def time.Duration) time.Duration {
 		if d <= 0 {
@@ -75,25 +99,71 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		}
 		return d
 	}
-	dial := orDefault(cfg.DialTimeout, config.DefaultRedisDialTimeout)
-	cmd := orDefault(cfg.CommandTimeout, config.DefaultRedisCommandTimeout)
-	opts.DialTimeout = dial
-	opts.ReadTimeout = cmd
-	opts.WriteTimeout = cmd
+	t := tuning{
+		dial: orDefault(cfg.DialTimeout, config.DefaultRedisDialTimeout),
+		cmd:  orDefault(cfg.CommandTimeout, config.DefaultRedisCommandTimeout),
+	}
 	// Waiting for a free pooled connection: under a burst every connection
 	// can be busy with a healthy Redis, so this is longer than a command;
 	// while Redis is down the open breaker refuses commands before they wait.
-	opts.PoolTimeout = max(10*cmd, time.Second)
-	opts.MaxRetries = -1 // no retries: the breaker, not a retry loop, handles outages
-	c := &Client{Client: redis.NewClient(opts), prefix: cfg.KeyPrefix}
+	t.pool = max(10*t.cmd, time.Second)
+	if cfg.TLSCAFile != "" {
+		roots, err := config.LoadCAFile(cfg.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis tls: %w", err)
+		}
+		t.tls = &tls.Config{RootCAs: roots}
+	}
+	c := &Client{mode: cfg.Mode, prefix: cfg.KeyPrefix}
+	switch cfg.Mode {
+	case config.RedisCluster:
+		opts, _ := redis.ParseClusterURL(cfg.URL)
+		if cfg.Password != "" {
+			opts.Password = cfg.Password
+		}
+		opts.TLSConfig = t.applyTLS(opts.TLSConfig)
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = t.dial, t.cmd, t.cmd, t.pool
+		// No retries (the breaker handles outages), but MOVED/ASK
+		// redirections are followed: they are how a cluster answers after a
+		// failover or a slot migration, not a failure.
+		opts.MaxRetries = -1
+		opts.MaxRedirects = 3
+		c.UniversalClient = redis.NewClusterClient(opts)
+	case config.RedisSentinel:
+		opts, _ := redis.ParseFailoverURL(cfg.URL)
+		if cfg.Password != "" {
+			opts.Password = cfg.Password
+		}
+		if cfg.SentinelPassword != "" {
+			opts.SentinelPassword = cfg.SentinelPassword
+		}
+		opts.TLSConfig = t.applyTLS(opts.TLSConfig)
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = t.dial, t.cmd, t.cmd, t.pool
+		opts.MaxRetries = -1
+		c.UniversalClient = redis.NewFailoverClient(opts)
+	default:
+		c.mode = config.RedisStandalone
+		opts, _ := redis.ParseURL(cfg.URL)
+		if cfg.Password != "" {
+			opts.Password = cfg.Password
+		}
+		opts.TLSConfig = t.applyTLS(opts.TLSConfig)
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = t.dial, t.cmd, t.cmd, t.pool
+		opts.MaxRetries = -1 // no retries: the breaker, not a retry loop, handles outages
+		c.UniversalClient = redis.NewClient(opts)
+	}
+	var err error
 	c.breaker, err = newBreaker(orDefault(cfg.BreakerOpen, config.DefaultRedisBreakerOpen), o.log, o.reg)
 	if err != nil {
-		_ = c.Client.Close()
+		_ = c.UniversalClient.Close()
 		return nil, err
 	}
 	c.AddHook(c.breaker)
 	return c, nil
 }
+
+// Mode is the deployment mode: config.RedisStandalone, RedisSentinel or RedisCluster.
+func (c *Client) Mode() string { return c.mode }
 
 // CircuitState is the breaker's state: "closed" (Redis answers), "open"
 // (commands fail at once) or "half-open" (one probe in flight).
@@ -116,11 +186,25 @@ func Hash(secret string) string {
 
 // Ping reports whether Redis answers; it goes through the breaker, so while
 // the breaker is open it fails at once with ErrUnavailable.
-func (c *Client) Ping(ctx context.Context) error { return c.Client.Ping(ctx).Err() }
+func (c *Client) Ping(ctx context.Context) error { return c.UniversalClient.Ping(ctx).Err() }
 
 // CheckDurable fails unless the server persists data (AOF or RDB snapshots),
-// so a production install does not silently lose sessions and grants on restart.
+// so a production install does not silently lose sessions and grants on
+// restart. In cluster mode every master is checked; in sentinel mode the
+// current master.
 func (c *Client) CheckDurable(ctx context.Context) error {
+	if cc, ok := c.UniversalClient.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			if err := checkDurable(ctx, n); err != nil {
+				return fmt.Errorf("cluster node %s: %w", n.Options().Addr, err)
+			}
+			return nil
+		})
+	}
+	return checkDurable(ctx, c.UniversalClient)
+}
+
+func checkDurable(ctx context.Context, c redis.Cmdable) error {
 	info, err := c.Info(ctx, "persistence").Result()
 	if err != nil {
 		return fmt.Errorf("redis persistence check: %w", err)

@@ -26,8 +26,8 @@ func TestClientFromURL(t *testing.T) {
 	if err := c.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if c.Options().DB != 3 || c.Key("code", "abc") != "t:code:abc" {
-		t.Errorf("db=%d key=%s", c.Options().DB, c.Key("code", "abc"))
+	if c.UniversalClient.(*redis.Client).Options().DB != 3 || c.Key("code", "abc") != "t:code:abc" {
+		t.Errorf("db=%d key=%s", c.UniversalClient.(*redis.Client).Options().DB, c.Key("code", "abc"))
 	}
 	// A password from REDIS_PASSWORD overrides the URL's.
 	c2, _ := redisx.New(config.Redis{URL: "redis://" + r.Addr() + "/0", Password: "pw-123"})

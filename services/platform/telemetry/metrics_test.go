@@ -104,7 +104,7 @@ func TestRedisMetrics(t *testing.T) {
 	r := testharness.StartRedis(t)
 	rdb := r.Client()
 	reg := prometheus.NewRegistry()
-	if err := telemetry.InstrumentRedisMetrics(rdb.Client, reg); err != nil {
+	if err := telemetry.InstrumentRedisMetrics(rdb.UniversalClient, reg); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

@@ -74,7 +74,7 @@ func isNetError(err error) bool {
 // redisMetrics is a go-redis hook recording every command and pipeline,
 // and a collector of the client's pool statistics.
 type redisMetrics struct {
-	client   *redis.Client
+	client   redis.UniversalClient
 	duration *prometheus.HistogramVec
 	up       atomic.Int32
 
@@ -90,7 +90,7 @@ type redisMetrics struct {
 //     found Redis unreachable (readiness probes keep it current);
 //   - tollgate_redis_pool_*: the client's connection pool (hits, misses,
 //     timeouts, stale connections, total and idle connections).
-func InstrumentRedisMetrics(rdb *redis.Client, reg prometheus.Registerer) error {
+func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer) error {
 	m := &redisMetrics{
 		client: rdb,
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -63,7 +63,7 @@ func TestOneTraceAcrossHTTPGRPCAndRedis(t *testing.T) {
 	backTel := newTelemetry(t, recv.Env("backend"), "backend")
 
 	rdb := testharness.StartRedis(t).Client()
-	if err := backTel.InstrumentRedis(rdb.Client); err != nil {
+	if err := backTel.InstrumentRedis(rdb.UniversalClient); err != nil {
 		t.Fatal(err)
 	}
 	backLogs := &testharness.SyncBuffer{}

@@ -1,0 +1,113 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tollgate/tollgate/services/platform/config"
+)
+
+func TestRedisURLForms(t *testing.T) {
+	for _, tc := range []struct {
+		mode, url string
+		want      config.RedisTarget
+	}{
+		{"", "redis://u:pw@redis.internal:6379/2", config.RedisTarget{Addrs: []string{"redis.internal:6379"}, Username: "u", Password: "pw", DB: 2}},
+		{"standalone", "rediss://redis.internal:6380/0", config.RedisTarget{Addrs: []string{"redis.internal:6380"}, TLS: true}},
+		{"cluster", "rediss://u:pw@n1:7000?addr=n2:7001&addr=n3:7002", config.RedisTarget{Addrs: []string{"n1:7000", "n2:7001", "n3:7002"}, Username: "u", Password: "pw", TLS: true}},
+		{"sentinel", "redis://su:spw@s1:26379/1?master_name=tg&addr=s2:26379&addr=s3:26379&username=u&password=pw",
+			config.RedisTarget{Addrs: []string{"s1:26379", "s2:26379", "s3:26379"}, MasterName: "tg", Username: "u", Password: "pw", SentinelUsername: "su", SentinelPassword: "spw", DB: 1}},
+	} {
+		got, err := config.Redis{Mode: tc.mode, URL: tc.url}.ParseTarget()
+		if err != nil {
+			t.Errorf("%s %s: %v", tc.mode, tc.url, err)
+			continue
+		}
+		if strings.Join(got.Addrs, ",") != strings.Join(tc.want.Addrs, ",") || got.MasterName != tc.want.MasterName ||
+			got.Username != tc.want.Username || got.Password != tc.want.Password || got.SentinelUsername != tc.want.SentinelUsername ||
+			got.SentinelPassword != tc.want.SentinelPassword || got.TLS != tc.want.TLS || got.DB != tc.want.DB {
+			t.Errorf("%s %s:\n got %+v\nwant %+v", tc.mode, tc.url, got, tc.want)
+		}
+	}
+}
+
+func TestRedisRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    config.Redis
+		want string
+	}{
+		{"unknown mode", config.Redis{Mode: "replicated", URL: "redis://h:1"}, `REDIS_MODE: "replicated" is not one of`},
+		{"addr= in standalone", config.Redis{URL: "redis://h:1?addr=h2:2"}, "set REDIS_MODE=cluster or REDIS_MODE=sentinel"},
+		{"sentinel without master", config.Redis{Mode: "sentinel", URL: "redis://s1:26379?addr=s2:26379"}, "needs master_name="},
+		{"cluster db", config.Redis{Mode: "cluster", URL: "redis://n1:7000/3"}, "only database 0"},
+		{"cluster master_name", config.Redis{Mode: "cluster", URL: "redis://n1:7000?master_name=x"}, "master_name= is for REDIS_MODE=sentinel"},
+		{"bad addr", config.Redis{Mode: "cluster", URL: "redis://n1:7000?addr=nope"}, "unable to parse addr param"},
+		{"unknown option", config.Redis{Mode: "sentinel", URL: "redis://s1:1?master_name=m&colour=red"}, "unexpected option: colour"},
+		{"tuned option", config.Redis{URL: "redis://h:1?read_timeout=5s"}, "read_timeout is set by REDIS_COMMAND_TIMEOUT"},
+		{"unix cluster", config.Redis{Mode: "cluster", URL: "unix:///run/redis.sock"}, "standalone only"},
+		{"sentinel password elsewhere", config.Redis{Mode: "cluster", URL: "redis://n1:7000", SentinelPassword: "x"}, "only used with REDIS_MODE=sentinel"},
+		{"ca without tls", config.Redis{URL: "redis://h:1", TLSCAFile: "/nonexistent/ca.pem"}, "REDIS_TLS_CA_FILE: set, but REDIS_URL is not rediss://"},
+		{"ca missing", config.Redis{URL: "rediss://h:1", TLSCAFile: "/nonexistent/ca.pem"}, `REDIS_TLS_CA_FILE: cannot read "/nonexistent/ca.pem"`},
+		{"brace prefix", config.Redis{URL: "redis://h:1", KeyPrefix: "{x}:"}, "REDIS_KEY_PREFIX: must not contain spaces or braces"},
+	} {
+		var p config.Problems
+		tc.r.Validate(&p, false)
+		if got := strings.Join(p, "\n"); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: problems lack %q:\n%s", tc.name, tc.want, got)
+		}
+	}
+}
+
+func TestRedisProblemsAtOnceAndRedacted(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("not pem"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := config.NewSource(config.MapEnv(map[string]string{
+		"REDIS_MODE":              "cluster",
+		"REDIS_URL":               "redis://:hunter2@n1:7000?addr=bad&pool_size=x",
+		"REDIS_SENTINEL_PASSWORD": "s",
+		"REDIS_TLS_CA_FILE":       ca,
+		"REDIS_KEY_PREFIX":        "a b",
+		"REDIS_COMMAND_TIMEOUT":   "2m",
+	}))
+	r := config.LoadRedis(s, true)
+	p := s.Problems()
+	r.Validate(&p, true)
+	got := strings.Join(p, "\n")
+	if strings.Contains(got, "hunter2") {
+		t.Errorf("a problem shows the password:\n%s", got)
+	}
+	for _, want := range []string{"REDIS_URL (REDIS_MODE=cluster)", "REDIS_SENTINEL_PASSWORD", "holds no PEM certificate", "REDIS_KEY_PREFIX", "REDIS_COMMAND_TIMEOUT"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems lack %q:\n%s", want, got)
+		}
+	}
+	if len(p) != 5 {
+		t.Errorf("%d problems, want 5:\n%s", len(p), got)
+	}
+}
+
+func TestRedisProductionPassword(t *testing.T) {
+	for _, tc := range []struct {
+		r  config.Redis
+		ok bool
+	}{
+		{config.Redis{Mode: "cluster", URL: "redis://n1:7000?addr=n2:7000"}, false},
+		{config.Redis{Mode: "cluster", URL: "redis://127.0.0.1:7000?addr=127.0.0.1:7001"}, true},
+		{config.Redis{Mode: "cluster", URL: "redis://n1:7000", Password: "pw"}, true},
+		// The sentinels' password is not the master's.
+		{config.Redis{Mode: "sentinel", URL: "redis://:spw@127.0.0.1:26379?master_name=m"}, false},
+		{config.Redis{Mode: "sentinel", URL: "redis://127.0.0.1:26379?master_name=m&password=pw"}, true},
+		{config.Redis{Mode: "sentinel", URL: "rediss://s1:26379?master_name=m"}, true},
+	} {
+		var p config.Problems
+		tc.r.Validate(&p, true)
+		if (len(p) == 0) != tc.ok {
+			t.Errorf("%s %s: ok=%v, problems: %v", tc.r.Mode, tc.r.URL, tc.ok, p)
+		}
+	}
+}
