@@ -65,6 +65,7 @@ type card struct {
 	invalidIs string            // the error text the invalid data must show
 	selectors map[string]string // field -> CSS selector in the card
 	want      map[string]string // field -> exact text
+	hidden    []string          // text the card must not show
 }
 
 func cards(t *testing.T) []card {
@@ -84,19 +85,18 @@ func cards(t *testing.T) []card {
 					map[string]any{"name": "backend", "status": "degraded", "detail": "p99 latency 850 ms"},
 				},
 			},
-			invalid:   map[string]any{"service": 42, "status": "ok"},
-			invalidIs: "The health result has no service name.",
+			invalid:   map[string]any{"service": "capability-core", "status": 42},
+			invalidIs: "The health result has no status.",
 			selectors: map[string]string{
-				"status": ".tg-status-label", "service": ".tg-service", "version": ".tg-version",
-				"time": "time.tg-time", "check1": ".tg-checks li:nth-child(1) .tg-check__name",
-				"check1status": ".tg-checks li:nth-child(1) .tg-pill", "check2status": ".tg-checks li:nth-child(2) .tg-pill",
-				"check2detail": ".tg-checks li:nth-child(2) .tg-check__detail", "title": "#tg-title",
+				"status": ".tg-status-label", "summary": ".tg-summary", "parts": ".tg-parts",
+				"time": "time.tg-time", "title": "#tg-title",
 			},
 			want: map[string]string{
-				"status": "Operational", "service": "capability-core", "version": "v0.1.0",
-				"check1": "redis", "check1status": "OK", "check2status": "Degraded",
-				"check2detail": "p99 latency 850 ms", "title": "Service health",
+				"status": "Working normally", "summary": "Everything the app needs is responding.",
+				"parts": "1 of 2 responding", "title": "Service status",
 			},
+			// End users see no internal service names, versions or dependency names.
+			hidden: []string{"capability-core", "v0.1.0", "redis", "backend", "p99"},
 		},
 		{
 			widget: profile,
@@ -133,8 +133,9 @@ var xssPayloads = map[string]string{
 type browserEnv struct {
 	browser   context.Context
 	origin    string // the public origin: templates and /app-ui
-	hostURL   string // the MCP Apps test host, another origin
+	hostURL   string // the test hosts (ChatGPT, MCP Apps), another origin
 	artifacts string
+	fleet     *fleet // the real gateway the hosts call
 }
 
 func newBrowserEnv(t *testing.T) *browserEnv {
@@ -181,10 +182,12 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 	t.Cleanup(widgetSrv.Close)
 	publicOrigin = widgetSrv.URL
 
+	fl := startFleet(t)
 	hostMux := http.NewServeMux()
-	for _, f := range []string{"mcp-host.html", "mcp-host.js", "mcp-host.css"} {
+	for _, f := range []string{"mcp-host.html", "mcp-host.js", "mcp-host.css", "chatgpt-host.html", "chatgpt-host.js", "gateway.js"} {
 		hostMux.HandleFunc("GET /"+f, serveFile(f))
 	}
+	hostMux.HandleFunc("POST /host/call", fl.hostCall)
 	hostMux.HandleFunc("GET /favicon.ico", noFavicon)
 	hostSrv := httptest.NewServer(hostMux)
 	t.Cleanup(hostSrv.Close)
@@ -208,7 +211,7 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 	if err := chromedp.Do(browser); err != nil {
 		t.Fatalf("start Chromium (%s): %v", exe, err)
 	}
-	return &browserEnv{browser: browser, origin: publicOrigin, hostURL: hostSrv.URL, artifacts: artifacts}
+	return &browserEnv{browser: browser, origin: publicOrigin, hostURL: hostSrv.URL, artifacts: artifacts, fleet: fl}
 }
 
 // noFavicon answers the browser's favicon request, which would otherwise
@@ -360,6 +363,8 @@ type snapshot struct {
 	Pairs     [][2]string       `json:"pairs"` // [text colour, background] of every text element
 	Landmark  bool              `json:"landmark"`
 	Overflow  bool              `json:"overflow"` // the card is wider than its frame
+	Text      string            `json:"text"`     // all the card's text
+	Font      string            `json:"font"`     // the body's computed font-family
 }
 
 const snapshotJS = `(function (sel) {
@@ -384,6 +389,7 @@ const snapshotJS = `(function (sel) {
     datetime: (document.querySelector("time.tg-time") || { getAttribute: function () { return ""; } }).getAttribute("datetime") || "",
     fields: {}, pairs: [],
     overflow: document.documentElement.scrollWidth > document.documentElement.clientWidth + 1,
+    text: m ? m.textContent : "", font: getComputedStyle(document.body).fontFamily,
     landmark: !!(m && m.tagName === "MAIN" && m.getAttribute("aria-labelledby") && document.getElementById(m.getAttribute("aria-labelledby")))
   };
   for (var k in sel) { var v = text(sel[k]); if (v !== null) out.fields[k] = v; }
@@ -478,6 +484,9 @@ type bridge struct {
 	name string
 	// open loads the card under the host and waits until it may send.
 	open func(tb *tab, w Widget, theme string)
+	// openAs is open with the host holding the token labelled token
+	// ("full", or "weak": openid only).
+	openAs func(tb *tab, w Widget, theme, token string)
 	// result hands structured tool data to the card.
 	result func(tb *tab, data any)
 	// fail reports a failed tool call with the message.
@@ -496,12 +505,31 @@ func mustJSONString(tb *tab, v any) string {
 	return string(b)
 }
 
+// openChatGPT loads the ChatGPT host page with the card in its iframe and
+// waits until the runtime and the card's scripts ran. late="1" installs
+// window.openai only with the first globals.
+func openChatGPT(tb *tab, w Widget, theme, token, late string) {
+	tb.t.Helper()
+	view := tb.env.origin + "/card/" + w.Name + ".html?" + url.Values{"openai": {"1"}, "theme": {theme}, "late": {late}}.Encode()
+	tb.do(chromedp.Navigate(tb.env.hostURL + "/chatgpt-host.html?" + url.Values{"view": {view}, "token": {token}}.Encode()))
+	tb.waitHost(`window.__host && window.__host.ready`)
+	tb.useFrame(view)
+}
+
+func openMCPApps(tb *tab, w Widget, theme, token string) {
+	tb.t.Helper()
+	view := tb.env.origin + "/card/" + w.Name + ".html"
+	tb.do(chromedp.Navigate(tb.env.hostURL + "/mcp-host.html?" + url.Values{"view": {view}, "theme": {theme}, "token": {token}}.Encode()))
+	// SEP-1865: the host sends nothing before the view is initialized.
+	tb.waitHost(`window.__host && window.__host.initialized`)
+	tb.useFrame(view)
+}
+
 var chatgpt = bridge{
 	name: "chatgpt",
-	open: func(tb *tab, w Widget, theme string) {
-		tb.do(chromedp.Navigate(tb.env.origin + "/card/" + w.Name + ".html?openai=1&theme=" + theme))
-		tb.waitHost(`document.readyState === "complete" && window.TollgateWidget`)
-		tb.useFrame(tb.env.origin)
+	open: func(tb *tab, w Widget, theme string) { openChatGPT(tb, w, theme, "full", "") },
+	openAs: func(tb *tab, w Widget, theme, token string) {
+		openChatGPT(tb, w, theme, token, "")
 	},
 	result: func(tb *tab, data any) {
 		tb.hostEval(`window.__host.setGlobals({toolOutput: ` + mustJSONString(tb, data) + `})`)
@@ -519,12 +547,9 @@ var chatgpt = bridge{
 
 var mcpApps = bridge{
 	name: "mcpapps",
-	open: func(tb *tab, w Widget, theme string) {
-		view := tb.env.origin + "/card/" + w.Name + ".html"
-		tb.do(chromedp.Navigate(tb.env.hostURL + "/mcp-host.html?" + url.Values{"view": {view}, "theme": {theme}}.Encode()))
-		// SEP-1865: the host sends nothing before the view is initialized.
-		tb.waitHost(`window.__host && window.__host.initialized`)
-		tb.useFrame(view)
+	open: func(tb *tab, w Widget, theme string) { openMCPApps(tb, w, theme, "full") },
+	openAs: func(tb *tab, w Widget, theme, token string) {
+		openMCPApps(tb, w, theme, token)
 	},
 	result: func(tb *tab, data any) {
 		text := mustJSONString(tb, data)
@@ -666,6 +691,8 @@ func TestCardsInBrowser(t *testing.T) {
 		})
 	}
 
+	interactionTests(t, env)
+
 	t.Run("mcpapps/protocol", func(t *testing.T) {
 		t.Parallel()
 		tb := env.newTab(t)
@@ -691,7 +718,11 @@ func TestCardsInBrowser(t *testing.T) {
 		}
 
 		mcpApps.result(tb, health.data)
-		tb.waitCard(health.selectors, waitLimit, "the result", func(s snapshot) bool { return s.State == "ready" })
+		s := tb.waitCard(health.selectors, waitLimit, "the result", func(s snapshot) bool { return s.State == "ready" })
+		// The host's fonts: the --font-sans variable and its @font-face rules.
+		if !strings.HasPrefix(s.Font, `"Tollgate Test Sans"`) {
+			t.Errorf("font %s, want the host's --font-sans", s.Font)
+		}
 		tb.waitHost(`window.__host.sizes.some(function (s) { return s.height > 150 && s.width > 0; })`)
 
 		// Requests from the host get answers; unknown ones a JSON-RPC error.
@@ -708,7 +739,7 @@ func TestCardsInBrowser(t *testing.T) {
 
 		// Partial context updates merge: display mode and host style variables.
 		tb.hostEval(`window.__host.setContext({displayMode: "fullscreen", styles: {variables: {"--color-background-primary": "rgb(1, 2, 3)"}}})`)
-		s := tb.waitCard(health.selectors, waitLimit, "the host context", func(s snapshot) bool { return s.Display == "fullscreen" })
+		s = tb.waitCard(health.selectors, waitLimit, "the host context", func(s snapshot) bool { return s.Display == "fullscreen" })
 		if s.Bg != "rgb(1, 2, 3)" || s.Theme != "light" {
 			t.Errorf("after a partial context: background %s theme %q, want the host's variable and the light theme kept", s.Bg, s.Theme)
 		}
@@ -740,12 +771,10 @@ func TestCardsInBrowser(t *testing.T) {
 		t.Parallel()
 		tb := env.newTab(t)
 		health := cards(t)[0]
-		tb.do(chromedp.Navigate(env.origin + "/card/" + health.widget.Name + ".html?openai=1&late=1"))
-		tb.waitHost(`document.readyState === "complete" && window.TollgateWidget`)
-		if hostValue[bool](tb, `"openai" in window`) {
-			t.Fatal("window.openai exists before the host installed it")
+		openChatGPT(tb, health.widget, "light", "full", "1")
+		if hostValue[bool](tb, `window.__host.installedAtStart`) {
+			t.Fatal("window.openai existed before the host installed it")
 		}
-		tb.useFrame(env.origin)
 		tb.hostEval(`window.__host.setGlobals({theme: "dark", toolOutput: ` + mustJSONString(tb, health.data) + `})`)
 		s := tb.waitCard(health.selectors, waitLimit, "the late result", func(s snapshot) bool { return s.State == "ready" })
 		checkFields(t, health, s)
@@ -773,6 +802,11 @@ func TestCardsInBrowser(t *testing.T) {
 
 func checkFields(t *testing.T, c card, s snapshot) {
 	t.Helper()
+	for _, word := range c.hidden {
+		if strings.Contains(s.Text, word) {
+			t.Errorf("%s shows %q to the end user: %q", c.widget.Name, word, s.Text)
+		}
+	}
 	for k, want := range c.want {
 		if got := s.Fields[k]; got != want {
 			t.Errorf("%s: %s = %q, want %q", c.widget.Name, k, got, want)

@@ -7,11 +7,16 @@
 // (app-ui/). The assets are shared where they can be:
 //
 //   - mcp-widget-bridge-v1.js delivers the tool result to the card from either
-//     host bridge: ChatGPT's window.openai globals (toolOutput, theme, the
-//     openai:set_globals event) or the MCP Apps JSON-RPC protocol over
-//     postMessage (ui/initialize, ui/notifications/initialized, tool-result,
-//     host-context-changed, size-changed). It owns the card's states:
-//     waiting, ready, empty (no data, or nothing arrived in 5 s) and error.
+//     host bridge: ChatGPT's window.openai globals (toolOutput,
+//     toolResponseMetadata, widgetState, theme, the openai:set_globals event)
+//     or the MCP Apps JSON-RPC protocol over postMessage (ui/initialize,
+//     ui/notifications/initialized, tool-result, host-context-changed,
+//     size-changed). It owns the card's states: waiting, ready, empty (no
+//     data, or nothing arrived in 5 s), error and step-up (missing scopes,
+//     with a Reconnect action). It gives the card its interactions under
+//     both hosts: calling a tool by role ([Widget.Actions], resolved by the
+//     gateway into [MetaActions]), a follow-up message, opening a link and
+//     card state (docs/guides/add-a-widget.md, "Interactions").
 //   - tool-result-card-base-v1.css is the shared look, light and dark.
 //   - <card>.js checks the structured result and draws it with textContent
 //     only, so tool data can never become markup.
@@ -42,7 +47,9 @@
 //
 // A failed call reaches the card as an MCP result with isError (its text
 // content is shown). ChatGPT gives widgets only structuredContent and _meta,
-// so the gateway also puts the message in _meta under "tollgate/error".
+// so the gateway also puts the message in _meta under [MetaError], a
+// refusal for missing scopes under [MetaStepUp], and the card's actions and
+// scope words under [MetaActions] and [MetaScopes].
 //
 // # Versioning
 //

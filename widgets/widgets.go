@@ -17,6 +17,32 @@ const MIMEType = "text/html;profile=mcp-app"
 // [Assets]. Templates refer to assets as <public origin>/app-ui/<name>.
 const AssetPath = "/app-ui/"
 
+// Keys of a widget tool result's _meta that the gateway fills and the bridge
+// reads. ChatGPT hands a card only structuredContent and _meta
+// (window.openai.toolOutput, toolResponseMetadata); MCP Apps hands it the
+// whole CallToolResult (ui/notifications/tool-result), so _meta reaches the
+// card under both hosts.
+const (
+	// MetaError carries a failed call's message (a string).
+	MetaError = "tollgate/error"
+	// MetaActions maps each action role of the card (see [Widget.Actions])
+	// to the tool name the client knows, e.g. {"reload": "identity.profile_card",
+	// "revoke": "connections.revoke"}. The card calls tools only through it.
+	MetaActions = "tollgate/actions"
+	// MetaStepUp is set on a result refused for missing scopes:
+	// {"missing": [{"scope": "profile", "description": "Your name and username"}]}.
+	// The bridge then shows the step-up state with a Reconnect action.
+	MetaStepUp = "tollgate/stepUp"
+	// MetaScopes maps every scope the install supports to what it allows,
+	// in the user's words: {"profile": "Your name and username"}. Cards
+	// name scopes with it.
+	MetaScopes = "tollgate/scopes"
+)
+
+// ActionReload is the role every card has: the tool that drew it. The
+// step-up state's Reconnect action and a card's refresh call it.
+const ActionReload = "reload"
+
 // ErrInvalidOrigin is wrapped by the errors for a public origin that is not
 // a bare http(s) origin such as "https://tollgate.example.com".
 var ErrInvalidOrigin = errors.New("invalid public origin")
@@ -36,6 +62,13 @@ type Widget struct {
 	// PrefersBorder asks the host to draw a border and background around the
 	// card (MCP Apps ui.prefersBorder, ChatGPT openai/widgetPrefersBorder).
 	PrefersBorder bool
+	// Actions names the other tools the card calls, by role. The key is the
+	// role the card's script asks for (for example "revoke"); the value is
+	// the tool's name as its capability declares it (the mcp_tool option,
+	// e.g. "connections.revoke"). The gateway resolves each to the name the
+	// client sees and sends the map in [MetaActions], plus [ActionReload];
+	// a card's script never holds a tool name.
+	Actions map[string]string
 
 	template string // file name under templates/
 }
@@ -46,8 +79,8 @@ func All() []Widget {
 		{
 			URI:           "ui://widget/health-status-card-v1.html",
 			Name:          "health-status-card-v1",
-			Title:         "Service health",
-			Description:   "Shows a service's health: overall status, service name, version, time of the check and the status of each dependency.",
+			Title:         "Service status",
+			Description:   "Tells the user in plain words whether the service works: overall status, how many of the parts it depends on respond, and when it was checked.",
 			PrefersBorder: false,
 			template:      "health-status-card-v1.html",
 		},
@@ -58,6 +91,15 @@ func All() []Widget {
 			Description:   "Shows the signed-in user's profile: name, username, email with its verification state, and subject.",
 			PrefersBorder: false,
 			template:      "profile-summary-card-v1.html",
+		},
+		{
+			URI:           "ui://widget/connections-card-v1.html",
+			Name:          "connections-card-v1",
+			Title:         "Connected apps",
+			Description:   "Lists the apps connected to the user's account, what each may do and when it was last used, with a button to revoke an app's access.",
+			PrefersBorder: false,
+			Actions:       map[string]string{"revoke": "connections.revoke"},
+			template:      "connections-card-v1.html",
 		},
 	}
 }

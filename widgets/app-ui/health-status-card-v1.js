@@ -1,4 +1,4 @@
-// health-status-card-v1.js: draws a capability's health check.
+// health-status-card-v1.js: tells an end user whether the service works.
 //
 // structuredContent:
 //   {"service": "capability-core", "version": "v0.1.0",
@@ -12,14 +12,17 @@
     return;
   }
 
+  // End-user words: the card never shows the service's internal name, its
+  // build version or the names of its dependencies (those stay in the
+  // structured result, for the model and for operators).
   var LABELS = {
-    ok: { text: "Operational", check: "OK", tone: "ok" },
-    degraded: { text: "Degraded", check: "Degraded", tone: "warn" },
-    down: { text: "Down", check: "Down", tone: "bad" }
+    ok: { text: "Working normally", tone: "ok", summary: "Everything the app needs is responding." },
+    degraded: { text: "Partly working", tone: "warn", summary: "Some parts are not responding, so some requests may fail." },
+    down: { text: "Not available", tone: "bad", summary: "The service cannot answer requests right now. Try again later." }
   };
 
   function statusOf(value) {
-    return LABELS[value] || { text: "Unknown", check: "Unknown", tone: "neutral" };
+    return LABELS[value] || { text: "Status unknown", tone: "neutral", summary: "The service reported a status this card does not know." };
   }
 
   function optionalString(data, key) {
@@ -27,14 +30,11 @@
   }
 
   function check(data) {
-    if (typeof data.service !== "string" || data.service === "") {
-      return "The health result has no service name.";
-    }
     if (typeof data.status !== "string" || data.status === "") {
       return "The health result has no status.";
     }
-    if (!optionalString(data, "version") || !optionalString(data, "timestamp")) {
-      return "The health result has a version or time that is not text.";
+    if (!optionalString(data, "service") || !optionalString(data, "version") || !optionalString(data, "timestamp")) {
+      return "The health result has a name, version or time that is not text.";
     }
     if (data.checks !== undefined && data.checks !== null) {
       if (!Array.isArray(data.checks)) {
@@ -51,15 +51,31 @@
     return "";
   }
 
+  function partsLine(checks) {
+    var up = 0;
+    for (var i = 0; i < checks.length; i++) {
+      if (checks[i].status === "ok") {
+        up++;
+      }
+    }
+    return up + " of " + checks.length + " responding";
+  }
+
   function render(data, tools) {
     var h = tools.h;
     var status = statusOf(data.status);
 
-    var fields = [
-      h("div", null, [h("dt", null, ["Service"]), h("dd", { "class": "tg-service" }, [data.service])])
+    var parts = [
+      h("div", { "class": "tg-status" }, [
+        h("span", { "class": "tg-pill tg-pill--" + status.tone + " tg-status-label" }, [status.text])
+      ]),
+      h("p", { "class": "tg-summary" }, [status.summary])
     ];
-    if (data.version) {
-      fields.push(h("div", null, [h("dt", null, ["Version"]), h("dd", { "class": "tg-version tg-mono" }, [data.version])]));
+
+    var fields = [];
+    var checks = Array.isArray(data.checks) ? data.checks : [];
+    if (checks.length) {
+      fields.push(h("div", null, [h("dt", null, ["Components"]), h("dd", { "class": "tg-parts" }, [partsLine(checks)])]));
     }
     if (data.timestamp) {
       fields.push(h("div", null, [
@@ -67,30 +83,27 @@
         h("dd", null, [h("time", { "class": "tg-time", datetime: data.timestamp }, [tools.formatTime(data.timestamp)])])
       ]));
     }
-
-    var parts = [
-      h("div", { "class": "tg-status" }, [
-        h("span", { "class": "tg-pill tg-pill--" + status.tone + " tg-status-label" }, [status.text])
-      ]),
-      h("dl", { "class": "tg-fields", "aria-label": "Service details" }, fields)
-    ];
-
-    var checks = Array.isArray(data.checks) ? data.checks : [];
-    if (checks.length) {
-      var items = [];
-      for (var i = 0; i < checks.length; i++) {
-        var c = checks[i];
-        var s = statusOf(c.status);
-        items.push(h("li", null, [
-          h("span", { "class": "tg-check__name" }, [c.name]),
-          h("span", { "class": "tg-pill tg-pill--" + s.tone }, [s.check]),
-          c.detail ? h("span", { "class": "tg-check__detail" }, [c.detail]) : null
-        ]));
-      }
-      parts.push(h("h2", { "class": "tg-subtitle", id: "tg-checks-title" }, ["Dependencies"]));
-      parts.push(h("ul", { "class": "tg-checks", "aria-labelledby": "tg-checks-title" }, items));
+    if (fields.length) {
+      parts.push(h("dl", { "class": "tg-fields", "aria-label": "Status details" }, fields));
     }
-
+    if (tools.can("reload")) {
+      var status2 = h("p", { "class": "tg-inline-error", role: "alert", hidden: "hidden" }, []);
+      var again = h("button", { type: "button", "class": "tg-button tg-recheck" }, ["Check again"]);
+      again.addEventListener("click", function () {
+        again.disabled = true;
+        tools.callTool("reload", {}).then(function (res) {
+          if (res.isError) {
+            throw new Error(res.text || "The check failed.");
+          }
+          tools.update(res.structuredContent);
+        }).catch(function (e) {
+          again.disabled = false;
+          status2.textContent = e.message;
+          status2.hidden = false;
+        });
+      });
+      parts.push(h("div", { "class": "tg-actions" }, [again]), status2);
+    }
     return h("div", { "class": "tg-health" }, parts);
   }
 

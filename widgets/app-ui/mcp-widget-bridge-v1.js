@@ -1,20 +1,24 @@
 // mcp-widget-bridge-v1.js: the one bridge every Tollgate card uses.
 //
-// It delivers a tool result to the card from either kind of host:
-//   - ChatGPT, which exposes `window.openai` (toolOutput, toolResponseMetadata,
-//     theme, displayMode, locale) and fires `openai:set_globals` on window
-//     when a global arrives late or changes;
-//   - an MCP Apps host (SEP-1865), which talks JSON-RPC 2.0 over postMessage:
-//     the view sends the `ui/initialize` request, then the
-//     `ui/notifications/initialized` notification; the host sends
+// It speaks to either kind of host:
+//   - ChatGPT, which injects `window.openai` (OpenAI Apps SDK): globals
+//     toolOutput, toolResponseMetadata, widgetState, theme, displayMode,
+//     locale, fired again as `openai:set_globals` when they change; methods
+//     callTool(name, args), sendFollowUpMessage({prompt}),
+//     openExternal({href}), setWidgetState(state), notifyIntrinsicHeight(h);
+//   - an MCP Apps host (SEP-1865, protocol 2026-01-26), which talks JSON-RPC
+//     2.0 over postMessage: the view sends the `ui/initialize` request, then
+//     `ui/notifications/initialized`; the host sends
 //     `ui/notifications/tool-result`, `ui/notifications/host-context-changed`
 //     and `ui/notifications/tool-cancelled`; the view reports its size with
-//     `ui/notifications/size-changed`.
+//     `ui/notifications/size-changed` and asks the host with the `tools/call`,
+//     `ui/message`, `ui/open-link` and `ui/update-model-context` requests.
 //
-// A card script calls TollgateWidget.mount({check, render}) once. The bridge
-// owns the card's state (waiting, ready, empty, error), the theme and the
-// host handshake; the card only checks and renders structured data. Every
-// value from a host is put in the page as text (textContent), never as HTML.
+// A card script calls TollgateWidget.mount({name, check, render}) once. The
+// bridge owns the card's states (waiting, ready, empty, error, step-up), the
+// theme and the host handshake; the card checks and renders structured data
+// and uses the interactions handed to render (see mount). Every value from a
+// host is put in the page as text (textContent), never as HTML.
 (function () {
   "use strict";
 
@@ -25,8 +29,17 @@
   var PROTOCOL_VERSION = "2026-01-26";
   // How long the card waits for a result before it says none arrived.
   var WAIT_MS = 5000;
+  // How long an interaction waits for the host's answer. A host may ask the
+  // user first (a destructive tool, a link), so this is generous.
+  var CALL_MS = 120000;
   var MAX_ERROR_TEXT = 400;
+  var MAX_MESSAGE_TEXT = 2000;
   var FAILED = "The tool call failed";
+  // _meta keys the gateway fills (widgets.go: MetaError, MetaActions, MetaStepUp).
+  var META_ERROR = "tollgate/error";
+  var META_ACTIONS = "tollgate/actions";
+  var META_STEP_UP = "tollgate/stepUp";
+  var META_SCOPES = "tollgate/scopes";
 
   var root = document.documentElement;
   var card = null;
@@ -34,11 +47,16 @@
   var hasResult = false;
   var waitTimer = 0;
   var ctx = { theme: "", displayMode: "inline", locale: "", timeZone: "" };
+  var hostKind = ""; // "openai" or "mcp-apps" once known
+  var actions = {}; // role -> tool name, from the result's _meta
+  var widgetState = null;
+  var scopeText = {}; // scope -> what it allows, in the user's words
 
   // ---- DOM helpers ---------------------------------------------------------
 
   // h builds an element. Strings in children become text nodes, so data can
-  // never turn into markup. props: "class", "text" and plain attributes.
+  // never turn into markup. props: "class", "text", "on<event>" handlers
+  // (functions) and plain attributes.
   function h(tag, props, children) {
     var el = document.createElement(tag);
     var key;
@@ -55,6 +73,8 @@
           el.className = String(value);
         } else if (key === "text") {
           el.textContent = String(value);
+        } else if (/^on[a-z]+$/.test(key) && typeof value === "function") {
+          el.addEventListener(key.slice(2), value);
         } else {
           el.setAttribute(key, String(value));
         }
@@ -149,7 +169,7 @@
   function renderData() {
     var node;
     try {
-      node = card.render(lastData, { h: h, formatTime: formatTime, locale: ctx.locale });
+      node = card.render(lastData, api);
     } catch (e) {
       showError("The card failed to draw this result.");
       return;
@@ -181,27 +201,147 @@
     renderData();
   }
 
+  // setActions takes the card's actions (role -> tool name) from _meta.
+  function setActions(a) {
+    if (!isPlainObject(a)) {
+      return;
+    }
+    var next = {};
+    for (var role in a) {
+      if (Object.prototype.hasOwnProperty.call(a, role) && typeof a[role] === "string" && a[role] !== "") {
+        next[role] = a[role];
+      }
+    }
+    actions = next;
+  }
+
+  // setScopes takes the words for each scope from _meta.
+  function setScopes(s) {
+    if (!isPlainObject(s)) {
+      return;
+    }
+    for (var name in s) {
+      if (Object.prototype.hasOwnProperty.call(s, name) && typeof s[name] === "string" && s[name] !== "") {
+        scopeText[name] = s[name];
+      }
+    }
+  }
+
+  // scopeWords says what a scope allows, or gives its name when unknown.
+  function scopeWords(name) {
+    return Object.prototype.hasOwnProperty.call(scopeText, name) ? scopeText[name] : String(name);
+  }
+
+  // readMeta takes the result's _meta: the card's actions first, then a
+  // refusal. It returns true when the result was a refusal it has shown.
+  function readMeta(meta) {
+    if (!isPlainObject(meta)) {
+      return false;
+    }
+    setActions(meta[META_ACTIONS]);
+    setScopes(meta[META_SCOPES]);
+    if (isPlainObject(meta[META_STEP_UP])) {
+      showStepUp(meta[META_STEP_UP]);
+      return true;
+    }
+    if (typeof meta[META_ERROR] === "string" && meta[META_ERROR]) {
+      showError(meta[META_ERROR], FAILED);
+      return true;
+    }
+    return false;
+  }
+
+  // textOf joins the text blocks of a CallToolResult.
+  function textOf(result) {
+    var texts = [];
+    if (Array.isArray(result.content)) {
+      for (var i = 0; i < result.content.length; i++) {
+        var block = result.content[i];
+        if (isPlainObject(block) && block.type === "text" && typeof block.text === "string") {
+          texts.push(block.text);
+        }
+      }
+    }
+    return texts.join(" ");
+  }
+
   // deliverCallToolResult takes an MCP CallToolResult.
   function deliverCallToolResult(result) {
     if (!isPlainObject(result)) {
       showError("The host sent a tool result of an unexpected shape.");
       return;
     }
+    hasResult = true;
     clearTimeout(waitTimer);
+    if (readMeta(result._meta)) {
+      return;
+    }
     if (result.isError === true) {
-      var texts = [];
-      if (Array.isArray(result.content)) {
-        for (var i = 0; i < result.content.length; i++) {
-          var block = result.content[i];
-          if (isPlainObject(block) && block.type === "text" && typeof block.text === "string") {
-            texts.push(block.text);
-          }
-        }
-      }
-      showError(texts.length ? texts.join(" ") : "The tool reported an error.", FAILED);
+      showError(textOf(result) || "The tool reported an error.", FAILED);
       return;
     }
     deliver(result.structuredContent);
+  }
+
+  // ---- step-up: the token lacks scopes ---------------------------------------
+
+  function showStepUp(stepUp) {
+    hasResult = true;
+    lastData = null;
+    clearTimeout(waitTimer);
+    var missing = Array.isArray(stepUp.missing) ? stepUp.missing : [];
+    var words = [];
+    var items = [];
+    for (var i = 0; i < missing.length && i < 20; i++) {
+      var s = missing[i];
+      if (!isPlainObject(s) || typeof s.scope !== "string") {
+        continue;
+      }
+      var text = typeof s.description === "string" && s.description ? s.description : s.scope;
+      words.push(text);
+      items.push(h("li", { "class": "tg-stepup__scope", title: s.scope }, [text]));
+    }
+    var status = h("p", { "class": "tg-stepup__status", role: "status" }, []);
+    var help = h("button", { type: "button", "class": "tg-button tg-stepup__help", hidden: "hidden" }, ["Ask for help reconnecting"]);
+    var reconnect = h("button", { type: "button", "class": "tg-button tg-button--primary tg-stepup__reconnect" }, ["Reconnect"]);
+    reconnect.addEventListener("click", function () {
+      reconnect.disabled = true;
+      status.textContent = "Checking access\u2026";
+      // The host sees the tool's step-up challenge (the result's
+      // mcp/www_authenticate and the response's WWW-Authenticate) and can
+      // run the authorization again; a granted call draws the card.
+      callTool("reload", {}).then(function (res) {
+        if (isPlainObject(res.meta) && isPlainObject(res.meta[META_STEP_UP])) {
+          reconnect.disabled = false;
+          status.textContent = "Access is still missing. Approve the new permissions when asked, or reconnect the app in its settings, then try again.";
+          help.hidden = false;
+          return;
+        }
+        deliverCallToolResult(res.raw);
+      }, function (err) {
+        reconnect.disabled = false;
+        status.textContent = err.message;
+        help.hidden = false;
+      });
+    });
+    help.addEventListener("click", function () {
+      help.disabled = true;
+      followUp("Help me reconnect this app so that it can use: " + words.join("; ") + ".").then(function () {
+        status.textContent = "Asked the assistant for help.";
+      }, function (err) {
+        help.disabled = false;
+        status.textContent = err.message;
+      });
+    });
+    show("step-up", h("div", { "class": "tg-stepup", role: "alert" }, [
+      h("p", { "class": "tg-stepup__title" }, ["More access needed"]),
+      h("p", { "class": "tg-stepup__lead" }, [items.length
+        ? "To show this, the app needs your permission for:"
+        : "To show this, the app needs more permissions."]),
+      items.length ? h("ul", { "class": "tg-stepup__scopes" }, items) : null,
+      h("div", { "class": "tg-actions" }, [reconnect, help]),
+      status
+    ]));
   }
 
   // ---- host context ---------------------------------------------------------
@@ -235,9 +375,29 @@
         continue;
       }
       var value = vars[name];
-      if (/^--[a-z0-9-]{1,64}$/.test(name) && typeof value === "string" && value.length <= 200) {
+      if (/^--[a-z0-9-]{1,64}$/.test(name) && typeof value === "string" && value.length <= 200 && !/[;{}<]/.test(value)) {
         root.style.setProperty(name, value);
       }
+    }
+  }
+
+  // applyFonts takes hostContext.styles.css.fonts (@font-face rules) as a
+  // constructed style sheet: no <style> element, so the card's CSP, which
+  // has no 'unsafe-inline', does not need loosening. Font files still load
+  // only from origins the CSP allows.
+  var fontSheet = null;
+  function applyFonts(css) {
+    if (typeof css !== "string" || css.length > 20000 || typeof CSSStyleSheet !== "function" || !("adoptedStyleSheets" in document)) {
+      return;
+    }
+    try {
+      if (!fontSheet) {
+        fontSheet = new CSSStyleSheet();
+        document.adoptedStyleSheets = document.adoptedStyleSheets.concat([fontSheet]);
+      }
+      fontSheet.replaceSync(css); // @import rules are ignored here
+    } catch (e) {
+      // Unparsable CSS from the host: keep the card's own fonts.
     }
   }
 
@@ -265,6 +425,9 @@
     }
     if (isPlainObject(c.styles)) {
       applyStyleVariables(c.styles.variables);
+      if (isPlainObject(c.styles.css)) {
+        applyFonts(c.styles.css.fonts);
+      }
     }
     if (redraw && lastData) {
       renderData();
@@ -305,12 +468,15 @@
     if (!isPlainObject(globals)) {
       return;
     }
+    hostKind = "openai";
     applyContext({ theme: globals.theme, displayMode: globals.displayMode, locale: globals.locale });
+    if ("widgetState" in globals) {
+      widgetState = isPlainObject(globals.widgetState) ? globals.widgetState : null;
+    }
     // ChatGPT hands the result's _meta over as toolResponseMetadata; the
-    // gateway puts a failed call's message under "tollgate/error".
-    var meta = globals.toolResponseMetadata;
-    if (isPlainObject(meta) && typeof meta["tollgate/error"] === "string" && meta["tollgate/error"]) {
-      showError(meta["tollgate/error"], FAILED);
+    // gateway puts the card's actions, a refusal's scopes and a failed
+    // call's message there.
+    if (readMeta(globals.toolResponseMetadata)) {
       return;
     }
     if ("toolOutput" in globals && globals.toolOutput !== null && globals.toolOutput !== undefined) {
@@ -328,6 +494,7 @@
 
   var nextId = 1;
   var pending = {};
+  var hostCapabilities = {};
 
   function post(message) {
     window.parent.postMessage(message, "*");
@@ -337,10 +504,34 @@
     post({ jsonrpc: "2.0", method: method, params: params });
   }
 
-  function request(method, params, onResult) {
+  // request sends a JSON-RPC request; done(error, result) runs once, with
+  // a JSON-RPC error object or the result.
+  function request(method, params, done) {
     var id = nextId++;
-    pending[id] = onResult;
+    var timer = setTimeout(function () {
+      if (pending[id]) {
+        delete pending[id];
+        done({ code: -32001, message: "The host did not answer in time." }, null);
+      }
+    }, CALL_MS);
+    pending[id] = function (err, result) {
+      clearTimeout(timer);
+      done(err, result);
+    };
     post({ jsonrpc: "2.0", id: id, method: method, params: params });
+  }
+
+  // rpc is request as a promise: rejected with an Error for a JSON-RPC error.
+  function rpc(method, params) {
+    return new Promise(function (resolve, reject) {
+      request(method, params, function (err, result) {
+        if (err) {
+          reject(new Error(typeof err.message === "string" && err.message ? clip(err.message, MAX_ERROR_TEXT) : "The host refused the request."));
+        } else {
+          resolve(result);
+        }
+      });
+    });
   }
 
   function answer(id, result) {
@@ -361,7 +552,7 @@
       var done = pending[m.id];
       if (done) {
         delete pending[m.id];
-        done(m.error ? null : m.result);
+        done(m.error ? (isPlainObject(m.error) ? m.error : {}) : null, m.error ? null : m.result);
       }
       return;
     }
@@ -401,10 +592,12 @@
       appInfo: { name: "tollgate-" + name, version: "1" },
       appCapabilities: { availableDisplayModes: ["inline"] },
       protocolVersion: PROTOCOL_VERSION
-    }, function (result) {
-      if (!isPlainObject(result)) {
+    }, function (err, result) {
+      if (err || !isPlainObject(result)) {
         return; // Not an MCP Apps host after all; the wait timer tells the user.
       }
+      hostKind = "mcp-apps";
+      hostCapabilities = isPlainObject(result.hostCapabilities) ? result.hostCapabilities : {};
       applyContext(result.hostContext);
       mcpReady = true;
       notify("ui/notifications/initialized", {});
@@ -413,11 +606,172 @@
     });
   }
 
+  // ---- interactions ----------------------------------------------------------
+
+  function refuse(text) {
+    return Promise.reject(new Error(text));
+  }
+
+  // toResult turns what a host answers to a tool call into
+  // {raw, isError, structuredContent, meta, text}. MCP Apps answers a
+  // CallToolResult; ChatGPT's callTool resolves to the same fields (older
+  // runtimes: {result: "<text>"}).
+  function toResult(r) {
+    if (!isPlainObject(r)) {
+      r = {};
+    }
+    var raw = {
+      content: Array.isArray(r.content) ? r.content : (typeof r.result === "string" ? [{ type: "text", text: r.result }] : []),
+      structuredContent: r.structuredContent,
+      isError: r.isError === true,
+      _meta: isPlainObject(r._meta) ? r._meta : (isPlainObject(r.meta) ? r.meta : undefined)
+    };
+    var res = { raw: raw, isError: raw.isError, structuredContent: raw.structuredContent, meta: raw._meta || {}, text: textOf(raw) };
+    setActions(res.meta[META_ACTIONS]);
+    setScopes(res.meta[META_SCOPES]);
+    return res;
+  }
+
+  // callTool calls the tool behind the card's action role ("reload",
+  // "revoke"...). It resolves to the result (a tool error included, with
+  // isError) and rejects with an Error the card can show when the call
+  // could not be made.
+  function callTool(role, args) {
+    var name = actions[role];
+    if (typeof name !== "string" || !name) {
+      return refuse("This card cannot do that here: the host did not say which tool to call.");
+    }
+    if (!isPlainObject(args)) {
+      args = {};
+    }
+    if (hostKind === "openai") {
+      if (typeof window.openai.callTool !== "function") {
+        return refuse("This host does not let cards call tools.");
+      }
+      return Promise.resolve().then(function () {
+        return window.openai.callTool(name, args);
+      }).then(toResult, function (e) {
+        throw new Error(e && e.message ? clip(e.message, MAX_ERROR_TEXT) : "The host could not call the tool.");
+      });
+    }
+    if (hostKind === "mcp-apps") {
+      if (!isPlainObject(hostCapabilities.serverTools)) {
+        return refuse("This host does not let cards call tools.");
+      }
+      return rpc("tools/call", { name: name, arguments: args }).then(toResult);
+    }
+    return refuse("There is no host to call the tool.");
+  }
+
+  // followUp posts text to the conversation as the user's next message.
+  function followUp(text) {
+    text = String(text || "").trim();
+    if (!text) {
+      return refuse("There is no message to send.");
+    }
+    text = clip(text, MAX_MESSAGE_TEXT);
+    if (hostKind === "openai") {
+      if (typeof window.openai.sendFollowUpMessage !== "function") {
+        return refuse("This host does not take messages from cards.");
+      }
+      return Promise.resolve().then(function () {
+        return window.openai.sendFollowUpMessage({ prompt: text });
+      }).then(function () {});
+    }
+    if (hostKind === "mcp-apps") {
+      return rpc("ui/message", { role: "user", content: [{ type: "text", text: text }] }).then(function (r) {
+        if (isPlainObject(r) && r.isError === true) {
+          throw new Error("The host did not send the message.");
+        }
+      });
+    }
+    return refuse("There is no host to send the message to.");
+  }
+
+  // openLink asks the host to open an http(s) URL outside the card.
+  function openLink(href) {
+    var url;
+    try {
+      url = new URL(String(href));
+    } catch (e) {
+      return refuse("That link is not a valid address.");
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") {
+      return refuse("Only web links can be opened.");
+    }
+    if (hostKind === "openai") {
+      if (typeof window.openai.openExternal !== "function") {
+        return refuse("This host does not open links from cards.");
+      }
+      return Promise.resolve().then(function () {
+        return window.openai.openExternal({ href: url.href });
+      }).then(function () {});
+    }
+    if (hostKind === "mcp-apps") {
+      return rpc("ui/open-link", { url: url.href }).then(function (r) {
+        if (isPlainObject(r) && r.isError === true) {
+          throw new Error("The host did not open the link.");
+        }
+      });
+    }
+    return refuse("There is no host to open the link.");
+  }
+
+  // getState returns the card's saved state (a plain object) or null.
+  function getState() {
+    return widgetState;
+  }
+
+  // setState saves the card's state. ChatGPT keeps it with the message and
+  // shows it to the model (setWidgetState); MCP Apps has no state store yet
+  // (SEP-1865 lists it under future work), so the bridge keeps it for the
+  // view's life and tells the model with ui/update-model-context.
+  function setState(state) {
+    if (!isPlainObject(state)) {
+      return refuse("Card state must be an object.");
+    }
+    widgetState = state;
+    if (hostKind === "openai" && typeof window.openai.setWidgetState === "function") {
+      return Promise.resolve().then(function () {
+        return window.openai.setWidgetState(state);
+      }).then(function () {});
+    }
+    if (hostKind === "mcp-apps") {
+      return rpc("ui/update-model-context", { structuredContent: state }).then(function () {}, function () {
+        // A host without model context still has the state in the view.
+      });
+    }
+    return Promise.resolve();
+  }
+
+  // update draws new structured data, e.g. a list a card reloaded.
+  function update(data) {
+    deliver(data);
+  }
+
+  // api is what render gets: DOM helpers and the interactions.
+  var api = Object.freeze({
+    h: h,
+    formatTime: formatTime,
+    get locale() { return ctx.locale; },
+    get host() { return hostKind; },
+    can: function (role) { return typeof actions[role] === "string"; },
+    scopeWords: scopeWords,
+    lastData: function () { return lastData; },
+    callTool: callTool,
+    followUp: followUp,
+    openLink: openLink,
+    getState: getState,
+    setState: setState,
+    update: update,
+    showError: showError
+  });
+
   // ---- mount ---------------------------------------------------------------
 
   // mount starts the bridge for the card. spec.name names the card (used in
   // appInfo), spec.check(data) returns "" or a sentence saying why the data
-  // cannot be shown, and spec.render(data, tools) returns the card's body.
+  // cannot be shown, and spec.render(data, api) returns the card's body.
   function mount(spec) {
     if (card || !spec || typeof spec.check !== "function" || typeof spec.render !== "function") {
       return;

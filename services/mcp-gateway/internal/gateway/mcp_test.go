@@ -89,6 +89,10 @@ func TestToolsListIsTheRegistry(t *testing.T) {
 			if lt.Meta["openai/outputTemplate"] != rt.WidgetURI || ui["resourceUri"] != rt.WidgetURI {
 				t.Errorf("%s: widget meta %v, want both flavours of %s", rt.Name, lt.Meta, rt.WidgetURI)
 			}
+			// The card reloads through its own tool, so ChatGPT must let it.
+			if lt.Meta["openai/widgetAccessible"] != true {
+				t.Errorf("%s: draws a card but is not openai/widgetAccessible: %v", rt.Name, lt.Meta)
+			}
 		} else if _, has := lt.Meta["openai/outputTemplate"]; has {
 			t.Errorf("%s: has an output template but no widget", rt.Name)
 		}
@@ -214,6 +218,19 @@ func TestInsufficientScopeStepUp(t *testing.T) {
 		if got := r.Header.Get("WWW-Authenticate"); got != c {
 			t.Errorf("%s: WWW-Authenticate %q, want %q", name, got, c)
 		}
+		// The card's step-up state names the missing scopes in words.
+		stepUp, _ := json.Marshal(res.Meta["tollgate/stepUp"])
+		if want := `{"missing":[{"description":"Your name and username","scope":"profile"},{"description":"Your email address","scope":"email"}]}`; string(stepUp) != want {
+			t.Errorf("%s: tollgate/stepUp %s, want %s", name, stepUp, want)
+		}
+		// Only a card's result carries its actions: reload is the tool itself.
+		actions, _ := json.Marshal(res.Meta["tollgate/actions"])
+		if want := map[string]string{"identity.profile": "null", "identity.profile_card": `{"reload":"identity.profile_card"}`}[name]; string(actions) != want {
+			t.Errorf("%s: tollgate/actions %s, want %s", name, actions, want)
+		}
+		if scopes, _ := res.Meta["tollgate/scopes"].(map[string]any); name == "identity.profile_card" && scopes["email"] != "Your email address" {
+			t.Errorf("%s: tollgate/scopes %v", name, res.Meta["tollgate/scopes"])
+		}
 	}
 	// A tool needing only openid works with the same token, without a challenge.
 	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("tools/call", map[string]any{"name": "auth.session"})})
@@ -231,8 +248,10 @@ type listedResource struct {
 	Meta     map[string]any `json:"_meta"`
 }
 
-// Widget templates are MCP Apps resources with metadata for both hosts;
-// the profile card needs the profile scopes.
+// Widget templates are MCP Apps resources with metadata for both hosts.
+// Any valid MCP token reads them: a template holds no user data, and the
+// profile card must load for a caller with only openid to show its
+// step-up state.
 func TestWidgetResources(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
@@ -242,7 +261,8 @@ func TestWidgetResources(t *testing.T) {
 		Resources []listedResource `json:"resources"`
 	}
 	g.rpc(t, tok, sid, "resources/list", nil, &list)
-	want := map[string]bool{"ui://widget/health-status-card-v1.html": true, "ui://widget/profile-summary-card-v1.html": true}
+	want := map[string]bool{"ui://widget/health-status-card-v1.html": true, "ui://widget/profile-summary-card-v1.html": true,
+		"ui://widget/connections-card-v1.html": true}
 	if len(list.Resources) != len(want) {
 		t.Fatalf("resources %+v", list.Resources)
 	}
@@ -273,23 +293,30 @@ func TestWidgetResources(t *testing.T) {
 			t.Errorf("read %s: %+v", r.URI, read)
 		}
 	}
-	// The profile card with only openid: refused with a step-up challenge.
+	// With only openid every template is readable, without a challenge.
 	weak := f.Token("user-1", "openid")
 	wsid := g.initialize(t, weak)
-	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: wsid, Version: version,
+	for uri := range want {
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: wsid, Version: version,
+			Body: call("resources/read", map[string]any{"uri": uri})})
+		var read struct {
+			Contents []struct {
+				Text string `json:"text"`
+			} `json:"contents"`
+		}
+		m := r.rpc(t)
+		if m.Error != nil || json.Unmarshal(m.Result, &read) != nil || len(read.Contents) != 1 || !strings.Contains(read.Contents[0].Text, "<html") {
+			t.Errorf("%s with openid only: %s %+v", uri, m.Result, m.Error)
+		}
+		if h := r.Header.Get("WWW-Authenticate"); h != "" {
+			t.Errorf("%s with openid only: challenge %q", uri, h)
+		}
+	}
+	// Without a token, nothing.
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Session: wsid, Version: version,
 		Body: call("resources/read", map[string]any{"uri": "ui://widget/profile-summary-card-v1.html"})})
-	if m := r.rpc(t); m.Error == nil || !strings.Contains(m.Error.Message, "insufficient_scope") {
-		t.Errorf("profile card with openid only: %s %+v", m.Result, m.Error)
-	}
-	if !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
-		t.Errorf("no challenge header: %v", r.Header)
-	}
-	var health struct {
-		Contents []any `json:"contents"`
-	}
-	g.rpc(t, weak, wsid, "resources/read", map[string]any{"uri": "ui://widget/health-status-card-v1.html"}, &health)
-	if len(health.Contents) != 1 {
-		t.Errorf("health card with openid: %+v", health)
+	if r.Status != http.StatusUnauthorized {
+		t.Errorf("resources/read without a token: HTTP %d", r.Status)
 	}
 }
 

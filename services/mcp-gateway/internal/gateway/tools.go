@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -27,7 +26,7 @@ const MetaWWWAuthenticate = "mcp/www_authenticate"
 
 // MetaError carries a failed call's message for widgets, which ChatGPT
 // hands only structuredContent and _meta (see widgets/doc.go).
-const MetaError = "tollgate/error"
+const MetaError = widgets.MetaError
 
 // catalog turns the capability registry and the widgets into MCP tools and
 // resources. Nothing here names a tool: everything comes from the proto
@@ -78,6 +77,12 @@ func (c *catalog) tool(t *registry.Tool) (mcp.Tool, error) {
 			meta[k] = v
 		}
 	}
+	if c.widgetCalls(t.Name) {
+		// ChatGPT lets a card call only tools marked so (Apps SDK,
+		// component-initiated tool calls); MCP Apps hosts let a view call
+		// any tool whose ui.visibility includes "app", the default.
+		meta["openai/widgetAccessible"] = true
+	}
 	a := t.Annotations
 	return mcp.Tool{
 		Name:            t.Name,
@@ -104,7 +109,11 @@ func (c *catalog) tools() ([]server.ServerTool, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, server.ServerTool{Tool: desc, Handler: c.handler(t)})
+		h, err := c.handler(t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, server.ServerTool{Tool: desc, Handler: h})
 		// Zero series from the start, so that rates and alerts see every tool.
 		c.metrics.toolCalls.WithLabelValues(t.Name, "ok")
 		c.metrics.coreLatency.WithLabelValues(t.Name)
@@ -132,7 +141,33 @@ func (c *catalog) instructions() string {
 }
 
 // handler calls the capability behind t with the caller's token.
-func (c *catalog) handler(t *registry.Tool) server.ToolHandlerFunc {
+func (c *catalog) handler(t *registry.Tool) (server.ToolHandlerFunc, error) {
+	actions, err := c.widgetActions(t)
+	if err != nil {
+		return nil, err
+	}
+	call := c.call(t)
+	if actions == nil {
+		return call, nil
+	}
+	// A card's result tells it which tools its actions call and how to
+	// name scopes.
+	words := c.scopeWords()
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		res, err := call(ctx, req)
+		if res != nil {
+			if res.Meta == nil {
+				res.Meta = mcp.NewMetaFromMap(map[string]any{})
+			}
+			res.Meta.AdditionalFields[widgets.MetaActions] = actions
+			res.Meta.AdditionalFields[widgets.MetaScopes] = words
+		}
+		return res, err
+	}, nil
+}
+
+// call calls the capability behind t with the caller's token.
+func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		claims, ok := tokens.FromContext(ctx)
 		if !ok {
@@ -147,6 +182,7 @@ func (c *catalog) handler(t *registry.Tool) server.ToolHandlerFunc {
 				strings.Join(t.RequiredScopes, " "), strings.Join(missing, " "))
 			res := errorResult(msg)
 			res.Meta.AdditionalFields[MetaWWWAuthenticate] = []string{challenge}
+			res.Meta.AdditionalFields[widgets.MetaStepUp] = c.stepUp(missing)
 			return res, nil
 		}
 		raw, err := rawArguments(req)
@@ -264,9 +300,10 @@ func errorResult(msg string) *mcp.CallToolResult {
 	}
 }
 
-// resources returns the widget templates as MCP Apps UI resources. A
-// resource needs the scopes that the least demanding tool drawing with it
-// needs.
+// resources returns the widget templates as MCP Apps UI resources. Any
+// caller with a valid MCP token may read them: a template holds no user
+// data, and a card must load to show its step-up state to a caller whose
+// token lacks the scopes of the tool that draws it.
 func (c *catalog) resources() ([]server.ServerResource, error) {
 	var out []server.ServerResource
 	for _, w := range widgets.All() {
@@ -277,13 +314,12 @@ func (c *catalog) resources() ([]server.ServerResource, error) {
 		if _, err := w.HTML(c.origin); err != nil {
 			return nil, err
 		}
-		scopes := c.widgetScopes(w.URI)
 		out = append(out, server.ServerResource{
 			Resource: mcp.Resource{
 				URI: w.URI, Name: w.Name, Title: w.Title, Description: w.Description,
 				MIMEType: widgets.MIMEType, Meta: mcp.NewMetaFromMap(meta),
 			},
-			Handler: c.readWidget(w, meta, scopes),
+			Handler: c.readWidget(w, meta),
 		})
 	}
 	return out, nil
@@ -303,29 +339,11 @@ func (c *catalog) resourceMeta(w widgets.Widget) (map[string]any, error) {
 	return meta, nil
 }
 
-func (c *catalog) widgetScopes(uri string) []string {
-	var best []string
-	first := true
-	for _, t := range c.reg.Tools() {
-		if t.WidgetURI != uri {
-			continue
-		}
-		if first || len(t.RequiredScopes) < len(best) {
-			best, first = t.RequiredScopes, false
-		}
-	}
-	return slices.Clone(best)
-}
-
-func (c *catalog) readWidget(w widgets.Widget, meta map[string]any, scopes []string) server.ResourceHandlerFunc {
+func (c *catalog) readWidget(w widgets.Widget, meta map[string]any) server.ResourceHandlerFunc {
 	return func(ctx context.Context, _ mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-		claims, ok := tokens.FromContext(ctx)
-		if !ok {
+		if _, ok := tokens.FromContext(ctx); !ok {
+			// The auth middleware runs before every transport; this is a wiring bug.
 			return nil, errors.New("no verified token in the request context")
-		}
-		if missing := claims.MissingScopes(scopes); len(missing) > 0 {
-			c.challenges.set(ctx, c.challenges.insufficientScope(scopes, claims.Scopes))
-			return nil, fmt.Errorf("insufficient_scope: reading %s needs the scopes %q", w.URI, strings.Join(scopes, " "))
 		}
 		html, err := w.HTML(c.origin)
 		if err != nil {
@@ -335,4 +353,98 @@ func (c *catalog) readWidget(w widgets.Widget, meta map[string]any, scopes []str
 			URI: w.URI, MIMEType: widgets.MIMEType, Text: html, Meta: meta,
 		}}, nil
 	}
+}
+
+// widgetActions resolves the actions of the card t draws (nil when t draws
+// none) to the tool names clients see: [widgets.ActionReload] is t itself.
+// A card action naming a tool the registry lacks is a build error.
+func (c *catalog) widgetActions(t *registry.Tool) (map[string]string, error) {
+	if t.WidgetURI == "" {
+		return nil, nil
+	}
+	w, ok := widgets.Lookup(t.WidgetURI)
+	if !ok {
+		return nil, fmt.Errorf("tool %s: widget %s is not in the widgets module", t.Name, t.WidgetURI)
+	}
+	out := map[string]string{widgets.ActionReload: t.Name}
+	for role, name := range w.Actions {
+		target, ok := c.reg.Tool(name)
+		if !ok {
+			return nil, fmt.Errorf("widget %s (drawn by tool %s): action %q calls tool %q, which no capability declares", w.URI, t.Name, role, name)
+		}
+		out[role] = target.Name
+	}
+	return out, nil
+}
+
+// widgetCalls reports whether a card may call the tool: it draws a card
+// (the card's reload action) or a card that some tool draws names it as
+// an action.
+func (c *catalog) widgetCalls(name string) bool {
+	for _, t := range c.reg.Tools() {
+		if t.WidgetURI == "" {
+			continue
+		}
+		if t.Name == name {
+			return true
+		}
+		w, _ := widgets.Lookup(t.WidgetURI)
+		for _, target := range w.Actions {
+			if target == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stepUpScope is one scope in [widgets.MetaStepUp]: its token and what it
+// allows in the user's words.
+type stepUpScope struct {
+	Scope       string `json:"scope"`
+	Description string `json:"description"`
+}
+
+// stepUp describes the missing scopes for the card's step-up state.
+func (c *catalog) stepUp(missing []string) map[string]any {
+	list := make([]stepUpScope, 0, len(missing))
+	for _, s := range missing {
+		list = append(list, stepUpScope{Scope: s, Description: scopeDescription(s)})
+	}
+	return map[string]any{"missing": list}
+}
+
+// scopeWords is [widgets.MetaScopes]: every scope with a description.
+func (c *catalog) scopeWords() map[string]string {
+	out := map[string]string{}
+	add := func(s string) {
+		if d := scopeDescription(s); d != "" {
+			out[s] = d
+		}
+	}
+	for _, s := range []string{"openid", "profile", "email", "offline_access"} {
+		add(s)
+	}
+	for _, t := range c.reg.Tools() {
+		for _, s := range t.RequiredScopes {
+			add(s)
+		}
+	}
+	return out
+}
+
+// scopeDescription says what a scope allows, in the words of the consent
+// page; "" for a scope it does not know (the card then shows the token).
+func scopeDescription(scope string) string {
+	switch scope {
+	case "openid":
+		return "Know who you are (your account identifier)"
+	case "profile":
+		return "Your name and username"
+	case "email":
+		return "Your email address"
+	case "offline_access":
+		return "Stay connected when you are away"
+	}
+	return ""
 }

@@ -1,0 +1,249 @@
+package widgets
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// The interaction tests click through each card under both hosts: tool
+// calls (through the host to the real gateway), follow-up messages, links
+// and card state, and the refusals of each.
+
+// hostSide is what differs between the two hosts' records.
+type hostSide struct {
+	// failKey is the host method to refuse in window.__host.fail.
+	failKey map[string]string
+	// messages is a JS expression: the texts of follow-up messages.
+	messages string
+	// links is a JS expression: the URLs the card asked to open.
+	links string
+	// state is a JS expression: the last state the card saved, for the model.
+	state string
+}
+
+var hostSides = map[string]hostSide{
+	"chatgpt": {
+		failKey:  map[string]string{"call": "callTool", "link": "openExternal", "message": "sendFollowUpMessage"},
+		messages: `window.__host.followUps`,
+		links:    `window.__host.links`,
+		state:    `window.__host.widgetState`,
+	},
+	"mcpapps": {
+		failKey: map[string]string{"call": "tools/call", "link": "ui/open-link", "message": "ui/message"},
+		// SEP-1865 ui/message: role "user", content blocks.
+		messages: `window.__host.messages.map(function (m) { return m.role === "user" && m.content[0].type === "text" ? m.content[0].text : "bad message: " + JSON.stringify(m); })`,
+		links:    `window.__host.links`,
+		state:    `(window.__host.contexts.length ? window.__host.contexts[window.__host.contexts.length - 1].structuredContent : null)`,
+	},
+}
+
+// toolFor returns the name under which the gateway lists the tool that
+// draws the card: tests, like cards, never write tool names down.
+func (e *browserEnv) toolFor(t *testing.T, uri string) string {
+	t.Helper()
+	tools, err := e.fleet.listTools("full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, meta := range tools {
+		ui, _ := meta["ui"].(map[string]any)
+		if ui["resourceUri"] == uri && meta["openai/outputTemplate"] == uri {
+			if meta["openai/widgetAccessible"] != true {
+				t.Errorf("tool %s draws %s but a ChatGPT card may not call it (openai/widgetAccessible)", name, uri)
+			}
+			return name
+		}
+	}
+	t.Fatalf("the gateway lists no tool that draws %s", uri)
+	return ""
+}
+
+// click clicks the element in the card, as a user would (the handlers run
+// in the card's own world).
+func (tb *tab) click(sel string) {
+	tb.t.Helper()
+	js := fmt.Sprintf(`(function () { var e = document.querySelector(%q); if (!e) return "missing"; if (e.disabled) return "disabled"; e.click(); return ""; })()`, sel)
+	got, err := chromedp.Run(tb.ctx, chromedp.Evaluate[string](js, func(p *runtime.EvaluateParams) { p.ContextID = tb.world }))
+	if err != nil {
+		tb.t.Fatalf("click %s: %v", sel, err)
+	}
+	if got != "" {
+		tb.t.Fatalf("click %s: %s", sel, got)
+	}
+}
+
+func jsString(t *testing.T, s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func interactionTests(t *testing.T, env *browserEnv) {
+	all := cards(t)
+	health, profile := all[0], all[1]
+	connections, _ := Lookup("ui://widget/connections-card-v1.html")
+
+	for _, b := range []bridge{chatgpt, mcpApps} {
+		side := hostSides[b.name]
+
+		t.Run(b.name+"/profile-summary-card-v1/step-up-then-reconnect", func(t *testing.T) {
+			t.Parallel()
+			name := env.toolFor(t, profile.widget.URI)
+			sel := map[string]string{
+				"title": ".tg-stepup__title", "scope1": ".tg-stepup__scope:nth-child(1)", "scope2": ".tg-stepup__scope:nth-child(2)",
+				"reconnect": ".tg-stepup__reconnect", "status": ".tg-stepup__status", "name": ".tg-name", "email": ".tg-email__address",
+			}
+			tb := env.newTab(t)
+			b.openAs(tb, profile.widget, "light", "weak")
+			// The model calls the card's tool with an openid-only token: the
+			// template loads and the result is a step-up refusal.
+			tb.hostEval(`window.__host.runTool(` + jsString(t, name) + `, {})`)
+			s := tb.waitCard(sel, waitLimit, "the step-up state", func(s snapshot) bool { return s.State == "step-up" })
+			for k, want := range map[string]string{"title": "More access needed", "scope1": "Your name and username",
+				"scope2": "Your email address", "reconnect": "Reconnect"} {
+				if s.Fields[k] != want {
+					t.Errorf("step-up %s: %q, want %q", k, s.Fields[k], want)
+				}
+			}
+			if strings.Contains(s.Text, "insufficient_scope") {
+				t.Errorf("the step-up state shows protocol words: %q", s.Text)
+			}
+			checkContrast(t, "step-up", s)
+			tb.screenshot(b.name + "-profile-summary-card-v1-stepup")
+
+			// Reconnect, and the user does not approve: still refused, and
+			// the card offers to ask the assistant for help.
+			tb.click(".tg-stepup__reconnect")
+			s = tb.waitCard(sel, waitLimit, "the still-missing note", func(s snapshot) bool {
+				return strings.HasPrefix(s.Fields["status"], "Access is still missing.")
+			})
+			tb.waitHost(`window.__host.calls.length === 2 && window.__host.calls[1].name === ` + jsString(t, name))
+			tb.click(".tg-stepup__help")
+			tb.waitHost(side.messages + `.length === 1`)
+			msg := hostValue[string](tb, side.messages+`[0]`)
+			if msg != "Help me reconnect this app so that it can use: Your name and username; Your email address." {
+				t.Errorf("follow-up message %q", msg)
+			}
+			tb.waitCard(sel, waitLimit, "the sent note", func(s snapshot) bool { return s.Fields["status"] == "Asked the assistant for help." })
+
+			// Reconnect, and the user approves: the host authorizes again and
+			// the card draws the profile from the real gateway.
+			tb.hostEval(`window.__host.reauthorize = true`)
+			tb.click(".tg-stepup__reconnect")
+			s = tb.waitCard(sel, waitLimit, "the profile after reconnecting", func(s snapshot) bool { return s.State == "ready" })
+			if s.Fields["name"] != "Ada Lovelace" || s.Fields["email"] != "ada@example.com" {
+				t.Errorf("after reconnecting: %v", s.Fields)
+			}
+			if n := hostValue[int](tb, `window.__host.reauthorized`); n != 1 {
+				t.Errorf("the host authorized %d times, want 1", n)
+			}
+			tb.screenshot(b.name + "-profile-summary-card-v1-reconnected")
+		})
+
+		t.Run(b.name+"/profile-summary-card-v1/step-up-host-refuses", func(t *testing.T) {
+			t.Parallel()
+			name := env.toolFor(t, profile.widget.URI)
+			sel := map[string]string{"status": ".tg-stepup__status"}
+			tb := env.newTab(t)
+			b.openAs(tb, profile.widget, "dark", "weak")
+			tb.hostEval(`window.__host.runTool(` + jsString(t, name) + `, {})`)
+			tb.waitCard(sel, waitLimit, "the step-up state", func(s snapshot) bool { return s.State == "step-up" })
+			tb.hostEval(fmt.Sprintf(`window.__host.fail[%q] = "The user declined the call"; window.__host.fail[%q] = "Message sending denied"`,
+				side.failKey["call"], side.failKey["message"]))
+			tb.click(".tg-stepup__reconnect")
+			tb.waitCard(sel, waitLimit, "the refusal", func(s snapshot) bool { return s.Fields["status"] == "The user declined the call" })
+			tb.click(".tg-stepup__help")
+			s := tb.waitCard(sel, waitLimit, "the refused message", func(s snapshot) bool { return s.Fields["status"] == "Message sending denied" })
+			if s.State != "step-up" {
+				t.Errorf("state %q after refusals, want step-up", s.State)
+			}
+			checkContrast(t, "dark step-up", s)
+			tb.screenshot(b.name + "-profile-summary-card-v1-stepup-refused")
+		})
+
+		t.Run(b.name+"/health-status-card-v1/check-again", func(t *testing.T) {
+			t.Parallel()
+			name := env.toolFor(t, health.widget.URI)
+			sel := map[string]string{"status": ".tg-status-label", "error": ".tg-inline-error", "again": ".tg-recheck"}
+			tb := env.newTab(t)
+			b.open(tb, health.widget, "dark")
+			tb.hostEval(`window.__host.runTool(` + jsString(t, name) + `, {})`)
+			s := tb.waitCard(sel, waitLimit, "the real health result", func(s snapshot) bool { return s.State == "ready" })
+			if s.Fields["again"] != "Check again" || !strings.Contains("Working normally|Partly working|Not available", s.Fields["status"]) {
+				t.Errorf("health card: %v", s.Fields)
+			}
+			for _, word := range []string{"capability-core", "mcp-gateway", "redis", "Version"} {
+				if strings.Contains(s.Text, word) {
+					t.Errorf("the health card shows %q to the end user: %q", word, s.Text)
+				}
+			}
+			tb.click(".tg-recheck")
+			tb.waitHost(`window.__host.calls.length === 2 && window.__host.calls[1].name === ` + jsString(t, name))
+			tb.waitCard(sel, waitLimit, "the card after checking again", func(s snapshot) bool { return s.State == "ready" && s.Fields["again"] == "Check again" })
+			tb.screenshot(b.name + "-health-status-card-v1-checked-again")
+
+			// The host refuses the call: the card says so and stays usable.
+			tb.hostEval(fmt.Sprintf(`window.__host.fail[%q] = "Tool calls from cards are turned off"`, side.failKey["call"]))
+			tb.click(".tg-recheck")
+			s = tb.waitCard(sel, waitLimit, "the refusal", func(s snapshot) bool { return s.Fields["error"] == "Tool calls from cards are turned off" })
+			if s.State != "ready" {
+				t.Errorf("state %q after a refused call, want ready", s.State)
+			}
+		})
+
+		t.Run(b.name+"/connections-card-v1/links-and-long-values", func(t *testing.T) {
+			t.Parallel()
+			long := strings.Repeat("verylongclientname", 8)
+			data := map[string]any{"connections": []any{
+				map[string]any{"grant_id": "g-1", "client_id": "chatgpt", "client_name": "ChatGPT", "client_uri": "https://app.example.com/about",
+					"scopes": []any{"openid", "profile"}, "created_at": "2026-11-23T18:00:00Z", "last_used_at": "2026-11-24T09:00:00Z", "current": true},
+				map[string]any{"grant_id": "g-2", "client_id": long, "client_uri": "javascript:alert(1)", "scopes": []any{}},
+			}}
+			sel := map[string]string{
+				"name1": ".tg-connection:nth-child(1) .tg-connection__name", "current": ".tg-connection__current",
+				"name2":  ".tg-connection:nth-child(2) .tg-connection__name",
+				"error1": ".tg-connection:nth-child(1) .tg-inline-error", "scope1": ".tg-connection__scope",
+			}
+			tb := env.newTab(t)
+			b.open(tb, connections, "light")
+			b.result(tb, data)
+			s := tb.waitCard(sel, waitLimit, "the list", func(s snapshot) bool { return s.State == "ready" })
+			if s.Fields["name1"] != "ChatGPT" || s.Fields["current"] != "This app" || s.Fields["name2"] != long || s.Fields["scope1"] != "openid" {
+				t.Errorf("list: %v", s.Fields)
+			}
+			if s.Active != 0 {
+				t.Errorf("%d active elements (links, images...) in the card; links go through the host", s.Active)
+			}
+			checkContrast(t, "connections", s)
+
+			tb.click(".tg-connection:nth-child(1) .tg-website")
+			tb.waitHost(side.links + `.length === 1`)
+			if got := hostValue[string](tb, side.links+`[0]`); got != "https://app.example.com/about" {
+				t.Errorf("opened %q", got)
+			}
+			// Not a web link: no button for it.
+			if s := tb.snap(map[string]string{"website2": ".tg-connection:nth-child(2) .tg-website"}); s.Fields["website2"] != "" {
+				t.Errorf("a javascript: client_uri got a website button")
+			}
+			// The host refuses.
+			tb.hostEval(fmt.Sprintf(`window.__host.fail[%q] = "Link opening denied by user"`, side.failKey["link"]))
+			tb.click(".tg-connection:nth-child(1) .tg-website")
+			tb.waitCard(sel, waitLimit, "the host's refusal", func(s snapshot) bool { return s.Fields["error1"] == "Link opening denied by user" })
+			if n := hostValue[int](tb, side.links+`.length`); n != 1 {
+				t.Errorf("the host opened %d links, want 1", n)
+			}
+
+			// Long values wrap: nothing spills out of a phone-sized frame.
+			tb.do(chromedp.EmulateViewport(320, 760))
+			tb.waitCard(sel, waitLimit, "the narrow layout", func(s snapshot) bool { return !s.Overflow })
+			tb.screenshot(b.name + "-connections-card-v1-narrow")
+		})
+	}
+}

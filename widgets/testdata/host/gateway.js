@@ -1,0 +1,36 @@
+// What both test hosts share: calling the real gateway. A host calls the
+// MCP server itself, not the card: the page posts the call to the test's
+// host server (POST /host/call), which sends tools/call to the running
+// mcp-gateway with the access token named by token ("full" or "weak").
+//
+// A host that meets a step-up challenge (the result's
+// _meta["mcp/www_authenticate"]) re-runs authorization; the test says
+// whether the user approves (host.reauthorize), and the stronger token is
+// "full".
+(function () {
+  "use strict";
+  window.__gateway = function (host, name, args) {
+    function once() {
+      return fetch("/host/call", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ token: host.token, name: name, arguments: args || {} })
+      }).then(function (r) {
+        if (!r.ok) {
+          return r.text().then(function (t) { throw new Error("host call failed: " + r.status + " " + t); });
+        }
+        return r.json();
+      });
+    }
+    host.calls.push({ name: name, arguments: args || {} });
+    return once().then(function (result) {
+      var meta = result && result._meta;
+      if (meta && meta["mcp/www_authenticate"] && host.reauthorize && host.token !== "full") {
+        host.reauthorized++;
+        host.token = "full";
+        return once();
+      }
+      return result;
+    });
+  };
+})();
