@@ -33,7 +33,8 @@ const (
 	darkBackground  = "rgb(27, 30, 35)"    // --tg-bg, dark (#1b1e23)
 	waitStep        = 40 * time.Millisecond
 	waitLimit       = 5 * time.Second
-	noResultLimit   = 9 * time.Second // the bridge gives up after 5 s
+	hostLimit       = 30 * time.Second // host waits may include gateway calls
+	noResultLimit   = 9 * time.Second  // the bridge gives up after 5 s
 )
 
 // chromiumPath finds the browser. A machine without one fails the test: the
@@ -294,7 +295,7 @@ func hostValue[T any](tb *tab, js string) T {
 // waitHost polls a host expression until it is true.
 func (tb *tab) waitHost(js string) {
 	tb.t.Helper()
-	deadline := time.Now().Add(waitLimit)
+	deadline := time.Now().Add(hostLimit)
 	for {
 		ok, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool]("!!("+js+")"))
 		if err == nil && ok {

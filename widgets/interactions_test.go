@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -13,6 +14,11 @@ import (
 // The interaction tests click through each card under both hosts: tool
 // calls (through the host to the real gateway), follow-up messages, links
 // and card state, and the refusals of each.
+
+// callLimit bounds a wait that includes calls to the gateway: generous,
+// because a test machine may be busy; it only limits how long a failing
+// test hangs.
+const callLimit = 30 * time.Second
 
 // hostSide is what differs between the two hosts' records.
 type hostSide struct {
@@ -105,7 +111,7 @@ func interactionTests(t *testing.T, env *browserEnv) {
 			// The model calls the card's tool with an openid-only token: the
 			// template loads and the result is a step-up refusal.
 			tb.hostEval(`window.__host.runTool(` + jsString(t, name) + `, {})`)
-			s := tb.waitCard(sel, waitLimit, "the step-up state", func(s snapshot) bool { return s.State == "step-up" })
+			s := tb.waitCard(sel, callLimit, "the step-up state", func(s snapshot) bool { return s.State == "step-up" })
 			for k, want := range map[string]string{"title": "More access needed", "scope1": "Your name and username",
 				"scope2": "Your email address", "reconnect": "Reconnect"} {
 				if s.Fields[k] != want {
@@ -121,7 +127,7 @@ func interactionTests(t *testing.T, env *browserEnv) {
 			// Reconnect, and the user does not approve: still refused, and
 			// the card offers to ask the assistant for help.
 			tb.click(".tg-stepup__reconnect")
-			s = tb.waitCard(sel, waitLimit, "the still-missing note", func(s snapshot) bool {
+			s = tb.waitCard(sel, callLimit, "the still-missing note", func(s snapshot) bool {
 				return strings.HasPrefix(s.Fields["status"], "Access is still missing.")
 			})
 			tb.waitHost(`window.__host.calls.length === 2 && window.__host.calls[1].name === ` + jsString(t, name))
@@ -131,13 +137,13 @@ func interactionTests(t *testing.T, env *browserEnv) {
 			if msg != "Help me reconnect this app so that it can use: Your name and username; Your email address." {
 				t.Errorf("follow-up message %q", msg)
 			}
-			tb.waitCard(sel, waitLimit, "the sent note", func(s snapshot) bool { return s.Fields["status"] == "Asked the assistant for help." })
+			tb.waitCard(sel, callLimit, "the sent note", func(s snapshot) bool { return s.Fields["status"] == "Asked the assistant for help." })
 
 			// Reconnect, and the user approves: the host authorizes again and
 			// the card draws the profile from the real gateway.
 			tb.hostEval(`window.__host.reauthorize = true`)
 			tb.click(".tg-stepup__reconnect")
-			s = tb.waitCard(sel, waitLimit, "the profile after reconnecting", func(s snapshot) bool { return s.State == "ready" })
+			s = tb.waitCard(sel, callLimit, "the profile after reconnecting", func(s snapshot) bool { return s.State == "ready" })
 			if s.Fields["name"] != "Ada Lovelace" || s.Fields["email"] != "ada@example.com" {
 				t.Errorf("after reconnecting: %v", s.Fields)
 			}
@@ -154,13 +160,13 @@ func interactionTests(t *testing.T, env *browserEnv) {
 			tb := env.newTab(t)
 			b.openAs(tb, profile.widget, "dark", "weak")
 			tb.hostEval(`window.__host.runTool(` + jsString(t, name) + `, {})`)
-			tb.waitCard(sel, waitLimit, "the step-up state", func(s snapshot) bool { return s.State == "step-up" })
+			tb.waitCard(sel, callLimit, "the step-up state", func(s snapshot) bool { return s.State == "step-up" })
 			tb.hostEval(fmt.Sprintf(`window.__host.fail[%q] = "The user declined the call"; window.__host.fail[%q] = "Message sending denied"`,
 				side.failKey["call"], side.failKey["message"]))
 			tb.click(".tg-stepup__reconnect")
-			tb.waitCard(sel, waitLimit, "the refusal", func(s snapshot) bool { return s.Fields["status"] == "The user declined the call" })
+			tb.waitCard(sel, callLimit, "the refusal", func(s snapshot) bool { return s.Fields["status"] == "The user declined the call" })
 			tb.click(".tg-stepup__help")
-			s := tb.waitCard(sel, waitLimit, "the refused message", func(s snapshot) bool { return s.Fields["status"] == "Message sending denied" })
+			s := tb.waitCard(sel, callLimit, "the refused message", func(s snapshot) bool { return s.Fields["status"] == "Message sending denied" })
 			if s.State != "step-up" {
 				t.Errorf("state %q after refusals, want step-up", s.State)
 			}
@@ -175,7 +181,7 @@ func interactionTests(t *testing.T, env *browserEnv) {
 			tb := env.newTab(t)
 			b.open(tb, health.widget, "dark")
 			tb.hostEval(`window.__host.runTool(` + jsString(t, name) + `, {})`)
-			s := tb.waitCard(sel, waitLimit, "the real health result", func(s snapshot) bool { return s.State == "ready" })
+			s := tb.waitCard(sel, callLimit, "the real health result", func(s snapshot) bool { return s.State == "ready" })
 			if s.Fields["again"] != "Check again" || !strings.Contains("Working normally|Partly working|Not available", s.Fields["status"]) {
 				t.Errorf("health card: %v", s.Fields)
 			}
@@ -186,15 +192,91 @@ func interactionTests(t *testing.T, env *browserEnv) {
 			}
 			tb.click(".tg-recheck")
 			tb.waitHost(`window.__host.calls.length === 2 && window.__host.calls[1].name === ` + jsString(t, name))
-			tb.waitCard(sel, waitLimit, "the card after checking again", func(s snapshot) bool { return s.State == "ready" && s.Fields["again"] == "Check again" })
+			tb.waitCard(sel, callLimit, "the card after checking again", func(s snapshot) bool { return s.State == "ready" && s.Fields["again"] == "Check again" })
 			tb.screenshot(b.name + "-health-status-card-v1-checked-again")
 
 			// The host refuses the call: the card says so and stays usable.
 			tb.hostEval(fmt.Sprintf(`window.__host.fail[%q] = "Tool calls from cards are turned off"`, side.failKey["call"]))
 			tb.click(".tg-recheck")
-			s = tb.waitCard(sel, waitLimit, "the refusal", func(s snapshot) bool { return s.Fields["error"] == "Tool calls from cards are turned off" })
+			s = tb.waitCard(sel, callLimit, "the refusal", func(s snapshot) bool { return s.Fields["error"] == "Tool calls from cards are turned off" })
 			if s.State != "ready" {
 				t.Errorf("state %q after a refused call, want ready", s.State)
+			}
+		})
+
+		t.Run(b.name+"/connections-card-v1/revoke-then-refreshed-list", func(t *testing.T) {
+			t.Parallel()
+			sel := map[string]string{
+				"count": ".tg-connections", "name2": ".tg-connection:nth-child(2) .tg-connection__name",
+				"scope1":  ".tg-connection:nth-child(1) .tg-connection__scope:nth-child(2)",
+				"confirm": ".tg-connection__confirm", "notice": ".tg-notice", "error2": ".tg-connection:nth-child(2) .tg-inline-error",
+			}
+			tb := env.newTab(t)
+			b.open(tb, connections, "light")
+			tb.hostEval(connectionsStandIn)
+			tb.hostEval(`window.__host.runTool("stand-in.connections_card", {})`)
+			count := func(s snapshot) int {
+				return strings.Count(s.Text, "Last used") + strings.Count(s.Text, "Not used yet")
+			}
+			s := tb.waitCard(sel, callLimit, "the list", func(s snapshot) bool { return s.State == "ready" })
+			if count(s) != 3 || s.Fields["scope1"] != "Your name and username" || s.Fields["name2"] != "Claude" {
+				t.Errorf("list: %d items, %v", count(s), s.Fields)
+			}
+			checkContrast(t, "connections", s)
+			tb.screenshot(b.name + "-connections-card-v1-list")
+
+			// Revoke asks first; Cancel calls nothing.
+			tb.click(".tg-connection:nth-child(2) .tg-revoke")
+			s = tb.waitCard(sel, callLimit, "the confirmation", func(s snapshot) bool { return s.Fields["confirm"] != "" })
+			if s.Fields["confirm"] != "Revoke access for Claude? It stops working until you connect it again." {
+				t.Errorf("confirmation %q", s.Fields["confirm"])
+			}
+			tb.screenshot(b.name + "-connections-card-v1-confirm")
+			tb.click(".tg-connection:nth-child(2) .tg-revoke-cancel")
+			tb.waitCard(sel, callLimit, "the cancelled confirmation", func(s snapshot) bool { return s.Fields["confirm"] == "" })
+			if n := hostValue[int](tb, `window.__host.calls.length`); n != 1 {
+				t.Errorf("cancel made %d calls", n-1)
+			}
+
+			// Revoke: the revoke tool, then reload, and the fresh list.
+			tb.click(".tg-connection:nth-child(2) .tg-revoke")
+			tb.click(".tg-connection:nth-child(2) .tg-revoke-confirm")
+			s = tb.waitCard(sel, callLimit, "the refreshed list", func(s snapshot) bool { return s.Fields["notice"] != "" })
+			if s.Fields["notice"] != "Access revoked for Claude." || count(s) != 2 || s.Fields["name2"] != "nightly-script" {
+				t.Errorf("after revoking: notice %q, %d items, %v", s.Fields["notice"], count(s), s.Fields)
+			}
+			calls := hostValue[string](tb, `JSON.stringify(window.__host.calls.slice(1))`)
+			if calls != `[{"name":"stand-in.connections_revoke","arguments":{"grant_id":"g-2"}},{"name":"stand-in.connections_card","arguments":{}}]` {
+				t.Errorf("calls %s", calls)
+			}
+			if got := hostValue[string](tb, `(function (s) { return s && s.revoked ? s.revoked.name + "/" + s.revoked.grant_id : ""; })(`+side.state+`)`); got != "Claude/g-2" {
+				t.Errorf("card state for the model: %q", got)
+			}
+			tb.screenshot(b.name + "-connections-card-v1-revoked")
+
+			// A refused revoke shows the tool's message and keeps the row.
+			tb.click(".tg-connection:nth-child(2) .tg-revoke")
+			tb.click(".tg-connection:nth-child(2) .tg-revoke-confirm")
+			s = tb.waitCard(sel, callLimit, "the refusal", func(s snapshot) bool { return s.Fields["error2"] != "" })
+			if s.Fields["error2"] != "The grant could not be revoked: try again later." || count(s) != 2 {
+				t.Errorf("refused revoke: %q, %d items", s.Fields["error2"], count(s))
+			}
+
+			// Revoking the app in use: a stronger warning, and no reload (the
+			// host's own access is gone).
+			before := hostValue[int](tb, `window.__host.calls.length`)
+			tb.click(".tg-connection:nth-child(1) .tg-revoke")
+			s = tb.waitCard(sel, callLimit, "the confirmation", func(s snapshot) bool { return s.Fields["confirm"] != "" })
+			if !strings.Contains(s.Fields["confirm"], "This is the app you are using now") {
+				t.Errorf("confirmation for the app in use: %q", s.Fields["confirm"])
+			}
+			tb.click(".tg-connection:nth-child(1) .tg-revoke-confirm")
+			s = tb.waitCard(sel, callLimit, "the list without the app in use", func(s snapshot) bool { return count(s) == 1 })
+			if s.Fields["notice"] != "Access revoked for ChatGPT." {
+				t.Errorf("notice %q", s.Fields["notice"])
+			}
+			if n := hostValue[int](tb, `window.__host.calls.length`); n != before+1 {
+				t.Errorf("revoking the app in use made %d calls, want 1 (no reload)", n-before)
 			}
 		})
 
@@ -214,7 +296,7 @@ func interactionTests(t *testing.T, env *browserEnv) {
 			tb := env.newTab(t)
 			b.open(tb, connections, "light")
 			b.result(tb, data)
-			s := tb.waitCard(sel, waitLimit, "the list", func(s snapshot) bool { return s.State == "ready" })
+			s := tb.waitCard(sel, callLimit, "the list", func(s snapshot) bool { return s.State == "ready" })
 			if s.Fields["name1"] != "ChatGPT" || s.Fields["current"] != "This app" || s.Fields["name2"] != long || s.Fields["scope1"] != "openid" {
 				t.Errorf("list: %v", s.Fields)
 			}
@@ -235,15 +317,47 @@ func interactionTests(t *testing.T, env *browserEnv) {
 			// The host refuses.
 			tb.hostEval(fmt.Sprintf(`window.__host.fail[%q] = "Link opening denied by user"`, side.failKey["link"]))
 			tb.click(".tg-connection:nth-child(1) .tg-website")
-			tb.waitCard(sel, waitLimit, "the host's refusal", func(s snapshot) bool { return s.Fields["error1"] == "Link opening denied by user" })
+			tb.waitCard(sel, callLimit, "the host's refusal", func(s snapshot) bool { return s.Fields["error1"] == "Link opening denied by user" })
 			if n := hostValue[int](tb, side.links+`.length`); n != 1 {
 				t.Errorf("the host opened %d links, want 1", n)
 			}
 
 			// Long values wrap: nothing spills out of a phone-sized frame.
 			tb.do(chromedp.EmulateViewport(320, 760))
-			tb.waitCard(sel, waitLimit, "the narrow layout", func(s snapshot) bool { return !s.Overflow })
+			tb.waitCard(sel, callLimit, "the narrow layout", func(s snapshot) bool { return !s.Overflow })
 			tb.screenshot(b.name + "-connections-card-v1-narrow")
 		})
 	}
 }
+
+// connectionsStandIn answers the connections tools in the host page until
+// the connections capability (issue 15, item 3) exists in the gateway: a
+// list of three grants, revoke of g-3 refused, the others removed. The
+// card's actions name the stand-in tools exactly as the gateway would name
+// real ones, in the result's _meta.
+const connectionsStandIn = `(function (h) {
+  var list = [
+    {grant_id: "g-1", client_id: "chatgpt", client_name: "ChatGPT", scopes: ["openid", "profile"], audiences: ["http://localhost:4000/mcp"],
+     created_at: "2026-11-20T10:00:00Z", last_used_at: "2026-11-24T09:00:00Z", current: true},
+    {grant_id: "g-2", client_id: "claude", client_name: "Claude", scopes: ["openid", "email"], audiences: ["http://localhost:4000/mcp"],
+     created_at: "2026-11-21T10:00:00Z", last_used_at: "2026-11-23T09:00:00Z", current: false},
+    {grant_id: "g-3", client_id: "nightly-script", client_name: "", scopes: ["openid"], audiences: ["http://localhost:4000/actions"],
+     created_at: "2026-11-22T10:00:00Z", last_used_at: "", current: false}
+  ];
+  var meta = {
+    "tollgate/actions": {reload: "stand-in.connections_card", revoke: "stand-in.connections_revoke"},
+    "tollgate/scopes": {openid: "Know who you are (your account identifier)", profile: "Your name and username", email: "Your email address"}
+  };
+  h.fixtures["stand-in.connections_card"] = function () {
+    var sc = {connections: list.slice()};
+    return {content: [{type: "text", text: JSON.stringify(sc)}], structuredContent: sc, _meta: meta};
+  };
+  h.fixtures["stand-in.connections_revoke"] = function (args) {
+    if (args.grant_id === "g-3") {
+      var msg = "The grant could not be revoked: try again later.";
+      return {isError: true, content: [{type: "text", text: msg}], _meta: {"tollgate/error": msg}};
+    }
+    list = list.filter(function (c) { return c.grant_id !== args.grant_id; });
+    return {content: [{type: "text", text: "{}"}], structuredContent: {}, _meta: {}};
+  };
+})(window.__host)`

@@ -15,6 +15,7 @@
     token: params.get("token") || "full",
     reauthorize: false,
     reauthorized: 0,
+    fixtures: {},
     ready: false,
     installedAtStart: null,
     heights: [],

@@ -7,6 +7,11 @@
 // _meta["mcp/www_authenticate"]) re-runs authorization; the test says
 // whether the user approves (host.reauthorize), and the stronger token is
 // "full".
+//
+// host.fixtures[name] (a function of the arguments returning a
+// CallToolResult) answers a tool the gateway does not have yet, in place of
+// the call; only the connections card's tests use it, until the
+// connections capability exists.
 (function () {
   "use strict";
   window.__gateway = function (host, name, args) {
@@ -23,6 +28,9 @@
       });
     }
     host.calls.push({ name: name, arguments: args || {} });
+    if (host.fixtures && typeof host.fixtures[name] === "function") {
+      return Promise.resolve(host.fixtures[name](args || {}));
+    }
     return once().then(function (result) {
       var meta = result && result._meta;
       if (meta && meta["mcp/www_authenticate"] && host.reauthorize && host.token !== "full") {

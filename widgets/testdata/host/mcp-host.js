@@ -22,6 +22,7 @@
     token: params.get("token") || "full",
     reauthorize: false,
     reauthorized: 0,
+    fixtures: {},
     received: [],      // every message from the view, in order
     initializeParams: null,
     initialized: false,
