@@ -395,7 +395,7 @@ const snapshotJS = `(function (sel) {
   };
   for (var k in sel) { var v = text(sel[k]); if (v !== null) out.fields[k] = v; }
   if (m) {
-    m.querySelectorAll("h1, h2, p, dt, dd, li span, .tg-pill, time").forEach(function (e) {
+    m.querySelectorAll("h1, h2, p, dt, dd, li, li span, .tg-pill, time, button").forEach(function (e) {
       if (e.textContent.trim() !== "" && e.getClientRects().length) out.pairs.push([getComputedStyle(e).color, bgOf(e)]);
     });
   }

@@ -224,6 +224,11 @@ func interactionTests(t *testing.T, env *browserEnv) {
 			}
 			checkContrast(t, "connections", s)
 			tb.screenshot(b.name + "-connections-card-v1-list")
+			b.theme(tb, "dark")
+			s = tb.waitCard(sel, callLimit, "the dark theme", func(s snapshot) bool { return s.Theme == "dark" })
+			checkContrast(t, "dark connections", s)
+			tb.screenshot(b.name + "-connections-card-v1-list-dark")
+			b.theme(tb, "light")
 
 			// Revoke asks first; Cancel calls nothing.
 			tb.click(".tg-connection:nth-child(2) .tg-revoke")
