@@ -72,7 +72,8 @@ type card struct {
 func cards(t *testing.T) []card {
 	health, _ := Lookup("ui://widget/health-status-card-v1.html")
 	profile, _ := Lookup("ui://widget/profile-summary-card-v1.html")
-	if health.URI == "" || profile.URI == "" {
+	connections, _ := Lookup("ui://widget/connections-card-v1.html")
+	if health.URI == "" || profile.URI == "" || connections.URI == "" {
 		t.Fatal("the cards under test are not in All")
 	}
 	return []card{
@@ -115,6 +116,27 @@ func cards(t *testing.T) []card {
 			want: map[string]string{
 				"name": "Ada Lovelace", "handle": "@ada", "email": "ada@example.com", "verified": "Verified",
 				"username": "ada", "sub": "248289761001", "avatar": "AL", "title": "Your profile",
+			},
+		},
+		{
+			widget: connections,
+			data: map[string]any{"connections": []any{
+				map[string]any{"grant_id": "g-1", "client_id": "chatgpt", "client_name": "ChatGPT", "scopes": []any{"openid", "profile"},
+					"audiences": []any{"http://localhost:4000/mcp"}, "created_at": "2026-11-23T18:00:00Z", "last_used_at": "", "current": true},
+				map[string]any{"grant_id": "g-2", "client_id": "8f14e45f-ceea-467f-a0e6-c7ac4a2b3b5e", "client_name": "",
+					"scopes": []any{"openid"}, "created_at": "2026-11-22T08:00:00Z", "last_used_at": "2026-11-23T09:30:00Z"},
+			}},
+			invalid:   map[string]any{"connections": []any{map[string]any{"client_name": "No grant"}}},
+			invalidIs: "Connected app 1 has no grant id.",
+			selectors: map[string]string{
+				"name1": ".tg-connection:nth-child(1) .tg-connection__name", "current": ".tg-connection__current",
+				"name2": ".tg-connection:nth-child(2) .tg-connection__name", "scope": ".tg-connection__scope", "title": "#tg-title",
+				"meta1": ".tg-connection:nth-child(1) .tg-connection__meta",
+			},
+			want: map[string]string{
+				// Without the gateway's scope words (no _meta here) a scope shows as its name.
+				"name1": "ChatGPT", "current": "This app", "name2": "8f14e45f-ceea-467f-a0e6-c7ac4a2b3b5e", "scope": "openid",
+				"title": "Connected apps", "meta1": "Connected Nov 23, 2026, 06:00 PM UTC \u00b7 Not used yet",
 			},
 		},
 	}
