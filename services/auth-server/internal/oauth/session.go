@@ -36,8 +36,44 @@ func NewSession() *Session {
 	return &Session{DefaultSession: openid.DefaultSession{Claims: &fjwt.IDTokenClaims{}, Headers: fjwt.NewHeaders()}}
 }
 
-// Clone deep-copies the session (fosite clones it on refresh).
+// Clone deep-copies the session (fosite clones it on every refresh). It
+// copies field by field; the claims' and headers' Extra maps are copied
+// when they hold only JSON values (what a session read from the store
+// holds), and otherwise the whole session goes through a JSON round trip,
+// which is what Clone always did (TestSessionClone).
 func (s *Session) Clone() fosite.Session {
+	if s == nil {
+		return nil
+	}
+	out := &Session{Profile: s.Profile}
+	out.Username, out.Subject = s.Username, s.Subject
+	if s.ExpiresAt != nil {
+		out.ExpiresAt = make(map[fosite.TokenType]time.Time, len(s.ExpiresAt))
+		for k, v := range s.ExpiresAt {
+			out.ExpiresAt[k] = v
+		}
+	}
+	ok := true
+	if c := s.Claims; c != nil {
+		cc := *c
+		cc.Audience = slices.Clone(c.Audience)
+		cc.AuthenticationMethodsReferences = slices.Clone(c.AuthenticationMethodsReferences)
+		cc.Extra, ok = cloneJSONMap(c.Extra)
+		out.Claims = &cc
+	}
+	if h := s.Headers; h != nil && ok {
+		hh := *h
+		hh.Extra, ok = cloneJSONMap(h.Extra)
+		out.Headers = &hh
+	}
+	if !ok {
+		return s.cloneJSON()
+	}
+	return out
+}
+
+// cloneJSON is Clone by a JSON round trip.
+func (s *Session) cloneJSON() fosite.Session {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return nil
@@ -47,6 +83,47 @@ func (s *Session) Clone() fosite.Session {
 		return nil
 	}
 	return out
+}
+
+// cloneJSONMap deep-copies m if it holds only what encoding/json decodes
+// into an interface (nil, bool, float64, string, []any, map[string]any);
+// ok is false otherwise.
+func cloneJSONMap(m map[string]any) (map[string]any, bool) {
+	if m == nil {
+		return nil, true
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		c, ok := cloneJSONValue(v)
+		if !ok {
+			return nil, false
+		}
+		out[k] = c
+	}
+	return out, true
+}
+
+func cloneJSONValue(v any) (any, bool) {
+	switch v := v.(type) {
+	case nil, bool, float64, string:
+		return v, true
+	case map[string]any:
+		return cloneJSONMap(v)
+	case []any:
+		if v == nil {
+			return v, true
+		}
+		out := make([]any, len(v))
+		for i, e := range v {
+			c, ok := cloneJSONValue(e)
+			if !ok {
+				return nil, false
+			}
+			out[i] = c
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 // ScopedProfile returns the part of p that scopes allow: profile claims

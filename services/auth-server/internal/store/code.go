@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -90,8 +91,41 @@ func (s *Store) codePart(ctx context.Context, sig, field string, session fosite.
 	if !ok {
 		return nil, nil, fosite.ErrNotFound
 	}
-	req, err := s.decode(ctx, []byte(b), session)
+	req, err := s.decodeScoped(ctx, []byte(b), session)
 	return req, f, err
+}
+
+// decodeScoped is decode for the reads of one request scope: a session
+// object that already holds the same stored session JSON (decoded by an
+// earlier read of this request) is not decoded again. fosite changes only
+// expiries the stored JSON does not carry between those reads, so a second
+// decode would write the same values.
+func (s *Store) decodeScoped(ctx context.Context, b []byte, session fosite.Session) (*fosite.Request, error) {
+	sc := scopeOf(ctx)
+	if sc == nil || session == nil {
+		return s.decode(ctx, b, session)
+	}
+	var raw json.RawMessage
+	req, err := s.decodeInto(ctx, b, &raw)
+	if err != nil {
+		return nil, err
+	}
+	sc.mu.Lock()
+	done := sc.sessions[session] == string(raw)
+	sc.mu.Unlock()
+	if !done {
+		if err := json.Unmarshal(raw, session); err != nil {
+			return nil, fmt.Errorf("stored session: %w", err)
+		}
+		sc.mu.Lock()
+		if sc.sessions == nil {
+			sc.sessions = map[fosite.Session]string{}
+		}
+		sc.sessions[session] = string(raw)
+		sc.mu.Unlock()
+	}
+	req.Session = session
+	return req, nil
 }
 
 // CreateAuthorizeCodeSession stores the authorize request of a new code.

@@ -16,6 +16,10 @@ type requestScope struct {
 	mu      sync.Mutex
 	codes   map[string]map[string]string // code signature -> the code hash's fields
 	revoked map[string]bool              // grant ids already revoked
+	// sessions: the stored session JSON last decoded into each session
+	// object (fosite hands the same session to the code's four reads, and
+	// its three parts hold the same session).
+	sessions map[fosite.Session]string
 }
 
 type scopeKey struct{}
