@@ -1,0 +1,210 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+
+	"github.com/tollgate/tollgate/services/platform/redisx"
+)
+
+// Leasing puts a process-local front on a Limiter's buckets so that a busy
+// bucket does not cost a Redis round trip per request: it takes tokens from
+// the shared Redis bucket a few at a time (a lease) and hands them out
+// locally until they are spent or the lease ends. The buckets, their keys
+// and their Redis format are the Limiter's, so leasing and non-leasing
+// replicas (or services) share them.
+//
+// What it changes, and what it does not:
+//   - A bucket never lets more requests through than its limit: every token
+//     handed out was taken from Redis first.
+//   - A replica holds at most LeaseOptions.MaxTokens unused tokens of a
+//     bucket, and at most an eighth of its burst (limits under 16 a burst
+//     are never leased), for up to LeaseOptions.TTL; tokens a lease did not
+//     use are given back to the bucket when it is next leased (a bucket
+//     not used again keeps them spent).
+//     Lease sizes follow demand: a lease is twice the last one when that
+//     was used up, and as large as what was used of it otherwise, so a
+//     bucket seeing one request now and then takes one token at a time,
+//     exactly as Limiter.Allow.
+//   - Near the limit a request can be refused while another replica still
+//     holds unused tokens of the bucket: at most an eighth of the burst per
+//     replica, for at most TTL.
+//   - A refusal is remembered until its Retry-After (at most TTL), so a
+//     flood on a spent bucket costs no Redis round trips either.
+//   - Remaining (RateLimit-Remaining) is Redis's count at the last lease
+//     plus the tokens this replica still holds.
+//
+// Use it where requests on one bucket are frequent (the token endpoint's
+// per-client bucket of a client every user shares, a proxy's address);
+// buckets keyed on rare subjects gain nothing and lose nothing.
+type Leasing struct {
+	l          *Limiter
+	maxTokens  int
+	ttl        time.Duration
+	maxBuckets int
+	now        func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*lease
+}
+
+// LeaseOptions configure Leasing; zero values take the defaults.
+type LeaseOptions struct {
+	// MaxTokens is the most tokens one lease takes (default 16).
+	MaxTokens int
+	// TTL is how long leased tokens stay usable (default 250 ms).
+	TTL time.Duration
+	// MaxBuckets bounds the buckets held in memory (default 4096); past
+	// it, a new bucket is not leased (one round trip per request).
+	MaxBuckets int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Leasing returns l's buckets behind leases (see Leasing).
+func (l *Limiter) Leasing(o LeaseOptions) *Leasing {
+	p := &Leasing{l: l, maxTokens: o.MaxTokens, ttl: o.TTL, maxBuckets: o.MaxBuckets, now: o.Now, buckets: map[string]*lease{}}
+	if p.maxTokens <= 0 {
+		p.maxTokens = 16
+	}
+	if p.ttl <= 0 {
+		p.ttl = 250 * time.Millisecond
+	}
+	if p.maxBuckets <= 0 {
+		p.maxBuckets = 4096
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	return p
+}
+
+// lease is one bucket's local state.
+type lease struct {
+	mu        sync.Mutex
+	tokens    int           // leased, not yet handed out
+	size      int           // tokens the last lease took
+	until     time.Time     // the lease's tokens are usable until then
+	remaining int           // Redis's remaining count at the last lease
+	refused   time.Time     // the bucket refuses until then
+	fetching  chan struct{} // closed when a lease under way is taken
+}
+
+// idle reports whether the bucket holds nothing worth keeping at now.
+func (b *lease) idle(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.fetching == nil && !now.Before(b.until) && !now.Before(b.refused)
+}
+
+// Allow takes one token from bucket (scope, subject) as Limiter.Allow
+// does, from this replica's lease when it holds one. An error means Redis
+// could not be asked; callers answer 503.
+func (p *Leasing) Allow(ctx context.Context, scope, subject string, lim Limit) (Result, error) {
+	key := p.l.rdb.Key("rl", scope, redisx.Hash(subject))
+	b := p.bucket(key)
+	if b == nil {
+		return p.l.Allow(ctx, scope, subject, lim)
+	}
+	for {
+		b.mu.Lock()
+		now := p.now()
+		if now.Before(b.refused) {
+			retry := b.refused.Sub(now)
+			b.mu.Unlock()
+			return Result{Allowed: false, RetryAfter: retry}, nil
+		}
+		if b.tokens > 0 && now.Before(b.until) {
+			b.tokens--
+			res := Result{Allowed: true, Remaining: b.remaining + b.tokens}
+			b.mu.Unlock()
+			return res, nil
+		}
+		if wait := b.fetching; wait != nil {
+			b.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return Result{}, fmt.Errorf("rate limit: %w", ctx.Err())
+			}
+		}
+		// Size the next lease on what the last one saw: used up (before
+		// or at its end) doubles it, leftovers shrink it to what was used.
+		// A lease holds at most an eighth of the burst, so small limits
+		// are taken one token at a time.
+		n := 1
+		if b.size > 0 {
+			if b.tokens == 0 {
+				n = 2 * b.size
+			} else {
+				n = b.size - b.tokens
+			}
+		}
+		n = max(min(n, p.maxTokens, lim.Burst/8), 1)
+		leftover := b.tokens
+		b.tokens, b.fetching = 0, make(chan struct{})
+		b.mu.Unlock()
+
+		rl := redis_rate.Limit{Rate: lim.Rate, Burst: lim.Burst, Period: lim.Period}
+		var res *redis_rate.Result
+		var err error
+		if leftover > 0 {
+			// Give back what the ended lease did not use (GCRA: the
+			// bucket's time moves back; a full bucket stays full).
+			_, err = p.l.l.AllowN(ctx, key, rl, -leftover)
+		}
+		if err == nil {
+			res, err = p.l.l.AllowAtMost(ctx, key, rl, n)
+		}
+
+		b.mu.Lock()
+		close(b.fetching)
+		b.fetching = nil
+		if err != nil {
+			b.size = 0
+			b.mu.Unlock()
+			return Result{}, fmt.Errorf("rate limit: %w", err)
+		}
+		now = p.now()
+		if res.Allowed <= 0 {
+			b.size = 0
+			retry := max(res.RetryAfter, time.Millisecond)
+			b.refused = now.Add(min(retry, p.ttl))
+			b.mu.Unlock()
+			return Result{Allowed: false, RetryAfter: retry}, nil
+		}
+		b.size, b.tokens, b.until, b.remaining = res.Allowed, res.Allowed-1, now.Add(p.ttl), res.Remaining
+		out := Result{Allowed: true, Remaining: b.remaining + b.tokens}
+		b.mu.Unlock()
+		return out, nil
+	}
+}
+
+// bucket returns the local state of key, or nil when MaxBuckets busy
+// buckets are held already.
+func (p *Leasing) bucket(key string) *lease {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b, ok := p.buckets[key]; ok {
+		return b
+	}
+	if len(p.buckets) >= p.maxBuckets {
+		now := p.now()
+		for k, b := range p.buckets {
+			if b.idle(now) {
+				delete(p.buckets, k)
+			}
+		}
+		if len(p.buckets) >= p.maxBuckets {
+			return nil
+		}
+	}
+	b := &lease{}
+	p.buckets[key] = b
+	return b
+}
