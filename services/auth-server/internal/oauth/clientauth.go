@@ -25,7 +25,8 @@ import (
 //     checks of secrets not verified before are not run at all.
 //  4. After authentication the request spends one token of the verified
 //     client id's bucket; a public client, which proves nothing, spends one
-//     of its bucket at the client address.
+//     of its bucket at the client address. Tokens of busy buckets (1 and
+//     4) are leased from Redis a few at a time (ratelimit.Leasing).
 //
 // A refusal in 2–4 that is not "wrong secret" (429 back-off or limit, 503
 // busy) is answered by guard whatever fosite's handler wrote.
@@ -148,7 +149,7 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 			if c.IsPublic() {
 				subject += "\x00" + ca.addr
 			}
-			res, err := s.limiter.Allow(ctx, ca.endpoint+clientScopeSuffix, subject, ratelimit.PerMinute(s.cfg.RateToken))
+			res, err := s.leases.Allow(ctx, ca.endpoint+clientScopeSuffix, subject, ratelimit.PerMinute(s.cfg.RateToken))
 			if err != nil {
 				ca.refuse(http.StatusServiceUnavailable, 5*time.Second, "the service is temporarily unavailable; retry later")
 				return nil, errClientRefused

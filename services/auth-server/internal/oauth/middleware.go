@@ -65,9 +65,10 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		// Before authentication, requests are limited by the trusted client
 		// address only: a client id in the request is a claim, and keying on
 		// it would let anyone spend a client's budget. IPv6 addresses count
-		// per /64 (clientip.Resolver.Subject).
+		// per /64 (clientip.Resolver.Subject). A busy address's tokens are
+		// leased (ratelimit.Leasing): no Redis round trip for most requests.
 		addr := s.addrs.Subject(r)
-		res, err := s.limiter.Allow(r.Context(), endpoint, "addr:"+addr, s.limit(endpoint))
+		res, err := s.leases.Allow(r.Context(), endpoint, "addr:"+addr, s.limit(endpoint))
 		if err != nil {
 			s.log.WarnContext(r.Context(), "rate limiter unavailable", "endpoint", endpoint, "err", err)
 			w.Header().Set("Retry-After", "5")

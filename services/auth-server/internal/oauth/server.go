@@ -71,10 +71,14 @@ type Server struct {
 	store    *store.Store
 	upstream *Upstream
 	limiter  *ratelimit.Limiter
-	metrics  *metrics
-	cimd     *clients.MetadataFetcher
-	audit    *audit.Logger
-	now      func() time.Time
+	// leases fronts limiter for the per-address and per-client buckets:
+	// busy buckets (one client for every ChatGPT user, a proxy's address)
+	// are taken from Redis a few tokens at a time (ratelimit.Leasing).
+	leases  *ratelimit.Leasing
+	metrics *metrics
+	cimd    *clients.MetadataFetcher
+	audit   *audit.Logger
+	now     func() time.Time
 	// addrs resolves client addresses (TRUSTED_PROXIES); hasher checks
 	// client secrets and hashes the ones dynamic registration issues.
 	addrs  *clientip.Resolver
@@ -95,6 +99,7 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("%s: %w", clientip.Setting, err)
 	}
 	s.addrs = addrs
+	s.leases = s.limiter.Leasing(ratelimit.LeaseOptions{})
 	if s.hasher, err = NewSecretHasher(cfg, o.Ring); err != nil {
 		return nil, err
 	}
