@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/tollgate/tollgate/services/platform/logging"
 )
@@ -155,10 +156,43 @@ func redact(groups []string, a slog.Attr) slog.Attr {
 	}
 	if a.Value.Kind() == slog.KindString {
 		if s := a.Value.String(); s != "" {
-			if r := logging.Bound(s); r != s {
+			if r := bound(s); r != s {
 				return slog.String(a.Key, r)
 			}
 		}
 	}
 	return a
+}
+
+// boundCache remembers logging.Bound of short values: client ids and
+// addresses repeat from line to line, and each Bound runs four regular
+// expressions. At most boundCacheSize entries; when full it starts over.
+var boundCache struct {
+	sync.Mutex
+	m map[string]string
+}
+
+const (
+	boundCacheSize     = 1024
+	boundCacheMaxBytes = 256
+)
+
+func bound(s string) string {
+	if len(s) > boundCacheMaxBytes {
+		return logging.Bound(s)
+	}
+	boundCache.Lock()
+	r, ok := boundCache.m[s]
+	boundCache.Unlock()
+	if ok {
+		return r
+	}
+	r = logging.Bound(s)
+	boundCache.Lock()
+	if boundCache.m == nil || len(boundCache.m) >= boundCacheSize {
+		boundCache.m = make(map[string]string, boundCacheSize)
+	}
+	boundCache.m[s] = r
+	boundCache.Unlock()
+	return r
 }

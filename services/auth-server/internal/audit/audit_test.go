@@ -62,3 +62,17 @@ func TestLogOmitsEmptyAndScrubs(t *testing.T) {
 	var nilLogger *audit.Logger
 	nilLogger.Log(context.Background(), audit.Record{Event: audit.Grant}) // must not panic
 }
+
+// TestLogScrubsRepeatedValues: a value scrubbed once is scrubbed again
+// (bound results are cached by value).
+func TestLogScrubsRepeatedValues(t *testing.T) {
+	for range 3 {
+		var buf bytes.Buffer
+		audit.New(&buf, "auth-server").Log(context.Background(), audit.Record{
+			Event: audit.ClientAuthFailure, Result: "invalid_client", ClientID: "x access_token=abcdefghijklmnop", ClientAddr: "192.0.2.1",
+		})
+		if strings.Contains(buf.String(), "abcdefghijklmnop") || !strings.Contains(buf.String(), `"client_address":"192.0.2.1"`) {
+			t.Fatalf("line %s", buf.String())
+		}
+	}
+}
