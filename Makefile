@@ -46,8 +46,12 @@ test-conformance: conformance-deps ## Run only the MCP conformance suite (author
 	cd e2e && go test $(GO_TEST_FLAGS) -v ./conformance/
 
 .PHONY: bench
-bench: ## Run the Go benchmarks
+bench: ## Run the Go benchmarks (the mcp-gateway side-by-side run included)
 	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...); done
+
+.PHONY: bench-mcp
+bench-mcp: ## Only the mcp-gateway side-by-side run: bare mcp-go echo vs authenticated tools/call, req/s, p99, ratios
+	cd services/mcp-gateway && go test -run '^$$' -bench BenchmarkSideBySide -benchtime 1x ./internal/gateway/
 
 .PHONY: build
 build: ## Build every service binary into bin/

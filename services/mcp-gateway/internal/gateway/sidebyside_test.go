@@ -1,0 +1,284 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/platform/testharness"
+)
+
+// BenchmarkSideBySide is the gateway's headline figure
+// (docs/benchmarks/mcp-gateway.md): one run, same load generator settings,
+// against
+//
+//   - mcpecho: a bare mcp-go Streamable HTTP server (internal/bench/mcpecho,
+//     built here from the module cache) answering tools/call "echo";
+//   - the gateway binary: authenticated tools/call of identity.profile and
+//     of health.check, each a capability-core call over gRPC with the
+//     caller's token forwarded.
+//
+// Each target gets a warm-up and then a timed window in which
+// TOLLGATE_BENCH_CONNS keep-alive connections (default 32) each send one
+// call after another for TOLLGATE_BENCH_DURATION (default 5s). It reports
+// req/s and p99 per target and the ratios gateway ÷ mcpecho, plus the
+// Redis commands per call and the gateway's session-cache hit share.
+// TOLLGATE_BENCH_CPUPROFILE=<dir> writes the gateway's CPU profile of each
+// gateway window (ADMIN_PPROF), for `go tool pprof -top`.
+//
+// It runs once whatever b.N is: run it with -benchtime 1x.
+func BenchmarkSideBySide(b *testing.B) {
+	conns := envInt(b, "TOLLGATE_BENCH_CONNS", 32)
+	window := envDuration(b, "TOLLGATE_BENCH_DURATION", 5*time.Second)
+	warmup := window / 5
+	profDir := os.Getenv("TOLLGATE_BENCH_CPUPROFILE")
+
+	if err := testharness.BuildBinaries(binDir, testharness.Binary{ModuleDir: filepath.Join("..", ".."), Package: "./internal/bench/mcpecho"}); err != nil {
+		b.Fatal(err)
+	}
+	echoAddr := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(b))
+	testharness.StartProcess(b, filepath.Join(binDir, "mcpecho"), map[string]string{"MCPECHO_ADDR": echoAddr}, echoAddr)
+	echoURL := "http://" + echoAddr + "/mcp"
+	echoSID := initBare(b, echoURL)
+
+	f := newFleet(b)
+	// The limit is evaluated on every call (its Redis cost counts) but set
+	// high enough never to refuse.
+	g, _ := f.GatewayProcess("RATE_LIMIT_PER_MINUTE", "1000000000", "LOG_LEVEL", "warn", "ADMIN_PPROF", "true")
+	tok := f.Token("bench", allScopes)
+	sid := g.initialize(b, tok)
+	gwHeader := map[string]string{"Authorization": "Bearer " + tok, "Mcp-Session-Id": sid, "Mcp-Protocol-Version": version}
+
+	targets := []struct {
+		name   string
+		url    string
+		body   []byte
+		header map[string]string
+		gw     bool
+	}{
+		{"mcp-go-echo", echoURL, mustJSON(b, call("tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"text": "hello"}})),
+			map[string]string{"Mcp-Session-Id": echoSID, "Mcp-Protocol-Version": version}, false},
+		{"gateway-identity.profile", g.URL + "/mcp", mustJSON(b, call("tools/call", map[string]any{"name": "identity.profile"})), gwHeader, true},
+		{"gateway-health.check", g.URL + "/mcp", mustJSON(b, call("tools/call", map[string]any{"name": "health.check"})), gwHeader, true},
+	}
+	load1, _ := os.ReadFile("/proc/loadavg")
+	results := map[string]loadResult{}
+	for _, tg := range targets {
+		runLoad(b, tg.url, tg.body, tg.header, conns, warmup) // warm-up, not counted
+		cmdsBefore := redisCommands(b, f)
+		hitsBefore, missesBefore := g.metric(b, `tollgate_mcp_session_cache_total{result="hit"}`), g.metric(b, `tollgate_mcp_session_cache_total{result="miss"}`)
+		var prof *cpuProfile
+		if tg.gw && profDir != "" {
+			prof = startCPUProfile(b, g.Admin, window, filepath.Join(profDir, "gateway-"+tg.name+".pprof"))
+		}
+		res := runLoad(b, tg.url, tg.body, tg.header, conns, window)
+		if prof != nil {
+			prof.wait(b)
+		}
+		if tg.gw {
+			res.redisPerCall = float64(redisCommands(b, f)-cmdsBefore) / float64(res.calls)
+			hits := g.metric(b, `tollgate_mcp_session_cache_total{result="hit"}`) - hitsBefore
+			misses := g.metric(b, `tollgate_mcp_session_cache_total{result="miss"}`) - missesBefore
+			if hits+misses > 0 {
+				res.cacheHits = hits / (hits + misses)
+			}
+		}
+		results[tg.name] = res
+	}
+	load2, _ := os.ReadFile("/proc/loadavg")
+
+	echo := results["mcp-go-echo"]
+	var out strings.Builder
+	fmt.Fprintf(&out, "\nside by side: %d connections, %s per target, GOMAXPROCS %d, load average before %s, after %s\n",
+		conns, window, runtime.GOMAXPROCS(0), strings.Join(strings.Fields(string(load1))[:3], " "), strings.Join(strings.Fields(string(load2))[:3], " "))
+	fmt.Fprintf(&out, "%-26s %10s %9s %9s %9s %11s %12s\n", "target", "req/s", "p50 ms", "p99 ms", "× req/s", "× p99", "redis cmd/call")
+	for _, tg := range targets {
+		r := results[tg.name]
+		fmt.Fprintf(&out, "%-26s %10.0f %9.2f %9.2f %9.2f %11.2f %12.2f\n", tg.name, r.rps(), ms(r.p50), ms(r.p99),
+			r.rps()/echo.rps(), ms(r.p99)/ms(echo.p99), r.redisPerCall)
+		b.ReportMetric(r.rps(), tg.name+"-req/s")
+		b.ReportMetric(ms(r.p99), tg.name+"-p99-ms")
+		if tg.gw {
+			b.ReportMetric(r.rps()/echo.rps(), tg.name+"-ratio")
+			b.ReportMetric(r.redisPerCall, tg.name+"-redis-cmds/call")
+			b.ReportMetric(r.cacheHits, tg.name+"-session-cache-hit")
+		}
+	}
+	fmt.Print(out.String())
+}
+
+// loadResult is one timed window.
+type loadResult struct {
+	calls        int
+	elapsed      time.Duration
+	p50, p99     time.Duration
+	redisPerCall float64
+	cacheHits    float64
+}
+
+func (r loadResult) rps() float64 { return float64(r.calls) / r.elapsed.Seconds() }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// runLoad sends body to url from conns goroutines, each over its own
+// keep-alive connection, one call after another, for d; every answer must
+// be a successful tool result.
+func runLoad(b *testing.B, url string, body []byte, header map[string]string, conns int, d time.Duration) loadResult {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	lat := make([][]time.Duration, conns)
+	var wg sync.WaitGroup
+	var failed sync.Once
+	var failure error
+	start := time.Now()
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
+			defer client.CloseIdleConnections()
+			buf := make([]byte, 0, 4096)
+			for ctx.Err() == nil {
+				hr, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+				hr.Header.Set("Content-Type", "application/json")
+				hr.Header.Set("Accept", "application/json, text/event-stream")
+				for k, v := range header {
+					hr.Header.Set(k, v)
+				}
+				t0 := time.Now()
+				res, err := client.Do(hr)
+				if err == nil {
+					buf, err = readAll(res.Body, buf[:0])
+					res.Body.Close()
+				}
+				if err == nil && (res.StatusCode != http.StatusOK || !bytes.Contains(buf, []byte(`"result"`)) || bytes.Contains(buf, []byte(`"isError":true`))) {
+					err = fmt.Errorf("status %d: %s", res.StatusCode, buf)
+				}
+				if err != nil {
+					failed.Do(func() { failure = err })
+					return
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if failure != nil {
+		b.Fatalf("%s: %v", url, failure)
+	}
+	all := slices.Concat(lat...)
+	if len(all) == 0 {
+		b.Fatalf("%s: no call completed", url)
+	}
+	slices.Sort(all)
+	return loadResult{calls: len(all), elapsed: elapsed, p50: all[len(all)/2], p99: all[len(all)*99/100]}
+}
+
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// redisCommands is the number of commands the fleet's Redis has processed.
+func redisCommands(b *testing.B, f *fleet) int64 {
+	b.Helper()
+	info, err := f.Redis.Client().Info(context.Background(), "stats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			// Less this INFO itself.
+			return n - 1
+		}
+	}
+	b.Fatal("no total_commands_processed in INFO stats")
+	return 0
+}
+
+// cpuProfile is a /debug/pprof/profile request covering a timed window.
+type cpuProfile struct {
+	done chan error
+}
+
+func startCPUProfile(b *testing.B, admin string, d time.Duration, path string) *cpuProfile {
+	b.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	p := &cpuProfile{done: make(chan error, 1)}
+	go func() {
+		res, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, max(1, int(d.Seconds()))))
+		if err != nil {
+			p.done <- err
+			return
+		}
+		defer res.Body.Close()
+		raw, err := io.ReadAll(res.Body)
+		if err == nil && res.StatusCode != http.StatusOK {
+			err = fmt.Errorf("pprof: %d %s", res.StatusCode, raw)
+		}
+		if err == nil {
+			err = os.WriteFile(path, raw, 0o644)
+		}
+		p.done <- err
+	}()
+	return p
+}
+
+func (p *cpuProfile) wait(b *testing.B) {
+	if err := <-p.done; err != nil {
+		b.Fatal(err)
+	}
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second {
+		b.Fatalf("%s=%q: want a duration of at least 1s", name, v)
+	}
+	return d
+}
+
+
