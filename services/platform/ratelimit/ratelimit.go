@@ -37,6 +37,13 @@ func New(rdb *redisx.Client) *Limiter {
 	return &Limiter{rdb: rdb, l: redis_rate.NewLimiter(rdb.UniversalClient)}
 }
 
+// key is the bucket of (scope, subject): the one place its name is made.
+// redis_rate (Allow, Peek) stores it under its own "rate:" prefix; Queue
+// uses the name as it is, so the two algorithms never share a key.
+func (l *Limiter) key(scope, subject string) string {
+	return l.rdb.Key("rl", scope, redisx.Hash(subject))
+}
+
 // Result of one Allow.
 type Result struct {
 	Allowed    bool
@@ -48,7 +55,7 @@ type Result struct {
 // id, user, address) is hashed before it becomes part of a key. An error
 // means Redis could not be asked; callers answer 503.
 func (l *Limiter) Allow(ctx context.Context, scope, subject string, lim Limit) (Result, error) {
-	key := l.rdb.Key("rl", scope, redisx.Hash(subject))
+	key := l.key(scope, subject)
 	// redis_rate prefixes its own "rate:"; keep ours stable under the install prefix.
 	res, err := l.l.Allow(ctx, key, redis_rate.Limit{Rate: lim.Rate, Burst: lim.Burst, Period: lim.Period})
 	if err != nil {
@@ -63,7 +70,7 @@ func (l *Limiter) Allow(ctx context.Context, scope, subject string, lim Limit) (
 // spent only on some outcomes (failed authentications), checked first and
 // taken after.
 func (l *Limiter) Peek(ctx context.Context, scope, subject string, lim Limit) (Result, error) {
-	key := l.rdb.Key("rl", scope, redisx.Hash(subject))
+	key := l.key(scope, subject)
 	res, err := l.l.AllowN(ctx, key, redis_rate.Limit{Rate: lim.Rate, Burst: lim.Burst, Period: lim.Period}, 0)
 	if err != nil {
 		return Result{}, fmt.Errorf("rate limit: %w", err)
