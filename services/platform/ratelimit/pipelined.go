@@ -80,3 +80,13 @@ if now < earliest then
 end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
 return {1, math.floor((now - earliest) / interval), 0}`)
+
+// Take is Queue in a pipeline of its own: one token from bucket (scope,
+// subject), for the requests of a Queue user that have nothing else to send
+// to Redis.
+func (l *Limiter) Take(ctx context.Context, scope, subject string, lim Limit) (Result, error) {
+	p := l.rdb.Pipeline()
+	pending := l.Queue(ctx, p, scope, subject, lim)
+	_, _ = p.Exec(ctx) // the command's own error is read by Result
+	return pending.Result(ctx)
+}

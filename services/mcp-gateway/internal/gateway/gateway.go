@@ -102,6 +102,14 @@ func New(d Deps) (*Gateway, error) {
 		challenges: &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(cfg.Resource), scopes: scopes},
 		streams:    newStreamSet(),
 	}
+	hit, miss := d.Metrics.recordCache.WithLabelValues("hit"), d.Metrics.recordCache.WithLabelValues("miss")
+	g.sessions.OnLookup(func(cached bool) {
+		if cached {
+			hit.Inc()
+		} else {
+			miss.Inc()
+		}
+	})
 	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
 	cat := &catalog{reg: d.Registry, core: d.Core, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics, log: d.Log}
 	tools, err := cat.tools()
@@ -184,7 +192,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.Handle(server.ProtectedResourceMetadataPath(g.cfg.Resource), prm)
 	mux.Handle(server.WellKnownProtectedResourcePath, prm)
 	mux.Handle(widgets.AssetPath, widgets.AssetHandler())
-	mux.Handle("/mcp", protect(transportStreamable, g.streamableSession(g.streamable)))
+	mux.Handle("/mcp", g.checkOrigin(c.Handler(g.authenticate(transportStreamable, g.streamableSession(g.streamable)))))
 	mux.Handle("/sse", protect(transportSSE, http.HandlerFunc(g.openSSE)))
 	mux.Handle("/messages", protect(transportSSE, http.HandlerFunc(g.postMessage)))
 	g.route = telemetry.MuxRoute(mux)
@@ -244,30 +252,44 @@ func (g *Gateway) checkHost(next http.Handler) http.Handler {
 	})
 }
 
-// rateLimit applies the per-subject limit shared by all replicas.
+// rateScope names the gateway's per-subject rate-limit buckets.
+const rateScope = "mcp"
+
+// rateLimit applies the per-subject limit shared by all replicas and both
+// transports (/mcp takes its token in streamableSession, pipelined with the
+// session check).
 func (g *Gateway) rateLimit(transport string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		claims, _ := tokens.FromContext(r.Context())
-		res, err := g.limiter.Allow(r.Context(), "mcp", claims.Subject, g.limit)
-		if err != nil {
-			g.unavailable(w, r, transport, r.Method, err)
-			return
-		}
-		ratelimit.SetHeaders(w.Header(), res)
-		if !res.Allowed {
-			g.metrics.request(transport, methodLabel(r.Method), "rate_limited")
+		res, err := g.limiter.Take(r.Context(), rateScope, claims.Subject, g.limit)
+		var id json.RawMessage
+		if err == nil && !res.Allowed && r.Method == http.MethodPost {
 			// Answer the request's own id, so the client can match the error.
-			var id json.RawMessage
-			if r.Method == http.MethodPost {
-				if _, msg, ok := readBody(w, r); ok {
-					id = msg.ID
-				}
+			if _, msg, ok := readBody(w, r); ok {
+				id = msg.ID
 			}
-			writeRPCError(w, http.StatusTooManyRequests, id, codeRateLimited, "rate limit exceeded; retry after "+ratelimit.RetryAfterSeconds(res.RetryAfter)+"s")
-			return
 		}
-		next.ServeHTTP(w, r)
+		if g.admitRate(w, r, transport, r.Method, id, res, err) {
+			next.ServeHTTP(w, r)
+		}
 	})
+}
+
+// admitRate answers a request the rate limit refused (429, with the
+// request's JSON-RPC id) or could not decide (503), and reports whether the
+// request may go on.
+func (g *Gateway) admitRate(w http.ResponseWriter, r *http.Request, transport, method string, id json.RawMessage, res ratelimit.Result, err error) bool {
+	if err != nil {
+		g.unavailable(w, r, transport, method, err)
+		return false
+	}
+	ratelimit.SetHeaders(w.Header(), res)
+	if !res.Allowed {
+		g.metrics.request(transport, methodLabel(method), "rate_limited")
+		writeRPCError(w, http.StatusTooManyRequests, id, codeRateLimited, "rate limit exceeded; retry after "+ratelimit.RetryAfterSeconds(res.RetryAfter)+"s")
+		return false
+	}
+	return true
 }
 
 func (g *Gateway) unavailable(w http.ResponseWriter, r *http.Request, transport, method string, err error) {

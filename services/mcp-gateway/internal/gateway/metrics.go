@@ -14,6 +14,7 @@ type metrics struct {
 	registered  prometheus.Gauge
 	tokenCache  *prometheus.CounterVec
 	relayed     *prometheus.CounterVec
+	recordCache *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,8 +52,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tollgate_mcp_relayed_messages_total",
 			Help: "Legacy /messages POSTs relayed between replicas through Redis, by direction (sent, received, dropped).",
 		}, []string{"direction"}),
+		recordCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_mcp_session_cache_total",
+			Help: "Session checks of requests in a session, by result: hit (record known to this replica; only liveness asked of Redis) or miss (record read from Redis).",
+		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.toolCalls, m.coreLatency, m.sessions, m.streams, m.registered, m.tokenCache, m.relayed} {
+	for _, c := range []prometheus.Collector{m.requests, m.toolCalls, m.coreLatency, m.sessions, m.streams, m.registered, m.tokenCache, m.relayed, m.recordCache} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -62,6 +67,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.streams.WithLabelValues(t)
 		m.requests.WithLabelValues(t, "POST", "rate_limited")
 	}
+	m.recordCache.WithLabelValues("hit")
+	m.recordCache.WithLabelValues("miss")
 	return m, nil
 }
 

@@ -32,6 +32,13 @@ func TestSessionsAcrossReplicas(t *testing.T) {
 		}
 	}
 
+	// B now knows the record (only liveness is asked of Redis)...
+	b.rpc(t, tok, sid, "ping", nil, nil)
+	if v := b.metric(t, `tollgate_mcp_session_cache_total{result="hit"}`); v < 1 {
+		t.Errorf("session cache hits on B = %v", v)
+	}
+	// ...and still sees a DELETE on A at once (below).
+
 	// A GET stream held on B ends when the session is deleted on A.
 	s := b.openStream(t, "/mcp", tok, map[string]string{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": version})
 	if v := b.metric(t, `tollgate_mcp_open_streams{transport="streamable-http"}`); v != 1 {

@@ -280,5 +280,3 @@ func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
 	}
 	return d
 }
-
-

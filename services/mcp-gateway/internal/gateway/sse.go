@@ -218,6 +218,7 @@ func (g *Gateway) Subscribe(ctx context.Context) {
 				}
 				switch m.Channel {
 				case g.terminations():
+					g.sessions.Forget(m.Payload)
 					g.streams.end(m.Payload)
 					continue
 				case g.notifications():

@@ -11,8 +11,10 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
@@ -67,12 +69,38 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			r = r.WithContext(context.WithValue(r.Context(), jsonOnlyKey{}, true))
 		}
 		header := r.Header.Get(mcp.HeaderProtocolVersion)
-		if mcp.IsModernProtocol(header) || mcp.IsModernProtocol(msg.Params.Meta.ProtocolVersion()) {
+		ctx := r.Context()
+		modern := mcp.IsModernProtocol(header) || mcp.IsModernProtocol(msg.Params.Meta.ProtocolVersion())
+		initialize := r.Method == http.MethodPost && msg.Method == string(mcp.MethodInitialize)
+		id := ""
+		if !modern && !initialize && r.Method != http.MethodOptions && r.Method != http.MethodHead {
+			id = r.Header.Get(server.HeaderKeySessionID)
+		}
+		// The per-subject rate limit and, for a request in a session other
+		// than a GET stream, the session check share one Redis round trip.
+		var (
+			rec  session.Record
+			serr error
+			rl   ratelimit.Result
+			lerr error
+		)
+		if id != "" && r.Method != http.MethodGet {
+			var pending *ratelimit.Pending
+			rec, serr = g.sessions.Admit(ctx, id, func(p redis.Pipeliner) {
+				pending = g.limiter.Queue(ctx, p, rateScope, claims.Subject, g.limit)
+			})
+			rl, lerr = pending.Result(ctx)
+		} else {
+			rl, lerr = g.limiter.Take(ctx, rateScope, claims.Subject, g.limit)
+		}
+		if !g.admitRate(w, r, transportStreamable, method, msg.ID, rl, lerr) {
+			return
+		}
+		if modern {
 			g.serve(transportStreamable, method, next, w, r)
 			return
 		}
-		ctx := r.Context()
-		if r.Method == http.MethodPost && msg.Method == string(mcp.MethodInitialize) {
+		if initialize {
 			id := session.NewID()
 			err := g.sessions.Create(ctx, id, session.Record{Subject: claims.Subject, ClientID: claims.ClientID, Transport: session.Streamable})
 			if err != nil {
@@ -87,20 +115,22 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			g.serve(transportStreamable, method, next, w, r)
 			return
 		}
-		id := r.Header.Get(server.HeaderKeySessionID)
 		if id == "" {
 			g.metrics.request(transportStreamable, methodLabel(method), "missing_session")
 			writeHTTPError(w, http.StatusBadRequest, mcp.INVALID_REQUEST, "Mcp-Session-Id header is required; send initialize first")
 			return
 		}
-		rec, err := g.sessions.Get(ctx, id)
+		if r.Method == http.MethodGet {
+			// A stream adopted here needs the whole record (adoptSession).
+			rec, serr = g.sessions.Get(ctx, id)
+		}
 		switch {
-		case errors.Is(err, session.ErrNotFound):
+		case errors.Is(serr, session.ErrNotFound):
 			g.metrics.request(transportStreamable, methodLabel(method), "unknown_session")
 			writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; initialize a new session")
 			return
-		case err != nil:
-			g.unavailable(w, r, transportStreamable, method, err)
+		case serr != nil:
+			g.unavailable(w, r, transportStreamable, method, serr)
 			return
 		}
 		if rec.Subject != claims.Subject || rec.Transport != session.Streamable {

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/platform/redisx"
@@ -74,21 +75,27 @@ func NewID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// Store keeps session records in Redis with an idle TTL.
+// Store keeps session records in Redis with an idle TTL, and remembers the
+// records it has seen (Admit).
 type Store struct {
-	rdb *redisx.Client
-	ttl time.Duration
+	rdb        *redisx.Client
+	ttl        time.Duration
+	renewEvery time.Duration
+	cache      *lru.Cache[string, *cached]
+	onLookup   func(hit bool)
 }
 
 // NewStore returns a store whose sessions expire after ttl without use.
 func NewStore(rdb *redisx.Client, ttl time.Duration) *Store {
-	return &Store{rdb: rdb, ttl: ttl}
+	return &Store{rdb: rdb, ttl: ttl, renewEvery: min(maxRenewEvery, ttl/2), cache: newCache()}
 }
 
 // IdleTTL is the idle lifetime of a session.
 func (s *Store) IdleTTL() time.Duration { return s.ttl }
 
-func (s *Store) key(id string) string { return s.rdb.Key("mcp", "session", redisx.Hash(id)) }
+// Key names of this package, made here only.
+func (s *Store) key(id string) string     { return s.keyOf(redisx.Hash(id)) }
+func (s *Store) keyOf(hash string) string { return s.rdb.Key("mcp", "session", hash) }
 
 // Create stores a new session. Creating an id that exists is an error.
 func (s *Store) Create(ctx context.Context, id string, r Record) error {
@@ -140,6 +147,7 @@ func (s *Store) Negotiated(ctx context.Context, id, version, clientInfo, capabil
 
 // Delete ends the session; it reports whether the session existed.
 func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
+	s.cache.Remove(redisx.Hash(id))
 	n, err := s.rdb.Del(ctx, s.key(id)).Result()
 	if err != nil {
 		return false, fmt.Errorf("delete session: %w", err)

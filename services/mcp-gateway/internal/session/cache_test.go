@@ -1,0 +1,126 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+)
+
+// Admit reads a record once per replica, then only asks Redis whether the
+// session lives: a DELETE through another replica's store, or an expiry, is
+// seen on the next call.
+func TestAdmitRemembersRecordsButAsksLiveness(t *testing.T) {
+	r := testharness.StartRedis(t)
+	ctx := context.Background()
+	a := session.NewStore(r.Client(), 4*time.Minute)
+	b := session.NewStore(r.Client(), 4*time.Minute)
+	var hits, misses int
+	b.OnLookup(func(hit bool) {
+		if hit {
+			hits++
+		} else {
+			misses++
+		}
+	})
+	id := session.NewID()
+	if err := a.Create(ctx, id, session.Record{Subject: "u1", ClientID: "c1", Transport: session.Streamable}); err != nil {
+		t.Fatal(err)
+	}
+	// Before initialize has settled the version, the record is read every time.
+	for range 2 {
+		if rec, err := b.Admit(ctx, id, nil); err != nil || rec.Subject != "u1" {
+			t.Fatalf("%+v %v", rec, err)
+		}
+	}
+	if misses != 2 || b.Cached() != 0 {
+		t.Fatalf("misses %d, cached %d before negotiation", misses, b.Cached())
+	}
+	if err := a.Negotiated(ctx, id, "2025-11-25", `{"name":"x"}`, `{}`); err != nil {
+		t.Fatal(err)
+	}
+	queued := 0
+	for range 3 {
+		rec, err := b.Admit(ctx, id, func(p redis.Pipeliner) { p.Ping(ctx); queued++ })
+		if err != nil || rec.Subject != "u1" || rec.ClientID != "c1" || rec.ProtocolVersion != "2025-11-25" || rec.Transport != session.Streamable {
+			t.Fatalf("%+v %v", rec, err)
+		}
+	}
+	if misses != 3 || hits != 2 || queued != 3 || b.Cached() != 1 {
+		t.Fatalf("misses %d, hits %d, queued %d, cached %d", misses, hits, queued, b.Cached())
+	}
+	// The idle TTL is not renewed again within the renewal interval (2m here).
+	key := r.Client().Key("mcp", "session", redisx.Hash(id))
+	if err := r.Client().PExpire(ctx, key, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Admit(ctx, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := r.Client().PTTL(ctx, key).Val(); ttl > time.Minute {
+		t.Errorf("TTL renewed to %s within the renewal interval", ttl)
+	}
+	// DELETE through A: B sees it on its next call, without any announcement.
+	if ok, err := a.Delete(ctx, id); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if _, err := b.Admit(ctx, id, nil); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("after DELETE elsewhere: %v", err)
+	}
+	if b.Cached() != 0 {
+		t.Error("a deleted session stayed in memory")
+	}
+	if _, err := b.Admit(ctx, "", nil); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("empty id: %v", err)
+	}
+}
+
+// A record is renewed once the renewal interval has passed; Forget drops it.
+func TestAdmitRenewsAndForgets(t *testing.T) {
+	r := testharness.StartRedis(t)
+	ctx := context.Background()
+	s := session.NewStore(r.Client(), 2*time.Second) // renewal interval 1s
+	id := session.NewID()
+	if err := s.Create(ctx, id, session.Record{Subject: "u1", Transport: session.LegacySSE}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Admit(ctx, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	key := r.Client().Key("mcp", "session", redisx.Hash(id))
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := s.Admit(ctx, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := r.Client().PTTL(ctx, key).Val(); ttl < 1500*time.Millisecond {
+		t.Errorf("TTL %s: not renewed after the interval", ttl)
+	}
+	s.Forget(redisx.Hash(id))
+	if s.Cached() != 0 {
+		t.Error("Forget kept the record")
+	}
+	// Expiry is seen like a DELETE.
+	if _, err := s.Admit(ctx, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.Client().Del(ctx, key)
+	if _, err := s.Admit(ctx, id, nil); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("after expiry: %v", err)
+	}
+}
+
+// Redis down is an error, not a missing session.
+func TestAdmitRedisDown(t *testing.T) {
+	r := testharness.StartRedis(t)
+	s := session.NewStore(r.Client(), time.Minute)
+	r.Stop()
+	if _, err := s.Admit(context.Background(), session.NewID(), nil); err == nil || errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("got %v", err)
+	}
+}
