@@ -2,6 +2,7 @@ package grpcx_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -88,6 +89,52 @@ func TestErrorsMapToCodesWithoutLeakingDetails(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "panic in rpc handler") {
 		t.Errorf("panic not logged:\n%s", logs)
+	}
+}
+
+// One "finished call" line per call at the level of its code: successful
+// calls only at debug, so that at info they cost nothing to log; failures
+// with their code and error.
+func TestCallLogLines(t *testing.T) {
+	c, _, logs, _ := start(t) // JSON handler at info
+	ctx := context.Background()
+	if _, err := c.Echo(ctx, &testingv1.EchoRequest{Text: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "finished call") {
+		t.Errorf("successful call logged at info:\n%s", logs)
+	}
+	_, _ = c.Echo(ctx, &testingv1.EchoRequest{Text: "bad"})
+	var line map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(l, "finished call") {
+			_ = json.Unmarshal([]byte(l), &line)
+		}
+	}
+	if line["level"] != "INFO" || line["grpc.service"] != "tollgate.testing.v1.EchoService" || line["grpc.method"] != "Echo" ||
+		line["grpc.code"] != "InvalidArgument" || line["grpc.error"] == nil || line["grpc.time_ms"] == nil {
+		t.Errorf("failed call's line: %v\n%s", line, logs)
+	}
+
+	debug := &testharness.SyncBuffer{}
+	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.NewJSONHandler(debug, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	testingv1.RegisterEchoServiceServer(srv, &echo{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpcx.Dial(ln.Addr().String(), grpcx.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := testingv1.NewEchoServiceClient(conn).Echo(ctx, &testingv1.EchoRequest{Text: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(debug.String(), `"grpc.code":"OK"`) {
+		t.Errorf("successful call not logged at debug:\n%s", debug)
 	}
 }
 
