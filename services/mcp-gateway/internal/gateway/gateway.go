@@ -192,7 +192,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.Handle(server.ProtectedResourceMetadataPath(g.cfg.Resource), prm)
 	mux.Handle(server.WellKnownProtectedResourcePath, prm)
 	mux.Handle(widgets.AssetPath, widgets.AssetHandler())
-	mux.Handle("/mcp", g.checkOrigin(c.Handler(g.authenticate(transportStreamable, g.streamableSession(g.streamable)))))
+	mux.Handle("/mcp", g.checkOrigin(c.Handler(g.authenticate(transportStreamable, g.streamableSession(g.direct(g.streamable))))))
 	mux.Handle("/sse", protect(transportSSE, http.HandlerFunc(g.openSSE)))
 	mux.Handle("/messages", protect(transportSSE, http.HandlerFunc(g.postMessage)))
 	g.route = telemetry.MuxRoute(mux)

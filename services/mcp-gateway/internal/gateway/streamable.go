@@ -147,6 +147,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			return
 		}
 		ctx = context.WithValue(context.WithValue(ctx, liveKey{}, id), liveRecordKey{}, rec)
+		if r.Method == http.MethodPost {
+			ctx = context.WithValue(ctx, messageKey{}, &msg)
+		}
 		if r.Method == http.MethodGet {
 			var done func()
 			ctx, done = g.streams.open(ctx, id)
