@@ -36,6 +36,10 @@ type Config struct {
 	AllowedHosts []string
 	// SessionIdleTTL is how long an idle session lives in Redis (SESSION_IDLE_TTL).
 	SessionIdleTTL time.Duration
+	// SessionLimitPerSubject caps the live sessions of one token subject
+	// across all replicas (SESSION_LIMIT_PER_SUBJECT): an initialize (or
+	// GET /sse) beyond it is refused with 429 until one ends or expires.
+	SessionLimitPerSubject int
 	// RateLimitPerMinute is the number of requests one subject may make per
 	// minute across all replicas (RATE_LIMIT_PER_MINUTE).
 	RateLimitPerMinute int
@@ -62,6 +66,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
 	c.AllowedHosts = s.List("ALLOWED_HOSTS", nil)
 	c.SessionIdleTTL = s.Duration("SESSION_IDLE_TTL", 30*time.Minute)
+	c.SessionLimitPerSubject = s.Int("SESSION_LIMIT_PER_SUBJECT", 100)
 	c.RateLimitPerMinute = s.Int("RATE_LIMIT_PER_MINUTE", 600)
 	c.CoreTimeout = s.Duration("CORE_CALL_TIMEOUT", 5*time.Second)
 	c.KeepAlive = s.Duration("SSE_KEEPALIVE_INTERVAL", 25*time.Second)
@@ -93,6 +98,9 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.SessionIdleTTL < time.Minute {
 		p.Addf("SESSION_IDLE_TTL: %s is shorter than 1m", c.SessionIdleTTL)
+	}
+	if c.SessionLimitPerSubject < 1 {
+		p.Addf("SESSION_LIMIT_PER_SUBJECT: must be at least 1")
 	}
 	if c.RateLimitPerMinute < 1 {
 		p.Addf("RATE_LIMIT_PER_MINUTE: must be at least 1")

@@ -21,7 +21,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SessionIdleTTL != 30*time.Minute || c.RateLimitPerMinute != 600 || c.CoreTimeout != 5*time.Second ||
+	if c.SessionIdleTTL != 30*time.Minute || c.SessionLimitPerSubject != 100 || c.RateLimitPerMinute != 600 || c.CoreTimeout != 5*time.Second ||
 		c.StreamHistory != 1000 || c.PublicOrigin() != "http://localhost:4000" || c.LoopbackBound() {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -46,7 +46,7 @@ func TestOriginsAreNormalized(t *testing.T) {
 // Every problem is reported at once, and a wildcard origin is refused.
 func TestEveryProblemAtOnce(t *testing.T) {
 	env := map[string]string{
-		"ALLOWED_ORIGINS": "*, https://ok.example, ftp://x, https://a.example/path", "SESSION_IDLE_TTL": "10s",
+		"ALLOWED_ORIGINS": "*, https://ok.example, ftp://x, https://a.example/path", "SESSION_IDLE_TTL": "10s", "SESSION_LIMIT_PER_SUBJECT": "0",
 		"RATE_LIMIT_PER_MINUTE": "0", "CORE_CALL_TIMEOUT": "2m", "STREAM_HISTORY_EVENTS": "1", "SSE_KEEPALIVE_INTERVAL": "soon",
 	}
 	_, err := config.Load(pconfig.MapEnv(env))
@@ -55,7 +55,7 @@ func TestEveryProblemAtOnce(t *testing.T) {
 	}
 	for _, want := range []string{"MCP_RESOURCE_URL", "PUBLIC_ISSUER_URL", "AUTH_GRPC_ADDR", "CORE_GRPC_ADDR", "REDIS_URL",
 		`ALLOWED_ORIGINS: "*" is a wildcard`, `"ftp://x" is not an http(s) origin`, `"https://a.example/path" must be an origin only`,
-		"SESSION_IDLE_TTL", "RATE_LIMIT_PER_MINUTE", "CORE_CALL_TIMEOUT", "STREAM_HISTORY_EVENTS", "SSE_KEEPALIVE_INTERVAL"} {
+		"SESSION_IDLE_TTL", "SESSION_LIMIT_PER_SUBJECT", "RATE_LIMIT_PER_MINUTE", "CORE_CALL_TIMEOUT", "STREAM_HISTORY_EVENTS", "SSE_KEEPALIVE_INTERVAL"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}

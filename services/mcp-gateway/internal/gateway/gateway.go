@@ -110,6 +110,7 @@ func New(d Deps) (*Gateway, error) {
 			miss.Inc()
 		}
 	})
+	g.sessions.LimitPerSubject(cfg.SessionLimitPerSubject)
 	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
 	cat := &catalog{reg: d.Registry, core: d.Core, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics, log: d.Log}
 	tools, err := cat.tools()
@@ -290,6 +291,23 @@ func (g *Gateway) admitRate(w http.ResponseWriter, r *http.Request, transport, m
 		return false
 	}
 	return true
+}
+
+// createFailed answers a session that could not be created: 429 for a
+// subject at its session cap (with the request's JSON-RPC id and when the
+// oldest of its sessions expires if unused), else 503.
+func (g *Gateway) createFailed(w http.ResponseWriter, r *http.Request, transport, method string, id json.RawMessage, err error) {
+	var limit *session.LimitError
+	if !errors.As(err, &limit) {
+		g.unavailable(w, r, transport, method, err)
+		return
+	}
+	g.metrics.request(transport, methodLabel(method), "session_limit")
+	retry := ratelimit.RetryAfterSeconds(limit.RetryAfter)
+	w.Header().Set("Retry-After", retry)
+	writeRPCError(w, http.StatusTooManyRequests, id, codeRateLimited, fmt.Sprintf(
+		"too many live sessions: this user already holds %d, the limit; end unused ones with DELETE /mcp or retry after %ss, when the oldest expires if unused",
+		limit.Limit, retry))
 }
 
 func (g *Gateway) unavailable(w http.ResponseWriter, r *http.Request, transport, method string, err error) {

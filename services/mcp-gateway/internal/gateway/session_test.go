@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -82,4 +83,45 @@ func TestStatelessProtocol(t *testing.T) {
 	if r := g.do(t, req{Method: "POST", Path: "/mcp", Version: "2026-07-28", Body: call("tools/list", map[string]any{"_meta": meta})}); r.Status != 401 {
 		t.Errorf("stateless without token: %d", r.Status)
 	}
+}
+
+// One subject holds at most SESSION_LIMIT_PER_SUBJECT live sessions across
+// the replicas: beyond it initialize and GET /sse get 429 with Retry-After
+// and a JSON-RPC error naming the limit, and no session; a DELETE frees a
+// place at once; other subjects are not affected.
+func TestSessionLimitPerSubject(t *testing.T) {
+	f := newFleet(t)
+	a := f.Gateway("SESSION_LIMIT_PER_SUBJECT", "2")
+	b := f.Gateway("SESSION_LIMIT_PER_SUBJECT", "2")
+	tok := f.Token("greedy", allScopes)
+	first := a.initialize(t, tok)
+	b.initialize(t, tok)
+	init := call("initialize", map[string]any{"protocolVersion": version, "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "test", "version": "1"}})
+	for _, g := range []*gw{a, b} {
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: init})
+		if r.Status != http.StatusTooManyRequests || r.Header.Get("Mcp-Session-Id") != "" {
+			t.Fatalf("third initialize: %d %v %s", r.Status, r.Header, r.Body)
+		}
+		if s, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || s < 1 || s > 30*60 {
+			t.Errorf("Retry-After %q", r.Header.Get("Retry-After"))
+		}
+		if m := r.rpc(t); m.Error == nil || m.Error.Code != -32029 || !strings.Contains(m.Error.Message, "too many live sessions") ||
+			string(m.ID) != string(mustJSON(t, init["id"])) {
+			t.Errorf("body %s", r.Body)
+		}
+		if r := g.do(t, req{Method: "GET", Path: "/sse", Token: tok}); r.Status != http.StatusTooManyRequests {
+			t.Errorf("GET /sse over the limit: %d", r.Status)
+		}
+	}
+	if v := a.metric(t, `tollgate_mcp_requests_total{method="initialize",result="session_limit",transport="streamable-http"}`); v != 1 {
+		t.Errorf("session_limit requests on A = %v", v)
+	}
+	// Another subject is not affected.
+	a.initialize(t, f.Token("modest", allScopes))
+	// DELETE on B frees the place of a session made on A.
+	if r := b.do(t, req{Method: "DELETE", Path: "/mcp", Token: tok, Session: first, Version: version}); r.Status != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", r.Status, r.Body)
+	}
+	a.initialize(t, tok)
 }

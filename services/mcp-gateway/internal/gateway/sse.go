@@ -30,7 +30,7 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 	id := session.NewID()
 	rec := session.Record{Subject: claims.Subject, ClientID: claims.ClientID, Transport: session.LegacySSE, Replica: g.replica}
 	if err := g.sessions.Create(r.Context(), id, rec); err != nil {
-		g.unavailable(w, r, transportSSE, r.Method, err)
+		g.createFailed(w, r, transportSSE, r.Method, nil, err)
 		return
 	}
 	g.metrics.sessions.WithLabelValues(transportSSE, "created").Inc()

@@ -104,7 +104,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			id := session.NewID()
 			err := g.sessions.Create(ctx, id, session.Record{Subject: claims.Subject, ClientID: claims.ClientID, Transport: session.Streamable})
 			if err != nil {
-				g.unavailable(w, r, transportStreamable, method, err)
+				g.createFailed(w, r, transportStreamable, method, msg.ID, err)
 				return
 			}
 			g.metrics.sessions.WithLabelValues(transportStreamable, "created").Inc()

@@ -50,12 +50,20 @@ type Record struct {
 	Created time.Time
 }
 
+// fields are the hash fields of r; empty ones are left out (they read
+// back as ""), which keeps an idle session small in Redis.
 func (r Record) fields() map[string]any {
-	return map[string]any{
+	m := map[string]any{"created": strconv.FormatInt(r.Created.Unix(), 10)}
+	for k, v := range map[string]string{
 		"sub": r.Subject, "client_id": r.ClientID, "transport": r.Transport,
 		"version": r.ProtocolVersion, "client_info": r.ClientInfo, "capabilities": r.Capabilities,
-		"replica": r.Replica, "created": strconv.FormatInt(r.Created.Unix(), 10),
+		"replica": r.Replica,
+	} {
+		if v != "" {
+			m[k] = v
+		}
 	}
+	return m
 }
 
 func recordOf(m map[string]string) Record {
@@ -81,6 +89,7 @@ type Store struct {
 	rdb        *redisx.Client
 	ttl        time.Duration
 	renewEvery time.Duration
+	perSubject int // live sessions one subject may hold (0: no limit)
 	cache      *lru.Cache[string, *cached]
 	onLookup   func(hit bool)
 }
@@ -90,6 +99,28 @@ func NewStore(rdb *redisx.Client, ttl time.Duration) *Store {
 	return &Store{rdb: rdb, ttl: ttl, renewEvery: min(maxRenewEvery, ttl/2), cache: newCache()}
 }
 
+// LimitPerSubject caps the live sessions of one subject at n (n < 1: no
+// cap); Create refuses more with a *LimitError. Set it before use.
+//
+// Each subject has a sorted set of its sessions (hashed ids) scored by
+// when each would expire; the score follows the idle TTL's renewals (Admit
+// updates it with each renewal, so at most a minute late), DELETE removes
+// the entry, and entries whose time has passed are dropped before counting.
+// Counting and adding are one atomic script on that set, so concurrent
+// initializes on any replicas never exceed the cap.
+func (s *Store) LimitPerSubject(n int) { s.perSubject = max(n, 0) }
+
+// LimitError refuses a session beyond the per-subject cap.
+type LimitError struct {
+	Limit int
+	// RetryAfter is when the subject's oldest session expires if unused.
+	RetryAfter time.Duration
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("the subject already holds %d live sessions (the limit)", e.Limit)
+}
+
 // IdleTTL is the idle lifetime of a session.
 func (s *Store) IdleTTL() time.Duration { return s.ttl }
 
@@ -97,18 +128,37 @@ func (s *Store) IdleTTL() time.Duration { return s.ttl }
 func (s *Store) key(id string) string     { return s.keyOf(redisx.Hash(id)) }
 func (s *Store) keyOf(hash string) string { return s.rdb.Key("mcp", "session", hash) }
 
-// Create stores a new session. Creating an id that exists is an error.
+// subjectKey is the sorted set of a subject's live sessions.
+func (s *Store) subjectKey(subject string) string {
+	return s.rdb.Key("mcp", "subject-sessions", redisx.Hash(subject))
+}
+
+// Create stores a new session. Creating an id that exists is an error; a
+// subject at its cap (LimitPerSubject) gets a *LimitError.
 func (s *Store) Create(ctx context.Context, id string, r Record) error {
 	if r.Created.IsZero() {
 		r.Created = time.Now()
 	}
-	args := append([]any{s.ttl.Milliseconds()}, flatten(r.fields())...)
-	ok, err := createScript.Run(ctx, s.rdb, []string{s.key(id)}, args...).Int()
-	if err != nil {
-		return fmt.Errorf("create session: %w", err)
+	h := redisx.Hash(id)
+	if s.perSubject > 0 {
+		v, err := admitScript.Run(ctx, s.rdb, []string{s.subjectKey(r.Subject)}, s.perSubject, s.ttl.Milliseconds(), h).Int64Slice()
+		if err != nil {
+			return fmt.Errorf("create session: %w", err)
+		}
+		if len(v) == 2 && v[0] == 0 {
+			return &LimitError{Limit: s.perSubject, RetryAfter: time.Duration(max(v[1], 1)) * time.Millisecond}
+		}
 	}
-	if ok == 0 {
-		return errors.New("create session: id already in use")
+	args := append([]any{s.ttl.Milliseconds()}, flatten(r.fields())...)
+	ok, err := createScript.Run(ctx, s.rdb, []string{s.keyOf(h)}, args...).Int()
+	if err == nil && ok == 0 {
+		err = errors.New("id already in use")
+	}
+	if err != nil {
+		if s.perSubject > 0 {
+			_ = s.rdb.ZRem(context.WithoutCancel(ctx), s.subjectKey(r.Subject), h).Err()
+		}
+		return fmt.Errorf("create session: %w", err)
 	}
 	return nil
 }
@@ -147,12 +197,24 @@ func (s *Store) Negotiated(ctx context.Context, id, version, clientInfo, capabil
 
 // Delete ends the session; it reports whether the session existed.
 func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
-	s.cache.Remove(redisx.Hash(id))
-	n, err := s.rdb.Del(ctx, s.key(id)).Result()
-	if err != nil {
+	h := redisx.Hash(id)
+	s.cache.Remove(h)
+	var sub *redis.StringCmd
+	var del *redis.IntCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		sub = p.HGet(ctx, s.keyOf(h), "sub")
+		del = p.Del(ctx, s.keyOf(h))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, fmt.Errorf("delete session: %w", err)
 	}
-	return n > 0, nil
+	if del.Val() > 0 && s.perSubject > 0 {
+		if err := s.rdb.ZRem(ctx, s.subjectKey(sub.Val()), h).Err(); err != nil {
+			return true, fmt.Errorf("delete session: %w", err)
+		}
+	}
+	return del.Val() > 0, nil
 }
 
 // Exists reports whether the session is live, without renewing it.
@@ -186,3 +248,18 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`)
+
+// admitScript counts a subject's live sessions and adds one if under the
+// cap. KEYS[1]: the subject's sorted set; ARGV: cap, idle TTL (ms), the new
+// session's hashed id. Replies {1} or {0, ms until the oldest expires}.
+var admitScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, tonumber(oldest[2]) - now}
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1}`)

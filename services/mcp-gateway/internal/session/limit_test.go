@@ -1,0 +1,136 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+)
+
+// Beyond the per-subject cap Create refuses with a *LimitError saying when
+// the oldest session expires; DELETE and expiry free a place; another
+// subject is not affected; concurrent creates on two stores (replicas)
+// never exceed the cap.
+func TestLimitPerSubject(t *testing.T) {
+	r := testharness.StartRedis(t)
+	ctx := context.Background()
+	a, b := session.NewStore(r.Client(), time.Minute), session.NewStore(r.Client(), time.Minute)
+	a.LimitPerSubject(2)
+	b.LimitPerSubject(2)
+	rec := session.Record{Subject: "u1", Transport: session.Streamable}
+	first, second := session.NewID(), session.NewID()
+	if err := a.Create(ctx, first, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Create(ctx, second, rec); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Create(ctx, session.NewID(), rec)
+	var limit *session.LimitError
+	if !errors.As(err, &limit) || limit.Limit != 2 || limit.RetryAfter <= 0 || limit.RetryAfter > time.Minute {
+		t.Fatalf("third session: %v", err)
+	}
+	if err := a.Create(ctx, session.NewID(), session.Record{Subject: "u2"}); err != nil {
+		t.Fatalf("another subject: %v", err)
+	}
+	// DELETE (through the other replica) frees a place at once.
+	if ok, err := b.Delete(ctx, first); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	third := session.NewID()
+	if err := a.Create(ctx, third, rec); err != nil {
+		t.Fatalf("after DELETE: %v", err)
+	}
+	// Sessions that expired unused free their places.
+	for _, id := range []string{second, third} {
+		if ok, _ := a.Delete(ctx, id); !ok {
+			t.Fatal("not deleted")
+		}
+	}
+	short := session.NewStore(r.Client(), 300*time.Millisecond)
+	short.LimitPerSubject(1)
+	if err := short.Create(ctx, session.NewID(), session.Record{Subject: "u3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := short.Create(ctx, session.NewID(), session.Record{Subject: "u3"}); !errors.As(err, &limit) {
+		t.Fatalf("over the cap: %v", err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if err := short.Create(ctx, session.NewID(), session.Record{Subject: "u3"}); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+
+	// Ten concurrent creates for one subject, cap 3, on two replicas.
+	a.LimitPerSubject(3)
+	b.LimitPerSubject(3)
+	var mu sync.Mutex
+	created, refused := 0, 0
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			err := s.Create(ctx, session.NewID(), session.Record{Subject: "u4"})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				created++
+			case errors.As(err, new(*session.LimitError)):
+				refused++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if created != 3 || refused != 7 {
+		t.Errorf("created %d, refused %d; want 3 and 7", created, refused)
+	}
+}
+
+// What an idle session costs in Redis: its record and its entry in the
+// subject's set (issue 12's budget: 512 bytes).
+func TestIdleSessionRedisBytes(t *testing.T) {
+	r := testharness.StartRedis(t)
+	ctx := context.Background()
+	c := r.Client()
+	s := session.NewStore(c, 30*time.Minute)
+	s.LimitPerSubject(100)
+	const n = 50
+	for range n {
+		id := session.NewID()
+		if err := s.Create(ctx, id, session.Record{Subject: "subject-0123456789", ClientID: "gpt-apps-mcp", Transport: session.Streamable}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Negotiated(ctx, id, "2025-11-25", `{"name":"openai-mcp","version":"1.0.0"}`, `{}`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// MEMORY USAGE counts a key's name, value and Redis' overhead for it.
+	keys, err := c.Keys(ctx, "*").Result()
+	if err != nil || len(keys) != n+1 {
+		t.Fatalf("%d keys, %v: %v", len(keys), err, keys)
+	}
+	var total int64
+	for _, k := range keys {
+		b, err := c.Do(ctx, "MEMORY", "USAGE", k, "SAMPLES", "0").Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += b
+	}
+	per := total / n
+	t.Logf("Redis bytes per idle session: %d", per)
+	if per > 512 {
+		t.Errorf("an idle session takes %d bytes of Redis, over 512", per)
+	}
+}
