@@ -31,7 +31,9 @@ import (
 //
 // Each target gets a warm-up and then a timed window in which
 // TOLLGATE_BENCH_CONNS keep-alive connections (default 32) each send one
-// call after another for TOLLGATE_BENCH_DURATION (default 5s). It reports
+// call after another for TOLLGATE_BENCH_DURATION (default 5s); the targets
+// take turns for TOLLGATE_BENCH_ROUNDS rounds (default 3), so that a change
+// in the machine's other load falls on all of them alike. It reports
 // req/s and p99 per target and the ratios gateway ÷ mcpecho, plus the
 // Redis commands per call and the gateway's session-cache hit share.
 // TOLLGATE_BENCH_CPUPROFILE=<dir> writes the gateway's CPU profile of each
@@ -42,6 +44,7 @@ func BenchmarkSideBySide(b *testing.B) {
 	conns := envInt(b, "TOLLGATE_BENCH_CONNS", 32)
 	window := envDuration(b, "TOLLGATE_BENCH_DURATION", 5*time.Second)
 	warmup := window / 5
+	rounds := envInt(b, "TOLLGATE_BENCH_ROUNDS", 3)
 	profDir := os.Getenv("TOLLGATE_BENCH_CPUPROFILE")
 
 	if err := testharness.BuildBinaries(binDir, testharness.Binary{ModuleDir: filepath.Join("..", ".."), Package: "./internal/bench/mcpecho"}); err != nil {
@@ -55,7 +58,7 @@ func BenchmarkSideBySide(b *testing.B) {
 	f := newFleet(b)
 	// The limit is evaluated on every call (its Redis cost counts) but set
 	// high enough never to refuse.
-	g, _ := f.GatewayProcess("RATE_LIMIT_PER_MINUTE", "1000000000", "LOG_LEVEL", "warn", "ADMIN_PPROF", "true")
+	g, _ := f.GatewayProcess("RATE_LIMIT_PER_MINUTE", "1000000000", "SESSION_LIMIT_PER_SUBJECT", "100000", "LOG_LEVEL", "warn", "ADMIN_PPROF", "true")
 	tok := f.Token("bench", allScopes)
 	sid := g.initialize(b, tok)
 	gwHeader := map[string]string{"Authorization": "Bearer " + tok, "Mcp-Session-Id": sid, "Mcp-Protocol-Version": version}
@@ -72,62 +75,111 @@ func BenchmarkSideBySide(b *testing.B) {
 		{"gateway-identity.profile", g.URL + "/mcp", mustJSON(b, call("tools/call", map[string]any{"name": "identity.profile"})), gwHeader, true},
 		{"gateway-health.check", g.URL + "/mcp", mustJSON(b, call("tools/call", map[string]any{"name": "health.check"})), gwHeader, true},
 	}
+	// What an idle session costs: the gateway's live heap (after a GC) and
+	// Redis' memory, before and after idleSessions more sessions, each
+	// initialized, used once and left alone, 100 per subject (the default
+	// cap). Measured before the load, whose connection buffers would blur
+	// the heap.
+	const idleSessions = 1000
+	idleTokens := make([]string, idleSessions/100)
+	for i := range idleTokens {
+		idleTokens[i] = f.Token(fmt.Sprintf("idle-%d", i), allScopes)
+	}
+	time.Sleep(time.Second) // let start-up garbage settle
+	heap0, redis0 := heapAlloc(b, g.Admin), redisMemory(b, f)
+	for i := range idleSessions {
+		t := idleTokens[i/100]
+		s := g.initialize(b, t)
+		g.rpc(b, t, s, "tools/call", map[string]any{"name": "identity.profile"}, nil)
+	}
+	heapPer := float64(heapAlloc(b, g.Admin)-heap0) / idleSessions
+	redisPer := float64(redisMemory(b, f)-redis0) / idleSessions
+
 	load1, _ := os.ReadFile("/proc/loadavg")
-	results := map[string]loadResult{}
-	for _, tg := range targets {
-		runLoad(b, tg.url, tg.body, tg.header, conns, warmup) // warm-up, not counted
-		cmdsBefore := redisCommands(b, f)
-		hitsBefore, missesBefore := g.metric(b, `tollgate_mcp_session_cache_total{result="hit"}`), g.metric(b, `tollgate_mcp_session_cache_total{result="miss"}`)
-		var prof *cpuProfile
-		if tg.gw && profDir != "" {
-			prof = startCPUProfile(b, g.Admin, window, filepath.Join(profDir, "gateway-"+tg.name+".pprof"))
-		}
-		res := runLoad(b, tg.url, tg.body, tg.header, conns, window)
-		if prof != nil {
-			prof.wait(b)
-		}
-		if tg.gw {
-			res.redisPerCall = float64(redisCommands(b, f)-cmdsBefore) / float64(res.calls)
-			hits := g.metric(b, `tollgate_mcp_session_cache_total{result="hit"}`) - hitsBefore
-			misses := g.metric(b, `tollgate_mcp_session_cache_total{result="miss"}`) - missesBefore
-			if hits+misses > 0 {
-				res.cacheHits = hits / (hits + misses)
+	results := map[string]*loadResult{}
+	for round := range rounds {
+		for _, tg := range targets {
+			if round == 0 {
+				runLoad(b, tg.url, tg.body, tg.header, conns, warmup) // warm-up, not counted
+			}
+			cmdsBefore := redisCommands(b, f)
+			hitsBefore, missesBefore := g.metric(b, `tollgate_mcp_session_cache_total{result="hit"}`), g.metric(b, `tollgate_mcp_session_cache_total{result="miss"}`)
+			var prof *cpuProfile
+			if tg.gw && profDir != "" && round == 0 {
+				prof = startCPUProfile(b, g.Admin, window, filepath.Join(profDir, "gateway-"+tg.name+".pprof"))
+			}
+			res := runLoad(b, tg.url, tg.body, tg.header, conns, window)
+			if prof != nil {
+				prof.wait(b)
+			}
+			if tg.gw {
+				res.redisPerCall, res.redisCommands = perCall(cmdsBefore, redisCommands(b, f), res.calls)
+				hits := g.metric(b, `tollgate_mcp_session_cache_total{result="hit"}`) - hitsBefore
+				misses := g.metric(b, `tollgate_mcp_session_cache_total{result="miss"}`) - missesBefore
+				if hits+misses > 0 {
+					res.cacheHits = hits / (hits + misses)
+				}
+			}
+			if prev := results[tg.name]; prev != nil {
+				prev.add(res)
+			} else {
+				results[tg.name] = &res
 			}
 		}
-		results[tg.name] = res
 	}
 	load2, _ := os.ReadFile("/proc/loadavg")
 
 	echo := results["mcp-go-echo"]
 	var out strings.Builder
-	fmt.Fprintf(&out, "\nside by side: %d connections, %s per target, GOMAXPROCS %d, load average before %s, after %s\n",
-		conns, window, runtime.GOMAXPROCS(0), strings.Join(strings.Fields(string(load1))[:3], " "), strings.Join(strings.Fields(string(load2))[:3], " "))
-	fmt.Fprintf(&out, "%-26s %10s %9s %9s %9s %11s %12s\n", "target", "req/s", "p50 ms", "p99 ms", "× req/s", "× p99", "redis cmd/call")
+	fmt.Fprintf(&out, "\nside by side: %d connections, %d rounds of %s per target, GOMAXPROCS %d, load average before %s, after %s\n",
+		conns, rounds, window, runtime.GOMAXPROCS(0), strings.Join(strings.Fields(string(load1))[:3], " "), strings.Join(strings.Fields(string(load2))[:3], " "))
+	fmt.Fprintf(&out, "%-26s %10s %9s %9s %9s %11s %12s\n", "target", "req/s", "p50 ms", "p99 ms", "× req/s", "× p99", "redis cmd/call*")
 	for _, tg := range targets {
 		r := results[tg.name]
-		fmt.Fprintf(&out, "%-26s %10.0f %9.2f %9.2f %9.2f %11.2f %12.2f\n", tg.name, r.rps(), ms(r.p50), ms(r.p99),
-			r.rps()/echo.rps(), ms(r.p99)/ms(echo.p99), r.redisPerCall)
+		fmt.Fprintf(&out, "%-26s %10.0f %9.2f %9.2f %9.2f %11.2f %12.2f\n", tg.name, r.rps(), ms(r.p50()), ms(r.p99()),
+			r.rps()/echo.rps(), ms(r.p99())/ms(echo.p99()), r.redisPerCall)
 		b.ReportMetric(r.rps(), tg.name+"-req/s")
-		b.ReportMetric(ms(r.p99), tg.name+"-p99-ms")
+		b.ReportMetric(ms(r.p99()), tg.name+"-p99-ms")
 		if tg.gw {
 			b.ReportMetric(r.rps()/echo.rps(), tg.name+"-ratio")
 			b.ReportMetric(r.redisPerCall, tg.name+"-redis-cmds/call")
 			b.ReportMetric(r.cacheHits, tg.name+"-session-cache-hit")
 		}
 	}
+	fmt.Fprintf(&out, "idle session (%d made before the load): gateway heap %.0f bytes each, Redis memory %.0f bytes each\n", idleSessions, heapPer, redisPer)
+	b.ReportMetric(heapPer, "gateway-heap-B/idle-session")
+	b.ReportMetric(redisPer, "redis-B/idle-session")
+	for _, tg := range targets {
+		if r := results[tg.name]; tg.gw {
+			fmt.Fprintf(&out, "%s: Redis commands per call (*those scripts run inside Redis included): %s\n", tg.name, r.redisCommands)
+		}
+	}
 	fmt.Print(out.String())
 }
 
-// loadResult is one timed window.
+// loadResult is one or more timed windows of a target.
 type loadResult struct {
-	calls        int
-	elapsed      time.Duration
-	p50, p99     time.Duration
-	redisPerCall float64
-	cacheHits    float64
+	calls   int
+	elapsed time.Duration
+	lat     []time.Duration // sorted
+	// redisPerCall and redisCommands are the last window's Redis commands
+	// per call, in all and by command.
+	redisPerCall  float64
+	redisCommands string
+	cacheHits     float64
 }
 
-func (r loadResult) rps() float64 { return float64(r.calls) / r.elapsed.Seconds() }
+func (r *loadResult) add(o loadResult) {
+	r.calls += o.calls
+	r.elapsed += o.elapsed
+	r.lat = append(r.lat, o.lat...)
+	slices.Sort(r.lat)
+	r.redisPerCall, r.redisCommands, r.cacheHits = o.redisPerCall, o.redisCommands, o.cacheHits
+}
+
+func (r *loadResult) rps() float64       { return float64(r.calls) / r.elapsed.Seconds() }
+func (r *loadResult) p50() time.Duration { return r.lat[len(r.lat)/2] }
+func (r *loadResult) p99() time.Duration { return r.lat[len(r.lat)*99/100] }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
@@ -184,7 +236,7 @@ func runLoad(b *testing.B, url string, body []byte, header map[string]string, co
 		b.Fatalf("%s: no call completed", url)
 	}
 	slices.Sort(all)
-	return loadResult{calls: len(all), elapsed: elapsed, p50: all[len(all)/2], p99: all[len(all)*99/100]}
+	return loadResult{calls: len(all), elapsed: elapsed, lat: all}
 }
 
 func readAll(r io.Reader, buf []byte) ([]byte, error) {
@@ -203,21 +255,76 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
-// redisCommands is the number of commands the fleet's Redis has processed.
-func redisCommands(b *testing.B, f *fleet) int64 {
+// redisCommands is the number of commands the fleet's Redis has
+// processed, by command (INFO commandstats; INFO itself left out).
+func redisCommands(b *testing.B, f *fleet) map[string]int64 {
 	b.Helper()
-	info, err := f.Redis.Client().Info(context.Background(), "stats").Result()
+	info, err := f.Redis.Client().Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok || name == "cmdstat_info" {
+			continue
+		}
+		calls, _, _ := strings.Cut(rest, ",")
+		out[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.ParseInt(calls, 10, 64)
+	}
+	return out
+}
+
+// perCall is the commands of after − before per call, as "evalsha 1.00 exists 1.00".
+func perCall(before, after map[string]int64, calls int) (float64, string) {
+	var total int64
+	var parts []string
+	for name, n := range after {
+		if d := n - before[name]; d > 0 {
+			total += d
+			parts = append(parts, fmt.Sprintf("%s %.2f", name, float64(d)/float64(calls)))
+		}
+	}
+	slices.Sort(parts)
+	return float64(total) / float64(calls), strings.Join(parts, ", ")
+}
+
+// heapAlloc is the gateway's live heap right after a GC (the heap profile
+// with gc=1 collects first; debug=1 prints runtime.MemStats).
+func heapAlloc(b *testing.B, admin string) int64 {
+	b.Helper()
+	res, err := http.Get(admin + "/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	b.Fatalf("no HeapAlloc in the heap profile: %.200s", raw)
+	return 0
+}
+
+// redisMemory is the Redis server's used_memory.
+func redisMemory(b *testing.B, f *fleet) int64 {
+	b.Helper()
+	info, err := f.Redis.Client().Info(context.Background(), "memory").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
 			n, _ := strconv.ParseInt(v, 10, 64)
-			// Less this INFO itself.
-			return n - 1
+			return n
 		}
 	}
-	b.Fatal("no total_commands_processed in INFO stats")
+	b.Fatal("no used_memory in INFO memory")
 	return 0
 }
 
