@@ -31,6 +31,16 @@ func protoFile(t *testing.T, opts func(*descriptorpb.MethodOptions)) protoreflec
 // RPC carries the options set by opts.
 func protoFileNamed(t *testing.T, name string, opts func(*descriptorpb.MethodOptions)) protoreflect.FileDescriptor {
 	t.Helper()
+	return protoFileWith(t, name, nil, opts)
+}
+
+// protoFileWith is protoFileNamed whose service declares scopes.
+func protoFileWith(t *testing.T, name string, scopes []*optionsv1.Scope, opts func(*descriptorpb.MethodOptions)) protoreflect.FileDescriptor {
+	t.Helper()
+	so := &descriptorpb.ServiceOptions{}
+	if scopes != nil {
+		proto.SetExtension(so, optionsv1.E_Scope, scopes)
+	}
 	mo := &descriptorpb.MethodOptions{}
 	opts(mo)
 	fdp := &descriptorpb.FileDescriptorProto{
@@ -42,7 +52,8 @@ func protoFileNamed(t *testing.T, name string, opts func(*descriptorpb.MethodOpt
 			{Name: proto.String("Resp")},
 		},
 		Service: []*descriptorpb.ServiceDescriptorProto{{
-			Name: proto.String("BadService"),
+			Name:    proto.String("BadService"),
+			Options: so,
 			Method: []*descriptorpb.MethodDescriptorProto{{
 				Name: proto.String("Do"), InputType: proto.String(".bad." + name + ".Req"), OutputType: proto.String(".bad." + name + ".Resp"),
 				Options: mo,

@@ -73,6 +73,7 @@ type Registry struct {
 	caps    []*Capability
 	tools   map[string]*Tool
 	actions []*Action
+	scopes  map[string]Scope // declared by services (scopes.go)
 }
 
 // FromFiles scans every service in files (usually protoregistry.GlobalFiles,
@@ -92,11 +93,12 @@ func FromFiles(files *protoregistry.Files) (*Registry, error) {
 // New builds a registry from the given services; RPCs without options are
 // ignored. It returns every problem found, joined.
 func New(services ...protoreflect.ServiceDescriptor) (*Registry, error) {
-	r := &Registry{tools: map[string]*Tool{}}
+	r := &Registry{tools: map[string]*Tool{}, scopes: map[string]Scope{}}
 	var problems []string
 	routes := map[string]string{}
 	opIDs := map[string]string{}
 	for _, sd := range services {
+		problems = append(problems, r.declareScopes(sd)...)
 		for i := 0; i < sd.Methods().Len(); i++ {
 			md := sd.Methods().Get(i)
 			c, errs := capabilityOf(md)
@@ -126,6 +128,7 @@ func New(services ...protoreflect.ServiceDescriptor) (*Registry, error) {
 			r.caps = append(r.caps, c)
 		}
 	}
+	problems = append(problems, r.checkRequiredScopes()...)
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("capability registry:\n  - %s", strings.Join(problems, "\n  - "))
 	}
@@ -260,8 +263,8 @@ func (r *Registry) Actions() []*Action {
 	return out
 }
 
-// Scopes returns every scope any tool or action requires, sorted.
-func (r *Registry) Scopes() []string {
+// RequiredScopes returns every scope any tool or action requires, sorted.
+func (r *Registry) RequiredScopes() []string {
 	set := map[string]bool{}
 	for _, t := range r.tools {
 		for _, s := range t.RequiredScopes {

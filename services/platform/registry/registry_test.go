@@ -42,6 +42,7 @@ func TestRegistryHasTheReferenceSurface(t *testing.T) {
 		"identity.profile_card": "openid profile email",
 		"auth.session":          "openid",
 		"testing.echo":          "openid",
+		"orders.list":           "openid orders.read",
 	}
 	got := map[string]string{}
 	for _, tool := range reg.Tools() {
@@ -71,12 +72,66 @@ func TestRegistryHasTheReferenceSurface(t *testing.T) {
 			t.Errorf("%s is consequential; all current actions are read-only", a.Path)
 		}
 	}
-	wantRoutes := "GET /actions/echo echo openid|GET /actions/profile getProfile openid,profile,email|GET /actions/session getSession openid|GET /health getHealth "
+	wantRoutes := "GET /actions/echo echo openid|GET /actions/orders listOrders openid,orders.read|GET /actions/profile getProfile openid,profile,email|GET /actions/session getSession openid|GET /health getHealth "
 	if strings.Join(routes, "|") != wantRoutes {
 		t.Errorf("actions:\n got %s\nwant %s", strings.Join(routes, "|"), wantRoutes)
 	}
-	if s := strings.Join(reg.Scopes(), " "); s != "email openid profile" {
-		t.Errorf("scopes = %q", s)
+	if s := strings.Join(reg.RequiredScopes(), " "); s != "email openid orders.read profile" {
+		t.Errorf("required scopes = %q", s)
+	}
+}
+
+// TestScopesComeFromTheServices: the OpenID Connect scopes are always
+// supported; every other scope is one a service declares, with the words
+// the consent page shows.
+func TestScopesComeFromTheServices(t *testing.T) {
+	reg := load(t)
+	if got := strings.Join(reg.ScopeNames(), " "); got != "openid profile email offline_access orders.read" {
+		t.Errorf("supported scopes = %q", got)
+	}
+	s, ok := reg.Scope("orders.read")
+	if !ok || s.Description != "See your orders" || s.Service != "tollgate.testing.v1.OrdersService" {
+		t.Errorf("orders.read = %+v, %v", s, ok)
+	}
+	if s, ok := reg.Scope("email"); !ok || s.Description == "" || s.Service != "" {
+		t.Errorf("email = %+v, %v", s, ok)
+	}
+	if _, ok := reg.Scope("orders.write"); ok {
+		t.Error("an undeclared scope is supported")
+	}
+	empty, err := registry.New()
+	if err != nil || strings.Join(empty.ScopeNames(), " ") != "openid profile email offline_access" {
+		t.Errorf("no services: %v %v", empty.ScopeNames(), err)
+	}
+}
+
+// TestScopeDeclarationsAreChecked: a required scope nobody declares, a
+// redeclared OpenID Connect scope, a scope without words for the consent
+// page, a malformed scope and one declared twice are all refused, at once.
+func TestScopeDeclarationsAreChecked(t *testing.T) {
+	a := protoFileWith(t, "scopea", []*optionsv1.Scope{
+		{Name: "email", Description: "Your email"},
+		{Name: "things.read"},
+		{Name: "bad scope", Description: "x"},
+		{Name: "dup.read", Description: "Read dups"},
+	}, func(m *descriptorpb.MethodOptions) {
+		setTool(m, &optionsv1.McpTool{Name: "things.list", Title: "t", Description: "d", RequiredScopes: []string{"openid", "things.write"}})
+	})
+	b := protoFileWith(t, "scopeb", []*optionsv1.Scope{{Name: "dup.read", Description: "Read dups"}}, func(*descriptorpb.MethodOptions) {})
+	_, err := registry.New(a.Services().Get(0), b.Services().Get(0))
+	if err == nil {
+		t.Fatal("bad scope declarations accepted")
+	}
+	for _, want := range []string{
+		`scope "email" is an OpenID Connect scope`,
+		`scope "things.read" needs a description`,
+		`scope "bad scope" is not a valid scope token`,
+		`scope "dup.read" already declared by bad.scopea.BadService`,
+		`tool things.list requires scope "things.write", which no service declares`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
 	}
 }
 
@@ -96,6 +151,18 @@ func TestSchemasComeFromTheMessages(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output schema lacks %s:\n%s", want, out)
 		}
+	}
+	// Unsigned and 64-bit integers: uint32 is an integer of the OpenAPI
+	// Format Registry's uint32 with its range spelled out; 64-bit integers
+	// are decimal strings (the proto3 JSON mapping).
+	orders, _ := reg.Tool("orders.list")
+	oin, _ := json.Marshal(orders.Capability.InputSchema())
+	oout, _ := json.Marshal(orders.Capability.OutputSchema())
+	if !strings.Contains(string(oin), `"limit":{"description":"How many orders (1 to 50; 0 means 10).","format":"uint32","maximum":4294967295,"minimum":0,"type":"integer"}`) {
+		t.Errorf("uint32 input schema: %s", oin)
+	}
+	if !strings.Contains(string(oout), `"total_cents":{"description":"Total in cents (a decimal string).","format":"uint64","pattern":"^[0-9]+$","type":"string"}`) {
+		t.Errorf("uint64 output schema: %s", oout)
 	}
 	health, _ := reg.Tool("health.check")
 	hs, _ := json.Marshal(health.Capability.OutputSchema())

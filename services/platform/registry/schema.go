@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"math"
+
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -69,11 +71,17 @@ func singularSchema(f protoreflect.FieldDescriptor, output bool, depth int) Sche
 	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
 		return Schema{"type": "integer", "format": "int32"}
 	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		return Schema{"type": "integer", "minimum": 0, "format": "int32"}
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
-		protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		// protojson writes 64-bit integers as strings.
+		// "uint32" is the OpenAPI Format Registry's unsigned 32-bit
+		// integer (https://spec.openapis.org/registry/format/uint32);
+		// minimum and maximum say the same to any JSON Schema validator,
+		// which ignores formats it does not know.
+		return Schema{"type": "integer", "format": "uint32", "minimum": 0, "maximum": uint64(math.MaxUint32)}
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		// The proto3 JSON mapping writes 64-bit integers as decimal
+		// strings (a JSON number loses precision past 2^53).
 		return Schema{"type": "string", "pattern": "^-?[0-9]+$", "format": "int64"}
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return Schema{"type": "string", "pattern": "^[0-9]+$", "format": "uint64"}
 	case protoreflect.FloatKind, protoreflect.DoubleKind:
 		return Schema{"type": "number"}
 	case protoreflect.EnumKind:

@@ -13,6 +13,8 @@ import (
 
 	josev3 "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
+
+	"github.com/tollgate/tollgate/services/platform/registry"
 )
 
 // Kind says where a client comes from.
@@ -34,9 +36,6 @@ const (
 
 // AuthMethods are the supported token endpoint authentication methods.
 var AuthMethods = []string{AuthBasic, AuthPost, AuthPrivateKeyJWT, AuthNone}
-
-// Scopes are the scopes the auth-server knows.
-var Scopes = []string{"openid", "profile", "email", "offline_access"}
 
 // DefaultScopes are granted when an authorization request has no scope.
 var DefaultScopes = []string{"openid", "profile", "email"}
@@ -120,8 +119,26 @@ func (c *Client) DefaultResource() string {
 type Rules struct {
 	// Resources the install serves; a client's resources are a subset.
 	Resources []string
+	// Scopes the install supports: the OpenID Connect scopes and those the
+	// capabilities declare (registry.Registry.ScopeNames). A client may be
+	// allowed a subset; one that names none is allowed all of them. Empty
+	// means the OpenID Connect scopes alone.
+	Scopes []string
 	// Production refuses plain-http redirect URIs other than loopback.
 	Production bool
+}
+
+// SupportedScopes returns r.Scopes, or the OpenID Connect scopes when it
+// is empty.
+func (r Rules) SupportedScopes() []string {
+	if len(r.Scopes) > 0 {
+		return r.Scopes
+	}
+	out := make([]string, len(registry.OIDCScopes))
+	for i, s := range registry.OIDCScopes {
+		out[i] = s.Name
+	}
+	return out
 }
 
 // Check returns every problem of c, each prefixed with the client id.
@@ -177,9 +194,10 @@ func (r Rules) Check(c *Client) []string {
 			add("grant type %q is not supported (%s)", g, strings.Join(GrantTypes, ", "))
 		}
 	}
+	supported := r.SupportedScopes()
 	for _, s := range c.AllowedScope {
-		if !slices.Contains(Scopes, s) {
-			add("scope %q is not supported (%s)", s, strings.Join(Scopes, ", "))
+		if !slices.Contains(supported, s) {
+			add("scope %q is not supported (%s)", s, strings.Join(supported, ", "))
 		}
 	}
 	if len(c.Resources) == 0 {

@@ -239,11 +239,12 @@ func (md *Metadata) ToClient(rules Rules, kind Kind) (*Client, error) {
 	if len(md.Response) > 0 && !slices.Equal(md.Response, []string{"code"}) {
 		return nil, metaErr("response_types must be [code]")
 	}
-	c.AllowedScope = append([]string(nil), Scopes...)
+	supported := rules.SupportedScopes()
+	c.AllowedScope = slices.Clone(supported)
 	if md.Scope != "" {
 		c.AllowedScope = nil
 		for _, sc := range strings.Fields(md.Scope) {
-			if slices.Contains(Scopes, sc) {
+			if slices.Contains(supported, sc) {
 				c.AllowedScope = append(c.AllowedScope, sc)
 			}
 		}

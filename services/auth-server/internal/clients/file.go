@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -112,7 +113,7 @@ func Parse(b []byte, rules Rules) (*Static, []string) {
 			c.Grants = append([]string(nil), GrantTypes...)
 		}
 		if c.AllowedScope == nil {
-			c.AllowedScope = append([]string(nil), Scopes...)
+			c.AllowedScope = slices.Clone(rules.SupportedScopes())
 		}
 		if c.Name == "" {
 			c.Name = c.ID

@@ -390,13 +390,6 @@ li{margin:.2rem 0}button{font:inherit;padding:.5rem 1.2rem;margin-right:.5rem}</
 <button type="submit" name="decision" value="deny">Deny</button>
 </form></body></html>`))
 
-var scopeText = map[string]string{
-	"openid":         "Know who you are (your account identifier)",
-	"profile":        "Your name and username",
-	"email":          "Your email address",
-	"offline_access": "Stay connected when you are away",
-}
-
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *clients.Client, p pending, id Identity) {
 	ctx := r.Context()
 	consentID, csrf := randomID(), randomID()
@@ -405,10 +398,15 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.A
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: consentCookie, Value: csrf, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: int(s.cfg.LoginTTL.Seconds())})
+	// Every requested scope is supported (fosite checked it against the
+	// client's allowed scopes, a subset of the supported ones): show each
+	// in the words its capability declared.
 	var scopes []string
 	for _, sc := range ar.GetRequestedScopes() {
-		if t, ok := scopeText[sc]; ok {
-			scopes = append(scopes, t)
+		for _, known := range s.scopes {
+			if known.Name == sc {
+				scopes = append(scopes, known.Description)
+			}
 		}
 	}
 	user := id.Profile.Email

@@ -7,7 +7,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	_ "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1"
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
+	"github.com/tollgate/tollgate/services/platform/registry"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -15,12 +19,18 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // TestMetadataGolden keeps the discovery document reviewable: any change
 // shows up as a diff of testdata/*.json (regenerate with -update).
 func TestMetadataGolden(t *testing.T) {
+	// The scopes are those of the capabilities the binary links
+	// (server.Capabilities): the OpenID Connect ones and every declared one.
+	caps, err := registry.FromFiles(protoregistry.GlobalFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, cfg := range map[string]config.Config{
 		"metadata-dcr.json":    {Issuer: "https://auth.example.com", CIMDEnabled: true, DCREnabled: true},
 		"metadata-no-dcr.json": {Issuer: "https://auth.example.com", CIMDEnabled: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := &Server{cfg: cfg, issuer: cfg.Issuer}
+			s := &Server{cfg: cfg, issuer: cfg.Issuer, scopeNames: caps.ScopeNames()}
 			got, err := json.MarshalIndent(s.Metadata(), "", "  ")
 			if err != nil {
 				t.Fatal(err)

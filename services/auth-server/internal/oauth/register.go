@@ -20,7 +20,7 @@ import (
 const cimdMinCache = time.Minute
 
 func (s *Server) rules() clients.Rules {
-	return clients.Rules{Resources: s.cfg.Resources(), Production: s.cfg.Production()}
+	return clients.Rules{Resources: s.cfg.Resources(), Production: s.cfg.Production(), Scopes: s.scopeNames}
 }
 
 // metadataClient resolves an https client id through its Client ID
@@ -171,11 +171,11 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		regErr("invalid_client_metadata", "response_types must be [code]")
 		return
 	}
-	scopes := clients.Scopes
+	scopes := s.scopeNames
 	if req.Scope != "" {
 		scopes = nil
 		for _, sc := range strings.Fields(req.Scope) {
-			if !slices.Contains(clients.Scopes, sc) {
+			if !slices.Contains(s.scopeNames, sc) {
 				regErr("invalid_client_metadata", fmt.Sprintf("scope %q is not supported", sc))
 				return
 			}

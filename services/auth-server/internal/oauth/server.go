@@ -35,6 +35,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/clientip"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/registry"
 	"github.com/tollgate/tollgate/services/platform/revocation"
 	"github.com/tollgate/tollgate/services/platform/telemetry"
 	"github.com/tollgate/tollgate/services/platform/tokens"
@@ -57,6 +58,11 @@ type Options struct {
 	// revocations made here reach it at once. Nil disables revocation
 	// announcements (tests of other parts).
 	Revocations *revocation.Set
+	// Capabilities is the capability registry whose declared scopes the
+	// server supports next to the OpenID Connect ones (scopes_supported,
+	// client validation, consent wording). Nil: the OpenID Connect scopes
+	// alone.
+	Capabilities *registry.Registry
 }
 
 // Server serves the OAuth endpoints.
@@ -85,6 +91,10 @@ type Server struct {
 	hasher *clients.SecretHasher
 	// route names the route pattern of a request (telemetry).
 	route func(*http.Request) string
+	// scopes are the supported scopes with their consent wording, from
+	// the capability registry; scopeNames their names, in the same order.
+	scopes     []registry.Scope
+	scopeNames []string
 }
 
 // New composes the provider.
@@ -94,6 +104,11 @@ func New(o Options) (*Server, error) {
 		cfg: cfg, issuer: cfg.Issuer, ring: o.Ring, rdb: o.Redis, static: o.Static, log: o.Log,
 		limiter: ratelimit.New(o.Redis), audit: o.Audit, now: time.Now,
 	}
+	caps := o.Capabilities
+	if caps == nil {
+		caps, _ = registry.New() // no services: the OpenID Connect scopes
+	}
+	s.scopes, s.scopeNames = caps.SupportedScopes(), caps.ScopeNames()
 	addrs, err := clientip.New(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", clientip.Setting, err)

@@ -11,7 +11,10 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"google.golang.org/protobuf/reflect/protoregistry"
+
 	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
+	_ "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1" // registers the capabilities and their scopes
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
@@ -20,6 +23,7 @@ import (
 	pconfig "github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/registry"
 	"github.com/tollgate/tollgate/services/platform/revocation"
 	"github.com/tollgate/tollgate/services/platform/telemetry"
 	"github.com/tollgate/tollgate/services/platform/tokens"
@@ -45,7 +49,13 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 			problems.Addf("ACCESS_TOKEN_SIGNING_ALG: %s needs an EC P-256 key in SIGNING_KEYS_DIR", cfg.AccessTokenAlg)
 		}
 	}
-	static, cp := clients.LoadFile(cfg.ClientsFile, clients.Rules{Resources: cfg.Resources(), Production: cfg.Production()})
+	caps, err := Capabilities()
+	if err != nil {
+		problems.Addf("%v", err)
+		caps, _ = registry.New()
+	}
+	rules := clients.Rules{Resources: cfg.Resources(), Production: cfg.Production(), Scopes: caps.ScopeNames()}
+	static, cp := clients.LoadFile(cfg.ClientsFile, rules)
 	for _, p := range cp {
 		problems.Addf("CLIENTS_FILE: %s", p)
 	}
@@ -93,14 +103,14 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	o, err := oauth.New(oauth.Options{
 		Config: cfg, Ring: ring, Redis: rdb, Static: static, Log: base.Log, Metrics: base.Metrics,
-		Audit: audit.New(stderr, cfg.Service), Revocations: revoked,
+		Audit: audit.New(stderr, cfg.Service), Revocations: revoked, Capabilities: caps,
 	})
 	if err != nil {
 		base.Close()
 		return fmt.Errorf("oauth: %w", err)
 	}
 	// A rotated secret takes effect when the mounted registry changes.
-	go static.Watch(ctx, cfg.ClientsFile, clients.Rules{Resources: cfg.Resources(), Production: cfg.Production()},
+	go static.Watch(ctx, cfg.ClientsFile, rules,
 		cfg.ClientsReload, base.Log, o.CheckRegistry)
 	public, err := base.PublicHTTP(o.Handler(), telemetry.HTTPOptions{Route: o.Route, AccessLog: base.Log})
 	if err != nil {
@@ -115,6 +125,13 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	base.Log.Info("oauth provider ready", "issuer", cfg.Issuer, "static_clients", static.Len(),
 		"active_key", ring.ActiveKeyID(), "upstream", cfg.Upstream.Issuer, "dcr", cfg.DCREnabled, "cimd", cfg.CIMDEnabled)
 	return base.Serve(ctx, onListen, g, h)
+}
+
+// Capabilities is the capability registry linked into the binary: the
+// auth-server supports the scopes its services declare (see
+// registry.Registry.SupportedScopes).
+func Capabilities() (*registry.Registry, error) {
+	return registry.FromFiles(protoregistry.GlobalFiles)
 }
 
 // KeySet serves the fleet's verifiers.

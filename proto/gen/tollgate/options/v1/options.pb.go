@@ -310,7 +310,74 @@ func (x *ActionsOperation) GetConsequential() bool {
 	return false
 }
 
+// Scope declares an OAuth scope that a capability service defines. The
+// auth-server publishes every declared scope (next to the OpenID Connect
+// ones: openid, profile, email, offline_access) in scopes_supported, lets
+// clients register for it and shows its description on the consent page.
+type Scope struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Scope token (RFC 6749 §3.3), for example "orders.read".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What granting the scope allows, in words for the user on the consent
+	// page, for example "See your orders" (at most 120 characters).
+	Description   string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Scope) Reset() {
+	*x = Scope{}
+	mi := &file_tollgate_options_v1_options_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Scope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Scope) ProtoMessage() {}
+
+func (x *Scope) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_options_v1_options_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Scope.ProtoReflect.Descriptor instead.
+func (*Scope) Descriptor() ([]byte, []int) {
+	return file_tollgate_options_v1_options_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Scope) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Scope) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
 var file_tollgate_options_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
+	{
+		ExtendedType:  (*descriptorpb.ServiceOptions)(nil),
+		ExtensionType: ([]*Scope)(nil),
+		Field:         51005,
+		Name:          "tollgate.options.v1.scope",
+		Tag:           "bytes,51005,rep,name=scope",
+		Filename:      "tollgate/options/v1/options.proto",
+	},
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
 		ExtensionType: ([]*McpTool)(nil),
@@ -345,16 +412,25 @@ var file_tollgate_options_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	},
 }
 
+// Extension fields to descriptorpb.ServiceOptions.
+var (
+	// The scopes this service defines. An RPC's tools and operation may
+	// require only these and the OpenID Connect scopes.
+	//
+	// repeated tollgate.options.v1.Scope scope = 51005;
+	E_Scope = &file_tollgate_options_v1_options_proto_extTypes[0]
+)
+
 // Extension fields to descriptorpb.MethodOptions.
 var (
 	// The MCP tools backed by this RPC.
 	//
 	// repeated tollgate.options.v1.McpTool mcp_tool = 51001;
-	E_McpTool = &file_tollgate_options_v1_options_proto_extTypes[0]
+	E_McpTool = &file_tollgate_options_v1_options_proto_extTypes[1]
 	// The GPT Actions operation backed by this RPC.
 	//
 	// optional tollgate.options.v1.ActionsOperation actions_operation = 51002;
-	E_ActionsOperation = &file_tollgate_options_v1_options_proto_extTypes[1]
+	E_ActionsOperation = &file_tollgate_options_v1_options_proto_extTypes[2]
 )
 
 // Extension fields to descriptorpb.MessageOptions.
@@ -362,7 +438,7 @@ var (
 	// Description of a message, used in generated JSON Schemas.
 	//
 	// optional string message_description = 51003;
-	E_MessageDescription = &file_tollgate_options_v1_options_proto_extTypes[2]
+	E_MessageDescription = &file_tollgate_options_v1_options_proto_extTypes[3]
 )
 
 // Extension fields to descriptorpb.FieldOptions.
@@ -370,7 +446,7 @@ var (
 	// Description of a field, used in generated JSON Schemas (at most 700 characters).
 	//
 	// optional string field_description = 51004;
-	E_FieldDescription = &file_tollgate_options_v1_options_proto_extTypes[3]
+	E_FieldDescription = &file_tollgate_options_v1_options_proto_extTypes[4]
 )
 
 var File_tollgate_options_v1_options_proto protoreflect.FileDescriptor
@@ -403,7 +479,11 @@ const file_tollgate_options_v1_options_proto_rawDesc = "" +
 	"\asummary\x18\x04 \x01(\tR\asummary\x12 \n" +
 	"\vdescription\x18\x05 \x01(\tR\vdescription\x12'\n" +
 	"\x0frequired_scopes\x18\x06 \x03(\tR\x0erequiredScopes\x12$\n" +
-	"\rconsequential\x18\a \x01(\bR\rconsequential:Y\n" +
+	"\rconsequential\x18\a \x01(\bR\rconsequential\"=\n" +
+	"\x05Scope\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription:S\n" +
+	"\x05scope\x12\x1f.google.protobuf.ServiceOptions\x18\xbd\x8e\x03 \x03(\v2\x1a.tollgate.options.v1.ScopeR\x05scope:Y\n" +
 	"\bmcp_tool\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x03(\v2\x1c.tollgate.options.v1.McpToolR\amcpTool:t\n" +
 	"\x11actions_operation\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\v2%.tollgate.options.v1.ActionsOperationR\x10actionsOperation:R\n" +
 	"\x13message_description\x12\x1f.google.protobuf.MessageOptions\x18\xbb\x8e\x03 \x01(\tR\x12messageDescription:L\n" +
@@ -422,27 +502,31 @@ func file_tollgate_options_v1_options_proto_rawDescGZIP() []byte {
 	return file_tollgate_options_v1_options_proto_rawDescData
 }
 
-var file_tollgate_options_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_tollgate_options_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_tollgate_options_v1_options_proto_goTypes = []any{
 	(*McpTool)(nil),                     // 0: tollgate.options.v1.McpTool
 	(*ToolAnnotations)(nil),             // 1: tollgate.options.v1.ToolAnnotations
 	(*ActionsOperation)(nil),            // 2: tollgate.options.v1.ActionsOperation
-	(*descriptorpb.MethodOptions)(nil),  // 3: google.protobuf.MethodOptions
-	(*descriptorpb.MessageOptions)(nil), // 4: google.protobuf.MessageOptions
-	(*descriptorpb.FieldOptions)(nil),   // 5: google.protobuf.FieldOptions
+	(*Scope)(nil),                       // 3: tollgate.options.v1.Scope
+	(*descriptorpb.ServiceOptions)(nil), // 4: google.protobuf.ServiceOptions
+	(*descriptorpb.MethodOptions)(nil),  // 5: google.protobuf.MethodOptions
+	(*descriptorpb.MessageOptions)(nil), // 6: google.protobuf.MessageOptions
+	(*descriptorpb.FieldOptions)(nil),   // 7: google.protobuf.FieldOptions
 }
 var file_tollgate_options_v1_options_proto_depIdxs = []int32{
 	1, // 0: tollgate.options.v1.McpTool.annotations:type_name -> tollgate.options.v1.ToolAnnotations
-	3, // 1: tollgate.options.v1.mcp_tool:extendee -> google.protobuf.MethodOptions
-	3, // 2: tollgate.options.v1.actions_operation:extendee -> google.protobuf.MethodOptions
-	4, // 3: tollgate.options.v1.message_description:extendee -> google.protobuf.MessageOptions
-	5, // 4: tollgate.options.v1.field_description:extendee -> google.protobuf.FieldOptions
-	0, // 5: tollgate.options.v1.mcp_tool:type_name -> tollgate.options.v1.McpTool
-	2, // 6: tollgate.options.v1.actions_operation:type_name -> tollgate.options.v1.ActionsOperation
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	5, // [5:7] is the sub-list for extension type_name
-	1, // [1:5] is the sub-list for extension extendee
+	4, // 1: tollgate.options.v1.scope:extendee -> google.protobuf.ServiceOptions
+	5, // 2: tollgate.options.v1.mcp_tool:extendee -> google.protobuf.MethodOptions
+	5, // 3: tollgate.options.v1.actions_operation:extendee -> google.protobuf.MethodOptions
+	6, // 4: tollgate.options.v1.message_description:extendee -> google.protobuf.MessageOptions
+	7, // 5: tollgate.options.v1.field_description:extendee -> google.protobuf.FieldOptions
+	3, // 6: tollgate.options.v1.scope:type_name -> tollgate.options.v1.Scope
+	0, // 7: tollgate.options.v1.mcp_tool:type_name -> tollgate.options.v1.McpTool
+	2, // 8: tollgate.options.v1.actions_operation:type_name -> tollgate.options.v1.ActionsOperation
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	6, // [6:9] is the sub-list for extension type_name
+	1, // [1:6] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
 }
 
@@ -457,8 +541,8 @@ func file_tollgate_options_v1_options_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_options_v1_options_proto_rawDesc), len(file_tollgate_options_v1_options_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
-			NumExtensions: 4,
+			NumMessages:   4,
+			NumExtensions: 5,
 			NumServices:   0,
 		},
 		GoTypes:           file_tollgate_options_v1_options_proto_goTypes,
