@@ -405,46 +405,26 @@ type stepUpScope struct {
 	Description string `json:"description"`
 }
 
-// stepUp describes the missing scopes for the card's step-up state.
+// stepUp describes the missing scopes for the card's step-up state, with
+// the consent page's words for each (the scope option of the service that
+// declares it, or the OpenID Connect scopes' own).
 func (c *catalog) stepUp(missing []string) map[string]any {
 	list := make([]stepUpScope, 0, len(missing))
 	for _, s := range missing {
-		list = append(list, stepUpScope{Scope: s, Description: scopeDescription(s)})
+		d, _ := c.reg.Scope(s)
+		list = append(list, stepUpScope{Scope: s, Description: d.Description})
 	}
 	return map[string]any{"missing": list}
 }
 
-// scopeWords is [widgets.MetaScopes]: every scope with a description.
+// scopeWords is [widgets.MetaScopes]: every scope the install supports, with
+// its description.
 func (c *catalog) scopeWords() map[string]string {
 	out := map[string]string{}
-	add := func(s string) {
-		if d := scopeDescription(s); d != "" {
-			out[s] = d
-		}
-	}
-	for _, s := range []string{"openid", "profile", "email", "offline_access"} {
-		add(s)
-	}
-	for _, t := range c.reg.Tools() {
-		for _, s := range t.RequiredScopes {
-			add(s)
+	for _, s := range c.reg.SupportedScopes() {
+		if s.Description != "" {
+			out[s.Name] = s.Description
 		}
 	}
 	return out
-}
-
-// scopeDescription says what a scope allows, in the words of the consent
-// page; "" for a scope it does not know (the card then shows the token).
-func scopeDescription(scope string) string {
-	switch scope {
-	case "openid":
-		return "Know who you are (your account identifier)"
-	case "profile":
-		return "Your name and username"
-	case "email":
-		return "Your email address"
-	case "offline_access":
-		return "Stay connected when you are away"
-	}
-	return ""
 }
