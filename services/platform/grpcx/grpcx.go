@@ -39,6 +39,9 @@ type ServerOptions struct {
 	MaxDeadline time.Duration
 	// Unary interceptors run after the standard chain (authentication, for example).
 	Unary []grpc.UnaryServerInterceptor
+	// Stream interceptors run after the standard stream chain (the
+	// streaming rule of capauth, for example).
+	Stream []grpc.StreamServerInterceptor
 	// Telemetry traces every call (nil: not traced).
 	Telemetry *telemetry.Telemetry
 }
@@ -74,7 +77,7 @@ func NewServer(o ServerOptions) *Server {
 	chain = append(chain, o.Unary...)
 	sopts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(chain...),
-		grpc.ChainStreamInterceptor(streamRequestID, metrics.StreamServerInterceptor()),
+		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{streamRequestID, metrics.StreamServerInterceptor()}, o.Stream...)...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// Connections are closed after MaxConnectionAge (calls in flight
 		// get the grace period), so clients re-resolve DNS and spread over

@@ -159,23 +159,6 @@ type AuthorizationCodeFlow struct {
 	Scopes           map[string]string `json:"scopes"`
 }
 
-// scopeDescriptions are the texts of the standard OpenID Connect scopes; any
-// other scope a capability requires gets a generic text.
-var scopeDescriptions = map[string]string{
-	"openid":         "Sign in with your account (OpenID Connect).",
-	"profile":        "Read your name and username.",
-	"email":          "Read your email address and whether it is verified.",
-	"offline_access": "Stay linked without signing in again (refresh tokens).",
-}
-
-// ScopeDescription returns the text published for scope.
-func ScopeDescription(scope string) string {
-	if d, ok := scopeDescriptions[scope]; ok {
-		return d
-	}
-	return fmt.Sprintf("Grants the %q scope.", scope)
-}
-
 // Build returns the document for reg. It fails when a GPT would refuse it
 // (a limit exceeded) or when two capabilities' messages share a name.
 func Build(reg *registry.Registry, o Options) (*Document, error) {
@@ -224,7 +207,10 @@ func Build(reg *registry.Registry, o Options) (*Document, error) {
 			return nil, err
 		}
 		for _, s := range a.RequiredScopes {
-			d.Components.SecuritySchemes[SecurityScheme].Flows.AuthorizationCode.Scopes[s] = ScopeDescription(s)
+			// The words of the consent page: the OpenID Connect scopes' and
+			// those a capability declared with its scope (registry).
+			sc, _ := reg.Scope(s)
+			d.Components.SecuritySchemes[SecurityScheme].Flows.AuthorizationCode.Scopes[s] = sc.Description
 		}
 		item := d.Paths[a.Path]
 		if item == nil {

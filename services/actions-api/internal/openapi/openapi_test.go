@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,14 +19,15 @@ import (
 	testingv1 "github.com/tollgate/tollgate/proto/gen/tollgate/testing/v1"
 	"github.com/tollgate/tollgate/services/actions-api/internal/openapi"
 	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/openapi.golden.json")
 
 var golden = openapi.Options{ServerURL: "https://actions.example.com", OAuthBaseURL: "https://auth.example.com"}
 
-// capabilities is the registry the actions-api binary serves: the
-// capability-core services (tests add the test capability explicitly).
+// capabilities is a registry of the capability-core services plus extra
+// ones (the test capabilities); TestGolden checks the binary's own.
 func capabilities(t *testing.T, extra ...protoreflect.ServiceDescriptor) *registry.Registry {
 	t.Helper()
 	services := []protoreflect.ServiceDescriptor{
@@ -69,8 +71,22 @@ func load(t *testing.T, b []byte) *openapi3.T {
 	return doc
 }
 
+// TestGolden compares the document the actions-api binary itself exports
+// (`actions-api openapi`, the registry of every capability linked into it)
+// with testdata/openapi.golden.json, so that a new capability shows up in
+// the golden diff without any list to update here.
 func TestGolden(t *testing.T) {
-	b, _ := build(t, capabilities(t), golden)
+	dir := t.TempDir()
+	if err := testharness.BuildBinaries(dir, testharness.Binary{ModuleDir: filepath.Join("..", ".."), Package: "./cmd/actions-api"}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(dir, "actions-api"), "openapi", "-base-url", golden.ServerURL, "-oauth-base-url", golden.OAuthBaseURL)
+	cmd.Stderr = os.Stderr
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("actions-api openapi: %v", err)
+	}
+	load(t, b)
 	path := filepath.Join("testdata", "openapi.golden.json")
 	if *update {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
@@ -80,6 +96,11 @@ func TestGolden(t *testing.T) {
 	want, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	// The linked capabilities are those of the shipped binary: never the
+	// test-only ones (tollgate.testing.v1).
+	if bytes.Contains(want, []byte("/actions/echo")) || bytes.Contains(want, []byte("/actions/orders")) {
+		t.Errorf("the binary publishes a test-only capability")
 	}
 	if !bytes.Equal(b, want) {
 		t.Errorf("the OpenAPI document differs from %s; if the change is intended, run go test ./internal/openapi -update and review the diff", path)

@@ -95,6 +95,8 @@ type Server struct {
 	// the capability registry; scopeNames their names, in the same order.
 	scopes     []registry.Scope
 	scopeNames []string
+	// verifier checks this server's access tokens (key ring, revocations).
+	verifier *tokens.Verifier
 }
 
 // New composes the provider.
@@ -185,6 +187,7 @@ func New(o Options) (*Server, error) {
 		vo.Revocations = o.Revocations
 	}
 	verifier := tokens.NewVerifier(vo)
+	s.verifier = verifier
 	successorKey, err := hkdf.Key(sha256.New, secret, nil, "tollgate auth-server refresh token successor", 32)
 	if err != nil {
 		return nil, err
@@ -265,6 +268,11 @@ func NewSecretHasher(cfg config.Config, ring *tokens.KeyRing) (*clients.SecretHa
 	}
 	return clients.NewSecretHasher(o)
 }
+
+// Verifier checks access tokens as every verifier of the fleet does, from
+// this server's own key ring and revocation set; the gRPC API uses it to
+// authenticate callers (services/platform/capauth).
+func (s *Server) Verifier() *tokens.Verifier { return s.verifier }
 
 // CheckRegistry refuses a static registry the server cannot verify:
 // HMAC-hashed secrets without a client secret key.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
@@ -20,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
 	"github.com/tollgate/tollgate/services/auth-server/internal/oauth"
 	"github.com/tollgate/tollgate/services/platform/app"
+	"github.com/tollgate/tollgate/services/platform/capauth"
 	pconfig "github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/redisx"
@@ -83,15 +85,6 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		base.Log.Warn("the static client registry is empty; only self-registered clients can sign in")
 	}
 
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: base.Log, Registry: base.Metrics, Telemetry: base.Telemetry})
-	base.Ready.OnDrain(srv.Health.Shutdown) // grpc.health.v1 answers NOT_SERVING while draining
-	authv1.RegisterKeySetServiceServer(srv, &KeySet{Issuer: cfg.Issuer, Ring: ring})
-	g, err := app.NewGRPC(cfg.GRPCAddr, srv.Server)
-	if err != nil {
-		base.Close()
-		return err
-	}
-
 	// Revoked grants are followed in memory by this replica too (userinfo,
 	// introspection); Redis being down does not stop the start.
 	rctx, stopRevocations := context.WithCancel(ctx)
@@ -108,6 +101,27 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		base.Close()
 		return fmt.Errorf("oauth: %w", err)
+	}
+	// The fleet's gRPC API. The key set is public (verifiers fetch it
+	// before they can check anything); every other RPC needs a verified
+	// access token with its scopes (capauth), and the only streams served
+	// are the health watch and reflection.
+	auth := capauth.Options{
+		Registry: caps, Verifier: o.Verifier(),
+		Public:  []string{capauth.HealthCheck, authv1.KeySetService_GetKeySet_FullMethodName},
+		Streams: []string{capauth.HealthWatch, capauth.Reflection},
+	}
+	srv := grpcx.NewServer(grpcx.ServerOptions{
+		Logger: base.Log, Registry: base.Metrics, Telemetry: base.Telemetry,
+		Unary:  []grpc.UnaryServerInterceptor{capauth.Unary(auth)},
+		Stream: []grpc.StreamServerInterceptor{capauth.Stream(auth)},
+	})
+	base.Ready.OnDrain(srv.Health.Shutdown) // grpc.health.v1 answers NOT_SERVING while draining
+	authv1.RegisterKeySetServiceServer(srv, &KeySet{Issuer: cfg.Issuer, Ring: ring})
+	g, err := app.NewGRPC(cfg.GRPCAddr, srv.Server)
+	if err != nil {
+		base.Close()
+		return err
 	}
 	// A rotated secret takes effect when the mounted registry changes.
 	go static.Watch(ctx, cfg.ClientsFile, rules,

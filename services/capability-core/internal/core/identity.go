@@ -11,7 +11,7 @@ import (
 )
 
 // Identity implements the Profile and Session capabilities from the
-// verified claims that Authenticate put in the context.
+// verified claims that the capauth interceptor put in the context.
 type Identity struct {
 	capabilityv1.UnimplementedIdentityServiceServer
 }

@@ -12,6 +12,7 @@ import (
 	capabilityv1 "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1"
 	"github.com/tollgate/tollgate/services/capability-core/internal/config"
 	"github.com/tollgate/tollgate/services/platform/app"
+	"github.com/tollgate/tollgate/services/platform/capauth"
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
@@ -81,11 +82,20 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	// capability-core needs Redis only for its health tool.
 	base.Ready.AddDependency("signing-keys", verifier.Ready)
 
+	// Every capability RPC needs the caller's verified token (unless an
+	// exposure of it needs no scope); probes need none, and reflection is
+	// the one stream served: clients such as grpcurl list services by it.
+	auth := capauth.Options{
+		Registry: reg, Verifier: verifier,
+		Public:  []string{capauth.HealthCheck},
+		Streams: []string{capauth.HealthWatch, capauth.Reflection},
+	}
 	srv := grpcx.NewServer(grpcx.ServerOptions{
 		Logger:    base.Log,
 		Registry:  base.Metrics,
 		Telemetry: base.Telemetry,
-		Unary:     []grpc.UnaryServerInterceptor{Authenticate(reg, verifier)},
+		Unary:     []grpc.UnaryServerInterceptor{capauth.Unary(auth)},
+		Stream:    []grpc.StreamServerInterceptor{capauth.Stream(auth)},
 	})
 	base.Ready.OnDrain(srv.Health.Shutdown) // grpc.health.v1 answers NOT_SERVING while draining
 	capabilityv1.RegisterHealthServiceServer(srv, &Health{Service: "capability-core", Deps: deps})

@@ -125,9 +125,31 @@ func (c *catalog) tools() ([]server.ServerTool, error) {
 func (c *catalog) instructions() string {
 	var b strings.Builder
 	b.WriteString("Tollgate connects you to a private service on behalf of the signed-in user. ")
-	b.WriteString("Every tool is read-only. Tools:\n")
+	// What the tools may do is said from their annotations, never assumed.
+	writes := 0
+	for _, t := range c.reg.Tools() {
+		if !t.Annotations.ReadOnly {
+			writes++
+		}
+	}
+	if writes == 0 {
+		b.WriteString("Every tool is read-only. Tools:\n")
+	} else {
+		b.WriteString("Tools marked \"changes data\" act on the user's account: call them only when the user asked for that change. Tools:\n")
+	}
 	for _, t := range c.reg.Tools() {
 		fmt.Fprintf(&b, "- %s: %s", t.Name, t.Description)
+		if a := t.Annotations; !a.ReadOnly {
+			b.WriteString(" Changes data")
+			switch {
+			case a.Destructive && a.Idempotent:
+				b.WriteString(" (destructive; repeating it changes nothing more).")
+			case a.Destructive:
+				b.WriteString(" (destructive).")
+			default:
+				b.WriteString(".")
+			}
+		}
 		if len(t.RequiredScopes) > 0 {
 			fmt.Fprintf(&b, " (needs scopes: %s)", strings.Join(t.RequiredScopes, " "))
 		}
