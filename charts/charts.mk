@@ -24,7 +24,7 @@ charts_go_test = cd charts/tests && GOWORK=off CHARTS_STRICT=1 TOOLS_BIN=$(CHART
 	IMAGES_DIR=$(IMAGES_DIR) IMAGE_VERSION=$(IMAGE_VERSION) go test $(CHARTS_TEST_FLAGS)
 
 .PHONY: kube-tools chart-tools test-charts chart-lint chart-unittest chart-golden \
-	chart-golden-update chart-cluster-test images image-test tilt-check
+	chart-golden-update chart-cluster-test images image-test tilt-check cluster-tools cluster-e2e
 
 kube-tools: ## Build every chart/image/kube tool into the per-user tool cache, linked into .cache/tools/bin (once per pin; 25-60 min cold on 2 cores)
 	@charts/tools/build.sh
@@ -60,3 +60,12 @@ image-test: images ## Check every image: entrypoint, non-root user, platform, no
 tilt-check: ## Evaluate the Tiltfile with tilt and check its resources
 	@charts/tools/build.sh tilt helm
 	@$(charts_go_test) -run 'TestTiltfile' ./...
+
+cluster-tools: ## Build what the real-cluster test adds: kubelet, kube-proxy (kube module), CoreDNS, Traefik
+	@charts/tools/build.sh kube etcd helm coredns traefik
+
+# The real-cluster test needs root, containerd, runc, the CNI plugins, nft and
+# iptables (.ci/run installs them); docs/deployment/testing.md#the-real-cluster-test.
+cluster-e2e: cluster-tools images ## The chart on a real node: containerd + kubelet, CoreDNS, Traefik, e2e flow through the ingress
+	@cd charts/tests && GOWORK=off CHARTS_STRICT=1 CLUSTER_E2E=1 CLUSTER_E2E_STRICT=1 TOOLS_BIN=$(CHARTS_TOOLS_BIN) \
+		IMAGES_DIR=$(IMAGES_DIR) IMAGE_VERSION=$(IMAGE_VERSION) go test -count=1 -timeout=40m -v -run '^TestReal(Node|Cluster)$$' .

@@ -56,14 +56,17 @@ kube_ldflags="-s -w \
 
 # tool -> "packages|ldflags|estimate of a cold build on 2 cores"
 declare -A spec=(
-  [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl|$kube_ldflags|25-50 min"
+  [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy|$kube_ldflags|25-50 min"
   [etcd]="./cmd/etcd|-s -w|~5 min"
   [kwok]="sigs.k8s.io/kwok/cmd/kwok|-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v0.8.0|~10 min"
   [helm]="helm.sh/helm/v3/cmd/helm|-s -w -X helm.sh/helm/v3/internal/version.version=v3.22.0 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=35|5-15 min"
   [helm-unittest]="github.com/helm-unittest/helm-unittest/cmd/helm-unittest|-s -w|~3 min"
   [ko]="github.com/google/ko github.com/google/go-containerregistry/cmd/crane|-s -w|~3 min"
   [tilt]="github.com/tilt-dev/tilt/cmd/tilt|-s -w -X main.version=0.34.0|~15 min"
+  [coredns]="./cmd/coredns|-s -w -X github.com/coredns/coredns/coremain.GitCommit=v1.14.7|~5 min"
+  [traefik]="github.com/traefik/traefik/v3/cmd/traefik|-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=v3.6.12|~15 min"
 )
+# The default set; coredns and traefik are built on request (make cluster-tools).
 order=(kube etcd kwok helm helm-unittest ko tilt)
 
 tmpdirs=()
@@ -105,7 +108,7 @@ build_one() {
   local tool="$1" dir="$here/$1"
   local entry="${spec[$tool]:-}"
   if [[ -z "$entry" || ! -f "$dir/go.mod" ]]; then
-    echo "tools: unknown tool '$tool' (known: ${order[*]})" >&2
+    echo "tools: unknown tool '$tool' (known: ${!spec[*]})" >&2
     return 2
   fi
   local pkgs ldflags estimate

@@ -1,0 +1,489 @@
+package tests
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The host side of the real-cluster test (realcluster_test.go): the one
+// bridge, cgroup subtree and nft table the node uses, what the run changes on
+// the machine, and how it is put back.
+//
+// Every change is recorded in hostStateFile before it is made, so that a run
+// killed half-way is undone by the next run's sweep.
+const (
+	// The pod network: the node's bridge and the only range pods get.
+	nodeBridge = "tgc0"
+	podCIDR    = "10.244.0.0/24"
+	bridgeIP   = "10.244.0.1" // the node's address: kubelet and kube-apiserver listen here
+	// Service ClusterIPs: routed onto the bridge, never to the uplink.
+	serviceCIDR  = "10.96.0.0/24"
+	apiServiceIP = "10.96.0.1"
+	dnsServiceIP = "10.96.0.10"
+	// The kubelet's cgroupRoot: every pod's cgroups live under it.
+	nodeCgroupRoot = "tollgate-e2e"
+	// Our own nft table: drops anything pods send that would be forwarded
+	// past the bridge (to the uplink).
+	guardTable = "tollgate-e2e-guard"
+
+	hostStateDir  = "/var/tmp/tollgate-cluster-e2e"
+	hostStateFile = hostStateDir + "/state.json"
+)
+
+// hostSysctls are the settings the run changes or a component it starts may
+// change: the CNI bridge plugin sets ip_forward; the kubelet sets the vm and
+// kernel ones (kubelet's setupKernelTunables); kube-proxy may set the
+// conntrack ones (left alone by its configuration, checked anyway).
+var hostSysctls = []string{
+	"net.ipv4.ip_forward",
+	"net.ipv4.conf.all.forwarding",
+	"net.ipv4.conf.all.route_localnet",
+	"net.bridge.bridge-nf-call-iptables",
+	"net.bridge.bridge-nf-call-ip6tables",
+	"vm.overcommit_memory",
+	"vm.panic_on_oom",
+	"kernel.panic",
+	"kernel.panic_on_oops",
+	"kernel.keys.root_maxkeys",
+	"kernel.keys.root_maxbytes",
+	"net.netfilter.nf_conntrack_max",
+	"net.netfilter.nf_conntrack_tcp_timeout_established",
+	"net.netfilter.nf_conntrack_tcp_timeout_close_wait",
+}
+
+// hostPaths are host directories containerd, runc or the CNI plugins create
+// outside the run's own directory; removed at teardown when the run made them.
+var hostPaths = []string{"/run/containerd", "/var/lib/cni", "/run/netns", "/var/run/netns", "/opt/containerd", "/etc/cni"}
+
+// hostState is what the machine looked like before the run, and where the
+// run keeps its files.
+type hostState struct {
+	RunDir    string            `json:"runDir"`
+	Sysctls   map[string]string `json:"sysctls"`
+	NftTables []string          `json:"nftTables"`
+	Netns     []string          `json:"netns"`
+	Paths     map[string]bool   `json:"paths"`   // path -> existed before
+	Cgroups   []string          `json:"cgroups"` // containerd's k8s.io cgroups that existed before
+}
+
+func sysctlPath(key string) string {
+	return filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
+}
+
+func readSysctl(key string) (string, bool) {
+	b, err := os.ReadFile(sysctlPath(key))
+	if err != nil {
+		return "", false
+	}
+	return strings.Join(strings.Fields(string(b)), "\t"), true
+}
+
+func writeSysctl(key, v string) error {
+	return os.WriteFile(sysctlPath(key), []byte(v+"\n"), 0o644)
+}
+
+// nftTables lists "family name" of every nft table.
+func nftTables() []string {
+	out, err := exec.Command("nft", "list", "tables").Output()
+	if err != nil {
+		return nil
+	}
+	var ts []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "table" {
+			ts = append(ts, f[1]+" "+f[2])
+		}
+	}
+	sort.Strings(ts)
+	return ts
+}
+
+func netnsList() []string {
+	var ns []string
+	for _, d := range []string{"/run/netns", "/var/run/netns"} {
+		es, _ := os.ReadDir(d)
+		for _, e := range es {
+			ns = append(ns, filepath.Join(d, e.Name()))
+		}
+	}
+	sort.Strings(ns)
+	return slices.Compact(ns)
+}
+
+// cgroupDirs lists the directories named name in every cgroup hierarchy.
+func cgroupDirs(name string) []string {
+	var ds []string
+	hs, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, h := range hs {
+		d := filepath.Join("/sys/fs/cgroup", h.Name(), name)
+		if _, err := os.Stat(d); err == nil {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// runCgroups lists the cgroups the run made: the kubelet's cgroupRoot, and
+// the one containerd makes per namespace (k8s.io) unless it existed before.
+func (st *hostState) runCgroups() []string {
+	ds := cgroupDirs(nodeCgroupRoot)
+	for _, d := range cgroupDirs("k8s.io") {
+		if !slices.Contains(st.Cgroups, d) {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// requireRealHost skips (or, under CLUSTER_E2E_STRICT, fails) unless this is
+// a Linux machine where a node can run: root, cgroup v1, the apt packages.
+func requireRealHost(t *testing.T) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root (the node mounts, creates a bridge and cgroups)")
+	}
+	for _, b := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "nft", "iptables", "ip"} {
+		if _, err := exec.LookPath(b); err != nil {
+			missing = append(missing, b)
+		}
+	}
+	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
+		missing = append(missing, "/usr/lib/cni/bridge (apt-get install containernetworking-plugins)")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		missing = append(missing, "redis-server (packaged into the Redis image)")
+	}
+	if len(missing) > 0 {
+		msg := "the real-cluster test needs: " + strings.Join(missing, ", ")
+		if os.Getenv("CLUSTER_E2E_STRICT") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip("SKIPPED: " + msg)
+	}
+}
+
+// prepareHost undoes what an earlier run left behind, records the machine as
+// it is, and registers the teardown that puts it back.
+func prepareHost(t *testing.T) *hostState {
+	t.Helper()
+	if err := sweepHost(t.Logf); err != nil {
+		t.Fatalf("sweep of an earlier run: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "tollgate-rc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &hostState{RunDir: dir, Sysctls: map[string]string{}, Paths: map[string]bool{}}
+	for _, k := range hostSysctls {
+		if v, ok := readSysctl(k); ok {
+			st.Sysctls[k] = v
+		}
+	}
+	st.NftTables = nftTables()
+	st.Netns = netnsList()
+	for _, p := range hostPaths {
+		_, err := os.Lstat(p)
+		st.Paths[p] = err == nil
+	}
+	st.Cgroups = cgroupDirs("k8s.io")
+	if ds := cgroupDirs(nodeCgroupRoot); len(ds) > 0 {
+		t.Fatalf("cgroups %v exist before the run (another run under way?)", ds)
+	}
+	if _, err := net.InterfaceByName(nodeBridge); err == nil {
+		t.Fatalf("bridge %s exists before the run (another run under way?)", nodeBridge)
+	}
+	if err := os.MkdirAll(hostStateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(st, "", "  ")
+	if err := os.WriteFile(hostStateFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := restoreHost(st, t.Logf, !t.Failed()); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	return st
+}
+
+// sweepHost restores the machine from the state file an interrupted run left.
+func sweepHost(logf func(string, ...any)) error {
+	b, err := os.ReadFile(hostStateFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var st hostState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("%s: %w", hostStateFile, err)
+	}
+	logf("an earlier run did not finish (%s): undoing what it left", st.RunDir)
+	return restoreHost(&st, logf, true)
+}
+
+// restoreHost kills what the run started, then removes its mounts, network,
+// nft tables, cgroups and files, and writes back the recorded sysctls. It
+// keeps going past errors and reports them all; the state file is removed
+// only when everything was undone.
+func restoreHost(st *hostState, logf func(string, ...any), removeDir bool) error {
+	var errs []error
+	// 1. Processes: everything whose command line names the run directory
+	// (the components, containerd's shims) and everything in the node's
+	// cgroups (the containers).
+	for round := 0; round < 50; round++ {
+		pids := runPids(st)
+		if len(pids) == 0 {
+			break
+		}
+		sig := syscall.SIGTERM
+		if round > 10 {
+			sig = syscall.SIGKILL
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, sig)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if pids := runPids(st); len(pids) > 0 {
+		errs = append(errs, fmt.Errorf("processes still alive: %v", pids))
+	}
+	// 2. Mounts under the run directory and the pods' network namespaces.
+	var newNetns []string
+	for _, n := range netnsList() {
+		if !slices.Contains(st.Netns, n) {
+			newNetns = append(newNetns, n)
+		}
+	}
+	for round := 0; round < 5; round++ {
+		ms := mountsUnder(st.RunDir, newNetns)
+		if len(ms) == 0 {
+			break
+		}
+		for _, m := range ms {
+			if err := syscall.Unmount(m, 0); err != nil {
+				_ = syscall.Unmount(m, syscall.MNT_DETACH)
+			}
+		}
+	}
+	if ms := mountsUnder(st.RunDir, newNetns); len(ms) > 0 {
+		errs = append(errs, fmt.Errorf("mounts left: %v", ms))
+	}
+	for _, n := range newNetns {
+		if err := os.Remove(n); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	// 3. Network: the bridge (its veths went with the pods' namespaces), the
+	// service route, nft tables the run created (kube-proxy's, the kubelet's
+	// through iptables-nft, the guard).
+	if _, err := net.InterfaceByName(nodeBridge); err == nil {
+		if out, err := exec.Command("ip", "link", "del", nodeBridge).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("ip link del %s: %v %s", nodeBridge, err, out))
+		}
+	}
+	_ = exec.Command("ip", "route", "del", serviceCIDR).Run()
+	for _, tb := range nftTables() {
+		if slices.Contains(st.NftTables, tb) {
+			continue
+		}
+		f := strings.Fields(tb)
+		if out, err := exec.Command("nft", "delete", "table", f[0], f[1]).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("nft delete table %s: %v %s", tb, err, out))
+		}
+	}
+	// 4. Cgroups, deepest first.
+	for _, root := range st.runCgroups() {
+		var dirs []string
+		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := syscall.Rmdir(dirs[i]); err != nil {
+				errs = append(errs, fmt.Errorf("rmdir %s: %w", dirs[i], err))
+			}
+		}
+	}
+	// 5. Sysctls.
+	for k, v := range st.Sysctls {
+		if cur, ok := readSysctl(k); ok && cur != v {
+			logf("restoring %s = %s (was %s during the run)", k, v, cur)
+			if err := writeSysctl(k, v); err != nil {
+				errs = append(errs, fmt.Errorf("sysctl %s: %w", k, err))
+			}
+		}
+	}
+	// 6. Files: host directories the run created, and its own directory
+	// unless a failure keeps it for its logs (mounts are gone by now).
+	for p, existed := range st.Paths {
+		if !existed {
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if removeDir && len(mountsUnder(st.RunDir, nil)) == 0 {
+		if err := os.RemoveAll(st.RunDir); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		logf("real-cluster files kept in %s", st.RunDir)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := os.Remove(hostStateFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	_ = os.Remove(hostStateDir) // only when empty
+	return nil
+}
+
+// runPids lists processes that belong to the run: their command line names
+// its directory, or they sit in the node's cgroups.
+func runPids(st *hostState) []int {
+	runDir := st.RunDir
+	self := os.Getpid()
+	seen := map[int]bool{}
+	ps, _ := os.ReadDir("/proc")
+	for _, p := range ps {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), runDir+"/") {
+			seen[pid] = true
+		}
+	}
+	for _, root := range st.runCgroups() {
+		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid != self {
+					seen[pid] = true
+				}
+			}
+			return nil
+		})
+	}
+	var pids []int
+	for p := range seen {
+		pids = append(pids, p)
+	}
+	sort.Ints(pids)
+	return pids
+}
+
+// mountsUnder lists mount points at or below dir, and those of extra, deepest
+// first, from /proc/self/mountinfo.
+func mountsUnder(dir string, extra []string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var ms []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMount(f[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") || slices.Contains(extra, mp) {
+			ms = append(ms, mp)
+		}
+	}
+	sort.Slice(ms, func(i, j int) bool { return len(ms[i]) > len(ms[j]) })
+	return slices.Compact(ms)
+}
+
+func unescapeMount(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
+}
+
+// setupNodeNetwork creates the node's bridge with its address, routes the
+// service range onto it, and installs the guard: a forward hook that drops
+// every packet arriving from the bridge that would leave by another device.
+func setupNodeNetwork(t *testing.T) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"link", "add", nodeBridge, "type", "bridge"},
+		{"addr", "add", bridgeIP + "/24", "dev", nodeBridge},
+		{"link", "set", nodeBridge, "up"},
+		{"route", "add", serviceCIDR, "dev", nodeBridge, "src", bridgeIP},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v %s", strings.Join(args, " "), err, out)
+		}
+	}
+	guard := fmt.Sprintf(`table inet %[1]s {
+	chain forward {
+		type filter hook forward priority -300; policy accept;
+		iifname %[2]q oifname != %[2]q counter drop comment "pods reach nothing past the node"
+		oifname %[2]q iifname != %[2]q counter drop comment "nothing from elsewhere reaches the pods"
+	}
+}
+`, guardTable, nodeBridge)
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(guard)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft guard: %v %s", err, out)
+	}
+}
+
+// assertIsolated checks that the pod and service ranges route to the bridge
+// only, never to the machine's uplink.
+func assertIsolated(t *testing.T) {
+	t.Helper()
+	for _, ip := range []string{"10.244.0.7", "10.244.0.254", apiServiceIP, dnsServiceIP, "10.96.0.200"} {
+		out, err := exec.Command("ip", "-o", "route", "get", ip).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip route get %s: %v %s", ip, err, out)
+		}
+		if f := strings.Fields(string(out)); !slices.Contains(f, "dev") || f[slices.Index(f, "dev")+1] != nodeBridge {
+			t.Fatalf("%s would leave by %q, not the node's bridge %s", ip, strings.TrimSpace(string(out)), nodeBridge)
+		}
+	}
+}
+
+// guardDrops reads the guard's counter of packets from pods it dropped.
+func guardDrops(t *testing.T) int {
+	t.Helper()
+	out, err := exec.Command("nft", "list", "chain", "inet", guardTable, "forward").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list chain: %v %s", err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "pods reach nothing") {
+			f := strings.Fields(l)
+			if i := slices.Index(f, "packets"); i >= 0 {
+				n, _ := strconv.Atoi(f[i+1])
+				return n
+			}
+		}
+	}
+	t.Fatalf("guard counter not found:\n%s", out)
+	return 0
+}
