@@ -2,17 +2,25 @@ package ratelimit_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
+	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
 func TestBucketsAreSharedAndPerSubject(t *testing.T) {
-	r := testharness.StartRedis(t)
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) { bucketsAreSharedAndPerSubject(t, multiRedis{t, setup}) })
+	}
+}
+
+func bucketsAreSharedAndPerSubject(t *testing.T, r multiRedis) {
 	// Two limiters over two clients behave like two replicas.
 	a, b := ratelimit.New(r.Client()), ratelimit.New(r.Client())
 	ctx := context.Background()
@@ -39,7 +47,7 @@ func TestBucketsAreSharedAndPerSubject(t *testing.T) {
 	if res, _ := a.Allow(ctx, "token", "client-2", lim); !res.Allowed {
 		t.Error("another subject was limited")
 	}
-	keys, _ := r.Client().Keys(ctx, "*").Result()
+	keys := testharness.RedisKeys(t, r.Client())
 	for _, k := range keys {
 		if strings.Contains(k, "client-1") {
 			t.Errorf("subject stored in the clear: %s", k)
@@ -63,7 +71,12 @@ func TestRedisDownIsAnError(t *testing.T) {
 
 // Peek never takes a token and reports the same verdict Allow would.
 func TestPeek(t *testing.T) {
-	r := testharness.StartRedis(t)
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) { peek(t, multiRedis{t, setup}) })
+	}
+}
+
+func peek(t *testing.T, r multiRedis) {
 	l := ratelimit.New(r.Client())
 	ctx := context.Background()
 	lim := ratelimit.Limit{Rate: 3, Burst: 3, Period: time.Hour}
@@ -88,3 +101,26 @@ func TestPeek(t *testing.T) {
 		t.Error("Allow succeeded where Peek said no")
 	}
 }
+
+// setups are the shared standalone, Sentinel and Cluster deployments the
+// contract tests run against.
+var setups testharness.RedisSetups
+
+func TestMain(m *testing.M) {
+	var err error
+	if setups, err = testharness.StartRedisSetups(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	setups.Close()
+	os.Exit(code)
+}
+
+// multiRedis gives a contract test clients of one shared setup.
+type multiRedis struct {
+	t     *testing.T
+	setup testharness.RedisSetup
+}
+
+func (m multiRedis) Client() *redisx.Client { return testharness.RedisClient(m.t, m.setup) }

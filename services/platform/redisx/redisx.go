@@ -174,6 +174,12 @@ func (c *Client) Key(parts ...string) string {
 	return c.prefix + strings.Join(parts, ":")
 }
 
+// Tag wraps s in braces, a Redis Cluster hash tag: keys whose first {…}
+// holds the same s are in one hash slot, so one script, transaction or
+// multi-key command may touch them together (docs/operations/redis.md
+// lists every key and its tag). s must not contain braces.
+func Tag(s string) string { return "{" + s + "}" }
+
 // Prefix is the install's key prefix.
 func (c *Client) Prefix() string { return c.prefix }
 

@@ -3,6 +3,8 @@ package revocation_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,7 +38,12 @@ func newSet(t *testing.T, rdb *redisx.Client, o revocation.Options) *revocation.
 }
 
 func TestAnnouncementReachesEverySubscriber(t *testing.T) {
-	r := testharness.StartRedis(t)
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) { announcementReachesEverySubscriber(t, multiRedis{t, setup}) })
+	}
+}
+
+func announcementReachesEverySubscriber(t *testing.T, r multiRedis) {
 	a, b := newSet(t, r.Client(), revocation.Options{}), newSet(t, r.Client(), revocation.Options{})
 	rev := revocation.NewRevoker(r.Client(), time.Hour, nil)
 	// The subscriptions are established asynchronously; a grant revoked
@@ -54,7 +61,12 @@ func TestAnnouncementReachesEverySubscriber(t *testing.T) {
 }
 
 func TestRevokerUpdatesItsOwnSetAtOnce(t *testing.T) {
-	r := testharness.StartRedis(t)
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) { revokerUpdatesItsOwnSetAtOnce(t, multiRedis{t, setup}) })
+	}
+}
+
+func revokerUpdatesItsOwnSetAtOnce(t *testing.T, r multiRedis) {
 	local := newSet(t, r.Client(), revocation.Options{NoSubscribe: true, ReconcileInterval: time.Hour})
 	rev := revocation.NewRevoker(r.Client(), time.Hour, local)
 	if err := rev.Revoke(context.Background(), "grant-local"); err != nil {
@@ -68,7 +80,12 @@ func TestRevokerUpdatesItsOwnSetAtOnce(t *testing.T) {
 // TestStateIsLoadedAtStart: a verifier started after the revocation (a
 // restart, a new replica) refuses the grant before any announcement.
 func TestStateIsLoadedAtStart(t *testing.T) {
-	r := testharness.StartRedis(t)
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) { stateIsLoadedAtStart(t, multiRedis{t, setup}) })
+	}
+}
+
+func stateIsLoadedAtStart(t *testing.T, r multiRedis) {
 	if err := revocation.NewRevoker(r.Client(), time.Hour, nil).Revoke(context.Background(), "grant-old"); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +98,12 @@ func TestStateIsLoadedAtStart(t *testing.T) {
 // TestReplicaThatMissesAnnouncementsConverges: with no subscription at all,
 // the periodic reconcile finds the revocation.
 func TestReplicaThatMissesAnnouncementsConverges(t *testing.T) {
-	r := testharness.StartRedis(t)
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) { replicaThatMissesAnnouncementsConverges(t, multiRedis{t, setup}) })
+	}
+}
+
+func replicaThatMissesAnnouncementsConverges(t *testing.T, r multiRedis) {
 	s := newSet(t, r.Client(), revocation.Options{NoSubscribe: true, ReconcileInterval: 50 * time.Millisecond})
 	if s.Revoked("grant-missed") {
 		t.Fatal("revoked before Revoke")
@@ -152,7 +174,12 @@ func TestRedisDownAtStart(t *testing.T) {
 }
 
 func TestRecordsExpire(t *testing.T) {
-	r := testharness.StartRedis(t)
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) { recordsExpire(t, multiRedis{t, setup}) })
+	}
+}
+
+func recordsExpire(t *testing.T, r multiRedis) {
 	rdb := r.Client()
 	now := time.Now()
 	clock := func() time.Time { return now }
@@ -233,3 +260,26 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("metric %s not registered", name)
 	return 0
 }
+
+// setups are the shared standalone, Sentinel and Cluster deployments the
+// contract tests run against.
+var setups testharness.RedisSetups
+
+func TestMain(m *testing.M) {
+	var err error
+	if setups, err = testharness.StartRedisSetups(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	setups.Close()
+	os.Exit(code)
+}
+
+// multiRedis gives a contract test clients of one shared setup.
+type multiRedis struct {
+	t     *testing.T
+	setup testharness.RedisSetup
+}
+
+func (m multiRedis) Client() *redisx.Client { return testharness.RedisClient(m.t, m.setup) }

@@ -578,3 +578,77 @@ func (s *RedisStandalone) Config(t testing.TB) config.Redis {
 
 // Close implements RedisSetup.
 func (s *RedisStandalone) Close() { s.n.kill(); _ = os.RemoveAll(s.n.dir) }
+
+// --- For TestMain ----------------------------------------------------------------
+
+// RedisSetups is one of each deployment: a standalone server, a Sentinel
+// setup and a Cluster.
+type RedisSetups []RedisSetup
+
+// StartRedisSetups starts the three deployments (Sentinel and Cluster in
+// parallel). Call it once in a package's TestMain and Close the result
+// after m.Run: contract tests then run in every mode with t.Run(s.Mode(), …),
+// each test keeping to its own key prefix.
+func StartRedisSetups() (RedisSetups, error) {
+	var (
+		wg                sync.WaitGroup
+		sentinel          *RedisSentinel
+		cluster           *RedisCluster
+		errSent, errClust error
+	)
+	wg.Add(2)
+	go func() { defer wg.Done(); sentinel, errSent = NewRedisSentinel() }()
+	go func() { defer wg.Done(); cluster, errClust = NewRedisCluster() }()
+	standalone, errStand := NewRedisStandalone()
+	wg.Wait()
+	out := RedisSetups{}
+	if standalone != nil {
+		out = append(out, standalone)
+	}
+	if sentinel != nil {
+		out = append(out, sentinel)
+	}
+	if cluster != nil {
+		out = append(out, cluster)
+	}
+	if err := errors.Join(errStand, errSent, errClust); err != nil {
+		out.Close()
+		return nil, err
+	}
+	return out, nil
+}
+
+// Close stops every setup.
+func (ss RedisSetups) Close() {
+	for _, s := range ss {
+		s.Close()
+	}
+}
+
+// RedisKeys lists the keys that hold c's prefix (redis_rate puts its own
+// "rate:" before it), on every master of a cluster.
+func RedisKeys(t testing.TB, c *redisx.Client) []string {
+	t.Helper()
+	ctx := context.Background()
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	scan := func(ctx context.Context, n redis.Cmdable) error {
+		ks, err := n.Keys(ctx, "*"+c.Prefix()+"*").Result()
+		mu.Lock()
+		keys = append(keys, ks...)
+		mu.Unlock()
+		return err
+	}
+	var err error
+	if cc, ok := c.UniversalClient.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
+	} else {
+		err = scan(ctx, c.UniversalClient)
+	}
+	if err != nil {
+		t.Fatalf("list keys: %v", err)
+	}
+	return keys
+}
