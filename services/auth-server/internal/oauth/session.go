@@ -20,6 +20,7 @@ import (
 	"github.com/ory/fosite/handler/openid"
 	fjwt "github.com/ory/fosite/token/jwt"
 
+	"github.com/tollgate/tollgate/services/auth-server/internal/store"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -316,11 +317,37 @@ func (a *accessStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Requ
 func (a *accessStrategy) ValidateRefreshToken(ctx context.Context, r fosite.Requester, token string) error {
 	return a.hmac.ValidateRefreshToken(ctx, r, token)
 }
-func (a *accessStrategy) AuthorizeCodeSignature(ctx context.Context, token string) string {
-	return a.hmac.AuthorizeCodeSignature(ctx, token)
+
+// Authorization codes are fosite HMAC tokens too, ory_ac_<key>.<mac>, whose
+// key names the grant the code will create (fosite's request id, which the
+// code exchange keeps):
+//
+//	len(grant id) (1 byte) | grant id | nonce (32 random bytes)
+//
+// so the code's Redis key and its grant's share a Redis Cluster hash tag
+// (package store, CodeHandle) and the redemption script runs in one slot.
+
+// AuthorizeCodeSignature is the store handle "<grant id>.<mac>" of a code
+// (store.CodeHandle), "" for anything else (not found).
+func (a *accessStrategy) AuthorizeCodeSignature(_ context.Context, token string) string {
+	return store.CodeHandle(token)
 }
-func (a *accessStrategy) GenerateAuthorizeCode(ctx context.Context, r fosite.Requester) (string, string, error) {
-	return a.hmac.GenerateAuthorizeCode(ctx, r)
+
+// GenerateAuthorizeCode issues a code naming the request's grant id.
+func (a *accessStrategy) GenerateAuthorizeCode(_ context.Context, r fosite.Requester) (string, string, error) {
+	id := r.GetID()
+	if !validGrantID(id) {
+		return "", "", fosite.ErrServerError.WithDebug("request without a grant id")
+	}
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		return "", "", err
+	}
+	key := append(append([]byte{byte(len(id))}, id...), nonce...)
+	h := hmac.New(sha512.New512_256, a.macKey[:])
+	h.Write(key)
+	mac := b64.EncodeToString(h.Sum(nil))
+	return store.CodePrefix + b64.EncodeToString(key) + "." + mac, id + "." + mac, nil
 }
 func (a *accessStrategy) ValidateAuthorizeCode(ctx context.Context, r fosite.Requester, token string) error {
 	return a.hmac.ValidateAuthorizeCode(ctx, r, token)

@@ -2,18 +2,24 @@ package store
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
-	enigma "github.com/ory/fosite/token/hmac"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/services/platform/redisx"
 )
 
-// An authorization code is one Redis hash, as:code:{signature}, for the
-// code's lifetime:
+// An authorization code is one Redis hash, as:code:{<grant id>}:<mac>, for
+// the code's lifetime. Its handle (fosite's "signature" of the code, see
+// CodeHandle) is "<grant id>.<mac>": the code names the grant it will
+// create, and both keys share the hash tag {<grant id>}, so the redemption
+// script that touches both runs in one Redis Cluster slot. Fields:
 //
 //	req   the authorize request (client, scopes, audience, session)
 //	pkce  the PKCE request (code_challenge, code_challenge_method)
@@ -26,12 +32,58 @@ const (
 	fieldUsed    = "used"
 )
 
-func (s *Store) codeKey(sig string) string { return s.k("code", sig) }
+// codeKey is the code's key for its handle "<grant id>.<mac>", "" when the
+// handle is not one.
+func (s *Store) codeKey(handle string) string {
+	id, mac, err := splitHandle(handle)
+	if err != nil {
+		return ""
+	}
+	return s.k("code", redisx.Tag(id), mac)
+}
 
-// codeSignature is the signature of a raw authorization code in fosite's
-// HMAC format (ory_ac_<key>.<signature>): fosite hands the OpenID Connect
-// storage the code itself, the other storages its signature.
-func codeSignature(code string) string { return (*enigma.HMACStrategy)(nil).Signature(code) }
+// CodePrefix starts every authorization code (fosite's HMAC token prefix).
+const CodePrefix = "ory_ac_"
+
+// CodeHandle is the store handle "<grant id>.<mac>" of an authorization
+// code in the oauth package's format, ory_ac_<key>.<mac> with key =
+// len(grant id) (1 byte) | grant id | nonce, or "" when code is not in that
+// form. It does not check the MAC (the oauth strategy validates the code);
+// a forged code names no stored hash. fosite hands the OpenID Connect
+// storage the code itself, the other storages this handle.
+func CodeHandle(code string) string {
+	raw, ok := strings.CutPrefix(code, CodePrefix)
+	if !ok {
+		return ""
+	}
+	k, mac, ok := strings.Cut(raw, ".")
+	if !ok || mac == "" {
+		return ""
+	}
+	key, err := base64.RawURLEncoding.DecodeString(k)
+	if err != nil || len(key) < 1 || len(key) < 1+int(key[0]) {
+		return ""
+	}
+	id := string(key[1 : 1+int(key[0])])
+	if !validID(id) {
+		return ""
+	}
+	return id + "." + mac
+}
+
+// validID bounds what may reach a key or a hash tag: fosite request ids
+// are UUIDs.
+func validID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // putCodeField stores one part of the code's hash; the hash expires with
 // the code.
@@ -44,6 +96,9 @@ func (s *Store) putCodeField(ctx context.Context, sig, field string, r fosite.Re
 		return err
 	}
 	key := s.codeKey(sig)
+	if key == "" {
+		return fmt.Errorf("authorization code: %w", fosite.ErrInvalidTokenFormat)
+	}
 	pipe := s.rdb.Pipeline()
 	pipe.HSet(ctx, key, field, b)
 	pipe.PExpire(ctx, key, s.ttlFor(r, fosite.AuthorizeCode, s.ttl.Code))
@@ -64,7 +119,11 @@ func (s *Store) codeFields(ctx context.Context, sig string) (map[string]string, 
 			return f, nil
 		}
 	}
-	f, err := s.rdb.HGetAll(ctx, s.codeKey(sig)).Result()
+	key := s.codeKey(sig)
+	if key == "" {
+		return map[string]string{}, nil
+	}
+	f, err := s.rdb.HGetAll(ctx, key).Result()
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -177,13 +236,13 @@ func (s *Store) DeletePKCERequestSession(context.Context, string) error { return
 // CreateOpenIDConnectSession stores the code's OpenID Connect request in the
 // code's hash (fosite passes the code itself; the key is its signature).
 func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
-	return s.putCodeField(ctx, codeSignature(code), fieldOIDC, r)
+	return s.putCodeField(ctx, CodeHandle(code), fieldOIDC, r)
 }
 
 // GetOpenIDConnectSession returns the code's OpenID Connect request, or
 // fosite.ErrNotFound (openid.ErrNoSessionFound) when openid was not granted.
 func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
-	req, _, err := s.codePart(ctx, codeSignature(code), fieldOIDC, r.GetSession())
+	req, _, err := s.codePart(ctx, CodeHandle(code), fieldOIDC, r.GetSession())
 	return req, err
 }
 
@@ -193,7 +252,7 @@ func (s *Store) DeleteOpenIDConnectSession(context.Context, string) error { retu
 
 // redeemScript redeems a code and creates its grant, atomically.
 //
-//	KEYS[1] the code hash, KEYS[2] the grant hash
+//	KEYS[1] the code hash, KEYS[2] the grant hash (one hash tag, the grant id)
 //	ARGV[1] the grant record ("" for none), ARGV[2] the refresh MAC ("" for
 //	none), ARGV[3] the grant's TTL in ms
 //
@@ -214,8 +273,14 @@ var ErrCodeExpired = errors.New("authorization code expired")
 
 func (s *Store) redeem(ctx context.Context, t *tx) error {
 	keys := []string{s.codeKey(t.redeem), ""}
+	if keys[0] == "" {
+		return fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)
+	}
 	args := []any{"", "", int64(0)}
 	if t.grant != nil {
+		if id, _, _ := splitHandle(t.redeem); id != t.grant.GetID() {
+			return errors.New("authorization code redeemed for another grant")
+		}
 		b, err := encode(t.grant)
 		if err != nil {
 			return err

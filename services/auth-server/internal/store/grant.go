@@ -11,10 +11,13 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/services/platform/redisx"
 )
 
 // A grant (one authorization: the fosite request id, kept across refreshes)
-// is one Redis hash, as:grant:{grant id}, that lives until its refresh token
+// is one Redis hash, as:grant:{<grant id>} (the braces are the Redis Cluster
+// hash tag it shares with the code that created it), that lives until its refresh token
 // expires (or its access token, without a refresh token):
 //
 //	req      the grant's request (client, scopes, audience, session), as of
@@ -41,7 +44,41 @@ const (
 	fieldRotated  = "rotated"
 )
 
-func (s *Store) grantKey(id string) string { return s.k("grant", id) }
+func (s *Store) grantKey(id string) string { return s.k("grant", redisx.Tag(id)) }
+
+// legacyGrantKey is a grant's key before hash tags (as:grant:<grant id>).
+// A grant found there is moved to grantKey on first use (migrateGrant), so
+// an upgrade keeps every refresh token working.
+func (s *Store) legacyGrantKey(id string) string { return s.k("grant", id) }
+
+// migrateGrant moves a grant stored under its legacy key to its tagged key,
+// keeping its TTL; it reports whether there was one. DUMP/RESTORE works
+// across hash slots; of concurrent migrations one RESTORE wins and the
+// others meet BUSYKEY, which leaves the winner's (possibly already
+// rotated) record alone.
+func (s *Store) migrateGrant(ctx context.Context, id string) (bool, error) {
+	old := s.legacyGrantKey(id)
+	dump, err := s.rdb.Dump(ctx, old).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	} else if err != nil {
+		return false, unavailable(err)
+	}
+	ttl, err := s.rdb.PTTL(ctx, old).Result()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	if ttl <= 0 {
+		ttl = s.ttl.Refresh
+	}
+	if err := s.rdb.Restore(ctx, s.grantKey(id), ttl, dump).Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYKEY") {
+		return false, unavailable(err)
+	}
+	if err := s.rdb.Del(ctx, old).Err(); err != nil {
+		return false, unavailable(err)
+	}
+	return true, nil
+}
 
 // splitHandle splits a refresh handle "<grant id>.<mac>".
 func splitHandle(h string) (id, mac string, err error) {
@@ -107,6 +144,15 @@ func (s *Store) grant(ctx context.Context, id string, session fosite.Session) (*
 	f, err := s.rdb.HGetAll(ctx, s.grantKey(id)).Result()
 	if err != nil {
 		return nil, nil, unavailable(err)
+	}
+	if _, ok := f[fieldRequest]; !ok {
+		if moved, err := s.migrateGrant(ctx, id); err != nil {
+			return nil, nil, err
+		} else if moved {
+			if f, err = s.rdb.HGetAll(ctx, s.grantKey(id)).Result(); err != nil {
+				return nil, nil, unavailable(err)
+			}
+		}
 	}
 	b, ok := f[fieldRequest]
 	if !ok {
@@ -271,7 +317,12 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 	if err := s.announceRevoked(ctx, grantID); err != nil {
 		return err
 	}
-	if err := s.rdb.Del(ctx, s.grantKey(grantID)).Err(); err != nil {
+	// Two DELs in one round trip, not one DEL of two keys: the legacy key
+	// (migrateGrant) is in another hash slot.
+	pipe := s.rdb.Pipeline()
+	pipe.Del(ctx, s.grantKey(grantID))
+	pipe.Del(ctx, s.legacyGrantKey(grantID))
+	if _, err := pipe.Exec(ctx); err != nil {
 		return unavailable(err)
 	}
 	return nil

@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,14 +39,29 @@ func newClock() *clock               { c := &clock{}; c.ms.Store(time.Now().Unix
 func (c *clock) now() time.Time      { return time.UnixMilli(c.ms.Load()) }
 func (c *clock) add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
-func newStore(t *testing.T, grace time.Duration, opts ...store.Option) (*store.Store, *testharness.Redis, *redisx.Client) {
-	t.Helper()
-	r := testharness.StartRedis(t)
-	rdb, err := redisx.New(config.Redis{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", r.Port), KeyPrefix: "t:"})
-	if err != nil {
-		t.Fatal(err)
+// setups are the shared standalone, Sentinel and Cluster deployments the
+// contract runs against (TestMain).
+var setups testharness.RedisSetups
+
+func TestMain(m *testing.M) {
+	var err error
+	if setups, err = testharness.StartRedisSetups(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	t.Cleanup(func() { _ = rdb.Close() })
+	code := m.Run()
+	setups.Close()
+	os.Exit(code)
+}
+
+func newStore(t *testing.T, setup testharness.RedisSetup, grace time.Duration, opts ...store.Option) (*store.Store, *redisx.Client) {
+	t.Helper()
+	rdb := testharness.RedisClient(t, setup)
+	return newStoreOn(t, rdb, grace, opts...), rdb
+}
+
+func newStoreOn(t *testing.T, rdb *redisx.Client, grace time.Duration, opts ...store.Option) *store.Store {
+	t.Helper()
 	reg, problems := clients.Parse([]byte(`clients:
 - client_id: c1
   redirect_uris: ["https://c1.example/cb"]
@@ -53,7 +71,7 @@ func newStore(t *testing.T, grace time.Duration, opts ...store.Option) (*store.S
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
-	return store.New(rdb, getter{reg}, store.TTLs{Code: time.Minute, Access: time.Hour, Refresh: 24 * time.Hour, Grace: grace}, opts...), r, rdb
+	return store.New(rdb, getter{reg}, store.TTLs{Code: time.Minute, Access: time.Hour, Refresh: 24 * time.Hour, Grace: grace}, opts...)
 }
 
 func request(t *testing.T, s *store.Store, id string) *fosite.Request {
@@ -109,7 +127,7 @@ func rotate(ctx context.Context, s *store.Store, r fosite.Requester, from, to st
 func grantBytes(t *testing.T, rdb *redisx.Client) (keys int, bytes int64) {
 	t.Helper()
 	ctx := context.Background()
-	for _, k := range rdb.Keys(ctx, "*").Val() {
+	for _, k := range testharness.RedisKeys(t, rdb) {
 		n, err := rdb.MemoryUsage(ctx, k).Result()
 		if err != nil {
 			t.Fatal(err)
@@ -120,44 +138,59 @@ func grantBytes(t *testing.T, rdb *redisx.Client) (keys int, bytes int64) {
 	return keys, bytes
 }
 
-// The store contract, against a real Redis.
+// code returns an authorization code of grant id in the oauth package's
+// format and its store handle.
+func code(id, mac string) (string, string) {
+	key := append([]byte{byte(len(id))}, id...)
+	key = append(key, make([]byte, 32)...)
+	return store.CodePrefix + base64.RawURLEncoding.EncodeToString(key) + "." + mac, id + "." + mac
+}
+
+// The store contract, against a real standalone Redis, Sentinel setup and Cluster.
 func TestStoreContract(t *testing.T) {
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) { storeContract(t, setup) })
+	}
+}
+
+func storeContract(t *testing.T, setup testharness.RedisSetup) {
 	ctx := context.Background()
 	t.Run("one code hash read once per request; single use under concurrency", func(t *testing.T) {
-		s, _, rdb := newStore(t, 0)
+		s, rdb := newStore(t, setup, 0)
 		req := request(t, s, "req-1")
-		code := "ory_ac_key.sig1"
-		if err := s.CreateAuthorizeCodeSession(ctx, "sig1", req); err != nil {
+		code, sig1 := code("req-1", "sig1")
+		if err := s.CreateAuthorizeCodeSession(ctx, sig1, req); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreatePKCERequestSession(ctx, "sig1", req); err != nil {
+		if err := s.CreatePKCERequestSession(ctx, sig1, req); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.CreateOpenIDConnectSession(ctx, code, req); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(rdb.Keys(ctx, "*").Val()); n != 1 {
+		if n := len(testharness.RedisKeys(t, rdb)); n != 1 {
 			t.Fatalf("a code is %d keys, want 1", n)
 		}
 		// Within a request scope the code is read from Redis once: with the
 		// key deleted after the first read, the other parts still resolve.
 		rctx := store.WithRequestScope(ctx)
-		got, err := s.GetAuthorizeCodeSession(rctx, "sig1", oauth.NewSession())
+		got, err := s.GetAuthorizeCodeSession(rctx, sig1, oauth.NewSession())
 		if err != nil || got.GetID() != "req-1" || got.GetSession().(*oauth.Session).Profile.Email != "u@example.com" {
 			t.Fatalf("get: %v %+v", err, got)
 		}
-		dump := rdb.Dump(ctx, "t:as:code:sig1").Val()
-		rdb.Del(ctx, "t:as:code:sig1")
-		if _, err := s.GetPKCERequestSession(rctx, "sig1", oauth.NewSession()); err != nil {
+		codeKey := rdb.Key("as", "code", "{req-1}", "sig1")
+		dump := rdb.Dump(ctx, codeKey).Val()
+		rdb.Del(ctx, codeKey)
+		if _, err := s.GetPKCERequestSession(rctx, sig1, oauth.NewSession()); err != nil {
 			t.Errorf("PKCE within the scope: %v", err)
 		}
 		if _, err := s.GetOpenIDConnectSession(rctx, code, fosite.NewAccessRequest(oauth.NewSession())); err != nil {
 			t.Errorf("OIDC within the scope: %v", err)
 		}
-		if _, err := s.GetPKCERequestSession(ctx, "sig1", oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
+		if _, err := s.GetPKCERequestSession(ctx, sig1, oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
 			t.Errorf("PKCE outside the scope after delete: %v", err)
 		}
-		rdb.Restore(ctx, "t:as:code:sig1", time.Minute, dump)
+		rdb.Restore(ctx, codeKey, time.Minute, dump)
 
 		var wins atomic.Int32
 		var wg sync.WaitGroup
@@ -165,7 +198,7 @@ func TestStoreContract(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := redeem(ctx, s, "sig1", req, "req-1.mac1"); err == nil {
+				if err := redeem(ctx, s, sig1, req, "req-1.mac1"); err == nil {
 					wins.Add(1)
 				} else if !errors.Is(err, store.ErrCodeReplayed) {
 					t.Errorf("redeem: %v", err)
@@ -176,45 +209,50 @@ func TestStoreContract(t *testing.T) {
 		if wins.Load() != 1 {
 			t.Fatalf("%d redemptions won, want 1", wins.Load())
 		}
-		got, err = s.GetAuthorizeCodeSession(ctx, "sig1", oauth.NewSession())
+		got, err = s.GetAuthorizeCodeSession(ctx, sig1, oauth.NewSession())
 		if !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) || got == nil || got.GetID() != "req-1" {
 			t.Fatalf("get after use: %v %v (fosite needs the request with the error)", err, got)
 		}
 		if _, err := s.GetRefreshTokenSession(ctx, "req-1.mac1", oauth.NewSession()); err != nil {
 			t.Fatalf("the winner's refresh token: %v", err)
 		}
-		if _, err := s.GetAuthorizeCodeSession(ctx, "nope", oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
-			t.Errorf("unknown code: %v", err)
+		for _, h := range []string{"nope", "req-1.nope", ""} {
+			if _, err := s.GetAuthorizeCodeSession(ctx, h, oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
+				t.Errorf("unknown code %q: %v", h, err)
+			}
 		}
-		if err := redeem(ctx, s, "nope", req, ""); !errors.Is(err, store.ErrCodeExpired) {
+		if err := redeem(ctx, s, "req-1.nope", req, ""); !errors.Is(err, store.ErrCodeExpired) {
 			t.Errorf("redeeming an unknown code: %v", err)
 		}
-		for _, k := range rdb.Keys(ctx, "*").Val() {
+		for _, k := range testharness.RedisKeys(t, rdb) {
 			if ttl := rdb.TTL(ctx, k).Val(); ttl <= 0 {
 				t.Errorf("%s has no TTL", k)
 			}
 		}
 	})
 	t.Run("PKCE survives a delete until the code expires", func(t *testing.T) {
-		s, _, _ := newStore(t, 0)
+		s, _ := newStore(t, setup, 0)
 		req := request(t, s, "req-2")
-		if err := s.CreatePKCERequestSession(ctx, "sig2", req); err != nil {
+		if err := s.CreatePKCERequestSession(ctx, "req-2.sig2", req); err != nil {
 			t.Fatal(err)
 		}
-		_ = s.DeletePKCERequestSession(ctx, "sig2")
-		if _, err := s.GetPKCERequestSession(ctx, "sig2", oauth.NewSession()); err != nil {
+		_ = s.DeletePKCERequestSession(ctx, "req-2.sig2")
+		if _, err := s.GetPKCERequestSession(ctx, "req-2.sig2", oauth.NewSession()); err != nil {
 			t.Fatalf("PKCE session gone after a delete: %v", err)
 		}
 	})
 	t.Run("rotation rule", func(t *testing.T) {
 		clk := newClock()
-		s, _, _ := newStore(t, 30*time.Second, store.WithClock(clk.now))
+		s, _ := newStore(t, setup, 30*time.Second, store.WithClock(clk.now))
 		req := request(t, s, "fam-1")
-		if err := redeem(ctx, s, "c", req, "fam-1.rt1"); !errors.Is(err, store.ErrCodeExpired) {
+		if err := redeem(ctx, s, "fam-1.c", req, "fam-1.rt1"); !errors.Is(err, store.ErrCodeExpired) {
 			t.Fatalf("redeeming a code never issued: %v", err)
 		}
-		_ = s.CreateAuthorizeCodeSession(ctx, "c", req)
-		if err := redeem(ctx, s, "c", req, "fam-1.rt1"); err != nil {
+		_ = s.CreateAuthorizeCodeSession(ctx, "fam-1.c", req)
+		if err := redeem(ctx, s, "other.c", req, "fam-1.rt1"); err == nil {
+			t.Fatal("a code of another grant redeemed for fam-1")
+		}
+		if err := redeem(ctx, s, "fam-1.c", req, "fam-1.rt1"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.GetAccessTokenSession(ctx, "fam-1.1900000000", oauth.NewSession()); err != nil {
@@ -282,10 +320,10 @@ func TestStoreContract(t *testing.T) {
 		}
 	})
 	t.Run("access token handle carries the token's expiry", func(t *testing.T) {
-		s, _, _ := newStore(t, 0)
+		s, _ := newStore(t, setup, 0)
 		req := request(t, s, "fam-3")
-		_ = s.CreateAuthorizeCodeSession(ctx, "c3", req)
-		if err := redeem(ctx, s, "c3", req, ""); err != nil {
+		_ = s.CreateAuthorizeCodeSession(ctx, "fam-3.c3", req)
+		if err := redeem(ctx, s, "fam-3.c3", req, ""); err != nil {
 			t.Fatal(err)
 		}
 		sess := oauth.NewSession()
@@ -298,13 +336,13 @@ func TestStoreContract(t *testing.T) {
 	})
 	t.Run("a grant is one record of constant size whatever the refreshes", func(t *testing.T) {
 		clk := newClock()
-		s, _, rdb := newStore(t, 30*time.Second, store.WithClock(clk.now))
+		s, rdb := newStore(t, setup, 30*time.Second, store.WithClock(clk.now))
 		req := request(t, s, "fam-4")
-		_ = s.CreateAuthorizeCodeSession(ctx, "c4", req)
-		if err := redeem(ctx, s, "c4", req, "fam-4.mac-000"); err != nil {
+		_ = s.CreateAuthorizeCodeSession(ctx, "fam-4.c4", req)
+		if err := redeem(ctx, s, "fam-4.c4", req, "fam-4.mac-000"); err != nil {
 			t.Fatal(err)
 		}
-		rdb.Del(ctx, "t:as:code:c4")
+		rdb.Del(ctx, rdb.Key("as", "code", "{fam-4}", "c4"))
 		var keys1 int
 		var bytes1 int64
 		for i := 1; i <= 50; i++ {
@@ -323,8 +361,57 @@ func TestStoreContract(t *testing.T) {
 		}
 		t.Logf("one grant: %d bytes of Redis memory", bytes50)
 	})
+	t.Run("single-use and cached values (login state, consent, dynamic registrations, metadata documents)", func(t *testing.T) {
+		s, rdb := newStore(t, setup, 0)
+		type rec struct{ V string }
+		if err := s.PutJSON(ctx, "dcr", "client-secret-id", rec{"registered"}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		var got rec
+		if ok, err := s.GetJSON(ctx, "dcr", "client-secret-id", &got); !ok || err != nil || got.V != "registered" {
+			t.Fatalf("get: %v %v %+v", ok, err, got)
+		}
+		if err := s.Touch(ctx, "dcr", "client-secret-id", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range testharness.RedisKeys(t, rdb) {
+			if strings.Contains(k, "client-secret-id") {
+				t.Errorf("key %s holds the secret in the clear", k)
+			}
+			if ttl := rdb.PTTL(ctx, k).Val(); ttl <= time.Minute || ttl > time.Hour {
+				t.Errorf("%s TTL %s after Touch(1h)", k, ttl)
+			}
+		}
+		_ = s.PutJSON(ctx, "cimd", "https://client.example/md.json", rec{"doc"}, time.Minute)
+		if ok, _ := s.GetJSON(ctx, "cimd", "https://client.example/md.json", &got); !ok || got.V != "doc" {
+			t.Errorf("metadata cache: %v %+v", ok, got)
+		}
+		_ = s.PutJSON(ctx, "pending", "state-1", rec{"login"}, time.Minute)
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var r rec
+				if ok, err := s.TakeJSON(ctx, "pending", "state-1", &r); ok && err == nil {
+					wins.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Errorf("login state taken %d times, want 1", wins.Load())
+		}
+		if err := s.Delete(ctx, "dcr", "client-secret-id"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := s.GetJSON(ctx, "dcr", "client-secret-id", &got); ok {
+			t.Error("deleted registration still read")
+		}
+	})
 	t.Run("assertion jti single use", func(t *testing.T) {
-		s, _, _ := newStore(t, 0)
+		s, _ := newStore(t, setup, 0)
 		exp := time.Now().Add(time.Minute)
 		if err := s.ClientAssertionJWTValid(ctx, "j1"); err != nil {
 			t.Fatal(err)
@@ -339,12 +426,49 @@ func TestStoreContract(t *testing.T) {
 			t.Errorf("second set: %v", err)
 		}
 	})
+	t.Run("a grant stored before hash tags is moved on first use", func(t *testing.T) {
+		s, rdb := newStore(t, setup, 0)
+		req := request(t, s, "old-1")
+		_ = s.CreateAuthorizeCodeSession(ctx, "old-1.c", req)
+		if err := redeem(ctx, s, "old-1.c", req, "old-1.rt1"); err != nil {
+			t.Fatal(err)
+		}
+		tagged, legacy := rdb.Key("as", "grant", "{old-1}"), rdb.Key("as", "grant", "old-1")
+		dump := rdb.Dump(ctx, tagged).Val()
+		rdb.Del(ctx, tagged)
+		if err := rdb.Restore(ctx, legacy, time.Hour, dump).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetRefreshTokenSession(ctx, "old-1.rt1", oauth.NewSession()); err != nil {
+			t.Fatalf("refresh token of a legacy grant: %v", err)
+		}
+		if rdb.Exists(ctx, legacy).Val() != 0 || rdb.PTTL(ctx, tagged).Val() <= 0 {
+			t.Errorf("after first use: legacy exists=%d, tagged TTL %v", rdb.Exists(ctx, legacy).Val(), rdb.PTTL(ctx, tagged).Val())
+		}
+		if err := rotate(ctx, s, req, "old-1.rt1", "old-1.rt2"); err != nil {
+			t.Fatalf("rotation after the move: %v", err)
+		}
+		// Revocation removes a legacy record too.
+		if err := rdb.Restore(ctx, legacy, time.Hour, dump).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RevokeGrant(ctx, "old-1"); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(testharness.RedisKeys(t, rdb)); n != 1 { // the code's hash, used
+			t.Errorf("%d keys after revocation, want the used code only", n)
+		}
+	})
+	if setup.Mode() != config.RedisStandalone {
+		return // the outage case below runs once, on its own server
+	}
 	t.Run("outage is ErrUnavailable", func(t *testing.T) {
-		s, r, _ := newStore(t, 0)
+		r := testharness.StartRedis(t)
+		s := newStoreOn(t, r.Client(), 0)
 		req := request(t, s, "req-x")
 		r.Stop()
 		start := time.Now()
-		err := s.CreateAuthorizeCodeSession(ctx, "sigx", req)
+		err := s.CreateAuthorizeCodeSession(ctx, "req-x.sigx", req)
 		if !errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("create during outage: %v", err)
 		}
