@@ -33,12 +33,15 @@ func NewEvents(rdb *redisx.Client, sessions *Store, maxLen int) *Events {
 	return &Events{rdb: rdb, sessions: sessions, maxLen: int64(maxLen)}
 }
 
+// streamKey and indexKey share the session's hash tag {<hash>}: StoreEvent's
+// transaction and PurgeSession's DEL touch several of them at once, which a
+// Redis Cluster allows within one hash slot only.
 func (e *Events) streamKey(sessionID, streamID string) string {
-	return e.rdb.Key("mcp", "events", redisx.Hash(sessionID), streamID)
+	return e.rdb.Key("mcp", "events", redisx.Tag(redisx.Hash(sessionID)), streamID)
 }
 
 func (e *Events) indexKey(sessionID string) string {
-	return e.rdb.Key("mcp", "events", redisx.Hash(sessionID))
+	return e.rdb.Key("mcp", "events", redisx.Tag(redisx.Hash(sessionID)))
 }
 
 // StoreEvent appends message to the stream and returns its event id.

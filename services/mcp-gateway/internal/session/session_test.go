@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,12 +13,33 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	"github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
+// setups are the shared standalone, Sentinel and Cluster deployments the
+// contracts run against.
+var setups testharness.RedisSetups
+
+func TestMain(m *testing.M) {
+	var err error
+	if setups, err = testharness.StartRedisSetups(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	setups.Close()
+	os.Exit(code)
+}
+
 func TestStoreContract(t *testing.T) {
-	r := testharness.StartRedis(t)
-	rdb := r.Client()
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) { storeContract(t, testharness.RedisClient(t, setup)) })
+	}
+}
+
+func storeContract(t *testing.T, rdb *redisx.Client) {
 	ctx := context.Background()
 	s := session.NewStore(rdb, time.Minute)
 
@@ -46,7 +69,7 @@ func TestStoreContract(t *testing.T) {
 		t.Fatalf("got %+v, %v", got, err)
 	}
 	// Nothing in Redis names the session id in the clear.
-	keys, _ := rdb.Keys(ctx, "*").Result()
+	keys := testharness.RedisKeys(t, rdb)
 	for _, k := range keys {
 		if strings.Contains(k, id) {
 			t.Errorf("key %s holds the session id", k)
@@ -91,7 +114,17 @@ func TestStoreContract(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond) // longer than the TTL: the reads must not keep it alive forever
 	}
+}
 
+func TestStoreOutage(t *testing.T) {
+	r := testharness.StartRedis(t)
+	s := session.NewStore(r.Client(), time.Minute)
+	ctx := context.Background()
+	rec := session.Record{Subject: "u1", ClientID: "c1", Transport: session.Streamable}
+	id := session.NewID()
+	if err := s.Create(ctx, id, rec); err != nil {
+		t.Fatal(err)
+	}
 	// Redis down: errors, never ErrNotFound.
 	r.Stop()
 	if _, err := s.Get(ctx, id); err == nil || errors.Is(err, session.ErrNotFound) {
@@ -103,8 +136,12 @@ func TestStoreContract(t *testing.T) {
 }
 
 func TestEventsContract(t *testing.T) {
-	r := testharness.StartRedis(t)
-	rdb := r.Client()
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) { eventsContract(t, testharness.RedisClient(t, setup)) })
+	}
+}
+
+func eventsContract(t *testing.T, rdb *redisx.Client) {
 	ctx := context.Background()
 	s := session.NewStore(rdb, time.Minute)
 	ev := session.NewEvents(rdb, s, 10)
@@ -157,8 +194,20 @@ func TestEventsContract(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if l := rdb.XLen(ctx, keyLike(t, rdb.Keys(ctx, "*:big").Val())).Val(); l > 200 {
+	if l := rdb.XLen(ctx, keyLike(t, testharness.RedisKeys(t, rdb), ":big")).Val(); l > 200 {
 		t.Errorf("stream holds %d events, want about 10", l)
+	}
+	// A session's record, event index and streams are in one hash slot:
+	// StoreEvent's transaction and PurgeSession's DEL span them.
+	if rdb.Mode() == config.RedisCluster {
+		slots := map[int64][]string{}
+		for _, k := range testharness.RedisKeys(t, rdb) {
+			slot := rdb.ClusterKeySlot(ctx, k).Val()
+			slots[slot] = append(slots[slot], k)
+		}
+		if len(slots) != 1 {
+			t.Errorf("one session's keys are in %d slots: %v", len(slots), slots)
+		}
 	}
 	// Purging a live session keeps its events (another replica may resume
 	// it); purging an ended one drops them.
@@ -177,7 +226,7 @@ func TestEventsContract(t *testing.T) {
 	if _, err := ev.ReplayEventsAfter(ctx, sid, ids[0], func(string, json.RawMessage) error { return nil }); !errors.Is(err, server.ErrUnknownEventID) {
 		t.Errorf("events of an ended session kept: %v", err)
 	}
-	if keys := rdb.Keys(ctx, "*").Val(); len(keys) != 0 {
+	if keys := testharness.RedisKeys(t, rdb); len(keys) != 0 {
 		t.Errorf("keys left: %v", keys)
 	}
 	if _, err := ev.StoreEvent(ctx, sid, "a_b", nil); err == nil {
@@ -185,10 +234,16 @@ func TestEventsContract(t *testing.T) {
 	}
 }
 
-func keyLike(t *testing.T, keys []string) string {
+func keyLike(t *testing.T, keys []string, suffix string) string {
 	t.Helper()
-	if len(keys) != 1 {
+	var match []string
+	for _, k := range keys {
+		if strings.HasSuffix(k, suffix) {
+			match = append(match, k)
+		}
+	}
+	if len(match) != 1 {
 		t.Fatalf("keys %v", keys)
 	}
-	return keys[0]
+	return match[0]
 }

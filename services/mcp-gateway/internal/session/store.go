@@ -124,9 +124,11 @@ func (e *LimitError) Error() string {
 // IdleTTL is the idle lifetime of a session.
 func (s *Store) IdleTTL() time.Duration { return s.ttl }
 
-// Key names of this package, made here only.
+// Key names of this package, made here only. A session's key is
+// mcp:session:{<hash>}: its events (events.go) share the Redis Cluster hash
+// tag, so a session and its events live in one slot.
 func (s *Store) key(id string) string     { return s.keyOf(redisx.Hash(id)) }
-func (s *Store) keyOf(hash string) string { return s.rdb.Key("mcp", "session", hash) }
+func (s *Store) keyOf(hash string) string { return s.rdb.Key("mcp", "session", redisx.Tag(hash)) }
 
 // subjectKey is the sorted set of a subject's live sessions.
 func (s *Store) subjectKey(subject string) string {
