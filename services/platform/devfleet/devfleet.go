@@ -87,6 +87,37 @@ type Options struct {
 	InstallRedis bool
 	// Env adds or overrides variables for every service.
 	Env map[string]string
+	// ExternalRedis, when it holds REDIS_URL, is an external Redis (any
+	// REDIS_MODE) every service uses instead of a redis-server the fleet
+	// starts: the REDIS_* variables of `make dev`'s environment
+	// (ExternalRedisEnv).
+	ExternalRedis map[string]string
+}
+
+// externalRedisVars are the variables ExternalRedisEnv passes on.
+var externalRedisVars = []string{
+	"REDIS_MODE", "REDIS_URL", "REDIS_URL_FILE", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE",
+	"REDIS_SENTINEL_PASSWORD", "REDIS_SENTINEL_PASSWORD_FILE", "REDIS_TLS_CA_FILE", "REDIS_KEY_PREFIX",
+}
+
+// ExternalRedisEnv reads the external Redis settings from getenv: nil when
+// neither REDIS_URL nor REDIS_URL_FILE is set (the fleet starts its own
+// redis-server), an error when other REDIS_* settings are set without one.
+// The services validate the values themselves (config.Redis.Validate).
+func ExternalRedisEnv(getenv func(string) string) (map[string]string, error) {
+	env := map[string]string{}
+	for _, k := range externalRedisVars {
+		if v := getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	if env["REDIS_URL"] == "" && env["REDIS_URL_FILE"] == "" {
+		if len(env) > 0 {
+			return nil, fmt.Errorf("REDIS_* settings without REDIS_URL: set REDIS_URL to use an external Redis, or unset them")
+		}
+		return nil, nil
+	}
+	return env, nil
 }
 
 // Component is one process of the fleet.
@@ -170,9 +201,12 @@ func EnsureRedis(out io.Writer, install bool) (string, error) {
 // Start brings the fleet up and waits until every component is ready.
 // Stop it with Stop; Wait reports a component that exits on its own.
 func Start(ctx context.Context, o Options) (*Fleet, error) {
-	redisBin, err := EnsureRedis(o.Out, o.InstallRedis)
-	if err != nil {
-		return nil, err
+	var redisBin string
+	if o.ExternalRedis == nil {
+		var err error
+		if redisBin, err = EnsureRedis(o.Out, o.InstallRedis); err != nil {
+			return nil, err
+		}
 	}
 	table, err := routes.Load(filepath.Join(o.Root, routes.RelPath))
 	if err != nil {
@@ -266,16 +300,25 @@ func Components(o Options, devDir, redisBin string) []Component {
 		for k, v := range extra {
 			env[k] = v
 		}
+		if o.ExternalRedis != nil {
+			delete(env, "REDIS_URL")
+			for k, v := range o.ExternalRedis {
+				env[k] = v
+			}
+		}
 		for k, v := range o.Env {
 			env[k] = v
 		}
 		return env
 	}
-	return []Component{
-		{Name: "redis", Cmd: redisBin, ReadyAddr: addr(p.Redis), Args: []string{
+	var cs []Component
+	if o.ExternalRedis == nil {
+		cs = append(cs, Component{Name: "redis", Cmd: redisBin, ReadyAddr: addr(p.Redis), Args: []string{
 			"--port", strconv.Itoa(p.Redis), "--bind", "127.0.0.1", "--dir", filepath.Join(o.VarDir, "redis"),
 			"--appendonly", "yes", "--save", "", "--daemonize", "no", "--loglevel", "warning",
-		}},
+		}})
+	}
+	return append(cs, []Component{
 		{Name: "dev-idp", Cmd: "dev-idp", AdminPort: p.IdPAdmin, Env: with(map[string]string{
 			"HTTP_ADDR": addr(p.IdPHTTP), "ADMIN_ADDR": addr(p.IdPAdmin),
 			"DEVIDP_ISSUER_URL": idp, "DEVIDP_DIR": devDir,
@@ -295,7 +338,7 @@ func Components(o Options, devDir, redisBin string) []Component {
 		{Name: "actions-api", Cmd: "actions-api", AdminPort: p.ActionsAdmin, Env: with(map[string]string{
 			"HTTP_ADDR": addr(p.ActionsHTTP), "ADMIN_ADDR": addr(p.ActionsAdmin),
 		})},
-	}
+	}...)
 }
 
 func (f *Fleet) spawn(ctx context.Context, c Component) (*proc, error) {

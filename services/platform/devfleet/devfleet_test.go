@@ -72,3 +72,30 @@ func TestMissingRedisSaysHowToInstall(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestExternalRedis(t *testing.T) {
+	env, err := ExternalRedisEnv(func(k string) string {
+		return map[string]string{"REDIS_MODE": "cluster", "REDIS_URL": "redis://127.0.0.1:7000?addr=127.0.0.1:7001", "HOME": "/root"}[k]
+	})
+	if err != nil || len(env) != 2 {
+		t.Fatalf("env %v, %v", env, err)
+	}
+	cs := Components(Options{Ports: DefaultPorts(), ExternalRedis: env}, t.TempDir(), "")
+	for _, c := range cs {
+		if c.Name == "redis" {
+			t.Fatal("the fleet starts its own Redis although REDIS_URL is set")
+		}
+		if c.Env["REDIS_MODE"] != "cluster" || c.Env["REDIS_URL"] != env["REDIS_URL"] {
+			t.Errorf("%s: REDIS_MODE=%q REDIS_URL=%q", c.Name, c.Env["REDIS_MODE"], c.Env["REDIS_URL"])
+		}
+	}
+	if own := Components(Options{Ports: DefaultPorts()}, t.TempDir(), "redis-server"); own[0].Name != "redis" {
+		t.Error("without REDIS_URL the fleet starts no Redis")
+	}
+	if env, err := ExternalRedisEnv(func(string) string { return "" }); env != nil || err != nil {
+		t.Errorf("empty environment: %v %v", env, err)
+	}
+	if _, err := ExternalRedisEnv(func(k string) string { return map[string]string{"REDIS_MODE": "sentinel"}[k] }); err == nil || !strings.Contains(err.Error(), "without REDIS_URL") {
+		t.Errorf("REDIS_MODE alone: %v", err)
+	}
+}

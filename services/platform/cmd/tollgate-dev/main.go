@@ -46,8 +46,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
+	// REDIS_URL (and REDIS_MODE…) in the environment: an external Redis.
+	extRedis, err := devfleet.ExternalRedisEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
 	f, err := devfleet.Start(ctx, devfleet.Options{
 		Root: absRoot, VarDir: vd, Ports: devfleet.DefaultPorts(), Out: out, InstallRedis: true,
+		ExternalRedis: extRedis,
 	})
 	if err != nil {
 		return err
