@@ -30,6 +30,9 @@ const tripAfter = 3
 type breaker struct {
 	cb       *gobreaker.CircuitBreaker[struct{}]
 	rejected prometheus.Counter
+	// onFailure, when set, runs after every connection failure (cluster
+	// mode: reload the slot map, see New).
+	onFailure func()
 }
 
 func newBreaker(open time.Duration, log *slog.Logger, reg prometheus.Registerer) (*breaker, error) {
@@ -89,7 +92,10 @@ func connectionFailure(err error) bool {
 	if errors.As(err, &rerr) {
 		// A reply from the server: only "not able to serve yet" counts.
 		msg := rerr.Error()
-		return strings.HasPrefix(msg, "LOADING") || strings.HasPrefix(msg, "MASTERDOWN") || strings.HasPrefix(msg, "BUSY ")
+		// CLUSTERDOWN and TRYAGAIN: a cluster without a master for some
+		// slots, until a replica takes over.
+		return strings.HasPrefix(msg, "LOADING") || strings.HasPrefix(msg, "MASTERDOWN") || strings.HasPrefix(msg, "BUSY ") ||
+			strings.HasPrefix(msg, "CLUSTERDOWN") || strings.HasPrefix(msg, "TRYAGAIN")
 	}
 	// Anything else is the connection: a timeout, a refused or reset
 	// connection, a pool timeout, a closed client.
@@ -111,6 +117,9 @@ func (b *breaker) run(ctx context.Context, call func(context.Context) error, fai
 		callErr = call(context.WithValue(ctx, inBreaker{}, true))
 		if callErr != nil && ctx.Err() != nil {
 			return struct{}{}, callerGaveUp{callErr}
+		}
+		if b.onFailure != nil && connectionFailure(callErr) {
+			b.onFailure()
 		}
 		return struct{}{}, callErr
 	})

@@ -115,6 +115,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		t.tls = &tls.Config{RootCAs: roots}
 	}
 	c := &Client{mode: cfg.Mode, prefix: cfg.KeyPrefix}
+	var reload func()
 	switch cfg.Mode {
 	case config.RedisCluster:
 		opts, _ := redis.ParseClusterURL(cfg.URL)
@@ -128,7 +129,15 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		// failover or a slot migration, not a failure.
 		opts.MaxRetries = -1
 		opts.MaxRedirects = 3
-		c.UniversalClient = redis.NewClusterClient(opts)
+		// go-redis reloads the slot map on MOVED/ASK and otherwise only every
+		// ClusterStateReloadInterval (60s by default): after a master dies,
+		// commands for its slots keep going to the dead address until then.
+		// A connection failure reloads it at once (the breaker's onFailure;
+		// go-redis coalesces reloads), and this bounds the rest.
+		opts.ClusterStateReloadInterval = 10 * time.Second
+		cc := redis.NewClusterClient(opts)
+		reload = func() { cc.ReloadState(context.Background()) }
+		c.UniversalClient = cc
 	case config.RedisSentinel:
 		opts, _ := redis.ParseFailoverURL(cfg.URL)
 		if cfg.Password != "" {
@@ -158,6 +167,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		_ = c.UniversalClient.Close()
 		return nil, err
 	}
+	c.breaker.onFailure = reload
 	c.AddHook(c.breaker)
 	return c, nil
 }
