@@ -68,6 +68,10 @@ type Options struct {
 	// CLIENTS_FILE, say) writes them here: ports chosen before the build
 	// could be taken by another process during it.
 	Setup func(origin string) (map[string]string, error)
+	// ExternalRedis, when it holds REDIS_URL (and REDIS_MODE…), runs the
+	// fleet on that Redis instead of its own redis-server
+	// (devfleet.Options.ExternalRedis).
+	ExternalRedis map[string]string
 }
 
 // Start builds the binaries and starts the fleet with the `make dev`
@@ -104,7 +108,7 @@ func StartWith(ctx context.Context, o Options) (*Fleet, error) {
 		}
 		maps.Copy(env, more)
 	}
-	f, err := devfleet.Start(ctx, devfleet.Options{Root: RepoRoot(), VarDir: varDir, Ports: ports, Out: out, Env: env})
+	f, err := devfleet.Start(ctx, devfleet.Options{Root: RepoRoot(), VarDir: varDir, Ports: ports, Out: out, Env: env, ExternalRedis: o.ExternalRedis})
 	if err != nil {
 		return nil, fmt.Errorf("%w\nfleet log:\n%s", err, logs)
 	}
