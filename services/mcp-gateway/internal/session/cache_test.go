@@ -56,7 +56,7 @@ func TestAdmitRemembersRecordsButAsksLiveness(t *testing.T) {
 		t.Fatalf("misses %d, hits %d, queued %d, cached %d", misses, hits, queued, b.Cached())
 	}
 	// The idle TTL is not renewed again within the renewal interval (2m here).
-	key := r.Client().Key("mcp", "session", redisx.Hash(id))
+	key := r.Client().Key("mcp", "session", redisx.Tag(redisx.Hash(id)))
 	if err := r.Client().PExpire(ctx, key, time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestAdmitRenewsAndForgets(t *testing.T) {
 	if _, err := s.Admit(ctx, id, nil); err != nil {
 		t.Fatal(err)
 	}
-	key := r.Client().Key("mcp", "session", redisx.Hash(id))
+	key := r.Client().Key("mcp", "session", redisx.Tag(redisx.Hash(id)))
 	time.Sleep(1100 * time.Millisecond)
 	if _, err := s.Admit(ctx, id, nil); err != nil {
 		t.Fatal(err)
