@@ -173,6 +173,14 @@ already has it, else a fresh value. (dict "root" $ "secret" NAME "key" KEY "new"
 - name: REDIS_PASSWORD_FILE
   value: /etc/tollgate/secrets/redis-password
 {{- end }}
+{{- if and (not $r.bundled.enabled) $r.external.existingSecret $r.external.existingSecretSentinelPasswordKey }}
+- name: REDIS_SENTINEL_PASSWORD_FILE
+  value: /etc/tollgate/secrets/redis-sentinel-password
+{{- end }}
+{{- if and (not $r.bundled.enabled) $r.external.tlsCASecret }}
+- name: REDIS_TLS_CA_FILE
+  value: /etc/tollgate/secrets/redis-ca.crt
+{{- end }}
 {{- end -}}
 
 {{/* Projected-volume sources for the Redis URL and password. */}}
@@ -194,12 +202,23 @@ already has it, else a fresh value. (dict "root" $ "secret" NAME "key" KEY "new"
       - key: {{ $r.external.existingSecretPasswordKey }}
         path: redis-password
       {{- end }}
+      {{- if $r.external.existingSecretSentinelPasswordKey }}
+      - key: {{ $r.external.existingSecretSentinelPasswordKey }}
+        path: redis-sentinel-password
+      {{- end }}
 {{- else }}
 - secret:
     name: {{ include "tollgate.redisName" . }}-url
     items:
       - key: redis-url
         path: redis-url
+{{- end }}
+{{- if and (not $r.bundled.enabled) $r.external.tlsCASecret }}
+- secret:
+    name: {{ $r.external.tlsCASecret }}
+    items:
+      - key: {{ $r.external.tlsCASecretKey }}
+        path: redis-ca.crt
 {{- end }}
 {{- end -}}
 
@@ -224,6 +243,7 @@ ALLOWED_ORIGINS: {{ join "," .Values.publicUrls.allowedOrigins | quote }}
 AUTH_GRPC_ADDR: {{ include "tollgate.authGrpcAddr" . | quote }}
 CORE_GRPC_ADDR: {{ include "tollgate.coreGrpcAddr" . | quote }}
 REDIS_KEY_PREFIX: {{ .Values.redis.keyPrefix | quote }}
+REDIS_MODE: {{ ternary "standalone" (.Values.redis.external.mode | default "standalone") .Values.redis.bundled.enabled | quote }}
 {{- if .Values.redis.bundled.enabled }}
 REDIS_URL: {{ printf "redis://%s:6379/0" (include "tollgate.redisName" .) | quote }}
 {{- end }}
