@@ -156,7 +156,10 @@
       actions.replaceChildren(
         h("p", { "class": "tg-connection__confirm", role: "status" }, [warning]),
         h("button", { type: "button", "class": "tg-button tg-button--danger tg-button--primary tg-revoke-confirm", onclick: revoke }, ["Revoke"]),
-        h("button", { type: "button", "class": "tg-button tg-revoke-cancel", onclick: idle }, ["Cancel"])
+        h("button", { type: "button", "class": "tg-button tg-revoke-cancel", onclick: function () {
+          idle();
+          actions.querySelector(".tg-revoke").focus();
+        } }, ["Cancel"])
       );
       actions.querySelector(".tg-revoke-confirm").focus();
     }

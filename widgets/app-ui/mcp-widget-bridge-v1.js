@@ -333,8 +333,10 @@
         status.textContent = err.message;
       });
     });
-    show("step-up", h("div", { "class": "tg-stepup", role: "alert" }, [
-      h("p", { "class": "tg-stepup__title" }, ["More access needed"]),
+    // A region, not an alert: it holds buttons. #tg-body is aria-live, so
+    // the change is still announced.
+    show("step-up", h("div", { "class": "tg-stepup", role: "region", "aria-labelledby": "tg-stepup-title" }, [
+      h("p", { "class": "tg-stepup__title", id: "tg-stepup-title" }, ["More access needed"]),
       h("p", { "class": "tg-stepup__lead" }, [items.length
         ? "To show this, the app needs your permission for:"
         : "To show this, the app needs more permissions."]),
