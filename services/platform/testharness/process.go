@@ -91,6 +91,16 @@ func (p *Process) Start() {
 	}
 }
 
+// Pid is the id of the running process (0 when stopped).
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Signal sends sig to the running process (SIGSTOP to hang it, SIGCONT to
 // resume it, SIGTERM to ask for a graceful shutdown).
 func (p *Process) Signal(sig os.Signal) {

@@ -51,14 +51,14 @@ func BenchmarkSideBySide(b *testing.B) {
 		b.Fatal(err)
 	}
 	echoAddr := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(b))
-	testharness.StartProcess(b, filepath.Join(binDir, "mcpecho"), map[string]string{"MCPECHO_ADDR": echoAddr}, echoAddr)
+	echoProc := testharness.StartProcess(b, filepath.Join(binDir, "mcpecho"), map[string]string{"MCPECHO_ADDR": echoAddr}, echoAddr)
 	echoURL := "http://" + echoAddr + "/mcp"
 	echoSID := initBare(b, echoURL)
 
 	f := newFleet(b)
 	// The limit is evaluated on every call (its Redis cost counts) but set
 	// high enough never to refuse.
-	g, _ := f.GatewayProcess("RATE_LIMIT_PER_MINUTE", "1000000000", "SESSION_LIMIT_PER_SUBJECT", "100000", "LOG_LEVEL", "warn", "ADMIN_PPROF", "true")
+	g, gwProc := f.GatewayProcess("RATE_LIMIT_PER_MINUTE", "1000000000", "SESSION_LIMIT_PER_SUBJECT", "100000", "LOG_LEVEL", "warn", "ADMIN_PPROF", "true")
 	tok := f.Token("bench", allScopes)
 	sid := g.initialize(b, tok)
 	gwHeader := map[string]string{"Authorization": "Bearer " + tok, "Mcp-Session-Id": sid, "Mcp-Protocol-Version": version}
@@ -103,12 +103,20 @@ func BenchmarkSideBySide(b *testing.B) {
 				runLoad(b, tg.url, tg.body, tg.header, conns, warmup) // warm-up, not counted
 			}
 			cmdsBefore := redisCommands(b, f)
+			// CPU time of what serves the target: mcpecho, or the gateway,
+			// capability-core and Redis.
+			procs := []*testharness.Process{echoProc}
+			if tg.gw {
+				procs = []*testharness.Process{gwProc, f.core}
+			}
+			cpuBefore := processCPU(b, procs) + redisCPU(b, f, tg.gw)
 			hitsBefore, missesBefore := g.metric(b, `tollgate_mcp_session_cache_total{result="hit"}`), g.metric(b, `tollgate_mcp_session_cache_total{result="miss"}`)
 			var prof *cpuProfile
 			if tg.gw && profDir != "" && round == 0 {
 				prof = startCPUProfile(b, g.Admin, window, filepath.Join(profDir, "gateway-"+tg.name+".pprof"))
 			}
 			res := runLoad(b, tg.url, tg.body, tg.header, conns, window)
+			res.cpu = processCPU(b, procs) + redisCPU(b, f, tg.gw) - cpuBefore
 			if prof != nil {
 				prof.wait(b)
 			}
@@ -133,12 +141,13 @@ func BenchmarkSideBySide(b *testing.B) {
 	var out strings.Builder
 	fmt.Fprintf(&out, "\nside by side: %d connections, %d rounds of %s per target, GOMAXPROCS %d, load average before %s, after %s\n",
 		conns, rounds, window, runtime.GOMAXPROCS(0), strings.Join(strings.Fields(string(load1))[:3], " "), strings.Join(strings.Fields(string(load2))[:3], " "))
-	fmt.Fprintf(&out, "%-26s %10s %9s %9s %9s %11s %12s\n", "target", "req/s", "p50 ms", "p99 ms", "× req/s", "× p99", "redis cmd/call*")
+	fmt.Fprintf(&out, "%-26s %10s %9s %9s %9s %11s %12s %14s %9s\n", "target", "req/s", "p50 ms", "p99 ms", "× req/s", "× p99", "redis cmd/call*", "cpu µs/call**", "× cpu")
 	for _, tg := range targets {
 		r := results[tg.name]
-		fmt.Fprintf(&out, "%-26s %10.0f %9.2f %9.2f %9.2f %11.2f %12.2f\n", tg.name, r.rps(), ms(r.p50()), ms(r.p99()),
-			r.rps()/echo.rps(), ms(r.p99())/ms(echo.p99()), r.redisPerCall)
+		fmt.Fprintf(&out, "%-26s %10.0f %9.2f %9.2f %9.2f %11.2f %12.2f %14.0f %9.2f\n", tg.name, r.rps(), ms(r.p50()), ms(r.p99()),
+			r.rps()/echo.rps(), ms(r.p99())/ms(echo.p99()), r.redisPerCall, r.cpuPerCall(), r.cpuPerCall()/echo.cpuPerCall())
 		b.ReportMetric(r.rps(), tg.name+"-req/s")
+		b.ReportMetric(r.cpuPerCall(), tg.name+"-cpu-µs/call")
 		b.ReportMetric(ms(r.p99()), tg.name+"-p99-ms")
 		if tg.gw {
 			b.ReportMetric(r.rps()/echo.rps(), tg.name+"-ratio")
@@ -146,6 +155,7 @@ func BenchmarkSideBySide(b *testing.B) {
 			b.ReportMetric(r.cacheHits, tg.name+"-session-cache-hit")
 		}
 	}
+	fmt.Fprintf(&out, "** CPU time per call of the serving processes: mcpecho; or gateway + capability-core + Redis\n")
 	fmt.Fprintf(&out, "idle session (%d made before the load): gateway heap %.0f bytes each, Redis memory %.0f bytes each\n", idleSessions, heapPer, redisPer)
 	b.ReportMetric(heapPer, "gateway-heap-B/idle-session")
 	b.ReportMetric(redisPer, "redis-B/idle-session")
@@ -167,10 +177,12 @@ type loadResult struct {
 	redisPerCall  float64
 	redisCommands string
 	cacheHits     float64
+	cpu           time.Duration // CPU time of the serving processes
 }
 
 func (r *loadResult) add(o loadResult) {
 	r.calls += o.calls
+	r.cpu += o.cpu
 	r.elapsed += o.elapsed
 	r.lat = append(r.lat, o.lat...)
 	slices.Sort(r.lat)
@@ -180,6 +192,10 @@ func (r *loadResult) add(o loadResult) {
 func (r *loadResult) rps() float64       { return float64(r.calls) / r.elapsed.Seconds() }
 func (r *loadResult) p50() time.Duration { return r.lat[len(r.lat)/2] }
 func (r *loadResult) p99() time.Duration { return r.lat[len(r.lat)*99/100] }
+
+func (r *loadResult) cpuPerCall() float64 {
+	return float64(r.cpu.Microseconds()) / float64(r.calls)
+}
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
@@ -287,6 +303,46 @@ func perCall(before, after map[string]int64, calls int) (float64, string) {
 	}
 	slices.Sort(parts)
 	return float64(total) / float64(calls), strings.Join(parts, ", ")
+}
+
+// processCPU is the user + system CPU time the processes have used, all
+// their threads included (/proc/<pid>/stat, in clock ticks of 10 ms).
+func processCPU(b *testing.B, procs []*testharness.Process) time.Duration {
+	b.Helper()
+	var total time.Duration
+	for _, p := range procs {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Fields after the command name, which ends with the last ')'.
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(utime+stime) * 10 * time.Millisecond
+	}
+	return total
+}
+
+// redisCPU is Redis' own CPU time (INFO cpu), when counted.
+func redisCPU(b *testing.B, f *fleet, counted bool) time.Duration {
+	b.Helper()
+	if !counted {
+		return 0
+	}
+	info, err := f.Redis.Client().Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			x, _ := strconv.ParseFloat(v, 64)
+			total += x
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
 
 // heapAlloc is the gateway's live heap right after a GC (the heap profile
