@@ -109,7 +109,7 @@ func BenchmarkSideBySide(b *testing.B) {
 			if tg.gw {
 				procs = []*testharness.Process{gwProc, f.core}
 			}
-			cpuBefore := processCPU(b, procs) + redisCPU(b, f, tg.gw)
+			cpuBefore, mainBefore := processCPU(b, procs)+redisCPU(b, f, tg.gw), processCPU(b, procs[:1])
 			hitsBefore, missesBefore := g.metric(b, `tollgate_mcp_session_cache_total{result="hit"}`), g.metric(b, `tollgate_mcp_session_cache_total{result="miss"}`)
 			var prof *cpuProfile
 			if tg.gw && profDir != "" && round == 0 {
@@ -117,6 +117,7 @@ func BenchmarkSideBySide(b *testing.B) {
 			}
 			res := runLoad(b, tg.url, tg.body, tg.header, conns, window)
 			res.cpu = processCPU(b, procs) + redisCPU(b, f, tg.gw) - cpuBefore
+			res.mainCPU = processCPU(b, procs[:1]) - mainBefore
 			if prof != nil {
 				prof.wait(b)
 			}
@@ -141,11 +142,11 @@ func BenchmarkSideBySide(b *testing.B) {
 	var out strings.Builder
 	fmt.Fprintf(&out, "\nside by side: %d connections, %d rounds of %s per target, GOMAXPROCS %d, load average before %s, after %s\n",
 		conns, rounds, window, runtime.GOMAXPROCS(0), strings.Join(strings.Fields(string(load1))[:3], " "), strings.Join(strings.Fields(string(load2))[:3], " "))
-	fmt.Fprintf(&out, "%-26s %10s %9s %9s %9s %11s %12s %14s %9s\n", "target", "req/s", "p50 ms", "p99 ms", "× req/s", "× p99", "redis cmd/call*", "cpu µs/call**", "× cpu")
+	fmt.Fprintf(&out, "%-26s %10s %9s %9s %9s %11s %12s %14s %9s %12s\n", "target", "req/s", "p50 ms", "p99 ms", "× req/s", "× p99", "redis cmd/call*", "cpu µs/call**", "× cpu", "own µs/call")
 	for _, tg := range targets {
 		r := results[tg.name]
-		fmt.Fprintf(&out, "%-26s %10.0f %9.2f %9.2f %9.2f %11.2f %12.2f %14.0f %9.2f\n", tg.name, r.rps(), ms(r.p50()), ms(r.p99()),
-			r.rps()/echo.rps(), ms(r.p99())/ms(echo.p99()), r.redisPerCall, r.cpuPerCall(), r.cpuPerCall()/echo.cpuPerCall())
+		fmt.Fprintf(&out, "%-26s %10.0f %9.2f %9.2f %9.2f %11.2f %12.2f %14.0f %9.2f %12.0f\n", tg.name, r.rps(), ms(r.p50()), ms(r.p99()),
+			r.rps()/echo.rps(), ms(r.p99())/ms(echo.p99()), r.redisPerCall, r.cpuPerCall(), r.cpuPerCall()/echo.cpuPerCall(), r.mainCPUPerCall())
 		b.ReportMetric(r.rps(), tg.name+"-req/s")
 		b.ReportMetric(r.cpuPerCall(), tg.name+"-cpu-µs/call")
 		b.ReportMetric(ms(r.p99()), tg.name+"-p99-ms")
@@ -155,7 +156,7 @@ func BenchmarkSideBySide(b *testing.B) {
 			b.ReportMetric(r.cacheHits, tg.name+"-session-cache-hit")
 		}
 	}
-	fmt.Fprintf(&out, "** CPU time per call of the serving processes: mcpecho; or gateway + capability-core + Redis\n")
+	fmt.Fprintf(&out, "** CPU time per call of the serving processes: mcpecho; or gateway + capability-core + Redis (own: mcpecho or the gateway alone)\n")
 	fmt.Fprintf(&out, "idle session (%d made before the load): gateway heap %.0f bytes each, Redis memory %.0f bytes each\n", idleSessions, heapPer, redisPer)
 	b.ReportMetric(heapPer, "gateway-heap-B/idle-session")
 	b.ReportMetric(redisPer, "redis-B/idle-session")
@@ -178,11 +179,13 @@ type loadResult struct {
 	redisCommands string
 	cacheHits     float64
 	cpu           time.Duration // CPU time of the serving processes
+	mainCPU       time.Duration // of mcpecho or the gateway alone
 }
 
 func (r *loadResult) add(o loadResult) {
 	r.calls += o.calls
 	r.cpu += o.cpu
+	r.mainCPU += o.mainCPU
 	r.elapsed += o.elapsed
 	r.lat = append(r.lat, o.lat...)
 	slices.Sort(r.lat)
@@ -195,6 +198,10 @@ func (r *loadResult) p99() time.Duration { return r.lat[len(r.lat)*99/100] }
 
 func (r *loadResult) cpuPerCall() float64 {
 	return float64(r.cpu.Microseconds()) / float64(r.calls)
+}
+
+func (r *loadResult) mainCPUPerCall() float64 {
+	return float64(r.mainCPU.Microseconds()) / float64(r.calls)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
