@@ -2,10 +2,13 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
 // Two gateways share sessions through one Redis.
@@ -165,4 +168,42 @@ func TestAnswerFollowsAccept(t *testing.T) {
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "text/event-stream") || len(r.Events) != 2 {
 		t.Errorf("Accept with SSE: %s %d events", r.Header.Get("Content-Type"), len(r.Events))
 	}
+}
+
+// Sessions cost mcp-go no per-session state: initialize on A and calls on
+// A and B leave no registered session on either (the gateway answers those
+// requests itself through MCPServer.HandleMessage); only a GET stream
+// registers one (which mcp-go keeps after the stream, for replay, until
+// its idle sweep).
+func TestNoMCPGoStatePerSession(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.Gateway(), f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	var sids []string
+	for range 3 {
+		sid := a.initialize(t, tok)
+		sids = append(sids, sid)
+		for _, g := range []*gw{a, b} {
+			var res toolResult
+			g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "identity.profile"}, &res)
+			if res.IsError || res.StructuredContent["sub"] != "user-1" {
+				t.Fatalf("call: %+v", res)
+			}
+			g.rpc(t, tok, sid, "tools/list", nil, nil)
+		}
+	}
+	for name, g := range map[string]*gw{"A": a, "B": b} {
+		if v := g.metric(t, "tollgate_mcp_active_sessions"); v != 0 {
+			t.Errorf("mcp-go sessions on %s after initialize and calls: %v", name, v)
+		}
+	}
+	s := b.openStream(t, "/mcp", tok, map[string]string{"Mcp-Session-Id": sids[0], "Mcp-Protocol-Version": version})
+	registered := func(want float64) func() (bool, string) {
+		return func() (bool, string) {
+			v := b.metric(t, "tollgate_mcp_active_sessions")
+			return v == want, fmt.Sprintf("mcp-go sessions on B: %v, want %v", v, want)
+		}
+	}
+	testharness.Eventually(t, 30*time.Second, "the GET stream registers its session", registered(1))
+	s.Close()
 }
