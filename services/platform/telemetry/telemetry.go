@@ -145,9 +145,9 @@ func (t *Telemetry) HTTPHandler(h http.Handler, route func(*http.Request) string
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 			if route != nil {
-				return r.Method + " " + route(r)
+				return MethodLabel(r.Method) + " " + route(r)
 			}
-			return r.Method
+			return MethodLabel(r.Method)
 		}),
 	)
 }

@@ -95,6 +95,10 @@ func (r *recorder) WriteHeader(code int) {
 		if v := r.box.get(); v != "" {
 			r.Header().Set("WWW-Authenticate", v)
 		}
+		if strings.HasPrefix(r.Header().Get("Content-Type"), "text/event-stream") {
+			// A buffering reverse proxy (nginx) would hold events back.
+			r.Header().Set("X-Accel-Buffering", "no")
+		}
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -124,12 +128,12 @@ func (g *Gateway) authenticate(transport string, next http.Handler) http.Handler
 		raw, err := tokens.FromRequest(r)
 		switch {
 		case errors.Is(err, tokens.ErrDuplicateAuthorization), errors.Is(err, tokens.ErrQueryToken):
-			g.metrics.request(transport, r.Method, "bad_request")
+			g.metrics.request(transport, methodLabel(r.Method), "bad_request")
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request"`)
 			writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
 			return
 		case err != nil:
-			g.metrics.request(transport, r.Method, "unauthorized")
+			g.metrics.request(transport, methodLabel(r.Method), "unauthorized")
 			w.Header().Set("WWW-Authenticate", g.challenges.noCredentials())
 			writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "a bearer access token is required")
 			return
@@ -138,13 +142,13 @@ func (g *Gateway) authenticate(transport string, next http.Handler) http.Handler
 		switch {
 		case errors.Is(err, tokens.ErrKeysUnavailable):
 			g.log.WarnContext(r.Context(), "token verification unavailable", "err", err)
-			g.metrics.request(transport, r.Method, "unavailable")
+			g.metrics.request(transport, methodLabel(r.Method), "unavailable")
 			w.Header().Set("Retry-After", "5")
 			writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "token verification is temporarily unavailable")
 			return
 		case err != nil:
 			g.log.InfoContext(r.Context(), "token refused", "err", err)
-			g.metrics.request(transport, r.Method, "unauthorized")
+			g.metrics.request(transport, methodLabel(r.Method), "unauthorized")
 			g.unauthorized(w, "the access token is invalid, expired or not for this resource")
 			return
 		}

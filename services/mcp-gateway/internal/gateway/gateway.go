@@ -74,6 +74,8 @@ type Gateway struct {
 	streamable *server.StreamableHTTPServer
 	sse        *server.SSEServer
 
+	ids *exactIDs // request ids mcp-go would not echo exactly
+
 	streams  *streamSet // open GET /mcp and /sse streams, by hashed session id
 	localSSE sync.Map   // session id -> struct{}: legacy sessions whose stream is here
 
@@ -101,6 +103,7 @@ func New(d Deps) (*Gateway, error) {
 		sessions:   session.NewStore(d.Redis, cfg.SessionIdleTTL),
 		challenges: &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(cfg.Resource), scopes: scopes},
 		streams:    newStreamSet(),
+		ids:        newExactIDs(),
 	}
 	hit, miss := d.Metrics.recordCache.WithLabelValues("hit"), d.Metrics.recordCache.WithLabelValues("miss")
 	g.sessions.OnLookup(func(cached bool) {

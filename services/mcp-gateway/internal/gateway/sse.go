@@ -1,12 +1,10 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -49,7 +47,7 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 		}
 		g.metrics.sessions.WithLabelValues(transportSSE, "deleted").Inc()
 	}()
-	g.serve(transportSSE, r.Method, g.sse.SSEHandler(), w, r.WithContext(ctx))
+	g.serve(transportSSE, r.Method, g.sse.SSEHandler(), &idWriter{ResponseWriter: w, ids: g.ids}, r.WithContext(ctx))
 }
 
 // postMessage serves POST /messages?sessionId=…: the message is handled
@@ -65,6 +63,10 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	claims, _ := tokens.FromContext(r.Context())
 	body, msg, ok := readBody(w, r)
 	if !ok {
+		return
+	}
+	if rf := checkEnvelope(body); rf != nil {
+		g.refuse(w, transportSSE, rf)
 		return
 	}
 	method := msg.Method
@@ -93,7 +95,12 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, local := g.localSSE.Load(id); local {
-		g.serve(transportSSE, method, g.sse.MessageHandler(), w, r)
+		if err := g.serveLegacyMessage(r.Context(), id, body, msg, func(req *http.Request) {
+			req.Header = r.Header.Clone()
+			g.serve(transportSSE, method, g.sse.MessageHandler(), w, req)
+		}); err != nil {
+			g.unavailable(w, r, transportSSE, method, err)
+		}
 		return
 	}
 	n, err := g.relay(r.Context(), rec.Replica, relayed{Session: id, Token: claims.Raw, Body: body, RequestID: logging.RequestID(r.Context())})
@@ -250,14 +257,14 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		g.metrics.relayed.WithLabelValues("dropped").Inc()
 		return
 	}
-	req, err := http.NewRequestWithContext(tokens.NewContext(ctx, claims), http.MethodPost,
-		"/messages?sessionId="+url.QueryEscape(m.Session), bytes.NewReader(m.Body))
-	if err != nil {
-		return
-	}
-	req.Header.Set("Content-Type", "application/json")
+	var msg message
+	_ = json.Unmarshal(m.Body, &msg)
 	g.metrics.relayed.WithLabelValues("received").Inc()
-	g.sse.MessageHandler().ServeHTTP(discard{h: http.Header{}}, req)
+	if err := g.serveLegacyMessage(tokens.NewContext(ctx, claims), m.Session, m.Body, msg, func(req *http.Request) {
+		g.sse.MessageHandler().ServeHTTP(discard{h: http.Header{}}, req)
+	}); err != nil {
+		g.log.InfoContext(ctx, "relayed message not delivered", "err", err)
+	}
 }
 
 // discard is the response of a relayed message: the client already got

@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -56,13 +59,24 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		var msg message
 		method := r.Method
 		if r.Method == http.MethodPost {
-			var ok bool
-			if _, msg, ok = readBody(w, r); !ok {
+			body, m, ok := readBody(w, r)
+			if !ok {
 				g.metrics.request(transportStreamable, "POST", "too_large")
 				return
 			}
+			if rf := checkEnvelope(body); rf != nil {
+				g.refuse(w, transportStreamable, rf)
+				return
+			}
+			msg = m
 			if msg.Method != "" {
 				method = msg.Method
+			}
+			if rewritten, forget := g.ids.rewrite(body, msg.ID); len(rewritten) != len(body) {
+				defer forget()
+				r.Body = io.NopCloser(bytes.NewReader(rewritten))
+				r.ContentLength = int64(len(rewritten))
+				w = &idWriter{ResponseWriter: w, ids: g.ids}
 			}
 		}
 		if r.Method == http.MethodPost && !acceptsEventStream(r) {
@@ -101,14 +115,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			return
 		}
 		if initialize {
-			id := session.NewID()
-			err := g.sessions.Create(ctx, id, session.Record{Subject: claims.Subject, ClientID: claims.ClientID, Transport: session.Streamable})
-			if err != nil {
-				g.createFailed(w, r, transportStreamable, method, msg.ID, err)
-				return
-			}
-			g.metrics.sessions.WithLabelValues(transportStreamable, "created").Inc()
-			g.serve(transportStreamable, method, next, w, r.WithContext(context.WithValue(ctx, pendingKey{}, id)))
+			g.initialize(w, r, claims, msg, header, next)
 			return
 		}
 		if r.Method == http.MethodOptions || r.Method == http.MethodHead {
@@ -162,6 +169,89 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		}
 		g.serve(transportStreamable, method, next, w, r.WithContext(ctx))
 	})
+}
+
+// initialize opens a session: an unsupported MCP-Protocol-Version header is
+// refused with 400 (Streamable HTTP, "Protocol Version Header"), and a
+// session whose initialize mcp-go refuses (a JSON-RPC error answer) is
+// deleted again before the answer leaves, without its Mcp-Session-Id, so
+// that a refused initialize leaves nothing behind.
+func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, claims *tokens.Claims, msg message, header string, next http.Handler) {
+	ctx := r.Context()
+	if header != "" && !mcp.IsValidProtocolVersion(header) {
+		g.metrics.request(transportStreamable, methodLabel(msg.Method), "unsupported_version")
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST, "unsupported MCP-Protocol-Version "+strconv.Quote(header)+"; supported: "+strings.Join(mcp.ValidProtocolVersions, ", "))
+		return
+	}
+	id := session.NewID()
+	err := g.sessions.Create(ctx, id, session.Record{Subject: claims.Subject, ClientID: claims.ClientID, Transport: session.Streamable})
+	if err != nil {
+		g.createFailed(w, r, transportStreamable, msg.Method, msg.ID, err)
+		return
+	}
+	// The answer to initialize is one small JSON message: hold it until
+	// it is known whether the session stands.
+	buf := &heldResponse{header: http.Header{}}
+	g.serve(transportStreamable, msg.Method, next, buf, r.WithContext(context.WithValue(ctx, pendingKey{}, id)))
+	if buf.refused() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		if _, err := g.sessions.Delete(dctx, id); err != nil {
+			g.log.WarnContext(ctx, "could not delete the session of a refused initialize", "err", err)
+		}
+		cancel()
+		g.mcp.UnregisterSession(ctx, id)
+		buf.header.Del(server.HeaderKeySessionID)
+	} else {
+		g.metrics.sessions.WithLabelValues(transportStreamable, "created").Inc()
+	}
+	for k, v := range buf.header {
+		w.Header()[k] = v
+	}
+	if buf.status == 0 {
+		buf.status = http.StatusOK
+	}
+	w.WriteHeader(buf.status)
+	_, _ = w.Write(buf.body.Bytes())
+}
+
+// heldResponse keeps a whole response in memory.
+type heldResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+func (h *heldResponse) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
+}
+func (h *heldResponse) Write(p []byte) (int, error) { return h.body.Write(p) }
+func (h *heldResponse) Flush()                      {}
+
+// refused reports whether the held answer is a JSON-RPC error (as JSON, or
+// as the data of an event) rather than a result.
+func (h *heldResponse) refused() bool {
+	if h.status != 0 && h.status != http.StatusOK {
+		return true
+	}
+	data := h.body.Bytes()
+	if strings.HasPrefix(h.header.Get("Content-Type"), "text/event-stream") {
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			if d, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+				data = bytes.TrimSpace(d)
+			}
+		}
+	}
+	var m struct {
+		Result json.RawMessage `json:"result"`
+		Error  json.RawMessage `json:"error"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return true
+	}
+	return len(m.Error) > 0 || len(m.Result) == 0
 }
 
 // afterInitialize records what initialize negotiated, so that every replica

@@ -1,0 +1,214 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// The JSON-RPC envelope checks the gateway makes before mcp-go sees a
+// message (JSON-RPC 2.0 §4–§5; MCP 2025-06-18 and later carry one message
+// per POST, without batches). mcp-go would otherwise answer a null id or an
+// empty method with silence, accept an object id, and call a batch
+// "not valid JSON".
+
+// refusal is a POSTed message the gateway answers itself.
+type refusal struct {
+	id   json.RawMessage // the request's id when it is a valid one, else null
+	code int
+	msg  string
+}
+
+// checkEnvelope returns why body is not one valid JSON-RPC message, or nil.
+// Text that is not JSON at all is left to mcp-go, which answers -32700.
+func checkEnvelope(body []byte) *refusal {
+	trimmed := bytes.TrimSpace(body)
+	if !json.Valid(trimmed) {
+		return nil
+	}
+	switch {
+	case len(trimmed) > 0 && trimmed[0] == '[':
+		return &refusal{code: mcp.INVALID_REQUEST, msg: "JSON-RPC batches are not supported: send one message per request (MCP 2025-06-18 removed batching)"}
+	case len(trimmed) == 0 || trimmed[0] != '{':
+		return &refusal{code: mcp.INVALID_REQUEST, msg: "a JSON-RPC message must be an object"}
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &m); err != nil {
+		return &refusal{code: mcp.INVALID_REQUEST, msg: "a JSON-RPC message must be an object"}
+	}
+	rawID, hasID := m["id"]
+	var id json.RawMessage
+	if hasID {
+		switch kind(rawID) {
+		case 'n':
+			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number, not null"}
+		case '"', '0':
+			id = rawID
+		default:
+			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number"}
+		}
+	}
+	if v, ok := m["jsonrpc"]; !ok || string(v) != `"2.0"` {
+		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: `jsonrpc must be "2.0"`}
+	}
+	rawMethod, hasMethod := m["method"]
+	if !hasMethod {
+		_, hasResult := m["result"]
+		_, hasError := m["error"]
+		if hasID && (hasResult || hasError) {
+			return nil // a response to a request the server sent
+		}
+		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method is required"}
+	}
+	var method string
+	if err := json.Unmarshal(rawMethod, &method); err != nil {
+		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method must be a string"}
+	}
+	if method == "" {
+		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method must not be empty"}
+	}
+	return nil
+}
+
+// kind is the JSON type of a raw value: '"' string, '0' number, 'n' null,
+// '{' object, '[' array, 't' boolean.
+func kind(raw json.RawMessage) byte {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return 0
+	}
+	switch c := raw[0]; {
+	case c == '"', c == '{', c == '[', c == 'n':
+		return c
+	case c == 't', c == 'f':
+		return 't'
+	default:
+		return '0'
+	}
+}
+
+// refuse answers a refused message: HTTP 400 with the JSON-RPC error.
+func (g *Gateway) refuse(w http.ResponseWriter, transport string, rf *refusal) {
+	g.metrics.request(transport, "POST", "invalid_request")
+	writeRPCError(w, http.StatusBadRequest, rf.id, rf.code, rf.msg)
+}
+
+// exactIDs keeps request ids byte-exact. mcp-go decodes a numeric id
+// through float64 (9007199254740993 comes back as 9007199254740992) and
+// re-encodes string ids; JSON-RPC 2.0 §5 wants the response id to be the
+// request's. An id that mcp-go would not echo byte for byte is replaced,
+// before mcp-go sees the message, by a unique string token, and the token
+// is replaced by the original id in what mcp-go writes back (the HTTP
+// response for /mcp, the event stream for /sse). Ids that survive the
+// round trip — every small integer and plain string — are left alone.
+type exactIDs struct {
+	mu sync.Mutex
+	m  map[string]json.RawMessage // token (quoted) -> original id
+}
+
+// idTokenPrefix starts every token; it is what restore looks for.
+const idTokenPrefix = `"tollgate-rpc-id-`
+
+func newExactIDs() *exactIDs { return &exactIDs{m: map[string]json.RawMessage{}} }
+
+// survives reports whether mcp-go echoes raw unchanged.
+func survives(raw json.RawMessage) bool {
+	var id mcp.RequestId
+	if err := json.Unmarshal(raw, &id); err != nil {
+		return true // refused elsewhere
+	}
+	out, err := json.Marshal(id)
+	return err == nil && bytes.Equal(out, raw)
+}
+
+// rewrite returns body with its id replaced by a token when mcp-go would
+// not echo it exactly, and a function that forgets the token (call it when
+// the response can no longer come). A body needing no change is returned
+// as is, with a no-op.
+func (x *exactIDs) rewrite(body []byte, id json.RawMessage) ([]byte, func()) {
+	if len(id) == 0 || kind(id) == 'n' || survives(id) {
+		return body, func() {}
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return body, func() {}
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	token := idTokenPrefix + hex.EncodeToString(b[:]) + `"`
+	m["id"] = json.RawMessage(token)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body, func() {}
+	}
+	x.mu.Lock()
+	x.m[token] = append(json.RawMessage(nil), id...)
+	x.mu.Unlock()
+	return out, func() {
+		x.mu.Lock()
+		delete(x.m, token)
+		x.mu.Unlock()
+	}
+}
+
+// restore replaces every known token in p by its original id.
+func (x *exactIDs) restore(p []byte) []byte {
+	if !bytes.Contains(p, []byte(idTokenPrefix)) {
+		return p
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for token, id := range x.m {
+		if bytes.Contains(p, []byte(token)) {
+			// A request is answered once: the token is done with.
+			p = bytes.ReplaceAll(p, []byte(token), id)
+			delete(x.m, token)
+		}
+	}
+	return p
+}
+
+// idWriter restores ids in everything written through it. mcp-go writes
+// each JSON-RPC message (a JSON body, or one SSE event) in a single Write,
+// so a token is never split across two writes.
+type idWriter struct {
+	http.ResponseWriter
+	ids *exactIDs
+}
+
+func (w *idWriter) Write(p []byte) (int, error) {
+	q := w.ids.restore(p)
+	if _, err := w.ResponseWriter.Write(q); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (w *idWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *idWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// serveLegacyMessage hands a /messages body to mcp-go for the session whose
+// stream is on this replica, after rewriting an id mcp-go would not echo
+// exactly (the stream's writer restores it).
+func (g *Gateway) serveLegacyMessage(ctx context.Context, session string, body []byte, msg message, serve func(*http.Request)) error {
+	body, _ = g.ids.rewrite(body, msg.ID)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/messages?sessionId="+url.QueryEscape(session), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	serve(req)
+	return nil
+}
