@@ -11,25 +11,14 @@ import (
 
 // sdkExpectedFailures are TestTypeScriptSDKClient runs known to fail, as
 // expectedFailures for the suite.
-var sdkExpectedFailures = map[string]knownFailure{
-	// /sse answers 401 with resource_metadata naming the /mcp metadata,
-	// whose resource is MCP_RESOURCE_URL (.../mcp): RFC 9728 §3.3 has a
-	// client that followed a challenge compare resource with the URL it
-	// requested, so the SDK refuses. Fixing it needs /sse as a resource
-	// of its own (metadata, auth-server resource, token audience); see
-	// docs/reference/mcp.md.
-	"typescript-sdk/dynamic-registration-sse": {
-		why:   "RFC 9728 §3.3: /sse's challenge names metadata whose resource is .../mcp, not .../sse",
-		match: "does not match expected",
-	},
-}
+var sdkExpectedFailures = map[string]knownFailure{}
 
 // TestTypeScriptSDKClient connects the official MCP TypeScript SDK
-// (sdkclient.mjs, pinned in package-lock.json) to /mcp with nothing but the
+// (sdkclient.mjs, pinned in package-lock.json) to /mcp (and to /sse) with nothing but the
 // MCP URL and, where pre-registered, a client id: the SDK finds the
 // authorization server through the 401 and the protected resource
 // metadata, registers or uses its client id, signs in (the harness's
-// browser) and lists the tools with the token. The conformance suite has
+// browser), lists the tools and calls one with the token. The conformance suite has
 // no scenario for a protected MCP server; this is the resource-server half.
 func TestTypeScriptSDKClient(t *testing.T) {
 	dir := t.TempDir()
@@ -53,7 +42,8 @@ func TestTypeScriptSDKClient(t *testing.T) {
 		refused string
 	}
 	runs := []func(t *testing.T) run{
-		// The legacy HTTP+SSE transport at /sse.
+		// The legacy HTTP+SSE transport at /sse: the 401 names the /sse
+		// metadata (RFC 9728 §3.3), whose resource the auth-server accepts.
 		func(t *testing.T) run {
 			return run{"dynamic-registration-sse", mustFreePort(t), []string{"--sse"}, ""}
 		},
@@ -101,8 +91,8 @@ func TestTypeScriptSDKClient(t *testing.T) {
 				if i := strings.Index(output, "sdkclient: "); i >= 0 {
 					reason += ": " + output[i:]
 				}
-			case !strings.Contains(output, "TOOLS [") || !strings.Contains(output, "AUTHORIZE "):
-				reason = "no sign-in or no tools/list result"
+			case !strings.Contains(output, "TOOLS [") || !strings.Contains(output, "AUTHORIZE ") || !strings.Contains(output, "CALLED "):
+				reason = "no sign-in, no tools/list result or no tool call"
 			}
 			if r.refused != "" {
 				if !strings.Contains(reason, r.refused) {

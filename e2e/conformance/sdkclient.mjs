@@ -10,7 +10,8 @@
 //
 // Prints "AUTHORIZE <url>" when the user must sign in (the Go test plays the
 // browser and sends the redirect to http://127.0.0.1:<port>/callback),
-// then "TOOLS <json names>" after tools/list and exits 0; on any error it
+// then "TOOLS <json names>" after tools/list and "CALLED <tool>" after a
+// successful call of the health check tool, and exits 0; on any error it
 // prints "sdkclient: [error=<OAuth error code>: ]<error>" and exits 1.
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -121,6 +122,13 @@ async function main() {
   }
   const { tools } = await client.listTools();
   console.log(`TOOLS ${JSON.stringify(tools.map((t) => t.name))}`);
+  // One tool call with the token: health.check (health_check with
+  // MCP_TOOL_NAME_STYLE=underscore) needs no scope beyond the resource.
+  const health = tools.find((t) => /^health[._]check$/.test(t.name));
+  if (!health) throw new Error('no health check tool in tools/list');
+  const result = await client.callTool({ name: health.name, arguments: {} });
+  if (result.isError) throw new Error(`${health.name}: ${JSON.stringify(result.content)}`);
+  console.log(`CALLED ${health.name}`);
   await client.close();
 }
 

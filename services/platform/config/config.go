@@ -262,3 +262,26 @@ func Origins(p *Problems, key string, list []string, production bool) []string {
 	}
 	return out
 }
+
+// LegacySSEResource is the resource identifier of the legacy HTTP+SSE
+// endpoint of the MCP server whose canonical resource is mcpResource: the
+// URL a legacy client starts at (MCP_RESOURCE_URL with its final /mcp
+// replaced by /sse; the origin's /sse when it does not end in /mcp). RFC
+// 9728 §3.3 has a client that followed a 401 from /sse accept only
+// protected resource metadata whose resource is that URL, so the gateway
+// publishes metadata for it and the auth-server accepts it as a name of the
+// MCP resource (docs/reference/oauth.md, "Resources and audiences").
+// It returns "" for an mcpResource that is not an absolute URL.
+func LegacySSEResource(mcpResource string) string {
+	u, err := url.Parse(mcpResource)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	u.RawQuery, u.Fragment = "", ""
+	if p, ok := strings.CutSuffix(strings.TrimRight(u.Path, "/"), "/mcp"); ok {
+		u.Path = p + "/sse"
+	} else {
+		u.Path = "/sse"
+	}
+	return u.String()
+}

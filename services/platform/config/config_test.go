@@ -105,3 +105,18 @@ func TestOrigins(t *testing.T) {
 		}
 	}
 }
+
+func TestLegacySSEResource(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://mcp.example.com/mcp":    "https://mcp.example.com/sse",
+		"https://mcp.example.com/x/mcp/": "https://mcp.example.com/x/sse",
+		"http://localhost:4000/mcp":      "http://localhost:4000/sse",
+		"https://mcp.example.com/":       "https://mcp.example.com/sse",
+		"https://mcp.example.com/api/v1": "https://mcp.example.com/sse",
+		"not a url":                      "",
+	} {
+		if got := config.LegacySSEResource(in); got != want {
+			t.Errorf("LegacySSEResource(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -136,7 +136,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		redirectErr("invalid_target", "only one resource per request is supported")
 		return
 	case len(rs) == 1:
-		canon, ok := clients.CanonicalResource(c.Resources, rs[0])
+		canon, ok := clients.CanonicalResource(c.Resources, s.canonicalResource(rs[0]))
 		if !ok {
 			redirectErr("invalid_target", "resource is not allowed for this client")
 			return

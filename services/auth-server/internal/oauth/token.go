@@ -42,7 +42,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		// RFC 8707: the token's audience is the grant's resource; a request
 		// may name it again but not widen or change it.
 		// Scheme and host compare case-insensitively (RFC 3986 §6.2.2.1).
-		if _, ok := clients.CanonicalResource(ar.GetRequestedAudience(), rs[0]); len(rs) > 1 || !ok {
+		if _, ok := clients.CanonicalResource(ar.GetRequestedAudience(), s.canonicalResource(rs[0])); len(rs) > 1 || !ok {
 			s.metrics.grants.WithLabelValues(grant, s.clientLabel(ar.GetClient()), "invalid_target").Inc()
 			s.metrics.errors.WithLabelValues("token", "invalid_target").Inc()
 			writeJSONError(w, http.StatusBadRequest, "invalid_target", "resource does not match the grant's resource")

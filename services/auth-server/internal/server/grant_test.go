@@ -459,3 +459,43 @@ func TestGrantRoundTrips(t *testing.T) {
 		t.Errorf("refresh_token grant: %d round trips on the grant, want 2:\n%s", n, strings.Join(trips, "\n"))
 	}
 }
+
+// TestLegacySSEResource: the gateway's /sse identifier (its protected
+// resource metadata names …/sse) is a name of the MCP resource: asked for at
+// authorize and token, it gets a token for MCP_RESOURCE_URL, which the MCP
+// verifier accepts; a refresh may name either. A client not allowed the MCP
+// resource gets invalid_target for it, as for /mcp.
+func TestLegacySSEResource(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["local-test"]
+	mcp, sse := f.Base+"/mcp", f.Base+"/sse"
+	a := newAuthRequest(c)
+	a.Resource = sse
+	code := f.authorize(a)
+	tr := f.token(c, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI},
+		"code_verifier": {a.Verifier}, "resource": {sse}})
+	if tr.Status != http.StatusOK {
+		t.Fatalf("token for the /sse resource: %d %s %s", tr.Status, tr.Error, tr.Description)
+	}
+	if _, err := f.Verifier(mcp).Verify(ctxT(t), tr.AccessToken); err != nil {
+		t.Fatalf("MCP verifier refused a token asked for …/sse: %v", err)
+	}
+	for _, res := range []string{sse, mcp, "HTTP://" + strings.TrimPrefix(sse, "http://")} {
+		r := f.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "resource": {res}})
+		if r.Status != http.StatusOK {
+			t.Fatalf("refresh naming %s: %d %s", res, r.Status, r.Error)
+		}
+		tr.RefreshToken = r.RefreshToken
+	}
+	if r := f.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "resource": {f.Base + "/sse/x"}}); r.Error != "invalid_target" {
+		t.Errorf("refresh naming …/sse/x: %d %s, want invalid_target", r.Status, r.Error)
+	}
+	// gpt-actions may use the Actions audience only.
+	actionsOnly := f.Clients["gpt-actions"]
+	b := newAuthRequest(actionsOnly)
+	b.Resource = sse
+	p := newBrowser(t, actionsOnly.RedirectURIs[0], f.IdP.Issuer).get(b.URL(f.Base))
+	if p.Location == nil || p.Location.Query().Get("error") != "invalid_target" {
+		t.Errorf("…/sse for an Actions-only client: %d %v", p.Status, p.Location)
+	}
+}

@@ -14,7 +14,9 @@ import (
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
-// challenger builds the WWW-Authenticate challenges of the MCP resource.
+// challenger builds the WWW-Authenticate challenges of one endpoint of the
+// MCP resource: /mcp, or the legacy /sse and /messages, whose challenges
+// name the metadata of the /sse resource identifier (RFC 9728 §3.3).
 type challenger struct {
 	metadataURL string   // protected resource metadata of /mcp
 	scopes      []string // what a client should ask for when it has nothing
@@ -46,6 +48,18 @@ func (c *challenger) insufficientScope(required, granted []string) string {
 	}
 	return fmt.Sprintf(`Bearer error="insufficient_scope", resource_metadata=%q, scope=%q, error_description=%q`,
 		c.metadataURL, strings.Join(want, " "), "the tool needs more scopes than the access token grants")
+}
+
+// challengerKey carries the challenger of the endpoint a request came to.
+type challengerKey struct{}
+
+// forRequest is the challenger of the endpoint ctx's request came to
+// (/sse and /messages have their own metadata), or c.
+func (c *challenger) forRequest(ctx context.Context) *challenger {
+	if ch, ok := ctx.Value(challengerKey{}).(*challenger); ok {
+		return ch
+	}
+	return c
 }
 
 func contains(list []string, s string) bool {
@@ -134,7 +148,7 @@ func (g *Gateway) authenticate(transport string, next http.Handler) http.Handler
 			return
 		case err != nil:
 			g.metrics.request(transport, methodLabel(r.Method), "unauthorized")
-			w.Header().Set("WWW-Authenticate", g.challenges.noCredentials())
+			w.Header().Set("WWW-Authenticate", g.challengerFor(transport).noCredentials())
 			writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "a bearer access token is required")
 			return
 		}
@@ -149,17 +163,25 @@ func (g *Gateway) authenticate(transport string, next http.Handler) http.Handler
 		case err != nil:
 			g.log.InfoContext(r.Context(), "token refused", "err", err)
 			g.metrics.request(transport, methodLabel(r.Method), "unauthorized")
-			g.unauthorized(w, "the access token is invalid, expired or not for this resource")
+			g.unauthorized(w, transport, "the access token is invalid, expired or not for this resource")
 			return
 		}
-		ctx := tokens.NewContext(r.Context(), claims)
+		ctx := context.WithValue(tokens.NewContext(r.Context(), claims), challengerKey{}, g.challengerFor(transport))
 		telemetry.LogAttrs(ctx, slog.String("client_id", claims.ClientID))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
-func (g *Gateway) unauthorized(w http.ResponseWriter, desc string) {
-	w.Header().Set("WWW-Authenticate", g.challenges.invalidToken())
+// challengerFor is the challenger of transport's endpoints.
+func (g *Gateway) challengerFor(transport string) *challenger {
+	if transport == transportSSE {
+		return g.sseChallenges
+	}
+	return g.challenges
+}
+
+func (g *Gateway) unauthorized(w http.ResponseWriter, transport, desc string) {
+	w.Header().Set("WWW-Authenticate", g.challengerFor(transport).invalidToken())
 	writeOAuthError(w, http.StatusUnauthorized, "invalid_token", desc)
 }
 

@@ -15,6 +15,20 @@ const wantChallenge = `Bearer error="invalid_token", resource_metadata="` + meta
 // error code (RFC 6750 §3.1).
 const noCredentialsChallenge = `Bearer resource_metadata="` + metadataURL + `", scope="openid profile email"`
 
+// The legacy endpoints name the metadata of the /sse identifier (RFC 9728 §3.3).
+const (
+	wantSSEChallenge          = `Bearer error="invalid_token", resource_metadata="` + sseMetadataURL + `", scope="openid profile email"`
+	noCredentialsSSEChallenge = `Bearer resource_metadata="` + sseMetadataURL + `", scope="openid profile email"`
+)
+
+// challenges are the two challenges of the endpoint of path.
+func challenges(path string) (refused, none string) {
+	if strings.HasPrefix(path, "/sse") || strings.HasPrefix(path, "/messages") {
+		return wantSSEChallenge, noCredentialsSSEChallenge
+	}
+	return wantChallenge, noCredentialsChallenge
+}
+
 // Every transport answers a refused token with the same 401 challenge, and
 // a request without one with the same challenge minus the error code.
 func TestUnauthorizedOnEveryTransport(t *testing.T) {
@@ -43,15 +57,15 @@ func TestUnauthorizedOnEveryTransport(t *testing.T) {
 		for _, r := range requests {
 			r.Token = tok
 			res := g.do(t, r)
-			if res.Status != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") != wantChallenge {
+			if want, _ := challenges(r.Path); res.Status != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") != want {
 				t.Errorf("%s: %s %s: %d %q", name, r.Method, r.Path, res.Status, res.Header.Get("WWW-Authenticate"))
 			}
 		}
 	}
 	for _, r := range requests {
 		res := g.do(t, r)
-		if res.Status != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") != noCredentialsChallenge {
-			t.Errorf("no token: %s %s: %d %q, want %q", r.Method, r.Path, res.Status, res.Header.Get("WWW-Authenticate"), noCredentialsChallenge)
+		if _, want := challenges(r.Path); res.Status != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") != want {
+			t.Errorf("no token: %s %s: %d %q, want %q", r.Method, r.Path, res.Status, res.Header.Get("WWW-Authenticate"), want)
 		}
 	}
 	// The session survived all that.

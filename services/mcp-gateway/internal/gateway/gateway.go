@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/config"
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
 	"github.com/tollgate/tollgate/services/platform/buildinfo"
+	platformconfig "github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
@@ -67,8 +68,12 @@ type Gateway struct {
 	events     *session.Events
 	rdb        *redisx.Client
 	metrics    *metrics
-	challenges *challenger
-	replica    string
+	challenges *challenger // of /mcp
+	// sseChallenges are those of /sse and /messages: they name the
+	// metadata of the legacy SSE resource identifier.
+	sseChallenges *challenger
+	sseResource   string
+	replica       string
 
 	mcp        *server.MCPServer
 	streamable *server.StreamableHTTPServer
@@ -98,12 +103,13 @@ func New(d Deps) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg: cfg, log: d.Log, verifier: d.Verifier, rdb: d.Redis, metrics: d.Metrics, replica: d.Replica,
-		limiter:    ratelimit.New(d.Redis),
-		limit:      ratelimit.PerMinute(cfg.RateLimitPerMinute),
-		sessions:   session.NewStore(d.Redis, cfg.SessionIdleTTL),
-		challenges: &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(cfg.Resource), scopes: scopes},
-		streams:    newStreamSet(),
-		ids:        newExactIDs(),
+		limiter:     ratelimit.New(d.Redis),
+		limit:       ratelimit.PerMinute(cfg.RateLimitPerMinute),
+		sessions:    session.NewStore(d.Redis, cfg.SessionIdleTTL),
+		challenges:  &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(cfg.Resource), scopes: scopes},
+		sseResource: platformconfig.LegacySSEResource(cfg.Resource),
+		streams:     newStreamSet(),
+		ids:         newExactIDs(),
 	}
 	hit, miss := d.Metrics.recordCache.WithLabelValues("hit"), d.Metrics.recordCache.WithLabelValues("miss")
 	g.sessions.OnLookup(func(cached bool) {
@@ -114,6 +120,7 @@ func New(d Deps) (*Gateway, error) {
 		}
 	})
 	g.sessions.LimitPerSubject(cfg.SessionLimitPerSubject)
+	g.sseChallenges = &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(g.sseResource), scopes: scopes}
 	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
 	cat := &catalog{reg: d.Registry, core: d.Core, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics, log: d.Log}
 	tools, err := cat.tools()
@@ -174,13 +181,16 @@ func New(d Deps) (*Gateway, error) {
 
 // Handler is the public HTTP surface.
 func (g *Gateway) Handler() http.Handler {
-	prm := server.NewProtectedResourceMetadataHandler(server.ProtectedResourceMetadataConfig{
-		Resource:               g.cfg.Resource,
-		AuthorizationServers:   []string{g.cfg.Issuer},
-		ScopesSupported:        g.challenges.scopes,
-		BearerMethodsSupported: []string{"header"},
-		ResourceName:           "Tollgate MCP",
-	})
+	metadata := func(resource, name string) http.Handler {
+		return server.NewProtectedResourceMetadataHandler(server.ProtectedResourceMetadataConfig{
+			Resource:               resource,
+			AuthorizationServers:   []string{g.cfg.Issuer},
+			ScopesSupported:        g.challenges.scopes,
+			BearerMethodsSupported: []string{"header"},
+			ResourceName:           name,
+		})
+	}
+	prm := metadata(g.cfg.Resource, "Tollgate MCP")
 	c := cors.New(cors.Options{
 		AllowedOrigins: g.cfg.AllowedOrigins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
@@ -195,6 +205,9 @@ func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(server.ProtectedResourceMetadataPath(g.cfg.Resource), prm)
 	mux.Handle(server.WellKnownProtectedResourcePath, prm)
+	// RFC 9728 §3.1: the metadata of the legacy SSE endpoint's identifier,
+	// whose resource is that URL (§3.3), for clients that start at /sse.
+	mux.Handle(server.ProtectedResourceMetadataPath(g.sseResource), metadata(g.sseResource, "Tollgate MCP (legacy HTTP+SSE)"))
 	mux.Handle(widgets.AssetPath, widgets.AssetHandler())
 	mux.Handle("/mcp", g.checkOrigin(c.Handler(g.authenticate(transportStreamable, g.streamableSession(g.direct(g.streamable))))))
 	mux.Handle("/sse", protect(transportSSE, http.HandlerFunc(g.openSSE)))

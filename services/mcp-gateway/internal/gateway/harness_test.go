@@ -29,6 +29,8 @@ const (
 	issuerURL       = "http://localhost:4000"
 	allowedOrigin   = "https://chatgpt.example"
 	metadataURL     = "http://localhost:4000/.well-known/oauth-protected-resource/mcp"
+	sseResource     = "http://localhost:4000/sse"
+	sseMetadataURL  = "http://localhost:4000/.well-known/oauth-protected-resource/sse"
 	allScopes       = "openid profile email"
 )
 

@@ -345,7 +345,12 @@ func TestAppUIAssets(t *testing.T) {
 func TestProtectedResourceMetadata(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
-	for _, path := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
+	for path, want := range map[string]string{
+		"/.well-known/oauth-protected-resource/mcp": resource,
+		"/.well-known/oauth-protected-resource":     resource,
+		// RFC 9728 §3.1/§3.3: the legacy endpoint's own identifier.
+		"/.well-known/oauth-protected-resource/sse": sseResource,
+	} {
 		r := g.do(t, req{Method: "GET", Path: path})
 		var prm struct {
 			Resource               string   `json:"resource"`
@@ -356,7 +361,7 @@ func TestProtectedResourceMetadata(t *testing.T) {
 		if err := json.Unmarshal(r.Body, &prm); err != nil || r.Status != 200 {
 			t.Fatalf("%s: %d %s", path, r.Status, r.Body)
 		}
-		if prm.Resource != resource || fmt.Sprint(prm.AuthorizationServers) != "["+issuerURL+"]" ||
+		if prm.Resource != want || fmt.Sprint(prm.AuthorizationServers) != "["+issuerURL+"]" ||
 			strings.Join(prm.ScopesSupported, " ") != allScopes || fmt.Sprint(prm.BearerMethodsSupported) != "[header]" {
 			t.Errorf("%s: %+v", path, prm)
 		}

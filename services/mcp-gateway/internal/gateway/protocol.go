@@ -200,9 +200,10 @@ func (w *idWriter) Flush() {
 func (w *idWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // serveLegacyMessage hands a /messages body to mcp-go for the session whose
-// stream is on this replica, after rewriting an id mcp-go would not echo
-// exactly (the stream's writer restores it).
+// stream is on this replica, with the /sse challenger, after rewriting an
+// id mcp-go would not echo exactly (the stream's writer restores it).
 func (g *Gateway) serveLegacyMessage(ctx context.Context, session string, body []byte, msg message, serve func(*http.Request)) error {
+	ctx = context.WithValue(ctx, challengerKey{}, g.sseChallenges)
 	body, _ = g.ids.rewrite(body, msg.ID)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/messages?sessionId="+url.QueryEscape(session), bytes.NewReader(body))
 	if err != nil {

@@ -138,6 +138,24 @@ func TestJSONRPCEnvelopeOverLegacySSE(t *testing.T) {
 	}
 }
 
+// Over /sse a tool's step-up challenge names the /sse metadata (RFC 9728
+// §3.3), as the 401 of /sse does.
+func TestLegacyStepUpNamesSSEMetadata(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	weak := f.Token("user-1", "openid")
+	s := g.openStream(t, "/sse", weak, nil)
+	path := s.endpoint()
+	legacyInit(t, s, g, weak, path)
+	c := call("tools/call", map[string]any{"name": "identity.profile", "arguments": map[string]any{}})
+	if r := g.do(t, req{Method: "POST", Path: path, Token: weak, Body: c}); r.Status != http.StatusAccepted {
+		t.Fatalf("tools/call: %d", r.Status)
+	}
+	if e := s.next(response(c["id"])); !strings.Contains(e.Data, `"isError":true`) || !strings.Contains(e.Data, `resource_metadata=\"`+sseMetadataURL) {
+		t.Errorf("legacy step-up: %s", e.Data)
+	}
+}
+
 // Unknown HTTP methods share one metric label; event streams tell proxies
 // not to buffer.
 func TestMethodLabelsAndStreamHeaders(t *testing.T) {
