@@ -93,6 +93,7 @@ func TestTemplateRefuses(t *testing.T) {
 		{"unknown key", "authServer:\n  replica: 3\n", "additional properties 'replica' not allowed"},
 		{"wrong type", "mcpGateway:\n  replicas: two\n", "replicas"},
 		{"bad environment", "environment: staging\n", "environment"},
+		{"unknown tool-name style", "mcpGateway:\n  toolNameStyle: camel\n", "toolNameStyle"},
 		{"volatile redis in production", "redis:\n  bundled:\n    persistence:\n      enabled: false\n", "production requires durable Redis"},
 	}
 	for _, c := range cases {

@@ -50,7 +50,18 @@ type Config struct {
 	// StreamHistory bounds the events kept per stream for Last-Event-ID
 	// resumption (STREAM_HISTORY_EVENTS).
 	StreamHistory int
+	// ToolNameStyle is how tool names are spelled on the wire
+	// (MCP_TOOL_NAME_STYLE): ToolNamesDotted, the registry's names
+	// ("health.check"), or ToolNamesUnderscore ("health_check"), for
+	// clients that accept only ^[a-zA-Z0-9_-]{1,64}$.
+	ToolNameStyle string
 }
+
+// Tool name styles (MCP_TOOL_NAME_STYLE).
+const (
+	ToolNamesDotted     = "dotted"
+	ToolNamesUnderscore = "underscore"
+)
 
 // Load reads the configuration and returns it with every problem found.
 func Load(getenv func(string) string) (Config, error) {
@@ -71,6 +82,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.CoreTimeout = s.Duration("CORE_CALL_TIMEOUT", 5*time.Second)
 	c.KeepAlive = s.Duration("SSE_KEEPALIVE_INTERVAL", 25*time.Second)
 	c.StreamHistory = s.Int("STREAM_HISTORY_EVENTS", 1000)
+	c.ToolNameStyle = s.String("MCP_TOOL_NAME_STYLE", ToolNamesDotted)
 	p := s.Problems()
 	c.Validate(&p)
 	return c, p.Err()
@@ -113,6 +125,9 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.StreamHistory < 10 {
 		p.Addf("STREAM_HISTORY_EVENTS: must be at least 10")
+	}
+	if c.ToolNameStyle != ToolNamesDotted && c.ToolNameStyle != ToolNamesUnderscore {
+		p.Addf("MCP_TOOL_NAME_STYLE: %q is not %q or %q", c.ToolNameStyle, ToolNamesDotted, ToolNamesUnderscore)
 	}
 }
 

@@ -22,7 +22,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.SessionIdleTTL != 30*time.Minute || c.SessionLimitPerSubject != 100 || c.RateLimitPerMinute != 600 || c.CoreTimeout != 5*time.Second ||
-		c.StreamHistory != 1000 || c.PublicOrigin() != "http://localhost:4000" || c.LoopbackBound() {
+		c.StreamHistory != 1000 || c.PublicOrigin() != "http://localhost:4000" || c.LoopbackBound() ||
+		c.ToolNameStyle != config.ToolNamesDotted {
 		t.Errorf("defaults: %+v", c)
 	}
 	if strings.Join(c.AllowedHosts, ",") != "localhost,127.0.0.1,[::1]" {
@@ -48,6 +49,7 @@ func TestEveryProblemAtOnce(t *testing.T) {
 	env := map[string]string{
 		"ALLOWED_ORIGINS": "*, https://ok.example, ftp://x, https://a.example/path", "SESSION_IDLE_TTL": "10s", "SESSION_LIMIT_PER_SUBJECT": "0",
 		"RATE_LIMIT_PER_MINUTE": "0", "CORE_CALL_TIMEOUT": "2m", "STREAM_HISTORY_EVENTS": "1", "SSE_KEEPALIVE_INTERVAL": "soon",
+		"MCP_TOOL_NAME_STYLE": "camel",
 	}
 	_, err := config.Load(pconfig.MapEnv(env))
 	if err == nil {
@@ -55,7 +57,8 @@ func TestEveryProblemAtOnce(t *testing.T) {
 	}
 	for _, want := range []string{"MCP_RESOURCE_URL", "PUBLIC_ISSUER_URL", "AUTH_GRPC_ADDR", "CORE_GRPC_ADDR", "REDIS_URL",
 		`ALLOWED_ORIGINS: "*" is a wildcard`, `"ftp://x" is not an http(s) origin`, `"https://a.example/path" must be an origin only`,
-		"SESSION_IDLE_TTL", "SESSION_LIMIT_PER_SUBJECT", "RATE_LIMIT_PER_MINUTE", "CORE_CALL_TIMEOUT", "STREAM_HISTORY_EVENTS", "SSE_KEEPALIVE_INTERVAL"} {
+		"SESSION_IDLE_TTL", "SESSION_LIMIT_PER_SUBJECT", "RATE_LIMIT_PER_MINUTE", "CORE_CALL_TIMEOUT", "STREAM_HISTORY_EVENTS", "SSE_KEEPALIVE_INTERVAL",
+		`MCP_TOOL_NAME_STYLE: "camel" is not "dotted" or "underscore"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}
@@ -71,5 +74,14 @@ func TestProductionFailsClosed(t *testing.T) {
 	_, err := config.Load(pconfig.MapEnv(env))
 	if err == nil || !strings.Contains(err.Error(), "MCP_RESOURCE_URL") || !strings.Contains(err.Error(), "https") {
 		t.Errorf("production with http URLs: %v", err)
+	}
+}
+
+func TestToolNameStyle(t *testing.T) {
+	env := base()
+	env["MCP_TOOL_NAME_STYLE"] = "underscore"
+	c, err := config.Load(pconfig.MapEnv(env))
+	if err != nil || c.ToolNameStyle != config.ToolNamesUnderscore {
+		t.Errorf("underscore: %v %q", err, c.ToolNameStyle)
 	}
 }

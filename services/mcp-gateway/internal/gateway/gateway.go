@@ -122,7 +122,8 @@ func New(d Deps) (*Gateway, error) {
 	g.sessions.LimitPerSubject(cfg.SessionLimitPerSubject)
 	g.sseChallenges = &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(g.sseResource), scopes: scopes}
 	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
-	cat := &catalog{reg: d.Registry, core: d.Core, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics, log: d.Log}
+	cat := &catalog{reg: d.Registry, core: d.Core, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics, log: d.Log,
+		underscore: cfg.ToolNameStyle == config.ToolNamesUnderscore}
 	tools, err := cat.tools()
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 
@@ -39,6 +40,43 @@ type catalog struct {
 	challenges  *challenger
 	metrics     *metrics
 	log         *slog.Logger
+	// underscore spells tool names with "_" for "." (MCP_TOOL_NAME_STYLE).
+	underscore bool
+}
+
+// wireToolName matches what clients strict about tool names accept
+// (Claude, Codex, Copilot CLI); the MCP specification allows dots too.
+var wireToolName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+
+// name is t's name on the wire: the registry's dotted name, or with
+// MCP_TOOL_NAME_STYLE=underscore every "." replaced by "_"
+// ("identity.profile_card" → "identity_profile_card"). Metrics and the
+// capability registry keep the dotted name.
+func (c *catalog) name(t *registry.Tool) string {
+	if c.underscore {
+		return strings.ReplaceAll(t.Name, ".", "_")
+	}
+	return t.Name
+}
+
+// checkNames refuses a registry whose names would collide, or break the
+// strict pattern, in the underscore style.
+func (c *catalog) checkNames() error {
+	if !c.underscore {
+		return nil
+	}
+	seen := map[string]string{}
+	for _, t := range c.reg.Tools() {
+		n := c.name(t)
+		if !wireToolName.MatchString(n) {
+			return fmt.Errorf("tool %s: %q does not match %s", t.Name, n, wireToolName)
+		}
+		if prev, dup := seen[n]; dup {
+			return fmt.Errorf("tools %s and %s are both %q with MCP_TOOL_NAME_STYLE=underscore", prev, t.Name, n)
+		}
+		seen[n] = t.Name
+	}
+	return nil
 }
 
 func boolPtr(b bool) *bool { return &b }
@@ -85,7 +123,7 @@ func (c *catalog) tool(t *registry.Tool) (mcp.Tool, error) {
 	}
 	a := t.Annotations
 	return mcp.Tool{
-		Name:            t.Name,
+		Name:            c.name(t),
 		Title:           t.Title,
 		Description:     t.Description,
 		RawInputSchema:  in,
@@ -103,6 +141,9 @@ func (c *catalog) tool(t *registry.Tool) (mcp.Tool, error) {
 
 // tools returns every registry tool with its handler.
 func (c *catalog) tools() ([]server.ServerTool, error) {
+	if err := c.checkNames(); err != nil {
+		return nil, err
+	}
 	var out []server.ServerTool
 	for _, t := range c.reg.Tools() {
 		desc, err := c.tool(t)
@@ -138,7 +179,7 @@ func (c *catalog) instructions() string {
 		b.WriteString("Tools marked \"changes data\" act on the user's account: call them only when the user asked for that change. Tools:\n")
 	}
 	for _, t := range c.reg.Tools() {
-		fmt.Fprintf(&b, "- %s: %s", t.Name, t.Description)
+		fmt.Fprintf(&b, "- %s: %s", c.name(t), t.Description)
 		if a := t.Annotations; !a.ReadOnly {
 			b.WriteString(" Changes data")
 			switch {
@@ -198,8 +239,9 @@ func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 		}
 		if missing := claims.MissingScopes(t.RequiredScopes); len(missing) > 0 {
 			c.metrics.toolCall(t.Name, "insufficient_scope")
-			challenge := c.challenges.insufficientScope(t.RequiredScopes, claims.Scopes)
-			c.challenges.set(ctx, challenge)
+			ch := c.challenges.forRequest(ctx)
+			challenge := ch.insufficientScope(t.RequiredScopes, claims.Scopes)
+			ch.set(ctx, challenge)
 			msg := fmt.Sprintf("This tool needs the scopes %q; the current authorization lacks %q. Reconnect the app to grant them.",
 				strings.Join(t.RequiredScopes, " "), strings.Join(missing, " "))
 			res := errorResult(msg)
@@ -388,13 +430,13 @@ func (c *catalog) widgetActions(t *registry.Tool) (map[string]string, error) {
 	if !ok {
 		return nil, fmt.Errorf("tool %s: widget %s is not in the widgets module", t.Name, t.WidgetURI)
 	}
-	out := map[string]string{widgets.ActionReload: t.Name}
+	out := map[string]string{widgets.ActionReload: c.name(t)}
 	for role, name := range w.Actions {
 		target, ok := c.reg.Tool(name)
 		if !ok {
 			return nil, fmt.Errorf("widget %s (drawn by tool %s): action %q calls tool %q, which no capability declares", w.URI, t.Name, role, name)
 		}
-		out[role] = target.Name
+		out[role] = c.name(target)
 	}
 	return out, nil
 }
