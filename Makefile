@@ -41,9 +41,10 @@ test-go: conformance-deps ## Run the Go tests of every module with -race
 conformance-deps: ## Install the pinned MCP conformance suite and Node 22 (npm) into .cache/conformance
 	@e2e/conformance/install.sh
 
-.PHONY: test-conformance
-test-conformance: conformance-deps ## Run only the MCP conformance suite (authorization scenarios) and the TypeScript SDK client against the fleet
+.PHONY: test-conformance conformance
+test-conformance: conformance-deps ## Run only the MCP conformance suite (server scenarios against a fleet with MCP_CONFORMANCE_FIXTURES=true, authorization scenarios) and the TypeScript SDK client
 	cd e2e && go test $(GO_TEST_FLAGS) -v ./conformance/
+conformance: test-conformance ## Same as test-conformance (fails on any failed check not listed as expected)
 
 .PHONY: bench
 bench: ## Run the Go benchmarks (the mcp-gateway side-by-side run included)

@@ -73,6 +73,11 @@ var (
 	publicPort, confidentialPort int
 	publicHold                   net.Listener
 	confidentialSecret           string
+	// serverProxy is the listener of TestServerSuite's token-adding proxy,
+	// bound before the fleet starts so that its origin can be in the
+	// fleet's ALLOWED_ORIGINS (the suite's DNS-rebinding scenario sends
+	// Origin: http://<the URL's host>).
+	serverProxy net.Listener
 )
 
 const (
@@ -108,6 +113,10 @@ func run(m *testing.M) (int, error) {
 	}
 	defer publicHold.Close()
 	publicPort = publicHold.Addr().(*net.TCPAddr).Port
+	if serverProxy, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		return 0, err
+	}
+	defer serverProxy.Close()
 	if confidentialPort, err = freePort(); err != nil {
 		return 0, err
 	}
@@ -123,11 +132,15 @@ func run(m *testing.M) (int, error) {
 			"DCR_ENABLED": "true",
 			// The Client ID Metadata Document is served from loopback by the test.
 			"CIMD_ALLOW_PRIVATE_NETWORKS": "true",
+			// The server suite's fixture tools, resources and prompts
+			// (server_test.go); refused in production.
+			"MCP_CONFORMANCE_FIXTURES": "true",
 		},
 		Setup: func(origin string) (map[string]string, error) {
 			var err error
 			registry, err = writeRegistry(origin)
-			return map[string]string{"CLIENTS_FILE": registry}, err
+			return map[string]string{"CLIENTS_FILE": registry,
+				"ALLOWED_ORIGINS": origin + ",http://" + serverProxy.Addr().String()}, err
 		},
 	})
 	cancel()

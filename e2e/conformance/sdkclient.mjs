@@ -110,13 +110,16 @@ async function main() {
     server.once('error', reject);
     server.listen(Number(port), '127.0.0.1', resolve);
   });
-  const client = new Client({ name: 'tollgate-e2e-sdk', version: '1.0.0' });
+  let client = new Client({ name: 'tollgate-e2e-sdk', version: '1.0.0' });
   let transport = new Transport(new URL(mcpURL), { authProvider: provider });
   try {
     await client.connect(transport);
   } catch (err) {
     if (!(err instanceof UnauthorizedError)) throw err;
     await transport.finishAuth(await redirected);
+    // A Client whose SSE transport failed to start still holds it: connect
+    // again with a fresh one.
+    client = new Client({ name: 'tollgate-e2e-sdk', version: '1.0.0' });
     transport = new Transport(new URL(mcpURL), { authProvider: provider });
     await client.connect(transport);
   }

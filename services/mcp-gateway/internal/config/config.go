@@ -55,6 +55,10 @@ type Config struct {
 	// ("health.check"), or ToolNamesUnderscore ("health_check"), for
 	// clients that accept only ^[a-zA-Z0-9_-]{1,64}$.
 	ToolNameStyle string
+	// ConformanceFixtures adds the MCP conformance suite's fixture tools,
+	// resources and prompts (MCP_CONFORMANCE_FIXTURES; refused in
+	// production). For `make conformance` only.
+	ConformanceFixtures bool
 }
 
 // Tool name styles (MCP_TOOL_NAME_STYLE).
@@ -83,6 +87,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.KeepAlive = s.Duration("SSE_KEEPALIVE_INTERVAL", 25*time.Second)
 	c.StreamHistory = s.Int("STREAM_HISTORY_EVENTS", 1000)
 	c.ToolNameStyle = s.String("MCP_TOOL_NAME_STYLE", ToolNamesDotted)
+	c.ConformanceFixtures = s.Bool("MCP_CONFORMANCE_FIXTURES", false)
 	p := s.Problems()
 	c.Validate(&p)
 	return c, p.Err()
@@ -125,6 +130,9 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.StreamHistory < 10 {
 		p.Addf("STREAM_HISTORY_EVENTS: must be at least 10")
+	}
+	if c.ConformanceFixtures && c.Production() {
+		p.Addf("MCP_CONFORMANCE_FIXTURES: the conformance fixtures (test tools, resources and prompts) are refused in production")
 	}
 	if c.ToolNameStyle != ToolNamesDotted && c.ToolNameStyle != ToolNamesUnderscore {
 		p.Addf("MCP_TOOL_NAME_STYLE: %q is not %q or %q", c.ToolNameStyle, ToolNamesDotted, ToolNamesUnderscore)

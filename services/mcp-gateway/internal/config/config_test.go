@@ -85,3 +85,19 @@ func TestToolNameStyle(t *testing.T) {
 		t.Errorf("underscore: %v %q", err, c.ToolNameStyle)
 	}
 }
+
+// The conformance fixtures are for tests: production refuses them.
+func TestConformanceFixtures(t *testing.T) {
+	env := base()
+	env["MCP_CONFORMANCE_FIXTURES"] = "true"
+	c, err := config.Load(pconfig.MapEnv(env))
+	if err != nil || !c.ConformanceFixtures {
+		t.Errorf("development: %v %v", err, c.ConformanceFixtures)
+	}
+	env["TOLLGATE_ENV"] = "production"
+	env["MCP_RESOURCE_URL"], env["PUBLIC_ISSUER_URL"] = "https://mcp.example.com/mcp", "https://mcp.example.com"
+	_, err = config.Load(pconfig.MapEnv(env))
+	if err == nil || !strings.Contains(err.Error(), "MCP_CONFORMANCE_FIXTURES") {
+		t.Errorf("production with fixtures: %v", err)
+	}
+}

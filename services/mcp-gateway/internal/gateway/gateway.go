@@ -136,17 +136,30 @@ func New(d Deps) (*Gateway, error) {
 	hooks.AddAfterInitialize(g.afterInitialize)
 	hooks.AddOnRegisterSession(g.adoptSession)
 	hooks.AddOnUnregisterSession(func(context.Context, server.ClientSession) { g.metrics.registered.Dec() })
-	g.mcp = server.NewMCPServer("tollgate", buildinfo.Version,
+	opts := []server.ServerOption{
 		server.WithTitle("Tollgate"),
 		server.WithToolCapabilities(false),
-		server.WithResourceCapabilities(false, false),
+		// Subscriptions are accepted (resources/subscribe, /unsubscribe);
+		// no resource served changes while a process lives, so none is
+		// ever followed by notifications/resources/updated.
+		server.WithResourceCapabilities(true, false),
+		server.WithLogging(),
 		server.WithInstructions(cat.instructions()),
 		server.WithHooks(hooks),
 		server.WithRecovery(),
 		server.WithResourceRecovery(),
-	)
+	}
+	if cfg.ConformanceFixtures {
+		// The fixture profile offers prompts and (empty) completions;
+		// Tollgate itself has neither (docs/reference/mcp.md).
+		opts = append(opts, server.WithPromptCapabilities(false), server.WithCompletions())
+	}
+	g.mcp = server.NewMCPServer("tollgate", buildinfo.Version, opts...)
 	g.mcp.AddTools(tools...)
 	g.mcp.AddResources(resources...)
+	if cfg.ConformanceFixtures {
+		addFixtures(g.mcp)
+	}
 
 	g.streamable = server.NewStreamableHTTPServer(g.mcp,
 		server.WithEndpointPath("/mcp"),

@@ -1,0 +1,238 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// The conformance fixture profile (MCP_CONFORMANCE_FIXTURES=true, refused
+// in production): the tools, resources and prompts the MCP conformance
+// suite's server scenarios call (@modelcontextprotocol/conformance, the
+// names and answers of its reference "everything" server), served as real
+// handlers next to the registry's tools, so that `make conformance` can run
+// the suite against a real fleet. Nothing here reaches capability-core.
+// docs/deployment/testing.md lists the scenarios and those not passing.
+
+// fixturePNG is a 1×1 PNG; fixtureWAV a silent 1-sample WAV.
+const (
+	fixturePNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+	fixtureWAV = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQIAAAAAAA=="
+)
+
+// fixtureTools are the suite's tools.
+func fixtureTools() []server.ServerTool {
+	text := func(s string) *mcp.CallToolResult {
+		return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent(s)}}
+	}
+	noArgs := func(name, desc string, h server.ToolHandlerFunc) server.ServerTool {
+		return server.ServerTool{Tool: mcp.NewTool(name, mcp.WithDescription(desc)), Handler: h}
+	}
+	notify := func(ctx context.Context, method string, params map[string]any) {
+		if srv := server.ServerFromContext(ctx); srv != nil {
+			_ = srv.SendNotificationToClient(ctx, method, params)
+		}
+	}
+	pause := func(ctx context.Context) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return []server.ServerTool{
+		noArgs("test_simple_text", "Tests simple text content response", func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return text("This is a simple text response for testing."), nil
+		}),
+		noArgs("test_image_content", "Tests image content response", func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewImageContent(fixturePNG, "image/png")}}, nil
+		}),
+		noArgs("test_audio_content", "Tests audio content response", func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewAudioContent(fixtureWAV, "audio/wav")}}, nil
+		}),
+		noArgs("test_embedded_resource", "Tests embedded resource content response", func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewEmbeddedResource(mcp.TextResourceContents{
+				URI: "test://embedded-resource", MIMEType: "text/plain", Text: "This is an embedded resource content.",
+			})}}, nil
+		}),
+		noArgs("test_multiple_content_types", "Tests response with multiple content types (text, image, resource)", func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{
+				mcp.NewTextContent("Multiple content types test:"),
+				mcp.NewImageContent(fixturePNG, "image/png"),
+				mcp.NewEmbeddedResource(mcp.TextResourceContents{
+					URI: "test://mixed-content-resource", MIMEType: "application/json", Text: `{"test":"data","value":123}`,
+				}),
+			}}, nil
+		}),
+		noArgs("test_tool_with_logging", "Tests tool that emits log messages during execution", func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			for i, msg := range []string{"Tool execution started", "Tool processing data", "Tool execution completed"} {
+				if i > 0 {
+					pause(ctx)
+				}
+				notify(ctx, "notifications/message", map[string]any{"level": "info", "logger": "tollgate-conformance", "data": msg})
+			}
+			return text("Tool with logging executed successfully"), nil
+		}),
+		noArgs("test_tool_with_progress", "Tests tool that reports progress notifications", func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			var token any = 0
+			if req.Params.Meta != nil && req.Params.Meta.ProgressToken != nil {
+				token = req.Params.Meta.ProgressToken
+			}
+			for i, p := range []int{0, 50, 100} {
+				if i > 0 {
+					pause(ctx)
+				}
+				notify(ctx, string(mcp.MethodNotificationProgress), map[string]any{
+					"progressToken": token, "progress": p, "total": 100, "message": fmt.Sprintf("Completed step %d of 100", p)})
+			}
+			// mcp-go's transport writes the answer as soon as the handler
+			// returns and may drop a notification still queued: let the
+			// last one go out first.
+			pause(ctx)
+			return text(fmt.Sprint(token)), nil
+		}),
+		noArgs("test_error_handling", "Tests error response handling", func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultError("This tool intentionally returns an error for testing"), nil
+		}),
+		{
+			Tool: mcp.NewTool("test_sampling", mcp.WithDescription("Tests server-initiated sampling (LLM completion request)"),
+				mcp.WithString("prompt", mcp.Required(), mcp.Description("The prompt to send to the LLM"))),
+			Handler: func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				srv := server.ServerFromContext(ctx)
+				if srv == nil {
+					return text("Sampling not supported or error: no server"), nil
+				}
+				res, err := srv.RequestSampling(ctx, mcp.CreateMessageRequest{CreateMessageParams: mcp.CreateMessageParams{
+					Messages:  []mcp.SamplingMessage{{Role: mcp.RoleUser, Content: mcp.NewTextContent(req.GetString("prompt", ""))}},
+					MaxTokens: 100,
+				}})
+				if err != nil {
+					return text("Sampling not supported or error: " + err.Error()), nil
+				}
+				b, _ := json.Marshal(res.Content)
+				return text("LLM response: " + string(b)), nil
+			},
+		},
+		{
+			Tool: mcp.NewTool("test_elicitation", mcp.WithDescription("Tests server-initiated elicitation (user input request)"),
+				mcp.WithString("message", mcp.Required(), mcp.Description("The message to show the user"))),
+			Handler: func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				srv := server.ServerFromContext(ctx)
+				if srv == nil {
+					return text("Elicitation not supported or error: no server"), nil
+				}
+				res, err := srv.RequestElicitation(ctx, mcp.ElicitationRequest{Params: mcp.ElicitationParams{
+					Message: req.GetString("message", ""),
+					RequestedSchema: map[string]any{"type": "object", "required": []string{"response"},
+						"properties": map[string]any{"response": map[string]any{"type": "string", "description": "User's response"}}},
+				}})
+				if err != nil {
+					return text("Elicitation not supported or error: " + err.Error()), nil
+				}
+				b, _ := json.Marshal(res.Content)
+				return text(fmt.Sprintf("User response: action=%s, content=%s", res.Action, b)), nil
+			},
+		},
+	}
+}
+
+// fixtureResources are the suite's static resources.
+func fixtureResources() []server.ServerResource {
+	static := func(uri, name, title, desc, mime string, contents mcp.ResourceContents) server.ServerResource {
+		return server.ServerResource{
+			Resource: mcp.Resource{URI: uri, Name: name, Title: title, Description: desc, MIMEType: mime},
+			Handler: func(context.Context, mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+				return []mcp.ResourceContents{contents}, nil
+			},
+		}
+	}
+	return []server.ServerResource{
+		static("test://static-text", "static-text", "Static Text Resource", "A static text resource for testing", "text/plain",
+			mcp.TextResourceContents{URI: "test://static-text", MIMEType: "text/plain", Text: "This is the content of the static text resource."}),
+		static("test://static-binary", "static-binary", "Static Binary Resource", "A static binary resource (image) for testing", "image/png",
+			mcp.BlobResourceContents{URI: "test://static-binary", MIMEType: "image/png", Blob: fixturePNG}),
+		static("test://watched-resource", "watched-resource", "Watched Resource", "A resource clients may subscribe to", "text/plain",
+			mcp.TextResourceContents{URI: "test://watched-resource", MIMEType: "text/plain", Text: "Watched resource content"}),
+	}
+}
+
+// fixtureTemplate is the suite's resource template test://template/{id}/data.
+func fixtureTemplate() server.ServerResourceTemplate {
+	return server.ServerResourceTemplate{
+		Template: mcp.NewResourceTemplate("test://template/{id}/data", "template",
+			mcp.WithTemplateDescription("A resource template with parameter substitution"), mcp.WithTemplateMIMEType("application/json")),
+		Handler: func(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+			id := ""
+			if v, ok := req.Params.Arguments["id"]; ok {
+				switch x := v.(type) {
+				case []string:
+					if len(x) > 0 {
+						id = x[0]
+					}
+				case string:
+					id = x
+				}
+			}
+			if id == "" {
+				return nil, errors.New("the template needs an id")
+			}
+			b, _ := json.Marshal(map[string]any{"id": id, "templateTest": true, "data": "Data for ID: " + id})
+			return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: "application/json", Text: string(b)}}, nil
+		},
+	}
+}
+
+// fixturePrompts are the suite's prompts.
+func fixturePrompts() []server.ServerPrompt {
+	user := func(c mcp.Content) mcp.PromptMessage { return mcp.NewPromptMessage(mcp.RoleUser, c) }
+	return []server.ServerPrompt{
+		{
+			Prompt: mcp.NewPrompt("test_simple_prompt", mcp.WithPromptDescription("A simple prompt without arguments")),
+			Handler: func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+				return &mcp.GetPromptResult{Messages: []mcp.PromptMessage{user(mcp.NewTextContent("This is a simple prompt for testing."))}}, nil
+			},
+		},
+		{
+			Prompt: mcp.NewPrompt("test_prompt_with_arguments", mcp.WithPromptDescription("A prompt with required arguments"),
+				mcp.WithArgument("arg1", mcp.ArgumentDescription("First test argument"), mcp.RequiredArgument()),
+				mcp.WithArgument("arg2", mcp.ArgumentDescription("Second test argument"), mcp.RequiredArgument())),
+			Handler: func(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+				a := req.Params.Arguments
+				return &mcp.GetPromptResult{Messages: []mcp.PromptMessage{user(mcp.NewTextContent(
+					fmt.Sprintf("Prompt with arguments: arg1='%s', arg2='%s'", a["arg1"], a["arg2"])))}}, nil
+			},
+		},
+		{
+			Prompt: mcp.NewPrompt("test_prompt_with_embedded_resource", mcp.WithPromptDescription("A prompt that includes an embedded resource"),
+				mcp.WithArgument("resourceUri", mcp.ArgumentDescription("URI of the resource to embed"), mcp.RequiredArgument())),
+			Handler: func(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+				return &mcp.GetPromptResult{Messages: []mcp.PromptMessage{
+					user(mcp.NewEmbeddedResource(mcp.TextResourceContents{URI: req.Params.Arguments["resourceUri"], MIMEType: "text/plain",
+						Text: "Embedded resource content for testing."})),
+					user(mcp.NewTextContent("Please process the embedded resource above.")),
+				}}, nil
+			},
+		},
+		{
+			Prompt: mcp.NewPrompt("test_prompt_with_image", mcp.WithPromptDescription("A prompt that includes image content")),
+			Handler: func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+				return &mcp.GetPromptResult{Messages: []mcp.PromptMessage{
+					user(mcp.NewImageContent(fixturePNG, "image/png")),
+					user(mcp.NewTextContent("Please analyze the image above.")),
+				}}, nil
+			},
+		},
+	}
+}
+
+// addFixtures adds the profile's tools, resources and prompts to s.
+func addFixtures(s *server.MCPServer) {
+	s.AddTools(fixtureTools()...)
+	s.AddResources(fixtureResources()...)
+	s.AddResourceTemplates(fixtureTemplate())
+	s.AddPrompts(fixturePrompts()...)
+}
