@@ -24,7 +24,7 @@ dev: ## Run the whole fleet locally on http://localhost:4000 (Ctrl-C stops it)
 	VERSION=$(VERSION) var/bin/tollgate-dev -root .
 
 .PHONY: test
-test: test-go $(if $(wildcard charts/charts.mk),test-charts) ## Run every test (Go modules with -race, chart checks)
+test: test-go $(if $(wildcard charts/charts.mk),test-charts cluster-node-e2e) ## Run every test (Go modules with -race, chart checks, a real node)
 
 # e2e's packages each start a whole fleet on ports picked free beforehand:
 # run them one at a time, or two fleets can race for the same port.

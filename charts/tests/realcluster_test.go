@@ -193,7 +193,11 @@ func (rc *realCluster) writeValues(t *testing.T, registry, tag, logLevel string)
 		"authServer":          map[string]any{"clients": map[string]any{"registry": []any{client}}},
 		"redis": map[string]any{"bundled": map[string]any{"image": map[string]any{
 			"repository": strings.Split(redisImage, ":")[0], "tag": strings.Split(redisImage, ":")[1], "pullPolicy": "Never"}}},
-		"ingress": map[string]any{"enabled": true, "className": "traefik"},
+		// Plain HTTP on Traefik's web entry point: a router of an Ingress
+		// with a tls section matches TLS connections only.
+		"ingress": map[string]any{"enabled": true, "className": "traefik",
+			"gateway": map[string]any{"tls": map[string]any{"enabled": false}},
+			"actions": map[string]any{"tls": map[string]any{"enabled": false}}},
 		"devEdge": map[string]any{"enabled": false},
 	}
 	b, err := yaml.Marshal(v)
