@@ -85,6 +85,10 @@ func startFleet(t *testing.T) *fleet {
 		"AUTH_GRPC_ADDR": issuer.Addr, "CORE_GRPC_ADDR": coreAddr,
 		"REDIS_URL": redis.URL(), "REDIS_KEY_PREFIX": "widgets-test:", "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
 		"LOG_FORMAT": "text", "SHUTDOWN_TIMEOUT": testharness.ShutdownTimeout, "CORE_CALL_TIMEOUT": "5s",
+		// Tool names differ from the registry's ("identity_profile_card"),
+		// so the cards are seen to call tools only by the names the gateway
+		// hands them. The gateway's own tests cover the dotted default.
+		"MCP_TOOL_NAME_STYLE": "underscore",
 	}, gwAddr)
 
 	mint := func(scope string) string {

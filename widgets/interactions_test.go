@@ -59,6 +59,9 @@ func (e *browserEnv) toolFor(t *testing.T, uri string) string {
 	for name, meta := range tools {
 		ui, _ := meta["ui"].(map[string]any)
 		if ui["resourceUri"] == uri && meta["openai/outputTemplate"] == uri {
+			if strings.Contains(name, ".") {
+				t.Errorf("tool %s: the test gateway should spell names with underscores (MCP_TOOL_NAME_STYLE)", name)
+			}
 			if meta["openai/widgetAccessible"] != true {
 				t.Errorf("tool %s draws %s but a ChatGPT card may not call it (openai/widgetAccessible)", name, uri)
 			}
