@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -46,6 +47,20 @@ type consentRecord struct {
 	Approved  time.Time `json:"approved"`
 }
 
+// unregisteredRedirect describes a refused redirect_uri: the URI itself
+// (bounded; the error page HTML-escapes it), so that whoever configures
+// the client sees exactly what to register, and the matching rule.
+func unregisteredRedirect(redirect, clientID string) string {
+	if len(redirect) > 300 {
+		redirect = redirect[:300] + "..."
+	}
+	if len(clientID) > 100 {
+		clientID = clientID[:100] + "..."
+	}
+	return fmt.Sprintf("redirect_uri %q is not registered for client %q: add exactly this URI to the client's redirect_uris "+
+		"(exact match required; any port only for http loopback IP literals, RFC 8252 §7.3)", redirect, clientID)
+}
+
 var challengeFormat = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
 // authorize validates the request completely, stores it, and sends the
@@ -82,7 +97,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "redirect_uri is required")
 		return
 	case redirect != "" && !clients.MatchRedirectURI(c.RedirectURIs, redirect):
-		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "redirect_uri is not registered for this client (exact match required; any port only for http loopback IP literals, RFC 8252 §7.3)")
+		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", unregisteredRedirect(redirect, clientID))
 		return
 	}
 	if !q.Has("scope") {

@@ -3,9 +3,12 @@ package oauth
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
+	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ory/fosite"
@@ -49,6 +52,10 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
+		if desc := formOnly(endpoint, r); desc != "" {
+			fail(w, r, http.StatusBadRequest, "invalid_request", desc)
+			return
+		}
 		if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 			if err := r.ParseForm(); err != nil {
 				fail(w, r, http.StatusBadRequest, "invalid_request", "the request body is not a valid form")
@@ -90,6 +97,36 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		h(rw, r.WithContext(ctx))
 		s.finishClientAuth(ca, rw.status)
 	})
+}
+
+// formSpecs are the endpoints whose parameters are a form body only, with
+// the section that says so.
+var formSpecs = map[string]string{
+	"token":      "RFC 6749 §3.2",
+	"revoke":     "RFC 7009 §2.1",
+	"introspect": "RFC 7662 §2.1",
+}
+
+// formOnly refuses a POST to a form-only endpoint whose body is declared
+// as something else — typically JSON, which clients written for JSON APIs
+// send, and which otherwise left every parameter missing ("grant_type is
+// required"). A body without Content-Type is left to the parameter checks.
+func formOnly(endpoint string, r *http.Request) string {
+	spec, ok := formSpecs[endpoint]
+	ct := r.Header.Get("Content-Type")
+	if !ok || r.Method != http.MethodPost || ct == "" {
+		return ""
+	}
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/x-www-form-urlencoded" {
+		return ""
+	} else if err == nil {
+		ct = mt
+	}
+	if len(ct) > 64 {
+		ct = ct[:64]
+	}
+	return fmt.Sprintf("the %s endpoint takes form parameters (%s), not %s: send Content-Type: application/x-www-form-urlencoded",
+		endpoint, spec, strconv.Quote(ct))
 }
 
 // authenticatesClient: the endpoints where clients authenticate (RFC 6749
