@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
@@ -81,5 +83,77 @@ func TestInit(t *testing.T) {
 	keys2, _ := filepath.Glob(filepath.Join(dir, "keys", "*.pem"))
 	if string(again) != string(reg) || len(keys2) != 2 || keys2[0] != keys[0] || keys2[1] != keys[1] {
 		t.Error("a second dev-init changed the state")
+	}
+	// gpt-actions does not require PKCE (GPTs send none); the others do.
+	for _, id := range []string{"local-test", "gpt-actions", "gpt-apps-mcp"} {
+		sc, _ := static.Get(id)
+		if want := id != "gpt-actions"; sc.RequirePKCE != want {
+			t.Errorf("%s: require_pkce %v, want %v", id, sc.RequirePKCE, want)
+		}
+	}
+
+	// A new origin (PUBLIC_URL) rewrites the registry for it and keeps the
+	// secrets already handed out.
+	tunnel := "https://abc.trycloudflare.com"
+	if err := Init(dir, tunnel, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	reg2, _ := os.ReadFile(filepath.Join(dir, "clients.yaml"))
+	moved, problems := clients.Parse(reg2, clients.Rules{Resources: []string{tunnel + "/mcp", tunnel + "/actions"}})
+	if len(problems) > 0 || moved.Len() != 3 {
+		t.Fatalf("registry for %s: %d clients, problems %v", tunnel, moved.Len(), problems)
+	}
+	var cj2 struct {
+		Origin  string `json:"origin"`
+		Clients []struct {
+			ClientID     string `json:"client_id"`
+			ClientSecret string `json:"client_secret"`
+		}
+	}
+	b2, _ := os.ReadFile(filepath.Join(dir, "clients.json"))
+	if err := json.Unmarshal(b2, &cj2); err != nil || cj2.Origin != tunnel {
+		t.Fatalf("clients.json origin %q (%v), want %s", cj2.Origin, err, tunnel)
+	}
+	for i, c := range cj2.Clients {
+		if c.ClientSecret != cj.Clients[i].ClientSecret {
+			t.Errorf("%s: the secret changed with the origin", c.ClientID)
+		}
+		sc, err := moved.Get(c.ClientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := hasher.Compare(context.Background(), sc.SecretHash, []byte(c.ClientSecret)); err != nil {
+			t.Errorf("%s: kept secret does not match the new registry: %v", c.ClientID, err)
+		}
+	}
+	if !strings.Contains(string(reg2), "https://abc.trycloudflare.com/oauth/test-callback") || strings.Contains(string(reg2), origin+"/oauth/test-callback") {
+		t.Error("local-test's origin callback did not follow the origin")
+	}
+
+	// A redirect URI added by hand (a real GPT's callback) survives the
+	// next start.
+	gpt := "https://chatgpt.com/aip/g-0123456789abcdef/oauth/callback"
+	edited := strings.Replace(string(reg2), "- https://chatgpt.com/aip/g-dev/oauth/callback", "- https://chatgpt.com/aip/g-dev/oauth/callback\n  - "+gpt, 1)
+	if edited == string(reg2) {
+		t.Fatalf("no g-dev callback line in\n%s", reg2)
+	}
+	writeFile(t, filepath.Join(dir, "clients.yaml"), edited)
+	if err := Init(dir, tunnel, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	reg3, _ := os.ReadFile(filepath.Join(dir, "clients.yaml"))
+	kept, problems := clients.Parse(reg3, clients.Rules{Resources: []string{tunnel + "/mcp", tunnel + "/actions"}})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if sc, _ := kept.Get("gpt-actions"); !slices.Contains(sc.RedirectURIs, gpt) {
+		t.Errorf("the added callback was lost: %v", sc.RedirectURIs)
+	}
+}
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
