@@ -19,9 +19,18 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: dev
-dev: ## Run the whole fleet locally on http://localhost:4000 (Ctrl-C stops it)
+dev: ## Run the whole fleet locally on http://localhost:4000 (Ctrl-C stops it; PUBLIC_URL=https://<tunnel> DEV_ALLOWED_ORIGINS=...)
 	@go build -ldflags '$(LDFLAGS)' -o var/bin/tollgate-dev ./services/platform/cmd/tollgate-dev
 	VERSION=$(VERSION) var/bin/tollgate-dev -root .
+
+# make token: what `tollgate-dev token` signs in with (see docs/development.md).
+CLIENT ?= local-test
+RESOURCE ?= mcp
+SCOPE ?= openid profile email
+.PHONY: token
+token: ## Print an access token of the dev user from the running `make dev` (RESOURCE=mcp|actions CLIENT=local-test SCOPE=... JSON=1)
+	@go build -o var/bin/tollgate-dev ./services/platform/cmd/tollgate-dev
+	@var/bin/tollgate-dev token -root . --client '$(CLIENT)' --resource '$(RESOURCE)' --scope '$(SCOPE)' $(if $(JSON),--json)
 
 .PHONY: test
 test: test-go $(if $(wildcard charts/charts.mk),test-charts cluster-node-e2e) ## Run every test (Go modules with -race, chart checks, a real node)

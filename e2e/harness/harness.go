@@ -72,6 +72,11 @@ type Options struct {
 	// fleet on that Redis instead of its own redis-server
 	// (devfleet.Options.ExternalRedis).
 	ExternalRedis map[string]string
+	// PublicURL and AllowedOrigins are make dev's PUBLIC_URL and
+	// DEV_ALLOWED_ORIGINS (devfleet.Settings); AllowedOrigins nil is
+	// make dev's default, the MCP Inspector's origin.
+	PublicURL      string
+	AllowedOrigins []string
 }
 
 // Start builds the binaries and starts the fleet with the `make dev`
@@ -108,7 +113,12 @@ func StartWith(ctx context.Context, o Options) (*Fleet, error) {
 		}
 		maps.Copy(env, more)
 	}
-	f, err := devfleet.Start(ctx, devfleet.Options{Root: RepoRoot(), VarDir: varDir, Ports: ports, Out: out, Env: env, ExternalRedis: o.ExternalRedis})
+	origins := o.AllowedOrigins
+	if origins == nil {
+		origins = []string{devfleet.InspectorOrigin}
+	}
+	f, err := devfleet.Start(ctx, devfleet.Options{Root: RepoRoot(), VarDir: varDir, Ports: ports, Out: out, Env: env,
+		ExternalRedis: o.ExternalRedis, PublicURL: o.PublicURL, AllowedOrigins: origins})
 	if err != nil {
 		return nil, fmt.Errorf("%w\nfleet log:\n%s", err, logs)
 	}

@@ -16,6 +16,9 @@ type DevClient struct {
 	RedirectURIs []string `json:"redirect_uris"`
 	Audience     string   `json:"audience"`
 	AuthMethod   string   `json:"token_endpoint_auth_method"`
+	// RequirePKCE: the authorization request must carry an S256
+	// code_challenge (false only for gpt-actions, as GPTs send none).
+	RequirePKCE bool `json:"require_pkce"`
 }
 
 // DevCredentials is var/dev/clients.json: what scripts need to drive the
@@ -36,6 +39,9 @@ func Banner(w io.Writer, f *Fleet, varDir string) {
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	line("")
 	line("Tollgate is running at %s", o)
+	if f.Local != o {
+		line("  (PUBLIC_URL; the local ingress is %s — point the tunnel there)", f.Local)
+	}
 	line("  MCP (ChatGPT Apps):      %s/mcp   (legacy SSE: %s/sse)", o, o)
 	line("  Actions schema:          %s/actions/openapi.json", o)
 	line("  Health:                  %s/health", o)
@@ -56,6 +62,15 @@ func Banner(w io.Writer, f *Fleet, varDir string) {
 			line("  Dev IdP user:            %s / %s", creds.User.Username, creds.User.Password)
 		}
 	}
+	line("  Settings (environment of make dev):")
+	public := "unset (" + f.Local + ")"
+	if f.Local != o {
+		public = o
+	}
+	line("    PUBLIC_URL=%s  — issuer, resource URLs and allowed hosts/origins follow it", public)
+	line("    DEV_ALLOWED_ORIGINS=%s  — browser origins besides the public one", strings.Join(f.o.AllowedOrigins, ","))
+	line("    DCR_ENABLED=%s (POST %s/oauth/register)  CIMD_ENABLED=%s (Client ID Metadata Documents)", f.o.DCR(), o, f.o.CIMD())
+	line("  Access token for curl: make token  (or var/bin/tollgate-dev token --client local-test --resource mcp|actions)")
 	line("Press Ctrl-C to stop.")
 	outMu.Lock()
 	defer outMu.Unlock()

@@ -1,4 +1,4 @@
-package harness
+package devfleet
 
 import (
 	"context"
@@ -34,6 +34,10 @@ func NewBrowser(username, password string) *Browser {
 		client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
 }
+
+// UseTransport sends the browser's requests through rt (a test reaching a
+// PUBLIC_URL host on the local ingress, say).
+func (b *Browser) UseTransport(rt http.RoundTripper) { b.client.Transport = rt }
 
 // Authorize opens authorizeURL and walks the flow until the browser is sent
 // to redirectURI; it returns that final URL (with code or error, state, iss).

@@ -85,6 +85,9 @@ type Options struct {
 	// InstallRedis lets the fleet apt-get install redis-server when missing
 	// (only as root on Debian/Ubuntu).
 	InstallRedis bool
+	// PublicURL and AllowedOrigins are make dev's settings (Settings).
+	PublicURL      string
+	AllowedOrigins []string
 	// Env adds or overrides variables for every service.
 	Env map[string]string
 	// ExternalRedis, when it holds REDIS_URL, is an external Redis (any
@@ -120,6 +123,33 @@ func ExternalRedisEnv(getenv func(string) string) (map[string]string, error) {
 	return env, nil
 }
 
+// DCR is DCR_ENABLED of the auth-server: Env's, the environment's, or true.
+func (o Options) DCR() string { return o.setting("DCR_ENABLED", "true") }
+
+// CIMD is CIMD_ENABLED of the auth-server, like DCR.
+func (o Options) CIMD() string { return o.setting("CIMD_ENABLED", "true") }
+
+func (o Options) setting(key, def string) string {
+	if v, ok := o.Env[key]; ok {
+		return v
+	}
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+// LocalOrigin is the local ingress's origin, http://localhost:<port>.
+func (o Options) LocalOrigin() string { return fmt.Sprintf("http://localhost:%d", o.Ports.Ingress) }
+
+// PublicOrigin is the origin clients use: PublicURL, or the local one.
+func (o Options) PublicOrigin() string {
+	if o.PublicURL != "" {
+		return o.PublicURL
+	}
+	return o.LocalOrigin()
+}
+
 // Component is one process of the fleet.
 type Component struct {
 	Name      string
@@ -133,7 +163,8 @@ type Component struct {
 // Fleet is a running fleet.
 type Fleet struct {
 	o       Options
-	Origin  string // public origin, http://localhost:<ingress>
+	Origin  string // public origin: PUBLIC_URL, or http://localhost:<ingress>
+	Local   string // the local ingress, http://localhost:<ingress>
 	Clients json.RawMessage
 	procs   []*proc
 	ingress *http.Server
@@ -223,7 +254,7 @@ func Start(ctx context.Context, o Options) (*Fleet, error) {
 		}
 	}
 	p := o.Ports
-	f := &Fleet{o: o, Origin: fmt.Sprintf("http://localhost:%d", p.Ingress), exited: make(chan string, 16)}
+	f := &Fleet{o: o, Origin: o.PublicOrigin(), Local: o.LocalOrigin(), exited: make(chan string, 16)}
 
 	// The auth-server prepares dev keys, clients and users on first start.
 	initCmd := exec.CommandContext(ctx, filepath.Join(o.VarDir, "bin", "auth-server"), "dev-init", "-dir", devDir, "-origin", f.Origin)
@@ -272,7 +303,7 @@ func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 // Components lists the processes of the fleet with their environment.
 func Components(o Options, devDir, redisBin string) []Component {
 	p := o.Ports
-	origin := fmt.Sprintf("http://localhost:%d", p.Ingress)
+	origin := o.PublicOrigin()
 	idp := fmt.Sprintf("http://localhost:%d", p.IdPHTTP)
 	common := map[string]string{
 		"TOLLGATE_ENV":       "development",
@@ -282,7 +313,7 @@ func Components(o Options, devDir, redisBin string) []Component {
 		"MCP_RESOURCE_URL":   origin + "/mcp",
 		"ACTIONS_AUDIENCE":   origin + "/actions",
 		"ACTIONS_PUBLIC_URL": origin,
-		"ALLOWED_ORIGINS":    origin,
+		"ALLOWED_ORIGINS":    strings.Join(allowedOrigins(origin, o.LocalOrigin(), o.AllowedOrigins), ","),
 		"AUTH_GRPC_ADDR":     addr(p.AuthGRPC),
 		"CORE_GRPC_ADDR":     addr(p.CoreGRPC),
 		// More than net/http's 5 s grace for connections that never sent a
@@ -328,6 +359,11 @@ func Components(o Options, devDir, redisBin string) []Component {
 			"SIGNING_KEYS_DIR": filepath.Join(devDir, "keys"), "CLIENTS_FILE": filepath.Join(devDir, "clients.yaml"),
 			"UPSTREAM_ISSUER_URL": idp, "UPSTREAM_CLIENT_ID": "tollgate",
 			"UPSTREAM_CLIENT_SECRET_FILE": filepath.Join(devDir, "upstream-client-secret"),
+			// Clients that register themselves (the MCP Inspector, the
+			// MCP SDKs, ChatGPT) work out of the box in development: RFC
+			// 7591 registration and Client ID Metadata Documents are on
+			// unless the environment says otherwise.
+			"DCR_ENABLED": o.DCR(), "CIMD_ENABLED": o.CIMD(),
 		})},
 		{Name: "capability-core", Cmd: "capability-core", AdminPort: p.CoreAdmin, Env: with(map[string]string{
 			"GRPC_ADDR": addr(p.CoreGRPC), "ADMIN_ADDR": addr(p.CoreAdmin),

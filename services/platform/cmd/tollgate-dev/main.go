@@ -1,10 +1,22 @@
 // Command tollgate-dev is `make dev`: it builds the services and runs the
 // whole fleet in the foreground on http://localhost:4000. Ctrl-C stops
 // every component; if one crashes, the fleet stops and says which.
+//
+// Settings come from the environment (devfleet.Settings): PUBLIC_URL (an
+// HTTPS tunnel's origin; issuer, resource URLs and allowed hosts and
+// origins follow it) and DEV_ALLOWED_ORIGINS (extra browser origins;
+// default: the MCP Inspector's http://localhost:6274).
+//
+// `tollgate-dev token [--client local-test] [--resource mcp|actions|URL]
+// [--scope "openid profile email"] [--no-pkce] [--json]` signs in to the
+// running fleet headlessly as the dev user, through the real flow, and
+// prints the access token (--json: the whole token response).
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/tollgate/tollgate/services/platform/devfleet"
 )
@@ -19,7 +32,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	args := os.Args[1:]
+	runner := run
+	if len(args) > 0 && args[0] == "token" {
+		args, runner = args[1:], token
+	}
+	if err := runner(ctx, args, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "tollgate-dev:", err)
 		os.Exit(1)
 	}
@@ -31,6 +49,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	varDir := fs.String("var", "var", "directory for local state (relative to root)")
 	noBuild := fs.Bool("no-build", false, "use the binaries already in <var>/bin")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	settings, err := devfleet.SettingsFromEnv(os.LookupEnv)
+	if err != nil {
 		return err
 	}
 	absRoot, err := filepath.Abs(*root)
@@ -54,6 +76,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	f, err := devfleet.Start(ctx, devfleet.Options{
 		Root: absRoot, VarDir: vd, Ports: devfleet.DefaultPorts(), Out: out, InstallRedis: true,
 		ExternalRedis: extRedis,
+		PublicURL:     settings.PublicURL, AllowedOrigins: settings.AllowedOrigins,
 	})
 	if err != nil {
 		return err
@@ -67,4 +90,44 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case msg := <-f.Exited():
 		return fmt.Errorf("%s; stopped the fleet", msg)
 	}
+}
+
+// token signs in to the running fleet and prints an access token.
+func token(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("tollgate-dev token", flag.ContinueOnError)
+	root := fs.String("root", ".", "repository root")
+	varDir := fs.String("var", "var", "directory of the fleet's local state (relative to root)")
+	client := fs.String("client", "local-test", "dev client to sign in with (var/dev/clients.json)")
+	resource := fs.String("resource", "mcp", "mcp, actions, or a resource URL (RFC 8707): the token's audience")
+	scope := fs.String("scope", "openid profile email", "space-separated scopes")
+	noPKCE := fs.Bool("no-pkce", false, "send no code_challenge, as a GPT Action does (only clients that do not require PKCE)")
+	asJSON := fs.Bool("json", false, "print the whole token response as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("token: unexpected argument %q", fs.Arg(0))
+	}
+	vd := *varDir
+	if !filepath.IsAbs(vd) {
+		vd = filepath.Join(*root, vd)
+	}
+	creds, err := devfleet.LoadCredentials(vd)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tr, err := devfleet.SignIn(ctx, devfleet.SignInOptions{Creds: creds, ClientID: *client, Resource: *resource, Scope: *scope, NoPKCE: *noPKCE})
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("token: %w (is `make dev` running at %s?)", err, creds.Origin)
+	} else if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	if *asJSON {
+		_, err = fmt.Fprintf(out, "%s\n", bytes.TrimSpace(tr.Raw))
+		return err
+	}
+	_, err = fmt.Fprintln(out, tr.AccessToken)
+	return err
 }

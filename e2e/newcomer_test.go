@@ -1,0 +1,252 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/e2e/harness"
+	"github.com/tollgate/tollgate/services/platform/devfleet"
+)
+
+func signIn(t *testing.T, o devfleet.SignInOptions) (*devfleet.TokenResponse, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if o.Creds.Origin == "" {
+		o.Creds = fleet.Creds
+	}
+	return devfleet.SignIn(ctx, o)
+}
+
+// audience reads a token's aud without verifying it (the services verify).
+func audience(t *testing.T, at string) []string {
+	t.Helper()
+	parts := strings.Split(at, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %.20s…", at)
+	}
+	var c struct {
+		Aud any `json:"aud"`
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	switch a := c.Aud.(type) {
+	case string:
+		return []string{a}
+	case []any:
+		var out []string
+		for _, x := range a {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+	return nil
+}
+
+// TestGPTActionSignIn signs in the way a GPT Action does: the gpt-actions
+// client, no PKCE (GPTs send no code_challenge), state, client_secret_post
+// at the token endpoint — through the dev IdP's login form — and then
+// calls the Actions API with the token. PKCE stays available to it, and
+// the clients that require PKCE still refuse a request without it.
+func TestGPTActionSignIn(t *testing.T) {
+	c, _ := fleet.Client("gpt-actions")
+	if c.AuthMethod != "client_secret_post" || c.RequirePKCE {
+		t.Fatalf("gpt-actions is %s, require_pkce=%v; want client_secret_post without a PKCE requirement", c.AuthMethod, c.RequirePKCE)
+	}
+	tr, err := signIn(t, devfleet.SignInOptions{ClientID: "gpt-actions", Resource: "actions", NoPKCE: true})
+	if err != nil {
+		t.Fatalf("GPT-style sign-in: %v\nfleet log:\n%s", err, fleet.Logs)
+	}
+	if aud := audience(t, tr.AccessToken); len(aud) != 1 || aud[0] != fleet.Origin+"/actions" {
+		t.Errorf("aud %v, want %s/actions", aud, fleet.Origin)
+	}
+	resp, body := call(t, "GET", fleet.Origin+"/actions/profile", tr.AccessToken, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "dev-user-0001") {
+		t.Errorf("/actions/profile with the GPT's token: %d %s", resp.StatusCode, body)
+	}
+	// Still PKCE-capable.
+	if _, err := signIn(t, devfleet.SignInOptions{ClientID: "gpt-actions", Resource: "actions"}); err != nil {
+		t.Errorf("gpt-actions with PKCE: %v", err)
+	}
+	// local-test still requires PKCE.
+	_, err = signIn(t, devfleet.SignInOptions{ClientID: "local-test", Resource: "mcp", NoPKCE: true})
+	if err == nil || !strings.Contains(err.Error(), "invalid_request: code_challenge with code_challenge_method=S256 is required") {
+		t.Errorf("local-test without PKCE: %v, want invalid_request about code_challenge", err)
+	}
+}
+
+// TestTokenCommand runs `tollgate-dev token` as the docs show it, against
+// the fleet's state directory, and uses its tokens with curl-like requests
+// on /mcp and /actions.
+func TestTokenCommand(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "tollgate-dev")
+	build := exec.Command("go", "build", "-o", bin, "./services/platform/cmd/tollgate-dev")
+	build.Dir = harness.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build tollgate-dev: %v\n%s", err, out)
+	}
+	run := func(args ...string) (string, string, error) {
+		cmd := exec.Command(bin, append([]string{"token", "-var", fleet.VarDir}, args...)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return strings.TrimSpace(stdout.String()), stderr.String(), err
+	}
+
+	mcpTok, stderr, err := run("--client", "local-test", "--resource", "mcp")
+	if err != nil {
+		t.Fatalf("token --resource mcp: %v\n%s", err, stderr)
+	}
+	resp, body := call(t, "POST", fleet.Origin+"/mcp", mcpTok,
+		strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}`),
+		"Content-Type", "application/json", "Accept", "application/json, text/event-stream")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Mcp-Session-Id") == "" {
+		t.Errorf("initialize with the printed token: %d %s", resp.StatusCode, body)
+	}
+
+	out, stderr, err := run("--resource", "actions", "--scope", "openid profile", "--json")
+	if err != nil {
+		t.Fatalf("token --resource actions --json: %v\n%s", err, stderr)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresIn   int    `json:"expires_in"`
+		Scope       string `json:"scope"`
+	}
+	if err := json.Unmarshal([]byte(out), &tr); err != nil || tr.AccessToken == "" || !strings.EqualFold(tr.TokenType, "bearer") || tr.ExpiresIn <= 0 {
+		t.Fatalf("--json printed %q (%v)", out, err)
+	}
+	if tr.Scope != "openid profile" {
+		t.Errorf("scope %q, want the requested openid profile", tr.Scope)
+	}
+	resp, body = call(t, "GET", fleet.Origin+"/actions/session", tr.AccessToken, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/actions/session with the printed token: %d %s", resp.StatusCode, body)
+	}
+
+	// Refusals say what is wrong.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--client", "nope"}, `no dev client "nope" (dev clients: local-test, gpt-actions, gpt-apps-mcp)`},
+		{[]string{"--resource", "elsewhere"}, `resource "elsewhere": want mcp, actions or an absolute URL`},
+		{[]string{"--client", "gpt-actions", "--resource", "mcp"}, "invalid_target"},
+	} {
+		if _, stderr, err := run(c.args...); err == nil || !strings.Contains(stderr, c.want) {
+			t.Errorf("token %v: %v %q, want an error containing %q", c.args, err, stderr, c.want)
+		}
+	}
+}
+
+// TestPublicURL starts the fleet as `PUBLIC_URL=http://tunnel.test make
+// dev` would and reaches it the way a tunnel does: requests for the
+// public host arrive at the local ingress with that Host. Issuer, resource
+// URLs and allowed origins follow PUBLIC_URL; a sign-in through the
+// public host yields a token the gateway accepts; the MCP Inspector's
+// origin gets CORS on discovery and metadata; DCR is on.
+func TestPublicURL(t *testing.T) {
+	const public = "http://tunnel.test"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	f, err := harness.StartWith(ctx, harness.Options{PublicURL: public})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	ingress := "127.0.0.1:" + strconv.Itoa(f.Ports.Ingress)
+	tunnel := http.DefaultTransport.(*http.Transport).Clone()
+	tunnel.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == "tunnel.test:80" {
+			addr = ingress
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	client := &http.Client{Transport: tunnel, Timeout: 30 * time.Second}
+	get := func(path string, header ...string) (*http.Response, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", public+path, nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		m := map[string]any{}
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp, m
+	}
+
+	if f.Origin != public || f.Creds.Origin != public {
+		t.Fatalf("fleet origin %s, credentials for %s; want %s", f.Origin, f.Creds.Origin, public)
+	}
+	_, disc := get("/.well-known/oauth-authorization-server")
+	if disc["issuer"] != public || disc["registration_endpoint"] != public+"/oauth/register" {
+		t.Errorf("discovery through the tunnel: issuer %v, registration_endpoint %v", disc["issuer"], disc["registration_endpoint"])
+	}
+	_, prm := get("/.well-known/oauth-protected-resource/mcp")
+	if prm["resource"] != public+"/mcp" {
+		t.Errorf("protected resource metadata: resource %v, want %s/mcp", prm["resource"], public)
+	}
+	// CORS for the Inspector's origin (DEV_ALLOWED_ORIGINS default) on the
+	// metadata the browser fetches.
+	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/.well-known/oauth-protected-resource/mcp"} {
+		if resp, _ := get(path, "Origin", devfleet.InspectorOrigin); resp.Header.Get("Access-Control-Allow-Origin") == "" {
+			t.Errorf("GET %s from %s: no Access-Control-Allow-Origin", path, devfleet.InspectorOrigin)
+		}
+	}
+
+	// The dev clients follow the public origin too: sign in through the
+	// tunnel host and use the token there.
+	tr, err := devfleet.SignIn(context.Background(), devfleet.SignInOptions{Creds: f.Creds, ClientID: "local-test", Resource: "mcp", Transport: tunnel})
+	if err != nil {
+		t.Fatalf("sign-in through the public URL: %v\nfleet log:\n%s", err, f.Logs)
+	}
+	if aud := audience(t, tr.AccessToken); len(aud) != 1 || aud[0] != public+"/mcp" {
+		t.Errorf("aud %v, want %s/mcp", aud, public)
+	}
+	req, _ := http.NewRequest("POST", public+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+	req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Origin", devfleet.InspectorOrigin)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("initialize on the public host from the Inspector's origin: %d (a 403 means the Host or Origin is not allowed)", resp.StatusCode)
+	}
+
+	// DCR is on in development.
+	reg, _ := http.NewRequest("POST", public+"/oauth/register", strings.NewReader(`{"client_name":"inspector-like","redirect_uris":["http://localhost:6274/oauth/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`))
+	reg.Header.Set("Content-Type", "application/json")
+	reg.Header.Set("Origin", devfleet.InspectorOrigin)
+	resp, err = client.Do(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Access-Control-Allow-Origin") != devfleet.InspectorOrigin {
+		t.Errorf("DCR from the Inspector's origin: %d, ACAO %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+}

@@ -1,0 +1,71 @@
+package devfleet
+
+import (
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/tollgate/tollgate/services/platform/config"
+)
+
+// InspectorOrigin is the MCP Inspector UI's browser origin (its default
+// CLIENT_PORT 6274), allowed by default under `make dev`.
+const InspectorOrigin = "http://localhost:6274"
+
+// Settings are `make dev`'s own environment variables.
+type Settings struct {
+	// PublicURL (PUBLIC_URL) is the origin clients use, typically an HTTPS
+	// tunnel to the local ingress (https://abc.trycloudflare.com). The
+	// issuer, the MCP and Actions resource URLs and the allowed origins
+	// follow it; the local ingress still listens on localhost, and requests
+	// arrive there with the tunnel's Host, which the gateway accepts
+	// because it is the MCP resource's host. "" keeps
+	// http://localhost:<ingress port>.
+	PublicURL string
+	// AllowedOrigins (DEV_ALLOWED_ORIGINS, comma-separated) are browser
+	// origins allowed besides the public and local origins. Unset, it is
+	// the MCP Inspector's http://localhost:6274; set it empty for none.
+	AllowedOrigins []string
+}
+
+// SettingsFromEnv reads PUBLIC_URL and DEV_ALLOWED_ORIGINS and reports
+// every problem at once.
+func SettingsFromEnv(lookup func(string) (string, bool)) (Settings, error) {
+	var s Settings
+	var p config.Problems
+	if v, _ := lookup("PUBLIC_URL"); strings.TrimSpace(v) != "" {
+		v = strings.TrimRight(strings.TrimSpace(v), "/")
+		u, err := url.Parse(v)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			p.Addf("PUBLIC_URL: %q is not an origin like https://abc.trycloudflare.com", v)
+		case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			p.Addf("PUBLIC_URL: %q must be an origin only (scheme://host[:port]), without path, query or credentials", v)
+		default:
+			s.PublicURL = strings.ToLower(u.Scheme + "://" + u.Host)
+		}
+	}
+	list := []string{InspectorOrigin}
+	if v, ok := lookup("DEV_ALLOWED_ORIGINS"); ok {
+		list = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				list = append(list, strings.TrimRight(o, "/"))
+			}
+		}
+	}
+	s.AllowedOrigins = config.Origins(&p, "DEV_ALLOWED_ORIGINS", list, false)
+	return s, p.Err()
+}
+
+// allowedOrigins is ALLOWED_ORIGINS of every service: the public origin,
+// the local one when they differ, and the extra ones, without duplicates.
+func allowedOrigins(public, local string, extra []string) []string {
+	out := []string{public}
+	for _, o := range append([]string{local}, extra...) {
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}

@@ -1,0 +1,212 @@
+package devfleet
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// SignInOptions say how SignIn signs in.
+type SignInOptions struct {
+	// Creds are the fleet's var/dev/clients.json (LoadCredentials).
+	Creds DevCredentials
+	// ClientID is a dev client of Creds (local-test, gpt-actions, …).
+	ClientID string
+	// Resource is "mcp", "actions", or an absolute resource URL (RFC 8707);
+	// "" is the client's default audience.
+	Resource string
+	// Scope is space-separated; "" asks for "openid profile email".
+	Scope string
+	// NoPKCE leaves out code_challenge, as a GPT Action does; the
+	// auth-server refuses that unless the client does not require PKCE.
+	NoPKCE bool
+	// Transport carries every request, the browser's and the token
+	// request (default: http.DefaultTransport).
+	Transport http.RoundTripper
+}
+
+// TokenResponse is the token endpoint's answer (RFC 6749 §5.1); Raw is
+// the whole JSON object as received.
+type TokenResponse struct {
+	AccessToken  string          `json:"access_token"`
+	TokenType    string          `json:"token_type"`
+	ExpiresIn    int             `json:"expires_in"`
+	RefreshToken string          `json:"refresh_token,omitempty"`
+	IDToken      string          `json:"id_token,omitempty"`
+	Scope        string          `json:"scope,omitempty"`
+	Raw          json.RawMessage `json:"-"`
+}
+
+// LoadCredentials reads <varDir>/dev/clients.json, which `make dev` (and
+// `auth-server dev-init`) writes.
+func LoadCredentials(varDir string) (DevCredentials, error) {
+	var c DevCredentials
+	path := filepath.Join(varDir, "dev", "clients.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("%w (start the fleet with `make dev` first; it writes the dev credentials)", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// SignIn runs the real authorization code flow of a dev client against a
+// running fleet, headlessly, as the dev IdP's user: the authorization
+// request (state, PKCE S256 unless NoPKCE, resource), the auth-server's
+// hand-off to the dev IdP, its login form, the callback, and the code
+// exchange with the client's registered authentication method
+// (client_secret_basic or client_secret_post). Nothing is shortcut: a
+// misconfigured client, redirect URI or resource fails here as it would
+// for a real client, with the server's error and description.
+//
+// The browser stops at the client's redirect URI without requesting it;
+// a loopback redirect URI is preferred (any port is accepted for those,
+// RFC 8252 §7.3).
+func SignIn(ctx context.Context, o SignInOptions) (*TokenResponse, error) {
+	c, ok := findClient(o.Creds, o.ClientID)
+	if !ok {
+		var ids []string
+		for _, x := range o.Creds.Clients {
+			ids = append(ids, x.ClientID)
+		}
+		return nil, fmt.Errorf("no dev client %q (dev clients: %s)", o.ClientID, strings.Join(ids, ", "))
+	}
+	if len(c.RedirectURIs) == 0 {
+		return nil, fmt.Errorf("dev client %s has no redirect URI", c.ClientID)
+	}
+	origin := strings.TrimRight(o.Creds.Origin, "/")
+	resource, err := resolveResource(origin, o.Resource, c.Audience)
+	if err != nil {
+		return nil, err
+	}
+	redirect := c.RedirectURIs[0]
+	for _, r := range c.RedirectURIs {
+		if strings.HasPrefix(r, "http://127.0.0.1:") || strings.HasPrefix(r, "http://[::1]:") {
+			redirect = r
+			break
+		}
+	}
+	scope := o.Scope
+	if scope == "" {
+		scope = "openid profile email"
+	}
+	state := randomString()
+	q := url.Values{
+		"response_type": {"code"}, "client_id": {c.ClientID}, "redirect_uri": {redirect},
+		"scope": {scope}, "state": {state}, "resource": {resource},
+	}
+	verifier := ""
+	if !o.NoPKCE {
+		verifier = randomString() + randomString()
+		sum := sha256.Sum256([]byte(verifier))
+		q.Set("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:]))
+		q.Set("code_challenge_method", "S256")
+	}
+	b := NewBrowser(o.Creds.User.Username, o.Creds.User.Password)
+	if o.Transport != nil {
+		b.UseTransport(o.Transport)
+	}
+	cb, err := b.Authorize(ctx, origin+"/oauth/authorize?"+q.Encode(), redirect)
+	if err != nil {
+		return nil, fmt.Errorf("sign-in: %w", err)
+	}
+	cq := cb.Query()
+	if e := cq.Get("error"); e != "" {
+		return nil, fmt.Errorf("the authorization endpoint answered %s: %s", e, cq.Get("error_description"))
+	}
+	if cq.Get("state") != state {
+		return nil, errors.New("the callback's state is not the request's")
+	}
+	if iss := cq.Get("iss"); iss != "" && iss != origin {
+		return nil, fmt.Errorf("the callback's iss %q is not the issuer %q (RFC 9207)", iss, origin)
+	}
+	code := cq.Get("code")
+	if code == "" {
+		return nil, fmt.Errorf("the callback %s has no code", cb.Redacted())
+	}
+
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "resource": {resource}}
+	if verifier != "" {
+		form.Set("code_verifier", verifier)
+	}
+	if c.AuthMethod == "client_secret_post" {
+		form.Set("client_id", c.ClientID)
+		form.Set("client_secret", c.ClientSecret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, origin+"/oauth/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.AuthMethod == "client_secret_basic" || c.AuthMethod == "" {
+		// RFC 6749 §2.3.1: form-encode id and secret before Basic.
+		req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second, Transport: o.Transport}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("token request: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("token response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		_ = json.Unmarshal(raw, &e)
+		return nil, fmt.Errorf("the token endpoint answered %d %s: %s", resp.StatusCode, e.Error, e.Description)
+	}
+	tr := &TokenResponse{Raw: raw}
+	if err := json.Unmarshal(raw, tr); err != nil || tr.AccessToken == "" {
+		return nil, fmt.Errorf("the token response has no access_token: %.200s", raw)
+	}
+	return tr, nil
+}
+
+func findClient(c DevCredentials, id string) (DevClient, bool) {
+	for _, x := range c.Clients {
+		if x.ClientID == id {
+			return x, true
+		}
+	}
+	return DevClient{}, false
+}
+
+// resolveResource turns "mcp"/"actions" into the fleet's resource URLs.
+func resolveResource(origin, r, def string) (string, error) {
+	switch r {
+	case "":
+		if def == "" {
+			return origin + "/mcp", nil
+		}
+		return def, nil
+	case "mcp", "actions":
+		return origin + "/" + r, nil
+	}
+	if u, err := url.Parse(r); err == nil && u.IsAbs() {
+		return r, nil
+	}
+	return "", fmt.Errorf("resource %q: want mcp, actions or an absolute URL", r)
+}
+
+func randomString() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
