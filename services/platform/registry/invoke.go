@@ -119,3 +119,27 @@ func MarshalOutput(m proto.Message) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// Conns are the gRPC connections to the fleet's backends by name
+// (Capability.Backend): connectors call each capability on its backend.
+type Conns map[string]grpc.ClientConnInterface
+
+// For returns the connection to c's backend.
+func (cs Conns) For(c *Capability) (grpc.ClientConnInterface, bool) {
+	conn, ok := cs[c.Backend]
+	return conn, ok
+}
+
+// Check reports every capability of r whose backend has no connection.
+func (cs Conns) Check(r *Registry) error {
+	var missing []string
+	for _, c := range r.Capabilities() {
+		if _, ok := cs[c.Backend]; !ok {
+			missing = append(missing, fmt.Sprintf("%s (backend %q)", c.FullMethod, c.Backend))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("capability registry: no connection to the backend of %s", strings.Join(missing, ", "))
+	}
+	return nil
+}

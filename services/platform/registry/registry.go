@@ -49,8 +49,11 @@ type Tool struct {
 
 // Action is the GPT Actions operation backed by a capability.
 type Action struct {
-	Method         string
-	Path           string
+	Method string
+	// Path is the route, with "{field}" segments for path parameters.
+	Path string
+	// PathParams are the request fields taken from the path, in order.
+	PathParams     []string
 	OperationID    string
 	Summary        string
 	Description    string
@@ -59,13 +62,20 @@ type Action struct {
 	Capability     *Capability
 }
 
+// DefaultBackend serves every service that names no backend.
+const DefaultBackend = "capability-core"
+
 // Capability is one RPC with exposure options.
 type Capability struct {
 	Method protoreflect.MethodDescriptor
 	// FullMethod is the gRPC method name, "/pkg.Service/Method".
 	FullMethod string
-	Tools      []*Tool
-	Action     *Action
+	// Backend names the fleet service that serves the RPC (the service's
+	// backend option, DefaultBackend when unset); connectors route calls
+	// by it (Conns).
+	Backend string
+	Tools   []*Tool
+	Action  *Action
 }
 
 // Registry is the set of exposed capabilities.
@@ -139,7 +149,8 @@ var (
 	toolNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
 	opIDRE     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
 	scopeRE    = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`) // RFC 6749 scope-token
-	pathRE     = regexp.MustCompile(`^(/[a-z0-9][a-z0-9._-]*)+$`)
+	pathRE     = regexp.MustCompile(`^(/([a-z0-9][a-z0-9._-]*|\{[a-z][a-z0-9_]*\}))+$`)
+	paramRE    = regexp.MustCompile(`\{([a-z][a-z0-9_]*)\}`)
 )
 
 func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
@@ -160,7 +171,14 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 	if md.IsStreamingClient() || md.IsStreamingServer() {
 		bad("streaming RPCs cannot be capabilities")
 	}
-	c := &Capability{Method: md, FullMethod: fmt.Sprintf("/%s/%s", md.Parent().FullName(), md.Name())}
+	c := &Capability{Method: md, FullMethod: fmt.Sprintf("/%s/%s", md.Parent().FullName(), md.Name()), Backend: DefaultBackend}
+	if sd, ok := md.Parent().(protoreflect.ServiceDescriptor); ok {
+		if so, _ := sd.Options().(*descriptorpb.ServiceOptions); so != nil {
+			if b, _ := proto.GetExtension(so, optionsv1.E_Backend).(string); b != "" {
+				c.Backend = b
+			}
+		}
+	}
 	checkScopes := func(what string, scopes []string) {
 		for _, s := range scopes {
 			if !scopeRE.MatchString(s) {
@@ -195,16 +213,31 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 			RequiredScopes: slices.Clone(action.GetRequiredScopes()), Consequential: action.GetConsequential(),
 			Capability: c,
 		}
+		scalar := func(f protoreflect.FieldDescriptor) bool {
+			return !f.IsList() && !f.IsMap() && f.Kind() != protoreflect.MessageKind && f.Kind() != protoreflect.GroupKind
+		}
+		for _, m := range paramRE.FindAllStringSubmatch(a.Path, -1) {
+			f := md.Input().Fields().ByName(protoreflect.Name(m[1]))
+			switch {
+			case f == nil:
+				bad("action path parameter {%s} is not a field of %s", m[1], md.Input().FullName())
+			case !scalar(f):
+				bad("action path parameter {%s} must be a scalar field", m[1])
+			case slices.Contains(a.PathParams, m[1]):
+				bad("action path parameter {%s} appears twice", m[1])
+			}
+			a.PathParams = append(a.PathParams, m[1])
+		}
 		switch a.Method {
-		case http.MethodGet:
+		case http.MethodGet, http.MethodDelete:
 			for _, f := range fields(md.Input()) {
-				if f.IsList() || f.IsMap() || f.Kind() == protoreflect.MessageKind || f.Kind() == protoreflect.GroupKind {
-					bad("GET action: request field %s must be a scalar to become a query parameter", f.Name())
+				if !scalar(f) {
+					bad("%s action: request field %s must be a scalar to become a query or path parameter", a.Method, f.Name())
 				}
 			}
 		case http.MethodPost:
 		default:
-			bad("action method %q must be GET or POST", action.GetMethod())
+			bad("action method %q must be GET, POST or DELETE", action.GetMethod())
 		}
 		if !pathRE.MatchString(a.Path) {
 			bad("action path %q must be an absolute lower-case path", a.Path)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
 	capabilityv1 "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1"
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
 	testingv1 "github.com/tollgate/tollgate/proto/gen/tollgate/testing/v1"
@@ -25,6 +26,7 @@ func load(t *testing.T) *registry.Registry {
 	// Importing the generated packages registers their descriptors; the
 	// registry finds every exposed RPC without being told their names.
 	_ = capabilityv1.File_tollgate_capability_v1_health_proto
+	_ = authv1.File_tollgate_auth_v1_grants_proto
 	_ = testingv1.File_tollgate_testing_v1_echo_proto
 	reg, err := registry.FromFiles(protoregistry.GlobalFiles)
 	if err != nil {
@@ -47,8 +49,15 @@ func TestRegistryHasTheReferenceSurface(t *testing.T) {
 	got := map[string]string{}
 	for _, tool := range reg.Tools() {
 		got[tool.Name] = strings.Join(tool.RequiredScopes, " ")
-		if !tool.Annotations.ReadOnly || tool.Annotations.Destructive || !tool.Annotations.Idempotent || tool.Annotations.OpenWorld {
-			t.Errorf("%s: annotations %+v, want read-only, idempotent, closed-world", tool.Name, tool.Annotations)
+		want := registry.Annotations{ReadOnly: true, Idempotent: true}
+		if tool.Name == "connections.revoke" {
+			want = registry.Annotations{Destructive: true, Idempotent: true}
+		}
+		if tool.Annotations != want {
+			t.Errorf("%s: annotations %+v, want %+v", tool.Name, tool.Annotations, want)
+		}
+		if backend := map[bool]string{true: "auth-server", false: "capability-core"}[strings.HasPrefix(tool.Name, "connections.")]; tool.Capability.Backend != backend {
+			t.Errorf("%s: backend %q, want %q", tool.Name, tool.Capability.Backend, backend)
 		}
 	}
 	if len(got) != len(want) {
@@ -68,8 +77,8 @@ func TestRegistryHasTheReferenceSurface(t *testing.T) {
 	var routes []string
 	for _, a := range reg.Actions() {
 		routes = append(routes, a.Method+" "+a.Path+" "+a.OperationID+" "+strings.Join(a.RequiredScopes, ","))
-		if a.Consequential {
-			t.Errorf("%s is consequential; all current actions are read-only", a.Path)
+		if a.Consequential != (a.Method == "DELETE") {
+			t.Errorf("%s %s: consequential %v; only the revocation is", a.Method, a.Path, a.Consequential)
 		}
 	}
 	wantRoutes := "GET /actions/echo echo openid|GET /actions/orders listOrders openid,orders.read|GET /actions/profile getProfile openid,profile,email|GET /actions/session getSession openid|GET /health getHealth "
@@ -86,7 +95,7 @@ func TestRegistryHasTheReferenceSurface(t *testing.T) {
 // the consent page shows.
 func TestScopesComeFromTheServices(t *testing.T) {
 	reg := load(t)
-	if got := strings.Join(reg.ScopeNames(), " "); got != "openid profile email offline_access orders.read" {
+	if got := strings.Join(reg.ScopeNames(), " "); got != "openid profile email offline_access connections.read connections.revoke orders.read" {
 		t.Errorf("supported scopes = %q", got)
 	}
 	s, ok := reg.Scope("orders.read")
@@ -291,13 +300,13 @@ func TestBadArgumentsAreInvalidArgument(t *testing.T) {
 func TestInvalidDeclarationsAreRefused(t *testing.T) {
 	fd := protoFile(t, func(m *descriptorpb.MethodOptions) {
 		setTool(m, &optionsv1.McpTool{Name: "Bad Name", Title: "", Description: "", RequiredScopes: []string{"has space"}, WidgetUri: "https://x"})
-		setAction(m, &optionsv1.ActionsOperation{Method: "DELETE", Path: "nope", OperationId: "1x", Summary: strings.Repeat("s", 301)})
+		setAction(m, &optionsv1.ActionsOperation{Method: "PATCH", Path: "nope", OperationId: "1x", Summary: strings.Repeat("s", 301)})
 	})
 	_, err := registry.New(fd.Services().Get(0))
 	if err == nil {
 		t.Fatal("bad declarations accepted")
 	}
-	for _, want := range []string{"tool name", "needs a title", "not a valid scope", "ui:// URI", "must be GET or POST", "absolute lower-case path", "must be an identifier", "summary must be 1 to 300"} {
+	for _, want := range []string{"tool name", "needs a title", "not a valid scope", "ui:// URI", "must be GET, POST or DELETE", "absolute lower-case path", "must be an identifier", "summary must be 1 to 300"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
@@ -321,5 +330,17 @@ func TestDuplicateToolsAndRoutesAreRefused(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestPathParametersMustBeRequestFields: "{field}" path segments name
+// scalar request fields; DELETE is accepted like GET.
+func TestPathParametersMustBeRequestFields(t *testing.T) {
+	fd := protoFileNamed(t, "pathparam", func(m *descriptorpb.MethodOptions) {
+		setAction(m, &optionsv1.ActionsOperation{Method: "DELETE", Path: "/actions/things/{nope}", OperationId: "deleteThing", Summary: "s", Consequential: true})
+	})
+	_, err := registry.New(fd.Services().Get(0))
+	if err == nil || !strings.Contains(err.Error(), "path parameter {nope} is not a field") || strings.Contains(err.Error(), "must be GET") {
+		t.Errorf("err = %v, want only the unknown path parameter refused", err)
 	}
 }

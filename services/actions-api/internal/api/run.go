@@ -100,8 +100,14 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
+	if err := (registry.Conns{registry.DefaultBackend: coreConn, "auth-server": authConn}).Check(reg); err != nil {
+		return err
+	}
 	s := &server{
 		cfg: cfg, log: base.Log, reg: reg, core: coreConn, verifier: verifier,
+		// The connected-apps capability is the auth-server's own
+		// (docs/architecture.md, "Which backend serves a capability").
+		backends: registry.Conns{registry.DefaultBackend: coreConn, "auth-server": authConn},
 		limiter: ratelimit.New(rdb), doc: docJSON, requests: requests, duration: duration,
 	}
 	e, err := s.handler()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"regexp"
 	"net/http"
 	"strconv"
 	"time"
@@ -33,6 +34,8 @@ const (
 	PathPrivacy = "/privacy"
 )
 
+var pathParam = regexp.MustCompile(`\{([a-z][a-z0-9_]*)\}`)
+
 // Rate-limit buckets: token subjects for protected operations, client
 // addresses for public ones.
 const (
@@ -46,6 +49,9 @@ type server struct {
 	log      *slog.Logger
 	reg      *registry.Registry
 	core     grpc.ClientConnInterface
+	// backends route each capability to its backend (registry.Conns);
+	// one that names no connection here goes to core.
+	backends registry.Conns
 	verifier *tokens.Verifier
 	limiter  *ratelimit.Limiter
 	addrs    *clientip.Resolver
@@ -104,7 +110,7 @@ func (s *server) handler() (*echo.Echo, error) {
 	if len(s.cfg.AllowedOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  s.cfg.AllowedOrigins,
-			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodOptions},
 			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType},
 			ExposeHeaders: []string{"WWW-Authenticate", "Retry-After", "RateLimit-Remaining", echo.HeaderXRequestID},
 			MaxAge:        600,
@@ -117,12 +123,14 @@ func (s *server) handler() (*echo.Echo, error) {
 		if a.Path == PathOpenAPI || a.Path == PathPrivacy {
 			return nil, fmt.Errorf("capability %s declares %s, which the actions-api serves itself", a.Capability.FullMethod, key)
 		}
-		s.ops[key] = a.OperationID
+		// "{field}" path parameters are echo's ":field".
+		route := pathParam.ReplaceAllString(a.Path, ":$1")
+		s.ops[a.Method+" "+route] = a.OperationID
 		var mw []echo.MiddlewareFunc
 		if a.Method == http.MethodPost {
 			mw = append(mw, middleware.BodyLimit(strconv.Itoa(s.cfg.MaxBodyBytes)))
 		}
-		e.Add(a.Method, a.Path, s.action(a), mw...)
+		e.Add(a.Method, route, s.action(a), mw...)
 	}
 	// The static documents also answer HEAD, which link checkers use.
 	privacy := []byte(s.cfg.PrivacyPolicy)
@@ -209,13 +217,17 @@ func (s *server) action(a *registry.Action) echo.HandlerFunc {
 		if err := s.rateLimit(ec, bucket, subject, limit); err != nil {
 			return err
 		}
-		in, err := s.decode(ec, c, a.Method)
+		in, err := s.decode(ec, a)
 		if err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(ctx, s.cfg.CoreTimeout)
 		defer cancel()
-		out, err := c.Invoke(ctx, s.core, in)
+		conn, ok := s.backends.For(c)
+		if !ok {
+			conn = s.core
+		}
+		out, err := c.Invoke(ctx, conn, in)
 		if err != nil {
 			return fromCore(err, a.RequiredScopes)
 		}
@@ -245,14 +257,22 @@ func (s *server) rateLimit(ec echo.Context, bucket, subject string, limit rateli
 	return nil
 }
 
-// decode builds the capability request from the query (GET) or the JSON
-// body (POST).
-func (s *server) decode(ec echo.Context, c *registry.Capability, method string) (proto.Message, error) {
+// decode builds the capability request from the path parameters and the
+// query (GET, DELETE) or the JSON body (POST).
+func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, error) {
 	r := ec.Request()
+	c := a.Capability
 	var in proto.Message
 	var err error
-	if method == http.MethodGet {
-		in, err = c.DecodeQuery(r.URL.Query())
+	if a.Method != http.MethodPost {
+		q := r.URL.Query()
+		for _, p := range a.PathParams {
+			if q.Has(p) {
+				return nil, newError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("%s is a path parameter; do not repeat it in the query", p))
+			}
+			q.Set(p, ec.Param(p))
+		}
+		in, err = c.DecodeQuery(q)
 	} else {
 		if ct := r.Header.Get(echo.HeaderContentType); ct != "" {
 			if mt, _, perr := mime.ParseMediaType(ct); perr != nil || mt != echo.MIMEApplicationJSON {

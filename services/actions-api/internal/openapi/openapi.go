@@ -84,8 +84,9 @@ type Server struct {
 
 // PathItem holds the operations of one path.
 type PathItem struct {
-	Get  *Operation `json:"get,omitempty"`
-	Post *Operation `json:"post,omitempty"`
+	Get    *Operation `json:"get,omitempty"`
+	Post   *Operation `json:"post,omitempty"`
+	Delete *Operation `json:"delete,omitempty"`
 }
 
 // Operation is one API operation.
@@ -222,6 +223,8 @@ func Build(reg *registry.Registry, o Options) (*Document, error) {
 			item.Get = op
 		case http.MethodPost:
 			item.Post = op
+		case http.MethodDelete:
+			item.Delete = op
 		default:
 			return nil, fmt.Errorf("openapi: %s: method %s is not supported", a.OperationID, a.Method)
 		}
@@ -258,14 +261,20 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 	in := c.InputSchema()
 	props, _ := in["properties"].(registry.Schema)
 	switch a.Method {
-	case http.MethodGet:
+	case http.MethodGet, http.MethodDelete:
+		// Path parameters ("{field}" in the route) are required (OpenAPI
+		// 3.1 §4.8.12.1); every other field is an optional query parameter.
 		fields := c.Method.Input().Fields()
 		for i := 0; i < fields.Len(); i++ {
 			name := string(fields.Get(i).Name())
 			s := maps.Clone(props[name].(registry.Schema))
 			desc, _ := s["description"].(string)
 			delete(s, "description")
-			op.Parameters = append(op.Parameters, Parameter{Name: name, In: "query", Description: desc, Schema: s})
+			p := Parameter{Name: name, In: "query", Description: desc, Schema: s}
+			if slices.Contains(a.PathParams, name) {
+				p.In, p.Required = "path", true
+			}
+			op.Parameters = append(op.Parameters, p)
 		}
 	case http.MethodPost:
 		inMsg := c.Method.Input()
@@ -294,6 +303,9 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 		}}
 		op.Responses["401"] = errResp("The access token is missing, malformed, expired, revoked, not signed by the issuer or issued for another audience (error invalid_token). Link the account again.", challenge)
 		op.Responses["403"] = errResp("The access token lacks a scope this operation needs (error insufficient_scope).", challenge)
+	}
+	if len(a.PathParams) > 0 {
+		op.Responses["404"] = errResp("Nothing of the caller's has this "+strings.Join(a.PathParams, " and ")+" (error not_found).", nil)
 	}
 	if a.Method == http.MethodPost {
 		op.Responses["413"] = errResp("The request body is too large (error request_too_large).", nil)

@@ -49,7 +49,7 @@ type client struct {
 	ClientSecretHash string   `json:"client_secret_hash,omitempty"`
 	RedirectURIs     []string `json:"redirect_uris"`
 	GrantTypes       []string `json:"grant_types"`
-	Scopes           []string `json:"scopes"`
+	Scopes           []string `json:"scopes,omitempty"`
 	Resources        []string `json:"resources"`
 	AuthMethod       string   `json:"token_endpoint_auth_method"`
 	RequirePKCE      bool     `json:"require_pkce"`
@@ -145,7 +145,8 @@ users:
 		}
 		c.ClientSecretHash = string(hash)
 		c.GrantTypes = []string{"authorization_code", "refresh_token"}
-		c.Scopes = []string{"openid", "profile", "email", "offline_access"}
+		// No scopes listed: a dev client may ask for every supported
+		// scope, those of capabilities added later included.
 		reg.Clients = append(reg.Clients, c)
 		cj.Clients = append(cj.Clients, devfleet.DevClient{ClientID: c.ClientID, ClientSecret: secret, RedirectURIs: c.RedirectURIs,
 			Audience: s.Audience, AuthMethod: c.AuthMethod, RequirePKCE: c.RequirePKCE})

@@ -67,12 +67,16 @@ func startFleetWith(t testing.TB, env map[string]string, extraClients string) *f
 // newFleet prepares everything but the auth-server: Redis, the dev IdP,
 // dev-init's files (with cheap secret hashes when cheap is set) and the
 // auth-server's environment.
-func newFleet(t testing.TB, env map[string]string, extraClients string, cheap bool) *fleet {
+func newFleet(t testing.TB, env map[string]string, extraClients string, cheap bool, idpUsers ...string) *fleet {
 	t.Helper()
 	f := &fleet{t: t, Redis: testharness.StartRedis(t), Dir: t.TempDir()}
 	port := testharness.FreePort(t)
 	f.Base = fmt.Sprintf("http://127.0.0.1:%d", port)
-	f.IdP = idptest.Start(t, idptest.Options{PublicIssuerURL: f.Base})
+	idpOpts := idptest.Options{PublicIssuerURL: f.Base}
+	if len(idpUsers) > 0 {
+		idpOpts.UsersYAML = idpUsers[0] // replaces the dev account
+	}
+	f.IdP = idptest.Start(t, idpOpts)
 	if err := devinit.Init(f.Dir, f.Base, io.Discard); err != nil {
 		t.Fatal(err)
 	}

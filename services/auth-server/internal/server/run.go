@@ -118,6 +118,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	})
 	base.Ready.OnDrain(srv.Health.Shutdown) // grpc.health.v1 answers NOT_SERVING while draining
 	authv1.RegisterKeySetServiceServer(srv, &KeySet{Issuer: cfg.Issuer, Ring: ring})
+	authv1.RegisterGrantsServiceServer(srv, &Grants{OAuth: o})
 	g, err := app.NewGRPC(cfg.GRPCAddr, srv.Server)
 	if err != nil {
 		base.Close()

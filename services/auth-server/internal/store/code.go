@@ -291,6 +291,11 @@ func (s *Store) redeem(ctx context.Context, t *tx) error {
 		}
 		keys[1] = s.grantKey(t.grant.GetID())
 		args = []any{b, mac, s.grantTTL(t.grant, t.refresh != "").Milliseconds()}
+		// Listed under its subject first (subjects.go): a grant never
+		// exists unlisted.
+		if err := s.indexGrant(ctx, t.grant, t.refresh != ""); err != nil {
+			return err
+		}
 	} else {
 		keys[1] = keys[0] // unused; one slot in a cluster
 	}

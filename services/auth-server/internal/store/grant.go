@@ -251,7 +251,8 @@ func (s *Store) rotate(ctx context.Context, t *tx) error {
 	case n < 0:
 		return fosite.ErrInactiveToken
 	}
-	return nil
+	// The subject's index lives as long as the grant now does.
+	return s.renewIndex(ctx, t.grant)
 }
 
 // putGrant stores a grant's record outside a code redemption or rotation
@@ -259,6 +260,9 @@ func (s *Store) rotate(ctx context.Context, t *tx) error {
 func (s *Store) putGrant(ctx context.Context, t *tx) error {
 	b, err := encode(t.grant)
 	if err != nil {
+		return err
+	}
+	if err := s.indexGrant(ctx, t.grant, t.refresh != ""); err != nil {
 		return err
 	}
 	key := s.grantKey(t.grant.GetID())

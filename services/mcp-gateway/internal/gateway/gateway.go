@@ -50,6 +50,9 @@ type Deps struct {
 	Registry *registry.Registry
 	Redis    *redisx.Client
 	Core     grpc.ClientConnInterface
+	// Backends route capabilities to the backend that serves them
+	// (registry.Conns); a capability whose backend is not here goes to Core.
+	Backends registry.Conns
 	Verifier *tokens.Verifier
 	Metrics  *metrics
 	// Replica identifies this process in Redis (legacy SSE ownership).
@@ -122,7 +125,7 @@ func New(d Deps) (*Gateway, error) {
 	g.sessions.LimitPerSubject(cfg.SessionLimitPerSubject)
 	g.sseChallenges = &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(g.sseResource), scopes: scopes}
 	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
-	cat := &catalog{reg: d.Registry, core: d.Core, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics, log: d.Log,
+	cat := &catalog{reg: d.Registry, core: d.Core, backends: d.Backends, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics, log: d.Log,
 		underscore: cfg.ToolNameStyle == config.ToolNamesUnderscore}
 	tools, err := cat.tools()
 	if err != nil {

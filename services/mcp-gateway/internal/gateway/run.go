@@ -58,6 +58,10 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return fail(err)
 	}
+	backends := registry.Conns{registry.DefaultBackend: coreConn, "auth-server": authConn}
+	if err := backends.Check(reg); err != nil {
+		return fail(err)
+	}
 	m, err := newMetrics(base.Metrics)
 	if err != nil {
 		return fail(err)
@@ -81,6 +85,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	go verifier.KeepFresh(ctx)
 	g, err := New(Deps{
 		Config: cfg, Log: base.Log, Registry: reg, Redis: rdb, Core: coreConn,
+		// The connected-apps capability is the auth-server's own
+		// (docs/architecture.md, "Which backend serves a capability").
+		Backends: backends,
 		Verifier: verifier, Metrics: m, Replica: session.NewID()[:16],
 	})
 	if err != nil {

@@ -35,6 +35,7 @@ const MetaError = widgets.MetaError
 type catalog struct {
 	reg         *registry.Registry
 	core        grpc.ClientConnInterface
+	backends    registry.Conns
 	coreTimeout time.Duration
 	origin      string // public origin of widget assets
 	challenges  *challenger
@@ -263,7 +264,11 @@ func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 		cctx, cancel := context.WithTimeout(tokens.WithToken(ctx, claims.Raw), c.coreTimeout)
 		defer cancel()
 		start := time.Now()
-		out, err := t.Capability.Invoke(cctx, c.core, in)
+		conn, ok := c.backends.For(t.Capability)
+		if !ok {
+			conn = c.core
+		}
+		out, err := t.Capability.Invoke(cctx, conn, in)
 		c.metrics.coreLatency.WithLabelValues(t.Name).Observe(time.Since(start).Seconds())
 		if err != nil {
 			result, msg := callError(err)

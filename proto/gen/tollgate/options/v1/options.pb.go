@@ -212,10 +212,12 @@ func (x *ToolAnnotations) GetOpenWorld() bool {
 // ActionsOperation declares the GPT Actions REST operation backed by the RPC.
 type ActionsOperation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// HTTP method: GET or POST. GET maps request fields to query parameters,
-	// POST to a JSON body.
+	// HTTP method: GET, POST or DELETE. GET and DELETE map request fields
+	// to query parameters, POST to a JSON body.
 	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
-	// Path on the Actions origin, for example "/actions/profile".
+	// Path on the Actions origin, for example "/actions/profile". A segment
+	// "{field}" is a path parameter: the request's scalar field of that name,
+	// for example "/actions/connections/{grant_id}".
 	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
 	// OpenAPI operationId.
 	OperationId string `protobuf:"bytes,3,opt,name=operation_id,json=operationId,proto3" json:"operation_id,omitempty"`
@@ -379,6 +381,14 @@ var file_tollgate_options_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 		Filename:      "tollgate/options/v1/options.proto",
 	},
 	{
+		ExtendedType:  (*descriptorpb.ServiceOptions)(nil),
+		ExtensionType: (*string)(nil),
+		Field:         51006,
+		Name:          "tollgate.options.v1.backend",
+		Tag:           "bytes,51006,opt,name=backend",
+		Filename:      "tollgate/options/v1/options.proto",
+	},
+	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
 		ExtensionType: ([]*McpTool)(nil),
 		Field:         51001,
@@ -419,6 +429,12 @@ var (
 	//
 	// repeated tollgate.options.v1.Scope scope = 51005;
 	E_Scope = &file_tollgate_options_v1_options_proto_extTypes[0]
+	// The fleet backend that serves this service, by name: "capability-core"
+	// (the default when unset) or "auth-server". Connectors route each
+	// capability call to that backend's gRPC connection.
+	//
+	// optional string backend = 51006;
+	E_Backend = &file_tollgate_options_v1_options_proto_extTypes[1]
 )
 
 // Extension fields to descriptorpb.MethodOptions.
@@ -426,11 +442,11 @@ var (
 	// The MCP tools backed by this RPC.
 	//
 	// repeated tollgate.options.v1.McpTool mcp_tool = 51001;
-	E_McpTool = &file_tollgate_options_v1_options_proto_extTypes[1]
+	E_McpTool = &file_tollgate_options_v1_options_proto_extTypes[2]
 	// The GPT Actions operation backed by this RPC.
 	//
 	// optional tollgate.options.v1.ActionsOperation actions_operation = 51002;
-	E_ActionsOperation = &file_tollgate_options_v1_options_proto_extTypes[2]
+	E_ActionsOperation = &file_tollgate_options_v1_options_proto_extTypes[3]
 )
 
 // Extension fields to descriptorpb.MessageOptions.
@@ -438,7 +454,7 @@ var (
 	// Description of a message, used in generated JSON Schemas.
 	//
 	// optional string message_description = 51003;
-	E_MessageDescription = &file_tollgate_options_v1_options_proto_extTypes[3]
+	E_MessageDescription = &file_tollgate_options_v1_options_proto_extTypes[4]
 )
 
 // Extension fields to descriptorpb.FieldOptions.
@@ -446,7 +462,7 @@ var (
 	// Description of a field, used in generated JSON Schemas (at most 700 characters).
 	//
 	// optional string field_description = 51004;
-	E_FieldDescription = &file_tollgate_options_v1_options_proto_extTypes[4]
+	E_FieldDescription = &file_tollgate_options_v1_options_proto_extTypes[5]
 )
 
 var File_tollgate_options_v1_options_proto protoreflect.FileDescriptor
@@ -483,7 +499,8 @@ const file_tollgate_options_v1_options_proto_rawDesc = "" +
 	"\x05Scope\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription:S\n" +
-	"\x05scope\x12\x1f.google.protobuf.ServiceOptions\x18\xbd\x8e\x03 \x03(\v2\x1a.tollgate.options.v1.ScopeR\x05scope:Y\n" +
+	"\x05scope\x12\x1f.google.protobuf.ServiceOptions\x18\xbd\x8e\x03 \x03(\v2\x1a.tollgate.options.v1.ScopeR\x05scope:;\n" +
+	"\abackend\x12\x1f.google.protobuf.ServiceOptions\x18\xbe\x8e\x03 \x01(\tR\abackend:Y\n" +
 	"\bmcp_tool\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x03(\v2\x1c.tollgate.options.v1.McpToolR\amcpTool:t\n" +
 	"\x11actions_operation\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\v2%.tollgate.options.v1.ActionsOperationR\x10actionsOperation:R\n" +
 	"\x13message_description\x12\x1f.google.protobuf.MessageOptions\x18\xbb\x8e\x03 \x01(\tR\x12messageDescription:L\n" +
@@ -514,20 +531,21 @@ var file_tollgate_options_v1_options_proto_goTypes = []any{
 	(*descriptorpb.FieldOptions)(nil),   // 7: google.protobuf.FieldOptions
 }
 var file_tollgate_options_v1_options_proto_depIdxs = []int32{
-	1, // 0: tollgate.options.v1.McpTool.annotations:type_name -> tollgate.options.v1.ToolAnnotations
-	4, // 1: tollgate.options.v1.scope:extendee -> google.protobuf.ServiceOptions
-	5, // 2: tollgate.options.v1.mcp_tool:extendee -> google.protobuf.MethodOptions
-	5, // 3: tollgate.options.v1.actions_operation:extendee -> google.protobuf.MethodOptions
-	6, // 4: tollgate.options.v1.message_description:extendee -> google.protobuf.MessageOptions
-	7, // 5: tollgate.options.v1.field_description:extendee -> google.protobuf.FieldOptions
-	3, // 6: tollgate.options.v1.scope:type_name -> tollgate.options.v1.Scope
-	0, // 7: tollgate.options.v1.mcp_tool:type_name -> tollgate.options.v1.McpTool
-	2, // 8: tollgate.options.v1.actions_operation:type_name -> tollgate.options.v1.ActionsOperation
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	6, // [6:9] is the sub-list for extension type_name
-	1, // [1:6] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1,  // 0: tollgate.options.v1.McpTool.annotations:type_name -> tollgate.options.v1.ToolAnnotations
+	4,  // 1: tollgate.options.v1.scope:extendee -> google.protobuf.ServiceOptions
+	4,  // 2: tollgate.options.v1.backend:extendee -> google.protobuf.ServiceOptions
+	5,  // 3: tollgate.options.v1.mcp_tool:extendee -> google.protobuf.MethodOptions
+	5,  // 4: tollgate.options.v1.actions_operation:extendee -> google.protobuf.MethodOptions
+	6,  // 5: tollgate.options.v1.message_description:extendee -> google.protobuf.MessageOptions
+	7,  // 6: tollgate.options.v1.field_description:extendee -> google.protobuf.FieldOptions
+	3,  // 7: tollgate.options.v1.scope:type_name -> tollgate.options.v1.Scope
+	0,  // 8: tollgate.options.v1.mcp_tool:type_name -> tollgate.options.v1.McpTool
+	2,  // 9: tollgate.options.v1.actions_operation:type_name -> tollgate.options.v1.ActionsOperation
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	7,  // [7:10] is the sub-list for extension type_name
+	1,  // [1:7] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_options_v1_options_proto_init() }
@@ -542,7 +560,7 @@ func file_tollgate_options_v1_options_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_options_v1_options_proto_rawDesc), len(file_tollgate_options_v1_options_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   4,
-			NumExtensions: 5,
+			NumExtensions: 6,
 			NumServices:   0,
 		},
 		GoTypes:           file_tollgate_options_v1_options_proto_goTypes,
