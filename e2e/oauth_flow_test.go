@@ -45,13 +45,19 @@ func (a authorization) exchange() (*oauth2.Token, error) {
 // authorize runs the flow up to the callback and returns the code.
 func authorize(t *testing.T, clientID, resource string, style oauth2.AuthStyle) authorization {
 	t.Helper()
+	return authorizeScopes(t, clientID, resource, style, "openid", "profile", "email")
+}
+
+// authorizeScopes is authorize asking for scopes.
+func authorizeScopes(t *testing.T, clientID, resource string, style oauth2.AuthStyle, scopes ...string) authorization {
+	t.Helper()
 	c, ok := fleet.Client(clientID)
 	if !ok {
 		t.Fatalf("no dev client %s", clientID)
 	}
 	conf := &oauth2.Config{
 		ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: c.RedirectURIs[0],
-		Scopes:   []string{"openid", "profile", "email"},
+		Scopes:   scopes,
 		Endpoint: oauth2.Endpoint{AuthURL: fleet.Origin + "/oauth/authorize", TokenURL: fleet.Origin + "/oauth/token", AuthStyle: style},
 	}
 	verifier := oauth2.GenerateVerifier()

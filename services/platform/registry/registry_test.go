@@ -45,6 +45,9 @@ func TestRegistryHasTheReferenceSurface(t *testing.T) {
 		"auth.session":          "openid",
 		"testing.echo":          "openid",
 		"orders.list":           "openid orders.read",
+		"connections.list":      "openid connections.read",
+		"connections.card":      "openid connections.read",
+		"connections.revoke":    "openid connections.revoke",
 	}
 	got := map[string]string{}
 	for _, tool := range reg.Tools() {
@@ -81,11 +84,14 @@ func TestRegistryHasTheReferenceSurface(t *testing.T) {
 			t.Errorf("%s %s: consequential %v; only the revocation is", a.Method, a.Path, a.Consequential)
 		}
 	}
-	wantRoutes := "GET /actions/echo echo openid|GET /actions/orders listOrders openid,orders.read|GET /actions/profile getProfile openid,profile,email|GET /actions/session getSession openid|GET /health getHealth "
+	if tool, _ := reg.Tool("connections.revoke"); strings.Join(tool.Capability.Action.PathParams, ",") != "grant_id" {
+		t.Errorf("revoke path parameters = %v", tool.Capability.Action.PathParams)
+	}
+	wantRoutes := "GET /actions/connections listConnections openid,connections.read|DELETE /actions/connections/{grant_id} revokeConnection openid,connections.revoke|GET /actions/echo echo openid|GET /actions/orders listOrders openid,orders.read|GET /actions/profile getProfile openid,profile,email|GET /actions/session getSession openid|GET /health getHealth "
 	if strings.Join(routes, "|") != wantRoutes {
 		t.Errorf("actions:\n got %s\nwant %s", strings.Join(routes, "|"), wantRoutes)
 	}
-	if s := strings.Join(reg.RequiredScopes(), " "); s != "email openid orders.read profile" {
+	if s := strings.Join(reg.RequiredScopes(), " "); s != "connections.read connections.revoke email openid orders.read profile" {
 		t.Errorf("required scopes = %q", s)
 	}
 }

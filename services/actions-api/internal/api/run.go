@@ -108,7 +108,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		// The connected-apps capability is the auth-server's own
 		// (docs/architecture.md, "Which backend serves a capability").
 		backends: registry.Conns{registry.DefaultBackend: coreConn, "auth-server": authConn},
-		limiter: ratelimit.New(rdb), doc: docJSON, requests: requests, duration: duration,
+		limiter:  ratelimit.New(rdb), doc: docJSON, requests: requests, duration: duration,
 	}
 	e, err := s.handler()
 	if err != nil {

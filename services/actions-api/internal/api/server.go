@@ -7,8 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"regexp"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -45,10 +45,10 @@ const (
 
 // server answers the public REST API.
 type server struct {
-	cfg      config.Config
-	log      *slog.Logger
-	reg      *registry.Registry
-	core     grpc.ClientConnInterface
+	cfg  config.Config
+	log  *slog.Logger
+	reg  *registry.Registry
+	core grpc.ClientConnInterface
 	// backends route each capability to its backend (registry.Conns);
 	// one that names no connection here goes to core.
 	backends registry.Conns

@@ -9,11 +9,11 @@ import (
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
 
-const wantChallenge = `Bearer error="invalid_token", resource_metadata="` + metadataURL + `", scope="openid profile email"`
+const wantChallenge = `Bearer error="invalid_token", resource_metadata="` + metadataURL + `", scope="` + allScopes + `"`
 
 // noCredentialsChallenge answers a request without a bearer token: no
 // error code (RFC 6750 §3.1).
-const noCredentialsChallenge = `Bearer resource_metadata="` + metadataURL + `", scope="openid profile email"`
+const noCredentialsChallenge = `Bearer resource_metadata="` + metadataURL + `", scope="` + allScopes + `"`
 
 // The legacy endpoints name the metadata of the /sse identifier (RFC 9728 §3.3).
 const (

@@ -138,7 +138,7 @@ func TestLegacySSE(t *testing.T) {
 	s := g.openStream(t, "/sse", tok, nil)
 	path := s.endpoint()
 	legacyInit(t, s, g, tok, path)
-	for _, rt := range loadRegistry(t).Tools() {
+	for _, rt := range coreTools(t) {
 		c := call("tools/call", map[string]any{"name": rt.Name, "arguments": map[string]any{}})
 		if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: c}); r.Status != http.StatusAccepted {
 			t.Fatalf("%s: %d %s", rt.Name, r.Status, r.Body)

@@ -339,11 +339,16 @@ const file_tollgate_auth_v1_grants_proto_rawDesc = "" +
 	"\bgrant_id\x18\x01 \x01(\tB5\xe2\xf3\x181Grant to revoke, from the list of connected apps.R\agrantId\"\xab\x01\n" +
 	"\x13RevokeGrantResponse\x12:\n" +
 	"\bgrant_id\x18\x01 \x01(\tB\x1f\xe2\xf3\x18\x1bThe grant that was revoked.R\agrantId\x12@\n" +
-	"\arevoked\x18\x02 \x01(\bB&\xe2\xf3\x18\"Always true: the grant is revoked.R\arevoked:\x16\xda\xf3\x18\x12The revoked grant.2\xdf\x02\n" +
-	"\rGrantsService\x12\\\n" +
+	"\arevoked\x18\x02 \x01(\bB&\xe2\xf3\x18\"Always true: the grant is revoked.R\arevoked:\x16\xda\xf3\x18\x12The revoked grant.2\xee\x0e\n" +
+	"\rGrantsService\x12\xe5\a\n" +
 	"\n" +
-	"ListGrants\x12#.tollgate.auth.v1.ListGrantsRequest\x1a$.tollgate.auth.v1.ListGrantsResponse\"\x03\x90\x02\x01\x12_\n" +
-	"\vRevokeGrant\x12$.tollgate.auth.v1.RevokeGrantRequest\x1a%.tollgate.auth.v1.RevokeGrantResponse\"\x03\x90\x02\x02\x1a\x8e\x01\xea\xf3\x18@\n" +
+	"ListGrants\x12#.tollgate.auth.v1.ListGrantsRequest\x1a$.tollgate.auth.v1.ListGrantsResponse\"\x8b\a\xca\xf3\x18\xc8\x02\n" +
+	"\x10connections.list\x12\x16List my connected apps\x1a\xc4\x01Lists the apps connected to the signed-in user's account: each grant's id, app, scopes, audiences, when it was created and last used. current marks the grant of this conversation's own connection.\"\x06openid\"\x10connections.read*\x04\b\x01\x18\x01:\x1eLooking up your connected appsB\x15Connected apps listed\xca\xf3\x18\x92\x02\n" +
+	"\x10connections.card\x12\x16Show my connected apps\x1amShows the apps connected to the signed-in user's account as an inline card, with a button to disconnect each.\"\x06openid\"\x10connections.read*\x04\b\x01\x18\x012$ui://widget/connections-card-v1.html:\x1bLoading your connected appsB\x14Connected apps ready\xd2\xf3\x18\x9f\x02\n" +
+	"\x03GET\x12\x14/actions/connections\x1a\x0flistConnections\"-List the apps connected to the user's account*\xa7\x01Returns the user's grants: grant id, app (client id and name), scopes, audiences, when each was created and last used. current marks the grant this call was made with.2\x06openid2\x10connections.read\x90\x02\x01\x12\xe3\x05\n" +
+	"\vRevokeGrant\x12$.tollgate.auth.v1.RevokeGrantRequest\x1a%.tollgate.auth.v1.RevokeGrantResponse\"\x86\x05\xca\xf3\x18\xc2\x02\n" +
+	"\x12connections.revoke\x12\x11Disconnect an app\x1a\xcd\x01Disconnects one app from the signed-in user's account by grant_id (from connections.list): the app loses access at once and must ask the user again. Only call it when the user asked to disconnect that app.\"\x06openid\"\x12connections.revoke*\x04\x10\x01\x18\x01:\x15Disconnecting the appB\x10App disconnected\xd2\xf3\x18\xb7\x02\n" +
+	"\x06DELETE\x12\x1f/actions/connections/{grant_id}\x1a\x10revokeConnection\")Disconnect an app from the user's account*\xb0\x01Revokes one grant of the user (grant_id from listConnections): the app's tokens stop working within a second and it must ask the user again. Repeating the call changes nothing.2\x06openid2\x12connections.revoke8\x01\x90\x02\x02\x1a\x8e\x01\xea\xf3\x18@\n" +
 	"\x10connections.read\x12,See which apps are connected to your account\xea\xf3\x187\n" +
 	"\x12connections.revoke\x12!Disconnect apps from your account\xf2\xf3\x18\vauth-serverB\xc5\x01\n" +
 	"\x14com.tollgate.auth.v1B\vGrantsProtoP\x01Z>github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1;authv1\xa2\x02\x03TAX\xaa\x02\x10Tollgate.Auth.V1\xca\x02\x10Tollgate\\Auth\\V1\xe2\x02\x1cTollgate\\Auth\\V1\\GPBMetadata\xea\x02\x12Tollgate::Auth::V1b\x06proto3"

@@ -27,7 +27,7 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// GrantsService is the connected-apps API: the grants (an app's
+// GrantsService is the connected-apps capability: the grants (an app's
 // authorization to act for the user, kept across refreshes) of the caller,
 // and revoking one. The auth-server serves it, since the grants live there;
 // the subject is always the verified access token's, never a request field.
@@ -74,7 +74,7 @@ func (c *grantsServiceClient) RevokeGrant(ctx context.Context, in *RevokeGrantRe
 // All implementations must embed UnimplementedGrantsServiceServer
 // for forward compatibility.
 //
-// GrantsService is the connected-apps API: the grants (an app's
+// GrantsService is the connected-apps capability: the grants (an app's
 // authorization to act for the user, kept across refreshes) of the caller,
 // and revoking one. The auth-server serves it, since the grants live there;
 // the subject is always the verified access token's, never a request field.
