@@ -17,8 +17,8 @@ const noCredentialsChallenge = `Bearer resource_metadata="` + metadataURL + `", 
 
 // The legacy endpoints name the metadata of the /sse identifier (RFC 9728 §3.3).
 const (
-	wantSSEChallenge          = `Bearer error="invalid_token", resource_metadata="` + sseMetadataURL + `", scope="openid profile email"`
-	noCredentialsSSEChallenge = `Bearer resource_metadata="` + sseMetadataURL + `", scope="openid profile email"`
+	wantSSEChallenge          = `Bearer error="invalid_token", resource_metadata="` + sseMetadataURL + `", scope="` + allScopes + `"`
+	noCredentialsSSEChallenge = `Bearer resource_metadata="` + sseMetadataURL + `", scope="` + allScopes + `"`
 )
 
 // challenges are the two challenges of the endpoint of path.
