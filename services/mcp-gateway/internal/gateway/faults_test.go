@@ -195,8 +195,11 @@ func TestRedisHungFailsFastAndRecovers(t *testing.T) {
 	if code, body := g.readiness(t); code != 200 || !dependency(body, "redis", "down") {
 		t.Errorf("readiness with Redis hung: %d %s; want 200 reporting redis down", code, body)
 	}
-	if v := g.metric(t, "tollgate_redis_circuit_state"); v != 2 {
-		t.Errorf("tollgate_redis_circuit_state = %v with Redis hung, want 2 (open)", v)
+	// The breaker has tripped: open (2), or already half-open (1) when its
+	// open interval ran out before this read on a loaded machine — a trip
+	// probe then fails and opens it again. Closed (0) would be the defect.
+	if v := g.metric(t, "tollgate_redis_circuit_state"); v != 2 && v != 1 {
+		t.Errorf("tollgate_redis_circuit_state = %v with Redis hung, want 2 (open) or 1 (half-open)", v)
 	}
 
 	t.Logf("503 latencies with Redis hung (report, not asserted): %v", took)
