@@ -106,6 +106,12 @@ func useEveryTool(ctx context.Context, t *testing.T, c *client.Client) {
 	names := map[string]bool{}
 	for _, tool := range tools.Tools {
 		names[tool.Name] = true
+		if strings.HasPrefix(tool.Name, "connections.") {
+			// The token here has openid profile email; the connected-apps
+			// tools (their own scopes; revoke needs a grant id) are
+			// exercised in connections_test.go.
+			continue
+		}
 		call := mcp.CallToolRequest{}
 		call.Params.Name = tool.Name
 		res, err := c.CallTool(ctx, call)
