@@ -209,9 +209,9 @@ func New(o Options) (*Server, error) {
 		Signer:                     &fjwt.DefaultSigner{GetPrivateKey: keyGetter},
 	}
 	s.provider = compose.Compose(fc, s.store, strategy,
-		compose.OAuth2AuthorizeExplicitFactory,
-		compose.OAuth2RefreshTokenGrantFactory,
-		compose.OpenIDConnectExplicitFactory,
+		codeGrantFactory,    // compose.OAuth2AuthorizeExplicitFactory (handlers.go)
+		refreshGrantFactory, // compose.OAuth2RefreshTokenGrantFactory
+		oidcCodeFactory,     // compose.OpenIDConnectExplicitFactory
 		refreshIDTokenFactory,
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
