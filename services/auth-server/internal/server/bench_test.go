@@ -157,12 +157,16 @@ func BenchmarkTokenRefresh(b *testing.B) {
 //	cpu-µs/grant         the auth-server process's CPU time (/proc/<pid>/schedstat)
 //	                     over the timed window, per grant
 //	signatures/grant     JWS in each response (access token, ID token)
-//	signing-share        CPU of those signatures (measured below) ÷ cpu-µs/grant
+//	signing-share        CPU of those signatures ÷ cpu-µs/grant, the CPU of one
+//	                     signature being measured on one core right before and
+//	                     right after the case (the mean of the two)
 //
 // and for signatures/RS256 and signatures/ES256: sig/s on one core and
 // cpu-µs/sig (thread CPU time of one locked goroutine signing an access
-// token's claims). CPU times, not wall times, so other load on the machine
-// changes grants/s and latency but hardly the ratios.
+// token's claims), measured once at the start. CPU times, not wall times,
+// so other load on the machine changes grants/s and latency far more than
+// the ratios; measuring the signature next to each case keeps the two CPU
+// times of a ratio under the same load.
 //
 // TOLLGATE_BENCH_GRANTS sets the grants per case (default 400).
 func BenchmarkTokenEndpoint(b *testing.B) {
@@ -173,9 +177,10 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 	if n, err := strconv.Atoi(os.Getenv("TOLLGATE_BENCH_GRANTS")); err == nil && n > 0 {
 		grants = n
 	}
+	meter := newSignatureMeter(b)
 	sigCost := map[string]time.Duration{}
 	for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256} {
-		sigCost[string(alg)] = signatureCPU(b, alg)
+		sigCost[string(alg)] = meter.cpu(b, alg)
 		b.Run("signatures/"+string(alg), func(b *testing.B) {
 			d := sigCost[string(alg)] // measured above, in CPU time
 			b.ReportMetric(float64(d.Nanoseconds()), "ns/op")
@@ -194,10 +199,17 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		for _, grant := range []string{"authorization_code", "refresh_token"} {
 			for _, clients := range []int{8, 32} {
 				b.Run(fmt.Sprintf("alg=%s/grant=%s/clients=%d", alg, grant, clients), func(b *testing.B) {
+					// The signature's CPU is measured again right before and
+					// after the case (their mean), so that the share compares
+					// CPU times taken under the same load on the machine.
+					before := map[string]time.Duration{}
+					for _, a := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256} {
+						before[string(a)] = meter.cpu(b, a)
+					}
 					r := loadTokenEndpoint(b, f, pid, grant, clients, grants)
 					share := 0.0
 					for k, n := range r.signatures {
-						share += float64(n) * float64(sigCost[k])
+						share += float64(n) * float64(before[k]+meter.cpu(b, jose.SignatureAlgorithm(k))) / 2
 					}
 					share /= float64(r.cpu)
 					b.ReportMetric(float64(r.wall.Nanoseconds())/float64(r.grants), "ns/op")
@@ -381,11 +393,15 @@ func jwsAlg(raw string) string {
 	return tok.Headers[0].Algorithm
 }
 
-// signatureCPU is the CPU time of one access-token signature with alg on
-// one core: a goroutine locked to its thread signs access-token claims for
-// at least 300 ms of CPU and divides its thread's CPU time
-// (/proc/thread-self/schedstat) by the count.
-func signatureCPU(b *testing.B, alg jose.SignatureAlgorithm) time.Duration {
+// signatureMeter measures the CPU time of one access-token signature on
+// one core, with the keys of a ring made once.
+type signatureMeter struct {
+	ring *tokens.KeyRing
+	std  jwt.Claims
+	priv tokens.AccessClaims
+}
+
+func newSignatureMeter(b *testing.B) *signatureMeter {
 	rk, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		b.Fatal(err)
@@ -402,16 +418,26 @@ func signatureCPU(b *testing.B, alg jose.SignatureAlgorithm) time.Duration {
 		b.Fatal(err)
 	}
 	now := time.Now()
-	std := jwt.Claims{Issuer: "http://127.0.0.1:4000", Subject: "dev-user-0001", Audience: jwt.Audience{"http://127.0.0.1:4000/mcp"},
-		Expiry: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ID: rand.Text()}
-	priv := tokens.AccessClaims{ClientID: "gpt-apps-mcp", Scope: "openid profile email", AuthTime: now.Unix(),
-		Profile: tokens.Profile{Name: "Dev User", Email: "dev@example.com", EmailVerified: true, PreferredUsername: "dev"}}
+	return &signatureMeter{
+		ring: ring,
+		std: jwt.Claims{Issuer: "http://127.0.0.1:4000", Subject: "dev-user-0001", Audience: jwt.Audience{"http://127.0.0.1:4000/mcp"},
+			Expiry: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ID: rand.Text()},
+		priv: tokens.AccessClaims{ClientID: "gpt-apps-mcp", Scope: "openid profile email", AuthTime: now.Unix(),
+			Profile: tokens.Profile{Name: "Dev User", Email: "dev@example.com", EmailVerified: true, PreferredUsername: "dev"}},
+	}
+}
+
+// cpu is the CPU time of one access-token signature with alg on one core:
+// a goroutine locked to its thread signs access-token claims for at least
+// 300 ms of CPU and divides its thread's CPU time
+// (/proc/thread-self/schedstat) by the count.
+func (m *signatureMeter) cpu(b *testing.B, alg jose.SignatureAlgorithm) time.Duration {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	c0, n := threadCPU(b), 0
 	for threadCPU(b)-c0 < 300*time.Millisecond {
 		for range 10 {
-			if _, err := ring.SignWith(alg, tokens.AccessTokenType, std, priv); err != nil {
+			if _, err := m.ring.SignWith(alg, tokens.AccessTokenType, m.std, m.priv); err != nil {
 				b.Fatal(err)
 			}
 		}
