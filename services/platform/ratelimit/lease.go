@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
-
-	"github.com/tollgate/tollgate/services/platform/redisx"
 )
 
 // Leasing puts a process-local front on a Limiter's buckets so that a busy
@@ -105,7 +103,7 @@ func (b *lease) idle(now time.Time) bool {
 // does, from this replica's lease when it holds one. An error means Redis
 // could not be asked; callers answer 503.
 func (p *Leasing) Allow(ctx context.Context, scope, subject string, lim Limit) (Result, error) {
-	key := p.l.rdb.Key("rl", scope, redisx.Hash(subject))
+	key := p.l.key(scope, subject)
 	b := p.bucket(key)
 	if b == nil {
 		return p.l.Allow(ctx, scope, subject, lim)
