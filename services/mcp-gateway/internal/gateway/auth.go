@@ -19,14 +19,47 @@ import (
 // name the metadata of the /sse resource identifier (RFC 9728 §3.3).
 type challenger struct {
 	metadataURL string   // protected resource metadata of /mcp
+	resource    string   // the MCP resource identifier (RFC 8707), for hints
 	scopes      []string // what a client should ask for when it has nothing
 }
 
 // invalidToken is the challenge of a 401 for a token that was sent but
-// refused, on every transport.
-func (c *challenger) invalidToken() string {
-	return fmt.Sprintf(`Bearer error="invalid_token", resource_metadata=%q, scope=%q`,
-		c.metadataURL, strings.Join(c.scopes, " "))
+// refused, on every transport; desc (RFC 6750 §3 error_description) says
+// why, as the JSON body does.
+func (c *challenger) invalidToken(desc string) string {
+	return fmt.Sprintf(`Bearer error="invalid_token", resource_metadata=%q, scope=%q, error_description=%q`,
+		c.metadataURL, strings.Join(c.scopes, " "), challengeText(desc))
+}
+
+// refusal is the error_description of a refused token: the verifier's
+// reason (tokens.ErrInvalidToken's message), and for the two a client can
+// fix by itself what to do — an expired token is refreshed, a token for
+// another resource is requested again with this resource. The reason is
+// bounded: parts of it (a kid) come from the token.
+func (c *challenger) refusal(err error) string {
+	reason := strings.TrimPrefix(err.Error(), tokens.ErrInvalidToken.Error()+": ")
+	if len(reason) > 120 {
+		reason = reason[:120] + "..."
+	}
+	desc := "access token rejected: " + reason
+	switch reason {
+	case "token expired":
+		desc += "; refresh it or sign in again"
+	case "wrong audience":
+		desc += "; this is the MCP resource " + c.resource + ": request the token with resource=" + c.resource + " (RFC 8707)"
+	}
+	return desc
+}
+
+// challengeText keeps the characters RFC 6750 §3 allows in
+// error_description (printable ASCII except '"' and '\').
+func challengeText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return '\''
+		}
+		return r
+	}, s)
 }
 
 // noCredentials is the challenge of a 401 for a request without a bearer
@@ -163,7 +196,7 @@ func (g *Gateway) authenticate(transport string, next http.Handler) http.Handler
 		case err != nil:
 			g.log.InfoContext(r.Context(), "token refused", "err", err)
 			g.metrics.request(transport, methodLabel(r.Method), "unauthorized")
-			g.unauthorized(w, transport, "the access token is invalid, expired or not for this resource")
+			g.unauthorized(w, transport, g.challengerFor(transport).refusal(err))
 			return
 		}
 		ctx := context.WithValue(tokens.NewContext(r.Context(), claims), challengerKey{}, g.challengerFor(transport))
@@ -181,7 +214,7 @@ func (g *Gateway) challengerFor(transport string) *challenger {
 }
 
 func (g *Gateway) unauthorized(w http.ResponseWriter, transport, desc string) {
-	w.Header().Set("WWW-Authenticate", g.challengerFor(transport).invalidToken())
+	w.Header().Set("WWW-Authenticate", g.challengerFor(transport).invalidToken(desc))
 	writeOAuthError(w, http.StatusUnauthorized, "invalid_token", desc)
 }
 

@@ -1,7 +1,9 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +11,9 @@ import (
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
 
-const wantChallenge = `Bearer error="invalid_token", resource_metadata="` + metadataURL + `", scope="` + allScopes + `"`
+// wantChallenge starts the challenge of a refused token; its
+// error_description follows.
+const wantChallenge = `Bearer error="invalid_token", resource_metadata="` + metadataURL + `", scope="` + allScopes + `", error_description=`
 
 // noCredentialsChallenge answers a request without a bearer token: no
 // error code (RFC 6750 §3.1).
@@ -17,7 +21,7 @@ const noCredentialsChallenge = `Bearer resource_metadata="` + metadataURL + `", 
 
 // The legacy endpoints name the metadata of the /sse identifier (RFC 9728 §3.3).
 const (
-	wantSSEChallenge          = `Bearer error="invalid_token", resource_metadata="` + sseMetadataURL + `", scope="` + allScopes + `"`
+	wantSSEChallenge          = `Bearer error="invalid_token", resource_metadata="` + sseMetadataURL + `", scope="` + allScopes + `", error_description=`
 	noCredentialsSSEChallenge = `Bearer resource_metadata="` + sseMetadataURL + `", scope="` + allScopes + `"`
 )
 
@@ -30,20 +34,24 @@ func challenges(path string) (refused, none string) {
 }
 
 // Every transport answers a refused token with the same 401 challenge, and
-// a request without one with the same challenge minus the error code.
+// a request without one with the same challenge minus the error code. The
+// challenge's error_description (RFC 6750 §3) and the body's say why the
+// token was refused and, when the client can fix it, how.
 func TestUnauthorizedOnEveryTransport(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
 	good := f.Token("user-1", allScopes)
 	sid := g.initialize(t, good)
 
-	refused := map[string]string{
-		"actions audience": f.Issuer.Mint(t, tokentest.Token{Audience: actionsAudience, Scope: allScopes}),
-		"expired":          f.Issuer.Mint(t, tokentest.Token{Audience: resource, IssuedAt: time.Now().Add(-2 * time.Hour), ExpiresIn: time.Hour}),
-		"other issuer":     f.Issuer.Mint(t, tokentest.Token{Audience: resource, Issuer: "https://evil.example"}),
-		"id token typ":     f.Issuer.Mint(t, tokentest.Token{Audience: resource, Type: "JWT"}),
-		"garbage":          "not-a-jwt",
-		"bad signature":    good[:len(good)-4] + "AAAA",
+	refused := map[string]struct{ token, desc string }{
+		"actions audience": {f.Issuer.Mint(t, tokentest.Token{Audience: actionsAudience, Scope: allScopes}),
+			"access token rejected: wrong audience; this is the MCP resource " + resource + ": request the token with resource=" + resource + " (RFC 8707)"},
+		"expired": {f.Issuer.Mint(t, tokentest.Token{Audience: resource, IssuedAt: time.Now().Add(-2 * time.Hour), ExpiresIn: time.Hour}),
+			"access token rejected: token expired; refresh it or sign in again"},
+		"other issuer":  {f.Issuer.Mint(t, tokentest.Token{Audience: resource, Issuer: "https://evil.example"}), "access token rejected: wrong issuer"},
+		"id token typ":  {f.Issuer.Mint(t, tokentest.Token{Audience: resource, Type: "JWT"}), "access token rejected: typ is not at+jwt"},
+		"garbage":       {"not-a-jwt", "access token rejected: not a JWS compact token"},
+		"bad signature": {good[:len(good)-4] + "AAAA", "access token rejected: bad signature"},
 	}
 	requests := []req{
 		{Method: "POST", Path: "/mcp", Session: sid, Body: call("tools/list", nil)},
@@ -53,12 +61,19 @@ func TestUnauthorizedOnEveryTransport(t *testing.T) {
 		{Method: "GET", Path: "/sse"},
 		{Method: "POST", Path: "/messages?sessionId=x", Body: call("tools/list", nil)},
 	}
-	for name, tok := range refused {
+	for name, c := range refused {
 		for _, r := range requests {
-			r.Token = tok
+			r.Token = c.token
 			res := g.do(t, r)
-			if want, _ := challenges(r.Path); res.Status != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") != want {
-				t.Errorf("%s: %s %s: %d %q", name, r.Method, r.Path, res.Status, res.Header.Get("WWW-Authenticate"))
+			var body struct {
+				ErrorDescription string `json:"error_description"`
+			}
+			_ = json.Unmarshal(res.Body, &body)
+			if refused, _ := challenges(r.Path); res.Status != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") != refused+strconv.Quote(c.desc) {
+				t.Errorf("%s: %s %s: %d %q, want %q", name, r.Method, r.Path, res.Status, res.Header.Get("WWW-Authenticate"), refused+strconv.Quote(c.desc))
+			}
+			if body.ErrorDescription != c.desc {
+				t.Errorf("%s: %s %s: error_description %q, want %q", name, r.Method, r.Path, body.ErrorDescription, c.desc)
 			}
 		}
 	}

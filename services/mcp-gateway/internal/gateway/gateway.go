@@ -109,7 +109,7 @@ func New(d Deps) (*Gateway, error) {
 		limiter:     ratelimit.New(d.Redis),
 		limit:       ratelimit.PerMinute(cfg.RateLimitPerMinute),
 		sessions:    session.NewStore(d.Redis, cfg.SessionIdleTTL),
-		challenges:  &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(cfg.Resource), scopes: scopes},
+		challenges:  &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(cfg.Resource), resource: cfg.Resource, scopes: scopes},
 		sseResource: platformconfig.LegacySSEResource(cfg.Resource),
 		streams:     newStreamSet(),
 		ids:         newExactIDs(),
@@ -123,7 +123,7 @@ func New(d Deps) (*Gateway, error) {
 		}
 	})
 	g.sessions.LimitPerSubject(cfg.SessionLimitPerSubject)
-	g.sseChallenges = &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(g.sseResource), scopes: scopes}
+	g.sseChallenges = &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(g.sseResource), resource: cfg.Resource, scopes: scopes}
 	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
 	cat := &catalog{reg: d.Registry, core: d.Core, backends: d.Backends, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics, log: d.Log,
 		underscore: cfg.ToolNameStyle == config.ToolNamesUnderscore}
@@ -226,7 +226,14 @@ func (g *Gateway) Handler() http.Handler {
 	// whose resource is that URL (§3.3), for clients that start at /sse.
 	mux.Handle(server.ProtectedResourceMetadataPath(g.sseResource), metadata(g.sseResource, "Tollgate MCP (legacy HTTP+SSE)"))
 	mux.Handle(widgets.AssetPath, widgets.AssetHandler())
-	mux.Handle("/mcp", g.checkOrigin(c.Handler(g.authenticate(transportStreamable, g.streamableSession(g.direct(g.streamable))))))
+	mcpHandler := g.checkOrigin(c.Handler(g.authenticate(transportStreamable, g.streamableSession(g.direct(g.streamable)))))
+	mux.Handle("/mcp", mcpHandler)
+	// "/mcp/" is the same endpoint, not a redirect: MCP clients differ in
+	// how they follow a redirected POST (some turn it into GET, some do not
+	// follow at all, some drop Authorization), and the resource a token is
+	// for stays MCP_RESOURCE_URL through the protected resource metadata
+	// either way. Only the exact path: "/mcp/x" is still 404.
+	mux.Handle("/mcp/{$}", mcpHandler)
 	mux.Handle("/sse", protect(transportSSE, http.HandlerFunc(g.openSSE)))
 	mux.Handle("/messages", protect(transportSSE, http.HandlerFunc(g.postMessage)))
 	g.route = telemetry.MuxRoute(mux)
@@ -358,7 +365,34 @@ type message struct {
 		Meta *mcp.Meta `json:"_meta"`
 		// Name is the tool of a tools/call.
 		Name string `json:"name"`
+		// Arguments of a tools/call, checked by argumentsError.
+		Arguments json.RawMessage `json:"arguments"`
 	} `json:"params"`
+}
+
+// argumentsError is the JSON-RPC -32602 message for a tools/call whose
+// arguments are present but not a JSON object ("" when they are fine).
+// MCP's CallToolRequest (schema, every version) defines params.arguments as
+// an object of the tool's input fields, so anything else fails the request
+// schema: a protocol error, not a tool execution error. mcp-go accepts any
+// JSON value there and the tool's decoder then reported a protobuf syntax
+// error, which told the caller nothing it could act on.
+func argumentsError(m message) string {
+	a := bytes.TrimSpace(m.Params.Arguments)
+	if m.Method != string(mcp.MethodToolsCall) || len(a) == 0 || a[0] == '{' || bytes.Equal(a, []byte("null")) {
+		return ""
+	}
+	kind := "a number"
+	switch a[0] {
+	case '[':
+		kind = "an array"
+	case '"':
+		kind = "a string"
+	case 't', 'f':
+		kind = "a boolean"
+	}
+	return fmt.Sprintf("invalid params: arguments of tool %q must be a JSON object of the tool's input fields (its inputSchema in tools/list), not %s; send {} for a tool without inputs",
+		truncate(m.Params.Name, maxLoggedName), kind)
 }
 
 // maxLoggedName bounds a caller-supplied name in the access log.

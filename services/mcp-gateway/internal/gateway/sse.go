@@ -73,6 +73,13 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	if method == "" {
 		method = "POST"
 	}
+	if e := argumentsError(msg); e != "" {
+		// Refused on the POST, as mcp-go refuses a message it cannot
+		// parse: the stream never sees it.
+		g.metrics.request(transportSSE, methodLabel(method), "invalid_params")
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_PARAMS, e)
+		return
+	}
 	id := r.URL.Query().Get("sessionId")
 	if id == "" {
 		g.metrics.request(transportSSE, methodLabel(method), "missing_session")

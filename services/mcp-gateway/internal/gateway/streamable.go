@@ -79,6 +79,19 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 				w = &idWriter{ResponseWriter: w, ids: g.ids}
 			}
 		}
+		// badArguments answers a tools/call whose arguments are not an
+		// object, once the request is admitted (rate limit, session): a
+		// JSON-RPC error answers the request (HTTP 200), so the client
+		// matches it to its call by id.
+		badArguments := func() bool {
+			e := argumentsError(msg)
+			if e == "" {
+				return false
+			}
+			g.metrics.request(transportStreamable, methodLabel(method), "invalid_params")
+			writeRPCError(w, http.StatusOK, msg.ID, mcp.INVALID_PARAMS, e)
+			return true
+		}
 		if r.Method == http.MethodPost && !acceptsEventStream(r) {
 			r = r.WithContext(context.WithValue(r.Context(), jsonOnlyKey{}, true))
 		}
@@ -111,7 +124,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			return
 		}
 		if modern {
-			g.serve(transportStreamable, method, next, w, r)
+			if !badArguments() {
+				g.serve(transportStreamable, method, next, w, r)
+			}
 			return
 		}
 		if initialize {
@@ -166,6 +181,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		}
 		if r.Method == http.MethodDelete {
 			g.metrics.sessions.WithLabelValues(transportStreamable, "deleted").Inc()
+		}
+		if badArguments() {
+			return
 		}
 		g.serve(transportStreamable, method, next, w, r.WithContext(ctx))
 	})
