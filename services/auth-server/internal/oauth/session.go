@@ -173,20 +173,6 @@ type accessStrategy struct {
 
 const refreshPrefix = "ory_rt_"
 
-// validGrantID bounds what may reach a Redis key: fosite request ids are
-// UUIDs.
-func validGrantID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 // AccessTokenSignature is the store handle "<grant id>.<exp>", read from the
 // token's claims without verifying it: the store only looks the grant up,
 // and ValidateAccessToken verifies the token before anything is trusted.
@@ -199,7 +185,7 @@ func (a *accessStrategy) AccessTokenSignature(_ context.Context, token string) s
 	// auth-server finds the grant of an access token without storing it.
 	var g tokens.AccessClaims
 	var std jwt.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&g, &std); err != nil || !validGrantID(g.GrantID) {
+	if err := tok.UnsafeClaimsWithoutVerification(&g, &std); err != nil || !store.ValidGrantID(g.GrantID) {
 		return ""
 	}
 	h := g.GrantID
@@ -214,7 +200,7 @@ func (a *accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Request
 	if sess == nil {
 		return "", "", fosite.ErrServerError.WithDebug("unexpected session type")
 	}
-	if !validGrantID(r.GetID()) {
+	if !store.ValidGrantID(r.GetID()) {
 		return "", "", fosite.ErrServerError.WithDebug("request without a grant id")
 	}
 	now := a.now().UTC().Truncate(time.Second)
@@ -276,7 +262,7 @@ func (a *accessStrategy) parseRefresh(ctx context.Context, token string) (id, ma
 		return "", "", false
 	}
 	id = string(key[1 : 1+int(key[0])])
-	if !validGrantID(id) {
+	if !store.ValidGrantID(id) {
 		return "", "", false
 	}
 	return id, mac, true
@@ -296,7 +282,7 @@ func (a *accessStrategy) RefreshTokenSignature(ctx context.Context, token string
 // successor of the one being redeemed (refresh_token grant).
 func (a *accessStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Requester) (string, string, error) {
 	id := r.GetID()
-	if !validGrantID(id) {
+	if !store.ValidGrantID(id) {
 		return "", "", fosite.ErrServerError.WithDebug("request without a grant id")
 	}
 	nonce := make([]byte, 32)
@@ -336,7 +322,7 @@ func (a *accessStrategy) AuthorizeCodeSignature(_ context.Context, token string)
 // GenerateAuthorizeCode issues a code naming the request's grant id.
 func (a *accessStrategy) GenerateAuthorizeCode(_ context.Context, r fosite.Requester) (string, string, error) {
 	id := r.GetID()
-	if !validGrantID(id) {
+	if !store.ValidGrantID(id) {
 		return "", "", fosite.ErrServerError.WithDebug("request without a grant id")
 	}
 	nonce := make([]byte, 32)

@@ -65,15 +65,15 @@ func CodeHandle(code string) string {
 		return ""
 	}
 	id := string(key[1 : 1+int(key[0])])
-	if !validID(id) {
+	if !ValidGrantID(id) {
 		return ""
 	}
 	return id + "." + mac
 }
 
-// validID bounds what may reach a key or a hash tag: fosite request ids
-// are UUIDs.
-func validID(id string) bool {
+// ValidGrantID bounds what may reach a key or a hash tag: fosite request
+// ids (grant ids) are UUIDs; at most 128 characters of [A-Za-z0-9_-].
+func ValidGrantID(id string) bool {
 	if id == "" || len(id) > 128 {
 		return false
 	}

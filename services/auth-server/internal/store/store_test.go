@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,16 +42,7 @@ func (c *clock) add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 // contract runs against (TestMain).
 var setups testharness.RedisSetups
 
-func TestMain(m *testing.M) {
-	var err error
-	if setups, err = testharness.StartRedisSetups(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	setups.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testharness.MainWithRedisSetups(m, &setups) }
 
 func newStore(t *testing.T, setup testharness.RedisSetup, grace time.Duration, opts ...store.Option) (*store.Store, *redisx.Client) {
 	t.Helper()
