@@ -2,9 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -106,16 +104,7 @@ func peek(t *testing.T, r multiRedis) {
 // contract tests run against.
 var setups testharness.RedisSetups
 
-func TestMain(m *testing.M) {
-	var err error
-	if setups, err = testharness.StartRedisSetups(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	setups.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testharness.MainWithRedisSetups(m, &setups) }
 
 // multiRedis gives a contract test clients of one shared setup.
 type multiRedis struct {

@@ -3,8 +3,6 @@ package revocation_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -265,16 +263,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // contract tests run against.
 var setups testharness.RedisSetups
 
-func TestMain(m *testing.M) {
-	var err error
-	if setups, err = testharness.StartRedisSetups(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	setups.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testharness.MainWithRedisSetups(m, &setups) }
 
 // multiRedis gives a contract test clients of one shared setup.
 type multiRedis struct {

@@ -585,6 +585,21 @@ func (s *RedisStandalone) Close() { s.n.kill(); _ = os.RemoveAll(s.n.dir) }
 // setup and a Cluster.
 type RedisSetups []RedisSetup
 
+// MainWithRedisSetups is the TestMain of a package whose contract tests run
+// against every deployment: it starts them into *setups, runs the tests,
+// closes the deployments and exits with the tests' status (1 when the
+// deployments cannot start).
+func MainWithRedisSetups(m *testing.M, setups *RedisSetups) {
+	var err error
+	if *setups, err = StartRedisSetups(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	setups.Close()
+	os.Exit(code)
+}
+
 // StartRedisSetups starts the three deployments (Sentinel and Cluster in
 // parallel). Call it once in a package's TestMain and Close the result
 // after m.Run: contract tests then run in every mode with t.Run(s.Mode(), …),

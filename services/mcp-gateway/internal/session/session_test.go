@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -22,16 +20,7 @@ import (
 // contracts run against.
 var setups testharness.RedisSetups
 
-func TestMain(m *testing.M) {
-	var err error
-	if setups, err = testharness.StartRedisSetups(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	setups.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testharness.MainWithRedisSetups(m, &setups) }
 
 func TestStoreContract(t *testing.T) {
 	for _, setup := range setups {
