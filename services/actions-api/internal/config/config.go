@@ -56,6 +56,10 @@ type Config struct {
 	Redis        config.Redis
 	// Revocation is how revoked grants are followed (REVOCATION_RECONCILE_INTERVAL).
 	Revocation config.Revocation
+	// Backends are the gRPC services whose capabilities are exposed
+	// (CAPABILITY_BACKENDS, default capability-core=CORE_GRPC_ADDR; their
+	// TLS settings and CAPABILITY_REFRESH_INTERVAL).
+	Backends config.Backends
 
 	// AllowedOrigins are the browser origins CORS admits (ALLOWED_ORIGINS,
 	// comma-separated). Empty means no cross-origin access. "*" is refused.
@@ -92,6 +96,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.CoreGRPCAddr = s.String("CORE_GRPC_ADDR", "")
 	c.Redis = config.LoadRedis(s, c.Production())
 	c.Revocation = config.LoadRevocation(s)
+	c.Backends = config.LoadBackends(s, c.CoreGRPCAddr, false)
 	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
 	c.PrivacyPolicy = s.Secret("PRIVACY_POLICY")
 	if strings.TrimSpace(c.PrivacyPolicy) == "" {

@@ -35,6 +35,12 @@ type Config struct {
 	Redis       config.Redis
 	// Revocation is how revoked grants are followed (REVOCATION_RECONCILE_INTERVAL).
 	Revocation config.Revocation
+	// Backends are the gRPC services whose declared scopes the auth-server
+	// supports besides its own (CAPABILITY_BACKENDS, default
+	// capability-core=CORE_GRPC_ADDR from the shared settings; their TLS
+	// settings and CAPABILITY_REFRESH_INTERVAL). Required in production;
+	// in development, none means only the auth-server's own scopes.
+	Backends config.Backends
 
 	// MCPResource is the canonical MCP resource URL (MCP_RESOURCE_URL) and
 	// ActionsAudience the GPT Actions audience (ACTIONS_AUDIENCE): the two
@@ -137,6 +143,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.ClientsFile = s.String("CLIENTS_FILE", "")
 	c.Redis = config.LoadRedis(s, c.Production())
 	c.Revocation = config.LoadRevocation(s)
+	c.Backends = config.LoadBackends(s, s.String("CORE_GRPC_ADDR", ""), !c.Production())
 	c.MCPResource = s.String("MCP_RESOURCE_URL", "")
 	c.ActionsAudience = s.String("ACTIONS_AUDIENCE", "")
 	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)

@@ -25,6 +25,10 @@ type Config struct {
 	Redis        config.Redis
 	// Revocation is how revoked grants are followed (REVOCATION_RECONCILE_INTERVAL).
 	Revocation config.Revocation
+	// Backends are the gRPC services whose capabilities are exposed
+	// (CAPABILITY_BACKENDS, default capability-core=CORE_GRPC_ADDR; their
+	// TLS settings and CAPABILITY_REFRESH_INTERVAL).
+	Backends config.Backends
 
 	// AllowedOrigins are the browser origins allowed to call the MCP
 	// endpoints (ALLOWED_ORIGINS, comma-separated). A request with any other
@@ -78,6 +82,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.CoreGRPCAddr = s.String("CORE_GRPC_ADDR", "")
 	c.Redis = config.LoadRedis(s, c.Production())
 	c.Revocation = config.LoadRevocation(s)
+	c.Backends = config.LoadBackends(s, c.CoreGRPCAddr, false)
 	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
 	c.AllowedHosts = s.List("ALLOWED_HOSTS", nil)
 	c.SessionIdleTTL = s.Duration("SESSION_IDLE_TTL", 30*time.Minute)

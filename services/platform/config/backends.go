@@ -1,0 +1,172 @@
+package config
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Backends are the gRPC services whose capabilities the connectors expose
+// and whose scopes the auth-server supports: CAPABILITY_BACKENDS and the
+// per-backend CAPABILITY_BACKEND_<NAME>_TLS* settings
+// (docs/guides/bring-your-own-backend.md, docs/reference/configuration.md).
+type Backends struct {
+	// List is in the operator's order: on a conflict the earlier backend
+	// wins (services/platform/registry/discovery.go).
+	List []Backend
+	// RefreshInterval is how often every backend's reflection is read
+	// again (CAPABILITY_REFRESH_INTERVAL, default 30s).
+	RefreshInterval time.Duration
+}
+
+// Backend is one configured backend.
+type Backend struct {
+	// Name labels the backend in logs and metrics and names its TLS
+	// settings: lower-case letters, digits and '-', starting with a letter.
+	Name string
+	// Target is the gRPC target: host:port (DNS, every address used
+	// round-robin) or dns:///host:port.
+	Target string
+	// TLS is nil for plaintext; otherwise the client TLS configuration,
+	// with the client certificate for mTLS when one is configured.
+	TLS *tls.Config
+}
+
+// Bounds and default of CAPABILITY_REFRESH_INTERVAL.
+const (
+	DefaultBackendRefresh = 30 * time.Second
+	MinBackendRefresh     = time.Second
+	MaxBackendRefresh     = time.Hour
+)
+
+// ReservedBackend is the name of the implicit backend the connectors
+// always discover at AUTH_GRPC_ADDR (the auth-server's GrantsService); no
+// CAPABILITY_BACKENDS entry may take it.
+const ReservedBackend = "auth-server"
+
+// DefaultBackendName names the default backend, CORE_GRPC_ADDR.
+const DefaultBackendName = "capability-core"
+
+var backendNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
+
+// BackendEnvPrefix returns the prefix of name's per-backend variables:
+// "CAPABILITY_BACKEND_" + NAME upper-cased with '-' as '_'.
+func BackendEnvPrefix(name string) string {
+	return "CAPABILITY_BACKEND_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
+}
+
+// LoadBackends reads CAPABILITY_BACKENDS (comma-separated "NAME=HOST:PORT"
+// or "HOST:PORT" entries; default "capability-core=" + coreAddr when
+// coreAddr is set), each backend's TLS settings and
+// CAPABILITY_REFRESH_INTERVAL. Every mistake is recorded in s; the files
+// named by the TLS settings are read now. With neither CAPABILITY_BACKENDS
+// nor coreAddr the list is empty when optional, else that is a problem.
+func LoadBackends(s *Source, coreAddr string, optional bool) Backends {
+	b := Backends{RefreshInterval: s.Duration("CAPABILITY_REFRESH_INTERVAL", DefaultBackendRefresh)}
+	if b.RefreshInterval < MinBackendRefresh || b.RefreshInterval > MaxBackendRefresh {
+		s.problems.Addf("CAPABILITY_REFRESH_INTERVAL: %s is outside [%s, %s]", b.RefreshInterval, MinBackendRefresh, MaxBackendRefresh)
+	}
+	entries := s.List("CAPABILITY_BACKENDS", nil)
+	if len(entries) == 0 {
+		if coreAddr == "" {
+			if optional {
+				return b
+			}
+			s.problems.Addf("CAPABILITY_BACKENDS: required (comma-separated NAME=HOST:PORT gRPC targets; defaults to capability-core=CORE_GRPC_ADDR when CORE_GRPC_ADDR is set)")
+			return b
+		}
+		entries = []string{DefaultBackendName + "=" + coreAddr}
+	}
+	names, targets := map[string]bool{}, map[string]string{}
+	for _, e := range entries {
+		name, target, named := strings.Cut(e, "=")
+		if !named {
+			name, target = "", e
+		}
+		name, target = strings.TrimSpace(name), strings.TrimSpace(target)
+		host, err := targetHost(target)
+		if err != nil {
+			s.problems.Addf("CAPABILITY_BACKENDS: %q: %v", e, err)
+			continue
+		}
+		if !named {
+			name = strings.ToLower(strings.SplitN(host, ".", 2)[0])
+			if !backendNameRE.MatchString(name) {
+				s.problems.Addf("CAPABILITY_BACKENDS: %q: cannot name the backend after its host; write NAME=%s", e, target)
+				continue
+			}
+		}
+		switch {
+		case !backendNameRE.MatchString(name):
+			s.problems.Addf("CAPABILITY_BACKENDS: %q: name %q must be lower-case letters, digits and '-', starting with a letter, at most 40 characters", e, name)
+			continue
+		case name == ReservedBackend:
+			s.problems.Addf("CAPABILITY_BACKENDS: %q: the name %q is reserved (the auth-server is always a backend, at AUTH_GRPC_ADDR)", e, name)
+			continue
+		case names[name]:
+			s.problems.Addf("CAPABILITY_BACKENDS: backend name %q appears twice", name)
+			continue
+		}
+		if prev, dup := targets[target]; dup {
+			s.problems.Addf("CAPABILITY_BACKENDS: backends %q and %q have the same target %s", prev, name, target)
+			continue
+		}
+		names[name], targets[target] = true, name
+		b.List = append(b.List, Backend{Name: name, Target: target, TLS: loadBackendTLS(s, name, host)})
+	}
+	return b
+}
+
+// targetHost checks a target and returns its host.
+func targetHost(target string) (string, error) {
+	hp := strings.TrimPrefix(target, "dns:///")
+	if strings.Contains(hp, "://") {
+		return "", fmt.Errorf("only host:port and dns:///host:port targets are supported")
+	}
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil || host == "" || port == "" {
+		return "", fmt.Errorf("not a host:port gRPC target")
+	}
+	return host, nil
+}
+
+// loadBackendTLS reads CAPABILITY_BACKEND_<NAME>_TLS, _TLS_CA_FILE,
+// _TLS_CERT_FILE, _TLS_KEY_FILE and _TLS_SERVER_NAME.
+func loadBackendTLS(s *Source, name, host string) *tls.Config {
+	p := BackendEnvPrefix(name)
+	ca, cert, key := s.String(p+"TLS_CA_FILE", ""), s.String(p+"TLS_CERT_FILE", ""), s.String(p+"TLS_KEY_FILE", "")
+	serverName := s.String(p+"TLS_SERVER_NAME", "")
+	implied := ca != "" || cert != "" || key != "" || serverName != ""
+	on := s.Bool(p+"TLS", implied)
+	if !on {
+		if implied {
+			s.problems.Addf("%sTLS is false but TLS files or a server name are set for backend %q", p, name)
+		}
+		return nil
+	}
+	if serverName == "" {
+		serverName = host
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
+	if ca != "" {
+		pool, err := LoadCAFile(ca)
+		if err != nil {
+			s.problems.Addf("%sTLS_CA_FILE: %v", p, err)
+		}
+		c.RootCAs = pool
+	}
+	switch {
+	case cert != "" && key != "":
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			s.problems.Addf("%sTLS_CERT_FILE/%sTLS_KEY_FILE: %v", p, p, err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	case cert != "" || key != "":
+		s.problems.Addf("%sTLS_CERT_FILE and %sTLS_KEY_FILE: set both for mTLS, or neither", p, p)
+	}
+	return c
+}
