@@ -118,11 +118,14 @@ const idTokenPrefix = `"tollgate-rpc-id-`
 
 func newExactIDs() *exactIDs { return &exactIDs{m: map[string]json.RawMessage{}} }
 
-// survives reports whether mcp-go echoes raw unchanged.
+// survives reports whether mcp-go echoes raw unchanged. A number outside
+// float64's range (1e400, a 5000-digit integer) is valid JSON and a valid
+// JSON-RPC id, but mcp-go cannot decode it and would answer -32700 with a
+// null id: it does not survive, so it travels as a token too.
 func survives(raw json.RawMessage) bool {
 	var id mcp.RequestId
 	if err := json.Unmarshal(raw, &id); err != nil {
-		return true // refused elsewhere
+		return false
 	}
 	out, err := json.Marshal(id)
 	return err == nil && bytes.Equal(out, raw)
