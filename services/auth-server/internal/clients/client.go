@@ -216,8 +216,16 @@ func (r Rules) Check(c *Client) []string {
 // allowed for local development.
 func CheckRedirectURI(raw string, production bool) error {
 	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() || u.Host == "" {
+	if err != nil || !u.IsAbs() {
 		return errors.New("must be an absolute URL")
+	}
+	if s := strings.ToLower(u.Scheme); s != "https" && s != "http" {
+		// A native app's private-use scheme (RFC 8252 §7.1) is an absolute
+		// URI too: say what is accepted instead.
+		return fmt.Errorf("scheme %q is not accepted: use https, or http on a loopback address with any port (RFC 8252 §7.3)", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("must be an absolute URL with a host")
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return errors.New("must not have a fragment")

@@ -110,12 +110,22 @@ var formSpecs = map[string]string{
 // formOnly refuses a POST to a form-only endpoint whose body is declared
 // as something else — typically JSON, which clients written for JSON APIs
 // send, and which otherwise left every parameter missing ("grant_type is
-// required"). A body without Content-Type is left to the parameter checks.
+// required"). A body sent without any Content-Type is refused the same way:
+// net/http reads form parameters only from a body declared as a form, so
+// its parameters would be ignored too. A POST with no body and no
+// Content-Type is left to the parameter checks.
 func formOnly(endpoint string, r *http.Request) string {
 	spec, ok := formSpecs[endpoint]
 	ct := r.Header.Get("Content-Type")
-	if !ok || r.Method != http.MethodPost || ct == "" {
+	if !ok || r.Method != http.MethodPost {
 		return ""
+	}
+	if ct == "" {
+		if r.ContentLength == 0 {
+			return ""
+		}
+		return fmt.Sprintf("the %s endpoint takes form parameters (%s) and the body has no Content-Type, so none were read: send Content-Type: application/x-www-form-urlencoded",
+			endpoint, spec)
 	}
 	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/x-www-form-urlencoded" {
 		return ""

@@ -3,9 +3,12 @@ package oauth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -130,7 +133,11 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	var req registrationRequest
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(&req); err != nil {
-		regErr("invalid_client_metadata", "the body is not a JSON object")
+		regErr("invalid_client_metadata", decodeProblem(err))
+		return
+	}
+	if dec.More() {
+		regErr("invalid_client_metadata", "the body must be one JSON object")
 		return
 	}
 	if len(req.RedirectURIs) == 0 {
@@ -186,6 +193,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		regErr("invalid_client_metadata", "client_name is too long")
 		return
 	}
+	if req.ClientURI != "" {
+		if u, err := url.Parse(req.ClientURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(req.ClientURI) > 2000 {
+			regErr("invalid_client_metadata", fmt.Sprintf("client_uri %s: must be an http or https URL", strconv.Quote(truncate(req.ClientURI, 200))))
+			return
+		}
+	}
 	md := clients.Metadata{
 		ClientName: req.ClientName, ClientURI: req.ClientURI, RedirectURIs: req.RedirectURIs,
 		GrantTypes: req.GrantTypes, Response: req.Response, AuthMethod: req.AuthMethod, Scope: strings.Join(scopes, " "),
@@ -219,6 +232,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	if md.ClientName != "" {
 		out["client_name"] = md.ClientName
 	}
+	if md.ClientURI != "" {
+		out["client_uri"] = md.ClientURI
+	}
 	if secret != "" {
 		out["client_secret"] = secret
 		out["client_secret_expires_at"] = 0
@@ -226,6 +242,33 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	s.metrics.grants.WithLabelValues("registration", string(clients.KindDynamic), "ok").Inc()
 	s.auditEvent(r, audit.Record{Event: audit.Registration, ClientID: id})
 	writeJSON(w, http.StatusCreated, out)
+}
+
+// decodeProblem says what is wrong with a registration body that does not
+// decode into the metadata fields (RFC 7591 §2: arrays of strings for the
+// lists, strings for the rest).
+func decodeProblem(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit)
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		field := strings.SplitN(typeErr.Field, ".", 2)[0]
+		switch field {
+		case "redirect_uris", "grant_types", "response_types":
+			return field + " must be an array of strings"
+		}
+		return field + " must be a string"
+	}
+	return "the body is not a JSON object"
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 func (s *Server) unavailable(w http.ResponseWriter) {

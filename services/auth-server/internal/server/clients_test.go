@@ -98,12 +98,31 @@ func TestDynamicRegistration(t *testing.T) {
 			}
 		})
 	}
+	// The refusals say what is wrong (RFC 7591 §3.2.2 error_description).
+	for body, want := range map[string]string{
+		// A native app's private-use scheme is an absolute URI, just not accepted.
+		`{"redirect_uris":["com.example.app:/oauth2redirect"]}`:                                          `redirect URI "com.example.app:/oauth2redirect": scheme "com.example.app" is not accepted: use https, or http on a loopback address with any port (RFC 8252 §7.3)`,
+		`{"redirect_uris":["/cb"]}`:                                                                      `redirect URI "/cb": must be an absolute URL`,
+		`{"redirect_uris":"https://a.example/cb"}`:                                                       `redirect_uris must be an array of strings`,
+		`{"redirect_uris":["https://a.example/cb"],"client_uri":"javascript:alert(1)"}`:                  `client_uri "javascript:alert(1)": must be an http or https URL`,
+		`{"redirect_uris":["https://a.example/cb"]} {}`:                                                  `the body must be one JSON object`,
+		`{"redirect_uris":["https://a.example/cb"],"client_name":["x"]}`:                                 `client_name must be a string`,
+		`{"redirect_uris":["https://a.example/cb"],"client_name":"` + strings.Repeat("a", 70<<10) + `"}`: `the body is larger than 65536 bytes`,
+	} {
+		if st, m := register(t, f, body); st != http.StatusBadRequest || m["error_description"] != want {
+			t.Errorf("register %s: %d %v, want 400 %q", body, st, m, want)
+		}
+	}
+	// client_uri is registered metadata: the response returns it (RFC 7591 §3.2.1).
+	if st, m := register(t, f, `{"redirect_uris":["https://a.example/cb"],"client_uri":"https://a.example/about"}`); st != http.StatusCreated || m["client_uri"] != "https://a.example/about" {
+		t.Errorf("register with client_uri: %d %v", st, m)
+	}
 	// One record, expiring unless used.
 	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", f.Redis.Port)})
 	defer rdb.Close()
 	recs := rdb.Keys(context.Background(), "*as:dcr:*").Val()
-	if len(recs) != 2 {
-		t.Errorf("%d registration records after two identical registrations, want 2", len(recs))
+	if len(recs) != 3 {
+		t.Errorf("%d registration records (two identical registrations and one with client_uri), want 3", len(recs))
 	}
 	for _, k := range recs {
 		if ttl := rdb.TTL(context.Background(), k).Val(); ttl <= 0 || ttl > 720*time.Hour {

@@ -24,10 +24,18 @@ func TestFormOnlyEndpointsSayWhatToSend(t *testing.T) {
 		{"/oauth/revoke", "application/json", `the revoke endpoint takes form parameters (RFC 7009 §2.1), not "application/json": send Content-Type: application/x-www-form-urlencoded`},
 		{"/oauth/introspect", "application/json", `the introspect endpoint takes form parameters (RFC 7662 §2.1), not "application/json": send Content-Type: application/x-www-form-urlencoded`},
 	}
+	// A form body sent without any Content-Type (its parameters are not read).
+	cases = append(cases, struct{ path, ct, want string }{"/oauth/token", "",
+		`the token endpoint takes form parameters (RFC 6749 §3.2) and the body has no Content-Type, so none were read: send Content-Type: application/x-www-form-urlencoded`})
 	for _, tc := range cases {
 		body := `{"grant_type":"client_credentials","client_id":"local-test","token":"x"}`
+		if tc.ct == "" {
+			body = "grant_type=refresh_token&refresh_token=x"
+		}
 		req, _ := http.NewRequest(http.MethodPost, f.Base+tc.path, strings.NewReader(body))
-		req.Header.Set("Content-Type", tc.ct)
+		if tc.ct != "" {
+			req.Header.Set("Content-Type", tc.ct)
+		}
 		req.SetBasicAuth(c.ClientID, c.ClientSecret)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -42,6 +50,18 @@ func TestFormOnlyEndpointsSayWhatToSend(t *testing.T) {
 		}{&e.Error, &e.ErrorDescription})
 		if resp.StatusCode != http.StatusBadRequest || e.Error != "invalid_request" || e.ErrorDescription != tc.want {
 			t.Errorf("%s as %s: %d %s, want 400 invalid_request %q", tc.path, tc.ct, resp.StatusCode, b, tc.want)
+		}
+	}
+	// No body and no Content-Type: the parameter checks answer.
+	req, _ := http.NewRequest(http.MethodPost, f.Base+"/oauth/token", nil)
+	req.SetBasicAuth(c.ClientID, c.ClientSecret)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "grant_type is required") {
+			t.Errorf("empty POST: %d %s, want 400 grant_type is required", resp.StatusCode, b)
 		}
 	}
 	// A form with a charset parameter is still a form.
