@@ -72,19 +72,23 @@ build-isolated: ## Build and vet (tests included) each module on its own (GOWORK
 	@for m in $(MODULES); do echo "== GOWORK=off go build $$m"; (cd $$m && GOWORK=off go build ./... && GOWORK=off go vet ./...); done
 
 .PHONY: generate
-generate: ## Regenerate protobuf code from proto/
+generate: ## Regenerate protobuf code from proto/ and the example backend's proto/
 	cd proto && $(BUF) generate
+	cd services/example-backend && $(BUF) generate
 
 .PHONY: lint
 lint: ## gofmt, go vet and buf lint
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && go vet ./...); done
 	cd proto && $(BUF) lint
+	cd services/example-backend && $(BUF) lint
 
+# Directories of committed generated code that `make verify` checks.
+GENERATED := proto/gen services/example-backend/gen
 .PHONY: verify
 verify: lint generate build-isolated ## Lint, then fail if generated code drifts from its source
-	@git diff --exit-code -- proto/gen || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- proto/gen)" || { git status --porcelain -- proto/gen; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- $(GENERATED) || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 
 BASE_URL ?= http://localhost:4000
 OUT ?= var/actions.openapi.json
