@@ -164,7 +164,9 @@ func TestTokenCommand(t *testing.T) {
 func TestPublicURL(t *testing.T) {
 	const public = "http://tunnel.test"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	f, err := harness.StartWith(ctx, harness.Options{PublicURL: public})
+	// DEV_ALLOWED_ORIGINS=http://localhost:6274,http://localhost:5173
+	const vite = "http://localhost:5173"
+	f, err := harness.StartWith(ctx, harness.Options{PublicURL: public, AllowedOrigins: []string{devfleet.InspectorOrigin, vite}})
 	cancel()
 	if err != nil {
 		t.Fatal(err)
@@ -206,11 +208,17 @@ func TestPublicURL(t *testing.T) {
 	if prm["resource"] != public+"/mcp" {
 		t.Errorf("protected resource metadata: resource %v, want %s/mcp", prm["resource"], public)
 	}
-	// CORS for the Inspector's origin (DEV_ALLOWED_ORIGINS default) on the
-	// metadata the browser fetches.
-	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/.well-known/oauth-protected-resource/mcp"} {
-		if resp, _ := get(path, "Origin", devfleet.InspectorOrigin); resp.Header.Get("Access-Control-Allow-Origin") == "" {
-			t.Errorf("GET %s from %s: no Access-Control-Allow-Origin", path, devfleet.InspectorOrigin)
+	// CORS for the allowed origins (DEV_ALLOWED_ORIGINS) on the metadata
+	// the browser fetches; none for another origin on the authorization
+	// server's (the protected resource metadata is public: *).
+	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/.well-known/oauth-protected-resource/mcp", "/oauth/jwks"} {
+		for _, origin := range []string{devfleet.InspectorOrigin, vite} {
+			if resp, _ := get(path, "Origin", origin); resp.Header.Get("Access-Control-Allow-Origin") == "" {
+				t.Errorf("GET %s from %s: no Access-Control-Allow-Origin", path, origin)
+			}
+		}
+		if resp, _ := get(path, "Origin", "http://localhost:9999"); !strings.Contains(path, "protected-resource") && resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("GET %s from an origin not in DEV_ALLOWED_ORIGINS: Access-Control-Allow-Origin %q", path, resp.Header.Get("Access-Control-Allow-Origin"))
 		}
 	}
 
@@ -235,6 +243,23 @@ func TestPublicURL(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("initialize on the public host from the Inspector's origin: %d (a 403 means the Host or Origin is not allowed)", resp.StatusCode)
+	}
+	// Another listed origin passes the gateway's Origin check; an unlisted
+	// one is refused (DNS rebinding protection, MCP transport security).
+	for origin, want := range map[string]int{vite: http.StatusOK, "http://localhost:9999": http.StatusForbidden} {
+		req, _ := http.NewRequest("POST", public+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+		req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Origin", origin)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("initialize from %s: %d, want %d", origin, resp.StatusCode, want)
+		}
 	}
 
 	// DCR is on in development.

@@ -1,0 +1,69 @@
+package devfleet
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func lookupFrom(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+// TestSettingsFromEnv: make dev's PUBLIC_URL and DEV_ALLOWED_ORIGINS as
+// docs/development.md states them — normalized origins, the Inspector's
+// origin by default, empty for none — and every mistake reported at once.
+func TestSettingsFromEnv(t *testing.T) {
+	for name, tc := range map[string]struct {
+		env     map[string]string
+		public  string
+		origins []string
+	}{
+		"unset":                         {map[string]string{}, "", []string{InspectorOrigin}},
+		"tunnel, trailing slash, case":  {map[string]string{"PUBLIC_URL": " HTTPS://Abc.TryCloudflare.com/ "}, "https://abc.trycloudflare.com", []string{InspectorOrigin}},
+		"port kept":                     {map[string]string{"PUBLIC_URL": "https://abc.example:8443"}, "https://abc.example:8443", []string{InspectorOrigin}},
+		"empty PUBLIC_URL is unset":     {map[string]string{"PUBLIC_URL": "  "}, "", []string{InspectorOrigin}},
+		"empty origins: none":           {map[string]string{"DEV_ALLOWED_ORIGINS": ""}, "", []string{}},
+		"list, spaces, slashes, case":   {map[string]string{"DEV_ALLOWED_ORIGINS": "http://localhost:6274, HTTP://LocalHost:5173/ ,,"}, "", []string{InspectorOrigin, "http://localhost:5173"}},
+		"the Inspector not listed: off": {map[string]string{"DEV_ALLOWED_ORIGINS": "https://app.example"}, "", []string{"https://app.example"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := SettingsFromEnv(lookupFrom(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.PublicURL != tc.public || !slices.Equal(s.AllowedOrigins, tc.origins) {
+				t.Errorf("settings %+v, want PublicURL %q, AllowedOrigins %q", s, tc.public, tc.origins)
+			}
+		})
+	}
+
+	_, err := SettingsFromEnv(lookupFrom(map[string]string{
+		"PUBLIC_URL":          "https://abc.example/mcp",
+		"DEV_ALLOWED_ORIGINS": "javascript:alert(1),*,https://ok.example/path,http://fine.example",
+	}))
+	want := []string{
+		`PUBLIC_URL: "https://abc.example/mcp" must be an origin only (scheme://host[:port]), without path, query or credentials`,
+		`DEV_ALLOWED_ORIGINS: "javascript:alert(1)" is not an http(s) origin (scheme://host[:port])`,
+		`DEV_ALLOWED_ORIGINS: "*" is a wildcard; list every allowed origin explicitly`,
+		`DEV_ALLOWED_ORIGINS: "https://ok.example/path" must be an origin only, without path, query or credentials`,
+	}
+	if err == nil {
+		t.Fatal("bad settings accepted")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+	for name, v := range map[string]string{
+		"scheme":      "ftp://abc.example",
+		"no host":     "https://",
+		"credentials": "https://u:p@abc.example",
+		"query":       "https://abc.example?x=1",
+	} {
+		if _, err := SettingsFromEnv(lookupFrom(map[string]string{"PUBLIC_URL": v})); err == nil || !strings.Contains(err.Error(), "PUBLIC_URL: ") {
+			t.Errorf("%s: PUBLIC_URL=%s: %v, want a PUBLIC_URL problem", name, v, err)
+		}
+	}
+}
