@@ -77,6 +77,10 @@ type Options struct {
 	// make dev's default, the MCP Inspector's origin.
 	PublicURL      string
 	AllowedOrigins []string
+	// ExampleBackend starts the example backend beside the fleet and adds
+	// it to CAPABILITY_BACKENDS, as EXAMPLE_BACKEND=1 does under make dev
+	// (devfleet.Options.ExampleBackend).
+	ExampleBackend bool
 }
 
 // Start builds the binaries and starts the fleet with the `make dev`
@@ -118,7 +122,7 @@ func StartWith(ctx context.Context, o Options) (*Fleet, error) {
 		origins = []string{devfleet.InspectorOrigin}
 	}
 	f, err := devfleet.Start(ctx, devfleet.Options{Root: RepoRoot(), VarDir: varDir, Ports: ports, Out: out, Env: env,
-		ExternalRedis: o.ExternalRedis, PublicURL: o.PublicURL, AllowedOrigins: origins})
+		ExternalRedis: o.ExternalRedis, PublicURL: o.PublicURL, AllowedOrigins: origins, ExampleBackend: o.ExampleBackend})
 	if err != nil {
 		return nil, fmt.Errorf("%w\nfleet log:\n%s", err, logs)
 	}

@@ -70,6 +70,17 @@ func Banner(w io.Writer, f *Fleet, varDir string) {
 	line("    PUBLIC_URL=%s  — issuer, resource URLs and allowed hosts/origins follow it", public)
 	line("    DEV_ALLOWED_ORIGINS=%s  — browser origins besides the public one", strings.Join(f.o.AllowedOrigins, ","))
 	line("    DCR_ENABLED=%s (POST %s/oauth/register)  CIMD_ENABLED=%s (Client ID Metadata Documents)", f.o.DCR(), o, f.o.CIMD())
+	if v := f.o.CapabilityBackends(); v != "" {
+		line("    CAPABILITY_BACKENDS=%s  — gRPC backends whose capabilities are exposed", v)
+	} else {
+		line("    CAPABILITY_BACKENDS unset (capability-core=%s)  — gRPC backends whose capabilities are exposed", addr(f.o.Ports.CoreGRPC))
+	}
+	if f.o.ExampleBackend {
+		line("    EXAMPLE_BACKEND=1  — example-backend at %s: tools notes.list, notes.add, notes.delete; /actions/notes; scopes notes.read notes.write", addr(f.o.Ports.ExampleGRPC))
+		line("      try: make token SCOPE=\"openid notes.read notes.write\"")
+	} else {
+		line("    EXAMPLE_BACKEND unset  — EXAMPLE_BACKEND=1 also runs the notes example (docs/guides/bring-your-own-backend.md)")
+	}
 	line("  Access token for curl: make token  (or var/bin/tollgate-dev token --client local-test --resource mcp|actions)")
 	line("Press Ctrl-C to stop.")
 	outMu.Lock()

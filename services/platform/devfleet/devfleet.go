@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +38,9 @@ type Ports struct {
 	GatewayHTTP, GatewayAdmin     int
 	ActionsHTTP, ActionsAdmin     int
 	IdPHTTP, IdPAdmin             int
+	// ExampleGRPC and ExampleAdmin are the example backend's listeners
+	// (used when Options.ExampleBackend is set).
+	ExampleGRPC, ExampleAdmin int
 }
 
 // DefaultPorts is the layout `make dev` uses; the public origin is
@@ -48,6 +53,7 @@ func DefaultPorts() Ports {
 		GatewayHTTP: 4300, GatewayAdmin: 4302,
 		ActionsHTTP: 4400, ActionsAdmin: 4402,
 		IdPHTTP: 4500, IdPAdmin: 4502,
+		ExampleGRPC: 4601, ExampleAdmin: 4602,
 	}
 }
 
@@ -55,7 +61,8 @@ func DefaultPorts() Ports {
 func FreePorts() (Ports, error) {
 	var p Ports
 	fields := []*int{&p.Ingress, &p.Redis, &p.AuthHTTP, &p.AuthGRPC, &p.AuthAdmin, &p.CoreGRPC, &p.CoreAdmin,
-		&p.GatewayHTTP, &p.GatewayAdmin, &p.ActionsHTTP, &p.ActionsAdmin, &p.IdPHTTP, &p.IdPAdmin}
+		&p.GatewayHTTP, &p.GatewayAdmin, &p.ActionsHTTP, &p.ActionsAdmin, &p.IdPHTTP, &p.IdPAdmin,
+		&p.ExampleGRPC, &p.ExampleAdmin}
 	var lns []net.Listener
 	defer func() {
 		for _, l := range lns {
@@ -90,6 +97,10 @@ type Options struct {
 	AllowedOrigins []string
 	// Env adds or overrides variables for every service.
 	Env map[string]string
+	// ExampleBackend starts the example backend (services/example-backend)
+	// after capability-core and adds it to CAPABILITY_BACKENDS
+	// (EXAMPLE_BACKEND=1 under make dev).
+	ExampleBackend bool
 	// ExternalRedis, when it holds REDIS_URL, is an external Redis (any
 	// REDIS_MODE) every service uses instead of a redis-server the fleet
 	// starts: the REDIS_* variables of `make dev`'s environment
@@ -139,6 +150,26 @@ func (o Options) setting(key, def string) string {
 	return def
 }
 
+// ExampleBackendName is the example backend's component name and its
+// name in CAPABILITY_BACKENDS.
+const ExampleBackendName = "example-backend"
+
+// CapabilityBackends is CAPABILITY_BACKENDS of the connectors and the
+// auth-server: Env's or the environment's value ("" leaves the services'
+// default, capability-core at CORE_GRPC_ADDR), with the example backend
+// appended when it runs. Listing capability-core first keeps its
+// capabilities when the two ever conflict (the earlier backend wins).
+func (o Options) CapabilityBackends() string {
+	v := strings.TrimSpace(o.setting("CAPABILITY_BACKENDS", ""))
+	if !o.ExampleBackend || strings.Contains(v, ExampleBackendName+"=") {
+		return v
+	}
+	if v == "" {
+		v = "capability-core=" + addr(o.Ports.CoreGRPC)
+	}
+	return v + "," + ExampleBackendName + "=" + addr(o.Ports.ExampleGRPC)
+}
+
 // LocalOrigin is the local ingress's origin, http://localhost:<port>.
 func (o Options) LocalOrigin() string { return fmt.Sprintf("http://localhost:%d", o.Ports.Ingress) }
 
@@ -166,6 +197,7 @@ type Fleet struct {
 	Origin  string // public origin: PUBLIC_URL, or http://localhost:<ingress>
 	Local   string // the local ingress, http://localhost:<ingress>
 	Clients json.RawMessage
+	mu      sync.Mutex // guards procs
 	procs   []*proc
 	ingress *http.Server
 	exited  chan string
@@ -176,19 +208,27 @@ type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+	// stopping is set by StopComponent: its exit is not reported.
+	stopping atomic.Bool
 }
 
 // Services are the Go binaries of the fleet, in start order.
 var Services = []string{"dev-idp", "auth-server", "capability-core", "mcp-gateway", "actions-api"}
 
-// Build compiles every service binary into VarDir/bin with the workspace.
+// Binaries are the Go binaries Build compiles: the fleet's services and
+// the example backend, which runs only when asked for
+// (Options.ExampleBackend) but is always built, so `make dev` and the e2e
+// tests can start it.
+var Binaries = append(append([]string{}, Services...), ExampleBackendName)
+
+// Build compiles every binary (Binaries) into VarDir/bin with the workspace.
 func Build(ctx context.Context, root, varDir string, out io.Writer) error {
 	bin := filepath.Join(varDir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
 	var pkgs []string
-	for _, s := range Services {
+	for _, s := range Binaries {
 		pkgs = append(pkgs, "./services/"+s+"/cmd/"+s)
 	}
 	version := os.Getenv("VERSION")
@@ -200,7 +240,7 @@ func Build(ctx context.Context, root, varDir string, out io.Writer) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = out, out
-	fmt.Fprintf(out, "building %s\n", strings.Join(Services, ", "))
+	fmt.Fprintf(out, "building %s\n", strings.Join(Binaries, ", "))
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build: %w", err)
 	}
@@ -340,7 +380,21 @@ func Components(o Options, devDir, redisBin string) []Component {
 		for k, v := range o.Env {
 			env[k] = v
 		}
+		if v, ok := extra["CAPABILITY_BACKENDS"]; ok {
+			env["CAPABILITY_BACKENDS"] = v // Env's value with the example appended
+		}
 		return env
+	}
+	// The connectors and the auth-server read CAPABILITY_BACKENDS; unset,
+	// they use capability-core at CORE_GRPC_ADDR.
+	backends := map[string]string{}
+	if v := o.CapabilityBackends(); v != "" {
+		backends["CAPABILITY_BACKENDS"] = v
+	}
+	also := func(a, b map[string]string) map[string]string {
+		out := maps.Clone(a)
+		maps.Copy(out, b)
+		return out
 	}
 	var cs []Component
 	if o.ExternalRedis == nil {
@@ -349,12 +403,12 @@ func Components(o Options, devDir, redisBin string) []Component {
 			"--appendonly", "yes", "--save", "", "--daemonize", "no", "--loglevel", "warning",
 		}})
 	}
-	return append(cs, []Component{
+	cs = append(cs, []Component{
 		{Name: "dev-idp", Cmd: "dev-idp", AdminPort: p.IdPAdmin, Env: with(map[string]string{
 			"HTTP_ADDR": addr(p.IdPHTTP), "ADMIN_ADDR": addr(p.IdPAdmin),
 			"DEVIDP_ISSUER_URL": idp, "DEVIDP_DIR": devDir,
 		})},
-		{Name: "auth-server", Cmd: "auth-server", AdminPort: p.AuthAdmin, Env: with(map[string]string{
+		{Name: "auth-server", Cmd: "auth-server", AdminPort: p.AuthAdmin, Env: with(also(backends, map[string]string{
 			"HTTP_ADDR": addr(p.AuthHTTP), "GRPC_ADDR": addr(p.AuthGRPC), "ADMIN_ADDR": addr(p.AuthAdmin),
 			"SIGNING_KEYS_DIR": filepath.Join(devDir, "keys"), "CLIENTS_FILE": filepath.Join(devDir, "clients.yaml"),
 			"UPSTREAM_ISSUER_URL": idp, "UPSTREAM_CLIENT_ID": "tollgate",
@@ -364,16 +418,25 @@ func Components(o Options, devDir, redisBin string) []Component {
 			// 7591 registration and Client ID Metadata Documents are on
 			// unless the environment says otherwise.
 			"DCR_ENABLED": o.DCR(), "CIMD_ENABLED": o.CIMD(),
-		})},
+		}))},
 		{Name: "capability-core", Cmd: "capability-core", AdminPort: p.CoreAdmin, Env: with(map[string]string{
 			"GRPC_ADDR": addr(p.CoreGRPC), "ADMIN_ADDR": addr(p.CoreAdmin),
 		})},
-		{Name: "mcp-gateway", Cmd: "mcp-gateway", AdminPort: p.GatewayAdmin, Env: with(map[string]string{
+	}...)
+	if o.ExampleBackend {
+		// Verifies callers as capability-core does (the same AUTH_GRPC_ADDR,
+		// audiences and Redis for revoked grants).
+		cs = append(cs, Component{Name: ExampleBackendName, Cmd: ExampleBackendName, AdminPort: p.ExampleAdmin, Env: with(map[string]string{
+			"GRPC_ADDR": addr(p.ExampleGRPC), "ADMIN_ADDR": addr(p.ExampleAdmin),
+		})})
+	}
+	return append(cs, []Component{
+		{Name: "mcp-gateway", Cmd: "mcp-gateway", AdminPort: p.GatewayAdmin, Env: with(also(backends, map[string]string{
 			"HTTP_ADDR": addr(p.GatewayHTTP), "ADMIN_ADDR": addr(p.GatewayAdmin),
-		})},
-		{Name: "actions-api", Cmd: "actions-api", AdminPort: p.ActionsAdmin, Env: with(map[string]string{
+		}))},
+		{Name: "actions-api", Cmd: "actions-api", AdminPort: p.ActionsAdmin, Env: with(also(backends, map[string]string{
 			"HTTP_ADDR": addr(p.ActionsHTTP), "ADMIN_ADDR": addr(p.ActionsAdmin),
-		})},
+		}))},
 	}...)
 }
 
@@ -397,7 +460,9 @@ func (f *Fleet) spawn(ctx context.Context, c Component) (*proc, error) {
 		return nil, fmt.Errorf("start %s: %w", c.Name, err)
 	}
 	pr := &proc{c: c, cmd: cmd, done: make(chan struct{})}
+	f.mu.Lock()
 	f.procs = append(f.procs, pr)
+	f.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -408,6 +473,9 @@ func (f *Fleet) spawn(ctx context.Context, c Component) (*proc, error) {
 		wg.Wait()
 		pr.err = cmd.Wait()
 		close(pr.done)
+		if pr.stopping.Load() {
+			return
+		}
 		select {
 		case f.exited <- fmt.Sprintf("%s exited unexpectedly (%v)", c.Name, exitText(pr.err)):
 		default:
@@ -482,14 +550,63 @@ func (f *Fleet) Stop() {
 			continue
 		default:
 		}
-		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-pr.done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL)
-			<-pr.done
+		pr.terminate()
+	}
+}
+
+// terminate sends SIGTERM, waits up to 10s, then kills.
+func (pr *proc) terminate() {
+	_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-pr.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL)
+		<-pr.done
+	}
+}
+
+// running returns the live process of the component called name.
+func (f *Fleet) running(name string) *proc {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.procs) - 1; i >= 0; i-- {
+		if f.procs[i].c.Name == name {
+			return f.procs[i]
 		}
 	}
+	return nil
+}
+
+// StopComponent stops one component as Stop does (SIGTERM, then SIGKILL
+// after 10s); its exit is not reported on Exited. Tests use it to take a
+// backend away while the rest of the fleet runs.
+func (f *Fleet) StopComponent(name string) error {
+	pr := f.running(name)
+	if pr == nil {
+		return fmt.Errorf("no component %q", name)
+	}
+	pr.stopping.Store(true)
+	pr.terminate()
+	return nil
+}
+
+// RestartComponent starts a component stopped by StopComponent again,
+// with the same command and environment, and waits until it is ready.
+func (f *Fleet) RestartComponent(ctx context.Context, name string) error {
+	pr := f.running(name)
+	if pr == nil {
+		return fmt.Errorf("no component %q", name)
+	}
+	select {
+	case <-pr.done:
+	default:
+		return fmt.Errorf("%s is running", name)
+	}
+	next, err := f.spawn(ctx, pr.c)
+	if err != nil {
+		return err
+	}
+	return f.waitReady(ctx, next, 60*time.Second)
 }
 
 // AdminURL is the admin base URL of a component by name.

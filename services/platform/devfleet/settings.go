@@ -3,6 +3,7 @@ package devfleet
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/tollgate/tollgate/services/platform/config"
@@ -26,9 +27,13 @@ type Settings struct {
 	// origins allowed besides the public and local origins. Unset, it is
 	// the MCP Inspector's http://localhost:6274; set it empty for none.
 	AllowedOrigins []string
+	// ExampleBackend (EXAMPLE_BACKEND=1, or any true value of
+	// strconv.ParseBool) starts the example backend beside the fleet and
+	// adds it to CAPABILITY_BACKENDS (Options.ExampleBackend).
+	ExampleBackend bool
 }
 
-// SettingsFromEnv reads PUBLIC_URL and DEV_ALLOWED_ORIGINS and reports
+// SettingsFromEnv reads PUBLIC_URL, DEV_ALLOWED_ORIGINS and EXAMPLE_BACKEND and reports
 // every problem at once.
 func SettingsFromEnv(lookup func(string) (string, bool)) (Settings, error) {
 	var s Settings
@@ -55,6 +60,13 @@ func SettingsFromEnv(lookup func(string) (string, bool)) (Settings, error) {
 		}
 	}
 	s.AllowedOrigins = config.Origins(&p, "DEV_ALLOWED_ORIGINS", list, false)
+	if v, _ := lookup("EXAMPLE_BACKEND"); strings.TrimSpace(v) != "" {
+		on, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			p.Addf("EXAMPLE_BACKEND: %q is not 1, 0, true or false", v)
+		}
+		s.ExampleBackend = on
+	}
 	return s, p.Err()
 }
 

@@ -5,7 +5,10 @@
 // Settings come from the environment (devfleet.Settings): PUBLIC_URL (an
 // HTTPS tunnel's origin; issuer, resource URLs and allowed hosts and
 // origins follow it) and DEV_ALLOWED_ORIGINS (extra browser origins;
-// default: the MCP Inspector's http://localhost:6274).
+// default: the MCP Inspector's http://localhost:6274); EXAMPLE_BACKEND=1
+// also starts the example backend (services/example-backend) and adds it to
+// CAPABILITY_BACKENDS, which is passed to the connectors and the
+// auth-server.
 //
 // `tollgate-dev token [--client local-test] [--resource mcp|actions|URL]
 // [--scope "openid profile email"] [--no-pkce] [--json]` signs in to the
@@ -77,6 +80,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		Root: absRoot, VarDir: vd, Ports: devfleet.DefaultPorts(), Out: out, InstallRedis: true,
 		ExternalRedis: extRedis,
 		PublicURL:     settings.PublicURL, AllowedOrigins: settings.AllowedOrigins,
+		ExampleBackend: settings.ExampleBackend,
 	})
 	if err != nil {
 		return err

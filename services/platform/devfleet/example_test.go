@@ -1,0 +1,137 @@
+package devfleet
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+)
+
+func envOf(t *testing.T, cs []Component, name string) map[string]string {
+	t.Helper()
+	for _, c := range cs {
+		if c.Name == name {
+			return c.Env
+		}
+	}
+	t.Fatalf("no component %s", name)
+	return nil
+}
+
+func TestExampleBackendJoinsCapabilityBackends(t *testing.T) {
+	t.Setenv("CAPABILITY_BACKENDS", "")
+	connectors := []string{"auth-server", "mcp-gateway", "actions-api"}
+
+	// Default: the services' own default (capability-core), no example.
+	cs := Components(Options{Ports: DefaultPorts()}, t.TempDir(), "redis-server")
+	for _, c := range cs {
+		if c.Name == ExampleBackendName {
+			t.Fatal("the example backend runs without EXAMPLE_BACKEND")
+		}
+		if v, ok := c.Env["CAPABILITY_BACKENDS"]; ok {
+			t.Errorf("%s: CAPABILITY_BACKENDS=%q without a setting", c.Name, v)
+		}
+	}
+
+	// EXAMPLE_BACKEND=1: started after capability-core, before the
+	// connectors, and listed after capability-core.
+	cs = Components(Options{Ports: DefaultPorts(), ExampleBackend: true}, t.TempDir(), "redis-server")
+	var order []string
+	for _, c := range cs {
+		order = append(order, c.Name)
+	}
+	if got := strings.Join(order, " "); got != "redis dev-idp auth-server capability-core example-backend mcp-gateway actions-api" {
+		t.Errorf("start order = %s", got)
+	}
+	want := "capability-core=127.0.0.1:4201,example-backend=127.0.0.1:4601"
+	for _, name := range connectors {
+		if got := envOf(t, cs, name)["CAPABILITY_BACKENDS"]; got != want {
+			t.Errorf("%s: CAPABILITY_BACKENDS=%q, want %q", name, got, want)
+		}
+	}
+	ex := envOf(t, cs, ExampleBackendName)
+	if ex["GRPC_ADDR"] != "127.0.0.1:4601" || ex["ADMIN_ADDR"] != "127.0.0.1:4602" || ex["AUTH_GRPC_ADDR"] != "127.0.0.1:4101" || ex["MCP_RESOURCE_URL"] == "" {
+		t.Errorf("example-backend env = %v", ex)
+	}
+
+	// A list of one's own is passed through, with the example appended
+	// when it runs (from Env or from the environment).
+	mine := "capability-core=127.0.0.1:4201,billing=127.0.0.1:7001"
+	cs = Components(Options{Ports: DefaultPorts(), Env: map[string]string{"CAPABILITY_BACKENDS": mine}}, t.TempDir(), "")
+	for _, name := range connectors {
+		if got := envOf(t, cs, name)["CAPABILITY_BACKENDS"]; got != mine {
+			t.Errorf("%s: CAPABILITY_BACKENDS=%q, want %q", name, got, mine)
+		}
+	}
+	t.Setenv("CAPABILITY_BACKENDS", mine)
+	cs = Components(Options{Ports: DefaultPorts(), ExampleBackend: true}, t.TempDir(), "")
+	if got := envOf(t, cs, "mcp-gateway")["CAPABILITY_BACKENDS"]; got != mine+",example-backend=127.0.0.1:4601" {
+		t.Errorf("environment list with the example: %q", got)
+	}
+	// A list that already names the example is left alone.
+	t.Setenv("CAPABILITY_BACKENDS", "example-backend=10.0.0.1:9090")
+	if got := (Options{Ports: DefaultPorts(), ExampleBackend: true}).CapabilityBackends(); got != "example-backend=10.0.0.1:9090" {
+		t.Errorf("list naming the example: %q", got)
+	}
+}
+
+func TestExampleBackendSetting(t *testing.T) {
+	env := map[string]string{}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for v, want := range map[string]bool{"": false, "1": true, "true": true, "0": false, "false": false} {
+		env["EXAMPLE_BACKEND"] = v
+		s, err := SettingsFromEnv(lookup)
+		if err != nil || s.ExampleBackend != want {
+			t.Errorf("EXAMPLE_BACKEND=%q: %v, %v", v, s.ExampleBackend, err)
+		}
+	}
+	env["EXAMPLE_BACKEND"] = "yes please"
+	env["PUBLIC_URL"] = "ftp://x"
+	_, err := SettingsFromEnv(lookup)
+	if err == nil || !strings.Contains(err.Error(), `EXAMPLE_BACKEND: "yes please" is not 1, 0, true or false`) || !strings.Contains(err.Error(), "PUBLIC_URL") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestStopAndRestartOneComponent(t *testing.T) {
+	f, out := newTestFleet(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c := Component{Name: "backend", Cmd: "/bin/sh", ReadyAddr: ln.Addr().String(),
+		Args: []string{"-c", "echo up; trap 'exit 0' TERM; while :; do sleep 0.1; done"}}
+	first, err := f.spawn(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.RestartComponent(context.Background(), "backend"); err == nil || !strings.Contains(err.Error(), "backend is running") {
+		t.Errorf("restart while running: %v", err)
+	}
+	if err := f.StopComponent("backend"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.StopComponent("nope"); err == nil || !strings.Contains(err.Error(), `no component "nope"`) {
+		t.Errorf("stop unknown: %v", err)
+	}
+	if err := f.RestartComponent(context.Background(), "backend"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case msg := <-f.Exited():
+		t.Errorf("a deliberate stop was reported: %s", msg)
+	default:
+	}
+	next := f.running("backend")
+	if next == first || next.stopping.Load() {
+		t.Fatal("no new process after the restart")
+	}
+	select {
+	case <-next.done:
+		t.Fatalf("restarted component exited:\n%s", out)
+	default:
+	}
+	f.Stop()
+	<-next.done
+}
