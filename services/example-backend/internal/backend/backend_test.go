@@ -179,7 +179,7 @@ func TestRefusedArguments(t *testing.T) {
 		}
 	}
 	_, err = f.notes.AddNote(ctx, &notesv1.AddNoteRequest{Text: "one too many"})
-	wantCode(t, "over the per-user limit", err, codes.FailedPrecondition, "you already have 100 notes")
+	wantCode(t, "over the per-user limit", err, codes.InvalidArgument, "you already have 100 notes")
 }
 
 // TestDiscoverableWithoutAToken reads the backend as the connectors do:

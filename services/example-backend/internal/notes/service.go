@@ -7,8 +7,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	notesv1 "github.com/tollgate/tollgate/services/example-backend/gen/example/notes/v1"
@@ -66,10 +64,10 @@ func (s *Service) AddNote(ctx context.Context, req *notesv1.AddNoteRequest) (*no
 	n, err := s.Store.Add(sub, text)
 	switch {
 	case errors.Is(err, ErrFull):
-		// The caller can fix this (delete a note): FailedPrecondition, which
-		// the connectors answer as a tool error / 400 with this text.
-		// ResourceExhausted would read as a rate limit (429) to them.
-		return nil, status.Errorf(codes.FailedPrecondition, "you already have %d notes: delete one first", MaxNotesPerSubject)
+		// The caller can fix this (delete a note): InvalidArgument, whose
+		// text both connectors show (MCP tool error, Actions 400).
+		// ResourceExhausted would read as a rate limit to them.
+		return nil, fault.InvalidArgument("you already have %d notes: delete one first", MaxNotesPerSubject)
 	case errors.Is(err, ErrTooManySubjects):
 		return nil, fault.ResourceExhausted("the notes store is full")
 	case err != nil:
