@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,18 +68,14 @@ func startFleet(t *testing.T) *fleet {
 	t.Helper()
 	redis := testharness.StartRedis(t)
 	issuer := tokentest.Start(t, fleetIssuer)
-	free := func() string { return "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t)) }
-
-	coreAddr := free()
-	testharness.StartProcess(t, filepath.Join(binDir, "capability-core"), map[string]string{
-		"GRPC_ADDR": coreAddr, "ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": issuer.Addr,
+	core := testharness.StartProcess(t, filepath.Join(binDir, "capability-core"), map[string]string{
+		"ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": issuer.Addr,
 		"MCP_RESOURCE_URL": fleetResource, "ACTIONS_AUDIENCE": "http://localhost:4000/actions",
 		"LOG_FORMAT": "text", "REDIS_URL": "",
-	}, coreAddr)
+	}, "GRPC_ADDR")
+	coreAddr := core.Addr("GRPC_ADDR")
 
-	gwAddr := free()
-	testharness.StartProcess(t, filepath.Join(binDir, "mcp-gateway"), map[string]string{
-		"HTTP_ADDR": gwAddr, "ADMIN_ADDR": free(),
+	gwProc := testharness.StartProcess(t, filepath.Join(binDir, "mcp-gateway"), map[string]string{
 		"MCP_RESOURCE_URL": fleetResource, "PUBLIC_ISSUER_URL": fleetIssuer,
 		"AUTH_GRPC_ADDR": issuer.Addr, "CORE_GRPC_ADDR": coreAddr,
 		"REDIS_URL": redis.URL(), "REDIS_KEY_PREFIX": "widgets-test:", "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
@@ -89,7 +84,8 @@ func startFleet(t *testing.T) *fleet {
 		// so the cards are seen to call tools only by the names the gateway
 		// hands them. The gateway's own tests cover the dotted default.
 		"MCP_TOOL_NAME_STYLE": "underscore",
-	}, gwAddr)
+	}, "HTTP_ADDR", "ADMIN_ADDR")
+	gwAddr := gwProc.Addr("HTTP_ADDR")
 
 	mint := func(scope string) string {
 		return issuer.Mint(t, tokentest.Token{

@@ -42,11 +42,11 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
-	base, err := app.NewBase(cfg.Common, stderr)
+	base, err := app.NewBase(ctx, cfg.Common, stderr)
 	if err != nil {
 		return err
 	}
-	srv, err := app.NewHTTP("http", cfg.HTTPAddr, nil)
+	srv, err := app.NewHTTP(ctx, "http", cfg.HTTPAddr, nil)
 	if err != nil {
 		base.Close()
 		return err

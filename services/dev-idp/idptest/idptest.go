@@ -7,6 +7,7 @@ package idptest
 import (
 	"crypto/rand"
 	"github.com/tollgate/tollgate/services/platform/testharness"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -44,6 +45,10 @@ type Options struct {
 	UsersYAML string
 	// Env adds or overrides variables (DEVIDP_CLIENTS, DEVIDP_CODE_TTL, ...).
 	Env map[string]string
+	// Listener, when set, is the IdP's HTTP listener (testharness.Listener):
+	// for a test that names the IdP's port before it starts (an issuer URL
+	// in Env). Otherwise the IdP binds a free port itself.
+	Listener net.Listener
 }
 
 // IdP is a running dev IdP.
@@ -77,10 +82,15 @@ func Start(t testing.TB, o Options) *IdP {
 		"TOLLGATE_ENV": "development", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"DEVIDP_DIR": dir, "PUBLIC_ISSUER_URL": o.PublicIssuerURL, "SHUTDOWN_TIMEOUT": testharness.ShutdownTimeout,
 	}
+	var lns []net.Listener
+	if o.Listener != nil {
+		env["HTTP_ADDR"] = o.Listener.Addr().String()
+		lns = append(lns, o.Listener)
+	}
 	for k, v := range o.Env {
 		env[k] = v
 	}
-	svc := testharness.RunService(t, idp.Run, env)
+	svc := testharness.RunService(t, idp.Run, env, lns...)
 	// RunService prints the IdP's log when the test fails.
 	return &IdP{Issuer: "http://" + svc.Addr("http"), Admin: "http://" + svc.Addr("admin"), ClientSecret: secret, Dir: dir}
 }

@@ -92,11 +92,13 @@ type HTTP struct {
 	BodyTimeout time.Duration
 }
 
-// NewHTTP listens on addr and serves h with the listener deadlines above.
-func NewHTTP(name, addr string, h http.Handler) (*HTTP, error) {
-	ln, err := net.Listen("tcp", addr)
+// NewHTTP listens on addr (see Listen: a listener handed over in ctx or an
+// "fd:N" socket is taken as is) and serves h with the listener deadlines
+// above.
+func NewHTTP(ctx context.Context, name, addr string, h http.Handler) (*HTTP, error) {
+	ln, err := Listen(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: listen %s: %w", name, addr, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	s := &HTTP{name: name, ln: ln, BodyTimeout: BodyTimeout}
 	s.srv = &http.Server{
@@ -167,11 +169,11 @@ type GRPC struct {
 	ln  net.Listener
 }
 
-// NewGRPC listens on addr for srv.
-func NewGRPC(addr string, srv *grpc.Server) (*GRPC, error) {
-	ln, err := net.Listen("tcp", addr)
+// NewGRPC listens on addr (as NewHTTP) for srv.
+func NewGRPC(ctx context.Context, addr string, srv *grpc.Server) (*GRPC, error) {
+	ln, err := Listen(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("grpc: listen %s: %w", addr, err)
+		return nil, fmt.Errorf("grpc: %w", err)
 	}
 	return &GRPC{srv: srv, ln: ln}, nil
 }

@@ -20,7 +20,7 @@ import (
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	started := make(chan struct{})
 	release := make(chan struct{})
-	h, err := app.NewHTTP("http", "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	h, err := app.NewHTTP(context.Background(), "http", "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		close(started)
 		<-release
 		_, _ = io.WriteString(w, "finished")
@@ -72,7 +72,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 }
 
 func TestShutdownDeadlineIsEnforced(t *testing.T) {
-	h, err := app.NewHTTP("http", "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h, err := app.NewHTTP(context.Background(), "http", "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done() // a stream that never ends by itself
 	}))
 	if err != nil {
@@ -95,12 +95,12 @@ func TestShutdownDeadlineIsEnforced(t *testing.T) {
 }
 
 func TestListenFailureIsReported(t *testing.T) {
-	h, err := app.NewHTTP("http", "127.0.0.1:0", http.NotFoundHandler())
+	h, err := app.NewHTTP(context.Background(), "http", "127.0.0.1:0", http.NotFoundHandler())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Shutdown(context.Background())
-	if _, err := app.NewHTTP("http", h.Addr().String(), http.NotFoundHandler()); err == nil || !strings.Contains(err.Error(), "listen") {
+	if _, err := app.NewHTTP(context.Background(), "http", h.Addr().String(), http.NotFoundHandler()); err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Errorf("second listener on a used port: %v", err)
 	}
 }
@@ -108,7 +108,7 @@ func TestListenFailureIsReported(t *testing.T) {
 // serve runs h under app.NewHTTP with a short body timeout until the test ends.
 func serve(t *testing.T, bodyTimeout time.Duration, h http.Handler) string {
 	t.Helper()
-	s, err := app.NewHTTP("http", "127.0.0.1:0", h)
+	s, err := app.NewHTTP(context.Background(), "http", "127.0.0.1:0", h)
 	if err != nil {
 		t.Fatal(err)
 	}

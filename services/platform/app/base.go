@@ -35,8 +35,9 @@ type Base struct {
 	admin     *HTTP
 }
 
-// NewBase sets up logging to w, metrics and the admin listener of c.
-func NewBase(c config.Common, w io.Writer) (*Base, error) {
+// NewBase sets up logging to w, metrics and the admin listener of c (bound
+// as NewHTTP binds: ctx may hand it over).
+func NewBase(ctx context.Context, c config.Common, w io.Writer) (*Base, error) {
 	log := logging.New(w, c.LogFormat, c.LogLevel, c.Service)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -53,7 +54,7 @@ func NewBase(c config.Common, w io.Writer) (*Base, error) {
 	}
 	ready := admin.NewReadiness(2 * time.Second)
 	reg.MustRegister(ready.Collector())
-	adm, err := NewHTTP("admin", c.AdminAddr, admin.Handler(admin.Options{Gatherer: reg, Readiness: ready, Pprof: c.Pprof}))
+	adm, err := NewHTTP(ctx, "admin", c.AdminAddr, admin.Handler(admin.Options{Gatherer: reg, Readiness: ready, Pprof: c.Pprof}))
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -178,15 +177,12 @@ func (c *counting) Echo(_ context.Context, in *testingv1.EchoRequest) (*testingv
 	return &testingv1.EchoResponse{Text: in.GetText()}, nil
 }
 
-func serveCounting(t *testing.T, addr string) (*grpcx.Server, *counting) {
+// serveCounting serves a counting echo server on ln.
+func serveCounting(t *testing.T, ln net.Listener) (*grpcx.Server, *counting) {
 	t.Helper()
 	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
 	c := &counting{}
 	testingv1.RegisterEchoServiceServer(srv, c)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
 	return srv, c
@@ -197,10 +193,10 @@ func serveCounting(t *testing.T, addr string) (*grpcx.Server, *counting) {
 // retried and every later call goes to the survivor; the peer coming back
 // on the same address gets calls again (reconnect back-off capped at 1s).
 func TestRoundRobinOverEveryPeerAndFailover(t *testing.T) {
-	addrA := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
-	addrB := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
-	srvA, a := serveCounting(t, addrA)
-	_, b := serveCounting(t, addrB)
+	lnA, lnB := testharness.Listener(t), testharness.Listener(t)
+	addrA, addrB := lnA.Addr().String(), lnB.Addr().String()
+	srvA, a := serveCounting(t, lnA)
+	_, b := serveCounting(t, lnB)
 	conn, err := grpcx.Dial(addrA+", "+addrB, grpcx.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -233,6 +229,7 @@ func TestRoundRobinOverEveryPeerAndFailover(t *testing.T) {
 	}
 
 	srvA.Stop() // a peer dies
+	release := testharness.HoldPort(t, addrA) // its port stays its own, refusing connections
 	failed := 0
 	for range 40 {
 		if err := call(); err != nil {
@@ -250,7 +247,12 @@ func TestRoundRobinOverEveryPeerAndFailover(t *testing.T) {
 	}
 
 	// The peer returns on the same address and gets calls again.
-	_, a2 := serveCounting(t, addrA)
+	release()
+	lnA2, err := net.Listen("tcp", addrA)
+	if err != nil {
+		t.Fatalf("bind %s again: %v", addrA, err)
+	}
+	_, a2 := serveCounting(t, lnA2)
 	for a2.calls.Load() == 0 {
 		if err := call(); err != nil {
 			t.Fatalf("call while the peer returns: %v", err)

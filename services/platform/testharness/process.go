@@ -1,14 +1,20 @@
 package testharness
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/services/platform/app"
 )
 
 // Binary names a service binary to build: the package (./cmd/<name>) in a
@@ -40,33 +46,47 @@ var CapabilityCore = Binary{ModuleDir: filepath.Join("..", "..", "..", "capabili
 // Process is a service binary run by a test, which can crash it (Stop) and
 // bring it back on the same addresses (Start).
 type Process struct {
-	t         testing.TB
-	path      string
-	env       []string
-	readyAddr string
+	t      testing.TB
+	path   string
+	env    map[string]string
+	listen []string
 	// Logs is the process's output, shown when the test fails.
 	Logs *SyncBuffer
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu    sync.Mutex
+	addrs map[string]string // listen variable → bound host:port
+	holds []func()          // while stopped: releases the held ports
+	cur   *run
 }
 
-// StartProcess runs path with env added to the test's environment and waits
-// until readyAddr accepts connections. The process is killed when the test ends.
-func StartProcess(t testing.TB, path string, env map[string]string, readyAddr string) *Process {
+// run is one start of the process; done closes once it has exited and err
+// is its exit error.
+type run struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// StartProcess runs path with env added to the test's environment. listen
+// names the variables of env the process takes a listen address from
+// (GRPC_ADDR, ADMIN_ADDR…; their values in env are ignored): the harness
+// binds each on a free loopback port itself and passes the socket to the
+// process as an inherited file ("fd:3", …; app.Listen takes it), so no
+// other process can take the port between its choice and the bind; Addr
+// names the bound address. Connections made before the process accepts
+// wait in the socket's backlog. The process is killed when the test ends.
+func StartProcess(t testing.TB, path string, env map[string]string, listen ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, path: path, readyAddr: readyAddr, Logs: &SyncBuffer{}, env: os.Environ()}
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		p.env = append(p.env, k+"="+env[k])
-	}
+	p := &Process{t: t, path: path, env: env, listen: listen, Logs: &SyncBuffer{}, addrs: map[string]string{}}
 	p.Start()
 	t.Cleanup(func() {
 		p.Stop()
+		p.mu.Lock()
+		for _, release := range p.holds {
+			release()
+		}
+		p.holds = nil
+		p.mu.Unlock()
 		if t.Failed() {
 			t.Logf("%s log:\n%s", filepath.Base(path), p.Logs)
 		}
@@ -74,31 +94,105 @@ func StartProcess(t testing.TB, path string, env map[string]string, readyAddr st
 	return p
 }
 
-// Start (re)starts the process and waits until it listens.
+// Addr is the host:port the process serves the listen variable name on
+// (the same across restarts).
+func (p *Process) Addr(name string) string {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a, ok := p.addrs[name]
+	if !ok {
+		p.t.Fatalf("%s has no listener %s (StartProcess's listen names it)", filepath.Base(p.path), name)
+	}
+	return a
+}
+
+// Start (re)starts the process on its addresses. While it was stopped the
+// harness held its ports (HoldPort: connections are refused, as a crashed
+// service's are, and no other process is given them); a restart binds them
+// again.
 func (p *Process) Start() {
 	p.t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.cur != nil {
+		p.t.Fatalf("%s is already running", filepath.Base(p.path))
+	}
+	env := os.Environ()
+	keys := make([]string, 0, len(p.env))
+	for k := range p.env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+p.env[k])
+	}
+	files := make([]*os.File, 0, len(p.listen))
+	defer func() {
+		for _, release := range p.holds {
+			release()
+		}
+		p.holds = nil
+		for _, f := range files {
+			_ = f.Close() // the child holds its own copies
+		}
+	}()
+	for i, name := range p.listen {
+		prev := p.addrs[name]
+		ln, err := bindLoopback(prev)
+		if err != nil {
+			p.t.Fatalf("%s: %s: %v", filepath.Base(p.path), name, err)
+		}
+		f, err := ln.(*net.TCPListener).File()
+		_ = ln.Close()
+		if err != nil {
+			p.t.Fatalf("%s: %s: %v", filepath.Base(p.path), name, err)
+		}
+		files = append(files, f)
+		p.addrs[name] = ln.Addr().String()
+		env = append(env, fmt.Sprintf("%s=%s%d", name, app.FDPrefix, 3+i)) // ExtraFiles[i] is fd 3+i
+	}
 	cmd := exec.Command(p.path)
-	cmd.Env = p.env
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = p.Logs, p.Logs
+	cmd.ExtraFiles = files
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.path, err)
 	}
-	p.cmd = cmd
-	if err := waitTCP(p.readyAddr, 30*time.Second); err != nil {
-		p.t.Fatalf("%s: %v\n%s", filepath.Base(p.path), err, p.Logs)
+	r := &run{cmd: cmd, done: make(chan struct{})}
+	go func() { r.err = cmd.Wait(); close(r.done) }()
+	p.cur = r
+}
+
+// bindLoopback listens on a free loopback port (addr "") or on addr again
+// (its port held since the stop). A failure to bind it again is retried
+// for a few seconds and then reported.
+func bindLoopback(addr string) (net.Listener, error) {
+	if addr == "" {
+		return net.Listen("tcp", "127.0.0.1:0")
 	}
+	var err error
+	for range 100 {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			return ln, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("bind %s again for the restart: %w", addr, err)
 }
 
 // Pid is the id of the running process (0 when stopped).
 func (p *Process) Pid() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.Process == nil {
+	if p.cur == nil {
 		return 0
 	}
-	return p.cmd.Process.Pid
+	return p.cur.cmd.Process.Pid
 }
 
 // Signal sends sig to the running process (SIGSTOP to hang it, SIGCONT to
@@ -107,10 +201,10 @@ func (p *Process) Signal(sig os.Signal) {
 	p.t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil {
+	if p.cur == nil {
 		p.t.Fatalf("%s is not running", filepath.Base(p.path))
 	}
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.cur.cmd.Process.Signal(sig); err != nil {
 		p.t.Fatalf("signal %s: %v", filepath.Base(p.path), err)
 	}
 }
@@ -120,33 +214,48 @@ func (p *Process) Signal(sig os.Signal) {
 func (p *Process) Wait(timeout time.Duration) error {
 	p.t.Helper()
 	p.mu.Lock()
-	cmd := p.cmd
+	r := p.cur
 	p.mu.Unlock()
-	if cmd == nil {
+	if r == nil {
 		return nil
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	select {
-	case err := <-done:
+	case <-r.done:
 		p.mu.Lock()
-		p.cmd = nil
+		if p.cur == r {
+			p.cur = nil
+			p.holdPorts()
+		}
 		p.mu.Unlock()
-		return err
+		return r.err
 	case <-time.After(timeout):
 		p.t.Fatalf("%s did not exit within %s", filepath.Base(p.path), timeout)
 		return nil
 	}
 }
 
-// Stop kills the process, as a crash would, and waits for it to exit.
+// Stop kills the process, as a crash would, waits for it to exit and holds
+// its ports until Start (or the test's end).
 func (p *Process) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil {
+	if p.cur == nil {
 		return
 	}
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-	p.cmd = nil
+	_ = p.cur.cmd.Process.Kill()
+	<-p.cur.done
+	p.cur = nil
+	p.holdPorts()
+}
+
+// holdPorts holds the stopped process's ports (see HoldPort); a port that
+// cannot be held is left free, and a restart reports it if it is taken.
+func (p *Process) holdPorts() {
+	for _, name := range p.listen {
+		_, port, _ := net.SplitHostPort(p.addrs[name])
+		n, _ := strconv.Atoi(port)
+		if _, release, err := holdPort(n); err == nil {
+			p.holds = append(p.holds, release)
+		}
+	}
 }

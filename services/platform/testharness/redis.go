@@ -8,9 +8,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,11 +27,14 @@ const RedisCommandTimeout = "1s"
 
 // Redis is a redis-server process owned by one test.
 type Redis struct {
-	t    testing.TB
+	t testing.TB
+	// Port is the server's port (its TLS port when started with TLS).
 	Port int
-	dir  string
-	cmd  *exec.Cmd
+	// Args are added to the command line; change them before a restart.
 	Args []string
+	// TLS is set when the server serves TLS only (StartRedisTLS).
+	TLS  *RedisTLS
+	node *redisNode
 }
 
 // RedisBinary finds redis-server on PATH or explains how to get it.
@@ -47,84 +50,88 @@ func RedisBinary() (string, error) {
 }
 
 // StartRedis starts a fresh redis-server on a free loopback port, with no
-// persistence, and stops it when the test ends. It fails the test, never
-// skips, when redis-server is missing.
+// persistence, and stops it when the test ends. redis-server cannot be
+// handed a listener, so a port another process took between the choice and
+// the bind makes the harness try again on a new one. It fails the test,
+// never skips, when redis-server is missing.
 func StartRedis(t testing.TB, extraArgs ...string) *Redis {
 	t.Helper()
-	r := &Redis{t: t, Port: FreePort(t), dir: t.TempDir(), Args: extraArgs}
-	r.Start()
+	return startRedis(t, nil, extraArgs)
+}
+
+// StartRedisTLS is StartRedis serving TLS only (no plain port), with a
+// certificate of c for 127.0.0.1; clients need no certificate of their own.
+func StartRedisTLS(t testing.TB, c *RedisTLS, extraArgs ...string) *Redis {
+	t.Helper()
+	return startRedis(t, c, extraArgs)
+}
+
+func startRedis(t testing.TB, c *RedisTLS, extraArgs []string) *Redis {
+	t.Helper()
+	r := &Redis{t: t, Args: extraArgs, TLS: c}
+	r.node = &redisNode{dir: t.TempDir(), argsFor: func(n *redisNode) ([]string, error) {
+		return append(serverArgs(n, c), r.Args...), nil
+	}}
+	if c != nil {
+		r.node.login.TLSConfig = c.ClientConfig()
+	}
+	for i, a := range extraArgs { // the readiness check logs in as the test will
+		if a == "--requirepass" && i+1 < len(extraArgs) {
+			r.node.login.Password = extraArgs[i+1]
+		}
+	}
+	if err := r.node.startFresh(); err != nil {
+		t.Fatal(err)
+	}
+	r.Port = r.node.Port
 	t.Cleanup(r.Stop)
 	return r
 }
 
-// Start (re)starts the server on its port.
+// Start restarts the server on its port (after Stop).
 func (r *Redis) Start() {
 	r.t.Helper()
-	bin, err := RedisBinary()
-	if err != nil {
+	if err := r.node.restart(); err != nil {
 		r.t.Fatal(err)
-	}
-	args := append([]string{
-		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", r.dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
-	}, r.Args...)
-	r.cmd = exec.Command(bin, args...)
-	logPath := filepath.Join(r.dir, "redis.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer logFile.Close()
-	r.cmd.Stdout, r.cmd.Stderr = logFile, logFile
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	if err := waitTCP(r.Addr(), 10*time.Second); err != nil {
-		out, _ := os.ReadFile(logPath)
-		r.t.Fatalf("redis-server on %s: %v\n%s", r.Addr(), err, out)
 	}
 }
 
 // Stop kills the server (as a crash would) and waits for it to exit.
-func (r *Redis) Stop() {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
+func (r *Redis) Stop() { r.node.kill() }
 
 // Pause stops the server with SIGSTOP, as a hung Redis: the kernel still
 // accepts connections, but nothing answers. Resume undoes it; the test's
 // end resumes it too, so Stop can reap it.
 func (r *Redis) Pause() {
 	r.t.Helper()
-	if r.cmd == nil || r.cmd.Process == nil {
-		r.t.Fatal("redis-server is not running")
-	}
-	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := r.node.signal(syscall.SIGSTOP); err != nil {
 		r.t.Fatal(err)
 	}
 	r.t.Cleanup(r.Resume)
 }
 
 // Resume continues a paused server (SIGCONT).
-func (r *Redis) Resume() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Signal(syscall.SIGCONT)
-	}
-}
+func (r *Redis) Resume() { _ = r.node.signal(syscall.SIGCONT) }
 
 // Addr is host:port.
 func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
 
-// URL is the redis:// URL of the server.
-func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
+// URL is the redis:// URL of the server (rediss:// with TLS).
+func (r *Redis) URL() string {
+	if r.TLS != nil {
+		return "rediss://" + r.Addr() + "/0"
+	}
+	return "redis://" + r.Addr() + "/0"
+}
 
-// Config returns a config.Redis for the server with a per-test key prefix.
+// Config returns a config.Redis for the server with a per-test key prefix
+// (and the CA file with TLS).
 func (r *Redis) Config() config.Redis {
-	return config.Redis{URL: r.URL(), KeyPrefix: "test:" + sanitize(r.t.Name()) + ":", CommandTimeout: time.Second}
+	c := config.Redis{URL: r.URL(), KeyPrefix: "test:" + sanitize(r.t.Name()) + ":", CommandTimeout: time.Second}
+	if r.TLS != nil {
+		c.TLSCAFile = r.TLS.CAFile
+	}
+	return c
 }
 
 // Client returns a connected client, closed when the test ends.
@@ -141,15 +148,101 @@ func (r *Redis) Client() *redisx.Client {
 	return c
 }
 
-// FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
-func FreePort(t testing.TB) int {
+// Listener binds a free loopback port for a service the test starts later
+// and must name before (an issuer URL): hand it to RunService, which gives
+// it to the service, or to any server's Serve. Nothing can take the port
+// in between, as it could after a pick-close-bind. It is closed when the
+// test ends.
+func Listener(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
+}
+
+// ListenAgain binds addr again for a service brought back where it was
+// (after its Stop; hand the listener to RunService). A port still held for
+// a moment by the stopped service is retried for a few seconds.
+func ListenAgain(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	ln, err := bindLoopback(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
+}
+
+// ClosedAddr is a loopback host:port where nothing listens for as long as
+// the test runs: a socket bound to it but not listening holds the port, so
+// connecting is refused (ECONNREFUSED) and no other process is given the
+// port meanwhile (a port that was merely free a moment ago could be
+// anyone's by the time it is dialled).
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	addr, release, err := holdPort(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	return addr
+}
+
+// HoldPort keeps the port of addr (host 127.0.0.1) from every other
+// process while a server that used it is down, and refuses connections
+// to it as a dead server's port does; release it right before binding the
+// port again (binding while held works too). Use it when a test stops a
+// server and brings it back on the same address: without it, any other
+// process may be given the port in between. It fails the test when the
+// port is already someone else's; release is also called when the test ends.
+func HoldPort(t testing.TB, addr string) (release func()) {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	port, perr := strconv.Atoi(p)
+	if err != nil || perr != nil {
+		t.Fatalf("hold %q: not host:port", addr)
+	}
+	_, release, err = holdPort(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// holdPort binds a TCP socket to 127.0.0.1:port (0: a free port) without
+// listening. With port 0 it has no SO_REUSEADDR, so nothing else can bind
+// the port at all; holding a given port sets it, as the server that just
+// left may have connections in TIME_WAIT there, and a later listener (Go
+// sets SO_REUSEADDR) may bind it while held. The kernel never gives a
+// bound port to another socket's automatic (port 0 or connect) binding.
+func holdPort(port int) (addr string, release func(), err error) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return "", nil, err
+	}
+	syscall.CloseOnExec(fd)
+	var once sync.Once
+	release = func() { once.Do(func() { _ = syscall.Close(fd) }) }
+	if port != 0 {
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+			release()
+			return "", nil, err
+		}
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: port}); err != nil {
+		release()
+		return "", nil, fmt.Errorf("hold 127.0.0.1:%d: %w", port, err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		release()
+		return "", nil, err
+	}
+	return "127.0.0.1:" + strconv.Itoa(sa.(*syscall.SockaddrInet4).Port), release, nil
 }
 
 // WaitTCP waits until addr accepts connections.

@@ -58,71 +58,6 @@ func RedisClient(t testing.TB, s RedisSetup) *redisx.Client {
 	return c
 }
 
-// redisNode is one redis-server process (a data node or a sentinel) that
-// is not tied to a test, so TestMain can share it.
-type redisNode struct {
-	Port int
-	dir  string
-	args []string
-
-	mu  sync.Mutex
-	cmd *exec.Cmd
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func (n *redisNode) Addr() string { return "127.0.0.1:" + strconv.Itoa(n.Port) }
-
-func (n *redisNode) start() error {
-	bin, err := RedisBinary()
-	if err != nil {
-		return err
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	cmd := exec.Command(bin, n.args...)
-	logPath := filepath.Join(n.dir, "redis.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	cmd.Stdout, cmd.Stderr, cmd.Dir = logFile, logFile, n.dir
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
-	}
-	n.cmd = cmd
-	if err := waitTCP(n.Addr(), 10*time.Second); err != nil {
-		out, _ := os.ReadFile(logPath)
-		return fmt.Errorf("redis-server on %s: %v\n%s", n.Addr(), err, out)
-	}
-	return nil
-}
-
-// kill stops the process as a crash would (SIGKILL) and reaps it.
-func (n *redisNode) kill() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil || n.cmd.Process == nil {
-		return
-	}
-	_ = n.cmd.Process.Kill()
-	_ = n.cmd.Wait()
-	n.cmd = nil
-}
-
-func (n *redisNode) log() string {
-	b, _ := os.ReadFile(filepath.Join(n.dir, "redis.log"))
-	return string(b)
-}
-
 // aclArgs make the ACL user the only one that can log in.
 func aclArgs() []string {
 	return []string{
@@ -132,27 +67,36 @@ func aclArgs() []string {
 	}
 }
 
-func newDataNode(root string, extra ...string) (*redisNode, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	dir := filepath.Join(root, "node-"+strconv.Itoa(port))
+// newDataNode is a data node (master, replica or cluster node) that logs
+// in with the ACL user, in its own directory under root; extra adds to its
+// command line. Its ports are picked when it starts (startFresh).
+func newDataNode(root, name string, tls *RedisTLS, extra func(n *redisNode) []string) (*redisNode, error) {
+	dir := filepath.Join(root, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	n := &redisNode{Port: port, dir: dir}
-	n.args = append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
-	}, aclArgs()...)
-	n.args = append(n.args, extra...)
+	n := &redisNode{dir: dir, login: redis.Options{Username: RedisACLUser, Password: RedisACLPassword}}
+	if tls != nil {
+		n.login.TLSConfig = tls.ClientConfig()
+	}
+	n.argsFor = func(n *redisNode) ([]string, error) {
+		args := append(serverArgs(n, tls), aclArgs()...)
+		if tls != nil {
+			args = append(args, "--tls-replication", "yes")
+		}
+		if extra != nil {
+			args = append(args, extra(n)...)
+		}
+		return args, nil
+	}
 	return n, nil
 }
 
-func nodeClient(addr string) *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: addr, Username: RedisACLUser, Password: RedisACLPassword,
-		DialTimeout: time.Second, ReadTimeout: 2 * time.Second, MaxRetries: -1})
+// client is a connection to the node as the harness logs in to it.
+func (n *redisNode) client() *redis.Client {
+	o := n.login
+	o.Addr, o.DialTimeout, o.ReadTimeout, o.MaxRetries = n.Addr(), time.Second, 2*time.Second, -1
+	return redis.NewClient(&o)
 }
 
 // waitFor polls cond every 50ms until it holds or within passed.
@@ -178,7 +122,9 @@ func waitFor(within time.Duration, what string, cond func() (bool, string)) erro
 // is 1s, so a killed master's replica takes over within seconds.
 type RedisCluster struct {
 	Nodes []*redisNode
-	dir   string
+	// TLS is set when every node serves TLS only (NewRedisClusterTLS).
+	TLS *RedisTLS
+	dir string
 }
 
 // NodeTimeout is the cluster's cluster-node-timeout (and the sentinels'
@@ -188,37 +134,51 @@ const NodeTimeout = time.Second
 
 // NewRedisCluster starts a cluster in a temporary directory. Call Close
 // when done (TestMain: once for the package).
-func NewRedisCluster() (_ *RedisCluster, err error) {
+func NewRedisCluster() (*RedisCluster, error) { return newRedisCluster(nil) }
+
+// NewRedisClusterTLS starts a cluster whose nodes serve TLS only, with
+// certificates of tls: clients, replication and the cluster bus
+// (tls-cluster yes) all use TLS.
+func NewRedisClusterTLS(tls *RedisTLS) (*RedisCluster, error) { return newRedisCluster(tls) }
+
+func newRedisCluster(tls *RedisTLS) (_ *RedisCluster, err error) {
 	dir, err := os.MkdirTemp("", "tollgate-redis-cluster-")
 	if err != nil {
 		return nil, err
 	}
-	c := &RedisCluster{dir: dir}
+	c := &RedisCluster{dir: dir, TLS: tls}
 	defer func() {
 		if err != nil {
 			c.Close()
 		}
 	}()
-	for range 6 {
-		busPort, err := freePort()
+	for i := range 6 {
+		n, err := newDataNode(dir, "node-"+strconv.Itoa(i), tls, func(n *redisNode) []string {
+			args := []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+				"--cluster-node-timeout", strconv.Itoa(int(NodeTimeout.Milliseconds())), "--cluster-port", strconv.Itoa(n.bus)}
+			if tls != nil {
+				args = append(args, "--tls-cluster", "yes")
+			}
+			return args
+		})
 		if err != nil {
 			return nil, err
 		}
-		n, err := newDataNode(dir, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", strconv.Itoa(int(NodeTimeout.Milliseconds())), "--cluster-port", strconv.Itoa(busPort))
-		if err != nil {
-			return nil, err
-		}
-		if err := n.start(); err != nil {
-			return nil, err
-		}
+		n.bus = -1 // a cluster node: startFresh picks its bus port too
 		c.Nodes = append(c.Nodes, n)
+		if err := n.startFresh(); err != nil {
+			return nil, err
+		}
 	}
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		return nil, errors.New("redis-cli not found on PATH: install redis-tools (Debian/Ubuntu: apt-get install -y redis-server)")
 	}
-	args := []string{"--user", RedisACLUser, "--pass", RedisACLPassword, "--no-auth-warning", "--cluster", "create"}
+	args := []string{"--user", RedisACLUser, "--pass", RedisACLPassword, "--no-auth-warning"}
+	if tls != nil {
+		args = append(args, "--tls", "--cacert", tls.CAFile)
+	}
+	args = append(args, "--cluster", "create")
 	for _, n := range c.Nodes {
 		args = append(args, n.Addr())
 	}
@@ -239,7 +199,7 @@ func (c *RedisCluster) waitHealthy(within time.Duration) error {
 			if !n.running() {
 				continue
 			}
-			rc := nodeClient(n.Addr())
+			rc := n.client()
 			info, err := rc.ClusterInfo(ctx).Result()
 			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_ok:16384") {
 				rc.Close()
@@ -272,18 +232,13 @@ func firstLine(info, prefix string) string {
 	return ""
 }
 
-func (n *redisNode) running() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.cmd != nil
-}
-
 // Mode implements RedisSetup.
 func (c *RedisCluster) Mode() string { return config.RedisCluster }
 
-// URL is the cluster's REDIS_URL: every node as a seed, with the ACL user.
+// URL is the cluster's REDIS_URL: every node as a seed, with the ACL user
+// (rediss:// with TLS).
 func (c *RedisCluster) URL() string {
-	u := "redis://" + RedisACLUser + ":" + RedisACLPassword + "@" + c.Nodes[0].Addr()
+	u := scheme(c.TLS) + "://" + RedisACLUser + ":" + RedisACLPassword + "@" + c.Nodes[0].Addr()
 	for i, n := range c.Nodes[1:] {
 		sep := "&"
 		if i == 0 {
@@ -296,7 +251,7 @@ func (c *RedisCluster) URL() string {
 
 // Config implements RedisSetup.
 func (c *RedisCluster) Config(t testing.TB) config.Redis {
-	return config.Redis{Mode: config.RedisCluster, URL: c.URL(), KeyPrefix: "test:" + sanitize(t.Name()) + ":", CommandTimeout: time.Second}
+	return setupConfig(t, config.RedisCluster, c.URL(), c.TLS)
 }
 
 // MasterOf returns the address of the master that serves key's slot now.
@@ -306,7 +261,7 @@ func (c *RedisCluster) MasterOf(key string) (string, error) {
 		if !n.running() {
 			continue
 		}
-		rc := nodeClient(n.Addr())
+		rc := n.client()
 		slots, err := rc.ClusterSlots(ctx).Result()
 		keySlot, kerr := rc.ClusterKeySlot(ctx, key).Result()
 		rc.Close()
@@ -331,7 +286,7 @@ func (c *RedisCluster) KillNode(addr string) (restart func() error, err error) {
 		if n.Addr() == addr {
 			n.kill()
 			return func() error {
-				if err := n.start(); err != nil {
+				if err := n.restart(); err != nil {
 					return err
 				}
 				return c.waitHealthy(60 * time.Second)
@@ -360,46 +315,63 @@ func (c *RedisCluster) Close() {
 type RedisSentinel struct {
 	Master, Replica *redisNode
 	Sentinels       []*redisNode
-	dir             string
+	// TLS is set when every process serves TLS only (NewRedisSentinelTLS).
+	TLS *RedisTLS
+	dir string
 }
 
 // NewRedisSentinel starts the setup in a temporary directory. Call Close
 // when done (TestMain: once for the package).
-func NewRedisSentinel() (_ *RedisSentinel, err error) {
+func NewRedisSentinel() (*RedisSentinel, error) { return newRedisSentinel(nil) }
+
+// NewRedisSentinelTLS starts a setup whose data nodes and sentinels serve
+// TLS only, with certificates of tls: clients, replication and the
+// sentinels' links to the nodes and to each other (tls-replication yes)
+// all use TLS.
+func NewRedisSentinelTLS(tls *RedisTLS) (*RedisSentinel, error) { return newRedisSentinel(tls) }
+
+func newRedisSentinel(tls *RedisTLS) (_ *RedisSentinel, err error) {
 	dir, err := os.MkdirTemp("", "tollgate-redis-sentinel-")
 	if err != nil {
 		return nil, err
 	}
-	s := &RedisSentinel{dir: dir}
+	s := &RedisSentinel{dir: dir, TLS: tls}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-	if s.Master, err = newDataNode(dir); err != nil {
+	if s.Master, err = newDataNode(dir, "master", tls, nil); err != nil {
 		return nil, err
 	}
-	if err := s.Master.start(); err != nil {
+	if err := s.Master.startFresh(); err != nil {
 		return nil, err
 	}
-	if s.Replica, err = newDataNode(dir, "--replicaof", "127.0.0.1", strconv.Itoa(s.Master.Port)); err != nil {
+	masterPort := strconv.Itoa(s.Master.Port)
+	if s.Replica, err = newDataNode(dir, "replica", tls, func(*redisNode) []string {
+		return []string{"--replicaof", "127.0.0.1", masterPort}
+	}); err != nil {
 		return nil, err
 	}
-	if err := s.Replica.start(); err != nil {
+	if err := s.Replica.startFresh(); err != nil {
 		return nil, err
 	}
-	for range 3 {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		sdir := filepath.Join(dir, "sentinel-"+strconv.Itoa(port))
+	for i := range 3 {
+		sdir := filepath.Join(dir, "sentinel-"+strconv.Itoa(i))
 		if err := os.MkdirAll(sdir, 0o700); err != nil {
 			return nil, err
 		}
-		conf := filepath.Join(sdir, "sentinel.conf")
-		body := fmt.Sprintf(`port %d
-bind 127.0.0.1
+		n := &redisNode{dir: sdir, login: redis.Options{Password: SentinelPassword}}
+		if tls != nil {
+			n.login.TLSConfig = tls.ClientConfig()
+		}
+		n.argsFor = func(n *redisNode) ([]string, error) {
+			conf := filepath.Join(n.dir, "sentinel.conf")
+			body := "port " + strconv.Itoa(n.Port) + "\n"
+			if tls != nil {
+				body = "port 0\ntls-port " + strconv.Itoa(n.Port) + "\n" + tls.conf() + "tls-replication yes\n"
+			}
+			body += fmt.Sprintf(`bind 127.0.0.1
 daemonize no
 loglevel warning
 dir %s
@@ -410,24 +382,24 @@ sentinel auth-pass %s %s
 sentinel down-after-milliseconds %s %d
 sentinel failover-timeout %s 10000
 sentinel parallel-syncs %s 1
-`, port, sdir, SentinelPassword, SentinelMaster, s.Master.Port, SentinelMaster, RedisACLUser, SentinelMaster, RedisACLPassword,
-			SentinelMaster, NodeTimeout.Milliseconds(), SentinelMaster, SentinelMaster)
-		// Sentinels authenticate to each other with their own password.
-		body += "sentinel sentinel-pass " + SentinelPassword + "\n"
-		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-			return nil, err
-		}
-		n := &redisNode{Port: port, dir: sdir, args: []string{conf, "--sentinel"}}
-		if err := n.start(); err != nil {
-			return nil, err
+`, n.dir, SentinelPassword, SentinelMaster, s.Master.Port, SentinelMaster, RedisACLUser, SentinelMaster, RedisACLPassword,
+				SentinelMaster, NodeTimeout.Milliseconds(), SentinelMaster, SentinelMaster)
+			// Sentinels authenticate to each other with their own password.
+			body += "sentinel sentinel-pass " + SentinelPassword + "\n"
+			return []string{conf, "--sentinel"}, os.WriteFile(conf, []byte(body), 0o600)
 		}
 		s.Sentinels = append(s.Sentinels, n)
+		if err := n.startFresh(); err != nil {
+			return nil, err
+		}
 	}
 	return s, s.WaitHealthy(30 * time.Second)
 }
 
-func sentinelClient(addr string) *redis.SentinelClient {
-	return redis.NewSentinelClient(&redis.Options{Addr: addr, Password: SentinelPassword, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, MaxRetries: -1})
+func (s *RedisSentinel) sentinelClient(n *redisNode) *redis.SentinelClient {
+	o := n.login
+	o.Addr, o.DialTimeout, o.ReadTimeout, o.MaxRetries = n.Addr(), time.Second, 2*time.Second, -1
+	return redis.NewSentinelClient(&o)
 }
 
 // MasterAddr is the master's address as the first sentinel that answers sees it.
@@ -435,7 +407,7 @@ func (s *RedisSentinel) MasterAddr() (string, error) {
 	ctx := context.Background()
 	var last error
 	for _, n := range s.Sentinels {
-		sc := sentinelClient(n.Addr())
+		sc := s.sentinelClient(n)
 		a, err := sc.GetMasterAddrByName(ctx, SentinelMaster).Result()
 		sc.Close()
 		if err == nil && len(a) == 2 {
@@ -452,7 +424,7 @@ func (s *RedisSentinel) WaitHealthy(within time.Duration) error {
 	ctx := context.Background()
 	return waitFor(within, "redis sentinel setup healthy", func() (bool, string) {
 		for _, n := range s.Sentinels {
-			sc := sentinelClient(n.Addr())
+			sc := s.sentinelClient(n)
 			others, err := sc.Sentinels(ctx, SentinelMaster).Result()
 			if err != nil || len(others) != 2 {
 				sc.Close()
@@ -481,9 +453,10 @@ func (s *RedisSentinel) WaitHealthy(within time.Duration) error {
 func (s *RedisSentinel) Mode() string { return config.RedisSentinel }
 
 // URL is the setup's REDIS_URL in go-redis's failover form: the sentinels
-// with their password, the master's name and the ACL user of the data nodes.
+// with their password, the master's name and the ACL user of the data nodes
+// (rediss:// with TLS).
 func (s *RedisSentinel) URL() string {
-	u := "redis://:" + SentinelPassword + "@" + s.Sentinels[0].Addr() + "/0?master_name=" + SentinelMaster
+	u := scheme(s.TLS) + "://:" + SentinelPassword + "@" + s.Sentinels[0].Addr() + "/0?master_name=" + SentinelMaster
 	for _, n := range s.Sentinels[1:] {
 		u += "&addr=" + n.Addr()
 	}
@@ -492,7 +465,7 @@ func (s *RedisSentinel) URL() string {
 
 // Config implements RedisSetup.
 func (s *RedisSentinel) Config(t testing.TB) config.Redis {
-	return config.Redis{Mode: config.RedisSentinel, URL: s.URL(), KeyPrefix: "test:" + sanitize(t.Name()) + ":", CommandTimeout: time.Second}
+	return setupConfig(t, config.RedisSentinel, s.URL(), s.TLS)
 }
 
 // KillMaster kills the current master (SIGKILL) and returns its address.
@@ -516,7 +489,7 @@ func (s *RedisSentinel) KillMaster() (string, error) {
 func (s *RedisSentinel) Restart(addr string) error {
 	for _, n := range []*redisNode{s.Master, s.Replica} {
 		if n.Addr() == addr {
-			if err := n.start(); err != nil {
+			if err := n.restart(); err != nil {
 				return err
 			}
 			return s.WaitHealthy(60 * time.Second)
@@ -550,15 +523,8 @@ func NewRedisStandalone() (*RedisStandalone, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	n := &redisNode{Port: port, dir: dir, args: []string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
-	}}
-	if err := n.start(); err != nil {
+	n := &redisNode{dir: dir, argsFor: func(n *redisNode) ([]string, error) { return serverArgs(n, nil), nil }}
+	if err := n.startFresh(); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
@@ -578,6 +544,24 @@ func (s *RedisStandalone) Config(t testing.TB) config.Redis {
 
 // Close implements RedisSetup.
 func (s *RedisStandalone) Close() { s.n.kill(); _ = os.RemoveAll(s.n.dir) }
+
+// scheme is the URL scheme for a deployment with or without TLS.
+func scheme(tls *RedisTLS) string {
+	if tls != nil {
+		return "rediss"
+	}
+	return "redis"
+}
+
+// setupConfig is a shared deployment's client configuration for t: its own
+// key prefix, and the CA file with TLS.
+func setupConfig(t testing.TB, mode, url string, tls *RedisTLS) config.Redis {
+	c := config.Redis{Mode: mode, URL: url, KeyPrefix: "test:" + sanitize(t.Name()) + ":", CommandTimeout: time.Second}
+	if tls != nil {
+		c.TLSCAFile = tls.CAFile
+	}
+	return c
+}
 
 // --- For TestMain ----------------------------------------------------------------
 

@@ -40,12 +40,15 @@ func (s *Service) Addr(name string) string { return s.Addrs[name].String() }
 // also called when the test ends.
 func (s *Service) Stop() error { return s.stop() }
 
-// RunService starts run with env (addresses such as HTTP_ADDR should be
-// 127.0.0.1:0) and waits until it listens. The service stops when the test
-// ends; a non-nil error from Run then fails the test.
-func RunService(t testing.TB, run RunFunc, env map[string]string) *Service {
+// RunService starts run with env and waits until it listens. Addresses
+// such as HTTP_ADDR should be 127.0.0.1:0, or, when the test must know one
+// before the service starts (an issuer or public URL names it), the
+// address of a listener from Listener handed over in lns: the service takes
+// that listener instead of binding (app.WithListeners). The service stops
+// when the test ends; a non-nil error from Run then fails the test.
+func RunService(t testing.TB, run RunFunc, env map[string]string, lns ...net.Listener) *Service {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(app.WithListeners(context.Background(), lns...))
 	s := &Service{Logs: &SyncBuffer{}}
 	addrs := make(chan map[string]net.Addr, 1)
 	done := make(chan error, 1)

@@ -384,7 +384,7 @@ func TestCoreVerifiesAgain(t *testing.T) {
 }
 
 func TestKeySetUnavailable(t *testing.T) {
-	closed := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
+	closed := testharness.ClosedAddr(t)
 	f := start(t, map[string]string{"AUTH_GRPC_ADDR": closed})
 	r := f.do(t, http.MethodGet, "/actions/session", bearer(f.token(t, allScopes)))
 	if r.status != 503 || r.err.Error != "temporarily_unavailable" {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,13 +58,12 @@ type core struct {
 
 func startCore(t testing.TB, iss *tokentest.Issuer) *core {
 	t.Helper()
-	grpcAddr := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
 	p := testharness.StartProcess(t, coreBinary, map[string]string{
-		"GRPC_ADDR": grpcAddr, "ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": iss.Addr,
+		"ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": iss.Addr,
 		"MCP_RESOURCE_URL": mcpAudience, "ACTIONS_AUDIENCE": audience,
 		"TOLLGATE_ENV": "development", "LOG_FORMAT": "text", "LOG_LEVEL": "warn", "REDIS_URL": "",
-	}, grpcAddr)
-	return &core{Process: p, grpcAddr: grpcAddr}
+	}, "GRPC_ADDR")
+	return &core{Process: p, grpcAddr: p.Addr("GRPC_ADDR")}
 }
 
 // fleet is one actions-api (in-process, via Run) with its real
@@ -112,10 +110,10 @@ func start(t testing.TB, overrides map[string]string) *fleet {
 	t.Helper()
 	f := &fleet{iss: tokentest.Start(t, issuerURL), redis: testharness.StartRedis(t)}
 	f.core = startCore(t, f.iss)
-	httpAddr := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
-	env := f.env(httpAddr, overrides)
+	ln := testharness.Listener(t) // ACTIONS_PUBLIC_URL names the port
+	env := f.env(ln.Addr().String(), overrides)
 
-	svc := testharness.RunService(t, api.Run, env)
+	svc := testharness.RunService(t, api.Run, env, ln)
 	f.logs = svc.Logs
 	f.base = "http://" + svc.Addr("http")
 	f.admin = "http://" + svc.Addr("admin")

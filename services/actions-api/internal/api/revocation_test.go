@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,8 +23,8 @@ import (
 // and capability-core) and returns its base URL.
 func (f *fleet) replica(t *testing.T, overrides map[string]string) (string, *testharness.Service) {
 	t.Helper()
-	addr := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
-	svc := testharness.RunService(t, api.Run, f.env(addr, overrides))
+	ln := testharness.Listener(t)
+	svc := testharness.RunService(t, api.Run, f.env(ln.Addr().String(), overrides), ln)
 	return "http://" + svc.Addr("http"), svc
 }
 

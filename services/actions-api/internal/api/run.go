@@ -45,7 +45,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
-	base, err := app.NewBase(cfg.Common, stderr)
+	base, err := app.NewBase(ctx, cfg.Common, stderr)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
-	h, err := app.NewHTTP("http", cfg.HTTPAddr, public)
+	h, err := app.NewHTTP(ctx, "http", cfg.HTTPAddr, public)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,11 +19,13 @@ import (
 // and its checks stay the browser's URL. Without it, the same issuer is
 // unreachable.
 func TestUpstreamDialAddr(t *testing.T) {
-	port := strconv.Itoa(testharness.FreePort(t))
+	ln := testharness.Listener(t)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	issuer := "http://dev-idp.tollgate.invalid:" + port
 	idp := idptest.Start(t, idptest.Options{
 		PublicIssuerURL: "http://127.0.0.1:1",
-		Env:             map[string]string{"HTTP_ADDR": "127.0.0.1:" + port, "DEVIDP_ISSUER_URL": issuer},
+		Env:             map[string]string{"DEVIDP_ISSUER_URL": issuer},
+		Listener:        ln,
 	})
 	cfg := config.Upstream{Issuer: issuer, ClientID: "tollgate", ClientSecret: idp.ClientSecret, Scopes: []string{"openid"}}
 	observe := func(string, time.Time, error) {}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -30,6 +31,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/server"
+	"github.com/tollgate/tollgate/services/platform/app"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -492,6 +494,14 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
 	for k, v := range f.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	// The process serves on the listener newFleet bound (its fd 3).
+	lnFile, err := f.ln.(*net.TCPListener).File()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lnFile.Close()
+	cmd.ExtraFiles = []*os.File{lnFile}
+	cmd.Env = append(cmd.Env, "HTTP_ADDR="+app.FDPrefix+"3")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -15,9 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
-	"github.com/tollgate/tollgate/services/auth-server/internal/server"
 	"github.com/tollgate/tollgate/services/dev-idp/idptest"
-	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
 // twoUsers are the dev account and a second user, Eve.
@@ -66,7 +64,7 @@ func (f *fleet) signInAs(c devClient, a *authRequest, username, password string)
 // ends at once (refresh refused, userinfo 401).
 func TestConnectedApps(t *testing.T) {
 	f := newFleet(t, nil, "", true, twoUsers)
-	f.AS = testharness.RunService(t, server.Run, f.env)
+	f.start()
 	c := f.Clients["local-test"]
 	req := func(scope string) *authRequest { a := newAuthRequest(c); a.Scope = scope; return a }
 	manage := "openid connections.read connections.revoke"

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -41,6 +42,9 @@ type fleet struct {
 	Dir     string
 	Clients map[string]devClient
 	env     map[string]string
+	// ln is the auth-server's HTTP listener until it starts (newFleet binds
+	// it first: the issuer URL names its port).
+	ln net.Listener
 }
 
 type devClient struct {
@@ -60,8 +64,20 @@ func startFleet(t testing.TB, env map[string]string) *fleet {
 func startFleetWith(t testing.TB, env map[string]string, extraClients string) *fleet {
 	t.Helper()
 	f := newFleet(t, env, extraClients, true)
-	f.AS = testharness.RunService(t, server.Run, f.env)
+	f.start()
 	return f
+}
+
+// start runs the auth-server on the fleet's port: on the listener newFleet
+// bound, or, after f.AS.Stop, on the same port bound again.
+func (f *fleet) start() {
+	f.t.Helper()
+	ln := f.ln
+	if ln == nil {
+		ln = testharness.ListenAgain(f.t, f.env["HTTP_ADDR"])
+	}
+	f.ln = nil
+	f.AS = testharness.RunService(f.t, server.Run, f.env, ln)
 }
 
 // newFleet prepares everything but the auth-server: Redis, the dev IdP,
@@ -69,9 +85,8 @@ func startFleetWith(t testing.TB, env map[string]string, extraClients string) *f
 // auth-server's environment.
 func newFleet(t testing.TB, env map[string]string, extraClients string, cheap bool, idpUsers ...string) *fleet {
 	t.Helper()
-	f := &fleet{t: t, Redis: testharness.StartRedis(t), Dir: t.TempDir()}
-	port := testharness.FreePort(t)
-	f.Base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	f := &fleet{t: t, Redis: testharness.StartRedis(t), Dir: t.TempDir(), ln: testharness.Listener(t)}
+	f.Base = "http://" + f.ln.Addr().String()
 	idpOpts := idptest.Options{PublicIssuerURL: f.Base}
 	if len(idpUsers) > 0 {
 		idpOpts.UsersYAML = idpUsers[0] // replaces the dev account
@@ -114,9 +129,9 @@ func newFleet(t testing.TB, env map[string]string, extraClients string, cheap bo
 	f.Clients["test-public"] = devClient{ClientID: "test-public", RedirectURIs: []string{"http://127.0.0.1:8976/public-callback"}, AuthMethod: "none", Audience: f.Base + "/mcp"}
 	f.env = map[string]string{
 		"TOLLGATE_ENV": "development", "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
-		"HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port), "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"HTTP_ADDR": f.ln.Addr().String(), "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"PUBLIC_ISSUER_URL": f.Base, "SIGNING_KEYS_DIR": filepath.Join(f.Dir, "keys"),
-		"CLIENTS_FILE": filepath.Join(f.Dir, "clients.yaml"), "REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", f.Redis.Port), "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
+		"CLIENTS_FILE": filepath.Join(f.Dir, "clients.yaml"), "REDIS_URL": f.Redis.URL(), "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
 		"MCP_RESOURCE_URL": f.Base + "/mcp", "ACTIONS_AUDIENCE": f.Base + "/actions",
 		"UPSTREAM_ISSUER_URL": f.IdP.Issuer, "UPSTREAM_CLIENT_ID": idptest.ClientID, "UPSTREAM_CLIENT_SECRET": f.IdP.ClientSecret,
 		"SHUTDOWN_TIMEOUT": testharness.ShutdownTimeout, "DCR_ENABLED": "true", "CIMD_ALLOW_PRIVATE_NETWORKS": "true",

@@ -18,8 +18,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/tollgate/tollgate/services/auth-server/internal/server"
-	"github.com/tollgate/tollgate/services/platform/testharness"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -60,7 +58,7 @@ func TestKeyRotation(t *testing.T) {
 		for k, v := range env {
 			f.env[k] = v
 		}
-		f.AS = testharness.RunService(t, server.Run, f.env)
+		f.start()
 	}
 	keys := f.env["SIGNING_KEYS_DIR"]
 	// Step 1: publish the new key, keep signing with the old one.

@@ -64,7 +64,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err := problems.Err(); err != nil {
 		return err
 	}
-	base, err := app.NewBase(cfg.Common, stderr)
+	base, err := app.NewBase(ctx, cfg.Common, stderr)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	base.Ready.OnDrain(srv.Health.Shutdown) // grpc.health.v1 answers NOT_SERVING while draining
 	authv1.RegisterKeySetServiceServer(srv, &KeySet{Issuer: cfg.Issuer, Ring: ring})
 	authv1.RegisterGrantsServiceServer(srv, &Grants{OAuth: o})
-	g, err := app.NewGRPC(cfg.GRPCAddr, srv.Server)
+	g, err := app.NewGRPC(ctx, cfg.GRPCAddr, srv.Server)
 	if err != nil {
 		base.Close()
 		return err
@@ -132,7 +132,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		base.Close()
 		return err
 	}
-	h, err := app.NewHTTP("http", cfg.HTTPAddr, public)
+	h, err := app.NewHTTP(ctx, "http", cfg.HTTPAddr, public)
 	if err != nil {
 		base.Close()
 		return err

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,7 +14,7 @@ import (
 // errors on its redirect URI, never as 500s.
 func TestUpstreamFailures(t *testing.T) {
 	t.Run("idp unreachable", func(t *testing.T) {
-		f := startFleet(t, map[string]string{"UPSTREAM_ISSUER_URL": fmt.Sprintf("http://127.0.0.1:%d", testharness.FreePort(t))})
+		f := startFleet(t, map[string]string{"UPSTREAM_ISSUER_URL": "http://" + testharness.ClosedAddr(t)})
 		c := f.Clients["local-test"]
 		p := newBrowser(t, c.RedirectURIs[0]).get(newAuthRequest(c).URL(f.Base))
 		if p.Location == nil || p.Location.Query().Get("error") != "temporarily_unavailable" || p.Location.Query().Get("iss") != f.Base {

@@ -26,7 +26,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
-	base, err := app.NewBase(cfg.Common, stderr)
+	base, err := app.NewBase(ctx, cfg.Common, stderr)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	base.Ready.OnDrain(srv.Health.Shutdown) // grpc.health.v1 answers NOT_SERVING while draining
 	capabilityv1.RegisterHealthServiceServer(srv, &Health{Service: "capability-core", Deps: deps})
 	capabilityv1.RegisterIdentityServiceServer(srv, Identity{})
-	g, err := app.NewGRPC(cfg.GRPCAddr, srv.Server)
+	g, err := app.NewGRPC(ctx, cfg.GRPCAddr, srv.Server)
 	if err != nil {
 		base.Close()
 		return err

@@ -79,13 +79,11 @@ func (g *gw) toolCall(token, session, name string) (int, bool, error) {
 // startCore runs one more capability-core process with its own admin port.
 func (f *fleet) startCore(t *testing.T) (grpcAddr, adminAddr string, p *testharness.Process) {
 	t.Helper()
-	grpcAddr = "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
-	adminAddr = "127.0.0.1:" + strconv.Itoa(testharness.FreePort(t))
 	p = testharness.StartProcess(t, filepath.Join(binDir, "capability-core"), map[string]string{
-		"GRPC_ADDR": grpcAddr, "ADMIN_ADDR": adminAddr, "AUTH_GRPC_ADDR": f.Issuer.Addr,
+		"AUTH_GRPC_ADDR": f.Issuer.Addr,
 		"MCP_RESOURCE_URL": resource, "ACTIONS_AUDIENCE": actionsAudience, "LOG_FORMAT": "text", "REDIS_URL": "",
-	}, grpcAddr)
-	return grpcAddr, adminAddr, p
+	}, "GRPC_ADDR", "ADMIN_ADDR")
+	return p.Addr("GRPC_ADDR"), p.Addr("ADMIN_ADDR"), p
 }
 
 // handled is how many GetProfile calls one capability-core answered.

@@ -82,15 +82,15 @@ func (f *fleet) StartCore() {
 		f.core.Start()
 		return
 	}
-	f.CoreAddr = "127.0.0.1:" + strconv.Itoa(testharness.FreePort(f.t))
 	env := map[string]string{
-		"GRPC_ADDR": f.CoreAddr, "ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": f.Issuer.Addr,
+		"ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": f.Issuer.Addr,
 		"MCP_RESOURCE_URL": resource, "ACTIONS_AUDIENCE": actionsAudience, "LOG_FORMAT": "text", "REDIS_URL": "",
 	}
 	for k, v := range f.coreEnv {
 		env[k] = v
 	}
-	f.core = testharness.StartProcess(f.t, filepath.Join(binDir, "capability-core"), env, f.CoreAddr)
+	f.core = testharness.StartProcess(f.t, filepath.Join(binDir, "capability-core"), env, "GRPC_ADDR")
+	f.CoreAddr = f.core.Addr("GRPC_ADDR")
 }
 
 // StopCore kills capability-core.
@@ -139,10 +139,8 @@ func (f *fleet) Gateway(extra ...string) *gw {
 // GatewayProcess runs the gateway binary, so that a test can kill it.
 func (f *fleet) GatewayProcess(extra ...string) (*gw, *testharness.Process) {
 	f.t.Helper()
-	port, admin := "127.0.0.1:"+strconv.Itoa(testharness.FreePort(f.t)), "127.0.0.1:"+strconv.Itoa(testharness.FreePort(f.t))
-	env := f.Env(append([]string{"HTTP_ADDR", port, "ADMIN_ADDR", admin}, extra...)...)
-	p := testharness.StartProcess(f.t, filepath.Join(binDir, "mcp-gateway"), env, port)
-	return &gw{URL: "http://" + port, Admin: "http://" + admin, stop: p.Stop}, p
+	p := testharness.StartProcess(f.t, filepath.Join(binDir, "mcp-gateway"), f.Env(extra...), "HTTP_ADDR", "ADMIN_ADDR")
+	return &gw{URL: "http://" + p.Addr("HTTP_ADDR"), Admin: "http://" + p.Addr("ADMIN_ADDR"), stop: p.Stop}, p
 }
 
 // Stop shuts the gateway down.

@@ -50,8 +50,8 @@ func BenchmarkSideBySide(b *testing.B) {
 	if err := testharness.BuildBinaries(binDir, testharness.Binary{ModuleDir: filepath.Join("..", ".."), Package: "./internal/bench/mcpecho"}); err != nil {
 		b.Fatal(err)
 	}
-	echoAddr := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(b))
-	echoProc := testharness.StartProcess(b, filepath.Join(binDir, "mcpecho"), map[string]string{"MCPECHO_ADDR": echoAddr}, echoAddr)
+	echoProc := testharness.StartProcess(b, filepath.Join(binDir, "mcpecho"), nil, "MCPECHO_ADDR")
+	echoAddr := echoProc.Addr("MCPECHO_ADDR")
 	echoURL := "http://" + echoAddr + "/mcp"
 	echoSID := initBare(b, echoURL)
 

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/tollgate/tollgate/services/platform/app"
 )
 
 func main() {
@@ -51,7 +52,7 @@ func run(addr string) error {
 			}
 			return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent(string(b))}, StructuredContent: args}, nil
 		})
-	ln, err := net.Listen("tcp", addr)
+	ln, err := app.Listen(context.Background(), addr) // "fd:N" from the test harness too
 	if err != nil {
 		return err
 	}
