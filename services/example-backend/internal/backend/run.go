@@ -35,7 +35,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
-	base, err := app.NewBase(cfg.Common, stderr)
+	base, err := app.NewBase(ctx, cfg.Common, stderr)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	})
 	base.Ready.OnDrain(srv.Health.Shutdown)
 	notesv1.RegisterNotesServiceServer(srv, &notes.Service{Store: notes.NewStore(nil)})
-	g, err := app.NewGRPC(cfg.GRPCAddr, srv.Server)
+	g, err := app.NewGRPC(ctx, cfg.GRPCAddr, srv.Server)
 	if err != nil {
 		base.Close()
 		return err
