@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -55,15 +56,21 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 		if len(values) != 1 {
 			return nil, fault.InvalidArgument("query parameter %q given %d times", name, len(values))
 		}
-		// Reuse protojson's scalar parsing by decoding {"name": value}.
+		if !utf8.ValidString(values[0]) {
+			return nil, fault.InvalidArgument("query parameter %q is not valid UTF-8", name)
+		}
+		// Reuse protojson's scalar parsing by decoding {"name": value}. The
+		// JSON is written with encoding/json: Go's %q quoting is not JSON
+		// (a NUL or DEL comes out as \x00, \x7f), and such a value came
+		// back as protojson's syntax error instead of being decoded.
 		var raw string
 		switch f.Kind() {
 		case protoreflect.StringKind, protoreflect.BytesKind, protoreflect.EnumKind,
 			protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
 			protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-			raw = fmt.Sprintf("{%q:%q}", f.Name(), values[0])
+			raw = "{" + jsonString(string(f.Name())) + ":" + jsonString(values[0]) + "}"
 		default:
-			raw = fmt.Sprintf("{%q:%s}", f.Name(), quoteIfNeeded(values[0]))
+			raw = "{" + jsonString(string(f.Name())) + ":" + quoteIfNeeded(values[0]) + "}"
 		}
 		one := newMessage(c.Method.Input())
 		if err := protojson.Unmarshal([]byte(raw), one); err != nil {
@@ -80,10 +87,16 @@ func quoteIfNeeded(v string) string {
 	}
 	for _, r := range v {
 		if !strings.ContainsRune("0123456789.-+eEtruefals", r) {
-			return fmt.Sprintf("%q", v)
+			return jsonString(v)
 		}
 	}
 	return v
+}
+
+// jsonString is s as a JSON string (s is valid UTF-8).
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 func cleanProtoErr(err error) string {

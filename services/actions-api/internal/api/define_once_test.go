@@ -197,11 +197,19 @@ func TestNewCapabilityIsRoutedWithoutCode(t *testing.T) {
 	if got := <-svc.tokens; got != tok {
 		t.Error("the caller's token was not forwarded to the capability")
 	}
+	// Any UTF-8 text is a string parameter, control characters included
+	// (they were written into the decoder's JSON with Go quoting, which is
+	// not JSON: a 400 with a syntax error).
+	code, b = get("?text=%00%7F%E2%80%A8%F4%8F%BF%BFz&times=1", tok)
+	if err := json.Unmarshal(b, &out); err != nil || code != 200 || out.Text != "\x00\x7f\u2028\U0010FFFFz" {
+		t.Errorf("echo of control characters: %d %s", code, b)
+	}
 	for _, tc := range []struct {
 		query, token string
 		code         int
 		want         string
 	}{
+		{"?text=%FF&times=1", tok, 400, `query parameter \"text\" is not valid UTF-8`},
 		{"?times=abc", tok, 400, "invalid_request"},
 		{"?times=11", tok, 400, "times must be 1 to 10"},
 		{"?text=a&text=b", tok, 400, "given 2 times"},
