@@ -72,6 +72,11 @@ func (g *Grants) RevokeGrant(ctx context.Context, in *authv1.RevokeGrantRequest)
 	if in.GetGrantId() == "" {
 		return nil, fault.InvalidArgument("grant_id is required")
 	}
+	if !store.ValidGrantID(in.GetGrantId()) {
+		// Malformed, so nobody's grant: say what a grant id looks like
+		// instead of echoing the value (it may be kilobytes long).
+		return nil, fault.InvalidArgument("grant_id is not a grant id: up to 128 letters, digits, '-' or '_' — the grant_id that connections.list (GET /actions/connections) or the access token's grant_id claim gives")
+	}
 	switch err := g.OAuth.Disconnect(ctx, c.Subject, in.GetGrantId()); {
 	case errors.Is(err, oauth.ErrConnectionNotFound):
 		return nil, fault.NotFound("no connected app has grant_id %q", in.GetGrantId())

@@ -131,6 +131,14 @@ func TestConnectedApps(t *testing.T) {
 	if _, err := grants.RevokeGrant(bearer(dev.AccessToken), &authv1.RevokeGrantRequest{}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("no grant id: %v, want InvalidArgument", err)
 	}
+	// A malformed id is nobody's grant: InvalidArgument saying what a grant
+	// id is, without echoing the value.
+	for _, id := range []string{strings.Repeat("a", 3000), "..%2F..", "g g", "\x00"} {
+		_, err := grants.RevokeGrant(bearer(dev.AccessToken), &authv1.RevokeGrantRequest{GrantId: id})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "grant_id is not a grant id") || strings.Contains(status.Convert(err).Message(), id) {
+			t.Errorf("malformed grant id %.20q: %v, want InvalidArgument without the value", id, err)
+		}
+	}
 
 	// Dev revokes the other grant: it ends at once, and only it.
 	out, err := grants.RevokeGrant(bearer(dev.AccessToken), &authv1.RevokeGrantRequest{GrantId: other})
