@@ -57,6 +57,39 @@ func DefaultPorts() Ports {
 	}
 }
 
+// Busy returns the listeners of p that something else already holds on
+// 127.0.0.1, as "4000 (local ingress)", in a fixed order: `make dev` checks
+// them before it builds, so a second fleet (or anything else on those
+// ports) is named at once instead of after the build, half started.
+// withRedis and withExample say whether the fleet starts its own Redis and
+// the example backend.
+func (p Ports) Busy(withRedis, withExample bool) []string {
+	type listener struct {
+		port int
+		name string
+	}
+	all := []listener{{p.Ingress, "local ingress"}, {p.AuthHTTP, "auth-server HTTP"}, {p.AuthGRPC, "auth-server gRPC"},
+		{p.AuthAdmin, "auth-server admin"}, {p.CoreGRPC, "capability-core gRPC"}, {p.CoreAdmin, "capability-core admin"},
+		{p.GatewayHTTP, "mcp-gateway HTTP"}, {p.GatewayAdmin, "mcp-gateway admin"}, {p.ActionsHTTP, "actions-api HTTP"},
+		{p.ActionsAdmin, "actions-api admin"}, {p.IdPHTTP, "dev-idp HTTP"}, {p.IdPAdmin, "dev-idp admin"}}
+	if withRedis {
+		all = append(all, listener{p.Redis, "redis-server"})
+	}
+	if withExample {
+		all = append(all, listener{p.ExampleGRPC, "example backend gRPC"}, listener{p.ExampleAdmin, "example backend admin"})
+	}
+	var busy []string
+	for _, l := range all {
+		ln, err := net.Listen("tcp", addr(l.port))
+		if err != nil {
+			busy = append(busy, fmt.Sprintf("%d (%s)", l.port, l.name))
+			continue
+		}
+		ln.Close()
+	}
+	return busy
+}
+
 // FreePorts picks free ports for every listener (tests).
 func FreePorts() (Ports, error) {
 	var p Ports

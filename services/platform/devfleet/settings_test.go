@@ -1,6 +1,8 @@
 package devfleet
 
 import (
+	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -65,5 +67,35 @@ func TestSettingsFromEnv(t *testing.T) {
 		if _, err := SettingsFromEnv(lookupFrom(map[string]string{"PUBLIC_URL": v})); err == nil || !strings.Contains(err.Error(), "PUBLIC_URL: ") {
 			t.Errorf("%s: PUBLIC_URL=%s: %v, want a PUBLIC_URL problem", name, v, err)
 		}
+	}
+}
+
+// TestBusyPortsAreNamed: make dev checks its ports before building; a
+// port something else holds is named with its listener, the others not.
+func TestBusyPortsAreNamed(t *testing.T) {
+	p, err := FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if busy := p.Busy(true, true); len(busy) != 0 {
+		t.Fatalf("free ports reported busy: %v", busy)
+	}
+	ln, err := net.Listen("tcp", addr(p.Ingress))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	redis, err := net.Listen("tcp", addr(p.Redis))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer redis.Close()
+	want := []string{fmt.Sprintf("%d (local ingress)", p.Ingress), fmt.Sprintf("%d (redis-server)", p.Redis)}
+	if busy := p.Busy(true, false); !slices.Equal(busy, want) {
+		t.Errorf("busy %v, want %v", busy, want)
+	}
+	// With an external Redis its port is not make dev's.
+	if busy := p.Busy(false, false); !slices.Equal(busy, want[:1]) {
+		t.Errorf("busy with an external Redis %v, want %v", busy, want[:1])
 	}
 }

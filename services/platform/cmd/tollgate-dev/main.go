@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -58,6 +59,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// REDIS_URL (and REDIS_MODE…) in the environment: an external Redis.
+	// Checked, like the ports, before the build, which takes minutes cold.
+	extRedis, err := devfleet.ExternalRedisEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	ports := devfleet.DefaultPorts()
+	if busy := ports.Busy(extRedis == nil, settings.ExampleBackend); len(busy) > 0 {
+		return fmt.Errorf("make dev's ports are in use: %s — is another `make dev` running (in this or another clone)? Stop it (Ctrl-C in its terminal) and run make dev again", strings.Join(busy, ", "))
+	}
 	absRoot, err := filepath.Abs(*root)
 	if err != nil {
 		return err
@@ -71,13 +82,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	// REDIS_URL (and REDIS_MODE…) in the environment: an external Redis.
-	extRedis, err := devfleet.ExternalRedisEnv(os.Getenv)
-	if err != nil {
-		return err
-	}
 	f, err := devfleet.Start(ctx, devfleet.Options{
-		Root: absRoot, VarDir: vd, Ports: devfleet.DefaultPorts(), Out: out, InstallRedis: true,
+		Root: absRoot, VarDir: vd, Ports: ports, Out: out, InstallRedis: true,
 		ExternalRedis: extRedis,
 		PublicURL:     settings.PublicURL, AllowedOrigins: settings.AllowedOrigins,
 		ExampleBackend: settings.ExampleBackend,
