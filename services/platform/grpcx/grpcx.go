@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/keepalive"
@@ -44,6 +45,10 @@ type ServerOptions struct {
 	Stream []grpc.StreamServerInterceptor
 	// Telemetry traces every call (nil: not traced).
 	Telemetry *telemetry.Telemetry
+	// Creds are the transport credentials (nil: plaintext, the fleet's
+	// own servers on the cluster network). A backend of one's own may serve
+	// TLS or mutual TLS (credentials.NewTLS).
+	Creds credentials.TransportCredentials
 }
 
 // Server is a gRPC server with its health service.
@@ -89,6 +94,9 @@ func NewServer(o ServerOptions) *Server {
 	}
 	if o.Telemetry != nil {
 		sopts = append(sopts, o.Telemetry.GRPCServerOptions()...)
+	}
+	if o.Creds != nil {
+		sopts = append(sopts, grpc.Creds(o.Creds))
 	}
 	s := grpc.NewServer(sopts...)
 	hs := health.NewServer()

@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	notesv1 "github.com/tollgate/tollgate/services/example-backend/gen/example/notes/v1"
 	"github.com/tollgate/tollgate/services/example-backend/internal/config"
@@ -79,7 +80,12 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		Public:  []string{capauth.HealthCheck},
 		Streams: []string{capauth.HealthWatch, capauth.Reflection},
 	}
+	var creds credentials.TransportCredentials // plaintext unless GRPC_TLS_* are set
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
+	}
 	srv := grpcx.NewServer(grpcx.ServerOptions{ // registers grpc.health.v1 and reflection (v1, v1alpha)
+		Creds:     creds,
 		Logger:    base.Log,
 		Registry:  base.Metrics,
 		Telemetry: base.Telemetry,

@@ -3,6 +3,10 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+
 	"github.com/tollgate/tollgate/services/platform/config"
 )
 
@@ -24,6 +28,12 @@ type Config struct {
 	Redis config.Redis
 	// Revocation is how revoked grants are followed (REVOCATION_RECONCILE_INTERVAL).
 	Revocation config.Revocation
+	// TLS, when set, is what the gRPC listener serves: its certificate
+	// (GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE) and, with
+	// GRPC_TLS_CLIENT_CA_FILE, mutual TLS — only clients with a certificate
+	// signed by that CA (the connectors, with CAPABILITY_BACKEND_<NAME>_TLS_*)
+	// get through. nil: plaintext.
+	TLS *tls.Config
 }
 
 // Load reads the configuration and returns it with every problem found.
@@ -36,9 +46,47 @@ func Load(getenv func(string) string) (Config, error) {
 	c.ActionsAudience = s.String("ACTIONS_AUDIENCE", "")
 	c.Redis = config.LoadRedis(s, c.Production())
 	c.Revocation = config.LoadRevocation(s)
+	certFile, keyFile, caFile := s.String("GRPC_TLS_CERT_FILE", ""), s.String("GRPC_TLS_KEY_FILE", ""), s.String("GRPC_TLS_CLIENT_CA_FILE", "")
 	p := s.Problems()
+	c.TLS = loadTLS(&p, certFile, keyFile, caFile)
 	c.Validate(&p)
 	return c, p.Err()
+}
+
+// loadTLS reads the listener's certificate and the client CA, adding every
+// problem to p.
+func loadTLS(p *config.Problems, certFile, keyFile, caFile string) *tls.Config {
+	switch {
+	case certFile == "" && keyFile == "":
+		if caFile != "" {
+			p.Addf("GRPC_TLS_CLIENT_CA_FILE: needs GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE (mutual TLS is TLS first)")
+		}
+		return nil
+	case certFile == "" || keyFile == "":
+		p.Addf("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE: set both or neither")
+		return nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		p.Addf("GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE: %v", err)
+	} else {
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		pool := x509.NewCertPool()
+		switch {
+		case err != nil:
+			p.Addf("GRPC_TLS_CLIENT_CA_FILE: %v", err)
+		case !pool.AppendCertsFromPEM(pem):
+			p.Addf("GRPC_TLS_CLIENT_CA_FILE: %s holds no PEM certificate", caFile)
+		default:
+			cfg.ClientCAs = pool
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+	return cfg
 }
 
 // Validate adds every problem of c to p.
