@@ -135,3 +135,24 @@ func TestStopAndRestartOneComponent(t *testing.T) {
 	f.Stop()
 	<-next.done
 }
+
+func TestBannerPrintsTheBackends(t *testing.T) {
+	t.Setenv("CAPABILITY_BACKENDS", "")
+	var out strings.Builder
+	f := &Fleet{o: Options{Ports: DefaultPorts(), ExampleBackend: true}, Origin: "http://localhost:4000", Local: "http://localhost:4000"}
+	Banner(&out, f, t.TempDir())
+	for _, want := range []string{
+		"CAPABILITY_BACKENDS=capability-core=127.0.0.1:4201,example-backend=127.0.0.1:4601",
+		"EXAMPLE_BACKEND=1  — example-backend at 127.0.0.1:4601: tools notes.list, notes.add, notes.delete",
+		`make token SCOPE="openid notes.read notes.write"`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	Banner(&out, &Fleet{o: Options{Ports: DefaultPorts()}, Origin: "http://localhost:4000", Local: "http://localhost:4000"}, t.TempDir())
+	if !strings.Contains(out.String(), "CAPABILITY_BACKENDS unset (capability-core=127.0.0.1:4201)") || !strings.Contains(out.String(), "EXAMPLE_BACKEND=1 also runs the notes example") {
+		t.Errorf("banner without the example:\n%s", out.String())
+	}
+}
