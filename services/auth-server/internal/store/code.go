@@ -254,14 +254,19 @@ func (s *Store) DeleteOpenIDConnectSession(context.Context, string) error { retu
 //
 //	KEYS[1] the code hash, KEYS[2] the grant hash (one hash tag, the grant id)
 //	ARGV[1] the grant record ("" for none), ARGV[2] the refresh MAC ("" for
-//	none), ARGV[3] the grant's TTL in ms
+//	none), ARGV[3] the grant's TTL in ms, ARGV[4] until when its subject's
+//	index lives (Unix ms, "" for none; grant.go's rotated field)
 //
 // Returns 1 redeemed, 0 already redeemed, -1 the code is gone (expired).
 var redeemScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HSETNX', KEYS[1], 'used', '1') == 0 then return 0 end
 if ARGV[1] ~= '' then
-  redis.call('HSET', KEYS[2], 'req', ARGV[1], 'rt', ARGV[2])
+  if ARGV[4] == '' then
+    redis.call('HSET', KEYS[2], 'req', ARGV[1], 'rt', ARGV[2])
+  else
+    redis.call('HSET', KEYS[2], 'req', ARGV[1], 'rt', ARGV[2], 'rotated', ':' .. ARGV[4])
+  end
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
 return 1
@@ -276,7 +281,7 @@ func (s *Store) redeem(ctx context.Context, t *tx) error {
 	if keys[0] == "" {
 		return fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)
 	}
-	args := []any{"", "", int64(0)}
+	args := []any{"", "", int64(0), ""}
 	if t.grant != nil {
 		if id, _, _ := splitHandle(t.redeem); id != t.grant.GetID() {
 			return errors.New("authorization code redeemed for another grant")
@@ -290,12 +295,13 @@ func (s *Store) redeem(ctx context.Context, t *tx) error {
 			return err
 		}
 		keys[1] = s.grantKey(t.grant.GetID())
-		args = []any{b, mac, s.grantTTL(t.grant, t.refresh != "").Milliseconds()}
 		// Listed under its subject first (subjects.go): a grant never
 		// exists unlisted.
-		if err := s.indexGrant(ctx, t.grant, t.refresh != ""); err != nil {
+		ix, err := s.indexGrant(ctx, t.grant, t.refresh != "")
+		if err != nil {
 			return err
 		}
+		args = []any{b, mac, s.grantTTL(t.grant, t.refresh != "").Milliseconds(), ix}
 	} else {
 		keys[1] = keys[0] // unused; one slot in a cluster
 	}

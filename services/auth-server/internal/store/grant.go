@@ -24,7 +24,11 @@ import (
 //	         the last rotation
 //	rt       the MAC of the current refresh token
 //	prev     the MAC of the refresh token it rotated from
-//	rotated  when that rotation happened (Unix ms)
+//	rotated  "<when that rotation happened>:<until when the subject's grant
+//	         index is known to live>" (Unix ms; the first part is empty
+//	         before the first rotation, the second in grants stored before
+//	         it existed; see subjects.go). One field, not two: a fifth
+//	         field would grow the hash's table on the first refresh.
 //
 // The refresh token names its grant (its handle is "<grant id>.<mac>", see
 // the oauth package's token strategy) and access tokens carry the grant id,
@@ -178,6 +182,14 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, handle string, sessi
 	if err != nil {
 		return nil, err
 	}
+	if sc := scopeOf(ctx); sc != nil {
+		sc.mu.Lock()
+		if sc.indexUntil == nil {
+			sc.indexUntil = map[string]string{}
+		}
+		_, sc.indexUntil[id], _ = strings.Cut(f[fieldRotated], ":")
+		sc.mu.Unlock()
+	}
 	switch {
 	case f[fieldRefresh] == mac:
 		return req, nil
@@ -188,6 +200,7 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, handle string, sessi
 }
 
 func (s *Store) withinGrace(rotated string) bool {
+	rotated, _, _ = strings.Cut(rotated, ":")
 	at, err := strconv.ParseInt(rotated, 10, 64)
 	return err == nil && s.now().Sub(time.UnixMilli(at)) <= s.ttl.Grace
 }
@@ -206,7 +219,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, _ string, handle string)
 //
 //	KEYS[1] the grant hash
 //	ARGV[1] MAC presented, ARGV[2] MAC of its successor, ARGV[3] the grant
-//	record, ARGV[4] now (Unix ms), ARGV[5] grace (ms), ARGV[6] TTL (ms)
+//	record, ARGV[4] now (Unix ms), ARGV[5] grace (ms), ARGV[6] TTL (ms),
+//	ARGV[7] the new index expiry of the rotated field ("": unchanged)
 //
 // Returns 1 rotated, 2 a concurrent refresh within the grace window (the
 // successor is already current; nothing changes), 0 no such grant, -1 the
@@ -214,12 +228,14 @@ func (s *Store) RotateRefreshToken(ctx context.Context, _ string, handle string)
 var rotateScript = redis.NewScript(`
 local f = redis.call('HMGET', KEYS[1], 'rt', 'prev', 'rotated')
 if not f[1] then return 0 end
+local at, ix = string.match(f[3] or '', '^(%d*):?(%d*)$')
 if f[1] == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'req', ARGV[3], 'rt', ARGV[2], 'prev', ARGV[1], 'rotated', ARGV[4])
+  if ARGV[7] ~= '' then ix = ARGV[7] end
+  redis.call('HSET', KEYS[1], 'req', ARGV[3], 'rt', ARGV[2], 'prev', ARGV[1], 'rotated', ARGV[4] .. ':' .. (ix or ''))
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
   return 1
 end
-if f[2] == ARGV[1] and f[1] == ARGV[2] and tonumber(ARGV[4]) - tonumber(f[3]) <= tonumber(ARGV[5]) then
+if f[2] == ARGV[1] and f[1] == ARGV[2] and tonumber(at) and tonumber(ARGV[4]) - tonumber(at) <= tonumber(ARGV[5]) then
   return 2
 end
 return -1
@@ -241,8 +257,20 @@ func (s *Store) rotate(ctx context.Context, t *tx) error {
 	if err != nil {
 		return err
 	}
+	now, ttl := s.now(), s.grantTTL(t.grant, true)
+	// The subject's index must outlive the grant as it will be after this
+	// rotation: renewed first (subjects.go) when the grant's record (read
+	// by GetRefreshTokenSession in this request) says it might not —
+	// about once per indexSlack; without a request scope, always.
+	ix := ""
+	if s.indexDue(ctx, id, now.Add(ttl)) {
+		if err := s.renewIndex(ctx, t.grant, ttl+indexSlack); err != nil {
+			return err
+		}
+		ix = strconv.FormatInt(now.Add(ttl+indexSlack).UnixMilli(), 10)
+	}
 	n, err := rotateScript.Run(ctx, s.rdb, []string{s.grantKey(id)},
-		from, to, b, s.now().UnixMilli(), s.ttl.Grace.Milliseconds(), s.grantTTL(t.grant, true).Milliseconds()).Int()
+		from, to, b, now.UnixMilli(), s.ttl.Grace.Milliseconds(), ttl.Milliseconds(), ix).Int()
 	switch {
 	case err != nil:
 		return unavailable(err)
@@ -251,8 +279,21 @@ func (s *Store) rotate(ctx context.Context, t *tx) error {
 	case n < 0:
 		return fosite.ErrInactiveToken
 	}
-	// The subject's index lives as long as the grant now does.
-	return s.renewIndex(ctx, t.grant)
+	return nil
+}
+
+// indexDue reports whether grant id's subject index may expire before
+// until, going by the grant's rotated field as this request read it.
+func (s *Store) indexDue(ctx context.Context, id string, until time.Time) bool {
+	sc := scopeOf(ctx)
+	if sc == nil {
+		return true
+	}
+	sc.mu.Lock()
+	v, ok := sc.indexUntil[id]
+	sc.mu.Unlock()
+	at, err := strconv.ParseInt(v, 10, 64)
+	return !ok || err != nil || at < until.UnixMilli()
 }
 
 // putGrant stores a grant's record outside a code redemption or rotation
@@ -262,12 +303,16 @@ func (s *Store) putGrant(ctx context.Context, t *tx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.indexGrant(ctx, t.grant, t.refresh != ""); err != nil {
+	ix, err := s.indexGrant(ctx, t.grant, t.refresh != "")
+	if err != nil {
 		return err
 	}
 	key := s.grantKey(t.grant.GetID())
 	pipe := s.rdb.TxPipeline()
 	pipe.HSet(ctx, key, fieldRequest, b)
+	if ix != "" {
+		pipe.HSet(ctx, key, fieldRotated, ":"+ix)
+	}
 	if t.refresh != "" {
 		_, mac, _ := splitHandle(t.refresh)
 		pipe.HSet(ctx, key, fieldRefresh, mac)

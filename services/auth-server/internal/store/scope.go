@@ -20,6 +20,9 @@ type requestScope struct {
 	// object (fosite hands the same session to the code's four reads, and
 	// its three parts hold the same session).
 	sessions map[fosite.Session]string
+	// indexUntil: until when each grant's subject index lives, as read
+	// (grant id -> Unix ms; grant.go's rotated field).
+	indexUntil map[string]string
 }
 
 type scopeKey struct{}

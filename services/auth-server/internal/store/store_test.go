@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/auth-server/internal/oauth"
@@ -352,6 +353,105 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 			t.Fatalf("after refresh 1: %d keys, %d bytes; after refresh 50: %d keys, %d bytes (want 2 keys, equal bytes)", keys1, bytes1, keys50, bytes50)
 		}
 		t.Logf("one grant: %d bytes of Redis memory", bytes50)
+	})
+	t.Run("a refresh renews the subject's grant index only when the grant would outlive it", func(t *testing.T) {
+		clk := newClock()
+		s, rdb := newStore(t, setup, 30*time.Second, store.WithClock(clk.now))
+		index := rdb.Key("as", "subject-grants", redisx.Hash("user-1"))
+		req := request(t, s, "ix-1")
+		req.Session.SetExpiresAt(fosite.RefreshToken, clk.now().Add(24*time.Hour))
+		_ = s.CreateAuthorizeCodeSession(ctx, "ix-1.c", req)
+		if err := redeem(ctx, s, "ix-1.c", req, "ix-1.mac-0"); err != nil {
+			t.Fatal(err)
+		}
+		// The index lives a day longer than the grant (subjects.go).
+		if ttl := rdb.PTTL(ctx, index).Val(); ttl < 47*time.Hour || ttl > 49*time.Hour {
+			t.Fatalf("index TTL after the redemption: %v, want ~48h (the grant's 24h + a day)", ttl)
+		}
+		// A token request reads the grant, then rotates (fosite's order).
+		refresh := func(i int) {
+			t.Helper()
+			rctx := store.WithRequestScope(ctx)
+			if _, err := s.GetRefreshTokenSession(rctx, fmt.Sprintf("ix-1.mac-%d", i-1), oauth.NewSession()); err != nil {
+				t.Fatalf("refresh %d: %v", i, err)
+			}
+			req.Session.SetExpiresAt(fosite.RefreshToken, clk.now().Add(24*time.Hour))
+			if err := rotate(rctx, s, req, fmt.Sprintf("ix-1.mac-%d", i-1), fmt.Sprintf("ix-1.mac-%d", i)); err != nil {
+				t.Fatalf("refresh %d: %v", i, err)
+			}
+		}
+		// Mark the index: a renewal would give it a TTL again.
+		rdb.Persist(ctx, index)
+		for i := 1; i <= 20; i++ {
+			clk.add(time.Hour)
+			refresh(i) // the grant now lives until clk + 24h, within the index's day of slack
+		}
+		if ttl := rdb.PTTL(ctx, index).Val(); ttl != -1 {
+			t.Fatalf("index TTL %v after 20 refreshes within its slack: renewed on a refresh that did not need it", ttl)
+		}
+		clk.add(5 * time.Hour) // 25h after the redemption: the grant would outlive the index
+		refresh(21)
+		if ttl := rdb.PTTL(ctx, index).Val(); ttl < 47*time.Hour {
+			t.Fatalf("index TTL %v after a refresh past its slack, want ~48h", ttl)
+		}
+		want := fmt.Sprintf("%d:%d", clk.now().UnixMilli(), clk.now().Add(48*time.Hour+time.Minute).UnixMilli())
+		if got := rdb.HGet(ctx, rdb.Key("as", "grant", redisx.Tag("ix-1")), "rotated").Val(); got != want {
+			t.Fatalf("grant's rotated field %q, want %q (rotation time, index expiry)", got, want)
+		}
+		// A grant without a refresh token (1h) never shortens the index.
+		short := request(t, s, "ix-2")
+		_ = s.CreateAuthorizeCodeSession(ctx, "ix-2.c", short)
+		if err := redeem(ctx, s, "ix-2.c", short, ""); err != nil {
+			t.Fatal(err)
+		}
+		if ttl := rdb.PTTL(ctx, index).Val(); ttl < 47*time.Hour {
+			t.Fatalf("index TTL %v after a shorter grant, want ~48h still", ttl)
+		}
+	})
+	t.Run("the subject's grant index holds its live grants and a bounded number of others", func(t *testing.T) {
+		clk := newClock()
+		s, rdb := newStore(t, setup, 30*time.Second, store.WithClock(clk.now))
+		index := rdb.Key("as", "subject-grants", redisx.Hash("user-1"))
+		grant := func(id string) {
+			t.Helper()
+			r := request(t, s, id)
+			_ = s.CreateAuthorizeCodeSession(ctx, id+".c", r)
+			if err := redeem(ctx, s, id+".c", r, id+".rt"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// 100 sign-ins; all but every tenth grant end without the index being
+		// read (expiry, or a revocation that does not name the subject).
+		for i := range 100 {
+			id := fmt.Sprintf("sweep-%03d", i)
+			grant(id)
+			if i%10 != 0 {
+				rdb.Del(ctx, rdb.Key("as", "grant", redisx.Tag(id)))
+			}
+			clk.add(2 * time.Minute)
+		}
+		n := rdb.ZCard(ctx, index).Val()
+		if n > 32+10 {
+			t.Fatalf("index holds %d members for 10 live grants, want at most 32 more", n)
+		}
+		for i := 0; i < 100; i += 10 {
+			if _, err := rdb.ZScore(ctx, index, fmt.Sprintf("sweep-%03d", i)).Result(); err != nil {
+				t.Fatalf("live grant sweep-%03d dropped from the index: %v", i, err)
+			}
+		}
+		// A member younger than a minute is never swept: its grant is
+		// listed before it is written.
+		rdb.ZAdd(ctx, index, redis.Z{Score: float64(clk.now().UnixMilli()), Member: "on-its-way"})
+		for i := range 40 {
+			grant(fmt.Sprintf("late-%02d", i))
+		}
+		if _, err := rdb.ZScore(ctx, index, "on-its-way").Result(); err != nil {
+			t.Fatalf("a member younger than a minute was swept: %v", err)
+		}
+		list, err := s.Grants(ctx, "user-1", func() fosite.Session { return oauth.NewSession() })
+		if err != nil || len(list) != 50 {
+			t.Fatalf("Grants: %d (%v), want the 50 live ones", len(list), err)
+		}
 	})
 	t.Run("single-use and cached values (login state, consent, dynamic registrations, metadata documents)", func(t *testing.T) {
 		s, rdb := newStore(t, setup, 0)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/ory/fosite"
@@ -15,11 +16,30 @@ import (
 
 // The grants of one subject (the connected-apps capability) are indexed in
 // one sorted set, as:subject-grants:{sha256(subject)}: member the grant id,
-// score when the grant was created (Unix ms, never changed). The set lives
-// as long as the longest grant in it could (its TTL is renewed with every
-// new grant and every rotation); members whose grant record is gone
-// (revoked, expired) are dropped when the set is read. The subject is
+// score when the grant was created (Unix ms, never changed). The subject is
 // hashed like every other identifier in keys.
+//
+// The set outlives every grant in it without being touched on every
+// refresh: each renewal sets its TTL to the grant's TTL plus indexSlack
+// (never shortening it), and records in the grant's hash (the second part
+// of its "rotated" field, grant.go) until when the set is known to live; a
+// rotation renews the set only when the grant would otherwise outlive it,
+// about once per indexSlack per grant.
+//
+// The set is bounded: members whose grant record is gone (revoked,
+// expired) are dropped when the set is read, and, when a new grant finds
+// more than sweepAbove members, by a sweep of the whole set; so it holds
+// the subject's live grants plus at most sweepAbove others.
+const (
+	// indexSlack is how much longer than the renewing grant the set lives.
+	indexSlack = 24 * time.Hour
+	// sweepAbove is the number of members above which a new grant sweeps
+	// the set.
+	sweepAbove = 32
+	// sweepMinAge: a member this young is never swept; its grant is listed
+	// before it is written (indexGrant), so its record may be on its way.
+	sweepMinAge = time.Minute
+)
 
 // ErrGrantNotFound means the grant is not one of the subject's live grants.
 var ErrGrantNotFound = errors.New("grant not found")
@@ -50,8 +70,74 @@ func subjectOf(r fosite.Requester) string {
 
 // indexGrant adds a new grant to its subject's set before the grant is
 // written, so that no grant exists unlisted: a failed redemption leaves a
-// member without a record, which reading drops.
-func (s *Store) indexGrant(ctx context.Context, r fosite.Requester, refresh bool) error {
+// member without a record, which reading or a sweep drops. It returns until
+// when (Unix ms) the set lives at least, for the grant's record ("" without
+// a subject).
+func (s *Store) indexGrant(ctx context.Context, r fosite.Requester, refresh bool) (string, error) {
+	sub := subjectOf(r)
+	if sub == "" {
+		return "", nil
+	}
+	key := s.subjectKey(sub)
+	ttl := s.grantTTL(r, refresh) + indexSlack
+	pipe := s.rdb.Pipeline()
+	pipe.ZAddNX(ctx, key, redis.Z{Score: float64(s.now().UnixMilli()), Member: r.GetID()})
+	extendTTL(ctx, pipe, key, ttl)
+	card := pipe.ZCard(ctx, key)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return "", unavailable(err)
+	}
+	if card.Val() > sweepAbove {
+		s.sweepIndex(ctx, key)
+	}
+	return strconv.FormatInt(s.now().Add(ttl).UnixMilli(), 10), nil
+}
+
+// extendTTL sets key's TTL to ttl unless it already lives longer: a grant
+// with a shorter lifetime (no refresh token) must not cut the set short
+// under an older grant. EXPIRE GT leaves a key without a TTL alone, NX
+// sets one there.
+func extendTTL(ctx context.Context, pipe redis.Pipeliner, key string, ttl time.Duration) {
+	pipe.ExpireNX(ctx, key, ttl)
+	pipe.ExpireGT(ctx, key, ttl)
+}
+
+// sweepIndex drops the members of a subject's set whose grant record is
+// gone (not under its key, nor under its legacy key), except those younger
+// than sweepMinAge. Best effort: a failure leaves the set as it was.
+func (s *Store) sweepIndex(ctx context.Context, key string) {
+	members, err := s.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(s.now().Add(-sweepMinAge).UnixMilli(), 10),
+	}).Result()
+	if err != nil || len(members) == 0 {
+		return
+	}
+	pipe := s.rdb.Pipeline()
+	cur := make([]*redis.IntCmd, len(members))
+	legacy := make([]*redis.IntCmd, len(members))
+	for i, m := range members {
+		cur[i] = pipe.Exists(ctx, s.grantKey(m))
+		legacy[i] = pipe.Exists(ctx, s.legacyGrantKey(m))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return
+	}
+	var gone []any
+	for i, m := range members {
+		if cur[i].Val() == 0 && legacy[i].Val() == 0 {
+			gone = append(gone, m)
+		}
+	}
+	if len(gone) > 0 {
+		_ = s.rdb.ZRem(ctx, key, gone...).Err()
+	}
+}
+
+// renewIndex keeps a subject's set alive at least ttl more and lists the
+// grant in it (a grant from before the index existed gets listed on its
+// first rotation); it runs before the rotation that makes the grant live
+// longer, so the set never expires before a grant in it.
+func (s *Store) renewIndex(ctx context.Context, r fosite.Requester, ttl time.Duration) error {
 	sub := subjectOf(r)
 	if sub == "" {
 		return nil
@@ -59,20 +145,8 @@ func (s *Store) indexGrant(ctx context.Context, r fosite.Requester, refresh bool
 	key := s.subjectKey(sub)
 	pipe := s.rdb.Pipeline()
 	pipe.ZAddNX(ctx, key, redis.Z{Score: float64(s.now().UnixMilli()), Member: r.GetID()})
-	pipe.PExpire(ctx, key, s.grantTTL(r, refresh)+time.Minute)
+	extendTTL(ctx, pipe, key, ttl)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return unavailable(err)
-	}
-	return nil
-}
-
-// renewIndex keeps a subject's set alive as long as a rotated grant.
-func (s *Store) renewIndex(ctx context.Context, r fosite.Requester) error {
-	sub := subjectOf(r)
-	if sub == "" {
-		return nil
-	}
-	if err := s.rdb.PExpire(ctx, s.subjectKey(sub), s.grantTTL(r, true)+time.Minute).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil
