@@ -95,6 +95,58 @@ func profileOnSignal(dir string) {
 	}
 }
 
+// callgrindEnv names a directory: when set, BenchmarkTokenEndpoint runs
+// the auth-server under valgrind's callgrind (instrumentation off until a
+// case's timed window) and writes one callgrind profile per load case,
+// covering exactly the timed window: instruction counts of the
+// auth-server's own code, which — unlike CPU time — other load on the
+// machine does not change (`callgrind_annotate <file>`; the case's
+// instructions per grant are also reported as Ir/grant). Under valgrind the
+// auth-server runs ~50× slower and serially: grants/s, latency and CPU
+// times of such a run mean nothing; use few grants (TOLLGATE_BENCH_GRANTS).
+const callgrindEnv = "TOLLGATE_BENCH_CALLGRIND"
+
+// callgrindWindow brackets a timed window with callgrind's instrumentation
+// when callgrindEnv is set; the returned func ends it and returns the
+// instructions executed in the window (0 without callgrind).
+func callgrindWindow(b *testing.B, pid int) func() int64 {
+	dir := os.Getenv(callgrindEnv)
+	if dir == "" {
+		return func() int64 { return 0 }
+	}
+	name := strings.NewReplacer("/", "_", "=", "-").Replace(b.Name())
+	callgrindControl(b, pid, "--zero")
+	callgrindControl(b, pid, "--instr=on")
+	return func() int64 {
+		callgrindControl(b, pid, "--instr=off")
+		callgrindControl(b, pid, "--dump="+name)
+		// callgrind names the dump <out>.<n> (n counting dumps); the one
+		// naming this case holds its totals ("totals: <Ir>").
+		files, _ := filepath.Glob(filepath.Join(dir, "callgrind.out.*"))
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil || !bytes.Contains(raw, []byte("\ncmd: ")) || !bytes.Contains(raw, []byte(name+"\n")) {
+				continue
+			}
+			for _, line := range strings.Split(string(raw), "\n") {
+				if v, ok := strings.CutPrefix(line, "totals: "); ok {
+					n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+					b.Logf("auth-server callgrind profile of this case: %s", f)
+					return n
+				}
+			}
+		}
+		b.Errorf("no callgrind dump for %s in %s", name, dir)
+		return 0
+	}
+}
+
+func callgrindControl(b *testing.B, pid int, arg string) {
+	if out, err := exec.Command("callgrind_control", arg, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+		b.Fatalf("callgrind_control %s: %v\n%s", arg, err, out)
+	}
+}
+
 // profileWindow brackets a timed window with the auth-server's CPU
 // profile when cpuProfileEnv is set; the returned func ends it.
 func profileWindow(b *testing.B, pid int) func() {
@@ -221,6 +273,9 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 					b.ReportMetric(float64(r.cpu.Nanoseconds())/1e3/float64(r.grants), "cpu-µs/grant")
 					b.ReportMetric(float64(r.sigTotal())/float64(r.grants), "signatures/grant")
 					b.ReportMetric(share, "signing-share")
+					if r.instructions > 0 {
+						b.ReportMetric(float64(r.instructions)/float64(r.grants), "Ir/grant")
+					}
 				})
 			}
 		}
@@ -235,6 +290,9 @@ type loadResult struct {
 	wall, cpu  time.Duration
 	p50, p99   time.Duration
 	signatures map[string]int // JWS by algorithm, over all grants
+	// instructions the auth-server executed in the window (callgrindEnv; 0
+	// without)
+	instructions int64
 }
 
 func (r loadResult) sigTotal() int {
@@ -341,6 +399,7 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 	lat := make([][]time.Duration, clients)
 	sigs := make([]map[string]int, clients)
 	endProfile := profileWindow(b, pid)
+	endCallgrind := callgrindWindow(b, pid)
 	cpu0 := processCPU(b, pid)
 	t0 := time.Now()
 	for i := range clients {
@@ -370,7 +429,7 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 	wall := time.Since(t0)
 	cpu := processCPU(b, pid) - cpu0
 	endProfile()
-	r := loadResult{grants: n, wall: wall, cpu: cpu, signatures: map[string]int{}}
+	r := loadResult{grants: n, wall: wall, cpu: cpu, signatures: map[string]int{}, instructions: endCallgrind()}
 	var all []time.Duration
 	for i := range clients {
 		all = append(all, lat[i]...)
@@ -490,7 +549,14 @@ func schedstat(b *testing.B, path string) time.Duration {
 func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
 	f := newFleet(b, env, "", false)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if dir := os.Getenv(callgrindEnv); dir != "" {
+		cmd = exec.Command("valgrind", "--tool=callgrind", "--instr-atstart=no",
+			"--callgrind-out-file="+filepath.Join(dir, "callgrind.out"), os.Args[0], "-test.run=^$")
+	}
 	cmd.Env = append(os.Environ(), authServerProcessEnv+"=1")
+	if os.Getenv(callgrindEnv) != "" {
+		cmd.Env = append(cmd.Env, "GODEBUG=asyncpreemptoff=1") // Go's preemption signals and valgrind
+	}
 	for k, v := range f.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -518,7 +584,7 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
 			<-done
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(180 * time.Second)
 	for {
 		resp, err := http.Get(f.Base + "/.well-known/openid-configuration")
 		if err == nil {
@@ -533,7 +599,7 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("auth-server not serving after 60s\n%s", out.String())
+			b.Fatalf("auth-server not serving after 180s\n%s", out.String())
 		}
 	}
 }
