@@ -94,7 +94,17 @@ func TestCodeRefusals(t *testing.T) {
 		err    string
 	}{
 		{"wrong verifier", c, form(func(v url.Values) { v.Set("code_verifier", oauth2.GenerateVerifier()) }), 400, "invalid_grant"},
-		{"missing verifier", c, form(func(v url.Values) { v.Del("code_verifier") }), 400, "invalid_grant"},
+		// RFC 6749 §5.2: a missing required parameter is invalid_request;
+		// one sent empty is missing (§3.2). TestTokenMissingParameters
+		// checks the descriptions.
+		{"missing verifier", c, form(func(v url.Values) { v.Del("code_verifier") }), 400, "invalid_request"},
+		{"empty verifier", c, form(func(v url.Values) { v.Set("code_verifier", "") }), 400, "invalid_request"},
+		{"short verifier", c, form(func(v url.Values) { v.Set("code_verifier", "abc") }), 400, "invalid_grant"},
+		{"missing code", c, form(func(v url.Values) { v.Del("code") }), 400, "invalid_request"},
+		{"empty code", c, form(func(v url.Values) { v.Set("code", "") }), 400, "invalid_request"},
+		{"missing redirect uri", c, form(func(v url.Values) { v.Del("redirect_uri") }), 400, "invalid_request"},
+		{"empty redirect uri", c, form(func(v url.Values) { v.Set("redirect_uri", "") }), 400, "invalid_request"},
+		{"missing code, wrong secret", devClient{ClientID: c.ClientID, ClientSecret: "nope", AuthMethod: "client_secret_basic"}, form(func(v url.Values) { v.Del("code") }), 401, "invalid_client"},
 		{"wrong client", other, form(func(url.Values) {}), 400, "invalid_grant"},
 		{"wrong redirect uri", c, form(func(v url.Values) { v.Set("redirect_uri", c.RedirectURIs[1]) }), 400, "invalid_grant"},
 		{"unknown code", c, form(func(v url.Values) { v.Set("code", "ory_ac_unknown.unknown") }), 400, "invalid_grant"},
@@ -145,6 +155,48 @@ func TestCodeRefusals(t *testing.T) {
 	}
 	if r := f.refresh(c, tr.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
 		t.Errorf("refresh after replay: %d %s, want 400 invalid_grant", r.Status, r.Error)
+	}
+}
+
+// TestTokenMissingParameters: a parameter the grant requires that is
+// missing or sent empty is 400 invalid_request naming the parameter and its
+// section (RFC 6749 §5.2), after client authentication; fosite's checks
+// that it replaces are still there (their hints are pinned by
+// oauth.missingParam; a fosite upgrade that changes them fails here).
+func TestTokenMissingParameters(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["local-test"]
+	a := newAuthRequest(c)
+	code := f.authorize(a)
+	rt := f.fullFlow(c, newAuthRequest(c)).RefreshToken
+	for _, tc := range []struct {
+		name string
+		form url.Values
+		desc string
+	}{
+		{"refresh_token missing", url.Values{"grant_type": {"refresh_token"}}, "refresh_token is required (RFC 6749 §6)"},
+		{"refresh_token empty", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {""}}, "refresh_token is required (RFC 6749 §6)"},
+		{"code empty", url.Values{"grant_type": {"authorization_code"}, "code": {""}, "redirect_uri": {a.RedirectURI}, "code_verifier": {a.Verifier}}, "code is required (RFC 6749 §4.1.3)"},
+		{"redirect_uri empty", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {""}, "code_verifier": {a.Verifier}}, "redirect_uri is required: the authorization request included it (RFC 6749 §4.1.3)"},
+		{"code_verifier empty", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI}, "code_verifier": {""}}, "code_verifier is required: the authorization request had a code_challenge (RFC 7636 §4.5)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.token(c, tc.form)
+			if r.Status != http.StatusBadRequest || r.Error != "invalid_request" || !strings.Contains(r.Description, tc.desc) {
+				t.Fatalf("got %d %s (%s), want 400 invalid_request saying %q", r.Status, r.Error, r.Description, tc.desc)
+			}
+		})
+	}
+	// A wrong value is still invalid_grant, and none of the above used up
+	// the code or the refresh token.
+	if r := f.token(c, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {c.RedirectURIs[1]}, "code_verifier": {a.Verifier}}); r.Error != "invalid_grant" {
+		t.Errorf("other redirect_uri: %d %s, want invalid_grant", r.Status, r.Error)
+	}
+	if tr := f.exchange(c, a, code); tr.Status != http.StatusOK {
+		t.Errorf("the code after the refusals: %d %s %s", tr.Status, tr.Error, tr.Description)
+	}
+	if tr := f.refresh(c, rt); tr.Status != http.StatusOK {
+		t.Errorf("the refresh token after the refusals: %d %s %s", tr.Status, tr.Error, tr.Description)
 	}
 }
 
