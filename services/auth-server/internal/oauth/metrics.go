@@ -11,6 +11,7 @@ type metrics struct {
 	errors      *prometheus.CounterVec
 	upstream    *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
+	signing     *signingMeter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,9 +33,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tollgate_auth_rate_limit_rejections_total",
 			Help: "Requests refused with 429 by endpoint.",
 		}, []string{"endpoint"}),
+		signing: newSigningMeter(),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.grants, m.errors, m.upstream, m.rateLimited} {
+		for _, c := range []prometheus.Collector{m.grants, m.errors, m.upstream, m.rateLimited, m.signing.cpu, m.signing.count} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -195,6 +195,7 @@ func New(o Options) (*Server, error) {
 	core := &accessStrategy{
 		hmac: hmacStrategy, successorKey: successorKey, issuer: cfg.Issuer, ring: o.Ring,
 		alg: josev4.SignatureAlgorithm(cfg.AccessTokenAlg), verifier: verifier, ttl: cfg.AccessTokenTTL, now: time.Now,
+		signing: s.metrics.signing,
 	}
 	if core.alg == "" {
 		core.alg = josev4.RS256
@@ -203,9 +204,11 @@ func New(o Options) (*Server, error) {
 	keyGetter := func(context.Context) (interface{}, error) {
 		return &josev3.JSONWebKey{Key: o.Ring.Active(), KeyID: o.Ring.ActiveKeyID(), Algorithm: string(josev4.RS256), Use: "sig"}, nil
 	}
+	idTokens := compose.NewOpenIDConnectStrategy(keyGetter, fc)
+	idTokens.Signer = timedSigner{Signer: idTokens.Signer, m: s.metrics.signing, alg: string(josev4.RS256)}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
-		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keyGetter, fc),
+		OpenIDConnectTokenStrategy: idTokens,
 		Signer:                     &fjwt.DefaultSigner{GetPrivateKey: keyGetter},
 	}
 	s.provider = compose.Compose(fc, s.store, strategy,

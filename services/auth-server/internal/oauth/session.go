@@ -169,6 +169,8 @@ type accessStrategy struct {
 	verifier     *tokens.Verifier
 	ttl          time.Duration
 	now          func() time.Time
+	// signing counts the signatures' CPU time (nil: not counted).
+	signing *signingMeter
 }
 
 const refreshPrefix = "ory_rt_"
@@ -225,7 +227,11 @@ func (a *accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Request
 	if sess.Claims != nil && !sess.Claims.AuthTime.IsZero() {
 		priv.AuthTime = sess.Claims.AuthTime.Unix()
 	}
-	tok, err := a.ring.SignWith(a.alg, tokens.AccessTokenType, std, priv)
+	var tok string
+	err := a.signing.sign(string(a.alg), "access_token", func() (err error) {
+		tok, err = a.ring.SignWith(a.alg, tokens.AccessTokenType, std, priv)
+		return err
+	})
 	if err != nil {
 		return "", "", err
 	}
