@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 )
@@ -74,5 +76,38 @@ func TestLogScrubsRepeatedValues(t *testing.T) {
 		if strings.Contains(buf.String(), "abcdefghijklmnop") || !strings.Contains(buf.String(), `"client_address":"192.0.2.1"`) {
 			t.Fatalf("line %s", buf.String())
 		}
+	}
+}
+
+// TestLineIsSlogs: the line is what slog's JSON handler wrote before the
+// logger appended lines itself — same keys in the same order, same values
+// (time aside), valid JSON for awkward values.
+func TestLineIsSlogs(t *testing.T) {
+	rec := audit.Record{
+		Event: audit.ClientAuthFailure, Result: "invalid_client", ClientID: "a\"b\\c\n\td\u2028<e>&\x01\xff",
+		ClientAuthenticated: false, Subject: "s", GrantID: "g", GrantType: "refresh_token", ClientAddr: "2001:db8::1",
+		Endpoint: "token", Reason: "reason with ünïcode",
+	}
+	var got bytes.Buffer
+	audit.New(&got, "auth-server").Log(context.Background(), rec)
+	var want bytes.Buffer
+	slog.New(slog.NewJSONHandler(&want, nil)).With("log.type", "audit", "service", "auth-server").LogAttrs(context.Background(), slog.LevelInfo, "audit",
+		slog.String("event", rec.Event), slog.String("result", rec.Result), slog.String("client_id", rec.ClientID),
+		slog.Bool("client_authenticated", false), slog.String("subject_hash", audit.HashSubject("s")), slog.String("grant_id", "g"),
+		slog.String("grant_type", "refresh_token"), slog.String("client_address", "2001:db8::1"), slog.String("endpoint", "token"),
+		slog.String("reason", rec.Reason))
+	strip := func(s string) string { // the time differs
+		_, rest, _ := strings.Cut(s, `","level"`)
+		return rest
+	}
+	if strip(got.String()) != strip(want.String()) {
+		t.Errorf("line\n%s\nslog's\n%s", got.String(), want.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(got.Bytes(), &m); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	if _, err := time.Parse(time.RFC3339, m["time"].(string)); err != nil || len(m["time"].(string)) != len("2006-01-02T15:04:05.000Z07:00") && !strings.HasSuffix(m["time"].(string), "Z") {
+		t.Errorf("time %v: %v", m["time"], err)
 	}
 }
