@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"strings"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
@@ -39,6 +40,29 @@ type refreshGrantHandler struct {
 
 func refreshGrantFactory(c fosite.Configurator, storage, strategy any) any {
 	return refreshGrantHandler{compose.OAuth2RefreshTokenGrantFactory(c, storage, strategy).(*oauth2.RefreshTokenGrantHandler)}
+}
+
+// HandleTokenEndpointRequest is fosite's refresh check, then RFC 6749 §6:
+// a scope named on a refresh request must have been granted. fosite's
+// handler replaces the requested scope with the grant's without looking,
+// so a request for more than the grant got 200 with the grant's scope
+// instead of invalid_scope (§5.2). A scope that names fewer scopes is
+// still answered with the grant's whole scope (§3.3 lets the server
+// ignore it; the response's scope says what was issued): narrowing would
+// narrow the stored grant too, and §6 wants the new refresh token's scope
+// identical to the old one's. Nothing is written before this check
+// (fosite rotates in PopulateTokenEndpointResponse), so a refused request
+// leaves the refresh token as it was.
+func (h refreshGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
+	if err := h.RefreshTokenGrantHandler.HandleTokenEndpointRequest(ctx, r); err != nil {
+		return err
+	}
+	for _, sc := range strings.Fields(r.GetRequestForm().Get("scope")) {
+		if !r.GetGrantedScopes().Has(sc) {
+			return fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted to this grant: a refresh may ask for the granted scopes only (RFC 6749 §6); sign in again to get more.", sc)
+		}
+	}
+	return nil
 }
 
 func (h refreshGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {

@@ -268,6 +268,31 @@ func TestRefreshRotation(t *testing.T) {
 			t.Errorf("latest token after reuse: %d %s, want invalid_grant (grant revoked)", r.Status, r.Error)
 		}
 	})
+	t.Run("scope on a refresh (RFC 6749 §6)", func(t *testing.T) {
+		f := startFleet(t, nil)
+		c := f.Clients["gpt-apps-mcp"]
+		a := newAuthRequest(c)
+		a.Scope = "openid profile"
+		tr := f.fullFlow(c, a)
+		refresh := func(rt, scope string) tokenResponse {
+			return f.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {scope}})
+		}
+		// More than granted: invalid_scope naming the scope, and the token
+		// was not rotated.
+		r := refresh(tr.RefreshToken, "openid profile email")
+		if r.Status != http.StatusBadRequest || r.Error != "invalid_scope" || !strings.Contains(r.Description, `The scope 'email' was not granted to this grant`) {
+			t.Errorf("refresh asking for more: %d %s %q, want 400 invalid_scope naming email", r.Status, r.Error, r.Description)
+		}
+		// The granted scope, in any order, or part of it: the grant's scope.
+		for _, scope := range []string{"profile openid", "openid", ""} {
+			r = refresh(tr.RefreshToken, scope)
+			if r.Status != http.StatusOK || r.Scope != "openid profile" {
+				t.Fatalf("refresh with scope %q: %d %s %s, scope %q", scope, r.Status, r.Error, r.Description, r.Scope)
+			}
+			tr.RefreshToken = r.RefreshToken
+		}
+	})
+
 	t.Run("forged and foreign refresh tokens", func(t *testing.T) {
 		f := startFleet(t, nil)
 		c := f.Clients["gpt-apps-mcp"]
