@@ -32,7 +32,9 @@ import (
 // gateway's resources/read (assets from the public origin, under the CSP
 // its metadata declares), its tool calls go through the test host to /mcp
 // with a real access token, and the gateway sends them to the
-// auth-server's GrantsService. The widgets module's browser tests cover
+// auth-server's GrantsService. Screenshots of the list and of the list
+// after revoking go to e2e/testdata/artifacts/. The widgets module's
+// browser tests cover
 // every state of the card with stand-in tools; this one shows the card and
 // the capability fit together.
 
@@ -184,6 +186,11 @@ func cardPolicy(resourceDomains []string, extraScripts ...string) string {
 // token is refused on /mcp and its refresh token at the token endpoint.
 func TestConnectedAppsCardInBrowser(t *testing.T) {
 	exe := chromium(t)
+	// Screenshots, as the widget tests keep theirs (not committed).
+	artifacts := filepath.Join("testdata", "artifacts")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	apps, _ := fleet.Client("gpt-apps-mcp")
 	local, _ := fleet.Client("local-test")
 
@@ -488,6 +495,19 @@ func TestConnectedAppsCardInBrowser(t *testing.T) {
 				t.Fatalf("the other app's grant %s: %+v (present %v) in %+v", victimGrant, other, ok, v.Rows)
 			}
 
+			screenshot := func(name string) {
+				t.Helper()
+				time.Sleep(60 * time.Millisecond) // let the frame paint the last change
+				buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+				if err != nil {
+					t.Fatalf("screenshot: %v", err)
+				}
+				if err := os.WriteFile(filepath.Join(artifacts, "e2e-"+b.name+"-connections-card-"+name+".png"), buf, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			screenshot("list")
+
 			// Revoke it from the card: confirm, then the real revoke and reload.
 			sel := fmt.Sprintf(`.tg-connection[data-grant=%q]`, victimGrant)
 			click(sel + " .tg-revoke")
@@ -502,6 +522,7 @@ func TestConnectedAppsCardInBrowser(t *testing.T) {
 			if _, ok := has(v, hostGrant); !ok {
 				t.Errorf("the host's own grant is gone: %+v", v.Rows)
 			}
+			screenshot("revoked")
 			calls, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.__host.calls.map(function (c) { return c.name; }))`))
 			if err != nil {
 				t.Fatal(err)
