@@ -338,9 +338,11 @@ func interactionTests(t *testing.T, env *browserEnv) {
 	}
 }
 
-// connectionsStandIn answers the connections tools in the host page until
-// the connections capability (issue 15, item 3) exists in the gateway: a
-// list of three grants, revoke of g-3 refused, the others removed. The
+// connectionsStandIn answers the connections tools in the host page, so
+// every state of the card (a refused revoke included) can be shown without
+// an auth-server: a list of three grants, revoke of g-3 refused, the others
+// removed. TestConnectedAppsCardInBrowser (e2e) drives the card with the
+// real connections capability and GrantsService. The
 // card's actions name the stand-in tools exactly as the gateway would name
 // real ones, in the result's _meta.
 const connectionsStandIn = `(function (h) {

@@ -10,8 +10,8 @@
 //
 // host.fixtures[name] (a function of the arguments returning a
 // CallToolResult) answers a tool the gateway does not have yet, in place of
-// the call; only the connections card's tests use it, until the
-// connections capability exists.
+// the call; only the connections card's widget tests use it (the e2e
+// TestConnectedAppsCardInBrowser calls the real capability).
 (function () {
   "use strict";
   window.__gateway = function (host, name, args) {
