@@ -228,8 +228,9 @@ func TestRoundRobinOverEveryPeerAndFailover(t *testing.T) {
 		t.Errorf("40 calls went %d to a and %d to b, want 20 each (round robin)", da, db)
 	}
 
-	srvA.Stop() // a peer dies
-	release := testharness.HoldPort(t, addrA) // its port stays its own, refusing connections
+	// A peer dies; its port stays its own, refusing connections.
+	srvA.Stop()
+	release := testharness.HoldPort(t, addrA)
 	failed := 0
 	for range 40 {
 		if err := call(); err != nil {

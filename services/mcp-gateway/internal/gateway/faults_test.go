@@ -80,7 +80,7 @@ func (g *gw) toolCall(token, session, name string) (int, bool, error) {
 func (f *fleet) startCore(t *testing.T) (grpcAddr, adminAddr string, p *testharness.Process) {
 	t.Helper()
 	p = testharness.StartProcess(t, filepath.Join(binDir, "capability-core"), map[string]string{
-		"AUTH_GRPC_ADDR": f.Issuer.Addr,
+		"AUTH_GRPC_ADDR":   f.Issuer.Addr,
 		"MCP_RESOURCE_URL": resource, "ACTIONS_AUDIENCE": actionsAudience, "LOG_FORMAT": "text", "REDIS_URL": "",
 	}, "GRPC_ADDR", "ADMIN_ADDR")
 	return p.Addr("GRPC_ADDR"), p.Addr("ADMIN_ADDR"), p
