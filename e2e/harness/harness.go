@@ -102,17 +102,20 @@ func StartWith(ctx context.Context, o Options) (*Fleet, error) {
 	if err := devfleet.Build(ctx, RepoRoot(), varDir, out); err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, logs)
 	}
-	ports, err := devfleet.FreePorts()
+	ports, listeners, err := devfleet.ListenFreePorts()
 	if err != nil {
 		return nil, err
 	}
 	// Every test here shares one busy CI machine and -race builds: a
 	// healthy Redis can miss the production 80 ms command timeout there.
-	env := map[string]string{"REDIS_COMMAND_TIMEOUT": "1s"} // as testharness.RedisCommandTimeout
+	env := map[string]string{"REDIS_COMMAND_TIMEOUT": "1s", "REDIS_DIAL_TIMEOUT": "1s"} // as testharness.RedisCommandTimeout, RedisDialTimeout
 	maps.Copy(env, o.Env)
 	if o.Setup != nil {
 		more, err := o.Setup(fmt.Sprintf("http://localhost:%d", ports.Ingress))
 		if err != nil {
+			for _, ln := range listeners {
+				ln.Close()
+			}
 			return nil, err
 		}
 		maps.Copy(env, more)
@@ -121,7 +124,7 @@ func StartWith(ctx context.Context, o Options) (*Fleet, error) {
 	if origins == nil {
 		origins = []string{devfleet.InspectorOrigin}
 	}
-	f, err := devfleet.Start(ctx, devfleet.Options{Root: RepoRoot(), VarDir: varDir, Ports: ports, Out: out, Env: env,
+	f, err := devfleet.Start(ctx, devfleet.Options{Root: RepoRoot(), VarDir: varDir, Ports: ports, Listeners: listeners, Out: out, Env: env,
 		ExternalRedis: o.ExternalRedis, PublicURL: o.PublicURL, AllowedOrigins: origins, ExampleBackend: o.ExampleBackend})
 	if err != nil {
 		return nil, fmt.Errorf("%w\nfleet log:\n%s", err, logs)

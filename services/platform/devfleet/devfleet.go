@@ -90,27 +90,30 @@ func (p Ports) Busy(withRedis, withExample bool) []string {
 	return busy
 }
 
-// FreePorts picks free ports for every listener (tests).
-func FreePorts() (Ports, error) {
+// ListenFreePorts binds a free loopback port for every listener of the
+// fleet (tests) and returns the ports with the bound listeners, to pass as
+// Options.Listeners: Start hands each to the process that serves on it, so
+// no other process can take a port between this choice and the fleet's
+// start (picking ports and closing them left that window open, and a
+// loaded CI machine's other tests took ports in it). Start closes them.
+func ListenFreePorts() (Ports, map[int]net.Listener, error) {
 	var p Ports
 	fields := []*int{&p.Ingress, &p.Redis, &p.AuthHTTP, &p.AuthGRPC, &p.AuthAdmin, &p.CoreGRPC, &p.CoreAdmin,
 		&p.GatewayHTTP, &p.GatewayAdmin, &p.ActionsHTTP, &p.ActionsAdmin, &p.IdPHTTP, &p.IdPAdmin,
 		&p.ExampleGRPC, &p.ExampleAdmin}
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
+	lns := map[int]net.Listener{}
 	for _, f := range fields {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return p, err
+			for _, l := range lns {
+				l.Close()
+			}
+			return p, nil, err
 		}
-		lns = append(lns, ln)
 		*f = ln.Addr().(*net.TCPAddr).Port
+		lns[*f] = ln
 	}
-	return p, nil
+	return p, lns, nil
 }
 
 // Options configure a fleet.
@@ -134,6 +137,13 @@ type Options struct {
 	// after capability-core and adds it to CAPABILITY_BACKENDS
 	// (EXAMPLE_BACKEND=1 under make dev).
 	ExampleBackend bool
+	// Listeners are listeners already bound on ports of Ports
+	// (ListenFreePorts). A service gets its own as an inherited socket
+	// ("HTTP_ADDR=fd:3", app.Listen), the local ingress takes its one, and
+	// redis-server's, which it cannot take, is closed right before
+	// redis-server starts. Start closes those no component used. A
+	// component restarted after StopComponent binds its address again.
+	Listeners map[int]net.Listener
 	// ExternalRedis, when it holds REDIS_URL, is an external Redis (any
 	// REDIS_MODE) every service uses instead of a redis-server the fleet
 	// starts: the REDIS_* variables of `make dev`'s environment
@@ -361,13 +371,14 @@ func Start(ctx context.Context, o Options) (*Fleet, error) {
 		f.Stop()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", addr(p.Ingress))
+	ln, err := f.listener(p.Ingress)
 	if err != nil {
 		f.Stop()
 		return nil, fmt.Errorf("local ingress: %w", err)
 	}
 	f.ingress = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = f.ingress.Serve(ln) }()
+	f.closeListeners()
 	return f, nil
 }
 
@@ -473,6 +484,69 @@ func Components(o Options, devDir, redisBin string) []Component {
 	}...)
 }
 
+// listenVars are the variables a service reads its own listen addresses from.
+var listenVars = []string{"HTTP_ADDR", "GRPC_ADDR", "ADMIN_ADDR"}
+
+// listener takes the held listener of port (Options.Listeners), or binds it.
+func (f *Fleet) listener(port int) (net.Listener, error) {
+	f.mu.Lock()
+	ln, ok := f.o.Listeners[port]
+	delete(f.o.Listeners, port)
+	f.mu.Unlock()
+	if ok {
+		return ln, nil
+	}
+	return net.Listen("tcp", addr(port))
+}
+
+// closeListeners closes the held listeners no component took.
+func (f *Fleet) closeListeners() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for port, ln := range f.o.Listeners {
+		_ = ln.Close()
+		delete(f.o.Listeners, port)
+	}
+}
+
+// handOver gives cmd the held listeners of c's listen addresses as
+// inherited sockets (fd:3, …) and, for redis-server, closes its held one
+// right before it binds the port itself. The caller closes the files once
+// cmd started.
+func (f *Fleet) handOver(c Component, cmd *exec.Cmd) ([]*os.File, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c.Name == "redis" {
+		if ln, ok := f.o.Listeners[f.o.Ports.Redis]; ok {
+			_ = ln.Close()
+			delete(f.o.Listeners, f.o.Ports.Redis)
+		}
+		return nil, nil
+	}
+	var files []*os.File
+	for _, k := range listenVars {
+		_, p, err := net.SplitHostPort(c.Env[k])
+		if err != nil {
+			continue
+		}
+		port, _ := strconv.Atoi(p)
+		ln, ok := f.o.Listeners[port]
+		if !ok {
+			continue
+		}
+		file, err := ln.(*net.TCPListener).File()
+		if err != nil {
+			return files, err
+		}
+		_ = ln.Close() // the child owns the socket now
+		delete(f.o.Listeners, port)
+		files = append(files, file)
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=fd:%d", k, 2+len(files))) // app.Listen takes it; ExtraFiles[i] is fd 3+i
+	}
+	cmd.ExtraFiles = files
+	return files, nil
+}
+
 func (f *Fleet) spawn(ctx context.Context, c Component) (*proc, error) {
 	bin := c.Cmd
 	if !filepath.IsAbs(bin) {
@@ -482,6 +556,15 @@ func (f *Fleet) spawn(ctx context.Context, c Component) (*proc, error) {
 	cmd.Env = os.Environ()
 	for k, v := range c.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	files, err := f.handOver(c, cmd)
+	defer func() {
+		for _, file := range files {
+			_ = file.Close()
+		}
+	}()
+	if err != nil {
+		return nil, err
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
@@ -573,6 +656,7 @@ func (f *Fleet) Exited() <-chan string { return f.exited }
 // Stop sends SIGTERM to every component (in reverse start order), waits up
 // to 10s each, then kills what is left.
 func (f *Fleet) Stop() {
+	f.closeListeners()
 	if f.ingress != nil {
 		_ = f.ingress.Close()
 	}

@@ -2,7 +2,6 @@ package devfleet
 
 import (
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -73,23 +72,27 @@ func TestSettingsFromEnv(t *testing.T) {
 // TestBusyPortsAreNamed: make dev checks its ports before building; a
 // port something else holds is named with its listener, the others not.
 func TestBusyPortsAreNamed(t *testing.T) {
-	p, err := FreePorts()
+	p, lns, err := ListenFreePorts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if busy := p.Busy(true, true); len(busy) != 0 {
-		t.Fatalf("free ports reported busy: %v", busy)
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	// All held here: every listener is named, example backend's included.
+	if busy := p.Busy(true, true); len(busy) != len(lns) {
+		t.Fatalf("with every port held, busy %v: want all %d named", busy, len(lns))
 	}
-	ln, err := net.Listen("tcp", addr(p.Ingress))
-	if err != nil {
-		t.Fatal(err)
+	// Only the ingress's and Redis's still held (the others were released
+	// just now, so nothing else had time to take them).
+	for port, ln := range lns {
+		if port != p.Ingress && port != p.Redis {
+			ln.Close()
+			delete(lns, port)
+		}
 	}
-	defer ln.Close()
-	redis, err := net.Listen("tcp", addr(p.Redis))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer redis.Close()
 	want := []string{fmt.Sprintf("%d (local ingress)", p.Ingress), fmt.Sprintf("%d (redis-server)", p.Redis)}
 	if busy := p.Busy(true, false); !slices.Equal(busy, want) {
 		t.Errorf("busy %v, want %v", busy, want)
