@@ -78,7 +78,7 @@ func startFleet(t *testing.T) *fleet {
 	gwProc := testharness.StartProcess(t, filepath.Join(binDir, "mcp-gateway"), map[string]string{
 		"MCP_RESOURCE_URL": fleetResource, "PUBLIC_ISSUER_URL": fleetIssuer,
 		"AUTH_GRPC_ADDR": issuer.Addr, "CORE_GRPC_ADDR": coreAddr,
-		"REDIS_URL": redis.URL(), "REDIS_KEY_PREFIX": "widgets-test:", "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
+		"REDIS_URL": redis.URL(), "REDIS_KEY_PREFIX": "widgets-test:", "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout, "REDIS_DIAL_TIMEOUT": testharness.RedisDialTimeout,
 		"LOG_FORMAT": "text", "SHUTDOWN_TIMEOUT": testharness.ShutdownTimeout, "CORE_CALL_TIMEOUT": "5s",
 		// Tool names differ from the registry's ("identity_profile_card"),
 		// so the cards are seen to call tools only by the names the gateway

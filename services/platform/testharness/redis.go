@@ -25,6 +25,13 @@ import (
 // look hung. Fault tests leave it unset to exercise the default.
 const RedisCommandTimeout = "1s"
 
+// RedisDialTimeout is the REDIS_DIAL_TIMEOUT of the same tests: the
+// production default (80ms) bounds a new connection, and a burst of
+// concurrent requests dials new ones — on a loaded machine (load 50 on two
+// cores) such a dial missed 80ms, the breaker opened and a healthy
+// request got a 503 (the wrong-secret flood of TestClientAuthCannotLockOut).
+const RedisDialTimeout = "1s"
+
 // Redis is a redis-server process owned by one test.
 type Redis struct {
 	t testing.TB

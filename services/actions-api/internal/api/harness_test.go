@@ -97,6 +97,7 @@ func (f *fleet) env(httpAddr string, overrides map[string]string) map[string]str
 		"CORE_GRPC_ADDR":        f.core.grpcAddr,
 		"REDIS_URL":             f.redis.URL(),
 		"REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
+		"REDIS_DIAL_TIMEOUT":    testharness.RedisDialTimeout,
 		"ALLOWED_ORIGINS":       "https://chat.openai.com,https://chatgpt.com",
 	}
 	for k, v := range overrides {

@@ -131,7 +131,7 @@ func newFleet(t testing.TB, env map[string]string, extraClients string, cheap bo
 		"TOLLGATE_ENV": "development", "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
 		"HTTP_ADDR": f.ln.Addr().String(), "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"PUBLIC_ISSUER_URL": f.Base, "SIGNING_KEYS_DIR": filepath.Join(f.Dir, "keys"),
-		"CLIENTS_FILE": filepath.Join(f.Dir, "clients.yaml"), "REDIS_URL": f.Redis.URL(), "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
+		"CLIENTS_FILE": filepath.Join(f.Dir, "clients.yaml"), "REDIS_URL": f.Redis.URL(), "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout, "REDIS_DIAL_TIMEOUT": testharness.RedisDialTimeout,
 		"MCP_RESOURCE_URL": f.Base + "/mcp", "ACTIONS_AUDIENCE": f.Base + "/actions",
 		"UPSTREAM_ISSUER_URL": f.IdP.Issuer, "UPSTREAM_CLIENT_ID": idptest.ClientID, "UPSTREAM_CLIENT_SECRET": f.IdP.ClientSecret,
 		"SHUTDOWN_TIMEOUT": testharness.ShutdownTimeout, "DCR_ENABLED": "true", "CIMD_ALLOW_PRIVATE_NETWORKS": "true",

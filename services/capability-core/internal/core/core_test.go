@@ -44,7 +44,7 @@ func start(t *testing.T) *fixture {
 	f.svc = testharness.RunService(t, core.Run, map[string]string{
 		"GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": f.iss.Addr,
 		"MCP_RESOURCE_URL": mcpAud, "ACTIONS_AUDIENCE": actsAud, "REDIS_URL": f.redis.URL(),
-		"REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
+		"REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout, "REDIS_DIAL_TIMEOUT": testharness.RedisDialTimeout,
 	})
 	conn, err := grpc.NewClient(f.svc.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

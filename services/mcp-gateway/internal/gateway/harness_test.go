@@ -102,7 +102,7 @@ func (f *fleet) Env(extra ...string) map[string]string {
 		"HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"MCP_RESOURCE_URL": resource, "PUBLIC_ISSUER_URL": issuerURL,
 		"AUTH_GRPC_ADDR": f.Issuer.Addr, "CORE_GRPC_ADDR": f.CoreAddr,
-		"REDIS_URL": f.Redis.URL(), "REDIS_KEY_PREFIX": "test:", "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout,
+		"REDIS_URL": f.Redis.URL(), "REDIS_KEY_PREFIX": "test:", "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout, "REDIS_DIAL_TIMEOUT": testharness.RedisDialTimeout,
 		"ALLOWED_ORIGINS": allowedOrigin, "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
 		"SHUTDOWN_TIMEOUT": testharness.ShutdownTimeout, "CORE_CALL_TIMEOUT": "2s",
 	}
