@@ -232,7 +232,11 @@ func TestRefreshRotation(t *testing.T) {
 		}
 	})
 	t.Run("concurrent refreshes converge on one successor", func(t *testing.T) {
-		f := startFleet(t, map[string]string{"REFRESH_GRACE_PERIOD": "1s"})
+		// The window is the longest allowed, so however slowly a loaded
+		// machine serves the 20 refreshes they all fall inside it; "after
+		// the window" is then made by moving the rotation's time back in
+		// the grant's record, not by waiting (no wall clock in the test).
+		f := startFleet(t, map[string]string{"REFRESH_GRACE_PERIOD": "5m"})
 		c := f.Clients["gpt-apps-mcp"]
 		tr := f.fullFlow(c, newAuthRequest(c))
 		const n = 20
@@ -254,13 +258,18 @@ func TestRefreshRotation(t *testing.T) {
 				t.Fatalf("concurrent refreshes returned different refresh tokens (%d and 0)", i)
 			}
 		}
+		// Within the window the original token still gives the successor.
+		if r := f.refresh(c, tr.RefreshToken); r.Status != http.StatusOK || r.RefreshToken != res[0].RefreshToken {
+			t.Fatalf("original token within the window: %d %s, want the same successor", r.Status, r.Error)
+		}
 		// After the window: the successor is the one live token; the
 		// original one is reuse and revokes the grant.
-		time.Sleep(1100 * time.Millisecond)
+		endGraceWindow(t, f)
 		next := f.refresh(c, res[n-1].RefreshToken)
 		if next.Status != http.StatusOK {
 			t.Fatalf("refresh with the successor after the window: %d %s", next.Status, next.Error)
 		}
+		endGraceWindow(t, f) // next rotated again: its own window ends too
 		if r := f.refresh(c, tr.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
 			t.Fatalf("original token after the window: %d %s, want invalid_grant", r.Status, r.Error)
 		}
@@ -315,6 +324,22 @@ func TestRefreshRotation(t *testing.T) {
 			t.Fatalf("the real token after forged ones: %d %s", r.Status, r.Error)
 		}
 	})
+}
+
+// endGraceWindow moves the last rotation of the fleet's one grant (its
+// "rotated" time, Unix ms) an hour back: the grace window of that rotation
+// has passed, as it would have by waiting.
+func endGraceWindow(t *testing.T, f *fleet) {
+	t.Helper()
+	rdb := f.Redis.Client()
+	keys := rdb.Keys(ctxT(t), "*as:grant:*").Val()
+	if len(keys) != 1 {
+		t.Fatalf("grant keys %v, want the fleet's one grant", keys)
+	}
+	past := time.Now().Add(-time.Hour).UnixMilli()
+	if err := rdb.HSet(ctxT(t), keys[0], "rotated", past).Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestGrantStorageBound: a grant's Redis memory is the same after 1 and
