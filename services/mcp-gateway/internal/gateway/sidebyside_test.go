@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/services/platform/testharness"
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
 
 // BenchmarkSideBySide is the gateway's headline figure
@@ -36,8 +37,9 @@ import (
 // in the machine's other load falls on all of them alike. It reports
 // req/s and p99 per target and the ratios gateway ÷ mcpecho, plus the
 // Redis commands per call and the gateway's session-cache hit share.
-// TOLLGATE_BENCH_CPUPROFILE=<dir> writes the gateway's CPU profile of each
-// gateway window (ADMIN_PPROF), for `go tool pprof -top`.
+// TOLLGATE_BENCH_CPUPROFILE=<dir> writes the CPU profiles of the gateway
+// and of capability-core over each gateway target's first window
+// (ADMIN_PPROF), for `go tool pprof -top`.
 //
 // It runs once whatever b.N is: run it with -benchtime 1x.
 func BenchmarkSideBySide(b *testing.B) {
@@ -55,7 +57,12 @@ func BenchmarkSideBySide(b *testing.B) {
 	echoURL := "http://" + echoAddr + "/mcp"
 	echoSID := initBare(b, echoURL)
 
-	f := newFleet(b)
+	// capability-core on a known admin port, so that its CPU profile can
+	// be taken next to the gateway's.
+	f := &fleet{t: b, Redis: testharness.StartRedis(b), Issuer: tokentest.Start(b, issuerURL)}
+	coreAdmin := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(b))
+	f.coreEnv = map[string]string{"ADMIN_ADDR": coreAdmin, "ADMIN_PPROF": "true", "LOG_LEVEL": "info"}
+	f.StartCore()
 	// The limit is evaluated on every call (its Redis cost counts) but set
 	// high enough never to refuse.
 	g, gwProc := f.GatewayProcess("RATE_LIMIT_PER_MINUTE", "1000000000", "SESSION_LIMIT_PER_SUBJECT", "100000", "LOG_LEVEL", "warn", "ADMIN_PPROF", "true")
@@ -111,15 +118,17 @@ func BenchmarkSideBySide(b *testing.B) {
 			}
 			cpuBefore, mainBefore := processCPU(b, procs)+redisCPU(b, f, tg.gw), processCPU(b, procs[:1])
 			hitsBefore, missesBefore := g.metric(b, `tollgate_mcp_session_cache_total{result="hit"}`), g.metric(b, `tollgate_mcp_session_cache_total{result="miss"}`)
-			var prof *cpuProfile
+			var prof, coreProf *cpuProfile
 			if tg.gw && profDir != "" && round == 0 {
 				prof = startCPUProfile(b, g.Admin, window, filepath.Join(profDir, "gateway-"+tg.name+".pprof"))
+				coreProf = startCPUProfile(b, "http://"+coreAdmin, window, filepath.Join(profDir, "core-"+tg.name+".pprof"))
 			}
 			res := runLoad(b, tg.url, tg.body, tg.header, conns, window)
 			res.cpu = processCPU(b, procs) + redisCPU(b, f, tg.gw) - cpuBefore
 			res.mainCPU = processCPU(b, procs[:1]) - mainBefore
 			if prof != nil {
 				prof.wait(b)
+				coreProf.wait(b)
 			}
 			if tg.gw {
 				res.redisPerCall, res.redisCommands = perCall(cmdsBefore, redisCommands(b, f), res.calls)
