@@ -167,10 +167,16 @@ func TestToolCallsSpreadOverCoresAndSurviveOneKilled(t *testing.T) {
 	}
 }
 
+// leaseTTL is how long rate-limit tokens a replica leased stay usable
+// (ratelimit.LeaseOptions' default): a request in a session this replica
+// has confirmed needs Redis again once they are spent or expired.
+const leaseTTL = 250 * time.Millisecond
+
 // TestRedisHungFailsFastAndRecovers: Redis stops answering (SIGSTOP) with
 // the production timeouts: every request that needs it answers 503 with
 // Retry-After well within hangBound, readiness stays 200 and reports Redis
-// down; after SIGCONT the same session works again (nothing lost).
+// down; after SIGCONT the same session works again (nothing lost). Once
+// the leased rate-limit tokens have expired, every request needs Redis.
 func TestRedisHungFailsFastAndRecovers(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway("REDIS_COMMAND_TIMEOUT", "80ms")
@@ -178,6 +184,7 @@ func TestRedisHungFailsFastAndRecovers(t *testing.T) {
 	sid := g.initialize(t, tok)
 
 	f.Redis.Pause()
+	time.Sleep(leaseTTL + 50*time.Millisecond)
 	var took []time.Duration
 	for i := range 10 {
 		start := time.Now()
@@ -229,6 +236,7 @@ func TestSessionsSurviveARedisRestartWithAOF(t *testing.T) {
 	sid := g.initialize(t, tok)
 
 	f.Redis.Stop()
+	time.Sleep(leaseTTL + 50*time.Millisecond) // leased rate-limit tokens expire
 	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("ping", nil)})
 	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
 		t.Errorf("request with Redis killed: %d %s; want 503 with Retry-After", r.Status, r.Body)

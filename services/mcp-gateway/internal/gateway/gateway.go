@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/cors"
 	"google.golang.org/grpc"
 
@@ -62,10 +64,13 @@ type Deps struct {
 // Gateway serves MCP over Streamable HTTP and legacy HTTP+SSE with the
 // fleet's OAuth rules in front of mcp-go.
 type Gateway struct {
-	cfg        config.Config
-	log        *slog.Logger
-	verifier   *tokens.Verifier
-	limiter    *ratelimit.Limiter
+	cfg      config.Config
+	log      *slog.Logger
+	verifier *tokens.Verifier
+	// leases take the per-subject rate limit's tokens from Redis a few at a
+	// time for a busy subject (ratelimit.Leasing: never more than the
+	// limit; limits under 16 a minute are never leased).
+	leases     *ratelimit.Leasing
 	limit      ratelimit.Limit
 	sessions   *session.Store
 	events     *session.Events
@@ -86,6 +91,9 @@ type Gateway struct {
 
 	streams  *streamSet // open GET /mcp and /sse streams, by hashed session id
 	localSSE sync.Map   // session id -> struct{}: legacy sessions whose stream is here
+	// pendingAcks: nonce -> chan struct{}, terminations this replica
+	// announced and waits to see acknowledged (announceTermination).
+	pendingAcks sync.Map
 
 	route func(*http.Request) string // route pattern of a request, once Handler is built
 }
@@ -106,7 +114,7 @@ func New(d Deps) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg: cfg, log: d.Log, verifier: d.Verifier, rdb: d.Redis, metrics: d.Metrics, replica: d.Replica,
-		limiter:     ratelimit.New(d.Redis),
+		leases:      ratelimit.New(d.Redis).Leasing(ratelimit.LeaseOptions{}),
 		limit:       ratelimit.PerMinute(cfg.RateLimitPerMinute),
 		sessions:    session.NewStore(d.Redis, cfg.SessionIdleTTL),
 		challenges:  &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(cfg.Resource), resource: cfg.Resource, scopes: scopes},
@@ -114,14 +122,11 @@ func New(d Deps) (*Gateway, error) {
 		streams:     newStreamSet(),
 		ids:         newExactIDs(),
 	}
-	hit, miss := d.Metrics.recordCache.WithLabelValues("hit"), d.Metrics.recordCache.WithLabelValues("miss")
-	g.sessions.OnLookup(func(cached bool) {
-		if cached {
-			hit.Inc()
-		} else {
-			miss.Inc()
-		}
-	})
+	lookups := map[session.Lookup]prometheus.Counter{}
+	for _, l := range []session.Lookup{session.LookupMemory, session.LookupHit, session.LookupMiss} {
+		lookups[l] = d.Metrics.recordCache.WithLabelValues(string(l))
+	}
+	g.sessions.OnLookup(func(l session.Lookup) { lookups[l].Inc() })
 	g.sessions.LimitPerSubject(cfg.SessionLimitPerSubject)
 	g.sseChallenges = &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(g.sseResource), resource: cfg.Resource, scopes: scopes}
 	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
@@ -297,12 +302,11 @@ func (g *Gateway) checkHost(next http.Handler) http.Handler {
 const rateScope = "mcp"
 
 // rateLimit applies the per-subject limit shared by all replicas and both
-// transports (/mcp takes its token in streamableSession, pipelined with the
-// session check).
+// transports (/mcp takes its token in streamableSession).
 func (g *Gateway) rateLimit(transport string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		claims, _ := tokens.FromContext(r.Context())
-		res, err := g.limiter.Take(r.Context(), rateScope, claims.Subject, g.limit)
+		res, err := g.leases.Allow(r.Context(), rateScope, claims.Subject, g.limit)
 		var id json.RawMessage
 		if err == nil && !res.Allowed && r.Method == http.MethodPost {
 			// Answer the request's own id, so the client can match the error.
@@ -425,7 +429,7 @@ func (g *Gateway) serve(transport, method string, next http.Handler, w http.Resp
 	if status == 0 {
 		status = http.StatusOK
 	}
-	g.metrics.request(transport, methodLabel(method), fmt.Sprint(status))
+	g.metrics.request(transport, methodLabel(method), strconv.Itoa(status))
 }
 
 func truncate(s string, n int) string {

@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"direction"}),
 		recordCache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_mcp_session_cache_total",
-			Help: "Session checks of requests in a session, by result: hit (record known to this replica; only liveness asked of Redis) or miss (record read from Redis).",
+			Help: "Session checks of requests in a session, by result: memory (record and liveness known to this replica; no Redis command), hit (record known to this replica; liveness or renewal asked of Redis) or miss (record read from Redis).",
 		}, []string{"result"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.toolCalls, m.coreLatency, m.sessions, m.streams, m.registered, m.tokenCache, m.relayed, m.recordCache} {
@@ -67,6 +67,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.streams.WithLabelValues(t)
 		m.requests.WithLabelValues(t, "POST", "rate_limited")
 	}
+	m.recordCache.WithLabelValues("memory")
 	m.recordCache.WithLabelValues("hit")
 	m.recordCache.WithLabelValues("miss")
 	return m, nil

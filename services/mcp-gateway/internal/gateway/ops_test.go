@@ -125,6 +125,7 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 		t.Fatal("not ready at start")
 	}
 	f.Redis.Stop()
+	time.Sleep(leaseTTL + 50*time.Millisecond) // leased rate-limit tokens expire
 	for _, r := range []req{
 		{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("ping", nil)},
 		{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{"protocolVersion": version})},

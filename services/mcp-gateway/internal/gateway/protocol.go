@@ -30,18 +30,20 @@ type refusal struct {
 // Text that is not JSON at all is left to mcp-go, which answers -32700.
 func checkEnvelope(body []byte) *refusal {
 	trimmed := bytes.TrimSpace(body)
-	if !json.Valid(trimmed) {
-		return nil
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		switch {
+		case !json.Valid(trimmed):
+			return nil
+		case trimmed[0] == '[':
+			return &refusal{code: mcp.INVALID_REQUEST, msg: "JSON-RPC batches are not supported: send one message per request (MCP 2025-06-18 removed batching)"}
+		default:
+			return &refusal{code: mcp.INVALID_REQUEST, msg: "a JSON-RPC message must be an object"}
+		}
 	}
-	switch {
-	case len(trimmed) > 0 && trimmed[0] == '[':
-		return &refusal{code: mcp.INVALID_REQUEST, msg: "JSON-RPC batches are not supported: send one message per request (MCP 2025-06-18 removed batching)"}
-	case len(trimmed) == 0 || trimmed[0] != '{':
-		return &refusal{code: mcp.INVALID_REQUEST, msg: "a JSON-RPC message must be an object"}
-	}
+	// An object: one parse checks the syntax and reads the members.
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &m); err != nil {
-		return &refusal{code: mcp.INVALID_REQUEST, msg: "a JSON-RPC message must be an object"}
+		return nil // not valid JSON: mcp-go answers -32700
 	}
 	rawID, hasID := m["id"]
 	var id json.RawMessage
@@ -121,14 +123,53 @@ func newExactIDs() *exactIDs { return &exactIDs{m: map[string]json.RawMessage{}}
 // survives reports whether mcp-go echoes raw unchanged. A number outside
 // float64's range (1e400, a 5000-digit integer) is valid JSON and a valid
 // JSON-RPC id, but mcp-go cannot decode it and would answer -32700 with a
-// null id: it does not survive, so it travels as a token too.
+// null id: it does not survive, so it travels as a token too. The ids
+// clients send (small integers, plain strings) are recognised without
+// decoding.
 func survives(raw json.RawMessage) bool {
+	if plainID(raw) {
+		return true
+	}
 	var id mcp.RequestId
 	if err := json.Unmarshal(raw, &id); err != nil {
 		return false
 	}
 	out, err := json.Marshal(id)
 	return err == nil && bytes.Equal(out, raw)
+}
+
+// plainID reports whether raw is an id that mcp-go's float64 and string
+// round trip leaves byte for byte: an integer without sign or leading zero
+// of at most 15 digits (exact in a float64), or a string of printable ASCII
+// without escapes or characters encoding/json escapes.
+func plainID(raw []byte) bool {
+	switch {
+	case len(raw) == 0:
+		return false
+	case raw[0] >= '1' && raw[0] <= '9':
+		if len(raw) > 15 {
+			return false
+		}
+		for _, c := range raw[1:] {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return true
+	case raw[0] == '0':
+		return len(raw) == 1
+	case raw[0] == '"':
+		if len(raw) < 2 || raw[len(raw)-1] != '"' {
+			return false
+		}
+		for _, c := range raw[1 : len(raw)-1] {
+			if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // rewrite returns body with its id replaced by a token when mcp-go would

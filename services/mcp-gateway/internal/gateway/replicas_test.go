@@ -1,15 +1,77 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	"github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
+
+// In the steady state a call in a session costs no Redis command for the
+// session: each replica admits it from memory until its renewal is due
+// (the per-subject rate limit's leases still take tokens from Redis a few
+// at a time). A DELETE on the other replica is still seen at once.
+func TestSteadyStateCallsAskNoRedis(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.Gateway("RATE_LIMIT_PER_MINUTE", "100000"), f.Gateway("RATE_LIMIT_PER_MINUTE", "100000")
+	tok := f.Token("user-1", allScopes)
+	sid := a.initialize(t, tok)
+	for _, g := range []*gw{a, b} {
+		g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "identity.profile"}, nil) // B reads the record once
+	}
+	before := sessionCommands(t, f)
+	const calls = 20
+	for i := range calls {
+		var res toolResult
+		[]*gw{a, b}[i%2].rpc(t, tok, sid, "tools/call", map[string]any{"name": "identity.profile"}, &res)
+		if res.IsError || res.StructuredContent["sub"] != "user-1" {
+			t.Fatalf("call %d: %+v", i, res)
+		}
+	}
+	if after := sessionCommands(t, f); after != before {
+		t.Errorf("%d session commands in Redis for %d steady-state calls, want 0", after-before, calls)
+	}
+	for _, g := range []*gw{a, b} {
+		if v := g.metric(t, `tollgate_mcp_session_cache_total{result="memory"}`); v < calls/2 {
+			t.Errorf("sessions admitted from memory = %v, want ≥ %d", v, calls/2)
+		}
+	}
+	if r := a.do(t, req{Method: "DELETE", Path: "/mcp", Token: tok, Session: sid, Version: version}); r.Status != 200 {
+		t.Fatalf("DELETE on A: %d %s", r.Status, r.Body)
+	}
+	if r := b.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("ping", nil)}); r.Status != 404 {
+		t.Errorf("B after DELETE on A: %d %s", r.Status, r.Body)
+	}
+}
+
+// sessionCommands counts the commands Redis ran that read or renew a
+// session (EXISTS, PEXPIRE, HGETALL), from INFO commandstats.
+func sessionCommands(t *testing.T, f *fleet) int64 {
+	t.Helper()
+	info, err := f.Redis.Client().Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, line := range strings.Split(info, "\n") {
+		for _, c := range []string{"exists", "pexpire", "hgetall"} {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_"+c+":calls="); ok {
+				v, _ := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
+				n += v
+			}
+		}
+	}
+	return n
+}
 
 // Two gateways share sessions through one Redis.
 func TestSessionsAcrossReplicas(t *testing.T) {
@@ -35,12 +97,14 @@ func TestSessionsAcrossReplicas(t *testing.T) {
 		}
 	}
 
-	// B now knows the record (only liveness is asked of Redis)...
+	// B now knows the record and that the session lives (no Redis
+	// command: TestSteadyStateCallsAskNoRedis)...
 	b.rpc(t, tok, sid, "ping", nil, nil)
-	if v := b.metric(t, `tollgate_mcp_session_cache_total{result="hit"}`); v < 1 {
-		t.Errorf("session cache hits on B = %v", v)
+	if v := b.metric(t, `tollgate_mcp_session_cache_total{result="memory"}`); v < 1 {
+		t.Errorf("sessions admitted from memory on B = %v", v)
 	}
-	// ...and still sees a DELETE on A at once (below).
+	// ...and still sees a DELETE on A at once (below): A answers the
+	// DELETE once every replica has acknowledged the session's end.
 
 	// A GET stream held on B ends when the session is deleted on A.
 	s := b.openStream(t, "/mcp", tok, map[string]string{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": version})
@@ -206,4 +270,58 @@ func TestNoMCPGoStatePerSession(t *testing.T) {
 	}
 	testharness.Eventually(t, 30*time.Second, "the GET stream registers its session", registered(1))
 	s.Close()
+}
+
+// logging/setLevel and resources/subscribe are kept in the session record:
+// a level set on one replica is the session's on every replica, and the
+// per-session subscription cap counts subscriptions made on any replica.
+// Neither leaves mcp-go state behind on the replica that served it.
+func TestSessionStateAcrossReplicas(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.Gateway("RATE_LIMIT_PER_MINUTE", "100000"), f.Gateway("RATE_LIMIT_PER_MINUTE", "100000")
+	tok := f.Token("user-1", allScopes)
+	sid := a.initialize(t, tok)
+
+	b.rpc(t, tok, sid, "logging/setLevel", map[string]any{"level": "warning"}, nil)
+	rdb, err := redisx.Open(context.Background(), config.Redis{URL: f.Redis.URL(), KeyPrefix: "test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	key := rdb.Key("mcp", "session", redisx.Tag(redisx.Hash(sid)))
+	if l := rdb.HGet(context.Background(), key, "log_level").Val(); l != "warning" {
+		t.Errorf("log_level in the session record = %q, want warning", l)
+	}
+	r := a.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("logging/setLevel", map[string]any{"level": "loud"})})
+	if m := r.rpc(t); m.Error == nil || m.Error.Code != -32602 {
+		t.Errorf("logging/setLevel loud: %s", r.Body)
+	}
+
+	for i := range session.MaxSubscriptions {
+		[]*gw{a, b}[i%2].rpc(t, tok, sid, "resources/subscribe", map[string]any{"uri": fmt.Sprintf("ui://widget/%d", i)}, nil)
+	}
+	over := call("resources/subscribe", map[string]any{"uri": "ui://widget/one-more"})
+	for _, g := range []*gw{a, b} {
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: over})
+		if m := r.rpc(t); r.Status != 200 || m.Error == nil || m.Error.Code != -32602 || !strings.Contains(m.Error.Message, "at most 64") {
+			t.Errorf("subscription beyond the cap: %d %s", r.Status, r.Body)
+		}
+	}
+	a.rpc(t, tok, sid, "resources/unsubscribe", map[string]any{"uri": "ui://widget/1"}, nil)
+	b.rpc(t, tok, sid, "resources/subscribe", map[string]any{"uri": "ui://widget/one-more"}, nil)
+	for _, g := range []*gw{a, b} {
+		if v := g.metric(t, "tollgate_mcp_active_sessions"); v != 0 {
+			t.Errorf("mcp-go sessions registered = %v, want 0", v)
+		}
+	}
+
+	if r := b.do(t, req{Method: "DELETE", Path: "/mcp", Token: tok, Session: sid, Version: version}); r.Status != 200 {
+		t.Fatalf("DELETE: %d %s", r.Status, r.Body)
+	}
+	if n := rdb.Exists(context.Background(), key).Val(); n != 0 {
+		t.Error("the session record outlived DELETE")
+	}
+	if r := a.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("logging/setLevel", map[string]any{"level": "debug"})}); r.Status != 404 {
+		t.Errorf("logging/setLevel after DELETE: %d %s", r.Status, r.Body)
+	}
 }

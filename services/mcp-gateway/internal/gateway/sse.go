@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -202,38 +205,116 @@ func (g *Gateway) relay(ctx context.Context, replica string, m relayed) (int64, 
 	return g.rdb.Publish(ctx, g.inbox(replica), b).Result()
 }
 
-// announceTermination tells every replica that a session ended.
+// acks is the channel on which replica hears that the others have seen
+// a termination it announced.
+func (g *Gateway) acks(replica string) string { return g.rdb.Key("mcp", "acks", replica) }
+
+// terminationAckWait bounds how long a DELETE waits for every replica to
+// acknowledge the session's end.
+const terminationAckWait = 2 * time.Second
+
+// announceTermination tells every replica that a session ended and waits,
+// up to terminationAckWait, until each one subscribed has acknowledged it
+// (dropped the session from memory and closed its streams), so that once
+// the DELETE is answered no replica admits the session from memory. The
+// message is "<hashed id> <this replica> <nonce>"; each replica answers
+// the nonce on this replica's acks channel.
 func (g *Gateway) announceTermination(ctx context.Context, id string) {
-	if err := g.rdb.Publish(ctx, g.terminations(), redisx.Hash(id)).Err(); err != nil {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	nonce := hex.EncodeToString(b[:])
+	seen := make(chan struct{}, 64)
+	g.pendingAcks.Store(nonce, seen)
+	defer g.pendingAcks.Delete(nonce)
+	n, err := g.rdb.Publish(ctx, g.terminations(), redisx.Hash(id)+" "+g.replica+" "+nonce).Result()
+	if err != nil {
 		g.log.WarnContext(ctx, "could not announce a session's end", "err", err)
+		return
+	}
+	timer := time.NewTimer(terminationAckWait)
+	defer timer.Stop()
+	for acked := int64(0); acked < n; acked++ {
+		select {
+		case <-seen:
+		case <-timer.C:
+			g.log.WarnContext(ctx, "not every replica acknowledged a session's end in time", "acknowledged", acked, "subscribers", n)
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
-// Subscribe listens for relayed messages, terminations and notifications. It returns once
-// the subscription is in place (or failed: go-redis keeps retrying in the
-// background) and serves until ctx ends.
+// terminated handles an announced termination: this replica forgets the
+// session, closes its streams here, and acknowledges to the announcer.
+func (g *Gateway) terminated(ctx context.Context, payload string) {
+	f := strings.Fields(payload)
+	if len(f) == 0 {
+		return
+	}
+	g.sessions.Forget(f[0])
+	g.streams.end(f[0])
+	if len(f) == 3 {
+		if err := g.rdb.Publish(ctx, g.acks(f[1]), f[2]).Err(); err != nil {
+			g.log.WarnContext(ctx, "could not acknowledge a session's end", "err", err)
+		}
+	}
+}
+
+// acknowledged counts an acknowledgement of a termination this replica announced.
+func (g *Gateway) acknowledged(nonce string) {
+	if ch, ok := g.pendingAcks.Load(nonce); ok {
+		select {
+		case ch.(chan struct{}) <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Subscribe listens for relayed messages, terminations, their
+// acknowledgements and notifications. It returns once the subscription is
+// in place (or failed: go-redis keeps retrying in the background) and
+// serves until ctx ends.
+//
+// Each confirmed subscription — the first, and each after go-redis
+// reconnected, when terminations may have been missed — tells the session
+// store it follows terminations from now on (session.Store.Follow), which
+// makes it confirm every remembered session with Redis once more before
+// admitting it from memory again.
 func (g *Gateway) Subscribe(ctx context.Context) {
-	ps := g.rdb.Subscribe(ctx, g.inbox(g.replica), g.terminations(), g.notifications())
+	ps := g.rdb.Subscribe(ctx, g.inbox(g.replica), g.terminations(), g.notifications(), g.acks(g.replica))
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	if _, err := ps.Receive(rctx); err != nil {
+	if msg, err := ps.Receive(rctx); err != nil {
 		g.log.Warn("relay subscription not confirmed yet; retrying in the background", "err", err)
+	} else if _, ok := msg.(*redis.Subscription); ok {
+		g.sessions.Follow(true)
 	}
 	cancel()
 	go func() {
 		defer ps.Close()
-		ch := ps.Channel(redis.WithChannelHealthCheckInterval(10 * time.Second))
+		defer g.sessions.Follow(false)
+		ch := ps.ChannelWithSubscriptions(redis.WithChannelHealthCheckInterval(10 * time.Second))
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case m, ok := <-ch:
+			case v, ok := <-ch:
 				if !ok {
 					return
 				}
+				m, ok := v.(*redis.Message)
+				if !ok {
+					if sub, ok := v.(*redis.Subscription); ok && sub.Kind == "subscribe" {
+						g.sessions.Follow(true)
+					}
+					continue
+				}
 				switch m.Channel {
 				case g.terminations():
-					g.sessions.Forget(m.Payload)
-					g.streams.end(m.Payload)
+					g.terminated(ctx, m.Payload)
+					continue
+				case g.acks(g.replica):
+					g.acknowledged(m.Payload)
 					continue
 				case g.notifications():
 					g.deliverNotification(m.Payload)

@@ -14,10 +14,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
-	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
@@ -57,9 +55,11 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		claims, _ := tokens.FromContext(r.Context())
 		var msg message
+		var body []byte
 		method := r.Method
 		if r.Method == http.MethodPost {
-			body, m, ok := readBody(w, r)
+			b, m, ok := readBody(w, r)
+			body = b
 			if !ok {
 				g.metrics.request(transportStreamable, "POST", "too_large")
 				return
@@ -74,6 +74,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			}
 			if rewritten, forget := g.ids.rewrite(body, msg.ID); len(rewritten) != len(body) {
 				defer forget()
+				body = rewritten
 				r.Body = io.NopCloser(bytes.NewReader(rewritten))
 				r.ContentLength = int64(len(rewritten))
 				w = &idWriter{ResponseWriter: w, ids: g.ids}
@@ -103,25 +104,20 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		if !modern && !initialize && r.Method != http.MethodOptions && r.Method != http.MethodHead {
 			id = r.Header.Get(server.HeaderKeySessionID)
 		}
-		// The per-subject rate limit and, for a request in a session other
-		// than a GET stream, the session check share one Redis round trip.
+		// The per-subject rate limit (a local lease for a busy subject, else
+		// one round trip) and, for a request in a session other than a GET
+		// stream, the session check (from memory in the steady state:
+		// Store.Admit). A refused request is not checked further.
 		var (
 			rec  session.Record
 			serr error
-			rl   ratelimit.Result
-			lerr error
 		)
-		if id != "" && r.Method != http.MethodGet {
-			var pending *ratelimit.Pending
-			rec, serr = g.sessions.Admit(ctx, id, func(p redis.Pipeliner) {
-				pending = g.limiter.Queue(ctx, p, rateScope, claims.Subject, g.limit)
-			})
-			rl, lerr = pending.Result(ctx)
-		} else {
-			rl, lerr = g.limiter.Take(ctx, rateScope, claims.Subject, g.limit)
-		}
+		rl, lerr := g.leases.Allow(ctx, rateScope, claims.Subject, g.limit)
 		if !g.admitRate(w, r, transportStreamable, method, msg.ID, rl, lerr) {
 			return
+		}
+		if id != "" && r.Method != http.MethodGet {
+			rec, serr = g.sessions.Admit(ctx, id, nil)
 		}
 		if modern {
 			if !badArguments() {
@@ -170,7 +166,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		}
 		ctx = context.WithValue(context.WithValue(ctx, liveKey{}, id), liveRecordKey{}, rec)
 		if r.Method == http.MethodPost {
-			ctx = context.WithValue(ctx, messageKey{}, &msg)
+			ctx = context.WithValue(context.WithValue(ctx, messageKey{}, &msg), bodyKey{}, body)
 		}
 		if r.Method == http.MethodGet {
 			var done func()
@@ -307,6 +303,9 @@ func (g *Gateway) adoptSession(ctx context.Context, cs server.ClientSession) {
 		if json.Unmarshal([]byte(rec.ClientInfo), &info) == nil {
 			c.SetClientInfo(info)
 		}
+	}
+	if l, ok := cs.(server.SessionWithLogging); ok && rec.LogLevel != "" {
+		l.SetLogLevel(mcp.LoggingLevel(rec.LogLevel))
 	}
 	if c, ok := cs.(interface{ SetClientCapabilities(mcp.ClientCapabilities) }); ok && rec.Capabilities != "" {
 		var caps mcp.ClientCapabilities

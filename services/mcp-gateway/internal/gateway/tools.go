@@ -283,7 +283,7 @@ func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 		c.metrics.toolCall(t.Name, "ok")
 		return &mcp.CallToolResult{
 			Content:           []mcp.Content{mcp.NewTextContent(string(b))},
-			StructuredContent: json.RawMessage(b),
+			StructuredContent: compactJSON(b),
 		}, nil
 	}
 }

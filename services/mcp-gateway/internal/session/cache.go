@@ -27,6 +27,10 @@ const maxRenewEvery = time.Minute
 type cached struct {
 	rec     Record // ClientInfo and Capabilities left out
 	renewed atomic.Int64
+	// gen is the store's generation (Store.Invalidate) when Redis last
+	// confirmed the session live; 0: not confirmed since a termination
+	// may have been missed.
+	gen atomic.Uint64
 }
 
 // Admit is the steady-state check of a request to session id: whether the
@@ -43,10 +47,36 @@ type cached struct {
 // (maxRenewEvery, or half the TTL if shorter) per replica, so an idle
 // session lives between IdleTTL−renewEvery and IdleTTL after its last use.
 //
+// While the store follows terminations (Follow), a session this replica
+// has seen confirmed live is admitted from memory, without asking Redis,
+// until its renewal is due: a DELETE on any replica reaches every replica
+// through the terminations channel before the DELETE is answered
+// (the gateway waits for each replica's acknowledgement), which calls
+// Forget; an expiry is noticed at the renewal, due before the session can
+// have expired. When queue is not nil Redis is always asked (the caller
+// adds its own commands to the trip).
+//
 // ClientInfo and Capabilities may be empty in the answer; Get has them.
 // queue may be nil. ErrNotFound means no live session has the id.
 func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner)) (Record, error) {
 	h := redisx.Hash(id)
+	now := time.Now()
+	gen, forgets := s.gen.Load(), s.forgets.Load()
+	c, hit := s.cache.Get(h)
+	if hit && queue == nil && s.following.Load() && c.gen.Load() == gen &&
+		now.Sub(time.Unix(0, c.renewed.Load())) < s.renewEvery {
+		s.observe(LookupMemory)
+		return c.rec, nil
+	}
+	// confirmed marks e live as of this trip, unless a termination (or a
+	// lapse in following them) came in meanwhile.
+	confirmed := func(e *cached) {
+		if s.forgets.Load() == forgets {
+			e.gen.Store(gen)
+		} else {
+			e.gen.Store(0)
+		}
+	}
 	key := s.keyOf(h)
 	p := s.rdb.Pipeline()
 	if queue != nil {
@@ -56,8 +86,6 @@ func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner
 		_, _ = p.Exec(ctx)
 		return Record{}, ErrNotFound
 	}
-	now := time.Now()
-	c, hit := s.cache.Get(h)
 	var (
 		exists *redis.IntCmd
 		renew  *redis.BoolCmd
@@ -83,7 +111,7 @@ func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner
 	_, _ = p.Exec(ctx) // each command's own error is read below
 	switch {
 	case get != nil:
-		s.observe(false)
+		s.observe(LookupMiss)
 		if err := get.Err(); err != nil {
 			return Record{}, fmt.Errorf("read session: %w", err)
 		}
@@ -96,11 +124,12 @@ func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner
 			e := &cached{rec: rec}
 			e.rec.ClientInfo, e.rec.Capabilities = "", ""
 			e.renewed.Store(now.UnixNano())
+			confirmed(e)
 			s.cache.Add(h, e)
 		}
 		return rec, nil
 	case renew != nil:
-		s.observe(true)
+		s.observe(LookupHit)
 		live, err := renew.Result()
 		if err != nil {
 			return Record{}, fmt.Errorf("read session: %w", err)
@@ -110,9 +139,10 @@ func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner
 			return Record{}, ErrNotFound
 		}
 		c.renewed.Store(now.UnixNano())
+		confirmed(c)
 		return c.rec, nil
 	default:
-		s.observe(true)
+		s.observe(LookupHit)
 		n, err := exists.Result()
 		if err != nil {
 			return Record{}, fmt.Errorf("read session: %w", err)
@@ -121,6 +151,7 @@ func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner
 			s.cache.Remove(h)
 			return Record{}, ErrNotFound
 		}
+		confirmed(c)
 		return c.rec, nil
 	}
 }
@@ -129,15 +160,44 @@ func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner
 // to hash (its end was announced by another replica). Correctness does not
 // depend on it — Admit asks Redis whether the session lives — it frees the
 // memory at once.
-func (s *Store) Forget(hash string) { s.cache.Remove(hash) }
+//
+// While the store follows terminations, Forget is what makes a DELETE
+// elsewhere seen here: call it for every termination announced.
+func (s *Store) Forget(hash string) {
+	s.forgets.Add(1)
+	s.cache.Remove(hash)
+}
 
-// OnLookup has f called after every Admit with whether the record came
-// from memory (for a metric). Set it before the store is used.
-func (s *Store) OnLookup(f func(hit bool)) { s.onLookup = f }
+// Follow tells the store whether this replica is receiving every
+// termination announced (its subscription is confirmed). While it is,
+// Admit answers confirmed sessions from memory. Each call with true is a
+// new subscription, which may have missed terminations: every session is
+// confirmed with Redis again before it is answered from memory.
+func (s *Store) Follow(following bool) {
+	s.gen.Add(1)
+	s.following.Store(following)
+}
 
-func (s *Store) observe(hit bool) {
+// Lookup is where Admit found a session.
+type Lookup string
+
+// Lookups.
+const (
+	// LookupMemory: record and liveness from memory, no Redis command.
+	LookupMemory Lookup = "memory"
+	// LookupHit: record from memory, liveness (or renewal) asked of Redis.
+	LookupHit Lookup = "hit"
+	// LookupMiss: record read from Redis.
+	LookupMiss Lookup = "miss"
+)
+
+// OnLookup has f called after every Admit with where the session was
+// found (for a metric). Set it before the store is used.
+func (s *Store) OnLookup(f func(Lookup)) { s.onLookup = f }
+
+func (s *Store) observe(l Lookup) {
 	if s.onLookup != nil {
-		s.onLookup(hit)
+		s.onLookup(l)
 	}
 }
 

@@ -22,11 +22,14 @@ func TestAdmitRemembersRecordsButAsksLiveness(t *testing.T) {
 	a := session.NewStore(r.Client(), 4*time.Minute)
 	b := session.NewStore(r.Client(), 4*time.Minute)
 	var hits, misses int
-	b.OnLookup(func(hit bool) {
-		if hit {
+	b.OnLookup(func(l session.Lookup) {
+		switch l {
+		case session.LookupHit:
 			hits++
-		} else {
+		case session.LookupMiss:
 			misses++
+		default:
+			t.Errorf("lookup %s while not following terminations", l)
 		}
 	})
 	id := session.NewID()
@@ -113,6 +116,95 @@ func TestAdmitRenewsAndForgets(t *testing.T) {
 	if _, err := s.Admit(ctx, id, nil); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("after expiry: %v", err)
 	}
+}
+
+// While the store follows terminations, a confirmed session is admitted
+// from memory without a Redis command until its renewal is due; what ends
+// it is the announcement (Forget), a new subscription (Follow) makes every
+// session confirmed again first, and an expiry is seen at the renewal.
+func TestAdmitFromMemoryWhileFollowing(t *testing.T) {
+	r := testharness.StartRedis(t)
+	ctx := context.Background()
+	a := session.NewStore(r.Client(), 4*time.Minute)
+	b := session.NewStore(r.Client(), 2*time.Second) // renewal interval 1s
+	var lookups []session.Lookup
+	b.OnLookup(func(l session.Lookup) { lookups = append(lookups, l) })
+	expect := func(step string, want ...session.Lookup) {
+		t.Helper()
+		if len(lookups) != len(want) {
+			t.Fatalf("%s: lookups %v, want %v", step, lookups, want)
+		}
+		for i := range want {
+			if lookups[i] != want[i] {
+				t.Fatalf("%s: lookups %v, want %v", step, lookups, want)
+			}
+		}
+		lookups = nil
+	}
+	admit := func(id string) {
+		t.Helper()
+		if rec, err := b.Admit(ctx, id, nil); err != nil || rec.Subject != "u1" {
+			t.Fatalf("%+v %v", rec, err)
+		}
+	}
+	newSession := func() string {
+		id := session.NewID()
+		if err := a.Create(ctx, id, session.Record{Subject: "u1", Transport: session.Streamable}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Negotiated(ctx, id, "2025-11-25", `{}`, `{}`); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	b.Follow(true)
+	id := newSession()
+	admit(id)
+	admit(id)
+	admit(id)
+	expect("following", session.LookupMiss, session.LookupMemory, session.LookupMemory)
+	// A caller that adds commands of its own always goes to Redis.
+	if _, err := b.Admit(ctx, id, func(p redis.Pipeliner) { p.Ping(ctx) }); err != nil {
+		t.Fatal(err)
+	}
+	expect("with queued commands", session.LookupHit)
+
+	// The announcement is what ends it here.
+	if ok, err := a.Delete(ctx, id); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	b.Forget(redisx.Hash(id))
+	if _, err := b.Admit(ctx, id, nil); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("after the announced DELETE: %v", err)
+	}
+	expect("after Forget", session.LookupMiss)
+
+	// A new subscription (which may have missed announcements): confirmed again once.
+	id = newSession()
+	admit(id)
+	b.Follow(true)
+	admit(id)
+	admit(id)
+	expect("resubscribed", session.LookupMiss, session.LookupHit, session.LookupMemory)
+	// Not following: Redis is asked every time.
+	b.Follow(false)
+	admit(id)
+	admit(id)
+	expect("not following", session.LookupHit, session.LookupHit)
+	b.Follow(true)
+	admit(id)
+	admit(id)
+	expect("following again", session.LookupHit, session.LookupMemory)
+
+	// An expiry (the key gone without an announcement) is seen when the
+	// renewal is due, before the idle TTL could have run out.
+	key := r.Client().Key("mcp", "session", redisx.Tag(redisx.Hash(id)))
+	r.Client().Del(ctx, key)
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := b.Admit(ctx, id, nil); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("after expiry: %v", err)
+	}
+	expect("expired", session.LookupHit)
 }
 
 // Redis down is an error, not a missing session.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,4 +237,67 @@ func keyLike(t *testing.T, keys []string, suffix string) string {
 		t.Fatalf("keys %v", keys)
 	}
 	return match[0]
+}
+
+// The logging level and resource subscriptions live in the session record:
+// what one replica's store sets, another's reads; both end with the
+// session; subscriptions are capped per session.
+func TestLogLevelAndSubscriptionsShared(t *testing.T) {
+	r := testharness.StartRedis(t)
+	ctx := context.Background()
+	a := session.NewStore(r.Client(), time.Minute)
+	b := session.NewStore(r.Client(), time.Minute)
+	id := session.NewID()
+	if err := a.Create(ctx, id, session.Record{Subject: "u1", Transport: session.Streamable}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := b.LogLevel(ctx, id); err != nil || l != "" {
+		t.Fatalf("level before setLevel: %q %v", l, err)
+	}
+	if err := a.SetLogLevel(ctx, id, "warning"); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := b.LogLevel(ctx, id); err != nil || l != "warning" {
+		t.Fatalf("level on the other store: %q %v", l, err)
+	}
+	if rec, err := b.Get(ctx, id); err != nil || rec.LogLevel != "warning" {
+		t.Fatalf("record: %+v %v", rec, err)
+	}
+
+	for i := range session.MaxSubscriptions {
+		if err := []*session.Store{a, b}[i%2].Subscribe(ctx, id, fmt.Sprintf("ui://widget/%d", i)); err != nil {
+			t.Fatalf("subscription %d: %v", i, err)
+		}
+	}
+	if err := a.Subscribe(ctx, id, "ui://widget/0"); err != nil {
+		t.Errorf("subscribing again at the cap: %v", err)
+	}
+	if err := b.Subscribe(ctx, id, "ui://widget/one-more"); !errors.Is(err, session.ErrTooManySubscriptions) {
+		t.Errorf("beyond the cap: %v", err)
+	}
+	if err := a.Subscribe(ctx, id, "ui://"+strings.Repeat("x", session.MaxSubscriptionURI)); !errors.Is(err, session.ErrTooManySubscriptions) {
+		t.Errorf("URI beyond the bound: %v", err)
+	}
+	if err := b.Unsubscribe(ctx, id, "ui://widget/1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Subscribe(ctx, id, "ui://widget/one-more"); err != nil {
+		t.Errorf("after an unsubscribe: %v", err)
+	}
+	if uris, err := b.Subscriptions(ctx, id); err != nil || len(uris) != session.MaxSubscriptions || !slices.Contains(uris, "ui://widget/one-more") || slices.Contains(uris, "ui://widget/1") {
+		t.Errorf("subscriptions %d %v", len(uris), err)
+	}
+
+	if _, err := a.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetLogLevel(ctx, id, "debug"); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("setLevel after DELETE: %v", err)
+	}
+	if err := b.Subscribe(ctx, id, "ui://widget/2"); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("subscribe after DELETE: %v", err)
+	}
+	if uris, err := b.Subscriptions(ctx, id); err != nil || len(uris) != 0 {
+		t.Errorf("subscriptions after DELETE: %v %v", uris, err)
+	}
 }

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -47,7 +49,11 @@ type Record struct {
 	Capabilities string
 	// Replica holds the SSE stream of a legacy session (where /messages go).
 	Replica string
-	Created time.Time
+	// LogLevel is the level the client set with logging/setLevel ("" until
+	// then: mcp-go's default, error). Read it with LogLevel: a record
+	// remembered by a replica (Admit) may predate it.
+	LogLevel string
+	Created  time.Time
 }
 
 // fields are the hash fields of r; empty ones are left out (they read
@@ -57,7 +63,7 @@ func (r Record) fields() map[string]any {
 	for k, v := range map[string]string{
 		"sub": r.Subject, "client_id": r.ClientID, "transport": r.Transport,
 		"version": r.ProtocolVersion, "client_info": r.ClientInfo, "capabilities": r.Capabilities,
-		"replica": r.Replica,
+		"replica": r.Replica, "log_level": r.LogLevel,
 	} {
 		if v != "" {
 			m[k] = v
@@ -71,7 +77,7 @@ func recordOf(m map[string]string) Record {
 	return Record{
 		Subject: m["sub"], ClientID: m["client_id"], Transport: m["transport"],
 		ProtocolVersion: m["version"], ClientInfo: m["client_info"], Capabilities: m["capabilities"],
-		Replica: m["replica"], Created: time.Unix(created, 0),
+		Replica: m["replica"], LogLevel: m["log_level"], Created: time.Unix(created, 0),
 	}
 }
 
@@ -91,12 +97,19 @@ type Store struct {
 	renewEvery time.Duration
 	perSubject int // live sessions one subject may hold (0: no limit)
 	cache      *lru.Cache[string, *cached]
-	onLookup   func(hit bool)
+	onLookup   func(Lookup)
+	// following: terminations are being received (Follow); gen counts
+	// Follow calls; forgets counts Forget calls (cache.go).
+	following atomic.Bool
+	gen       atomic.Uint64
+	forgets   atomic.Uint64
 }
 
 // NewStore returns a store whose sessions expire after ttl without use.
 func NewStore(rdb *redisx.Client, ttl time.Duration) *Store {
-	return &Store{rdb: rdb, ttl: ttl, renewEvery: min(maxRenewEvery, ttl/2), cache: newCache()}
+	s := &Store{rdb: rdb, ttl: ttl, renewEvery: min(maxRenewEvery, ttl/2), cache: newCache()}
+	s.gen.Store(1) // an entry's gen 0 is never current
+	return s
 }
 
 // LimitPerSubject caps the live sessions of one subject at n (n < 1: no
@@ -197,10 +210,91 @@ func (s *Store) Negotiated(ctx context.Context, id, version, clientInfo, capabil
 	return nil
 }
 
+// SetLogLevel records the session's logging level (logging/setLevel),
+// for every replica; ErrNotFound when the session is gone.
+func (s *Store) SetLogLevel(ctx context.Context, id, level string) error {
+	n, err := updateScript.Run(ctx, s.rdb, []string{s.key(id)}, s.ttl.Milliseconds(), "log_level", level).Int()
+	if err != nil {
+		return fmt.Errorf("update session: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// LogLevel is the session's logging level as last set on any replica (""
+// if never set or the session is gone).
+func (s *Store) LogLevel(ctx context.Context, id string) (string, error) {
+	v, err := s.rdb.HGet(ctx, s.key(id), "log_level").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read session: %w", err)
+	}
+	return v, nil
+}
+
+// Resource subscriptions (resources/subscribe) are fields of the session's
+// hash, "resource:<uri>", so that they live, expire and end with it.
+const (
+	subscriptionPrefix = "resource:"
+	// MaxSubscriptions bounds the resources one session may subscribe to.
+	MaxSubscriptions = 64
+	// MaxSubscriptionURI bounds the length of a subscribed URI in bytes.
+	MaxSubscriptionURI = 2048
+)
+
+// ErrTooManySubscriptions refuses a subscription beyond MaxSubscriptions
+// or a URI longer than MaxSubscriptionURI.
+var ErrTooManySubscriptions = fmt.Errorf("at most %d resource subscriptions per session, of URIs up to %d bytes", MaxSubscriptions, MaxSubscriptionURI)
+
+// Subscribe records that the session follows the resource at uri (again
+// is a no-op), for every replica; ErrNotFound when the session is gone.
+func (s *Store) Subscribe(ctx context.Context, id, uri string) error {
+	if len(uri) > MaxSubscriptionURI {
+		return ErrTooManySubscriptions
+	}
+	n, err := subscribeScript.Run(ctx, s.rdb, []string{s.key(id)}, s.ttl.Milliseconds(), subscriptionPrefix+uri, MaxSubscriptions).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("update session: %w", err)
+	case n == 0:
+		return ErrNotFound
+	case n < 0:
+		return ErrTooManySubscriptions
+	}
+	return nil
+}
+
+// Unsubscribe drops the session's subscription to uri (none is a no-op).
+func (s *Store) Unsubscribe(ctx context.Context, id, uri string) error {
+	if err := s.rdb.HDel(ctx, s.key(id), subscriptionPrefix+uri).Err(); err != nil {
+		return fmt.Errorf("update session: %w", err)
+	}
+	return nil
+}
+
+// Subscriptions lists the URIs the session is subscribed to.
+func (s *Store) Subscriptions(ctx context.Context, id string) ([]string, error) {
+	keys, err := s.rdb.HKeys(ctx, s.key(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read session: %w", err)
+	}
+	var out []string
+	for _, k := range keys {
+		if uri, ok := strings.CutPrefix(k, subscriptionPrefix); ok {
+			out = append(out, uri)
+		}
+	}
+	return out, nil
+}
+
 // Delete ends the session; it reports whether the session existed.
 func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	h := redisx.Hash(id)
-	s.cache.Remove(h)
+	s.Forget(h)
 	var sub *redis.StringCmd
 	var del *redis.IntCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -248,6 +342,22 @@ return 1`)
 var updateScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1`)
+
+// subscribeScript adds a subscription field to a live session under the
+// cap. KEYS[1]: the session; ARGV: idle TTL (ms), field, cap. Replies 1
+// (subscribed), 0 (no session) or -1 (at the cap).
+var subscribeScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then
+  local n = 0
+  for _, k in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(k, 1, 9) == 'resource:' then n = n + 1 end
+  end
+  if n >= tonumber(ARGV[3]) then return -1 end
+  redis.call('HSET', KEYS[1], ARGV[2], '1')
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`)
 

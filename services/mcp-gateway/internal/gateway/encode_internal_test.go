@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// The gateway's own encoding of a successful tool answer is byte for byte
+// what json.Encoder makes of it through mcp-go, and every other answer is
+// left to the encoder.
+func TestAppendToolAnswerMatchesEncoder(t *testing.T) {
+	ok := func(id any, structured string) mcp.JSONRPCMessage {
+		return mcp.NewJSONRPCResultResponse(mcp.NewRequestId(id), &mcp.CallToolResult{
+			Content:           []mcp.Content{mcp.NewTextContent(structured)},
+			StructuredContent: compactJSON(structured),
+		})
+	}
+	for name, msg := range map[string]mcp.JSONRPCMessage{
+		"number id": ok(7, `{"sub":"u1","name":"Ada Lovelace","email_verified":true}`),
+		"string id": ok("req-1", `{"status":"ok","checks":[{"name":"redis","status":"ok","detail":""}]}`),
+		"unicode":   ok(1, `{"name":"Zoë 日本"}`),
+		"quotes":    ok(2, `{"name":"a \"quoted\" \\ name"}`),
+		"pointer":   func() mcp.JSONRPCMessage { m := ok(3, `{"a":1}`).(mcp.JSONRPCResponse); return &m }(),
+	} {
+		want := encode(t, msg)
+		got, fast := appendToolAnswer(nil, msg)
+		if !fast {
+			t.Errorf("%s: not encoded by the gateway", name)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
+		}
+	}
+	html := ok(4, `{"name":"<b>&</b>"}`)
+	withMeta := ok(5, `{"a":1}`)
+	withMeta.(mcp.JSONRPCResponse).Result.(*mcp.CallToolResult).Meta = mcp.NewMetaFromMap(map[string]any{"k": "v"})
+	for name, msg := range map[string]mcp.JSONRPCMessage{
+		"html characters": html,
+		"_meta":           withMeta,
+		"error result":    mcp.NewJSONRPCResultResponse(mcp.NewRequestId(6), errorResult("no")),
+		"raw structured": mcp.NewJSONRPCResultResponse(mcp.NewRequestId(8), &mcp.CallToolResult{
+			Content: []mcp.Content{mcp.NewTextContent("{}")}, StructuredContent: json.RawMessage(`{ "a" : 1 }`)}),
+		"not a tool result": mcp.NewJSONRPCResultResponse(mcp.NewRequestId(9), mcp.EmptyResult{}),
+		"error":             mcp.NewJSONRPCError(mcp.NewRequestId(10), mcp.INVALID_PARAMS, "bad", nil),
+	} {
+		if _, fast := appendToolAnswer(nil, msg); fast {
+			t.Errorf("%s: encoded by the gateway, want the encoder", name)
+		}
+	}
+}
+
+func encode(t *testing.T, v any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// plainID recognises only ids that mcp-go echoes unchanged.
+func TestPlainIDAgreesWithRoundTrip(t *testing.T) {
+	for _, raw := range []string{
+		`0`, `1`, `42`, `999999999999999`, `9007199254740993`, `01`, `-1`, `1.0`, `1e3`,
+		`"a"`, `""`, `"req-1 x"`, `"é"`, `"\u0041"`, `"a<b"`, `"a\"b"`, `"tab	"`,
+	} {
+		if plainID([]byte(raw)) && !roundTrips(t, raw) {
+			t.Errorf("plainID(%s) = true, but mcp-go does not echo it exactly", raw)
+		}
+	}
+	for _, raw := range []string{`0`, `1`, `42`, `999999999999999`, `"a"`, `""`, `"req-1 x"`} {
+		if !plainID([]byte(raw)) {
+			t.Errorf("plainID(%s) = false, want true", raw)
+		}
+	}
+}
+
+func roundTrips(t *testing.T, raw string) bool {
+	var id mcp.RequestId
+	if err := json.Unmarshal([]byte(raw), &id); err != nil {
+		return false
+	}
+	out, err := json.Marshal(id)
+	return err == nil && string(out) == raw
+}
