@@ -404,7 +404,7 @@ const maxLoggedName = 64
 
 // readBody reads and restores a POST body, bounded by maxBody.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, message, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := readAllSized(http.MaxBytesReader(w, r.Body, maxBody), r.ContentLength)
 	if err != nil {
 		writeHTTPError(w, http.StatusRequestEntityTooLarge, mcp.INVALID_REQUEST, fmt.Sprintf("request body larger than %d bytes", maxBody))
 		return nil, message{}, false
@@ -418,6 +418,25 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, message, bool) {
 	}
 	telemetry.LogAttrs(r.Context(), attrs...)
 	return body, m, true
+}
+
+// readAllSized is io.ReadAll with the buffer sized for a body of the
+// announced length (no growing from 512 bytes), which it does not trust:
+// a longer body is read on, a shorter one is what it is.
+func readAllSized(r io.Reader, length int64) ([]byte, error) {
+	if length <= 0 || length > maxBody {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, length+1) // +1: a longer body is noticed
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return buf[:n], nil
+	case err != nil:
+		return nil, err
+	}
+	rest, err := io.ReadAll(r)
+	return append(buf, rest...), err
 }
 
 // serve runs next with the challenge box and status recorder, and counts the request.

@@ -117,7 +117,11 @@ func BenchmarkSideBySide(b *testing.B) {
 				procs = []*testharness.Process{gwProc, f.core}
 			}
 			cpuBefore, mainBefore := processCPU(b, procs)+redisCPU(b, f, tg.gw), processCPU(b, procs[:1])
-			hitsBefore, missesBefore := g.metric(b, `tollgate_mcp_session_cache_total{result="hit"}`), g.metric(b, `tollgate_mcp_session_cache_total{result="miss"}`)
+			lookups := func() (memory, hit, miss float64) {
+				return g.metric(b, `tollgate_mcp_session_cache_total{result="memory"}`), g.metric(b, `tollgate_mcp_session_cache_total{result="hit"}`),
+					g.metric(b, `tollgate_mcp_session_cache_total{result="miss"}`)
+			}
+			memBefore, hitsBefore, missesBefore := lookups()
 			var prof, coreProf *cpuProfile
 			if tg.gw && profDir != "" && round == 0 {
 				prof = startCPUProfile(b, g.Admin, window, filepath.Join(profDir, "gateway-"+tg.name+".pprof"))
@@ -132,10 +136,10 @@ func BenchmarkSideBySide(b *testing.B) {
 			}
 			if tg.gw {
 				res.redisPerCall, res.redisCommands = perCall(cmdsBefore, redisCommands(b, f), res.calls)
-				hits := g.metric(b, `tollgate_mcp_session_cache_total{result="hit"}`) - hitsBefore
-				misses := g.metric(b, `tollgate_mcp_session_cache_total{result="miss"}`) - missesBefore
-				if hits+misses > 0 {
-					res.cacheHits = hits / (hits + misses)
+				mem, hits, misses := lookups()
+				mem, hits, misses = mem-memBefore, hits-hitsBefore, misses-missesBefore
+				if all := mem + hits + misses; all > 0 {
+					res.cacheHits, res.fromMemory = (mem+hits)/all, mem/all
 				}
 			}
 			if prev := results[tg.name]; prev != nil {
@@ -163,6 +167,7 @@ func BenchmarkSideBySide(b *testing.B) {
 			b.ReportMetric(r.rps()/echo.rps(), tg.name+"-ratio")
 			b.ReportMetric(r.redisPerCall, tg.name+"-redis-cmds/call")
 			b.ReportMetric(r.cacheHits, tg.name+"-session-cache-hit")
+			b.ReportMetric(r.fromMemory, tg.name+"-session-from-memory")
 		}
 	}
 	fmt.Fprintf(&out, "** CPU time per call of the serving processes: mcpecho; or gateway + capability-core + Redis (own: mcpecho or the gateway alone)\n")
@@ -186,7 +191,8 @@ type loadResult struct {
 	// per call, in all and by command.
 	redisPerCall  float64
 	redisCommands string
-	cacheHits     float64
+	cacheHits     float64       // share of session checks whose record was known
+	fromMemory    float64       // share answered without Redis
 	cpu           time.Duration // CPU time of the serving processes
 	mainCPU       time.Duration // of mcpecho or the gateway alone
 }
@@ -198,7 +204,7 @@ func (r *loadResult) add(o loadResult) {
 	r.elapsed += o.elapsed
 	r.lat = append(r.lat, o.lat...)
 	slices.Sort(r.lat)
-	r.redisPerCall, r.redisCommands, r.cacheHits = o.redisPerCall, o.redisCommands, o.cacheHits
+	r.redisPerCall, r.redisCommands, r.cacheHits, r.fromMemory = o.redisPerCall, o.redisCommands, o.cacheHits, o.fromMemory
 }
 
 func (r *loadResult) rps() float64       { return float64(r.calls) / r.elapsed.Seconds() }
