@@ -87,3 +87,17 @@ func roundTrips(t *testing.T, raw string) bool {
 	out, err := json.Marshal(id)
 	return err == nil && string(out) == raw
 }
+
+// readAllSized reads the whole body whatever Content-Length announced.
+func TestReadAllSized(t *testing.T) {
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`)
+	for _, length := range []int64{-1, 0, 5, int64(len(body)) - 1, int64(len(body)), int64(len(body)) + 7, maxBody + 1} {
+		got, err := readAllSized(bytes.NewReader(body), length)
+		if err != nil || !bytes.Equal(got, body) {
+			t.Errorf("length %d: %q %v", length, got, err)
+		}
+	}
+	if got, err := readAllSized(bytes.NewReader(nil), 10); err != nil || len(got) != 0 {
+		t.Errorf("empty body: %q %v", got, err)
+	}
+}

@@ -63,7 +63,9 @@ type fleet struct {
 	Redis    *testharness.Redis
 	Issuer   *tokentest.Issuer
 	CoreAddr string
-	core     *testharness.Process
+	// CoreAdmin is capability-core's admin listener (http://host:port).
+	CoreAdmin string
+	core      *testharness.Process
 	// coreEnv is added to capability-core's environment (set before StartCore).
 	coreEnv map[string]string
 }
@@ -89,8 +91,8 @@ func (f *fleet) StartCore() {
 	for k, v := range f.coreEnv {
 		env[k] = v
 	}
-	f.core = testharness.StartProcess(f.t, filepath.Join(binDir, "capability-core"), env, "GRPC_ADDR")
-	f.CoreAddr = f.core.Addr("GRPC_ADDR")
+	f.core = testharness.StartProcess(f.t, filepath.Join(binDir, "capability-core"), env, "GRPC_ADDR", "ADMIN_ADDR")
+	f.CoreAddr, f.CoreAdmin = f.core.Addr("GRPC_ADDR"), "http://"+f.core.Addr("ADMIN_ADDR")
 }
 
 // StopCore kills capability-core.

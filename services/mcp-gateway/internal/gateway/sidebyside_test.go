@@ -57,11 +57,10 @@ func BenchmarkSideBySide(b *testing.B) {
 	echoURL := "http://" + echoAddr + "/mcp"
 	echoSID := initBare(b, echoURL)
 
-	// capability-core on a known admin port, so that its CPU profile can
-	// be taken next to the gateway's.
+	// capability-core with pprof on its admin listener, so that its CPU
+	// profile can be taken next to the gateway's.
 	f := &fleet{t: b, Redis: testharness.StartRedis(b), Issuer: tokentest.Start(b, issuerURL)}
-	coreAdmin := "127.0.0.1:" + strconv.Itoa(testharness.FreePort(b))
-	f.coreEnv = map[string]string{"ADMIN_ADDR": coreAdmin, "ADMIN_PPROF": "true", "LOG_LEVEL": "info"}
+	f.coreEnv = map[string]string{"ADMIN_PPROF": "true", "LOG_LEVEL": "info"}
 	f.StartCore()
 	// The limit is evaluated on every call (its Redis cost counts) but set
 	// high enough never to refuse.
@@ -125,7 +124,7 @@ func BenchmarkSideBySide(b *testing.B) {
 			var prof, coreProf *cpuProfile
 			if tg.gw && profDir != "" && round == 0 {
 				prof = startCPUProfile(b, g.Admin, window, filepath.Join(profDir, "gateway-"+tg.name+".pprof"))
-				coreProf = startCPUProfile(b, "http://"+coreAdmin, window, filepath.Join(profDir, "core-"+tg.name+".pprof"))
+				coreProf = startCPUProfile(b, f.CoreAdmin, window, filepath.Join(profDir, "core-"+tg.name+".pprof"))
 			}
 			res := runLoad(b, tg.url, tg.body, tg.header, conns, window)
 			res.cpu = processCPU(b, procs) + redisCPU(b, f, tg.gw) - cpuBefore
