@@ -269,6 +269,14 @@ func TestAuthServerDownKeepsVerifying(t *testing.T) {
 	g := f.Gateway()
 	tok := f.Token("user-1", allScopes)
 	sid := g.initialize(t, tok)
+	// capability-core verifies the forwarded tokens too: it must have
+	// fetched the key set before the auth-server goes (StartProcess does
+	// not wait for a process to be up; on a loaded machine it had not).
+	core := &gw{Admin: f.CoreAdmin}
+	testharness.Eventually(t, 10*time.Second, "capability-core holds the signing keys", func() (bool, string) {
+		_, body := core.readiness(t)
+		return dependency(body, "signing-keys", "ok"), body
+	})
 
 	f.Issuer.Stop()
 	for i := range 3 {
