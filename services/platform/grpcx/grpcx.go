@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -24,7 +23,6 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/dns"
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
@@ -176,6 +174,8 @@ type ClientOptions struct {
 	Name string
 	// Telemetry traces every call and propagates the trace (nil: not traced).
 	Telemetry *telemetry.Telemetry
+	// Lookup resolves the target's host (nil: net.DefaultResolver.LookupHost).
+	Lookup LookupFunc
 }
 
 // Client connection tuning (docs/operations/failures.md).
@@ -193,8 +193,9 @@ const (
 	KeepaliveTime    = 10 * time.Second
 	KeepaliveTimeout = 2 * time.Second
 	// DNSReresolveInterval is the shortest time between two DNS
-	// re-resolutions of a target (gRPC's default is 30s): after a rollout
+	// lookups of a target (gRPC's own resolver waits 30s): after a rollout
 	// replaces every pod, clients find the new ones within about a second.
+	// resolver.go says when a target is looked up.
 	DNSReresolveInterval = time.Second
 )
 
@@ -202,15 +203,18 @@ const (
 // (every pod behind a headless Service) instead of pinning one.
 const serviceConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
 
-var dnsOnce sync.Once
-
 // Dial returns a client connection to target. Connections are lazy: a peer
 // that is down fails calls with Unavailable, not Dial.
 //
-// target is host:port, resolved through DNS (gRPC's dns resolver) with
-// calls balanced round-robin over every address: point it at a headless
-// Service so that each pod is one address. A comma-separated list of
-// host:port addresses is used as given, without DNS (tests, static setups).
+// target is host:port, resolved through DNS with calls balanced
+// round-robin over every address: point it at a headless Service so that
+// each pod is one address. While the host resolves to no address (the
+// Service has no Ready pod yet) it is looked up every ResolveRetryInterval
+// and calls fail with Unavailable naming ErrNoAddress; resolver.go has the
+// whole schedule. A comma-separated list of host:port addresses is used as
+// given, without DNS (tests, static setups). A target with a scheme
+// ("dns:///host:port", "unix:///path") goes to gRPC's own resolver of that
+// scheme. Any other target is refused: host:port needs its port.
 // A peer that is down is retried with back-off capped at ReconnectMaxDelay;
 // calls fail fast (Unavailable) while no address is connected, and move to
 // the remaining addresses as soon as one fails; a circuit breaker fails
@@ -220,7 +224,6 @@ var dnsOnce sync.Once
 // which NetworkPolicies restrict; identity travels as the caller's access
 // token and is verified again by the callee (see docs/architecture.md).
 func Dial(target string, o ClientOptions) (*grpc.ClientConn, error) {
-	dnsOnce.Do(func() { dns.SetMinResolutionInterval(DNSReresolveInterval) })
 	bc := backoff.DefaultConfig
 	bc.BaseDelay, bc.MaxDelay = 100*time.Millisecond, ReconnectMaxDelay
 	opts := []grpc.DialOption{
@@ -238,13 +241,23 @@ func Dial(target string, o ClientOptions) (*grpc.ClientConn, error) {
 	if o.Telemetry != nil {
 		opts = append(opts, o.Telemetry.GRPCDialOptions()...)
 	}
-	if strings.Contains(target, ",") {
+	switch {
+	case strings.Contains(target, ","):
 		r, err := staticResolver(target)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, grpc.WithResolvers(r))
 		target = r.Scheme() + ":///static"
+	case strings.Contains(target, "://"):
+		// gRPC's resolver of that scheme.
+	default:
+		if _, _, err := net.SplitHostPort(target); err != nil {
+			return nil, fmt.Errorf("grpc target %q: want host:port: %w", target, err)
+		}
+		b := newDNSBuilder(o.Lookup)
+		opts = append(opts, grpc.WithResolvers(b))
+		target = b.Scheme() + ":///" + target
 	}
 	if o.Registry != nil {
 		m := prometheus.NewClientMetrics(

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -268,6 +269,69 @@ func TestRoundRobinOverEveryPeerAndFailover(t *testing.T) {
 func TestDialRefusesABadAddressList(t *testing.T) {
 	if _, err := grpcx.Dial("127.0.0.1:1,no-port", grpcx.ClientOptions{}); err == nil {
 		t.Error("an address without a port was accepted")
+	}
+}
+
+func TestDialRefusesATargetWithoutPort(t *testing.T) {
+	_, err := grpcx.Dial("tollgate-capability-core-grpc", grpcx.ClientOptions{})
+	if err == nil || !strings.Contains(err.Error(), "want host:port") || !strings.Contains(err.Error(), "tollgate-capability-core-grpc") {
+		t.Errorf("Dial without a port = %v, want an error naming the target and host:port", err)
+	}
+	// A target with a scheme goes to gRPC's resolver of that scheme.
+	conn, err := grpcx.Dial("dns:///localhost:1", grpcx.ClientOptions{})
+	if err != nil {
+		t.Fatalf("dns:///localhost:1: %v", err)
+	}
+	conn.Close()
+}
+
+// TestDialReachesAPeerAsSoonAsItsNameResolves: a name without addresses (a
+// headless Service before its first pod is Ready) fails calls with
+// Unavailable naming the host; it is looked up again every second for as
+// long as it takes, and the first call after it resolves reaches the peer.
+func TestDialReachesAPeerAsSoonAsItsNameResolves(t *testing.T) {
+	ln := testharness.Listener(t)
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, peer := serveCounting(t, ln)
+	const host = "tollgate-capability-core-grpc.tollgate.svc.cluster.local"
+	var ready atomic.Bool
+	var lookups atomic.Int64
+	lookup := func(_ context.Context, name string) ([]string, error) {
+		lookups.Add(1)
+		if name != host {
+			return nil, fmt.Errorf("unexpected lookup of %q", name)
+		}
+		if !ready.Load() {
+			return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+		}
+		return []string{"127.0.0.1"}, nil
+	}
+	conn, err := grpcx.Dial(host+":"+port, grpcx.ClientOptions{Name: "capability-core", Lookup: lookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := testingv1.NewEchoServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = client.Echo(ctx, &testingv1.EchoRequest{Text: "x"})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), host) || !strings.Contains(err.Error(), grpcx.ErrNoAddress.Error()) {
+		t.Fatalf("call before the name resolves = %v, want Unavailable naming %s and %q", err, host, grpcx.ErrNoAddress)
+	}
+	// gRPC's own resolver backs off after each empty answer (1.6 s, 2.6 s,
+	// 4.1 s, 6.6 s ...); this one keeps asking every second.
+	for lookups.Load() < 5 {
+		if ctx.Err() != nil {
+			t.Fatalf("only %d lookups of a name without addresses", lookups.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ready.Store(true)
+	if _, err := client.Echo(ctx, &testingv1.EchoRequest{Text: "x"}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("call once the name resolves: %v", err)
+	}
+	if peer.calls.Load() != 1 {
+		t.Errorf("the peer got %d calls, want 1", peer.calls.Load())
 	}
 }
 
