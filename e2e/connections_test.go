@@ -76,17 +76,19 @@ func TestConnectedAppsRevokeEverywhere(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &list) != nil {
 		t.Fatalf("GET /actions/connections: %d %s", resp.StatusCode, body)
 	}
-	var appGrant, actGrant string
+	// The app's grant is the one its token names (grant_id claim): other
+	// tests of the shared fleet link gpt-apps-mcp too.
+	appGrant, actGrant, listed := grantID(t, appTok.AccessToken), "", false
 	for _, c := range list.Connections {
 		switch {
 		case c.Current:
 			actGrant = c.GrantID
-		case c.ClientID == "gpt-apps-mcp":
-			appGrant = c.GrantID
+		case c.GrantID == appGrant:
+			listed = c.ClientID == "gpt-apps-mcp"
 		}
 	}
-	if appGrant == "" || actGrant == "" {
-		t.Fatalf("connections %+v: want the app's grant and the current one", list.Connections)
+	if !listed || actGrant == "" || actGrant != grantID(t, act.AccessToken) {
+		t.Fatalf("connections %+v: want the app's grant %s and the current one", list.Connections, appGrant)
 	}
 	resp, body = call(t, "DELETE", fleet.Origin+"/actions/connections/"+appGrant, act.AccessToken, nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"revoked":true`) {
