@@ -248,3 +248,84 @@ REDIS_MODE: {{ ternary "standalone" (.Values.redis.external.mode | default "stan
 REDIS_URL: {{ printf "redis://%s:6379/0" (include "tollgate.redisName" .) | quote }}
 {{- end }}
 {{- end -}}
+
+{{/*
+Capability backends (docs/guides/bring-your-own-backend.md): what
+mcp-gateway, actions-api and the auth-server read. capability-core comes
+first, then .Values.backends in order (the earlier one wins a conflict).
+*/}}
+{{- define "tollgate.capabilityBackends" -}}
+{{- $list := list (printf "capability-core=%s" (include "tollgate.coreGrpcAddr" .)) -}}
+{{- range .Values.backends -}}
+{{- $list = append $list (printf "%s=%s" .name .target) -}}
+{{- end -}}
+{{- join "," $list -}}
+{{- end -}}
+
+{{/* Directory of a backend's TLS Secret in the pods. */}}
+{{- define "tollgate.backendTLSDir" -}}
+{{- printf "/etc/tollgate/backends/%s" . -}}
+{{- end -}}
+
+{{/* Environment of the backends' readers: the list, the refresh interval and each backend's TLS settings. */}}
+{{- define "tollgate.backendEnv" -}}
+- name: CAPABILITY_BACKENDS
+  value: {{ include "tollgate.capabilityBackends" . | quote }}
+- name: CAPABILITY_REFRESH_INTERVAL
+  value: {{ .Values.backendRefreshInterval | quote }}
+{{- range .Values.backends }}
+{{- $tls := .tls | default dict }}
+{{- if $tls.enabled }}
+{{- $prefix := printf "CAPABILITY_BACKEND_%s_TLS" (.name | upper | replace "-" "_") }}
+{{- $dir := include "tollgate.backendTLSDir" .name }}
+- name: {{ $prefix }}
+  value: "true"
+{{- if $tls.ca }}
+- name: {{ $prefix }}_CA_FILE
+  value: {{ printf "%s/ca.crt" $dir | quote }}
+{{- end }}
+{{- if $tls.clientCertificate }}
+- name: {{ $prefix }}_CERT_FILE
+  value: {{ printf "%s/tls.crt" $dir | quote }}
+- name: {{ $prefix }}_KEY_FILE
+  value: {{ printf "%s/tls.key" $dir | quote }}
+{{- end }}
+{{- with $tls.serverName }}
+- name: {{ $prefix }}_SERVER_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Volume mounts of the backends' TLS Secrets (one directory per backend). */}}
+{{- define "tollgate.backendMounts" -}}
+{{- range .Values.backends }}
+{{- if (.tls | default dict).secretName }}
+- name: backend-{{ .name }}
+  mountPath: {{ include "tollgate.backendTLSDir" .name }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Volumes of the backends' TLS Secrets. */}}
+{{- define "tollgate.backendVolumes" -}}
+{{- range .Values.backends }}
+{{- $tls := .tls | default dict }}
+{{- if $tls.secretName }}
+- name: backend-{{ .name }}
+  secret:
+    secretName: {{ $tls.secretName }}
+    defaultMode: 0440
+    items:
+      {{- if $tls.ca }}
+      - {key: ca.crt, path: ca.crt}
+      {{- end }}
+      {{- if $tls.clientCertificate }}
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+      {{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
