@@ -48,6 +48,21 @@ func TestRefusedInitializeLeavesNoSession(t *testing.T) {
 	if r.Header.Get("Mcp-Session-Id") != "" || sessionKeys(t, f) != before {
 		t.Errorf("unsupported version opened a session")
 	}
+	// An unknown version in the body (no header) is negotiated, not
+	// refused (MCP lifecycle, version negotiation): the answer names a
+	// version the gateway supports, and the session works with it.
+	unknown := call("initialize", map[string]any{"protocolVersion": "1999-01-01", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "t", "version": "1"}})
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: unknown})
+	var negotiated struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	if m := r.rpc(t); r.Status != http.StatusOK || m.Error != nil || json.Unmarshal(m.Result, &negotiated) != nil || negotiated.ProtocolVersion == "" || negotiated.ProtocolVersion == "1999-01-01" {
+		t.Errorf("initialize asking for 1999-01-01: %d %s, want a supported version", r.Status, r.Body)
+	} else if p := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: r.Header.Get("Mcp-Session-Id"), Version: negotiated.ProtocolVersion,
+		Body: call("ping", nil)}); p.Status != http.StatusOK {
+		t.Errorf("ping with the negotiated version %s: %d %s", negotiated.ProtocolVersion, p.Status, p.Body)
+	}
 	// A supported header, and none at all, still initialize.
 	if r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Version: version, Body: good}); r.Status != 200 || r.Header.Get("Mcp-Session-Id") == "" {
 		t.Errorf("initialize with %s: %d %s", version, r.Status, r.Body)
