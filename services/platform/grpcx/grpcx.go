@@ -5,6 +5,7 @@ package grpcx
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -176,6 +177,10 @@ type ClientOptions struct {
 	Telemetry *telemetry.Telemetry
 	// Lookup resolves the target's host (nil: net.DefaultResolver.LookupHost).
 	Lookup LookupFunc
+	// TLS, when set, secures the connection (with a client certificate for
+	// mTLS when it holds one); nil is plaintext. Capability backends may
+	// ask for it (CAPABILITY_BACKEND_<NAME>_TLS*, config.Backends).
+	TLS *tls.Config
 }
 
 // Client connection tuning (docs/operations/failures.md).
@@ -223,11 +228,16 @@ const serviceConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
 // Traffic between fleet services is plaintext inside the cluster network,
 // which NetworkPolicies restrict; identity travels as the caller's access
 // token and is verified again by the callee (see docs/architecture.md).
+// A capability backend may be reached over TLS or mTLS (o.TLS).
 func Dial(target string, o ClientOptions) (*grpc.ClientConn, error) {
 	bc := backoff.DefaultConfig
 	bc.BaseDelay, bc.MaxDelay = 100*time.Millisecond, ReconnectMaxDelay
+	creds := insecure.NewCredentials()
+	if o.TLS != nil {
+		creds = credentials.NewTLS(o.TLS)
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: ConnectTimeout}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
 		grpc.WithDefaultServiceConfig(serviceConfig),

@@ -19,8 +19,12 @@ import (
 	"github.com/tollgate/tollgate/services/platform/fault"
 )
 
+// newMessage makes an empty md: the generated type when md is the linked
+// descriptor itself, else a dynamic message. A discovered descriptor
+// (reflection) is never mixed with a generated type of the same name,
+// which may be another version of it.
 func newMessage(md protoreflect.MessageDescriptor) proto.Message {
-	if mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName()); err == nil {
+	if mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName()); err == nil && mt.Descriptor() == md {
 		return mt.New().Interface()
 	}
 	return dynamicpb.NewMessage(md)
@@ -106,8 +110,8 @@ func cleanProtoErr(err error) string {
 	return s
 }
 
-// Invoke calls the capability on conn (a connection to capability-core)
-// and returns its response.
+// Invoke calls the capability on conn (a connection to its backend,
+// Conns.For) and returns its response.
 func (c *Capability) Invoke(ctx context.Context, conn grpc.ClientConnInterface, in proto.Message) (proto.Message, error) {
 	out := newMessage(c.Method.Output())
 	if err := conn.Invoke(ctx, c.FullMethod, in, out); err != nil {

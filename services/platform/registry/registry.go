@@ -103,6 +103,13 @@ func FromFiles(files *protoregistry.Files) (*Registry, error) {
 // New builds a registry from the given services; RPCs without options are
 // ignored. It returns every problem found, joined.
 func New(services ...protoreflect.ServiceDescriptor) (*Registry, error) {
+	return build(services, true)
+}
+
+// build is New; without checkScopes, scopes required but declared by no
+// service are not a problem (discovery checks them once every backend's
+// services are in).
+func build(services []protoreflect.ServiceDescriptor, checkScopes bool) (*Registry, error) {
 	r := &Registry{tools: map[string]*Tool{}, scopes: map[string]Scope{}}
 	var problems []string
 	routes := map[string]string{}
@@ -138,7 +145,9 @@ func New(services ...protoreflect.ServiceDescriptor) (*Registry, error) {
 			r.caps = append(r.caps, c)
 		}
 	}
-	problems = append(problems, r.checkRequiredScopes()...)
+	if checkScopes {
+		problems = append(problems, r.checkRequiredScopes()...)
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("capability registry:\n  - %s", strings.Join(problems, "\n  - "))
 	}
@@ -154,7 +163,7 @@ var (
 )
 
 func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
-	opts, _ := md.Options().(*descriptorpb.MethodOptions)
+	opts, _ := resolveOptions(md.Options()).(*descriptorpb.MethodOptions)
 	if opts == nil {
 		return nil, nil
 	}
@@ -173,7 +182,7 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 	}
 	c := &Capability{Method: md, FullMethod: fmt.Sprintf("/%s/%s", md.Parent().FullName(), md.Name()), Backend: DefaultBackend}
 	if sd, ok := md.Parent().(protoreflect.ServiceDescriptor); ok {
-		if so, _ := sd.Options().(*descriptorpb.ServiceOptions); so != nil {
+		if so, _ := resolveOptions(sd.Options()).(*descriptorpb.ServiceOptions); so != nil {
 			if b, _ := proto.GetExtension(so, optionsv1.E_Backend).(string); b != "" {
 				c.Backend = b
 			}
@@ -327,7 +336,7 @@ func fields(md protoreflect.MessageDescriptor) []protoreflect.FieldDescriptor {
 
 // FieldDescription returns the field_description option of f.
 func FieldDescription(f protoreflect.FieldDescriptor) string {
-	opts, _ := f.Options().(*descriptorpb.FieldOptions)
+	opts, _ := resolveOptions(f.Options()).(*descriptorpb.FieldOptions)
 	if opts == nil {
 		return ""
 	}
@@ -337,7 +346,7 @@ func FieldDescription(f protoreflect.FieldDescriptor) string {
 
 // MessageDescription returns the message_description option of m.
 func MessageDescription(m protoreflect.MessageDescriptor) string {
-	opts, _ := m.Options().(*descriptorpb.MessageOptions)
+	opts, _ := resolveOptions(m.Options()).(*descriptorpb.MessageOptions)
 	if opts == nil {
 		return ""
 	}

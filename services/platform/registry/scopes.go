@@ -42,7 +42,7 @@ func isOIDCScope(name string) bool {
 
 // serviceScopes reads the scope options of sd.
 func serviceScopes(sd protoreflect.ServiceDescriptor) []*optionsv1.Scope {
-	opts, _ := sd.Options().(*descriptorpb.ServiceOptions)
+	opts, _ := resolveOptions(sd.Options()).(*descriptorpb.ServiceOptions)
 	if opts == nil {
 		return nil
 	}

@@ -1,0 +1,273 @@
+// Package registrytest runs capability backends for tests: real gRPC
+// servers on loopback TCP that serve gRPC server reflection (v1) and
+// answer, dynamically, services described by FileDescriptorProtos built in
+// the test — with Tollgate's options — which a test can change, stop and
+// restart on the same address while connectors discover them.
+package registrytest
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+)
+
+// Method is one unary RPC of a Service: request {string text = 1},
+// response {string text = 1; string backend = 2}.
+type Method struct {
+	Name   string
+	Tool   *optionsv1.McpTool
+	Action *optionsv1.ActionsOperation
+}
+
+// Service is one annotated service in its own file.
+type Service struct {
+	Package, Name string
+	Scopes        []*optionsv1.Scope
+	Methods       []Method
+}
+
+// FullName is "package.Name".
+func (s Service) FullName() string { return s.Package + "." + s.Name }
+
+// File describes s as a .proto file importing Tollgate's options.
+func (s Service) File() *descriptorpb.FileDescriptorProto {
+	so := &descriptorpb.ServiceOptions{}
+	if len(s.Scopes) > 0 {
+		proto.SetExtension(so, optionsv1.E_Scope, s.Scopes)
+	}
+	fd := &descriptorpb.FileDescriptorProto{
+		Name:       proto.String(fmt.Sprintf("%s/%s.proto", s.Package, s.Name)),
+		Package:    proto.String(s.Package),
+		Syntax:     proto.String("proto3"),
+		Dependency: []string{optionsv1.File_tollgate_options_v1_options_proto.Path()},
+	}
+	svc := &descriptorpb.ServiceDescriptorProto{Name: proto.String(s.Name), Options: so}
+	str := descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum()
+	opt := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
+	for _, m := range s.Methods {
+		mo := &descriptorpb.MethodOptions{}
+		if m.Tool != nil {
+			proto.SetExtension(mo, optionsv1.E_McpTool, []*optionsv1.McpTool{m.Tool})
+		}
+		if m.Action != nil {
+			proto.SetExtension(mo, optionsv1.E_ActionsOperation, m.Action)
+		}
+		fd.MessageType = append(fd.MessageType,
+			&descriptorpb.DescriptorProto{Name: proto.String(m.Name + "Request"), Field: []*descriptorpb.FieldDescriptorProto{
+				{Name: proto.String("text"), Number: proto.Int32(1), Type: str, Label: opt, JsonName: proto.String("text")},
+			}},
+			&descriptorpb.DescriptorProto{Name: proto.String(m.Name + "Response"), Field: []*descriptorpb.FieldDescriptorProto{
+				{Name: proto.String("text"), Number: proto.Int32(1), Type: str, Label: opt, JsonName: proto.String("text")},
+				{Name: proto.String("backend"), Number: proto.Int32(2), Type: str, Label: opt, JsonName: proto.String("backend")},
+			}})
+		svc.Method = append(svc.Method, &descriptorpb.MethodDescriptorProto{
+			Name:      proto.String(m.Name),
+			InputType: proto.String("." + s.Package + "." + m.Name + "Request"), OutputType: proto.String("." + s.Package + "." + m.Name + "Response"),
+			Options: mo,
+		})
+	}
+	fd.Service = []*descriptorpb.ServiceDescriptorProto{svc}
+	return fd
+}
+
+// Call is one call a Backend answered.
+type Call struct {
+	Method string // "/pkg.Service/Method"
+	Text   string // the request's text
+	MD     metadata.MD
+}
+
+// Backend is a capability backend on loopback TCP.
+type Backend struct {
+	// Addr is host:port, the same across Restart.
+	Addr string
+	// Label is put in every response's backend field.
+	Label string
+
+	mu      sync.Mutex
+	files   *protoregistry.Files
+	svcs    map[string]grpc.ServiceInfo
+	calls   []Call
+	hold    chan struct{} // when set, calls wait on it
+	entered chan struct{}
+	srv     *grpc.Server
+	opts    []grpc.ServerOption
+}
+
+// Start serves services on a free loopback port until the test ends.
+// opts are extra server options (TLS credentials, for example).
+func Start(t testing.TB, label string, services []Service, opts ...grpc.ServerOption) *Backend {
+	t.Helper()
+	b := &Backend{Label: label, opts: opts}
+	b.Serve(t, services...)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Addr = ln.Addr().String()
+	b.start(ln)
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// Serve replaces the services the backend describes and answers.
+func (b *Backend) Serve(t testing.TB, services ...Service) {
+	t.Helper()
+	files := new(protoregistry.Files)
+	for _, fd := range []protoreflect.FileDescriptor{descriptorpb.File_google_protobuf_descriptor_proto, optionsv1.File_tollgate_options_v1_options_proto} {
+		if err := files.RegisterFile(fd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svcs := map[string]grpc.ServiceInfo{"grpc.reflection.v1.ServerReflection": {}}
+	for _, s := range services {
+		fd, err := protodesc.NewFile(s.File(), files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := files.RegisterFile(fd); err != nil {
+			t.Fatal(err)
+		}
+		svcs[s.FullName()] = grpc.ServiceInfo{}
+	}
+	b.mu.Lock()
+	b.files, b.svcs = files, svcs
+	b.mu.Unlock()
+}
+
+func (b *Backend) start(ln net.Listener) {
+	srv := grpc.NewServer(append([]grpc.ServerOption{grpc.UnknownServiceHandler(b.handle)}, b.opts...)...)
+	rpb.RegisterServerReflectionServer(srv, reflection.NewServerV1(reflection.ServerOptions{
+		Services: b, DescriptorResolver: resolver{b}, ExtensionResolver: protoregistry.GlobalTypes,
+	}))
+	b.mu.Lock()
+	b.srv = srv
+	b.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+}
+
+// Stop stops the server at once (calls in flight fail).
+func (b *Backend) Stop() {
+	b.mu.Lock()
+	srv := b.srv
+	b.srv = nil
+	b.mu.Unlock()
+	if srv != nil {
+		srv.Stop()
+	}
+}
+
+// Restart serves again on the same address.
+func (b *Backend) Restart(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp", b.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.start(ln)
+}
+
+// Hold makes the calls that arrive from now on wait until the returned
+// release is called; entered receives once per call that is waiting.
+func (b *Backend) Hold() (entered <-chan struct{}, release func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.hold, b.entered = make(chan struct{}), make(chan struct{}, 16)
+	h := b.hold
+	return b.entered, func() { close(h) }
+}
+
+// Calls returns the calls answered (or held) so far.
+func (b *Backend) Calls() []Call {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Call(nil), b.calls...)
+}
+
+// GetServiceInfo lists the services for reflection.
+func (b *Backend) GetServiceInfo() map[string]grpc.ServiceInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.svcs
+}
+
+type resolver struct{ b *Backend }
+
+func (r resolver) current() *protoregistry.Files {
+	r.b.mu.Lock()
+	defer r.b.mu.Unlock()
+	return r.b.files
+}
+
+func (r resolver) FindFileByPath(p string) (protoreflect.FileDescriptor, error) {
+	return r.current().FindFileByPath(p)
+}
+
+func (r resolver) FindDescriptorByName(n protoreflect.FullName) (protoreflect.Descriptor, error) {
+	return r.current().FindDescriptorByName(n)
+}
+
+// handle answers any method of the current services: the response's
+// text is the request's, its backend the Label.
+func (b *Backend) handle(_ any, stream grpc.ServerStream) error {
+	full, _ := grpc.MethodFromServerStream(stream)
+	b.mu.Lock()
+	files, hold, entered := b.files, b.hold, b.entered
+	b.mu.Unlock()
+	svc, method := splitMethod(full)
+	d, err := files.FindDescriptorByName(protoreflect.FullName(svc))
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if err != nil || !ok || sd.Methods().ByName(protoreflect.Name(method)) == nil {
+		return status.Errorf(codes.Unimplemented, "method %s not served", full)
+	}
+	md := sd.Methods().ByName(protoreflect.Name(method))
+	in := dynamicpb.NewMessage(md.Input())
+	if err := stream.RecvMsg(in); err != nil {
+		return err
+	}
+	text := in.Get(md.Input().Fields().ByName("text")).String()
+	meta, _ := metadata.FromIncomingContext(stream.Context())
+	b.mu.Lock()
+	b.calls = append(b.calls, Call{Method: full, Text: text, MD: meta})
+	b.mu.Unlock()
+	if hold != nil {
+		entered <- struct{}{}
+		select {
+		case <-hold:
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+	out := dynamicpb.NewMessage(md.Output())
+	out.Set(md.Output().Fields().ByName("text"), protoreflect.ValueOfString(text))
+	out.Set(md.Output().Fields().ByName("backend"), protoreflect.ValueOfString(b.Label))
+	return stream.SendMsg(out)
+}
+
+func splitMethod(full string) (string, string) {
+	if len(full) > 0 && full[0] == '/' {
+		full = full[1:]
+	}
+	for i := len(full) - 1; i >= 0; i-- {
+		if full[i] == '/' {
+			return full[:i], full[i+1:]
+		}
+	}
+	return "", full
+}
