@@ -70,4 +70,3 @@ func Start(ctx context.Context, f Fleet) (*Discovery, func(), error) {
 	go d.Run(ctx, interval)
 	return d, closeAll, nil
 }
-
