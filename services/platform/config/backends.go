@@ -71,14 +71,15 @@ func LoadBackends(s *Source, coreAddr string, optional bool) Backends {
 	}
 	entries := s.List("CAPABILITY_BACKENDS", nil)
 	if len(entries) == 0 {
-		if coreAddr == "" {
-			if optional {
-				return b
-			}
+		switch {
+		case coreAddr != "":
+			// CORE_GRPC_ADDR as it is (it may be a comma-separated list
+			// of addresses; see grpcx.Dial), plaintext.
+			b.List = []Backend{{Name: DefaultBackendName, Target: coreAddr}}
+		case !optional:
 			s.problems.Addf("CAPABILITY_BACKENDS: required (comma-separated NAME=HOST:PORT gRPC targets; defaults to capability-core=CORE_GRPC_ADDR when CORE_GRPC_ADDR is set)")
-			return b
 		}
-		entries = []string{DefaultBackendName + "=" + coreAddr}
+		return b
 	}
 	names, targets := map[string]bool{}, map[string]string{}
 	for _, e := range entries {

@@ -39,6 +39,10 @@ func TestBackendsDefaultToCapabilityCore(t *testing.T) {
 	if b.RefreshInterval != 30*time.Second {
 		t.Errorf("refresh = %s", b.RefreshInterval)
 	}
+	// CORE_GRPC_ADDR may list addresses (grpcx.Dial's static form).
+	if b, err := loadBackends(nil, "127.0.0.1:1,127.0.0.1:2"); err != nil || b.List[0].Target != "127.0.0.1:1,127.0.0.1:2" {
+		t.Errorf("a CORE_GRPC_ADDR list: %+v %v", b.List, err)
+	}
 	if _, err := loadBackends(nil, ""); err == nil || !strings.Contains(err.Error(), "CAPABILITY_BACKENDS: required") {
 		t.Errorf("no CORE_GRPC_ADDR and no CAPABILITY_BACKENDS: err = %v", err)
 	}

@@ -83,7 +83,8 @@ type fleet struct {
 
 type syncBuffer = testharness.SyncBuffer
 
-// env is the configuration every test starts from; overrides replace keys.
+// env is the configuration every test starts from; overrides replace keys
+// ("$CORE_GRPC_ADDR" in a value is capability-core's address).
 func (f *fleet) env(httpAddr string, overrides map[string]string) map[string]string {
 	env := map[string]string{
 		"TOLLGATE_ENV":          "development",
@@ -101,7 +102,7 @@ func (f *fleet) env(httpAddr string, overrides map[string]string) map[string]str
 		"ALLOWED_ORIGINS":       "https://chat.openai.com,https://chatgpt.com",
 	}
 	for k, v := range overrides {
-		env[k] = v
+		env[k] = strings.ReplaceAll(v, "$CORE_GRPC_ADDR", f.core.grpcAddr)
 	}
 	return env
 }

@@ -6,13 +6,19 @@ package api
 import (
 	"context"
 	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
 
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	_ "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1" // registers the capabilities
+	_ "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1" // the offline export's capabilities (Capabilities)
 	"github.com/tollgate/tollgate/services/actions-api/internal/config"
 	"github.com/tollgate/tollgate/services/actions-api/internal/openapi"
 	"github.com/tollgate/tollgate/services/platform/app"
+	pconfig "github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
@@ -22,7 +28,10 @@ import (
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
-// Capabilities is the registry of every capability linked into the binary.
+// Capabilities is the registry of the capabilities linked into the binary
+// (capability-core's and the auth-server's services). Only the offline
+// export (Export, make openapi) uses it: the running service serves what
+// its configured backends declare (Run, registry.Discovery).
 func Capabilities() (*registry.Registry, error) {
 	return registry.FromFiles(protoregistry.GlobalFiles)
 }
@@ -30,18 +39,6 @@ func Capabilities() (*registry.Registry, error) {
 // Run starts the actions-api and blocks until ctx ends.
 func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onListen app.Listening) (err error) {
 	cfg, err := config.Load(getenv)
-	if err != nil {
-		return err
-	}
-	reg, err := Capabilities()
-	if err != nil {
-		return err
-	}
-	doc, err := openapi.Build(reg, openapi.Options{ServerURL: cfg.PublicURL, OAuthBaseURL: cfg.OAuthBaseURL})
-	if err != nil {
-		return err
-	}
-	docJSON, err := doc.JSON()
 	if err != nil {
 		return err
 	}
@@ -100,23 +97,53 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
-	if err := (registry.Conns{registry.DefaultBackend: coreConn, "auth-server": authConn}).Check(reg); err != nil {
-		return err
-	}
-	s := &server{
-		cfg: cfg, log: base.Log, reg: reg, core: coreConn, verifier: verifier,
-		// The connected-apps capability is the auth-server's own
-		// (docs/architecture.md, "Which backend serves a capability").
-		backends: registry.Conns{registry.DefaultBackend: coreConn, "auth-server": authConn},
-		limiter:  ratelimit.New(rdb), doc: docJSON, requests: requests, duration: duration,
-	}
-	e, err := s.handler()
+	// The operations are what the configured backends serve, read from
+	// their reflection now and every CAPABILITY_REFRESH_INTERVAL; the
+	// auth-server is always one (its connected-apps service, see
+	// docs/architecture.md, "Capabilities discovered from backends").
+	dctx, stopDiscovery := context.WithCancel(ctx)
+	defer stopDiscovery()
+	disc, closeBackends, err := registry.Start(dctx, registry.Fleet{
+		Backends: cfg.Backends,
+		First:    []registry.Backend{{Name: pconfig.ReservedBackend, Target: cfg.AuthGRPCAddr, Conn: authConn}},
+		Reuse:    map[string]*grpc.ClientConn{cfg.CoreGRPCAddr: coreConn},
+		Log:      base.Log, Metrics: base.Metrics, Telemetry: base.Telemetry,
+	})
 	if err != nil {
 		return err
 	}
-	// observe (above) logs each request and names its route; the platform
-	// middleware adds the request id, the trace and the latency histogram.
-	public, err := base.PublicHTTP(e, telemetry.HTTPOptions{})
+	defer closeBackends()
+	tmpl := server{
+		cfg: cfg, log: base.Log, core: coreConn, verifier: verifier, backends: disc.Conns(),
+		limiter: ratelimit.New(rdb), requests: requests, duration: duration,
+	}
+	live := &liveHandler{}
+	var mu sync.Mutex
+	apply := func(reg *registry.Registry) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if reg != disc.Registry() {
+			return nil // a newer registry is (or was) applied
+		}
+		h, err := tmpl.withRegistry(reg)
+		if err != nil {
+			return err
+		}
+		live.h.Store(&h)
+		return nil
+	}
+	disc.OnChange(func(reg *registry.Registry) {
+		if err := apply(reg); err != nil {
+			base.Log.Error("capability registry not served: the actions-api keeps the previous operations", "err", err)
+		}
+	})
+	if err := apply(disc.Registry()); err != nil {
+		return err
+	}
+	// observe (in the handler) logs each request and names its route; the
+	// platform middleware adds the request id, the trace and the latency
+	// histogram.
+	public, err := base.PublicHTTP(live, telemetry.HTTPOptions{})
 	if err != nil {
 		return err
 	}
@@ -125,4 +152,30 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 	return base.Serve(ctx, onListen, h)
+}
+
+// withRegistry is a copy of s serving reg: its routes and its OpenAPI
+// document.
+func (s server) withRegistry(reg *registry.Registry) (http.Handler, error) {
+	doc, err := openapi.Build(reg, openapi.Options{ServerURL: s.cfg.PublicURL, OAuthBaseURL: s.cfg.OAuthBaseURL})
+	if err != nil {
+		return nil, err
+	}
+	if s.doc, err = doc.JSON(); err != nil {
+		return nil, err
+	}
+	s.reg = reg
+	e, err := s.handler()
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// liveHandler serves the handler of the current registry: a request that
+// started keeps the one it found.
+type liveHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (l *liveHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*l.h.Load()).ServeHTTP(w, r)
 }

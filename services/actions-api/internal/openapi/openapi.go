@@ -193,11 +193,19 @@ func Build(reg *registry.Registry, o Options) (*Document, error) {
 		},
 	}
 	owners := map[string]string{} // schema name → message full name
+	named := map[string]string{}  // message full name → schema name
 	addSchema := func(name, owner string, s registry.Schema) (registry.Schema, error) {
-		if prev, ok := owners[name]; ok && prev != owner {
-			return nil, fmt.Errorf("openapi: schema name %q is used by %s and %s", name, prev, owner)
+		if n, ok := named[owner]; ok {
+			name = n
+		} else if prev, ok := owners[name]; ok && prev != owner {
+			// Two backends may both have a message of this name: the
+			// later one is named in full (component names may hold dots).
+			name = owner
+			if prev, ok := owners[name]; ok && prev != owner {
+				return nil, fmt.Errorf("openapi: schema name %q is used by %s and %s", name, prev, owner)
+			}
 		}
-		owners[name] = owner
+		owners[name], named[owner] = owner, name
 		d.Components.Schemas[name] = s
 		return registry.Schema{"$ref": "#/components/schemas/" + name}, nil
 	}

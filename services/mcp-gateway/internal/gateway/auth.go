@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"sync/atomic"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,17 +19,30 @@ import (
 // MCP resource: /mcp, or the legacy /sse and /messages, whose challenges
 // name the metadata of the /sse resource identifier (RFC 9728 §3.3).
 type challenger struct {
-	metadataURL string   // protected resource metadata of /mcp
-	resource    string   // the MCP resource identifier (RFC 8707), for hints
-	scopes      []string // what a client should ask for when it has nothing
+	metadataURL string // protected resource metadata of /mcp
+	resource    string // the MCP resource identifier (RFC 8707), for hints
+	// scopes are what a client should ask for when it has nothing; they
+	// follow the capability registry (Gateway.UseRegistry).
+	scopes atomic.Pointer[[]string]
 }
+
+func newChallenger(metadataURL, resource string, scopes []string) *challenger {
+	c := &challenger{metadataURL: metadataURL, resource: resource}
+	c.setScopes(scopes)
+	return c
+}
+
+func (c *challenger) setScopes(s []string) { c.scopes.Store(&s) }
+
+// scopeList is the current list of scopes to ask for.
+func (c *challenger) scopeList() []string { return *c.scopes.Load() }
 
 // invalidToken is the challenge of a 401 for a token that was sent but
 // refused, on every transport; desc (RFC 6750 §3 error_description) says
 // why, as the JSON body does.
 func (c *challenger) invalidToken(desc string) string {
 	return fmt.Sprintf(`Bearer error="invalid_token", resource_metadata=%q, scope=%q, error_description=%q`,
-		c.metadataURL, strings.Join(c.scopes, " "), challengeText(desc))
+		c.metadataURL, strings.Join(c.scopeList(), " "), challengeText(desc))
 }
 
 // refusal is the error_description of a refused token: the verifier's
@@ -67,7 +81,7 @@ func challengeText(s string) string {
 // request gets no error code, only where to find the authorization server
 // (RFC 9728 §5.1 resource_metadata) and what to ask for.
 func (c *challenger) noCredentials() string {
-	return fmt.Sprintf(`Bearer resource_metadata=%q, scope=%q`, c.metadataURL, strings.Join(c.scopes, " "))
+	return fmt.Sprintf(`Bearer resource_metadata=%q, scope=%q`, c.metadataURL, strings.Join(c.scopeList(), " "))
 }
 
 // insufficientScope asks for required plus what the token already has, so

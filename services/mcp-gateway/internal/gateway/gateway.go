@@ -84,6 +84,8 @@ type Gateway struct {
 	replica       string
 
 	mcp        *server.MCPServer
+	catalog    *catalog   // of the registry in use; UseRegistry replaces it
+	catalogMu  sync.Mutex // serializes UseRegistry
 	streamable *server.StreamableHTTPServer
 	sse        *server.SSEServer
 
@@ -102,22 +104,13 @@ type Gateway struct {
 func New(d Deps) (*Gateway, error) {
 	cfg := d.Config
 	origin := cfg.PublicOrigin()
-	// The scopes a client asks for up front: openid, then every tool's
-	// scopes in the order the tools are listed ("openid profile email").
-	scopes := []string{"openid"}
-	for _, t := range d.Registry.Tools() {
-		for _, s := range t.RequiredScopes {
-			if !contains(scopes, s) {
-				scopes = append(scopes, s)
-			}
-		}
-	}
+	scopes := askScopes(d.Registry)
 	g := &Gateway{
 		cfg: cfg, log: d.Log, verifier: d.Verifier, rdb: d.Redis, metrics: d.Metrics, replica: d.Replica,
 		leases:      ratelimit.New(d.Redis).Leasing(ratelimit.LeaseOptions{}),
 		limit:       ratelimit.PerMinute(cfg.RateLimitPerMinute),
 		sessions:    session.NewStore(d.Redis, cfg.SessionIdleTTL),
-		challenges:  &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(cfg.Resource), resource: cfg.Resource, scopes: scopes},
+		challenges:  newChallenger(origin+server.ProtectedResourceMetadataPath(cfg.Resource), cfg.Resource, scopes),
 		sseResource: platformconfig.LegacySSEResource(cfg.Resource),
 		streams:     newStreamSet(),
 		ids:         newExactIDs(),
@@ -128,10 +121,11 @@ func New(d Deps) (*Gateway, error) {
 	}
 	g.sessions.OnLookup(func(l session.Lookup) { lookups[l].Inc() })
 	g.sessions.LimitPerSubject(cfg.SessionLimitPerSubject)
-	g.sseChallenges = &challenger{metadataURL: origin + server.ProtectedResourceMetadataPath(g.sseResource), resource: cfg.Resource, scopes: scopes}
+	g.sseChallenges = newChallenger(origin+server.ProtectedResourceMetadataPath(g.sseResource), cfg.Resource, scopes)
 	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
 	cat := &catalog{reg: d.Registry, core: d.Core, backends: d.Backends, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics, log: d.Log,
 		underscore: cfg.ToolNameStyle == config.ToolNamesUnderscore}
+	g.catalog = cat
 	tools, err := cat.tools()
 	if err != nil {
 		return nil, err
@@ -146,7 +140,9 @@ func New(d Deps) (*Gateway, error) {
 	hooks.AddOnUnregisterSession(func(context.Context, server.ClientSession) { g.metrics.registered.Dec() })
 	opts := []server.ServerOption{
 		server.WithTitle("Tollgate"),
-		server.WithToolCapabilities(false),
+		// listChanged: the tools follow the backends (UseRegistry), and
+		// every session with a stream here is told when they change.
+		server.WithToolCapabilities(true),
 		// Subscriptions are accepted (resources/subscribe, /unsubscribe);
 		// no resource served changes while a process lives, so none is
 		// ever followed by notifications/resources/updated.
@@ -201,15 +197,59 @@ func New(d Deps) (*Gateway, error) {
 	return g, nil
 }
 
+// askScopes are the scopes a client asks for up front: openid, then every
+// tool's scopes in the order the tools are listed ("openid profile email").
+func askScopes(reg *registry.Registry) []string {
+	scopes := []string{"openid"}
+	for _, t := range reg.Tools() {
+		for _, s := range t.RequiredScopes {
+			if !contains(scopes, s) {
+				scopes = append(scopes, s)
+			}
+		}
+	}
+	return scopes
+}
+
+// UseRegistry serves reg's tools from now on (registry.Discovery.OnChange):
+// tools/list answers them, each live session with a stream on this replica
+// gets notifications/tools/list_changed (every replica follows the
+// backends itself), and challenges ask for reg's scopes. A call in flight
+// finishes with the tool it started with. A registry whose tools cannot be
+// served (a name clash in the underscore style) is refused and the tools
+// stay as they were.
+func (g *Gateway) UseRegistry(reg *registry.Registry) error {
+	g.catalogMu.Lock()
+	defer g.catalogMu.Unlock()
+	if g.catalog.reg == reg {
+		return nil
+	}
+	cat := *g.catalog
+	cat.reg = reg
+	tools, err := cat.tools()
+	if err != nil {
+		return err
+	}
+	g.catalog = &cat
+	scopes := askScopes(reg)
+	g.challenges.setScopes(scopes)
+	g.sseChallenges.setScopes(scopes)
+	g.mcp.SetTools(tools...)
+	return nil
+}
+
 // Handler is the public HTTP surface.
 func (g *Gateway) Handler() http.Handler {
+	// The scopes follow the registry: the document is made per request.
 	metadata := func(resource, name string) http.Handler {
-		return server.NewProtectedResourceMetadataHandler(server.ProtectedResourceMetadataConfig{
-			Resource:               resource,
-			AuthorizationServers:   []string{g.cfg.Issuer},
-			ScopesSupported:        g.challenges.scopes,
-			BearerMethodsSupported: []string{"header"},
-			ResourceName:           name,
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			server.NewProtectedResourceMetadataHandler(server.ProtectedResourceMetadataConfig{
+				Resource:               resource,
+				AuthorizationServers:   []string{g.cfg.Issuer},
+				ScopesSupported:        g.challenges.scopeList(),
+				BearerMethodsSupported: []string{"header"},
+				ResourceName:           name,
+			}).ServeHTTP(w, r)
 		})
 	}
 	prm := metadata(g.cfg.Resource, "Tollgate MCP")

@@ -31,7 +31,7 @@ const (
 	metadataURL     = "http://localhost:4000/.well-known/oauth-protected-resource/mcp"
 	sseResource     = "http://localhost:4000/sse"
 	sseMetadataURL  = "http://localhost:4000/.well-known/oauth-protected-resource/sse"
-	allScopes       = "openid connections.read connections.revoke profile email"
+	allScopes       = "openid profile email"
 )
 
 // binDir holds capability-core and mcp-gateway binaries built once per run.

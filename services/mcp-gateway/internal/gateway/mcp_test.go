@@ -7,36 +7,40 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	capabilityv1 "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1"
 	"github.com/tollgate/tollgate/services/platform/registry"
 )
 
+// loadRegistry is the registry of what this suite's backends serve:
+// capability-core's services (tollgate.capability.v1). The connected-apps
+// tools are the auth-server's; this suite runs a key-set stand-in without
+// reflection in its place, so the gateway discovers none of them (they
+// are exercised against the real auth-server in e2e/connections_test.go
+// and the auth-server's TestConnectedApps).
 func loadRegistry(t testing.TB) *registry.Registry {
 	t.Helper()
 	_ = capabilityv1.File_tollgate_capability_v1_health_proto
-	reg, err := registry.FromFiles(protoregistry.GlobalFiles)
+	var services []protoreflect.ServiceDescriptor
+	protoregistry.GlobalFiles.RangeFilesByPackage("tollgate.capability.v1", func(fd protoreflect.FileDescriptor) bool {
+		for i := 0; i < fd.Services().Len(); i++ {
+			services = append(services, fd.Services().Get(i))
+		}
+		return true
+	})
+	reg, err := registry.New(services...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return reg
 }
 
-// coreTools are the registry's tools that capability-core serves. The
-// connected-apps tools are the auth-server's (backend "auth-server"); this
-// suite runs a key-set stand-in in its place, so they are exercised
-// against the real auth-server in e2e/connections_test.go and the
-// auth-server's TestConnectedApps.
+// coreTools are the tools capability-core serves.
 func coreTools(t testing.TB) []*registry.Tool {
 	t.Helper()
-	var out []*registry.Tool
-	for _, tool := range loadRegistry(t).Tools() {
-		if tool.Capability.Backend == registry.DefaultBackend {
-			out = append(out, tool)
-		}
-	}
-	return out
+	return loadRegistry(t).Tools()
 }
 
 type listedTool struct {

@@ -2,13 +2,14 @@ package gateway_test
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
 )
 
 // A disallowed Origin is refused before anything else, even before the
@@ -212,44 +213,28 @@ func TestCapabilityCoreDown(t *testing.T) {
 	}
 }
 
-// A capability-core that accepts connections and never answers: the tool
-// still answers within CORE_CALL_TIMEOUT.
+// A backend that never answers a call: the tool still answers within
+// CORE_CALL_TIMEOUT.
 func TestCapabilityCoreSlow(t *testing.T) {
 	f := newFleet(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c) // never read, never written
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	g := f.Gateway("CORE_GRPC_ADDR", ln.Addr().String(), "CORE_CALL_TIMEOUT", "1s")
-	tok := f.Token("user-1", allScopes)
+	// A backend that describes its service but never answers a call.
+	slow := registrytest.Start(t, "slow", []registrytest.Service{{Package: "slow", Name: "S",
+		Scopes: []*optionsv1.Scope{{Name: "slow.read", Description: "Read slowly"}},
+		Methods: []registrytest.Method{{Name: "Get", Tool: &optionsv1.McpTool{Name: "slow.get", Title: "Get", Description: "Gets.",
+			RequiredScopes: []string{"slow.read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}}}},
+	}})
+	entered, release := slow.Hold()
+	t.Cleanup(release)
+	g := f.Gateway("CAPABILITY_BACKENDS", "slow="+slow.Addr, "CORE_CALL_TIMEOUT", "1s")
+	tok := f.Token("user-1", "openid slow.read")
 	sid := g.initialize(t, tok)
 	start := time.Now()
 	var res toolResult
-	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "health.check"}, &res)
+	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "slow.get"}, &res)
 	if d := time.Since(start); d < time.Second || d > 5*time.Second {
-		t.Errorf("call to a silent core took %s, want about the 1s deadline", d)
+		t.Errorf("call to a silent backend took %s, want about the 1s deadline", d)
 	}
+	<-entered
 	if !res.IsError || !strings.Contains(res.Content[0].Text, "temporarily unavailable") {
 		t.Errorf("result: %+v", res)
 	}

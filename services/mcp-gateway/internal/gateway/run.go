@@ -7,12 +7,12 @@ import (
 	"context"
 	"io"
 
-	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/grpc"
 
-	capabilityv1 "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1"
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/config"
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
 	"github.com/tollgate/tollgate/services/platform/app"
+	pconfig "github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
@@ -51,17 +51,22 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	defer authConn.Close()
 
-	// Importing the generated capability package registers its descriptors;
-	// the registry finds every exposed RPC from them.
-	_ = capabilityv1.File_tollgate_capability_v1_health_proto
-	reg, err := registry.FromFiles(protoregistry.GlobalFiles)
+	// The tools are what the configured backends serve, read from their
+	// reflection now and every CAPABILITY_REFRESH_INTERVAL; the
+	// auth-server is always one (its connected-apps service, see
+	// docs/architecture.md, "Capabilities discovered from backends").
+	dctx, stopDiscovery := context.WithCancel(ctx)
+	defer stopDiscovery()
+	disc, closeBackends, err := registry.Start(dctx, registry.Fleet{
+		Backends: cfg.Backends,
+		First:    []registry.Backend{{Name: pconfig.ReservedBackend, Target: cfg.AuthGRPCAddr, Conn: authConn}},
+		Reuse:    map[string]*grpc.ClientConn{cfg.CoreGRPCAddr: coreConn},
+		Log:      base.Log, Metrics: base.Metrics, Telemetry: base.Telemetry,
+	})
 	if err != nil {
 		return fail(err)
 	}
-	backends := registry.Conns{registry.DefaultBackend: coreConn, "auth-server": authConn}
-	if err := backends.Check(reg); err != nil {
-		return fail(err)
-	}
+	defer closeBackends()
 	m, err := newMetrics(base.Metrics)
 	if err != nil {
 		return fail(err)
@@ -84,14 +89,23 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	// requests never wait for the auth-server (tokens/source.go).
 	go verifier.KeepFresh(ctx)
 	g, err := New(Deps{
-		Config: cfg, Log: base.Log, Registry: reg, Redis: rdb, Core: coreConn,
-		// The connected-apps capability is the auth-server's own
+		Config: cfg, Log: base.Log, Registry: disc.Registry(), Redis: rdb, Core: coreConn,
+		// Each capability goes to the backend that serves it
 		// (docs/architecture.md, "Which backend serves a capability").
-		Backends: backends,
+		Backends: disc.Conns(),
 		Verifier: verifier, Metrics: m, Replica: session.NewID()[:16],
 	})
 	if err != nil {
 		return fail(err)
+	}
+	disc.OnChange(func(reg *registry.Registry) {
+		if err := g.UseRegistry(reg); err != nil {
+			base.Log.Error("capability registry not served: the gateway keeps the previous tools", "err", err)
+		}
+	})
+	// A registry installed while the gateway was being built.
+	if err := g.UseRegistry(disc.Registry()); err != nil {
+		base.Log.Error("capability registry not served: the gateway keeps the previous tools", "err", err)
 	}
 	// Shared dependencies are reported, never gating: a Redis or
 	// capability-core outage answers 503 + Retry-After from every replica
@@ -115,6 +129,6 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return fail(err)
 	}
 	h.Server().RegisterOnShutdown(g.Shutdown)
-	base.Log.Info("mcp gateway ready", "resource", cfg.Resource, "replica", g.replica, "tools", len(reg.Tools()))
+	base.Log.Info("mcp gateway ready", "resource", cfg.Resource, "replica", g.replica, "tools", len(disc.Registry().Tools()))
 	return base.Serve(ctx, onListen, h)
 }

@@ -1,0 +1,77 @@
+package api_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
+)
+
+func notesService(pkg string) registrytest.Service {
+	return registrytest.Service{
+		Package: pkg, Name: "NotesService",
+		Scopes: []*optionsv1.Scope{{Name: pkg + ".read", Description: "Read your notes"}, {Name: pkg + ".write", Description: "Change your notes"}},
+		Methods: []registrytest.Method{
+			{Name: "ListNotes", Action: &optionsv1.ActionsOperation{Method: "GET", Path: "/actions/" + pkg, OperationId: pkg + "List",
+				Summary: "List notes", RequiredScopes: []string{pkg + ".read"}}},
+			{Name: "AddNote", Action: &optionsv1.ActionsOperation{Method: "POST", Path: "/actions/" + pkg, OperationId: pkg + "Add",
+				Summary: "Add a note", RequiredScopes: []string{pkg + ".write"}, Consequential: true}},
+		},
+	}
+}
+
+// A backend configured in CAPABILITY_BACKENDS is served with no code for
+// it: its operations are in the document and routed to it with the
+// caller's token; a backend started later, and an operation it drops,
+// show after a refresh.
+func TestConfiguredBackendIsServedAndFollowed(t *testing.T) {
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	late := registrytest.Start(t, "late", []registrytest.Service{notesService("todo")})
+	late.Stop() // down at start
+	f := start(t, map[string]string{
+		"CAPABILITY_BACKENDS":         "capability-core=$CORE_GRPC_ADDR,notes=" + notes.Addr + ",late=" + late.Addr,
+		"CAPABILITY_REFRESH_INTERVAL": "1s",
+	})
+	if op := f.doc.Paths.Find("/actions/notes"); op == nil || op.Get == nil || op.Post == nil || op.Post.Extensions["x-openai-isConsequential"] != true {
+		t.Fatalf("notes operations not in the document: %+v", op)
+	}
+	if f.doc.Paths.Find("/health") == nil {
+		t.Error("capability-core's operations are gone")
+	}
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "notes.read"})
+	r := f.do(t, http.MethodGet, "/actions/notes?text=hello", bearer(tok))
+	if r.status != 200 || string(r.body) != `{"text":"hello","backend":"notes"}` {
+		t.Fatalf("GET /actions/notes: %d %s", r.status, r.body)
+	}
+	if calls := notes.Calls(); len(calls) != 1 || calls[0].MD.Get("authorization")[0] != "Bearer "+tok {
+		t.Errorf("backend calls: %+v", calls)
+	}
+	r = f.do(t, http.MethodPost, "/actions/notes", bearer(tok))
+	if r.status != 403 {
+		t.Errorf("POST without notes.write: %d %s", r.status, r.body)
+	}
+	if r := f.do(t, http.MethodGet, "/actions/todo", bearer(tok)); r.status != 404 {
+		t.Errorf("a down backend's operation: %d", r.status)
+	}
+
+	// The late backend comes up; notes drops AddNote.
+	late.Restart(t)
+	dropped := notesService("notes")
+	dropped.Methods = dropped.Methods[:1]
+	notes.Serve(t, dropped)
+	eventually(t, "the document to follow the backends", func() bool {
+		f.loadDocument(t)
+		item := f.doc.Paths.Find("/actions/notes")
+		return f.doc.Paths.Find("/actions/todo") != nil && item != nil && item.Post == nil
+	})
+	tok = f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "todo.read notes.write"})
+	if r := f.do(t, http.MethodGet, "/actions/todo?text=x", bearer(tok)); r.status != 200 || !strings.Contains(string(r.body), `"backend":"late"`) {
+		t.Errorf("GET /actions/todo: %d %s", r.status, r.body)
+	}
+	if r := f.do(t, http.MethodPost, "/actions/notes", bearer(tok)); r.status != 405 && r.status != 404 {
+		t.Errorf("a removed operation: %d %s", r.status, r.body)
+	}
+}

@@ -1,0 +1,107 @@
+package gateway_test
+
+import (
+	"strings"
+	"testing"
+
+	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
+)
+
+func notesService(pkg string) registrytest.Service {
+	return registrytest.Service{
+		Package: pkg, Name: "NotesService",
+		Scopes: []*optionsv1.Scope{{Name: pkg + ".read", Description: "Read your notes"}, {Name: pkg + ".write", Description: "Change your notes"}},
+		Methods: []registrytest.Method{
+			{Name: "ListNotes", Tool: &optionsv1.McpTool{Name: pkg + ".list", Title: "List notes", Description: "Lists notes.",
+				RequiredScopes: []string{pkg + ".read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}}},
+			{Name: "AddNote", Tool: &optionsv1.McpTool{Name: pkg + ".add", Title: "Add a note", Description: "Adds a note.",
+				RequiredScopes: []string{pkg + ".write"}}},
+		},
+	}
+}
+
+func (g *gw) toolNames(t *testing.T, tok, sid string) string {
+	t.Helper()
+	var list struct {
+		Tools []listedTool `json:"tools"`
+	}
+	g.rpc(t, tok, sid, "tools/list", nil, &list)
+	var names []string
+	for _, lt := range list.Tools {
+		names = append(names, lt.Name)
+	}
+	return strings.Join(names, " ")
+}
+
+// A backend's tools appear, change and go while a session is live: the
+// session's stream gets notifications/tools/list_changed each time, and
+// tools/list and tools/call follow.
+func TestBackendToolsFollowedInALiveSession(t *testing.T) {
+	f := newFleet(t)
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	late := registrytest.Start(t, "late", []registrytest.Service{notesService("todo")})
+	late.Stop()
+	g := f.Gateway("CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",notes="+notes.Addr+",late="+late.Addr,
+		"CAPABILITY_REFRESH_INTERVAL", "1s")
+	tok := f.Token("user-1", "openid notes.read todo.read")
+	sid := g.initialize(t, tok)
+	core := len(coreTools(t))
+	if got := g.toolNames(t, tok, sid); !strings.Contains(got, "notes.add notes.list") || strings.Contains(got, "todo.") || len(strings.Fields(got)) != core+2 {
+		t.Fatalf("tools at start = %q", got)
+	}
+	var res toolResult
+	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "notes.list", "arguments": map[string]any{"text": "hi"}}, &res)
+	if res.IsError || res.StructuredContent["backend"] != "notes" || res.StructuredContent["text"] != "hi" {
+		t.Fatalf("notes.list: %+v", res)
+	}
+	if c := notes.Calls(); len(c) != 1 || c[0].MD.Get("authorization")[0] != "Bearer "+tok {
+		t.Errorf("backend calls: %+v", c)
+	}
+	res = toolResult{}
+	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "notes.add"}, &res)
+	if !res.IsError || !strings.Contains(res.Content[0].Text, "notes.write") {
+		t.Errorf("notes.add without its scope: %+v", res)
+	}
+
+	listChanged := func(e sseEvent) bool { return strings.Contains(e.Data, `"notifications/tools/list_changed"`) }
+	s := g.openStream(t, "/mcp", tok, map[string]string{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": version})
+
+	// The backend down at start comes up.
+	late.Restart(t)
+	s.next(listChanged)
+	if got := g.toolNames(t, tok, sid); !strings.Contains(got, "todo.add todo.list") {
+		t.Fatalf("tools after late came up = %q", got)
+	}
+	res = toolResult{}
+	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "todo.list"}, &res)
+	if res.IsError || res.StructuredContent["backend"] != "late" {
+		t.Errorf("todo.list: %+v", res)
+	}
+
+	// notes drops ListNotes while a call to it is in flight: the tool
+	// goes, the call finishes.
+	entered, release := notes.Hold()
+	done := make(chan toolResult, 1)
+	go func() {
+		var r toolResult
+		g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "notes.list", "arguments": map[string]any{"text": "in flight"}}, &r)
+		done <- r
+	}()
+	<-entered
+	dropped := notesService("notes")
+	dropped.Methods = dropped.Methods[1:]
+	notes.Serve(t, dropped)
+	s.next(listChanged)
+	if got := g.toolNames(t, tok, sid); strings.Contains(got, "notes.list") || !strings.Contains(got, "notes.add") {
+		t.Errorf("tools after ListNotes was removed = %q", got)
+	}
+	release()
+	if r := <-done; r.IsError || r.StructuredContent["text"] != "in flight" {
+		t.Errorf("the call in flight: %+v", r)
+	}
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("tools/call", map[string]any{"name": "notes.list"})})
+	if m := r.rpc(t); m.Error == nil || !strings.Contains(m.Error.Message, "notes.list") {
+		t.Errorf("a removed tool: %s", r.Body)
+	}
+}
