@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"sync/atomic"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tollgate/tollgate/services/platform/telemetry"
 	"github.com/tollgate/tollgate/services/platform/tokens"
