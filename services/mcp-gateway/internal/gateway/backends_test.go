@@ -43,7 +43,9 @@ func TestBackendToolsFollowedInALiveSession(t *testing.T) {
 	late := registrytest.Start(t, "late", []registrytest.Service{notesService("todo")})
 	late.Stop()
 	g := f.Gateway("CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",notes="+notes.Addr+",late="+late.Addr,
-		"CAPABILITY_REFRESH_INTERVAL", "1s")
+		"CAPABILITY_REFRESH_INTERVAL", "1s",
+		// The call held in flight below outlives a refresh or two.
+		"CORE_CALL_TIMEOUT", "30s")
 	tok := f.Token("user-1", "openid notes.read todo.read")
 	sid := g.initialize(t, tok)
 	core := len(coreTools(t))
