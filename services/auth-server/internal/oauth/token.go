@@ -32,7 +32,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// One read of the authorization code serves fosite's four lookups.
-	ctx = store.WithRequestScope(ctx)
+	ctx = withParsedRefresh(store.WithRequestScope(ctx))
 	ar, err := s.provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		s.tokenError(w, r, grant, ar, missingParam(r.PostForm, grant, err))
