@@ -40,9 +40,11 @@ type Config struct {
 	AllowedHosts []string
 	// SessionIdleTTL is how long an idle session lives in Redis (SESSION_IDLE_TTL).
 	SessionIdleTTL time.Duration
-	// SessionLimitPerSubject caps the live sessions of one token subject
-	// across all replicas (SESSION_LIMIT_PER_SUBJECT): an initialize (or
-	// GET /sse) beyond it is refused with 429 until one ends or expires.
+	// SessionLimitPerSubject caps the live sessions one token subject holds
+	// through one OAuth client (the verified sub and client_id) across all
+	// replicas (SESSION_LIMIT_PER_SUBJECT): an initialize (or GET /sse)
+	// beyond it is refused with 429 until one of that pair's sessions ends
+	// or expires; the subject's other clients are not affected.
 	SessionLimitPerSubject int
 	// RateLimitPerMinute is the number of requests one subject may make per
 	// minute across all replicas (RATE_LIMIT_PER_MINUTE).

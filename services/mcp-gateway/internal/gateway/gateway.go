@@ -378,8 +378,8 @@ func (g *Gateway) admitRate(w http.ResponseWriter, r *http.Request, transport, m
 }
 
 // createFailed answers a session that could not be created: 429 for a
-// subject at its session cap (with the request's JSON-RPC id and when the
-// oldest of its sessions expires if unused), else 503.
+// (subject, client_id) pair at its session cap (with the request's JSON-RPC
+// id and when the oldest of its sessions expires if unused), else 503.
 func (g *Gateway) createFailed(w http.ResponseWriter, r *http.Request, transport, method string, id json.RawMessage, err error) {
 	var limit *session.LimitError
 	if !errors.As(err, &limit) {
@@ -390,7 +390,7 @@ func (g *Gateway) createFailed(w http.ResponseWriter, r *http.Request, transport
 	retry := ratelimit.RetryAfterSeconds(limit.RetryAfter)
 	w.Header().Set("Retry-After", retry)
 	writeRPCError(w, http.StatusTooManyRequests, id, codeRateLimited, fmt.Sprintf(
-		"too many live sessions: this user already holds %d, the limit; end unused ones with DELETE /mcp or retry after %ss, when the oldest expires if unused",
+		"too many live sessions: this user already holds %d through this client (client_id), the limit; end unused ones with DELETE /mcp or retry after %ss, when the oldest expires if unused; the user's other clients are not affected",
 		limit.Limit, retry))
 }
 

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
 
 // The transport's session rules on one gateway.
@@ -124,4 +126,47 @@ func TestSessionLimitPerSubject(t *testing.T) {
 		t.Fatalf("DELETE: %d %s", r.Status, r.Body)
 	}
 	a.initialize(t, tok)
+}
+
+// The session cap is per (subject, client_id) of the verified token: one
+// app of a user at its cap (here a "leaky" app holding every place) does not
+// stop the same user's other app from opening sessions on either transport;
+// the leaky app's refusal names the client; a forged clientInfo in
+// initialize changes nothing (only the token's client_id counts); the other
+// app's sessions take nothing from the leaky app's cap.
+func TestSessionLimitPerSubjectAndClient(t *testing.T) {
+	f := newFleet(t)
+	a := f.Gateway("SESSION_LIMIT_PER_SUBJECT", "2")
+	b := f.Gateway("SESSION_LIMIT_PER_SUBJECT", "2")
+	tokenOf := func(client string) string {
+		return f.Issuer.Mint(t, tokentest.Token{Subject: "ada", ClientID: client, Audience: resource, Scope: allScopes})
+	}
+	leaky, good := tokenOf("leaky-app"), tokenOf("good-app")
+	a.initialize(t, leaky)
+	b.initialize(t, leaky)
+	for _, name := range []string{"good-app", "leaky-app"} { // clientInfo is the client's say-so, not a verified fact
+		r := a.do(t, req{Method: "POST", Path: "/mcp", Token: leaky, Body: call("initialize", map[string]any{
+			"protocolVersion": version, "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": name, "version": "1"}})})
+		if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("leaky app's third initialize (clientInfo %s): %d %s", name, r.Status, r.Body)
+		}
+		if m := r.rpc(t); m.Error == nil || m.Error.Code != -32029 || !strings.Contains(m.Error.Message, "through this client") {
+			t.Errorf("refusal: %s", r.Body)
+		}
+	}
+	if r := b.do(t, req{Method: "GET", Path: "/sse", Token: leaky}); r.Status != http.StatusTooManyRequests {
+		t.Errorf("leaky app's GET /sse: %d", r.Status)
+	}
+	// The same user's other app opens sessions on both replicas, up to its own cap.
+	a.initialize(t, good)
+	b.initialize(t, good)
+	if r := a.do(t, req{Method: "POST", Path: "/mcp", Token: good, Body: call("initialize", map[string]any{
+		"protocolVersion": version, "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "good", "version": "1"}})}); r.Status != http.StatusTooManyRequests {
+		t.Errorf("good app beyond its own cap: %d %s", r.Status, r.Body)
+	}
+	// And the leaky app is still at its cap (the good app's sessions were not counted against it).
+	if r := b.do(t, req{Method: "POST", Path: "/mcp", Token: leaky, Body: call("initialize", map[string]any{
+		"protocolVersion": version, "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "x", "version": "1"}})}); r.Status != http.StatusTooManyRequests {
+		t.Errorf("leaky app: %d", r.Status)
+	}
 }

@@ -98,10 +98,10 @@ func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner
 	case now.Sub(time.Unix(0, c.renewed.Load())) >= s.renewEvery:
 		renew = p.PExpire(ctx, key, s.ttl)
 		if s.perSubject > 0 {
-			// The subject's count follows the renewal (Redis' clock is not
+			// The pair's count follows the renewal (Redis' clock is not
 			// at hand here; replicas' clocks are close enough for a score
 			// that only decides when an entry is dropped).
-			sk := s.subjectKey(c.rec.Subject)
+			sk := s.subjectKey(c.rec.Subject, c.rec.ClientID)
 			p.ZAddXX(ctx, sk, redis.Z{Score: float64(now.Add(s.ttl).UnixMilli()), Member: h})
 			p.PExpire(ctx, sk, s.ttl)
 		}

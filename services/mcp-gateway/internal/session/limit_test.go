@@ -11,17 +11,17 @@ import (
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
-// Beyond the per-subject cap Create refuses with a *LimitError saying when
-// the oldest session expires; DELETE and expiry free a place; another
-// subject is not affected; concurrent creates on two stores (replicas)
-// never exceed the cap.
+// Beyond the per-(subject, client) cap Create refuses with a *LimitError
+// saying when the oldest session expires; DELETE and expiry free a place;
+// another subject, and the same subject through another client, are not
+// affected; concurrent creates on two stores (replicas) never exceed the cap.
 func TestLimitPerSubject(t *testing.T) {
 	r := testharness.StartRedis(t)
 	ctx := context.Background()
 	a, b := session.NewStore(r.Client(), time.Minute), session.NewStore(r.Client(), time.Minute)
 	a.LimitPerSubject(2)
 	b.LimitPerSubject(2)
-	rec := session.Record{Subject: "u1", Transport: session.Streamable}
+	rec := session.Record{Subject: "u1", ClientID: "app-a", Transport: session.Streamable}
 	first, second := session.NewID(), session.NewID()
 	if err := a.Create(ctx, first, rec); err != nil {
 		t.Fatal(err)
@@ -34,8 +34,33 @@ func TestLimitPerSubject(t *testing.T) {
 	if !errors.As(err, &limit) || limit.Limit != 2 || limit.RetryAfter <= 0 || limit.RetryAfter > time.Minute {
 		t.Fatalf("third session: %v", err)
 	}
-	if err := a.Create(ctx, session.NewID(), session.Record{Subject: "u2"}); err != nil {
+	if err := a.Create(ctx, session.NewID(), session.Record{Subject: "u2", ClientID: "app-a"}); err != nil {
 		t.Fatalf("another subject: %v", err)
+	}
+	// The same subject through another client has its own cap, and that
+	// client's sessions take nothing from app-a's.
+	other := session.Record{Subject: "u1", ClientID: "app-b", Transport: session.Streamable}
+	otherIDs := []string{session.NewID(), session.NewID()}
+	for _, id := range otherIDs {
+		if err := b.Create(ctx, id, other); err != nil {
+			t.Fatalf("same subject, another client: %v", err)
+		}
+	}
+	if err := a.Create(ctx, session.NewID(), other); !errors.As(err, &limit) {
+		t.Fatalf("app-b over its own cap: %v", err)
+	}
+	// A pair is not confused with another whose concatenation matches.
+	if err := a.Create(ctx, session.NewID(), session.Record{Subject: "u1app-", ClientID: "a"}); err != nil {
+		t.Fatalf("look-alike pair: %v", err)
+	}
+	// Deleting app-b's sessions frees app-b's places, not app-a's.
+	for _, id := range otherIDs {
+		if ok, err := a.Delete(ctx, id); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+	}
+	if err := a.Create(ctx, session.NewID(), rec); !errors.As(err, &limit) {
+		t.Fatalf("app-a after app-b's DELETEs: %v", err)
 	}
 	// DELETE (through the other replica) frees a place at once.
 	if ok, err := b.Delete(ctx, first); err != nil || !ok {

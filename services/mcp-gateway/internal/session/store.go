@@ -95,7 +95,7 @@ type Store struct {
 	rdb        *redisx.Client
 	ttl        time.Duration
 	renewEvery time.Duration
-	perSubject int // live sessions one subject may hold (0: no limit)
+	perSubject int // live sessions one (subject, client) may hold (0: no limit)
 	cache      *lru.Cache[string, *cached]
 	onLookup   func(Lookup)
 	// following: terminations are being received (Follow); gen counts
@@ -112,15 +112,21 @@ func NewStore(rdb *redisx.Client, ttl time.Duration) *Store {
 	return s
 }
 
-// LimitPerSubject caps the live sessions of one subject at n (n < 1: no
-// cap); Create refuses more with a *LimitError. Set it before use.
+// LimitPerSubject caps the live sessions one subject holds through one
+// OAuth client at n (n < 1: no cap); Create refuses more with a
+// *LimitError. The cap is keyed on the verified token's (sub, client_id)
+// pair — Record.Subject and Record.ClientID, both taken from the access
+// token — so one app that leaks sessions blocks only itself, never the
+// same user's other apps. Set it before use.
 //
-// Each subject has a sorted set of its sessions (hashed ids) scored by
-// when each would expire; the score follows the idle TTL's renewals (Admit
-// updates it with each renewal, so at most a minute late), DELETE removes
-// the entry, and entries whose time has passed are dropped before counting.
-// Counting and adding are one atomic script on that set, so concurrent
-// initializes on any replicas never exceed the cap.
+// Each (subject, client) pair has a sorted set of its sessions (hashed
+// ids) scored by when each would expire; the score follows the idle TTL's
+// renewals (Admit updates it with each renewal, so at most a minute late),
+// DELETE removes the entry, and entries whose time has passed are dropped
+// before counting. Counting and adding are one atomic script on that set,
+// so concurrent initializes on any replicas never exceed the cap. Beyond
+// the cap nothing is evicted: the new session is refused until one of the
+// pair's sessions ends or expires.
 func (s *Store) LimitPerSubject(n int) { s.perSubject = max(n, 0) }
 
 // LimitError refuses a session beyond the per-subject cap.
@@ -131,7 +137,7 @@ type LimitError struct {
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("the subject already holds %d live sessions (the limit)", e.Limit)
+	return fmt.Sprintf("the subject already holds %d live sessions through this client (the limit)", e.Limit)
 }
 
 // IdleTTL is the idle lifetime of a session.
@@ -143,20 +149,23 @@ func (s *Store) IdleTTL() time.Duration { return s.ttl }
 func (s *Store) key(id string) string     { return s.keyOf(redisx.Hash(id)) }
 func (s *Store) keyOf(hash string) string { return s.rdb.Key("mcp", "session", redisx.Tag(hash)) }
 
-// subjectKey is the sorted set of a subject's live sessions.
-func (s *Store) subjectKey(subject string) string {
-	return s.rdb.Key("mcp", "subject-sessions", redisx.Hash(subject))
+// subjectKey is the sorted set of the live sessions one subject holds
+// through one client. The pair is length-prefixed before hashing so that no
+// two pairs share a key.
+func (s *Store) subjectKey(subject, clientID string) string {
+	pair := strconv.Itoa(len(subject)) + ":" + subject + clientID
+	return s.rdb.Key("mcp", "client-sessions", redisx.Hash(pair))
 }
 
 // Create stores a new session. Creating an id that exists is an error; a
-// subject at its cap (LimitPerSubject) gets a *LimitError.
+// (subject, client) pair at its cap (LimitPerSubject) gets a *LimitError.
 func (s *Store) Create(ctx context.Context, id string, r Record) error {
 	if r.Created.IsZero() {
 		r.Created = time.Now()
 	}
 	h := redisx.Hash(id)
 	if s.perSubject > 0 {
-		v, err := admitScript.Run(ctx, s.rdb, []string{s.subjectKey(r.Subject)}, s.perSubject, s.ttl.Milliseconds(), h).Int64Slice()
+		v, err := admitScript.Run(ctx, s.rdb, []string{s.subjectKey(r.Subject, r.ClientID)}, s.perSubject, s.ttl.Milliseconds(), h).Int64Slice()
 		if err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
@@ -171,7 +180,7 @@ func (s *Store) Create(ctx context.Context, id string, r Record) error {
 	}
 	if err != nil {
 		if s.perSubject > 0 {
-			_ = s.rdb.ZRem(context.WithoutCancel(ctx), s.subjectKey(r.Subject), h).Err()
+			_ = s.rdb.ZRem(context.WithoutCancel(ctx), s.subjectKey(r.Subject, r.ClientID), h).Err()
 		}
 		return fmt.Errorf("create session: %w", err)
 	}
@@ -295,10 +304,10 @@ func (s *Store) Subscriptions(ctx context.Context, id string) ([]string, error) 
 func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	h := redisx.Hash(id)
 	s.Forget(h)
-	var sub *redis.StringCmd
+	var owner *redis.SliceCmd
 	var del *redis.IntCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		sub = p.HGet(ctx, s.keyOf(h), "sub")
+		owner = p.HMGet(ctx, s.keyOf(h), "sub", "client_id")
 		del = p.Del(ctx, s.keyOf(h))
 		return nil
 	})
@@ -306,7 +315,10 @@ func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("delete session: %w", err)
 	}
 	if del.Val() > 0 && s.perSubject > 0 {
-		if err := s.rdb.ZRem(ctx, s.subjectKey(sub.Val()), h).Err(); err != nil {
+		v := owner.Val()
+		sub, _ := v[0].(string)
+		client, _ := v[1].(string)
+		if err := s.rdb.ZRem(ctx, s.subjectKey(sub, client), h).Err(); err != nil {
 			return true, fmt.Errorf("delete session: %w", err)
 		}
 	}
@@ -361,8 +373,8 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`)
 
-// admitScript counts a subject's live sessions and adds one if under the
-// cap. KEYS[1]: the subject's sorted set; ARGV: cap, idle TTL (ms), the new
+// admitScript counts a (subject, client) pair's live sessions and adds one
+// if under the cap. KEYS[1]: the pair's sorted set; ARGV: cap, idle TTL (ms), the new
 // session's hashed id. Replies {1} or {0, ms until the oldest expires}.
 var admitScript = redis.NewScript(`
 local t = redis.call('TIME')
