@@ -83,3 +83,18 @@ func FromContext(ctx context.Context) (*Claims, bool) {
 	c, ok := ctx.Value(claimsKey{}).(*Claims)
 	return c, ok
 }
+
+// ChallengeText makes s safe as the error_description of a Bearer
+// challenge (WWW-Authenticate): RFC 6750 §3 allows only printable ASCII
+// other than '"' and '\' there (%x20-21 / %x23-5B / %x5D-7E), so every
+// other character — quotes, backslashes, control characters such as a
+// CR/LF that would end the header, any non-ASCII — becomes an apostrophe.
+// The JSON body may carry s as is.
+func ChallengeText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return '\''
+		}
+		return r
+	}, s)
+}

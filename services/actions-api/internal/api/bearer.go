@@ -22,23 +22,12 @@ func challenge(code, desc string, scopes []string) string {
 		fmt.Fprintf(&b, ", error=%q", code)
 	}
 	if desc != "" {
-		fmt.Fprintf(&b, ", error_description=%q", challengeText(desc))
+		fmt.Fprintf(&b, ", error_description=%q", tokens.ChallengeText(desc))
 	}
 	if len(scopes) > 0 {
 		fmt.Fprintf(&b, ", scope=%q", strings.Join(scopes, " "))
 	}
 	return b.String()
-}
-
-// challengeText keeps the characters RFC 6750 allows in error_description
-// (printable ASCII except '"' and '\').
-func challengeText(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			return '\''
-		}
-		return r
-	}, s)
 }
 
 // authenticate applies the bearer rules to r: exactly one Authorization

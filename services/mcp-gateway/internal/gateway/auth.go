@@ -42,7 +42,7 @@ func (c *challenger) scopeList() []string { return *c.scopes.Load() }
 // why, as the JSON body does.
 func (c *challenger) invalidToken(desc string) string {
 	return fmt.Sprintf(`Bearer error="invalid_token", resource_metadata=%q, scope=%q, error_description=%q`,
-		c.metadataURL, strings.Join(c.scopeList(), " "), challengeText(desc))
+		c.metadataURL, strings.Join(c.scopeList(), " "), tokens.ChallengeText(desc))
 }
 
 // refusal is the error_description of a refused token: the verifier's
@@ -63,17 +63,6 @@ func (c *challenger) refusal(err error) string {
 		desc += "; this is the MCP resource " + c.resource + ": request the token with resource=" + c.resource + " (RFC 8707)"
 	}
 	return desc
-}
-
-// challengeText keeps the characters RFC 6750 §3 allows in
-// error_description (printable ASCII except '"' and '\').
-func challengeText(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			return '\''
-		}
-		return r
-	}, s)
 }
 
 // noCredentials is the challenge of a 401 for a request without a bearer
