@@ -8,17 +8,14 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
-	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
 func TestBucketsAreSharedAndPerSubject(t *testing.T) {
-	for _, setup := range setups {
-		t.Run(setup.Mode(), func(t *testing.T) { bucketsAreSharedAndPerSubject(t, multiRedis{t, setup}) })
-	}
+	setups.Run(t, bucketsAreSharedAndPerSubject)
 }
 
-func bucketsAreSharedAndPerSubject(t *testing.T, r multiRedis) {
+func bucketsAreSharedAndPerSubject(t *testing.T, r testharness.Clients) {
 	// Two limiters over two clients behave like two replicas.
 	a, b := ratelimit.New(r.Client()), ratelimit.New(r.Client())
 	ctx := context.Background()
@@ -69,12 +66,10 @@ func TestRedisDownIsAnError(t *testing.T) {
 
 // Peek never takes a token and reports the same verdict Allow would.
 func TestPeek(t *testing.T) {
-	for _, setup := range setups {
-		t.Run(setup.Mode(), func(t *testing.T) { peek(t, multiRedis{t, setup}) })
-	}
+	setups.Run(t, peek)
 }
 
-func peek(t *testing.T, r multiRedis) {
+func peek(t *testing.T, r testharness.Clients) {
 	l := ratelimit.New(r.Client())
 	ctx := context.Background()
 	lim := ratelimit.Limit{Rate: 3, Burst: 3, Period: time.Hour}
@@ -105,11 +100,3 @@ func peek(t *testing.T, r multiRedis) {
 var setups testharness.RedisSetups
 
 func TestMain(m *testing.M) { testharness.MainWithRedisSetups(m, &setups) }
-
-// multiRedis gives a contract test clients of one shared setup.
-type multiRedis struct {
-	t     *testing.T
-	setup testharness.RedisSetup
-}
-
-func (m multiRedis) Client() *redisx.Client { return testharness.RedisClient(m.t, m.setup) }

@@ -36,12 +36,10 @@ func newSet(t *testing.T, rdb *redisx.Client, o revocation.Options) *revocation.
 }
 
 func TestAnnouncementReachesEverySubscriber(t *testing.T) {
-	for _, setup := range setups {
-		t.Run(setup.Mode(), func(t *testing.T) { announcementReachesEverySubscriber(t, multiRedis{t, setup}) })
-	}
+	setups.Run(t, announcementReachesEverySubscriber)
 }
 
-func announcementReachesEverySubscriber(t *testing.T, r multiRedis) {
+func announcementReachesEverySubscriber(t *testing.T, r testharness.Clients) {
 	a, b := newSet(t, r.Client(), revocation.Options{}), newSet(t, r.Client(), revocation.Options{})
 	rev := revocation.NewRevoker(r.Client(), time.Hour, nil)
 	// The subscriptions are established asynchronously; a grant revoked
@@ -59,12 +57,10 @@ func announcementReachesEverySubscriber(t *testing.T, r multiRedis) {
 }
 
 func TestRevokerUpdatesItsOwnSetAtOnce(t *testing.T) {
-	for _, setup := range setups {
-		t.Run(setup.Mode(), func(t *testing.T) { revokerUpdatesItsOwnSetAtOnce(t, multiRedis{t, setup}) })
-	}
+	setups.Run(t, revokerUpdatesItsOwnSetAtOnce)
 }
 
-func revokerUpdatesItsOwnSetAtOnce(t *testing.T, r multiRedis) {
+func revokerUpdatesItsOwnSetAtOnce(t *testing.T, r testharness.Clients) {
 	local := newSet(t, r.Client(), revocation.Options{NoSubscribe: true, ReconcileInterval: time.Hour})
 	rev := revocation.NewRevoker(r.Client(), time.Hour, local)
 	if err := rev.Revoke(context.Background(), "grant-local"); err != nil {
@@ -78,12 +74,10 @@ func revokerUpdatesItsOwnSetAtOnce(t *testing.T, r multiRedis) {
 // TestStateIsLoadedAtStart: a verifier started after the revocation (a
 // restart, a new replica) refuses the grant before any announcement.
 func TestStateIsLoadedAtStart(t *testing.T) {
-	for _, setup := range setups {
-		t.Run(setup.Mode(), func(t *testing.T) { stateIsLoadedAtStart(t, multiRedis{t, setup}) })
-	}
+	setups.Run(t, stateIsLoadedAtStart)
 }
 
-func stateIsLoadedAtStart(t *testing.T, r multiRedis) {
+func stateIsLoadedAtStart(t *testing.T, r testharness.Clients) {
 	if err := revocation.NewRevoker(r.Client(), time.Hour, nil).Revoke(context.Background(), "grant-old"); err != nil {
 		t.Fatal(err)
 	}
@@ -96,12 +90,10 @@ func stateIsLoadedAtStart(t *testing.T, r multiRedis) {
 // TestReplicaThatMissesAnnouncementsConverges: with no subscription at all,
 // the periodic reconcile finds the revocation.
 func TestReplicaThatMissesAnnouncementsConverges(t *testing.T) {
-	for _, setup := range setups {
-		t.Run(setup.Mode(), func(t *testing.T) { replicaThatMissesAnnouncementsConverges(t, multiRedis{t, setup}) })
-	}
+	setups.Run(t, replicaThatMissesAnnouncementsConverges)
 }
 
-func replicaThatMissesAnnouncementsConverges(t *testing.T, r multiRedis) {
+func replicaThatMissesAnnouncementsConverges(t *testing.T, r testharness.Clients) {
 	s := newSet(t, r.Client(), revocation.Options{NoSubscribe: true, ReconcileInterval: 50 * time.Millisecond})
 	if s.Revoked("grant-missed") {
 		t.Fatal("revoked before Revoke")
@@ -172,12 +164,10 @@ func TestRedisDownAtStart(t *testing.T) {
 }
 
 func TestRecordsExpire(t *testing.T) {
-	for _, setup := range setups {
-		t.Run(setup.Mode(), func(t *testing.T) { recordsExpire(t, multiRedis{t, setup}) })
-	}
+	setups.Run(t, recordsExpire)
 }
 
-func recordsExpire(t *testing.T, r multiRedis) {
+func recordsExpire(t *testing.T, r testharness.Clients) {
 	rdb := r.Client()
 	now := time.Now()
 	clock := func() time.Time { return now }
@@ -264,11 +254,3 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 var setups testharness.RedisSetups
 
 func TestMain(m *testing.M) { testharness.MainWithRedisSetups(m, &setups) }
-
-// multiRedis gives a contract test clients of one shared setup.
-type multiRedis struct {
-	t     *testing.T
-	setup testharness.RedisSetup
-}
-
-func (m multiRedis) Client() *redisx.Client { return testharness.RedisClient(m.t, m.setup) }

@@ -617,6 +617,28 @@ func StartRedisSetups() (RedisSetups, error) {
 	return out, nil
 }
 
+// Clients hands a contract test new clients of one deployment, as the
+// replicas of a service hold them: each Client is a connection pool of its
+// own with the test's key prefix, closed when the test ends.
+type Clients struct {
+	t     testing.TB
+	setup RedisSetup
+}
+
+// Client is a new connected client (RedisClient).
+func (c Clients) Client() *redisx.Client { return RedisClient(c.t, c.setup) }
+
+// Setup is the deployment the clients reach.
+func (c Clients) Setup() RedisSetup { return c.setup }
+
+// Run runs test once per deployment, as a subtest named after its mode.
+func (ss RedisSetups) Run(t *testing.T, test func(t *testing.T, r Clients)) {
+	t.Helper()
+	for _, s := range ss {
+		t.Run(s.Mode(), func(t *testing.T) { test(t, Clients{t, s}) })
+	}
+}
+
 // Close stops every setup.
 func (ss RedisSetups) Close() {
 	for _, s := range ss {
