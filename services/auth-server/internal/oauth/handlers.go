@@ -19,6 +19,15 @@ import (
 // first — and call the handler otherwise; every other method is the
 // handler's.
 
+// populateIfHandled is each wrapper's PopulateTokenEndpointResponse: the
+// plain fosite.ErrUnknownRequest when h cannot handle r, else h's own.
+func populateIfHandled(ctx context.Context, h fosite.TokenEndpointHandler, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, r) {
+		return fosite.ErrUnknownRequest
+	}
+	return h.PopulateTokenEndpointResponse(ctx, r, resp)
+}
+
 type codeGrantHandler struct {
 	*oauth2.AuthorizeExplicitGrantHandler
 }
@@ -28,10 +37,7 @@ func codeGrantFactory(c fosite.Configurator, storage, strategy any) any {
 }
 
 func (h codeGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
-	if !h.CanHandleTokenEndpointRequest(ctx, r) {
-		return fosite.ErrUnknownRequest
-	}
-	return h.AuthorizeExplicitGrantHandler.PopulateTokenEndpointResponse(ctx, r, resp)
+	return populateIfHandled(ctx, h.AuthorizeExplicitGrantHandler, r, resp)
 }
 
 type refreshGrantHandler struct {
@@ -66,10 +72,7 @@ func (h refreshGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r f
 }
 
 func (h refreshGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
-	if !h.CanHandleTokenEndpointRequest(ctx, r) {
-		return fosite.ErrUnknownRequest
-	}
-	return h.RefreshTokenGrantHandler.PopulateTokenEndpointResponse(ctx, r, resp)
+	return populateIfHandled(ctx, h.RefreshTokenGrantHandler, r, resp)
 }
 
 type oidcCodeHandler struct {
@@ -81,10 +84,7 @@ func oidcCodeFactory(c fosite.Configurator, storage, strategy any) any {
 }
 
 func (h oidcCodeHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
-	if !h.CanHandleTokenEndpointRequest(ctx, r) {
-		return fosite.ErrUnknownRequest
-	}
-	return h.OpenIDConnectExplicitHandler.PopulateTokenEndpointResponse(ctx, r, resp)
+	return populateIfHandled(ctx, h.OpenIDConnectExplicitHandler, r, resp)
 }
 
 var (
