@@ -59,12 +59,28 @@ type Process struct {
 	cur   *run
 }
 
-// run is one start of the process; done closes once it has exited and err
-// is its exit error.
+// run is one start of a child process (a service binary or a
+// redis-server); done closes once it has exited and err is its exit error.
 type run struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+}
+
+// startRun starts cmd and reaps it in the background.
+func startRun(cmd *exec.Cmd) (*run, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	r := &run{cmd: cmd, done: make(chan struct{})}
+	go func() { r.err = cmd.Wait(); close(r.done) }()
+	return r, nil
+}
+
+// kill kills the process (SIGKILL, as a crash) and waits until it is reaped.
+func (r *run) kill() {
+	_ = r.cmd.Process.Kill()
+	<-r.done
 }
 
 // StartProcess runs path with env added to the test's environment. listen
@@ -156,11 +172,10 @@ func (p *Process) Start() {
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = p.Logs, p.Logs
 	cmd.ExtraFiles = files
-	if err := cmd.Start(); err != nil {
+	r, err := startRun(cmd)
+	if err != nil {
 		p.t.Fatalf("start %s: %v", p.path, err)
 	}
-	r := &run{cmd: cmd, done: make(chan struct{})}
-	go func() { r.err = cmd.Wait(); close(r.done) }()
 	p.cur = r
 }
 
@@ -242,8 +257,7 @@ func (p *Process) Stop() {
 	if p.cur == nil {
 		return
 	}
-	_ = p.cur.cmd.Process.Kill()
-	<-p.cur.done
+	p.cur.kill()
 	p.cur = nil
 	p.holdPorts()
 }

@@ -37,13 +37,7 @@ type redisNode struct {
 	login redis.Options
 
 	mu  sync.Mutex
-	cur *nodeRun
-}
-
-// nodeRun is one start of a node; done closes when it exited.
-type nodeRun struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+	cur *run
 }
 
 // errPortTaken is a start that failed because a port was not free.
@@ -125,11 +119,10 @@ func (n *redisNode) startOnce() error {
 	logStart, _ := logFile.Seek(0, 2)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr, cmd.Dir = logFile, logFile, n.dir
-	if err := cmd.Start(); err != nil {
+	r, err := startRun(cmd)
+	if err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
-	r := &nodeRun{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(r.done) }()
 	thisLog := func() string {
 		b, _ := os.ReadFile(logPath)
 		if int64(len(b)) >= logStart {
@@ -159,8 +152,7 @@ func (n *redisNode) startOnce() error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-r.done
+			r.kill()
 			return fmt.Errorf("redis-server on %s did not answer within 20s (last: %v):\n%s", n.Addr(), err, thisLog())
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -174,8 +166,7 @@ func (n *redisNode) kill() {
 	if n.cur == nil {
 		return
 	}
-	_ = n.cur.cmd.Process.Kill()
-	<-n.cur.done
+	n.cur.kill()
 	n.cur = nil
 }
 
