@@ -55,6 +55,12 @@ type Client struct {
 	RedirectURIs []string
 	Grants       []string
 	AllowedScope []string
+	// AnyScope, when set, are the scopes supported now (Rules.ScopeSource):
+	// a client whose registration names no scopes may ask for any scope
+	// the install supports when it asks, also one a backend declared
+	// after the client was loaded. AllowedScope then holds those of the
+	// moment the client was loaded.
+	AnyScope func() []string `json:"-"`
 	// Resources are the audiences (RFC 8707 resources) the client may ask
 	// for; the first is the default when a request names none.
 	Resources []string
@@ -87,7 +93,14 @@ func (c *Client) GetGrantTypes() fosite.Arguments { return c.Grants }
 func (c *Client) GetResponseTypes() fosite.Arguments {
 	return fosite.Arguments{"code"}
 }
-func (c *Client) GetScopes() fosite.Arguments   { return c.AllowedScope }
+// GetScopes are the scopes c may ask for: AnyScope's when set, else
+// AllowedScope.
+func (c *Client) GetScopes() fosite.Arguments {
+	if c.AnyScope != nil {
+		return c.AnyScope()
+	}
+	return c.AllowedScope
+}
 func (c *Client) IsPublic() bool                { return c.AuthMethod == AuthNone }
 func (c *Client) GetAudience() fosite.Arguments { return c.Resources }
 
@@ -124,6 +137,15 @@ type Rules struct {
 	// allowed a subset; one that names none is allowed all of them. Empty
 	// means the OpenID Connect scopes alone.
 	Scopes []string
+	// ScopeSource, when set, gives the scopes supported at the moment of
+	// the call and wins over Scopes: they follow the backends
+	// (registry.Discovery). A client that names no scopes is then allowed
+	// every scope supported when it asks (Client.AnyScope).
+	ScopeSource func() []string
+	// UncheckedScopes skips the scope check: the supported scopes are not
+	// known (the configuration is invalid, so the backends were not read)
+	// and every other problem is still reported.
+	UncheckedScopes bool
 	// Production refuses plain-http redirect URIs other than loopback.
 	Production bool
 }
@@ -131,6 +153,11 @@ type Rules struct {
 // SupportedScopes returns r.Scopes, or the OpenID Connect scopes when it
 // is empty.
 func (r Rules) SupportedScopes() []string {
+	if r.ScopeSource != nil {
+		if now := r.ScopeSource(); len(now) > 0 {
+			return now
+		}
+	}
 	if len(r.Scopes) > 0 {
 		return r.Scopes
 	}
@@ -196,7 +223,7 @@ func (r Rules) Check(c *Client) []string {
 	}
 	supported := r.SupportedScopes()
 	for _, s := range c.AllowedScope {
-		if !slices.Contains(supported, s) {
+		if !r.UncheckedScopes && !slices.Contains(supported, s) {
 			add("scope %q is not supported (%s)", s, strings.Join(supported, ", "))
 		}
 	}

@@ -241,8 +241,9 @@ func (md *Metadata) ToClient(rules Rules, kind Kind) (*Client, error) {
 	}
 	supported := rules.SupportedScopes()
 	c.AllowedScope = slices.Clone(supported)
+	c.AnyScope = rules.ScopeSource
 	if md.Scope != "" {
-		c.AllowedScope = nil
+		c.AllowedScope, c.AnyScope = nil, nil
 		for _, sc := range strings.Fields(md.Scope) {
 			if slices.Contains(supported, sc) {
 				c.AllowedScope = append(c.AllowedScope, sc)

@@ -114,6 +114,7 @@ func Parse(b []byte, rules Rules) (*Static, []string) {
 		}
 		if c.AllowedScope == nil {
 			c.AllowedScope = slices.Clone(rules.SupportedScopes())
+			c.AnyScope = rules.ScopeSource
 		}
 		if c.Name == "" {
 			c.Name = c.ID

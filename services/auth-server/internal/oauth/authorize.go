@@ -103,7 +103,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if !q.Has("scope") {
 		var def []string
 		for _, sc := range clients.DefaultScopes {
-			if slices.Contains(c.AllowedScope, sc) {
+			if slices.Contains(c.GetScopes(), sc) {
 				def = append(def, sc)
 			}
 		}
@@ -122,6 +122,16 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if rt := q.Get("response_type"); rt != "code" {
 		redirectErr("unsupported_response_type", "response_type must be code")
 		return
+	}
+	// A client may list a scope that no backend declares right now (its
+	// backend is down, or dropped the service): it is not granted, since
+	// the consent page could not say what it means (RFC 6749 §4.1.2.1).
+	supported := s.ScopeNames()
+	for _, sc := range ar.GetRequestedScopes() {
+		if !slices.Contains(supported, sc) {
+			redirectErr("invalid_scope", fmt.Sprintf("scope %q is not supported now", sc))
+			return
+		}
 	}
 	if rm := q.Get("response_mode"); rm != "" && rm != "query" {
 		redirectErr("invalid_request", "response_mode must be query")
@@ -418,7 +428,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.A
 	// in the words its capability declared.
 	var scopes []string
 	for _, sc := range ar.GetRequestedScopes() {
-		for _, known := range s.scopes {
+		for _, known := range s.supported.Load().scopes {
 			if known.Name == sc {
 				scopes = append(scopes, known.Description)
 			}

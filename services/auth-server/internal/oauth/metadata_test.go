@@ -19,8 +19,9 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // TestMetadataGolden keeps the discovery document reviewable: any change
 // shows up as a diff of testdata/*.json (regenerate with -update).
 func TestMetadataGolden(t *testing.T) {
-	// The scopes are those of the capabilities the binary links
-	// (server.Capabilities): the OpenID Connect ones and every declared one.
+	// The scopes are those of a registry of the services this test links
+	// (in a running auth-server: its own and its backends'): the OpenID
+	// Connect ones and every declared one.
 	caps, err := registry.FromFiles(protoregistry.GlobalFiles)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +31,8 @@ func TestMetadataGolden(t *testing.T) {
 		"metadata-no-dcr.json": {Issuer: "https://auth.example.com", CIMDEnabled: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := &Server{cfg: cfg, issuer: cfg.Issuer, scopeNames: caps.ScopeNames()}
+			s := &Server{cfg: cfg, issuer: cfg.Issuer}
+			s.UseRegistry(caps)
 			got, err := json.MarshalIndent(s.Metadata(), "", "  ")
 			if err != nil {
 				t.Fatal(err)

@@ -23,7 +23,7 @@ import (
 const cimdMinCache = time.Minute
 
 func (s *Server) rules() clients.Rules {
-	return clients.Rules{Resources: s.cfg.Resources(), Production: s.cfg.Production(), Scopes: s.scopeNames}
+	return clients.Rules{Resources: s.cfg.Resources(), Production: s.cfg.Production(), Scopes: s.ScopeNames(), ScopeSource: s.ScopeNames}
 }
 
 // metadataClient resolves an https client id through its Client ID
@@ -178,11 +178,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		regErr("invalid_client_metadata", "response_types must be [code]")
 		return
 	}
-	scopes := s.scopeNames
+	supported := s.ScopeNames()
+	scopes := supported
 	if req.Scope != "" {
 		scopes = nil
 		for _, sc := range strings.Fields(req.Scope) {
-			if !slices.Contains(s.scopeNames, sc) {
+			if !slices.Contains(supported, sc) {
 				regErr("invalid_client_metadata", fmt.Sprintf("scope %q is not supported", sc))
 				return
 			}

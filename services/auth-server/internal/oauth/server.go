@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	josev4 "github.com/go-jose/go-jose/v4"
@@ -91,13 +92,29 @@ type Server struct {
 	hasher *clients.SecretHasher
 	// route names the route pattern of a request (telemetry).
 	route func(*http.Request) string
-	// scopes are the supported scopes with their consent wording, from
-	// the capability registry; scopeNames their names, in the same order.
-	scopes     []registry.Scope
-	scopeNames []string
+	// supported are the supported scopes with their consent wording and
+	// names, from the capability registry in use (UseRegistry).
+	supported atomic.Pointer[scopeSet]
 	// verifier checks this server's access tokens (key ring, revocations).
 	verifier *tokens.Verifier
 }
+
+// scopeSet is a registry's supported scopes.
+type scopeSet struct {
+	scopes []registry.Scope
+	names  []string // the names of scopes, in the same order
+}
+
+// UseRegistry makes reg's scopes the supported ones from now on:
+// scopes_supported, the consent page, client registration and the checks
+// of clients that are allowed every supported scope follow the backends
+// (registry.Discovery.OnChange).
+func (s *Server) UseRegistry(reg *registry.Registry) {
+	s.supported.Store(&scopeSet{scopes: reg.SupportedScopes(), names: reg.ScopeNames()})
+}
+
+// ScopeNames are the names of the scopes supported now.
+func (s *Server) ScopeNames() []string { return s.supported.Load().names }
 
 // New composes the provider.
 func New(o Options) (*Server, error) {
@@ -110,7 +127,7 @@ func New(o Options) (*Server, error) {
 	if caps == nil {
 		caps, _ = registry.New() // no services: the OpenID Connect scopes
 	}
-	s.scopes, s.scopeNames = caps.SupportedScopes(), caps.ScopeNames()
+	s.UseRegistry(caps)
 	addrs, err := clientip.New(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", clientip.Setting, err)

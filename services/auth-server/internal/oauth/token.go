@@ -372,7 +372,7 @@ func (s *Server) Metadata() map[string]any {
 		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256"},
 		"revocation_endpoint_auth_methods_supported":       clients.AuthMethods,
 		"introspection_endpoint_auth_methods_supported":    introspectionAuthMethods,
-		"scopes_supported":                                 s.scopeNames,
+		"scopes_supported":                                 s.ScopeNames(),
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
 			"name", "given_name", "family_name", "preferred_username", "email", "email_verified"},
 		"subject_types_supported":               []string{"public"},

@@ -22,8 +22,10 @@ import (
 	"golang.org/x/oauth2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/reflection"
 	"sigs.k8s.io/yaml"
 
+	testingv1 "github.com/tollgate/tollgate/proto/gen/tollgate/testing/v1"
 	"github.com/tollgate/tollgate/services/auth-server/internal/devinit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/server"
 	"github.com/tollgate/tollgate/services/dev-idp/idptest"
@@ -128,7 +130,9 @@ func newFleet(t testing.TB, env map[string]string, extraClients string, cheap bo
 	}
 	f.Clients["test-public"] = devClient{ClientID: "test-public", RedirectURIs: []string{"http://127.0.0.1:8976/public-callback"}, AuthMethod: "none", Audience: f.Base + "/mcp"}
 	f.env = map[string]string{
-		"TOLLGATE_ENV": "development", "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
+		// The capability backend: testing/v1's OrdersService (orders.read).
+		"CAPABILITY_BACKENDS": "orders=" + startOrdersBackend(t),
+		"TOLLGATE_ENV":        "development", "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
 		"HTTP_ADDR": f.ln.Addr().String(), "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"PUBLIC_ISSUER_URL": f.Base, "SIGNING_KEYS_DIR": filepath.Join(f.Dir, "keys"),
 		"CLIENTS_FILE": filepath.Join(f.Dir, "clients.yaml"), "REDIS_URL": f.Redis.URL(), "REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout, "REDIS_DIAL_TIMEOUT": testharness.RedisDialTimeout,
@@ -470,4 +474,23 @@ func writeFile(t testing.TB, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startOrdersBackend serves testing/v1's OrdersService with gRPC server
+// reflection on loopback TCP until the test ends, and returns its address:
+// the auth-server supports the scopes its backends declare, so orders.read
+// (proto/tollgate/testing/v1/orders.proto, the capability guide's worked
+// example) comes from here, not from linking the package.
+func startOrdersBackend(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	testingv1.RegisterOrdersServiceServer(srv, testingv1.UnimplementedOrdersServiceServer{})
+	reflection.Register(srv)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String()
 }

@@ -12,10 +12,9 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
-	_ "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1" // registers the capabilities and their scopes
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
@@ -36,6 +35,7 @@ import (
 func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onListen app.Listening) error {
 	cfg, err := config.Load(getenv)
 	var problems pconfig.Problems
+	configValid := err == nil
 	if err != nil {
 		var ce *pconfig.Error
 		if !errors.As(err, &ce) {
@@ -51,21 +51,52 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 			problems.Addf("ACCESS_TOKEN_SIGNING_ALG: %s needs an EC P-256 key in SIGNING_KEYS_DIR", cfg.AccessTokenAlg)
 		}
 	}
-	caps, err := Capabilities()
+	own, err := Own()
 	if err != nil {
 		problems.Addf("%v", err)
-		caps, _ = registry.New()
+		own, _ = registry.New()
 	}
-	rules := clients.Rules{Resources: cfg.Resources(), Production: cfg.Production(), Scopes: caps.ScopeNames()}
+	if !configValid {
+		// Without a valid configuration the backends are not read: report
+		// the client registry's other problems with the rest.
+		_, cp := clients.LoadFile(cfg.ClientsFile, clients.Rules{Resources: cfg.Resources(), Production: cfg.Production(), UncheckedScopes: true})
+		for _, p := range cp {
+			problems.Addf("CLIENTS_FILE: %s", p)
+		}
+		return problems.Err()
+	}
+	// (Key problems are reported below with the client registry's.)
+	base, err := app.NewBase(ctx, cfg.Common, stderr)
+	if err != nil {
+		return err
+	}
+	// The supported scopes are the OpenID Connect ones, the auth-server's
+	// own services' and those of every configured backend, read from its
+	// reflection now and every CAPABILITY_REFRESH_INTERVAL (see
+	// docs/architecture.md, "Capabilities discovered from backends").
+	dctx, stopDiscovery := context.WithCancel(ctx)
+	defer stopDiscovery()
+	disc, closeBackends, err := registry.Start(dctx, registry.Fleet{
+		Backends: cfg.Backends,
+		First:    []registry.Backend{{Name: pconfig.ReservedBackend, Target: cfg.GRPCAddr, Services: ownServices()}},
+		Log:      base.Log, Metrics: base.Metrics, Telemetry: base.Telemetry,
+	})
+	if err != nil {
+		base.Close()
+		return err
+	}
+	defer closeBackends()
+	caps := disc.Registry()
+	rules := clients.Rules{Resources: cfg.Resources(), Production: cfg.Production(), Scopes: caps.ScopeNames(),
+		ScopeSource: func() []string { return disc.Registry().ScopeNames() }}
+	// A client that names a scope must find it declared now: its backend
+	// must be up when the auth-server starts.
 	static, cp := clients.LoadFile(cfg.ClientsFile, rules)
 	for _, p := range cp {
 		problems.Addf("CLIENTS_FILE: %s", p)
 	}
 	if err := problems.Err(); err != nil {
-		return err
-	}
-	base, err := app.NewBase(ctx, cfg.Common, stderr)
-	if err != nil {
+		base.Close()
 		return err
 	}
 	// Open refuses a reachable Redis without persistence when durability
@@ -102,12 +133,14 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		base.Close()
 		return fmt.Errorf("oauth: %w", err)
 	}
+	disc.OnChange(o.UseRegistry)
+	o.UseRegistry(disc.Registry()) // one installed since caps was read
 	// The fleet's gRPC API. The key set is public (verifiers fetch it
 	// before they can check anything); every other RPC needs a verified
 	// access token with its scopes (capauth), and the only streams served
 	// are the health watch and reflection.
 	auth := capauth.Options{
-		Registry: caps, Verifier: o.Verifier(),
+		Registry: own, Verifier: o.Verifier(),
 		Public:  []string{capauth.HealthCheck, authv1.KeySetService_GetKeySet_FullMethodName},
 		Streams: []string{capauth.HealthWatch, capauth.Reflection},
 	}
@@ -142,11 +175,24 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	return base.Serve(ctx, onListen, g, h)
 }
 
-// Capabilities is the capability registry linked into the binary: the
-// auth-server supports the scopes its services declare (see
-// registry.Registry.SupportedScopes).
-func Capabilities() (*registry.Registry, error) {
-	return registry.FromFiles(protoregistry.GlobalFiles)
+// ownServices are the auth-server's own services (tollgate.auth.v1): it
+// serves them, so their options (the connected-apps capability and its
+// scopes) are its own. Other packages linked into the binary publish
+// nothing.
+func ownServices() []protoreflect.ServiceDescriptor {
+	var out []protoreflect.ServiceDescriptor
+	for _, fd := range []protoreflect.FileDescriptor{authv1.File_tollgate_auth_v1_keys_proto, authv1.File_tollgate_auth_v1_grants_proto} {
+		for i := 0; i < fd.Services().Len(); i++ {
+			out = append(out, fd.Services().Get(i))
+		}
+	}
+	return out
+}
+
+// Own is the registry of the auth-server's own services: the policies of
+// its gRPC API (capauth).
+func Own() (*registry.Registry, error) {
+	return registry.New(ownServices()...)
 }
 
 // KeySet serves the fleet's verifiers.

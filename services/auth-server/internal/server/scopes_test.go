@@ -102,7 +102,7 @@ func TestClientRegistryRefusesUndeclaredScopes(t *testing.T) {
 	env := map[string]string{
 		"PUBLIC_ISSUER_URL": "http://localhost:1", "REDIS_URL": "redis://127.0.0.1:1/0", "CLIENTS_FILE": path,
 		"SIGNING_KEYS_DIR": dir, "UPSTREAM_ISSUER_URL": "http://localhost:2", "UPSTREAM_CLIENT_ID": "x",
-		"MCP_RESOURCE_URL": "https://mcp.example/mcp",
+		"MCP_RESOURCE_URL": "https://mcp.example/mcp", "CAPABILITY_BACKENDS": "orders=" + startOrdersBackend(t),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
