@@ -93,6 +93,7 @@ func (c *Client) GetGrantTypes() fosite.Arguments { return c.Grants }
 func (c *Client) GetResponseTypes() fosite.Arguments {
 	return fosite.Arguments{"code"}
 }
+
 // GetScopes are the scopes c may ask for: AnyScope's when set, else
 // AllowedScope.
 func (c *Client) GetScopes() fosite.Arguments {
