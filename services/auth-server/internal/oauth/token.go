@@ -219,6 +219,18 @@ func (s *Server) bearerError(w http.ResponseWriter, status int, code, desc strin
 // revoke is RFC 7009 token revocation (whole grant).
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	r, held := s.withAudit(r, audit.Record{}) // the grant-level event is auditingRevoker's
+	if !r.PostForm.Has("token") {
+		// RFC 7009 §2.1: token is REQUIRED; a missing (or empty, RFC 6749
+		// §3.2) required parameter is invalid_request (RFC 6749 §5.2, which
+		// RFC 7009 §2.2.1 uses). Checked before client authentication, as
+		// grant_type at the token endpoint (fosite answered "The POST body
+		// can not be empty", or 200 when other parameters were sent).
+		s.metrics.errors.WithLabelValues("revoke", "invalid_request").Inc()
+		s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: "invalid_request", ClientID: claimedClientID(r),
+			Endpoint: "revoke", Reason: "no token (RFC 7009 §2.1)"})
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "token is required (RFC 7009 §2.1).")
+		return
+	}
 	err := s.provider.NewRevocationRequest(r.Context(), r)
 	if err != nil {
 		status, code, desc := classify(err)

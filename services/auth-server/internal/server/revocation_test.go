@@ -210,3 +210,32 @@ func TestRevokeAnotherClientsToken(t *testing.T) {
 		t.Errorf("refused revocation audit event: %v, want client_authenticated true", e)
 	}
 }
+
+// TestRevokeWithoutToken: a revocation request without a token, or with an
+// empty one, is 400 invalid_request naming the parameter (RFC 7009 §2.1:
+// token is required; RFC 6749 §5.2), before client authentication, as a
+// missing grant_type at the token endpoint; an unknown token is still 200
+// (RFC 7009 §2.2).
+func TestRevokeWithoutToken(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["local-test"]
+	for name, form := range map[string]url.Values{
+		"missing": {"token_type_hint": {"refresh_token"}},
+		"empty":   {"token": {""}},
+	} {
+		resp, b := f.post("/oauth/revoke", c, form)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"invalid_request"`) || !strings.Contains(string(b), "RFC 7009") {
+			t.Errorf("%s token: %d %s, want 400 invalid_request citing RFC 7009", name, resp.StatusCode, b)
+		}
+	}
+	if resp, b := f.post("/oauth/revoke", c, url.Values{"token": {"unknown"}}); resp.StatusCode != http.StatusOK {
+		t.Errorf("unknown token: %d %s, want 200", resp.StatusCode, b)
+	}
+	bad := devClient{ClientID: c.ClientID, ClientSecret: "wrong", AuthMethod: c.AuthMethod}
+	if resp, b := f.post("/oauth/revoke", bad, url.Values{"token": {""}}); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("no token, wrong secret: %d %s, want 400 invalid_request", resp.StatusCode, b)
+	}
+	if resp, b := f.post("/oauth/revoke", bad, url.Values{"token": {"unknown"}}); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a token, wrong secret: %d %s, want 401", resp.StatusCode, b)
+	}
+}
