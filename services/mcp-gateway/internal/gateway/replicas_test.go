@@ -325,3 +325,40 @@ func TestSessionStateAcrossReplicas(t *testing.T) {
 		t.Errorf("logging/setLevel after DELETE: %d %s", r.Status, r.Body)
 	}
 }
+
+// On a Redis Cluster, too, a DELETE is answered once every replica has
+// acknowledged the session's end: the announcement is published on the
+// node that holds every replica's subscription (PUBLISH counts only that
+// node's subscribers), so neither replica is left out of the count.
+func TestDeleteAcknowledgedByEveryReplicaOnCluster(t *testing.T) {
+	cluster, err := testharness.NewRedisCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	f := newFleet(t)
+	cfg := cluster.Config(t)
+	env := []string{"REDIS_MODE", cfg.Mode, "REDIS_URL", cfg.URL, "REDIS_KEY_PREFIX", cfg.KeyPrefix, "LOG_LEVEL", "debug"}
+	a, b := f.Gateway(env...), f.Gateway(env...)
+	tok := f.Token("user-1", allScopes)
+	sid := a.initialize(t, tok)
+	for range 2 {
+		b.rpc(t, tok, sid, "tools/call", map[string]any{"name": "identity.profile"}, nil)
+	}
+	if v := b.metric(t, `tollgate_mcp_session_cache_total{result="memory"}`); v < 1 {
+		t.Errorf("sessions admitted from memory on B = %v", v)
+	}
+	if r := a.do(t, req{Method: "DELETE", Path: "/mcp", Token: tok, Session: sid, Version: version}); r.Status != 200 {
+		t.Fatalf("DELETE on A: %d %s", r.Status, r.Body)
+	}
+	acked := false
+	for _, line := range strings.Split(a.Logs.String(), "\n") {
+		acked = acked || strings.Contains(line, `msg="session end acknowledged"`) && strings.Contains(line, " subscribers=2 ")
+	}
+	if !acked {
+		t.Errorf("A did not wait for both replicas:\n%s", a.Logs)
+	}
+	if r := b.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("ping", nil)}); r.Status != 404 {
+		t.Errorf("B after DELETE on A: %d %s", r.Status, r.Body)
+	}
+}

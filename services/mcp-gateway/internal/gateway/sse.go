@@ -226,7 +226,18 @@ func (g *Gateway) announceTermination(ctx context.Context, id string) {
 	seen := make(chan struct{}, 64)
 	g.pendingAcks.Store(nonce, seen)
 	defer g.pendingAcks.Delete(nonce)
-	n, err := g.rdb.Publish(ctx, g.terminations(), redisx.Hash(id)+" "+g.replica+" "+nonce).Result()
+	// PUBLISH answers how many subscribers the node that took it has. On a
+	// Redis Cluster that is one node's count: the announcement goes to the
+	// master of the terminations channel's slot, where every replica's
+	// subscription is (Subscribe names that channel first, and go-redis
+	// connects a cluster subscription to its first channel's master).
+	var publisher redis.Cmdable = g.rdb.UniversalClient
+	if cc, ok := g.rdb.UniversalClient.(*redis.ClusterClient); ok {
+		if node, err := cc.MasterForKey(ctx, g.terminations()); err == nil {
+			publisher = node
+		}
+	}
+	n, err := publisher.Publish(ctx, g.terminations(), redisx.Hash(id)+" "+g.replica+" "+nonce).Result()
 	if err != nil {
 		g.log.WarnContext(ctx, "could not announce a session's end", "err", err)
 		return
@@ -243,6 +254,7 @@ func (g *Gateway) announceTermination(ctx context.Context, id string) {
 			return
 		}
 	}
+	g.log.DebugContext(ctx, "session end acknowledged", "subscribers", n)
 }
 
 // terminated handles an announced termination: this replica forgets the
@@ -282,7 +294,9 @@ func (g *Gateway) acknowledged(nonce string) {
 // makes it confirm every remembered session with Redis once more before
 // admitting it from memory again.
 func (g *Gateway) Subscribe(ctx context.Context) {
-	ps := g.rdb.Subscribe(ctx, g.inbox(g.replica), g.terminations(), g.notifications(), g.acks(g.replica))
+	// terminations first: on a Redis Cluster the subscription connects to
+	// that channel's master, where announceTermination publishes.
+	ps := g.rdb.Subscribe(ctx, g.terminations(), g.inbox(g.replica), g.notifications(), g.acks(g.replica))
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	if msg, err := ps.Receive(rctx); err != nil {
 		g.log.Warn("relay subscription not confirmed yet; retrying in the background", "err", err)
