@@ -358,9 +358,10 @@ func TestCapabilityCoreDown(t *testing.T) {
 			t.Errorf("%s with capability-core down: %d %v %s, want 503 with Retry-After", path, r.status, r.header, r.body)
 		}
 	}
-	if d := time.Since(began); d > 15*time.Second {
-		t.Errorf("three 503s took %s; a capability-core outage must fail fast", d)
-	}
+	// Duration reported, not asserted (no timed assertions): a stopped
+	// capability-core's port is held closed by the harness, so calls are
+	// refused at once rather than waiting for a deadline.
+	t.Logf("three 503s with capability-core down took %s (report)", time.Since(began).Round(time.Millisecond))
 	if code, body := f.ready(t); code != 200 || !strings.Contains(body, `"name":"capability-core","status":"down"`) {
 		t.Errorf("readiness with capability-core down: %d %s, want 200 reporting it down", code, body)
 	}
