@@ -107,3 +107,23 @@ func TestBackendToolsFollowedInALiveSession(t *testing.T) {
 		t.Errorf("a removed tool: %s", r.Body)
 	}
 }
+
+// A backend's tool that the gateway cannot draw (a widget it does not
+// have) is left out and logged; the backend's other tools, and everyone
+// else's, are served.
+func TestToolWithUnknownWidgetIsLeftOut(t *testing.T) {
+	f := newFleet(t)
+	svc := notesService("notes")
+	svc.Methods[0].Tool.WidgetUri = "ui://widget/not-in-the-widgets-module.html"
+	notes := registrytest.Start(t, "notes", []registrytest.Service{svc})
+	g := f.Gateway("CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",notes="+notes.Addr)
+	tok := f.Token("user-1", "openid notes.read")
+	sid := g.initialize(t, tok)
+	got := g.toolNames(t, tok, sid)
+	if strings.Contains(got, "notes.list") || !strings.Contains(got, "notes.add") || !strings.Contains(got, "health.check") {
+		t.Errorf("tools = %q", got)
+	}
+	if !strings.Contains(g.Logs.String(), `msg="tool not served" service=mcp-gateway tool=notes.list backend=notes`) {
+		t.Errorf("log:\n%s", g.Logs)
+	}
+}

@@ -147,15 +147,20 @@ func (c *catalog) tools() ([]server.ServerTool, error) {
 	}
 	var out []server.ServerTool
 	for _, t := range c.reg.Tools() {
+		// A tool the gateway cannot draw (a widget it does not have, a
+		// card action naming a tool that is not there) is left out and
+		// logged: one backend's mistake does not hold back the others'.
 		desc, err := c.tool(t)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			var h server.ToolHandlerFunc
+			if h, err = c.handler(t); err == nil {
+				out = append(out, server.ServerTool{Tool: desc, Handler: h})
+			}
 		}
-		h, err := c.handler(t)
 		if err != nil {
-			return nil, err
+			c.log.Error("tool not served", "tool", t.Name, "backend", t.Capability.Backend, "err", err)
+			continue
 		}
-		out = append(out, server.ServerTool{Tool: desc, Handler: h})
 		// Zero series from the start, so that rates and alerts see every tool.
 		c.metrics.toolCalls.WithLabelValues(t.Name, "ok")
 		c.metrics.coreLatency.WithLabelValues(t.Name)
