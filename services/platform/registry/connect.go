@@ -49,7 +49,15 @@ func Start(ctx context.Context, f Fleet) (*Discovery, func(), error) {
 			list = append(list, Backend{Name: b.Name, Target: b.Target, Conn: c})
 			continue
 		}
-		c, err := grpcx.Dial(b.Target, grpcx.ClientOptions{Registry: f.Metrics, Name: b.Name, Telemetry: f.Telemetry, TLS: b.TLS})
+		o := grpcx.ClientOptions{Registry: f.Metrics, Name: b.Name, Telemetry: f.Telemetry, TLS: b.TLS}
+		c, err := grpcx.Dial(b.Target, o)
+		if are := (prom.AlreadyRegisteredError{}); errors.As(err, &are) {
+			// The service already counts calls to a peer of this name
+			// (its capability-core connection, when this backend is
+			// another capability-core target): no second set of series.
+			o.Registry = nil
+			c, err = grpcx.Dial(b.Target, o)
+		}
 		if err != nil {
 			closeAll()
 			return nil, nil, errors.Join(errors.New("capability backend "+b.Name), err)

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/registry"
 	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
 	"github.com/tollgate/tollgate/services/platform/tokens"
@@ -139,5 +140,31 @@ func TestDiscoveryOverMutualTLS(t *testing.T) {
 		if !strings.Contains(log.String(), `msg="capability backend unavailable" backend=secure`) {
 			t.Errorf("%s: log:\n%s", name, log)
 		}
+	}
+}
+
+// A backend named like a connection the service already dials (its
+// capability-core, at another target) starts: its client metrics are not
+// registered twice.
+func TestStartWithABackendNamedLikeAnExistingPeer(t *testing.T) {
+	b := registrytest.Start(t, "capability-core", []registrytest.Service{notes("notes")})
+	metrics := prometheus.NewRegistry()
+	first, err := grpcx.Dial("127.0.0.1:1", grpcx.ClientOptions{Registry: metrics, Name: "capability-core"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, closeConns, err := registry.Start(ctx, registry.Fleet{
+		Backends: config.Backends{List: []config.Backend{{Name: "capability-core", Target: b.Addr}}},
+		Metrics:  metrics,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConns()
+	if got := toolNames(d.Registry()); got != "notes.add notes.list" {
+		t.Errorf("tools = %q", got)
 	}
 }
