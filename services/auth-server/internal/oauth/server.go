@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -366,24 +367,55 @@ func (s *Server) client(ctx context.Context, id string) (*clients.Client, error)
 }
 
 // Handler is the public HTTP surface.
+//
+// A path asked with a method it does not serve gets 405 with Allow and the
+// JSON error shape of RFC 6749 §5.2 (invalid_request, naming the methods)
+// — an OAuth client parses that, not net/http's plain-text 405.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /oauth/jwks", s.jwks)
-	mux.HandleFunc("GET /.well-known/openid-configuration", s.discovery)
-	mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.discovery)
-	mux.HandleFunc("GET /.well-known/oauth-authorization-server/{path...}", s.discovery)
-	mux.Handle("GET /oauth/authorize", s.guard("authorize", false, s.authorize))
-	mux.Handle("GET /oauth/callback", s.guard("callback", false, s.callback))
-	mux.Handle("POST /oauth/consent", s.guard("consent", false, s.consent))
-	mux.Handle("POST /oauth/consent/revoke", s.guard("consent_revoke", true, s.revokeConsent))
-	mux.Handle("POST /oauth/token", s.guard("token", true, s.token))
-	mux.Handle("GET /oauth/userinfo", s.guard("userinfo", true, s.userinfo))
-	mux.Handle("POST /oauth/userinfo", s.guard("userinfo", true, s.userinfo))
-	mux.Handle("POST /oauth/revoke", s.guard("revoke", true, s.revoke))
-	mux.Handle("POST /oauth/introspect", s.guard("introspect", true, s.introspect))
-	mux.Handle("POST /oauth/register", s.guard("register", true, s.register))
+	allowed := map[string][]string{} // path pattern → methods, in order
+	handle := func(method, path string, h http.Handler) {
+		mux.Handle(method+" "+path, h)
+		if len(allowed[path]) == 0 {
+			allowed[path] = nil
+		}
+		allowed[path] = append(allowed[path], method)
+	}
+	handle("GET", "/oauth/jwks", http.HandlerFunc(s.jwks))
+	handle("GET", "/.well-known/openid-configuration", http.HandlerFunc(s.discovery))
+	handle("GET", "/.well-known/oauth-authorization-server", http.HandlerFunc(s.discovery))
+	handle("GET", "/.well-known/oauth-authorization-server/{path...}", http.HandlerFunc(s.discovery))
+	handle("GET", "/oauth/authorize", s.guard("authorize", false, s.authorize))
+	handle("GET", "/oauth/callback", s.guard("callback", false, s.callback))
+	handle("POST", "/oauth/consent", s.guard("consent", false, s.consent))
+	handle("POST", "/oauth/consent/revoke", s.guard("consent_revoke", true, s.revokeConsent))
+	handle("POST", "/oauth/token", s.guard("token", true, s.token))
+	handle("GET", "/oauth/userinfo", s.guard("userinfo", true, s.userinfo))
+	handle("POST", "/oauth/userinfo", s.guard("userinfo", true, s.userinfo))
+	handle("POST", "/oauth/revoke", s.guard("revoke", true, s.revoke))
+	handle("POST", "/oauth/introspect", s.guard("introspect", true, s.introspect))
+	handle("POST", "/oauth/register", s.guard("register", true, s.register))
+	for path, methods := range allowed {
+		if slices.Contains(methods, http.MethodGet) {
+			methods = append(methods, http.MethodHead) // a GET pattern serves HEAD too
+		}
+		mux.Handle(path, methodNotAllowed(s.metrics, methods))
+	}
 	s.route = telemetry.MuxRoute(mux)
 	return s.cors(mux)
+}
+
+// methodNotAllowed answers a method the path does not serve: 405, Allow
+// (RFC 9110 §15.5.6) and the RFC 6749 §5.2 error shape, invalid_request
+// ("use POST").
+func methodNotAllowed(m *metrics, methods []string) http.Handler {
+	allow := strings.Join(methods, ", ")
+	desc := "method not allowed: use " + strings.Join(methods, " or ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.errors.WithLabelValues("any", "invalid_request").Inc()
+		w.Header().Set("Allow", allow)
+		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", desc)
+	})
 }
 
 // Route is the route pattern of r ("/oauth/token", …), a bounded metric

@@ -103,3 +103,48 @@ func TestUnregisteredRedirectShowsTheURI(t *testing.T) {
 		t.Errorf("JSON error_description %q, want %q", e.Description, wantJSON)
 	}
 }
+
+// A method an endpoint does not serve gets 405 with Allow and the RFC 6749
+// §5.2 JSON error (invalid_request, naming the method to use), not
+// net/http's plain text: GET on the POST-only endpoints, POST on the
+// GET-only ones.
+func TestWrongMethodIsAJSONError(t *testing.T) {
+	f := startFleet(t, nil)
+	cases := []struct{ method, path, allow string }{
+		{http.MethodGet, "/oauth/token", "POST"},
+		{http.MethodPut, "/oauth/token", "POST"},
+		{http.MethodGet, "/oauth/revoke", "POST"},
+		{http.MethodGet, "/oauth/introspect", "POST"},
+		{http.MethodGet, "/oauth/register", "POST"},
+		{http.MethodDelete, "/oauth/userinfo", "GET, POST, HEAD"},
+		{http.MethodPost, "/oauth/jwks", "GET, HEAD"},
+		{http.MethodPost, "/.well-known/openid-configuration", "GET, HEAD"},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest(tc.method, f.Base+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var e struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tc.allow ||
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || resp.Header.Get("Cache-Control") != "no-store" ||
+			json.Unmarshal(b, &e) != nil || e.Error != "invalid_request" ||
+			e.Description != "method not allowed: use "+strings.ReplaceAll(tc.allow, ", ", " or ") {
+			t.Errorf("%s %s: %d Allow %q %s %s", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("Content-Type"), b)
+		}
+	}
+	// The served methods are unchanged: HEAD of a GET endpoint, POST of the token endpoint.
+	if resp, err := http.Head(f.Base + "/oauth/jwks"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("HEAD /oauth/jwks: %v %v", resp, err)
+	}
+	resp, b := f.post("/oauth/token", f.Clients["local-test"], url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"nope"}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "invalid_grant") {
+		t.Errorf("POST /oauth/token: %d %s", resp.StatusCode, b)
+	}
+}
