@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os/exec"
@@ -207,6 +208,22 @@ func TestPublicURL(t *testing.T) {
 	_, prm := get("/.well-known/oauth-protected-resource/mcp")
 	if prm["resource"] != public+"/mcp" {
 		t.Errorf("protected resource metadata: resource %v, want %s/mcp", prm["resource"], public)
+	}
+	// The Actions resource's metadata (RFC 9728 §3.1), routed by the
+	// ingress to the actions-api, and the 401 challenge that points at it
+	// (§5.1); other well-known paths are JSON 404s.
+	if _, aprm := get("/.well-known/oauth-protected-resource/actions"); aprm["resource"] != public+"/actions" ||
+		fmt.Sprint(aprm["authorization_servers"]) != "["+public+"]" {
+		t.Errorf("Actions protected resource metadata: %v", aprm)
+	}
+	if resp, _ := get("/actions/profile"); resp.StatusCode != http.StatusUnauthorized ||
+		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+public+`/.well-known/oauth-protected-resource/actions"`) {
+		t.Errorf("GET /actions/profile without a token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	for _, path := range []string{"/.well-known/unknown", "/.well-known/oauth-protected-resource/nope"} {
+		if resp, e := get(path); resp.StatusCode != http.StatusNotFound || e["error"] == nil {
+			t.Errorf("GET %s: %d %v, want a JSON 404", path, resp.StatusCode, e)
+		}
 	}
 	// CORS for the allowed origins (DEV_ALLOWED_ORIGINS) on the metadata
 	// the browser fetches; none for another origin on the authorization

@@ -34,15 +34,19 @@ func TestTableRoutesEveryPublicPath(t *testing.T) {
 		"/messages":                             "mcp-gateway",
 		"/app-ui/mcp-widget-bridge-v1.js":       "mcp-gateway",
 		"/.well-known/oauth-protected-resource": "mcp-gateway",
-		"/.well-known/oauth-protected-resource/mcp": "mcp-gateway",
-		"/oauth/authorize":                          "auth-server",
-		"/oauth/token":                              "auth-server",
-		"/.well-known/openid-configuration":         "auth-server",
-		"/.well-known/oauth-authorization-server":   "auth-server",
-		"/actions/openapi.json":                     "actions-api",
-		"/actions/profile":                          "actions-api",
-		"/health":                                   "actions-api",
-		"/privacy":                                  "actions-api",
+		"/.well-known/oauth-protected-resource/mcp":     "mcp-gateway",
+		"/oauth/authorize":                              "auth-server",
+		"/oauth/token":                                  "auth-server",
+		"/.well-known/openid-configuration":             "auth-server",
+		"/.well-known/oauth-authorization-server":       "auth-server",
+		"/actions/openapi.json":                         "actions-api",
+		"/actions/profile":                              "actions-api",
+		"/health":                                       "actions-api",
+		"/privacy":                                      "actions-api",
+		"/.well-known/oauth-protected-resource/actions": "actions-api",
+		// Unknown well-known paths get the actions-api's JSON 404.
+		"/.well-known/openid-configuration/x": "actions-api",
+		"/.well-known/unknown":                "actions-api",
 	}
 	for path, want := range cases {
 		r, ok := routes.Match(rules, path)
@@ -50,7 +54,7 @@ func TestTableRoutesEveryPublicPath(t *testing.T) {
 			t.Errorf("%s → %q (matched %v), want %s", path, r.Service, ok, want)
 		}
 	}
-	for _, path := range []string{"/mcpx", "/healthz", "/health/x", "/", "/oauthx", "/.well-known/openid-configuration/x"} {
+	for _, path := range []string{"/mcpx", "/healthz", "/health/x", "/", "/oauthx"} {
 		if r, ok := routes.Match(rules, path); ok {
 			t.Errorf("%s matched %+v, want no route", path, r)
 		}

@@ -145,7 +145,7 @@ func TestBearerRefusals(t *testing.T) {
 		desc      string // part of error_description
 		challenge string // part of WWW-Authenticate; "" = none expected
 	}{
-		{name: "no token", status: 401, code: "invalid_token", desc: "bearer access token is required", challenge: `Bearer realm="tollgate-actions", scope=`},
+		{name: "no token", status: 401, code: "invalid_token", desc: "bearer access token is required", challenge: `Bearer realm="tollgate-actions", resource_metadata="` + metadataURL + `", scope=`},
 		{name: "basic scheme", header: http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}}, status: 401, code: "invalid_token", desc: "not Bearer", challenge: `error="invalid_token"`},
 		{name: "garbage", header: bearer("garbage"), status: 401, code: "invalid_token", desc: "not a JWS", challenge: `error="invalid_token"`},
 		{name: "MCP audience", header: bearer(f.iss.Mint(t, tokentest.Token{Audience: mcpAudience, Scope: allScopes})), status: 401, code: "invalid_token", desc: "wrong audience", challenge: `error_description="access token rejected: wrong audience"`},
@@ -166,7 +166,7 @@ func TestBearerRefusals(t *testing.T) {
 					t.Fatalf("%d %s, want %d %s containing %q", r.status, r.body, tc.status, tc.code, tc.desc)
 				}
 				ch := r.header.Get("WWW-Authenticate")
-				if !strings.HasPrefix(ch, `Bearer realm="tollgate-actions"`) || !strings.Contains(ch, tc.challenge) || !strings.Contains(ch, `scope="`+strings.Join(scopes, " ")+`"`) {
+				if !strings.HasPrefix(ch, `Bearer realm="tollgate-actions", resource_metadata="`+metadataURL+`"`) || !strings.Contains(ch, tc.challenge) || !strings.Contains(ch, `scope="`+strings.Join(scopes, " ")+`"`) {
 					t.Errorf("WWW-Authenticate = %q, want a Bearer challenge with %q and the operation's scopes", ch, tc.challenge)
 				}
 				if strings.Contains(string(r.body), valid) {

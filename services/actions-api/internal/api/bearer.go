@@ -13,11 +13,16 @@ import (
 const realm = "tollgate-actions"
 
 // challenge renders a WWW-Authenticate Bearer challenge (RFC 6750 section
-// 3). code may be empty (no credentials were sent); scope lists what the
-// operation needs.
-func challenge(code, desc string, scopes []string) string {
+// 3). code may be empty (no credentials were sent); metadata is the URL of
+// the API's protected resource metadata (RFC 9728 section 5.1
+// resource_metadata), so a client that starts at the API finds its
+// authorization server; scope lists what the operation needs.
+func challenge(metadata, code, desc string, scopes []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Bearer realm=%q", realm)
+	if metadata != "" {
+		fmt.Fprintf(&b, ", resource_metadata=%q", metadata)
+	}
 	if code != "" {
 		fmt.Fprintf(&b, ", error=%q", code)
 	}
@@ -38,15 +43,15 @@ func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claim
 	switch {
 	case errors.Is(err, tokens.ErrDuplicateAuthorization), errors.Is(err, tokens.ErrQueryToken):
 		e := newError(http.StatusBadRequest, "invalid_request", err.Error())
-		e.challenge = challenge("invalid_request", err.Error(), required)
+		e.challenge = challenge(s.metadataURL, "invalid_request", err.Error(), required)
 		return nil, e
 	case errors.Is(err, tokens.ErrNoToken):
 		e := newError(http.StatusUnauthorized, "invalid_token", "a bearer access token is required")
-		e.challenge = challenge("", "", required)
+		e.challenge = challenge(s.metadataURL, "", "", required)
 		return nil, e
 	case err != nil:
 		e := newError(http.StatusUnauthorized, "invalid_token", err.Error())
-		e.challenge = challenge("invalid_token", err.Error(), required)
+		e.challenge = challenge(s.metadataURL, "invalid_token", err.Error(), required)
 		return nil, e
 	}
 	claims, err := s.verifier.Verify(r.Context(), raw)
@@ -56,13 +61,13 @@ func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claim
 	case err != nil:
 		desc := "access token rejected: " + strings.TrimPrefix(err.Error(), tokens.ErrInvalidToken.Error()+": ")
 		e := newError(http.StatusUnauthorized, "invalid_token", desc)
-		e.challenge = challenge("invalid_token", desc, required)
+		e.challenge = challenge(s.metadataURL, "invalid_token", desc, required)
 		return nil, e
 	}
 	if missing := claims.MissingScopes(required); len(missing) > 0 {
 		desc := "the access token lacks the scopes: " + strings.Join(missing, " ")
 		e := newError(http.StatusForbidden, "insufficient_scope", desc)
-		e.challenge = challenge("insufficient_scope", desc, required)
+		e.challenge = challenge(s.metadataURL, "insufficient_scope", desc, required)
 		return nil, e
 	}
 	return claims, nil

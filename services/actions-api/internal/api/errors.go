@@ -58,13 +58,14 @@ func unavailable(desc string, cause error) *apiError {
 // mistakes (InvalidArgument, Unauthenticated, PermissionDenied, NotFound)
 // are written by capability-core for callers and passed on; anything else
 // gets a generic text and its details are logged. capability-core verifies
-// the token again, so its refusals carry a Bearer challenge too.
-func fromCore(err error, scopes []string) *apiError {
+// the token again, so its refusals carry a Bearer challenge too, naming
+// metadata (the resource metadata URL) like the API's own.
+func fromCore(err error, metadata string, scopes []string) *apiError {
 	st := status.Convert(err)
 	code, name := fault.HTTPStatus(st.Code())
 	switch st.Code() {
 	case codes.Unauthenticated, codes.PermissionDenied:
-		return &apiError{status: code, code: name, desc: st.Message(), challenge: challenge(name, st.Message(), scopes)}
+		return &apiError{status: code, code: name, desc: st.Message(), challenge: challenge(metadata, name, st.Message(), scopes)}
 	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition, codes.NotFound, codes.ResourceExhausted:
 		return &apiError{status: code, code: name, desc: st.Message()}
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:

@@ -165,6 +165,9 @@ func (s server) withRegistry(reg *registry.Registry) (http.Handler, error) {
 		return nil, err
 	}
 	s.reg = reg
+	if s.metadataURL, s.metadata, err = resourceMetadata(s.cfg, reg); err != nil {
+		return nil, err
+	}
 	e, err := s.handler()
 	if err != nil {
 		return nil, err

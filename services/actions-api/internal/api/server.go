@@ -56,6 +56,11 @@ type server struct {
 	limiter  *ratelimit.Limiter
 	addrs    *clientip.Resolver
 	doc      []byte
+	// metadataURL is where the protected resource metadata of
+	// ACTIONS_AUDIENCE is served (RFC 9728 section 3.1); metadata is that
+	// document for the current registry (metadata.go).
+	metadataURL string
+	metadata    []byte
 
 	ops      map[string]string // "METHOD path" → operation label
 	requests *prometheus.CounterVec
@@ -145,6 +150,13 @@ func (s *server) handler() (*echo.Echo, error) {
 		},
 	}
 	labels := map[string]string{PathOpenAPI: "openapi", PathPrivacy: "privacy"}
+	if path := metadataPath(s.cfg.Audience); path != "" {
+		static[path] = func(c echo.Context) error {
+			c.Response().Header().Set("Cache-Control", "public, max-age=300")
+			return c.JSONBlob(http.StatusOK, s.metadata)
+		}
+		labels[path] = "resource_metadata"
+	}
 	for path, h := range static {
 		for _, m := range []string{http.MethodGet, http.MethodHead} {
 			s.ops[m+" "+path] = labels[path]
@@ -229,7 +241,7 @@ func (s *server) action(a *registry.Action) echo.HandlerFunc {
 		}
 		out, err := c.Invoke(ctx, conn, in)
 		if err != nil {
-			return fromCore(err, a.RequiredScopes)
+			return fromCore(err, s.metadataURL, a.RequiredScopes)
 		}
 		b, err := registry.MarshalOutput(out)
 		if err != nil {

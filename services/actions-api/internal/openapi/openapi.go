@@ -306,7 +306,7 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 	op.Responses["400"] = errResp(badRequest+" (error invalid_request).", nil)
 	if protected {
 		challenge := map[string]Header{"WWW-Authenticate": {
-			Description: "Bearer challenge (RFC 6750) naming the error and the scopes the operation needs.",
+			Description: "Bearer challenge (RFC 6750) naming the error, the scopes the operation needs and the protected resource metadata URL (resource_metadata, RFC 9728 section 5.1).",
 			Schema:      registry.Schema{"type": "string"},
 		}}
 		op.Responses["401"] = errResp("The access token is missing, malformed, expired, revoked, not signed by the issuer or issued for another audience (error invalid_token). Link the account again.", challenge)

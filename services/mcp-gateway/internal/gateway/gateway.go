@@ -270,6 +270,12 @@ func (g *Gateway) Handler() http.Handler {
 	// RFC 9728 §3.1: the metadata of the legacy SSE endpoint's identifier,
 	// whose resource is that URL (§3.3), for clients that start at /sse.
 	mux.Handle(server.ProtectedResourceMetadataPath(g.sseResource), metadata(g.sseResource, "Tollgate MCP (legacy HTTP+SSE)"))
+	// Any other well-known path (another resource's metadata, a typo) is
+	// a JSON 404 like every other refusal, not net/http's plain text.
+	mux.Handle("/.well-known/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeOAuthError(w, http.StatusNotFound, "not_found", "no such well-known document here; the MCP resource metadata is at "+
+			server.ProtectedResourceMetadataPath(g.cfg.Resource)+" (RFC 9728 section 3.1)")
+	}))
 	mux.Handle(widgets.AssetPath, widgets.AssetHandler())
 	mcpHandler := g.checkOrigin(c.Handler(g.authenticate(transportStreamable, g.streamableSession(g.direct(g.streamable)))))
 	mux.Handle("/mcp", mcpHandler)

@@ -386,4 +386,16 @@ func TestProtectedResourceMetadata(t *testing.T) {
 			t.Errorf("%s: %+v", path, prm)
 		}
 	}
+	// Other well-known paths (the Actions resource's metadata is served
+	// by the actions-api) are JSON 404s.
+	for _, path := range []string{"/.well-known/oauth-protected-resource/actions", "/.well-known/oauth-protected-resource/mcp/x", "/.well-known/unknown"} {
+		r := g.do(t, req{Method: "GET", Path: path})
+		var e struct {
+			Error string `json:"error"`
+		}
+		if r.Status != http.StatusNotFound || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") ||
+			json.Unmarshal(r.Body, &e) != nil || e.Error != "not_found" {
+			t.Errorf("%s: %d %v %s, want a JSON 404", path, r.Status, r.Header, r.Body)
+		}
+	}
 }
