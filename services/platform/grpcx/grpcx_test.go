@@ -13,14 +13,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	testingv1 "github.com/tollgate/tollgate/proto/gen/tollgate/testing/v1"
 	"github.com/tollgate/tollgate/services/platform/fault"
 	"github.com/tollgate/tollgate/services/platform/grpcx"
+	"github.com/tollgate/tollgate/services/platform/logging"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
@@ -158,13 +159,76 @@ func TestDeadlineIsCapped(t *testing.T) {
 
 func TestMetricsCountCalls(t *testing.T) {
 	c, reg, _, _ := start(t)
-	for range 3 {
-		_, _ = c.Echo(context.Background(), &testingv1.EchoRequest{Text: "ok"})
+	for _, text := range []string{"ok", "ok", "ok", "bad"} {
+		_, _ = c.Echo(context.Background(), &testingv1.EchoRequest{Text: text})
 	}
-	n, err := testutil.GatherAndCount(reg, "grpc_server_handled_total", "grpc_client_handled_total")
-	if err != nil || n == 0 {
-		t.Errorf("metrics: %d series, %v", n, err)
+	echo := map[string]string{"grpc_type": "unary", "grpc_service": "tollgate.testing.v1.EchoService", "grpc_method": "Echo"}
+	with := func(l map[string]string, k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for a, b := range l {
+			m[a] = b
+		}
+		return m
 	}
+	client := with(echo, "peer", "echo")
+	health := map[string]string{"grpc_type": "unary", "grpc_service": "grpc.health.v1.Health", "grpc_method": "Check"}
+	// The series and counting rules of go-grpc-middleware's provider,
+	// which grpcx used before: dashboards and alerts keep working.
+	for _, w := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"grpc_server_started_total", echo, 4},
+		{"grpc_server_msg_received_total", echo, 4},
+		{"grpc_server_msg_sent_total", echo, 3},
+		{"grpc_server_handled_total", with(echo, "grpc_code", "OK"), 3},
+		{"grpc_server_handled_total", with(echo, "grpc_code", "InvalidArgument"), 1},
+		{"grpc_server_handling_seconds", echo, 4},
+		{"grpc_server_started_total", health, 0}, // every served method's series exist from the start
+		{"grpc_server_handled_total", with(health, "grpc_code", "Internal"), 0},
+		{"grpc_client_started_total", client, 4},
+		{"grpc_client_msg_sent_total", client, 4},
+		{"grpc_client_msg_received_total", client, 3},
+		{"grpc_client_handled_total", with(client, "grpc_code", "OK"), 3},
+		{"grpc_client_handled_total", with(client, "grpc_code", "InvalidArgument"), 1},
+		{"grpc_client_handling_seconds", client, 4},
+	} {
+		if got, ok := metricValue(t, reg, w.name, w.labels); !ok || got != w.want {
+			t.Errorf("%s%v = %v (found %v), want %v", w.name, w.labels, got, ok, w.want)
+		}
+	}
+}
+
+// metricValue is the value (a histogram's sample count) of the series of
+// name whose labels are exactly labels.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if labels[l.GetName()] != l.GetValue() {
+					continue series
+				}
+			}
+			if h := m.GetHistogram(); h != nil {
+				return float64(h.GetSampleCount()), true
+			}
+			return m.GetCounter().GetValue(), true
+		}
+	}
+	return 0, false
 }
 
 // counting is an echo server that counts the calls it answered.
@@ -404,5 +468,51 @@ func TestBreakerFailsFastWhileThePeerHangs(t *testing.T) {
 			t.Fatal("no recovery after the peer answered again")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// idEcho answers with the request id its handler's context carries.
+type idEcho struct {
+	testingv1.UnimplementedEchoServiceServer
+}
+
+func (idEcho) Echo(ctx context.Context, _ *testingv1.EchoRequest) (*testingv1.EchoResponse, error) {
+	return &testingv1.EchoResponse{Text: logging.RequestID(ctx)}, nil
+}
+
+func TestRequestIDTravelsOrIsMadeFresh(t *testing.T) {
+	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
+	testingv1.RegisterEchoServiceServer(srv, idEcho{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpcx.Dial(ln.Addr().String(), grpcx.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := testingv1.NewEchoServiceClient(conn)
+	seen := func(ctx context.Context) string {
+		t.Helper()
+		r, err := c.Echo(ctx, &testingv1.EchoRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetText()
+	}
+	if got := seen(logging.WithRequestID(context.Background(), "req-1.a:b_c")); got != "req-1.a:b_c" {
+		t.Errorf("caller's id: handler saw %q", got)
+	}
+	for name, ctx := range map[string]context.Context{
+		"none":      context.Background(),
+		"malformed": metadata.AppendToOutgoingContext(context.Background(), logging.RequestIDMetadata, `x" level=ERROR`),
+		"two":       metadata.AppendToOutgoingContext(context.Background(), logging.RequestIDMetadata, "a", logging.RequestIDMetadata, "b"),
+	} {
+		if got := seen(ctx); !logging.ValidRequestID(got) || len(got) != 26 {
+			t.Errorf("%s: handler saw %q, want a fresh 26-character id", name, got)
+		}
 	}
 }

@@ -11,13 +11,13 @@ import (
 
 // requestIDFromMetadata puts the caller's x-request-id (when well-formed,
 // else a fresh id) in the call's context, so that every line the call
-// logs names the request that caused it.
+// logs names the request that caused it. Only that key is read
+// (metadata.FromIncomingContext would copy every key and value of the
+// call's metadata, the caller's token included, on every call).
 func requestIDFromMetadata(ctx context.Context) context.Context {
 	var id string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(logging.RequestIDMetadata); len(v) == 1 {
-			id = v[0]
-		}
+	if v := metadata.ValueFromIncomingContext(ctx, logging.RequestIDMetadata); len(v) == 1 {
+		id = v[0]
 	}
 	return logging.WithRequestID(ctx, logging.RequestIDOrNew(id))
 }
