@@ -85,6 +85,7 @@ func TestRealCluster(t *testing.T) {
 	}
 	// Every pod is Ready by its own probes: no failed container, no restart.
 	rc.kubectlOK(timeout(t, 3*time.Minute), "-n", realNamespace, "wait", "pods", "--all", "--for=condition=Ready", "--timeout=150s")
+	installReady := time.Now()
 	t.Logf("helm install --wait: every pod Ready in %s", time.Since(installStart).Round(time.Second))
 	rc.expectNoRestarts(t)
 
@@ -92,39 +93,26 @@ func TestRealCluster(t *testing.T) {
 	// skips a backend until the Service has ready endpoints).
 	client.waitRouted(t, issuer+"/.well-known/openid-configuration", "http://"+actionsHost+"/health")
 	mcpTok := client.link(t, mcpResource)
-	// The gateway resolves capability-core's headless Service once at start;
-	// if capability-core was not Ready yet, calls fail until gRPC resolves
-	// again. Measured, not hidden: the delay is logged.
-	readyAt := time.Now()
-	for {
-		ctx := timeout(t, 30*time.Second)
-		_, session, _, err := client.mcpPost(ctx, mcpTok.AccessToken, "", initializeMsg(1))
-		if err == nil && session != "" {
-			client.mcpPost(ctx, mcpTok.AccessToken, session, initializedMsg)
-			if code, _, body, err := client.mcpPost(ctx, mcpTok.AccessToken, session, toolCallMsg(2, "identity.profile")); err == nil && code == 200 && !strings.Contains(body, `"isError":true`) {
-				break
-			}
-		}
-		if time.Since(readyAt) > 3*time.Minute {
-			t.Fatal("tools/call kept failing for 3 minutes after every pod was Ready")
-		}
-		time.Sleep(time.Second)
-	}
-	t.Logf("first successful tools/call %s after every pod was Ready", time.Since(readyAt).Round(time.Second))
-	client.mcpToolCall(t, mcpTok.AccessToken, "identity.profile")
-	client.sseToolCall(t, mcpTok.AccessToken, "identity.profile")
 	actTok := client.link(t, actionsAud)
-	// The same for the actions-api's connection to capability-core.
-	for start := time.Now(); ; time.Sleep(time.Second) {
-		err := client.actionsProfile(timeout(t, 30*time.Second), actTok.AccessToken)
-		if err == nil {
-			t.Logf("first successful Actions call %s after every pod was Ready", time.Since(readyAt).Round(time.Second))
-			break
-		}
-		if time.Since(start) > 3*time.Minute {
-			t.Fatalf("the Actions call kept failing for 3 minutes: %v", err)
-		}
+	// The connectors reach capability-core (and the auth-server) through
+	// headless Services, which have no address until a pod is Ready. Their
+	// resolver (services/platform/grpcx/resolver.go) asks again every
+	// second while a name has none; gRPC's own backed off up to 16 s here,
+	// which failed calls for 0–15 s after every pod was Ready. Once the
+	// cluster DNS answers both names (its cache holds a "no such name" for
+	// up to 5 s), the first call through each connector must succeed.
+	readyAt := time.Now()
+	for _, svc := range []string{"capability-core-grpc", "auth-server-grpc"} {
+		client.waitResolves(t, "tollgate-"+svc+"."+realNamespace+".svc.cluster.local")
 	}
+	time.Sleep(connectorsSettle)
+	client.mcpToolCall(t, mcpTok.AccessToken, "identity.profile")
+	if err := client.actionsProfile(timeout(t, 30*time.Second), actTok.AccessToken); err != nil {
+		t.Fatalf("the first Actions call once capability-core resolves: %v", err)
+	}
+	t.Logf("first tools/call and Actions call succeeded %s after the headless names resolved, %s after every pod was Ready",
+		time.Since(readyAt).Round(time.Millisecond), time.Since(installReady).Round(time.Second))
+	client.sseToolCall(t, mcpTok.AccessToken, "identity.profile")
 	fresh := client.refresh(t, actTok.RefreshToken)
 	client.actionsCall(t, fresh.AccessToken)
 
@@ -175,6 +163,26 @@ func TestRealCluster(t *testing.T) {
 	}
 	rc.tiltCI(t, rc.writeValues(t, registry, tag, "info"))
 	t.Logf("real-cluster test took %s", time.Since(start).Round(time.Second))
+}
+
+// connectorsSettle is how long the test lets the connectors see a name the
+// cluster DNS has just started to answer: their resolver's retry interval
+// (grpcx.ResolveRetryInterval, 1 s) plus their circuit breaker's open
+// interval (grpcx.BreakerOpen, 1 s: readiness probes may have opened it
+// while capability-core was down), plus a second for the connection.
+const connectorsSettle = 3 * time.Second
+
+// waitResolves waits until the cluster DNS answers name with an address.
+func (c *clusterClient) waitResolves(t *testing.T, name string) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var ips []string
+		if ips, err = c.resolver.LookupHost(timeout(t, 10*time.Second), name); err == nil && len(ips) > 0 {
+			return
+		}
+	}
+	t.Fatalf("cluster DNS: %s has no address 2 minutes after every pod was Ready: %v", name, err)
 }
 
 // installAddon applies testdata/realcluster/<name>.yaml and waits for its
@@ -725,8 +733,9 @@ extra_values: [%q]
 	)
 	start := time.Now()
 	out, err := runIn(timeout(t, 16*time.Minute), repoRoot(t), env, tilt, "ci", "-f", filepath.Join(repoRoot(t), "Tiltfile"),
-		// No HTTP server (--port=0): a tilt built from the module proxy has
-		// no bundled web UI assets, which its web server refuses to start without.
+		// Tilt's web and API server on a free loopback port, not 10350
+		// (a developer's Tilt may hold it). Its web page is the placeholder
+		// charts/tools/build.sh gives a tilt built from the module proxy.
 		"--port=0", "--timeout=15m")
 	if err != nil {
 		t.Fatalf("tilt ci: %v\n%s", err, lastLines(out, 80))

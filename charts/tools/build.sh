@@ -104,6 +104,28 @@ importable() {
   return 1
 }
 
+# tilt_source prepares a build of tilt with a web page, and prints the
+# -modfile flag that selects it. Tilt embeds its web UI from
+# pkg/assets/build, which its releases fill with a Node build; the module on
+# the proxy holds none there, and a release build (main.version set) without
+# it refuses to start every command that serves its API, `tilt ci` and
+# `tilt up` included ("running in prod mode, but JS/CSS files are not
+# available"). The go command does not lay files over the module cache
+# (-overlay refuses it), so the module is copied beside the build, given
+# webui/index.html (a page saying why there is no UI) and selected by a
+# replace line in a copy of the tool's go.mod; go.sum is unchanged.
+tilt_source() {
+  local tmp="$1" src
+  src="$(cd "$here/tilt" && GOWORK=off GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' github.com/tilt-dev/tilt)"
+  mkdir -p "$tmp/src" "$tmp/mod"
+  cp -R "$src" "$tmp/src/tilt"
+  chmod -R u+w "$tmp/src/tilt"
+  cp "$here/tilt/webui/index.html" "$tmp/src/tilt/pkg/assets/build/index.html"
+  cp "$here/tilt/go.mod" "$here/tilt/go.sum" "$tmp/mod/"
+  printf '\nreplace github.com/tilt-dev/tilt => %s\n' "$tmp/src/tilt" >>"$tmp/mod/go.mod"
+  echo "-modfile=$tmp/mod/go.mod"
+}
+
 build_one() {
   local tool="$1" dir="$here/$1"
   local entry="${spec[$tool]:-}"
@@ -116,8 +138,12 @@ build_one() {
   # Static binaries, except tilt: its Tiltfile parser (tree-sitter) needs cgo.
   local cgo=0
   [[ "$tool" != tilt ]] || cgo=1
+  # Files added to the tool's module source are part of the pin (tilt's
+  # web page, see tilt_source).
+  local overlay_files=""
+  [[ "$tool" != tilt ]] || overlay_files="$dir/webui/index.html"
   local sum
-  sum="$(cat "$dir/go.mod" "$dir/go.sum" <(echo "$pkgs|$ldflags|$(go env GOVERSION)|cgo=$cgo") | sha256sum | cut -c1-16)"
+  sum="$(cat "$dir/go.mod" "$dir/go.sum" $overlay_files <(echo "$pkgs|$ldflags|$(go env GOVERSION)|cgo=$cgo") | sha256sum | cut -c1-16)"
   local final="$cache/$tool@$sum"
   local names="" p
   for p in $pkgs; do names+=" ${p##*/}"; done
@@ -160,11 +186,14 @@ build_one() {
     echo "tools: building $tool into $final (cold: $estimate on 2 cores; every clone of this user reuses it)"
     (
       cd "$dir"
+      modfile=()
+      if [[ "$tool" == tilt ]]; then modfile=("$(tilt_source "$tmp")") || exit 1; fi
       # GOWORK=off: these modules are not part of the repository's go.work.
       # GOFLAGS is replaced, not extended: the environment's flags are not ours.
       env GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=$cgo \
-        go build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$tmp/bin/" $pkgs
+        go build -buildvcs=false -trimpath "${modfile[@]}" -ldflags "$ldflags" -o "$tmp/bin/" $pkgs
     )
+    rm -rf "$tmp/src" "$tmp/mod"
     state=cold
   fi
   mv -T "$tmp" "$final"
