@@ -41,6 +41,16 @@ type Config struct {
 	// (DEVIDP_LOGIN_TTL), CodeTTL a code (DEVIDP_CODE_TTL), TokenTTL access
 	// and ID tokens (DEVIDP_TOKEN_TTL).
 	LoginTTL, CodeTTL, TokenTTL time.Duration
+	// SessionAge simulates a single sign-on session that began this long
+	// before each sign-in (DEVIDP_SESSION_AGE, default 0: every sign-in is
+	// fresh). The ID token's auth_time is then now - SessionAge, unless the
+	// request forces a fresh authentication: prompt=login, or max_age below
+	// SessionAge (OpenID Connect Core 1.0 §3.1.2.1), as a real IdP with a
+	// session would.
+	SessionAge time.Duration
+	// OmitAuthTime leaves auth_time out of ID tokens (DEVIDP_OMIT_AUTH_TIME),
+	// like IdPs that send it only when asked.
+	OmitAuthTime bool
 }
 
 // ClientSpec is one registered client of the dev IdP.
@@ -73,6 +83,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.LoginTTL = s.Duration("DEVIDP_LOGIN_TTL", 10*time.Minute)
 	c.CodeTTL = s.Duration("DEVIDP_CODE_TTL", time.Minute)
 	c.TokenTTL = s.Duration("DEVIDP_TOKEN_TTL", time.Hour)
+	c.SessionAge = s.Duration("DEVIDP_SESSION_AGE", 0)
+	c.OmitAuthTime = s.Bool("DEVIDP_OMIT_AUTH_TIME", false)
 	var p config.Problems
 	if public != "" {
 		c.TollgateRedirect = config.PublicURL(&p, "PUBLIC_ISSUER_URL", public, false) + "/oauth/callback"

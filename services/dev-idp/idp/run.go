@@ -85,6 +85,7 @@ func newHandler(cfg Config, issuer string, users *Users, key *signingKey, base *
 	store := &storage{
 		clients: map[string]*client{}, users: users, key: key, now: timeNow,
 		loginTTL: cfg.LoginTTL, codeTTL: cfg.CodeTTL, tokenTTL: cfg.TokenTTL,
+		sessionAge: cfg.SessionAge, omitAuthTime: cfg.OmitAuthTime,
 		requests: map[string]*authRequest{}, codes: map[string]string{}, tokens: map[string]*accessToken{},
 	}
 	for _, spec := range cfg.clients() {

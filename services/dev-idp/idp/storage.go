@@ -101,6 +101,9 @@ type storage struct {
 	loginTTL time.Duration
 	codeTTL  time.Duration
 	tokenTTL time.Duration
+	// sessionAge and omitAuthTime: Config.SessionAge, Config.OmitAuthTime.
+	sessionAge   time.Duration
+	omitAuthTime bool
 
 	requests map[string]*authRequest
 	codes    map[string]string // code -> request id
@@ -181,11 +184,28 @@ func (s *storage) completeLogin(id, csrf, sub string) error {
 	if subtle.ConstantTimeCompare([]byte(csrf), []byte(r.csrf)) != 1 {
 		return errBadCSRF
 	}
-	r.subject, r.authTime, r.done = sub, s.now(), true
+	r.subject, r.authTime, r.done = sub, s.authTime(r.req), true
 	return nil
 }
 
 var errBadCSRF = errors.New("login form token does not match")
+
+// authTime is the auth_time of a sign-in completing now for req: zero
+// (left out of the ID token) with omitAuthTime; the simulated session's
+// start when it satisfies req; now when req forces a fresh authentication
+// (prompt=login, or a max_age shorter than the session's age).
+func (s *storage) authTime(req oidc.AuthRequest) time.Time {
+	now := s.now()
+	switch {
+	case s.omitAuthTime:
+		return time.Time{}
+	case s.sessionAge <= 0, slices.Contains(req.Prompt, oidc.PromptLogin):
+		return now
+	case req.MaxAge != nil && time.Duration(*req.MaxAge)*time.Second < s.sessionAge:
+		return now
+	}
+	return now.Add(-s.sessionAge)
+}
 
 // checkCSRF reports whether csrf belongs to the pending request id.
 func (s *storage) checkCSRF(id, csrf string) bool {

@@ -124,6 +124,12 @@ type Upstream struct {
 	// with the dev IdP port-forwarded to localhost under Tilt. The Host
 	// header, TLS server name and issuer checks are unchanged.
 	DialAddr string
+	// ForwardPromptLogin sends prompt=login upstream when a client asks for
+	// it (UPSTREAM_FORWARD_PROMPT_LOGIN, default true). Turn it off for an
+	// IdP that refuses prompt=login: the request then still requires an
+	// auth_time from after the request, else login_required (OpenID
+	// Connect Core 1.0 §3.1.2.1). max_age is always forwarded.
+	ForwardPromptLogin bool
 }
 
 // ProfileClaims are the claims mapped from the upstream.
@@ -148,12 +154,13 @@ func Load(getenv func(string) string) (Config, error) {
 	c.ActionsAudience = s.String("ACTIONS_AUDIENCE", "")
 	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
 	c.Upstream = Upstream{
-		Issuer:       s.String("UPSTREAM_ISSUER_URL", ""),
-		ClientID:     s.String("UPSTREAM_CLIENT_ID", ""),
-		ClientSecret: s.Secret("UPSTREAM_CLIENT_SECRET"),
-		Scopes:       s.List("UPSTREAM_SCOPES", []string{"openid", "profile", "email"}),
-		ClaimMap:     map[string]string{},
-		DialAddr:     s.String("UPSTREAM_DIAL_ADDR", ""),
+		Issuer:             s.String("UPSTREAM_ISSUER_URL", ""),
+		ClientID:           s.String("UPSTREAM_CLIENT_ID", ""),
+		ClientSecret:       s.Secret("UPSTREAM_CLIENT_SECRET"),
+		Scopes:             s.List("UPSTREAM_SCOPES", []string{"openid", "profile", "email"}),
+		ClaimMap:           map[string]string{},
+		DialAddr:           s.String("UPSTREAM_DIAL_ADDR", ""),
+		ForwardPromptLogin: s.Bool("UPSTREAM_FORWARD_PROMPT_LOGIN", true),
 	}
 	claimMap := s.List("UPSTREAM_CLAIM_MAP", nil)
 	c.TokenSecret = s.Secret("TOKEN_HMAC_SECRET")

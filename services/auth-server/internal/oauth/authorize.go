@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -168,7 +169,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		resource = canon
 	}
+	fresh, ferr := freshnessOf(q)
+	if ferr != "" {
+		redirectErr("invalid_request", ferr)
+		return
+	}
 	if slices.Contains(strings.Fields(q.Get("prompt")), "none") {
+		// OpenID Connect Core 1.0 §3.1.2.1: prompt=none with no session
+		// here (the auth-server keeps no login session of its own).
 		redirectErr("login_required", "prompt=none is not supported: the user must sign in at the identity provider")
 		return
 	}
@@ -178,7 +186,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
 		return
 	}
-	target, err := s.upstream.AuthURL(ctx, state, nonce, verifier)
+	target, err := s.upstream.AuthURL(ctx, state, nonce, verifier, fresh)
 	if err != nil {
 		s.log.WarnContext(r.Context(), "upstream unavailable", "err", err)
 		_ = s.store.Delete(ctx, "pending", state)
@@ -248,6 +256,11 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.Subject = id.Subject
+	if desc := checkFreshness(mustParseQuery(p.Query), id.AuthTime, p.Created, s.now()); desc != "" {
+		s.log.InfoContext(r.Context(), "authentication not fresh enough", "reason", desc)
+		redirectErr("login_required", desc)
+		return
+	}
 	c := ar.GetClient().(*clients.Client)
 	if c.NeedsConsent() {
 		granted, err := s.hasConsent(ctx, id.Subject, c.ID, ar.GetRequestedScopes(), p.Resource)
@@ -282,6 +295,9 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	sess.Claims.AuthTime = id.AuthTime.UTC().Truncate(time.Second)
 	sess.Claims.RequestedAt = p.Created.UTC().Truncate(time.Second)
 	sess.Claims.Extra = profileMap(ScopedProfile(id.Profile, ar.GetGrantedScopes()))
+	if id.AuthTime.IsZero() {
+		sess.Claims.Extra[noAuthTimeClaim] = true // the ID token gets no auth_time (timedSigner)
+	}
 	sess.Headers.Extra["kid"] = s.ring.ActiveKeyID()
 	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
@@ -505,4 +521,45 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	s.logAudit(r, rec)
 	*rec = audit.Record{Event: audit.CodeIssued, ClientID: cr.Pending.ClientID, Subject: cr.Identity.Subject, ClientAddr: rec.ClientAddr}
 	s.issueCode(w, r, ar, cr.Pending, cr.Identity)
+}
+
+// freshnessOf reads prompt=login and max_age of an authorization request
+// (OpenID Connect Core 1.0 §3.1.2.1); a max_age that is not a non-negative
+// integer is refused with the returned description.
+func freshnessOf(q url.Values) (Freshness, string) {
+	f := Freshness{PromptLogin: slices.Contains(strings.Fields(q.Get("prompt")), "login")}
+	if v := q.Get("max_age"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return f, "max_age must be a non-negative integer (seconds)"
+		}
+		f.MaxAge = &n
+	}
+	return f, ""
+}
+
+// authTimeSkew tolerates the upstream's clock being a little behind ours
+// when auth_time is compared with the request time or max_age.
+const authTimeSkew = 5 * time.Second
+
+// checkFreshness checks the upstream's auth_time against the original
+// request q (OpenID Connect Core 1.0 §3.1.2.1): with max_age, auth_time is
+// required (§2: REQUIRED when max_age is requested) and must be within
+// max_age of now; with prompt=login, the user must have authenticated
+// after the request was made (requested). It returns why not, or "".
+func checkFreshness(q url.Values, authTime, requested, now time.Time) string {
+	f, _ := freshnessOf(q)
+	if f.MaxAge == nil && !f.PromptLogin {
+		return ""
+	}
+	if authTime.IsZero() {
+		return "the identity provider did not say when the user signed in (no auth_time), so max_age or prompt=login cannot be honoured"
+	}
+	if f.MaxAge != nil && now.Sub(authTime) > time.Duration(*f.MaxAge)*time.Second+authTimeSkew {
+		return fmt.Sprintf("the user signed in at the identity provider %ds ago, more than max_age=%d", int64(now.Sub(authTime).Seconds()), *f.MaxAge)
+	}
+	if f.PromptLogin && authTime.Before(requested.Add(-authTimeSkew)) {
+		return "prompt=login: the identity provider did not authenticate the user again"
+	}
+	return ""
 }

@@ -40,7 +40,7 @@ func TestUpstreamDialAddr(t *testing.T) {
 	if err := u.Ready(ctx); err != nil {
 		t.Fatalf("discovery through UPSTREAM_DIAL_ADDR: %v", err)
 	}
-	auth, err := u.AuthURL(ctx, "state-123456", "nonce-123456", "verifier-0123456789012345678901234567890123456789")
+	auth, err := u.AuthURL(ctx, "state-123456", "nonce-123456", "verifier-0123456789012345678901234567890123456789", Freshness{})
 	if err != nil || !strings.HasPrefix(auth, issuer+"/") {
 		t.Errorf("authorization URL %q (%v) must stay on the issuer the browser uses", auth, err)
 	}

@@ -63,7 +63,21 @@ type timedSigner struct {
 	alg string
 }
 
+// noAuthTimeClaim marks (in the session's extra claims) an ID token whose
+// upstream sign-in came without auth_time: fosite fills a missing auth_time
+// with the time of signing, which would claim an authentication that did
+// not happen then, so the signer drops auth_time and the marker. (A
+// request with max_age or prompt=login never gets this far without an
+// auth_time: Server.callback answers login_required.)
+const noAuthTimeClaim = "tollgate_no_auth_time"
+
 func (s timedSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header fjwt.Mapper) (tok, sig string, err error) {
+	if v, ok := claims[noAuthTimeClaim]; ok {
+		delete(claims, noAuthTimeClaim)
+		if v == true {
+			delete(claims, "auth_time")
+		}
+	}
 	err = s.m.sign(s.alg, "id_token", func() error {
 		tok, sig, err = s.Signer.Generate(ctx, claims, header)
 		return err

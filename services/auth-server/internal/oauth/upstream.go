@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -114,17 +115,33 @@ func (u *Upstream) Ready(ctx context.Context) error {
 	return err
 }
 
+// Freshness is what a client asked of the user's authentication (OpenID
+// Connect Core 1.0 §3.1.2.1): prompt=login, and max_age in seconds (nil:
+// not asked).
+type Freshness struct {
+	PromptLogin bool
+	MaxAge      *int64
+}
+
 // AuthURL is where the browser goes to log in upstream, with our state,
-// nonce and S256 PKCE challenge.
-func (u *Upstream) AuthURL(ctx context.Context, state, nonce, verifier string) (string, error) {
+// nonce and S256 PKCE challenge, and the client's prompt=login (unless
+// UPSTREAM_FORWARD_PROMPT_LOGIN is off) and max_age.
+func (u *Upstream) AuthURL(ctx context.Context, state, nonce, verifier string, f Freshness) (string, error) {
 	party, err := u.rp(ctx)
 	if err != nil {
 		return "", err
 	}
-	return rp.AuthURL(state, party,
+	opts := []rp.AuthURLOpt{
 		rp.WithCodeChallenge(oidc.NewSHACodeChallenge(verifier)),
 		rp.AuthURLOpt(rp.WithURLParam("nonce", nonce)),
-	), nil
+	}
+	if f.PromptLogin && u.cfg.ForwardPromptLogin {
+		opts = append(opts, rp.AuthURLOpt(rp.WithURLParam("prompt", oidc.PromptLogin)))
+	}
+	if f.MaxAge != nil {
+		opts = append(opts, rp.AuthURLOpt(rp.WithURLParam("max_age", strconv.FormatInt(*f.MaxAge, 10))))
+	}
+	return rp.AuthURL(state, party, opts...), nil
 }
 
 // Exchange redeems the upstream code, verifies the ID token (issuer,
@@ -161,10 +178,10 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 			claims[k] = v // userinfo wins over the ID token
 		}
 	}
+	// auth_time is what the IdP said, or zero when it said nothing: it is
+	// never made up (a max_age or prompt=login request then fails, see
+	// Server.checkFreshness).
 	id := &Identity{Subject: sub, AuthTime: toks.IDTokenClaims.GetAuthTime()}
-	if id.AuthTime.IsZero() {
-		id.AuthTime = time.Now()
-	}
 	str := func(claim string) string {
 		name := claim
 		if m, ok := u.cfg.ClaimMap[claim]; ok {

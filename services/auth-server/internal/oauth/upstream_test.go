@@ -80,7 +80,7 @@ func TestUpstreamDiscoveryHoldsNoLock(t *testing.T) {
 		t.Errorf("%d discoveries, want 1 shared by the concurrent requests", n)
 	}
 	// Once discovered, the relying party is reused.
-	if _, err := u.AuthURL(ctx, "s", "n", "verifier-0123456789012345678901234567890123456789"); err != nil || discoveries.Load() != 1 {
+	if _, err := u.AuthURL(ctx, "s", "n", "verifier-0123456789012345678901234567890123456789", Freshness{}); err != nil || discoveries.Load() != 1 {
 		t.Errorf("AuthURL after discovery: %v, %d discoveries", err, discoveries.Load())
 	}
 }

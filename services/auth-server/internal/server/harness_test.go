@@ -93,6 +93,15 @@ func newFleet(t testing.TB, env map[string]string, extraClients string, cheap bo
 	if len(idpUsers) > 0 {
 		idpOpts.UsersYAML = idpUsers[0] // replaces the dev account
 	}
+	// DEVIDP_* entries of env configure the dev IdP (its session age, …).
+	for k, v := range env {
+		if strings.HasPrefix(k, "DEVIDP_") {
+			if idpOpts.Env == nil {
+				idpOpts.Env = map[string]string{}
+			}
+			idpOpts.Env[k] = v
+		}
+	}
 	f.IdP = idptest.Start(t, idpOpts)
 	if err := devinit.Init(f.Dir, f.Base, io.Discard); err != nil {
 		t.Fatal(err)

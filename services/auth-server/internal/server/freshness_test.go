@@ -1,0 +1,112 @@
+package server_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// idTokenAuthTime is the auth_time claim of an ID token (0: absent); the
+// signature is checked by checkIDToken in the flow tests.
+func idTokenAuthTime(t *testing.T, idToken string) int64 {
+	t.Helper()
+	parts := strings.Split(idToken, ".")
+	if len(parts) != 3 {
+		t.Fatalf("ID token %q", idToken)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		AuthTime int64 `json:"auth_time"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.AuthTime
+}
+
+// OpenID Connect Core 1.0 §3.1.2.1 through the real dev IdP, whose users
+// here hold a single sign-on session an hour old (DEVIDP_SESSION_AGE):
+// auth_time is the IdP's, never made up; prompt=login and max_age are
+// forwarded upstream, where they force a fresh sign-in; with forwarding of
+// prompt=login turned off (UPSTREAM_FORWARD_PROMPT_LOGIN=false) the old
+// session does not satisfy prompt=login and the client gets login_required;
+// an IdP that sends no auth_time cannot satisfy max_age (login_required);
+// the ID token then carries no auth_time rather than a made-up one;
+// prompt=none is login_required and a bad max_age invalid_request.
+func TestPromptLoginAndMaxAge(t *testing.T) {
+	const hour = int64(time.Hour / time.Second)
+	run := func(t *testing.T, f *fleet, extra map[string]string) (code, errCode, desc string) {
+		t.Helper()
+		a := newAuthRequest(f.Clients["local-test"])
+		a.Extra = map[string][]string{}
+		for k, v := range extra {
+			a.Extra.Set(k, v)
+		}
+		b := newBrowser(t, a.RedirectURI)
+		p := f.login(b, a)
+		if p.Location == nil {
+			t.Fatalf("no redirect to the client: %d %s", p.Status, p.Body)
+		}
+		q := p.Location.Query()
+		if q.Get("code") != "" {
+			tr := f.exchange(f.Clients["local-test"], a, q.Get("code"))
+			if tr.Status != 200 {
+				t.Fatalf("token: %d %s %s", tr.Status, tr.Error, tr.Description)
+			}
+			return tr.IDToken, "", ""
+		}
+		return "", q.Get("error"), q.Get("error_description")
+	}
+
+	t.Run("forwarded", func(t *testing.T) {
+		f := startFleet(t, map[string]string{"DEVIDP_SESSION_AGE": "1h"})
+		now := time.Now().Unix()
+		// No freshness asked: the IdP's (old) auth_time, not now.
+		id, e, d := run(t, f, nil)
+		if at := idTokenAuthTime(t, id); e != "" || at > now-hour+60 || at < now-hour-60 {
+			t.Errorf("plain sign-in: auth_time %d (now %d), error %s %s; want the session's start", at, now, e, d)
+		}
+		for _, extra := range []map[string]string{{"prompt": "login"}, {"max_age": "600"}, {"max_age": "0"}} {
+			id, e, d := run(t, f, extra)
+			if at := idTokenAuthTime(t, id); e != "" || at < now-5 {
+				t.Errorf("%v: auth_time %d (now %d), error %s %s; want a fresh sign-in", extra, at, now, e, d)
+			}
+		}
+		if _, e, _ := run(t, f, map[string]string{"prompt": "none"}); e != "login_required" {
+			t.Errorf("prompt=none: %q, want login_required", e)
+		}
+		for _, bad := range []string{"soon", "-1", "1.5"} {
+			if _, e, d := run(t, f, map[string]string{"max_age": bad}); e != "invalid_request" || !strings.Contains(d, "max_age") {
+				t.Errorf("max_age=%s: %q %q, want invalid_request", bad, e, d)
+			}
+		}
+	})
+	t.Run("prompt=login not forwarded", func(t *testing.T) {
+		f := startFleet(t, map[string]string{"DEVIDP_SESSION_AGE": "1h", "UPSTREAM_FORWARD_PROMPT_LOGIN": "false"})
+		if _, e, d := run(t, f, map[string]string{"prompt": "login"}); e != "login_required" || !strings.Contains(d, "prompt=login") {
+			t.Errorf("prompt=login with an old session upstream: %q %q, want login_required", e, d)
+		}
+		// max_age is still forwarded and honoured.
+		if id, e, d := run(t, f, map[string]string{"max_age": "60"}); e != "" || idTokenAuthTime(t, id) < time.Now().Unix()-60 {
+			t.Errorf("max_age=60: %q %q", e, d)
+		}
+	})
+	t.Run("no auth_time upstream", func(t *testing.T) {
+		f := startFleet(t, map[string]string{"DEVIDP_OMIT_AUTH_TIME": "true"})
+		for _, extra := range []map[string]string{{"max_age": "600"}, {"prompt": "login"}} {
+			if _, e, d := run(t, f, extra); e != "login_required" || !strings.Contains(d, "auth_time") {
+				t.Errorf("%v without auth_time upstream: %q %q, want login_required", extra, e, d)
+			}
+		}
+		// Without freshness asked the sign-in succeeds, and the ID token
+		// has no auth_time rather than a made-up one.
+		if id, e, d := run(t, f, nil); e != "" || idTokenAuthTime(t, id) != 0 {
+			t.Errorf("plain sign-in without auth_time upstream: %q %q, auth_time %d", e, d, idTokenAuthTime(t, id))
+		}
+	})
+}
