@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -76,6 +77,89 @@ type hostState struct {
 	Netns     []string          `json:"netns"`
 	Paths     map[string]bool   `json:"paths"`   // path -> existed before
 	Cgroups   []string          `json:"cgroups"` // containerd's k8s.io cgroups that existed before
+	// The rest is what teardown compares the machine with when it is done.
+	Links   []string `json:"links"`   // network interfaces
+	Mounts  []string `json:"mounts"`  // mount points
+	Ruleset string   `json:"ruleset"` // nft list ruleset, without counters
+	Legacy  string   `json:"legacy"`  // iptables-legacy-save and ip6tables-legacy-save, without counters
+}
+
+// linkNames lists the machine's network interfaces.
+func linkNames() []string {
+	ifs, _ := net.Interfaces()
+	var ns []string
+	for _, i := range ifs {
+		ns = append(ns, i.Name)
+	}
+	sort.Strings(ns)
+	return ns
+}
+
+// mountPoints lists every mount point of the test's mount namespace.
+func mountPoints() []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var ms []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 5 {
+			ms = append(ms, unescapeMount(f[4]))
+		}
+	}
+	sort.Strings(ms)
+	return slices.Compact(ms)
+}
+
+// nftRuleset is the whole nft ruleset without counters (-s), so that two
+// snapshots compare equal when no rule changed.
+func nftRuleset() string {
+	out, _ := exec.Command("nft", "-s", "list", "ruleset").Output()
+	return string(out)
+}
+
+var iptablesNoise = regexp.MustCompile(`(?m)^#.*\n|\[\d+:\d+\]`)
+
+// legacyRules is the iptables-legacy ruleset (kube components may pick the
+// legacy backend when it has rules), without comments and counters.
+func legacyRules() string {
+	var b strings.Builder
+	for _, c := range []string{"iptables-legacy-save", "ip6tables-legacy-save"} {
+		if out, err := exec.Command(c).Output(); err == nil {
+			b.WriteString(iptablesNoise.ReplaceAllString(string(out), ""))
+		}
+	}
+	return b.String()
+}
+
+// hostLock serialises real-cluster runs on one machine (two clones' CI, or
+// TestRealNode and TestRealCluster in two processes): one bridge, one state
+// file. A later run waits; the sweep of a dead run's leftovers happens under
+// the lock, so it never undoes a run still under way.
+const hostLock = "/var/tmp/tollgate-cluster-e2e.lock"
+
+func lockHost(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(hostLock, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Logf("another real-cluster run holds %s; waiting for it (up to 30 minutes)", hostLock)
+		done := make(chan error, 1)
+		go func() { done <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Minute):
+			f.Close() // the waiting flock returns with an error
+			t.Fatalf("another real-cluster run held %s for 30 minutes", hostLock)
+		}
+	}
+	// Released after the teardown (cleanups run last-in first-out).
+	t.Cleanup(func() { f.Close() })
 }
 
 func sysctlPath(key string) string {
@@ -179,8 +263,13 @@ func requireRealHost(t *testing.T) {
 // it is, and registers the teardown that puts it back.
 func prepareHost(t *testing.T) *hostState {
 	t.Helper()
+	lockHost(t)
 	if err := sweepHost(t.Logf); err != nil {
 		t.Fatalf("sweep of an earlier run: %v", err)
+	}
+	// A second run starts clean: nothing of an earlier one is left.
+	if left := leftovers(); len(left) > 0 {
+		t.Fatalf("an earlier real-cluster run left (remove by hand, then rerun): %s", strings.Join(left, "; "))
 	}
 	dir, err := os.MkdirTemp("", "tollgate-rc-")
 	if err != nil {
@@ -199,12 +288,10 @@ func prepareHost(t *testing.T) *hostState {
 		st.Paths[p] = err == nil
 	}
 	st.Cgroups = cgroupDirs("k8s.io")
-	if ds := cgroupDirs(nodeCgroupRoot); len(ds) > 0 {
-		t.Fatalf("cgroups %v exist before the run (another run under way?)", ds)
-	}
-	if _, err := net.InterfaceByName(nodeBridge); err == nil {
-		t.Fatalf("bridge %s exists before the run (another run under way?)", nodeBridge)
-	}
+	st.Links = linkNames()
+	st.Mounts = mountPoints()
+	st.Ruleset = nftRuleset()
+	st.Legacy = legacyRules()
 	if err := os.MkdirAll(hostStateDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -292,6 +379,15 @@ func restoreHost(st *hostState, logf func(string, ...any), removeDir bool) error
 	// 3. Network: the bridge (its veths went with the pods' namespaces), the
 	// service route, nft tables the run created (kube-proxy's, the kubelet's
 	// through iptables-nft, the guard).
+	// The pods' veths go with their namespaces, but the kernel destroys a
+	// namespace asynchronously, and not while something still holds it:
+	// delete the host ends (on the bridge, or new since the run began)
+	// instead of waiting.
+	for _, l := range runVeths(st) {
+		if out, err := exec.Command("ip", "link", "del", l).CombinedOutput(); err != nil && !strings.Contains(string(out), "Cannot find device") {
+			errs = append(errs, fmt.Errorf("ip link del %s: %v %s", l, err, out))
+		}
+	}
 	if _, err := net.InterfaceByName(nodeBridge); err == nil {
 		if out, err := exec.Command("ip", "link", "del", nodeBridge).CombinedOutput(); err != nil {
 			errs = append(errs, fmt.Errorf("ip link del %s: %v %s", nodeBridge, err, out))
@@ -347,6 +443,10 @@ func restoreHost(st *hostState, logf func(string, ...any), removeDir bool) error
 	} else {
 		logf("real-cluster files kept in %s", st.RunDir)
 	}
+	// 7. The machine as it was found: compared, not assumed.
+	if diff := st.differences(); len(diff) > 0 {
+		errs = append(errs, fmt.Errorf("the machine differs from before the run: %s", strings.Join(diff, "; ")))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -355,6 +455,146 @@ func restoreHost(st *hostState, logf func(string, ...any), removeDir bool) error
 	}
 	_ = os.Remove(hostStateDir) // only when empty
 	return nil
+}
+
+// runVeths lists the veth interfaces of the run: those on the node's
+// bridge, and those created since the run began (a veth left after the
+// bridge was deleted). A run from before this snapshot was kept (Links
+// empty) only has the former.
+func runVeths(st *hostState) []string {
+	var vs []string
+	out, _ := exec.Command("ip", "-o", "link", "show", "type", "veth").Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		onBridge := slices.Contains(f, "master") && f[slices.Index(f, "master")+1] == nodeBridge
+		isNew := len(st.Links) > 0 && !slices.Contains(st.Links, name)
+		if onBridge || isNew {
+			vs = append(vs, name)
+		}
+	}
+	return vs
+}
+
+// differences compares the machine with the snapshot taken before the run:
+// sysctls, interfaces, mount points, network namespaces, the nft ruleset
+// (kube-proxy's, the kubelet's iptables-nft chains, the guard), the
+// iptables-legacy rules, cgroups, processes and host directories. A
+// namespace's destruction is asynchronous, so it is given a few seconds.
+func (st *hostState) differences() []string {
+	var diff []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		diff = st.differencesNow()
+		if len(diff) == 0 || time.Now().After(deadline) {
+			return diff
+		}
+	}
+}
+
+func (st *hostState) differencesNow() []string {
+	var diff []string
+	for k, v := range st.Sysctls {
+		if cur, ok := readSysctl(k); !ok || cur != v {
+			diff = append(diff, fmt.Sprintf("sysctl %s = %q, was %q", k, cur, v))
+		}
+	}
+	setDiff := func(what string, before, now []string) {
+		if before == nil { // a state file from before this field
+			return
+		}
+		var added, gone []string
+		for _, n := range now {
+			if !slices.Contains(before, n) {
+				added = append(added, n)
+			}
+		}
+		for _, b := range before {
+			if !slices.Contains(now, b) {
+				gone = append(gone, b)
+			}
+		}
+		if len(added) > 0 {
+			diff = append(diff, fmt.Sprintf("%s added: %v", what, added))
+		}
+		if len(gone) > 0 {
+			diff = append(diff, fmt.Sprintf("%s gone: %v", what, gone))
+		}
+	}
+	setDiff("network interfaces", st.Links, linkNames())
+	setDiff("mounts", st.Mounts, mountPoints())
+	setDiff("network namespaces", st.Netns, netnsList())
+	setDiff("nft tables", st.NftTables, nftTables())
+	if st.Links != nil && nftRuleset() != st.Ruleset {
+		diff = append(diff, "nft ruleset changed:\n"+linesOnlyIn(st.Ruleset, nftRuleset()))
+	}
+	if st.Links != nil && legacyRules() != st.Legacy {
+		diff = append(diff, "iptables-legacy rules changed:\n"+linesOnlyIn(st.Legacy, legacyRules()))
+	}
+	if ds := st.runCgroups(); len(ds) > 0 {
+		diff = append(diff, fmt.Sprintf("cgroups left: %v", ds))
+	}
+	if pids := runPids(st); len(pids) > 0 {
+		diff = append(diff, fmt.Sprintf("processes left: %v", pids))
+	}
+	for p, existed := range st.Paths {
+		if _, err := os.Lstat(p); (err == nil) != existed {
+			diff = append(diff, fmt.Sprintf("%s: existed before %v, now %v", p, existed, err == nil))
+		}
+	}
+	return diff
+}
+
+// linesOnlyIn lists the lines only in a (-) and only in b (+).
+func linesOnlyIn(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var out []string
+	for _, l := range al {
+		if !slices.Contains(bl, l) {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range bl {
+		if !slices.Contains(al, l) {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// leftovers names what an earlier run may have left that no state file
+// records (a teardown that failed half-way and was then cleaned by hand,
+// say): the bridge, veths on it, the cgroups, the guard and kube-proxy
+// tables, CNI network namespaces, mounts of a run directory.
+func leftovers() []string {
+	var left []string
+	if _, err := net.InterfaceByName(nodeBridge); err == nil {
+		left = append(left, "bridge "+nodeBridge)
+	}
+	if vs := runVeths(&hostState{}); len(vs) > 0 {
+		left = append(left, fmt.Sprintf("veths on %s: %v", nodeBridge, vs))
+	}
+	if ds := cgroupDirs(nodeCgroupRoot); len(ds) > 0 {
+		left = append(left, fmt.Sprintf("cgroups %v", ds))
+	}
+	for _, tb := range nftTables() {
+		if strings.HasSuffix(tb, " "+guardTable) || strings.HasSuffix(tb, " kube-proxy") {
+			left = append(left, "nft table "+tb)
+		}
+	}
+	for _, n := range netnsList() {
+		if strings.HasPrefix(filepath.Base(n), "cni-") {
+			left = append(left, "network namespace "+n)
+		}
+	}
+	for _, m := range mountPoints() {
+		if strings.Contains(m, "/tollgate-rc-") {
+			left = append(left, "mount "+m)
+		}
+	}
+	return left
 }
 
 // runPids lists processes that belong to the run: their command line names
