@@ -64,6 +64,50 @@ var hostSysctls = []string{
 	"net.netfilter.nf_conntrack_tcp_timeout_close_wait",
 }
 
+// sysctlRoots are the sysctl trees recorded before the run and compared and
+// restored after it, every writable key (not only hostSysctls: a component
+// may change one nobody listed). Per-interface keys (net.ipv4.conf.<if>,
+// neigh.<if>) go with their interfaces; kernel.ns_last_pid changes with
+// every process started.
+var sysctlRoots = []string{"net/ipv4", "net/ipv6/conf/all", "net/ipv6/conf/default", "net/bridge", "net/netfilter", "net/core", "vm", "kernel"}
+
+// readSysctls reads every writable key of sysctlRoots and hostSysctls.
+func readSysctls() map[string]string {
+	m := map[string]string{}
+	for _, root := range sysctlRoots {
+		_ = filepath.WalkDir(filepath.Join("/proc/sys", root), func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			rel, _ := filepath.Rel("/proc/sys", p)
+			parts := strings.Split(rel, "/")
+			if d.IsDir() {
+				if len(parts) >= 4 && parts[0] == "net" && (parts[2] == "conf" || parts[2] == "neigh") && parts[3] != "all" && parts[3] != "default" {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if info, err := d.Info(); err != nil || info.Mode().Perm()&0o200 == 0 {
+				return nil
+			}
+			key := strings.Join(parts, ".")
+			if key == "kernel.ns_last_pid" {
+				return nil
+			}
+			if v, ok := readSysctl(key); ok {
+				m[key] = v
+			}
+			return nil
+		})
+	}
+	for _, k := range hostSysctls {
+		if v, ok := readSysctl(k); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
 // hostPaths are host directories containerd, runc or the CNI plugins create
 // outside the run's own directory; removed at teardown when the run made them.
 var hostPaths = []string{"/run/containerd", "/var/lib/cni", "/run/netns", "/var/run/netns", "/opt/containerd", "/etc/cni"}
@@ -275,12 +319,7 @@ func prepareHost(t *testing.T) *hostState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &hostState{RunDir: dir, Sysctls: map[string]string{}, Paths: map[string]bool{}}
-	for _, k := range hostSysctls {
-		if v, ok := readSysctl(k); ok {
-			st.Sysctls[k] = v
-		}
-	}
+	st := &hostState{RunDir: dir, Sysctls: readSysctls(), Paths: map[string]bool{}}
 	st.NftTables = nftTables()
 	st.Netns = netnsList()
 	for _, p := range hostPaths {
