@@ -179,31 +179,41 @@ func legacyRules() string {
 // hostLock serialises real-cluster runs on one machine (two clones' CI, or
 // TestRealNode and TestRealCluster in two processes): one bridge, one state
 // file. A later run waits; the sweep of a dead run's leftovers happens under
-// the lock, so it never undoes a run still under way.
+// the lock, so it never undoes a run still under way. The file is removed
+// when the run ends (the machine as found): a waiter that locked a file
+// since removed starts over with the new one.
 const hostLock = "/var/tmp/tollgate-cluster-e2e.lock"
 
 func lockHost(t *testing.T) {
 	t.Helper()
-	f, err := os.OpenFile(hostLock, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		t.Logf("another real-cluster run holds %s; waiting for it (up to 30 minutes)", hostLock)
-		done := make(chan error, 1)
-		go func() { done <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(30 * time.Minute):
-			f.Close() // the waiting flock returns with an error
-			t.Fatalf("another real-cluster run held %s for 30 minutes", hostLock)
+	deadline := time.Now().Add(30 * time.Minute)
+	for logged := false; ; {
+		f, err := os.OpenFile(hostLock, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			t.Fatal(err)
 		}
+		for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			if !logged {
+				t.Logf("another real-cluster run holds %s; waiting for it (up to 30 minutes)", hostLock)
+				logged = true
+			}
+			if time.Now().After(deadline) {
+				f.Close()
+				t.Fatalf("another real-cluster run held %s for 30 minutes", hostLock)
+			}
+			time.Sleep(time.Second)
+		}
+		var held, named syscall.Stat_t
+		if syscall.Fstat(int(f.Fd()), &held) == nil && syscall.Stat(hostLock, &named) == nil && held.Ino == named.Ino && held.Dev == named.Dev {
+			// Released after the teardown (cleanups run last-in first-out).
+			t.Cleanup(func() {
+				_ = os.Remove(hostLock)
+				f.Close()
+			})
+			return
+		}
+		f.Close() // the holder removed it: lock the new one
 	}
-	// Released after the teardown (cleanups run last-in first-out).
-	t.Cleanup(func() { f.Close() })
 }
 
 func sysctlPath(key string) string {
@@ -389,13 +399,16 @@ func restoreHost(st *hostState, logf func(string, ...any), removeDir bool) error
 	if pids := runPids(st); len(pids) > 0 {
 		errs = append(errs, fmt.Errorf("processes still alive: %v", pids))
 	}
-	// 2. Mounts under the run directory and the pods' network namespaces.
+	// 2. Mounts under the run directory, the pods' network namespaces, and
+	// new mounts in host directories the run created (iproute2 and some
+	// runtimes make /run/netns a shared bind mount of itself).
 	var newNetns []string
 	for _, n := range netnsList() {
 		if !slices.Contains(st.Netns, n) {
 			newNetns = append(newNetns, n)
 		}
 	}
+	newNetns = append(newNetns, st.newHostMounts()...)
 	for round := 0; round < 5; round++ {
 		ms := mountsUnder(st.RunDir, newNetns)
 		if len(ms) == 0 {
@@ -494,6 +507,27 @@ func restoreHost(st *hostState, logf func(string, ...any), removeDir bool) error
 	}
 	_ = os.Remove(hostStateDir) // only when empty
 	return nil
+}
+
+// newHostMounts lists mount points that appeared since the snapshot at or
+// under a host directory that did not exist before the run.
+func (st *hostState) newHostMounts() []string {
+	if st.Mounts == nil { // a state file from before this field
+		return nil
+	}
+	var ms []string
+	for _, m := range mountPoints() {
+		if slices.Contains(st.Mounts, m) {
+			continue
+		}
+		for p, existed := range st.Paths {
+			if !existed && (m == p || strings.HasPrefix(m, p+"/")) {
+				ms = append(ms, m)
+				break
+			}
+		}
+	}
+	return ms
 }
 
 // runVeths lists the veth interfaces of the run: those on the node's
