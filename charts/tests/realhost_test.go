@@ -67,9 +67,17 @@ var hostSysctls = []string{
 // sysctlRoots are the sysctl trees recorded before the run and compared and
 // restored after it, every writable key (not only hostSysctls: a component
 // may change one nobody listed). Per-interface keys (net.ipv4.conf.<if>,
-// neigh.<if>) go with their interfaces; kernel.ns_last_pid changes with
-// every process started.
+// neigh.<if>) go with their interfaces; sysctlVolatile are left out.
 var sysctlRoots = []string{"net/ipv4", "net/ipv6/conf/all", "net/ipv6/conf/default", "net/bridge", "net/netfilter", "net/core", "vm", "kernel"}
+
+// sysctlVolatile are keys the kernel changes by itself: the last pid, the
+// perf sample rate it lowers when interrupts run long, the taint flags a
+// soft-lockup warning sets on an overloaded machine.
+var sysctlVolatile = map[string]bool{
+	"kernel.ns_last_pid":                true,
+	"kernel.perf_event_max_sample_rate": true,
+	"kernel.tainted":                    true,
+}
 
 // readSysctls reads every writable key of sysctlRoots and hostSysctls.
 func readSysctls() map[string]string {
@@ -91,7 +99,7 @@ func readSysctls() map[string]string {
 				return nil
 			}
 			key := strings.Join(parts, ".")
-			if key == "kernel.ns_last_pid" {
+			if sysctlVolatile[key] {
 				return nil
 			}
 			if v, ok := readSysctl(key); ok {
@@ -470,15 +478,26 @@ func restoreHost(st *hostState, logf func(string, ...any), removeDir bool) error
 			}
 		}
 	}
-	// 5. Sysctls.
-	for k, v := range st.Sysctls {
-		if cur, ok := readSysctl(k); ok && cur != v {
-			logf("restoring %s = %s (was %s during the run)", k, v, cur)
-			if err := writeSysctl(k, v); err != nil {
-				errs = append(errs, fmt.Errorf("sysctl %s: %w", k, err))
+	// 5. Sysctls, in passes: writing one may change others (ip_forward
+	// sets every interface's forwarding).
+	var sysctlErrs []error
+	for pass := 0; pass < 3; pass++ {
+		sysctlErrs = nil
+		changed := false
+		for k, v := range st.Sysctls {
+			if cur, ok := readSysctl(k); ok && cur != v {
+				changed = true
+				logf("restoring %s = %s (was %s during the run)", k, v, cur)
+				if err := writeSysctl(k, v); err != nil {
+					sysctlErrs = append(sysctlErrs, fmt.Errorf("sysctl %s: %w", k, err))
+				}
 			}
 		}
+		if !changed {
+			break
+		}
 	}
+	errs = append(errs, sysctlErrs...)
 	// 6. Files: host directories the run created, and its own directory
 	// unless a failure keeps it for its logs (mounts are gone by now).
 	for p, existed := range st.Paths {
