@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	prom "github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -63,13 +63,13 @@ func NewServer(o ServerOptions) *Server {
 	if o.MaxDeadline == 0 {
 		o.MaxDeadline = 30 * time.Second
 	}
-	metrics := newCallMetrics("server", nil)
+	metrics := prometheus.NewServerMetrics(prometheus.WithServerHandlingTimeHistogram())
 	if o.Registry != nil {
 		o.Registry.MustRegister(metrics)
 	}
 	chain := []grpc.UnaryServerInterceptor{
 		unaryRequestID,
-		interceptors.UnaryServerInterceptor(metrics),
+		metrics.UnaryServerInterceptor(),
 		logCalls(o.Logger),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 			o.Logger.ErrorContext(ctx, "panic in rpc handler", "panic", p)
@@ -81,7 +81,7 @@ func NewServer(o ServerOptions) *Server {
 	chain = append(chain, o.Unary...)
 	sopts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(chain...),
-		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{streamRequestID, interceptors.StreamServerInterceptor(metrics)}, o.Stream...)...),
+		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{streamRequestID, metrics.StreamServerInterceptor()}, o.Stream...)...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// Connections are closed after MaxConnectionAge (calls in flight
 		// get the grace period), so clients re-resolve DNS and spread over
@@ -101,7 +101,7 @@ func NewServer(o ServerOptions) *Server {
 	hs := health.NewServer()
 	healthRegister(s, hs)
 	reflection.Register(s)
-	metrics.initialize(s)
+	metrics.InitializeMetrics(s)
 	return &Server{Server: s, Health: hs}
 }
 
@@ -270,11 +270,14 @@ func Dial(target string, o ClientOptions) (*grpc.ClientConn, error) {
 		target = b.Scheme() + ":///" + target
 	}
 	if o.Registry != nil {
-		m := newCallMetrics("client", prom.Labels{"peer": o.Name})
+		m := prometheus.NewClientMetrics(
+			prometheus.WithClientHandlingTimeHistogram(prometheus.WithHistogramConstLabels(prom.Labels{"peer": o.Name})),
+			prometheus.WithClientCounterOptions(prometheus.WithConstLabels(prom.Labels{"peer": o.Name})),
+		)
 		if err := o.Registry.Register(m); err != nil {
 			return nil, err
 		}
-		opts = append(opts, grpc.WithChainUnaryInterceptor(interceptors.UnaryClientInterceptor(m)), grpc.WithChainStreamInterceptor(interceptors.StreamClientInterceptor(m)))
+		opts = append(opts, grpc.WithChainUnaryInterceptor(m.UnaryClientInterceptor()), grpc.WithChainStreamInterceptor(m.StreamClientInterceptor()))
 	}
 	return grpc.NewClient(target, opts...)
 }
