@@ -29,8 +29,20 @@ func TestRefusedInitializeLeavesNoSession(t *testing.T) {
 	bad := call("initialize", map[string]any{"protocolVersion": version, "capabilities": map[string]any{"roots": "invalid"},
 		"clientInfo": map[string]any{"name": "t", "version": "1"}})
 	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: bad})
-	if m := r.rpc(t); m.Error == nil || m.Error.Code != -32600 {
+	if m := r.rpc(t); m.Error == nil || m.Error.Code != -32600 ||
+		m.Error.Message != "invalid initialize request: params.capabilities.roots must be a JSON object, not a string" {
 		t.Fatalf("malformed initialize: %d %s", r.Status, r.Body)
+	}
+	// The refusal names the field in the client's terms, never Go types.
+	for field, value := range map[string]any{"protocolVersion": 20251125, "clientInfo": "t", "capabilities": []string{"x"}} {
+		params := map[string]any{"protocolVersion": version, "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"}}
+		params[field] = value
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", params)})
+		m := r.rpc(t)
+		if m.Error == nil || !strings.Contains(m.Error.Message, "params."+field+" must be") ||
+			strings.Contains(m.Error.Message, "Go ") || strings.Contains(m.Error.Message, "struct") || r.Header.Get("Mcp-Session-Id") != "" {
+			t.Errorf("initialize with %s=%v: %d %s", field, value, r.Status, r.Body)
+		}
 	}
 	if sid := r.Header.Get("Mcp-Session-Id"); sid != "" {
 		t.Errorf("refused initialize returned a session %q", sid)

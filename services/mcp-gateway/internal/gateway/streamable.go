@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,6 +217,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, claims *tok
 		cancel()
 		g.mcp.UnregisterSession(ctx, id)
 		buf.header.Del(server.HeaderKeySessionID)
+		buf.clientTerms()
 	} else {
 		g.metrics.sessions.WithLabelValues(transportStreamable, "created").Inc()
 	}
@@ -445,4 +448,80 @@ func (s *streamSet) closeAll() {
 			cancel()
 		}
 	}
+}
+
+// goDecodeError is mcp-go's refusal of initialize params whose JSON type
+// is wrong: encoding/json's message, naming Go types.
+var goDecodeError = regexp.MustCompile(`cannot unmarshal (\w+)(?: \S+)? into Go struct field \S*?\.(params(?:\.\w+)+) of type (.+)$`)
+
+// clientTerms rewrites a refused initialize whose params have a wrong JSON
+// type into the client's terms: which field, what JSON type it must be
+// and what was sent ("params.capabilities.roots must be a JSON object,
+// not a string"), instead of encoding/json's Go type names. Other
+// refusals are left as they are.
+func (h *heldResponse) clientTerms() {
+	body := h.body.Bytes()
+	prefix, data, suffix := []byte(nil), body, []byte(nil)
+	if strings.HasPrefix(h.header.Get("Content-Type"), "text/event-stream") {
+		i := bytes.Index(body, []byte("data:"))
+		if i < 0 {
+			return
+		}
+		end := bytes.IndexByte(body[i:], '\n')
+		if end < 0 {
+			end = len(body) - i
+		}
+		prefix, data, suffix = body[:i+len("data:")], bytes.TrimSpace(body[i+len("data:"):i+end]), body[i+end:]
+	}
+	var msg map[string]json.RawMessage
+	var rpcErr struct {
+		Code    int             `json:"code"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data,omitempty"`
+	}
+	if json.Unmarshal(data, &msg) != nil || json.Unmarshal(msg["error"], &rpcErr) != nil {
+		return
+	}
+	m := goDecodeError.FindStringSubmatch(rpcErr.Message)
+	if m == nil {
+		return
+	}
+	rpcErr.Message = fmt.Sprintf("invalid initialize request: %s must be %s, not %s", m[2], jsonTypeOfGo(m[3]), jsonArticle(m[1]))
+	msg["error"], _ = json.Marshal(rpcErr)
+	out, err := json.Marshal(msg)
+	if err != nil {
+		return
+	}
+	h.body.Reset()
+	h.body.Write(prefix)
+	if prefix != nil {
+		h.body.WriteByte(' ')
+	}
+	h.body.Write(out)
+	h.body.Write(suffix)
+	h.header.Del("Content-Length")
+}
+
+// jsonTypeOfGo names the JSON type a Go type decodes from.
+func jsonTypeOfGo(t string) string {
+	switch {
+	case t == "string":
+		return "a JSON string"
+	case t == "bool":
+		return "a JSON boolean"
+	case strings.HasPrefix(t, "[]"):
+		return "a JSON array"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return "a JSON number"
+	}
+	return "a JSON object" // structs, maps and named types (mcp.Implementation, …)
+}
+
+// jsonArticle is encoding/json's name of a JSON value's type with its article.
+func jsonArticle(kind string) string {
+	switch kind {
+	case "object", "array":
+		return "an " + kind
+	}
+	return "a " + kind
 }
