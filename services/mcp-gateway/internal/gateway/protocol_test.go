@@ -75,6 +75,14 @@ func TestRefusedInitializeLeavesNoSession(t *testing.T) {
 		Body: call("ping", nil)}); p.Status != http.StatusOK {
 		t.Errorf("ping with the negotiated version %s: %d %s", negotiated.ProtocolVersion, p.Status, p.Body)
 	}
+	// 2026-07-28 has no initialize handshake: an initialize asking for it
+	// opens a session in the latest version that has one.
+	modern := call("initialize", map[string]any{"protocolVersion": "2026-07-28", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "t", "version": "1"}})
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: modern})
+	if m := r.rpc(t); m.Error != nil || json.Unmarshal(m.Result, &negotiated) != nil || negotiated.ProtocolVersion != "2025-11-25" {
+		t.Errorf("initialize asking for 2026-07-28: %d %s, want 2025-11-25", r.Status, r.Body)
+	}
 	// A supported header, and none at all, still initialize.
 	if r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Version: version, Body: good}); r.Status != 200 || r.Header.Get("Mcp-Session-Id") == "" {
 		t.Errorf("initialize with %s: %d %s", version, r.Status, r.Body)
