@@ -545,8 +545,9 @@ const authTimeSkew = 5 * time.Second
 // checkFreshness checks the upstream's auth_time against the original
 // request q (OpenID Connect Core 1.0 §3.1.2.1): with max_age, auth_time is
 // required (§2: REQUIRED when max_age is requested) and must be within
-// max_age of now; with prompt=login, the user must have authenticated
-// after the request was made (requested). It returns why not, or "".
+// max_age of now (5 s skew); with prompt=login, the user must have
+// authenticated after the request was made (requested, whole seconds). It
+// returns why not, or "".
 func checkFreshness(q url.Values, authTime, requested, now time.Time) string {
 	f, _ := freshnessOf(q)
 	if f.MaxAge == nil && !f.PromptLogin {
@@ -558,7 +559,10 @@ func checkFreshness(q url.Values, authTime, requested, now time.Time) string {
 	if f.MaxAge != nil && now.Sub(authTime) > time.Duration(*f.MaxAge)*time.Second+authTimeSkew {
 		return fmt.Sprintf("the user signed in at the identity provider %ds ago, more than max_age=%d", int64(now.Sub(authTime).Seconds()), *f.MaxAge)
 	}
-	if f.PromptLogin && authTime.Before(requested.Add(-authTimeSkew)) {
+	// No skew here: fosite checks the same when it signs the ID token
+	// (auth_time not before the request's rat, whole seconds), and a
+	// login_required now beats a server_error at the token endpoint.
+	if f.PromptLogin && authTime.Truncate(time.Second).Before(requested.Truncate(time.Second)) {
 		return "prompt=login: the identity provider did not authenticate the user again"
 	}
 	return ""
