@@ -26,6 +26,7 @@ func TestSessionRules(t *testing.T) {
 		{"missing session on DELETE", req{Method: "DELETE", Path: "/mcp", Token: tok, Version: version}, 400},
 		{"unknown session", req{Method: "POST", Path: "/mcp", Token: tok, Session: "x" + sid, Version: version, Body: call("tools/list", nil)}, 404},
 		{"another subject's session", req{Method: "POST", Path: "/mcp", Token: f.Token("user-2", allScopes), Session: sid, Version: version, Body: call("tools/list", nil)}, 404},
+		{"the same subject's other client", req{Method: "POST", Path: "/mcp", Token: f.Issuer.Mint(t, tokentest.Token{Subject: "user-1", ClientID: "other-app", Audience: resource, Scope: allScopes}), Session: sid, Version: version, Body: call("tools/list", nil)}, 404},
 		{"unsupported version", req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: "1999-01-01", Body: call("tools/list", nil)}, 400},
 		{"not the session's version", req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: "2025-06-18", Body: call("tools/list", nil)}, 400},
 		{"no version header (2025-03-26 default)", req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Body: call("tools/list", nil)}, 200},

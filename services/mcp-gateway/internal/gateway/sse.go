@@ -99,7 +99,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		g.unavailable(w, r, transportSSE, method, err)
 		return
 	}
-	if rec.Subject != claims.Subject || rec.Transport != session.LegacySSE {
+	if !ownedBy(rec, claims) || rec.Transport != session.LegacySSE {
 		g.metrics.request(transportSSE, methodLabel(method), "unknown_session")
 		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
 		return
@@ -376,3 +376,13 @@ type discard struct{ h http.Header }
 func (d discard) Header() http.Header         { return d.h }
 func (d discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d discard) WriteHeader(int)             {}
+
+// ownedBy reports whether the verified access token may use the session:
+// the session belongs to the subject and the client (the token's sub and
+// client_id) that created it. Another app of the same user holds its own
+// sessions — a session id it learned is not a way into the first app's
+// session (MCP Security Best Practices, session hijacking: bind sessions to
+// user-specific information from the verified token).
+func ownedBy(rec session.Record, claims *tokens.Claims) bool {
+	return rec.Subject == claims.Subject && rec.ClientID == claims.ClientID
+}

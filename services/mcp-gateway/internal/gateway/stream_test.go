@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
 
 // stream is an open SSE response read event by event.
@@ -150,14 +152,16 @@ func TestLegacySSE(t *testing.T) {
 	}
 	// Refusals on /messages.
 	other := f.Token("user-8", allScopes)
+	otherClient := f.Issuer.Mint(t, tokentest.Token{Subject: "user-7", ClientID: "other-app", Audience: resource, Scope: allScopes})
 	for name, c := range map[string]struct {
 		r      req
 		status int
 	}{
-		"no sessionId":     {req{Method: "POST", Path: "/messages", Token: tok, Body: call("ping", nil)}, 400},
-		"unknown session":  {req{Method: "POST", Path: path + "x", Token: tok, Body: call("ping", nil)}, 404},
-		"another subject":  {req{Method: "POST", Path: path, Token: other, Body: call("ping", nil)}, 404},
-		"GET on /messages": {req{Method: "GET", Path: path, Token: tok}, 405},
+		"no sessionId":                       {req{Method: "POST", Path: "/messages", Token: tok, Body: call("ping", nil)}, 400},
+		"unknown session":                    {req{Method: "POST", Path: path + "x", Token: tok, Body: call("ping", nil)}, 404},
+		"another subject":                    {req{Method: "POST", Path: path, Token: other, Body: call("ping", nil)}, 404},
+		"another client of the same subject": {req{Method: "POST", Path: path, Token: otherClient, Body: call("ping", nil)}, 404},
+		"GET on /messages":                   {req{Method: "GET", Path: path, Token: tok}, 405},
 	} {
 		if r := g.do(t, c.r); r.Status != c.status {
 			t.Errorf("%s: %d %s, want %d", name, r.Status, r.Body, c.status)

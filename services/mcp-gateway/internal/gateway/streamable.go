@@ -153,9 +153,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			g.unavailable(w, r, transportStreamable, method, serr)
 			return
 		}
-		if rec.Subject != claims.Subject || rec.Transport != session.Streamable {
+		if !ownedBy(rec, claims) || rec.Transport != session.Streamable {
 			// Indistinguishable from an unknown session on purpose.
-			g.log.InfoContext(ctx, "session used by another subject or transport", "transport", rec.Transport)
+			g.log.InfoContext(ctx, "session used by another subject, client or transport", "transport", rec.Transport)
 			g.metrics.request(transportStreamable, methodLabel(method), "unknown_session")
 			writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; initialize a new session")
 			return
