@@ -61,8 +61,8 @@ tilt-check: ## Evaluate the Tiltfile with tilt and check its resources
 	@charts/tools/build.sh tilt helm
 	@$(charts_go_test) -run 'TestTiltfile' ./...
 
-cluster-tools: ## Build what the real-cluster test adds: kubelet, kube-proxy (kube module), CoreDNS, Traefik
-	@charts/tools/build.sh kube etcd helm coredns traefik
+cluster-tools: ## Build what the real-cluster test adds: kubelet, kube-proxy (kube module), CoreDNS, Traefik, and Tilt for tilt ci
+	@charts/tools/build.sh kube etcd helm coredns traefik tilt
 
 # The real-cluster tests need root, containerd, runc, the CNI plugins, nft and
 # iptables (.ci/run installs them); docs/deployment/testing.md#the-real-cluster-test.
