@@ -33,7 +33,7 @@ token: ## Print an access token of the dev user from the running `make dev` (RES
 	@var/bin/tollgate-dev token -root . --client '$(CLIENT)' --resource '$(RESOURCE)' --scope '$(SCOPE)' $(if $(JSON),--json)
 
 .PHONY: test
-test: test-go $(if $(wildcard charts/charts.mk),test-charts cluster-node-e2e) ## Run every test (Go modules with -race, chart checks, a real node)
+test: test-go $(if $(wildcard charts/charts.mk),test-charts cluster-e2e-test) ## Run every test (Go modules with -race, chart checks, the chart on a real node with tilt ci)
 
 # e2e's packages each start a whole fleet on ports picked free beforehand:
 # run them one at a time, or two fleets can race for the same port.
