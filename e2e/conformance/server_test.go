@@ -71,13 +71,13 @@ func TestServerSuite(t *testing.T) {
 	proxy.Start()
 	t.Cleanup(proxy.Close)
 
-	out := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node(), suiteJS(), "server", "--url", proxy.URL+"/mcp", "--output-dir", out)
-	cmd.WaitDelay = 5 * time.Second
-	output, err := cmd.CombinedOutput()
-	t.Logf("conformance server exited with %v", err)
+	out, output, err := runServerSuite(t, proxy.URL+"/mcp")
+	if err != nil && transportTerminated(string(output)) {
+		// See TestTypeScriptSDKClient: an unexplained terminated connection
+		// behind a Go ReverseProxy, seen in CI on 2026-11-30. Once more, said.
+		t.Logf("RETRIED: the server suite ended with a terminated connection (unexplained, under investigation):\n%s", output)
+		out, output, err = runServerSuite(t, proxy.URL+"/mcp")
+	}
 
 	results := map[string]result{}
 	dirs, _ := os.ReadDir(out)
@@ -169,4 +169,17 @@ func mcpToken(t *testing.T) string {
 		t.Fatalf("token: %v", err)
 	}
 	return tok.AccessToken
+}
+
+// runServerSuite runs the conformance server suite against url; its results
+// are in the directory it returns.
+func runServerSuite(t *testing.T, url string) (string, []byte, error) {
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node(), suiteJS(), "server", "--url", url, "--output-dir", out)
+	cmd.WaitDelay = 5 * time.Second
+	output, err := cmd.CombinedOutput()
+	t.Logf("conformance server exited with %v", err)
+	return out, output, err
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/connectivity"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -43,15 +42,11 @@ type reflected struct {
 func reflectServices(ctx context.Context, conn grpc.ClientConnInterface) (*reflected, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// A backend that was down is tried again now, not when the
-	// connection's back-off ends, and the call waits (within ctx) for
-	// the connection instead of failing at once.
-	if cc, ok := conn.(interface {
-		GetState() connectivity.State
-		ResetConnectBackoff()
-	}); ok && cc.GetState() != connectivity.Ready {
-		cc.ResetConnectBackoff()
-	}
+	// The call waits (within ctx) for the connection instead of failing at
+	// once; a backend that was down is dialled again within grpcx's
+	// ReconnectMaxDelay (1s). ClientConn.ResetConnectBackoff is not used:
+	// grpc-go (v1.85) reads its connection map outside the lock there, a
+	// data race with a connection being created (seen under -race in CI).
 	stream, err := rpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx, grpc.WaitForReady(true))
 	if err != nil {
 		return nil, err
