@@ -109,10 +109,30 @@ func replicaThatMissesAnnouncementsConverges(t *testing.T, r testharness.Clients
 // announcement, and the Set still learns the revocation written while it was
 // resubscribing, from the reload that follows the new subscription; the
 // reconcile interval is an hour, so only the resubscription can explain it.
+//
+// The Set logs in as an ACL user that the restarted (empty) Redis does not
+// know yet: it cannot resubscribe until the record is written and the user
+// is created again, so its reload cannot come before the write (without
+// that, how fast the harness's restart returned decided the outcome).
 func TestRedisRestartResubscribesAndReloads(t *testing.T) {
 	r := testharness.StartRedis(t)
-	s := newSet(t, r.Client(), revocation.Options{ReconcileInterval: time.Hour})
-	rev := revocation.NewRevoker(r.Client(), time.Hour, nil)
+	admin := r.Client()
+	createUser := func() {
+		t.Helper()
+		if err := admin.Do(context.Background(), "ACL", "SETUSER", "revocation-set", "on", ">set-pw", "~*", "&*", "+@all").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	createUser()
+	cfg := r.Config()
+	cfg.URL = strings.Replace(cfg.URL, "redis://", "redis://revocation-set:set-pw@", 1)
+	setClient, err := redisx.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = setClient.Close() })
+	s := newSet(t, setClient, revocation.Options{ReconcileInterval: time.Hour})
+	rev := revocation.NewRevoker(admin, time.Hour, nil)
 	if err := rev.Revoke(context.Background(), "grant-before"); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +147,11 @@ func TestRedisRestartResubscribesAndReloads(t *testing.T) {
 	if err := writer.ZAdd(context.Background(), writer.Key("revocation", "grants"), redis.Z{Score: float64(exp), Member: "grant-during"}).Err(); err != nil {
 		t.Fatal(err)
 	}
+	if s.Revoked("grant-during") {
+		t.Fatal("grant-during known before the Set could resubscribe")
+	}
+	admin = writer
+	createUser()
 	eventually(t, 15*time.Second, "grant-during loaded after resubscribing", func() bool { return s.Revoked("grant-during") })
 	if !s.Revoked("grant-before") {
 		t.Error("a restart of an empty Redis made the Set forget a grant it knew")
