@@ -124,22 +124,60 @@ func UnaryServerInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	}
 }
 
-// HTTPStatus maps a gRPC code from capability-core to the HTTP status a
-// REST connector answers, and the error code of its JSON body.
-func HTTPStatus(c codes.Code) (int, string) {
-	switch c {
-	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition:
-		return 400, "invalid_request"
-	case codes.Unauthenticated:
-		return 401, "invalid_token"
-	case codes.PermissionDenied:
-		return 403, "insufficient_scope"
-	case codes.NotFound:
-		return 404, "not_found"
-	case codes.ResourceExhausted:
-		return 429, "rate_limited"
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
-		return 503, "temporarily_unavailable"
+// Answer is how both connectors answer one gRPC code of a capability
+// backend (capability-core or one in CAPABILITY_BACKENDS): the mcp-gateway
+// as a tool result with isError, the actions-api as an HTTP error. It is
+// the one table of docs/reference/mcp.md ("Tool call failures") and
+// docs/reference/actions.md ("Errors").
+type Answer struct {
+	// HTTPStatus and Error are the actions-api's status and the "error"
+	// of its JSON body.
+	HTTPStatus int
+	Error      string
+	// Result is the result label of the gateway's
+	// tollgate_mcp_tool_calls_total.
+	Result string
+	// CallerError: the caller can act on the failure, and the backend's
+	// status message (written for callers) is shown as it is. Otherwise
+	// the failure is the service's: a fixed text is shown and the details
+	// are logged.
+	CallerError bool
+}
+
+// answers is the mapping; a code not in it is a server fault (Internal,
+// Unknown, Unimplemented, DataLoss, Aborted, OK from a broken backend).
+var answers = map[codes.Code]Answer{
+	codes.InvalidArgument:    {400, "invalid_request", "invalid_arguments", true},
+	codes.OutOfRange:         {400, "invalid_request", "invalid_arguments", true},
+	codes.FailedPrecondition: {400, "invalid_request", "failed_precondition", true},
+	codes.Unauthenticated:    {401, "invalid_token", "unauthenticated", true},
+	codes.PermissionDenied:   {403, "insufficient_scope", "forbidden", true},
+	codes.NotFound:           {404, "not_found", "not_found", true},
+	codes.AlreadyExists:      {409, "conflict", "conflict", true},
+	codes.ResourceExhausted:  {429, "rate_limited", "rate_limited", true},
+	codes.Unavailable:        {503, "temporarily_unavailable", "unavailable", false},
+	codes.DeadlineExceeded:   {503, "temporarily_unavailable", "unavailable", false},
+	codes.Canceled:           {503, "temporarily_unavailable", "unavailable", false},
+}
+
+// serverFault is the answer to any code not in answers.
+var serverFault = Answer{500, "server_error", "error", false}
+
+// AnswerFor returns how the connectors answer code c.
+func AnswerFor(c codes.Code) Answer {
+	if a, ok := answers[c]; ok {
+		return a
 	}
-	return 500, "server_error"
+	return serverFault
+}
+
+// Transient reports whether a retry later may succeed without the caller
+// changing anything (the backend is down, slow or the call was cancelled).
+func (a Answer) Transient() bool { return a.HTTPStatus == 503 }
+
+// HTTPStatus maps a gRPC code from a capability backend to the HTTP status
+// a REST connector answers, and the error code of its JSON body.
+func HTTPStatus(c codes.Code) (int, string) {
+	a := AnswerFor(c)
+	return a.HTTPStatus, a.Error
 }

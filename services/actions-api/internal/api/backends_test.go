@@ -2,10 +2,14 @@ package api_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+	"github.com/tollgate/tollgate/services/platform/fault"
 	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
@@ -73,5 +77,52 @@ func TestConfiguredBackendIsServedAndFollowed(t *testing.T) {
 	}
 	if r := f.do(t, http.MethodPost, "/actions/notes", bearer(tok)); r.status != 405 && r.status != 404 {
 		t.Errorf("a removed operation: %d %s", r.status, r.body)
+	}
+}
+
+// Every gRPC code a backend answers maps by fault.AnswerFor, the table
+// the mcp-gateway shares (docs/reference/actions.md, "Errors"): a caller
+// error passes the backend's message on with its 4xx, a server fault is a
+// 5xx with a fixed text.
+func TestBackendStatusCodesMapToHTTP(t *testing.T) {
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,notes=" + notes.Addr})
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "notes.read"})
+	for _, c := range []struct {
+		code   codes.Code
+		msg    string
+		status int
+		err    string
+	}{
+		{codes.InvalidArgument, "limit must be 0 to 100", 400, "invalid_request"},
+		{codes.OutOfRange, "page 9 is past the last page", 400, "invalid_request"},
+		{codes.FailedPrecondition, "the note is locked", 400, "invalid_request"},
+		{codes.NotFound, `no note "n1"`, 404, "not_found"},
+		{codes.AlreadyExists, "a note with this text exists", 409, "conflict"},
+		{codes.PermissionDenied, "the token lacks notes.admin", 403, "insufficient_scope"},
+		{codes.ResourceExhausted, "the notes store is full", 429, "rate_limited"},
+		{codes.Unauthenticated, "token revoked", 401, "invalid_token"},
+		{codes.Unavailable, "database down at 10.0.0.7", 503, "temporarily_unavailable"},
+		{codes.DeadlineExceeded, "query took too long", 503, "temporarily_unavailable"},
+		{codes.Internal, "nil pointer in handler", 500, "server_error"},
+		{codes.Aborted, "transaction aborted", 500, "server_error"},
+		{codes.Unimplemented, "not yet", 500, "server_error"},
+	} {
+		t.Run(c.code.String(), func(t *testing.T) {
+			want := c.msg
+			switch a := fault.AnswerFor(c.code); {
+			case a.Transient():
+				want = "the capability service is unavailable; retry later"
+			case !a.CallerError:
+				want = "unexpected error"
+			}
+			r := f.do(t, http.MethodGet, "/actions/notes?text="+url.QueryEscape(registrytest.FailText(c.code, c.msg)), bearer(tok))
+			if r.status != c.status || r.err.Error != c.err || r.err.Description != want {
+				t.Errorf("%d %s, want %d %s %q", r.status, r.body, c.status, c.err, want)
+			}
+			if ch := r.header.Get("WWW-Authenticate"); (c.status == 401 || c.status == 403) != (ch != "") {
+				t.Errorf("WWW-Authenticate = %q", ch)
+			}
+		})
 	}
 }

@@ -54,24 +54,27 @@ func unavailable(desc string, cause error) *apiError {
 	return &apiError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: desc, cause: cause}
 }
 
-// fromCore maps an error of a capability-core call. Messages of caller
-// mistakes (InvalidArgument, Unauthenticated, PermissionDenied, NotFound)
-// are written by capability-core for callers and passed on; anything else
-// gets a generic text and its details are logged. capability-core verifies
-// the token again, so its refusals carry a Bearer challenge too, naming
-// metadata (the resource metadata URL) like the API's own.
+// fromCore maps an error of a capability backend's call with
+// fault.AnswerFor, the mapping the mcp-gateway shares. Messages of caller
+// errors (InvalidArgument, OutOfRange, FailedPrecondition,
+// Unauthenticated, PermissionDenied, NotFound, AlreadyExists,
+// ResourceExhausted) are written by the backend for callers and passed on;
+// anything else gets a generic text and its details are logged. The
+// backend verifies the token again, so its refusals carry a Bearer
+// challenge too, naming metadata (the resource metadata URL) like the
+// API's own.
 func fromCore(err error, metadata string, scopes []string) *apiError {
 	st := status.Convert(err)
-	code, name := fault.HTTPStatus(st.Code())
-	switch st.Code() {
-	case codes.Unauthenticated, codes.PermissionDenied:
-		return &apiError{status: code, code: name, desc: st.Message(), challenge: challenge(metadata, name, st.Message(), scopes)}
-	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition, codes.NotFound, codes.ResourceExhausted:
-		return &apiError{status: code, code: name, desc: st.Message()}
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
-		return &apiError{status: code, code: name, desc: "the capability service is unavailable; retry later", cause: err}
+	a := fault.AnswerFor(st.Code())
+	switch {
+	case st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied:
+		return &apiError{status: a.HTTPStatus, code: a.Error, desc: st.Message(), challenge: challenge(metadata, a.Error, st.Message(), scopes)}
+	case a.CallerError:
+		return &apiError{status: a.HTTPStatus, code: a.Error, desc: st.Message()}
+	case a.Transient():
+		return &apiError{status: a.HTTPStatus, code: a.Error, desc: "the capability service is unavailable; retry later", cause: err}
 	}
-	return &apiError{status: code, code: name, desc: "unexpected error", cause: err}
+	return &apiError{status: a.HTTPStatus, code: a.Error, desc: "unexpected error", cause: err}
 }
 
 // errorHandler renders every error as Error: ours (apiError), echo's own

@@ -38,6 +38,7 @@ var ErrorCodes = []string{
 	"invalid_token",
 	"insufficient_scope",
 	"not_found",
+	"conflict",
 	"method_not_allowed",
 	"request_too_large",
 	"rate_limited",
@@ -312,9 +313,14 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 		op.Responses["401"] = errResp("The access token is missing, malformed, expired, revoked, not signed by the issuer or issued for another audience (error invalid_token). Link the account again.", challenge)
 		op.Responses["403"] = errResp("The access token lacks a scope this operation needs (error insufficient_scope).", challenge)
 	}
+	// A capability backend may answer NotFound and AlreadyExists to any
+	// operation (fault.AnswerFor: 404, 409).
 	if len(a.PathParams) > 0 {
 		op.Responses["404"] = errResp("Nothing of the caller's has this "+strings.Join(a.PathParams, " and ")+" (error not_found).", nil)
+	} else {
+		op.Responses["404"] = errResp("Nothing of the caller's matches the request (error not_found).", nil)
 	}
+	op.Responses["409"] = errResp("The request conflicts with something that already exists (error conflict).", nil)
 	if a.Method == http.MethodPost {
 		op.Responses["413"] = errResp("The request body is too large (error request_too_large).", nil)
 	}

@@ -1,10 +1,15 @@
 package gateway_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+	"github.com/tollgate/tollgate/services/platform/fault"
 	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
 )
 
@@ -125,5 +130,70 @@ func TestToolWithUnknownWidgetIsLeftOut(t *testing.T) {
 	}
 	if !strings.Contains(g.Logs.String(), `msg="tool not served" service=mcp-gateway tool=notes.list backend=notes`) {
 		t.Errorf("log:\n%s", g.Logs)
+	}
+}
+
+// Every gRPC code a backend answers maps by fault.AnswerFor, the table
+// the actions-api shares (docs/reference/mcp.md, "Tool call failures"):
+// a caller error is a tool result with isError and the backend's message,
+// a server fault one with a fixed text; never a JSON-RPC or HTTP error.
+func TestBackendStatusCodesMapToToolErrors(t *testing.T) {
+	f := newFleet(t)
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	g := f.Gateway("CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",notes="+notes.Addr)
+	tok := f.Token("user-1", "openid notes.read")
+	sid := g.initialize(t, tok)
+	const unavailable = "The service is temporarily unavailable; try again in a moment."
+	for _, c := range []struct {
+		code   codes.Code
+		msg    string
+		result string
+	}{
+		{codes.InvalidArgument, "limit must be 0 to 100", "invalid_arguments"},
+		{codes.OutOfRange, "page 9 is past the last page", "invalid_arguments"},
+		{codes.FailedPrecondition, "the note is locked", "failed_precondition"},
+		{codes.NotFound, `no note "n1"`, "not_found"},
+		{codes.AlreadyExists, "a note with this text exists", "conflict"},
+		{codes.PermissionDenied, "the token lacks notes.admin", "forbidden"},
+		{codes.ResourceExhausted, "the notes store is full", "rate_limited"},
+		{codes.Unauthenticated, "token revoked", "unauthenticated"},
+		{codes.Unavailable, "database down at 10.0.0.7", "unavailable"},
+		{codes.DeadlineExceeded, "query took too long", "unavailable"},
+		{codes.Internal, "nil pointer in handler", "error"},
+		{codes.Aborted, "transaction aborted", "error"},
+		{codes.Unimplemented, "not yet", "error"},
+	} {
+		t.Run(c.code.String(), func(t *testing.T) {
+			want := c.msg
+			switch a := fault.AnswerFor(c.code); {
+			case c.code == codes.Unauthenticated:
+				want = "The service did not accept the authorization; reconnect the app."
+			case a.Transient():
+				want = unavailable
+			case !a.CallerError:
+				want = "The service failed to answer."
+			}
+			series := fmt.Sprintf(`tollgate_mcp_tool_calls_total{result=%q,tool="notes.list"}`, c.result)
+			before := g.metric(t, series)
+			r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version,
+				Body: call("tools/call", map[string]any{"name": "notes.list", "arguments": map[string]any{"text": registrytest.FailText(c.code, c.msg)}})})
+			if r.Status != 200 {
+				t.Fatalf("HTTP %d: %s", r.Status, r.Body)
+			}
+			m := r.rpc(t)
+			if m.Error != nil {
+				t.Fatalf("a JSON-RPC error: %s", r.Body)
+			}
+			var res toolResult
+			if err := json.Unmarshal(m.Result, &res); err != nil {
+				t.Fatal(err)
+			}
+			if !res.IsError || len(res.Content) != 1 || res.Content[0].Text != want || res.Meta["tollgate/error"] != want {
+				t.Errorf("result = %+v, want isError with %q", res, want)
+			}
+			if got := g.metric(t, series); got != before+1 {
+				t.Errorf("%s = %v, want %v", series, got, before+1)
+			}
+		})
 	}
 }

@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"transport", "method", "result"}),
 		toolCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_mcp_tool_calls_total",
-			Help: "Tool calls by tool and result (ok, insufficient_scope, invalid_arguments, unavailable, ...).",
+			Help: "Tool calls by tool and result (ok, insufficient_scope, invalid_arguments, and fault.AnswerFor's labels: failed_precondition, unauthenticated, forbidden, not_found, conflict, rate_limited, unavailable, error).",
 		}, []string{"tool", "result"}),
 		coreLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tollgate_mcp_capability_call_seconds",

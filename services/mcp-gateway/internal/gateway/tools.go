@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tollgate/tollgate/services/platform/fault"
 	"github.com/tollgate/tollgate/services/platform/registry"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 	"github.com/tollgate/tollgate/widgets"
@@ -345,25 +346,23 @@ func (c *catalog) logCallError(ctx context.Context, tool, result string, err err
 	}
 }
 
-// callError maps a capability-core failure to a metric label and a message
-// that is safe to show: details of unexpected errors are not returned.
+// callError maps a capability backend's failure with fault.AnswerFor, the
+// mapping the actions-api shares, to a metric label and a message that is
+// safe to show: a caller error shows the backend's message (written for
+// callers), except Unauthenticated, whose remedy is always to reconnect; a
+// server fault shows a fixed text and its details are logged.
 func callError(err error) (string, string) {
 	st, _ := status.FromError(err)
-	switch st.Code() {
-	case codes.InvalidArgument:
-		return "invalid_arguments", st.Message()
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
-		return "unavailable", "The service is temporarily unavailable; try again in a moment."
-	case codes.Unauthenticated:
-		return "unauthenticated", "The service did not accept the authorization; reconnect the app."
-	case codes.PermissionDenied:
-		return "forbidden", st.Message()
-	case codes.ResourceExhausted:
-		return "rate_limited", "Too many requests; try again in a moment."
-	case codes.NotFound:
-		return "not_found", st.Message()
+	a := fault.AnswerFor(st.Code())
+	switch {
+	case st.Code() == codes.Unauthenticated:
+		return a.Result, "The service did not accept the authorization; reconnect the app."
+	case a.CallerError:
+		return a.Result, st.Message()
+	case a.Transient():
+		return a.Result, "The service is temporarily unavailable; try again in a moment."
 	}
-	return "error", "The service failed to answer."
+	return a.Result, "The service failed to answer."
 }
 
 func errorResult(msg string) *mcp.CallToolResult {

@@ -8,6 +8,8 @@ package registrytest
 import (
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -223,8 +225,33 @@ func (r resolver) FindDescriptorByName(n protoreflect.FullName) (protoreflect.De
 	return r.current().FindDescriptorByName(n)
 }
 
+// failPrefix starts a request text that asks the backend to fail.
+const failPrefix = "registrytest-fail:"
+
+// FailText is a request text that makes the backend answer the call with
+// status code c and message msg, as a backend of one's own would: the way
+// tests drive each gRPC code through a connector's real path.
+func FailText(c codes.Code, msg string) string {
+	return fmt.Sprintf("%s%d:%s", failPrefix, uint32(c), msg)
+}
+
+// failure parses a FailText.
+func failure(text string) error {
+	rest, ok := strings.CutPrefix(text, failPrefix)
+	if !ok {
+		return nil
+	}
+	num, msg, _ := strings.Cut(rest, ":")
+	c, err := strconv.ParseUint(num, 10, 32)
+	if err != nil {
+		return status.Errorf(codes.Internal, "registrytest: bad fail text %q", text)
+	}
+	return status.Error(codes.Code(c), msg)
+}
+
 // handle answers any method of the current services: the response's
-// text is the request's, its backend the Label.
+// text is the request's, its backend the Label; a FailText is answered
+// with its status instead.
 func (b *Backend) handle(_ any, stream grpc.ServerStream) error {
 	full, _ := grpc.MethodFromServerStream(stream)
 	b.mu.Lock()
@@ -253,6 +280,9 @@ func (b *Backend) handle(_ any, stream grpc.ServerStream) error {
 		case <-stream.Context().Done():
 			return stream.Context().Err()
 		}
+	}
+	if err := failure(text); err != nil {
+		return err
 	}
 	out := dynamicpb.NewMessage(md.Output())
 	out.Set(md.Output().Fields().ByName("text"), protoreflect.ValueOfString(text))
