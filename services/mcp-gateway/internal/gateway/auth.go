@@ -21,21 +21,29 @@ import (
 type challenger struct {
 	metadataURL string // protected resource metadata of /mcp
 	resource    string // the MCP resource identifier (RFC 8707), for hints
-	// scopes are what a client should ask for when it has nothing; they
-	// follow the capability registry (Gateway.UseRegistry).
-	scopes atomic.Pointer[[]string]
+	// scopes are what a client should ask for when it has nothing, and
+	// supported every scope it may ask for (askScopes); they follow the
+	// capability registry (Gateway.UseRegistry).
+	scopes    atomic.Pointer[[]string]
+	supported atomic.Pointer[[]string]
 }
 
-func newChallenger(metadataURL, resource string, scopes []string) *challenger {
+func newChallenger(metadataURL, resource string, scopes, supported []string) *challenger {
 	c := &challenger{metadataURL: metadataURL, resource: resource}
-	c.setScopes(scopes)
+	c.setScopes(scopes, supported)
 	return c
 }
 
-func (c *challenger) setScopes(s []string) { c.scopes.Store(&s) }
+func (c *challenger) setScopes(s, supported []string) {
+	c.scopes.Store(&s)
+	c.supported.Store(&supported)
+}
 
 // scopeList is the current list of scopes to ask for.
 func (c *challenger) scopeList() []string { return *c.scopes.Load() }
+
+// supportedList is the current list of every scope a tool needs.
+func (c *challenger) supportedList() []string { return *c.supported.Load() }
 
 // invalidToken is the challenge of a 401 for a token that was sent but
 // refused, on every transport; desc (RFC 6750 §3 error_description) says

@@ -197,3 +197,48 @@ func TestBackendStatusCodesMapToToolErrors(t *testing.T) {
 		})
 	}
 }
+
+// The default challenge (401 without a token, or with a refused one) asks
+// for openid and the scopes of every tool not annotated destructive: a
+// destructive tool's own scope comes by its step-up challenge. A scope a
+// tool that is not destructive needs too is asked for; the metadata's
+// scopes_supported lists every scope.
+func TestDefaultChallengeLeavesOutDestructiveToolsScopes(t *testing.T) {
+	f := newFleet(t)
+	svc := notesService("notes")
+	svc.Scopes = append(svc.Scopes, &optionsv1.Scope{Name: "notes.admin", Description: "Erase all your notes"})
+	svc.Methods = append(svc.Methods,
+		registrytest.Method{Name: "PurgeNotes", Tool: &optionsv1.McpTool{Name: "notes.purge", Title: "Erase all notes", Description: "Erases every note.",
+			RequiredScopes: []string{"notes.admin"}, Annotations: &optionsv1.ToolAnnotations{Destructive: true}}},
+		registrytest.Method{Name: "DeleteNote", Tool: &optionsv1.McpTool{Name: "notes.delete", Title: "Delete a note", Description: "Deletes a note.",
+			RequiredScopes: []string{"notes.write"}, Annotations: &optionsv1.ToolAnnotations{Destructive: true}}})
+	notes := registrytest.Start(t, "notes", []registrytest.Service{svc})
+	g := f.Gateway("CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",notes="+notes.Addr)
+
+	ask := allScopes + " notes.write notes.read" // tool order: notes.add, notes.delete, notes.list, notes.purge
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Body: call("ping", nil)})
+	if want := `Bearer resource_metadata="` + metadataURL + `", scope="` + ask + `"`; r.Status != 401 || r.Header.Get("WWW-Authenticate") != want {
+		t.Errorf("no token: %d %q, want %q", r.Status, r.Header.Get("WWW-Authenticate"), want)
+	}
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: "not-a-token", Body: call("ping", nil)})
+	if want := `Bearer error="invalid_token", resource_metadata="` + metadataURL + `", scope="` + ask + `", error_description=`; r.Status != 401 || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), want) {
+		t.Errorf("refused token: %d %q, want it to start %q", r.Status, r.Header.Get("WWW-Authenticate"), want)
+	}
+	r = g.do(t, req{Method: "GET", Path: "/.well-known/oauth-protected-resource/mcp"})
+	var prm struct {
+		ScopesSupported []string `json:"scopes_supported"`
+	}
+	if err := json.Unmarshal(r.Body, &prm); err != nil || strings.Join(prm.ScopesSupported, " ") != ask+" notes.admin" {
+		t.Errorf("scopes_supported: %s", r.Body)
+	}
+
+	// The destructive tool asks for its scope when it is called.
+	tok := f.Token("user-1", "openid notes.read notes.write")
+	sid := g.initialize(t, tok)
+	var res toolResult
+	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "notes.purge"}, &res)
+	ch, _ := res.Meta["mcp/www_authenticate"].([]any)
+	if !res.IsError || len(ch) != 1 || !strings.Contains(ch[0].(string), `scope="openid notes.read notes.write notes.admin"`) {
+		t.Errorf("notes.purge without notes.admin: %+v", res)
+	}
+}

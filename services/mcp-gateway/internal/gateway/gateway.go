@@ -104,13 +104,13 @@ type Gateway struct {
 func New(d Deps) (*Gateway, error) {
 	cfg := d.Config
 	origin := cfg.PublicOrigin()
-	scopes := askScopes(d.Registry)
+	scopes, supported := askScopes(d.Registry)
 	g := &Gateway{
 		cfg: cfg, log: d.Log, verifier: d.Verifier, rdb: d.Redis, metrics: d.Metrics, replica: d.Replica,
 		leases:      ratelimit.New(d.Redis).Leasing(ratelimit.LeaseOptions{}),
 		limit:       ratelimit.PerMinute(cfg.RateLimitPerMinute),
 		sessions:    session.NewStore(d.Redis, cfg.SessionIdleTTL),
-		challenges:  newChallenger(origin+server.ProtectedResourceMetadataPath(cfg.Resource), cfg.Resource, scopes),
+		challenges:  newChallenger(origin+server.ProtectedResourceMetadataPath(cfg.Resource), cfg.Resource, scopes, supported),
 		sseResource: platformconfig.LegacySSEResource(cfg.Resource),
 		streams:     newStreamSet(),
 		ids:         newExactIDs(),
@@ -121,7 +121,7 @@ func New(d Deps) (*Gateway, error) {
 	}
 	g.sessions.OnLookup(func(l session.Lookup) { lookups[l].Inc() })
 	g.sessions.LimitPerSubject(cfg.SessionLimitPerSubject)
-	g.sseChallenges = newChallenger(origin+server.ProtectedResourceMetadataPath(g.sseResource), cfg.Resource, scopes)
+	g.sseChallenges = newChallenger(origin+server.ProtectedResourceMetadataPath(g.sseResource), cfg.Resource, scopes, supported)
 	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
 	cat := &catalog{reg: d.Registry, core: d.Core, backends: d.Backends, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics, log: d.Log,
 		underscore: cfg.ToolNameStyle == config.ToolNamesUnderscore}
@@ -197,18 +197,31 @@ func New(d Deps) (*Gateway, error) {
 	return g, nil
 }
 
-// askScopes are the scopes a client asks for up front: openid, then every
-// tool's scopes in the order the tools are listed ("openid profile email").
-func askScopes(reg *registry.Registry) []string {
-	scopes := []string{"openid"}
+// askScopes are the scopes of the default challenge, what a client asks
+// for up front: openid, then the scopes of every tool that is not
+// annotated destructive, in the order the tools are listed ("openid
+// connections.read profile email"). RFC 6750 §3 has the challenge's scope
+// name what the resource needs; the MCP authorization spec has a client
+// without a token ask for it. That is the resource's ordinary use: a
+// destructive tool (connections.revoke) gets its scopes by the step-up
+// challenge of its first call, when the user is asked for that one thing,
+// not on everyone's first consent page. A scope that a tool which is not
+// destructive needs too is asked for. supported is openid and every
+// tool's scopes, the metadata's scopes_supported (RFC 9728 §2: what a
+// client may ask for, step-up included).
+func askScopes(reg *registry.Registry) (ask, supported []string) {
+	ask, supported = []string{"openid"}, []string{"openid"}
 	for _, t := range reg.Tools() {
 		for _, s := range t.RequiredScopes {
-			if !contains(scopes, s) {
-				scopes = append(scopes, s)
+			if !t.Annotations.Destructive && !contains(ask, s) {
+				ask = append(ask, s)
+			}
+			if !contains(supported, s) {
+				supported = append(supported, s)
 			}
 		}
 	}
-	return scopes
+	return ask, supported
 }
 
 // UseRegistry serves reg's tools from now on (registry.Discovery.OnChange):
@@ -231,9 +244,9 @@ func (g *Gateway) UseRegistry(reg *registry.Registry) error {
 		return err
 	}
 	g.catalog = &cat
-	scopes := askScopes(reg)
-	g.challenges.setScopes(scopes)
-	g.sseChallenges.setScopes(scopes)
+	scopes, supported := askScopes(reg)
+	g.challenges.setScopes(scopes, supported)
+	g.sseChallenges.setScopes(scopes, supported)
 	g.mcp.SetTools(tools...)
 	return nil
 }
@@ -246,7 +259,7 @@ func (g *Gateway) Handler() http.Handler {
 			server.NewProtectedResourceMetadataHandler(server.ProtectedResourceMetadataConfig{
 				Resource:               resource,
 				AuthorizationServers:   []string{g.cfg.Issuer},
-				ScopesSupported:        g.challenges.scopeList(),
+				ScopesSupported:        g.challenges.supportedList(),
 				BearerMethodsSupported: []string{"header"},
 				ResourceName:           name,
 			}).ServeHTTP(w, r)
