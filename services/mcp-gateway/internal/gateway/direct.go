@@ -54,8 +54,8 @@ const directNotifications = 16
 //   - on the replica that did, it registers the session at initialize and
 //     keeps it for the idle TTL (9–13 KB per idle session), although every
 //     replica serves every session from Redis and only a GET stream needs
-//     a registered session (which mcp-go still registers for the stream's
-//     life).
+//     a registered session (served here too, by listen, registered for the
+//     stream's life only).
 //
 // The answer is what the transport sends: the JSON-RPC response as JSON,
 // Mcp-Session-Id on initialize; notifications a handler sends while the
@@ -64,6 +64,14 @@ const directNotifications = 16
 // client accepts one. Everything else goes to next (the transport).
 func (g *Gateway) direct(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			// A GET stream of an admitted session: served by listen.
+			if id, ok := r.Context().Value(liveKey{}).(string); ok && id != "" && g.listen(w, r, id) {
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
 		id, ok := directSessionID(r)
 		if !ok {
 			next.ServeHTTP(w, r)

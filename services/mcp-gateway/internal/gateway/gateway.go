@@ -91,8 +91,10 @@ type Gateway struct {
 
 	ids *exactIDs // request ids mcp-go would not echo exactly
 
-	streams  *streamSet // open GET /mcp and /sse streams, by hashed session id
-	localSSE sync.Map   // session id -> struct{}: legacy sessions whose stream is here
+	streams *streamSet // open GET /mcp and /sse streams, by hashed session id
+	// listeners: sessions with a GET /mcp stream served here (listen).
+	listeners listeners
+	localSSE  sync.Map // session id -> struct{}: legacy sessions whose stream is here
 	// pendingAcks: nonce -> chan struct{}, terminations this replica
 	// announced and waits to see acknowledged (announceTermination).
 	pendingAcks sync.Map

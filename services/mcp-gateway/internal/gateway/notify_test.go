@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	capabilityv1 "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1"
@@ -171,4 +173,146 @@ func TestNotificationsReachTheStreamOnAnotherReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("notifications/tools/list_changed", "")
+}
+
+// listenEvent is one event of a GET /mcp stream.
+type listenEvent struct{ id, data string }
+
+// getStream opens a GET /mcp stream of sid on url and returns its events.
+func getStream(t *testing.T, ctx context.Context, url, tok, sid, lastEventID string) (*http.Response, <-chan listenEvent) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/mcp", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Mcp-Session-Id", sid)
+	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /mcp: %v", err)
+	}
+	events := make(chan listenEvent, 16)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(res.Body)
+		var e listenEvent
+		for sc.Scan() {
+			switch line := sc.Text(); {
+			case line == "":
+				if e.data != "" && !strings.Contains(e.data, `"method":"ping"`) {
+					events <- e
+				}
+				e = listenEvent{}
+			case strings.HasPrefix(line, "id: "):
+				e.id = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "data: "):
+				e.data = strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	return res, events
+}
+
+func nextListenEvent(t *testing.T, ctx context.Context, events <-chan listenEvent, text string) listenEvent {
+	t.Helper()
+	select {
+	case e, ok := <-events:
+		if !ok {
+			t.Fatalf("stream ended before %q", text)
+		}
+		if !strings.Contains(e.data, text) || e.id == "" {
+			t.Fatalf("event %+v, want %q with an id", e, text)
+		}
+		return e
+	case <-ctx.Done():
+		t.Fatalf("no event %q", text)
+	}
+	return listenEvent{}
+}
+
+// A GET /mcp stream is served by the gateway itself: the session is
+// registered with mcp-go only while a stream is open on the replica (none
+// is left behind when it closes), its events are recorded, and a GET with
+// Last-Event-ID on any replica replays what came after and continues the
+// same stream. Another session's event id is 400.
+func TestListenStreamResumesOnAnyReplica(t *testing.T) {
+	r := testharness.StartRedis(t)
+	iss := tokentest.Start(t, "http://localhost:4000")
+	a, aURL := replica(t, r, iss)
+	b, bURL := replica(t, r, iss)
+	tok := iss.Mint(t, tokentest.Token{Subject: "u1", Audience: testResource, Scope: "openid"})
+	initialize := func() string {
+		res := post(t, aURL, tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("initialize: %d", res.StatusCode)
+		}
+		return res.Header.Get("Mcp-Session-Id")
+	}
+	sid := initialize()
+	// Sessions registered with mcp-go on a replica (its hooks count them).
+	registered := func(g *Gateway) int { return int(testutil.ToFloat64(g.metrics.registered)) }
+	notify := func(text string) {
+		t.Helper()
+		if err := b.Notify(context.Background(), sid, "notifications/message", map[string]any{"level": "info", "data": text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	sctx, closeA := context.WithCancel(ctx)
+	res, events := getStream(t, sctx, aURL, tok, sid, "")
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("GET on A: %d %v", res.StatusCode, res.Header)
+	}
+	testharness.Eventually(t, 30*time.Second, "the stream's session registered on A", func() (bool, string) {
+		return registered(a) == 1, fmt.Sprintf("registered on A: %d", registered(a))
+	})
+	notify("one")
+	first := nextListenEvent(t, ctx, events, "one")
+	stream, _, _ := strings.Cut(first.id, "_")
+	if !strings.HasPrefix(stream, listenStreamPrefix) {
+		t.Errorf("event id %q is not of a stream served by the gateway", first.id)
+	}
+	closeA()
+	res.Body.Close()
+	testharness.Eventually(t, 30*time.Second, "nothing left on A once its stream closed", func() (bool, string) {
+		return registered(a) == 0, fmt.Sprintf("registered on A: %d", registered(a))
+	})
+
+	// Resumed on B: continues the same stream.
+	bctx, closeB := context.WithCancel(ctx)
+	res, events = getStream(t, bctx, bURL, tok, sid, first.id)
+	if res.StatusCode != 200 {
+		t.Fatalf("resume on B: %d", res.StatusCode)
+	}
+	testharness.Eventually(t, 30*time.Second, "the resumed stream's session registered on B", func() (bool, string) {
+		return registered(b) == 1, fmt.Sprintf("registered on B: %d", registered(b))
+	})
+	notify("two")
+	second := nextListenEvent(t, ctx, events, "two")
+	if s, _, _ := strings.Cut(second.id, "_"); s != stream {
+		t.Errorf("resumed stream's event id %q, want stream %s", second.id, stream)
+	}
+	notify("three")
+	nextListenEvent(t, ctx, events, "three")
+	closeB()
+	res.Body.Close()
+
+	// Resumed on A from the first event: two and three are replayed.
+	res, events = getStream(t, ctx, aURL, tok, sid, first.id)
+	defer res.Body.Close()
+	nextListenEvent(t, ctx, events, "two")
+	nextListenEvent(t, ctx, events, "three")
+
+	// Another session's event id.
+	other := initialize()
+	res, _ = getStream(t, ctx, bURL, tok, other, first.id)
+	res.Body.Close()
+	if res.StatusCode != 400 {
+		t.Errorf("another session's Last-Event-ID: %d, want 400", res.StatusCode)
+	}
 }

@@ -237,8 +237,8 @@ func TestAnswerFollowsAccept(t *testing.T) {
 // Sessions cost mcp-go no per-session state: initialize on A and calls on
 // A and B leave no registered session on either (the gateway answers those
 // requests itself through MCPServer.HandleMessage); only a GET stream
-// registers one (which mcp-go keeps after the stream, for replay, until
-// its idle sweep).
+// registers one, for as long as it is open (the gateway serves the stream
+// itself: listen).
 func TestNoMCPGoStatePerSession(t *testing.T) {
 	f := newFleet(t)
 	a, b := f.Gateway(), f.Gateway()
@@ -270,6 +270,7 @@ func TestNoMCPGoStatePerSession(t *testing.T) {
 	}
 	testharness.Eventually(t, 30*time.Second, "the GET stream registers its session", registered(1))
 	s.Close()
+	testharness.Eventually(t, 30*time.Second, "nothing is left registered once the stream closed", registered(0))
 }
 
 // logging/setLevel and resources/subscribe are kept in the session record:

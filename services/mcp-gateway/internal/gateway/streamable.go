@@ -287,10 +287,12 @@ func (g *Gateway) afterInitialize(ctx context.Context, _ any, req *mcp.Initializ
 	}
 }
 
-// adoptSession runs when mcp-go registers a session on this replica. A GET
-// stream opened here for a session initialized on another replica is an
+// adoptSession runs when mcp-go registers a session on this replica. A
+// session mcp-go's transport registers here (a GET stream it serves when
+// listen does not) for a session initialized on another replica is an
 // initialized session of the fleet: mark it so, with what was negotiated,
-// so that notifications for it are delivered.
+// so that notifications for it are delivered. The gateway's own stream
+// sessions (listenSession) are initialized already.
 func (g *Gateway) adoptSession(ctx context.Context, cs server.ClientSession) {
 	g.metrics.registered.Inc()
 	rec, ok := ctx.Value(liveRecordKey{}).(session.Record)

@@ -1,0 +1,228 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+)
+
+// listenStreamPrefix begins the stream id of every GET /mcp stream the
+// gateway serves itself (listen); mcp-go's stream ids are UUIDs.
+const listenStreamPrefix = "listen-"
+
+// listenNotifications is the buffer of notifications waiting for a
+// session's GET streams on this replica; more are dropped (mcp-go reports
+// ErrNotificationChannelBlocked to the sender), as in mcp-go's transport.
+const listenNotifications = 64
+
+// listeners are the sessions with an open GET /mcp stream on this replica.
+// A session is registered with mcp-go (so that SendNotificationToSpecificClient
+// and broadcasts reach it) while at least one of its streams is open here,
+// and unregistered when the last one closes: an idle session costs this
+// replica nothing once its streams are gone (issue 12).
+type listeners struct {
+	mu   sync.Mutex
+	byID map[string]*listenSession
+}
+
+// listenSession is the ClientSession of a session's GET streams on this
+// replica. Its streams share one notification channel: each notification
+// goes out on exactly one of them (Streamable HTTP: a message is sent on
+// one stream only).
+type listenSession struct {
+	id    string
+	notes chan mcp.JSONRPCNotification
+	store *session.Store
+	refs  int // open streams, under listeners.mu
+}
+
+var _ server.SessionWithLogging = (*listenSession)(nil)
+
+// GetLogLevel is the level in the session record (set on any replica;
+// mcp-go's default, error, if none), for SendLogMessageToSpecificClient.
+func (s *listenSession) GetLogLevel() mcp.LoggingLevel {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if l, err := s.store.LogLevel(ctx, s.id); err == nil && l != "" {
+		return mcp.LoggingLevel(l)
+	}
+	return mcp.LoggingLevelError
+}
+
+// SetLogLevel is not reached: logging/setLevel is answered by direct,
+// which keeps the level in the session record.
+func (s *listenSession) SetLogLevel(mcp.LoggingLevel) {}
+
+func (s *listenSession) SessionID() string { return s.id }
+func (s *listenSession) Initialize()       {}
+func (s *listenSession) Initialized() bool { return true }
+func (s *listenSession) NotificationChannel() chan<- mcp.JSONRPCNotification {
+	return s.notes
+}
+
+// attachListener returns the session's listenSession, registering it with mcp-go
+// for its first stream; release must be called when the stream closes.
+// It fails when mcp-go already holds a session of that id (one its own
+// transport registered): the caller then leaves the stream to mcp-go.
+func (g *Gateway) attachListener(ctx context.Context, id string) (*listenSession, func(), error) {
+	l := &g.listeners
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.byID[id]
+	if s == nil {
+		s = &listenSession{id: id, notes: make(chan mcp.JSONRPCNotification, listenNotifications), store: g.sessions}
+		if err := g.mcp.RegisterSession(ctx, s); err != nil {
+			return nil, nil, err
+		}
+		if l.byID == nil {
+			l.byID = map[string]*listenSession{}
+		}
+		l.byID[id] = s
+	}
+	s.refs++
+	return s, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if s.refs--; s.refs == 0 {
+			delete(l.byID, id)
+			g.mcp.UnregisterSession(context.WithoutCancel(ctx), id)
+		}
+	}, nil
+}
+
+// pingIDs numbers the keep-alive pings of the gateway's own streams.
+var pingIDs atomic.Int64
+
+// listen serves a GET /mcp event stream of the session the request was
+// admitted to (streamableSession) without mcp-go's transport, which would
+// keep about 12 KB per session (its session, channels and a goroutine)
+// until its idle sweep, after the stream has closed. It reports false,
+// having written nothing, for a request it leaves to the transport: a
+// Last-Event-ID of a stream the transport made (the answer stream of a
+// POST), an unsupported protocol version (refused there), a session id
+// mcp-go already holds.
+//
+// What the client sees is what the transport sends: notifications as
+// "event: message" with an event id recorded in Redis (session.Events), a
+// ping request every SSE_KEEPALIVE_INTERVAL (no event id, not recorded).
+// A GET with Last-Event-ID of a stream served here (on any replica) gets
+// the events recorded after it and then continues that stream live; an
+// event id of another session is 400.
+func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool {
+	if v := r.Header.Get(mcp.HeaderProtocolVersion); v != "" && !validVersion(v) {
+		return false
+	}
+	if _, ok := w.(http.Flusher); !ok {
+		return false
+	}
+	ctx := r.Context()
+	streamID := ""
+	lastEventID := r.Header.Get("Last-Event-ID")
+	if lastEventID != "" {
+		if !strings.HasPrefix(lastEventID, listenStreamPrefix) {
+			return false
+		}
+	} else {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		streamID = listenStreamPrefix + hex.EncodeToString(b[:])
+	}
+	s, release, err := g.attachListener(ctx, id)
+	if err != nil {
+		return false
+	}
+	defer release()
+	// Registered before the replay is read: a notification from now on
+	// waits in the channel and is recorded after the replay, so none is
+	// lost or sent twice.
+	var replay []replayed
+	if lastEventID != "" {
+		streamID, err = g.events.ReplayEventsAfter(ctx, id, lastEventID, func(eventID string, m json.RawMessage) error {
+			replay = append(replay, replayed{eventID, m})
+			return nil
+		})
+		switch {
+		case errors.Is(err, server.ErrUnknownEventID):
+			writeHTTPError(w, http.StatusBadRequest, mcp.INVALID_REQUEST, "unknown Last-Event-ID: not an event of this session's streams")
+			return true
+		case err != nil:
+			g.unavailable(w, r, transportStreamable, r.Method, err)
+			return true
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	w.WriteHeader(http.StatusOK)
+	flush := w.(http.Flusher).Flush
+	flush()
+	for _, e := range replay {
+		if writeSSE(w, e.id, e.message) != nil {
+			return true
+		}
+	}
+	if len(replay) > 0 {
+		flush()
+	}
+	ping := time.NewTicker(g.cfg.KeepAlive)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true
+		case n := <-s.notes:
+			data, err := json.Marshal(n)
+			if err != nil {
+				g.log.ErrorContext(ctx, "could not encode a notification", "err", err)
+				continue
+			}
+			eventID, err := g.events.StoreEvent(ctx, id, streamID, data)
+			if err != nil {
+				// Sent live without an id rather than dropped, as mcp-go does.
+				g.log.WarnContext(ctx, "could not record a stream event", "err", err)
+				eventID = ""
+			}
+			if writeSSE(w, eventID, data) != nil {
+				return true
+			}
+			flush()
+		case <-ping.C:
+			msg := `{"jsonrpc":"2.0","id":` + strconv.FormatInt(pingIDs.Add(1), 10) + `,"method":"ping"}`
+			if writeSSE(w, "", json.RawMessage(msg)) != nil {
+				return true
+			}
+			flush()
+		}
+	}
+}
+
+type replayed struct {
+	id      string
+	message json.RawMessage
+}
+
+// writeSSE writes one "event: message" with its id, if any.
+func writeSSE(w io.Writer, eventID string, data []byte) error {
+	buf := make([]byte, 0, len(eventID)+len(data)+32)
+	if eventID != "" {
+		buf = append(append(append(buf, "id: "...), eventID...), '\n')
+	}
+	buf = append(append(append(buf, "event: message\ndata: "...), data...), "\n\n"...)
+	_, err := w.Write(buf)
+	return err
+}
