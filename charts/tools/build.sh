@@ -116,7 +116,14 @@ importable() {
 # replace line in a copy of the tool's go.mod; go.sum is unchanged.
 tilt_source() {
   local tmp="$1" src
-  src="$(cd "$here/tilt" && GOWORK=off GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' github.com/tilt-dev/tilt)"
+  # go mod download, not go list -m: on a cold module cache go list prints
+  # an empty Dir (it does not fetch the module's files), and the copy fails.
+  src="$(cd "$here/tilt" && GOWORK=off GOFLAGS=-mod=readonly go mod download -json github.com/tilt-dev/tilt |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')"
+  if [[ -z "$src" || ! -d "$src" ]]; then
+    echo "tools: could not download github.com/tilt-dev/tilt's module source (go mod download)" >&2
+    return 1
+  fi
   mkdir -p "$tmp/src" "$tmp/mod"
   cp -R "$src" "$tmp/src/tilt"
   chmod -R u+w "$tmp/src/tilt"
