@@ -210,3 +210,149 @@ func TestMetricLabelsStayBounded(t *testing.T) {
 		}
 	}
 }
+
+// monitoringDoc is the operator's list of every metric.
+const monitoringDoc = "docs/operations/monitoring.md"
+
+// docSections returns the text of docs/operations/monitoring.md's
+// "## Metrics every service has" section (key "") and of each "### …"
+// under "## Metrics by service" (key: the heading).
+func docSections(t *testing.T) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(harness.RepoRoot(), monitoringDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	var h2, h3 string
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "## "):
+			h2, h3 = strings.TrimPrefix(line, "## "), ""
+			continue
+		case strings.HasPrefix(line, "### "):
+			h3 = strings.TrimPrefix(line, "### ")
+			continue
+		}
+		switch {
+		case h2 == "Metrics every service has":
+			out[""] += line + "\n"
+		case h2 == "Metrics by service" && h3 != "":
+			out[h3] += line + "\n"
+		}
+	}
+	return out
+}
+
+// standardFamily is a metric of the Go and process collectors and of
+// promhttp, documented once as a group.
+var standardFamily = regexp.MustCompile(`^(go|process|promhttp)_`)
+
+// serviceHeading matches a "Metrics by service" heading that is a
+// service's name, or names services in parentheses ("Capability
+// discovery (auth-server, mcp-gateway, actions-api)").
+func serviceHeading(heading, service string) bool {
+	if heading == service {
+		return true
+	}
+	_, list, ok := strings.Cut(heading, "(")
+	if !ok {
+		return false
+	}
+	for _, s := range strings.Split(strings.TrimSuffix(list, ")"), ",") {
+		if strings.TrimSpace(s) == service {
+			return true
+		}
+	}
+	return false
+}
+
+// TestEveryExportedMetricIsDocumented: every metric family a service of
+// the running fleet exports is named, in backquotes, in
+// docs/operations/monitoring.md — in "Metrics every service has" or in a
+// section of "Metrics by service" that is the service's — so the document
+// cannot drift from what the services export.
+func TestEveryExportedMetricIsDocumented(t *testing.T) {
+	exercise(t)
+	sections := docSections(t)
+	for _, name := range devfleet.Services {
+		section := ""
+		for heading, text := range sections {
+			if heading != "" && serviceHeading(heading, name) {
+				section += text
+			}
+		}
+		if _, ok := sections[name]; !ok {
+			t.Errorf("%s has no section %q under \"Metrics by service\"", monitoringDoc, "### "+name)
+		}
+		resp, err := http.Get(fleet.AdminURL(name) + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err := parser.TextToMetricFamilies(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s /metrics: %v", name, err)
+		}
+		var missing []string
+		for n := range mfs {
+			if standardFamily.MatchString(n) {
+				continue
+			}
+			if q := "`" + n + "`"; !strings.Contains(sections[""], q) && !strings.Contains(section, q) {
+				missing = append(missing, n)
+			}
+		}
+		sort.Strings(missing)
+		if len(missing) > 0 {
+			t.Errorf("%s exports metrics %s does not name (in \"Metrics every service has\" or \"### %s\"): %v", name, monitoringDoc, name, missing)
+		}
+	}
+}
+
+// metricDefinition finds the name of a metric defined in Go source: a
+// prometheus *Opts Name or a NewDesc.
+var metricDefinition = regexp.MustCompile(`(?:Name:\s*|NewDesc\()"(tollgate_[a-z0-9_]+)"`)
+
+// TestEveryDefinedMetricIsDocumented: every tollgate_ metric defined in
+// the services' source, including those with no series until an event
+// (a failure, a second backend), is named in
+// docs/operations/monitoring.md.
+func TestEveryDefinedMetricIsDocumented(t *testing.T) {
+	root := harness.RepoRoot()
+	doc, err := os.ReadFile(filepath.Join(root, monitoringDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defined := map[string]string{}
+	err = filepath.WalkDir(filepath.Join(root, "services"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range metricDefinition.FindAllStringSubmatch(string(b), -1) {
+			defined[m[1]], _ = filepath.Rel(root, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(defined) < 20 {
+		t.Fatalf("found only %d metric definitions: %v", len(defined), defined)
+	}
+	var missing []string
+	for n, file := range defined {
+		if !strings.Contains(string(doc), "`"+n+"`") {
+			missing = append(missing, n+" ("+file+")")
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("%s does not name metrics defined in the source: %v", monitoringDoc, missing)
+	}
+}
