@@ -80,16 +80,6 @@ func TestTypeScriptSDKClient(t *testing.T) {
 			output, signInErr, exitErr := runNode(t, args, func(line string) (string, bool) {
 				return strings.CutPrefix(line, "AUTHORIZE ")
 			}, callbackURL(r.port))
-			if exitErr != nil && transportTerminated(output) {
-				// Seen in 2 of 3 CI runs on 2026-11-30 and not yet explained
-				// (the closing note of that session has the evidence): Node's
-				// fetch saw a connection end mid-request behind a Go
-				// ReverseProxy. Run once more and say so; twice fails.
-				t.Logf("RETRIED: %s ended with a terminated connection (unexplained, under investigation):\n%s", r.name, output)
-				output, signInErr, exitErr = runNode(t, args, func(line string) (string, bool) {
-					return strings.CutPrefix(line, "AUTHORIZE ")
-				}, callbackURL(r.port))
-			}
 			key := "typescript-sdk/" + r.name
 			seen[key] = true
 			var reason string
@@ -130,10 +120,4 @@ func mustFreePort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// transportTerminated reports whether a Node run failed because undici's
-// fetch saw its connection end mid-request ("TypeError: terminated").
-func transportTerminated(output string) bool {
-	return strings.Contains(output, "TypeError: terminated") || strings.Contains(output, "Failed: terminated")
 }

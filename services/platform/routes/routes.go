@@ -137,7 +137,6 @@ func better(a, b Rule) bool {
 // to base URL), keeps the Host header as an ingress controller does, sets
 // X-Forwarded-*, and flushes immediately so SSE streams work.
 func Proxy(rules []Rule, backends map[string]*url.URL) (http.Handler, error) {
-	proxies := map[string]*httputil.ReverseProxy{}
 	// One pool of its own, sized like an ingress controller's keep-alive
 	// pool: Go's default keeps 2 idle connections per backend, so under
 	// concurrent calls most requests dialled a new one, and sharing
@@ -146,6 +145,11 @@ func Proxy(rules []Rule, backends map[string]*url.URL) (http.Handler, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConns = 512
 	transport.MaxIdleConnsPerHost = 128
+	return proxy(rules, backends, transport)
+}
+
+func proxy(rules []Rule, backends map[string]*url.URL, transport http.RoundTripper) (http.Handler, error) {
+	proxies := map[string]*httputil.ReverseProxy{}
 	for _, r := range rules {
 		u, ok := backends[r.Service]
 		if !ok {
@@ -177,6 +181,21 @@ func Proxy(rules []Rule, backends map[string]*url.URL) (http.Handler, error) {
 			_, _ = w.Write([]byte(`{"error":"not_found","error_description":"no route for this path"}` + "\n"))
 			return
 		}
+		// Full duplex: the request body stays the Transport's until it is
+		// done with it. By default Go's HTTP/1 server drains and closes an
+		// unclosed request body when the handler writes the response
+		// header. The Transport sends a Content-Length body and then reads
+		// it once more to check that it is not longer than declared
+		// (transferWriter.writeBody); a backend that answers as soon as it
+		// has the body (the mcp-gateway from memory) can get its response
+		// header through the proxy first. That last read then fails with
+		// "http: invalid Read on closed Body", the Transport closes the
+		// backend connection as a failed request write, the response being
+		// copied is cut ("ReverseProxy read error during body copy: use of
+		// closed network connection"), and the client sees its connection
+		// end mid-response (Node: "TypeError: terminated"). See
+		// golang/go#40747 and TestProxyResponseOutlivesTheLateBodyCheck.
+		_ = http.NewResponseController(w).EnableFullDuplex()
 		proxies[r.Service].ServeHTTP(w, req)
 	}), nil
 }
