@@ -417,10 +417,15 @@ var consentTemplate = template.Must(template.New("consent").Parse(`<!doctype htm
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Allow access?</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}
-li{margin:.2rem 0}button{font:inherit;padding:.5rem 1.2rem;margin-right:.5rem}</style>
+li{margin:.2rem 0}button{font:inherit;padding:.5rem 1.2rem;margin-right:.5rem}
+.unverified,.warning{border-left:4px solid #b45309;background:#fef3c7;padding:.5rem .8rem}</style>
 </head><body>
-<h1>Allow {{.ClientName}} to access your account?</h1>
-<p>It will return to <strong>{{.RedirectHost}}</strong>.</p>
+{{if .Unverified}}{{if .NameClash}}<h1>Allow an unverified app to access your account?</h1>
+<p class="warning"><strong>It calls itself “{{.ClientName}}”, the name of an app this server knows, but it is not that app.</strong> Deny unless you know why it uses that name.</p>
+{{else}}<h1>Allow “{{.ClientName}}”, an unverified app, to access your account?</h1>
+{{end}}<p class="unverified"><strong>Unverified app:</strong> it registered itself{{if .ClientIDHost}} with a client ID document at <strong>{{.ClientIDHost}}</strong>{{end}}, so this server has not checked who runs it or that its name is true. Continue only if you started this from the app you expect.</p>
+{{else}}<h1>Allow {{.ClientName}} to access your account?</h1>
+{{end}}<p>It will return to <strong>{{.RedirectHost}}</strong>.</p>
 <p>It asks for:</p><ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
 <p>Access is for: <code>{{.Resource}}</code></p>
 <p>Signed in as {{.User}}.</p>
@@ -460,9 +465,26 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.A
 	ru := ar.GetRedirectURI()
 	pageHeaders(w, ru.Scheme+"://"+ru.Host)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// A client that registered itself (dynamic registration, a client ID
+	// metadata document) chose its own name: the page says it is
+	// unverified, and says so loudly when the name is a static client's
+	// (one registered before the operator named theirs so, or a metadata
+	// document's, which registration never saw).
+	unverified := c.Kind != clients.KindStatic
+	nameClash := false
+	if unverified && s.static != nil {
+		_, nameClash = s.static.ByName(c.Name)
+	}
+	clientIDHost := ""
+	if c.Kind == clients.KindMetadata {
+		if u, err := url.Parse(c.ID); err == nil {
+			clientIDHost = u.Host
+		}
+	}
 	_ = consentTemplate.Execute(w, map[string]any{
 		"ClientName": c.Name, "RedirectHost": ru.Host, "Scopes": scopes, "Resource": p.Resource,
 		"User": user, "ID": consentID, "CSRF": csrf,
+		"Unverified": unverified, "NameClash": nameClash, "ClientIDHost": clientIDHost,
 	})
 }
 

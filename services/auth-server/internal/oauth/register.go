@@ -194,6 +194,14 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		regErr("invalid_client_metadata", "client_name is too long")
 		return
 	}
+	// A self-registered client may not take the name of a client the
+	// operator registered: the consent page would show it as that app.
+	if s.static != nil {
+		if _, taken := s.static.ByName(req.ClientName); taken {
+			regErr("invalid_client_metadata", fmt.Sprintf("client_name %s is the name of an app registered by this server's operator; choose another name", strconv.Quote(req.ClientName)))
+			return
+		}
+	}
 	if req.ClientURI != "" {
 		if u, err := url.Parse(req.ClientURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(req.ClientURI) > 2000 {
 			regErr("invalid_client_metadata", fmt.Sprintf("client_uri %s: must be an http or https URL", strconv.Quote(truncate(req.ClientURI, 200))))

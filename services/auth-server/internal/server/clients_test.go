@@ -304,3 +304,92 @@ func TestPrivateKeyJWT(t *testing.T) {
 		t.Errorf("introspection with private_key_jwt: %d %s", resp.StatusCode, body)
 	}
 }
+
+// A self-registered client cannot pass for one the operator registered:
+// registration refuses a static client's name (as a user reads it: case,
+// spacing, punctuation and fullwidth forms folded), and the consent page
+// marks every dynamically registered client as unverified with its
+// redirect host — loudly when its name is a static client's anyway (a
+// registration from before the operator named theirs so).
+func TestConsentPageMarksSelfRegisteredClients(t *testing.T) {
+	f := startFleetWith(t, nil, `- client_id: operator-app
+  client_name: Operator App
+  redirect_uris: ["http://127.0.0.1:8978/operator-callback"]
+  token_endpoint_auth_method: none
+  resources: ["BASE/mcp"]
+`)
+	for _, name := range []string{"Operator App", "operator-app", "OPERATOR  APP!", "Ｏｐｅｒａｔｏｒ Ａｐｐ", "Local test client"} {
+		st, m := register(t, f, `{"redirect_uris":["http://127.0.0.1:8977/cb"],"token_endpoint_auth_method":"none","client_name":"`+name+`"}`)
+		want := fmt.Sprintf("client_name %q is the name of an app registered by this server's operator; choose another name", name)
+		if st != http.StatusBadRequest || m["error"] != "invalid_client_metadata" || m["error_description"] != want {
+			t.Errorf("register %q: %d %v, want 400 invalid_client_metadata %q", name, st, m, want)
+		}
+	}
+	consentPage := func(c devClient) string {
+		t.Helper()
+		a := newAuthRequest(c)
+		a.Resource = f.Base + "/mcp"
+		p := f.login(newBrowser(t, a.RedirectURI), a)
+		if p.Location != nil || p.Status != 200 {
+			t.Fatalf("%s: want the consent page, got %d %v\n%s", c.ClientID, p.Status, p.Location, p.Body)
+		}
+		return p.Body
+	}
+
+	// The operator's client: its name, no warning.
+	body := consentPage(devClient{ClientID: "operator-app", RedirectURIs: []string{"http://127.0.0.1:8978/operator-callback"}, AuthMethod: "none"})
+	if !strings.Contains(body, "<h1>Allow Operator App to access your account?</h1>") || strings.Contains(body, `class="unverified"`) || strings.Contains(body, `class="warning"`) {
+		t.Errorf("static client's consent page: %q", body)
+	}
+
+	// A dynamically registered client: unverified, its redirect host shown.
+	st, reg := register(t, f, `{"redirect_uris":["http://127.0.0.1:8977/cb"],"token_endpoint_auth_method":"none","client_name":"Notes <b>helper</b>"}`)
+	if st != http.StatusCreated {
+		t.Fatalf("register: %d %v", st, reg)
+	}
+	dyn := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{"http://127.0.0.1:8977/cb"}, AuthMethod: "none"}
+	body = consentPage(dyn)
+	for _, want := range []string{
+		"<h1>Allow “Notes &lt;b&gt;helper&lt;/b&gt;”, an unverified app, to access your account?</h1>",
+		`<p class="unverified"><strong>Unverified app:</strong> it registered itself, so this server has not checked who runs it or that its name is true.`,
+		"<p>It will return to <strong>127.0.0.1:8977</strong>.</p>",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("dynamic client's consent page lacks %q:\n%s", want, body)
+		}
+	}
+
+	// The same client, its record naming it as the operator's app.
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", f.Redis.Port)})
+	defer rdb.Close()
+	ctx := context.Background()
+	var keys []string // the record's key is a hash of the client id
+	for _, k := range rdb.Keys(ctx, "*as:dcr:*").Val() {
+		if strings.Contains(rdb.Get(ctx, k).Val(), `"client_id":"`+dyn.ClientID+`"`) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) != 1 {
+		t.Fatalf("registration records of %s: %v", dyn.ClientID, keys)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(rdb.Get(ctx, keys[0]).Val()), &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec["metadata"].(map[string]any)["client_name"] = "operator app"
+	b, _ := json.Marshal(rec)
+	if err := rdb.Set(ctx, keys[0], b, redis.KeepTTL).Err(); err != nil {
+		t.Fatal(err)
+	}
+	body = consentPage(dyn)
+	for _, want := range []string{
+		"<h1>Allow an unverified app to access your account?</h1>",
+		`<p class="warning"><strong>It calls itself “operator app”, the name of an app this server knows, but it is not that app.</strong>`,
+		"<strong>Unverified app:</strong>",
+		"<p>It will return to <strong>127.0.0.1:8977</strong>.</p>",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("impersonating client's consent page lacks %q:\n%s", want, body)
+		}
+	}
+}
