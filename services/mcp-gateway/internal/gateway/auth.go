@@ -143,7 +143,7 @@ func (b *challengeBox) get() string {
 // working (Flush, Unwrap for http.ResponseController).
 type recorder struct {
 	http.ResponseWriter
-	box    *challengeBox
+	box    challengeBox // in the request's context (challengeKey)
 	status int
 }
 

@@ -6,22 +6,19 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
 )
-
-// messageKey carries the *message streamableSession parsed from the body.
-type messageKey struct{}
-
-// bodyKey carries that body ([]byte, with an id rewritten by exactIDs).
-type bodyKey struct{}
 
 // directMethods are the requests served by direct. Others (logging,
 // subscriptions, completions, anything new) keep going through mcp-go's
@@ -66,7 +63,7 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
 			// A GET stream of an admitted session: served by listen.
-			if id, ok := r.Context().Value(liveKey{}).(string); ok && id != "" && g.listen(w, r, id) {
+			if a := admitted(r.Context()); a != nil && a.id != "" && g.listen(w, r, a.id) {
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -77,18 +74,18 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		// streamableSession read and parsed the body (bodyKey, messageKey):
-		// it is not read or parsed again here.
-		body, ok := r.Context().Value(bodyKey{}).([]byte)
-		if !ok {
+		// streamableSession read and parsed the body (admission): it is
+		// not read or parsed again here.
+		var body []byte
+		var msg *message
+		if a := admitted(r.Context()); a != nil && a.post {
+			body, msg = a.body, &a.msg
+		} else {
 			var err error
 			if body, err = io.ReadAll(r.Body); err != nil {
 				next.ServeHTTP(w, r) // unreachable: streamableSession buffered the body
 				return
 			}
-		}
-		msg, _ := r.Context().Value(messageKey{}).(*message)
-		if msg == nil {
 			msg = &message{}
 			if json.Unmarshal(body, msg) != nil {
 				msg = &message{}
@@ -179,22 +176,76 @@ func appendToolAnswer(dst []byte, msg mcp.JSONRPCMessage) ([]byte, bool) {
 	if !ok || text.Annotations != nil || text.Meta != nil || text.Type != "text" {
 		return nil, false
 	}
-	id, err := json.Marshal(resp.ID)
-	if err != nil {
-		return nil, false
+	if !utf8.ValidString(text.Text) {
+		return nil, false // the encoder replaces invalid bytes: left to it
 	}
-	quoted, err := json.Marshal(text.Text) // escapes as the encoder does
-	if err != nil {
-		return nil, false
+	var id []byte
+	switch v := resp.ID.Value().(type) {
+	case int:
+		id = strconv.AppendInt(make([]byte, 0, 20), int64(v), 10)
+	case int64:
+		id = strconv.AppendInt(make([]byte, 0, 20), v, 10)
+	case float64:
+		// How mcp-go decodes a number; an integral one under 1e15 is
+		// encoded by encoding/json as that integer.
+		if v != math.Trunc(v) || math.Abs(v) >= 1e15 {
+			return nil, false
+		}
+		id = strconv.AppendInt(make([]byte, 0, 20), int64(v), 10)
+	default:
+		var err error
+		if id, err = json.Marshal(resp.ID); err != nil {
+			return nil, false
+		}
+	}
+	const fixed = len(`{"jsonrpc":"2.0","id":,"result":{"content":[{"type":"text","text":""}],"structuredContent":}}` + "\n")
+	if need := fixed + len(id) + len(text.Text) + 16 + len(structured); cap(dst)-len(dst) < need {
+		dst = append(make([]byte, 0, len(dst)+need), dst...)
 	}
 	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
 	dst = append(dst, id...)
 	dst = append(dst, `,"result":{"content":[{"type":"text","text":`...)
-	dst = append(dst, quoted...)
+	dst = appendJSONString(dst, text.Text)
 	dst = append(dst, `}],"structuredContent":`...)
 	dst = append(dst, structured...)
 	dst = append(dst, "}}\n"...)
 	return dst, true
+}
+
+// appendJSONString appends s quoted as encoding/json's HTML-safe encoder
+// quotes valid UTF-8 without '<', '>', '&', U+2028 or U+2029 (appendToolAnswer
+// has ruled those out): '"' and '\\' escaped, control characters as \n, \r,
+// \t, \b, \f or \u00XX.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 // htmlUnsafe reports whether b holds a byte encoding/json would escape in
@@ -215,8 +266,8 @@ func directSessionID(r *http.Request) (string, bool) {
 	if v := r.Header.Get(mcp.HeaderProtocolVersion); v != "" && !validVersion(v) {
 		return "", false // likewise
 	}
-	if id, ok := r.Context().Value(liveKey{}).(string); ok && id != "" {
-		return id, true
+	if a := admitted(r.Context()); a != nil && a.id != "" {
+		return a.id, true
 	}
 	if id, ok := r.Context().Value(pendingKey{}).(string); ok && id != "" {
 		return id, true

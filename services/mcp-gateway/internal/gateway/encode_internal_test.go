@@ -24,6 +24,13 @@ func TestAppendToolAnswerMatchesEncoder(t *testing.T) {
 		"unicode":   ok(1, `{"name":"Zoë 日本"}`),
 		"quotes":    ok(2, `{"name":"a \"quoted\" \\ name"}`),
 		"pointer":   func() mcp.JSONRPCMessage { m := ok(3, `{"a":1}`).(mcp.JSONRPCResponse); return &m }(),
+		"control": mcp.NewJSONRPCResultResponse(mcp.NewRequestId(11), &mcp.CallToolResult{
+			Content:           []mcp.Content{mcp.NewTextContent("{\"a\":\"x\\n\\t\\u0001\"}\n\t\r\b\f\x01\x1f\x7f")},
+			StructuredContent: compactJSON(`{"a":"x\n\t\u0001"}`)}),
+		"big id":   ok(int64(1)<<53, `{"a":1}`),
+		"float id": ok(float64(42), `{"a":1}`),
+		"negative": ok(float64(-3), `{"a":1}`),
+		"empty":    ok("", `{}`),
 	} {
 		want := encode(t, msg)
 		got, fast := appendToolAnswer(nil, msg)
@@ -46,6 +53,8 @@ func TestAppendToolAnswerMatchesEncoder(t *testing.T) {
 			Content: []mcp.Content{mcp.NewTextContent("{}")}, StructuredContent: json.RawMessage(`{ "a" : 1 }`)}),
 		"not a tool result": mcp.NewJSONRPCResultResponse(mcp.NewRequestId(9), mcp.EmptyResult{}),
 		"error":             mcp.NewJSONRPCError(mcp.NewRequestId(10), mcp.INVALID_PARAMS, "bad", nil),
+		"invalid UTF-8": mcp.NewJSONRPCResultResponse(mcp.NewRequestId(12), &mcp.CallToolResult{
+			Content: []mcp.Content{mcp.NewTextContent("{\"a\":\"\xff\"}")}, StructuredContent: compactJSON(`{"a":1}`)}),
 	} {
 		if _, fast := appendToolAnswer(nil, msg); fast {
 			t.Errorf("%s: encoded by the gateway, want the encoder", name)

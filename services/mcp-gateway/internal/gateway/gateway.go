@@ -502,9 +502,14 @@ func readAllSized(r io.Reader, length int64) ([]byte, error) {
 
 // serve runs next with the challenge box and status recorder, and counts the request.
 func (g *Gateway) serve(transport, method string, next http.Handler, w http.ResponseWriter, r *http.Request) {
-	box := &challengeBox{}
-	rec := &recorder{ResponseWriter: w, box: box}
-	next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), challengeKey{}, box)))
+	g.serveCtx(r.Context(), transport, method, next, w, r)
+}
+
+// serveCtx is serve with ctx as the request's context (one request copy
+// for both).
+func (g *Gateway) serveCtx(ctx context.Context, transport, method string, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	rec := &recorder{ResponseWriter: w}
+	next.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, challengeKey{}, &rec.box)))
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK

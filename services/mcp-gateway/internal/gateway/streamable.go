@@ -25,11 +25,26 @@ import (
 // pendingKey carries the id of a session being created by this request.
 type pendingKey struct{}
 
-// liveKey carries the id of the session this request was admitted to.
+// liveKey carries the *admission of a request admitted to a session.
 type liveKey struct{}
 
-// liveRecordKey carries that session's record.
-type liveRecordKey struct{}
+// admission is what streamableSession learned of a request it admitted to
+// a session, kept in one context value (one allocation, not four).
+type admission struct {
+	id  string         // the session
+	rec session.Record // its record
+	// post: msg and body are the POST's parsed message and body (with an
+	// id rewritten by exactIDs), not read or parsed again by direct.
+	post bool
+	msg  message
+	body []byte
+}
+
+// admitted returns the request's admission, or nil.
+func admitted(ctx context.Context) *admission {
+	a, _ := ctx.Value(liveKey{}).(*admission)
+	return a
+}
 
 // jsonOnlyKey marks a POST whose Accept does not admit an SSE answer: the
 // gateway then sends nothing that would turn the answer into a stream.
@@ -166,10 +181,11 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 				"Mcp-Protocol-Version "+header+" is not the session's negotiated version "+rec.ProtocolVersion)
 			return
 		}
-		ctx = context.WithValue(context.WithValue(ctx, liveKey{}, id), liveRecordKey{}, rec)
+		adm := &admission{id: id, rec: rec}
 		if r.Method == http.MethodPost {
-			ctx = context.WithValue(context.WithValue(ctx, messageKey{}, &msg), bodyKey{}, body)
+			adm.post, adm.msg, adm.body = true, msg, body
 		}
+		ctx = context.WithValue(ctx, liveKey{}, adm)
 		if r.Method == http.MethodGet {
 			var done func()
 			ctx, done = g.streams.open(ctx, id)
@@ -183,7 +199,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		if badArguments() {
 			return
 		}
-		g.serve(transportStreamable, method, next, w, r.WithContext(ctx))
+		g.serveCtx(ctx, transportStreamable, method, next, w, r)
 	})
 }
 
@@ -295,10 +311,11 @@ func (g *Gateway) afterInitialize(ctx context.Context, _ any, req *mcp.Initializ
 // sessions (listenSession) are initialized already.
 func (g *Gateway) adoptSession(ctx context.Context, cs server.ClientSession) {
 	g.metrics.registered.Inc()
-	rec, ok := ctx.Value(liveRecordKey{}).(session.Record)
-	if !ok || rec.ProtocolVersion == "" || cs.Initialized() {
+	adm := admitted(ctx)
+	if adm == nil || adm.rec.ProtocolVersion == "" || cs.Initialized() {
 		return
 	}
+	rec := adm.rec
 	cs.Initialize()
 	if v, ok := cs.(interface{ SetProtocolVersion(string) }); ok {
 		v.SetProtocolVersion(rec.ProtocolVersion)
@@ -349,7 +366,7 @@ func (m *requestSessions) Generate() string {
 
 // Validate accepts the session the middleware admitted the request to.
 func (m *requestSessions) Validate(id string) (bool, error) {
-	if live, _ := m.ctx.Value(liveKey{}).(string); live != "" && live == id {
+	if a := admitted(m.ctx); a != nil && a.id != "" && a.id == id {
 		return false, nil
 	}
 	return false, session.ErrNotFound
@@ -357,7 +374,7 @@ func (m *requestSessions) Validate(id string) (bool, error) {
 
 // Terminate ends the session for every replica (DELETE).
 func (m *requestSessions) Terminate(id string) (bool, error) {
-	if live, _ := m.ctx.Value(liveKey{}).(string); live != id {
+	if a := admitted(m.ctx); a == nil || a.id != id {
 		return false, session.ErrNotFound
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), 3*time.Second)
