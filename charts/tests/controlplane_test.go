@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,6 +31,8 @@ type controlPlane struct {
 	kubeconfig string
 	kubectl    string
 	procs      []*process
+	// pickPort picks the ports of spawnBinding (freePort when nil).
+	pickPort func(testing.TB) int
 }
 
 type process struct {
@@ -38,6 +42,10 @@ type process struct {
 	done chan struct{}
 }
 
+// freePort returns a port that was free a moment ago. Another process may
+// bind it before the component it is for does: components that bind their
+// own ports (etcd, kube-apiserver, kwok cannot be handed a listener) are
+// started with spawnBinding, which retries with fresh ports.
 func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -72,17 +80,17 @@ func startControlPlane(t testing.TB) *controlPlane {
 	start := time.Now()
 
 	// etcd
-	etcdClient, etcdPeer := freePort(t), freePort(t)
-	clientURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPeer)
-	cp.spawn("etcd", bins["etcd"],
-		"--name=tollgate-test", "--data-dir="+filepath.Join(dir, "etcd"),
-		"--listen-client-urls="+clientURL, "--advertise-client-urls="+clientURL,
-		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=tollgate-test="+peerURL,
-		"--log-level=warn", "--quota-backend-bytes=1073741824",
-	)
-	cp.waitHTTP("etcd", clientURL+"/health", "", 60*time.Second)
+	etcdPorts := cp.spawnBinding("etcd", bins["etcd"], 2, func(ports []int) []string {
+		clientURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+		peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+		return []string{"--name=tollgate-test", "--data-dir=" + filepath.Join(dir, "etcd"),
+			"--listen-client-urls=" + clientURL, "--advertise-client-urls=" + clientURL,
+			"--listen-peer-urls=" + peerURL, "--initial-advertise-peer-urls=" + peerURL,
+			"--initial-cluster=tollgate-test=" + peerURL,
+			"--log-level=warn", "--quota-backend-bytes=1073741824",
+		}
+	}, func(ports []int) bool { return httpOK(fmt.Sprintf("http://127.0.0.1:%d/health", ports[0]), "") }, 60*time.Second)
+	clientURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPorts[0])
 
 	// kube-apiserver, authenticated by a static admin token.
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -93,24 +101,25 @@ func startControlPlane(t testing.TB) *controlPlane {
 	writeFile(t, saKey, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
 	token := rand.Text()
 	writeFile(t, filepath.Join(dir, "tokens.csv"), []byte(token+",tollgate-admin,tollgate-admin,system:masters\n"))
-	apiPort := freePort(t)
-	server := fmt.Sprintf("https://127.0.0.1:%d", apiPort)
-	cp.spawn("kube-apiserver", bins["kube-apiserver"],
-		"--etcd-servers="+clientURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),
-		"--cert-dir="+filepath.Join(dir, "apiserver-certs"),
-		"--token-auth-file="+filepath.Join(dir, "tokens.csv"),
-		"--authorization-mode=RBAC",
-		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+saKey, "--service-account-signing-key-file="+saKey,
-		"--service-cluster-ip-range=10.96.0.0/16",
-		"--endpoint-reconciler-type=none",
-		// Would taint the node not-ready until the node lifecycle controller,
-		// which is off (below), lifts the taint.
-		"--disable-admission-plugins=TaintNodesByCondition",
-		"--v=0",
-	)
-	cp.waitHTTP("kube-apiserver", server+"/readyz", token, 3*time.Minute)
+	apiPorts := cp.spawnBinding("kube-apiserver", bins["kube-apiserver"], 1, func(ports []int) []string {
+		return []string{"--etcd-servers=" + clientURL,
+			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", ports[0]),
+			"--cert-dir=" + filepath.Join(dir, "apiserver-certs"),
+			"--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
+			"--authorization-mode=RBAC",
+			"--service-account-issuer=https://kubernetes.default.svc",
+			"--service-account-key-file=" + saKey, "--service-account-signing-key-file=" + saKey,
+			"--service-cluster-ip-range=10.96.0.0/16",
+			"--endpoint-reconciler-type=none",
+			// Would taint the node not-ready until the node lifecycle controller,
+			// which is off (below), lifts the taint.
+			"--disable-admission-plugins=TaintNodesByCondition",
+			"--v=0",
+		}
+	}, func(ports []int) bool {
+		return httpOK(fmt.Sprintf("https://127.0.0.1:%d/readyz", ports[0]), token)
+	}, 3*time.Minute)
+	server := fmt.Sprintf("https://127.0.0.1:%d", apiPorts[0])
 
 	cp.kubeconfig = filepath.Join(dir, "kubeconfig")
 	writeFile(t, cp.kubeconfig, []byte(fmt.Sprintf(`apiVersion: v1
@@ -144,12 +153,14 @@ current-context: test
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp.spawn("kwok", bins["kwok"],
-		"--kubeconfig="+cp.kubeconfig, "--config="+stages,
-		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-		"--cidr=10.244.0.0/16", "--node-ip=10.244.0.1",
-		fmt.Sprintf("--server-address=127.0.0.1:%d", freePort(t)),
-	)
+	// kwok's server-address serves its /healthz.
+	cp.spawnBinding("kwok", bins["kwok"], 1, func(ports []int) []string {
+		return []string{"--kubeconfig=" + cp.kubeconfig, "--config=" + stages,
+			"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+			"--cidr=10.244.0.0/16", "--node-ip=10.244.0.1",
+			fmt.Sprintf("--server-address=127.0.0.1:%d", ports[0]),
+		}
+	}, func(ports []int) bool { return httpOK(fmt.Sprintf("http://127.0.0.1:%d/healthz", ports[0]), "") }, time.Minute)
 	cp.kubectlOK(timeout(t, time.Minute), "apply", "-f", filepath.Join("testdata", "cluster", "node.yaml"))
 	cp.kubectlOK(timeout(t, 2*time.Minute), "wait", "--for=condition=Ready", "node/kwok-node-0", "--timeout=90s")
 	t.Logf("control plane ready in %s (kube-apiserver %s)", time.Since(start).Round(time.Second), cp.serverVersion())
@@ -177,7 +188,7 @@ func writeFile(t testing.TB, path string, b []byte) {
 	}
 }
 
-func (cp *controlPlane) spawn(name, bin string, args ...string) {
+func (cp *controlPlane) spawn(name, bin string, args ...string) *process {
 	cp.t.Helper()
 	logPath := filepath.Join(cp.dir, name+".log")
 	f, err := os.Create(logPath)
@@ -193,6 +204,76 @@ func (cp *controlPlane) spawn(name, bin string, args ...string) {
 	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
 	cp.procs = append(cp.procs, p)
+	return p
+}
+
+// bindTries is how many sets of ports spawnBinding tries.
+const bindTries = 5
+
+// addrInUse matches a bind failure in a component's log (Go's "bind:
+// address already in use", Redis's "Address already in use").
+var addrInUse = regexp.MustCompile(`(?i)address already in use`)
+
+// spawnBinding starts a component that binds nports loopback ports itself
+// (a foreign binary cannot be handed a listener, as the fleet's services
+// are): args makes its arguments from the ports, ready says when it
+// serves. freePort's port can be taken by another process before the
+// component binds it; a component that exits with "address already in
+// use" in its log is started again on fresh ports, up to bindTries times.
+// It returns the ports the component serves on.
+func (cp *controlPlane) spawnBinding(name, bin string, nports int, args func(ports []int) []string, ready func(ports []int) bool, limit time.Duration) []int {
+	cp.t.Helper()
+	pick := cp.pickPort
+	if pick == nil {
+		pick = freePort
+	}
+retry:
+	for try := 1; ; try++ {
+		ports := make([]int, nports)
+		for i := range ports {
+			ports[i] = pick(cp.t)
+		}
+		p := cp.spawn(name, bin, args(ports)...)
+		deadline := time.Now().Add(limit)
+		for {
+			select {
+			case <-p.done:
+				if addrInUse.MatchString(tail(p.log, 40)) && try < bindTries {
+					cp.t.Logf("%s: a port of %v was taken before it bound it; starting it again on fresh ports (try %d of %d)", name, ports, try+1, bindTries)
+					cp.procs = slices.DeleteFunc(cp.procs, func(q *process) bool { return q == p })
+					_ = os.Rename(p.log, fmt.Sprintf("%s.try%d", p.log, try))
+					continue retry
+				}
+				cp.t.Fatalf("%s exited: %v\n%s", name, p.cmd.ProcessState, tail(p.log, 40))
+			default:
+			}
+			if ready(ports) {
+				return ports
+			}
+			if time.Now().After(deadline) {
+				cp.t.Fatalf("%s not ready after %s\n%s", name, limit, tail(p.log, 40))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// httpOK reports whether GET url (with a bearer token, when given) answers
+// 200; https is not verified (loopback, self-signed test servers).
+func httpOK(url, token string) bool {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // loopback, self-signed test server
+	}}
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // stop ends the components in reverse order of start.

@@ -50,17 +50,17 @@ func startRealCluster(t *testing.T, host *hostState) *realCluster {
 	assertIsolated(t)
 
 	// etcd on loopback.
-	etcdClient, etcdPeer := freePort(t), freePort(t)
-	clientURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPeer)
-	rc.spawn("etcd", bins["etcd"],
-		"--name=tollgate-e2e", "--data-dir="+filepath.Join(dir, "etcd"),
-		"--listen-client-urls="+clientURL, "--advertise-client-urls="+clientURL,
-		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=tollgate-e2e="+peerURL,
-		"--log-level=warn", "--quota-backend-bytes=1073741824", "--unsafe-no-fsync",
-	)
-	rc.waitHTTP("etcd", clientURL+"/health", "", time.Minute)
+	etcdPorts := rc.spawnBinding("etcd", bins["etcd"], 2, func(ports []int) []string {
+		clientURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+		peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+		return []string{"--name=tollgate-e2e", "--data-dir=" + filepath.Join(dir, "etcd"),
+			"--listen-client-urls=" + clientURL, "--advertise-client-urls=" + clientURL,
+			"--listen-peer-urls=" + peerURL, "--initial-advertise-peer-urls=" + peerURL,
+			"--initial-cluster=tollgate-e2e=" + peerURL,
+			"--log-level=warn", "--quota-backend-bytes=1073741824", "--unsafe-no-fsync",
+		}
+	}, func(ports []int) bool { return httpOK(fmt.Sprintf("http://127.0.0.1:%d/health", ports[0]), "") }, time.Minute)
+	clientURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPorts[0])
 
 	// kube-apiserver on the node's bridge address: pods reach it through the
 	// kubernetes Service, the test and the components through the bridge.
@@ -72,22 +72,23 @@ func startRealCluster(t *testing.T, host *hostState) *realCluster {
 	writeFile(t, saKey, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
 	token := rand.Text()
 	writeFile(t, filepath.Join(dir, "tokens.csv"), []byte(token+",tollgate-admin,tollgate-admin,system:masters\n"))
-	apiPort := freePort(t)
-	rc.apiServer = fmt.Sprintf("https://%s:%d", bridgeIP, apiPort)
 	certDir := filepath.Join(dir, "apiserver-certs")
-	rc.spawn("kube-apiserver", bins["kube-apiserver"],
-		"--etcd-servers="+clientURL,
-		"--bind-address="+bridgeIP, "--advertise-address="+bridgeIP, fmt.Sprintf("--secure-port=%d", apiPort),
-		"--cert-dir="+certDir,
-		"--token-auth-file="+filepath.Join(dir, "tokens.csv"),
-		"--authorization-mode=Node,RBAC",
-		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+saKey, "--service-account-signing-key-file="+saKey,
-		"--service-cluster-ip-range="+serviceCIDR,
-		"--kubelet-preferred-address-types=InternalIP",
-		"--v=0",
-	)
-	rc.waitHTTP("kube-apiserver", rc.apiServer+"/readyz", token, 3*time.Minute)
+	apiPorts := rc.spawnBinding("kube-apiserver", bins["kube-apiserver"], 1, func(ports []int) []string {
+		return []string{"--etcd-servers=" + clientURL,
+			"--bind-address=" + bridgeIP, "--advertise-address=" + bridgeIP, fmt.Sprintf("--secure-port=%d", ports[0]),
+			"--cert-dir=" + certDir,
+			"--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
+			"--authorization-mode=Node,RBAC",
+			"--service-account-issuer=https://kubernetes.default.svc",
+			"--service-account-key-file=" + saKey, "--service-account-signing-key-file=" + saKey,
+			"--service-cluster-ip-range=" + serviceCIDR,
+			"--kubelet-preferred-address-types=InternalIP",
+			"--v=0",
+		}
+	}, func(ports []int) bool {
+		return httpOK(fmt.Sprintf("https://%s:%d/readyz", bridgeIP, ports[0]), token)
+	}, 3*time.Minute)
+	rc.apiServer = fmt.Sprintf("https://%s:%d", bridgeIP, apiPorts[0])
 	// The serving certificate kube-apiserver generated for itself is
 	// self-signed: it is the CA that pods' service-account volumes carry.
 	caFile := filepath.Join(certDir, "apiserver.crt")
