@@ -212,9 +212,15 @@ func BenchmarkTokenRefresh(b *testing.B) {
 //	cpu-µs/grant         the auth-server process's CPU time (/proc/<pid>/schedstat)
 //	                     over the timed window, per grant
 //	signatures/grant     JWS in each response (access token, ID token)
-//	signing-share        CPU of those signatures ÷ cpu-µs/grant, the CPU of one
-//	                     signature being measured on one core right before and
-//	                     right after the case (the mean of the two)
+//	signing-share        the CPU the auth-server counted for those signatures
+//	                     (tollgate_auth_signing_cpu_seconds_total) ÷ its CPU
+//	signing-share-meter  the same with one signature's CPU measured on one
+//	                     core right before and right after the case (their mean)
+//	cpu-µs/grant-outside-sig  the auth-server's CPU per grant minus what it
+//	                     counted for the signatures
+//	ctxsw/grant, syscr/grant, syscw/grant  the auth-server's context switches
+//	                     and read- and write-family system calls per grant
+//	alloc-KiB/grant, gc/1000grants  its heap allocation and GC cycles
 //
 // and for signatures/RS256 and signatures/ES256: sig/s on one core and
 // cpu-µs/sig (thread CPU time of one locked goroutine signing an access
@@ -223,7 +229,8 @@ func BenchmarkTokenRefresh(b *testing.B) {
 // the ratios; measuring the signature next to each case keeps the two CPU
 // times of a ratio under the same load.
 //
-// TOLLGATE_BENCH_GRANTS sets the grants per case (default 400).
+// TOLLGATE_BENCH_GRANTS sets the grants per case (default 400);
+// TOLLGATE_BENCH_LOG_LEVEL the auth-server's LOG_LEVEL (default info).
 func BenchmarkTokenEndpoint(b *testing.B) {
 	if runtime.GOOS != "linux" {
 		b.Skip("process CPU time is read from /proc")
@@ -247,7 +254,10 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		// One fleet per algorithm, owned by the parent benchmark so that it
 		// outlives each case.
 		f, pid := startFleetProcess(b, map[string]string{
-			"ACCESS_TOKEN_SIGNING_ALG": alg, "LOG_LEVEL": "warn",
+			// Logging as `make dev` and the chart run it (the services'
+			// defaults): JSON lines at info, so every request's access-log
+			// line is written and counted, as the audit line is.
+			"ACCESS_TOKEN_SIGNING_ALG": alg, "LOG_LEVEL": benchLogLevel(), "LOG_FORMAT": "json",
 			"RATE_LIMIT_TOKEN_PER_MINUTE": "10000000", "RATE_LIMIT_AUTHORIZE_PER_MINUTE": "10000000",
 			"RATE_LIMIT_TOKEN_PER_ADDRESS_PER_MINUTE": "10000000", // the limits are evaluated (their cost counts), never reached
 		})
@@ -278,6 +288,8 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 					b.ReportMetric(ms(r.p99), "p99-ms")
 					b.ReportMetric(float64(r.cpu.Nanoseconds())/1e3/float64(r.grants), "cpu-µs/grant")
 					b.ReportMetric(float64(r.sigTotal())/float64(r.grants), "signatures/grant")
+					b.ReportMetric(float64((r.cpu-r.signingCPU).Nanoseconds())/1e3/float64(r.grants), "cpu-µs/grant-outside-sig")
+					r.os.report(b, r.grants)
 					if r.instructions > 0 {
 						b.ReportMetric(float64(r.instructions)/float64(r.grants), "Ir/grant")
 					}
@@ -288,6 +300,17 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+
+// benchLogLevel is the auth-server's LOG_LEVEL in BenchmarkTokenEndpoint:
+// info, the default `make dev` and the chart run with, unless
+// TOLLGATE_BENCH_LOG_LEVEL says otherwise (warn leaves out the access-log
+// line of every request, as this benchmark did until 2026-11-30).
+func benchLogLevel() string {
+	if l := os.Getenv("TOLLGATE_BENCH_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "info"
+}
 
 // loadResult is one measured case.
 type loadResult struct {
@@ -301,6 +324,65 @@ type loadResult struct {
 	// signingCPU is the CPU time the auth-server counted for its own
 	// signatures in the window (tollgate_auth_signing_cpu_seconds_total)
 	signingCPU time.Duration
+	// os is what the auth-server process cost the kernel and its runtime
+	// in the window: context switches, read and write system calls,
+	// allocation and GC cycles
+	os processCounters
+}
+
+// processCounters are counters of the auth-server process read before and
+// after a window; their difference says where CPU outside Go code goes.
+type processCounters struct {
+	ctxSwitches    int64   // voluntary + involuntary, all threads (/proc/<pid>/task/*/status)
+	syscr, syscw   int64   // read- and write-family system calls (/proc/<pid>/io)
+	allocBytes, gc float64 // go_memstats_alloc_bytes_total, go_gc_duration_seconds_count (admin /metrics)
+}
+
+func readProcessCounters(b *testing.B, pid int, metrics map[string]float64) processCounters {
+	var c processCounters
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	for _, t := range tasks {
+		raw, err := os.ReadFile(t)
+		if err != nil {
+			continue // a thread that exited: Go keeps its threads, so none in a window
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				c.ctxSwitches += n
+			}
+		}
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		b.Fatalf("auth-server io counters: %v", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "syscr":
+			c.syscr = n
+		case "syscw":
+			c.syscw = n
+		}
+	}
+	c.allocBytes, c.gc = metrics["go_memstats_alloc_bytes_total"], metrics["go_gc_duration_seconds_count"]
+	return c
+}
+
+func (c processCounters) sub(o processCounters) processCounters {
+	return processCounters{ctxSwitches: c.ctxSwitches - o.ctxSwitches, syscr: c.syscr - o.syscr, syscw: c.syscw - o.syscw,
+		allocBytes: c.allocBytes - o.allocBytes, gc: c.gc - o.gc}
+}
+
+func (c processCounters) report(b *testing.B, grants int) {
+	n := float64(grants)
+	b.ReportMetric(float64(c.ctxSwitches)/n, "ctxsw/grant")
+	b.ReportMetric(float64(c.syscr)/n, "syscr/grant")
+	b.ReportMetric(float64(c.syscw)/n, "syscw/grant")
+	b.ReportMetric(c.allocBytes/1024/n, "alloc-KiB/grant")
+	b.ReportMetric(c.gc*1000/n, "gc/1000grants")
 }
 
 func (r loadResult) sigTotal() int {
@@ -405,17 +487,20 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 		per[i%clients]++
 	}
 	lat := make([][]time.Duration, clients)
-	sigs := make([]map[string]int, clients)
+	// The tokens are kept and their signatures counted after the window:
+	// parsing JWS in the clients would spend CPU of the two cores the
+	// auth-server runs on, inside the window.
+	toks := make([][]string, clients)
 	endProfile := profileWindow(b, pid)
 	endCallgrind := callgrindWindow(b, pid)
-	sign0 := signingCPU(b, f)
+	m0 := serverMetrics(b, f)
+	os0 := readProcessCounters(b, pid, m0)
 	cpu0 := processCPU(b, pid)
 	t0 := time.Now()
 	for i := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sigs[i] = map[string]int{}
 			form := perClient[i][0].form
 			for k := range per[i] {
 				if grant == "authorization_code" {
@@ -423,11 +508,7 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 				}
 				tr, d := do(form)
 				lat[i] = append(lat[i], d)
-				for _, tok := range []string{tr.AccessToken, tr.IDToken} {
-					if alg := jwsAlg(tok); alg != "" {
-						sigs[i][alg]++
-					}
-				}
+				toks[i] = append(toks[i], tr.AccessToken, tr.IDToken)
 				if grant == "refresh_token" {
 					form.Set("refresh_token", tr.RefreshToken)
 				}
@@ -437,14 +518,18 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 	wg.Wait()
 	wall := time.Since(t0)
 	cpu := processCPU(b, pid) - cpu0
-	signCPU := signingCPU(b, f) - sign0
+	m1 := serverMetrics(b, f)
+	os1 := readProcessCounters(b, pid, m1)
 	endProfile()
-	r := loadResult{grants: n, wall: wall, cpu: cpu, signatures: map[string]int{}, instructions: endCallgrind(), signingCPU: signCPU}
+	r := loadResult{grants: n, wall: wall, cpu: cpu, signatures: map[string]int{}, instructions: endCallgrind(),
+		signingCPU: signingCPU(m1) - signingCPU(m0), os: os1.sub(os0)}
 	var all []time.Duration
 	for i := range clients {
 		all = append(all, lat[i]...)
-		for k, v := range sigs[i] {
-			r.signatures[k] += v
+		for _, tok := range toks[i] {
+			if alg := jwsAlg(tok); alg != "" {
+				r.signatures[alg]++
+			}
 		}
 	}
 	slices.Sort(all)
@@ -452,26 +537,38 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 	return r
 }
 
-// signingCPU is the auth-server's tollgate_auth_signing_cpu_seconds_total
-// (every algorithm and token) read from its admin /metrics.
-func signingCPU(b *testing.B, f *fleet) time.Duration {
+// serverMetrics reads the auth-server's admin /metrics: every sample,
+// keyed by its name and labels as written.
+func serverMetrics(b *testing.B, f *fleet) map[string]float64 {
 	resp, err := http.Get("http://" + f.env["ADMIN_ADDR"] + "/metrics")
 	if err != nil {
 		b.Fatalf("auth-server metrics: %v", err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var sum float64
+	out := map[string]float64{}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if !strings.HasPrefix(line, "tollgate_auth_signing_cpu_seconds_total{") {
+		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		fs := strings.Fields(line)
-		v, err := strconv.ParseFloat(fs[len(fs)-1], 64)
-		if err != nil {
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if i < 0 || err != nil {
 			b.Fatalf("auth-server metrics: %q: %v", line, err)
 		}
-		sum += v
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// signingCPU is the auth-server's tollgate_auth_signing_cpu_seconds_total
+// (every algorithm and token) in metrics (serverMetrics).
+func signingCPU(metrics map[string]float64) time.Duration {
+	var sum float64
+	for k, v := range metrics {
+		if strings.HasPrefix(k, "tollgate_auth_signing_cpu_seconds_total{") {
+			sum += v
+		}
 	}
 	return time.Duration(sum * float64(time.Second))
 }
@@ -611,8 +708,22 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
 	defer adminFile.Close()
 	cmd.ExtraFiles = []*os.File{lnFile, adminFile}
 	cmd.Env = append(cmd.Env, "HTTP_ADDR="+app.FDPrefix+"3", "ADMIN_ADDR="+app.FDPrefix+"4")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	// Its log goes to a file, written by the process itself: through a
+	// pipe, a goroutine of this process would copy every line, on the
+	// cores the auth-server runs on.
+	logFile, err := os.Create(filepath.Join(b.TempDir(), "auth-server.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	logTail := func() string {
+		raw, _ := os.ReadFile(logFile.Name())
+		if len(raw) > 16<<10 {
+			raw = raw[len(raw)-16<<10:]
+		}
+		return string(raw)
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -628,8 +739,11 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
 		}
 	})
 	deadline := time.Now().Add(180 * time.Second)
+	// With a timeout: the listener is this process's, so the kernel accepts
+	// a connection whether or not the auth-server lives to answer it.
+	poll := &http.Client{Timeout: 5 * time.Second}
 	for {
-		resp, err := http.Get(f.Base + "/.well-known/openid-configuration")
+		resp, err := poll.Get(f.Base + "/.well-known/openid-configuration")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -638,11 +752,11 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
 		}
 		select {
 		case err := <-done:
-			b.Fatalf("auth-server exited: %v\n%s", err, out.String())
+			b.Fatalf("auth-server exited: %v\n%s", err, logTail())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("auth-server not serving after 180s\n%s", out.String())
+			b.Fatalf("auth-server not serving after 180s\n%s", logTail())
 		}
 	}
 }
