@@ -406,12 +406,14 @@ func verdict(t *testing.T, key string, expected map[string]knownFailure, failed 
 // output that authorizeURL recognises it signs in (signIn) and delivers the
 // redirect to redirectURI; a sign-in that fails stops the process at once
 // rather than leave it waiting for a callback. It returns the output
-// (stdout and stderr), the first sign-in error and the exit error.
-func runNode(t *testing.T, args []string, authorizeURL func(line string) (string, bool), redirectURI string) (output string, signInErr, exitErr error) {
+// (stdout and stderr), the first sign-in error and the exit error. files
+// are handed to the process as file descriptors 3, 4, ….
+func runNode(t *testing.T, args []string, authorizeURL func(line string) (string, bool), redirectURI string, files ...*os.File) (output string, signInErr, exitErr error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node(), args...)
+	cmd.ExtraFiles = files // file descriptors 3, 4, … of the process
 	cmd.WaitDelay = 5 * time.Second
 	var log lockedBuffer
 	cmd.Stderr = &log

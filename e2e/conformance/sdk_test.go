@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,41 +37,50 @@ func TestTypeScriptSDKClient(t *testing.T) {
 	}
 	type run struct {
 		name string
-		port int
-		args []string
+		// callback is the listening socket of the script's callback
+		// server, handed over as fd 3 (--callback-fd): bound here, so no
+		// other process can take the port before the script serves it.
+		callback *os.File
+		port     int
+		args     []string
 		// refused: the run must fail, with this text in its error.
 		refused string
+	}
+	newRun := func(t *testing.T, name string, args []string, refused string) run {
+		f, port := callbackListener(t)
+		return run{name: name, callback: f, port: port, args: args, refused: refused}
 	}
 	runs := []func(t *testing.T) run{
 		// The legacy HTTP+SSE transport at /sse: the 401 names the /sse
 		// metadata (RFC 9728 §3.3), whose resource the auth-server accepts.
 		func(t *testing.T) run {
-			return run{"dynamic-registration-sse", mustFreePort(t), []string{"--sse"}, ""}
+			return newRun(t, "dynamic-registration-sse", []string{"--sse"}, "")
 		},
 		// The SDK registers itself (RFC 7591). Like the SDK by default it
 		// sends no state: PKCE is the CSRF protection (OAuth 2.1 §4.1.1).
 		func(t *testing.T) run {
-			return run{"dynamic-registration", mustFreePort(t), nil, ""}
+			return newRun(t, "dynamic-registration", nil, "")
 		},
 		func(t *testing.T) run {
-			return run{"dynamic-registration-with-state", mustFreePort(t), []string{"--state"}, ""}
+			return newRun(t, "dynamic-registration-with-state", []string{"--state"}, "")
 		},
 		func(t *testing.T) run {
-			return run{"pre-registered-public", mustFreePort(t), []string{"--client-id", publicID}, ""}
+			return newRun(t, "pre-registered-public", []string{"--client-id", publicID}, "")
 		},
 		// The SDK picks client_secret_basic from the metadata.
 		func(t *testing.T) run {
-			return run{"pre-registered-confidential", mustFreePort(t), []string{"--client-id", confidentialID, "--client-secret", confidentialSecret}, ""}
+			return newRun(t, "pre-registered-confidential", []string{"--client-id", confidentialID, "--client-secret", confidentialSecret}, "")
 		},
 		// The refusal the SDK must surface: a wrong secret at the token
 		// endpoint is invalid_client (RFC 6749 §5.2).
 		func(t *testing.T) run {
-			return run{"pre-registered-confidential-wrong-secret", mustFreePort(t), []string{"--client-id", confidentialID, "--client-secret", "not-" + confidentialSecret}, "error=invalid_client"}
+			return newRun(t, "pre-registered-confidential-wrong-secret", []string{"--client-id", confidentialID, "--client-secret", "not-" + confidentialSecret}, "error=invalid_client")
 		},
 	}
 	seen := map[string]bool{}
 	for _, mk := range runs {
 		r := mk(t)
+		r.args = append([]string{"--callback-fd", "3"}, r.args...)
 		t.Run(r.name, func(t *testing.T) {
 			endpoint := fleet.Origin + "/mcp"
 			if slices.Contains(r.args, "--sse") {
@@ -79,7 +89,8 @@ func TestTypeScriptSDKClient(t *testing.T) {
 			args := append([]string{script, endpoint, strconv.Itoa(r.port)}, r.args...)
 			output, signInErr, exitErr := runNode(t, args, func(line string) (string, bool) {
 				return strings.CutPrefix(line, "AUTHORIZE ")
-			}, callbackURL(r.port))
+			}, callbackURL(r.port), r.callback)
+			r.callback.Close() // the script had its own descriptor
 			key := "typescript-sdk/" + r.name
 			seen[key] = true
 			var reason string
@@ -111,6 +122,25 @@ func TestTypeScriptSDKClient(t *testing.T) {
 			t.Errorf("sdkExpectedFailures lists %q, which no run reported", key)
 		}
 	}
+}
+
+// callbackListener binds a loopback port for a callback server that a
+// child process serves: the listening socket, as a file to hand over, and
+// its port. The file is closed when the test ends (the child has its own
+// descriptor by then).
+func callbackListener(t *testing.T) (*os.File, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close() // f is a descriptor of its own for the same socket
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, ln.Addr().(*net.TCPAddr).Port
 }
 
 func mustFreePort(t *testing.T) int {

@@ -6,7 +6,11 @@
 // is given), PKCE S256 and RFC 8707 resource. This file only keeps the
 // state the SDK asks for in memory and receives the redirect.
 //
-//   node sdkclient.mjs <MCP URL> <callback port> [--client-id ID] [--client-secret S] [--state] [--sse]
+//   node sdkclient.mjs <MCP URL> <callback port> [--callback-fd N] [--client-id ID] [--client-secret S] [--state] [--sse]
+//
+// --callback-fd N: the callback server accepts on the listening socket the
+// parent handed over as file descriptor N (bound to <callback port>), so
+// no other process can take the port between its choice and its use.
 //
 // Prints "AUTHORIZE <url>" when the user must sign in (the Go test plays the
 // browser and sends the redirect to http://127.0.0.1:<port>/callback),
@@ -28,6 +32,7 @@ const flag = (name) => {
 const clientID = flag('--client-id');
 const clientSecret = flag('--client-secret');
 const withState = rest.includes('--state');
+const callbackFD = flag('--callback-fd');
 // --sse: the legacy HTTP+SSE transport (GET <url>, POST to the endpoint it names).
 const Transport = rest.includes('--sse') ? SSEClientTransport : StreamableHTTPClientTransport;
 const redirectUrl = `http://127.0.0.1:${port}/callback`;
@@ -108,7 +113,11 @@ async function main() {
   // Listen before anything can print AUTHORIZE.
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(Number(port), '127.0.0.1', resolve);
+    if (callbackFD !== undefined) {
+      server.listen({ fd: Number(callbackFD) }, resolve);
+    } else {
+      server.listen(Number(port), '127.0.0.1', resolve);
+    }
   });
   let client = new Client({ name: 'tollgate-e2e-sdk', version: '1.0.0' });
   let transport = new Transport(new URL(mcpURL), { authProvider: provider });
