@@ -110,3 +110,53 @@ func TestReadAllSized(t *testing.T) {
 		t.Errorf("empty body: %q %v", got, err)
 	}
 }
+
+// checkEnvelope's scan of the members agrees with encoding/json's reading
+// of them (checkEnvelopeMap) on every shape of message, and allocates
+// nothing for a valid request.
+func TestEnvelopeScanAgreesWithDecoding(t *testing.T) {
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{}}}`,
+		` { "jsonrpc" : "2.0" , "id" : "x" , "method" : "ping" } `,
+		"{\n\t\"jsonrpc\":\"2.0\",\r\n\"id\":12,\"method\":\"ping\"\n}",
+		`{"jsonrpc":"2.0","id":null,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":{},"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":[1],"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":true,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":-1.5e3,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":1}`,
+		`{"jsonrpc":"2.0","id":1,"result":{}}`,
+		`{"jsonrpc":"2.0","id":1,"error":{"code":1}}`,
+		`{"jsonrpc":"2.0","result":{}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"1.0","id":1,"method":"ping"}`,
+		`{"jsonrpc":2.0,"id":1,"method":"ping"}`,
+		`{"id":1,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":1,"method":""}`,
+		`{"jsonrpc":"2.0","id":1,"method":null}`,
+		`{"jsonrpc":"2.0","id":1,"method":5}`,
+		`{"jsonrpc":"2.0","id":1,"method":["a"]}`,
+		`{"jsonrpc":"2.0","id":1,"method":"\u0070ing"}`,
+		`{"jsonrpc":"2.0","id":1,"method":"ping","id":null}`,
+		`{"jsonrpc":"2.0","id":null,"method":"ping","id":2}`,
+		`{"jsonrpc":"2.0","id":"a\"b\\","method":"p","params":{"x":"}]{[,","y":[{"z":"\""}]}}`,
+		`{"jsonrpc":"2.0","\u0069d":null,"method":"ping"}`,
+		`{"jsonrpc":"2.0","ID":null,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":1,"method":"ping","params":[1,2,{"a":[]}],"x":false}`,
+		`{}`,
+		`{ }`,
+		`{"jsonrpc":"2.0","id":1,"method":"ping"`,
+		`{"jsonrpc":"2.0","id":01,"method":"ping"}`,
+	} {
+		trimmed := bytes.TrimSpace([]byte(body))
+		want := checkEnvelopeMap(trimmed)
+		got := checkEnvelope([]byte(body))
+		if (want == nil) != (got == nil) || (want != nil && (want.msg != got.msg || want.code != got.code || !bytes.Equal(want.id, got.id))) {
+			t.Errorf("%s:\n got %+v\nwant %+v", body, got, want)
+		}
+	}
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"identity.profile","arguments":{}}}`)
+	if n := testing.AllocsPerRun(100, func() { _ = checkEnvelope(body) }); n != 0 {
+		t.Errorf("checkEnvelope allocates %v times per valid request", n)
+	}
+}

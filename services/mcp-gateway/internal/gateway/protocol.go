@@ -40,7 +40,140 @@ func checkEnvelope(body []byte) *refusal {
 			return &refusal{code: mcp.INVALID_REQUEST, msg: "a JSON-RPC message must be an object"}
 		}
 	}
-	// An object: one parse checks the syntax and reads the members.
+	if !json.Valid(trimmed) {
+		return nil // not valid JSON: mcp-go answers -32700
+	}
+	if m, ok := scanMembers(trimmed); ok {
+		return m.check()
+	}
+	return checkEnvelopeMap(trimmed)
+}
+
+// members are the top-level members checkEnvelope looks at, as raw values
+// (nil when absent; the last of duplicate keys, as encoding/json keeps).
+type members struct {
+	id, jsonrpc, method []byte
+	hasID, hasMethod    bool
+	hasResult, hasError bool
+}
+
+// scanMembers reads the members of a valid JSON object without decoding
+// it (no allocation). It reports false for an object with an escaped key,
+// which checkEnvelopeMap reads through encoding/json instead.
+func scanMembers(obj []byte) (members, bool) {
+	var m members
+	i := skipSpace(obj, 1) // past '{'
+	for i < len(obj) && obj[i] != '}' {
+		// A key: a string without escapes.
+		end := i + 1
+		for end < len(obj) && obj[end] != '"' {
+			if obj[end] == '\\' {
+				return members{}, false
+			}
+			end++
+		}
+		key := obj[i+1 : end]
+		i = skipSpace(obj, end+1) // at ':'
+		i = skipSpace(obj, i+1)
+		vend := skipValue(obj, i)
+		v := obj[i:vend]
+		switch string(key) { // compared without allocating
+		case "id":
+			m.id, m.hasID = v, true
+		case "jsonrpc":
+			m.jsonrpc = v
+		case "method":
+			m.method, m.hasMethod = v, true
+		case "result":
+			m.hasResult = true
+		case "error":
+			m.hasError = true
+		}
+		i = skipSpace(obj, vend)
+		if i < len(obj) && obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+	}
+	return m, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the valid JSON value starting at b[i].
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of the enclosing object
+			}
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		case ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
+}
+
+// check applies the envelope rules to the members.
+func (m members) check() *refusal {
+	var id json.RawMessage
+	if m.hasID {
+		switch kind(m.id) {
+		case 'n':
+			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number, not null"}
+		case '"', '0':
+			id = m.id
+		default:
+			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number"}
+		}
+	}
+	if m.jsonrpc == nil || string(m.jsonrpc) != `"2.0"` {
+		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: `jsonrpc must be "2.0"`}
+	}
+	if !m.hasMethod {
+		if m.hasID && (m.hasResult || m.hasError) {
+			return nil // a response to a request the server sent
+		}
+		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method is required"}
+	}
+	switch {
+	case string(m.method) == "null" || string(m.method) == `""`:
+		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method must not be empty"}
+	case kind(m.method) != '"':
+		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method must be a string"}
+	}
+	return nil
+}
+
+// checkEnvelopeMap is checkEnvelope's rules read through encoding/json,
+// for an object scanMembers does not read (and the tests' reference).
+func checkEnvelopeMap(trimmed []byte) *refusal {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &m); err != nil {
 		return nil // not valid JSON: mcp-go answers -32700
