@@ -1,0 +1,128 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tollgate/tollgate/services/platform/testharness"
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
+)
+
+// A GET /mcp stream is refused (404, as for an unknown session) to another
+// subject and to the same subject through another client; a session may
+// hold two GET streams at once (Streamable HTTP: "The client MAY remain
+// connected to multiple SSE streams simultaneously"), closing one keeps the
+// other delivering, and a DELETE on another replica ends the stream and
+// leaves nothing registered with mcp-go.
+func TestListenStreamOwnershipTwoStreamsAndDelete(t *testing.T) {
+	r := testharness.StartRedis(t)
+	iss := tokentest.Start(t, "http://localhost:4000")
+	a, aURL := replica(t, r, iss)
+	b, bURL := replica(t, r, iss)
+	tok := iss.Mint(t, tokentest.Token{Subject: "u1", ClientID: "c1", Audience: testResource, Scope: "openid"})
+	res := post(t, aURL, tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	res.Body.Close()
+	sid := res.Header.Get("Mcp-Session-Id")
+	if res.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize: %d", res.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	for _, other := range []tokentest.Token{
+		{Subject: "u2", ClientID: "c1", Audience: testResource, Scope: "openid"},
+		{Subject: "u1", ClientID: "c2", Audience: testResource, Scope: "openid"},
+	} {
+		res, _ := getStream(t, ctx, bURL, iss.Mint(t, other), sid, "")
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "session not found; initialize a new session") {
+			t.Errorf("GET by %s/%s: %d %s, want 404 session not found", other.Subject, other.ClientID, res.StatusCode, body)
+		}
+	}
+	registered := func(g *Gateway) int { return int(testutil.ToFloat64(g.metrics.registered)) }
+	if n := registered(b); n != 0 {
+		t.Errorf("refused GETs registered %d sessions on B", n)
+	}
+
+	notify := func(text string) {
+		t.Helper()
+		if err := b.Notify(context.Background(), sid, "notifications/message", map[string]any{"level": "info", "data": text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx1, close1 := context.WithCancel(ctx)
+	res1, events1 := getStream(t, ctx1, aURL, tok, sid, "")
+	res2, events2 := getStream(t, ctx, aURL, tok, sid, "")
+	defer res2.Body.Close()
+	if res1.StatusCode != 200 || res2.StatusCode != 200 {
+		t.Fatalf("two GET streams of one session: %d, %d", res1.StatusCode, res2.StatusCode)
+	}
+	testharness.Eventually(t, 30*time.Second, "both streams open on A", func() (bool, string) {
+		n := testutil.ToFloat64(a.metrics.streams.WithLabelValues(transportStreamable))
+		return n == 2 && registered(a) == 1, fmt.Sprintf("streams %v, registered %d", n, registered(a))
+	})
+	notify("one")
+	// One of the two streams carries it (a message goes on one stream only).
+	select {
+	case e := <-events1:
+		if !strings.Contains(e.data, "one") {
+			t.Fatalf("stream 1: %+v", e)
+		}
+	case e := <-events2:
+		if !strings.Contains(e.data, "one") {
+			t.Fatalf("stream 2: %+v", e)
+		}
+	case <-ctx.Done():
+		t.Fatal("no stream got the notification")
+	}
+	close1()
+	res1.Body.Close()
+	testharness.Eventually(t, 30*time.Second, "one stream left on A", func() (bool, string) {
+		n := testutil.ToFloat64(a.metrics.streams.WithLabelValues(transportStreamable))
+		return n == 1, fmt.Sprintf("streams %v", n)
+	})
+	if n := registered(a); n != 1 {
+		t.Fatalf("session registered on A with one stream still open: %d", n)
+	}
+	notify("two")
+	nextListenEvent(t, ctx, events2, "two")
+
+	// DELETE on B ends A's stream.
+	req, _ := http.NewRequest("DELETE", bURL+"/mcp", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Mcp-Session-Id", sid)
+	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	dres, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dres.Body.Close()
+	if dres.StatusCode != 200 {
+		t.Fatalf("DELETE on B: %d", dres.StatusCode)
+	}
+	select {
+	case e, ok := <-events2:
+		if ok {
+			t.Fatalf("event after DELETE: %+v", e)
+		}
+	case <-ctx.Done():
+		t.Fatal("A's stream still open after DELETE on B")
+	}
+	testharness.Eventually(t, 30*time.Second, "nothing registered on A after DELETE", func() (bool, string) {
+		return registered(a) == 0, fmt.Sprintf("registered on A: %d", registered(a))
+	})
+	// A GET of the deleted session, with or without Last-Event-ID, is 404.
+	res, _ = getStream(t, ctx, aURL, tok, sid, "")
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET after DELETE: %d, want 404", res.StatusCode)
+	}
+}
