@@ -9,18 +9,43 @@ import (
 
 // NameKey folds a client name for comparing names as a user reads them:
 // compatibility forms mapped (NFKC: fullwidth letters, ligatures), case
-// folded, and everything but letters and digits dropped — "Chat GPT",
-// "chatgpt" and "ＣｈａｔＧＰＴ" are one name. Look-alike letters of other
-// scripts (a Cyrillic "С") are not folded; the consent page marks every
-// self-registered client as unverified for that reason too.
+// folded, everything but letters and digits dropped, and letters that look
+// alike folded to one (Cyrillic and Greek letters drawn like Latin ones,
+// I/l/1 and O/0, "rn" for "m", after Unicode TS #39's confusables) — "Chat
+// GPT", "chatgpt", "ＣｈａｔＧＰＴ", "СhatGPT" with a Cyrillic С and "CIaude"
+// with a capital I are the names "ChatGPT" and "Claude". The key only
+// compares a name with the static clients' names (ByName): folding too much
+// refuses a few more names that look like an operator's app, never lets one
+// through. Other scripts' look-alikes that are not in lookAlike remain; the
+// consent page marks every self-registered client as unverified for that
+// reason too.
 func NameKey(name string) string {
 	var b strings.Builder
 	for _, r := range norm.NFKC.String(name) {
 		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			b.WriteRune(unicode.ToLower(r))
+			r = unicode.ToLower(r)
+			if l, ok := lookAlike[r]; ok {
+				r = l
+			}
+			b.WriteRune(r)
 		}
 	}
-	return b.String()
+	return strings.ReplaceAll(b.String(), "rn", "m")
+}
+
+// lookAlike maps a lower-cased letter or digit to the Latin letter it is
+// drawn like (their lower or upper case forms): Cyrillic and Greek
+// homoglyphs, the dotless i, and the digits and letters read as l or o.
+var lookAlike = map[rune]rune{
+	// Cyrillic
+	'а': 'a', 'в': 'b', 'е': 'e', 'ё': 'e', 'з': '3', 'к': 'k', 'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p',
+	'с': 'c', 'т': 't', 'у': 'y', 'х': 'x', 'ѕ': 's', 'і': 'l', 'ї': 'l', 'ј': 'j', 'һ': 'h', 'ԁ': 'd',
+	'ԛ': 'q', 'ԝ': 'w', 'ь': 'b', 'ӏ': 'l', 'ү': 'y', 'ɡ': 'g',
+	// Greek
+	'α': 'a', 'β': 'b', 'ε': 'e', 'ζ': 'z', 'η': 'h', 'ι': 'l', 'κ': 'k', 'μ': 'm', 'ν': 'v', 'ο': 'o',
+	'ρ': 'p', 'τ': 't', 'υ': 'y', 'χ': 'x', 'ϲ': 'c', 'ϳ': 'j',
+	// Latin and digits
+	'ı': 'l', 'i': 'l', '1': 'l', '0': 'o',
 }
 
 // ByName returns a static client whose name is name as NameKey compares

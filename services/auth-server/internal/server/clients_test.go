@@ -307,7 +307,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 
 // A self-registered client cannot pass for one the operator registered:
 // registration refuses a static client's name (as a user reads it: case,
-// spacing, punctuation and fullwidth forms folded), and the consent page
+// spacing, punctuation, fullwidth forms and look-alike letters folded), and the consent page
 // marks every dynamically registered client as unverified with its
 // redirect host — loudly when its name is a static client's anyway (a
 // registration from before the operator named theirs so).
@@ -318,7 +318,8 @@ func TestConsentPageMarksSelfRegisteredClients(t *testing.T) {
   token_endpoint_auth_method: none
   resources: ["BASE/mcp"]
 `)
-	for _, name := range []string{"Operator App", "operator-app", "OPERATOR  APP!", "Ｏｐｅｒａｔｏｒ Ａｐｐ", "Local test client"} {
+	for _, name := range []string{"Operator App", "operator-app", "OPERATOR  APP!", "Ｏｐｅｒａｔｏｒ Ａｐｐ", "Local test client",
+		"\u041eperator \u0410pp" /* Cyrillic О, А */, "0perator App", "Operat\u03bfr A\u0440\u0440" /* Greek ο, Cyrillic р */} {
 		st, m := register(t, f, `{"redirect_uris":["http://127.0.0.1:8977/cb"],"token_endpoint_auth_method":"none","client_name":"`+name+`"}`)
 		want := fmt.Sprintf("client_name %q is the name of an app registered by this server's operator; choose another name", name)
 		if st != http.StatusBadRequest || m["error"] != "invalid_client_metadata" || m["error_description"] != want {

@@ -1,0 +1,40 @@
+package clients
+
+import "testing"
+
+// Names that read as a static client's name have its key: case, spacing,
+// punctuation, fullwidth forms, other scripts' look-alike letters, I/l/1,
+// O/0 and rn/m; names that read differently do not.
+func TestNameKeyFoldsLookAlikes(t *testing.T) {
+	same := map[string][]string{
+		"ChatGPT": {
+			"chat gpt", "ＣｈａｔＧＰＴ", "Chat-GPT.", "ChatGPT\u200b", // zero-width space
+			"\u0421hatGPT",           // Cyrillic С
+			"ChatG\u0420T",           // Cyrillic Р
+			"C\u0397\u0391\u03a4GPT", // Greek Η, Α, Τ
+		},
+		"Claude": {
+			"CIaude",      // capital I
+			"C1aude",      // digit 1
+			"Cl\u0430ude", // Cyrillic а
+			"C\u0131aude", // dotless ı
+		},
+		"Operator App": {"0perator App", "operator-app", "Operator A\u0440\u0440" /* Cyrillic р */},
+		"Modern":       {"Modem"},
+	}
+	for want, names := range same {
+		for _, n := range names {
+			if NameKey(n) != NameKey(want) {
+				t.Errorf("NameKey(%q) = %q, NameKey(%q) = %q: want equal", n, NameKey(n), want, NameKey(want))
+			}
+		}
+	}
+	for _, pair := range [][2]string{
+		{"ChatGPT", "Chat\u0413PT"}, // Cyrillic Г is not drawn like G
+		{"ChatGPT", "ChatGTP"}, {"Claude", "Clyde"}, {"Operator App", "Operator Apps"},
+	} {
+		if NameKey(pair[0]) == NameKey(pair[1]) {
+			t.Errorf("NameKey(%q) = NameKey(%q) = %q", pair[0], pair[1], NameKey(pair[0]))
+		}
+	}
+}
