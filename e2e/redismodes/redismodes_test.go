@@ -323,7 +323,7 @@ func sizing(t *testing.T, setup testharness.RedisSetup) {
 		switch {
 		case strings.HasPrefix(k, "rate:"):
 			kind = "rate-limit bucket"
-		case strings.HasPrefix(kind, "as:grant:"), strings.HasPrefix(kind, "as:code:"), strings.HasPrefix(kind, "mcp:session:"),
+		case strings.HasPrefix(kind, "as:grant2:"), strings.HasPrefix(kind, "as:grant:"), strings.HasPrefix(kind, "as:code:"), strings.HasPrefix(kind, "mcp:session:"),
 			strings.HasPrefix(kind, "mcp:events:"), strings.HasPrefix(kind, "as:consent:"):
 			kind = strings.Join(strings.SplitN(kind, ":", 3)[:2], ":")
 		}
@@ -360,7 +360,7 @@ func TestFleetOnCluster(t *testing.T) {
 	t.Run("master killed under load", func(t *testing.T) {
 		failover(t, u, func() (string, error) {
 			// The master of the user's grant: every refresh needs it.
-			addr, err := cluster.MasterOf("e2e-cluster:as:grant:{" + grantID(t, u.tok.AccessToken) + "}")
+			addr, err := cluster.MasterOf("e2e-cluster:as:grant2:{" + grantID(t, u.tok.AccessToken) + "}")
 			if err != nil {
 				return "", err
 			}

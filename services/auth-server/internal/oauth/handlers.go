@@ -2,12 +2,15 @@ package oauth
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/store"
 )
 
 // fosite asks every token endpoint handler to populate every token
@@ -42,34 +45,93 @@ func (h codeGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, r f
 
 type refreshGrantHandler struct {
 	*oauth2.RefreshTokenGrantHandler
+	s    *Server
+	core *accessStrategy
 }
 
-func refreshGrantFactory(c fosite.Configurator, storage, strategy any) any {
-	return refreshGrantHandler{compose.OAuth2RefreshTokenGrantFactory(c, storage, strategy).(*oauth2.RefreshTokenGrantHandler)}
+// refreshGrantFactory is compose.OAuth2RefreshTokenGrantFactory wrapped in
+// refreshGrantHandler, which tells the store beforehand what the refresh
+// will do (expect) and applies the scope parameter.
+func (s *Server) refreshGrantFactory(core *accessStrategy) compose.Factory {
+	return func(c fosite.Configurator, storage, strategy any) any {
+		return refreshGrantHandler{compose.OAuth2RefreshTokenGrantFactory(c, storage, strategy).(*oauth2.RefreshTokenGrantHandler), s, core}
+	}
 }
 
-// HandleTokenEndpointRequest is fosite's refresh check, then RFC 6749 §6:
-// a scope named on a refresh request must have been granted. fosite's
-// handler replaces the requested scope with the grant's without looking,
-// so a request for more than the grant got 200 with the grant's scope
-// instead of invalid_scope (§5.2). A scope that names fewer scopes is
-// still answered with the grant's whole scope (§3.3 lets the server
-// ignore it; the response's scope says what was issued): narrowing would
-// narrow the stored grant too, and §6 wants the new refresh token's scope
-// identical to the old one's. Nothing is written before this check
-// (fosite rotates in PopulateTokenEndpointResponse), so a refused request
-// leaves the refresh token as it was.
+// HandleTokenEndpointRequest is fosite's refresh check, then RFC 6749 §6's
+// scope parameter: a scope it names must have been granted (fosite's
+// handler replaced the requested scope with the grant's without looking,
+// so a request for more got 200 instead of invalid_scope, §5.2), and the
+// tokens issued carry the scopes it names only. The grant keeps its scope
+// (the store's record is not rewritten from the request), so the new
+// refresh token's scope is identical to the old one's, as §6 requires, and
+// a later refresh may ask for the whole scope again. Nothing is written
+// when a check fails: the store rotates only when it can tell that none
+// will (expect), else at Commit, so a refused request leaves the refresh
+// token as it was.
 func (h refreshGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
+	if h.CanHandleTokenEndpointRequest(ctx, r) {
+		h.expect(ctx, r)
+	}
 	if err := h.RefreshTokenGrantHandler.HandleTokenEndpointRequest(ctx, r); err != nil {
 		return err
 	}
-	for _, sc := range strings.Fields(r.GetRequestForm().Get("scope")) {
+	requested := strings.Fields(r.GetRequestForm().Get("scope"))
+	for _, sc := range requested {
 		if !r.GetGrantedScopes().Has(sc) {
 			return fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted to this grant: a refresh may ask for the granted scopes only (RFC 6749 §6); sign in again to get more.", sc)
 		}
 	}
+	if ar, ok := r.(*fosite.AccessRequest); ok && len(requested) > 0 {
+		var keep fosite.Arguments
+		for _, sc := range ar.GrantedScope {
+			if slices.Contains(requested, sc) {
+				keep = append(keep, sc)
+			}
+		}
+		ar.GrantedScope, ar.RequestedScope = keep, fosite.Arguments(requested)
+	}
 	return nil
 }
+
+// expect tells the store what this refresh will do (store.ExpectRefresh),
+// so that its read of the grant rotates the token in the same round trip.
+// It says nothing it cannot state exactly (a value with whitespace would
+// blur the store script's space-separated lists): the store then rotates
+// at Commit.
+func (h refreshGrantHandler) expect(ctx context.Context, r fosite.AccessRequester) {
+	c := r.GetClient()
+	if c == nil || h.core == nil {
+		return
+	}
+	form := r.GetRequestForm()
+	id, mac, ok := h.core.parseRefresh(ctx, form.Get("refresh_token"))
+	if !ok {
+		return
+	}
+	_, succ := h.core.successor(id, mac)
+	in := store.RefreshIntent{
+		Successor: succ, ClientID: c.GetID(), Scopes: strings.Fields(form.Get("scope")),
+		ClientScopes: c.GetScopes(), ClientAudiences: c.GetAudience(), RefreshScopes: h.Config.GetRefreshTokenScopes(ctx),
+	}
+	if rs := form["resource"]; len(rs) > 0 {
+		// token.go's check: exactly one resource, the grant's.
+		in.Resource = store.NoResource
+		if res := h.s.canonicalResource(rs[0]); len(rs) == 1 && res != "" && !hasSpace(res) {
+			in.Resource = res
+		}
+	}
+	for _, l := range [][]string{in.ClientScopes, in.ClientAudiences, in.RefreshScopes} {
+		for _, v := range l {
+			if v == "" || hasSpace(v) {
+				return
+			}
+		}
+	}
+	store.ExpectRefresh(ctx, id+"."+mac, in)
+}
+
+func hasSpace(s string) bool { return strings.ContainsAny(s, " \t\n\r\v\f") }
 
 func (h refreshGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
 	return populateIfHandled(ctx, h.RefreshTokenGrantHandler, r, resp)

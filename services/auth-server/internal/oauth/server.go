@@ -230,9 +230,9 @@ func New(o Options) (*Server, error) {
 		Signer:                     &fjwt.DefaultSigner{GetPrivateKey: keyGetter},
 	}
 	s.provider = compose.Compose(fc, s.store, strategy,
-		codeGrantFactory,    // compose.OAuth2AuthorizeExplicitFactory (handlers.go)
-		refreshGrantFactory, // compose.OAuth2RefreshTokenGrantFactory
-		oidcCodeFactory,     // compose.OpenIDConnectExplicitFactory
+		codeGrantFactory,            // compose.OAuth2AuthorizeExplicitFactory (handlers.go)
+		s.refreshGrantFactory(core), // compose.OAuth2RefreshTokenGrantFactory (handlers.go)
+		oidcCodeFactory,             // compose.OpenIDConnectExplicitFactory
 		refreshIDTokenFactory,
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,

@@ -239,9 +239,23 @@ func (a *accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Request
 	return tok, r.GetID() + "." + strconv.FormatInt(exp.Unix(), 10), nil
 }
 
-func (a *accessStrategy) ValidateAccessToken(ctx context.Context, _ fosite.Requester, token string) error {
-	if _, err := a.verifier.Verify(ctx, token); err != nil {
+// ValidateAccessToken verifies the token; r is its grant as the store
+// read it, whose granted scopes it narrows to the token's own: a refresh
+// may issue a token with fewer scopes than its grant (RFC 6749 §6), and
+// userinfo and introspection answer for the token.
+func (a *accessStrategy) ValidateAccessToken(ctx context.Context, r fosite.Requester, token string) error {
+	c, err := a.verifier.Verify(ctx, token)
+	if err != nil {
 		return fosite.ErrTokenExpired.WithWrap(err).WithDebug(err.Error())
+	}
+	if req, ok := r.(*fosite.Request); ok && req != nil {
+		var keep fosite.Arguments
+		for _, sc := range req.GrantedScope {
+			if slices.Contains(c.Scopes, sc) {
+				keep = append(keep, sc)
+			}
+		}
+		req.GrantedScope = keep
 	}
 	return nil
 }
@@ -326,19 +340,32 @@ func (a *accessStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Requ
 	if !store.ValidGrantID(id) {
 		return "", "", fosite.ErrServerError.WithDebug("request without a grant id")
 	}
-	nonce := make([]byte, 32)
 	if pid, pmac, ok := a.parseRefresh(ctx, r.GetRequestForm().Get("refresh_token")); ok && pid == id {
-		h := hmac.New(sha512.New512_256, a.successorKey)
-		h.Write([]byte(pmac))
-		nonce = h.Sum(nil)
-	} else if _, err := rand.Read(nonce); err != nil {
+		tok, handle := a.successor(id, pmac)
+		return tok, handle, nil
+	}
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
 		return "", "", err
 	}
+	tok, handle := a.refreshToken(id, nonce)
+	return tok, handle, nil
+}
+
+// successor is the refresh token that follows the grant's token with MAC
+// pmac, and its store handle.
+func (a *accessStrategy) successor(id, pmac string) (token, handle string) {
+	h := hmac.New(sha512.New512_256, a.successorKey)
+	h.Write([]byte(pmac))
+	return a.refreshToken(id, h.Sum(nil))
+}
+
+func (a *accessStrategy) refreshToken(id string, nonce []byte) (token, handle string) {
 	key := append(append([]byte{byte(len(id))}, id...), nonce...)
 	h := hmac.New(sha512.New512_256, a.macKey[:])
 	h.Write(key)
 	mac := b64.EncodeToString(h.Sum(nil))
-	return refreshPrefix + b64.EncodeToString(key) + "." + mac, id + "." + mac, nil
+	return refreshPrefix + b64.EncodeToString(key) + "." + mac, id + "." + mac
 }
 
 func (a *accessStrategy) ValidateRefreshToken(ctx context.Context, r fosite.Requester, token string) error {

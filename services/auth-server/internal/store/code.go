@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -252,22 +253,16 @@ func (s *Store) DeleteOpenIDConnectSession(context.Context, string) error { retu
 
 // redeemScript redeems a code and creates its grant, atomically.
 //
-//	KEYS[1] the code hash, KEYS[2] the grant hash (one hash tag, the grant id)
-//	ARGV[1] the grant record ("" for none), ARGV[2] the refresh MAC ("" for
-//	none), ARGV[3] the grant's TTL in ms, ARGV[4] until when its subject's
-//	index lives (Unix ms, "" for none; grant.go's rotated field)
+//	KEYS[1] the code hash, KEYS[2] the grant's record (one hash tag, the
+//	grant id)
+//	ARGV[1] the grant's record ("" for none; record.go), ARGV[2] its TTL (ms)
 //
 // Returns 1 redeemed, 0 already redeemed, -1 the code is gone (expired).
 var redeemScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HSETNX', KEYS[1], 'used', '1') == 0 then return 0 end
 if ARGV[1] ~= '' then
-  if ARGV[4] == '' then
-    redis.call('HSET', KEYS[2], 'req', ARGV[1], 'rt', ARGV[2])
-  else
-    redis.call('HSET', KEYS[2], 'req', ARGV[1], 'rt', ARGV[2], 'rotated', ':' .. ARGV[4])
-  end
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 end
 return 1
 `)
@@ -276,36 +271,58 @@ return 1
 // read and its redemption.
 var ErrCodeExpired = errors.New("authorization code expired")
 
+// redeem runs the redemption script, in one round trip with the listing of
+// the grant under its subject (subjects.go): a pipeline whose index
+// commands come first, so on a single node they are applied before the
+// grant exists. Should any of them fail the request fails (503) and the
+// grant's tokens are never issued, whatever the script did; a replayed
+// code leaves a member without a record, which reading or a sweep drops.
 func (s *Store) redeem(ctx context.Context, t *tx) error {
 	keys := []string{s.codeKey(t.redeem), ""}
 	if keys[0] == "" {
 		return fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)
 	}
-	args := []any{"", "", int64(0), ""}
+	args := []any{"", int64(0)}
+	pipe := s.rdb.Pipeline()
+	var card *redis.IntCmd
+	var sub string
 	if t.grant != nil {
 		if id, _, _ := splitHandle(t.redeem); id != t.grant.GetID() {
 			return errors.New("authorization code redeemed for another grant")
 		}
-		b, err := encode(t.grant)
-		if err != nil {
-			return err
+		refresh := t.refresh != ""
+		h := grantHeader{}
+		if refresh {
+			_, mac, err := splitHandle(t.refresh)
+			if err != nil {
+				return err
+			}
+			h.rt = mac
 		}
-		_, mac, err := splitHandle(t.refresh)
-		if t.refresh != "" && err != nil {
+		ttl := s.grantTTL(t.grant, refresh)
+		var until time.Time
+		sub, card, until = s.listGrant(ctx, pipe, t.grant, ttl)
+		h.indexUntil = strconv.FormatInt(until.UnixMilli(), 10)
+		rec, err := encodeGrant(t.grant, h)
+		if err != nil {
 			return err
 		}
 		keys[1] = s.grantKey(t.grant.GetID())
-		// Listed under its subject first (subjects.go): a grant never
-		// exists unlisted.
-		ix, err := s.indexGrant(ctx, t.grant, t.refresh != "")
-		if err != nil {
-			return err
-		}
-		args = []any{b, mac, s.grantTTL(t.grant, t.refresh != "").Milliseconds(), ix}
+		args = []any{rec, ttl.Milliseconds()}
 	} else {
 		keys[1] = keys[0] // unused; one slot in a cluster
 	}
-	n, err := redeemScript.Run(ctx, s.rdb, keys, args...).Int()
+	eval := redeemScript.EvalSha(ctx, pipe, keys, args...)
+	_, err := pipe.Exec(ctx)
+	for _, c := range pipe.Cmds() {
+		if c != eval && c.Err() != nil {
+			return unavailable(c.Err())
+		}
+	}
+	n, err := eval.Int()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		n, err = redeemScript.Eval(ctx, s.rdb, keys, args...).Int() // and cached for the next EVALSHA
+	}
 	switch {
 	case err != nil:
 		return unavailable(err)
@@ -313,6 +330,9 @@ func (s *Store) redeem(ctx context.Context, t *tx) error {
 		return ErrCodeReplayed
 	case n < 0:
 		return fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)
+	}
+	if card != nil && card.Val() > sweepAbove {
+		s.sweepIndex(ctx, s.subjectKey(sub))
 	}
 	return nil
 }

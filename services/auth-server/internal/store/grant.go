@@ -16,19 +16,10 @@ import (
 )
 
 // A grant (one authorization: the fosite request id, kept across refreshes)
-// is one Redis hash, as:grant:{<grant id>} (the braces are the Redis Cluster
-// hash tag it shares with the code that created it), that lives until its refresh token
-// expires (or its access token, without a refresh token):
-//
-//	req      the grant's request (client, scopes, audience, session), as of
-//	         the last rotation
-//	rt       the MAC of the current refresh token
-//	prev     the MAC of the refresh token it rotated from
-//	rotated  "<when that rotation happened>:<until when the subject's grant
-//	         index is known to live>" (Unix ms; the first part is empty
-//	         before the first rotation, the second in grants stored before
-//	         it existed; see subjects.go). One field, not two: a fifth
-//	         field would grow the hash's table on the first refresh.
+// is one Redis string, as:grant2:{<grant id>} (record.go; the braces are
+// the Redis Cluster hash tag it shares with the code that created it), that
+// lives until its refresh token expires (or its access token, without a
+// refresh token).
 //
 // The refresh token names its grant (its handle is "<grant id>.<mac>", see
 // the oauth package's token strategy) and access tokens carry the grant id,
@@ -42,20 +33,34 @@ import (
 // strategy derives a successor from its predecessor deterministically), so
 // no second live branch exists. Any other authentic token of the grant is a
 // rotated token reused: fosite revokes the grant.
+//
+// A refresh is one round trip: refreshScript reads the grant, applies the
+// rule and rotates, when the token request said beforehand what it will
+// ask (ExpectRefresh) and the grant allows it; fosite's reads and writes of
+// that request are then served from the script's answer.
+//
+// Grants written before format 2 are hashes, as:grant:{<grant id>} (and,
+// before hash tags, as:grant:<grant id>): the scripts read them, and their
+// first rotation rewrites them in format 2 (migrateScript).
+
+func (s *Store) grantKey(id string) string { return s.k("grant2", redisx.Tag(id)) }
+
+// oldGrantKey is a format-1 grant's key (a hash: req, rt, prev, rotated).
+func (s *Store) oldGrantKey(id string) string { return s.k("grant", redisx.Tag(id)) }
+
+// legacyGrantKey is a format-1 grant's key before hash tags
+// (as:grant:<grant id>). A grant found there is moved to oldGrantKey on
+// first use (migrateGrant), so an upgrade keeps every refresh token working.
+func (s *Store) legacyGrantKey(id string) string { return s.k("grant", id) }
+
+// Fields of a format-1 grant hash.
 const (
 	fieldRefresh  = "rt"
 	fieldPrevious = "prev"
-	fieldRotated  = "rotated"
+	fieldRotated  = "rotated" // "<rotation ms>:<index until ms>"
 )
 
-func (s *Store) grantKey(id string) string { return s.k("grant", redisx.Tag(id)) }
-
-// legacyGrantKey is a grant's key before hash tags (as:grant:<grant id>).
-// A grant found there is moved to grantKey on first use (migrateGrant), so
-// an upgrade keeps every refresh token working.
-func (s *Store) legacyGrantKey(id string) string { return s.k("grant", id) }
-
-// migrateGrant moves a grant stored under its legacy key to its tagged key,
+// migrateGrant moves a grant stored under its legacy key to oldGrantKey,
 // keeping its TTL; it reports whether there was one. DUMP/RESTORE works
 // across hash slots; of concurrent migrations one RESTORE wins and the
 // others meet BUSYKEY, which leaves the winner's (possibly already
@@ -75,7 +80,7 @@ func (s *Store) migrateGrant(ctx context.Context, id string) (bool, error) {
 	if ttl <= 0 {
 		ttl = s.ttl.Refresh
 	}
-	if err := s.rdb.Restore(ctx, s.grantKey(id), ttl, dump).Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYKEY") {
+	if err := s.rdb.Restore(ctx, s.oldGrantKey(id), ttl, dump).Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYKEY") {
 		return false, unavailable(err)
 	}
 	if err := s.rdb.Del(ctx, old).Err(); err != nil {
@@ -117,7 +122,14 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, _ string, r fosite
 // expiry, audience). The session's access-token expiry is the token's.
 func (s *Store) GetAccessTokenSession(ctx context.Context, handle string, session fosite.Session) (fosite.Requester, error) {
 	id, exp := splitAccess(handle)
-	req, _, err := s.grant(ctx, id, session)
+	if id == "" {
+		return nil, fosite.ErrNotFound
+	}
+	res, err := s.runRefresh(ctx, id, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	req, err := s.decodeResult(ctx, id, res, session)
 	if err != nil {
 		return nil, err
 	}
@@ -140,63 +152,279 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, handle, _ string,
 	return s.pending(ctx, func(t *tx) { t.grant, t.refresh = r, handle })
 }
 
-// grant reads the grant's hash and decodes its request.
-func (s *Store) grant(ctx context.Context, id string, session fosite.Session) (*fosite.Request, map[string]string, error) {
-	if id == "" {
-		return nil, nil, fosite.ErrNotFound
+// RefreshIntent is what a refresh token request will do, said before
+// fosite reads the grant (ExpectRefresh), so that the read rotates the
+// token in the same round trip when the grant allows everything fosite
+// and the token endpoint will check: the client, the refresh token's
+// expiry, the scope parameter, the resource parameter, the client's
+// allowed scopes and audiences, the scopes a refresh needs. The script
+// checks them conservatively: when one fails (or it cannot tell), it
+// changes nothing, fosite refuses the request with its own error, and a
+// request that passes anyway rotates at Commit, a second round trip.
+type RefreshIntent struct {
+	// Successor is the handle "<grant id>.<mac>" of the token the refresh
+	// issues (derived from the presented one).
+	Successor string
+	// ClientID is the authenticated client.
+	ClientID string
+	// Scopes are the scopes the request names (none: nil).
+	Scopes []string
+	// Resource is the requested resource in the form a grant stores it
+	// (clients.CanonicalResource), or NoResource for a resource parameter
+	// that cannot match; "" without one.
+	Resource string
+	// ClientScopes and ClientAudiences are what the client may be granted
+	// now (exact matches); RefreshScopes, when not empty, the scopes of
+	// which a grant needs one to refresh (fosite's RefreshTokenScopes).
+	ClientScopes, ClientAudiences, RefreshScopes []string
+}
+
+// NoResource is a RefreshIntent.Resource that matches no grant.
+const NoResource = "\n"
+
+// ExpectRefresh records, in ctx's request scope (WithRequestScope), what
+// the refresh of the token with store handle "<grant id>.<mac>" will do.
+// Without a request scope it does nothing.
+func ExpectRefresh(ctx context.Context, handle string, in RefreshIntent) {
+	sc := scopeOf(ctx)
+	if sc == nil {
+		return
 	}
-	f, err := s.rdb.HGetAll(ctx, s.grantKey(id)).Result()
-	if err != nil {
-		return nil, nil, unavailable(err)
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.refresh == nil {
+		sc.refresh = map[string]*refreshState{}
 	}
-	if _, ok := f[fieldRequest]; !ok {
-		if moved, err := s.migrateGrant(ctx, id); err != nil {
-			return nil, nil, err
+	sc.refresh[handle] = &refreshState{intent: &in}
+}
+
+// refreshState is one refresh token's script answer within a request.
+type refreshState struct {
+	intent *RefreshIntent
+	done   bool // the script ran; res is its answer
+	res    refreshResult
+}
+
+func (s *Store) refreshStateOf(ctx context.Context, handle string) *refreshState {
+	sc := scopeOf(ctx)
+	if sc == nil {
+		return nil
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.refresh[handle]
+}
+
+// refreshScript's answers (status).
+const (
+	rtNotFound  = 0  // no grant
+	rtRotated   = 1  // rotated; the record's TTL extended
+	rtGrace     = 2  // the previous token within the grace window, whose successor is current: nothing to change
+	rtOldFormat = 3  // a format-1 hash (its fields follow)
+	rtValid     = 4  // current or within grace; nothing changed (a read, or a precondition failed)
+	rtIndexDue  = 5  // rotated, TTL kept: the subject's index must be renewed first (subjects.go)
+	rtReused    = -1 // neither current nor within grace: reuse
+	rtLost      = -2 // within grace, but the current token is not its successor
+)
+
+// refreshScript reads a grant and, when asked, applies the rotation rule
+// and rotates, atomically.
+//
+//	KEYS[1] the record (format 2), KEYS[2] its format-1 hash (same tag)
+//	ARGV[1] MAC presented ("": a plain read), ARGV[2] the successor's MAC
+//	("": no rotation), ARGV[3] now (Unix ms), ARGV[4] grace (ms),
+//	ARGV[5] the refresh token's new expiry (Unix s), ARGV[6] the record's
+//	new TTL (ms); the request's preconditions (RefreshIntent), checked when
+//	ARGV[7] is not "": ARGV[7] client id, ARGV[8] requested scopes,
+//	ARGV[9] resource, ARGV[10] the client's scopes, ARGV[11] its
+//	audiences, ARGV[12] the scopes of which a refresh needs one (lists
+//	space-separated)
+//
+// Returns {status, record} (the record as it is now), {3, hash fields}
+// or {0}.
+var refreshScript = redis.NewScript(`
+local s = redis.call('GET', KEYS[1])
+if not s then
+  local old = redis.call('HGETALL', KEYS[2])
+  if #old == 0 then return {0} end
+  return {3, old}
+end
+if ARGV[1] == '' then return {4, s} end
+local rt, prev, rot, ix, rexp, cid, sc, aud, pos = string.match(s, '^g2\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n()')
+if not pos then return redis.error_reply('ERR grant record of an unknown format') end
+local now = tonumber(ARGV[3])
+local current = rt ~= '' and rt == ARGV[1]
+local grace = (not current) and prev ~= '' and prev == ARGV[1] and tonumber(rot) ~= nil and now - tonumber(rot) <= tonumber(ARGV[4])
+if not current and not grace then return {-1, s} end
+if ARGV[2] == '' then return {4, s} end
+if ARGV[7] ~= '' then
+  local function has(list, x) return string.find(' ' .. list .. ' ', ' ' .. x .. ' ', 1, true) ~= nil end
+  local gaud, same = aud, true
+  if string.sub(aud, 1, 1) == '!' then gaud, same = string.sub(aud, 2), false end
+  local ok = cid == ARGV[7] and (rexp == '' or tonumber(rexp) * 1000 > now + 1000)
+  for x in string.gmatch(ARGV[8], '%S+') do ok = ok and has(sc, x) end
+  if ARGV[9] ~= '' then ok = ok and same and has(gaud, ARGV[9]) end
+  for x in string.gmatch(sc, '%S+') do ok = ok and has(ARGV[10], x) end
+  for x in string.gmatch(gaud, '%S+') do ok = ok and has(ARGV[11], x) end
+  if ARGV[12] ~= '' then
+    local one = false
+    for x in string.gmatch(ARGV[12], '%S+') do one = one or has(sc, x) end
+    ok = ok and one
+  end
+  if not ok then return {4, s} end
+end
+if grace then
+  if rt == ARGV[2] then return {2, s} end
+  if ARGV[7] ~= '' then return {4, s} end
+  return {-2, s}
+end
+local rec = 'g2\n' .. ARGV[2] .. '\n' .. ARGV[1] .. '\n' .. ARGV[3] .. '\n' .. ix .. '\n' .. ARGV[5] .. '\n' .. cid .. '\n' .. sc .. '\n' .. aud .. '\n' .. string.sub(s, pos)
+if tonumber(ix) == nil or tonumber(ix) < now + tonumber(ARGV[6]) then
+  redis.call('SET', KEYS[1], rec, 'KEEPTTL')
+  return {5, rec}
+end
+redis.call('SET', KEYS[1], rec, 'PX', ARGV[6])
+return {1, rec}
+`)
+
+// refreshResult is refreshScript's answer.
+type refreshResult struct {
+	status int64
+	rec    string            // format 2
+	old    map[string]string // format 1 (rtOldFormat)
+}
+
+// runRefresh runs refreshScript for grant id: a plain read (mac ""), the
+// rule for the presented mac, and, with st's intent, the rotation. The
+// answer is kept in st: one run per token request.
+func (s *Store) runRefresh(ctx context.Context, id, mac string, st *refreshState) (refreshResult, error) {
+	if st != nil && st.done {
+		return st.res, nil
+	}
+	if !ValidGrantID(id) {
+		return refreshResult{}, fosite.ErrNotFound
+	}
+	var in *RefreshIntent
+	if st != nil && mac != "" {
+		in = st.intent
+	}
+	res, err := s.refreshCall(ctx, id, mac, in, false)
+	if err == nil && res.status == rtNotFound {
+		if moved, merr := s.migrateGrant(ctx, id); merr != nil {
+			return res, merr
 		} else if moved {
-			if f, err = s.rdb.HGetAll(ctx, s.grantKey(id)).Result(); err != nil {
-				return nil, nil, unavailable(err)
+			res, err = s.refreshCall(ctx, id, mac, in, false)
+		}
+	}
+	if err != nil {
+		return res, err
+	}
+	if st != nil && mac != "" {
+		st.done, st.res = true, res
+	}
+	return res, nil
+}
+
+// refreshCall is one refreshScript call; force rotates without
+// preconditions (the rotation at Commit).
+func (s *Store) refreshCall(ctx context.Context, id, mac string, in *RefreshIntent, force bool) (refreshResult, error) {
+	now := s.now()
+	args := []any{mac, "", now.UnixMilli(), s.ttl.Grace.Milliseconds(),
+		now.Add(s.ttl.Refresh).Round(time.Second).Unix(), (s.ttl.Refresh + time.Minute).Milliseconds(),
+		"", "", "", "", "", ""}
+	if in != nil {
+		_, succ, err := splitHandle(in.Successor)
+		if err != nil {
+			return refreshResult{}, errors.New("refresh without a successor")
+		}
+		args[1] = succ
+	}
+	if in != nil && !force {
+		args[6], args[7], args[8] = in.ClientID, strings.Join(in.Scopes, " "), in.Resource
+		args[9], args[10], args[11] = strings.Join(in.ClientScopes, " "), strings.Join(in.ClientAudiences, " "), strings.Join(in.RefreshScopes, " ")
+		if in.ClientID == "" {
+			args[6] = NoResource // an intent without a client never passes
+		}
+	}
+	v, err := refreshScript.Run(ctx, s.rdb, []string{s.grantKey(id), s.oldGrantKey(id)}, args...).Slice()
+	if err != nil {
+		if errors.Is(err, redis.Nil) {
+			return refreshResult{}, fosite.ErrNotFound
+		}
+		return refreshResult{}, unavailable(err)
+	}
+	var res refreshResult
+	if len(v) > 0 {
+		res.status, _ = v[0].(int64)
+	}
+	if len(v) > 1 {
+		switch x := v[1].(type) {
+		case string:
+			res.rec = x
+		case []any:
+			res.old = map[string]string{}
+			for i := 0; i+1 < len(x); i += 2 {
+				k, _ := x[i].(string)
+				val, _ := x[i+1].(string)
+				res.old[k] = val
+			}
+		case map[any]any: // RESP3 map
+			res.old = map[string]string{}
+			for k, val := range x {
+				ks, _ := k.(string)
+				vs, _ := val.(string)
+				res.old[ks] = vs
 			}
 		}
 	}
-	b, ok := f[fieldRequest]
-	if !ok {
-		return nil, nil, fosite.ErrNotFound
+	return res, nil
+}
+
+// decodeResult decodes a script answer's grant (either format).
+func (s *Store) decodeResult(ctx context.Context, id string, res refreshResult, session fosite.Session) (*fosite.Request, error) {
+	switch {
+	case res.status == rtNotFound:
+		return nil, fosite.ErrNotFound
+	case res.status == rtOldFormat:
+		b, ok := res.old[fieldRequest]
+		if !ok {
+			return nil, fosite.ErrNotFound
+		}
+		return s.decode(ctx, []byte(b), session)
 	}
-	req, err := s.decode(ctx, []byte(b), session)
-	if err != nil {
-		return nil, nil, err
-	}
-	return req, f, nil
+	req, _, err := s.decodeGrant(ctx, id, res.rec, session)
+	return req, err
 }
 
 // GetRefreshTokenSession returns the grant of a refresh token (handle
 // "<grant id>.<mac>"): the current token, or the previous one within the
 // grace window. Any other token of the grant was rotated: it returns the
-// request with fosite.ErrInactiveToken and fosite revokes the grant.
+// request with fosite.ErrInactiveToken and fosite revokes the grant. With
+// an intent (ExpectRefresh) the same round trip rotates.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, handle string, session fosite.Session) (fosite.Requester, error) {
 	id, mac, err := splitHandle(handle)
 	if err != nil {
 		return nil, err
 	}
-	req, f, err := s.grant(ctx, id, session)
+	res, err := s.runRefresh(ctx, id, mac, s.refreshStateOf(ctx, handle))
 	if err != nil {
 		return nil, err
 	}
-	if sc := scopeOf(ctx); sc != nil {
-		sc.mu.Lock()
-		if sc.indexUntil == nil {
-			sc.indexUntil = map[string]string{}
+	req, err := s.decodeResult(ctx, id, res, session)
+	if err != nil {
+		return nil, err
+	}
+	switch res.status {
+	case rtReused:
+		return req, fosite.ErrInactiveToken
+	case rtOldFormat:
+		f := res.old
+		if f[fieldRefresh] == mac || f[fieldPrevious] == mac && s.withinGrace(f[fieldRotated]) {
+			return req, nil
 		}
-		_, sc.indexUntil[id], _ = strings.Cut(f[fieldRotated], ":")
-		sc.mu.Unlock()
+		return req, fosite.ErrInactiveToken
 	}
-	switch {
-	case f[fieldRefresh] == mac:
-		return req, nil
-	case f[fieldPrevious] == mac && s.withinGrace(f[fieldRotated]):
-		return req, nil
-	}
-	return req, fosite.ErrInactiveToken
+	return req, nil
 }
 
 func (s *Store) withinGrace(rotated string) bool {
@@ -206,8 +434,8 @@ func (s *Store) withinGrace(rotated string) bool {
 }
 
 // RotateRefreshToken marks the presented refresh token rotated; within a
-// transaction the decision is taken at Commit, atomically with storing its
-// successor (rotateScript).
+// transaction the decision is taken at Commit, unless the request's read
+// already rotated (ExpectRefresh).
 func (s *Store) RotateRefreshToken(ctx context.Context, _ string, handle string) error {
 	if _, _, err := splitHandle(handle); err != nil {
 		return err
@@ -215,29 +443,48 @@ func (s *Store) RotateRefreshToken(ctx context.Context, _ string, handle string)
 	return s.pending(ctx, func(t *tx) { t.rotateFrom = handle })
 }
 
-// rotateScript applies the rotation rule atomically.
+// extendScript records a renewed subject index in a grant rotated with
+// rtIndexDue and gives the record its full TTL.
 //
-//	KEYS[1] the grant hash
-//	ARGV[1] MAC presented, ARGV[2] MAC of its successor, ARGV[3] the grant
-//	record, ARGV[4] now (Unix ms), ARGV[5] grace (ms), ARGV[6] TTL (ms),
-//	ARGV[7] the new index expiry of the rotated field ("": unchanged)
+//	KEYS[1] the record; ARGV[1] the MAC that rotation installed,
+//	ARGV[2] until when the index lives (Unix ms), ARGV[3] TTL (ms)
 //
-// Returns 1 rotated, 2 a concurrent refresh within the grace window (the
-// successor is already current; nothing changes), 0 no such grant, -1 the
-// presented token is no longer current (reuse, or lost a race).
-var rotateScript = redis.NewScript(`
-local f = redis.call('HMGET', KEYS[1], 'rt', 'prev', 'rotated')
+// Returns 1, or 0 when the grant is gone or rotated again since (that
+// rotation renews it).
+var extendScript = redis.NewScript(`
+local s = redis.call('GET', KEYS[1])
+if not s then return 0 end
+local a, rt, b, pos = string.match(s, '^(g2\n)([^\n]*)(\n[^\n]*\n[^\n]*\n)[^\n]*\n()')
+if not pos or rt ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], a .. rt .. b .. ARGV[2] .. '\n' .. string.sub(s, pos), 'PX', ARGV[3])
+return 1
+`)
+
+// migrateScript rotates a format-1 grant into a format-2 record.
+//
+//	KEYS[1] the record, KEYS[2] the format-1 hash
+//	ARGV[1] MAC presented, ARGV[2] successor's MAC, ARGV[3] now (Unix ms),
+//	ARGV[4] grace (ms), ARGV[5] the new record, ARGV[6] its TTL (ms)
+//
+// Returns rtRotated, rtGrace, rtNotFound or rtReused; a grant a concurrent
+// refresh migrated already is judged by its record.
+var migrateScript = redis.NewScript(`
+local now, grace = tonumber(ARGV[3]), tonumber(ARGV[4])
+local s = redis.call('GET', KEYS[1])
+if s then
+  local rt, prev, rot = string.match(s, '^g2\n([^\n]*)\n([^\n]*)\n([^\n]*)\n')
+  if prev == ARGV[1] and rt == ARGV[2] and tonumber(rot) and now - tonumber(rot) <= grace then return 2 end
+  return -1
+end
+local f = redis.call('HMGET', KEYS[2], 'rt', 'prev', 'rotated')
 if not f[1] then return 0 end
-local at, ix = string.match(f[3] or '', '^(%d*):?(%d*)$')
+local at = string.match(f[3] or '', '^(%d*)')
 if f[1] == ARGV[1] then
-  if ARGV[7] ~= '' then ix = ARGV[7] end
-  redis.call('HSET', KEYS[1], 'req', ARGV[3], 'rt', ARGV[2], 'prev', ARGV[1], 'rotated', ARGV[4] .. ':' .. (ix or ''))
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[6])
+  redis.call('DEL', KEYS[2])
   return 1
 end
-if f[2] == ARGV[1] and f[1] == ARGV[2] and tonumber(at) and tonumber(ARGV[4]) - tonumber(at) <= tonumber(ARGV[5]) then
-  return 2
-end
+if f[2] == ARGV[1] and f[1] == ARGV[2] and tonumber(at) and now - tonumber(at) <= grace then return 2 end
 return -1
 `)
 
@@ -253,28 +500,82 @@ func (s *Store) rotate(ctx context.Context, t *tx) error {
 	if err != nil || nid != id || t.grant.GetID() != id {
 		return errors.New("refresh token rotation across grants")
 	}
-	b, err := encode(t.grant)
+	st := s.refreshStateOf(ctx, t.rotateFrom)
+	if st != nil && st.done && st.intent != nil {
+		if st.intent.Successor != t.refresh {
+			return errors.New("refresh token successor differs from the one expected")
+		}
+		switch st.res.status {
+		case rtRotated, rtGrace:
+			return nil // the read rotated
+		case rtIndexDue:
+			return s.renewAfterRotation(ctx, t.grant, to)
+		case rtOldFormat:
+			return s.migrate(ctx, t, st.res, from, to)
+		}
+		// rtValid: a precondition the script checks failed, yet the request
+		// passed fosite's checks: rotate now.
+	}
+	res, err := s.refreshCall(ctx, id, from, &RefreshIntent{Successor: t.refresh}, true)
 	if err != nil {
 		return err
 	}
-	now, ttl := s.now(), s.grantTTL(t.grant, true)
-	// The subject's index must outlive the grant as it will be after this
-	// rotation: renewed first (subjects.go) when the grant's record (read
-	// by GetRefreshTokenSession in this request) says it might not —
-	// about once per indexSlack; without a request scope, always.
-	ix := ""
-	if s.indexDue(ctx, id, now.Add(ttl)) {
-		if err := s.renewIndex(ctx, t.grant, ttl+indexSlack); err != nil {
+	switch res.status {
+	case rtRotated, rtGrace:
+		return nil
+	case rtIndexDue:
+		return s.renewAfterRotation(ctx, t.grant, to)
+	case rtOldFormat:
+		return s.migrate(ctx, t, res, from, to)
+	case rtNotFound:
+		return fosite.ErrNotFound
+	}
+	return fosite.ErrInactiveToken
+}
+
+// renewAfterRotation renews the subject's grant index of a grant rotated
+// with rtIndexDue, then records it in the grant and gives the grant its
+// full TTL: the index never expires before a grant in it.
+func (s *Store) renewAfterRotation(ctx context.Context, r fosite.Requester, mac string) error {
+	ttl := s.ttl.Refresh + time.Minute
+	if err := s.renewIndex(ctx, r, ttl+indexSlack); err != nil {
+		return err
+	}
+	until := s.now().Add(ttl + indexSlack).UnixMilli()
+	if err := extendScript.Run(ctx, s.rdb, []string{s.grantKey(r.GetID())}, mac, until, ttl.Milliseconds()).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// migrate rotates a format-1 grant (res, as read) into a format-2 record:
+// the grant as stored, with the rotated state.
+func (s *Store) migrate(ctx context.Context, t *tx, res refreshResult, from, to string) error {
+	id := t.grant.GetID()
+	orig, err := s.decode(ctx, []byte(res.old[fieldRequest]), nil)
+	if err != nil {
+		return err
+	}
+	orig.Session = t.grant.GetSession() // the stored session, as fosite decoded it (with the new refresh expiry)
+	now := s.now()
+	ttl := s.ttl.Refresh + time.Minute
+	_, ix, _ := strings.Cut(res.old[fieldRotated], ":")
+	if at, err := strconv.ParseInt(ix, 10, 64); err != nil || at < now.Add(ttl).UnixMilli() {
+		if err := s.renewIndex(ctx, orig, ttl+indexSlack); err != nil {
 			return err
 		}
 		ix = strconv.FormatInt(now.Add(ttl+indexSlack).UnixMilli(), 10)
 	}
-	n, err := rotateScript.Run(ctx, s.rdb, []string{s.grantKey(id)},
-		from, to, b, now.UnixMilli(), s.ttl.Grace.Milliseconds(), ttl.Milliseconds(), ix).Int()
+	rec, err := encodeGrant(orig, grantHeader{rt: to, prev: from, rotated: strconv.FormatInt(now.UnixMilli(), 10), indexUntil: ix})
+	if err != nil {
+		return err
+	}
+	n, err := migrateScript.Run(ctx, s.rdb, []string{s.grantKey(id), s.oldGrantKey(id)},
+		from, to, now.UnixMilli(), s.ttl.Grace.Milliseconds(), rec, ttl.Milliseconds()).Int()
 	switch {
 	case err != nil:
 		return unavailable(err)
-	case n == 0:
+	case n == rtNotFound:
 		return fosite.ErrNotFound
 	case n < 0:
 		return fosite.ErrInactiveToken
@@ -282,43 +583,23 @@ func (s *Store) rotate(ctx context.Context, t *tx) error {
 	return nil
 }
 
-// indexDue reports whether grant id's subject index may expire before
-// until, going by the grant's rotated field as this request read it.
-func (s *Store) indexDue(ctx context.Context, id string, until time.Time) bool {
-	sc := scopeOf(ctx)
-	if sc == nil {
-		return true
-	}
-	sc.mu.Lock()
-	v, ok := sc.indexUntil[id]
-	sc.mu.Unlock()
-	at, err := strconv.ParseInt(v, 10, 64)
-	return !ok || err != nil || at < until.UnixMilli()
-}
-
 // putGrant stores a grant's record outside a code redemption or rotation
 // (fosite does not do this in the flows we compose; tests and tools do).
 func (s *Store) putGrant(ctx context.Context, t *tx) error {
-	b, err := encode(t.grant)
+	refresh := t.refresh != ""
+	ix, err := s.indexGrant(ctx, t.grant, refresh)
 	if err != nil {
 		return err
 	}
-	ix, err := s.indexGrant(ctx, t.grant, t.refresh != "")
+	h := grantHeader{indexUntil: ix}
+	if refresh {
+		_, h.rt, _ = splitHandle(t.refresh)
+	}
+	rec, err := encodeGrant(t.grant, h)
 	if err != nil {
 		return err
 	}
-	key := s.grantKey(t.grant.GetID())
-	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, key, fieldRequest, b)
-	if ix != "" {
-		pipe.HSet(ctx, key, fieldRotated, ":"+ix)
-	}
-	if t.refresh != "" {
-		_, mac, _ := splitHandle(t.refresh)
-		pipe.HSet(ctx, key, fieldRefresh, mac)
-	}
-	pipe.PExpire(ctx, key, s.grantTTL(t.grant, t.refresh != ""))
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := s.rdb.Set(ctx, s.grantKey(t.grant.GetID()), rec, s.grantTTL(t.grant, refresh)).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil
@@ -366,10 +647,11 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 	if err := s.announceRevoked(ctx, grantID); err != nil {
 		return err
 	}
-	// Two DELs in one round trip, not one DEL of two keys: the legacy key
-	// (migrateGrant) is in another hash slot.
+	// Both formats' keys (one hash slot) in one DEL, and the legacy key
+	// (migrateGrant), in another slot, in a second DEL of the same round
+	// trip.
 	pipe := s.rdb.Pipeline()
-	pipe.Del(ctx, s.grantKey(grantID))
+	pipe.Del(ctx, s.grantKey(grantID), s.oldGrantKey(grantID))
 	pipe.Del(ctx, s.legacyGrantKey(grantID))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return unavailable(err)

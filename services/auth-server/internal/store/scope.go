@@ -10,6 +10,8 @@ import (
 // RequestScope is what the store remembers for the length of one token
 // request: fosite reads the authorization code's request, PKCE and OpenID
 // Connect sessions in four places, and this keeps that to one Redis read;
+// a refresh's read, rotation and fosite's writes are one script call
+// (ExpectRefresh);
 // a grant revoked twice in one request (fosite revokes "the access tokens"
 // and "the refresh tokens" of a grant in turn) is deleted once.
 type requestScope struct {
@@ -20,9 +22,9 @@ type requestScope struct {
 	// object (fosite hands the same session to the code's four reads, and
 	// its three parts hold the same session).
 	sessions map[fosite.Session]string
-	// indexUntil: until when each grant's subject index lives, as read
-	// (grant id -> Unix ms; grant.go's rotated field).
-	indexUntil map[string]string
+	// refresh: each refresh token's intent and script answer (grant.go),
+	// by store handle.
+	refresh map[string]*refreshState
 }
 
 type scopeKey struct{}

@@ -9,12 +9,13 @@
 //     request (RequestScope) and redeemed by one Lua script that marks it used
 //     and creates the grant atomically, so of many concurrent redemptions
 //     exactly one wins;
-//   - a grant is one hash, as:grant:{grant id}, whatever the number of
-//     refreshes: the grant's request, the current refresh token's MAC and the
-//     one it rotated from. Access tokens are not stored: they are JWTs that
-//     name their grant (grant_id), and a live grant record is what makes them
-//     valid at userinfo and introspection. Rotation is one Lua script
-//     (rotation rule in grant.go);
+//   - a grant is one record, as:grant2:{grant id}, whatever the number of
+//     refreshes (record.go): a header the scripts read (refresh MACs,
+//     rotation time, client, scopes) and compact JSON of the rest. Access
+//     tokens are not stored: they are JWTs that name their grant
+//     (grant_id), and a live grant record is what makes them valid at
+//     userinfo and introspection. A refresh is one Lua script that reads,
+//     applies the rotation rule and rotates (grant.go);
 //   - fosite's writes of one grant are buffered by Transactional (BeginTX)
 //     and applied in one round trip at Commit;
 //   - RevokeGrant is the one place a grant ends (RFC 7009 revocation, code

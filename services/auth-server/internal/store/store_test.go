@@ -310,6 +310,116 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 			}
 		}
 	})
+	t.Run("a refresh is one round trip, a code grant two; refused requests change nothing", func(t *testing.T) {
+		clk := newClock()
+		s, rdb := newStore(t, setup, 30*time.Second, store.WithClock(clk.now))
+		req := request(t, s, "rt-1")
+		req.GrantScope("profile")
+		req.Session.SetExpiresAt(fosite.RefreshToken, clk.now().Add(24*time.Hour))
+		codeTok, codeSig := code("rt-1", "c")
+		_ = s.CreateAuthorizeCodeSession(ctx, codeSig, req)
+		_ = s.CreatePKCERequestSession(ctx, codeSig, req)
+		_ = s.CreateOpenIDConnectSession(ctx, codeTok, req)
+		standalone := setup.Mode() == config.RedisStandalone
+		// Scripts load on first use (EVALSHA, then EVAL): not counted.
+		warm := request(t, s, "rt-warm")
+		_ = s.CreateAuthorizeCodeSession(ctx, "rt-warm.c", warm)
+		if err := redeem(ctx, s, "rt-warm.c", warm, "rt-warm.mac"); err != nil {
+			t.Fatal(err)
+		}
+		counter := countRoundTrips(rdb)
+		// The code grant: fosite's four reads of the code, then the
+		// redemption with the subject's index.
+		rctx := store.WithRequestScope(ctx)
+		if _, err := s.GetAuthorizeCodeSession(rctx, codeSig, oauth.NewSession()); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = s.GetPKCERequestSession(rctx, codeSig, oauth.NewSession())
+		_, _ = s.GetOpenIDConnectSession(rctx, codeTok, fosite.NewAccessRequest(oauth.NewSession()))
+		if err := redeem(rctx, s, codeSig, req, "rt-1.mac-0"); err != nil {
+			t.Fatal(err)
+		}
+		if n := counter.n.Swap(0); standalone && n != 2 {
+			t.Errorf("a code grant took %d round trips, want 2", n)
+		}
+		key := rdb.Key("as", "grant2", redisx.Tag("rt-1"))
+		current := func() string { return strings.Split(rdb.Get(ctx, key).Val(), "\n")[1] }
+		// Refused by fosite or the token endpoint after the read: the read
+		// rotated nothing, and the token stays current.
+		for name, mod := range map[string]func(*store.RefreshIntent){
+			"another client":               func(in *store.RefreshIntent) { in.ClientID = "c2" },
+			"a scope not granted":          func(in *store.RefreshIntent) { in.Scopes = []string{"openid", "email"} },
+			"another resource":             func(in *store.RefreshIntent) { in.Resource = "https://other.example/mcp" },
+			"a resource that cannot match": func(in *store.RefreshIntent) { in.Resource = store.NoResource },
+			"a scope the client lost":      func(in *store.RefreshIntent) { in.ClientScopes = []string{"openid"} },
+			"an audience the client lost":  func(in *store.RefreshIntent) { in.ClientAudiences = nil },
+			"no refresh scope":             func(in *store.RefreshIntent) { in.RefreshScopes = []string{"offline_access"} },
+		} {
+			rctx := store.WithRequestScope(ctx)
+			in := intent("rt-1.mac-1")
+			mod(&in)
+			store.ExpectRefresh(rctx, "rt-1.mac-0", in)
+			if _, err := s.GetRefreshTokenSession(rctx, "rt-1.mac-0", oauth.NewSession()); err != nil {
+				t.Fatalf("%s: read %v", name, err)
+			}
+			if got := current(); got != "mac-0" {
+				t.Fatalf("%s: the read rotated (current %q)", name, got)
+			}
+		}
+		// An expired refresh token: not rotated either (fosite refuses it).
+		clk.add(25 * time.Hour)
+		rctx = store.WithRequestScope(ctx)
+		store.ExpectRefresh(rctx, "rt-1.mac-0", intent("rt-1.mac-1"))
+		if _, err := s.GetRefreshTokenSession(rctx, "rt-1.mac-0", oauth.NewSession()); err != nil || current() != "mac-0" {
+			t.Fatalf("expired: %v, current %q", err, current())
+		}
+		clk.add(-25 * time.Hour)
+		// A request the script could not clear (a scope it names, in a form
+		// the grant does not spell) that fosite accepts: rotated at Commit.
+		counter.n.Store(0)
+		if _, err := refreshAs(ctx, s, req, "rt-1.mac-0", "rt-1.mac-1", func(in *store.RefreshIntent) { in.ClientAudiences = nil }); err != nil {
+			t.Fatal(err)
+		}
+		if n := counter.n.Swap(0); standalone && n != 2 {
+			t.Fatalf("fallback rotation: %d round trips, want 2", n)
+		}
+		if current() != "mac-1" {
+			t.Fatalf("fallback rotation: current %q, want mac-1", current())
+		}
+		counter.n.Store(0)
+		// The common case: one round trip, whatever the number of refreshes.
+		for i := 2; i <= 5; i++ {
+			clk.add(time.Minute)
+			if _, err := refreshAs(ctx, s, req, fmt.Sprintf("rt-1.mac-%d", i-1), fmt.Sprintf("rt-1.mac-%d", i)); err != nil {
+				t.Fatalf("refresh %d: %v", i, err)
+			}
+			if n := counter.n.Swap(0); standalone && n != 1 {
+				t.Fatalf("refresh %d took %d round trips, want 1", i, n)
+			}
+		}
+		// 20 concurrent refreshes with the current token: all succeed, on
+		// one successor; the grant then has that one live token.
+		var wg sync.WaitGroup
+		var fails atomic.Int32
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := refreshAs(ctx, s, req, "rt-1.mac-5", "rt-1.mac-6"); err != nil {
+					fails.Add(1)
+					t.Errorf("concurrent refresh: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if fails.Load() != 0 || current() != "mac-6" {
+			t.Fatalf("after 20 concurrent refreshes: %d failed, current %q", fails.Load(), current())
+		}
+		clk.add(31 * time.Second)
+		if _, err := refreshAs(ctx, s, req, "rt-1.mac-5", "rt-1.mac-6"); !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Fatalf("the rotated token after the window: %v, want reuse", err)
+		}
+	})
 	t.Run("access token handle carries the token's expiry", func(t *testing.T) {
 		s, _ := newStore(t, setup, 0)
 		req := request(t, s, "fam-3")
@@ -394,9 +504,14 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 		if ttl := rdb.PTTL(ctx, index).Val(); ttl < 47*time.Hour {
 			t.Fatalf("index TTL %v after a refresh past its slack, want ~48h", ttl)
 		}
-		want := fmt.Sprintf("%d:%d", clk.now().UnixMilli(), clk.now().Add(48*time.Hour+time.Minute).UnixMilli())
-		if got := rdb.HGet(ctx, rdb.Key("as", "grant", redisx.Tag("ix-1")), "rotated").Val(); got != want {
-			t.Fatalf("grant's rotated field %q, want %q (rotation time, index expiry)", got, want)
+		// The record's header: rotation time, then until when the index lives.
+		head := strings.Split(rdb.Get(ctx, rdb.Key("as", "grant2", redisx.Tag("ix-1"))).Val(), "\n")
+		want := []string{fmt.Sprint(clk.now().UnixMilli()), fmt.Sprint(clk.now().Add(48*time.Hour + time.Minute).UnixMilli())}
+		if len(head) < 5 || head[3] != want[0] || head[4] != want[1] {
+			t.Fatalf("grant's header %q, want rotated %s and index until %s", head, want[0], want[1])
+		}
+		if ttl := rdb.PTTL(ctx, rdb.Key("as", "grant2", redisx.Tag("ix-1"))).Val(); ttl < 24*time.Hour {
+			t.Fatalf("grant TTL %v after the renewal, want the refresh token's lifetime", ttl)
 		}
 		// A grant without a refresh token (1h) never shortens the index.
 		short := request(t, s, "ix-2")
@@ -426,7 +541,7 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 			id := fmt.Sprintf("sweep-%03d", i)
 			grant(id)
 			if i%10 != 0 {
-				rdb.Del(ctx, rdb.Key("as", "grant", redisx.Tag(id)))
+				rdb.Del(ctx, rdb.Key("as", "grant2", redisx.Tag(id)))
 			}
 			clk.add(2 * time.Minute)
 		}
@@ -518,39 +633,74 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 			t.Errorf("second set: %v", err)
 		}
 	})
-	t.Run("a grant stored before hash tags is moved on first use", func(t *testing.T) {
-		s, rdb := newStore(t, setup, 0)
-		req := request(t, s, "old-1")
-		_ = s.CreateAuthorizeCodeSession(ctx, "old-1.c", req)
-		if err := redeem(ctx, s, "old-1.c", req, "old-1.rt1"); err != nil {
+	t.Run("a grant written by the previous format refreshes and is rewritten", func(t *testing.T) {
+		clk := newClock()
+		s, rdb := newStore(t, setup, 30*time.Second, store.WithClock(clk.now))
+		id, fields := mainRecord(t)
+		req := request(t, s, id)
+		old := rdb.Key("as", "grant", redisx.Tag(id))
+		if err := rdb.HSet(ctx, old, fields).Err(); err != nil {
 			t.Fatal(err)
 		}
-		tagged, legacy := rdb.Key("as", "grant", "{old-1}"), rdb.Key("as", "grant", "old-1")
-		dump := rdb.Dump(ctx, tagged).Val()
-		rdb.Del(ctx, tagged)
-		if err := rdb.Restore(ctx, legacy, time.Hour, dump).Err(); err != nil {
+		rdb.Expire(ctx, old, time.Hour)
+		// Its access tokens and both of its refresh tokens read as before
+		// (the previous one within the grace window of its rotation).
+		clk.ms.Store(rotatedAt(t, fields))
+		if _, err := s.GetAccessTokenSession(ctx, id+".1900000000", oauth.NewSession()); err != nil {
+			t.Fatalf("access token of a format-1 grant: %v", err)
+		}
+		sess := oauth.NewSession()
+		got, err := s.GetRefreshTokenSession(ctx, id+".rt2", sess)
+		if err != nil || got.GetClient().GetID() != "c1" || sess.Profile.Email != "dev@example.com" || sess.Claims.Extra["name"] != "Dev User" {
+			t.Fatalf("format-1 grant: %v %+v", err, sess)
+		}
+		if _, err := s.GetRefreshTokenSession(ctx, id+".rt1", oauth.NewSession()); err != nil {
+			t.Fatalf("previous token of a format-1 grant within grace: %v", err)
+		}
+		// Its first refresh (fosite's order, with an intent) rewrites it in
+		// format 2, keeping what it stored; the next one is one round trip.
+		clk.add(time.Minute)
+		if _, err := refreshAs(ctx, s, req, id+".rt2", id+".rt3"); err != nil {
+			t.Fatalf("refresh of a format-1 grant: %v", err)
+		}
+		if rdb.Exists(ctx, old).Val() != 0 {
+			t.Fatal("the format-1 hash is still there after the rewrite")
+		}
+		sess = oauth.NewSession()
+		got, err = s.GetRefreshTokenSession(ctx, id+".rt3", sess)
+		if err != nil || !slicesEqual(got.GetGrantedScopes(), []string{"openid", "profile", "email"}) || sess.Profile.Name != "Dev User" ||
+			sess.Claims.Extra["email_verified"] != true || sess.Headers.Extra["kid"] != "key-1" || sess.Claims.AuthTime.IsZero() {
+			t.Fatalf("after the rewrite: %v %v %+v", err, got, sess)
+		}
+		counter := countRoundTrips(rdb)
+		if _, err := refreshAs(ctx, s, req, id+".rt3", id+".rt4"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.GetRefreshTokenSession(ctx, "old-1.rt1", oauth.NewSession()); err != nil {
-			t.Fatalf("refresh token of a legacy grant: %v", err)
+		if setup.Mode() == config.RedisStandalone && counter.n.Load() != 1 {
+			t.Errorf("a refresh after the rewrite took %d round trips, want 1", counter.n.Load())
 		}
-		if rdb.Exists(ctx, legacy).Val() != 0 || rdb.PTTL(ctx, tagged).Val() <= 0 {
-			t.Errorf("after first use: legacy exists=%d, tagged TTL %v", rdb.Exists(ctx, legacy).Val(), rdb.PTTL(ctx, tagged).Val())
+		// A format-1 grant under its key from before hash tags is moved,
+		// then rewritten the same way; revocation reaches every key.
+		id2 := "legacy-2"
+		legacy := rdb.Key("as", "grant", id2)
+		f2 := map[string]string{}
+		for k, v := range fields {
+			f2[k] = strings.ReplaceAll(v, id, id2)
 		}
-		if err := rotate(ctx, s, req, "old-1.rt1", "old-1.rt2"); err != nil {
-			t.Fatalf("rotation after the move: %v", err)
+		rdb.HSet(ctx, legacy, f2)
+		rdb.Expire(ctx, legacy, time.Hour)
+		if _, err := refreshAs(ctx, s, request(t, s, id2), id2+".rt2", id2+".rt3"); err != nil {
+			t.Fatalf("refresh of a grant from before hash tags: %v", err)
 		}
-		// Revocation removes a legacy record too.
-		if err := rdb.Restore(ctx, legacy, time.Hour, dump).Err(); err != nil {
+		if rdb.Exists(ctx, legacy, rdb.Key("as", "grant", redisx.Tag(id2))).Val() != 0 || rdb.Exists(ctx, rdb.Key("as", "grant2", redisx.Tag(id2))).Val() != 1 {
+			t.Fatal("a grant from before hash tags was not rewritten")
+		}
+		rdb.HSet(ctx, legacy, f2)
+		if err := s.RevokeGrant(ctx, id2); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RevokeGrant(ctx, "old-1"); err != nil {
-			t.Fatal(err)
-		}
-		// The code's hash, used, and the subject's grant index, whose
-		// stale entry is dropped when it is next read (subjects.go).
-		if keys := testharness.RedisKeys(t, rdb); len(keys) != 2 {
-			t.Errorf("keys after revocation %v, want the used code and the subject's index only", keys)
+		if n := rdb.Exists(ctx, legacy, rdb.Key("as", "grant2", redisx.Tag(id2))).Val(); n != 0 {
+			t.Errorf("%d keys of a revoked grant left", n)
 		}
 	})
 	if setup.Mode() != config.RedisStandalone {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -68,29 +69,39 @@ func subjectOf(r fosite.Requester) string {
 	return r.GetSession().GetSubject()
 }
 
-// indexGrant adds a new grant to its subject's set before the grant is
-// written, so that no grant exists unlisted: a failed redemption leaves a
-// member without a record, which reading or a sweep drops. It returns until
-// when (Unix ms) the set lives at least, for the grant's record ("" without
-// a subject).
-func (s *Store) indexGrant(ctx context.Context, r fosite.Requester, refresh bool) (string, error) {
+// listGrant queues on pipe the listing of a new grant under its subject,
+// to be applied before the grant is written, so that no grant whose tokens
+// were issued is unlisted; a failed redemption leaves a member without a
+// record, which reading or a sweep drops. It returns the subject ("" none,
+// nothing queued), the set's size after the listing (nil without a
+// subject) and until when the set lives at least, for the grant's record
+// (without a subject: when an index would have to be renewed anyway).
+func (s *Store) listGrant(ctx context.Context, pipe redis.Pipeliner, r fosite.Requester, grantTTL time.Duration) (string, *redis.IntCmd, time.Time) {
+	until := s.now().Add(grantTTL + indexSlack)
 	sub := subjectOf(r)
 	if sub == "" {
-		return "", nil
+		return "", nil, until
 	}
 	key := s.subjectKey(sub)
-	ttl := s.grantTTL(r, refresh) + indexSlack
-	pipe := s.rdb.Pipeline()
 	pipe.ZAddNX(ctx, key, redis.Z{Score: float64(s.now().UnixMilli()), Member: r.GetID()})
-	extendTTL(ctx, pipe, key, ttl)
-	card := pipe.ZCard(ctx, key)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return "", unavailable(err)
+	extendTTL(ctx, pipe, key, grantTTL+indexSlack)
+	return sub, pipe.ZCard(ctx, key), until
+}
+
+// indexGrant lists a grant under its subject at once (listGrant) and
+// returns until when the set lives (Unix ms).
+func (s *Store) indexGrant(ctx context.Context, r fosite.Requester, refresh bool) (string, error) {
+	pipe := s.rdb.Pipeline()
+	sub, card, until := s.listGrant(ctx, pipe, r, s.grantTTL(r, refresh))
+	if sub != "" {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return "", unavailable(err)
+		}
+		if card.Val() > sweepAbove {
+			s.sweepIndex(ctx, s.subjectKey(sub))
+		}
 	}
-	if card.Val() > sweepAbove {
-		s.sweepIndex(ctx, key)
-	}
-	return strconv.FormatInt(s.now().Add(ttl).UnixMilli(), 10), nil
+	return strconv.FormatInt(until.UnixMilli(), 10), nil
 }
 
 // extendTTL sets key's TTL to ttl unless it already lives longer: a grant
@@ -103,7 +114,7 @@ func extendTTL(ctx context.Context, pipe redis.Pipeliner, key string, ttl time.D
 }
 
 // sweepIndex drops the members of a subject's set whose grant record is
-// gone (not under its key, nor under its legacy key), except those younger
+// gone (under none of its keys), except those younger
 // than sweepMinAge. Best effort: a failure leaves the set as it was.
 func (s *Store) sweepIndex(ctx context.Context, key string) {
 	members, err := s.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{
@@ -116,7 +127,7 @@ func (s *Store) sweepIndex(ctx context.Context, key string) {
 	cur := make([]*redis.IntCmd, len(members))
 	legacy := make([]*redis.IntCmd, len(members))
 	for i, m := range members {
-		cur[i] = pipe.Exists(ctx, s.grantKey(m))
+		cur[i] = pipe.Exists(ctx, s.grantKey(m), s.oldGrantKey(m)) // one slot
 		legacy[i] = pipe.Exists(ctx, s.legacyGrantKey(m))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -161,9 +172,11 @@ func (s *Store) Grants(ctx context.Context, sub string, newSession func() fosite
 		return nil, unavailable(err)
 	}
 	pipe := s.rdb.Pipeline()
-	reqs := make([]*redis.StringCmd, len(members))
+	recs := make([]*redis.StringCmd, len(members))
+	olds := make([]*redis.StringCmd, len(members))
 	for i, m := range members {
-		reqs[i] = pipe.HGet(ctx, s.grantKey(m.Member.(string)), fieldRequest)
+		recs[i] = pipe.Get(ctx, s.grantKey(m.Member.(string)))
+		olds[i] = pipe.HGet(ctx, s.oldGrantKey(m.Member.(string)), fieldRequest)
 	}
 	if len(members) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -174,15 +187,14 @@ func (s *Store) Grants(ctx context.Context, sub string, newSession func() fosite
 	var gone []any
 	for i, m := range members {
 		id := m.Member.(string)
-		b, err := reqs[i].Result()
-		rec, own := ownRecord(b, sub, newSession)
-		if err != nil || !own {
+		req, last, own := s.ownGrant(ctx, id, recs[i].Val(), olds[i].Val(), sub, newSession)
+		if !own {
 			gone = append(gone, id)
 			continue
 		}
 		out = append(out, Grant{
-			ID: id, ClientID: rec.ClientID, Scopes: rec.GrantedScope, Audiences: rec.GrantedAudience,
-			Created: time.UnixMilli(int64(m.Score)).UTC(), LastUsed: rec.RequestedAt.UTC(),
+			ID: id, ClientID: req.ClientID, Scopes: req.GrantedScope, Audiences: req.GrantedAudience,
+			Created: time.UnixMilli(int64(m.Score)).UTC(), LastUsed: last,
 		})
 	}
 	if len(gone) > 0 {
@@ -192,16 +204,46 @@ func (s *Store) Grants(ctx context.Context, sub string, newSession func() fosite
 	return out, nil
 }
 
-// ownRecord decodes a grant record (its session into newSession()) and
-// reports whether it belongs to sub: the record's own subject is checked,
-// so that an index entry can never show or revoke another subject's grant.
-func ownRecord(b string, sub string, newSession func() fosite.Session) (record, bool) {
+// grantSummary is what the connected-apps capability shows of a grant.
+type grantSummary struct {
+	ClientID                      string
+	GrantedScope, GrantedAudience []string
+}
+
+// ownGrant decodes a grant's record (rec, format 2, else old, format 1's
+// request; "" when absent), its session into newSession(), and reports
+// whether it belongs to sub: the record's own subject is checked, so that
+// an index entry can never show or revoke another subject's grant. last
+// is when tokens were last issued with it.
+func (s *Store) ownGrant(ctx context.Context, id, rec, old, sub string, newSession func() fosite.Session) (grantSummary, time.Time, bool) {
 	sess := newSession()
-	rec := record{Session: sess}
-	if err := json.Unmarshal([]byte(b), &rec); err != nil {
-		return rec, false
+	switch {
+	case rec != "":
+		h, js, err := splitRecord(rec)
+		if err != nil {
+			return grantSummary{}, time.Time{}, false
+		}
+		var tail grantTail
+		if err := json.Unmarshal([]byte(js), &tail); err != nil {
+			return grantSummary{}, time.Time{}, false
+		}
+		if gs, ok := sess.(GrantSession); ok {
+			err = gs.UnmarshalGrant(tail.Session)
+		} else {
+			err = json.Unmarshal(tail.Session, sess)
+		}
+		aud, _ := strings.CutPrefix(h.audiences, "!")
+		g := grantSummary{ClientID: h.client, GrantedScope: splitList(h.scopes), GrantedAudience: splitList(aud)}
+		return g, h.lastUsed(time.Unix(tail.RequestedAt, 0).UTC()), err == nil && sub != "" && sess.GetSubject() == sub
+	case old != "":
+		r := record{Session: sess}
+		if err := json.Unmarshal([]byte(old), &r); err != nil {
+			return grantSummary{}, time.Time{}, false
+		}
+		g := grantSummary{ClientID: r.ClientID, GrantedScope: r.GrantedScope, GrantedAudience: r.GrantedAudience}
+		return g, r.RequestedAt.UTC(), sub != "" && sess.GetSubject() == sub
 	}
-	return rec, sub != "" && sess.GetSubject() == sub
+	return grantSummary{}, time.Time{}, false
 }
 
 // RevokeSubjectGrant revokes grantID if it is one of sub's live grants and
@@ -216,20 +258,23 @@ func (s *Store) RevokeSubjectGrant(ctx context.Context, sub, grantID string, new
 	} else if err != nil {
 		return "", unavailable(err)
 	}
-	b, err := s.rdb.HGet(ctx, s.grantKey(grantID), fieldRequest).Result()
-	rec, own := ownRecord(b, sub, newSession)
-	switch {
-	case errors.Is(err, redis.Nil):
+	pipe := s.rdb.Pipeline()
+	rec := pipe.Get(ctx, s.grantKey(grantID))
+	old := pipe.HGet(ctx, s.oldGrantKey(grantID), fieldRequest)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return "", unavailable(err)
+	}
+	if rec.Val() == "" && old.Val() == "" {
 		_ = s.rdb.ZRem(ctx, key, grantID).Err()
 		return "", ErrGrantNotFound
-	case err != nil:
-		return "", unavailable(err)
-	case !own:
+	}
+	g, _, own := s.ownGrant(ctx, grantID, rec.Val(), old.Val(), sub, newSession)
+	if !own {
 		return "", ErrGrantNotFound
 	}
 	if err := s.RevokeGrant(ctx, grantID); err != nil {
 		return "", err
 	}
 	_ = s.rdb.ZRem(ctx, key, grantID).Err()
-	return rec.ClientID, nil
+	return g.ClientID, nil
 }

@@ -1,0 +1,225 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+)
+
+// A grant's record (format 2, since the previous one stored a grant as a
+// hash whose request JSON held the profile twice and a dozen empty ID
+// token claims) is one Redis string, as:grant2:{<grant id>}: a header of
+// newline-separated fields the Lua scripts read, then JSON only Go reads.
+//
+//	g2                     format
+//	<rt>                   MAC of the current refresh token ("" none)
+//	<prev>                 MAC of the token it rotated from ("" none yet)
+//	<rotated>              when that rotation happened, Unix ms ("" none)
+//	<index until>          until when the subject's grant index is known to
+//	                       live, Unix ms ("" unknown: renew it; subjects.go)
+//	<refresh expiry>       Unix s ("" no refresh token)
+//	<client id>
+//	<granted scopes>       space-separated
+//	<granted audiences>    space-separated; "!" first when the requested
+//	                       audiences differ (they are then in the JSON)
+//	<JSON>                 grantTail
+//
+// Everything a refresh changes is in the header (the scripts rewrite it
+// and keep the JSON as it is), so a refresh neither encodes nor sends the
+// grant's request; the JSON is written once, by the code redemption.
+const recordFormat = "g2"
+
+// grantTail is the part of a grant only Go reads.
+type grantTail struct {
+	// RequestedAt is when the grant was created (Unix s); a refresh's time
+	// is the header's rotated field.
+	RequestedAt int64 `json:"t"`
+	// Requested scopes and audiences, when they differ from the granted ones.
+	RequestedScope    []string   `json:"rs,omitempty"`
+	RequestedAudience []string   `json:"ra,omitempty"`
+	Form              url.Values `json:"f,omitempty"`
+	// Session is the session in its grant form (GrantSession), else its JSON.
+	Session json.RawMessage `json:"s"`
+}
+
+// GrantSession is a session with a compact form for grant records: what
+// a grant must remember of it, without what each token issue recomputes
+// (the oauth package's Session drops per-token ID token claims and keeps
+// the profile once). Expiries are not part of it: the record keeps the
+// refresh token's, and a token's own expiry is the token's.
+type GrantSession interface {
+	fosite.Session
+	MarshalGrant() ([]byte, error)
+	UnmarshalGrant([]byte) error
+}
+
+// grantHeader is a record's header.
+type grantHeader struct {
+	rt, prev, rotated, indexUntil, refreshExp string
+	client, scopes, audiences                 string
+}
+
+func (h grantHeader) String() string {
+	return strings.Join([]string{recordFormat, h.rt, h.prev, h.rotated, h.indexUntil, h.refreshExp, h.client, h.scopes, h.audiences}, "\n") + "\n"
+}
+
+// headerFields is the number of newline-terminated lines before the JSON.
+const headerFields = 9
+
+// splitRecord splits a format-2 record into its header and JSON.
+func splitRecord(s string) (grantHeader, string, error) {
+	var f [headerFields]string
+	rest := s
+	for i := range f {
+		line, r, ok := strings.Cut(rest, "\n")
+		if !ok {
+			return grantHeader{}, "", errors.New("grant record: truncated header")
+		}
+		f[i], rest = line, r
+	}
+	if f[0] != recordFormat {
+		return grantHeader{}, "", fmt.Errorf("grant record: format %q", f[0])
+	}
+	return grantHeader{rt: f[1], prev: f[2], rotated: f[3], indexUntil: f[4], refreshExp: f[5],
+		client: f[6], scopes: f[7], audiences: f[8]}, rest, nil
+}
+
+// headerValue refuses what would break the header's lines or lists.
+func headerValue(what, v string, list bool) error {
+	if strings.ContainsAny(v, "\n\r") || list && strings.ContainsAny(v, " \t") || list && strings.HasPrefix(v, "!") {
+		return fmt.Errorf("grant record: %s %q cannot be stored", what, v)
+	}
+	return nil
+}
+
+func joinList(what string, l []string) (string, error) {
+	for _, v := range l {
+		if err := headerValue(what, v, true); err != nil {
+			return "", err
+		}
+	}
+	return strings.Join(l, " "), nil
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, " ")
+}
+
+// encodeGrant is r as a format-2 record with the given header state (rt,
+// prev, rotated, index until; client, scopes, audiences and the refresh
+// expiry are r's).
+func encodeGrant(r fosite.Requester, h grantHeader) (string, error) {
+	var err error
+	h.client = r.GetClient().GetID()
+	if err = headerValue("client id", h.client, false); err != nil {
+		return "", err
+	}
+	if h.scopes, err = joinList("scope", r.GetGrantedScopes()); err != nil {
+		return "", err
+	}
+	if h.audiences, err = joinList("audience", r.GetGrantedAudience()); err != nil {
+		return "", err
+	}
+	tail := grantTail{RequestedAt: r.GetRequestedAt().Unix(), Form: r.GetRequestForm()}
+	if len(tail.Form) == 0 {
+		tail.Form = nil
+	}
+	if rs := r.GetRequestedScopes(); !slices.Equal(rs, r.GetGrantedScopes()) {
+		tail.RequestedScope = rs
+	}
+	if ra := r.GetRequestedAudience(); !slices.Equal(ra, r.GetGrantedAudience()) {
+		tail.RequestedAudience = ra
+		h.audiences = "!" + h.audiences
+	}
+	if sess := r.GetSession(); sess != nil {
+		if exp := sess.GetExpiresAt(fosite.RefreshToken); !exp.IsZero() && h.rt != "" {
+			h.refreshExp = strconv.FormatInt(exp.Unix(), 10)
+		}
+		if gs, ok := sess.(GrantSession); ok {
+			tail.Session, err = gs.MarshalGrant()
+		} else {
+			tail.Session, err = json.Marshal(sess)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	if tail.Session == nil {
+		tail.Session = json.RawMessage("null")
+	}
+	b, err := json.Marshal(tail)
+	if err != nil {
+		return "", err
+	}
+	return h.String() + string(b), nil
+}
+
+// decodeGrant reads a format-2 record of grant id; the session is decoded
+// into session (nil: not decoded).
+func (s *Store) decodeGrant(ctx context.Context, id, rec string, session fosite.Session) (*fosite.Request, grantHeader, error) {
+	h, js, err := splitRecord(rec)
+	if err != nil {
+		return nil, h, err
+	}
+	var tail grantTail
+	if err := json.Unmarshal([]byte(js), &tail); err != nil {
+		return nil, h, fmt.Errorf("grant record: %w", err)
+	}
+	c, err := s.clients.GetClient(ctx, h.client)
+	if err != nil {
+		return nil, h, err
+	}
+	req := &fosite.Request{
+		ID: id, RequestedAt: time.Unix(tail.RequestedAt, 0).UTC(), Client: c,
+		GrantedScope: splitList(h.scopes), Form: tail.Form,
+	}
+	aud, differ := strings.CutPrefix(h.audiences, "!")
+	req.GrantedAudience = splitList(aud)
+	req.RequestedScope, req.RequestedAudience = req.GrantedScope, req.GrantedAudience
+	if tail.RequestedScope != nil {
+		req.RequestedScope = tail.RequestedScope
+	}
+	if differ {
+		req.RequestedAudience = tail.RequestedAudience
+	}
+	if req.Form == nil {
+		req.Form = url.Values{}
+	}
+	if session != nil {
+		if gs, ok := session.(GrantSession); ok {
+			err = gs.UnmarshalGrant(tail.Session)
+		} else {
+			err = json.Unmarshal(tail.Session, session)
+		}
+		if err != nil {
+			return nil, h, fmt.Errorf("grant record session: %w", err)
+		}
+		if h.refreshExp != "" {
+			if n, err := strconv.ParseInt(h.refreshExp, 10, 64); err == nil {
+				session.SetExpiresAt(fosite.RefreshToken, time.Unix(n, 0).UTC())
+			}
+		}
+		req.Session = session
+	}
+	return req, h, nil
+}
+
+// lastUsed is when tokens were last issued with a grant: its last
+// rotation, else its creation.
+func (h grantHeader) lastUsed(created time.Time) time.Time {
+	if ms, err := strconv.ParseInt(h.rotated, 10, 64); err == nil {
+		return time.UnixMilli(ms).UTC()
+	}
+	return created
+}
