@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -40,9 +41,9 @@ const directNotifications = 16
 
 // direct answers, without mcp-go's Streamable HTTP transport, the POSTs of
 // a session (admitted by streamableSession) that need neither a stream of
-// their own nor per-session state in mcp-go: initialize, ping, and the
-// tools, resources and prompts requests, when the client did not ask for
-// progress. mcp-go's MCPServer still handles the message (HandleMessage);
+// their own nor per-session state in mcp-go: initialize, ping, the tools,
+// resources and prompts requests when the client did not ask for
+// progress, and the client's notifications. mcp-go's MCPServer still handles the message (HandleMessage);
 // only the transport is bypassed, for two reasons (issue 12):
 //
 //   - the transport builds a throwaway session per request on every replica
@@ -91,8 +92,12 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 				msg = &message{}
 			}
 		}
-		if !directMethods[msg.Method] || len(msg.ID) == 0 || string(msg.ID) == "null" ||
-			(msg.Params.Meta != nil && msg.Params.Meta.ProgressToken != nil) {
+		// A client's notification (notifications/initialized, /cancelled,
+		// …) has no answer: served here too, so that the transport does not
+		// build a throwaway session for it (issue 12).
+		notification := len(msg.ID) == 0 && strings.HasPrefix(msg.Method, "notifications/")
+		if !notification && (!directMethods[msg.Method] || len(msg.ID) == 0 || string(msg.ID) == "null" ||
+			(msg.Params.Meta != nil && msg.Params.Meta.ProgressToken != nil)) {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			next.ServeHTTP(w, r)
 			return
