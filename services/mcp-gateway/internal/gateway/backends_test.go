@@ -224,12 +224,19 @@ func TestDefaultChallengeLeavesOutDestructiveToolsScopes(t *testing.T) {
 	if want := `Bearer error="invalid_token", resource_metadata="` + metadataURL + `", scope="` + ask + `", error_description=`; r.Status != 401 || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), want) {
 		t.Errorf("refused token: %d %q, want it to start %q", r.Status, r.Header.Get("WWW-Authenticate"), want)
 	}
-	r = g.do(t, req{Method: "GET", Path: "/.well-known/oauth-protected-resource/mcp"})
-	var prm struct {
-		ScopesSupported []string `json:"scopes_supported"`
+	// The legacy endpoint's challenge and both metadata documents agree.
+	r = g.do(t, req{Method: "GET", Path: "/sse"})
+	if want := `Bearer resource_metadata="` + sseMetadataURL + `", scope="` + ask + `"`; r.Status != 401 || r.Header.Get("WWW-Authenticate") != want {
+		t.Errorf("/sse, no token: %d %q, want %q", r.Status, r.Header.Get("WWW-Authenticate"), want)
 	}
-	if err := json.Unmarshal(r.Body, &prm); err != nil || strings.Join(prm.ScopesSupported, " ") != ask+" notes.admin" {
-		t.Errorf("scopes_supported: %s", r.Body)
+	for _, path := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource/sse"} {
+		r = g.do(t, req{Method: "GET", Path: path})
+		var prm struct {
+			ScopesSupported []string `json:"scopes_supported"`
+		}
+		if err := json.Unmarshal(r.Body, &prm); err != nil || strings.Join(prm.ScopesSupported, " ") != ask+" notes.admin" {
+			t.Errorf("%s scopes_supported: %s", path, r.Body)
+		}
 	}
 
 	// The destructive tool asks for its scope when it is called.
