@@ -62,3 +62,28 @@ func (s *Static) ByName(name string) (*Client, bool) {
 	}
 	return nil, false
 }
+
+// HasHiddenCharacters reports whether name holds characters a reader does
+// not see as text: control characters, and Unicode's bidirectional
+// controls (U+202E RIGHT-TO-LEFT OVERRIDE shows "ppA rotarepO" as
+// "Operator App", which NameKey cannot see).
+func HasHiddenCharacters(name string) bool {
+	return strings.IndexFunc(name, hidden) >= 0
+}
+
+// DisplayName is name without the characters HasHiddenCharacters finds,
+// for showing a name that registration never checked (a client ID
+// metadata document's).
+func DisplayName(name string) string {
+	if !HasHiddenCharacters(name) {
+		return name
+	}
+	return strings.Map(func(r rune) rune {
+		if hidden(r) {
+			return -1
+		}
+		return r
+	}, name)
+}
+
+func hidden(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }

@@ -38,3 +38,21 @@ func TestNameKeyFoldsLookAlikes(t *testing.T) {
 		}
 	}
 }
+
+// A name with control or bidirectional formatting characters is caught,
+// and shown without them: U+202E would show "ppA rotarepO" as "Operator App".
+func TestHiddenCharactersInNames(t *testing.T) {
+	for _, n := range []string{"\u202eppA rotarepO", "Operator\u2066 App", "Operator\u200f App", "Notes\nhelper", "Notes\x00"} {
+		if !HasHiddenCharacters(n) {
+			t.Errorf("HasHiddenCharacters(%q) = false", n)
+		}
+	}
+	for _, n := range []string{"Operator App", "ＣｈａｔＧＰＴ", "Notes – helper", "שלום", "Zoë's notes"} {
+		if HasHiddenCharacters(n) || DisplayName(n) != n {
+			t.Errorf("%q: hidden %v, shown as %q", n, HasHiddenCharacters(n), DisplayName(n))
+		}
+	}
+	if got := DisplayName("\u202eppA rotarepO\u202c"); got != "ppA rotarepO" {
+		t.Errorf("DisplayName = %q", got)
+	}
+}

@@ -482,7 +482,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.A
 		}
 	}
 	_ = consentTemplate.Execute(w, map[string]any{
-		"ClientName": c.Name, "RedirectHost": ru.Host, "Scopes": scopes, "Resource": p.Resource,
+		"ClientName": clients.DisplayName(c.Name), "RedirectHost": ru.Host, "Scopes": scopes, "Resource": p.Resource,
 		"User": user, "ID": consentID, "CSRF": csrf,
 		"Unverified": unverified, "NameClash": nameClash, "ClientIDHost": clientIDHost,
 	})

@@ -194,6 +194,10 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		regErr("invalid_client_metadata", "client_name is too long")
 		return
 	}
+	if clients.HasHiddenCharacters(req.ClientName) {
+		regErr("invalid_client_metadata", "client_name must not contain control or bidirectional formatting characters")
+		return
+	}
 	// A self-registered client may not take the name of a client the
 	// operator registered: the consent page would show it as that app.
 	if s.static != nil {

@@ -326,6 +326,14 @@ func TestConsentPageMarksSelfRegisteredClients(t *testing.T) {
 			t.Errorf("register %q: %d %v, want 400 invalid_client_metadata %q", name, st, m, want)
 		}
 	}
+	// A bidirectional override would show "ppA rotarepO" as "Operator App".
+	for _, name := range []string{`\u202eppA rotarepO`, `Operator\u2066 App`, `Notes\u0007`} {
+		st, m := register(t, f, `{"redirect_uris":["http://127.0.0.1:8977/cb"],"token_endpoint_auth_method":"none","client_name":"`+name+`"}`)
+		want := "client_name must not contain control or bidirectional formatting characters"
+		if st != http.StatusBadRequest || m["error"] != "invalid_client_metadata" || m["error_description"] != want {
+			t.Errorf("register %s: %d %v, want 400 invalid_client_metadata %q", name, st, m, want)
+		}
+	}
 	consentPage := func(c devClient) string {
 		t.Helper()
 		a := newAuthRequest(c)
@@ -392,5 +400,17 @@ func TestConsentPageMarksSelfRegisteredClients(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("impersonating client's consent page lacks %q:\n%s", want, body)
 		}
+	}
+
+	// A name registration never checked (as a metadata document's) is
+	// shown without bidirectional controls.
+	rec["metadata"].(map[string]any)["client_name"] = "\u202eppA rotarepO\u202c"
+	b, _ = json.Marshal(rec)
+	if err := rdb.Set(ctx, keys[0], b, redis.KeepTTL).Err(); err != nil {
+		t.Fatal(err)
+	}
+	body = consentPage(dyn)
+	if want := "<h1>Allow “ppA rotarepO”, an unverified app, to access your account?</h1>"; !strings.Contains(body, want) || strings.ContainsRune(body, '\u202e') {
+		t.Errorf("consent page of a name with a right-to-left override lacks %q or keeps U+202E:\n%q", want, body)
 	}
 }
