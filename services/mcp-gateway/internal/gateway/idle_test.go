@@ -17,7 +17,9 @@ import (
 //
 //   - "initialize": initialize and notifications/initialized, then nothing;
 //   - "get-stream": the same, then a GET /mcp event stream opened (its 200
-//     and headers received) and closed by the client, then nothing.
+//     and headers received) and closed by the client, then nothing;
+//   - "initialize-again": the first shape once more, on a Redis and a
+//     gateway that have grown their tables already.
 //
 // Each shape opens TOLLGATE_BENCH_IDLE_SESSIONS sessions (default 500),
 // 100 per subject, and reports the gateway's live heap after a GC
@@ -41,7 +43,7 @@ func BenchmarkIdleSession(b *testing.B) {
 	for _, shape := range []struct {
 		name   string
 		stream bool
-	}{{"initialize", false}, {"get-stream", true}} {
+	}{{"initialize", false}, {"get-stream", true}, {"initialize-again", false}} {
 		tokens := make([]string, (n+99)/100)
 		for i := range tokens {
 			tokens[i] = f.Token(fmt.Sprintf("idle-%s-%d", shape.name, i), allScopes)
