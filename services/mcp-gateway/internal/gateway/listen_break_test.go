@@ -126,3 +126,32 @@ func TestListenStreamOwnershipTwoStreamsAndDelete(t *testing.T) {
 		t.Errorf("GET after DELETE: %d, want 404", res.StatusCode)
 	}
 }
+
+// A GET /mcp with a Last-Event-ID that is no event of the session is 400
+// whichever path serves it (the gateway's own for "listen-" ids, mcp-go's
+// transport for others), and registers nothing with mcp-go.
+func TestListenUnknownLastEventID(t *testing.T) {
+	r := testharness.StartRedis(t)
+	iss := tokentest.Start(t, "http://localhost:4000")
+	a, aURL := replica(t, r, iss)
+	tok := iss.Mint(t, tokentest.Token{Subject: "u1", ClientID: "c1", Audience: testResource, Scope: "openid"})
+	res := post(t, aURL, tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	res.Body.Close()
+	sid := res.Header.Get("Mcp-Session-Id")
+	if res.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize: %d", res.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, id := range []string{"listen-00112233445566778899aabb_1-0", "listen-", "not-an-event", "0-1"} {
+		res, _ := getStream(t, ctx, aURL, tok, sid, id)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("Last-Event-ID %q: %d %s, want 400", id, res.StatusCode, body)
+		}
+	}
+	if n := int(testutil.ToFloat64(a.metrics.registered)); n != 0 {
+		t.Errorf("sessions registered with mcp-go after refused resumptions: %d", n)
+	}
+}
