@@ -107,6 +107,9 @@ func TestBackendStatusCodesMapToHTTP(t *testing.T) {
 		{codes.Internal, "nil pointer in handler", 500, "server_error"},
 		{codes.Aborted, "transaction aborted", 500, "server_error"},
 		{codes.Unimplemented, "not yet", 500, "server_error"},
+		{codes.Canceled, "the backend gave up", 503, "temporarily_unavailable"},
+		{codes.Unknown, "panic: runtime error at /srv/notes/store.go:42", 500, "server_error"},
+		{codes.DataLoss, "page 7 of notes.db is corrupt", 500, "server_error"},
 	} {
 		t.Run(c.code.String(), func(t *testing.T) {
 			want := c.msg

@@ -162,6 +162,9 @@ func TestBackendStatusCodesMapToToolErrors(t *testing.T) {
 		{codes.Internal, "nil pointer in handler", "error"},
 		{codes.Aborted, "transaction aborted", "error"},
 		{codes.Unimplemented, "not yet", "error"},
+		{codes.Canceled, "the backend gave up", "unavailable"},
+		{codes.Unknown, "panic: runtime error at /srv/notes/store.go:42", "error"},
+		{codes.DataLoss, "page 7 of notes.db is corrupt", "error"},
 	} {
 		t.Run(c.code.String(), func(t *testing.T) {
 			want := c.msg
