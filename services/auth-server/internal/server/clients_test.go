@@ -334,6 +334,14 @@ func TestConsentPageMarksSelfRegisteredClients(t *testing.T) {
 			t.Errorf("register %s: %d %v, want 400 invalid_client_metadata %q", name, st, m, want)
 		}
 	}
+	// Localized names (RFC 7591 §2.2, "client_name#fr") and logo_uri are
+	// neither kept nor shown: they cannot carry a static client's name to
+	// the page.
+	if st, m := register(t, f, `{"redirect_uris":["http://127.0.0.1:8977/cb"],"token_endpoint_auth_method":"none","client_name":"Notes",`+
+		`"client_name#fr":"Operator App","client_name#en-US":"Operator App","logo_uri":"https://operator.example/logo.png"}`); st != http.StatusCreated ||
+		m["client_name"] != "Notes" || m["client_name#fr"] != nil || m["client_name#en-US"] != nil || m["logo_uri"] != nil {
+		t.Errorf("register with localized names: %d %v, want 201 with client_name Notes only", st, m)
+	}
 	consentPage := func(c devClient) string {
 		t.Helper()
 		a := newAuthRequest(c)
