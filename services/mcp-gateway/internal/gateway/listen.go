@@ -104,6 +104,13 @@ func (g *Gateway) attachListener(ctx context.Context, id string) (*listenSession
 	}, nil
 }
 
+// listenWriteTimeout bounds each write of a GET /mcp stream: a client that
+// stops reading (its TCP window closed) would otherwise hold the stream's
+// goroutine in Write, with its connection and listeners entry, past the
+// session's DELETE or the replica's shutdown, which cancel the request's
+// context but do not interrupt a blocked Write.
+var listenWriteTimeout = 30 * time.Second
+
 // pingIDs numbers the keep-alive pings of the gateway's own streams.
 var pingIDs atomic.Int64
 
@@ -164,6 +171,9 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 			return true
 		}
 	}
+	rc := http.NewResponseController(w)
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(listenWriteTimeout)) }
+	deadline()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -172,6 +182,7 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 	flush := w.(http.Flusher).Flush
 	flush()
 	for _, e := range replay {
+		deadline()
 		if writeSSE(w, e.id, e.message) != nil {
 			return true
 		}
@@ -197,11 +208,13 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 				g.log.WarnContext(ctx, "could not record a stream event", "err", err)
 				eventID = ""
 			}
+			deadline()
 			if writeSSE(w, eventID, data) != nil {
 				return true
 			}
 			flush()
 		case <-ping.C:
+			deadline()
 			msg := `{"jsonrpc":"2.0","id":` + strconv.FormatInt(pingIDs.Add(1), 10) + `,"method":"ping"}`
 			if writeSSE(w, "", json.RawMessage(msg)) != nil {
 				return true

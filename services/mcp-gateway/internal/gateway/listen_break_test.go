@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -154,4 +155,62 @@ func TestListenUnknownLastEventID(t *testing.T) {
 	if n := int(testutil.ToFloat64(a.metrics.registered)); n != 0 {
 		t.Errorf("sessions registered with mcp-go after refused resumptions: %d", n)
 	}
+}
+
+// A GET /mcp stream whose client stopped reading (its TCP window closed)
+// ends once a write has waited listenWriteTimeout: a DELETE of the session
+// cancels the stream's context, which does not interrupt a blocked Write:
+// without the write deadline the stream's goroutine, its connection and
+// the session's entry in the replica's listeners stayed (open streams 1
+// after the DELETE) as long as the client kept the connection open.
+func TestListenStreamOfAClientThatStopsReadingEnds(t *testing.T) {
+	old := listenWriteTimeout
+	listenWriteTimeout = 2 * time.Second
+	t.Cleanup(func() { listenWriteTimeout = old })
+	r := testharness.StartRedis(t)
+	iss := tokentest.Start(t, "http://localhost:4000")
+	a, aURL := replica(t, r, iss)
+	tok := iss.Mint(t, tokentest.Token{Subject: "u1", ClientID: "c1", Audience: testResource, Scope: "openid"})
+	res := post(t, aURL, tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	res.Body.Close()
+	sid := res.Header.Get("Mcp-Session-Id")
+	if res.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize: %d", res.StatusCode)
+	}
+	// A client that sends its GET and never reads.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(aURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(conn, "GET /mcp HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\nMcp-Session-Id: %s\r\nMcp-Protocol-Version: 2025-11-25\r\n\r\n", tok, sid)
+	registered := func() int { return int(testutil.ToFloat64(a.metrics.registered)) }
+	testharness.Eventually(t, 30*time.Second, "the stream's session registered", func() (bool, string) {
+		return registered() == 1, fmt.Sprintf("registered: %d", registered())
+	})
+	// More than the socket buffers hold (tcp_wmem's 4 MiB at most): the
+	// stream's writer blocks.
+	big := strings.Repeat("x", 64<<10)
+	for range 300 {
+		if err := a.Notify(context.Background(), sid, "notifications/message", map[string]any{"level": "info", "data": big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, _ := http.NewRequest("DELETE", aURL+"/mcp", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Mcp-Session-Id", sid)
+	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	dres, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dres.Body.Close()
+	if dres.StatusCode != 200 {
+		t.Fatalf("DELETE: %d", dres.StatusCode)
+	}
+	testharness.Eventually(t, 60*time.Second, "the unread stream ended and its session unregistered", func() (bool, string) {
+		n := testutil.ToFloat64(a.metrics.streams.WithLabelValues(transportStreamable))
+		return registered() == 0 && n == 0, fmt.Sprintf("registered: %d, open streams: %v", registered(), n)
+	})
 }
