@@ -156,6 +156,9 @@ func TestEnvelopeScanAgreesWithDecoding(t *testing.T) {
 		}
 	}
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"identity.profile","arguments":{}}}`)
+	if raceEnabled {
+		return // allocation counts need a build without -race (race_on_test.go)
+	}
 	if n := testing.AllocsPerRun(100, func() { _ = checkEnvelope(body) }); n != 0 {
 		t.Errorf("checkEnvelope allocates %v times per valid request", n)
 	}
