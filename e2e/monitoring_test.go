@@ -35,21 +35,29 @@ var (
 	notMetrics = regexp.MustCompile(`\{[^}]*\}|\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
 )
 
+// scrapeService returns the metric families one service of the fleet
+// exports on its admin /metrics, by name.
+func scrapeService(t *testing.T, name string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(fleet.AdminURL(name) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("%s /metrics: %v", name, err)
+	}
+	return mfs
+}
+
 // scrapeFleet returns every metric family each service exports, by name.
 func scrapeFleet(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	all := map[string]*dto.MetricFamily{}
 	for _, name := range devfleet.Services {
-		resp, err := http.Get(fleet.AdminURL(name) + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		mfs, err := parser.TextToMetricFamilies(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatalf("%s /metrics: %v", name, err)
-		}
+		mfs := scrapeService(t, name)
 		for n, mf := range mfs {
 			if prev, ok := all[n]; ok {
 				prev.Metric = append(prev.Metric, mf.Metric...)
@@ -285,16 +293,7 @@ func TestEveryExportedMetricIsDocumented(t *testing.T) {
 		if _, ok := sections[name]; !ok {
 			t.Errorf("%s has no section %q under \"Metrics by service\"", monitoringDoc, "### "+name)
 		}
-		resp, err := http.Get(fleet.AdminURL(name) + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		mfs, err := parser.TextToMetricFamilies(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatalf("%s /metrics: %v", name, err)
-		}
+		mfs := scrapeService(t, name)
 		var missing []string
 		for n := range mfs {
 			if standardFamily.MatchString(n) {
