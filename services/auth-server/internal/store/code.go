@@ -151,7 +151,7 @@ func (s *Store) codePart(ctx context.Context, sig, field string, session fosite.
 	if !ok {
 		return nil, nil, fosite.ErrNotFound
 	}
-	req, err := s.decodeScoped(ctx, []byte(b), session)
+	req, err := s.decodeScoped(ctx, b, session)
 	return req, f, err
 }
 
@@ -160,28 +160,41 @@ func (s *Store) codePart(ctx context.Context, sig, field string, session fosite.
 // earlier read of this request) is not decoded again. fosite changes only
 // expiries the stored JSON does not carry between those reads, so a second
 // decode would write the same values.
-func (s *Store) decodeScoped(ctx context.Context, b []byte, session fosite.Session) (*fosite.Request, error) {
+//
+// The record is split first (splitLast): only the request's few fields go
+// through encoding/json, and the session's JSON is compared as it is
+// stored, without a copy; it is decoded (and validated) only when this
+// session does not hold it yet.
+func (s *Store) decodeScoped(ctx context.Context, b string, session fosite.Session) (*fosite.Request, error) {
 	sc := scopeOf(ctx)
 	if sc == nil || session == nil {
-		return s.decode(ctx, b, session)
+		return s.decode(ctx, []byte(b), session)
 	}
-	var raw json.RawMessage
-	req, err := s.decodeInto(ctx, b, &raw)
+	var req *fosite.Request
+	var err error
+	shell, raw, ok := splitLast(b, `"session":`)
+	if ok {
+		req, err = s.decodeInto(ctx, []byte(shell), nil)
+	} else {
+		var rm json.RawMessage
+		req, err = s.decodeInto(ctx, []byte(b), &rm)
+		raw = string(rm)
+	}
 	if err != nil {
 		return nil, err
 	}
 	sc.mu.Lock()
-	done := sc.sessions[session] == string(raw)
+	done := sc.sessions[session] == raw
 	sc.mu.Unlock()
 	if !done {
-		if err := json.Unmarshal(raw, session); err != nil {
+		if err := json.Unmarshal([]byte(raw), session); err != nil {
 			return nil, fmt.Errorf("stored session: %w", err)
 		}
 		sc.mu.Lock()
 		if sc.sessions == nil {
 			sc.sessions = map[fosite.Session]string{}
 		}
-		sc.sessions[session] = string(raw)
+		sc.sessions[session] = raw
 		sc.mu.Unlock()
 	}
 	req.Session = session

@@ -172,8 +172,15 @@ func (s *Store) decodeGrant(ctx context.Context, id, rec string, session fosite.
 	if err != nil {
 		return nil, h, err
 	}
+	// The session, most of the JSON, is split off (splitLast) and scanned
+	// only where it is decoded, not twice more as a json.RawMessage.
 	var tail grantTail
-	if err := json.Unmarshal([]byte(js), &tail); err != nil {
+	if rest, sess, ok := splitLast(js, `"s":`); ok {
+		if err := json.Unmarshal([]byte(rest), &tail); err != nil {
+			return nil, h, fmt.Errorf("grant record: %w", err)
+		}
+		tail.Session = json.RawMessage(sess)
+	} else if err := json.Unmarshal([]byte(js), &tail); err != nil {
 		return nil, h, fmt.Errorf("grant record: %w", err)
 	}
 	c, err := s.clients.GetClient(ctx, h.client)
