@@ -7,6 +7,7 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
+	"hash"
 	"slices"
 	"strconv"
 	"strings"
@@ -172,6 +173,37 @@ type accessStrategy struct {
 	now          func() time.Time
 	// signing counts the signatures' CPU time (nil: not counted).
 	signing *signingMeter
+	// macs and successors are the HMAC states under macKey and
+	// successorKey, pooled (keyedMAC).
+	macs, successors keyedMAC
+}
+
+// keyedMAC is HMAC-SHA512/256 under one key with its states pooled:
+// hmac.New allocates ~1.2 KB and hashes the key each time, and a refresh
+// computes four MACs (its successor twice, each successor's token MAC
+// twice) — ~6 % of a refresh's allocation (docs/benchmarks/auth-server.md).
+// A pooled state is Reset to the keyed state before use. The zero value
+// is ready; the key is the one of the first call, and every call must pass
+// the same.
+type keyedMAC struct {
+	once sync.Once
+	pool sync.Pool
+}
+
+// sum appends the MAC of data under key to dst.
+func (k *keyedMAC) sum(key, dst []byte, data ...[]byte) []byte {
+	k.once.Do(func() {
+		key := slices.Clone(key)
+		k.pool.New = func() any { return hmac.New(sha512.New512_256, key) }
+	})
+	h := k.pool.Get().(hash.Hash)
+	h.Reset()
+	for _, d := range data {
+		h.Write(d)
+	}
+	dst = h.Sum(dst)
+	k.pool.Put(h)
+	return dst
 }
 
 const refreshPrefix = "ory_rt_"
@@ -355,16 +387,14 @@ func (a *accessStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Requ
 // successor is the refresh token that follows the grant's token with MAC
 // pmac, and its store handle.
 func (a *accessStrategy) successor(id, pmac string) (token, handle string) {
-	h := hmac.New(sha512.New512_256, a.successorKey)
-	h.Write([]byte(pmac))
-	return a.refreshToken(id, h.Sum(nil))
+	var nonce [32]byte
+	return a.refreshToken(id, a.successors.sum(a.successorKey, nonce[:0], []byte(pmac)))
 }
 
 func (a *accessStrategy) refreshToken(id string, nonce []byte) (token, handle string) {
 	key := append(append([]byte{byte(len(id))}, id...), nonce...)
-	h := hmac.New(sha512.New512_256, a.macKey[:])
-	h.Write(key)
-	mac := b64.EncodeToString(h.Sum(nil))
+	var sum [32]byte
+	mac := b64.EncodeToString(a.macs.sum(a.macKey[:], sum[:0], key))
 	return refreshPrefix + b64.EncodeToString(key) + "." + mac, id + "." + mac
 }
 
@@ -398,9 +428,8 @@ func (a *accessStrategy) GenerateAuthorizeCode(_ context.Context, r fosite.Reque
 		return "", "", err
 	}
 	key := append(append([]byte{byte(len(id))}, id...), nonce...)
-	h := hmac.New(sha512.New512_256, a.macKey[:])
-	h.Write(key)
-	mac := b64.EncodeToString(h.Sum(nil))
+	var sum [32]byte
+	mac := b64.EncodeToString(a.macs.sum(a.macKey[:], sum[:0], key))
 	return store.CodePrefix + b64.EncodeToString(key) + "." + mac, id + "." + mac, nil
 }
 func (a *accessStrategy) ValidateAuthorizeCode(ctx context.Context, r fosite.Requester, token string) error {
