@@ -46,6 +46,9 @@ const authServerProcessEnv = "TOLLGATE_BENCH_AUTH_SERVER_PROCESS"
 func TestMain(m *testing.M) {
 	if os.Getenv(authServerProcessEnv) == "1" {
 		if dir := os.Getenv(cpuProfileEnv); dir != "" {
+			if os.Getenv(allocProfileEnv) != "" {
+				runtime.MemProfileRate = 4096
+			}
 			go profileOnSignal(dir)
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -65,6 +68,26 @@ func TestMain(m *testing.M) {
 // <case>.pprof, covering exactly the timed window (`go tool pprof -top`).
 const cpuProfileEnv = "TOLLGATE_BENCH_CPUPROFILE"
 
+// allocProfileEnv, set with cpuProfileEnv, also writes the auth-server's
+// allocation profile at the start (<case>.pprof.allocs0) and the end
+// (<case>.pprof.allocs) of each case's window, sampling every 4 KiB
+// allocated: `go tool pprof -sample_index=alloc_space -base <start> <end>`
+// is what the window allocated. The finer sampling costs CPU: take no
+// CPU figures from such a run.
+const allocProfileEnv = "TOLLGATE_BENCH_ALLOCPROFILE"
+
+func writeAllocs(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "alloc profile:", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "alloc profile:", err)
+	}
+}
+
 // profileOnSignal runs in the auth-server process: SIGUSR1 starts a CPU
 // profile into the file named by <dir>/.next, SIGUSR2 stops it.
 func profileOnSignal(dir string) {
@@ -83,6 +106,9 @@ func profileOnSignal(dir string) {
 				fmt.Fprintln(os.Stderr, "cpu profile:", err)
 				continue
 			}
+			if os.Getenv(allocProfileEnv) != "" {
+				writeAllocs(filepath.Join(dir, string(name)+".allocs0"))
+			}
 			if err := pprof.StartCPUProfile(out); err != nil {
 				fmt.Fprintln(os.Stderr, "cpu profile:", err)
 				out.Close()
@@ -90,6 +116,9 @@ func profileOnSignal(dir string) {
 			}
 		case s == syscall.SIGUSR2 && out != nil:
 			pprof.StopCPUProfile()
+			if os.Getenv(allocProfileEnv) != "" {
+				writeAllocs(out.Name() + ".allocs")
+			}
 			out.Close()
 			out = nil
 		}

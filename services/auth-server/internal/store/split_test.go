@@ -63,12 +63,12 @@ func TestSplitLastMatchesEncodingJSON(t *testing.T) {
 func TestSplitLastRefuses(t *testing.T) {
 	for _, obj := range []string{
 		``, `{}`, `[]`, `{"session":{}}`, // the only member: no comma before it
-		`{"a":1,"session":{},"b":2}`,    // not the last member
-		`{"a":{"b":1,"session":2}}`,     // not at the top level
-		`{"a":"x,\"session\":1"}`,       // inside a string
-		`{"a":1, "session":{}}`,         // whitespace
-		`{"a":1,"session":{}`,           // truncated
-		`{"a":"1,"session":{}}`,         // unbalanced string
+		`{"a":1,"session":{},"b":2}`, // not the last member
+		`{"a":{"b":1,"session":2}}`,  // not at the top level
+		`{"a":"x,\"session\":1"}`,    // inside a string
+		`{"a":1, "session":{}}`,      // whitespace
+		`{"a":1,"session":{}`,        // truncated
+		`{"a":"1,"session":{}}`,      // unbalanced string
 	} {
 		if rest, value, ok := splitLast(obj, `"session":`); ok {
 			t.Errorf("splitLast(%q) = %q, %q, true; want false", obj, rest, value)
