@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -138,7 +139,8 @@ type Answer struct {
 	// tollgate_mcp_tool_calls_total.
 	Result string
 	// CallerError: the caller can act on the failure, and the backend's
-	// status message (written for callers) is shown as it is. Otherwise
+	// status message (written for callers) is shown, cut to
+	// MaxMessageBytes by CallerMessage. Otherwise
 	// the failure is the service's: a fixed text is shown and the details
 	// are logged.
 	CallerError bool
@@ -174,6 +176,34 @@ func AnswerFor(c codes.Code) Answer {
 // Transient reports whether a retry later may succeed without the caller
 // changing anything (the backend is down, slow or the call was cancelled).
 func (a Answer) Transient() bool { return a.HTTPStatus == 503 }
+
+// MaxMessageBytes bounds the backend's status message that a connector
+// passes on for a caller error (CallerMessage): 1 KiB of UTF-8, the marker
+// included. A status message travels in the grpc-message trailer, which
+// gRPC bounds only by the header list size (16 MiB in grpc-go's client),
+// and a connector would otherwise copy it whole into a tool result (and
+// its _meta), a JSON error body and a WWW-Authenticate header.
+const MaxMessageBytes = 1024
+
+// TruncationMarker ends a message that CallerMessage cut.
+const TruncationMarker = "... (truncated)"
+
+// CallerMessage is the text both connectors show for a caller error: the
+// backend's status message (written for callers), cut to at most
+// MaxMessageBytes bytes. A longer one keeps its first bytes up to a rune
+// boundary, so that no UTF-8 sequence is split, followed by
+// TruncationMarker. Bytes that are not UTF-8 are left to the encoders
+// (encoding/json writes U+FFFD).
+func CallerMessage(msg string) string {
+	if len(msg) <= MaxMessageBytes {
+		return msg
+	}
+	cut := MaxMessageBytes - len(TruncationMarker)
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + TruncationMarker
+}
 
 // HTTPStatus maps a gRPC code from a capability backend to the HTTP status
 // a REST connector answers, and the error code of its JSON body.

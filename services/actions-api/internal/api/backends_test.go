@@ -82,7 +82,8 @@ func TestConfiguredBackendIsServedAndFollowed(t *testing.T) {
 
 // Every gRPC code a backend answers maps by fault.AnswerFor, the table
 // the mcp-gateway shares (docs/reference/actions.md, "Errors"): a caller
-// error passes the backend's message on with its 4xx, a server fault is a
+// error passes the backend's message on with its 4xx (cut to 1 KiB: a
+// backend's 100 KiB message is not passed on whole), a server fault is a
 // 5xx with a fixed text.
 func TestBackendStatusCodesMapToHTTP(t *testing.T) {
 	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
@@ -110,10 +111,17 @@ func TestBackendStatusCodesMapToHTTP(t *testing.T) {
 		{codes.Canceled, "the backend gave up", 503, "temporarily_unavailable"},
 		{codes.Unknown, "panic: runtime error at /srv/notes/store.go:42", 500, "server_error"},
 		{codes.DataLoss, "page 7 of notes.db is corrupt", 500, "server_error"},
+		// 105,000 bytes: passed on as its first 1,008 bytes (336 whole
+		// three-byte runes) and the marker, 1,023 bytes in all, in the
+		// body and (PermissionDenied) the challenge.
+		{codes.InvalidArgument, strings.Repeat("€", 35000), 400, "invalid_request"},
+		{codes.PermissionDenied, strings.Repeat("€", 35000), 403, "insufficient_scope"},
 	} {
 		t.Run(c.code.String(), func(t *testing.T) {
 			want := c.msg
 			switch a := fault.AnswerFor(c.code); {
+			case len(c.msg) > 1024:
+				want = strings.Repeat("€", 336) + "... (truncated)"
 			case a.Transient():
 				want = "the capability service is unavailable; retry later"
 			case !a.CallerError:
@@ -125,6 +133,8 @@ func TestBackendStatusCodesMapToHTTP(t *testing.T) {
 			}
 			if ch := r.header.Get("WWW-Authenticate"); (c.status == 401 || c.status == 403) != (ch != "") {
 				t.Errorf("WWW-Authenticate = %q", ch)
+			} else if len(c.msg) > 1024 && ch != "" && !strings.Contains(ch, `error_description="`+strings.Repeat("'", 336)+`... (truncated)"`) {
+				t.Errorf("WWW-Authenticate of a 100 KiB message (%d bytes) = %.200q…", len(ch), ch)
 			}
 		})
 	}

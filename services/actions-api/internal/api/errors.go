@@ -58,7 +58,9 @@ func unavailable(desc string, cause error) *apiError {
 // fault.AnswerFor, the mapping the mcp-gateway shares. Messages of caller
 // errors (InvalidArgument, OutOfRange, FailedPrecondition,
 // Unauthenticated, PermissionDenied, NotFound, AlreadyExists,
-// ResourceExhausted) are written by the backend for callers and passed on;
+// ResourceExhausted) are written by the backend for callers and passed on,
+// cut to fault.MaxMessageBytes (fault.CallerMessage) in the body and the
+// challenge alike;
 // anything else gets a generic text and its details are logged. The
 // backend verifies the token again, so its refusals carry a Bearer
 // challenge too, naming metadata (the resource metadata URL) like the
@@ -68,9 +70,10 @@ func fromCore(err error, metadata string, scopes []string) *apiError {
 	a := fault.AnswerFor(st.Code())
 	switch {
 	case st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied:
-		return &apiError{status: a.HTTPStatus, code: a.Error, desc: st.Message(), challenge: challenge(metadata, a.Error, st.Message(), scopes)}
+		msg := fault.CallerMessage(st.Message())
+		return &apiError{status: a.HTTPStatus, code: a.Error, desc: msg, challenge: challenge(metadata, a.Error, msg, scopes)}
 	case a.CallerError:
-		return &apiError{status: a.HTTPStatus, code: a.Error, desc: st.Message()}
+		return &apiError{status: a.HTTPStatus, code: a.Error, desc: fault.CallerMessage(st.Message())}
 	case a.Transient():
 		return &apiError{status: a.HTTPStatus, code: a.Error, desc: "the capability service is unavailable; retry later", cause: err}
 	}

@@ -135,8 +135,9 @@ func TestToolWithUnknownWidgetIsLeftOut(t *testing.T) {
 
 // Every gRPC code a backend answers maps by fault.AnswerFor, the table
 // the actions-api shares (docs/reference/mcp.md, "Tool call failures"):
-// a caller error is a tool result with isError and the backend's message,
-// a server fault one with a fixed text; never a JSON-RPC or HTTP error.
+// a caller error is a tool result with isError and the backend's message
+// (cut to 1 KiB: a backend's 100 KiB message is not passed on whole), a
+// server fault one with a fixed text; never a JSON-RPC or HTTP error.
 func TestBackendStatusCodesMapToToolErrors(t *testing.T) {
 	f := newFleet(t)
 	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
@@ -165,10 +166,15 @@ func TestBackendStatusCodesMapToToolErrors(t *testing.T) {
 		{codes.Canceled, "the backend gave up", "unavailable"},
 		{codes.Unknown, "panic: runtime error at /srv/notes/store.go:42", "error"},
 		{codes.DataLoss, "page 7 of notes.db is corrupt", "error"},
+		// 105,000 bytes: shown as its first 1,008 bytes (336 whole
+		// three-byte runes) and the marker, 1,023 bytes in all.
+		{codes.InvalidArgument, strings.Repeat("€", 35000), "invalid_arguments"},
 	} {
 		t.Run(c.code.String(), func(t *testing.T) {
 			want := c.msg
 			switch a := fault.AnswerFor(c.code); {
+			case len(c.msg) > 1024:
+				want = strings.Repeat("€", 336) + "... (truncated)"
 			case c.code == codes.Unauthenticated:
 				want = "The service did not accept the authorization; reconnect the app."
 			case a.Transient():

@@ -349,7 +349,7 @@ func (c *catalog) logCallError(ctx context.Context, tool, result string, err err
 // callError maps a capability backend's failure with fault.AnswerFor, the
 // mapping the actions-api shares, to a metric label and a message that is
 // safe to show: a caller error shows the backend's message (written for
-// callers), except Unauthenticated, whose remedy is always to reconnect; a
+// callers; at most fault.MaxMessageBytes, fault.CallerMessage), except Unauthenticated, whose remedy is always to reconnect; a
 // server fault shows a fixed text and its details are logged.
 func callError(err error) (string, string) {
 	st, _ := status.FromError(err)
@@ -358,7 +358,7 @@ func callError(err error) (string, string) {
 	case st.Code() == codes.Unauthenticated:
 		return a.Result, "The service did not accept the authorization; reconnect the app."
 	case a.CallerError:
-		return a.Result, st.Message()
+		return a.Result, fault.CallerMessage(st.Message())
 	case a.Transient():
 		return a.Result, "The service is temporarily unavailable; try again in a moment."
 	}
