@@ -16,6 +16,107 @@ import (
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
 
+// listenFixture is a Streamable HTTP session (2025-11-25) initialized on
+// the first of its replicas — gateways built by replica, sharing one real
+// Redis and one key-set server — by the subject u1 through the client c1.
+type listenFixture struct {
+	iss  *tokentest.Issuer
+	gws  []*Gateway
+	urls []string
+	tok  string // u1's access token through c1
+	sid  string // the session
+}
+
+// newListenFixture starts replicas gateways with the settings env (name,
+// value pairs) and initializes a session on the first.
+func newListenFixture(t *testing.T, replicas int, env ...string) *listenFixture {
+	t.Helper()
+	r := testharness.StartRedis(t)
+	f := &listenFixture{iss: tokentest.Start(t, "http://localhost:4000")}
+	for range replicas {
+		g, u := replica(t, r, f.iss, env...)
+		f.gws, f.urls = append(f.gws, g), append(f.urls, u)
+	}
+	f.tok = f.iss.Mint(t, tokentest.Token{Subject: "u1", ClientID: "c1", Audience: testResource, Scope: "openid"})
+	res := post(t, f.urls[0], f.tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	res.Body.Close()
+	f.sid = res.Header.Get("Mcp-Session-Id")
+	if res.StatusCode != 200 || f.sid == "" {
+		t.Fatalf("initialize: %d", res.StatusCode)
+	}
+	return f
+}
+
+// delete ends the session with DELETE /mcp on url and fails unless it is
+// answered 200.
+func (f *listenFixture) delete(t *testing.T, url string) {
+	t.Helper()
+	req, _ := http.NewRequest("DELETE", url+"/mcp", nil)
+	req.Header.Set("Authorization", "Bearer "+f.tok)
+	req.Header.Set("Mcp-Session-Id", f.sid)
+	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("DELETE on %s: %d", url, res.StatusCode)
+	}
+}
+
+// registered is the number of sessions g has registered with mcp-go.
+func registered(g *Gateway) int { return int(testutil.ToFloat64(g.metrics.registered)) }
+
+// openStreams is the number of streams of transport open on g.
+func openStreams(g *Gateway, transport string) int {
+	return int(testutil.ToFloat64(g.metrics.streams.WithLabelValues(transport)))
+}
+
+// stalledClient sends a GET of path with headers over a real TCP
+// connection with a small receive buffer, and never reads the answer:
+// once the socket buffers are full, the server's writes block. It reads
+// nothing at all unless until is set, in which case it reads the answer
+// up to and including the first line containing until and returns that
+// line, then stops reading.
+func stalledClient(t *testing.T, url, path string, headers map[string]string, until string) (net.Conn, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n", path)
+	for k, v := range headers {
+		fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		t.Fatal(err)
+	}
+	if until == "" {
+		return conn, ""
+	}
+	// One byte at a time, so that nothing after the line is read.
+	var line []byte
+	one := make([]byte, 1)
+	for {
+		if _, err := conn.Read(one); err != nil {
+			t.Fatalf("reading the answer up to %q: %v (read %q)", until, err, line)
+		}
+		if one[0] != '\n' {
+			line = append(line, one[0])
+			continue
+		}
+		if strings.Contains(string(line), until) {
+			return conn, strings.TrimSpace(string(line))
+		}
+		line = line[:0]
+	}
+}
+
 // A GET /mcp stream is refused (404, as for an unknown session) to another
 // subject and to the same subject through another client; a session may
 // hold two GET streams at once (Streamable HTTP: "The client MAY remain
@@ -23,17 +124,8 @@ import (
 // other delivering, and a DELETE on another replica ends the stream and
 // leaves nothing registered with mcp-go.
 func TestListenStreamOwnershipTwoStreamsAndDelete(t *testing.T) {
-	r := testharness.StartRedis(t)
-	iss := tokentest.Start(t, "http://localhost:4000")
-	a, aURL := replica(t, r, iss)
-	b, bURL := replica(t, r, iss)
-	tok := iss.Mint(t, tokentest.Token{Subject: "u1", ClientID: "c1", Audience: testResource, Scope: "openid"})
-	res := post(t, aURL, tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
-	res.Body.Close()
-	sid := res.Header.Get("Mcp-Session-Id")
-	if res.StatusCode != 200 || sid == "" {
-		t.Fatalf("initialize: %d", res.StatusCode)
-	}
+	f := newListenFixture(t, 2)
+	a, b, aURL, bURL, tok, sid := f.gws[0], f.gws[1], f.urls[0], f.urls[1], f.tok, f.sid
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -41,14 +133,13 @@ func TestListenStreamOwnershipTwoStreamsAndDelete(t *testing.T) {
 		{Subject: "u2", ClientID: "c1", Audience: testResource, Scope: "openid"},
 		{Subject: "u1", ClientID: "c2", Audience: testResource, Scope: "openid"},
 	} {
-		res, _ := getStream(t, ctx, bURL, iss.Mint(t, other), sid, "")
+		res, _ := getStream(t, ctx, bURL, f.iss.Mint(t, other), sid, "")
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		if res.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "session not found; initialize a new session") {
 			t.Errorf("GET by %s/%s: %d %s, want 404 session not found", other.Subject, other.ClientID, res.StatusCode, body)
 		}
 	}
-	registered := func(g *Gateway) int { return int(testutil.ToFloat64(g.metrics.registered)) }
 	if n := registered(b); n != 0 {
 		t.Errorf("refused GETs registered %d sessions on B", n)
 	}
@@ -67,8 +158,8 @@ func TestListenStreamOwnershipTwoStreamsAndDelete(t *testing.T) {
 		t.Fatalf("two GET streams of one session: %d, %d", res1.StatusCode, res2.StatusCode)
 	}
 	testharness.Eventually(t, 30*time.Second, "both streams open on A", func() (bool, string) {
-		n := testutil.ToFloat64(a.metrics.streams.WithLabelValues(transportStreamable))
-		return n == 2 && registered(a) == 1, fmt.Sprintf("streams %v, registered %d", n, registered(a))
+		n := openStreams(a, transportStreamable)
+		return n == 2 && registered(a) == 1, fmt.Sprintf("streams %d, registered %d", n, registered(a))
 	})
 	notify("one")
 	// One of the two streams carries it (a message goes on one stream only).
@@ -87,8 +178,8 @@ func TestListenStreamOwnershipTwoStreamsAndDelete(t *testing.T) {
 	close1()
 	res1.Body.Close()
 	testharness.Eventually(t, 30*time.Second, "one stream left on A", func() (bool, string) {
-		n := testutil.ToFloat64(a.metrics.streams.WithLabelValues(transportStreamable))
-		return n == 1, fmt.Sprintf("streams %v", n)
+		n := openStreams(a, transportStreamable)
+		return n == 1, fmt.Sprintf("streams %d", n)
 	})
 	if n := registered(a); n != 1 {
 		t.Fatalf("session registered on A with one stream still open: %d", n)
@@ -97,18 +188,7 @@ func TestListenStreamOwnershipTwoStreamsAndDelete(t *testing.T) {
 	nextListenEvent(t, ctx, events2, "two")
 
 	// DELETE on B ends A's stream.
-	req, _ := http.NewRequest("DELETE", bURL+"/mcp", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Mcp-Session-Id", sid)
-	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-	dres, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dres.Body.Close()
-	if dres.StatusCode != 200 {
-		t.Fatalf("DELETE on B: %d", dres.StatusCode)
-	}
+	f.delete(t, bURL)
 	select {
 	case e, ok := <-events2:
 		if ok {
@@ -121,7 +201,7 @@ func TestListenStreamOwnershipTwoStreamsAndDelete(t *testing.T) {
 		return registered(a) == 0, fmt.Sprintf("registered on A: %d", registered(a))
 	})
 	// A GET of the deleted session, with or without Last-Event-ID, is 404.
-	res, _ = getStream(t, ctx, aURL, tok, sid, "")
+	res, _ := getStream(t, ctx, aURL, tok, sid, "")
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotFound {
 		t.Errorf("GET after DELETE: %d, want 404", res.StatusCode)
@@ -132,27 +212,18 @@ func TestListenStreamOwnershipTwoStreamsAndDelete(t *testing.T) {
 // whichever path serves it (the gateway's own for "listen-" ids, mcp-go's
 // transport for others), and registers nothing with mcp-go.
 func TestListenUnknownLastEventID(t *testing.T) {
-	r := testharness.StartRedis(t)
-	iss := tokentest.Start(t, "http://localhost:4000")
-	a, aURL := replica(t, r, iss)
-	tok := iss.Mint(t, tokentest.Token{Subject: "u1", ClientID: "c1", Audience: testResource, Scope: "openid"})
-	res := post(t, aURL, tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
-	res.Body.Close()
-	sid := res.Header.Get("Mcp-Session-Id")
-	if res.StatusCode != 200 || sid == "" {
-		t.Fatalf("initialize: %d", res.StatusCode)
-	}
+	f := newListenFixture(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, id := range []string{"listen-00112233445566778899aabb_1-0", "listen-", "not-an-event", "0-1"} {
-		res, _ := getStream(t, ctx, aURL, tok, sid, id)
+		res, _ := getStream(t, ctx, f.urls[0], f.tok, f.sid, id)
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		if res.StatusCode != http.StatusBadRequest {
 			t.Errorf("Last-Event-ID %q: %d %s, want 400", id, res.StatusCode, body)
 		}
 	}
-	if n := int(testutil.ToFloat64(a.metrics.registered)); n != 0 {
+	if n := registered(f.gws[0]); n != 0 {
 		t.Errorf("sessions registered with mcp-go after refused resumptions: %d", n)
 	}
 }
@@ -167,50 +238,25 @@ func TestListenStreamOfAClientThatStopsReadingEnds(t *testing.T) {
 	old := listenWriteTimeout
 	listenWriteTimeout = 2 * time.Second
 	t.Cleanup(func() { listenWriteTimeout = old })
-	r := testharness.StartRedis(t)
-	iss := tokentest.Start(t, "http://localhost:4000")
-	a, aURL := replica(t, r, iss)
-	tok := iss.Mint(t, tokentest.Token{Subject: "u1", ClientID: "c1", Audience: testResource, Scope: "openid"})
-	res := post(t, aURL, tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
-	res.Body.Close()
-	sid := res.Header.Get("Mcp-Session-Id")
-	if res.StatusCode != 200 || sid == "" {
-		t.Fatalf("initialize: %d", res.StatusCode)
-	}
+	f := newListenFixture(t, 1)
+	a := f.gws[0]
 	// A client that sends its GET and never reads.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(aURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
-	fmt.Fprintf(conn, "GET /mcp HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\nMcp-Session-Id: %s\r\nMcp-Protocol-Version: 2025-11-25\r\n\r\n", tok, sid)
-	registered := func() int { return int(testutil.ToFloat64(a.metrics.registered)) }
+	stalledClient(t, f.urls[0], "/mcp", map[string]string{
+		"Authorization": "Bearer " + f.tok, "Mcp-Session-Id": f.sid, "Mcp-Protocol-Version": "2025-11-25"}, "")
 	testharness.Eventually(t, 30*time.Second, "the stream's session registered", func() (bool, string) {
-		return registered() == 1, fmt.Sprintf("registered: %d", registered())
+		return registered(a) == 1, fmt.Sprintf("registered: %d", registered(a))
 	})
 	// More than the socket buffers hold (tcp_wmem's 4 MiB at most): the
 	// stream's writer blocks.
 	big := strings.Repeat("x", 64<<10)
 	for range 300 {
-		if err := a.Notify(context.Background(), sid, "notifications/message", map[string]any{"level": "info", "data": big}); err != nil {
+		if err := a.Notify(context.Background(), f.sid, "notifications/message", map[string]any{"level": "info", "data": big}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	req, _ := http.NewRequest("DELETE", aURL+"/mcp", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Mcp-Session-Id", sid)
-	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-	dres, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dres.Body.Close()
-	if dres.StatusCode != 200 {
-		t.Fatalf("DELETE: %d", dres.StatusCode)
-	}
+	f.delete(t, f.urls[0])
 	testharness.Eventually(t, 60*time.Second, "the unread stream ended and its session unregistered", func() (bool, string) {
-		n := testutil.ToFloat64(a.metrics.streams.WithLabelValues(transportStreamable))
-		return registered() == 0 && n == 0, fmt.Sprintf("registered: %d, open streams: %v", registered(), n)
+		n := openStreams(a, transportStreamable)
+		return registered(a) == 0 && n == 0, fmt.Sprintf("registered: %d, open streams: %d", registered(a), n)
 	})
 }

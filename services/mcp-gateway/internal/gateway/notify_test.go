@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	capabilityv1 "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1"
@@ -33,13 +32,18 @@ import (
 const testResource = "http://localhost:4000/mcp"
 
 // replica builds a Gateway with New (not Run), so that the test can call
-// Notify and Broadcast on it, and serves it on a loopback port.
-func replica(t *testing.T, r *testharness.Redis, iss *tokentest.Issuer) (*Gateway, string) {
+// Notify and Broadcast on it, and serves it on a loopback port. env adds
+// settings, as name, value pairs.
+func replica(t *testing.T, r *testharness.Redis, iss *tokentest.Issuer, env ...string) (*Gateway, string) {
 	t.Helper()
-	cfg, err := config.Load(pconfig.MapEnv(map[string]string{
+	vars := map[string]string{
 		"HTTP_ADDR": "127.0.0.1:0", "MCP_RESOURCE_URL": testResource, "PUBLIC_ISSUER_URL": "http://localhost:4000",
 		"AUTH_GRPC_ADDR": iss.Addr, "CORE_GRPC_ADDR": "127.0.0.1:1", "REDIS_URL": r.URL(), "REDIS_KEY_PREFIX": "notify:",
-	}))
+	}
+	for i := 0; i+1 < len(env); i += 2 {
+		vars[env[i]] = env[i+1]
+	}
+	cfg, err := config.Load(pconfig.MapEnv(vars))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,8 +256,6 @@ func TestListenStreamResumesOnAnyReplica(t *testing.T) {
 		return res.Header.Get("Mcp-Session-Id")
 	}
 	sid := initialize()
-	// Sessions registered with mcp-go on a replica (its hooks count them).
-	registered := func(g *Gateway) int { return int(testutil.ToFloat64(g.metrics.registered)) }
 	notify := func(text string) {
 		t.Helper()
 		if err := b.Notify(context.Background(), sid, "notifications/message", map[string]any{"level": "info", "data": text}); err != nil {
