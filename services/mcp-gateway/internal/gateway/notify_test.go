@@ -39,6 +39,7 @@ func replica(t *testing.T, r *testharness.Redis, iss *tokentest.Issuer, env ...s
 	vars := map[string]string{
 		"HTTP_ADDR": "127.0.0.1:0", "MCP_RESOURCE_URL": testResource, "PUBLIC_ISSUER_URL": "http://localhost:4000",
 		"AUTH_GRPC_ADDR": iss.Addr, "CORE_GRPC_ADDR": "127.0.0.1:1", "REDIS_URL": r.URL(), "REDIS_KEY_PREFIX": "notify:",
+		"REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout, "REDIS_DIAL_TIMEOUT": testharness.RedisDialTimeout,
 	}
 	for i := 0; i+1 < len(env); i += 2 {
 		vars[env[i]] = env[i+1]
