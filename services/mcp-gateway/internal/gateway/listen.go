@@ -128,7 +128,9 @@ var pingIDs atomic.Int64
 // ping request every SSE_KEEPALIVE_INTERVAL (no event id, not recorded).
 // A GET with Last-Event-ID of a stream served here (on any replica) gets
 // the events recorded after it and then continues that stream live; an
-// event id of another session is 400.
+// event id of another session, or any id that is no recorded event of the
+// session, is refused with writeUnknownEventID's answer, whichever path would
+// have served the stream.
 func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool {
 	if v := r.Header.Get(mcp.HeaderProtocolVersion); v != "" && !validVersion(v) {
 		return false
@@ -141,7 +143,7 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 	lastEventID := r.Header.Get("Last-Event-ID")
 	if lastEventID != "" {
 		if !strings.HasPrefix(lastEventID, listenStreamPrefix) {
-			return false
+			return g.refusedEventID(w, r, id, lastEventID)
 		}
 	} else {
 		var b [12]byte
@@ -150,6 +152,9 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 	}
 	s, release, err := g.attachListener(ctx, id)
 	if err != nil {
+		if lastEventID != "" {
+			return g.refusedEventID(w, r, id, lastEventID)
+		}
 		return false
 	}
 	defer release()
@@ -164,7 +169,7 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 		})
 		switch {
 		case errors.Is(err, server.ErrUnknownEventID):
-			writeHTTPError(w, http.StatusBadRequest, mcp.INVALID_REQUEST, "unknown Last-Event-ID: not an event of this session's streams")
+			writeUnknownEventID(w)
 			return true
 		case err != nil:
 			g.unavailable(w, r, transportStreamable, r.Method, err)
@@ -222,6 +227,37 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 			flush()
 		}
 	}
+}
+
+// unknownEventIDMessage is the message of the answer to a GET /mcp whose
+// Last-Event-ID is no event of the session's streams.
+const unknownEventIDMessage = "unknown Last-Event-ID: not an event of this session's streams; open a new stream without Last-Event-ID"
+
+// writeUnknownEventID answers a GET /mcp whose Last-Event-ID is no event
+// recorded on the session's streams (malformed, never sent, trimmed past
+// STREAM_HISTORY_EVENTS, expired, or another session's): 400 with a
+// JSON-RPC error, code -32600 (invalid request), id null. The Streamable
+// HTTP transport ("Resumability and Redelivery") leaves this answer to the
+// server; it is the same whichever path would have resumed the stream.
+func writeUnknownEventID(w http.ResponseWriter) {
+	writeHTTPError(w, http.StatusBadRequest, mcp.INVALID_REQUEST, unknownEventIDMessage)
+}
+
+// refusedEventID answers, and reports true, when lastEventID — of a
+// stream listen leaves to mcp-go's transport (the answer stream of a
+// POST) — is no event of the session, or Redis cannot tell; mcp-go's own
+// refusal is a plain-text "Unknown Last-Event-ID". It reports false,
+// having written nothing, for a recorded event: the transport resumes it.
+func (g *Gateway) refusedEventID(w http.ResponseWriter, r *http.Request, id, lastEventID string) bool {
+	switch err := g.events.Known(r.Context(), id, lastEventID); {
+	case errors.Is(err, server.ErrUnknownEventID):
+		writeUnknownEventID(w)
+		return true
+	case err != nil:
+		g.unavailable(w, r, transportStreamable, r.Method, err)
+		return true
+	}
+	return false
 }
 
 type replayed struct {

@@ -65,6 +65,32 @@ func (f *listenFixture) delete(t *testing.T, url string) {
 	}
 }
 
+// refusedGET sends a GET /mcp of the session on url with token and, if
+// set, Last-Event-ID, and returns the whole answer: for a refusal, which
+// getStream's reader would race to read.
+func (f *listenFixture) refusedGET(t *testing.T, url, token, lastEventID string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url+"/mcp", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Mcp-Session-Id", f.sid)
+	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	client := &http.Client{Timeout: 30 * time.Second} // a refusal, not a stream
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET /mcp: %v", err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("GET /mcp answered %d, then: %v", res.StatusCode, err)
+	}
+	return res, string(body)
+}
+
 // registered is the number of sessions g has registered with mcp-go.
 func registered(g *Gateway) int { return int(testutil.ToFloat64(g.metrics.registered)) }
 
@@ -133,10 +159,8 @@ func TestListenStreamOwnershipTwoStreamsAndDelete(t *testing.T) {
 		{Subject: "u2", ClientID: "c1", Audience: testResource, Scope: "openid"},
 		{Subject: "u1", ClientID: "c2", Audience: testResource, Scope: "openid"},
 	} {
-		res, _ := getStream(t, ctx, bURL, f.iss.Mint(t, other), sid, "")
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "session not found; initialize a new session") {
+		res, body := f.refusedGET(t, bURL, f.iss.Mint(t, other), "")
+		if res.StatusCode != http.StatusNotFound || !strings.Contains(body, "session not found; initialize a new session") {
 			t.Errorf("GET by %s/%s: %d %s, want 404 session not found", other.Subject, other.ClientID, res.StatusCode, body)
 		}
 	}
@@ -208,19 +232,24 @@ func TestListenStreamOwnershipTwoStreamsAndDelete(t *testing.T) {
 	}
 }
 
-// A GET /mcp with a Last-Event-ID that is no event of the session is 400
-// whichever path serves it (the gateway's own for "listen-" ids, mcp-go's
-// transport for others), and registers nothing with mcp-go.
+// A GET /mcp with a Last-Event-ID that is no event of the session gets one
+// answer whichever path would serve it (the gateway's own for "listen-"
+// ids, mcp-go's transport for others, whose own refusal is plain text):
+// 400, a JSON-RPC error -32600 with a null id; and registers nothing with
+// mcp-go.
 func TestListenUnknownLastEventID(t *testing.T) {
 	f := newListenFixture(t, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for _, id := range []string{"listen-00112233445566778899aabb_1-0", "listen-", "not-an-event", "0-1"} {
-		res, _ := getStream(t, ctx, f.urls[0], f.tok, f.sid, id)
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusBadRequest {
-			t.Errorf("Last-Event-ID %q: %d %s, want 400", id, res.StatusCode, body)
+	want := `{"error":{"code":-32600,"message":"unknown Last-Event-ID: not an event of this session's streams; open a new stream without Last-Event-ID"},"id":null,"jsonrpc":"2.0"}` + "\n"
+	for _, id := range []string{
+		"listen-00112233445566778899aabb_1-0",      // the gateway's stream form, never recorded
+		"listen-",                                  // the gateway's prefix, malformed
+		"0f8fad5b-d9cb-469f-a165-70867728950e_1-0", // the form of a POST's answer stream (mcp-go), never recorded
+		"not-an-event",                             // mcp-go's path, malformed
+		"0-1",
+	} {
+		res, body := f.refusedGET(t, f.urls[0], f.tok, id)
+		if res.StatusCode != http.StatusBadRequest || res.Header.Get("Content-Type") != "application/json" || body != want {
+			t.Errorf("Last-Event-ID %q: %d %s %q, want 400 application/json %q", id, res.StatusCode, res.Header.Get("Content-Type"), body, want)
 		}
 	}
 	if n := registered(f.gws[0]); n != 0 {

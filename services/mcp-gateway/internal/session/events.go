@@ -68,21 +68,11 @@ func (e *Events) StoreEvent(ctx context.Context, sessionID, streamID string, mes
 // ReplayEventsAfter sends every event of lastEventID's stream recorded after
 // it, in order, and returns the stream id.
 func (e *Events) ReplayEventsAfter(ctx context.Context, sessionID, lastEventID string, send func(eventID string, message json.RawMessage) error) (string, error) {
-	streamID, entry, ok := strings.Cut(lastEventID, "_")
-	if !ok || streamID == "" || entry == "" {
-		return "", fmt.Errorf("%w: %s", server.ErrUnknownEventID, lastEventID)
+	streamID, entry, err := e.find(ctx, sessionID, lastEventID)
+	if err != nil {
+		return "", err
 	}
 	key := e.streamKey(sessionID, streamID)
-	found, err := e.rdb.XRangeN(ctx, key, entry, entry, 1).Result()
-	if err != nil {
-		if isBadID(err) {
-			return "", fmt.Errorf("%w: %s", server.ErrUnknownEventID, lastEventID)
-		}
-		return "", fmt.Errorf("replay events: %w", err)
-	}
-	if len(found) == 0 {
-		return "", fmt.Errorf("%w: %s", server.ErrUnknownEventID, lastEventID)
-	}
 	after, err := e.rdb.XRange(ctx, key, "("+entry, "+").Result()
 	if err != nil {
 		return "", fmt.Errorf("replay events: %w", err)
@@ -94,6 +84,36 @@ func (e *Events) ReplayEventsAfter(ctx context.Context, sessionID, lastEventID s
 		}
 	}
 	return streamID, nil
+}
+
+// Known reports whether lastEventID is an event recorded on one of the
+// session's streams (one Redis command): nil if it is, an error wrapping
+// server.ErrUnknownEventID if it is not (malformed, never recorded,
+// trimmed, expired, or another session's), another error if Redis could
+// not tell.
+func (e *Events) Known(ctx context.Context, sessionID, lastEventID string) error {
+	_, _, err := e.find(ctx, sessionID, lastEventID)
+	return err
+}
+
+// find splits lastEventID into its stream id and Redis entry id, checking
+// that the entry is recorded in the session's stream.
+func (e *Events) find(ctx context.Context, sessionID, lastEventID string) (streamID, entry string, err error) {
+	streamID, entry, ok := strings.Cut(lastEventID, "_")
+	if !ok || streamID == "" || entry == "" {
+		return "", "", fmt.Errorf("%w: %s", server.ErrUnknownEventID, lastEventID)
+	}
+	found, err := e.rdb.XRangeN(ctx, e.streamKey(sessionID, streamID), entry, entry, 1).Result()
+	if err != nil {
+		if isBadID(err) {
+			return "", "", fmt.Errorf("%w: %s", server.ErrUnknownEventID, lastEventID)
+		}
+		return "", "", fmt.Errorf("replay events: %w", err)
+	}
+	if len(found) == 0 {
+		return "", "", fmt.Errorf("%w: %s", server.ErrUnknownEventID, lastEventID)
+	}
+	return streamID, entry, nil
 }
 
 // PurgeSession drops the session's events once the session has ended. mcp-go
