@@ -56,6 +56,12 @@ type Config struct {
 	// StreamHistory bounds the events kept per stream for Last-Event-ID
 	// resumption (STREAM_HISTORY_EVENTS).
 	StreamHistory int
+	// StreamWriteTimeout bounds each write of a server-to-client stream
+	// (GET /mcp and GET /sse; STREAM_WRITE_TIMEOUT, 1s to 5m): a client
+	// that stopped reading has its stream closed once a write has waited
+	// this long, instead of holding the stream's goroutine, connection and
+	// session.
+	StreamWriteTimeout time.Duration
 	// ToolNameStyle is how tool names are spelled on the wire
 	// (MCP_TOOL_NAME_STYLE): ToolNamesDotted, the registry's names
 	// ("health.check"), or ToolNamesUnderscore ("health_check"), for
@@ -93,6 +99,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.CoreTimeout = s.Duration("CORE_CALL_TIMEOUT", 5*time.Second)
 	c.KeepAlive = s.Duration("SSE_KEEPALIVE_INTERVAL", 25*time.Second)
 	c.StreamHistory = s.Int("STREAM_HISTORY_EVENTS", 1000)
+	c.StreamWriteTimeout = s.Duration("STREAM_WRITE_TIMEOUT", 30*time.Second)
 	c.ToolNameStyle = s.String("MCP_TOOL_NAME_STYLE", ToolNamesDotted)
 	c.ConformanceFixtures = s.Bool("MCP_CONFORMANCE_FIXTURES", false)
 	p := s.Problems()
@@ -137,6 +144,9 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.StreamHistory < 10 {
 		p.Addf("STREAM_HISTORY_EVENTS: must be at least 10")
+	}
+	if c.StreamWriteTimeout < time.Second || c.StreamWriteTimeout > 5*time.Minute {
+		p.Addf("STREAM_WRITE_TIMEOUT: must be between 1s and 5m")
 	}
 	if c.ConformanceFixtures && c.Production() {
 		p.Addf("MCP_CONFORMANCE_FIXTURES: the conformance fixtures (test tools, resources and prompts) are refused in production")

@@ -104,13 +104,6 @@ func (g *Gateway) attachListener(ctx context.Context, id string) (*listenSession
 	}, nil
 }
 
-// listenWriteTimeout bounds each write of a GET /mcp stream: a client that
-// stops reading (its TCP window closed) would otherwise hold the stream's
-// goroutine in Write, with its connection and listeners entry, past the
-// session's DELETE or the replica's shutdown, which cancel the request's
-// context but do not interrupt a blocked Write.
-var listenWriteTimeout = 30 * time.Second
-
 // pingIDs numbers the keep-alive pings of the gateway's own streams.
 var pingIDs atomic.Int64
 
@@ -176,8 +169,9 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 			return true
 		}
 	}
+	// Each write has STREAM_WRITE_TIMEOUT (deadlineWriter's reason).
 	rc := http.NewResponseController(w)
-	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(listenWriteTimeout)) }
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(g.cfg.StreamWriteTimeout)) }
 	deadline()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -259,6 +253,39 @@ func (g *Gateway) refusedEventID(w http.ResponseWriter, r *http.Request, id, las
 	}
 	return false
 }
+
+// deadlineWriter gives each Write and Flush of a server-to-client stream a
+// write deadline of timeout from then. A client that stops reading (its
+// TCP window closed) would otherwise hold the stream's goroutine in a
+// Write — with its connection, its buffers and, for GET /sse, the session
+// itself — for as long as it keeps the connection open: the session's
+// DELETE and the replica's shutdown cancel the request's context, which
+// does not interrupt a blocked Write, and a legacy stream is never
+// DELETEd. A Write that misses the deadline fails, net/http then cancels
+// the request's context, and the stream's handler returns. listen sets
+// the same deadline itself; the legacy stream, written by mcp-go's
+// SSEServer, gets it through this writer.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func newDeadlineWriter(w http.ResponseWriter, timeout time.Duration) *deadlineWriter {
+	return &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: timeout}
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.ResponseWriter.Write(p)
+}
+
+func (d *deadlineWriter) Flush() {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
+	_ = d.rc.Flush()
+}
+
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
 type replayed struct {
 	id      string

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
@@ -258,16 +260,13 @@ func TestListenUnknownLastEventID(t *testing.T) {
 }
 
 // A GET /mcp stream whose client stopped reading (its TCP window closed)
-// ends once a write has waited listenWriteTimeout: a DELETE of the session
+// ends once a write has waited STREAM_WRITE_TIMEOUT: a DELETE of the session
 // cancels the stream's context, which does not interrupt a blocked Write:
 // without the write deadline the stream's goroutine, its connection and
 // the session's entry in the replica's listeners stayed (open streams 1
 // after the DELETE) as long as the client kept the connection open.
 func TestListenStreamOfAClientThatStopsReadingEnds(t *testing.T) {
-	old := listenWriteTimeout
-	listenWriteTimeout = 2 * time.Second
-	t.Cleanup(func() { listenWriteTimeout = old })
-	f := newListenFixture(t, 1)
+	f := newListenFixture(t, 1, "STREAM_WRITE_TIMEOUT", "2s")
 	a := f.gws[0]
 	// A client that sends its GET and never reads.
 	stalledClient(t, f.urls[0], "/mcp", map[string]string{
@@ -287,5 +286,60 @@ func TestListenStreamOfAClientThatStopsReadingEnds(t *testing.T) {
 	testharness.Eventually(t, 60*time.Second, "the unread stream ended and its session unregistered", func() (bool, string) {
 		n := openStreams(a, transportStreamable)
 		return registered(a) == 0 && n == 0, fmt.Sprintf("registered: %d, open streams: %d", registered(a), n)
+	})
+}
+
+// A legacy GET /sse stream whose client stopped reading ends by itself
+// once a write has waited STREAM_WRITE_TIMEOUT, and its session with it
+// (the stream is the session). Without the deadline mcp-go's SSEServer
+// stayed blocked in Write, holding the stream's goroutines, buffers and
+// session for as long as the client kept its connection open: nothing
+// else (no DELETE on the legacy transport) ends it.
+func TestLegacyStreamOfAClientThatStopsReadingEnds(t *testing.T) {
+	f := newListenFixture(t, 1, "STREAM_WRITE_TIMEOUT", "2s")
+	a := f.gws[0]
+	// The client reads the endpoint event, which names its session, and
+	// nothing after it.
+	_, line := stalledClient(t, f.urls[0], "/sse", map[string]string{"Authorization": "Bearer " + f.tok}, "sessionId=")
+	_, sid, ok := strings.Cut(line, "sessionId=")
+	if !ok || sid == "" {
+		t.Fatalf("endpoint event: %q", line)
+	}
+	if n := openStreams(a, transportSSE); n != 1 {
+		t.Fatalf("open /sse streams: %d", n)
+	}
+	// The handshake over /messages (its answer waits, unread, in the
+	// socket buffers): notifications go to initialized sessions only.
+	for _, m := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+	} {
+		req, _ := http.NewRequest("POST", f.urls[0]+"/messages?sessionId="+sid, strings.NewReader(m))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+f.tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST /messages %s: %d", m, res.StatusCode)
+		}
+	}
+	// More than the socket buffers hold (tcp_wmem's 4 MiB at most): the
+	// stream's writer blocks. Notifications beyond mcp-go's queues are
+	// dropped, as for any slow stream.
+	big := strings.Repeat("x", 64<<10)
+	for range 300 {
+		if err := a.Notify(context.Background(), sid, "notifications/message", map[string]any{"level": "info", "data": big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testharness.Eventually(t, 60*time.Second, "the unread /sse stream ended and its session released", func() (bool, string) {
+		n := openStreams(a, transportSSE)
+		_, err := a.sessions.Get(context.Background(), sid)
+		_, local := a.localSSE.Load(sid)
+		return n == 0 && errors.Is(err, session.ErrNotFound) && !local && registered(a) == 0,
+			fmt.Sprintf("open /sse streams: %d, session record: %v, held here: %v, registered: %d", n, err, local, registered(a))
 	})
 }

@@ -50,7 +50,9 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 		}
 		g.metrics.sessions.WithLabelValues(transportSSE, "deleted").Inc()
 	}()
-	g.serve(transportSSE, r.Method, g.sse.SSEHandler(), &idWriter{ResponseWriter: w, ids: g.ids}, r.WithContext(ctx))
+	// Every write of the stream has STREAM_WRITE_TIMEOUT: a client that
+	// stops reading loses its stream, and with it the session.
+	g.serve(transportSSE, r.Method, g.sse.SSEHandler(), &idWriter{ResponseWriter: newDeadlineWriter(w, g.cfg.StreamWriteTimeout), ids: g.ids}, r.WithContext(ctx))
 }
 
 // postMessage serves POST /messages?sessionId=…: the message is handled
