@@ -56,6 +56,10 @@ type Config struct {
 	// StreamHistory bounds the events kept per stream for Last-Event-ID
 	// resumption (STREAM_HISTORY_EVENTS).
 	StreamHistory int
+	// StreamLimitPerSession caps the GET /mcp streams one session may hold
+	// open on one replica at once (STREAM_LIMIT_PER_SESSION, at least 1):
+	// a GET beyond it is refused with 409 until one of them closes.
+	StreamLimitPerSession int
 	// StreamWriteTimeout bounds each write of a server-to-client stream
 	// (GET /mcp and GET /sse; STREAM_WRITE_TIMEOUT, 1s to 5m): a client
 	// that stopped reading has its stream closed once a write has waited
@@ -99,6 +103,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.CoreTimeout = s.Duration("CORE_CALL_TIMEOUT", 5*time.Second)
 	c.KeepAlive = s.Duration("SSE_KEEPALIVE_INTERVAL", 25*time.Second)
 	c.StreamHistory = s.Int("STREAM_HISTORY_EVENTS", 1000)
+	c.StreamLimitPerSession = s.Int("STREAM_LIMIT_PER_SESSION", 4)
 	c.StreamWriteTimeout = s.Duration("STREAM_WRITE_TIMEOUT", 30*time.Second)
 	c.ToolNameStyle = s.String("MCP_TOOL_NAME_STYLE", ToolNamesDotted)
 	c.ConformanceFixtures = s.Bool("MCP_CONFORMANCE_FIXTURES", false)
@@ -144,6 +149,9 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.StreamHistory < 10 {
 		p.Addf("STREAM_HISTORY_EVENTS: must be at least 10")
+	}
+	if c.StreamLimitPerSession < 1 {
+		p.Addf("STREAM_LIMIT_PER_SESSION: must be at least 1")
 	}
 	if c.StreamWriteTimeout < time.Second || c.StreamWriteTimeout > 5*time.Minute {
 		p.Addf("STREAM_WRITE_TIMEOUT: must be between 1s and 5m")

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -252,6 +253,31 @@ func (g *Gateway) refusedEventID(w http.ResponseWriter, r *http.Request, id, las
 		return true
 	}
 	return false
+}
+
+// openGETStream registers a GET /mcp stream of the session id on this
+// replica (streamSet) and returns its context and the done to call when it
+// closes; or, with a nil done, refuses it, having answered, when the
+// session already holds STREAM_LIMIT_PER_SESSION streams here.
+//
+// MCP Streamable HTTP (2025-06-18 and 2025-11-25, "Multiple Connections")
+// lets a client "remain connected to multiple SSE streams simultaneously"
+// and has the server send each message on one of them; it bounds neither
+// how many, nor says what a server that will hold no more answers.
+// "Listening for Messages from the Server" gives 405 to a server that
+// offers no GET stream at all, which would tell the client never to try
+// again; so a GET beyond the limit is a conflict with the session's state
+// instead: 409 with a JSON-RPC error (-32600, id null) naming the limit,
+// and the streams already open carry on. The limit is per replica, where a
+// stream costs a goroutine, a connection and its buffers.
+func (g *Gateway) openGETStream(ctx context.Context, w http.ResponseWriter, id string) (context.Context, func()) {
+	ctx, done := g.streams.openAtMost(ctx, id, g.cfg.StreamLimitPerSession)
+	if done == nil {
+		g.metrics.request(transportStreamable, "GET", "stream_limit")
+		writeHTTPError(w, http.StatusConflict, mcp.INVALID_REQUEST, fmt.Sprintf(
+			"this session already has %d open GET streams on this server (STREAM_LIMIT_PER_SESSION); close one before opening another", g.cfg.StreamLimitPerSession))
+	}
+	return ctx, done
 }
 
 // deadlineWriter gives each Write and Flush of a server-to-client stream a

@@ -343,3 +343,73 @@ func TestLegacyStreamOfAClientThatStopsReadingEnds(t *testing.T) {
 			fmt.Sprintf("open /sse streams: %d, session record: %v, held here: %v, registered: %d", n, err, local, registered(a))
 	})
 }
+
+// A session holds at most STREAM_LIMIT_PER_SESSION GET /mcp streams on a
+// replica: one more is refused with 409 and a JSON-RPC error, the open
+// ones carry on, and once one closes a new GET is served again.
+func TestListenStreamLimitPerSession(t *testing.T) {
+	f := newListenFixture(t, 1, "STREAM_LIMIT_PER_SESSION", "2")
+	a, aURL := f.gws[0], f.urls[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ctx1, close1 := context.WithCancel(ctx)
+	res1, _ := getStream(t, ctx1, aURL, f.tok, f.sid, "")
+	res2, events2 := getStream(t, ctx, aURL, f.tok, f.sid, "")
+	defer res2.Body.Close()
+	if res1.StatusCode != 200 || res2.StatusCode != 200 {
+		t.Fatalf("two GET streams: %d, %d", res1.StatusCode, res2.StatusCode)
+	}
+	testharness.Eventually(t, 30*time.Second, "both streams open", func() (bool, string) {
+		n := openStreams(a, transportStreamable)
+		return n == 2, fmt.Sprintf("open streams: %d", n)
+	})
+	want := `{"error":{"code":-32600,"message":"this session already has 2 open GET streams on this server (STREAM_LIMIT_PER_SESSION); close one before opening another"},"id":null,"jsonrpc":"2.0"}` + "\n"
+	res, body := f.refusedGET(t, aURL, f.tok, "")
+	if res.StatusCode != http.StatusConflict || res.Header.Get("Content-Type") != "application/json" || body != want {
+		t.Fatalf("a third GET stream: %d %s %q, want 409 application/json %q", res.StatusCode, res.Header.Get("Content-Type"), body, want)
+	}
+	if n := openStreams(a, transportStreamable); n != 2 {
+		t.Errorf("open streams after the refusal: %d", n)
+	}
+	// The open streams carry on.
+	if err := a.Notify(context.Background(), f.sid, "notifications/message", map[string]any{"level": "info", "data": "still here"}); err != nil {
+		t.Fatal(err)
+	}
+	close1()
+	res1.Body.Close()
+	testharness.Eventually(t, 30*time.Second, "one stream left", func() (bool, string) {
+		n := openStreams(a, transportStreamable)
+		return n == 1, fmt.Sprintf("open streams: %d", n)
+	})
+	ctx3, close3 := context.WithCancel(ctx)
+	defer close3()
+	res3, events3 := getStream(t, ctx3, aURL, f.tok, f.sid, "")
+	defer res3.Body.Close()
+	if res3.StatusCode != 200 {
+		t.Fatalf("a GET once a stream closed: %d", res3.StatusCode)
+	}
+	testharness.Eventually(t, 30*time.Second, "two streams open again", func() (bool, string) {
+		n := openStreams(a, transportStreamable)
+		return n == 2, fmt.Sprintf("open streams: %d", n)
+	})
+	// A notification goes out on one of the open streams.
+	if err := a.Notify(context.Background(), f.sid, "notifications/message", map[string]any{"level": "info", "data": "after"}); err != nil {
+		t.Fatal(err)
+	}
+	for got := false; !got; {
+		select {
+		case e, ok := <-events2:
+			if !ok {
+				t.Fatal("stream 2 ended")
+			}
+			got = strings.Contains(e.data, "after")
+		case e, ok := <-events3:
+			if !ok {
+				t.Fatal("stream 3 ended")
+			}
+			got = strings.Contains(e.data, "after")
+		case <-ctx.Done():
+			t.Fatal("no stream got the notification")
+		}
+	}
+}

@@ -188,7 +188,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		ctx = context.WithValue(ctx, liveKey{}, adm)
 		if r.Method == http.MethodGet {
 			var done func()
-			ctx, done = g.streams.open(ctx, id)
+			if ctx, done = g.openGETStream(ctx, w, id); done == nil {
+				return
+			}
 			defer done()
 			g.metrics.streams.WithLabelValues(transportStreamable).Inc()
 			defer g.metrics.streams.WithLabelValues(transportStreamable).Dec()
@@ -411,10 +413,21 @@ func newStreamSet() *streamSet { return &streamSet{byHash: map[string]*localStre
 // open returns a context that ends when the session ends anywhere, or on
 // shutdown; done must be called when the stream closes.
 func (s *streamSet) open(ctx context.Context, id string) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(ctx)
+	return s.openAtMost(ctx, id, 0)
+}
+
+// openAtMost is open for a session that may hold at most limit streams on
+// this replica (0: no limit). Beyond it, it opens nothing and returns a
+// nil done.
+func (s *streamSet) openAtMost(ctx context.Context, id string, limit int) (context.Context, func()) {
 	h := redisx.Hash(id)
-	tok := new(int)
 	s.mu.Lock()
+	if l := s.byHash[h]; limit > 0 && l != nil && len(l.cancels) >= limit {
+		s.mu.Unlock()
+		return ctx, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	tok := new(int)
 	if s.closed {
 		cancel()
 	}
