@@ -76,7 +76,8 @@ var (
 	// serverProxy is the listener of TestServerSuite's token-adding proxy,
 	// bound before the fleet starts so that its origin can be in the
 	// fleet's ALLOWED_ORIGINS (the suite's DNS-rebinding scenario sends
-	// Origin: http://<the URL's host>).
+	// Origin: http://<the URL's host>), and served from then until the
+	// process ends (startServerProxy).
 	serverProxy net.Listener
 )
 
@@ -148,6 +149,7 @@ func run(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("the fleet did not start: %w", err)
 	}
 	defer fleet.Stop()
+	defer startServerProxy()()
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "conformance: fleet log:\n%s\n", fleet.Logs)

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,35 +51,17 @@ var serverExpectedFailures = map[string]knownFailure{
 // server`, the pinned version) against the fleet's /mcp, whose gateway
 // runs the conformance fixture profile (MCP_CONFORMANCE_FIXTURES=true, set
 // in TestMain). The suite has no way to send a bearer token, so it talks
-// to a loopback proxy that adds one — obtained by the real authorization
-// code flow — and passes everything else (Host, Origin) unchanged, so the
-// gateway's own checks (DNS rebinding) still see what the suite sent.
-// Every check must pass; a scenario listed in serverExpectedFailures must
-// fail (the list cannot outlive the defect).
+// to a loopback proxy (startServerProxy) that adds one — obtained by the
+// real authorization code flow — and passes everything else (Host, Origin)
+// unchanged, so the gateway's own checks (DNS rebinding) still see what
+// the suite sent. Every check must pass; a scenario listed in
+// serverExpectedFailures must fail (the list cannot outlive the defect).
 func TestServerSuite(t *testing.T) {
 	token := mcpToken(t)
-	target, _ := url.Parse(fleet.Origin)
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.Host = pr.In.Host
-			pr.Out.Header.Set("Authorization", "Bearer "+token)
-		},
-		FlushInterval: -1,
-	}
-	proxy := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Full duplex, as the local ingress (routes.Proxy): otherwise the
-		// server closes the request body when the answer's header is
-		// written, and a late read of it by the Transport cuts the answer.
-		_ = http.NewResponseController(w).EnableFullDuplex()
-		rp.ServeHTTP(w, r)
-	}))
-	proxy.Listener.Close()
-	proxy.Listener = serverProxy // its origin is in ALLOWED_ORIGINS
-	proxy.Start()
-	t.Cleanup(proxy.Close)
+	serverToken.Store(&token)
+	t.Cleanup(func() { serverToken.Store(nil) })
 
-	out, output, _ := runServerSuite(t, proxy.URL+"/mcp")
+	out, output, _ := runServerSuite(t, "http://"+serverProxy.Addr().String()+"/mcp")
 
 	results := map[string]result{}
 	dirs, _ := os.ReadDir(out)
@@ -120,6 +102,43 @@ func TestServerSuite(t *testing.T) {
 		}
 	}
 	t.Logf("server suite: %d of %d scenarios passed", passed, len(results))
+}
+
+// serverToken is the access token TestServerSuite's proxy adds to every
+// request; nil outside the test.
+var serverToken atomic.Pointer[string]
+
+// startServerProxy serves TestServerSuite's token-adding proxy on
+// serverProxy, whose origin is in the fleet's ALLOWED_ORIGINS (the
+// suite's DNS-rebinding scenario sends Origin: http://<the URL's host>),
+// until stop. It runs for the whole process, not per test: a proxy the
+// test started and closed took serverProxy down with it, so that a second
+// run of the test (go test -count=2) found the fleet's one allowed origin
+// unbound and the suite could not connect.
+func startServerProxy() (stop func()) {
+	target, _ := url.Parse(fleet.Origin)
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host
+			if tok := serverToken.Load(); tok != nil {
+				pr.Out.Header.Set("Authorization", "Bearer "+*tok)
+			}
+		},
+		FlushInterval: -1,
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Full duplex, as the local ingress (routes.Proxy): otherwise the
+			// server closes the request body when the answer's header is
+			// written, and a late read of it by the Transport cuts the answer.
+			_ = http.NewResponseController(w).EnableFullDuplex()
+			rp.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = srv.Serve(serverProxy) }()
+	return func() { _ = srv.Close() }
 }
 
 // judgeServer fails a scenario on any FAILURE check; SKIPPED and WARNING
