@@ -223,7 +223,8 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, sig string, session
 // InvalidateAuthorizeCodeSession marks the code redeemed. Within a
 // transaction it happens at Commit, together with the creation of the
 // grant, in one script: of concurrent redemptions exactly one commits, the
-// others get ErrCodeReplayed.
+// others get ErrCodeReplayed and revoke the winner's grant (a code used
+// twice, OAuth 2.1 §4.1.3).
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, sig string) error {
 	return s.pending(ctx, func(t *tx) { t.redeem = sig })
 }
@@ -340,6 +341,16 @@ func (s *Store) redeem(ctx context.Context, t *tx) error {
 	case err != nil:
 		return unavailable(err)
 	case n == 0:
+		// Another redemption of the code won, before this one or at the
+		// same time: a code used more than once revokes what it issued
+		// (OAuth 2.1 §4.1.3), whichever use read it first. A replay that
+		// read the "used" mark revokes through fosite; this is the one
+		// that read the code before the winner's commit.
+		if id, _, err := splitHandle(t.redeem); err == nil {
+			if err := s.RevokeGrant(ctx, id); err != nil {
+				return err
+			}
+		}
 		return ErrCodeReplayed
 	case n < 0:
 		return fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)

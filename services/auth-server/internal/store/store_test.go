@@ -204,8 +204,11 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 		if !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) || got == nil || got.GetID() != "req-1" {
 			t.Fatalf("get after use: %v %v (fosite needs the request with the error)", err, got)
 		}
-		if _, err := s.GetRefreshTokenSession(ctx, "req-1.mac1", oauth.NewSession()); err != nil {
-			t.Fatalf("the winner's refresh token: %v", err)
+		// The 49 others used the code too: they revoked the winner's grant
+		// (OAuth 2.1 §4.1.3), whether they read the code before its commit
+		// or after.
+		if _, err := s.GetRefreshTokenSession(ctx, "req-1.mac1", oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("the winner's refresh token after 49 other redemptions: %v, want not found (revoked)", err)
 		}
 		for _, h := range []string{"nope", "req-1.nope", ""} {
 			if _, err := s.GetAuthorizeCodeSession(ctx, h, oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
