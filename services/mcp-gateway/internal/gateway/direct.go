@@ -43,8 +43,9 @@ const directNotifications = 16
 // a session (admitted by streamableSession) that need neither a stream of
 // their own nor per-session state in mcp-go: initialize, ping, the tools,
 // resources and prompts requests when the client did not ask for
-// progress, and the client's notifications. mcp-go's MCPServer still handles the message (HandleMessage);
-// only the transport is bypassed, for two reasons (issue 12):
+// progress, and the client's notifications. mcp-go's MCPServer still handles the message (HandleMessage),
+// except a steady-state tools/call of a registry tool, which callTool
+// answers (calls.go); the transport is bypassed for two reasons (issue 12):
 //
 //   - the transport builds a throwaway session per request on every replica
 //     that did not initialize the session (about 10 KB: buffered channels
@@ -90,6 +91,8 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 			msg = &message{}
 			if json.Unmarshal(body, msg) != nil {
 				msg = &message{}
+			} else {
+				msg.decoded = true
 			}
 		}
 		// A client's notification (notifications/initialized, /cancelled,
@@ -101,6 +104,13 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			next.ServeHTTP(w, r)
 			return
+		}
+		if tool := g.callableTool(msg); tool != nil {
+			g.callTool(w, r, id, msg, tool) // calls.go
+			return
+		}
+		if notification && msg.Method == string(mcp.MethodNotificationCancelled) {
+			g.cancelNotified(id, body) // a tools/call callTool answers
 		}
 		sess := &directSession{id: id, ctx: r.Context(), store: g.sessions}
 		res := g.mcp.HandleMessage(g.mcp.WithContext(r.Context(), sess), body)
@@ -166,23 +176,8 @@ func appendToolAnswer(dst []byte, msg mcp.JSONRPCMessage) ([]byte, bool) {
 		return nil, false
 	}
 	res, ok := resp.Result.(*mcp.CallToolResult)
-	if resp.JSONRPC != mcp.JSONRPC_VERSION {
+	if !ok || resp.JSONRPC != mcp.JSONRPC_VERSION {
 		return nil, false
-	}
-	if !ok || res == nil || res.Meta != nil || res.ResultType != "" || res.IsError || len(res.InputRequests) > 0 ||
-		res.RequestState != "" || len(res.RawStructuredContent) > 0 || len(res.Content) != 1 {
-		return nil, false
-	}
-	structured, ok := res.StructuredContent.(compactJSON)
-	if !ok || len(structured) == 0 || htmlUnsafe(structured) {
-		return nil, false
-	}
-	text, ok := res.Content[0].(mcp.TextContent)
-	if !ok || text.Annotations != nil || text.Meta != nil || text.Type != "text" {
-		return nil, false
-	}
-	if !utf8.ValidString(text.Text) {
-		return nil, false // the encoder replaces invalid bytes: left to it
 	}
 	var id []byte
 	switch v := resp.ID.Value().(type) {
@@ -202,6 +197,27 @@ func appendToolAnswer(dst []byte, msg mcp.JSONRPCMessage) ([]byte, bool) {
 		if id, err = json.Marshal(resp.ID); err != nil {
 			return nil, false
 		}
+	}
+	return appendToolResult(dst, id, res)
+}
+
+// appendToolResult is appendToolAnswer for the result res of the request
+// whose id, as JSON, is id.
+func appendToolResult(dst, id []byte, res *mcp.CallToolResult) ([]byte, bool) {
+	if res == nil || res.Meta != nil || res.ResultType != "" || res.IsError || len(res.InputRequests) > 0 ||
+		res.RequestState != "" || len(res.RawStructuredContent) > 0 || len(res.Content) != 1 {
+		return nil, false
+	}
+	structured, ok := res.StructuredContent.(compactJSON)
+	if !ok || len(structured) == 0 || htmlUnsafe(structured) {
+		return nil, false
+	}
+	text, ok := res.Content[0].(mcp.TextContent)
+	if !ok || text.Annotations != nil || text.Meta != nil || text.Type != "text" {
+		return nil, false
+	}
+	if !utf8.ValidString(text.Text) {
+		return nil, false // the encoder replaces invalid bytes: left to it
 	}
 	const fixed = len(`{"jsonrpc":"2.0","id":,"result":{"content":[{"type":"text","text":""}],"structuredContent":}}` + "\n")
 	if need := fixed + len(id) + len(text.Text) + 16 + len(structured); cap(dst)-len(dst) < need {
@@ -294,6 +310,11 @@ func writeEvent(w io.Writer, v any) {
 	if err != nil {
 		return
 	}
+	writeEventData(w, b)
+}
+
+// writeEventData writes one SSE message event whose data is b (one line).
+func writeEventData(w io.Writer, b []byte) {
 	_, _ = io.WriteString(w, "event: message\ndata: ")
 	_, _ = w.Write(b)
 	_, _ = io.WriteString(w, "\n\n")

@@ -229,9 +229,10 @@ func fixturePrompts() []server.ServerPrompt {
 	}
 }
 
-// addFixtures adds the profile's tools, resources and prompts to s.
+// addFixtures adds the profile's resources and prompts to s; its tools are
+// served next to the registry's by serveTools, which replaces the tool set
+// whenever the registry changes.
 func addFixtures(s *server.MCPServer) {
-	s.AddTools(fixtureTools()...)
 	s.AddResources(fixtureResources()...)
 	s.AddResourceTemplates(fixtureTemplate())
 	s.AddPrompts(fixturePrompts()...)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -89,6 +90,14 @@ type Gateway struct {
 	streamable *server.StreamableHTTPServer
 	sse        *server.SSEServer
 
+	// callable are the tools callTool answers without HandleMessage, by
+	// wire name (serveTools); nil when mcp-go has hooks callTool would skip.
+	callable atomic.Pointer[map[string]server.ToolHandlerFunc]
+	// toolMiddleware wraps every tool handler, in mcp-go (HandleMessage)
+	// and in callable alike.
+	toolMiddleware []server.ToolHandlerMiddleware
+	inflight       inflight // tools/call requests callTool is answering
+
 	ids *exactIDs // request ids mcp-go would not echo exactly
 
 	streams *streamSet // open GET /mcp and /sse streams, by hashed session id
@@ -136,6 +145,9 @@ func New(d Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Panics in tool handlers are answered as JSON-RPC internal errors
+	// (and logged), on either path of a tools/call.
+	g.toolMiddleware = []server.ToolHandlerMiddleware{recoverTools(d.Log)}
 	hooks := &server.Hooks{}
 	hooks.AddAfterInitialize(g.afterInitialize)
 	hooks.AddOnRegisterSession(g.adoptSession)
@@ -152,8 +164,10 @@ func New(d Deps) (*Gateway, error) {
 		server.WithLogging(),
 		server.WithInstructions(cat.instructions()),
 		server.WithHooks(hooks),
-		server.WithRecovery(),
 		server.WithResourceRecovery(),
+	}
+	for _, mw := range g.toolMiddleware {
+		opts = append(opts, server.WithToolHandlerMiddleware(mw))
 	}
 	if cfg.ConformanceFixtures {
 		// The fixture profile offers prompts and (empty) completions;
@@ -161,11 +175,11 @@ func New(d Deps) (*Gateway, error) {
 		opts = append(opts, server.WithPromptCapabilities(false), server.WithCompletions())
 	}
 	g.mcp = server.NewMCPServer("tollgate", buildinfo.Version, opts...)
-	g.mcp.AddTools(tools...)
-	g.mcp.AddResources(resources...)
 	if cfg.ConformanceFixtures {
 		addFixtures(g.mcp)
 	}
+	g.serveTools(tools)
+	g.mcp.AddResources(resources...)
 
 	g.streamable = server.NewStreamableHTTPServer(g.mcp,
 		server.WithEndpointPath("/mcp"),
@@ -249,7 +263,7 @@ func (g *Gateway) UseRegistry(reg *registry.Registry) error {
 	scopes, supported := askScopes(reg)
 	g.challenges.setScopes(scopes, supported)
 	g.sseChallenges.setScopes(scopes, supported)
-	g.mcp.SetTools(tools...)
+	g.serveTools(tools)
 	return nil
 }
 
@@ -426,13 +440,24 @@ func (g *Gateway) unavailable(w http.ResponseWriter, r *http.Request, transport,
 type message struct {
 	Method string          `json:"method"`
 	ID     json.RawMessage `json:"id"`
+	// Result, of a message that is a response (mcp-go takes any message
+	// with a result for one, method or not).
+	Result json.RawMessage `json:"result"`
 	Params struct {
 		Meta *mcp.Meta `json:"_meta"`
 		// Name is the tool of a tools/call.
 		Name string `json:"name"`
 		// Arguments of a tools/call, checked by argumentsError.
 		Arguments json.RawMessage `json:"arguments"`
+		// Task, InputResponses and RequestState make a tools/call a task
+		// or a multi-round-trip retry: left to mcp-go (callableTool).
+		Task           json.RawMessage `json:"task"`
+		InputResponses json.RawMessage `json:"inputResponses"`
+		RequestState   json.RawMessage `json:"requestState"`
 	} `json:"params"`
+	// decoded: the whole message decoded into this struct without error
+	// (each member of the type it has here).
+	decoded bool
 }
 
 // argumentsError is the JSON-RPC -32602 message for a tools/call whose
@@ -472,7 +497,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, message, bool) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	var m message
-	_ = json.Unmarshal(body, &m) // mcp-go reports malformed JSON itself
+	m.decoded = json.Unmarshal(body, &m) == nil // mcp-go reports malformed JSON itself
 	attrs := []slog.Attr{slog.String("mcp_method", methodLabel(m.Method))}
 	if m.Method == string(mcp.MethodToolsCall) {
 		attrs = append(attrs, slog.String("tool", truncate(m.Params.Name, maxLoggedName)))

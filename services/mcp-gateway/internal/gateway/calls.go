@@ -1,0 +1,296 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// A steady-state tools/call — a POST of an admitted Streamable HTTP
+// session naming a tool of the registry, without a progress token, a task
+// or a multi-round-trip retry — is answered by callTool, which calls the
+// tool's handler itself instead of handing the message to mcp-go's
+// MCPServer.HandleMessage. HandleMessage parses every message four more
+// times (envelope, protocol era, _meta, the typed request with its
+// arguments decoded into a map), about a quarter of the gateway's CPU per
+// call (issue 12); the gateway has parsed the message once already
+// (readBody), which is all callTool needs. What HandleMessage did on this
+// path, callTool does too:
+//
+//   - the handler gets the request's context with the session
+//     (server.ClientSessionFromContext), cancelled when the client goes
+//     away or sends notifications/cancelled for the request's id (MCP
+//     "Cancellation"): the backend's gRPC call is cancelled with it;
+//   - the same tool middleware (toolMiddleware: a panic is logged and
+//     answered as JSON-RPC -32603 "panic recovered in <tool> tool handler:
+//     …", as mcp-go's WithRecovery words it);
+//   - a handler's error is JSON-RPC -32603 with its text, a nil result
+//     -32603 "tool '<name>' handler returned no result", as mcp-go answers;
+//   - the answer bytes are those of HandleMessage's response through
+//     direct (json.Encoder, or appendToolAnswer for the plain success
+//     shape), with the request's id as the client sent it, and an SSE
+//     answer when a handler sent notifications and the client accepts one.
+//
+// Everything else — unknown tools (mcp-go's -32602 "tool '…' not found"),
+// the conformance fixtures' tools, progress, tasks, responses, other
+// methods, notifications — still goes through HandleMessage or the
+// transport. mcp-go has no supported way to call a registered tool
+// without HandleMessage's parsing, hence this path; it is taken only while
+// the MCP server has no hook that would run on a tools/call (callHooks).
+// Handlers called here find no server in their context
+// (server.ServerFromContext is nil): the registry's tools use it only to
+// send progress, whose requests HandleMessage serves.
+
+// viaHandleMessage, when set, sends every tools/call through
+// HandleMessage, the path before callTool. Only tests set it, to compare
+// the two paths' answers.
+var viaHandleMessage atomic.Bool
+
+// callToolAnswers counts the tools/call requests callTool answered, for
+// tests to check which path served them.
+var callToolAnswers atomic.Uint64
+
+// serveTools makes tools (the registry's) the tools mcp-go serves, with the
+// conformance fixtures' in that profile (a fixture wins a name clash), and
+// the ones callTool answers.
+func (g *Gateway) serveTools(tools []server.ServerTool) {
+	callable := make(map[string]server.ToolHandlerFunc, len(tools))
+	for _, t := range tools {
+		h := t.Handler
+		// As mcp-go applies them: the first middleware outermost.
+		for _, mw := range slices.Backward(g.toolMiddleware) {
+			h = mw(h)
+		}
+		callable[t.Tool.Name] = h
+	}
+	all := tools
+	if g.cfg.ConformanceFixtures {
+		fixtures := fixtureTools()
+		all = append(slices.Clip(tools), fixtures...)
+		for _, f := range fixtures {
+			delete(callable, f.Tool.Name)
+		}
+	}
+	g.mcp.SetTools(all...)
+	if callHooks(g.mcp.GetHooks()) {
+		g.callable.Store(nil)
+		return
+	}
+	g.callable.Store(&callable)
+}
+
+// callHooks reports whether h has a hook HandleMessage runs on a
+// tools/call; callTool would skip it, so it is not used then.
+func callHooks(h *server.Hooks) bool {
+	return h != nil && len(h.OnBeforeAny)+len(h.OnSuccess)+len(h.OnError)+len(h.OnRequestInitialization)+
+		len(h.OnBeforeCallTool)+len(h.OnAfterCallTool) > 0
+}
+
+// callableTool returns the handler callTool answers msg with, or nil when
+// msg is for HandleMessage: a message that did not decode whole, a
+// response, a task or multi-round-trip call, a tool the registry does not
+// have (mcp-go's error answers it).
+func (g *Gateway) callableTool(msg *message) server.ToolHandlerFunc {
+	if viaHandleMessage.Load() || !msg.decoded || msg.Method != string(mcp.MethodToolsCall) || len(msg.ID) == 0 ||
+		len(msg.Result) > 0 || len(msg.Params.Task) > 0 || len(msg.Params.InputResponses) > 0 || len(msg.Params.RequestState) > 0 {
+		return nil
+	}
+	callable := g.callable.Load()
+	if callable == nil {
+		return nil
+	}
+	return (*callable)[msg.Params.Name]
+}
+
+// callTool answers the tools/call msg of session id with tool (see above).
+func (g *Gateway) callTool(w http.ResponseWriter, r *http.Request, id string, msg *message, tool server.ToolHandlerFunc) {
+	callToolAnswers.Add(1)
+	sess := &directSession{id: id, ctx: r.Context(), store: g.sessions}
+	ctx, cancel := context.WithCancel(g.mcp.WithContext(r.Context(), sess))
+	defer cancel()
+	defer g.inflight.add(id, msg.ID, cancel)()
+	res, err := tool(ctx, mcp.CallToolRequest{
+		Request: mcp.Request{Method: string(mcp.MethodToolsCall)},
+		// The arguments as the client sent them (GetRawArguments,
+		// BindArguments); Arguments is not decoded into a map.
+		Params: mcp.CallToolParams{Name: msg.Params.Name, Meta: msg.Params.Meta, RawArguments: msg.Params.Arguments},
+	})
+	if err := sess.failed(); err != nil {
+		g.sessionStateFailed(w, r, msg, err)
+		return
+	}
+	var answer []byte
+	switch {
+	case err != nil:
+		answer = appendRPCErrorAnswer(nil, msg.ID, handlerError(err))
+	case res == nil:
+		answer = appendRPCErrorAnswer(nil, msg.ID, mcp.NewJSONRPCErrorDetails(mcp.INTERNAL_ERROR,
+			fmt.Sprintf("tool '%s' handler returned no result", msg.Params.Name), nil))
+	default:
+		answer = appendCallAnswer(nil, msg.ID, res)
+	}
+	if notes := sess.drain(); len(notes) > 0 && acceptsEventStream(r) {
+		if jsonOnly, _ := r.Context().Value(jsonOnlyKey{}).(bool); !jsonOnly {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-cache")
+			w.WriteHeader(http.StatusOK)
+			for _, n := range notes {
+				writeEvent(w, n)
+			}
+			// The answer as json.Marshal writes it: without the newline.
+			writeEventData(w, bytes.TrimSuffix(answer, []byte("\n")))
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(answer)
+}
+
+// handlerError is the JSON-RPC error of a tool handler's error, as mcp-go
+// makes it: -32603 with the error's text, or for a URL elicitation
+// required (MCP elicitation, URL mode) its own code and data.
+func handlerError(err error) mcp.JSONRPCErrorDetails {
+	var required mcp.URLElicitationRequiredError
+	var pointer *mcp.URLElicitationRequiredError
+	switch {
+	case errors.As(err, &required):
+	case errors.As(err, &pointer) && pointer != nil:
+		required = *pointer
+	default:
+		return mcp.NewJSONRPCErrorDetails(mcp.INTERNAL_ERROR, err.Error(), nil)
+	}
+	d := required.JSONRPCError().Error
+	return mcp.NewJSONRPCErrorDetails(d.Code, err.Error(), d.Data)
+}
+
+// appendCallAnswer appends the JSON-RPC response with result res to the
+// request whose id is id (raw, as the client sent it), as json.Encoder
+// writes a response (a trailing newline included).
+func appendCallAnswer(dst []byte, id json.RawMessage, res *mcp.CallToolResult) []byte {
+	if b, ok := appendToolResult(dst, id, res); ok {
+		return b
+	}
+	return appendEncoded(dst, id, `,"result":`, res)
+}
+
+// appendRPCErrorAnswer appends the JSON-RPC error response e to the
+// request whose id is id, as json.Encoder writes mcp.JSONRPCError.
+func appendRPCErrorAnswer(dst []byte, id json.RawMessage, e mcp.JSONRPCErrorDetails) []byte {
+	return appendEncoded(dst, id, `,"error":`, e)
+}
+
+// appendEncoded appends {"jsonrpc":"2.0","id":<id><member><v>} and a
+// newline, v encoded as json.Encoder encodes a member of a struct (HTML
+// characters escaped).
+func appendEncoded(dst []byte, id json.RawMessage, member string, v any) []byte {
+	buf := bytes.NewBuffer(dst)
+	buf.WriteString(`{"jsonrpc":"2.0","id":`)
+	buf.Write(id)
+	buf.WriteString(member)
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		// What json.Encoder makes of a response it cannot encode:
+		// nothing. Not reachable with mcp-go's result types.
+		return dst
+	}
+	out := buf.Bytes()
+	out = append(out[:len(out)-1], "}\n"...) // the value's newline moves after the brace
+	return out
+}
+
+// recoverTools is the gateway's tool middleware: a panic in a tool handler
+// is logged with its stack and returned as the error mcp-go's WithRecovery
+// returns ("panic recovered in <tool> tool handler: <value>"), which
+// becomes a JSON-RPC internal error (-32603).
+func recoverTools(log *slog.Logger) server.ToolHandlerMiddleware {
+	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					log.ErrorContext(ctx, "tool handler panicked", "tool", req.Params.Name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+					res, err = nil, fmt.Errorf("panic recovered in %s tool handler: %v", req.Params.Name, p)
+				}
+			}()
+			return next(ctx, req)
+		}
+	}
+}
+
+// inflight are the tools/call requests callTool is answering on this
+// replica, by session and JSON-RPC id, so that the client's
+// notifications/cancelled ends one, as mcp-go does for the requests
+// HandleMessage serves. Ids match as mcp-go matches them, by their text
+// once decoded (a number through float64: 7, 7.0 and "7" are one id). A
+// cancellation that reaches another replica than the request's finds
+// nothing here, as with mcp-go.
+type inflight struct{ m sync.Map } // inflightKey -> *inflightCall
+
+type inflightKey struct{ session, id string }
+
+type inflightCall struct{ cancel context.CancelFunc }
+
+// add records the request id of session, cancelled by cancel; the returned
+// function forgets it.
+func (f *inflight) add(session string, id json.RawMessage, cancel context.CancelFunc) func() {
+	k := inflightKey{session: session, id: requestKey(id)}
+	c := &inflightCall{cancel: cancel}
+	f.m.Store(k, c)
+	return func() { f.m.CompareAndDelete(k, c) }
+}
+
+// cancel cancels the request id of session, if it is in flight here.
+func (f *inflight) cancel(session string, id json.RawMessage) {
+	if len(id) == 0 {
+		return
+	}
+	if c, ok := f.m.LoadAndDelete(inflightKey{session: session, id: requestKey(id)}); ok {
+		c.(*inflightCall).cancel()
+	}
+}
+
+// requestKey is the text of a raw JSON-RPC id as mcp-go keys its requests
+// in flight (fmt's %v of the id decoded into an any): a string's text, a
+// number's float64 in fmt's %v form; anything else (a number beyond
+// float64) its bytes.
+func requestKey(raw json.RawMessage) string {
+	switch kind(raw) {
+	case '"':
+		if plainID(raw) {
+			return string(raw[1 : len(raw)-1])
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+	case '0':
+		if f, err := strconv.ParseFloat(string(raw), 64); err == nil {
+			return strconv.FormatFloat(f, 'g', -1, 64) // fmt's %v of a float64
+		}
+	}
+	return string(raw)
+}
+
+// cancelNotified cancels the tools/call a notifications/cancelled (body)
+// names, if callTool is answering it here.
+func (g *Gateway) cancelNotified(session string, body []byte) {
+	var n struct {
+		Params struct {
+			RequestID json.RawMessage `json:"requestId"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &n) == nil {
+		g.inflight.cancel(session, n.Params.RequestID)
+	}
+}
