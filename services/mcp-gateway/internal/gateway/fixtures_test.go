@@ -3,6 +3,10 @@ package gateway_test
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
+	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
 // Logging and resource subscriptions are offered by every gateway; prompts
@@ -61,5 +65,31 @@ func TestUtilitiesAndFixtureProfile(t *testing.T) {
 	fx.rpc(t, tok, fsid, "tools/call", map[string]any{"name": "health.check"}, &res)
 	if res.IsError {
 		t.Errorf("health.check with fixtures: %+v", res)
+	}
+}
+
+// The fixture profile's tools stay when the backends' tools change (the
+// registry's tool set is replaced then), and the new tools are served next
+// to them.
+func TestFixtureToolsStayWhenBackendToolsChange(t *testing.T) {
+	f := newFleet(t)
+	late := registrytest.Start(t, "late", []registrytest.Service{notesService("todo")})
+	late.Stop()
+	g := f.Gateway("MCP_CONFORMANCE_FIXTURES", "true", "CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",late="+late.Addr,
+		"CAPABILITY_REFRESH_INTERVAL", "1s")
+	tok := f.Token("user-1", "openid todo.read")
+	sid := g.initialize(t, tok)
+	late.Restart(t)
+	testharness.Eventually(t, 30*time.Second, "todo.list served", func() (bool, string) {
+		got := g.toolNames(t, tok, sid)
+		return strings.Contains(got, "todo.list"), got
+	})
+	if got := g.toolNames(t, tok, sid); !strings.Contains(got, "test_simple_text") {
+		t.Errorf("tools after the backend came up = %q", got)
+	}
+	var res toolResult
+	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "test_simple_text"}, &res)
+	if len(res.Content) != 1 || res.Content[0].Text != "This is a simple text response for testing." {
+		t.Errorf("test_simple_text: %+v", res)
 	}
 }
