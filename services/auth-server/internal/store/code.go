@@ -174,7 +174,7 @@ func (s *Store) decodeScoped(ctx context.Context, b string, session fosite.Sessi
 	var err error
 	shell, raw, ok := splitLast(b, `"session":`)
 	if ok {
-		req, err = s.decodeInto(ctx, []byte(shell), nil)
+		req, err = s.decodeInto(ctx, shell, nil)
 	} else {
 		var rm json.RawMessage
 		req, err = s.decodeInto(ctx, []byte(b), &rm)

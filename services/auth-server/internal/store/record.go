@@ -176,7 +176,7 @@ func (s *Store) decodeGrant(ctx context.Context, id, rec string, session fosite.
 	// only where it is decoded, not twice more as a json.RawMessage.
 	var tail grantTail
 	if rest, sess, ok := splitLast(js, `"s":`); ok {
-		if err := json.Unmarshal([]byte(rest), &tail); err != nil {
+		if err := json.Unmarshal(rest, &tail); err != nil {
 			return nil, h, fmt.Errorf("grant record: %w", err)
 		}
 		tail.Session = json.RawMessage(sess)

@@ -18,9 +18,9 @@ import "strings"
 // This scan only tracks strings and nesting: the session is validated
 // where it is decoded. key is the member's name with its quotes and colon,
 // as `"session":`.
-func splitLast(obj, key string) (rest, value string, ok bool) {
+func splitLast(obj, key string) (rest []byte, value string, ok bool) {
 	if len(obj) < 2 || obj[0] != '{' || obj[len(obj)-1] != '}' {
-		return "", "", false
+		return nil, "", false
 	}
 	depth := 0
 	at := -1 // index of the comma before key at depth 1
@@ -33,7 +33,7 @@ func splitLast(obj, key string) (rest, value string, ok bool) {
 			for {
 				j := strings.IndexByte(obj[i+1:], '"')
 				if j < 0 {
-					return "", "", false // unterminated
+					return nil, "", false // unterminated
 				}
 				i += 1 + j
 				n := 0
@@ -53,17 +53,20 @@ func splitLast(obj, key string) (rest, value string, ok bool) {
 				continue
 			}
 			if at >= 0 {
-				return "", "", false // a member after key: key is not last
+				return nil, "", false // a member after key: key is not last
 			}
 			if strings.HasPrefix(obj[i+1:], key) {
 				at = i
 			}
 		case ' ', '\t', '\n', '\r':
-			return "", "", false // not encoding/json's compact form
+			return nil, "", false // not encoding/json's compact form
 		}
 	}
 	if at < 0 || depth != 0 {
-		return "", "", false
+		return nil, "", false
 	}
-	return obj[:at] + "}", obj[at+1+len(key) : len(obj)-1], true
+	rest = make([]byte, at+1)
+	copy(rest, obj[:at])
+	rest[at] = '}'
+	return rest, obj[at+1+len(key) : len(obj)-1], true
 }
