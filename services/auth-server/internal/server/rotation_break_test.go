@@ -652,3 +652,58 @@ func TestGrantMemoryAndTTLUnderConcurrency(t *testing.T) {
 	}
 	t.Logf("grant record %d bytes after refresh 1 and after refresh 50", size50)
 }
+
+// TestCodeReplayFailsClosedWhenRevocationFails: a replayed code whose
+// revocation fails after the code was read (Redis refuses writes to the
+// fleet's revocation records: an ACL leaving them read-only, every other
+// key as before) answers 503 temporarily_unavailable with Retry-After, not
+// 400 invalid_grant — the grant is still live, so the client must retry —
+// and once Redis accepts the writes again the replay revokes the grant:
+// 400 invalid_grant, its tokens refused at userinfo and introspection.
+//
+// Broken on purpose: without the revocation in the store's
+// GetAuthorizeCodeSession, fosite's replay path ignores the revocation's
+// error and answers 400 invalid_grant with the grant live.
+func TestCodeReplayFailsClosedWhenRevocationFails(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["gpt-apps-mcp"]
+	rdb := f.Redis.Client()
+	acl := func(rules ...any) {
+		t.Helper()
+		args := append([]any{"ACL", "SETUSER", "default", "resetkeys"}, rules...)
+		if err := rdb.Do(context.Background(), args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := newAuthRequest(c)
+	code := f.authorize(a)
+	tr := f.exchange(c, a, code)
+	if tr.Status != http.StatusOK {
+		t.Fatalf("redemption: %d %s %s", tr.Status, tr.Error, tr.Description)
+	}
+	id := grantIDOf(t, tr.AccessToken)
+
+	// The revocation records (tollgate:revocation:*) become read-only;
+	// every other key (the auth-server's tollgate:as:*, the rate limits'
+	// tollgate:rl:* and rate:*) stays writable.
+	acl("~[^t]*", "~tollgate:[^r]*", "~tollgate:r[^e]*", "%R~tollgate:revocation:*")
+	t.Cleanup(func() { _ = rdb.Do(context.Background(), "ACL", "SETUSER", "default", "resetkeys", "~*").Err() })
+	r := f.exchange(c, a, code)
+	if r.Status != http.StatusServiceUnavailable || r.Error != "temporarily_unavailable" {
+		t.Errorf("replay whose revocation fails: %d %s %s, want 503 temporarily_unavailable", r.Status, r.Error, r.Description)
+	}
+	if r.Status == http.StatusServiceUnavailable {
+		retryAfter(t, "replay whose revocation fails", r.Header)
+	}
+	acl("~*")
+	if g := readGrant(t, f, id); !g.exists || revokedInFleet(t, f, id) {
+		t.Fatalf("the failed revocation changed the grant: record %v, revoked %v", g.exists, revokedInFleet(t, f, id))
+	}
+
+	// Writes accepted again: the client's (or attacker's) retry revokes.
+	r = untilServed(t, func() tokenResponse { return f.exchange(c, a, code) })
+	if r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+		t.Fatalf("replay after recovery: %d %s %s, want 400 invalid_grant", r.Status, r.Error, r.Description)
+	}
+	assertRevoked(t, f, c, id, []string{tr.RefreshToken}, []string{tr.AccessToken})
+}

@@ -206,15 +206,25 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, sig string, r fo
 	return s.putCodeField(ctx, sig, fieldRequest, r)
 }
 
-// GetAuthorizeCodeSession returns the request; once the code was redeemed it
-// returns the request with fosite.ErrInvalidatedAuthorizeCode, so fosite
-// revokes the grant the code created (RFC 6749 §4.1.2).
+// GetAuthorizeCodeSession returns the request. Once the code was redeemed
+// it revokes the grant the code created (RevokeGrant; a code used twice,
+// OAuth 2.1 §4.1.3, RFC 6749 §4.1.2) and returns the request with
+// fosite.ErrInvalidatedAuthorizeCode (400 invalid_grant); should the
+// revocation fail it returns that ErrUnavailable instead (503), so the
+// grant is never left live behind an invalid_grant and a retry revokes it.
+// fosite revokes on ErrInvalidatedAuthorizeCode too, but ignores the
+// revocation's error; within a request scope its revocation is a no-op.
 func (s *Store) GetAuthorizeCodeSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
 	req, f, err := s.codePart(ctx, sig, fieldRequest, session)
 	if err != nil {
 		return nil, err
 	}
 	if f[fieldUsed] != "" {
+		if id, _, err := splitHandle(sig); err == nil {
+			if err := s.RevokeGrant(ctx, id); err != nil {
+				return nil, err
+			}
+		}
 		return req, fosite.ErrInvalidatedAuthorizeCode
 	}
 	return req, nil
@@ -344,8 +354,8 @@ func (s *Store) redeem(ctx context.Context, t *tx) error {
 		// Another redemption of the code won, before this one or at the
 		// same time: a code used more than once revokes what it issued
 		// (OAuth 2.1 §4.1.3), whichever use read it first. A replay that
-		// read the "used" mark revokes through fosite; this is the one
-		// that read the code before the winner's commit.
+		// read the "used" mark revokes in GetAuthorizeCodeSession; this is
+		// the one that read the code before the winner's commit.
 		if id, _, err := splitHandle(t.redeem); err == nil {
 			if err := s.RevokeGrant(ctx, id); err != nil {
 				return err
