@@ -34,8 +34,8 @@ import (
 //     away or sends notifications/cancelled for the request's id (MCP
 //     "Cancellation"): the backend's gRPC call is cancelled with it;
 //   - the same tool middleware (toolMiddleware: a panic is logged and
-//     answered as JSON-RPC -32603 "panic recovered in <tool> tool handler:
-//     …", as mcp-go's WithRecovery words it);
+//     answered as JSON-RPC -32603 "tool <tool> failed: internal error",
+//     the panic value left out of the answer);
 //   - a handler's error is JSON-RPC -32603 with its text, a nil result
 //     -32603 "tool '<name>' handler returned no result", as mcp-go answers;
 //   - the answer bytes are those of HandleMessage's response through
@@ -211,16 +211,18 @@ func appendEncoded(dst []byte, id json.RawMessage, member string, v any) []byte 
 }
 
 // recoverTools is the gateway's tool middleware: a panic in a tool handler
-// is logged with its stack and returned as the error mcp-go's WithRecovery
-// returns ("panic recovered in <tool> tool handler: <value>"), which
-// becomes a JSON-RPC internal error (-32603).
+// is logged with its value and stack and returned as the error "tool
+// <tool> failed: internal error", which becomes a JSON-RPC internal error
+// (-32603). Unlike mcp-go's WithRecovery, the answer does not carry the
+// panic value: it can name internals (a nil map, an index, a file), which
+// belong in the log, not with the client.
 func recoverTools(log *slog.Logger) server.ToolHandlerMiddleware {
 	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
 			defer func() {
 				if p := recover(); p != nil {
 					log.ErrorContext(ctx, "tool handler panicked", "tool", req.Params.Name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-					res, err = nil, fmt.Errorf("panic recovered in %s tool handler: %v", req.Params.Name, p)
+					res, err = nil, fmt.Errorf("tool %s failed: internal error", req.Params.Name)
 				}
 			}()
 			return next(ctx, req)

@@ -110,6 +110,9 @@ func TestCallToolAnswersAsHandleMessage(t *testing.T) {
 			if direct := CallToolAnswers() > before; direct != c.direct {
 				t.Errorf("answered by callTool: %v, want %v", direct, c.direct)
 			}
+			if c.name == "panic" && (!strings.Contains(got.Body.String(), `"tool boom failed: internal error"`) || strings.Contains(got.Body.String(), "nil map")) {
+				t.Errorf("a panic is answered with the panic value or without the tool's name: %s", got.Body)
+			}
 			if got.Code != old.Code || got.Header().Get("Content-Type") != old.Header().Get("Content-Type") || got.Body.String() != old.Body.String() {
 				t.Errorf("callTool answered\n%d %s %q\nHandleMessage\n%d %s %q", got.Code, got.Header().Get("Content-Type"), got.Body,
 					old.Code, old.Header().Get("Content-Type"), old.Body)
