@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -141,18 +142,9 @@ func (g *Gateway) callTool(w http.ResponseWriter, r *http.Request, id string, ms
 	default:
 		answer = appendCallAnswer(nil, msg.ID, res)
 	}
-	if notes := sess.drain(); len(notes) > 0 && acceptsEventStream(r) {
-		if jsonOnly, _ := r.Context().Value(jsonOnlyKey{}).(bool); !jsonOnly {
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.Header().Set("Cache-Control", "no-cache")
-			w.WriteHeader(http.StatusOK)
-			for _, n := range notes {
-				writeEvent(w, n)
-			}
-			// The answer as json.Marshal writes it: without the newline.
-			writeEventData(w, bytes.TrimSuffix(answer, []byte("\n")))
-			return
-		}
+	// In an event, the answer as json.Marshal writes it: without the newline.
+	if answerAsEventStream(w, r, sess.drain(), func(w io.Writer) { writeEventData(w, bytes.TrimSuffix(answer, []byte("\n"))) }) {
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)

@@ -125,17 +125,8 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 			w.WriteHeader(http.StatusAccepted)
 			return
 		}
-		if notes := sess.drain(); len(notes) > 0 && acceptsEventStream(r) {
-			if jsonOnly, _ := r.Context().Value(jsonOnlyKey{}).(bool); !jsonOnly {
-				w.Header().Set("Content-Type", "text/event-stream")
-				w.Header().Set("Cache-Control", "no-cache")
-				w.WriteHeader(http.StatusOK)
-				for _, n := range notes {
-					writeEvent(w, n)
-				}
-				writeEvent(w, res)
-				return
-			}
+		if answerAsEventStream(w, r, sess.drain(), func(w io.Writer) { writeEvent(w, res) }) {
+			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
@@ -303,6 +294,27 @@ func validVersion(v string) bool {
 		}
 	}
 	return false
+}
+
+// answerAsEventStream answers as an event stream — the notifications a
+// handler sent while it ran, then the answer (writeAnswer) — when there
+// are notifications and the client accepts a stream (not JSON-only), and
+// reports whether it did; otherwise it writes nothing.
+func answerAsEventStream(w http.ResponseWriter, r *http.Request, notes []mcp.JSONRPCNotification, writeAnswer func(io.Writer)) bool {
+	if len(notes) == 0 || !acceptsEventStream(r) {
+		return false
+	}
+	if jsonOnly, _ := r.Context().Value(jsonOnlyKey{}).(bool); jsonOnly {
+		return false
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	for _, n := range notes {
+		writeEvent(w, n)
+	}
+	writeAnswer(w)
+	return true
 }
 
 func writeEvent(w io.Writer, v any) {
