@@ -626,17 +626,20 @@ func (s *Store) RevokeAccessToken(ctx context.Context, grantID string) error {
 // (SetGrantRevoker), and its record is deleted, so its refresh tokens are
 // unknown from now on and its access tokens fail at userinfo and
 // introspection. It is the one place a grant is revoked.
+//
+// Within a request scope a grant revoked once is not revoked again (fosite
+// revokes a grant's access and refresh tokens in turn); it counts as
+// revoked only once the announcement and the deletion both succeeded, so a
+// failed revocation (ErrUnavailable) retried in the same request is
+// written again, never skipped.
 func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 	if grantID == "" {
 		return nil
 	}
-	if sc := scopeOf(ctx); sc != nil {
+	sc := scopeOf(ctx)
+	if sc != nil {
 		sc.mu.Lock()
 		done := sc.revoked[grantID]
-		if sc.revoked == nil {
-			sc.revoked = map[string]bool{}
-		}
-		sc.revoked[grantID] = true
 		sc.mu.Unlock()
 		if done {
 			return nil
@@ -655,6 +658,14 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 	pipe.Del(ctx, s.legacyGrantKey(grantID))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return unavailable(err)
+	}
+	if sc != nil {
+		sc.mu.Lock()
+		if sc.revoked == nil {
+			sc.revoked = map[string]bool{}
+		}
+		sc.revoked[grantID] = true
+		sc.mu.Unlock()
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ import (
 type requestScope struct {
 	mu      sync.Mutex
 	codes   map[string]map[string]string // code signature -> the code hash's fields
-	revoked map[string]bool              // grant ids already revoked
+	revoked map[string]bool              // grant ids revoked (written) in this request
 	// sessions: the stored session JSON last decoded into each session
 	// object (fosite hands the same session to the code's four reads, and
 	// its three parts hold the same session).

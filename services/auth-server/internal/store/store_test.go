@@ -726,4 +726,48 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 			t.Errorf("outage errors took %s", d)
 		}
 	})
+	// A revocation whose write fails does not count as done for the rest
+	// of the request: the same request revoking the grant again writes
+	// again. Broken on purpose (the request's "revoked" mark set before
+	// the write, as before this test) the second call returns nil at once
+	// and the grant stays live.
+	t.Run("a failed revocation is not remembered as done", func(t *testing.T) {
+		r := testharness.StartRedis(t)
+		rdb := r.Client()
+		s := newStoreOn(t, rdb, 0)
+		rctx := store.WithRequestScope(ctx)
+		r.Stop()
+		if err := s.RevokeGrant(rctx, "rv-1"); !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("revocation with Redis stopped: %v, want ErrUnavailable", err)
+		}
+		r.Start() // empty: no persistence
+		req := request(t, s, "rv-1")
+		testharness.Eventually(t, 20*time.Second, "the grant stored once Redis is back", func() (bool, string) {
+			tctx, _ := s.BeginTX(ctx)
+			if err := s.CreateAccessTokenSession(tctx, "", req); err != nil {
+				return false, err.Error()
+			}
+			if err := s.CreateRefreshTokenSession(tctx, "rv-1.rt1", "", req); err != nil {
+				return false, err.Error()
+			}
+			if err := s.Commit(tctx); err != nil {
+				return false, err.Error()
+			}
+			return true, ""
+		})
+		if _, err := s.GetRefreshTokenSession(ctx, "rv-1.rt1", oauth.NewSession()); err != nil {
+			t.Fatalf("the grant before the retried revocation: %v", err)
+		}
+		if err := s.RevokeGrant(rctx, "rv-1"); err != nil {
+			t.Fatalf("the revocation retried in the same request: %v", err)
+		}
+		if _, err := s.GetRefreshTokenSession(ctx, "rv-1.rt1", oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("the grant after the retried revocation: %v, want not found (revoked)", err)
+		}
+		// Once written, a second revocation in the request is not sent.
+		counter := countRoundTrips(rdb)
+		if err := s.RevokeGrant(rctx, "rv-1"); err != nil || counter.n.Load() != 0 {
+			t.Errorf("a second revocation in the request: %v after %d round trips, want none", err, counter.n.Load())
+		}
+	})
 }
