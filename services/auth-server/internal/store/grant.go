@@ -53,6 +53,18 @@ func (s *Store) oldGrantKey(id string) string { return s.k("grant", redisx.Tag(i
 // first use (migrateGrant), so an upgrade keeps every refresh token working.
 func (s *Store) legacyGrantKey(id string) string { return s.k("grant", id) }
 
+// revokedKey marks a grant revoked for moveWindow×2 (RevokeGrant), in the
+// grant's hash slot, so that a move from the legacy key (another slot)
+// that read the grant before the revocation deleted it cannot restore it
+// after (moveScript).
+func (s *Store) revokedKey(id string) string { return s.k("revoked", redisx.Tag(id)) }
+
+// moveWindow bounds a move from the legacy key: from its start (the Redis
+// clock of the grant's slot) to its RESTORE. A move that took longer is
+// refused (ErrUnavailable; the next use moves again), so the revocation
+// mark needs to outlive a revocation by no more than twice this.
+const moveWindow = time.Minute
+
 // Fields of a format-1 grant hash.
 const (
 	fieldRefresh  = "rt"
@@ -60,33 +72,79 @@ const (
 	fieldRotated  = "rotated" // "<rotation ms>:<index until ms>"
 )
 
+// moveStartScript starts a move: the Redis time (Unix ms) of the grant's
+// slot, or -1 when the grant was revoked (its mark is there).
+//
+//	KEYS[1] the revocation mark (revokedKey)
+var moveStartScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local t = redis.call('TIME')
+return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`)
+
+// moveScript restores a legacy grant's DUMP under oldGrantKey unless the
+// grant was revoked since the move started.
+//
+//	KEYS[1] oldGrantKey, KEYS[2] the revocation mark, KEYS[3] grantKey
+//	(one slot); ARGV[1] the DUMP, ARGV[2] its TTL (ms), ARGV[3] when the
+//	move started (moveStartScript), ARGV[4] moveWindow (ms)
+//
+// Returns 1 (restored), 2 (moved before: either key exists), 0 (revoked),
+// or an error when the move took longer than the window.
+//
+// Why this is enough (RevokeGrant deletes the legacy key first, then sets
+// the mark and deletes the slot's keys): a move that read the grant did so
+// before the legacy key's deletion; if it restores before the mark is set,
+// the revocation's DEL that follows removes what it restored; if after,
+// either the mark is there (refused) or it expired, 2×moveWindow after it
+// was set, which is more than moveWindow after the move started (refused).
+var moveScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now - tonumber(ARGV[3]) > tonumber(ARGV[4]) then return redis.error_reply('ERR grant move took longer than its window') end
+if redis.call('EXISTS', KEYS[1], KEYS[3]) > 0 then return 2 end
+redis.call('RESTORE', KEYS[1], ARGV[2], ARGV[1])
+return 1
+`)
+
 // migrateGrant moves a grant stored under its legacy key to oldGrantKey,
-// keeping its TTL; it reports whether there was one. DUMP/RESTORE works
-// across hash slots; of concurrent migrations one RESTORE wins and the
-// others meet BUSYKEY, which leaves the winner's (possibly already
-// rotated) record alone.
+// keeping its TTL; it reports whether the grant is there now. DUMP/RESTORE
+// works across hash slots; of concurrent moves one restores and the others
+// find its key, which they leave alone (it may be rotated already). A
+// revocation is final: a move that read the grant before it was revoked
+// does not bring it back (moveScript).
 func (s *Store) migrateGrant(ctx context.Context, id string) (bool, error) {
 	old := s.legacyGrantKey(id)
-	dump, err := s.rdb.Dump(ctx, old).Result()
-	if errors.Is(err, redis.Nil) {
+	start, err := moveStartScript.Run(ctx, s.rdb, []string{s.revokedKey(id)}).Int64()
+	if err != nil {
+		return false, unavailable(err)
+	} else if start < 0 {
+		return false, nil
+	}
+	pipe := s.rdb.Pipeline()
+	dumpCmd, ttlCmd := pipe.Dump(ctx, old), pipe.PTTL(ctx, old)
+	_, _ = pipe.Exec(ctx) // each command's error is read below
+	if err := dumpCmd.Err(); errors.Is(err, redis.Nil) {
 		return false, nil
 	} else if err != nil {
 		return false, unavailable(err)
-	}
-	ttl, err := s.rdb.PTTL(ctx, old).Result()
-	if err != nil {
+	} else if err := ttlCmd.Err(); err != nil {
 		return false, unavailable(err)
 	}
+	ttl := ttlCmd.Val()
 	if ttl <= 0 {
 		ttl = s.ttl.Refresh
 	}
-	if err := s.rdb.Restore(ctx, s.oldGrantKey(id), ttl, dump).Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYKEY") {
+	n, err := moveScript.Run(ctx, s.rdb, []string{s.oldGrantKey(id), s.revokedKey(id), s.grantKey(id)},
+		dumpCmd.Val(), ttl.Milliseconds(), start, moveWindow.Milliseconds()).Int()
+	if err != nil {
 		return false, unavailable(err)
 	}
 	if err := s.rdb.Del(ctx, old).Err(); err != nil {
 		return false, unavailable(err)
 	}
-	return true, nil
+	return n != 0, nil
 }
 
 // splitHandle splits a refresh handle "<grant id>.<mac>".
@@ -650,12 +708,17 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 	if err := s.announceRevoked(ctx, grantID); err != nil {
 		return err
 	}
-	// Both formats' keys (one hash slot) in one DEL, and the legacy key
-	// (migrateGrant), in another slot, in a second DEL of the same round
-	// trip.
-	pipe := s.rdb.Pipeline()
+	// The legacy key (another slot) first; then, in the grant's slot, the
+	// revocation mark and both formats' keys: a move from the legacy key
+	// in flight cannot restore the grant after this (moveScript). In this
+	// order on a cluster too, where one pipeline's commands for different
+	// nodes run concurrently.
+	if err := s.rdb.Del(ctx, s.legacyGrantKey(grantID)).Err(); err != nil {
+		return unavailable(err)
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.Set(ctx, s.revokedKey(grantID), "1", 2*moveWindow)
 	pipe.Del(ctx, s.grantKey(grantID), s.oldGrantKey(grantID))
-	pipe.Del(ctx, s.legacyGrantKey(grantID))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return unavailable(err)
 	}

@@ -98,3 +98,38 @@ func countRoundTrips(rdb *redisx.Client) *roundTrips {
 	rdb.AddHook(c)
 	return c
 }
+
+// afterCommand runs fn after a command named name (lower case) on key has
+// been answered, alone or in a pipeline: a deterministic point between two
+// steps of the store's own sequence of round trips.
+type afterCommand struct {
+	name, key string
+	fn        func()
+}
+
+func (a afterCommand) matches(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	return cmd.Name() == a.name && len(args) > 1 && args[1] == a.key
+}
+
+func (a afterCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (a afterCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if a.matches(cmd) {
+			a.fn()
+		}
+		return err
+	}
+}
+
+func (a afterCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if slices.ContainsFunc(cmds, a.matches) {
+			a.fn()
+		}
+		return err
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,6 +138,51 @@ func scriptBreak(t *testing.T, setup testharness.RedisSetup) {
 		}
 		if _, err := s.GetRefreshTokenSession(ctx, id+".rt3", oauth.NewSession()); err != nil {
 			t.Errorf("the successor after the window: %v", err)
+		}
+	})
+
+	// A grant stored under its key from before hash tags is moved on first
+	// use: DUMP of the old key, RESTORE in the grant's slot. A revocation
+	// that lands after the DUMP and before the RESTORE (here: run by a hook
+	// right after the DUMP's answer) is final: the move does not bring the
+	// grant back. Broken on purpose (the move as DUMP, RESTORE, DEL without
+	// the revocation mark, as before this test) the refresh succeeds with
+	// the revoked grant, restored for its TTL.
+	t.Run("a revocation between a legacy grant's DUMP and RESTORE is final", func(t *testing.T) {
+		clk := newClock()
+		s, rdb := newStore(t, setup, 30*time.Second, store.WithClock(clk.now))
+		id0, fields := mainRecord(t)
+		id := "legacy-rv"
+		legacy := rdb.Key("as", "grant", id)
+		f := map[string]string{}
+		for k, v := range fields {
+			f[k] = strings.ReplaceAll(v, id0, id)
+		}
+		if err := rdb.HSet(ctx, legacy, f).Err(); err != nil {
+			t.Fatal(err)
+		}
+		rdb.Expire(ctx, legacy, time.Hour)
+		clk.ms.Store(rotatedAt(t, fields) + time.Minute.Milliseconds())
+		var revoked atomic.Bool
+		var revokeErr error
+		rdb.AddHook(afterCommand{name: "dump", key: legacy, fn: func() {
+			if revoked.CompareAndSwap(false, true) {
+				revokeErr = s.RevokeGrant(context.Background(), id)
+			}
+		}})
+		if _, err := refreshAs(ctx, s, request(t, s, id), id+".rt2", id+".rt3"); !errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("refresh of a legacy grant revoked during its move: %v, want not found", err)
+		}
+		if !revoked.Load() || revokeErr != nil {
+			t.Fatalf("the revocation after the DUMP: ran %v, %v", revoked.Load(), revokeErr)
+		}
+		for _, k := range []string{legacy, rdb.Key("as", "grant", redisx.Tag(id)), rdb.Key("as", "grant2", redisx.Tag(id))} {
+			if rdb.Exists(ctx, k).Val() != 0 {
+				t.Errorf("%s exists after the revocation", k)
+			}
+		}
+		if _, err := s.GetAccessTokenSession(ctx, id+".1900000000", oauth.NewSession()); !errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("access token of the revoked grant: %v, want not found", err)
 		}
 	})
 
