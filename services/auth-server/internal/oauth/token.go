@@ -57,7 +57,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.metrics.grants.WithLabelValues(grant, s.clientLabel(ar.GetClient()), "ok").Inc()
 	s.auditEvent(r, audit.Record{Event: audit.Grant, GrantType: grant, ClientID: ar.GetClient().GetID(), ClientAuthenticated: true,
 		Subject: ar.GetSession().GetSubject(), GrantID: ar.GetID()})
-	s.provider.WriteAccessResponse(ctx, w, ar, resp)
+	writeAccessResponse(w, resp)
 }
 
 // fosite's hints for the checks that fail when a parameter a grant
