@@ -45,11 +45,12 @@ const authServerProcessEnv = "TOLLGATE_BENCH_AUTH_SERVER_PROCESS"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(authServerProcessEnv) == "1" {
-		if dir := os.Getenv(cpuProfileEnv); dir != "" {
-			if os.Getenv(allocProfileEnv) != "" {
-				runtime.MemProfileRate = 4096
-			}
-			go profileOnSignal(dir)
+		if os.Getenv(cpuProfileEnv) != "" && os.Getenv(allocProfileEnv) != "" {
+			runtime.MemProfileRate = 4096
+		}
+		if dir := os.Getenv(windowDirEnv); dir != "" {
+			anchorGCTrace()
+			go windowOnSignal(dir)
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		err := server.Run(ctx, os.Getenv, os.Stderr, nil)
@@ -88,41 +89,38 @@ func writeAllocs(path string) {
 	}
 }
 
-// profileOnSignal runs in the auth-server process: SIGUSR1 starts a CPU
-// profile into the file named by <dir>/.next, SIGUSR2 stops it.
-func profileOnSignal(dir string) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
-	var out *os.File
-	for s := range sig {
-		switch {
-		case s == syscall.SIGUSR1 && out == nil:
-			name, err := os.ReadFile(filepath.Join(dir, ".next"))
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "cpu profile:", err)
-				continue
-			}
-			if out, err = os.Create(filepath.Join(dir, string(name))); err != nil {
-				fmt.Fprintln(os.Stderr, "cpu profile:", err)
-				continue
-			}
-			if os.Getenv(allocProfileEnv) != "" {
-				writeAllocs(filepath.Join(dir, string(name)+".allocs0"))
-			}
-			if err := pprof.StartCPUProfile(out); err != nil {
-				fmt.Fprintln(os.Stderr, "cpu profile:", err)
-				out.Close()
-				out = nil
-			}
-		case s == syscall.SIGUSR2 && out != nil:
-			pprof.StopCPUProfile()
-			if os.Getenv(allocProfileEnv) != "" {
-				writeAllocs(out.Name() + ".allocs")
-			}
-			out.Close()
-			out = nil
-		}
+// signalNotify: SIGUSR1 starts a window in the auth-server process,
+// SIGUSR2 ends it (windowOnSignal).
+func signalNotify(c chan os.Signal) { signal.Notify(c, syscall.SIGUSR1, syscall.SIGUSR2) }
+
+func isStart(s os.Signal) bool { return s == syscall.SIGUSR1 }
+
+// startCPUProfile starts the auth-server process's CPU profile into
+// <dir>/<name> (and its allocation profile at the start, with
+// allocProfileEnv); nil when it could not.
+func startCPUProfile(dir, name string) *os.File {
+	out, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cpu profile:", err)
+		return nil
 	}
+	if os.Getenv(allocProfileEnv) != "" {
+		writeAllocs(filepath.Join(dir, name+".allocs0"))
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		fmt.Fprintln(os.Stderr, "cpu profile:", err)
+		out.Close()
+		return nil
+	}
+	return out
+}
+
+func stopCPUProfile(out *os.File) {
+	pprof.StopCPUProfile()
+	if os.Getenv(allocProfileEnv) != "" {
+		writeAllocs(out.Name() + ".allocs")
+	}
+	out.Close()
 }
 
 // callgrindEnv names a directory: when set, BenchmarkTokenEndpoint runs
@@ -177,21 +175,35 @@ func callgrindControl(b *testing.B, pid int, arg string) {
 	}
 }
 
-// profileWindow brackets a timed window with the auth-server's CPU
-// profile when cpuProfileEnv is set; the returned func ends it.
-func profileWindow(b *testing.B, pid int) func() {
-	dir := os.Getenv(cpuProfileEnv)
-	if dir == "" {
-		return func() {}
-	}
+// window brackets a timed window of the auth-server process p: it starts
+// the process's window (runtime counters; the CPU profile when
+// cpuProfileEnv is set) and returns once the process has; the returned func
+// ends it and returns the runtime counters' difference.
+func window(b *testing.B, p benchProcess) func() runtimeSample {
 	name := strings.NewReplacer("/", "_", "=", "-").Replace(b.Name()) + ".pprof"
-	if err := os.WriteFile(filepath.Join(dir, ".next"), []byte(name), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(p.dir, ".next"), []byte(name), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	_ = syscall.Kill(pid, syscall.SIGUSR1)
-	return func() {
-		_ = syscall.Kill(pid, syscall.SIGUSR2)
-		b.Logf("auth-server CPU profile of this case: %s", filepath.Join(dir, name))
+	_ = syscall.Kill(p.pid, syscall.SIGUSR1)
+	waitFile(b, filepath.Join(p.dir, name+".started"))
+	return func() runtimeSample {
+		_ = syscall.Kill(p.pid, syscall.SIGUSR2)
+		path := filepath.Join(p.dir, name+".runtime")
+		waitFile(b, path)
+		if dir := os.Getenv(cpuProfileEnv); dir != "" {
+			b.Logf("auth-server CPU profile of this case: %s", filepath.Join(dir, name))
+		}
+		raw, err := os.ReadFile(path)
+		var rt runtimeSample
+		if err == nil {
+			err = json.Unmarshal(raw, &rt)
+		}
+		if err != nil {
+			b.Fatalf("auth-server runtime counters: %v", err)
+		}
+		_ = os.Remove(path)
+		_ = os.Remove(filepath.Join(p.dir, name+".started"))
+		return rt
 	}
 }
 
@@ -251,6 +263,26 @@ func BenchmarkTokenRefresh(b *testing.B) {
 //	                     and read- and write-family system calls per grant
 //	alloc-KiB/grant, gc/1000grants  its heap allocation and GC cycles
 //
+// and where the latency's tail comes from (bench_tail_test.go; the
+// detail — latency histogram, the slowest 1 % against all requests, Redis
+// commands by name — is logged, printed in full with -v):
+//
+//	p90-ms, p999-ms, max-ms   more of the client's latency distribution
+//	p50-handler-ms, p99-handler-ms  the auth-server's own duration of the
+//	                     requests (its access-log line, matched by request id)
+//	gc-overlap-all, gc-overlap-slow  the share of all requests, and of the
+//	                     slowest 1 %, whose handler overlapped a GC cycle
+//	                     (gctrace in the auth-server's log)
+//	go-runq-µs/grant, go-runq-p99-ms  goroutines waiting for a P
+//	                     (/sched/latencies:seconds), per grant and p99
+//	os-runq-µs/grant     the auth-server's threads waiting for a CPU
+//	                     (schedstat's run-queue time)
+//	mutex-wait-µs/grant  goroutines blocked on a mutex (/sync/mutex/wait/total)
+//	redis-wait-µs/grant  the auth-server waiting for Redis replies
+//	                     (tollgate_redis_command_duration_seconds)
+//	client-cpu-µs/grant, redis-cpu-µs/grant  the CPU of this benchmark's
+//	                     own process (the clients) and of redis-server
+//
 // and for signatures/RS256 and signatures/ES256: sig/s on one core and
 // cpu-µs/sig (thread CPU time of one locked goroutine signing an access
 // token's claims), measured once at the start. CPU times, not wall times,
@@ -282,7 +314,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 	for _, alg := range []string{"RS256", "ES256"} {
 		// One fleet per algorithm, owned by the parent benchmark so that it
 		// outlives each case.
-		f, pid := startFleetProcess(b, map[string]string{
+		f, proc := startFleetProcess(b, map[string]string{
 			// Logging as `make dev` and the chart run it (the services'
 			// defaults): JSON lines at info, so every request's access-log
 			// line is written and counted, as the audit line is.
@@ -300,7 +332,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 					for _, a := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256} {
 						before[string(a)] = meter.cpu(b, a)
 					}
-					r := loadTokenEndpoint(b, f, pid, grant, clients, grants)
+					r := loadTokenEndpoint(b, f, proc, grant, clients, grants)
 					share := 0.0
 					for k, n := range r.signatures {
 						share += float64(n) * float64(before[k]+meter.cpu(b, jose.SignatureAlgorithm(k))) / 2
@@ -319,6 +351,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 					b.ReportMetric(float64(r.sigTotal())/float64(r.grants), "signatures/grant")
 					b.ReportMetric(float64((r.cpu-r.signingCPU).Nanoseconds())/1e3/float64(r.grants), "cpu-µs/grant-outside-sig")
 					r.os.report(b, r.grants)
+					r.tail.report(b, r.grants, r.wall, clients)
 					if r.instructions > 0 {
 						b.ReportMetric(float64(r.instructions)/float64(r.grants), "Ir/grant")
 					}
@@ -357,6 +390,8 @@ type loadResult struct {
 	// in the window: context switches, read and write system calls,
 	// allocation and GC cycles
 	os processCounters
+	// tail is what the requests waited for (bench_tail_test.go)
+	tail tailReport
 }
 
 // processCounters are counters of the auth-server process read before and
@@ -425,7 +460,8 @@ func (r loadResult) sigTotal() int {
 // loadTokenEndpoint runs n grants of one type from `clients` concurrent
 // clients and measures them. Codes (browser logins through the dev IdP) and
 // the grants to refresh are made before the timed window.
-func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n int) loadResult {
+func loadTokenEndpoint(b *testing.B, f *fleet, p benchProcess, grant string, clients, n int) loadResult {
+	pid := p.pid
 	c := f.Clients["gpt-apps-mcp"]
 	// One keep-alive connection per client, as separate clients have.
 	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
@@ -457,7 +493,7 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 			perClient[i] = []job{{url.Values{"grant_type": {"refresh_token"}, "refresh_token": {f.fullFlow(c, newAuthRequest(c)).RefreshToken}}}}
 		}
 	}
-	do := func(form url.Values) (tokenResponse, time.Duration) {
+	do := func(form url.Values, id string) (tokenResponse, time.Duration) {
 		body := url.Values{}
 		for k, v := range form {
 			body[k] = v
@@ -468,6 +504,11 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 		}
 		req, _ := http.NewRequest(http.MethodPost, f.Base+"/oauth/token", strings.NewReader(body.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if id != "" {
+			// As an ingress sends it; it names the request's access-log
+			// line (the tail attribution).
+			req.Header.Set("X-Request-Id", id)
+		}
 		if c.AuthMethod == "client_secret_basic" || c.AuthMethod == "" {
 			req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
 		}
@@ -499,7 +540,7 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tr, _ := do(perClient[i][0].form)
+			tr, _ := do(perClient[i][0].form, "")
 			if grant == "refresh_token" {
 				perClient[i][0].form.Set("refresh_token", tr.RefreshToken)
 			} else {
@@ -515,15 +556,21 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 	for i := range n {
 		per[i%clients]++
 	}
-	lat := make([][]time.Duration, clients)
+	lat := make([][]sample, clients)
 	// The tokens are kept and their signatures counted after the window:
 	// parsing JWS in the clients would spend CPU of the two cores the
 	// auth-server runs on, inside the window.
 	toks := make([][]string, clients)
-	endProfile := profileWindow(b, pid)
+	logStart, err := os.Stat(p.log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	endWindow := window(b, p)
 	endCallgrind := callgrindWindow(b, pid)
 	m0 := serverMetrics(b, f)
 	os0 := readProcessCounters(b, pid, m0)
+	redisCPU0, redisCalls0, redisUsec0 := redisStats(b, f)
+	delay0, client0 := runDelay(b, pid), processCPU(b, os.Getpid())
 	cpu0 := processCPU(b, pid)
 	t0 := time.Now()
 	for i := range clients {
@@ -535,8 +582,10 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 				if grant == "authorization_code" {
 					form = perClient[i][k].form
 				}
-				tr, d := do(form)
-				lat[i] = append(lat[i], d)
+				id := fmt.Sprintf("bench-%d-%d", i, k)
+				t := time.Now()
+				tr, d := do(form, id)
+				lat[i] = append(lat[i], sample{id: id, start: t, latency: d})
 				toks[i] = append(toks[i], tr.AccessToken, tr.IDToken)
 				if grant == "refresh_token" {
 					form.Set("refresh_token", tr.RefreshToken)
@@ -547,14 +596,24 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 	wg.Wait()
 	wall := time.Since(t0)
 	cpu := processCPU(b, pid) - cpu0
+	tail := tailReport{serverRunDelay: runDelay(b, pid) - delay0, clientCPU: processCPU(b, os.Getpid()) - client0}
 	m1 := serverMetrics(b, f)
 	os1 := readProcessCounters(b, pid, m1)
-	endProfile()
+	redisCPU1, redisCalls1, redisUsec1 := redisStats(b, f)
+	tail.redisCPU, tail.redisCalls, tail.redisCmd = redisCPU1-redisCPU0, redisCalls1-redisCalls0, redisUsec1-redisUsec0
+	tail.redisWait = redisWait(m1)
+	for cmd, e := range redisWait(m0) {
+		tail.redisWait[cmd] = [2]float64{tail.redisWait[cmd][0] - e[0], tail.redisWait[cmd][1] - e[1]}
+	}
+	tail.rt = endWindow()
 	r := loadResult{grants: n, wall: wall, cpu: cpu, signatures: map[string]int{}, instructions: endCallgrind(),
 		signingCPU: signingCPU(m1) - signingCPU(m0), os: os1.sub(os0)}
 	var all []time.Duration
 	for i := range clients {
-		all = append(all, lat[i]...)
+		for _, s := range lat[i] {
+			all = append(all, s.latency)
+		}
+		tail.samples = append(tail.samples, lat[i]...)
 		for _, tok := range toks[i] {
 			if alg := jwsAlg(tok); alg != "" {
 				r.signatures[alg]++
@@ -563,6 +622,13 @@ func loadTokenEndpoint(b *testing.B, f *fleet, pid int, grant string, clients, n
 	}
 	slices.Sort(all)
 	r.p50, r.p99 = all[len(all)/2], all[(len(all)*99+99)/100-1]
+	byID, gcs, err := serverLog(p.log, logStart.Size())
+	if err != nil {
+		b.Errorf("tail attribution: %v", err)
+	}
+	tail.gcs = gcs
+	tail.match(byID)
+	r.tail = tail
 	return r
 }
 
@@ -705,8 +771,8 @@ func schedstat(b *testing.B, path string) time.Duration {
 
 // startFleetProcess is startFleet with the auth-server in a process of its
 // own (this test binary re-executed) and dev-init's real secret hashes, as
-// in `make dev`. It returns the fleet and the auth-server's pid.
-func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
+// in `make dev`. It returns the fleet and the auth-server's process.
+func startFleetProcess(b *testing.B, env map[string]string) (*fleet, benchProcess) {
 	f := newFleet(b, env, "", false)
 	// The admin port on a listener of ours (the process's fd 4): the
 	// benchmark reads the signing counters there.
@@ -717,10 +783,15 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
 		cmd = exec.Command("valgrind", "--tool=callgrind", "--instr-atstart=no",
 			"--callgrind-out-file="+filepath.Join(dir, "callgrind.out"), os.Args[0], "-test.run=^$")
 	}
-	cmd.Env = append(os.Environ(), authServerProcessEnv+"=1")
+	p := benchProcess{dir: b.TempDir()}
+	cmd.Env = append(os.Environ(), authServerProcessEnv+"=1", windowDirEnv+"="+p.dir)
+	// gctrace: one line per GC cycle in the log (its time and phases), for
+	// the tail attribution.
+	godebug := "gctrace=1"
 	if os.Getenv(callgrindEnv) != "" {
-		cmd.Env = append(cmd.Env, "GODEBUG=asyncpreemptoff=1") // Go's preemption signals and valgrind
+		godebug += ",asyncpreemptoff=1" // Go's preemption signals and valgrind
 	}
+	cmd.Env = append(cmd.Env, "GODEBUG="+godebug)
 	for k, v := range f.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -744,6 +815,7 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	p.log = logFile.Name()
 	defer logFile.Close()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	logTail := func() string {
@@ -776,7 +848,8 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return f, cmd.Process.Pid
+				p.pid = cmd.Process.Pid
+				return f, p
 			}
 		}
 		select {
@@ -788,6 +861,14 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, int) {
 			b.Fatalf("auth-server not serving after 180s\n%s", logTail())
 		}
 	}
+}
+
+// benchProcess is the auth-server process of BenchmarkTokenEndpoint.
+type benchProcess struct {
+	pid int
+	// dir is where it reads window names and writes window files
+	// (windowOnSignal), log the file it logs to.
+	dir, log string
 }
 
 // BenchmarkVerifyAccessToken measures the fleet verifier on a real
