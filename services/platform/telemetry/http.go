@@ -1,14 +1,17 @@
 package telemetry
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/felixge/httpsnoop"
 	"github.com/prometheus/client_golang/prometheus"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -51,12 +54,15 @@ func MethodLabel(m string) string {
 	return "other"
 }
 
+// statusClasses are StatusClass's labels, made once (not per request).
+var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
 // StatusClass is the bounded status label: "1xx" … "5xx".
 func StatusClass(status int) string {
 	if status < 100 || status > 599 {
 		return "other"
 	}
-	return string(rune('0'+status/100)) + "xx"
+	return statusClasses[status/100-1]
 }
 
 // DurationBuckets are the request-duration histogram buckets, in seconds.
@@ -81,16 +87,21 @@ func (t *Telemetry) Middleware(h http.Handler, o HTTPOptions) (http.Handler, err
 		}
 		return o.Route(r)
 	}
+	observers := &observerCache{vec: duration}
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		info := &requestInfo{method: MethodLabel(r.Method)}
+		info.more = info.buf[:0]
+		info.w = statusWriter{ResponseWriter: w, code: http.StatusOK}
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
-		m := httpsnoop.CaptureMetrics(h, w, r.WithContext(ctx))
+		h.ServeHTTP(&info.w, r.WithContext(ctx))
+		m := metrics{Code: info.w.code, Duration: time.Since(start)}
 		rt := info.route()
 		if rt == "" {
 			rt = route(r)
 		}
 		if o.Streaming == nil || !o.Streaming(r) {
-			duration.WithLabelValues(rt, MethodLabel(r.Method), StatusClass(m.Code)).Observe(m.Duration.Seconds())
+			observers.get(rt, MethodLabel(r.Method), StatusClass(m.Code)).Observe(m.Duration.Seconds())
 		}
 		if o.AccessLog != nil {
 			logAccess(ctx, o.AccessLog.Handler(), accessLevel(m.Code), r.Method, rt, m, info)
@@ -99,12 +110,114 @@ func (t *Telemetry) Middleware(h http.Handler, o HTTPOptions) (http.Handler, err
 	return logging.RequestIDMiddleware(t.HTTPHandler(inner, route)), nil
 }
 
+// metrics are what Middleware measured of a request: the status and how
+// long the handler ran.
+type metrics struct {
+	Code     int
+	Duration time.Duration
+}
+
+// statusWriter notes the status of a response, as httpsnoop's
+// CaptureMetrics did before it (issue 12: httpsnoop's wrapper cost 14
+// allocations per request): the first status that is not informational
+// (1xx), or 200 once a body byte or a flush went out first. It passes
+// every write through, and keeps streaming, hijacking and
+// http.ResponseController working (Flush, Hijack, Unwrap).
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+	sent bool // the status has gone out
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.ResponseWriter.WriteHeader(code)
+	if !w.sent && (code < 100 || code > 199) {
+		w.code, w.sent = code, true
+	}
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	w.sent = true
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) WriteString(s string) (int, error) {
+	w.sent = true
+	return io.WriteString(w.ResponseWriter, s)
+}
+
+// ReadFrom keeps the underlying writer's ReadFrom (sendfile) for io.Copy.
+func (w *statusWriter) ReadFrom(src io.Reader) (int64, error) {
+	w.sent = true
+	return io.Copy(w.ResponseWriter, src)
+}
+
+func (w *statusWriter) Flush() {
+	w.sent = true
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+		return
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observerCache holds the histogram's observer of each label set seen, so
+// that a request costs a map read instead of hashing its labels into the
+// vector (the labels are bounded: route patterns, methods, status classes).
+type observerCache struct {
+	vec *prometheus.HistogramVec
+	mu  sync.Mutex // serializes additions
+	m   atomic.Pointer[map[observerKey]prometheus.Observer]
+}
+
+type observerKey struct{ route, method, class string }
+
+func (c *observerCache) get(route, method, class string) prometheus.Observer {
+	k := observerKey{route, method, class}
+	if m := c.m.Load(); m != nil {
+		if o, ok := (*m)[k]; ok {
+			return o
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if o, ok := (*old)[k]; ok {
+			return o
+		}
+	}
+	o := c.vec.WithLabelValues(route, method, class)
+	next := make(map[observerKey]prometheus.Observer, 1+lenOf(old))
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	next[k] = o
+	c.m.Store(&next)
+	return o
+}
+
+func lenOf(m *map[observerKey]prometheus.Observer) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
+}
+
 // logAccess writes the access-log line of a request, as
 // Logger.LogAttrs(ctx, level, "request", …) would but without the caller's
 // program counter, which slog takes (runtime.Callers, ~7 µs of a token
 // request's CPU on the benchmark machine) for a source the fleet's
 // handlers never log; the attributes are built only when level is enabled.
-func logAccess(ctx context.Context, h slog.Handler, level slog.Level, method, route string, m httpsnoop.Metrics, info *requestInfo) {
+func logAccess(ctx context.Context, h slog.Handler, level slog.Level, method, route string, m metrics, info *requestInfo) {
 	if !h.Enabled(ctx, level) {
 		return
 	}
@@ -129,12 +242,15 @@ func accessLevel(status int) slog.Level {
 
 type requestInfoKey struct{}
 
-// requestInfo is what a handler tells the middleware about its request.
+// requestInfo is what a handler tells the middleware about its request,
+// and the response writer that notes its status: one allocation.
 type requestInfo struct {
 	mu     sync.Mutex
 	method string
 	rt     string
 	more   []slog.Attr
+	buf    [4]slog.Attr // more's first attributes, without growing it
+	w      statusWriter
 }
 
 func (i *requestInfo) route() string {
