@@ -46,9 +46,14 @@ type Leasing struct {
 	maxBuckets int
 	now        func() time.Time
 
-	mu      sync.Mutex
-	buckets map[string]*lease
+	mu sync.Mutex
+	// buckets by (scope, subject) as given, so that a request finds its
+	// bucket without hashing the subject into the Redis key (the key is
+	// made once, when the bucket is first held).
+	buckets map[bucketID]*lease
 }
+
+type bucketID struct{ scope, subject string }
 
 // LeaseOptions configure Leasing; zero values take the defaults.
 type LeaseOptions struct {
@@ -65,7 +70,7 @@ type LeaseOptions struct {
 
 // Leasing returns l's buckets behind leases (see Leasing).
 func (l *Limiter) Leasing(o LeaseOptions) *Leasing {
-	p := &Leasing{l: l, maxTokens: o.MaxTokens, ttl: o.TTL, maxBuckets: o.MaxBuckets, now: o.Now, buckets: map[string]*lease{}}
+	p := &Leasing{l: l, maxTokens: o.MaxTokens, ttl: o.TTL, maxBuckets: o.MaxBuckets, now: o.Now, buckets: map[bucketID]*lease{}}
 	if p.maxTokens <= 0 {
 		p.maxTokens = 16
 	}
@@ -83,6 +88,7 @@ func (l *Limiter) Leasing(o LeaseOptions) *Leasing {
 
 // lease is one bucket's local state.
 type lease struct {
+	key       string // the bucket's Redis key (Limiter.key)
 	mu        sync.Mutex
 	tokens    int           // leased, not yet handed out
 	size      int           // tokens the last lease took
@@ -103,11 +109,11 @@ func (b *lease) idle(now time.Time) bool {
 // does, from this replica's lease when it holds one. An error means Redis
 // could not be asked; callers answer 503.
 func (p *Leasing) Allow(ctx context.Context, scope, subject string, lim Limit) (Result, error) {
-	key := p.l.key(scope, subject)
-	b := p.bucket(key)
+	b := p.bucket(scope, subject)
 	if b == nil {
 		return p.l.Allow(ctx, scope, subject, lim)
 	}
+	key := b.key
 	for {
 		b.mu.Lock()
 		now := p.now()
@@ -183,12 +189,13 @@ func (p *Leasing) Allow(ctx context.Context, scope, subject string, lim Limit) (
 	}
 }
 
-// bucket returns the local state of key, or nil when MaxBuckets busy
-// buckets are held already.
-func (p *Leasing) bucket(key string) *lease {
+// bucket returns the local state of bucket (scope, subject), or nil when
+// MaxBuckets busy buckets are held already.
+func (p *Leasing) bucket(scope, subject string) *lease {
+	id := bucketID{scope, subject}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if b, ok := p.buckets[key]; ok {
+	if b, ok := p.buckets[id]; ok {
 		return b
 	}
 	if len(p.buckets) >= p.maxBuckets {
@@ -202,7 +209,7 @@ func (p *Leasing) bucket(key string) *lease {
 			return nil
 		}
 	}
-	b := &lease{}
-	p.buckets[key] = b
+	b := &lease{key: p.l.key(scope, subject)}
+	p.buckets[id] = b
 	return b
 }

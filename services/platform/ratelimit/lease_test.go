@@ -102,6 +102,25 @@ func TestLeasingSavesRoundTrips(t *testing.T) {
 	if n := evalCalls(t, r) - before; n > 40 {
 		t.Errorf("%d round trips for 400 requests", n)
 	}
+	// The bucket's key is the limiter's, with the subject hashed.
+	for _, k := range testharness.RedisKeys(t, r.Client()) {
+		if strings.Contains(k, "192.0.2.1") {
+			t.Errorf("subject stored in the clear: %s", k)
+		}
+	}
+
+	// A larger MaxTokens (the mcp-gateway's 64): 1, 2, …, 32, then 64 at a
+	// time: 6 + 337/64 ≈ 12 round trips.
+	big := ratelimit.New(r.Client()).Leasing(ratelimit.LeaseOptions{TTL: 10 * time.Second, MaxTokens: 64})
+	before = evalCalls(t, r)
+	for range 400 {
+		if res, err := big.Allow(ctx, "token", "addr:192.0.2.2", lim); err != nil || !res.Allowed {
+			t.Fatalf("%+v %v", res, err)
+		}
+	}
+	if n := evalCalls(t, r) - before; n > 14 {
+		t.Errorf("%d round trips for 400 requests with MaxTokens 64", n)
+	}
 }
 
 // TestLeasingSmallLimitsAreExact: a burst under 16 is never leased; the

@@ -90,9 +90,14 @@ func RetryAfterSeconds(d time.Duration) string {
 	return strconv.Itoa(int(math.Max(1, math.Ceil(d.Seconds()))))
 }
 
+// remainingHeader is RateLimit-Remaining in Go's canonical form, what
+// Header.Set would make of it on every call (an allocation: the name is
+// not canonical as spelled).
+const remainingHeader = "Ratelimit-Remaining"
+
 // SetHeaders writes Retry-After (when refused) and RateLimit-Remaining.
 func SetHeaders(h http.Header, r Result) {
-	h.Set("RateLimit-Remaining", strconv.Itoa(r.Remaining))
+	h[remainingHeader] = []string{strconv.Itoa(r.Remaining)}
 	if !r.Allowed {
 		h.Set("Retry-After", RetryAfterSeconds(r.RetryAfter))
 	}

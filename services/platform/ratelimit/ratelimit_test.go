@@ -53,6 +53,10 @@ func bucketsAreSharedAndPerSubject(t *testing.T, r testharness.Clients) {
 	if h.Get("Retry-After") != "2" {
 		t.Errorf("Retry-After = %q", h.Get("Retry-After"))
 	}
+	ratelimit.SetHeaders(h, ratelimit.Result{Allowed: true, Remaining: 7})
+	if got := h.Values("RateLimit-Remaining"); len(got) != 1 || got[0] != "7" {
+		t.Errorf("RateLimit-Remaining = %q, want one value 7", got)
+	}
 }
 
 func TestRedisDownIsAnError(t *testing.T) {
