@@ -210,7 +210,12 @@ func (g *Gateway) authenticate(transport string, next http.Handler) http.Handler
 			g.unauthorized(w, transport, g.challengerFor(transport).refusal(err))
 			return
 		}
-		ctx := context.WithValue(tokens.NewContext(r.Context(), claims), challengerKey{}, g.challengerFor(transport))
+		ctx := tokens.NewContext(r.Context(), claims)
+		if transport != transportStreamable {
+			// /mcp's challenger is the catalog's own, what forRequest
+			// falls back to: no context value needed on the call path.
+			ctx = context.WithValue(ctx, challengerKey{}, g.challengerFor(transport))
+		}
 		telemetry.LogAttrs(ctx, slog.String("client_id", claims.ClientID))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

@@ -121,7 +121,10 @@ func (g *Gateway) callTool(w http.ResponseWriter, r *http.Request, id string, ms
 	sess := &directSession{id: id, ctx: r.Context(), store: g.sessions}
 	ctx, cancel := context.WithCancel(g.mcp.WithContext(r.Context(), sess))
 	defer cancel()
-	defer g.inflight.add(id, msg.ID, cancel)()
+	sess.cancel = cancel
+	key := inflightKey{session: id, id: requestKey(msg.ID)}
+	g.inflight.add(key, sess)
+	defer g.inflight.remove(key, sess)
 	res, err := tool(ctx, mcp.CallToolRequest{
 		Request: mcp.Request{Method: string(mcp.MethodToolsCall)},
 		// The arguments as the client sent them (GetRawArguments,
@@ -132,23 +135,45 @@ func (g *Gateway) callTool(w http.ResponseWriter, r *http.Request, id string, ms
 		g.sessionStateFailed(w, r, msg, err)
 		return
 	}
+	buf := answerBuffers.Get().(*[]byte)
+	defer putAnswerBuffer(buf)
 	var answer []byte
 	switch {
 	case err != nil:
-		answer = appendRPCErrorAnswer(nil, msg.ID, handlerError(err))
+		answer = appendRPCErrorAnswer((*buf)[:0], msg.ID, handlerError(err))
 	case res == nil:
-		answer = appendRPCErrorAnswer(nil, msg.ID, mcp.NewJSONRPCErrorDetails(mcp.INTERNAL_ERROR,
+		answer = appendRPCErrorAnswer((*buf)[:0], msg.ID, mcp.NewJSONRPCErrorDetails(mcp.INTERNAL_ERROR,
 			fmt.Sprintf("tool '%s' handler returned no result", msg.Params.Name), nil))
 	default:
-		answer = appendCallAnswer(nil, msg.ID, res)
+		answer = appendCallAnswer((*buf)[:0], msg.ID, res)
 	}
+	*buf = answer // grown or not, the buffer goes back to the pool
 	// In an event, the answer as json.Marshal writes it: without the newline.
 	if answerAsEventStream(w, r, sess.drain(), func(w io.Writer) { writeEventData(w, bytes.TrimSuffix(answer, []byte("\n"))) }) {
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(answer)
+	_, _ = w.Write(answer) // copied into the connection's buffer before Write returns
+}
+
+// jsonContentType is the Content-Type of a JSON answer, shared by every
+// answer instead of a new slice each (Header.Set's); net/http only reads
+// it.
+var jsonContentType = []string{"application/json"}
+
+// answerBuffers hold callTool's answers while they are written: the
+// answer is copied into the connection's buffer by Write, so its bytes
+// need not be a new allocation per call.
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// putAnswerBuffer returns b to answerBuffers unless it grew beyond what is
+// worth keeping (one large answer must not pin its memory).
+func putAnswerBuffer(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		*b = (*b)[:0]
+		answerBuffers.Put(b)
+	}
 }
 
 // handlerError is the JSON-RPC error of a tool handler's error, as mcp-go
@@ -228,20 +253,34 @@ func recoverTools(log *slog.Logger) server.ToolHandlerMiddleware {
 // HandleMessage serves. Ids match as mcp-go matches them, by their text
 // once decoded (a number through float64: 7, 7.0 and "7" are one id). A
 // cancellation that reaches another replica than the request's finds
-// nothing here, as with mcp-go.
-type inflight struct{ m sync.Map } // inflightKey -> *inflightCall
+// nothing here, as with mcp-go. A plain map under a mutex: adding and
+// removing a call allocates nothing in the steady state (a sync.Map
+// allocated an entry per call).
+type inflight struct {
+	mu sync.Mutex
+	m  map[inflightKey]*directSession // its cancel ends the call
+}
 
 type inflightKey struct{ session, id string }
 
-type inflightCall struct{ cancel context.CancelFunc }
+// add records the call of s under k (session, requestKey of the id).
+func (f *inflight) add(k inflightKey, s *directSession) {
+	f.mu.Lock()
+	if f.m == nil {
+		f.m = map[inflightKey]*directSession{}
+	}
+	f.m[k] = s
+	f.mu.Unlock()
+}
 
-// add records the request id of session, cancelled by cancel; the returned
-// function forgets it.
-func (f *inflight) add(session string, id json.RawMessage, cancel context.CancelFunc) func() {
-	k := inflightKey{session: session, id: requestKey(id)}
-	c := &inflightCall{cancel: cancel}
-	f.m.Store(k, c)
-	return func() { f.m.CompareAndDelete(k, c) }
+// remove forgets the call of s under k, unless another call with the
+// same session and id has taken its place.
+func (f *inflight) remove(k inflightKey, s *directSession) {
+	f.mu.Lock()
+	if f.m[k] == s {
+		delete(f.m, k)
+	}
+	f.mu.Unlock()
 }
 
 // cancel cancels the request id of session, if it is in flight here.
@@ -249,8 +288,13 @@ func (f *inflight) cancel(session string, id json.RawMessage) {
 	if len(id) == 0 {
 		return
 	}
-	if c, ok := f.m.LoadAndDelete(inflightKey{session: session, id: requestKey(id)}); ok {
-		c.(*inflightCall).cancel()
+	k := inflightKey{session: session, id: requestKey(id)}
+	f.mu.Lock()
+	s := f.m[k]
+	delete(f.m, k)
+	f.mu.Unlock()
+	if s != nil {
+		s.cancel()
 	}
 }
 

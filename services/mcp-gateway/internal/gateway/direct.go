@@ -101,7 +101,7 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 		notification := len(msg.ID) == 0 && strings.HasPrefix(msg.Method, "notifications/")
 		if !notification && (!directMethods[msg.Method] || len(msg.ID) == 0 || string(msg.ID) == "null" ||
 			(msg.Params.Meta != nil && msg.Params.Meta.ProgressToken != nil)) {
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.Body = newBody(body)
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -199,12 +199,31 @@ func appendToolResult(dst, id []byte, res *mcp.CallToolResult) ([]byte, bool) {
 		res.RequestState != "" || len(res.RawStructuredContent) > 0 || len(res.Content) != 1 {
 		return nil, false
 	}
-	structured, ok := res.StructuredContent.(compactJSON)
-	if !ok || len(structured) == 0 || htmlUnsafe(structured) {
+	var structured compactJSON
+	switch v := res.StructuredContent.(type) {
+	case compactJSON:
+		structured = v
+	case *compactJSON: // okResult's
+		if v != nil {
+			structured = *v
+		}
+	}
+	if len(structured) == 0 || htmlUnsafe(structured) {
 		return nil, false
 	}
-	text, ok := res.Content[0].(mcp.TextContent)
-	if !ok || text.Annotations != nil || text.Meta != nil || text.Type != "text" {
+	var text mcp.TextContent
+	switch v := res.Content[0].(type) {
+	case mcp.TextContent:
+		text = v
+	case *mcp.TextContent: // okResult's
+		if v == nil {
+			return nil, false
+		}
+		text = *v
+	default:
+		return nil, false
+	}
+	if text.Annotations != nil || text.Meta != nil || text.Type != "text" {
 		return nil, false
 	}
 	if !utf8.ValidString(text.Text) {
@@ -272,8 +291,12 @@ func directSessionID(r *http.Request) (string, bool) {
 	if r.Method != http.MethodPost {
 		return "", false
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return "", false // the transport answers the refusal
+	// "application/json" as such (what clients send) needs no parsing;
+	// anything else is parsed (parameters, case).
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return "", false // the transport answers the refusal
+		}
 	}
 	if v := r.Header.Get(mcp.HeaderProtocolVersion); v != "" && !validVersion(v) {
 		return "", false // likewise
@@ -361,6 +384,8 @@ type directSession struct {
 	store *session.Store
 	once  sync.Once
 	notes chan mcp.JSONRPCNotification
+	// cancel ends the request's context (callTool: notifications/cancelled).
+	cancel context.CancelFunc
 
 	mu  sync.Mutex
 	err error // the first failed change to the session record

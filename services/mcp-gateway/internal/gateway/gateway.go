@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -495,7 +494,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, message, bool) {
 		writeHTTPError(w, http.StatusRequestEntityTooLarge, mcp.INVALID_REQUEST, fmt.Sprintf("request body larger than %d bytes", maxBody))
 		return nil, message{}, false
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.Body = newBody(body)
 	var m message
 	m.decoded = json.Unmarshal(body, &m) == nil // mcp-go reports malformed JSON itself
 	attrs := []slog.Attr{slog.String("mcp_method", methodLabel(m.Method))}
@@ -504,6 +503,18 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, message, bool) {
 	}
 	telemetry.LogAttrs(r.Context(), attrs...)
 	return body, m, true
+}
+
+// memBody is a request body read again from memory: one allocation, where
+// io.NopCloser(bytes.NewReader(b)) makes two.
+type memBody struct{ bytes.Reader }
+
+func (*memBody) Close() error { return nil }
+
+func newBody(b []byte) io.ReadCloser {
+	r := &memBody{}
+	r.Reset(b)
+	return r
 }
 
 // readAllSized is io.ReadAll with the buffer sized for a body of the
@@ -539,7 +550,7 @@ func (g *Gateway) serveCtx(ctx context.Context, transport, method string, next h
 	if status == 0 {
 		status = http.StatusOK
 	}
-	g.metrics.request(transport, methodLabel(method), strconv.Itoa(status))
+	g.metrics.requestStatus(transport, methodLabel(method), status)
 }
 
 func truncate(s string, n int) string {

@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -15,6 +19,18 @@ type metrics struct {
 	tokenCache  *prometheus.CounterVec
 	relayed     *prometheus.CounterVec
 	recordCache *prometheus.CounterVec
+
+	// Series every call touches, resolved once rather than by hashing
+	// their labels on each request (issue 12's call path).
+	byRequest           seriesCache[requestLabels, prometheus.Counter]
+	tokenHit, tokenMiss prometheus.Counter
+}
+
+// requestLabels are tollgate_mcp_requests_total's labels; status, when
+// result is "", is the result as an HTTP status (made a string once).
+type requestLabels struct {
+	transport, method, result string
+	status                    int
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -70,21 +86,69 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.recordCache.WithLabelValues("memory")
 	m.recordCache.WithLabelValues("hit")
 	m.recordCache.WithLabelValues("miss")
+	m.byRequest.make = func(l requestLabels) prometheus.Counter {
+		if l.result == "" {
+			l.result = strconv.Itoa(l.status)
+		}
+		return m.requests.WithLabelValues(l.transport, l.method, l.result)
+	}
+	m.tokenHit, m.tokenMiss = m.tokenCache.WithLabelValues("hit"), m.tokenCache.WithLabelValues("miss")
 	return m, nil
 }
 
+// request counts a request by transport, method (methodLabel's) and
+// result, one of a fixed set.
 func (m *metrics) request(transport, method, result string) {
-	m.requests.WithLabelValues(transport, method, result).Inc()
+	m.byRequest.get(requestLabels{transport: transport, method: method, result: result}).Inc()
+}
+
+// requestStatus counts a request whose result is its HTTP status.
+func (m *metrics) requestStatus(transport, method string, status int) {
+	m.byRequest.get(requestLabels{transport: transport, method: method, status: status}).Inc()
 }
 
 func (m *metrics) toolCall(tool, result string) { m.toolCalls.WithLabelValues(tool, result).Inc() }
 
 func (m *metrics) cache(hit bool) {
 	if hit {
-		m.tokenCache.WithLabelValues("hit").Inc()
+		m.tokenHit.Inc()
 	} else {
-		m.tokenCache.WithLabelValues("miss").Inc()
+		m.tokenMiss.Inc()
 	}
+}
+
+// seriesCache keeps the series of each label set seen, made by make, so
+// that looking one up again is a map read without locks (a copy-on-write
+// map). The label sets must be bounded (methodLabel, fixed results,
+// statuses a handler writes).
+type seriesCache[K comparable, V any] struct {
+	make func(K) V
+	mu   sync.Mutex // serializes additions
+	m    atomic.Pointer[map[K]V]
+}
+
+func (c *seriesCache[K, V]) get(k K) V {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	next := map[K]V{}
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	v := c.make(k)
+	next[k] = v
+	c.m.Store(&next)
+	return v
 }
 
 // knownMethods bounds the method label.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -52,14 +51,41 @@ type jsonOnlyKey struct{}
 
 func acceptsEventStream(r *http.Request) bool {
 	for _, v := range r.Header.Values("Accept") {
-		for _, part := range strings.Split(v, ",") {
-			mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-			if mt = strings.ToLower(strings.TrimSpace(mt)); mt == "text/event-stream" || mt == "text/*" || mt == "*/*" {
+		for rest := v; rest != ""; {
+			var part string
+			part, rest, _ = strings.Cut(rest, ",")
+			mt, _, _ := strings.Cut(part, ";")
+			mt = strings.TrimSpace(mt)
+			if lowerEquals(mt, "text/event-stream") || lowerEquals(mt, "text/*") || mt == "*/*" {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// lowerEquals reports whether strings.ToLower(s) == lower (lower being
+// lower-case ASCII), without making the lower-case copy.
+func lowerEquals(s, lower string) bool {
+	if len(s) != len(lower) {
+		// ToLower keeps an ASCII string's length; a longer s (non-ASCII
+		// bytes) might lower to lower only through letters like U+212A
+		// KELVIN SIGN: asked of ToLower itself.
+		return len(s) > len(lower) && strings.ToLower(s) == lower
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 {
+			return strings.ToLower(s) == lower
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // streamableSession admits /mcp requests to sessions kept in Redis. It
@@ -92,7 +118,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			if rewritten, forget := g.ids.rewrite(body, msg.ID); len(rewritten) != len(body) {
 				defer forget()
 				body = rewritten
-				r.Body = io.NopCloser(bytes.NewReader(rewritten))
+				r.Body = newBody(rewritten)
 				r.ContentLength = int64(len(rewritten))
 				w = &idWriter{ResponseWriter: w, ids: g.ids}
 			}

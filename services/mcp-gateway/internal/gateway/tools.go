@@ -238,6 +238,9 @@ func (c *catalog) handler(t *registry.Tool) (server.ToolHandlerFunc, error) {
 
 // call calls the capability behind t with the caller's token.
 func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
+	// The series every successful call touches, resolved once.
+	okCalls := c.metrics.toolCalls.WithLabelValues(t.Name, "ok")
+	latency := c.metrics.coreLatency.WithLabelValues(t.Name)
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		claims, ok := tokens.FromContext(ctx)
 		if !ok {
@@ -275,7 +278,7 @@ func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 			conn = c.core
 		}
 		out, err := t.Capability.Invoke(cctx, withoutRequiredCheck(conn), in)
-		c.metrics.coreLatency.WithLabelValues(t.Name).Observe(time.Since(start).Seconds())
+		latency.Observe(time.Since(start).Seconds())
 		if err != nil {
 			result, msg := callError(err)
 			c.metrics.toolCall(t.Name, result)
@@ -286,12 +289,29 @@ func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 		if err != nil {
 			return nil, fmt.Errorf("encode %s output: %w", t.Name, err)
 		}
-		c.metrics.toolCall(t.Name, "ok")
-		return &mcp.CallToolResult{
-			Content:           []mcp.Content{mcp.NewTextContent(string(b))},
-			StructuredContent: compactJSON(b),
-		}, nil
+		okCalls.Inc()
+		return okResult(b), nil
 	}
+}
+
+// okResult is a successful call's result: the output b (compact JSON) as
+// text content and as structured content. The result, its content list,
+// text and structured content are one allocation (five as separate
+// values): the list and the structured content hold pointers into it,
+// which encode as the values would.
+func okResult(b []byte) *mcp.CallToolResult {
+	o := &struct {
+		res        mcp.CallToolResult
+		content    [1]mcp.Content
+		text       mcp.TextContent
+		structured compactJSON
+	}{}
+	o.text = mcp.NewTextContent(string(b))
+	o.structured = compactJSON(b)
+	o.content[0] = &o.text
+	o.res.Content = o.content[:]
+	o.res.StructuredContent = &o.structured
+	return &o.res
 }
 
 // progress tells a caller that asked for progress (a progressToken in the
