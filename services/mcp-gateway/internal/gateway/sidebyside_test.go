@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -39,7 +40,11 @@ import (
 // Redis commands per call and the gateway's session-cache hit share.
 // TOLLGATE_BENCH_CPUPROFILE=<dir> writes the CPU profiles of the gateway
 // and of capability-core over each gateway target's first window
-// (ADMIN_PPROF), for `go tool pprof -top`.
+// (ADMIN_PPROF), for `go tool pprof -top`. It also reports what does not
+// depend on the machine's load: the gateway's heap allocations and bytes
+// per call (its go_memstats counters), and with TOLLGATE_BENCH_SYSCALLS=1
+// the system calls per call of mcpecho and of the gateway (perf stat's
+// raw_syscalls:sys_enter, which needs perf and the permission to trace).
 //
 // It runs once whatever b.N is: run it with -benchtime 1x.
 func BenchmarkSideBySide(b *testing.B) {
@@ -48,6 +53,7 @@ func BenchmarkSideBySide(b *testing.B) {
 	warmup := window / 5
 	rounds := envInt(b, "TOLLGATE_BENCH_ROUNDS", 3)
 	profDir := os.Getenv("TOLLGATE_BENCH_CPUPROFILE")
+	countSyscalls := os.Getenv("TOLLGATE_BENCH_SYSCALLS") == "1"
 
 	if err := testharness.BuildBinaries(binDir, testharness.Binary{ModuleDir: filepath.Join("..", ".."), Package: "./internal/bench/mcpecho"}); err != nil {
 		b.Fatal(err)
@@ -126,7 +132,22 @@ func BenchmarkSideBySide(b *testing.B) {
 				prof = startCPUProfile(b, g.Admin, window, filepath.Join(profDir, "gateway-"+tg.name+".pprof"))
 				coreProf = startCPUProfile(b, f.CoreAdmin, window, filepath.Join(profDir, "core-"+tg.name+".pprof"))
 			}
+			var mallocs0, bytes0 float64
+			if tg.gw {
+				mallocs0, bytes0 = g.metric(b, "go_memstats_mallocs_total"), g.metric(b, "go_memstats_alloc_bytes_total")
+			}
+			var sys *syscallCount
+			if countSyscalls {
+				sys = startSyscallCount(b, procs[0].Pid())
+			}
 			res := runLoad(b, tg.url, tg.body, tg.header, conns, window)
+			if sys != nil {
+				res.syscalls = sys.stop(b)
+			}
+			if tg.gw {
+				res.mallocs = g.metric(b, "go_memstats_mallocs_total") - mallocs0
+				res.allocBytes = g.metric(b, "go_memstats_alloc_bytes_total") - bytes0
+			}
 			res.cpu = processCPU(b, procs) + redisCPU(b, f, tg.gw) - cpuBefore
 			res.mainCPU = processCPU(b, procs[:1]) - mainBefore
 			if prof != nil {
@@ -170,6 +191,22 @@ func BenchmarkSideBySide(b *testing.B) {
 		}
 	}
 	fmt.Fprintf(&out, "** CPU time per call of the serving processes: mcpecho; or gateway + capability-core + Redis (own: mcpecho or the gateway alone)\n")
+	for _, tg := range targets {
+		r := results[tg.name]
+		var parts []string
+		if tg.gw {
+			parts = append(parts, fmt.Sprintf("gateway heap allocations per call %.1f, bytes per call %.0f", r.mallocs/float64(r.calls), r.allocBytes/float64(r.calls)))
+			b.ReportMetric(r.mallocs/float64(r.calls), tg.name+"-gateway-allocs/call")
+			b.ReportMetric(r.allocBytes/float64(r.calls), tg.name+"-gateway-B/call")
+		}
+		if countSyscalls {
+			parts = append(parts, fmt.Sprintf("system calls per call (%s alone) %.2f", map[bool]string{true: "gateway", false: "mcpecho"}[tg.gw], r.syscalls/float64(r.calls)))
+			b.ReportMetric(r.syscalls/float64(r.calls), tg.name+"-syscalls/call")
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(&out, "%s: %s\n", tg.name, strings.Join(parts, ", "))
+		}
+	}
 	fmt.Fprintf(&out, "idle session (%d made before the load): gateway heap %.0f bytes each, Redis memory %.0f bytes each\n", idleSessions, heapPer, redisPer)
 	b.ReportMetric(heapPer, "gateway-heap-B/idle-session")
 	b.ReportMetric(redisPer, "redis-B/idle-session")
@@ -194,12 +231,18 @@ type loadResult struct {
 	fromMemory    float64       // share answered without Redis
 	cpu           time.Duration // CPU time of the serving processes
 	mainCPU       time.Duration // of mcpecho or the gateway alone
+	mallocs       float64       // the gateway's heap allocations
+	allocBytes    float64       // and their bytes
+	syscalls      float64       // system calls of mcpecho or the gateway (TOLLGATE_BENCH_SYSCALLS)
 }
 
 func (r *loadResult) add(o loadResult) {
 	r.calls += o.calls
 	r.cpu += o.cpu
 	r.mainCPU += o.mainCPU
+	r.mallocs += o.mallocs
+	r.allocBytes += o.allocBytes
+	r.syscalls += o.syscalls
 	r.elapsed += o.elapsed
 	r.lat = append(r.lat, o.lat...)
 	slices.Sort(r.lat)
@@ -463,4 +506,38 @@ func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
 		b.Fatalf("%s=%q: want a duration of at least 1s", name, v)
 	}
 	return d
+}
+
+// syscallCount is `perf stat -e raw_syscalls:sys_enter` attached to one
+// process for a window: every system call its threads enter.
+type syscallCount struct {
+	cmd    *exec.Cmd
+	output bytes.Buffer
+}
+
+func startSyscallCount(b *testing.B, pid int) *syscallCount {
+	b.Helper()
+	c := &syscallCount{cmd: exec.Command("perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-p", strconv.Itoa(pid))}
+	c.cmd.Stderr = &c.output
+	if err := c.cmd.Start(); err != nil {
+		b.Fatalf("TOLLGATE_BENCH_SYSCALLS=1 needs perf: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond) // attached before the window starts
+	return c
+}
+
+// stop ends the count (perf prints it on SIGINT) and returns it.
+func (c *syscallCount) stop(b *testing.B) float64 {
+	b.Helper()
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	_ = c.cmd.Wait()
+	for _, line := range strings.Split(c.output.String(), "\n") {
+		if f := strings.Split(line, ","); len(f) > 2 && strings.Contains(line, "raw_syscalls:sys_enter") {
+			if n, err := strconv.ParseFloat(f[0], 64); err == nil {
+				return n
+			}
+		}
+	}
+	b.Fatalf("perf stat: no raw_syscalls:sys_enter count in %q", c.output.String())
+	return 0
 }
