@@ -66,4 +66,16 @@ func TestTrailingSlashIsTheEndpoint(t *testing.T) {
 	if r := g.do(t, req{Method: "POST", Path: "/mcp/x", Token: tok, Session: sid, Body: call("ping", nil)}); r.Status != http.StatusNotFound {
 		t.Errorf("POST /mcp/x: %d", r.Status)
 	}
+	// The latency histogram's route label is the mux pattern matched (the
+	// gateway names it, telemetry.SetRoute), the unmatched path "other".
+	for _, series := range []string{
+		`tollgate_http_request_duration_seconds_count{code="2xx",method="POST",route="/mcp"}`,
+		`tollgate_http_request_duration_seconds_count{code="2xx",method="POST",route="/mcp/{$}"}`,
+		`tollgate_http_request_duration_seconds_count{code="4xx",method="POST",route="/mcp/{$}"}`,
+		`tollgate_http_request_duration_seconds_count{code="4xx",method="POST",route="other"}`,
+	} {
+		if g.metric(t, series) < 1 {
+			t.Errorf("no %s", series)
+		}
+	}
 }

@@ -306,17 +306,30 @@ func (g *Gateway) Handler() http.Handler {
 	}))
 	mux.Handle(widgets.AssetPath, widgets.AssetHandler())
 	mcpHandler := g.checkOrigin(c.Handler(g.authenticate(transportStreamable, g.streamableSession(g.direct(g.streamable)))))
-	mux.Handle("/mcp", mcpHandler)
+	// The route label is set here, where the mux has matched, instead of
+	// the telemetry middleware matching the request again afterwards
+	// (MuxRoute: ~1.5 % of the gateway's CPU per call, issue 12); the
+	// labels are those MuxRoute gives.
+	mux.Handle("/mcp", routed("/mcp", mcpHandler))
 	// "/mcp/" is the same endpoint, not a redirect: MCP clients differ in
 	// how they follow a redirected POST (some turn it into GET, some do not
 	// follow at all, some drop Authorization), and the resource a token is
 	// for stays MCP_RESOURCE_URL through the protected resource metadata
 	// either way. Only the exact path: "/mcp/x" is still 404.
-	mux.Handle("/mcp/{$}", mcpHandler)
+	mux.Handle("/mcp/{$}", routed("/mcp/{$}", mcpHandler))
 	mux.Handle("/sse", protect(transportSSE, http.HandlerFunc(g.openSSE)))
 	mux.Handle("/messages", protect(transportSSE, http.HandlerFunc(g.postMessage)))
 	g.route = telemetry.MuxRoute(mux)
 	return g.checkHost(mux)
+}
+
+// routed names h's requests' route pattern for the telemetry middleware
+// (telemetry.SetRoute): the metric label and span name.
+func routed(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		telemetry.SetRoute(r.Context(), route)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Route is the route pattern of r ("/mcp", "/sse", "/app-ui/", …), a
