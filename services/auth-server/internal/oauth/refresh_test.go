@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/ory/fosite"
@@ -50,5 +51,65 @@ func TestParsedRefreshMemo(t *testing.T) {
 	again, _, _ := a.GenerateRefreshToken(withParsedRefresh(context.Background()), req)
 	if again != next {
 		t.Fatal("a refresh token has two successors")
+	}
+}
+
+// TestCurrentMAC: the pooled check of a refresh token's MAC accepts
+// exactly the tokens fosite's check under the current secret accepts, and
+// a token under a rotated secret is still accepted (by fosite's check,
+// which checkRefresh falls back to).
+func TestCurrentMAC(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	old := []byte("fedcba9876543210fedcba9876543210")
+	cfg := &fosite.Config{GlobalSecret: secret, RotatedGlobalSecrets: [][]byte{old}}
+	a := &accessStrategy{hmac: compose.NewOAuth2HMACStrategy(cfg), successorKey: []byte("successor")}
+	copy(a.macKey[:], secret)
+	prev := &accessStrategy{hmac: compose.NewOAuth2HMACStrategy(&fosite.Config{GlobalSecret: old}), successorKey: []byte("successor")}
+	copy(prev.macKey[:], old)
+	req := fosite.NewRequest()
+	req.ID = "grant-1"
+	ctx := context.Background()
+	tok, sig, err := a.GenerateRefreshToken(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := tok[len(refreshPrefix):]
+	fositeOK := func(raw string) bool {
+		return (&accessStrategy{hmac: compose.NewOAuth2HMACStrategy(&fosite.Config{GlobalSecret: secret})}).hmac.Enigma.Validate(ctx, raw) == nil
+	}
+	k, m, _ := strings.Cut(raw, ".")
+	variants := []string{raw, k + "." + m + "A", k + "." + m[:len(m)-1], k + "." + m[:len(m)-1] + "B", k + "." + m[:len(m)-1] + "x",
+		k + ".", "." + m, k, k + "." + m + "." + m, "AA" + k + "." + m, k[:len(k)-1] + "." + m, k + "." + m + "==", k + "." + strings.Repeat("A", 86),
+		strings.ToUpper(raw), "", "."}
+	for i := range len(m) {
+		b := []byte(raw)
+		b[len(k)+1+i] ^= 1
+		variants = append(variants, string(b))
+	}
+	for _, v := range variants {
+		if got, want := a.currentMAC(v), fositeOK(v); got != want {
+			t.Errorf("currentMAC(%q) = %v, fosite's check under the current secret %v", v, got, want)
+		}
+	}
+	if !a.currentMAC(raw) {
+		t.Fatal("an authentic token is not accepted")
+	}
+	if got := a.RefreshTokenSignature(ctx, tok); got != sig {
+		t.Fatalf("signature %q, want %q", got, sig)
+	}
+	// A token made under the rotated secret: not this check's, still valid.
+	oldTok, oldSig, err := prev.GenerateRefreshToken(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.currentMAC(oldTok[len(refreshPrefix):]) {
+		t.Fatal("a token under the rotated secret passed the current secret's check")
+	}
+	if got := a.RefreshTokenSignature(ctx, oldTok); got != oldSig {
+		t.Fatalf("token under the rotated secret: signature %q, want %q", got, oldSig)
+	}
+	// Without a key the check accepts nothing.
+	if (&accessStrategy{}).currentMAC(raw) {
+		t.Fatal("accepted without a key")
 	}
 }

@@ -340,7 +340,7 @@ func (a *accessStrategy) parseRefresh(ctx context.Context, token string) (id, ma
 
 func (a *accessStrategy) checkRefresh(ctx context.Context, token string) (id, mac string, ok bool) {
 	raw, found := strings.CutPrefix(token, refreshPrefix)
-	if !found || a.hmac.Enigma.Validate(ctx, raw) != nil {
+	if !found || (!a.currentMAC(raw) && a.hmac.Enigma.Validate(ctx, raw) != nil) {
 		return "", "", false
 	}
 	k, mac, _ := strings.Cut(raw, ".")
@@ -353,6 +353,40 @@ func (a *accessStrategy) checkRefresh(ctx context.Context, token string) (id, ma
 		return "", "", false
 	}
 	return id, mac, true
+}
+
+// currentMAC reports whether raw, a fosite HMAC token without its prefix
+// ("<key>.<mac>", base64url), carries the MAC of its key under the
+// current secret (macKey) — the first check of fosite's
+// Enigma.Validate, made with a pooled state (keyedMAC) where fosite
+// makes an HMAC state per call (hmac.New: ~1 KB and the key hashed
+// again). It accepts only what that check accepts; false says nothing
+// more: the caller then asks Enigma.Validate, which also tries the
+// rotated secrets (TestCurrentMAC). Without a key (macKey all zero) it
+// is always false.
+func (a *accessStrategy) currentMAC(raw string) bool {
+	if a.macKey == ([32]byte{}) {
+		return false
+	}
+	k, m, ok := strings.Cut(raw, ".")
+	if !ok || k == "" || m == "" {
+		return false
+	}
+	key, err := b64.DecodeString(k)
+	if err != nil {
+		return false
+	}
+	var want [32]byte
+	var enc [43]byte // b64.EncodedLen(32)
+	if len(m) != len(enc) {
+		return false
+	}
+	copy(enc[:], m)
+	if n, err := b64.Decode(want[:], enc[:]); err != nil || n != len(want) {
+		return false
+	}
+	var sum [32]byte
+	return hmac.Equal(a.macs.sum(a.macKey[:], sum[:0], key), want[:])
 }
 
 // RefreshTokenSignature is the store handle "<grant id>.<mac>" of an
