@@ -154,6 +154,14 @@ func TestEnvelopeScanAgreesWithDecoding(t *testing.T) {
 		if (want == nil) != (got == nil) || (want != nil && (want.msg != got.msg || want.code != got.code || !bytes.Equal(want.id, got.id))) {
 			t.Errorf("%s:\n got %+v\nwant %+v", body, got, want)
 		}
+		// What streamableSession asks once readBody decoded the body:
+		// the same answer without scanning it again.
+		var m message
+		if json.Unmarshal([]byte(body), &m) == nil {
+			if again := checkEnvelopeOf([]byte(body), true); (again == nil) != (got == nil) || (again != nil && (again.msg != got.msg || again.code != got.code || !bytes.Equal(again.id, got.id))) {
+				t.Errorf("%s: decoded, %+v, want %+v", body, again, got)
+			}
+		}
 	}
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"identity.profile","arguments":{}}}`)
 	if raceEnabled {

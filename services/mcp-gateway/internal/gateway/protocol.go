@@ -28,7 +28,12 @@ type refusal struct {
 
 // checkEnvelope returns why body is not one valid JSON-RPC message, or nil.
 // Text that is not JSON at all is left to mcp-go, which answers -32700.
-func checkEnvelope(body []byte) *refusal {
+func checkEnvelope(body []byte) *refusal { return checkEnvelopeOf(body, false) }
+
+// checkEnvelopeOf is checkEnvelope for a body known to be valid JSON when
+// valid is set (readBody decoded it: encoding/json checks the whole input
+// first), which is then not scanned again.
+func checkEnvelopeOf(body []byte, valid bool) *refusal {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		switch {
@@ -40,7 +45,7 @@ func checkEnvelope(body []byte) *refusal {
 			return &refusal{code: mcp.INVALID_REQUEST, msg: "a JSON-RPC message must be an object"}
 		}
 	}
-	if !json.Valid(trimmed) {
+	if !valid && !json.Valid(trimmed) {
 		return nil // not valid JSON: mcp-go answers -32700
 	}
 	if m, ok := scanMembers(trimmed); ok {

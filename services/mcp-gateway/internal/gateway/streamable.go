@@ -107,7 +107,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 				g.metrics.request(transportStreamable, "POST", "too_large")
 				return
 			}
-			if rf := checkEnvelope(body); rf != nil {
+			if rf := checkEnvelopeOf(body, m.decoded); rf != nil {
 				g.refuse(w, transportStreamable, rf)
 				return
 			}
