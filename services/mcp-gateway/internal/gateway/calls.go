@@ -119,7 +119,7 @@ func (g *Gateway) callableTool(msg *message) server.ToolHandlerFunc {
 func (g *Gateway) callTool(w http.ResponseWriter, r *http.Request, id string, msg *message, tool server.ToolHandlerFunc) {
 	callToolAnswers.Add(1)
 	sess := &directSession{id: id, ctx: r.Context(), store: g.sessions}
-	ctx, cancel := context.WithCancel(g.mcp.WithContext(r.Context(), sess))
+	ctx, cancel := g.callContext(g.mcp.WithContext(r.Context(), sess))
 	defer cancel()
 	sess.cancel = cancel
 	key := inflightKey{session: id, id: requestKey(msg.ID)}
@@ -174,6 +174,20 @@ func putAnswerBuffer(b *[]byte) {
 		*b = (*b)[:0]
 		answerBuffers.Put(b)
 	}
+}
+
+// callContext is the context of a tools/call callTool answers, cancelled by
+// cancel (notifications/cancelled, the call's end) and, when
+// CORE_CALL_TIMEOUT is set, ending after it: the catalog's handler then
+// bounds its capability call with this deadline instead of a context of
+// its own (catalog.call), one cancellable context per call instead of two
+// (issue 12: each registers with its parent and allocates a channel). The
+// timeout starts here, microseconds before the handler's own did.
+func (g *Gateway) callContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if t := g.cfg.CoreTimeout; t > 0 {
+		return context.WithTimeout(parent, t)
+	}
+	return context.WithCancel(parent)
 }
 
 // handlerError is the JSON-RPC error of a tool handler's error, as mcp-go

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -122,3 +123,30 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 func (w *discardWriter) WriteHeader(int) {}
+
+// callTool's context carries CORE_CALL_TIMEOUT's deadline when it is set
+// (the catalog's handler then bounds its capability call with it instead
+// of a context of its own), none otherwise; either way it is cancelled by
+// its cancel (notifications/cancelled) and with its parent.
+func TestCallContext(t *testing.T) {
+	for _, timeout := range []time.Duration{0, time.Minute} {
+		g := &Gateway{}
+		g.cfg.CoreTimeout = timeout
+		ctx, cancel := g.callContext(context.Background())
+		dl, ok := ctx.Deadline()
+		if ok != (timeout > 0) || (ok && time.Until(dl) > timeout) {
+			t.Errorf("timeout %v: deadline %v %v", timeout, dl, ok)
+		}
+		cancel()
+		if ctx.Err() != context.Canceled {
+			t.Errorf("timeout %v: after cancel: %v", timeout, ctx.Err())
+		}
+		parent, end := context.WithCancel(context.Background())
+		ctx, cancel = g.callContext(parent)
+		end()
+		if ctx.Err() != context.Canceled {
+			t.Errorf("timeout %v: after the parent ended: %v", timeout, ctx.Err())
+		}
+		cancel()
+	}
+}

@@ -270,8 +270,16 @@ func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 			return errorResult(err.Error()), nil
 		}
 		progress(ctx, req, t.InvokingMessage)
-		cctx, cancel := context.WithTimeout(tokens.WithToken(ctx, claims.Raw), c.coreTimeout)
-		defer cancel()
+		// CORE_CALL_TIMEOUT bounds the capability call: a context of its
+		// own, unless ctx ends as soon already (callTool's does: one
+		// cancellable context per call, not two).
+		cctx := ctx
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.coreTimeout {
+			var cancel context.CancelFunc
+			cctx, cancel = context.WithTimeout(ctx, c.coreTimeout)
+			defer cancel()
+		}
+		cctx = tokens.WithToken(cctx, claims.Raw)
 		start := time.Now()
 		conn, ok := c.backends.For(t.Capability)
 		if !ok {
