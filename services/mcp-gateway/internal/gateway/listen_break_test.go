@@ -40,13 +40,20 @@ func newListenFixture(t *testing.T, replicas int, env ...string) *listenFixture 
 		f.gws, f.urls = append(f.gws, g), append(f.urls, u)
 	}
 	f.tok = f.iss.Mint(t, tokentest.Token{Subject: "u1", ClientID: "c1", Audience: testResource, Scope: "openid"})
-	res := post(t, f.urls[0], f.tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
-	res.Body.Close()
-	f.sid = res.Header.Get("Mcp-Session-Id")
-	if res.StatusCode != 200 || f.sid == "" {
-		t.Fatalf("initialize: %d", res.StatusCode)
-	}
+	f.sid = f.initialize(t, f.urls[0])
 	return f
+}
+
+// initialize opens another session of f's token on url and returns its id.
+func (f *listenFixture) initialize(t *testing.T, url string) string {
+	t.Helper()
+	res := post(t, url, f.tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	res.Body.Close()
+	sid := res.Header.Get("Mcp-Session-Id")
+	if res.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize on %s: %d", url, res.StatusCode)
+	}
+	return sid
 }
 
 // delete ends the session with DELETE /mcp on url and fails unless it is

@@ -103,20 +103,9 @@ func post(t *testing.T, url, token, sid string, body string) *http.Response {
 // Notifications for a session reach its GET stream on another replica;
 // broadcasts reach every replica's streams.
 func TestNotificationsReachTheStreamOnAnotherReplica(t *testing.T) {
-	r := testharness.StartRedis(t)
-	iss := tokentest.Start(t, "http://localhost:4000")
-	a, aURL := replica(t, r, iss)
-	b, bURL := replica(t, r, iss)
-	_ = a
-	tok := iss.Mint(t, tokentest.Token{Subject: "u1", Audience: testResource, Scope: "openid"})
-
-	res := post(t, bURL, tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
-	res.Body.Close()
-	sid := res.Header.Get("Mcp-Session-Id")
-	if res.StatusCode != 200 || sid == "" {
-		t.Fatalf("initialize on B: %d", res.StatusCode)
-	}
-	res = post(t, bURL, tok, sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	f := newListenFixture(t, 2) // the session initialized on B
+	b, bURL, aURL, tok, sid := f.gws[0], f.urls[0], f.urls[1], f.tok, f.sid
+	res := post(t, bURL, tok, sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 	res.Body.Close()
 
 	// The GET stream is held by A.
@@ -243,20 +232,8 @@ func nextListenEvent(t *testing.T, ctx context.Context, events <-chan listenEven
 // Last-Event-ID on any replica replays what came after and continues the
 // same stream. Another session's event id is 400.
 func TestListenStreamResumesOnAnyReplica(t *testing.T) {
-	r := testharness.StartRedis(t)
-	iss := tokentest.Start(t, "http://localhost:4000")
-	a, aURL := replica(t, r, iss)
-	b, bURL := replica(t, r, iss)
-	tok := iss.Mint(t, tokentest.Token{Subject: "u1", Audience: testResource, Scope: "openid"})
-	initialize := func() string {
-		res := post(t, aURL, tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			t.Fatalf("initialize: %d", res.StatusCode)
-		}
-		return res.Header.Get("Mcp-Session-Id")
-	}
-	sid := initialize()
+	f := newListenFixture(t, 2) // the session initialized on A
+	a, b, aURL, bURL, tok, sid := f.gws[0], f.gws[1], f.urls[0], f.urls[1], f.tok, f.sid
 	notify := func(text string) {
 		t.Helper()
 		if err := b.Notify(context.Background(), sid, "notifications/message", map[string]any{"level": "info", "data": text}); err != nil {
@@ -312,7 +289,7 @@ func TestListenStreamResumesOnAnyReplica(t *testing.T) {
 	nextListenEvent(t, ctx, events, "three")
 
 	// Another session's event id.
-	other := initialize()
+	other := f.initialize(t, aURL)
 	res, _ = getStream(t, ctx, bURL, tok, other, first.id)
 	res.Body.Close()
 	if res.StatusCode != 400 {
