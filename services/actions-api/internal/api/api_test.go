@@ -312,6 +312,19 @@ func TestRateLimitPublicClientAddress(t *testing.T) {
 	})
 }
 
+// The harness's start returns a fleet that serves capability-core's
+// operations even when the actions-api's first discovery missed
+// capability-core (here hung while the actions-api started): the cause of
+// a 404 on GET /health that TestRateLimitPublicClientAddress met once on a
+// loaded machine. Broken on purpose (start without its wait, as before
+// this test) the GET below is 404.
+func TestStartServesCapabilityCore(t *testing.T) {
+	f := startWith(t, map[string]string{"CAPABILITY_REFRESH_INTERVAL": "1s"}, true)
+	if r := f.do(t, http.MethodGet, "/health", nil); r.status != 200 {
+		t.Fatalf("GET /health after start with capability-core hung at the first discovery: %d %s", r.status, r.body)
+	}
+}
+
 func TestRedisDown(t *testing.T) {
 	f := start(t, nil)
 	tok := f.token(t, allScopes)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,18 +109,45 @@ func (f *fleet) env(httpAddr string, overrides map[string]string) map[string]str
 }
 
 // start runs a fleet for the test; overrides change the actions-api's env.
+// It returns once the actions-api serves capability-core's operations.
 func start(t testing.TB, overrides map[string]string) *fleet {
+	t.Helper()
+	return startWith(t, overrides, false)
+}
+
+// startWith is start; coreHungAtStart hangs capability-core (SIGSTOP)
+// while the actions-api starts and continues it once the actions-api
+// listens: what a loaded machine does to the first discovery.
+//
+// The actions-api listens after one discovery of its backends, in which
+// each backend gets the discovery timeout (2 s) and one that misses it has
+// no operations until a later refresh (docs/architecture.md, "Capabilities
+// discovered from backends"). On a machine at load 60 capability-core's
+// reflection missed it once, and TestRateLimitPublicClientAddress's first
+// GET /health was 404. So start waits, in the served document, for
+// capability-core's operations (GET /health, health.check), which a
+// refresh (CAPABILITY_REFRESH_INTERVAL, 30 s unless overridden) brings.
+func startWith(t testing.TB, overrides map[string]string, coreHungAtStart bool) *fleet {
 	t.Helper()
 	f := &fleet{iss: tokentest.Start(t, issuerURL), redis: testharness.StartRedis(t)}
 	f.core = startCore(t, f.iss)
 	ln := testharness.Listener(t) // ACTIONS_PUBLIC_URL names the port
 	env := f.env(ln.Addr().String(), overrides)
 
+	if coreHungAtStart {
+		f.core.Signal(syscall.SIGSTOP)
+	}
 	svc := testharness.RunService(t, api.Run, env, ln)
+	if coreHungAtStart {
+		f.core.Signal(syscall.SIGCONT)
+	}
 	f.logs = svc.Logs
 	f.base = "http://" + svc.Addr("http")
 	f.admin = "http://" + svc.Addr("admin")
-	f.loadDocument(t)
+	testharness.Eventually(t, 90*time.Second, "capability-core's operations served", func() (bool, string) {
+		f.loadDocument(t)
+		return f.doc.Paths.Find("/health") != nil, "GET /health not in the served document"
+	})
 	return f
 }
 
