@@ -69,7 +69,9 @@ var (
 	// (RFC 8252 §7.3), picked just before they start, except
 	// pre-registered-public, which uses publicPort: publicHold keeps that
 	// port bound until the run, so that no other socket takes it while
-	// the fleet starts.
+	// the fleet starts. The suite binds the port itself (it cannot be
+	// handed the listener): one taken in the moment between is run again
+	// on another port (onFreePort), which the log says.
 	publicPort, confidentialPort int
 	publicHold                   net.Listener
 	confidentialSecret           string
@@ -195,6 +197,11 @@ func writeRegistry(origin string) (string, error) {
 
 func callbackURL(port int) string { return fmt.Sprintf("http://127.0.0.1:%d/callback", port) }
 
+// freePort is a loopback port free when it returns. Nothing holds it: it
+// is for a child process (the suite, the Inspector) that binds its
+// callback server itself from --port or the callback URL and cannot be
+// handed a listener; another process may take it first, which that child
+// reports as EADDRINUSE: runs go through onFreePort, which retries.
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -202,6 +209,33 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// portAttempts bounds onFreePort's runs.
+const portAttempts = 3
+
+// portInUse reports whether a child's output says it could not bind its
+// port (Node's "listen EADDRINUSE: address already in use").
+func portInUse(output string) bool { return strings.Contains(output, "EADDRINUSE") }
+
+// onFreePort calls run with port, and again with a new port from pick while
+// run reports that its child could not bind the port it was given, at most
+// portAttempts times in all. It returns the port of the last run. A child
+// may use any loopback port for its redirect URI (RFC 8252 §7.3: the
+// auth-server accepts any port of a registered http loopback IP literal).
+func onFreePort(t *testing.T, port int, pick func() (int, error), run func(port int) (inUse bool)) int {
+	t.Helper()
+	for attempt := 1; run(port); attempt++ {
+		if attempt == portAttempts {
+			t.Fatalf("the callback port was taken by another process %d times in a row", attempt)
+		}
+		t.Logf("port %d was taken before the child bound it: again on another", port)
+		var err error
+		if port, err = pick(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return port
 }
 
 // clientCase is one run of the suite: the client it authenticates as and
@@ -326,19 +360,29 @@ type check struct {
 // suite's output.
 func runSuite(t *testing.T, c clientCase) (map[string]result, string) {
 	t.Helper()
-	out := t.TempDir()
-	args := []string{suiteJS(), "authorization", "--url", fleet.Origin, "--client-id", c.clientID,
-		"--port", strconv.Itoa(c.port), "--output-dir", out}
-	if !c.noResource {
-		args = append(args, "--resource", fleet.Origin+"/mcp")
-	}
-	if c.secret != "" {
-		args = append(args, "--client-secret", c.secret)
-	}
-	// The suite prints the authorization URL on a line of its own.
-	output, signInErr, waitErr := runNode(t, args, func(line string) (string, bool) {
-		return line, strings.HasPrefix(line, fleet.Origin+"/oauth/authorize?")
-	}, callbackURL(c.port))
+	var (
+		out                string
+		output             string
+		signInErr, waitErr error
+	)
+	// The suite binds its callback port itself (--port): a port another
+	// process took since it was picked is run again on a new one.
+	onFreePort(t, c.port, freePort, func(port int) bool {
+		out = t.TempDir()
+		args := []string{suiteJS(), "authorization", "--url", fleet.Origin, "--client-id", c.clientID,
+			"--port", strconv.Itoa(port), "--output-dir", out}
+		if !c.noResource {
+			args = append(args, "--resource", fleet.Origin+"/mcp")
+		}
+		if c.secret != "" {
+			args = append(args, "--client-secret", c.secret)
+		}
+		// The suite prints the authorization URL on a line of its own.
+		output, signInErr, waitErr = runNode(t, args, func(line string) (string, bool) {
+			return line, strings.HasPrefix(line, fleet.Origin+"/oauth/authorize?")
+		}, callbackURL(port))
+		return portInUse(output)
+	})
 
 	results := map[string]result{}
 	dirs, _ := os.ReadDir(out)

@@ -158,9 +158,17 @@ func TestMCPInspectorCLI(t *testing.T) {
 	})
 
 	t.Run("oauth-dcr", func(t *testing.T) {
-		callback := fmt.Sprintf("http://127.0.0.1:%d/oauth/callback", mustFreePort(t))
-		out, stderr, err := inspector(t, callback, mcpURL, "--transport", "http", "--method", "tools/list",
-			"--callback-url", callback, "--format", "json")
+		// The Inspector binds its callback port itself (--callback-url): a
+		// port another process took since it was picked is run again on a
+		// new one.
+		var out, stderr string
+		var err error
+		onFreePort(t, mustFreePort(t), freePort, func(port int) bool {
+			callback := fmt.Sprintf("http://127.0.0.1:%d/oauth/callback", port)
+			out, stderr, err = inspector(t, callback, mcpURL, "--transport", "http", "--method", "tools/list",
+				"--callback-url", callback, "--format", "json")
+			return err != nil && portInUse(out+stderr)
+		})
 		if err != nil {
 			t.Fatalf("inspector: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
 		}

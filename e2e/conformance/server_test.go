@@ -171,6 +171,8 @@ func judgeServer(checks []check) result {
 // access token.
 func mcpToken(t *testing.T) string {
 	t.Helper()
+	// Nothing binds this port: the harness's browser stops at the redirect
+	// and reads the code from its URL, so no other process can race for it.
 	redirect := callbackURL(mustFreePort(t))
 	conf := &oauth2.Config{
 		ClientID: publicID, RedirectURL: redirect, Scopes: []string{"openid", "profile", "email"},
