@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,7 +248,12 @@ func (rc *realCluster) startKubelet(t *testing.T, bin string) {
 	// Pods with dnsPolicy Default get this: no resolver outside the cluster.
 	writeFile(t, resolv, []byte("nameserver "+dnsServiceIP+"\n"))
 	config := filepath.Join(dir, "config.yaml")
-	writeFile(t, config, []byte(fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+	// The kubelet binds its ports itself (it cannot be handed a listener):
+	// spawnBinding starts it again on fresh ports when one was taken
+	// between freePort and its bind ("address already in use"), and waits
+	// until both listen.
+	rc.spawnBinding("kubelet", bin, 2, func(ports []int) []string {
+		writeFile(t, config, []byte(fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
 cgroupDriver: cgroupfs
@@ -283,14 +289,16 @@ syncFrequency: 10s
 fileCheckFrequency: 20s
 nodeStatusUpdateFrequency: 5s
 shutdownGracePeriod: 0s
-`, nodeCgroupRoot, rc.containerd, bridgeIP, freePort(t), freePort(t), dnsServiceIP, resolv,
-		filepath.Join(dir, "pod-logs"), podCIDR)))
-	rc.spawn("kubelet", bin,
-		"--config="+config, "--kubeconfig="+rc.kubeconfig,
-		"--root-dir="+filepath.Join(dir, "root"), "--cert-dir="+filepath.Join(dir, "pki"),
-		"--hostname-override="+nodeName, "--node-ip="+bridgeIP,
-		"--v=0",
-	)
+`, nodeCgroupRoot, rc.containerd, bridgeIP, ports[0], ports[1], dnsServiceIP, resolv,
+			filepath.Join(dir, "pod-logs"), podCIDR)))
+		return []string{"--config=" + config, "--kubeconfig=" + rc.kubeconfig,
+			"--root-dir=" + filepath.Join(dir, "root"), "--cert-dir=" + filepath.Join(dir, "pki"),
+			"--hostname-override=" + nodeName, "--node-ip=" + bridgeIP,
+			"--v=0",
+		}
+	}, func(ports []int) bool {
+		return tcpOpen(fmt.Sprintf("%s:%d", bridgeIP, ports[0])) && tcpOpen(fmt.Sprintf("127.0.0.1:%d", ports[1]))
+	}, 3*time.Minute)
 }
 
 // startKubeProxy runs kube-proxy in nftables mode (its own tables, removed
@@ -299,7 +307,9 @@ shutdownGracePeriod: 0s
 func (rc *realCluster) startKubeProxy(t *testing.T, bin string) {
 	t.Helper()
 	config := filepath.Join(rc.dir, "kube-proxy.yaml")
-	writeFile(t, config, []byte(fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+	// Its health and metrics ports, as the kubelet's (startKubelet).
+	rc.spawnBinding("kube-proxy", bin, 2, func(ports []int) []string {
+		writeFile(t, config, []byte(fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: %q}
 hostnameOverride: %s
@@ -314,8 +324,21 @@ conntrack:
   min: 0
   tcpEstablishedTimeout: 0s
   tcpCloseWaitTimeout: 0s
-`, rc.kubeconfig, nodeName, podCIDR, freePort(t), freePort(t), bridgeIP)))
-	rc.spawn("kube-proxy", bin, "--config="+config, "--v=0")
+`, rc.kubeconfig, nodeName, podCIDR, ports[0], ports[1], bridgeIP)))
+		return []string{"--config=" + config, "--v=0"}
+	}, func(ports []int) bool {
+		return tcpOpen(fmt.Sprintf("127.0.0.1:%d", ports[0])) && tcpOpen(fmt.Sprintf("127.0.0.1:%d", ports[1]))
+	}, 3*time.Minute)
+}
+
+// tcpOpen reports whether something accepts TCP connections at addr.
+func tcpOpen(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // diagnose collects what a failure report needs: pods, events, the tails of
