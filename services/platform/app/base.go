@@ -26,7 +26,10 @@ type Listening func(addrs map[string]net.Addr)
 // Base is what every service has: a logger, a metrics registry, tracing,
 // readiness checks and the admin listener.
 type Base struct {
-	Config  config.Common
+	Config config.Common
+	// Output is where Log writes (and any logger that should join a
+	// request's single write, such as the auth-server's audit log).
+	Output  *logging.Output
 	Log     *slog.Logger
 	Metrics *prometheus.Registry
 	// Telemetry is the service's tracing (OTEL_* settings; off when unset).
@@ -38,7 +41,8 @@ type Base struct {
 // NewBase sets up logging to w, metrics and the admin listener of c (bound
 // as NewHTTP binds: ctx may hand it over).
 func NewBase(ctx context.Context, c config.Common, w io.Writer) (*Base, error) {
-	log := logging.New(w, c.LogFormat, c.LogLevel, c.Service)
+	out := logging.NewOutput(w)
+	log := logging.New(out, c.LogFormat, c.LogLevel, c.Service)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -59,7 +63,7 @@ func NewBase(ctx context.Context, c config.Common, w io.Writer) (*Base, error) {
 		return nil, err
 	}
 	log.Info("starting", "version", buildinfo.Version, "env", string(c.Env), "tracing", tel.Enabled())
-	return &Base{Config: c, Log: log, Metrics: reg, Telemetry: tel, Ready: ready, admin: adm}, nil
+	return &Base{Config: c, Output: out, Log: log, Metrics: reg, Telemetry: tel, Ready: ready, admin: adm}, nil
 }
 
 // Serve runs servers plus the admin listener until ctx ends, then drains:
@@ -101,10 +105,17 @@ func (b *Base) Instrument(rdb *redisx.Client) error {
 
 // PublicHTTP wraps a service's public handler with the request id,
 // tracing, the request-duration histogram (in the base's registry) and,
-// when o.AccessLog is set, the access log (telemetry.Middleware).
+// when o.AccessLog is set, the access log (telemetry.Middleware); outside
+// them all, the hold that writes a request's log lines on the base's
+// Output — its access-log line and what the handler logged before — in one
+// write (logging.Output.Hold).
 func (b *Base) PublicHTTP(h http.Handler, o telemetry.HTTPOptions) (http.Handler, error) {
 	if o.Registry == nil {
 		o.Registry = b.Metrics
 	}
-	return b.Telemetry.Middleware(h, o)
+	h, err := b.Telemetry.Middleware(h, o)
+	if err != nil {
+		return nil, err
+	}
+	return b.Output.Hold(h), nil
 }

@@ -65,16 +65,22 @@ func Bound(s string) string {
 
 // New returns a logger writing to w in the given format ("json" or "text").
 // Records logged with a context (InfoContext, …) also carry the context's
-// request id (request_id) and trace (trace_id, span_id).
+// request id (request_id) and trace (trace_id, span_id). When w is an
+// *Output, records logged with a request's context inside Output.Hold are
+// held and written with the request's other lines (see Output).
 func New(w io.Writer, format string, level slog.Leveler, service string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact}
-	var h slog.Handler
-	if format == "text" {
-		h = slog.NewTextHandler(w, opts)
-	} else {
-		h = slog.NewJSONHandler(w, opts)
+	format1 := func(w io.Writer) slog.Handler {
+		if format == "text" {
+			return contextHandler{slog.NewTextHandler(w, opts)}
+		}
+		return contextHandler{slog.NewJSONHandler(w, opts)}
 	}
-	return slog.New(contextHandler{h}).With("service", service)
+	h := format1(w)
+	if o, ok := w.(*Output); ok {
+		h = &heldHandler{out: o, direct: h, format: format1}
+	}
+	return slog.New(h).With("service", service)
 }
 
 func redact(_ []string, a slog.Attr) slog.Attr {

@@ -90,11 +90,16 @@ type Record struct {
 // milliseconds), "level":"INFO", "msg":"audit", "log.type", "service", then
 // the record's attributes in Log's order — but appended directly into a
 // pooled buffer: through slog the formatting was ~2 % of a refresh's CPU
-// (docs/benchmarks/auth-server.md). One write per line, serialised.
+// (docs/benchmarks/auth-server.md). One write per line, serialised — or,
+// when the writer is a *logging.Output, the line joins the lines of the
+// request of Log's context (logging.Output.Hold) and reaches the output
+// with its access-log line, in one write, no later than the response
+// (see logging.Output for when a held line is written).
 type Logger struct {
 	mu     sync.Mutex
 	w      io.Writer
-	prefix string // `,"level":"INFO","msg":"audit","log.type":"audit","service":…`
+	out    *logging.Output // w, when it is one
+	prefix string          // `,"level":"INFO","msg":"audit","log.type":"audit","service":…`
 	now    func() time.Time
 }
 
@@ -106,13 +111,14 @@ type Logger struct {
 func New(w io.Writer, service string) *Logger {
 	b := []byte(`,"level":"INFO","msg":"audit","log.type":"audit","service":`)
 	b = appendJSONString(b, value("service", service))
-	return &Logger{w: w, prefix: string(b), now: time.Now}
+	out, _ := w.(*logging.Output)
+	return &Logger{w: w, out: out, prefix: string(b), now: time.Now}
 }
 
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// Log writes r.
-func (l *Logger) Log(_ context.Context, r Record) {
+// Log writes r; ctx is the request's (see Logger).
+func (l *Logger) Log(ctx context.Context, r Record) {
 	if l == nil {
 		return
 	}
@@ -144,9 +150,13 @@ func (l *Logger) Log(_ context.Context, r Record) {
 		}
 	}
 	b = append(b, '}', '\n')
-	l.mu.Lock()
-	_, _ = l.w.Write(b)
-	l.mu.Unlock()
+	if l.out != nil {
+		_ = l.out.WriteLine(ctx, b)
+	} else {
+		l.mu.Lock()
+		_, _ = l.w.Write(b)
+		l.mu.Unlock()
+	}
 	if cap(b) <= 4096 {
 		*bp = b
 		linePool.Put(bp)

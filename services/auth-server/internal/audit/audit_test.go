@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
+	"github.com/tollgate/tollgate/services/platform/logging"
 )
 
 func TestLogLine(t *testing.T) {
@@ -109,5 +112,38 @@ func TestLineIsSlogs(t *testing.T) {
 	}
 	if _, err := time.Parse(time.RFC3339, m["time"].(string)); err != nil || len(m["time"].(string)) != len("2006-01-02T15:04:05.000Z07:00") && !strings.HasSuffix(m["time"].(string), "Z") {
 		t.Errorf("time %v: %v", m["time"], err)
+	}
+}
+
+// countingWriter counts the writes it gets.
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.writes++; return w.Buffer.Write(p) }
+
+// TestLineJoinsTheRequestsWrite: on a logging.Output, the audit line of a
+// request inside Output.Hold is written with the request's access-log
+// line, in one write, before it; outside a request it is written at once.
+func TestLineJoinsTheRequestsWrite(t *testing.T) {
+	var w countingWriter
+	out := logging.NewOutput(&w)
+	l := audit.New(out, "auth-server")
+	access := logging.New(out, "json", slog.LevelInfo, "auth-server")
+	out.Hold(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		l.Log(r.Context(), audit.Record{Event: audit.Grant, ClientID: "app", ClientAuthenticated: true, GrantType: "refresh_token"})
+		if w.writes != 0 {
+			t.Error("the audit line was written before the request's end")
+		}
+		access.InfoContext(r.Context(), "request", "route", "/oauth/token")
+	})).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/oauth/token", nil))
+	lines := strings.Split(strings.TrimSuffix(w.String(), "\n"), "\n")
+	if w.writes != 1 || len(lines) != 2 || !strings.Contains(lines[0], `"log.type":"audit"`) || !strings.Contains(lines[1], `"msg":"request"`) {
+		t.Fatalf("%d writes: %q", w.writes, lines)
+	}
+	l.Log(context.Background(), audit.Record{Event: audit.Revocation})
+	if w.writes != 2 {
+		t.Fatalf("a line outside a request was held: %d writes", w.writes)
 	}
 }

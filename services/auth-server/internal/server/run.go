@@ -128,7 +128,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	o, err := oauth.New(oauth.Options{
 		Config: cfg, Ring: ring, Redis: rdb, Static: static, Log: base.Log, Metrics: base.Metrics,
-		Audit: audit.New(stderr, cfg.Service), Revocations: revoked, Capabilities: caps,
+		Audit: audit.New(base.Output, cfg.Service), Revocations: revoked, Capabilities: caps,
 	})
 	if err != nil {
 		base.Close()
