@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,4 +234,39 @@ func BenchmarkCommandWhileRedisIsHung(b *testing.B) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	b.ReportMetric(float64(time.Since(start).Milliseconds()), "recovery-ms")
+}
+
+// TestRestartedRedisCostsNoCommand: after Redis restarts, the pooled
+// connections to the old process are dead; none of them may fail a
+// command. go-redis finds them before use with its per-command pool check
+// (connCheck: a non-blocking MSG_PEEK read sees the peer's FIN) and dials
+// anew. With that check off — a dialer returning a net.Conn without
+// syscall.Conn, tried 2026-12-01 — each dead connection failed its next
+// command with EOF (40 of 40 here: three opened the breaker, and each
+// half-open probe then met another dead connection), so a Redis restart
+// became an outage of up to pool size × BreakerOpen
+// (docs/benchmarks/auth-server.md, session "authlog").
+func TestRestartedRedisCostsNoCommand(t *testing.T) {
+	r := testharness.StartRedis(t)
+	c, err := redisx.New(r.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	var wg sync.WaitGroup
+	for range 16 { // 16 pooled connections, each busy at once
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = c.Do(context.Background(), "DEBUG", "SLEEP", "0.05").Err() }()
+	}
+	wg.Wait()
+	if n := c.PoolStats().IdleConns; n < 8 {
+		t.Fatalf("only %d pooled connections", n)
+	}
+	r.Stop()
+	r.Start()
+	for i := range 40 {
+		if err := c.Set(context.Background(), "k", i, 0).Err(); err != nil {
+			t.Fatalf("command %d after the restart: %v (breaker %s)", i, err, c.CircuitState())
+		}
+	}
 }
