@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,7 +86,9 @@ func (t *Telemetry) Middleware(h http.Handler, o HTTPOptions) (http.Handler, err
 		}
 		return o.Route(r)
 	}
-	observers := &observerCache{vec: duration}
+	observers := &SeriesCache[observerKey, prometheus.Observer]{Make: func(k observerKey) prometheus.Observer {
+		return duration.WithLabelValues(k.route, k.method, k.class)
+	}}
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		info := &requestInfo{method: MethodLabel(r.Method)}
@@ -101,7 +102,7 @@ func (t *Telemetry) Middleware(h http.Handler, o HTTPOptions) (http.Handler, err
 			rt = route(r)
 		}
 		if o.Streaming == nil || !o.Streaming(r) {
-			observers.get(rt, MethodLabel(r.Method), StatusClass(m.Code)).Observe(m.Duration.Seconds())
+			observers.Get(observerKey{rt, MethodLabel(r.Method), StatusClass(m.Code)}).Observe(m.Duration.Seconds())
 		}
 		if o.AccessLog != nil {
 			logAccess(ctx, o.AccessLog.Handler(), accessLevel(m.Code), r.Method, rt, m, info)
@@ -167,50 +168,7 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// observerCache holds the histogram's observer of each label set seen, so
-// that a request costs a map read instead of hashing its labels into the
-// vector (the labels are bounded: route patterns, methods, status classes).
-type observerCache struct {
-	vec *prometheus.HistogramVec
-	mu  sync.Mutex // serializes additions
-	m   atomic.Pointer[map[observerKey]prometheus.Observer]
-}
-
 type observerKey struct{ route, method, class string }
-
-func (c *observerCache) get(route, method, class string) prometheus.Observer {
-	k := observerKey{route, method, class}
-	if m := c.m.Load(); m != nil {
-		if o, ok := (*m)[k]; ok {
-			return o
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := c.m.Load()
-	if old != nil {
-		if o, ok := (*old)[k]; ok {
-			return o
-		}
-	}
-	o := c.vec.WithLabelValues(route, method, class)
-	next := make(map[observerKey]prometheus.Observer, 1+lenOf(old))
-	if old != nil {
-		for k, v := range *old {
-			next[k] = v
-		}
-	}
-	next[k] = o
-	c.m.Store(&next)
-	return o
-}
-
-func lenOf(m *map[observerKey]prometheus.Observer) int {
-	if m == nil {
-		return 0
-	}
-	return len(*m)
-}
 
 // logAccess writes the access-log line of a request, as
 // Logger.LogAttrs(ctx, level, "request", …) would but without the caller's

@@ -2,10 +2,10 @@ package gateway
 
 import (
 	"strconv"
-	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate/tollgate/services/platform/telemetry"
 )
 
 // metrics are the gateway's Prometheus series (see docs/reference/mcp.md).
@@ -22,7 +22,7 @@ type metrics struct {
 
 	// Series every call touches, resolved once rather than by hashing
 	// their labels on each request (issue 12's call path).
-	byRequest           seriesCache[requestLabels, prometheus.Counter]
+	byRequest           telemetry.SeriesCache[requestLabels, prometheus.Counter]
 	tokenHit, tokenMiss prometheus.Counter
 }
 
@@ -86,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.recordCache.WithLabelValues("memory")
 	m.recordCache.WithLabelValues("hit")
 	m.recordCache.WithLabelValues("miss")
-	m.byRequest.make = func(l requestLabels) prometheus.Counter {
+	m.byRequest.Make = func(l requestLabels) prometheus.Counter {
 		if l.result == "" {
 			l.result = strconv.Itoa(l.status)
 		}
@@ -99,12 +99,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // request counts a request by transport, method (methodLabel's) and
 // result, one of a fixed set.
 func (m *metrics) request(transport, method, result string) {
-	m.byRequest.get(requestLabels{transport: transport, method: method, result: result}).Inc()
+	m.byRequest.Get(requestLabels{transport: transport, method: method, result: result}).Inc()
 }
 
 // requestStatus counts a request whose result is its HTTP status.
 func (m *metrics) requestStatus(transport, method string, status int) {
-	m.byRequest.get(requestLabels{transport: transport, method: method, status: status}).Inc()
+	m.byRequest.Get(requestLabels{transport: transport, method: method, status: status}).Inc()
 }
 
 func (m *metrics) toolCall(tool, result string) { m.toolCalls.WithLabelValues(tool, result).Inc() }
@@ -115,40 +115,6 @@ func (m *metrics) cache(hit bool) {
 	} else {
 		m.tokenMiss.Inc()
 	}
-}
-
-// seriesCache keeps the series of each label set seen, made by make, so
-// that looking one up again is a map read without locks (a copy-on-write
-// map). The label sets must be bounded (methodLabel, fixed results,
-// statuses a handler writes).
-type seriesCache[K comparable, V any] struct {
-	make func(K) V
-	mu   sync.Mutex // serializes additions
-	m    atomic.Pointer[map[K]V]
-}
-
-func (c *seriesCache[K, V]) get(k K) V {
-	if m := c.m.Load(); m != nil {
-		if v, ok := (*m)[k]; ok {
-			return v
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := c.m.Load()
-	next := map[K]V{}
-	if old != nil {
-		if v, ok := (*old)[k]; ok {
-			return v
-		}
-		for k, v := range *old {
-			next[k] = v
-		}
-	}
-	v := c.make(k)
-	next[k] = v
-	c.m.Store(&next)
-	return v
 }
 
 // knownMethods bounds the method label.
