@@ -56,6 +56,7 @@ users:
 // fixture is a dev IdP running in-process on 127.0.0.1:0.
 type fixture struct {
 	issuer, admin, secret string
+	listen                string // http://host:port the IdP listens on
 	http                  *http.Client
 	logs                  *testharness.SyncBuffer
 }
@@ -85,7 +86,7 @@ func start(t *testing.T, extra map[string]string) *fixture {
 		env[k] = v
 	}
 	svc := testharness.RunService(t, idp.Run, env)
-	f := &fixture{secret: secret, logs: svc.Logs, issuer: "http://" + svc.Addr("http"), admin: "http://" + svc.Addr("admin")}
+	f := &fixture{secret: secret, logs: svc.Logs, issuer: "http://" + svc.Addr("http"), listen: "http://" + svc.Addr("http"), admin: "http://" + svc.Addr("admin")}
 	if iss := env["DEVIDP_ISSUER_URL"]; iss != "" {
 		f.issuer = iss
 	}
@@ -661,22 +662,14 @@ func TestExpiredCodeIsRefused(t *testing.T) {
 }
 
 func TestExplicitIssuer(t *testing.T) {
-	port := freePort(t)
-	iss := fmt.Sprintf("http://localhost:%d", port)
-	f := start(t, map[string]string{"HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port), "DEVIDP_ISSUER_URL": iss + "/"})
-	resp, body := f.get(t, iss+"/.well-known/openid-configuration")
+	// The explicit issuer is not the address the IdP listens on (as behind a
+	// proxy): discovery must name it, not the Host the request came to.
+	const iss = "http://idp.tollgate.test"
+	f := start(t, map[string]string{"DEVIDP_ISSUER_URL": iss + "/"})
+	resp, body := f.get(t, f.listen+"/.well-known/openid-configuration")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"issuer":"`+iss+`"`) {
 		t.Errorf("discovery: status %d: %s", resp.StatusCode, body)
 	}
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func TestRefusesProduction(t *testing.T) {
