@@ -522,10 +522,11 @@ func TestES256AccessTokens(t *testing.T) {
 }
 
 // TestGrantRoundTrips counts the auth-server's Redis commands on the grant
-// path with MONITOR: commands on the code, grant and subject-index keys, not
-// counting those a Lua script runs. A code grant reads the code once, then
-// lists the grant under its subject and commits in one pipeline (four
-// commands, then the script: 2 round trips; the store's TestStoreContract
+// path with MONITOR: commands on the code, grant and subject-index keys (and
+// the index's sweep mark, whose hash tag is the index key), not counting
+// those a Lua script runs. A code grant reads the code once, then lists the
+// grant under its subject and commits in one pipeline (five commands, then
+// the script: 2 round trips; the store's TestStoreContract
 // counts the round trips themselves); a refresh is one script that reads
 // the grant, applies the rotation rule and rotates, and leaves the
 // subject's index alone (docs/reference/oauth.md, "State in Redis").
@@ -598,8 +599,8 @@ func TestGrantRoundTrips(t *testing.T) {
 	code := f.authorize(a)
 	var tr tokenResponse
 	n, trips := count(func() tokenResponse { tr = f.exchange(c, a, code); return tr })
-	if n != 6 || !strings.Contains(trips[0], `"hgetall"`) || !strings.Contains(trips[5], `"evalsha"`) {
-		t.Errorf("authorization_code grant: %d commands on the code, grant and index, want 6 (HGETALL; ZADD, EXPIRE, EXPIRE, ZCARD, then the redemption script, one pipeline):\n%s", n, strings.Join(trips, "\n"))
+	if n != 7 || !strings.Contains(trips[0], `"hgetall"`) || !strings.Contains(trips[5], `"set"`) || !strings.Contains(trips[6], `"evalsha"`) {
+		t.Errorf("authorization_code grant: %d commands on the code, grant and index, want 7 (HGETALL; ZADD, EXPIRE, EXPIRE, ZCARD, the index sweep mark SET NX, then the redemption script, one pipeline):\n%s", n, strings.Join(trips, "\n"))
 	}
 	for i := range 3 {
 		var r tokenResponse

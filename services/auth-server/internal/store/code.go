@@ -308,8 +308,7 @@ func (s *Store) redeem(ctx context.Context, t *tx) error {
 	}
 	args := []any{"", int64(0)}
 	pipe := s.rdb.Pipeline()
-	var card *redis.IntCmd
-	var sub string
+	var l listing
 	if t.grant != nil {
 		if id, _, _ := splitHandle(t.redeem); id != t.grant.GetID() {
 			return errors.New("authorization code redeemed for another grant")
@@ -325,7 +324,7 @@ func (s *Store) redeem(ctx context.Context, t *tx) error {
 		}
 		ttl := s.grantTTL(t.grant, refresh)
 		var until time.Time
-		sub, card, until = s.listGrant(ctx, pipe, t.grant, ttl)
+		l, until = s.listGrant(ctx, pipe, t.grant, ttl)
 		h.indexUntil = strconv.FormatInt(until.UnixMilli(), 10)
 		rec, err := encodeGrant(t.grant, h)
 		if err != nil {
@@ -365,8 +364,8 @@ func (s *Store) redeem(ctx context.Context, t *tx) error {
 	case n < 0:
 		return fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)
 	}
-	if card != nil && card.Val() > sweepAbove {
-		s.sweepIndex(ctx, s.subjectKey(sub))
+	if l.sweepDue() {
+		s.sweepIndex(ctx, s.subjectKey(l.sub))
 	}
 	return nil
 }

@@ -114,11 +114,15 @@ func rotate(ctx context.Context, s *store.Store, r fosite.Requester, from, to st
 	return s.Commit(ctx)
 }
 
-// grantBytes is the Redis memory of every key the store holds.
+// grantBytes is the Redis memory of every key the store holds but the
+// sweep mark.
 func grantBytes(t *testing.T, rdb *redisx.Client) (keys int, bytes int64) {
 	t.Helper()
 	ctx := context.Background()
 	for _, k := range testharness.RedisKeys(t, rdb) {
+		if strings.Contains(k, ":as:subject-sweep:") {
+			continue // the interval's sweep mark (subjects.go): the subject's, for a minute, not the grant's
+		}
 		n, err := rdb.MemoryUsage(ctx, k).Result()
 		if err != nil {
 			t.Fatal(err)
@@ -569,6 +573,66 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 		list, err := s.Grants(ctx, "user-1", func() fosite.Session { return oauth.NewSession() })
 		if err != nil || len(list) != 50 {
 			t.Fatalf("Grants: %d (%v), want the 50 live ones", len(list), err)
+		}
+	})
+	t.Run("a subject's index is swept once per interval, not on every grant, and stays bounded", func(t *testing.T) {
+		clk := newClock()
+		clk.ms.Store(clk.ms.Load() / 60_000 * 60_000) // the start of an interval (a minute)
+		s, rdb := newStore(t, setup, 30*time.Second, store.WithClock(clk.now))
+		index := rdb.Key("as", "subject-grants", redisx.Hash("user-1"))
+		var sweeps atomic.Int32 // the sweep's first command, on this subject's set
+		rdb.AddHook(afterCommand{name: "zrangebyscore", key: index, fn: func() { sweeps.Add(1) }})
+		// Each interval: 40 sign-ins a second apart whose grants end at once
+		// (expiry, or a revocation that does not name the subject).
+		const perInterval, intervals = 40, 6
+		for iv := range intervals {
+			before := sweeps.Load()
+			for i := range perInterval {
+				id := fmt.Sprintf("iv%d-%02d", iv, i)
+				r := request(t, s, id)
+				_ = s.CreateAuthorizeCodeSession(ctx, id+".c", r)
+				if err := redeem(ctx, s, id+".c", r, id+".rt"); err != nil {
+					t.Fatal(err)
+				}
+				rdb.Del(ctx, rdb.Key("as", "grant2", redisx.Tag(id)))
+				clk.add(time.Second)
+			}
+			// The first interval's first grant found one member: no sweep in
+			// it, though its last 8 grants found more than 32. Every later
+			// interval's first grant finds more than 32 and sweeps, once.
+			want := int32(1)
+			if iv == 0 {
+				want = 0
+			}
+			if got := sweeps.Load() - before; got != want {
+				t.Fatalf("interval %d: %d sweeps over %d grants of one subject, want %d", iv, got, perInterval, want)
+			}
+			// Bound (subjects.go): none live, so the members added within the
+			// last interval and sweep age, two intervals' grants.
+			if n := rdb.ZCard(ctx, index).Val(); n > 2*perInterval {
+				t.Fatalf("interval %d: index holds %d members, none live, want at most %d", iv, n, 2*perInterval)
+			}
+			clk.add(time.Minute - perInterval*time.Second)
+		}
+		// The interval's mark is in the set's hash slot, so the listing's
+		// pipeline adds no node to a grant's round trip on a cluster.
+		marks := 0
+		for _, k := range testharness.RedisKeys(t, rdb) {
+			if !strings.Contains(k, "subject-sweep") {
+				continue
+			}
+			marks++
+			if ttl := rdb.PTTL(ctx, k).Val(); ttl <= 0 || ttl > time.Minute {
+				t.Errorf("sweep mark %s TTL %v, want at most a minute", k, ttl)
+			}
+			if setup.Mode() == config.RedisCluster {
+				if a, b := rdb.ClusterKeySlot(ctx, k).Val(), rdb.ClusterKeySlot(ctx, index).Val(); a != b {
+					t.Errorf("sweep mark %s in slot %d, the index in %d", k, a, b)
+				}
+			}
+		}
+		if marks == 0 {
+			t.Error("no sweep mark found")
 		}
 	})
 	t.Run("single-use and cached values (login state, consent, dynamic registrations, metadata documents)", func(t *testing.T) {

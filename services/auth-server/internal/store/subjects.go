@@ -28,15 +28,27 @@ import (
 // about once per indexSlack per grant.
 //
 // The set is bounded: members whose grant record is gone (revoked,
-// expired) are dropped when the set is read, and, when a new grant finds
-// more than sweepAbove members, by a sweep of the whole set; so it holds
-// the subject's live grants plus at most sweepAbove others.
+// expired) are dropped when the set is read, and by a sweep of the whole
+// set. The pipeline that lists a grant also marks the interval of the
+// store's clock it falls in (SET NX of sweepMarkKey, in the set's hash
+// slot, living one interval); only the grant whose SET created the mark,
+// the first of the interval, sweeps, and only when it finds more than
+// sweepAbove members: a subject adding many grants pays the sweep at most
+// once per sweepEvery, not once per grant. A sweep keeps members younger
+// than sweepMinAge. So when a grant is listed the set holds at most
+// sweepAbove members, or the grants live at the interval's first grant,
+// plus in both cases the members added since, and within sweepMinAge
+// before, that first grant: at most those added in the last sweepEvery +
+// sweepMinAge.
 const (
 	// indexSlack is how much longer than the renewing grant the set lives.
 	indexSlack = 24 * time.Hour
 	// sweepAbove is the number of members above which a new grant sweeps
-	// the set.
+	// the set (at most once per sweepEvery).
 	sweepAbove = 32
+	// sweepEvery is the interval in which a subject's set is swept at most
+	// once.
+	sweepEvery = time.Minute
 	// sweepMinAge: a member this young is never swept; its grant is listed
 	// before it is written (indexGrant), so its record may be on its way.
 	sweepMinAge = time.Minute
@@ -69,36 +81,63 @@ func subjectOf(r fosite.Requester) string {
 	return r.GetSession().GetSubject()
 }
 
+// sweepMarkKey marks that the interval of the store's clock holding now
+// has had (or is having) its sweep of the subject's set subjectKey. Its
+// hash tag is the set's whole key (which has none, so its slot is the
+// hash of the whole key): the mark is in the set's slot, and the listing
+// pipeline touches no node the set's commands do not.
+func (s *Store) sweepMarkKey(subjectKey string, now time.Time) string {
+	return s.k("subject-sweep", redisx.Tag(subjectKey), strconv.FormatInt(now.UnixMilli()/sweepEvery.Milliseconds(), 10))
+}
+
+// listing is a grant's listing under its subject, queued on a pipeline.
+type listing struct {
+	sub  string        // "" without a subject: nothing queued
+	card *redis.IntCmd // the set's size after the listing
+	mark *redis.BoolCmd
+}
+
+// sweepDue reports, once the pipeline ran, whether this grant sweeps the
+// set: it is over sweepAbove and the grant set the interval's sweep mark.
+func (l listing) sweepDue() bool {
+	return l.sub != "" && l.card.Err() == nil && l.card.Val() > sweepAbove && l.mark.Err() == nil && l.mark.Val()
+}
+
 // listGrant queues on pipe the listing of a new grant under its subject,
 // to be applied before the grant is written, so that no grant whose tokens
 // were issued is unlisted; a failed redemption leaves a member without a
-// record, which reading or a sweep drops. It returns the subject ("" none,
-// nothing queued), the set's size after the listing (nil without a
-// subject) and until when the set lives at least, for the grant's record
-// (without a subject: when an index would have to be renewed anyway).
-func (s *Store) listGrant(ctx context.Context, pipe redis.Pipeliner, r fosite.Requester, grantTTL time.Duration) (string, *redis.IntCmd, time.Time) {
-	until := s.now().Add(grantTTL + indexSlack)
+// record, which reading or a sweep drops. It returns the listing and until
+// when the set lives at least, for the grant's record (without a subject:
+// when an index would have to be renewed anyway).
+func (s *Store) listGrant(ctx context.Context, pipe redis.Pipeliner, r fosite.Requester, grantTTL time.Duration) (listing, time.Time) {
+	now := s.now()
+	until := now.Add(grantTTL + indexSlack)
 	sub := subjectOf(r)
 	if sub == "" {
-		return "", nil, until
+		return listing{}, until
 	}
 	key := s.subjectKey(sub)
-	pipe.ZAddNX(ctx, key, redis.Z{Score: float64(s.now().UnixMilli()), Member: r.GetID()})
+	pipe.ZAddNX(ctx, key, redis.Z{Score: float64(now.UnixMilli()), Member: r.GetID()})
 	extendTTL(ctx, pipe, key, grantTTL+indexSlack)
-	return sub, pipe.ZCard(ctx, key), until
+	l := listing{sub: sub, card: pipe.ZCard(ctx, key)}
+	// The mark outlives its interval: it is set within the interval and
+	// lives one interval (of Redis's clock, which the store's follows
+	// outside tests; a later interval has another key anyway).
+	l.mark = pipe.SetNX(ctx, s.sweepMarkKey(key, now), "1", sweepEvery)
+	return l, until
 }
 
 // indexGrant lists a grant under its subject at once (listGrant) and
 // returns until when the set lives (Unix ms).
 func (s *Store) indexGrant(ctx context.Context, r fosite.Requester, refresh bool) (string, error) {
 	pipe := s.rdb.Pipeline()
-	sub, card, until := s.listGrant(ctx, pipe, r, s.grantTTL(r, refresh))
-	if sub != "" {
+	l, until := s.listGrant(ctx, pipe, r, s.grantTTL(r, refresh))
+	if l.sub != "" {
 		if _, err := pipe.Exec(ctx); err != nil {
 			return "", unavailable(err)
 		}
-		if card.Val() > sweepAbove {
-			s.sweepIndex(ctx, s.subjectKey(sub))
+		if l.sweepDue() {
+			s.sweepIndex(ctx, s.subjectKey(l.sub))
 		}
 	}
 	return strconv.FormatInt(until.UnixMilli(), 10), nil
