@@ -262,7 +262,7 @@ func (a *accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Request
 	}
 	var tok string
 	err := a.signing.sign(string(a.alg), "access_token", func() (err error) {
-		tok, err = a.ring.SignWith(a.alg, tokens.AccessTokenType, std, priv)
+		tok, err = a.ring.SignAccessToken(a.alg, std, priv)
 		return err
 	})
 	if err != nil {

@@ -134,6 +134,12 @@ func stopCPUProfile(out *os.File) {
 // times of such a run mean nothing; use few grants (TOLLGATE_BENCH_GRANTS).
 const callgrindEnv = "TOLLGATE_BENCH_CALLGRIND"
 
+// serverEnvEnv holds variables (space-separated NAME=value) set in the
+// auth-server's process only — its runtime settings (GOGC, GOMEMLIMIT) for
+// an A/B of them without changing the benchmark's clients, which share the
+// test process.
+const serverEnvEnv = "TOLLGATE_BENCH_SERVER_ENV"
+
 // callgrindWindow brackets a timed window with callgrind's instrumentation
 // when callgrindEnv is set; the returned func ends it and returns the
 // instructions executed in the window (0 without callgrind).
@@ -795,6 +801,9 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, benchProces
 	for k, v := range f.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	// The auth-server's own runtime settings (GOGC, GOMEMLIMIT, ...), not
+	// the clients': variables set for the whole go test reach both.
+	cmd.Env = append(cmd.Env, strings.Fields(os.Getenv(serverEnvEnv))...)
 	// The process serves on the listener newFleet bound (its fd 3).
 	lnFile, err := f.ln.(*net.TCPListener).File()
 	if err != nil {
