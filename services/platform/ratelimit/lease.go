@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -20,21 +21,34 @@ import (
 //   - A bucket never lets more requests through than its limit: every token
 //     handed out was taken from Redis first.
 //   - A replica holds at most LeaseOptions.MaxTokens unused tokens of a
-//     bucket, and at most an eighth of its burst (limits under 16 a burst
-//     are never leased), for up to LeaseOptions.TTL; tokens a lease did not
-//     use are given back to the bucket when it is next leased (a bucket
-//     not used again keeps them spent).
+//     bucket at any time, and at most an eighth of its burst (limits under
+//     16 a burst are never leased); they stay usable until TTL after the
+//     bucket's last lease (a lease taken ahead of time, below, keeps the
+//     tokens still held usable with its own); tokens a lease did not use
+//     are given back to the bucket when it is next leased (a bucket not
+//     used again keeps them spent).
 //     Lease sizes follow demand: a lease is twice the last one when that
 //     was used up, and as large as what was used of it otherwise, so a
 //     bucket seeing one request now and then takes one token at a time,
 //     exactly as Limiter.Allow.
+//   - A busy bucket is leased ahead of time: once a lease of 2 or more was
+//     used up (demand is there), the request that leaves a quarter of the
+//     next lease size or less starts one lease in the background (one per
+//     bucket at a time, topping the tokens held up to the caps above) and
+//     goes on with a token it holds; so a steady stream of requests does
+//     not wait for Redis once warm. Only a request that finds no token
+//     left waits for a lease (its own, or the one under way).
 //   - Near the limit a request can be refused while another replica still
 //     holds unused tokens of the bucket: at most an eighth of the burst per
-//     replica, for at most TTL.
+//     replica, usable for at most TTL after its last lease.
 //   - A refusal is remembered until its Retry-After (at most TTL), so a
 //     flood on a spent bucket costs no Redis round trips either.
 //   - Remaining (RateLimit-Remaining) is Redis's count at the last lease
 //     plus the tokens this replica still holds.
+//   - Redis unreachable: a request that needs a lease gets the error, as
+//     from Limiter.Allow (tokens already held are handed out until spent
+//     or TTL); a failed lease ahead of time is dropped, and the next lease
+//     is taken by a request, which gets the error.
 //
 // Use it where requests on one bucket are frequent (the token endpoint's
 // per-client bucket of a client every user shares, a proxy's address);
@@ -46,12 +60,37 @@ type Leasing struct {
 	maxBuckets int
 	now        func() time.Time
 
+	// ahead counts the leases taken ahead of time still under way, waited
+	// and started the requests that waited for a lease and the leases
+	// taken ahead of time (Stats).
+	ahead           sync.WaitGroup
+	waited, started atomic.Int64
+
 	mu sync.Mutex
 	// buckets by (scope, subject) as given, so that a request finds its
 	// bucket without hashing the subject into the Redis key (the key is
 	// made once, when the bucket is first held).
 	buckets map[bucketID]*lease
 }
+
+// LeaseStats counts how a Leasing's requests were served.
+type LeaseStats struct {
+	// Waited is the number of requests that waited for a lease from Redis
+	// (their own, or one under way).
+	Waited int64
+	// Ahead is the number of leases taken ahead of time, in the
+	// background.
+	Ahead int64
+}
+
+// Stats returns the counts so far.
+func (p *Leasing) Stats() LeaseStats {
+	return LeaseStats{Waited: p.waited.Load(), Ahead: p.started.Load()}
+}
+
+// aheadTimeout bounds a lease taken ahead of time, which no request's
+// context bounds.
+const aheadTimeout = time.Second
 
 type bucketID struct{ scope, subject string }
 
@@ -114,6 +153,7 @@ func (p *Leasing) Allow(ctx context.Context, scope, subject string, lim Limit) (
 		return p.l.Allow(ctx, scope, subject, lim)
 	}
 	key := b.key
+	waited := false
 	for {
 		b.mu.Lock()
 		now := p.now()
@@ -125,8 +165,13 @@ func (p *Leasing) Allow(ctx context.Context, scope, subject string, lim Limit) (
 		if b.tokens > 0 && now.Before(b.until) {
 			b.tokens--
 			res := Result{Allowed: true, Remaining: b.remaining + b.tokens}
+			p.leaseAhead(ctx, b, lim)
 			b.mu.Unlock()
 			return res, nil
+		}
+		if !waited {
+			waited = true
+			p.waited.Add(1)
 		}
 		if wait := b.fetching; wait != nil {
 			b.mu.Unlock()
@@ -187,6 +232,48 @@ func (p *Leasing) Allow(ctx context.Context, scope, subject string, lim Limit) (
 		b.mu.Unlock()
 		return out, nil
 	}
+}
+
+// leaseAhead starts a lease of bucket b in the background when its last
+// lease (of 2 or more: demand) leaves a quarter of the next lease size or
+// less, and no lease is under way; b.mu is held. The lease tops the
+// tokens held up to the caps; its tokens join those held, and all stay
+// usable until TTL from it. A refusal or an error is dropped (the next
+// lease, taken by a request, gets it again) and the next lease restarts at
+// one token.
+func (p *Leasing) leaseAhead(ctx context.Context, b *lease, lim Limit) {
+	if b.fetching != nil || b.size < 2 {
+		return
+	}
+	capacity := min(p.maxTokens, lim.Burst/8)
+	next := min(2*b.size, capacity)
+	if b.tokens > next/4 {
+		return
+	}
+	n := min(next, capacity-b.tokens)
+	if n < 1 {
+		return
+	}
+	done := make(chan struct{})
+	b.fetching = done
+	p.started.Add(1)
+	p.ahead.Add(1)
+	rl := redis_rate.Limit{Rate: lim.Rate, Burst: lim.Burst, Period: lim.Period}
+	go func() {
+		defer p.ahead.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), aheadTimeout)
+		defer cancel()
+		res, err := p.l.l.AllowAtMost(ctx, b.key, rl, n)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		close(done)
+		b.fetching = nil
+		if err != nil || res.Allowed <= 0 {
+			b.size = 0
+			return
+		}
+		b.size, b.tokens, b.until, b.remaining = res.Allowed, b.tokens+res.Allowed, p.now().Add(p.ttl), res.Remaining
+	}()
 }
 
 // bucket returns the local state of bucket (scope, subject), or nil when

@@ -97,10 +97,17 @@ func TestLeasingSavesRoundTrips(t *testing.T) {
 		if res, err := l.Allow(ctx, "token", "addr:192.0.2.1", lim); err != nil || !res.Allowed {
 			t.Fatalf("%+v %v", res, err)
 		}
+		ratelimit.WaitAhead(l) // each lease taken ahead is in before the next request
 	}
-	// Leases of 1, 2, 4, 8, then 16 tokens: 4 + 385/16 ≈ 29 round trips.
-	if n := evalCalls(t, r) - before; n > 40 {
+	// Leases of 1 and 2 tokens, then ahead of time 4, 8 and 12 at a time
+	// (topping up to 16 when 4 are left): 38 round trips.
+	n := evalCalls(t, r) - before
+	t.Logf("%d round trips for 400 requests (MaxTokens 16)", n)
+	if n > 40 {
 		t.Errorf("%d round trips for 400 requests", n)
+	}
+	if st := l.Stats(); st.Waited != 2 {
+		t.Errorf("%d requests waited for a lease, want 2 (the first two leases)", st.Waited)
 	}
 	// The bucket's key is the limiter's, with the subject hashed.
 	for _, k := range testharness.RedisKeys(t, r.Client()) {
@@ -109,16 +116,20 @@ func TestLeasingSavesRoundTrips(t *testing.T) {
 		}
 	}
 
-	// A larger MaxTokens (the mcp-gateway's 64): 1, 2, …, 32, then 64 at a
-	// time: 6 + 337/64 ≈ 12 round trips.
+	// A larger MaxTokens (the mcp-gateway's 64).
 	big := ratelimit.New(r.Client()).Leasing(ratelimit.LeaseOptions{TTL: 10 * time.Second, MaxTokens: 64})
 	before = evalCalls(t, r)
 	for range 400 {
 		if res, err := big.Allow(ctx, "token", "addr:192.0.2.2", lim); err != nil || !res.Allowed {
 			t.Fatalf("%+v %v", res, err)
 		}
+		ratelimit.WaitAhead(big)
 	}
-	if n := evalCalls(t, r) - before; n > 14 {
+	// 1 and 2, then ahead 4, 8, 16, 32 and 48 at a time (topping up to 64
+	// when 16 are left): 14 round trips.
+	n = evalCalls(t, r) - before
+	t.Logf("%d round trips for 400 requests (MaxTokens 64)", n)
+	if n > 14 {
 		t.Errorf("%d round trips for 400 requests with MaxTokens 64", n)
 	}
 }
@@ -166,23 +177,97 @@ func TestLeasingGivesBackUnusedTokens(t *testing.T) {
 	plain := ratelimit.New(r.Client())
 	ctx := context.Background()
 	lim := ratelimit.Limit{Rate: 160, Burst: 160, Period: time.Hour} // leases of up to 16, no refill to speak of
-	// Leases of 1, 2, 4, 8, 16: 31 tokens taken, 16 of the last lease
-	// unused after the 16th request.
+	// Leases of 1 and 2, then ahead of time 4 (at 1 left), 8 (at 2 left)
+	// and 12 (at 4 left, up to 16): 27 tokens taken, 11 unused after the
+	// 16th request.
 	for range 16 {
 		if res, err := l.Allow(ctx, "token", "c", lim); err != nil || !res.Allowed {
 			t.Fatalf("%+v %v", res, err)
 		}
+		ratelimit.WaitAhead(l)
 	}
-	if res, _ := plain.Peek(ctx, "token", "c", lim); res.Remaining != 160-31 {
-		t.Fatalf("remaining %d after the leases, want %d", res.Remaining, 160-31)
+	if res, _ := plain.Peek(ctx, "token", "c", lim); res.Remaining != 160-27 {
+		t.Fatalf("remaining %d after the leases, want %d", res.Remaining, 160-27)
 	}
-	advance(2 * time.Second) // the lease ends with 15 tokens unused
+	advance(2 * time.Second) // the lease ends with 11 tokens unused
 	if res, err := l.Allow(ctx, "token", "c", lim); err != nil || !res.Allowed {
 		t.Fatalf("%+v %v", res, err)
 	}
-	// 15 given back, then a lease of what was used of the last one (1).
-	if res, _ := plain.Peek(ctx, "token", "c", lim); res.Remaining != 160-31+15-1 {
-		t.Errorf("remaining %d after the unused tokens came back, want %d", res.Remaining, 160-31+15-1)
+	// 11 given back, then a lease of what was used of the last one (12-11).
+	if res, _ := plain.Peek(ctx, "token", "c", lim); res.Remaining != 160-27+11-1 {
+		t.Errorf("remaining %d after the unused tokens came back, want %d", res.Remaining, 160-27+11-1)
+	}
+}
+
+// TestLeasingLeasesAhead: once warm, a steady sequence of requests on a
+// busy bucket never waits for a lease (each is taken in the background
+// while requests go on with the tokens held); the bucket still lets
+// through no more than its limit, nearly all of it; and when Redis goes
+// away the tokens held are handed out, then every request gets the error.
+func TestLeasingLeasesAhead(t *testing.T) {
+	r := testharness.StartRedis(t)
+	// The lease never ends on its own: only demand and the limit decide.
+	now := time.Now()
+	l := ratelimit.New(r.Client()).Leasing(ratelimit.LeaseOptions{Now: func() time.Time { return now }})
+	lim := ratelimit.Limit{Rate: 800, Burst: 800, Period: 24 * time.Hour} // one token back every 108 s: none during the test
+	ctx := context.Background()
+	allowed := 0
+	for i := 0; ; i++ {
+		res, err := l.Allow(ctx, "token_client", "busy", lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ratelimit.WaitAhead(l) // the stream is steady: each lease is in before the next request
+		if !res.Allowed {
+			break
+		}
+		allowed++
+		if i == 2 {
+			if st := l.Stats(); st.Waited != 2 || st.Ahead != 1 {
+				t.Fatalf("warm-up: %+v, want 2 requests waiting (leases of 1 and 2), 1 lease ahead", st)
+			}
+		}
+	}
+	// Every request waited for nothing after the first two, until the
+	// bucket was spent: the refused request waits for the lease that
+	// found it spent.
+	if st := l.Stats(); st.Waited != 3 || st.Ahead < 800/12 {
+		t.Errorf("%+v after %d requests, want 3 waits (2 warming up, the refusal), at least %d leases ahead", st, allowed+1, 800/12)
+	}
+	if allowed > 800 || allowed < 800-16 {
+		t.Errorf("%d allowed on a burst of 800 (at most 16 held unused)", allowed)
+	}
+	if res, _ := ratelimit.New(r.Client()).Peek(ctx, "token_client", "busy", lim); res.Allowed {
+		t.Error("the shared bucket is not spent")
+	}
+
+	// Redis goes away from a warm bucket: at most the 16 tokens held are
+	// handed out, then each request gets the error, not a refusal or a
+	// token from nowhere.
+	warm := ratelimit.New(r.Client()).Leasing(ratelimit.LeaseOptions{Now: func() time.Time { return now }})
+	for range 20 {
+		if res, err := warm.Allow(ctx, "token_client", "warm", lim); err != nil || !res.Allowed {
+			t.Fatalf("%+v %v", res, err)
+		}
+		ratelimit.WaitAhead(warm)
+	}
+	r.Stop()
+	served, failed := 0, 0
+	for range 40 {
+		res, err := warm.Allow(ctx, "token_client", "warm", lim)
+		ratelimit.WaitAhead(warm)
+		switch {
+		case err != nil:
+			failed++
+		case res.Allowed && failed == 0:
+			served++
+		default:
+			t.Fatalf("after Redis went away: %+v %v (served %d, failed %d)", res, err, served, failed)
+		}
+	}
+	t.Logf("steady stream: %d allowed, %+v; Redis gone: %d served, then %d errors", allowed, l.Stats(), served, failed)
+	if served > 16 || failed != 40-served {
+		t.Errorf("Redis gone: %d served from the lease, %d errors, want at most 16 then errors", served, failed)
 	}
 }
 
