@@ -175,10 +175,23 @@ type Common struct {
 	ShutdownTimeout time.Duration
 	// Tracing is the OpenTelemetry export (OTEL_* variables; off when unset).
 	Tracing Tracing
+	// GRPCStreamWorkers is how many reused goroutines a gRPC server of the
+	// service serves calls on (GRPC_STREAM_WORKERS; 0: a goroutine per call).
+	GRPCStreamWorkers int
+}
+
+// StreamWorkers is GRPCStreamWorkers as grpcx.ServerOptions.StreamWorkers
+// takes it (negative: none).
+func (c Common) StreamWorkers() int {
+	if c.GRPCStreamWorkers == 0 {
+		return -1
+	}
+	return c.GRPCStreamWorkers
 }
 
 // LoadCommon reads TOLLGATE_ENV, LOG_LEVEL, LOG_FORMAT, ADMIN_ADDR,
-// ADMIN_PPROF, SHUTDOWN_TIMEOUT and the OTEL_* trace settings (LoadTracing).
+// ADMIN_PPROF, SHUTDOWN_TIMEOUT, GRPC_STREAM_WORKERS and the OTEL_* trace
+// settings (LoadTracing).
 func LoadCommon(s *Source, service string) Common {
 	c := Common{
 		Service:         service,
@@ -188,6 +201,11 @@ func LoadCommon(s *Source, service string) Common {
 		Pprof:           s.Bool("ADMIN_PPROF", false),
 		ShutdownTimeout: s.Duration("SHUTDOWN_TIMEOUT", 20*time.Second),
 		Tracing:         LoadTracing(s, service),
+		// grpcx.DefaultStreamWorkers.
+		GRPCStreamWorkers: s.Int("GRPC_STREAM_WORKERS", 64),
+	}
+	if c.GRPCStreamWorkers < 0 || c.GRPCStreamWorkers > 4096 {
+		s.problems.Addf("GRPC_STREAM_WORKERS: %d is outside 0–4096", c.GRPCStreamWorkers)
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(s.String("LOG_LEVEL", "info"))); err != nil {
 		s.problems.Addf("LOG_LEVEL: %q is not a level (debug, info, warn, error)", s.String("LOG_LEVEL", ""))

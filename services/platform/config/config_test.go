@@ -13,12 +13,13 @@ import (
 
 func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 	s := config.NewSource(config.MapEnv(map[string]string{
-		"TOLLGATE_ENV":     "staging",
-		"LOG_LEVEL":        "loud",
-		"LOG_FORMAT":       "xml",
-		"SHUTDOWN_TIMEOUT": "soon",
-		"ADMIN_PPROF":      "maybe",
-		"REDIS_URL":        "http://redis",
+		"TOLLGATE_ENV":        "staging",
+		"LOG_LEVEL":           "loud",
+		"LOG_FORMAT":          "xml",
+		"SHUTDOWN_TIMEOUT":    "soon",
+		"ADMIN_PPROF":         "maybe",
+		"REDIS_URL":           "http://redis",
+		"GRPC_STREAM_WORKERS": "-1",
 	}))
 	c := config.LoadCommon(s, "svc")
 	r := config.LoadRedis(s, false)
@@ -31,13 +32,34 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v", err)
 	}
-	for _, want := range []string{"TOLLGATE_ENV", "LOG_LEVEL", "LOG_FORMAT", "SHUTDOWN_TIMEOUT", "ADMIN_PPROF", "REDIS_URL", "PUBLIC_ISSUER_URL"} {
+	for _, want := range []string{"TOLLGATE_ENV", "LOG_LEVEL", "LOG_FORMAT", "SHUTDOWN_TIMEOUT", "ADMIN_PPROF", "REDIS_URL", "PUBLIC_ISSUER_URL", "GRPC_STREAM_WORKERS"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
 	}
-	if len(ce.Problems) != 7 {
-		t.Errorf("%d problems, want 7:\n%v", len(ce.Problems), err)
+	if len(ce.Problems) != 8 {
+		t.Errorf("%d problems, want 8:\n%v", len(ce.Problems), err)
+	}
+}
+
+// TestGRPCStreamWorkers: 64 reused goroutines unless GRPC_STREAM_WORKERS
+// says otherwise; 0 turns them off (grpcx: a negative StreamWorkers);
+// outside 0–4096 is refused.
+func TestGRPCStreamWorkers(t *testing.T) {
+	for _, tc := range []struct {
+		env     string
+		workers int
+		problem bool
+	}{{"", 64, false}, {"0", -1, false}, {"8", 8, false}, {"4096", 4096, false}, {"4097", 0, true}, {"-2", 0, true}, {"many", 64, true}} {
+		s := config.NewSource(config.MapEnv(map[string]string{"GRPC_STREAM_WORKERS": tc.env}))
+		c := config.LoadCommon(s, "svc")
+		p := s.Problems()
+		if got := len(p) > 0; got != tc.problem {
+			t.Errorf("GRPC_STREAM_WORKERS=%q: problems %v, want a problem: %v", tc.env, p, tc.problem)
+		}
+		if !tc.problem && c.StreamWorkers() != tc.workers {
+			t.Errorf("GRPC_STREAM_WORKERS=%q: StreamWorkers() = %d, want %d", tc.env, c.StreamWorkers(), tc.workers)
+		}
 	}
 }
 

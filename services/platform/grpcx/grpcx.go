@@ -48,7 +48,25 @@ type ServerOptions struct {
 	// own servers on the cluster network). A backend of one's own may serve
 	// TLS or mutual TLS (credentials.NewTLS).
 	Creds credentials.TransportCredentials
+	// StreamWorkers is how many goroutines serve incoming calls, each one
+	// after the other (GRPC_STREAM_WORKERS). 0 is DefaultStreamWorkers;
+	// a negative number serves every call on a goroutine of its own.
+	StreamWorkers int
 }
+
+// DefaultStreamWorkers is how many reused goroutines serve calls unless
+// ServerOptions.StreamWorkers says otherwise. A call beyond them (all
+// busy: more calls in flight, or long streams such as health Watch and
+// reflection holding some) gets a goroutine of its own, as without
+// workers. Without workers every call ran on a new goroutine whose stack
+// grew from its starting size while the call was decoded and passed
+// through the interceptors (runtime.morestack and its stack copies: 10–12 %
+// of capability-core's CPU under the mcp-gateway benchmark); a worker keeps
+// the stack it grew. gRPC starts each worker afresh after 65 536 calls, so a
+// stack grown by one deep call is not kept for ever. 64 covers the calls
+// one gateway replica keeps in flight to one backend under load
+// (docs/benchmarks/mcp-gateway.md) and costs 64 parked goroutines.
+const DefaultStreamWorkers = 64
 
 // Server is a gRPC server with its health service.
 type Server struct {
@@ -90,6 +108,12 @@ func NewServer(o ServerOptions) *Server {
 			MaxConnectionAge: 5 * time.Minute, MaxConnectionAgeGrace: 30 * time.Second,
 			Time: 30 * time.Second, Timeout: 10 * time.Second,
 		}),
+	}
+	switch {
+	case o.StreamWorkers == 0:
+		sopts = append(sopts, grpc.NumStreamWorkers(DefaultStreamWorkers))
+	case o.StreamWorkers > 0:
+		sopts = append(sopts, grpc.NumStreamWorkers(uint32(o.StreamWorkers)))
 	}
 	if o.Telemetry != nil {
 		sopts = append(sopts, o.Telemetry.GRPCServerOptions()...)

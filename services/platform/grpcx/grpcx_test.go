@@ -516,3 +516,70 @@ func TestRequestIDTravelsOrIsMadeFresh(t *testing.T) {
 		}
 	}
 }
+
+// barrier answers once n calls are inside Echo at the same time.
+type barrier struct {
+	testingv1.UnimplementedEchoServiceServer
+	arrived chan struct{}
+	all     chan struct{}
+	n       int
+}
+
+func (b *barrier) Echo(ctx context.Context, in *testingv1.EchoRequest) (*testingv1.EchoResponse, error) {
+	b.arrived <- struct{}{}
+	select {
+	case <-b.all:
+		return &testingv1.EchoResponse{Text: in.GetText()}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestCallsBeyondTheStreamWorkers: with fewer stream workers than calls in
+// flight, with none, and with the default, every call is served — the ones
+// no worker takes on goroutines of their own — and all are inside their
+// handler at once.
+func TestCallsBeyondTheStreamWorkers(t *testing.T) {
+	for _, workers := range []int{2, -1, 0} {
+		t.Run(fmt.Sprint(workers), func(t *testing.T) {
+			const calls = 6
+			h := &barrier{arrived: make(chan struct{}, calls), all: make(chan struct{})}
+			srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler), StreamWorkers: workers})
+			testingv1.RegisterEchoServiceServer(srv, h)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = srv.Serve(ln) }()
+			t.Cleanup(srv.Stop)
+			conn, err := grpcx.Dial(ln.Addr().String(), grpcx.ClientOptions{Name: "echo"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			client := testingv1.NewEchoServiceClient(conn)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			errs := make(chan error, calls)
+			for i := range calls {
+				go func() {
+					_, err := client.Echo(ctx, &testingv1.EchoRequest{Text: fmt.Sprint(i)})
+					errs <- err
+				}()
+			}
+			for range calls {
+				select {
+				case <-h.arrived:
+				case <-ctx.Done():
+					t.Fatal("not every call reached its handler")
+				}
+			}
+			close(h.all)
+			for range calls {
+				if err := <-errs; err != nil {
+					t.Errorf("call: %v", err)
+				}
+			}
+		})
+	}
+}

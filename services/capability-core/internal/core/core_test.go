@@ -36,16 +36,21 @@ type fixture struct {
 	svc   *testharness.Service
 }
 
-// start runs capability-core in-process on free ports, with a real Redis
+// start runs capability-core in-process on free ports (env: more
+// variables, name then value), with a real Redis
 // and a real KeySetService, and connects to it over TCP.
-func start(t *testing.T) *fixture {
+func start(t testing.TB, env ...string) *fixture {
 	t.Helper()
 	f := &fixture{iss: tokentest.Start(t, issuer), redis: testharness.StartRedis(t)}
-	f.svc = testharness.RunService(t, core.Run, map[string]string{
+	e := map[string]string{
 		"GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": f.iss.Addr,
 		"MCP_RESOURCE_URL": mcpAud, "ACTIONS_AUDIENCE": actsAud, "REDIS_URL": f.redis.URL(),
 		"REDIS_COMMAND_TIMEOUT": testharness.RedisCommandTimeout, "REDIS_DIAL_TIMEOUT": testharness.RedisDialTimeout,
-	})
+	}
+	for i := 0; i+1 < len(env); i += 2 {
+		e[env[i]] = env[i+1]
+	}
+	f.svc = testharness.RunService(t, core.Run, e)
 	conn, err := grpc.NewClient(f.svc.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

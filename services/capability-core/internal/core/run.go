@@ -91,11 +91,12 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		Streams: []string{capauth.HealthWatch, capauth.Reflection},
 	}
 	srv := grpcx.NewServer(grpcx.ServerOptions{
-		Logger:    base.Log,
-		Registry:  base.Metrics,
-		Telemetry: base.Telemetry,
-		Unary:     []grpc.UnaryServerInterceptor{capauth.Unary(auth)},
-		Stream:    []grpc.StreamServerInterceptor{capauth.Stream(auth)},
+		Logger:        base.Log,
+		Registry:      base.Metrics,
+		Telemetry:     base.Telemetry,
+		StreamWorkers: cfg.StreamWorkers(),
+		Unary:         []grpc.UnaryServerInterceptor{capauth.Unary(auth)},
+		Stream:        []grpc.StreamServerInterceptor{capauth.Stream(auth)},
 	})
 	base.Ready.OnDrain(srv.Health.Shutdown) // grpc.health.v1 answers NOT_SERVING while draining
 	capabilityv1.RegisterHealthServiceServer(srv, &Health{Service: "capability-core", Deps: deps})

@@ -85,12 +85,13 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		creds = credentials.NewTLS(cfg.TLS)
 	}
 	srv := grpcx.NewServer(grpcx.ServerOptions{ // registers grpc.health.v1 and reflection (v1, v1alpha)
-		Creds:     creds,
-		Logger:    base.Log,
-		Registry:  base.Metrics,
-		Telemetry: base.Telemetry,
-		Unary:     []grpc.UnaryServerInterceptor{capauth.Unary(auth)},
-		Stream:    []grpc.StreamServerInterceptor{capauth.Stream(auth)},
+		Creds:         creds,
+		Logger:        base.Log,
+		Registry:      base.Metrics,
+		Telemetry:     base.Telemetry,
+		StreamWorkers: cfg.StreamWorkers(),
+		Unary:         []grpc.UnaryServerInterceptor{capauth.Unary(auth)},
+		Stream:        []grpc.StreamServerInterceptor{capauth.Stream(auth)},
 	})
 	base.Ready.OnDrain(srv.Health.Shutdown)
 	notesv1.RegisterNotesServiceServer(srv, &notes.Service{Store: notes.NewStore(nil)})
