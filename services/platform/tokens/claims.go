@@ -57,6 +57,9 @@ type Claims struct {
 	Profile   Profile
 	// Raw is the token itself, to forward to capability-core.
 	Raw string
+	// bearer is "Bearer " + Raw, the authorization metadata WithBearer
+	// sends, built once when the token is verified; Raw is its tail.
+	bearer string
 }
 
 func newClaims(raw string, std jwt.Claims, priv AccessClaims) *Claims {
@@ -69,8 +72,9 @@ func newClaims(raw string, std jwt.Claims, priv AccessClaims) *Claims {
 		ID:       std.ID,
 		GrantID:  priv.GrantID,
 		Profile:  priv.Profile,
-		Raw:      raw,
 	}
+	c.bearer = bearerPrefix + raw
+	c.Raw = c.bearer[len(bearerPrefix):]
 	if std.IssuedAt != nil {
 		c.IssuedAt = std.IssuedAt.Time()
 	}

@@ -223,7 +223,7 @@ func (s *server) action(a *registry.Action) echo.HandlerFunc {
 			if aerr != nil {
 				return aerr
 			}
-			ctx = tokens.WithToken(ctx, claims.Raw)
+			ctx = tokens.WithBearer(ctx, claims)
 			bucket, subject, limit = bucketSubject, "sub:"+claims.Subject, ratelimit.PerMinute(s.cfg.RateLimitPerMinute)
 		}
 		if err := s.rateLimit(ec, bucket, subject, limit); err != nil {

@@ -279,7 +279,7 @@ func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 			cctx, cancel = context.WithTimeout(ctx, c.coreTimeout)
 			defer cancel()
 		}
-		cctx = tokens.WithToken(cctx, claims.Raw)
+		cctx = tokens.WithBearer(cctx, claims)
 		start := time.Now()
 		conn, ok := c.backends.For(t.Capability)
 		if !ok {
