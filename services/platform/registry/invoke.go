@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -124,17 +123,42 @@ var outputJSON = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: 
 
 // MarshalOutput encodes a response the way both connectors publish it:
 // snake_case field names, every field present, compact and stable (protojson
-// alone varies its whitespace on purpose).
+// alone varies its whitespace on purpose). The bytes are json.Compact's of
+// protojson's output, compacted where protojson wrote them instead of
+// copied into a second buffer.
 func MarshalOutput(m proto.Message) ([]byte, error) {
 	b, err := outputJSON.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, b); err != nil {
-		return nil, err
+	return compactInPlace(b), nil
+}
+
+// compactInPlace removes from b, valid JSON, the whitespace outside its
+// strings, as json.Compact does, in b's own array.
+func compactInPlace(b []byte) []byte {
+	w := 0
+	inString, escaped := false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			continue
+		case c == '"':
+			inString = true
+		}
+		b[w] = c
+		w++
 	}
-	return buf.Bytes(), nil
+	return b[:w]
 }
 
 // Conns are the gRPC connections to the fleet's backends by name
