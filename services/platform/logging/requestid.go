@@ -21,15 +21,33 @@ const maxRequestIDLen = 128
 
 type requestIDKey struct{}
 
+// idContext is a context carrying a request id: one allocation where
+// context.WithValue made two (its context and the id boxed as a value).
+type idContext struct {
+	context.Context
+	id string
+}
+
+// Value answers requestIDKey{} with the idContext itself (a pointer, which
+// boxes without allocating) and every other key from the parent.
+func (c *idContext) Value(key any) any {
+	if key == (requestIDKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
 // WithRequestID returns ctx carrying id; every line logged with it names it.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return &idContext{ctx, id}
 }
 
 // RequestID returns the request id of ctx, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if c, ok := ctx.Value(requestIDKey{}).(*idContext); ok {
+		return c.id
+	}
+	return ""
 }
 
 // NewRequestID returns a fresh random request id (26 base32 characters, 128 bits).
@@ -68,9 +86,24 @@ func RequestIDOrNew(id string) string {
 // the X-Request-Id response header.
 func RequestIDMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := RequestIDOrNew(r.Header.Get(RequestIDHeader))
-		r.Header.Set(RequestIDHeader, id)
-		w.Header().Set(RequestIDHeader, id)
+		in := r.Header[RequestIDHeader]
+		if len(in) == 1 && ValidRequestID(in[0]) {
+			// The caller's id, already the request's one header value.
+			w.Header()[RequestIDHeader] = in[:1:1]
+		} else {
+			var id string
+			if len(in) > 0 {
+				id = RequestIDOrNew(in[0])
+			} else {
+				id = NewRequestID()
+			}
+			// One array for both headers' values; each slice has capacity
+			// 1, so an append to one never writes into the other.
+			v := []string{id, id}
+			r.Header[RequestIDHeader] = v[0:1:1]
+			w.Header()[RequestIDHeader] = v[1:2:2]
+		}
+		id := r.Header[RequestIDHeader][0]
 		next.ServeHTTP(w, r.WithContext(WithRequestID(r.Context(), id)))
 	})
 }
