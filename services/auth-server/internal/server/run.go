@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/go-jose/go-jose/v4"
@@ -70,6 +71,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	base, err := app.NewBase(ctx, cfg.Common, stderr)
 	if err != nil {
 		return err
+	}
+	if gcPercent(getenv, cfg.GCPercent) {
+		base.Log.Info("garbage collector target set", "gc_percent", cfg.GCPercent)
 	}
 	// The supported scopes are the OpenID Connect ones, the auth-server's
 	// own services' and those of every configured backend, read from its
@@ -229,4 +233,16 @@ type KeySet struct {
 // GetKeySet returns the issuer and the public keys.
 func (k *KeySet) GetKeySet(context.Context, *authv1.GetKeySetRequest) (*authv1.GetKeySetResponse, error) {
 	return &authv1.GetKeySetResponse{Issuer: k.Issuer, JwksJson: k.Ring.PublicJWKSJSON(), ActiveKeyId: k.Ring.ActiveKeyID()}, nil
+}
+
+// gcPercent sets the garbage collector's target to pct (GC_PERCENT) unless
+// GOGC is in the environment — the runtime has then read it already, and
+// the operator's choice stands — and reports whether it did. The setting
+// is the process's: the auth-server's main sets it once at start.
+func gcPercent(getenv func(string) string, pct int) bool {
+	if getenv("GOGC") != "" {
+		return false
+	}
+	debug.SetGCPercent(pct)
+	return true
 }
