@@ -32,8 +32,8 @@ import (
 //     bucket seeing one request now and then takes one token at a time,
 //     exactly as Limiter.Allow.
 //   - A busy bucket is leased ahead of time: once a lease of 2 or more was
-//     used up (demand is there), the request that leaves a quarter of the
-//     next lease size or less starts one lease in the background (one per
+//     used up (demand is there), the request that leaves half of the next
+//     lease size or less starts one lease in the background (one per
 //     bucket at a time, topping the tokens held up to the caps above) and
 //     goes on with a token it holds; so a steady stream of requests does
 //     not wait for Redis once warm. Only a request that finds no token
@@ -235,8 +235,8 @@ func (p *Leasing) Allow(ctx context.Context, scope, subject string, lim Limit) (
 }
 
 // leaseAhead starts a lease of bucket b in the background when its last
-// lease (of 2 or more: demand) leaves a quarter of the next lease size or
-// less, and no lease is under way; b.mu is held. The lease tops the
+// lease (of 2 or more: demand) leaves half of the next lease size or less,
+// and no lease is under way; b.mu is held. The lease tops the
 // tokens held up to the caps; its tokens join those held, and all stay
 // usable until TTL from it. A refusal or an error is dropped (the next
 // lease, taken by a request, gets it again) and the next lease restarts at
@@ -247,7 +247,7 @@ func (p *Leasing) leaseAhead(ctx context.Context, b *lease, lim Limit) {
 	}
 	capacity := min(p.maxTokens, lim.Burst/8)
 	next := min(2*b.size, capacity)
-	if b.tokens > next/4 {
+	if b.tokens > next/2 {
 		return
 	}
 	n := min(next, capacity-b.tokens)

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate/tollgate/services/platform/ratelimit"
 )
 
 type metrics struct {
@@ -48,6 +50,30 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// registerLeaseMetrics exports how the leased rate-limit buckets served
+// requests (ratelimit.LeaseStats): how many waited for a lease from Redis
+// and how many leases were taken ahead of time.
+func registerLeaseMetrics(reg prometheus.Registerer, l *ratelimit.Leasing) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tollgate_auth_rate_limit_lease_waits_total",
+			Help: "Requests on a leased rate-limit bucket (address, client) that waited for a lease from Redis.",
+		}, func() float64 { return float64(l.Stats().Waited) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tollgate_auth_rate_limit_leases_ahead_total",
+			Help: "Leases of rate-limit tokens taken ahead of time, in the background.",
+		}, func() float64 { return float64(l.Stats().Ahead) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // guardedEndpoints are the endpoint labels of guard (Handler).

@@ -148,6 +148,9 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if err := registerLeaseMetrics(o.Metrics, s.leases); err != nil {
+		return nil, err
+	}
 	s.cimd = clients.NewMetadataFetcher(clients.FetchOptions{AllowPrivate: cfg.CIMDAllowPrivate, Production: cfg.Production()})
 	s.store = store.New(o.Redis, resolver{s}, store.TTLs{
 		Code: cfg.AuthCodeTTL, Access: cfg.AccessTokenTTL, Refresh: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace,

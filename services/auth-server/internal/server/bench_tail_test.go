@@ -316,6 +316,9 @@ type tailReport struct {
 	// redisWait: the auth-server's time waiting for Redis replies (its
 	// command histogram), by command: seconds and commands
 	redisWait map[string][2]float64
+	// leaseWaits, leasesAhead: requests that waited for a rate-limit lease,
+	// leases taken ahead of time (the auth-server's lease counters)
+	leaseWaits, leasesAhead float64
 }
 
 // report prints and records the attribution.
@@ -431,6 +434,7 @@ func (t *tailReport) report(b *testing.B, grants int, wall time.Duration, client
 		"  the auth-server's threads waiting for a CPU (kernel run queue, schedstat)      %.0f µs\n"+
 		"  waiting for Redis replies (tollgate_redis_command_duration_seconds: %.2f commands, mean %.0f µs)  %.0f µs; in Redis itself (commandstats, all its clients) %.0f µs\n"+
 		"   by command:%s\n"+
+		"   rate-limit leases (two buckets per request): %.3f/grant waited for, %.3f/grant taken ahead of time\n"+
 		"  blocked on sync.Mutex                                                           %.1f µs\n"+
 		"  GC: %d cycles, %d stop-the-world pauses (mean %.2f ms, p99 %.2f ms); mark CPU assist %.0f / dedicated %.0f / idle %.0f µs per grant\n"+
 		"  CPU per grant: test process (clients, this benchmark) %.0f µs, redis-server %.0f µs",
@@ -438,6 +442,7 @@ func (t *tailReport) report(b *testing.B, grants int, wall time.Duration, client
 		uint64(sum64(rt.SchedCounts)), sched*1e6/math.Max(1, float64(sum64(rt.SchedCounts))), histQuantile(rt.SchedCounts, rt.SchedBuckets, 0.99)*1e3, sched*1e6/n,
 		float64(t.serverRunDelay.Microseconds())/n,
 		redisWaitCount/n, redisWait*1e6/math.Max(1, redisWaitCount), redisWait*1e6/n, t.redisCmd/n, byCmd.String(),
+		t.leaseWaits/n, t.leasesAhead/n,
 		rt.MutexWait*1e6/n,
 		rt.GCCycles, pauses, histSum(rt.GCPauseCounts, rt.GCPauseBuckets)*1e3/math.Max(1, float64(pauses)), histQuantile(rt.GCPauseCounts, rt.GCPauseBuckets, 0.99)*1e3,
 		rt.GCMarkAssist*1e6/n, rt.GCMarkDedicated*1e6/n, rt.GCMarkIdle*1e6/n,

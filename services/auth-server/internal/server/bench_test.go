@@ -608,6 +608,8 @@ func loadTokenEndpoint(b *testing.B, f *fleet, p benchProcess, grant string, cli
 	redisCPU1, redisCalls1, redisUsec1 := redisStats(b, f)
 	tail.redisCPU, tail.redisCalls, tail.redisCmd = redisCPU1-redisCPU0, redisCalls1-redisCalls0, redisUsec1-redisUsec0
 	tail.redisWait = redisWait(m1)
+	tail.leaseWaits = m1["tollgate_auth_rate_limit_lease_waits_total"] - m0["tollgate_auth_rate_limit_lease_waits_total"]
+	tail.leasesAhead = m1["tollgate_auth_rate_limit_leases_ahead_total"] - m0["tollgate_auth_rate_limit_leases_ahead_total"]
 	for cmd, e := range redisWait(m0) {
 		tail.redisWait[cmd] = [2]float64{tail.redisWait[cmd][0] - e[0], tail.redisWait[cmd][1] - e[1]}
 	}
