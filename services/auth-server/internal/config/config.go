@@ -36,6 +36,13 @@ type Config struct {
 	// docs/benchmarks/auth-server.md, session "authtail-2"). GOGC in the
 	// environment, which the runtime reads itself, wins.
 	GCPercent int
+	// SigningConcurrency is how many token signatures run at once
+	// (SIGNING_CONCURRENCY, 0: one per CPU, GOMAXPROCS); the others queue
+	// in arrival order. SigningQueueWait (SIGNING_QUEUE_WAIT, default 2s)
+	// is the longest a token request waits for its turn before it is
+	// refused with 503 temporarily_unavailable.
+	SigningConcurrency int
+	SigningQueueWait   time.Duration
 	// ClientsFile is the static client registry (CLIENTS_FILE).
 	ClientsFile string
 	Redis       config.Redis
@@ -153,6 +160,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.SigningKeyActiveES256 = s.String("SIGNING_KEY_ACTIVE_ES256", "")
 	c.AccessTokenAlg = s.String("ACCESS_TOKEN_SIGNING_ALG", "RS256")
 	c.GCPercent = s.Int("GC_PERCENT", 200)
+	c.SigningConcurrency = s.Int("SIGNING_CONCURRENCY", 0)
+	c.SigningQueueWait = s.Duration("SIGNING_QUEUE_WAIT", 2*time.Second)
 	c.ClientsFile = s.String("CLIENTS_FILE", "")
 	c.Redis = config.LoadRedis(s, c.Production())
 	c.Revocation = config.LoadRevocation(s)
@@ -237,6 +246,12 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.AccessTokenAlg != "RS256" && c.AccessTokenAlg != "ES256" {
 		p.Addf("ACCESS_TOKEN_SIGNING_ALG: %q is not RS256 or ES256", c.AccessTokenAlg)
+	}
+	if c.SigningConcurrency < 0 || c.SigningConcurrency > 256 {
+		p.Addf("SIGNING_CONCURRENCY: %d is not 0 (one per CPU) to 256", c.SigningConcurrency)
+	}
+	if c.SigningQueueWait < time.Millisecond || c.SigningQueueWait > time.Minute {
+		p.Addf("SIGNING_QUEUE_WAIT: %s is not 1ms to 1m", c.SigningQueueWait)
 	}
 	if c.GCPercent < 1 {
 		p.Addf("GC_PERCENT: %d is not a positive percentage (to turn the collector off, set GOGC=off)", c.GCPercent)

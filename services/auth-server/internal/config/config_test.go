@@ -22,7 +22,7 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.AccessTokenTTL != time.Hour || c.GCPercent != 200 || c.RefreshGrace != 30*time.Second || c.DCREnabled || !c.CIMDEnabled ||
+	if c.AccessTokenTTL != time.Hour || c.GCPercent != 200 || c.SigningConcurrency != 0 || c.SigningQueueWait != 2*time.Second || c.RefreshGrace != 30*time.Second || c.DCREnabled || !c.CIMDEnabled ||
 		strings.Join(c.Upstream.Scopes, " ") != "openid profile email" || strings.Join(c.Resources(), " ") != "http://localhost:4000/mcp http://localhost:4000/actions" {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -44,6 +44,8 @@ func TestLoadListsEveryProblem(t *testing.T) {
 	env["CLIENT_SECRET_SLOW_CHECKS"] = "-1"
 	env["ACCESS_TOKEN_SIGNING_ALG"] = "HS256"
 	env["GC_PERCENT"] = "0"
+	env["SIGNING_CONCURRENCY"] = "-1"
+	env["SIGNING_QUEUE_WAIT"] = "0s"
 	_, err := Load(pconfig.MapEnv(env))
 	var ce *pconfig.Error
 	if !errors.As(err, &ce) {
@@ -53,7 +55,7 @@ func TestLoadListsEveryProblem(t *testing.T) {
 		"UPSTREAM_CLAIM_MAP: \"email\"", "RATE_LIMIT_TOKEN_PER_MINUTE", "TOKEN_HMAC_SECRET", "bad.example",
 		"TRUST_FORWARDED_FOR: removed; list the ingress proxies in TRUSTED_PROXIES", `TRUSTED_PROXIES: not a CIDR or IP address: "ingress.local"`,
 		"CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes", "CLIENT_AUTH_FAILURE_LIMIT", "CLIENT_SECRET_SLOW_CHECKS",
-		`ACCESS_TOKEN_SIGNING_ALG: "HS256"`, "GC_PERCENT: 0 is not a positive percentage"} {
+		`ACCESS_TOKEN_SIGNING_ALG: "HS256"`, "GC_PERCENT: 0 is not a positive percentage", "SIGNING_CONCURRENCY: -1", "SIGNING_QUEUE_WAIT: 0s"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

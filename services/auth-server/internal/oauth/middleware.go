@@ -216,6 +216,8 @@ func classify(err error) (status int, code, desc string) {
 	switch {
 	case errors.Is(err, store.ErrUnavailable):
 		return http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later"
+	case errors.Is(err, errSigningBusy):
+		return http.StatusServiceUnavailable, "temporarily_unavailable", "the server is busy; retry after the Retry-After delay"
 	case errors.Is(err, store.ErrCodeReplayed), errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
 		return http.StatusBadRequest, "invalid_grant", "The authorization code has already been used."
 	}

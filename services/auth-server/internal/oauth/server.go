@@ -98,6 +98,9 @@ type Server struct {
 	supported atomic.Pointer[scopeSet]
 	// verifier checks this server's access tokens (key ring, revocations).
 	verifier *tokens.Verifier
+	// gate queues the token signatures and bounds the token endpoint's
+	// wait for them (signGate).
+	gate *signGate
 }
 
 // scopeSet is a registry's supported scopes.
@@ -213,10 +216,11 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.gate = newSignGate(cfg.SigningConcurrency, cfg.SigningQueueWait)
 	core := &accessStrategy{
 		hmac: hmacStrategy, successorKey: successorKey, issuer: cfg.Issuer, ring: o.Ring,
 		alg: josev4.SignatureAlgorithm(cfg.AccessTokenAlg), verifier: verifier, ttl: cfg.AccessTokenTTL, now: time.Now,
-		signing: s.metrics.signing,
+		signing: s.metrics.signing, gate: s.gate,
 	}
 	if core.alg == "" {
 		core.alg = josev4.RS256
@@ -226,7 +230,7 @@ func New(o Options) (*Server, error) {
 		return &josev3.JSONWebKey{Key: o.Ring.Active(), KeyID: o.Ring.ActiveKeyID(), Algorithm: string(josev4.RS256), Use: "sig"}, nil
 	}
 	idTokens := compose.NewOpenIDConnectStrategy(keyGetter, fc)
-	idTokens.Signer = timedSigner{Signer: idTokens.Signer, m: s.metrics.signing, alg: string(josev4.RS256)}
+	idTokens.Signer = timedSigner{Signer: idTokens.Signer, m: s.metrics.signing, alg: string(josev4.RS256), gate: s.gate}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
 		OpenIDConnectTokenStrategy: idTokens,

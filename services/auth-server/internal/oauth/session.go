@@ -173,6 +173,8 @@ type accessStrategy struct {
 	now          func() time.Time
 	// signing counts the signatures' CPU time (nil: not counted).
 	signing *signingMeter
+	// gate queues the signatures (signGate; nil: none).
+	gate *signGate
 	// macs and successors are the HMAC states under macKey and
 	// successorKey, pooled (keyedMAC).
 	macs, successors keyedMAC
@@ -230,7 +232,7 @@ func (a *accessStrategy) AccessTokenSignature(_ context.Context, token string) s
 	return h
 }
 
-func (a *accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester) (string, string, error) {
+func (a *accessStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
 	sess, _ := r.GetSession().(*Session)
 	if sess == nil {
 		return "", "", fosite.ErrServerError.WithDebug("unexpected session type")
@@ -261,10 +263,14 @@ func (a *accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Request
 		priv.AuthTime = sess.Claims.AuthTime.Unix()
 	}
 	var tok string
+	if err := a.gate.enter(ctx); err != nil {
+		return "", "", err
+	}
 	err := a.signing.sign(string(a.alg), "access_token", func() (err error) {
 		tok, err = a.ring.SignAccessToken(a.alg, std, priv)
 		return err
 	})
+	a.gate.exit()
 	if err != nil {
 		return "", "", err
 	}

@@ -59,8 +59,9 @@ func (m *signingMeter) sign(alg, token string, f func() error) error {
 // timedSigner is fosite's ID-token signer, measured.
 type timedSigner struct {
 	fjwt.Signer
-	m   *signingMeter
-	alg string
+	m    *signingMeter
+	alg  string
+	gate *signGate
 }
 
 // noAuthTimeClaim marks (in the session's extra claims) an ID token whose
@@ -78,9 +79,13 @@ func (s timedSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header
 			delete(claims, "auth_time")
 		}
 	}
+	if err := s.gate.enter(ctx); err != nil {
+		return "", "", err
+	}
 	err = s.m.sign(s.alg, "id_token", func() error {
 		tok, sig, err = s.Signer.Generate(ctx, claims, header)
 		return err
 	})
+	s.gate.exit()
 	return tok, sig, err
 }

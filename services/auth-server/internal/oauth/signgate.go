@@ -1,0 +1,83 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// signGate bounds the token signatures computed at once
+// (SIGNING_CONCURRENCY, default one per CPU) and queues the others in
+// arrival order (semaphore.Weighted is FIFO). On two cores shared by eight
+// concurrent grants, an RSA signature otherwise shares the processors with
+// every other request's work, and each grant waits behind the bursts of
+// all the others; run one per CPU, in turn, a signature finishes sooner
+// and the grants' latency spreads less (docs/benchmarks/auth-server.md,
+// session "authtail-2").
+//
+// It is also the token endpoint's overload bound: a request first takes
+// its turn in the same queue (admit) before anything of its grant is read
+// — a refresh token is rotated by the store's read, a code redeemed before
+// the ID token is signed, so a refusal later would lose them — and is
+// refused with 503 temporarily_unavailable when its turn does not come
+// within SIGNING_QUEUE_WAIT. Once admitted, its signatures wait in line
+// without that bound.
+type signGate struct {
+	sem  *semaphore.Weighted
+	wait time.Duration
+}
+
+// errSigningBusy is admit's refusal (classify: 503, Retry-After).
+var errSigningBusy = errors.New("the signing queue did not admit the request within SIGNING_QUEUE_WAIT")
+
+// signingRetryAfter is the Retry-After of errSigningBusy.
+const signingRetryAfter = "1"
+
+func newSignGate(n int, wait time.Duration) *signGate {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return &signGate{sem: semaphore.NewWeighted(int64(n)), wait: wait}
+}
+
+// admit waits for the request's turn in the queue, at most g.wait, and
+// gives the turn back at once: it returns when every signature queued
+// before the request has started. errSigningBusy when the wait ran out,
+// ctx's error when the request ended first.
+func (g *signGate) admit(ctx context.Context) error {
+	if g == nil {
+		return nil
+	}
+	if g.sem.TryAcquire(1) {
+		g.sem.Release(1)
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, g.wait)
+	defer cancel()
+	if err := g.sem.Acquire(wctx, 1); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errSigningBusy
+	}
+	g.sem.Release(1)
+	return nil
+}
+
+// enter waits in line for a signing slot (no bound but ctx); exit gives
+// it back. A nil gate lets every signature through.
+func (g *signGate) enter(ctx context.Context) error {
+	if g == nil {
+		return nil
+	}
+	return g.sem.Acquire(ctx, 1)
+}
+
+func (g *signGate) exit() {
+	if g != nil {
+		g.sem.Release(1)
+	}
+}
