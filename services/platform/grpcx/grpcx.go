@@ -100,7 +100,7 @@ func NewServer(o ServerOptions) *Server {
 	sopts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(chain...),
 		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{streamRequestID, metrics.StreamServerInterceptor()}, o.Stream...)...),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		KeepalivePolicy(),
 		// Connections are closed after MaxConnectionAge (calls in flight
 		// get the grace period), so clients re-resolve DNS and spread over
 		// pods added since; idle or dead clients are pinged and dropped.
@@ -127,6 +127,18 @@ func NewServer(o ServerOptions) *Server {
 	reflection.Register(s)
 	metrics.InitializeMetrics(s)
 	return &Server{Server: s, Health: hs}
+}
+
+// KeepalivePolicy is the keepalive enforcement of every server built by
+// NewServer: pings at least KeepaliveMinTime apart, with or without calls
+// in flight, which is what Dial's clients send. A gRPC server built
+// otherwise that the fleet's clients dial (a test's stand-in, a backend
+// written in Go) needs it too: gRPC's default policy (MinTime 5 minutes, no
+// pings without calls, the same in grpc-go, grpc-java and gRPC core) sends
+// Dial's clients GOAWAY "too_many_pings" after about 30 s of an idle
+// connection (docs/operations/failures.md).
+func KeepalivePolicy() grpc.ServerOption {
+	return grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinTime, PermitWithoutStream: true})
 }
 
 func deadlineCap(max time.Duration) grpc.UnaryServerInterceptor {
@@ -218,9 +230,20 @@ const (
 	// KeepaliveTime and KeepaliveTimeout: an idle connection is pinged
 	// every KeepaliveTime; no answer within KeepaliveTimeout closes it, so
 	// a peer that vanished without a TCP reset is noticed within 12s.
-	// KeepaliveTime respects the servers' enforcement policy (MinTime 10s).
+	// Connections without calls are pinged too (PermitWithoutStream), so
+	// the servers must permit that (KeepalivePolicy).
 	KeepaliveTime    = 10 * time.Second
 	KeepaliveTimeout = 2 * time.Second
+	// KeepaliveMinTime is the shortest interval between a client's pings
+	// that the fleet's servers accept (KeepalivePolicy). A server counts a
+	// ping that comes sooner as a strike and, at the third strike without
+	// a response written in between, sends GOAWAY "too_many_pings" and
+	// closes the connection, failing the calls in flight on it. A client
+	// pings KeepaliveTime after the last frame it read, but the server
+	// measures from when it handled the previous ping, after queueing its
+	// answer: a server stalled there for a moment saw a ping "early" when
+	// MinTime was KeepaliveTime itself. Half of it leaves seconds of slack.
+	KeepaliveMinTime = KeepaliveTime / 2
 	// DNSReresolveInterval is the shortest time between two DNS
 	// lookups of a target (gRPC's own resolver waits 30s): after a rollout
 	// replaces every pod, clients find the new ones within about a second.
