@@ -151,8 +151,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	srv := grpcx.NewServer(grpcx.ServerOptions{
 		Logger: base.Log, Registry: base.Metrics, Telemetry: base.Telemetry,
-		Unary:  []grpc.UnaryServerInterceptor{capauth.Unary(auth)},
-		Stream: []grpc.StreamServerInterceptor{capauth.Stream(auth)},
+		StreamWorkers: cfg.StreamWorkers(),
+		Unary:         []grpc.UnaryServerInterceptor{capauth.Unary(auth)},
+		Stream:        []grpc.StreamServerInterceptor{capauth.Stream(auth)},
 	})
 	base.Ready.OnDrain(srv.Health.Shutdown) // grpc.health.v1 answers NOT_SERVING while draining
 	authv1.RegisterKeySetServiceServer(srv, &KeySet{Issuer: cfg.Issuer, Ring: ring})
