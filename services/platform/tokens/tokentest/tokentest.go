@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
+	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -60,7 +61,9 @@ func Start(t testing.TB, url string) *Issuer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	// The fleet's clients ping idle connections every 10 s: permit it as
+	// the auth-server does, or they are sent GOAWAY "too_many_pings".
+	srv := grpc.NewServer(grpcx.KeepalivePolicy())
 	authv1.RegisterKeySetServiceServer(srv, iss)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
