@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/keepalive"
 )
 
 // Backends are the gRPC services whose capabilities the connectors expose
@@ -33,7 +35,42 @@ type Backend struct {
 	// TLS is nil for plaintext; otherwise the client TLS configuration,
 	// with the client certificate for mTLS when one is configured.
 	TLS *tls.Config
+	// Keepalive is how the connection to the backend is pinged
+	// (CAPABILITY_BACKEND_<NAME>_KEEPALIVE): nil is the fleet's own
+	// setting (grpcx.Dial's default, KeepaliveFleet).
+	Keepalive *keepalive.ClientParameters
 }
+
+// Values of CAPABILITY_BACKEND_<NAME>_KEEPALIVE besides a duration.
+const (
+	// KeepaliveFleet is the fleet's own setting (grpcx.KeepaliveTime 10 s,
+	// grpcx.KeepaliveTimeout 2 s, pings without calls too): a dead peer is
+	// noticed within 12 s even on an idle connection, but the backend must
+	// permit pings 5 s apart without calls (grpcx.KeepalivePolicy). The
+	// default for the backend at CORE_GRPC_ADDR, the fleet's capability-core.
+	KeepaliveFleet = "fleet"
+	// KeepaliveGRPCDefault fits gRPC's default server enforcement policy
+	// (MinTime 5 minutes, no pings without calls; grpc-go, grpc-java and
+	// gRPC core alike): pings only while calls are in flight, keepalive
+	// time GRPCDefaultKeepaliveTime. The default for every other backend.
+	KeepaliveGRPCDefault = "grpc-default"
+)
+
+// Keepalive parameters of a backend's connection.
+const (
+	// GRPCDefaultKeepaliveTime is the keepalive time of KeepaliveGRPCDefault:
+	// gRPC's default policy's MinTime, so no ping is ever a strike.
+	GRPCDefaultKeepaliveTime = 5 * time.Minute
+	// BackendKeepaliveTimeout is how long a ping's acknowledgement is
+	// awaited with KeepaliveGRPCDefault or a duration (gRPC's own default
+	// client timeout, 20 s: a backend of one's own may be far away).
+	BackendKeepaliveTimeout = 20 * time.Second
+	// MinBackendKeepaliveTime is the shortest keepalive time a backend may
+	// be given: grpcx.KeepaliveTime (10 s). grpc-go raises any shorter
+	// time to 10 s anyway, and a server should permit half the client's
+	// time for slack (grpcx.KeepaliveMinTime's reasoning).
+	MinBackendKeepaliveTime = 10 * time.Second
+)
 
 // Bounds and default of CAPABILITY_REFRESH_INTERVAL.
 const (
@@ -116,7 +153,11 @@ func LoadBackends(s *Source, coreAddr string, optional bool) Backends {
 			continue
 		}
 		names[name], targets[target] = true, name
-		b.List = append(b.List, Backend{Name: name, Target: target, TLS: loadBackendTLS(s, name, host)})
+		def := KeepaliveGRPCDefault
+		if target == coreAddr {
+			def = KeepaliveFleet
+		}
+		b.List = append(b.List, Backend{Name: name, Target: target, TLS: loadBackendTLS(s, name, host), Keepalive: loadBackendKeepalive(s, name, def)})
 	}
 	return b
 }
@@ -132,6 +173,35 @@ func targetHost(target string) (string, error) {
 		return "", fmt.Errorf("not a host:port gRPC target")
 	}
 	return host, nil
+}
+
+// loadBackendKeepalive reads CAPABILITY_BACKEND_<NAME>_KEEPALIVE (fleet,
+// grpc-default or a keepalive time; def when unset) and, with a time,
+// _KEEPALIVE_PERMIT_WITHOUT_STREAM (default false).
+func loadBackendKeepalive(s *Source, name, def string) *keepalive.ClientParameters {
+	p := BackendEnvPrefix(name)
+	v := strings.TrimSpace(s.String(p+"KEEPALIVE", def))
+	permit := s.String(p+"KEEPALIVE_PERMIT_WITHOUT_STREAM", "")
+	switch v {
+	case KeepaliveFleet, KeepaliveGRPCDefault:
+		if permit != "" {
+			s.problems.Addf("%sKEEPALIVE_PERMIT_WITHOUT_STREAM: set for backend %q, whose keepalive %q fixes it; it goes with a keepalive time (%sKEEPALIVE=1m, for example)", p, name, v, p)
+		}
+		if v == KeepaliveFleet {
+			return nil
+		}
+		return &keepalive.ClientParameters{Time: GRPCDefaultKeepaliveTime, Timeout: BackendKeepaliveTimeout}
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		s.problems.Addf("%sKEEPALIVE: %q for backend %q is not %s, %s or a keepalive time (a duration such as 1m)", p, v, name, KeepaliveFleet, KeepaliveGRPCDefault)
+		return nil
+	}
+	if d < MinBackendKeepaliveTime {
+		s.problems.Addf("%sKEEPALIVE: keepalive time %s for backend %q is under %s (gRPC clients ping at most every %s; the backend must permit half the time)", p, v, name, MinBackendKeepaliveTime, MinBackendKeepaliveTime)
+		return nil
+	}
+	return &keepalive.ClientParameters{Time: d, Timeout: BackendKeepaliveTimeout, PermitWithoutStream: s.Bool(p+"KEEPALIVE_PERMIT_WITHOUT_STREAM", false)}
 }
 
 // loadBackendTLS reads CAPABILITY_BACKEND_<NAME>_TLS, _TLS_CA_FILE,

@@ -160,3 +160,73 @@ func TestBackendMutualTLS(t *testing.T) {
 		t.Errorf("sys TLS = %+v", s)
 	}
 }
+
+// CAPABILITY_BACKEND_<NAME>_KEEPALIVE: the fleet's setting for the backend
+// at CORE_GRPC_ADDR (implicit or listed), one that fits gRPC's default
+// server policy for every other backend, or an explicit keepalive time.
+func TestBackendKeepalive(t *testing.T) {
+	b, err := loadBackends(nil, "core:1")
+	if err != nil || b.List[0].Keepalive != nil {
+		t.Fatalf("implicit capability-core: keepalive %+v, %v; want the fleet's (nil)", b.List[0].Keepalive, err)
+	}
+	b, err = loadBackends(map[string]string{
+		"CAPABILITY_BACKENDS":                                       "capability-core=core:1,notes=n:1,pinned=p:1,chatty=c:1,near=m:1",
+		"CAPABILITY_BACKEND_PINNED_KEEPALIVE":                       "fleet",
+		"CAPABILITY_BACKEND_CHATTY_KEEPALIVE":                       "30s",
+		"CAPABILITY_BACKEND_CHATTY_KEEPALIVE_PERMIT_WITHOUT_STREAM": "true",
+		"CAPABILITY_BACKEND_NEAR_KEEPALIVE":                         "2m",
+	}, "core:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ka := map[string]string{}
+	for _, be := range b.List {
+		ka[be.Name] = "fleet"
+		if k := be.Keepalive; k != nil {
+			ka[be.Name] = k.Time.String() + "/" + k.Timeout.String() + "/" + map[bool]string{true: "idle", false: "calls"}[k.PermitWithoutStream]
+		}
+	}
+	want := map[string]string{
+		"capability-core": "fleet", // at CORE_GRPC_ADDR
+		"notes":           "5m0s/20s/calls",
+		"pinned":          "fleet",
+		"chatty":          "30s/20s/idle",
+		"near":            "2m0s/20s/calls",
+	}
+	for name, w := range want {
+		if ka[name] != w {
+			t.Errorf("%s: keepalive %s, want %s", name, ka[name], w)
+		}
+	}
+
+	_, err = loadBackends(map[string]string{
+		"CAPABILITY_BACKENDS":                                  "a=h:1,b=h:2,c=h:3,d=h:4,e=h:5,f=h:6",
+		"CAPABILITY_BACKEND_A_KEEPALIVE":                       "5s",
+		"CAPABILITY_BACKEND_B_KEEPALIVE":                       "-1m",
+		"CAPABILITY_BACKEND_C_KEEPALIVE":                       "sometimes",
+		"CAPABILITY_BACKEND_D_KEEPALIVE":                       "fleet",
+		"CAPABILITY_BACKEND_D_KEEPALIVE_PERMIT_WITHOUT_STREAM": "false",
+		"CAPABILITY_BACKEND_E_KEEPALIVE_PERMIT_WITHOUT_STREAM": "true",
+		"CAPABILITY_BACKEND_F_KEEPALIVE":                       "1m",
+		"CAPABILITY_BACKEND_F_KEEPALIVE_PERMIT_WITHOUT_STREAM": "maybe",
+	}, "core:1")
+	ce, ok := err.(*config.Error)
+	if !ok {
+		t.Fatalf("err = %v", err)
+	}
+	for _, want := range []string{
+		`CAPABILITY_BACKEND_A_KEEPALIVE: keepalive time 5s for backend "a" is under 10s`,
+		`CAPABILITY_BACKEND_B_KEEPALIVE: keepalive time -1m for backend "b" is under 10s`,
+		`CAPABILITY_BACKEND_C_KEEPALIVE: "sometimes" for backend "c" is not fleet, grpc-default or a keepalive time`,
+		`CAPABILITY_BACKEND_D_KEEPALIVE_PERMIT_WITHOUT_STREAM: set for backend "d", whose keepalive "fleet" fixes it`,
+		`CAPABILITY_BACKEND_E_KEEPALIVE_PERMIT_WITHOUT_STREAM: set for backend "e", whose keepalive "grpc-default" fixes it`,
+		`CAPABILITY_BACKEND_F_KEEPALIVE_PERMIT_WITHOUT_STREAM: "maybe" is not a boolean`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if len(ce.Problems) != 6 {
+		t.Errorf("%d problems, want 6:\n%v", len(ce.Problems), err)
+	}
+}

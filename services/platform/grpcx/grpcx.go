@@ -217,6 +217,11 @@ type ClientOptions struct {
 	// mTLS when it holds one); nil is plaintext. Capability backends may
 	// ask for it (CAPABILITY_BACKEND_<NAME>_TLS*, config.Backends).
 	TLS *tls.Config
+	// Keepalive, when set, replaces the fleet's keepalive (KeepaliveTime,
+	// KeepaliveTimeout, pings without calls) for a peer whose server does
+	// not permit it: a capability backend with gRPC's default enforcement
+	// policy (CAPABILITY_BACKEND_<NAME>_KEEPALIVE, config.Backend).
+	Keepalive *keepalive.ClientParameters
 }
 
 // Client connection tuning (docs/operations/failures.md).
@@ -283,10 +288,14 @@ func Dial(target string, o ClientOptions) (*grpc.ClientConn, error) {
 	if o.TLS != nil {
 		creds = credentials.NewTLS(o.TLS)
 	}
+	ka := keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}
+	if o.Keepalive != nil {
+		ka = *o.Keepalive
+	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: ConnectTimeout}),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
+		grpc.WithKeepaliveParams(ka),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithDisableServiceConfig(), // no DNS TXT lookups; serviceConfig applies
 		// Fail at once while the peer is known to be down (breaker.go).

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 )
 
@@ -245,5 +246,115 @@ func TestDialsKeepaliveMeetsKeepalivePolicy(t *testing.T) {
 	}
 	if _, err := fleet.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A backend whose server keeps gRPC's default enforcement policy
+// (grpc.NewServer(): MinTime 5 minutes, no pings without calls), dialed
+// with the keepalive a capability backend gets by default
+// (CAPABILITY_BACKEND_<NAME>_KEEPALIVE unset: grpc-default), keeps its
+// connection — idle, and with a stream open that carries no data — for as
+// long as the fleet's setting takes to be sent GOAWAY "too_many_pings" by
+// the same kind of server: at least three of its pings, 10 s apart. The
+// control connection (the fleet's setting) must see that GOAWAY and lose
+// its stream, so the test knows the wait was long enough.
+func TestBackendKeepaliveFitsGRPCsDefaultPolicy(t *testing.T) {
+	t.Parallel()
+	s := config.NewSource(config.MapEnv(map[string]string{"CAPABILITY_BACKENDS": "mine=127.0.0.1:1"}))
+	backends := config.LoadBackends(s, "", false)
+	if err := s.Problems().Err(); err != nil {
+		t.Fatal(err)
+	}
+	ka := backends.List[0].Keepalive
+	if ka == nil || ka.PermitWithoutStream || ka.Time < 5*time.Minute {
+		t.Fatalf("a backend's default keepalive = %+v, want pings only with calls, at least 5 min apart", ka)
+	}
+
+	type peer struct {
+		hits, accepts *atomic.Int64
+		health        *health.Server
+		client        healthpb.HealthClient
+		watch         healthpb.Health_WatchClient
+	}
+	open := func(o grpcx.ClientOptions) *peer {
+		p := &peer{hits: new(atomic.Int64), accepts: new(atomic.Int64), health: health.NewServer()}
+		srv := grpc.NewServer() // gRPC's default enforcement policy
+		healthpb.RegisterHealthServer(srv, p.health)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.Serve(countingListener{goAwaySniffer{Listener: ln, hits: p.hits}, p.accepts}) }()
+		t.Cleanup(srv.Stop)
+		conn, err := grpcx.Dial(ln.Addr().String(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		p.client = healthpb.NewHealthClient(conn)
+		if _, err := p.client.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		if p.watch, err = p.client.Watch(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := p.watch.Recv(); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("watch: %v %v", r, err)
+		}
+		return p
+	}
+	fleet := open(grpcx.ClientOptions{})
+	backend := open(grpcx.ClientOptions{Keepalive: ka})
+
+	// gRPC's default policy sends the GOAWAY at the third strike: the
+	// first ping is free, so the fleet's client has pinged at least four
+	// times by then.
+	for i := 0; i < 6*int(grpcx.KeepaliveTime/time.Second) && fleet.hits.Load() == 0; i++ {
+		time.Sleep(time.Second)
+	}
+	if fleet.hits.Load() == 0 {
+		t.Fatal("the fleet's setting was never sent GOAWAY too_many_pings by gRPC's default policy: the wait proves nothing")
+	}
+	if _, err := fleet.watch.Recv(); err == nil {
+		t.Error("the fleet's stream survived the GOAWAY")
+	}
+
+	if n := backend.hits.Load(); n != 0 {
+		t.Fatalf("the backend setting was sent %d GOAWAY too_many_pings", n)
+	}
+	// The stream open through the wait still carries news, and calls are
+	// answered on the same connection.
+	backend.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	if r, err := backend.watch.Recv(); err != nil || r.Status != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("the backend's stream after the wait: %v %v", r, err)
+	}
+	if _, err := backend.client.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := backend.accepts.Load(); n != 1 {
+		t.Fatalf("the backend accepted %d connections, want the one", n)
+	}
+}
+
+type countingListener struct {
+	net.Listener
+	accepts *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepts.Add(1)
+	}
+	return c, err
+}
+
+// config cannot import grpcx (grpcx needs config through telemetry): its
+// floor for a backend's keepalive time is checked against the fleet's here.
+func TestBackendKeepaliveFloorIsTheFleetsTime(t *testing.T) {
+	if config.MinBackendKeepaliveTime != grpcx.KeepaliveTime || 2*grpcx.KeepaliveMinTime > config.MinBackendKeepaliveTime {
+		t.Fatalf("config.MinBackendKeepaliveTime %v, grpcx.KeepaliveTime %v, KeepaliveMinTime %v", config.MinBackendKeepaliveTime, grpcx.KeepaliveTime, grpcx.KeepaliveMinTime)
 	}
 }

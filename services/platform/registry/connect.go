@@ -45,11 +45,13 @@ func Start(ctx context.Context, f Fleet) (*Discovery, func(), error) {
 		}
 	}
 	for _, b := range f.Backends.List {
-		if c, ok := f.Reuse[b.Target]; ok && b.TLS == nil {
+		// A plaintext backend at a reused target shares that connection
+		// and its keepalive (the fleet's: capability-core at CORE_GRPC_ADDR).
+		if c, ok := f.Reuse[b.Target]; ok && b.TLS == nil && b.Keepalive == nil {
 			list = append(list, Backend{Name: b.Name, Target: b.Target, Conn: c})
 			continue
 		}
-		o := grpcx.ClientOptions{Registry: f.Metrics, Name: b.Name, Telemetry: f.Telemetry, TLS: b.TLS}
+		o := grpcx.ClientOptions{Registry: f.Metrics, Name: b.Name, Telemetry: f.Telemetry, TLS: b.TLS, Keepalive: b.Keepalive}
 		c, err := grpcx.Dial(b.Target, o)
 		if are := (prom.AlreadyRegisteredError{}); errors.As(err, &are) {
 			// The service already counts calls to a peer of this name
