@@ -295,6 +295,10 @@ first, then .Values.backends in order (the earlier one wins a conflict).
   value: {{ . | quote }}
 {{- end }}
 {{- end }}
+{{- if .keepalive }}
+- name: {{ printf "CAPABILITY_BACKEND_%s_KEEPALIVE" (.name | upper | replace "-" "_") }}
+  value: {{ .keepalive | quote }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
