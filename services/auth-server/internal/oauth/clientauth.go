@@ -27,6 +27,9 @@ import (
 //     client id's bucket; a public client, which proves nothing, spends one
 //     of its bucket at the client address. Tokens of busy buckets (1 and
 //     4) are leased from Redis a few at a time (ratelimit.Leasing).
+//  5. At the token endpoint, the request then takes its turn in the signing
+//     queue (signGate.admit; 503 when it does not come in time), before
+//     fosite's handler reads its code or refresh token.
 //
 // A refusal in 2–4 that is not "wrong secret" (429 back-off or limit, 503
 // busy) is answered by guard whatever fosite's handler wrote.
@@ -157,6 +160,16 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 			if !res.Allowed {
 				ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many requests for this client; retry after the Retry-After delay")
 				return nil, errClientRefused
+			}
+			// A token request takes its turn in the signing queue here: after
+			// its client is authenticated and within its limits, so no
+			// anonymous request waits in (or is refused by) the queue the
+			// clients' signatures use, and before its code or refresh token
+			// is read (fosite authenticates the client first), so a refusal
+			// loses neither. errSigningBusy is answered by tokenError (503,
+			// Retry-After: 1); a request that ended while queued too.
+			if ca.endpoint == "token" && s.gate.admit(ctx) != nil {
+				return nil, errSigningBusy
 			}
 		}
 		return c, nil

@@ -18,13 +18,15 @@ import (
 // and the grants' latency spreads less (docs/benchmarks/auth-server.md,
 // session "authtail-2").
 //
-// It is also the token endpoint's overload bound: a request first takes
-// its turn in the same queue (admit) before anything of its grant is read
-// — a refresh token is rotated by the store's read, a code redeemed before
-// the ID token is signed, so a refusal later would lose them — and is
-// refused with 503 temporarily_unavailable when its turn does not come
-// within SIGNING_QUEUE_WAIT. Once admitted, its signatures wait in line
-// without that bound.
+// It is also the token endpoint's overload bound: once its client is
+// authenticated (authenticateClient: an anonymous request never enters the
+// queue), a request takes its turn in the same queue (admit) before
+// anything of its grant is read — a refresh token is rotated by the
+// store's read, a code redeemed before the ID token is signed, so a
+// refusal later would lose them — and is refused with 503
+// temporarily_unavailable when its turn does not come within
+// SIGNING_QUEUE_WAIT. Once admitted, its signatures wait in line without
+// that bound.
 type signGate struct {
 	sem  *semaphore.Weighted
 	wait time.Duration

@@ -31,14 +31,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
 		return
 	}
-	// The request's turn in the signing queue comes before anything of its
-	// grant is read: the store's read rotates a refresh token (signGate).
-	if err := s.gate.admit(ctx); err != nil {
-		if errors.Is(err, errSigningBusy) {
-			s.tokenError(w, r, grant, nil, err)
-		}
-		return // else the client is gone
-	}
+	// The request's turn in the signing queue comes once its client is
+	// authenticated and before anything of its grant is read
+	// (authenticateClient, signGate).
 	// One read of the authorization code serves fosite's four lookups.
 	ctx = withParsedRefresh(store.WithRequestScope(ctx))
 	ar, err := s.provider.NewAccessRequest(ctx, r, NewSession())
