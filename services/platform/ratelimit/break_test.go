@@ -78,3 +78,48 @@ func TestLeasingAheadRedisHung(t *testing.T) {
 		t.Fatalf("after Redis resumed: %v", err)
 	}
 }
+
+// The tokens one replica holds of a bucket never exceed the lease cap
+// (docs/security.md, leasing row), leases ahead included, with many
+// goroutines on one bucket: after each round of 16 goroutines × 25
+// requests (and the leases ahead it started are in), what Redis handed
+// out minus what was admitted is at most 16. The bucket refills one token
+// an hour, so Redis's remaining count is what was taken.
+func TestLeasingHoldsAtMostTheCap(t *testing.T) {
+	r := testharness.StartRedis(t)
+	l := ratelimit.New(r.Client()).Leasing(ratelimit.LeaseOptions{TTL: time.Minute})
+	plain := ratelimit.New(r.Client())
+	lim := ratelimit.Limit{Rate: 1, Burst: 10000, Period: time.Hour}
+	ctx := context.Background()
+	var admitted atomic.Int64
+	for round := range 8 {
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 25 {
+					res, err := l.Allow(ctx, "token_client", "cap", lim)
+					if err != nil || !res.Allowed {
+						t.Errorf("%+v %v", res, err)
+						return
+					}
+					admitted.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		ratelimit.WaitAhead(l)
+		peek, err := plain.Peek(ctx, "token_client", "cap", lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held := int64(lim.Burst-peek.Remaining) - admitted.Load(); held < 0 || held > 16 {
+			t.Fatalf("round %d: Redis handed out %d, %d admitted: %d held (cap 16)", round, lim.Burst-peek.Remaining, admitted.Load(), held)
+		}
+	}
+	if l.Stats().Ahead == 0 {
+		t.Error("no lease taken ahead")
+	}
+	t.Logf("%d admitted, %+v", admitted.Load(), l.Stats())
+}
