@@ -24,12 +24,15 @@ func anonymousCalls(c devClient, i int) []struct {
 	wrong.ClientSecret = "wrong-" + strconv.Itoa(i)
 	unknown := devClient{ClientID: "nobody-" + strconv.Itoa(i), ClientSecret: "x", AuthMethod: c.AuthMethod}
 	none := devClient{ClientID: c.ClientID, AuthMethod: "none"}
-	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"bogus-" + strconv.Itoa(i)}}
+	// A form each: fleet.post sets the client's parameters in it.
+	refresh := func() url.Values {
+		return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"bogus-" + strconv.Itoa(i)}}
+	}
 	code := url.Values{"grant_type": {"authorization_code"}, "code": {"bogus-" + strconv.Itoa(i)}, "redirect_uri": {c.RedirectURIs[0]}}
 	return []struct {
 		who  devClient
 		form url.Values
-	}{{wrong, refresh}, {unknown, refresh}, {none, refresh}, {wrong, code}}
+	}{{wrong, refresh()}, {unknown, refresh()}, {none, refresh()}, {wrong, code}}
 }
 
 // The signing queue's overload bound is entered only once the client is
