@@ -58,6 +58,10 @@ type clientAuth struct {
 	status     int // 0, or the refusal guard answers (429/503)
 	retryAfter time.Duration
 	desc       string
+	// client authenticated before a later step refused the request (the
+	// signing queue), so its audit record and metrics name it: fosite
+	// passes no client on when authentication returns an error.
+	client fosite.Client
 }
 
 type clientAuthKey struct{}
@@ -65,6 +69,17 @@ type clientAuthKey struct{}
 func clientAuthFrom(ctx context.Context) *clientAuth {
 	ca, _ := ctx.Value(clientAuthKey{}).(*clientAuth)
 	return ca
+}
+
+// refusedClient is the client authenticated before its request was
+// refused (nil: none, or no clientAuth).
+func (ca *clientAuth) refusedClient() fosite.Client {
+	if ca == nil {
+		return nil
+	}
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	return ca.client
 }
 
 func (ca *clientAuth) refuse(status int, retry time.Duration, desc string) {
@@ -169,6 +184,9 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 			// loses neither. errSigningBusy is answered by tokenError (503,
 			// Retry-After: 1); a request that ended while queued too.
 			if ca.endpoint == "token" && s.gate.admit(ctx) != nil {
+				ca.mu.Lock()
+				ca.client = c
+				ca.mu.Unlock()
 				return nil, errSigningBusy
 			}
 		}

@@ -99,8 +99,15 @@ func missingParam(form url.Values, grant string, err error) error {
 func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string, ar fosite.AccessRequester, err error) {
 	status, code, desc := classify(err)
 	client, clientID, authenticated := "unknown", claimedClientID(r), false
-	if ar != nil && ar.GetClient() != nil && code != "invalid_client" {
-		client, clientID, authenticated = s.clientLabel(ar.GetClient()), ar.GetClient().GetID(), true
+	var c fosite.Client
+	if ar != nil {
+		c = ar.GetClient()
+	}
+	if c == nil || c.GetID() == "" { // fosite's empty client: authenticated, then refused by the signing queue
+		c = clientAuthFrom(r.Context()).refusedClient()
+	}
+	if c != nil && code != "invalid_client" {
+		client, clientID, authenticated = s.clientLabel(c), c.GetID(), true
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.ErrorContext(r.Context(), "token endpoint failed", "grant_type", grant, "err", err)

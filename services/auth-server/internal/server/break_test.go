@@ -212,6 +212,13 @@ func TestSigningRefusalKeepsTheCode(t *testing.T) {
 		o.Header.Get("Content-Type") != "application/json" || o.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("refused code exchange: %d %+v", o.Status, o)
 	}
+	// The refusal came after the client authenticated: the audit record
+	// says so and names it (fosite passes no client on an error from
+	// client authentication; clientAuth keeps it).
+	want := map[string]any{"event": "grant", "result": "temporarily_unavailable", "grant_type": "authorization_code"}
+	if e := findEvent(auditEvents(t, f), want); e == nil || e["client_id"] != c.ClientID || e["client_authenticated"] != true {
+		t.Errorf("audit record of the refused code exchange: %v, want client_id %q, client_authenticated true", e, c.ClientID)
+	}
 	// Redeemed once after the refusal (retry until the queue admits it,
 	// as a client honouring Retry-After would; the code is still unused).
 	var tr tokenResponse
