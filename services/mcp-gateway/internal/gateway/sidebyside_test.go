@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -98,7 +100,7 @@ func BenchmarkSideBySide(b *testing.B) {
 		idleTokens[i] = f.Token(fmt.Sprintf("idle-%d", i), allScopes)
 	}
 	time.Sleep(time.Second) // let start-up garbage settle
-	heap0, redis0 := heapAlloc(b, g.Admin), redisMemory(b, f)
+	heap0, redis0, keys0 := heapAlloc(b, g.Admin), redisMemory(b, f), redisKeySet(b, f)
 	for i := range idleSessions {
 		t := idleTokens[i/100]
 		s := g.initialize(b, t)
@@ -106,6 +108,8 @@ func BenchmarkSideBySide(b *testing.B) {
 	}
 	heapPer := float64(heapAlloc(b, g.Admin)-heap0) / idleSessions
 	redisPer := float64(redisMemory(b, f)-redis0) / idleSessions
+	idleKeys := newKeysUsage(b, f, keys0)
+	keyBytesPer := float64(idleKeys.total) / idleSessions
 
 	load1, _ := os.ReadFile("/proc/loadavg")
 	results := map[string]*loadResult{}
@@ -207,9 +211,12 @@ func BenchmarkSideBySide(b *testing.B) {
 			fmt.Fprintf(&out, "%s: %s\n", tg.name, strings.Join(parts, ", "))
 		}
 	}
-	fmt.Fprintf(&out, "idle session (%d made before the load): gateway heap %.0f bytes each, Redis memory %.0f bytes each\n", idleSessions, heapPer, redisPer)
+	fmt.Fprintf(&out, "idle session (%d made before the load): gateway heap %.0f bytes each, Redis used_memory %.0f bytes each, MEMORY USAGE of the keys they created %.0f bytes each\n",
+		idleSessions, heapPer, redisPer, keyBytesPer)
+	fmt.Fprintf(&out, "  keys the idle sessions created, by kind: %s\n", idleKeys)
 	b.ReportMetric(heapPer, "gateway-heap-B/idle-session")
 	b.ReportMetric(redisPer, "redis-B/idle-session")
+	b.ReportMetric(keyBytesPer, "redis-key-B/idle-session")
 	for _, tg := range targets {
 		if r := results[tg.name]; tg.gw {
 			fmt.Fprintf(&out, "%s: Redis commands per call (*those scripts run inside Redis included): %s\n", tg.name, r.redisCommands)
@@ -446,6 +453,67 @@ func redisMemory(b *testing.B, f *fleet) int64 {
 	}
 	b.Fatal("no used_memory in INFO memory")
 	return 0
+}
+
+// redisKeySet is every key in Redis now.
+func redisKeySet(b *testing.B, f *fleet) map[string]bool {
+	b.Helper()
+	keys, err := f.Redis.Client().Keys(context.Background(), "*").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	set := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		set[k] = true
+	}
+	return set
+}
+
+// keysUsage is what MEMORY USAGE (all samples) reports for a set of keys,
+// in all and by kind: the key with its 64-hex hashes written <h>, and the
+// value's encoding.
+type keysUsage struct {
+	total  int64
+	kinds  map[string]int64 // bytes by kind
+	counts map[string]int
+}
+
+func (u keysUsage) String() string {
+	kinds := slices.Sorted(maps.Keys(u.kinds))
+	parts := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		parts = append(parts, fmt.Sprintf("%s ×%d: %d B each", k, u.counts[k], u.kinds[k]/int64(u.counts[k])))
+	}
+	return strings.Join(parts, "; ")
+}
+
+var hexHash = regexp.MustCompile(`[0-9a-f]{64}`)
+
+// newKeysUsage sums MEMORY USAGE over the keys that are not in before:
+// the keys a step created, whatever else it touched in Redis.
+func newKeysUsage(b *testing.B, f *fleet, before map[string]bool) keysUsage {
+	b.Helper()
+	ctx := context.Background()
+	rdb := f.Redis.Client()
+	u := keysUsage{kinds: map[string]int64{}, counts: map[string]int{}}
+	for k := range redisKeySet(b, f) {
+		if before[k] {
+			continue
+		}
+		n, err := rdb.MemoryUsage(ctx, k, 0).Result()
+		if err != nil {
+			b.Fatalf("MEMORY USAGE %s: %v", k, err)
+		}
+		enc, err := rdb.ObjectEncoding(ctx, k).Result()
+		if err != nil {
+			b.Fatalf("OBJECT ENCODING %s: %v", k, err)
+		}
+		kind := hexHash.ReplaceAllString(k, "<h>") + " (" + enc + ")"
+		u.total += n
+		u.kinds[kind] += n
+		u.counts[kind]++
+	}
+	return u
 }
 
 // cpuProfile is a /debug/pprof/profile request covering a timed window.

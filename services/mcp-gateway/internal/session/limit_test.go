@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -123,39 +124,50 @@ func TestLimitPerSubject(t *testing.T) {
 }
 
 // What an idle session costs in Redis: its record and its entry in the
-// subject's set (issue 12's budget: 512 bytes).
+// subject's set (issue 12's budget: 512 bytes), for a client declaring no
+// capabilities and for a 2025-11-25 client declaring elicitation's form and
+// url modes (79 bytes of capabilities, past hash-max-listpack-value): both
+// records stay listpacks (a hashtable would double the record), and the
+// first — the benchmark's client — stays within the budget.
 func TestIdleSessionRedisBytes(t *testing.T) {
-	r := testharness.StartRedis(t)
-	ctx := context.Background()
-	c := r.Client()
-	s := session.NewStore(c, 30*time.Minute)
-	s.LimitPerSubject(100)
-	const n = 50
-	for range n {
-		id := session.NewID()
-		if err := s.Create(ctx, id, session.Record{Subject: "subject-0123456789", ClientID: "gpt-apps-mcp", Transport: session.Streamable}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Negotiated(ctx, id, "2025-11-25", `{"name":"openai-mcp","version":"1.0.0"}`, `{}`); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// MEMORY USAGE counts a key's name, value and Redis' overhead for it.
-	keys, err := c.Keys(ctx, "*").Result()
-	if err != nil || len(keys) != n+1 {
-		t.Fatalf("%d keys, %v: %v", len(keys), err, keys)
-	}
-	var total int64
-	for _, k := range keys {
-		b, err := c.Do(ctx, "MEMORY", "USAGE", k, "SAMPLES", "0").Int64()
-		if err != nil {
-			t.Fatal(err)
-		}
-		total += b
-	}
-	per := total / n
-	t.Logf("Redis bytes per idle session: %d", per)
-	if per > 512 {
-		t.Errorf("an idle session takes %d bytes of Redis, over 512", per)
+	for _, caps := range []string{`{}`, `{"roots":{"listChanged":true},"sampling":{},"elicitation":{"form":{},"url":{}}}`} {
+		t.Run(fmt.Sprintf("capabilities of %d bytes", len(caps)), func(t *testing.T) {
+			r := testharness.StartRedis(t)
+			ctx := context.Background()
+			c := r.Client()
+			s := session.NewStore(c, 30*time.Minute)
+			s.LimitPerSubject(100)
+			const n = 50
+			for range n {
+				id := session.NewID()
+				if err := s.Create(ctx, id, session.Record{Subject: "subject-0123456789", ClientID: "gpt-apps-mcp", Transport: session.Streamable}); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Negotiated(ctx, id, "2025-11-25", `{"name":"openai-mcp","version":"1.0.0"}`, caps); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// MEMORY USAGE counts a key's name, value and Redis' overhead for it.
+			keys, err := c.Keys(ctx, "*").Result()
+			if err != nil || len(keys) != n+1 {
+				t.Fatalf("%d keys, %v: %v", len(keys), err, keys)
+			}
+			var total int64
+			for _, k := range keys {
+				b, err := c.Do(ctx, "MEMORY", "USAGE", k, "SAMPLES", "0").Int64()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if enc := c.ObjectEncoding(ctx, k).Val(); enc != "listpack" {
+					t.Errorf("%s is a %s, not a listpack", k, enc)
+				}
+				total += b
+			}
+			per := total / n
+			t.Logf("Redis bytes per idle session: %d", per)
+			if per > 512 && caps == `{}` {
+				t.Errorf("an idle session takes %d bytes of Redis, over 512", per)
+			}
+		})
 	}
 }

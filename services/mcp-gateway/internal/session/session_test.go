@@ -301,3 +301,86 @@ func TestLogLevelAndSubscriptionsShared(t *testing.T) {
 		t.Errorf("subscriptions after DELETE: %v %v", uris, err)
 	}
 }
+
+// The client's initialize parameters are stored in pieces of at most 64
+// bytes (hash-max-listpack-value). Across a rolling upgrade both versions
+// share Redis: this version reads a record the previous one wrote (one
+// field per parameter, capabilities "{}" included), and the previous one,
+// reading a record this version wrote, finds ownership, transport and
+// version as before and, for a split parameter, a first piece that is not
+// JSON, which it leaves unrestored, as for a session that never negotiated.
+func TestNegotiatedRecordFormats(t *testing.T) {
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) {
+			ctx := context.Background()
+			rdb := testharness.RedisClient(t, setup)
+			s := session.NewStore(rdb, time.Minute)
+			info := `{"name":"claude-code","version":"2.0.50","title":"Claude Code","websiteUrl":"https://claude.ai/code"}`
+			caps := `{"roots":{"listChanged":true},"sampling":{"tools":{}},"elicitation":{"form":{},"url":{}},"tasks":{"list":{},"cancel":{},"requests":{"sampling":{"createMessage":{}},"elicitation":{"create":{}}}}}`
+
+			// Written by this version, read by it (Get and a replica's Admit).
+			id := session.NewID()
+			if err := s.Create(ctx, id, session.Record{Subject: "u1", ClientID: "c1", Transport: session.Streamable}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Negotiated(ctx, id, "2025-11-25", info, caps); err != nil {
+				t.Fatal(err)
+			}
+			key := rdb.Key("mcp", "session", redisx.Tag(redisx.Hash(id)))
+			if enc := rdb.ObjectEncoding(ctx, key).Val(); enc != "listpack" {
+				t.Errorf("record with %d + %d bytes of parameters is a %s", len(info), len(caps), enc)
+			}
+			got, err := s.Get(ctx, id)
+			if err != nil || got.ClientInfo != info || got.Capabilities != caps || got.Subject != "u1" || got.ProtocolVersion != "2025-11-25" {
+				t.Fatalf("Get: %+v, %v", got, err)
+			}
+			if got, err := session.NewStore(rdb, time.Minute).Admit(ctx, id, nil); err != nil || got.ClientInfo != info || got.Capabilities != caps {
+				t.Fatalf("Admit on another replica: %+v, %v", got, err)
+			}
+			// As the previous version reads it: HGETALL, one field each.
+			m := rdb.HGetAll(ctx, key).Val()
+			if m["sub"] != "u1" || m["client_id"] != "c1" || m["transport"] != session.Streamable || m["version"] != "2025-11-25" {
+				t.Errorf("ownership fields: %v", m)
+			}
+			for _, f := range []string{"client_info", "capabilities"} {
+				if v := m[f]; len(v) > 64 || json.Valid([]byte(v)) {
+					t.Errorf("%s read alone is %q: want a piece of at most 64 bytes that is not JSON", f, v)
+				}
+			}
+			// No capabilities declared: no field.
+			none := session.NewID()
+			if err := s.Create(ctx, none, session.Record{Subject: "u1", ClientID: "c1", Transport: session.Streamable}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Negotiated(ctx, none, "2025-11-25", `{"name":"x","version":"1"}`, `{}`); err != nil {
+				t.Fatal(err)
+			}
+			if rdb.HExists(ctx, rdb.Key("mcp", "session", redisx.Tag(redisx.Hash(none))), "capabilities").Val() {
+				t.Error(`capabilities "{}" stored`)
+			}
+			if got, err := s.Get(ctx, none); err != nil || got.Capabilities != "" || got.ClientInfo != `{"name":"x","version":"1"}` {
+				t.Errorf("no capabilities: %+v, %v", got, err)
+			}
+
+			// Written by the previous version: every field whole.
+			old := session.NewID()
+			oldKey := rdb.Key("mcp", "session", redisx.Tag(redisx.Hash(old)))
+			if err := rdb.HSet(ctx, oldKey, "created", "1764560000", "sub", "u2", "client_id", "c2", "transport", session.Streamable,
+				"version", "2025-06-18", "client_info", info, "capabilities", caps).Err(); err != nil {
+				t.Fatal(err)
+			}
+			rdb.PExpire(ctx, oldKey, time.Minute)
+			got, err = s.Get(ctx, old)
+			if err != nil || got.ClientInfo != info || got.Capabilities != caps || got.Subject != "u2" || got.ClientID != "c2" ||
+				got.Transport != session.Streamable || got.ProtocolVersion != "2025-06-18" || got.Created.Unix() != 1764560000 {
+				t.Fatalf("previous version's record: %+v, %v", got, err)
+			}
+			for _, empty := range []string{`{}`, ``} {
+				rdb.HSet(ctx, oldKey, "capabilities", empty)
+				if got, err := session.NewStore(rdb, time.Minute).Admit(ctx, old, nil); err != nil || got.Capabilities != empty {
+					t.Errorf("previous version's capabilities %q: %+v, %v", empty, got, err)
+				}
+			}
+		})
+	}
+}

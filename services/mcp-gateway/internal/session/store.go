@@ -57,26 +57,76 @@ type Record struct {
 }
 
 // fields are the hash fields of r; empty ones are left out (they read
-// back as ""), which keeps an idle session small in Redis.
+// back as ""), which keeps an idle session small in Redis. So are
+// capabilities "{}" (none declared: restoring them or not is the same).
 func (r Record) fields() map[string]any {
 	m := map[string]any{"created": strconv.FormatInt(r.Created.Unix(), 10)}
 	for k, v := range map[string]string{
 		"sub": r.Subject, "client_id": r.ClientID, "transport": r.Transport,
-		"version": r.ProtocolVersion, "client_info": r.ClientInfo, "capabilities": r.Capabilities,
-		"replica": r.Replica, "log_level": r.LogLevel,
+		"version": r.ProtocolVersion, "replica": r.Replica, "log_level": r.LogLevel,
 	} {
 		if v != "" {
 			m[k] = v
 		}
 	}
+	for _, kv := range negotiatedFields(r.ClientInfo, r.Capabilities) {
+		m[kv[0]] = kv[1]
+	}
 	return m
+}
+
+// maxValue is the longest hash value Redis keeps in its compact listpack
+// encoding by default (hash-max-listpack-value): one longer value turns the
+// whole session hash into a hashtable, about twice its size
+// (docs/operations/redis.md, "Sizing"). The client's initialize parameters
+// often pass it — a 2025-11-25 client declaring elicitation's form and url
+// modes writes 79 bytes of capabilities — so they are stored in pieces of
+// at most maxValue bytes: field name, name:1, name:2, … (split reads them
+// back). A replica of the previous version reads the first piece alone,
+// which is not valid JSON, and restores no client info or capabilities
+// from it, as for a session that never negotiated; nothing in the gateway
+// or mcp-go reads them back from a session.
+const maxValue = 64
+
+// negotiatedFields are the hash fields holding a client's initialize
+// parameters, as pairs.
+func negotiatedFields(clientInfo, capabilities string) [][2]string {
+	if capabilities == "{}" {
+		capabilities = ""
+	}
+	var out [][2]string
+	for _, f := range [][2]string{{"client_info", clientInfo}, {"capabilities", capabilities}} {
+		for i := 0; len(f[1]) > 0; i++ {
+			name := f[0]
+			if i > 0 {
+				name += ":" + strconv.Itoa(i)
+			}
+			n := min(len(f[1]), maxValue)
+			out = append(out, [2]string{name, f[1][:n]})
+			f[1] = f[1][n:]
+		}
+	}
+	return out
+}
+
+// joined reads back a value negotiatedFields split: the field and its
+// numbered pieces, in order.
+func joined(m map[string]string, name string) string {
+	v := m[name]
+	for i := 1; ; i++ {
+		piece, ok := m[name+":"+strconv.Itoa(i)]
+		if !ok {
+			return v
+		}
+		v += piece
+	}
 }
 
 func recordOf(m map[string]string) Record {
 	created, _ := strconv.ParseInt(m["created"], 10, 64)
 	return Record{
 		Subject: m["sub"], ClientID: m["client_id"], Transport: m["transport"],
-		ProtocolVersion: m["version"], ClientInfo: m["client_info"], Capabilities: m["capabilities"],
+		ProtocolVersion: m["version"], ClientInfo: joined(m, "client_info"), Capabilities: joined(m, "capabilities"),
 		Replica: m["replica"], LogLevel: m["log_level"], Created: time.Unix(created, 0),
 	}
 }
@@ -208,11 +258,14 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 	return recordOf(m), nil
 }
 
-// Negotiated records what initialize settled. It does nothing when the
-// session is gone.
+// Negotiated records what initialize settled, once per session (a
+// session has one initialize). It does nothing when the session is gone.
 func (s *Store) Negotiated(ctx context.Context, id, version, clientInfo, capabilities string) error {
-	_, err := updateScript.Run(ctx, s.rdb, []string{s.key(id)}, s.ttl.Milliseconds(),
-		"version", version, "client_info", clientInfo, "capabilities", capabilities).Result()
+	args := []any{s.ttl.Milliseconds(), "version", version}
+	for _, kv := range negotiatedFields(clientInfo, capabilities) {
+		args = append(args, kv[0], kv[1])
+	}
+	_, err := updateScript.Run(ctx, s.rdb, []string{s.key(id)}, args...).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("update session: %w", err)
 	}
