@@ -68,8 +68,8 @@ build: ## Build every service binary into bin/
 	go build -ldflags '$(LDFLAGS)' -o bin/ ./services/*/cmd/...
 
 .PHONY: build-isolated
-build-isolated: ## Build and vet (tests included) each module on its own (GOWORK=off), as container builds do
-	@for m in $(MODULES); do echo "== GOWORK=off go build $$m"; (cd $$m && GOWORK=off go build ./... && GOWORK=off go vet ./...); done
+build-isolated: ## Build and vet (tests included) each module on its own (GOWORK=off), as container builds do; fail on a go.mod that go mod tidy would change
+	@for m in $(MODULES); do echo "== GOWORK=off go build $$m"; (cd $$m && GOWORK=off go mod tidy -diff && GOWORK=off go build ./... && GOWORK=off go vet ./...) || exit 1; done
 
 .PHONY: generate
 generate: ## Regenerate protobuf code from proto/ and the example backend's proto/
