@@ -102,7 +102,8 @@ func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner
 			// at hand here; replicas' clocks are close enough for a score
 			// that only decides when an entry is dropped).
 			sk := s.subjectKey(c.rec.Subject, c.rec.ClientID)
-			p.ZAddXX(ctx, sk, redis.Z{Score: float64(now.Add(s.ttl).UnixMilli()), Member: h})
+			until := float64(now.Add(s.ttl).UnixMilli())
+			p.ZAddXX(ctx, sk, redis.Z{Score: until, Member: member(h)}, redis.Z{Score: until, Member: h})
 			p.PExpire(ctx, sk, s.ttl)
 		}
 	default:

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
@@ -169,5 +172,59 @@ func TestIdleSessionRedisBytes(t *testing.T) {
 				t.Errorf("an idle session takes %d bytes of Redis, over 512", per)
 			}
 		})
+	}
+}
+
+// A session's entry in its pair's set is the first 16 hex digits of its
+// hashed id; entries the previous version wrote (the whole hash) are still
+// renewed and removed, so its sessions keep counting right after an upgrade.
+func TestSubjectSetMembers(t *testing.T) {
+	r := testharness.StartRedis(t)
+	ctx := context.Background()
+	c := r.Client()
+	s := session.NewStore(c, 2*time.Second) // renewed at most every second
+	s.LimitPerSubject(10)
+	rec := session.Record{Subject: "u1", ClientID: "app", Transport: session.Streamable}
+	id := session.NewID()
+	if err := s.Create(ctx, id, rec); err != nil {
+		t.Fatal(err)
+	}
+	sets := c.Keys(ctx, c.Key("mcp", "client-sessions", "*")).Val()
+	if len(sets) != 1 {
+		t.Fatalf("sets %v", sets)
+	}
+	set := sets[0]
+	if m := c.ZRange(ctx, set, 0, -1).Val(); len(m) != 1 || m[0] != redisx.Hash(id)[:16] {
+		t.Fatalf("members %v, want the first 16 digits of %s", m, redisx.Hash(id))
+	}
+
+	// A session the previous version created: its record, and its entry
+	// named by the whole hash.
+	old := session.NewID()
+	oldKey := c.Key("mcp", "session", redisx.Tag(redisx.Hash(old)))
+	c.HSet(ctx, oldKey, "created", "1764560000", "sub", "u1", "client_id", "app", "transport", session.Streamable, "version", "2025-11-25")
+	c.PExpire(ctx, oldKey, 2*time.Second)
+	until := float64(time.Now().Add(2 * time.Second).UnixMilli())
+	c.ZAdd(ctx, set, redis.Z{Score: until, Member: redisx.Hash(old)})
+	if _, err := s.Admit(ctx, old, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the renewal interval: the next Admit renews
+	if _, err := s.Admit(ctx, old, nil); err != nil {
+		t.Fatal(err)
+	}
+	if score := c.ZScore(ctx, set, redisx.Hash(old)).Val(); score <= until {
+		t.Errorf("previous version's entry not renewed: score %v, was %v", score, until)
+	}
+	if n := c.ZCard(ctx, set).Val(); n != 2 {
+		t.Errorf("%d entries after the renewal, want 2 (none added)", n)
+	}
+	for _, sid := range []string{old, id} {
+		if ok, err := s.Delete(ctx, sid); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+	}
+	if m := c.ZRange(ctx, set, 0, -1).Val(); len(m) != 0 {
+		t.Errorf("entries left after both sessions ended: %v", m)
 	}
 }

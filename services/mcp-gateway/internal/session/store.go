@@ -53,14 +53,15 @@ type Record struct {
 	// then: mcp-go's default, error). Read it with LogLevel: a record
 	// remembered by a replica (Admit) may predate it.
 	LogLevel string
-	Created  time.Time
 }
 
 // fields are the hash fields of r; empty ones are left out (they read
 // back as ""), which keeps an idle session small in Redis. So are
 // capabilities "{}" (none declared: restoring them or not is the same).
+// The previous version also wrote "created" (Unix seconds), which nothing
+// read; it is ignored where present.
 func (r Record) fields() map[string]any {
-	m := map[string]any{"created": strconv.FormatInt(r.Created.Unix(), 10)}
+	m := map[string]any{}
 	for k, v := range map[string]string{
 		"sub": r.Subject, "client_id": r.ClientID, "transport": r.Transport,
 		"version": r.ProtocolVersion, "replica": r.Replica, "log_level": r.LogLevel,
@@ -123,11 +124,10 @@ func joined(m map[string]string, name string) string {
 }
 
 func recordOf(m map[string]string) Record {
-	created, _ := strconv.ParseInt(m["created"], 10, 64)
 	return Record{
 		Subject: m["sub"], ClientID: m["client_id"], Transport: m["transport"],
 		ProtocolVersion: m["version"], ClientInfo: joined(m, "client_info"), Capabilities: joined(m, "capabilities"),
-		Replica: m["replica"], LogLevel: m["log_level"], Created: time.Unix(created, 0),
+		Replica: m["replica"], LogLevel: m["log_level"],
 	}
 }
 
@@ -170,9 +170,9 @@ func NewStore(rdb *redisx.Client, ttl time.Duration) *Store {
 // same user's other apps. Set it before use.
 //
 // Each (subject, client) pair has a sorted set of its sessions (hashed
-// ids) scored by when each would expire; the score follows the idle TTL's
-// renewals (Admit updates it with each renewal, so at most a minute late),
-// DELETE removes the entry, and entries whose time has passed are dropped
+// ids, shortened: member) scored by when each would expire; the score
+// follows the idle TTL's renewals (Admit updates it with each renewal,
+// so at most a minute late), DELETE removes the entry, and entries whose time has passed are dropped
 // before counting. Counting and adding are one atomic script on that set,
 // so concurrent initializes on any replicas never exceed the cap. Beyond
 // the cap nothing is evicted: the new session is refused until one of the
@@ -207,15 +207,25 @@ func (s *Store) subjectKey(subject, clientID string) string {
 	return s.rdb.Key("mcp", "client-sessions", redisx.Hash(pair))
 }
 
+// member is a session's entry in its (subject, client) set: the first 16
+// hex digits (64 bits) of its hashed id. The set holds at most the cap's
+// sessions of one pair, whose ids are random: two sharing 64 bits has a
+// chance below n²/2⁶⁵ (3·10⁻¹² for 10,000), and would only make the pair
+// count one session less. The previous version's entries are the whole
+// hash (64 digits): Delete and the renewal in Admit name both forms, so
+// they keep working on sessions it created. During a rolling upgrade a
+// replica of the previous version neither removes nor renews an entry of
+// the short form: a session deleted there still counts against its pair's
+// cap until its idle TTL would have ended, and one renewed only there may
+// stop counting a TTL after creation.
+func member(h string) string { return h[:16] }
+
 // Create stores a new session. Creating an id that exists is an error; a
 // (subject, client) pair at its cap (LimitPerSubject) gets a *LimitError.
 func (s *Store) Create(ctx context.Context, id string, r Record) error {
-	if r.Created.IsZero() {
-		r.Created = time.Now()
-	}
 	h := redisx.Hash(id)
 	if s.perSubject > 0 {
-		v, err := admitScript.Run(ctx, s.rdb, []string{s.subjectKey(r.Subject, r.ClientID)}, s.perSubject, s.ttl.Milliseconds(), h).Int64Slice()
+		v, err := admitScript.Run(ctx, s.rdb, []string{s.subjectKey(r.Subject, r.ClientID)}, s.perSubject, s.ttl.Milliseconds(), member(h)).Int64Slice()
 		if err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
@@ -230,7 +240,7 @@ func (s *Store) Create(ctx context.Context, id string, r Record) error {
 	}
 	if err != nil {
 		if s.perSubject > 0 {
-			_ = s.rdb.ZRem(context.WithoutCancel(ctx), s.subjectKey(r.Subject, r.ClientID), h).Err()
+			_ = s.rdb.ZRem(context.WithoutCancel(ctx), s.subjectKey(r.Subject, r.ClientID), member(h)).Err()
 		}
 		return fmt.Errorf("create session: %w", err)
 	}
@@ -371,7 +381,7 @@ func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 		v := owner.Val()
 		sub, _ := v[0].(string)
 		client, _ := v[1].(string)
-		if err := s.rdb.ZRem(ctx, s.subjectKey(sub, client), h).Err(); err != nil {
+		if err := s.rdb.ZRem(ctx, s.subjectKey(sub, client), member(h), h).Err(); err != nil {
 			return true, fmt.Errorf("delete session: %w", err)
 		}
 	}
