@@ -273,6 +273,54 @@ func TestNoMCPGoStatePerSession(t *testing.T) {
 	testharness.Eventually(t, 30*time.Second, "nothing is left registered once the stream closed", registered(0))
 }
 
+// A session's record keeps the client's name, version and title, not its
+// icons, description or website: an icon's data: URI would otherwise sit in
+// Redis for the session's life, times every session of every subject. The
+// replica that adopts the session still knows the client by name.
+func TestSessionRecordKeepsOnlyTheClientsIdentity(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	icon := "data:image/png;base64," + strings.Repeat("iVBORw0KGgo", 400)
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{
+		"protocolVersion": version,
+		"capabilities":    map[string]any{},
+		"clientInfo": map[string]any{"name": "big-client", "version": "2.1", "title": "Big Client",
+			"description": strings.Repeat("d", 500), "websiteUrl": "https://client.example/",
+			"icons": []map[string]any{{"src": icon, "mimeType": "image/png"}}},
+	})})
+	if r.Status != 200 {
+		t.Fatalf("initialize: %d %s", r.Status, r.Body)
+	}
+	sid := r.Header.Get("Mcp-Session-Id")
+	rdb, err := redisx.Open(context.Background(), config.Redis{URL: f.Redis.URL(), KeyPrefix: "test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	key := rdb.Key("mcp", "session", redisx.Tag(redisx.Hash(sid)))
+	var rec map[string]string
+	testharness.Eventually(t, 10*time.Second, "initialize's record has the client's info", func() (bool, string) {
+		rec = rdb.HGetAll(context.Background(), key).Val()
+		return rec["client_info"] != "", fmt.Sprint(rec)
+	})
+	if got, want := rec["client_info"], `{"name":"big-client","version":"2.1","title":"Big Client"}`; got != want {
+		t.Errorf("client_info stored = %.200s, want %s", got, want)
+	}
+	var leaked []string
+	for k, v := range rec {
+		if strings.Contains(v, "iVBORw0KGgo") || strings.Contains(v, "ddddd") {
+			leaked = append(leaked, k)
+		}
+	}
+	if len(leaked) > 0 {
+		t.Errorf("%d fields of the session record hold the icon or the description, e.g. %s", len(leaked), leaked[0])
+	}
+	if n := rdb.MemoryUsage(context.Background(), key).Val(); n > 1024 {
+		t.Errorf("session record: %d bytes in Redis, want at most 1 KiB", n)
+	}
+}
+
 // logging/setLevel and resources/subscribe are kept in the session record:
 // a level set on one replica is the session's on every replica, and the
 // per-session subscription cap counts subscriptions made on any replica.

@@ -322,7 +322,12 @@ func (g *Gateway) afterInitialize(ctx context.Context, _ any, req *mcp.Initializ
 	if cs == nil || cs.SessionID() == "" {
 		return
 	}
-	info, _ := json.Marshal(req.Params.ClientInfo)
+	// Other replicas restore what identifies the client (name, version,
+	// title). Its icons — data: URIs can be kilobytes, in every session's
+	// record for as long as it lives — and its description and website
+	// are never read on the server side, so they are not stored.
+	ci := req.Params.ClientInfo
+	info, _ := json.Marshal(mcp.Implementation{Name: ci.Name, Version: ci.Version, Title: ci.Title})
 	caps, _ := json.Marshal(req.Params.Capabilities)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
