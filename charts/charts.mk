@@ -44,8 +44,8 @@ chart-unittest: chart-tools ## helm-unittest suites of charts/tollgate/tests
 chart-golden: chart-tools ## helm template matrix against charts/tests/testdata/golden, refusals, hardening
 	@$(charts_go_test) -run 'TestTemplate|TestRendered' ./...
 
-chart-golden-update: chart-tools ## Rewrite the golden files after a deliberate chart change
-	@$(charts_go_test) -run 'TestTemplateGolden' ./... -update
+chart-golden-update: chart-tools ## Rewrite the golden files and the chart README's values table after a deliberate chart change
+	@$(charts_go_test) -run 'TestTemplateGolden|TestValuesReadme' ./... -update
 
 chart-cluster-test: kube-tools ## helm install --wait every values case on etcd + kube-apiserver + kwok on loopback
 	@$(charts_go_test) -run 'TestCluster' ./...
