@@ -274,9 +274,11 @@ func TestNoMCPGoStatePerSession(t *testing.T) {
 }
 
 // A session's record keeps the client's name, version and title, not its
-// icons, description or website: an icon's data: URI would otherwise sit in
-// Redis for the session's life, times every session of every subject. The
-// replica that adopts the session still knows the client by name.
+// icons, description or website, and its standard capabilities, not its
+// experimental ones or extensions: an icon's data: URI or a free-form
+// capability would otherwise sit in Redis for the session's life, times
+// every session of every subject. The replica that adopts the session
+// still knows the client by name and what it supports.
 func TestSessionRecordKeepsOnlyTheClientsIdentity(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
@@ -284,7 +286,9 @@ func TestSessionRecordKeepsOnlyTheClientsIdentity(t *testing.T) {
 	icon := "data:image/png;base64," + strings.Repeat("iVBORw0KGgo", 400)
 	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{
 		"protocolVersion": version,
-		"capabilities":    map[string]any{},
+		"capabilities": map[string]any{"roots": map[string]any{"listChanged": true},
+			"experimental": map[string]any{"blob": strings.Repeat("e", 4000)},
+			"extensions":   map[string]any{"x.example/ext": map[string]any{"blob": strings.Repeat("x", 4000)}}},
 		"clientInfo": map[string]any{"name": "big-client", "version": "2.1", "title": "Big Client",
 			"description": strings.Repeat("d", 500), "websiteUrl": "https://client.example/",
 			"icons": []map[string]any{{"src": icon, "mimeType": "image/png"}}},
@@ -307,14 +311,17 @@ func TestSessionRecordKeepsOnlyTheClientsIdentity(t *testing.T) {
 	if got, want := rec["client_info"], `{"name":"big-client","version":"2.1","title":"Big Client"}`; got != want {
 		t.Errorf("client_info stored = %.200s, want %s", got, want)
 	}
+	if got, want := rec["capabilities"], `{"roots":{"listChanged":true}}`; got != want {
+		t.Errorf("capabilities stored = %.200s, want %s", got, want)
+	}
 	var leaked []string
 	for k, v := range rec {
-		if strings.Contains(v, "iVBORw0KGgo") || strings.Contains(v, "ddddd") {
+		if strings.Contains(v, "iVBORw0KGgo") || strings.Contains(v, "ddddd") || strings.Contains(v, "eeeee") || strings.Contains(v, "xxxxx") {
 			leaked = append(leaked, k)
 		}
 	}
 	if len(leaked) > 0 {
-		t.Errorf("%d fields of the session record hold the icon or the description, e.g. %s", len(leaked), leaked[0])
+		t.Errorf("%d fields of the session record hold the icon, the description, experimental capabilities or extensions, e.g. %s", len(leaked), leaked[0])
 	}
 	if n := rdb.MemoryUsage(context.Background(), key).Val(); n > 1024 {
 		t.Errorf("session record: %d bytes in Redis, want at most 1 KiB", n)

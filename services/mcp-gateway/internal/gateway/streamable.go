@@ -328,7 +328,13 @@ func (g *Gateway) afterInitialize(ctx context.Context, _ any, req *mcp.Initializ
 	// are never read on the server side, so they are not stored.
 	ci := req.Params.ClientInfo
 	info, _ := json.Marshal(mcp.Implementation{Name: ci.Name, Version: ci.Version, Title: ci.Title})
-	caps, _ := json.Marshal(req.Params.Capabilities)
+	// Of the capabilities, the standard ones (roots, sampling, elicitation,
+	// tasks) are kept; experimental capabilities and extensions are free
+	// maps — up to the 1 MiB body, in every session's record — that the
+	// gateway, which advertises no extension, never reads.
+	cc := req.Params.Capabilities
+	cc.Experimental, cc.Extensions = nil, nil
+	caps, _ := json.Marshal(cc)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
 	if err := g.sessions.Negotiated(sctx, cs.SessionID(), res.ProtocolVersion, string(info), string(caps)); err != nil {
