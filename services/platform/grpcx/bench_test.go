@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,15 +20,8 @@ import (
 // on a loaded machine (docs/benchmarks/mcp-gateway.md).
 func BenchmarkUnaryChain(b *testing.B) {
 	reg := prometheus.NewRegistry()
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Registry: reg})
-	testingv1.RegisterEchoServiceServer(srv, &echo{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(srv.Stop)
-	conn, err := grpcx.Dial(ln.Addr().String(), grpcx.ClientOptions{Registry: reg, Name: "echo"})
+	addr := serveEcho(b, grpcx.ServerOptions{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Registry: reg}, &echo{})
+	conn, err := grpcx.Dial(addr, grpcx.ClientOptions{Registry: reg, Name: "echo"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -161,16 +161,9 @@ func (h *holdEcho) Echo(ctx context.Context, in *testingv1.EchoRequest) (*testin
 // clients); the call it had not seen is retried by gRPC on a new
 // connection and answered once; later calls are served.
 func TestGoAwayRetriesCallsTheServerDidNotStart(t *testing.T) {
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
 	h := &holdEcho{entered: make(chan struct{}, 1)}
-	testingv1.RegisterEchoServiceServer(srv, h)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	p := startPingProxy(t, ln.Addr().String())
+	addr := serveEcho(t, grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler)}, h)
+	p := startPingProxy(t, addr)
 	conn, err := grpcx.Dial(p.ln.Addr().String(), grpcx.ClientOptions{Name: "echo"})
 	if err != nil {
 		t.Fatal(err)

@@ -45,20 +45,31 @@ func (e *echo) Echo(ctx context.Context, in *testingv1.EchoRequest) (*testingv1.
 	return &testingv1.EchoResponse{Text: in.GetText()}, nil
 }
 
+// serveEcho serves h (nil: no service but health and reflection) on a
+// grpcx server built with o, on a loopback port, until the test ends, and
+// returns its address.
+func serveEcho(tb testing.TB, o grpcx.ServerOptions, h testingv1.EchoServiceServer) string {
+	tb.Helper()
+	srv := grpcx.NewServer(o)
+	if h != nil {
+		testingv1.RegisterEchoServiceServer(srv, h)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	tb.Cleanup(srv.Stop)
+	return ln.Addr().String()
+}
+
 func start(t *testing.T) (testingv1.EchoServiceClient, *prometheus.Registry, *testharness.SyncBuffer, *echo) {
 	t.Helper()
 	logs := &testharness.SyncBuffer{}
 	reg := prometheus.NewRegistry()
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registry: reg, MaxDeadline: 2 * time.Second})
 	e := &echo{deadline: make(chan time.Duration, 1)}
-	testingv1.RegisterEchoServiceServer(srv, e)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpcx.Dial(ln.Addr().String(), grpcx.ClientOptions{Registry: reg, Name: "echo"})
+	addr := serveEcho(t, grpcx.ServerOptions{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registry: reg, MaxDeadline: 2 * time.Second}, e)
+	conn, err := grpcx.Dial(addr, grpcx.ClientOptions{Registry: reg, Name: "echo"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,15 +129,8 @@ func TestCallLogLines(t *testing.T) {
 	}
 
 	debug := &testharness.SyncBuffer{}
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.NewJSONHandler(debug, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	testingv1.RegisterEchoServiceServer(srv, &echo{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpcx.Dial(ln.Addr().String(), grpcx.ClientOptions{})
+	addr := serveEcho(t, grpcx.ServerOptions{Logger: slog.New(slog.NewJSONHandler(debug, &slog.HandlerOptions{Level: slog.LevelDebug}))}, &echo{})
+	conn, err := grpcx.Dial(addr, grpcx.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,15 +424,8 @@ func (h *hanging) Echo(ctx context.Context, in *testingv1.EchoRequest) (*testing
 // probe closes the breaker. A call the caller cancels is not counted.
 func TestBreakerFailsFastWhileThePeerHangs(t *testing.T) {
 	h := &hanging{release: make(chan struct{})}
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
-	testingv1.RegisterEchoServiceServer(srv, h)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpcx.Dial(ln.Addr().String(), grpcx.ClientOptions{Name: "echo"})
+	addr := serveEcho(t, grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler)}, h)
+	conn, err := grpcx.Dial(addr, grpcx.ClientOptions{Name: "echo"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,15 +478,8 @@ func (idEcho) Echo(ctx context.Context, _ *testingv1.EchoRequest) (*testingv1.Ec
 }
 
 func TestRequestIDTravelsOrIsMadeFresh(t *testing.T) {
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
-	testingv1.RegisterEchoServiceServer(srv, idEcho{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpcx.Dial(ln.Addr().String(), grpcx.ClientOptions{})
+	addr := serveEcho(t, grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler)}, idEcho{})
+	conn, err := grpcx.Dial(addr, grpcx.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -544,15 +534,8 @@ func TestCallsBeyondTheStreamWorkers(t *testing.T) {
 		t.Run(fmt.Sprint(workers), func(t *testing.T) {
 			const calls = 6
 			h := &barrier{arrived: make(chan struct{}, calls), all: make(chan struct{})}
-			srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler), StreamWorkers: workers})
-			testingv1.RegisterEchoServiceServer(srv, h)
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go func() { _ = srv.Serve(ln) }()
-			t.Cleanup(srv.Stop)
-			conn, err := grpcx.Dial(ln.Addr().String(), grpcx.ClientOptions{Name: "echo"})
+			addr := serveEcho(t, grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler), StreamWorkers: workers}, h)
+			conn, err := grpcx.Dial(addr, grpcx.ClientOptions{Name: "echo"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -104,14 +104,7 @@ func (c *h2Client) readUntil(done func(http2.Frame) bool) *http2.GoAwayFrame {
 
 func serveGRPCX(t *testing.T) string {
 	t.Helper()
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	return ln.Addr().String()
+	return serveEcho(t, grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler)}, nil)
 }
 
 // The fleet's clients ping a connection, with or without calls, once
