@@ -44,6 +44,10 @@ import (
 const authServerProcessEnv = "TOLLGATE_BENCH_AUTH_SERVER_PROCESS"
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(signingPeerEnv); spec != "" {
+		fmt.Fprintln(os.Stderr, "signing peer:", runSigningPeer(spec))
+		os.Exit(1)
+	}
 	if os.Getenv(authServerProcessEnv) == "1" {
 		if os.Getenv(cpuProfileEnv) != "" && os.Getenv(allocProfileEnv) != "" {
 			runtime.MemProfileRate = 4096
@@ -269,6 +273,13 @@ func BenchmarkTokenRefresh(b *testing.B) {
 //	                     and read- and write-family system calls per grant
 //	alloc-KiB/grant, gc/1000grants  its heap allocation and GC cycles
 //
+// and, from the signing peer run right after the case with the same clients
+// and request count (bench_peer_test.go: a bare net/http server that only
+// makes the same signatures):
+//
+//	peer-grants/s, peer-p50-ms, peer-p99-ms, peer-cpu-µs/grant  the peer's
+//	grants/s-vs-peer, p99-vs-peer  the auth-server's ÷ the peer's
+//
 // and where the latency's tail comes from (bench_tail_test.go; the
 // detail — latency histogram, the slowest 1 % against all requests, Redis
 // commands by name — is logged, printed in full with -v):
@@ -360,7 +371,19 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 					r.tail.report(b, r.grants, r.wall, clients)
 					if r.instructions > 0 {
 						b.ReportMetric(float64(r.instructions)/float64(r.grants), "Ir/grant")
+						return // the peer is not run under callgrind
 					}
+					// The same load on the signing peer (bench_peer_test.go):
+					// HTTP and the same signatures, nothing else.
+					sigs := int(float64(r.sigTotal())/float64(r.grants) + 0.5)
+					pr := loadSigningPeer(b, alg, sigs, clients, grants)
+					peerRate := float64(pr.grants) / pr.wall.Seconds()
+					b.ReportMetric(peerRate, "peer-grants/s")
+					b.ReportMetric(ms(pr.p50), "peer-p50-ms")
+					b.ReportMetric(ms(pr.p99), "peer-p99-ms")
+					b.ReportMetric(float64(pr.cpu.Nanoseconds())/1e3/float64(pr.grants), "peer-cpu-µs/grant")
+					b.ReportMetric(float64(r.grants)/r.wall.Seconds()/peerRate, "grants/s-vs-peer")
+					b.ReportMetric(float64(r.p99)/float64(pr.p99), "p99-vs-peer")
 				})
 			}
 		}
