@@ -36,6 +36,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	// (authenticateClient, signGate).
 	// One read of the authorization code serves fosite's four lookups.
 	ctx = withParsedRefresh(store.WithRequestScope(ctx))
+	// A code's redemption (one Redis round trip) runs while fosite signs
+	// the ID token; nothing is answered before its outcome is known.
+	store.DeferRedemption(ctx)
 	ar, err := s.provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		s.tokenError(w, r, grant, ar, missingParam(r.PostForm, grant, err))
@@ -53,6 +56,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
+	if rerr := store.AwaitRedemption(ctx); rerr != nil && err == nil {
+		// As fosite's code handler wraps an error of Commit.
+		err = fosite.ErrServerError.WithWrap(rerr).WithDebug(rerr.Error())
+	}
 	if err != nil {
 		s.tokenError(w, r, grant, ar, err)
 		return

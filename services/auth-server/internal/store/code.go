@@ -302,23 +302,34 @@ var ErrCodeExpired = errors.New("authorization code expired")
 // grant's tokens are never issued, whatever the script did; a replayed
 // code leaves a member without a record, which reading or a sweep drops.
 func (s *Store) redeem(ctx context.Context, t *tx) error {
+	run, err := s.prepareRedeem(ctx, t)
+	if err != nil {
+		return err
+	}
+	return run()
+}
+
+// prepareRedeem does redeem's work up to its round trip — it checks t and
+// encodes the grant's record, so t and the request it holds may change once
+// it returns — and returns the round trip and the handling of its answer.
+func (s *Store) prepareRedeem(ctx context.Context, t *tx) (func() error, error) {
 	keys := []string{s.codeKey(t.redeem), ""}
 	if keys[0] == "" {
-		return fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)
+		return nil, fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)
 	}
 	args := []any{"", int64(0)}
 	pipe := s.rdb.Pipeline()
 	var l listing
 	if t.grant != nil {
 		if id, _, _ := splitHandle(t.redeem); id != t.grant.GetID() {
-			return errors.New("authorization code redeemed for another grant")
+			return nil, errors.New("authorization code redeemed for another grant")
 		}
 		refresh := t.refresh != ""
 		h := grantHeader{}
 		if refresh {
 			_, mac, err := splitHandle(t.refresh)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			h.rt = mac
 		}
@@ -328,7 +339,7 @@ func (s *Store) redeem(ctx context.Context, t *tx) error {
 		h.indexUntil = strconv.FormatInt(until.UnixMilli(), 10)
 		rec, err := encodeGrant(t.grant, h)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		keys[1] = s.grantKey(t.grant.GetID())
 		args = []any{rec, ttl.Milliseconds()}
@@ -336,7 +347,13 @@ func (s *Store) redeem(ctx context.Context, t *tx) error {
 		keys[1] = keys[0] // unused; one slot in a cluster
 	}
 	eval := redeemScript.EvalSha(ctx, pipe, keys, args...)
-	_, err := pipe.Exec(ctx)
+	return func() error { return s.execRedeem(ctx, t.redeem, pipe, eval, keys, args, l) }, nil
+}
+
+// execRedeem is redeem's round trip (prepareRedeem) and what its answer
+// means.
+func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner, eval *redis.Cmd, keys []string, args []any, l listing) error {
+	_, _ = pipe.Exec(ctx) // each command's error is read below
 	for _, c := range pipe.Cmds() {
 		if c != eval && c.Err() != nil {
 			return unavailable(c.Err())
@@ -355,7 +372,7 @@ func (s *Store) redeem(ctx context.Context, t *tx) error {
 		// (OAuth 2.1 §4.1.3), whichever use read it first. A replay that
 		// read the "used" mark revokes in GetAuthorizeCodeSession; this is
 		// the one that read the code before the winner's commit.
-		if id, _, err := splitHandle(t.redeem); err == nil {
+		if id, _, err := splitHandle(sig); err == nil {
 			if err := s.RevokeGrant(ctx, id); err != nil {
 				return err
 			}

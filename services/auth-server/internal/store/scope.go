@@ -25,6 +25,11 @@ type requestScope struct {
 	// refresh: each refresh token's intent and script answer (grant.go),
 	// by store handle.
 	refresh map[string]*refreshState
+	// deferRedemption: Commit starts a code's redemption and returns at
+	// once (DeferRedemption); redemption is its outcome, taken by
+	// AwaitRedemption.
+	deferRedemption bool
+	redemption      chan error
 }
 
 type scopeKey struct{}
@@ -34,6 +39,44 @@ type scopeKey struct{}
 // every read goes to Redis.
 func WithRequestScope(ctx context.Context) context.Context {
 	return context.WithValue(ctx, scopeKey{}, &requestScope{})
+}
+
+// DeferRedemption makes the Commit of an authorization code's redemption
+// in ctx's request scope (WithRequestScope) start its round trip and return
+// nil at once, instead of waiting for Redis's answer: fosite signs the ID
+// token after that Commit (the OpenID Connect handler runs after the code
+// handler), and the signature then overlaps the round trip instead of
+// waiting behind it. The caller must call AwaitRedemption with the same ctx
+// before it answers the request — whatever NewAccessResponse returned — and
+// must not write tokens unless it returns nil: until then the code may have
+// been redeemed by a concurrent request (ErrCodeReplayed) or have expired.
+// Without a request scope it does nothing.
+func DeferRedemption(ctx context.Context) {
+	if sc := scopeOf(ctx); sc != nil {
+		sc.mu.Lock()
+		sc.deferRedemption = true
+		sc.mu.Unlock()
+	}
+}
+
+// AwaitRedemption waits for a redemption that Commit started under
+// DeferRedemption and returns its outcome: nil when the code was redeemed
+// and its grant stored (or no redemption was started), else the error
+// Commit would have returned (ErrCodeReplayed, ErrCodeExpired,
+// ErrUnavailable, ...).
+func AwaitRedemption(ctx context.Context) error {
+	sc := scopeOf(ctx)
+	if sc == nil {
+		return nil
+	}
+	sc.mu.Lock()
+	c := sc.redemption
+	sc.redemption = nil
+	sc.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return <-c
 }
 
 func scopeOf(ctx context.Context) *requestScope {
@@ -78,6 +121,31 @@ func (s *Store) Commit(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if sc := scopeOf(ctx); sc != nil && t.redeem != "" && t.rotateFrom == "" && len(t.revoke) == 0 {
+		sc.mu.Lock()
+		deferred := sc.deferRedemption && sc.redemption == nil
+		if deferred {
+			sc.redemption = make(chan error, 1)
+		}
+		c := sc.redemption
+		sc.mu.Unlock()
+		if deferred {
+			// Everything but the round trip happens here, before fosite
+			// goes on to change the session (the ID token's claims); the
+			// request waits for the round trip (AwaitRedemption), so ctx
+			// outlives it.
+			run, err := s.prepareRedeem(ctx, t)
+			t.reset()
+			if err != nil {
+				sc.mu.Lock()
+				sc.redemption = nil
+				sc.mu.Unlock()
+				return err
+			}
+			go func() { c <- run() }()
+			return nil
+		}
+	}
 	err := s.apply(ctx, t)
 	t.reset()
 	return err

@@ -228,6 +228,69 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 			}
 		}
 	})
+	t.Run("deferred redemption: Commit returns at once, the outcome comes at AwaitRedemption", func(t *testing.T) {
+		s, _ := newStore(t, setup, 0)
+		req := request(t, s, "dfr-1")
+		if err := s.CreateAuthorizeCodeSession(ctx, "dfr-1.c", req); err != nil {
+			t.Fatal(err)
+		}
+		rctx := store.WithRequestScope(ctx)
+		store.DeferRedemption(rctx)
+		if err := redeem(rctx, s, "dfr-1.c", req, "dfr-1.mac1"); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		// fosite goes on to change the session (the ID token's claims)
+		// while the round trip runs: the record is the session at Commit.
+		req.GetSession().(*oauth.Session).Profile.Email = "changed@example.com"
+		if err := store.AwaitRedemption(rctx); err != nil {
+			t.Fatalf("AwaitRedemption: %v", err)
+		}
+		if err := store.AwaitRedemption(rctx); err != nil {
+			t.Fatalf("a second AwaitRedemption: %v, want nil (nothing pending)", err)
+		}
+		got, err := s.GetRefreshTokenSession(ctx, "dfr-1.mac1", oauth.NewSession())
+		if err != nil || got.GetSession().(*oauth.Session).Profile.Email != "u@example.com" {
+			t.Fatalf("the grant after a deferred redemption: %v %+v", err, got)
+		}
+
+		// A code that expired before its redemption: Commit still returns
+		// nil, the outcome is the error.
+		rctx = store.WithRequestScope(ctx)
+		store.DeferRedemption(rctx)
+		if err := redeem(rctx, s, "dfr-9.c", request(t, s, "dfr-9"), ""); err != nil {
+			t.Fatalf("Commit of an expired code: %v", err)
+		}
+		if err := store.AwaitRedemption(rctx); !errors.Is(err, store.ErrCodeExpired) {
+			t.Fatalf("AwaitRedemption of an expired code: %v, want ErrCodeExpired", err)
+		}
+
+		// Concurrent deferred redemptions of one code: exactly one wins.
+		if err := s.CreateAuthorizeCodeSession(ctx, "dfr-2.c", request(t, s, "dfr-2")); err != nil {
+			t.Fatal(err)
+		}
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				rctx := store.WithRequestScope(ctx)
+				store.DeferRedemption(rctx)
+				if err := redeem(rctx, s, "dfr-2.c", request(t, s, "dfr-2"), "dfr-2.mac1"); err != nil {
+					t.Errorf("Commit: %v", err)
+					return
+				}
+				switch err := store.AwaitRedemption(rctx); {
+				case err == nil:
+					wins.Add(1)
+				case !errors.Is(err, store.ErrCodeReplayed):
+					t.Errorf("AwaitRedemption: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d deferred redemptions won, want 1", wins.Load())
+		}
+	})
 	t.Run("PKCE survives a delete until the code expires", func(t *testing.T) {
 		s, _ := newStore(t, setup, 0)
 		req := request(t, s, "req-2")
