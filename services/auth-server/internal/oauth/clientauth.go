@@ -183,6 +183,12 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 			// is read (fosite authenticates the client first), so a refusal
 			// loses neither. errSigningBusy is answered by tokenError (503,
 			// Retry-After: 1); a request that ended while queued too.
+			//
+			// The code's read starts first (store.PrefetchCode), so its
+			// round trip runs while the request waits for its turn.
+			if ca.endpoint == "token" && form.Get("grant_type") == "authorization_code" {
+				s.store.PrefetchCode(ctx, form.Get("code"))
+			}
 			if ca.endpoint == "token" && s.gate.admit(ctx) != nil {
 				ca.mu.Lock()
 				ca.client = c

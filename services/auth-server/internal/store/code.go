@@ -109,12 +109,58 @@ func (s *Store) putCodeField(ctx context.Context, sig, field string, r fosite.Re
 	return nil
 }
 
-// codeFields reads the code's hash, once per request scope.
+// codeRead is a read of a code's hash started ahead (PrefetchCode): f and
+// err are set when done is closed.
+type codeRead struct {
+	done chan struct{}
+	f    map[string]string
+	err  error
+}
+
+// PrefetchCode starts reading the hash of code (a code as the client
+// presents it) into ctx's request scope (WithRequestScope), so that its
+// round trip runs while the request waits for something else; fosite's
+// reads of the code then take its answer instead of reading again. The
+// token endpoint calls it once the client is authenticated, before the
+// request waits for its turn in the signing queue. A read has no effect on
+// the code (its redemption is the script's, at Commit), so reading early
+// changes nothing but when. Without a request scope, or for a code that is
+// not one of ours, it does nothing.
+func (s *Store) PrefetchCode(ctx context.Context, code string) {
+	sc := scopeOf(ctx)
+	sig := CodeHandle(code)
+	if sc == nil || sig == "" {
+		return
+	}
+	key := s.codeKey(sig)
+	if key == "" {
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if _, ok := sc.codes[sig]; ok || sc.codeReads[sig] != nil {
+		return
+	}
+	if sc.codeReads == nil {
+		sc.codeReads = map[string]*codeRead{}
+	}
+	cr := &codeRead{done: make(chan struct{})}
+	sc.codeReads[sig] = cr
+	go func() {
+		defer close(cr.done)
+		cr.f, cr.err = s.rdb.HGetAll(ctx, key).Result()
+	}()
+}
+
+// codeFields reads the code's hash, once per request scope (or takes the
+// answer of PrefetchCode's read).
 func (s *Store) codeFields(ctx context.Context, sig string) (map[string]string, error) {
 	sc := scopeOf(ctx)
+	var cr *codeRead
 	if sc != nil {
 		sc.mu.Lock()
 		f, ok := sc.codes[sig]
+		cr = sc.codeReads[sig]
 		sc.mu.Unlock()
 		if ok {
 			return f, nil
@@ -124,7 +170,14 @@ func (s *Store) codeFields(ctx context.Context, sig string) (map[string]string, 
 	if key == "" {
 		return map[string]string{}, nil
 	}
-	f, err := s.rdb.HGetAll(ctx, key).Result()
+	var f map[string]string
+	var err error
+	if cr != nil {
+		<-cr.done
+		f, err = cr.f, cr.err
+	} else {
+		f, err = s.rdb.HGetAll(ctx, key).Result()
+	}
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -134,6 +187,7 @@ func (s *Store) codeFields(ctx context.Context, sig string) (map[string]string, 
 			sc.codes = map[string]map[string]string{}
 		}
 		sc.codes[sig] = f
+		delete(sc.codeReads, sig)
 		sc.mu.Unlock()
 	}
 	return f, nil

@@ -17,6 +17,9 @@ import (
 type requestScope struct {
 	mu      sync.Mutex
 	codes   map[string]map[string]string // code signature -> the code hash's fields
+	// codeReads: reads of a code's hash started ahead (PrefetchCode), by
+	// code signature, until codeFields takes their answer.
+	codeReads map[string]*codeRead
 	revoked map[string]bool              // grant ids revoked (written) in this request
 	// sessions: the stored session JSON last decoded into each session
 	// object (fosite hands the same session to the code's four reads, and

@@ -228,6 +228,47 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 			}
 		}
 	})
+	t.Run("a code read ahead is the request's one read", func(t *testing.T) {
+		s, rdb := newStore(t, setup, 0)
+		req := request(t, s, "pre-1")
+		code, sig := code("pre-1", "sig1")
+		if err := s.CreateAuthorizeCodeSession(ctx, sig, req); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateOpenIDConnectSession(ctx, code, req); err != nil {
+			t.Fatal(err)
+		}
+		counter := countRoundTrips(rdb)
+		rctx := store.WithRequestScope(ctx)
+		s.PrefetchCode(rctx, code)
+		s.PrefetchCode(rctx, code) // a second call starts nothing
+		got, err := s.GetAuthorizeCodeSession(rctx, sig, oauth.NewSession())
+		if err != nil || got.GetID() != "pre-1" {
+			t.Fatalf("get after PrefetchCode: %v %+v", err, got)
+		}
+		if _, err := s.GetOpenIDConnectSession(rctx, code, fosite.NewAccessRequest(oauth.NewSession())); err != nil {
+			t.Fatalf("OIDC part after PrefetchCode: %v", err)
+		}
+		if n := counter.n.Load(); n != 1 {
+			t.Fatalf("%d round trips for a prefetched code and two reads, want 1", n)
+		}
+		// Not a code of ours, or no request scope: nothing is read.
+		s.PrefetchCode(store.WithRequestScope(ctx), "not-a-code")
+		s.PrefetchCode(ctx, code)
+		if n := counter.n.Load(); n != 1 {
+			t.Fatalf("%d round trips after PrefetchCode of a foreign code and without a scope, want 1", n)
+		}
+		// Once redeemed, a read ahead sees it like any read (fosite:
+		// invalid_grant, the grant revoked).
+		if err := redeem(ctx, s, sig, req, ""); err != nil {
+			t.Fatal(err)
+		}
+		rctx = store.WithRequestScope(ctx)
+		s.PrefetchCode(rctx, code)
+		if _, err := s.GetAuthorizeCodeSession(rctx, sig, oauth.NewSession()); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			t.Fatalf("prefetched read of a redeemed code: %v, want ErrInvalidatedAuthorizeCode", err)
+		}
+	})
 	t.Run("deferred redemption: Commit returns at once, the outcome comes at AwaitRedemption", func(t *testing.T) {
 		s, _ := newStore(t, setup, 0)
 		req := request(t, s, "dfr-1")
