@@ -2,8 +2,10 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
@@ -111,5 +113,57 @@ func TestCurrentMAC(t *testing.T) {
 	// Without a key the check accepts nothing.
 	if (&accessStrategy{}).currentMAC(raw) {
 		t.Fatal("accepted without a key")
+	}
+}
+
+// TestValidateRefreshToken: ValidateRefreshToken (the memoised check)
+// accepts and refuses exactly what fosite's ValidateRefreshToken does —
+// tokens under the current and the rotated secret, altered ones, another
+// kind of token, an expired refresh token (fosite.ErrTokenExpired) —
+// within one token request (withParsedRefresh) and without one.
+func TestValidateRefreshToken(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	old := []byte("fedcba9876543210fedcba9876543210")
+	a := &accessStrategy{hmac: compose.NewOAuth2HMACStrategy(&fosite.Config{GlobalSecret: secret, RotatedGlobalSecrets: [][]byte{old}}), successorKey: []byte("successor")}
+	copy(a.macKey[:], secret)
+	prev := &accessStrategy{hmac: compose.NewOAuth2HMACStrategy(&fosite.Config{GlobalSecret: old}), successorKey: []byte("successor")}
+	copy(prev.macKey[:], old)
+	req := fosite.NewRequest()
+	req.ID = "grant-1"
+	tok, _, err := a.GenerateRefreshToken(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldTok, _, err := prev.GenerateRefreshToken(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := a.GenerateAuthorizeCode(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := []string{tok, oldTok, tok[:len(tok)-1] + "A", tok[:len(tok)-1] + "B", tok + "A", strings.TrimPrefix(tok, refreshPrefix),
+		"ory_at_" + strings.TrimPrefix(tok, refreshPrefix), code, refreshPrefix, "", "ory_rt_.", refreshPrefix + "x.y"}
+	now := time.Now().UTC()
+	for _, exp := range []time.Time{{}, now.Add(time.Hour), now.Add(-time.Second)} {
+		r := fosite.NewRequest()
+		r.Session = NewSession()
+		if !exp.IsZero() {
+			r.Session.SetExpiresAt(fosite.RefreshToken, exp)
+		}
+		for _, v := range tokens {
+			want := a.hmac.ValidateRefreshToken(context.Background(), r, v)
+			for _, ctx := range []context.Context{context.Background(), withParsedRefresh(context.Background())} {
+				a.RefreshTokenSignature(ctx, v) // as fosite asks first
+				got := a.ValidateRefreshToken(ctx, r, v)
+				if (got == nil) != (want == nil) || errors.Is(got, fosite.ErrTokenExpired) != errors.Is(want, fosite.ErrTokenExpired) {
+					t.Errorf("expiry %v, token %q: %v, fosite's check %v", exp, v, got, want)
+				}
+			}
+		}
+	}
+	req.Session = NewSession()
+	if err := a.ValidateRefreshToken(context.Background(), req, tok); err != nil {
+		t.Fatalf("an authentic token: %v", err)
 	}
 }
