@@ -228,7 +228,7 @@ func (s *Store) decodeScoped(ctx context.Context, b string, session fosite.Sessi
 	var err error
 	shell, raw, ok := splitLast(b, `"session":`)
 	if ok {
-		req, err = s.decodeInto(ctx, shell, nil)
+		req, err = s.decodeShell(ctx, shell)
 	} else {
 		var rm json.RawMessage
 		req, err = s.decodeInto(ctx, []byte(b), &rm)
@@ -241,7 +241,7 @@ func (s *Store) decodeScoped(ctx context.Context, b string, session fosite.Sessi
 	done := sc.sessions[session] == raw
 	sc.mu.Unlock()
 	if !done {
-		if err := json.Unmarshal([]byte(raw), session); err != nil {
+		if err := decodeSession(raw, session); err != nil {
 			return nil, fmt.Errorf("stored session: %w", err)
 		}
 		sc.mu.Lock()
