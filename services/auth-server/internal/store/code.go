@@ -401,7 +401,10 @@ func (s *Store) prepareRedeem(ctx context.Context, t *tx) (func() error, error) 
 		keys[1] = keys[0] // unused; one slot in a cluster
 	}
 	eval := redeemScript.EvalSha(ctx, pipe, keys, args...)
-	return func() error { return s.execRedeem(ctx, t.redeem, pipe, eval, keys, args, l) }, nil
+	// The code's handle is taken now: Commit resets t once this returns,
+	// and a lost redemption revokes the winner's grant by it.
+	sig := t.redeem
+	return func() error { return s.execRedeem(ctx, sig, pipe, eval, keys, args, l) }, nil
 }
 
 // execRedeem is redeem's round trip (prepareRedeem) and what its answer
