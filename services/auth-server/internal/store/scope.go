@@ -15,12 +15,12 @@ import (
 // a grant revoked twice in one request (fosite revokes "the access tokens"
 // and "the refresh tokens" of a grant in turn) is deleted once.
 type requestScope struct {
-	mu      sync.Mutex
-	codes   map[string]map[string]string // code signature -> the code hash's fields
+	mu    sync.Mutex
+	codes map[string]map[string]string // code signature -> the code hash's fields
 	// codeReads: reads of a code's hash started ahead (PrefetchCode), by
 	// code signature, until codeFields takes their answer.
 	codeReads map[string]*codeRead
-	revoked map[string]bool              // grant ids revoked (written) in this request
+	revoked   map[string]bool // grant ids revoked (written) in this request
 	// sessions: the stored session JSON last decoded into each session
 	// object (fosite hands the same session to the code's four reads, and
 	// its three parts hold the same session).
