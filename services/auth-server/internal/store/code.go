@@ -146,10 +146,10 @@ func (s *Store) PrefetchCode(ctx context.Context, code string) {
 	}
 	cr := &codeRead{done: make(chan struct{})}
 	sc.codeReads[sig] = cr
-	go func() {
+	s.goAsync(func() {
 		defer close(cr.done)
 		cr.f, cr.err = s.rdb.HGetAll(ctx, key).Result()
-	}()
+	})
 }
 
 // codeFields reads the code's hash, once per request scope (or takes the

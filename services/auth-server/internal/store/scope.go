@@ -145,7 +145,7 @@ func (s *Store) Commit(ctx context.Context) error {
 				sc.mu.Unlock()
 				return err
 			}
-			go func() { c <- run() }()
+			s.goAsync(func() { c <- run() })
 			return nil
 		}
 	}

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -70,6 +71,9 @@ type Store struct {
 	ttl     TTLs
 	now     func() time.Time
 	revoker GrantRevoker // revocation.go
+	// async and asyncOnce: goAsync's workers (async.go).
+	async     chan func()
+	asyncOnce sync.Once
 }
 
 var (
