@@ -270,7 +270,7 @@ func (a *accessStrategy) GenerateAccessToken(ctx context.Context, r fosite.Reque
 		tok, err = a.ring.SignAccessToken(a.alg, std, priv)
 		return err
 	})
-	a.gate.exit()
+	a.gate.exit(ctx)
 	if err != nil {
 		return "", "", err
 	}

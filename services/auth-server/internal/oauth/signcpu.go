@@ -86,6 +86,6 @@ func (s timedSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header
 		tok, sig, err = s.Signer.Generate(ctx, claims, header)
 		return err
 	})
-	s.gate.exit()
+	s.gate.exit(ctx)
 	return tok, sig, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -45,41 +46,87 @@ func newSignGate(n int, wait time.Duration) *signGate {
 	return &signGate{sem: semaphore.NewWeighted(int64(n)), wait: wait}
 }
 
-// admit waits for the request's turn in the queue, at most g.wait, and
-// gives the turn back at once: it returns when every signature queued
-// before the request has started. errSigningBusy when the wait ran out,
-// ctx's error when the request ended first.
+// heldTurn is a signing turn a request keeps from its admission to its
+// last signature (withHeldTurn).
+type heldTurn struct{ held atomic.Bool }
+
+type heldTurnKey struct{}
+
+// withHeldTurn makes the request of ctx keep the turn admit gives it, for
+// its signatures (enter and exit then neither wait nor give it back), until
+// release: an authorization_code grant's two signatures then follow its
+// admission without queueing again behind grants admitted after it. Its
+// code was read while it waited to be admitted (store.PrefetchCode) and its
+// redemption is awaited after the signatures (store.DeferRedemption), so
+// the turn is not held across a Redis round trip but in the rare case the
+// code's read is slower than the whole queue.
+func withHeldTurn(ctx context.Context) context.Context {
+	return context.WithValue(ctx, heldTurnKey{}, &heldTurn{})
+}
+
+func heldTurnOf(ctx context.Context) *heldTurn {
+	h, _ := ctx.Value(heldTurnKey{}).(*heldTurn)
+	return h
+}
+
+// admit waits for the request's turn in the queue, at most g.wait: it
+// returns when every signature queued before the request has started.
+// The turn is given back at once, or kept when ctx asks for it
+// (withHeldTurn; release gives it back). errSigningBusy when the wait ran
+// out, ctx's error when the request ended first.
 func (g *signGate) admit(ctx context.Context) error {
 	if g == nil {
 		return nil
 	}
-	if g.sem.TryAcquire(1) {
-		g.sem.Release(1)
+	h := heldTurnOf(ctx)
+	if h != nil && h.held.Load() {
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, g.wait)
-	defer cancel()
-	if err := g.sem.Acquire(wctx, 1); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	if !g.sem.TryAcquire(1) {
+		wctx, cancel := context.WithTimeout(ctx, g.wait)
+		defer cancel()
+		if err := g.sem.Acquire(wctx, 1); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return errSigningBusy
 		}
-		return errSigningBusy
+	}
+	if h != nil {
+		h.held.Store(true)
+		return nil
 	}
 	g.sem.Release(1)
 	return nil
 }
 
+// release gives back the turn the request of ctx kept (withHeldTurn), if
+// it holds one. It may be called more than once.
+func (g *signGate) release(ctx context.Context) {
+	if h := heldTurnOf(ctx); g != nil && h != nil && h.held.CompareAndSwap(true, false) {
+		g.sem.Release(1)
+	}
+}
+
 // enter waits in line for a signing slot (no bound but ctx); exit gives
-// it back. A nil gate lets every signature through.
+// it back. A request that holds its turn (withHeldTurn) signs in it. A nil
+// gate lets every signature through.
 func (g *signGate) enter(ctx context.Context) error {
 	if g == nil {
+		return nil
+	}
+	if h := heldTurnOf(ctx); h != nil && h.held.Load() {
 		return nil
 	}
 	return g.sem.Acquire(ctx, 1)
 }
 
-func (g *signGate) exit() {
-	if g != nil {
-		g.sem.Release(1)
+func (g *signGate) exit(ctx context.Context) {
+	if g == nil {
+		return
 	}
+	if h := heldTurnOf(ctx); h != nil && h.held.Load() {
+		return
+	}
+	g.sem.Release(1)
 }

@@ -39,6 +39,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	// A code's redemption (one Redis round trip) runs while fosite signs
 	// the ID token; nothing is answered before its outcome is known.
 	store.DeferRedemption(ctx)
+	if grant == "authorization_code" {
+		// Its two signatures in the turn it is admitted with (signGate).
+		ctx = withHeldTurn(ctx)
+		defer s.gate.release(ctx)
+	}
 	ar, err := s.provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		s.tokenError(w, r, grant, ar, missingParam(r.PostForm, grant, err))
@@ -56,6 +61,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
+	s.gate.release(ctx) // its signatures are made
 	if rerr := store.AwaitRedemption(ctx); rerr != nil && err == nil {
 		// As fosite's code handler wraps an error of Commit.
 		err = fosite.ErrServerError.WithWrap(rerr).WithDebug(rerr.Error())
