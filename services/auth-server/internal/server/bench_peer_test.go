@@ -1,10 +1,7 @@
 package server_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -53,19 +50,8 @@ func runSigningPeer(spec string) error {
 	if !ok || err != nil || sigs < 1 {
 		return fmt.Errorf("%s=%q: want <alg>:<signatures>", signingPeerEnv, spec)
 	}
-	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	ring, err := newBenchKeyRing()
 	if err != nil {
-		return err
-	}
-	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	ring, err := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"rsa": rk}, "rsa")
-	if err != nil {
-		return err
-	}
-	if ring, err = ring.WithECKeys(map[string]*ecdsa.PrivateKey{"ec": ek}, "ec"); err != nil {
 		return err
 	}
 	ln, err := net.FileListener(os.NewFile(3, "listener"))

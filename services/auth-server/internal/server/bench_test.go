@@ -719,20 +719,27 @@ type signatureMeter struct {
 	priv tokens.AccessClaims
 }
 
-func newSignatureMeter(b *testing.B) *signatureMeter {
+// newBenchKeyRing is a key ring with a new RSA-2048 key and a new P-256
+// key, for the signature meter and the signing peer.
+func newBenchKeyRing() (*tokens.KeyRing, error) {
 	rk, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	ring, err := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"rsa": rk}, "rsa")
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
-	if ring, err = ring.WithECKeys(map[string]*ecdsa.PrivateKey{"ec": ek}, "ec"); err != nil {
+	return ring.WithECKeys(map[string]*ecdsa.PrivateKey{"ec": ek}, "ec")
+}
+
+func newSignatureMeter(b *testing.B) *signatureMeter {
+	ring, err := newBenchKeyRing()
+	if err != nil {
 		b.Fatal(err)
 	}
 	now := time.Now()
