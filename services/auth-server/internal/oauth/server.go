@@ -137,7 +137,7 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("%s: %w", clientip.Setting, err)
 	}
 	s.addrs = addrs
-	s.leases = s.limiter.Leasing(ratelimit.LeaseOptions{})
+	s.leases = s.limiter.Leasing(ratelimit.LeaseOptions{MaxTokens: rateLeaseTokens})
 	if s.hasher, err = NewSecretHasher(cfg, o.Ring); err != nil {
 		return nil, err
 	}
@@ -452,3 +452,14 @@ func (s *Server) accessAlg() string {
 // compile-time check that the session satisfies what fosite's OpenID
 // Connect handlers need.
 var _ openid.Session = (*Session)(nil)
+
+// rateLeaseTokens is the most tokens the token endpoint's leases take of
+// one bucket at a time (ratelimit.LeaseOptions.MaxTokens; the eighth of
+// the burst still bounds it: 64 of the default per-client 1,200 a minute,
+// 64 of the per-address 600). At 16 a busy bucket was leased every 8
+// requests (a lease ahead tops up to the cap when half is left), and the
+// benchmark's refreshes made 0.35–0.44 lease round trips each for their
+// two buckets, up to 0.2 of them waited for; at 64, 0.06–0.08, next to no
+// waits (docs/benchmarks/auth-server.md, session "refshare"; the same cap
+// as the mcp-gateway's per-subject buckets).
+const rateLeaseTokens = 64
