@@ -3,7 +3,9 @@ package oauth
 import (
 	"context"
 	"errors"
+	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,9 +30,111 @@ import (
 // temporarily_unavailable when its turn does not come within
 // SIGNING_QUEUE_WAIT. Once admitted, its signatures wait in line without
 // that bound.
+//
+// A turn given back reaches the next request in line through the network
+// poller (pollerHandoff), not directly: see there for why.
 type signGate struct {
 	sem  *semaphore.Weighted
 	wait time.Duration
+}
+
+// pollerHandoff gives signing turns back to their semaphore from a
+// goroutine that the network poller wakes, so that the next request in line
+// starts signing after the goroutines whose connections became readable
+// meanwhile, not before them.
+//
+// Why: a goroutine woken by a semaphore's Release (a channel close, like
+// any goready) takes the releasing P's runnext slot and inherits its time
+// slice, and the network is polled only by a P that has nothing else to
+// run (or by sysmon, once 10 ms have passed without a poll). With a
+// signature of ~1 ms per turn and a turn per CPU, each release starts the
+// next signature at once on the same P: a chain of signatures that runs
+// until sysmon preempts the time slice after 10 ms, while the requests
+// whose bytes have arrived, and the Redis replies, wait unread. In the
+// token-endpoint benchmark, goroutines waited up to 8–10 ms for a P at the
+// p99 (go-runq-p99-ms), and that wait was the latency's tail. Passed
+// through a pipe, a release is seen by the poller together with the
+// sockets that became readable meanwhile; their goroutines and the one
+// giving the turn back are queued in the order the poller found them, and
+// the next signature starts after them (docs/benchmarks/auth-server.md,
+// session 10's lead).
+//
+// One pipe and one goroutine serve every signGate of the process (a test
+// binary builds many servers). The cost is a write(2) per batch of
+// releases and the poller's wake-up: a few microseconds per turn against
+// the ~1 ms signature it hands over. If the pipe cannot be made (no file
+// descriptors), or fails, turns are given back directly.
+type pollerHandoff struct {
+	once sync.Once
+	w    *os.File    // nil: give back directly
+	dead atomic.Bool // the goroutine has stopped: give back directly
+
+	mu      sync.Mutex
+	pending []*semaphore.Weighted // one entry per turn to give back, in order
+	owed    atomic.Int64          // turns taken by release and not yet given back
+}
+
+var handoff pollerHandoff
+
+// release gives one turn back to sem, through the poller.
+func (h *pollerHandoff) release(sem *semaphore.Weighted) {
+	h.once.Do(h.start)
+	if h.w == nil || h.dead.Load() {
+		sem.Release(1)
+		return
+	}
+	h.owed.Add(1)
+	h.mu.Lock()
+	h.pending = append(h.pending, sem)
+	first := len(h.pending) == 1
+	h.mu.Unlock()
+	// One byte per batch: the goroutine takes every turn pending when it
+	// wakes, and the pipe never holds more than a byte or two.
+	if first {
+		if _, err := h.w.Write([]byte{0}); err != nil {
+			h.flush()
+		}
+	}
+	if h.dead.Load() { // run stopped, maybe before it saw this turn
+		h.flush()
+	}
+}
+
+func (h *pollerHandoff) start() {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return
+	}
+	h.w = w
+	go h.run(r)
+}
+
+// run wakes when the pipe is readable (the poller's doing) and gives back
+// the turns pending then.
+func (h *pollerHandoff) run(r *os.File) {
+	buf := make([]byte, 64)
+	for {
+		if _, err := r.Read(buf); err != nil {
+			// Not expected of a pipe whose write end stays open: from
+			// now on release gives back directly.
+			h.dead.Store(true)
+			h.flush()
+			return
+		}
+		h.flush()
+	}
+}
+
+// flush gives back every pending turn, in order.
+func (h *pollerHandoff) flush() {
+	h.mu.Lock()
+	batch := h.pending
+	h.pending = nil
+	h.mu.Unlock()
+	for _, sem := range batch {
+		sem.Release(1)
+		h.owed.Add(-1)
+	}
 }
 
 // errSigningBusy is admit's refusal (classify: 503, Retry-After).
@@ -96,7 +200,7 @@ func (g *signGate) admit(ctx context.Context) error {
 		h.held.Store(true)
 		return nil
 	}
-	g.sem.Release(1)
+	handoff.release(g.sem)
 	return nil
 }
 
@@ -104,7 +208,7 @@ func (g *signGate) admit(ctx context.Context) error {
 // it holds one. It may be called more than once.
 func (g *signGate) release(ctx context.Context) {
 	if h := heldTurnOf(ctx); g != nil && h != nil && h.held.CompareAndSwap(true, false) {
-		g.sem.Release(1)
+		handoff.release(g.sem)
 	}
 }
 
@@ -128,5 +232,5 @@ func (g *signGate) exit(ctx context.Context) {
 	if h := heldTurnOf(ctx); h != nil && h.held.Load() {
 		return
 	}
-	g.sem.Release(1)
+	handoff.release(g.sem)
 }
