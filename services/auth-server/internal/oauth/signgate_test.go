@@ -1,8 +1,11 @@
 package oauth
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -160,4 +163,204 @@ func TestSignGateHeldTurn(t *testing.T) {
 	}
 	var nilGate *signGate
 	nilGate.release(held) // a nil gate holds nothing
+}
+
+// turnsLeft takes every turn g gives without waiting and reports how many
+// it took (then gives them back directly).
+func turnsLeft(g *signGate) int {
+	n := 0
+	for g.sem.TryAcquire(1) {
+		n++
+	}
+	if n > 0 {
+		g.sem.Release(int64(n))
+	}
+	return n
+}
+
+// Requests whose clients go away at every point of their way through the
+// gate — while queued for admission, holding their turn, waiting in line
+// for a signature, right after giving a turn back — with refusals (a short
+// queue wait) among them, on two gates sharing the process's hand-off: no
+// more signatures run at once than a gate has turns, and once all have
+// ended each gate has exactly its turns again (run with -race).
+func TestSignGateCancelStorm(t *testing.T) {
+	gates := []*signGate{newSignGate(1, time.Millisecond), newSignGate(3, 20*time.Millisecond)}
+	turns := []int64{1, 3}
+	inside := make([]atomic.Int64, len(gates))
+	var wg sync.WaitGroup
+	var refused, canceled atomic.Int64
+	for i := range 400 {
+		gi := i % len(gates)
+		g := gates[gi]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if i%3 != 0 {
+				ctx = withHeldTurn(ctx)
+				defer g.release(ctx)
+			}
+			// Canceled at a point that varies with i: before admission,
+			// while queued, while signing, between give-back and hand-off.
+			switch i % 5 {
+			case 0:
+				cancel()
+			case 1:
+				go cancel()
+			}
+			if err := g.admit(ctx); err != nil {
+				if errors.Is(err, errSigningBusy) {
+					refused.Add(1)
+				} else {
+					canceled.Add(1)
+				}
+				return
+			}
+			if i%5 == 2 {
+				go cancel()
+			}
+			for range 2 {
+				if err := g.enter(ctx); err != nil {
+					canceled.Add(1)
+					return
+				}
+				if n := inside[gi].Add(1); n > turns[gi] {
+					t.Errorf("gate %d: %d signatures at once, %d turns", gi, n, turns[gi])
+				}
+				time.Sleep(20 * time.Microsecond)
+				inside[gi].Add(-1)
+				g.exit(ctx)
+				if i%5 == 3 {
+					cancel()
+				}
+			}
+			if i%5 == 4 {
+				g.release(ctx) // given back early, then again by the defer
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	settle(t)
+	for gi, g := range gates {
+		if n := turnsLeft(g); int64(n) != turns[gi] {
+			t.Fatalf("gate %d: %d turns after the storm, want %d", gi, n, turns[gi])
+		}
+	}
+	t.Logf("refused %d, canceled %d of 400", refused.Load(), canceled.Load())
+}
+
+// waitQueued waits until n goroutines are queued in a semaphore's Acquire
+// (the only way to see a waiter from outside semaphore.Weighted).
+func waitQueued(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 1<<20)
+	for {
+		l := runtime.Stack(buf, true)
+		if got := bytes.Count(buf[:l], []byte("semaphore.(*Weighted).Acquire(")); got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines not queued in 10s", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The queue stays in arrival order through the hand-off: with one turn,
+// requests queued one after another are admitted in that order, each turn
+// passing through the poller when the one before gives it back (release).
+func TestSignGateFIFOThroughHandoff(t *testing.T) {
+	g := newSignGate(1, time.Minute)
+	first := withHeldTurn(context.Background())
+	if err := g.admit(first); err != nil {
+		t.Fatal(err)
+	}
+	const k = 12
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	for i := range k {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := withHeldTurn(context.Background())
+			defer g.release(ctx)
+			if err := g.admit(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+		}()
+		waitQueued(t, i+1)
+	}
+	g.release(first)
+	wg.Wait()
+	if len(order) != k {
+		t.Fatalf("%d of %d admitted", len(order), k)
+	}
+	for i, v := range order {
+		if v != i {
+			t.Fatalf("admitted in the order %v, queued 0..%d", order, k-1)
+		}
+	}
+	settle(t)
+	if n := turnsLeft(g); n != 1 {
+		t.Fatalf("%d turns after, want 1", n)
+	}
+}
+
+// The hand-off's goroutine stopping while turns pass through it (its pipe's
+// read end closed under it: the read fails, as the "dead reader" fallback
+// expects) loses no turn: the ones pending then are flushed by it, or by
+// the release that finds it stopped or cannot write, and later ones go
+// back directly (run with -race).
+func TestSignGateHandoffReaderDiesUnderLoad(t *testing.T) {
+	for round := range 20 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := &pollerHandoff{w: w}
+		h.once.Do(func() {})
+		stopped := make(chan struct{})
+		go func() { h.run(r); close(stopped) }()
+		const turns = 4
+		sem := semaphore.NewWeighted(turns)
+		var wg sync.WaitGroup
+		for i := range 200 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := sem.Acquire(context.Background(), 1); err != nil {
+					t.Error(err)
+					return
+				}
+				h.release(sem)
+				if i == 100 {
+					r.Close()
+				}
+			}()
+		}
+		wg.Wait()
+		<-stopped
+		if !h.dead.Load() {
+			t.Fatalf("round %d: the reader did not stop", round)
+		}
+		if n := h.owed.Load(); n != 0 {
+			t.Fatalf("round %d: %d turns owed after the reader stopped", round, n)
+		}
+		if !sem.TryAcquire(turns) {
+			t.Fatalf("round %d: a turn was lost when the reader stopped", round)
+		}
+		if sem.TryAcquire(1) {
+			t.Fatalf("round %d: a turn was made when the reader stopped", round)
+		}
+		w.Close()
+	}
 }
