@@ -266,11 +266,13 @@ func (a *accessStrategy) GenerateAccessToken(ctx context.Context, r fosite.Reque
 	if err := a.gate.enter(ctx); err != nil {
 		return "", "", err
 	}
-	err := a.signing.sign(string(a.alg), "access_token", func() (err error) {
-		tok, err = a.ring.SignAccessToken(a.alg, std, priv)
-		return err
-	})
-	a.gate.exit(ctx)
+	err := func() error {
+		defer a.gate.exit(ctx) // also when signing panics (net/http recovers)
+		return a.signing.sign(string(a.alg), "access_token", func() (err error) {
+			tok, err = a.ring.SignAccessToken(a.alg, std, priv)
+			return err
+		})
+	}()
 	if err != nil {
 		return "", "", err
 	}

@@ -82,10 +82,10 @@ func (s timedSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header
 	if err := s.gate.enter(ctx); err != nil {
 		return "", "", err
 	}
+	defer s.gate.exit(ctx) // also when the signer panics (net/http recovers)
 	err = s.m.sign(s.alg, "id_token", func() error {
 		tok, sig, err = s.Signer.Generate(ctx, claims, header)
 		return err
 	})
-	s.gate.exit(ctx)
 	return tok, sig, err
 }

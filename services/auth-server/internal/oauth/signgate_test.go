@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	fjwt "github.com/ory/fosite/token/jwt"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -362,5 +363,29 @@ func TestSignGateHandoffReaderDiesUnderLoad(t *testing.T) {
 			t.Fatalf("round %d: a turn was made when the reader stopped", round)
 		}
 		w.Close()
+	}
+}
+
+// panicSigner is an ID-token signer that panics (a bug, recovered by
+// net/http for its connection).
+type panicSigner struct{ fjwt.Signer }
+
+func (panicSigner) Generate(context.Context, fjwt.MapClaims, fjwt.Mapper) (string, string, error) {
+	panic("signer bug")
+}
+
+// A signature that panics gives its turn back: net/http recovers a
+// handler's panic and goes on serving, and a turn lost there would, with
+// one turn, refuse every later token request.
+func TestSignGatePanickingSignatureKeepsTheTurn(t *testing.T) {
+	g := newSignGate(1, time.Millisecond)
+	s := timedSigner{Signer: panicSigner{}, m: newSigningMeter(), alg: "RS256", gate: g}
+	func() {
+		defer func() { _ = recover() }()
+		_, _, _ = s.Generate(context.Background(), fjwt.MapClaims{}, &fjwt.Headers{})
+	}()
+	settle(t)
+	if n := turnsLeft(g); n != 1 {
+		t.Fatalf("%d turns after a panicking signature, want 1", n)
 	}
 }
