@@ -87,12 +87,26 @@ func ValidGrantID(id string) bool {
 }
 
 // putCodeField stores one part of the code's hash; the hash expires with
-// the code.
+// the code. The request part (req) holds the code's session; the PKCE and
+// OpenID Connect parts hold "session":null (sessionInRequest): fosite
+// hands each of its three authorize handlers a copy of one authorize
+// request (Request.Sanitize: the form filtered, the same session object),
+// and the code handler, which writes req, runs first (oauth.New composes
+// it before the OpenID Connect and PKCE handlers). Each part holding its
+// own copy of the session — ~0.8 KB of JSON, two thirds of a code's hash,
+// read and scanned at every code grant — was what earlier versions wrote;
+// their records are read as before (codePart).
 func (s *Store) putCodeField(ctx context.Context, sig, field string, r fosite.Requester) error {
 	if sig == "" {
 		return fmt.Errorf("authorization code: %w", fosite.ErrInvalidTokenFormat)
 	}
-	b, err := encode(r)
+	var b []byte
+	var err error
+	if field == fieldRequest {
+		b, err = encode(r)
+	} else {
+		b, err = encodeWithoutSession(r)
+	}
 	if err != nil {
 		return err
 	}
@@ -108,6 +122,10 @@ func (s *Store) putCodeField(ctx context.Context, sig, field string, r fosite.Re
 	}
 	return nil
 }
+
+// sessionInRequest is the session JSON of a code's PKCE or OpenID Connect
+// part whose session is the request part's (putCodeField).
+const sessionInRequest = "null"
 
 // codeRead is a read of a code's hash started ahead (PrefetchCode): f and
 // err are set when done is closed.
@@ -201,29 +219,83 @@ func (s *Store) codePart(ctx context.Context, sig, field string, session fosite.
 	if err != nil {
 		return nil, nil, err
 	}
-	b, ok := f[field]
-	if !ok {
+	if _, ok := f[field]; !ok {
 		return nil, nil, fosite.ErrNotFound
 	}
-	req, err := s.decodeScoped(ctx, b, session)
+	var req *fosite.Request
+	if sc := scopeOf(ctx); sc != nil {
+		req, err = s.decodeScoped(ctx, sc, sig, field, f, session)
+	} else {
+		req, err = s.decodeUnscoped(ctx, field, f, session)
+	}
 	return req, f, err
 }
 
-// decodeScoped is decode for the reads of one request scope: a session
-// object that already holds the same stored session JSON (decoded by an
-// earlier read of this request) is not decoded again. fosite changes only
-// expiries the stored JSON does not carry between those reads, so a second
-// decode would write the same values.
+// partRead is a code part decoded within a request scope: its request
+// (Session nil) and its session's JSON as stored — the request part's for
+// a part that holds none (putCodeField).
+type partRead struct {
+	req     *fosite.Request
+	session string
+}
+
+type partKey struct{ sig, field string }
+
+// decodeScoped decodes a part of the code's hash f for the reads of one
+// request scope. Each part is decoded once per request: fosite reads the
+// request part twice (its code handler's two steps), and the second read
+// gets a copy of the first's request. A session object that already holds
+// the same stored session JSON (decoded by an earlier read of this
+// request) is not decoded again: fosite changes only expiries the stored
+// JSON does not carry between those reads, so a second decode would write
+// the same values.
 //
 // The record is split first (splitLast): only the request's few fields go
-// through encoding/json, and the session's JSON is compared as it is
+// through the decoder, and the session's JSON is compared as it is
 // stored, without a copy; it is decoded (and validated) only when this
 // session does not hold it yet.
-func (s *Store) decodeScoped(ctx context.Context, b string, session fosite.Session) (*fosite.Request, error) {
-	sc := scopeOf(ctx)
-	if sc == nil || session == nil {
-		return s.decode(ctx, []byte(b), session)
+func (s *Store) decodeScoped(ctx context.Context, sc *requestScope, sig, field string, f map[string]string, session fosite.Session) (*fosite.Request, error) {
+	k := partKey{sig, field}
+	sc.mu.Lock()
+	p := sc.parts[k]
+	sc.mu.Unlock()
+	if p == nil {
+		var err error
+		if p, err = s.readPart(ctx, field, f); err != nil {
+			return nil, err
+		}
+		sc.mu.Lock()
+		if sc.parts == nil {
+			sc.parts = map[partKey]*partRead{}
+		}
+		sc.parts[k] = p
+		sc.mu.Unlock()
 	}
+	if session != nil {
+		sc.mu.Lock()
+		done := sc.sessions[session] == p.session
+		sc.mu.Unlock()
+		if !done {
+			if err := decodeSession(p.session, session); err != nil {
+				return nil, fmt.Errorf("stored session: %w", err)
+			}
+			sc.mu.Lock()
+			if sc.sessions == nil {
+				sc.sessions = map[fosite.Session]string{}
+			}
+			sc.sessions[session] = p.session
+			sc.mu.Unlock()
+		}
+	}
+	req := *p.req
+	req.Session = session
+	return &req, nil
+}
+
+// readPart decodes the request of part field of the code's hash f
+// (decodeShell) and finds its session's JSON, without decoding it.
+func (s *Store) readPart(ctx context.Context, field string, f map[string]string) (*partRead, error) {
+	b := f[field]
 	var req *fosite.Request
 	var err error
 	shell, raw, ok := splitLast(b, `"session":`)
@@ -233,23 +305,61 @@ func (s *Store) decodeScoped(ctx context.Context, b string, session fosite.Sessi
 		var rm json.RawMessage
 		req, err = s.decodeInto(ctx, []byte(b), &rm)
 		raw = string(rm)
+		if rm == nil {
+			raw = "null" // encoding/json leaves a RawMessage behind an interface unset for null
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	sc.mu.Lock()
-	done := sc.sessions[session] == raw
-	sc.mu.Unlock()
-	if !done {
-		if err := decodeSession(raw, session); err != nil {
-			return nil, fmt.Errorf("stored session: %w", err)
+	if field != fieldRequest && raw == sessionInRequest {
+		if raw, err = requestSession(f); err != nil {
+			return nil, err
 		}
-		sc.mu.Lock()
-		if sc.sessions == nil {
-			sc.sessions = map[fosite.Session]string{}
+	}
+	return &partRead{req: req, session: raw}, nil
+}
+
+// requestSession is the session JSON of the code's request part, for a
+// part that holds none.
+func requestSession(f map[string]string) (string, error) {
+	b, ok := f[fieldRequest]
+	if !ok {
+		return "", fosite.ErrNotFound
+	}
+	if _, raw, ok := splitLast(b, `"session":`); ok {
+		return raw, nil
+	}
+	var rec struct {
+		Session json.RawMessage `json:"session"`
+	}
+	if err := json.Unmarshal([]byte(b), &rec); err != nil {
+		return "", fmt.Errorf("stored request: %w", err)
+	}
+	return string(rec.Session), nil
+}
+
+// decodeUnscoped is a part's decode outside a request scope, with
+// encoding/json only.
+func (s *Store) decodeUnscoped(ctx context.Context, field string, f map[string]string, session fosite.Session) (*fosite.Request, error) {
+	b := f[field]
+	if field == fieldRequest || session == nil {
+		return s.decode(ctx, []byte(b), session)
+	}
+	var raw json.RawMessage
+	req, err := s.decodeInto(ctx, []byte(b), &raw)
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil || string(raw) == sessionInRequest { // nil: null (readPart)
+		r, err := requestSession(f)
+		if err != nil {
+			return nil, err
 		}
-		sc.sessions[session] = raw
-		sc.mu.Unlock()
+		raw = json.RawMessage(r)
+	}
+	if err := json.Unmarshal(raw, session); err != nil {
+		return nil, fmt.Errorf("stored session: %w", err)
 	}
 	req.Session = session
 	return req, nil

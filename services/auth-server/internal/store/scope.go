@@ -21,6 +21,9 @@ type requestScope struct {
 	// code signature, until codeFields takes their answer.
 	codeReads map[string]*codeRead
 	revoked   map[string]bool // grant ids revoked (written) in this request
+	// parts: the code's parts decoded (decodeScoped), by code signature
+	// and field.
+	parts map[partKey]*partRead
 	// sessions: the stored session JSON last decoded into each session
 	// object (fosite hands the same session to the code's four reads, and
 	// its three parts hold the same session).

@@ -122,13 +122,23 @@ type record struct {
 	Session           any        `json:"session"`
 }
 
-func encode(r fosite.Requester) ([]byte, error) {
-	return json.Marshal(record{
+func encode(r fosite.Requester) ([]byte, error) { return encodeRecord(r, r.GetSession()) }
+
+// encodeWithoutSession is encode with "session":null: a code's PKCE and
+// OpenID Connect parts, whose session is the request part's (code.go).
+func encodeWithoutSession(r fosite.Requester) ([]byte, error) { return encodeRecord(r, nil) }
+
+func encodeRecord(r fosite.Requester, session fosite.Session) ([]byte, error) {
+	rec := record{
 		ID: r.GetID(), RequestedAt: r.GetRequestedAt().UTC().Truncate(time.Second), ClientID: r.GetClient().GetID(),
 		RequestedScope: r.GetRequestedScopes(), GrantedScope: r.GetGrantedScopes(),
 		RequestedAudience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(),
-		Form: r.GetRequestForm(), Session: r.GetSession(),
-	})
+		Form: r.GetRequestForm(),
+	}
+	if session != nil {
+		rec.Session = session
+	}
+	return json.Marshal(rec)
 }
 
 // decode reads a stored request; the session is decoded into session (a

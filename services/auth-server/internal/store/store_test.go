@@ -335,6 +335,11 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 	t.Run("PKCE survives a delete until the code expires", func(t *testing.T) {
 		s, _ := newStore(t, setup, 0)
 		req := request(t, s, "req-2")
+		// The request part first, as fosite writes a code (its session is
+		// the PKCE part's: TestCodeSessionStoredOnce).
+		if err := s.CreateAuthorizeCodeSession(ctx, "req-2.sig2", req); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.CreatePKCERequestSession(ctx, "req-2.sig2", req); err != nil {
 			t.Fatal(err)
 		}
