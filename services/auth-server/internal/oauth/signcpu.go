@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"runtime"
+	"time"
 
 	fjwt "github.com/ory/fosite/token/jwt"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,19 +42,32 @@ func (m *signingMeter) sign(alg, token string, f func() error) error {
 	if m == nil {
 		return f()
 	}
-	runtime.LockOSThread()
-	t0, ok := threadCPU()
-	err := f()
-	t1, _ := threadCPU()
-	runtime.UnlockOSThread()
+	cpu, ok, err := onOwnThread(f)
 	if err != nil {
 		return err
 	}
 	m.count.WithLabelValues(alg, token).Inc()
 	if ok {
-		m.cpu.WithLabelValues(alg, token).Add((t1 - t0).Seconds())
+		m.cpu.WithLabelValues(alg, token).Add(cpu.Seconds())
 	}
 	return nil
+}
+
+// Locking and unlocking the goroutine's thread (a test counts them).
+var lockThread, unlockThread = runtime.LockOSThread, runtime.UnlockOSThread
+
+// onOwnThread runs f locked to its thread and reports the thread CPU time
+// it took (ok false: no thread CPU clock). The thread is unlocked however
+// f ends: a signer that panics (net/http recovers and serves on) would
+// otherwise leave the connection's goroutine locked, and its thread is
+// killed when that goroutine exits.
+func onOwnThread(f func() error) (cpu time.Duration, ok bool, err error) {
+	lockThread()
+	defer unlockThread()
+	t0, ok := threadCPU()
+	err = f()
+	t1, _ := threadCPU()
+	return t1 - t0, ok, err
 }
 
 // timedSigner is fosite's ID-token signer, measured.

@@ -389,3 +389,42 @@ func TestSignGatePanickingSignatureKeepsTheTurn(t *testing.T) {
 		t.Fatalf("%d turns after a panicking signature, want 1", n)
 	}
 }
+
+// A signature that panics leaves its goroutine unlocked from its thread
+// (signingMeter.sign locks it to read the thread's CPU clock) and gives its
+// turn back: every lock is undone however the signer ends, and the
+// goroutine signs again, in its turn, after the panic was recovered.
+func TestSigningMeterPanicUnlocksTheThread(t *testing.T) {
+	var locks, unlocks atomic.Int64
+	t.Cleanup(func() { lockThread, unlockThread = runtime.LockOSThread, runtime.UnlockOSThread })
+	lockThread = func() { locks.Add(1); runtime.LockOSThread() }
+	unlockThread = func() { unlocks.Add(1); runtime.UnlockOSThread() }
+
+	g := newSignGate(1, time.Millisecond)
+	m := newSigningMeter()
+	s := timedSigner{Signer: panicSigner{}, m: m, alg: "RS256", gate: g}
+	for range 3 {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("the signer's panic did not reach the caller")
+				}
+			}()
+			_, _, _ = s.Generate(context.Background(), fjwt.MapClaims{}, &fjwt.Headers{})
+		}()
+		if l, u := locks.Load(), unlocks.Load(); l == 0 || l != u {
+			t.Fatalf("after a panicking signature: %d thread locks, %d unlocks", l, u)
+		}
+	}
+	// The meter still measures, and the access-token path's sign as well.
+	if err := m.sign("RS256", "access_token", func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if l, u := locks.Load(), unlocks.Load(); l != 4 || u != 4 {
+		t.Fatalf("%d locks, %d unlocks after four signatures, want 4 and 4", l, u)
+	}
+	settle(t)
+	if n := turnsLeft(g); n != 1 {
+		t.Fatalf("%d turns after panicking signatures, want 1", n)
+	}
+}
