@@ -62,8 +62,13 @@ type signGate struct {
 // One pipe and one goroutine serve every signGate of the process (a test
 // binary builds many servers). The cost is a write(2) per batch of
 // releases and the poller's wake-up: a few microseconds per turn against
-// the ~1 ms signature it hands over. If the pipe cannot be made (no file
-// descriptors), or fails, turns are given back directly.
+// the ~1 ms signature it hands over; nothing is allocated (the goroutine
+// keeps two lists of pending turns and swaps them). If the pipe cannot be
+// made (no file descriptors), or fails, turns are given back directly.
+//
+// A turn on its way is held in its semaphore until given back, so a test
+// waits for the hand-off by waiting for the semaphore's turns; nothing on
+// the way counts them.
 type pollerHandoff struct {
 	once sync.Once
 	w    *os.File    // nil: give back directly
@@ -71,7 +76,6 @@ type pollerHandoff struct {
 
 	mu      sync.Mutex
 	pending []*semaphore.Weighted // one entry per turn to give back, in order
-	owed    atomic.Int64          // turns taken by release and not yet given back
 }
 
 var handoff pollerHandoff
@@ -83,7 +87,6 @@ func (h *pollerHandoff) release(sem *semaphore.Weighted) {
 		sem.Release(1)
 		return
 	}
-	h.owed.Add(1)
 	h.mu.Lock()
 	h.pending = append(h.pending, sem)
 	first := len(h.pending) == 1
@@ -92,11 +95,11 @@ func (h *pollerHandoff) release(sem *semaphore.Weighted) {
 	// wakes, and the pipe never holds more than a byte or two.
 	if first {
 		if _, err := h.w.Write([]byte{0}); err != nil {
-			h.flush()
+			h.flush(nil)
 		}
 	}
 	if h.dead.Load() { // run stopped, maybe before it saw this turn
-		h.flush()
+		h.flush(nil)
 	}
 }
 
@@ -113,28 +116,32 @@ func (h *pollerHandoff) start() {
 // the turns pending then.
 func (h *pollerHandoff) run(r *os.File) {
 	buf := make([]byte, 64)
+	var spare []*semaphore.Weighted
 	for {
 		if _, err := r.Read(buf); err != nil {
 			// Not expected of a pipe whose write end stays open: from
 			// now on release gives back directly.
 			h.dead.Store(true)
-			h.flush()
+			h.flush(nil)
 			return
 		}
-		h.flush()
+		spare = h.flush(spare)
 	}
 }
 
-// flush gives back every pending turn, in order.
-func (h *pollerHandoff) flush() {
+// flush gives back every pending turn, in order. next (empty or nil, and
+// no one else's) becomes the pending list; it returns the list it gave
+// back, emptied, for the caller's next flush.
+func (h *pollerHandoff) flush(next []*semaphore.Weighted) []*semaphore.Weighted {
 	h.mu.Lock()
 	batch := h.pending
-	h.pending = nil
+	h.pending = next[:0]
 	h.mu.Unlock()
-	for _, sem := range batch {
+	for i, sem := range batch {
 		sem.Release(1)
-		h.owed.Add(-1)
+		batch[i] = nil
 	}
+	return batch[:0]
 }
 
 // errSigningBusy is admit's refusal (classify: 503, Retry-After).
