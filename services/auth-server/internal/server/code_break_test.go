@@ -182,13 +182,7 @@ func TestCodeExchangeRedisHung(t *testing.T) {
 	if tr.Status != http.StatusServiceUnavailable || tr.Error != "temporarily_unavailable" || tr.Header.Get("Retry-After") == "" || tr.AccessToken != "" || tr.IDToken != "" {
 		t.Fatalf("exchange with Redis hung: %d %s %q: %s", tr.Status, tr.Error, tr.Header.Get("Retry-After"), tr.Description)
 	}
-	var got tokenResponse
-	for range 50 {
-		if got = f.exchange(c, a, code); got.Status != http.StatusServiceUnavailable {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	got := f.exchangeRetrying(c, a, code)
 	if got.Status != http.StatusOK || got.AccessToken == "" {
 		t.Fatalf("the code once Redis answers: %d %s: %s", got.Status, got.Error, got.Description)
 	}
@@ -261,13 +255,7 @@ func TestCodeRedemptionHeldByRedis(t *testing.T) {
 	if err := rdb.Do(ctxT(t), "CLIENT", "UNPAUSE").Err(); err != nil {
 		t.Fatal(err)
 	}
-	var got tokenResponse
-	for range 50 {
-		if got = f.exchange(c, a, code); got.Status != http.StatusServiceUnavailable {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	got := f.exchangeRetrying(c, a, code)
 	if got.Status != http.StatusOK || got.AccessToken == "" {
 		t.Fatalf("the code after the pause: %d %s: %s", got.Status, got.Error, got.Description)
 	}

@@ -461,6 +461,27 @@ func (f *fleet) userinfo(at string) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
+// whileUnavailable sends a token request (do) again while it is answered
+// 503 — refused by the signing queue, or Redis not answering yet — at most
+// 100 times, 100 ms apart (~10 s), and returns the last answer; the caller
+// checks it. A 503 changes nothing of the grant: the same code or refresh
+// token works on the retry.
+func whileUnavailable(do func() tokenResponse) tokenResponse {
+	tr := do()
+	for i := 1; i < 100 && tr.Status == http.StatusServiceUnavailable; i++ {
+		time.Sleep(100 * time.Millisecond)
+		tr = do()
+	}
+	return tr
+}
+
+// exchangeRetrying is exchange sent again while it is answered 503
+// (whileUnavailable); the caller checks the last answer.
+func (f *fleet) exchangeRetrying(c devClient, a *authRequest, code string) tokenResponse {
+	f.t.Helper()
+	return whileUnavailable(func() tokenResponse { return f.exchange(c, a, code) })
+}
+
 // fullFlow runs authorize + exchange and fails the test unless tokens come back.
 func (f *fleet) fullFlow(c devClient, a *authRequest) tokenResponse {
 	f.t.Helper()

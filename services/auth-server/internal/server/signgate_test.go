@@ -94,31 +94,19 @@ func (f *fleet) tokenWithin(c devClient, form url.Values, wait time.Duration) in
 func (f *fleet) servedAgain(c devClient, what string) {
 	f.t.Helper()
 	rt := f.fullFlowRetrying(c, what).RefreshToken
-	var tr tokenResponse
-	for range 100 {
-		if tr = f.refresh(c, rt); tr.Status != http.StatusServiceUnavailable {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	tr := whileUnavailable(func() tokenResponse { return f.refresh(c, rt) })
 	if tr.Status != http.StatusOK || tr.AccessToken == "" {
 		f.t.Fatalf("%s: a refresh after: %d %s: %s (the signing queue lost its turn?)", what, tr.Status, tr.Error, tr.Description)
 	}
 }
 
 // fullFlowRetrying is fullFlow whose exchange is retried while refused by
-// the signing queue (503: the same code works on the retry).
+// the signing queue (exchangeRetrying: the same code works on the retry).
 func (f *fleet) fullFlowRetrying(c devClient, what string) tokenResponse {
 	f.t.Helper()
 	a := newAuthRequest(c)
 	code := f.authorize(a)
-	var tr tokenResponse
-	for range 100 {
-		if tr = f.exchange(c, a, code); tr.Status != http.StatusServiceUnavailable {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	tr := f.exchangeRetrying(c, a, code)
 	if tr.Status != http.StatusOK || tr.AccessToken == "" {
 		f.t.Fatalf("%s: a code exchange after: %d %s: %s (the signing queue lost its turn?)", what, tr.Status, tr.Error, tr.Description)
 	}
