@@ -33,51 +33,53 @@ func settle(t *testing.T, g *signGate, turns int64) {
 
 // Many requests admitted, signing and giving back at once never hold more
 // turns than the gate has, and every one of them is served: no turn is lost
-// or made on the way through the poller (run with -race).
+// or made on the way through the poller (run with -race). Also at
+// SIGNING_CONCURRENCY's bound, 256 turns.
 func TestSignGateHandoffUnderConcurrency(t *testing.T) {
-	const turns, requests = 2, 64
-	g := newSignGate(turns, 10*time.Second)
-	var inside, most atomic.Int64
-	var wg sync.WaitGroup
-	for i := range requests {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx := context.Background()
-			if i%2 == 0 {
-				ctx = withHeldTurn(ctx)
-				defer g.release(ctx)
-			}
-			if err := g.admit(ctx); err != nil {
-				t.Error(err)
-				return
-			}
-			for range 2 {
-				if err := g.enter(ctx); err != nil {
+	for _, tc := range []struct{ turns, requests int }{{2, 64}, {256, 768}} {
+		turns := int64(tc.turns)
+		g := newSignGate(tc.turns, 10*time.Second)
+		var inside, most atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range tc.requests {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ctx := context.Background()
+				if i%2 == 0 {
+					ctx = withHeldTurn(ctx)
+					defer g.release(ctx)
+				}
+				if err := g.admit(ctx); err != nil {
 					t.Error(err)
 					return
 				}
-				n := inside.Add(1)
-				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				for range 2 {
+					if err := g.enter(ctx); err != nil {
+						t.Error(err)
+						return
+					}
+					n := inside.Add(1)
+					for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+					}
+					time.Sleep(50 * time.Microsecond)
+					inside.Add(-1)
+					g.exit(ctx)
 				}
-				time.Sleep(50 * time.Microsecond)
-				inside.Add(-1)
-				g.exit(ctx)
-			}
-		}()
-	}
-	wg.Wait()
-	if m := most.Load(); m > turns {
-		t.Fatalf("%d signatures ran at once, the gate has %d turns", m, turns)
-	}
-	settle(t, g, turns)
-	for range turns {
-		if !g.sem.TryAcquire(1) {
-			t.Fatal("a turn was lost on the way through the poller")
+			}()
 		}
-	}
-	if g.sem.TryAcquire(1) {
-		t.Fatal("a turn was made on the way through the poller")
+		close(start)
+		wg.Wait()
+		if m := most.Load(); m > turns {
+			t.Fatalf("%d turns: %d signatures ran at once", turns, m)
+		}
+		settle(t, g, turns)
+		if n := turnsLeft(g); int64(n) != turns {
+			t.Fatalf("%d turns: %d after the requests", turns, n)
+		}
+		t.Logf("%d turns, %d requests: at most %d signatures at once", turns, tc.requests, most.Load())
 	}
 }
 
