@@ -37,6 +37,15 @@ func writeAccessResponse(w http.ResponseWriter, resp fosite.AccessResponder) {
 	_, _ = w.Write(js) // copied: net/http buffers what it is given
 }
 
+// jsonPlain marks the bytes encoding/json writes as they are in a string:
+// printable ASCII but '"', '\\', '<', '>' and '&'.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // responseBuffers hold token responses while they are written (1–3 KB:
 // access and ID token); a buffer is reused once Write returns.
 var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -81,9 +90,13 @@ func appendAccessResponse(buf []byte, m map[string]any) ([]byte, error) {
 // appendJSONString appends s quoted; strings with a byte encoding/json
 // would escape (controls, '"', '\\', '<', '>', '&', non-ASCII) go through
 // encoding/json.
+//
+// The check is one table lookup per byte: a response's tokens are 2–3 KB,
+// and a chain of comparisons per byte was ~17 instructions a byte, ~40,000
+// per code grant (docs/benchmarks/auth-server.md, session 11 "codecut").
 func appendJSONString(buf []byte, s string) ([]byte, error) {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !jsonPlain[s[i]] {
 			raw, err := json.Marshal(s)
 			return append(buf, raw...), err
 		}

@@ -61,24 +61,43 @@ func CodeHandle(code string) string {
 	if !ok || mac == "" {
 		return ""
 	}
-	key, err := base64.RawURLEncoding.DecodeString(k)
-	if err != nil || len(key) < 1 || len(key) < 1+int(key[0]) {
+	// The key is decoded on the stack (fosite asks for a code's handle
+	// five times per grant); an unusually long one as any other.
+	var src [256]byte
+	var buf [192]byte
+	var key []byte
+	if len(k) <= len(src) {
+		n, err := base64.RawURLEncoding.Decode(buf[:], src[:copy(src[:], k)])
+		if err != nil {
+			return ""
+		}
+		key = buf[:n]
+	} else {
+		var err error
+		if key, err = base64.RawURLEncoding.DecodeString(k); err != nil {
+			return ""
+		}
+	}
+	if len(key) < 1 || len(key) < 1+int(key[0]) {
 		return ""
 	}
-	id := string(key[1 : 1+int(key[0])])
-	if !ValidGrantID(id) {
+	id := key[1 : 1+int(key[0])]
+	if !validGrantID(id) {
 		return ""
 	}
-	return id + "." + mac
+	return string(id) + "." + mac
 }
 
 // ValidGrantID bounds what may reach a key or a hash tag: fosite request
 // ids (grant ids) are UUIDs; at most 128 characters of [A-Za-z0-9_-].
-func ValidGrantID(id string) bool {
-	if id == "" || len(id) > 128 {
+func ValidGrantID(id string) bool { return validGrantID(id) }
+
+func validGrantID[S string | []byte](id S) bool {
+	if len(id) == 0 || len(id) > 128 {
 		return false
 	}
-	for _, r := range id {
+	for i := range len(id) {
+		r := id[i]
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
 			return false
 		}
@@ -184,16 +203,16 @@ func (s *Store) codeFields(ctx context.Context, sig string) (map[string]string, 
 			return f, nil
 		}
 	}
-	key := s.codeKey(sig)
-	if key == "" {
-		return map[string]string{}, nil
-	}
 	var f map[string]string
 	var err error
 	if cr != nil {
 		<-cr.done
 		f, err = cr.f, cr.err
 	} else {
+		key := s.codeKey(sig)
+		if key == "" {
+			return map[string]string{}, nil
+		}
 		f, err = s.rdb.HGetAll(ctx, key).Result()
 	}
 	if err != nil {

@@ -58,6 +58,8 @@ type grantTail struct {
 // refresh token's, and a token's own expiry is the token's.
 type GrantSession interface {
 	fosite.Session
+	// MarshalGrant returns JSON as encoding/json's Marshal writes it
+	// (compact, HTML-escaped): it is stored as it is (encodeGrant).
 	MarshalGrant() ([]byte, error)
 	UnmarshalGrant([]byte) error
 }
@@ -68,8 +70,27 @@ type grantHeader struct {
 	client, scopes, audiences                 string
 }
 
-func (h grantHeader) String() string {
-	return strings.Join([]string{recordFormat, h.rt, h.prev, h.rotated, h.indexUntil, h.refreshExp, h.client, h.scopes, h.audiences}, "\n") + "\n"
+func (h grantHeader) String() string { return string(h.append(nil)) }
+
+func (h grantHeader) fields() [headerFields]string {
+	return [...]string{recordFormat, h.rt, h.prev, h.rotated, h.indexUntil, h.refreshExp, h.client, h.scopes, h.audiences}
+}
+
+// len is the length of the header's lines.
+func (h grantHeader) len() int {
+	n := 0
+	for _, f := range h.fields() {
+		n += len(f) + 1
+	}
+	return n
+}
+
+// append appends the header's lines to b.
+func (h grantHeader) append(b []byte) []byte {
+	for _, f := range h.fields() {
+		b = append(append(b, f...), '\n')
+	}
+	return b
 }
 
 // headerFields is the number of newline-terminated lines before the JSON.
@@ -120,17 +141,23 @@ func splitList(s string) []string {
 // encodeGrant is r as a format-2 record with the given header state (rt,
 // prev, rotated, index until; client, scopes, audiences and the refresh
 // expiry are r's).
-func encodeGrant(r fosite.Requester, h grantHeader) (string, error) {
+//
+// The session's JSON, most of the record, is appended as its encoder wrote
+// it: encoding/json would scan a json.RawMessage again to compact and
+// HTML-escape it, which its own output already is (GrantSession). The
+// bytes are those of encoding/json's Marshal of the whole grantTail
+// (TestEncodeGrantAsEncodingJSON).
+func encodeGrant(r fosite.Requester, h grantHeader) ([]byte, error) {
 	var err error
 	h.client = r.GetClient().GetID()
 	if err = headerValue("client id", h.client, false); err != nil {
-		return "", err
+		return nil, err
 	}
 	if h.scopes, err = joinList("scope", r.GetGrantedScopes()); err != nil {
-		return "", err
+		return nil, err
 	}
 	if h.audiences, err = joinList("audience", r.GetGrantedAudience()); err != nil {
-		return "", err
+		return nil, err
 	}
 	tail := grantTail{RequestedAt: r.GetRequestedAt().Unix(), Form: r.GetRequestForm()}
 	if len(tail.Form) == 0 {
@@ -143,27 +170,36 @@ func encodeGrant(r fosite.Requester, h grantHeader) (string, error) {
 		tail.RequestedAudience = ra
 		h.audiences = "!" + h.audiences
 	}
-	if sess := r.GetSession(); sess != nil {
-		if exp := sess.GetExpiresAt(fosite.RefreshToken); !exp.IsZero() && h.rt != "" {
+	var sess []byte
+	if rs := r.GetSession(); rs != nil {
+		if exp := rs.GetExpiresAt(fosite.RefreshToken); !exp.IsZero() && h.rt != "" {
 			h.refreshExp = strconv.FormatInt(exp.Unix(), 10)
 		}
-		if gs, ok := sess.(GrantSession); ok {
-			tail.Session, err = gs.MarshalGrant()
+		if gs, ok := rs.(GrantSession); ok {
+			sess, err = gs.MarshalGrant()
 		} else {
-			tail.Session, err = json.Marshal(sess)
+			sess, err = json.Marshal(rs)
 		}
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	if tail.Session == nil {
-		tail.Session = json.RawMessage("null")
+	if len(sess) == 0 {
+		sess = []byte("null")
 	}
+	// The tail with "s":null (Session is its last member), then null
+	// replaced by the session.
+	tail.Session = json.RawMessage("null")
 	b, err := json.Marshal(tail)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return h.String() + string(b), nil
+	b = b[:len(b)-len("null}")]
+	rec := make([]byte, 0, h.len()+len(b)+len(sess)+1)
+	rec = h.append(rec)
+	rec = append(rec, b...)
+	rec = append(rec, sess...)
+	return append(rec, '}'), nil
 }
 
 // decodeGrant reads a format-2 record of grant id; the session is decoded
