@@ -235,24 +235,29 @@ func TestCodeExchangeClientGoesAway(t *testing.T) {
 }
 
 // Redis refusing writes between the code's read and its redemption (CLIENT
-// PAUSE WRITE lets the prefetch's HGETALL through and holds the redemption
-// script): 503 temporarily_unavailable with Retry-After and no tokens; when
-// the pause ends, the held script is not run for a connection that gave up,
-// and the code, presented again as Retry-After says, is redeemed once.
+// PAUSE WRITE lets the prefetch's HGETALL through and holds the redemption's
+// pipeline — the token endpoint's rate-limit leases are warmed first, or
+// their lease script would be what is held): 503 temporarily_unavailable
+// with Retry-After and no tokens; when the pause ends, the held pipeline is
+// not run for a connection that gave up, and the code, presented again as
+// Retry-After says, is redeemed once. (When Redis does run it after the
+// answer: TestCodeRedemptionAnswerLost.)
 func TestCodeRedemptionHeldByRedis(t *testing.T) {
 	f := startFleet(t, nil)
 	c := f.Clients["local-test"]
-	rdb := f.Redis.Client()
+	direct := unbufferedRedis(t, f)
 	a := newAuthRequest(c)
 	code := f.authorize(a)
-	if err := rdb.Do(ctxT(t), "CLIENT", "PAUSE", "2000", "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
-	tr := f.exchange(c, a, code)
+	warmTokenLimiter(f, c)
+	pauseWrites(t, direct)
+	answer := make(chan tokenResponse, 1)
+	go func() { answer <- f.exchange(c, a, code) }()
+	waitHeldRedemption(t, direct)
+	tr := <-answer
 	if tr.Status != http.StatusServiceUnavailable || tr.Error != "temporarily_unavailable" || tr.Header.Get("Retry-After") == "" || tr.AccessToken != "" || tr.IDToken != "" {
 		t.Fatalf("exchange with the redemption held: %d %s %q: %s", tr.Status, tr.Error, tr.Header.Get("Retry-After"), tr.Description)
 	}
-	if err := rdb.Do(ctxT(t), "CLIENT", "UNPAUSE").Err(); err != nil {
+	if err := direct.Do(ctxT(t), "CLIENT", "UNPAUSE").Err(); err != nil {
 		t.Fatal(err)
 	}
 	got := f.exchangeRetrying(c, a, code)
