@@ -26,14 +26,21 @@ const (
 )
 
 // redeemConcurrently sends n redemptions of one code at once and checks
-// that exactly one is served (200 with tokens) and every other is refused
-// (400 invalid_grant, or 503 from the signing queue, which never reaches
-// the code); it returns the winner.
+// that exactly one is served (oneWinner); it returns the winner.
 func redeemConcurrently(t *testing.T, f *fleet, c devClient, a *authRequest, code string, n int) tokenResponse {
 	t.Helper()
-	out := make([]tokenResponse, n)
-	var wg sync.WaitGroup
 	start := make(chan struct{})
+	var wg sync.WaitGroup
+	out := fire(f, c, a, code, n, start, &wg)
+	close(start)
+	wg.Wait()
+	return oneWinner(t, out)
+}
+
+// fire starts n redemptions of code, each sent once start is closed; their
+// answers are in the slice once wg is done.
+func fire(f *fleet, c devClient, a *authRequest, code string, n int, start chan struct{}, wg *sync.WaitGroup) []tokenResponse {
+	out := make([]tokenResponse, n)
 	for i := range out {
 		wg.Add(1)
 		go func() {
@@ -42,14 +49,21 @@ func redeemConcurrently(t *testing.T, f *fleet, c devClient, a *authRequest, cod
 			out[i] = f.exchange(c, a, code)
 		}()
 	}
-	close(start)
-	wg.Wait()
+	return out
+}
+
+// oneWinner checks the answers to concurrent redemptions of one code:
+// exactly one served (200 with tokens), every other refused (400
+// invalid_grant, or 503 from the signing queue, which never reaches the
+// code); it returns the winner.
+func oneWinner(t *testing.T, out []tokenResponse) tokenResponse {
+	t.Helper()
 	var winner *tokenResponse
 	for i, tr := range out {
 		switch {
 		case tr.Status == http.StatusOK:
 			if winner != nil {
-				t.Fatalf("two 200s for one code among %d concurrent redemptions", n)
+				t.Fatalf("two 200s for one code among %d concurrent redemptions", len(out))
 			}
 			if tr.AccessToken == "" || tr.IDToken == "" || tr.RefreshToken == "" {
 				t.Fatalf("200 without tokens: %+v", tr)
@@ -65,7 +79,7 @@ func redeemConcurrently(t *testing.T, f *fleet, c devClient, a *authRequest, cod
 		}
 	}
 	if winner == nil {
-		t.Fatalf("no 200 among %d concurrent redemptions", n)
+		t.Fatalf("no 200 among %d concurrent redemptions", len(out))
 	}
 	return *winner
 }
@@ -385,6 +399,88 @@ func TestExpiredCodeRefusedWhileItsHashLives(t *testing.T) {
 		tr := f.exchange(c, a, code)
 		if tr.Status != http.StatusOK || tr.AccessToken == "" || tr.IDToken != "" || tr.Scope != "profile email" {
 			t.Errorf("previous format %v, without openid: %d %s %q, ID token %v", previous, tr.Status, tr.Error, tr.Scope, tr.IDToken != "")
+		}
+	}
+}
+
+// toPreviousFormat rewrites the code's hash in Redis as the previous
+// version wrote it: its request part's session copied into its PKCE and
+// OpenID Connect parts.
+func toPreviousFormat(t *testing.T, f *fleet, code string) {
+	t.Helper()
+	key, fields := codeHash(t, f, code)
+	i := strings.LastIndex(fields["req"], `,"session":`)
+	if i < 0 {
+		t.Fatalf("request part without a session: %s", fields["req"])
+	}
+	for _, part := range []string{"pkce", "oidc"} {
+		b, ok := strings.CutSuffix(fields[part], `,"session":null}`)
+		if !ok {
+			t.Fatalf("%s part not in this version's format: %s", part, fields[part])
+		}
+		if err := f.Redis.Client().HSet(ctxT(t), key, part, b+fields["req"][i:]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Codes of both formats redeemed at once during a rolling upgrade: a code
+// written by the previous version and one written now, 25 concurrent
+// redemptions each, all 50 at the same time — each code served once with
+// its own nonce, each winner's grant revoked by the reuse.
+func TestMixedFormatCodesConcurrentRedemption(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["test-public"]
+	for round := range 2 {
+		reqs := []*authRequest{newAuthRequest(c), newAuthRequest(c)}
+		codes := []string{f.authorize(reqs[0]), f.authorize(reqs[1])}
+		toPreviousFormat(t, f, codes[0])
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		outs := [][]tokenResponse{fire(f, c, reqs[0], codes[0], 25, start, &wg), fire(f, c, reqs[1], codes[1], 25, start, &wg)}
+		close(start)
+		wg.Wait()
+		for i, out := range outs {
+			w := oneWinner(t, out)
+			checkIDToken(t, f, w, c.ClientID, reqs[i].Nonce)
+			if r := f.refresh(c, w.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+				t.Errorf("round %d, code %d: the winner's refresh token after the reuse: %d %s (want 400 invalid_grant)", round, i, r.Status, r.Error)
+			}
+		}
+	}
+}
+
+// A code's hash with one part gone (removed in Redis): without its request
+// part the code is refused 400 invalid_grant whatever the other parts
+// hold (this version's PKCE and OpenID Connect parts carry no session of
+// their own); without its PKCE part the verifier cannot be checked and
+// the code is refused, with or without a verifier (a public client:
+// PKCE enforced) — never tokens, never a 5xx.
+func TestCodeWithAPartGone(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["test-public"]
+	rdb := f.Redis.Client()
+	for _, previous := range []bool{false, true} {
+		for _, part := range []string{"req", "pkce"} {
+			for _, verifier := range []bool{true, false} {
+				a := newAuthRequest(c)
+				code := f.authorize(a)
+				if previous {
+					toPreviousFormat(t, f, code)
+				}
+				key, _ := codeHash(t, f, code)
+				if err := rdb.HDel(ctxT(t), key, part).Err(); err != nil {
+					t.Fatal(err)
+				}
+				send := *a
+				if !verifier {
+					send.Verifier = ""
+				}
+				tr := f.exchange(c, &send, code)
+				if tr.Status != http.StatusBadRequest || (tr.Error != "invalid_grant" && !(part == "pkce" && !verifier && tr.Error == "invalid_request")) || tr.AccessToken != "" || tr.IDToken != "" {
+					t.Errorf("previous format %v, %s part gone, verifier sent %v: %d %s: %s", previous, part, verifier, tr.Status, tr.Error, tr.Description)
+				}
+			}
 		}
 	}
 }
