@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"reflect"
 	"regexp"
 	"strings"
@@ -481,6 +482,45 @@ func TestCodeWithAPartGone(t *testing.T) {
 					t.Errorf("previous format %v, %s part gone, verifier sent %v: %d %s: %s", previous, part, verifier, tr.Status, tr.Error, tr.Description)
 				}
 			}
+		}
+	}
+}
+
+// RFC 8707 at the token endpoint with a code of either format: a resource
+// other than the grant's is refused (400 invalid_target) and leaves the
+// code its client's; the grant's resource named again (scheme and host in
+// upper case, RFC 3986 §6.2.2.1) is served with that audience, and the refresh
+// keeps it.
+func TestCodeResourceAtTokenEndpointEitherFormat(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["test-public"]
+	actions, mcp := f.Base+"/actions", f.Base+"/mcp"
+	exchange := func(a *authRequest, code, resource string) tokenResponse {
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI},
+			"code_verifier": {a.Verifier}, "resource": {resource}}
+		return f.token(c, form)
+	}
+	for _, previous := range []bool{false, true} {
+		a := newAuthRequest(c)
+		a.Resource = actions
+		code := f.authorize(a)
+		if previous {
+			toPreviousFormat(t, f, code)
+		}
+		if tr := exchange(a, code, mcp); tr.Status != http.StatusBadRequest || tr.Error != "invalid_target" || tr.AccessToken != "" {
+			t.Errorf("previous format %v: another resource: %d %s: %s (want 400 invalid_target)", previous, tr.Status, tr.Error, tr.Description)
+		}
+		host := strings.TrimPrefix(f.Base, "http://")
+		tr := exchange(a, code, "HTTP://"+strings.ToUpper(host)+"/actions")
+		if tr.Status != http.StatusOK {
+			t.Fatalf("previous format %v: the grant's resource: %d %s: %s", previous, tr.Status, tr.Error, tr.Description)
+		}
+		if aud := jwtPayload(t, tr.AccessToken)["aud"]; aud != actions {
+			t.Errorf("previous format %v: access token aud %v, want %q", previous, aud, actions)
+		}
+		r := f.refresh(c, tr.RefreshToken)
+		if aud := jwtPayload(t, r.AccessToken)["aud"]; r.Status != http.StatusOK || aud != actions {
+			t.Errorf("previous format %v: refresh %d, aud %v, want %q", previous, r.Status, aud, actions)
 		}
 	}
 }
