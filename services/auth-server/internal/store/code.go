@@ -280,8 +280,21 @@ func (s *Store) decodeScoped(ctx context.Context, sc *requestScope, sig, field s
 	sc.mu.Unlock()
 	if p == nil {
 		var err error
-		if p, err = s.readPart(ctx, field, f); err != nil {
+		var inRequest bool
+		if p, inRequest, err = s.readPart(ctx, field, f); err != nil {
 			return nil, err
+		}
+		if inRequest {
+			// The request part's session, as its read found it (fosite
+			// reads the request part first), else found now.
+			sc.mu.Lock()
+			rp := sc.parts[partKey{sig, fieldRequest}]
+			sc.mu.Unlock()
+			if rp != nil {
+				p.session = rp.session
+			} else if p.session, err = requestSession(f); err != nil {
+				return nil, err
+			}
 		}
 		sc.mu.Lock()
 		if sc.parts == nil {
@@ -312,11 +325,12 @@ func (s *Store) decodeScoped(ctx context.Context, sc *requestScope, sig, field s
 }
 
 // readPart decodes the request of part field of the code's hash f
-// (decodeShell) and finds its session's JSON, without decoding it.
-func (s *Store) readPart(ctx context.Context, field string, f map[string]string) (*partRead, error) {
+// (decodeShell) and finds its session's JSON, without decoding it;
+// inRequest says the part holds none (putCodeField): its session is the
+// request part's.
+func (s *Store) readPart(ctx context.Context, field string, f map[string]string) (p *partRead, inRequest bool, err error) {
 	b := f[field]
 	var req *fosite.Request
-	var err error
 	shell, raw, ok := splitLast(b, `"session":`)
 	if ok {
 		req, err = s.decodeShell(ctx, shell)
@@ -329,14 +343,9 @@ func (s *Store) readPart(ctx context.Context, field string, f map[string]string)
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if field != fieldRequest && raw == sessionInRequest {
-		if raw, err = requestSession(f); err != nil {
-			return nil, err
-		}
-	}
-	return &partRead{req: req, session: raw}, nil
+	return &partRead{req: req, session: raw}, field != fieldRequest && raw == sessionInRequest, nil
 }
 
 // requestSession is the session JSON of the code's request part, for a

@@ -128,6 +128,15 @@ func TestCodeSessionStoredOnce(t *testing.T) {
 				}
 			}
 
+			// A part read before the request part (not fosite's order)
+			// gets the request part's session all the same.
+			for _, sig := range []string{oldSig, newSig} {
+				p, err := s.GetPKCERequestSession(store.WithRequestScope(ctx), sig, oauth.NewSession())
+				if err != nil || !reflect.DeepEqual(p, was[1]) {
+					t.Errorf("PKCE part of %s read first: %v\n%#v\n%#v", sig, err, p, p.GetSession())
+				}
+			}
+
 			// Redeemed once under concurrency, then a reuse revokes.
 			for _, sig := range []string{oldSig, newSig} {
 				rt := id + ".rt-" + sig[len(id)+1:] // the grant's refresh token handle
