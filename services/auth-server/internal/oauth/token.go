@@ -132,9 +132,15 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string
 	switch {
 	case code == "invalid_client":
 		s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: clientID, Endpoint: "token"})
-	case grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken):
+	case grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken) && revokedGrant(r) != "":
 		s.auditEvent(r, audit.Record{Event: audit.RefreshReuse, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant, GrantID: revokedGrant(r),
 			Reason: "a rotated refresh token was presented again; the grant is revoked"})
+	case grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken):
+		// Refused without revoking: a repeat within the grace window whose
+		// grant was rotated to a successor this replica does not derive
+		// (another TOKEN_HMAC_SECRET, during a rotation's rollout).
+		s.auditEvent(r, audit.Record{Event: audit.Grant, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant,
+			Reason: "a repeated refresh within the grace window was rotated, by another replica, to a successor this one does not derive; the grant stays live"})
 	default:
 		s.auditEvent(r, audit.Record{Event: audit.Grant, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant})
 	}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"maps"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/server"
@@ -40,7 +41,8 @@ func (f *fleet) replica(env map[string]string) *fleet {
 //     first added as a rotated (accepted) secret everywhere.
 //   - Step 1 done (old current, new accepted) and step 2 rolling (new
 //     current, old accepted): codes and refresh tokens issued by either
-//     pod are served by the other.
+//     pod are served by the other; a refresh repeated within the grace at
+//     a pod of the other secret is refused, and the grant stays live.
 func TestHMACSecretRotationAcrossReplicas(t *testing.T) {
 	f := startFleet(t, map[string]string{"TOKEN_HMAC_SECRET": hmacRollOld})
 	cl := f.Clients["test-public"]
@@ -87,6 +89,33 @@ func TestHMACSecretRotationAcrossReplicas(t *testing.T) {
 	}
 	if st, _ := step2.userinfo(last.AccessToken); st != http.StatusOK {
 		t.Fatalf("userinfo at a step-2 pod with a step-1 pod's access token: %d", st)
+	}
+
+	// One refresh token sent twice within the grace window (a client's
+	// retry), to pods of different current secrets: they derive different
+	// successors, so the second is refused without revoking the grant, and
+	// the first one's token goes on.
+	first := step2.refresh(cl, last.RefreshToken)
+	if first.Status != http.StatusOK {
+		t.Fatalf("refresh at a step-2 pod: %d %s", first.Status, first.Error)
+	}
+	again := step1.refresh(cl, last.RefreshToken)
+	if again.Status != http.StatusBadRequest || again.Error != "invalid_grant" {
+		t.Fatalf("the same refresh token again within the grace, at a pod with the other current secret: %d %s, want 400 invalid_grant", again.Status, again.Error)
+	}
+	if r := step1.refresh(cl, first.RefreshToken); r.Status != http.StatusOK {
+		t.Fatalf("the first refresh's token after the refused repeat: %d %s (the grant must stay live)", r.Status, r.Error)
+	}
+	// Its audit line says so: no reuse detected, no revocation.
+	events := auditEvents(t, step1)
+	if e := findEvent(events, map[string]any{"event": "refresh_reuse_detected"}); e != nil {
+		t.Errorf("a refused repeat that revoked nothing is audited as reuse: %v", e["_line"])
+	}
+	if e := findEvent(events, map[string]any{"event": "revocation"}); e != nil {
+		t.Errorf("revocation audited at the step-1 pod: %v", e["_line"])
+	}
+	if e := findEvent(events, map[string]any{"event": "grant", "grant_type": "refresh_token", "result": "invalid_grant"}); e == nil || !strings.Contains(e["reason"].(string), "stays live") {
+		t.Errorf("no audit line for the refused repeat saying the grant stays live: %v", e)
 	}
 
 	// A code issued while the old secret is current, redeemed at a
