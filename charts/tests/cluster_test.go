@@ -131,6 +131,13 @@ func TestCluster(t *testing.T) {
 		testDocsGeneratedKeyRotation(t, cp, helm, helmEnv, cases["minimal"])
 	})
 
+	// The key-rotation guide's two rollouts of the token HMAC key, run as
+	// written after an install with the key in a Secret the operator owns.
+	t.Run("rotate/docs-hmac-secret", func(t *testing.T) {
+		cp.t = t
+		testDocsHMACKeyRotation(t, cp, helm, helmEnv, cases["minimal"])
+	})
+
 	t.Run("server rejects invalid objects", func(t *testing.T) {
 		cp.t = t
 		manifests, err := run(timeout(t, time.Minute), helmEnv, helm, "template", "tollgate", chartDir(t), "-f", cases["minimal"])
