@@ -100,16 +100,6 @@ func oneWinner(t *testing.T, out []tokenResponse) tokenResponse {
 func TestCodeAcrossHMACSecretRotation(t *testing.T) {
 	f := startFleet(t, map[string]string{"TOKEN_HMAC_SECRET": codecutSecretA})
 	c := f.Clients["test-public"]
-	restart := func(env map[string]string) {
-		t.Helper()
-		if err := f.AS.Stop(); err != nil {
-			t.Fatalf("stop: %v", err)
-		}
-		for k, v := range env {
-			f.env[k] = v
-		}
-		f.start()
-	}
 
 	// Under secret A: a grant, and three codes left outstanding.
 	before := f.fullFlow(c, newAuthRequest(c))
@@ -124,7 +114,7 @@ func TestCodeAcrossHMACSecretRotation(t *testing.T) {
 	}
 
 	// Secret B current, A rotated.
-	restart(map[string]string{"TOKEN_HMAC_SECRET": codecutSecretB, "TOKEN_HMAC_SECRETS_ROTATED": codecutSecretA})
+	f.restart(map[string]string{"TOKEN_HMAC_SECRET": codecutSecretB, "TOKEN_HMAC_SECRETS_ROTATED": codecutSecretA})
 
 	// A's code 0: 50 at once, one served, the winner's grant revoked.
 	w := redeemConcurrently(t, f, c, reqs[0], codes[0], 50)
@@ -181,7 +171,7 @@ func TestCodeAcrossHMACSecretRotation(t *testing.T) {
 	checkIDToken(t, f, w, c.ClientID, a.Nonce)
 
 	// Secret A dropped: its last code is refused, B's are served.
-	restart(map[string]string{"TOKEN_HMAC_SECRET": codecutSecretB, "TOKEN_HMAC_SECRETS_ROTATED": ""})
+	f.restart(map[string]string{"TOKEN_HMAC_SECRET": codecutSecretB, "TOKEN_HMAC_SECRETS_ROTATED": ""})
 	if tr := f.exchange(c, reqs[2], codes[2]); tr.Status != http.StatusBadRequest || tr.Error != "invalid_grant" || tr.AccessToken != "" {
 		t.Errorf("a code of a dropped secret: %d %s: %s (want 400 invalid_grant)", tr.Status, tr.Error, tr.Description)
 	}

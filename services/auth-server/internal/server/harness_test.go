@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -80,6 +81,17 @@ func (f *fleet) start() {
 	}
 	f.ln = nil
 	f.AS = testharness.RunService(f.t, server.Run, f.env, ln)
+}
+
+// restart stops the auth-server and starts it again on the same port, with
+// env set over its environment.
+func (f *fleet) restart(env map[string]string) {
+	f.t.Helper()
+	if err := f.AS.Stop(); err != nil {
+		f.t.Fatalf("stop: %v", err)
+	}
+	maps.Copy(f.env, env)
+	f.start()
 }
 
 // newFleet prepares everything but the auth-server: Redis, the dev IdP,

@@ -50,25 +50,15 @@ func TestKeyRotation(t *testing.T) {
 	old := f.fullFlow(c, newAuthRequest(c))
 	oldKid := kidOf(t, old.AccessToken)
 
-	restart := func(env map[string]string) {
-		t.Helper()
-		if err := f.AS.Stop(); err != nil {
-			t.Fatalf("stop: %v", err)
-		}
-		for k, v := range env {
-			f.env[k] = v
-		}
-		f.start()
-	}
 	keys := f.env["SIGNING_KEYS_DIR"]
 	// Step 1: publish the new key, keep signing with the old one.
 	writeKey(t, keys, "rotated-2")
-	restart(map[string]string{"SIGNING_KEY_ACTIVE": oldKid})
+	f.restart(map[string]string{"SIGNING_KEY_ACTIVE": oldKid})
 	if jwks := get(t, f.Base+"/oauth/jwks"); !strings.Contains(jwks, oldKid) || !strings.Contains(jwks, "rotated-2") {
 		t.Fatalf("JWKS must publish both keys: %s", jwks)
 	}
 	// Step 2: sign with the new key.
-	restart(map[string]string{"SIGNING_KEY_ACTIVE": "rotated-2"})
+	f.restart(map[string]string{"SIGNING_KEY_ACTIVE": "rotated-2"})
 	fresh := f.fullFlow(c, newAuthRequest(c))
 	if kidOf(t, fresh.AccessToken) != "rotated-2" {
 		t.Fatalf("new tokens signed with %q", kidOf(t, fresh.AccessToken))
@@ -83,7 +73,7 @@ func TestKeyRotation(t *testing.T) {
 	if err := os.Remove(filepath.Join(keys, oldKid+".pem")); err != nil {
 		t.Fatal(err)
 	}
-	restart(nil)
+	f.restart(nil)
 	v = f.Verifier(aud)
 	if _, err := v.Verify(ctxT(t), old.AccessToken); !errors.Is(err, tokens.ErrInvalidToken) {
 		t.Errorf("old token after its key was retired: %v, want invalid", err)
