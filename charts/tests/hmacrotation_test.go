@@ -5,10 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,39 +19,6 @@ const (
 	hmacCurrentKey      = "token-hmac-secret"
 	hmacAcceptedKey     = "token-hmac-secret-accepted"
 )
-
-// docsHMACRotationSteps returns the shell block of the HMAC key rotation in
-// docs/operations/key-rotation.md, split at its numbered comments into step
-// 1 (accept the new secret everywhere) and step 2 (make it current).
-func docsHMACRotationSteps(t *testing.T) (accept, swap string) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "operations", "key-rotation.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(b)
-	i := strings.Index(doc, docsHMACKeyRotation)
-	if i < 0 {
-		t.Fatalf("docs/operations/key-rotation.md no longer says %q", docsHMACKeyRotation)
-	}
-	rest := doc[i+len(docsHMACKeyRotation):]
-	j := strings.Index(rest, "```sh\n")
-	if next := strings.Index(rest, "\n#"); j < 0 || (next >= 0 && next < j) {
-		t.Fatalf("no ```sh block in the section %q", docsHMACKeyRotation)
-	}
-	rest = rest[j+len("```sh\n"):]
-	script := rest[:strings.Index(rest, "```")]
-
-	starts := regexp.MustCompile(`(?m)^# \d\.`).FindAllStringIndex(script, -1)
-	if len(starts) != 2 || starts[0][0] != 0 {
-		t.Fatalf("the HMAC rotation block should be two parts headed \"# 1.\" and \"# 2.\":\n%s", script)
-	}
-	accept, swap = script[:starts[1][0]], script[starts[1][0]:]
-	if !strings.HasPrefix(accept, "# 1.") || !strings.HasPrefix(swap, "# 2.") {
-		t.Fatalf("the HMAC rotation block's steps are no longer 1, 2:\n%s", script)
-	}
-	return accept, swap
-}
 
 // authServerHMAC is where the auth-server Deployment's pod template takes
 // its HMAC secrets from: the Secret and key mounted at TOKEN_HMAC_SECRET_FILE,
@@ -160,16 +124,11 @@ func (cp *controlPlane) authServerHMAC(t *testing.T, ns string) authServerHMAC {
 // each of its two steps what the cluster holds, and then what it says of
 // later upgrades.
 func testDocsHMACKeyRotation(t *testing.T, cp *controlPlane, helm string, helmEnv []string, values string) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		if strict() {
-			t.Fatal("openssl is needed to run the key-rotation guide's commands")
-		}
-		t.Skip("SKIPPED: openssl is not installed")
-	}
-	accept, swap := docsHMACRotationSteps(t)
 	const ns = "tollgate-hmacrot" // the guide's namespace is taken by install/docs-minimal
-	cp.kubectlOK(timeout(t, time.Minute), "create", "namespace", ns)
+	g := newGuideCheckout(t, cp, helm, helmEnv, ns)
+	// Step 1 accepts the new secret everywhere, step 2 makes it current.
+	steps := docsRotationSteps(t, docsHMACKeyRotation, "# 1.", "# 2.")
+	accept, swap := steps[0], steps[1]
 
 	// What the guide presupposes: the HMAC key in a Secret the operator
 	// made, named by authServer.tokenSecret.existingSecret in the
@@ -182,13 +141,6 @@ func testDocsHMACKeyRotation(t *testing.T, cp *controlPlane, helm string, helmEn
 	cp.kubectlOK(timeout(t, time.Minute), "create", "secret", "generic", hmacSecret, "-n", ns,
 		"--from-literal="+hmacCurrentKey+"="+original)
 
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "charts"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(chartDir(t), filepath.Join(dir, "charts", "tollgate")); err != nil {
-		t.Fatal(err)
-	}
 	v, err := os.ReadFile(values)
 	if err != nil {
 		t.Fatal(err)
@@ -197,14 +149,7 @@ func testDocsHMACKeyRotation(t *testing.T, cp *controlPlane, helm string, helmEn
 	if own == string(v) {
 		t.Fatalf("the values case %s has no top-level authServer: to add tokenSecret.existingSecret to", values)
 	}
-	writeFile(t, filepath.Join(dir, "my-values.yaml"), []byte(own))
-
-	if out, err := runIn(timeout(t, 6*time.Minute), dir, helmEnv, helm, "install", "tollgate", "charts/tollgate",
-		"-n", ns, "-f", "my-values.yaml", "--wait", "--timeout=5m"); err != nil {
-		t.Log(cp.describe(ns))
-		t.Fatalf("%v\n%s", err, out)
-	}
-	cp.expectAvailable(t, ns, 4)
+	g.install([]byte(own))
 	current := secretKeyRef{Name: hmacSecret, Key: hmacCurrentKey}
 	accepted := secretKeyRef{Name: hmacSecret, Key: hmacAcceptedKey}
 	got := cp.authServerHMAC(t, ns)
@@ -212,18 +157,6 @@ func testDocsHMACKeyRotation(t *testing.T, cp *controlPlane, helm string, helmEn
 		t.Fatalf("after install: the HMAC secret from %+v, the rotated ones from %+v, restarted at %q; want %+v, none, never", got.current, got.rotated, got.restartedAt, current)
 	}
 
-	path := strings.Join([]string{filepath.Dir(cp.kubectl), filepath.Dir(helm), filepath.Dir(openssl), os.Getenv("PATH")}, string(os.PathListSeparator))
-	step := func(name, script string) {
-		t.Helper()
-		sh := exec.CommandContext(timeout(t, 8*time.Minute), "bash", "-euo", "pipefail", "-c", inNamespace(t, script, ns))
-		sh.Dir = dir
-		sh.Env = append(append([]string{}, helmEnv...), "PATH="+path, "KUBECONFIG="+cp.kubeconfig)
-		if b, err := sh.CombinedOutput(); err != nil {
-			t.Log(cp.describe(ns))
-			t.Fatalf("the guide's %s commands failed: %v\n%s", name, err, b)
-		}
-		cp.expectAvailable(t, ns, 4)
-	}
 	secretValues := func(when string) (cur, acc string) {
 		t.Helper()
 		s := cp.secretFiles(t, ns, hmacSecret)
@@ -234,7 +167,7 @@ func testDocsHMACKeyRotation(t *testing.T, cp *controlPlane, helm string, helmEn
 	}
 
 	// 1. Accept a new secret on every pod; the old one stays current.
-	step("accept (1)", accept)
+	g.step("accept (1)", accept)
 	cur, acc := secretValues("after step 1")
 	if cur != original {
 		t.Fatalf("after step 1 %s changed (%q, was %q); it should stay current until step 2", hmacCurrentKey, cur, original)
@@ -257,7 +190,7 @@ func testDocsHMACKeyRotation(t *testing.T, cp *controlPlane, helm string, helmEn
 	}
 
 	// 2. Make it current, the old one accepted.
-	step("swap (2)", swap)
+	g.step("swap (2)", swap)
 	cur2, acc2 := secretValues("after step 2")
 	if cur2 != acc || acc2 != original {
 		t.Fatalf("after step 2 %s=%q and %s=%q; want the two of step 1 swapped (%q, %q)", hmacCurrentKey, cur2, hmacAcceptedKey, acc2, acc, original)
@@ -276,13 +209,7 @@ func testDocsHMACKeyRotation(t *testing.T, cp *controlPlane, helm string, helmEn
 	// was, TOKEN_HMAC_SECRETS_ROTATED is gone.
 	upgrade := func(values string) authServerHMAC {
 		t.Helper()
-		writeFile(t, filepath.Join(dir, "my-values.yaml"), []byte(values))
-		if out, err := runIn(timeout(t, 6*time.Minute), dir, helmEnv, helm, "upgrade", "tollgate", "charts/tollgate",
-			"-n", ns, "-f", "my-values.yaml", "--wait", "--timeout=5m"); err != nil {
-			t.Log(cp.describe(ns))
-			t.Fatalf("%v\n%s", err, out)
-		}
-		cp.expectAvailable(t, ns, 4)
+		g.upgrade([]byte(values))
 		return cp.authServerHMAC(t, ns)
 	}
 	kept := strings.Replace(own, "    existingSecret: "+hmacSecret+"\n", "    existingSecret: "+hmacSecret+"\n    rotatedSecretKey: "+hmacAcceptedKey+"\n", 1)

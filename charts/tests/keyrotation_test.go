@@ -4,9 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -14,67 +12,8 @@ import (
 )
 
 // Where docs/operations/key-rotation.md keeps the rotation of a key the
-// chart generated, and the namespace its commands are written for.
-const (
-	docsGeneratedKeyRotation = "### A key the chart generated"
-	docsRotationNamespace    = "tollgate"
-)
-
-// docsRotationSteps returns the shell block of the generated-key rotation in
-// docs/operations/key-rotation.md, split at its numbered comments into step 1
-// (add), step 3 (activate; the comment also names the wait of step 2) and
-// step 4 (retire).
-func docsRotationSteps(t *testing.T) (add, activate, retire string) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "operations", "key-rotation.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(b)
-	i := strings.Index(doc, docsGeneratedKeyRotation)
-	if i < 0 {
-		t.Fatalf("docs/operations/key-rotation.md no longer says %q", docsGeneratedKeyRotation)
-	}
-	rest := doc[i:]
-	j := strings.Index(rest, "```sh\n")
-	if j < 0 {
-		t.Fatalf("no ```sh block after %q", docsGeneratedKeyRotation)
-	}
-	rest = rest[j+len("```sh\n"):]
-	script := rest[:strings.Index(rest, "```")]
-
-	starts := regexp.MustCompile(`(?m)^# \d\.`).FindAllStringIndex(script, -1)
-	if len(starts) != 3 || starts[0][0] != 0 {
-		t.Fatalf("the rotation block should be three parts headed \"# 1.\", \"# 2. ... 3.\" and \"# 4.\":\n%s", script)
-	}
-	part := func(k int) string {
-		end := len(script)
-		if k+1 < len(starts) {
-			end = starts[k+1][0]
-		}
-		return script[starts[k][0]:end]
-	}
-	add, activate, retire = part(0), part(1), part(2)
-	if !strings.HasPrefix(add, "# 1.") || !strings.Contains(strings.SplitN(activate, "\n", 2)[0], "3.") || !strings.HasPrefix(retire, "# 4.") {
-		t.Fatalf("the rotation block's steps are no longer 1, 2-3, 4:\n%s", script)
-	}
-	return add, activate, retire
-}
-
-// inNamespace points the guide's commands, written for namespace tollgate,
-// at ns: every "-n tollgate " becomes "-n <ns> ". It fails when a command
-// names the namespace another way, which the substitution would miss.
-func inNamespace(t *testing.T, script, ns string) string {
-	t.Helper()
-	from := "-n " + docsRotationNamespace + " "
-	if !strings.Contains(script, from) {
-		t.Fatalf("the guide's commands no longer say %q:\n%s", from, script)
-	}
-	if strings.Contains(script, "--namespace") {
-		t.Fatalf("the guide's commands use --namespace; only %q is substituted:\n%s", from, script)
-	}
-	return strings.ReplaceAll(script, from, "-n "+ns+" ")
-}
+// chart generated.
+const docsGeneratedKeyRotation = "### A key the chart generated"
 
 // authServerSigning is what the auth-server Deployment's pod template says
 // about signing keys: the Secret mounted as SIGNING_KEYS_DIR, the active kid
@@ -167,38 +106,20 @@ func keysOf(m map[string]string) []string {
 // (kubectl, openssl, helm upgrade; the waits between steps are comments and
 // are not waited), checking after each step what the cluster holds.
 func testDocsGeneratedKeyRotation(t *testing.T, cp *controlPlane, helm string, helmEnv []string, values string) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		if strict() {
-			t.Fatal("openssl is needed to run the key-rotation guide's commands")
-		}
-		t.Skip("SKIPPED: openssl is not installed")
-	}
-	add, activate, retire := docsRotationSteps(t)
 	const ns = "tollgate-keyrot" // the guide's namespace is taken by install/docs-minimal
-	cp.kubectlOK(timeout(t, time.Minute), "create", "namespace", ns)
+	g := newGuideCheckout(t, cp, helm, helmEnv, ns)
+	// Step 1 adds, step 3 activates (its comment also names the wait of
+	// step 2), step 4 retires.
+	steps := docsRotationSteps(t, docsGeneratedKeyRotation, "# 1.", "# 2. ... 3.", "# 4.")
+	add, activate, retire := steps[0], steps[1], steps[2]
 
-	// The guide runs from a checkout (charts/tollgate) with the operator's
-	// my-values.yaml: here the minimal values case, which sets generate: true.
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "charts"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(chartDir(t), filepath.Join(dir, "charts", "tollgate")); err != nil {
-		t.Fatal(err)
-	}
+	// The operator's my-values.yaml: here the minimal values case, which
+	// sets generate: true.
 	v, err := os.ReadFile(values)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "my-values.yaml"), v)
-
-	if out, err := runIn(timeout(t, 6*time.Minute), dir, helmEnv, helm, "install", "tollgate", "charts/tollgate",
-		"-n", ns, "-f", "my-values.yaml", "--wait", "--timeout=5m"); err != nil {
-		t.Log(cp.describe(ns))
-		t.Fatalf("%v\n%s", err, out)
-	}
-	cp.expectAvailable(t, ns, 4)
+	g.install(v)
 	got := cp.authServerSigning(t, ns)
 	if got.secret != "tollgate-signing-keys" || got.active != "generated" {
 		t.Fatalf("after install with generate: true: auth-server mounts Secret %q with SIGNING_KEY_ACTIVE %q, want tollgate-signing-keys and generated", got.secret, got.active)
@@ -208,21 +129,8 @@ func testDocsGeneratedKeyRotation(t *testing.T, cp *controlPlane, helm string, h
 		t.Fatalf("the generated Secret holds %v, want generated.pem with a PEM private key", ks)
 	}
 
-	path := strings.Join([]string{filepath.Dir(cp.kubectl), filepath.Dir(helm), filepath.Dir(openssl), os.Getenv("PATH")}, string(os.PathListSeparator))
-	step := func(name, script string) {
-		t.Helper()
-		sh := exec.CommandContext(timeout(t, 8*time.Minute), "bash", "-euo", "pipefail", "-c", inNamespace(t, script, ns))
-		sh.Dir = dir
-		sh.Env = append(append([]string{}, helmEnv...), "PATH="+path, "KUBECONFIG="+cp.kubeconfig)
-		if b, err := sh.CombinedOutput(); err != nil {
-			t.Log(cp.describe(ns))
-			t.Fatalf("the guide's %s commands failed: %v\n%s", name, err, b)
-		}
-		cp.expectAvailable(t, ns, 4)
-	}
-
 	// 1. Add: the old key under "generated" and a new one, "generated" active.
-	step("add (1)", add)
+	g.step("add (1)", add)
 	got = cp.authServerSigning(t, ns)
 	if got.secret != "tollgate-signing-keys-v2" || got.active != "generated" {
 		t.Fatalf("after step 1: auth-server mounts Secret %q with SIGNING_KEY_ACTIVE %q, want tollgate-signing-keys-v2 and generated", got.secret, got.active)
@@ -243,7 +151,7 @@ func testDocsGeneratedKeyRotation(t *testing.T, cp *controlPlane, helm string, h
 	}
 
 	// 3. Activate the new key.
-	step("activate (2, 3)", activate)
+	g.step("activate (2, 3)", activate)
 	got = cp.authServerSigning(t, ns)
 	if got.secret != "tollgate-signing-keys-v2" || got.active != "2026-12" {
 		t.Fatalf("after step 3: auth-server mounts Secret %q with SIGNING_KEY_ACTIVE %q, want tollgate-signing-keys-v2 and 2026-12", got.secret, got.active)
@@ -253,7 +161,7 @@ func testDocsGeneratedKeyRotation(t *testing.T, cp *controlPlane, helm string, h
 	}
 
 	// 4. Retire the old key: the Secret holds only the new one, rolled out.
-	step("retire (4)", retire)
+	g.step("retire (4)", retire)
 	got = cp.authServerSigning(t, ns)
 	if got.secret != "tollgate-signing-keys-v2" || got.active != "2026-12" || got.restartedAt == "" {
 		t.Fatalf("after step 4: auth-server mounts Secret %q with SIGNING_KEY_ACTIVE %q, restarted at %q; want tollgate-signing-keys-v2, 2026-12 and a rollout restart", got.secret, got.active, got.restartedAt)
@@ -265,7 +173,7 @@ func testDocsGeneratedKeyRotation(t *testing.T, cp *controlPlane, helm string, h
 	if final["2026-12.pem"] != newKey {
 		t.Fatal("after step 4 2026-12.pem is not the key step 1 added")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "generated.pem")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(g.dir, "generated.pem")); !os.IsNotExist(err) {
 		t.Fatalf("after step 4 the old key's copy generated.pem is still on disk (%v)", err)
 	}
 }
