@@ -6,18 +6,29 @@ package server_test
 // TestHMACSecretRotationAcrossReplicas and TestCodeAcrossHMACSecretRotation
 // do not cover — dynamic registrations' client secrets across the three
 // steps, concurrent refreshes split between replicas of different
-// current secrets, a token of a secret a replica does not know, and
-// revocation and introspection of a rotated secret's tokens.
+// current secrets, a token of a secret a replica does not know,
+// revocation and introspection of a rotated secret's tokens, a token
+// forged with the secret, and the settings' refusals and spellings at
+// start-up (a _FILE's newline, the rotated list's empty items, an
+// environment value's newline).
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha512"
 	"encoding/base64"
+	"errors"
+	"maps"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/server"
+	pconfig "github.com/tollgate/tollgate/services/platform/config"
 )
 
 const (
@@ -308,6 +319,8 @@ func TestRotatedSecretTokenAtReplicaWithoutIt(t *testing.T) {
 // for reuse and revokes the grant — why key-rotation.md says not to keep
 // a leaked secret accepted. It does not give a live token: the forged
 // token is refused and the grant's own refresh token is refused after.
+// The forged MAC is made with the rotated secret's first 32 bytes only:
+// the rest of a secret does not key the HMAC (key-rotation.md).
 func TestForgedRefreshTokenWithTheSecretRevokes(t *testing.T) {
 	extra, cs := standardsClients(t)
 	f := startFleetWith(t, map[string]string{"TOKEN_HMAC_SECRET": hmacBreakB, "TOKEN_HMAC_SECRETS_ROTATED": hmacBreakA}, extra)
@@ -323,4 +336,124 @@ func TestForgedRefreshTokenWithTheSecretRevokes(t *testing.T) {
 		t.Fatalf("forged refresh token: %d %s: %s", r.Status, r.Error, r.Description)
 	}
 	assertRevoked(t, f, c, id, []string{tr.RefreshToken}, []string{tr.AccessToken})
+}
+
+// TestHMACSecretSettingsAtStartup: the operator's mistakes with the token
+// HMAC settings, through the real start-up (server.Run) and, where
+// accepted, real replicas on one Redis.
+//
+//   - Refused, naming the setting and never a secret's value (neither in
+//     the error nor in anything written while starting): a current or
+//     rotated secret under 32 bytes, TOKEN_HMAC_SECRET and its _FILE both
+//     set, a _FILE that cannot be read.
+//   - Accepted as the same secret: a _FILE ending in "\n" or "\r\n" (the
+//     form mounted Secrets usually take) is the secret without it; a
+//     rotated list with empty items, a trailing comma or spaces around
+//     items is its non-empty items: a replica configured so serves the
+//     codes and refresh tokens of a replica with the plain value.
+func TestHMACSecretSettingsAtStartup(t *testing.T) {
+	f := startFleet(t, map[string]string{"TOKEN_HMAC_SECRET": hmacBreakA})
+	short := "hmac-break-short-secret-31bytes"
+	if len(short) != 31 {
+		t.Fatalf("short secret of %d bytes", len(short))
+	}
+	unreadable := filepath.Join(t.TempDir(), "missing")
+	for _, tc := range []struct {
+		name, want string
+		env        map[string]string
+	}{
+		{"short current", "TOKEN_HMAC_SECRET: must be at least 32 bytes", map[string]string{"TOKEN_HMAC_SECRET": short}},
+		{"short rotated", "TOKEN_HMAC_SECRETS_ROTATED: every secret must be at least 32 bytes",
+			map[string]string{"TOKEN_HMAC_SECRETS_ROTATED": hmacBreakB + "," + short}},
+		{"both set", "TOKEN_HMAC_SECRET and TOKEN_HMAC_SECRET_FILE are both set; set one",
+			map[string]string{"TOKEN_HMAC_SECRET_FILE": writeSecret(t, hmacBreakB+"\n")}},
+		{"file unreadable", "TOKEN_HMAC_SECRET_FILE: cannot read", map[string]string{"TOKEN_HMAC_SECRET": "", "TOKEN_HMAC_SECRET_FILE": unreadable}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := maps.Clone(f.env)
+			maps.Copy(env, tc.env)
+			env["HTTP_ADDR"] = "127.0.0.1:0"
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var out strings.Builder
+			err := server.Run(ctx, pconfig.MapEnv(env), &out, nil)
+			var ce *pconfig.Error
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run: %v, want a configuration error with %q", err, tc.want)
+			}
+			for _, s := range []string{hmacBreakA, hmacBreakB, short} {
+				if strings.Contains(err.Error(), s) || strings.Contains(out.String(), s) {
+					t.Errorf("a secret's value in the start-up error or output:\n%s\n%s", err, out.String())
+				}
+			}
+		})
+	}
+
+	c := f.Clients["test-public"]
+	for name, env := range map[string]map[string]string{
+		"file with LF":   {"TOKEN_HMAC_SECRET": "", "TOKEN_HMAC_SECRET_FILE": writeSecret(t, hmacBreakA+"\n")},
+		"file with CRLF": {"TOKEN_HMAC_SECRET": "", "TOKEN_HMAC_SECRET_FILE": writeSecret(t, hmacBreakA+"\r\n")},
+		"rotated list with empty items and spaces": {"TOKEN_HMAC_SECRET": hmacBreakB,
+			"TOKEN_HMAC_SECRETS_ROTATED": " ,, " + hmacBreakA + " ,  ," + hmacBreakB + ","},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := f.replica(env)
+			// A code and a refresh token of f (the plain value) at g, and
+			// g's refresh token back at f.
+			a := newAuthRequest(c)
+			tr := g.exchange(c, a, f.authorize(a))
+			if tr.Status != http.StatusOK || tr.RefreshToken == "" {
+				t.Fatalf("f's code at g: %d %s: %s", tr.Status, tr.Error, tr.Description)
+			}
+			first := f.fullFlow(c, newAuthRequest(c))
+			r := g.refresh(c, first.RefreshToken)
+			if r.Status != http.StatusOK {
+				t.Fatalf("f's refresh token at g: %d %s: %s", r.Status, r.Error, r.Description)
+			}
+			if env["TOKEN_HMAC_SECRET"] == "" { // g's current secret is f's
+				if r := f.refresh(c, r.RefreshToken); r.Status != http.StatusOK {
+					t.Fatalf("g's refresh token at f: %d %s: %s", r.Status, r.Error, r.Description)
+				}
+			}
+		})
+	}
+}
+
+// writeSecret writes content to a new file and returns its path.
+func writeSecret(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "token-hmac-secret")
+	writeFile(t, p, content)
+	return p
+}
+
+// TestHMACSecretEnvNewlineAcrossRotation: TOKEN_HMAC_SECRET given in the
+// environment is used as is — a trailing newline included, as a
+// Kubernetes secretKeyRef of a value written from a file gives it —
+// while TOKEN_HMAC_SECRETS_ROTATED trims its items (and _FILE its
+// trailing newlines). Moved to the rotated list in step 2 it is another
+// value: codes and refresh tokens survive (only the first 32 bytes key
+// their MAC), but the client secrets of registrations made under it are
+// refused (their key is derived from the whole value). Documented in
+// key-rotation.md: give the secret through TOKEN_HMAC_SECRET_FILE, as the
+// chart does, or without the newline. The same secret through _FILE
+// keeps them verifying.
+func TestHMACSecretEnvNewlineAcrossRotation(t *testing.T) {
+	f := startFleet(t, map[string]string{"TOKEN_HMAC_SECRET": hmacBreakA + "\n"})
+	env := registerConfidential(t, f)
+	c := f.Clients["test-public"]
+	tr := f.fullFlow(c, newAuthRequest(c))
+	viaFile := f.replica(map[string]string{"TOKEN_HMAC_SECRET": "", "TOKEN_HMAC_SECRET_FILE": writeSecret(t, hmacBreakA+"\n")})
+	file := registerConfidential(t, viaFile)
+
+	step2 := f.replica(map[string]string{"TOKEN_HMAC_SECRET": hmacBreakB, "TOKEN_HMAC_SECRETS_ROTATED": hmacBreakA + "\n"})
+	if r := step2.refresh(c, tr.RefreshToken); r.Status != http.StatusOK {
+		t.Errorf("a refresh token of the secret with a newline after step 2: %d %s: %s", r.Status, r.Error, r.Description)
+	}
+	if authenticates(t, step2, env) {
+		t.Error("a registration under TOKEN_HMAC_SECRET with a trailing newline authenticates after step 2: update key-rotation.md")
+	}
+	if !authenticates(t, step2, file) {
+		t.Error("a registration under TOKEN_HMAC_SECRET_FILE (trailing newline trimmed) is refused after step 2")
+	}
 }
