@@ -196,8 +196,29 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 				return nil, errSigningBusy
 			}
 		}
+		if cl, ok := c.(*clients.Client); ok && cl.Kind == clients.KindDynamic {
+			if _, secret, err := clientCredentials(r, form); err == nil && secret != "" {
+				s.rehashDynamic(ctx, cl, secret)
+			}
+		}
 		return c, nil
 	}
+}
+
+// clientCredentials are the client id and secret a request presents, as
+// fosite reads them (HTTP Basic, its parts form-decoded, else the body).
+func clientCredentials(r *http.Request, form url.Values) (id, secret string, err error) {
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		return form.Get("client_id"), form.Get("client_secret"), nil
+	}
+	if id, err = url.QueryUnescape(id); err != nil {
+		return "", "", err
+	}
+	if secret, err = url.QueryUnescape(secret); err != nil {
+		return "", "", err
+	}
+	return id, secret, nil
 }
 
 // oneAuthMethod refuses requests that use more than one client

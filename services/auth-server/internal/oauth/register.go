@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,6 +78,32 @@ func (s *Server) dynamicClient(ctx context.Context, id string) (*clients.Client,
 	// Used records live on; unused ones expire after DCR_UNUSED_TTL.
 	_ = s.store.Touch(ctx, "dcr", id, s.cfg.DCRTTL)
 	return dynamicToClient(rec, s.rules())
+}
+
+// rehashDynamic rewrites the secret hash of dynamic registration c, whose
+// client just authenticated with secret, under the current client secret
+// key when it was made with another (a rotated one): a registration's
+// secret never expires, and without this its hash would stop verifying
+// once the key it was made with is dropped (the token HMAC secret's
+// rotation, docs/operations/key-rotation.md). Of concurrent rewrites the
+// last wins, each with the current key of its replica; a replica of
+// another current key rewrites it again when it authenticates the client.
+func (s *Server) rehashDynamic(ctx context.Context, c *clients.Client, secret string) {
+	if c.Kind != clients.KindDynamic || !clients.IsHMACHash(c.SecretHash) || !s.hasher.CanHash() {
+		return
+	}
+	h, err := s.hasher.Hash(ctx, []byte(secret))
+	if err != nil || hmac.Equal(h, c.SecretHash) {
+		return
+	}
+	var rec dynamicRecord
+	if ok, err := s.store.GetJSON(ctx, "dcr", c.ID, &rec); err != nil || !ok || rec.SecretHash != string(c.SecretHash) {
+		return
+	}
+	rec.SecretHash = string(h)
+	if _, err := s.store.ReplaceJSON(ctx, "dcr", c.ID, rec, s.cfg.DCRTTL); err != nil {
+		s.log.WarnContext(ctx, "dynamic registration: cannot rewrite the client secret hash under the current key", "client_id", c.ID, "err", err)
+	}
 }
 
 func dynamicToClient(rec dynamicRecord, rules clients.Rules) (*clients.Client, error) {

@@ -68,21 +68,27 @@ func authenticates(t *testing.T, f *fleet, c devClient) bool {
 
 // TestDCRClientSecretsAcrossHMACSecretRotation: with CLIENT_SECRET_HMAC_KEY
 // unset, a dynamic registration's client secret is hashed with a key
-// derived from the current TOKEN_HMAC_SECRET, and its hash is never
-// rewritten (client_secret_expires_at is 0). Through the rotation's
-// steps: a registration made under the old secret authenticates at
-// replicas of step 1 and step 2, one made at a step-2 replica at a step-1
-// replica; step 3 as the guide describes it (the old secret dropped)
-// refuses the registrations made before step 2 (401 invalid_client) — the
-// guide says so and keeps the old secret accepted while they exist — and
-// the old secret kept in TOKEN_HMAC_SECRETS_ROTATED keeps them working.
+// derived from the current TOKEN_HMAC_SECRET, and the secret never
+// expires (client_secret_expires_at is 0). Through the rotation's steps:
+// a registration made under the old secret authenticates at replicas of
+// step 1 and step 2, one made at a step-2 replica at a step-1 replica.
+// Step 3 (the old secret dropped): a registration that authenticated at
+// a step-2 replica since step 2 authenticates (its hash was rewritten
+// under the new secret's key); one not used since is refused (401
+// invalid_client) — the guide says so — and once used at a replica that
+// still accepts the old secret, it authenticates after the drop too.
+//
+// Broken on purpose to see it fail: without the rewrite (rehashDynamic
+// not called), the registration used at the step-2 replica is refused
+// at step 3.
 // CLIENT_SECRET_HMAC_KEY set afterwards refuses every registration made
 // before (the derived keys are no longer tried). No secret appears in any
 // log line.
 func TestDCRClientSecretsAcrossHMACSecretRotation(t *testing.T) {
 	f := startFleet(t, map[string]string{"TOKEN_HMAC_SECRET": hmacBreakA})
 	old := registerConfidential(t, f)
-	if !authenticates(t, f, old) {
+	idle := registerConfidential(t, f) // not used after step 2
+	if !authenticates(t, f, old) || !authenticates(t, f, idle) {
 		t.Fatal("a registration at the replica that made it is refused")
 	}
 
@@ -112,26 +118,34 @@ func TestDCRClientSecretsAcrossHMACSecretRotation(t *testing.T) {
 		t.Fatalf("its refresh at the step-2 replica: %d %s: %s", r.Status, r.Error, r.Description)
 	}
 
-	// Step 3 as the guide's first sentence says it: the old secret removed.
+	// Step 3: the old secret removed. A registration used at a step-2
+	// replica since step 2 authenticates; one not used since is refused —
+	// the guide's step 3 says so.
 	dropped := f.replica(map[string]string{"TOKEN_HMAC_SECRET": hmacBreakB, "TOKEN_HMAC_SECRETS_ROTATED": ""})
-	if authenticates(t, dropped, old) {
-		t.Error("with the old secret dropped a registration made under it still authenticates: update the guide's step 3")
+	if !authenticates(t, dropped, old) {
+		t.Error("with the old secret dropped, a registration made under it and used at a step-2 replica since is refused")
+	}
+	if authenticates(t, dropped, idle) {
+		t.Error("with the old secret dropped, a registration not used since step 2 still authenticates: update the guide's step 3")
 	}
 	if !authenticates(t, dropped, fresh) {
 		t.Error("a registration made under the new secret is refused once the old secret is dropped")
 	}
-	// The guide's step 3 for deployments with registrations: the old
-	// secret stays accepted.
+	// The old secret kept accepted: the idle registration works, and its
+	// use rewrote its hash — it works once the old secret is dropped.
 	kept := f.replica(map[string]string{"TOKEN_HMAC_SECRET": hmacBreakB, "TOKEN_HMAC_SECRETS_ROTATED": hmacBreakA})
-	if !authenticates(t, kept, old) || !authenticates(t, kept, fresh) {
+	if !authenticates(t, kept, idle) || !authenticates(t, kept, fresh) {
 		t.Error("the old secret kept accepted: a registration is refused")
+	}
+	if !authenticates(t, dropped, idle) {
+		t.Error("a registration used once at a replica of the new secret (the old one accepted) is refused once the old secret is dropped")
 	}
 
 	// CLIENT_SECRET_HMAC_KEY set afterwards: the derived keys are no
 	// longer tried.
 	explicit := f.replica(map[string]string{"TOKEN_HMAC_SECRET": hmacBreakB, "TOKEN_HMAC_SECRETS_ROTATED": hmacBreakA,
 		"CLIENT_SECRET_HMAC_KEY": "hmac-break-client-key-0123456789abcdef0123"})
-	if authenticates(t, explicit, old) || authenticates(t, explicit, fresh) {
+	if authenticates(t, explicit, old) || authenticates(t, explicit, idle) || authenticates(t, explicit, fresh) {
 		t.Error("CLIENT_SECRET_HMAC_KEY set after registrations: a registration hashed with a derived key still authenticates: update the docs")
 	}
 	// In development, dev-init's clients are keyed with the signing keys'
@@ -143,7 +157,7 @@ func TestDCRClientSecretsAcrossHMACSecretRotation(t *testing.T) {
 
 	for _, g := range []*fleet{f, step1, step2, dropped, kept, explicit} {
 		logs := g.AS.Logs.String()
-		for _, s := range []string{hmacBreakA, hmacBreakB, old.ClientSecret, fresh.ClientSecret} {
+		for _, s := range []string{hmacBreakA, hmacBreakB, old.ClientSecret, idle.ClientSecret, fresh.ClientSecret} {
 			if strings.Contains(logs, s) {
 				t.Errorf("a secret in the logs of %s", g.Base)
 			}

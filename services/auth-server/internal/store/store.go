@@ -277,6 +277,21 @@ func (s *Store) PutJSON(ctx context.Context, kind, secret string, v any, ttl tim
 	return nil
 }
 
+// ReplaceJSON stores v under (kind, secret) for ttl only when a value is
+// there already (SET XX): it never brings back one that expired. It
+// reports whether it stored v.
+func (s *Store) ReplaceJSON(ctx context.Context, kind, secret string, v any, ttl time.Duration) (bool, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return false, err
+	}
+	ok, err := s.rdb.SetXX(ctx, s.k(kind, redisx.Hash(secret)), b, ttl).Result()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return ok, nil
+}
+
 // TakeJSON reads and deletes (GETDEL, atomically) the value under (kind,
 // secret) into v. It reports false when there is none.
 func (s *Store) TakeJSON(ctx context.Context, kind, secret string, v any) (bool, error) {
