@@ -5,8 +5,8 @@ package server_test
 // redis-server, real HTTP and the real dev IdP login: what
 // TestHMACSecretRotationAcrossReplicas and TestCodeAcrossHMACSecretRotation
 // do not cover — dynamic registrations' client secrets across the three
-// steps, concurrent refreshes split between replicas of different
-// current secrets, a token of a secret a replica does not know,
+// steps, concurrent refreshes and code redemptions split between
+// replicas of different current secrets, a token of a secret a replica does not know,
 // revocation and introspection of a rotated secret's tokens, a token
 // forged with the secret, and the settings' refusals and spellings at
 // start-up (a _FILE's newline, the rotated list's empty items, an
@@ -470,4 +470,79 @@ func TestHMACSecretEnvNewlineAcrossRotation(t *testing.T) {
 	if !authenticates(t, step2, file) {
 		t.Error("a registration under TOKEN_HMAC_SECRET_FILE (trailing newline trimmed) is refused after step 2")
 	}
+}
+
+// TestCodeRedeemedAcrossSecretsOnce: one code sent 40 times at once, half
+// to a replica of step 1 (the code's secret current: the pooled MAC
+// check) and half to a replica of step 2 (the code's secret rotated:
+// fosite's check of the rotated secrets), for a code of either secret:
+// exactly one 200, every other answer 400 invalid_grant (or 503 from the
+// signing queue), and the winner's grant revoked as a replayed code's.
+func TestCodeRedeemedAcrossSecretsOnce(t *testing.T) {
+	f := startFleet(t, map[string]string{"TOKEN_HMAC_SECRET": hmacBreakA, "TOKEN_HMAC_SECRETS_ROTATED": hmacBreakB})
+	step2 := f.replica(map[string]string{"TOKEN_HMAC_SECRET": hmacBreakB, "TOKEN_HMAC_SECRETS_ROTATED": hmacBreakA})
+	c := f.Clients["test-public"]
+	// f's codes are the old secret's; step2 signs in through f's issuer,
+	// so a code of the new secret comes from a login whose callback is
+	// served by step2.
+	for name, tc := range map[string]struct {
+		issue  func(*authRequest) string
+		secret string
+	}{
+		"old secret's code": {f.authorize, hmacBreakA},
+		"new secret's code": {func(a *authRequest) string { return callbackAt(t, f, step2, a) }, hmacBreakB},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := newAuthRequest(c)
+			code := tc.issue(a)
+			if !macUnder(t, tc.secret, code) {
+				t.Fatalf("the code is not MACed with the %s", name)
+			}
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			at1 := fire(f, c, a, code, 20, start, &wg)
+			at2 := fire(step2, c, a, code, 20, start, &wg)
+			close(start)
+			wg.Wait()
+			w := oneWinner(t, append(at1, at2...))
+			if r := f.refresh(c, w.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+				t.Errorf("the winner's refresh token after concurrent reuse of its code: %d %s (want 400 invalid_grant)", r.Status, r.Error)
+			}
+		})
+	}
+}
+
+// callbackAt signs in through f (the issuer the IdP redirects to) but
+// has the upstream callback served by g: the code is g's.
+func callbackAt(t *testing.T, f, g *fleet, a *authRequest) string {
+	t.Helper()
+	b := newBrowser(t, f.Base+"/oauth/callback", a.RedirectURI)
+	p := f.login(b, a)
+	if p.Location == nil || !strings.HasSuffix(p.Location.Path, "/oauth/callback") {
+		t.Fatalf("want the redirect to the upstream callback, got %d %v", p.Status, p.Location)
+	}
+	u := *p.Location
+	base, _ := url.Parse(g.Base)
+	u.Host = base.Host
+	p = b.get(u.String())
+	if p.Location == nil || p.Location.Query().Get("code") == "" {
+		t.Fatalf("callback at g: %d %v\n%s", p.Status, p.Location, p.Body)
+	}
+	return p.Location.Query().Get("code")
+}
+
+// macUnder reports whether a fosite HMAC token (<prefix><key>.<mac>) has
+// its MAC under secret (its first 32 bytes, fosite's key).
+func macUnder(t *testing.T, secret, tok string) bool {
+	t.Helper()
+	i := strings.IndexByte(tok, '_')
+	j := strings.IndexByte(tok[i+1:], '_')
+	k, mac, ok := strings.Cut(tok[i+1+j+1:], ".")
+	key, err := base64.RawURLEncoding.DecodeString(k)
+	if !ok || err != nil {
+		t.Fatalf("token %q is not <prefix><key>.<mac>", tok)
+	}
+	m := hmac.New(sha512.New512_256, []byte(secret)[:32])
+	m.Write(key)
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)) == mac
 }
