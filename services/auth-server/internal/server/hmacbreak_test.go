@@ -546,3 +546,25 @@ func macUnder(t *testing.T, secret, tok string) bool {
 	m.Write(key)
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)) == mac
 }
+
+// TestDCRHashRewrittenUnderExplicitKey: with CLIENT_SECRET_HMAC_KEY set,
+// its own rotation (CLIENT_SECRET_HMAC_KEYS_ROTATED) rewrites a used
+// registration's hash too: used at a replica of the new key (the old one
+// rotated), it authenticates at a replica that has only the new key; an
+// unused one is refused there.
+func TestDCRHashRewrittenUnderExplicitKey(t *testing.T) {
+	const k1, k2 = "hmac-break-client-key-1-0123456789abcdef", "hmac-break-client-key-2-fedcba9876543210"
+	f := startFleet(t, map[string]string{"TOKEN_HMAC_SECRET": hmacBreakA, "CLIENT_SECRET_HMAC_KEY": k1})
+	used, idle := registerConfidential(t, f), registerConfidential(t, f)
+	rolled := f.replica(map[string]string{"CLIENT_SECRET_HMAC_KEY": k2, "CLIENT_SECRET_HMAC_KEYS_ROTATED": k1})
+	if !authenticates(t, rolled, used) {
+		t.Fatal("a registration of the rotated key is refused")
+	}
+	only := f.replica(map[string]string{"CLIENT_SECRET_HMAC_KEY": k2})
+	if !authenticates(t, only, used) {
+		t.Error("a registration used at a replica of the new key is refused once the old key is dropped")
+	}
+	if authenticates(t, only, idle) {
+		t.Error("an unused registration of a dropped key authenticates")
+	}
+}
