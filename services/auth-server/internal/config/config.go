@@ -301,6 +301,18 @@ func (c *Config) Validate(p *config.Problems) {
 			break
 		}
 	}
+	// Only a secret's first 32 bytes key the codes' and refresh tokens'
+	// HMAC (fosite's HMAC strategy): a rotated secret that begins as the
+	// current one is the same key, and a rotation between the two would
+	// leave the old secret able to make tokens. The values are not named.
+	if len(c.TokenSecret) >= 32 {
+		for _, s := range c.RotatedTokenSecrets {
+			if len(s) >= 32 && s != c.TokenSecret && s[:32] == c.TokenSecret[:32] {
+				p.Addf("TOKEN_HMAC_SECRETS_ROTATED: a secret shares its first 32 bytes with TOKEN_HMAC_SECRET; only the first 32 bytes key the tokens' HMAC, so it is not another secret (make the new one random from its first byte)")
+				break
+			}
+		}
+	}
 	ttl := func(key string, d, min, max time.Duration) {
 		if d < min || d > max {
 			p.Addf("%s: %s is outside %s..%s", key, d, min, max)

@@ -92,3 +92,40 @@ func TestCIMDAllowedHosts(t *testing.T) {
 		}
 	}
 }
+
+// A rotated token secret that begins with the current one's 32 bytes is
+// the same HMAC key (only the first 32 bytes key it): refused, naming
+// neither value. The current secret itself in the list, or secrets that
+// differ within their first 32 bytes, are accepted.
+func TestRotatedTokenSecretSharingTheKey(t *testing.T) {
+	current := "0123456789abcdef0123456789abcdef-current-tail"
+	for _, tc := range []struct {
+		rotated string
+		refused bool
+	}{
+		{"0123456789abcdef0123456789abcdef-previous-tail", true},
+		{"0123456789abcdef0123456789abcdef", true}, // exactly the shared key, shorter than the current secret
+		{" 0123456789abcdef0123456789abcdef-previous , Zyxwvutsrqponmlkjihgfedcba98765432", true},
+		{current, false},
+		{"X123456789abcdef0123456789abcdef-current-tail", false},
+		{"Zyxwvutsrqponmlkjihgfedcba98765432," + current, false},
+	} {
+		env := base()
+		env["TOKEN_HMAC_SECRET"] = current
+		env["TOKEN_HMAC_SECRETS_ROTATED"] = tc.rotated
+		_, err := Load(pconfig.MapEnv(env))
+		if !tc.refused {
+			if err != nil {
+				t.Errorf("rotated %q: %v", tc.rotated, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "TOKEN_HMAC_SECRETS_ROTATED: a secret shares its first 32 bytes with TOKEN_HMAC_SECRET") {
+			t.Errorf("rotated %q: want the shared-key refusal, got %v", tc.rotated, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "0123456789abcdef") || strings.Contains(err.Error(), "tail") {
+			t.Errorf("the refusal names a secret: %v", err)
+		}
+	}
+}
