@@ -191,10 +191,19 @@ type workloadList struct {
 func (cp *controlPlane) list(t *testing.T, ns, kind string) workloadList {
 	t.Helper()
 	var l workloadList
-	if err := json.Unmarshal([]byte(cp.kubectlOK(timeout(t, time.Minute), "get", kind, "-n", ns, "-o", "json")), &l); err != nil {
+	cp.getJSON(t, ns, &l, kind)
+	return l
+}
+
+// getJSON decodes `kubectl get <what> -n ns -o json` into v and returns
+// the JSON, for failure messages.
+func (cp *controlPlane) getJSON(t *testing.T, ns string, v any, what ...string) string {
+	t.Helper()
+	out := cp.kubectlOK(timeout(t, time.Minute), append(append([]string{"get"}, what...), "-n", ns, "-o", "json")...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
 		t.Fatal(err)
 	}
-	return l
+	return out
 }
 
 // expectAvailable waits until want Deployments in ns are Available with

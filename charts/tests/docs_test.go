@@ -101,20 +101,36 @@ const (
 // docs/deployment/README.md.
 func docsBlock(t *testing.T, after, lang string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "deployment", "README.md"))
+	block, _ := docsFileBlock(t, filepath.Join("docs", "deployment", "README.md"), after, lang)
+	return block
+}
+
+// docsFileBlock returns the first ```lang block after the text after in
+// the repository's file rel, and whether it lies in after's section:
+// before the next line that begins with "#".
+func docsFileBlock(t *testing.T, rel, after, lang string) (block string, inSection bool) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), rel))
 	if err != nil {
 		t.Fatal(err)
 	}
 	doc := string(b)
 	i := strings.Index(doc, after)
 	if i < 0 {
-		t.Fatalf("docs/deployment/README.md no longer says %q", after)
+		t.Fatalf("%s no longer says %q", rel, after)
 	}
-	rest := doc[i:]
-	j := strings.Index(rest, "```"+lang+"\n")
+	rest := doc[i+len(after):]
+	fence := "```" + lang + "\n"
+	j := strings.Index(rest, fence)
 	if j < 0 {
-		t.Fatalf("no ```%s block after %q", lang, after)
+		t.Fatalf("no ```%s block after %q in %s", lang, after, rel)
 	}
-	rest = rest[j+len(lang)+4:]
-	return rest[:strings.Index(rest, "```")]
+	next := strings.Index(rest, "\n#")
+	inSection = next < 0 || next > j
+	rest = rest[j+len(fence):]
+	end := strings.Index(rest, "```")
+	if end < 0 {
+		t.Fatalf("the ```%s block after %q in %s is not closed", lang, after, rel)
+	}
+	return rest[:end], inSection
 }

@@ -26,26 +26,10 @@ const docsRotationNamespace = "tollgate"
 // anything ("# 2. ... 3." is a comment "# 2." that later names 3.).
 func docsRotationSteps(t *testing.T, heading string, heads ...string) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "operations", "key-rotation.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(b)
-	i := strings.Index(doc, heading)
-	if i < 0 {
-		t.Fatalf("docs/operations/key-rotation.md no longer says %q", heading)
-	}
-	rest := doc[i+len(heading):]
-	j := strings.Index(rest, "```sh\n")
-	if next := strings.Index(rest, "\n#"); j < 0 || (next >= 0 && next < j) {
+	script, inSection := docsFileBlock(t, filepath.Join("docs", "operations", "key-rotation.md"), heading, "sh")
+	if !inSection {
 		t.Fatalf("no ```sh block in the section %q", heading)
 	}
-	rest = rest[j+len("```sh\n"):]
-	end := strings.Index(rest, "```")
-	if end < 0 {
-		t.Fatalf("the ```sh block of the section %q is not closed", heading)
-	}
-	script := rest[:end]
 
 	starts := regexp.MustCompile(`(?m)^# \d\.`).FindAllStringIndex(script, -1)
 	if len(starts) != len(heads) || starts[0][0] != 0 {

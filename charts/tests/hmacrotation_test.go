@@ -3,7 +3,6 @@ package tests
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"os"
 	"path"
 	"strings"
@@ -66,10 +65,7 @@ func (cp *controlPlane) authServerHMAC(t *testing.T, ns string) authServerHMAC {
 			}
 		}
 	}
-	out := cp.kubectlOK(timeout(t, time.Minute), "get", "deployment", "tollgate-auth-server", "-n", ns, "-o", "json")
-	if err := json.Unmarshal([]byte(out), &d); err != nil {
-		t.Fatal(err)
-	}
+	out := cp.getJSON(t, ns, &d, "deployment", "tollgate-auth-server")
 	var h authServerHMAC
 	var file string
 	mounts := map[string]string{}

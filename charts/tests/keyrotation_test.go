@@ -2,13 +2,11 @@ package tests
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Where docs/operations/key-rotation.md keeps the rotation of a key the
@@ -43,10 +41,7 @@ func (cp *controlPlane) authServerSigning(t *testing.T, ns string) authServerSig
 			}
 		}
 	}
-	out := cp.kubectlOK(timeout(t, time.Minute), "get", "deployment", "tollgate-auth-server", "-n", ns, "-o", "json")
-	if err := json.Unmarshal([]byte(out), &d); err != nil {
-		t.Fatal(err)
-	}
+	out := cp.getJSON(t, ns, &d, "deployment", "tollgate-auth-server")
 	var s authServerSigning
 	var mounted string
 	for _, c := range d.Spec.Template.Spec.Containers {
@@ -78,9 +73,7 @@ func (cp *controlPlane) authServerSigning(t *testing.T, ns string) authServerSig
 func (cp *controlPlane) secretFiles(t *testing.T, ns, name string) map[string]string {
 	t.Helper()
 	var s struct{ Data map[string]string }
-	if err := json.Unmarshal([]byte(cp.kubectlOK(timeout(t, time.Minute), "get", "secret", name, "-n", ns, "-o", "json")), &s); err != nil {
-		t.Fatal(err)
-	}
+	cp.getJSON(t, ns, &s, "secret", name)
 	files := map[string]string{}
 	for k, v := range s.Data {
 		b, err := base64.StdEncoding.DecodeString(v)
