@@ -145,10 +145,16 @@ func (h *SecretHasher) hmacHash(key, secret []byte) []byte {
 // and otherwise one of ErrSecretMismatch, ErrSlowCheckBusy,
 // ErrSlowCheckRefused or ErrUnknownHashFormat. The Attempt in ctx (if any)
 // records the outcome. A failed or refused check is never cached.
+//
+// When the secret matches an HMAC hash made with a rotated key, the
+// Attempt in ctx also records the secret's hash under the current key (see
+// Attempt.Rehash): computed by the comparison itself, which tries the
+// current key first, so a hash made with the current key costs one HMAC
+// and nothing more.
 func (h *SecretHasher) Compare(ctx context.Context, stored, secret []byte) error {
 	a := attemptFrom(ctx)
-	err := h.compare(a, stored, secret)
-	a.record(err)
+	rehash, err := h.compare(a, stored, secret)
+	a.record(err, stored, rehash)
 	switch {
 	case a == nil:
 	case errors.Is(err, ErrSecretMismatch) && a.Failed != nil:
@@ -159,39 +165,50 @@ func (h *SecretHasher) Compare(ctx context.Context, stored, secret []byte) error
 	return err
 }
 
-func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) error {
+// compare is Compare's check. rehash is set when the secret matched an
+// HMAC hash under a rotated key: its hash under the current key (keys[0]),
+// the first one tried.
+func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte, err error) {
 	switch {
 	case bytes.HasPrefix(stored, []byte(HMACPrefix)):
-		for _, k := range h.keys {
-			if hmac.Equal(stored, h.hmacHash(k, secret)) {
-				return nil
+		var current []byte
+		for i, k := range h.keys {
+			mac := h.hmacHash(k, secret)
+			if i == 0 {
+				current = mac
+			}
+			if hmac.Equal(stored, mac) {
+				if i == 0 {
+					return nil, nil
+				}
+				return current, nil
 			}
 		}
-		return ErrSecretMismatch
+		return nil, ErrSecretMismatch
 	case isBcrypt(stored):
 		key := h.verifiedKey(a, stored, secret)
 		if h.cache != nil && h.cache.Contains(key) {
-			return nil
+			return nil, nil
 		}
 		if a != nil && a.BackedOff != nil && a.BackedOff() {
-			return ErrSlowCheckRefused
+			return nil, ErrSlowCheckRefused
 		}
 		select {
 		case h.slots <- struct{}{}:
 		default:
-			return ErrSlowCheckBusy
+			return nil, ErrSlowCheckBusy
 		}
 		err := bcrypt.CompareHashAndPassword(stored, secret)
 		<-h.slots
 		if err != nil {
-			return ErrSecretMismatch
+			return nil, ErrSecretMismatch
 		}
 		if h.cache != nil {
 			h.cache.Add(key, struct{}{})
 		}
-		return nil
+		return nil, nil
 	}
-	return ErrUnknownHashFormat
+	return nil, ErrUnknownHashFormat
 }
 
 // verifiedKey is the cache key of a successful bcrypt check: a keyed
@@ -294,6 +311,9 @@ type Attempt struct {
 
 	mu      sync.Mutex
 	outcome Outcome
+	// stored and rehash: the hash the last Compare verified under a
+	// rotated HMAC key, and the secret's hash under the current key.
+	stored, rehash []byte
 }
 
 func (o Outcome) String() string {
@@ -319,9 +339,31 @@ func (a *Attempt) Outcome() Outcome {
 	return a.outcome
 }
 
-func (a *Attempt) record(err error) {
+// Rehash is the replacement of stored, a client's stored secret hash, when
+// the last Compare verified the request's secret against it under a
+// rotated HMAC key (SecretHasherOptions.Rotated): the secret's hash under
+// the current key, in HMACPrefix form, which that Compare computed. It is
+// nil when the last Compare did not verify the secret, verified it under
+// the current key or against a bcrypt hash (bcrypt hashes are never
+// rewritten), or compared another stored hash than stored.
+func (a *Attempt) Rehash(stored []byte) []byte {
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rehash == nil || !bytes.Equal(a.stored, stored) {
+		return nil
+	}
+	return a.rehash
+}
+
+func (a *Attempt) record(err error, stored, rehash []byte) {
 	if a == nil {
 		return
+	}
+	if err != nil || rehash == nil {
+		stored, rehash = nil, nil
 	}
 	o := OutcomeVerified
 	switch {
@@ -335,7 +377,7 @@ func (a *Attempt) record(err error) {
 		o = OutcomeBadFormat
 	}
 	a.mu.Lock()
-	a.outcome = o
+	a.outcome, a.stored, a.rehash = o, stored, rehash
 	a.mu.Unlock()
 }
 

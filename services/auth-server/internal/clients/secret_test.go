@@ -216,3 +216,56 @@ func BenchmarkSecretHasher(b *testing.B) {
 		}
 	})
 }
+
+// TestSecretHasherRehash: the Attempt carries a replacement hash exactly
+// when the secret matched an HMAC hash under a rotated key — the secret's
+// hash under the current key, as Hash makes it — and for that stored hash
+// only. A hash of the current key, a wrong secret, a bcrypt hash and a
+// later failed check leave none.
+func TestSecretHasherRehash(t *testing.T) {
+	ctx := context.Background()
+	newKey := []byte(strings.Repeat("n", 32))
+	old := newHasher(t, SecretHasherOptions{Key: testKey})
+	cur := newHasher(t, SecretHasherOptions{Key: newKey, Rotated: [][]byte{[]byte(strings.Repeat("x", 32)), testKey}})
+	oldHash, _ := old.Hash(ctx, []byte("s3cret"))
+	curHash, _ := cur.Hash(ctx, []byte("s3cret"))
+	bc, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+
+	a := &Attempt{}
+	actx := WithAttempt(ctx, a)
+	if err := cur.Compare(actx, oldHash, []byte("s3cret")); err != nil {
+		t.Fatalf("hash of a rotated key: %v", err)
+	}
+	if got := a.Rehash(oldHash); string(got) != string(curHash) {
+		t.Errorf("Rehash after a rotated key's match: %q, want the current key's hash %q", got, curHash)
+	}
+	if got := a.Rehash(curHash); got != nil {
+		t.Errorf("Rehash of another stored hash: %q, want nil", got)
+	}
+	for name, tc := range map[string]struct {
+		stored []byte
+		secret string
+	}{
+		"current key's hash":             {curHash, "s3cret"},
+		"wrong secret, rotated key hash": {oldHash, "s3cret "},
+		"wrong secret, current key hash": {curHash, "S3cret"},
+		"bcrypt hash":                    {bc, "s3cret"},
+	} {
+		// Each starts from an Attempt that holds a replacement: the check
+		// must clear it.
+		a := &Attempt{}
+		actx := WithAttempt(ctx, a)
+		_ = cur.Compare(actx, oldHash, []byte("s3cret"))
+		_ = cur.Compare(actx, tc.stored, []byte(tc.secret))
+		if got := a.Rehash(tc.stored); got != nil {
+			t.Errorf("%s: Rehash %q, want nil", name, got)
+		}
+		if got := a.Rehash(oldHash); got != nil {
+			t.Errorf("%s: the earlier check's replacement survived: %q", name, got)
+		}
+	}
+	var none *Attempt
+	if none.Rehash(oldHash) != nil {
+		t.Error("a nil Attempt has a replacement")
+	}
+}

@@ -27,7 +27,10 @@ import (
 //     client id's bucket; a public client, which proves nothing, spends one
 //     of its bucket at the client address. Tokens of busy buckets (1 and
 //     4) are leased from Redis a few at a time (ratelimit.Leasing).
-//  5. At the token endpoint, the request then takes its turn in the signing
+//  5. A dynamic registration whose secret verified under a rotated client
+//     secret key (the hasher reports it: clients.Attempt.Rehash) has its
+//     stored hash rewritten under the current key (rehashDynamic).
+//  6. At the token endpoint, the request then takes its turn in the signing
 //     queue (signGate.admit; 503 when it does not come in time), before
 //     fosite's handler reads its code or refresh token.
 //
@@ -189,6 +192,18 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 			if ca.endpoint == "token" && form.Get("grant_type") == "authorization_code" {
 				s.store.PrefetchCode(ctx, form.Get("code"))
 			}
+			// A registration's hash made under a rotated key is rewritten
+			// under the current one now, while the code's read is under
+			// way, and before the signing queue: an authorization_code
+			// request keeps the turn it is admitted with until its
+			// signatures are made (withHeldTurn), and the rewrite's two
+			// round trips would hold it. A hash made under the current key
+			// costs nothing here (Rehash is nil).
+			if cl, ok := c.(*clients.Client); ok && cl.Kind == clients.KindDynamic {
+				if h := ca.attempt.Rehash(cl.SecretHash); h != nil {
+					s.rehashDynamic(ctx, cl, h)
+				}
+			}
 			if ca.endpoint == "token" && s.gate.admit(ctx) != nil {
 				ca.mu.Lock()
 				ca.client = c
@@ -196,29 +211,8 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 				return nil, errSigningBusy
 			}
 		}
-		if cl, ok := c.(*clients.Client); ok && cl.Kind == clients.KindDynamic {
-			if _, secret, err := clientCredentials(r, form); err == nil && secret != "" {
-				s.rehashDynamic(ctx, cl, secret)
-			}
-		}
 		return c, nil
 	}
-}
-
-// clientCredentials are the client id and secret a request presents, as
-// fosite reads them (HTTP Basic, its parts form-decoded, else the body).
-func clientCredentials(r *http.Request, form url.Values) (id, secret string, err error) {
-	id, secret, ok := r.BasicAuth()
-	if !ok {
-		return form.Get("client_id"), form.Get("client_secret"), nil
-	}
-	if id, err = url.QueryUnescape(id); err != nil {
-		return "", "", err
-	}
-	if secret, err = url.QueryUnescape(secret); err != nil {
-		return "", "", err
-	}
-	return id, secret, nil
 }
 
 // oneAuthMethod refuses requests that use more than one client

@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,22 +79,19 @@ func (s *Server) dynamicClient(ctx context.Context, id string) (*clients.Client,
 	return dynamicToClient(rec, s.rules())
 }
 
-// rehashDynamic rewrites the secret hash of dynamic registration c, whose
-// client just authenticated with secret, under the current client secret
-// key when it was made with another (a rotated one): a registration's
-// secret never expires, and without this its hash would stop verifying
-// once the key it was made with is dropped (the token HMAC secret's
-// rotation, docs/operations/key-rotation.md). Of concurrent rewrites the
-// last wins, each with the current key of its replica; a replica of
-// another current key rewrites it again when it authenticates the client.
-func (s *Server) rehashDynamic(ctx context.Context, c *clients.Client, secret string) {
-	if c.Kind != clients.KindDynamic || !clients.IsHMACHash(c.SecretHash) || !s.hasher.CanHash() {
-		return
-	}
-	h, err := s.hasher.Hash(ctx, []byte(secret))
-	if err != nil || hmac.Equal(h, c.SecretHash) {
-		return
-	}
+// rehashDynamic rewrites the stored secret hash of dynamic registration
+// c as h, the hash of the secret the client just authenticated with under
+// the current client secret key; the hasher gives it when that secret
+// matched c's hash under a rotated key (clients.Attempt.Rehash), and only
+// then. A registration's secret never expires, and without this its hash
+// would stop verifying once the key it was made with is dropped (the
+// token HMAC secret's rotation, docs/operations/key-rotation.md). The
+// record is rewritten only while it still holds the hash that was
+// verified. Of concurrent rewrites the last wins, each with the current
+// key of its replica; a replica of another current key rewrites it again
+// when it authenticates the client. A failure is logged, never the
+// request's: the hash still verifies where the rotated key is accepted.
+func (s *Server) rehashDynamic(ctx context.Context, c *clients.Client, h []byte) {
 	var rec dynamicRecord
 	if ok, err := s.store.GetJSON(ctx, "dcr", c.ID, &rec); err != nil || !ok || rec.SecretHash != string(c.SecretHash) {
 		return
