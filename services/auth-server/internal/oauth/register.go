@@ -87,7 +87,8 @@ func (s *Server) dynamicClient(ctx context.Context, id string) (*clients.Client,
 // would stop verifying once the key it was made with is dropped (the
 // token HMAC secret's rotation, docs/operations/key-rotation.md). The
 // record is rewritten only while it still holds the hash that was
-// verified. Of concurrent rewrites the last wins, each with the current
+// verified, and only while it exists (a registration that expired
+// meanwhile is not brought back). Of concurrent rewrites the last wins, each with the current
 // key of its replica; a replica of another current key rewrites it again
 // when it authenticates the client. A failure is logged, never the
 // request's: the hash still verifies where the rotated key is accepted.
@@ -97,8 +98,12 @@ func (s *Server) rehashDynamic(ctx context.Context, c *clients.Client, h []byte)
 		return
 	}
 	rec.SecretHash = string(h)
-	if _, err := s.store.ReplaceJSON(ctx, "dcr", c.ID, rec, s.cfg.DCRTTL); err != nil {
+	switch stored, err := s.store.ReplaceJSON(ctx, "dcr", c.ID, rec, s.cfg.DCRTTL); {
+	case err != nil:
 		s.log.WarnContext(ctx, "dynamic registration: cannot rewrite the client secret hash under the current key", "client_id", c.ID, "err", err)
+	case !stored:
+		// Expired between the read and the write: not brought back.
+		s.log.DebugContext(ctx, "dynamic registration: gone before its client secret hash was rewritten; nothing written", "client_id", c.ID)
 	}
 }
 

@@ -278,8 +278,8 @@ func (s *Store) PutJSON(ctx context.Context, kind, secret string, v any, ttl tim
 }
 
 // ReplaceJSON stores v under (kind, secret) for ttl only when a value is
-// there already (SET XX): it never brings back one that expired. It
-// reports whether it stored v.
+// there already (SET XX): it never brings back one that expired or was
+// deleted. It reports whether it stored v: false when there was no value.
 func (s *Store) ReplaceJSON(ctx context.Context, kind, secret string, v any, ttl time.Duration) (bool, error) {
 	b, err := json.Marshal(v)
 	if err != nil {

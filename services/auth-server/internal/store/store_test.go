@@ -792,6 +792,25 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 		if ok, _ := s.GetJSON(ctx, "dcr", "client-secret-id", &got); ok {
 			t.Error("deleted registration still read")
 		}
+		// ReplaceJSON writes only over a value that is there.
+		if stored, err := s.ReplaceJSON(ctx, "dcr", "client-secret-id", rec{"rewritten"}, time.Hour); stored || err != nil {
+			t.Errorf("replace of a deleted registration: %v %v, want false", stored, err)
+		}
+		if ok, _ := s.GetJSON(ctx, "dcr", "client-secret-id", &got); ok {
+			t.Errorf("replace brought a deleted registration back: %+v", got)
+		}
+		_ = s.PutJSON(ctx, "dcr", "client-secret-id", rec{"registered"}, time.Minute)
+		if stored, err := s.ReplaceJSON(ctx, "dcr", "client-secret-id", rec{"rewritten"}, time.Hour); !stored || err != nil {
+			t.Errorf("replace of a registration: %v %v, want true", stored, err)
+		}
+		if ok, _ := s.GetJSON(ctx, "dcr", "client-secret-id", &got); !ok || got.V != "rewritten" {
+			t.Errorf("after replace: %v %+v", ok, got)
+		}
+		for _, k := range testharness.RedisKeys(t, rdb) {
+			if ttl := rdb.PTTL(ctx, k).Val(); strings.Contains(k, ":dcr:") && (ttl <= time.Minute || ttl > time.Hour) {
+				t.Errorf("%s TTL %s after ReplaceJSON(1h)", k, ttl)
+			}
+		}
 	})
 	t.Run("assertion jti single use", func(t *testing.T) {
 		s, _ := newStore(t, setup, 0)
