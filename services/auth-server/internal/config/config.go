@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/tollgate/tollgate/services/platform/clientip"
 	"github.com/tollgate/tollgate/services/platform/config"
@@ -67,10 +68,22 @@ type Config struct {
 	Upstream Upstream
 
 	// TokenSecret keys the HMAC of authorization codes and refresh tokens
-	// (TOKEN_HMAC_SECRET or _FILE, at least 32 bytes); RotatedTokenSecrets
-	// still verify (TOKEN_HMAC_SECRETS_ROTATED, comma-separated).
+	// (TOKEN_HMAC_SECRET or _FILE, at least 32 bytes, trailing white space
+	// dropped); RotatedTokenSecrets still verify
+	// (TOKEN_HMAC_SECRETS_ROTATED, comma-separated, each item trimmed).
 	TokenSecret         string
 	RotatedTokenSecrets []string
+	// UntrimmedTokenSecrets are the spellings the token secrets may have
+	// had when a release used TOKEN_HMAC_SECRET from the environment as
+	// given: each of TokenSecret and RotatedTokenSecrets followed by "\n"
+	// or "\r\n" (a Kubernetes secretKeyRef to a key made --from-file),
+	// and TOKEN_HMAC_SECRET as given when trimming changed it otherwise.
+	// They key no token (the trimmed white space is past the HMAC key's
+	// 32 bytes); only the client secret keys derived from them still
+	// verify, so dynamic registrations hashed under such a spelling
+	// authenticate, and are rewritten under the current key
+	// (oauth.NewSecretHasher).
+	UntrimmedTokenSecrets []string
 
 	AccessTokenTTL   time.Duration // ACCESS_TOKEN_TTL
 	RefreshTokenTTL  time.Duration // REFRESH_TOKEN_TTL
@@ -179,8 +192,10 @@ func Load(getenv func(string) string) (Config, error) {
 		ForwardPromptLogin: s.Bool("UPSTREAM_FORWARD_PROMPT_LOGIN", true),
 	}
 	claimMap := s.List("UPSTREAM_CLAIM_MAP", nil)
-	c.TokenSecret = s.Secret("TOKEN_HMAC_SECRET")
+	tokenSecret := s.Secret("TOKEN_HMAC_SECRET")
+	c.TokenSecret = strings.TrimRightFunc(tokenSecret, unicode.IsSpace)
 	c.RotatedTokenSecrets = s.List("TOKEN_HMAC_SECRETS_ROTATED", nil)
+	c.UntrimmedTokenSecrets = untrimmed(tokenSecret, c.TokenSecret, c.RotatedTokenSecrets)
 	c.AccessTokenTTL = s.Duration("ACCESS_TOKEN_TTL", time.Hour)
 	c.RefreshTokenTTL = s.Duration("REFRESH_TOKEN_TTL", 30*24*time.Hour)
 	c.IDTokenTTL = s.Duration("ID_TOKEN_TTL", time.Hour)
@@ -209,6 +224,9 @@ func Load(getenv func(string) string) (Config, error) {
 	c.AuthFailureWindow = s.Duration("CLIENT_AUTH_FAILURE_WINDOW", 15*time.Minute)
 	c.ClientsReload = s.Duration("CLIENTS_FILE_RELOAD_INTERVAL", 30*time.Second)
 	p := s.Problems()
+	if tokenSecret != "" && c.TokenSecret == "" {
+		p.Addf("TOKEN_HMAC_SECRET: is only white space")
+	}
 	if getenv("TRUST_FORWARDED_FOR") != "" {
 		p.Addf("TRUST_FORWARDED_FOR: removed; list the ingress proxies in %s instead (the client address is the right-most untrusted X-Forwarded-For entry)", clientip.Setting)
 	}
@@ -223,6 +241,28 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.Validate(&p)
 	return c, p.Err()
+}
+
+// untrimmed lists the spellings of the token secrets with their trailing
+// white space (Config.UntrimmedTokenSecrets): given, the current secret as
+// read; current, as trimmed.
+func untrimmed(given, current string, rotated []string) []string {
+	var out []string
+	add := func(v string) {
+		if v != current && !slices.Contains(rotated, v) && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	if current != "" {
+		add(given)
+	}
+	for _, s := range append([]string{current}, rotated...) {
+		if s != "" {
+			add(s + "\n")
+			add(s + "\r\n")
+		}
+	}
+	return out
 }
 
 // Resources are the audiences tokens may carry, MCP first.
@@ -290,10 +330,11 @@ func (c *Config) Validate(p *config.Problems) {
 	if !slices.Contains(c.Upstream.Scopes, "openid") {
 		p.Addf("UPSTREAM_SCOPES: must include openid")
 	}
-	if c.TokenSecret == "" && prod {
+	switch {
+	case c.TokenSecret == "" && prod:
 		p.Addf("TOKEN_HMAC_SECRET: required in production (or TOKEN_HMAC_SECRET_FILE; at least 32 random bytes)")
-	} else if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
-		p.Addf("TOKEN_HMAC_SECRET: must be at least 32 bytes")
+	case c.TokenSecret != "" && len(c.TokenSecret) < 32:
+		p.Addf("TOKEN_HMAC_SECRET: must be at least 32 bytes (trailing white space not counted)")
 	}
 	for _, s := range c.RotatedTokenSecrets {
 		if len(s) < 32 {

@@ -255,7 +255,8 @@ func New(o Options) (*Server, error) {
 
 // NewSecretHasher is the client secret hasher of cfg. Its HMAC key is
 // CLIENT_SECRET_HMAC_KEY; without it, a key derived (HKDF) from
-// TOKEN_HMAC_SECRET (and the rotated ones from TOKEN_HMAC_SECRETS_ROTATED);
+// TOKEN_HMAC_SECRET (and the rotated ones from TOKEN_HMAC_SECRETS_ROTATED
+// and the secrets' untrimmed spellings, config.Config.UntrimmedTokenSecrets);
 // without either, outside production, keys derived from the signing keys
 // (clients.DevSecretKeys, as dev-init uses).
 func NewSecretHasher(cfg config.Config, ring *tokens.KeyRing) (*clients.SecretHasher, error) {
@@ -281,7 +282,10 @@ func NewSecretHasher(cfg config.Config, ring *tokens.KeyRing) (*clients.SecretHa
 			return nil, err
 		}
 		o.Key = k
-		for _, r := range cfg.RotatedTokenSecrets {
+		// The untrimmed spellings last: a registration hashed under one
+		// (TOKEN_HMAC_SECRET given with a trailing newline, before it was
+		// trimmed) still verifies, and is rewritten under o.Key.
+		for _, r := range append(slices.Clip(cfg.RotatedTokenSecrets), cfg.UntrimmedTokenSecrets...) {
 			if k, err = derive(r); err != nil {
 				return nil, err
 			}

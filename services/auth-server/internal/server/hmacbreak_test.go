@@ -442,16 +442,13 @@ func writeSecret(t *testing.T, content string) string {
 }
 
 // TestHMACSecretEnvNewlineAcrossRotation: TOKEN_HMAC_SECRET given in the
-// environment is used as is — a trailing newline included, as a
-// Kubernetes secretKeyRef of a value written from a file gives it —
-// while TOKEN_HMAC_SECRETS_ROTATED trims its items (and _FILE its
-// trailing newlines). Moved to the rotated list in step 2 it is another
-// value: codes and refresh tokens survive (only the first 32 bytes key
-// their MAC), but the client secrets of registrations made under it are
-// refused (their key is derived from the whole value). Documented in
-// key-rotation.md: give the secret through TOKEN_HMAC_SECRET_FILE, as the
-// chart does, or without the newline. The same secret through _FILE
-// keeps them verifying.
+// environment with a trailing newline — as a Kubernetes secretKeyRef of a
+// value written from a file gives it — is the secret without it, as
+// TOKEN_HMAC_SECRETS_ROTATED's trimmed items and _FILE give it. Moved to
+// the rotated list in step 2 it is the same value: codes and refresh
+// tokens survive, and so do the client secrets of registrations made
+// under it (key-rotation.md). Registrations hashed while the value was
+// used with its newline: TestSecretsHMACSecretEnvNewline.
 func TestHMACSecretEnvNewlineAcrossRotation(t *testing.T) {
 	f := startFleet(t, map[string]string{"TOKEN_HMAC_SECRET": hmacBreakA + "\n"})
 	env := registerConfidential(t, f)
@@ -464,8 +461,8 @@ func TestHMACSecretEnvNewlineAcrossRotation(t *testing.T) {
 	if r := step2.refresh(c, tr.RefreshToken); r.Status != http.StatusOK {
 		t.Errorf("a refresh token of the secret with a newline after step 2: %d %s: %s", r.Status, r.Error, r.Description)
 	}
-	if authenticates(t, step2, env) {
-		t.Error("a registration under TOKEN_HMAC_SECRET with a trailing newline authenticates after step 2: update key-rotation.md")
+	if !authenticates(t, step2, env) {
+		t.Error("a registration under TOKEN_HMAC_SECRET with a trailing newline is refused after step 2")
 	}
 	if !authenticates(t, step2, file) {
 		t.Error("a registration under TOKEN_HMAC_SECRET_FILE (trailing newline trimmed) is refused after step 2")
