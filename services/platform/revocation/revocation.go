@@ -24,12 +24,15 @@
 // of replacing it. Memory is bounded by the number of grants revoked within
 // one access-token lifetime (about 100 bytes each).
 //
-// Redis unavailable: the Set keeps answering from its last known state and
-// retries on every reconcile tick; it never fails readiness, because token
-// verification itself does not need Redis. A verifier that starts while Redis
-// is down therefore accepts tokens of grants revoked before its start until
-// its first successful load (at most one reconcile interval after Redis is
-// back); that window is documented in docs/reference/oauth.md.
+// Redis unavailable: the Set keeps answering from its last known state; it
+// never fails readiness, because token verification itself does not need
+// Redis. The dropped subscription is retried at least every ResubscribeWait
+// (500 ms) and each new subscription reloads every record, so within about
+// that long of Redis answering again the Set has caught up — with what was
+// revoked right after the outage too, whose announcement it could not
+// receive. A verifier that starts while Redis is down accepts tokens of
+// grants revoked before its start until then; these windows are documented
+// in docs/reference/oauth.md.
 //
 // Redis Cluster: the records are one key (one slot; the transaction that
 // writes them touches no other key) and the channel is one classic pub/sub
@@ -58,6 +61,13 @@ import (
 // bound on how long a replica that missed an announcement keeps accepting a
 // revoked grant's tokens.
 const DefaultReconcileInterval = 15 * time.Second
+
+// ResubscribeWait is the longest a dropped subscription waits before it tries
+// again (the wait starts at 100 ms and doubles up to it), so a Redis back
+// after an outage of any length is subscribed to — and every record
+// reloaded — within about this long. While Redis is still down a retry costs
+// one refused or timed-out dial (REDIS_DIAL_TIMEOUT) per replica.
+const ResubscribeWait = 500 * time.Millisecond
 
 // MaxGrantIDLength bounds a grant id (fosite request ids are UUIDs, 36
 // characters); longer or malformed ids are refused by Revoke and ignored in
@@ -293,7 +303,7 @@ func (s *Set) subscribe(ctx context.Context) {
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, 5*time.Second)
+			backoff = min(backoff*2, ResubscribeWait)
 			continue
 		}
 		backoff = 100 * time.Millisecond

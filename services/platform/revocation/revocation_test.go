@@ -158,6 +158,85 @@ func TestRedisRestartResubscribesAndReloads(t *testing.T) {
 	}
 }
 
+// TestResubscribesSoonAfterALongOutage: however long Redis was gone, a
+// grant revoked right after it is back reaches every Set within about
+// ResubscribeWait — the subscription's retries wait no longer than that, and
+// the reload that follows the new subscription finds the record whose
+// announcement the Set could not receive. (Waits doubling up to 5 s left
+// such a grant accepted for up to 5 s, measured 3.5 s through /mcp after an
+// outage of 12 s.) As in TestRedisRestartResubscribesAndReloads, the Set
+// logs in as an ACL user the restarted Redis does not know yet: Redis's
+// ACL LOG counts its failed attempts, and the user is created right after
+// the seventh, when the old waits had reached 5 s.
+func TestResubscribesSoonAfterALongOutage(t *testing.T) {
+	r := testharness.StartRedis(t)
+	const user = "revocation-set"
+	createUser := func(c *redisx.Client) {
+		t.Helper()
+		if err := c.Do(context.Background(), "ACL", "SETUSER", user, "on", ">set-pw", "~*", "&*", "+@all").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	createUser(r.Client())
+	cfg := r.Config()
+	cfg.URL = strings.Replace(cfg.URL, "redis://", "redis://"+user+":set-pw@", 1)
+	setClient, err := redisx.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = setClient.Close() })
+	s := newSet(t, setClient, revocation.Options{ReconcileInterval: time.Hour})
+	if err := revocation.NewRevoker(r.Client(), time.Hour, nil).Revoke(context.Background(), "grant-before"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "grant-before announced", func() bool { return s.Revoked("grant-before") })
+
+	r.Stop()
+	r.Start()
+	admin := r.Client()
+	// attempts is how often the Set failed to log in since the restart:
+	// each attempt adds one to every ACL LOG entry of the user (HELLO and
+	// AUTH may be logged apart).
+	attempts := func() int64 {
+		entries, err := admin.Do(context.Background(), "ACL", "LOG").Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, e := range entries {
+			m := map[any]any{} // a map in RESP3, a flat list in RESP2
+			switch e := e.(type) {
+			case map[any]any:
+				m = e
+			case []any:
+				for i := 0; i+1 < len(e); i += 2 {
+					m[e[i]] = e[i+1]
+				}
+			}
+			if c, _ := m["count"].(int64); m["username"] == user && m["reason"] == "auth" && c > n {
+				n = c
+			}
+		}
+		return n
+	}
+	testharness.Eventually(t, 60*time.Second, "seven failed resubscriptions", func() (bool, string) {
+		n := attempts()
+		return n >= 7, strconv.FormatInt(n, 10) + " so far"
+	})
+	exp := time.Now().Add(time.Hour).UnixMilli()
+	if err := admin.ZAdd(context.Background(), admin.Key("revocation", "grants"), redis.Z{Score: float64(exp), Member: "grant-after"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	createUser(admin)
+	// The deadline bounds the wait; it is not a measurement: the old 5 s
+	// wait fails it, a retry within ResubscribeWait passes with seconds to
+	// spare.
+	eventually(t, revocation.ResubscribeWait+2500*time.Millisecond, "grant-after loaded after the outage", func() bool { return s.Revoked("grant-after") })
+	if !s.Revoked("grant-before") {
+		t.Error("the Set forgot a grant it knew before the outage")
+	}
+}
+
 // TestRedisDownAtStart: the Set starts empty without failing, keeps the
 // verifier serving, and loads the records once Redis answers.
 func TestRedisDownAtStart(t *testing.T) {
