@@ -146,7 +146,11 @@ func TestBearerRefusals(t *testing.T) {
 		challenge string // part of WWW-Authenticate; "" = none expected
 	}{
 		{name: "no token", status: 401, code: "invalid_token", desc: "bearer access token is required", challenge: `Bearer realm="tollgate-actions", resource_metadata="` + metadataURL + `", scope=`},
-		{name: "basic scheme", header: http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}}, status: 401, code: "invalid_token", desc: "not Bearer", challenge: `error="invalid_token"`},
+		// RFC 6750 §3.1: another scheme, or Bearer without a token, is no
+		// authentication information — no error code in the challenge (the
+		// scope follows resource_metadata directly), as at the gateway.
+		{name: "basic scheme", header: http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}}, status: 401, code: "invalid_token", desc: "not Bearer", challenge: `Bearer realm="tollgate-actions", resource_metadata="` + metadataURL + `", scope=`},
+		{name: "empty bearer", header: http.Header{"Authorization": {"Bearer "}}, status: 401, code: "invalid_token", desc: "bearer access token is required", challenge: `Bearer realm="tollgate-actions", resource_metadata="` + metadataURL + `", scope=`},
 		{name: "garbage", header: bearer("garbage"), status: 401, code: "invalid_token", desc: "not a JWS", challenge: `error="invalid_token"`},
 		{name: "MCP audience", header: bearer(f.iss.Mint(t, tokentest.Token{Audience: mcpAudience, Scope: allScopes})), status: 401, code: "invalid_token", desc: "wrong audience", challenge: `error_description="access token rejected: wrong audience"`},
 		{name: "expired", header: bearer(f.iss.Mint(t, tokentest.Token{Audience: audience, Scope: allScopes, IssuedAt: time.Now().Add(-3 * time.Hour), ExpiresIn: time.Hour})), status: 401, code: "invalid_token", desc: "expired", challenge: `error="invalid_token"`},

@@ -45,8 +45,16 @@ func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claim
 		e := newError(http.StatusBadRequest, "invalid_request", err.Error())
 		e.challenge = challenge(s.metadataURL, "invalid_request", err.Error(), required)
 		return nil, e
-	case errors.Is(err, tokens.ErrNoToken):
-		e := newError(http.StatusUnauthorized, "invalid_token", "a bearer access token is required")
+	case errors.Is(err, tokens.ErrNoToken), errors.Is(err, tokens.ErrNotBearer):
+		// No credentials, or another scheme (Basic) or an empty Bearer:
+		// RFC 6750 §3.1 — a request without authentication information
+		// ("or attempted using an unsupported authentication method")
+		// gets a challenge without an error code, as at the gateway.
+		desc := "a bearer access token is required"
+		if errors.Is(err, tokens.ErrNotBearer) {
+			desc = err.Error() + ": " + desc
+		}
+		e := newError(http.StatusUnauthorized, "invalid_token", desc)
 		e.challenge = challenge(s.metadataURL, "", "", required)
 		return nil, e
 	case err != nil:
