@@ -106,6 +106,17 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
 		return
 	}
+	if msg.Method == "" && len(msg.ID) > 0 {
+		// A client's response (the envelope check lets through only an id
+		// with a result or an error): the legacy transport has no handler
+		// waiting for one — its pings' answers are dropped — and mcp-go
+		// would answer an error response on the stream as an unknown
+		// method, with the client's id, which the client could take for
+		// the answer to its own request of that id. Accepted, dropped.
+		g.metrics.request(transportSSE, methodLabel(method), "202")
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
 	if _, local := g.localSSE.Load(id); local {
 		if err := g.serveLegacyMessage(r.Context(), id, body, msg, func(req *http.Request) {
 			req.Header = r.Header.Clone()
