@@ -470,6 +470,8 @@ type message struct {
 		Name string `json:"name"`
 		// Arguments of a tools/call, checked by argumentsError.
 		Arguments json.RawMessage `json:"arguments"`
+		// Cursor of a list request, checked by cursorError.
+		Cursor json.RawMessage `json:"cursor"`
 		// Task, InputResponses and RequestState make a tools/call a task
 		// or a multi-round-trip retry: left to mcp-go (callableTool).
 		Task           json.RawMessage `json:"task"`
@@ -504,6 +506,41 @@ func argumentsError(m message) string {
 	}
 	return fmt.Sprintf("invalid params: arguments of tool %q must be a JSON object of the tool's input fields (its inputSchema in tools/list), not %s; send {} for a tool without inputs",
 		truncate(m.Params.Name, maxLoggedName), kind)
+}
+
+// paramsError is the JSON-RPC -32602 message for a request whose params
+// the gateway refuses before mcp-go sees them ("" when it does not):
+// tools/call arguments that are not an object (argumentsError), a cursor
+// on a list request (cursorError).
+func paramsError(m message) string {
+	if e := argumentsError(m); e != "" {
+		return e
+	}
+	return cursorError(m)
+}
+
+// listMethods are the paginated list requests. mcp-go answers each in one
+// page (the gateway sets no page size), so no answer carries a nextCursor.
+var listMethods = map[string]bool{
+	string(mcp.MethodToolsList): true, string(mcp.MethodResourcesList): true,
+	string(mcp.MethodResourcesTemplatesList): true, string(mcp.MethodPromptsList): true,
+}
+
+// cursorError is the -32602 message for a list request that carries a
+// cursor ("" for none, null or ""). MCP "Pagination": a cursor is a
+// nextCursor the server returned, and an invalid one SHOULD get -32602.
+// The gateway returns none, so every cursor is invalid; mcp-go took any
+// base64 text for the name to list after and answered an empty or
+// shifted page without an error.
+func cursorError(m message) string {
+	c := bytes.TrimSpace(m.Params.Cursor)
+	if !listMethods[m.Method] || len(c) == 0 || bytes.Equal(c, []byte("null")) || bytes.Equal(c, []byte(`""`)) {
+		return ""
+	}
+	if c[0] != '"' {
+		return "invalid params: cursor must be a string, a nextCursor of an earlier answer"
+	}
+	return "invalid params: unknown cursor: this server answers every list in one page and returns no nextCursor; send the request without a cursor"
 }
 
 // maxLoggedName bounds a caller-supplied name in the access log.

@@ -78,7 +78,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	if method == "" {
 		method = "POST"
 	}
-	if e := argumentsError(msg); e != "" {
+	if e := paramsError(msg); e != "" {
 		// Refused on the POST, as mcp-go refuses a message it cannot
 		// parse: the stream never sees it.
 		g.metrics.request(transportSSE, methodLabel(method), "invalid_params")

@@ -124,11 +124,12 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			}
 		}
 		// badArguments answers a tools/call whose arguments are not an
-		// object, once the request is admitted (rate limit, session): a
-		// JSON-RPC error answers the request (HTTP 200), so the client
-		// matches it to its call by id.
+		// object, or a list request with a cursor (paramsError), once the
+		// request is admitted (rate limit, session): a JSON-RPC error
+		// answers the request (HTTP 200), so the client matches it to its
+		// call by id.
 		badArguments := func() bool {
-			e := argumentsError(msg)
+			e := paramsError(msg)
 			if e == "" {
 				return false
 			}
