@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"mime"
@@ -134,6 +135,10 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 		}
 		sess := &directSession{id: id, ctx: r.Context(), store: g.sessions}
 		res := g.mcp.HandleMessage(g.mcp.WithContext(r.Context(), sess), body)
+		if msg.Method != string(mcp.MethodInitialize) {
+			// (initialize's refusals are reworded by heldResponse.clientTerms)
+			res = paramsInClientTerms(res)
+		}
 		if err := sess.failed(); err != nil {
 			g.sessionStateFailed(w, r, msg, err)
 			return
@@ -156,6 +161,45 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 		}
 		_ = json.NewEncoder(w).Encode(res)
 	})
+}
+
+// paramsInClientTerms turns mcp-go's refusal of a request whose params
+// have a member of the wrong JSON type — -32600 "unparsable tools/call
+// request: json: cannot unmarshal number into Go struct field
+// CallToolRequest.params.name of type string" — into what it is, invalid
+// params (JSON-RPC -32602), in the client's terms: "invalid params:
+// params.name must be a JSON string, not a number". Params that are not
+// an object at all stay -32600 (JSON-RPC §4.2: an invalid request), and
+// every other answer is left as it is.
+func paramsInClientTerms(res mcp.JSONRPCMessage) mcp.JSONRPCMessage {
+	e, ok := res.(mcp.JSONRPCError)
+	if !ok || e.Error.Code != mcp.INVALID_REQUEST || !strings.HasPrefix(e.Error.Message, "unparsable ") {
+		return res
+	}
+	m := goDecodeError.FindStringSubmatch(e.Error.Message)
+	if m == nil {
+		return res
+	}
+	e.Error.Code = mcp.INVALID_PARAMS
+	if want, ok := builtinJSONType(m[3]); ok {
+		e.Error.Message = fmt.Sprintf("invalid params: %s must be %s, not %s", m[2], want, jsonArticle(m[1]))
+	} else {
+		// A named Go type (mcp.LoggingLevel, …) does not say which JSON
+		// type it decodes from.
+		e.Error.Message = fmt.Sprintf("invalid params: %s has the wrong JSON type (%s)", m[2], jsonArticle(m[1]))
+	}
+	return e
+}
+
+// builtinJSONType is the JSON type an unnamed Go type decodes from, if t
+// is one.
+func builtinJSONType(t string) (string, bool) {
+	switch {
+	case t == "string", t == "bool", strings.HasPrefix(t, "[]"), strings.HasPrefix(t, "map["),
+		strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return jsonTypeOfGo(t), true
+	}
+	return "", false
 }
 
 // acceptResponse answers a client's response that the transport could not

@@ -592,6 +592,8 @@ func jsonArticle(kind string) string {
 	switch kind {
 	case "object", "array":
 		return "an " + kind
+	case "bool":
+		return "a boolean"
 	}
 	return "a " + kind
 }
