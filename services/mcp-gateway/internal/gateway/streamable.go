@@ -95,7 +95,9 @@ func lowerEquals(s, lower string) bool {
 // (2026-07-28) requests carry no session and pass to mcp-go, which
 // validates them.
 func (g *Gateway) streamableSession(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// self serves each message of a batch (serveBatch) as a POST of its own.
+	var self http.HandlerFunc
+	self = func(w http.ResponseWriter, r *http.Request) {
 		claims, _ := tokens.FromContext(r.Context())
 		var msg message
 		var body []byte
@@ -105,6 +107,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			body = b
 			if !ok {
 				g.metrics.request(transportStreamable, "POST", "too_large")
+				return
+			}
+			if isBatch(body) && g.serveBatch(w, r, body, self) {
 				return
 			}
 			if rf := checkEnvelopeOf(body, m.decoded); rf != nil {
@@ -229,7 +234,8 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			return
 		}
 		g.serveCtx(ctx, transportStreamable, method, next, w, r)
-	})
+	}
+	return self
 }
 
 // initialize opens a session: an unsupported MCP-Protocol-Version header is
