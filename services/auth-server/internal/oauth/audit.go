@@ -100,7 +100,7 @@ func (a auditingRevoker) Revoke(ctx context.Context, grantID string) error {
 	}
 	held, _ := ctx.Value(auditKey{}).(*audit.Record)
 	if held != nil && held.GrantID == grantID && err == nil {
-		return nil // fosite revokes a replayed code's grant twice (access, refresh)
+		return nil // fosite's revocation handler (RFC 7009) revokes a grant's refresh and access tokens in turn
 	}
 	rec := audit.Record{Event: audit.Revocation, GrantID: grantID, ClientAuthenticated: true}
 	if err != nil {

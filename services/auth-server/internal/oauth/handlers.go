@@ -35,9 +35,26 @@ type codeGrantHandler struct {
 	*oauth2.AuthorizeExplicitGrantHandler
 }
 
+// codeGrantFactory is compose.OAuth2AuthorizeExplicitFactory whose
+// handler does not revoke a reused code's grant itself: the store did
+// before it answered fosite.ErrInvalidatedAuthorizeCode
+// (store.GetAuthorizeCodeSession, which answers ErrUnavailable instead
+// when it cannot, where fosite would ignore the failure), and fosite's
+// handler would revoke it twice more, its access and its refresh tokens
+// in turn.
 func codeGrantFactory(c fosite.Configurator, storage, strategy any) any {
-	return codeGrantHandler{compose.OAuth2AuthorizeExplicitFactory(c, storage, strategy).(*oauth2.AuthorizeExplicitGrantHandler)}
+	h := compose.OAuth2AuthorizeExplicitFactory(c, storage, strategy).(*oauth2.AuthorizeExplicitGrantHandler)
+	h.TokenRevocationStorage = revokedByStore{h.TokenRevocationStorage}
+	return codeGrantHandler{h}
 }
+
+// revokedByStore is the code handler's revocation storage: fosite calls
+// RevokeAccessToken and RevokeRefreshToken only for a code used again,
+// whose grant the store revoked already; they do nothing.
+type revokedByStore struct{ oauth2.TokenRevocationStorage }
+
+func (revokedByStore) RevokeAccessToken(context.Context, string) error  { return nil }
+func (revokedByStore) RevokeRefreshToken(context.Context, string) error { return nil }
 
 func (h codeGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
 	return populateIfHandled(ctx, h.AuthorizeExplicitGrantHandler, r, resp)

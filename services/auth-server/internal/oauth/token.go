@@ -129,11 +129,12 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string
 	}
 	s.metrics.grants.WithLabelValues(grant, client, code).Inc()
 	s.metrics.errors.WithLabelValues("token", code).Inc()
+	revoked := revokedGrant(r)
 	switch {
 	case code == "invalid_client":
 		s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: clientID, Endpoint: "token"})
-	case grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken) && revokedGrant(r) != "":
-		s.auditEvent(r, audit.Record{Event: audit.RefreshReuse, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant, GrantID: revokedGrant(r),
+	case grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken) && revoked != "":
+		s.auditEvent(r, audit.Record{Event: audit.RefreshReuse, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant, GrantID: revoked,
 			Reason: "a rotated refresh token was presented again; the grant is revoked"})
 	case grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken):
 		// Refused without revoking: a repeat within the grace window whose

@@ -404,8 +404,9 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, sig string, r fo
 // fosite.ErrInvalidatedAuthorizeCode (400 invalid_grant); should the
 // revocation fail it returns that ErrUnavailable instead (503), so the
 // grant is never left live behind an invalid_grant and a retry revokes it.
-// fosite revokes on ErrInvalidatedAuthorizeCode too, but ignores the
-// revocation's error; within a request scope its revocation is a no-op.
+// fosite's code handler revokes on ErrInvalidatedAuthorizeCode too, but
+// ignores the revocation's error; the auth-server's handler leaves that to
+// this revocation (oauth.codeGrantFactory), so the grant is revoked once.
 func (s *Store) GetAuthorizeCodeSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
 	req, f, err := s.codePart(ctx, sig, fieldRequest, session)
 	if err != nil {

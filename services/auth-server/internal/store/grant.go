@@ -685,11 +685,13 @@ func (s *Store) RevokeAccessToken(ctx context.Context, grantID string) error {
 // unknown from now on and its access tokens fail at userinfo and
 // introspection. It is the one place a grant is revoked.
 //
-// Within a request scope a grant revoked once is not revoked again (fosite
-// revokes a grant's access and refresh tokens in turn); it counts as
-// revoked only once the announcement and the deletion both succeeded, so a
-// failed revocation (ErrUnavailable) retried in the same request is
-// written again, never skipped.
+// Within a request scope a grant revoked once is not revoked again (a
+// guard: a reused code's grant is revoked here by GetAuthorizeCodeSession,
+// and fosite's code handler, which would revoke its access and refresh
+// tokens in turn, does not reach the store, oauth.codeGrantFactory); it
+// counts as revoked only once the announcement and the deletion both
+// succeeded, so a failed revocation (ErrUnavailable) retried in the same
+// request is written again, never skipped.
 func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 	if grantID == "" {
 		return nil

@@ -12,8 +12,7 @@ import (
 // Connect sessions in four places, and this keeps that to one Redis read;
 // a refresh's read, rotation and fosite's writes are one script call
 // (ExpectRefresh);
-// a grant revoked twice in one request (fosite revokes "the access tokens"
-// and "the refresh tokens" of a grant in turn) is deleted once.
+// a grant revoked twice in one request is deleted once (RevokeGrant).
 type requestScope struct {
 	mu    sync.Mutex
 	codes map[string]map[string]string // code signature -> the code hash's fields
