@@ -113,6 +113,7 @@ var tuned = map[string]string{
 	"dial_timeout": "REDIS_DIAL_TIMEOUT", "read_timeout": "REDIS_COMMAND_TIMEOUT",
 	"write_timeout": "REDIS_COMMAND_TIMEOUT", "max_retries": "the circuit breaker (no retries)",
 	"pool_timeout": "REDIS_COMMAND_TIMEOUT (10× it, at least 1s)", "max_redirects": "the client (3)",
+	"dialer_retries": "the client (one dial; the circuit breaker handles outages)", "dialer_retry_timeout": "the client (one dial; the circuit breaker handles outages)",
 }
 
 // ParseTarget parses URL with go-redis's parser for Mode. Errors never

@@ -47,6 +47,7 @@ func TestRedisRefusals(t *testing.T) {
 		{"bad addr", config.Redis{Mode: "cluster", URL: "redis://n1:7000?addr=nope"}, "unable to parse addr param"},
 		{"unknown option", config.Redis{Mode: "sentinel", URL: "redis://s1:1?master_name=m&colour=red"}, "unexpected option: colour"},
 		{"tuned option", config.Redis{URL: "redis://h:1?read_timeout=5s"}, "read_timeout is set by REDIS_COMMAND_TIMEOUT"},
+		{"dialer retries", config.Redis{Mode: "cluster", URL: "redis://n1:7000?dialer_retries=5"}, "dialer_retries is set by the client (one dial"},
 		{"unix cluster", config.Redis{Mode: "cluster", URL: "unix:///run/redis.sock"}, "standalone only"},
 		{"sentinel password elsewhere", config.Redis{Mode: "cluster", URL: "redis://n1:7000", SentinelPassword: "x"}, "only used with REDIS_MODE=sentinel"},
 		{"ca without tls", config.Redis{URL: "redis://h:1", TLSCAFile: "/nonexistent/ca.pem"}, "REDIS_TLS_CA_FILE: set, but REDIS_URL is not rediss://"},

@@ -70,6 +70,14 @@ func (t tuning) applyTLS(c *tls.Config) *tls.Config {
 	return c
 }
 
+// dialAttempts is how often a connection is dialled before the command that
+// needed it fails: once. go-redis dials 5 times 100 ms apart by default
+// (DialerRetries, DialerRetryTimeout), so a refused connection took 400 ms
+// to fail a request, and a dial timing out 5 × REDIS_DIAL_TIMEOUT + 400 ms;
+// the breaker, not a retry loop, handles outages. config refuses
+// dialer_retries in REDIS_URL.
+const dialAttempts = 1
+
 // New returns a client for cfg: cfg.Mode picks go-redis's URL parser and
 // client (redis.ParseURL and NewClient, ParseFailoverURL and
 // NewFailoverClient, ParseClusterURL and NewClusterClient; see
@@ -124,6 +132,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		}
 		opts.TLSConfig = t.applyTLS(opts.TLSConfig)
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = t.dial, t.cmd, t.cmd, t.pool
+		opts.DialerRetries = dialAttempts
 		// No retries (the breaker handles outages), but MOVED/ASK
 		// redirections are followed: they are how a cluster answers after a
 		// failover or a slot migration, not a failure.
@@ -148,6 +157,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		}
 		opts.TLSConfig = t.applyTLS(opts.TLSConfig)
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = t.dial, t.cmd, t.cmd, t.pool
+		opts.DialerRetries = dialAttempts
 		opts.MaxRetries = -1
 		c.UniversalClient = redis.NewFailoverClient(opts)
 	default:
@@ -158,6 +168,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		}
 		opts.TLSConfig = t.applyTLS(opts.TLSConfig)
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = t.dial, t.cmd, t.cmd, t.pool
+		opts.DialerRetries = dialAttempts
 		opts.MaxRetries = -1 // no retries: the breaker, not a retry loop, handles outages
 		c.UniversalClient = redis.NewClient(opts)
 	}
