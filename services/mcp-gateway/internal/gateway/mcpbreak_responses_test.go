@@ -76,3 +76,25 @@ func TestClientResponsesAreAccepted(t *testing.T) {
 		})
 	}
 }
+
+// Under the conformance fixture profile a client's response still goes to
+// mcp-go's transport first (a fixture's sampling or elicitation could be
+// waiting for it there); when nothing waits, its 404 or 400 becomes the
+// same 202.
+func TestClientResponsesAreAcceptedWithFixtures(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway("MCP_CONFORMANCE_FIXTURES", "true")
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":4,"error":{"code":-32601,"message":"not supported"}}`,
+		`{"jsonrpc":"2.0","id":5,"result":{"x":1}}`,
+		`{"jsonrpc":"2.0","id":"s-1","result":{"x":1}}`,
+	} {
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: body})
+		if r.Status != http.StatusAccepted || len(r.Body) != 0 || r.Header.Get("Content-Type") != "" {
+			t.Errorf("%s: %d %v %q, want 202 and no body", body, r.Status, r.Header, r.Body)
+		}
+	}
+	g.rpc(t, tok, sid, "ping", nil, nil)
+}
