@@ -158,7 +158,7 @@ func (m members) check() *refusal {
 			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number"}
 		}
 	}
-	if m.jsonrpc == nil || string(m.jsonrpc) != `"2.0"` {
+	if !isVersion2(m.jsonrpc) {
 		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: `jsonrpc must be "2.0"`}
 	}
 	if !m.hasMethod {
@@ -195,7 +195,7 @@ func checkEnvelopeMap(trimmed []byte) *refusal {
 			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number"}
 		}
 	}
-	if v, ok := m["jsonrpc"]; !ok || string(v) != `"2.0"` {
+	if !isVersion2(m["jsonrpc"]) {
 		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: `jsonrpc must be "2.0"`}
 	}
 	rawMethod, hasMethod := m["method"]
@@ -215,6 +215,17 @@ func checkEnvelopeMap(trimmed []byte) *refusal {
 		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method must not be empty"}
 	}
 	return nil
+}
+
+// isVersion2 reports whether raw is the JSON string "2.0" — spelt with
+// escapes too ("2\u002e0" is that string; JSON-RPC 2.0 §4 asks for the
+// value, not its spelling, and mcp-go decodes it).
+func isVersion2(raw []byte) bool {
+	if string(raw) == `"2.0"` {
+		return true
+	}
+	var s string
+	return bytes.IndexByte(raw, '\\') >= 0 && json.Unmarshal(raw, &s) == nil && s == "2.0"
 }
 
 // kind is the JSON type of a raw value: '"' string, '0' number, 'n' null,
