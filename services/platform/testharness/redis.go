@@ -30,6 +30,10 @@ const RedisCommandTimeout = "1s"
 // concurrent requests dials new ones — on a loaded machine (load 50 on two
 // cores) such a dial missed 80ms, the breaker opened and a healthy
 // request got a 503 (the wrong-secret flood of TestClientAuthCannotLockOut).
+// Since a connection is dialled once (redisx, no dial retries), a missed
+// dial fails its command: the clients Config returns use it too (50
+// concurrent redemptions in the store's contract test failed with "i/o
+// timeout" under -race at load 35).
 const RedisDialTimeout = "1s"
 
 // Redis is a redis-server process owned by one test.
@@ -131,10 +135,12 @@ func (r *Redis) URL() string {
 	return "redis://" + r.Addr() + "/0"
 }
 
-// Config returns a config.Redis for the server with a per-test key prefix
-// (and the CA file with TLS).
+// Config returns a config.Redis for the server with a per-test key prefix,
+// the tests' command and dial timeouts (RedisCommandTimeout,
+// RedisDialTimeout: the production defaults are a fault test's to set) and
+// the CA file with TLS.
 func (r *Redis) Config() config.Redis {
-	c := config.Redis{URL: r.URL(), KeyPrefix: "test:" + sanitize(r.t.Name()) + ":", CommandTimeout: time.Second}
+	c := config.Redis{URL: r.URL(), KeyPrefix: "test:" + sanitize(r.t.Name()) + ":", CommandTimeout: time.Second, DialTimeout: time.Second}
 	if r.TLS != nil {
 		c.TLSCAFile = r.TLS.CAFile
 	}

@@ -539,7 +539,7 @@ func (s *RedisStandalone) URL() string { return "redis://" + s.n.Addr() + "/0" }
 
 // Config implements RedisSetup.
 func (s *RedisStandalone) Config(t testing.TB) config.Redis {
-	return config.Redis{Mode: config.RedisStandalone, URL: s.URL(), KeyPrefix: "test:" + sanitize(t.Name()) + ":", CommandTimeout: time.Second}
+	return setupConfig(t, config.RedisStandalone, s.URL(), nil)
 }
 
 // Close implements RedisSetup.
@@ -554,9 +554,10 @@ func scheme(tls *RedisTLS) string {
 }
 
 // setupConfig is a shared deployment's client configuration for t: its own
-// key prefix, and the CA file with TLS.
+// key prefix, the tests' command and dial timeouts (RedisCommandTimeout,
+// RedisDialTimeout) and the CA file with TLS.
 func setupConfig(t testing.TB, mode, url string, tls *RedisTLS) config.Redis {
-	c := config.Redis{Mode: mode, URL: url, KeyPrefix: "test:" + sanitize(t.Name()) + ":", CommandTimeout: time.Second}
+	c := config.Redis{Mode: mode, URL: url, KeyPrefix: "test:" + sanitize(t.Name()) + ":", CommandTimeout: time.Second, DialTimeout: time.Second}
 	if tls != nil {
 		c.TLSCAFile = tls.CAFile
 	}
