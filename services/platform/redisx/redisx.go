@@ -33,6 +33,7 @@ type Client struct {
 	mode    string
 	prefix  string
 	breaker *breaker
+	giveUp  time.Duration // GiveUpAfter
 }
 
 // Option adjusts New.
@@ -122,7 +123,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		}
 		t.tls = &tls.Config{RootCAs: roots}
 	}
-	c := &Client{mode: cfg.Mode, prefix: cfg.KeyPrefix}
+	c := &Client{mode: cfg.Mode, prefix: cfg.KeyPrefix, giveUp: t.pool + 2*t.cmd}
 	var reload func()
 	switch cfg.Mode {
 	case config.RedisCluster:
@@ -182,6 +183,13 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 	c.AddHook(c.breaker)
 	return c, nil
 }
+
+// GiveUpAfter is the longest a command's caller waits for it before the
+// command fails (ErrUnavailable to its caller): for a pooled connection,
+// to write the command, for its reply. A command that reaches Redis later
+// than this after it was issued — queued in a socket while Redis hung —
+// runs for a caller that has already answered its client.
+func (c *Client) GiveUpAfter() time.Duration { return c.giveUp }
 
 // Mode is the deployment mode: config.RedisStandalone, RedisSentinel or RedisCluster.
 func (c *Client) Mode() string { return c.mode }

@@ -281,6 +281,7 @@ const (
 	rtOldFormat = 3  // a format-1 hash (its fields follow)
 	rtValid     = 4  // current or within grace; nothing changed (a read, or a precondition failed)
 	rtIndexDue  = 5  // rotated, TTL kept: the subject's index must be renewed first (subjects.go)
+	rtLate      = 6  // a rotation asked for by a caller that has given up by now: nothing changed
 	rtReused    = -1 // neither current nor within grace: reuse
 	rtLost      = -2 // within grace, but the current token is not its successor
 )
@@ -296,7 +297,8 @@ const (
 //	ARGV[7] is not "": ARGV[7] client id, ARGV[8] requested scopes,
 //	ARGV[9] resource, ARGV[10] the client's scopes, ARGV[11] its
 //	audiences, ARGV[12] the scopes of which a refresh needs one (lists
-//	space-separated)
+//	space-separated); ARGV[13] the time (Unix ms) after which a rotation
+//	is refused ("": none; see lateRotation)
 //
 // Returns {status, record} (the record as it is now), {3, hash fields}
 // or {0}.
@@ -315,6 +317,10 @@ local current = rt ~= '' and rt == ARGV[1]
 local grace = (not current) and prev ~= '' and prev == ARGV[1] and tonumber(rot) ~= nil and now - tonumber(rot) <= tonumber(ARGV[4])
 if not current and not grace then return {-1, s} end
 if ARGV[2] == '' then return {4, s} end
+if ARGV[13] ~= '' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[13]) then return {6, s} end
+end
 if ARGV[7] ~= '' then
   local function has(list, x) return string.find(' ' .. list .. ' ', ' ' .. x .. ' ', 1, true) ~= nil end
   local gaud, same = aud, true
@@ -383,13 +389,34 @@ func (s *Store) runRefresh(ctx context.Context, id, mac string, st *refreshState
 	return res, nil
 }
 
+// lateRotationSkew is how far the Redis server's clock may run ahead of
+// the auth-server's before a rotation is refused as late (lateRotation):
+// NTP keeps two hosts within milliseconds, and a rotation refused only
+// because of the clocks is made again at once.
+const lateRotationSkew = time.Second
+
+// errLateRotation: refreshScript refused a rotation that reached Redis
+// after its caller's give-up time.
+var errLateRotation = errors.New("the refresh token's rotation reached Redis after its caller gave up: not rotated")
+
 // refreshCall is one refreshScript call; force rotates without
 // preconditions (the rotation at Commit).
+//
+// A rotation is refused when it runs later than its caller can have waited
+// for it (lateRotation): when Redis hangs, the commands written to its
+// socket run when it resumes, after their callers have answered 503 —
+// and a refresh token rotated then, for a client told that its refresh
+// failed, would make the client's retry with the same token, once the
+// grace window has passed, a reuse that revokes its grant. Refused, a
+// 503 means that nothing changed. The script judges "later" by the Redis
+// clock against the caller's (lateRotationSkew apart at most); when the
+// refusal reaches a caller that is still waiting, the clocks disagree
+// more than that, and the rotation is asked for again without the bound.
 func (s *Store) refreshCall(ctx context.Context, id, mac string, in *RefreshIntent, force bool) (refreshResult, error) {
 	now := s.now()
 	args := []any{mac, "", now.UnixMilli(), s.ttl.Grace.Milliseconds(),
 		now.Add(s.ttl.Refresh).Round(time.Second).Unix(), (s.ttl.Refresh + time.Minute).Milliseconds(),
-		"", "", "", "", "", ""}
+		"", "", "", "", "", "", ""}
 	if in != nil {
 		_, succ, err := splitHandle(in.Successor)
 		if err != nil {
@@ -404,6 +431,10 @@ func (s *Store) refreshCall(ctx context.Context, id, mac string, in *RefreshInte
 			args[6] = NoResource // an intent without a client never passes
 		}
 	}
+	start := time.Now() // the real clock, as Redis's (s.now may be a test's)
+	if args[1] != "" {
+		args[12] = start.Add(s.rdb.GiveUpAfter() + lateRotationSkew).UnixMilli()
+	}
 	v, err := refreshScript.Run(ctx, s.rdb, []string{s.grantKey(id), s.oldGrantKey(id)}, args...).Slice()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
@@ -414,6 +445,20 @@ func (s *Store) refreshCall(ctx context.Context, id, mac string, in *RefreshInte
 	var res refreshResult
 	if len(v) > 0 {
 		res.status, _ = v[0].(int64)
+	}
+	if res.status == rtLate {
+		if time.Since(start) >= s.rdb.GiveUpAfter() {
+			return refreshResult{}, unavailable(errLateRotation)
+		}
+		// Answered in time: Redis's clock is ahead of this one.
+		args[12] = ""
+		if v, err = refreshScript.Run(ctx, s.rdb, []string{s.grantKey(id), s.oldGrantKey(id)}, args...).Slice(); err != nil {
+			return refreshResult{}, unavailable(err)
+		}
+		res.status = 0
+		if len(v) > 0 {
+			res.status, _ = v[0].(int64)
+		}
 	}
 	if len(v) > 1 {
 		switch x := v[1].(type) {
