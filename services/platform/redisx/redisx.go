@@ -136,7 +136,9 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		opts.DialerRetries = dialAttempts
 		// No retries (the breaker handles outages), but MOVED/ASK
 		// redirections are followed: they are how a cluster answers after a
-		// failover or a slot migration, not a failure.
+		// failover or a slot migration, not a failure. (go-redis v9.23's
+		// cluster client also tries a command again after a network error
+		// or timeout, up to MaxRedirects times, whatever MaxRetries says.)
 		opts.MaxRetries = -1
 		opts.MaxRedirects = 3
 		// go-redis reloads the slot map on MOVED/ASK and otherwise only every
@@ -184,11 +186,14 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 	return c, nil
 }
 
-// GiveUpAfter is the longest a command's caller waits for it before the
-// command fails (ErrUnavailable to its caller): for a pooled connection,
-// to write the command, for its reply. A command that reaches Redis later
-// than this after it was issued — queued in a socket while Redis hung —
-// runs for a caller that has already answered its client.
+// GiveUpAfter is how long a command's caller waits for one attempt of it
+// once issued, a connection at hand: for a pooled connection, to write
+// the command, for its reply (a new connection's dial and handshake come
+// on top; so do a script's EVAL after a NOSCRIPT, and, in Cluster mode,
+// go-redis's further attempts after a timeout). A command that reaches
+// Redis later than this after it was issued — queued in a socket while
+// Redis hung — most likely runs for a caller that has already answered
+// its client.
 func (c *Client) GiveUpAfter() time.Duration { return c.giveUp }
 
 // Mode is the deployment mode: config.RedisStandalone, RedisSentinel or RedisCluster.

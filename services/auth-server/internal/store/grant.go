@@ -298,10 +298,11 @@ const (
 //	ARGV[9] resource, ARGV[10] the client's scopes, ARGV[11] its
 //	audiences, ARGV[12] the scopes of which a refresh needs one (lists
 //	space-separated); ARGV[13] the time (Unix ms) after which a rotation
-//	is refused ("": none; see lateRotation)
+//	is refused ("": none; see refreshCall)
 //
-// Returns {status, record} (the record as it is now), {3, hash fields}
-// or {0}.
+// Returns {status, record} (the record as it is now), {3, hash fields},
+// {0}, or {6, record, Redis's time (Unix ms)} for a rotation refused as
+// late.
 var refreshScript = redis.NewScript(`
 local s = redis.call('GET', KEYS[1])
 if not s then
@@ -319,7 +320,8 @@ if not current and not grace then return {-1, s} end
 if ARGV[2] == '' then return {4, s} end
 if ARGV[13] ~= '' then
   local t = redis.call('TIME')
-  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[13]) then return {6, s} end
+  local tnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if tnow > tonumber(ARGV[13]) then return {6, s, tnow} end
 end
 if ARGV[7] ~= '' then
   local function has(list, x) return string.find(' ' .. list .. ' ', ' ' .. x .. ' ', 1, true) ~= nil end
@@ -390,28 +392,38 @@ func (s *Store) runRefresh(ctx context.Context, id, mac string, st *refreshState
 }
 
 // lateRotationSkew is how far the Redis server's clock may run ahead of
-// the auth-server's before a rotation is refused as late (lateRotation):
+// the auth-server's before a rotation is refused as late (refreshCall):
 // NTP keeps two hosts within milliseconds, and a rotation refused only
 // because of the clocks is made again at once.
 const lateRotationSkew = time.Second
 
-// errLateRotation: refreshScript refused a rotation that reached Redis
-// after its caller's give-up time.
+// lateRotationBound is the time (Unix ms, the real clock) after which a
+// rotation asked for at start is refused as late: the longest its caller
+// waits (redisx.Client.GiveUpAfter) plus lateRotationSkew. A Redis clock
+// that runs behind the auth-server's widens the window by as much.
+func (s *Store) lateRotationBound(start time.Time) int64 {
+	return start.Add(s.rdb.GiveUpAfter() + lateRotationSkew).UnixMilli()
+}
+
+// errLateRotation: a script refused a rotation that reached Redis after
+// its caller's give-up time.
 var errLateRotation = errors.New("the refresh token's rotation reached Redis after its caller gave up: not rotated")
 
 // refreshCall is one refreshScript call; force rotates without
 // preconditions (the rotation at Commit).
 //
 // A rotation is refused when it runs later than its caller can have waited
-// for it (lateRotation): when Redis hangs, the commands written to its
+// for it: when Redis hangs, the commands written to its
 // socket run when it resumes, after their callers have answered 503 —
 // and a refresh token rotated then, for a client told that its refresh
 // failed, would make the client's retry with the same token, once the
 // grace window has passed, a reuse that revokes its grant. Refused, a
-// 503 means that nothing changed. The script judges "later" by the Redis
-// clock against the caller's (lateRotationSkew apart at most); when the
-// refusal reaches a caller that is still waiting, the clocks disagree
-// more than that, and the rotation is asked for again without the bound.
+// 503 means that this rotation did not happen. The script judges "later"
+// by the Redis clock against the caller's (lateRotationBound); when the
+// refusal reaches a caller that is still waiting, Redis's clock is ahead
+// by more than lateRotationSkew, and the rotation is asked for again
+// bounded by Redis's own clock (the time the refusal carries, plus what
+// the caller waits for the new call).
 func (s *Store) refreshCall(ctx context.Context, id, mac string, in *RefreshIntent, force bool) (refreshResult, error) {
 	now := s.now()
 	args := []any{mac, "", now.UnixMilli(), s.ttl.Grace.Milliseconds(),
@@ -431,9 +443,9 @@ func (s *Store) refreshCall(ctx context.Context, id, mac string, in *RefreshInte
 			args[6] = NoResource // an intent without a client never passes
 		}
 	}
-	start := time.Now() // the real clock, as Redis's (s.now may be a test's)
+	start := time.Now()
 	if args[1] != "" {
-		args[12] = start.Add(s.rdb.GiveUpAfter() + lateRotationSkew).UnixMilli()
+		args[12] = s.lateRotationBound(start)
 	}
 	v, err := refreshScript.Run(ctx, s.rdb, []string{s.grantKey(id), s.oldGrantKey(id)}, args...).Slice()
 	if err != nil {
@@ -447,17 +459,25 @@ func (s *Store) refreshCall(ctx context.Context, id, mac string, in *RefreshInte
 		res.status, _ = v[0].(int64)
 	}
 	if res.status == rtLate {
-		if time.Since(start) >= s.rdb.GiveUpAfter() {
+		redisNow, _ := v[len(v)-1].(int64)
+		if time.Since(start) >= s.rdb.GiveUpAfter() || redisNow == 0 {
 			return refreshResult{}, unavailable(errLateRotation)
 		}
-		// Answered in time: Redis's clock is ahead of this one.
-		args[12] = ""
+		// Answered in time: Redis's clock is ahead of this one. Once more,
+		// bounded by Redis's clock.
+		args[12] = redisNow + s.rdb.GiveUpAfter().Milliseconds()
 		if v, err = refreshScript.Run(ctx, s.rdb, []string{s.grantKey(id), s.oldGrantKey(id)}, args...).Slice(); err != nil {
+			if errors.Is(err, redis.Nil) {
+				return refreshResult{}, fosite.ErrNotFound
+			}
 			return refreshResult{}, unavailable(err)
 		}
 		res.status = 0
 		if len(v) > 0 {
 			res.status, _ = v[0].(int64)
+		}
+		if res.status == rtLate {
+			return refreshResult{}, unavailable(errLateRotation)
 		}
 	}
 	if len(v) > 1 {
@@ -567,10 +587,12 @@ return 1
 //
 //	KEYS[1] the record, KEYS[2] the format-1 hash
 //	ARGV[1] MAC presented, ARGV[2] successor's MAC, ARGV[3] now (Unix ms),
-//	ARGV[4] grace (ms), ARGV[5] the new record, ARGV[6] its TTL (ms)
+//	ARGV[4] grace (ms), ARGV[5] the new record, ARGV[6] its TTL (ms),
+//	ARGV[7] the time (Unix ms) after which the rotation is refused
 //
 // Returns rtRotated, rtGrace, rtNotFound or rtReused; a grant a concurrent
-// refresh migrated already is judged by its record.
+// refresh migrated already is judged by its record; {rtLate, Redis's time}
+// for a rotation refused as late (refreshCall).
 var migrateScript = redis.NewScript(`
 local now, grace = tonumber(ARGV[3]), tonumber(ARGV[4])
 local s = redis.call('GET', KEYS[1])
@@ -583,6 +605,9 @@ local f = redis.call('HMGET', KEYS[2], 'rt', 'prev', 'rotated')
 if not f[1] then return 0 end
 local at = string.match(f[3] or '', '^(%d*)')
 if f[1] == ARGV[1] then
+  local t = redis.call('TIME')
+  local tnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if tnow > tonumber(ARGV[7]) then return {6, tnow} end
   redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[6])
   redis.call('DEL', KEYS[2])
   return 1
@@ -673,8 +698,19 @@ func (s *Store) migrate(ctx context.Context, t *tx, res refreshResult, from, to 
 	if err != nil {
 		return err
 	}
-	n, err := migrateScript.Run(ctx, s.rdb, []string{s.grantKey(id), s.oldGrantKey(id)},
-		from, to, now.UnixMilli(), s.ttl.Grace.Milliseconds(), rec, ttl.Milliseconds()).Int()
+	start := time.Now()
+	args := []any{from, to, now.UnixMilli(), s.ttl.Grace.Milliseconds(), rec, ttl.Milliseconds(), s.lateRotationBound(start)}
+	n, redisNow, err := s.runMigrate(ctx, id, args)
+	if err == nil && n == rtLate {
+		if time.Since(start) >= s.rdb.GiveUpAfter() {
+			return unavailable(errLateRotation)
+		}
+		// Answered in time: Redis's clock is ahead (refreshCall).
+		args[6] = redisNow + s.rdb.GiveUpAfter().Milliseconds()
+		if n, _, err = s.runMigrate(ctx, id, args); err == nil && n == rtLate {
+			return unavailable(errLateRotation)
+		}
+	}
 	switch {
 	case err != nil:
 		return unavailable(err)
@@ -684,6 +720,25 @@ func (s *Store) migrate(ctx context.Context, t *tx, res refreshResult, from, to 
 		return fosite.ErrInactiveToken
 	}
 	return nil
+}
+
+// runMigrate runs migrateScript: its status, and Redis's time with rtLate.
+func (s *Store) runMigrate(ctx context.Context, id string, args []any) (status, redisNow int64, err error) {
+	v, err := migrateScript.Run(ctx, s.rdb, []string{s.grantKey(id), s.oldGrantKey(id)}, args...).Result()
+	if err != nil {
+		return 0, 0, err
+	}
+	switch x := v.(type) {
+	case int64:
+		return x, 0, nil
+	case []any:
+		if len(x) == 2 {
+			status, _ = x[0].(int64)
+			redisNow, _ = x[1].(int64)
+			return status, redisNow, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("migrate script: unexpected answer %v", v)
 }
 
 // putGrant stores a grant's record outside a code redemption or rotation

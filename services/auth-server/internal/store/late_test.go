@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +49,22 @@ func TestRotationAfterItsCallerGaveUpIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Redis's count of EVALSHA calls: the hung one must have run before
+	// the retry, or the test would prove nothing.
+	evalsha := func() int {
+		t.Helper()
+		info, err := rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, ok := strings.Cut(info, "cmdstat_evalsha:calls=")
+		if !ok {
+			return 0
+		}
+		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+		return n
+	}
+	before := evalsha()
 	r.Pause()
 	resumed := false
 	defer func() {
@@ -67,6 +85,12 @@ func TestRotationAfterItsCallerGaveUpIsRefused(t *testing.T) {
 	for rdb.Ping(ctx) != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("Redis did not answer after resuming")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for evalsha() < before+1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the refresh script written while Redis hung never ran")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
