@@ -405,6 +405,28 @@ func (s *Store) lateRotationBound(start time.Time) int64 {
 	return start.Add(s.rdb.GiveUpAfter() + lateRotationSkew).UnixMilli()
 }
 
+// boundedRotation runs a script call that rotates, run(bound), with the
+// late-rotation bound (lateRotationBound) and, when its refusal (rtLate,
+// with Redis's time) reaches this caller still waiting — Redis's clock is
+// ahead of this one — once more, bounded by Redis's clock: the time the
+// refusal carries plus what the caller waits for the new call. A late
+// rotation is ErrUnavailable (errLateRotation); run's own errors are
+// returned as they are.
+func (s *Store) boundedRotation(run func(bound any) (status, redisNow int64, err error)) (int64, error) {
+	start := time.Now()
+	status, redisNow, err := run(s.lateRotationBound(start))
+	if err != nil || status != rtLate {
+		return status, err
+	}
+	if time.Since(start) >= s.rdb.GiveUpAfter() || redisNow == 0 {
+		return 0, unavailable(errLateRotation)
+	}
+	if status, _, err = run(redisNow + s.rdb.GiveUpAfter().Milliseconds()); err == nil && status == rtLate {
+		return 0, unavailable(errLateRotation)
+	}
+	return status, err
+}
+
 // errLateRotation: a script refused a rotation that reached Redis after
 // its caller's give-up time.
 var errLateRotation = errors.New("the refresh token's rotation reached Redis after its caller gave up: not rotated")
@@ -443,42 +465,32 @@ func (s *Store) refreshCall(ctx context.Context, id, mac string, in *RefreshInte
 			args[6] = NoResource // an intent without a client never passes
 		}
 	}
-	start := time.Now()
-	if args[1] != "" {
-		args[12] = s.lateRotationBound(start)
-	}
-	v, err := refreshScript.Run(ctx, s.rdb, []string{s.grantKey(id), s.oldGrantKey(id)}, args...).Slice()
-	if err != nil {
-		if errors.Is(err, redis.Nil) {
-			return refreshResult{}, fosite.ErrNotFound
-		}
-		return refreshResult{}, unavailable(err)
-	}
-	var res refreshResult
-	if len(v) > 0 {
-		res.status, _ = v[0].(int64)
-	}
-	if res.status == rtLate {
-		redisNow, _ := v[len(v)-1].(int64)
-		if time.Since(start) >= s.rdb.GiveUpAfter() || redisNow == 0 {
-			return refreshResult{}, unavailable(errLateRotation)
-		}
-		// Answered in time: Redis's clock is ahead of this one. Once more,
-		// bounded by Redis's clock.
-		args[12] = redisNow + s.rdb.GiveUpAfter().Milliseconds()
+	var v []any
+	run := func(bound any) (status, redisNow int64, err error) {
+		args[12] = bound
 		if v, err = refreshScript.Run(ctx, s.rdb, []string{s.grantKey(id), s.oldGrantKey(id)}, args...).Slice(); err != nil {
 			if errors.Is(err, redis.Nil) {
-				return refreshResult{}, fosite.ErrNotFound
+				return 0, 0, fosite.ErrNotFound
 			}
-			return refreshResult{}, unavailable(err)
+			return 0, 0, unavailable(err)
 		}
-		res.status = 0
 		if len(v) > 0 {
-			res.status, _ = v[0].(int64)
+			status, _ = v[0].(int64)
 		}
-		if res.status == rtLate {
-			return refreshResult{}, unavailable(errLateRotation)
+		if status == rtLate {
+			redisNow, _ = v[len(v)-1].(int64)
 		}
+		return status, redisNow, nil
+	}
+	var res refreshResult
+	var err error
+	if args[1] == "" { // no rotation asked for: nothing to bound
+		res.status, _, err = run("")
+	} else {
+		res.status, err = s.boundedRotation(run)
+	}
+	if err != nil {
+		return refreshResult{}, err
 	}
 	if len(v) > 1 {
 		switch x := v[1].(type) {
@@ -698,20 +710,14 @@ func (s *Store) migrate(ctx context.Context, t *tx, res refreshResult, from, to 
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	args := []any{from, to, now.UnixMilli(), s.ttl.Grace.Milliseconds(), rec, ttl.Milliseconds(), s.lateRotationBound(start)}
-	n, redisNow, err := s.runMigrate(ctx, id, args)
-	if err == nil && n == rtLate {
-		if time.Since(start) >= s.rdb.GiveUpAfter() {
-			return unavailable(errLateRotation)
-		}
-		// Answered in time: Redis's clock is ahead (refreshCall).
-		args[6] = redisNow + s.rdb.GiveUpAfter().Milliseconds()
-		if n, _, err = s.runMigrate(ctx, id, args); err == nil && n == rtLate {
-			return unavailable(errLateRotation)
-		}
-	}
+	args := []any{from, to, now.UnixMilli(), s.ttl.Grace.Milliseconds(), rec, ttl.Milliseconds(), ""}
+	n, err := s.boundedRotation(func(bound any) (int64, int64, error) {
+		args[6] = bound
+		return s.runMigrate(ctx, id, args)
+	})
 	switch {
+	case errors.Is(err, ErrUnavailable):
+		return err
 	case err != nil:
 		return unavailable(err)
 	case n == rtNotFound:
