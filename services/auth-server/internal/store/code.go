@@ -472,11 +472,18 @@ func (s *Store) DeleteOpenIDConnectSession(context.Context, string) error { retu
 //
 //	KEYS[1] the code hash, KEYS[2] the grant's record (one hash tag, the
 //	grant id)
-//	ARGV[1] the grant's record ("" for none; record.go), ARGV[2] its TTL (ms)
+//	ARGV[1] the grant's record ("" for none; record.go), ARGV[2] its TTL
+//	(ms), ARGV[3] the time (Unix ms) after which the redemption is refused
+//	(late.go)
 //
-// Returns 1 redeemed, 0 already redeemed, -1 the code is gone (expired).
+// Returns 1 redeemed, 0 already redeemed, -1 the code is gone (expired),
+// or {lateStatus, Redis's time (Unix ms)} for a redemption refused as late:
+// the code is left as it was.
 var redeemScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local t = redis.call('TIME')
+local tnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if tnow > tonumber(ARGV[3]) then return {6, tnow} end
 if redis.call('HSETNX', KEYS[1], 'used', '1') == 0 then return 0 end
 if ARGV[1] ~= '' then
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
@@ -510,7 +517,7 @@ func (s *Store) prepareRedeem(ctx context.Context, t *tx) (func() error, error) 
 	if keys[0] == "" {
 		return nil, fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)
 	}
-	args := []any{"", int64(0)}
+	args := []any{"", int64(0), ""}
 	pipe := s.rdb.Pipeline()
 	var l listing
 	if t.grant != nil {
@@ -535,33 +542,51 @@ func (s *Store) prepareRedeem(ctx context.Context, t *tx) (func() error, error) 
 			return nil, err
 		}
 		keys[1] = s.grantKey(t.grant.GetID())
-		args = []any{rec, ttl.Milliseconds()}
+		args[0], args[1] = rec, ttl.Milliseconds()
 	} else {
 		keys[1] = keys[0] // unused; one slot in a cluster
 	}
-	eval := redeemScript.EvalSha(ctx, pipe, keys, args...)
 	// The code's handle is taken now: Commit resets t once this returns,
-	// and a lost redemption revokes the winner's grant by it.
+	// and a lost redemption revokes the winner's grant by it. The script
+	// joins the pipeline when it is sent: its late bound counts from then.
 	sig := t.redeem
-	return func() error { return s.execRedeem(ctx, sig, pipe, eval, keys, args, l) }, nil
+	return func() error { return s.execRedeem(ctx, sig, pipe, keys, args, l) }, nil
 }
 
 // execRedeem is redeem's round trip (prepareRedeem) and what its answer
-// means.
-func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner, eval *redis.Cmd, keys []string, args []any, l listing) error {
-	_, _ = pipe.Exec(ctx) // each command's error is read below
-	for _, c := range pipe.Cmds() {
-		if c != eval && c.Err() != nil {
-			return unavailable(c.Err())
+// means. The script refuses a redemption that runs after its caller gave
+// up (boundedWrite): the code stays unredeemed, so a client answered 503
+// redeems it when it retries instead of replaying it.
+func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner, keys []string, args []any, l listing) error {
+	first := true
+	n, err := s.boundedWrite(errLateRedemption, func(bound any) (int64, int64, error) {
+		args[2] = bound
+		var v any
+		var err error
+		if first {
+			first = false
+			eval := redeemScript.EvalSha(ctx, pipe, keys, args...)
+			_, _ = pipe.Exec(ctx) // each command's error is read below
+			for _, c := range pipe.Cmds() {
+				if c != eval && c.Err() != nil {
+					return 0, 0, unavailable(c.Err())
+				}
+			}
+			v, err = eval.Result()
+			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				v, err = redeemScript.Eval(ctx, s.rdb, keys, args...).Result() // and cached for the next EVALSHA
+			}
+		} else {
+			v, err = redeemScript.Run(ctx, s.rdb, keys, args...).Result()
 		}
-	}
-	n, err := eval.Int()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		n, err = redeemScript.Eval(ctx, s.rdb, keys, args...).Int() // and cached for the next EVALSHA
-	}
+		if err != nil {
+			return 0, 0, unavailable(err)
+		}
+		return redeemAnswer(v)
+	})
 	switch {
 	case err != nil:
-		return unavailable(err)
+		return err
 	case n == 0:
 		// Another redemption of the code won, before this one or at the
 		// same time: a code used more than once revokes what it issued
@@ -581,6 +606,22 @@ func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner
 		s.sweepIndex(ctx, s.subjectKey(l.sub))
 	}
 	return nil
+}
+
+// redeemAnswer reads redeemScript's answer: its status, and Redis's time
+// with lateStatus.
+func redeemAnswer(v any) (status, redisNow int64, err error) {
+	switch x := v.(type) {
+	case int64:
+		return x, 0, nil
+	case []any:
+		if len(x) == 2 {
+			status, _ = x[0].(int64)
+			redisNow, _ = x[1].(int64)
+			return status, redisNow, nil
+		}
+	}
+	return 0, 0, unavailable(fmt.Errorf("redeem script: unexpected answer %v", v))
 }
 
 // grantTTL is how long a grant's record lives: until its refresh token

@@ -275,15 +275,15 @@ func (s *Store) refreshStateOf(ctx context.Context, handle string) *refreshState
 
 // refreshScript's answers (status).
 const (
-	rtNotFound  = 0  // no grant
-	rtRotated   = 1  // rotated; the record's TTL extended
-	rtGrace     = 2  // the previous token within the grace window, whose successor is current: nothing to change
-	rtOldFormat = 3  // a format-1 hash (its fields follow)
-	rtValid     = 4  // current or within grace; nothing changed (a read, or a precondition failed)
-	rtIndexDue  = 5  // rotated, TTL kept: the subject's index must be renewed first (subjects.go)
-	rtLate      = 6  // a rotation asked for by a caller that has given up by now: nothing changed
-	rtReused    = -1 // neither current nor within grace: reuse
-	rtLost      = -2 // within grace, but the current token is not its successor
+	rtNotFound  = 0          // no grant
+	rtRotated   = 1          // rotated; the record's TTL extended
+	rtGrace     = 2          // the previous token within the grace window, whose successor is current: nothing to change
+	rtOldFormat = 3          // a format-1 hash (its fields follow)
+	rtValid     = 4          // current or within grace; nothing changed (a read, or a precondition failed)
+	rtIndexDue  = 5          // rotated, TTL kept: the subject's index must be renewed first (subjects.go)
+	rtLate      = lateStatus // a rotation asked for by a caller that has given up by now: nothing changed (late.go)
+	rtReused    = -1         // neither current nor within grace: reuse
+	rtLost      = -2         // within grace, but the current token is not its successor
 )
 
 // refreshScript reads a grant and, when asked, applies the rotation rule
@@ -391,46 +391,6 @@ func (s *Store) runRefresh(ctx context.Context, id, mac string, st *refreshState
 	return res, nil
 }
 
-// lateRotationSkew is how far the Redis server's clock may run ahead of
-// the auth-server's before a rotation is refused as late (refreshCall):
-// NTP keeps two hosts within milliseconds, and a rotation refused only
-// because of the clocks is made again at once.
-const lateRotationSkew = time.Second
-
-// lateRotationBound is the time (Unix ms, the real clock) after which a
-// rotation asked for at start is refused as late: the longest its caller
-// waits (redisx.Client.GiveUpAfter) plus lateRotationSkew. A Redis clock
-// that runs behind the auth-server's widens the window by as much.
-func (s *Store) lateRotationBound(start time.Time) int64 {
-	return start.Add(s.rdb.GiveUpAfter() + lateRotationSkew).UnixMilli()
-}
-
-// boundedRotation runs a script call that rotates, run(bound), with the
-// late-rotation bound (lateRotationBound) and, when its refusal (rtLate,
-// with Redis's time) reaches this caller still waiting — Redis's clock is
-// ahead of this one — once more, bounded by Redis's clock: the time the
-// refusal carries plus what the caller waits for the new call. A late
-// rotation is ErrUnavailable (errLateRotation); run's own errors are
-// returned as they are.
-func (s *Store) boundedRotation(run func(bound any) (status, redisNow int64, err error)) (int64, error) {
-	start := time.Now()
-	status, redisNow, err := run(s.lateRotationBound(start))
-	if err != nil || status != rtLate {
-		return status, err
-	}
-	if time.Since(start) >= s.rdb.GiveUpAfter() || redisNow == 0 {
-		return 0, unavailable(errLateRotation)
-	}
-	if status, _, err = run(redisNow + s.rdb.GiveUpAfter().Milliseconds()); err == nil && status == rtLate {
-		return 0, unavailable(errLateRotation)
-	}
-	return status, err
-}
-
-// errLateRotation: a script refused a rotation that reached Redis after
-// its caller's give-up time.
-var errLateRotation = errors.New("the refresh token's rotation reached Redis after its caller gave up: not rotated")
-
 // refreshCall is one refreshScript call; force rotates without
 // preconditions (the rotation at Commit).
 //
@@ -441,11 +401,9 @@ var errLateRotation = errors.New("the refresh token's rotation reached Redis aft
 // failed, would make the client's retry with the same token, once the
 // grace window has passed, a reuse that revokes its grant. Refused, a
 // 503 means that this rotation did not happen. The script judges "later"
-// by the Redis clock against the caller's (lateRotationBound); when the
-// refusal reaches a caller that is still waiting, Redis's clock is ahead
-// by more than lateRotationSkew, and the rotation is asked for again
-// bounded by Redis's own clock (the time the refusal carries, plus what
-// the caller waits for the new call).
+// by the Redis clock against the caller's, and a refusal that reaches a
+// caller still waiting is asked again bounded by Redis's own clock
+// (boundedWrite, late.go).
 func (s *Store) refreshCall(ctx context.Context, id, mac string, in *RefreshIntent, force bool) (refreshResult, error) {
 	now := s.now()
 	args := []any{mac, "", now.UnixMilli(), s.ttl.Grace.Milliseconds(),
@@ -487,7 +445,7 @@ func (s *Store) refreshCall(ctx context.Context, id, mac string, in *RefreshInte
 	if args[1] == "" { // no rotation asked for: nothing to bound
 		res.status, _, err = run("")
 	} else {
-		res.status, err = s.boundedRotation(run)
+		res.status, err = s.boundedWrite(errLateRotation, run)
 	}
 	if err != nil {
 		return refreshResult{}, err
@@ -711,7 +669,7 @@ func (s *Store) migrate(ctx context.Context, t *tx, res refreshResult, from, to 
 		return err
 	}
 	args := []any{from, to, now.UnixMilli(), s.ttl.Grace.Milliseconds(), rec, ttl.Milliseconds(), ""}
-	n, err := s.boundedRotation(func(bound any) (int64, int64, error) {
+	n, err := s.boundedWrite(errLateRotation, func(bound any) (int64, int64, error) {
 		args[6] = bound
 		return s.runMigrate(ctx, id, args)
 	})
