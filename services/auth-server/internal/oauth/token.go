@@ -265,7 +265,12 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", "token is required (RFC 7009 §2.1).")
 		return
 	}
-	err := s.provider.NewRevocationRequest(r.Context(), r)
+	// fosite's revocation handler revokes the token's grant twice (its
+	// refresh token, then its access token); the store revokes the whole
+	// grant each time, and the request's scope keeps a grant revoked once
+	// in the request from being announced and deleted again
+	// (store.RevokeGrant).
+	err := s.provider.NewRevocationRequest(store.WithRequestScope(r.Context()), r)
 	if err != nil {
 		status, code, desc := classify(err)
 		if code == "invalid_client" {
