@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -40,8 +41,9 @@ type Client struct {
 type Option func(*options)
 
 type options struct {
-	log *slog.Logger
-	reg prometheus.Registerer
+	log     *slog.Logger
+	reg     prometheus.Registerer
+	netDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // WithLogger logs every circuit-breaker state change on log.
@@ -55,6 +57,9 @@ func WithMetrics(reg prometheus.Registerer) Option { return func(o *options) { o
 type tuning struct {
 	dial, cmd, pool time.Duration
 	tls             *tls.Config
+	// netDial, when set (tests: export_test.go), makes each dial attempt
+	// instead of net.Dialer; TLS is then its business.
+	netDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (t tuning) applyTLS(c *tls.Config) *tls.Config {
@@ -71,13 +76,78 @@ func (t tuning) applyTLS(c *tls.Config) *tls.Config {
 	return c
 }
 
-// dialAttempts is how often a connection is dialled before the command that
-// needed it fails: once. go-redis dials 5 times 100 ms apart by default
-// (DialerRetries, DialerRetryTimeout), so a refused connection took 400 ms
-// to fail a request, and a dial timing out 5 × REDIS_DIAL_TIMEOUT + 400 ms;
-// the breaker, not a retry loop, handles outages. config refuses
-// dialer_retries in REDIS_URL.
+// dialAttempts is go-redis's DialerRetries: its pool calls the dialer once
+// per connection it needs, never again after a failure. go-redis dials 5
+// times 100 ms apart by default (DialerRetries, DialerRetryTimeout), so a
+// refused connection took 400 ms to fail a request, and a dial timing out
+// 5 × REDIS_DIAL_TIMEOUT + 400 ms; the breaker, not a retry loop, handles
+// outages. config refuses dialer_retries in REDIS_URL. The one dial retry
+// Tollgate makes, after a timeout only, is redisx's own (tuning.dialer).
 const dialAttempts = 1
+
+// A connection's dial is one attempt bounded by REDIS_DIAL_TIMEOUT and, only
+// when that attempt timed out, one more bounded by secondDial ×
+// REDIS_DIAL_TIMEOUT, at once: dialBudget × REDIS_DIAL_TIMEOUT in all, the
+// DialTimeout go-redis is given (its pool bounds each call of the dialer by
+// it). A refused or reset connection, a DNS or TLS verification failure is
+// not dialled again: a Redis that is down still fails a command in about a
+// millisecond. A dial times out without Redis being down when the pod is
+// starved of CPU — loopback dials measured 86–96 ms under -race with 80 ms
+// allowed (3608e78) — and the longer second attempt lets such a dial
+// succeed instead of failing a request with 503; a black-holed Redis (SYNs
+// dropped) costs 3 × REDIS_DIAL_TIMEOUT per dial instead of 1 × until the
+// breaker opens.
+//
+// Not chosen: a warm pool (go-redis MinIdleConns). A floor of idle
+// connections only spares the dials of a burst smaller than the floor, and
+// a CPU-starved pod meeting a burst larger than its usual load is the case
+// at hand; every pod would hold the floor's connections open, and the
+// floor's refills are background dials go-redis counts towards its
+// dial-error limit (PoolSize failed dials, after which every dial fails
+// with the last error until a probe every second succeeds), so during an
+// outage they would delay recovery past the breaker's probe.
+const (
+	secondDial = 2
+	dialBudget = 1 + secondDial
+)
+
+// dialer returns the go-redis Options.Dialer of every mode (and of the
+// sentinels' connections): net (or, with tlsConf, TLS 1.2+ over net) dials
+// of addr, each attempt bounded as dialBudget says and by ctx, the pool's
+// bound of dialBudget × t.dial. It returns the last attempt's error.
+func (t tuning) dialer(tlsConf *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	attempt := func(ctx context.Context, network, addr string, within time.Duration) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, within)
+		defer cancel()
+		if t.netDial != nil {
+			return t.netDial(ctx, network, addr)
+		}
+		nd := &net.Dialer{KeepAliveConfig: keepAlive}
+		if tlsConf == nil {
+			return nd.DialContext(ctx, network, addr)
+		}
+		return (&tls.Dialer{NetDialer: nd, Config: tlsConf}).DialContext(ctx, network, addr)
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := attempt(ctx, network, addr, t.dial)
+		if err == nil || !timedOut(err) || ctx.Err() != nil {
+			return conn, err
+		}
+		return attempt(ctx, network, addr, secondDial*t.dial)
+	}
+}
+
+// timedOut reports whether a dial failed because its time ran out (a net
+// timeout, or a TLS handshake interrupted by its context), as opposed to
+// being refused or failing otherwise.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// keepAlive is go-redis's default dialers' TCP keep-alive: probe after 30 s
+// idle, 3 probes 5 s apart.
+var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3}
 
 // New returns a client for cfg: cfg.Mode picks go-redis's URL parser and
 // client (redis.ParseURL and NewClient, ParseFailoverURL and
@@ -85,9 +155,11 @@ const dialAttempts = 1
 // config.Redis.URL for the forms). rediss:// URLs use TLS 1.2 or newer,
 // verified against cfg.TLSCAFile's CAs when set.
 //
-// Failing fast, the same in every mode: dials and every socket read and
-// write are bounded by cfg.DialTimeout and cfg.CommandTimeout (80ms by
-// default), a failed command is not retried (no retry storms), and after
+// Failing fast, the same in every mode: every socket read and write is
+// bounded by cfg.CommandTimeout (80ms by default), a dial by cfg.DialTimeout
+// (80ms) and, only after a timeout, by one more attempt of twice that (never
+// after a refusal: see dialBudget), a failed command is not retried (no
+// retry storms), and after
 // three consecutive connection failures the circuit breaker opens: every
 // command then fails at once with an error wrapping ErrUnavailable, for
 // cfg.BreakerOpen (500ms), after which one command probes Redis and closes
@@ -111,6 +183,8 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 	t := tuning{
 		dial: orDefault(cfg.DialTimeout, config.DefaultRedisDialTimeout),
 		cmd:  orDefault(cfg.CommandTimeout, config.DefaultRedisCommandTimeout),
+
+		netDial: o.netDial,
 	}
 	// Waiting for a free pooled connection: under a burst every connection
 	// can be busy with a healthy Redis, so this is longer than a command;
@@ -123,7 +197,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		}
 		t.tls = &tls.Config{RootCAs: roots}
 	}
-	c := &Client{mode: cfg.Mode, prefix: cfg.KeyPrefix, giveUp: t.pool + 2*t.cmd}
+	c := &Client{mode: cfg.Mode, prefix: cfg.KeyPrefix, giveUp: t.pool + dialBudget*t.dial + 2*t.cmd}
 	var reload func()
 	switch cfg.Mode {
 	case config.RedisCluster:
@@ -132,7 +206,8 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 			opts.Password = cfg.Password
 		}
 		opts.TLSConfig = t.applyTLS(opts.TLSConfig)
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = t.dial, t.cmd, t.cmd, t.pool
+		opts.Dialer = t.dialer(opts.TLSConfig)
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dialBudget*t.dial, t.cmd, t.cmd, t.pool
 		opts.DialerRetries = dialAttempts
 		// No retries (the breaker handles outages), but MOVED/ASK
 		// redirections are followed: they are how a cluster answers after a
@@ -159,7 +234,8 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 			opts.SentinelPassword = cfg.SentinelPassword
 		}
 		opts.TLSConfig = t.applyTLS(opts.TLSConfig)
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = t.dial, t.cmd, t.cmd, t.pool
+		opts.Dialer = t.dialer(opts.TLSConfig)
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dialBudget*t.dial, t.cmd, t.cmd, t.pool
 		opts.DialerRetries = dialAttempts
 		opts.MaxRetries = -1
 		c.UniversalClient = redis.NewFailoverClient(opts)
@@ -170,7 +246,8 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 			opts.Password = cfg.Password
 		}
 		opts.TLSConfig = t.applyTLS(opts.TLSConfig)
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = t.dial, t.cmd, t.cmd, t.pool
+		opts.Dialer = t.dialer(opts.TLSConfig)
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dialBudget*t.dial, t.cmd, t.cmd, t.pool
 		opts.DialerRetries = dialAttempts
 		opts.MaxRetries = -1 // no retries: the breaker, not a retry loop, handles outages
 		c.UniversalClient = redis.NewClient(opts)
@@ -186,14 +263,21 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 	return c, nil
 }
 
-// GiveUpAfter is how long a command's caller waits for one attempt of it
-// once issued, a connection at hand: for a pooled connection, to write
-// the command, for its reply (a new connection's dial and handshake come
-// on top; so do a script's EVAL after a NOSCRIPT, and, in Cluster mode,
-// go-redis's further attempts after a timeout). A command that reaches
-// Redis later than this after it was issued — queued in a socket while
-// Redis hung — most likely runs for a caller that has already answered
-// its client.
+// GiveUpAfter bounds how long a command's caller waits for one attempt of
+// it: the wait for a turn in the pool (PoolTimeout: 10 ×
+// REDIS_COMMAND_TIMEOUT, at least 1 s), then, when no pooled connection is
+// idle, a new connection's dial (3 × REDIS_DIAL_TIMEOUT at most: a
+// timed-out attempt and the longer one after it, see dialBudget; before
+// redisx dialled a timed-out connection again, the dial was left out of
+// this bound), then the command's write and its reply (a
+// REDIS_COMMAND_TIMEOUT each). With the defaults 1 s + 240 ms + 160 ms =
+// 1.4 s. Not included, on top: a new connection's handshake (HELLO, AUTH,
+// SELECT: reads and writes bounded as a command's), a script's EVAL after a
+// NOSCRIPT, and, in Cluster mode, go-redis's further attempts after a
+// timeout. A command that reaches Redis later than this after it was
+// issued — queued in a socket while Redis hung — most likely runs for a
+// caller that has already answered its client (auth-server's late-rotation
+// guard).
 func (c *Client) GiveUpAfter() time.Duration { return c.giveUp }
 
 // Mode is the deployment mode: config.RedisStandalone, RedisSentinel or RedisCluster.

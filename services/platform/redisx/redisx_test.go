@@ -129,14 +129,19 @@ func TestRefusedRedisIsDialedOnce(t *testing.T) {
 			t.Fatalf("%s: %v", cfg.Mode, err)
 		}
 		var retries int
+		var dialTimeout time.Duration
 		switch u := c.UniversalClient.(type) {
 		case *redis.ClusterClient:
-			retries = u.Options().DialerRetries
+			retries, dialTimeout = u.Options().DialerRetries, u.Options().DialTimeout
 		case *redis.Client:
-			retries = u.Options().DialerRetries
+			retries, dialTimeout = u.Options().DialerRetries, u.Options().DialTimeout
 		}
 		if retries != 1 {
 			t.Errorf("%s: DialerRetries %d, want 1", cfg.Mode, retries)
+		}
+		// redisx's dialer: an attempt and, after a timeout, one of twice as long.
+		if want := 3 * config.DefaultRedisDialTimeout; dialTimeout != want {
+			t.Errorf("%s: go-redis DialTimeout %s, want %s", cfg.Mode, dialTimeout, want)
 		}
 		c.Close()
 	}
