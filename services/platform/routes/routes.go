@@ -4,7 +4,9 @@
 package routes
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -135,7 +137,10 @@ func better(a, b Rule) bool {
 
 // Proxy is the local ingress: it routes by rules to backends (service name
 // to base URL), keeps the Host header as an ingress controller does, sets
-// X-Forwarded-*, and flushes immediately so SSE streams work.
+// X-Forwarded-*, and flushes immediately so SSE streams work. A backend it
+// cannot reach is 502 with a JSON error body (badGateway), and with
+// Retry-After: 1 when the connection itself failed (a component of `make
+// dev` restarting or stopped).
 func Proxy(rules []Rule, backends map[string]*url.URL) (http.Handler, error) {
 	// One pool of its own, sized like an ingress controller's keep-alive
 	// pool: Go's default keeps 2 idle connections per backend, so under
@@ -166,11 +171,7 @@ func proxy(rules []Rule, backends map[string]*url.URL, transport http.RoundTripp
 			},
 			Transport:     transport,
 			FlushInterval: -1,
-			ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusBadGateway)
-				_, _ = w.Write([]byte(`{"error":"bad_gateway","error_description":"the upstream service is not reachable"}` + "\n"))
-			},
+			ErrorHandler:  badGateway,
 		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -198,4 +199,25 @@ func proxy(rules []Rule, backends map[string]*url.URL, transport http.RoundTripp
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		proxies[r.Service].ServeHTTP(w, req)
 	}), nil
+}
+
+// retryAfterUnreachable is the Retry-After (seconds) of a 502 for a backend
+// the proxy could not connect to: long enough for a restarting component
+// of `make dev` to listen again, short for a client that retries.
+const retryAfterUnreachable = "1"
+
+// badGateway is the proxy's ErrorHandler: 502 with a JSON error body. When
+// the connection to the backend failed (a dial error: refused, a timeout,
+// no route) the answer also carries Retry-After: 1 (RFC 9110 §10.2.3), so
+// a client that honours it tries again instead of giving up. Other
+// failures (the backend reset the connection or answered something that is
+// not HTTP) are 502 without it: the request may have reached the backend.
+func badGateway(w http.ResponseWriter, _ *http.Request, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		w.Header().Set("Retry-After", retryAfterUnreachable)
+	}
+	w.WriteHeader(http.StatusBadGateway)
+	_, _ = w.Write([]byte(`{"error":"bad_gateway","error_description":"the upstream service is not reachable"}` + "\n"))
 }

@@ -1,6 +1,7 @@
 package routes_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/services/platform/routes"
+	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
 func repoRoot(t *testing.T) string {
@@ -108,5 +110,60 @@ func TestProxyKeepsHostAndStreams(t *testing.T) {
 	resp.Body.Close()
 	if _, err := routes.Proxy(rules, nil); err == nil {
 		t.Error("missing backend accepted")
+	}
+}
+
+// TestUnreachableBackendIs502WithRetryAfter: a backend nobody listens on
+// (a real loopback port that refuses: a component of `make dev` stopped or
+// restarting) is 502 with the JSON body and Retry-After: 1; a backend that
+// took the connection and dropped it without an answer is 502 without
+// Retry-After (the request may have reached it).
+func TestUnreachableBackendIs502WithRetryAfter(t *testing.T) {
+	dead, _ := url.Parse("http://" + testharness.ClosedAddr(t))
+	ln := testharness.Listener(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Read(make([]byte, 4096))
+			_ = c.Close()
+		}
+	}()
+	dropper, _ := url.Parse("http://" + ln.Addr().String())
+	rules := []routes.Rule{
+		{Path: "/mcp", PathType: "Prefix", Service: "mcp-gateway"},
+		{Path: "/actions", PathType: "Prefix", Service: "actions-api"},
+	}
+	h, err := routes.Proxy(rules, map[string]*url.URL{"mcp-gateway": dead, "actions-api": dropper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	// The dropped request has no body: with one, the Transport may still be
+	// reading it after the 502 while the full-duplex server reads the
+	// connection's next request ("invalid concurrent Body.Read call", a
+	// panic that resets the client's connection) — another matter.
+	for _, c := range []struct{ method, path, retryAfter string }{{"POST", "/mcp", "1"}, {"GET", "/actions/x", ""}} {
+		req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
+		if c.method == "POST" {
+			req, _ = http.NewRequest(c.method, srv.URL+c.path, strings.NewReader(`{}`))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var body struct{ Error, ErrorDescription string }
+		if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Content-Type") != "application/json" ||
+			json.Unmarshal(b, &body) != nil || body.Error != "bad_gateway" {
+			t.Errorf("%s: %d %s %q, want 502 with a JSON bad_gateway", c.path, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
+		if got := resp.Header.Get("Retry-After"); got != c.retryAfter {
+			t.Errorf("%s: Retry-After %q, want %q", c.path, got, c.retryAfter)
+		}
 	}
 }
