@@ -13,22 +13,15 @@ package server_test
 // environment value's newline).
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha512"
 	"encoding/base64"
-	"errors"
-	"maps"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/tollgate/tollgate/services/auth-server/internal/server"
-	pconfig "github.com/tollgate/tollgate/services/platform/config"
 )
 
 const (
@@ -384,22 +377,7 @@ func TestHMACSecretSettingsAtStartup(t *testing.T) {
 		{"file unreadable", "TOKEN_HMAC_SECRET_FILE: cannot read", map[string]string{"TOKEN_HMAC_SECRET": "", "TOKEN_HMAC_SECRET_FILE": unreadable}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env := maps.Clone(f.env)
-			maps.Copy(env, tc.env)
-			env["HTTP_ADDR"] = "127.0.0.1:0"
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			var out strings.Builder
-			err := server.Run(ctx, pconfig.MapEnv(env), &out, nil)
-			var ce *pconfig.Error
-			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Run: %v, want a configuration error with %q", err, tc.want)
-			}
-			for _, s := range []string{hmacBreakA, hmacBreakB, short} {
-				if strings.Contains(err.Error(), s) || strings.Contains(out.String(), s) {
-					t.Errorf("a secret's value in the start-up error or output:\n%s\n%s", err, out.String())
-				}
-			}
+			startRefused(t, f, tc.env, tc.want, hmacBreakA, hmacBreakB, short)
 		})
 	}
 

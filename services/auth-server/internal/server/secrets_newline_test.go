@@ -127,20 +127,32 @@ func TestSecretsHMACSecretEnvNewline(t *testing.T) {
 		"only white space":   {" \t\r\n", "TOKEN_HMAC_SECRET: is only white space"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			env := maps.Clone(f.env)
-			env["TOKEN_HMAC_SECRET"] = tc.given
-			env["HTTP_ADDR"] = "127.0.0.1:0"
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			var out strings.Builder
-			err := server.Run(ctx, pconfig.MapEnv(env), &out, nil)
-			var ce *pconfig.Error
-			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Run: %v, want a configuration error with %q", err, tc.want)
-			}
-			if strings.Contains(err.Error(), short) || strings.Contains(out.String(), short) {
-				t.Errorf("the secret in the start-up error or output:\n%s\n%s", err, out.String())
-			}
+			startRefused(t, f, map[string]string{"TOKEN_HMAC_SECRET": tc.given}, tc.want, short)
 		})
+	}
+}
+
+// startRefused runs the auth-server's start-up (server.Run, on a free
+// port, at most 30 s) with f's environment changed by set, and checks
+// that it is refused with a configuration error (*pconfig.Error) whose
+// text has want, and that none of secrets is in the error or in anything
+// written while starting.
+func startRefused(t *testing.T, f *fleet, set map[string]string, want string, secrets ...string) {
+	t.Helper()
+	env := maps.Clone(f.env)
+	maps.Copy(env, set)
+	env["HTTP_ADDR"] = "127.0.0.1:0"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out strings.Builder
+	err := server.Run(ctx, pconfig.MapEnv(env), &out, nil)
+	var ce *pconfig.Error
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Run: %v, want a configuration error with %q", err, want)
+	}
+	for _, s := range secrets {
+		if strings.Contains(err.Error(), s) || strings.Contains(out.String(), s) {
+			t.Errorf("a secret's value in the start-up error or output:\n%s\n%s", err, out.String())
+		}
 	}
 }
