@@ -68,16 +68,23 @@ type Config struct {
 	Upstream Upstream
 
 	// TokenSecret keys the HMAC of authorization codes and refresh tokens
-	// (TOKEN_HMAC_SECRET or _FILE, at least 32 bytes, trailing white space
-	// dropped); RotatedTokenSecrets still verify
-	// (TOKEN_HMAC_SECRETS_ROTATED, comma-separated, each item trimmed).
+	// (TOKEN_HMAC_SECRET or _FILE, at least 32 bytes); RotatedTokenSecrets
+	// still verify (TOKEN_HMAC_SECRETS_ROTATED, comma-separated). Every
+	// secret, current or rotated, is normalised by one rule (secretValue:
+	// white space around it is dropped), so a secret moved from the one
+	// setting to the other is the same value. When that rule changed
+	// TOKEN_HMAC_SECRET's start (leading white space), RotatedTokenSecrets
+	// also holds its spelling without the trailing white space alone,
+	// which earlier releases keyed the tokens with, so their codes, refresh
+	// tokens and registrations stay valid.
 	TokenSecret         string
 	RotatedTokenSecrets []string
 	// UntrimmedTokenSecrets are the spellings the token secrets may have
 	// had when a release used TOKEN_HMAC_SECRET from the environment as
 	// given: each of TokenSecret and RotatedTokenSecrets followed by "\n"
 	// or "\r\n" (a Kubernetes secretKeyRef to a key made --from-file),
-	// and TOKEN_HMAC_SECRET as given when trimming changed it otherwise.
+	// and TOKEN_HMAC_SECRET as given when trimming changed it otherwise
+	// (untrimmed).
 	// They key no token (the trimmed white space is past the HMAC key's
 	// 32 bytes); only the client secret keys derived from them still
 	// verify, so dynamic registrations hashed under such a spelling
@@ -117,7 +124,15 @@ type Config struct {
 	// ClientSecretKey keys the HMAC-SHA256 hashes of server-generated
 	// client secrets (CLIENT_SECRET_HMAC_KEY or _FILE, at least 32 bytes;
 	// default: derived from TOKEN_HMAC_SECRET); RotatedClientSecretKeys
-	// still verify (CLIENT_SECRET_HMAC_KEYS_ROTATED).
+	// still verify (CLIENT_SECRET_HMAC_KEYS_ROTATED). The keys are
+	// normalised as the token secrets are (secretValue). After the rotated
+	// keys, RotatedClientSecretKeys holds the spellings the keys may have
+	// had when a release used CLIENT_SECRET_HMAC_KEY from the environment
+	// as given (untrimmed: each key followed by "\n" or "\r\n", and the
+	// value as given), so registrations hashed under one authenticate and
+	// are rewritten under ClientSecretKey. Unlike the token secrets'
+	// spellings they may be among the rotated keys: the whole value keys
+	// the hash, not its first 32 bytes.
 	ClientSecretKey         string
 	RotatedClientSecretKeys []string
 	// ClientSecretSlowChecks bounds bcrypt checks in flight
@@ -193,8 +208,13 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	claimMap := s.List("UPSTREAM_CLAIM_MAP", nil)
 	tokenSecret := s.Secret("TOKEN_HMAC_SECRET")
-	c.TokenSecret = strings.TrimRightFunc(tokenSecret, unicode.IsSpace)
+	c.TokenSecret = secretValue(tokenSecret)
 	c.RotatedTokenSecrets = s.List("TOKEN_HMAC_SECRETS_ROTATED", nil)
+	if old := strings.TrimRightFunc(tokenSecret, unicode.IsSpace); old != c.TokenSecret && !slices.Contains(c.RotatedTokenSecrets, old) {
+		// Leading white space: releases before this one used it, and it
+		// shifts the 32 bytes that key the tokens' HMAC.
+		c.RotatedTokenSecrets = append(c.RotatedTokenSecrets, old)
+	}
 	c.UntrimmedTokenSecrets = untrimmed(tokenSecret, c.TokenSecret, c.RotatedTokenSecrets)
 	c.AccessTokenTTL = s.Duration("ACCESS_TOKEN_TTL", time.Hour)
 	c.RefreshTokenTTL = s.Duration("REFRESH_TOKEN_TTL", 30*24*time.Hour)
@@ -216,8 +236,12 @@ func Load(getenv func(string) string) (Config, error) {
 	c.RateUserinfo = s.Int("RATE_LIMIT_USERINFO_PER_MINUTE", 600)
 	c.RateRegister = s.Int("RATE_LIMIT_REGISTER_PER_MINUTE", 10)
 	c.TrustedProxies = s.List(clientip.Setting, nil)
-	c.ClientSecretKey = s.Secret("CLIENT_SECRET_HMAC_KEY")
+	clientKey := s.Secret("CLIENT_SECRET_HMAC_KEY")
+	c.ClientSecretKey = secretValue(clientKey)
 	c.RotatedClientSecretKeys = s.List("CLIENT_SECRET_HMAC_KEYS_ROTATED", nil)
+	if c.ClientSecretKey != "" {
+		c.RotatedClientSecretKeys = append(c.RotatedClientSecretKeys, untrimmed(clientKey, c.ClientSecretKey, c.RotatedClientSecretKeys)...)
+	}
 	c.ClientSecretSlowChecks = s.Int("CLIENT_SECRET_SLOW_CHECKS", 0)
 	c.ClientSecretCacheTTL = s.Duration("CLIENT_SECRET_CACHE_TTL", 10*time.Minute)
 	c.AuthFailureLimit = s.Int("CLIENT_AUTH_FAILURE_LIMIT", 10)
@@ -226,6 +250,9 @@ func Load(getenv func(string) string) (Config, error) {
 	p := s.Problems()
 	if tokenSecret != "" && c.TokenSecret == "" {
 		p.Addf("TOKEN_HMAC_SECRET: is only white space")
+	}
+	if clientKey != "" && c.ClientSecretKey == "" {
+		p.Addf("CLIENT_SECRET_HMAC_KEY: is only white space")
 	}
 	if getenv("TRUST_FORWARDED_FOR") != "" {
 		p.Addf("TRUST_FORWARDED_FOR: removed; list the ingress proxies in %s instead (the client address is the right-most untrusted X-Forwarded-For entry)", clientip.Setting)
@@ -243,9 +270,17 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, p.Err()
 }
 
-// untrimmed lists the spellings of the token secrets with their trailing
-// white space (Config.UntrimmedTokenSecrets): given, the current secret as
-// read; current, as trimmed.
+// secretValue is the one rule every secret setting of the HMAC keys is
+// read by, current or rotated, from the environment or a file: white
+// space around the value is not part of it (config.Source.List trims each
+// item of a rotated list so; a Kubernetes secretKeyRef to a key made
+// --from-file gives the value with a trailing newline).
+func secretValue(v string) string { return strings.TrimSpace(v) }
+
+// untrimmed lists the spellings a secret setting's values may have had
+// before secretValue (Config.UntrimmedTokenSecrets, and the tail of
+// Config.RotatedClientSecretKeys): given, the current value as read;
+// current, as normalised; rotated, the rotated values.
 func untrimmed(given, current string, rotated []string) []string {
 	var out []string
 	add := func(v string) {
@@ -334,7 +369,7 @@ func (c *Config) Validate(p *config.Problems) {
 	case c.TokenSecret == "" && prod:
 		p.Addf("TOKEN_HMAC_SECRET: required in production (or TOKEN_HMAC_SECRET_FILE; at least 32 random bytes)")
 	case c.TokenSecret != "" && len(c.TokenSecret) < 32:
-		p.Addf("TOKEN_HMAC_SECRET: must be at least 32 bytes (trailing white space not counted)")
+		p.Addf("TOKEN_HMAC_SECRET: must be at least 32 bytes (white space around it not counted)")
 	}
 	for _, s := range c.RotatedTokenSecrets {
 		if len(s) < 32 {
@@ -380,7 +415,7 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Addf("%s: %v", clientip.Setting, err)
 	}
 	if c.ClientSecretKey != "" && len(c.ClientSecretKey) < 32 {
-		p.Addf("CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes")
+		p.Addf("CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes (white space around it not counted)")
 	}
 	if c.ClientSecretKey == "" && len(c.RotatedClientSecretKeys) > 0 {
 		p.Addf("CLIENT_SECRET_HMAC_KEYS_ROTATED: needs CLIENT_SECRET_HMAC_KEY")

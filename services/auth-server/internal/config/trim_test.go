@@ -68,8 +68,8 @@ func TestTokenSecretTrimmed(t *testing.T) {
 func TestTokenSecretTrimmedRefusals(t *testing.T) {
 	short := "0123456789abcdef0123456789abcde" // 31 bytes
 	for _, tc := range []struct{ given, want string }{
-		{short + "\n", "TOKEN_HMAC_SECRET: must be at least 32 bytes (trailing white space not counted)"},
-		{short + " ", "TOKEN_HMAC_SECRET: must be at least 32 bytes (trailing white space not counted)"},
+		{short + "\n", "TOKEN_HMAC_SECRET: must be at least 32 bytes (white space around it not counted)"},
+		{short + " ", "TOKEN_HMAC_SECRET: must be at least 32 bytes (white space around it not counted)"},
 		{strings.Repeat(" ", 40) + "\n", "TOKEN_HMAC_SECRET: is only white space"},
 	} {
 		env := base()
@@ -81,6 +81,117 @@ func TestTokenSecretTrimmedRefusals(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "0123456789") {
 			t.Errorf("the refusal names the secret: %v", err)
+		}
+	}
+}
+
+// TOKEN_HMAC_SECRET and TOKEN_HMAC_SECRETS_ROTATED are normalised by one
+// rule (secretValue): a current secret with leading white space is the
+// value a rotated item with it gives, so step 2 of a rotation moves the
+// same secret. Its spelling without the trailing white space alone —
+// what earlier releases keyed tokens and registrations with — is kept as a
+// rotated secret (its 32 HMAC key bytes differ), and its spellings with
+// the white space for the client secret keys.
+func TestTokenSecretLeadingWhiteSpace(t *testing.T) {
+	const s = "0123456789abcdef0123456789abcdef-secret"
+	const next = "Zyxwvutsrqponmlkjihgfedcba98765432"
+	for _, tc := range []struct {
+		name              string
+		env               map[string]string
+		current           string
+		rotated, spelling []string
+	}{
+		{"current", map[string]string{"TOKEN_HMAC_SECRET": " \t" + s + "\n"}, s,
+			[]string{" \t" + s}, []string{" \t" + s + "\n", " \t" + s + "\r\n", s + "\n", s + "\r\n"}},
+		{"moved to the rotated list", map[string]string{"TOKEN_HMAC_SECRET": next, "TOKEN_HMAC_SECRETS_ROTATED": " \t" + s + "\n"}, next,
+			[]string{s}, []string{next + "\n", next + "\r\n", s + "\n", s + "\r\n"}},
+	} {
+		env := base()
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		c, err := Load(pconfig.MapEnv(env))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		got := slices.Clone(c.UntrimmedTokenSecrets)
+		slices.Sort(got)
+		slices.Sort(tc.spelling)
+		if c.TokenSecret != tc.current || !slices.Equal(c.RotatedTokenSecrets, tc.rotated) || !slices.Equal(got, tc.spelling) {
+			t.Errorf("%s: TokenSecret %q, RotatedTokenSecrets %q, UntrimmedTokenSecrets %q; want %q, %q, %q",
+				tc.name, c.TokenSecret, c.RotatedTokenSecrets, got, tc.current, tc.rotated, tc.spelling)
+		}
+	}
+}
+
+// CLIENT_SECRET_HMAC_KEY is normalised as the token secrets are: white
+// space around it dropped, from the environment as from _FILE, as
+// CLIENT_SECRET_HMAC_KEYS_ROTATED's items are. The spellings the keys may
+// have had with it (the value as given, and every key followed by "\n" or
+// "\r\n") follow the rotated keys, so registrations hashed under one
+// still verify.
+func TestClientSecretKeyTrimmed(t *testing.T) {
+	const k = "client-key-0123456789abcdef0123456789"
+	const old = "old-client-key-0123456789abcdef012345"
+	file := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(file, []byte(k+"\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		rotated []string // the configured ones first, as given
+		more    []string // then the spellings, in any order
+	}{
+		{"LF", map[string]string{"CLIENT_SECRET_HMAC_KEY": k + "\n"}, nil, []string{k + "\n", k + "\r\n"}},
+		{"leading and trailing", map[string]string{"CLIENT_SECRET_HMAC_KEY": " " + k + " \n"}, nil, []string{" " + k + " \n", k + "\n", k + "\r\n"}},
+		{"as is", map[string]string{"CLIENT_SECRET_HMAC_KEY": k}, nil, []string{k + "\n", k + "\r\n"}},
+		{"file", map[string]string{"CLIENT_SECRET_HMAC_KEY_FILE": file}, nil, []string{k + "\n", k + "\r\n"}},
+		{"rotated", map[string]string{"CLIENT_SECRET_HMAC_KEY": k + "\n", "CLIENT_SECRET_HMAC_KEYS_ROTATED": " " + old + "\n"},
+			[]string{old}, []string{k + "\n", k + "\r\n", old + "\n", old + "\r\n"}},
+	} {
+		env := base()
+		for key, v := range tc.env {
+			env[key] = v
+		}
+		c, err := Load(pconfig.MapEnv(env))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if c.ClientSecretKey != k {
+			t.Errorf("%s: ClientSecretKey %q, want %q", tc.name, c.ClientSecretKey, k)
+		}
+		n := len(tc.rotated)
+		if len(c.RotatedClientSecretKeys) < n || !slices.Equal(c.RotatedClientSecretKeys[:n], tc.rotated) {
+			t.Errorf("%s: RotatedClientSecretKeys %q, want %q first", tc.name, c.RotatedClientSecretKeys, tc.rotated)
+			continue
+		}
+		got := slices.Clone(c.RotatedClientSecretKeys[n:])
+		slices.Sort(got)
+		slices.Sort(tc.more)
+		if !slices.Equal(got, tc.more) {
+			t.Errorf("%s: the spellings after the rotated keys %q, want %q", tc.name, got, tc.more)
+		}
+	}
+	if c, err := Load(pconfig.MapEnv(base())); err != nil || c.ClientSecretKey != "" || len(c.RotatedClientSecretKeys) != 0 {
+		t.Errorf("no key: %q %q %v", c.ClientSecretKey, c.RotatedClientSecretKeys, err)
+	}
+	short := "client-key-0123456789abcdef01234" // 32 bytes with the space below
+	for _, tc := range []struct{ given, want string }{
+		{" " + short[:31] + "\n", "CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes (white space around it not counted)"},
+		{strings.Repeat(" ", 40) + "\r\n", "CLIENT_SECRET_HMAC_KEY: is only white space"},
+	} {
+		env := base()
+		env["CLIENT_SECRET_HMAC_KEY"] = tc.given
+		_, err := Load(pconfig.MapEnv(env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.given, err, tc.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "0123456789") {
+			t.Errorf("the refusal names the key: %v", err)
 		}
 	}
 }
