@@ -7,6 +7,8 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"sort"
@@ -33,6 +35,13 @@ const DependencyTimeout = 500 * time.Millisecond
 // shares them — failing readiness would take the whole fleet out of its
 // Services at once and turn a degraded answer (503 + Retry-After from the
 // service itself) into the ingress's bare 503.
+//
+// A check's error never reaches the body: it carries internal addresses
+// (Redis's host:port, a gRPC target, "dial tcp 10.0.3.7:6379: connect:
+// connection refused") and the admin port answers whoever reaches it. The
+// body says only which check is down and whether it timed out (Result);
+// the error itself is logged, once each time a check goes down or its
+// error changes, and once when it is ok again.
 type Readiness struct {
 	mu       sync.RWMutex
 	checks   map[string]Check
@@ -40,12 +49,17 @@ type Readiness struct {
 	draining bool
 	onDrain  []func()
 	timeout  time.Duration
+
+	log    *slog.Logger
+	logMu  sync.Mutex
+	failed map[string]string // check name → the last error logged for it
 }
 
 // NewReadiness returns a readiness set whose local checks each get timeout;
-// dependency checks get at most DependencyTimeout.
-func NewReadiness(timeout time.Duration) *Readiness {
-	return &Readiness{checks: map[string]Check{}, deps: map[string]Check{}, timeout: timeout}
+// dependency checks get at most DependencyTimeout. Failing checks' errors
+// are logged on log (nil: not logged).
+func NewReadiness(timeout time.Duration, log *slog.Logger) *Readiness {
+	return &Readiness{checks: map[string]Check{}, deps: map[string]Check{}, timeout: timeout, log: log, failed: map[string]string{}}
 }
 
 // Add registers a local check: when it fails, this pod cannot serve and
@@ -98,10 +112,21 @@ func (r *Readiness) Draining() bool {
 
 // Result is the outcome of one check.
 type Result struct {
-	Name   string `json:"name"`
+	Name string `json:"name"`
+	// Status is "ok" or "down".
 	Status string `json:"status"`
-	Error  string `json:"error,omitempty"`
+	// Error says why a check is down, in words that name no address:
+	// "timeout" (it did not answer within its time), "failed" (it answered
+	// an error, which is logged, not shown) or, for "shutdown", "draining".
+	Error string `json:"error,omitempty"`
 }
+
+// The Result.Error values.
+const (
+	ErrorTimeout  = "timeout"
+	ErrorFailed   = "failed"
+	ErrorDraining = "draining"
+)
 
 // Report is the body of /healthz/ready.
 type Report struct {
@@ -121,15 +146,18 @@ func (r *Readiness) Run(ctx context.Context) (bool, Report) {
 	var local, shared []Result
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); local = runChecks(ctx, checks, r.timeout) }()
-	go func() { defer wg.Done(); shared = runChecks(ctx, deps, min(r.timeout, DependencyTimeout)) }()
+	go func() { defer wg.Done(); local = r.runChecks(ctx, "check", checks, r.timeout) }()
+	go func() {
+		defer wg.Done()
+		shared = r.runChecks(ctx, "dependency", deps, min(r.timeout, DependencyTimeout))
+	}()
 	wg.Wait()
 	ok := !draining
 	for _, res := range local {
 		ok = ok && res.Status == "ok"
 	}
 	if draining {
-		local = append(local, Result{Name: "shutdown", Status: "down", Error: "draining"})
+		local = append(local, Result{Name: "shutdown", Status: "down", Error: ErrorDraining})
 	}
 	rep := Report{Status: "ok", Checks: local, Dependencies: shared}
 	if !ok {
@@ -143,7 +171,7 @@ func (r *Readiness) Dependencies(ctx context.Context) []Result {
 	r.mu.RLock()
 	deps := sorted(r.deps)
 	r.mu.RUnlock()
-	return runChecks(ctx, deps, min(r.timeout, DependencyTimeout))
+	return r.runChecks(ctx, "dependency", deps, min(r.timeout, DependencyTimeout))
 }
 
 type named struct {
@@ -160,7 +188,7 @@ func sorted(m map[string]Check) []named {
 	return out
 }
 
-func runChecks(ctx context.Context, checks []named, timeout time.Duration) []Result {
+func (r *Readiness) runChecks(ctx context.Context, kind string, checks []named, timeout time.Duration) []Result {
 	results := make([]Result, len(checks))
 	var wg sync.WaitGroup
 	for i, c := range checks {
@@ -170,13 +198,48 @@ func runChecks(ctx context.Context, checks []named, timeout time.Duration) []Res
 			cctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			results[i] = Result{Name: c.name, Status: "ok"}
-			if err := c.check(cctx); err != nil {
-				results[i].Status, results[i].Error = "down", err.Error()
+			err := c.check(cctx)
+			if err != nil {
+				results[i].Status, results[i].Error = "down", ErrorFailed
+				if errors.Is(err, context.DeadlineExceeded) || cctx.Err() != nil {
+					results[i].Error = ErrorTimeout
+				}
 			}
+			r.logChange(kind, c.name, err)
 		}()
 	}
 	wg.Wait()
 	return results
+}
+
+// logChange logs a check's error when it differs from the last one logged
+// for that check, and its recovery: the errors the body leaves out, without
+// a line per probe or scrape.
+func (r *Readiness) logChange(kind, name string, err error) {
+	if r.log == nil {
+		return
+	}
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	r.logMu.Lock()
+	last, wasDown := r.failed[name]
+	if msg == last && (err != nil) == wasDown {
+		r.logMu.Unlock()
+		return
+	}
+	if err != nil {
+		r.failed[name] = msg
+	} else {
+		delete(r.failed, name)
+	}
+	r.logMu.Unlock()
+	if err != nil {
+		r.log.Warn("readiness: "+kind+" down", "check", name, "err", msg)
+	} else {
+		r.log.Info("readiness: "+kind+" ok again", "check", name)
+	}
 }
 
 // Collector returns a Prometheus collector of tollgate_dependency_up

@@ -1,11 +1,17 @@
 package admin_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,10 +20,14 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tollgate/tollgate/services/platform/admin"
+	"github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/grpcx"
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
 func TestReadinessReflectsChecksAndDrain(t *testing.T) {
-	ready := admin.NewReadiness(time.Second)
+	ready := admin.NewReadiness(time.Second, nil)
 	up := true
 	ready.Add("listener", func(context.Context) error {
 		if up {
@@ -80,7 +90,7 @@ func TestReadinessReflectsChecksAndDrain(t *testing.T) {
 // every pod out of its Service; a hung dependency check is cut at
 // DependencyTimeout so the probe itself answers.
 func TestSharedDependenciesNeverFailReadiness(t *testing.T) {
-	ready := admin.NewReadiness(5 * time.Second)
+	ready := admin.NewReadiness(5*time.Second, nil)
 	redisUp := false
 	ready.AddDependency("redis", func(context.Context) error {
 		if redisUp {
@@ -146,4 +156,94 @@ func (f filtered) Collect(ch chan<- prometheus.Metric) {
 			ch <- m
 		}
 	}
+}
+
+// TestReadinessBodyNamesNoAddress: the admin port answers whoever reaches
+// it, so a failing check's body says which dependency is down and how
+// (timeout or failed) but not its error, which carries internal addresses
+// (here a real redisx client and a real gRPC connection to loopback ports
+// that refuse, and a check that hangs): those go to the log, once per
+// change, and "ok again" when it recovers.
+func TestReadinessBodyNamesNoAddress(t *testing.T) {
+	redisAddr, grpcAddr := testharness.ClosedAddr(t), testharness.ClosedAddr(t)
+	rdb, err := redisx.New(config.Redis{URL: "redis://" + redisAddr + "/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	conn, err := grpcx.Dial(grpcAddr, grpcx.ClientOptions{Name: "capability-core"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(&lockedWriter{&logMu, &logs}, nil))
+	ready := admin.NewReadiness(time.Second, log)
+	ready.AddDependency("redis", rdb.Ping)
+	ready.AddDependency("capability-core", grpcx.HealthCheck(conn, ""))
+	hung := true
+	ready.Add("listener", func(ctx context.Context) error {
+		if hung {
+			<-ctx.Done()
+			return fmt.Errorf("accept on 10.0.3.7:9100: %w", ctx.Err())
+		}
+		return nil
+	})
+	srv := httptest.NewServer(admin.Handler(admin.Options{Gatherer: prometheus.NewRegistry(), Readiness: ready}))
+	defer srv.Close()
+
+	for range 2 {
+		resp, err := http.Get(srv.URL + "/healthz/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, leak := range []string{redisAddr, grpcAddr, "127.0.0.1", "10.0.3.7", "dial", "refused"} {
+			if strings.Contains(string(raw), leak) {
+				t.Errorf("readiness body holds %q: %s", leak, raw)
+			}
+		}
+		var body admin.Report
+		if err := json.Unmarshal(raw, &body); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, r := range append(body.Checks, body.Dependencies...) {
+			got[r.Name] = r.Status + " " + r.Error
+		}
+		want := map[string]string{"listener": "down timeout", "redis": "down failed", "capability-core": "down failed"}
+		if resp.StatusCode != 503 || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("ready = %d %v, want 503 %v", resp.StatusCode, got, want)
+		}
+	}
+	logMu.Lock()
+	out := logs.String()
+	logMu.Unlock()
+	for _, addr := range []string{redisAddr, grpcAddr, "10.0.3.7:9100"} {
+		if n := strings.Count(out, addr); n != 1 {
+			t.Errorf("the log names %s %d times after two probes, want once (on the change):\n%s", addr, n, out)
+		}
+	}
+	hung = false
+	if resp, err := http.Get(srv.URL + "/healthz/ready"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("ready after the listener check passes: %v %v", resp, err)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if !strings.Contains(logs.String(), "ok again") {
+		t.Errorf("no recovery logged:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

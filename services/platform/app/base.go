@@ -56,7 +56,7 @@ func NewBase(ctx context.Context, c config.Common, w io.Writer) (*Base, error) {
 	if err != nil {
 		return nil, err
 	}
-	ready := admin.NewReadiness(2 * time.Second)
+	ready := admin.NewReadiness(2*time.Second, log)
 	reg.MustRegister(ready.Collector())
 	adm, err := NewHTTP(ctx, "admin", c.AdminAddr, admin.Handler(admin.Options{Gatherer: reg, Readiness: ready, Pprof: c.Pprof}))
 	if err != nil {
