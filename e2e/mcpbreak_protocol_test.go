@@ -58,14 +58,17 @@ func TestMCPProtocolThroughTheIngress(t *testing.T) {
 		t.Errorf("batch in a 2025-03-26 session: %d %s", resp.StatusCode, body)
 	}
 
-	// A token with openid only: identity.profile answers the step-up challenge.
+	// A token with openid only: identity.profile answers the step-up
+	// challenge; with ChatGPT's User-Agent, in the tool result
+	// (SCOPE_CHALLENGE=auto; other clients get 403, TestScopeChallengeForms).
 	weak, err := signIn(t, devfleet.SignInOptions{ClientID: "local-test", Resource: "mcp", Scope: "openid"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := openMCP(t, weak.AccessToken)
 	resp, body = call(t, "POST", fleet.Origin+"/mcp", weak.AccessToken,
-		strings.NewReader(`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"identity.profile","arguments":{}}}`), w.headers()...)
+		strings.NewReader(`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"identity.profile","arguments":{}}}`),
+		append(w.headers(), "User-Agent", "openai-mcp/1.0.0")...)
 	challenge := resp.Header.Get("WWW-Authenticate")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(challenge, `error="insufficient_scope"`) || !strings.Contains(challenge, `scope="openid profile email"`) ||
 		!strings.Contains(string(body), `"isError":true`) || !strings.Contains(string(body), `mcp/www_authenticate`) {

@@ -84,6 +84,10 @@ func startFleet(t *testing.T) *fleet {
 		// so the cards are seen to call tools only by the names the gateway
 		// hands them. The gateway's own tests cover the dotted default.
 		"MCP_TOOL_NAME_STYLE": "underscore",
+		// Both test hosts read a step-up from the tool result's
+		// _meta["mcp/www_authenticate"] (testdata/host/gateway.js), the
+		// form the gateway gives every client with tool-result.
+		"SCOPE_CHALLENGE": "tool-result",
 	}, "HTTP_ADDR", "ADMIN_ADDR")
 	gwAddr := gwProc.Addr("HTTP_ADDR")
 

@@ -71,6 +71,15 @@ type Config struct {
 	// ("health.check"), or ToolNamesUnderscore ("health_check"), for
 	// clients that accept only ^[a-zA-Z0-9_-]{1,64}$.
 	ToolNameStyle string
+	// ScopeChallenge is how a request refused for a tool's scopes is
+	// answered (SCOPE_CHALLENGE): ScopeChallengeHTTP, HTTP 403 with the
+	// insufficient_scope challenge (MCP 2025-11-25 authorization, "Scope
+	// Challenge Handling"); ScopeChallengeToolResult, HTTP 200 with a tool
+	// error result carrying the challenge in _meta["mcp/www_authenticate"]
+	// (the OpenAI Apps SDK's form, which ChatGPT turns into its linking UI);
+	// or ScopeChallengeAuto, the tool result for requests from ChatGPT and
+	// the 403 for every other client. Access is refused either way.
+	ScopeChallenge string
 	// ConformanceFixtures adds the MCP conformance suite's fixture tools,
 	// resources and prompts (MCP_CONFORMANCE_FIXTURES; refused in
 	// production). For `make conformance` only.
@@ -81,6 +90,13 @@ type Config struct {
 const (
 	ToolNamesDotted     = "dotted"
 	ToolNamesUnderscore = "underscore"
+)
+
+// Scope challenge forms (SCOPE_CHALLENGE).
+const (
+	ScopeChallengeAuto       = "auto"
+	ScopeChallengeToolResult = "tool-result"
+	ScopeChallengeHTTP       = "http"
 )
 
 // Load reads the configuration and returns it with every problem found.
@@ -106,6 +122,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.StreamLimitPerSession = s.Int("STREAM_LIMIT_PER_SESSION", 4)
 	c.StreamWriteTimeout = s.Duration("STREAM_WRITE_TIMEOUT", 30*time.Second)
 	c.ToolNameStyle = s.String("MCP_TOOL_NAME_STYLE", ToolNamesDotted)
+	c.ScopeChallenge = s.String("SCOPE_CHALLENGE", ScopeChallengeAuto)
 	c.ConformanceFixtures = s.Bool("MCP_CONFORMANCE_FIXTURES", false)
 	p := s.Problems()
 	c.Validate(&p)
@@ -161,6 +178,11 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.ToolNameStyle != ToolNamesDotted && c.ToolNameStyle != ToolNamesUnderscore {
 		p.Addf("MCP_TOOL_NAME_STYLE: %q is not %q or %q", c.ToolNameStyle, ToolNamesDotted, ToolNamesUnderscore)
+	}
+	switch c.ScopeChallenge {
+	case ScopeChallengeAuto, ScopeChallengeToolResult, ScopeChallengeHTTP:
+	default:
+		p.Addf("SCOPE_CHALLENGE: %q is not %q, %q or %q", c.ScopeChallenge, ScopeChallengeAuto, ScopeChallengeToolResult, ScopeChallengeHTTP)
 	}
 }
 

@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.SessionIdleTTL != 30*time.Minute || c.SessionLimitPerSubject != 100 || c.RateLimitPerMinute != 600 || c.CoreTimeout != 5*time.Second ||
 		c.StreamHistory != 1000 || c.PublicOrigin() != "http://localhost:4000" || c.LoopbackBound() ||
-		c.ToolNameStyle != config.ToolNamesDotted {
+		c.ToolNameStyle != config.ToolNamesDotted || c.ScopeChallenge != config.ScopeChallengeAuto {
 		t.Errorf("defaults: %+v", c)
 	}
 	if strings.Join(c.AllowedHosts, ",") != "localhost,127.0.0.1,[::1]" {
@@ -50,6 +50,7 @@ func TestEveryProblemAtOnce(t *testing.T) {
 		"ALLOWED_ORIGINS": "*, https://ok.example, ftp://x, https://a.example/path", "SESSION_IDLE_TTL": "10s", "SESSION_LIMIT_PER_SUBJECT": "0",
 		"RATE_LIMIT_PER_MINUTE": "0", "CORE_CALL_TIMEOUT": "2m", "STREAM_HISTORY_EVENTS": "1", "SSE_KEEPALIVE_INTERVAL": "soon",
 		"MCP_TOOL_NAME_STYLE": "camel", "STREAM_WRITE_TIMEOUT": "10m", "STREAM_LIMIT_PER_SESSION": "0",
+		"SCOPE_CHALLENGE": "403",
 	}
 	_, err := config.Load(pconfig.MapEnv(env))
 	if err == nil {
@@ -58,7 +59,7 @@ func TestEveryProblemAtOnce(t *testing.T) {
 	for _, want := range []string{"MCP_RESOURCE_URL", "PUBLIC_ISSUER_URL", "AUTH_GRPC_ADDR", "CORE_GRPC_ADDR", "REDIS_URL",
 		`ALLOWED_ORIGINS: "*" is a wildcard`, `"ftp://x" is not an http(s) origin`, `"https://a.example/path" must be an origin only`,
 		"SESSION_IDLE_TTL", "SESSION_LIMIT_PER_SUBJECT", "RATE_LIMIT_PER_MINUTE", "CORE_CALL_TIMEOUT", "STREAM_HISTORY_EVENTS", "SSE_KEEPALIVE_INTERVAL", "STREAM_WRITE_TIMEOUT", "STREAM_LIMIT_PER_SESSION",
-		`MCP_TOOL_NAME_STYLE: "camel" is not "dotted" or "underscore"`} {
+		`MCP_TOOL_NAME_STYLE: "camel" is not "dotted" or "underscore"`, `SCOPE_CHALLENGE: "403" is not "auto", "tool-result" or "http"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}

@@ -66,7 +66,10 @@ func TestBackendToolsFollowedInALiveSession(t *testing.T) {
 		t.Errorf("backend calls: %+v", c)
 	}
 	res = toolResult{}
-	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "notes.add"}, &res)
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Header: chatGPT, Body: call("tools/call", map[string]any{"name": "notes.add"})})
+	if err := json.Unmarshal(r.rpc(t).Result, &res); err != nil {
+		t.Fatalf("notes.add: %d %s", r.Status, r.Body)
+	}
 	if !res.IsError || !strings.Contains(res.Content[0].Text, "notes.write") {
 		t.Errorf("notes.add without its scope: %+v", res)
 	}
@@ -107,7 +110,7 @@ func TestBackendToolsFollowedInALiveSession(t *testing.T) {
 	if r := <-done; r.IsError || r.StructuredContent["text"] != "in flight" {
 		t.Errorf("the call in flight: %+v", r)
 	}
-	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("tools/call", map[string]any{"name": "notes.list"})})
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("tools/call", map[string]any{"name": "notes.list"})})
 	if m := r.rpc(t); m.Error == nil || !strings.Contains(m.Error.Message, "notes.list") {
 		t.Errorf("a removed tool: %s", r.Body)
 	}
@@ -252,7 +255,10 @@ func TestDefaultChallengeLeavesOutDestructiveToolsScopes(t *testing.T) {
 	tok := f.Token("user-1", "openid notes.read notes.write")
 	sid := g.initialize(t, tok)
 	var res toolResult
-	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "notes.purge"}, &res)
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Header: chatGPT, Body: call("tools/call", map[string]any{"name": "notes.purge"})})
+	if err := json.Unmarshal(r.rpc(t).Result, &res); err != nil {
+		t.Fatalf("notes.purge: %d %s", r.Status, r.Body)
+	}
 	ch, _ := res.Meta["mcp/www_authenticate"].([]any)
 	if !res.IsError || len(ch) != 1 || !strings.Contains(ch[0].(string), `scope="openid notes.read notes.write notes.admin"`) {
 		t.Errorf("notes.purge without notes.admin: %+v", res)

@@ -84,7 +84,7 @@ func (g *Gateway) serveBatch(w http.ResponseWriter, r *http.Request, body []byte
 			answers = append(answers, rpcErrorJSON(nil, mcp.INVALID_REQUEST, "a batch must not hold a batch"))
 			continue
 		}
-		sub := r.Clone(r.Context())
+		sub := r.Clone(withBatch(r.Context()))
 		sub.Body, sub.ContentLength = newBody(m), int64(len(m))
 		sub.Header.Set("Accept", "application/json")
 		held := &heldResponse{header: http.Header{}}

@@ -102,7 +102,9 @@ func TestToolCallsAnswerAsHandleMessage(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			send := func() *resp {
-				return c.client.g.do(t, req{Method: "POST", Path: "/mcp", Token: c.client.tok, Session: c.client.sid, Version: version, Body: c.body})
+				// ChatGPT's User-Agent: a missing scope is the tool result
+				// on both paths (other clients get 403 before either).
+				return c.client.g.do(t, req{Method: "POST", Path: "/mcp", Token: c.client.tok, Session: c.client.sid, Version: version, Header: chatGPT, Body: c.body})
 			}
 			restore := gateway.ViaHandleMessage(true)
 			old := send()

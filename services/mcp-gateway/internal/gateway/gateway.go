@@ -92,6 +92,9 @@ type Gateway struct {
 	// callable are the tools callTool answers without HandleMessage, by
 	// wire name (serveTools); nil when mcp-go has hooks callTool would skip.
 	callable atomic.Pointer[map[string]server.ToolHandlerFunc]
+	// scoped are the listed tools that need scopes, by wire name
+	// (refuseScopes); they follow the registry (UseRegistry).
+	scoped atomic.Pointer[map[string]scopedTool]
 	// toolMiddleware wraps every tool handler, in mcp-go (HandleMessage)
 	// and in callable alike.
 	toolMiddleware []server.ToolHandlerMiddleware
@@ -140,6 +143,8 @@ func New(d Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	scoped := cat.scopedTools()
+	g.scoped.Store(&scoped)
 	resources, err := cat.resources()
 	if err != nil {
 		return nil, err
@@ -259,6 +264,8 @@ func (g *Gateway) UseRegistry(reg *registry.Registry) error {
 		return err
 	}
 	g.catalog = &cat
+	scoped := cat.scopedTools()
+	g.scoped.Store(&scoped)
 	scopes, supported := askScopes(reg)
 	g.challenges.setScopes(scopes, supported)
 	g.sseChallenges.setScopes(scopes, supported)

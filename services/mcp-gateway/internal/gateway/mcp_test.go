@@ -206,15 +206,16 @@ func TestEveryToolCallsCapabilityCore(t *testing.T) {
 	}
 }
 
-// A tool called without its scopes answers a tool error carrying an
-// insufficient_scope challenge in _meta and in WWW-Authenticate.
+// A tool called by ChatGPT without its scopes answers a tool error
+// carrying an insufficient_scope challenge in _meta and in
+// WWW-Authenticate (other clients get 403: TestScopeChallengeForms).
 func TestInsufficientScopeStepUp(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
 	tok := f.Token("user-1", "openid")
 	sid := g.initialize(t, tok)
 	for _, name := range []string{"identity.profile", "identity.profile_card"} {
-		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("tools/call", map[string]any{"name": name})})
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Header: chatGPT, Body: call("tools/call", map[string]any{"name": name})})
 		if r.Status != 200 {
 			t.Fatalf("%s: HTTP %d", name, r.Status)
 		}

@@ -68,7 +68,7 @@ func TestUnderscoreToolNames(t *testing.T) {
 	// Step-up for the renamed tool.
 	weak := f.Token("user-1", "openid")
 	wsid := g.initialize(t, weak)
-	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: wsid, Version: version, Body: call("tools/call", map[string]any{"name": "identity_profile"})})
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: wsid, Version: version, Header: chatGPT, Body: call("tools/call", map[string]any{"name": "identity_profile"})})
 	var step toolResult
 	if err := json.Unmarshal(r.rpc(t).Result, &step); err != nil || !step.IsError || step.Meta["mcp/www_authenticate"] == nil ||
 		!strings.Contains(r.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {

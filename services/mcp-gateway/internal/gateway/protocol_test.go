@@ -177,7 +177,8 @@ func TestJSONRPCEnvelopeOverLegacySSE(t *testing.T) {
 }
 
 // Over /sse a tool's step-up challenge names the /sse metadata (RFC 9728
-// §3.3), as the 401 of /sse does.
+// §3.3), as the 401 of /sse does: in ChatGPT's tool result here, in the
+// 403 of other clients in TestScopeChallengeForms.
 func TestLegacyStepUpNamesSSEMetadata(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
@@ -186,7 +187,7 @@ func TestLegacyStepUpNamesSSEMetadata(t *testing.T) {
 	path := s.endpoint()
 	legacyInit(t, s, g, weak, path)
 	c := call("tools/call", map[string]any{"name": "identity.profile", "arguments": map[string]any{}})
-	if r := g.do(t, req{Method: "POST", Path: path, Token: weak, Body: c}); r.Status != http.StatusAccepted {
+	if r := g.do(t, req{Method: "POST", Path: path, Token: weak, Header: chatGPT, Body: c}); r.Status != http.StatusAccepted {
 		t.Fatalf("tools/call: %d", r.Status)
 	}
 	if e := s.next(response(c["id"])); !strings.Contains(e.Data, `"isError":true`) || !strings.Contains(e.Data, `resource_metadata=\"`+sseMetadataURL) {

@@ -117,6 +117,11 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
+	if g.refuseScopes(w, r, transportSSE, claims, msg, rec.ClientInfo) {
+		// Refused on the POST, before the message is accepted: the
+		// stream never sees it.
+		return
+	}
 	if _, local := g.localSSE.Load(id); local {
 		if err := g.serveLegacyMessage(r.Context(), id, body, msg, func(req *http.Request) {
 			req.Header = r.Header.Clone()

@@ -169,6 +169,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			rec, serr = g.sessions.Admit(ctx, id, nil)
 		}
 		if modern {
+			if g.refuseScopes(w, r, transportStreamable, claims, msg, "") {
+				return
+			}
 			if !badArguments() {
 				g.serve(transportStreamable, method, next, w, r)
 			}
@@ -230,7 +233,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		if r.Method == http.MethodDelete {
 			g.metrics.sessions.WithLabelValues(transportStreamable, "deleted").Inc()
 		}
-		if badArguments() {
+		if badArguments() || g.refuseScopes(w, r, transportStreamable, claims, msg, rec.ClientInfo) {
 			return
 		}
 		g.serveCtx(ctx, transportStreamable, method, next, w, r)

@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/config"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// A tools/call whose token lacks the tool's scopes is refused in one of two
+// forms (SCOPE_CHALLENGE, docs/reference/mcp.md "Per-tool scopes and
+// step-up"):
+//
+//   - HTTP 403 Forbidden with WWW-Authenticate: Bearer
+//     error="insufficient_scope", scope, resource_metadata and
+//     error_description, and the OAuth error body the 401s have — MCP
+//     2025-11-25 authorization, "Scope Challenge Handling" (RFC 6750 §3.1).
+//     The official MCP TypeScript SDK's transports re-authorize with the
+//     challenge's scope on a 403 only.
+//   - HTTP 200 with a tool error result carrying the same challenge in
+//     _meta["mcp/www_authenticate"] (and the header): the OpenAI Apps SDK's
+//     form, from which ChatGPT shows its linking UI; it does not step up on
+//     a 403. catalog.call builds it.
+//
+// Either way the call is refused: which form a request gets never depends
+// on anything but how the client wants to hear it, and the token's scopes
+// stay the only authority on access.
+
+// scopedTool is what a scope check needs of a listed tool.
+type scopedTool struct {
+	name   string   // the registry's (dotted) name, the metric label
+	scopes []string // the scopes it needs
+}
+
+// scopedTools are the listed tools that need scopes, by wire name.
+func (c *catalog) scopedTools() map[string]scopedTool {
+	m := map[string]scopedTool{}
+	for _, t := range c.reg.Tools() {
+		if len(t.RequiredScopes) > 0 {
+			m[c.name(t)] = scopedTool{name: t.Name, scopes: t.RequiredScopes}
+		}
+	}
+	return m
+}
+
+// chatGPTProduct is the product name ChatGPT's MCP client gives as its
+// User-Agent ("openai-mcp/1.0.0") and its initialize clientInfo.name.
+const chatGPTProduct = "openai-mcp"
+
+// fromChatGPT reports whether a request carries one of ChatGPT's own marks:
+// its User-Agent product token, its clientInfo.name at initialize
+// (clientInfo: the session record's JSON, "" without a session; a
+// stateless request's in its _meta), or a
+// client-provided _meta key of the Apps SDK ("openai/locale",
+// "openai/userAgent", "openai/subject", …). Any one is enough: a mark
+// wrongly present gives a client the tool-result form, which every client
+// reads as a refused call (what every client got before SCOPE_CHALLENGE);
+// a mark missing from ChatGPT would give it a 403, on which it shows no
+// linking UI. No standard client sends any of them.
+func fromChatGPT(r *http.Request, clientInfo string, meta *mcp.Meta) bool {
+	ua := r.Header.Get("User-Agent")
+	if product, _, _ := strings.Cut(ua, "/"); strings.EqualFold(strings.TrimSpace(product), chatGPTProduct) {
+		return true
+	}
+	if clientInfo != "" {
+		var ci struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal([]byte(clientInfo), &ci) == nil && strings.EqualFold(ci.Name, chatGPTProduct) {
+			return true
+		}
+	}
+	if meta != nil {
+		for k, v := range meta.AdditionalFields {
+			if strings.HasPrefix(k, "openai/") {
+				return true
+			}
+			// A stateless (2026-07-28) request's clientInfo.
+			if ci, ok := v.(map[string]any); ok && k == "io.modelcontextprotocol/clientInfo" {
+				if name, _ := ci["name"].(string); strings.EqualFold(name, chatGPTProduct) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// inBatchKey marks a message served as part of a JSON-RPC batch: its
+// refusal is an answer in the batch's array (the tool-result form), not a
+// 403 that would refuse the batch's other messages.
+type inBatchKey struct{}
+
+// refuseScopes answers with 403 and the insufficient_scope challenge a
+// tools/call whose token lacks its tool's scopes, when the request gets the
+// HTTP form (SCOPE_CHALLENGE), and reports whether it did. clientInfo is
+// the session's (fromChatGPT). Anything else — another method, a tool that
+// needs nothing more, the tool-result form — is left to the caller.
+func (g *Gateway) refuseScopes(w http.ResponseWriter, r *http.Request, transport string, claims *tokens.Claims, msg message, clientInfo string) bool {
+	if msg.Method != string(mcp.MethodToolsCall) || claims == nil || g.cfg.ScopeChallenge == config.ScopeChallengeToolResult {
+		return false
+	}
+	tools := g.scoped.Load()
+	if tools == nil {
+		return false
+	}
+	t, ok := (*tools)[msg.Params.Name]
+	if !ok {
+		return false
+	}
+	missing := claims.MissingScopes(t.scopes)
+	if len(missing) == 0 {
+		return false
+	}
+	if batch, _ := r.Context().Value(inBatchKey{}).(bool); batch {
+		return false
+	}
+	if g.cfg.ScopeChallenge == config.ScopeChallengeAuto && fromChatGPT(r, clientInfo, msg.Params.Meta) {
+		return false
+	}
+	g.metrics.toolCall(t.name, "insufficient_scope")
+	g.metrics.request(transport, methodLabel(msg.Method), "insufficient_scope")
+	ch := g.challengerFor(transport)
+	w.Header().Set("WWW-Authenticate", ch.insufficientScope(t.scopes, claims.Scopes))
+	writeOAuthError(w, http.StatusForbidden, "insufficient_scope", scopeMessage(t.scopes, missing))
+	return true
+}
+
+// scopeMessage tells the user what a refused call lacks, in both forms.
+func scopeMessage(required, missing []string) string {
+	return "This tool needs the scopes \"" + strings.Join(required, " ") + "\"; the current authorization lacks \"" +
+		strings.Join(missing, " ") + "\". Reconnect the app to grant them."
+}
+
+// withBatch marks ctx as a batch member's (inBatchKey).
+func withBatch(ctx context.Context) context.Context {
+	return context.WithValue(ctx, inBatchKey{}, true)
+}

@@ -1,0 +1,145 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// chatGPT is the User-Agent ChatGPT's MCP client sends: requests with it
+// get the tool-result form of a scope refusal under SCOPE_CHALLENGE=auto.
+var chatGPT = map[string]string{"User-Agent": "openai-mcp/1.0.0"}
+
+// stepUpChallenge is the exact challenge of identity.profile (openid profile
+// email) for an openid-only token on /mcp.
+const stepUpChallenge = `Bearer error="insufficient_scope", resource_metadata="` + metadataURL +
+	`", scope="openid profile email", error_description="the tool needs more scopes than the access token grants"`
+
+// wantForbidden checks the MCP 2025-11-25 Scope Challenge Handling answer:
+// 403, the exact challenge, and the OAuth error body the 401s have.
+func wantForbidden(t *testing.T, what string, r *resp, challenge string) {
+	t.Helper()
+	var body struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if r.Status != http.StatusForbidden || r.Header.Get("WWW-Authenticate") != challenge ||
+		json.Unmarshal(r.Body, &body) != nil || body.Error != "insufficient_scope" ||
+		!strings.HasPrefix(body.Description, `This tool needs the scopes "openid profile email"; the current authorization lacks "profile email".`) {
+		t.Errorf("%s: %d %q %s\nwant 403 %q and an insufficient_scope body", what, r.Status, r.Header.Get("WWW-Authenticate"), r.Body, challenge)
+	}
+}
+
+// wantToolResult checks the OpenAI Apps SDK form: 200, a tool error result
+// with the challenge in _meta["mcp/www_authenticate"] and the header.
+func wantToolResult(t *testing.T, what string, r *resp, challenge string) {
+	t.Helper()
+	if r.Status != http.StatusOK {
+		t.Errorf("%s: HTTP %d %s, want 200 and a tool result", what, r.Status, r.Body)
+		return
+	}
+	var res toolResult
+	if err := json.Unmarshal(r.rpc(t).Result, &res); err != nil {
+		t.Fatal(err)
+	}
+	ch, _ := res.Meta["mcp/www_authenticate"].([]any)
+	if !res.IsError || len(ch) != 1 || ch[0] != challenge || r.Header.Get("WWW-Authenticate") != challenge {
+		t.Errorf("%s: %+v %q, want the challenge %q in _meta and the header", what, res, r.Header.Get("WWW-Authenticate"), challenge)
+	}
+}
+
+// A tools/call without the tool's scopes is answered 403 with the
+// insufficient_scope challenge (MCP 2025-11-25, Scope Challenge Handling),
+// which the official TypeScript SDK re-authorizes on; a request that bears
+// one of ChatGPT's marks (User-Agent, clientInfo.name, an openai/ _meta key)
+// gets the tool result ChatGPT shows its linking UI from. SCOPE_CHALLENGE
+// forces either form. Access is refused every time.
+func TestScopeChallengeForms(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	weak := f.Token("user-1", "openid")
+	profile := func(sid string, header map[string]string, params map[string]any) *resp {
+		if params == nil {
+			params = map[string]any{}
+		}
+		params["name"] = "identity.profile"
+		return g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: sid, Version: version, Header: header, Body: call("tools/call", params)})
+	}
+
+	sid := g.initialize(t, weak)
+	wantForbidden(t, "a standard client", profile(sid, nil, nil), stepUpChallenge)
+	// The session lives on, and a tool within the token's scopes answers.
+	var ok toolResult
+	g.rpc(t, weak, sid, "tools/call", map[string]any{"name": "auth.session"}, &ok)
+	if ok.IsError {
+		t.Errorf("auth.session with openid after a 403: %+v", ok)
+	}
+	if v := g.metric(t, `tollgate_mcp_tool_calls_total{result="insufficient_scope",tool="identity.profile"}`); v != 1 {
+		t.Errorf("insufficient_scope calls = %v, want 1", v)
+	}
+
+	// ChatGPT's marks.
+	wantToolResult(t, "User-Agent openai-mcp", profile(sid, chatGPT, nil), stepUpChallenge)
+	wantToolResult(t, "an openai/ _meta key", profile(sid, nil, map[string]any{"_meta": map[string]any{"openai/locale": "en-US"}}), stepUpChallenge)
+	init := g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Body: call("initialize", map[string]any{
+		"protocolVersion": version, "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "openai-mcp", "version": "1.0.0"}})})
+	chat := init.Header.Get("Mcp-Session-Id")
+	if init.Status != 200 || chat == "" {
+		t.Fatalf("initialize as openai-mcp: %d %s", init.Status, init.Body)
+	}
+	wantToolResult(t, "clientInfo openai-mcp", profile(chat, nil, nil), stepUpChallenge)
+
+	// A stateless (2026-07-28) request: no session, the same rule.
+	stateless := func(clientName string) *resp {
+		meta := map[string]any{
+			"io.modelcontextprotocol/protocolVersion":    "2026-07-28",
+			"io.modelcontextprotocol/clientCapabilities": map[string]any{},
+			"io.modelcontextprotocol/clientInfo":         map[string]any{"name": clientName, "version": "1"},
+		}
+		return g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Version: "2026-07-28",
+			Header: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "identity.profile"},
+			Body:   map[string]any{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": map[string]any{"name": "identity.profile", "arguments": map[string]any{}, "_meta": meta}}})
+	}
+	wantForbidden(t, "a stateless standard client", stateless("modern"), stepUpChallenge)
+	wantToolResult(t, "a stateless openai-mcp", stateless("openai-mcp"), stepUpChallenge)
+
+	// Legacy /messages: refused on the POST, before the message is
+	// accepted, with the /sse metadata.
+	l := g.openStream(t, "/sse", weak, nil)
+	path := l.endpoint()
+	legacyInit(t, l, g, weak, path)
+	r := g.do(t, req{Method: "POST", Path: path, Token: weak, Body: call("tools/call", map[string]any{"name": "identity.profile"})})
+	wantForbidden(t, "legacy /messages", r, strings.Replace(stepUpChallenge, metadataURL, sseMetadataURL, 1))
+
+	// In a 2025-03-26 session's batch the refusal is the member's answer
+	// (the tool result): a 403 would refuse the batch's other messages.
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Body: call("initialize", map[string]any{
+		"protocolVersion": "2025-03-26", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "old", "version": "1"}})})
+	old := r.Header.Get("Mcp-Session-Id")
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: old,
+		Body: `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"identity.profile","arguments":{}}}]`})
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"isError":true`) || !strings.Contains(string(r.Body), `mcp/www_authenticate`) ||
+		r.Header.Get("WWW-Authenticate") != stepUpChallenge {
+		t.Errorf("a batch with a refused call: %d %q %s", r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
+	}
+
+	// SCOPE_CHALLENGE forces a form.
+	h := f.Gateway("SCOPE_CHALLENGE", "http")
+	hsid := h.initialize(t, weak)
+	r = h.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: hsid, Version: version, Header: chatGPT, Body: call("tools/call", map[string]any{"name": "identity.profile"})})
+	wantForbidden(t, "SCOPE_CHALLENGE=http, ChatGPT's User-Agent", r, stepUpChallenge)
+	tr := f.Gateway("SCOPE_CHALLENGE", "tool-result")
+	tsid := tr.initialize(t, weak)
+	r = tr.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: tsid, Version: version, Body: call("tools/call", map[string]any{"name": "identity.profile"})})
+	wantToolResult(t, "SCOPE_CHALLENGE=tool-result, a standard client", r, stepUpChallenge)
+
+	// A token with the scopes is served whatever the form.
+	full := f.Token("user-1", allScopes)
+	fsid := h.initialize(t, full)
+	var res toolResult
+	h.rpc(t, full, fsid, "tools/call", map[string]any{"name": "identity.profile"}, &res)
+	if res.IsError {
+		t.Errorf("identity.profile with its scopes: %+v", res)
+	}
+}
