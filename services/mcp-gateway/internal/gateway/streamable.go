@@ -103,6 +103,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		var body []byte
 		method := r.Method
 		if r.Method == http.MethodPost {
+			if g.checkPostMedia(w, r) {
+				return
+			}
 			b, m, ok := readBody(w, r)
 			body = b
 			if !ok {

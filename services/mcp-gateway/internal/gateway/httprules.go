@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// checkPostMedia answers a POST /mcp whose media types the gateway cannot
+// serve, and reports whether it did (docs/reference/mcp.md, "Errors at the
+// HTTP level"):
+//
+//   - 415 Unsupported Media Type when Content-Type is not application/json
+//     (parameters and case aside) or is missing: Streamable HTTP has every
+//     POST body be one JSON-RPC message (RFC 9110 §15.5.16). mcp-go
+//     answered a plain-text 400.
+//   - 406 Not Acceptable when an Accept header is present and admits
+//     neither application/json nor text/event-stream, the two forms of an
+//     answer (RFC 9110 §12.5.1, §15.5.7); a media range admits them when it
+//     names one of them or is a wildcard (*/*, application/*, text/*) and
+//     its q is not 0. A request without Accept (or with an empty one) is
+//     served: curl and some MCP clients send none, and the JSON answer is
+//     what they get.
+//
+// Both bodies are JSON-RPC errors with id null, which MCP clients parse.
+func (g *Gateway) checkPostMedia(w http.ResponseWriter, r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	if ct != "application/json" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			g.metrics.request(transportStreamable, "POST", "unsupported_media_type")
+			shown := strconv.Quote(truncate(ct, maxLoggedName))
+			if ct == "" {
+				shown = "none"
+			}
+			writeHTTPError(w, http.StatusUnsupportedMediaType, mcp.INVALID_REQUEST,
+				"Content-Type must be application/json (a JSON-RPC message), not "+shown)
+			return true
+		}
+	}
+	if !acceptsAnswer(r) {
+		g.metrics.request(transportStreamable, "POST", "not_acceptable")
+		writeHTTPError(w, http.StatusNotAcceptable, mcp.INVALID_REQUEST,
+			"Accept must admit application/json or text/event-stream (the forms of an answer), not "+strconv.Quote(truncate(strings.Join(r.Header.Values("Accept"), ", "), 2*maxLoggedName)))
+		return true
+	}
+	return false
+}
+
+// acceptsAnswer reports whether r's Accept admits application/json or
+// text/event-stream, or r has no (or only empty) Accept headers. It does
+// not allocate (it runs on every POST).
+func acceptsAnswer(r *http.Request) bool {
+	present := false
+	for _, v := range r.Header.Values("Accept") {
+		for rest := v; rest != ""; {
+			var part string
+			part, rest, _ = strings.Cut(rest, ",")
+			mt, params, _ := strings.Cut(part, ";")
+			mt = strings.TrimSpace(mt)
+			if mt == "" {
+				continue
+			}
+			present = true
+			if zeroQuality(params) {
+				continue
+			}
+			for _, ok := range [...]string{"application/json", "text/event-stream", "*/*", "application/*", "text/*"} {
+				if lowerEquals(mt, ok) {
+					return true
+				}
+			}
+		}
+	}
+	return !present
+}
+
+// zeroQuality reports whether a media range's parameters (what follows its
+// first ';') give it q=0: not acceptable (RFC 9110 §12.4.2).
+func zeroQuality(params string) bool {
+	for rest := params; rest != ""; {
+		var p string
+		p, rest, _ = strings.Cut(rest, ";")
+		name, value, _ := strings.Cut(p, "=")
+		if lowerEquals(strings.TrimSpace(name), "q") {
+			f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			return err == nil && f <= 0
+		}
+	}
+	return false
+}

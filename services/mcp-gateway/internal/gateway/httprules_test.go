@@ -1,0 +1,89 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// POST /mcp with a body that is not application/json is 415, and with an
+// Accept that admits neither application/json nor text/event-stream 406,
+// each with a JSON-RPC error body (id null); a request without Accept, or
+// with a wildcard, is served.
+func TestPostMediaTypes(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+	// post sends a ping with exactly these headers (a missing key: none).
+	post := func(header map[string]string) (int, http.Header, []byte) {
+		t.Helper()
+		hr, _ := http.NewRequest("POST", g.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":3,"method":"ping"}`))
+		hr.Header.Set("Authorization", "Bearer "+tok)
+		hr.Header.Set("Mcp-Session-Id", sid)
+		hr.Header.Set("Mcp-Protocol-Version", version)
+		for k, v := range header {
+			hr.Header.Set(k, v)
+		}
+		res, err := httpClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header, b
+	}
+	refused := func(what string, header map[string]string, status int, msg string) {
+		t.Helper()
+		code, h, body := post(header)
+		var m struct {
+			ID    json.RawMessage `json:"id"`
+			Error struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if code != status || h.Get("Content-Type") != "application/json" || json.Unmarshal(body, &m) != nil ||
+			string(m.ID) != "null" || m.Error.Code != -32600 || m.Error.Message != msg {
+			t.Errorf("%s: %d %q %s, want %d and a JSON-RPC error %q", what, code, h.Get("Content-Type"), body, status, msg)
+		}
+	}
+	served := func(what string, header map[string]string) {
+		t.Helper()
+		code, _, body := post(header)
+		if code != http.StatusOK || !strings.Contains(string(body), `"result":{}`) {
+			t.Errorf("%s: %d %s, want the ping answered", what, code, body)
+		}
+	}
+	const accept = "application/json, text/event-stream"
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/jsonx", "json"} {
+		refused("Content-Type "+ct, map[string]string{"Content-Type": ct, "Accept": accept}, http.StatusUnsupportedMediaType,
+			`Content-Type must be application/json (a JSON-RPC message), not "`+ct+`"`)
+	}
+	refused("no Content-Type", map[string]string{"Accept": accept}, http.StatusUnsupportedMediaType,
+		"Content-Type must be application/json (a JSON-RPC message), not none")
+	for _, a := range []string{"text/html", "application/xml, text/plain", "*/*;q=0", "application/json;q=0, text/event-stream; q=0.0"} {
+		refused("Accept "+a, map[string]string{"Content-Type": "application/json", "Accept": a}, http.StatusNotAcceptable,
+			`Accept must admit application/json or text/event-stream (the forms of an answer), not "`+a+`"`)
+	}
+	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON"} {
+		served("Content-Type "+ct, map[string]string{"Content-Type": ct, "Accept": accept})
+	}
+	served("no Accept (curl, some clients)", map[string]string{"Content-Type": "application/json"})
+	for _, a := range []string{"", "*/*", "application/*", "text/*", "application/json", "text/event-stream", "text/html, application/json;q=0.1", "APPLICATION/JSON"} {
+		served("Accept "+a, map[string]string{"Content-Type": "application/json", "Accept": a})
+	}
+	// The checks come after the token's: no token is still 401.
+	hr, _ := http.NewRequest("POST", g.URL+"/mcp", strings.NewReader(`{}`))
+	hr.Header.Set("Content-Type", "text/plain")
+	res, err := httpClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("text/plain without a token: %d, want 401", res.StatusCode)
+	}
+}
