@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -78,7 +79,11 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	if method == "" {
 		method = "POST"
 	}
-	if e := paramsError(msg); e != "" {
+	e := paramsError(msg)
+	if e == "" {
+		e = wrongTypedParams(body, msg)
+	}
+	if e != "" {
 		// Refused on the POST, as mcp-go refuses a message it cannot
 		// parse: the stream never sees it.
 		g.metrics.request(transportSSE, methodLabel(method), "invalid_params")
@@ -403,4 +408,51 @@ func (d discard) WriteHeader(int)             {}
 // user-specific information from the verified token).
 func ownedBy(rec session.Record, claims *tokens.Claims) bool {
 	return rec.Subject == claims.Subject && rec.ClientID == claims.ClientID
+}
+
+// legacyRequestTypes are the requests HandleMessage decodes into an mcp-go
+// type, by method: what wrongTypedParams decodes a /messages POST into.
+var legacyRequestTypes = map[string]func() any{
+	string(mcp.MethodPing):                   func() any { return new(mcp.PingRequest) },
+	string(mcp.MethodSetLogLevel):            func() any { return new(mcp.SetLevelRequest) },
+	string(mcp.MethodResourcesList):          func() any { return new(mcp.ListResourcesRequest) },
+	string(mcp.MethodResourcesTemplatesList): func() any { return new(mcp.ListResourceTemplatesRequest) },
+	string(mcp.MethodResourcesRead):          func() any { return new(mcp.ReadResourceRequest) },
+	string(mcp.MethodResourcesSubscribe):     func() any { return new(mcp.SubscribeRequest) },
+	string(mcp.MethodResourcesUnsubscribe):   func() any { return new(mcp.UnsubscribeRequest) },
+	string(mcp.MethodPromptsList):            func() any { return new(mcp.ListPromptsRequest) },
+	string(mcp.MethodPromptsGet):             func() any { return new(mcp.GetPromptRequest) },
+	string(mcp.MethodToolsList):              func() any { return new(mcp.ListToolsRequest) },
+	string(mcp.MethodToolsCall):              func() any { return new(mcp.CallToolRequest) },
+	string(mcp.MethodTasksGet):               func() any { return new(mcp.GetTaskRequest) },
+	string(mcp.MethodTasksList):              func() any { return new(mcp.ListTasksRequest) },
+	string(mcp.MethodTasksResult):            func() any { return new(mcp.TaskResultRequest) },
+	string(mcp.MethodTasksCancel):            func() any { return new(mcp.CancelTaskRequest) },
+	string(mcp.MethodCompletionComplete):     func() any { return new(mcp.CompleteRequest) },
+}
+
+// wrongTypedParams is the -32602 message for a /messages request whose
+// params has a member of the wrong JSON type ("" when it has none): the
+// message a Streamable HTTP session gets for it (paramsInClientTerms),
+// from the same decoding HandleMessage does. mcp-go's legacy handler
+// answered -32600 "unparsable … request" on the stream. Params that are no
+// object stay mcp-go's -32600, as on /mcp.
+func wrongTypedParams(body []byte, msg message) string {
+	if len(msg.ID) == 0 {
+		return "" // a notification: never answered
+	}
+	mk, ok := legacyRequestTypes[msg.Method]
+	if !ok {
+		return ""
+	}
+	err := json.Unmarshal(body, mk())
+	if err == nil {
+		return ""
+	}
+	res := paramsInClientTerms(mcp.JSONRPCError{Error: mcp.NewJSONRPCErrorDetails(mcp.INVALID_REQUEST,
+		fmt.Sprintf("unparsable %s request: %s", msg.Method, err), nil)})
+	if e, ok := res.(mcp.JSONRPCError); ok && e.Error.Code == mcp.INVALID_PARAMS {
+		return e.Error.Message
+	}
+	return ""
 }
