@@ -1,9 +1,12 @@
 package conformance
 
 import (
+	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,6 +70,16 @@ func TestTypeScriptSDKClient(t *testing.T) {
 		func(t *testing.T) run {
 			return newRun(t, "pre-registered-public", []string{"--client-id", publicID}, "")
 		},
+		// MCP 2025-11-25 Scope Challenge Handling: a tool whose scope the
+		// first sign-in left out (connections.revoke, destructive) is
+		// answered 403 insufficient_scope, and the SDK authorizes again
+		// with the challenge's wider scope, then calls it again. A
+		// pre-registered client: one the SDK registers names the first
+		// sign-in's scope in its registration (RFC 7591 scope), which
+		// bounds what it may ask for later.
+		func(t *testing.T) run {
+			return newRun(t, "pre-registered-public-step-up", []string{"--client-id", publicID, "--step-up"}, "")
+		},
 		// The SDK picks client_secret_basic from the metadata.
 		func(t *testing.T) run {
 			return newRun(t, "pre-registered-confidential", []string{"--client-id", confidentialID, "--client-secret", confidentialSecret}, "")
@@ -104,6 +117,9 @@ func TestTypeScriptSDKClient(t *testing.T) {
 				}
 			case !strings.Contains(output, "TOOLS [") || !strings.Contains(output, "AUTHORIZE ") || !strings.Contains(output, "CALLED "):
 				reason = "no sign-in, no tools/list result or no tool call"
+			}
+			if reason == "" && slices.Contains(r.args, "--step-up") {
+				reason = stepUpProblem(output)
 			}
 			if r.refused != "" {
 				if !strings.Contains(reason, r.refused) {
@@ -150,4 +166,41 @@ func mustFreePort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// stepUpProblem is what a --step-up run's output lacks ("" if nothing): a
+// second authorization request whose scope is the first's plus
+// connections.revoke (the challenge's: what the token had and what the tool
+// needs), a token granting it, and the call answered.
+func stepUpProblem(output string) string {
+	var scopes []string
+	for _, line := range strings.Split(output, "\n") {
+		if u, ok := strings.CutPrefix(line, "AUTHORIZE "); ok {
+			parsed, err := url.Parse(strings.TrimSpace(u))
+			if err != nil {
+				return "unparsable authorization URL: " + u
+			}
+			scopes = append(scopes, parsed.Query().Get("scope"))
+		}
+	}
+	if len(scopes) != 2 {
+		return fmt.Sprintf("%d authorization requests, want 2 (sign-in, step-up)", len(scopes))
+	}
+	first, second := strings.Fields(scopes[0]), strings.Fields(scopes[1])
+	if slices.Contains(first, "connections.revoke") || !slices.Contains(second, "connections.revoke") {
+		return fmt.Sprintf("step-up asked for %q after %q, want connections.revoke added", scopes[1], scopes[0])
+	}
+	for _, s := range first {
+		if !slices.Contains(second, s) {
+			return fmt.Sprintf("step-up asked for %q, which drops %s of %q", scopes[1], s, scopes[0])
+		}
+	}
+	i := strings.Index(output, "STEPPED-UP ")
+	if i < 0 || !strings.Contains(strings.SplitN(output[i:], "\n", 2)[0], "connections.revoke") {
+		return "no token granting connections.revoke after the step-up"
+	}
+	if !regexp.MustCompile(`CALLED connections[._]revoke`).MatchString(output) {
+		return "connections.revoke was not answered after the step-up"
+	}
+	return ""
 }

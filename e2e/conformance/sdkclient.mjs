@@ -6,7 +6,7 @@
 // is given), PKCE S256 and RFC 8707 resource. This file only keeps the
 // state the SDK asks for in memory and receives the redirect.
 //
-//   node sdkclient.mjs <MCP URL> <callback port> [--callback-fd N] [--client-id ID] [--client-secret S] [--state] [--sse]
+//   node sdkclient.mjs <MCP URL> <callback port> [--callback-fd N] [--client-id ID] [--client-secret S] [--state] [--sse] [--step-up]
 //
 // --callback-fd N: the callback server accepts on the listening socket the
 // parent handed over as file descriptor N (bound to <callback port>), so
@@ -17,6 +17,18 @@
 // then "TOOLS <json names>" after tools/list and "CALLED <tool>" after a
 // successful call of the health check tool, and exits 0; on any error it
 // prints "sdkclient: [error=<OAuth error code>: ]<error>" and exits 1.
+//
+// --step-up: then calls connections.revoke (connections_revoke), whose
+// scope the first sign-in did not ask for (a destructive tool's): the
+// server answers 403 insufficient_scope (MCP Scope Challenge Handling), the
+// SDK's transport authorizes again with the challenge's scope (a second
+// "AUTHORIZE <url>"), and the call is sent again with the new token. It
+// prints "STEPPED-UP <scope granted>" and "CALLED <tool>" once the call is
+// answered with a result (a tool error for the made-up grant id is a
+// result: the scope was not refused). The provider hands the SDK no
+// refresh token in this mode: @modelcontextprotocol/sdk 1.32.2 refreshes
+// instead of authorizing again when it holds one, and a refresh keeps the
+// grant's scopes (its issue 2255; docs/reference/mcp.md).
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -32,6 +44,7 @@ const flag = (name) => {
 const clientID = flag('--client-id');
 const clientSecret = flag('--client-secret');
 const withState = rest.includes('--state');
+const stepUp = rest.includes('--step-up');
 const callbackFD = flag('--callback-fd');
 // --sse: the legacy HTTP+SSE transport (GET <url>, POST to the endpoint it names).
 const Transport = rest.includes('--sse') ? SSEClientTransport : StreamableHTTPClientTransport;
@@ -42,30 +55,37 @@ setTimeout(() => {
   process.exit(1);
 }, 60_000).unref();
 
-// The redirect: resolves with the code, rejects with the error response.
-let server;
-const redirected = new Promise((resolve, reject) => {
-  server = http.createServer((req, res) => {
-    const u = new URL(req.url, redirectUrl);
-    if (u.pathname !== '/callback') {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
-    server.close();
-    const q = u.searchParams;
-    if (q.get('error')) {
-      reject(new Error(`authorization error response: ${q.get('error')}: ${q.get('error_description') ?? ''}`));
-    } else if (withState && q.get('state') !== sentState) {
-      reject(new Error(`state ${q.get('state')} is not the one sent (${sentState})`));
-    } else if (!q.get('code')) {
-      reject(new Error(`redirect without code: ${u}`));
-    } else {
-      resolve(q.get('code'));
-    }
-  });
+// The redirects, in order: each resolves with the code, or rejects with
+// the error response. The server stays up for a step-up's second one.
+const waiting = [];
+const arrived = [];
+const nextRedirect = () => (arrived.length ? arrived.shift() : new Promise((resolve, reject) => waiting.push({ resolve, reject })));
+const server = http.createServer((req, res) => {
+  const u = new URL(req.url, redirectUrl);
+  if (u.pathname !== '/callback') {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
+  const q = u.searchParams;
+  let outcome;
+  if (q.get('error')) {
+    outcome = Promise.reject(new Error(`authorization error response: ${q.get('error')}: ${q.get('error_description') ?? ''}`));
+  } else if (withState && q.get('state') !== sentState) {
+    outcome = Promise.reject(new Error(`state ${q.get('state')} is not the one sent (${sentState})`));
+  } else if (!q.get('code')) {
+    outcome = Promise.reject(new Error(`redirect without code: ${u}`));
+  } else {
+    outcome = Promise.resolve(q.get('code'));
+  }
+  outcome.catch(() => {}); // reported where it is awaited
+  const w = waiting.shift();
+  if (w) {
+    outcome.then(w.resolve, w.reject);
+  } else {
+    arrived.push(outcome);
+  }
 });
-redirected.catch(() => {}); // reported where it is awaited
 
 let sentState;
 let info = clientID ? { client_id: clientID, ...(clientSecret ? { client_secret: clientSecret } : {}) } : undefined;
@@ -99,6 +119,9 @@ const provider = {
   tokens: () => tokens,
   saveTokens: (t) => {
     tokens = t;
+    if (stepUp) {
+      delete tokens.refresh_token; // see --step-up above
+    }
   },
   redirectToAuthorization: (url) => {
     console.log(`AUTHORIZE ${url.href}`);
@@ -125,7 +148,7 @@ async function main() {
     await client.connect(transport);
   } catch (err) {
     if (!(err instanceof UnauthorizedError)) throw err;
-    await transport.finishAuth(await redirected);
+    await transport.finishAuth(await nextRedirect());
     // A Client whose SSE transport failed to start still holds it: connect
     // again with a fresh one.
     client = new Client({ name: 'tollgate-e2e-sdk', version: '1.0.0' });
@@ -141,6 +164,24 @@ async function main() {
   const result = await client.callTool({ name: health.name, arguments: {} });
   if (result.isError) throw new Error(`${health.name}: ${JSON.stringify(result.content)}`);
   console.log(`CALLED ${health.name}`);
+  if (stepUp) {
+    const revoke = tools.find((t) => /^connections[._]revoke$/.test(t.name));
+    if (!revoke) throw new Error('no connections.revoke tool in tools/list');
+    const args = { name: revoke.name, arguments: { grant_id: 'sdkclient-no-such-grant' } };
+    let res;
+    try {
+      res = await client.callTool(args);
+      throw new Error(`${revoke.name} answered without a step-up: ${JSON.stringify(res)}`);
+    } catch (err) {
+      if (!(err instanceof UnauthorizedError)) throw err;
+    }
+    await transport.finishAuth(await nextRedirect());
+    console.log(`STEPPED-UP ${tokens.scope}`);
+    res = await client.callTool(args);
+    if (JSON.stringify(res).includes('insufficient_scope')) throw new Error(`${revoke.name} still refused: ${JSON.stringify(res)}`);
+    console.log(`CALLED ${revoke.name}`);
+  }
+  server.close();
   await client.close();
 }
 
