@@ -498,9 +498,15 @@ var ErrCodeExpired = errors.New("authorization code expired")
 // redeem runs the redemption script, in one round trip with the listing of
 // the grant under its subject (subjects.go): a pipeline whose index
 // commands come first, so on a single node they are applied before the
-// grant exists. Should any of them fail the request fails (503) and the
-// grant's tokens are never issued, whatever the script did; a replayed
-// code leaves a member without a record, which reading or a sweep drops.
+// grant exists. The script's answer alone decides the redemption: once it
+// has marked the code used, failing the request (503) would make the
+// client's retry a replay that revokes the grant. So an index command that
+// fails while the script succeeds — a key of the wrong type, or in a
+// cluster the index's node failing while the code's answers — leaves the
+// tokens issued and the grant unlisted until a rotation renews its listing
+// (about a day later: subjects.go). A connection that fails fails the
+// script too. A replayed code leaves a member without a record, which
+// reading or a sweep drops.
 func (s *Store) redeem(ctx context.Context, t *tx) error {
 	run, err := s.prepareRedeem(ctx, t)
 	if err != nil {
@@ -566,12 +572,7 @@ func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner
 		if first {
 			first = false
 			eval := redeemScript.EvalSha(ctx, pipe, keys, args...)
-			_, _ = pipe.Exec(ctx) // each command's error is read below
-			for _, c := range pipe.Cmds() {
-				if c != eval && c.Err() != nil {
-					return 0, 0, unavailable(c.Err())
-				}
-			}
+			_, _ = pipe.Exec(ctx) // the script's answer decides (redeem)
 			v, err = eval.Result()
 			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 				v, err = redeemScript.Eval(ctx, s.rdb, keys, args...).Result() // and cached for the next EVALSHA
