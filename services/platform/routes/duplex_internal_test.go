@@ -1,9 +1,12 @@
 package routes
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestProxyResponseOutlivesTheLateBodyCheck replays, in a fixed order, the
@@ -122,4 +126,113 @@ func (c *heldConn) Write(p []byte) (int, error) {
 func (c *heldConn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	return c.Conn.Close()
+}
+
+// TestDroppedRequestLeavesTheConnectionToTheNextOne fixes the interleaving
+// of TestDroppedBodyRequestIs502 where the server panicked: the backend
+// takes the connection and drops it before the ingress's Transport has read
+// any of the request body (the Transport's write of the request header is
+// held until it closes the connection, and then fails). The round trip
+// fails with the body unread; the client, keeping its connection alive,
+// sends a second request on it and must get that one answered too. When
+// the handler left the unread body to the server, the server read it to
+// its end after the handler, started its background read of the
+// connection too late, and its wait for the next request panicked
+// (golang/go#68560): the second request met a closed connection.
+func TestDroppedRequestLeavesTheConnectionToTheNextOne(t *testing.T) {
+	const body = `{"jsonrpc":"2.0","id":1,"method":"tools/call"}`
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	defer transport.CloseIdleConnections()
+	dial := transport.DialContext
+	transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &stalledConn{Conn: c, closed: make(chan struct{})}, nil
+	}
+	u, _ := url.Parse("http://" + ln.Addr().String())
+	h, err := proxy([]Rule{{Path: "/mcp", PathType: "Prefix", Service: "gw"}}, map[string]*url.URL{"gw": u}, transport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged syncLog
+	ingress := httptest.NewUnstartedServer(h)
+	ingress.Config.ErrorLog = log.New(&logged, "", 0)
+	ingress.Start()
+	defer ingress.Close()
+
+	conn, err := net.Dial("tcp", ingress.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	for i := 1; i <= 2; i++ {
+		_, _ = fmt.Fprintf(conn, "POST /mcp HTTP/1.1\r\nHost: localhost:4000\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d on the connection: %v\n%.1000s", i, err, logged.String())
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), `"bad_gateway"`) || resp.Header.Get("Retry-After") != "" {
+			t.Errorf("request %d: %d Retry-After %q %q %v, want 502 bad_gateway without Retry-After", i, resp.StatusCode, resp.Header.Get("Retry-After"), b, err)
+		}
+	}
+	ingress.Close()
+	if s := logged.String(); strings.Contains(s, "panic") {
+		t.Errorf("the ingress's server panicked:\n%.1000s", s)
+	}
+}
+
+// stalledConn is a backend connection whose writes wait until the
+// Transport closes it, and then fail: nothing of the request is sent.
+type stalledConn struct {
+	net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *stalledConn) Write([]byte) (int, error) {
+	<-c.closed
+	return 0, net.ErrClosed
+}
+
+func (c *stalledConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// syncLog collects a server's ErrorLog.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -6,12 +6,14 @@ package routes
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -140,7 +142,9 @@ func better(a, b Rule) bool {
 // X-Forwarded-*, and flushes immediately so SSE streams work. A backend it
 // cannot reach is 502 with a JSON error body (badGateway), and with
 // Retry-After: 1 when the connection itself failed (a component of `make
-// dev` restarting or stopped).
+// dev` restarting or stopped). Requests are served in full duplex; after
+// the answer the handler closes the request body, reading a rest the
+// backend did not take (up to 256 KiB, else the connection is closed).
 func Proxy(rules []Rule, backends map[string]*url.URL) (http.Handler, error) {
 	// One pool of its own, sized like an ingress controller's keep-alive
 	// pool: Go's default keeps 2 idle connections per backend, so under
@@ -196,8 +200,28 @@ func proxy(rules []Rule, backends map[string]*url.URL, transport http.RoundTripp
 		// closed network connection"), and the client sees its connection
 		// end mid-response (Node: "TypeError: terminated"). See
 		// golang/go#40747 and TestProxyResponseOutlivesTheLateBodyCheck.
+		//
+		// Full duplex also leaves the body to the handler when it returns,
+		// and the server does not cope with an unread rest then
+		// (golang/go#68560, open): it closes the body after it has stopped
+		// its background read of the connection, reading the rest to its
+		// end starts that read again, and its wait for the next request
+		// on the connection panics ("invalid concurrent Body.Read call"),
+		// resetting the client's keep-alive connection. A failed round
+		// trip (a backend that took the connection and dropped it) leaves
+		// the body unread; after a successful one the Transport's write
+		// goroutine may still be reading it (the late check above). So the
+		// handler flushes the answer and closes the body itself before it
+		// returns: Close waits for a Read in flight (the body's mutex),
+		// reads the rest as the default mode would (up to 256 KiB, else
+		// the connection is not reused), and refuses later Reads, so after
+		// the handler only the server reads the connection. See
+		// TestDroppedBodyRequestIs502 and
+		// TestDroppedRequestLeavesTheConnectionToTheNextOne.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		proxies[r.Service].ServeHTTP(w, req)
+		_ = http.NewResponseController(w).Flush()
+		_ = req.Body.Close()
 	}), nil
 }
 
@@ -205,6 +229,8 @@ func proxy(rules []Rule, backends map[string]*url.URL, transport http.RoundTripp
 // the proxy could not connect to: long enough for a restarting component
 // of `make dev` to listen again, short for a client that retries.
 const retryAfterUnreachable = "1"
+
+const badGatewayBody = `{"error":"bad_gateway","error_description":"the upstream service is not reachable"}` + "\n"
 
 // badGateway is the proxy's ErrorHandler: 502 with a JSON error body. When
 // the connection to the backend failed (a dial error: refused, a timeout,
@@ -218,6 +244,9 @@ func badGateway(w http.ResponseWriter, _ *http.Request, err error) {
 	if errors.As(err, &op) && op.Op == "dial" {
 		w.Header().Set("Retry-After", retryAfterUnreachable)
 	}
+	// Content-Length, though the proxy flushes the answer at once: a
+	// client still sending its body knows the answer is whole.
+	w.Header().Set("Content-Length", strconv.Itoa(len(badGatewayBody)))
 	w.WriteHeader(http.StatusBadGateway)
-	_, _ = w.Write([]byte(`{"error":"bad_gateway","error_description":"the upstream service is not reachable"}` + "\n"))
+	_, _ = io.WriteString(w, badGatewayBody)
 }

@@ -142,10 +142,8 @@ func TestUnreachableBackendIs502WithRetryAfter(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	// The dropped request has no body: with one, the Transport may still be
-	// reading it after the 502 while the full-duplex server reads the
-	// connection's next request ("invalid concurrent Body.Read call", a
-	// panic that resets the client's connection) — another matter.
+	// The dropped request has no body here; TestDroppedBodyRequestIs502
+	// sends bodies to a backend that drops the connection.
 	for _, c := range []struct{ method, path, retryAfter string }{{"POST", "/mcp", "1"}, {"GET", "/actions/x", ""}} {
 		req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
 		if c.method == "POST" {
