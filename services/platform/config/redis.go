@@ -114,6 +114,8 @@ var tuned = map[string]string{
 	"write_timeout": "REDIS_COMMAND_TIMEOUT", "max_retries": "the circuit breaker (no retries)",
 	"pool_timeout": "REDIS_COMMAND_TIMEOUT (10× it, at least 1s)", "max_redirects": "the client (3)",
 	"dialer_retries": "the client (one dial; the circuit breaker handles outages)", "dialer_retry_timeout": "the client (one dial; the circuit breaker handles outages)",
+	"pipeline_pool_size":   "the client (pipelines share the commands' pool, so REDIS_COMMAND_TIMEOUT and REDIS_DIAL_TIMEOUT bound them)",
+	"max_concurrent_dials": "the client (dials are not queued, so REDIS_DIAL_TIMEOUT bounds them)",
 }
 
 // ParseTarget parses URL with go-redis's parser for Mode. Errors never

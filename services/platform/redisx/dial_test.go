@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/testharness"
@@ -37,6 +39,12 @@ func (a *attempts) dial(ctx context.Context, network, addr string) (net.Conn, er
 		after(i, err)
 	}
 	return conn, err
+}
+
+func (a *attempts) reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.took, a.errs = nil, nil
 }
 
 func (a *attempts) get() ([]time.Duration, []error) {
@@ -217,6 +225,45 @@ func TestDialWorstCaseWithinGiveUpAfter(t *testing.T) {
 	}
 	if elapsed > c.GiveUpAfter() {
 		t.Errorf("the command failed after %s, beyond GiveUpAfter %s", elapsed, c.GiveUpAfter())
+	}
+}
+
+// TestPipelineDialWorstCaseWithinGiveUpAfter: a pipeline through a
+// black-holed Redis is one connection's dial too — go-redis v9.23's
+// dedicated pipeline pool, whose failed dial spilled to the main pool for
+// another pool wait and dial (four attempts, about 1.9 s with the
+// defaults), is turned off — and fails within GiveUpAfter.
+func TestPipelineDialWorstCaseWithinGiveUpAfter(t *testing.T) {
+	r := testharness.StartRedis(t)
+	addr, _ := fullListener(t, r.Addr())
+	a := &attempts{}
+	cfg := productionTimeouts(r)
+	cfg.URL = "redis://" + addr + "/0"
+	c, err := redisx.New(cfg, redisx.WithNetDial(a.dial))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		name string
+		pipe func() redis.Pipeliner
+	}{{"pipeline", c.Pipeline}, {"transaction", c.TxPipeline}} {
+		a.reset()
+		start := time.Now()
+		p := tc.pipe()
+		p.Get(context.Background(), c.Key("k"))
+		_, err := p.Exec(context.Background())
+		elapsed := time.Since(start)
+		if !redisx.IsUnavailable(err) || !isTimeout(err) {
+			t.Fatalf("%s through a black hole: %v, want a timeout", tc.name, err)
+		}
+		took, errs := a.get()
+		if len(took) != 2 || !isTimeout(errs[0]) || !isTimeout(errs[1]) {
+			t.Errorf("%s: attempts %v: %v; want two timeouts (one connection's dial)", tc.name, took, errs)
+		}
+		if elapsed > c.GiveUpAfter() {
+			t.Errorf("the %s failed after %s, beyond GiveUpAfter %s", tc.name, elapsed, c.GiveUpAfter())
+		}
 	}
 }
 

@@ -145,6 +145,24 @@ func timedOut(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
+// onePool is go-redis's PipelinePoolSize: negative, no dedicated pipeline
+// pool, so a pipeline (or MULTI/EXEC transaction) takes its connection from
+// the one pool every command uses. go-redis v9.23 gives pipelines a pool
+// of their own by default; when it has no idle connection it dials one
+// (up to dialBudget × REDIS_DIAL_TIMEOUT), and when that dial fails it
+// falls back to the main pool: another wait for a turn (PoolTimeout) and
+// another dial. A pipeline through a black-holed Redis then took four dial
+// attempts, and its caller could wait past GiveUpAfter. config refuses
+// pipeline_pool_size in REDIS_URL.
+const onePool = -1
+
+// dialsUnqueued is go-redis's MaxConcurrentDials: 0, its default, which is
+// the pool size, so a caller that holds a turn in the pool never waits for
+// another's dial. Below the pool size a dial waits for a dial permit,
+// bounded only by the caller's context, outside GiveUpAfter. config
+// refuses max_concurrent_dials in REDIS_URL.
+const dialsUnqueued = 0
+
 // keepAlive is go-redis's default dialers' TCP keep-alive: probe after 30 s
 // idle, 3 probes 5 s apart.
 var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3}
@@ -209,6 +227,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		opts.Dialer = t.dialer(opts.TLSConfig)
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dialBudget*t.dial, t.cmd, t.cmd, t.pool
 		opts.DialerRetries = dialAttempts
+		opts.PipelinePoolSize, opts.MaxConcurrentDials = onePool, dialsUnqueued
 		// No retries (the breaker handles outages), but MOVED/ASK
 		// redirections are followed: they are how a cluster answers after a
 		// failover or a slot migration, not a failure. (go-redis v9.23's
@@ -237,6 +256,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		opts.Dialer = t.dialer(opts.TLSConfig)
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dialBudget*t.dial, t.cmd, t.cmd, t.pool
 		opts.DialerRetries = dialAttempts
+		opts.PipelinePoolSize, opts.MaxConcurrentDials = onePool, dialsUnqueued
 		opts.MaxRetries = -1
 		c.UniversalClient = redis.NewFailoverClient(opts)
 	default:
@@ -249,6 +269,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		opts.Dialer = t.dialer(opts.TLSConfig)
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dialBudget*t.dial, t.cmd, t.cmd, t.pool
 		opts.DialerRetries = dialAttempts
+		opts.PipelinePoolSize, opts.MaxConcurrentDials = onePool, dialsUnqueued
 		opts.MaxRetries = -1 // no retries: the breaker, not a retry loop, handles outages
 		c.UniversalClient = redis.NewClient(opts)
 	}
@@ -263,21 +284,25 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 	return c, nil
 }
 
-// GiveUpAfter bounds how long a command's caller waits for one attempt of
-// it: the wait for a turn in the pool (PoolTimeout: 10 ×
+// GiveUpAfter bounds how long a command's or a pipeline's caller waits for
+// one attempt of it: the wait for a turn in the pool (PoolTimeout: 10 ×
 // REDIS_COMMAND_TIMEOUT, at least 1 s), then, when no pooled connection is
 // idle, a new connection's dial (3 × REDIS_DIAL_TIMEOUT at most: a
 // timed-out attempt and the longer one after it, see dialBudget; before
 // redisx dialled a timed-out connection again, the dial was left out of
-// this bound), then the command's write and its reply (a
-// REDIS_COMMAND_TIMEOUT each). With the defaults 1 s + 240 ms + 160 ms =
-// 1.4 s. Not included, on top: a new connection's handshake (HELLO, AUTH,
-// SELECT: reads and writes bounded as a command's), a script's EVAL after a
-// NOSCRIPT, and, in Cluster mode, go-redis's further attempts after a
-// timeout. A command that reaches Redis later than this after it was
-// issued — queued in a socket while Redis hung — most likely runs for a
-// caller that has already answered its client (auth-server's late-rotation
-// guard).
+// this bound), then the write and the reply (a REDIS_COMMAND_TIMEOUT each;
+// a pipeline's commands are written at once and their replies read under
+// one deadline). With the defaults 1 s + 240 ms + 160 ms = 1.4 s.
+// Pipelines and MULTI/EXEC transactions share the commands' pool (see
+// onePool: go-redis's own pipeline pool could add a second pool wait and
+// dial), and every dial starts as soon as its caller has a turn (see
+// dialsUnqueued). Not included, on top: a new connection's handshake
+// (HELLO, AUTH, SELECT: reads and writes bounded as a command's), a
+// script's EVAL after a NOSCRIPT, and, in Cluster mode, go-redis's further
+// attempts after a timeout. A command that reaches Redis later than this
+// after it was issued — queued in a socket while Redis hung — most likely
+// runs for a caller that has already answered its client (auth-server's
+// late-rotation guard).
 func (c *Client) GiveUpAfter() time.Duration { return c.giveUp }
 
 // Mode is the deployment mode: config.RedisStandalone, RedisSentinel or RedisCluster.
