@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -25,7 +26,8 @@ import (
 //	req   the authorize request (client, scopes, audience, session)
 //	pkce  the PKCE request (code_challenge, code_challenge_method)
 //	oidc  the OpenID Connect request (nonce), when openid was granted
-//	used  "1" once redeemed
+//	used  once redeemed, the redeeming call's nonce (redeemScript); "1"
+//	      in codes redeemed by earlier versions
 const (
 	fieldRequest = "req"
 	fieldPKCE    = "pkce"
@@ -474,17 +476,23 @@ func (s *Store) DeleteOpenIDConnectSession(context.Context, string) error { retu
 //	grant id)
 //	ARGV[1] the grant's record ("" for none; record.go), ARGV[2] its TTL
 //	(ms), ARGV[3] the time (Unix ms) after which the redemption is refused
-//	(late.go)
+//	(late.go), ARGV[4] the redeeming call's nonce (redeemNonce)
 //
-// Returns 1 redeemed, 0 already redeemed, -1 the code is gone (expired),
-// or {lateStatus, Redis's time (Unix ms)} for a redemption refused as late:
+// Returns 1 redeemed — by this call, or already by an earlier delivery of
+// this same call (the same nonce: a go-redis cluster pipeline sends a batch
+// again after a read timeout, and the first delivery may have run) — 0
+// already redeemed by another call, -1 the code is gone (expired), or
+// {lateStatus, Redis's time (Unix ms)} for a redemption refused as late:
 // the code is left as it was.
 var redeemScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local t = redis.call('TIME')
 local tnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if tnow > tonumber(ARGV[3]) then return {6, tnow} end
-if redis.call('HSETNX', KEYS[1], 'used', '1') == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], 'used', ARGV[4]) == 0 then
+  if redis.call('HGET', KEYS[1], 'used') == ARGV[4] then return 1 end
+  return 0
+end
 if ARGV[1] ~= '' then
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 end
@@ -523,7 +531,7 @@ func (s *Store) prepareRedeem(ctx context.Context, t *tx) (func() error, error) 
 	if keys[0] == "" {
 		return nil, fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)
 	}
-	args := []any{"", int64(0), ""}
+	args := []any{"", int64(0), "", redeemNonce()}
 	pipe := s.rdb.Pipeline()
 	var l listing
 	if t.grant != nil {
@@ -571,6 +579,9 @@ func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner
 		var err error
 		if first {
 			first = false
+			if s.redeemDelivered != nil {
+				s.redeemDelivered(ctx, keys, args)
+			}
 			eval := redeemScript.EvalSha(ctx, pipe, keys, args...)
 			_, _ = pipe.Exec(ctx) // the script's answer decides (redeem)
 			v, err = eval.Result()
@@ -607,6 +618,16 @@ func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner
 		s.sweepIndex(ctx, s.subjectKey(l.sub))
 	}
 	return nil
+}
+
+// redeemNonce names one redemption call (redeemScript's ARGV[4]): 16
+// random bytes, base64url. A call delivered twice by the client library's
+// own retry finds its nonce in "used" and is the redemption; another call
+// — the client's retry after a 503, a replay — is not.
+func redeemNonce() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // redeemAnswer reads redeemScript's answer: its status, and Redis's time

@@ -74,6 +74,11 @@ type Store struct {
 	// async and asyncOnce: goAsync's workers (async.go).
 	async     chan func()
 	asyncOnce sync.Once
+	// redeemDelivered, set by tests only (export_test.go), runs before a
+	// redemption's pipeline is sent with the script call it will send:
+	// a test delivers it once more, as a go-redis cluster pipeline's
+	// retry does.
+	redeemDelivered func(ctx context.Context, keys []string, args []any)
 }
 
 var (
