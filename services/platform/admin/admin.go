@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"sort"
@@ -40,8 +41,9 @@ const DependencyTimeout = 500 * time.Millisecond
 // (Redis's host:port, a gRPC target, "dial tcp 10.0.3.7:6379: connect:
 // connection refused") and the admin port answers whoever reaches it. The
 // body says only which check is down and whether it timed out (Result);
-// the error itself is logged, once each time a check goes down or its
-// error changes, and once when it is ok again.
+// the error itself is logged when a check goes down, at most once a
+// minute (RepeatDownEvery) while it stays down, however its error changes,
+// and once when it is ok again.
 type Readiness struct {
 	mu       sync.RWMutex
 	checks   map[string]Check
@@ -50,16 +52,18 @@ type Readiness struct {
 	onDrain  []func()
 	timeout  time.Duration
 
-	log    *slog.Logger
-	logMu  sync.Mutex
-	failed map[string]string // check name → the last error logged for it
+	log         *slog.Logger
+	logMu       sync.Mutex
+	failed      map[string]*downState // the checks that are down, by name
+	repeatEvery time.Duration         // RepeatDownEvery; tests shorten it
 }
 
 // NewReadiness returns a readiness set whose local checks each get timeout;
 // dependency checks get at most DependencyTimeout. Failing checks' errors
 // are logged on log (nil: not logged).
 func NewReadiness(timeout time.Duration, log *slog.Logger) *Readiness {
-	return &Readiness{checks: map[string]Check{}, deps: map[string]Check{}, timeout: timeout, log: log, failed: map[string]string{}}
+	return &Readiness{checks: map[string]Check{}, deps: map[string]Check{}, timeout: timeout, log: log,
+		failed: map[string]*downState{}, repeatEvery: RepeatDownEvery}
 }
 
 // Add registers a local check: when it fails, this pod cannot serve and
@@ -116,7 +120,8 @@ type Result struct {
 	// Status is "ok" or "down".
 	Status string `json:"status"`
 	// Error says why a check is down, in words that name no address:
-	// "timeout" (it did not answer within its time), "failed" (it answered
+	// "timeout" (it did not answer within its time, or its client's socket
+	// deadline passed: a hung Redis), "failed" (it answered
 	// an error, which is logged, not shown) or, for "shutdown", "draining".
 	Error string `json:"error,omitempty"`
 }
@@ -201,44 +206,68 @@ func (r *Readiness) runChecks(ctx context.Context, kind string, checks []named, 
 			err := c.check(cctx)
 			if err != nil {
 				results[i].Status, results[i].Error = "down", ErrorFailed
-				if errors.Is(err, context.DeadlineExceeded) || cctx.Err() != nil {
+				var ne net.Error // a socket deadline: 'read tcp …: i/o timeout' from a hung Redis
+				if errors.Is(err, context.DeadlineExceeded) || cctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
 					results[i].Error = ErrorTimeout
 				}
 			}
-			r.logChange(kind, c.name, err)
+			r.logChange(kind, c.name, err, results[i].Error)
 		}()
 	}
 	wg.Wait()
 	return results
 }
 
-// logChange logs a check's error when it differs from the last one logged
-// for that check, and its recovery: the errors the body leaves out, without
-// a line per probe or scrape.
-func (r *Readiness) logChange(kind, name string, err error) {
+// downState is what is known of a check that is down, for its log lines.
+type downState struct {
+	since, warned time.Time
+	probes        int // failed probes since the last warning
+	total         int // failed probes since it went down
+}
+
+// RepeatDownEvery is how often a warning repeats while a check stays down.
+const RepeatDownEvery = time.Minute
+
+// logChange logs, for a check that failed (class is its Result.Error) or
+// passed (err nil): a warning with its error when it goes down; while it
+// stays down, whatever its error and class — a hung Redis alternates
+// 'read tcp …:<new port>->…: i/o timeout' (timeout) with the breaker's
+// 'circuit breaker open' (failed) — at most one more warning per
+// RepeatDownEvery, with the latest error and the failed probes since the
+// last warning; and one line when it is ok again. So neither probes nor
+// scrapes make a line each.
+func (r *Readiness) logChange(kind, name string, err error, class string) {
 	if r.log == nil {
 		return
 	}
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
+	now := time.Now()
 	r.logMu.Lock()
-	last, wasDown := r.failed[name]
-	if msg == last && (err != nil) == wasDown {
+	st, wasDown := r.failed[name]
+	switch {
+	case err == nil && !wasDown:
 		r.logMu.Unlock()
-		return
-	}
-	if err != nil {
-		r.failed[name] = msg
-	} else {
+	case err == nil:
 		delete(r.failed, name)
-	}
-	r.logMu.Unlock()
-	if err != nil {
-		r.log.Warn("readiness: "+kind+" down", "check", name, "err", msg)
-	} else {
-		r.log.Info("readiness: "+kind+" ok again", "check", name)
+		r.logMu.Unlock()
+		r.log.Info("readiness: "+kind+" ok again", "check", name,
+			"down_for", now.Sub(st.since).Round(time.Millisecond), "failed_probes", st.total)
+	case !wasDown:
+		r.failed[name] = &downState{since: now, warned: now, total: 1}
+		r.logMu.Unlock()
+		r.log.Warn("readiness: "+kind+" down", "check", name, "error", class, "err", err.Error())
+	default:
+		st.probes++
+		st.total++
+		if now.Sub(st.warned) < r.repeatEvery {
+			r.logMu.Unlock()
+			return
+		}
+		n := st.probes
+		st.warned, st.probes = now, 0
+		down := now.Sub(st.since).Round(time.Millisecond)
+		r.logMu.Unlock()
+		r.log.Warn("readiness: "+kind+" still down", "check", name, "error", class, "err", err.Error(),
+			"down_for", down, "failed_probes", n)
 	}
 }
 

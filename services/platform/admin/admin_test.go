@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -246,4 +247,123 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestHungDependencyLogsOnceThenRecovery: a paused redis-server (SIGSTOP:
+// connections accepted, nothing answered) makes the redis check fail with
+// 'read tcp 127.0.0.1:<port>->…: i/o timeout', a new port per connection,
+// alternating with the breaker's 'circuit breaker open'. Over many probes
+// that is one warning (before: one per probe whose error text changed),
+// and the recovery is logged once.
+func TestHungDependencyLogsOnceThenRecovery(t *testing.T) {
+	r := testharness.StartRedis(t)
+	cfg := r.Config()
+	cfg.DialTimeout, cfg.CommandTimeout, cfg.BreakerOpen = 0, 0, 0 // production defaults
+	rdb, err := redisx.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(&lockedWriter{&logMu, &logs}, nil))
+	ready := admin.NewReadiness(time.Second, log)
+	ready.AddDependency("redis", rdb.Ping)
+	count := func(s string) int {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return strings.Count(logs.String(), s)
+	}
+	probe := func() string {
+		res := ready.Dependencies(context.Background())
+		return res[0].Status + " " + res[0].Error
+	}
+	if got := probe(); got != "ok " {
+		t.Fatalf("redis before the pause: %q", got)
+	}
+	r.Pause()
+	seen := map[string]int{}
+	for range 16 {
+		seen[probe()]++
+		time.Sleep(100 * time.Millisecond)
+	}
+	if seen["down timeout"] < 2 || seen["down failed"] < 1 {
+		t.Errorf("probes of a hung redis: %v, want timeouts alternating with the open breaker", seen)
+	}
+	logMu.Lock()
+	out := logs.String()
+	logMu.Unlock()
+	if n := strings.Count(out, "level=WARN"); n != 1 {
+		t.Errorf("%d warnings over 16 probes of a hung redis, want 1:\n%s", n, out)
+	}
+	r.Resume()
+	testharness.Eventually(t, 10*time.Second, "redis ok again", func() (bool, string) {
+		got := probe()
+		return got == "ok ", got
+	})
+	for range 3 {
+		probe()
+	}
+	if n := count("ok again"); n != 1 {
+		logMu.Lock()
+		defer logMu.Unlock()
+		t.Errorf("recovery logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// TestStillDownIsLoggedAtMostOncePerInterval: while a check stays down a
+// warning repeats at most once per interval (a minute; shortened here),
+// counting the failed probes since the last one.
+func TestStillDownIsLoggedAtMostOncePerInterval(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accepts, never answers
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(&lockedWriter{&logMu, &logs}, nil))
+	ready := admin.NewReadiness(time.Second, log)
+	admin.SetRepeatEvery(ready, 300*time.Millisecond)
+	ready.AddDependency("hung", func(ctx context.Context) error {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(50 * time.Millisecond))
+		_, err = c.Read(make([]byte, 1))
+		return err
+	})
+	start := time.Now()
+	for range 20 {
+		ready.Dependencies(context.Background())
+		time.Sleep(50 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	logMu.Lock()
+	out := logs.String()
+	logMu.Unlock()
+	down, still := strings.Count(out, "dependency down"), strings.Count(out, "dependency still down")
+	if max := int(elapsed/(300*time.Millisecond)) + 1; down != 1 || still < 2 || still > max {
+		t.Errorf("over %s: %d down and %d still-down warnings, want 1 and 2–%d:\n%s", elapsed, down, still, max, out)
+	}
+	if !strings.Contains(out, "failed_probes=") {
+		t.Errorf("a repeated warning does not count the probes:\n%s", out)
+	}
 }
