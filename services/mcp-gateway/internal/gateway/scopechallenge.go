@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -54,26 +53,22 @@ const chatGPTProduct = "openai-mcp"
 
 // fromChatGPT reports whether a request carries one of ChatGPT's own marks:
 // its User-Agent product token, its clientInfo.name at initialize
-// (clientInfo: the session record's JSON, "" without a session; a
-// stateless request's in its _meta), or a
+// (clientName: the session record's ClientName, which Store.Admit keeps
+// in memory — "" without a session; a stateless request's is in its
+// _meta), or a
 // client-provided _meta key of the Apps SDK ("openai/locale",
 // "openai/userAgent", "openai/subject", …). Any one is enough: a mark
 // wrongly present gives a client the tool-result form, which every client
 // reads as a refused call (what every client got before SCOPE_CHALLENGE);
 // a mark missing from ChatGPT would give it a 403, on which it shows no
 // linking UI. No standard client sends any of them.
-func fromChatGPT(r *http.Request, clientInfo string, meta *mcp.Meta) bool {
+func fromChatGPT(r *http.Request, clientName string, meta *mcp.Meta) bool {
 	ua := r.Header.Get("User-Agent")
 	if product, _, _ := strings.Cut(ua, "/"); strings.EqualFold(strings.TrimSpace(product), chatGPTProduct) {
 		return true
 	}
-	if clientInfo != "" {
-		var ci struct {
-			Name string `json:"name"`
-		}
-		if json.Unmarshal([]byte(clientInfo), &ci) == nil && strings.EqualFold(ci.Name, chatGPTProduct) {
-			return true
-		}
+	if strings.EqualFold(clientName, chatGPTProduct) {
+		return true
 	}
 	if meta != nil {
 		for k, v := range meta.AdditionalFields {
@@ -98,10 +93,10 @@ type inBatchKey struct{}
 
 // refuseScopes answers with 403 and the insufficient_scope challenge a
 // tools/call whose token lacks its tool's scopes, when the request gets the
-// HTTP form (SCOPE_CHALLENGE), and reports whether it did. clientInfo is
-// the session's (fromChatGPT). Anything else — another method, a tool that
+// HTTP form (SCOPE_CHALLENGE), and reports whether it did. clientName is
+// the session's clientInfo.name (fromChatGPT). Anything else — another method, a tool that
 // needs nothing more, the tool-result form — is left to the caller.
-func (g *Gateway) refuseScopes(w http.ResponseWriter, r *http.Request, transport string, claims *tokens.Claims, msg message, clientInfo string) bool {
+func (g *Gateway) refuseScopes(w http.ResponseWriter, r *http.Request, transport string, claims *tokens.Claims, msg message, clientName string) bool {
 	if msg.Method != string(mcp.MethodToolsCall) || claims == nil || g.cfg.ScopeChallenge == config.ScopeChallengeToolResult {
 		return false
 	}
@@ -120,7 +115,7 @@ func (g *Gateway) refuseScopes(w http.ResponseWriter, r *http.Request, transport
 	if batch, _ := r.Context().Value(inBatchKey{}).(bool); batch {
 		return false
 	}
-	if g.cfg.ScopeChallenge == config.ScopeChallengeAuto && fromChatGPT(r, clientInfo, msg.Params.Meta) {
+	if g.cfg.ScopeChallenge == config.ScopeChallengeAuto && fromChatGPT(r, clientName, msg.Params.Meta) {
 		return false
 	}
 	g.metrics.toolCall(t.name, "insufficient_scope")

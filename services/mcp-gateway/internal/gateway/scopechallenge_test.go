@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -141,5 +142,44 @@ func TestScopeChallengeForms(t *testing.T) {
 	h.rpc(t, full, fsid, "tools/call", map[string]any{"name": "identity.profile"}, &res)
 	if res.IsError {
 		t.Errorf("identity.profile with its scopes: %+v", res)
+	}
+}
+
+// initializeAs opens a session as the client named name, with the
+// notifications/initialized a real client sends next (the first request
+// that reads the session record back, filling the replica's memory).
+func (g *gw) initializeAs(t *testing.T, token, name, protocolVersion string) string {
+	t.Helper()
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: token, Body: call("initialize", map[string]any{
+		"protocolVersion": protocolVersion, "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": name, "version": "1.0.0"}})})
+	sid := r.Header.Get("Mcp-Session-Id")
+	if r.Status != http.StatusOK || sid == "" {
+		t.Fatalf("initialize as %s: %d %s", name, r.Status, r.Body)
+	}
+	if n := g.do(t, req{Method: "POST", Path: "/mcp", Token: token, Session: sid, Version: protocolVersion,
+		Body: map[string]any{"jsonrpc": "2.0", "method": "notifications/initialized"}}); n.Status != http.StatusAccepted {
+		t.Fatalf("notifications/initialized: %d %s", n.Status, n.Body)
+	}
+	return sid
+}
+
+// A session whose only ChatGPT mark is its clientInfo.name keeps the
+// tool-result form for its whole life, on every replica: the replicas
+// admit it from memory after its first request (Store.Admit), which keeps
+// the client's name.
+func TestScopeChallengeClientInfoMarkLastsTheSession(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.Gateway(), f.Gateway()
+	weak := f.Token("user-1", "openid")
+	sid := a.initializeAs(t, weak, "openai-mcp", version)
+	for i, g := range []*gw{a, a, b, b} {
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: sid, Version: version, Body: call("tools/call", map[string]any{"name": "identity.profile"})})
+		wantToolResult(t, fmt.Sprintf("call %d (replica %c) of a session initialized as openai-mcp", i+1, "aabb"[i]), r, stepUpChallenge)
+	}
+	// A standard client's session on the same replicas still gets the 403.
+	std := a.initializeAs(t, weak, "claude-code", version)
+	for i, g := range []*gw{a, a, b, b} {
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: std, Version: version, Body: call("tools/call", map[string]any{"name": "identity.profile"})})
+		wantForbidden(t, fmt.Sprintf("call %d (replica %c) of a standard client", i+1, "aabb"[i]), r, stepUpChallenge)
 	}
 }

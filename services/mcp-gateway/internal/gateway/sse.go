@@ -122,7 +122,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	if g.refuseScopes(w, r, transportSSE, claims, msg, rec.ClientInfo) {
+	if g.refuseScopes(w, r, transportSSE, claims, msg, rec.ClientName) {
 		// Refused on the POST, before the message is accepted: the
 		// stream never sees it.
 		return

@@ -236,7 +236,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		if r.Method == http.MethodDelete {
 			g.metrics.sessions.WithLabelValues(transportStreamable, "deleted").Inc()
 		}
-		if badArguments() || g.refuseScopes(w, r, transportStreamable, claims, msg, rec.ClientInfo) {
+		if badArguments() || g.refuseScopes(w, r, transportStreamable, claims, msg, rec.ClientName) {
 			return
 		}
 		g.serveCtx(ctx, transportStreamable, method, next, w, r)

@@ -25,7 +25,7 @@ const maxRenewEvery = time.Minute
 // the fields that do not change after initialize, and when it last renewed
 // the idle TTL in Redis.
 type cached struct {
-	rec     Record // ClientInfo and Capabilities left out
+	rec     Record // ClientInfo and Capabilities left out, ClientName kept
 	renewed atomic.Int64
 	// gen is the store's generation (Store.Invalidate) when Redis last
 	// confirmed the session live; 0: not confirmed since a termination
@@ -57,6 +57,8 @@ type cached struct {
 // adds its own commands to the trip).
 //
 // ClientInfo and Capabilities may be empty in the answer; Get has them.
+// ClientName is there (up to maxValue bytes: what a check of a client's
+// name needs after initialize, on every request).
 // queue may be nil. ErrNotFound means no live session has the id.
 func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner)) (Record, error) {
 	h := redisx.Hash(id)
@@ -124,6 +126,9 @@ func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner
 		if rec.ProtocolVersion != "" || rec.Transport == LegacySSE {
 			e := &cached{rec: rec}
 			e.rec.ClientInfo, e.rec.Capabilities = "", ""
+			if len(e.rec.ClientName) > maxValue {
+				e.rec.ClientName = ""
+			}
 			e.renewed.Store(now.UnixNano())
 			confirmed(e)
 			s.cache.Add(h, e)

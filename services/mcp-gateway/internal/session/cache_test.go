@@ -51,7 +51,10 @@ func TestAdmitRemembersRecordsButAsksLiveness(t *testing.T) {
 	queued := 0
 	for range 3 {
 		rec, err := b.Admit(ctx, id, func(p redis.Pipeliner) { p.Ping(ctx); queued++ })
-		if err != nil || rec.Subject != "u1" || rec.ClientID != "c1" || rec.ProtocolVersion != "2025-11-25" || rec.Transport != session.Streamable {
+		// The client's name is kept in memory (a check of ChatGPT's
+		// clientInfo.name reads it on every request), its info is not.
+		if err != nil || rec.Subject != "u1" || rec.ClientID != "c1" || rec.ProtocolVersion != "2025-11-25" || rec.Transport != session.Streamable ||
+			rec.ClientName != "x" {
 			t.Fatalf("%+v %v", rec, err)
 		}
 	}

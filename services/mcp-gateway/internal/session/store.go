@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -47,6 +48,11 @@ type Record struct {
 	// ClientInfo and Capabilities are the client's initialize parameters, as JSON.
 	ClientInfo   string
 	Capabilities string
+	// ClientName is ClientInfo's name member, read from it (not stored on
+	// its own). Unlike ClientInfo it is in every record Admit answers,
+	// from memory too, when it is at most maxValue (64) bytes; a longer
+	// name reads as "" there.
+	ClientName string
 	// Replica holds the SSE stream of a legacy session (where /messages go).
 	Replica string
 	// LogLevel is the level the client set with logging/setLevel ("" until
@@ -124,11 +130,20 @@ func joined(m map[string]string, name string) string {
 }
 
 func recordOf(m map[string]string) Record {
-	return Record{
+	r := Record{
 		Subject: m["sub"], ClientID: m["client_id"], Transport: m["transport"],
 		ProtocolVersion: m["version"], ClientInfo: joined(m, "client_info"), Capabilities: joined(m, "capabilities"),
 		Replica: m["replica"], LogLevel: m["log_level"],
 	}
+	if r.ClientInfo != "" {
+		var ci struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal([]byte(r.ClientInfo), &ci) == nil {
+			r.ClientName = ci.Name
+		}
+	}
+	return r
 }
 
 // NewID returns a fresh session id: 256 random bits, base64url. The
