@@ -112,8 +112,14 @@ func dynamicToClient(rec dynamicRecord, rules clients.Rules) (*clients.Client, e
 	c := &clients.Client{
 		ID: md.ClientID, Name: md.ClientName, RedirectURIs: md.RedirectURIs, Grants: md.GrantTypes,
 		Resources: rules.Resources, AuthMethod: md.AuthMethod, RequirePKCE: true, Kind: clients.KindDynamic,
-		SecretHash: []byte(rec.SecretHash), AllowedScope: strings.Fields(md.Scope),
+		SecretHash: []byte(rec.SecretHash),
 	}
+	// A registration is allowed every scope supported when the client
+	// asks, whatever scope it registered with (and whatever older records
+	// stored): the registration's policy (register). Consent covers what
+	// the user approves at each authorization.
+	c.AllowedScope = slices.Clone(rules.SupportedScopes())
+	c.AnyScope = rules.ScopeSource
 	if c.Name == "" {
 		c.Name = c.ID
 	}
@@ -143,6 +149,12 @@ type registrationRequest struct {
 // token request names it) expires after DCR_UNUSED_TTL. The guard limits
 // requests per trusted client address (RATE_LIMIT_REGISTER_PER_MINUTE),
 // whatever credentials they carry.
+//
+// A registration may ask for every scope supported when it asks
+// (scopes_supported, following the backends): the response's scope states
+// those supported at registration, whatever subset the request's scope
+// named; a requested scope that is not supported is invalid_client_metadata
+// (RFC 7591 §3.2.2).
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.DCREnabled {
 		writeJSONError(w, http.StatusNotFound, "invalid_request", "dynamic client registration is disabled")
@@ -206,18 +218,22 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		regErr("invalid_client_metadata", "response_types must be [code]")
 		return
 	}
+	// The registered scopes are every supported one (scopes_supported),
+	// whatever subset the client asked for: RFC 7591 §2's scope is what the
+	// client "can use when requesting access tokens", and §3.2.1 lets the
+	// server replace a requested value and return the registered one. An
+	// MCP client registers with its first challenge's scopes and must be
+	// able to ask for more at a step-up (MCP 2025-11-25, Scope Challenge
+	// Handling); the user's consent still covers each authorization. A
+	// requested scope that is not supported is refused, as before.
 	supported := s.ScopeNames()
-	scopes := supported
-	if req.Scope != "" {
-		scopes = nil
-		for _, sc := range strings.Fields(req.Scope) {
-			if !slices.Contains(supported, sc) {
-				regErr("invalid_client_metadata", fmt.Sprintf("scope %q is not supported", sc))
-				return
-			}
-			scopes = append(scopes, sc)
+	for _, sc := range strings.Fields(req.Scope) {
+		if !slices.Contains(supported, sc) {
+			regErr("invalid_client_metadata", fmt.Sprintf("scope %q is not supported (scopes_supported: %s)", sc, strings.Join(supported, " ")))
+			return
 		}
 	}
+	scopes := supported
 	if len(req.ClientName) > 200 {
 		regErr("invalid_client_metadata", "client_name is too long")
 		return
