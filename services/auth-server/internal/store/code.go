@@ -511,9 +511,11 @@ var ErrCodeExpired = errors.New("authorization code expired")
 // client's retry a replay that revokes the grant. So an index command that
 // fails while the script succeeds — a key of the wrong type, or in a
 // cluster the index's node failing while the code's answers — leaves the
-// tokens issued and the grant unlisted until a rotation renews its listing
-// (about a day later: subjects.go). A connection that fails fails the
-// script too. A replayed code leaves a member without a record, which
+// tokens issued, and the grant is listed again once in the background
+// (relistGrant, relistAfter later); should that fail too, a rotation
+// renews its listing (about a day later: subjects.go), and a grant
+// without a refresh token stays unlisted. A connection that fails fails
+// the script too. A replayed code leaves a member without a record, which
 // reading or a sweep drops.
 func (s *Store) redeem(ctx context.Context, t *tx) error {
 	run, err := s.prepareRedeem(ctx, t)
@@ -573,6 +575,7 @@ func (s *Store) prepareRedeem(ctx context.Context, t *tx) (func() error, error) 
 // redeems it when it retries instead of replaying it.
 func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner, keys []string, args []any, l listing) error {
 	first := true
+	var cmds []redis.Cmder
 	n, err := s.boundedWrite(errLateRedemption, func(bound any) (int64, int64, error) {
 		args[2] = bound
 		var v any
@@ -583,7 +586,7 @@ func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner
 				s.redeemDelivered(ctx, keys, args)
 			}
 			eval := redeemScript.EvalSha(ctx, pipe, keys, args...)
-			_, _ = pipe.Exec(ctx) // the script's answer decides (redeem)
+			cmds, _ = pipe.Exec(ctx) // the script's answer decides (redeem)
 			v, err = eval.Result()
 			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 				v, err = redeemScript.Eval(ctx, s.rdb, keys, args...).Result() // and cached for the next EVALSHA
@@ -614,10 +617,27 @@ func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner
 	case n < 0:
 		return fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)
 	}
+	if l.sub != "" && listingFailed(cmds) {
+		s.relistGrant(ctx, l)
+	}
 	if l.sweepDue() {
 		s.sweepIndex(ctx, s.subjectKey(l.sub))
 	}
 	return nil
+}
+
+// listingFailed reports whether a command of a redemption's pipeline other
+// than the script (its listing, listGrant) failed.
+func listingFailed(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if c.Name() == "evalsha" {
+			continue
+		}
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return true
+		}
+	}
+	return false
 }
 
 // redeemNonce names one redemption call (redeemScript's ARGV[4]): 16

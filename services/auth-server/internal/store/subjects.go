@@ -95,6 +95,11 @@ type listing struct {
 	sub  string        // "" without a subject: nothing queued
 	card *redis.IntCmd // the set's size after the listing
 	mark *redis.BoolCmd
+	// id, created and ttl are the member, its score and the set's TTL, for
+	// listing it again (relistGrant).
+	id      string
+	created time.Time
+	ttl     time.Duration
 }
 
 // sweepDue reports, once the pipeline ran, whether this grant sweeps the
@@ -119,12 +124,38 @@ func (s *Store) listGrant(ctx context.Context, pipe redis.Pipeliner, r fosite.Re
 	key := s.subjectKey(sub)
 	pipe.ZAddNX(ctx, key, redis.Z{Score: float64(now.UnixMilli()), Member: r.GetID()})
 	extendTTL(ctx, pipe, key, grantTTL+indexSlack)
-	l := listing{sub: sub, card: pipe.ZCard(ctx, key)}
+	l := listing{sub: sub, card: pipe.ZCard(ctx, key), id: r.GetID(), created: now, ttl: grantTTL + indexSlack}
 	// The mark outlives its interval: it is set within the interval and
 	// lives one interval (of Redis's clock, which the store's follows
 	// outside tests; a later interval has another key anyway).
 	l.mark = pipe.SetNX(ctx, s.sweepMarkKey(key, now), "1", sweepEvery)
 	return l, until
+}
+
+// relistAfter is how long after a redemption whose listing failed its
+// grant is listed again (relistGrant): long enough for a failing node to
+// have been failed over or a wrong-typed key fixed, short against the
+// day a rotation would take.
+const relistAfter = time.Second
+
+// relistGrant lists again, once and in the background (relistAfter
+// later), a grant whose listing failed while its redemption succeeded
+// (execRedeem): the grant is the subject's to see and revoke (Grants,
+// RevokeSubjectGrant), and otherwise it would wait for a rotation to renew
+// the index — never, for a grant without a refresh token. Best effort: it
+// never fails the request; should it fail too, the rotation's renewal
+// remains.
+func (s *Store) relistGrant(ctx context.Context, l listing) {
+	ctx = context.WithoutCancel(ctx)
+	key := s.subjectKey(l.sub)
+	time.AfterFunc(relistAfter, func() {
+		s.goAsync(func() {
+			pipe := s.rdb.Pipeline()
+			pipe.ZAddNX(ctx, key, redis.Z{Score: float64(l.created.UnixMilli()), Member: l.id})
+			extendTTL(ctx, pipe, key, l.ttl)
+			_, _ = pipe.Exec(ctx)
+		})
+	})
 }
 
 // indexGrant lists a grant under its subject at once (listGrant) and
