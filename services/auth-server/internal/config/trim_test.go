@@ -195,3 +195,62 @@ func TestClientSecretKeyTrimmed(t *testing.T) {
 		}
 	}
 }
+
+// A CLIENT_SECRET_HMAC_KEY too short once trimmed is refused under its own
+// name only: the spellings it adds after the rotated keys (followed by a
+// newline, as given) are as short, and naming
+// CLIENT_SECRET_HMAC_KEYS_ROTATED for them would send the operator to a
+// setting never set. A short item of that list is still refused.
+func TestClientSecretKeyTooShortNamesOnlyItself(t *testing.T) {
+	for _, given := range []string{"short-key\n", " short-key\r\n", "short-key"} {
+		env := base()
+		env["CLIENT_SECRET_HMAC_KEY"] = given
+		_, err := Load(pconfig.MapEnv(env))
+		if err == nil || !strings.Contains(err.Error(), "CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes") {
+			t.Errorf("%q: %v, want the key refused as too short", given, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "CLIENT_SECRET_HMAC_KEYS_ROTATED") {
+			t.Errorf("%q: %v, names CLIENT_SECRET_HMAC_KEYS_ROTATED, which is not set", given, err)
+		}
+	}
+	env := base()
+	env["CLIENT_SECRET_HMAC_KEY"] = "client-key-0123456789abcdef0123456789\n"
+	env["CLIENT_SECRET_HMAC_KEYS_ROTATED"] = "short-old-key"
+	if _, err := Load(pconfig.MapEnv(env)); err == nil || !strings.Contains(err.Error(), "CLIENT_SECRET_HMAC_KEYS_ROTATED: every key must be at least 32 bytes") {
+		t.Errorf("a short rotated key: %v, want it refused", err)
+	}
+}
+
+// A CLIENT_SECRET_HMAC_KEY given with leading white space is, like
+// TOKEN_HMAC_SECRET, another key once it is moved to
+// CLIENT_SECRET_HMAC_KEYS_ROTATED (whose items are trimmed): its spelling
+// as given verifies while it is the current key, and not after the move
+// (docs/operations/key-rotation.md says so: upgrade, let the registrations
+// authenticate, then rotate).
+func TestClientSecretKeyLeadingWhiteSpace(t *testing.T) {
+	const k = "client-key-0123456789abcdef0123456789"
+	const next = "next-client-key-0123456789abcdef01234"
+	env := base()
+	env["CLIENT_SECRET_HMAC_KEY"] = " " + k + "\n"
+	c, err := Load(pconfig.MapEnv(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.RotatedClientSecretKeys, " "+k+"\n") {
+		t.Errorf("current key with leading white space: spellings %q, want its value as given among them", c.RotatedClientSecretKeys)
+	}
+	env["CLIENT_SECRET_HMAC_KEY"] = next
+	env["CLIENT_SECRET_HMAC_KEYS_ROTATED"] = " " + k + "\n"
+	if c, err = Load(pconfig.MapEnv(env)); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range c.RotatedClientSecretKeys {
+		if strings.HasPrefix(v, " ") {
+			t.Errorf("moved to the rotated list: spelling %q kept, want the documented caveat (none)", v)
+		}
+	}
+	if !slices.Contains(c.RotatedClientSecretKeys, k) {
+		t.Errorf("moved to the rotated list: %q, want the trimmed key", c.RotatedClientSecretKeys)
+	}
+}
