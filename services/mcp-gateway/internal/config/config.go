@@ -77,8 +77,10 @@ type Config struct {
 	// Challenge Handling"); ScopeChallengeToolResult, HTTP 200 with a tool
 	// error result carrying the challenge in _meta["mcp/www_authenticate"]
 	// (the OpenAI Apps SDK's form, which ChatGPT turns into its linking UI);
-	// or ScopeChallengeAuto, the tool result for requests from ChatGPT and
-	// the 403 for every other client. Access is refused either way.
+	// or ScopeChallengeAuto, the 403 on /mcp for a client that negotiated
+	// MCP 2025-11-25 or later and is not ChatGPT, the tool result for
+	// ChatGPT, older sessions and legacy /messages. Access is refused
+	// either way.
 	ScopeChallenge string
 	// ConformanceFixtures adds the MCP conformance suite's fixture tools,
 	// resources and prompts (MCP_CONFORMANCE_FIXTURES; refused in

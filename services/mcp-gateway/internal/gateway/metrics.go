@@ -19,6 +19,7 @@ type metrics struct {
 	tokenCache  *prometheus.CounterVec
 	relayed     *prometheus.CounterVec
 	recordCache *prometheus.CounterVec
+	scopeForms  *prometheus.CounterVec
 
 	// Series every call touches, resolved once rather than by hashing
 	// their labels on each request (issue 12's call path).
@@ -72,8 +73,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tollgate_mcp_session_cache_total",
 			Help: "Session checks of requests in a session, by result: memory (record and liveness known to this replica; no Redis command), hit (record known to this replica; liveness or renewal asked of Redis) or miss (record read from Redis).",
 		}, []string{"result"}),
+		scopeForms: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_mcp_scope_challenges_total",
+			Help: "Tool calls refused for their tool's scopes, by transport and the form of the refusal chosen (SCOPE_CHALLENGE): http_403 or tool_result.",
+		}, []string{"transport", "form"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.toolCalls, m.coreLatency, m.sessions, m.streams, m.registered, m.tokenCache, m.relayed, m.recordCache} {
+	for _, c := range []prometheus.Collector{m.requests, m.toolCalls, m.coreLatency, m.sessions, m.streams, m.registered, m.tokenCache, m.relayed, m.recordCache, m.scopeForms} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -82,6 +87,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, t := range []string{transportStreamable, transportSSE} {
 		m.streams.WithLabelValues(t)
 		m.requests.WithLabelValues(t, "POST", "rate_limited")
+		m.scopeForms.WithLabelValues(t, formHTTP403)
+		m.scopeForms.WithLabelValues(t, formToolResult)
 	}
 	m.recordCache.WithLabelValues("memory")
 	m.recordCache.WithLabelValues("hit")
@@ -108,6 +115,12 @@ func (m *metrics) requestStatus(transport, method string, status int) {
 }
 
 func (m *metrics) toolCall(tool, result string) { m.toolCalls.WithLabelValues(tool, result).Inc() }
+
+// scopeChallenge counts a scope refusal by transport and form (formHTTP403,
+// formToolResult).
+func (m *metrics) scopeChallenge(transport, form string) {
+	m.scopeForms.WithLabelValues(transport, form).Inc()
+}
 
 func (m *metrics) cache(hit bool) {
 	if hit {

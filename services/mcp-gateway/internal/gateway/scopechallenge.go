@@ -91,13 +91,30 @@ func fromChatGPT(r *http.Request, clientName string, meta *mcp.Meta) bool {
 // 403 that would refuse the batch's other messages.
 type inBatchKey struct{}
 
+// Forms of a scope refusal: the form label of
+// tollgate_mcp_scope_challenges_total.
+const (
+	formHTTP403    = "http_403"
+	formToolResult = "tool_result"
+)
+
+// stepUpVersion is the first MCP revision that specifies Scope Challenge
+// Handling (2025-11-25, Authorization): a client that negotiated an
+// earlier one, or speaks the 2024-11-05 SSE transport, cannot be expected
+// to step up on a 403 (the TypeScript SDK's SSEClientTransport acts on a
+// 401 only). Versions are dates: they compare as strings.
+const stepUpVersion = "2025-11-25"
+
 // refuseScopes answers with 403 and the insufficient_scope challenge a
 // tools/call whose token lacks its tool's scopes, when the request gets the
-// HTTP form (SCOPE_CHALLENGE), and reports whether it did. clientName is
-// the session's clientInfo.name (fromChatGPT). Anything else — another method, a tool that
-// needs nothing more, the tool-result form — is left to the caller.
-func (g *Gateway) refuseScopes(w http.ResponseWriter, r *http.Request, transport string, claims *tokens.Claims, msg message, clientName string) bool {
-	if msg.Method != string(mcp.MethodToolsCall) || claims == nil || g.cfg.ScopeChallenge == config.ScopeChallengeToolResult {
+// HTTP form (httpForm), and reports whether it did; either way it counts
+// the form chosen (tollgate_mcp_scope_challenges_total). protocolVersion
+// is the session's negotiated version, or a stateless request's;
+// clientName the session's clientInfo.name (fromChatGPT). Anything else —
+// another method, a tool that needs nothing more, the tool-result form
+// (catalog.call answers it) — is left to the caller.
+func (g *Gateway) refuseScopes(w http.ResponseWriter, r *http.Request, transport string, claims *tokens.Claims, msg message, protocolVersion, clientName string) bool {
+	if msg.Method != string(mcp.MethodToolsCall) || claims == nil {
 		return false
 	}
 	tools := g.scoped.Load()
@@ -112,18 +129,36 @@ func (g *Gateway) refuseScopes(w http.ResponseWriter, r *http.Request, transport
 	if len(missing) == 0 {
 		return false
 	}
-	if batch, _ := r.Context().Value(inBatchKey{}).(bool); batch {
+	if !g.httpForm(r, transport, msg, protocolVersion, clientName) {
+		g.metrics.scopeChallenge(transport, formToolResult)
 		return false
 	}
-	if g.cfg.ScopeChallenge == config.ScopeChallengeAuto && fromChatGPT(r, clientName, msg.Params.Meta) {
-		return false
-	}
+	g.metrics.scopeChallenge(transport, formHTTP403)
 	g.metrics.toolCall(t.name, "insufficient_scope")
 	g.metrics.request(transport, methodLabel(msg.Method), "insufficient_scope")
 	ch := g.challengerFor(transport)
 	w.Header().Set("WWW-Authenticate", ch.insufficientScope(t.scopes, claims.Scopes))
 	writeOAuthError(w, http.StatusForbidden, "insufficient_scope", scopeMessage(t.scopes, missing))
 	return true
+}
+
+// httpForm reports whether a refused tools/call is answered 403 rather
+// than with the tool result. A batch member never is (inBatchKey).
+// SCOPE_CHALLENGE=http and tool-result decide alone; under auto the 403
+// goes only where the client can be expected to step up: on /mcp, in a
+// session negotiated at stepUpVersion or later (a stateless request's
+// version is its own), and without a ChatGPT mark.
+func (g *Gateway) httpForm(r *http.Request, transport string, msg message, protocolVersion, clientName string) bool {
+	if batch, _ := r.Context().Value(inBatchKey{}).(bool); batch {
+		return false
+	}
+	switch g.cfg.ScopeChallenge {
+	case config.ScopeChallengeHTTP:
+		return true
+	case config.ScopeChallengeToolResult:
+		return false
+	}
+	return transport == transportStreamable && protocolVersion >= stepUpVersion && !fromChatGPT(r, clientName, msg.Params.Meta)
 }
 
 // scopeMessage tells the user what a refused call lacks, in both forms.

@@ -105,13 +105,48 @@ func TestScopeChallengeForms(t *testing.T) {
 	wantForbidden(t, "a stateless standard client", stateless("modern"), stepUpChallenge)
 	wantToolResult(t, "a stateless openai-mcp", stateless("openai-mcp"), stepUpChallenge)
 
-	// Legacy /messages: refused on the POST, before the message is
-	// accepted, with the /sse metadata.
-	l := g.openStream(t, "/sse", weak, nil)
-	path := l.endpoint()
-	legacyInit(t, l, g, weak, path)
-	r := g.do(t, req{Method: "POST", Path: path, Token: weak, Body: call("tools/call", map[string]any{"name": "identity.profile"})})
-	wantForbidden(t, "legacy /messages", r, strings.Replace(stepUpChallenge, metadataURL, sseMetadataURL, 1))
+	// Under auto the 403 goes only to a client that negotiated a revision
+	// specifying step-up (2025-11-25): a session at an earlier one gets
+	// the tool result.
+	for _, v := range []string{"2025-06-18", "2025-03-26"} {
+		sid := g.initializeAs(t, weak, "claude-code", v)
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: sid, Version: v, Body: call("tools/call", map[string]any{"name": "identity.profile"})})
+		wantToolResult(t, "a standard client in a "+v+" session", r, stepUpChallenge)
+	}
+
+	// Legacy /messages (2024-11-05 SSE clients act on a 401 only): the
+	// tool result, on the stream.
+	legacyCall := func(g *gw) (*resp, *stream, map[string]any) {
+		l := g.openStream(t, "/sse", weak, nil)
+		t.Cleanup(l.Close)
+		path := l.endpoint()
+		legacyInit(t, l, g, weak, path)
+		c := call("tools/call", map[string]any{"name": "identity.profile"})
+		return g.do(t, req{Method: "POST", Path: path, Token: weak, Body: c}), l, c
+	}
+	r, l, c := legacyCall(g)
+	if r.Status != http.StatusAccepted {
+		t.Errorf("legacy /messages: %d %s, want 202", r.Status, r.Body)
+	} else if e := l.next(response(c["id"])); !strings.Contains(e.Data, `"isError":true`) || !strings.Contains(e.Data, `mcp/www_authenticate`) {
+		t.Errorf("legacy /messages: %s, want the tool result", e.Data)
+	}
+
+	// The form chosen is counted: the standard client and the stateless
+	// one got the 403; the four ChatGPT-marked calls, the two earlier
+	// revisions' and the batch member below the tool result, and the
+	// legacy call.
+	defer func() {
+		for series, want := range map[string]float64{
+			`tollgate_mcp_scope_challenges_total{form="http_403",transport="streamable-http"}`:    2,
+			`tollgate_mcp_scope_challenges_total{form="tool_result",transport="streamable-http"}`: 7,
+			`tollgate_mcp_scope_challenges_total{form="tool_result",transport="sse"}`:             1,
+			`tollgate_mcp_scope_challenges_total{form="http_403",transport="sse"}`:                0,
+		} {
+			if v := g.metric(t, series); v != want {
+				t.Errorf("%s = %v, want %v", series, v, want)
+			}
+		}
+	}()
 
 	// In a 2025-03-26 session's batch the refusal is the member's answer
 	// (the tool result): a 403 would refuse the batch's other messages.
@@ -130,6 +165,16 @@ func TestScopeChallengeForms(t *testing.T) {
 	hsid := h.initialize(t, weak)
 	r = h.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: hsid, Version: version, Header: chatGPT, Body: call("tools/call", map[string]any{"name": "identity.profile"})})
 	wantForbidden(t, "SCOPE_CHALLENGE=http, ChatGPT's User-Agent", r, stepUpChallenge)
+	old = h.initializeAs(t, weak, "claude-code", "2025-06-18")
+	r = h.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: old, Version: "2025-06-18", Body: call("tools/call", map[string]any{"name": "identity.profile"})})
+	wantForbidden(t, "SCOPE_CHALLENGE=http, a 2025-06-18 session", r, stepUpChallenge)
+	// Legacy /messages: refused on the POST, before the message is
+	// accepted, with the /sse metadata.
+	r, _, _ = legacyCall(h)
+	wantForbidden(t, "SCOPE_CHALLENGE=http, legacy /messages", r, strings.Replace(stepUpChallenge, metadataURL, sseMetadataURL, 1))
+	if v := h.metric(t, `tollgate_mcp_scope_challenges_total{form="http_403",transport="sse"}`); v != 1 {
+		t.Errorf("SCOPE_CHALLENGE=http: sse http_403 = %v, want 1", v)
+	}
 	tr := f.Gateway("SCOPE_CHALLENGE", "tool-result")
 	tsid := tr.initialize(t, weak)
 	r = tr.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: tsid, Version: version, Body: call("tools/call", map[string]any{"name": "identity.profile"})})

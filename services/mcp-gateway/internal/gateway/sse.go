@@ -122,9 +122,9 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	if g.refuseScopes(w, r, transportSSE, claims, msg, rec.ClientName) {
-		// Refused on the POST, before the message is accepted: the
-		// stream never sees it.
+	if g.refuseScopes(w, r, transportSSE, claims, msg, rec.ProtocolVersion, rec.ClientName) {
+		// Refused on the POST (SCOPE_CHALLENGE=http only), before the
+		// message is accepted: the stream never sees it.
 		return
 	}
 	if _, local := g.localSSE.Load(id); local {

@@ -172,7 +172,11 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			rec, serr = g.sessions.Admit(ctx, id, nil)
 		}
 		if modern {
-			if g.refuseScopes(w, r, transportStreamable, claims, msg, "") {
+			v := header
+			if v == "" {
+				v = msg.Params.Meta.ProtocolVersion()
+			}
+			if g.refuseScopes(w, r, transportStreamable, claims, msg, v, "") {
 				return
 			}
 			if !badArguments() {
@@ -236,7 +240,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		if r.Method == http.MethodDelete {
 			g.metrics.sessions.WithLabelValues(transportStreamable, "deleted").Inc()
 		}
-		if badArguments() || g.refuseScopes(w, r, transportStreamable, claims, msg, rec.ClientName) {
+		if badArguments() || g.refuseScopes(w, r, transportStreamable, claims, msg, rec.ProtocolVersion, rec.ClientName) {
 			return
 		}
 		g.serveCtx(ctx, transportStreamable, method, next, w, r)
