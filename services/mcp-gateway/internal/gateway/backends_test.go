@@ -134,6 +134,17 @@ func TestToolWithUnknownWidgetIsLeftOut(t *testing.T) {
 	if !strings.Contains(g.Logs.String(), `msg="tool not served" service=mcp-gateway tool=notes.list backend=notes`) {
 		t.Errorf("log:\n%s", g.Logs)
 	}
+	// A call of it, even without its scopes, is a call of an unknown
+	// tool: not a 403 naming scopes for a tool that is not there.
+	weak := f.Token("user-1", "openid")
+	wsid := g.initialize(t, weak)
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: weak, Session: wsid, Version: version, Body: call("tools/call", map[string]any{"name": "notes.list"})})
+	if r.Status != 200 {
+		t.Fatalf("the unserved notes.list without its scope: %d %q %s, want a JSON-RPC error", r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
+	}
+	if m := r.rpc(t); m.Error == nil || !strings.Contains(m.Error.Message, "notes.list") {
+		t.Errorf("the unserved notes.list without its scope: %s", r.Body)
+	}
 }
 
 // Every gRPC code a backend answers maps by fault.AnswerFor, the table

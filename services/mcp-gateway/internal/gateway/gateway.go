@@ -143,7 +143,7 @@ func New(d Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	scoped := cat.scopedTools()
+	scoped := cat.scopedTools(tools)
 	g.scoped.Store(&scoped)
 	resources, err := cat.resources()
 	if err != nil {
@@ -264,7 +264,7 @@ func (g *Gateway) UseRegistry(reg *registry.Registry) error {
 		return err
 	}
 	g.catalog = &cat
-	scoped := cat.scopedTools()
+	scoped := cat.scopedTools(tools)
 	g.scoped.Store(&scoped)
 	scopes, supported := askScopes(reg)
 	g.challenges.setScopes(scopes, supported)

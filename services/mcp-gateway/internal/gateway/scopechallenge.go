@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/config"
 	"github.com/tollgate/tollgate/services/platform/tokens"
@@ -36,12 +37,18 @@ type scopedTool struct {
 	scopes []string // the scopes it needs
 }
 
-// scopedTools are the listed tools that need scopes, by wire name.
-func (c *catalog) scopedTools() map[string]scopedTool {
+// scopedTools are the served tools (catalog.tools' answer) that need
+// scopes, by wire name. A registry tool the gateway does not serve is left
+// out: a call of it is answered as an unknown tool, not refused for scopes.
+func (c *catalog) scopedTools(served []server.ServerTool) map[string]scopedTool {
+	names := make(map[string]bool, len(served))
+	for _, s := range served {
+		names[s.Tool.Name] = true
+	}
 	m := map[string]scopedTool{}
 	for _, t := range c.reg.Tools() {
-		if len(t.RequiredScopes) > 0 {
-			m[c.name(t)] = scopedTool{name: t.Name, scopes: t.RequiredScopes}
+		if n := c.name(t); len(t.RequiredScopes) > 0 && names[n] {
+			m[n] = scopedTool{name: t.Name, scopes: t.RequiredScopes}
 		}
 	}
 	return m
