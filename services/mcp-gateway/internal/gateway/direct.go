@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -384,10 +383,8 @@ func directSessionID(r *http.Request) (string, bool) {
 	}
 	// "application/json" as such (what clients send) needs no parsing;
 	// anything else is parsed (parameters, case).
-	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return "", false // the transport answers the refusal
-		}
+	if ok, _ := jsonMediaType(r.Header.Get("Content-Type")); !ok {
+		return "", false // the transport answers the refusal
 	}
 	if v := r.Header.Get(mcp.HeaderProtocolVersion); v != "" && !validVersion(v) {
 		return "", false // likewise

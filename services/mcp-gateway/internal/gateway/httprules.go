@@ -16,7 +16,9 @@ import (
 //   - 415 Unsupported Media Type when Content-Type is not application/json
 //     (parameters and case aside) or is missing: Streamable HTTP has every
 //     POST body be one JSON-RPC message (RFC 9110 §15.5.16). mcp-go
-//     answered a plain-text 400.
+//     answered a plain-text 400. Parameters that mime.ParseMediaType
+//     cannot parse (jsonMediaType) do not refuse the type, and mcp-go,
+//     which parses the header again, is handed application/json.
 //   - 406 Not Acceptable when an Accept header is present and admits
 //     neither application/json nor text/event-stream, the two forms of an
 //     answer (RFC 9110 §12.5.1, §15.5.7); a media range admits them when it
@@ -29,7 +31,11 @@ import (
 func (g *Gateway) checkPostMedia(w http.ResponseWriter, r *http.Request) bool {
 	ct := r.Header.Get("Content-Type")
 	if ct != "application/json" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+		ok, unparsable := jsonMediaType(ct)
+		if unparsable {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		if !ok {
 			g.metrics.request(transportStreamable, "POST", "unsupported_media_type")
 			shown := strconv.Quote(truncate(ct, maxLoggedName))
 			if ct == "" {
@@ -47,6 +53,28 @@ func (g *Gateway) checkPostMedia(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	return false
+}
+
+// jsonMediaType reports whether the Content-Type ct names application/json
+// (case and parameters aside), and whether ct is application/json with
+// parameters mime.ParseMediaType refuses: a malformed one (its
+// ErrInvalidMediaParameter, which net/http's form parsing also reads past)
+// or one named twice with different values ("mime: duplicate parameter
+// name", for which it does not return the type). application/json defines
+// no parameters (RFC 8259 §11), so they never change what the body is.
+func jsonMediaType(ct string) (ok, unparsable bool) {
+	if ct == "application/json" {
+		return true, false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil {
+		return mt == "application/json", false
+	}
+	base, _, _ := strings.Cut(ct, ";")
+	if strings.EqualFold(strings.TrimSpace(base), "application/json") {
+		return true, true
+	}
+	return false, false
 }
 
 // acceptsAnswer reports whether r's Accept admits application/json or

@@ -68,7 +68,15 @@ func TestPostMediaTypes(t *testing.T) {
 		refused("Accept "+a, map[string]string{"Content-Type": "application/json", "Accept": a}, http.StatusNotAcceptable,
 			`Accept must admit application/json or text/event-stream (the forms of an answer), not "`+a+`"`)
 	}
-	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON"} {
+	for _, ct := range []string{"text/plain; a=1; a=2", "application/jsonx; charset=utf-8; charset=utf-16"} {
+		refused("Content-Type "+ct, map[string]string{"Content-Type": ct, "Accept": accept}, http.StatusUnsupportedMediaType,
+			`Content-Type must be application/json (a JSON-RPC message), not "`+ct+`"`)
+	}
+	// Parameters mime.ParseMediaType refuses — one named twice with
+	// different values, a malformed one — do not refuse the type
+	// (application/json defines none).
+	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON",
+		"application/json; charset=utf-8; charset=UTF-8", "application/json; charset=utf-8; charset=utf-16", "application/json; charset", "APPLICATION/JSON ; =x"} {
 		served("Content-Type "+ct, map[string]string{"Content-Type": ct, "Accept": accept})
 	}
 	served("no Accept (curl, some clients)", map[string]string{"Content-Type": "application/json"})
