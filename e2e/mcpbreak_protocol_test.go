@@ -14,7 +14,8 @@ import (
 // session lives on), a list cursor the server never issued and a param of
 // the wrong JSON type are -32602, a 2025-03-26 session's batch is answered
 // as an array, and a token without a tool's scopes gets the step-up
-// challenge in the answer's WWW-Authenticate and the result's _meta.
+// challenge: for ChatGPT in the answer's WWW-Authenticate and the result's
+// _meta, for a standard client as a 403 with the challenge.
 func TestMCPProtocolThroughTheIngress(t *testing.T) {
 	tr, err := signIn(t, devfleet.SignInOptions{ClientID: "local-test", Resource: "mcp", Scope: "openid profile email"})
 	if err != nil {
@@ -73,5 +74,22 @@ func TestMCPProtocolThroughTheIngress(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(challenge, `error="insufficient_scope"`) || !strings.Contains(challenge, `scope="openid profile email"`) ||
 		!strings.Contains(string(body), `"isError":true`) || !strings.Contains(string(body), `mcp/www_authenticate`) {
 		t.Errorf("identity.profile without its scopes: %d %q %s", resp.StatusCode, challenge, body)
+	}
+	// A standard client (no ChatGPT mark) in the 2025-11-25 session gets
+	// the 403, its challenge and the OAuth error body through the ingress
+	// (MCP 2025-11-25 Scope Challenge Handling).
+	resp, body = call(t, "POST", fleet.Origin+"/mcp", weak.AccessToken,
+		strings.NewReader(`{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"identity.profile","arguments":{}}}`), w.headers()...)
+	var refusal struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	challenge = resp.Header.Get("WWW-Authenticate")
+	if resp.StatusCode != http.StatusForbidden || !strings.HasPrefix(challenge, `Bearer error="insufficient_scope"`) ||
+		!strings.Contains(challenge, `scope="openid profile email"`) || !strings.Contains(challenge, `resource_metadata="`) ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || json.Unmarshal(body, &refusal) != nil ||
+		refusal.Error != "insufficient_scope" || !strings.Contains(refusal.Description, `lacks "profile email"`) {
+		t.Errorf("identity.profile without its scopes, a standard client: %d %q %q %s, want 403, the challenge and an insufficient_scope body",
+			resp.StatusCode, challenge, resp.Header.Get("Content-Type"), body)
 	}
 }
