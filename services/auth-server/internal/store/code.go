@@ -597,7 +597,11 @@ func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner
 		if err != nil {
 			return 0, 0, unavailable(err)
 		}
-		return redeemAnswer(v)
+		status, redisNow, err := boundedAnswer("redeem script", v)
+		if err != nil {
+			return 0, 0, unavailable(err)
+		}
+		return status, redisNow, nil
 	})
 	switch {
 	case err != nil:
@@ -648,22 +652,6 @@ func redeemNonce() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24)
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// redeemAnswer reads redeemScript's answer: its status, and Redis's time
-// with lateStatus.
-func redeemAnswer(v any) (status, redisNow int64, err error) {
-	switch x := v.(type) {
-	case int64:
-		return x, 0, nil
-	case []any:
-		if len(x) == 2 {
-			status, _ = x[0].(int64)
-			redisNow, _ = x[1].(int64)
-			return status, redisNow, nil
-		}
-	}
-	return 0, 0, unavailable(fmt.Errorf("redeem script: unexpected answer %v", v))
 }
 
 // grantTTL is how long a grant's record lives: until its refresh token

@@ -692,17 +692,7 @@ func (s *Store) runMigrate(ctx context.Context, id string, args []any) (status, 
 	if err != nil {
 		return 0, 0, err
 	}
-	switch x := v.(type) {
-	case int64:
-		return x, 0, nil
-	case []any:
-		if len(x) == 2 {
-			status, _ = x[0].(int64)
-			redisNow, _ = x[1].(int64)
-			return status, redisNow, nil
-		}
-	}
-	return 0, 0, fmt.Errorf("migrate script: unexpected answer %v", v)
+	return boundedAnswer("migrate script", v)
 }
 
 // putGrant stores a grant's record outside a code redemption or rotation

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -56,6 +57,24 @@ func (s *Store) boundedWrite(errLate error, run func(bound any) (status, redisNo
 		return 0, unavailable(errLate)
 	}
 	return status, err
+}
+
+// boundedAnswer reads the answer of a bounded script that has no other
+// fields to return (redeemScript, migrateScript): a status alone, or
+// {lateStatus, Redis's time (Unix ms)}. Any other shape is an error naming
+// script.
+func boundedAnswer(script string, v any) (status, redisNow int64, err error) {
+	switch x := v.(type) {
+	case int64:
+		return x, 0, nil
+	case []any:
+		if len(x) == 2 {
+			status, _ = x[0].(int64)
+			redisNow, _ = x[1].(int64)
+			return status, redisNow, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("%s: unexpected answer %v", script, v)
 }
 
 // errLateRotation: a script refused a rotation that reached Redis after
