@@ -46,35 +46,7 @@ func TestRevocationRevokesOnce(t *testing.T) {
 			if resp, body := f.post("/oauth/revoke", c, form); resp.StatusCode != http.StatusOK {
 				t.Fatalf("revocation: %d %s", resp.StatusCode, body)
 			}
-			var announced, recorded, marked, deleted int
-			for _, cmd := range m.commands() {
-				switch {
-				case cmd[0] == "publish" && len(cmd) == 3 && strings.HasPrefix(cmd[2], id+" "):
-					announced++
-				case cmd[0] == "zadd" && len(cmd) > 1 && strings.HasSuffix(cmd[1], "revocation:grants") && cmd[len(cmd)-1] == id:
-					recorded++
-				case cmd[0] == "set" && len(cmd) > 1 && cmd[1] == "tollgate:as:revoked:{"+id+"}":
-					marked++
-				case cmd[0] == "del" && len(cmd) > 1 && cmd[1] == grantKey(id):
-					deleted++
-				}
-			}
-			if announced != 1 || recorded != 1 || marked != 1 || deleted != 1 {
-				t.Errorf("the revocation in Redis: %d announcements, %d records, %d marks, %d deletions of the grant; want 1 each",
-					announced, recorded, marked, deleted)
-			}
-			n := 0
-			for _, e := range auditEvents(t, f) {
-				if e["event"] == "revocation" && e["grant_id"] == id {
-					n++
-					if e["endpoint"] != "revoke" || e["reason"] != "revocation request (RFC 7009)" {
-						t.Errorf("the revocation's audit record: %s", e["_line"])
-					}
-				}
-			}
-			if n != 1 {
-				t.Errorf("%d revocation audit records of the grant, want 1", n)
-			}
+			assertRevokedOnce(t, f, m, id, "revoke", "revocation request (RFC 7009)")
 			assertRevoked(t, f, c, id, []string{tr.RefreshToken}, []string{tr.AccessToken})
 			// Revoked again: 200 (RFC 7009 §2.2), nothing written.
 			m.commands()
@@ -87,5 +59,43 @@ func TestRevocationRevokesOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// assertRevokedOnce checks that grant id was revoked once by the requests
+// m watched: one announcement to the fleet (PUBLISH), one revocation
+// record (ZADD), one revocation mark (SET) and one deletion of the grant's
+// record, as redis-server ran them, and one audit record of the revocation
+// naming endpoint and reason.
+func assertRevokedOnce(t *testing.T, f *fleet, m *redisMonitor, id, endpoint, reason string) {
+	t.Helper()
+	var announced, recorded, marked, deleted int
+	for _, cmd := range m.commands() {
+		switch {
+		case cmd[0] == "publish" && len(cmd) == 3 && strings.HasPrefix(cmd[2], id+" "):
+			announced++
+		case cmd[0] == "zadd" && len(cmd) > 1 && strings.HasSuffix(cmd[1], "revocation:grants") && cmd[len(cmd)-1] == id:
+			recorded++
+		case cmd[0] == "set" && len(cmd) > 1 && cmd[1] == "tollgate:as:revoked:{"+id+"}":
+			marked++
+		case cmd[0] == "del" && len(cmd) > 1 && cmd[1] == grantKey(id):
+			deleted++
+		}
+	}
+	if announced != 1 || recorded != 1 || marked != 1 || deleted != 1 {
+		t.Errorf("the revocation in Redis: %d announcements, %d records, %d marks, %d deletions of the grant; want 1 each",
+			announced, recorded, marked, deleted)
+	}
+	n := 0
+	for _, e := range auditEvents(t, f) {
+		if e["event"] == "revocation" && e["grant_id"] == id {
+			n++
+			if e["endpoint"] != endpoint || e["reason"] != reason {
+				t.Errorf("the revocation's audit record: %s", e["_line"])
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d revocation audit records of the grant, want 1", n)
 	}
 }

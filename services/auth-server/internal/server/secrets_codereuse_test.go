@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"net/http"
-	"strings"
 	"testing"
 )
 
@@ -39,34 +38,6 @@ func TestSecretsCodeReuseRevokesOnce(t *testing.T) {
 	if r.Status != http.StatusBadRequest || r.Error != "invalid_grant" || r.AccessToken != "" || r.RefreshToken != "" {
 		t.Fatalf("the code again: %d %s: %s (want 400 invalid_grant)", r.Status, r.Error, r.Description)
 	}
-	var announced, recorded, marked, deleted int
-	for _, cmd := range m.commands() {
-		switch {
-		case cmd[0] == "publish" && len(cmd) == 3 && strings.HasPrefix(cmd[2], id+" "):
-			announced++
-		case cmd[0] == "zadd" && len(cmd) > 1 && strings.HasSuffix(cmd[1], "revocation:grants") && cmd[len(cmd)-1] == id:
-			recorded++
-		case cmd[0] == "set" && len(cmd) > 1 && cmd[1] == "tollgate:as:revoked:{"+id+"}":
-			marked++
-		case cmd[0] == "del" && len(cmd) > 1 && cmd[1] == grantKey(id):
-			deleted++
-		}
-	}
-	if announced != 1 || recorded != 1 || marked != 1 || deleted != 1 {
-		t.Errorf("the reused code's revocation in Redis: %d announcements, %d records, %d marks, %d deletions of the grant; want 1 each",
-			announced, recorded, marked, deleted)
-	}
-	n := 0
-	for _, e := range auditEvents(t, f) {
-		if e["event"] == "revocation" && e["grant_id"] == id {
-			n++
-			if e["endpoint"] != "token" || e["reason"] != "authorization code replayed (RFC 6749 §4.1.2)" {
-				t.Errorf("the revocation's audit record: %s", e["_line"])
-			}
-		}
-	}
-	if n != 1 {
-		t.Errorf("%d revocation audit records of the grant, want 1", n)
-	}
+	assertRevokedOnce(t, f, m, id, "token", "authorization code replayed (RFC 6749 §4.1.2)")
 	assertRevoked(t, f, c, id, []string{tr.RefreshToken}, []string{tr.AccessToken})
 }
