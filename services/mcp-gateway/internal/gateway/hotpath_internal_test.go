@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,14 +42,24 @@ func TestOKResultEncodesAsValues(t *testing.T) {
 	}
 }
 
-// acceptsEventStream reads Accept as it did with strings.Split and
-// strings.ToLower, without allocating.
+// acceptsEventStream reads Accept as strings.Split, strings.ToLower and
+// strconv.ParseFloat would, a media range with q=0 admitting nothing (RFC
+// 9110 §12.4.2), without allocating.
 func TestAcceptsEventStream(t *testing.T) {
+	zero := func(params string) bool {
+		for _, p := range strings.Split(params, ";") {
+			if name, value, _ := strings.Cut(p, "="); strings.ToLower(strings.TrimSpace(name)) == "q" {
+				f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+				return err == nil && f <= 0
+			}
+		}
+		return false
+	}
 	reference := func(values []string) bool {
 		for _, v := range values {
 			for _, part := range strings.Split(v, ",") {
-				mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-				if mt = strings.ToLower(strings.TrimSpace(mt)); mt == "text/event-stream" || mt == "text/*" || mt == "*/*" {
+				mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+				if mt = strings.ToLower(strings.TrimSpace(mt)); (mt == "text/event-stream" || mt == "text/*" || mt == "*/*") && !zero(params) {
 					return true
 				}
 			}
@@ -61,6 +72,7 @@ func TestAcceptsEventStream(t *testing.T) {
 		{"application/json", "text/event-stream"}, {"text/event-streams"}, {"text/event-strea"},
 		{"text/\u212aevent-stream"}, {"text/event-\u017ftream"}, {"te\u212at/*"}, {",,,"}, {"text/event-stream,"},
 		{"application/json;q=1, */*"}, {"text/html; charset=utf-8"},
+		{"application/json, text/event-stream;q=0"}, {"text/event-stream; Q=0.0, application/json"}, {"text/*;q=0.001"},
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
 		for _, v := range values {

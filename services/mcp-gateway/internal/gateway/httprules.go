@@ -78,10 +78,24 @@ func jsonMediaType(ct string) (ok, unparsable bool) {
 }
 
 // acceptsAnswer reports whether r's Accept admits application/json or
-// text/event-stream, or r has no (or only empty) Accept headers. It does
-// not allocate (it runs on every POST).
+// text/event-stream, or r has no (or only empty) Accept headers.
 func acceptsAnswer(r *http.Request) bool {
-	present := false
+	admits, present := acceptAdmits(r, "application/json", "text/event-stream", "*/*", "application/*", "text/*")
+	return admits || !present
+}
+
+// acceptsEventStream reports whether r's Accept admits text/event-stream
+// (an answer the gateway may turn into a stream); no Accept does not.
+func acceptsEventStream(r *http.Request) bool {
+	admits, _ := acceptAdmits(r, "text/event-stream", "text/*", "*/*")
+	return admits
+}
+
+// acceptAdmits reports whether r's Accept headers hold one of ranges
+// (lower-case media ranges, compared case-insensitively) without q=0, and
+// whether they hold any media range at all. It does not allocate (it runs
+// on every POST).
+func acceptAdmits(r *http.Request, ranges ...string) (admits, present bool) {
 	for _, v := range r.Header.Values("Accept") {
 		for rest := v; rest != ""; {
 			var part string
@@ -95,14 +109,14 @@ func acceptsAnswer(r *http.Request) bool {
 			if zeroQuality(params) {
 				continue
 			}
-			for _, ok := range [...]string{"application/json", "text/event-stream", "*/*", "application/*", "text/*"} {
+			for _, ok := range ranges {
 				if lowerEquals(mt, ok) {
-					return true
+					return true, true
 				}
 			}
 		}
 	}
-	return !present
+	return false, present
 }
 
 // zeroQuality reports whether a media range's parameters (what follows its

@@ -49,21 +49,6 @@ func admitted(ctx context.Context) *admission {
 // gateway then sends nothing that would turn the answer into a stream.
 type jsonOnlyKey struct{}
 
-func acceptsEventStream(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept") {
-		for rest := v; rest != ""; {
-			var part string
-			part, rest, _ = strings.Cut(rest, ",")
-			mt, _, _ := strings.Cut(part, ";")
-			mt = strings.TrimSpace(mt)
-			if lowerEquals(mt, "text/event-stream") || lowerEquals(mt, "text/*") || mt == "*/*" {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // lowerEquals reports whether strings.ToLower(s) == lower (lower being
 // lower-case ASCII), without making the lower-case copy.
 func lowerEquals(s, lower string) bool {
