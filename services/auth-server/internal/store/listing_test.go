@@ -22,11 +22,7 @@ import (
 // the same pipeline as the script.
 func TestRedemptionIsDecidedByItsScriptNotItsListing(t *testing.T) {
 	ctx := context.Background()
-	rdb, err := redisx.New(testharness.StartRedis(t).Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testharness.StartRedis(t).Client()
 	s := newStoreOn(t, rdb, 2*time.Second)
 	index := rdb.Key("as", "subject-grants", redisx.Hash("user-1"))
 	if err := rdb.Set(ctx, index, "not a sorted set", time.Hour).Err(); err != nil {
@@ -74,11 +70,7 @@ func TestRedemptionIsDecidedByItsScriptNotItsListing(t *testing.T) {
 // live: the re-listing never fails the request.
 func TestRedemptionSucceedsWhenItsRelistingFails(t *testing.T) {
 	ctx := context.Background()
-	rdb, err := redisx.New(testharness.StartRedis(t).Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testharness.StartRedis(t).Client()
 	s := newStoreOn(t, rdb, 2*time.Second)
 	index := rdb.Key("as", "subject-grants", redisx.Hash("user-1"))
 	if err := rdb.Set(ctx, index, "not a sorted set", time.Hour).Err(); err != nil {

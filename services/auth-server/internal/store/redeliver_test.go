@@ -8,7 +8,6 @@ import (
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/oauth"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
-	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
@@ -20,11 +19,7 @@ import (
 // that revokes the grant.
 func TestRedemptionDeliveredTwiceIsOneRedemption(t *testing.T) {
 	ctx := context.Background()
-	rdb, err := redisx.New(testharness.StartRedis(t).Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testharness.StartRedis(t).Client()
 	s := newStoreOn(t, rdb, 2*time.Second)
 	store.DeliverRedemptionTwice(s, false)
 
@@ -53,11 +48,7 @@ func TestRedemptionDeliveredTwiceIsOneRedemption(t *testing.T) {
 // nonce, delivered just before it — is a replay, as before.
 func TestRedemptionAfterAnotherCallIsAReplay(t *testing.T) {
 	ctx := context.Background()
-	rdb, err := redisx.New(testharness.StartRedis(t).Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testharness.StartRedis(t).Client()
 	s := newStoreOn(t, rdb, 2*time.Second)
 	store.DeliverRedemptionTwice(s, true)
 
