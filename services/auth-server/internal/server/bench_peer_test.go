@@ -10,16 +10,19 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"golang.org/x/sys/unix"
 
 	"github.com/tollgate/tollgate/services/platform/testharness"
 	"github.com/tollgate/tollgate/services/platform/tokens"
@@ -39,6 +42,13 @@ import (
 // are measured under the same load on the two cores; the ratios
 // (grants/s-vs-peer, p99-vs-peer) say how far the auth-server is from
 // the floor, in the same run.
+//
+// The peer counts its signatures' CPU as the auth-server's signing meter
+// does (oauth.signingMeter: the thread CPU clock of the signing goroutine,
+// locked to its thread for the signature, claims encoding included) and
+// serves the total at GET /signing-cpu, so that peer-signing-share — what a
+// server that does nothing but sign reaches on this machine under this
+// load — is measured exactly as the auth-server's signing-share is.
 const signingPeerEnv = "TOLLGATE_BENCH_SIGNING_PEER"
 
 // runSigningPeer serves the signing peer on the listener at fd 3 until the
@@ -58,7 +68,11 @@ func runSigningPeer(spec string) error {
 	if err != nil {
 		return err
 	}
+	var signingNs atomic.Int64 // the thread CPU time of every signature so far
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /signing-cpu", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, signingNs.Load())
+	})
 	mux.HandleFunc("POST /oauth/token", func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") == "" {
 			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
@@ -72,7 +86,10 @@ func runSigningPeer(spec string) error {
 		resp := map[string]any{"token_type": "Bearer", "expires_in": 3600, "scope": priv.Scope, "refresh_token": rand.Text() + rand.Text()}
 		for i := range sigs {
 			std.ID = rand.Text()
-			tok, err := ring.SignWith(jose.SignatureAlgorithm(alg), tokens.AccessTokenType, std, priv)
+			tok, cpu, err := signOnOwnThread(func() (string, error) {
+				return ring.SignWith(jose.SignatureAlgorithm(alg), tokens.AccessTokenType, std, priv)
+			})
+			signingNs.Add(cpu.Nanoseconds())
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
@@ -86,12 +103,25 @@ func runSigningPeer(spec string) error {
 	return (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
 }
 
+// signOnOwnThread runs sign locked to its thread and reports the thread
+// CPU time it took, as the auth-server's signing meter measures a signature.
+func signOnOwnThread(sign func() (string, error)) (string, time.Duration, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var t0, t1 unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &t0)
+	tok, err := sign()
+	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &t1)
+	return tok, time.Duration(t1.Nano() - t0.Nano()), err
+}
+
 // peerResult is what loadSigningPeer measured.
 type peerResult struct {
-	grants   int
-	wall     time.Duration
-	cpu      time.Duration // the peer process's CPU time over the window
-	p50, p99 time.Duration
+	grants     int
+	wall       time.Duration
+	cpu        time.Duration // the peer process's CPU time over the window
+	signingCPU time.Duration // the CPU its signatures took over the window (GET /signing-cpu)
+	p50, p99   time.Duration
 }
 
 // loadSigningPeer starts a signing peer for alg with sigs signatures per
@@ -163,7 +193,21 @@ func loadSigningPeer(b *testing.B, alg string, sigs, clients, n int) peerResult 
 	if b.Failed() {
 		b.FailNow()
 	}
+	signingCPU := func() time.Duration {
+		resp, err := hc.Get(base + "/signing-cpu")
+		if err != nil {
+			b.Fatalf("signing peer: %v", err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ns, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil {
+			b.Fatalf("signing peer: GET /signing-cpu: %d %q", resp.StatusCode, raw)
+		}
+		return time.Duration(ns)
+	}
 	lat := make([][]time.Duration, clients)
+	sig0 := signingCPU()
 	cpu0, t0 := processCPU(b, cmd.Process.Pid), time.Now()
 	for i := range clients {
 		wg.Go(func() {
@@ -179,6 +223,7 @@ func loadSigningPeer(b *testing.B, alg string, sigs, clients, n int) peerResult 
 	}
 	wg.Wait()
 	r := peerResult{grants: n, wall: time.Since(t0), cpu: processCPU(b, cmd.Process.Pid) - cpu0}
+	r.signingCPU = signingCPU() - sig0
 	all := slices.Concat(lat...)
 	if len(all) != n {
 		b.Fatalf("signing peer: %d of %d requests answered", len(all), n)

@@ -279,6 +279,9 @@ func BenchmarkTokenRefresh(b *testing.B) {
 //
 //	peer-grants/s, peer-p50-ms, peer-p99-ms, peer-cpu-µs/grant  the peer's
 //	grants/s-vs-peer, p99-vs-peer  the auth-server's ÷ the peer's
+//	peer-signing-share   the peer's signatures' CPU (counted as the
+//	                     auth-server's meter counts them) ÷ its CPU
+//	signing-share-vs-peer  signing-share ÷ peer-signing-share
 //
 // and where the latency's tail comes from (bench_tail_test.go; the
 // detail — latency histogram, the slowest 1 % against all requests, Redis
@@ -396,6 +399,11 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 					// the auth-server's CPU per grant against its own.
 					peerCPU := float64(pr.cpu) / float64(pr.grants)
 					b.ReportMetric(sigCPU/peerCPU, "peer-signing-share-meter")
+					// The peer's signing share counted as the auth-server
+					// counts its own: the ceiling signing-share is read
+					// against, measured in the same run.
+					b.ReportMetric(float64(pr.signingCPU)/float64(pr.cpu), "peer-signing-share")
+					b.ReportMetric(float64(r.signingCPU)/float64(r.cpu)/(float64(pr.signingCPU)/float64(pr.cpu)), "signing-share-vs-peer")
 					b.ReportMetric(float64(r.cpu)/float64(r.grants)/peerCPU, "cpu/grant-vs-peer")
 					b.ReportMetric(float64(r.grants)/r.wall.Seconds()/peerRate, "grants/s-vs-peer")
 					b.ReportMetric(float64(r.p99)/float64(pr.p99), "p99-vs-peer")
