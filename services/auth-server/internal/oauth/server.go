@@ -157,7 +157,10 @@ func New(o Options) (*Server, error) {
 	s.cimd = clients.NewMetadataFetcher(clients.FetchOptions{AllowPrivate: cfg.CIMDAllowPrivate, Production: cfg.Production()})
 	s.store = store.New(o.Redis, resolver{s}, store.TTLs{
 		Code: cfg.AuthCodeTTL, Access: cfg.AccessTokenTTL, Refresh: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace,
-	})
+	}, store.WithLogger(o.Log))
+	if err := s.store.RegisterMetrics(o.Metrics); err != nil {
+		return nil, err
+	}
 	revoker := auditingRevoker{s: s}
 	if o.Revocations != nil {
 		revoker.next = revocation.NewRevoker(o.Redis, RevocationRetention(cfg.AccessTokenTTL), o.Revocations)
@@ -300,6 +303,10 @@ func NewSecretHasher(cfg config.Config, ring *tokens.KeyRing) (*clients.SecretHa
 	}
 	return clients.NewSecretHasher(o)
 }
+
+// Close stops the server's background work in Redis (the store's
+// re-listings: store.Close); call it before closing the Redis client.
+func (s *Server) Close() { s.store.Close() }
 
 // Verifier checks access tokens as every verifier of the fleet does, from
 // this server's own key ring and revocation set; the gRPC API uses it to

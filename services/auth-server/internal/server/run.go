@@ -138,6 +138,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		base.Close()
 		return fmt.Errorf("oauth: %w", err)
 	}
+	defer o.Close() // before rdb.Close: no re-listing outlives the client
 	disc.OnChange(o.UseRegistry)
 	o.UseRegistry(disc.Registry()) // one installed since caps was read
 	// The fleet's gRPC API. The key set is public (verifiers fetch it

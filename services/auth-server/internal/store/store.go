@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sync"
 	"time"
@@ -37,6 +38,7 @@ import (
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/storage"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/platform/redisx"
@@ -71,6 +73,11 @@ type Store struct {
 	ttl     TTLs
 	now     func() time.Time
 	revoker GrantRevoker // revocation.go
+	log     *slog.Logger
+	// relists are the background re-listings (subjects.go, relistGrant),
+	// counted by result in relisted; Close stops them.
+	relists  relists
+	relisted *prometheus.CounterVec
 	// async and asyncOnce: goAsync's workers (async.go).
 	async     chan func()
 	asyncOnce sync.Once
@@ -97,14 +104,40 @@ type Option func(*Store)
 // grace window.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
-// New returns a store.
+// WithLogger sets the logger of what the store does in the background
+// and no request sees: a grant it could not list under its subject
+// (relistGrant). Nil, the default, discards, as revocation.Follow does:
+// the server always passes its own (oauth.New).
+func WithLogger(log *slog.Logger) Option { return func(s *Store) { s.log = log } }
+
+// New returns a store. Close stops its background work.
 func New(rdb *redisx.Client, clients ClientGetter, ttl TTLs, opts ...Option) *Store {
-	s := &Store{rdb: rdb, clients: clients, ttl: ttl, now: time.Now}
+	s := &Store{rdb: rdb, clients: clients, ttl: ttl, now: time.Now, relisted: newRelistCounter()}
 	for _, o := range opts {
 		o(s)
 	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
 	return s
 }
+
+// RegisterMetrics registers the store's metrics on reg (nil: none):
+// tollgate_auth_grant_relists_total.
+func (s *Store) RegisterMetrics(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	return reg.Register(s.relisted)
+}
+
+// Close stops the store's background re-listings (relistGrant): one not
+// yet due is abandoned, one running is cancelled, and Close returns once
+// none runs — so that none uses the Redis client after its caller closes
+// it. Each abandoned or cancelled one is logged and counted as a failed
+// listing (result "closed"). Call it before closing the Redis client;
+// the store's requests are not to be served after it.
+func (s *Store) Close() { s.relists.close() }
 
 func unavailable(err error) error { return fmt.Errorf("%w: %v", ErrUnavailable, err) }
 

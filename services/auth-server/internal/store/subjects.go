@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ory/fosite"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/platform/redisx"
@@ -143,19 +146,103 @@ const relistAfter = time.Second
 // (execRedeem): the grant is the subject's to see and revoke (Grants,
 // RevokeSubjectGrant), and otherwise it would wait for a rotation to renew
 // the index — never, for a grant without a refresh token. Best effort: it
-// never fails the request; should it fail too, the rotation's renewal
-// remains.
+// never fails the request; should it fail too (or the store be closed
+// first: Close), the rotation's renewal remains, and the failure is
+// logged at warn and counted (relistDone).
 func (s *Store) relistGrant(ctx context.Context, l listing) {
+	stop, ok := s.relists.add()
+	if !ok {
+		s.relistDone(l, "closed", errStoreClosed)
+		return
+	}
 	ctx = context.WithoutCancel(ctx)
 	key := s.subjectKey(l.sub)
-	time.AfterFunc(relistAfter, func() {
-		s.goAsync(func() {
-			pipe := s.rdb.Pipeline()
-			pipe.ZAddNX(ctx, key, redis.Z{Score: float64(l.created.UnixMilli()), Member: l.id})
-			extendTTL(ctx, pipe, key, l.ttl)
-			_, _ = pipe.Exec(ctx)
-		})
-	})
+	go func() {
+		defer s.relists.done()
+		t := time.NewTimer(relistAfter)
+		defer t.Stop()
+		select {
+		case <-stop.Done():
+			s.relistDone(l, "closed", errStoreClosed)
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(stop, cancel)()
+		pipe := s.rdb.Pipeline()
+		pipe.ZAddNX(ctx, key, redis.Z{Score: float64(l.created.UnixMilli()), Member: l.id})
+		extendTTL(ctx, pipe, key, l.ttl)
+		_, err := pipe.Exec(ctx)
+		switch {
+		case err == nil:
+			s.relistDone(l, "ok", nil)
+		case stop.Err() != nil:
+			s.relistDone(l, "closed", fmt.Errorf("%w: %w", errStoreClosed, err))
+		default:
+			s.relistDone(l, "failed", err)
+		}
+	}()
+}
+
+var errStoreClosed = errors.New("store closed")
+
+// relistDone counts a re-listing's result and logs one that did not list
+// the grant. The log names the grant by its id and the subject by its
+// hash (the index's key), as keys do: a listing holds no token, and the
+// subject may be an e-mail address.
+func (s *Store) relistDone(l listing, result string, err error) {
+	s.relisted.WithLabelValues(result).Inc()
+	if err == nil {
+		return
+	}
+	s.log.Warn("grant not listed under its subject: connected apps do not show it and revoking the subject's grants misses it until a refresh lists it (never, without a refresh token)",
+		"grant_id", l.id, "subject_hash", redisx.Hash(l.sub), "result", result, "error", err.Error())
+}
+
+func newRelistCounter() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_auth_grant_relists_total",
+		Help: "Background re-listings of a grant under its subject after its listing failed at redemption, by result: ok, failed (logged), closed (abandoned at shutdown, logged).",
+	}, []string{"result"})
+}
+
+// relists tracks the running re-listings (relistGrant) so that Close can
+// stop them and wait for them. The zero value is ready.
+type relists struct {
+	mu     sync.Mutex
+	closed bool
+	stop   context.Context // done once closed
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// add counts one more running re-listing and returns the context that
+// is done when the store closes; false once it is closed.
+func (r *relists) add() (context.Context, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, false
+	}
+	if r.stop == nil {
+		r.stop, r.cancel = context.WithCancel(context.Background())
+	}
+	r.wg.Add(1)
+	return r.stop, true
+}
+
+func (r *relists) done() { r.wg.Done() }
+
+// close refuses new re-listings, stops the running ones and waits for them.
+func (r *relists) close() {
+	r.mu.Lock()
+	r.closed = true
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
 }
 
 // indexGrant lists a grant under its subject at once (listGrant) and
