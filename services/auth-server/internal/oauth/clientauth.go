@@ -93,10 +93,40 @@ func (ca *clientAuth) refuse(status int, retry time.Duration, desc string) {
 	}
 }
 
+// refuseClient is refuse for a client that authenticated before a limit
+// refused it: the handlers' audit records and metrics name it.
+func (ca *clientAuth) refuseClient(c fosite.Client, status int, retry time.Duration, desc string) {
+	ca.mu.Lock()
+	ca.client = c
+	ca.mu.Unlock()
+	ca.refuse(status, retry, desc)
+}
+
 func (ca *clientAuth) refusal() (int, time.Duration, string) {
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
 	return ca.status, ca.retryAfter, ca.desc
+}
+
+// answered is the answer guard gives instead of the handler's
+// (refusedWriter): status 0 when client authentication refused nothing.
+// The token, revocation and introspection handlers record a refused
+// request with this code — audit record, log line, grants metric — and do
+// not count it in tollgate_auth_errors_total, which refusedWriter does for
+// what it answers: a back-off 429 is neither an invalid_client answer nor
+// two errors, and a limiter failure is not rate_limited.
+func (ca *clientAuth) answered() (status int, code, desc string) {
+	if ca == nil {
+		return 0, "", ""
+	}
+	status, _, desc = ca.refusal()
+	switch status {
+	case 0:
+		return 0, "", ""
+	case http.StatusServiceUnavailable:
+		return status, "temporarily_unavailable", desc
+	}
+	return status, "rate_limited", desc
 }
 
 // failureLimit is the (client id, address) failure budget.
@@ -172,11 +202,12 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 			}
 			res, err := s.leases.Allow(ctx, ca.endpoint+clientScopeSuffix, subject, ratelimit.PerMinute(s.cfg.RateToken))
 			if err != nil {
-				ca.refuse(http.StatusServiceUnavailable, 5*time.Second, "the service is temporarily unavailable; retry later")
+				s.log.WarnContext(ctx, "rate limiter unavailable", "endpoint", ca.endpoint, "client_id", c.GetID(), "err", err)
+				ca.refuseClient(c, http.StatusServiceUnavailable, 5*time.Second, "the service is temporarily unavailable; retry later")
 				return nil, errClientRefused
 			}
 			if !res.Allowed {
-				ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many requests for this client; retry after the Retry-After delay")
+				ca.refuseClient(c, http.StatusTooManyRequests, res.RetryAfter, "too many requests for this client; retry after the Retry-After delay")
 				return nil, errClientRefused
 			}
 			// A token request takes its turn in the signing queue here: after
@@ -258,7 +289,8 @@ func (w *refusedWriter) WriteHeader(code int) {
 		return
 	}
 	w.status = code
-	status, retry, desc := w.ca.refusal()
+	_, retry, _ := w.ca.refusal()
+	status, code2, desc := w.ca.answered()
 	if status == 0 {
 		w.ResponseWriter.WriteHeader(code)
 		return
@@ -267,10 +299,7 @@ func (w *refusedWriter) WriteHeader(code int) {
 	h := w.Header()
 	h.Del("WWW-Authenticate")
 	h.Set("Retry-After", ratelimit.RetryAfterSeconds(retry))
-	code2 := "rate_limited"
-	if status == http.StatusServiceUnavailable {
-		code2 = "temporarily_unavailable"
-	} else {
+	if status != http.StatusServiceUnavailable {
 		w.s.metrics.rateLimited.WithLabelValues(w.ca.endpoint).Inc()
 	}
 	w.s.metrics.errors.WithLabelValues(w.ca.endpoint, code2).Inc()

@@ -111,15 +111,22 @@ func missingParam(form url.Values, grant string, err error) error {
 
 func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string, ar fosite.AccessRequester, err error) {
 	status, code, desc := classify(err)
+	authFailed := code == "invalid_client"
+	// A request client authentication refused (back-off, the client's
+	// limit, its limiter failing) is recorded as what guard answers.
+	refused := false
+	if st, cd, ds := clientAuthFrom(r.Context()).answered(); st != 0 {
+		status, code, desc, refused = st, cd, ds, true
+	}
 	client, clientID, authenticated := "unknown", claimedClientID(r), false
 	var c fosite.Client
 	if ar != nil {
 		c = ar.GetClient()
 	}
-	if c == nil || c.GetID() == "" { // fosite's empty client: authenticated, then refused by the signing queue
+	if c == nil || c.GetID() == "" { // fosite's empty client: authenticated, then refused by the signing queue or a limit
 		c = clientAuthFrom(r.Context()).refusedClient()
 	}
-	if c != nil && code != "invalid_client" {
+	if c != nil && !authFailed {
 		client, clientID, authenticated = s.clientLabel(c), c.GetID(), true
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
@@ -128,10 +135,12 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string
 		s.log.InfoContext(r.Context(), "token request refused", "grant_type", grant, "client_id", clientID, "client_authenticated", authenticated, "error", code, "debug", fosite.ErrorToRFC6749Error(err).GetDescription()+" "+fosite.ErrorToRFC6749Error(err).Debug())
 	}
 	s.metrics.grants.WithLabelValues(grant, client, code).Inc()
-	s.metrics.errors.WithLabelValues("token", code).Inc()
+	if !refused { // refusedWriter counts what it answers
+		s.metrics.errors.WithLabelValues("token", code).Inc()
+	}
 	revoked := revokedGrant(r)
 	switch {
-	case code == "invalid_client":
+	case authFailed:
 		s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: clientID, Endpoint: "token"})
 	case grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken) && revoked != "":
 		s.auditEvent(r, audit.Record{Event: audit.RefreshReuse, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant, GrantID: revoked,
@@ -273,6 +282,18 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	err := s.provider.NewRevocationRequest(store.WithRequestScope(r.Context()), r)
 	if err != nil {
 		status, code, desc := classify(err)
+		if st, cd, ds := clientAuthFrom(r.Context()).answered(); st != 0 {
+			// Refused by client authentication (back-off, the client's
+			// limit, its limiter failing): recorded as what guard answers,
+			// which refusedWriter counts.
+			if code == "invalid_client" {
+				s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: cd, ClientID: claimedClientID(r), Endpoint: "revoke"})
+			} else {
+				s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: cd, ClientID: claimedClientID(r), ClientAuthenticated: true, Endpoint: "revoke"})
+			}
+			writeJSONError(w, st, cd, ds)
+			return
+		}
 		if code == "invalid_client" {
 			status = http.StatusUnauthorized
 			if _, _, ok := r.BasicAuth(); ok {
@@ -347,6 +368,16 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	client, err := auth.AuthenticateClient(ctx, r, r.PostForm)
 	if err != nil {
 		status, code, desc := classify(err)
+		if st, cd, ds := clientAuthFrom(ctx).answered(); st != 0 {
+			// Refused by client authentication: recorded as what guard
+			// answers (refusedWriter counts it); an authenticated client
+			// over its limit did not fail to authenticate.
+			if code == "invalid_client" {
+				s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: cd, ClientID: claimedClientID(r), Endpoint: "introspect"})
+			}
+			writeJSONError(w, st, cd, ds)
+			return
+		}
 		if code != "invalid_request" && code != "temporarily_unavailable" && code != "server_error" {
 			code = "invalid_client"
 		}
