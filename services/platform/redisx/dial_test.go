@@ -127,6 +127,24 @@ func fullListener(t *testing.T, target string) (addr string, accept func()) {
 	return addr, accept
 }
 
+// blackHoled returns a client of a fresh Redis with the production
+// timeouts (productionTimeouts) whose every dial, made by a, goes through
+// a fullListener: it times out until accept is called, after which the
+// listener proxies to Redis. The client is closed when the test ends.
+func blackHoled(t *testing.T, a *attempts) (c *redisx.Client, accept func()) {
+	t.Helper()
+	r := testharness.StartRedis(t)
+	addr, accept := fullListener(t, r.Addr())
+	cfg := productionTimeouts(r)
+	cfg.URL = "redis://" + addr + "/0"
+	c, err := redisx.New(cfg, redisx.WithNetDial(a.dial))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, accept
+}
+
 func proxy(c net.Conn, target string) {
 	defer c.Close()
 	up, err := net.Dial("tcp", target)
@@ -144,20 +162,13 @@ func proxy(c net.Conn, target string) {
 // attempt (d20614d) it failed with 'dial tcp: i/o timeout', a 503 for the
 // request that needed the connection.
 func TestTimedOutDialIsDialedOnceMore(t *testing.T) {
-	r := testharness.StartRedis(t)
-	addr, accept := fullListener(t, r.Addr())
-	a := &attempts{after: func(i int, err error) {
+	a := &attempts{}
+	c, accept := blackHoled(t, a)
+	a.after = func(i int, err error) {
 		if i == 0 {
 			accept() // the queue has room for the next attempt
 		}
-	}}
-	cfg := productionTimeouts(r)
-	cfg.URL = "redis://" + addr + "/0"
-	c, err := redisx.New(cfg, redisx.WithNetDial(a.dial))
-	if err != nil {
-		t.Fatal(err)
 	}
-	defer c.Close()
 	if err := c.Set(context.Background(), c.Key("k"), "v", time.Minute).Err(); err != nil {
 		took, errs := a.get()
 		t.Fatalf("command after a timed-out dial: %v (attempts %v: %v)", err, took, errs)
@@ -196,22 +207,14 @@ func TestRefusedDialIsNotRetried(t *testing.T) {
 // that, and the command fails within GiveUpAfter (which the auth-server's
 // late-rotation guard takes as the longest a caller waits).
 func TestDialWorstCaseWithinGiveUpAfter(t *testing.T) {
-	r := testharness.StartRedis(t)
-	addr, _ := fullListener(t, r.Addr())
 	a := &attempts{}
-	cfg := productionTimeouts(r)
-	cfg.URL = "redis://" + addr + "/0"
-	c, err := redisx.New(cfg, redisx.WithNetDial(a.dial))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, _ := blackHoled(t, a)
 	dial, cmd := config.DefaultRedisDialTimeout, config.DefaultRedisCommandTimeout
 	if want := time.Second + 3*dial + 2*cmd; c.GiveUpAfter() != want {
 		t.Errorf("GiveUpAfter %s, want pool wait 1s + 3 × dial + 2 × command = %s", c.GiveUpAfter(), want)
 	}
 	start := time.Now()
-	err = c.Get(context.Background(), c.Key("k")).Err()
+	err := c.Get(context.Background(), c.Key("k")).Err()
 	elapsed := time.Since(start)
 	if !redisx.IsUnavailable(err) || !isTimeout(err) {
 		t.Fatalf("get through a black hole: %v, want a timeout", err)
@@ -237,16 +240,8 @@ func TestDialWorstCaseWithinGiveUpAfter(t *testing.T) {
 // another pool wait and dial (four attempts, about 1.9 s with the
 // defaults), is turned off — and fails within GiveUpAfter.
 func TestPipelineDialWorstCaseWithinGiveUpAfter(t *testing.T) {
-	r := testharness.StartRedis(t)
-	addr, _ := fullListener(t, r.Addr())
 	a := &attempts{}
-	cfg := productionTimeouts(r)
-	cfg.URL = "redis://" + addr + "/0"
-	c, err := redisx.New(cfg, redisx.WithNetDial(a.dial))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, _ := blackHoled(t, a)
 	for _, tc := range []struct {
 		name string
 		pipe func() redis.Pipeliner

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,11 +38,7 @@ func TestTokenSecretTrimmed(t *testing.T) {
 		{"rotated", map[string]string{"TOKEN_HMAC_SECRET": s + "\n", "TOKEN_HMAC_SECRETS_ROTATED": rotated + "\n, " + s},
 			[]string{s + "\n", s + "\r\n", rotated + "\n", rotated + "\r\n"}},
 	} {
-		env := base()
-		for k, v := range tc.env {
-			env[k] = v
-		}
-		c, err := Load(pconfig.MapEnv(env))
+		c, err := loadWith(tc.env)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
@@ -67,22 +64,9 @@ func TestTokenSecretTrimmed(t *testing.T) {
 // refused, naming the setting and not the value.
 func TestTokenSecretTrimmedRefusals(t *testing.T) {
 	short := "0123456789abcdef0123456789abcde" // 31 bytes
-	for _, tc := range []struct{ given, want string }{
-		{short + "\n", "TOKEN_HMAC_SECRET: must be at least 32 bytes (white space around it not counted)"},
-		{short + " ", "TOKEN_HMAC_SECRET: must be at least 32 bytes (white space around it not counted)"},
-		{strings.Repeat(" ", 40) + "\n", "TOKEN_HMAC_SECRET: is only white space"},
-	} {
-		env := base()
-		env["TOKEN_HMAC_SECRET"] = tc.given
-		_, err := Load(pconfig.MapEnv(env))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: %v, want %q", tc.given, err, tc.want)
-			continue
-		}
-		if strings.Contains(err.Error(), "0123456789") {
-			t.Errorf("the refusal names the secret: %v", err)
-		}
-	}
+	refused(t, "TOKEN_HMAC_SECRET", short+"\n", "TOKEN_HMAC_SECRET: must be at least 32 bytes (white space around it not counted)")
+	refused(t, "TOKEN_HMAC_SECRET", short+" ", "TOKEN_HMAC_SECRET: must be at least 32 bytes (white space around it not counted)")
+	refused(t, "TOKEN_HMAC_SECRET", strings.Repeat(" ", 40)+"\n", "TOKEN_HMAC_SECRET: is only white space")
 }
 
 // TOKEN_HMAC_SECRET and TOKEN_HMAC_SECRETS_ROTATED are normalised by one
@@ -106,11 +90,7 @@ func TestTokenSecretLeadingWhiteSpace(t *testing.T) {
 		{"moved to the rotated list", map[string]string{"TOKEN_HMAC_SECRET": next, "TOKEN_HMAC_SECRETS_ROTATED": " \t" + s + "\n"}, next,
 			[]string{s}, []string{next + "\n", next + "\r\n", s + "\n", s + "\r\n"}},
 	} {
-		env := base()
-		for k, v := range tc.env {
-			env[k] = v
-		}
-		c, err := Load(pconfig.MapEnv(env))
+		c, err := loadWith(tc.env)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
@@ -151,11 +131,7 @@ func TestClientSecretKeyTrimmed(t *testing.T) {
 		{"rotated", map[string]string{"CLIENT_SECRET_HMAC_KEY": k + "\n", "CLIENT_SECRET_HMAC_KEYS_ROTATED": " " + old + "\n"},
 			[]string{old}, []string{k + "\n", k + "\r\n", old + "\n", old + "\r\n"}},
 	} {
-		env := base()
-		for key, v := range tc.env {
-			env[key] = v
-		}
-		c, err := Load(pconfig.MapEnv(env))
+		c, err := loadWith(tc.env)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
@@ -179,21 +155,8 @@ func TestClientSecretKeyTrimmed(t *testing.T) {
 		t.Errorf("no key: %q %q %v", c.ClientSecretKey, c.RotatedClientSecretKeys, err)
 	}
 	short := "client-key-0123456789abcdef01234" // 32 bytes with the space below
-	for _, tc := range []struct{ given, want string }{
-		{" " + short[:31] + "\n", "CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes (white space around it not counted)"},
-		{strings.Repeat(" ", 40) + "\r\n", "CLIENT_SECRET_HMAC_KEY: is only white space"},
-	} {
-		env := base()
-		env["CLIENT_SECRET_HMAC_KEY"] = tc.given
-		_, err := Load(pconfig.MapEnv(env))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: %v, want %q", tc.given, err, tc.want)
-			continue
-		}
-		if strings.Contains(err.Error(), "0123456789") {
-			t.Errorf("the refusal names the key: %v", err)
-		}
-	}
+	refused(t, "CLIENT_SECRET_HMAC_KEY", " "+short[:31]+"\n", "CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes (white space around it not counted)")
+	refused(t, "CLIENT_SECRET_HMAC_KEY", strings.Repeat(" ", 40)+"\r\n", "CLIENT_SECRET_HMAC_KEY: is only white space")
 }
 
 // A CLIENT_SECRET_HMAC_KEY too short once trimmed is refused under its own
@@ -252,5 +215,27 @@ func TestClientSecretKeyLeadingWhiteSpace(t *testing.T) {
 	}
 	if !slices.Contains(c.RotatedClientSecretKeys, k) {
 		t.Errorf("moved to the rotated list: %q, want the trimmed key", c.RotatedClientSecretKeys)
+	}
+}
+
+// loadWith loads base() with env set over it.
+func loadWith(env map[string]string) (Config, error) {
+	e := base()
+	maps.Copy(e, env)
+	return Load(pconfig.MapEnv(e))
+}
+
+// refused checks that Load refuses setting = given with an error holding
+// want, and that the error does not name the value (the secrets of these
+// tests all hold "0123456789").
+func refused(t *testing.T, setting, given, want string) {
+	t.Helper()
+	_, err := loadWith(map[string]string{setting: given})
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%s %q: %v, want %q", setting, given, err, want)
+		return
+	}
+	if strings.Contains(err.Error(), "0123456789") {
+		t.Errorf("the refusal names the value of %s: %v", setting, err)
 	}
 }

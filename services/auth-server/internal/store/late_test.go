@@ -25,13 +25,7 @@ import (
 func TestRotationAfterItsCallerGaveUpIsRefused(t *testing.T) {
 	ctx := context.Background()
 	r := testharness.StartRedis(t)
-	cfg := r.Config()
-	cfg.CommandTimeout = 200 * time.Millisecond
-	rdb, err := redisx.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := shortCommandClient(t, r)
 	const grace = 2 * time.Second
 	s := newStoreOn(t, rdb, grace)
 	grant := func(id string) {
@@ -54,37 +48,15 @@ func TestRotationAfterItsCallerGaveUpIsRefused(t *testing.T) {
 
 	// Redis's count of EVALSHA calls: the hung one must have run before
 	// the retry, or the test would prove nothing.
-	evalsha := func() int { return evalshaCalls(t, rdb) }
-	before := evalsha()
-	r.Pause()
-	resumed := false
-	defer func() {
-		if !resumed {
-			r.Resume()
-		}
-	}()
+	before := evalshaCalls(t, rdb)
+	r.Pause() // and resumed when the test ends, should it fail first
 	called := time.Now()
 	if _, err := refreshAs(ctx, s, nil, "late-1.rt1", "late-1.rt2"); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("refresh while Redis hangs: %v, want ErrUnavailable", err)
 	}
 	// Resume once the caller's give-up time, the clocks' allowance and the
 	// grace window have all passed since the call.
-	time.Sleep(time.Until(called.Add(rdb.GiveUpAfter() + time.Second + grace + 500*time.Millisecond)))
-	r.Resume()
-	resumed = true
-	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Ping(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("Redis did not answer after resuming")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for evalsha() < before+1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the refresh script written while Redis hung never ran")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	resumeAfterScript(t, r, rdb, called.Add(rdb.GiveUpAfter()+time.Second+grace+500*time.Millisecond), before, "the refresh script written while Redis hung")
 	// The retry the 503 invited: the token is still the grant's current one.
 	if _, err := refreshAs(ctx, s, nil, "late-1.rt1", "late-1.rt2"); err != nil {
 		t.Fatalf("retrying the refresh after its 503: %v (the late rotation ran, the retry counted as reuse)", err)
@@ -92,6 +64,29 @@ func TestRotationAfterItsCallerGaveUpIsRefused(t *testing.T) {
 	// And the grant lives on: its new token refreshes.
 	if _, err := refreshAs(ctx, s, nil, "late-1.rt2", "late-1.rt3"); err != nil {
 		t.Fatalf("refresh with the new token: %v", err)
+	}
+}
+
+// resumeAfterScript resumes the paused r at at, waits for rdb to answer
+// and for Redis to have run script, the EVALSHA call written while it hung
+// (its count of EVALSHA calls past before): without that call run, what
+// the test goes on to check would prove nothing.
+func resumeAfterScript(t *testing.T, r *testharness.Redis, rdb *redisx.Client, at time.Time, before int, script string) {
+	t.Helper()
+	time.Sleep(time.Until(at))
+	r.Resume()
+	deadline := time.Now().Add(10 * time.Second)
+	for rdb.Ping(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Redis did not answer after resuming")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for evalshaCalls(t, rdb) < before+1 {
+		if time.Now().After(deadline) {
+			t.Fatal(script + " never ran")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -119,13 +114,7 @@ func evalshaCalls(t *testing.T, rdb *redisx.Client) int {
 func TestRedemptionAfterItsCallerGaveUpIsRefused(t *testing.T) {
 	ctx := context.Background()
 	r := testharness.StartRedis(t)
-	cfg := r.Config()
-	cfg.CommandTimeout = 200 * time.Millisecond
-	rdb, err := redisx.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := shortCommandClient(t, r)
 	s := newStoreOn(t, rdb, 2*time.Second)
 	// exchange is a code grant in fosite's order: the code's read (which
 	// revokes the code's grant when the code was used), then the
@@ -157,35 +146,14 @@ func TestRedemptionAfterItsCallerGaveUpIsRefused(t *testing.T) {
 	}
 
 	before := evalshaCalls(t, rdb)
-	r.Pause()
-	resumed := false
-	defer func() {
-		if !resumed {
-			r.Resume()
-		}
-	}()
+	r.Pause() // and resumed when the test ends, should it fail first
 	called := time.Now()
 	if err := redeem(rctx, s, "late-code-1.c", req, "late-code-1.rt1"); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("redemption while Redis hangs: %v, want ErrUnavailable", err)
 	}
 	// Resume once the caller's give-up time and the clocks' allowance have
 	// passed since the call.
-	time.Sleep(time.Until(called.Add(rdb.GiveUpAfter() + time.Second + 500*time.Millisecond)))
-	r.Resume()
-	resumed = true
-	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Ping(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("Redis did not answer after resuming")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for evalshaCalls(t, rdb) < before+1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the redemption script written while Redis hung never ran")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	resumeAfterScript(t, r, rdb, called.Add(rdb.GiveUpAfter()+time.Second+500*time.Millisecond), before, "the redemption script written while Redis hung")
 	// The retry the 503 invited: the code is redeemed, not replayed.
 	if err := exchange("late-code-1"); err != nil {
 		t.Fatalf("retrying the code exchange after its 503: %v (the late redemption ran, the retry counted as a replay)", err)
@@ -201,4 +169,20 @@ func TestRedemptionAfterItsCallerGaveUpIsRefused(t *testing.T) {
 	if err := exchange("late-code-1"); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 		t.Fatalf("a third use of the code: %v, want ErrInvalidatedAuthorizeCode", err)
 	}
+}
+
+// shortCommandClient is a private client of r, as r.Client(), whose
+// commands give up after 200 ms (REDIS_COMMAND_TIMEOUT) instead of the
+// harness's second: a caller of a paused Redis gives up, as one answered
+// 503 does, well before the test resumes it.
+func shortCommandClient(t *testing.T, r *testharness.Redis) *redisx.Client {
+	t.Helper()
+	cfg := r.Config()
+	cfg.CommandTimeout = 200 * time.Millisecond
+	rdb, err := redisx.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
 }
