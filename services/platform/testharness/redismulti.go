@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -291,6 +292,26 @@ func (c *RedisCluster) KillNode(addr string) (restart func() error, err error) {
 				}
 				return c.waitHealthy(60 * time.Second)
 			}, nil
+		}
+	}
+	return nil, fmt.Errorf("no cluster node at %s", addr)
+}
+
+// PauseNode stops the node at addr with SIGSTOP, as a Redis that hangs:
+// the kernel still accepts connections to it and buffers what clients
+// write, but nothing is read or answered until resume (SIGCONT), when the
+// node runs what it was sent meanwhile — including commands of clients
+// that gave up and closed their connection. A master paused for longer
+// than NodeTimeout plus an election is failed over by its replica, and
+// rejoins as a replica once resumed (WaitHealthy). resume may be called
+// more than once; register it with t.Cleanup so no node is left stopped.
+func (c *RedisCluster) PauseNode(addr string) (resume func() error, err error) {
+	for _, n := range c.Nodes {
+		if n.Addr() == addr {
+			if err := n.signal(syscall.SIGSTOP); err != nil {
+				return nil, fmt.Errorf("pause %s: %w", addr, err)
+			}
+			return func() error { return n.signal(syscall.SIGCONT) }, nil
 		}
 	}
 	return nil, fmt.Errorf("no cluster node at %s", addr)

@@ -2,12 +2,15 @@ package testharness_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
@@ -46,6 +49,8 @@ func TestRedisSetups(t *testing.T) {
 	if err != nil || holding != 3 {
 		t.Errorf("%d of the cluster's masters hold keys (%v), want 3", holding, err)
 	}
+	t.Run("PauseNode", func(t *testing.T) { testPauseNode(t, cluster, cc) })
+
 	sc := testharness.RedisClient(t, sentinel)
 	if err := sc.Set(ctx, sc.Key("k"), "v", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -54,4 +59,38 @@ func TestRedisSetups(t *testing.T) {
 	if err != nil || master != sentinel.Master.Addr() {
 		t.Errorf("sentinels name master %q (%v), want %s", master, err, sentinel.Master.Addr())
 	}
+}
+
+// testPauseNode: a paused node answers nothing — a command written to it
+// times out — and, once resumed, runs what it was sent meanwhile.
+func testPauseNode(t *testing.T, cluster *testharness.RedisCluster, cc *redisx.Client) {
+	ctx := context.Background()
+	key := cc.Key("{pause}k")
+	addr, err := cluster.MasterOf(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A connection made before the pause (a new one's handshake would time out).
+	nc := redis.NewClient(&redis.Options{Addr: addr, Username: testharness.RedisACLUser, Password: testharness.RedisACLPassword,
+		ReadTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	defer nc.Close()
+	if err := nc.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	resume, err := cluster.PauseNode(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resume() })
+	var ne interface{ Timeout() bool }
+	if err := nc.Set(ctx, key, "sent while paused", 0).Err(); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("SET to a paused node: %v, want a read timeout", err)
+	}
+	if err := resume(); err != nil {
+		t.Fatal(err)
+	}
+	testharness.Eventually(t, 5*time.Second, "the SET sent while paused runs once resumed", func() (bool, string) {
+		v, err := cc.Get(ctx, key).Result()
+		return v == "sent while paused", fmt.Sprintf("%q %v", v, err)
+	})
 }
