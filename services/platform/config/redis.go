@@ -116,6 +116,12 @@ var tuned = map[string]string{
 	"dialer_retries": "the client (one dial; the circuit breaker handles outages)", "dialer_retry_timeout": "the client (one dial; the circuit breaker handles outages)",
 	"pipeline_pool_size":   "the client (pipelines share the commands' pool, so REDIS_COMMAND_TIMEOUT and REDIS_DIAL_TIMEOUT bound them)",
 	"max_concurrent_dials": "the client (dials are not queued, so REDIS_DIAL_TIMEOUT bounds them)",
+	// The pool's size (pool_size), its idle connections (max_idle_conns,
+	// conn_max_idle_time, conn_max_lifetime, pool_fifo) are the operator's:
+	// no bound above depends on them. These two change how the client
+	// fails, so they are the client's:
+	"min_idle_conns":   "the client (no warm pool: during an outage its background refill dials fill go-redis's dial-error limit and keep every dial failing past the circuit breaker's probe)",
+	"max_active_conns": "the client (no cap on connections: past it a command fails at once instead of waiting for a turn, and the circuit breaker counts that as Redis failing; size the pool with pool_size)",
 }
 
 // ParseTarget parses URL with go-redis's parser for Mode. Errors never

@@ -51,6 +51,10 @@ func TestRedisRefusals(t *testing.T) {
 		{"concurrent dials", config.Redis{URL: "redis://h:1?max_concurrent_dials=2"}, "max_concurrent_dials is set by the client (dials are not queued"},
 		{"concurrent dials sentinel", config.Redis{Mode: "sentinel", URL: "redis://s1:1?master_name=m&max_concurrent_dials=2"}, "max_concurrent_dials is set by the client"},
 		{"pipeline pool", config.Redis{Mode: "cluster", URL: "redis://n1:7000?pipeline_pool_size=4"}, "pipeline_pool_size is set by the client (pipelines share the commands' pool"},
+		{"warm pool", config.Redis{URL: "redis://h:1?min_idle_conns=4"}, "min_idle_conns is set by the client (no warm pool"},
+		{"warm pool cluster", config.Redis{Mode: "cluster", URL: "redis://n1:7000?min_idle_conns=4"}, "min_idle_conns is set by the client"},
+		{"connection cap", config.Redis{URL: "redis://h:1?pool_size=20&max_active_conns=10"}, "max_active_conns is set by the client (no cap on connections"},
+		{"connection cap sentinel", config.Redis{Mode: "sentinel", URL: "redis://s1:1?master_name=m&max_active_conns=10"}, "max_active_conns is set by the client"},
 		{"unix cluster", config.Redis{Mode: "cluster", URL: "unix:///run/redis.sock"}, "standalone only"},
 		{"sentinel password elsewhere", config.Redis{Mode: "cluster", URL: "redis://n1:7000", SentinelPassword: "x"}, "only used with REDIS_MODE=sentinel"},
 		{"ca without tls", config.Redis{URL: "redis://h:1", TLSCAFile: "/nonexistent/ca.pem"}, "REDIS_TLS_CA_FILE: set, but REDIS_URL is not rediss://"},
@@ -61,6 +65,24 @@ func TestRedisRefusals(t *testing.T) {
 		tc.r.Validate(&p, false)
 		if got := strings.Join(p, "\n"); !strings.Contains(got, tc.want) {
 			t.Errorf("%s: problems lack %q:\n%s", tc.name, tc.want, got)
+		}
+	}
+}
+
+// The pool's own settings are the operator's in every mode: pool_size,
+// max_idle_conns, conn_max_idle_time, conn_max_lifetime and pool_fifo are
+// accepted (min_idle_conns and max_active_conns are refused above).
+func TestRedisPoolOptionsAccepted(t *testing.T) {
+	const pool = "pool_size=20&max_idle_conns=5&conn_max_idle_time=5m&conn_max_lifetime=1h&pool_fifo=true"
+	for _, r := range []config.Redis{
+		{URL: "redis://h:1/0?" + pool},
+		{Mode: "cluster", URL: "redis://n1:7000?addr=n2:7000&" + pool},
+		{Mode: "sentinel", URL: "redis://s1:26379?master_name=m&" + pool},
+	} {
+		var p config.Problems
+		r.Validate(&p, false)
+		if len(p) > 0 {
+			t.Errorf("%s %s: %v, want it accepted", r.Mode, r.URL, p)
 		}
 	}
 }

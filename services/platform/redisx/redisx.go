@@ -163,6 +163,20 @@ const onePool = -1
 // refuses max_concurrent_dials in REDIS_URL.
 const dialsUnqueued = 0
 
+// noIdleFloor is go-redis's MinIdleConns: 0, no warm pool (dialBudget
+// says why). config refuses min_idle_conns in REDIS_URL.
+const noIdleFloor = 0
+
+// noActiveCap is go-redis's MaxActiveConns: 0, no cap on the connections
+// the pool holds. Under a cap a command that finds it reached fails at
+// once (ErrPoolExhausted) instead of waiting its turn (PoolTimeout), and
+// the breaker, which tells local contention (a pool timeout) from Redis
+// failing only by that error, would count it and open on a busy pod with
+// a healthy Redis. The pool's size (pool_size in REDIS_URL, go-redis's
+// default 10 per CPU) is what bounds a pod's connections. config refuses
+// max_active_conns in REDIS_URL.
+const noActiveCap = 0
+
 // keepAlive is go-redis's default dialers' TCP keep-alive: probe after 30 s
 // idle, 3 probes 5 s apart.
 var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3}
@@ -228,6 +242,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dialBudget*t.dial, t.cmd, t.cmd, t.pool
 		opts.DialerRetries = dialAttempts
 		opts.PipelinePoolSize, opts.MaxConcurrentDials = onePool, dialsUnqueued
+		opts.MinIdleConns, opts.MaxActiveConns = noIdleFloor, noActiveCap
 		// No retries (the breaker handles outages), but MOVED/ASK
 		// redirections are followed: they are how a cluster answers after a
 		// failover or a slot migration, not a failure. (go-redis v9.23's
@@ -257,6 +272,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dialBudget*t.dial, t.cmd, t.cmd, t.pool
 		opts.DialerRetries = dialAttempts
 		opts.PipelinePoolSize, opts.MaxConcurrentDials = onePool, dialsUnqueued
+		opts.MinIdleConns, opts.MaxActiveConns = noIdleFloor, noActiveCap
 		opts.MaxRetries = -1
 		c.UniversalClient = redis.NewFailoverClient(opts)
 	default:
@@ -270,6 +286,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dialBudget*t.dial, t.cmd, t.cmd, t.pool
 		opts.DialerRetries = dialAttempts
 		opts.PipelinePoolSize, opts.MaxConcurrentDials = onePool, dialsUnqueued
+		opts.MinIdleConns, opts.MaxActiveConns = noIdleFloor, noActiveCap
 		opts.MaxRetries = -1 // no retries: the breaker, not a retry loop, handles outages
 		c.UniversalClient = redis.NewClient(opts)
 	}

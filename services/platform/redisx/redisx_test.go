@@ -335,3 +335,36 @@ func TestRestartedRedisCostsNoCommand(t *testing.T) {
 		}
 	}
 }
+
+// REDIS_URL's pool_size is the operator's and reaches the client;
+// min_idle_conns and max_active_conns, which change how the client fails
+// (config's tuned options), are refused by New itself.
+func TestPoolOptionsFromURL(t *testing.T) {
+	r := testharness.StartRedis(t)
+	cfg := r.Config()
+	cfg.URL += "?pool_size=3&max_idle_conns=2"
+	c, err := redisx.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	o := c.UniversalClient.(*redis.Client).Options()
+	if o.PoolSize != 3 || o.MaxIdleConns != 2 || o.MinIdleConns != 0 || o.MaxActiveConns != 0 {
+		t.Errorf("pool_size=3&max_idle_conns=2: PoolSize %d, MaxIdleConns %d, MinIdleConns %d, MaxActiveConns %d; want 3, 2, 0, 0",
+			o.PoolSize, o.MaxIdleConns, o.MinIdleConns, o.MaxActiveConns)
+	}
+	if err := c.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, opt := range []string{"min_idle_conns=2", "max_active_conns=2"} {
+		cfg := r.Config()
+		cfg.URL += "?" + opt
+		name, _, _ := strings.Cut(opt, "=")
+		if c, err := redisx.New(cfg); err == nil || !strings.Contains(err.Error(), "option "+name+" is set by the client") {
+			if c != nil {
+				_ = c.Close()
+			}
+			t.Errorf("%s: %v, want it refused", opt, err)
+		}
+	}
+}
