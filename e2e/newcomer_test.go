@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,5 +292,95 @@ func TestPublicURL(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Access-Control-Allow-Origin") != devfleet.InspectorOrigin {
 		t.Errorf("DCR from the Inspector's origin: %d, ACAO %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+}
+
+// TestTokenEndpointLockOutThroughTheIngress re-runs issue 10's lock-out
+// reproduction as a new user (and an attacker) does against `make dev`:
+// 200 wrong secrets naming a client, four at a time, every one from
+// 127.0.0.1 through the local ingress — the real client's own address —
+// then the real client signs in and redeems its code from that address.
+// The failure back-off answers 429 with Retry-After and an OAuth body
+// after 10 failures, and never refuses the correct secret.
+func TestTokenEndpointLockOutThroughTheIngress(t *testing.T) {
+	// A client of its own (DCR is on under make dev): spending its failure
+	// budget at 127.0.0.1 leaves the dev clients to the other tests.
+	resp, err := http.Post(fleet.Origin+"/oauth/register", "application/json", strings.NewReader(
+		`{"client_name":"issue-10 re-run","redirect_uris":["http://127.0.0.1:8976/callback"],"token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg devfleet.DevClient
+	err = json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || err != nil || reg.ClientID == "" || reg.ClientSecret == "" {
+		t.Fatalf("registration: %d %v %+v", resp.StatusCode, err, reg)
+	}
+	reg.AuthMethod, reg.Audience, reg.RequirePKCE = "client_secret_post", fleet.Origin+"/mcp", true
+
+	type answer struct {
+		status     int
+		err        string
+		retryAfter string
+		json       bool
+	}
+	token := func(secret string) answer {
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {reg.ClientID}, "client_secret": {secret}}
+		resp, err := http.PostForm(fleet.Origin+"/oauth/token", form)
+		if err != nil {
+			t.Error(err)
+			return answer{}
+		}
+		defer resp.Body.Close()
+		var e struct {
+			Error string `json:"error"`
+		}
+		dec := json.NewDecoder(resp.Body).Decode(&e)
+		return answer{resp.StatusCode, e.Error, resp.Header.Get("Retry-After"), dec == nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json")}
+	}
+
+	var mu sync.Mutex
+	counts := map[int]int{}
+	var limited answer
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				a := token("wrong-" + strconv.Itoa(i))
+				mu.Lock()
+				counts[a.status]++
+				if a.status == http.StatusTooManyRequests {
+					limited = a
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range 200 {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	// CLIENT_AUTH_FAILURE_LIMIT is 10 per 15 minutes (a token may come back
+	// during the run: one per 90 s).
+	if counts[http.StatusUnauthorized] < 10 || counts[http.StatusUnauthorized] > 12 || counts[http.StatusTooManyRequests]+counts[http.StatusUnauthorized] != 200 {
+		t.Errorf("200 wrong secrets from 127.0.0.1: %v, want 10 (≤12) × 401 and the rest 429", counts)
+	}
+	if s, err := strconv.Atoi(limited.retryAfter); limited.err != "rate_limited" || !limited.json || err != nil || s < 1 {
+		t.Errorf("a back-off answer: %+v, want 429 rate_limited, a JSON body and Retry-After in seconds", limited)
+	}
+	// The correct secret, from the very address that spent the budget:
+	// checked and accepted (400 invalid_grant: the client authenticated).
+	if a := token(reg.ClientSecret); a.status != http.StatusBadRequest || a.err != "invalid_grant" {
+		t.Errorf("the real client's secret after the flood: %+v, want 400 invalid_grant", a)
+	}
+	creds := fleet.Creds
+	creds.Clients = append(append([]devfleet.DevClient(nil), creds.Clients...), reg)
+	tr, err := signIn(t, devfleet.SignInOptions{Creds: creds, ClientID: reg.ClientID, Resource: "mcp"})
+	if err != nil || tr.AccessToken == "" || tr.RefreshToken == "" {
+		t.Fatalf("the real client's sign-in after the flood: %v", err)
 	}
 }
