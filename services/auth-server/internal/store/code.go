@@ -483,16 +483,23 @@ func (s *Store) DeleteOpenIDConnectSession(context.Context, string) error { retu
 // again after a read timeout, and the first delivery may have run) — 0
 // already redeemed by another call, -1 the code is gone (expired), or
 // {lateStatus, Redis's time (Unix ms)} for a redemption refused as late:
-// the code is left as it was.
+// the code is left as it was. The call's own nonce is looked for before
+// the late bound: a resend that arrives past the bound, after an earlier
+// delivery redeemed the code within it, changes nothing either way, and
+// answering it "refused as late" would tell a caller still waiting (go-
+// redis's attempts can outlast GiveUpAfter: a wait for a pooled
+// connection is one) that the code was not redeemed when it was — a 503
+// whose retry is a replay that revokes the grant
+// (TestClusterRedemptionResentPastTheBoundIsOneRedemption).
 var redeemScript = redis.NewScript(`
+local used = redis.call('HGET', KEYS[1], 'used')
+if used == ARGV[4] then return 1 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local t = redis.call('TIME')
 local tnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if tnow > tonumber(ARGV[3]) then return {6, tnow} end
-if redis.call('HSETNX', KEYS[1], 'used', ARGV[4]) == 0 then
-  if redis.call('HGET', KEYS[1], 'used') == ARGV[4] then return 1 end
-  return 0
-end
+if used then return 0 end
+redis.call('HSET', KEYS[1], 'used', ARGV[4])
 if ARGV[1] ~= '' then
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 end

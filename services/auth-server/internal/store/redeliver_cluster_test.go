@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,7 +44,9 @@ type stall struct {
 	s       *store.Store
 	id      string
 	node    string // the address of the master that owns the code's slot
-	sent    *deliveries
+	// nodeClient is rdb's client of that node (its connection pool).
+	nodeClient *redis.Client
+	sent       *deliveries
 }
 
 // newStall starts the scenario for grant id: a store on a cluster client
@@ -52,7 +55,7 @@ type stall struct {
 // are EVALSHA, and its pool holds idle connections — a busy server's
 // pool — so each of go-redis's attempts writes at once instead of waiting
 // for a new connection's handshake with the stopped node).
-func newStall(t *testing.T, id string) (*stall, *fosite.Request) {
+func newStall(t *testing.T, id string, poolSize int) (*stall, *fosite.Request) {
 	t.Helper()
 	ctx := context.Background()
 	id += "-" + strconv.FormatInt(time.Now().UnixNano(), 36) // the shared cluster outlives a run (-count)
@@ -67,6 +70,11 @@ func newStall(t *testing.T, id string) (*stall, *fosite.Request) {
 	}
 	cfg := cluster.Config(t)
 	cfg.CommandTimeout, cfg.DialTimeout = stallTimeout, stallTimeout
+	warmConns := 6
+	if poolSize > 0 {
+		cfg.URL += "&pool_size=" + strconv.Itoa(poolSize) // connections per node
+		warmConns = poolSize
+	}
 	rdb, err := redisx.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +116,7 @@ func newStall(t *testing.T, id string) (*stall, *fosite.Request) {
 		t.Fatal(err)
 	}
 	var conns []*redis.Conn
-	for range 6 {
+	for range warmConns {
 		c := node.Conn()
 		if err := c.Ping(ctx).Err(); err != nil {
 			t.Fatal(err)
@@ -118,9 +126,10 @@ func newStall(t *testing.T, id string) (*stall, *fosite.Request) {
 	for _, c := range conns {
 		_ = c.Close() // back to the pool, idle
 	}
-	if idle := node.PoolStats().IdleConns; idle < 4 {
-		t.Fatalf("%d idle connections to %s, want at least 4", idle, st.node)
+	if idle := node.PoolStats().IdleConns; idle < uint32(warmConns) {
+		t.Fatalf("%d idle connections to %s, want %d", idle, st.node, warmConns)
 	}
+	st.nodeClient = node
 	return st, req
 }
 
@@ -230,48 +239,68 @@ func live(ctx context.Context, t *testing.T, rdb *redisx.Client, rt string) bool
 
 // deliveries counts go-redis's attempts to send the redemption of one code
 // to its node (a node client's pipeline hook runs once per attempt) and
-// tells when the n-th has started.
+// tells when the n-th has started (reached) and returned (ended).
 type deliveries struct {
-	key string
-	mu  sync.Mutex
-	n   int
-	at  map[int]chan struct{}
+	key           string
+	started, done counter
 }
 
-func (d *deliveries) reached(n int) <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.at == nil {
-		d.at = map[int]chan struct{}{}
-	}
-	if d.at[n] == nil {
-		d.at[n] = make(chan struct{})
-		if d.n >= n {
-			close(d.at[n])
-		}
-	}
-	return d.at[n]
-}
-
-func (d *deliveries) count() int { d.mu.Lock(); defer d.mu.Unlock(); return d.n }
+func (d *deliveries) reached(n int) <-chan struct{} { return d.started.at(n) }
+func (d *deliveries) ended(n int) <-chan struct{}   { return d.done.at(n) }
+func (d *deliveries) count() int                    { return d.started.get() }
 
 func (d *deliveries) DialHook(next redis.DialHook) redis.DialHook          { return next }
 func (d *deliveries) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 
 func (d *deliveries) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			if a := c.Args(); c.Name() == "evalsha" && len(a) > 3 && a[3] == d.key {
-				d.mu.Lock()
-				d.n++
-				if ch := d.at[d.n]; ch != nil {
-					close(ch)
-				}
-				d.mu.Unlock()
-			}
+		ours := slices.ContainsFunc(cmds, func(c redis.Cmder) bool {
+			a := c.Args()
+			return c.Name() == "evalsha" && len(a) > 3 && a[3] == d.key
+		})
+		if ours {
+			d.started.add()
 		}
-		return next(ctx, cmds)
+		err := next(ctx, cmds)
+		if ours {
+			d.done.add()
+		}
+		return err
 	}
+}
+
+// counter counts, and closes the channel of each count it reaches.
+type counter struct {
+	mu sync.Mutex
+	n  int
+	ch map[int]chan struct{}
+}
+
+func (c *counter) add() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	if ch := c.ch[c.n]; ch != nil {
+		close(ch)
+	}
+}
+
+func (c *counter) get() int { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
+
+// at is closed once the count reaches n.
+func (c *counter) at(n int) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch == nil {
+		c.ch = map[int]chan struct{}{}
+	}
+	if c.ch[n] == nil {
+		c.ch[n] = make(chan struct{})
+		if c.n >= n {
+			close(c.ch[n])
+		}
+	}
+	return c.ch[n]
 }
 
 // The code's master stops while its redemption is on the way and resumes
@@ -283,7 +312,7 @@ func (d *deliveries) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // genuine redemption of the code is a replay that revokes it.
 func TestClusterRedemptionResentDuringStallIsOneRedemption(t *testing.T) {
 	ctx := context.Background()
-	st, req := newStall(t, "crd-resent")
+	st, req := newStall(t, "crd-resent", 0)
 	ran0, _ := st.evalsha(t)
 	resume := st.pause(t)
 
@@ -362,7 +391,7 @@ func TestClusterRedemptionStalledPastItsCaller(t *testing.T) {
 			if tc.noFailover {
 				id += "-kept"
 			}
-			st, req := newStall(t, id)
+			st, req := newStall(t, id, 0)
 			if tc.noFailover {
 				st.noFailover(t)
 			}
@@ -414,4 +443,94 @@ func TestClusterRedemptionStalledPastItsCaller(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A resend of the redemption can reach Redis after the late bound while
+// its caller still waits: go-redis counts a wait for a pooled connection
+// as an attempt too (ErrPoolTimeout is retried), so with the node's pool
+// busy its attempts outlast the store's own wait (GiveUpAfter, which
+// leaves the cluster client's further attempts out). Here the code's
+// master stops until go-redis's first attempt times out — its delivery is
+// held and runs, within the bound, when the node resumes: the code is
+// redeemed — and the pool's two connections are taken by blocking reads
+// (BLPOP, 4 s) meanwhile, so the next attempts wait for a turn and the
+// one that gets it sends the redemption past the bound. That delivery
+// finds its own nonce: the call redeemed the code, whatever the time,
+// and is answered so — not "refused as late, not redeemed", a 503 whose
+// retry would be a replay revoking the grant.
+func TestClusterRedemptionResentPastTheBoundIsOneRedemption(t *testing.T) {
+	ctx := context.Background()
+	st, req := newStall(t, "crd-resent-late", 2)
+	ran0, _ := st.evalsha(t)
+	block := func(name string) chan error {
+		done := make(chan error, 1)
+		go func() { done <- st.rdb.BLPop(ctx, 4*time.Second, st.rdb.Key(redisx.Tag(st.id), name)).Err() }()
+		return done
+	}
+	blocked := func(n int) {
+		t.Helper()
+		testharness.Eventually(t, 5*time.Second, "blocking reads holding the pool", func() (bool, string) {
+			c := nodeClient(st.node)
+			defer c.Close()
+			info, err := c.Info(ctx, "clients").Result()
+			return strings.Contains(info, "blocked_clients:"+strconv.Itoa(n)+"\r"), fmt.Sprint(firstField(info, "blocked_clients"), err)
+		})
+	}
+	holder1 := block("wait-1") // the pool's first connection
+	blocked(1)
+	resume := st.pause(t)
+
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- redeem(ctx, st.s, st.id+".c", req, st.id+".rt1") }()
+	testharness.Eventually(t, 5*time.Second, "the first attempt holds the pool's second connection", func() (bool, string) {
+		ps := st.nodeClient.PoolStats()
+		return st.sent.count() == 1 && ps.IdleConns == 0, fmt.Sprintf("attempts %d, idle %d", st.sent.count(), ps.IdleConns)
+	})
+	holder2 := block("wait-2") // waits for the first attempt's turn, ahead of the second attempt
+	select {
+	case <-st.sent.ended(1):
+	case <-time.After(5 * time.Second):
+		t.Fatal("go-redis's first attempt did not time out within 5s")
+	}
+	resume() // the held delivery runs now, within the bound
+	blocked(2)
+
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("redemption still waiting 15s after the node resumed")
+	}
+	took := time.Since(start)
+	ran, _ := st.evalsha(t)
+	ran -= ran0
+	t.Logf("go-redis attempts: %d, over %v (late bound: %v); redemptions the node ran: %d",
+		st.sent.count(), took.Round(time.Millisecond), st.rdb.GiveUpAfter()+time.Second, ran)
+	for _, h := range []chan error{holder1, holder2} {
+		if err := <-h; err != nil && !errors.Is(err, redis.Nil) {
+			t.Errorf("blocking read: %v", err)
+		}
+	}
+	if ran < 2 || took < st.rdb.GiveUpAfter()+time.Second {
+		t.Fatalf("the node ran the redemption %d times, the last %v after it was asked for: want 2, the last past the late bound (%v)",
+			ran, took, st.rdb.GiveUpAfter()+time.Second)
+	}
+	if err != nil {
+		t.Fatalf("redemption resent past the late bound after its first delivery redeemed the code: %v (its grant live: %v), want redeemed",
+			err, live(ctx, t, st.rdb, st.id+".rt1"))
+	}
+	if !live(ctx, t, st.rdb, st.id+".rt1") {
+		t.Fatal("its grant is not live")
+	}
+}
+
+// firstField is the line of an INFO answer that starts with name.
+func firstField(info, name string) string {
+	for _, l := range strings.Split(info, "\n") {
+		if strings.HasPrefix(l, name) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
 }
