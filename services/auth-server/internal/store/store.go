@@ -134,7 +134,9 @@ func (s *Store) RegisterMetrics(reg prometheus.Registerer) error {
 // Close stops the store's background re-listings (relistGrant): one not
 // yet due is abandoned, one running is cancelled, and Close returns once
 // none runs — so that none uses the Redis client after its caller closes
-// it. Each abandoned or cancelled one is logged and counted as a failed
+// it. Cancelling does not cut short a reply already being read (go-redis
+// reads to its deadline), so Close may wait up to about twice the Redis
+// command timeout; it holds no lock meanwhile. Each abandoned or cancelled one is logged and counted as a failed
 // listing (result "closed"). Call it before closing the Redis client;
 // the store's requests are not to be served after it.
 func (s *Store) Close() { s.relists.close() }

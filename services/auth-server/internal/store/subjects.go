@@ -167,6 +167,10 @@ func (s *Store) relistGrant(ctx context.Context, l listing) {
 			return
 		case <-t.C:
 		}
+		if stop.Err() != nil { // both were ready: select chose at random
+			s.relistDone(l, "closed", errStoreClosed)
+			return
+		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		defer context.AfterFunc(stop, cancel)()
@@ -177,7 +181,7 @@ func (s *Store) relistGrant(ctx context.Context, l listing) {
 		switch {
 		case err == nil:
 			s.relistDone(l, "ok", nil)
-		case stop.Err() != nil:
+		case stop.Err() != nil && errors.Is(err, context.Canceled):
 			s.relistDone(l, "closed", fmt.Errorf("%w: %w", errStoreClosed, err))
 		default:
 			s.relistDone(l, "failed", err)
@@ -200,11 +204,17 @@ func (s *Store) relistDone(l listing, result string, err error) {
 		"grant_id", l.id, "subject_hash", redisx.Hash(l.sub), "result", result, "error", err.Error())
 }
 
+// newRelistCounter makes the counter with its three series at zero, so
+// that an alert on failed re-listings has a series before the first.
 func newRelistCounter() *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tollgate_auth_grant_relists_total",
 		Help: "Background re-listings of a grant under its subject after its listing failed at redemption, by result: ok, failed (logged), closed (abandoned at shutdown, logged).",
 	}, []string{"result"})
+	for _, r := range []string{"ok", "failed", "closed"} {
+		c.WithLabelValues(r)
+	}
+	return c
 }
 
 // relists tracks the running re-listings (relistGrant) so that Close can
