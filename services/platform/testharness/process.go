@@ -211,7 +211,8 @@ func (p *Process) Pid() int {
 }
 
 // Signal sends sig to the running process (SIGSTOP to hang it, SIGCONT to
-// resume it, SIGTERM to ask for a graceful shutdown).
+// resume it, SIGTERM to ask for a graceful shutdown). SIGSTOP returns once
+// every thread of the process is stopped (signalStop).
 func (p *Process) Signal(sig os.Signal) {
 	p.t.Helper()
 	p.mu.Lock()
@@ -219,7 +220,11 @@ func (p *Process) Signal(sig os.Signal) {
 	if p.cur == nil {
 		p.t.Fatalf("%s is not running", filepath.Base(p.path))
 	}
-	if err := p.cur.cmd.Process.Signal(sig); err != nil {
+	send := p.cur.cmd.Process.Signal
+	if sig == syscall.SIGSTOP {
+		send = func(os.Signal) error { return signalStop(p.cur.cmd.Process.Pid) }
+	}
+	if err := send(sig); err != nil {
 		p.t.Fatalf("signal %s: %v", filepath.Base(p.path), err)
 	}
 }

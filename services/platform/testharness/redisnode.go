@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -170,12 +171,16 @@ func (n *redisNode) kill() {
 	n.cur = nil
 }
 
-// signal sends sig to the running process.
+// signal sends sig to the running process; SIGSTOP returns once every
+// thread of it is stopped (signalStop).
 func (n *redisNode) signal(sig os.Signal) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cur == nil {
 		return errors.New("redis-server is not running")
+	}
+	if sig == syscall.SIGSTOP {
+		return signalStop(n.cur.cmd.Process.Pid) // returns once stopped
 	}
 	return n.cur.cmd.Process.Signal(sig)
 }

@@ -32,3 +32,23 @@ func TestRedisStartOnATakenPort(t *testing.T) {
 		t.Errorf("fresh start kept the taken port %d", n.Port)
 	}
 }
+
+// TestRedisPauseReturnsStopped: Pause returns once every thread of the
+// server is stopped — kill(2) alone returns before the kernel has stopped
+// them, and a "hung" server could still answer the test's next call.
+// Checked at once after Pause, without polling; after Resume the server
+// answers again.
+func TestRedisPauseReturnsStopped(t *testing.T) {
+	r := StartRedis(t)
+	pid := r.node.cur.cmd.Process.Pid
+	for range 20 { // each round would be a chance for kill(2)'s race to show
+		r.Pause()
+		if n, err := runningThreads(pid); err != nil || n != 0 {
+			t.Fatalf("after Pause: %d threads of redis-server not stopped (%v), want 0", n, err)
+		}
+		r.Resume()
+		if err := r.Client().Ping(t.Context()); err != nil {
+			t.Fatalf("after Resume: PING: %v", err)
+		}
+	}
+}
