@@ -453,48 +453,116 @@ func TestClusterRedemptionStalledPastItsCaller(t *testing.T) {
 // master stops until go-redis's first attempt times out — its delivery is
 // held and runs, within the bound, when the node resumes: the code is
 // redeemed — and the pool's two connections are taken by blocking reads
-// (BLPOP, 4 s) meanwhile, so the next attempts wait for a turn and the
-// one that gets it sends the redemption past the bound. That delivery
-// finds its own nonce: the call redeemed the code, whatever the time,
-// and is answered so — not "refused as late, not redeemed", a 503 whose
-// retry would be a replay revoking the grant.
+// (BLPOP, released by the test) meanwhile, so the next attempts wait for a
+// turn; the first reader is released 0.3 s past the bound, and the attempt
+// then waiting sends the redemption past the bound. That delivery finds
+// its own nonce: the call redeemed the code, whatever the time, and is
+// answered so — not "refused as late, not redeemed", a 503 whose retry
+// would be a replay revoking the grant.
+//
+// The scenario hangs on the test goroutine keeping up with go-redis (a
+// 150 ms window); on a machine too loaded for it, it is run again, up to
+// three times, then skipped with the reason — never failed for the
+// machine's slowness, always for the store's answer once it happened.
 func TestClusterRedemptionResentPastTheBoundIsOneRedemption(t *testing.T) {
-	ctx := context.Background()
-	st, req := newStall(t, "crd-resent-late", 2)
-	ran0, _ := st.evalsha(t)
-	block := func(name string) chan error {
-		done := make(chan error, 1)
-		go func() { done <- st.rdb.BLPop(ctx, 4*time.Second, st.rdb.Key(redisx.Tag(st.id), name)).Err() }()
-		return done
+	var why []string
+	for run := 1; run <= 3; run++ {
+		ok, reason := resentPastTheBound(t, run)
+		if ok {
+			return
+		}
+		t.Logf("run %d: the scenario did not happen: %s", run, reason)
+		why = append(why, reason)
 	}
-	blocked := func(n int) {
-		t.Helper()
-		testharness.Eventually(t, 5*time.Second, "blocking reads holding the pool", func() (bool, string) {
-			c := nodeClient(st.node)
-			defer c.Close()
+	t.Skipf("the scenario did not happen in 3 runs (machine too slow?): %s", strings.Join(why, "; "))
+}
+
+// resentPastTheBound runs the scenario once: ok false with the reason when
+// its preconditions did not hold; t fails when the store answers wrongly.
+func resentPastTheBound(t *testing.T, run int) (ok bool, reason string) {
+	ctx := context.Background()
+	st, req := newStall(t, "crd-resent-late-"+strconv.Itoa(run), 2)
+	ran0, _ := st.evalsha(t)
+	pusher := testharness.RedisClient(t, st.cluster) // not st.rdb: its pool is the one held
+	key := func(name string) string { return st.rdb.Key(redisx.Tag(st.id), name) }
+	release := func(name string) {
+		if err := pusher.LPush(ctx, key(name), "go").Err(); err != nil {
+			t.Errorf("release %s: %v", name, err)
+		}
+	}
+	var holders []chan error
+	block := func(name string) {
+		done := make(chan error, 1)
+		go func() { done <- st.rdb.BLPop(ctx, 0, key(name)).Err() }() // until released
+		holders = append(holders, done)
+	}
+	blocked := func(n int) bool {
+		c := nodeClient(st.node)
+		defer c.Close()
+		return waitUntil(5*time.Second, func() bool {
 			info, err := c.Info(ctx, "clients").Result()
-			return strings.Contains(info, "blocked_clients:"+strconv.Itoa(n)+"\r"), fmt.Sprint(firstField(info, "blocked_clients"), err)
+			return err == nil && strings.Contains(info, "blocked_clients:"+strconv.Itoa(n)+"\r")
 		})
 	}
-	holder1 := block("wait-1") // the pool's first connection
-	blocked(1)
-	resume := st.pause(t)
+	var resume func()
+	defer func() { // whatever happened: the node running, the readers released, the answer in
+		if resume != nil {
+			resume()
+		}
+		release("wait-1")
+		release("wait-2")
+		for _, h := range holders {
+			select {
+			case err := <-h:
+				if err != nil {
+					t.Errorf("blocking read: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("a blocking read not released within 15s")
+			}
+		}
+		if !ok {
+			if err := st.cluster.WaitHealthy(30 * time.Second); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+
+	block("wait-1") // the pool's first connection
+	if !blocked(1) {
+		return false, "the first blocking read did not reach the node within 5s"
+	}
+	resume = st.pause(t)
 
 	start := time.Now()
+	bound := st.rdb.GiveUpAfter() + time.Second // lateBound: what the store waits at most, plus lateSkew
+	// The first reader goes 0.3 s past the bound (timed from start, not
+	// from the read): the attempt then waiting for a turn takes its
+	// connection and sends the redemption past the bound.
+	releaseAt := time.AfterFunc(time.Until(start.Add(bound+300*time.Millisecond)), func() { release("wait-1") })
+	defer releaseAt.Stop()
 	done := make(chan error, 1)
 	go func() { done <- redeem(ctx, st.s, st.id+".c", req, st.id+".rt1") }()
-	testharness.Eventually(t, 5*time.Second, "the first attempt holds the pool's second connection", func() (bool, string) {
-		ps := st.nodeClient.PoolStats()
-		return st.sent.count() == 1 && ps.IdleConns == 0, fmt.Sprintf("attempts %d, idle %d", st.sent.count(), ps.IdleConns)
-	})
-	holder2 := block("wait-2") // waits for the first attempt's turn, ahead of the second attempt
+	if !waitUntil(5*time.Second, func() bool {
+		return st.sent.count() >= 1 && st.nodeClient.PoolStats().IdleConns == 0
+	}) || st.sent.count() != 1 || isClosed(st.sent.ended(1)) {
+		return false, fmt.Sprintf("the first attempt was not seen holding the pool's second connection before it timed out (attempts %d)", st.sent.count())
+	}
+	block("wait-2") // waits for the first attempt's turn, ahead of the second attempt
 	select {
 	case <-st.sent.ended(1):
 	case <-time.After(5 * time.Second):
 		t.Fatal("go-redis's first attempt did not time out within 5s")
 	}
 	resume() // the held delivery runs now, within the bound
-	blocked(2)
+	if !blocked(2) {
+		return false, "the second blocking read did not reach the node within 5s"
+	}
+	// The order the scenario needs: the second reader had the freed
+	// connection while the second attempt still waits for a turn.
+	if n, ended := st.sent.count(), st.sent.done.get(); ended != 1 || n > 2 || len(done) > 0 {
+		return false, fmt.Sprintf("the second attempt got the freed connection before the second blocking read (attempts %d, ended %d)", n, ended)
+	}
 
 	var err error
 	select {
@@ -505,16 +573,11 @@ func TestClusterRedemptionResentPastTheBoundIsOneRedemption(t *testing.T) {
 	took := time.Since(start)
 	ran, _ := st.evalsha(t)
 	ran -= ran0
-	t.Logf("go-redis attempts: %d, over %v (late bound: %v); redemptions the node ran: %d",
-		st.sent.count(), took.Round(time.Millisecond), st.rdb.GiveUpAfter()+time.Second, ran)
-	for _, h := range []chan error{holder1, holder2} {
-		if err := <-h; err != nil && !errors.Is(err, redis.Nil) {
-			t.Errorf("blocking read: %v", err)
-		}
-	}
-	if ran < 2 || took < st.rdb.GiveUpAfter()+time.Second {
-		t.Fatalf("the node ran the redemption %d times, the last %v after it was asked for: want 2, the last past the late bound (%v)",
-			ran, took, st.rdb.GiveUpAfter()+time.Second)
+	t.Logf("run %d: go-redis attempts: %d, over %v (late bound: %v); redemptions the node ran: %d",
+		run, st.sent.count(), took.Round(time.Millisecond), bound, ran)
+	if ran < 2 || took < bound {
+		return false, fmt.Sprintf("the node ran the redemption %d times, the last %v after it was asked for: want 2, the last past the late bound (%v)",
+			ran, took.Round(time.Millisecond), bound)
 	}
 	if err != nil {
 		t.Fatalf("redemption resent past the late bound after its first delivery redeemed the code: %v (its grant live: %v), want redeemed",
@@ -522,6 +585,29 @@ func TestClusterRedemptionResentPastTheBoundIsOneRedemption(t *testing.T) {
 	}
 	if !live(ctx, t, st.rdb, st.id+".rt1") {
 		t.Fatal("its grant is not live")
+	}
+	return true, ""
+}
+
+// waitUntil polls cond every 10 ms until it holds (true) or within passed.
+func waitUntil(within time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(within); ; time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// isClosed reports whether ch is closed (or holds a value) now.
+func isClosed[T any](ch <-chan T) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
