@@ -408,6 +408,15 @@ func TestClusterRedemptionStalledPastItsCaller(t *testing.T) {
 				// lateBound: what the store waits at most, plus lateSkew (1 s).
 				time.Sleep(time.Until(start.Add(st.rdb.GiveUpAfter() + time.Second + 200*time.Millisecond)))
 			}
+			if tc.pastBound && !tc.noFailover {
+				// The case's name: the replica has taken the slot over
+				// before the node resumes (seen by the other nodes; the
+				// stopped one answers nothing).
+				testharness.Eventually(t, 20*time.Second, "the stopped master's replica taking its slot over", func() (bool, string) {
+					m, err := st.cluster.MasterOf(redisx.Tag(st.id))
+					return err == nil && m != st.node, fmt.Sprintf("slot master %s (stopped: %s), %v", m, st.node, err)
+				})
+			}
 			resume()
 			if err := st.cluster.WaitHealthy(30 * time.Second); err != nil {
 				t.Fatal(err)
