@@ -67,8 +67,11 @@ type run struct {
 	err  error
 }
 
-// startRun starts cmd and reaps it in the background.
+// startRun starts cmd and reaps it in the background; the child is
+// killed if the test binary dies (dieWithParent). Every child of the
+// harness — service binaries and redis-servers (redisnode.go) — starts here.
 func startRun(cmd *exec.Cmd) (*run, error) {
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
