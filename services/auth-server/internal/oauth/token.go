@@ -289,7 +289,13 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 			if code == "invalid_client" {
 				s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: cd, ClientID: claimedClientID(r), Endpoint: "revoke"})
 			} else {
-				s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: cd, ClientID: claimedClientID(r), ClientAuthenticated: true, Endpoint: "revoke"})
+				// The client that authenticated, not the id the request
+				// named: a private_key_jwt client may send none.
+				id := claimedClientID(r)
+				if c := clientAuthFrom(r.Context()).refusedClient(); c != nil {
+					id = c.GetID()
+				}
+				s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: cd, ClientID: id, ClientAuthenticated: true, Endpoint: "revoke"})
 			}
 			writeJSONError(w, st, cd, ds)
 			return

@@ -147,7 +147,8 @@ func TestGuardRefusalsRecordedAsAnswered(t *testing.T) {
 				t.Errorf("%s: the authenticated client's 429 is audited as a client authentication failure: %s", ep.name, e["_line"])
 			}
 			if ep.name == "revoke" {
-				if e := event(map[string]any{"event": "revocation", "client_address": "203.0.113.153", "result": "rate_limited", "client_authenticated": true}); e == nil {
+				if e := event(map[string]any{"event": "revocation", "client_address": "203.0.113.153", "result": "rate_limited", "client_authenticated": true,
+					"client_id": apps.ClientID}); e == nil { // the client that authenticated
 					t.Errorf("no revocation audit record rate_limited for the 429; records: %v", eventsFrom(t, f, "203.0.113.153"))
 				}
 			}
