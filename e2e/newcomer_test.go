@@ -305,7 +305,8 @@ func TestPublicURL(t *testing.T) {
 func TestTokenEndpointLockOutThroughTheIngress(t *testing.T) {
 	// A client of its own (DCR is on under make dev): spending its failure
 	// budget at 127.0.0.1 leaves the dev clients to the other tests.
-	resp, err := http.Post(fleet.Origin+"/oauth/register", "application/json", strings.NewReader(
+	hc := &http.Client{Timeout: 10 * time.Second} // a hung ingress fails the call, not the whole run
+	resp, err := hc.Post(fleet.Origin+"/oauth/register", "application/json", strings.NewReader(
 		`{"client_name":"issue-10 re-run","redirect_uris":["http://127.0.0.1:8976/callback"],"token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +327,7 @@ func TestTokenEndpointLockOutThroughTheIngress(t *testing.T) {
 	}
 	token := func(secret string) answer {
 		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {reg.ClientID}, "client_secret": {secret}}
-		resp, err := http.PostForm(fleet.Origin+"/oauth/token", form)
+		resp, err := hc.PostForm(fleet.Origin+"/oauth/token", form)
 		if err != nil {
 			t.Error(err)
 			return answer{}
