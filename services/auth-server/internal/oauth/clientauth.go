@@ -120,13 +120,18 @@ func (ca *clientAuth) answered() (status int, code, desc string) {
 		return 0, "", ""
 	}
 	status, _, desc = ca.refusal()
-	switch status {
-	case 0:
+	if status == 0 {
 		return 0, "", ""
-	case http.StatusServiceUnavailable:
-		return status, "temporarily_unavailable", desc
 	}
-	return status, "rate_limited", desc
+	return status, refusalCode(status), desc
+}
+
+// refusalCode is the OAuth error code of guard's answer with status.
+func refusalCode(status int) string {
+	if status == http.StatusServiceUnavailable {
+		return "temporarily_unavailable"
+	}
+	return "rate_limited"
 }
 
 // failureLimit is the (client id, address) failure budget.
@@ -289,8 +294,7 @@ func (w *refusedWriter) WriteHeader(code int) {
 		return
 	}
 	w.status = code
-	_, retry, _ := w.ca.refusal()
-	status, code2, desc := w.ca.answered()
+	status, retry, desc := w.ca.refusal()
 	if status == 0 {
 		w.ResponseWriter.WriteHeader(code)
 		return
@@ -302,6 +306,7 @@ func (w *refusedWriter) WriteHeader(code int) {
 	if status != http.StatusServiceUnavailable {
 		w.s.metrics.rateLimited.WithLabelValues(w.ca.endpoint).Inc()
 	}
+	code2 := refusalCode(status)
 	w.s.metrics.errors.WithLabelValues(w.ca.endpoint, code2).Inc()
 	writeJSONError(w.ResponseWriter, status, code2, desc)
 }
