@@ -223,11 +223,7 @@ func (p *Process) Signal(sig os.Signal) {
 	if p.cur == nil {
 		p.t.Fatalf("%s is not running", filepath.Base(p.path))
 	}
-	send := p.cur.cmd.Process.Signal
-	if sig == syscall.SIGSTOP {
-		send = func(os.Signal) error { return signalStop(p.cur.cmd.Process.Pid) }
-	}
-	if err := send(sig); err != nil {
+	if err := signal(p.cur.cmd.Process, sig); err != nil {
 		p.t.Fatalf("signal %s: %v", filepath.Base(p.path), err)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -179,10 +178,7 @@ func (n *redisNode) signal(sig os.Signal) error {
 	if n.cur == nil {
 		return errors.New("redis-server is not running")
 	}
-	if sig == syscall.SIGSTOP {
-		return signalStop(n.cur.cmd.Process.Pid) // returns once stopped
-	}
-	return n.cur.cmd.Process.Signal(sig)
+	return signal(n.cur.cmd.Process, sig)
 }
 
 func (n *redisNode) running() bool {

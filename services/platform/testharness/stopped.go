@@ -13,6 +13,15 @@ import (
 // thread of a process.
 const stopWithin = 10 * time.Second
 
+// signal sends sig to p; SIGSTOP returns once the process is stopped
+// (signalStop). Every signal the harness sends goes through it.
+func signal(p *os.Process, sig os.Signal) error {
+	if sig == syscall.SIGSTOP {
+		return signalStop(p.Pid)
+	}
+	return p.Signal(sig)
+}
+
 // signalStop sends SIGSTOP to pid and returns once every thread of the
 // process is stopped (state T in /proc/<pid>/task/*/stat).
 //
