@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/ory/fosite"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
@@ -65,9 +63,18 @@ type SecretHasherOptions struct {
 	// bcrypt hashes verify and Hash fails.
 	Key     []byte
 	Rotated [][]byte
-	// SlowChecks bounds bcrypt comparisons in flight (default GOMAXPROCS);
-	// further ones fail at once with ErrSlowCheckBusy.
+	// SlowChecks bounds bcrypt comparisons in flight (default
+	// DefaultSlowChecks: half of GOMAXPROCS, at least one); further ones
+	// fail at once with ErrSlowCheckBusy.
 	SlowChecks int
+	// SlowCheckNice is the nice value (1–19) the thread running a bcrypt
+	// comparison takes for its length, on Linux (slowcheck_linux.go): the
+	// kernel then runs the rest of the server, and whatever shares its
+	// CPUs, first. 0 runs the comparison at the process's own priority;
+	// outside Linux it always does. The auth-server leaves it 0 by default:
+	// the Go scheduler cannot take back the P of a thread the kernel sets
+	// aside (docs/reference/oauth.md, "Why half the CPUs").
+	SlowCheckNice int
 	// CacheSize (default 1024 entries) and CacheTTL (default 10 minutes)
 	// bound the verified-secret cache of bcrypt checks. CacheSize < 0
 	// disables it.
@@ -83,7 +90,13 @@ type SecretHasherOptions struct {
 type SecretHasher struct {
 	keys  [][]byte // keys[0] hashes; all verify
 	slots chan struct{}
-	cache *expirable.LRU[[sha256.Size]byte, struct{}]
+	nice  int
+	stats slowCheckCounters
+	// onSlowCheck, when set (tests), is called on the thread of each bcrypt
+	// comparison right before it runs: that thread's id and the nice value
+	// it runs at.
+	onSlowCheck func(tid, nice int)
+	cache       *expirable.LRU[[sha256.Size]byte, struct{}]
 	// cacheKey keys the cache's digests with a per-process random key, so
 	// the entries in memory are not unkeyed digests of secrets.
 	cacheKey []byte
@@ -108,9 +121,13 @@ func NewSecretHasher(o SecretHasherOptions) (*SecretHasher, error) {
 		return nil, errors.New("rotated client secret HMAC keys need a current key")
 	}
 	if o.SlowChecks <= 0 {
-		o.SlowChecks = runtime.GOMAXPROCS(0)
+		o.SlowChecks = DefaultSlowChecks()
+	}
+	if o.SlowCheckNice < 0 || o.SlowCheckNice > 19 {
+		return nil, fmt.Errorf("slow check nice value %d is outside 0..19", o.SlowCheckNice)
 	}
 	h.slots = make(chan struct{}, o.SlowChecks)
+	h.nice = o.SlowCheckNice
 	if o.CacheSize == 0 {
 		o.CacheSize = 1024
 	}
@@ -196,9 +213,10 @@ func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte
 		select {
 		case h.slots <- struct{}{}:
 		default:
+			h.stats.busy.Add(1)
 			return nil, ErrSlowCheckBusy
 		}
-		err := bcrypt.CompareHashAndPassword(stored, secret)
+		err := h.slowCompare(stored, secret)
 		<-h.slots
 		if err != nil {
 			return nil, ErrSecretMismatch

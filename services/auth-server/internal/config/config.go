@@ -136,10 +136,14 @@ type Config struct {
 	ClientSecretKey         string
 	RotatedClientSecretKeys []string
 	// ClientSecretSlowChecks bounds bcrypt checks in flight
-	// (CLIENT_SECRET_SLOW_CHECKS; 0 = one per CPU) and ClientSecretCacheTTL
-	// how long a bcrypt-verified secret is remembered (CLIENT_SECRET_CACHE_TTL).
-	ClientSecretSlowChecks int
-	ClientSecretCacheTTL   time.Duration
+	// (CLIENT_SECRET_SLOW_CHECKS; 0 = half the CPUs, at least one),
+	// ClientSecretSlowCheckNice is the nice value their threads run at
+	// (CLIENT_SECRET_SLOW_CHECK_NICE, Linux; default 0: the process's priority),
+	// and ClientSecretCacheTTL how long a bcrypt-verified secret is
+	// remembered (CLIENT_SECRET_CACHE_TTL).
+	ClientSecretSlowChecks    int
+	ClientSecretSlowCheckNice int
+	ClientSecretCacheTTL      time.Duration
 	// AuthFailureLimit failed client authentications per (client id,
 	// address) are allowed per AuthFailureWindow (CLIENT_AUTH_FAILURE_LIMIT,
 	// CLIENT_AUTH_FAILURE_WINDOW); beyond it wrong secrets answer 429.
@@ -243,6 +247,7 @@ func Load(getenv func(string) string) (Config, error) {
 		c.RotatedClientSecretKeys = append(c.RotatedClientSecretKeys, untrimmed(clientKey, c.ClientSecretKey, c.RotatedClientSecretKeys)...)
 	}
 	c.ClientSecretSlowChecks = s.Int("CLIENT_SECRET_SLOW_CHECKS", 0)
+	c.ClientSecretSlowCheckNice = s.Int("CLIENT_SECRET_SLOW_CHECK_NICE", 0)
 	c.ClientSecretCacheTTL = s.Duration("CLIENT_SECRET_CACHE_TTL", 10*time.Minute)
 	c.AuthFailureLimit = s.Int("CLIENT_AUTH_FAILURE_LIMIT", 10)
 	c.AuthFailureWindow = s.Duration("CLIENT_AUTH_FAILURE_WINDOW", 15*time.Minute)
@@ -429,7 +434,10 @@ func (c *Config) Validate(p *config.Problems) {
 		}
 	}
 	if c.ClientSecretSlowChecks < 0 || c.ClientSecretSlowChecks > 256 {
-		p.Addf("CLIENT_SECRET_SLOW_CHECKS: %d is outside 0..256 (0 = one per CPU)", c.ClientSecretSlowChecks)
+		p.Addf("CLIENT_SECRET_SLOW_CHECKS: %d is outside 0..256 (0 = half the CPUs)", c.ClientSecretSlowChecks)
+	}
+	if c.ClientSecretSlowCheckNice < 0 || c.ClientSecretSlowCheckNice > 19 {
+		p.Addf("CLIENT_SECRET_SLOW_CHECK_NICE: %d is outside 0..19 (0 = the process's priority)", c.ClientSecretSlowCheckNice)
 	}
 	ttl("CLIENT_SECRET_CACHE_TTL", c.ClientSecretCacheTTL, 0, time.Hour)
 	ttl("CLIENT_AUTH_FAILURE_WINDOW", c.AuthFailureWindow, time.Second, 24*time.Hour)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,46 @@ func TestRotatedTokenSecretSharingTheKey(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "0123456789abcdef") || strings.Contains(err.Error(), "tail") {
 			t.Errorf("the refusal names a secret: %v", err)
+		}
+	}
+}
+
+// TestClientSecretSlowCheckSettings: CLIENT_SECRET_SLOW_CHECKS and
+// CLIENT_SECRET_SLOW_CHECK_NICE outside their ranges are refused, naming
+// the setting; the defaults are 0 (half the CPUs) and nice 0 (off).
+func TestClientSecretSlowCheckSettings(t *testing.T) {
+	c, err := Load(pconfig.MapEnv(base()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientSecretSlowChecks != 0 || c.ClientSecretSlowCheckNice != 0 {
+		t.Errorf("defaults: slow checks %d, nice %d; want 0 and 0", c.ClientSecretSlowChecks, c.ClientSecretSlowCheckNice)
+	}
+	for _, tc := range []struct {
+		name, value, want string
+	}{
+		{"CLIENT_SECRET_SLOW_CHECKS", "-1", "CLIENT_SECRET_SLOW_CHECKS: -1 is outside 0..256"},
+		{"CLIENT_SECRET_SLOW_CHECKS", "257", "CLIENT_SECRET_SLOW_CHECKS: 257 is outside 0..256"},
+		{"CLIENT_SECRET_SLOW_CHECKS", "two", "CLIENT_SECRET_SLOW_CHECKS"},
+		{"CLIENT_SECRET_SLOW_CHECK_NICE", "-1", "CLIENT_SECRET_SLOW_CHECK_NICE: -1 is outside 0..19"},
+		{"CLIENT_SECRET_SLOW_CHECK_NICE", "20", "CLIENT_SECRET_SLOW_CHECK_NICE: 20 is outside 0..19"},
+		{"CLIENT_SECRET_SLOW_CHECK_NICE", "low", "CLIENT_SECRET_SLOW_CHECK_NICE"},
+	} {
+		env := base()
+		env[tc.name] = tc.value
+		_, err := Load(pconfig.MapEnv(env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%s: %v, want an error naming %q", tc.name, tc.value, err, tc.want)
+		}
+	}
+	for _, ok := range []map[string]string{
+		{"CLIENT_SECRET_SLOW_CHECKS": "256", "CLIENT_SECRET_SLOW_CHECK_NICE": "19"},
+		{"CLIENT_SECRET_SLOW_CHECKS": "1", "CLIENT_SECRET_SLOW_CHECK_NICE": "0"},
+	} {
+		env := base()
+		maps.Copy(env, ok)
+		if _, err := Load(pconfig.MapEnv(env)); err != nil {
+			t.Errorf("%v: %v", ok, err)
 		}
 	}
 }

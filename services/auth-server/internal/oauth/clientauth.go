@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
@@ -322,3 +323,51 @@ func (w *refusedWriter) Write(b []byte) (int, error) {
 }
 
 func (w *refusedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// registerSlowCheckMetrics exports the hasher's bcrypt comparisons
+// (clients.SlowCheckStats): the bound and how full it is, how many ran,
+// how many found every slot taken, and the threads that could not be
+// given their priority back.
+func registerSlowCheckMetrics(reg prometheus.Registerer, h *clients.SecretHasher) error {
+	if reg == nil {
+		return nil
+	}
+	stat := func(f func(clients.SlowCheckStats) float64) func() float64 {
+		return func() float64 { return f(h.SlowCheckStats()) }
+	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_auth_client_secret_slow_checks_limit",
+			Help: "Bound of bcrypt client secret checks in flight (CLIENT_SECRET_SLOW_CHECKS, or its default).",
+		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.Limit) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_auth_client_secret_slow_checks_in_flight",
+			Help: "bcrypt client secret checks running now.",
+		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.InFlight) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_auth_client_secret_slow_checks_in_flight_max",
+			Help: "The most bcrypt client secret checks that ran at once since the process started.",
+		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.MaxInFlight) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tollgate_auth_client_secret_slow_checks_total",
+			Help: "bcrypt client secret checks run.",
+		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.Run) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tollgate_auth_client_secret_slow_checks_niced_total",
+			Help: "bcrypt client secret checks run on a thread at CLIENT_SECRET_SLOW_CHECK_NICE (Linux).",
+		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.Niced) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tollgate_auth_client_secret_slow_checks_busy_total",
+			Help: "bcrypt client secret checks not run because every slot was taken (answered 503).",
+		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.Busy) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tollgate_auth_client_secret_slow_check_threads_ended_total",
+			Help: "Threads ended after a bcrypt check because their priority could not be raised back (no CAP_SYS_NICE).",
+		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.ThreadsEnded) })),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -154,6 +154,9 @@ func New(o Options) (*Server, error) {
 	if err := registerLeaseMetrics(o.Metrics, s.leases); err != nil {
 		return nil, err
 	}
+	if err := registerSlowCheckMetrics(o.Metrics, s.hasher); err != nil {
+		return nil, err
+	}
 	s.cimd = clients.NewMetadataFetcher(clients.FetchOptions{AllowPrivate: cfg.CIMDAllowPrivate, Production: cfg.Production()})
 	s.store = store.New(o.Redis, resolver{s}, store.TTLs{
 		Code: cfg.AuthCodeTTL, Access: cfg.AccessTokenTTL, Refresh: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace,
@@ -264,7 +267,7 @@ func New(o Options) (*Server, error) {
 // (clients.DevSecretKeys, as dev-init uses).
 func NewSecretHasher(cfg config.Config, ring *tokens.KeyRing) (*clients.SecretHasher, error) {
 	o := clients.SecretHasherOptions{
-		SlowChecks: cfg.ClientSecretSlowChecks, CacheTTL: cfg.ClientSecretCacheTTL,
+		SlowChecks: cfg.ClientSecretSlowChecks, SlowCheckNice: cfg.ClientSecretSlowCheckNice, CacheTTL: cfg.ClientSecretCacheTTL,
 	}
 	if cfg.ClientSecretCacheTTL == 0 {
 		o.CacheSize = -1

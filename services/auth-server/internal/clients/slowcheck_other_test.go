@@ -1,0 +1,5 @@
+//go:build !linux
+
+package clients
+
+func canLowerPriority() bool { return false }
