@@ -101,17 +101,30 @@ const noCapSysNiceEnv = "TOLLGATE_TEST_NO_CAP_SYS_NICE"
 // raise it (no CAP_SYS_NICE, as in most containers), no longer exists —
 // the test runs itself again without CAP_SYS_NICE to check that case too.
 func TestSlowCheckNice(t *testing.T) {
-	base, _ := threadNice(t, os.Getpid())
+	// The process's priority: this goroutine's thread's. Threads already
+	// at another one (lowered by an earlier test where the priority could
+	// not be raised back, and parked by the runtime) are left out below.
+	runtime.LockOSThread()
+	base, _ := threadNice(t, unix.Gettid())
+	runtime.UnlockOSThread()
+	parked := map[int]bool{}
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, e := range tasks {
+		n, _ := strconv.Atoi(e.Name())
+		if v, ok := threadNice(t, n); ok && v != base {
+			parked[n] = true
+		}
+	}
 	privileged, probe := canRaisePriority(t)
 	if os.Getenv(noCapSysNiceEnv) == "1" && privileged {
 		t.Fatal("re-run without CAP_SYS_NICE can still raise a thread's priority")
 	}
+	parked[probe] = parked[probe] || !privileged
 	if base > 12 {
 		t.Skipf("the process runs at nice %d: no room to lower a thread by 7", base)
 	}
 	h := newHasher(t, SecretHasherOptions{Key: testKey, SlowChecks: 1, SlowCheckNice: base + 7})
 	stored, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
-	parked := map[int]bool{probe: !privileged} // lowered threads the runtime parks rather than ends
 	for i, secret := range []string{"right", "wrong", "right"} {
 		var tid, during int
 		others := map[int]int{}
