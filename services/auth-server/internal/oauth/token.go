@@ -312,16 +312,24 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 				s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: claimedClientID(r), Endpoint: "revoke"})
 			} else {
 				// unauthorized_client: the client authenticated, but the token
-				// is another client's (RFC 7009 §2.1).
-				s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: code, ClientID: claimedClientID(r),
-					ClientAuthenticated: code == "unauthorized_client", Endpoint: "revoke"})
+				// is another client's (RFC 7009 §2.1); the record names the
+				// client that authenticated. The other refusals may come
+				// before authentication finished (a second authentication
+				// method, Redis unavailable): the id is only the claimed
+				// one, marked client_authenticated:false as a
+				// client_authentication_failure's is.
+				rec := audit.Record{Event: audit.Revocation, Result: code, ClientID: claimedClientID(r), Endpoint: "revoke"}
+				if code == "unauthorized_client" {
+					rec.ClientID, rec.ClientAuthenticated = authenticatedClientID(r), true
+				}
+				s.auditEvent(r, rec)
 			}
 			writeJSONError(w, status, code, desc)
 			return
 		}
 	}
 	if held.GrantID == "" {
-		s.auditEvent(r, audit.Record{Event: audit.Revocation, ClientID: claimedClientID(r), ClientAuthenticated: true, Endpoint: "revoke",
+		s.auditEvent(r, audit.Record{Event: audit.Revocation, ClientID: authenticatedClientID(r), ClientAuthenticated: true, Endpoint: "revoke",
 			Reason: "no active grant for the token (RFC 7009 §2.2: answered 200)"})
 	}
 	// RFC 7009: an unknown or already revoked token is a success.
