@@ -78,9 +78,8 @@ type Store struct {
 	// counted by result in relisted; Close stops them.
 	relists  relists
 	relisted *prometheus.CounterVec
-	// async and asyncOnce: goAsync's workers (async.go).
-	async     chan func()
-	asyncOnce sync.Once
+	// async is goAsync's workers (async.go); Close stops them.
+	async asyncPool
 	// redeemDelivered, set by tests only (export_test.go), runs before a
 	// redemption's pipeline is sent with the script call it will send:
 	// a test delivers it once more, as a go-redis cluster pipeline's
@@ -131,15 +130,27 @@ func (s *Store) RegisterMetrics(reg prometheus.Registerer) error {
 	return reg.Register(s.relisted)
 }
 
-// Close stops the store's background re-listings (relistGrant): one not
-// yet due is abandoned, one running is cancelled, and Close returns once
-// none runs — so that none uses the Redis client after its caller closes
-// it. Cancelling does not cut short a reply already being read (go-redis
-// reads to its deadline), so Close may wait up to about twice the Redis
-// command timeout; it holds no lock meanwhile. Each abandoned or cancelled one is logged and counted as a failed
-// listing (result "closed"). Call it before closing the Redis client;
-// the store's requests are not to be served after it.
-func (s *Store) Close() { s.relists.close() }
+// Close stops the store's background work, and returns once none runs —
+// so that none uses the Redis client after its caller closes it:
+//
+//   - the re-listings (relistGrant): one not yet due is abandoned, one
+//     running is cancelled; each is logged and counted as a failed listing
+//     (result "closed");
+//   - goAsync's workers: idle ones stop at once, a busy one after its
+//     current round trip (a request's: the request waits for it anyway);
+//     after Close, goAsync runs its func on the caller's goroutine.
+//
+// Cancelling does not cut short a reply already being read (go-redis reads
+// to its deadline), so Close may wait up to about twice the Redis command
+// timeout — once, as it waits for both at the same time; it holds no lock
+// meanwhile. Call it before closing the Redis client; the store's requests
+// are not to be served after it.
+func (s *Store) Close() {
+	var wg sync.WaitGroup
+	wg.Go(s.async.close)
+	s.relists.close()
+	wg.Wait()
+}
 
 func unavailable(err error) error { return fmt.Errorf("%w: %v", ErrUnavailable, err) }
 
