@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"strings"
 	"time"
 
@@ -181,6 +182,61 @@ const noActiveCap = 0
 // idle, 3 probes 5 s apart.
 var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3}
 
+// owned is every go-redis option New sets the same way in every mode,
+// whatever REDIS_URL says (config refuses most of them in the URL), given
+// the URL's TLS settings and password: the one place they are set. New
+// copies them into the mode's options by field name (own): go-redis's
+// three option types — Options (standalone), FailoverOptions (sentinel),
+// ClusterOptions — have these fields under the same names and types but
+// share no type. Its UniversalOptions is no such type: it is the input of
+// NewUniversalClient, kept up to date (its Simple, Failover and Cluster
+// copy the newer fields: DialerRetries, MaxConcurrentDials,
+// PipelinePoolSize), but it has no URL parser and nothing converts the
+// parsers' options into it; taking that way would mean copying every
+// field the three parsers set, by hand, into a type that does not carry
+// them all under the same meaning (a sentinel URL's addresses become
+// Addrs, ReadOnly stands for the failover client's ReplicaOnly).
+func (t tuning) owned(cfg config.Redis, urlTLS *tls.Config, urlPassword string) *redis.Options {
+	tlsConf := t.applyTLS(urlTLS)
+	o := &redis.Options{
+		Password:  urlPassword,
+		TLSConfig: tlsConf,
+		Dialer:    t.dialer(tlsConf),
+		// See New's doc and dialBudget.
+		DialTimeout: dialBudget * t.dial, ReadTimeout: t.cmd, WriteTimeout: t.cmd, PoolTimeout: t.pool,
+		DialerRetries:    dialAttempts,
+		PipelinePoolSize: onePool, MaxConcurrentDials: dialsUnqueued,
+		MinIdleConns: noIdleFloor, MaxActiveConns: noActiveCap,
+		MaxRetries: -1, // no retries: the breaker, not a retry loop, handles outages
+	}
+	if cfg.Password != "" {
+		o.Password = cfg.Password
+	}
+	return o
+}
+
+// ownedFields are the fields of owned that own copies: the same name and
+// type in redis.Options, FailoverOptions and ClusterOptions
+// (TestOwnedOptionsInEveryMode).
+var ownedFields = [...]string{
+	"Password", "TLSConfig", "Dialer",
+	"DialTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout",
+	"DialerRetries", "PipelinePoolSize", "MaxConcurrentDials", "MinIdleConns", "MaxActiveConns",
+	"MaxRetries",
+}
+
+// own sets the owned options in opts, a *redis.Options,
+// *redis.FailoverOptions or *redis.ClusterOptions that a URL parser
+// returned.
+func (t tuning) own(opts any, cfg config.Redis) {
+	dst := reflect.ValueOf(opts).Elem()
+	urlTLS, _ := dst.FieldByName("TLSConfig").Interface().(*tls.Config)
+	src := reflect.ValueOf(t.owned(cfg, urlTLS, dst.FieldByName("Password").String())).Elem()
+	for _, name := range ownedFields {
+		dst.FieldByName(name).Set(src.FieldByName(name))
+	}
+}
+
 // New returns a client for cfg: cfg.Mode picks go-redis's URL parser and
 // client (redis.ParseURL and NewClient, ParseFailoverURL and
 // NewFailoverClient, ParseClusterURL and NewClusterClient; see
@@ -234,21 +290,12 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 	switch cfg.Mode {
 	case config.RedisCluster:
 		opts, _ := redis.ParseClusterURL(cfg.URL)
-		if cfg.Password != "" {
-			opts.Password = cfg.Password
-		}
-		opts.TLSConfig = t.applyTLS(opts.TLSConfig)
-		opts.Dialer = t.dialer(opts.TLSConfig)
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dialBudget*t.dial, t.cmd, t.cmd, t.pool
-		opts.DialerRetries = dialAttempts
-		opts.PipelinePoolSize, opts.MaxConcurrentDials = onePool, dialsUnqueued
-		opts.MinIdleConns, opts.MaxActiveConns = noIdleFloor, noActiveCap
+		t.own(opts, cfg)
 		// No retries (the breaker handles outages), but MOVED/ASK
 		// redirections are followed: they are how a cluster answers after a
 		// failover or a slot migration, not a failure. (go-redis v9.23's
 		// cluster client also tries a command again after a network error
 		// or timeout, up to MaxRedirects times, whatever MaxRetries says.)
-		opts.MaxRetries = -1
 		opts.MaxRedirects = 3
 		// go-redis reloads the slot map on MOVED/ASK and otherwise only every
 		// ClusterStateReloadInterval (60s by default): after a master dies,
@@ -261,33 +308,15 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		c.UniversalClient = cc
 	case config.RedisSentinel:
 		opts, _ := redis.ParseFailoverURL(cfg.URL)
-		if cfg.Password != "" {
-			opts.Password = cfg.Password
-		}
+		t.own(opts, cfg)
 		if cfg.SentinelPassword != "" {
 			opts.SentinelPassword = cfg.SentinelPassword
 		}
-		opts.TLSConfig = t.applyTLS(opts.TLSConfig)
-		opts.Dialer = t.dialer(opts.TLSConfig)
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dialBudget*t.dial, t.cmd, t.cmd, t.pool
-		opts.DialerRetries = dialAttempts
-		opts.PipelinePoolSize, opts.MaxConcurrentDials = onePool, dialsUnqueued
-		opts.MinIdleConns, opts.MaxActiveConns = noIdleFloor, noActiveCap
-		opts.MaxRetries = -1
 		c.UniversalClient = redis.NewFailoverClient(opts)
 	default:
 		c.mode = config.RedisStandalone
 		opts, _ := redis.ParseURL(cfg.URL)
-		if cfg.Password != "" {
-			opts.Password = cfg.Password
-		}
-		opts.TLSConfig = t.applyTLS(opts.TLSConfig)
-		opts.Dialer = t.dialer(opts.TLSConfig)
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dialBudget*t.dial, t.cmd, t.cmd, t.pool
-		opts.DialerRetries = dialAttempts
-		opts.PipelinePoolSize, opts.MaxConcurrentDials = onePool, dialsUnqueued
-		opts.MinIdleConns, opts.MaxActiveConns = noIdleFloor, noActiveCap
-		opts.MaxRetries = -1 // no retries: the breaker, not a retry loop, handles outages
+		t.own(opts, cfg)
 		c.UniversalClient = redis.NewClient(opts)
 	}
 	var err error
