@@ -9,13 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tollgate/tollgate/services/platform/routes"
 )
 
 // The ingress in full duplex still serves every client shape an ingress
@@ -26,7 +22,7 @@ import (
 // body end short, the ingress keeps serving).
 func TestProxyClientShapes(t *testing.T) {
 	short := make(chan error, 1)
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ingressURL := ingressTo(t, "/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/mcp/early":
 			w.WriteHeader(http.StatusUnauthorized)
@@ -46,15 +42,7 @@ func TestProxyClientShapes(t *testing.T) {
 		w.Header().Set("X-Body", fmt.Sprintf("%d %s %s", len(b), hex.EncodeToString(sum[:8]), r.Proto))
 		_, _ = w.Write(b)
 	}))
-	defer backend.Close()
-	u, _ := url.Parse(backend.URL)
-	h, err := routes.Proxy([]routes.Rule{{Path: "/mcp", PathType: "Prefix", Service: "gw"}}, map[string]*url.URL{"gw": u})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ingress := httptest.NewServer(h)
-	defer ingress.Close()
-	addr := strings.TrimPrefix(ingress.URL, "http://")
+	addr := strings.TrimPrefix(ingressURL, "http://")
 	// A client of its own for the last request: after "answer before the
 	// body" the ingress closes the connection whose 8 MiB body it never
 	// read, and the default client could send a later POST on it from its
@@ -143,7 +131,7 @@ func TestProxyClientShapes(t *testing.T) {
 			if chunked {
 				body = io.MultiReader(body) // no length known: sent chunked
 			}
-			res, err := http.Post(ingress.URL+"/mcp", "application/octet-stream", body)
+			res, err := http.Post(ingressURL+"/mcp", "application/octet-stream", body)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +142,7 @@ func TestProxyClientShapes(t *testing.T) {
 	})
 
 	t.Run("answer before the body", func(t *testing.T) {
-		res, err := http.Post(ingress.URL+"/mcp/early", "application/octet-stream", strings.NewReader(big))
+		res, err := http.Post(ingressURL+"/mcp/early", "application/octet-stream", strings.NewReader(big))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +164,7 @@ func TestProxyClientShapes(t *testing.T) {
 			t.Fatal("the backend's request did not end after the client went away")
 		}
 		// The ingress still serves.
-		res, err := fresh.Post(ingress.URL+"/mcp", "text/plain", bytes.NewReader([]byte("again")))
+		res, err := fresh.Post(ingressURL+"/mcp", "text/plain", bytes.NewReader([]byte("again")))
 		if err != nil {
 			t.Fatal(err)
 		}

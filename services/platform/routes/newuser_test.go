@@ -5,14 +5,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/tollgate/tollgate/services/platform/clientip"
 	"github.com/tollgate/tollgate/services/platform/devfleet"
-	"github.com/tollgate/tollgate/services/platform/routes"
 )
 
 // TestDevIngressSpoofedForwardedForIgnored: under `make dev` the
@@ -40,17 +37,9 @@ func TestDevIngressSpoofedForwardedForIgnored(t *testing.T) {
 	}
 	// The backend answers the address the auth-server would key on, and
 	// the X-Forwarded-For it received.
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ingressURL := ingressTo(t, "/oauth", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, resolver.Subject(r)+"|"+strings.Join(r.Header.Values("X-Forwarded-For"), ";"))
 	}))
-	defer backend.Close()
-	u, _ := url.Parse(backend.URL)
-	h, err := routes.Proxy([]routes.Rule{{Path: "/oauth", PathType: "Prefix", Service: "auth-server"}}, map[string]*url.URL{"auth-server": u})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ingress := httptest.NewServer(h)
-	defer ingress.Close()
 
 	from := func(local string) *http.Client {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
@@ -60,7 +49,7 @@ func TestDevIngressSpoofedForwardedForIgnored(t *testing.T) {
 	}
 	for _, peer := range []string{"127.0.0.1", "127.0.0.2"} { // 127.0.0.2: a loopback address make dev does not trust
 		for _, spoof := range []string{"203.0.113.9", "203.0.113.9, 198.51.100.1", "127.0.0.1", "not-an-address"} {
-			req, _ := http.NewRequest(http.MethodPost, ingress.URL+"/oauth/token", strings.NewReader("grant_type=refresh_token"))
+			req, _ := http.NewRequest(http.MethodPost, ingressURL+"/oauth/token", strings.NewReader("grant_type=refresh_token"))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set("X-Forwarded-For", spoof)
 			resp, err := from(peer).Do(req)
