@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -253,25 +250,10 @@ func TestClientMetadataDocument(t *testing.T) {
 // TestPrivateKeyJWT: client authentication with a signed assertion; the
 // assertion's jti is single use and its audience is checked.
 func TestPrivateKeyJWT(t *testing.T) {
-	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	jwk := jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}
-	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jwk}})
 	redirect := "http://127.0.0.1:8979/pkj-callback"
-	f := startFleetWith(t, nil, fmt.Sprintf(`- client_id: pkj
-  redirect_uris: [%q]
-  token_endpoint_auth_method: private_key_jwt
-  resources: ["BASE/actions"]
-  skip_consent: true
-  jwks: %s
-`, redirect, set))
+	registry, assertion := keyJWTClient(t, "pkj", redirect)
+	f := startFleetWith(t, nil, registry)
 	c := devClient{ClientID: "pkj", RedirectURIs: []string{redirect}, AuthMethod: "private_key_jwt"}
-	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
-	assertion := func(aud, jti string) string {
-		now := time.Now()
-		s, _ := jwt.Signed(signer).Claims(jwt.Claims{Issuer: "pkj", Subject: "pkj", Audience: jwt.Audience{aud}, ID: jti,
-			IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Minute))}).Serialize()
-		return s
-	}
 	exchange := func(a *authRequest, code, as string) tokenResponse {
 		return f.token(c, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI},
 			"code_verifier": {a.Verifier}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},

@@ -2,16 +2,9 @@ package server_test
 
 import (
 	"crypto/rand"
-	"crypto/rsa"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
-	"time"
-
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 // TestRevocationAuditNamesAuthenticatedClient: every revocation audit
@@ -23,36 +16,15 @@ import (
 // failed is a client_authentication_failure with the claimed id marked
 // client_authenticated:false, and no revocation record names it.
 func TestRevocationAuditNamesAuthenticatedClient(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwk := jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}
-	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jwk}})
 	redirect := "http://127.0.0.1:8977/pkj-revoke-callback"
+	registry, sign := keyJWTClient(t, "pkj-revoker", redirect)
 	// Each request comes "from" its own address (X-Forwarded-For), which
 	// finds its records.
-	f := startFleetWith(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"}, fmt.Sprintf(`- client_id: pkj-revoker
-  redirect_uris: [%q]
-  token_endpoint_auth_method: private_key_jwt
-  resources: ["BASE/actions"]
-  skip_consent: true
-  jwks: %s
-`, redirect, set))
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := startFleetWith(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"}, registry)
 	// assertion authenticates pkj-revoker (aud: the token endpoint, as
 	// fosite checks it at every endpoint).
 	assertion := func(aud string) url.Values {
-		now := time.Now()
-		s, err := jwt.Signed(signer).Claims(jwt.Claims{Issuer: "pkj-revoker", Subject: "pkj-revoker", Audience: jwt.Audience{aud},
-			ID: rand.Text(), IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Minute))}).Serialize()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {s}}
+		return url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {sign(aud, rand.Text())}}
 	}
 	with := func(form url.Values, more url.Values) url.Values {
 		for k, v := range more {
