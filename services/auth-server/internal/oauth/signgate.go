@@ -32,43 +32,10 @@ import (
 // that bound.
 //
 // A turn given back reaches the next request in line through the network
-// poller (pollerHandoff), not directly: see there for why. A turn given
-// back while no request waits in line wakes no one, so it goes back
-// directly (giveBack).
+// poller (pollerHandoff), not directly: see there for why.
 type signGate struct {
 	sem  *semaphore.Weighted
 	wait time.Duration
-	// waiting counts the requests blocked in the semaphore's Acquire
-	// (admit's or enter's wait once TryAcquire failed).
-	waiting atomic.Int64
-}
-
-// acquire takes a turn: at once when one is free and nobody is in line
-// (TryAcquire), else in line, counted in waiting while it waits.
-func (g *signGate) acquire(ctx context.Context) error {
-	if g.sem.TryAcquire(1) {
-		return nil
-	}
-	g.waiting.Add(1)
-	defer g.waiting.Add(-1)
-	return g.sem.Acquire(ctx, 1)
-}
-
-// giveBack gives one turn back: through the poller (pollerHandoff) when a
-// request waits in line, directly when none does. The poller's hand-off
-// is there so that the waiter it wakes starts after the goroutines whose
-// connections became readable; with no waiter, a release wakes nobody and
-// the hand-off would only cost its write(2), the poller's wake-up and its
-// goroutine's two reads (docs/benchmarks/auth-server.md, session 16). A
-// request that starts waiting just after the check gets its turn from
-// the semaphore as before, directly: the order of the line (FIFO) and the
-// number of turns do not depend on the path.
-func (g *signGate) giveBack() {
-	if g.waiting.Load() == 0 {
-		g.sem.Release(1)
-		return
-	}
-	handoff.release(g.sem)
 }
 
 // pollerHandoff gives signing turns back to their semaphore from a
@@ -109,8 +76,6 @@ type pollerHandoff struct {
 
 	mu      sync.Mutex
 	pending []*semaphore.Weighted // one entry per turn to give back, in order
-
-	writes atomic.Int64 // bytes written to the pipe: batches handed to the poller (tests)
 }
 
 var handoff pollerHandoff
@@ -129,7 +94,6 @@ func (h *pollerHandoff) release(sem *semaphore.Weighted) {
 	// One byte per batch: the goroutine takes every turn pending when it
 	// wakes, and the pipe never holds more than a byte or two.
 	if first {
-		h.writes.Add(1)
 		if _, err := h.w.Write([]byte{0}); err != nil {
 			h.flush(nil)
 		}
@@ -232,7 +196,7 @@ func (g *signGate) admit(ctx context.Context) error {
 	if !g.sem.TryAcquire(1) {
 		wctx, cancel := context.WithTimeout(ctx, g.wait)
 		defer cancel()
-		if err := g.acquire(wctx); err != nil {
+		if err := g.sem.Acquire(wctx, 1); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -243,7 +207,7 @@ func (g *signGate) admit(ctx context.Context) error {
 		h.held.Store(true)
 		return nil
 	}
-	g.giveBack()
+	handoff.release(g.sem)
 	return nil
 }
 
@@ -251,7 +215,7 @@ func (g *signGate) admit(ctx context.Context) error {
 // it holds one. It may be called more than once.
 func (g *signGate) release(ctx context.Context) {
 	if h := heldTurnOf(ctx); g != nil && h != nil && h.held.CompareAndSwap(true, false) {
-		g.giveBack()
+		handoff.release(g.sem)
 	}
 }
 
@@ -265,7 +229,7 @@ func (g *signGate) enter(ctx context.Context) error {
 	if h := heldTurnOf(ctx); h != nil && h.held.Load() {
 		return nil
 	}
-	return g.acquire(ctx)
+	return g.sem.Acquire(ctx, 1)
 }
 
 func (g *signGate) exit(ctx context.Context) {
@@ -275,5 +239,5 @@ func (g *signGate) exit(ctx context.Context) {
 	if h := heldTurnOf(ctx); h != nil && h.held.Load() {
 		return
 	}
-	g.giveBack()
+	handoff.release(g.sem)
 }
