@@ -183,6 +183,20 @@ func (o Options) DCR() string { return o.setting("DCR_ENABLED", "true") }
 // CIMD is CIMD_ENABLED of the auth-server, like DCR.
 func (o Options) CIMD() string { return o.setting("CIMD_ENABLED", "true") }
 
+// DevRedisCommandTimeout is REDIS_COMMAND_TIMEOUT under `make dev`, where
+// the production default (80ms, config.DefaultRedisCommandTimeout) gave a
+// loaded laptop occasional 503s: on a 2-core machine at load 16–19, 9 of
+// 264,212 round trips to a local redis-server took over 80 ms (max 93 ms,
+// none over 160 ms), and a request makes several, each failing it with
+// 503 (docs/development.md). 200ms is twice the slowest seen.
+const DevRedisCommandTimeout = "200ms"
+
+// RedisCommandTimeout is REDIS_COMMAND_TIMEOUT of every service: Env's,
+// the environment's, or DevRedisCommandTimeout.
+func (o Options) RedisCommandTimeout() string {
+	return o.setting("REDIS_COMMAND_TIMEOUT", DevRedisCommandTimeout)
+}
+
 func (o Options) setting(key, def string) string {
 	if v, ok := o.Env[key]; ok {
 		return v
@@ -406,6 +420,9 @@ func Components(o Options, devDir, redisBin string) []Component {
 		// The local ingress (routes.Proxy) is on loopback: trust it as the
 		// chart's trustedProxies trusts the cluster ingress.
 		"TRUSTED_PROXIES": "127.0.0.1/32,::1/128",
+		// Longer than production's default: a laptop is shared with
+		// builds and browsers (DevRedisCommandTimeout).
+		"REDIS_COMMAND_TIMEOUT": o.RedisCommandTimeout(),
 	}
 	with := func(extra map[string]string) map[string]string {
 		env := map[string]string{}

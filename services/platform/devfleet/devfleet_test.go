@@ -2,10 +2,12 @@ package devfleet
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
@@ -97,5 +99,38 @@ func TestExternalRedis(t *testing.T) {
 	}
 	if _, err := ExternalRedisEnv(func(k string) string { return map[string]string{"REDIS_MODE": "sentinel"}[k] }); err == nil || !strings.Contains(err.Error(), "without REDIS_URL") {
 		t.Errorf("REDIS_MODE alone: %v", err)
+	}
+}
+
+// TestDevRedisCommandTimeout: every service of `make dev` gets the dev
+// REDIS_COMMAND_TIMEOUT, longer than production's default, unless the
+// environment (or Options.Env) sets one — also with an external Redis.
+func TestDevRedisCommandTimeout(t *testing.T) {
+	t.Setenv("REDIS_COMMAND_TIMEOUT", "")
+	os.Unsetenv("REDIS_COMMAND_TIMEOUT")
+	for _, o := range []Options{
+		{Ports: DefaultPorts()},
+		{Ports: DefaultPorts(), ExternalRedis: map[string]string{"REDIS_URL": "redis://127.0.0.1:7000/0"}},
+	} {
+		for _, c := range Components(o, t.TempDir(), "redis-server") {
+			if c.Name != "redis" && c.Env["REDIS_COMMAND_TIMEOUT"] != DevRedisCommandTimeout {
+				t.Errorf("%s: REDIS_COMMAND_TIMEOUT=%q, want %s", c.Name, c.Env["REDIS_COMMAND_TIMEOUT"], DevRedisCommandTimeout)
+			}
+		}
+	}
+	if d, err := time.ParseDuration(DevRedisCommandTimeout); err != nil || d <= config.DefaultRedisCommandTimeout {
+		t.Errorf("DevRedisCommandTimeout %s (%v) is not longer than production's %v", DevRedisCommandTimeout, err, config.DefaultRedisCommandTimeout)
+	}
+	t.Setenv("REDIS_COMMAND_TIMEOUT", "500ms")
+	for _, c := range Components(Options{Ports: DefaultPorts()}, t.TempDir(), "redis-server") {
+		if c.Name != "redis" && c.Env["REDIS_COMMAND_TIMEOUT"] != "500ms" {
+			t.Errorf("%s with REDIS_COMMAND_TIMEOUT=500ms in the environment: %q", c.Name, c.Env["REDIS_COMMAND_TIMEOUT"])
+		}
+	}
+	o := Options{Ports: DefaultPorts(), Env: map[string]string{"REDIS_COMMAND_TIMEOUT": "1s"}}
+	for _, c := range Components(o, t.TempDir(), "redis-server") {
+		if c.Name != "redis" && c.Env["REDIS_COMMAND_TIMEOUT"] != "1s" {
+			t.Errorf("%s with Env REDIS_COMMAND_TIMEOUT=1s: %q", c.Name, c.Env["REDIS_COMMAND_TIMEOUT"])
+		}
 	}
 }
