@@ -16,8 +16,7 @@ import (
 // requests went from 5 ms to ~0.2 s at the median on two CPUs
 // (docs/reference/oauth.md, "Client authentication"). Half leaves the
 // other half to the rest of the server. With GOMAXPROCS 1 the one slot
-// still holds the only P while it runs; there the checks' yielding
-// (compareYielding) is what gives requests their turns.
+// still holds the only P while it runs.
 func DefaultSlowChecks() int {
 	return max(1, runtime.GOMAXPROCS(0)/2)
 }
@@ -72,9 +71,6 @@ func (h *SecretHasher) slowCompare(stored, secret []byte) error {
 		}
 		if h.onSlowCheck != nil {
 			h.onSlowCheck(tid, nice)
-		}
-		if SlowCheckYield {
-			return compareYielding(stored, secret)
 		}
 		return bcrypt.CompareHashAndPassword(stored, secret)
 	}

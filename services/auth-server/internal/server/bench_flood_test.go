@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 )
 
 // BenchmarkTokenEndpointFlood is the token endpoint of a real auth-server
@@ -31,13 +29,11 @@ import (
 // same process, the same grants are measured without the flood first. One
 // case per bound of the bcrypt checks:
 //
-//	slow-checks=cpus/nice=0/yield=0   the old default: one check per CPU,
-//	                                  x/crypto's bcrypt, which never yields
-//	slow-checks=half/nice=0/yield=0   the new bound alone
-//	slow-checks=cpus/nice=0/yield=1   the yielding bcrypt alone
-//	slow-checks=half/nice=0/yield=1   the new defaults
-//	slow-checks=half/nice=10/yield=1  and the checks' threads at nice 10
-//	                                  (CLIENT_SECRET_SLOW_CHECK_NICE; off by default)
+//	slow-checks=cpus/nice=0   the old default: one check per CPU, at the
+//	                          process's priority
+//	slow-checks=half/nice=0   the new default bound, at the process's priority
+//	slow-checks=half/nice=10  the new bound, the checks' threads at nice 10
+//	                          (CLIENT_SECRET_SLOW_CHECK_NICE; off by default)
 //
 // Each case reports, for the fast-hash client, quiet-grants/s,
 // quiet-p50-ms, quiet-p99-ms, then grants/s, p50-ms, p99-ms under the
@@ -68,13 +64,10 @@ func BenchmarkTokenEndpointFlood(b *testing.B) {
 	for _, c := range []struct {
 		name        string
 		slots, nice int
-		yield       bool
 	}{
-		{"slow-checks=cpus/nice=0/yield=0", cpus, 0, false},
-		{"slow-checks=half/nice=0/yield=0", half, 0, false},
-		{"slow-checks=cpus/nice=0/yield=1", cpus, 0, true},
-		{"slow-checks=half/nice=0/yield=1", half, 0, true},
-		{"slow-checks=half/nice=10/yield=1", half, 10, true},
+		{"slow-checks=cpus/nice=0", cpus, 0},
+		{"slow-checks=half/nice=0", half, 0},
+		{"slow-checks=half/nice=10", half, 10},
 	} {
 		// Measured once: a benchmark function run again (the testing
 		// package does, while a run is shorter than -benchtime) reports
@@ -82,21 +75,10 @@ func BenchmarkTokenEndpointFlood(b *testing.B) {
 		var report func(b *testing.B)
 		b.Run(c.name, func(b *testing.B) {
 			if report == nil {
-				report = measureFlood(b, c.slots, c.nice, c.yield, clients, grants, inFlight, pause)
+				report = measureFlood(b, c.slots, c.nice, clients, grants, inFlight, pause)
 			}
 			report(b)
 		})
-	}
-}
-
-// slowCheckYieldEnv set to false in the auth-server process of a case
-// makes its bcrypt checks x/crypto's, which do not yield to the Go
-// scheduler (clients.SlowCheckYield).
-const slowCheckYieldEnv = "TOLLGATE_BENCH_SLOW_CHECK_YIELD"
-
-func init() {
-	if os.Getenv(authServerProcessEnv) == "1" && os.Getenv(slowCheckYieldEnv) == "false" {
-		clients.SlowCheckYield = false
 	}
 }
 
@@ -110,11 +92,10 @@ func envInt(name string, def int) int {
 // floodClientID is the operator (bcrypt) client the flood names.
 const floodClientID = "flood-ops"
 
-func measureFlood(b *testing.B, slots, nice int, yield bool, clients, grants, inFlight int, pause time.Duration) func(*testing.B) {
+func measureFlood(b *testing.B, slots, nice, clients, grants, inFlight int, pause time.Duration) func(*testing.B) {
 	load := loadAverage()
 	f, proc := startFleetProcess(b, map[string]string{
-		slowCheckYieldEnv: strconv.FormatBool(yield),
-		"LOG_LEVEL":       benchLogLevel(), "LOG_FORMAT": "json",
+		"LOG_LEVEL": benchLogLevel(), "LOG_FORMAT": "json",
 		"RATE_LIMIT_TOKEN_PER_MINUTE": "10000000", "RATE_LIMIT_AUTHORIZE_PER_MINUTE": "10000000",
 		"RATE_LIMIT_TOKEN_PER_ADDRESS_PER_MINUTE": "10000000",
 		"SIGNING_QUEUE_WAIT":                      "1m",
@@ -152,8 +133,8 @@ func measureFlood(b *testing.B, slots, nice int, yield bool, clients, grants, in
 		b.Errorf("%v bcrypt checks ran at once, bound %d", most, slots)
 	}
 	rate := func(r loadResult) float64 { return float64(r.grants) / r.wall.Seconds() }
-	b.Logf("slots %d nice %d yield %v, load average %.1f: fast-hash client p50 %.1f → %.1f ms (×%.1f), p99 %.1f → %.1f ms (×%.1f), %.0f → %.0f grants/s; flood: %.1f bcrypt checks/s, %.0f busy/s, at most %v in flight",
-		slots, nice, yield, load, ms(quiet.p50), ms(flooded.p50), float64(flooded.p50)/float64(quiet.p50),
+	b.Logf("slots %d nice %d, load average %.1f: fast-hash client p50 %.1f → %.1f ms (×%.1f), p99 %.1f → %.1f ms (×%.1f), %.0f → %.0f grants/s; flood: %.1f bcrypt checks/s, %.0f busy/s, at most %v in flight",
+		slots, nice, load, ms(quiet.p50), ms(flooded.p50), float64(flooded.p50)/float64(quiet.p50),
 		ms(quiet.p99), ms(flooded.p99), float64(flooded.p99)/float64(quiet.p99), rate(quiet), rate(flooded), checks, busy, most)
 	return func(b *testing.B) {
 		b.ReportMetric(float64(flooded.wall.Nanoseconds())/float64(flooded.grants), "ns/op")
