@@ -2,11 +2,8 @@ package oauth
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/ory/fosite"
 
@@ -88,46 +85,20 @@ func claimedClientID(r *http.Request) string {
 	return r.PostForm.Get("client_id")
 }
 
-// authenticatedClientID is the id of the client a request authenticated
-// as — for use only once fosite's client authentication accepted the
-// request (the revocation endpoint after NewRevocationRequest, a grant
-// revoked at the token endpoint), where the revocation audit records name
-// it. For private_key_jwt it is the assertion's sub: the request may send
-// no client_id (RFC 7523 §3), and fosite accepts an assertion only when its
-// iss and sub are the id of the client whose key signed it (and equal the
-// client_id parameter when one is sent). Otherwise it is the claimed id
-// (Basic user name or client_id), which authentication verified.
+// authenticatedClientID is the id of the client fosite's authentication
+// accepted for r (clientAuth.authenticatedClient) — for use only once it
+// did (the revocation endpoint after NewRevocationRequest, a grant revoked
+// at the token endpoint), where the revocation audit records name it. A
+// private_key_jwt request may send no client_id (RFC 7523 §3), and nothing
+// the request carries is read again here: an assertion's claims decoded a
+// second time need not be the ones fosite checked. Without a clientAuth
+// (none is made outside the token and revocation endpoints) it is the
+// claimed id.
 func authenticatedClientID(r *http.Request) string {
-	if r.PostForm.Get("client_assertion_type") == clientAssertionJWTBearer {
-		if sub := assertionSubject(r.PostForm.Get("client_assertion")); sub != "" {
-			return sub
-		}
+	if c := clientAuthFrom(r.Context()).authenticatedClient(); c != nil {
+		return c.GetID()
 	}
 	return claimedClientID(r)
-}
-
-// clientAssertionJWTBearer is private_key_jwt's client_assertion_type
-// (RFC 7523 §2.2).
-const clientAssertionJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-// assertionSubject is the sub claim of a compact JWS, read without
-// verifying it (fosite did), or "".
-func assertionSubject(jws string) string {
-	parts := strings.Split(jws, ".")
-	if len(parts) != 3 {
-		return ""
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
-	var claims struct {
-		Sub string `json:"sub"`
-	}
-	if json.Unmarshal(payload, &claims) != nil {
-		return ""
-	}
-	return claims.Sub
 }
 
 // auditingRevoker writes the revocation audit event of every revoked grant

@@ -62,9 +62,11 @@ type clientAuth struct {
 	status     int // 0, or the refusal guard answers (429/503)
 	retryAfter time.Duration
 	desc       string
-	// client authenticated before a later step refused the request (the
-	// signing queue), so its audit record and metrics name it: fosite
-	// passes no client on when authentication returns an error.
+	// client is the client fosite's authentication accepted (nil: none
+	// yet), set before any later step (the client's limit, the signing
+	// queue) may refuse the request: fosite passes no client on when
+	// authentication returns an error, and the audit records and metrics
+	// name this one, never an id read from the request again.
 	client fosite.Client
 }
 
@@ -75,9 +77,9 @@ func clientAuthFrom(ctx context.Context) *clientAuth {
 	return ca
 }
 
-// refusedClient is the client authenticated before its request was
-// refused (nil: none, or no clientAuth).
-func (ca *clientAuth) refusedClient() fosite.Client {
+// authenticatedClient is the client fosite's authentication accepted for
+// the request (nil: none, or no clientAuth).
+func (ca *clientAuth) authenticatedClient() fosite.Client {
 	if ca == nil {
 		return nil
 	}
@@ -92,15 +94,6 @@ func (ca *clientAuth) refuse(status int, retry time.Duration, desc string) {
 	if ca.status == 0 {
 		ca.status, ca.retryAfter, ca.desc = status, retry, desc
 	}
-}
-
-// refuseClient is refuse for a client that authenticated before a limit
-// refused it: the handlers' audit records and metrics name it.
-func (ca *clientAuth) refuseClient(c fosite.Client, status int, retry time.Duration, desc string) {
-	ca.mu.Lock()
-	ca.client = c
-	ca.mu.Unlock()
-	ca.refuse(status, retry, desc)
 }
 
 func (ca *clientAuth) refusal() (int, time.Duration, string) {
@@ -198,6 +191,9 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 			return nil, err
 		}
 		if ca := clientAuthFrom(ctx); ca != nil {
+			ca.mu.Lock()
+			ca.client = c
+			ca.mu.Unlock()
 			// A public client proves nothing (RFC 6749 §2.1): its id is only
 			// claimed, so its bucket is per (client id, address); keyed on
 			// the id alone, anyone naming the client could spend the budget
@@ -209,11 +205,11 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 			res, err := s.leases.Allow(ctx, ca.endpoint+clientScopeSuffix, subject, ratelimit.PerMinute(s.cfg.RateToken))
 			if err != nil {
 				s.log.WarnContext(ctx, "rate limiter unavailable", "endpoint", ca.endpoint, "client_id", c.GetID(), "err", err)
-				ca.refuseClient(c, http.StatusServiceUnavailable, 5*time.Second, "the service is temporarily unavailable; retry later")
+				ca.refuse(http.StatusServiceUnavailable, 5*time.Second, "the service is temporarily unavailable; retry later")
 				return nil, errClientRefused
 			}
 			if !res.Allowed {
-				ca.refuseClient(c, http.StatusTooManyRequests, res.RetryAfter, "too many requests for this client; retry after the Retry-After delay")
+				ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many requests for this client; retry after the Retry-After delay")
 				return nil, errClientRefused
 			}
 			// A token request takes its turn in the signing queue here: after
@@ -242,9 +238,6 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 				}
 			}
 			if ca.endpoint == "token" && s.gate.admit(ctx) != nil {
-				ca.mu.Lock()
-				ca.client = c
-				ca.mu.Unlock()
 				return nil, errSigningBusy
 			}
 		}

@@ -124,7 +124,7 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string
 		c = ar.GetClient()
 	}
 	if c == nil || c.GetID() == "" { // fosite's empty client: authenticated, then refused by the signing queue or a limit
-		c = clientAuthFrom(r.Context()).refusedClient()
+		c = clientAuthFrom(r.Context()).authenticatedClient()
 	}
 	if c != nil && !authFailed {
 		client, clientID, authenticated = s.clientLabel(c), c.GetID(), true
@@ -292,7 +292,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 				// The client that authenticated, not the id the request
 				// named: a private_key_jwt client may send none.
 				id := claimedClientID(r)
-				if c := clientAuthFrom(r.Context()).refusedClient(); c != nil {
+				if c := clientAuthFrom(r.Context()).authenticatedClient(); c != nil {
 					id = c.GetID()
 				}
 				s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: cd, ClientID: id, ClientAuthenticated: true, Endpoint: "revoke"})

@@ -15,8 +15,11 @@ import (
 // keyJWTClient is a static private_key_jwt client id with redirect (its
 // registry entry: resource BASE/actions, no consent, its RS256 key's JWKS)
 // and assertion, which signs the client's assertion for aud with jti
-// (iss and sub the client id, valid for a minute).
-func keyJWTClient(t *testing.T, id, redirect string) (registry string, assertion func(aud, jti string) string) {
+// (iss and sub the client id, valid for a minute). Each extra is a raw
+// JSON member (`"name":value`) written after those claims, in order — as
+// a client crafting its own payload could, duplicate or case-varied names
+// included.
+func keyJWTClient(t *testing.T, id, redirect string) (registry string, assertion func(aud, jti string, extra ...string) string) {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -38,10 +41,23 @@ func keyJWTClient(t *testing.T, id, redirect string) (registry string, assertion
   skip_consent: true
   jwks: %s
 `, id, redirect, set)
-	return registry, func(aud, jti string) string {
+	return registry, func(aud, jti string, extra ...string) string {
 		now := time.Now()
-		s, err := jwt.Signed(signer).Claims(jwt.Claims{Issuer: id, Subject: id, Audience: jwt.Audience{aud}, ID: jti,
-			IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Minute))}).Serialize()
+		payload, err := json.Marshal(jwt.Claims{Issuer: id, Subject: id, Audience: jwt.Audience{aud}, ID: jti,
+			IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Minute))})
+		if err != nil {
+			t.Error(err)
+			return ""
+		}
+		for _, m := range extra {
+			payload = append(append(payload[:len(payload)-1], ','), m+"}"...)
+		}
+		jws, err := signer.Sign(payload)
+		if err != nil {
+			t.Error(err)
+			return ""
+		}
+		s, err := jws.CompactSerialize()
 		if err != nil {
 			t.Error(err)
 		}

@@ -23,8 +23,8 @@ func TestRevocationAuditNamesAuthenticatedClient(t *testing.T) {
 	f := startFleetWith(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"}, registry)
 	// assertion authenticates pkj-revoker (aud: the token endpoint, as
 	// fosite checks it at every endpoint).
-	assertion := func(aud string) url.Values {
-		return url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {sign(aud, rand.Text())}}
+	assertion := func(aud string, extra ...string) url.Values {
+		return url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {sign(aud, rand.Text(), extra...)}}
 	}
 	with := func(form url.Values, more url.Values) url.Values {
 		for k, v := range more {
@@ -59,6 +59,12 @@ func TestRevocationAuditNamesAuthenticatedClient(t *testing.T) {
 			http.StatusOK, map[string]any{"event": "revocation", "result": "ok", "reason": "revocation request (RFC 7009)"}},
 		{"another client's token, client_id sent", "198.51.100.64",
 			with(url.Values{"token": {others.RefreshToken}, "client_id": {"pkj-revoker"}}, assertion(tokenURL)),
+			http.StatusBadRequest, map[string]any{"event": "revocation", "result": "unauthorized_client"}},
+		// fosite reads exactly "sub"; a second decoding of the payload
+		// (encoding/json matches names case-insensitively, the last one
+		// wins) would name local-test, which did not authenticate.
+		{"an assertion that also carries Sub naming another client", "198.51.100.66",
+			with(url.Values{"token": {others.AccessToken}}, assertion(tokenURL, `"Sub":"local-test"`)),
 			http.StatusBadRequest, map[string]any{"event": "revocation", "result": "unauthorized_client"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
