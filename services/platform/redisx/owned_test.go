@@ -15,7 +15,8 @@ import (
 // each of go-redis's option types (a field missing or of another type in
 // one of them panics here, not in a deployment of that mode), keeps the
 // URL's password unless the configuration names one, and keeps the URL's
-// TLS settings, raised to TLS 1.2.
+// TLS settings, raised to TLS 1.2. The inputs set every owned field to
+// another value first, so a field own stops setting fails here.
 func TestOwnedOptionsInEveryMode(t *testing.T) {
 	tu := tuning{dial: 80 * time.Millisecond, cmd: 70 * time.Millisecond, pool: time.Second}
 	want := map[string]any{
@@ -28,9 +29,9 @@ func TestOwnedOptionsInEveryMode(t *testing.T) {
 	}
 	for _, cfgPassword := range []string{"", "from-config"} {
 		for _, opts := range []any{
-			&redis.Options{Password: "from-url", TLSConfig: &tls.Config{ServerName: "r"}, DialTimeout: time.Hour, MaxRetries: 5, PoolSize: 7},
-			&redis.FailoverOptions{Password: "from-url", TLSConfig: &tls.Config{ServerName: "r"}, DialTimeout: time.Hour, MaxRetries: 5, PoolSize: 7},
-			&redis.ClusterOptions{Password: "from-url", TLSConfig: &tls.Config{ServerName: "r"}, DialTimeout: time.Hour, MaxRetries: 5, PoolSize: 7},
+			&redis.Options{Password: "from-url", TLSConfig: &tls.Config{ServerName: "r"}, DialTimeout: time.Hour, MaxRetries: 5, PoolSize: 7, MinIdleConns: 3, MaxActiveConns: 9, MaxConcurrentDials: 4},
+			&redis.FailoverOptions{Password: "from-url", TLSConfig: &tls.Config{ServerName: "r"}, DialTimeout: time.Hour, MaxRetries: 5, PoolSize: 7, MinIdleConns: 3, MaxActiveConns: 9, MaxConcurrentDials: 4},
+			&redis.ClusterOptions{Password: "from-url", TLSConfig: &tls.Config{ServerName: "r"}, DialTimeout: time.Hour, MaxRetries: 5, PoolSize: 7, MinIdleConns: 3, MaxActiveConns: 9, MaxConcurrentDials: 4},
 		} {
 			tu.own(opts, config.Redis{Password: cfgPassword})
 			v := reflect.ValueOf(opts).Elem()

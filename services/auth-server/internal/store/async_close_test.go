@@ -79,6 +79,11 @@ func TestCloseStopsAsyncWorkers(t *testing.T) {
 		s.Close()
 		closed <- finished.Load()
 	}()
+	select {
+	case got := <-closed:
+		t.Fatalf("Close returned with %d funcs still held running (of %d), before they were released", int32(n)-got, n)
+	case <-time.After(50 * time.Millisecond): // Close is waiting, as it must
+	}
 	close(release)
 	if got := <-closed; got != int32(n) {
 		t.Errorf("Close returned with %d of %d running funcs finished", got, n)
