@@ -291,11 +291,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 			} else {
 				// The client that authenticated, not the id the request
 				// named: a private_key_jwt client may send none.
-				id := claimedClientID(r)
-				if c := clientAuthFrom(r.Context()).authenticatedClient(); c != nil {
-					id = c.GetID()
-				}
-				s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: cd, ClientID: id, ClientAuthenticated: true, Endpoint: "revoke"})
+				s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: cd, ClientID: authenticatedClientID(r), ClientAuthenticated: true, Endpoint: "revoke"})
 			}
 			writeJSONError(w, st, cd, ds)
 			return
