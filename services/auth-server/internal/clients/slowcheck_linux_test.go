@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +23,9 @@ import (
 func threadNice(t *testing.T, tid int) (int, bool) {
 	t.Helper()
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
-	if errors.Is(err, os.ErrNotExist) {
+	// A thread that ends between the task listing and this read is gone
+	// either way: ENOENT, or ESRCH once its task entry is being torn down.
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 		return 0, false
 	}
 	if err != nil {
