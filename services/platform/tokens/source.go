@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,8 +64,31 @@ func (v *Verifier) fetch(forced bool) (any, error) {
 	if err != nil {
 		return KeySet{}, err
 	}
+	if v.everFetched && (ks.Issuer != v.keys.Issuer || keyRemoved(v.keys.Keys, ks.Keys)) {
+		v.cache.Purge()
+		v.purges++
+	}
 	v.keys, v.fetchedAt, v.everFetched = ks, now, true
 	return ks, nil
+}
+
+// keyRemoved reports whether a key of old is not in cur: its kid is gone,
+// or now names another key.
+func keyRemoved(old, cur jose.JSONWebKeySet) bool {
+	for _, k := range old.Keys {
+		pub, ok := k.Key.(interface{ Equal(crypto.PublicKey) bool })
+		found := false
+		for _, n := range cur.Key(k.KeyID) {
+			if ok && pub.Equal(n.Key) && n.Algorithm == k.Algorithm {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return true
+		}
+	}
+	return false
 }
 
 // refreshInBackground starts a fetch unless one is running; requests keep

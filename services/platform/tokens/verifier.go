@@ -71,7 +71,11 @@ type VerifierOptions struct {
 }
 
 // Verifier checks RS256 and ES256 access tokens. Verified tokens are cached until
-// they expire, so a session's steady-state cost is one map lookup.
+// they expire, so a session's steady-state cost is one map lookup. When a
+// fetched key set no longer holds a key the previous one had (retired, or
+// removed because it leaked), the cache is emptied: tokens of that key are
+// verified again, and refused (unknown kid), instead of being served from
+// the cache until they expire.
 type Verifier struct {
 	o VerifierOptions
 	// cache is keyed by the token itself: the map's seeded hash of ~900
@@ -87,6 +91,9 @@ type Verifier struct {
 	lastForced  time.Time
 	everFetched bool
 	lastErr     error // of the last fetch (source.go)
+	// purges counts the cache purges made because a key left the set (or
+	// the issuer changed): see fetch in source.go.
+	purges uint64
 }
 
 // NewVerifier returns a verifier; keys are fetched on first use.
@@ -125,11 +132,20 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return c, nil
 	}
 	v.report(false)
+	v.mu.RLock()
+	gen := v.purges
+	v.mu.RUnlock()
 	c, err := v.verify(ctx, raw, now)
 	if err != nil {
 		return nil, err
 	}
-	v.cache.Add(c.Raw, c)
+	// Cache it only if no key left the set while it was verified: a token
+	// checked against the set a fetch just replaced is answered, not kept.
+	v.mu.RLock()
+	if v.purges == gen {
+		v.cache.Add(c.Raw, c)
+	}
+	v.mu.RUnlock()
 	if v.revoked(c) {
 		return nil, invalid("token revoked")
 	}

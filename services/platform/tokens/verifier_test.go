@@ -242,3 +242,36 @@ func TestVerifyCachedAllocatesNothing(t *testing.T) {
 		t.Errorf("a cached Verify allocates %v times, want 0", n)
 	}
 }
+
+// TestRemovedKeyRefusesItsCachedTokens follows key-rotation.md's "leaked
+// key" case on one long-lived verifier (the services keep theirs for their
+// whole life): a token verified and cached while key-a was published is
+// refused once the verifier has fetched a set without key-a — here on the
+// first token of the new key, an unknown kid — and not served from the
+// cache until it expires.
+func TestRemovedKeyRefusesItsCachedTokens(t *testing.T) {
+	iss := tokentest.Start(t, issuer)
+	v := newVerifier(t, iss, tokens.VerifierOptions{})
+	leaked := iss.Mint(t, tokentest.Token{Audience: mcpAud, Subject: "signed-by-the-leaked-key"})
+	for range 2 { // the second answer comes from the cache
+		if _, err := v.Verify(context.Background(), leaked); err != nil {
+			t.Fatalf("token of the published key: %v", err)
+		}
+	}
+	// Emergency rotation: key-b is the only key and the active one.
+	_, b := tokentest.Keys()
+	ring, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-b": b}, "key-b")
+	iss.SetRing(ring)
+	fresh := iss.Mint(t, tokentest.Token{Audience: mcpAud, Subject: "after-rotation"})
+	if _, err := v.Verify(context.Background(), fresh); err != nil {
+		t.Fatalf("token of the new key: %v", err)
+	}
+	_, err := v.Verify(context.Background(), leaked)
+	if !errors.Is(err, tokens.ErrInvalidToken) || !strings.Contains(err.Error(), `unknown kid "key-a"`) {
+		t.Fatalf("cached token of the removed key: err = %v, want invalid token (unknown kid \"key-a\")", err)
+	}
+	// A key kept in the set keeps its cached tokens.
+	if _, err := v.Verify(context.Background(), fresh); err != nil {
+		t.Fatalf("token of the kept key after the purge: %v", err)
+	}
+}
