@@ -53,6 +53,16 @@ func (c *challenger) invalidToken(desc string) string {
 		c.metadataURL, strings.Join(c.scopeList(), " "), tokens.ChallengeText(desc))
 }
 
+// invalidRequest is the challenge of a 400 for a malformed bearer request
+// (two Authorization headers, a token in the query): RFC 6750 §3.1's
+// invalid_request, naming the metadata (RFC 9728 §5.1) as every challenge
+// of the resource does, so a client that gets it still finds the
+// authorization server.
+func (c *challenger) invalidRequest(desc string) string {
+	return fmt.Sprintf(`Bearer error="invalid_request", resource_metadata=%q, scope=%q, error_description=%q`,
+		c.metadataURL, strings.Join(c.scopeList(), " "), tokens.ChallengeText(desc))
+}
+
 // refusal is the error_description of a refused token: the verifier's
 // reason (tokens.ErrInvalidToken's message), and for the two a client can
 // fix by itself what to do — an expired token is refreshed, a token for
@@ -187,7 +197,7 @@ func (g *Gateway) authenticate(transport string, next http.Handler) http.Handler
 		switch {
 		case errors.Is(err, tokens.ErrDuplicateAuthorization), errors.Is(err, tokens.ErrQueryToken):
 			g.metrics.request(transport, methodLabel(r.Method), "bad_request")
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request"`)
+			w.Header().Set("WWW-Authenticate", g.challengerFor(transport).invalidRequest(err.Error()))
 			writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
 			return
 		case err != nil:

@@ -88,12 +88,21 @@ func TestUnauthorizedOnEveryTransport(t *testing.T) {
 }
 
 // Two Authorization headers, or a token in the query, are 400 and the
-// query token is never used, not even next to a valid header.
+// query token is never used, not even next to a valid header. Their
+// invalid_request challenge names the endpoint's protected resource
+// metadata, as every other challenge does (RFC 9728 §5.1; security.md).
 func TestBearerRefusals(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
 	good := f.Token("user-1", allScopes)
 	for _, path := range []string{"/mcp", "/sse", "/messages"} {
+		meta := metadataURL
+		if path != "/mcp" {
+			meta = sseMetadataURL
+		}
+		want := func(desc string) string {
+			return `Bearer error="invalid_request", resource_metadata="` + meta + `", scope="` + allScopes + `", error_description=` + strconv.Quote(desc)
+		}
 		hr, _ := http.NewRequest("GET", g.URL+path, nil)
 		hr.Header.Add("Authorization", "Bearer "+good)
 		hr.Header.Add("Authorization", "Bearer "+good)
@@ -105,9 +114,15 @@ func TestBearerRefusals(t *testing.T) {
 		if res.StatusCode != http.StatusBadRequest {
 			t.Errorf("%s with two Authorization headers: %d", path, res.StatusCode)
 		}
+		if got, w := res.Header.Get("WWW-Authenticate"), want("more than one Authorization header"); got != w {
+			t.Errorf("%s with two Authorization headers: challenge %q, want %q", path, got, w)
+		}
 		r := g.do(t, req{Method: "GET", Path: path + "?access_token=" + good, Token: good})
 		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "invalid_request") {
 			t.Errorf("%s with access_token in the query: %d %s", path, r.Status, r.Body)
+		}
+		if got, w := r.Header.Get("WWW-Authenticate"), want("access_token in the query string is not accepted; use the Authorization header"); got != w {
+			t.Errorf("%s with access_token in the query: challenge %q, want %q", path, got, w)
 		}
 		r = g.do(t, req{Method: "GET", Path: path + "?access_token=" + good})
 		if r.Status != http.StatusBadRequest {
