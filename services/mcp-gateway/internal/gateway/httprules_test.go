@@ -95,3 +95,44 @@ func TestPostMediaTypes(t *testing.T) {
 		t.Errorf("text/plain without a token: %d, want 401", res.StatusCode)
 	}
 }
+
+// A method the Streamable HTTP endpoint does not have (PUT, PATCH) is 405
+// with Allow (GET, POST, DELETE; POST in the stateless era) and a JSON-RPC
+// error, with or without a session, in both
+// protocol eras, on /mcp and /mcp/ — never the 400 "Mcp-Session-Id header
+// is required" of a POST without a session, nor the plain-text 404 that
+// would tell the client its session is gone; the session lives on.
+func TestOtherMethodsOnTheEndpointAre405(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+	for _, method := range []string{"PUT", "PATCH"} {
+		for _, c := range []struct {
+			name, path, allow string
+			header            map[string]string
+		}{
+			{"in a session", "/mcp", "GET, POST, DELETE", map[string]string{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": version}},
+			{"without a session", "/mcp", "GET, POST, DELETE", nil},
+			{"trailing slash", "/mcp/", "GET, POST, DELETE", map[string]string{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": version}},
+			{"stateless era", "/mcp", "POST", map[string]string{"Mcp-Protocol-Version": "2026-07-28"}},
+		} {
+			h := map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+			for k, v := range c.header {
+				h[k] = v
+			}
+			r := g.do(t, req{Method: method, Path: c.path, Token: tok, Header: h, Body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`})
+			var m struct {
+				Error struct {
+					Code int `json:"code"`
+				} `json:"error"`
+			}
+			if r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != c.allow ||
+				json.Unmarshal(r.Body, &m) != nil || m.Error.Code != -32600 {
+				t.Errorf("%s %s %s: %d Allow %q %s, want 405 Allow %q and a JSON-RPC error",
+					method, c.path, c.name, r.Status, r.Header.Get("Allow"), r.Body, c.allow)
+			}
+		}
+	}
+	g.rpc(t, tok, sid, "ping", nil, nil)
+}

@@ -83,6 +83,23 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 	// self serves each message of a batch (serveBatch) as a POST of its own.
 	var self http.HandlerFunc
 	self = func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPost, http.MethodGet, http.MethodDelete, http.MethodHead, http.MethodOptions:
+		default:
+			// Streamable HTTP has one endpoint with three methods (POST
+			// only in the stateless era): another (PUT, PATCH…) is 405 with
+			// Allow (RFC 9110 §15.5.6), as /sse and /messages answer
+			// theirs; it is no session's business, and a 404 would tell
+			// the client its session is gone.
+			allow := "GET, POST, DELETE"
+			if mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
+				allow = http.MethodPost
+			}
+			w.Header().Set("Allow", allow)
+			writeHTTPError(w, http.StatusMethodNotAllowed, mcp.INVALID_REQUEST,
+				"use POST to send a message, GET to open the event stream, DELETE to end the session")
+			return
+		}
 		claims, _ := tokens.FromContext(r.Context())
 		var msg message
 		var body []byte
