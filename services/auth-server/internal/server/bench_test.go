@@ -48,6 +48,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "signing peer:", runSigningPeer(spec))
 		os.Exit(1)
 	}
+	if spec := os.Getenv(storePeerEnv); spec != "" {
+		fmt.Fprintln(os.Stderr, "store peer:", runStorePeer(spec))
+		os.Exit(1)
+	}
 	if os.Getenv(authServerProcessEnv) == "1" {
 		if os.Getenv(cpuProfileEnv) != "" && os.Getenv(allocProfileEnv) != "" {
 			runtime.MemProfileRate = 4096
@@ -282,6 +286,20 @@ func BenchmarkTokenRefresh(b *testing.B) {
 //	peer-signing-share   the peer's signatures' CPU (counted as the
 //	                     auth-server's meter counts them) ÷ its CPU
 //	signing-share-vs-peer  signing-share ÷ peer-signing-share
+//	peer-ctxsw/grant, peer-syscr/grant, peer-syscw/grant, peer-alloc-KiB/grant,
+//	peer-gc/1000grants   the peer's, as the auth-server's (below)
+//
+// and, only with TOLLGATE_BENCH_STORE_PEER=1, from the store peer run after
+// the signing peer (bench_peer_test.go: the signing peer plus client
+// authentication, the grant's Redis round trips and an audit line, lean):
+//
+//	storepeer-grants/s, storepeer-p50-ms, storepeer-p99-ms,
+//	storepeer-cpu-µs/grant, storepeer-cpu-µs/grant-outside-sig  the store peer's
+//	storepeer-redis-cpu-µs/grant  redis-server's CPU per store-peer grant
+//	storepeer-signing-share  counted as peer-signing-share is
+//	storepeer-ctxsw/grant, storepeer-syscr/grant, storepeer-syscw/grant,
+//	storepeer-alloc-KiB/grant, storepeer-gc/1000grants  as the auth-server's
+//	signing-share-vs-storepeer  signing-share ÷ storepeer-signing-share
 //
 // and where the latency's tail comes from (bench_tail_test.go; the
 // detail — latency histogram, the slowest 1 % against all requests, Redis
@@ -407,6 +425,25 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 					b.ReportMetric(float64(r.cpu)/float64(r.grants)/peerCPU, "cpu/grant-vs-peer")
 					b.ReportMetric(float64(r.grants)/r.wall.Seconds()/peerRate, "grants/s-vs-peer")
 					b.ReportMetric(float64(r.p99)/float64(pr.p99), "p99-vs-peer")
+					pr.os.reportAs(b, "peer-", pr.grants)
+					if os.Getenv(storePeerOptIn) != "1" {
+						return
+					}
+					// The same load on the store peer (bench_peer_test.go):
+					// the signing peer plus the Redis round trips, client
+					// authentication and audit line no Redis-backed token
+					// endpoint can leave out.
+					sp := loadStorePeer(b, f, alg, sigs, grant, clients, grants)
+					spShare := float64(sp.signingCPU) / float64(sp.cpu)
+					b.ReportMetric(float64(sp.grants)/sp.wall.Seconds(), "storepeer-grants/s")
+					b.ReportMetric(ms(sp.p50), "storepeer-p50-ms")
+					b.ReportMetric(ms(sp.p99), "storepeer-p99-ms")
+					b.ReportMetric(float64(sp.cpu.Nanoseconds())/1e3/float64(sp.grants), "storepeer-cpu-µs/grant")
+					b.ReportMetric(float64((sp.cpu-sp.signingCPU).Nanoseconds())/1e3/float64(sp.grants), "storepeer-cpu-µs/grant-outside-sig")
+					b.ReportMetric(float64(sp.redisCPU.Nanoseconds())/1e3/float64(sp.grants), "storepeer-redis-cpu-µs/grant")
+					b.ReportMetric(spShare, "storepeer-signing-share")
+					b.ReportMetric(float64(r.signingCPU)/float64(r.cpu)/spShare, "signing-share-vs-storepeer")
+					sp.os.reportAs(b, "storepeer-", sp.grants)
 				})
 			}
 		}
@@ -492,13 +529,17 @@ func (c processCounters) sub(o processCounters) processCounters {
 		allocBytes: c.allocBytes - o.allocBytes, gc: c.gc - o.gc}
 }
 
-func (c processCounters) report(b *testing.B, grants int) {
+func (c processCounters) report(b *testing.B, grants int) { c.reportAs(b, "", grants) }
+
+// reportAs reports the counters under names starting with prefix (a
+// peer's: "peer-", "storepeer-").
+func (c processCounters) reportAs(b *testing.B, prefix string, grants int) {
 	n := float64(grants)
-	b.ReportMetric(float64(c.ctxSwitches)/n, "ctxsw/grant")
-	b.ReportMetric(float64(c.syscr)/n, "syscr/grant")
-	b.ReportMetric(float64(c.syscw)/n, "syscw/grant")
-	b.ReportMetric(c.allocBytes/1024/n, "alloc-KiB/grant")
-	b.ReportMetric(c.gc*1000/n, "gc/1000grants")
+	b.ReportMetric(float64(c.ctxSwitches)/n, prefix+"ctxsw/grant")
+	b.ReportMetric(float64(c.syscr)/n, prefix+"syscr/grant")
+	b.ReportMetric(float64(c.syscw)/n, prefix+"syscw/grant")
+	b.ReportMetric(c.allocBytes/1024/n, prefix+"alloc-KiB/grant")
+	b.ReportMetric(c.gc*1000/n, prefix+"gc/1000grants")
 }
 
 func (r loadResult) sigTotal() int {
