@@ -2,8 +2,10 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
@@ -55,6 +57,93 @@ type revokedByStore struct{ oauth2.TokenRevocationStorage }
 
 func (revokedByStore) RevokeAccessToken(context.Context, string) error  { return nil }
 func (revokedByStore) RevokeRefreshToken(context.Context, string) error { return nil }
+
+// revocationFactory is compose.OAuth2TokenRevocationFactory whose storage
+// keeps the store's error for the revocation endpoint: fosite's handler
+// answers any storage error but "not found" with a bare
+// fosite.ErrTemporarilyUnavailable (storeErrorsToRevocationError), which
+// drops it, and the endpoint answers a Redis outage (store.ErrUnavailable:
+// 503, Retry-After) and any other failure (500 server_error) as the token
+// endpoint does (revokeError).
+func revocationFactory(c fosite.Configurator, storage, strategy any) any {
+	h := compose.OAuth2TokenRevocationFactory(c, storage, strategy).(*oauth2.TokenRevocationHandler)
+	h.TokenRevocationStorage = keptRevocationErrors{h.TokenRevocationStorage}
+	return h
+}
+
+// revocationFailure is the storage errors of a revocation request that
+// fosite's handler does not take for "no such token" (context value, set
+// by the revocation endpoint); joined, so that a Redis outage in any of
+// them is answered 503.
+type revocationFailure struct {
+	mu  sync.Mutex
+	err error
+}
+
+type revocationFailureKey struct{}
+
+func withRevocationFailure(ctx context.Context) context.Context {
+	return context.WithValue(ctx, revocationFailureKey{}, &revocationFailure{})
+}
+
+func (rf *revocationFailure) keep(err error) {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	rf.err = errors.Join(rf.err, err)
+}
+
+func (rf *revocationFailure) get() error {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	return rf.err
+}
+
+// revokeError is err of fosite's NewRevocationRequest with a failure of
+// the store in place of fosite's bare ErrTemporarilyUnavailable, wrapped
+// as fosite's token handlers wrap one (ErrServerError, which classify
+// answers 503 for store.ErrUnavailable and 500 otherwise).
+func revokeError(ctx context.Context, err error) error {
+	rf, _ := ctx.Value(revocationFailureKey{}).(*revocationFailure)
+	if rf == nil || !errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+		return err
+	}
+	if kept := rf.get(); kept != nil {
+		return fosite.ErrServerError.WithWrap(kept).WithDebug(kept.Error())
+	}
+	return err
+}
+
+// keptRevocationErrors is the revocation handler's storage: it keeps each
+// error fosite's handler does not take for "no such token" in the
+// request's revocationFailure.
+type keptRevocationErrors struct{ oauth2.TokenRevocationStorage }
+
+func keepRevocationError(ctx context.Context, err error) error {
+	if err != nil && !errors.Is(err, fosite.ErrNotFound) && !errors.Is(err, fosite.ErrInactiveToken) {
+		if rf, _ := ctx.Value(revocationFailureKey{}).(*revocationFailure); rf != nil {
+			rf.keep(err)
+		}
+	}
+	return err
+}
+
+func (k keptRevocationErrors) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	r, err := k.TokenRevocationStorage.GetRefreshTokenSession(ctx, signature, session)
+	return r, keepRevocationError(ctx, err)
+}
+
+func (k keptRevocationErrors) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	r, err := k.TokenRevocationStorage.GetAccessTokenSession(ctx, signature, session)
+	return r, keepRevocationError(ctx, err)
+}
+
+func (k keptRevocationErrors) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return keepRevocationError(ctx, k.TokenRevocationStorage.RevokeRefreshToken(ctx, requestID))
+}
+
+func (k keptRevocationErrors) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return keepRevocationError(ctx, k.TokenRevocationStorage.RevokeAccessToken(ctx, requestID))
+}
 
 func (h codeGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
 	return populateIfHandled(ctx, h.AuthorizeExplicitGrantHandler, r, resp)

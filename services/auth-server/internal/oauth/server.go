@@ -248,7 +248,7 @@ func New(o Options) (*Server, error) {
 		oidcCodeFactory,             // compose.OpenIDConnectExplicitFactory
 		refreshIDTokenFactory,
 		compose.OAuth2TokenIntrospectionFactory,
-		compose.OAuth2TokenRevocationFactory,
+		revocationFactory, // compose.OAuth2TokenRevocationFactory (handlers.go)
 		compose.OAuth2PKCEFactory,
 	)
 	f, ok := s.provider.(*fosite.Fosite)

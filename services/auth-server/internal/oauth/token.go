@@ -279,50 +279,10 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	// grant each time, and the request's scope keeps a grant revoked once
 	// in the request from being announced and deleted again
 	// (store.RevokeGrant).
-	err := s.provider.NewRevocationRequest(store.WithRequestScope(r.Context()), r)
-	if err != nil {
-		status, code, desc := classify(err)
-		if st, cd, ds := clientAuthFrom(r.Context()).answered(); st != 0 {
-			// Refused by client authentication (back-off, the client's
-			// limit, its limiter failing): recorded as what guard answers,
-			// which refusedWriter counts.
-			if code == "invalid_client" {
-				s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: cd, ClientID: claimedClientID(r), Endpoint: "revoke"})
-			} else {
-				// The client that authenticated, not the id the request
-				// named: a private_key_jwt client may send none.
-				s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: cd, ClientID: authenticatedClientID(r), ClientAuthenticated: true, Endpoint: "revoke"})
-			}
-			writeJSONError(w, st, cd, ds)
-			return
-		}
-		if code == "invalid_client" {
-			status = http.StatusUnauthorized
-			if _, _, ok := r.BasicAuth(); ok {
-				w.Header().Set("WWW-Authenticate", `Basic realm="tollgate", charset="UTF-8"`)
-			}
-		}
-		if status == http.StatusServiceUnavailable || code == "invalid_client" || code == "invalid_request" || code == "unauthorized_client" || code == "unsupported_token_type" {
-			s.metrics.errors.WithLabelValues("revoke", code).Inc()
-			if code == "invalid_client" {
-				s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: claimedClientID(r), Endpoint: "revoke"})
-			} else {
-				// unauthorized_client: the client authenticated, but the token
-				// is another client's (RFC 7009 §2.1); the record names the
-				// client that authenticated. The other refusals may come
-				// before authentication finished (a second authentication
-				// method, Redis unavailable): the id is only the claimed
-				// one, marked client_authenticated:false as a
-				// client_authentication_failure's is.
-				rec := audit.Record{Event: audit.Revocation, Result: code, ClientID: claimedClientID(r), Endpoint: "revoke"}
-				if code == "unauthorized_client" {
-					rec.ClientID, rec.ClientAuthenticated = authenticatedClientID(r), true
-				}
-				s.auditEvent(r, rec)
-			}
-			writeJSONError(w, status, code, desc)
-			return
-		}
+	ctx := withRevocationFailure(store.WithRequestScope(r.Context()))
+	if err := s.provider.NewRevocationRequest(ctx, r); err != nil {
+		s.revokeFailed(w, r, revokeError(ctx, err))
+		return
 	}
 	if held.GrantID == "" {
 		s.auditEvent(r, audit.Record{Event: audit.Revocation, ClientID: authenticatedClientID(r), ClientAuthenticated: true, Endpoint: "revoke",
@@ -330,6 +290,61 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	// RFC 7009: an unknown or already revoked token is a success.
 	w.WriteHeader(http.StatusOK)
+}
+
+// revokeFailed answers a revocation request fosite refused or could not
+// complete: every error is an error answer (RFC 7009 §2.2.1, RFC 6749
+// §5.2), never 200 — a client told its token was revoked would stop
+// trying. A store failure is answered as at the token endpoint: a Redis
+// outage 503 with Retry-After (the client may retry), anything else 500
+// server_error (revokeError). Each is counted and audited with its code.
+func (s *Server) revokeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	status, code, desc := classify(err)
+	if st, cd, ds := clientAuthFrom(r.Context()).answered(); st != 0 {
+		// Refused by client authentication (back-off, the client's
+		// limit, its limiter failing): recorded as what guard answers,
+		// which refusedWriter counts.
+		if code == "invalid_client" {
+			s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: cd, ClientID: claimedClientID(r), Endpoint: "revoke"})
+		} else {
+			// The client that authenticated, not the id the request
+			// named: a private_key_jwt client may send none.
+			s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: cd, ClientID: authenticatedClientID(r), ClientAuthenticated: true, Endpoint: "revoke"})
+		}
+		writeJSONError(w, st, cd, ds)
+		return
+	}
+	s.metrics.errors.WithLabelValues("revoke", code).Inc()
+	if code == "invalid_client" {
+		status = http.StatusUnauthorized
+		if _, _, ok := r.BasicAuth(); ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="tollgate", charset="UTF-8"`)
+		}
+		s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: claimedClientID(r), Endpoint: "revoke"})
+		writeJSONError(w, status, code, desc)
+		return
+	}
+	// unauthorized_client: the client authenticated, but the token is
+	// another client's (RFC 7009 §2.1); a store failure after
+	// authentication: the record names the client that authenticated.
+	// Refusals before authentication finished (a second authentication
+	// method, Redis unavailable) name only the claimed id, marked
+	// client_authenticated:false as a client_authentication_failure's is.
+	rec := audit.Record{Event: audit.Revocation, Result: code, ClientID: claimedClientID(r), Endpoint: "revoke"}
+	if c := clientAuthFrom(r.Context()).authenticatedClient(); c != nil {
+		rec.ClientID, rec.ClientAuthenticated = c.GetID(), true
+	}
+	if status >= 500 {
+		rec.Reason = "the revocation failed; the token may still be valid (RFC 7009 §2.2.1)"
+	}
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		s.log.ErrorContext(r.Context(), "revocation failed", "client_id", rec.ClientID, "err", err)
+	}
+	s.auditEvent(r, rec)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	writeJSONError(w, status, code, desc)
 }
 
 // clientAuthenticator is fosite's client authentication (client_secret_basic,

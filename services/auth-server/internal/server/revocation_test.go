@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/revocation"
@@ -237,5 +239,111 @@ func TestRevokeWithoutToken(t *testing.T) {
 	}
 	if resp, b := f.post("/oauth/revoke", bad, url.Values{"token": {"unknown"}}); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("a token, wrong secret: %d %s, want 401", resp.StatusCode, b)
+	}
+}
+
+// TestRevocationStoreFailure: a revocation the store cannot complete is
+// an error answer (RFC 7009 §2.2.1, RFC 6749 §5.2), never 200 — fosite's
+// revocation handler turns every store error but "not found" into a bare
+// temporarily_unavailable, which the endpoint classified as a 500 it did
+// not answer: it wrote 200 and audited "no active grant", and the client
+// took its token for revoked. Two real failures of the grant's read, by
+// the refresh token and by the access token:
+//   - a grant record that does not decode (no Redis error): 500
+//     server_error, as the token endpoint answers it;
+//   - a Redis error (the record's key holds a hash: WRONGTYPE): the store's
+//     ErrUnavailable, 503 temporarily_unavailable with Retry-After, as the
+//     token endpoint answers a Redis failure.
+//
+// Each is counted in tollgate_auth_errors_total and audited as a failed
+// revocation naming the authenticated client, not as "no active grant";
+// nothing was revoked (the tokens work once the record is back), and the
+// revocation sent again then succeeds.
+func TestRevocationStoreFailure(t *testing.T) {
+	f := startFleet(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"})
+	c := f.Clients["local-test"]
+	tr := f.fullFlow(c, newAuthRequest(c))
+	id := grantIDOf(t, tr.AccessToken)
+	rdb, ctx, key := f.Redis.Client(), ctxT(t), grantKey(id)
+	good := readGrant(t, f, id).raw
+	ttl, err := rdb.PTTL(ctx, key).Result()
+	if err != nil || ttl <= 0 {
+		t.Fatalf("the grant's TTL: %v %v", ttl, err)
+	}
+	// The record's nine header lines, then its JSON.
+	header := strings.SplitAfterN(good, "\n", 10)
+	if len(header) != 10 {
+		t.Fatalf("grant record %q", good)
+	}
+	for _, tc := range []struct {
+		name   string
+		addr   string // of its requests: 198.51.100.<addr><i>
+		spoil  func() error
+		status int
+		code   string
+	}{
+		{"a grant record that does not decode", "8", func() error {
+			return rdb.Set(ctx, key, strings.Join(header[:9], "")+`{"broken`, redis.KeepTTL).Err()
+		}, http.StatusInternalServerError, "server_error"},
+		{"a Redis error (WRONGTYPE)", "9", func() error {
+			if err := rdb.Del(ctx, key).Err(); err != nil {
+				return err
+			}
+			return rdb.HSet(ctx, key, "not", "a string").Err()
+		}, http.StatusServiceUnavailable, "temporarily_unavailable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.spoil(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := rdb.Set(ctx, key, good, ttl).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			before := errorsTotal(t, f, "revoke", tc.code)
+			for i, tok := range []struct{ token, hint string }{{tr.RefreshToken, "refresh_token"}, {tr.AccessToken, "access_token"}} {
+				addr := fmt.Sprintf("198.51.100.%s%d", tc.addr, i)
+				r := f.clientCall(clientReq{Path: "/oauth/revoke", BasicUser: url.QueryEscape(c.ClientID), BasicPass: url.QueryEscape(c.ClientSecret),
+					Form: url.Values{"token": {tok.token}, "token_type_hint": {tok.hint}}, ForwardFor: addr})
+				if r.Status != tc.status || r.Error != tc.code || r.Description == "" {
+					t.Errorf("revoking the %s: %d %q %q, want %d %s with a description", tok.hint, r.Status, r.Error, r.Description, tc.status, tc.code)
+				}
+				if tc.status == http.StatusServiceUnavailable {
+					retryAfter(t, "revoking the "+tok.hint, r.Header)
+				}
+				events := auditEvents(t, f)
+				e := findEvent(events, map[string]any{"event": "revocation", "client_address": addr, "endpoint": "revoke", "result": tc.code})
+				if e == nil {
+					t.Errorf("revoking the %s: no revocation record with result %s; records: %v", tok.hint, tc.code, eventsFrom(t, f, addr))
+				} else if e["client_id"] != c.ClientID || e["client_authenticated"] != true {
+					t.Errorf("revoking the %s: the record names %v (client_authenticated %v), want the authenticated %s: %s",
+						tok.hint, e["client_id"], e["client_authenticated"], c.ClientID, e["_line"])
+				}
+				if e := findEvent(events, map[string]any{"client_address": addr, "result": "ok"}); e != nil {
+					t.Errorf("revoking the %s: a success record: %s", tok.hint, e["_line"])
+				}
+			}
+			if n := errorsTotal(t, f, "revoke", tc.code) - before; n != 2 {
+				t.Errorf("tollgate_auth_errors_total{endpoint=revoke,error=%s} went up by %d, want 2", tc.code, n)
+			}
+		})
+	}
+	// Nothing was revoked: with the record back, the tokens work.
+	if st, _ := f.userinfo(tr.AccessToken); st != http.StatusOK {
+		t.Fatalf("the access token after the failed revocations: %d, want 200", st)
+	}
+	if !active(t, f, c, tr.RefreshToken) {
+		t.Fatal("the refresh token is not active after the failed revocations")
+	}
+	// After recovery the revocation succeeds.
+	if resp, b := f.post("/oauth/revoke", c, url.Values{"token": {tr.RefreshToken}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revocation after recovery: %d %s", resp.StatusCode, b)
+	}
+	if st, _ := f.userinfo(tr.AccessToken); st != http.StatusUnauthorized {
+		t.Errorf("the access token after the revocation: %d, want 401", st)
+	}
+	if r := f.refresh(c, tr.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+		t.Errorf("the refresh token after the revocation: %d %s, want 400 invalid_grant", r.Status, r.Error)
 	}
 }
