@@ -67,14 +67,6 @@ type SecretHasherOptions struct {
 	// DefaultSlowChecks: half of GOMAXPROCS, at least one); further ones
 	// fail at once with ErrSlowCheckBusy.
 	SlowChecks int
-	// SlowCheckNice is the nice value (1–19) the thread running a bcrypt
-	// comparison takes for its length, on Linux (slowcheck_linux.go): the
-	// kernel then runs the rest of the server, and whatever shares its
-	// CPUs, first. 0 runs the comparison at the process's own priority;
-	// outside Linux it always does. The auth-server leaves it 0 by default:
-	// the Go scheduler cannot take back the P of a thread the kernel sets
-	// aside (docs/reference/oauth.md, "Why half the CPUs").
-	SlowCheckNice int
 	// CacheSize (default 1024 entries) and CacheTTL (default 10 minutes)
 	// bound the verified-secret cache of bcrypt checks. CacheSize < 0
 	// disables it.
@@ -90,13 +82,8 @@ type SecretHasherOptions struct {
 type SecretHasher struct {
 	keys  [][]byte // keys[0] hashes; all verify
 	slots chan struct{}
-	nice  int
 	stats slowCheckCounters
-	// onSlowCheck, when set (tests), is called on the thread of each bcrypt
-	// comparison right before it runs: that thread's id and the nice value
-	// it runs at.
-	onSlowCheck func(tid, nice int)
-	cache       *expirable.LRU[[sha256.Size]byte, struct{}]
+	cache *expirable.LRU[[sha256.Size]byte, struct{}]
 	// cacheKey keys the cache's digests with a per-process random key, so
 	// the entries in memory are not unkeyed digests of secrets.
 	cacheKey []byte
@@ -123,11 +110,7 @@ func NewSecretHasher(o SecretHasherOptions) (*SecretHasher, error) {
 	if o.SlowChecks <= 0 {
 		o.SlowChecks = DefaultSlowChecks()
 	}
-	if o.SlowCheckNice < 0 || o.SlowCheckNice > 19 {
-		return nil, fmt.Errorf("slow check nice value %d is outside 0..19", o.SlowCheckNice)
-	}
 	h.slots = make(chan struct{}, o.SlowChecks)
-	h.nice = o.SlowCheckNice
 	if o.CacheSize == 0 {
 		o.CacheSize = 1024
 	}

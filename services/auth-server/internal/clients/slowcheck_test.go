@@ -23,81 +23,64 @@ func TestDefaultSlowChecks(t *testing.T) {
 			t.Errorf("GOMAXPROCS %d: %d slow checks (DefaultSlowChecks %d), want %d", procs, got, DefaultSlowChecks(), want)
 		}
 	}
-	if _, err := NewSecretHasher(SecretHasherOptions{Key: testKey, SlowCheckNice: 20}); err == nil {
-		t.Error("nice 20 accepted")
-	}
-	if _, err := NewSecretHasher(SecretHasherOptions{Key: testKey, SlowCheckNice: -1}); err == nil {
-		t.Error("nice -1 accepted")
-	}
 }
 
 // TestSlowChecksBoundUnderFlood: 48 goroutines compare wrong bcrypt
-// secrets at once, with and without the lowered priority: the comparisons
-// counted while they run (around the bcrypt call itself, not the slot)
-// never exceed the bound, every attempt is either
-// run or refused busy, and none is accepted. Right secrets, cached ones
-// and fast hashes checked during the flood are accepted.
+// secrets at once: the comparisons counted while they run (around the
+// bcrypt call itself, not the slot) never exceed the bound, every attempt
+// is either run or refused busy, and none is accepted. Right secrets,
+// cached ones and fast hashes checked during the flood are accepted.
 func TestSlowChecksBoundUnderFlood(t *testing.T) {
-	for _, nice := range []int{0, 10} {
-		t.Run(fmt.Sprintf("nice=%d", nice), func(t *testing.T) {
-			h := newHasher(t, SecretHasherOptions{Key: testKey, SlowChecks: 2, SlowCheckNice: nice})
-			stored, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
-			fast, _ := h.Hash(context.Background(), []byte("right"))
-			cachedCtx := WithAttempt(context.Background(), &Attempt{ClientID: "cached"})
-			if err := h.Compare(cachedCtx, stored, []byte("right")); err != nil {
-				t.Fatal(err)
+	h := newHasher(t, SecretHasherOptions{Key: testKey, SlowChecks: 2})
+	stored, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	fast, _ := h.Hash(context.Background(), []byte("right"))
+	cachedCtx := WithAttempt(context.Background(), &Attempt{ClientID: "cached"})
+	if err := h.Compare(cachedCtx, stored, []byte("right")); err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 48, 8
+	var wg sync.WaitGroup
+	var accepted, busy, mismatched int64
+	var cmu sync.Mutex
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				err := h.Compare(context.Background(), stored, fmt.Appendf(nil, "wrong-%d-%d", w, i))
+				cmu.Lock()
+				switch {
+				case err == nil:
+					accepted++
+				case errors.Is(err, ErrSlowCheckBusy):
+					busy++
+				case errors.Is(err, ErrSecretMismatch):
+					mismatched++
+				}
+				cmu.Unlock()
+				if err := h.Compare(cachedCtx, stored, []byte("right")); err != nil {
+					t.Errorf("cached secret during the flood: %v", err)
+				}
+				if err := h.Compare(context.Background(), fast, []byte("right")); err != nil {
+					t.Errorf("fast hash during the flood: %v", err)
+				}
 			}
-			const workers, each = 48, 8
-			var wg sync.WaitGroup
-			var accepted, busy, mismatched int64
-			var cmu sync.Mutex
-			for w := range workers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range each {
-						err := h.Compare(context.Background(), stored, fmt.Appendf(nil, "wrong-%d-%d", w, i))
-						cmu.Lock()
-						switch {
-						case err == nil:
-							accepted++
-						case errors.Is(err, ErrSlowCheckBusy):
-							busy++
-						case errors.Is(err, ErrSecretMismatch):
-							mismatched++
-						}
-						cmu.Unlock()
-						if err := h.Compare(cachedCtx, stored, []byte("right")); err != nil {
-							t.Errorf("cached secret during the flood: %v", err)
-						}
-						if err := h.Compare(context.Background(), fast, []byte("right")); err != nil {
-							t.Errorf("fast hash during the flood: %v", err)
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			s := h.SlowCheckStats()
-			if accepted != 0 {
-				t.Errorf("%d wrong secrets accepted", accepted)
-			}
-			if s.MaxInFlight > 2 {
-				t.Errorf("%d comparisons ran at once, bound 2", s.MaxInFlight)
-			}
-			if s.MaxInFlight < 1 || s.InFlight != 0 {
-				t.Errorf("in flight: most %d, now %d", s.MaxInFlight, s.InFlight)
-			}
-			// One comparison ran before the flood (the cached secret's).
-			if s.Run != mismatched+1 || s.Busy != busy || mismatched+busy != workers*each {
-				t.Errorf("stats %+v; counted %d mismatched, %d busy of %d", s, mismatched, busy, workers*each)
-			}
-			if nice > 0 && canLowerPriority() && s.Niced != s.Run {
-				t.Errorf("%d of %d comparisons ran niced", s.Niced, s.Run)
-			}
-			if nice == 0 && s.Niced != 0 {
-				t.Errorf("%d comparisons niced with nice 0", s.Niced)
-			}
-		})
+		}()
+	}
+	wg.Wait()
+	s := h.SlowCheckStats()
+	if accepted != 0 {
+		t.Errorf("%d wrong secrets accepted", accepted)
+	}
+	if s.MaxInFlight > 2 {
+		t.Errorf("%d comparisons ran at once, bound 2", s.MaxInFlight)
+	}
+	if s.MaxInFlight < 1 || s.InFlight != 0 {
+		t.Errorf("in flight: most %d, now %d", s.MaxInFlight, s.InFlight)
+	}
+	// One comparison ran before the flood (the cached secret's).
+	if s.Run != mismatched+1 || s.Busy != busy || mismatched+busy != workers*each {
+		t.Errorf("stats %+v; counted %d mismatched, %d busy of %d", s, mismatched, busy, workers*each)
 	}
 }
 

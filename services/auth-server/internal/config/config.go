@@ -136,14 +136,11 @@ type Config struct {
 	ClientSecretKey         string
 	RotatedClientSecretKeys []string
 	// ClientSecretSlowChecks bounds bcrypt checks in flight
-	// (CLIENT_SECRET_SLOW_CHECKS; 0 = half the CPUs, at least one),
-	// ClientSecretSlowCheckNice is the nice value their threads run at
-	// (CLIENT_SECRET_SLOW_CHECK_NICE, Linux; default 0: the process's priority),
-	// and ClientSecretCacheTTL how long a bcrypt-verified secret is
-	// remembered (CLIENT_SECRET_CACHE_TTL).
-	ClientSecretSlowChecks    int
-	ClientSecretSlowCheckNice int
-	ClientSecretCacheTTL      time.Duration
+	// (CLIENT_SECRET_SLOW_CHECKS; 0 = half the CPUs, at least one), and
+	// ClientSecretCacheTTL how long a bcrypt-verified secret is remembered
+	// (CLIENT_SECRET_CACHE_TTL).
+	ClientSecretSlowChecks int
+	ClientSecretCacheTTL   time.Duration
 	// AuthFailureLimit failed client authentications per (client id,
 	// address) are allowed per AuthFailureWindow (CLIENT_AUTH_FAILURE_LIMIT,
 	// CLIENT_AUTH_FAILURE_WINDOW); beyond it wrong secrets answer 429.
@@ -247,7 +244,6 @@ func Load(getenv func(string) string) (Config, error) {
 		c.RotatedClientSecretKeys = append(c.RotatedClientSecretKeys, untrimmed(clientKey, c.ClientSecretKey, c.RotatedClientSecretKeys)...)
 	}
 	c.ClientSecretSlowChecks = s.Int("CLIENT_SECRET_SLOW_CHECKS", 0)
-	c.ClientSecretSlowCheckNice = s.Int("CLIENT_SECRET_SLOW_CHECK_NICE", 0)
 	c.ClientSecretCacheTTL = s.Duration("CLIENT_SECRET_CACHE_TTL", 10*time.Minute)
 	c.AuthFailureLimit = s.Int("CLIENT_AUTH_FAILURE_LIMIT", 10)
 	c.AuthFailureWindow = s.Duration("CLIENT_AUTH_FAILURE_WINDOW", 15*time.Minute)
@@ -261,6 +257,10 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if getenv("TRUST_FORWARDED_FOR") != "" {
 		p.Addf("TRUST_FORWARDED_FOR: removed; list the ingress proxies in %s instead (the client address is the right-most untrusted X-Forwarded-For entry)", clientip.Setting)
+	}
+	if getenv("CLIENT_SECRET_SLOW_CHECK_NICE") != "" {
+		// Measured and removed (docs/reference/oauth.md, "Why half the CPUs").
+		p.Addf("CLIENT_SECRET_SLOW_CHECK_NICE: removed; unset it. A lowered thread priority for bcrypt checks added nothing on a quiet machine and stalled requests under load (the Go scheduler cannot take back the P of a thread the kernel sets aside); CLIENT_SECRET_SLOW_CHECKS (default half the CPUs) is what keeps fast clients served")
 	}
 	for _, kv := range claimMap {
 		k, v, ok := strings.Cut(kv, "=")
@@ -435,9 +435,6 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.ClientSecretSlowChecks < 0 || c.ClientSecretSlowChecks > 256 {
 		p.Addf("CLIENT_SECRET_SLOW_CHECKS: %d is outside 0..256 (0 = half the CPUs)", c.ClientSecretSlowChecks)
-	}
-	if c.ClientSecretSlowCheckNice < 0 || c.ClientSecretSlowCheckNice > 19 {
-		p.Addf("CLIENT_SECRET_SLOW_CHECK_NICE: %d is outside 0..19 (0 = the process's priority)", c.ClientSecretSlowCheckNice)
 	}
 	ttl("CLIENT_SECRET_CACHE_TTL", c.ClientSecretCacheTTL, 0, time.Hour)
 	ttl("CLIENT_AUTH_FAILURE_WINDOW", c.AuthFailureWindow, time.Second, 24*time.Hour)

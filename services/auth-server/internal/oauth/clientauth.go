@@ -319,8 +319,7 @@ func (w *refusedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // registerSlowCheckMetrics exports the hasher's bcrypt comparisons
 // (clients.SlowCheckStats): the bound and how full it is, how many ran,
-// how many found every slot taken, and the threads that could not be
-// given their priority back.
+// and how many found every slot taken.
 func registerSlowCheckMetrics(reg prometheus.Registerer, h *clients.SecretHasher) error {
 	if reg == nil {
 		return nil
@@ -346,17 +345,9 @@ func registerSlowCheckMetrics(reg prometheus.Registerer, h *clients.SecretHasher
 			Help: "bcrypt client secret checks run.",
 		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.Run) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "tollgate_auth_client_secret_slow_checks_niced_total",
-			Help: "bcrypt client secret checks run on a thread at CLIENT_SECRET_SLOW_CHECK_NICE (Linux).",
-		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.Niced) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "tollgate_auth_client_secret_slow_checks_busy_total",
 			Help: "bcrypt client secret checks not run because every slot was taken (answered 503).",
 		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.Busy) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "tollgate_auth_client_secret_slow_check_threads_ended_total",
-			Help: "Threads ended after a bcrypt check because their priority could not be raised back (no CAP_SYS_NICE).",
-		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.ThreadsEnded) })),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

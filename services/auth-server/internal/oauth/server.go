@@ -267,7 +267,7 @@ func New(o Options) (*Server, error) {
 // (clients.DevSecretKeys, as dev-init uses).
 func NewSecretHasher(cfg config.Config, ring *tokens.KeyRing) (*clients.SecretHasher, error) {
 	o := clients.SecretHasherOptions{
-		SlowChecks: cfg.ClientSecretSlowChecks, SlowCheckNice: cfg.ClientSecretSlowCheckNice, CacheTTL: cfg.ClientSecretCacheTTL,
+		SlowChecks: cfg.ClientSecretSlowChecks, CacheTTL: cfg.ClientSecretCacheTTL,
 	}
 	if cfg.ClientSecretCacheTTL == 0 {
 		o.CacheSize = -1

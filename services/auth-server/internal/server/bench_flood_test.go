@@ -29,11 +29,8 @@ import (
 // same process, the same grants are measured without the flood first. One
 // case per bound of the bcrypt checks:
 //
-//	slow-checks=cpus/nice=0   the old default: one check per CPU, at the
-//	                          process's priority
-//	slow-checks=half/nice=0   the new default bound, at the process's priority
-//	slow-checks=half/nice=10  the new bound, the checks' threads at nice 10
-//	                          (CLIENT_SECRET_SLOW_CHECK_NICE; off by default)
+//	slow-checks=cpus  the old default: one check per CPU
+//	slow-checks=half  the default bound: half the CPUs, at least one
 //
 // Each case reports, for the fast-hash client, quiet-grants/s,
 // quiet-p50-ms, quiet-p99-ms, then grants/s, p50-ms, p99-ms under the
@@ -62,12 +59,11 @@ func BenchmarkTokenEndpointFlood(b *testing.B) {
 	cpus := runtime.GOMAXPROCS(0)
 	half := max(1, cpus/2)
 	for _, c := range []struct {
-		name        string
-		slots, nice int
+		name  string
+		slots int
 	}{
-		{"slow-checks=cpus/nice=0", cpus, 0},
-		{"slow-checks=half/nice=0", half, 0},
-		{"slow-checks=half/nice=10", half, 10},
+		{"slow-checks=cpus", cpus},
+		{"slow-checks=half", half},
 	} {
 		// Measured once: a benchmark function run again (the testing
 		// package does, while a run is shorter than -benchtime) reports
@@ -75,7 +71,7 @@ func BenchmarkTokenEndpointFlood(b *testing.B) {
 		var report func(b *testing.B)
 		b.Run(c.name, func(b *testing.B) {
 			if report == nil {
-				report = measureFlood(b, c.slots, c.nice, clients, grants, inFlight, pause)
+				report = measureFlood(b, c.slots, clients, grants, inFlight, pause)
 			}
 			report(b)
 		})
@@ -92,7 +88,7 @@ func envInt(name string, def int) int {
 // floodClientID is the operator (bcrypt) client the flood names.
 const floodClientID = "flood-ops"
 
-func measureFlood(b *testing.B, slots, nice, clients, grants, inFlight int, pause time.Duration) func(*testing.B) {
+func measureFlood(b *testing.B, slots, clients, grants, inFlight int, pause time.Duration) func(*testing.B) {
 	load := loadAverage()
 	f, proc := startFleetProcess(b, map[string]string{
 		"LOG_LEVEL": benchLogLevel(), "LOG_FORMAT": "json",
@@ -101,9 +97,8 @@ func measureFlood(b *testing.B, slots, nice, clients, grants, inFlight int, paus
 		"SIGNING_QUEUE_WAIT":                      "1m",
 		// The benchmark's connections come from loopback, the proxy: the
 		// flood's X-Forwarded-For names a new client address per request.
-		"TRUSTED_PROXIES":               "127.0.0.1/32",
-		"CLIENT_SECRET_SLOW_CHECKS":     strconv.Itoa(slots),
-		"CLIENT_SECRET_SLOW_CHECK_NICE": strconv.Itoa(nice),
+		"TRUSTED_PROXIES":           "127.0.0.1/32",
+		"CLIENT_SECRET_SLOW_CHECKS": strconv.Itoa(slots),
 		// The operator client is added to the registry after start.
 		"CLIENTS_FILE_RELOAD_INTERVAL": "200ms",
 	})
@@ -133,8 +128,8 @@ func measureFlood(b *testing.B, slots, nice, clients, grants, inFlight int, paus
 		b.Errorf("%v bcrypt checks ran at once, bound %d", most, slots)
 	}
 	rate := func(r loadResult) float64 { return float64(r.grants) / r.wall.Seconds() }
-	b.Logf("slots %d nice %d, load average %.1f: fast-hash client p50 %.1f → %.1f ms (×%.1f), p99 %.1f → %.1f ms (×%.1f), %.0f → %.0f grants/s; flood: %.1f bcrypt checks/s, %.0f busy/s, at most %v in flight",
-		slots, nice, load, ms(quiet.p50), ms(flooded.p50), float64(flooded.p50)/float64(quiet.p50),
+	b.Logf("slots %d, load average %.1f: fast-hash client p50 %.1f → %.1f ms (×%.1f), p99 %.1f → %.1f ms (×%.1f), %.0f → %.0f grants/s; flood: %.1f bcrypt checks/s, %.0f busy/s, at most %v in flight",
+		slots, load, ms(quiet.p50), ms(flooded.p50), float64(flooded.p50)/float64(quiet.p50),
 		ms(quiet.p99), ms(flooded.p99), float64(flooded.p99)/float64(quiet.p99), rate(quiet), rate(flooded), checks, busy, most)
 	return func(b *testing.B) {
 		b.ReportMetric(float64(flooded.wall.Nanoseconds())/float64(flooded.grants), "ns/op")

@@ -32,15 +32,14 @@ func slowCheckStats(t *testing.T, f *fleet) map[string]float64 {
 // addresses, 16 at a time, against CLIENT_SECRET_SLOW_CHECKS=2: the
 // server's own count of bcrypt checks in flight (taken around each check)
 // never exceeds 2, every wrong secret is either checked (401) or not run
-// (503, Retry-After), none is accepted, and every check ran at the lowered
-// priority (CLIENT_SECRET_SLOW_CHECK_NICE=10, on Linux). The fast
-// hash client and a cached operator secret, sent during the flood, are
-// never answered 503: they take no slot. Restarted with the defaults
-// unset, the bound is half of GOMAXPROCS and nothing is niced.
+// (503, Retry-After), and none is accepted. The fast hash client and a
+// cached operator secret, sent during the flood, are never answered 503:
+// they take no slot. Restarted with CLIENT_SECRET_SLOW_CHECKS unset, the
+// bound is half of GOMAXPROCS.
 func TestSlowCheckBoundOverHTTP(t *testing.T) {
 	op, _ := opClientYAML(t, opSecret1)
 	f := startFleetWith(t, map[string]string{
-		"TRUSTED_PROXIES": "127.0.0.1/32, ::1", "CLIENT_SECRET_SLOW_CHECKS": "2", "CLIENT_SECRET_SLOW_CHECK_NICE": "10",
+		"TRUSTED_PROXIES": "127.0.0.1/32, ::1", "CLIENT_SECRET_SLOW_CHECKS": "2",
 	}, op)
 	apps := f.Clients["gpt-apps-mcp"]
 	ops := devClient{ClientID: opClientID, ClientSecret: opSecret1}
@@ -103,11 +102,8 @@ func TestSlowCheckBoundOverHTTP(t *testing.T) {
 	if s["checks_total"] != float64(1+answers[http.StatusUnauthorized]) || s["checks_busy_total"] != float64(answers[http.StatusServiceUnavailable]) {
 		t.Errorf("checks run %v, busy %v; want %d and %d", s["checks_total"], s["checks_busy_total"], 1+answers[http.StatusUnauthorized], answers[http.StatusServiceUnavailable])
 	}
-	if runtime.GOOS == "linux" && s["checks_niced_total"] != s["checks_total"] {
-		t.Errorf("%v of %v checks ran niced", s["checks_niced_total"], s["checks_total"])
-	}
 
-	f.restart(map[string]string{"CLIENT_SECRET_SLOW_CHECKS": "", "CLIENT_SECRET_SLOW_CHECK_NICE": ""})
+	f.restart(map[string]string{"CLIENT_SECRET_SLOW_CHECKS": ""})
 	if r := f.clientCall(clientReq{Form: postCreds(ops, "wrong", badRefresh()), ForwardFor: "203.0.113.9"}); r.Status != http.StatusUnauthorized {
 		t.Errorf("wrong operator secret after the restart: %d %s", r.Status, r.Error)
 	}
@@ -115,7 +111,7 @@ func TestSlowCheckBoundOverHTTP(t *testing.T) {
 	if want := float64(max(1, runtime.GOMAXPROCS(0)/2)); s["checks_limit"] != want {
 		t.Errorf("default bound %v, want %v (GOMAXPROCS %d)", s["checks_limit"], want, runtime.GOMAXPROCS(0))
 	}
-	if s["checks_total"] != 1 || s["checks_niced_total"] != 0 {
-		t.Errorf("with the default nice: %v checks, %v niced; want 1 and 0", s["checks_total"], s["checks_niced_total"])
+	if s["checks_total"] != 1 {
+		t.Errorf("after the restart: %v checks, want 1", s["checks_total"])
 	}
 }

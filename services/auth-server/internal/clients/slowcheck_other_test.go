@@ -1,5 +1,0 @@
-//go:build !linux
-
-package clients
-
-func canLowerPriority() bool { return false }
