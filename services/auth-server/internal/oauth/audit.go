@@ -72,9 +72,16 @@ func (s *Server) auditRefused(r *http.Request, endpoint, code string) {
 	}
 }
 
-// claimedClientID is the client id a request claims (Basic user name or
-// client_id parameter), before or without successful authentication.
+// claimedClientID is the client id a request claims, before or without
+// successful authentication: once fosite's client authentication looked
+// a client up, the id it looked up (clientLookups: for private_key_jwt
+// without client_id, the assertion's "sub" as fosite read it); before, or
+// when it looked up none (an assertion that does not parse), the Basic
+// user name or the client_id parameter.
 func claimedClientID(r *http.Request) string {
+	if id, ok := clientAuthFrom(r.Context()).lookedUpID(); ok {
+		return id
+	}
 	if id, _, ok := r.BasicAuth(); ok && id != "" {
 		// RFC 6749 §2.3.1: the Basic user name is form-urlencoded.
 		if dec, err := url.QueryUnescape(id); err == nil {

@@ -68,9 +68,47 @@ type clientAuth struct {
 	// authentication returns an error, and the audit records and metrics
 	// name this one, never an id read from the request again.
 	client fosite.Client
+	// lookedUp is the client id fosite's authentication asked the client
+	// store for (looked: it did), whether or not the client then
+	// authenticated: for private_key_jwt without client_id, the
+	// assertion's "sub" exactly as fosite read it (clientLookups).
+	lookedUp string
+	looked   bool
 }
 
 type clientAuthKey struct{}
+
+// lookedUpID is the client id fosite looked up for the request
+// (clientLookups); ok false when it looked up none (or no clientAuth).
+func (ca *clientAuth) lookedUpID() (id string, ok bool) {
+	if ca == nil {
+		return "", false
+	}
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	return ca.lookedUp, ca.looked
+}
+
+// clientLookups is fosite's client store (fosite.Fosite.Store, which its
+// client authentication asks): it records the first id looked up during a
+// client-authenticating request in its clientAuth — the id the audit
+// records of a failed authentication name (claimedClientID), taken from
+// fosite rather than decoded from the request again: a private_key_jwt
+// request need send no client_id, and a second decoding of its assertion
+// need not read the "sub" fosite read (encoding/json matches field names
+// case-insensitively).
+type clientLookups struct{ fosite.Storage }
+
+func (l clientLookups) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	if ca := clientAuthFrom(ctx); ca != nil {
+		ca.mu.Lock()
+		if !ca.looked {
+			ca.lookedUp, ca.looked = id, true
+		}
+		ca.mu.Unlock()
+	}
+	return l.Storage.GetClient(ctx, id)
+}
 
 func clientAuthFrom(ctx context.Context) *clientAuth {
 	ca, _ := ctx.Value(clientAuthKey{}).(*clientAuth)

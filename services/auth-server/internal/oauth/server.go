@@ -255,6 +255,9 @@ func New(o Options) (*Server, error) {
 	if !ok {
 		return nil, errors.New("oauth: fosite provider of an unexpected type")
 	}
+	// Its client authentication's lookups are recorded for the audit
+	// records of a failed one (clientLookups).
+	f.Store = clientLookups{f.Store}
 	fc.ClientAuthenticationStrategy = s.authenticateClient(f.DefaultClientAuthenticationStrategy)
 	return s, nil
 }
