@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -251,12 +252,16 @@ func TestVerifyCachedAllocatesNothing(t *testing.T) {
 // cache until it expires.
 func TestRemovedKeyRefusesItsCachedTokens(t *testing.T) {
 	iss := tokentest.Start(t, issuer)
-	v := newVerifier(t, iss, tokens.VerifierOptions{})
+	var hits []bool // OnCache's answers, in order (Verify runs on this goroutine)
+	v := newVerifier(t, iss, tokens.VerifierOptions{OnCache: func(hit bool) { hits = append(hits, hit) }})
 	leaked := iss.Mint(t, tokentest.Token{Audience: mcpAud, Subject: "signed-by-the-leaked-key"})
-	for range 2 { // the second answer comes from the cache
+	for range 2 {
 		if _, err := v.Verify(context.Background(), leaked); err != nil {
 			t.Fatalf("token of the published key: %v", err)
 		}
+	}
+	if !slices.Equal(hits, []bool{false, true}) {
+		t.Fatalf("cache answers for the leaked key's token before the rotation = %v, want [false true] (the second from the cache)", hits)
 	}
 	// Emergency rotation: key-b is the only key and the active one.
 	_, b := tokentest.Keys()
@@ -270,8 +275,16 @@ func TestRemovedKeyRefusesItsCachedTokens(t *testing.T) {
 	if !errors.Is(err, tokens.ErrInvalidToken) || !strings.Contains(err.Error(), `unknown kid "key-a"`) {
 		t.Fatalf("cached token of the removed key: err = %v, want invalid token (unknown kid \"key-a\")", err)
 	}
-	// A key kept in the set keeps its cached tokens.
-	if _, err := v.Verify(context.Background(), fresh); err != nil {
-		t.Fatalf("token of the kept key after the purge: %v", err)
+	// The token of the new key was verified while its fetch emptied the
+	// cache, so it was answered, not kept; verified again now, it is kept
+	// (a miss, then a hit): the purge does not stop caching for good.
+	hits = hits[:0]
+	for range 2 {
+		if _, err := v.Verify(context.Background(), fresh); err != nil {
+			t.Fatalf("token of the new key after the purge: %v", err)
+		}
+	}
+	if !slices.Equal(hits, []bool{false, true}) {
+		t.Fatalf("cache answers for the new key's token after the purge = %v, want [false true]", hits)
 	}
 }

@@ -124,7 +124,8 @@ func TestOtherMethodsOnTheEndpointAre405(t *testing.T) {
 			r := g.do(t, req{Method: method, Path: c.path, Token: tok, Header: h, Body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`})
 			var m struct {
 				Error struct {
-					Code int `json:"code"`
+					Code    int    `json:"code"`
+					Message string `json:"message"`
 				} `json:"error"`
 			}
 			if r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != c.allow ||
@@ -132,7 +133,17 @@ func TestOtherMethodsOnTheEndpointAre405(t *testing.T) {
 				t.Errorf("%s %s %s: %d Allow %q %s, want 405 Allow %q and a JSON-RPC error",
 					method, c.path, c.name, r.Status, r.Header.Get("Allow"), r.Body, c.allow)
 			}
+			// The message names the methods Allow names, no other.
+			for _, verb := range []string{"GET", "DELETE"} {
+				if strings.Contains(m.Error.Message, verb) != strings.Contains(c.allow, verb) {
+					t.Errorf("%s %s %s: message %q, Allow %q: they disagree on %s", method, c.path, c.name, m.Error.Message, c.allow, verb)
+				}
+			}
 		}
+	}
+	// Every refusal is counted, as the endpoint's other refusals are.
+	if n := g.metric(t, `tollgate_mcp_requests_total{method="other",result="405",transport="streamable-http"}`); n != 8 {
+		t.Errorf("405 answers counted = %v, want 8 (2 methods × 4 cases)", n)
 	}
 	g.rpc(t, tok, sid, "ping", nil, nil)
 }

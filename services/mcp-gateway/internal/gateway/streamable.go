@@ -91,13 +91,13 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			// Allow (RFC 9110 §15.5.6), as /sse and /messages answer
 			// theirs; it is no session's business, and a 404 would tell
 			// the client its session is gone.
-			allow := "GET, POST, DELETE"
+			allow, use := "GET, POST, DELETE", "use POST to send a message, GET to open the event stream, DELETE to end the session"
 			if mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
-				allow = http.MethodPost
+				allow, use = http.MethodPost, "use POST to send a message"
 			}
+			g.metrics.requestStatus(transportStreamable, methodLabel(r.Method), http.StatusMethodNotAllowed)
 			w.Header().Set("Allow", allow)
-			writeHTTPError(w, http.StatusMethodNotAllowed, mcp.INVALID_REQUEST,
-				"use POST to send a message, GET to open the event stream, DELETE to end the session")
+			writeHTTPError(w, http.StatusMethodNotAllowed, mcp.INVALID_REQUEST, use)
 			return
 		}
 		claims, _ := tokens.FromContext(r.Context())
