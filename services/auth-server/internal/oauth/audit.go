@@ -57,7 +57,20 @@ func (s *Server) logAudit(r *http.Request, rec *audit.Record) {
 // registration endpoint.
 func (s *Server) auditEvent(r *http.Request, rec audit.Record) {
 	rec.ClientAddr = s.remoteAddr(r)
+	rec.ClientAuthenticated = rec.ClientAuthenticated && provedIdentity(r.Context())
 	s.audit.Log(r.Context(), rec)
+}
+
+// provedIdentity reports whether the client fosite's authentication
+// accepted for the request proved its identity. A public client
+// (token_endpoint_auth_method "none") passes that authentication by naming
+// its id and proves nothing (RFC 6749 §2.1, §10.1; OAuth 2.1 §2.1), so
+// its records say client_authenticated:false, as a claimed id's do
+// (docs/operations/audit-log.md). Without a clientAuth in ctx (no
+// authentication ran through the guard) the record's own value stands.
+func provedIdentity(ctx context.Context) bool {
+	c := clientAuthFrom(ctx).authenticatedClient()
+	return c == nil || !c.IsPublic()
 }
 
 // auditRefused records an authorization or registration request the guard
@@ -134,6 +147,7 @@ func (a auditingRevoker) Revoke(ctx context.Context, grantID string) error {
 		// authenticated (an RFC 7009 request, a replayed code, a reused
 		// refresh token), so the record names that client.
 		rec.ClientAddr, rec.ClientID = a.s.remoteAddr(r), authenticatedClientID(r)
+		rec.ClientAuthenticated = provedIdentity(ctx)
 		switch {
 		case r.URL.Path == "/oauth/revoke":
 			rec.Endpoint, rec.Reason = "revoke", "revocation request (RFC 7009)"

@@ -127,7 +127,7 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string
 		c = clientAuthFrom(r.Context()).authenticatedClient()
 	}
 	if c != nil && !authFailed {
-		client, clientID, authenticated = s.clientLabel(c), c.GetID(), true
+		client, clientID, authenticated = s.clientLabel(c), c.GetID(), !c.IsPublic()
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.ErrorContext(r.Context(), "token endpoint failed", "grant_type", grant, "err", err)
