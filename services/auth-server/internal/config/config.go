@@ -258,8 +258,10 @@ func Load(getenv func(string) string) (Config, error) {
 	if getenv("TRUST_FORWARDED_FOR") != "" {
 		p.Addf("TRUST_FORWARDED_FOR: removed; list the ingress proxies in %s instead (the client address is the right-most untrusted X-Forwarded-For entry)", clientip.Setting)
 	}
-	if getenv("CLIENT_SECRET_SLOW_CHECK_NICE") != "" {
+	if v := getenv("CLIENT_SECRET_SLOW_CHECK_NICE"); v != "" && v != "0" {
 		// Measured and removed (docs/reference/oauth.md, "Why half the CPUs").
+		// Its old default, 0 (the process's priority), asks for what the
+		// server does, so a deployment that pinned it still starts.
 		p.Addf("CLIENT_SECRET_SLOW_CHECK_NICE: removed; unset it. A lowered thread priority for bcrypt checks added nothing on a quiet machine and stalled requests under load (the Go scheduler cannot take back the P of a thread the kernel sets aside); CLIENT_SECRET_SLOW_CHECKS (default half the CPUs) is what keeps fast clients served")
 	}
 	for _, kv := range claimMap {
