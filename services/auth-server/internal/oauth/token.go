@@ -155,10 +155,7 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string
 		s.auditEvent(r, audit.Record{Event: audit.Grant, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant})
 	}
 	if code == "invalid_client" {
-		status = http.StatusUnauthorized
-		if _, _, ok := r.BasicAuth(); ok {
-			w.Header().Set("WWW-Authenticate", `Basic realm="tollgate", charset="UTF-8"`)
-		}
+		status = invalidClient(w, r)
 	}
 	if status == http.StatusServiceUnavailable {
 		retry := "5"
@@ -316,10 +313,7 @@ func (s *Server) revokeFailed(w http.ResponseWriter, r *http.Request, err error)
 	}
 	s.metrics.errors.WithLabelValues("revoke", code).Inc()
 	if code == "invalid_client" {
-		status = http.StatusUnauthorized
-		if _, _, ok := r.BasicAuth(); ok {
-			w.Header().Set("WWW-Authenticate", `Basic realm="tollgate", charset="UTF-8"`)
-		}
+		status = invalidClient(w, r)
 		s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: claimedClientID(r), Endpoint: "revoke"})
 		writeJSONError(w, status, code, desc)
 		return
@@ -347,6 +341,16 @@ func (s *Server) revokeFailed(w http.ResponseWriter, r *http.Request, err error)
 	writeJSONError(w, status, code, desc)
 }
 
+// invalidClient is the status of an invalid_client answer: 401, with a
+// Basic challenge when the client authenticated with Basic (RFC 6749
+// §5.2), set on w.
+func invalidClient(w http.ResponseWriter, r *http.Request) int {
+	if _, _, ok := r.BasicAuth(); ok {
+		w.Header().Set("WWW-Authenticate", `Basic realm="tollgate", charset="UTF-8"`)
+	}
+	return http.StatusUnauthorized
+}
+
 // clientAuthenticator is fosite's client authentication (client_secret_basic,
 // client_secret_post, private_key_jwt, none), as the token endpoint uses it.
 type clientAuthenticator interface {
@@ -370,10 +374,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	fail := func(status int, code, desc string) {
 		s.metrics.errors.WithLabelValues("introspect", code).Inc()
 		if code == "invalid_client" {
-			status = http.StatusUnauthorized
-			if _, _, ok := r.BasicAuth(); ok {
-				w.Header().Set("WWW-Authenticate", `Basic realm="tollgate", charset="UTF-8"`)
-			}
+			status = invalidClient(w, r)
 			s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: claimedClientID(r), Endpoint: "introspect"})
 		}
 		if status == http.StatusServiceUnavailable {
