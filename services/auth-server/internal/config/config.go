@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/platform/clientip"
 	"github.com/tollgate/tollgate/services/platform/config"
 )
@@ -61,6 +62,16 @@ type Config struct {
 	// audiences access tokens may carry.
 	MCPResource     string
 	ActionsAudience string
+	// DynamicClientResources are the resources (RFC 8707) a self-registered
+	// client — registered through RFC 7591 dynamic registration or known
+	// by its Client ID Metadata Document — may be issued tokens for
+	// (DYNAMIC_CLIENT_RESOURCES, comma-separated; each MCP_RESOURCE_URL,
+	// its legacy SSE identifier, or ACTIONS_AUDIENCE). Default: the MCP
+	// resource alone. Validate holds them in their configured form, in the
+	// order of Resources (MCP first, the default of a request that names
+	// none). Empty only when the setting is unset and MCP_RESOURCE_URL is
+	// too: such clients may then use no resource.
+	DynamicClientResources []string
 	// AllowedOrigins may call the token, userinfo, JWKS and discovery
 	// endpoints from a browser (ALLOWED_ORIGINS, comma-separated).
 	AllowedOrigins []string
@@ -197,6 +208,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Backends = config.LoadBackends(s, s.String("CORE_GRPC_ADDR", ""), !c.Production())
 	c.MCPResource = s.String("MCP_RESOURCE_URL", "")
 	c.ActionsAudience = s.String("ACTIONS_AUDIENCE", "")
+	c.DynamicClientResources = s.List(DynamicClientResourcesSetting, nil)
 	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
 	c.Upstream = Upstream{
 		Issuer:             s.String("UPSTREAM_ISSUER_URL", ""),
@@ -254,6 +266,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if clientKey != "" && c.ClientSecretKey == "" {
 		p.Addf("CLIENT_SECRET_HMAC_KEY: is only white space")
+	}
+	if strings.TrimSpace(getenv(DynamicClientResourcesSetting)) != "" && len(c.DynamicClientResources) == 0 {
+		p.Addf("%s: lists no resource; name MCP_RESOURCE_URL (the default), ACTIONS_AUDIENCE or both, or unset it", DynamicClientResourcesSetting)
 	}
 	if getenv("TRUST_FORWARDED_FOR") != "" {
 		p.Addf("TRUST_FORWARDED_FOR: removed; list the ingress proxies in %s instead (the client address is the right-most untrusted X-Forwarded-For entry)", clientip.Setting)
@@ -318,6 +333,57 @@ func (c *Config) Resources() []string {
 	return out
 }
 
+// DynamicClientResourcesSetting names Config.DynamicClientResources.
+const DynamicClientResourcesSetting = "DYNAMIC_CLIENT_RESOURCES"
+
+// dynamicResources resolves DynamicClientResources against the served
+// resources (Resources): unset, the MCP resource; set, each value must
+// name a served resource — scheme and host compare case-insensitively and
+// a trailing slash is not part of it, as for MCP_RESOURCE_URL; the legacy
+// SSE identifier names the MCP resource (oauth.canonicalResource) — and
+// any other value is a problem. It returns the configured forms in the
+// order of Resources. With dynamic registration on and no resource for
+// it (an install without MCP_RESOURCE_URL, the setting unset), the
+// registrations could use nothing: a problem too.
+func (c *Config) dynamicResources(p *config.Problems) []string {
+	served := c.Resources()
+	want := c.DynamicClientResources
+	if want == nil {
+		want = []string{c.MCPResource}
+		if c.MCPResource == "" {
+			want = nil
+		}
+	}
+	var sse string
+	if c.MCPResource != "" {
+		sse = config.LegacySSEResource(c.MCPResource)
+	}
+	var named []string
+	for _, v := range want {
+		r, ok := clients.CanonicalResource(served, strings.TrimRight(v, "/"))
+		if !ok && sse != "" {
+			if _, isSSE := clients.CanonicalResource([]string{sse}, strings.TrimRight(v, "/")); isSSE {
+				r, ok = c.MCPResource, true
+			}
+		}
+		if !ok {
+			p.Addf("%s: %q is not a resource this server serves (%s)", DynamicClientResourcesSetting, v, strings.Join(served, ", "))
+			continue
+		}
+		named = append(named, r)
+	}
+	var out []string
+	for _, r := range served {
+		if slices.Contains(named, r) {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 && len(want) == 0 && c.DCREnabled {
+		p.Addf("%s: dynamic registration (DCR_ENABLED) is on, but without MCP_RESOURCE_URL its clients may use no resource; set %s (e.g. to ACTIONS_AUDIENCE) or turn registration off", DynamicClientResourcesSetting, DynamicClientResourcesSetting)
+	}
+	return out
+}
+
 // Validate adds every problem of c to p.
 func (c *Config) Validate(p *config.Problems) {
 	prod := c.Production()
@@ -352,6 +418,7 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.ActionsAudience != "" {
 		c.ActionsAudience = config.PublicURL(p, "ACTIONS_AUDIENCE", c.ActionsAudience, prod)
 	}
+	c.DynamicClientResources = c.dynamicResources(p)
 	c.AllowedOrigins = config.Origins(p, "ALLOWED_ORIGINS", c.AllowedOrigins, prod)
 	if c.Upstream.Issuer == "" {
 		p.Addf("UPSTREAM_ISSUER_URL: required (the upstream OpenID Connect issuer)")

@@ -22,8 +22,14 @@ import (
 // metadata document is trusted.
 const cimdMinCache = time.Minute
 
+// rules are what a self-registered client (dynamic registration or
+// metadata document) must satisfy, and give it its resources: those of
+// DYNAMIC_CLIENT_RESOURCES (default the MCP resource), not every resource
+// the install serves. The client is built from them at each lookup, so a
+// narrower setting holds for clients registered before it, from their
+// next authorization or token request (RFC 8707 §2 invalid_target).
 func (s *Server) rules() clients.Rules {
-	return clients.Rules{Resources: s.cfg.Resources(), Production: s.cfg.Production(), Scopes: s.ScopeNames(), ScopeSource: s.ScopeNames}
+	return clients.Rules{Resources: s.cfg.DynamicClientResources, Production: s.cfg.Production(), Scopes: s.ScopeNames(), ScopeSource: s.ScopeNames}
 }
 
 // metadataClient resolves an https client id through its Client ID
@@ -32,6 +38,9 @@ func (s *Server) rules() clients.Rules {
 // With CIMD_ALLOWED_HOSTS set, only client ids on those hosts are fetched;
 // any other is an unknown client.
 func (s *Server) metadataClient(ctx context.Context, id string) (*clients.Client, error) {
+	if len(s.cfg.DynamicClientResources) == 0 {
+		return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, &clients.MetadataError{Reason: "this server lets self-registered clients use no resource (DYNAMIC_CLIENT_RESOURCES)"})
+	}
 	if !clients.HostAllowed(s.cfg.CIMDAllowedHosts, id) {
 		return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, &clients.MetadataError{Reason: "the client id's host is not in the allowed hosts (CIMD_ALLOWED_HOSTS)"})
 	}

@@ -190,7 +190,7 @@ func New(o Options) (*Server, error) {
 		GlobalSecret:                   secret,
 		RotatedGlobalSecrets:           rotated,
 		ScopeStrategy:                  fosite.ExactScopeStrategy,
-		AudienceMatchingStrategy:       fosite.ExactAudienceMatchingStrategy,
+		AudienceMatchingStrategy:       targetStrategy, // fosite.ExactAudienceMatchingStrategy with invalid_target
 		EnforcePKCEForPublicClients:    true,
 		EnablePKCEPlainChallengeMethod: false,
 		RefreshTokenScopes:             refreshScopes,

@@ -49,6 +49,16 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, grant, ar, missingParam(r.PostForm, grant, err))
 		return
 	}
+	if !grantedTargetsAllowed(ar) {
+		// RFC 8707 §2: a code issued for a resource its client may no
+		// longer use (a self-registered client after DYNAMIC_CLIENT_RESOURCES
+		// was narrowed, a static client after its entry was) gets no token.
+		// A refresh is refused so by fosite (targetStrategy).
+		s.metrics.grants.WithLabelValues(grant, s.clientLabel(ar.GetClient()), "invalid_target").Inc()
+		s.metrics.errors.WithLabelValues("token", "invalid_target").Inc()
+		writeJSONError(w, http.StatusBadRequest, "invalid_target", "the grant's resource is not allowed for this client")
+		return
+	}
 	if rs := r.PostForm["resource"]; len(rs) > 0 {
 		// RFC 8707: the token's audience is the grant's resource; a request
 		// may name it again but not widen or change it.
@@ -74,6 +84,37 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.auditEvent(r, audit.Record{Event: audit.Grant, GrantType: grant, ClientID: ar.GetClient().GetID(), ClientAuthenticated: true,
 		Subject: ar.GetSession().GetSubject(), GrantID: ar.GetID()})
 	writeAccessResponse(w, resp)
+}
+
+// grantedTargetsAllowed reports whether every audience of ar's grant is
+// one its client may be issued tokens for now (clients.Client.Resources).
+// After fosite's NewAccessRequest the grant's audience is the requested
+// one (authorize grants the audience it requests; fosite copies the
+// granted one of a code only when it answers) — the granted one too of a
+// refresh.
+func grantedTargetsAllowed(ar fosite.AccessRequester) bool {
+	allowed := ar.GetClient().GetAudience()
+	return targetStrategy(allowed, ar.GetRequestedAudience()) == nil && targetStrategy(allowed, ar.GetGrantedAudience()) == nil
+}
+
+// targetStrategy is fosite's exact audience matching, answered with RFC
+// 8707 §2's invalid_target instead of invalid_request: fosite applies it
+// to a refresh (the grant's audience against its client's resources now)
+// and to an authorization request's audience parameter.
+func targetStrategy(allowed, requested []string) error {
+	for _, r := range requested {
+		if !slices.Contains(allowed, r) {
+			return errInvalidTarget.WithHintf("The resource %q is not allowed for this client.", r)
+		}
+	}
+	return nil
+}
+
+// errInvalidTarget is RFC 8707 §2's error, which fosite does not define.
+var errInvalidTarget = &fosite.RFC6749Error{
+	ErrorField:       "invalid_target",
+	DescriptionField: "The requested resource is invalid, missing, unknown, or malformed.",
+	CodeField:        http.StatusBadRequest,
 }
 
 // fosite's hints for the checks that fail when a parameter a grant
