@@ -34,6 +34,20 @@
 // grants revoked before its start until then; these windows are documented
 // in docs/reference/oauth.md.
 //
+// Holders of long-lived state opened with a token (the mcp-gateway's event
+// streams) cannot ask Revoked per request, since no request comes: they
+// register with Set.OnRevoke and are told each grant the Set learns is
+// revoked, on the goroutine that learned it, right after Revoked starts
+// answering true for it. A hook costs nothing per holder until a
+// revocation arrives (no polling), and it is told as soon as the Set knows:
+// within the announcement's delivery (about a millisecond) for a Set that
+// is subscribed, within the reconcile interval for one that missed the
+// announcement, and, after a Redis outage, by the reload that follows the
+// new subscription (within about ResubscribeWait of Redis answering).
+// While Redis is down no hook is called for grants revoked meanwhile —
+// nothing new is known — and the Set keeps its last state; the hooks fire
+// for them on the first reload that finds them.
+//
 // Redis Cluster: the records are one key (one slot; the transaction that
 // writes them touches no other key) and the channel is one classic pub/sub
 // channel, which a cluster broadcasts to every node, so the design works
@@ -164,6 +178,9 @@ type Set struct {
 
 	reloadMu sync.Mutex // one reload at a time
 	metrics  *metrics
+
+	hooksMu sync.Mutex
+	hooks   map[*func(string)]struct{} // OnRevoke's, by identity
 }
 
 // New returns an empty Set; Start loads and follows the records.
@@ -209,12 +226,62 @@ func (s *Set) Len() int {
 	return len(s.grants)
 }
 
+// OnRevoke registers f to be called with the id of each grant the Set
+// learns is revoked from now on: from an announcement, from the local
+// Revoker, or from a reload that finds a record the Set did not hold (a
+// missed announcement). It is called once per revocation, after Revoked
+// answers true for the grant, on the goroutine that learned it (the
+// subscription's, the reconcile's, Revoke's caller's), so f must return
+// quickly: it holds up the announcements after it. A grant revoked again
+// while its record is held (the record extended) is not reported again,
+// and grants already held when f was registered are not reported: a holder
+// that registers state after OnRevoke asks Revoked once for it, which
+// closes the gap between its admission and its registration. remove
+// unregisters f; f may still be running when remove returns.
+func (s *Set) OnRevoke(f func(grantID string)) (remove func()) {
+	key := &f
+	s.hooksMu.Lock()
+	if s.hooks == nil {
+		s.hooks = map[*func(string)]struct{}{}
+	}
+	s.hooks[key] = struct{}{}
+	s.hooksMu.Unlock()
+	return func() {
+		s.hooksMu.Lock()
+		delete(s.hooks, key)
+		s.hooksMu.Unlock()
+	}
+}
+
+// learned tells the hooks of grants that have just become revoked.
+func (s *Set) learned(ids ...string) {
+	if len(ids) == 0 {
+		return
+	}
+	s.hooksMu.Lock()
+	hooks := make([]func(string), 0, len(s.hooks))
+	for f := range s.hooks {
+		hooks = append(hooks, *f)
+	}
+	s.hooksMu.Unlock()
+	for _, id := range ids {
+		for _, f := range hooks {
+			f(id)
+		}
+	}
+}
+
 func (s *Set) add(id string, exp int64) {
+	now := s.o.Now().UnixMilli()
 	s.mu.Lock()
-	if exp > s.grants[id] {
+	old := s.grants[id]
+	if exp > old {
 		s.grants[id] = exp
 	}
 	s.mu.Unlock()
+	if old <= now && exp > now {
+		s.learned(id)
+	}
 }
 
 // Start loads the records once (bounded by ctx and the Redis client's
@@ -245,6 +312,7 @@ func (s *Set) Reload(ctx context.Context) error {
 		s.metrics.reloadFailed()
 		return fmt.Errorf("revocation: load revoked grants: %w", err)
 	}
+	var learned []string
 	s.mu.Lock()
 	for id, exp := range s.grants {
 		if exp <= now {
@@ -254,11 +322,15 @@ func (s *Set) Reload(ctx context.Context) error {
 	for _, z := range zs {
 		id, _ := z.Member.(string)
 		if exp := int64(z.Score); validGrantID(id) && exp > s.grants[id] {
+			if _, held := s.grants[id]; !held {
+				learned = append(learned, id)
+			}
 			s.grants[id] = exp
 		}
 	}
 	s.mu.Unlock()
 	s.metrics.reloaded(s.o.Now())
+	s.learned(learned...)
 	return nil
 }
 

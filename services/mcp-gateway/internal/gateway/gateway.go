@@ -56,9 +56,21 @@ type Deps struct {
 	// (registry.Conns); a capability whose backend is not here goes to Core.
 	Backends registry.Conns
 	Verifier *tokens.Verifier
-	Metrics  *metrics
+	// Revocations, when set, is the revocation Set the Verifier asks: the
+	// gateway also follows it to end the open streams of a revoked grant
+	// (authorize). Without it streams end only when their token expires.
+	Revocations Revocations
+	Metrics     *metrics
 	// Replica identifies this process in Redis (legacy SSE ownership).
 	Replica string
+}
+
+// Revocations is what the gateway needs of the revocation Set
+// (*revocation.Set): the answer for one grant, and to be told of each
+// grant revoked from now on.
+type Revocations interface {
+	Revoked(grantID string) bool
+	OnRevoke(f func(grantID string)) (remove func())
 }
 
 // Gateway serves MCP over Streamable HTTP and legacy HTTP+SSE with the
@@ -103,6 +115,11 @@ type Gateway struct {
 	ids *exactIDs // request ids mcp-go would not echo exactly
 
 	streams *streamSet // open GET /mcp and /sse streams, by hashed session id
+	// revocations and grantStreams end the streams of a revoked grant
+	// (authorize); unfollow stops following the revocations (Shutdown).
+	revocations  Revocations
+	grantStreams grantStreams
+	unfollow     func()
 	// listeners: sessions with a GET /mcp stream served here (listen).
 	listeners listeners
 	localSSE  sync.Map // session id -> struct{}: legacy sessions whose stream is here
@@ -127,6 +144,11 @@ func New(d Deps) (*Gateway, error) {
 		sseResource: platformconfig.LegacySSEResource(cfg.Resource),
 		streams:     newStreamSet(),
 		ids:         newExactIDs(),
+		revocations: d.Revocations,
+		unfollow:    func() {},
+	}
+	if d.Revocations != nil {
+		g.unfollow = d.Revocations.OnRevoke(g.grantStreams.revoked)
 	}
 	lookups := map[session.Lookup]prometheus.Counter{}
 	for _, l := range []session.Lookup{session.LookupMemory, session.LookupHit, session.LookupMiss} {
@@ -626,5 +648,9 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// Shutdown ends every open stream so that the HTTP server can drain.
-func (g *Gateway) Shutdown() { g.streams.closeAll() }
+// Shutdown ends every open stream so that the HTTP server can drain, and
+// stops following revocations.
+func (g *Gateway) Shutdown() {
+	g.unfollow()
+	g.streams.closeAll()
+}

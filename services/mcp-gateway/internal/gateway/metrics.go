@@ -15,6 +15,7 @@ type metrics struct {
 	coreLatency *prometheus.HistogramVec
 	sessions    *prometheus.CounterVec
 	streams     *prometheus.GaugeVec
+	streamEnds  *prometheus.CounterVec
 	registered  prometheus.Gauge
 	tokenCache  *prometheus.CounterVec
 	relayed     *prometheus.CounterVec
@@ -57,6 +58,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tollgate_mcp_open_streams",
 			Help: "Server-to-client streams open on this replica, by transport (GET /mcp, GET /sse).",
 		}, []string{"transport"}),
+		streamEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_mcp_streams_ended_total",
+			Help: "Server-to-client streams (GET /mcp, GET /sse) this replica ended because the access token they were opened with is no longer accepted, by transport and reason (revoked: its grant was revoked; expired: its exp plus the verifier's clock leeway passed).",
+		}, []string{"transport", "reason"}),
 		registered: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tollgate_mcp_active_sessions",
 			Help: "Sessions this replica currently holds state for.",
@@ -78,7 +83,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Tool calls refused for their tool's scopes, by transport and the form of the refusal chosen (SCOPE_CHALLENGE): http_403 or tool_result.",
 		}, []string{"transport", "form"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.toolCalls, m.coreLatency, m.sessions, m.streams, m.registered, m.tokenCache, m.relayed, m.recordCache, m.scopeForms} {
+	for _, c := range []prometheus.Collector{m.requests, m.toolCalls, m.coreLatency, m.sessions, m.streams, m.streamEnds, m.registered, m.tokenCache, m.relayed, m.recordCache, m.scopeForms} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -86,6 +91,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	// Zero series from the start for the bounded label sets alerts use.
 	for _, t := range []string{transportStreamable, transportSSE} {
 		m.streams.WithLabelValues(t)
+		m.streamEnds.WithLabelValues(t, endRevoked)
+		m.streamEnds.WithLabelValues(t, endExpired)
 		m.requests.WithLabelValues(t, "POST", "rate_limited")
 		m.scopeForms.WithLabelValues(t, formHTTP403)
 		m.scopeForms.WithLabelValues(t, formToolResult)
@@ -112,6 +119,11 @@ func (m *metrics) request(transport, method, result string) {
 // requestStatus counts a request whose result is its HTTP status.
 func (m *metrics) requestStatus(transport, method string, status int) {
 	m.byRequest.Get(requestLabels{transport: transport, method: method, status: status}).Inc()
+}
+
+// streamEnded counts a stream ended for reason (endRevoked, endExpired).
+func (m *metrics) streamEnded(transport, reason string) {
+	m.streamEnds.WithLabelValues(transport, reason).Inc()
 }
 
 func (m *metrics) toolCall(tool, result string) { m.toolCalls.WithLabelValues(tool, result).Inc() }

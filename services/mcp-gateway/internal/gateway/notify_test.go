@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/services/platform/revocation"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
@@ -67,16 +68,22 @@ func replica(t *testing.T, r *testharness.Redis, iss *tokentest.Issuer, env ...s
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	// Revoked grants are followed as Run follows them.
+	revoked, err := revocation.Follow(ctx, rdb, cfg.Revocation, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	g, err := New(Deps{
 		Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: reg, Redis: rdb, Core: authConn,
-		Verifier: tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(authConn), Audiences: []string{testResource}}),
-		Metrics:  m, Replica: session.NewID()[:16],
+		Verifier: tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(authConn), Audiences: []string{testResource},
+			Revocations: revoked}),
+		Revocations: revoked, Metrics: m, Replica: session.NewID()[:16],
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	g.Subscribe(ctx)
 	srv := httptest.NewServer(g.Handler())
 	t.Cleanup(func() { g.Shutdown(); srv.Close() })

@@ -120,3 +120,45 @@ func TestRevokedGrantIsRefused(t *testing.T) {
 		t.Errorf("another grant after a restart: %d", st)
 	}
 }
+
+// TestRevokedGrantEndsStreamsOfRun: the gateway Run wires follows the
+// revocations for its open streams too — a GET /sse stream of a revoked
+// grant ends (counted, and logged at info without the token), a stream of
+// another grant stays open.
+func TestRevokedGrantEndsStreamsOfRun(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	mint := func(grant string) string {
+		return f.Issuer.Mint(t, tokentest.Token{Subject: "ada", Audience: resource, Scope: allScopes, GrantID: grant})
+	}
+	revoked, kept := mint("grant-stream-revoked"), mint("grant-stream-kept")
+	gone, stay := g.openStream(t, "/sse", revoked, nil), g.openStream(t, "/sse", kept, nil)
+	gone.endpoint()
+	stay.endpoint()
+	if err := revocation.NewRevoker(f.fleetRedis(), time.Hour, nil).Revoke(context.Background(), "grant-stream-revoked"); err != nil {
+		t.Fatal(err)
+	}
+	if !gone.ended(10 * time.Second) {
+		t.Fatal("the /sse stream of the revoked grant is still open 10s after the revocation")
+	}
+	if stay.ended(time.Second) {
+		t.Error("the /sse stream of another grant ended")
+	}
+	if v := g.metric(t, `tollgate_mcp_streams_ended_total{reason="revoked",transport="sse"}`); v != 1 {
+		t.Errorf(`tollgate_mcp_streams_ended_total{reason="revoked",transport="sse"} = %v, want 1`, v)
+	}
+	logs := g.Logs.String()
+	logged := false
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `msg="stream ended`) {
+			logged = strings.Contains(line, "level=INFO") && strings.Contains(line, "reason=revoked") &&
+				strings.Contains(line, "transport=sse") && strings.Contains(line, "grant_id=grant-stream-revoked")
+		}
+	}
+	if !logged {
+		t.Errorf("no info line with the reason for the ended stream in:\n%s", logs)
+	}
+	if strings.Contains(logs, revoked) {
+		t.Error("the log holds the revoked access token")
+	}
+}

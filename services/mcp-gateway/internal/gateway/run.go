@@ -93,7 +93,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		// Each capability goes to the backend that serves it
 		// (docs/architecture.md, "Which backend serves a capability").
 		Backends: disc.Conns(),
-		Verifier: verifier, Metrics: m, Replica: session.NewID()[:16],
+		Verifier: verifier, Revocations: revoked, Metrics: m, Replica: session.NewID()[:16],
 	})
 	if err != nil {
 		return fail(err)

@@ -38,8 +38,12 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 	g.metrics.sessions.WithLabelValues(transportSSE, "created").Inc()
 	g.localSSE.Store(id, struct{}{})
 	ctx, done := g.streams.open(context.WithValue(r.Context(), pendingKey{}, id), id)
+	// The stream, and with it the session, ends when its token is revoked
+	// or expires.
+	ctx, unauthorize := g.authorize(ctx, transportSSE, claims)
 	g.metrics.streams.WithLabelValues(transportSSE).Inc()
 	defer func() {
+		unauthorize()
 		done()
 		g.metrics.streams.WithLabelValues(transportSSE).Dec()
 		g.localSSE.Delete(id)

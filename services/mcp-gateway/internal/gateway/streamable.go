@@ -236,6 +236,11 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 				return
 			}
 			defer done()
+			// The stream ends when its token is revoked or expires; the
+			// session stays, for the client's next token.
+			var unauthorize func()
+			ctx, unauthorize = g.authorize(ctx, transportStreamable, claims)
+			defer unauthorize()
 			g.metrics.streams.WithLabelValues(transportStreamable).Inc()
 			defer g.metrics.streams.WithLabelValues(transportStreamable).Dec()
 		}
