@@ -121,9 +121,14 @@ func authenticatedClientID(r *http.Request) string {
 	return claimedClientID(r)
 }
 
-// auditingRevoker writes the revocation audit event of every revoked grant
-// (RFC 7009 request, replayed code, refresh-token reuse), then hands the
-// grant on to the fleet-wide revoker (nil: none).
+// auditingRevoker hands every revoked grant on to the fleet-wide revoker
+// (nil: none) and writes the revocation audit event of a grant revoked at
+// the token endpoint (replayed code, refresh-token reuse). An RFC 7009
+// request's grant is not recorded here: the revocation endpoint writes
+// the request's one record once fosite's handler is done, from both of its
+// revocations' outcome (revocationFailure), so that a request whose
+// revocation failed, wholly or in part, is one record, not a failure
+// record and a success record or two failure records.
 type auditingRevoker struct {
 	s    *Server
 	next store.GrantRevoker
@@ -134,9 +139,12 @@ func (a auditingRevoker) Revoke(ctx context.Context, grantID string) error {
 	if a.next != nil {
 		err = a.next.Revoke(ctx, grantID)
 	}
+	if revocationFailureOf(ctx) != nil {
+		return err // an RFC 7009 request: revoke writes its record
+	}
 	held, _ := ctx.Value(auditKey{}).(*audit.Record)
 	if held != nil && held.GrantID == grantID && err == nil {
-		return nil // fosite's revocation handler (RFC 7009) revokes a grant's refresh and access tokens in turn
+		return nil // fosite's refresh handler revokes a reused token's grant twice (its refresh and access tokens)
 	}
 	rec := audit.Record{Event: audit.Revocation, GrantID: grantID, ClientAuthenticated: true}
 	if err != nil {
@@ -144,13 +152,11 @@ func (a auditingRevoker) Revoke(ctx context.Context, grantID string) error {
 	}
 	if r, ok := ctx.Value(fosite.RequestContextKey).(*http.Request); ok {
 		// fosite revokes a grant only for a request whose client
-		// authenticated (an RFC 7009 request, a replayed code, a reused
-		// refresh token), so the record names that client.
+		// authenticated (a replayed code, a reused refresh token), so
+		// the record names that client.
 		rec.ClientAddr, rec.ClientID = a.s.remoteAddr(r), authenticatedClientID(r)
 		rec.ClientAuthenticated = provedIdentity(ctx)
 		switch {
-		case r.URL.Path == "/oauth/revoke":
-			rec.Endpoint, rec.Reason = "revoke", "revocation request (RFC 7009)"
 		case r.PostForm.Get("grant_type") == "authorization_code":
 			rec.Endpoint, rec.Reason = "token", "authorization code replayed (RFC 6749 §4.1.2)"
 		case r.PostForm.Get("grant_type") == "refresh_token":

@@ -71,19 +71,36 @@ func revocationFactory(c fosite.Configurator, storage, strategy any) any {
 	return h
 }
 
-// revocationFailure is the storage errors of a revocation request that
-// fosite's handler does not take for "no such token" (context value, set
-// by the revocation endpoint); joined, so that a Redis outage in any of
-// them is answered 503.
+// revocationFailure is what fosite's revocation handler met in the store
+// during one revocation request (context value, set by the revocation
+// endpoint, which writes the request's one audit record from it): the
+// storage errors it does not take for "no such token", joined, so that a
+// Redis outage in any of them is answered 503; and the outcome of the
+// two revocations it makes for the token's grant — its refresh token's,
+// then its access token's (RevokeRefreshToken, RevokeAccessToken), each of
+// which revokes the whole grant in the store.
 type revocationFailure struct {
 	mu  sync.Mutex
 	err error
+	// grant is the grant fosite's handler revoked the tokens of ("":
+	// none, the token has no active grant or is another client's);
+	// revoked and failed say whether one of its two revocations
+	// succeeded, and whether one failed.
+	grant           string
+	revoked, failed bool
 }
 
 type revocationFailureKey struct{}
 
 func withRevocationFailure(ctx context.Context) context.Context {
 	return context.WithValue(ctx, revocationFailureKey{}, &revocationFailure{})
+}
+
+// revocationFailureOf is ctx's revocationFailure: non-nil only within an
+// RFC 7009 request.
+func revocationFailureOf(ctx context.Context) *revocationFailure {
+	rf, _ := ctx.Value(revocationFailureKey{}).(*revocationFailure)
+	return rf
 }
 
 func (rf *revocationFailure) keep(err error) {
@@ -98,12 +115,36 @@ func (rf *revocationFailure) get() error {
 	return rf.err
 }
 
+// revocation notes one of fosite's two revocations of grant: err is the
+// store's answer.
+func (rf *revocationFailure) revocation(grant string, err error) {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	rf.grant = grant
+	if err == nil {
+		rf.revoked = true
+	} else {
+		rf.failed = true
+	}
+}
+
+// outcome is the grant fosite's handler revoked the tokens of, and whether
+// one of its revocations succeeded and one failed (nil: none).
+func (rf *revocationFailure) outcome() (grant string, revoked, failed bool) {
+	if rf == nil {
+		return "", false, false
+	}
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	return rf.grant, rf.revoked, rf.failed
+}
+
 // revokeError is err of fosite's NewRevocationRequest with a failure of
 // the store in place of fosite's bare ErrTemporarilyUnavailable, wrapped
 // as fosite's token handlers wrap one (ErrServerError, which classify
 // answers 503 for store.ErrUnavailable and 500 otherwise).
 func revokeError(ctx context.Context, err error) error {
-	rf, _ := ctx.Value(revocationFailureKey{}).(*revocationFailure)
+	rf := revocationFailureOf(ctx)
 	if rf == nil || !errors.Is(err, fosite.ErrTemporarilyUnavailable) {
 		return err
 	}
@@ -120,7 +161,7 @@ type keptRevocationErrors struct{ oauth2.TokenRevocationStorage }
 
 func keepRevocationError(ctx context.Context, err error) error {
 	if err != nil && !errors.Is(err, fosite.ErrNotFound) && !errors.Is(err, fosite.ErrInactiveToken) {
-		if rf, _ := ctx.Value(revocationFailureKey{}).(*revocationFailure); rf != nil {
+		if rf := revocationFailureOf(ctx); rf != nil {
 			rf.keep(err)
 		}
 	}
@@ -137,12 +178,23 @@ func (k keptRevocationErrors) GetAccessTokenSession(ctx context.Context, signatu
 	return r, keepRevocationError(ctx, err)
 }
 
+// RevokeRefreshToken and RevokeAccessToken are fosite's two revocations
+// of the token's grant (requestID, the grant's id): their outcome is
+// noted for the request's audit record.
 func (k keptRevocationErrors) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	return keepRevocationError(ctx, k.TokenRevocationStorage.RevokeRefreshToken(ctx, requestID))
+	err := k.TokenRevocationStorage.RevokeRefreshToken(ctx, requestID)
+	if rf := revocationFailureOf(ctx); rf != nil {
+		rf.revocation(requestID, err)
+	}
+	return keepRevocationError(ctx, err)
 }
 
 func (k keptRevocationErrors) RevokeAccessToken(ctx context.Context, requestID string) error {
-	return keepRevocationError(ctx, k.TokenRevocationStorage.RevokeAccessToken(ctx, requestID))
+	err := k.TokenRevocationStorage.RevokeAccessToken(ctx, requestID)
+	if rf := revocationFailureOf(ctx); rf != nil {
+		rf.revocation(requestID, err)
+	}
+	return keepRevocationError(ctx, err)
 }
 
 func (h codeGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {

@@ -297,9 +297,14 @@ func (s *Server) bearerError(w http.ResponseWriter, status int, code, desc strin
 	writeJSONError(w, status, code, desc)
 }
 
-// revoke is RFC 7009 token revocation (whole grant).
+// revoke is RFC 7009 token revocation (whole grant). Each request writes
+// one revocation audit record (or one client_authentication_failure),
+// saying what it did: the grant revoked; no active grant; the error, with
+// the grant whose revocation failed — also when one of fosite's two
+// revocations of the grant succeeded and the other failed
+// (revocationFailure): the grant is then revoked, the request is answered
+// as failed, and its record says both (docs/operations/audit-log.md).
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	r, held := s.withAudit(r, audit.Record{}) // the grant-level event is auditingRevoker's
 	if !r.PostForm.Has("token") {
 		// RFC 7009 §2.1: token is REQUIRED; a missing (or empty, RFC 6749
 		// §3.2) required parameter is invalid_request (RFC 6749 §5.2, which
@@ -319,13 +324,15 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	// (store.RevokeGrant).
 	ctx := withRevocationFailure(store.WithRequestScope(r.Context()))
 	if err := s.provider.NewRevocationRequest(ctx, r); err != nil {
-		s.revokeFailed(w, r, revokeError(ctx, err))
+		s.revokeFailed(w, r, revokeError(ctx, err), revocationFailureOf(ctx))
 		return
 	}
-	if held.GrantID == "" {
-		s.auditEvent(r, audit.Record{Event: audit.Revocation, ClientID: authenticatedClientID(r), ClientAuthenticated: true, Endpoint: "revoke",
-			Reason: "no active grant for the token (RFC 7009 §2.2: answered 200)"})
+	rec := audit.Record{Event: audit.Revocation, ClientID: authenticatedClientID(r), ClientAuthenticated: true, Endpoint: "revoke",
+		Reason: "no active grant for the token (RFC 7009 §2.2: answered 200)"}
+	if grant, revoked, _ := revocationFailureOf(ctx).outcome(); revoked {
+		rec.GrantID, rec.Reason = grant, "revocation request (RFC 7009)"
 	}
+	s.auditEvent(r, rec)
 	// RFC 7009: an unknown or already revoked token is a success.
 	w.WriteHeader(http.StatusOK)
 }
@@ -335,8 +342,12 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 // §5.2), never 200 — a client told its token was revoked would stop
 // trying. A store failure is answered as at the token endpoint: a Redis
 // outage 503 with Retry-After (the client may retry), anything else 500
-// server_error (revokeError). Each is counted and audited with its code.
-func (s *Server) revokeFailed(w http.ResponseWriter, r *http.Request, err error) {
+// server_error (revokeError). Each is counted and audited with its code,
+// in one record: a store failure's names the grant whose revocation failed
+// (rf), and says whether the grant was revoked all the same — by the
+// other of fosite's two revocations of it, in which case a retry is
+// answered 200.
+func (s *Server) revokeFailed(w http.ResponseWriter, r *http.Request, err error, rf *revocationFailure) {
 	status, code, desc := classify(err)
 	if st, cd, ds := clientAuthFrom(r.Context()).answered(); st != 0 {
 		// Refused by client authentication (back-off, the client's
@@ -371,6 +382,12 @@ func (s *Server) revokeFailed(w http.ResponseWriter, r *http.Request, err error)
 	}
 	if status >= 500 {
 		rec.Reason = "the revocation failed; the token may still be valid (RFC 7009 §2.2.1)"
+		if grant, revoked, failed := rf.outcome(); failed {
+			rec.GrantID = grant
+			if revoked {
+				rec.Reason = "the revocation failed in part: the grant was revoked by one of its two revocations (refresh token, access token), the other failed; answered as a failure (RFC 7009 §2.2.1), a retry is answered 200"
+			}
+		}
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.ErrorContext(r.Context(), "revocation failed", "client_id", rec.ClientID, "err", err)
