@@ -142,7 +142,7 @@ func scrub(s string) string {
 // (?i) "s" also matches U+017F), is returned by Scrub as it is without
 // running the four expressions: most values logged are ids, routes, methods
 // and short messages, and running them was a third of the CPU of an access-
-// log line (docs/benchmarks/auth-server.md).
+// log line (docs/benchmarks/auth-server-history.md).
 func maySecret(s string) bool {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {

@@ -310,7 +310,7 @@ func BenchmarkCommandWhileRedisIsHung(b *testing.B) {
 // command with EOF (40 of 40 here: three opened the breaker, and each
 // half-open probe then met another dead connection), so a Redis restart
 // became an outage of up to pool size × BreakerOpen
-// (docs/benchmarks/auth-server.md, session "authlog").
+// (docs/benchmarks/auth-server-history.md, session "authlog").
 func TestRestartedRedisCostsNoCommand(t *testing.T) {
 	r := testharness.StartRedis(t)
 	c, err := redisx.New(r.Config())

@@ -17,7 +17,7 @@ import (
 // maps and marshals the result, whose keys the encoder sorts. Marshalling
 // this struct once with the same encoder writes the same bytes without
 // the round trip, which cost ~8 KiB of a grant's allocation (profile in
-// docs/benchmarks/auth-server.md, session "authtail-2").
+// docs/benchmarks/auth-server-history.md, session "authtail-2").
 //
 // The members are sorted by name and carry the tags of the fields they
 // come from; TestSignAccessTokenAsSignWith fills every field of both

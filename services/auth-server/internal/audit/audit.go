@@ -90,7 +90,7 @@ type Record struct {
 // milliseconds), "level":"INFO", "msg":"audit", "log.type", "service", then
 // the record's attributes in Log's order — but appended directly into a
 // pooled buffer: through slog the formatting was ~2 % of a refresh's CPU
-// (docs/benchmarks/auth-server.md). One write per line, serialised — or,
+// (docs/benchmarks/auth-server-history.md). One write per line, serialised — or,
 // when the writer is a *logging.Output, the line joins the lines of the
 // request of Log's context (logging.Output.Hold) and reaches the output
 // with its access-log line, in one write, no later than the response
@@ -245,7 +245,7 @@ func HashSubject(sub string) string {
 // grant type checked against the supported ones, the subject's hash,
 // fosite's request ids, endpoint names): scrubbing them
 // for secrets (four regular expressions per value) was a tenth of the
-// auth-server's CPU outside signatures (docs/benchmarks/auth-server.md).
+// auth-server's CPU outside signatures (docs/benchmarks/auth-server-history.md).
 // Values a request supplies (client_id, client_address) are scrubbed and
 // bounded, and so is reason, the one free text.
 var fixedValues = map[string]bool{

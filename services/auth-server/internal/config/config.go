@@ -35,7 +35,7 @@ type Config struct {
 	// GCPercent is the garbage collector's GOGC for the auth-server
 	// (GC_PERCENT, default 200: a heap goal 3× the live heap instead of
 	// Go's 2×, half the collections per grant; measured in
-	// docs/benchmarks/auth-server.md, session "authtail-2"). GOGC in the
+	// docs/benchmarks/auth-server-history.md, session "authtail-2"). GOGC in the
 	// environment, which the runtime reads itself, wins.
 	GCPercent int
 	// SigningConcurrency is how many token signatures run at once

@@ -18,7 +18,7 @@ import (
 // fosite asks every token endpoint handler to populate every token
 // response, and its handlers answer a grant they do not handle with
 // errorsx.WithStack(fosite.ErrUnknownRequest): a stack trace per handler
-// and request, 1.3 % of a refresh's CPU (docs/benchmarks/auth-server.md).
+// and request, 1.3 % of a refresh's CPU (docs/benchmarks/auth-server-history.md).
 // These wrappers answer the plain sentinel when the handler's own
 // CanHandleTokenEndpointRequest says no — the check the handler makes
 // first — and call the handler otherwise; every other method is the
@@ -312,7 +312,7 @@ func (h oidcCodeHandler) PopulateTokenEndpointResponse(ctx context.Context, r fo
 // — to every code grant, since its CanHandleTokenEndpointRequest says yes
 // to them: a stack trace per code grant (0.6–0.7 µs and 304 B alone, with
 // a test's shallow stack; 0.27 % of a 4,000-grant CPU profile, where the
-// request's stack is deeper; docs/benchmarks/auth-server.md, session
+// request's stack is deeper; docs/benchmarks/auth-server-history.md, session
 // "codecpu"). It answers the plain sentinel, which fosite treats the same
 // (errors.Is).
 func (h oidcCodeHandler) HandleTokenEndpointRequest(context.Context, fosite.AccessRequester) error {

@@ -477,6 +477,6 @@ var _ openid.Session = (*Session)(nil)
 // requests (a lease ahead tops up to the cap when half is left), and the
 // benchmark's refreshes made 0.35–0.44 lease round trips each for their
 // two buckets, up to 0.2 of them waited for; at 64, 0.06–0.08, next to no
-// waits (docs/benchmarks/auth-server.md, session "refshare"; the same cap
+// waits (docs/benchmarks/auth-server-history.md, session "refshare"; the same cap
 // as the mcp-gateway's per-subject buckets).
 const rateLeaseTokens = 64

@@ -183,7 +183,7 @@ type accessStrategy struct {
 // keyedMAC is HMAC-SHA512/256 under one key with its states pooled:
 // hmac.New allocates ~1.2 KB and hashes the key each time, and a refresh
 // computes four MACs (its successor twice, each successor's token MAC
-// twice) — ~6 % of a refresh's allocation (docs/benchmarks/auth-server.md).
+// twice) — ~6 % of a refresh's allocation (docs/benchmarks/auth-server-history.md).
 // A pooled state is Reset to the keyed state before use. The zero value
 // is ready; the key is the one of the first call, and every call must pass
 // the same.

@@ -18,7 +18,7 @@ import (
 // concurrent grants, an RSA signature otherwise shares the processors with
 // every other request's work, and each grant waits behind the bursts of
 // all the others; run one per CPU, in turn, a signature finishes sooner
-// and the grants' latency spreads less (docs/benchmarks/auth-server.md,
+// and the grants' latency spreads less (docs/benchmarks/auth-server-history.md,
 // session "authtail-2").
 //
 // It is also the token endpoint's overload bound: once its client is
@@ -56,7 +56,7 @@ type signGate struct {
 // through a pipe, a release is seen by the poller together with the
 // sockets that became readable meanwhile; their goroutines and the one
 // giving the turn back are queued in the order the poller found them, and
-// the next signature starts after them (docs/benchmarks/auth-server.md,
+// the next signature starts after them (docs/benchmarks/auth-server-history.md,
 // session 10's lead).
 //
 // One pipe and one goroutine serve every signGate of the process (a test

@@ -93,7 +93,7 @@ func appendAccessResponse(buf []byte, m map[string]any) ([]byte, error) {
 //
 // The check is one table lookup per byte: a response's tokens are 2–3 KB,
 // and a chain of comparisons per byte was ~17 instructions a byte, ~40,000
-// per code grant (docs/benchmarks/auth-server.md, session 11 "codecut").
+// per code grant (docs/benchmarks/auth-server-history.md, session 11 "codecut").
 func appendJSONString(buf []byte, s string) ([]byte, error) {
 	for i := 0; i < len(s); i++ {
 		if !jsonPlain[s[i]] {

@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-// The token-endpoint benchmark's tail attribution (docs/benchmarks/auth-server.md,
+// The token-endpoint benchmark's tail attribution (docs/benchmarks/auth-server-history.md,
 // "Where the p99 comes from"): what a slow request waited for. The
 // auth-server process reports, per timed window, the Go runtime's own
 // counters (runtime/metrics: how long goroutines waited for a P, GC

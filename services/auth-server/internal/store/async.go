@@ -23,7 +23,7 @@ type asyncPool struct {
 // request, which starts with the runtime's smallest stack and grew it —
 // copying it each time — on its way through go-redis and its hooks:
 // runtime.newstack/copystack were 1.28 % of a code grant's CPU profile
-// (docs/benchmarks/auth-server.md, session "codecpu"). A worker's stack
+// (docs/benchmarks/auth-server-history.md, session "codecpu"). A worker's stack
 // grows once (and again after the collector shrinks an idle one's). The
 // hand-off is an unbuffered send: f never waits for a busy worker.
 //

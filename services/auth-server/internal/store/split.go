@@ -14,7 +14,7 @@ import "strings"
 // then decoding) and copies a json.RawMessage, so decoding a record with
 // its session as raw JSON scanned the session — most of the record — two
 // extra times; a code grant read four such records
-// (docs/benchmarks/auth-server.md, session "authcpu").
+// (docs/benchmarks/auth-server-history.md, session "authcpu").
 // This scan only tracks strings and nesting: the session is validated
 // where it is decoded. key is the member's name with its quotes and colon,
 // as `"session":`.

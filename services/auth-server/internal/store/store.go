@@ -227,7 +227,7 @@ func (s *Store) decodeInto(ctx context.Context, b []byte, into any) (*fosite.Req
 // the code's request twice, its PKCE and OpenID Connect requests — and
 // with encoding/json that was ~60 µs of CPU and 14 KB allocated per code
 // grant, a fifth of its CPU outside the signatures
-// (docs/benchmarks/auth-server.md, session "codecpu"). Whole records that
+// (docs/benchmarks/auth-server-history.md, session "codecpu"). Whole records that
 // splitLast does not split (an older or unexpected layout) stay with
 // encoding/json; their session's JSON, which encoding/json has then
 // validated, is decoded here too. TestFastDecodeMatchesEncodingJSON compares
