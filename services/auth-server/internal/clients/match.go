@@ -18,7 +18,8 @@ import (
 //     (http://127.0.0.1/…, http://[::1]/…), with any TCP port (1–65535, or
 //     none): RFC 8252 §7.3
 //     says the server MUST allow any port for loopback IP redirect URIs.
-//     Scheme, IP literal, path and query must still be identical.
+//     Scheme (its letter case too), IP literal, path and query must still
+//     be identical.
 //
 // "localhost" is not a loopback IP literal and keeps exact matching:
 // RFC 8252 §8.3 calls it NOT RECOMMENDED because the name may resolve to
@@ -33,6 +34,11 @@ func MatchRedirectURI(registered []string, requested string) bool {
 }
 
 func loopbackMatch(registered, requested string) bool {
+	// url.Parse lowers the scheme: "HTTP://127.0.0.1:1/cb" must not pass
+	// as "http://127.0.0.1:1/cb" — only the port may differ.
+	if !strings.HasPrefix(registered, "http://") || !strings.HasPrefix(requested, "http://") {
+		return false
+	}
 	reg, err := url.Parse(registered)
 	if err != nil || !isLoopbackIPRedirect(reg) {
 		return false

@@ -28,6 +28,8 @@ func TestMatchRedirectURI(t *testing.T) {
 		{"http://127.0.0.1:51234/other", false},
 		{"http://127.0.0.1:51234/callback?x=1", false},
 		{"https://127.0.0.1:51234/callback", false},
+		{"HTTP://127.0.0.1:51234/callback", false}, // only the port may differ: the scheme's case too
+		{"Http://127.0.0.1:8976/callback", false},
 		{"http://127.0.0.2:51234/callback", false},
 		{"http://user@127.0.0.1:51234/callback", false},
 		{"http://[::1]:4000/cb?x=1", true},

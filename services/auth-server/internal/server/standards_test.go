@@ -130,15 +130,17 @@ func TestLoopbackRedirectAnyPort(t *testing.T) {
 		"other loopback IP": {pub, "http://[::1]:51234/public-callback"},
 		"localhost port":    {cs["test-nopkce"], "http://localhost:8982/cb"},
 		// Only the port may change on a loopback IP literal.
-		"loopback user info":    {pub, "http://u:p@127.0.0.1:51234/public-callback"},
-		"loopback fragment":     {pub, "http://127.0.0.1:51234/public-callback#x"},
-		"loopback query":        {pub, "http://127.0.0.1:51234/public-callback?a=b"},
-		"loopback encoded path": {pub, "http://127.0.0.1:51234/public-%63allback"},
-		"another loopback IPv4": {pub, "http://127.0.0.2:8976/public-callback"},
-		"loopback port 0":       {pub, "http://127.0.0.1:0/public-callback"},
-		"loopback port 99999":   {pub, "http://127.0.0.1:99999/public-callback"},
-		"loopback port +80":     {pub, "http://127.0.0.1:+80/public-callback"},
-		"IPv4-mapped IPv6":      {pub, "http://[::ffff:127.0.0.1]:51234/public-callback"},
+		"loopback user info":              {pub, "http://u:p@127.0.0.1:51234/public-callback"},
+		"loopback fragment":               {pub, "http://127.0.0.1:51234/public-callback#x"},
+		"loopback query":                  {pub, "http://127.0.0.1:51234/public-callback?a=b"},
+		"loopback encoded path":           {pub, "http://127.0.0.1:51234/public-%63allback"},
+		"another loopback IPv4":           {pub, "http://127.0.0.2:8976/public-callback"},
+		"loopback port 0":                 {pub, "http://127.0.0.1:0/public-callback"},
+		"loopback port 99999":             {pub, "http://127.0.0.1:99999/public-callback"},
+		"loopback port +80":               {pub, "http://127.0.0.1:+80/public-callback"},
+		"IPv4-mapped IPv6":                {pub, "http://[::ffff:127.0.0.1]:51234/public-callback"},
+		"loopback scheme case":            {pub, "HTTP://127.0.0.1:51234/public-callback"},
+		"loopback scheme case, same port": {pub, "Http://127.0.0.1:8976/public-callback"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			a := newAuthRequest(tc.c)
