@@ -132,3 +132,32 @@ func TestOnRevokeHearsTheLocalRevoker(t *testing.T) {
 		t.Errorf("hook heard %q right after Revoke, want [grant-local]", got)
 	}
 }
+
+// TestOnRevokeHookMayReload: a reload tells its hooks after its lock is
+// released, so a hook that reloads (or waits for a reload elsewhere) does
+// not deadlock the Set's reloads (session-18 review).
+func TestOnRevokeHookMayReload(t *testing.T) {
+	r := testharness.StartRedis(t)
+	rdb := r.Client()
+	ctx := context.Background()
+	s := newSet(t, rdb, revocation.Options{NoSubscribe: true, ReconcileInterval: time.Hour})
+	reloaded := make(chan error, 1)
+	s.OnRevoke(func(string) { reloaded <- s.Reload(ctx) })
+	exp := float64(time.Now().Add(time.Hour).UnixMilli())
+	if err := rdb.ZAdd(ctx, rdb.Key("revocation", "grants"), redis.Z{Score: exp, Member: "grant-reload"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Reload(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Reload did not return: its hook's own Reload waits for the lock Reload holds")
+	}
+	if err := <-reloaded; err != nil {
+		t.Errorf("the hook's Reload: %v", err)
+	}
+}

@@ -300,17 +300,29 @@ func (s *Set) Start(ctx context.Context) {
 }
 
 // Reload reads every unexpired record from Redis and merges it into the
-// Set, dropping expired records.
+// Set, dropping expired records. The hooks (OnRevoke) hear of the records
+// it found new after the merge, outside its lock: a hook may call Reload.
 func (s *Set) Reload(ctx context.Context) error {
 	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
+	learned, err := s.reload(ctx)
+	s.reloadMu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.learned(learned...)
+	return nil
+}
+
+// reload is Reload's merge, under reloadMu; it returns the grants it
+// found that the Set did not hold.
+func (s *Set) reload(ctx context.Context) ([]string, error) {
 	now := s.o.Now().UnixMilli()
 	zs, err := s.o.Redis.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
 		Key: recordsKey(s.o.Redis), ByScore: true, Start: "(" + strconv.FormatInt(now, 10), Stop: "+inf",
 	}).Result()
 	if err != nil {
 		s.metrics.reloadFailed()
-		return fmt.Errorf("revocation: load revoked grants: %w", err)
+		return nil, fmt.Errorf("revocation: load revoked grants: %w", err)
 	}
 	var learned []string
 	s.mu.Lock()
@@ -330,8 +342,7 @@ func (s *Set) Reload(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.metrics.reloaded(s.o.Now())
-	s.learned(learned...)
-	return nil
+	return learned, nil
 }
 
 func (s *Set) reconcile(ctx context.Context) {

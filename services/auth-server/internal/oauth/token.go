@@ -53,10 +53,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		// RFC 8707 §2: a code issued for a resource its client may no
 		// longer use (a self-registered client after DYNAMIC_CLIENT_RESOURCES
 		// was narrowed, a static client after its entry was) gets no token.
-		// A refresh is refused so by fosite (targetStrategy).
-		s.metrics.grants.WithLabelValues(grant, s.clientLabel(ar.GetClient()), "invalid_target").Inc()
-		s.metrics.errors.WithLabelValues("token", "invalid_target").Inc()
-		writeJSONError(w, http.StatusBadRequest, "invalid_target", "the grant's resource is not allowed for this client")
+		// A refresh is refused so by fosite (targetStrategy). Logged,
+		// counted and audited as every refused token request (tokenError).
+		s.tokenError(w, r, grant, ar, errInvalidTarget.WithHint("The grant's resource is not allowed for this client."))
 		return
 	}
 	if rs := r.PostForm["resource"]; len(rs) > 0 {
@@ -64,9 +63,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		// may name it again but not widen or change it.
 		// Scheme and host compare case-insensitively (RFC 3986 §6.2.2.1).
 		if _, ok := clients.CanonicalResource(ar.GetRequestedAudience(), s.canonicalResource(rs[0])); len(rs) > 1 || !ok {
-			s.metrics.grants.WithLabelValues(grant, s.clientLabel(ar.GetClient()), "invalid_target").Inc()
-			s.metrics.errors.WithLabelValues("token", "invalid_target").Inc()
-			writeJSONError(w, http.StatusBadRequest, "invalid_target", "resource does not match the grant's resource")
+			s.tokenError(w, r, grant, ar, errInvalidTarget.WithHint("The resource parameter does not match the grant's resource."))
 			return
 		}
 	}

@@ -66,6 +66,10 @@ func TestSelfRegisteredClientResources(t *testing.T) {
 	if tr := f.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {mcpGrant.RefreshToken}, "resource": {actions}}); tr.Status != http.StatusBadRequest || tr.Error != "invalid_target" {
 		t.Errorf("refresh of the MCP grant for the Actions audience: %d %s, want 400 invalid_target", tr.Status, tr.Error)
 	}
+	// Audited as every refused token request (docs/operations/audit-log.md).
+	if e := findEvent(auditEvents(t, f), map[string]any{"event": "grant", "grant_type": "refresh_token", "result": "invalid_target", "client_id": c.ClientID}); e == nil {
+		t.Errorf("no grant audit record for the refused resource parameter")
+	}
 
 	// A metadata-document client is held to the same list.
 	cimdRedirect := "http://127.0.0.1:8982/cimd-resources-callback"
@@ -107,6 +111,9 @@ func TestSelfRegisteredClientResources(t *testing.T) {
 	f.restart(map[string]string{"DYNAMIC_CLIENT_RESOURCES": ""})
 	if tr := f.exchange(c, pending, pendingCode); tr.Status != http.StatusBadRequest || tr.Error != "invalid_target" || tr.AccessToken != "" {
 		t.Errorf("narrowed: the Actions code: %d %s %s, want 400 invalid_target", tr.Status, tr.Error, tr.Description)
+	}
+	if e := findEvent(auditEvents(t, f), map[string]any{"event": "grant", "grant_type": "authorization_code", "result": "invalid_target", "client_id": c.ClientID}); e == nil {
+		t.Errorf("narrowed: no grant audit record for the refused Actions code")
 	}
 	if tr := f.refresh(c, actionsGrant.RefreshToken); tr.Status != http.StatusBadRequest || tr.Error != "invalid_target" || tr.AccessToken != "" {
 		t.Errorf("narrowed: the Actions refresh token: %d %s %s, want 400 invalid_target", tr.Status, tr.Error, tr.Description)

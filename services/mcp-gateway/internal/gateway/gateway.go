@@ -147,9 +147,6 @@ func New(d Deps) (*Gateway, error) {
 		revocations: d.Revocations,
 		unfollow:    func() {},
 	}
-	if d.Revocations != nil {
-		g.unfollow = d.Revocations.OnRevoke(g.grantStreams.revoked)
-	}
 	lookups := map[session.Lookup]prometheus.Counter{}
 	for _, l := range []session.Lookup{session.LookupMemory, session.LookupHit, session.LookupMiss} {
 		lookups[l] = d.Metrics.recordCache.WithLabelValues(string(l))
@@ -236,6 +233,10 @@ func New(d Deps) (*Gateway, error) {
 		sseOpts = append(sseOpts, server.WithSSECORS(server.WithCORSAllowedOrigins(cfg.AllowedOrigins...)))
 	}
 	g.sse = server.NewSSEServer(g.mcp, sseOpts...)
+	// Registered last: a New that fails leaves no hook on the Set.
+	if d.Revocations != nil {
+		g.unfollow = d.Revocations.OnRevoke(g.grantStreams.revoked)
+	}
 	return g, nil
 }
 
