@@ -109,9 +109,9 @@ func measureFlood(b *testing.B, slots, clients, grants, inFlight int, pause time
 	fl := startWrongSecretFlood(ctx, f, inFlight, pause)
 	// The slots fill within one check; the window starts once they have.
 	waitMetric(b, f, "tollgate_auth_client_secret_slow_checks_in_flight", float64(slots))
-	m0 := serverMetrics(b, f)
+	m0 := metricsAt(b, f.adminMetricsURL())
 	flooded := loadTokenEndpoint(b, f, proc, "refresh_token", clients, grants)
-	m1 := serverMetrics(b, f)
+	m1 := metricsAt(b, f.adminMetricsURL())
 	stop()
 	fl.wait()
 	if n := fl.accepted.Load(); n > 0 {
@@ -248,7 +248,7 @@ func startWrongSecretFlood(ctx context.Context, f *fleet, inFlight int, pause ti
 // reaches at least v.
 func waitMetric(b *testing.B, f *fleet, name string, v float64) {
 	for range 600 {
-		if serverMetrics(b, f)[name] >= v {
+		if metricsAt(b, f.adminMetricsURL())[name] >= v {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)

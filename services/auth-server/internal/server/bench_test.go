@@ -660,7 +660,7 @@ func loadTokenEndpoint(b *testing.B, f *fleet, p benchProcess, grant string, cli
 	}
 	endWindow := window(b, p)
 	endCallgrind := callgrindWindow(b, pid)
-	m0 := serverMetrics(b, f)
+	m0 := metricsAt(b, f.adminMetricsURL())
 	os0 := readProcessCounters(b, pid, m0)
 	redisCPU0, redisCalls0, redisUsec0 := redisStats(b, f)
 	delay0, client0 := runDelay(b, pid), processCPU(b, os.Getpid())
@@ -690,7 +690,7 @@ func loadTokenEndpoint(b *testing.B, f *fleet, p benchProcess, grant string, cli
 	wall := time.Since(t0)
 	cpu := processCPU(b, pid) - cpu0
 	tail := tailReport{serverRunDelay: runDelay(b, pid) - delay0, clientCPU: processCPU(b, os.Getpid()) - client0}
-	m1 := serverMetrics(b, f)
+	m1 := metricsAt(b, f.adminMetricsURL())
 	os1 := readProcessCounters(b, pid, m1)
 	redisCPU1, redisCalls1, redisUsec1 := redisStats(b, f)
 	tail.redisCPU, tail.redisCalls, tail.redisCmd = redisCPU1-redisCPU0, redisCalls1-redisCalls0, redisUsec1-redisUsec0
@@ -727,32 +727,8 @@ func loadTokenEndpoint(b *testing.B, f *fleet, p benchProcess, grant string, cli
 	return r
 }
 
-// serverMetrics reads the auth-server's admin /metrics: every sample,
-// keyed by its name and labels as written.
-func serverMetrics(b *testing.B, f *fleet) map[string]float64 {
-	resp, err := http.Get("http://" + f.env["ADMIN_ADDR"] + "/metrics")
-	if err != nil {
-		b.Fatalf("auth-server metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if i < 0 || err != nil {
-			b.Fatalf("auth-server metrics: %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	return out
-}
-
 // signingCPU is the auth-server's tollgate_auth_signing_cpu_seconds_total
-// (every algorithm and token) in metrics (serverMetrics).
+// (every algorithm and token) in metrics (metricsAt).
 func signingCPU(metrics map[string]float64) time.Duration {
 	var sum float64
 	for k, v := range metrics {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -15,17 +14,7 @@ import (
 // auth-server's admin /metrics (0 when the series does not exist yet).
 func errorsTotal(t *testing.T, f *fleet, endpoint, code string) int {
 	t.Helper()
-	want := fmt.Sprintf(`tollgate_auth_errors_total{endpoint=%q,error=%q} `, endpoint, code)
-	for _, line := range strings.Split(get(t, f.Admin()+"/metrics"), "\n") {
-		if v, ok := strings.CutPrefix(line, want); ok {
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric line %q", line)
-			}
-			return int(n)
-		}
-	}
-	return 0
+	return int(metricsAt(t, f.Admin()+"/metrics")[fmt.Sprintf(`tollgate_auth_errors_total{endpoint=%q,error=%q}`, endpoint, code)])
 }
 
 // TestGuardRefusalsRecordedAsAnswered: a request the client-authentication

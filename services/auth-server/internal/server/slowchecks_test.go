@@ -9,33 +9,12 @@ import (
 	"testing"
 )
 
-// adminMetrics reads the auth-server's admin /metrics: every sample,
-// keyed by its name and labels as written (as bench_test.go's
-// serverMetrics, which takes a *testing.B and a fleet started as a
-// process).
-func adminMetrics(t *testing.T, f *fleet) map[string]float64 {
-	t.Helper()
-	out := map[string]float64{}
-	for _, line := range strings.Split(get(t, f.Admin()+"/metrics"), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if i < 0 || err != nil {
-			t.Fatalf("auth-server metrics: %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	return out
-}
-
 // slowCheckStats reads the auth-server's tollgate_auth_client_secret_slow_*
-// series (adminMetrics), by name without the prefix.
+// series (metricsAt), by name without the prefix.
 func slowCheckStats(t *testing.T, f *fleet) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
-	for name, v := range adminMetrics(t, f) {
+	for name, v := range metricsAt(t, f.Admin()+"/metrics") {
 		if rest, ok := strings.CutPrefix(name, "tollgate_auth_client_secret_slow_"); ok {
 			out[rest] = v
 		}
@@ -125,7 +104,7 @@ func TestSlowCheckBoundOverHTTP(t *testing.T) {
 	if r := f.clientCall(clientReq{Form: postCreds(ops, "wrong", badRefresh()), ForwardFor: "203.0.113.9"}); r.Status != http.StatusUnauthorized {
 		t.Errorf("wrong operator secret after the restart: %d %s", r.Status, r.Error)
 	}
-	m := adminMetrics(t, f)
+	m := metricsAt(t, f.Admin()+"/metrics")
 	procs, ok := m["go_sched_gomaxprocs_threads"]
 	if !ok || procs < 1 {
 		t.Fatalf("the auth-server's GOMAXPROCS (go_sched_gomaxprocs_threads): %v %v", procs, ok)
