@@ -182,17 +182,19 @@ func (k keptRevocationErrors) GetAccessTokenSession(ctx context.Context, signatu
 // of the token's grant (requestID, the grant's id): their outcome is
 // noted for the request's audit record.
 func (k keptRevocationErrors) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	err := k.TokenRevocationStorage.RevokeRefreshToken(ctx, requestID)
-	if rf := revocationFailureOf(ctx); rf != nil {
-		rf.revocation(requestID, err)
-	}
-	return keepRevocationError(ctx, err)
+	return noteRevocation(ctx, requestID, k.TokenRevocationStorage.RevokeRefreshToken(ctx, requestID))
 }
 
 func (k keptRevocationErrors) RevokeAccessToken(ctx context.Context, requestID string) error {
-	err := k.TokenRevocationStorage.RevokeAccessToken(ctx, requestID)
+	return noteRevocation(ctx, requestID, k.TokenRevocationStorage.RevokeAccessToken(ctx, requestID))
+}
+
+// noteRevocation records err, the store's answer to one of fosite's two
+// revocations of grant, in the request's revocationFailure (outcome, and
+// keepRevocationError's failure) and returns it.
+func noteRevocation(ctx context.Context, grant string, err error) error {
 	if rf := revocationFailureOf(ctx); rf != nil {
-		rf.revocation(requestID, err)
+		rf.revocation(grant, err)
 	}
 	return keepRevocationError(ctx, err)
 }

@@ -129,7 +129,9 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 		})
 	}
 	grant := claims.GrantID
-	if grant != "" && g.revocations != nil {
+	// followed: the stream's grant can be revoked (a grant_id, a Set).
+	followed := grant != "" && g.revocations != nil
+	if followed {
 		g.grantStreams.add(grant, sg)
 		if g.revocations.Revoked(grant) {
 			sg.end(endRevoked)
@@ -152,7 +154,7 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 				timer = time.AfterFunc(expiryRecheck, check)
 			}
 			mu.Unlock()
-		case grant != "" && g.revocations != nil && g.revocations.Revoked(grant):
+		case followed && g.revocations.Revoked(grant):
 			sg.end(endRevoked)
 		default:
 			sg.end(endExpired)
@@ -166,7 +168,7 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 		stopped = true
 		timer.Stop()
 		mu.Unlock()
-		if grant != "" && g.revocations != nil {
+		if followed {
 			g.grantStreams.remove(grant, sg)
 		}
 		cancel(nil)
