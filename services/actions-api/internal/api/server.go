@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/tollgate/tollgate/services/actions-api/internal/config"
 	"github.com/tollgate/tollgate/services/platform/clientip"
@@ -300,6 +302,9 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 			return nil, err
 		}
 		in, err = c.DecodeJSON(body)
+		if err == nil && len(a.PathParams) > 0 {
+			err = s.setPathParams(ec, a, in)
+		}
 	}
 	if err != nil {
 		var fe *fault.Error
@@ -309,6 +314,26 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 		return nil, err
 	}
 	return in, nil
+}
+
+// setPathParams sets the "{field}" values of a POST's path on in, decoded
+// from its body. The body may not name them: the path says which object
+// the call is about, and a body naming another would be ambiguous.
+func (s *server) setPathParams(ec echo.Context, a *registry.Action, in proto.Message) error {
+	q := url.Values{}
+	fields := in.ProtoReflect().Descriptor().Fields()
+	for _, p := range a.PathParams {
+		if in.ProtoReflect().Has(fields.ByName(protoreflect.Name(p))) {
+			return fault.InvalidArgument("%s is a path parameter; do not repeat it in the body", p)
+		}
+		q.Set(p, ec.Param(p))
+	}
+	path, err := a.Capability.DecodeQuery(q)
+	if err != nil {
+		return err
+	}
+	proto.Merge(in, path)
+	return nil
 }
 
 func readBody(r *http.Request) ([]byte, error) {

@@ -290,11 +290,32 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 		}
 	case http.MethodPost:
 		inMsg := c.Method.Input()
-		inRef, err := add(string(inMsg.Name()), string(inMsg.FullName()), in)
-		if err != nil {
-			return nil, err
+		if len(a.PathParams) == 0 {
+			inRef, err := add(string(inMsg.Name()), string(inMsg.FullName()), in)
+			if err != nil {
+				return nil, err
+			}
+			op.RequestBody = &RequestBody{Required: false, Content: jsonContent(inRef)}
+			break
 		}
-		op.RequestBody = &RequestBody{Required: false, Content: jsonContent(inRef)}
+		// A "{field}" of a POST path is a path parameter like a GET's, and
+		// the body holds the other fields: its schema is the request
+		// message's without them, inline (the message's own schema would
+		// offer the model a second place for the path's value).
+		body, bodyProps := maps.Clone(in), registry.Schema{}
+		for name, p := range props {
+			if !slices.Contains(a.PathParams, name) {
+				bodyProps[name] = p
+			}
+		}
+		body["properties"] = bodyProps
+		for _, name := range a.PathParams {
+			s := maps.Clone(props[name].(registry.Schema))
+			desc, _ := s["description"].(string)
+			delete(s, "description")
+			op.Parameters = append(op.Parameters, Parameter{Name: name, In: "path", Description: desc, Required: true, Schema: s})
+		}
+		op.RequestBody = &RequestBody{Required: false, Content: jsonContent(body)}
 	}
 	errRef := registry.Schema{"$ref": "#/components/schemas/" + ErrorSchema}
 	errResp := func(desc string, headers map[string]Header) Response {
