@@ -189,3 +189,67 @@ func TestPostOperationWithPathParameter(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryCannotRenameAPathParameter: DecodeQuery takes a field by its
+// proto name or its JSON name, so "?noteId=" names the path's note_id and
+// "?tagCount=&tag_count=" one field twice. Either is a 400: before, which
+// value the backend got depended on map order, and a DELETE's query could
+// replace the id in its path (the one ChatGPT shows the user to confirm).
+func TestQueryCannotRenameAPathParameter(t *testing.T) {
+	fdp := protodesc.ToFileDescriptorProto(notesFile(t))
+	fdp.MessageType[0].Field = []*descriptorpb.FieldDescriptorProto{
+		{Name: proto.String("note_id"), Number: proto.Int32(1), Type: descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum(),
+			Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(), JsonName: proto.String("noteId")},
+		{Name: proto.String("tag_count"), Number: proto.Int32(2), Type: descriptorpb.FieldDescriptorProto_TYPE_INT32.Enum(),
+			Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(), JsonName: proto.String("tagCount")},
+	}
+	m := fdp.Service[0].Method[0]
+	m.Name = proto.String("DeleteNote")
+	op := proto.GetExtension(m.Options, optionsv1.E_ActionsOperation).(*optionsv1.ActionsOperation)
+	op.Method, op.Path, op.OperationId = "DELETE", "/actions/notes/{note_id}", "deleteNote"
+	fd, err := protodesc.NewFile(fdp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(fd.Services().Get(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	method := fd.Services().Get(0).Methods().Get(0)
+	handler := grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		in := dynamicpb.NewMessage(method.Input())
+		if err := stream.RecvMsg(in); err != nil {
+			return err
+		}
+		out := dynamicpb.NewMessage(method.Output())
+		f := method.Input().Fields()
+		out.Set(method.Output().Fields().ByName("summary"), protoreflect.ValueOfString("deleted "+in.Get(f.ByName("note_id")).String()))
+		out.Set(method.Output().Fields().ByName("tag_count"), protoreflect.ValueOfInt32(int32(in.Get(f.ByName("tag_count")).Int())))
+		return stream.SendMsg(out)
+	})
+	api := serveCapability(t, reg, nil, handler)
+	tok := api.iss.Mint(t, tokentest.Token{Audience: testAudience, Scope: "openid"})
+	del := func(pathAndQuery string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodDelete, api.url+pathAndQuery, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		code, b := api.send(t, req, nil)
+		return code, string(b)
+	}
+	if code, body := del("/actions/notes/a?tag_count=2"); code != 200 || body != `{"summary":"deleted a","tag_count":2}` {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"?note_id=b", "note_id is a path parameter"},
+		{"?noteId=b", "note_id is a path parameter"},
+		{"?tag_count=1&tagCount=2", `\"tagCount\" and \"tag_count\" name the same field`},
+	} {
+		// Map order decided which value won: ask a few times.
+		for range 8 {
+			if code, body := del("/actions/notes/a" + tc.query); code != 400 || !strings.Contains(body, tc.want) {
+				t.Errorf("%s: %d %s, want 400 %s", tc.query, code, body, tc.want)
+				break
+			}
+		}
+	}
+}

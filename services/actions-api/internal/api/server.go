@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -280,10 +281,10 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 	var err error
 	if a.Method != http.MethodPost {
 		q := r.URL.Query()
+		if err := checkQueryNames(q, a); err != nil {
+			return nil, err
+		}
 		for _, p := range a.PathParams {
-			if q.Has(p) {
-				return nil, newError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("%s is a path parameter; do not repeat it in the query", p))
-			}
 			q.Set(p, ec.Param(p))
 		}
 		in, err = c.DecodeQuery(q)
@@ -314,6 +315,34 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 		return nil, err
 	}
 	return in, nil
+}
+
+// checkQueryNames refuses two query parameters for one request field and
+// one for a path parameter's field. A field may be named by its proto name
+// (the document's) or its JSON name (DecodeQuery takes both), so
+// "?grant_id=" and "?grantId=" are the same field: given both, which one
+// DecodeQuery kept depended on map order, and a DELETE's query could
+// replace the id in its path, which ChatGPT shows the user to confirm.
+func checkQueryNames(q url.Values, a *registry.Action) error {
+	fields := a.Capability.Method.Input().Fields()
+	seen := map[protoreflect.Name]string{}
+	for name := range q {
+		f := fields.ByName(protoreflect.Name(name))
+		if f == nil {
+			f = fields.ByJSONName(name)
+		}
+		if f == nil {
+			continue // DecodeQuery refuses unknown parameters
+		}
+		if slices.Contains(a.PathParams, string(f.Name())) {
+			return newError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("%s is a path parameter; do not repeat it in the query", f.Name()))
+		}
+		if prev, ok := seen[f.Name()]; ok {
+			return newError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("query parameters %q and %q name the same field; give it once", min(prev, name), max(prev, name)))
+		}
+		seen[f.Name()] = name
+	}
+	return nil
 }
 
 // setPathParams sets the "{field}" values of a POST's path on in, decoded
