@@ -285,7 +285,11 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 			return nil, err
 		}
 		for _, p := range a.PathParams {
-			q.Set(p, ec.Param(p))
+			v, perr := pathParamValue(ec, p)
+			if perr != nil {
+				return nil, perr
+			}
+			q.Set(p, v)
 		}
 		in, err = c.DecodeQuery(q)
 	} else {
@@ -345,6 +349,23 @@ func checkQueryNames(q url.Values, a *registry.Action) error {
 	return nil
 }
 
+// pathParamValue is the path parameter p, percent-decoded. echo matches a
+// path on its raw form when it holds an escape Go would not have written
+// (%2F, or %5F for "_") and then gives its parameters undecoded, while
+// any other path arrives decoded: the same id reached the backend as
+// "a%2Fb" or "a/b" depending on the client's encoding.
+func pathParamValue(ec echo.Context, p string) (string, error) {
+	v := ec.Param(p)
+	if ec.Request().URL.RawPath == "" {
+		return v, nil
+	}
+	d, err := url.PathUnescape(v)
+	if err != nil {
+		return "", newError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("path parameter %s is not percent-encoded correctly", p))
+	}
+	return d, nil
+}
+
 // setPathParams sets the "{field}" values of a POST's path on in, decoded
 // from its body. The body may not name them: the path says which object
 // the call is about, and a body naming another would be ambiguous.
@@ -355,7 +376,11 @@ func (s *server) setPathParams(ec echo.Context, a *registry.Action, in proto.Mes
 		if in.ProtoReflect().Has(fields.ByName(protoreflect.Name(p))) {
 			return fault.InvalidArgument("%s is a path parameter; do not repeat it in the body", p)
 		}
-		q.Set(p, ec.Param(p))
+		v, err := pathParamValue(ec, p)
+		if err != nil {
+			return err
+		}
+		q.Set(p, v)
 	}
 	path, err := a.Capability.DecodeQuery(q)
 	if err != nil {
