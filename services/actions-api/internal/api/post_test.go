@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -125,6 +126,28 @@ func TestPostOperation(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(body), []byte("milk")) {
 		t.Error("the body did not reach the capability")
+	}
+	// The document's 400 names every refusal above that is a 400, so
+	// that a GPT builder reading it can tell what went wrong.
+	res, err := http.Get(api.url + PathOpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Responses map[string]struct{ Description string }
+		}
+	}
+	err = json.NewDecoder(res.Body).Decode(&doc)
+	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := doc.Paths["/actions/notes"]["post"].Responses["400"].Description
+	for _, want := range []string{"JSON object", "Content-Type", "query parameters"} {
+		if !strings.Contains(desc, want) {
+			t.Errorf("the document's 400 of addNote does not mention %s: %q", want, desc)
+		}
 	}
 }
 

@@ -323,7 +323,11 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 	}
 	badRequest := "The request is malformed: an unknown, repeated or invalid parameter"
 	if a.Method == http.MethodPost {
-		badRequest = "The request is malformed: an invalid JSON body"
+		// Every 400 decode answers for a POST (api.decode).
+		badRequest = "The request is malformed: a body that is not a JSON object of the request's fields, a Content-Type other than application/json, query parameters"
+		if len(a.PathParams) > 0 {
+			badRequest += ", an invalid path parameter or one repeated in the body"
+		}
 	}
 	if protected {
 		badRequest += ", more than one Authorization header, or an access token in the query string"
