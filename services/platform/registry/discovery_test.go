@@ -406,3 +406,60 @@ func TestOptionsParsedFromUnknownFields(t *testing.T) {
 		t.Errorf("scope = %+v", s)
 	}
 }
+
+// TestReflectionEndsOKInTheClientMetrics: each refresh's reflection stream
+// ends — read to the server's end — so grpc_client_handled_total counts it
+// with code OK, as many as grpc_client_started_total. Left to the deferred
+// cancel, the client interceptor never saw it end: every reflection was
+// started and never handled, while one that failed (capability-core down)
+// was counted, so a connector whose only calls are reflections (the
+// auth-server) had a failure ratio of 1 in TollgateCapabilityCallsFailing
+// after any failed refresh.
+func TestReflectionEndsOKInTheClientMetrics(t *testing.T) {
+	b := registrytest.Start(t, "alpha", []registrytest.Service{notes("notes")})
+	reg := prometheus.NewRegistry()
+	conn, err := grpcx.Dial(b.Addr, grpcx.ClientOptions{Registry: reg, Name: "alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	d, err := registry.NewDiscovery(registry.DiscoveryOptions{
+		Backends: []registry.Backend{{Name: b.Label, Target: b.Addr, Conn: conn}},
+		Metrics:  prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if got := toolNames(d.Refresh(context.Background())); !strings.Contains(got, "notes.") {
+			t.Fatalf("tools after refresh: %q", got)
+		}
+	}
+	// Interceptors report after the stream's last read returned; the
+	// refreshes above returned after it.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["grpc_method"] != "ServerReflectionInfo" {
+				continue
+			}
+			switch mf.GetName() {
+			case "grpc_client_started_total":
+				counts["started"] += m.GetCounter().GetValue()
+			case "grpc_client_handled_total":
+				counts["handled "+labels["grpc_code"]] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if counts["started"] != 2 || counts["handled OK"] != 2 || len(counts) != 2 {
+		t.Errorf("reflection streams in the client metrics: %v, want 2 started and 2 handled OK", counts)
+	}
+}

@@ -126,7 +126,18 @@ func reflectServices(ctx context.Context, conn grpc.ClientConnInterface) (*refle
 			}
 		}
 	}
+	// End the stream as the server sees it: after CloseSend the server
+	// returns and the next Recv is io.EOF. Only then does the client's
+	// metrics interceptor count the call (grpc_client_handled_total, code
+	// OK); left to the deferred cancel, a reflection that succeeded was
+	// never counted while one that failed was, and the failure ratio of
+	// TollgateCapabilityCallsFailing read 1 for a caller whose only calls
+	// are reflections (the auth-server).
+	// Every reflection server ends the stream once the client has (grpc-go,
+	// -java, -python and C++ return on the half-close); one that did not
+	// would be waited for until ctx's deadline, and its descriptors kept.
 	_ = stream.CloseSend()
+	_, _ = stream.Recv() // io.EOF
 
 	set := &descriptorpb.FileDescriptorSet{}
 	fileNames := make([]string, 0, len(files))
