@@ -49,13 +49,15 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, grant, ar, missingParam(r.PostForm, grant, err))
 		return
 	}
-	if !grantedTargetsAllowed(ar) {
+	if err := grantedTargetsAllowed(ar); err != nil {
 		// RFC 8707 §2: a code issued for a resource its client may no
 		// longer use (a self-registered client after DYNAMIC_CLIENT_RESOURCES
 		// was narrowed, a static client after its entry was) gets no token.
-		// A refresh is refused so by fosite (targetStrategy). Logged,
-		// counted and audited as every refused token request (tokenError).
-		s.tokenError(w, r, grant, ar, errInvalidTarget.WithHint("The grant's resource is not allowed for this client."))
+		// A refresh is refused so by fosite (targetStrategy). The
+		// description names the refused resource (a URL from the client's
+		// own grant, no secret), as a refresh's does. Logged, counted and
+		// audited as every refused token request (tokenError).
+		s.tokenError(w, r, grant, ar, err)
 		return
 	}
 	if rs := r.PostForm["resource"]; len(rs) > 0 {
@@ -83,15 +85,19 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	writeAccessResponse(w, resp)
 }
 
-// grantedTargetsAllowed reports whether every audience of ar's grant is
-// one its client may be issued tokens for now (clients.Client.Resources).
+// grantedTargetsAllowed is nil when every audience of ar's grant is one
+// its client may be issued tokens for now (clients.Client.Resources), and
+// otherwise targetStrategy's invalid_target, naming the first refused one.
 // After fosite's NewAccessRequest the grant's audience is the requested
 // one (authorize grants the audience it requests; fosite copies the
 // granted one of a code only when it answers) — the granted one too of a
 // refresh.
-func grantedTargetsAllowed(ar fosite.AccessRequester) bool {
+func grantedTargetsAllowed(ar fosite.AccessRequester) error {
 	allowed := ar.GetClient().GetAudience()
-	return targetStrategy(allowed, ar.GetRequestedAudience()) == nil && targetStrategy(allowed, ar.GetGrantedAudience()) == nil
+	if err := targetStrategy(allowed, ar.GetRequestedAudience()); err != nil {
+		return err
+	}
+	return targetStrategy(allowed, ar.GetGrantedAudience())
 }
 
 // targetStrategy is fosite's exact audience matching, answered with RFC

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -109,14 +110,17 @@ func TestSelfRegisteredClientResources(t *testing.T) {
 	// Narrowed again (unset: the default), the setting holds for the
 	// registration at its next request.
 	f.restart(map[string]string{"DYNAMIC_CLIENT_RESOURCES": ""})
-	if tr := f.exchange(c, pending, pendingCode); tr.Status != http.StatusBadRequest || tr.Error != "invalid_target" || tr.AccessToken != "" {
-		t.Errorf("narrowed: the Actions code: %d %s %s, want 400 invalid_target", tr.Status, tr.Error, tr.Description)
+	// The description names the refused resource (RFC 8707 §2), as a
+	// refresh's does: the client's developer sees which one to drop.
+	named := "The resource '" + actions + "' is not allowed for this client."
+	if tr := f.exchange(c, pending, pendingCode); tr.Status != http.StatusBadRequest || tr.Error != "invalid_target" || tr.AccessToken != "" || !strings.Contains(tr.Description, named) {
+		t.Errorf("narrowed: the Actions code: %d %s %q, want 400 invalid_target naming %s", tr.Status, tr.Error, tr.Description, actions)
 	}
 	if e := findEvent(auditEvents(t, f), map[string]any{"event": "grant", "grant_type": "authorization_code", "result": "invalid_target", "client_id": c.ClientID}); e == nil {
 		t.Errorf("narrowed: no grant audit record for the refused Actions code")
 	}
-	if tr := f.refresh(c, actionsGrant.RefreshToken); tr.Status != http.StatusBadRequest || tr.Error != "invalid_target" || tr.AccessToken != "" {
-		t.Errorf("narrowed: the Actions refresh token: %d %s %s, want 400 invalid_target", tr.Status, tr.Error, tr.Description)
+	if tr := f.refresh(c, actionsGrant.RefreshToken); tr.Status != http.StatusBadRequest || tr.Error != "invalid_target" || tr.AccessToken != "" || !strings.Contains(tr.Description, named) {
+		t.Errorf("narrowed: the Actions refresh token: %d %s %q, want 400 invalid_target naming %s", tr.Status, tr.Error, tr.Description, actions)
 	}
 	refusedAtAuthorize(t, c)
 	if tr := f.refresh(c, mcpGrant.RefreshToken); tr.Status != http.StatusOK {
