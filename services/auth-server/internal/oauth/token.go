@@ -281,7 +281,14 @@ func (s *Server) bearer(w http.ResponseWriter, r *http.Request, endpoint string)
 		return nil, nil, false
 	}
 	sess := NewSession()
-	_, ar, err := s.provider.IntrospectToken(ctx, raw, fosite.AccessToken, sess)
+	tu, ar, err := s.provider.IntrospectToken(ctx, raw, fosite.AccessToken, sess)
+	if err == nil && tu != fosite.AccessToken {
+		// fosite's introspection falls back from the hinted access token to
+		// the other token types: a refresh token is no bearer credential
+		// (RFC 6749 §1.5: it is sent to the token endpoint only; RFC 6750
+		// §2: the bearer is an access token), so it is an invalid token here.
+		err = fosite.ErrInvalidTokenFormat
+	}
 	if err != nil {
 		status, code, _ := classify(err)
 		if status == http.StatusServiceUnavailable {
