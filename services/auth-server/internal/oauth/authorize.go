@@ -101,6 +101,38 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", unregisteredRedirect(redirect, clientID))
 		return
 	}
+	// Request objects are not supported (request_parameter_supported and
+	// request_uri_parameter_supported are false in the metadata): OpenID
+	// Connect Core §6.1, §6.2 and RFC 9101 §10.4 have such a request
+	// answered request_not_supported / request_uri_not_supported, sent to
+	// the redirect URI verified above. Left to fosite, a request object of
+	// a client with registered keys was decoded and its parameters used
+	// (an unsigned one too: fosite accepts alg "none" when the client
+	// names no request_object_signing_alg), while this handler's checks
+	// read the query's.
+	for _, p := range [...]struct{ param, code string }{{"request", "request_not_supported"}, {"request_uri", "request_uri_not_supported"}} {
+		if q.Has(p.param) {
+			u := redirect
+			if u == "" {
+				u = c.RedirectURIs[0]
+			}
+			to, err := url.Parse(u)
+			if err != nil {
+				s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", unregisteredRedirect(u, clientID))
+				return
+			}
+			s.metrics.errors.WithLabelValues("authorize", p.code).Inc()
+			s.redirectError(w, r, to, q.Get("state"), p.code, "the "+p.param+" parameter is not supported (OpenID Connect Core §6; "+p.param+"_parameter_supported is false): send the parameters in the query")
+			return
+		}
+	}
+	// response_mode: query is the code flow's default and the one mode
+	// advertised (response_modes_supported); fosite refused it (its
+	// clients declare no response modes), so it is taken out of what
+	// fosite reads, and any other mode is refused below, once the
+	// redirect URI is verified.
+	responseMode := q.Get("response_mode")
+	q.Del("response_mode")
 	if !q.Has("scope") {
 		var def []string
 		for _, sc := range clients.DefaultScopes {
@@ -134,7 +166,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if rm := q.Get("response_mode"); rm != "" && rm != "query" {
+	if responseMode != "" && responseMode != "query" {
 		redirectErr("invalid_request", "response_mode must be query")
 		return
 	}
@@ -172,6 +204,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	fresh, ferr := freshnessOf(q)
 	if ferr != "" {
 		redirectErr("invalid_request", ferr)
+		return
+	}
+	if prompts := strings.Fields(q.Get("prompt")); slices.Contains(prompts, "none") && len(prompts) > 1 {
+		// OpenID Connect Core §3.1.2.1: "If this parameter contains none
+		// with any other value, an error is returned."
+		redirectErr("invalid_request", "prompt=none cannot be combined with other prompt values")
 		return
 	}
 	if slices.Contains(strings.Fields(q.Get("prompt")), "none") {
