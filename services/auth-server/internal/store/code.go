@@ -28,11 +28,14 @@ import (
 //	oidc  the OpenID Connect request (nonce), when openid was granted
 //	used  once redeemed, the redeeming call's nonce (redeemScript); "1"
 //	      in codes redeemed by earlier versions
+//	revoked  once a replay of the redeemed code revoked its grant
+//	      (GetAuthorizeCodeSession): later replays revoke nothing again
 const (
 	fieldRequest = "req"
 	fieldPKCE    = "pkce"
 	fieldOIDC    = "oidc"
 	fieldUsed    = "used"
+	fieldRevoked = "revoked"
 )
 
 // codeKey is the code's key for its handle "<grant id>.<mac>", "" when the
@@ -409,21 +412,40 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, sig string, r fo
 // fosite's code handler revokes on ErrInvalidatedAuthorizeCode too, but
 // ignores the revocation's error; the auth-server's handler leaves that to
 // this revocation (oauth.codeGrantFactory), so the grant is revoked once.
+//
+// A revocation that succeeded is marked on the code ("revoked"): a later
+// replay of the same code is answered invalid_grant without revoking the
+// gone grant again — without announcing it to the fleet once more and
+// without another revocation audit record — so whoever holds a used code
+// cannot turn each replay into a fleet-wide announcement. Concurrent
+// replays that read the code before the mark may each revoke; should the
+// mark not be written, the next replay revokes again (idempotent).
 func (s *Store) GetAuthorizeCodeSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
 	req, f, err := s.codePart(ctx, sig, fieldRequest, session)
 	if err != nil {
 		return nil, err
 	}
 	if f[fieldUsed] != "" {
-		if id, _, err := splitHandle(sig); err == nil {
+		if id, _, err := splitHandle(sig); err == nil && f[fieldRevoked] == "" {
 			if err := s.RevokeGrant(ctx, id); err != nil {
 				return nil, err
+			}
+			if err := markRevokedScript.Run(ctx, s.rdb, []string{s.codeKey(sig)}).Err(); err != nil {
+				s.log.WarnContext(ctx, "code replay: grant revoked, but the code not marked so; a further replay revokes it again", "grant_id", id, "err", err)
 			}
 		}
 		return req, fosite.ErrInvalidatedAuthorizeCode
 	}
 	return req, nil
 }
+
+// markRevokedScript sets the code's "revoked" field while the code exists
+// (an HSET on a code that expired meanwhile would create a hash without
+// its TTL). KEYS[1] the code.
+var markRevokedScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'revoked', '1') end
+return 0
+`)
 
 // InvalidateAuthorizeCodeSession marks the code redeemed. Within a
 // transaction it happens at Commit, together with the creation of the
