@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
@@ -57,6 +58,11 @@ type Claims struct {
 	Profile   Profile
 	// Raw is the token itself, to forward to capability-core.
 	Raw string
+	// KeyID is the kid of the key that signed the token (Verifier.Publishes
+	// tells whether the key set still holds that key).
+	KeyID string
+	// signer is the published key the signature was checked with.
+	signer jose.JSONWebKey
 	// bearer is "Bearer " + Raw, the authorization metadata WithBearer
 	// sends, built once when the token is verified; Raw is its tail.
 	bearer string

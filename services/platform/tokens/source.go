@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -49,46 +50,124 @@ func (s *GRPCKeySource) FetchKeySet(ctx context.Context) (KeySet, error) {
 const FetchTimeout = 5 * time.Second
 
 // fetch fetches the key set and records the outcome; callers go through
-// the singleflight group (refresh).
+// the singleflight group (refresh). A set that lacks a key of the one it
+// replaces empties the cache and, once it is in use, is told to the
+// OnKeysRemoved hooks.
 func (v *Verifier) fetch(forced bool) (any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), FetchTimeout)
 	defer cancel()
 	ks, err := v.o.Source.FetchKeySet(ctx)
 	now := v.o.Now()
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	if forced {
 		v.lastForced = now
 	}
 	v.lastErr = err
 	if err != nil {
+		v.mu.Unlock()
 		return KeySet{}, err
 	}
-	if v.everFetched && (ks.Issuer != v.keys.Issuer || keyRemoved(v.keys.Keys, ks.Keys)) {
-		v.cache.Purge()
-		v.purges++
+	var removed []string
+	if v.everFetched {
+		if removed = removedKeys(v.keys, ks); len(removed) > 0 {
+			v.cache.Purge()
+			v.purges++
+		}
 	}
 	v.keys, v.fetchedAt, v.everFetched = ks, now, true
+	v.mu.Unlock()
+	// After the new set is in use, on a goroutine of their own: a hook may
+	// call the Verifier (Publishes answers from the new set; a Verify that
+	// refetches would wait for this very fetch if run here), and no
+	// request waits for the hooks.
+	if len(removed) > 0 {
+		go v.keysRemoved(removed)
+	}
 	return ks, nil
 }
 
-// keyRemoved reports whether a key of old is not in cur: its kid is gone,
-// or now names another key.
-func keyRemoved(old, cur jose.JSONWebKeySet) bool {
-	for _, k := range old.Keys {
-		pub, ok := k.Key.(interface{ Equal(crypto.PublicKey) bool })
-		found := false
-		for _, n := range cur.Key(k.KeyID) {
-			if ok && pub.Equal(n.Key) && n.Algorithm == k.Algorithm {
-				found = true
-				break
-			}
+// removedKeys are the kids of old's keys that cur does not hold (the kid
+// is gone, or now names another key), or every kid of old when cur names
+// another issuer (tokens of old's issuer are refused whatever their key).
+func removedKeys(old, cur KeySet) []string {
+	var kids []string
+	for _, k := range old.Keys.Keys {
+		if slices.Contains(kids, k.KeyID) {
+			continue
 		}
-		if !found {
+		if old.Issuer != cur.Issuer || !holds(cur.Keys, k) {
+			kids = append(kids, k.KeyID)
+		}
+	}
+	return kids
+}
+
+// holds reports whether set publishes k: a key of the same kid, public
+// key and algorithm.
+func holds(set jose.JSONWebKeySet, k jose.JSONWebKey) bool {
+	pub, ok := k.Key.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok {
+		return false
+	}
+	for _, n := range set.Key(k.KeyID) {
+		if pub.Equal(n.Key) && n.Algorithm == k.Algorithm {
 			return true
 		}
 	}
 	return false
+}
+
+// OnKeysRemoved registers f, told the kids of the keys a fetched key set
+// no longer holds (retired, or removed because they leaked; every kid of
+// the previous set when the issuer changed), once the new set is in use:
+// Verify refuses their tokens and Publishes answers false for them by
+// the time f runs. f runs on a goroutine of its own, started by the fetch
+// (no lock of the Verifier held, no request waiting for it), so it may
+// call the Verifier; the calls of two fetches may overlap. Nothing is
+// polled: f is called only after the fetches the Verifier makes anyway
+// (KeepFresh's routine refresh, an unknown kid's refetch). remove
+// unregisters f.
+func (v *Verifier) OnKeysRemoved(f func(kids []string)) (remove func()) {
+	key := &f
+	v.hooksMu.Lock()
+	if v.hooks == nil {
+		v.hooks = map[*func([]string)]struct{}{}
+	}
+	v.hooks[key] = struct{}{}
+	v.hooksMu.Unlock()
+	return func() {
+		v.hooksMu.Lock()
+		delete(v.hooks, key)
+		v.hooksMu.Unlock()
+	}
+}
+
+// keysRemoved tells the hooks of kids that have just left the key set
+// (fetch starts it on a goroutine of its own).
+func (v *Verifier) keysRemoved(kids []string) {
+	if len(kids) == 0 {
+		return
+	}
+	v.hooksMu.Lock()
+	hooks := make([]func([]string), 0, len(v.hooks))
+	for f := range v.hooks {
+		hooks = append(hooks, *f)
+	}
+	v.hooksMu.Unlock()
+	for _, f := range hooks {
+		f(slices.Clone(kids))
+	}
+}
+
+// Publishes reports whether the key set in use still holds the key that
+// signed c, a token Verify accepted, under c's issuer: false once a
+// fetched set lacks that key (or names another issuer), when Verify
+// refuses the token.
+func (v *Verifier) Publishes(c *Claims) bool {
+	v.mu.RLock()
+	ks := v.keys
+	v.mu.RUnlock()
+	return c.KeyID != "" && c.Issuer == ks.Issuer && holds(ks.Keys, c.signer)
 }
 
 // refreshInBackground starts a fetch unless one is running; requests keep

@@ -94,6 +94,10 @@ type Verifier struct {
 	// purges counts the cache purges made because a key left the set (or
 	// the issuer changed): see fetch in source.go.
 	purges uint64
+
+	// hooks are told the kids that leave the key set (OnKeysRemoved).
+	hooksMu sync.Mutex
+	hooks   map[*func([]string)]struct{}
 }
 
 // NewVerifier returns a verifier; keys are fetched on first use.
@@ -150,6 +154,25 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, invalid("token revoked")
 	}
 	return c, nil
+}
+
+// Recheck tells, from memory, whether c — a token Verify accepted, held
+// by something that lasts (an open stream) — is still accepted: its exp
+// plus the leeway has not passed, its grant is not revoked, and the key
+// set in use still holds the key that signed it (Publishes). It is the
+// answer Verify would give, without the cache or a key fetch, and it is
+// not reported to OnCache: re-checking what was verified once is not a
+// verification of a request.
+func (v *Verifier) Recheck(c *Claims) error {
+	switch {
+	case !v.o.Now().Before(c.Expiry.Add(v.o.Leeway)):
+		return invalid("token expired")
+	case v.revoked(c):
+		return invalid("token revoked")
+	case !v.Publishes(c):
+		return invalid("kid %q is no longer in the key set", c.KeyID)
+	}
+	return nil
 }
 
 // revoked asks the revocation set, which answers from memory. A revoked
@@ -220,7 +243,9 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	if priv.ClientID == "" {
 		return nil, invalid("client_id is required")
 	}
-	return newClaims(raw, std, priv), nil
+	c := newClaims(raw, std, priv)
+	c.KeyID, c.signer = jwk.KeyID, jwk
+	return c, nil
 }
 
 // verificationKey is the public key of jwk if it fits alg: RS256 takes an

@@ -115,10 +115,12 @@ type Gateway struct {
 	ids *exactIDs // request ids mcp-go would not echo exactly
 
 	streams *streamSet // open GET /mcp and /sse streams, by hashed session id
-	// revocations and grantStreams end the streams of a revoked grant
-	// (authorize); unfollow stops following the revocations (Shutdown).
+	// revocations and grantStreams end the streams of a revoked grant,
+	// keyStreams those of a key removed from the verifier's key set
+	// (authorize); unfollow stops following both (Shutdown).
 	revocations  Revocations
-	grantStreams grantStreams
+	grantStreams streamsBy
+	keyStreams   streamsBy
 	unfollow     func()
 	// listeners: sessions with a GET /mcp stream served here (listen).
 	listeners listeners
@@ -233,10 +235,14 @@ func New(d Deps) (*Gateway, error) {
 		sseOpts = append(sseOpts, server.WithSSECORS(server.WithCORSAllowedOrigins(cfg.AllowedOrigins...)))
 	}
 	g.sse = server.NewSSEServer(g.mcp, sseOpts...)
-	// Registered last: a New that fails leaves no hook on the Set.
+	// Registered last: a New that fails leaves no hook on the Set or the
+	// Verifier.
+	unfollowRevocations := func() {}
 	if d.Revocations != nil {
-		g.unfollow = d.Revocations.OnRevoke(g.grantStreams.revoked)
+		unfollowRevocations = d.Revocations.OnRevoke(g.grantRevoked)
 	}
+	unfollowKeys := d.Verifier.OnKeysRemoved(g.keysRemoved)
+	g.unfollow = func() { unfollowRevocations(); unfollowKeys() }
 	return g, nil
 }
 
@@ -650,7 +656,7 @@ func truncate(s string, n int) string {
 }
 
 // Shutdown ends every open stream so that the HTTP server can drain, and
-// stops following revocations.
+// stops following revocations and key removals.
 func (g *Gateway) Shutdown() {
 	g.unfollow()
 	g.streams.closeAll()

@@ -60,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"transport"}),
 		streamEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_mcp_streams_ended_total",
-			Help: "Server-to-client streams (GET /mcp, GET /sse) this replica ended because the access token they were opened with is no longer accepted, by transport and reason (revoked: its grant was revoked; expired: its exp plus the verifier's clock leeway passed).",
+			Help: "Server-to-client streams (GET /mcp, GET /sse) this replica ended because the access token they were opened with is no longer accepted, by transport and reason (revoked: its grant was revoked; expired: its exp plus the verifier's clock leeway passed; key_removed: its signing key left the key set).",
 		}, []string{"transport", "reason"}),
 		registered: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tollgate_mcp_active_sessions",

@@ -78,7 +78,7 @@ func replica(t *testing.T, r *testharness.Redis, iss *tokentest.Issuer, env ...s
 	g, err := New(Deps{
 		Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: reg, Redis: rdb, Core: authConn,
 		Verifier: tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(authConn), Audiences: []string{testResource},
-			Revocations: revoked}),
+			OnCache: m.cache, Revocations: revoked}),
 		Revocations: revoked, Metrics: m, Replica: session.NewID()[:16],
 	})
 	if err != nil {

@@ -18,6 +18,10 @@ const (
 	// endExpired: the token's exp, plus the verifier's clock leeway, has
 	// passed.
 	endExpired = "expired"
+	// endKeyRemoved: the key that signed the token left the key set (an
+	// emergency rotation, docs/operations/key-rotation.md) or the issuer
+	// changed.
+	endKeyRemoved = "key_removed"
 )
 
 // expiryRecheck is how often a stream whose token's exp has passed asks
@@ -29,68 +33,92 @@ const expiryRecheck = time.Second
 // authorize.
 var errStreamAuthorization = errors.New("the stream's access token is no longer accepted")
 
-// grantStreams are the open streams of this replica by the grant of the
-// token each was opened with, for revocations as they arrive.
-type grantStreams struct {
-	mu      sync.Mutex
-	byGrant map[string]map[*streamGrant]struct{}
+// streamsBy are the open streams of this replica by one attribute of the
+// token each was opened with (its grant, the kid of its signing key), for
+// revocations and key removals as they arrive.
+type streamsBy struct {
+	mu sync.Mutex
+	m  map[string]map[*streamGrant]struct{}
 }
 
 // streamGrant is one open stream's authorization: end closes the stream
 // (once, and only while it is open).
 type streamGrant struct {
-	end func(reason string)
+	claims *tokens.Claims
+	end    func(reason string)
 }
 
-func (gs *grantStreams) add(grant string, s *streamGrant) {
-	gs.mu.Lock()
-	defer gs.mu.Unlock()
-	if gs.byGrant == nil {
-		gs.byGrant = map[string]map[*streamGrant]struct{}{}
+func (sb *streamsBy) add(k string, s *streamGrant) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if sb.m == nil {
+		sb.m = map[string]map[*streamGrant]struct{}{}
 	}
-	if gs.byGrant[grant] == nil {
-		gs.byGrant[grant] = map[*streamGrant]struct{}{}
+	if sb.m[k] == nil {
+		sb.m[k] = map[*streamGrant]struct{}{}
 	}
-	gs.byGrant[grant][s] = struct{}{}
+	sb.m[k][s] = struct{}{}
 }
 
-func (gs *grantStreams) remove(grant string, s *streamGrant) {
-	gs.mu.Lock()
-	defer gs.mu.Unlock()
-	if m := gs.byGrant[grant]; m != nil {
+func (sb *streamsBy) remove(k string, s *streamGrant) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if m := sb.m[k]; m != nil {
 		delete(m, s)
 		if len(m) == 0 {
-			delete(gs.byGrant, grant)
+			delete(sb.m, k)
 		}
 	}
 }
 
-// len is the number of grants with an open stream here (tests).
-func (gs *grantStreams) len() int {
-	gs.mu.Lock()
-	defer gs.mu.Unlock()
-	return len(gs.byGrant)
-}
-
-// revoked ends every stream of grant on this replica. It runs on the
-// revocation Set's goroutine (revocation.Set.OnRevoke) and does not block:
-// ending a stream cancels its context; its handler returns on its own.
-func (gs *grantStreams) revoked(grant string) {
-	gs.mu.Lock()
-	streams := make([]*streamGrant, 0, len(gs.byGrant[grant]))
-	for s := range gs.byGrant[grant] {
+// of are the streams under k now.
+func (sb *streamsBy) of(k string) []*streamGrant {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	streams := make([]*streamGrant, 0, len(sb.m[k]))
+	for s := range sb.m[k] {
 		streams = append(streams, s)
 	}
-	gs.mu.Unlock()
-	for _, s := range streams {
+	return streams
+}
+
+// len is the number of keys with an open stream here (tests).
+func (sb *streamsBy) len() int {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return len(sb.m)
+}
+
+// grantRevoked ends every stream of grant on this replica. It runs on the
+// revocation Set's goroutine (revocation.Set.OnRevoke) and does not block:
+// ending a stream cancels its context; its handler returns on its own.
+func (g *Gateway) grantRevoked(grant string) {
+	for _, s := range g.grantStreams.of(grant) {
 		s.end(endRevoked)
+	}
+}
+
+// keysRemoved ends every stream on this replica whose token was signed by
+// a key that left the verifier's key set. It runs on a goroutine the
+// verifier's key fetch starts once the new set is in use
+// (tokens.Verifier.OnKeysRemoved), and does not block. A stream under a
+// removed kid is ended only if the verifier no longer publishes the very
+// key its token was checked with: a kid that now names a new key keeps
+// the streams of that new key's tokens.
+func (g *Gateway) keysRemoved(kids []string) {
+	for _, kid := range kids {
+		for _, s := range g.keyStreams.of(kid) {
+			if !g.verifier.Publishes(s.claims) {
+				s.end(endKeyRemoved)
+			}
+		}
 	}
 }
 
 // authorize ties a server-to-client stream (GET /sse, GET /mcp) to the
 // access token it was opened with: the returned context ends when the
 // token stops being accepted, and stop must be called when the stream
-// closes (it releases the timer and the grant's entry).
+// closes (it releases the timer and the grant's and kid's entries).
 //
 //   - Revocation: the stream is registered under the token's grant_id and
 //     ended when the revocation Set learns the grant is revoked
@@ -99,12 +127,19 @@ func (gs *grantStreams) revoked(grant string) {
 //     Revoked is asked once after registering, for a revocation that
 //     arrived between the token's verification and the registration. A
 //     token without a grant_id cannot be revoked by grant (as on requests).
+//   - Key removal: the stream is registered under the kid of the key that
+//     signed its token and ended when a key-set fetch of the verifier no
+//     longer holds that key, or names another issuer
+//     (tokens.Verifier.OnKeysRemoved: at the fetch that brings the new
+//     set, the routine refresh or an unknown kid's refetch; nothing is
+//     polled). Publishes is asked once after registering, for a set that
+//     replaced the key between the token's verification and the
+//     registration.
 //   - Expiry: a timer fires at the token's exp and asks the verifier
-//     again; while the verifier still accepts the token (its clock leeway,
-//     the same that admits requests) it asks every expiryRecheck, and the
-//     first refusal ends the stream. A verifier that cannot tell (signing
-//     keys unavailable) is asked again later: the stream is not ended for
-//     an outage.
+//     again (tokens.Verifier.Recheck: from memory, not counted as a
+//     request's verification); while the verifier still accepts the token
+//     (its clock leeway, the same that admits requests) it asks every
+//     expiryRecheck, and the first refusal ends the stream.
 //
 // Ending the stream cancels the context: the handler returns, the HTTP
 // response ends cleanly (the last chunk is written), and the client that
@@ -116,7 +151,7 @@ func (gs *grantStreams) revoked(grant string) {
 func (g *Gateway) authorize(ctx context.Context, transport string, claims *tokens.Claims) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	var once sync.Once
-	sg := &streamGrant{}
+	sg := &streamGrant{claims: claims}
 	sg.end = func(reason string) {
 		once.Do(func() {
 			if ctx.Err() != nil {
@@ -137,6 +172,15 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 			sg.end(endRevoked)
 		}
 	}
+	// keyed: the stream ends when its token's signing key leaves the set.
+	kid := claims.KeyID
+	keyed := kid != ""
+	if keyed {
+		g.keyStreams.add(kid, sg)
+		if !g.verifier.Publishes(claims) {
+			sg.end(endKeyRemoved)
+		}
+	}
 	var (
 		mu      sync.Mutex
 		timer   *time.Timer
@@ -144,11 +188,11 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 	)
 	var check func()
 	check = func() {
-		_, err := g.verifier.Verify(ctx, claims.Raw)
+		err := g.verifier.Recheck(claims)
 		switch {
 		case ctx.Err() != nil:
 			return
-		case err == nil, errors.Is(err, tokens.ErrKeysUnavailable):
+		case err == nil:
 			mu.Lock()
 			if !stopped {
 				timer = time.AfterFunc(expiryRecheck, check)
@@ -156,6 +200,8 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 			mu.Unlock()
 		case followed && g.revocations.Revoked(grant):
 			sg.end(endRevoked)
+		case keyed && !g.verifier.Publishes(claims):
+			sg.end(endKeyRemoved)
 		default:
 			sg.end(endExpired)
 		}
@@ -170,6 +216,9 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 		mu.Unlock()
 		if followed {
 			g.grantStreams.remove(grant, sg)
+		}
+		if keyed {
+			g.keyStreams.remove(kid, sg)
 		}
 		cancel(nil)
 	}

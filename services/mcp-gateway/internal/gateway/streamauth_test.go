@@ -3,6 +3,8 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/revocation"
 	"github.com/tollgate/tollgate/services/platform/testharness"
+	"github.com/tollgate/tollgate/services/platform/tokens"
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
 
@@ -250,7 +253,11 @@ func TestRevokedGrantEndsItsStreams(t *testing.T) {
 // TestExpiredTokenEndsItsStream: a stream whose token's exp passes stays
 // open across the expiry check while the verifier still accepts the token
 // (its clock leeway) and gets notifications, then ends once the verifier
-// refuses the token; a stream of a token that is fine stays open.
+// refuses the token; a stream of a token that is fine stays open. The
+// stream's re-checks (one at exp, then one a second through the leeway)
+// are not token verifications of requests:
+// tollgate_mcp_token_verifications_total does not move while only the
+// streams are open.
 func TestExpiredTokenEndsItsStream(t *testing.T) {
 	f := newAuthFixture(t)
 	g := f.g
@@ -265,6 +272,13 @@ func TestExpiredTokenEndsItsStream(t *testing.T) {
 		gone = append(gone, openAuthStream(t, f.url, kind, expiring))
 		stay = append(stay, openAuthStream(t, f.url, kind, fine))
 	}
+	verifications := func() (hit, miss float64) {
+		return testutil.ToFloat64(g.metrics.tokenCache.WithLabelValues("hit")), testutil.ToFloat64(g.metrics.tokenCache.WithLabelValues("miss"))
+	}
+	hitsBefore, missesBefore := verifications()
+	if hitsBefore+missesBefore == 0 {
+		t.Fatal("tollgate_mcp_token_verifications_total counted none of the requests that opened the streams")
+	}
 	// Past exp, the check has run (and run again): the token is still
 	// accepted, and the streams carry on.
 	time.Sleep(time.Until(exp.Add(2 * expiryRecheck)))
@@ -273,6 +287,9 @@ func TestExpiredTokenEndsItsStream(t *testing.T) {
 		s.endsWithin(t, 60*time.Second, "its token expired")
 	}
 	f.broadcastReaches(t, "after", stay...)
+	if hits, misses := verifications(); hits != hitsBefore || misses != missesBefore {
+		t.Errorf("tollgate_mcp_token_verifications_total moved by hit %v, miss %v while only the streams were open, want 0 (re-checks are not request verifications)", hits-hitsBefore, misses-missesBefore)
+	}
 	for _, tr := range []string{transportStreamable, transportSSE} {
 		if v := streamsEnded(g, tr, endExpired); v != 1 {
 			t.Errorf("tollgate_mcp_streams_ended_total{transport=%q,reason=\"expired\"} = %v, want 1", tr, v)
@@ -281,5 +298,93 @@ func TestExpiredTokenEndsItsStream(t *testing.T) {
 	testharness.Eventually(t, 10*time.Second, "the ended streams released", func() (bool, string) {
 		gr, mcpStreams, sseStreams := g.grantStreams.len(), openStreams(g, transportStreamable), openStreams(g, transportSSE)
 		return gr == 1 && mcpStreams == 1 && sseStreams == 1, fmt.Sprintf("grants %d, open streams %d /mcp %d /sse", gr, mcpStreams, sseStreams)
+	})
+}
+
+// TestRemovedKeyEndsItsStreams follows key-rotation.md's "leaked key"
+// case at a gateway: while key-a and key-b are published, GET /mcp and
+// GET /sse streams are open with a token of each; the operator then
+// publishes key-b and a new key-c only (key-c active). The gateway's
+// verifier fetches that set over the real KeySetService at the first
+// token of key-c it sees (an unknown kid), and that fetch ends key-a's
+// streams (counted as key_removed; the legacy session is gone, so POST
+// /messages for it is 404; reconnecting with key-a's token is the 401
+// challenge) while key-b's streams stay open and get notifications, and
+// the Streamable HTTP session serves the user's new token.
+func TestRemovedKeyEndsItsStreams(t *testing.T) {
+	f := newAuthFixture(t)
+	g := f.g
+	a, b := tokentest.Keys()
+	c, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := func(keys map[string]*rsa.PrivateKey, active string) *tokens.KeyRing {
+		r, err := tokens.NewKeyRing(keys, active)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// Both published before the gateway's first fetch; each token signed
+	// by its own key.
+	f.iss.SetRing(ring(map[string]*rsa.PrivateKey{"key-a": a, "key-b": b}, "key-a"))
+	now := time.Now()
+	leaked := f.mint(t, "ada", "grant-leaked-key", now, time.Hour)
+	f.iss.SetRing(ring(map[string]*rsa.PrivateKey{"key-a": a, "key-b": b}, "key-b"))
+	kept := f.mint(t, "bob", "grant-kept-key", now, time.Hour)
+	var gone, stay []*authStream
+	for _, kind := range []string{"GET /mcp", "GET /sse"} {
+		gone = append(gone, openAuthStream(t, f.url, kind, leaked))
+		stay = append(stay, openAuthStream(t, f.url, kind, kept))
+	}
+	f.broadcastReaches(t, "before", append(gone, stay...)...)
+	if n := g.keyStreams.len(); n != 2 {
+		t.Fatalf("kids with open streams: %d, want 2", n)
+	}
+	registeredBefore := registered(g)
+
+	// Emergency rotation: key-a is gone, key-c signs.
+	f.iss.SetRing(ring(map[string]*rsa.PrivateKey{"key-b": b, "key-c": c}, "key-c"))
+	fresh := f.mint(t, "ada", "grant-after-rotation", time.Now(), time.Hour)
+	res := post(t, f.url, fresh, gone[0].sid, `{"jsonrpc":"2.0","id":2,"method":"ping"}`)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("ping with the first token of the new key: %d, want 200", res.StatusCode)
+	}
+	for _, s := range gone {
+		s.endsWithin(t, 10*time.Second, "its signing key left the key set")
+	}
+	f.broadcastReaches(t, "after", stay...)
+	for _, tr := range []string{transportStreamable, transportSSE} {
+		for reason, want := range map[string]float64{endKeyRemoved: 1, endRevoked: 0, endExpired: 0} {
+			if v := streamsEnded(g, tr, reason); v != want {
+				t.Errorf("tollgate_mcp_streams_ended_total{transport=%q,reason=%q} = %v, want %v", tr, reason, v, want)
+			}
+		}
+	}
+
+	// The legacy session ended with its stream; key-a's token is refused,
+	// on a reconnect too, with the challenge.
+	testharness.Eventually(t, 10*time.Second, "the ended legacy session is unknown", func() (bool, string) {
+		st := postMessages(t, f.url+gone[1].messages, fresh, `{"jsonrpc":"2.0","id":3,"method":"ping"}`)
+		return st == http.StatusNotFound, fmt.Sprintf("POST /messages: %d", st)
+	})
+	req, _ := http.NewRequest("GET", f.url+"/sse", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+leaked)
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if challenge := res.Header.Get("WWW-Authenticate"); res.StatusCode != http.StatusUnauthorized || !strings.Contains(challenge, `error="invalid_token"`) || !strings.Contains(challenge, "key-a") {
+		t.Errorf("GET /sse again with key-a's token: %d %q, want 401 invalid_token naming key-a", res.StatusCode, challenge)
+	}
+	// Nothing of the ended streams is left.
+	testharness.Eventually(t, 10*time.Second, "the ended streams released", func() (bool, string) {
+		keys, gr, reg, mcpStreams, sseStreams := g.keyStreams.len(), g.grantStreams.len(), registered(g), openStreams(g, transportStreamable), openStreams(g, transportSSE)
+		return keys == 1 && gr == 1 && reg == registeredBefore-2 && mcpStreams == 1 && sseStreams == 1,
+			fmt.Sprintf("kids %d, grants %d, registered sessions %d, open streams %d /mcp %d /sse", keys, gr, reg, mcpStreams, sseStreams)
 	})
 }

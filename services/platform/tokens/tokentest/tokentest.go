@@ -98,6 +98,14 @@ func (i *Issuer) SetRing(r *tokens.KeyRing) {
 	i.ring = r
 }
 
+// SetIssuer changes the issuer the KeySetService names (and Mint signs
+// by default), as an auth-server given another PUBLIC_ISSUER_URL.
+func (i *Issuer) SetIssuer(url string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.URL = url
+}
+
 // Token describes a token to mint; zero fields get sensible defaults.
 type Token struct {
 	Subject   string
@@ -123,7 +131,9 @@ func (i *Issuer) Mint(t testing.TB, tok Token) string {
 		tok.ClientID = "local-test"
 	}
 	if tok.Issuer == "" {
+		i.mu.Lock()
 		tok.Issuer = i.URL
+		i.mu.Unlock()
 	}
 	if tok.IssuedAt.IsZero() {
 		tok.IssuedAt = time.Now()
