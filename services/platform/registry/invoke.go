@@ -104,8 +104,8 @@ func jsonString(s string) string {
 
 func cleanProtoErr(err error) string {
 	s := err.Error()
+	s = strings.ReplaceAll(s, "\u00a0", " ") // first: the prefix may end in one
 	s = strings.TrimPrefix(s, "proto: ")
-	s = strings.ReplaceAll(s, "\u00a0", " ")
 	return s
 }
 
