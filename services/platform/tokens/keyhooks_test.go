@@ -49,7 +49,8 @@ func TestOnKeysRemovedTellsTheKidsThatLeft(t *testing.T) {
 	var v *tokens.Verifier
 	claims := map[string]*tokens.Claims{}
 	removals := make(chan removal, 8)
-	v = newVerifier(t, iss, tokens.VerifierOptions{KeysMaxAge: 20 * time.Millisecond, OnCache: func(bool) { reports++ }})
+	// Every key counts as long seen (NewKeyGrace: TestOnKeysRemovedSparesAKeyJustAdded).
+	v = newVerifier(t, iss, tokens.VerifierOptions{KeysMaxAge: 20 * time.Millisecond, NewKeyGrace: time.Nanosecond, OnCache: func(bool) { reports++ }})
 	for sub, raw := range raws {
 		c, err := v.Verify(context.Background(), raw)
 		if err != nil {
@@ -122,5 +123,68 @@ func TestOnKeysRemovedTellsTheKidsThatLeft(t *testing.T) {
 	slices.Sort(r.kids)
 	if !slices.Equal(r.kids, []string{"key-b", "key-c"}) {
 		t.Fatalf("issuer changed: hook told %v, want [key-b key-c]", r.kids)
+	}
+}
+
+// TestOnKeysRemovedSparesAKeyJustAdded: during an auth-server rollout a
+// fetch may be answered by a pod that does not have a just-added key yet.
+// That key's absence is not its removal: within NewKeyGrace of the
+// verifier first seeing it, it is not told to the hooks (its tokens are
+// refused meanwhile, as any unknown kid's). A key of the verifier's first
+// fetch is long seen: its removal is told at once.
+func TestOnKeysRemovedSparesAKeyJustAdded(t *testing.T) {
+	iss := tokentest.Start(t, issuer)
+	a, b := tokentest.Keys()
+	ring := func(active string, keys map[string]*rsa.PrivateKey) *tokens.KeyRing {
+		r, err := tokens.NewKeyRing(keys, active)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	iss.SetRing(ring("key-a", map[string]*rsa.PrivateKey{"key-a": a}))
+	v := newVerifier(t, iss, tokens.VerifierOptions{KeysMaxAge: 20 * time.Millisecond})
+	ofA, err := v.Verify(context.Background(), iss.Mint(t, tokentest.Token{Audience: mcpAud, Subject: "of-a"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	told := make(chan []string, 8)
+	defer v.OnKeysRemoved(func(kids []string) { told <- kids })()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go v.KeepFresh(ctx)
+	// waitUntil polls what the verifier publishes: a fetch of the set the
+	// issuer now serves has happened.
+	waitUntil := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("not within 30s: %s", what)
+			}
+		}
+	}
+
+	// key-b is added (a new pod), and the next fetch is answered by an old
+	// pod without it.
+	iss.SetRing(ring("key-b", map[string]*rsa.PrivateKey{"key-a": a, "key-b": b}))
+	ofB, err := v.Verify(context.Background(), iss.Mint(t, tokentest.Token{Audience: mcpAud, Subject: "of-b"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss.SetRing(ring("key-a", map[string]*rsa.PrivateKey{"key-a": a}))
+	waitUntil("a set without key-b is in use", func() bool { return !v.Publishes(ofB) })
+	// Then key-a, published since before the verifier started, is removed
+	// for good: the one kid told is key-a's — key-b's absence never was.
+	iss.SetRing(ring("key-b", map[string]*rsa.PrivateKey{"key-b": b}))
+	select {
+	case kids := <-told:
+		if !slices.Equal(kids, []string{"key-a"}) {
+			t.Fatalf("first OnKeysRemoved call told %v, want [key-a] (key-b was added moments before its absence)", kids)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("key-a's removal was not told within 30s")
+	}
+	if v.Publishes(ofA) || !v.Publishes(ofB) {
+		t.Errorf("after key-a's removal: Publishes(of-a) = %v, Publishes(of-b) = %v, want false, true", v.Publishes(ofA), v.Publishes(ofB))
 	}
 }

@@ -72,6 +72,14 @@ func (v *Verifier) fetch(forced bool) (any, error) {
 		if removed = removedKeys(v.keys, ks); len(removed) > 0 {
 			v.cache.Purge()
 			v.purges++
+			removed = v.settled(v.keys, removed, now)
+		}
+	}
+	for _, k := range ks.Keys.Keys {
+		if id := keyIdentity(k); !v.everFetched {
+			v.firstSeen[id] = time.Time{} // published before this verifier started
+		} else if _, seen := v.firstSeen[id]; !seen {
+			v.firstSeen[id] = now
 		}
 	}
 	v.keys, v.fetchedAt, v.everFetched = ks, now, true
@@ -102,6 +110,33 @@ func removedKeys(old, cur KeySet) []string {
 	return kids
 }
 
+// settled keeps the kids of removed that old held under a key the
+// verifier first saw at least NewKeyGrace before now: a younger key's
+// absence may be a fetch answered by an auth-server pod that does not
+// have it yet (a rollout), so it is not told to the hooks (v.mu held).
+func (v *Verifier) settled(old KeySet, removed []string, now time.Time) []string {
+	var kids []string
+	for _, kid := range removed {
+		for _, k := range old.Keys.Key(kid) {
+			if seen, ok := v.firstSeen[keyIdentity(k)]; !ok || now.Sub(seen) >= v.o.NewKeyGrace {
+				kids = append(kids, kid)
+				break
+			}
+		}
+	}
+	return kids
+}
+
+// keyIdentity names a key by its kid and its RFC 7638 thumbprint: a kid
+// that comes to name other key material is another key.
+func keyIdentity(k jose.JSONWebKey) string {
+	tp, err := k.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return k.KeyID // a key go-jose cannot thumbprint is named by its kid
+	}
+	return k.KeyID + "\x00" + string(tp)
+}
+
 // holds reports whether set publishes k: a key of the same kid, public
 // key and algorithm.
 func holds(set jose.JSONWebKeySet, k jose.JSONWebKey) bool {
@@ -125,8 +160,9 @@ func holds(set jose.JSONWebKeySet, k jose.JSONWebKey) bool {
 // (no lock of the Verifier held, no request waiting for it), so it may
 // call the Verifier; the calls of two fetches may overlap. Nothing is
 // polled: f is called only after the fetches the Verifier makes anyway
-// (KeepFresh's routine refresh, an unknown kid's refetch). remove
-// unregisters f.
+// (KeepFresh's routine refresh, an unknown kid's refetch). A key the
+// Verifier first saw less than NewKeyGrace before the fetch is not told
+// (a rollout's old pod may answer without it). remove unregisters f.
 func (v *Verifier) OnKeysRemoved(f func(kids []string)) (remove func()) {
 	key := &f
 	v.hooksMu.Lock()

@@ -68,6 +68,13 @@ type VerifierOptions struct {
 	// Revocations, when set, refuses tokens whose grant was revoked, with
 	// the same ErrInvalidToken as an expired token.
 	Revocations Revocations
+	// NewKeyGrace (default 10m) is how long after the verifier first saw a
+	// key its absence from a fetched set is not told to OnKeysRemoved
+	// hooks: while auth-server pods roll out, a fetch may be answered by a
+	// pod that does not have a just-added key yet, and that is not the
+	// key's removal. Verify still refuses the key's tokens while a set
+	// lacks it. Keys of the verifier's first fetch count as long seen.
+	NewKeyGrace time.Duration
 }
 
 // Verifier checks RS256 and ES256 access tokens. Verified tokens are cached until
@@ -95,6 +102,10 @@ type Verifier struct {
 	// the issuer changed): see fetch in source.go.
 	purges uint64
 
+	// firstSeen is when a fetched set first held each key (keyIdentity),
+	// the zero time for the first fetch's keys (NewKeyGrace).
+	firstSeen map[string]time.Time
+
 	// hooks are told the kids that leave the key set (OnKeysRemoved).
 	hooksMu sync.Mutex
 	hooks   map[*func([]string)]struct{}
@@ -117,7 +128,10 @@ func NewVerifier(o VerifierOptions) *Verifier {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Verifier{o: o, cache: expirable.NewLRU[string, *Claims](o.CacheSize, nil, time.Hour)}
+	if o.NewKeyGrace == 0 {
+		o.NewKeyGrace = 10 * time.Minute
+	}
+	return &Verifier{o: o, firstSeen: map[string]time.Time{}, cache: expirable.NewLRU[string, *Claims](o.CacheSize, nil, time.Hour)}
 }
 
 // Verify checks raw and returns its claims, or an error wrapping
