@@ -181,7 +181,7 @@ func TestSchemasComeFromTheMessages(t *testing.T) {
 	}
 	health, _ := reg.Tool("health.check")
 	hs, _ := json.Marshal(health.Capability.OutputSchema())
-	if !strings.Contains(string(hs), `"timestamp":{"description":"Time the check ran (RFC 3339).","format":"date-time","type":"string"}`) ||
+	if !strings.Contains(string(hs), `"timestamp":{"description":"Time the check ran (RFC 3339).","format":"date-time","type":["string","null"]}`) ||
 		!strings.Contains(string(hs), `"checks":{"description":"One entry per dependency.","items":{"additionalProperties":true,"description":"State of one dependency."`) {
 		t.Errorf("health output schema: %s", hs)
 	}

@@ -15,7 +15,8 @@ type Schema = map[string]any
 func (c *Capability) InputSchema() Schema { return messageSchema(c.Method.Input(), false, 0) }
 
 // OutputSchema is the JSON Schema of the capability's response as the
-// connectors encode it (MarshalOutput): every scalar field is present.
+// connectors encode it (MarshalOutput): every scalar field is present, and
+// a message field may be null (unset).
 func (c *Capability) OutputSchema() Schema { return messageSchema(c.Method.Output(), true, 0) }
 
 // maxDepth stops recursive message types from expanding forever.
@@ -57,7 +58,17 @@ func fieldSchema(f protoreflect.FieldDescriptor, output bool, depth int) Schema 
 	case f.IsList():
 		return Schema{"type": "array", "items": singularSchema(f, output, depth)}
 	}
-	return singularSchema(f, output, depth)
+	s := singularSchema(f, output, depth)
+	if output && f.Kind() == protoreflect.MessageKind {
+		// A response written by MarshalOutput holds every field, and an
+		// unset message field (a timestamp the backend did not set) is
+		// null: the schema allows it, so that a client validating
+		// structuredContent against it (MCP's outputSchema) accepts it.
+		if t, ok := s["type"].(string); ok {
+			s["type"] = []any{t, "null"}
+		}
+	}
+	return s
 }
 
 func singularSchema(f protoreflect.FieldDescriptor, output bool, depth int) Schema {
