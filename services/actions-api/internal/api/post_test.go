@@ -168,28 +168,9 @@ func TestPostOperationWithPathParameter(t *testing.T) {
 	m.Name = proto.String("TagNote")
 	op := proto.GetExtension(m.Options, optionsv1.E_ActionsOperation).(*optionsv1.ActionsOperation)
 	op.Path, op.OperationId = "/actions/notes/{note_id}/tags", "tagNote"
-	fd, err := protodesc.NewFile(fdp, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := registry.New(fd.Services().Get(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	method := fd.Services().Get(0).Methods().Get(0)
-	handler := grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
-		in := dynamicpb.NewMessage(method.Input())
-		if err := stream.RecvMsg(in); err != nil {
-			return err
-		}
-		out := dynamicpb.NewMessage(method.Output())
-		f := method.Input().Fields()
-		out.Set(method.Output().Fields().ByName("summary"), protoreflect.ValueOfString(
-			fmt.Sprintf("note %d: %s", in.Get(f.ByName("note_id")).Int(), in.Get(f.ByName("text")).String())))
-		out.Set(method.Output().Fields().ByName("tag_count"), protoreflect.ValueOfInt32(int32(in.Get(f.ByName("tags")).List().Len())))
-		return stream.SendMsg(out)
+	api := serveNotesMethod(t, fdp, func(in protoreflect.Message, f protoreflect.FieldDescriptors) (string, int32) {
+		return fmt.Sprintf("note %d: %s", in.Get(f.ByName("note_id")).Int(), in.Get(f.ByName("text")).String()), int32(in.Get(f.ByName("tags")).List().Len())
 	})
-	api := serveCapability(t, reg, nil, handler) // fails on a document kin-openapi refuses
 	tok := api.iss.Mint(t, tokentest.Token{Audience: testAudience, Scope: "openid"})
 	post := func(path, body string) (int, string) {
 		t.Helper()
@@ -283,6 +264,26 @@ func deleteNoteAPI(t *testing.T) (*testAPI, func(pathAndQuery string) (int, stri
 	m.Name = proto.String("DeleteNote")
 	op := proto.GetExtension(m.Options, optionsv1.E_ActionsOperation).(*optionsv1.ActionsOperation)
 	op.Method, op.Path, op.OperationId = "DELETE", "/actions/notes/{note_id}", "deleteNote"
+	api := serveNotesMethod(t, fdp, func(in protoreflect.Message, f protoreflect.FieldDescriptors) (string, int32) {
+		return "deleted " + in.Get(f.ByName("note_id")).String(), int32(in.Get(f.ByName("tag_count")).Int())
+	})
+	tok := api.iss.Mint(t, tokentest.Token{Audience: testAudience, Scope: "openid"})
+	del := func(pathAndQuery string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodDelete, api.url+pathAndQuery, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		code, b := api.send(t, req, nil)
+		return code, string(b)
+	}
+	return api, del
+}
+
+// serveNotesMethod serves fdp's one method (a variant of notesFile's) over
+// real gRPC behind the actions API, whose document kin-openapi must
+// accept (serveCapability); the backend answers the summary and tag_count
+// that answer computes from the request it got.
+func serveNotesMethod(t *testing.T, fdp *descriptorpb.FileDescriptorProto, answer func(in protoreflect.Message, f protoreflect.FieldDescriptors) (summary string, tagCount int32)) *testAPI {
+	t.Helper()
 	fd, err := protodesc.NewFile(fdp, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -297,20 +298,11 @@ func deleteNoteAPI(t *testing.T) (*testAPI, func(pathAndQuery string) (int, stri
 		if err := stream.RecvMsg(in); err != nil {
 			return err
 		}
+		summary, tags := answer(in, method.Input().Fields())
 		out := dynamicpb.NewMessage(method.Output())
-		f := method.Input().Fields()
-		out.Set(method.Output().Fields().ByName("summary"), protoreflect.ValueOfString("deleted "+in.Get(f.ByName("note_id")).String()))
-		out.Set(method.Output().Fields().ByName("tag_count"), protoreflect.ValueOfInt32(int32(in.Get(f.ByName("tag_count")).Int())))
+		out.Set(method.Output().Fields().ByName("summary"), protoreflect.ValueOfString(summary))
+		out.Set(method.Output().Fields().ByName("tag_count"), protoreflect.ValueOfInt32(tags))
 		return stream.SendMsg(out)
 	})
-	api := serveCapability(t, reg, nil, handler)
-	tok := api.iss.Mint(t, tokentest.Token{Audience: testAudience, Scope: "openid"})
-	del := func(pathAndQuery string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodDelete, api.url+pathAndQuery, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		code, b := api.send(t, req, nil)
-		return code, string(b)
-	}
-	return api, del
+	return serveCapability(t, reg, nil, handler)
 }
