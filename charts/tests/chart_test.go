@@ -44,7 +44,7 @@ func TestHelmUnittest(t *testing.T) {
 }
 
 // generated matches Secret values the chart makes at random on first install.
-var generated = regexp.MustCompile(`(?m)^(\s+(?:generated\.pem|redis-password|token-hmac-secret)): "[^"]*"$`)
+var generated = regexp.MustCompile(`(?m)^(\s+(?:generated\.pem|redis-password|token-hmac-secret|password|redis-url)): "[^"]*"$`)
 
 func render(t *testing.T, values ...string) (string, error) {
 	t.Helper()

@@ -118,6 +118,26 @@ dev-idp: {key: devIdp, http: true, grpc: false, optional: true}
 {{- define "tollgate.redisPasswordSecret" -}}
 {{- .Values.redis.bundled.existingSecret | default (include "tollgate.redisName" .) -}}
 {{- end -}}
+{{- define "tollgate.redisBackendSecret" -}}
+{{- .Values.redis.bundled.backendUser.existingSecret | default (printf "%s-backend" (include "tollgate.redisName" .) | trunc 63 | trimSuffix "-") -}}
+{{- end -}}
+{{/*
+The backend ACL user's rules, one per line: files/redis-backend-acl.txt
+without its comments, <prefix> replaced by redis.keyPrefix with its glob
+characters escaped (a key pattern must not match more than the prefix's
+own keys).
+*/}}
+{{- define "tollgate.redisBackendRules" -}}
+{{- $prefix := regexReplaceAll "([*?\\[\\]\\\\])" .Values.redis.keyPrefix "\\${1}" -}}
+{{- range splitList "\n" (.Files.Get "files/redis-backend-acl.txt") -}}
+{{- $l := trim . -}}
+{{- if and $l (not (hasPrefix "#" $l)) -}}
+{{- range splitList " " (replace "<prefix>" $prefix $l) -}}
+{{- if . }}{{ . }}{{ "\n" }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 
 {{/* Secret names. */}}
 {{- define "tollgate.signingKeysSecret" -}}

@@ -1,0 +1,249 @@
+package tests
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBundledRedisBackendUser renders the chart, starts a real
+// redis-server exactly as the bundled Redis's container does — its
+// ConfigMap's redis.conf, its `sh -c` command and the passwords from the
+// rendered Secrets — and checks, with redis-cli as a backend would log in
+// (the backend Secret's username and password), that the user the chart
+// creates reads the revoked grants and nothing else. The same rules run the
+// real revocation follower in services/platform/revocation's
+// TestBackendACLUser.
+func TestBundledRedisBackendUser(t *testing.T) {
+	server, err := exec.LookPath("redis-server")
+	if err == nil {
+		_, err = exec.LookPath("redis-cli")
+	}
+	if err != nil {
+		if strict() {
+			t.Fatal(err)
+		}
+		t.Skip("SKIPPED: redis-server or redis-cli is not on PATH")
+	}
+	for _, tc := range []struct {
+		name, prefix string
+		// A key the user must not read although a careless pattern would
+		// match it (the prefix's glob characters taken as globs).
+		outside string
+	}{
+		{"default prefix", "tollgate:", "tollgate:as:grant2:{g}"},
+		{"prefix with glob characters", "t*[a]?:", "tXa!:revocation:grants"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			values := filepath.Join(t.TempDir(), "values.yaml")
+			if err := os.WriteFile(values, []byte("redis:\n  keyPrefix: \""+tc.prefix+"\"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := render(t, filepath.Join(chartDir(t), "ci", "minimal-values.yaml"), values)
+			if err != nil {
+				t.Fatalf("helm template: %v\n%s", err, out)
+			}
+			var conf string
+			var command []string
+			secrets := map[string]map[string]string{}
+			for _, d := range splitDocs(t, out) {
+				name := str(d, "metadata", "name")
+				switch d["kind"] {
+				case "ConfigMap":
+					if c := str(d, "data", "redis.conf"); c != "" {
+						conf = c
+					}
+				case "Secret":
+					data := map[string]string{}
+					for k, v := range dig(d, "data") {
+						b, err := base64.StdEncoding.DecodeString(v.(string))
+						if err != nil {
+							t.Fatalf("Secret %s: %s: %v", name, k, err)
+						}
+						data[k] = string(b)
+					}
+					secrets[name] = data
+				case "StatefulSet":
+					for _, c := range list(dig(d, "spec", "template", "spec"), "containers") {
+						if c["name"] == "redis" {
+							for _, a := range c["command"].([]any) {
+								command = append(command, a.(string))
+							}
+						}
+					}
+				}
+			}
+			backend := secrets["tollgate-redis-backend"]
+			fleetPassword := secrets["tollgate-redis"]["redis-password"]
+			if conf == "" || len(command) < 4 || backend == nil || fleetPassword == "" {
+				t.Fatalf("no bundled Redis rendered (redis.conf %t, command %q, Secrets %v)", conf != "", command, keys(secrets))
+			}
+			if backend["username"] != "tollgate-backend" || len(backend["password"]) < 32 {
+				t.Fatalf("backend Secret: username %q, a %d-character password", backend["username"], len(backend["password"]))
+			}
+			u, err := url.Parse(backend["redis-url"])
+			if err != nil || u.User.Username() != "tollgate-backend" || u.Host != "tollgate-redis.tollgate.svc:6379" {
+				t.Errorf("backend Secret's redis-url %q (%v): want the user at tollgate-redis.tollgate.svc:6379", backend["redis-url"], err)
+			} else if p, _ := u.User.Password(); p != backend["password"] {
+				t.Errorf("backend Secret's redis-url carries another password than its password key")
+			}
+
+			// The container's config on a free loopback port, data in a
+			// temporary directory.
+			dir := t.TempDir()
+			port := freePort(t)
+			var lines []string
+			for _, l := range strings.Split(conf, "\n") {
+				switch f := strings.Fields(l); {
+				case len(f) > 0 && f[0] == "bind":
+					l = "bind 127.0.0.1"
+				case len(f) > 0 && f[0] == "port":
+					l = fmt.Sprintf("port %d", port)
+				case len(f) > 0 && f[0] == "dir":
+					l = "dir " + dir
+				}
+				lines = append(lines, l)
+			}
+			confFile := filepath.Join(dir, "redis.conf")
+			if err := os.WriteFile(confFile, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if command[0] != "sh" || command[1] != "-c" || !strings.Contains(command[2], "/etc/redis/redis.conf") {
+				t.Fatalf("the container's command %q is not sh -c with /etc/redis/redis.conf", command)
+			}
+			script := strings.Replace(command[2], "redis-server /etc/redis/redis.conf", server+" "+confFile, 1)
+			cmd := exec.Command("sh", append([]string{"-c", script}, command[3:]...)...)
+			cmd.Env = append(os.Environ(), "REDIS_PASSWORD="+fleetPassword, "REDIS_BACKEND_PASSWORD="+backend["password"])
+			logf, err := os.Create(filepath.Join(dir, "redis.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer logf.Close()
+			cmd.Stdout, cmd.Stderr = logf, logf
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			cli := func(user, password string, args ...string) string {
+				c := exec.Command("redis-cli", append([]string{"-p", fmt.Sprint(port), "--user", user, "--no-auth-warning"}, args...)...)
+				c.Env = append(os.Environ(), "REDISCLI_AUTH="+password)
+				b, _ := c.CombinedOutput()
+				return strings.TrimSpace(string(b))
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for cli("default", fleetPassword, "PING") != "PONG" {
+				if time.Now().After(deadline) {
+					log, _ := os.ReadFile(logf.Name())
+					t.Fatalf("redis-server did not start from the rendered command:\n%s", log)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+
+			records := tc.prefix + "revocation:grants"
+			if got := cli("default", fleetPassword, "ZADD", records, "9999999999999", "grant-1"); got != "1" {
+				t.Fatalf("the fleet's ZADD: %q", got)
+			}
+			for _, k := range []string{tc.outside, tc.prefix + "as:code:{c}"} {
+				if got := cli("default", fleetPassword, "ZADD", k, "1", "x"); got != "1" {
+					t.Fatalf("the fleet's ZADD %s: %q", k, got)
+				}
+			}
+			user, password := backend["username"], backend["password"]
+			if got := cli(user, password, "ZRANGE", records, "0", "-1"); got != "grant-1" {
+				t.Errorf("the backend's ZRANGE of %s: %q, want grant-1", records, got)
+			}
+			for what, args := range map[string][]string{
+				"ZREM of the revocation set": {"ZREM", records, "grant-1"},
+				"ZADD to the revocation set": {"ZADD", records, "1", "y"},
+				"ZRANGE of " + tc.outside:    {"ZRANGE", tc.outside, "0", "-1"},
+				"ZRANGE of a code's key":     {"ZRANGE", tc.prefix + "as:code:{c}", "0", "-1"},
+				"CONFIG GET requirepass":     {"CONFIG", "GET", "requirepass"},
+				"ACL LIST":                   {"ACL", "LIST"},
+				"KEYS":                       {"KEYS", "*"},
+			} {
+				if got := cli(user, password, args...); !strings.HasPrefix(got, "NOPERM") {
+					t.Errorf("the backend's %s: %q, want NOPERM", what, got)
+				}
+			}
+			if got := cli(user, "wrong-password", "PING"); !strings.Contains(got, "WRONGPASS") {
+				t.Errorf("the backend user with a wrong password: %q, want WRONGPASS", got)
+			}
+			if got := cli("default", fleetPassword, "ZCARD", records); got != "1" {
+				t.Errorf("the revocation set holds %s records after the backend's refused writes, want 1", got)
+			}
+		})
+	}
+}
+
+// TestBundledRedisBackendUserSources: with an existing Secret the chart
+// writes none and the container reads the password from it; disabled, the
+// bundled Redis runs as before, with its one password.
+func TestBundledRedisBackendUserSources(t *testing.T) {
+	for _, tc := range []struct {
+		name, values     string
+		wantSecret       bool
+		wantEnv          string // secretKeyRef of REDIS_BACKEND_PASSWORD, "" for none
+		wantUserArgument bool
+	}{
+		{"generated", "", true, "tollgate-redis-backend/password", true},
+		{"existing Secret", "redis:\n  bundled:\n    backendUser:\n      existingSecret: mine\n      existingSecretKey: pw\n", false, "mine/pw", true},
+		{"disabled", "redis:\n  bundled:\n    backendUser:\n      enabled: false\n", false, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			values := filepath.Join(t.TempDir(), "values.yaml")
+			if err := os.WriteFile(values, []byte(tc.values), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := render(t, filepath.Join(chartDir(t), "ci", "minimal-values.yaml"), values)
+			if err != nil {
+				t.Fatalf("helm template: %v\n%s", err, out)
+			}
+			var secret bool
+			var env string
+			var command []any
+			for _, d := range splitDocs(t, out) {
+				switch {
+				case d["kind"] == "Secret" && str(d, "metadata", "name") == "tollgate-redis-backend":
+					secret = true
+				case d["kind"] == "StatefulSet":
+					for _, c := range list(dig(d, "spec", "template", "spec"), "containers") {
+						command, _ = c["command"].([]any)
+						for _, e := range list(c, "env") {
+							if e["name"] == "REDIS_BACKEND_PASSWORD" {
+								ref := dig(e, "valueFrom", "secretKeyRef")
+								env = fmt.Sprint(ref["name"], "/", ref["key"])
+							}
+						}
+					}
+				}
+			}
+			if secret != tc.wantSecret || env != tc.wantEnv {
+				t.Errorf("backend Secret rendered %t (want %t), REDIS_BACKEND_PASSWORD from %q (want %q)", secret, tc.wantSecret, env, tc.wantEnv)
+			}
+			if got := strings.Contains(fmt.Sprint(command), "--user"); got != tc.wantUserArgument {
+				t.Errorf("redis-server command %v: --user %t, want %t", command, got, tc.wantUserArgument)
+			}
+		})
+	}
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte("redis:\n  bundled:\n    backendUser:\n      name: default\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := render(t, filepath.Join(chartDir(t), "ci", "minimal-values.yaml"), values); err == nil || !strings.Contains(err.Error()+out, "backendUser/name") {
+		t.Errorf("backendUser.name default (the fleet's own user) was not refused: %v\n%.400s", err, out)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

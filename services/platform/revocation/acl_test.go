@@ -1,0 +1,124 @@
+package revocation_test
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/revocation"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+)
+
+// backendACL reads the rules the chart gives a backend's Redis ACL user
+// (charts/tollgate/files/redis-backend-acl.txt), for the key prefix prefix.
+func backendACL(t *testing.T, prefix string) []string {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "..", "..", "charts", "tollgate", "files", "redis-backend-acl.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var rules []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		rules = append(rules, strings.Fields(strings.ReplaceAll(line, "<prefix>", prefix))...)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rules) == 0 {
+		t.Fatal("redis-backend-acl.txt holds no rules")
+	}
+	return rules
+}
+
+// TestBackendACLUser runs what a capability backend runs against Redis — a
+// revocation Set that loads the records, follows the announcements and
+// pings its subscription — as an ACL user with exactly the rules the chart
+// creates, and checks that the user can do nothing else: no write (it
+// could un-revoke a grant), no read of another key (codes, grants), no
+// other channel, no server configuration.
+func TestBackendACLUser(t *testing.T) {
+	srv := testharness.StartRedis(t)
+	fleet := srv.Client() // the default user: the fleet's credential
+	defer fleet.Close()
+	ctx := context.Background()
+
+	args := []any{"ACL", "SETUSER", "tollgate-backend", "on", ">backend-password"}
+	for _, r := range backendACL(t, fleet.Prefix()) {
+		args = append(args, r)
+	}
+	if err := fleet.Do(ctx, args...).Err(); err != nil {
+		t.Fatalf("redis-server %s refuses the chart's rules: %v", srv.Addr(), err)
+	}
+	cfg := srv.Config()
+	cfg.URL = "redis://tollgate-backend:backend-password@" + srv.Addr() + "/0"
+	backend, err := redisx.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+
+	rev := revocation.NewRevoker(fleet, time.Hour, nil)
+	if err := rev.Revoke(ctx, "grant-before"); err != nil {
+		t.Fatal(err)
+	}
+	// A reconcile far away: what the Set learns, it learns by its load and
+	// its subscription, both under the backend's user.
+	set := newSet(t, backend, revocation.Options{ReconcileInterval: time.Hour})
+	eventually(t, 5*time.Second, "the backend's Set loads grant-before", func() bool { return set.Revoked("grant-before") })
+	if err := set.Reload(ctx); err != nil {
+		t.Fatalf("reload under the backend's user: %v", err)
+	}
+	if err := rev.Revoke(ctx, "grant-after"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the backend's Set hears of grant-after", func() bool { return set.Revoked("grant-after") })
+	if err := backend.Ping(ctx); err != nil {
+		t.Errorf("PING under the backend's user: %v", err)
+	}
+
+	// Everything else is refused with NOPERM.
+	if err := fleet.Set(ctx, fleet.Key("as", "grant2", "{g1}"), "record", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	records := backend.Key("revocation", "grants")
+	refused := map[string]*redis.Cmd{
+		"ZREM of the revocation set (un-revoking a grant)": backend.Do(ctx, "ZREM", records, "grant-before"),
+		"ZADD to the revocation set":                       backend.Do(ctx, "ZADD", records, "1", "x"),
+		"DEL of the revocation set":                        backend.Do(ctx, "DEL", records),
+		"GET of a grant record":                            backend.Do(ctx, "GET", backend.Key("as", "grant2", "{g1}")),
+		"ZRANGE of a key outside revocation:":              backend.Do(ctx, "ZRANGE", backend.Key("as", "subject", "{s}"), "0", "-1"),
+		"KEYS":                                             backend.Do(ctx, "KEYS", "*"),
+		"SCAN":                                             backend.Do(ctx, "SCAN", "0"),
+		"PUBLISH on the revocation channel":                backend.Do(ctx, "PUBLISH", backend.Key("revocation"), "grant-x 1"),
+		"CONFIG GET requirepass":                           backend.Do(ctx, "CONFIG", "GET", "requirepass"),
+		"CLIENT LIST":                                      backend.Do(ctx, "CLIENT", "LIST"),
+		"FLUSHALL":                                         backend.Do(ctx, "FLUSHALL"),
+		"EVAL":                                             backend.Do(ctx, "EVAL", "return 1", "0"),
+	}
+	for what, cmd := range refused {
+		if err := cmd.Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
+			t.Errorf("%s under the backend's user: got %v, want NOPERM", what, err)
+		}
+	}
+	ps := backend.Subscribe(ctx, backend.Key("as", "events"))
+	defer ps.Close()
+	if _, err := ps.ReceiveTimeout(ctx, 2*time.Second); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("SUBSCRIBE to another channel under the backend's user: got %v, want NOPERM", err)
+	}
+	if n, err := fleet.ZCard(ctx, records).Result(); err != nil || n != 2 {
+		t.Errorf("the revocation set holds %d records (%v) after the backend's refused writes, want 2", n, err)
+	}
+}
