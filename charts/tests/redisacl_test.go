@@ -190,10 +190,16 @@ func TestBundledRedisBackendUserSources(t *testing.T) {
 		wantSecret       bool
 		wantEnv          string // secretKeyRef of REDIS_BACKEND_PASSWORD, "" for none
 		wantUserArgument bool
+		// capability-core's REDIS_URL override and the Secret its
+		// redis-password file comes from.
+		wantCoreURL, wantCoreSecret string
 	}{
-		{"generated", "", true, "tollgate-redis-backend/password", true},
-		{"existing Secret", "redis:\n  bundled:\n    backendUser:\n      existingSecret: mine\n      existingSecretKey: pw\n", false, "mine/pw", true},
-		{"disabled", "redis:\n  bundled:\n    backendUser:\n      enabled: false\n", false, "", false},
+		{"generated", "", true, "tollgate-redis-backend/password", true,
+			"redis://tollgate-backend@tollgate-redis:6379/0", "tollgate-redis-backend/password"},
+		{"existing Secret", "redis:\n  bundled:\n    backendUser:\n      existingSecret: mine\n      existingSecretKey: pw\n", false, "mine/pw", true,
+			"redis://tollgate-backend@tollgate-redis:6379/0", "mine/pw"},
+		{"disabled", "redis:\n  bundled:\n    backendUser:\n      enabled: false\n", false, "", false,
+			"", "tollgate-redis/redis-password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			values := filepath.Join(t.TempDir(), "values.yaml")
@@ -205,12 +211,31 @@ func TestBundledRedisBackendUserSources(t *testing.T) {
 				t.Fatalf("helm template: %v\n%s", err, out)
 			}
 			var secret bool
-			var env string
+			var env, coreURL, coreSecret, coreDurable string
 			var command []any
 			for _, d := range splitDocs(t, out) {
 				switch {
 				case d["kind"] == "Secret" && str(d, "metadata", "name") == "tollgate-redis-backend":
 					secret = true
+				case d["kind"] == "Deployment" && str(d, "metadata", "name") == "tollgate-capability-core":
+					pod := dig(d, "spec", "template", "spec")
+					for _, e := range list(list(pod, "containers")[0], "env") {
+						switch e["name"] {
+						case "REDIS_URL":
+							coreURL, _ = e["value"].(string)
+						case "REDIS_CHECK_DURABLE":
+							coreDurable, _ = e["value"].(string)
+						}
+					}
+					for _, v := range list(pod, "volumes") {
+						for _, src := range list(dig(v, "projected"), "sources") {
+							for _, item := range list(dig(src, "secret"), "items") {
+								if item["path"] == "redis-password" {
+									coreSecret = fmt.Sprint(dig(src, "secret")["name"], "/", item["key"])
+								}
+							}
+						}
+					}
 				case d["kind"] == "StatefulSet":
 					for _, c := range list(dig(d, "spec", "template", "spec"), "containers") {
 						command, _ = c["command"].([]any)
@@ -225,6 +250,10 @@ func TestBundledRedisBackendUserSources(t *testing.T) {
 			}
 			if secret != tc.wantSecret || env != tc.wantEnv {
 				t.Errorf("backend Secret rendered %t (want %t), REDIS_BACKEND_PASSWORD from %q (want %q)", secret, tc.wantSecret, env, tc.wantEnv)
+			}
+			if coreURL != tc.wantCoreURL || coreSecret != tc.wantCoreSecret || (coreURL != "") != (coreDurable == "false") {
+				t.Errorf("capability-core: REDIS_URL %q (want %q), redis-password from %q (want %q), REDIS_CHECK_DURABLE %q",
+					coreURL, tc.wantCoreURL, coreSecret, tc.wantCoreSecret, coreDurable)
 			}
 			if got := strings.Contains(fmt.Sprint(command), "--user"); got != tc.wantUserArgument {
 				t.Errorf("redis-server command %v: --user %t, want %t", command, got, tc.wantUserArgument)

@@ -118,6 +118,10 @@ dev-idp: {key: devIdp, http: true, grpc: false, optional: true}
 {{- define "tollgate.redisPasswordSecret" -}}
 {{- .Values.redis.bundled.existingSecret | default (include "tollgate.redisName" .) -}}
 {{- end -}}
+{{/* Whether capability-core logs in to the bundled Redis as the backends' ACL user. */}}
+{{- define "tollgate.coreAsBackendUser" -}}
+{{- if and .Values.redis.bundled.enabled .Values.redis.bundled.backendUser.enabled -}}true{{- end -}}
+{{- end -}}
 {{- define "tollgate.redisBackendSecret" -}}
 {{- .Values.redis.bundled.backendUser.existingSecret | default (printf "%s-backend" (include "tollgate.redisName" .) | trunc 63 | trimSuffix "-") -}}
 {{- end -}}

@@ -1,10 +1,7 @@
 package revocation_test
 
 import (
-	"bufio"
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,33 +12,6 @@ import (
 	"github.com/tollgate/tollgate/services/platform/revocation"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
-
-// backendACL reads the rules the chart gives a backend's Redis ACL user
-// (charts/tollgate/files/redis-backend-acl.txt), for the key prefix prefix.
-func backendACL(t *testing.T, prefix string) []string {
-	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "..", "charts", "tollgate", "files", "redis-backend-acl.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var rules []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		rules = append(rules, strings.Fields(strings.ReplaceAll(line, "<prefix>", prefix))...)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(rules) == 0 {
-		t.Fatal("redis-backend-acl.txt holds no rules")
-	}
-	return rules
-}
 
 // TestBackendACLUser runs what a capability backend runs against Redis — a
 // revocation Set that loads the records, follows the announcements and
@@ -55,13 +25,7 @@ func TestBackendACLUser(t *testing.T) {
 	defer fleet.Close()
 	ctx := context.Background()
 
-	args := []any{"ACL", "SETUSER", "tollgate-backend", "on", ">backend-password"}
-	for _, r := range backendACL(t, fleet.Prefix()) {
-		args = append(args, r)
-	}
-	if err := fleet.Do(ctx, args...).Err(); err != nil {
-		t.Fatalf("redis-server %s refuses the chart's rules: %v", srv.Addr(), err)
-	}
+	srv.AddBackendUser(t, fleet.Prefix(), "tollgate-backend", "backend-password")
 	cfg := srv.Config()
 	cfg.URL = "redis://tollgate-backend:backend-password@" + srv.Addr() + "/0"
 	backend, err := redisx.New(cfg)

@@ -3,6 +3,8 @@ package core_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +132,59 @@ func TestRedisDownAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	refusedWithin(t, id, tok, 15*time.Second, "once Redis is back")
+}
+
+// TestRunsAsTheBackendACLUser: capability-core only follows revoked grants
+// and pings Redis for its health tool, so the chart has it log in as the
+// backends' ACL user (charts/tollgate/files/redis-backend-acl.txt), which
+// cannot write a key or read a grant. Under exactly those rules it starts,
+// reports Redis healthy, loads and follows revocations.
+func TestRunsAsTheBackendACLUser(t *testing.T) {
+	iss := tokentest.Start(t, issuer)
+	r := testharness.StartRedis(t)
+	r.AddBackendUser(t, "core:", "tollgate-backend", "backend-password")
+	rev := revocation.NewRevoker(fleetRedis(t, r), time.Hour, nil)
+	if err := rev.Revoke(context.Background(), "grant-before"); err != nil {
+		t.Fatal(err)
+	}
+	svc, id := runCore(t, iss, r,
+		"REDIS_URL", "redis://tollgate-backend@"+r.Addr()+"/0", "REDIS_PASSWORD", "backend-password",
+		// INFO and CONFIG GET are not the user's: the fleet checks the
+		// server's persistence (the chart sets this for capability-core).
+		"REDIS_CHECK_DURABLE", "false",
+		"REVOCATION_RECONCILE_INTERVAL", "5m")
+	conn, err := grpc.NewClient(svc.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	health, err := capabilityv1.NewHealthServiceClient(conn).GetHealth(context.Background(), &capabilityv1.GetHealthRequest{})
+	if err != nil || health.GetStatus() != "ok" {
+		t.Fatalf("health as the backend user: %v (%v)", health, err)
+	}
+	mint := func(grant string) string {
+		return iss.Mint(t, tokentest.Token{Audience: actsAud, Scope: "openid profile email", GrantID: grant})
+	}
+	refusedWithin(t, id, mint("grant-before"), time.Second, "revoked before the start (loaded)")
+	after := mint("grant-after")
+	accepted(t, id, after, "before its revocation")
+	if err := rev.Revoke(context.Background(), "grant-after"); err != nil {
+		t.Fatal(err)
+	}
+	refusedWithin(t, id, after, 2*time.Second, "after the announcement")
+
+	// The same user with the production default, REDIS_CHECK_DURABLE on:
+	// the start fails and says why, rather than serving unchecked.
+	env := map[string]string{
+		"GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "AUTH_GRPC_ADDR": iss.Addr,
+		"MCP_RESOURCE_URL": mcpAud, "ACTIONS_AUDIENCE": actsAud, "REDIS_KEY_PREFIX": "core:",
+		"REDIS_URL": "redis://tollgate-backend@" + r.Addr() + "/0", "REDIS_PASSWORD": "backend-password",
+		"REDIS_CHECK_DURABLE": "true",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = core.Run(ctx, func(k string) string { return env[k] }, io.Discard, func(map[string]net.Addr) {})
+	if err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("start with the persistence check as the backend user: %v, want a NOPERM refusal", err)
+	}
 }
