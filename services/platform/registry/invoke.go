@@ -67,12 +67,9 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 		// (a NUL or DEL comes out as \x00, \x7f), and such a value came
 		// back as protojson's syntax error instead of being decoded.
 		var raw string
-		switch f.Kind() {
-		case protoreflect.StringKind, protoreflect.BytesKind, protoreflect.EnumKind,
-			protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
-			protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		if queryString(f) {
 			raw = "{" + jsonString(string(f.Name())) + ":" + jsonString(values[0]) + "}"
-		default:
+		} else {
 			raw = "{" + jsonString(string(f.Name())) + ":" + quoteIfNeeded(values[0]) + "}"
 		}
 		one := newMessage(c.Method.Input())
@@ -82,6 +79,29 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 		refl.Set(f, one.ProtoReflect().Get(f))
 	}
 	return in, nil
+}
+
+// queryString reports whether the proto3 JSON form of f's value is a JSON
+// string, so that a query or path parameter is taken as one whatever it
+// holds ("5" for an int64, "2024-01-02T03:04:05Z" for a Timestamp).
+func queryString(f protoreflect.FieldDescriptor) bool {
+	k := f.Kind()
+	if isMessage(f) {
+		switch f.Message().FullName() {
+		case "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask",
+			"google.protobuf.StringValue", "google.protobuf.BytesValue",
+			"google.protobuf.Int64Value", "google.protobuf.UInt64Value":
+			return true
+		}
+		k = f.Message().Fields().ByName("value").Kind() // the other wrappers
+	}
+	switch k {
+	case protoreflect.StringKind, protoreflect.BytesKind, protoreflect.EnumKind,
+		protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
+		protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return true
+	}
+	return false
 }
 
 func quoteIfNeeded(v string) string {

@@ -223,7 +223,7 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 			Capability: c,
 		}
 		scalar := func(f protoreflect.FieldDescriptor) bool {
-			return !f.IsList() && !f.IsMap() && f.Kind() != protoreflect.MessageKind && f.Kind() != protoreflect.GroupKind
+			return !f.IsList() && !f.IsMap() && (!isMessage(f) || scalarMessage(f.Message().FullName()))
 		}
 		for _, m := range paramRE.FindAllStringSubmatch(a.Path, -1) {
 			f := md.Input().Fields().ByName(protoreflect.Name(m[1]))

@@ -155,7 +155,7 @@ func TestSchemasComeFromTheMessages(t *testing.T) {
 	tool, _ := reg.Tool("testing.echo")
 	in := tool.Capability.InputSchema()
 	b, _ := json.Marshal(in)
-	for _, want := range []string{`"text":{"description":"Text to repeat.","type":"string"}`, `"times":{"description":"How many times (1 to 10).","format":"int32","type":"integer"}`, `"additionalProperties":false`} {
+	for _, want := range []string{`"text":{"description":"Text to repeat.","type":"string"}`, `"times":{"description":"How many times (1 to 10).","format":"int32","maximum":2147483647,"minimum":-2147483648,"type":"integer"}`, `"additionalProperties":false`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("input schema lacks %s:\n%s", want, b)
 		}
@@ -176,12 +176,12 @@ func TestSchemasComeFromTheMessages(t *testing.T) {
 	if !strings.Contains(string(oin), `"limit":{"description":"How many orders (1 to 50; 0 means 10).","format":"uint32","maximum":4294967295,"minimum":0,"type":"integer"}`) {
 		t.Errorf("uint32 input schema: %s", oin)
 	}
-	if !strings.Contains(string(oout), `"total_cents":{"description":"Total in cents (a decimal string).","format":"uint64","pattern":"^[0-9]+$","type":"string"}`) {
+	if !strings.Contains(string(oout), `"total_cents":{"description":"Total in cents (a decimal string).","format":"uint64","pattern":"^(0|[1-9][0-9]*)$","type":"string"}`) {
 		t.Errorf("uint64 output schema: %s", oout)
 	}
 	health, _ := reg.Tool("health.check")
 	hs, _ := json.Marshal(health.Capability.OutputSchema())
-	if !strings.Contains(string(hs), `"timestamp":{"description":"Time the check ran (RFC 3339).","format":"date-time","type":["string","null"]}`) ||
+	if !strings.Contains(string(hs), `"timestamp":{"description":"Time the check ran (RFC 3339).","format":"date-time","pattern":"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$","type":["string","null"]}`) ||
 		!strings.Contains(string(hs), `"checks":{"description":"One entry per dependency.","items":{"additionalProperties":true,"description":"State of one dependency."`) {
 		t.Errorf("health output schema: %s", hs)
 	}

@@ -4,42 +4,145 @@ import (
 	"math"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
 )
 
 // Schema is a JSON Schema (draft 2020-12, which OpenAPI 3.1 also uses) as
 // a plain map, ready to encode.
+//
+// The schemas describe the proto3 JSON mapping as protojson implements it
+// (https://protobuf.dev/programming-guides/json/): what DecodeJSON accepts
+// and what MarshalOutput writes. Input schemas are at times narrower than
+// protojson (they name fields by their proto names only, never offer null
+// for "unset", take enums by name and 32-bit integers as numbers); never
+// wider, except where JSON Schema cannot say it: the ranges of 64-bit
+// integers and Durations written as strings, calendar validity of a
+// Timestamp, the type an Any's "@type" names. docs/guides/add-a-capability.md
+// has the table.
 type Schema = map[string]any
 
 // InputSchema is the JSON Schema of the capability's request: an object
-// that accepts no unknown properties.
-func (c *Capability) InputSchema() Schema { return messageSchema(c.Method.Input(), false, 0) }
+// that accepts no unknown properties. A message that contains itself is
+// described once, in "$defs", and referred to.
+func (c *Capability) InputSchema() Schema { return standalone(c.Method.Input(), false) }
 
 // OutputSchema is the JSON Schema of the capability's response as the
-// connectors encode it (MarshalOutput): every scalar field is present, and
-// a message field may be null (unset).
-func (c *Capability) OutputSchema() Schema { return messageSchema(c.Method.Output(), true, 0) }
+// connectors encode it (MarshalOutput): every field is present except an
+// unset oneof member or proto3 optional field, and a message field may be
+// null (unset).
+func (c *Capability) OutputSchema() Schema { return standalone(c.Method.Output(), true) }
 
-// maxDepth stops recursive message types from expanding forever.
-const maxDepth = 8
+// Schemas returns the request's and the response's schemas for a document
+// that holds the schemas of recursive messages elsewhere (OpenAPI's
+// components): they refer to refPrefix+name, and defs maps each name to
+// its schema. Names are "<message full name>-input" or "-output".
+func (c *Capability) Schemas(refPrefix string) (in, out Schema, defs map[string]Schema) {
+	defs = map[string]Schema{}
+	in = (&schemaGen{prefix: refPrefix, defs: defs}).message(c.Method.Input())
+	out = (&schemaGen{output: true, prefix: refPrefix, defs: defs}).message(c.Method.Output())
+	return in, out, defs
+}
 
-func messageSchema(md protoreflect.MessageDescriptor, output bool, depth int) Schema {
+func standalone(md protoreflect.MessageDescriptor, output bool) Schema {
+	g := &schemaGen{output: output, prefix: "#/$defs/", defs: map[string]Schema{}}
+	s := g.message(md)
+	if len(g.defs) > 0 {
+		defs := Schema{}
+		for k, v := range g.defs {
+			defs[k] = v
+		}
+		s["$defs"] = defs
+	}
+	return s
+}
+
+// schemaGen builds the schemas of one direction (input or output).
+type schemaGen struct {
+	output bool
+	prefix string
+	defs   map[string]Schema
+	// recursive memoizes whether a message can contain itself.
+	recursive map[protoreflect.FullName]bool
+}
+
+func (g *schemaGen) defName(md protoreflect.MessageDescriptor) string {
+	if g.output {
+		return string(md.FullName()) + "-output"
+	}
+	return string(md.FullName()) + "-input"
+}
+
+// messageRef is the schema of a message-typed value: inline, or a
+// reference to its definition when the message can contain itself (its
+// schema would otherwise never end).
+func (g *schemaGen) messageRef(md protoreflect.MessageDescriptor) Schema {
+	if !g.isRecursive(md) {
+		return g.message(md)
+	}
+	name := g.defName(md)
+	if _, ok := g.defs[name]; !ok {
+		g.defs[name] = nil // being built: a reference to it ends the recursion
+		g.defs[name] = g.message(md)
+	}
+	return Schema{"$ref": g.prefix + name}
+}
+
+func (g *schemaGen) isRecursive(md protoreflect.MessageDescriptor) bool {
+	if g.recursive == nil {
+		g.recursive = map[protoreflect.FullName]bool{}
+	}
+	if r, ok := g.recursive[md.FullName()]; ok {
+		return r
+	}
+	seen := map[protoreflect.FullName]bool{}
+	var reaches func(m protoreflect.MessageDescriptor) bool
+	reaches = func(m protoreflect.MessageDescriptor) bool {
+		for i := 0; i < m.Fields().Len(); i++ {
+			f := m.Fields().Get(i)
+			if f.IsMap() {
+				f = f.MapValue()
+			}
+			if !isMessage(f) || wellKnownJSON(f.Message().FullName()) {
+				continue
+			}
+			sub := f.Message()
+			if sub.FullName() == md.FullName() {
+				return true
+			}
+			if !seen[sub.FullName()] {
+				seen[sub.FullName()] = true
+				if reaches(sub) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	r := reaches(md)
+	g.recursive[md.FullName()] = r
+	return r
+}
+
+func (g *schemaGen) message(md protoreflect.MessageDescriptor) Schema {
 	s := Schema{"type": "object"}
 	if d := MessageDescription(md); d != "" {
 		s["description"] = d
 	}
-	if depth >= maxDepth {
-		return s
-	}
 	props := Schema{}
 	var required []string
 	for _, f := range fields(md) {
-		fs := fieldSchema(f, output, depth)
+		fs := g.field(f)
 		if d := FieldDescription(f); d != "" {
 			fs["description"] = d
 		}
+		if opts, _ := f.Options().(*descriptorpb.FieldOptions); opts.GetDeprecated() {
+			fs["deprecated"] = true
+		}
 		name := string(f.Name())
 		props[name] = fs
-		if output && (f.Kind() != protoreflect.MessageKind || f.IsList() || f.IsMap()) {
+		// MarshalOutput (EmitUnpopulated) writes every field but an unset
+		// oneof member or proto3 optional field.
+		if g.output && f.ContainingOneof() == nil {
 			required = append(required, name)
 		}
 	}
@@ -47,40 +150,135 @@ func messageSchema(md protoreflect.MessageDescriptor, output bool, depth int) Sc
 	if len(required) > 0 {
 		s["required"] = required
 	}
-	s["additionalProperties"] = output
+	// At most one member of a oneof: protojson refuses a second ("oneof
+	// … is already set"), and MarshalOutput writes only the one set.
+	dependent := Schema{}
+	for i := 0; i < md.Oneofs().Len(); i++ {
+		o := md.Oneofs().Get(i)
+		if o.IsSynthetic() || o.Fields().Len() < 2 {
+			continue
+		}
+		for j := 0; j < o.Fields().Len(); j++ {
+			others := Schema{}
+			for k := 0; k < o.Fields().Len(); k++ {
+				if k != j {
+					others[string(o.Fields().Get(k).Name())] = false
+				}
+			}
+			dependent[string(o.Fields().Get(j).Name())] = Schema{"properties": others}
+		}
+	}
+	if len(dependent) > 0 {
+		s["dependentSchemas"] = dependent
+	}
+	s["additionalProperties"] = g.output
 	return s
 }
 
-func fieldSchema(f protoreflect.FieldDescriptor, output bool, depth int) Schema {
+func (g *schemaGen) field(f protoreflect.FieldDescriptor) Schema {
 	switch {
 	case f.IsMap():
-		return Schema{"type": "object", "additionalProperties": singularSchema(f.MapValue(), output, depth)}
+		s := Schema{"type": "object", "additionalProperties": g.singular(f.MapValue())}
+		// Map keys are JSON strings: an integer key in decimal, a bool
+		// key true or false.
+		switch f.MapKey().Kind() {
+		case protoreflect.BoolKind:
+			s["propertyNames"] = Schema{"enum": []any{"true", "false"}}
+		case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
+			protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+			s["propertyNames"] = Schema{"pattern": `^-?[0-9]+$`}
+		case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+			s["propertyNames"] = Schema{"pattern": `^[0-9]+$`}
+		}
+		return s
 	case f.IsList():
-		return Schema{"type": "array", "items": singularSchema(f, output, depth)}
+		return Schema{"type": "array", "items": g.singular(f)}
 	}
-	s := singularSchema(f, output, depth)
-	if output && f.Kind() == protoreflect.MessageKind {
+	s := g.singular(f)
+	if g.output && isMessage(f) {
 		// A response written by MarshalOutput holds every field, and an
 		// unset message field (a timestamp the backend did not set) is
 		// null: the schema allows it, so that a client validating
 		// structuredContent against it (MCP's outputSchema) accepts it.
-		if t, ok := s["type"].(string); ok {
-			s["type"] = []any{t, "null"}
-		}
+		s = nullable(s)
 	}
 	return s
 }
 
-func singularSchema(f protoreflect.FieldDescriptor, output bool, depth int) Schema {
-	switch f.Kind() {
+// nullable is s that also admits null.
+func nullable(s Schema) Schema {
+	switch t := s["type"].(type) {
+	case string:
+		if t != "null" {
+			s["type"] = []any{t, "null"}
+		}
+		return s
+	case []any:
+		for _, x := range t {
+			if x == "null" {
+				return s
+			}
+		}
+		s["type"] = append(t, "null")
+		return s
+	case nil:
+		if len(s) == 0 {
+			return s // anything, null included
+		}
+	}
+	if alts, ok := s["anyOf"].([]any); ok {
+		s["anyOf"] = append(alts, Schema{"type": "null"})
+		return s
+	}
+	return Schema{"anyOf": []any{s, Schema{"type": "null"}}}
+}
+
+// Patterns of the proto3 JSON strings, as protojson parses them.
+const (
+	int64Pattern  = `^-?(0|[1-9][0-9]*)$`
+	uint64Pattern = `^(0|[1-9][0-9]*)$`
+	// Standard or URL-safe base64, padded or not (protojson takes either
+	// alphabet, not both in one value).
+	base64Pattern = `^((?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?|(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}(?:==)?|[A-Za-z0-9_-]{3}=?)?)$`
+	// RFC 3339 with an upper-case T and Z, a numeric offset hh:mm and at
+	// most nine fractional digits (time.RFC3339Nano, protojson's check).
+	timestampPattern = `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$`
+	// Seconds with an optional sign and at most nine fractional digits,
+	// "s" last: "1.5s", "-0.25s", "+3s", ".5s" (protojson's parseDuration).
+	durationPattern = `^[-+]?((0|[1-9][0-9]{0,11})(\.[0-9]{0,9})?|\.[0-9]{0,9})s$`
+	// Comma-separated paths of lowerCamelCase names joined by dots; the
+	// empty string is the empty mask.
+	fieldMaskPattern = `^([A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*(,[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*)*)?$`
+)
+
+// wellKnownJSON reports whether message type n has a JSON form of its own
+// in the proto3 JSON mapping (not an object of its fields).
+func wellKnownJSON(n protoreflect.FullName) bool {
+	switch n {
+	case "google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue",
+		"google.protobuf.Any", "google.protobuf.Empty":
+		return true
+	}
+	return scalarMessage(n)
+}
+
+func (g *schemaGen) singular(f protoreflect.FieldDescriptor) Schema {
+	if isMessage(f) {
+		return g.messageType(f.Message())
+	}
+	return g.scalar(f.Kind(), f.Enum())
+}
+
+func (g *schemaGen) scalar(k protoreflect.Kind, enum protoreflect.EnumDescriptor) Schema {
+	switch k {
 	case protoreflect.BoolKind:
 		return Schema{"type": "boolean"}
 	case protoreflect.StringKind:
 		return Schema{"type": "string"}
 	case protoreflect.BytesKind:
-		return Schema{"type": "string", "contentEncoding": "base64"}
+		return Schema{"type": "string", "contentEncoding": "base64", "pattern": base64Pattern}
 	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		return Schema{"type": "integer", "format": "int32"}
+		return Schema{"type": "integer", "format": "int32", "minimum": math.MinInt32, "maximum": math.MaxInt32}
 	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
 		// "uint32" is the OpenAPI Format Registry's unsigned 32-bit
 		// integer (https://spec.openapis.org/registry/format/uint32);
@@ -89,26 +287,99 @@ func singularSchema(f protoreflect.FieldDescriptor, output bool, depth int) Sche
 		return Schema{"type": "integer", "format": "uint32", "minimum": 0, "maximum": uint64(math.MaxUint32)}
 	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
 		// The proto3 JSON mapping writes 64-bit integers as decimal
-		// strings (a JSON number loses precision past 2^53).
-		return Schema{"type": "string", "pattern": "^-?[0-9]+$", "format": "int64"}
+		// strings (a JSON number loses precision past 2^53) and accepts
+		// a number too.
+		if g.output {
+			return Schema{"type": "string", "pattern": int64Pattern, "format": "int64"}
+		}
+		return Schema{"type": []any{"string", "integer"}, "pattern": int64Pattern, "format": "int64",
+			"minimum": int64(math.MinInt64), "maximum": int64(math.MaxInt64)}
 	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		return Schema{"type": "string", "pattern": "^[0-9]+$", "format": "uint64"}
+		if g.output {
+			return Schema{"type": "string", "pattern": uint64Pattern, "format": "uint64"}
+		}
+		return Schema{"type": []any{"string", "integer"}, "pattern": uint64Pattern, "format": "uint64",
+			"minimum": 0, "maximum": uint64(math.MaxUint64)}
 	case protoreflect.FloatKind, protoreflect.DoubleKind:
-		return Schema{"type": "number"}
+		// NaN and the infinities are the strings "NaN", "Infinity" and
+		// "-Infinity"; a float out of its range is refused.
+		num := Schema{"type": "number", "format": "double", "minimum": -math.MaxFloat64, "maximum": math.MaxFloat64}
+		if k == protoreflect.FloatKind {
+			num = Schema{"type": "number", "format": "float", "minimum": -math.MaxFloat32, "maximum": math.MaxFloat32}
+		}
+		return Schema{"anyOf": []any{num, Schema{"type": "string", "enum": []any{"NaN", "Infinity", "-Infinity"}}}}
 	case protoreflect.EnumKind:
+		if enum.FullName() == "google.protobuf.NullValue" {
+			return Schema{"type": "null"}
+		}
 		var names []any
-		for i := 0; i < f.Enum().Values().Len(); i++ {
-			names = append(names, string(f.Enum().Values().Get(i).Name()))
+		for i := 0; i < enum.Values().Len(); i++ {
+			names = append(names, string(enum.Values().Get(i).Name()))
 		}
-		return Schema{"type": "string", "enum": names}
-	case protoreflect.MessageKind, protoreflect.GroupKind:
-		switch f.Message().FullName() {
-		case "google.protobuf.Timestamp":
-			return Schema{"type": "string", "format": "date-time"}
-		case "google.protobuf.Duration":
-			return Schema{"type": "string", "pattern": `^-?[0-9]+(\.[0-9]+)?s$`}
+		s := Schema{"type": "string", "enum": names}
+		if g.output {
+			// A value the enum does not name (a backend built with a
+			// newer version of it) is written as its number.
+			return Schema{"anyOf": []any{s, Schema{"type": "integer", "format": "int32"}}}
 		}
-		return messageSchema(f.Message(), output, depth+1)
+		return s
 	}
 	return Schema{}
+}
+
+// messageType is the schema of a value of message type md (a field's,
+// a list's element, a map's value), never null.
+func (g *schemaGen) messageType(md protoreflect.MessageDescriptor) Schema {
+	n := md.FullName()
+	if k, ok := wrapperKinds[n]; ok {
+		return g.scalar(k, nil)
+	}
+	switch n {
+	case "google.protobuf.Timestamp":
+		return Schema{"type": "string", "format": "date-time", "pattern": timestampPattern}
+	case "google.protobuf.Duration":
+		return Schema{"type": "string", "pattern": durationPattern}
+	case "google.protobuf.FieldMask":
+		return Schema{"type": "string", "pattern": fieldMaskPattern}
+	case "google.protobuf.Struct":
+		return Schema{"type": "object"}
+	case "google.protobuf.ListValue":
+		return Schema{"type": "array"}
+	case "google.protobuf.Value":
+		return Schema{} // any JSON value
+	case "google.protobuf.Any":
+		// {"@type": "type.googleapis.com/<message>", <its fields>…}, or
+		// {"@type": …, "value": <its JSON>} for a well-known type; {} is
+		// an empty Any.
+		return Schema{"type": "object", "properties": Schema{"@type": Schema{"type": "string"}},
+			"anyOf": []any{Schema{"required": []any{"@type"}}, Schema{"maxProperties": 0}}}
+	case "google.protobuf.Empty":
+		return Schema{"type": "object", "additionalProperties": false}
+	}
+	return g.messageRef(md)
+}
+
+func isMessage(f protoreflect.FieldDescriptor) bool {
+	return f.Kind() == protoreflect.MessageKind || f.Kind() == protoreflect.GroupKind
+}
+
+// scalarMessage reports whether the proto3 JSON form of message type n
+// is a JSON scalar: such a field may be a path or query parameter.
+func scalarMessage(n protoreflect.FullName) bool {
+	switch n {
+	case "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask":
+		return true
+	}
+	_, ok := wrapperKinds[n]
+	return ok
+}
+
+// wrapperKinds are the wrapper types (google/protobuf/wrappers.proto):
+// their JSON form is their value's.
+var wrapperKinds = map[protoreflect.FullName]protoreflect.Kind{
+	"google.protobuf.DoubleValue": protoreflect.DoubleKind, "google.protobuf.FloatValue": protoreflect.FloatKind,
+	"google.protobuf.Int64Value": protoreflect.Int64Kind, "google.protobuf.UInt64Value": protoreflect.Uint64Kind,
+	"google.protobuf.Int32Value": protoreflect.Int32Kind, "google.protobuf.UInt32Value": protoreflect.Uint32Kind,
+	"google.protobuf.BoolValue": protoreflect.BoolKind, "google.protobuf.StringValue": protoreflect.StringKind,
+	"google.protobuf.BytesValue": protoreflect.BytesKind,
 }

@@ -252,7 +252,16 @@ type schemaAdder func(name, owner string, s registry.Schema) (registry.Schema, e
 func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 	c := a.Capability
 	out := c.Method.Output()
-	ref, err := add(string(out.Name()), string(out.FullName()), c.OutputSchema())
+	// Recursive messages are components of their own, referred to
+	// (registry.Capability.Schemas names them "<full name>-input" or
+	// "-output", names no message has).
+	in, outSchema, defs := c.Schemas("#/components/schemas/")
+	for name, s := range defs {
+		if _, err := add(name, name, s); err != nil {
+			return nil, err
+		}
+	}
+	ref, err := add(string(out.Name()), string(out.FullName()), outSchema)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +279,6 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 	if protected {
 		op.Security = []map[string][]string{{SecurityScheme: slices.Clone(a.RequiredScopes)}}
 	}
-	in := c.InputSchema()
 	props, _ := in["properties"].(registry.Schema)
 	switch a.Method {
 	case http.MethodGet, http.MethodDelete:
@@ -291,7 +299,10 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 	case http.MethodPost:
 		inMsg := c.Method.Input()
 		if len(a.PathParams) == 0 {
-			inRef, err := add(string(inMsg.Name()), string(inMsg.FullName()), in)
+			// Owned apart from the message's output schema: a method may
+			// answer with its request's type (Update(Note) returns (Note)),
+			// and the two schemas differ (nullable, required fields).
+			inRef, err := add(string(inMsg.Name()), string(inMsg.FullName())+"-input", in)
 			if err != nil {
 				return nil, err
 			}

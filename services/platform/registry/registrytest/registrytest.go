@@ -42,6 +42,13 @@ type Service struct {
 	Package, Name string
 	Scopes        []*optionsv1.Scope
 	Methods       []Method
+	// Proto, when set, is the service's file as is (Package and Name must
+	// name its service; Scopes and Methods are ignored): messages of any
+	// shape. A method whose request has no text field echoes its request
+	// when the response is of the same type, else answers an empty
+	// response. Its dependencies are taken from protoregistry.GlobalFiles
+	// (the well-known types, Tollgate's options).
+	Proto *descriptorpb.FileDescriptorProto
 }
 
 // FullName is "package.Name".
@@ -49,6 +56,9 @@ func (s Service) FullName() string { return s.Package + "." + s.Name }
 
 // File describes s as a .proto file importing Tollgate's options.
 func (s Service) File() *descriptorpb.FileDescriptorProto {
+	if s.Proto != nil {
+		return s.Proto
+	}
 	so := &descriptorpb.ServiceOptions{}
 	if len(s.Scopes) > 0 {
 		proto.SetExtension(so, optionsv1.E_Scope, s.Scopes)
@@ -139,6 +149,9 @@ func (b *Backend) Serve(t testing.TB, services ...Service) {
 	}
 	svcs := map[string]grpc.ServiceInfo{"grpc.reflection.v1.ServerReflection": {}}
 	for _, s := range services {
+		for _, dep := range s.File().GetDependency() {
+			registerLinked(t, files, dep)
+		}
 		fd, err := protodesc.NewFile(s.File(), files)
 		if err != nil {
 			t.Fatal(err)
@@ -151,6 +164,25 @@ func (b *Backend) Serve(t testing.TB, services ...Service) {
 	b.mu.Lock()
 	b.files, b.svcs = files, svcs
 	b.mu.Unlock()
+}
+
+// registerLinked registers in files the linked file at path and its
+// dependencies, unless already there.
+func registerLinked(t testing.TB, files *protoregistry.Files, path string) {
+	t.Helper()
+	if _, err := files.FindFileByPath(path); err == nil {
+		return
+	}
+	fd, err := protoregistry.GlobalFiles.FindFileByPath(path)
+	if err != nil {
+		t.Fatalf("registrytest: dependency %s: %v", path, err)
+	}
+	for i := 0; i < fd.Imports().Len(); i++ {
+		registerLinked(t, files, fd.Imports().Get(i).Path())
+	}
+	if err := files.RegisterFile(fd); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (b *Backend) start(ln net.Listener) {
@@ -268,10 +300,19 @@ func (b *Backend) handle(_ any, stream grpc.ServerStream) error {
 	if err := stream.RecvMsg(in); err != nil {
 		return err
 	}
-	text := in.Get(md.Input().Fields().ByName("text")).String()
-	meta, _ := metadata.FromIncomingContext(stream.Context())
+	textField := md.Input().Fields().ByName("text")
+	if textField == nil || textField.Kind() != protoreflect.StringKind {
+		b.mu.Lock()
+		b.calls = append(b.calls, Call{Method: full, MD: meta(stream)})
+		b.mu.Unlock()
+		if md.Output() == md.Input() {
+			return stream.SendMsg(in)
+		}
+		return stream.SendMsg(dynamicpb.NewMessage(md.Output()))
+	}
+	text := in.Get(textField).String()
 	b.mu.Lock()
-	b.calls = append(b.calls, Call{Method: full, Text: text, MD: meta})
+	b.calls = append(b.calls, Call{Method: full, Text: text, MD: meta(stream)})
 	b.mu.Unlock()
 	if hold != nil {
 		entered <- struct{}{}
@@ -288,6 +329,11 @@ func (b *Backend) handle(_ any, stream grpc.ServerStream) error {
 	out.Set(md.Output().Fields().ByName("text"), protoreflect.ValueOfString(text))
 	out.Set(md.Output().Fields().ByName("backend"), protoreflect.ValueOfString(b.Label))
 	return stream.SendMsg(out)
+}
+
+func meta(stream grpc.ServerStream) metadata.MD {
+	md, _ := metadata.FromIncomingContext(stream.Context())
+	return md
 }
 
 func splitMethod(full string) (string, string) {
