@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -32,6 +33,9 @@ type pending struct {
 	Nonce    string    `json:"nonce"`
 	Verifier string    `json:"verifier"`
 	Created  time.Time `json:"created"`
+	// Browser is the hash of the login cookie of the browser that made the
+	// request (loginBinding): only that browser may complete it.
+	Browser string `json:"browser"`
 }
 
 // consentRequest waits for the user's decision on the consent page.
@@ -219,7 +223,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state, nonce, verifier := randomID(), randomID(), oauth2.GenerateVerifier()
-	p := pending{Query: q.Encode(), ClientID: c.ID, Resource: resource, Nonce: nonce, Verifier: verifier, Created: s.now()}
+	browser := s.loginBinding(r)
+	p := pending{Query: q.Encode(), ClientID: c.ID, Resource: resource, Nonce: nonce, Verifier: verifier, Created: s.now(), Browser: redisx.Hash(browser)}
 	if err := s.store.PutJSON(ctx, "pending", state, p, s.cfg.LoginTTL); err != nil {
 		redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
 		return
@@ -231,7 +236,68 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
 		return
 	}
+	s.setLoginCookie(w, browser)
 	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// loginCookieValue is what randomID returns (crypto/rand.Text).
+var loginCookieValue = regexp.MustCompile(`^[A-Z2-7]{26}$`)
+
+// loginCookie is the name of the cookie that binds an authorization's
+// upstream state to the browser that started it: the __Host- prefix
+// (Secure, Path=/, no Domain: no sibling or subdomain can set it) when the
+// issuer is https, as production requires, or on a loopback host, which
+// browsers treat as secure; a development issuer on plain http elsewhere
+// (a PUBLIC_URL tunnel) gets a cookie without Secure, which the browser
+// would otherwise never send back.
+func (s *Server) loginCookie() (name string, secure bool) {
+	if u, err := url.Parse(s.issuer); err == nil && (u.Scheme == "https" || isLoopbackHost(u.Hostname())) {
+		return "__Host-tollgate-login", true
+	}
+	return "tollgate-login", false
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
+}
+
+// loginBinding returns the browser's login cookie value, or a new one.
+// RFC 6749 §10.12 and RFC 9700 §4.7.1 bind the state of a client (here the
+// auth-server, the upstream IdP's client) to the user agent: without it an
+// attacker could have a victim's browser complete the attacker's sign-in
+// (login CSRF: the victim's app linked to the attacker's account) or
+// deliver a state the attacker started. One value serves all the browser's
+// authorizations, so two sign-ins in two tabs both complete; it is never
+// chosen by the request (a value that is not one of ours is replaced).
+func (s *Server) loginBinding(r *http.Request) string {
+	name, _ := s.loginCookie()
+	if c, err := r.Cookie(name); err == nil && loginCookieValue.MatchString(c.Value) {
+		return c.Value
+	}
+	return randomID()
+}
+
+// setLoginCookie (re)sets the login cookie for LOGIN_TTL: HttpOnly, and
+// SameSite=Lax, since the upstream IdP sends the browser back to the
+// callback with a cross-site top-level GET, which Strict would strip.
+func (s *Server) setLoginCookie(w http.ResponseWriter, value string) {
+	name, secure := s.loginCookie()
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", Secure: secure, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, MaxAge: int(s.cfg.LoginTTL.Seconds())})
+}
+
+// sameBrowser reports whether r comes from the browser that started p.
+func (s *Server) sameBrowser(r *http.Request, p pending) bool {
+	name, _ := s.loginCookie()
+	c, err := r.Cookie(name)
+	if err != nil || p.Browser == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(redisx.Hash(c.Value)), []byte(p.Browser)) == 1
 }
 
 // callback consumes our upstream state once, completes the upstream login
@@ -257,6 +323,15 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.ClientID = p.ClientID
+	// The state is consumed either way: a sign-in delivered to another
+	// browser is over (RFC 6749 §10.12, RFC 9700 §4.7.1). Not sent back to
+	// the client: this browser did not start the request.
+	if !s.sameBrowser(r, p) {
+		s.log.InfoContext(r.Context(), "callback from another browser than the one that started the sign-in", "client_id", p.ClientID)
+		s.fail(w, r, "callback", http.StatusBadRequest, "invalid_request",
+			"this sign-in was not started in this browser (its sign-in cookie is missing or another's); start again from the application, in a browser that accepts cookies from this site")
+		return
+	}
 	ar, err := s.newAuthorizeRequest(ctx, requestWithQuery(r, mustParseQuery(p.Query)))
 	if err != nil {
 		s.authorizeError(w, r, ar, err)
