@@ -1,10 +1,14 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -37,10 +41,114 @@ func (c *Capability) DecodeJSON(b []byte) (proto.Message, error) {
 		return in, nil
 	}
 	if err := protojson.Unmarshal(b, in); err != nil {
-		return nil, fault.InvalidArgument("invalid arguments: %s", cleanProtoErr(err))
+		msg := cleanProtoErr(err)
+		// protojson names a position, and the field only in some errors
+		// ("unexpected token [" of a Struct, "invalid
+		// google.protobuf.Timestamp value"): name the argument there.
+		if path := fieldAt(b, msg); path != "" {
+			return nil, fault.InvalidArgument("invalid arguments: field %s: %s", path, msg)
+		}
+		return nil, fault.InvalidArgument("invalid arguments: %s", msg)
 	}
 	return in, nil
 }
+
+var positionRE = regexp.MustCompile(`^(?:syntax error )?\(line (\d+):(\d+)\)`)
+
+// fieldAt is the path ("root.child.label", "nodes[2]", `by_int["x"]`) of
+// the member of JSON b whose name or value starts where protojson's error
+// msg says ("(line L:C)", C counted in runes), or "" when msg names no
+// position or the position is not a member's.
+func fieldAt(b []byte, msg string) string {
+	m := positionRE.FindStringSubmatch(msg)
+	if m == nil {
+		return ""
+	}
+	line, _ := strconv.Atoi(m[1])
+	col, _ := strconv.Atoi(m[2])
+	off := 0
+	for l := 1; l < line && off < len(b); off++ {
+		if b[off] == '\n' {
+			l++
+		}
+	}
+	for c := 1; c < col && off < len(b); c++ {
+		_, size := utf8.DecodeRune(b[off:])
+		off += size
+	}
+	type frame struct {
+		object bool
+		key    string
+		index  int
+		hasKey bool
+	}
+	var stack []frame
+	path := func() string {
+		var sb strings.Builder
+		for i, f := range stack {
+			switch {
+			case !f.object:
+				fmt.Fprintf(&sb, "[%d]", f.index)
+			case identRE.MatchString(f.key):
+				if i > 0 {
+					sb.WriteByte('.')
+				}
+				sb.WriteString(f.key)
+			default:
+				fmt.Fprintf(&sb, "[%s]", jsonString(f.key))
+			}
+		}
+		return sb.String()
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	found := ""
+	for {
+		start := int(dec.InputOffset())
+		for start < len(b) && strings.IndexByte(" \t\r\n,:", b[start]) >= 0 {
+			start++
+		}
+		if start > off {
+			break
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		top := len(stack) - 1
+		if top >= 0 && stack[top].object && !stack[top].hasKey {
+			if k, ok := tok.(string); ok { // a member's name
+				stack[top].key, stack[top].hasKey = k, true
+				found = path()
+				continue
+			}
+		}
+		// A value: of the member or element on top of the stack.
+		if top >= 0 && (!stack[top].object || stack[top].hasKey) {
+			found = path()
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{object: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, frame{index: 0})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:top]
+			top--
+		}
+		if top >= 0 {
+			if stack[top].object {
+				stack[top].hasKey = false
+			} else {
+				stack[top].index++
+			}
+		}
+	}
+	return found
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // DecodeQuery builds a request from query parameters named after the request
 // fields (GET actions). Unknown or repeated parameters are InvalidArgument.
@@ -56,11 +164,16 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 		if f == nil {
 			return nil, fault.InvalidArgument("unknown query parameter %q", name)
 		}
+		// A path parameter (the connector passes it in q) is named as one.
+		what := "query parameter"
+		if c.Action != nil && slices.Contains(c.Action.PathParams, name) {
+			what = "path parameter"
+		}
 		if len(values) != 1 {
-			return nil, fault.InvalidArgument("query parameter %q given %d times", name, len(values))
+			return nil, fault.InvalidArgument("%s %q given %d times", what, name, len(values))
 		}
 		if !utf8.ValidString(values[0]) {
-			return nil, fault.InvalidArgument("query parameter %q is not valid UTF-8", name)
+			return nil, fault.InvalidArgument("%s %q is not valid UTF-8", what, name)
 		}
 		// Reuse protojson's scalar parsing by decoding {"name": value}. The
 		// JSON is written with encoding/json: Go's %q quoting is not JSON
@@ -74,7 +187,7 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 		}
 		one := newMessage(c.Method.Input())
 		if err := protojson.Unmarshal([]byte(raw), one); err != nil {
-			return nil, fault.InvalidArgument("query parameter %q: %s", name, cleanProtoErr(err))
+			return nil, fault.InvalidArgument("%s %q: %s", what, name, cleanProtoErr(err))
 		}
 		refl.Set(f, one.ProtoReflect().Get(f))
 	}

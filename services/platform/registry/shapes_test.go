@@ -100,7 +100,7 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 		{`{"ts":"2024-01-02T03:04:05+01"}`, refused, "", "Timestamp"},
 		{`{"ts":"2024-01-02T03:04:05.1234567891Z"}`, refused, "", "Timestamp"},
 		{`{"ts":"10000-01-01T00:00:00Z"}`, refused, "", "Timestamp"},
-		{`{"ts":1704164645}`, refused, "", "unexpected token 1704164645"},
+		{`{"ts":1704164645}`, refused, "", "field ts: syntax error (line 1:7): unexpected token 1704164645"},
 		{`{"times":["2024-01-02T03:04:05Z"]}`, accepted, `"times":["2024-01-02T03:04:05Z"]`, ""},
 		// Duration: seconds, "s" last.
 		{`{"dur":"1.5s"}`, accepted, `"dur":"1.500s"`, ""},
@@ -321,13 +321,13 @@ func TestShapesQueryAndPathParameters(t *testing.T) {
 	}{
 		{at.Capability, "at=2024-01-02T03:04:05.5%2B01:00&within=1.5s&fields=a.bC,d&note=5&limit=9223372036854775807&strict=true&weight=NaN&blob=-_8",
 			`{"at":"2024-01-02T02:04:05.500Z","within":"1.500s","fields":"a.bC,d","note":"5","limit":"9223372036854775807","strict":true,"weight":"NaN","blob":"+/8="}`, ""},
-		{at.Capability, "at=2024-01-02", "", `query parameter "at": (line 1:7): invalid google.protobuf.Timestamp value "2024-01-02"`},
+		{at.Capability, "at=2024-01-02", "", `path parameter "at": (line 1:7): invalid google.protobuf.Timestamp value "2024-01-02"`},
 		{at.Capability, "within=5", "", `query parameter "within"`},
 		{at.Capability, "strict=yes", "", `query parameter "strict"`},
 		{at.Capability, "limit=x", "", `query parameter "limit"`},
 		{lookup.Capability, "id=-9223372036854775808&big=18446744073709551615&color=GREEN&ratio=-Infinity&small=1.5&count=-3&token=AAE&on=false",
 			`{"id":"-9223372036854775808","big":"18446744073709551615","color":"GREEN","ratio":"-Infinity","small":1.5,"count":-3,"token":"AAE=","on":false}`, ""},
-		{lookup.Capability, "id=9223372036854775808", "", `query parameter "id": (line 1:7): invalid value for int64 field id: "9223372036854775808"`},
+		{lookup.Capability, "id=9223372036854775808", "", `path parameter "id": (line 1:7): invalid value for int64 field id: "9223372036854775808"`},
 		{lookup.Capability, "color=1", "", `query parameter "color"`},
 		{lookup.Capability, "count=3000000000", "", `query parameter "count"`},
 	} {
@@ -357,6 +357,33 @@ func TestShapesQueryAndPathParameters(t *testing.T) {
 		}
 		if err := validates(compile(t, tc.c.OutputSchema()), string(js)); err != nil {
 			t.Errorf("%s: %v", js, err)
+		}
+	}
+}
+
+// TestDecodeErrorsNameTheField: protojson's errors give a position and
+// name the field only in some cases; a refused argument's error names the
+// member at that position, at any depth, so that a model (MCP tool error)
+// or a GPT (400 error_description) can tell which argument to correct.
+func TestDecodeErrorsNameTheField(t *testing.T) {
+	reg, _ := shapesRegistry(t)
+	tool, _ := reg.Tool("shapes.echo")
+	for arg, want := range map[string]string{
+		`{"ts":1704164645}`:                            `invalid arguments: field ts: syntax error (line 1:7): unexpected token 1704164645`,
+		`{"name":"x", "ts":"2024-01-02"}`:              `invalid arguments: field ts: (line 1:19): invalid google.protobuf.Timestamp value "2024-01-02"`,
+		`{"st":[1]}`:                                   `invalid arguments: field st: syntax error (line 1:7): unexpected token [`,
+		`{"nodes":[{},null]}`:                          `invalid arguments: field nodes[1]: syntax error (line 1:14): unexpected token null`,
+		`{"root":{"children":[{"child":{"nope":1}}]}}`: `invalid arguments: field root.children[0].child.nope: (line 1:32): unknown field "nope"`,
+		`{"stamps":{"a b":"x"}}`:                       `invalid arguments: field stamps["a b"]: (line 1:18): invalid google.protobuf.Timestamp value "x"`,
+		"{\n \"dur\": \"1\"}":                          `invalid arguments: field dur: (line 2:9): invalid google.protobuf.Duration value "1"`,
+		`{"by_name":"é","by_id":"5"}`:                  `invalid arguments: field by_id: (line 1:16): error parsing "by_id", oneof shapes.Shapes.choice is already set`,
+		`{"mask":{"paths":["a"]}}`:                     `invalid arguments: field mask: syntax error (line 1:9): unexpected token {`,
+		`[1]`:                                          `invalid arguments: syntax error (line 1:1): unexpected token [`,
+		`{"name":"x"`:                                  `invalid arguments: unexpected EOF`,
+	} {
+		_, err := tool.Capability.DecodeJSON([]byte(arg))
+		if err == nil || err.Error() != want {
+			t.Errorf("%s:\n got %v\nwant %s", arg, err, want)
 		}
 	}
 }

@@ -1,0 +1,186 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/tollgate/tollgate/services/actions-api/internal/api"
+	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
+)
+
+// TestShapesThroughREST: a backend in CAPABILITY_BACKENDS whose messages
+// hold every protobuf shape (registrytest.Shapes: well-known types,
+// 64-bit integers, NaN, bytes, enums, oneof, maps, recursive messages)
+// is served with the proto3 JSON mapping: a POST body, a GET's int64 path
+// parameter and query parameters, a DELETE's Timestamp path parameter.
+// Each 200 body validates, with a JSON Schema 2020-12 validator, against
+// its response schema in the served document (a recursive message's
+// component included), each accepted body against the request body's
+// schema, and each refusal is a 400 naming the field or parameter.
+func TestShapesThroughREST(t *testing.T) {
+	shapes := registrytest.Start(t, "shapes", []registrytest.Service{registrytest.Shapes("shapes")})
+	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,shapes=" + shapes.Addr})
+	eventually(t, "the shapes operations in the document", func() bool {
+		f.loadDocument(t)
+		return f.doc.Paths.Find("/actions/shapes") != nil
+	})
+	res, err := http.Get(f.base + api.PathOpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			RequestBody struct {
+				Content map[string]struct {
+					Schema map[string]any `json:"schema"`
+				} `json:"content"`
+			} `json:"requestBody"`
+			Responses map[string]struct {
+				Content map[string]struct {
+					Schema map[string]any `json:"schema"`
+				} `json:"content"`
+			} `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	// The served document, as one resource: its components resolve.
+	c := jsonschema.NewCompiler()
+	d, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddResource("https://actions.test/openapi.json", d); err != nil {
+		t.Fatal(err)
+	}
+	schemaOf := func(s map[string]any) *jsonschema.Schema {
+		t.Helper()
+		ref, _ := s["$ref"].(string)
+		if !strings.HasPrefix(ref, "#/components/schemas/") {
+			t.Fatalf("schema %v is not a component", s)
+		}
+		sch, err := c.Compile("https://actions.test/openapi.json" + ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sch
+	}
+	echo := doc.Paths["/actions/shapes"]["post"]
+	bodySchema := schemaOf(echo.RequestBody.Content["application/json"].Schema)
+	echoOut := schemaOf(echo.Responses["200"].Content["application/json"].Schema)
+	if ref := echo.RequestBody.Content["application/json"].Schema["$ref"]; ref == echo.Responses["200"].Content["application/json"].Schema["$ref"] {
+		t.Errorf("the request body and the response of Echo(Shapes) returns (Shapes) share the schema %v", ref)
+	}
+	lookupOut := schemaOf(doc.Paths["/actions/shapes/{id}"]["get"].Responses["200"].Content["application/json"].Schema)
+	atOut := schemaOf(doc.Paths["/actions/shapes/at/{at}"]["delete"].Responses["200"].Content["application/json"].Schema)
+	valid := func(s *jsonschema.Schema, js string) error {
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(js))
+		if err != nil {
+			return err
+		}
+		return s.Validate(v)
+	}
+
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "openid"})
+	call := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, f.base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+
+	for _, tc := range []struct{ body, want string }{
+		{`{"str_w":"x","i64_w":5,"bool_w":false,"bytes_w":"-_8","double_w":"NaN"}`, `"str_w":"x","i64_w":"5","u64_w":null,"i32_w":null,"u32_w":null,"bool_w":false,"bytes_w":"+/8=","double_w":"NaN"`},
+		{`{"ts":"2024-01-02T03:04:05.5+01:00","dur":"-1.5s","mask":"fooBar,a.bC","empty":{}}`, `"ts":"2024-01-02T02:04:05.500Z","dur":"-1.500s","mask":"fooBar,a.bC"`},
+		{`{"st":{"a":[1,{"b":null}]},"val":[true],"list":[null],"any":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"2s"}}`, `"st":{"a":[1,{"b":null}]},"val":[true],"list":[null],"any":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"2s"}`},
+		{`{"i64":-9223372036854775808,"u64":"18446744073709551615","ids":[1,"2"],"dbl":"-Infinity","flt":1.5,"raw":"AAE"}`, `"i64":"-9223372036854775808","u64":"18446744073709551615"`},
+		{`{"color":"GREEN","by_node":{"child":{"children":[{"label":"deep"}]}},"maybe":0}`, `"by_node":{"label":"","child":{"label":"","child":null,"children":[{"label":"deep","child":null,"children":[]}]},"children":[]}`},
+		{`{"by_int":{"-1":"a"},"by_bool":{"true":"t"},"nodes_by_id":{"7":{}},"stamps":{"k":"2024-01-02T03:04:05Z"},"renamed":"r","old":"o"}`, `"by_int":{"-1":"a"},"by_bool":{"true":"t"}`},
+	} {
+		code, body := call(http.MethodPost, "/actions/shapes", tc.body)
+		if code != 200 || !strings.Contains(body, tc.want) {
+			t.Errorf("POST %s: %d %s, want %s", tc.body, code, body, tc.want)
+			continue
+		}
+		if err := valid(bodySchema, tc.body); err != nil {
+			t.Errorf("accepted body %s does not match the document's request schema: %v", tc.body, err)
+		}
+		if err := valid(echoOut, body); err != nil {
+			t.Errorf("POST %s: response %s does not match the document: %v", tc.body, body, err)
+		}
+	}
+	// Refusals: a 400 naming the field, and the document's schema
+	// refuses the body too.
+	for _, tc := range []struct{ body, want string }{
+		{`{"str_w":{"value":"x"}}`, `field str_w: `},
+		{`{"ts":"2024-01-02 03:04:05Z"}`, `field ts: (line 1:7): invalid google.protobuf.Timestamp value`},
+		{`{"dur":"1m"}`, `field dur: `},
+		{`{"mask":"foo_bar"}`, `field mask: `},
+		{`{"i64":"05"}`, `field i64: `},
+		{`{"flt":1e39}`, `field flt: `},
+		{`{"raw":"-_+/"}`, `field raw: `},
+		{`{"color":"red"}`, `field color: `},
+		{`{"by_name":"a","by_id":"1"}`, `field by_id: `},
+		{`{"by_bool":{"1":"x"}}`, `field by_bool[\"1\"]: `},
+		{`{"root":{"child":{"child":{"nope":1}}}}`, `field root.child.child.nope: `},
+		{`{"nodes":[null]}`, `field nodes[0]: `},
+	} {
+		code, body := call(http.MethodPost, "/actions/shapes", tc.body)
+		if code != 400 || !strings.Contains(body, `"error":"invalid_request"`) || !strings.Contains(body, tc.want) {
+			t.Errorf("POST %s: %d %s, want 400 saying %q", tc.body, code, body, tc.want)
+		}
+		if valid(bodySchema, tc.body) == nil {
+			t.Errorf("the document's request schema accepts %s, which the API refuses", tc.body)
+		}
+	}
+
+	// Path and query parameters: an int64 in the path, a Timestamp in
+	// the path (its "+" percent-encoded), well-known types in the query.
+	for _, tc := range []struct {
+		method, path string
+		out          *jsonschema.Schema
+		code         int
+		want         string
+	}{
+		{http.MethodGet, "/actions/shapes/-9223372036854775808?big=18446744073709551615&color=RED&ratio=NaN&token=-_8&on=true", lookupOut, 200,
+			`{"id":"-9223372036854775808","big":"18446744073709551615","color":"RED","ratio":"NaN","small":0,"count":0,"token":"+/8=","on":true}`},
+		{http.MethodGet, "/actions/shapes/9223372036854775808", nil, 400, `path parameter \"id\": (line 1:7): invalid value for int64 field id`},
+		{http.MethodGet, "/actions/shapes/1?count=3000000000", nil, 400, `query parameter \"count\"`},
+		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05.25%2B01:00?within=90s&fields=a,b.c&limit=-5&strict=false&note=hi&weight=Infinity&blob=AAE", atOut, 200,
+			`{"at":"2024-01-02T02:04:05.250Z","within":"90s","fields":"a,b.c","note":"hi","limit":"-5","strict":false,"weight":"Infinity","blob":"AAE="}`},
+		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z", atOut, 200,
+			`{"at":"2024-01-02T03:04:05Z","within":null,"fields":null,"note":null,"limit":null,"strict":null,"weight":null,"blob":null}`},
+		{http.MethodDelete, "/actions/shapes/at/2024-01-02", nil, 400, `path parameter \"at\": (line 1:7): invalid google.protobuf.Timestamp value`},
+		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?within=5", nil, 400, `query parameter \"within\": (line 1:11): invalid google.protobuf.Duration value`},
+	} {
+		code, body := call(tc.method, tc.path, "")
+		if code != tc.code || (tc.code == 200 && body != tc.want) || (tc.code != 200 && !strings.Contains(body, tc.want)) {
+			t.Errorf("%s %s: %d %s, want %d %s", tc.method, tc.path, code, body, tc.code, tc.want)
+			continue
+		}
+		if tc.out != nil {
+			if err := valid(tc.out, body); err != nil {
+				t.Errorf("%s %s: response %s does not match the document: %v", tc.method, tc.path, body, err)
+			}
+		}
+	}
+}
