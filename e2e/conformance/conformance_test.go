@@ -6,8 +6,9 @@
 // RFC 7591 dynamic client registration, and a Client ID Metadata Document.
 // The suite's browser step is the e2e harness's scripted browser signing in
 // at the dev IdP. sdk_test.go adds the resource-server half the suite lacks:
-// the official MCP TypeScript SDK as an OAuth client of /mcp. See
-// docs/deployment/testing.md.
+// the official MCP TypeScript SDK as an OAuth client of /mcp; rp_test.go
+// runs panva's openid-client as an OpenID Connect relying party of the
+// auth-server. See docs/deployment/testing.md.
 package conformance
 
 import (
@@ -138,6 +139,11 @@ func run(m *testing.M) (int, error) {
 			// The server suite's fixture tools, resources and prompts
 			// (server_test.go); refused in production.
 			"MCP_CONFORMANCE_FIXTURES": "true",
+			// Every run signs in from 127.0.0.1, the one address the
+			// authorize limit (60 a minute by default) keys on, and
+			// TestOpenIDClient alone signs in about 50 times: at the
+			// default the runs after it were refused 429 rate_limited.
+			"RATE_LIMIT_AUTHORIZE_PER_MINUTE": "6000",
 		},
 		Setup: func(origin string) (map[string]string, error) {
 			var err error
@@ -160,7 +166,8 @@ func run(m *testing.M) (int, error) {
 }
 
 // writeRegistry writes the static client registry (CLIENTS_FILE) with one
-// public and one confidential client, each with a loopback redirect URI.
+// public and one confidential client, each with a loopback redirect URI,
+// and the openid-client relying parties of rp_test.go.
 func writeRegistry(origin string) (string, error) {
 	confidentialSecret = rand.Text() + rand.Text()
 	hash, err := bcrypt.GenerateFromPassword([]byte(confidentialSecret), bcrypt.MinCost)
@@ -179,10 +186,14 @@ func writeRegistry(origin string) (string, error) {
 		}
 		return c
 	}
-	doc, err := json.Marshal(map[string]any{"clients": []any{
+	rp, err := rpRegistryClients(origin) // rp_test.go
+	if err != nil {
+		return "", err
+	}
+	doc, err := json.Marshal(map[string]any{"clients": append([]any{
 		client(publicID, publicPort, "none", ""),
 		client(confidentialID, confidentialPort, "client_secret_basic", string(hash)),
-	}})
+	}, rp...)})
 	if err != nil {
 		return "", err
 	}

