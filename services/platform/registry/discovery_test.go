@@ -463,3 +463,29 @@ func TestReflectionEndsOKInTheClientMetrics(t *testing.T) {
 		t.Errorf("reflection streams in the client metrics: %v, want 2 started and 2 handled OK", counts)
 	}
 }
+
+// TestJSONNameConflictsRefuseTheService: protojson takes a field by its
+// JSON name before its proto name, so in a request holding foo_bar
+// (declared first) and fooBar, {"fooBar": …} set foo_bar — the field the
+// inputSchema calls "fooBar" could not be given. protoc refuses this in
+// proto3, but descriptors served by reflection are not protoc's: the
+// registry refuses the capability, naming the fields, at any depth of the
+// request; the backend's other services are served.
+func TestJSONNameConflictsRefuseTheService(t *testing.T) {
+	str := descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum()
+	opt := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
+	clash := registrytest.Shapes("clash")
+	node := clash.Proto.MessageType[1] // Node, held by Echo's request
+	node.Field = append(node.Field,
+		&descriptorpb.FieldDescriptorProto{Name: proto.String("foo_bar"), Number: proto.Int32(50), Type: str, Label: opt, JsonName: proto.String("fooBar")},
+		&descriptorpb.FieldDescriptorProto{Name: proto.String("fooBar"), Number: proto.Int32(51), Type: str, Label: opt, JsonName: proto.String("fooBar")})
+	a := registrytest.Start(t, "alpha", []registrytest.Service{clash, registrytest.Shapes("good")})
+	h := discover(t, a)
+	reg := h.d.Refresh(context.Background())
+	if got := toolNames(reg); got != "good.at good.echo good.lookup" {
+		t.Fatalf("tools = %q\n%s", got, h.log)
+	}
+	if !strings.Contains(h.log.String(), `service=clash.ShapesService reason="clash.ShapesService.Echo: fields foo_bar and fooBar of clash.Node both answer to the JSON name \"fooBar\", and protojson could not tell them apart; rename one or set json_name"`) {
+		t.Errorf("log:\n%s", h.log)
+	}
+}

@@ -266,12 +266,61 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 		checkScopes("action "+a.OperationID, a.RequiredScopes)
 		c.Action = a
 	}
+	problems = append(problems, jsonNameConflicts(name, md.Input())...)
 	for _, f := range append(fields(md.Input()), fields(md.Output())...) {
 		if d := FieldDescription(f); len(d) > MaxDescription {
 			bad("field %s: description longer than %d characters", f.FullName(), MaxDescription)
 		}
 	}
 	return c, problems
+}
+
+// jsonNameConflicts reports the fields of the request message and of the
+// messages it holds whose names protojson could not tell apart: it takes
+// a field by its JSON name first, then by its proto name, so a field whose
+// JSON name is another's name or JSON name (foo_bar and fooBar) would get
+// the value meant for the other, and the inputSchema would say otherwise.
+// protoc refuses such fields in proto3; a backend's descriptors may come
+// from anywhere.
+func jsonNameConflicts(method string, in protoreflect.MessageDescriptor) []string {
+	var problems []string
+	seen := map[protoreflect.FullName]bool{}
+	var walk func(md protoreflect.MessageDescriptor)
+	walk = func(md protoreflect.MessageDescriptor) {
+		if seen[md.FullName()] || wellKnownJSON(md.FullName()) {
+			return
+		}
+		seen[md.FullName()] = true
+		names := map[string]protoreflect.FieldDescriptor{}
+		for _, f := range fields(md) {
+			names[string(f.Name())] = f
+		}
+		jsonNames := map[string]protoreflect.FieldDescriptor{}
+		reported := map[[2]protoreflect.Name]bool{}
+		for _, f := range fields(md) {
+			jn := f.JSONName()
+			other, ok := names[jn]
+			if !ok || other == f {
+				other, ok = jsonNames[jn]
+			}
+			jsonNames[jn] = f
+			if !ok || reported[[2]protoreflect.Name{other.Name(), f.Name()}] {
+				continue
+			}
+			reported[[2]protoreflect.Name{f.Name(), other.Name()}] = true
+			problems = append(problems, fmt.Sprintf("%s: fields %s and %s of %s both answer to the JSON name %q, and protojson could not tell them apart; rename one or set json_name", method, f.Name(), other.Name(), md.FullName(), jn))
+		}
+		for _, f := range fields(md) {
+			if f.IsMap() {
+				f = f.MapValue()
+			}
+			if isMessage(f) {
+				walk(f.Message())
+			}
+		}
+	}
+	walk(in)
+	return problems
 }
 
 // Capabilities returns every capability in declaration order.
