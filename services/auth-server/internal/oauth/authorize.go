@@ -68,6 +68,11 @@ func unregisteredRedirect(redirect, clientID string) string {
 
 var challengeFormat = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
+// maxAuthorizeQuery bounds an authorization request's query string (bytes,
+// as sent): a CIMD client_id, a redirect URI, a resource, the scopes and a
+// state of a few KiB fit many times over.
+const maxAuthorizeQuery = 16 << 10
+
 // authorize validates the request completely, stores it, and sends the
 // browser to the upstream IdP. Until the redirect URI is verified errors
 // are shown, never redirected; after, they go back with state and iss.
@@ -82,6 +87,16 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	r, rec := s.withAudit(r, audit.Record{Event: audit.AuthorizationRequest, ClientID: clientID})
 	defer s.logAudit(r, rec)
 	ctx := r.Context()
+	// The whole request is stored in Redis until the user is back from the
+	// IdP (LOGIN_TTL), and its state echoed in a Location header: net/http
+	// alone lets a query reach 1 MB, so an address within its rate limit
+	// could park 60 MB a minute in Redis for ten minutes. Refused before
+	// anything is read or stored, as a page: the state is not echoed.
+	if len(r.URL.RawQuery) > maxAuthorizeQuery {
+		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request",
+			fmt.Sprintf("the authorization request is larger than %d bytes: send a shorter state, nonce or scope", maxAuthorizeQuery))
+		return
+	}
 	if clientID == "" {
 		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "client_id is required")
 		return
@@ -453,7 +468,7 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirect 
 	u := *redirect
 	q := u.Query()
 	q.Set("error", code)
-	if desc != "" {
+	if desc = errorDescription(desc); desc != "" {
 		q.Set("error_description", desc)
 	}
 	if state != "" {
@@ -463,6 +478,40 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirect 
 	u.RawQuery = q.Encode()
 	noStore(w)
 	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// maxErrorDescription bounds an error_description sent to a client.
+const maxErrorDescription = 512
+
+// errorDescription keeps desc to the characters RFC 6749 §4.1.2.1 allows in
+// error_description (%x20-21 / %x23-5B / %x5D-7E: printable ASCII without
+// '"' and '\'), at most maxErrorDescription bytes: the text reaches the
+// client's redirect URI, where it may be shown, and part of it can come
+// from the upstream IdP's callback parameters or fosite. Quotes become
+// apostrophes, "§" "section ", line breaks and tabs spaces, anything else
+// outside the set "?".
+func errorDescription(desc string) string {
+	var b strings.Builder
+	for _, r := range desc {
+		switch {
+		case r == '"' || r == '“' || r == '”' || r == '‘' || r == '’':
+			b.WriteByte('\'')
+		case r == '\\':
+			b.WriteByte('/')
+		case r == '§':
+			b.WriteString("section ")
+		case r == '\r' || r == '\n' || r == '\t':
+			b.WriteByte(' ')
+		case r >= 0x20 && r <= 0x7e:
+			b.WriteRune(r)
+		default:
+			b.WriteByte('?')
+		}
+		if b.Len() > maxErrorDescription {
+			return b.String()[:maxErrorDescription-3] + "..."
+		}
+	}
+	return b.String()
 }
 
 // newAuthorizeRequest is fosite's NewAuthorizeRequest with state optional

@@ -22,3 +22,20 @@ func TestLoginCookieName(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorDescription: RFC 6749 §4.1.2.1's characters only, bounded.
+func TestErrorDescription(t *testing.T) {
+	for in, want := range map[string]string{
+		`scope "x" is not supported now`:            `scope 'x' is not supported now`,
+		"RFC 9700 §4.7.1":                           "RFC 9700 section 4.7.1",
+		"a\r\nSet-Cookie: b\\c “d” é":               "a  Set-Cookie: b/c 'd' ?",
+		"plain text (with) [brackets] & ~tilde~ !#": "plain text (with) [brackets] & ~tilde~ !#",
+	} {
+		if got := errorDescription(in); got != want {
+			t.Errorf("errorDescription(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := errorDescription(string(make([]byte, 4000))); len(got) != maxErrorDescription {
+		t.Errorf("a 4000-byte description became %d bytes, want %d", len(got), maxErrorDescription)
+	}
+}

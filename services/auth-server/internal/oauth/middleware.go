@@ -199,6 +199,9 @@ type oauthError struct {
 func writeJSONError(w http.ResponseWriter, status int, code, desc string) {
 	noStore(w)
 	w.Header().Set("Content-Type", "application/json")
+	// An error can quote the request (an unregistered redirect_uri, a
+	// client id): never let a browser sniff it as HTML.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(oauthError{Error: code, Description: desc})
 }

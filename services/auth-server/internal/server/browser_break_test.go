@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/dev-idp/idptest"
 )
@@ -122,4 +126,124 @@ func TestSignInBoundToTheBrowser(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAuthorizeRequestSizeBounded: an authorization request is stored in
+// Redis until the user is back from the IdP, so its size is bounded (16 KiB
+// of query): a larger one — a huge state, thousands of parameters — is
+// refused as a page (400 invalid_request, no redirect, the state not
+// echoed) and nothing is stored. Without the bound net/http let a 1 MB
+// query through into Redis for LOGIN_TTL.
+func TestAuthorizeRequestSizeBounded(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["local-test"]
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", f.Redis.Port)})
+	defer rdb.Close()
+	pendingKeys := func() int {
+		keys, err := rdb.Keys(context.Background(), "*pending*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	many := url.Values{}
+	for i := range 3000 {
+		many.Set(fmt.Sprintf("x%d", i), "1")
+	}
+	for name, mod := range map[string]func(a *authRequest){
+		"state of 20 KiB":        func(a *authRequest) { a.State = strings.Repeat("s", 20<<10) },
+		"nonce of 1 MB":          func(a *authRequest) { a.Nonce = strings.Repeat("n", 1<<20-4096) },
+		"3,000 parameters":       func(a *authRequest) { a.Extra = many },
+		"scope padded to 17 KiB": func(a *authRequest) { a.Scope = "openid" + strings.Repeat(" ", 17<<10) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := newAuthRequest(c)
+			mod(a)
+			p := newBrowser(t, c.RedirectURIs[0], f.IdP.Issuer).get(a.URL(f.Base))
+			if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "larger than 16384 bytes") {
+				t.Fatalf("%d (location %.200v), want 400 without redirect\n%.500s", p.Status, p.Location, p.Body)
+			}
+			if strings.Contains(p.Body, "sssssssss") || strings.Contains(p.Body, "nnnnnnnnn") {
+				t.Error("the page echoes the request")
+			}
+			if n := pendingKeys(); n != 0 {
+				t.Errorf("%d pending requests stored, want none", n)
+			}
+		})
+	}
+	// A state of 8 KiB is a request like any other.
+	a := newAuthRequest(c)
+	a.State = strings.Repeat("s", 8<<10)
+	if code := f.authorize(a); code == "" {
+		t.Fatal("8 KiB state: no code")
+	}
+}
+
+// TestErrorDescriptionCharset: an error sent to the client's redirect URI
+// keeps error_description to RFC 6749 §4.1.2.1's characters (printable
+// ASCII without '"' and '\'), at most 512 bytes — also when the text
+// quotes the upstream IdP's callback (its error parameter: quotes, markup,
+// CR LF, non-ASCII) or names a section (§).
+func TestErrorDescriptionCharset(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["local-test"]
+	pub := f.Clients["test-public"]
+	allowed := func(t *testing.T, p *page, code string) {
+		t.Helper()
+		if p.Location == nil {
+			t.Fatalf("no redirect: %d\n%s", p.Status, p.Body)
+		}
+		q := p.Location.Query()
+		d := q.Get("error_description")
+		if q.Get("error") != code || q.Get("iss") != f.Base || d == "" || len(d) > 512 {
+			t.Fatalf("redirect %s: want error=%s, iss and a description of at most 512 bytes", p.Location, code)
+		}
+		for _, r := range d {
+			if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+				t.Fatalf("error_description %q has %q, outside RFC 6749 §4.1.2.1's set", d, r)
+			}
+		}
+	}
+	t.Run("upstream error quoted", func(t *testing.T) {
+		a := newAuthRequest(c)
+		b := newBrowser(t, f.IdP.Issuer)
+		p := b.get(a.URL(f.Base))
+		if p.Location == nil || !strings.HasPrefix(p.Location.String(), f.IdP.Issuer) {
+			t.Fatalf("authorize: %d %v", p.Status, p.Location)
+		}
+		state := p.Location.Query().Get("state")
+		b.stopAt = []string{c.RedirectURIs[0]}
+		evil := `x"><script>alert(1)</script>` + "\r\nSet-Cookie: a=b\\ §ü" + strings.Repeat("z", 2000)
+		p = b.get(f.Base + "/oauth/callback?" + url.Values{"error": {evil}, "state": {state}}.Encode())
+		allowed(t, p, "server_error")
+		if d := p.Location.Query().Get("error_description"); !strings.Contains(d, "x'><script>") {
+			t.Errorf("error_description %q: want the IdP's error quoted with the quote replaced", d)
+		}
+	})
+	t.Run("section sign", func(t *testing.T) {
+		a := newAuthRequest(pub)
+		a.Extra = url.Values{"request_uri": {"https://client.example/r.jwt"}}
+		p := newBrowser(t, pub.RedirectURIs[0]).get(a.URL(f.Base))
+		allowed(t, p, "request_uri_not_supported")
+		if d := p.Location.Query().Get("error_description"); !strings.Contains(d, "OpenID Connect Core section 6") {
+			t.Errorf("error_description %q", d)
+		}
+	})
+}
+
+// TestJSONErrorsNotSniffed: a JSON error that quotes the request (an
+// unregistered redirect_uri with markup) carries X-Content-Type-Options:
+// nosniff, so no browser renders it as HTML.
+func TestJSONErrorsNotSniffed(t *testing.T) {
+	f := startFleet(t, nil)
+	a := newAuthRequest(f.Clients["local-test"])
+	a.RedirectURI = "https://evil.example/<script>alert(1)</script>"
+	resp, err := http.Get(a.URL(f.Base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("%d %v, want 400 application/json with nosniff", resp.StatusCode, resp.Header)
+	}
 }
