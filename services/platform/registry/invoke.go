@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -40,7 +41,14 @@ func (c *Capability) DecodeJSON(b []byte) (proto.Message, error) {
 	if len(strings.TrimSpace(string(b))) == 0 || string(b) == "null" {
 		return in, nil
 	}
-	if err := protojson.Unmarshal(b, in); err != nil {
+	err := protojson.Unmarshal(b, in)
+	if err != nil && unresolved(err) {
+		// An Any of the backend's own message type: resolved among the
+		// types of the request's file and its imports.
+		in = newMessage(c.Method.Input())
+		err = protojson.UnmarshalOptions{Resolver: localResolver(c.Method.Input())}.Unmarshal(b, in)
+	}
+	if err != nil {
 		msg := cleanProtoErr(err)
 		// protojson names a position, and the field only in some errors
 		// ("unexpected token [" of a Struct, "invalid
@@ -261,6 +269,12 @@ var outputJSON = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: 
 // copied into a second buffer.
 func MarshalOutput(m proto.Message) ([]byte, error) {
 	b, err := outputJSON.Marshal(m)
+	if err != nil && unresolved(err) {
+		// An Any of the backend's own message type (see DecodeJSON).
+		opts := outputJSON
+		opts.Resolver = localResolver(m.ProtoReflect().Descriptor())
+		b, err = opts.Marshal(m)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -316,4 +330,72 @@ func (cs Conns) Check(r *Registry) error {
 		return fmt.Errorf("capability registry: no connection to the backend of %s", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// unresolved reports whether protojson failed on an Any whose type it
+// could not find.
+func unresolved(err error) bool { return strings.Contains(err.Error(), "unable to resolve") }
+
+// localTypes caches, by file, the types of a file and of the files it
+// imports (transitively): a capability's descriptors discovered from a
+// backend are not in protoregistry.GlobalTypes, so an Any holding one of
+// its messages is resolved there. Bounded: a backend's changed descriptors
+// come as new files.
+var localTypes, _ = lru.New[protoreflect.FileDescriptor, *dynamicpb.Types](256)
+
+// localResolver resolves first among the types of md's file and its
+// imports, then among the linked ones.
+func localResolver(md protoreflect.MessageDescriptor) typeResolver {
+	fd := md.ParentFile()
+	if t, ok := localTypes.Get(fd); ok {
+		return typeResolver{t}
+	}
+	files := new(protoregistry.Files)
+	var add func(f protoreflect.FileDescriptor)
+	add = func(f protoreflect.FileDescriptor) {
+		if f == nil || f.IsPlaceholder() {
+			return
+		}
+		if _, err := files.FindFileByPath(f.Path()); err == nil {
+			return
+		}
+		for i := 0; i < f.Imports().Len(); i++ {
+			add(f.Imports().Get(i).FileDescriptor)
+		}
+		_ = files.RegisterFile(f) // a conflicting file is left out
+	}
+	add(fd)
+	t := dynamicpb.NewTypes(files)
+	localTypes.Add(fd, t)
+	return typeResolver{t}
+}
+
+type typeResolver struct{ local *dynamicpb.Types }
+
+func (r typeResolver) FindMessageByName(n protoreflect.FullName) (protoreflect.MessageType, error) {
+	if mt, err := r.local.FindMessageByName(n); err == nil {
+		return mt, nil
+	}
+	return protoregistry.GlobalTypes.FindMessageByName(n)
+}
+
+func (r typeResolver) FindMessageByURL(url string) (protoreflect.MessageType, error) {
+	if mt, err := r.local.FindMessageByURL(url); err == nil {
+		return mt, nil
+	}
+	return protoregistry.GlobalTypes.FindMessageByURL(url)
+}
+
+func (r typeResolver) FindExtensionByName(n protoreflect.FullName) (protoreflect.ExtensionType, error) {
+	if xt, err := r.local.FindExtensionByName(n); err == nil {
+		return xt, nil
+	}
+	return protoregistry.GlobalTypes.FindExtensionByName(n)
+}
+
+func (r typeResolver) FindExtensionByNumber(m protoreflect.FullName, n protoreflect.FieldNumber) (protoreflect.ExtensionType, error) {
+	if xt, err := r.local.FindExtensionByNumber(m, n); err == nil {
+		return xt, nil
+	}
+	return protoregistry.GlobalTypes.FindExtensionByNumber(m, n)
 }

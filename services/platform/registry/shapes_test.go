@@ -126,10 +126,13 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 		{`{"list":[1,null,"x"]}`, accepted, `"list":[1,null,"x"]`, ""},
 		{`{"list":{}}`, refused, "", "unexpected token"},
 		// Any: "@type" and the message's fields (a well-known type's
-		// JSON as "value"); a type the connector does not know is refused.
+		// JSON as "value"), of a linked type or one of the backend's
+		// (its descriptors came by reflection); another is refused.
 		{`{"any":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"1s"}}`, accepted, `"any":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"1s"}`, ""},
 		{`{"any":{}}`, accepted, `"any":{}`, ""},
 		{`{"any":{"value":"1s"}}`, refused, "", "@type"},
+		{`{"any":{"@type":"type.googleapis.com/shapes.Node","label":"x","child":{"label":"y"}}}`, accepted, `"any":{"@type":"type.googleapis.com/shapes.Node","label":"x","child":{"label":"y","child":null,"children":[]},"children":[]}`, ""},
+		{`{"any":{"@type":"type.googleapis.com/shapes.Node","nope":1}}`, wider, "", `field any.nope: (line 1:51): unknown field "nope"`},
 		{`{"any":{"@type":"type.googleapis.com/nope.X"}}`, wider, "", "unable to resolve"},
 		// Empty and NullValue.
 		{`{"empty":{}}`, accepted, `"empty":{}`, ""},

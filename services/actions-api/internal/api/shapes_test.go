@@ -112,6 +112,7 @@ func TestShapesThroughREST(t *testing.T) {
 		{`{"str_w":"x","i64_w":5,"bool_w":false,"bytes_w":"-_8","double_w":"NaN"}`, `"str_w":"x","i64_w":"5","u64_w":null,"i32_w":null,"u32_w":null,"bool_w":false,"bytes_w":"+/8=","double_w":"NaN"`},
 		{`{"ts":"2024-01-02T03:04:05.5+01:00","dur":"-1.5s","mask":"fooBar,a.bC","empty":{}}`, `"ts":"2024-01-02T02:04:05.500Z","dur":"-1.500s","mask":"fooBar,a.bC"`},
 		{`{"st":{"a":[1,{"b":null}]},"val":[true],"list":[null],"any":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"2s"}}`, `"st":{"a":[1,{"b":null}]},"val":[true],"list":[null],"any":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"2s"}`},
+		{`{"any":{"@type":"type.googleapis.com/shapes.Node","label":"own"}}`, `"any":{"@type":"type.googleapis.com/shapes.Node","label":"own","child":null,"children":[]}`},
 		{`{"i64":-9223372036854775808,"u64":"18446744073709551615","ids":[1,"2"],"dbl":"-Infinity","flt":1.5,"raw":"AAE"}`, `"i64":"-9223372036854775808","u64":"18446744073709551615"`},
 		{`{"color":"GREEN","by_node":{"child":{"children":[{"label":"deep"}]}},"maybe":0}`, `"by_node":{"label":"","child":{"label":"","child":null,"children":[{"label":"deep","child":null,"children":[]}]},"children":[]}`},
 		{`{"by_int":{"-1":"a"},"by_bool":{"true":"t"},"nodes_by_id":{"7":{}},"stamps":{"k":"2024-01-02T03:04:05Z"},"renamed":"r","old":"o"}`, `"by_int":{"-1":"a"},"by_bool":{"true":"t"}`},
