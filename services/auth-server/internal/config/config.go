@@ -5,6 +5,7 @@ package config
 
 import (
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -183,7 +184,32 @@ type Upstream struct {
 	// auth_time from after the request, else login_required (OpenID
 	// Connect Core 1.0 §3.1.2.1). max_age is always forwarded.
 	ForwardPromptLogin bool
+	// AllowedTenants are the Entra ID tenants (GUIDs) whose users may sign
+	// in through a multi-tenant issuer, …/common/v2.0 or
+	// …/organizations/v2.0 (UPSTREAM_ALLOWED_TENANTS; "*" alone: any
+	// tenant). Required with such an issuer, refused with any other.
+	AllowedTenants []string
 }
+
+// EntraMultiTenant reports whether issuer is an Entra ID multi-tenant
+// issuer (path …/common/v2.0 or …/organizations/v2.0), whose discovery
+// document names the issuer template …/{tenantid}/v2.0 and whose ID tokens
+// carry the signed-in user's tenant. It returns that template.
+func EntraMultiTenant(issuer string) (template string, ok bool) {
+	for _, seg := range []string{"/common/v2.0", "/organizations/v2.0"} {
+		if before, found := strings.CutSuffix(issuer, seg); found {
+			return before + "/{tenantid}/v2.0", true
+		}
+	}
+	return "", false
+}
+
+// tenantID is an Entra ID tenant id, a GUID.
+var tenantID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// IsTenantID reports whether s is a tenant id (a lower-case GUID, as Entra
+// ID writes it in iss and tid).
+func IsTenantID(s string) bool { return tenantID.MatchString(s) }
 
 // ProfileClaims are the claims mapped from the upstream.
 var ProfileClaims = []string{"email", "email_verified", "name", "given_name", "family_name", "preferred_username"}
@@ -218,6 +244,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ClaimMap:           map[string]string{},
 		DialAddr:           s.String("UPSTREAM_DIAL_ADDR", ""),
 		ForwardPromptLogin: s.Bool("UPSTREAM_FORWARD_PROMPT_LOGIN", true),
+		AllowedTenants:     s.List("UPSTREAM_ALLOWED_TENANTS", nil),
 	}
 	claimMap := s.List("UPSTREAM_CLAIM_MAP", nil)
 	tokenSecret := s.Secret("TOKEN_HMAC_SECRET")
@@ -423,7 +450,26 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.Upstream.Issuer == "" {
 		p.Addf("UPSTREAM_ISSUER_URL: required (the upstream OpenID Connect issuer)")
 	} else {
-		c.Upstream.Issuer = config.PublicURL(p, "UPSTREAM_ISSUER_URL", c.Upstream.Issuer, prod)
+		// Checked, but kept character for character: an issuer may end in
+		// a slash (Auth0's does), and the ID token's iss must be identical
+		// (OpenID Connect Discovery 1.0 §4.3, Core §3.1.3.7 step 2).
+		_ = config.PublicURL(p, "UPSTREAM_ISSUER_URL", c.Upstream.Issuer, prod)
+	}
+	if _, multi := EntraMultiTenant(c.Upstream.Issuer); multi {
+		switch {
+		case len(c.Upstream.AllowedTenants) == 0:
+			p.Addf("UPSTREAM_ALLOWED_TENANTS: required with the multi-tenant issuer %q: the tenant ids (GUIDs) whose users may sign in, or * for any tenant", c.Upstream.Issuer)
+		case slices.Contains(c.Upstream.AllowedTenants, "*") && len(c.Upstream.AllowedTenants) > 1:
+			p.Addf("UPSTREAM_ALLOWED_TENANTS: * (any tenant) stands alone")
+		default:
+			for _, t := range c.Upstream.AllowedTenants {
+				if t != "*" && !IsTenantID(t) {
+					p.Addf("UPSTREAM_ALLOWED_TENANTS: %q is not a tenant id (a lower-case GUID)", t)
+				}
+			}
+		}
+	} else if len(c.Upstream.AllowedTenants) > 0 {
+		p.Addf("UPSTREAM_ALLOWED_TENANTS: only for a multi-tenant Entra ID issuer (…/common/v2.0 or …/organizations/v2.0), not %q", c.Upstream.Issuer)
 	}
 	if c.Upstream.DialAddr != "" {
 		if _, port, err := net.SplitHostPort(c.Upstream.DialAddr); err != nil || port == "" {

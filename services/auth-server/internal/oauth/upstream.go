@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,16 +90,78 @@ func (u *Upstream) rp(ctx context.Context) (rp.RelyingParty, error) {
 	}
 }
 
+// upstreamClockSkew is how far ahead of ours the provider's clock may run:
+// an ID token issued "in the future" by up to this much is accepted (its
+// expiry is checked as many seconds early, which is the safe side).
+const upstreamClockSkew = 30 * time.Second
+
+// googleIssuer is Google's issuer. Its ID tokens may carry iss without the
+// scheme, accounts.google.com, which OpenID Connect Core 1.0 §15.6.2 allows
+// for Google alone; no other issuer gets that exception.
+const googleIssuer = "https://accounts.google.com"
+
 // discover runs OpenID Connect discovery and keeps the relying party.
+//
+// The issuer is UPSTREAM_ISSUER_URL character for character (Discovery 1.0
+// §4.3; Auth0's ends in a slash), except:
+//   - a configured issuer that differs from the discovery document's only by
+//     a trailing slash is taken in the document's spelling (the same
+//     document is fetched either way, §4.1), as releases that dropped the
+//     slash from the setting did;
+//   - an Entra ID multi-tenant issuer (…/common/v2.0, …/organizations/v2.0)
+//     expects the document's template …/{tenantid}/v2.0, and an ID token's
+//     iss must be that template with an allowed tenant id (a GUID)
+//     substituted, its tid claim that same tenant (see entraIssuer and
+//     Exchange);
+//   - Google's ID tokens may say accounts.google.com (Core §15.6.2).
 func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	start := time.Now()
-	party, err := rp.NewRelyingPartyOIDC(ctx, u.cfg.Issuer, u.cfg.ClientID, u.cfg.ClientSecret, u.redirect, u.cfg.Scopes,
-		rp.WithHTTPClient(u.client),
-		rp.WithVerifierOpts(rp.WithNonce(func(ctx context.Context) string {
-			n, _ := ctx.Value(nonceKey{}).(string)
-			return n
-		})),
-	)
+	wellKnown := strings.TrimSuffix(u.cfg.Issuer, "/") + oidc.DiscoveryEndpoint
+	issuers := []string{u.cfg.Issuer}
+	var iss oidc.ISSVerifier
+	if template, ok := config.EntraMultiTenant(u.cfg.Issuer); ok {
+		issuers = []string{template}
+		iss = entraIssuer(template, u.cfg.AllowedTenants)
+	} else if strings.HasSuffix(u.cfg.Issuer, "/") {
+		issuers = append(issuers, strings.TrimSuffix(u.cfg.Issuer, "/"))
+	} else {
+		issuers = append(issuers, u.cfg.Issuer+"/")
+	}
+	var party rp.RelyingParty
+	var err error
+	for _, issuer := range issuers {
+		verifier := iss
+		if issuer == googleIssuer {
+			verifier = func(got string) error {
+				if got != googleIssuer && got != "accounts.google.com" {
+					return fmt.Errorf("%w: expected %s or accounts.google.com, got %q", oidc.ErrIssuerInvalid, googleIssuer, got)
+				}
+				return nil
+			}
+		}
+		vopts := []rp.VerifierOption{
+			rp.WithNonce(func(ctx context.Context) string {
+				n, _ := ctx.Value(nonceKey{}).(string)
+				return n
+			}),
+			rp.WithIssuedAtOffset(upstreamClockSkew),
+		}
+		if verifier != nil {
+			vopts = append(vopts, rp.WithISSVerifier(verifier))
+		}
+		party, err = rp.NewRelyingPartyOIDC(ctx, issuer, u.cfg.ClientID, u.cfg.ClientSecret, u.redirect, u.cfg.Scopes,
+			rp.WithHTTPClient(u.client),
+			rp.WithCustomDiscoveryUrl(wellKnown),
+			// ES256, PS256…: the algorithms the provider says it signs ID
+			// tokens with (Discovery 1.0 §3), not only RS256; the key is
+			// still the JWKS's, so a symmetric alg finds none.
+			rp.WithSigningAlgsFromDiscovery(),
+			rp.WithVerifierOpts(vopts...),
+		)
+		if !errors.Is(err, oidc.ErrIssuerInvalid) {
+			break
+		}
+	}
 	u.observe("discovery", start, err)
 	if err != nil {
 		return nil, fmt.Errorf("%w: discovery: %v", errUpstreamUnreachable, err)
@@ -107,6 +170,25 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	u.party = party
 	u.mu.Unlock()
 	return party, nil
+}
+
+// entraIssuer accepts an ID token iss that is template with {tenantid}
+// replaced by a tenant id (a GUID) of allowed ("*": any).
+func entraIssuer(template string, allowed []string) oidc.ISSVerifier {
+	prefix, suffix, _ := strings.Cut(template, "{tenantid}")
+	return func(got string) error {
+		tenant, ok := strings.CutPrefix(got, prefix)
+		if ok {
+			tenant, ok = strings.CutSuffix(tenant, suffix)
+		}
+		if !ok || !config.IsTenantID(tenant) {
+			return fmt.Errorf("%w: %q is not %s with a tenant id", oidc.ErrIssuerInvalid, got, template)
+		}
+		if !slices.Contains(allowed, "*") && !slices.Contains(allowed, tenant) {
+			return fmt.Errorf("%w: tenant %s is not in UPSTREAM_ALLOWED_TENANTS", oidc.ErrIssuerInvalid, tenant)
+		}
+		return nil
+	}
 }
 
 // Ready reports whether discovery has succeeded (or succeeds now).
@@ -163,14 +245,31 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 		return nil, fmt.Errorf("code exchange: %w", err)
 	}
 	sub := toks.IDTokenClaims.GetSubject()
-	start = time.Now()
-	info, err := rp.Userinfo[*oidc.UserInfo](ctx, toks.AccessToken, toks.TokenType, sub, party)
-	u.observe("userinfo", start, err)
-	if err != nil {
-		return nil, fmt.Errorf("userinfo: %w", err)
+	if template, ok := config.EntraMultiTenant(u.cfg.Issuer); ok {
+		// The iss passed entraIssuer; the tenant it names must be the
+		// token's tid (Microsoft identity platform: validate the issuer
+		// against the tid claim of a multi-tenant token).
+		prefix, suffix, _ := strings.Cut(template, "{tenantid}")
+		tenant := strings.TrimSuffix(strings.TrimPrefix(toks.IDTokenClaims.GetIssuer(), prefix), suffix)
+		if tid, _ := toks.IDTokenClaims.Claims["tid"].(string); tid != tenant {
+			return nil, fmt.Errorf("code exchange: %w: tid %q is not the issuer's tenant %s", oidc.ErrIssuerInvalid, tid, tenant)
+		}
+	}
+	sources := []any{toks.IDTokenClaims}
+	// A provider without a userinfo_endpoint (Apple's discovery names
+	// none; it is OPTIONAL, Discovery 1.0 §3): the profile is the ID
+	// token's.
+	if party.UserinfoEndpoint() != "" {
+		start = time.Now()
+		info, err := rp.Userinfo[*oidc.UserInfo](ctx, toks.AccessToken, toks.TokenType, sub, party)
+		u.observe("userinfo", start, err)
+		if err != nil {
+			return nil, fmt.Errorf("userinfo: %w", err)
+		}
+		sources = append(sources, info)
 	}
 	claims := map[string]any{}
-	for _, src := range []any{toks.IDTokenClaims, info} {
+	for _, src := range sources {
 		b, _ := json.Marshal(src)
 		m := map[string]any{}
 		_ = json.Unmarshal(b, &m)

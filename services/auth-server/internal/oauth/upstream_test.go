@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -11,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
 	"github.com/tollgate/tollgate/services/dev-idp/idptest"
@@ -103,4 +107,74 @@ func TestUpstreamDiscoveryRetriesAfterFailure(t *testing.T) {
 	if calls.Load() != 2 {
 		t.Errorf("%d discovery requests, want 2 (failures are not cached)", calls.Load())
 	}
+}
+
+// signInShape runs AuthURL → the provider's /authorize → Exchange against a
+// provider of shape (idptest.StartShape) on a loopback TLS server, which the
+// client dials for every host name: the issuer can be https://accounts.google.com.
+func signInShape(t *testing.T, issuer string, shape idptest.Shape) (*Identity, error) {
+	t.Helper()
+	const redirect = "https://tollgate.example/oauth/callback"
+	p := idptest.StartShape(t, shape, redirect)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = p.TLSConfig()
+	dialer := &net.Dialer{}
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dialer.DialContext(ctx, network, p.Server.Listener.Addr().String())
+	}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	u := NewUpstream(config.Upstream{Issuer: issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: []string{"openid", "email", "profile"}},
+		redirect, client, func(string, time.Time, error) {})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	verifier, nonce := oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
+	authURL, err := u.AuthURL(ctx, "state-1", nonce, verifier, Freshness{})
+	if err != nil {
+		t.Fatalf("AuthURL: %v", err)
+	}
+	resp, err := client.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	back, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || back.Query().Get("code") == "" || !strings.HasPrefix(back.String(), redirect) {
+		t.Fatalf("authorize answered %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return u.Exchange(ctx, back.Query().Get("code"), verifier, nonce)
+}
+
+// TestUpstreamShapeGoogle: Google's ID tokens may carry iss
+// accounts.google.com without the scheme (OpenID Connect Core 1.0
+// §15.6.2); the exception holds for https://accounts.google.com alone.
+func TestUpstreamShapeGoogle(t *testing.T) {
+	google := func(iss string) idptest.Shape {
+		return idptest.Shape{TLS: true, BaseURL: "https://accounts.google.com", TokenIssuer: iss, Subject: "110169484474386276334",
+			IDClaims:       map[string]any{"hd": "example.com", "email": "ada@example.com", "email_verified": true, "azp": idptest.ClientID},
+			UserinfoClaims: map[string]any{"email": "ada@example.com", "email_verified": true, "name": "Ada Lovelace", "hd": "example.com"}}
+	}
+	for _, iss := range []string{"accounts.google.com", "https://accounts.google.com"} {
+		id, err := signInShape(t, "https://accounts.google.com", google(iss))
+		if err != nil {
+			t.Fatalf("iss %s: %v", iss, err)
+		}
+		if id.Subject != "110169484474386276334" || !id.Profile.EmailVerified || id.Profile.Email != "ada@example.com" || id.Profile.Name != "Ada Lovelace" {
+			t.Errorf("iss %s: identity %+v", iss, id)
+		}
+	}
+	t.Run("refused", func(t *testing.T) {
+		for name, shape := range map[string]idptest.Shape{
+			// Another provider's token without the scheme.
+			"login.example.com without scheme": {TLS: true, BaseURL: "https://login.example.com", TokenIssuer: "login.example.com"},
+			// Google's schemeless iss is not accepted from another issuer.
+			"accounts.google.com from another issuer": {TLS: true, BaseURL: "https://login.example.com", TokenIssuer: "accounts.google.com"},
+			"http://accounts.google.com":              {TLS: true, BaseURL: "https://accounts.google.com", TokenIssuer: "http://accounts.google.com"},
+		} {
+			_, err := signInShape(t, shape.BaseURL, shape)
+			if !errors.Is(err, oidc.ErrIssuerInvalid) {
+				t.Errorf("%s: %v, want the issuer refused", name, err)
+			}
+		}
+	})
 }

@@ -1,0 +1,382 @@
+package idptest
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Shape describes how a real OpenID Provider departs from the dev IdP's
+// defaults. StartShape serves it over real HTTP with real signed JWTs, so
+// the auth-server's upstream bridge is tested against each provider's
+// wire format without a mock of the bridge. {base} in the issuer fields is
+// the provider's origin (http://127.0.0.1:<port>, or BaseURL), {host} that
+// origin without its scheme.
+//
+// The provider signs in the account it is given at once (a provider with a
+// single sign-on session): its /authorize redirects straight back with a
+// code, after checking client_id, redirect_uri, response_type=code and the
+// S256 code challenge.
+type Shape struct {
+	// Path is the issuer's path (e.g. "/" for Auth0, "/common/v2.0" for
+	// Entra ID multi-tenant); Issuer = {base}+Path is what the auth-server
+	// is configured with. Endpoints are served under it.
+	Path string
+	// DiscoveryIssuer is the discovery document's issuer (default Issuer).
+	DiscoveryIssuer string
+	// TokenIssuer is the ID token's iss (default DiscoveryIssuer).
+	TokenIssuer string
+	// Alg signs ID tokens: RS256 (default), RS512, PS256, ES256 or ES384.
+	Alg string
+	// AdvertisedAlgs is discovery's id_token_signing_alg_values_supported
+	// (default [Alg]).
+	AdvertisedAlgs []string
+	// OmitKid publishes the key and signs without a kid.
+	OmitKid bool
+	// AuthMethods are the token endpoint authentication methods the
+	// provider supports and enforces (default client_secret_basic and
+	// client_secret_post).
+	AuthMethods []string
+	// TokenType is the token response's token_type (default "Bearer").
+	TokenType string
+	// NoUserinfo leaves userinfo_endpoint out of discovery (and serves none).
+	NoUserinfo bool
+	// Subject is the user's sub (default Subject).
+	Subject string
+	// IDClaims are added to the ID token, UserinfoClaims to userinfo.
+	IDClaims, UserinfoClaims map[string]any
+	// Skew moves iat and nbf this far into the future (a provider whose
+	// clock runs ahead).
+	Skew time.Duration
+	// ForgeSignature signs ID tokens with a key that is not published,
+	// under the published key's kid.
+	ForgeSignature bool
+	// BaseURL replaces the origin in every URL the provider names (with
+	// TLS: the test dials the server by its own address).
+	BaseURL string
+	// TLS serves https (httptest's certificate, for example.com).
+	TLS bool
+}
+
+// Shaped is a running provider of a Shape.
+type Shaped struct {
+	// Issuer is {base}+Path: the auth-server's UPSTREAM_ISSUER_URL.
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	// Server is the HTTP server (its Client trusts its certificate).
+	Server *httptest.Server
+
+	t        testing.TB
+	shape    Shape
+	base     string
+	redirect string
+
+	mu       sync.Mutex
+	keys     []*shapeKey // published; the last one signs
+	codes    map[string]shapeCode
+	tokens   map[string]bool
+	userinfo int
+}
+
+type shapeKey struct {
+	id  string
+	key crypto.Signer
+}
+
+type shapeCode struct {
+	redirect, challenge, nonce string
+}
+
+// StartShape runs a provider of shape until the test ends; redirect is the
+// auth-server's /oauth/callback.
+func StartShape(t testing.TB, shape Shape, redirect string) *Shaped {
+	t.Helper()
+	if shape.Alg == "" {
+		shape.Alg = "RS256"
+	}
+	if len(shape.AuthMethods) == 0 {
+		shape.AuthMethods = []string{"client_secret_basic", "client_secret_post"}
+	}
+	if shape.TokenType == "" {
+		shape.TokenType = "Bearer"
+	}
+	if shape.Subject == "" {
+		shape.Subject = Subject
+	}
+	p := &Shaped{t: t, shape: shape, ClientID: ClientID, ClientSecret: rand.Text(), redirect: redirect,
+		codes: map[string]shapeCode{}, tokens: map[string]bool{}}
+	p.keys = []*shapeKey{p.newKey()}
+	mux := http.NewServeMux()
+	prefix := strings.TrimSuffix(shape.Path, "/")
+	mux.HandleFunc("GET "+prefix+"/.well-known/openid-configuration", p.discovery)
+	mux.HandleFunc("GET "+prefix+"/authorize", p.authorize)
+	mux.HandleFunc("POST "+prefix+"/token", p.token)
+	mux.HandleFunc("GET "+prefix+"/jwks", p.jwks)
+	if !shape.NoUserinfo {
+		mux.HandleFunc("GET "+prefix+"/userinfo", p.userinfoHandler)
+	}
+	if shape.TLS {
+		p.Server = httptest.NewTLSServer(mux)
+	} else {
+		p.Server = httptest.NewServer(mux)
+	}
+	t.Cleanup(p.Server.Close)
+	p.base = p.Server.URL
+	if shape.BaseURL != "" {
+		p.base = shape.BaseURL
+	}
+	p.Issuer = p.base + shape.Path
+	return p
+}
+
+// TLSConfig trusts the provider's certificate under its name example.com.
+func (p *Shaped) TLSConfig() *tls.Config {
+	c := p.Server.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	c.ServerName = "example.com"
+	return c
+}
+
+// Rotate publishes a new signing key next to the old ones and signs with it
+// from now on.
+func (p *Shaped) Rotate() {
+	k := p.newKey()
+	p.mu.Lock()
+	p.keys = append(p.keys, k)
+	p.mu.Unlock()
+}
+
+// UserinfoCalls is how many userinfo requests were answered 200.
+func (p *Shaped) UserinfoCalls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.userinfo
+}
+
+func (p *Shaped) newKey() *shapeKey {
+	var k crypto.Signer
+	var err error
+	switch p.shape.Alg {
+	case "ES256":
+		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "ES384":
+		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	default:
+		k, err = rsa.GenerateKey(rand.Reader, 2048)
+	}
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return &shapeKey{id: rand.Text()[:12], key: k}
+}
+
+func (p *Shaped) fill(s string) string {
+	host := p.base[strings.Index(p.base, "://")+3:]
+	return strings.NewReplacer("{base}", p.base, "{host}", host).Replace(s)
+}
+
+func (p *Shaped) discoveryIssuer() string {
+	if p.shape.DiscoveryIssuer != "" {
+		return p.fill(p.shape.DiscoveryIssuer)
+	}
+	return p.Issuer
+}
+
+func (p *Shaped) tokenIssuer() string {
+	if p.shape.TokenIssuer != "" {
+		return p.fill(p.shape.TokenIssuer)
+	}
+	return p.discoveryIssuer()
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (p *Shaped) discovery(w http.ResponseWriter, _ *http.Request) {
+	at := p.base + strings.TrimSuffix(p.shape.Path, "/")
+	algs := p.shape.AdvertisedAlgs
+	if len(algs) == 0 {
+		algs = []string{p.shape.Alg}
+	}
+	doc := map[string]any{
+		"issuer":                                p.discoveryIssuer(),
+		"authorization_endpoint":                at + "/authorize",
+		"token_endpoint":                        at + "/token",
+		"jwks_uri":                              at + "/jwks",
+		"response_types_supported":              []string{"code"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": algs,
+		"token_endpoint_auth_methods_supported": p.shape.AuthMethods,
+		"code_challenge_methods_supported":      []string{"S256"},
+		"scopes_supported":                      []string{"openid", "profile", "email"},
+	}
+	if !p.shape.NoUserinfo {
+		doc["userinfo_endpoint"] = at + "/userinfo"
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+func (p *Shaped) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("client_id") != p.ClientID || q.Get("redirect_uri") != p.redirect {
+		http.Error(w, "unknown client or redirect_uri", http.StatusBadRequest)
+		return
+	}
+	back, _ := url.Parse(p.redirect)
+	out := url.Values{"state": {q.Get("state")}}
+	switch {
+	case q.Get("response_type") != "code":
+		out.Set("error", "unsupported_response_type")
+	case q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "":
+		out.Set("error", "invalid_request")
+	case !strings.Contains(" "+q.Get("scope")+" ", " openid "):
+		out.Set("error", "invalid_scope")
+	default:
+		code := rand.Text()
+		p.mu.Lock()
+		p.codes[code] = shapeCode{redirect: q.Get("redirect_uri"), challenge: q.Get("code_challenge"), nonce: q.Get("nonce")}
+		p.mu.Unlock()
+		out.Set("code", code)
+	}
+	back.RawQuery = out.Encode()
+	http.Redirect(w, r, back.String(), http.StatusFound)
+}
+
+// clientAuth checks the client per the methods the shape supports.
+func (p *Shaped) clientAuth(r *http.Request) bool {
+	allowed := func(m string) bool {
+		for _, a := range p.shape.AuthMethods {
+			if a == m {
+				return true
+			}
+		}
+		return false
+	}
+	if id, secret, ok := r.BasicAuth(); ok {
+		id, _ = url.QueryUnescape(id)
+		secret, _ = url.QueryUnescape(secret)
+		return allowed("client_secret_basic") && id == p.ClientID && subtle.ConstantTimeCompare([]byte(secret), []byte(p.ClientSecret)) == 1
+	}
+	return allowed("client_secret_post") && r.PostForm.Get("client_id") == p.ClientID &&
+		subtle.ConstantTimeCompare([]byte(r.PostForm.Get("client_secret")), []byte(p.ClientSecret)) == 1
+}
+
+func (p *Shaped) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
+		return
+	}
+	if !p.clientAuth(r) {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
+		return
+	}
+	p.mu.Lock()
+	c, ok := p.codes[r.PostForm.Get("code")]
+	delete(p.codes, r.PostForm.Get("code"))
+	p.mu.Unlock()
+	sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
+	if !ok || r.PostForm.Get("grant_type") != "authorization_code" || r.PostForm.Get("redirect_uri") != c.redirect ||
+		base64.RawURLEncoding.EncodeToString(sum[:]) != c.challenge {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant"})
+		return
+	}
+	at := rand.Text()
+	p.mu.Lock()
+	p.tokens[at] = true
+	p.mu.Unlock()
+	now := time.Now()
+	claims := map[string]any{
+		"iss": p.tokenIssuer(), "sub": p.shape.Subject, "aud": p.ClientID,
+		"iat": now.Add(p.shape.Skew).Unix(), "nbf": now.Add(p.shape.Skew).Unix(), "exp": now.Add(time.Hour).Unix(),
+		"auth_time": now.Unix(), "nonce": c.nonce,
+	}
+	for k, v := range p.shape.IDClaims {
+		claims[k] = v
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token": at, "token_type": p.shape.TokenType, "expires_in": 3600, "id_token": p.sign(claims),
+	})
+}
+
+func (p *Shaped) sign(claims map[string]any) string {
+	p.mu.Lock()
+	k := p.keys[len(p.keys)-1]
+	p.mu.Unlock()
+	signer := k.key
+	if p.shape.ForgeSignature {
+		signer = p.newKey().key
+	}
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if !p.shape.OmitKid {
+		opts = opts.WithHeader(jose.HeaderKey("kid"), k.id)
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(p.shape.Alg), Key: signer}, opts)
+	if err != nil {
+		p.t.Error(err)
+		return ""
+	}
+	payload, _ := json.Marshal(claims)
+	jws, err := s.Sign(payload)
+	if err != nil {
+		p.t.Error(err)
+		return ""
+	}
+	out, _ := jws.CompactSerialize()
+	return out
+}
+
+func (p *Shaped) jwks(w http.ResponseWriter, _ *http.Request) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	set := jose.JSONWebKeySet{}
+	for _, k := range p.keys {
+		jwk := jose.JSONWebKey{Key: k.key.Public(), Algorithm: p.shape.Alg, Use: "sig"}
+		if !p.shape.OmitKid {
+			jwk.KeyID = k.id
+		}
+		set.Keys = append(set.Keys, jwk)
+	}
+	writeJSON(w, http.StatusOK, set)
+}
+
+// userinfoHandler answers a bearer access token it issued (the scheme is
+// case-insensitive, RFC 7235 §2.1).
+func (p *Shaped) userinfoHandler(w http.ResponseWriter, r *http.Request) {
+	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	p.mu.Lock()
+	ok := strings.EqualFold(scheme, "bearer") && p.tokens[tok]
+	if ok {
+		p.userinfo++
+	}
+	p.mu.Unlock()
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	info := map[string]any{"sub": p.shape.Subject}
+	for k, v := range p.shape.UserinfoClaims {
+		info[k] = v
+	}
+	writeJSON(w, http.StatusOK, info)
+}
