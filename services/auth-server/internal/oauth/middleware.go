@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"mime"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -268,10 +269,19 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, c
 	_ = errorTemplate.Execute(w, oauthError{Error: code, Description: desc})
 }
 
-// pageHeaders forbid framing and limit what a server-rendered page may do.
+// cspOrigin is an origin that can stand in a CSP source list as is: a
+// redirect URI's host may hold RFC 3986 sub-delimiters (semicolon, comma,
+// apostrophe, star, …), which would end the directive or the policy and
+// add a directive of the client's choosing (a dynamically registered
+// https://a.example;sandbox/cb).
+var cspOrigin = regexp.MustCompile(`^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
+
+// pageHeaders forbid framing and limit what a server-rendered page may do;
+// formTarget (an origin the page's form answer redirects to) is added to
+// form-action when it is a plain origin, and left out otherwise.
 func pageHeaders(w http.ResponseWriter, formTarget string) {
 	csp := "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-	if formTarget != "" {
+	if cspOrigin.MatchString(formTarget) {
 		csp += " " + formTarget
 	}
 	w.Header().Set("Content-Security-Policy", csp)

@@ -247,3 +247,32 @@ func TestJSONErrorsNotSniffed(t *testing.T) {
 		t.Errorf("%d %v, want 400 application/json with nosniff", resp.StatusCode, resp.Header)
 	}
 }
+
+// TestConsentPageCSPTakesOnlyAnOrigin: the consent page's form-action names
+// the redirect URI's origin so that the answer's redirect may follow; a
+// self-registered redirect URI whose host holds a ';' (RFC 3986 allows
+// sub-delimiters in a host, and registration takes it) must not end the
+// directive and add one of the client's choosing ("sandbox"): such a host
+// is left out of the header.
+func TestConsentPageCSPTakesOnlyAnOrigin(t *testing.T) {
+	f := startFleet(t, nil)
+	for redirect, want := range map[string]string{
+		"http://127.0.0.1:8977/csp-callback":   "form-action 'self' http://127.0.0.1:8977",
+		"https://a.example;sandbox/cb":         "form-action 'self'",
+		"https://b.example,script-src-elem/cb": "form-action 'self'",
+	} {
+		st, reg := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"none","client_name":"CSP"}`)
+		if st != http.StatusCreated {
+			t.Fatalf("register %s: %d %v", redirect, st, reg)
+		}
+		c := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{redirect}, AuthMethod: "none"}
+		p := f.login(newBrowser(t, redirect), newAuthRequest(c))
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "consent_id") {
+			t.Fatalf("%s: want the consent page: %d %v\n%s", redirect, p.Status, p.Location, p.Body)
+		}
+		csp := p.Header.Get("Content-Security-Policy")
+		if !strings.HasSuffix(csp, "; "+want) || strings.Count(csp, ";") != 4 {
+			t.Errorf("%s: CSP %q, want it to end with %q and hold five directives", redirect, csp, want)
+		}
+	}
+}

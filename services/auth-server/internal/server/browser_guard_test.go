@@ -1,0 +1,109 @@
+package server_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// Regression guards of the browser flows (each held before it was written):
+// upstream code injection, state echoed exactly, and the consent form bound
+// to its own browser.
+
+// TestUpstreamCodeInjection: an upstream code issued for another sign-in
+// (the attacker's own, at the same IdP and for our same upstream client)
+// delivered with the victim's state in the victim's browser does not sign
+// the victim in as the attacker: the upstream PKCE verifier and nonce are
+// the victim's request's, so the IdP's answer is refused (server_error),
+// never a code.
+func TestUpstreamCodeInjection(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["local-test"]
+	callback := f.Base + "/oauth/callback"
+	attacker := newBrowser(t, callback)
+	pa := f.login(attacker, newAuthRequest(c))
+	victim := newBrowser(t, callback)
+	a := newAuthRequest(c)
+	pv := f.login(victim, a)
+	if pa.Location == nil || pv.Location == nil {
+		t.Fatalf("no callbacks: %d %d", pa.Status, pv.Status)
+	}
+	injected := pv.Location.Query()
+	injected.Set("code", pa.Location.Query().Get("code"))
+	victim.stopAt = []string{c.RedirectURIs[0]}
+	p := victim.get(callback + "?" + injected.Encode())
+	if p.Location == nil || p.Location.Query().Get("code") != "" || p.Location.Query().Get("error") != "server_error" ||
+		p.Location.Query().Get("state") != a.State || p.Location.Query().Get("iss") != f.Base {
+		t.Fatalf("injected upstream code: %d %v, want error=server_error with state and iss, no code", p.Status, p.Location)
+	}
+}
+
+// TestStateEchoedExactly: state is returned byte for byte (RFC 6749 §4.1.2,
+// §4.1.2.1) — with the code and with an error, whatever it holds (spaces,
+// &, #, +, %, CR LF, markup, non-ASCII) — always percent-encoded in the
+// Location, never a raw line break, and iss beside it (RFC 9207 §2).
+func TestStateEchoedExactly(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["local-test"]
+	state := "a b&c=d#e+f%0D%0A\r\nSet-Cookie: x=y<script>é\"'"
+	a := newAuthRequest(c)
+	a.State = state
+	if code := f.authorize(a); code == "" { // checks state and iss
+		t.Fatal("no code")
+	}
+	a = newAuthRequest(c)
+	a.State = state
+	a.Scope = "openid admin"
+	p := newBrowser(t, c.RedirectURIs[0]).get(a.URL(f.Base))
+	if p.Location == nil || p.Location.Query().Get("error") != "invalid_scope" || p.Location.Query().Get("state") != state || p.Location.Query().Get("iss") != f.Base {
+		t.Fatalf("error redirect %v: want invalid_scope with the state unchanged and iss", p.Location)
+	}
+	if loc := p.Header.Get("Location"); strings.ContainsAny(loc, "\r\n <>\"") {
+		t.Errorf("Location %q is not percent-encoded", loc)
+	}
+	if _, ok := p.Header["Set-Cookie"]; ok && strings.Contains(strings.Join(p.Header["Set-Cookie"], ";"), "x=y") {
+		t.Error("the state set a cookie")
+	}
+}
+
+// TestConsentFormOfAnotherBrowser: the consent decision is bound to the
+// browser shown the page (double submit against __Host-tollgate-consent,
+// SameSite=Strict): the fields of one user's consent page posted with
+// another browser's consent cookie are refused (403) and leave the page's
+// own request intact, which its browser can still approve.
+func TestConsentFormOfAnotherBrowser(t *testing.T) {
+	f := startFleet(t, nil)
+	redirect := "http://127.0.0.1:8977/guard-callback"
+	st, reg := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"none","client_name":"Guard"}`)
+	if st != http.StatusCreated {
+		t.Fatalf("register: %d %v", st, reg)
+	}
+	c := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{redirect}, AuthMethod: "none"}
+	consentPage := func() (*browser, *page, *http.Cookie) {
+		b := newBrowser(t, redirect)
+		p := f.login(b, newAuthRequest(c))
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "consent_id") {
+			t.Fatalf("want the consent page: %d %v\n%s", p.Status, p.Location, p.Body)
+		}
+		for _, ck := range (&http.Response{Header: p.Header}).Cookies() {
+			if ck.Name == "__Host-tollgate-consent" {
+				if ck.SameSite != http.SameSiteStrictMode || !ck.Secure || !ck.HttpOnly {
+					t.Errorf("consent cookie %+v: want Secure, HttpOnly, SameSite=Strict", ck)
+				}
+				return b, p, &http.Cookie{Name: ck.Name, Value: ck.Value}
+			}
+		}
+		t.Fatal("no consent cookie")
+		return nil, nil, nil
+	}
+	victim, victimPage, _ := consentPage()
+	attacker, _, attackerCookie := consentPage()
+	attacker.client.Jar = nil
+	if p := attacker.submit(victimPage, url.Values{"decision": {"approve"}}, attackerCookie); p.Status != http.StatusForbidden || p.Location != nil {
+		t.Fatalf("another browser's consent cookie: %d %v, want 403", p.Status, p.Location)
+	}
+	if p := victim.submit(victimPage, url.Values{"decision": {"approve"}}); p.Location == nil || p.Location.Query().Get("code") == "" || p.Location.Query().Get("iss") != f.Base {
+		t.Fatalf("the page's own browser: %d %v\n%s", p.Status, p.Location, p.Body)
+	}
+}
