@@ -196,6 +196,7 @@ type Upstream struct {
 // document names the issuer template …/{tenantid}/v2.0 and whose ID tokens
 // carry the signed-in user's tenant. It returns that template.
 func EntraMultiTenant(issuer string) (template string, ok bool) {
+	issuer = strings.TrimSuffix(issuer, "/") // Entra's issuers have no trailing slash
 	for _, seg := range []string{"/common/v2.0", "/organizations/v2.0"} {
 		if before, found := strings.CutSuffix(issuer, seg); found {
 			return before + "/{tenantid}/v2.0", true

@@ -33,6 +33,7 @@ func TestUpstreamAllowedTenants(t *testing.T) {
 		{"https://login.microsoftonline.com/common/v2.0", guid, ""},
 		{"https://login.microsoftonline.com/organizations/v2.0", guid + ",9188040d-6c67-4c5b-b112-36a304b66dad", ""},
 		{"https://login.microsoftonline.com/common/v2.0", "*", ""},
+		{"https://login.microsoftonline.com/common/v2.0/", "", "UPSTREAM_ALLOWED_TENANTS: required"},
 		{"https://login.microsoftonline.com/" + guid + "/v2.0", "", ""},
 		{"https://login.microsoftonline.com/common/v2.0", "", "UPSTREAM_ALLOWED_TENANTS: required with the multi-tenant issuer"},
 		{"https://login.microsoftonline.com/organizations/v2.0", "contoso.onmicrosoft.com", `UPSTREAM_ALLOWED_TENANTS: "contoso.onmicrosoft.com" is not a tenant id`},
