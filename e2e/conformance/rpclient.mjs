@@ -10,12 +10,14 @@
 //   node rpclient.mjs <plan.json>
 //
 // The plan (written by rp_test.go): {"issuer", "resource", "other_resource",
-// "clients": [{"name", "client_id", "auth", "secret", "jwk", "redirect_uri"}],
-// "dynamic": [{"name", "auth", "redirect_uri"}]}. auth is the
-// token_endpoint_auth_method; jwk the private JWK of private_key_jwt.
+// "clients": [{"name", "client_id", "auth", "secret", "jwk", "redirect_uri",
+// "light"}], "dynamic": [{"name", "auth", "redirect_uri"}]}. auth is the
+// token_endpoint_auth_method; jwk the private JWK of private_key_jwt;
+// light: the flow without the refusals.
 //
 // The user's browser is the Go test's: for each sign-in this prints
-// "AUTHORIZE <json {url, redirect_uri}>" and reads one line from standard
+// "AUTHORIZE <json {url, redirect_uri, deny}>" (deny: press the consent
+// page's deny button) and reads one line from standard
 // input, "CALLBACK <the URL the browser was redirected to>" or
 // "SIGNIN-ERROR <text>".
 //
@@ -43,8 +45,8 @@ setTimeout(() => {
 
 const input = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
-async function signIn(url, redirectURI) {
-  console.log('AUTHORIZE ' + JSON.stringify({ url: url.href, redirect_uri: redirectURI }));
+async function signIn(url, redirectURI, deny = false) {
+  console.log('AUTHORIZE ' + JSON.stringify({ url: url.href, redirect_uri: redirectURI, deny }));
   const { value, done } = await input.next();
   if (done) throw new Error('standard input closed before the callback');
   if (value.startsWith('CALLBACK ')) return new URL(value.slice('CALLBACK '.length));
@@ -169,16 +171,17 @@ function clientMetadata(c) {
 
 // authorize signs in for config's client and returns the callback URL and
 // the checks of the request.
-async function authorize(config, c, { scope = SCOPE, resource = plan.resource } = {}) {
+async function authorize(config, c, { scope = SCOPE, resource = plan.resource, pkce = true, extra = {}, deny = false } = {}) {
   const pkceCodeVerifier = oidc.randomPKCECodeVerifier();
   const expectedState = oidc.randomState();
   const expectedNonce = oidc.randomNonce();
-  const params = {
-    redirect_uri: c.redirect_uri, scope, state: expectedState, nonce: expectedNonce,
-    code_challenge: await oidc.calculatePKCECodeChallenge(pkceCodeVerifier), code_challenge_method: 'S256',
-  };
+  const params = { redirect_uri: c.redirect_uri, scope, state: expectedState, nonce: expectedNonce, ...extra };
+  if (pkce) {
+    params.code_challenge = await oidc.calculatePKCECodeChallenge(pkceCodeVerifier);
+    params.code_challenge_method = 'S256';
+  }
   if (resource) params.resource = resource;
-  const callback = await signIn(oidc.buildAuthorizationUrl(config, params), c.redirect_uri);
+  const callback = await signIn(oidc.buildAuthorizationUrl(config, params), c.redirect_uri, deny);
   return { callback, checks: { pkceCodeVerifier, expectedState, expectedNonce, idTokenExpected: true } };
 }
 
@@ -221,6 +224,13 @@ async function flow(name, c, config) {
     check(jwtPayload(t.access_token).sub === sub, 'the refreshed token keeps the subject');
     return { tokens: t, note: `scope ${t.scope}` };
   });
+  // Refused refreshes leave the refresh token usable (the next step uses
+  // it): another resource (RFC 8707 §2.2) and a scope the grant lacks
+  // (RFC 6749 §6).
+  await step(name, 'refused-refresh-other-resource', 'ResponseBodyError invalid_target', [refreshed], () =>
+    oidc.refreshTokenGrant(config, refreshed.tokens.refresh_token, { resource: plan.other_resource }));
+  await step(name, 'refused-refresh-wider-scope', 'ResponseBodyError invalid_scope', [refreshed], () =>
+    oidc.refreshTokenGrant(config, refreshed.tokens.refresh_token, { scope: SCOPE + ' offline_access', resource: plan.resource }));
   // OpenID Connect Core §12.2: a refresh asking for openid may return an
   // ID token; openid-client validates it (iss, aud, sub, exp, iat).
   const refreshedID = await step(name, 'refresh-with-id-token', 'ok', [refreshed], async () => {
@@ -236,6 +246,9 @@ async function flow(name, c, config) {
     return { tokens: t, note: `scope ${t.scope}, nonce ${claims.nonce === undefined ? 'absent' : 'kept'}, at_hash ${claims.at_hash === undefined ? 'absent' : 'matches'}` };
   });
   const live = refreshedID === SKIP ? SKIP : refreshedID.tokens;
+  // The MCP authorization spec's use of the token: a bearer at the
+  // resource it was issued for (RFC 8707), here an MCP initialize.
+  await step(name, 'mcp-with-access-token', 'ok', [live], () => callMCP(config, live.access_token));
   if (meta !== SKIP && meta.introspection_endpoint) {
     if (confidential) {
       await step(name, 'introspection', 'ok', [live], async () => {
@@ -243,7 +256,14 @@ async function flow(name, c, config) {
         check(r.active === true, 'active');
         check(r.sub === sub, 'introspection sub');
         check(r.client_id === c.client_id, 'introspection client_id');
+        check(r.aud === plan.resource || (Array.isArray(r.aud) && r.aud.includes(plan.resource)), `introspection aud ${JSON.stringify(r.aud)}`);
         return `active, scope ${r.scope}`;
+      });
+      await step(name, 'introspection-refresh-token', 'ok', [live], async () => {
+        const r = await oidc.tokenIntrospection(config, live.refresh_token, { token_type_hint: 'refresh_token' });
+        check(r.active === true, 'active');
+        check(r.client_id === c.client_id, 'introspection client_id');
+        return `active, token_type ${r.token_type}`;
       });
     } else {
       // RFC 7662 §2.1: the endpoint requires client authentication.
@@ -285,7 +305,22 @@ async function flow(name, c, config) {
     return `advertised, answered ${r.status}`;
   });
 
-  await refusals(name, c, config);
+  if (!c.light) await refusals(name, c, config);
+}
+
+// callMCP sends an MCP initialize to the resource with the access token
+// (openid-client's fetchProtectedResource) and wants a JSON-RPC result.
+async function callMCP(config, accessToken) {
+  const body = JSON.stringify({
+    jsonrpc: '2.0', id: 1, method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'openid-client-rp', version: '1' } },
+  });
+  const headers = new Headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
+  const r = await oidc.fetchProtectedResource(config, accessToken, new URL(plan.resource), 'POST', body, headers);
+  const text = await r.text();
+  check(r.status === 200, `POST ${plan.resource} answered ${r.status}: ${text.slice(0, 200)}`);
+  check(text.includes('"result"') && text.includes('protocolVersion'), `an initialize result: ${text.slice(0, 200)}`);
+  return `initialize answered ${r.status}`;
 }
 
 // refusals: what openid-client must refuse, each on an authorization of
@@ -348,6 +383,54 @@ async function refusals(name, c, config) {
   await step(name, 'refused-unknown-scope', 'AuthorizationResponseError invalid_scope', [s], () =>
     oidc.authorizationCodeGrant(config, s.callback, s.checks, { resource: plan.resource }));
 
+  // OAuth 2.1 §4.1.1, RFC 7636: PKCE is required (S256); an error
+  // redirect openid-client reports.
+  const p = await step(name, 'sign-in-without-pkce', 'ok', [config], () => authorize(config, c, { pkce: false }));
+  await step(name, 'refused-without-pkce', 'AuthorizationResponseError invalid_request', [p], () =>
+    oidc.authorizationCodeGrant(config, p.callback, p.checks, { resource: plan.resource }));
+
+  // OpenID Connect Core §3.1.2.1: prompt=none, and the auth-server keeps
+  // no login session of its own.
+  const pn = await step(name, 'sign-in-prompt-none', 'ok', [config], () => authorize(config, c, { extra: { prompt: 'none' } }));
+  await step(name, 'refused-prompt-none', 'AuthorizationResponseError login_required', [pn], () =>
+    oidc.authorizationCodeGrant(config, pn.callback, pn.checks, { resource: plan.resource }));
+
+  // max_age (OpenID Connect Core §3.1.2.1): openid-client then requires
+  // auth_time in the ID token, no older than max_age.
+  const ma = await step(name, 'sign-in-max-age', 'ok', [config], () => authorize(config, c, { extra: { max_age: '600' } }));
+  const maxAged = await step(name, 'code-grant-max-age', 'ok', [ma], async () => {
+    const r = await redeem(config, { ...ma, checks: { ...ma.checks, maxAge: 600 } });
+    check(typeof r.claims.auth_time === 'number', 'auth_time');
+    return { ...r, note: `auth_time ${r.claims.auth_time}` };
+  });
+  // RFC 7009 §2.1: revoking the access token (the auth-server revokes
+  // its whole grant).
+  await step(name, 'revocation-access-token', 'ok', [maxAged], async () => {
+    await oidc.tokenRevocation(config, maxAged.tokens.access_token, { token_type_hint: 'access_token' });
+    return 'revoked the access token';
+  });
+  await step(name, 'userinfo-after-access-token-revocation', 'WWWAuthenticateChallengeError bearer invalid_token body=invalid_token', [maxAged], () =>
+    oidc.fetchUserInfo(config, maxAged.tokens.access_token, maxAged.claims.sub));
+  await step(name, 'refresh-after-access-token-revocation', 'ResponseBodyError invalid_grant', [maxAged], () =>
+    oidc.refreshTokenGrant(config, maxAged.tokens.refresh_token));
+
+  // RFC 8707: a token for the other resource does not open /mcp (static
+  // clients may use both; a self-registered one the MCP resource only).
+  if (!c.dynamic) {
+    const ac = await step(name, 'sign-in-for-other-resource', 'ok', [config], () => authorize(config, c, { resource: plan.other_resource }));
+    const other = await step(name, 'code-grant-other-resource', 'ok', [ac], () => redeem(config, ac, plan.other_resource));
+    await step(name, 'refused-other-resource-token-at-mcp', 'WWWAuthenticateChallengeError bearer invalid_token body=invalid_token', [other], () =>
+      callMCP(config, other.tokens.access_token));
+  }
+
+  // A self-registered client gets the consent page for a scope the user
+  // has not approved yet; the user refuses (RFC 6749 §4.1.2.1).
+  if (c.dynamic) {
+    const dn = await step(name, 'sign-in-consent-denied', 'ok', [config], () => authorize(config, c, { scope: SCOPE + ' offline_access', deny: true }));
+    await step(name, 'refused-consent-denied', 'AuthorizationResponseError access_denied', [dn], () =>
+      oidc.authorizationCodeGrant(config, dn.callback, dn.checks, { resource: plan.resource }));
+  }
+
   // Wrong client credentials at the token endpoint (RFC 6749 §5.2).
   if (c.auth !== 'none') {
     const w = await step(name, 'sign-in-for-credentials', 'ok', [config], () => authorize(config, c));
@@ -406,7 +489,7 @@ async function main() {
       const m = cfg.clientMetadata();
       check(typeof m.client_id === 'string' && m.client_id !== '', 'a client_id');
       check(d.auth === 'none' ? m.client_secret === undefined : typeof m.client_secret === 'string', 'a secret exactly for a confidential client');
-      return { cfg, c: { name: d.name, client_id: m.client_id, auth: d.auth, secret: m.client_secret, redirect_uri: d.redirect_uri }, note: m.client_id };
+      return { cfg, c: { name: d.name, client_id: m.client_id, auth: d.auth, secret: m.client_secret, redirect_uri: d.redirect_uri, dynamic: true }, note: m.client_id };
     });
     if (registered === SKIP) continue;
     await flow(d.name, registered.c, registered.cfg);
