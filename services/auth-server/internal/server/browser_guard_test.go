@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -105,5 +106,33 @@ func TestConsentFormOfAnotherBrowser(t *testing.T) {
 	}
 	if p := victim.submit(victimPage, url.Values{"decision": {"approve"}}); p.Location == nil || p.Location.Query().Get("code") == "" || p.Location.Query().Get("iss") != f.Base {
 		t.Fatalf("the page's own browser: %d %v\n%s", p.Status, p.Location, p.Body)
+	}
+}
+
+// TestNoEndSessionRedirect: the auth-server keeps no login session, so it
+// offers no RP-initiated logout: discovery names no end_session_endpoint
+// and the usual logout paths are 404s, never a redirect to a
+// post_logout_redirect_uri (no open redirect, OpenID Connect RP-Initiated
+// Logout §3).
+func TestNoEndSessionRedirect(t *testing.T) {
+	f := startFleet(t, nil)
+	resp, err := http.Get(f.Base + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&doc)
+	resp.Body.Close()
+	for _, k := range []string{"end_session_endpoint", "frontchannel_logout_supported", "backchannel_logout_supported", "check_session_iframe"} {
+		if _, ok := doc[k]; ok {
+			t.Errorf("discovery has %s", k)
+		}
+	}
+	b := newBrowser(t, "https://evil.example")
+	for _, path := range []string{"/oauth/end_session", "/oauth/logout", "/logout", "/oauth/authorize/logout"} {
+		p := b.get(f.Base + path + "?post_logout_redirect_uri=" + url.QueryEscape("https://evil.example/x"))
+		if p.Location != nil || p.Status/100 == 3 {
+			t.Errorf("%s redirected to %v", path, p.Location)
+		}
 	}
 }
