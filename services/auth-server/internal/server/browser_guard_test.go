@@ -136,3 +136,34 @@ func TestNoEndSessionRedirect(t *testing.T) {
 		}
 	}
 }
+
+// TestConsentPageEscapesClientText: what a self-registered client chose —
+// its name, its redirect URI's host and path — reaches the consent page as
+// text only (html/template), never markup.
+func TestConsentPageEscapesClientText(t *testing.T) {
+	f := startFleet(t, nil)
+	redirect := "http://127.0.0.1:8977/cb/%3Cscript%3E"
+	name := `Evil</h1><script>alert(1)</script><img src=x onerror=alert(2)>`
+	body, _ := json.Marshal(map[string]any{"redirect_uris": []string{redirect}, "token_endpoint_auth_method": "none", "client_name": name})
+	st, reg := register(t, f, string(body))
+	if st != http.StatusCreated {
+		t.Fatalf("register: %d %v", st, reg)
+	}
+	c := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{redirect}, AuthMethod: "none"}
+	p := f.login(newBrowser(t, redirect), newAuthRequest(c))
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, "consent_id") {
+		t.Fatalf("want the consent page: %d %v\n%s", p.Status, p.Location, p.Body)
+	}
+	for _, raw := range []string{"<script>", "<img", "</h1><"} {
+		if strings.Contains(p.Body, raw) {
+			t.Errorf("consent page has %q unescaped:\n%s", raw, p.Body)
+		}
+	}
+	if !strings.Contains(p.Body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("the name is not shown escaped:\n%s", p.Body)
+	}
+	if ct, nosniff := p.Header.Get("Content-Type"), p.Header.Get("X-Content-Type-Options"); ct != "text/html; charset=utf-8" || nosniff != "nosniff" ||
+		p.Header.Get("Referrer-Policy") != "no-referrer" || p.Header.Get("Cache-Control") != "no-store" || p.Header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("consent page headers %v", p.Header)
+	}
+}
