@@ -174,7 +174,8 @@ func rpWant(auth string, dynamic, light bool) [][2]string {
 		[2]string{"refused-prompt-none", "AuthorizationResponseError login_required"},
 		ok("sign-in-max-age"), ok("code-grant-max-age"), ok("revocation-access-token"),
 		[2]string{"userinfo-after-access-token-revocation", "WWWAuthenticateChallengeError bearer invalid_token body=invalid_token"},
-		[2]string{"refresh-after-access-token-revocation", "ResponseBodyError invalid_grant"})
+		[2]string{"refresh-after-access-token-revocation", "ResponseBodyError invalid_grant"},
+		[2]string{"refused-client-credentials-grant", "ResponseBodyError unsupported_grant_type"})
 	if dynamic {
 		w = append(w, ok("sign-in-consent-denied"), [2]string{"refused-consent-denied", "AuthorizationResponseError access_denied"})
 	} else {
@@ -209,10 +210,12 @@ var rpDynamic = []rpClient{
 // reports against rpWant: discovery (both documents), the authorization
 // code flow with PKCE S256, state, nonce and RFC 8707 resource (RFC 9207
 // iss, the ID token and at_hash checked), userinfo, refresh (with and
-// without an ID token), introspection, revocation, and the refusals
-// openid-client must report — wrong state, iss, nonce, redirect_uri,
-// verifier, resource, credentials, a reused code. The sign-ins are the
-// harness's browser at the dev IdP.
+// without an ID token), an MCP call with the token, introspection,
+// revocation, max_age, and the refusals openid-client must report — wrong
+// state, iss, nonce, redirect_uri, verifier, resource, scope, credentials,
+// a reused code, another client's code, no PKCE, prompt=none, a denied
+// consent, an unsupported grant. The sign-ins are the harness's browser at
+// the dev IdP.
 func TestOpenIDClient(t *testing.T) {
 	dir := t.TempDir()
 	src, err := os.ReadFile("rpclient.mjs")
@@ -249,8 +252,8 @@ func TestOpenIDClient(t *testing.T) {
 		got[key] = s
 	}
 	want := map[string]bool{}
-	judge := func(client, auth string, dynamic, light bool) {
-		for _, w := range rpWant(auth, dynamic, light) {
+	judge := func(client string, wants [][2]string) {
+		for _, w := range wants {
 			key := client + "/" + w[0]
 			want[key] = true
 			s, ok := got[key]
@@ -270,11 +273,15 @@ func TestOpenIDClient(t *testing.T) {
 		}
 	}
 	for _, c := range rpClients {
-		judge(c.Name, c.Auth, false, c.Light)
+		judge(c.Name, rpWant(c.Auth, false, c.Light))
 	}
 	for _, c := range rpDynamic {
-		judge(c.Name, c.Auth, true, false)
+		judge(c.Name, rpWant(c.Auth, true, false))
 	}
+	// RFC 6749 §4.1.3: the first registry client's code, redeemed by the
+	// second (same redirect URI, state and verifier), is invalid_grant;
+	// its own client then redeems it.
+	judge("cross-client", [][2]string{{"sign-in", "ok"}, {"refused-code-of-another-client", "ResponseBodyError invalid_grant"}, {"code-grant-by-its-client", "ok"}})
 	for key := range got {
 		if !want[key] {
 			t.Errorf("%s: reported, but not a step the test knows", key)

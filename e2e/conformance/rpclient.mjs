@@ -423,6 +423,10 @@ async function refusals(name, c, config) {
       callMCP(config, other.tokens.access_token));
   }
 
+  // RFC 6749 §5.2: a grant type the server does not support.
+  await step(name, 'refused-client-credentials-grant', 'ResponseBodyError unsupported_grant_type', [config], () =>
+    oidc.clientCredentialsGrant(config, { resource: plan.resource }));
+
   // A self-registered client gets the consent page for a scope the user
   // has not approved yet; the user refuses (RFC 6749 §4.1.2.1).
   if (c.dynamic) {
@@ -473,10 +477,22 @@ function sorted(o) {
 }
 
 async function main() {
+  const configs = new Map();
   for (const c of plan.clients) {
     const config = await discover(c.name, c);
+    configs.set(c.name, config);
     await flow(c.name, c, config);
   }
+  // RFC 6749 §4.1.3: a code is redeemed only by the client it was
+  // issued to; the same redirect URI, state and verifier, another client.
+  const [owner, other] = plan.clients;
+  const ownerConfig = configs.get(owner.name);
+  const otherConfig = configs.get(other.name);
+  const cross = await step('cross-client', 'sign-in', 'ok', [ownerConfig, otherConfig], () => authorize(ownerConfig, owner));
+  await step('cross-client', 'refused-code-of-another-client', 'ResponseBodyError invalid_grant', [cross], () =>
+    oidc.authorizationCodeGrant(otherConfig, cross.callback, cross.checks, { resource: plan.resource }));
+  await step('cross-client', 'code-grant-by-its-client', 'ok', [cross], () => redeem(ownerConfig, cross));
+
   for (const d of plan.dynamic ?? []) {
     // RFC 7591 through openid-client: discovery, then registration at the
     // advertised registration_endpoint.
