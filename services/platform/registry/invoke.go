@@ -50,6 +50,17 @@ func (c *Capability) DecodeJSON(b []byte) (proto.Message, error) {
 	}
 	if err != nil {
 		msg := cleanProtoErr(err)
+		if (msg == "unexpected EOF" || strings.Contains(msg, "invalid escape code")) && json.Valid(b) {
+			// protojson's answers to a lone surrogate escape ("\ud800" at
+			// a string's end, "\udc00 x"), which encoding/json takes (as
+			// U+FFFD): say what is wrong.
+			if path, ok := loneSurrogateAt(b); ok {
+				if path == "" {
+					return nil, fault.InvalidArgument("invalid arguments: a string holds a lone UTF-16 surrogate escape (\\uD800 to \\uDFFF not in a pair)")
+				}
+				return nil, fault.InvalidArgument("invalid arguments: field %s: a string holds a lone UTF-16 surrogate escape (\\uD800 to \\uDFFF not in a pair)", path)
+			}
+		}
 		// protojson names a position, and the field only in some errors
 		// ("unexpected token [" of a Struct, "invalid
 		// google.protobuf.Timestamp value"): name the argument there.
@@ -84,6 +95,75 @@ func fieldAt(b []byte, msg string) string {
 		_, size := utf8.DecodeRune(b[off:])
 		off += size
 	}
+	found := ""
+	walkJSON(b, func(path string, start, _ int) bool {
+		if start > off {
+			return false
+		}
+		found = path
+		return true
+	})
+	return found
+}
+
+// loneSurrogateAt is the path of the first member of JSON b whose name or
+// string value holds a \uXXXX escape of a UTF-16 surrogate not in a pair
+// (protojson's error is then "unexpected EOF"), or "" when none does.
+func loneSurrogateAt(b []byte) (string, bool) {
+	found, ok := "", false
+	walkJSON(b, func(path string, start, end int) bool {
+		if hasLoneSurrogate(b[start:end]) {
+			found, ok = path, true
+			return false
+		}
+		return true
+	})
+	return found, ok
+}
+
+// hasLoneSurrogate reports whether JSON token raw holds an escaped UTF-16
+// surrogate that is not a high one followed at once by a low one.
+func hasLoneSurrogate(raw []byte) bool {
+	hex := func(i int) (int, bool) {
+		if i+4 > len(raw) {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(raw[i:i+4]), 16, 16)
+		return int(v), err == nil
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character
+		if i >= len(raw) || raw[i] != 'u' {
+			continue
+		}
+		r, ok := hex(i + 1)
+		if !ok {
+			continue
+		}
+		i += 4
+		switch {
+		case 0xDC00 <= r && r <= 0xDFFF:
+			return true
+		case 0xD800 <= r && r <= 0xDBFF:
+			if i+2 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' {
+				return true
+			}
+			if lo, ok := hex(i + 3); !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
+}
+
+// walkJSON calls visit with the path, start and end offsets of every
+// member name and value of JSON b in order (a container's end is that of
+// its opening bracket), until visit returns false or b ends.
+func walkJSON(b []byte, visit func(path string, start, end int) bool) {
 	type frame struct {
 		object bool
 		key    string
@@ -109,30 +189,31 @@ func fieldAt(b []byte, msg string) string {
 		return sb.String()
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
-	found := ""
 	for {
 		start := int(dec.InputOffset())
 		for start < len(b) && strings.IndexByte(" \t\r\n,:", b[start]) >= 0 {
 			start++
 		}
-		if start > off {
-			break
-		}
 		tok, err := dec.Token()
 		if err != nil {
-			break
+			return
 		}
+		end := int(dec.InputOffset())
 		top := len(stack) - 1
 		if top >= 0 && stack[top].object && !stack[top].hasKey {
 			if k, ok := tok.(string); ok { // a member's name
 				stack[top].key, stack[top].hasKey = k, true
-				found = path()
+				if !visit(path(), start, end) {
+					return
+				}
 				continue
 			}
 		}
 		// A value: of the member or element on top of the stack.
 		if top >= 0 && (!stack[top].object || stack[top].hasKey) {
-			found = path()
+			if !visit(path(), start, end) {
+				return
+			}
 		}
 		switch tok {
 		case json.Delim('{'):
@@ -153,7 +234,6 @@ func fieldAt(b []byte, msg string) string {
 			}
 		}
 	}
-	return found
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

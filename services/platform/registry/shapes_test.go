@@ -383,10 +383,20 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		`{"mask":{"paths":["a"]}}`:                     `invalid arguments: field mask: syntax error (line 1:9): unexpected token {`,
 		`[1]`:                                          `invalid arguments: syntax error (line 1:1): unexpected token [`,
 		`{"name":"x"`:                                  `invalid arguments: unexpected EOF`,
+		// A lone UTF-16 surrogate escape: protojson says "unexpected EOF".
+		`{"name":"\ud800"}`: `invalid arguments: field name: a string holds a lone UTF-16 surrogate escape (\uD800 to \uDFFF not in a pair)`,
+		`{"nodes":[{"label":"ok \ud83d\ude00"},{"label":"\udc00 x"}]}`: `invalid arguments: field nodes[1].label: a string holds a lone UTF-16 surrogate escape (\uD800 to \uDFFF not in a pair)`,
+		`{"st":{"a":"\ud800\u0041"}}`:                                  `invalid arguments: field st.a: a string holds a lone UTF-16 surrogate escape (\uD800 to \uDFFF not in a pair)`,
 	} {
 		_, err := tool.Capability.DecodeJSON([]byte(arg))
 		if err == nil || err.Error() != want {
 			t.Errorf("%s:\n got %v\nwant %s", arg, err, want)
+		}
+	}
+	// A pair, and an escaped backslash before "ud800", are fine.
+	for _, arg := range []string{`{"name":"\ud83d\ude00"}`, `{"name":"\\ud800"}`, `{"st":{"\ud83d\ude00":"\\udc00"}}`} {
+		if _, err := tool.Capability.DecodeJSON([]byte(arg)); err != nil {
+			t.Errorf("%s: %v", arg, err)
 		}
 	}
 }
