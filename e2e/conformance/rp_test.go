@@ -175,6 +175,8 @@ func rpWant(auth string, dynamic, light bool) [][2]string {
 		ok("sign-in-max-age"), ok("code-grant-max-age"), ok("revocation-access-token"),
 		[2]string{"userinfo-after-access-token-revocation", "WWWAuthenticateChallengeError bearer invalid_token body=invalid_token"},
 		[2]string{"refresh-after-access-token-revocation", "ResponseBodyError invalid_grant"},
+		ok("sign-in-without-openid"), ok("code-grant-without-openid"), ok("mcp-without-openid"),
+		[2]string{"refused-userinfo-without-openid", "WWWAuthenticateChallengeError bearer insufficient_scope body=insufficient_scope"},
 		[2]string{"refused-client-credentials-grant", "ResponseBodyError unsupported_grant_type"})
 	if dynamic {
 		w = append(w, ok("sign-in-consent-denied"), [2]string{"refused-consent-denied", "AuthorizationResponseError access_denied"})

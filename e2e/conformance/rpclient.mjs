@@ -171,18 +171,19 @@ function clientMetadata(c) {
 
 // authorize signs in for config's client and returns the callback URL and
 // the checks of the request.
-async function authorize(config, c, { scope = SCOPE, resource = plan.resource, pkce = true, extra = {}, deny = false } = {}) {
+async function authorize(config, c, { scope = SCOPE, resource = plan.resource, pkce = true, extra = {}, deny = false, openid = true } = {}) {
   const pkceCodeVerifier = oidc.randomPKCECodeVerifier();
   const expectedState = oidc.randomState();
-  const expectedNonce = oidc.randomNonce();
-  const params = { redirect_uri: c.redirect_uri, scope, state: expectedState, nonce: expectedNonce, ...extra };
+  const expectedNonce = openid ? oidc.randomNonce() : undefined;
+  const params = { redirect_uri: c.redirect_uri, scope, state: expectedState, ...extra };
+  if (openid) params.nonce = expectedNonce;
   if (pkce) {
     params.code_challenge = await oidc.calculatePKCECodeChallenge(pkceCodeVerifier);
     params.code_challenge_method = 'S256';
   }
   if (resource) params.resource = resource;
   const callback = await signIn(oidc.buildAuthorizationUrl(config, params), c.redirect_uri, deny);
-  return { callback, checks: { pkceCodeVerifier, expectedState, expectedNonce, idTokenExpected: true } };
+  return { callback, checks: openid ? { pkceCodeVerifier, expectedState, expectedNonce, idTokenExpected: true } : { pkceCodeVerifier, expectedState } };
 }
 
 // redeem is authorizationCodeGrant with every check: RFC 9207 iss, state,
@@ -422,6 +423,21 @@ async function refusals(name, c, config) {
     await step(name, 'refused-other-resource-token-at-mcp', 'WWWAuthenticateChallengeError bearer invalid_token body=invalid_token', [other], () =>
       callMCP(config, other.tokens.access_token));
   }
+
+  // Plain OAuth 2.1, as an MCP client that asks for no openid scope: no
+  // ID token, the token works at /mcp, userinfo answers insufficient_scope
+  // (RFC 6750 §3.1).
+  const o = await step(name, 'sign-in-without-openid', 'ok', [config], () => authorize(config, c, { scope: 'profile', openid: false }));
+  const plain = await step(name, 'code-grant-without-openid', 'ok', [o], async () => {
+    const t = await oidc.authorizationCodeGrant(config, o.callback, o.checks, { resource: plan.resource });
+    check(t.id_token === undefined, 'no ID token without openid');
+    check(t.scope === 'profile', `scope ${t.scope}`);
+    check(jwtPayload(t.access_token).aud === plan.resource || jwtPayload(t.access_token).aud?.[0] === plan.resource, 'audience');
+    return { tokens: t, note: `scope ${t.scope}` };
+  });
+  await step(name, 'mcp-without-openid', 'ok', [plain], () => callMCP(config, plain.tokens.access_token));
+  await step(name, 'refused-userinfo-without-openid', 'WWWAuthenticateChallengeError bearer insufficient_scope body=insufficient_scope', [plain], () =>
+    oidc.fetchUserInfo(config, plain.tokens.access_token, oidc.skipSubjectCheck));
 
   // RFC 6749 §5.2: a grant type the server does not support.
   await step(name, 'refused-client-credentials-grant', 'ResponseBodyError unsupported_grant_type', [config], () =>
