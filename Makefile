@@ -51,7 +51,7 @@ conformance-deps: ## Install the pinned MCP conformance suite and Node 22 (npm) 
 	@e2e/conformance/install.sh
 
 .PHONY: test-conformance conformance
-test-conformance: conformance-deps ## Run only the MCP conformance suite (server scenarios against a fleet with MCP_CONFORMANCE_FIXTURES=true, authorization scenarios) and the TypeScript SDK client
+test-conformance: conformance-deps ## Run only the MCP conformance suite (server scenarios against a fleet with MCP_CONFORMANCE_FIXTURES=true, authorization scenarios), the TypeScript SDK client, the MCP Inspector CLI and openid-client as a relying party
 	cd e2e && go test $(GO_TEST_FLAGS) -v ./conformance/
 conformance: test-conformance ## Same as test-conformance (fails on any failed check not listed as expected)
 
