@@ -16,9 +16,10 @@ import (
 // protojson (they name fields by their proto names only, never offer null
 // for "unset", take enums by name and 32-bit integers as numbers); never
 // wider, except where JSON Schema cannot say it: the ranges of 64-bit
-// integers and Durations written as strings, calendar validity of a
-// Timestamp, the type an Any's "@type" names. docs/guides/add-a-capability.md
-// has the table.
+// integers, Durations and integer map keys written as strings, calendar
+// validity of a Timestamp, the type an Any's "@type" names and its fields,
+// lone UTF-16 surrogate escapes. docs/guides/add-a-capability.md has the
+// table.
 type Schema = map[string]any
 
 // InputSchema is the JSON Schema of the capability's request: an object
