@@ -2,8 +2,10 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -226,7 +228,7 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 		}
 		c, err := next(ctx, r, form)
 		if err != nil {
-			return nil, err
+			return nil, s.assertionAudienceHint(err)
 		}
 		if ca := clientAuthFrom(ctx); ca != nil {
 			ca.mu.Lock()
@@ -392,4 +394,16 @@ func registerSlowCheckMetrics(reg prometheus.Registerer, h *clients.SecretHasher
 		}
 	}
 	return nil
+}
+
+// assertionAudienceHint is err with fosite's hint for a private_key_jwt
+// assertion of another audience replaced: fosite names every accepted
+// audience "the authorization server's token endpoint", the issuer among
+// them (assertionAudiences). The hint names each for what it is.
+func (s *Server) assertionAudienceHint(err error) error {
+	e := fosite.ErrorToRFC6749Error(err)
+	if !errors.Is(err, fosite.ErrInvalidClient) || !strings.HasPrefix(e.HintField, "Claim 'audience' from 'client_assertion' must match") {
+		return err
+	}
+	return e.WithHintf("The client assertion's aud must be the token endpoint URL %s or the issuer identifier %s (RFC 7523 §3).", s.issuer+"/oauth/token", s.issuer)
 }

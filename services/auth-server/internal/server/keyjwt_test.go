@@ -74,7 +74,7 @@ func keyJWTClient(t *testing.T, id, redirect string) (registry string, assertion
 // §3: any value identifying the authorization server; oauth4webapi and
 // openid-client send the issuer). An assertion for another audience — a
 // different server, the issuer with a path or trailing slash — is still
-// 401 invalid_client.
+// 401 invalid_client, whose description names both accepted values.
 func TestPrivateKeyJWTIssuerAudience(t *testing.T) {
 	redirect := "http://127.0.0.1:8979/pkj-iss-callback"
 	registry, assertion := keyJWTClient(t, "pkj-iss", redirect)
@@ -92,10 +92,12 @@ func TestPrivateKeyJWTIssuerAudience(t *testing.T) {
 	a := newAuthRequest(c)
 	code := f.authorize(a)
 	exchange := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI}, "code_verifier": {a.Verifier}}
+	// The description names both accepted values for what they are.
+	hint := fmt.Sprintf("The client assertion's aud must be the token endpoint URL %s or the issuer identifier %s (RFC 7523 §3).", f.Base+"/oauth/token", f.Base)
 	for _, aud := range []string{"https://wrong.example", f.Base + "/", f.Base + "/oauth", f.Base + "/oauth/introspect"} {
 		if r := f.token(c, with(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI},
-			"code_verifier": {a.Verifier}}, signed(aud))); r.Status != http.StatusUnauthorized || r.Error != "invalid_client" {
-			t.Errorf("aud %q: %d %s, want 401 invalid_client", aud, r.Status, r.Error)
+			"code_verifier": {a.Verifier}}, signed(aud))); r.Status != http.StatusUnauthorized || r.Error != "invalid_client" || !strings.HasSuffix(r.Description, hint) {
+			t.Errorf("aud %q: %d %s %q, want 401 invalid_client ending %q", aud, r.Status, r.Error, r.Description, hint)
 		}
 	}
 	tr := f.token(c, with(exchange, signed(f.Base)))
