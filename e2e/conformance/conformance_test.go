@@ -139,11 +139,14 @@ func run(m *testing.M) (int, error) {
 			// The server suite's fixture tools, resources and prompts
 			// (server_test.go); refused in production.
 			"MCP_CONFORMANCE_FIXTURES": "true",
-			// Every run signs in from 127.0.0.1, the one address the
-			// authorize limit (60 a minute by default) keys on, and
-			// TestOpenIDClient alone signs in about 50 times: at the
-			// default the runs after it were refused 429 rate_limited.
+			// Every run signs in (and registers) from 127.0.0.1, the one
+			// address the authorize and register limits (60 and 10 a
+			// minute by default) key on: TestOpenIDClient alone signs in
+			// about 90 times, and at the default the runs after it were
+			// refused 429 rate_limited; one run of the package registers
+			// 7 clients, so -count=2 would meet the register limit.
 			"RATE_LIMIT_AUTHORIZE_PER_MINUTE": "6000",
+			"RATE_LIMIT_REGISTER_PER_MINUTE":  "600",
 		},
 		Setup: func(origin string) (map[string]string, error) {
 			var err error
