@@ -179,7 +179,8 @@ func rpWant(auth string, dynamic, light bool) [][2]string {
 		[2]string{"refused-userinfo-without-openid", "WWWAuthenticateChallengeError bearer insufficient_scope body=insufficient_scope"},
 		[2]string{"refused-client-credentials-grant", "ResponseBodyError unsupported_grant_type"})
 	if dynamic {
-		w = append(w, ok("sign-in-consent-denied"), [2]string{"refused-consent-denied", "AuthorizationResponseError access_denied"})
+		w = append(w, ok("sign-in-consent-denied"), [2]string{"refused-consent-denied", "AuthorizationResponseError access_denied"},
+			ok("sign-in-prompt-consent-denied"), [2]string{"refused-prompt-consent-denied", "AuthorizationResponseError access_denied"})
 	} else {
 		// RFC 8707: the Actions API's token does not open /mcp. The
 		// gateway answers RFC 6750 §3's challenge and a JSON error.

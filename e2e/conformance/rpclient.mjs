@@ -449,6 +449,11 @@ async function refusals(name, c, config) {
     const dn = await step(name, 'sign-in-consent-denied', 'ok', [config], () => authorize(config, c, { scope: SCOPE + ' offline_access', deny: true }));
     await step(name, 'refused-consent-denied', 'AuthorizationResponseError access_denied', [dn], () =>
       oidc.authorizationCodeGrant(config, dn.callback, dn.checks, { resource: plan.resource }));
+    // prompt=consent (OpenID Connect Core §3.1.2.1) shows the page although
+    // the scope was approved before: refused there, no code.
+    const pc = await step(name, 'sign-in-prompt-consent-denied', 'ok', [config], () => authorize(config, c, { extra: { prompt: 'consent' }, deny: true }));
+    await step(name, 'refused-prompt-consent-denied', 'AuthorizationResponseError access_denied', [pc], () =>
+      oidc.authorizationCodeGrant(config, pc.callback, pc.checks, { resource: plan.resource }));
   }
 
   // Wrong client credentials at the token endpoint (RFC 6749 §5.2).

@@ -391,10 +391,15 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	c := ar.GetClient().(*clients.Client)
 	if c.NeedsConsent() {
-		granted, err := s.hasConsent(ctx, id.Subject, c.ID, ar.GetRequestedScopes(), p.Resource)
-		if err != nil {
-			redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
-			return
+		// OpenID Connect Core §3.1.2.1: prompt=consent asks for the page
+		// even when the user's approval is remembered.
+		granted := false
+		if !slices.Contains(strings.Fields(mustParseQuery(p.Query).Get("prompt")), "consent") {
+			var err error
+			if granted, err = s.hasConsent(ctx, id.Subject, c.ID, ar.GetRequestedScopes(), p.Resource); err != nil {
+				redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
+				return
+			}
 		}
 		if !granted {
 			rec.Event = "" // the code_issued event follows the consent
