@@ -206,7 +206,9 @@ async function redeem(config, a, resource = plan.resource) {
   return { tokens, claims, note: `sub ${claims.sub}, scope ${tokens.scope}` };
 }
 
-// Pending: the ID token of the code grant, for the refresh checks.
+// flow plays a client's whole life with config: sign-in and code grant,
+// userinfo, refreshes, an MCP call, introspection, revocation, end
+// session, then (unless c.light) the refusals.
 async function flow(name, c, config) {
   const meta = config === SKIP ? SKIP : config.serverMetadata();
   const confidential = c.auth !== 'none';
