@@ -180,7 +180,16 @@ func NewGRPC(ctx context.Context, addr string, srv *grpc.Server) (*GRPC, error) 
 
 func (s *GRPC) Name() string   { return "grpc" }
 func (s *GRPC) Addr() net.Addr { return s.ln.Addr() }
-func (s *GRPC) Serve() error   { return s.srv.Serve(s.ln) }
+
+// Serve serves until Shutdown. A Shutdown that came first (a service
+// stopped as soon as it started) is a clean stop too: grpc.Server.Serve then
+// closes the listener and answers grpc.ErrServerStopped.
+func (s *GRPC) Serve() error {
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
 
 func (s *GRPC) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/tollgate/tollgate/services/platform/app"
 )
 
@@ -91,6 +93,33 @@ func TestShutdownDeadlineIsEnforced(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("shutdown did not respect its deadline")
+	}
+}
+
+// TestStopBeforeServeIsClean: a service stopped as soon as it started may
+// shut its listeners down before their Serve goroutines ran; both kinds then
+// stop without an error (before, gRPC's answered "the server has been
+// stopped" and the service reported a failed stop).
+func TestStopBeforeServeIsClean(t *testing.T) {
+	g, err := app.NewGRPC(context.Background(), "127.0.0.1:0", grpc.NewServer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := app.NewHTTP(context.Background(), "http", "127.0.0.1:0", http.NotFoundHandler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []app.Server{g, h} {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Fatalf("%s shutdown: %v", s.Name(), err)
+		}
+		if err := s.Serve(); err != nil {
+			t.Errorf("%s serve after shutdown = %v, want nil", s.Name(), err)
+		}
+		if c, err := net.Dial("tcp", s.Addr().String()); err == nil {
+			c.Close()
+			t.Errorf("%s listener still accepts after the stop", s.Name())
+		}
 	}
 }
 
