@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	josev3 "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
+	"golang.org/x/net/idna"
 
 	"github.com/tollgate/tollgate/services/platform/registry"
 )
@@ -255,6 +258,9 @@ func CheckRedirectURI(raw string, production bool) error {
 	if u.Host == "" {
 		return errors.New("must be an absolute URL with a host")
 	}
+	if err := checkHost(u); err != nil {
+		return err
+	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return errors.New("must not have a fragment")
 	}
@@ -268,6 +274,63 @@ func CheckRedirectURI(raw string, production bool) error {
 		return errors.New("http is only allowed on loopback hosts")
 	}
 	return errors.New("scheme must be https (or http on loopback)")
+}
+
+// hostNames checks a registered name of an http(s) URI: RFC 3986 §3.2.2
+// sends a name "intended for lookup in the DNS" to the syntax of RFC 1034
+// §3.5 and RFC 1123 §2.1 (letters, digits and hyphens, 63 octets a label,
+// 253 in all), an internationalized one to IDNA (RFC 5891 §5, UTS #46
+// lookup mapping: bücher.example and its punycode form xn--bcher-kva.example
+// both pass, a malformed xn-- label does not).
+var hostNames = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.StrictDomainName(true),
+	idna.VerifyDNSLength(true), idna.ValidateLabels(true))
+
+// checkHost refuses the authority of an http(s) redirect URI whose host is
+// none of RFC 3986 §3.2.2's: an IP-literal (here an IPv6 address, without
+// a zone, which browsers do not take), a dotted-decimal IPv4 address, or a
+// DNS name (hostNames). RFC 3986's generic reg-name also allows the
+// sub-delimiters (; , ' ! $ & ( ) * + =), which no DNS name has: such a
+// host reaches no server, and it has been a way to end a directive of a
+// header the host is copied into (the consent page's CSP). A name whose
+// last label is a number is an IPv4 address to a browser (WHATWG URL "ends
+// in a number": 127.1 is 127.0.0.1), and no top-level domain is numeric
+// (RFC 3696 §2), so it must be one in dotted-decimal form. A port is 1 to
+// 65535 (RFC 793's 16 bits) when given.
+func checkHost(u *url.URL) error {
+	host := u.Hostname()
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not a TCP port (1-65535)", p)
+		}
+	}
+	if strings.HasPrefix(u.Host, "[") {
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {
+			return fmt.Errorf("host %q is not an IPv6 address without a zone (RFC 3986 §3.2.2 IP-literal)", host)
+		}
+		return nil
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
+		return nil
+	}
+	if _, err := hostNames.ToASCII(host); err != nil {
+		return fmt.Errorf("host %q is not a DNS name or IP address (RFC 3986 §3.2.2, RFC 1123 §2.1): %v", host, strings.TrimPrefix(err.Error(), "idna: "))
+	}
+	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
+	if last := labels[len(labels)-1]; endsInANumber(last) {
+		return fmt.Errorf("host %q ends in a number but is not a dotted-decimal IPv4 address (RFC 3986 §3.2.2)", host)
+	}
+	return nil
+}
+
+// endsInANumber reports whether label is what the WHATWG URL Standard
+// parses as a number in an IPv4 host: decimal digits, or 0x and hex digits.
+func endsInANumber(label string) bool {
+	digits := label
+	if len(label) >= 2 && (label[:2] == "0x" || label[:2] == "0X") {
+		digits = label[2:]
+		return strings.Trim(digits, "0123456789abcdefABCDEF") == ""
+	}
+	return digits != "" && strings.Trim(digits, "0123456789") == ""
 }
 
 // IsLoopbackHost reports whether h is localhost or a loopback IP.

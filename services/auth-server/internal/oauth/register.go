@@ -118,8 +118,18 @@ func (s *Server) rehashDynamic(ctx context.Context, c *clients.Client, h []byte)
 
 func dynamicToClient(rec dynamicRecord, rules clients.Rules) (*clients.Client, error) {
 	md := rec.Metadata
+	// A registration stored before a redirect URI rule (the host rule of
+	// clients.CheckRedirectURI) keeps only the URIs that pass it today: an
+	// authorization request naming another is refused before sign-in, as
+	// for an unregistered one.
+	redirects := make([]string, 0, len(md.RedirectURIs))
+	for _, u := range md.RedirectURIs {
+		if clients.CheckRedirectURI(u, true) == nil {
+			redirects = append(redirects, u)
+		}
+	}
 	c := &clients.Client{
-		ID: md.ClientID, Name: md.ClientName, RedirectURIs: md.RedirectURIs, Grants: md.GrantTypes,
+		ID: md.ClientID, Name: md.ClientName, RedirectURIs: redirects, Grants: md.GrantTypes,
 		Resources: rules.Resources, AuthMethod: md.AuthMethod, RequirePKCE: true, Kind: clients.KindDynamic,
 		SecretHash: []byte(rec.SecretHash),
 	}

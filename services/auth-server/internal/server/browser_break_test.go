@@ -249,30 +249,40 @@ func TestJSONErrorsNotSniffed(t *testing.T) {
 }
 
 // TestConsentPageCSPTakesOnlyAnOrigin: the consent page's form-action names
-// the redirect URI's origin so that the answer's redirect may follow; a
-// self-registered redirect URI whose host holds a ';' (RFC 3986 allows
-// sub-delimiters in a host, and registration takes it) must not end the
-// directive and add one of the client's choosing ("sandbox"): such a host
-// is left out of the header.
+// the redirect URI's origin so that the answer's redirect may follow. A
+// redirect URI whose host holds a ';' or ',' (RFC 3986's generic reg-name
+// allows sub-delimiters) would end the directive and add one of the
+// client's choosing ("sandbox"); registration refuses such hosts
+// (TestRegistrationRefusesHostsThatAreNotHosts), and a registration stored
+// before it did gets no consent page at all: the authorization request's
+// redirect URI fails the same rule (a 400 page, no redirect).
 func TestConsentPageCSPTakesOnlyAnOrigin(t *testing.T) {
 	f := startFleet(t, nil)
-	for redirect, want := range map[string]string{
-		"http://127.0.0.1:8977/csp-callback":   "form-action 'self' http://127.0.0.1:8977",
-		"https://a.example;sandbox/cb":         "form-action 'self'",
-		"https://b.example,script-src-elem/cb": "form-action 'self'",
-	} {
-		st, reg := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"none","client_name":"CSP"}`)
+	redirect := "http://127.0.0.1:8977/csp-callback"
+	st, reg := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"none","client_name":"CSP"}`)
+	if st != http.StatusCreated {
+		t.Fatalf("register %s: %d %v", redirect, st, reg)
+	}
+	c := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{redirect}, AuthMethod: "none"}
+	p := f.login(newBrowser(t, redirect), newAuthRequest(c))
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, "consent_id") {
+		t.Fatalf("want the consent page: %d %v\n%s", p.Status, p.Location, p.Body)
+	}
+	want := "form-action 'self' http://127.0.0.1:8977"
+	if csp := p.Header.Get("Content-Security-Policy"); !strings.HasSuffix(csp, "; "+want) || strings.Count(csp, ";") != 4 {
+		t.Errorf("CSP %q, want it to end with %q and hold five directives", csp, want)
+	}
+	for _, bad := range []string{"https://a.example;sandbox/cb", "https://b.example,script-src-elem/cb"} {
+		st, reg := register(t, f, `{"redirect_uris":["https://ok.example/cb"],"token_endpoint_auth_method":"none","client_name":"CSP"}`)
 		if st != http.StatusCreated {
-			t.Fatalf("register %s: %d %v", redirect, st, reg)
+			t.Fatalf("register: %d %v", st, reg)
 		}
-		c := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{redirect}, AuthMethod: "none"}
-		p := f.login(newBrowser(t, redirect), newAuthRequest(c))
-		if p.Status != http.StatusOK || !strings.Contains(p.Body, "consent_id") {
-			t.Fatalf("%s: want the consent page: %d %v\n%s", redirect, p.Status, p.Location, p.Body)
-		}
-		csp := p.Header.Get("Content-Security-Policy")
-		if !strings.HasSuffix(csp, "; "+want) || strings.Count(csp, ";") != 4 {
-			t.Errorf("%s: CSP %q, want it to end with %q and hold five directives", redirect, csp, want)
+		id := reg["client_id"].(string)
+		storeRedirectURIs(t, f, id, bad) // as registered before the rule
+		c := devClient{ClientID: id, RedirectURIs: []string{bad}, AuthMethod: "none"}
+		p := newBrowser(t, "https://").get(newAuthRequest(c).URL(f.Base))
+		if p.Status != http.StatusBadRequest || p.Location != nil || strings.Contains(p.Body, "consent_id") {
+			t.Errorf("%s: %d %v, want a 400 page without redirect or consent form\n%s", bad, p.Status, p.Location, p.Body)
 		}
 	}
 }
