@@ -38,6 +38,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tollgate/tollgate/e2e/harness"
+	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
 )
 
 // The suite's authorization-server scenarios (`conformance list
@@ -124,6 +125,15 @@ func run(m *testing.M) (int, error) {
 	if confidentialPort, err = freePort(); err != nil {
 		return 0, err
 	}
+	// The capability backend of every protobuf shape (schemas_test.go),
+	// as MCP tools: its three operations' schemas would take the OpenAPI
+	// document over the actions-api's budget (openapi.MaxDocument), and
+	// the actions-api would not start.
+	shapes, err := registrytest.Listen("shapes", []registrytest.Service{registrytest.ToolsOnly(registrytest.Shapes("shapes"))})
+	if err != nil {
+		return 0, err
+	}
+	defer shapes.Stop()
 	var registry string
 	defer func() {
 		if registry != "" {
@@ -148,6 +158,7 @@ func run(m *testing.M) (int, error) {
 			"RATE_LIMIT_AUTHORIZE_PER_MINUTE": "6000",
 			"RATE_LIMIT_REGISTER_PER_MINUTE":  "600",
 		},
+		Backends: []string{"shapes=" + shapes.Addr},
 		Setup: func(origin string) (map[string]string, error) {
 			var err error
 			registry, err = writeRegistry(origin)

@@ -6,7 +6,7 @@
 // is given), PKCE S256 and RFC 8707 resource. This file only keeps the
 // state the SDK asks for in memory and receives the redirect.
 //
-//   node sdkclient.mjs <MCP URL> <callback port> [--callback-fd N] [--client-id ID] [--client-secret S] [--state] [--sse] [--step-up]
+//   node sdkclient.mjs <MCP URL> <callback port> [--callback-fd N] [--client-id ID] [--client-secret S] [--state] [--sse] [--step-up] [--calls FILE]
 //
 // --callback-fd N: the callback server accepts on the listening socket the
 // parent handed over as file descriptor N (bound to <callback port>), so
@@ -29,6 +29,18 @@
 // refresh token in this mode: @modelcontextprotocol/sdk 1.32.2 refreshes
 // instead of authorizing again when it holds one, and a refresh keeps the
 // grant's scopes (its issue 2255; docs/reference/mcp.md).
+//
+// --calls FILE: then calls the tools FILE lists (a JSON array of {"tool":
+// "<dotted name>", "arguments": {…}, "doctored": [{…}, …]}) through
+// Client.callTool, which validates each result's structuredContent against
+// the tool's outputSchema with the SDK's own validator (compiled by
+// listTools) and throws when it does not match. It prints "RESULT <tool>
+// <structuredContent as JSON>" for each result, or "TOOLERROR <tool>
+// <content as JSON>" for a tool error; then, for each object of
+// "doctored", the result with that object's members put over it, judged
+// by the same validator: "DOCTORED <tool> <index> valid|invalid
+// [<error>]" (what the validator lets through that the schema forbids).
+import fs from 'node:fs';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -46,6 +58,7 @@ const clientSecret = flag('--client-secret');
 const withState = rest.includes('--state');
 const stepUp = rest.includes('--step-up');
 const callbackFD = flag('--callback-fd');
+const callsFile = flag('--calls');
 // --sse: the legacy HTTP+SSE transport (GET <url>, POST to the endpoint it names).
 const Transport = rest.includes('--sse') ? SSEClientTransport : StreamableHTTPClientTransport;
 const redirectUrl = `http://127.0.0.1:${port}/callback`;
@@ -164,6 +177,24 @@ async function main() {
   const result = await client.callTool({ name: health.name, arguments: {} });
   if (result.isError) throw new Error(`${health.name}: ${JSON.stringify(result.content)}`);
   console.log(`CALLED ${health.name}`);
+  if (callsFile) {
+    for (const call of JSON.parse(fs.readFileSync(callsFile, 'utf8'))) {
+      // The gateway may name tools with underscores (MCP_TOOL_NAME_STYLE).
+      const tool = tools.find((t) => t.name === call.tool || t.name === call.tool.replaceAll('.', '_'));
+      if (!tool) throw new Error(`no tool ${call.tool} in tools/list`);
+      const res = await client.callTool({ name: tool.name, arguments: call.arguments });
+      if (res.isError) {
+        console.log(`TOOLERROR ${call.tool} ${JSON.stringify(res.content)}`);
+        continue;
+      }
+      console.log(`RESULT ${call.tool} ${JSON.stringify(res.structuredContent)}`);
+      const validate = client.getToolOutputValidator(tool.name);
+      (call.doctored ?? []).forEach((over, i) => {
+        const v = validate({ ...res.structuredContent, ...over });
+        console.log(`DOCTORED ${call.tool} ${i} ${v.valid ? 'valid' : `invalid ${v.errorMessage}`}`);
+      });
+    }
+  }
   if (stepUp) {
     const revoke = tools.find((t) => /^connections[._]revoke$/.test(t.name));
     if (!revoke) throw new Error('no connections.revoke tool in tools/list');

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,6 +82,10 @@ type Options struct {
 	// it to CAPABILITY_BACKENDS, as EXAMPLE_BACKEND=1 does under make dev
 	// (devfleet.Options.ExampleBackend).
 	ExampleBackend bool
+	// Backends are more capability backends ("NAME=HOST:PORT", a gRPC
+	// server the test runs) listed in CAPABILITY_BACKENDS after
+	// capability-core, whose port is chosen here.
+	Backends []string
 }
 
 // Start builds the binaries and starts the fleet with the `make dev`
@@ -110,6 +115,9 @@ func StartWith(ctx context.Context, o Options) (*Fleet, error) {
 	// healthy Redis can miss the production 80 ms command timeout there.
 	env := map[string]string{"REDIS_COMMAND_TIMEOUT": "1s", "REDIS_DIAL_TIMEOUT": "1s"} // as testharness.RedisCommandTimeout, RedisDialTimeout
 	maps.Copy(env, o.Env)
+	if len(o.Backends) > 0 {
+		env["CAPABILITY_BACKENDS"] = strings.Join(append([]string{fmt.Sprintf("capability-core=127.0.0.1:%d", ports.CoreGRPC)}, o.Backends...), ",")
+	}
 	if o.Setup != nil {
 		more, err := o.Setup(fmt.Sprintf("http://localhost:%d", ports.Ingress))
 		if err != nil {

@@ -152,25 +152,32 @@ func (g *schemaGen) message(md protoreflect.MessageDescriptor) Schema {
 		s["required"] = required
 	}
 	// At most one member of a oneof: protojson refuses a second ("oneof
-	// … is already set"), and MarshalOutput writes only the one set.
-	dependent := Schema{}
+	// … is already set"), and MarshalOutput writes only the one set. Said
+	// as "no two members present", {"not": {"anyOf": [{"required": [a,
+	// b]}, …]}}, which every JSON Schema draft since 4 and OpenAPI 3.0
+	// read alike — not with 2019-09's dependentSchemas, which a draft-07
+	// validator skips as an unknown keyword: the MCP TypeScript SDK's
+	// client validates structuredContent with Ajv's draft-07 class and
+	// would let two members through (e2e/conformance
+	// TestTypeScriptSDKShapes).
+	var both []any
 	for i := 0; i < md.Oneofs().Len(); i++ {
 		o := md.Oneofs().Get(i)
-		if o.IsSynthetic() || o.Fields().Len() < 2 {
+		if o.IsSynthetic() {
 			continue
 		}
 		for j := 0; j < o.Fields().Len(); j++ {
-			others := Schema{}
-			for k := 0; k < o.Fields().Len(); k++ {
-				if k != j {
-					others[string(o.Fields().Get(k).Name())] = false
-				}
+			for k := j + 1; k < o.Fields().Len(); k++ {
+				both = append(both, Schema{"required": []any{string(o.Fields().Get(j).Name()), string(o.Fields().Get(k).Name())}})
 			}
-			dependent[string(o.Fields().Get(j).Name())] = Schema{"properties": others}
 		}
 	}
-	if len(dependent) > 0 {
-		s["dependentSchemas"] = dependent
+	switch len(both) {
+	case 0:
+	case 1:
+		s["not"] = both[0]
+	default:
+		s["not"] = Schema{"anyOf": both}
 	}
 	s["additionalProperties"] = g.output
 	return s

@@ -251,7 +251,8 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 // accepting and refusing: a recursive message is defined once and
 // referred to (its schema ends), oneof members and proto3 optional
 // fields are not required in the output (MarshalOutput leaves them out
-// when unset), descriptions and deprecation are carried, and the
+// when unset), two members of a oneof are refused with keywords every
+// draft reads, descriptions and deprecation are carried, and the
 // OpenAPI form (Schemas) refers to the definitions by the prefix given.
 func TestShapesSchemaShapes(t *testing.T) {
 	reg, _ := shapesRegistry(t)
@@ -267,7 +268,8 @@ func TestShapesSchemaShapes(t *testing.T) {
 		`"root":{"$ref":"#/$defs/shapes.Node-input"}`,
 		`"old":{"deprecated":true,"type":"string"}`,
 		`"ts":{"description":"When it happened.","format":"date-time"`,
-		`"by_name":{"properties":{"by_id":false,"by_node":false}}`,
+		// oneof exclusivity in a form a draft-07 validator reads too.
+		`"not":{"anyOf":[{"required":["by_name","by_id"]},{"required":["by_name","by_node"]},{"required":["by_id","by_node"]}]}`,
 		`"str_w":{"type":"string"}`,
 		`"bool_w":{"type":"boolean"}`,
 	} {

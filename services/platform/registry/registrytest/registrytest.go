@@ -126,63 +126,84 @@ type Backend struct {
 // opts are extra server options (TLS credentials, for example).
 func Start(t testing.TB, label string, services []Service, opts ...grpc.ServerOption) *Backend {
 	t.Helper()
-	b := &Backend{Label: label, opts: opts}
-	b.Serve(t, services...)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	b, err := Listen(label, services, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Addr = ln.Addr().String()
-	b.start(ln)
 	t.Cleanup(b.Stop)
 	return b
+}
+
+// Listen is Start for a caller without a test (a TestMain that starts a
+// fleet around the backend): it serves services on a free loopback port
+// until b.Stop.
+func Listen(label string, services []Service, opts ...grpc.ServerOption) (*Backend, error) {
+	b := &Backend{Label: label, opts: opts}
+	if err := b.serve(services); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	b.Addr = ln.Addr().String()
+	b.start(ln)
+	return b, nil
 }
 
 // Serve replaces the services the backend describes and answers.
 func (b *Backend) Serve(t testing.TB, services ...Service) {
 	t.Helper()
+	if err := b.serve(services); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *Backend) serve(services []Service) error {
 	files := new(protoregistry.Files)
 	for _, fd := range []protoreflect.FileDescriptor{descriptorpb.File_google_protobuf_descriptor_proto, optionsv1.File_tollgate_options_v1_options_proto} {
 		if err := files.RegisterFile(fd); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
 	svcs := map[string]grpc.ServiceInfo{"grpc.reflection.v1.ServerReflection": {}}
 	for _, s := range services {
 		for _, dep := range s.File().GetDependency() {
-			registerLinked(t, files, dep)
+			if err := registerLinked(files, dep); err != nil {
+				return err
+			}
 		}
 		fd, err := protodesc.NewFile(s.File(), files)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if err := files.RegisterFile(fd); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		svcs[s.FullName()] = grpc.ServiceInfo{}
 	}
 	b.mu.Lock()
 	b.files, b.svcs = files, svcs
 	b.mu.Unlock()
+	return nil
 }
 
 // registerLinked registers in files the linked file at path and its
 // dependencies, unless already there.
-func registerLinked(t testing.TB, files *protoregistry.Files, path string) {
-	t.Helper()
+func registerLinked(files *protoregistry.Files, path string) error {
 	if _, err := files.FindFileByPath(path); err == nil {
-		return
+		return nil
 	}
 	fd, err := protoregistry.GlobalFiles.FindFileByPath(path)
 	if err != nil {
-		t.Fatalf("registrytest: dependency %s: %v", path, err)
+		return fmt.Errorf("registrytest: dependency %s: %w", path, err)
 	}
 	for i := 0; i < fd.Imports().Len(); i++ {
-		registerLinked(t, files, fd.Imports().Get(i).Path())
+		if err := registerLinked(files, fd.Imports().Get(i).Path()); err != nil {
+			return err
+		}
 	}
-	if err := files.RegisterFile(fd); err != nil {
-		t.Fatal(err)
-	}
+	return files.RegisterFile(fd)
 }
 
 func (b *Backend) start(ln net.Listener) {
@@ -346,4 +367,20 @@ func splitMethod(full string) (string, string) {
 		}
 	}
 	return "", full
+}
+
+// ToolsOnly is s without its Actions operations: its capabilities are
+// MCP tools only (a fleet whose OpenAPI document their schemas would push
+// over the GPT Actions budget).
+func ToolsOnly(s Service) Service {
+	fd := proto.Clone(s.File()).(*descriptorpb.FileDescriptorProto)
+	for _, svc := range fd.GetService() {
+		for _, m := range svc.GetMethod() {
+			if m.Options != nil {
+				proto.ClearExtension(m.Options, optionsv1.E_ActionsOperation)
+			}
+		}
+	}
+	s.Proto = fd
+	return s
 }

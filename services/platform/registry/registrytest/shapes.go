@@ -3,6 +3,15 @@ package registrytest
 import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
+	// The well-known types Shapes' file imports, linked so that Serve
+	// finds them in protoregistry.GlobalFiles in any binary.
+	_ "google.golang.org/protobuf/types/known/anypb"
+	_ "google.golang.org/protobuf/types/known/durationpb"
+	_ "google.golang.org/protobuf/types/known/emptypb"
+	_ "google.golang.org/protobuf/types/known/fieldmaskpb"
+	_ "google.golang.org/protobuf/types/known/structpb"
+	_ "google.golang.org/protobuf/types/known/timestamppb"
+	_ "google.golang.org/protobuf/types/known/wrapperspb"
 
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
 )
