@@ -11,9 +11,11 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -72,6 +74,16 @@ type Shape struct {
 	BaseURL string
 	// TLS serves https (httptest's certificate, for example.com).
 	TLS bool
+	// ResponseModes is discovery's response_modes_supported (default:
+	// left out). Whatever it says, a request with response_mode=form_post
+	// is answered with a form POST (OAuth 2.0 Form Post Response Mode §2):
+	// a page whose form submits itself to the redirect URI, as Sign in with
+	// Apple sends.
+	ResponseModes []string
+	// User is the user field posted with a form_post answer (Sign in with
+	// Apple's JSON, {"name":{"firstName":…,"lastName":…},"email":…}, sent
+	// on a user's first sign-in only); empty: none.
+	User string
 }
 
 // Shaped is a running provider of a Shape.
@@ -233,6 +245,9 @@ func (p *Shaped) discovery(w http.ResponseWriter, _ *http.Request) {
 	if !p.shape.NoUserinfo {
 		doc["userinfo_endpoint"] = at + "/userinfo"
 	}
+	if len(p.shape.ResponseModes) > 0 {
+		doc["response_modes_supported"] = p.shape.ResponseModes
+	}
 	writeJSON(w, http.StatusOK, doc)
 }
 
@@ -258,8 +273,38 @@ func (p *Shaped) authorize(w http.ResponseWriter, r *http.Request) {
 		p.mu.Unlock()
 		out.Set("code", code)
 	}
+	if q.Get("response_mode") == "form_post" {
+		if p.shape.User != "" && out.Has("code") {
+			out.Set("user", p.shape.User)
+		}
+		formPost(w, back.String(), out)
+		return
+	}
 	back.RawQuery = out.Encode()
 	http.Redirect(w, r, back.String(), http.StatusFound)
+}
+
+// formPostPage submits the authorization response to the redirect URI
+// with the browser's POST (OAuth 2.0 Form Post Response Mode §2, §5.1).
+var formPostPage = template.Must(template.New("form_post").Parse(`<!DOCTYPE html>
+<html><head><title>Submit This Form</title></head>
+<body onload="javascript:document.forms[0].submit()">
+<form method="post" action="{{.Action}}">
+{{range $k, $v := .Fields}}<input type="hidden" name="{{$k}}" value="{{index $v 0}}"/>
+{{end}}</form></body></html>
+`))
+
+// FormPostAction and FormPostFields read a form_post page: where its form
+// posts and what (the page's HTML unescaped).
+var (
+	FormPostAction = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
+	FormPostFields = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)"`)
+)
+
+func formPost(w http.ResponseWriter, action string, fields url.Values) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = formPostPage.Execute(w, map[string]any{"Action": action, "Fields": fields})
 }
 
 // clientAuth checks the client per the methods the shape supports.

@@ -5,6 +5,8 @@ package config
 
 import (
 	"net"
+	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -189,7 +191,21 @@ type Upstream struct {
 	// …/organizations/v2.0 (UPSTREAM_ALLOWED_TENANTS; "*" alone: any
 	// tenant). Required with such an issuer, refused with any other.
 	AllowedTenants []string
+	// ResponseMode is how the provider returns the authorization response
+	// to /oauth/callback (UPSTREAM_RESPONSE_MODE): "query" (default, a GET
+	// redirect, RFC 6749 §4.1.2) or "form_post" (an auto-submitted form
+	// POST, OAuth 2.0 Form Post Response Mode §2), which Sign in with Apple
+	// requires when the name or email scope is asked. With form_post the
+	// login cookie is SameSite=None; Secure, so PUBLIC_ISSUER_URL must be
+	// https (or loopback).
+	ResponseMode string
 }
+
+// Upstream response modes (UPSTREAM_RESPONSE_MODE).
+const (
+	ResponseModeQuery    = "query"
+	ResponseModeFormPost = "form_post"
+)
 
 // EntraMultiTenant reports whether issuer is an Entra ID multi-tenant
 // issuer (path …/common/v2.0 or …/organizations/v2.0), whose discovery
@@ -246,6 +262,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DialAddr:           s.String("UPSTREAM_DIAL_ADDR", ""),
 		ForwardPromptLogin: s.Bool("UPSTREAM_FORWARD_PROMPT_LOGIN", true),
 		AllowedTenants:     s.List("UPSTREAM_ALLOWED_TENANTS", nil),
+		ResponseMode:       s.String("UPSTREAM_RESPONSE_MODE", ResponseModeQuery),
 	}
 	claimMap := s.List("UPSTREAM_CLAIM_MAP", nil)
 	tokenSecret := s.Secret("TOKEN_HMAC_SECRET")
@@ -472,6 +489,17 @@ func (c *Config) Validate(p *config.Problems) {
 	} else if len(c.Upstream.AllowedTenants) > 0 {
 		p.Addf("UPSTREAM_ALLOWED_TENANTS: only for a multi-tenant Entra ID issuer (…/common/v2.0 or …/organizations/v2.0), not %q", c.Upstream.Issuer)
 	}
+	switch c.Upstream.ResponseMode {
+	case ResponseModeQuery:
+	case ResponseModeFormPost:
+		// SameSite=None cookies must be Secure, and a browser keeps a Secure
+		// cookie only from a secure origin (https, or loopback).
+		if u, err := url.Parse(c.Issuer); err == nil && c.Issuer != "" && u.Scheme != "https" && !loopbackHost(u.Hostname()) {
+			p.Addf("UPSTREAM_RESPONSE_MODE: form_post needs an https PUBLIC_ISSUER_URL (or a loopback one), not %q: the login cookie must then be SameSite=None; Secure to come back with the provider's cross-site POST", c.Issuer)
+		}
+	default:
+		p.Addf("UPSTREAM_RESPONSE_MODE: %q is neither query nor form_post", c.Upstream.ResponseMode)
+	}
 	if c.Upstream.DialAddr != "" {
 		if _, port, err := net.SplitHostPort(c.Upstream.DialAddr); err != nil || port == "" {
 			p.Addf("UPSTREAM_DIAL_ADDR: %q is not host:port", c.Upstream.DialAddr)
@@ -570,4 +598,14 @@ func (c *Config) Validate(p *config.Problems) {
 			p.Addf("%s: must be at least 1", r.key)
 		}
 	}
+}
+
+// loopbackHost reports whether h is localhost or a loopback address, which
+// browsers treat as a secure origin.
+func loopbackHost(h string) bool {
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
 }

@@ -56,3 +56,33 @@ func TestUpstreamAllowedTenants(t *testing.T) {
 		t.Errorf("template %q %v", tpl, ok)
 	}
 }
+
+// TestUpstreamResponseMode: query (default) or form_post; form_post needs a
+// PUBLIC_ISSUER_URL where the login cookie can be SameSite=None; Secure.
+func TestUpstreamResponseMode(t *testing.T) {
+	for _, tc := range []struct {
+		issuer, mode, want, problem string
+	}{
+		{"http://localhost:4000", "", ResponseModeQuery, ""},
+		{"http://localhost:4000", "query", ResponseModeQuery, ""},
+		{"http://localhost:4000", "form_post", ResponseModeFormPost, ""},
+		{"http://127.0.0.1:4000", "form_post", ResponseModeFormPost, ""},
+		{"https://tollgate.example.com", "form_post", ResponseModeFormPost, ""},
+		{"http://tollgate.example.com", "form_post", "", `UPSTREAM_RESPONSE_MODE: form_post needs an https PUBLIC_ISSUER_URL (or a loopback one), not "http://tollgate.example.com"`},
+		{"http://localhost:4000", "fragment", "", `UPSTREAM_RESPONSE_MODE: "fragment" is neither query nor form_post`},
+		{"http://localhost:4000", "FORM_POST", "", "is neither query nor form_post"},
+	} {
+		env := base()
+		env["PUBLIC_ISSUER_URL"] = tc.issuer
+		env["UPSTREAM_RESPONSE_MODE"] = tc.mode
+		c, err := Load(pconfig.MapEnv(env))
+		switch {
+		case tc.problem == "" && err != nil:
+			t.Errorf("%s %q: %v", tc.issuer, tc.mode, err)
+		case tc.problem == "" && c.Upstream.ResponseMode != tc.want:
+			t.Errorf("%s %q: mode %q, want %q", tc.issuer, tc.mode, c.Upstream.ResponseMode, tc.want)
+		case tc.problem != "" && (err == nil || !strings.Contains(err.Error(), tc.problem)):
+			t.Errorf("%s %q: %v, want %q", tc.issuer, tc.mode, err, tc.problem)
+		}
+	}
+}

@@ -245,6 +245,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	target, err := s.upstream.AuthURL(ctx, state, nonce, verifier, fresh)
+	if errors.Is(err, errUpstreamMismatch) {
+		s.log.ErrorContext(r.Context(), "upstream does not support the configuration", "err", err)
+		_ = s.store.Delete(ctx, "pending", state)
+		redirectErr("server_error", "the identity provider does not support the response mode this server is configured for (UPSTREAM_RESPONSE_MODE)")
+		return
+	}
 	if err != nil {
 		s.log.WarnContext(r.Context(), "upstream unavailable", "err", err)
 		_ = s.store.Delete(ctx, "pending", state)
@@ -296,13 +302,21 @@ func (s *Server) loginBinding(r *http.Request) string {
 	return randomID()
 }
 
-// setLoginCookie (re)sets the login cookie for LOGIN_TTL: HttpOnly, and
-// SameSite=Lax, since the upstream IdP sends the browser back to the
-// callback with a cross-site top-level GET, which Strict would strip.
+// setLoginCookie (re)sets the login cookie for LOGIN_TTL, HttpOnly. With
+// UPSTREAM_RESPONSE_MODE=query it is SameSite=Lax: the upstream IdP sends
+// the browser back to the callback with a cross-site top-level GET, which
+// Strict would strip. With form_post the provider's page POSTs to the
+// callback cross-site, which carries no Lax cookie (RFC 6265bis §5.5,
+// "same-site" requests): the cookie is SameSite=None; Secure then (the
+// configuration refuses form_post where it could not be Secure). The
+// binding is as strong either way: the callback still requires the cookie
+// whose hash the state's pending request holds (sameBrowser), so a request
+// forged from another site, which a Lax cookie does not stop for a
+// top-level GET either, fails without the victim's own state.
 func (s *Server) setLoginCookie(w http.ResponseWriter, value string) {
 	name, secure := s.loginCookie()
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", Secure: secure, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, MaxAge: int(s.cfg.LoginTTL.Seconds())})
+		SameSite: s.loginCookieSameSite(), MaxAge: int(s.cfg.LoginTTL.Seconds())})
 }
 
 // sameBrowser reports whether r comes from the browser that started p.
@@ -321,7 +335,11 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	r, rec := s.withAudit(r, audit.Record{Event: audit.CodeIssued})
 	defer s.logAudit(r, rec)
 	ctx := r.Context()
-	q := r.URL.Query()
+	q, desc := s.callbackParams(r)
+	if desc != "" {
+		s.fail(w, r, "callback", http.StatusBadRequest, "invalid_request", desc)
+		return
+	}
 	state := q.Get("state")
 	if state == "" {
 		s.fail(w, r, "callback", http.StatusBadRequest, "invalid_request", "the callback has no state")
@@ -382,6 +400,9 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 			redirectErr("server_error", "the identity provider's response could not be verified")
 		}
 		return
+	}
+	if r.Method == http.MethodPost {
+		id.Profile = withAppleName(id.Profile, q.Get("user"))
 	}
 	rec.Subject = id.Subject
 	if desc := checkFreshness(mustParseQuery(p.Query), id.AuthTime, p.Created, s.now()); desc != "" {

@@ -412,6 +412,7 @@ func (s *Server) Handler() http.Handler {
 	handle("GET", "/.well-known/oauth-authorization-server/{path...}", http.HandlerFunc(s.discovery))
 	handle("GET", "/oauth/authorize", s.guard("authorize", false, s.authorize))
 	handle("GET", "/oauth/callback", s.guard("callback", false, s.callback))
+	handle("POST", "/oauth/callback", s.guard("callback", false, s.callback)) // UPSTREAM_RESPONSE_MODE=form_post
 	handle("POST", "/oauth/consent", s.guard("consent", false, s.consent))
 	handle("POST", "/oauth/consent/revoke", s.guard("consent_revoke", true, s.revokeConsent))
 	handle("POST", "/oauth/token", s.guard("token", true, s.token))

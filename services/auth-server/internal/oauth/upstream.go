@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,7 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
+	"github.com/zitadel/oidc/v3/pkg/client"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"golang.org/x/sync/singleflight"
@@ -32,6 +35,12 @@ type Identity struct {
 // errUpstreamUnreachable means discovery or the token endpoint could not be
 // reached: the client gets temporarily_unavailable.
 var errUpstreamUnreachable = errors.New("upstream identity provider unreachable")
+
+// errUpstreamMismatch means the provider's discovery document says it does
+// not support what the auth-server is configured for (a response mode): no
+// sign-in can work until the setting or the provider changes, so the client
+// gets server_error, not temporarily_unavailable.
+var errUpstreamMismatch = errors.New("upstream identity provider does not support the configuration")
 
 // Upstream is the relying party towards the upstream OIDC IdP (zitadel/oidc
 // rp: discovery, JWKS, ID-token verification, userinfo). It is created on
@@ -162,7 +171,13 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 			break
 		}
 	}
+	if err == nil && u.cfg.ResponseMode == config.ResponseModeFormPost {
+		err = u.checkResponseMode(ctx, party.Issuer(), wellKnown)
+	}
 	u.observe("discovery", start, err)
+	if errors.Is(err, errUpstreamMismatch) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: discovery: %v", errUpstreamUnreachable, err)
 	}
@@ -170,6 +185,23 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	u.party = party
 	u.mu.Unlock()
 	return party, nil
+}
+
+// checkResponseMode refuses UPSTREAM_RESPONSE_MODE=form_post when the
+// discovery document lists response_modes_supported without form_post
+// (Discovery 1.0 §3; OAuth 2.0 Form Post Response Mode §2). A document
+// without the list is taken at the operator's word: the default it implies,
+// query and fragment, is often left unstated by providers that post.
+func (u *Upstream) checkResponseMode(ctx context.Context, issuer, wellKnown string) error {
+	doc, err := client.Discover(ctx, issuer, u.client, wellKnown)
+	if err != nil {
+		return err
+	}
+	if modes := doc.ResponseModesSupported; len(modes) > 0 && !slices.Contains(modes, config.ResponseModeFormPost) {
+		return fmt.Errorf("%w: UPSTREAM_RESPONSE_MODE=form_post, but the provider's discovery document lists response_modes_supported %q without form_post: set UPSTREAM_RESPONSE_MODE=query",
+			errUpstreamMismatch, modes)
+	}
+	return nil
 }
 
 // entraIssuer accepts an ID token iss that is template with {tenantid}
@@ -222,6 +254,9 @@ func (u *Upstream) AuthURL(ctx context.Context, state, nonce, verifier string, f
 	}
 	if f.MaxAge != nil {
 		opts = append(opts, rp.AuthURLOpt(rp.WithURLParam("max_age", strconv.FormatInt(*f.MaxAge, 10))))
+	}
+	if u.cfg.ResponseMode == config.ResponseModeFormPost {
+		opts = append(opts, rp.AuthURLOpt(rp.WithURLParam("response_mode", config.ResponseModeFormPost)))
 	}
 	return rp.AuthURL(state, party, opts...), nil
 }
@@ -306,6 +341,55 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 	return id, nil
 }
 
+// maxAppleNamePart bounds each part of the name in Apple's user field.
+const maxAppleNamePart = 256
+
+// appleUserName reads the name from the user field Sign in with Apple posts
+// with the authorization response on a user's first sign-in only
+// ({"name":{"firstName":…,"lastName":…},"email":…}; Apple's "Incorporating
+// Sign in with Apple into Other Platforms"). The field is not signed: it is
+// display profile at most, never identity — sub and email come from the
+// verified ID token, and the field's email is ignored. ok is false when the
+// field is absent or not that shape (then nothing is taken from it).
+func appleUserName(raw string) (given, family string, ok bool) {
+	if raw == "" {
+		return "", "", false
+	}
+	var user struct {
+		Name struct {
+			FirstName string `json:"firstName"`
+			LastName  string `json:"lastName"`
+		} `json:"name"`
+	}
+	if err := json.Unmarshal([]byte(raw), &user); err != nil {
+		return "", "", false
+	}
+	given, family = strings.TrimSpace(user.Name.FirstName), strings.TrimSpace(user.Name.LastName)
+	for _, part := range []string{given, family} {
+		if len(part) > maxAppleNamePart || strings.ContainsFunc(part, unicode.IsControl) {
+			return "", "", false
+		}
+	}
+	return given, family, given != "" || family != ""
+}
+
+// withAppleName fills the profile's empty name claims from Apple's user
+// field (appleUserName); a name the provider vouched for in the ID token or
+// userinfo is kept.
+func withAppleName(p tokens.Profile, raw string) tokens.Profile {
+	given, family, ok := appleUserName(raw)
+	if !ok {
+		return p
+	}
+	if p.GivenName == "" && p.FamilyName == "" {
+		p.GivenName, p.FamilyName = given, family
+	}
+	if p.Name == "" {
+		p.Name = strings.TrimSpace(given + " " + family)
+	}
+	return p
+}
+
 // upstreamTransport dials cfg.DialAddr whenever a connection to the
 // issuer's host:port is asked for (UPSTREAM_DIAL_ADDR); everything else,
 // including the Host header and TLS verification, stays as for the issuer.
@@ -334,4 +418,39 @@ func upstreamTransport(cfg config.Upstream) http.RoundTripper {
 		return dialer.DialContext(ctx, network, addr)
 	}
 	return t
+}
+
+// loginCookieSameSite is the login cookie's SameSite attribute for
+// UPSTREAM_RESPONSE_MODE (see setLoginCookie): Lax for query, None for
+// form_post.
+func (s *Server) loginCookieSameSite() http.SameSite {
+	if s.cfg.Upstream.ResponseMode == config.ResponseModeFormPost {
+		return http.SameSiteNoneMode
+	}
+	return http.SameSiteLaxMode
+}
+
+// callbackParams returns the authorization response's parameters: the
+// query of a GET with UPSTREAM_RESPONSE_MODE=query (RFC 6749 §4.1.2), the
+// form body of a POST with form_post (OAuth 2.0 Form Post Response Mode
+// §2). A callback in the other method is refused, as is a POST that is not
+// a form or also carries parameters in its query: the answer comes one way
+// only. desc is the error description, empty when the parameters are read.
+func (s *Server) callbackParams(r *http.Request) (params url.Values, desc string) {
+	formPost := s.cfg.Upstream.ResponseMode == config.ResponseModeFormPost
+	switch {
+	case r.Method == http.MethodPost && !formPost:
+		return nil, "the identity provider's answer was POSTed, but this server takes it in the query of a GET (UPSTREAM_RESPONSE_MODE=query); start again from the application"
+	case r.Method != http.MethodPost && formPost:
+		return nil, "the identity provider's answer came in a GET, but this server takes it as a form POST (UPSTREAM_RESPONSE_MODE=form_post); start again from the application"
+	case !formPost:
+		return r.URL.Query(), ""
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		return nil, "the callback POST must be a form (Content-Type: application/x-www-form-urlencoded)"
+	}
+	if r.URL.RawQuery != "" {
+		return nil, "the callback POST carries parameters in its URL; a form_post answer has them in the body only"
+	}
+	return r.PostForm, ""
 }

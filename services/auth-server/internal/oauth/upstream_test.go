@@ -18,6 +18,7 @@ import (
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
 	"github.com/tollgate/tollgate/services/dev-idp/idptest"
+	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
 // TestUpstreamDiscoveryHoldsNoLock: while one discovery is in flight (here
@@ -177,4 +178,30 @@ func TestUpstreamShapeGoogle(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAppleUserName: the name in Sign in with Apple's user field fills an
+// empty name only; its email is never taken, and a field of another shape
+// (or a name part too long or with control characters) is ignored.
+func TestAppleUserName(t *testing.T) {
+	for _, tc := range []struct {
+		raw      string
+		in, want tokens.Profile
+	}{
+		{`{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"mallory@example.com"}`, tokens.Profile{Email: "ada@example.com"},
+			tokens.Profile{Name: "Ada Lovelace", GivenName: "Ada", FamilyName: "Lovelace", Email: "ada@example.com"}},
+		{`{"name":{"firstName":"Ada"}}`, tokens.Profile{}, tokens.Profile{Name: "Ada", GivenName: "Ada"}},
+		{`{"name":{"firstName":"Ada","lastName":"Lovelace"}}`, tokens.Profile{Name: "Ada King"}, tokens.Profile{Name: "Ada King", GivenName: "Ada", FamilyName: "Lovelace"}},
+		{`{"name":{"firstName":"Ada","lastName":"Lovelace"}}`, tokens.Profile{GivenName: "Augusta"}, tokens.Profile{Name: "Ada Lovelace", GivenName: "Augusta"}},
+		{`{"email":"mallory@example.com"}`, tokens.Profile{}, tokens.Profile{}},
+		{`{"name":"Ada"}`, tokens.Profile{}, tokens.Profile{}},
+		{`not json`, tokens.Profile{}, tokens.Profile{}},
+		{`{"name":{"firstName":"Ada\u0000"}}`, tokens.Profile{}, tokens.Profile{}},
+		{`{"name":{"firstName":"` + strings.Repeat("a", maxAppleNamePart+1) + `"}}`, tokens.Profile{}, tokens.Profile{}},
+		{``, tokens.Profile{Name: "x"}, tokens.Profile{Name: "x"}},
+	} {
+		if got := withAppleName(tc.in, tc.raw); got != tc.want {
+			t.Errorf("%.60s on %+v: %+v, want %+v", tc.raw, tc.in, got, tc.want)
+		}
+	}
 }

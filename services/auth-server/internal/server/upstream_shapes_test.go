@@ -1,7 +1,11 @@
 package server_test
 
 import (
+	"html"
+	"io"
 	"maps"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -228,4 +232,238 @@ func TestUpstreamShapeSigning(t *testing.T) {
 			f.refused(t)
 		})
 	}
+}
+
+// noFollow is an HTTP client that stops at every redirect.
+var noFollow = &http.Client{Timeout: 60 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// upstreamAnswer is what the provider sent the browser back to
+// /oauth/callback with, and the login cookie the authorization set.
+type upstreamAnswer struct {
+	Callback string     // the form's action, or the redirect without its query
+	Params   url.Values // the form's fields, or the redirect's query
+	Cookie   *http.Cookie
+}
+
+// startUpstreamLogin sends the browser to /oauth/authorize and on to the
+// provider, and returns the provider's answer: a form_post page's form, or
+// a redirect's query.
+func (f *fleet) startUpstreamLogin(t *testing.T, a *authRequest) upstreamAnswer {
+	t.Helper()
+	resp, err := noFollow.Get(a.URL(f.Base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var ans upstreamAnswer
+	for _, c := range resp.Cookies() {
+		if strings.HasSuffix(c.Name, "tollgate-login") {
+			ans.Cookie = c
+		}
+	}
+	if resp.StatusCode != http.StatusFound || ans.Cookie == nil {
+		t.Fatalf("authorize: %d, Location %s, cookies %v", resp.StatusCode, resp.Header.Get("Location"), resp.Cookies())
+	}
+	resp, err = noFollow.Get(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		m := idptest.FormPostAction.FindStringSubmatch(string(body))
+		if m == nil {
+			t.Fatalf("provider page without a form:\n%s", body)
+		}
+		ans.Callback, ans.Params = html.UnescapeString(m[1]), url.Values{}
+		for _, h := range idptest.FormPostFields.FindAllStringSubmatch(string(body), -1) {
+			ans.Params.Set(h[1], html.UnescapeString(h[2]))
+		}
+	case http.StatusFound:
+		u, _ := url.Parse(resp.Header.Get("Location"))
+		ans.Params, u.RawQuery = u.Query(), ""
+		ans.Callback = u.String()
+	default:
+		t.Fatalf("provider: %d\n%s", resp.StatusCode, body)
+	}
+	return ans
+}
+
+// sentCrossSite is what a browser sends of c with a request another site
+// started: a cookie without SameSite=None (Lax, Strict, or none, which
+// browsers take as Lax) stays home on a cross-site POST (RFC 6265bis
+// §5.7.3.3), and SameSite=None is kept only when Secure.
+func sentCrossSite(method string, c *http.Cookie) bool {
+	if method == http.MethodGet {
+		return c.SameSite != http.SameSiteStrictMode // a top-level navigation
+	}
+	return c.SameSite == http.SameSiteNoneMode && c.Secure
+}
+
+// deliver sends the provider's answer to /oauth/callback as a browser on
+// the provider's page would — a POST of the form, or a GET of the
+// redirect — with the login cookie if the browser would send it, and
+// returns the response (a redirect to the client, or an error page).
+func (f *fleet) deliver(t *testing.T, method string, ans upstreamAnswer, providerOrigin string) (*http.Response, string) {
+	t.Helper()
+	var req *http.Request
+	if method == http.MethodPost {
+		req, _ = http.NewRequest(method, ans.Callback, strings.NewReader(ans.Params.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", providerOrigin)
+	} else {
+		req, _ = http.NewRequest(method, ans.Callback+"?"+ans.Params.Encode(), nil)
+	}
+	req.Header.Set("Accept", "text/html")
+	if ans.Cookie != nil && sentCrossSite(method, ans.Cookie) {
+		req.AddCookie(&http.Cookie{Name: ans.Cookie.Name, Value: ans.Cookie.Value})
+	}
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// codeFrom requires a redirect to the client with a code and returns it.
+func codeFrom(t *testing.T, a *authRequest, resp *http.Response, body string) string {
+	t.Helper()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if (resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther) || loc == nil || !strings.HasPrefix(loc.String(), a.RedirectURI) {
+		t.Fatalf("callback: %d, Location %q\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if q := loc.Query(); q.Get("code") == "" || q.Get("state") != a.State {
+		t.Fatalf("redirect %s: want a code and the state", loc)
+	}
+	return loc.Query().Get("code")
+}
+
+// TestUpstreamShapeFormPost: Sign in with Apple answers with
+// response_mode=form_post when name or email is asked (OAuth 2.0 Form
+// Post Response Mode §2): the provider's page POSTs code and state — and
+// on a user's first sign-in a user field with the name — to
+// /oauth/callback from the provider's site. With
+// UPSTREAM_RESPONSE_MODE=form_post the auth-server asks for it, takes the
+// POST, and its login cookie is SameSite=None; Secure, since a browser
+// sends no Lax cookie with a cross-site POST; the name comes from the user
+// field (Apple's ID token has none), sub and email from the ID token only.
+func TestUpstreamShapeFormPost(t *testing.T) {
+	const user = `{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"mallory@example.com"}`
+	apple := idptest.Shape{NoUserinfo: true, Subject: "001234.abcdef0123456789.1234", ResponseModes: []string{"query", "fragment", "form_post"},
+		IDClaims: map[string]any{"email": "ada@privaterelay.appleid.com", "email_verified": "true", "is_private_email": "true"}, User: user}
+	formPost := map[string]string{"UPSTREAM_RESPONSE_MODE": "form_post"}
+	f, p := startShaped(t, apple, formPost)
+	c := f.Clients["local-test"]
+
+	a := newAuthRequest(c)
+	ans := f.startUpstreamLogin(t, a)
+	if k := ans.Cookie; !k.Secure || !k.HttpOnly || k.SameSite != http.SameSiteNoneMode || k.Path != "/" || k.Name != "__Host-tollgate-login" {
+		t.Errorf("login cookie %s: want __Host-, Secure, HttpOnly, SameSite=None, Path=/", k)
+	}
+	if ans.Params.Get("user") != user || ans.Params.Get("code") == "" {
+		t.Fatalf("the provider's form %v", ans.Params)
+	}
+	resp, body := f.deliver(t, http.MethodPost, ans, p.Server.URL)
+	tr := f.exchange(c, a, codeFrom(t, a, resp, body))
+	if tr.AccessToken == "" {
+		t.Fatalf("token: %d %s %s", tr.Status, tr.Error, tr.Description)
+	}
+	claims, err := f.Verifier(c.Audience).Verify(ctxT(t), tr.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProfile(t, claims, apple.Subject, "ada@privaterelay.appleid.com", true, "Ada Lovelace")
+	if claims.Profile.GivenName != "Ada" || claims.Profile.FamilyName != "Lovelace" {
+		t.Errorf("given %q family %q", claims.Profile.GivenName, claims.Profile.FamilyName)
+	}
+
+	t.Run("a later sign-in without the user field has no name", func(t *testing.T) {
+		f, _ := startShaped(t, idptest.Shape{NoUserinfo: true, ResponseModes: []string{"form_post"}, IDClaims: map[string]any{"email": "ada@example.com"}}, formPost)
+		wantProfile(t, f.signInFormPost(t), idptest.Subject, "ada@example.com", false, "")
+	})
+	t.Run("a user field not Apple's shape is ignored", func(t *testing.T) {
+		f, _ := startShaped(t, idptest.Shape{NoUserinfo: true, User: `{"name":"Ada"}`, IDClaims: map[string]any{"email": "ada@example.com"}}, formPost)
+		wantProfile(t, f.signInFormPost(t), idptest.Subject, "ada@example.com", false, "")
+	})
+	t.Run("the ID token's name wins over the user field", func(t *testing.T) {
+		f, _ := startShaped(t, idptest.Shape{NoUserinfo: true, User: user, IDClaims: map[string]any{"name": "Ada King"}}, formPost)
+		wantProfile(t, f.signInFormPost(t), idptest.Subject, "", false, "Ada King")
+	})
+
+	refusedAtCallback := func(t *testing.T, resp *http.Response, body, want string) {
+		t.Helper()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(html.UnescapeString(body), want) {
+			t.Fatalf("callback %d, want 400 saying %q:\n%s", resp.StatusCode, want, body)
+		}
+	}
+	t.Run("refused: a GET callback in form_post mode", func(t *testing.T) {
+		ans := f.startUpstreamLogin(t, newAuthRequest(c))
+		resp, body := f.deliver(t, http.MethodGet, ans, p.Server.URL)
+		refusedAtCallback(t, resp, body, "takes it as a form POST (UPSTREAM_RESPONSE_MODE=form_post)")
+	})
+	t.Run("refused: another browser's POST", func(t *testing.T) {
+		a := newAuthRequest(c)
+		ans := f.startUpstreamLogin(t, a)
+		ans.Cookie.Value = f.startUpstreamLogin(t, newAuthRequest(c)).Cookie.Value
+		resp, body := f.deliver(t, http.MethodPost, ans, p.Server.URL)
+		refusedAtCallback(t, resp, body, "not started in this browser")
+	})
+	t.Run("refused: a POST without the cookie (Lax would not send it)", func(t *testing.T) {
+		ans := f.startUpstreamLogin(t, newAuthRequest(c))
+		ans.Cookie.SameSite = http.SameSiteLaxMode
+		resp, body := f.deliver(t, http.MethodPost, ans, p.Server.URL)
+		refusedAtCallback(t, resp, body, "not started in this browser")
+	})
+	t.Run("refused: parameters in the POST's URL", func(t *testing.T) {
+		ans := f.startUpstreamLogin(t, newAuthRequest(c))
+		ans.Callback += "?error=access_denied"
+		resp, body := f.deliver(t, http.MethodPost, ans, p.Server.URL)
+		refusedAtCallback(t, resp, body, "a form_post answer has them in the body only")
+	})
+	t.Run("refused: a POST in query mode", func(t *testing.T) {
+		f, p := startShaped(t, idptest.Shape{UserinfoClaims: fullProfile}, nil)
+		a := newAuthRequest(c)
+		ans := f.startUpstreamLogin(t, a)
+		if ans.Cookie.SameSite != http.SameSiteLaxMode {
+			t.Errorf("login cookie %s: want SameSite=Lax in query mode", ans.Cookie)
+		}
+		ans.Cookie.SameSite = http.SameSiteNoneMode // whatever the browser sends
+		resp, body := f.deliver(t, http.MethodPost, ans, p.Server.URL)
+		refusedAtCallback(t, resp, body, "takes it in the query of a GET (UPSTREAM_RESPONSE_MODE=query)")
+		// The state was not spent on the refused POST.
+		resp, body = f.deliver(t, http.MethodGet, ans, p.Server.URL)
+		codeFrom(t, a, resp, body)
+	})
+	t.Run("refused: a provider whose discovery lists no form_post", func(t *testing.T) {
+		f, _ := startShaped(t, idptest.Shape{ResponseModes: []string{"query", "fragment"}, UserinfoClaims: fullProfile}, formPost)
+		a := newAuthRequest(c)
+		resp, err := noFollow.Get(a.URL(f.Base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if q := loc.Query(); q.Get("error") != "server_error" || !strings.Contains(q.Get("error_description"), "UPSTREAM_RESPONSE_MODE") {
+			t.Fatalf("authorize: %d %s, want server_error naming UPSTREAM_RESPONSE_MODE", resp.StatusCode, loc)
+		}
+	})
+}
+
+// signInFormPost runs the sign-in with the provider's form POSTed back and
+// returns the access token's claims.
+func (f *fleet) signInFormPost(t *testing.T) *tokens.Claims {
+	t.Helper()
+	c := f.Clients["local-test"]
+	a := newAuthRequest(c)
+	ans := f.startUpstreamLogin(t, a)
+	resp, body := f.deliver(t, http.MethodPost, ans, "https://provider.example")
+	tr := f.exchange(c, a, codeFrom(t, a, resp, body))
+	claims, err := f.Verifier(c.Audience).Verify(ctxT(t), tr.AccessToken)
+	if err != nil {
+		t.Fatalf("%v (token response %d %s %s)", err, tr.Status, tr.Error, tr.Description)
+	}
+	return claims
 }
