@@ -396,6 +396,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(r.Context(), "upstream login failed", "err", err)
 		if errors.Is(err, errUpstreamUnreachable) {
 			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
+		} else if errors.Is(err, errVerifiedClaim) {
+			redirectErr("server_error", "the identity provider's email_verified is neither true nor false (a boolean, OpenID Connect Core section 5.1, or the string 'true' or 'false')")
 		} else {
 			redirectErr("server_error", "the identity provider's response could not be verified")
 		}

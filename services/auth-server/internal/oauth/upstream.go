@@ -36,6 +36,46 @@ type Identity struct {
 // reached: the client gets temporarily_unavailable.
 var errUpstreamUnreachable = errors.New("upstream identity provider unreachable")
 
+// errVerifiedClaim means the provider sent email_verified (or, seen only by
+// the library's decoding, phone_number_verified) as something other than a
+// boolean (OpenID Connect Core §5.1) or the string "true"/"false" that
+// Cognito and others send: the sign-in is refused with server_error saying
+// so, rather than the value passing for false.
+var errVerifiedClaim = errors.New("is neither true nor false (a boolean, OpenID Connect Core §5.1, or the string \"true\" or \"false\")")
+
+// libraryVerifiedClaim recognizes zitadel/oidc's refusal of a *_verified
+// claim (oidc.Bool, which takes true, false, "true" and "false") in an ID
+// token or userinfo response, which it reports only as text.
+func libraryVerifiedClaim(err error) error {
+	if err != nil && strings.Contains(err.Error(), " into Bool") {
+		return fmt.Errorf("email_verified or phone_number_verified %w: %v", errVerifiedClaim, err)
+	}
+	return err
+}
+
+// emailVerified reads an email_verified value: a boolean, the string "true"
+// or "false", or nothing (false).
+func emailVerified(name string, v any) (bool, error) {
+	switch v := v.(type) {
+	case nil:
+		return false, nil
+	case bool:
+		return v, nil
+	case string:
+		switch v {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+	}
+	b, _ := json.Marshal(v)
+	if len(b) > 64 {
+		b = append(b[:64], "…"...)
+	}
+	return false, fmt.Errorf("email_verified (claim %s = %s) %w", name, b, errVerifiedClaim)
+}
+
 // errUpstreamMismatch means the provider's discovery document says it does
 // not support what the auth-server is configured for (a response mode): no
 // sign-in can work until the setting or the provider changes, so the client
@@ -277,7 +317,7 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 		if errors.As(err, &ne) {
 			return nil, fmt.Errorf("%w: token endpoint: %v", errUpstreamUnreachable, err)
 		}
-		return nil, fmt.Errorf("code exchange: %w", err)
+		return nil, fmt.Errorf("code exchange: %w", libraryVerifiedClaim(err))
 	}
 	sub := toks.IDTokenClaims.GetSubject()
 	if template, ok := config.EntraMultiTenant(u.cfg.Issuer); ok {
@@ -299,7 +339,7 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 		info, err := rp.Userinfo[*oidc.UserInfo](ctx, toks.AccessToken, toks.TokenType, sub, party)
 		u.observe("userinfo", start, err)
 		if err != nil {
-			return nil, fmt.Errorf("userinfo: %w", err)
+			return nil, fmt.Errorf("userinfo: %w", libraryVerifiedClaim(err))
 		}
 		sources = append(sources, info)
 	}
@@ -332,11 +372,8 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 	if m, ok := u.cfg.ClaimMap["email_verified"]; ok {
 		evName = m
 	}
-	switch v := claims[evName].(type) {
-	case bool:
-		id.Profile.EmailVerified = v
-	case string:
-		id.Profile.EmailVerified = v == "true"
+	if id.Profile.EmailVerified, err = emailVerified(evName, claims[evName]); err != nil {
+		return nil, err
 	}
 	return id, nil
 }

@@ -164,6 +164,55 @@ func TestUpstreamShapeCognito(t *testing.T) {
 	}
 }
 
+// TestUpstreamShapeEmailVerifiedSpelling: email_verified is a boolean
+// (OpenID Connect Core §5.1), or the string "true"/"false" that Cognito and
+// others send, in the ID token, userinfo, or a claim UPSTREAM_CLAIM_MAP
+// names; any other value refuses the sign-in with server_error saying so,
+// rather than passing for unverified or failing as an unverifiable
+// response.
+func TestUpstreamShapeEmailVerifiedSpelling(t *testing.T) {
+	mapped := map[string]string{"UPSTREAM_CLAIM_MAP": "email_verified=custom:email_verified"}
+	for name, tc := range map[string]struct {
+		shape idptest.Shape
+		env   map[string]string
+		want  bool
+	}{
+		"mapped string true":  {idptest.Shape{UserinfoClaims: map[string]any{"email": "ada@example.com", "custom:email_verified": "true"}}, mapped, true},
+		"mapped string false": {idptest.Shape{UserinfoClaims: map[string]any{"email": "ada@example.com", "custom:email_verified": "false"}}, mapped, false},
+		"mapped boolean":      {idptest.Shape{IDClaims: map[string]any{"email": "ada@example.com", "custom:email_verified": true}}, mapped, true},
+		"absent":              {idptest.Shape{UserinfoClaims: map[string]any{"email": "ada@example.com"}}, nil, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f, _ := startShaped(t, tc.shape, tc.env)
+			wantProfile(t, f.signIn(t), idptest.Subject, "ada@example.com", tc.want, "")
+		})
+	}
+	for name, tc := range map[string]struct {
+		shape idptest.Shape
+		env   map[string]string
+	}{
+		"userinfo yes":      {idptest.Shape{UserinfoClaims: map[string]any{"email": "ada@example.com", "email_verified": "yes"}}, nil},
+		"ID token True":     {idptest.Shape{IDClaims: map[string]any{"email": "ada@example.com", "email_verified": "True"}}, nil},
+		"userinfo number 1": {idptest.Shape{UserinfoClaims: map[string]any{"email": "ada@example.com", "email_verified": 1}}, nil},
+		"mapped string 1":   {idptest.Shape{UserinfoClaims: map[string]any{"email": "ada@example.com", "custom:email_verified": "1"}}, mapped},
+		"mapped object":     {idptest.Shape{IDClaims: map[string]any{"email": "ada@example.com", "custom:email_verified": map[string]any{"v": true}}}, mapped},
+	} {
+		t.Run("refused: "+name, func(t *testing.T) {
+			f, _ := startShaped(t, tc.shape, tc.env)
+			c := f.Clients["local-test"]
+			a := newAuthRequest(c)
+			p := f.login(newBrowser(t, c.RedirectURIs[0]), a)
+			if p.Location == nil {
+				t.Fatalf("no redirect to the client: %d %s\n%s", p.Status, p.URL, p.Body)
+			}
+			if q := p.Location.Query(); q.Get("error") != "server_error" || q.Get("code") != "" ||
+				!strings.Contains(q.Get("error_description"), "email_verified is neither true nor false") {
+				t.Fatalf("redirect %s, want server_error saying email_verified is neither true nor false", p.Location)
+			}
+		})
+	}
+}
+
 // TestUpstreamShapeNoUserinfo: a discovery document without
 // userinfo_endpoint (Apple's; OPTIONAL in Discovery 1.0 §3): the profile is
 // the ID token's. Before, every sign-in failed on the missing endpoint.
