@@ -39,8 +39,8 @@ func (c *Capability) OutputSchema() Schema { return standalone(c.Method.Output()
 // its schema. Names are "<message full name>-input" or "-output".
 func (c *Capability) Schemas(refPrefix string) (in, out Schema, defs map[string]Schema) {
 	defs = map[string]Schema{}
-	in = (&schemaGen{prefix: refPrefix, defs: defs}).message(c.Method.Input())
-	out = (&schemaGen{output: true, prefix: refPrefix, defs: defs}).message(c.Method.Output())
+	in = (&schemaGen{openapi: true, prefix: refPrefix, defs: defs}).message(c.Method.Input())
+	out = (&schemaGen{openapi: true, output: true, prefix: refPrefix, defs: defs}).message(c.Method.Output())
 	return in, out, defs
 }
 
@@ -60,8 +60,11 @@ func standalone(md protoreflect.MessageDescriptor, output bool) Schema {
 // schemaGen builds the schemas of one direction (input or output).
 type schemaGen struct {
 	output bool
-	prefix string
-	defs   map[string]Schema
+	// openapi: for an OpenAPI document (Schemas), whose format registry
+	// has formats JSON Schema validators do not know (uint32, uint64).
+	openapi bool
+	prefix  string
+	defs    map[string]Schema
 	// recursive memoizes whether a message can contain itself.
 	recursive map[protoreflect.FullName]bool
 }
@@ -289,10 +292,18 @@ func (g *schemaGen) scalar(k protoreflect.Kind, enum protoreflect.EnumDescriptor
 		return Schema{"type": "integer", "format": "int32", "minimum": math.MinInt32, "maximum": math.MaxInt32}
 	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
 		// "uint32" is the OpenAPI Format Registry's unsigned 32-bit
-		// integer (https://spec.openapis.org/registry/format/uint32);
-		// minimum and maximum say the same to any JSON Schema validator,
-		// which ignores formats it does not know.
-		return Schema{"type": "integer", "format": "uint32", "minimum": 0, "maximum": uint64(math.MaxUint32)}
+		// integer (https://spec.openapis.org/registry/format/uint32),
+		// in the OpenAPI document only: minimum and maximum say the
+		// same, and a JSON Schema validator need not know the format —
+		// Ajv with ajv-formats, which the MCP TypeScript SDK's client
+		// uses, logs "unknown format" for every such field when it
+		// compiles an outputSchema, and refuses the schema in its
+		// strict mode (e2e/conformance TestTypeScriptSDKShapes).
+		s := Schema{"type": "integer", "minimum": 0, "maximum": uint64(math.MaxUint32)}
+		if g.openapi {
+			s["format"] = "uint32"
+		}
+		return s
 	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
 		// The proto3 JSON mapping writes 64-bit integers as decimal
 		// strings (a JSON number loses precision past 2^53) and accepts
@@ -303,11 +314,15 @@ func (g *schemaGen) scalar(k protoreflect.Kind, enum protoreflect.EnumDescriptor
 		return Schema{"type": []any{"string", "integer"}, "pattern": int64Pattern, "format": "int64",
 			"minimum": int64(math.MinInt64), "maximum": int64(math.MaxInt64)}
 	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		if g.output {
-			return Schema{"type": "string", "pattern": uint64Pattern, "format": "uint64"}
+		// "uint64" in the OpenAPI document only, as uint32.
+		s := Schema{"type": "string", "pattern": uint64Pattern}
+		if !g.output {
+			s = Schema{"type": []any{"string", "integer"}, "pattern": uint64Pattern, "minimum": 0, "maximum": uint64(math.MaxUint64)}
 		}
-		return Schema{"type": []any{"string", "integer"}, "pattern": uint64Pattern, "format": "uint64",
-			"minimum": 0, "maximum": uint64(math.MaxUint64)}
+		if g.openapi {
+			s["format"] = "uint64"
+		}
+		return s
 	case protoreflect.FloatKind, protoreflect.DoubleKind:
 		// NaN and the infinities are the strings "NaN", "Infinity" and
 		// "-Infinity"; a float out of its range is refused.
