@@ -8,7 +8,11 @@ import (
 )
 
 // Schema is a JSON Schema (draft 2020-12, which OpenAPI 3.1 also uses) as
-// a plain map, ready to encode.
+// a plain map, ready to encode. It names no "$schema": 2020-12 is MCP's
+// default dialect (2025-11-25, SEP-1613), and a draft-07 validator that
+// checks a schema against its meta-schema first (Ajv's default class)
+// throws on a 2020-12 one it does not hold. Its keywords are read alike
+// by draft-07 validators where that costs nothing (a oneof's exclusivity).
 //
 // The schemas describe the proto3 JSON mapping as protojson implements it
 // (https://protobuf.dev/programming-guides/json/): what DecodeJSON accepts

@@ -263,6 +263,12 @@ func TestShapesSchemaShapes(t *testing.T) {
 	if len(in) > 20000 || len(out) > 20000 {
 		t.Errorf("schemas of %d and %d bytes", len(in), len(out))
 	}
+	// No "$schema": MCP 2025-11-25 makes 2020-12 the default dialect
+	// (SEP-1613), and Ajv's draft-07 class, validating the schema first
+	// as it does by default, throws on the 2020-12 meta-schema it lacks.
+	if bytes.Contains(in, []byte(`"$schema"`)) || bytes.Contains(out, []byte(`"$schema"`)) {
+		t.Errorf("the schemas name a $schema")
+	}
 	for _, want := range []string{
 		`"$defs":{"shapes.Node-input":{"additionalProperties":false,"properties":{"child":{"$ref":"#/$defs/shapes.Node-input"}`,
 		`"root":{"$ref":"#/$defs/shapes.Node-input"}`,
