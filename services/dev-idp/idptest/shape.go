@@ -80,6 +80,15 @@ type Shape struct {
 	// a page whose form submits itself to the redirect URI, as Sign in with
 	// Apple sends.
 	ResponseModes []string
+	// ClientKey is the public key of the client's private_key_jwt
+	// assertions (with AuthMethods listing private_key_jwt; OpenID Connect
+	// Core §9, RFC 7523 §3), ClientKeyID its kid (empty: any). An
+	// assertion must be signed RS256 or ES256 by it, have iss and sub the
+	// client id, aud the token endpoint URL, an exp in the next 10 minutes
+	// and a jti not seen before; client_assertion beside another
+	// authentication method is refused.
+	ClientKey   crypto.PublicKey
+	ClientKeyID string
 	// User is the user field posted with a form_post answer (Sign in with
 	// Apple's JSON, {"name":{"firstName":…,"lastName":…},"email":…}, sent
 	// on a user's first sign-in only); empty: none.
@@ -100,11 +109,13 @@ type Shaped struct {
 	base     string
 	redirect string
 
-	mu       sync.Mutex
-	keys     []*shapeKey // published; the last one signs
-	codes    map[string]shapeCode
-	tokens   map[string]bool
-	userinfo int
+	mu         sync.Mutex
+	assertions []Assertion // accepted client assertions
+	jtis       map[string]bool
+	keys       []*shapeKey // published; the last one signs
+	codes      map[string]shapeCode
+	tokens     map[string]bool
+	userinfo   int
 }
 
 type shapeKey struct {
@@ -133,7 +144,7 @@ func StartShape(t testing.TB, shape Shape, redirect string) *Shaped {
 		shape.Subject = Subject
 	}
 	p := &Shaped{t: t, shape: shape, ClientID: ClientID, ClientSecret: rand.Text(), redirect: redirect,
-		codes: map[string]shapeCode{}, tokens: map[string]bool{}}
+		codes: map[string]shapeCode{}, tokens: map[string]bool{}, jtis: map[string]bool{}}
 	p.keys = []*shapeKey{p.newKey()}
 	mux := http.NewServeMux()
 	prefix := strings.TrimSuffix(shape.Path, "/")
@@ -307,6 +318,68 @@ func formPost(w http.ResponseWriter, action string, fields url.Values) {
 	_ = formPostPage.Execute(w, map[string]any{"Action": action, "Fields": fields})
 }
 
+// Assertion is a private_key_jwt client assertion the provider accepted:
+// its JOSE header and claims.
+type Assertion struct {
+	Header jose.Header
+	Claims map[string]any
+}
+
+// Assertions returns the client assertions accepted so far.
+func (p *Shaped) Assertions() []Assertion {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Assertion(nil), p.assertions...)
+}
+
+// TokenEndpoint is the provider's token endpoint URL.
+func (p *Shaped) TokenEndpoint() string {
+	return p.base + strings.TrimSuffix(p.shape.Path, "/") + "/token"
+}
+
+// assertionAuth checks a private_key_jwt client assertion (RFC 7523 §3).
+func (p *Shaped) assertionAuth(r *http.Request) bool {
+	if p.shape.ClientKey == nil || r.PostForm.Has("client_secret") || r.Header.Get("Authorization") != "" ||
+		r.PostForm.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+		return false
+	}
+	jws, err := jose.ParseSigned(r.PostForm.Get("client_assertion"), []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	if err != nil || len(jws.Signatures) != 1 {
+		return false
+	}
+	h := jws.Signatures[0].Header
+	if p.shape.ClientKeyID != "" && h.KeyID != p.shape.ClientKeyID {
+		return false
+	}
+	payload, err := jws.Verify(p.shape.ClientKey)
+	if err != nil {
+		return false
+	}
+	var c map[string]any
+	if json.Unmarshal(payload, &c) != nil {
+		return false
+	}
+	aud := c["aud"]
+	if list, ok := aud.([]any); ok && len(list) == 1 {
+		aud = list[0]
+	}
+	exp, _ := c["exp"].(float64)
+	jti, _ := c["jti"].(string)
+	now := float64(time.Now().Unix())
+	if c["iss"] != p.ClientID || c["sub"] != p.ClientID || aud != p.TokenEndpoint() || exp < now || exp > now+600 || jti == "" ||
+		(r.PostForm.Has("client_id") && r.PostForm.Get("client_id") != p.ClientID) {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.jtis[jti] {
+		return false
+	}
+	p.jtis[jti] = true
+	p.assertions = append(p.assertions, Assertion{Header: h, Claims: c})
+	return true
+}
+
 // clientAuth checks the client per the methods the shape supports.
 func (p *Shaped) clientAuth(r *http.Request) bool {
 	allowed := func(m string) bool {
@@ -316,6 +389,9 @@ func (p *Shaped) clientAuth(r *http.Request) bool {
 			}
 		}
 		return false
+	}
+	if r.PostForm.Has("client_assertion") {
+		return allowed("private_key_jwt") && p.assertionAuth(r)
 	}
 	if id, secret, ok := r.BasicAuth(); ok {
 		id, _ = url.QueryUnescape(id)

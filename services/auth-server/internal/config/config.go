@@ -4,6 +4,10 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
@@ -12,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	oidccrypto "github.com/zitadel/oidc/v3/pkg/crypto"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/platform/clientip"
@@ -199,6 +205,15 @@ type Upstream struct {
 	// login cookie is SameSite=None; Secure, so PUBLIC_ISSUER_URL must be
 	// https (or loopback).
 	ResponseMode string
+	// ClientKey is the PEM private key (PKCS#8, or PKCS#1 RSA) the
+	// auth-server authenticates to the provider's token endpoint with, by
+	// private_key_jwt (UPSTREAM_CLIENT_KEY_FILE or UPSTREAM_CLIENT_KEY;
+	// OpenID Connect Core §9, RFC 7523 §2.2) instead of a client secret:
+	// an RSA key of at least 2048 bits signs RS256, a P-256 key ES256.
+	ClientKey string
+	// ClientKeyID is the kid of ClientKey at the provider
+	// (UPSTREAM_CLIENT_KEY_ID), sent in the assertion's header; optional.
+	ClientKeyID string
 }
 
 // Upstream response modes (UPSTREAM_RESPONSE_MODE).
@@ -263,6 +278,8 @@ func Load(getenv func(string) string) (Config, error) {
 		ForwardPromptLogin: s.Bool("UPSTREAM_FORWARD_PROMPT_LOGIN", true),
 		AllowedTenants:     s.List("UPSTREAM_ALLOWED_TENANTS", nil),
 		ResponseMode:       s.String("UPSTREAM_RESPONSE_MODE", ResponseModeQuery),
+		ClientKey:          s.Secret("UPSTREAM_CLIENT_KEY"),
+		ClientKeyID:        s.String("UPSTREAM_CLIENT_KEY_ID", ""),
 	}
 	claimMap := s.List("UPSTREAM_CLAIM_MAP", nil)
 	tokenSecret := s.Secret("TOKEN_HMAC_SECRET")
@@ -508,8 +525,17 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.Upstream.ClientID == "" {
 		p.Addf("UPSTREAM_CLIENT_ID: required")
 	}
-	if c.Upstream.ClientSecret == "" && prod {
-		p.Addf("UPSTREAM_CLIENT_SECRET: required in production (or UPSTREAM_CLIENT_SECRET_FILE)")
+	switch {
+	case c.Upstream.ClientKey != "" && c.Upstream.ClientSecret != "":
+		p.Addf("UPSTREAM_CLIENT_KEY_FILE and UPSTREAM_CLIENT_SECRET: set one (a client authenticates one way per request, RFC 6749 §2.3)")
+	case c.Upstream.ClientKey != "":
+		if _, err := UpstreamKeyAlg(c.Upstream.ClientKey); err != nil {
+			p.Addf("UPSTREAM_CLIENT_KEY_FILE: %v", err)
+		}
+	case c.Upstream.ClientKeyID != "":
+		p.Addf("UPSTREAM_CLIENT_KEY_ID: only with UPSTREAM_CLIENT_KEY_FILE")
+	case prod:
+		p.Addf("UPSTREAM_CLIENT_SECRET: required in production (or UPSTREAM_CLIENT_SECRET_FILE, or a key: UPSTREAM_CLIENT_KEY_FILE)")
 	}
 	if !slices.Contains(c.Upstream.Scopes, "openid") {
 		p.Addf("UPSTREAM_SCOPES: must include openid")
@@ -608,4 +634,28 @@ func loopbackHost(h string) bool {
 	}
 	ip, err := netip.ParseAddr(h)
 	return err == nil && ip.IsLoopback()
+}
+
+// UpstreamKeyAlg returns the JWS algorithm a private_key_jwt assertion is
+// signed with for the PEM key: RS256 for RSA of at least 2048 bits, ES256
+// for P-256 (RFC 7518 §3.1). Other keys are refused: zitadel/oidc signs
+// any EC key ES256.
+func UpstreamKeyAlg(pemKey string) (string, error) {
+	key, _, err := oidccrypto.BytesToPrivateKey([]byte(pemKey))
+	if err != nil {
+		return "", fmt.Errorf("not a PEM private key (PKCS#8, or PKCS#1 RSA): %v", err)
+	}
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		if k.N.BitLen() < 2048 {
+			return "", fmt.Errorf("an RSA key of %d bits; at least 2048 are required (RFC 7518 §3.3)", k.N.BitLen())
+		}
+		return "RS256", nil
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return "", fmt.Errorf("an EC key on %s; ES256 needs P-256", k.Curve.Params().Name)
+		}
+		return "ES256", nil
+	}
+	return "", fmt.Errorf("a %T key; RSA (RS256) or EC P-256 (ES256) is required", key)
 }

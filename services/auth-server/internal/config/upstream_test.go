@@ -1,6 +1,14 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"maps"
 	"strings"
 	"testing"
 
@@ -83,6 +91,54 @@ func TestUpstreamResponseMode(t *testing.T) {
 			t.Errorf("%s %q: mode %q, want %q", tc.issuer, tc.mode, c.Upstream.ResponseMode, tc.want)
 		case tc.problem != "" && (err == nil || !strings.Contains(err.Error(), tc.problem)):
 			t.Errorf("%s %q: %v, want %q", tc.issuer, tc.mode, err, tc.problem)
+		}
+	}
+}
+
+// TestUpstreamClientKey: UPSTREAM_CLIENT_KEY_FILE (private_key_jwt) takes
+// an RSA key of at least 2048 bits or a P-256 key, in PKCS#8 or PKCS#1
+// PEM, instead of a client secret, never beside one.
+func TestUpstreamClientKey(t *testing.T) {
+	pemOf := func(key any) string {
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	}
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	pkcs1 := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsa2048)}))
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		problem string
+	}{
+		{"RSA", map[string]string{"UPSTREAM_CLIENT_KEY": pemOf(rsa2048), "UPSTREAM_CLIENT_KEY_ID": "k1"}, ""},
+		{"RSA PKCS#1", map[string]string{"UPSTREAM_CLIENT_KEY": pkcs1}, ""},
+		{"P-256 in production without a secret", map[string]string{"UPSTREAM_CLIENT_KEY": pemOf(p256), "TOLLGATE_ENV": "production"}, ""},
+		{"RSA 1024", map[string]string{"UPSTREAM_CLIENT_KEY": pemOf(rsa1024)}, "UPSTREAM_CLIENT_KEY_FILE: an RSA key of 1024 bits; at least 2048"},
+		{"P-384", map[string]string{"UPSTREAM_CLIENT_KEY": pemOf(p384)}, "UPSTREAM_CLIENT_KEY_FILE: an EC key on P-384; ES256 needs P-256"},
+		{"Ed25519", map[string]string{"UPSTREAM_CLIENT_KEY": pemOf(ed)}, "RSA (RS256) or EC P-256 (ES256) is required"},
+		{"not PEM", map[string]string{"UPSTREAM_CLIENT_KEY": "secret"}, "UPSTREAM_CLIENT_KEY_FILE: not a PEM private key"},
+		{"beside a secret", map[string]string{"UPSTREAM_CLIENT_KEY": pemOf(p256), "UPSTREAM_CLIENT_SECRET": "s"}, "UPSTREAM_CLIENT_KEY_FILE and UPSTREAM_CLIENT_SECRET: set one"},
+		{"kid without a key", map[string]string{"UPSTREAM_CLIENT_KEY_ID": "k1", "UPSTREAM_CLIENT_SECRET": "s"}, "UPSTREAM_CLIENT_KEY_ID: only with UPSTREAM_CLIENT_KEY_FILE"},
+	} {
+		env := base()
+		maps.Copy(env, tc.env)
+		c, err := Load(pconfig.MapEnv(env))
+		switch {
+		case tc.problem == "" && err != nil && !strings.Contains(err.Error(), "UPSTREAM_CLIENT"):
+			// production asks for other settings too; only ours matter here
+		case tc.problem == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.problem == "" && c.Upstream.ClientKey == "":
+			t.Errorf("%s: no key kept", tc.name)
+		case tc.problem != "" && (err == nil || !strings.Contains(err.Error(), tc.problem)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.problem)
 		}
 	}
 }

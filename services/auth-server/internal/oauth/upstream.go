@@ -19,6 +19,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/client"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
@@ -198,7 +199,7 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 		if verifier != nil {
 			vopts = append(vopts, rp.WithISSVerifier(verifier))
 		}
-		party, err = rp.NewRelyingPartyOIDC(ctx, issuer, u.cfg.ClientID, u.cfg.ClientSecret, u.redirect, u.cfg.Scopes,
+		opts := []rp.Option{
 			rp.WithHTTPClient(u.client),
 			rp.WithCustomDiscoveryUrl(wellKnown),
 			// ES256, PS256…: the algorithms the provider says it signs ID
@@ -206,13 +207,21 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 			// still the JWKS's, so a symmetric alg finds none.
 			rp.WithSigningAlgsFromDiscovery(),
 			rp.WithVerifierOpts(vopts...),
-		)
+		}
+		if u.cfg.ClientKey != "" {
+			// private_key_jwt (OpenID Connect Core §9): the library's
+			// signer; client_id goes in the form (no Basic header: one
+			// authentication method per request, RFC 6749 §2.3).
+			opts = append(opts, rp.WithJWTProfile(rp.SignerFromKeyAndKeyID([]byte(u.cfg.ClientKey), u.cfg.ClientKeyID)),
+				rp.WithAuthStyle(oauth2.AuthStyleInParams))
+		}
+		party, err = rp.NewRelyingPartyOIDC(ctx, issuer, u.cfg.ClientID, u.cfg.ClientSecret, u.redirect, u.cfg.Scopes, opts...)
 		if !errors.Is(err, oidc.ErrIssuerInvalid) {
 			break
 		}
 	}
-	if err == nil && u.cfg.ResponseMode == config.ResponseModeFormPost {
-		err = u.checkResponseMode(ctx, party.Issuer(), wellKnown)
+	if err == nil && (u.cfg.ResponseMode == config.ResponseModeFormPost || u.cfg.ClientKey != "") {
+		err = u.checkSupport(ctx, party.Issuer(), wellKnown)
 	}
 	u.observe("discovery", start, err)
 	if errors.Is(err, errUpstreamMismatch) {
@@ -227,21 +236,48 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	return party, nil
 }
 
-// checkResponseMode refuses UPSTREAM_RESPONSE_MODE=form_post when the
-// discovery document lists response_modes_supported without form_post
-// (Discovery 1.0 §3; OAuth 2.0 Form Post Response Mode §2). A document
-// without the list is taken at the operator's word: the default it implies,
-// query and fragment, is often left unstated by providers that post.
-func (u *Upstream) checkResponseMode(ctx context.Context, issuer, wellKnown string) error {
+// checkSupport refuses what the discovery document says the provider does
+// not do (Discovery 1.0 §3): UPSTREAM_RESPONSE_MODE=form_post with
+// response_modes_supported listed without form_post (OAuth 2.0 Form Post
+// Response Mode §2), and a client key with token_endpoint_auth_methods_supported
+// listed without private_key_jwt (OpenID Connect Core §9). A document
+// without the list is taken at the operator's word: the defaults it implies
+// (query and fragment; client_secret_basic) are often left unstated by
+// providers that do more.
+func (u *Upstream) checkSupport(ctx context.Context, issuer, wellKnown string) error {
 	doc, err := client.Discover(ctx, issuer, u.client, wellKnown)
 	if err != nil {
 		return err
 	}
-	if modes := doc.ResponseModesSupported; len(modes) > 0 && !slices.Contains(modes, config.ResponseModeFormPost) {
+	if modes := doc.ResponseModesSupported; u.cfg.ResponseMode == config.ResponseModeFormPost && len(modes) > 0 && !slices.Contains(modes, config.ResponseModeFormPost) {
 		return fmt.Errorf("%w: UPSTREAM_RESPONSE_MODE=form_post, but the provider's discovery document lists response_modes_supported %q without form_post: set UPSTREAM_RESPONSE_MODE=query",
 			errUpstreamMismatch, modes)
 	}
+	if methods := doc.TokenEndpointAuthMethodsSupported; u.cfg.ClientKey != "" && len(methods) > 0 && !slices.Contains(methods, oidc.AuthMethodPrivateKeyJWT) {
+		return fmt.Errorf("%w: UPSTREAM_CLIENT_KEY_FILE is set (private_key_jwt), but the provider's discovery document lists token_endpoint_auth_methods_supported %q without private_key_jwt: use a client secret",
+			errUpstreamMismatch, methods)
+	}
 	return nil
+}
+
+// clientAssertionTTL is how long a private_key_jwt assertion is valid: one
+// is made per token request.
+const clientAssertionTTL = 2 * time.Minute
+
+// clientAssertion signs a private_key_jwt assertion for the token request
+// (RFC 7523 §3, OpenID Connect Core §9): iss and sub the client id, aud the
+// token endpoint URL (Core §9: SHOULD; Okta and Entra ID require it, where
+// the library's own choice would be the issuer), a random jti, exp
+// clientAssertionTTL ahead. The library signs it (client.SignedJWTProfileAssertion).
+func clientAssertion(party rp.RelyingParty) ([]rp.CodeExchangeOpt, error) {
+	if party.Signer() == nil {
+		return nil, nil
+	}
+	a, err := client.SignedJWTProfileAssertion(party.OAuthConfig().ClientID, []string{party.OAuthConfig().Endpoint.TokenURL}, clientAssertionTTL, party.Signer())
+	if err != nil {
+		return nil, fmt.Errorf("client assertion: %w", err)
+	}
+	return []rp.CodeExchangeOpt{rp.WithClientAssertionJWT(a)}, nil
 }
 
 // entraIssuer accepts an ID token iss that is template with {tenantid}
@@ -309,8 +345,12 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 	if err != nil {
 		return nil, err
 	}
+	opts, err := clientAssertion(party)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
-	toks, err := rp.CodeExchange[*oidc.IDTokenClaims](context.WithValue(ctx, nonceKey{}, nonce), code, party, rp.WithCodeVerifier(verifier))
+	toks, err := rp.CodeExchange[*oidc.IDTokenClaims](context.WithValue(ctx, nonceKey{}, nonce), code, party, append(opts, rp.WithCodeVerifier(verifier))...)
 	u.observe("token", start, err)
 	if err != nil {
 		var ne net.Error

@@ -1,11 +1,20 @@
 package server_test
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
 	"html"
 	"io"
 	"maps"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -515,4 +524,82 @@ func (f *fleet) signInFormPost(t *testing.T) *tokens.Claims {
 		t.Fatalf("%v (token response %d %s %s)", err, tr.Status, tr.Error, tr.Description)
 	}
 	return claims
+}
+
+// clientKeyFile writes a PKCS#8 PEM of key for UPSTREAM_CLIENT_KEY_FILE.
+func clientKeyFile(t *testing.T, key crypto.Signer) string {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "upstream-client-key.pem")
+	writeFile(t, path, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+	return path
+}
+
+// TestUpstreamShapePrivateKeyJWT: the auth-server authenticates to the
+// token endpoint with a private_key_jwt assertion (OpenID Connect Core §9,
+// RFC 7523 §2.2, §3) signed RS256 or ES256 by UPSTREAM_CLIENT_KEY_FILE,
+// with the kid UPSTREAM_CLIENT_KEY_ID: iss = sub = the client id, aud the
+// token endpoint URL, a short exp and a fresh jti, and no client secret.
+// The provider verifies it (idptest); a key it does not know, or a
+// provider whose discovery does not list private_key_jwt, refuses.
+func TestUpstreamShapePrivateKeyJWT(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, key := range map[string]crypto.Signer{"RS256": rsaKey, "ES256": ecKey} {
+		t.Run(name, func(t *testing.T) {
+			shape := idptest.Shape{AuthMethods: []string{"private_key_jwt"}, ClientKey: key.Public(), ClientKeyID: "tollgate-2026", UserinfoClaims: fullProfile}
+			f, p := startShaped(t, shape, map[string]string{"UPSTREAM_CLIENT_SECRET": "",
+				"UPSTREAM_CLIENT_KEY_FILE": clientKeyFile(t, key), "UPSTREAM_CLIENT_KEY_ID": "tollgate-2026"})
+			start := time.Now()
+			wantProfile(t, f.signIn(t), idptest.Subject, "ada@example.com", true, "Ada Lovelace")
+			f.signIn(t)
+			as := p.Assertions()
+			if len(as) != 2 {
+				t.Fatalf("%d assertions accepted, want 2", len(as))
+			}
+			for _, a := range as {
+				c := a.Claims
+				exp, _ := c["exp"].(float64)
+				if a.Header.Algorithm != name || a.Header.KeyID != "tollgate-2026" || c["iss"] != p.ClientID || c["sub"] != p.ClientID ||
+					exp > float64(start.Add(5*time.Minute).Unix()) || c["jti"] == "" {
+					t.Errorf("assertion %+v %v", a.Header, c)
+				}
+				if aud := fmt.Sprint(c["aud"]); aud != "["+p.TokenEndpoint()+"]" && aud != p.TokenEndpoint() {
+					t.Errorf("aud %v, want the token endpoint %s", c["aud"], p.TokenEndpoint())
+				}
+			}
+			if as[0].Claims["jti"] == as[1].Claims["jti"] {
+				t.Errorf("jti %v used twice", as[0].Claims["jti"])
+			}
+		})
+	}
+	t.Run("refused: a key the provider does not know", func(t *testing.T) {
+		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		f, _ := startShaped(t, idptest.Shape{AuthMethods: []string{"private_key_jwt"}, ClientKey: ecKey.Public(), IDClaims: fullProfile},
+			map[string]string{"UPSTREAM_CLIENT_SECRET": "", "UPSTREAM_CLIENT_KEY_FILE": clientKeyFile(t, other)})
+		f.refused(t)
+	})
+	t.Run("refused: a provider whose discovery lists no private_key_jwt", func(t *testing.T) {
+		f, _ := startShaped(t, idptest.Shape{ClientKey: ecKey.Public(), IDClaims: fullProfile},
+			map[string]string{"UPSTREAM_CLIENT_SECRET": "", "UPSTREAM_CLIENT_KEY_FILE": clientKeyFile(t, ecKey)})
+		a := newAuthRequest(f.Clients["local-test"])
+		resp, err := noFollow.Get(a.URL(f.Base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if q := loc.Query(); q.Get("error") != "server_error" || !strings.Contains(q.Get("error_description"), "UPSTREAM_CLIENT_KEY_FILE") {
+			t.Fatalf("authorize: %d %s, want server_error naming UPSTREAM_CLIENT_KEY_FILE", resp.StatusCode, loc)
+		}
+	})
 }
