@@ -42,7 +42,10 @@ type pending struct {
 type consentRequest struct {
 	Pending  pending  `json:"pending"`
 	Identity Identity `json:"identity"`
-	CSRFHash string   `json:"csrf_hash"`
+	// CSRFHash is the hash of the page's form token, Browser the hash of
+	// the consent cookie of the browser shown the page (consentBinding).
+	CSRFHash string `json:"csrf_hash"`
+	Browser  string `json:"browser,omitempty"`
 }
 
 // consentRecord is a remembered approval.
@@ -580,7 +583,32 @@ func clientDescription(err error) string {
 
 // --- consent -------------------------------------------------------------------
 
-const consentCookie = "__Host-tollgate-consent"
+// consentCookie names the cookie that binds consent pages to the browser
+// shown them: __Host-tollgate-consent where the login cookie is __Host-
+// (an https or loopback issuer), else tollgate-consent without Secure — a
+// plain-http development issuer on another host (a PUBLIC_URL tunnel),
+// where a browser never sends a Secure cookie back and no consent could be
+// approved.
+func (s *Server) consentCookie() (name string, secure bool) {
+	if _, secure := s.loginCookie(); secure {
+		return "__Host-tollgate-consent", true
+	}
+	return "tollgate-consent", false
+}
+
+// consentBinding returns the browser's consent cookie value, or a new one.
+// One value serves every consent page the browser is shown, so that pages
+// open in several tabs can each be approved (a value per page, in one
+// cookie, let only the last one be); what makes each page's form its own
+// is its token (consentRequest.CSRFHash). A value that is not one of ours
+// is replaced, never adopted.
+func (s *Server) consentBinding(r *http.Request) string {
+	name, _ := s.consentCookie()
+	if c, err := r.Cookie(name); err == nil && loginCookieValue.MatchString(c.Value) {
+		return c.Value
+	}
+	return randomID()
+}
 
 func consentKey(sub, clientID string) string { return redisx.Hash(sub) + ":" + redisx.Hash(clientID) }
 
@@ -628,12 +656,22 @@ li{margin:.2rem 0}button{font:inherit;padding:.5rem 1.2rem;margin-right:.5rem}
 
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *clients.Client, p pending, id Identity) {
 	ctx := r.Context()
-	consentID, csrf := randomID(), randomID()
-	if err := s.store.PutJSON(ctx, "consent-req", consentID, consentRequest{Pending: p, Identity: id, CSRFHash: redisx.Hash(csrf)}, s.cfg.LoginTTL); err != nil {
+	consentID, csrf, browser := randomID(), randomID(), s.consentBinding(r)
+	cr := consentRequest{Pending: p, Identity: id, CSRFHash: redisx.Hash(csrf), Browser: redisx.Hash(browser)}
+	if err := s.store.PutJSON(ctx, "consent-req", consentID, cr, s.cfg.LoginTTL); err != nil {
 		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), "temporarily_unavailable", "the service is temporarily unavailable; retry later")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: consentCookie, Value: csrf, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: int(s.cfg.LoginTTL.Seconds())})
+	// The login cookie's SameSite, not Strict: the page is the answer to
+	// the upstream IdP's cross-site redirect (Lax) or form POST (None;
+	// Secure, UPSTREAM_RESPONSE_MODE=form_post) to the callback, which
+	// would not carry a stricter cookie, so every page would start a new
+	// value and strand the other tabs'. The binding holds either way: a
+	// form is accepted only with its page's token, which no other site
+	// reads, and a browser's value is never one another site chose
+	// (__Host-, and a value not ours is replaced).
+	name, secure := s.consentCookie()
+	http.SetCookie(w, &http.Cookie{Name: name, Value: browser, Path: "/", Secure: secure, HttpOnly: true, SameSite: s.loginCookieSameSite(), MaxAge: int(s.cfg.LoginTTL.Seconds())})
 	// Every requested scope is supported (fosite checked it against the
 	// client's allowed scopes, a subset of the supported ones): show each
 	// in the words its capability declared.
@@ -683,24 +721,47 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	r, rec := s.withAudit(r, audit.Record{Event: audit.Consent})
 	defer s.logAudit(r, rec)
 	ctx := r.Context()
-	cookie, err := r.Cookie(consentCookie)
-	token := r.PostForm.Get("csrf_token")
-	if err != nil || token == "" || subtle.ConstantTimeCompare([]byte(cookie.Value), []byte(token)) != 1 {
+	name, _ := s.consentCookie()
+	cookie, err := r.Cookie(name)
+	token, consentID := r.PostForm.Get("csrf_token"), r.PostForm.Get("consent_id")
+	csrfFailed := func() {
 		s.fail(w, r, "consent", http.StatusForbidden, "access_denied", "the consent form is not valid for this browser (CSRF check failed)")
+	}
+	if err != nil || token == "" {
+		csrfFailed()
 		return
 	}
-	var cr consentRequest
-	ok, err := s.store.TakeJSON(ctx, "consent-req", r.PostForm.Get("consent_id"), &cr)
-	if err != nil {
+	unavailable := func() {
 		s.fail(w, r, "consent", http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
+	}
+	unknown := func() {
+		s.fail(w, r, "consent", http.StatusBadRequest, "invalid_request", "unknown, expired or already used consent request")
+	}
+	// The request is checked before it is taken: a form posted from
+	// another browser, or another page's token, leaves it to the page's
+	// own browser; taking it then makes each decision count once.
+	var cr consentRequest
+	ok, err := s.store.GetJSON(ctx, "consent-req", consentID, &cr)
+	switch {
+	case err != nil:
+		unavailable()
+		return
+	case !ok:
+		unknown()
+		return
+	case !cr.madeFor(cookie.Value, token):
+		csrfFailed()
 		return
 	}
-	if !ok || subtle.ConstantTimeCompare([]byte(cr.CSRFHash), []byte(redisx.Hash(token))) != 1 {
-		s.fail(w, r, "consent", http.StatusBadRequest, "invalid_request", "unknown, expired or already used consent request")
+	if ok, err = s.store.TakeJSON(ctx, "consent-req", consentID, &cr); err != nil {
+		unavailable()
+		return
+	} else if !ok || !cr.madeFor(cookie.Value, token) {
+		unknown() // a concurrent post of the same form took it
 		return
 	}
 	rec.ClientID, rec.Subject = cr.Pending.ClientID, cr.Identity.Subject
-	http.SetCookie(w, &http.Cookie{Name: consentCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	// The consent cookie stays: other tabs' pages are bound to it too.
 	ar, err := s.newAuthorizeRequest(ctx, requestWithQuery(r, mustParseQuery(cr.Pending.Query)))
 	if err != nil {
 		s.authorizeError(w, r, ar, err)
@@ -733,6 +794,19 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	s.logAudit(r, rec)
 	*rec = audit.Record{Event: audit.CodeIssued, ClientID: cr.Pending.ClientID, Subject: cr.Identity.Subject, ClientAddr: rec.ClientAddr}
 	s.issueCode(w, r, ar, cr.Pending, cr.Identity)
+}
+
+// madeFor reports whether a consent form posted with token, from a browser
+// whose consent cookie is browser, is the one cr's page showed that
+// browser. A request stored before consent cookies were per browser has
+// no Browser: its cookie held the page's token itself (double submit).
+func (cr consentRequest) madeFor(browser, token string) bool {
+	want := cr.Browser
+	if want == "" {
+		want = cr.CSRFHash
+	}
+	return subtle.ConstantTimeCompare([]byte(want), []byte(redisx.Hash(browser))) == 1 &&
+		subtle.ConstantTimeCompare([]byte(cr.CSRFHash), []byte(redisx.Hash(token))) == 1
 }
 
 // freshnessOf reads prompt=login and max_age of an authorization request

@@ -69,10 +69,10 @@ func TestStateEchoedExactly(t *testing.T) {
 }
 
 // TestConsentFormOfAnotherBrowser: the consent decision is bound to the
-// browser shown the page (double submit against __Host-tollgate-consent,
-// SameSite=Strict): the fields of one user's consent page posted with
-// another browser's consent cookie are refused (403) and leave the page's
-// own request intact, which its browser can still approve.
+// browser shown the page (its __Host-tollgate-consent value, SameSite=Lax,
+// with the page's own form token): the fields of one user's consent page
+// posted with another browser's consent cookie are refused (403) and leave
+// the page's own request intact, which its browser can still approve.
 func TestConsentFormOfAnotherBrowser(t *testing.T) {
 	f := startFleet(t, nil)
 	redirect := "http://127.0.0.1:8977/guard-callback"
@@ -89,8 +89,8 @@ func TestConsentFormOfAnotherBrowser(t *testing.T) {
 		}
 		for _, ck := range (&http.Response{Header: p.Header}).Cookies() {
 			if ck.Name == "__Host-tollgate-consent" {
-				if ck.SameSite != http.SameSiteStrictMode || !ck.Secure || !ck.HttpOnly {
-					t.Errorf("consent cookie %+v: want Secure, HttpOnly, SameSite=Strict", ck)
+				if ck.SameSite != http.SameSiteLaxMode || !ck.Secure || !ck.HttpOnly {
+					t.Errorf("consent cookie %+v: want Secure, HttpOnly, SameSite=Lax", ck)
 				}
 				return b, p, &http.Cookie{Name: ck.Name, Value: ck.Value}
 			}
