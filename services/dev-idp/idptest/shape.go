@@ -89,6 +89,9 @@ type Shape struct {
 	// authentication method is refused.
 	ClientKey   crypto.PublicKey
 	ClientKeyID string
+	// AuthorizeError, when set, is the error the authorization endpoint
+	// answers instead of a code (e.g. Apple's user_cancelled_authorize).
+	AuthorizeError string
 	// User is the user field posted with a form_post answer (Sign in with
 	// Apple's JSON, {"name":{"firstName":…,"lastName":…},"email":…}, sent
 	// on a user's first sign-in only); empty: none.
@@ -277,6 +280,8 @@ func (p *Shaped) authorize(w http.ResponseWriter, r *http.Request) {
 		out.Set("error", "invalid_request")
 	case !strings.Contains(" "+q.Get("scope")+" ", " openid "):
 		out.Set("error", "invalid_scope")
+	case p.shape.AuthorizeError != "":
+		out.Set("error", p.shape.AuthorizeError)
 	default:
 		code := rand.Text()
 		p.mu.Lock()

@@ -380,7 +380,9 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	if e := q.Get("error"); e != "" {
 		s.log.InfoContext(r.Context(), "upstream returned an error", "error", e, "description", q.Get("error_description"))
 		switch e {
-		case "access_denied", "login_required", "consent_required", "interaction_required", "account_selection_required":
+		// user_cancelled_authorize: Sign in with Apple's cancel (posted
+		// with form_post), its access_denied.
+		case "access_denied", "login_required", "consent_required", "interaction_required", "account_selection_required", "user_cancelled_authorize":
 			redirectErr("access_denied", "the identity provider did not sign the user in ("+e+")")
 		case "temporarily_unavailable":
 			redirectErr("temporarily_unavailable", "the identity provider is temporarily unavailable")

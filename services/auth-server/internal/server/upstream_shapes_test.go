@@ -451,6 +451,47 @@ func TestUpstreamShapeFormPost(t *testing.T) {
 		wantProfile(t, f.signInFormPost(t), idptest.Subject, "", false, "Ada King")
 	})
 
+	t.Run("the consent page after the POST, approved from it", func(t *testing.T) {
+		redirect := "http://127.0.0.1:8977/form-post-callback"
+		st, reg := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"none","client_name":"Form post"}`)
+		if st != http.StatusCreated {
+			t.Fatalf("register: %d %v", st, reg)
+		}
+		dyn := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{redirect}, AuthMethod: "none"}
+		a := newAuthRequest(dyn)
+		ans := f.startUpstreamLogin(t, a)
+		resp, body := f.deliver(t, http.MethodPost, ans, p.Server.URL)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `value="approve"`) {
+			t.Fatalf("want the consent page: %d %s\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+		var consent *http.Cookie
+		for _, ck := range resp.Cookies() {
+			if ck.Name == "__Host-tollgate-consent" {
+				consent = &http.Cookie{Name: ck.Name, Value: ck.Value}
+			}
+		}
+		if consent == nil {
+			t.Fatal("no consent cookie")
+		}
+		// The approval is a same-site POST from the consent page: its
+		// SameSite=Strict cookie goes along.
+		cb, _ := url.Parse(ans.Callback)
+		got := newBrowser(t, redirect).submit(&page{Status: resp.StatusCode, Body: body, Header: resp.Header, URL: cb}, url.Values{"decision": {"approve"}}, consent)
+		if got.Location == nil || got.Location.Query().Get("code") == "" || got.Location.Query().Get("state") != a.State {
+			t.Fatalf("no code after consent: %d %v\n%s", got.Status, got.Location, got.Body)
+		}
+	})
+
+	t.Run("the user cancelling at Apple is access_denied", func(t *testing.T) {
+		f, p := startShaped(t, idptest.Shape{AuthorizeError: "user_cancelled_authorize", IDClaims: fullProfile}, formPost)
+		a := newAuthRequest(f.Clients["local-test"])
+		resp, body := f.deliver(t, http.MethodPost, f.startUpstreamLogin(t, a), p.Server.URL)
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if q := loc.Query(); q.Get("error") != "access_denied" || q.Get("state") != a.State {
+			t.Fatalf("callback %d %s, want access_denied with the state\n%s", resp.StatusCode, loc, body)
+		}
+	})
+
 	refusedAtCallback := func(t *testing.T, resp *http.Response, body, want string) {
 		t.Helper()
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(html.UnescapeString(body), want) {
