@@ -370,8 +370,8 @@ func TestTokenEndpointLockOutThroughTheIngress(t *testing.T) {
 	if counts[http.StatusUnauthorized] < 10 || counts[http.StatusUnauthorized] > 12 || counts[http.StatusTooManyRequests]+counts[http.StatusUnauthorized] != 200 {
 		t.Errorf("200 wrong secrets from 127.0.0.1: %v, want 10 (≤12) × 401 and the rest 429", counts)
 	}
-	if s, err := strconv.Atoi(limited.retryAfter); limited.err != "rate_limited" || !limited.json || err != nil || s < 1 {
-		t.Errorf("a back-off answer: %+v, want 429 rate_limited, a JSON body and Retry-After in seconds", limited)
+	if s, err := strconv.Atoi(limited.retryAfter); limited.err != "temporarily_unavailable" || !limited.json || err != nil || s < 1 {
+		t.Errorf("a back-off answer: %+v, want 429 temporarily_unavailable, a JSON body and Retry-After in seconds", limited)
 	}
 	// The correct secret, from the very address that spent the budget:
 	// checked and accepted (400 invalid_grant: the client authenticated).

@@ -153,7 +153,7 @@ func run(m *testing.M) (int, error) {
 			// address the authorize and register limits (60 and 10 a
 			// minute by default) key on: TestOpenIDClient alone signs in
 			// about 90 times, and at the default the runs after it were
-			// refused 429 rate_limited; one run of the package registers
+			// refused 429; one run of the package registers
 			// 7 clients, so -count=2 would meet the register limit.
 			"RATE_LIMIT_AUTHORIZE_PER_MINUTE": "6000",
 			"RATE_LIMIT_REGISTER_PER_MINUTE":  "600",

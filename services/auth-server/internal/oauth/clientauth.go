@@ -50,7 +50,7 @@ const (
 // authenticated client (rate limit, or the limiter unavailable); guard
 // answers 429/503 with Retry-After whatever the handler writes.
 var errClientRefused = &fosite.RFC6749Error{
-	ErrorField: "rate_limited", CodeField: http.StatusTooManyRequests,
+	ErrorField: rateLimited, CodeField: http.StatusTooManyRequests,
 	DescriptionField: "Too many requests for this client; retry after the Retry-After delay.",
 }
 
@@ -165,7 +165,7 @@ func refusalCode(status int) string {
 	if status == http.StatusServiceUnavailable {
 		return "temporarily_unavailable"
 	}
-	return "rate_limited"
+	return rateLimited
 }
 
 // failureLimit is the (client id, address) failure budget.

@@ -26,14 +26,14 @@ func TestRefusedWriter(t *testing.T) {
 		retryAfter string
 		handler    func(http.ResponseWriter)
 	}{
-		{http.StatusTooManyRequests, 90 * time.Second, "rate_limited", "90", func(w http.ResponseWriter) {
+		{http.StatusTooManyRequests, 90 * time.Second, "temporarily_unavailable", "90", func(w http.ResponseWriter) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="tollgate"`)
 			writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed")
 		}},
 		{http.StatusServiceUnavailable, time.Second, "temporarily_unavailable", "1", func(w http.ResponseWriter) {
 			w.WriteHeader(http.StatusOK)
 		}},
-		{http.StatusTooManyRequests, 1500 * time.Millisecond, "rate_limited", "2", func(w http.ResponseWriter) {
+		{http.StatusTooManyRequests, 1500 * time.Millisecond, "temporarily_unavailable", "2", func(w http.ResponseWriter) {
 			_, _ = w.Write([]byte("ok")) // implicit 200
 		}},
 	} {

@@ -86,7 +86,7 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		ratelimit.SetHeaders(w.Header(), res)
 		if !res.Allowed {
 			s.metrics.rateLimited.WithLabelValues(endpoint).Inc()
-			fail(w, r, http.StatusTooManyRequests, "rate_limited", "too many requests; retry after the Retry-After delay")
+			fail(w, r, http.StatusTooManyRequests, rateLimited, "too many requests; retry after the Retry-After delay")
 			return
 		}
 		if !authenticatesClient(endpoint) {
@@ -197,7 +197,31 @@ type oauthError struct {
 	Description string `json:"error_description,omitempty"`
 }
 
+// rateLimited names a 429 answer (a rate limit or a client's failure
+// back-off) in tollgate_auth_errors_total, audit results and logs, where it
+// must stay apart from a 503. It is no OAuth error code: the answer's
+// error is wireError's.
+const rateLimited = "rate_limited"
+
+// wireError is the error code sent for code. A 429 is answered
+// temporarily_unavailable, with Retry-After: RFC 6749 §5.2 (token), RFC
+// 7009 §2.2.1 (revocation), RFC 7591 §3.2.2 (registration) and RFC 6750
+// §3.1 define no code for a rate limit, and temporarily_unavailable is the
+// registered one for "unable to handle the request due to a temporary
+// overloading" (RFC 6749 §4.1.2.1, §11.4 registry; RFC 7009 §2.2.1 uses
+// it at the revocation endpoint), so a client that reads the error field
+// sees a code it knows; slow_down (RFC 8628 §3.5) is the device flow's
+// polling signal and means nothing to other grants. Status 429 and
+// Retry-After (RFC 6585 §4) say it is a limit.
+func wireError(code string) string {
+	if code == rateLimited {
+		return "temporarily_unavailable"
+	}
+	return code
+}
+
 func writeJSONError(w http.ResponseWriter, status int, code, desc string) {
+	code = wireError(code)
 	noStore(w)
 	w.Header().Set("Content-Type", "application/json")
 	// An error can quote the request (an unregistered redirect_uri, a
@@ -266,7 +290,7 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, c
 	pageHeaders(w, "")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_ = errorTemplate.Execute(w, oauthError{Error: code, Description: desc})
+	_ = errorTemplate.Execute(w, oauthError{Error: wireError(code), Description: desc})
 }
 
 // cspOrigin is an origin that can stand in a CSP source list as is: a

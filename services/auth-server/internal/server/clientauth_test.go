@@ -75,8 +75,9 @@ func postCreds(c devClient, secret string, form url.Values) url.Values {
 
 func assertLimited(t *testing.T, what string, r tokenResponse) {
 	t.Helper()
-	if r.Status != http.StatusTooManyRequests || r.Error != "rate_limited" {
-		t.Errorf("%s: %d %q, want 429 rate_limited", what, r.Status, r.Error)
+	// 429 with temporarily_unavailable, the registered code (wireError).
+	if r.Status != http.StatusTooManyRequests || r.Error != "temporarily_unavailable" {
+		t.Errorf("%s: %d %q, want 429 temporarily_unavailable", what, r.Status, r.Error)
 		return
 	}
 	if s, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || s < 1 {

@@ -77,8 +77,8 @@ func TestRateLimits(t *testing.T) {
 	for range 4 {
 		last = f.token(c, form)
 	}
-	if last.Status != http.StatusTooManyRequests || last.Error != "rate_limited" {
-		t.Fatalf("4th token request: %d %s, want 429", last.Status, last.Error)
+	if last.Status != http.StatusTooManyRequests || last.Error != "temporarily_unavailable" {
+		t.Fatalf("4th token request: %d %s, want 429 temporarily_unavailable", last.Status, last.Error)
 	}
 	if s, err := strconv.Atoi(last.Header.Get("Retry-After")); err != nil || s < 1 {
 		t.Errorf("Retry-After %q", last.Header.Get("Retry-After"))
