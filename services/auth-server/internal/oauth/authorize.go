@@ -398,7 +398,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.upstream.Exchange(ctx, code, p.Verifier, p.Nonce)
 	if err != nil {
-		s.log.WarnContext(r.Context(), "upstream login failed", "err", err)
+		s.log.WarnContext(r.Context(), "upstream login failed", "err", logSafe(err))
 		if errors.Is(err, errUpstreamUnreachable) {
 			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
 		} else if errors.Is(err, errVerifiedClaim) {

@@ -644,3 +644,22 @@ func TestUpstreamShapePrivateKeyJWT(t *testing.T) {
 		}
 	})
 }
+
+// TestUpstreamUndecodableAnswerIsNotLogged: a userinfo answer the library
+// cannot decode (here email_verified 1) fails the sign-in, and the log says
+// why without the body zitadel/oidc appends to its decoding error — the
+// user's email and name. Before, "upstream login failed" carried the body.
+func TestUpstreamUndecodableAnswerIsNotLogged(t *testing.T) {
+	f, _ := startShaped(t, idptest.Shape{UserinfoClaims: map[string]any{
+		"email": "ada.private@example.com", "email_verified": 1, "name": "Ada Private"}}, nil)
+	f.refused(t)
+	logs := f.AS.Logs.String()
+	if !strings.Contains(logs, "upstream login failed") || !strings.Contains(logs, "response body not logged") {
+		t.Fatalf("want the failure logged without its body:\n%s", logs)
+	}
+	for _, personal := range []string{"ada.private@example.com", "Ada Private"} {
+		if strings.Contains(logs, personal) {
+			t.Errorf("the log holds %q from the provider's answer", personal)
+		}
+	}
+}
