@@ -17,7 +17,8 @@ import (
 // The schemas describe the proto3 JSON mapping as protojson implements it
 // (https://protobuf.dev/programming-guides/json/): what DecodeJSON accepts
 // and what MarshalOutput writes. Input schemas are at times narrower than
-// protojson (they name fields by their proto names only, never offer null
+// protojson (they name fields by their proto names only — a group by its
+// message's name, protojson's TextName —, never offer null
 // for "unset", take enums by name and 32-bit integers as numbers); never
 // wider, except where JSON Schema cannot say it: the ranges of 64-bit
 // integers, Durations and integer map keys written as strings, calendar
@@ -33,8 +34,9 @@ func (c *Capability) InputSchema() Schema { return standalone(c.Method.Input(), 
 
 // OutputSchema is the JSON Schema of the capability's response as the
 // connectors encode it (MarshalOutput): every field is present except an
-// unset oneof member or proto3 optional field, and a message field may be
-// null (unset).
+// unset oneof member or proto3 optional field, and a message field or a
+// scalar with explicit presence (proto2 optional, editions) may be null
+// (unset).
 func (c *Capability) OutputSchema() Schema { return standalone(c.Method.Output(), true) }
 
 // Schemas returns the request's and the response's schemas for a document
@@ -146,11 +148,18 @@ func (g *schemaGen) message(md protoreflect.MessageDescriptor) Schema {
 		if opts, _ := f.Options().(*descriptorpb.FieldOptions); opts.GetDeprecated() {
 			fs["deprecated"] = true
 		}
-		name := string(f.Name())
+		// protojson names a field by its TextName with UseProtoNames
+		// (MarshalOutput) and takes it on input beside the JSON name: the
+		// proto name, except a proto2 group's (or an editions delimited
+		// field's), which is its message's name ("MyGroup", not
+		// "mygroup").
+		name := f.TextName()
 		props[name] = fs
 		// MarshalOutput (EmitUnpopulated) writes every field but an unset
-		// oneof member or proto3 optional field.
-		if g.output && f.ContainingOneof() == nil {
+		// oneof member or proto3 optional field. protojson refuses a
+		// request without a proto2 required field ("required field …
+		// not set").
+		if (g.output && f.ContainingOneof() == nil) || (!g.output && f.Cardinality() == protoreflect.Required) {
 			required = append(required, name)
 		}
 	}
@@ -175,7 +184,7 @@ func (g *schemaGen) message(md protoreflect.MessageDescriptor) Schema {
 		}
 		for j := 0; j < o.Fields().Len(); j++ {
 			for k := j + 1; k < o.Fields().Len(); k++ {
-				both = append(both, Schema{"required": []any{string(o.Fields().Get(j).Name()), string(o.Fields().Get(k).Name())}})
+				both = append(both, Schema{"required": []any{o.Fields().Get(j).TextName(), o.Fields().Get(k).TextName()}})
 			}
 		}
 	}
@@ -210,11 +219,14 @@ func (g *schemaGen) field(f protoreflect.FieldDescriptor) Schema {
 		return Schema{"type": "array", "items": g.singular(f)}
 	}
 	s := g.singular(f)
-	if g.output && isMessage(f) {
+	if g.output && (isMessage(f) || f.HasPresence() && f.ContainingOneof() == nil) {
 		// A response written by MarshalOutput holds every field, and an
-		// unset message field (a timestamp the backend did not set) is
-		// null: the schema allows it, so that a client validating
-		// structuredContent against it (MCP's outputSchema) accepts it.
+		// unset field with explicit presence outside a oneof is null: a
+		// message field (a timestamp the backend did not set), a proto2
+		// optional scalar, a scalar of an editions file (explicit
+		// presence by default, features.field_presence). The schema
+		// allows it, so that a client validating structuredContent
+		// against it (MCP's outputSchema) accepts it.
 		s = nullable(s)
 	}
 	return s
@@ -247,6 +259,10 @@ func nullable(s Schema) Schema {
 	}
 	return Schema{"anyOf": []any{s, Schema{"type": "null"}}}
 }
+
+// maxFloat32JSON is math.MaxFloat32 as protojson writes it (shortest
+// form that reads back as the same float32).
+const maxFloat32JSON = 3.4028235e+38
 
 // Patterns of the proto3 JSON strings, as protojson parses them.
 const (
@@ -332,7 +348,12 @@ func (g *schemaGen) scalar(k protoreflect.Kind, enum protoreflect.EnumDescriptor
 		// "-Infinity"; a float out of its range is refused.
 		num := Schema{"type": "number", "format": "double", "minimum": -math.MaxFloat64, "maximum": math.MaxFloat64}
 		if k == protoreflect.FloatKind {
-			num = Schema{"type": "number", "format": "float", "minimum": -math.MaxFloat32, "maximum": math.MaxFloat32}
+			// protojson writes a float in its shortest 32-bit form:
+			// ±MaxFloat32 is ±3.4028235e+38, above MaxFloat32 as a
+			// float64 (3.4028234663852886e+38), and reads it back
+			// (strconv.ParseFloat rounds to 32 bits). The bounds are
+			// that written form.
+			num = Schema{"type": "number", "format": "float", "minimum": -maxFloat32JSON, "maximum": maxFloat32JSON}
 		}
 		return Schema{"anyOf": []any{num, Schema{"type": "string", "enum": []any{"NaN", "Infinity", "-Infinity"}}}}
 	case protoreflect.EnumKind:
