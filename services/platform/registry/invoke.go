@@ -41,13 +41,11 @@ func (c *Capability) DecodeJSON(b []byte) (proto.Message, error) {
 	if len(strings.TrimSpace(string(b))) == 0 || string(b) == "null" {
 		return in, nil
 	}
-	err := protojson.Unmarshal(b, in)
-	if err != nil && unresolved(err) {
-		// An Any of the backend's own message type: resolved among the
-		// types of the request's file and its imports.
-		in = newMessage(c.Method.Input())
-		err = protojson.UnmarshalOptions{Resolver: localResolver(c.Method.Input())}.Unmarshal(b, in)
-	}
+	// An Any's "@type" is resolved as newMessage chooses: among the
+	// backend's own types (the request's file and its imports) for a
+	// discovered descriptor, never first among the gateway's compiled-in
+	// ones, which may hold another version of a message of that name.
+	err := protojson.UnmarshalOptions{Resolver: resolverFor(c.Method.Input())}.Unmarshal(b, in)
 	if err != nil {
 		msg := cleanProtoErr(err)
 		if (msg == "unexpected EOF" || strings.Contains(msg, "invalid escape code")) && json.Valid(b) {
@@ -348,13 +346,11 @@ var outputJSON = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: 
 // protojson's output, compacted where protojson wrote them instead of
 // copied into a second buffer.
 func MarshalOutput(m proto.Message) ([]byte, error) {
-	b, err := outputJSON.Marshal(m)
-	if err != nil && unresolved(err) {
-		// An Any of the backend's own message type (see DecodeJSON).
-		opts := outputJSON
-		opts.Resolver = localResolver(m.ProtoReflect().Descriptor())
-		b, err = opts.Marshal(m)
-	}
+	// An Any's type is resolved among the backend's own types (see
+	// DecodeJSON).
+	opts := outputJSON
+	opts.Resolver = resolverFor(m.ProtoReflect().Descriptor())
+	b, err := opts.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
@@ -412,9 +408,22 @@ func (cs Conns) Check(r *Registry) error {
 	return nil
 }
 
-// unresolved reports whether protojson failed on an Any whose type it
-// could not find.
-func unresolved(err error) bool { return strings.Contains(err.Error(), "unable to resolve") }
+// resolver is what protojson resolves an Any's type with.
+type resolver interface {
+	protoregistry.MessageTypeResolver
+	protoregistry.ExtensionTypeResolver
+}
+
+// resolverFor resolves the types of messages held in an Any inside md:
+// the compiled-in types when md is a linked descriptor, else the types of
+// md's file and its imports first (localResolver), as newMessage keeps a
+// discovered descriptor apart from a generated type of the same name.
+func resolverFor(md protoreflect.MessageDescriptor) resolver {
+	if mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName()); err == nil && mt.Descriptor() == md {
+		return protoregistry.GlobalTypes
+	}
+	return localResolver(md)
+}
 
 // localTypes caches, by file, the types of a file and of the files it
 // imports (transitively): a capability's descriptors discovered from a
