@@ -258,6 +258,12 @@ func CheckRedirectURI(raw string, production bool) error {
 	if u.Host == "" {
 		return errors.New("must be an absolute URL with a host")
 	}
+	if u.User != nil {
+		// RFC 3986 §3.2.1 deprecates user information; in a redirect URI it
+		// only serves to mislead: https://chatgpt.com@app.example/cb goes to
+		// app.example.
+		return fmt.Errorf("must not have user information before the host (RFC 3986 §3.2.1): %q goes to %q", u.User.Username()+"@", u.Host)
+	}
 	if err := checkHost(u); err != nil {
 		return err
 	}

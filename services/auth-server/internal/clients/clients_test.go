@@ -105,6 +105,8 @@ func TestRedirectURIRules(t *testing.T) {
 		{"https://c.example'x/cb", true, false},
 		{"https://d.example!$&()*+=/cb", true, false},
 		{"http://a;b/cb", false, false},
+		{"https://chatgpt.com@app.example/cb", true, false},
+		{"http://user@127.0.0.1:8000/cb", true, false},
 		{"https://under_score.example/cb", true, false},
 		{"https://-lead.example/cb", true, false},
 		{"https://a..b/cb", true, false},
