@@ -401,6 +401,13 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(r.Context(), "upstream login failed", "err", logSafe(err))
 		if errors.Is(err, errUpstreamUnreachable) {
 			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
+		} else if code := upstreamRefusal(err); code == "invalid_client" || code == "unauthorized_client" {
+			// The operator's upstream client settings, not the user: say
+			// so rather than blame the answer's verification.
+			redirectErr("server_error", "the identity provider refused this server's client credentials ("+code+"); the operator must check the upstream client settings")
+		} else if slices.Contains([]string{"invalid_request", "invalid_grant", "unsupported_grant_type", "invalid_scope"}, code) {
+			// Only a registered code (RFC 6749 §5.2) is repeated to the client.
+			redirectErr("server_error", "the identity provider refused the code exchange ("+code+")")
 		} else if errors.Is(err, errVerifiedClaim) {
 			redirectErr("server_error", "the identity provider's email_verified is neither true nor false (a boolean, OpenID Connect Core section 5.1, or the string 'true' or 'false')")
 		} else {

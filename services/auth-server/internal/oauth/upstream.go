@@ -54,6 +54,22 @@ func libraryVerifiedClaim(err error) error {
 	return err
 }
 
+// upstreamRefusal is the OAuth error code (RFC 6749 §5.2) with which the
+// provider's token endpoint refused the code exchange, or "" when the
+// exchange failed otherwise. golang.org/x/oauth2 (client secret) and
+// zitadel/oidc's own client (private_key_jwt) report it differently.
+func upstreamRefusal(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		return re.ErrorCode
+	}
+	var oe *oidc.Error
+	if errors.As(err, &oe) {
+		return string(oe.ErrorType)
+	}
+	return ""
+}
+
 // undecodable is how zitadel/oidc's HTTP helper begins the error of a 200
 // answer it could not decode; it appends the whole response body after the
 // decoding error.

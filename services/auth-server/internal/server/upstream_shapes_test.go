@@ -663,3 +663,36 @@ func TestUpstreamUndecodableAnswerIsNotLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamRefusedCodeExchange: when the provider's token endpoint
+// refuses the exchange, the client's error_description says which way —
+// the operator's client credentials (invalid_client), or another
+// registered code — instead of "the response could not be verified"; with
+// a client secret (golang.org/x/oauth2) and with private_key_jwt
+// (zitadel/oidc's own client) alike.
+func TestUpstreamRefusedCodeExchange(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for name, tc := range map[string]struct {
+		shape idptest.Shape
+		env   map[string]string
+	}{
+		"a wrong client secret": {idptest.Shape{UserinfoClaims: fullProfile}, map[string]string{"UPSTREAM_CLIENT_SECRET": "not-the-secret"}},
+		"a key the provider does not know": {idptest.Shape{AuthMethods: []string{"private_key_jwt"}, ClientKey: key.Public(), UserinfoClaims: fullProfile},
+			map[string]string{"UPSTREAM_CLIENT_SECRET": "", "UPSTREAM_CLIENT_KEY_FILE": clientKeyFile(t, other)}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f, _ := startShaped(t, tc.shape, tc.env)
+			c := f.Clients["local-test"]
+			p := f.login(newBrowser(t, c.RedirectURIs[0]), newAuthRequest(c))
+			if p.Location == nil {
+				t.Fatalf("no redirect to the client: %d %s\n%s", p.Status, p.URL, p.Body)
+			}
+			q := p.Location.Query()
+			if q.Get("error") != "server_error" || q.Get("code") != "" ||
+				q.Get("error_description") != "the identity provider refused this server's client credentials (invalid_client); the operator must check the upstream client settings" {
+				t.Fatalf("redirect %s, want server_error naming invalid_client", p.Location)
+			}
+		})
+	}
+}
