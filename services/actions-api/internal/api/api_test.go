@@ -587,7 +587,7 @@ func TestExportCommand(t *testing.T) {
 	if err := api.Export([]string{"-base-url", "https://api.example.com", "-oauth-base-url", "https://gateway.example.com"}, &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stdout.String(), `"authorizationUrl": "https://gateway.example.com/oauth/authorize"`) || !strings.Contains(stdout.String(), `"url": "https://api.example.com"`) {
+	if !strings.Contains(stdout.String(), `"authorizationUrl":"https://gateway.example.com/oauth/authorize"`) || !strings.Contains(stdout.String(), `"url":"https://api.example.com"`) {
 		t.Errorf("-oauth-base-url is not used:\n%.600s", stdout.String())
 	}
 	for _, args := range [][]string{{}, {"-base-url", "not a url"}, {"-base-url", "https://a.example", "extra"}, {"-base-url", "https://a.example", "-oauth-base-url", "x"}} {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -118,6 +119,26 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		limiter: ratelimit.New(rdb), requests: requests, duration: duration,
 	}
 	live := &liveHandler{}
+	// A document over the GPT Actions limits (openapi.CheckLimits) never
+	// stops the API: its operations and the document are served, and the
+	// problem is logged, reported by readiness as the dependency
+	// "openapi-document" (down, never failing readiness; the
+	// tollgate_dependency_up gauge) and measured by
+	// tollgate_actions_openapi_document_bytes.
+	docSize := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tollgate_actions_openapi_document_bytes",
+		Help: "Size of the served OpenAPI document; GPT Actions import at most 100,000 characters (budget openapi.MaxDocument).",
+	})
+	if err := base.Metrics.Register(docSize); err != nil {
+		return err
+	}
+	var docProblem atomic.Pointer[error]
+	base.Ready.AddDependency("openapi-document", func(context.Context) error {
+		if p := docProblem.Load(); p != nil {
+			return *p
+		}
+		return nil
+	})
 	var mu sync.Mutex
 	apply := func(reg *registry.Registry) error {
 		mu.Lock()
@@ -125,11 +146,19 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		if reg != disc.Registry() {
 			return nil // a newer registry is (or was) applied
 		}
-		h, err := tmpl.withRegistry(reg)
+		h, doc, err := tmpl.withRegistry(reg)
 		if err != nil {
 			return err
 		}
 		live.h.Store(&h)
+		docSize.Set(float64(len(doc.json)))
+		if doc.problem != nil {
+			base.Log.Error("OpenAPI document over the GPT Actions limits: a GPT cannot import it; its operations are served (docs/reference/actions.md, \"Document size\")",
+				"bytes", len(doc.json), "budget", openapi.MaxDocument, "err", doc.problem)
+			docProblem.Store(&doc.problem)
+		} else {
+			docProblem.Store(nil)
+		}
 		return nil
 	}
 	disc.OnChange(func(reg *registry.Registry) {
@@ -154,25 +183,34 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	return base.Serve(ctx, onListen, h)
 }
 
+// servedDocument is the OpenAPI document a handler serves and what
+// openapi.CheckLimits found in it (nil: within the limits).
+type servedDocument struct {
+	json    []byte
+	problem error
+}
+
 // withRegistry is a copy of s serving reg: its routes and its OpenAPI
-// document.
-func (s server) withRegistry(reg *registry.Registry) (http.Handler, error) {
+// document, served even over the GPT Actions limits (the caller reports
+// them).
+func (s server) withRegistry(reg *registry.Registry) (http.Handler, servedDocument, error) {
 	doc, err := openapi.Build(reg, openapi.Options{ServerURL: s.cfg.PublicURL, OAuthBaseURL: s.cfg.OAuthBaseURL})
 	if err != nil {
-		return nil, err
+		return nil, servedDocument{}, err
 	}
 	if s.doc, err = doc.JSON(); err != nil {
-		return nil, err
+		return nil, servedDocument{}, err
 	}
+	served := servedDocument{json: s.doc, problem: openapi.CheckLimits(doc)}
 	s.reg = reg
 	if s.metadataURL, s.metadata, err = resourceMetadata(s.cfg, reg); err != nil {
-		return nil, err
+		return nil, servedDocument{}, err
 	}
 	e, err := s.handler()
 	if err != nil {
-		return nil, err
+		return nil, servedDocument{}, err
 	}
-	return e, nil
+	return e, served, nil
 }
 
 // liveHandler serves the handler of the current registry: a request that

@@ -119,7 +119,7 @@ func TestSchemaObjectsAreJSONSchema202012(t *testing.T) {
 		for _, p := range problems {
 			t.Errorf("%s: %s", name, p)
 		}
-		for _, old := range []string{`"nullable"`, `"exclusiveMinimum": true`, `"exclusiveMaximum": true`} {
+		for _, old := range []string{`"nullable"`, `"exclusiveMinimum": true`, `"exclusiveMaximum": true`, `"exclusiveMinimum":true`, `"exclusiveMaximum":true`} {
 			if bytes.Contains(doc, []byte(old)) {
 				t.Errorf("%s: the document holds %s", name, old)
 			}

@@ -22,9 +22,10 @@ const (
 	MaxDescription = registry.MaxDescription // every other description
 	// MaxDocument is our own budget, under the 100,000 characters a GPT
 	// accepts, so that adding capabilities does not hit the limit unseen.
-	// Every operation repeats its error responses (400–503, ~1.3 KB of
-	// indented JSON each): the core's five operations make ~33,000 bytes,
-	// with the example backend's three ~51,600.
+	// It counts the bytes of the document as served and exported
+	// (compact JSON, Document.JSON), never fewer than its characters.
+	// Every operation repeats its error responses (400–503, ~0.8 KB of
+	// compact JSON each): the core's five operations make ~19,700 bytes.
 	MaxDocument = 75_000
 )
 
@@ -164,8 +165,11 @@ type AuthorizationCodeFlow struct {
 	Scopes           map[string]string `json:"scopes"`
 }
 
-// Build returns the document for reg. It fails when a GPT would refuse it
-// (a limit exceeded) or when two capabilities' messages share a name.
+// Build returns the document for reg. It fails when two capabilities'
+// messages share a name. It does not check the GPT Actions limits: a
+// document over them is still the API's description, and the caller says
+// what CheckLimits finds (the actions-api serves it and reports the
+// problem; the export refuses to write it).
 func Build(reg *registry.Registry, o Options) (*Document, error) {
 	if o.ServerURL == "" || o.OAuthBaseURL == "" {
 		return nil, fmt.Errorf("openapi: server URL and OAuth base URL are required")
@@ -240,9 +244,6 @@ func Build(reg *registry.Registry, o Options) (*Document, error) {
 		default:
 			return nil, fmt.Errorf("openapi: %s: method %s is not supported", a.OperationID, a.Method)
 		}
-	}
-	if err := CheckLimits(d); err != nil {
-		return nil, err
 	}
 	return d, nil
 }
@@ -401,19 +402,22 @@ func errorSchema() registry.Schema {
 	}
 }
 
-// JSON encodes d, indented, with a trailing newline.
+// JSON encodes d as it is served and exported: compact, with a trailing
+// newline. Indentation would be a third of the document, counted against
+// the 100,000 characters a GPT imports (MaxDocument); a reader who wants
+// it indents the document (jq .).
 func (d *Document) JSON() ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
 	if err := enc.Encode(d); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-// CheckLimits returns every place where d exceeds a GPT Actions limit.
+// CheckLimits returns every place where d exceeds a GPT Actions limit (a
+// *LimitsError), or nil.
 func CheckLimits(d *Document) error {
 	b, err := d.JSON()
 	if err != nil {
@@ -421,7 +425,7 @@ func CheckLimits(d *Document) error {
 	}
 	var problems []string
 	if len(b) > MaxDocument {
-		problems = append(problems, fmt.Sprintf("document is %d bytes, over the budget of %d", len(b), MaxDocument))
+		problems = append(problems, fmt.Sprintf("document is %d bytes, over the budget of %d (a GPT imports at most 100,000 characters): serve some backends from another actions-api (docs/reference/actions.md, \"Document size\")", len(b), MaxDocument))
 	}
 	var tree any
 	if err := json.Unmarshal(b, &tree); err != nil {
@@ -440,9 +444,20 @@ func CheckLimits(d *Document) error {
 		}
 	})
 	if len(problems) > 0 {
-		return fmt.Errorf("openapi: document exceeds GPT Actions limits:\n  - %s", strings.Join(problems, "\n  - "))
+		return &LimitsError{Size: len(b), Problems: problems}
 	}
 	return nil
+}
+
+// LimitsError says where a document exceeds the GPT Actions limits.
+type LimitsError struct {
+	// Size is the document's length in bytes, as served.
+	Size     int
+	Problems []string
+}
+
+func (e *LimitsError) Error() string {
+	return "openapi: document exceeds GPT Actions limits:\n  - " + strings.Join(e.Problems, "\n  - ")
 }
 
 // walk calls fn for every string value under a "summary" or "description"

@@ -1,0 +1,100 @@
+package api_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+	"github.com/tollgate/tollgate/services/actions-api/internal/openapi"
+	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
+)
+
+// bigService has n GET operations with long descriptions: with n = 60 its
+// OpenAPI document is far over openapi.MaxDocument.
+func bigService(n int) registrytest.Service {
+	s := registrytest.Service{Package: "big", Name: "BigService",
+		Scopes: []*optionsv1.Scope{{Name: "big.read", Description: "Read big things"}}}
+	for i := range n {
+		s.Methods = append(s.Methods, registrytest.Method{Name: fmt.Sprintf("Get%d", i), Action: &optionsv1.ActionsOperation{
+			Method: "GET", Path: fmt.Sprintf("/actions/big%d", i), OperationId: fmt.Sprintf("big%d", i),
+			Summary: "Get a big thing", Description: strings.Repeat("A long description of a big thing. ", 15),
+			RequiredScopes: []string{"big.read"}}})
+	}
+	return s
+}
+
+// TestDocumentOverLimitsIsServedAndReported: a backend whose operations
+// make the document exceed the GPT Actions budget does not stop the
+// actions-api (it refused to start) nor keep a later registry from being
+// served (it kept the previous operations): the operations and the
+// document are served, and the problem is logged, shown by readiness as
+// the dependency openapi-document (down, readiness still ok) and measured
+// by tollgate_actions_openapi_document_bytes.
+func TestDocumentOverLimitsIsServedAndReported(t *testing.T) {
+	big := registrytest.Start(t, "big", []registrytest.Service{bigService(60)})
+	f := start(t, map[string]string{
+		"CAPABILITY_BACKENDS":         "capability-core=$CORE_GRPC_ADDR,big=" + big.Addr,
+		"CAPABILITY_REFRESH_INTERVAL": "1s",
+	})
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "big.read"})
+	if r := f.do(t, http.MethodGet, "/actions/big59?text=x", bearer(tok)); r.status != 200 {
+		t.Fatalf("GET /actions/big59: %d %s", r.status, r.body)
+	}
+	if f.doc.Paths.Find("/actions/big59") == nil {
+		t.Error("the served document lacks the big backend's operations")
+	}
+	status, body := f.ready(t)
+	if status != 200 || !strings.Contains(body, `{"name":"openapi-document","status":"down","error":"failed"}`) {
+		t.Errorf("readiness: %d %s; want 200 with openapi-document down", status, body)
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, "OpenAPI document over the GPT Actions limits") || !strings.Contains(logs, "over the budget of 75000") {
+		t.Errorf("the problem is not logged:\n%s", logs)
+	}
+	if size := documentBytes(t, f); size <= openapi.MaxDocument {
+		t.Errorf("tollgate_actions_openapi_document_bytes = %d, want over %d", size, openapi.MaxDocument)
+	}
+
+	// A registry update over the limits is served too; one back within
+	// them clears the report.
+	big.Serve(t, bigService(61))
+	eventually(t, "the 61st operation to be served", func() bool {
+		return f.do(t, http.MethodGet, "/actions/big60?text=x", bearer(tok)).status == 200
+	})
+	big.Serve(t, bigService(2))
+	eventually(t, "the document back within the limits", func() bool {
+		status, body := f.ready(t)
+		return status == 200 && strings.Contains(body, `{"name":"openapi-document","status":"ok"}`)
+	})
+	if size := documentBytes(t, f); size > openapi.MaxDocument {
+		t.Errorf("tollgate_actions_openapi_document_bytes = %d after the backend shrank", size)
+	}
+}
+
+var documentBytesRE = regexp.MustCompile(`(?m)^tollgate_actions_openapi_document_bytes (\S+)$`)
+
+// documentBytes is the tollgate_actions_openapi_document_bytes gauge, and
+// checks it is the served document's size.
+func documentBytes(t *testing.T, f *fleet) int {
+	t.Helper()
+	res, err := http.Get(f.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	m := documentBytesRE.FindSubmatch(b)
+	if m == nil {
+		t.Fatal("/metrics lacks tollgate_actions_openapi_document_bytes")
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(v)
+}
