@@ -339,6 +339,30 @@ func endsInANumber(label string) bool {
 	return digits != "" && strings.Trim(digits, "0123456789") == ""
 }
 
+// ASCIIHost is u's host (with its port) as DNS and a browser resolve it:
+// a DNS name in its IDNA ASCII form (UTS #46 lookup mapping, as hostNames
+// checks it: lowercase, xn-- labels), an IP address as it stands. Pages
+// name a redirect host this way, as browsers name a mixed-script one:
+// https://аpple.com/cb (a Cyrillic а) is xn--pple-43d.com, not a look-alike
+// of apple.com; and a CSP source list takes only ASCII hosts (CSP3 §2.3.1
+// host-source), so an IDN origin is written so to be admitted. A host
+// hostNames refuses is returned unchanged.
+func ASCIIHost(u *url.URL) string {
+	host := u.Hostname()
+	if strings.HasPrefix(u.Host, "[") {
+		return u.Host
+	}
+	if a, err := hostNames.ToASCII(host); err == nil {
+		host = a
+	} else {
+		return u.Host
+	}
+	if p := u.Port(); p != "" {
+		return host + ":" + p
+	}
+	return host
+}
+
 // IsLoopbackHost reports whether h is localhost or a loopback IP.
 func IsLoopbackHost(h string) bool {
 	if strings.EqualFold(h, "localhost") {

@@ -699,8 +699,11 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.A
 	if user == "" {
 		user = id.Subject
 	}
+	// The host as it resolves (clients.ASCIIHost): an IDN look-alike shows
+	// its xn-- form, and the CSP can name it.
 	ru := ar.GetRedirectURI()
-	pageHeaders(w, ru.Scheme+"://"+ru.Host)
+	redirectHost := clients.ASCIIHost(ru)
+	pageHeaders(w, ru.Scheme+"://"+redirectHost)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	// A client that registered itself (dynamic registration, a client ID
 	// metadata document) chose its own name: the page says it is
@@ -715,11 +718,11 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.A
 	clientIDHost := ""
 	if c.Kind == clients.KindMetadata {
 		if u, err := url.Parse(c.ID); err == nil {
-			clientIDHost = u.Host
+			clientIDHost = clients.ASCIIHost(u)
 		}
 	}
 	_ = consentTemplate.Execute(w, map[string]any{
-		"ClientName": clients.DisplayName(c.Name), "RedirectHost": ru.Host, "Scopes": scopes, "Resource": p.Resource,
+		"ClientName": clients.DisplayName(c.Name), "RedirectHost": redirectHost, "Scopes": scopes, "Resource": p.Resource,
 		"User": user, "ID": consentID, "CSRF": csrf,
 		"Unverified": unverified, "NameClash": nameClash, "ClientIDHost": clientIDHost,
 	})
