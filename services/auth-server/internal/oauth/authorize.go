@@ -255,7 +255,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.log.WarnContext(r.Context(), "upstream unavailable", "err", err)
+		s.log.WarnContext(r.Context(), "upstream unavailable", "err", upstreamLogText(err))
 		_ = s.store.Delete(ctx, "pending", state)
 		redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
 		return
@@ -398,7 +398,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.upstream.Exchange(ctx, code, p.Verifier, p.Nonce)
 	if err != nil {
-		s.log.WarnContext(r.Context(), "upstream login failed", "err", logSafe(err))
+		s.log.WarnContext(r.Context(), "upstream login failed", "err", upstreamLogText(err))
 		if errors.Is(err, errUpstreamUnreachable) {
 			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
 		} else if code := upstreamRefusal(err); code == "invalid_client" || code == "unauthorized_client" {
