@@ -6,9 +6,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"html/template"
@@ -89,6 +91,15 @@ type Shape struct {
 	// authentication method is refused.
 	ClientKey   crypto.PublicKey
 	ClientKeyID string
+	// ClientCert makes the provider Microsoft Entra ID's certificate
+	// credentials (with AuthMethods listing private_key_jwt): an assertion
+	// must name the certificate in its header by x5t#S256, the base64url
+	// SHA-256 of its DER (RFC 7515 §4.1.8), and an x5t beside it must be
+	// the SHA-1 one (§4.1.7); it is verified with the certificate's public
+	// key (ClientKey is then not needed), and may be PS256 as well
+	// ("Microsoft identity platform application authentication certificate
+	// credentials", Assertion format).
+	ClientCert *x509.Certificate
 	// AuthorizeError, when set, is the error the authorization endpoint
 	// answers instead of a code (e.g. Apple's user_cancelled_authorize).
 	AuthorizeError string
@@ -344,11 +355,17 @@ func (p *Shaped) TokenEndpoint() string {
 
 // assertionAuth checks a private_key_jwt client assertion (RFC 7523 §3).
 func (p *Shaped) assertionAuth(r *http.Request) bool {
-	if p.shape.ClientKey == nil || r.PostForm.Has("client_secret") || r.Header.Get("Authorization") != "" ||
+	key := p.shape.ClientKey
+	algs := []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
+	if p.shape.ClientCert != nil {
+		key = p.shape.ClientCert.PublicKey
+		algs = append(algs, jose.PS256)
+	}
+	if key == nil || r.PostForm.Has("client_secret") || r.Header.Get("Authorization") != "" ||
 		r.PostForm.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
 		return false
 	}
-	jws, err := jose.ParseSigned(r.PostForm.Get("client_assertion"), []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSigned(r.PostForm.Get("client_assertion"), algs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return false
 	}
@@ -356,7 +373,16 @@ func (p *Shaped) assertionAuth(r *http.Request) bool {
 	if p.shape.ClientKeyID != "" && h.KeyID != p.shape.ClientKeyID {
 		return false
 	}
-	payload, err := jws.Verify(p.shape.ClientKey)
+	if c := p.shape.ClientCert; c != nil {
+		s256 := sha256.Sum256(c.Raw)
+		s1 := sha1.Sum(c.Raw)
+		x5t, hasX5t := h.ExtraHeaders["x5t"]
+		if h.ExtraHeaders["x5t#S256"] != base64.RawURLEncoding.EncodeToString(s256[:]) ||
+			(hasX5t && x5t != base64.RawURLEncoding.EncodeToString(s1[:])) {
+			return false
+		}
+	}
+	payload, err := jws.Verify(key)
 	if err != nil {
 		return false
 	}

@@ -4,9 +4,13 @@
 package config
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -214,6 +218,14 @@ type Upstream struct {
 	// ClientKeyID is the kid of ClientKey at the provider
 	// (UPSTREAM_CLIENT_KEY_ID), sent in the assertion's header; optional.
 	ClientKeyID string
+	// ClientCert is the PEM X.509 certificate of ClientKey registered at a
+	// provider that identifies the key by the certificate's thumbprint,
+	// Microsoft Entra ID's certificate credentials
+	// (UPSTREAM_CLIENT_CERT_FILE or UPSTREAM_CLIENT_CERT; the first
+	// CERTIFICATE block, the leaf). Its public key must be ClientKey's.
+	// The assertion's header then carries x5t#S256 (RFC 7515 §4.1.8) and
+	// x5t (§4.1.7), and an RSA key signs PS256.
+	ClientCert string
 }
 
 // Upstream response modes (UPSTREAM_RESPONSE_MODE).
@@ -280,6 +292,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ResponseMode:       s.String("UPSTREAM_RESPONSE_MODE", ResponseModeQuery),
 		ClientKey:          s.Secret("UPSTREAM_CLIENT_KEY"),
 		ClientKeyID:        s.String("UPSTREAM_CLIENT_KEY_ID", ""),
+		ClientCert:         s.Secret("UPSTREAM_CLIENT_CERT"),
 	}
 	claimMap := s.List("UPSTREAM_CLAIM_MAP", nil)
 	tokenSecret := s.Secret("TOKEN_HMAC_SECRET")
@@ -529,11 +542,18 @@ func (c *Config) Validate(p *config.Problems) {
 	case c.Upstream.ClientKey != "" && c.Upstream.ClientSecret != "":
 		p.Addf("UPSTREAM_CLIENT_KEY_FILE and UPSTREAM_CLIENT_SECRET: set one (a client authenticates one way per request, RFC 6749 §2.3)")
 	case c.Upstream.ClientKey != "":
-		if _, err := UpstreamKeyAlg(c.Upstream.ClientKey); err != nil {
+		key, _, err := UpstreamKey(c.Upstream.ClientKey)
+		if err != nil {
 			p.Addf("UPSTREAM_CLIENT_KEY_FILE: %v", err)
+		} else if c.Upstream.ClientCert != "" {
+			if _, err := UpstreamClientCert(c.Upstream.ClientCert, key.Public()); err != nil {
+				p.Addf("UPSTREAM_CLIENT_CERT_FILE: %v", err)
+			}
 		}
 	case c.Upstream.ClientKeyID != "":
 		p.Addf("UPSTREAM_CLIENT_KEY_ID: only with UPSTREAM_CLIENT_KEY_FILE")
+	case c.Upstream.ClientCert != "":
+		p.Addf("UPSTREAM_CLIENT_CERT_FILE: only with UPSTREAM_CLIENT_KEY_FILE (the certificate's private key)")
 	case prod:
 		p.Addf("UPSTREAM_CLIENT_SECRET: required in production (or UPSTREAM_CLIENT_SECRET_FILE, or a key: UPSTREAM_CLIENT_KEY_FILE)")
 	}
@@ -637,25 +657,51 @@ func loopbackHost(h string) bool {
 }
 
 // UpstreamKeyAlg returns the JWS algorithm a private_key_jwt assertion is
-// signed with for the PEM key: RS256 for RSA of at least 2048 bits, ES256
-// for P-256 (RFC 7518 §3.1). Other keys are refused: zitadel/oidc signs
-// any EC key ES256.
+// signed with for the PEM key without a certificate (see UpstreamKey).
 func UpstreamKeyAlg(pemKey string) (string, error) {
+	_, alg, err := UpstreamKey(pemKey)
+	return alg, err
+}
+
+// UpstreamKey parses UPSTREAM_CLIENT_KEY and returns it with the JWS
+// algorithm it signs with: RS256 for RSA of at least 2048 bits, ES256 for
+// P-256 (RFC 7518 §3.1, §3.3, §3.4). Other keys are refused.
+func UpstreamKey(pemKey string) (crypto.Signer, string, error) {
 	key, _, err := oidccrypto.BytesToPrivateKey([]byte(pemKey))
 	if err != nil {
-		return "", fmt.Errorf("not a PEM private key (PKCS#8, or PKCS#1 RSA): %v", err)
+		return nil, "", fmt.Errorf("not a PEM private key (PKCS#8, or PKCS#1 RSA): %v", err)
 	}
 	switch k := key.(type) {
 	case *rsa.PrivateKey:
 		if k.N.BitLen() < 2048 {
-			return "", fmt.Errorf("an RSA key of %d bits; at least 2048 are required (RFC 7518 §3.3)", k.N.BitLen())
+			return nil, "", fmt.Errorf("an RSA key of %d bits; at least 2048 are required (RFC 7518 §3.3)", k.N.BitLen())
 		}
-		return "RS256", nil
+		return k, "RS256", nil
 	case *ecdsa.PrivateKey:
 		if k.Curve != elliptic.P256() {
-			return "", fmt.Errorf("an EC key on %s; ES256 needs P-256", k.Curve.Params().Name)
+			return nil, "", fmt.Errorf("an EC key on %s; ES256 needs P-256", k.Curve.Params().Name)
 		}
-		return "ES256", nil
+		return k, "ES256", nil
 	}
-	return "", fmt.Errorf("a %T key; RSA (RS256) or EC P-256 (ES256) is required", key)
+	return nil, "", fmt.Errorf("a %T key; RSA (RS256) or EC P-256 (ES256) is required", key)
+}
+
+// UpstreamClientCert parses UPSTREAM_CLIENT_CERT — PEM, the first
+// CERTIFICATE block is the client's certificate, any after it its chain —
+// and requires its public key to be pub, UPSTREAM_CLIENT_KEY's: the
+// provider verifies the assertion with the key of the certificate whose
+// thumbprint the header names, so another certificate could never work.
+func UpstreamClientCert(pemCert string, pub crypto.PublicKey) (*x509.Certificate, error) {
+	block, _ := pem.Decode([]byte(pemCert))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("not a PEM certificate (-----BEGIN CERTIFICATE-----)")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("not an X.509 certificate: %v", err)
+	}
+	if k, ok := pub.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("the certificate (subject %q) is not UPSTREAM_CLIENT_KEY_FILE's: its public key differs", cert.Subject.String())
+	}
+	return cert, nil
 }

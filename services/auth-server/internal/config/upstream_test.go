@@ -1,16 +1,20 @@
 package config
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"maps"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 
 	pconfig "github.com/tollgate/tollgate/services/platform/config"
 )
@@ -137,6 +141,55 @@ func TestUpstreamClientKey(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 		case tc.problem == "" && c.Upstream.ClientKey == "":
 			t.Errorf("%s: no key kept", tc.name)
+		case tc.problem != "" && (err == nil || !strings.Contains(err.Error(), tc.problem)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.problem)
+		}
+	}
+}
+
+// TestUpstreamClientCert: UPSTREAM_CLIENT_CERT_FILE (Entra ID certificate
+// credentials) is a PEM certificate of UPSTREAM_CLIENT_KEY_FILE's public
+// key; a certificate of another key, something not a certificate, or a
+// certificate without a key is refused at start-up.
+func TestUpstreamClientCert(t *testing.T) {
+	certOf := func(key crypto.Signer) string {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tollgate"},
+			NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	}
+	pemOf := func(key any) string {
+		der, _ := x509.MarshalPKCS8PrivateKey(key)
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	}
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		problem string
+	}{
+		{"RSA", map[string]string{"UPSTREAM_CLIENT_KEY": pemOf(rsaKey), "UPSTREAM_CLIENT_CERT": certOf(rsaKey)}, ""},
+		{"P-256 with a chain after it", map[string]string{"UPSTREAM_CLIENT_KEY": pemOf(p256), "UPSTREAM_CLIENT_CERT": certOf(p256) + certOf(other)}, ""},
+		{"another key's certificate", map[string]string{"UPSTREAM_CLIENT_KEY": pemOf(rsaKey), "UPSTREAM_CLIENT_CERT": certOf(other)},
+			`UPSTREAM_CLIENT_CERT_FILE: the certificate (subject "CN=tollgate") is not UPSTREAM_CLIENT_KEY_FILE's: its public key differs`},
+		{"a key, not a certificate", map[string]string{"UPSTREAM_CLIENT_KEY": pemOf(rsaKey), "UPSTREAM_CLIENT_CERT": pemOf(rsaKey)},
+			"UPSTREAM_CLIENT_CERT_FILE: not a PEM certificate"},
+		{"a certificate without a key", map[string]string{"UPSTREAM_CLIENT_SECRET": "s", "UPSTREAM_CLIENT_CERT": certOf(rsaKey)},
+			"UPSTREAM_CLIENT_CERT_FILE: only with UPSTREAM_CLIENT_KEY_FILE"},
+	} {
+		env := base()
+		maps.Copy(env, tc.env)
+		c, err := Load(pconfig.MapEnv(env))
+		switch {
+		case tc.problem == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.problem == "" && c.Upstream.ClientCert == "":
+			t.Errorf("%s: no certificate kept", tc.name)
 		case tc.problem != "" && (err == nil || !strings.Contains(err.Error(), tc.problem)):
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.problem)
 		}

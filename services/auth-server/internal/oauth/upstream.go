@@ -142,6 +142,9 @@ type Upstream struct {
 	discovery singleflight.Group
 	mu        sync.Mutex // guards party only; never held across I/O
 	party     rp.RelyingParty
+	// assertions signs private_key_jwt client assertions (nil with a
+	// client secret); set by discover before party.
+	assertions *assertionSigner
 }
 
 // discoveryTimeout bounds one discovery: it runs detached from the request
@@ -207,6 +210,14 @@ const googleIssuer = "https://accounts.google.com"
 //   - Google's ID tokens may say accounts.google.com (Core §15.6.2).
 func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	start := time.Now()
+	var assertions *assertionSigner
+	if u.cfg.ClientKey != "" {
+		// Checked at start-up (config.Load); an error here is a bug.
+		var err error
+		if assertions, err = newAssertionSigner(u.cfg); err != nil {
+			return nil, err
+		}
+	}
 	wellKnown := strings.TrimSuffix(u.cfg.Issuer, "/") + oidc.DiscoveryEndpoint
 	issuers := []string{u.cfg.Issuer}
 	var iss oidc.ISSVerifier
@@ -250,11 +261,11 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 			rp.WithVerifierOpts(vopts...),
 		}
 		if u.cfg.ClientKey != "" {
-			// private_key_jwt (OpenID Connect Core §9): the library's
-			// signer; client_id goes in the form (no Basic header: one
-			// authentication method per request, RFC 6749 §2.3).
-			opts = append(opts, rp.WithJWTProfile(rp.SignerFromKeyAndKeyID([]byte(u.cfg.ClientKey), u.cfg.ClientKeyID)),
-				rp.WithAuthStyle(oauth2.AuthStyleInParams))
+			// private_key_jwt (OpenID Connect Core §9): Exchange adds the
+			// assertion (assertionSigner); client_id goes in the form (no
+			// Basic header: one authentication method per request, RFC
+			// 6749 §2.3).
+			opts = append(opts, rp.WithAuthStyle(oauth2.AuthStyleInParams))
 		}
 		party, err = rp.NewRelyingPartyOIDC(ctx, issuer, u.cfg.ClientID, u.cfg.ClientSecret, u.redirect, u.cfg.Scopes, opts...)
 		if !errors.Is(err, oidc.ErrIssuerInvalid) {
@@ -272,6 +283,7 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 		return nil, fmt.Errorf("%w: discovery: %v", errUpstreamUnreachable, err)
 	}
 	u.mu.Lock()
+	u.assertions = assertions
 	u.party = party
 	u.mu.Unlock()
 	return party, nil
@@ -299,26 +311,6 @@ func (u *Upstream) checkSupport(ctx context.Context, issuer, wellKnown string) e
 			errUpstreamMismatch, methods)
 	}
 	return nil
-}
-
-// clientAssertionTTL is how long a private_key_jwt assertion is valid: one
-// is made per token request.
-const clientAssertionTTL = 2 * time.Minute
-
-// clientAssertion signs a private_key_jwt assertion for the token request
-// (RFC 7523 §3, OpenID Connect Core §9): iss and sub the client id, aud the
-// token endpoint URL (Core §9: SHOULD; Okta and Entra ID require it, where
-// the library's own choice would be the issuer), a random jti, exp
-// clientAssertionTTL ahead. The library signs it (client.SignedJWTProfileAssertion).
-func clientAssertion(party rp.RelyingParty) ([]rp.CodeExchangeOpt, error) {
-	if party.Signer() == nil {
-		return nil, nil
-	}
-	a, err := client.SignedJWTProfileAssertion(party.OAuthConfig().ClientID, []string{party.OAuthConfig().Endpoint.TokenURL}, clientAssertionTTL, party.Signer())
-	if err != nil {
-		return nil, fmt.Errorf("client assertion: %w", err)
-	}
-	return []rp.CodeExchangeOpt{rp.WithClientAssertionJWT(a)}, nil
 }
 
 // entraIssuer accepts an ID token iss that is template with {tenantid}
@@ -386,7 +378,7 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 	if err != nil {
 		return nil, err
 	}
-	opts, err := clientAssertion(party)
+	opts, err := u.clientAuth(party)
 	if err != nil {
 		return nil, err
 	}

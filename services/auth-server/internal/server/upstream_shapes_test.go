@@ -6,12 +6,17 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"html"
 	"io"
 	"maps"
+	"math/big"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -642,6 +647,77 @@ func TestUpstreamShapePrivateKeyJWT(t *testing.T) {
 		if q := loc.Query(); q.Get("error") != "server_error" || !strings.Contains(q.Get("error_description"), "UPSTREAM_CLIENT_KEY_FILE") {
 			t.Fatalf("authorize: %d %s, want server_error naming UPSTREAM_CLIENT_KEY_FILE", resp.StatusCode, loc)
 		}
+	})
+}
+
+// clientCert issues a self-signed certificate for key and writes its PEM
+// for UPSTREAM_CLIENT_CERT_FILE.
+func clientCert(t *testing.T, key crypto.Signer, serial int64) (*x509.Certificate, string) {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "tollgate"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "upstream-client-cert.pem")
+	writeFile(t, path, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	return cert, path
+}
+
+// TestUpstreamShapeEntraCertificate: Microsoft Entra ID's certificate
+// credentials — a private_key_jwt assertion whose header names the
+// certificate by x5t#S256, the base64url SHA-256 of its DER (RFC 7515
+// §4.1.8; "Microsoft identity platform application authentication
+// certificate credentials", Assertion format), signed PS256 by
+// UPSTREAM_CLIENT_KEY_FILE with UPSTREAM_CLIENT_CERT_FILE; the claims are
+// private_key_jwt's. The provider (idptest, ClientCert) verifies the
+// thumbprints and the signature with the certificate's key. Before, the
+// header had no thumbprint and every sign-in was refused.
+func TestUpstreamShapeEntraCertificate(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, certFile := clientCert(t, key, 1)
+	shape := idptest.Shape{AuthMethods: []string{"private_key_jwt"}, ClientCert: cert, UserinfoClaims: fullProfile}
+	t.Run("signed with the thumbprint", func(t *testing.T) {
+		f, p := startShaped(t, shape, map[string]string{"UPSTREAM_CLIENT_SECRET": "",
+			"UPSTREAM_CLIENT_KEY_FILE": clientKeyFile(t, key), "UPSTREAM_CLIENT_CERT_FILE": certFile})
+		start := time.Now()
+		wantProfile(t, f.signIn(t), idptest.Subject, "ada@example.com", true, "Ada Lovelace")
+		as := p.Assertions()
+		if len(as) != 1 {
+			t.Fatalf("%d assertions accepted, want 1", len(as))
+		}
+		s256 := sha256.Sum256(cert.Raw)
+		s1 := sha1.Sum(cert.Raw) //nolint:gosec // x5t is SHA-1 by definition
+		h, c := as[0].Header, as[0].Claims
+		if h.Algorithm != "PS256" || h.KeyID != "" || h.ExtraHeaders["typ"] != "JWT" ||
+			h.ExtraHeaders["x5t#S256"] != base64.RawURLEncoding.EncodeToString(s256[:]) ||
+			h.ExtraHeaders["x5t"] != base64.RawURLEncoding.EncodeToString(s1[:]) {
+			t.Errorf("header %+v", h)
+		}
+		exp, _ := c["exp"].(float64)
+		iat, _ := c["iat"].(float64)
+		if c["iss"] != p.ClientID || c["sub"] != p.ClientID || c["aud"] != p.TokenEndpoint() || c["jti"] == "" ||
+			exp > float64(start.Add(3*time.Minute).Unix()) || iat < float64(start.Unix()-1) || exp-iat != 120 {
+			t.Errorf("claims %v", c)
+		}
+	})
+	t.Run("refused: the key without its certificate (no x5t#S256)", func(t *testing.T) {
+		f, _ := startShaped(t, shape, map[string]string{"UPSTREAM_CLIENT_SECRET": "", "UPSTREAM_CLIENT_KEY_FILE": clientKeyFile(t, key)})
+		f.refused(t)
+	})
+	t.Run("refused: another certificate of the same key", func(t *testing.T) {
+		_, otherFile := clientCert(t, key, 2)
+		f, _ := startShaped(t, shape, map[string]string{"UPSTREAM_CLIENT_SECRET": "",
+			"UPSTREAM_CLIENT_KEY_FILE": clientKeyFile(t, key), "UPSTREAM_CLIENT_CERT_FILE": otherFile})
+		f.refused(t)
 	})
 }
 
