@@ -247,6 +247,13 @@ func (r Rules) Check(c *Client) []string {
 // allowed for local development.
 func CheckRedirectURI(raw string, production bool) error {
 	u, err := url.Parse(raw)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		// Why it does not parse (a percent-encoded ASCII character or a
+		// space in the host, a control character, a port of other than
+		// digits); the URI itself is quoted by the caller.
+		return fmt.Errorf("is not a URI (RFC 3986 §3): %s", strings.TrimPrefix(ue.Err.Error(), "net/url: "))
+	}
 	if err != nil || !u.IsAbs() {
 		return errors.New("must be an absolute URL")
 	}
