@@ -354,18 +354,26 @@ func endsInANumber(label string) bool {
 // of apple.com; and a CSP source list takes only ASCII hosts (CSP3 §2.3.1
 // host-source), so an IDN origin is written so to be admitted. A host
 // hostNames refuses is returned unchanged.
+//
+// The port is written as the browser reads it: none when empty
+// (https://app.example:/cb is https://app.example/cb, and a CSP
+// host-source "app.example:" is no source at all), a number without
+// leading zeros (:0443 is :443).
 func ASCIIHost(u *url.URL) string {
 	host := u.Hostname()
 	if strings.HasPrefix(u.Host, "[") {
-		return u.Host
-	}
-	if a, err := hostNames.ToASCII(host); err == nil {
+		host = "[" + host + "]"
+	} else if a, err := hostNames.ToASCII(host); err == nil {
 		host = a
 	} else {
 		return u.Host
 	}
 	if p := u.Port(); p != "" {
-		return host + ":" + p
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return u.Host
+		}
+		return host + ":" + strconv.Itoa(n)
 	}
 	return host
 }
