@@ -100,6 +100,13 @@ type Shape struct {
 	// ("Microsoft identity platform application authentication certificate
 	// credentials", Assertion format).
 	ClientCert *x509.Certificate
+	// AppleTeamID makes the provider Sign in with Apple's token endpoint:
+	// the client secret (client_secret_post; with AuthMethods listing it)
+	// must be a JWT signed ES256 by ClientKey with kid ClientKeyID, iss
+	// AppleTeamID, sub the client id, aud the issuer, iat not in the
+	// future and exp after now and at most six months (15777000 s) after
+	// iat (Apple's "Creating a client secret"); ClientSecret is refused.
+	AppleTeamID string
 	// AuthorizeError, when set, is the error the authorization endpoint
 	// answers instead of a code (e.g. Apple's user_cancelled_authorize).
 	AuthorizeError string
@@ -334,14 +341,15 @@ func formPost(w http.ResponseWriter, action string, fields url.Values) {
 	_ = formPostPage.Execute(w, map[string]any{"Action": action, "Fields": fields})
 }
 
-// Assertion is a private_key_jwt client assertion the provider accepted:
-// its JOSE header and claims.
+// Assertion is a private_key_jwt client assertion, or a Sign in with
+// Apple client secret, the provider accepted: its JOSE header and claims.
 type Assertion struct {
 	Header jose.Header
 	Claims map[string]any
 }
 
-// Assertions returns the client assertions accepted so far.
+// Assertions returns the client assertions (or Apple client secrets)
+// accepted so far.
 func (p *Shaped) Assertions() []Assertion {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -411,6 +419,41 @@ func (p *Shaped) assertionAuth(r *http.Request) bool {
 	return true
 }
 
+// appleMaxSecretTTL is the longest a Sign in with Apple client secret may
+// be valid: six months, as Apple counts them.
+const appleMaxSecretTTL = 15777000
+
+// appleSecretAuth checks a Sign in with Apple client secret JWT.
+func (p *Shaped) appleSecretAuth(secret string) bool {
+	jws, err := jose.ParseSigned(secret, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil || len(jws.Signatures) != 1 || p.shape.ClientKey == nil {
+		return false
+	}
+	h := jws.Signatures[0].Header
+	if h.KeyID == "" || h.KeyID != p.shape.ClientKeyID {
+		return false
+	}
+	payload, err := jws.Verify(p.shape.ClientKey)
+	if err != nil {
+		return false
+	}
+	var c map[string]any
+	if json.Unmarshal(payload, &c) != nil {
+		return false
+	}
+	iat, _ := c["iat"].(float64)
+	exp, _ := c["exp"].(float64)
+	now := float64(time.Now().Unix())
+	if c["iss"] != p.shape.AppleTeamID || c["sub"] != p.ClientID || c["aud"] != p.discoveryIssuer() ||
+		iat == 0 || iat > now+5 || exp <= now || exp-iat > appleMaxSecretTTL {
+		return false
+	}
+	p.mu.Lock()
+	p.assertions = append(p.assertions, Assertion{Header: h, Claims: c})
+	p.mu.Unlock()
+	return true
+}
+
 // clientAuth checks the client per the methods the shape supports.
 func (p *Shaped) clientAuth(r *http.Request) bool {
 	allowed := func(m string) bool {
@@ -428,6 +471,9 @@ func (p *Shaped) clientAuth(r *http.Request) bool {
 		id, _ = url.QueryUnescape(id)
 		secret, _ = url.QueryUnescape(secret)
 		return allowed("client_secret_basic") && id == p.ClientID && subtle.ConstantTimeCompare([]byte(secret), []byte(p.ClientSecret)) == 1
+	}
+	if p.shape.AppleTeamID != "" {
+		return allowed("client_secret_post") && r.PostForm.Get("client_id") == p.ClientID && p.appleSecretAuth(r.PostForm.Get("client_secret"))
 	}
 	return allowed("client_secret_post") && r.PostForm.Get("client_id") == p.ClientID &&
 		subtle.ConstantTimeCompare([]byte(r.PostForm.Get("client_secret")), []byte(p.ClientSecret)) == 1

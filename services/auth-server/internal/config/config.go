@@ -226,6 +226,13 @@ type Upstream struct {
 	// The assertion's header then carries x5t#S256 (RFC 7515 §4.1.8) and
 	// x5t (§4.1.7), and an RSA key signs PS256.
 	ClientCert string
+	// AppleTeamID is the Apple Developer team id (UPSTREAM_APPLE_TEAM_ID,
+	// ten characters A–Z, 0–9) for Sign in with Apple: ClientKey (the
+	// Sign in with Apple key, P-256) then signs the client secret itself —
+	// an ES256 JWT with kid ClientKeyID, iss the team id, sub the client id
+	// (the Services ID), aud the issuer — sent as client_secret in the form
+	// (client_secret_post), not a private_key_jwt assertion.
+	AppleTeamID string
 }
 
 // Upstream response modes (UPSTREAM_RESPONSE_MODE).
@@ -293,6 +300,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ClientKey:          s.Secret("UPSTREAM_CLIENT_KEY"),
 		ClientKeyID:        s.String("UPSTREAM_CLIENT_KEY_ID", ""),
 		ClientCert:         s.Secret("UPSTREAM_CLIENT_CERT"),
+		AppleTeamID:        s.String("UPSTREAM_APPLE_TEAM_ID", ""),
 	}
 	claimMap := s.List("UPSTREAM_CLAIM_MAP", nil)
 	tokenSecret := s.Secret("TOKEN_HMAC_SECRET")
@@ -557,6 +565,9 @@ func (c *Config) Validate(p *config.Problems) {
 	case prod:
 		p.Addf("UPSTREAM_CLIENT_SECRET: required in production (or UPSTREAM_CLIENT_SECRET_FILE, or a key: UPSTREAM_CLIENT_KEY_FILE)")
 	}
+	if c.Upstream.AppleTeamID != "" {
+		c.Upstream.validateApple(p)
+	}
 	if !slices.Contains(c.Upstream.Scopes, "openid") {
 		p.Addf("UPSTREAM_SCOPES: must include openid")
 	}
@@ -654,6 +665,30 @@ func loopbackHost(h string) bool {
 	}
 	ip, err := netip.ParseAddr(h)
 	return err == nil && ip.IsLoopback()
+}
+
+// appleTeamID is an Apple Developer team id.
+var appleTeamID = regexp.MustCompile(`^[A-Z0-9]{10}$`)
+
+// validateApple checks the settings UPSTREAM_APPLE_TEAM_ID needs: the Sign
+// in with Apple key (EC P-256, which signs ES256) and its key id, which
+// Apple requires in the client secret's header, and no certificate (that
+// is private_key_jwt's). The key beside a secret is refused with the key.
+func (u Upstream) validateApple(p *config.Problems) {
+	if !appleTeamID.MatchString(u.AppleTeamID) {
+		p.Addf("UPSTREAM_APPLE_TEAM_ID: %q is not an Apple team id (ten characters A-Z, 0-9)", u.AppleTeamID)
+	}
+	if u.ClientKey == "" {
+		p.Addf("UPSTREAM_APPLE_TEAM_ID: needs UPSTREAM_CLIENT_KEY_FILE, the Sign in with Apple private key (AuthKey_<key id>.p8), which signs the client secret")
+	} else if _, alg, err := UpstreamKey(u.ClientKey); err == nil && alg != "ES256" {
+		p.Addf("UPSTREAM_CLIENT_KEY_FILE: Sign in with Apple's client secret is signed ES256; an EC P-256 key is required, not %s's key", alg)
+	}
+	if u.ClientKeyID == "" {
+		p.Addf("UPSTREAM_APPLE_TEAM_ID: needs UPSTREAM_CLIENT_KEY_ID, the key's id at Apple (the client secret's kid)")
+	}
+	if u.ClientCert != "" {
+		p.Addf("UPSTREAM_CLIENT_CERT_FILE: not with UPSTREAM_APPLE_TEAM_ID (Sign in with Apple's client secret names its key by kid)")
+	}
 }
 
 // UpstreamKeyAlg returns the JWS algorithm a private_key_jwt assertion is

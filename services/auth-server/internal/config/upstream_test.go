@@ -195,3 +195,52 @@ func TestUpstreamClientCert(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamAppleTeamID: UPSTREAM_APPLE_TEAM_ID (Sign in with Apple's
+// client secret, minted by the auth-server) needs the Sign in with Apple
+// key — EC P-256 — and its key id, and takes no certificate; the team id
+// is ten characters A-Z, 0-9.
+func TestUpstreamAppleTeamID(t *testing.T) {
+	pemOf := func(key any) string {
+		der, _ := x509.MarshalPKCS8PrivateKey(key)
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	apple := func(kv ...string) map[string]string {
+		env := map[string]string{"UPSTREAM_APPLE_TEAM_ID": "A1B2C3D4E5", "UPSTREAM_CLIENT_KEY": pemOf(p256), "UPSTREAM_CLIENT_KEY_ID": "KEY1234567"}
+		for i := 0; i < len(kv); i += 2 {
+			env[kv[i]] = kv[i+1]
+		}
+		return env
+	}
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		problem string
+	}{
+		{"key and key id", apple(), ""},
+		{"in production", apple("TOLLGATE_ENV", "production"), ""},
+		{"a team id in lower case", apple("UPSTREAM_APPLE_TEAM_ID", "a1b2c3d4e5"), `UPSTREAM_APPLE_TEAM_ID: "a1b2c3d4e5" is not an Apple team id`},
+		{"a team id too short", apple("UPSTREAM_APPLE_TEAM_ID", "A1B2C3"), "is not an Apple team id (ten characters A-Z, 0-9)"},
+		{"no key", apple("UPSTREAM_CLIENT_KEY", "", "UPSTREAM_CLIENT_SECRET", "s"), "UPSTREAM_APPLE_TEAM_ID: needs UPSTREAM_CLIENT_KEY_FILE, the Sign in with Apple private key"},
+		{"no key id", apple("UPSTREAM_CLIENT_KEY_ID", ""), "UPSTREAM_APPLE_TEAM_ID: needs UPSTREAM_CLIENT_KEY_ID"},
+		{"an RSA key", apple("UPSTREAM_CLIENT_KEY", pemOf(rsaKey)), "UPSTREAM_CLIENT_KEY_FILE: Sign in with Apple's client secret is signed ES256; an EC P-256 key is required, not RS256's key"},
+		{"a certificate", apple("UPSTREAM_CLIENT_CERT", "x"), "UPSTREAM_CLIENT_CERT_FILE: not with UPSTREAM_APPLE_TEAM_ID"},
+		{"a secret too", apple("UPSTREAM_CLIENT_SECRET", "s"), "UPSTREAM_CLIENT_KEY_FILE and UPSTREAM_CLIENT_SECRET: set one"},
+	} {
+		env := base()
+		maps.Copy(env, tc.env)
+		c, err := Load(pconfig.MapEnv(env))
+		switch {
+		case tc.problem == "" && err != nil && !strings.Contains(err.Error(), "UPSTREAM_CLIENT") && !strings.Contains(err.Error(), "UPSTREAM_APPLE"):
+			// production asks for other settings too; only ours matter here
+		case tc.problem == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.problem == "" && c.Upstream.AppleTeamID != "A1B2C3D4E5":
+			t.Errorf("%s: team id %q", tc.name, c.Upstream.AppleTeamID)
+		case tc.problem != "" && (err == nil || !strings.Contains(err.Error(), tc.problem)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.problem)
+		}
+	}
+}

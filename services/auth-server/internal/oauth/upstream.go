@@ -142,9 +142,11 @@ type Upstream struct {
 	discovery singleflight.Group
 	mu        sync.Mutex // guards party only; never held across I/O
 	party     rp.RelyingParty
-	// assertions signs private_key_jwt client assertions (nil with a
-	// client secret); set by discover before party.
+	// assertions signs private_key_jwt client assertions, apple mints
+	// Sign in with Apple's client secret (both nil with a client secret);
+	// set by discover before party.
 	assertions *assertionSigner
+	apple      *appleSecret
 }
 
 // discoveryTimeout bounds one discovery: it runs detached from the request
@@ -210,9 +212,16 @@ const googleIssuer = "https://accounts.google.com"
 //   - Google's ID tokens may say accounts.google.com (Core §15.6.2).
 func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	start := time.Now()
+	// The key was checked at start-up (config.Load); an error here is a bug.
 	var assertions *assertionSigner
-	if u.cfg.ClientKey != "" {
-		// Checked at start-up (config.Load); an error here is a bug.
+	var apple *appleSecret
+	switch {
+	case u.cfg.AppleTeamID != "":
+		var err error
+		if apple, err = newAppleSecret(u.cfg); err != nil {
+			return nil, err
+		}
+	case u.cfg.ClientKey != "":
 		var err error
 		if assertions, err = newAssertionSigner(u.cfg); err != nil {
 			return nil, err
@@ -261,10 +270,11 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 			rp.WithVerifierOpts(vopts...),
 		}
 		if u.cfg.ClientKey != "" {
-			// private_key_jwt (OpenID Connect Core §9): Exchange adds the
-			// assertion (assertionSigner); client_id goes in the form (no
-			// Basic header: one authentication method per request, RFC
-			// 6749 §2.3).
+			// private_key_jwt (OpenID Connect Core §9) or Sign in with
+			// Apple's client secret (client_secret_post, RFC 6749 §2.3.1):
+			// Exchange adds the assertion or the secret (clientAuth);
+			// client_id goes in the form (no Basic header: one
+			// authentication method per request, RFC 6749 §2.3).
 			opts = append(opts, rp.WithAuthStyle(oauth2.AuthStyleInParams))
 		}
 		party, err = rp.NewRelyingPartyOIDC(ctx, issuer, u.cfg.ClientID, u.cfg.ClientSecret, u.redirect, u.cfg.Scopes, opts...)
@@ -283,7 +293,7 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 		return nil, fmt.Errorf("%w: discovery: %v", errUpstreamUnreachable, err)
 	}
 	u.mu.Lock()
-	u.assertions = assertions
+	u.assertions, u.apple = assertions, apple
 	u.party = party
 	u.mu.Unlock()
 	return party, nil
@@ -292,8 +302,10 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 // checkSupport refuses what the discovery document says the provider does
 // not do (Discovery 1.0 §3): UPSTREAM_RESPONSE_MODE=form_post with
 // response_modes_supported listed without form_post (OAuth 2.0 Form Post
-// Response Mode §2), and a client key with token_endpoint_auth_methods_supported
-// listed without private_key_jwt (OpenID Connect Core §9). A document
+// Response Mode §2), a client key with token_endpoint_auth_methods_supported
+// listed without private_key_jwt (OpenID Connect Core §9), and
+// UPSTREAM_APPLE_TEAM_ID with it listed without client_secret_post (the
+// client secret JWT goes in the form, RFC 6749 §2.3.1). A document
 // without the list is taken at the operator's word: the defaults it implies
 // (query and fragment; client_secret_basic) are often left unstated by
 // providers that do more.
@@ -306,7 +318,11 @@ func (u *Upstream) checkSupport(ctx context.Context, issuer, wellKnown string) e
 		return fmt.Errorf("%w: UPSTREAM_RESPONSE_MODE=form_post, but the provider's discovery document lists response_modes_supported %q without form_post: set UPSTREAM_RESPONSE_MODE=query",
 			errUpstreamMismatch, modes)
 	}
-	if methods := doc.TokenEndpointAuthMethodsSupported; u.cfg.ClientKey != "" && len(methods) > 0 && !slices.Contains(methods, oidc.AuthMethodPrivateKeyJWT) {
+	if methods := doc.TokenEndpointAuthMethodsSupported; u.cfg.AppleTeamID != "" && len(methods) > 0 && !slices.Contains(methods, oidc.AuthMethodPost) {
+		return fmt.Errorf("%w: UPSTREAM_APPLE_TEAM_ID is set (a client secret JWT sent by client_secret_post), but the provider's discovery document lists token_endpoint_auth_methods_supported %q without client_secret_post",
+			errUpstreamMismatch, methods)
+	}
+	if methods := doc.TokenEndpointAuthMethodsSupported; u.cfg.ClientKey != "" && u.cfg.AppleTeamID == "" && len(methods) > 0 && !slices.Contains(methods, oidc.AuthMethodPrivateKeyJWT) {
 		return fmt.Errorf("%w: UPSTREAM_CLIENT_KEY_FILE is set (private_key_jwt), but the provider's discovery document lists token_endpoint_auth_methods_supported %q without private_key_jwt: use a client secret",
 			errUpstreamMismatch, methods)
 	}

@@ -8,10 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
+	"golang.org/x/oauth2"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
 )
@@ -91,16 +93,85 @@ func (a *assertionSigner) sign(claims map[string]any) (string, error) {
 	return jws.CompactSerialize()
 }
 
+// Sign in with Apple's client secret (UPSTREAM_APPLE_TEAM_ID). Apple
+// accepts one valid for up to six months ("Creating a client secret",
+// Sign in with Apple REST API), which operators used to sign by hand and
+// renew; a secret is a bearer credential until it expires, so the
+// auth-server mints its own, valid appleSecretTTL, keeps it, and mints the
+// next once less than appleSecretRenew is left: one signature per half
+// hour at most, and every secret sent has at least half an hour to run
+// (room for clock skew with Apple), none is ever older than an hour.
+const (
+	appleSecretTTL   = time.Hour
+	appleSecretRenew = appleSecretTTL / 2
+)
+
+// appleSecret mints and caches the client secret: an ES256 JWT, header kid
+// UPSTREAM_CLIENT_KEY_ID, claims iss the team id, sub the client id (the
+// Services ID), aud the provider's issuer (https://appleid.apple.com for
+// Apple: taken from discovery, not written in the code), iat and exp. It
+// differs from a private_key_jwt assertion (RFC 7523) in every claim but
+// sub and in its use: it is the client_secret of client_secret_post
+// (RFC 6749 §2.3.1), reusable until it expires, not a one-time assertion.
+type appleSecret struct {
+	signer   *assertionSigner
+	teamID   string
+	clientID string
+
+	mu    sync.Mutex
+	value string
+	aud   string
+	exp   time.Time
+}
+
+func newAppleSecret(cfg config.Upstream) (*appleSecret, error) {
+	s, err := newAssertionSigner(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &appleSecret{signer: s, teamID: cfg.AppleTeamID, clientID: cfg.ClientID}, nil
+}
+
+// secret returns the client secret for the issuer aud, minting a new one
+// when the kept one has less than appleSecretRenew to run.
+func (a *appleSecret) secret(aud string) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.signer.now()
+	if a.value != "" && a.aud == aud && now.Add(appleSecretRenew).Before(a.exp) {
+		return a.value, nil
+	}
+	exp := now.Add(appleSecretTTL)
+	v, err := a.signer.sign(map[string]any{
+		"iss": a.teamID, "sub": a.clientID, "aud": aud, "iat": now.Unix(), "exp": exp.Unix(),
+	})
+	if err != nil {
+		return "", err
+	}
+	a.value, a.aud, a.exp = v, aud, exp
+	return v, nil
+}
+
 // clientAuth returns the code exchange's client authentication, when it is
 // not the client secret the relying party holds: a private_key_jwt
-// assertion for the token endpoint.
+// assertion for the token endpoint, or Sign in with Apple's client secret
+// in the form.
 func (u *Upstream) clientAuth(party rp.RelyingParty) ([]rp.CodeExchangeOpt, error) {
-	if u.assertions == nil {
-		return nil, nil
+	switch {
+	case u.apple != nil:
+		s, err := u.apple.secret(party.Issuer())
+		if err != nil {
+			return nil, fmt.Errorf("Sign in with Apple client secret: %w", err)
+		}
+		return []rp.CodeExchangeOpt{func() []oauth2.AuthCodeOption {
+			return []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("client_secret", s)}
+		}}, nil
+	case u.assertions != nil:
+		a, err := u.assertions.assertion(party.OAuthConfig().Endpoint.TokenURL)
+		if err != nil {
+			return nil, fmt.Errorf("client assertion: %w", err)
+		}
+		return []rp.CodeExchangeOpt{rp.WithClientAssertionJWT(a)}, nil
 	}
-	a, err := u.assertions.assertion(party.OAuthConfig().Endpoint.TokenURL)
-	if err != nil {
-		return nil, fmt.Errorf("client assertion: %w", err)
-	}
-	return []rp.CodeExchangeOpt{rp.WithClientAssertionJWT(a)}, nil
+	return nil, nil
 }

@@ -721,6 +721,71 @@ func TestUpstreamShapeEntraCertificate(t *testing.T) {
 	})
 }
 
+// TestUpstreamShapeAppleClientSecret: Sign in with Apple's client secret is
+// a JWT the auth-server mints itself with UPSTREAM_APPLE_TEAM_ID and the
+// Sign in with Apple key (UPSTREAM_CLIENT_KEY_FILE, P-256) and key id
+// (UPSTREAM_CLIENT_KEY_ID): ES256, kid the key id, iss the team id, sub the
+// client id, aud the issuer, exp an hour after iat; sent as client_secret
+// in the form (client_secret_post) and kept for the next sign-in. The
+// provider (idptest, AppleTeamID) verifies it. Before, the operator signed
+// it by hand; the settings did nothing and every sign-in was refused.
+func TestUpstreamShapeAppleClientSecret(t *testing.T) {
+	const team, kid = "A1B2C3D4E5", "KEY1234567"
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := idptest.Shape{AuthMethods: []string{"client_secret_post"}, AppleTeamID: team, ClientKey: key.Public(), ClientKeyID: kid,
+		NoUserinfo: true, IDClaims: fullProfile}
+	env := func(k crypto.Signer) map[string]string {
+		return map[string]string{"UPSTREAM_CLIENT_SECRET": "", "UPSTREAM_APPLE_TEAM_ID": team,
+			"UPSTREAM_CLIENT_KEY_FILE": clientKeyFile(t, k), "UPSTREAM_CLIENT_KEY_ID": kid}
+	}
+	t.Run("minted, sent by client_secret_post, kept", func(t *testing.T) {
+		f, p := startShaped(t, shape, env(key))
+		start := time.Now()
+		wantProfile(t, f.signIn(t), idptest.Subject, "ada@example.com", true, "Ada Lovelace")
+		f.signIn(t)
+		as := p.Assertions()
+		if len(as) != 2 {
+			t.Fatalf("%d client secrets accepted, want 2", len(as))
+		}
+		h, c := as[0].Header, as[0].Claims
+		iat, _ := c["iat"].(float64)
+		exp, _ := c["exp"].(float64)
+		if h.Algorithm != "ES256" || h.KeyID != kid || c["iss"] != team || c["sub"] != p.ClientID || c["aud"] != p.Issuer ||
+			iat < float64(start.Unix()-1) || exp-iat != 3600 || c["jti"] != nil {
+			t.Errorf("client secret %+v %v", h, c)
+		}
+		if fmt.Sprint(as[1].Claims) != fmt.Sprint(c) {
+			t.Errorf("the second sign-in minted another secret %v, want the first one kept", as[1].Claims)
+		}
+	})
+	t.Run("refused: a key Apple does not know", func(t *testing.T) {
+		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		f, _ := startShaped(t, shape, env(other))
+		f.refused(t)
+	})
+	t.Run("refused: a provider whose discovery lists no client_secret_post", func(t *testing.T) {
+		basic := shape
+		basic.AuthMethods = []string{"client_secret_basic"}
+		f, _ := startShaped(t, basic, env(key))
+		a := newAuthRequest(f.Clients["local-test"])
+		resp, err := noFollow.Get(a.URL(f.Base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if q := loc.Query(); q.Get("error") != "server_error" {
+			t.Fatalf("authorize: %d %s, want server_error", resp.StatusCode, loc)
+		}
+		if logs := f.AS.Logs.String(); !strings.Contains(logs, "UPSTREAM_APPLE_TEAM_ID is set (a client secret JWT sent by client_secret_post)") {
+			t.Errorf("the log does not name UPSTREAM_APPLE_TEAM_ID:\n%s", logs)
+		}
+	})
+}
+
 // TestUpstreamUndecodableAnswerIsNotLogged: a userinfo answer the library
 // cannot decode (here email_verified 1) fails the sign-in, and the log says
 // why without the body zitadel/oidc appends to its decoding error — the
