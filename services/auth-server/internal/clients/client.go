@@ -214,7 +214,7 @@ func (r Rules) Check(c *Client) []string {
 	}
 	for _, u := range c.RedirectURIs {
 		if err := CheckRedirectURI(u, r.Production); err != nil {
-			add("redirect URI %q: %v", u, err)
+			add("redirect URI %q: %v", RedactedURI(u), err)
 		}
 	}
 	if len(c.Grants) == 0 || !slices.Contains(c.Grants, "authorization_code") {
@@ -344,6 +344,22 @@ func endsInANumber(label string) bool {
 		return strings.Trim(digits, "0123456789abcdefABCDEF") == ""
 	}
 	return digits != "" && strings.Trim(digits, "0123456789") == ""
+}
+
+// RedactedURI is raw with the password of its user information, if any,
+// replaced by "xxxxx" (url.URL.Redacted), for a message that quotes a
+// refused redirect URI: the rule refuses user information without
+// repeating a password (RFC 3986 §3.2.1 calls one in a URI a security
+// risk). raw is returned as is when it does not parse or has none.
+func RedactedURI(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); !ok {
+		return raw
+	}
+	return u.Redacted()
 }
 
 // ASCIIHost is u's host (with its port) as DNS and a browser resolve it:

@@ -206,7 +206,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	for _, u := range req.RedirectURIs {
 		// DCR clients are untrusted: https or loopback only, in every environment.
 		if err := clients.CheckRedirectURI(u, true); err != nil {
-			regErr("invalid_redirect_uri", fmt.Sprintf("redirect URI %q: %v", u, err))
+			regErr("invalid_redirect_uri", fmt.Sprintf("redirect URI %q: %v", clients.RedactedURI(u), err))
 			return
 		}
 	}

@@ -27,3 +27,17 @@ func TestRegistrationSaysWhyARedirectURIIsNoURL(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistrationDoesNotRepeatARedirectURIPassword: a redirect URI with
+// a password in its user information is refused, and the description
+// quotes it with the password replaced (as net/url's Redacted does) — the
+// rule's text promised "the password part is never repeated", while the
+// quoted URI repeated it.
+func TestRegistrationDoesNotRepeatARedirectURIPassword(t *testing.T) {
+	f := startFleet(t, nil)
+	st, got := register(t, f, `{"redirect_uris":["https://user:s3cr3t@app.example/cb"],"token_endpoint_auth_method":"none"}`)
+	want := `redirect URI "https://user:xxxxx@app.example/cb": must not have user information before the host (RFC 3986 §3.2.1): "user@" goes to "app.example"`
+	if st != http.StatusBadRequest || got["error"] != "invalid_redirect_uri" || got["error_description"] != want {
+		t.Errorf("%d %v\nwant 400 invalid_redirect_uri %q", st, got, want)
+	}
+}

@@ -36,7 +36,7 @@ func TestRegistrationRefusesHostsThatAreNotHosts(t *testing.T) {
 		"http://[fe80::1%25eth0]:8000/cb":      `redirect URI "http://[fe80::1%25eth0]:8000/cb": host "fe80::1%eth0" is not an IPv6 address without a zone (RFC 3986 §3.2.2 IP-literal)`,
 		"https://app.example:65536/cb":         `redirect URI "https://app.example:65536/cb": port "65536" is not a TCP port (1-65535)`,
 		"https://chatgpt.com@app.example/cb":   `redirect URI "https://chatgpt.com@app.example/cb": must not have user information before the host (RFC 3986 §3.2.1): "chatgpt.com@" goes to "app.example"`,
-		"https://user:pw@app.example/cb":       `redirect URI "https://user:pw@app.example/cb": must not have user information before the host (RFC 3986 §3.2.1): "user@" goes to "app.example"`,
+		"https://user:pw@app.example/cb":       `redirect URI "https://user:xxxxx@app.example/cb": must not have user information before the host (RFC 3986 §3.2.1): "user@" goes to "app.example"`,
 	} {
 		st, got := register(t, f, `{"redirect_uris":["https://ok.example/cb",`+jsonString(uri)+`],"token_endpoint_auth_method":"none"}`)
 		if st != http.StatusBadRequest || got["error"] != "invalid_redirect_uri" || got["error_description"] != want {
