@@ -157,6 +157,12 @@ own keys).
 {{- .Values.upstream.existingSecret | default (printf "%s-upstream" (include "tollgate.fullname" .) | trunc 63 | trimSuffix "-") -}}
 {{- end -}}
 {{- end -}}
+{{/* "true" when the auth-server authenticates upstream with a private key
+(private_key_jwt, or Sign in with Apple's minted client secret), empty with a
+client secret. */}}
+{{- define "tollgate.upstreamKeyAuth" -}}
+{{- if has .Values.upstream.clientAuth (list "private_key_jwt" "apple_client_secret") -}}true{{- end -}}
+{{- end -}}
 {{- define "tollgate.upstreamSecretKey" -}}
 {{- if .Values.devIdp.enabled -}}upstream-client-secret{{- else if .Values.upstream.existingSecret -}}{{ .Values.upstream.existingSecretKey }}{{- else -}}client-secret{{- end -}}
 {{- end -}}
