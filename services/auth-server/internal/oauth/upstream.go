@@ -70,31 +70,6 @@ func upstreamRefusal(err error) string {
 	return ""
 }
 
-// undecodable is how zitadel/oidc's HTTP helper begins the error of a 200
-// answer it could not decode; it appends the whole response body after the
-// decoding error.
-const undecodable = "failed to unmarshal response: "
-
-// logSafe is err's text without the response body the library appends to
-// a decoding error: a userinfo body holds the user's personal data and a
-// token response (private_key_jwt goes through that helper) the tokens, so
-// neither may reach the log. The decoding error itself stays.
-func logSafe(err error) string {
-	msg := err.Error()
-	if !strings.Contains(msg, undecodable) {
-		return msg
-	}
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if full := e.Error(); strings.HasPrefix(full, undecodable) {
-			if inner := errors.Unwrap(e); inner != nil {
-				return strings.Replace(msg, full, undecodable+inner.Error()+" (response body not logged)", 1)
-			}
-		}
-	}
-	i := strings.Index(msg, undecodable)
-	return msg[:i+len(undecodable)] + "(response body not logged)"
-}
-
 // emailVerified reads an email_verified value: a boolean, the string "true"
 // or "false", or nothing (false).
 func emailVerified(name string, v any) (bool, error) {
