@@ -299,6 +299,12 @@ func isLoopbackHost(h string) bool {
 // chosen by the request (a value that is not one of ours is replaced).
 func (s *Server) loginBinding(r *http.Request) string {
 	name, _ := s.loginCookie()
+	return browserBinding(r, name)
+}
+
+// browserBinding returns the value of r's cookie name when it is one this
+// server issues, or a new one.
+func browserBinding(r *http.Request, name string) string {
 	if c, err := r.Cookie(name); err == nil && loginCookieValue.MatchString(c.Value) {
 		return c.Value
 	}
@@ -613,10 +619,7 @@ func (s *Server) consentCookie() (name string, secure bool) {
 // is replaced, never adopted.
 func (s *Server) consentBinding(r *http.Request) string {
 	name, _ := s.consentCookie()
-	if c, err := r.Cookie(name); err == nil && loginCookieValue.MatchString(c.Value) {
-		return c.Value
-	}
-	return randomID()
+	return browserBinding(r, name)
 }
 
 func consentKey(sub, clientID string) string { return redisx.Hash(sub) + ":" + redisx.Hash(clientID) }
