@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
+	"github.com/tollgate/tollgate/services/auth-server/internal/config"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 )
@@ -275,18 +275,10 @@ var loginCookieValue = regexp.MustCompile(`^[A-Z2-7]{26}$`)
 // (a PUBLIC_URL tunnel) gets a cookie without Secure, which the browser
 // would otherwise never send back.
 func (s *Server) loginCookie() (name string, secure bool) {
-	if u, err := url.Parse(s.issuer); err == nil && (u.Scheme == "https" || isLoopbackHost(u.Hostname())) {
+	if u, err := url.Parse(s.issuer); err == nil && (u.Scheme == "https" || config.LoopbackHost(u.Hostname())) {
 		return "__Host-tollgate-login", true
 	}
 	return "tollgate-login", false
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(h)
-	return err == nil && ip.IsLoopback()
 }
 
 // loginBinding returns the browser's login cookie value, or a new one.
