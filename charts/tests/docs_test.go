@@ -134,3 +134,79 @@ func docsFileBlock(t *testing.T, rel, after, lang string) (block string, inSecti
 	}
 	return rest[:end], inSection
 }
+
+// TestDocsSecretTableNamesEverySecretAndItsDefaultKeys reads the deployment
+// guide's table of Secrets ("Keys" | "Values") and checks it against
+// values.yaml: every value that names a Secret (existingSecret,
+// tlsCASecret) has a row, and the row gives the chart's default name of
+// each key read from it (existingSecret*Key, tlsCASecretKey), so an
+// operator who creates the Secret from the table creates the keys the
+// pods mount.
+func TestDocsSecretTableNamesEverySecretAndItsDefaultKeys(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "deployment", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i := strings.Index(doc, "| Secret | Keys | Values |")
+	if i < 0 {
+		t.Fatal(`docs/deployment/README.md has no "| Secret | Keys | Values |" table`)
+	}
+	// Row keys column by every value path its Values column names.
+	rows := map[string]string{}
+	path := regexp.MustCompile("`([a-zA-Z]+(?:\\.[a-zA-Z0-9]+)+)`")
+	for _, line := range strings.Split(doc[i:], "\n")[2:] {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		cols := strings.Split(strings.Trim(line, "|"), "|")
+		if len(cols) != 3 {
+			t.Fatalf("table row has %d columns: %s", len(cols), line)
+		}
+		for _, m := range path.FindAllStringSubmatch(cols[2], -1) {
+			rows[m[1]] = cols[1]
+		}
+	}
+
+	vb, err := os.ReadFile(filepath.Join(chartDir(t), "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(vb, &values); err != nil {
+		t.Fatal(err)
+	}
+	refs := 0
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			if k != "existingSecret" && k != "tlsCASecret" {
+				continue
+			}
+			refs++
+			keys, ok := rows[prefix+k]
+			if !ok {
+				t.Errorf("values.yaml's %s%s names a Secret; the guide's Secrets table has no row for it", prefix, k)
+				continue
+			}
+			for sk, sv := range m {
+				def, _ := sv.(string)
+				if def == "" || !strings.HasPrefix(sk, k) || !strings.HasSuffix(sk, "Key") {
+					continue
+				}
+				if !strings.Contains(keys, "`"+def+"`") {
+					t.Errorf("the guide's Secrets table row for %s%s does not name key `%s` (the default of %s%s)", prefix, k, def, prefix, sk)
+				}
+			}
+		}
+	}
+	walk("", values)
+	if refs < 7 {
+		t.Fatalf("found only %d Secret references in values.yaml: this test checks too little", refs)
+	}
+}
