@@ -96,6 +96,7 @@ func TestTemplateRefuses(t *testing.T) {
 		{"unknown tool-name style", "mcpGateway:\n  toolNameStyle: camel\n", "toolNameStyle"},
 		{"tenant not a GUID", "upstream:\n  issuerUrl: https://login.microsoftonline.com/common/v2.0\n  allowedTenants: [contoso.onmicrosoft.com]\n", "allowedTenants"},
 		{"unknown response mode", "upstream:\n  responseMode: fragment\n", "responseMode"},
+		{"key prefix with a hash tag", "redis:\n  keyPrefix: \"{tollgate}:\"\n", "keyPrefix"},
 		{"volatile redis in production", "redis:\n  bundled:\n    persistence:\n      enabled: false\n", "production requires durable Redis"},
 	}
 	for _, c := range cases {
