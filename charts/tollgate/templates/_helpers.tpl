@@ -82,6 +82,16 @@ dev-idp: {key: devIdp, http: true, grpc: false, optional: true}
 {{- end -}}
 {{- end -}}
 
+{{/*
+The host an Ingress rule and its TLS section name for hosts.<ing>: the name
+without a :port. The port belongs to the public URLs (a controller on a
+non-standard port); an Ingress host is a DNS name only, and the API server
+refuses one with a port. (dict "root" $ "ing" "gateway")
+*/}}
+{{- define "tollgate.ingressHost" -}}
+{{- regexReplaceAll ":[0-9]+$" (index .root.Values.hosts .ing) "" -}}
+{{- end -}}
+
 {{/* Public URLs, derived from the hosts unless set. */}}
 {{- define "tollgate.issuer" -}}
 {{- .Values.publicUrls.issuer | default (printf "%s://%s" .Values.publicUrls.scheme .Values.hosts.gateway) | trimSuffix "/" -}}
