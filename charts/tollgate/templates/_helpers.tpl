@@ -122,8 +122,15 @@ refuses one with a port. (dict "root" $ "ing" "gateway")
 {{- end -}}
 
 {{/* Redis. */}}
+{{/*
+The bundled Redis's name, at most 52 characters: the StatefulSet controller
+labels its pods controller-revision-hash=<name>-<10-character hash>, and a
+label value longer than 63 characters makes every pod creation fail
+(kubernetes/kubernetes#64023), so a longer name installs a Redis that never
+starts.
+*/}}
 {{- define "tollgate.redisName" -}}
-{{- include "tollgate.componentName" (dict "root" . "name" "redis") -}}
+{{- printf "%s-redis" (include "tollgate.fullname" . | trunc 46 | trimSuffix "-") -}}
 {{- end -}}
 {{- define "tollgate.redisPasswordSecret" -}}
 {{- .Values.redis.bundled.existingSecret | default (include "tollgate.redisName" .) -}}
