@@ -385,6 +385,14 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		case "temporarily_unavailable":
 			redirectErr("temporarily_unavailable", "the identity provider is temporarily unavailable")
 		default:
+			// Only a registered code is repeated to the client (RFC 6749
+			// §4.1.2.1, §11.4; OpenID Connect Core §3.1.2.6): the parameter
+			// is whatever the callback URL carried, and any other value,
+			// however cleaned, could put someone else's words in front of
+			// the user. The upstream's own value is in the log above.
+			if !slices.Contains(registeredAuthorizeErrors, e) {
+				e = "a code OAuth does not define; see the auth-server log"
+			}
 			redirectErr("server_error", "the identity provider returned an error ("+e+")")
 		}
 		return
@@ -399,13 +407,26 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(r.Context(), "upstream login failed", "err", upstreamLogText(err))
 		if errors.Is(err, errUpstreamUnreachable) {
 			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
-		} else if code := upstreamRefusal(err); code == "invalid_client" || code == "unauthorized_client" {
+		} else if code, status := upstreamRefusal(err); refusedCredentials(code, status) {
 			// The operator's upstream client settings, not the user: say
 			// so rather than blame the answer's verification.
+			if code != "invalid_client" && code != "unauthorized_client" {
+				code = "HTTP 401" // the provider's own code, if any, is in the log
+			}
 			redirectErr("server_error", "the identity provider refused this server's client credentials ("+code+"); the operator must check the upstream client settings")
 		} else if slices.Contains([]string{"invalid_request", "invalid_grant", "unsupported_grant_type", "invalid_scope"}, code) {
 			// Only a registered code (RFC 6749 §5.2) is repeated to the client.
 			redirectErr("server_error", "the identity provider refused the code exchange ("+code+")")
+		} else if code == "" && (status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout) {
+			// An outage at or behind the provider's front (RFC 9110
+			// §15.6.3-5), not a refusal: like an unreachable token endpoint.
+			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
+		} else if code == "" && status >= 500 {
+			redirectErr("server_error", fmt.Sprintf("the identity provider's token endpoint failed (HTTP %d)", status))
+		} else if code != "" || status >= 400 {
+			// A refusal in a shape RFC 6749 §5.2 does not define: it is not
+			// a verification failure; its text is the log's.
+			redirectErr("server_error", "the identity provider refused the code exchange (see the auth-server log)")
 		} else if errors.Is(err, errVerifiedClaim) {
 			redirectErr("server_error", "the identity provider's email_verified is neither true nor false (a boolean, OpenID Connect Core section 5.1, or the string 'true' or 'false')")
 		} else {
@@ -441,6 +462,17 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.issueCode(w, r, ar, p, *id)
+}
+
+// registeredAuthorizeErrors are the authorization error codes of RFC 6749
+// §4.1.2.1 and OpenID Connect Core §3.1.2.6, RFC 9101 §6.3 and OpenID
+// Connect Core §6's request objects: the values of an upstream's error a
+// client may be told.
+var registeredAuthorizeErrors = []string{
+	"invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type", "invalid_scope",
+	"server_error", "temporarily_unavailable", "interaction_required", "login_required", "account_selection_required",
+	"consent_required", "invalid_request_uri", "invalid_request_object", "request_not_supported",
+	"request_uri_not_supported", "registration_not_supported",
 }
 
 // issueCode lets fosite mint the code (and store the PKCE and OIDC sessions)

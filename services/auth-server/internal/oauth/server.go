@@ -422,7 +422,13 @@ func (s *Server) Handler() http.Handler {
 	handle("POST", "/oauth/introspect", s.guard("introspect", true, s.introspect))
 	handle("POST", "/oauth/register", s.guard("register", true, s.register))
 	for path, methods := range allowed {
-		if slices.Contains(methods, http.MethodGet) {
+		switch {
+		case !slices.Contains(methods, http.MethodGet):
+		case getWrites[path]:
+			// A GET pattern serves HEAD too: here a HEAD would run the
+			// GET's writes. It is refused before the handler runs.
+			mux.Handle(http.MethodHead+" "+path, methodNotAllowed(s.metrics, methods))
+		default:
 			methods = append(methods, http.MethodHead) // a GET pattern serves HEAD too
 		}
 		mux.Handle(path, methodNotAllowed(s.metrics, methods))
@@ -430,6 +436,18 @@ func (s *Server) Handler() http.Handler {
 	s.route = telemetry.MuxRoute(mux)
 	return s.cors(mux)
 }
+
+// getWrites are the paths whose GET changes state: /oauth/authorize stores
+// the pending request and sets the login cookie, /oauth/callback consumes
+// the single-use sign-in state. net/http's ServeMux sends HEAD to a GET
+// pattern, so a HEAD from a link prefetcher, a mail scanner or a proxy's
+// health probe spent the state and the user's real GET then failed with
+// "unknown, expired or already used sign-in state". HEAD is a safe method
+// (RFC 9110 §9.2.1, §9.3.2: the server SHOULD answer it as GET without
+// the content), and these answers cannot be given without the writes, so
+// HEAD is refused here: 405 with Allow naming the methods that are served
+// (RFC 9110 §15.5.6).
+var getWrites = map[string]bool{"/oauth/authorize": true, "/oauth/callback": true}
 
 // methodNotAllowed answers a method the path does not serve: 405, Allow
 // (RFC 9110 §15.5.6) and the RFC 6749 §5.2 error shape, invalid_request

@@ -44,6 +44,11 @@ var errUpstreamUnreachable = errors.New("upstream identity provider unreachable"
 // so, rather than the value passing for false.
 var errVerifiedClaim = errors.New("is neither true nor false (a boolean, OpenID Connect Core §5.1, or the string \"true\" or \"false\")")
 
+// errCodeExchange marks a failure of the code exchange itself (the token
+// endpoint's answer and its ID token's verification), not of userinfo:
+// upstreamRefusal reads only these.
+var errCodeExchange = errors.New("code exchange")
+
 // libraryVerifiedClaim recognizes zitadel/oidc's refusal of a *_verified
 // claim (oidc.Bool, which takes true, false, "true" and "false") in an ID
 // token or userinfo response, which it reports only as text.
@@ -54,20 +59,44 @@ func libraryVerifiedClaim(err error) error {
 	return err
 }
 
-// upstreamRefusal is the OAuth error code (RFC 6749 §5.2) with which the
-// provider's token endpoint refused the code exchange, or "" when the
-// exchange failed otherwise. golang.org/x/oauth2 (client secret) and
-// zitadel/oidc's own client (private_key_jwt) report it differently.
-func upstreamRefusal(err error) string {
+// upstreamRefusal is how the provider's token endpoint refused the code
+// exchange: the error code of its answer (RFC 6749 §5.2; "" when it sent
+// none, or the exchange failed otherwise) and the HTTP status (0 when
+// unknown). golang.org/x/oauth2 (client secret) and zitadel/oidc's own
+// client (private_key_jwt) report it differently: the latter keeps no
+// status with a decoded error, and reports an answer without one as text.
+func upstreamRefusal(err error) (code string, status int) {
+	if !errors.Is(err, errCodeExchange) {
+		return "", 0
+	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		return re.ErrorCode
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		return re.ErrorCode, status
 	}
 	var oe *oidc.Error
 	if errors.As(err, &oe) {
-		return string(oe.ErrorType)
+		return string(oe.ErrorType), 0
 	}
-	return ""
+	// The ID token's JWKS is fetched the same way: "failed to get keys".
+	if _, rest, ok := strings.Cut(err.Error(), "http status not ok: "); ok && !strings.Contains(err.Error(), "failed to get keys") {
+		if n, err := strconv.Atoi(strings.SplitN(rest, " ", 2)[0]); err == nil {
+			return "", n
+		}
+	}
+	return "", 0
+}
+
+// refusedCredentials reports whether a token endpoint refusal (code,
+// status) is of this server's client authentication: invalid_client or
+// unauthorized_client, or HTTP 401 whatever the body says — RFC 6749 §5.2
+// answers 401 only for a failed client authentication, and providers
+// send it without a body or with another code (Auth0: access_denied,
+// "Unauthorized", for a wrong client secret).
+func refusedCredentials(code string, status int) bool {
+	return code == "invalid_client" || code == "unauthorized_client" || status == http.StatusUnauthorized
 }
 
 // emailVerified reads an email_verified value: a boolean, the string "true"
@@ -381,7 +410,7 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 		if errors.As(err, &ne) {
 			return nil, fmt.Errorf("%w: token endpoint: %v", errUpstreamUnreachable, err)
 		}
-		return nil, fmt.Errorf("code exchange: %w", libraryVerifiedClaim(err))
+		return nil, fmt.Errorf("%w: %w", errCodeExchange, libraryVerifiedClaim(err))
 	}
 	sub := toks.IDTokenClaims.GetSubject()
 	if template, ok := config.EntraMultiTenant(u.cfg.Issuer); ok {

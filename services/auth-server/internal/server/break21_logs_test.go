@@ -23,7 +23,9 @@ import (
 // error's. A proxy on UPSTREAM_DIAL_ADDR stands in for the gateway.
 func TestUpstreamErrorPageIsNotLogged(t *testing.T) {
 	const echo = "echoed: client_secret=s3cr3t-from-the-request ada.private@example.com"
-	for _, endpoint := range []string{"/token", "/userinfo"} {
+	// A 502 at the token endpoint is an outage (temporarily_unavailable,
+	// TestUpstreamRefusalShapes); userinfo's fails the sign-in.
+	for endpoint, code := range map[string]string{"/token": "temporarily_unavailable", "/userinfo": "server_error"} {
 		t.Run(endpoint, func(t *testing.T) {
 			f := newFleet(t, nil, "", true)
 			p := idptest.StartShape(t, idptest.Shape{UserinfoClaims: fullProfile}, f.Base+"/oauth/callback")
@@ -45,7 +47,7 @@ func TestUpstreamErrorPageIsNotLogged(t *testing.T) {
 			f.env["UPSTREAM_CLIENT_SECRET"] = p.ClientSecret
 			f.env["UPSTREAM_DIAL_ADDR"] = gw.Listener.Addr().String()
 			f.start()
-			f.refused(t)
+			f.refusedWith(t, code)
 			logs := f.AS.Logs.String()
 			if !strings.Contains(logs, "upstream login failed") || !strings.Contains(logs, "502") || !strings.Contains(logs, "response body not logged") {
 				t.Fatalf("want the failure logged with its status and without its body:\n%s", logs)

@@ -63,14 +63,21 @@ func (f *fleet) signIn(t *testing.T) *tokens.Claims {
 // (the ID token did not verify) and no code.
 func (f *fleet) refused(t *testing.T) {
 	t.Helper()
+	f.refusedWith(t, "server_error")
+}
+
+// refusedWith runs the sign-in and requires the client to get error code
+// with the state and no code.
+func (f *fleet) refusedWith(t *testing.T, code string) {
+	t.Helper()
 	c := f.Clients["local-test"]
 	a := newAuthRequest(c)
 	p := f.login(newBrowser(t, c.RedirectURIs[0]), a)
 	if p.Location == nil {
 		t.Fatalf("no redirect to the client: %d %s\n%s", p.Status, p.URL, p.Body)
 	}
-	if q := p.Location.Query(); q.Get("error") != "server_error" || q.Get("code") != "" || q.Get("state") != a.State {
-		t.Fatalf("redirect %s, want error=server_error with the state and no code", p.Location)
+	if q := p.Location.Query(); q.Get("error") != code || q.Get("code") != "" || q.Get("state") != a.State {
+		t.Fatalf("redirect %s, want error=%s with the state and no code", p.Location, code)
 	}
 }
 

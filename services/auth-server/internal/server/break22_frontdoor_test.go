@@ -1,0 +1,149 @@
+package server_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tollgate/tollgate/services/dev-idp/idptest"
+)
+
+// TestHeadSpendsNoState: net/http's ServeMux serves HEAD with a GET
+// pattern, so a HEAD of the callback URL (a link prefetcher, a mail
+// scanner) consumed the single-use sign-in state and the browser's GET then
+// failed "unknown, expired or already used sign-in state"; a HEAD of
+// /oauth/authorize stored a pending request and set the login cookie. HEAD
+// is a safe method (RFC 9110 §9.2.1): both answer 405 with Allow (RFC 9110
+// §15.5.6) and write nothing, and the real GET still completes. Paths
+// whose GET writes nothing keep serving HEAD.
+func TestHeadSpendsNoState(t *testing.T) {
+	f, _ := startShaped(t, idptest.Shape{UserinfoClaims: fullProfile}, nil)
+	c := f.Clients["local-test"]
+	head := func(t *testing.T, u string, cookie *http.Cookie) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodHead, u, nil)
+		if cookie != nil {
+			req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	t.Run("callback", func(t *testing.T) {
+		a := newAuthRequest(c)
+		ans := f.startUpstreamLogin(t, a)
+		resp := head(t, ans.Callback+"?"+ans.Params.Encode(), ans.Cookie)
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, POST" {
+			t.Fatalf("HEAD callback: %d, Allow %q; want 405, Allow GET, POST", resp.StatusCode, resp.Header.Get("Allow"))
+		}
+		resp, body := f.deliver(t, http.MethodGet, ans, "")
+		codeFrom(t, a, resp, body) // the state was not spent
+	})
+	t.Run("authorize", func(t *testing.T) {
+		resp := head(t, newAuthRequest(c).URL(f.Base), nil)
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET" || len(resp.Cookies()) != 0 {
+			t.Fatalf("HEAD authorize: %d, Allow %q, cookies %v; want 405, Allow GET and no cookie", resp.StatusCode, resp.Header.Get("Allow"), resp.Cookies())
+		}
+	})
+	t.Run("read-only paths keep HEAD", func(t *testing.T) {
+		for _, path := range []string{"/oauth/jwks", "/.well-known/openid-configuration"} {
+			if resp := head(t, f.Base+path, nil); resp.StatusCode != http.StatusOK {
+				t.Errorf("HEAD %s: %d, want 200", path, resp.StatusCode)
+			}
+		}
+	})
+}
+
+// startRefusingUpstream runs a fleet whose upstream provider sits behind a
+// real HTTP front that answers the token endpoint with refuse (the shapes
+// of refusal real providers send) and passes everything else through.
+func startRefusingUpstream(t *testing.T, refuse http.HandlerFunc) *fleet {
+	t.Helper()
+	f := newFleet(t, nil, "", true)
+	var behind atomic.Pointer[httputil.ReverseProxy]
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
+			_, _ = io.Copy(io.Discard, r.Body)
+			refuse(w, r)
+			return
+		}
+		behind.Load().ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	p := idptest.StartShape(t, idptest.Shape{BaseURL: front.URL, UserinfoClaims: fullProfile}, f.Base+"/oauth/callback")
+	target, _ := url.Parse(p.Server.URL)
+	behind.Store(httputil.NewSingleHostReverseProxy(target))
+	f.env["UPSTREAM_ISSUER_URL"] = p.Issuer
+	f.env["UPSTREAM_CLIENT_ID"] = p.ClientID
+	f.env["UPSTREAM_CLIENT_SECRET"] = p.ClientSecret
+	f.start()
+	return f
+}
+
+// TestUpstreamRefusalShapes: a token endpoint that refuses this server's
+// client credentials with 401 and no JSON body, or with Auth0's 401
+// {"error":"access_denied","error_description":"Unauthorized"} (a wrong
+// client secret), is the operator's upstream client settings (RFC 6749
+// §5.2 answers 401 only for a failed client authentication), not "the
+// identity provider's response could not be verified", which it was
+// reported as; a 5xx is an outage (temporarily_unavailable); a refusal
+// with a code RFC 6749 §5.2 does not define (403 access_denied) is a
+// refusal, its code not repeated; another 5xx a failure naming its status.
+func TestUpstreamRefusalShapes(t *testing.T) {
+	const credentials = "the identity provider refused this server's client credentials (HTTP 401); the operator must check the upstream client settings"
+	jsonAnswer := func(status int, body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, body)
+		}
+	}
+	for name, tc := range map[string]struct {
+		refuse     http.HandlerFunc
+		code, desc string
+	}{
+		"401 without a body": {func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		}, "server_error", credentials},
+		"401 text/plain": {func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		}, "server_error", credentials},
+		"Auth0's 401 access_denied": {jsonAnswer(http.StatusUnauthorized, `{"error":"access_denied","error_description":"Unauthorized"}`),
+			"server_error", credentials},
+		"403 access_denied": {jsonAnswer(http.StatusForbidden, `{"error":"access_denied","error_description":"call +1 555 0100 to unlock"}`),
+			"server_error", "the identity provider refused the code exchange (see the auth-server log)"},
+		"503 page": {func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "<html>upstream maintenance</html>", http.StatusServiceUnavailable)
+		}, "temporarily_unavailable", "the identity provider is unavailable; retry later"},
+		"500 page": {func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+		}, "server_error", "the identity provider's token endpoint failed (HTTP 500)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := startRefusingUpstream(t, tc.refuse)
+			c := f.Clients["local-test"]
+			a := newAuthRequest(c)
+			p := f.login(newBrowser(t, c.RedirectURIs[0]), a)
+			if p.Location == nil {
+				t.Fatalf("no redirect to the client: %d %s\n%s", p.Status, p.URL, p.Body)
+			}
+			q := p.Location.Query()
+			if q.Get("error") != tc.code || q.Get("code") != "" || q.Get("state") != a.State || q.Get("error_description") != tc.desc {
+				t.Fatalf("redirect %s\nwant error=%s, error_description %q", p.Location, tc.code, tc.desc)
+			}
+			if !strings.Contains(f.AS.Logs.String(), "upstream login failed") {
+				t.Errorf("the refusal is not logged:\n%s", f.AS.Logs.String())
+			}
+		})
+	}
+}
