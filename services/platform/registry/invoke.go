@@ -45,7 +45,7 @@ func (c *Capability) DecodeJSON(b []byte) (proto.Message, error) {
 	// backend's own types (the request's file and its imports) for a
 	// discovered descriptor, never first among the gateway's compiled-in
 	// ones, which may hold another version of a message of that name.
-	err := protojson.UnmarshalOptions{Resolver: resolverFor(c.Method.Input())}.Unmarshal(b, in)
+	err := protojson.UnmarshalOptions{Resolver: c.plan().in}.Unmarshal(b, in)
 	if err != nil {
 		msg := cleanProtoErr(err)
 		if (msg == "unexpected EOF" || strings.Contains(msg, "invalid escape code")) && json.Valid(b) {
@@ -242,6 +242,10 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 	in := newMessage(c.Method.Input())
 	fields := c.Method.Input().Fields()
 	refl := in.ProtoReflect()
+	// Each parameter is decoded alone (AllowPartial: without the others a
+	// proto2 request's required fields are unset); the caller checks the
+	// request for them once whole (CheckRequired).
+	one := protojson.UnmarshalOptions{AllowPartial: true}
 	for name, values := range q {
 		f := fields.ByName(protoreflect.Name(name))
 		if f == nil {
@@ -271,13 +275,24 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 		} else {
 			raw = "{" + jsonString(string(f.Name())) + ":" + quoteIfNeeded(values[0]) + "}"
 		}
-		one := newMessage(c.Method.Input())
-		if err := protojson.Unmarshal([]byte(raw), one); err != nil {
+		m := newMessage(c.Method.Input())
+		if err := one.Unmarshal([]byte(raw), m); err != nil {
 			return nil, fault.InvalidArgument("%s %q: %s", what, name, cleanProtoErr(err))
 		}
-		refl.Set(f, one.ProtoReflect().Get(f))
+		refl.Set(f, m.ProtoReflect().Get(f))
 	}
 	return in, nil
+}
+
+// CheckRequired refuses, as an InvalidArgument fault, a request without a
+// proto2 required field: DecodeJSON does so itself, DecodeQuery takes
+// parameters one by one (a POST's path parameters are merged into its
+// body's request), so its caller checks the request once whole.
+func CheckRequired(in proto.Message) error {
+	if err := proto.CheckInitialized(in); err != nil {
+		return fault.InvalidArgument("invalid arguments: %s", cleanProtoErr(err))
+	}
+	return nil
 }
 
 // queryString reports whether the proto3 JSON form of f's value is a JSON
@@ -330,15 +345,85 @@ func cleanProtoErr(err error) string {
 
 // Invoke calls the capability on conn (a connection to its backend,
 // Conns.For) and returns its response.
+//
+// A response whose proto2 required field the backend left unset (a
+// replica still on the version before the field was added, a backend
+// serializing partial messages) is taken as it is, not failed as gRPC's
+// codec would ("required field … not set"): MarshalOutput writes the
+// field as null, which the output schema admits (docs/reference/mcp.md,
+// "Tool results"). The request is checked before (DecodeJSON,
+// DecodeQuery), so only the answer's check is skipped.
 func (c *Capability) Invoke(ctx context.Context, conn grpc.ClientConnInterface, in proto.Message) (proto.Message, error) {
 	out := newMessage(c.Method.Output())
-	if err := conn.Invoke(ctx, c.FullMethod, in, out); err != nil {
+	var opts []grpc.CallOption
+	if c.plan().partialOutput {
+		opts = partialCallOpts
+	}
+	if err := conn.Invoke(ctx, c.FullMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-var outputJSON = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
+// callPlan is what each call of a capability uses, found once.
+type callPlan struct {
+	in, out resolver
+	// partialOutput: the response can hold a proto2 required field
+	// (its own or a nested message's).
+	partialOutput bool
+}
+
+func newCallPlan(md protoreflect.MethodDescriptor) *callPlan {
+	return &callPlan{
+		in: resolverFor(md.Input()), out: resolverFor(md.Output()),
+		partialOutput: hasRequired(md.Output(), map[protoreflect.FullName]bool{}),
+	}
+}
+
+func (c *Capability) plan() *callPlan {
+	if c.call != nil {
+		return c.call
+	}
+	return newCallPlan(c.Method)
+}
+
+// hasRequired reports whether a message of d can hold a required field.
+func hasRequired(d protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if seen[d.FullName()] {
+		return false
+	}
+	seen[d.FullName()] = true
+	fields := d.Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		if f.Cardinality() == protoreflect.Required {
+			return true
+		}
+		if f.IsMap() {
+			f = f.MapValue()
+		}
+		if md := f.Message(); md != nil && hasRequired(md, seen) {
+			return true
+		}
+	}
+	return false
+}
+
+// outputJSON writes a response as it came (AllowPartial): an unset proto2
+// required field is null, as any unset field with presence (Invoke).
+var outputJSON = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true, AllowPartial: true}
+
+// MarshalOutput is the package function MarshalOutput with the types the
+// capability's response may hold in an Any found once, not per call.
+func (c *Capability) MarshalOutput(m proto.Message) ([]byte, error) {
+	opts := outputJSON
+	opts.Resolver = c.plan().out
+	b, err := opts.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return compactInPlace(b), nil
+}
 
 // MarshalOutput encodes a response the way both connectors publish it:
 // snake_case field names, every field present, compact and stable (protojson

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -76,6 +77,11 @@ type Capability struct {
 	Backend string
 	Tools   []*Tool
 	Action  *Action
+
+	// call is what each call of the capability uses, prepared once with
+	// the capability (callPlan); nil for a Capability made by hand, which
+	// prepares it per call.
+	call *callPlan
 }
 
 // Registry is the set of exposed capabilities.
@@ -181,6 +187,7 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 		bad("streaming RPCs cannot be capabilities")
 	}
 	c := &Capability{Method: md, FullMethod: fmt.Sprintf("/%s/%s", md.Parent().FullName(), md.Name()), Backend: DefaultBackend}
+	c.call = newCallPlan(md)
 	if sd, ok := md.Parent().(protoreflect.ServiceDescriptor); ok {
 		if so, _ := resolveOptions(sd.Options()).(*descriptorpb.ServiceOptions); so != nil {
 			if b, _ := proto.GetExtension(so, optionsv1.E_Backend).(string); b != "" {
@@ -254,10 +261,12 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 		if !opIDRE.MatchString(a.OperationID) {
 			bad("operationId %q must be an identifier", a.OperationID)
 		}
-		if a.Summary == "" || len(a.Summary) > MaxSummary {
+		// The limits are in characters, not bytes (a summary in Japanese
+		// takes three bytes a character).
+		if a.Summary == "" || utf8.RuneCountInString(a.Summary) > MaxSummary {
 			bad("action summary must be 1 to %d characters", MaxSummary)
 		}
-		if len(a.Description) > MaxDescription {
+		if utf8.RuneCountInString(a.Description) > MaxDescription {
 			bad("action description is longer than %d characters", MaxDescription)
 		}
 		if !a.Consequential && len(tools) > 0 && !tools[0].GetAnnotations().GetReadOnly() {
@@ -268,7 +277,7 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 	}
 	problems = append(problems, jsonNameConflicts(name, md.Input())...)
 	for _, f := range append(fields(md.Input()), fields(md.Output())...) {
-		if d := FieldDescription(f); len(d) > MaxDescription {
+		if d := FieldDescription(f); utf8.RuneCountInString(d) > MaxDescription {
 			bad("field %s: description longer than %d characters", f.FullName(), MaxDescription)
 		}
 	}

@@ -98,3 +98,44 @@ func documentBytes(t *testing.T, f *fleet) int {
 	}
 	return int(v)
 }
+
+// TestLimitsCountCharactersNotBytes: the GPT Actions limits on summaries
+// and descriptions are in characters. A backend whose operation has a
+// 300-character summary and a 700-character description in Japanese
+// (three bytes a character in UTF-8) is within them: the registry takes
+// its capability (it refused it as 900 bytes over 300 characters), the
+// operation is served and the document is reported within the limits; a
+// 301st character is still refused.
+func TestLimitsCountCharactersNotBytes(t *testing.T) {
+	service := func(summary int) registrytest.Service {
+		return registrytest.Service{Package: "ja", Name: "JaService",
+			Scopes: []*optionsv1.Scope{{Name: "ja.read", Description: "Read"}},
+			Methods: []registrytest.Method{{Name: "Get", Action: &optionsv1.ActionsOperation{
+				Method: "GET", Path: "/actions/ja", OperationId: "ja",
+				Summary: strings.Repeat("要", summary), Description: strings.Repeat("説", openapi.MaxDescription),
+				RequiredScopes: []string{"ja.read"}}}}}
+	}
+	ja := registrytest.Start(t, "ja", []registrytest.Service{service(openapi.MaxSummary)})
+	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,ja=" + ja.Addr, "CAPABILITY_REFRESH_INTERVAL": "1s"})
+	op := f.doc.Paths.Find("/actions/ja")
+	if op == nil || op.Get == nil {
+		t.Fatalf("GET /actions/ja is not served; logs:\n%s", f.logs.String())
+	}
+	if n := len([]rune(op.Get.Summary)); n != openapi.MaxSummary {
+		t.Errorf("summary of %d characters, want %d", n, openapi.MaxSummary)
+	}
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "ja.read"})
+	if r := f.do(t, http.MethodGet, "/actions/ja?text=x", bearer(tok)); r.status != 200 {
+		t.Errorf("GET /actions/ja: %d %s", r.status, r.body)
+	}
+	if status, body := f.ready(t); status != 200 || !strings.Contains(body, `{"name":"openapi-document","status":"ok"}`) {
+		t.Errorf("readiness: %d %s; want openapi-document ok", status, body)
+	}
+
+	// One character more is over the limit: the registry refuses the
+	// capability and the actions-api keeps the previous operations.
+	ja.Serve(t, service(openapi.MaxSummary+1))
+	eventually(t, "the over-long summary refused", func() bool {
+		return strings.Contains(f.logs.String(), "action summary must be 1 to 300 characters")
+	})
+}

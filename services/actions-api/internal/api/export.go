@@ -46,13 +46,13 @@ func Export(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// A document a GPT would refuse is not written: the running service
-	// serves it and reports the problem, the export fails on it.
-	if err := openapi.CheckLimits(doc); err != nil {
-		return err
-	}
 	b, err := doc.JSON()
 	if err != nil {
+		return err
+	}
+	// A document a GPT would refuse is not written: the running service
+	// serves it and reports the problem, the export fails on it.
+	if err := openapi.CheckLimits(b); err != nil {
 		return err
 	}
 	if *out == "-" {

@@ -201,7 +201,7 @@ func (s server) withRegistry(reg *registry.Registry) (http.Handler, servedDocume
 	if s.doc, err = doc.JSON(); err != nil {
 		return nil, servedDocument{}, err
 	}
-	served := servedDocument{json: s.doc, problem: openapi.CheckLimits(doc)}
+	served := servedDocument{json: s.doc, problem: openapi.CheckLimits(s.doc)}
 	s.reg = reg
 	if s.metadataURL, s.metadata, err = resourceMetadata(s.cfg, reg); err != nil {
 		return nil, servedDocument{}, err

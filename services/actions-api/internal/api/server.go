@@ -246,7 +246,7 @@ func (s *server) action(a *registry.Action) echo.HandlerFunc {
 		if err != nil {
 			return fromCore(err, s.metadataURL, a.RequiredScopes)
 		}
-		b, err := registry.MarshalOutput(out)
+		b, err := c.MarshalOutput(out)
 		if err != nil {
 			return fmt.Errorf("encode %s response: %w", a.OperationID, err)
 		}
@@ -291,7 +291,9 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 			}
 			q.Set(p, v)
 		}
-		in, err = c.DecodeQuery(q)
+		if in, err = c.DecodeQuery(q); err == nil {
+			err = registry.CheckRequired(in)
+		}
 	} else {
 		if ct := r.Header.Get(echo.HeaderContentType); ct != "" {
 			if mt, _, perr := mime.ParseMediaType(ct); perr != nil || mt != echo.MIMEApplicationJSON {

@@ -12,6 +12,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/tollgate/tollgate/services/platform/registry"
 )
@@ -165,8 +168,9 @@ type AuthorizationCodeFlow struct {
 	Scopes           map[string]string `json:"scopes"`
 }
 
-// Build returns the document for reg. It fails when two capabilities'
-// messages share a name. It does not check the GPT Actions limits: a
+// Build returns the document for reg. Component names are unique
+// (schemaNames): two backends' messages of one name each get their own. It
+// does not check the GPT Actions limits: a
 // document over them is still the API's description, and the caller says
 // what CheckLimits finds (the actions-api serves it and reports the
 // problem; the export refuses to write it).
@@ -200,29 +204,9 @@ func Build(reg *registry.Registry, o Options) (*Document, error) {
 			}},
 		},
 	}
-	owners := map[string]string{} // schema name → message full name
-	named := map[string]string{}  // message full name → schema name
-	addSchema := func(name, owner string, s registry.Schema) (registry.Schema, error) {
-		if n, ok := named[owner]; ok {
-			name = n
-		} else if prev, ok := owners[name]; ok && prev != owner {
-			// Two backends may both have a message of this name: the
-			// later one is named in full (component names may hold dots).
-			name = owner
-			if prev, ok := owners[name]; ok && prev != owner {
-				return nil, fmt.Errorf("openapi: schema name %q is used by %s and %s", name, prev, owner)
-			}
-		}
-		owners[name], named[owner] = owner, name
-		d.Components.Schemas[name] = s
-		return registry.Schema{"$ref": "#/components/schemas/" + name}, nil
-	}
-	owners[ErrorSchema] = "(error)"
+	names := newSchemaNames(d.Components.Schemas)
 	for _, a := range reg.Actions() {
-		op, err := operation(a, addSchema)
-		if err != nil {
-			return nil, err
-		}
+		op := operation(a, names)
 		for _, s := range a.RequiredScopes {
 			// The words of the consent page: the OpenID Connect scopes' and
 			// those a capability declared with its scope (registry).
@@ -248,24 +232,121 @@ func Build(reg *registry.Registry, o Options) (*Document, error) {
 	return d, nil
 }
 
-type schemaAdder func(name, owner string, s registry.Schema) (registry.Schema, error)
+// schemaNames gives each distinct schema its component name, the same
+// for the same document: the preferred name (a message's short name), else
+// the owner's full name, else the full name with "_2", "_3"… Two schemas
+// are the same when their owner and content are: a message two operations
+// answer is one component, and the messages of one name in two backends
+// (a package-less "Note" beside another backend's notes.v1.Note, or one
+// package in two backends that define it apart) are two, never a reason
+// to refuse the whole document.
+type schemaNames struct {
+	owners  map[string]string // component name → identity
+	named   map[string]string // identity → component name
+	schemas map[string]registry.Schema
+}
 
-func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
+func newSchemaNames(schemas map[string]registry.Schema) *schemaNames {
+	n := &schemaNames{owners: map[string]string{}, named: map[string]string{}, schemas: schemas}
+	for name := range schemas {
+		n.owners[name] = "(" + name + ")"
+	}
+	return n
+}
+
+// add puts s, the schema of owner (a message's full name, with "-input"
+// for a request body's), in the components unless they hold it already,
+// and returns its component name.
+func (n *schemaNames) add(preferred, owner string, s registry.Schema) string {
+	name, isNew := n.name(preferred, owner, s)
+	if isNew {
+		n.schemas[name] = s
+	}
+	return name
+}
+
+// name is the component name of s (owner's), preferring preferred; isNew
+// when s has none yet.
+func (n *schemaNames) name(preferred, owner string, s registry.Schema) (string, bool) {
+	b, _ := json.Marshal(s) // map keys sorted: the same content, the same bytes
+	id := owner + "\x00" + string(b)
+	if name, ok := n.named[id]; ok {
+		return name, false
+	}
+	name := preferred
+	if _, taken := n.owners[name]; taken {
+		name = owner
+		for i := 2; ; i++ {
+			if _, taken := n.owners[name]; !taken {
+				break
+			}
+			name = fmt.Sprintf("%s_%d", owner, i)
+		}
+	}
+	n.owners[name], n.named[id] = id, name
+	return name, true
+}
+
+func schemaRef(name string) registry.Schema {
+	return registry.Schema{"$ref": "#/components/schemas/" + name}
+}
+
+// renameRefs returns s with each "$ref" to a component in renamed
+// pointing at its new name; s itself is not changed.
+func renameRefs(s any, renamed map[string]string) any {
+	switch t := s.(type) {
+	case registry.Schema:
+		c := make(registry.Schema, len(t))
+		for k, v := range t {
+			if ref, ok := v.(string); ok && k == "$ref" {
+				if to, ok := renamed[strings.TrimPrefix(ref, "#/components/schemas/")]; ok && strings.HasPrefix(ref, "#/components/schemas/") {
+					v = "#/components/schemas/" + to
+				}
+			} else {
+				v = renameRefs(v, renamed)
+			}
+			c[k] = v
+		}
+		return c
+	case []any:
+		c := make([]any, len(t))
+		for i, v := range t {
+			c[i] = renameRefs(v, renamed)
+		}
+		return c
+	}
+	return s
+}
+
+func operation(a *registry.Action, names *schemaNames) *Operation {
 	c := a.Capability
 	out := c.Method.Output()
 	// Recursive messages are components of their own, referred to
 	// (registry.Capability.Schemas names them "<full name>-input" or
-	// "-output", names no message has).
+	// "-output", names no message has). A name another backend's message
+	// of that full name already holds is given another (schemaNames), and
+	// the refs of this operation's schemas follow it.
 	in, outSchema, defs := c.Schemas("#/components/schemas/")
-	for name, s := range defs {
-		if _, err := add(name, name, s); err != nil {
-			return nil, err
+	// Names first (by the schemas as the registry wrote them), then the
+	// schemas, whose refs may name a def renamed.
+	renamed, fresh := map[string]string{}, map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(defs)) {
+		got, isNew := names.name(name, name, defs[name])
+		if got != name {
+			renamed[name] = got
+		}
+		if isNew {
+			fresh[name] = got
 		}
 	}
-	ref, err := add(string(out.Name()), string(out.FullName()), outSchema)
-	if err != nil {
-		return nil, err
+	for name, got := range fresh {
+		names.schemas[got] = renameRefs(defs[name], renamed).(registry.Schema)
 	}
+	if len(renamed) > 0 {
+		in = renameRefs(in, renamed).(registry.Schema)
+		outSchema = renameRefs(outSchema, renamed).(registry.Schema)
+	}
+	ref := schemaRef(names.add(string(out.Name()), string(out.FullName()), outSchema))
 	op := &Operation{
 		OperationID:   a.OperationID,
 		Summary:       a.Summary,
@@ -295,6 +376,9 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 			if slices.Contains(a.PathParams, name) {
 				p.In, p.Required = "path", true
 			}
+			if fields.Get(i).Cardinality() == protoreflect.Required {
+				p.Required = true // a proto2 required field (registry.CheckRequired)
+			}
 			op.Parameters = append(op.Parameters, p)
 		}
 	case http.MethodPost:
@@ -303,10 +387,7 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 			// Owned apart from the message's output schema: a method may
 			// answer with its request's type (Update(Note) returns (Note)),
 			// and the two schemas differ (nullable, required fields).
-			inRef, err := add(string(inMsg.Name()), string(inMsg.FullName())+"-input", in)
-			if err != nil {
-				return nil, err
-			}
+			inRef := schemaRef(names.add(string(inMsg.Name()), string(inMsg.FullName())+"-input", in))
 			op.RequestBody = &RequestBody{Required: false, Content: jsonContent(inRef)}
 			break
 		}
@@ -329,7 +410,7 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 		}
 		op.RequestBody = &RequestBody{Required: false, Content: jsonContent(body)}
 	}
-	errRef := registry.Schema{"$ref": "#/components/schemas/" + ErrorSchema}
+	errRef := schemaRef(ErrorSchema)
 	errResp := func(desc string, headers map[string]Header) Response {
 		return Response{Description: desc, Headers: headers, Content: jsonContent(errRef)}
 	}
@@ -371,7 +452,7 @@ func operation(a *registry.Action, add schemaAdder) (*Operation, error) {
 	op.Responses["503"] = errResp("A backend the API depends on is unavailable (error temporarily_unavailable). Retry after the number of seconds in Retry-After.", map[string]Header{
 		"Retry-After": {Description: "Seconds to wait before retrying.", Schema: registry.Schema{"type": "integer", "minimum": 1}},
 	})
-	return op, nil
+	return op
 }
 
 func jsonContent(s registry.Schema) map[string]MediaType {
@@ -416,13 +497,12 @@ func (d *Document) JSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// CheckLimits returns every place where d exceeds a GPT Actions limit (a
-// *LimitsError), or nil.
-func CheckLimits(d *Document) error {
-	b, err := d.JSON()
-	if err != nil {
-		return err
-	}
+// CheckLimits returns every place where the document b (as served and
+// exported: Document.JSON's bytes, not encoded again here) exceeds a GPT
+// Actions limit (a *LimitsError), or nil. Summaries and descriptions are
+// counted in characters (Unicode code points), as the limits are, not in
+// bytes: a 200-character summary in Japanese is within them.
+func CheckLimits(b []byte) error {
 	var problems []string
 	if len(b) > MaxDocument {
 		problems = append(problems, fmt.Sprintf("document is %d bytes, over the budget of %d (a GPT imports at most 100,000 characters): serve some backends from another actions-api (docs/reference/actions.md, \"Document size\")", len(b), MaxDocument))
@@ -434,12 +514,12 @@ func CheckLimits(d *Document) error {
 	walk(tree, "#", func(path, key, value string) {
 		switch key {
 		case "summary":
-			if len(value) > MaxSummary {
-				problems = append(problems, fmt.Sprintf("%s: summary is %d characters, over %d", path, len(value), MaxSummary))
+			if n := utf8.RuneCountInString(value); n > MaxSummary {
+				problems = append(problems, fmt.Sprintf("%s: summary is %d characters, over %d", path, n, MaxSummary))
 			}
 		case "description":
-			if len(value) > MaxDescription {
-				problems = append(problems, fmt.Sprintf("%s: description is %d characters, over %d", path, len(value), MaxDescription))
+			if n := utf8.RuneCountInString(value); n > MaxDescription {
+				problems = append(problems, fmt.Sprintf("%s: description is %d characters, over %d", path, n, MaxDescription))
 			}
 		}
 	})

@@ -268,13 +268,42 @@ func TestCheckLimitsRefusesLongText(t *testing.T) {
 	}
 	d.Paths["/actions/session"].Get.Summary = strings.Repeat("s", openapi.MaxSummary+1)
 	d.Info.Description = strings.Repeat("d", openapi.MaxDescription+1)
-	err = openapi.CheckLimits(d)
+	b, err := d.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = openapi.CheckLimits(b)
 	if err == nil {
 		t.Fatal("CheckLimits accepted a 301-character summary and a 701-character description")
 	}
 	for _, want := range []string{"#/paths/~1actions~1session/get/summary", "#/info/description"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
+
+// TestCheckLimitsCountsCharacters: the limits are in characters, and a
+// summary and a description of exactly the limit in Japanese (three bytes
+// a character) are within them; one character more is not.
+func TestCheckLimitsCountsCharacters(t *testing.T) {
+	for _, over := range []int{0, 1} {
+		d, err := openapi.Build(capabilities(t), golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Paths["/actions/session"].Get.Summary = strings.Repeat("要", openapi.MaxSummary+over)
+		d.Info.Description = strings.Repeat("説", openapi.MaxDescription+over)
+		b, err := d.JSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = openapi.CheckLimits(b)
+		if (err != nil) != (over == 1) {
+			t.Errorf("%d characters over the limits: CheckLimits = %v", over, err)
+		}
+		if over == 1 && err != nil && !strings.Contains(err.Error(), "summary is 301 characters") {
+			t.Errorf("error %q does not count characters", err)
 		}
 	}
 }

@@ -293,7 +293,7 @@ func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 			c.logCallError(ctx, t.Name, result, err)
 			return errorResult(msg), nil
 		}
-		b, err := registry.MarshalOutput(out)
+		b, err := t.Capability.MarshalOutput(out)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s output: %w", t.Name, err)
 		}

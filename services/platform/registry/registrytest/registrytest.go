@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -51,8 +52,13 @@ type Service struct {
 	Proto *descriptorpb.FileDescriptorProto
 }
 
-// FullName is "package.Name".
-func (s Service) FullName() string { return s.Package + "." + s.Name }
+// FullName is "package.Name", or Name in a file with no package.
+func (s Service) FullName() string {
+	if s.Package == "" {
+		return s.Name
+	}
+	return s.Package + "." + s.Name
+}
 
 // File describes s as a .proto file importing Tollgate's options.
 func (s Service) File() *descriptorpb.FileDescriptorProto {
@@ -383,4 +389,58 @@ func ToolsOnly(s Service) Service {
 	}
 	s.Proto = fd
 	return s
+}
+
+// PartialMessages is a server option for a backend that sends messages
+// without their proto2 required fields, as a replica still on the version
+// before a required field was added does (gRPC's codec would refuse to
+// send them). It also takes such messages.
+func PartialMessages() grpc.ServerOption { return grpc.ForceServerCodecV2(partialCodec{}) }
+
+type partialCodec struct{}
+
+func (partialCodec) Name() string { return "proto" }
+
+func (partialCodec) Marshal(v any) (mem.BufferSlice, error) {
+	b, err := proto.MarshalOptions{AllowPartial: true}.Marshal(v.(proto.Message))
+	if err != nil {
+		return nil, err
+	}
+	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+}
+
+func (partialCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return proto.UnmarshalOptions{AllowPartial: true}.Unmarshal(data.Materialize(), v.(proto.Message))
+}
+
+// Proto2Required is a service in package pkg of syntax proto2 whose RPC
+// Get takes {optional string text = 1; required int32 r = 2} and answers
+// {optional string text = 1; optional string backend = 2; required int32
+// code = 3}, code left unset (a Backend started with PartialMessages can
+// send it): MCP tool "<pkg>.get", GET /actions/<pkg>, both needing scope
+// openid.
+func Proto2Required(pkg string) Service {
+	opt := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
+	req := descriptorpb.FieldDescriptorProto_LABEL_REQUIRED.Enum()
+	str := descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum()
+	i32 := descriptorpb.FieldDescriptorProto_TYPE_INT32.Enum()
+	field := func(name string, n int32, typ *descriptorpb.FieldDescriptorProto_Type, label *descriptorpb.FieldDescriptorProto_Label) *descriptorpb.FieldDescriptorProto {
+		return &descriptorpb.FieldDescriptorProto{Name: proto.String(name), Number: proto.Int32(n), Type: typ, Label: label, JsonName: proto.String(name)}
+	}
+	mo := &descriptorpb.MethodOptions{}
+	proto.SetExtension(mo, optionsv1.E_McpTool, []*optionsv1.McpTool{{Name: pkg + ".get", Title: "Get", Description: "Answers without its required code.",
+		RequiredScopes: []string{"openid"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true, Idempotent: true}}})
+	proto.SetExtension(mo, optionsv1.E_ActionsOperation, &optionsv1.ActionsOperation{Method: "GET", Path: "/actions/" + pkg, OperationId: pkg + "Get",
+		Summary: "Get", RequiredScopes: []string{"openid"}})
+	return Service{Package: pkg, Name: "Proto2Service", Proto: &descriptorpb.FileDescriptorProto{
+		Name: proto.String(pkg + "/proto2.proto"), Package: proto.String(pkg), Syntax: proto.String("proto2"),
+		Dependency: []string{optionsv1.File_tollgate_options_v1_options_proto.Path()},
+		MessageType: []*descriptorpb.DescriptorProto{
+			{Name: proto.String("GetRequest"), Field: []*descriptorpb.FieldDescriptorProto{field("text", 1, str, opt), field("r", 2, i32, req)}},
+			{Name: proto.String("GetResponse"), Field: []*descriptorpb.FieldDescriptorProto{field("text", 1, str, opt), field("backend", 2, str, opt), field("code", 3, i32, req)}},
+		},
+		Service: []*descriptorpb.ServiceDescriptorProto{{Name: proto.String("Proto2Service"), Method: []*descriptorpb.MethodDescriptorProto{{
+			Name: proto.String("Get"), InputType: proto.String("." + pkg + ".GetRequest"), OutputType: proto.String("." + pkg + ".GetResponse"), Options: mo,
+		}}}},
+	}}
 }
