@@ -135,6 +135,32 @@ starts.
 {{- define "tollgate.redisPasswordSecret" -}}
 {{- .Values.redis.bundled.existingSecret | default (include "tollgate.redisName" .) -}}
 {{- end -}}
+{{/*
+The bundled Redis's maxmemory in bytes: 70% of its container's memory
+limit, the rest left for the AOF rewrite's copy-on-write pages, client
+buffers and fragmentation. Without it noeviction never refuses a write:
+Redis grows until the kernel kills it at the limit, and then cannot load
+its own append-only file again within it. Empty without a memory limit.
+*/}}
+{{- define "tollgate.redisMaxmemory" -}}
+{{- $l := (.Values.redis.bundled.resources.limits | default dict).memory -}}
+{{- if $l -}}
+{{- $bytes := 0.0 -}}
+{{- if kindIs "string" $l -}}
+{{- $num := regexFind "^[0-9.]+" $l -}}
+{{- $suffix := trimPrefix $num $l -}}
+{{- $mult := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- if not (hasKey $mult $suffix) -}}
+{{- fail (printf "redis.bundled.resources.limits.memory %q: use a Kubernetes quantity with k, M, G, T, Ki, Mi, Gi or Ti (it also sets Redis's maxmemory)" $l) -}}
+{{- end -}}
+{{- $bytes = mulf (float64 $num) (index $mult $suffix) -}}
+{{- else -}}
+{{- $bytes = float64 $l -}}
+{{- end -}}
+{{- mulf $bytes 0.7 | floor | int64 -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Whether capability-core logs in to the bundled Redis as the backends' ACL user. */}}
 {{- define "tollgate.coreAsBackendUser" -}}
 {{- if and .Values.redis.bundled.enabled .Values.redis.bundled.backendUser.enabled -}}true{{- end -}}

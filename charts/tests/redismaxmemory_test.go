@@ -1,0 +1,107 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBundledRedisRefusesWritesAtItsMemoryLimit starts a real redis-server
+// with the bundled Redis's rendered redis.conf for an 8Mi memory limit and
+// fills it: past the maxmemory the chart derives from the limit (70%), a
+// write is refused with Redis's OOM error while reads go on — the
+// noeviction the chart sets takes effect only with a maxmemory, and
+// without one Redis grows until the kernel kills it at the limit.
+func TestBundledRedisRefusesWritesAtItsMemoryLimit(t *testing.T) {
+	server, err := exec.LookPath("redis-server")
+	if err == nil {
+		_, err = exec.LookPath("redis-cli")
+	}
+	if err != nil {
+		if strict() {
+			t.Fatal(err)
+		}
+		t.Skip("SKIPPED: redis-server or redis-cli is not on PATH")
+	}
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	writeFile(t, values, []byte("redis:\n  bundled:\n    resources:\n      limits: {memory: 8Mi}\n"))
+	out, err := render(t, filepath.Join(chartDir(t), "ci", "minimal-values.yaml"), values)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	var conf string
+	for _, d := range splitDocs(t, out) {
+		if d["kind"] == "ConfigMap" {
+			if c := str(d, "data", "redis.conf"); c != "" {
+				conf = c
+			}
+		}
+	}
+	if !strings.Contains(conf, "\nmaxmemory 5872025\n") {
+		t.Fatalf("redis.conf for an 8Mi limit has no maxmemory 5872025 (70%%):\n%s", conf)
+	}
+
+	dir := t.TempDir()
+	port := freePort(t)
+	var lines []string
+	for _, l := range strings.Split(conf, "\n") {
+		switch f := strings.Fields(l); {
+		case len(f) > 0 && f[0] == "bind":
+			l = "bind 127.0.0.1"
+		case len(f) > 0 && f[0] == "port":
+			l = fmt.Sprintf("port %d", port)
+		case len(f) > 0 && f[0] == "dir":
+			l = "dir " + dir
+		}
+		lines = append(lines, l)
+	}
+	confFile := filepath.Join(dir, "redis.conf")
+	writeFile(t, confFile, []byte(strings.Join(lines, "\n")))
+	const password = "test-redis-password"
+	cmd := exec.Command(server, confFile, "--requirepass", password)
+	logf, err := os.Create(filepath.Join(dir, "redis.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cli := func(args ...string) string {
+		c := exec.Command("redis-cli", append([]string{"-p", fmt.Sprint(port), "--no-auth-warning"}, args...)...)
+		c.Env = append(os.Environ(), "REDISCLI_AUTH="+password)
+		b, _ := c.CombinedOutput()
+		return strings.TrimSpace(string(b))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for cli("PING") != "PONG" {
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logf.Name())
+			t.Fatalf("redis-server did not start from the rendered redis.conf:\n%s", log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := cli("CONFIG", "GET", "maxmemory"); !strings.HasSuffix(got, "5872025") {
+		t.Fatalf("CONFIG GET maxmemory: %q", got)
+	}
+
+	// 1 MiB values: the ninth cannot fit under 5.6 MiB.
+	refused := ""
+	for i := 0; i < 9 && refused == ""; i++ {
+		if got := cli("SETRANGE", fmt.Sprintf("tollgate:fill:%d", i), "1048575", "x"); !strings.HasPrefix(got, "(integer)") && got != "1048576" {
+			refused = got
+		}
+	}
+	if !strings.HasPrefix(refused, "OOM command not allowed") {
+		t.Fatalf("writes past maxmemory: want Redis's OOM refusal, got %q", refused)
+	}
+	if got := cli("STRLEN", "tollgate:fill:0"); got != "1048576" {
+		t.Errorf("a read at maxmemory: STRLEN %q, want 1048576", got)
+	}
+}
