@@ -138,6 +138,28 @@ func TestCluster(t *testing.T) {
 		testDocsHMACKeyRotation(t, cp, helm, helmEnv, cases["minimal"])
 	})
 
+	// The variants case (an operator's changes to the defaults: another
+	// ingress controller on a non-standard port, Redis Sentinel over TLS,
+	// ES256, autoscaled auth-server, percentage budgets, placement) is not
+	// installed — its Secrets and Redis are an operator's — but every object
+	// it renders, as the longest release name Helm allows, passes the
+	// server's validation.
+	t.Run("validate/variants", func(t *testing.T) {
+		cp.t = t
+		values, ok := cases["variants"]
+		if !ok {
+			t.Fatal(`values case "variants" is missing from charts/tollgate/ci`)
+		}
+		const ns = "tollgate-variants"
+		cp.kubectlOK(timeout(t, time.Minute), "create", "namespace", ns)
+		manifests, err := run(timeout(t, time.Minute), helmEnv, helm, "template", "tollgate-production-eu-west-1-customer-facing-edge001",
+			chartDir(t), "-n", ns, "-f", values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp.applyDryRun(t, ns, manifests, "")
+	})
+
 	t.Run("server rejects invalid objects", func(t *testing.T) {
 		cp.t = t
 		manifests, err := run(timeout(t, time.Minute), helmEnv, helm, "template", "tollgate", chartDir(t), "-f", cases["minimal"])
