@@ -275,6 +275,15 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 		} else {
 			raw = "{" + jsonString(string(f.Name())) + ":" + quoteIfNeeded(values[0]) + "}"
 		}
+		if o := f.ContainingOneof(); o != nil && !o.IsSynthetic() {
+			// A JSON body naming two members is refused by protojson
+			// ("oneof … is already set"); here the later Set would clear
+			// the other, and which one is later is map order.
+			if prev := refl.WhichOneof(o); prev != nil {
+				a, b := queryName(q, prev), name
+				return nil, fault.InvalidArgument("query parameters %q and %q are members of the oneof %s; give one", min(a, b), max(a, b), o.Name())
+			}
+		}
 		m := newMessage(c.Method.Input())
 		if err := one.Unmarshal([]byte(raw), m); err != nil {
 			return nil, fault.InvalidArgument("%s %q: %s", what, name, cleanProtoErr(err))
@@ -282,6 +291,15 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 		refl.Set(f, m.ProtoReflect().Get(f))
 	}
 	return in, nil
+}
+
+// queryName is the parameter of q that names f: its proto name or its
+// JSON name.
+func queryName(q url.Values, f protoreflect.FieldDescriptor) string {
+	if _, ok := q[string(f.Name())]; ok {
+		return string(f.Name())
+	}
+	return f.JSONName()
 }
 
 // CheckRequired refuses, as an InvalidArgument fault, a request without a
