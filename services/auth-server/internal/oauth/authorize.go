@@ -165,6 +165,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		q.Set("scope", strings.Join(def, " "))
 	}
 	ar, err := s.newAuthorizeRequest(ctx, requestWithQuery(r, q))
+	if err != nil && errors.Is(err, fosite.ErrUnsupportedResponseType) && !q.Has("response_type") {
+		// fosite answers a missing response_type unsupported_response_type;
+		// RFC 6749 §4.1.2.1 has a missing required parameter invalid_request.
+		err = fosite.ErrInvalidRequest.WithHint("response_type is required (RFC 6749 §4.1.1): send response_type=code.")
+	}
 	if err != nil {
 		s.authorizeError(w, r, ar, err)
 		return

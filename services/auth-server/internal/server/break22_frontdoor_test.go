@@ -147,3 +147,41 @@ func TestUpstreamRefusalShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingResponseType: an authorization request without response_type
+// (or with it empty, which is omitted, RFC 6749 §3.1) lacks a required
+// parameter: invalid_request (RFC 6749 §4.1.2.1), sent to the verified
+// redirect URI with state and iss. fosite answered
+// unsupported_response_type, which says the server does not support the
+// value sent. A value that is not code keeps unsupported_response_type.
+func TestMissingResponseType(t *testing.T) {
+	f := startFleet(t, nil)
+	pub := f.Clients["test-public"]
+	for name, tc := range map[string]struct {
+		value      []string
+		code, desc string
+	}{
+		"absent": {nil, "invalid_request", "response_type is required"},
+		"empty":  {[]string{""}, "invalid_request", "response_type is required"},
+		"token":  {[]string{"token"}, "unsupported_response_type", ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := newAuthRequest(pub)
+			u, _ := url.Parse(a.URL(f.Base))
+			q := u.Query()
+			q.Del("response_type")
+			if tc.value != nil {
+				q["response_type"] = tc.value
+			}
+			u.RawQuery = q.Encode()
+			p := newBrowser(t, pub.RedirectURIs[0]).get(u.String())
+			if p.Location == nil {
+				t.Fatalf("no redirect: %d\n%s", p.Status, p.Body)
+			}
+			got := p.Location.Query()
+			if got.Get("error") != tc.code || got.Get("state") != a.State || got.Get("iss") != f.Base || !strings.Contains(got.Get("error_description"), tc.desc) {
+				t.Fatalf("redirect %s: want error=%s (%q) with state and iss", p.Location, tc.code, tc.desc)
+			}
+		})
+	}
+}
