@@ -35,17 +35,36 @@ func newMessage(md protoreflect.MessageDescriptor) proto.Message {
 }
 
 // DecodeJSON builds a request from JSON arguments (MCP tool arguments or a
-// POST body). Unknown fields and wrong types are InvalidArgument faults.
+// POST body). Unknown fields, wrong types and a missing proto2 required
+// field are InvalidArgument faults.
 func (c *Capability) DecodeJSON(b []byte) (proto.Message, error) {
+	return c.decodeJSON(b, false)
+}
+
+// DecodeJSONPartial is DecodeJSON for a body the caller completes (a
+// POST's path parameters): a missing required field is left for
+// CheckRequired once the request is whole.
+func (c *Capability) DecodeJSONPartial(b []byte) (proto.Message, error) {
+	return c.decodeJSON(b, true)
+}
+
+func (c *Capability) decodeJSON(b []byte, partial bool) (proto.Message, error) {
 	in := newMessage(c.Method.Input())
 	if len(strings.TrimSpace(string(b))) == 0 || string(b) == "null" {
+		if !partial && c.plan().inRequired {
+			// No arguments are no required field either (protojson
+			// checks only what it decodes).
+			if err := CheckRequired(in); err != nil {
+				return nil, err
+			}
+		}
 		return in, nil
 	}
 	// An Any's "@type" is resolved as newMessage chooses: among the
 	// backend's own types (the request's file and its imports) for a
 	// discovered descriptor, never first among the gateway's compiled-in
 	// ones, which may hold another version of a message of that name.
-	err := protojson.UnmarshalOptions{Resolver: c.plan().in}.Unmarshal(b, in)
+	err := protojson.UnmarshalOptions{Resolver: c.plan().in, AllowPartial: partial}.Unmarshal(b, in)
 	if err != nil {
 		msg := cleanProtoErr(err)
 		if (msg == "unexpected EOF" || strings.Contains(msg, "invalid escape code")) && json.Valid(b) {
@@ -386,15 +405,16 @@ func (c *Capability) Invoke(ctx context.Context, conn grpc.ClientConnInterface, 
 // callPlan is what each call of a capability uses, found once.
 type callPlan struct {
 	in, out resolver
-	// partialOutput: the response can hold a proto2 required field
-	// (its own or a nested message's).
-	partialOutput bool
+	// partialOutput, inRequired: the response, the request can hold a
+	// proto2 required field (its own or a nested message's).
+	partialOutput, inRequired bool
 }
 
 func newCallPlan(md protoreflect.MethodDescriptor) *callPlan {
 	return &callPlan{
 		in: resolverFor(md.Input()), out: resolverFor(md.Output()),
 		partialOutput: hasRequired(md.Output(), map[protoreflect.FullName]bool{}),
+		inRequired:    hasRequired(md.Input(), map[protoreflect.FullName]bool{}),
 	}
 }
 

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -40,5 +41,36 @@ func TestProto2RequiredFields(t *testing.T) {
 	}
 	if n := len(p2.Calls()); n != 1 {
 		t.Errorf("the backend had %d calls, want 1 (the request without r is not sent)", n)
+	}
+
+	// POST /actions/ptwo/{r}: the required r is the path's, so neither the
+	// body's schema requires it (a body naming it is refused) nor is a
+	// body without it refused (it was: "required field … not set").
+	set := f.doc.Paths.Find("/actions/ptwo/{r}")
+	if set == nil || set.Post == nil {
+		t.Fatal("POST /actions/ptwo/{r} is not served")
+	}
+	if req := set.Post.RequestBody.Value.Content["application/json"].Schema.Value.Required; len(req) != 0 {
+		t.Errorf("the body's schema requires %q, given in the path", req)
+	}
+	post, err := http.NewRequest(http.MethodPost, f.base+"/actions/ptwo/7", strings.NewReader(`{"text":"y"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post.Header.Set("Authorization", "Bearer "+tok)
+	post.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(post)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	r = reply{status: res.StatusCode, header: res.Header, body: b}
+	f.validate(t, post, r)
+	if r.status != 200 || string(r.body) != `{"text":"y","backend":"p2","code":null}` {
+		t.Errorf("POST with r in the path: %d %s", r.status, r.body)
+	}
+	if calls := p2.Calls(); len(calls) != 2 || calls[1].Method != "/ptwo.Proto2Service/Set" {
+		t.Errorf("backend calls: %+v", calls)
 	}
 }

@@ -308,9 +308,14 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 		if err != nil {
 			return nil, err
 		}
-		in, err = c.DecodeJSON(body)
-		if err == nil && len(a.PathParams) > 0 {
-			err = s.setPathParams(ec, a, in)
+		if len(a.PathParams) == 0 {
+			in, err = c.DecodeJSON(body)
+		} else if in, err = c.DecodeJSONPartial(body); err == nil {
+			// A proto2 required field may be the path's: the request is
+			// checked once whole.
+			if err = s.setPathParams(ec, a, in); err == nil {
+				err = registry.CheckRequired(in)
+			}
 		}
 	}
 	if err != nil {

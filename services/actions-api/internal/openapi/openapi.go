@@ -402,6 +402,19 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 			}
 		}
 		body["properties"] = bodyProps
+		if req, ok := in["required"].([]string); ok {
+			// A required field given in the path is not the body's.
+			var bodyReq []string
+			for _, name := range req {
+				if !slices.Contains(a.PathParams, name) {
+					bodyReq = append(bodyReq, name)
+				}
+			}
+			delete(body, "required")
+			if len(bodyReq) > 0 {
+				body["required"] = bodyReq
+			}
+		}
 		for _, name := range a.PathParams {
 			s := maps.Clone(props[name].(registry.Schema))
 			desc, _ := s["description"].(string)

@@ -18,7 +18,7 @@ import (
 // structuredContent, which the outputSchema admits (the call failed as a
 // whole: gRPC's codec refused the answer); on the direct path and through
 // mcp-go's HandleMessage (a progress token). A call without the
-// request's required field is a tool error naming it.
+// request's required field, arguments or none, is a tool error naming it.
 func TestProto2RequiredOutputFieldUnset(t *testing.T) {
 	f := newFleet(t)
 	p2 := registrytest.Start(t, "p2", []registrytest.Service{registrytest.Proto2Required("ptwo")}, registrytest.PartialMessages())
@@ -75,9 +75,16 @@ func TestProto2RequiredOutputFieldUnset(t *testing.T) {
 		}
 	}
 
-	var bad toolResult
-	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "ptwo.get", "arguments": map[string]any{"text": "x"}}, &bad)
-	if !bad.IsError || len(bad.Content) != 1 || !strings.Contains(bad.Content[0].Text, "required field ptwo.GetRequest.r not set") {
-		t.Errorf("a call without r: %+v, want a tool error naming r", bad)
+	// Without r, in arguments or with none at all (protojson checks only
+	// what it decodes: no arguments reached the backend without r).
+	for _, params := range []map[string]any{{"name": "ptwo.get", "arguments": map[string]any{"text": "x"}}, {"name": "ptwo.get"}} {
+		var bad toolResult
+		g.rpc(t, tok, sid, "tools/call", params, &bad)
+		if !bad.IsError || len(bad.Content) != 1 || !strings.Contains(bad.Content[0].Text, "required field ptwo.GetRequest.r not set") {
+			t.Errorf("%v: %+v, want a tool error naming r", params, bad)
+		}
+	}
+	if n := len(p2.Calls()); n != 2 {
+		t.Errorf("the backend had %d calls, want 2", n)
 	}
 }
