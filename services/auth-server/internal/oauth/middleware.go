@@ -237,9 +237,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// hintNoClientCredentials is fosite's hint for a request with neither
+// HTTP Basic nor a client_id (nor a client assertion).
+const hintNoClientCredentials = "Client credentials missing or malformed in both HTTP Authorization header and HTTP POST body."
+
 // classify turns an error from fosite or the store into an OAuth error:
 // Redis outages become 503 temporarily_unavailable, a code redeemed by a
-// concurrent request invalid_grant; internals never reach the client.
+// concurrent request invalid_grant; a request without any client
+// authentication invalid_client; internals never reach the client.
 func classify(err error) (status int, code, desc string) {
 	switch {
 	case errors.Is(err, store.ErrUnavailable):
@@ -250,6 +255,11 @@ func classify(err error) (status int, code, desc string) {
 		return http.StatusBadRequest, "invalid_grant", "The authorization code has already been used."
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.ErrorField == "invalid_request" && rfc.HintField == hintNoClientCredentials {
+		// RFC 6749 §5.2 names "no client authentication included" as
+		// invalid_client (401); fosite answered invalid_request.
+		return http.StatusUnauthorized, "invalid_client", "no client authentication: send client_id (a public client) or the client's credentials (client_secret_basic, client_secret_post or private_key_jwt; RFC 6749 section 2.3)"
+	}
 	if rfc.ErrorField == "invalid_request" && errors.Is(err, fosite.ErrInactiveToken) {
 		return http.StatusBadRequest, "invalid_grant", "The refresh token was already used."
 	}

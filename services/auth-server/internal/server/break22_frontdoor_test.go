@@ -185,3 +185,26 @@ func TestMissingResponseType(t *testing.T) {
 		})
 	}
 }
+
+// TestNoClientAuthenticationIsInvalidClient: a request to the token,
+// revocation or introspection endpoint with neither HTTP Basic, a
+// client_id nor a client assertion is RFC 6749 §5.2's invalid_client ("no
+// client authentication included"), 401; fosite answered 400
+// invalid_request. An empty client_id is no client_id (RFC 6749 §3.2).
+func TestNoClientAuthenticationIsInvalidClient(t *testing.T) {
+	f := startFleet(t, nil)
+	for _, tc := range []struct {
+		path string
+		form url.Values
+	}{
+		{"/oauth/token", badRefresh()},
+		{"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {"abc"}, "client_id": {""}}},
+		{"/oauth/revoke", url.Values{"token": {"abc"}}},
+		{"/oauth/introspect", url.Values{"token": {"abc"}}},
+	} {
+		r := f.clientCall(clientReq{Path: tc.path, Form: tc.form})
+		if r.Status != http.StatusUnauthorized || r.Error != "invalid_client" || !strings.Contains(r.Description, "no client authentication") {
+			t.Errorf("%s %v: %d %s %q, want 401 invalid_client", tc.path, tc.form, r.Status, r.Error, r.Description)
+		}
+	}
+}
