@@ -409,14 +409,51 @@ func (s *Server) revokeFailed(w http.ResponseWriter, r *http.Request, err error,
 	writeJSONError(w, status, code, desc)
 }
 
-// invalidClient is the status of an invalid_client answer: 401, with a
-// Basic challenge when the client authenticated with Basic (RFC 6749
-// §5.2), set on w.
+// basicChallenge is the challenge of an invalid_client answer to a client
+// that used HTTP Basic or sent no client authentication at all.
+const basicChallenge = `Basic realm="tollgate", charset="UTF-8"`
+
+// invalidClient is the status of an invalid_client answer, 401, and sets
+// its WWW-Authenticate challenge on w (RFC 9110 §15.5.2: a 401 carries
+// one):
+//   - the client used the Authorization header: the scheme it used (RFC
+//     6749 §5.2 MUST), Basic even when its credentials did not decode,
+//     any other scheme (a bearer token at introspection) named back;
+//   - no client authentication at all (no Authorization, client_id nor
+//     client_assertion): Basic, the scheme the endpoint takes.
+//
+// A client that authenticated in the body (client_secret_post,
+// private_key_jwt, none) gets none: RFC 6749 §5.2 asks the scheme only of
+// a client that used the header, and openid-client/oauth4webapi turn any
+// challenge into WWWAuthenticateChallengeError instead of the body's
+// ResponseBodyError (docs/reference/oauth.md, Interoperability).
 func invalidClient(w http.ResponseWriter, r *http.Request) int {
-	if _, _, ok := r.BasicAuth(); ok {
-		w.Header().Set("WWW-Authenticate", `Basic realm="tollgate", charset="UTF-8"`)
+	if h := strings.TrimSpace(r.Header.Get("Authorization")); h != "" {
+		scheme, _, _ := strings.Cut(h, " ")
+		if strings.EqualFold(scheme, "basic") || !isToken(scheme) {
+			w.Header().Set("WWW-Authenticate", basicChallenge)
+		} else {
+			w.Header().Set("WWW-Authenticate", scheme+` realm="tollgate"`)
+		}
+		return http.StatusUnauthorized
+	}
+	if r.PostForm.Get("client_id") == "" && !r.PostForm.Has("client_assertion") && !r.PostForm.Has("client_assertion_type") {
+		w.Header().Set("WWW-Authenticate", basicChallenge)
 	}
 	return http.StatusUnauthorized
+}
+
+// isToken reports whether s is an RFC 9110 §5.6.2 token (an auth-scheme).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // clientAuthenticator is fosite's client authentication (client_secret_basic,
