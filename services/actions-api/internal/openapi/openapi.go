@@ -265,9 +265,10 @@ func (n *schemaNames) add(preferred, owner string, s registry.Schema) string {
 	return name
 }
 
-// name is the component name of s (owner's), preferring preferred; isNew
-// when s has none yet.
-func (n *schemaNames) name(preferred, owner string, s registry.Schema) (string, bool) {
+// name is the component name of owner's schema whose content is s (for a
+// recursive def, everything it can reach: defIdentity), preferring
+// preferred; isNew when it has none yet.
+func (n *schemaNames) name(preferred, owner string, s any) (string, bool) {
 	b, _ := json.Marshal(s) // map keys sorted: the same content, the same bytes
 	id := owner + "\x00" + string(b)
 	if name, ok := n.named[id]; ok {
@@ -318,6 +319,49 @@ func renameRefs(s any, renamed map[string]string) any {
 	return s
 }
 
+// defIdentity is what makes the def name of defs the same as another
+// operation's: its content and that of every def it refers to, at any
+// depth, by the registry's names. Its content alone names the defs it
+// refers to, not what they hold: two backends' recursive pkg.Tree of one
+// content, each with a leaf of its own pkg.Leaf, are two schemas (the
+// second Tree took the first's, and with it the first backend's Leaf).
+func defIdentity(name string, defs map[string]registry.Schema) map[string]registry.Schema {
+	reached := map[string]registry.Schema{}
+	var visit func(name string)
+	visit = func(name string) {
+		s, ok := defs[name]
+		if _, seen := reached[name]; seen || !ok {
+			return
+		}
+		reached[name] = s
+		walkRefs(s, func(ref string) {
+			if to, ok := strings.CutPrefix(ref, "#/components/schemas/"); ok {
+				visit(to)
+			}
+		})
+	}
+	visit(name)
+	return reached
+}
+
+// walkRefs calls f with each "$ref" in s.
+func walkRefs(s any, f func(ref string)) {
+	switch t := s.(type) {
+	case registry.Schema:
+		for k, v := range t {
+			if ref, ok := v.(string); ok && k == "$ref" {
+				f(ref)
+			} else {
+				walkRefs(v, f)
+			}
+		}
+	case []any:
+		for _, v := range t {
+			walkRefs(v, f)
+		}
+	}
+}
+
 func operation(a *registry.Action, names *schemaNames) *Operation {
 	c := a.Capability
 	out := c.Method.Output()
@@ -331,7 +375,7 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 	// schemas, whose refs may name a def renamed.
 	renamed, fresh := map[string]string{}, map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(defs)) {
-		got, isNew := names.name(name, name, defs[name])
+		got, isNew := names.name(name, name, defIdentity(name, defs))
 		if got != name {
 			renamed[name] = got
 		}
