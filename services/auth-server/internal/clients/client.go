@@ -245,6 +245,15 @@ func (r Rules) Check(c *Client) []string {
 // CheckRedirectURI accepts absolute URIs without fragment: https, or http
 // on a loopback host (RFC 8252). Outside production, http on any host is
 // allowed for local development.
+//
+// A character RFC 3986 §2 does not allow anywhere in a URI (a space,
+// a control character, " < > \ ^ ` { | }) is refused by name and position
+// instead of being percent-encoded by url.URL.String: a trailing space
+// copied with the URI registered one the client never sends. The scheme
+// must be lowercase, RFC 3986 §3.1's canonical form: url.Parse lowercases
+// it, so "HTTPS://app.example/cb" would register a URI the authorization
+// request's exact comparison (RFC 9700 §4.1.3) only matches in its
+// upper-case spelling.
 func CheckRedirectURI(raw string, production bool) error {
 	u, err := url.Parse(raw)
 	var ue *url.Error
@@ -253,6 +262,12 @@ func CheckRedirectURI(raw string, production bool) error {
 		// space in the host, a control character, a port of other than
 		// digits); the URI itself is quoted by the caller.
 		return fmt.Errorf("is not a URI (RFC 3986 §3): %s", strings.TrimPrefix(ue.Err.Error(), "net/url: "))
+	}
+	if err := checkURIChars(raw); err != nil {
+		return err
+	}
+	if i := strings.IndexByte(raw, ':'); i > 0 && raw[:i] != strings.ToLower(raw[:i]) && !strings.ContainsAny(raw[:i], "/?#") {
+		return fmt.Errorf("scheme %q must be lowercase (RFC 3986 §3.1): register %q", raw[:i], strings.ToLower(raw[:i])+raw[i:])
 	}
 	if err != nil || !u.IsAbs() {
 		return errors.New("must be an absolute URL")
@@ -287,6 +302,37 @@ func CheckRedirectURI(raw string, production bool) error {
 		return errors.New("http is only allowed on loopback hosts")
 	}
 	return errors.New("scheme must be https (or http on loopback)")
+}
+
+// checkURIChars refuses the ASCII characters RFC 3986 §2 allows nowhere in
+// a URI: controls, space and " < > \ ^ ` { | } (a literal % is checked by
+// url.Parse; non-ASCII is left to the host's IDNA check).
+func checkURIChars(raw string) error {
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		var what string
+		switch {
+		case c == ' ':
+			what = "a space"
+		case c == '\t':
+			what = "a tab"
+		case c < 0x20 || c == 0x7f:
+			what = fmt.Sprintf("the control character %U", rune(c))
+		case strings.IndexByte("\"<>\\^`{|}", c) >= 0:
+			what = fmt.Sprintf("%q", string(c))
+		default:
+			continue
+		}
+		where := fmt.Sprintf("at byte %d", i)
+		switch {
+		case strings.TrimRight(raw, " \t\r\n") != raw && i >= len(strings.TrimRight(raw, " \t\r\n")):
+			where = "at its end"
+		case i < len(raw)-len(strings.TrimLeft(raw, " \t\r\n")):
+			where = "at its start"
+		}
+		return fmt.Errorf("contains %s %s, which RFC 3986 §2 does not allow in a URI: remove it, or percent-encode it if it belongs to the path or query", what, where)
+	}
+	return nil
 }
 
 // hostNames checks a registered name of an http(s) URI: RFC 3986 §3.2.2

@@ -118,6 +118,20 @@ func TestRedirectURIRules(t *testing.T) {
 		{"https://1.2.3.4.5/cb", true, false},
 		{"http://[fe80::1%25eth0]:8000/cb", true, false},
 		{"https://[::ffff:1.2.3.4]/cb", true, true},
+		// RFC 3986 §2: no space, control character or " < > \ ^ ` { | }
+		// anywhere; the scheme in its canonical lowercase (§3.1).
+		{"https://app.example/cb ", true, false},
+		{" https://app.example/cb", true, false},
+		{"https://app.example/c b", true, false},
+		{"https://app.example/cb?x=a b", true, false},
+		{"https://app.example/cb?x={y}", true, false},
+		{"https://app.example/cb|x", true, false},
+		{"https://app.example/cb\t", true, false},
+		{"HTTPS://app.example/cb", true, false},
+		{"Http://127.0.0.1:8000/cb", true, false},
+		{"https://app.example/cb?x=a%20b&y=1", true, true},
+		{"https://app.example/a/b/cb?client=x&state=y", true, true},
+		{"http://127.0.0.1:51004/callback", true, true},
 		{"https://app.example:0/cb", true, false},
 		{"https://app.example:65536/cb", true, false},
 	} {

@@ -41,3 +41,35 @@ func TestRegistrationDoesNotRepeatARedirectURIPassword(t *testing.T) {
 		t.Errorf("%d %v\nwant 400 invalid_redirect_uri %q", st, got, want)
 	}
 }
+
+// TestRegistrationRefusesCharactersNoURIHas: a redirect URI with a
+// character RFC 3986 §2 allows nowhere — a trailing space copied with it,
+// a space or a "|" in its path or query — is invalid_redirect_uri (RFC 7591
+// §3.2.2) naming the character and where it is; url.Parse took them and
+// the registration stored a URI no client sends. An upper-case scheme is
+// refused with the lowercase spelling to register (RFC 3986 §3.1), since
+// the authorization request's comparison is exact. Loopback with a port
+// and https with a path and query still register.
+func TestRegistrationRefusesCharactersNoURIHas(t *testing.T) {
+	f := startFleet(t, nil)
+	const tail = "which RFC 3986 §2 does not allow in a URI: remove it, or percent-encode it if it belongs to the path or query"
+	for uri, want := range map[string]string{
+		"https://app.example/cb ":      `redirect URI "https://app.example/cb ": contains a space at its end, ` + tail,
+		"https://app.example/c b":      `redirect URI "https://app.example/c b": contains a space at byte 21, ` + tail,
+		"https://app.example/cb?x=a b": `redirect URI "https://app.example/cb?x=a b": contains a space at byte 26, ` + tail,
+		"https://app.example/cb?x=1|2": `redirect URI "https://app.example/cb?x=1|2": contains "|" at byte 26, ` + tail,
+		"HTTPS://app.example/cb":       `redirect URI "HTTPS://app.example/cb": scheme "HTTPS" must be lowercase (RFC 3986 §3.1): register "https://app.example/cb"`,
+	} {
+		b, _ := json.Marshal(map[string]any{"redirect_uris": []string{uri}, "token_endpoint_auth_method": "none"})
+		st, got := register(t, f, string(b))
+		if st != http.StatusBadRequest || got["error"] != "invalid_redirect_uri" || got["error_description"] != want {
+			t.Errorf("%q: %d %v\nwant 400 invalid_redirect_uri %q", uri, st, got, want)
+		}
+	}
+	for _, uri := range []string{"http://127.0.0.1:51004/callback", "http://[::1]:8080/cb", "https://app.example/oauth/cb?tenant=a%20b&x=1"} {
+		b, _ := json.Marshal(map[string]any{"redirect_uris": []string{uri}, "token_endpoint_auth_method": "none"})
+		if st, got := register(t, f, string(b)); st != http.StatusCreated {
+			t.Errorf("%q: %d %v, want 201", uri, st, got)
+		}
+	}
+}

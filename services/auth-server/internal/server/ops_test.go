@@ -230,3 +230,48 @@ func TestGrantsSurviveARedisRestartWithAOF(t *testing.T) {
 		t.Errorf("refresh token issued before the restart: %d %s (%s), want 200", r.Status, r.Error, r.Description)
 	}
 }
+
+// TestClientRegistryRedirectURICharacters: the static registry refuses at
+// start-up a redirect URI with a character RFC 3986 §2 allows nowhere (a
+// trailing space) or an upper-case scheme (RFC 3986 §3.1), naming the
+// client and the URI, as it does every other redirect URI problem.
+func TestClientRegistryRedirectURICharacters(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/clients.yaml"
+	writeFile(t, path, `clients:
+- client_id: spaced
+  redirect_uris: ["https://a.example/cb "]
+  token_endpoint_auth_method: none
+  resources: ["https://mcp.example/mcp"]
+- client_id: shouted
+  redirect_uris: ["HTTPS://b.example/cb"]
+  token_endpoint_auth_method: none
+  resources: ["https://mcp.example/mcp"]
+- client_id: fine
+  redirect_uris: ["http://127.0.0.1:8000/cb", "https://c.example/cb?x=1"]
+  token_endpoint_auth_method: none
+  resources: ["https://mcp.example/mcp"]
+`)
+	env := map[string]string{
+		"PUBLIC_ISSUER_URL": "http://localhost:1", "REDIS_URL": "redis://127.0.0.1:1/0", "CLIENTS_FILE": path,
+		"SIGNING_KEYS_DIR": dir, "UPSTREAM_ISSUER_URL": "http://localhost:2", "UPSTREAM_CLIENT_ID": "x",
+		"MCP_RESOURCE_URL": "https://mcp.example/mcp",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := server.Run(ctx, pconfig.MapEnv(env), &strings.Builder{}, nil)
+	if err == nil {
+		t.Fatal("Run accepted the registry")
+	}
+	for _, want := range []string{
+		`client "spaced": redirect URI "https://a.example/cb ": contains a space at its end`,
+		`client "shouted": redirect URI "HTTPS://b.example/cb": scheme "HTTPS" must be lowercase (RFC 3986 §3.1)`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q:\n%s", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), `"fine"`) {
+		t.Errorf("the error names the valid client:\n%s", err)
+	}
+}
