@@ -136,7 +136,7 @@ var lddLib = regexp.MustCompile(`(/\S+) \(0x`)
 
 // buildRedisImage packages Debian's redis-server and redis-cli (the chart's
 // probes run it) with the shared libraries ldd names and a /bin/sh (the
-// chart's command line expands $REDIS_PASSWORD), the way the bundled Redis
+// chart's script writes the passwords redis.conf includes), the way the bundled Redis
 // of the chart runs them: uid 999, /data and /tmp are volumes.
 func buildRedisImage(t *testing.T, dir string) string {
 	t.Helper()

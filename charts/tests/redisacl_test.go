@@ -98,26 +98,11 @@ func TestBundledRedisBackendUser(t *testing.T) {
 			// temporary directory.
 			dir := t.TempDir()
 			port := freePort(t)
-			var lines []string
-			for _, l := range strings.Split(conf, "\n") {
-				switch f := strings.Fields(l); {
-				case len(f) > 0 && f[0] == "bind":
-					l = "bind 127.0.0.1"
-				case len(f) > 0 && f[0] == "port":
-					l = fmt.Sprintf("port %d", port)
-				case len(f) > 0 && f[0] == "dir":
-					l = "dir " + dir
-				}
-				lines = append(lines, l)
+			confFile := localRedisConf(t, conf, dir, port)
+			if command[0] != "sh" || command[1] != "-c" {
+				t.Fatalf("the container's command %q is not sh -c", command)
 			}
-			confFile := filepath.Join(dir, "redis.conf")
-			if err := os.WriteFile(confFile, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if command[0] != "sh" || command[1] != "-c" || !strings.Contains(command[2], "/etc/redis/redis.conf") {
-				t.Fatalf("the container's command %q is not sh -c with /etc/redis/redis.conf", command)
-			}
-			script := strings.Replace(command[2], "redis-server /etc/redis/redis.conf", server+" "+confFile, 1)
+			script := localRedisScript(t, command[2], server, confFile, dir)
 			cmd := exec.Command("sh", append([]string{"-c", script}, command[3:]...)...)
 			cmd.Env = append(os.Environ(), "REDIS_PASSWORD="+fleetPassword, "REDIS_BACKEND_PASSWORD="+backend["password"])
 			logf, err := os.Create(filepath.Join(dir, "redis.log"))
@@ -189,7 +174,7 @@ func TestBundledRedisBackendUserSources(t *testing.T) {
 		name, values     string
 		wantSecret       bool
 		wantEnv          string // secretKeyRef of REDIS_BACKEND_PASSWORD, "" for none
-		wantUserArgument bool
+		wantUserArgument bool   // the script writes the backend's user line
 		// capability-core's REDIS_URL override and the Secret its
 		// redis-password file comes from.
 		wantCoreURL, wantCoreSecret string
@@ -255,8 +240,8 @@ func TestBundledRedisBackendUserSources(t *testing.T) {
 				t.Errorf("capability-core: REDIS_URL %q (want %q), redis-password from %q (want %q), REDIS_CHECK_DURABLE %q",
 					coreURL, tc.wantCoreURL, coreSecret, tc.wantCoreSecret, coreDurable)
 			}
-			if got := strings.Contains(fmt.Sprint(command), "--user"); got != tc.wantUserArgument {
-				t.Errorf("redis-server command %v: --user %t, want %t", command, got, tc.wantUserArgument)
+			if got := strings.Contains(fmt.Sprint(command), `line="user `); got != tc.wantUserArgument {
+				t.Errorf("redis-server script %v: writes the user %t, want %t", command, got, tc.wantUserArgument)
 			}
 		})
 	}

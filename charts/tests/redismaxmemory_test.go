@@ -47,22 +47,10 @@ func TestBundledRedisRefusesWritesAtItsMemoryLimit(t *testing.T) {
 
 	dir := t.TempDir()
 	port := freePort(t)
-	var lines []string
-	for _, l := range strings.Split(conf, "\n") {
-		switch f := strings.Fields(l); {
-		case len(f) > 0 && f[0] == "bind":
-			l = "bind 127.0.0.1"
-		case len(f) > 0 && f[0] == "port":
-			l = fmt.Sprintf("port %d", port)
-		case len(f) > 0 && f[0] == "dir":
-			l = "dir " + dir
-		}
-		lines = append(lines, l)
-	}
-	confFile := filepath.Join(dir, "redis.conf")
-	writeFile(t, confFile, []byte(strings.Join(lines, "\n")))
+	confFile := localRedisConf(t, conf, dir, port)
 	const password = "test-redis-password"
-	cmd := exec.Command(server, confFile, "--requirepass", password)
+	writeFile(t, filepath.Join(dir, "run", "auth.conf"), []byte("requirepass "+password+"\n"))
+	cmd := exec.Command(server, confFile)
 	logf, err := os.Create(filepath.Join(dir, "redis.log"))
 	if err != nil {
 		t.Fatal(err)
