@@ -409,7 +409,7 @@ func (s *Server) Handler() http.Handler {
 	handle("GET", "/oauth/jwks", http.HandlerFunc(s.jwks))
 	handle("GET", "/.well-known/openid-configuration", http.HandlerFunc(s.discovery))
 	handle("GET", "/.well-known/oauth-authorization-server", http.HandlerFunc(s.discovery))
-	handle("GET", "/.well-known/oauth-authorization-server/{path...}", http.HandlerFunc(s.discovery))
+	handle("GET", "/.well-known/oauth-authorization-server/{path...}", http.HandlerFunc(s.discoveryAtPath))
 	handle("GET", "/oauth/authorize", s.guard("authorize", false, s.authorize))
 	handle("GET", "/oauth/callback", s.guard("callback", false, s.callback))
 	handle("POST", "/oauth/callback", s.guard("callback", false, s.callback)) // UPSTREAM_RESPONSE_MODE=form_post

@@ -566,6 +566,41 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.Metadata())
 }
 
+// discoveryAtPath serves the metadata at RFC 8414 §3.1's path-inserted
+// location, /.well-known/oauth-authorization-server/<path>, for two paths
+// only, and answers 404 for every other:
+//   - the issuer's own path, when PUBLIC_ISSUER_URL has one: §3.1's
+//     location of its metadata;
+//   - the MCP endpoint's path (MCP_RESOURCE_URL's, "mcp"): MCP clients that
+//     predate protected resource metadata (MCP 2025-03-26 "Server Metadata
+//     Discovery"), or find none, build the authorization server's metadata
+//     URL from the MCP server URL, and the MCP TypeScript SDK does so by
+//     path insertion (…/oauth-authorization-server/mcp) before it tries the
+//     root; MCP 2025-06-18 "Authorization Server Discovery" has clients use
+//     the issuer from RFC 9728 metadata, whose URL is the root one.
+//
+// Any other path names an issuer this server is not (RFC 8414 §3.3: the
+// metadata's issuer must be the one the URL was built from), so serving
+// this server's document there only told such a client to use it.
+func (s *Server) discoveryAtPath(w http.ResponseWriter, r *http.Request) {
+	p := strings.TrimSuffix(r.PathValue("path"), "/")
+	if p != "" && (p == urlPath(s.issuer) || p == urlPath(s.cfg.MCPResource)) {
+		s.discovery(w, r)
+		return
+	}
+	writeJSONError(w, http.StatusNotFound, "invalid_request", "no authorization server metadata here: this server's is at "+s.issuer+"/.well-known/oauth-authorization-server (RFC 8414 §3.1), or "+s.issuer+"/.well-known/openid-configuration")
+}
+
+// urlPath is the path of the URL raw without its leading and trailing
+// slashes ("" when it has none or does not parse).
+func urlPath(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return strings.Trim(u.Path, "/")
+}
+
 // Metadata is the authorization server metadata document.
 func (s *Server) Metadata() map[string]any {
 	iss := s.issuer

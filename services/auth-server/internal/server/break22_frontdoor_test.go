@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -255,5 +256,37 @@ func TestInvalidClientChallenge(t *testing.T) {
 				t.Errorf("WWW-Authenticate %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPathInsertedMetadataOnlyForTheMCPPath: the authorization server
+// metadata at RFC 8414 §3.1's path-inserted location is served for the MCP
+// endpoint's path — MCP clients that build the metadata URL from the MCP
+// server URL (MCP 2025-03-26; the MCP TypeScript SDK inserts the path
+// first) — and 404 for any other path: it named an issuer this server is
+// not (RFC 8414 §3.3), and every path was served this server's document.
+func TestPathInsertedMetadataOnlyForTheMCPPath(t *testing.T) {
+	f := startFleet(t, nil)
+	get := func(p string) (int, map[string]any) {
+		resp, err := http.Get(f.Base + "/.well-known/oauth-authorization-server" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Errorf("%s: %d, body not JSON: %v", p, resp.StatusCode, err)
+		}
+		return resp.StatusCode, m
+	}
+	for _, p := range []string{"", "/mcp", "/mcp/"} {
+		if st, m := get(p); st != http.StatusOK || m["issuer"] != f.Base {
+			t.Errorf("%q: %d issuer %v, want 200 with issuer %s", p, st, m["issuer"], f.Base)
+		}
+	}
+	for _, p := range []string{"/anything", "/actions", "/mcp/x", "/tenant/a", "/mcpx"} {
+		if st, m := get(p); st != http.StatusNotFound || m["error"] != "invalid_request" || m["issuer"] != nil {
+			t.Errorf("%q: %d %v, want 404 invalid_request", p, st, m)
+		}
 	}
 }
