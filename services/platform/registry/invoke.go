@@ -43,7 +43,7 @@ func (c *Capability) DecodeJSON(b []byte) (proto.Message, error) {
 
 // DecodeJSONPartial is DecodeJSON for a body the caller completes (a
 // POST's path parameters): a missing required field is left for
-// CheckRequired once the request is whole.
+// Capability.CheckRequired once the request is whole.
 func (c *Capability) DecodeJSONPartial(b []byte) (proto.Message, error) {
 	return c.decodeJSON(b, true)
 }
@@ -54,7 +54,7 @@ func (c *Capability) decodeJSON(b []byte, partial bool) (proto.Message, error) {
 		if !partial && c.plan().inRequired {
 			// No arguments are no required field either (protojson
 			// checks only what it decodes).
-			if err := CheckRequired(in); err != nil {
+			if err := c.CheckRequired(in); err != nil {
 				return nil, err
 			}
 		}
@@ -321,11 +321,17 @@ func queryName(q url.Values, f protoreflect.FieldDescriptor) string {
 	return f.JSONName()
 }
 
-// CheckRequired refuses, as an InvalidArgument fault, a request without a
-// proto2 required field: DecodeJSON does so itself, DecodeQuery takes
-// parameters one by one (a POST's path parameters are merged into its
-// body's request), so its caller checks the request once whole.
-func CheckRequired(in proto.Message) error {
+// CheckRequired refuses, as an InvalidArgument fault, a request of c
+// without a proto2 required field: DecodeJSON does so itself, DecodeQuery
+// takes parameters one by one (a POST's path parameters are merged into
+// its body's request), so its caller checks the request once whole. A
+// request that can hold no required field (every proto3 one: found once
+// per capability) is not walked, which would cost an allocation or so a
+// field set.
+func (c *Capability) CheckRequired(in proto.Message) error {
+	if !c.plan().inRequired {
+		return nil
+	}
 	if err := proto.CheckInitialized(in); err != nil {
 		return fault.InvalidArgument("invalid arguments: %s", cleanProtoErr(err))
 	}
@@ -383,20 +389,23 @@ func cleanProtoErr(err error) string {
 // Invoke calls the capability on conn (a connection to its backend,
 // Conns.For) and returns its response.
 //
-// A response whose proto2 required field the backend left unset (a
-// replica still on the version before the field was added, a backend
-// serializing partial messages) is taken as it is, not failed as gRPC's
-// codec would ("required field … not set"): MarshalOutput writes the
-// field as null, which the output schema admits (docs/reference/mcp.md,
-// "Tool results"). The request is checked before (DecodeJSON,
-// DecodeQuery), so only the answer's check is skipped.
+// The call's messages are encoded and decoded without gRPC's codec's
+// required-field check (partialCodec), which walks every field of a
+// dynamicpb message, allocating as it goes, although a proto3 message has
+// no required field at all. The request is checked here instead, and only
+// when it can hold a required field (CheckRequired; DecodeJSON and the
+// actions-api's decode check it already, so the refusal is theirs). A
+// response whose proto2 required field the backend left unset (a replica
+// still on the version before the field was added, a backend serializing
+// partial messages) is taken as it is, not failed as gRPC's codec would
+// ("required field … not set"): MarshalOutput writes the field as null,
+// which the output schema admits (docs/reference/mcp.md, "Tools").
 func (c *Capability) Invoke(ctx context.Context, conn grpc.ClientConnInterface, in proto.Message) (proto.Message, error) {
-	out := newMessage(c.Method.Output())
-	var opts []grpc.CallOption
-	if c.plan().partialOutput {
-		opts = partialCallOpts
+	if err := c.CheckRequired(in); err != nil {
+		return nil, err
 	}
-	if err := conn.Invoke(ctx, c.FullMethod, in, out, opts...); err != nil {
+	out := newMessage(c.Method.Output())
+	if err := conn.Invoke(ctx, c.FullMethod, in, out, partialCallOpts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -405,16 +414,15 @@ func (c *Capability) Invoke(ctx context.Context, conn grpc.ClientConnInterface, 
 // callPlan is what each call of a capability uses, found once.
 type callPlan struct {
 	in, out resolver
-	// partialOutput, inRequired: the response, the request can hold a
-	// proto2 required field (its own or a nested message's).
-	partialOutput, inRequired bool
+	// inRequired: the request can hold a proto2 required field (its own
+	// or a nested message's).
+	inRequired bool
 }
 
 func newCallPlan(md protoreflect.MethodDescriptor) *callPlan {
 	return &callPlan{
 		in: resolverFor(md.Input()), out: resolverFor(md.Output()),
-		partialOutput: hasRequired(md.Output(), map[protoreflect.FullName]bool{}),
-		inRequired:    hasRequired(md.Input(), map[protoreflect.FullName]bool{}),
+		inRequired: hasRequired(md.Input(), map[protoreflect.FullName]bool{}),
 	}
 }
 

@@ -292,7 +292,7 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 			q.Set(p, v)
 		}
 		if in, err = c.DecodeQuery(q); err == nil {
-			err = registry.CheckRequired(in)
+			err = c.CheckRequired(in)
 		}
 	} else {
 		if ct := r.Header.Get(echo.HeaderContentType); ct != "" {
@@ -314,7 +314,7 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 			// A proto2 required field may be the path's: the request is
 			// checked once whole.
 			if err = s.setPathParams(ec, a, in); err == nil {
-				err = registry.CheckRequired(in)
+				err = c.CheckRequired(in)
 			}
 		}
 	}

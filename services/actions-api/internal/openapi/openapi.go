@@ -421,7 +421,7 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 				p.In, p.Required = "path", true
 			}
 			if fields.Get(i).Cardinality() == protoreflect.Required {
-				p.Required = true // a proto2 required field (registry.CheckRequired)
+				p.Required = true // a proto2 required field (registry.Capability.CheckRequired)
 			}
 			op.Parameters = append(op.Parameters, p)
 		}

@@ -285,7 +285,7 @@ func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 		if !ok {
 			conn = c.core
 		}
-		out, err := t.Capability.Invoke(cctx, withoutRequiredCheck(conn), in)
+		out, err := t.Capability.Invoke(cctx, conn, in)
 		latency.Observe(time.Since(start).Seconds())
 		if err != nil {
 			result, msg := callError(err)
