@@ -1,8 +1,10 @@
 package api_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,5 +74,42 @@ func TestProto2RequiredFields(t *testing.T) {
 	}
 	if calls := p2.Calls(); len(calls) != 2 || calls[1].Method != "/ptwo.Proto2Service/Set" {
 		t.Errorf("backend calls: %+v", calls)
+	}
+	if set.Post.RequestBody.Value.Required {
+		t.Error("POST /actions/ptwo/{r}: the body, whose schema requires nothing, is required")
+	}
+
+	// POST /actions/ptwo/add: r is the body's, so the body is required in
+	// the document (it was not, though an empty one is a 400), and an
+	// empty body is the 400 naming r, never sent.
+	add := f.doc.Paths.Find("/actions/ptwo/add")
+	if add == nil || add.Post == nil {
+		t.Fatal("POST /actions/ptwo/add is not served")
+	}
+	if body := add.Post.RequestBody.Value; !body.Required || !slices.Equal(body.Content["application/json"].Schema.Value.Required, []string{"r"}) {
+		t.Errorf("POST /actions/ptwo/add: request body required %v, schema requires %q; want true and r", body.Required, body.Content["application/json"].Schema.Value.Required)
+	}
+	for _, body := range []string{"", "null", `{"text":"y"}`} {
+		post, err := http.NewRequest(http.MethodPost, f.base+"/actions/ptwo/add", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		post.Header.Set("Authorization", "Bearer "+tok)
+		post.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(post)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		r = reply{status: res.StatusCode, header: res.Header, body: b}
+		f.validate(t, post, r)
+		var e Error
+		if r.status != 400 || json.Unmarshal(b, &e) != nil || e.Error != "invalid_request" || !strings.Contains(e.Description, "required field ptwo.GetRequest.r not set") {
+			t.Errorf("POST /actions/ptwo/add with body %q: %d %s, want 400 invalid_request naming r", body, r.status, b)
+		}
+	}
+	if n := len(p2.Calls()); n != 2 {
+		t.Errorf("the backend had %d calls, want 2 (the bodies without r are not sent)", n)
 	}
 }

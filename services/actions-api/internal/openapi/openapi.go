@@ -432,7 +432,7 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 			// answer with its request's type (Update(Note) returns (Note)),
 			// and the two schemas differ (nullable, required fields).
 			inRef := schemaRef(names.add(string(inMsg.Name()), string(inMsg.FullName())+"-input", in))
-			op.RequestBody = &RequestBody{Required: false, Content: jsonContent(inRef)}
+			op.RequestBody = &RequestBody{Required: bodyRequired(in), Content: jsonContent(inRef)}
 			break
 		}
 		// A "{field}" of a POST path is a path parameter like a GET's, and
@@ -465,7 +465,7 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 			delete(s, "description")
 			op.Parameters = append(op.Parameters, Parameter{Name: name, In: "path", Description: desc, Required: true, Schema: s})
 		}
-		op.RequestBody = &RequestBody{Required: false, Content: jsonContent(body)}
+		op.RequestBody = &RequestBody{Required: bodyRequired(body), Content: jsonContent(body)}
 	}
 	errRef := schemaRef(ErrorSchema)
 	errResp := func(desc string, headers map[string]Header) Response {
@@ -510,6 +510,15 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 		"Retry-After": {Description: "Seconds to wait before retrying.", Schema: registry.Schema{"type": "integer", "minimum": 1}},
 	})
 	return op
+}
+
+// bodyRequired: a request body whose schema requires a field (a proto2
+// required field the path does not give) is required too — an empty body
+// is a 400 (registry.Capability.DecodeJSON); any other body may be left
+// out, as the request's fields all are.
+func bodyRequired(body registry.Schema) bool {
+	req, _ := body["required"].([]string)
+	return len(req) > 0
 }
 
 func jsonContent(s registry.Schema) map[string]MediaType {

@@ -418,7 +418,9 @@ func (partialCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // {optional string text = 1; optional string backend = 2; required int32
 // code = 3}, code left unset (a Backend started with PartialMessages can
 // send it): MCP tool "<pkg>.get", GET /actions/<pkg>, both needing scope
-// openid; its RPC Set, of the same types, is POST /actions/<pkg>/{r}.
+// openid; its RPC Set, of the same types, is POST /actions/<pkg>/{r}, and
+// its RPC Add, of the same types, is POST /actions/<pkg>/add (r in the
+// body).
 func Proto2Required(pkg string) Service {
 	opt := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
 	req := descriptorpb.FieldDescriptorProto_LABEL_REQUIRED.Enum()
@@ -435,6 +437,9 @@ func Proto2Required(pkg string) Service {
 	set := &descriptorpb.MethodOptions{}
 	proto.SetExtension(set, optionsv1.E_ActionsOperation, &optionsv1.ActionsOperation{Method: "POST", Path: "/actions/" + pkg + "/{r}", OperationId: pkg + "Set",
 		Summary: "Set", RequiredScopes: []string{"openid"}, Consequential: true})
+	add := &descriptorpb.MethodOptions{}
+	proto.SetExtension(add, optionsv1.E_ActionsOperation, &optionsv1.ActionsOperation{Method: "POST", Path: "/actions/" + pkg + "/add", OperationId: pkg + "Add",
+		Summary: "Add", RequiredScopes: []string{"openid"}, Consequential: true})
 	return Service{Package: pkg, Name: "Proto2Service", Proto: &descriptorpb.FileDescriptorProto{
 		Name: proto.String(pkg + "/proto2.proto"), Package: proto.String(pkg), Syntax: proto.String("proto2"),
 		Dependency: []string{optionsv1.File_tollgate_options_v1_options_proto.Path()},
@@ -446,6 +451,8 @@ func Proto2Required(pkg string) Service {
 			Name: proto.String("Get"), InputType: proto.String("." + pkg + ".GetRequest"), OutputType: proto.String("." + pkg + ".GetResponse"), Options: mo,
 		}, {
 			Name: proto.String("Set"), InputType: proto.String("." + pkg + ".GetRequest"), OutputType: proto.String("." + pkg + ".GetResponse"), Options: set,
+		}, {
+			Name: proto.String("Add"), InputType: proto.String("." + pkg + ".GetRequest"), OutputType: proto.String("." + pkg + ".GetResponse"), Options: add,
 		}}}},
 	}}
 }
