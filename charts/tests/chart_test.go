@@ -167,6 +167,14 @@ func TestRenderedWorkloads(t *testing.T) {
 					if dig(c, "resources", "requests") == nil || dig(c, "resources", "limits")["memory"] == nil {
 						t.Errorf("%s/%v: missing requests or memory limit", id, c["name"])
 					}
+					// Server-side apply and Helm 4 refuse a name twice.
+					seen := map[any]bool{}
+					for _, e := range list(c, "env") {
+						if seen[e["name"]] {
+							t.Errorf("%s/%v: env %v listed twice", id, c["name"], e["name"])
+						}
+						seen[e["name"]] = true
+					}
 				}
 			}
 			if workloads < 4 {
