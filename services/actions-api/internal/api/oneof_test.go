@@ -1,7 +1,10 @@
 package api_test
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -13,7 +16,8 @@ import (
 )
 
 // oneofService: GET /actions/pick whose request is {string text = 1;
-// oneof by { string by_name = 2; int64 by_id = 3; }}.
+// oneof by { string by_name = 2; int64 by_id = 3; }}, and POST
+// /actions/pick/{by_id} (Choose) of the same types.
 func oneofService() registrytest.Service {
 	str := descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum()
 	opt := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
@@ -25,6 +29,9 @@ func oneofService() registrytest.Service {
 	mo := &descriptorpb.MethodOptions{}
 	proto.SetExtension(mo, optionsv1.E_ActionsOperation, &optionsv1.ActionsOperation{
 		Method: "GET", Path: "/actions/pick", OperationId: "pick", Summary: "Pick", RequiredScopes: []string{"openid"}})
+	choose := &descriptorpb.MethodOptions{}
+	proto.SetExtension(choose, optionsv1.E_ActionsOperation, &optionsv1.ActionsOperation{
+		Method: "POST", Path: "/actions/pick/{by_id}", OperationId: "choose", Summary: "Choose", RequiredScopes: []string{"openid"}, Consequential: true})
 	return registrytest.Service{Package: "pick", Name: "PickService", Proto: &descriptorpb.FileDescriptorProto{
 		Name: proto.String("pick/pick.proto"), Package: proto.String("pick"), Syntax: proto.String("proto3"),
 		Dependency: []string{optionsv1.File_tollgate_options_v1_options_proto.Path()},
@@ -35,6 +42,8 @@ func oneofService() registrytest.Service {
 		},
 		Service: []*descriptorpb.ServiceDescriptorProto{{Name: proto.String("PickService"), Method: []*descriptorpb.MethodDescriptorProto{{
 			Name: proto.String("Pick"), InputType: proto.String(".pick.PickRequest"), OutputType: proto.String(".pick.PickResponse"), Options: mo,
+		}, {
+			Name: proto.String("Choose"), InputType: proto.String(".pick.PickRequest"), OutputType: proto.String(".pick.PickResponse"), Options: choose,
 		}}}},
 	}}
 }
@@ -66,5 +75,49 @@ func TestQueryOneofMembersAreExclusive(t *testing.T) {
 	}
 	if n := len(pick.Calls()); n != 1 {
 		t.Errorf("the backend had %d calls, want 1", n)
+	}
+}
+
+// TestPathParameterOneofMemberExcludesTheBodys: POST /actions/pick/{by_id}
+// with a body naming by_name, the other member of by_id's oneof, is a 400
+// naming both, as two query parameters are. The path's by_id was merged
+// over the body and silently cleared by_name. A body naming neither is
+// served.
+func TestPathParameterOneofMemberExcludesTheBodys(t *testing.T) {
+	pick := registrytest.Start(t, "pick", []registrytest.Service{oneofService()})
+	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,pick=" + pick.Addr})
+	if f.doc.Paths.Find("/actions/pick/{by_id}") == nil {
+		t.Fatalf("POST /actions/pick/{by_id} is not served; logs:\n%s", f.logs.String())
+	}
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "openid"})
+	post := func(body string) reply {
+		req, err := http.NewRequest(http.MethodPost, f.base+"/actions/pick/5", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		r := reply{status: res.StatusCode, header: res.Header, body: b}
+		f.validate(t, req, r)
+		_ = json.Unmarshal(b, &r.err)
+		return r
+	}
+	want := `path parameter "by_id" and body field "by_name" are members of the oneof by; give one`
+	for _, body := range []string{`{"text":"x","by_name":"a"}`, `{"byName":"a"}`} {
+		if r := post(body); r.status != 400 || r.err.Error != "invalid_request" || r.err.Description != want {
+			t.Errorf("body %s: %d %s, want 400 %q", body, r.status, r.body, want)
+		}
+	}
+	if n := len(pick.Calls()); n != 0 {
+		t.Errorf("the backend had %d calls, want none", n)
+	}
+	if r := post(`{"text":"x"}`); r.status != 200 || string(r.body) != `{"text":"x","backend":"pick"}` {
+		t.Errorf("body without by_name: %d %s", r.status, r.body)
 	}
 }

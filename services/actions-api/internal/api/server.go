@@ -380,8 +380,16 @@ func (s *server) setPathParams(ec echo.Context, a *registry.Action, in proto.Mes
 	q := url.Values{}
 	fields := in.ProtoReflect().Descriptor().Fields()
 	for _, p := range a.PathParams {
-		if in.ProtoReflect().Has(fields.ByName(protoreflect.Name(p))) {
+		f := fields.ByName(protoreflect.Name(p))
+		if in.ProtoReflect().Has(f) {
 			return fault.InvalidArgument("%s is a path parameter; do not repeat it in the body", p)
+		}
+		if o := f.ContainingOneof(); o != nil && !o.IsSynthetic() {
+			// Merged over the body, the path's member would clear the
+			// body's: refused as two members in a body or a query are.
+			if other := in.ProtoReflect().WhichOneof(o); other != nil {
+				return fault.InvalidArgument("path parameter %q and body field %q are members of the oneof %s; give one", p, other.TextName(), o.Name())
+			}
 		}
 		v, err := pathParamValue(ec, p)
 		if err != nil {

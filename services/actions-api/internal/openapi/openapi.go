@@ -476,7 +476,7 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 		// Every 400 decode answers for a POST (api.decode).
 		badRequest = "The request is malformed: a body that is not a JSON object of the request's fields, a Content-Type other than application/json, query parameters"
 		if len(a.PathParams) > 0 {
-			badRequest += ", an invalid path parameter or one repeated in the body"
+			badRequest += ", an invalid path parameter, one repeated in the body or a body field of its oneof"
 		}
 	}
 	if protected {
