@@ -299,8 +299,7 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 			// ("oneof … is already set"); here the later Set would clear
 			// the other, and which one is later is map order.
 			if prev := refl.WhichOneof(o); prev != nil {
-				a, b := queryName(q, prev), name
-				return nil, fault.InvalidArgument("query parameters %q and %q are members of the oneof %s; give one", min(a, b), max(a, b), o.Name())
+				return nil, fault.InvalidArgument("%s are members of the oneof %s; give one", c.twoParams(queryName(q, prev), name), o.Name())
 			}
 		}
 		m := newMessage(c.Method.Input())
@@ -310,6 +309,25 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 		refl.Set(f, m.ProtoReflect().Get(f))
 	}
 	return in, nil
+}
+
+// twoParams names two parameters of one call as what each is: "path
+// parameters %q and %q", "query parameters %q and %q" (in name order) or
+// "path parameter %q and query parameter %q".
+func (c *Capability) twoParams(a, b string) string {
+	isPath := func(n string) bool { return c.Action != nil && slices.Contains(c.Action.PathParams, n) }
+	if a > b {
+		a, b = b, a
+	}
+	switch pa, pb := isPath(a), isPath(b); {
+	case pa && pb:
+		return fmt.Sprintf("path parameters %q and %q", a, b)
+	case pa:
+		return fmt.Sprintf("path parameter %q and query parameter %q", a, b)
+	case pb:
+		return fmt.Sprintf("path parameter %q and query parameter %q", b, a)
+	}
+	return fmt.Sprintf("query parameters %q and %q", a, b)
 }
 
 // queryName is the parameter of q that names f: its proto name or its

@@ -32,6 +32,12 @@ func oneofService() registrytest.Service {
 	choose := &descriptorpb.MethodOptions{}
 	proto.SetExtension(choose, optionsv1.E_ActionsOperation, &optionsv1.ActionsOperation{
 		Method: "POST", Path: "/actions/pick/{by_id}", OperationId: "choose", Summary: "Choose", RequiredScopes: []string{"openid"}, Consequential: true})
+	byIDOp := &descriptorpb.MethodOptions{}
+	proto.SetExtension(byIDOp, optionsv1.E_ActionsOperation, &optionsv1.ActionsOperation{
+		Method: "GET", Path: "/actions/pick/id/{by_id}", OperationId: "pickById", Summary: "Pick by id", RequiredScopes: []string{"openid"}})
+	bothOp := &descriptorpb.MethodOptions{}
+	proto.SetExtension(bothOp, optionsv1.E_ActionsOperation, &optionsv1.ActionsOperation{
+		Method: "GET", Path: "/actions/pick/both/{by_name}/{by_id}", OperationId: "pickBoth", Summary: "Pick by both", RequiredScopes: []string{"openid"}})
 	return registrytest.Service{Package: "pick", Name: "PickService", Proto: &descriptorpb.FileDescriptorProto{
 		Name: proto.String("pick/pick.proto"), Package: proto.String("pick"), Syntax: proto.String("proto3"),
 		Dependency: []string{optionsv1.File_tollgate_options_v1_options_proto.Path()},
@@ -44,6 +50,10 @@ func oneofService() registrytest.Service {
 			Name: proto.String("Pick"), InputType: proto.String(".pick.PickRequest"), OutputType: proto.String(".pick.PickResponse"), Options: mo,
 		}, {
 			Name: proto.String("Choose"), InputType: proto.String(".pick.PickRequest"), OutputType: proto.String(".pick.PickResponse"), Options: choose,
+		}, {
+			Name: proto.String("PickByID"), InputType: proto.String(".pick.PickRequest"), OutputType: proto.String(".pick.PickResponse"), Options: byIDOp,
+		}, {
+			Name: proto.String("PickBoth"), InputType: proto.String(".pick.PickRequest"), OutputType: proto.String(".pick.PickResponse"), Options: bothOp,
 		}}}},
 	}}
 }
@@ -68,6 +78,16 @@ func TestQueryOneofMembersAreExclusive(t *testing.T) {
 		}
 		if r.status != 400 || r.err.Error != "invalid_request" || r.err.Description != want {
 			t.Errorf("?%s: %d %s, want 400 %q", q, r.status, r.body, want)
+		}
+	}
+	// Each is named as what it is: a path parameter is not a query one.
+	for path, want := range map[string]string{
+		"/actions/pick/id/5?by_name=a":  `path parameter "by_id" and query parameter "by_name" are members of the oneof by; give one`,
+		"/actions/pick/both/a/5":        `path parameters "by_id" and "by_name" are members of the oneof by; give one`,
+		"/actions/pick/both/a/5?text=x": `path parameters "by_id" and "by_name" are members of the oneof by; give one`,
+	} {
+		if r := f.do(t, http.MethodGet, path, bearer(tok)); r.status != 400 || r.err.Error != "invalid_request" || r.err.Description != want {
+			t.Errorf("%s: %d %s, want 400 %q", path, r.status, r.body, want)
 		}
 	}
 	if r := f.do(t, http.MethodGet, "/actions/pick?text=x&by_id=5", bearer(tok)); r.status != 200 {
