@@ -3,7 +3,9 @@ package api_test
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -108,6 +110,12 @@ func TestPathParameterOneofMemberExcludesTheBodys(t *testing.T) {
 	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,pick=" + pick.Addr})
 	if f.doc.Paths.Find("/actions/pick/{by_id}") == nil {
 		t.Fatalf("POST /actions/pick/{by_id} is not served; logs:\n%s", f.logs.String())
+	}
+	// The document's body leaves by_name out with by_id, and the oneof's
+	// "not two members" constraint, which only named the two.
+	body := f.doc.Paths.Find("/actions/pick/{by_id}").Post.RequestBody.Value.Content["application/json"].Schema.Value
+	if got := slices.Sorted(maps.Keys(body.Properties)); !slices.Equal(got, []string{"text"}) || body.Not != nil {
+		t.Errorf("POST /actions/pick/{by_id} body properties %v, not %v; want [text] and no not", got, body.Not)
 	}
 	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "openid"})
 	post := func(body string) reply {

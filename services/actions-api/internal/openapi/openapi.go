@@ -439,9 +439,22 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 		// the body holds the other fields: its schema is the request
 		// message's without them, inline (the message's own schema would
 		// offer the model a second place for the path's value).
+		// Nor does it hold the other members of a path parameter's oneof:
+		// a body naming one is a 400 (api.setPathParams), so they leave
+		// the body's properties and its "not two members" constraint.
+		notBody := slices.Clone(a.PathParams)
+		for _, name := range a.PathParams {
+			if f := inMsg.Fields().ByName(protoreflect.Name(name)); f != nil {
+				if o := f.ContainingOneof(); o != nil && !o.IsSynthetic() {
+					for j := 0; j < o.Fields().Len(); j++ {
+						notBody = append(notBody, string(o.Fields().Get(j).Name()))
+					}
+				}
+			}
+		}
 		body, bodyProps := maps.Clone(in), registry.Schema{}
 		for name, p := range props {
-			if !slices.Contains(a.PathParams, name) {
+			if !slices.Contains(notBody, name) {
 				bodyProps[name] = p
 			}
 		}
@@ -450,13 +463,19 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 			// A required field given in the path is not the body's.
 			var bodyReq []string
 			for _, name := range req {
-				if !slices.Contains(a.PathParams, name) {
+				if !slices.Contains(notBody, name) {
 					bodyReq = append(bodyReq, name)
 				}
 			}
 			delete(body, "required")
 			if len(bodyReq) > 0 {
 				body["required"] = bodyReq
+			}
+		}
+		if not, ok := in["not"].(registry.Schema); ok {
+			delete(body, "not")
+			if not := withoutPairs(not, notBody); not != nil {
+				body["not"] = not
 			}
 		}
 		for _, name := range a.PathParams {
@@ -510,6 +529,33 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 		"Retry-After": {Description: "Seconds to wait before retrying.", Schema: registry.Schema{"type": "integer", "minimum": 1}},
 	})
 	return op
+}
+
+// withoutPairs is a oneof constraint of registry's input schema ({"not":
+// {"required": [a, b]}} or {"not": {"anyOf": [{"required": [a, b]}, …]}})
+// without the pairs naming a field of names; nil when none is left.
+func withoutPairs(not registry.Schema, names []string) registry.Schema {
+	pairs := []any{not}
+	if alts, ok := not["anyOf"].([]any); ok {
+		pairs = alts
+	}
+	var kept []any
+	for _, p := range pairs {
+		ps, _ := p.(registry.Schema)
+		req, _ := ps["required"].([]any)
+		if !slices.ContainsFunc(req, func(n any) bool { s, _ := n.(string); return slices.Contains(names, s) }) {
+			kept = append(kept, p)
+		}
+	}
+	switch len(kept) {
+	case 0:
+		return nil
+	case 1:
+		if s, ok := kept[0].(registry.Schema); ok {
+			return s
+		}
+	}
+	return registry.Schema{"anyOf": kept}
 }
 
 // bodyRequired: a request body whose schema requires a field (a proto2
