@@ -62,9 +62,10 @@ func libraryVerifiedClaim(err error) error {
 // upstreamRefusal is how the provider's token endpoint refused the code
 // exchange: the error code of its answer (RFC 6749 §5.2; "" when it sent
 // none, or the exchange failed otherwise) and the HTTP status (0 when
-// unknown). golang.org/x/oauth2 (client secret) and zitadel/oidc's own
-// client (private_key_jwt) report it differently: the latter keeps no
-// status with a decoded error, and reports an answer without one as text.
+// unknown). golang.org/x/oauth2 (rp.CodeExchange's Exchange, with a client
+// secret or a private_key_jwt assertion) keeps both in a RetrieveError;
+// zitadel/oidc's HTTP helper keeps no status with a decoded error, and
+// reports an answer without one as text (libraryStatus).
 func upstreamRefusal(err error) (code string, status int) {
 	if !errors.Is(err, errCodeExchange) {
 		return "", 0
@@ -80,13 +81,44 @@ func upstreamRefusal(err error) (code string, status int) {
 	if errors.As(err, &oe) {
 		return string(oe.ErrorType), 0
 	}
-	// The ID token's JWKS is fetched the same way: "failed to get keys".
-	if _, rest, ok := strings.Cut(err.Error(), "http status not ok: "); ok && !strings.Contains(err.Error(), "failed to get keys") {
+	return "", libraryStatus(err)
+}
+
+// jwksFailed is how zitadel/oidc begins its error of a failed fetch of
+// the ID token's JWKS, which goes through the same HTTP helper: that
+// status is the JWKS endpoint's, not the token endpoint's.
+const jwksFailed = "oidc: failed to get keys: "
+
+// libraryStatus is the HTTP status of zitadel/oidc's own error of an
+// answer that is no OAuth error (statusNotOK, then the status), found as
+// an error of err's chain whose text begins so — never in text appended
+// after it, which may hold the provider's body ("… http status not ok:
+// 401 …" in an undecodable answer or an error page). 0 when none is.
+func libraryStatus(err error) int {
+	if err == nil {
+		return 0
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, jwksFailed) {
+		return 0
+	}
+	if rest, ok := strings.CutPrefix(msg, statusNotOK); ok {
 		if n, err := strconv.Atoi(strings.SplitN(rest, " ", 2)[0]); err == nil {
-			return "", n
+			return n
+		}
+		return 0
+	}
+	switch e := err.(type) {
+	case interface{ Unwrap() error }:
+		return libraryStatus(e.Unwrap())
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			if n := libraryStatus(inner); n != 0 {
+				return n
+			}
 		}
 	}
-	return "", 0
+	return 0
 }
 
 // refusedCredentials reports whether a token endpoint refusal (code,
@@ -94,10 +126,19 @@ func upstreamRefusal(err error) (code string, status int) {
 // unauthorized_client, or HTTP 401 whatever the body says — RFC 6749 §5.2
 // answers 401 only for a failed client authentication, and providers
 // send it without a body or with another code (Auth0: access_denied,
-// "Unauthorized", for a wrong client secret).
+// "Unauthorized", for a wrong client secret) — unless the body names
+// another code RFC 6749 §5.2 registers (a 401 invalid_grant is the code's
+// refusal, as it says).
 func refusedCredentials(code string, status int) bool {
-	return code == "invalid_client" || code == "unauthorized_client" || status == http.StatusUnauthorized
+	if code == "invalid_client" || code == "unauthorized_client" {
+		return true
+	}
+	return status == http.StatusUnauthorized && !slices.Contains(exchangeRefusalCodes, code)
 }
+
+// exchangeRefusalCodes are the token endpoint error codes of RFC 6749
+// §5.2 that are not of the client's authentication.
+var exchangeRefusalCodes = []string{"invalid_request", "invalid_grant", "unsupported_grant_type", "invalid_scope"}
 
 // emailVerified reads an email_verified value: a boolean, the string "true"
 // or "false", or nothing (false).
