@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestBundledRedisBackendUser renders the chart, starts a real
@@ -21,16 +20,7 @@ import (
 // real revocation follower in services/platform/revocation's
 // TestBackendACLUser.
 func TestBundledRedisBackendUser(t *testing.T) {
-	server, err := exec.LookPath("redis-server")
-	if err == nil {
-		_, err = exec.LookPath("redis-cli")
-	}
-	if err != nil {
-		if strict() {
-			t.Fatal(err)
-		}
-		t.Skip("SKIPPED: redis-server or redis-cli is not on PATH")
-	}
+	server := lookRedis(t)
 	for _, tc := range []struct {
 		name, prefix string
 		// A key the user must not read although a careless pattern would
@@ -105,30 +95,8 @@ func TestBundledRedisBackendUser(t *testing.T) {
 			script := localRedisScript(t, command[2], server, confFile, dir)
 			cmd := exec.Command("sh", append([]string{"-c", script}, command[3:]...)...)
 			cmd.Env = append(os.Environ(), "REDIS_PASSWORD="+fleetPassword, "REDIS_BACKEND_PASSWORD="+backend["password"])
-			logf, err := os.Create(filepath.Join(dir, "redis.log"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer logf.Close()
-			cmd.Stdout, cmd.Stderr = logf, logf
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-			cli := func(user, password string, args ...string) string {
-				c := exec.Command("redis-cli", append([]string{"-p", fmt.Sprint(port), "--user", user, "--no-auth-warning"}, args...)...)
-				c.Env = append(os.Environ(), "REDISCLI_AUTH="+password)
-				b, _ := c.CombinedOutput()
-				return strings.TrimSpace(string(b))
-			}
-			deadline := time.Now().Add(30 * time.Second)
-			for cli("default", fleetPassword, "PING") != "PONG" {
-				if time.Now().After(deadline) {
-					log, _ := os.ReadFile(logf.Name())
-					t.Fatalf("redis-server did not start from the rendered command:\n%s", log)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			startLocalRedis(t, cmd, dir, port, fleetPassword, "the rendered command")
+			cli := func(user, password string, args ...string) string { return redisCLI(port, user, password, args...) }
 
 			records := tc.prefix + "revocation:grants"
 			if got := cli("default", fleetPassword, "ZADD", records, "9999999999999", "grant-1"); got != "1" {

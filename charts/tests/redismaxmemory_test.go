@@ -2,12 +2,10 @@ package tests
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestBundledRedisRefusesWritesAtItsMemoryLimit starts a real redis-server
@@ -17,16 +15,7 @@ import (
 // noeviction the chart sets takes effect only with a maxmemory, and
 // without one Redis grows until the kernel kills it at the limit.
 func TestBundledRedisRefusesWritesAtItsMemoryLimit(t *testing.T) {
-	server, err := exec.LookPath("redis-server")
-	if err == nil {
-		_, err = exec.LookPath("redis-cli")
-	}
-	if err != nil {
-		if strict() {
-			t.Fatal(err)
-		}
-		t.Skip("SKIPPED: redis-server or redis-cli is not on PATH")
-	}
+	server := lookRedis(t)
 	values := filepath.Join(t.TempDir(), "values.yaml")
 	writeFile(t, values, []byte("redis:\n  bundled:\n    resources:\n      limits: {memory: 8Mi}\n"))
 	out, err := render(t, filepath.Join(chartDir(t), "ci", "minimal-values.yaml"), values)
@@ -51,30 +40,8 @@ func TestBundledRedisRefusesWritesAtItsMemoryLimit(t *testing.T) {
 	const password = "test-redis-password"
 	writeFile(t, filepath.Join(dir, "run", "auth.conf"), []byte("requirepass "+password+"\n"))
 	cmd := exec.Command(server, confFile)
-	logf, err := os.Create(filepath.Join(dir, "redis.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	cli := func(args ...string) string {
-		c := exec.Command("redis-cli", append([]string{"-p", fmt.Sprint(port), "--no-auth-warning"}, args...)...)
-		c.Env = append(os.Environ(), "REDISCLI_AUTH="+password)
-		b, _ := c.CombinedOutput()
-		return strings.TrimSpace(string(b))
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for cli("PING") != "PONG" {
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("redis-server did not start from the rendered redis.conf:\n%s", log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	startLocalRedis(t, cmd, dir, port, password, "the rendered redis.conf")
+	cli := func(args ...string) string { return redisCLI(port, "default", password, args...) }
 	if got := cli("CONFIG", "GET", "maxmemory"); !strings.HasSuffix(got, "5872025") {
 		t.Fatalf("CONFIG GET maxmemory: %q", got)
 	}

@@ -50,6 +50,60 @@ func localRedisScript(t *testing.T, script, server, confFile, dir string) string
 	return strings.ReplaceAll(script, "/run/redis/", filepath.Join(dir, "run")+"/")
 }
 
+// lookRedis returns the path of redis-server; without redis-server and
+// redis-cli on PATH the test fails under CHARTS_STRICT and is skipped
+// otherwise.
+func lookRedis(t *testing.T) string {
+	t.Helper()
+	server, err := exec.LookPath("redis-server")
+	if err == nil {
+		_, err = exec.LookPath("redis-cli")
+	}
+	if err != nil {
+		if strict() {
+			t.Fatal(err)
+		}
+		t.Skip("SKIPPED: redis-server or redis-cli is not on PATH")
+	}
+	return server
+}
+
+// startLocalRedis starts cmd (a redis-server, or the container's script
+// that execs one) with its output in dir/redis.log, stops it when the test
+// ends, and waits up to 30 s until the default user with password gets
+// PONG on port; what names the start in the failure.
+func startLocalRedis(t *testing.T, cmd *exec.Cmd, dir string, port int, password, what string) {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(dir, "redis.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = logf.Close() })
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for redisCLI(port, "default", password, "PING") != "PONG" {
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logf.Name())
+			t.Fatalf("redis-server did not start from %s:\n%s", what, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// redisCLI runs redis-cli against the local redis-server on port, logged
+// in as user with password (from REDISCLI_AUTH, never an argument), and
+// returns its trimmed output.
+func redisCLI(port int, user, password string, args ...string) string {
+	c := exec.Command("redis-cli", append([]string{"-p", fmt.Sprint(port), "--user", user, "--no-auth-warning"}, args...)...)
+	c.Env = append(os.Environ(), "REDISCLI_AUTH="+password)
+	b, _ := c.CombinedOutput()
+	return strings.TrimSpace(string(b))
+}
+
 // TestBundledRedisPasswordsOffTheCommandLine: the bundled Redis's
 // passwords reach redis-server through a file its container's script
 // writes from the environment, never as a process argument, where ps,
@@ -63,16 +117,7 @@ func localRedisScript(t *testing.T, script, server, confFile, dir string) string
 // container before redis-server starts (requirepass "" would turn
 // authentication off).
 func TestBundledRedisPasswordsOffTheCommandLine(t *testing.T) {
-	server, err := exec.LookPath("redis-server")
-	if err == nil {
-		_, err = exec.LookPath("redis-cli")
-	}
-	if err != nil {
-		if strict() {
-			t.Fatal(err)
-		}
-		t.Skip("SKIPPED: redis-server or redis-cli is not on PATH")
-	}
+	server := lookRedis(t)
 	const (
 		fleetPassword   = "fleet \"pass\\word\"\n'$(id)' `x` ${HOME} > #1"
 		backendPassword = "\\\"backend\" pass\nword\\n>$0"
@@ -165,30 +210,8 @@ func TestBundledRedisPasswordsOffTheCommandLine(t *testing.T) {
 
 			cmd := exec.Command("sh", append([]string{"-c", script}, command[3:]...)...)
 			cmd.Env = append(os.Environ(), "REDIS_PASSWORD="+fleetPassword, "REDIS_BACKEND_PASSWORD="+backendPassword)
-			logf, err := os.Create(filepath.Join(dir, "redis.log"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer logf.Close()
-			cmd.Stdout, cmd.Stderr = logf, logf
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-			cli := func(user, password string, args ...string) string {
-				c := exec.Command("redis-cli", append([]string{"-p", fmt.Sprint(port), "--user", user, "--no-auth-warning"}, args...)...)
-				c.Env = append(os.Environ(), "REDISCLI_AUTH="+password)
-				b, _ := c.CombinedOutput()
-				return strings.TrimSpace(string(b))
-			}
-			deadline := time.Now().Add(30 * time.Second)
-			for cli("default", fleetPassword, "PING") != "PONG" {
-				if time.Now().After(deadline) {
-					log, _ := os.ReadFile(logf.Name())
-					t.Fatalf("redis-server did not start from the rendered script:\n%s", log)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			startLocalRedis(t, cmd, dir, port, fleetPassword, "the rendered script")
+			cli := func(user, password string, args ...string) string { return redisCLI(port, user, password, args...) }
 
 			argv, err := os.ReadFile(argvFile)
 			if err != nil {
