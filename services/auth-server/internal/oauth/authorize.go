@@ -419,7 +419,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 				code = "HTTP 401" // the provider's own code, if any, is in the log
 			}
 			redirectErr("server_error", "the identity provider refused this server's client credentials ("+code+"); the operator must check the upstream client settings")
-		} else if slices.Contains([]string{"invalid_request", "invalid_grant", "unsupported_grant_type", "invalid_scope"}, code) {
+		} else if slices.Contains(exchangeRefusalCodes, code) {
 			// Only a registered code (RFC 6749 §5.2) is repeated to the client.
 			redirectErr("server_error", "the identity provider refused the code exchange ("+code+")")
 		} else if code == "" && (status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout) {
