@@ -583,7 +583,8 @@ func (f *Fleet) spawn(ctx context.Context, c Component) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	setProcAttr(cmd.SysProcAttr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 // Command tollgate-dev is `make dev`: it builds the services and runs the
-// whole fleet in the foreground on http://localhost:4000. Ctrl-C stops
-// every component; if one crashes, the fleet stops and says which.
+// whole fleet in the foreground on http://localhost:4000. Ctrl-C (or
+// SIGTERM, or closing its terminal) stops every component; if one
+// crashes, the fleet stops and says which.
 //
 // Settings come from the environment (devfleet.Settings): PUBLIC_URL (an
 // HTTPS tunnel's origin; issuer, resource URLs and allowed hosts and
@@ -34,7 +35,8 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: a closed terminal stops the fleet as Ctrl-C does.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	args := os.Args[1:]
 	runner := run
