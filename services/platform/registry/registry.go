@@ -24,10 +24,16 @@ import (
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
 )
 
-// GPT Actions limits on OpenAPI text.
+// GPT Actions limits on OpenAPI text, in characters: 300 for an
+// operation's summary and for its description alike ("each API endpoint
+// description/summary field"), 700 for any other description (a
+// parameter's, a schema's). The GPT editor refuses a document that passes
+// one (OpenAI, GPT Actions production notes, "OpenAPI specification
+// limits").
 const (
-	MaxSummary     = 300
-	MaxDescription = 700
+	MaxSummary              = 300
+	MaxOperationDescription = 300
+	MaxDescription          = 700
 )
 
 // Annotations are MCP tool behaviour hints.
@@ -266,8 +272,8 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 		if a.Summary == "" || utf8.RuneCountInString(a.Summary) > MaxSummary {
 			bad("action summary must be 1 to %d characters", MaxSummary)
 		}
-		if utf8.RuneCountInString(a.Description) > MaxDescription {
-			bad("action description is longer than %d characters", MaxDescription)
+		if utf8.RuneCountInString(a.Description) > MaxOperationDescription {
+			bad("action description is longer than %d characters", MaxOperationDescription)
 		}
 		if !a.Consequential && len(tools) > 0 && !tools[0].GetAnnotations().GetReadOnly() {
 			bad("action is declared not consequential but its tools are not read-only")

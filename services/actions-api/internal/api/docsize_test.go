@@ -23,7 +23,7 @@ func bigService(n int) registrytest.Service {
 	for i := range n {
 		s.Methods = append(s.Methods, registrytest.Method{Name: fmt.Sprintf("Get%d", i), Action: &optionsv1.ActionsOperation{
 			Method: "GET", Path: fmt.Sprintf("/actions/big%d", i), OperationId: fmt.Sprintf("big%d", i),
-			Summary: "Get a big thing", Description: strings.Repeat("A long description of a big thing. ", 15),
+			Summary: "Get a big thing", Description: strings.Repeat("A long description of a big thing. ", 8),
 			RequiredScopes: []string{"big.read"}}})
 	}
 	return s
@@ -101,7 +101,7 @@ func documentBytes(t *testing.T, f *fleet) int {
 
 // TestLimitsCountCharactersNotBytes: the GPT Actions limits on summaries
 // and descriptions are in characters. A backend whose operation has a
-// 300-character summary and a 700-character description in Japanese
+// 300-character summary and a 300-character description in Japanese
 // (three bytes a character in UTF-8) is within them: the registry takes
 // its capability (it refused it as 900 bytes over 300 characters), the
 // operation is served and the document is reported within the limits; a
@@ -112,7 +112,7 @@ func TestLimitsCountCharactersNotBytes(t *testing.T) {
 			Scopes: []*optionsv1.Scope{{Name: "ja.read", Description: "Read"}},
 			Methods: []registrytest.Method{{Name: "Get", Action: &optionsv1.ActionsOperation{
 				Method: "GET", Path: "/actions/ja", OperationId: "ja",
-				Summary: strings.Repeat("要", summary), Description: strings.Repeat("説", openapi.MaxDescription),
+				Summary: strings.Repeat("要", summary), Description: strings.Repeat("説", openapi.MaxOperationDescription),
 				RequiredScopes: []string{"ja.read"}}}}}
 	}
 	ja := registrytest.Start(t, "ja", []registrytest.Service{service(openapi.MaxSummary)})
@@ -123,6 +123,9 @@ func TestLimitsCountCharactersNotBytes(t *testing.T) {
 	}
 	if n := len([]rune(op.Get.Summary)); n != openapi.MaxSummary {
 		t.Errorf("summary of %d characters, want %d", n, openapi.MaxSummary)
+	}
+	if n := len([]rune(op.Get.Description)); n != openapi.MaxOperationDescription {
+		t.Errorf("description of %d characters, want %d", n, openapi.MaxOperationDescription)
 	}
 	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "ja.read"})
 	if r := f.do(t, http.MethodGet, "/actions/ja?text=x", bearer(tok)); r.status != 200 {

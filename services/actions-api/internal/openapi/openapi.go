@@ -21,8 +21,9 @@ import (
 
 // Limits GPT Actions put on an imported document.
 const (
-	MaxSummary     = registry.MaxSummary     // operation summaries
-	MaxDescription = registry.MaxDescription // every other description
+	MaxSummary              = registry.MaxSummary              // operation summaries
+	MaxOperationDescription = registry.MaxOperationDescription // operation descriptions
+	MaxDescription          = registry.MaxDescription          // every other description
 	// MaxDocument is our own budget, under the 100,000 characters a GPT
 	// accepts, so that adding capabilities does not hit the limit unseen.
 	// It counts the bytes of the document as served and exported
@@ -611,7 +612,10 @@ func (d *Document) JSON() ([]byte, error) {
 
 // CheckLimits returns every place where the document b (as served and
 // exported: Document.JSON's bytes, not encoded again here) exceeds a GPT
-// Actions limit (a *LimitsError), or nil. Summaries and descriptions are
+// Actions limit (a *LimitsError), or nil: an operation's summary or
+// description over 300 characters (MaxSummary, MaxOperationDescription),
+// any other description over MaxDescription, the document over
+// MaxDocument. Summaries and descriptions are
 // counted in characters (Unicode code points), as the limits are, not in
 // bytes: a 200-character summary in Japanese is within them.
 func CheckLimits(b []byte) error {
@@ -630,8 +634,12 @@ func CheckLimits(b []byte) error {
 				problems = append(problems, fmt.Sprintf("%s: summary is %d characters, over %d", path, n, MaxSummary))
 			}
 		case "description":
-			if n := utf8.RuneCountInString(value); n > MaxDescription {
-				problems = append(problems, fmt.Sprintf("%s: description is %d characters, over %d", path, n, MaxDescription))
+			limit := MaxDescription
+			if operationText(path) {
+				limit = MaxOperationDescription
+			}
+			if n := utf8.RuneCountInString(value); n > limit {
+				problems = append(problems, fmt.Sprintf("%s: description is %d characters, over %d", path, n, limit))
 			}
 		}
 	})
@@ -639,6 +647,14 @@ func CheckLimits(b []byte) error {
 		return &LimitsError{Size: len(b), Problems: problems}
 	}
 	return nil
+}
+
+// operationText reports whether path (a JSON pointer of the document,
+// "#/paths/~1actions~1notes/get/description") is a member of an Operation
+// Object, whose description GPT Actions hold to the summary's limit.
+func operationText(path string) bool {
+	seg := strings.Split(path, "/")
+	return len(seg) == 5 && seg[1] == "paths"
 }
 
 // LimitsError says where a document exceeds the GPT Actions limits.

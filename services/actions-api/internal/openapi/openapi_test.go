@@ -267,6 +267,10 @@ func TestCheckLimitsRefusesLongText(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Paths["/actions/session"].Get.Summary = strings.Repeat("s", openapi.MaxSummary+1)
+	// An operation's description is held to 300 characters, like its
+	// summary (GPT Actions' "endpoint description/summary"); a
+	// parameter's or a schema's to 700.
+	d.Paths["/actions/profile"].Get.Description = strings.Repeat("o", openapi.MaxOperationDescription+1)
 	d.Info.Description = strings.Repeat("d", openapi.MaxDescription+1)
 	b, err := d.JSON()
 	if err != nil {
@@ -276,7 +280,7 @@ func TestCheckLimitsRefusesLongText(t *testing.T) {
 	if err == nil {
 		t.Fatal("CheckLimits accepted a 301-character summary and a 701-character description")
 	}
-	for _, want := range []string{"#/paths/~1actions~1session/get/summary", "#/info/description"} {
+	for _, want := range []string{"#/paths/~1actions~1session/get/summary", "#/paths/~1actions~1profile/get/description: description is 301 characters, over 300", "#/info/description"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
@@ -293,6 +297,7 @@ func TestCheckLimitsCountsCharacters(t *testing.T) {
 			t.Fatal(err)
 		}
 		d.Paths["/actions/session"].Get.Summary = strings.Repeat("要", openapi.MaxSummary+over)
+		d.Paths["/actions/session"].Get.Description = strings.Repeat("説", openapi.MaxOperationDescription+over)
 		d.Info.Description = strings.Repeat("説", openapi.MaxDescription+over)
 		b, err := d.JSON()
 		if err != nil {
