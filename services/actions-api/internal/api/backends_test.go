@@ -139,3 +139,37 @@ func TestBackendStatusCodesMapToHTTP(t *testing.T) {
 		})
 	}
 }
+
+// TestMalformedQueryIsRefused: a query string Go's url.ParseQuery cannot
+// read whole (a ";" separator, a bad percent escape) is a 400 naming the
+// problem, and the backend is not called. The parameters came from
+// Request.URL.Query(), which leaves such a pair out without a word:
+// "?text=a;b" and "?text=%ZZ" reached the backend as a call without
+// text, answered 200. A POST's query, malformed or not, is refused as
+// any query of a POST is.
+func TestMalformedQueryIsRefused(t *testing.T) {
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,notes=" + notes.Addr})
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "notes.read notes.write"})
+	for _, c := range []struct{ method, query, want string }{
+		{http.MethodGet, "text=a;b", `the query string is malformed: invalid semicolon separator in query`},
+		{http.MethodGet, "text=%ZZ", `the query string is malformed: invalid URL escape "%ZZ"`},
+		{http.MethodGet, "text=ok&x;y", `the query string is malformed: invalid semicolon separator in query`},
+		{http.MethodPost, ";", "this operation takes a JSON body, not query parameters"},
+		{http.MethodPost, "%ZZ", "this operation takes a JSON body, not query parameters"},
+	} {
+		r := f.do(t, c.method, "/actions/notes?"+c.query, bearer(tok))
+		if r.status != 400 || r.err.Error != "invalid_request" || r.err.Description != c.want {
+			t.Errorf("%s ?%s: %d %s, want 400 %q", c.method, c.query, r.status, r.body, c.want)
+		}
+	}
+	if r := f.do(t, http.MethodGet, "/health?a;b", nil); r.status != 400 {
+		t.Errorf("public GET /health?a;b: %d %s, want 400", r.status, r.body)
+	}
+	if calls := notes.Calls(); len(calls) != 0 {
+		t.Errorf("the backend was called for a malformed query: %+v", calls)
+	}
+	if r := f.do(t, http.MethodGet, "/actions/notes?text=a%3Bb", bearer(tok)); r.status != 200 || string(r.body) != `{"text":"a;b","backend":"notes"}` {
+		t.Errorf("an escaped semicolon: %d %s", r.status, r.body)
+	}
+}

@@ -280,7 +280,13 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 	var in proto.Message
 	var err error
 	if a.Method != http.MethodPost {
-		q := r.URL.Query()
+		// url.Values of a malformed query (a ";" separator, a bad
+		// escape) silently leave the pair out: "?text=a;b" or
+		// "?text=%ZZ" reached the backend as a call without text.
+		q, qerr := url.ParseQuery(r.URL.RawQuery)
+		if qerr != nil {
+			return nil, newError(http.StatusBadRequest, "invalid_request", "the query string is malformed: "+qerr.Error())
+		}
 		if err := checkQueryNames(q, a); err != nil {
 			return nil, err
 		}
@@ -300,7 +306,7 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 				return nil, newError(http.StatusBadRequest, "invalid_request", "Content-Type must be application/json")
 			}
 		}
-		if len(r.URL.Query()) > 0 {
+		if r.URL.RawQuery != "" { // malformed ones too, which Query() leaves out
 			return nil, newError(http.StatusBadRequest, "invalid_request", "this operation takes a JSON body, not query parameters")
 		}
 		var body []byte
