@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,7 +39,8 @@ func (h *hangingSource) FetchKeySet(ctx context.Context) (tokens.KeySet, error) 
 // tokens signed by a cached key verify indefinitely (long after
 // KeysMaxAge) without waiting for it; the refresh runs in the background
 // on its own context, and Ready reports the stale set without failing
-// verification. Once the auth-server answers again, the set is refreshed.
+// verification. Once the auth-server answers again, the set is refreshed
+// (at the first check MinRefreshInterval after the failed fetch).
 func TestAuthServerOutageNeverStopsVerification(t *testing.T) {
 	iss := tokentest.Start(t, issuer)
 	now := time.Now()
@@ -72,6 +74,14 @@ func TestAuthServerOutageNeverStopsVerification(t *testing.T) {
 	}
 
 	src.hang.Store(false)
+	// A failed fetch is not retried for requests within MinRefreshInterval
+	// (10s): once the hung fetch has failed, past that the next check
+	// refreshes.
+	testharness.Eventually(t, 20*time.Second, "the hung fetch fails", func() (bool, string) {
+		err := v.Ready(ctx)
+		return err != nil && strings.Contains(err.Error(), "refresh failing"), fmt.Sprint(err)
+	})
+	clock.Store(now.Add(24*time.Hour + 11*time.Second).UnixNano())
 	testharness.Eventually(t, 20*time.Second, "refresh after the auth-server returns", func() (bool, string) { err := v.Ready(ctx); return err == nil, fmt.Sprint(err) })
 }
 

@@ -62,7 +62,7 @@ func (v *Verifier) fetch(forced bool) (any, error) {
 	if forced {
 		v.lastForced = now
 	}
-	v.lastErr = err
+	v.lastTried, v.lastErr = now, err
 	if err != nil {
 		v.mu.Unlock()
 		return KeySet{}, err
@@ -206,9 +206,19 @@ func (v *Verifier) Publishes(c *Claims) bool {
 	return c.KeyID != "" && c.Issuer == ks.Issuer && holds(ks.Keys, c.signer)
 }
 
-// refreshInBackground starts a fetch unless one is running; requests keep
-// using the cached set meanwhile.
+// refreshInBackground starts a fetch unless one is running or the last
+// one failed less than MinRefreshInterval ago; requests keep using the
+// cached set meanwhile. Without that bound, every request with a known
+// kid (a valid token, or any token naming a published kid) would start a
+// fetch as soon as the previous one failed, back to back, against an
+// auth-server that is failing or overloaded.
 func (v *Verifier) refreshInBackground() {
+	v.mu.RLock()
+	failed, tried := v.lastErr != nil, v.lastTried
+	v.mu.RUnlock()
+	if failed && v.o.Now().Sub(tried) < v.o.MinRefreshInterval {
+		return
+	}
 	v.sf.DoChan("keys", func() (any, error) { return v.fetch(false) })
 }
 

@@ -55,8 +55,12 @@ type VerifierOptions struct {
 	Leeway time.Duration
 	// CacheSize bounds the verified-token cache (default 10000 tokens).
 	CacheSize int
-	// MinRefreshInterval bounds how often an unknown kid may trigger a key
-	// fetch (default 10s), so garbage tokens cannot hammer the auth-server.
+	// MinRefreshInterval bounds how often requests may make the verifier
+	// fetch the key set (default 10s), so garbage tokens cannot hammer the
+	// auth-server: an unknown kid refetches at most once per interval, and
+	// after a failed fetch neither a stale set's refresh nor a request
+	// before the first set fetches again within the interval (KeepFresh
+	// retries on its own back-off).
 	MinRefreshInterval time.Duration
 	// KeysMaxAge is how long a fetched key set is used before a routine
 	// refresh (default 5m).
@@ -96,6 +100,7 @@ type Verifier struct {
 	keys        KeySet
 	fetchedAt   time.Time
 	lastForced  time.Time
+	lastTried   time.Time // when the last fetch ended, failed or not
 	everFetched bool
 	lastErr     error // of the last fetch (source.go)
 	// purges counts the cache purges made because a key left the set (or
@@ -287,11 +292,14 @@ func verificationKey(jwk jose.JSONWebKey, alg string) (any, error) {
 // background, see source.go), so an auth-server outage never stops
 // verification; an unknown kid triggers a refresh at most once per
 // MinRefreshInterval, so tokens with made-up kids cannot hammer the
-// auth-server. Fetches never run with the caller's context.
+// auth-server. Before the first set, a fetch that failed less than
+// MinRefreshInterval ago is answered with its error (ErrKeysUnavailable)
+// instead of fetching again. Fetches never run with the caller's context.
 func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey, error) {
 	now := v.o.Now()
 	v.mu.RLock()
 	ks, fetched, ever, lastForced := v.keys, v.fetchedAt, v.everFetched, v.lastForced
+	lastTried, lastErr := v.lastTried, v.lastErr
 	v.mu.RUnlock()
 
 	forced := false
@@ -306,6 +314,10 @@ func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey
 			return ks, jose.JSONWebKey{}, invalid("unknown kid %q", kid)
 		}
 		forced = true
+	} else if lastErr != nil && now.Sub(lastTried) < v.o.MinRefreshInterval {
+		// No set yet and the last fetch failed just now: answer with its
+		// error instead of asking the auth-server again for each request.
+		return ks, jose.JSONWebKey{}, fmt.Errorf("%w: %v", ErrKeysUnavailable, lastErr)
 	}
 	fresh, err := v.refresh(ctx, forced)
 	if err != nil {

@@ -1,0 +1,159 @@
+package tokens_test
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+	"github.com/tollgate/tollgate/services/platform/tokens"
+	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
+)
+
+// failingKeySet is a real gRPC KeySetService that answers at once with
+// UNAVAILABLE while fail is set — an auth-server that is overloaded or
+// starting up, behind a proxy that answers for it — and counts every call.
+type failingKeySet struct {
+	authv1.UnimplementedKeySetServiceServer
+	ring  *tokens.KeyRing
+	fail  atomic.Bool
+	calls atomic.Int64
+}
+
+func (f *failingKeySet) GetKeySet(context.Context, *authv1.GetKeySetRequest) (*authv1.GetKeySetResponse, error) {
+	f.calls.Add(1)
+	if f.fail.Load() {
+		return nil, status.Error(codes.Unavailable, "overloaded")
+	}
+	return &authv1.GetKeySetResponse{Issuer: issuer, JwksJson: f.ring.PublicJWKSJSON(), ActiveKeyId: f.ring.ActiveKeyID()}, nil
+}
+
+func startFailingKeySet(t *testing.T) (*failingKeySet, tokens.KeySource) {
+	t.Helper()
+	a, _ := tokentest.Keys()
+	ring, err := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-a": a}, "key-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := &failingKeySet{ring: ring}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	authv1.RegisterKeySetServiceServer(srv, ks)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return ks, tokens.NewGRPCKeySource(conn)
+}
+
+// forgedWithKnownKid is a token naming the published kid "key-a" whose
+// signature is not key-a's: anyone can make one, and the verifier looks
+// its kid up before it checks the signature.
+func forgedWithKnownKid(t *testing.T, i int) string {
+	t.Helper()
+	_, b := tokentest.Keys()
+	ring, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-a": b}, "key-a")
+	raw, err := ring.Sign(tokens.AccessTokenType, map[string]any{"iss": issuer, "sub": "x", "aud": mcpAud, "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(), "client_id": "c", "jti": i})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// TestFailingAuthServerIsNotRefetchedPerRequest: while the auth-server
+// answers key-set fetches with errors, requests do not make the verifier
+// fetch again and again — neither with a stale set (each request naming a
+// published kid would start a background refresh as soon as the previous
+// one failed) nor before the first set (each request would fetch). Within
+// MinRefreshInterval of a failed fetch, requests start no fetch; a stale
+// set still verifies, no set answers ErrKeysUnavailable. Once the interval
+// has passed, a request fetches again and the set comes back.
+func TestFailingAuthServerIsNotRefetchedPerRequest(t *testing.T) {
+	const requests = 60
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+
+	t.Run("stale set", func(t *testing.T) {
+		ks, src := startFailingKeySet(t)
+		v := tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}, Now: now})
+		if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, -1)); !errors.Is(err, tokens.ErrInvalidToken) {
+			t.Fatalf("first fetch: %v", err)
+		}
+		ks.fail.Store(true)
+		clock.Add(int64(6 * time.Minute)) // past KeysMaxAge (5m)
+		before := ks.calls.Load()
+		var wg sync.WaitGroup
+		for i := range requests {
+			if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, i)); !errors.Is(err, tokens.ErrInvalidToken) || !strings.Contains(err.Error(), "bad signature") {
+				t.Fatalf("forged token with a stale set: %v, want bad signature", err)
+			}
+			// Let the background fetch it may have started fail first, as
+			// requests spread over time would.
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = v.Ready(ctxT(t)) }()
+			time.Sleep(5 * time.Millisecond)
+		}
+		wg.Wait()
+		if got := ks.calls.Load() - before; got > 2 {
+			t.Errorf("%d key-set fetches for %d requests against a failing auth-server within MinRefreshInterval, want at most 2", got, requests)
+		}
+		ks.fail.Store(false)
+		clock.Add(int64(11 * time.Second))
+		_, _ = v.Verify(ctxT(t), forgedWithKnownKid(t, requests))
+		testharness.Eventually(t, 10*time.Second, "refresh once the interval has passed", func() (bool, string) {
+			err := v.Ready(ctxT(t))
+			return err == nil, errString(err)
+		})
+	})
+
+	t.Run("no set yet", func(t *testing.T) {
+		ks, src := startFailingKeySet(t)
+		ks.fail.Store(true)
+		v := tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}, Now: now})
+		for i := range requests {
+			if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, i)); !errors.Is(err, tokens.ErrKeysUnavailable) {
+				t.Fatalf("verify before any key set with a failing auth-server: %v, want ErrKeysUnavailable", err)
+			}
+		}
+		if got := ks.calls.Load(); got > 1 {
+			t.Errorf("%d key-set fetches for %d requests before the first set, want 1", got, requests)
+		}
+		ks.fail.Store(false)
+		clock.Add(int64(11 * time.Second))
+		if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, requests)); !errors.Is(err, tokens.ErrInvalidToken) {
+			t.Fatalf("verify after the interval with the auth-server back: %v, want the set fetched (bad signature)", err)
+		}
+	})
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
