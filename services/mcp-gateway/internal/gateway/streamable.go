@@ -154,6 +154,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		ctx := r.Context()
 		modern := mcp.IsModernProtocol(header) || mcp.IsModernProtocol(msg.Params.Meta.ProtocolVersion())
 		initialize := r.Method == http.MethodPost && msg.Method == string(mcp.MethodInitialize)
+		if r.Method == http.MethodGet && !modern && g.checkGetMedia(w, r) {
+			return
+		}
 		id := ""
 		if !modern && !initialize && r.Method != http.MethodOptions && r.Method != http.MethodHead {
 			id = r.Header.Get(server.HeaderKeySessionID)
