@@ -508,6 +508,9 @@ type message struct {
 		Arguments json.RawMessage `json:"arguments"`
 		// Cursor of a list request, checked by cursorError.
 		Cursor json.RawMessage `json:"cursor"`
+		// URI of a resources/read, subscribe or unsubscribe, checked by
+		// uriError.
+		URI json.RawMessage `json:"uri"`
 		// Task, InputResponses and RequestState make a tools/call a task
 		// or a multi-round-trip retry: left to mcp-go (callableTool).
 		Task           json.RawMessage `json:"task"`
@@ -547,12 +550,41 @@ func argumentsError(m message) string {
 // paramsError is the JSON-RPC -32602 message for a request whose params
 // the gateway refuses before mcp-go sees them ("" when it does not):
 // tools/call arguments that are not an object (argumentsError), a cursor
-// on a list request (cursorError).
+// on a list request (cursorError), a resource request without a uri
+// (uriError).
 func paramsError(m message) string {
 	if e := argumentsError(m); e != "" {
 		return e
 	}
-	return cursorError(m)
+	if e := cursorError(m); e != "" {
+		return e
+	}
+	return uriError(m)
+}
+
+// uriMethods are the requests whose params.uri is required (MCP schema,
+// ReadResourceRequest, SubscribeRequest, UnsubscribeRequest).
+var uriMethods = map[string]bool{
+	string(mcp.MethodResourcesRead): true, string(mcp.MethodResourcesSubscribe): true, string(mcp.MethodResourcesUnsubscribe): true,
+}
+
+// uriError is the -32602 message for a resources/read, subscribe or
+// unsubscribe without params.uri (absent, null or "", params absent
+// included): the member is required, so the request's params are invalid
+// (JSON-RPC 2.0 §5.1). mcp-go looked the empty URI up and answered
+// -32002 "handler not found for resource URI ”", which tells a client a
+// resource is missing, not that its request is. A message that did not
+// decode (a member of the wrong JSON type) is left to the wrong-type
+// answer (direct.go).
+func uriError(m message) string {
+	if !m.decoded || !uriMethods[m.Method] {
+		return ""
+	}
+	u := bytes.TrimSpace(m.Params.URI)
+	if len(u) != 0 && !bytes.Equal(u, []byte("null")) && !bytes.Equal(u, []byte(`""`)) {
+		return ""
+	}
+	return "invalid params: params.uri is required: the URI of a resource (resources/list names them)"
 }
 
 // listMethods are the paginated list requests. mcp-go answers each in one
