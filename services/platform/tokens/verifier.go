@@ -25,6 +25,14 @@ var ErrInvalidToken = errors.New("invalid token")
 // should answer 503, not 401.
 var ErrKeysUnavailable = errors.New("signing keys unavailable")
 
+// MaxKeyIDLength bounds the kid of a token a verifier looks up: the
+// auth-server's kids are file names without ".pem" (SIGNING_KEYS_DIR), so
+// never longer than 251 bytes. A longer kid is refused before the key
+// lookup, and the refusal does not quote it: a kid is the token's own
+// text, and the reason is answered in error_description (RFC 6750 §3) and
+// the JSON body.
+const MaxKeyIDLength = 255
+
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidToken, fmt.Sprintf(format, args...))
 }
@@ -221,6 +229,11 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	}
 	if h.KeyID == "" {
 		return nil, invalid("no kid")
+	}
+	if len(h.KeyID) > MaxKeyIDLength {
+		// Not looked up (no refetch for it) and not quoted: the reason
+		// reaches error_description and the JSON body of every service.
+		return nil, invalid("kid longer than %d bytes", MaxKeyIDLength)
 	}
 	ks, jwk, err := v.key(ctx, h.KeyID)
 	if err != nil {
