@@ -69,6 +69,24 @@ type Action struct {
 	Capability     *Capability
 }
 
+// RetrySafe reports whether repeating the operation's call cannot do its
+// work twice: a read (not consequential) or an RPC declared
+// idempotency_level NO_SIDE_EFFECTS or IDEMPOTENT (revokeConnection: a
+// second call changes nothing). Any other write (an "add") whose call ran
+// out of time may have been done by the backend already, and a connector
+// does not tell its caller to simply retry it.
+func (a *Action) RetrySafe() bool {
+	if !a.Consequential {
+		return true
+	}
+	opts, _ := a.Capability.Method.Options().(*descriptorpb.MethodOptions)
+	switch opts.GetIdempotencyLevel() {
+	case descriptorpb.MethodOptions_NO_SIDE_EFFECTS, descriptorpb.MethodOptions_IDEMPOTENT:
+		return true
+	}
+	return false
+}
+
 // DefaultBackend serves every service that names no backend.
 const DefaultBackend = "capability-core"
 

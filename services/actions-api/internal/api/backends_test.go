@@ -173,3 +173,42 @@ func TestMalformedQueryIsRefused(t *testing.T) {
 		t.Errorf("an escaped semicolon: %d %s", r.status, r.body)
 	}
 }
+
+// TestTimedOutWriteIsNotSaidRetryable: a call that outlives
+// CORE_CALL_TIMEOUT reached the backend, which may finish it. For a read
+// (and an idempotent write) the 503 says "retry later"; for a write that
+// is neither (AddNote: consequential, idempotency_level unset) it says
+// the change may have been made — the backend did receive it — instead
+// of inviting the GPT to add the note a second time.
+func TestTimedOutWriteIsNotSaidRetryable(t *testing.T) {
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,notes=" + notes.Addr, "CORE_CALL_TIMEOUT": "300ms"})
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "notes.read notes.write"})
+	// The document says so too: AddNote's 503, not ListNotes'.
+	item := f.doc.Paths.Find("/actions/notes")
+	if d := *item.Post.Responses.Value("503").Value.Description; !strings.Contains(d, "the change may have been made, check before repeating the call") {
+		t.Errorf("POST 503 description: %q", d)
+	}
+	if d := *item.Get.Responses.Value("503").Value.Description; strings.Contains(d, "may have been made") {
+		t.Errorf("GET 503 description: %q", d)
+	}
+	_, release := notes.Hold()
+	defer release()
+	for _, c := range []struct{ method, path, want string }{
+		{http.MethodPost, "/actions/notes", "the capability service did not answer in time; the change may have been made: check before repeating it"},
+		{http.MethodGet, "/actions/notes?text=x", "the capability service is unavailable; retry later"},
+	} {
+		h, body := bearer(tok), ""
+		if c.method == http.MethodPost {
+			h.Set("Content-Type", "application/json")
+			body = `{"text":"buy milk"}`
+		}
+		r := f.doBody(t, c.method, c.path, h, body)
+		if r.status != 503 || r.err.Error != "temporarily_unavailable" || r.err.Description != c.want || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: %d %v %s, want 503 %q with Retry-After", c.method, c.path, r.status, r.header, r.body, c.want)
+		}
+	}
+	if calls := notes.Calls(); len(calls) != 2 || calls[0].Text != "buy milk" {
+		t.Errorf("the backend's calls: %+v, want the held write and read", calls)
+	}
+}

@@ -54,6 +54,13 @@ func unavailable(desc string, cause error) *apiError {
 	return &apiError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: desc, cause: cause}
 }
 
+// Descriptions of a transient failure (503): the call can be repeated, or
+// it ran out of time with a write whose outcome is unknown.
+const (
+	descUnavailable  = "the capability service is unavailable; retry later"
+	descMaybeApplied = "the capability service did not answer in time; the change may have been made: check before repeating it"
+)
+
 // fromCore maps an error of a capability backend's call with
 // fault.AnswerFor, the mapping the mcp-gateway shares. Messages of caller
 // errors (InvalidArgument, OutOfRange, FailedPrecondition,
@@ -64,8 +71,11 @@ func unavailable(desc string, cause error) *apiError {
 // anything else gets a generic text and its details are logged. The
 // backend verifies the token again, so its refusals carry a Bearer
 // challenge too, naming metadata (the resource metadata URL) like the
-// API's own.
-func fromCore(err error, metadata string, scopes []string) *apiError {
+// API's own. A DeadlineExceeded call of a write that is not
+// registry.Action.RetrySafe (safe false) reached the backend, which may have done it: its 503 says
+// so (descMaybeApplied) rather than "retry later", which had a GPT
+// repeat a write that was made.
+func fromCore(err error, metadata string, scopes []string, safe bool) *apiError {
 	st := status.Convert(err)
 	a := fault.AnswerFor(st.Code())
 	switch {
@@ -74,8 +84,10 @@ func fromCore(err error, metadata string, scopes []string) *apiError {
 		return &apiError{status: a.HTTPStatus, code: a.Error, desc: msg, challenge: challenge(metadata, a.Error, msg, scopes)}
 	case a.CallerError:
 		return &apiError{status: a.HTTPStatus, code: a.Error, desc: fault.CallerMessage(st.Message())}
+	case a.Transient() && st.Code() == codes.DeadlineExceeded && !safe:
+		return &apiError{status: a.HTTPStatus, code: a.Error, desc: descMaybeApplied, cause: err}
 	case a.Transient():
-		return &apiError{status: a.HTTPStatus, code: a.Error, desc: "the capability service is unavailable; retry later", cause: err}
+		return &apiError{status: a.HTTPStatus, code: a.Error, desc: descUnavailable, cause: err}
 	}
 	return &apiError{status: a.HTTPStatus, code: a.Error, desc: "unexpected error", cause: err}
 }

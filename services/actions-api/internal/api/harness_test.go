@@ -197,7 +197,17 @@ type Error struct {
 // validates against the served OpenAPI document (status included).
 func (f *fleet) do(t testing.TB, method, path string, header http.Header) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, f.base+path, nil)
+	return f.doBody(t, method, path, header, "")
+}
+
+// doBody is do with a request body (none when body is empty).
+func (f *fleet) doBody(t testing.TB, method, path string, header http.Header, body string) reply {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, f.base+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -215,6 +215,7 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *server) action(a *registry.Action) echo.HandlerFunc {
 	c := a.Capability
 	protected := len(a.RequiredScopes) > 0
+	safe := a.RetrySafe()
 	return func(ec echo.Context) error {
 		r := ec.Request()
 		ctx := r.Context()
@@ -244,7 +245,7 @@ func (s *server) action(a *registry.Action) echo.HandlerFunc {
 		}
 		out, err := c.Invoke(ctx, conn, in)
 		if err != nil {
-			return fromCore(err, s.metadataURL, a.RequiredScopes)
+			return fromCore(err, s.metadataURL, a.RequiredScopes, safe)
 		}
 		b, err := c.MarshalOutput(out)
 		if err != nil {

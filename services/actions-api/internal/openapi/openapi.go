@@ -526,7 +526,12 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 		"Retry-After": {Description: "Seconds to wait before retrying.", Schema: registry.Schema{"type": "integer", "minimum": 1}},
 	})
 	op.Responses["500"] = errResp("Unexpected server error (error server_error).", nil)
-	op.Responses["503"] = errResp("A backend the API depends on is unavailable (error temporarily_unavailable). Retry after the number of seconds in Retry-After.", map[string]Header{
+	unavailable := "A backend the API depends on is unavailable (error temporarily_unavailable). Retry after the number of seconds in Retry-After."
+	if !a.RetrySafe() {
+		// A write the backend may have done before the call ran out of time.
+		unavailable = "A backend the API depends on is unavailable or did not answer in time (error temporarily_unavailable). When the error_description says the change may have been made, check before repeating the call; otherwise retry after the number of seconds in Retry-After."
+	}
+	op.Responses["503"] = errResp(unavailable, map[string]Header{
 		"Retry-After": {Description: "Seconds to wait before retrying.", Schema: registry.Schema{"type": "integer", "minimum": 1}},
 	})
 	return op
