@@ -100,6 +100,12 @@ func TestTemplateRefuses(t *testing.T) {
 		{"unknown response mode", "upstream:\n  responseMode: fragment\n", "responseMode"},
 		{"key prefix with a hash tag", "redis:\n  keyPrefix: \"{tollgate}:\"\n", "keyPrefix"},
 		{"volatile redis in production", "redis:\n  bundled:\n    persistence:\n      enabled: false\n", "production requires durable Redis"},
+		// A misspelt field of a NetworkPolicy peer is dropped by the API
+		// server under helm install: matchLabel left namespaceSelector {},
+		// every namespace; podSelectr left the whole namespace admitted.
+		{"peer selector typo", "networkPolicy:\n  ingressFrom:\n    - namespaceSelector:\n        matchLabel:\n          kubernetes.io/metadata.name: ingress-nginx\n", "additional properties 'matchLabel' not allowed"},
+		{"peer field typo", "networkPolicy:\n  metricsFrom:\n    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}\n      podSelectr: {matchLabels: {app: prometheus}}\n", "additional properties 'podSelectr' not allowed"},
+		{"empty peer", "networkPolicy:\n  backendsFrom:\n    - {}\n", "/networkPolicy/backendsFrom/0"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
