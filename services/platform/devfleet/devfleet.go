@@ -58,12 +58,25 @@ func DefaultPorts() Ports {
 }
 
 // Busy returns the listeners of p that something else already holds on
-// 127.0.0.1, as "4000 (local ingress)", in a fixed order: `make dev` checks
-// them before it builds, so a second fleet (or anything else on those
-// ports) is named at once instead of after the build, half started.
-// withRedis and withExample say whether the fleet starts its own Redis and
-// the example backend.
+// 127.0.0.1, as "4000 (local ingress)", in a fixed order. withRedis and
+// withExample say whether the fleet starts its own Redis and the example
+// backend.
 func (p Ports) Busy(withRedis, withExample bool) []string {
+	held, busy := p.Hold(withRedis, withExample)
+	for _, ln := range held {
+		ln.Close()
+	}
+	return busy
+}
+
+// Hold binds every listener of p on 127.0.0.1 and returns them, to pass
+// as Options.Listeners; when something else holds any, it binds none and
+// names the busy ones as Busy does. `make dev` holds its ports from
+// before it builds until the fleet takes them: a check that only tried
+// the ports let a second make dev, started while the first was building
+// (minutes cold), pass the check too, build again and half start beside
+// the first — whose readiness its own components' checks then answered.
+func (p Ports) Hold(withRedis, withExample bool) (map[int]net.Listener, []string) {
 	type listener struct {
 		port int
 		name string
@@ -78,6 +91,7 @@ func (p Ports) Busy(withRedis, withExample bool) []string {
 	if withExample {
 		all = append(all, listener{p.ExampleGRPC, "example backend gRPC"}, listener{p.ExampleAdmin, "example backend admin"})
 	}
+	held := map[int]net.Listener{}
 	var busy []string
 	for _, l := range all {
 		ln, err := net.Listen("tcp", addr(l.port))
@@ -85,9 +99,15 @@ func (p Ports) Busy(withRedis, withExample bool) []string {
 			busy = append(busy, fmt.Sprintf("%d (%s)", l.port, l.name))
 			continue
 		}
-		ln.Close()
+		held[l.port] = ln
 	}
-	return busy
+	if len(busy) > 0 {
+		for _, ln := range held {
+			ln.Close()
+		}
+		return nil, busy
+	}
+	return held, nil
 }
 
 // ListenFreePorts binds a free loopback port for every listener of the

@@ -2,6 +2,7 @@ package devfleet
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -100,5 +101,67 @@ func TestBusyPortsAreNamed(t *testing.T) {
 	// With an external Redis its port is not make dev's.
 	if busy := p.Busy(false, false); !slices.Equal(busy, want[:1]) {
 		t.Errorf("busy with an external Redis %v, want %v", busy, want[:1])
+	}
+}
+
+// TestHeldPortsKeepASecondMakeDevOut: make dev holds its ports from its
+// check until the fleet takes them, so a second make dev started during
+// the first one's build is refused at once, every port named; a refused
+// Hold keeps none of the ports it could bind.
+func TestHeldPortsKeepASecondMakeDevOut(t *testing.T) {
+	var p Ports
+	var held map[int]net.Listener
+	// ListenFreePorts' ports, released and held again: another process may
+	// take one in between, so try a few sets.
+	for try := 0; held == nil; try++ {
+		var lns map[int]net.Listener
+		var err error
+		if p, lns, err = ListenFreePorts(); err != nil {
+			t.Fatal(err)
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		var busy []string
+		if held, busy = p.Hold(true, false); held == nil && try == 4 {
+			t.Fatalf("no set of free ports could be held: last busy %v", busy)
+		}
+	}
+	closeAll := func(m map[int]net.Listener) {
+		for _, ln := range m {
+			ln.Close()
+		}
+	}
+	defer func() { closeAll(held) }()
+	if len(held) != 13 {
+		t.Fatalf("held %d listeners, want 13 (the fleet's and Redis's)", len(held))
+	}
+	second, busy := p.Hold(true, false)
+	if second != nil || len(busy) != len(held) {
+		closeAll(second)
+		t.Fatalf("a second make dev while the first holds its ports: held %d, busy %v — want every port named", len(second), busy)
+	}
+	if busy := p.Busy(true, false); len(busy) != len(held) {
+		t.Errorf("Busy while held: %v", busy)
+	}
+	// Only the ingress's port still taken: the second is refused naming it
+	// alone, and holds nothing it bound meanwhile.
+	for port, ln := range held {
+		if port != p.Ingress {
+			ln.Close()
+			delete(held, port)
+		}
+	}
+	second, busy = p.Hold(true, false)
+	if want := []string{fmt.Sprintf("%d (local ingress)", p.Ingress)}; second != nil || !slices.Equal(busy, want) {
+		closeAll(second)
+		t.Fatalf("held %d, busy %v; want none held and %v", len(second), busy, want)
+	}
+	closeAll(held)
+	held = nil
+	third, busy := p.Hold(true, false)
+	defer closeAll(third)
+	if third == nil {
+		t.Errorf("after a refused Hold, the ports are still taken: %v", busy)
 	}
 }

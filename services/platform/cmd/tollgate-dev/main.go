@@ -67,10 +67,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The ports are held from here until the fleet's components take them,
+	// so a second make dev started during the build is refused too.
 	ports := devfleet.DefaultPorts()
-	if busy := ports.Busy(extRedis == nil, settings.ExampleBackend); len(busy) > 0 {
+	held, busy := ports.Hold(extRedis == nil, settings.ExampleBackend)
+	if len(busy) > 0 {
 		return fmt.Errorf("make dev's ports are in use: %s — is another `make dev` running (in this or another clone)? Stop it (Ctrl-C in its terminal) and run make dev again", strings.Join(busy, ", "))
 	}
+	defer func() {
+		for _, ln := range held {
+			_ = ln.Close() // those Start did not take (it failed, or the build did)
+		}
+	}()
 	absRoot, err := filepath.Abs(*root)
 	if err != nil {
 		return err
@@ -85,7 +93,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	f, err := devfleet.Start(ctx, devfleet.Options{
-		Root: absRoot, VarDir: vd, Ports: ports, Out: out, InstallRedis: true,
+		Root: absRoot, VarDir: vd, Ports: ports, Listeners: held, Out: out, InstallRedis: true,
 		ExternalRedis: extRedis,
 		PublicURL:     settings.PublicURL, AllowedOrigins: settings.AllowedOrigins,
 		ExampleBackend: settings.ExampleBackend,
