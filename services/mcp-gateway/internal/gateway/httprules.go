@@ -55,21 +55,23 @@ func (g *Gateway) checkPostMedia(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// checkGetMedia answers a GET /mcp whose Accept is present and admits
-// no event stream (neither text/event-stream nor a wildcard that covers
-// it: text/*, */*) with 406 Not Acceptable, and reports whether it did.
-// Streamable HTTP ("Listening for Messages from the Server") has the
-// client list text/event-stream in a GET's Accept; the answer is only
-// ever an SSE stream, which such a client said it cannot take (RFC 9110
-// §12.5.1, §15.5.7). The official TypeScript SDK's server answers it 406
-// too. Without Accept (or with an empty one) the stream is served, as a
-// POST without Accept is. The body is a JSON-RPC error with id null.
-func (g *Gateway) checkGetMedia(w http.ResponseWriter, r *http.Request) bool {
+// checkGetMedia answers a GET /mcp or GET /sse (transport) whose Accept
+// is present and admits no event stream (neither text/event-stream nor a
+// wildcard that covers it: text/*, */*) with 406 Not Acceptable, and
+// reports whether it did. Streamable HTTP ("Listening for Messages from
+// the Server") has the client list text/event-stream in a GET's Accept;
+// the answer is only ever an SSE stream, which such a client said it
+// cannot take (RFC 9110 §12.5.1, §15.5.7). The official TypeScript SDK's
+// server answers it 406 too. On /sse the refusal comes before the session
+// is created, so it takes no place of SESSION_LIMIT_PER_SUBJECT. Without
+// Accept (or with an empty one) the stream is served, as a POST without
+// Accept is. The body is a JSON-RPC error with id null.
+func (g *Gateway) checkGetMedia(w http.ResponseWriter, r *http.Request, transport string) bool {
 	admits, present := acceptAdmits(r, "text/event-stream", "text/*", "*/*")
 	if admits || !present {
 		return false
 	}
-	g.metrics.request(transportStreamable, "GET", "not_acceptable")
+	g.metrics.request(transport, "GET", "not_acceptable")
 	writeHTTPError(w, http.StatusNotAcceptable, mcp.INVALID_REQUEST,
 		"Accept must admit text/event-stream (a GET opens the server's event stream), not "+strconv.Quote(truncate(strings.Join(r.Header.Values("Accept"), ", "), 2*maxLoggedName)))
 	return true

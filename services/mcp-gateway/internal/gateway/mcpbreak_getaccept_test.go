@@ -67,3 +67,24 @@ func TestGetStreamAccept(t *testing.T) {
 	// The session is untouched by the refusals.
 	g.rpc(t, tok, sid, "ping", nil, nil)
 }
+
+// GET /sse (2024-11-05) is refused alike, before its session is made: a
+// client whose Accept admits no event stream got the stream and a session
+// (a place of SESSION_LIMIT_PER_SUBJECT, here 1) it could not use.
+func TestLegacyStreamAccept(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway("SESSION_LIMIT_PER_SUBJECT", "1")
+	tok := f.Token("user-1", allScopes)
+	for _, accept := range []string{"application/json", "text/html", "text/event-stream;q=0"} {
+		r := g.do(t, req{Method: "GET", Path: "/sse", Token: tok, Header: map[string]string{"Accept": accept}})
+		var m rpcMessage
+		if r.Status != http.StatusNotAcceptable || r.Header.Get("Content-Type") != "application/json" || json.Unmarshal(r.Body, &m) != nil ||
+			string(m.ID) != "null" || m.Error == nil || m.Error.Code != -32600 {
+			t.Errorf("GET /sse Accept %q: %d %q %s, want 406 and a JSON-RPC error with id null", accept, r.Status, r.Header.Get("Content-Type"), r.Body)
+		}
+	}
+	// The one place of the limit is free: the stream opens and works.
+	s := g.openStream(t, "/sse", tok, nil)
+	path := s.endpoint()
+	legacyInit(t, s, g, tok, path)
+}

@@ -28,6 +28,9 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusMethodNotAllowed, mcp.INVALID_REQUEST, "use GET to open the event stream")
 		return
 	}
+	if g.checkGetMedia(w, r, transportSSE) {
+		return
+	}
 	claims, _ := tokens.FromContext(r.Context())
 	id := session.NewID()
 	rec := session.Record{Subject: claims.Subject, ClientID: claims.ClientID, Transport: session.LegacySSE, Replica: g.replica}

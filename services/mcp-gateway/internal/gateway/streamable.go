@@ -154,7 +154,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		ctx := r.Context()
 		modern := mcp.IsModernProtocol(header) || mcp.IsModernProtocol(msg.Params.Meta.ProtocolVersion())
 		initialize := r.Method == http.MethodPost && msg.Method == string(mcp.MethodInitialize)
-		if r.Method == http.MethodGet && !modern && g.checkGetMedia(w, r) {
+		if r.Method == http.MethodGet && !modern && g.checkGetMedia(w, r, transportStreamable) {
 			return
 		}
 		id := ""
