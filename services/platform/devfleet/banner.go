@@ -56,7 +56,7 @@ func Banner(w io.Writer, f *Fleet, varDir string) {
 			if secret == "" {
 				secret = "(public client)"
 			}
-			line("    %-14s secret %s  audience %s", c.ClientID, secret, c.Audience)
+			line("    %-14s secret %s  default audience %s", c.ClientID, secret, c.Audience)
 		}
 		if creds.User.Username != "" {
 			line("  Dev IdP user:            %s / %s", creds.User.Username, creds.User.Password)

@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	ports := devfleet.DefaultPorts()
 	held, busy := ports.Hold(extRedis == nil, settings.ExampleBackend)
 	if len(busy) > 0 {
-		return fmt.Errorf("make dev's ports are in use: %s — is another `make dev` running (in this or another clone)? Stop it (Ctrl-C in its terminal) and run make dev again", strings.Join(busy, ", "))
+		return fmt.Errorf("make dev's ports are in use: %s — is another `make dev` running (in this or another clone), or `tilt up`, whose port-forwards use the same ports? Stop it (Ctrl-C in its terminal) and run make dev again", strings.Join(busy, ", "))
 	}
 	defer func() {
 		for _, ln := range held {
