@@ -190,6 +190,10 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			return
 		}
 		if initialize {
+			if sid := r.Header.Get(server.HeaderKeySessionID); sid != "" {
+				g.initializeInSession(w, r, claims, msg, sid)
+				return
+			}
 			g.initialize(w, r, claims, msg, header, next)
 			return
 		}
@@ -256,6 +260,30 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		g.serveCtx(ctx, transportStreamable, method, next, w, r)
 	}
 	return self
+}
+
+// initializeInSession refuses an initialize that carries Mcp-Session-Id:
+// initialize starts a session, and a client re-initializes "without a
+// session ID attached" (Streamable HTTP, "Session Management"). A live
+// session of the caller's is 400 -32600 (as the TypeScript SDK's server
+// answers, "Server already initialized") and stays as it is; an unknown,
+// expired or another's session is 404, as for any request naming it, so
+// that the client drops the id and initializes without it. Nothing is
+// created either way.
+func (g *Gateway) initializeInSession(w http.ResponseWriter, r *http.Request, claims *tokens.Claims, msg message, id string) {
+	ctx := r.Context()
+	rec, err := g.sessions.Admit(ctx, id, nil)
+	switch {
+	case errors.Is(err, session.ErrNotFound) || err == nil && (!ownedBy(rec, claims) || rec.Transport != session.Streamable):
+		g.metrics.request(transportStreamable, methodLabel(msg.Method), "unknown_session")
+		writeRPCError(w, http.StatusNotFound, msg.ID, mcp.INVALID_REQUEST, "session not found; initialize a new session without Mcp-Session-Id")
+	case err != nil:
+		g.unavailable(w, r, transportStreamable, msg.Method, err)
+	default:
+		g.metrics.request(transportStreamable, methodLabel(msg.Method), "already_initialized")
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST,
+			"Invalid Request: the session is already initialized; send initialize without Mcp-Session-Id to start a new session")
+	}
 }
 
 // initialize opens a session: an unsupported MCP-Protocol-Version header is
