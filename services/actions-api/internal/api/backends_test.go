@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -210,5 +211,33 @@ func TestTimedOutWriteIsNotSaidRetryable(t *testing.T) {
 	}
 	if calls := notes.Calls(); len(calls) != 2 || calls[0].Text != "buy milk" {
 		t.Errorf("the backend's calls: %+v, want the held write and read", calls)
+	}
+}
+
+// TestBackendRateLimitSaysWhenToRetry: a backend's own ResourceExhausted
+// is a 429 with Retry-After, as the document's 429 promises — the
+// backend's google.rpc.RetryInfo delay rounded up to whole seconds, else
+// registry.DefaultRetryAfter — and the JSON error with the backend's
+// message.
+func TestBackendRateLimitSaysWhenToRetry(t *testing.T) {
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,notes=" + notes.Addr})
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "notes.read"})
+	if d := *f.doc.Paths.Find("/actions/notes").Get.Responses.Value("429").Value.Description; !strings.Contains(d, "Retry-After") {
+		t.Fatalf("the document's 429 no longer promises Retry-After: %q", d)
+	}
+	const msg = "the notes store takes 10 writes a minute"
+	for _, c := range []struct {
+		text, want string
+	}{
+		{registrytest.FailTextRetry(codes.ResourceExhausted, msg, 2100*time.Millisecond), "3"},
+		{registrytest.FailTextRetry(codes.ResourceExhausted, msg, 250*time.Millisecond), "1"},
+		{registrytest.FailTextRetry(codes.ResourceExhausted, msg, 30*24*time.Hour), "3600"},
+		{registrytest.FailText(codes.ResourceExhausted, msg), "5"},
+	} {
+		r := f.do(t, http.MethodGet, "/actions/notes?text="+url.QueryEscape(c.text), bearer(tok))
+		if r.status != 429 || r.err.Error != "rate_limited" || r.err.Description != msg || r.header.Get("Retry-After") != c.want {
+			t.Errorf("%q: %d Retry-After %q %s, want 429 rate_limited %q with Retry-After %s", c.text, r.status, r.header.Get("Retry-After"), r.body, msg, c.want)
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tollgate/tollgate/services/platform/fault"
+	"github.com/tollgate/tollgate/services/platform/ratelimit"
+	"github.com/tollgate/tollgate/services/platform/registry"
 )
 
 // Error is the one JSON error shape of the API: every failure, including
@@ -74,7 +76,9 @@ const (
 // API's own. A DeadlineExceeded call of a write that is not
 // registry.Action.RetrySafe (safe false) reached the backend, which may have done it: its 503 says
 // so (descMaybeApplied) rather than "retry later", which had a GPT
-// repeat a write that was made.
+// repeat a write that was made. A ResourceExhausted answers 429 with
+// Retry-After: the backend's google.rpc.RetryInfo delay rounded up to
+// whole seconds, else registry.DefaultRetryAfter (registry.RetryAfter).
 func fromCore(err error, metadata string, scopes []string, safe bool) *apiError {
 	st := status.Convert(err)
 	a := fault.AnswerFor(st.Code())
@@ -82,6 +86,11 @@ func fromCore(err error, metadata string, scopes []string, safe bool) *apiError 
 	case st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied:
 		msg := fault.CallerMessage(st.Message())
 		return &apiError{status: a.HTTPStatus, code: a.Error, desc: msg, challenge: challenge(metadata, a.Error, msg, scopes)}
+	case st.Code() == codes.ResourceExhausted:
+		// A 429 says when to retry, as the document promises: the
+		// backend's RetryInfo, else registry.DefaultRetryAfter.
+		return &apiError{status: a.HTTPStatus, code: a.Error, desc: fault.CallerMessage(st.Message()),
+			retryAfter: ratelimit.RetryAfterSeconds(registry.RetryAfter(err))}
 	case a.CallerError:
 		return &apiError{status: a.HTTPStatus, code: a.Error, desc: fault.CallerMessage(st.Message())}
 	case a.Transient() && st.Code() == codes.DeadlineExceeded && !safe:

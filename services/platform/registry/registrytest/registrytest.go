@@ -12,7 +12,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
@@ -26,6 +28,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
 )
@@ -294,8 +297,27 @@ func FailText(c codes.Code, msg string) string {
 	return fmt.Sprintf("%s%d:%s", failPrefix, uint32(c), msg)
 }
 
-// failure parses a FailText.
+// retryPrefix starts a FailText whose status carries google.rpc.RetryInfo.
+const retryPrefix = "registrytest-retry:"
+
+// FailTextRetry is FailText whose status also carries a
+// google.rpc.RetryInfo detail with retry_delay delay, as a backend that
+// says when to come back sends it.
+func FailTextRetry(c codes.Code, msg string, delay time.Duration) string {
+	return fmt.Sprintf("%s%d:%s", retryPrefix, int64(delay), FailText(c, msg))
+}
+
+// failure parses a FailText (or FailTextRetry).
 func failure(text string) error {
+	var delay *durationpb.Duration
+	if rest, ok := strings.CutPrefix(text, retryPrefix); ok {
+		ns, fail, _ := strings.Cut(rest, ":")
+		n, err := strconv.ParseInt(ns, 10, 64)
+		if err != nil {
+			return status.Errorf(codes.Internal, "registrytest: bad fail text %q", text)
+		}
+		delay, text = durationpb.New(time.Duration(n)), fail
+	}
 	rest, ok := strings.CutPrefix(text, failPrefix)
 	if !ok {
 		return nil
@@ -305,7 +327,13 @@ func failure(text string) error {
 	if err != nil {
 		return status.Errorf(codes.Internal, "registrytest: bad fail text %q", text)
 	}
-	return status.Error(codes.Code(c), msg)
+	st := status.New(codes.Code(c), msg)
+	if delay != nil {
+		if st, err = st.WithDetails(&errdetails.RetryInfo{RetryDelay: delay}); err != nil {
+			return status.Errorf(codes.Internal, "registrytest: %v", err)
+		}
+	}
+	return st.Err()
 }
 
 // handle answers any method of the current services: the response's
