@@ -132,7 +132,7 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 		if notification && msg.Method == string(mcp.MethodNotificationCancelled) {
 			g.cancelNotified(id, body) // a tools/call callTool answers
 		}
-		sess := &directSession{id: id, ctx: r.Context(), store: g.sessions}
+		sess := &directSession{id: id, ctx: r.Context(), store: g.sessions, names: g.namesResource}
 		res := g.mcp.HandleMessage(g.mcp.WithContext(r.Context(), sess), body)
 		if msg.Method != string(mcp.MethodInitialize) {
 			// (initialize's refusals are reworded by heldResponse.clientTerms)
@@ -474,6 +474,9 @@ type directSession struct {
 	notes chan mcp.JSONRPCNotification
 	// cancel ends the request's context (callTool: notifications/cancelled).
 	cancel context.CancelFunc
+	// names reports whether a URI names a resource (Gateway.namesResource):
+	// only such a URI is subscribed to.
+	names func(string) bool
 
 	mu  sync.Mutex
 	err error // the first failed change to the session record
@@ -518,12 +521,21 @@ func (s *directSession) GetLogLevel() mcp.LoggingLevel {
 }
 
 // SubscribeToResourceErr records the subscription in the session record.
-// A failure is answered by direct (sessionStateFailed), not as mcp-go's
-// "resource not found".
+// A URI that names no resource and matches no template is refused as
+// resources/read refuses it — mcp-go answers the error returned here with
+// -32002, resource not found — and takes no place of the session's MaxSubscriptions. A failure of the record is
+// answered by direct (sessionStateFailed), not as "resource not found".
 func (s *directSession) SubscribeToResourceErr(uri string) error {
+	if s.names != nil && !s.names(uri) {
+		return fmt.Errorf("resource not found: no resource or resource template matches %q (resources/list and resources/templates/list name them): %w",
+			truncate(uri, maxSubscribeURIShown), server.ErrResourceNotFound)
+	}
 	s.fail(s.store.Subscribe(s.ctx, s.id, uri))
 	return nil
 }
+
+// maxSubscribeURIShown bounds the caller's URI echoed in a refusal.
+const maxSubscribeURIShown = 256
 
 func (s *directSession) SubscribeToResource(uri string) { _ = s.SubscribeToResourceErr(uri) }
 

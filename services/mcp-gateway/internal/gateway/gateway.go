@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -130,6 +131,12 @@ type Gateway struct {
 	pendingAcks sync.Map
 
 	route func(*http.Request) string // route pattern of a request, once Handler is built
+
+	// resourceURIs and resourceTemplates are what resources/list and
+	// resources/templates/list name (fixed for the process): a
+	// subscription must name one of them (namesResource).
+	resourceURIs      map[string]bool
+	resourceTemplates []*mcp.URITemplate
 }
 
 // New builds the gateway.
@@ -202,9 +209,15 @@ func New(d Deps) (*Gateway, error) {
 	g.mcp = server.NewMCPServer("tollgate", buildinfo.Version, opts...)
 	if cfg.ConformanceFixtures {
 		addFixtures(g.mcp)
+		resources = append(resources, fixtureResources()...)
+		g.resourceTemplates = append(g.resourceTemplates, fixtureTemplate().Template.URITemplate)
 	}
 	g.serveTools(tools)
 	g.mcp.AddResources(resources...)
+	g.resourceURIs = make(map[string]bool, len(resources))
+	for _, r := range resources {
+		g.resourceURIs[r.Resource.URI] = true
+	}
 
 	g.streamable = server.NewStreamableHTTPServer(g.mcp,
 		server.WithEndpointPath("/mcp"),
@@ -582,9 +595,43 @@ func uriError(m message) string {
 	}
 	u := bytes.TrimSpace(m.Params.URI)
 	if len(u) != 0 && !bytes.Equal(u, []byte("null")) && !bytes.Equal(u, []byte(`""`)) {
+		if u[0] == '"' && !validUTF8String(u) {
+			return "invalid params: params.uri is not valid UTF-8 (an invalid byte or an unpaired surrogate escape): a URI is text"
+		}
 		return ""
 	}
 	return "invalid params: params.uri is required: the URI of a resource (resources/list names them)"
+}
+
+// validUTF8String reports whether the JSON string raw holds valid UTF-8
+// once decoded: encoding/json turns invalid bytes and unpaired surrogate
+// escapes ("\ud800") into U+FFFD silently, so a decoded string with more
+// U+FFFD than raw spells (as the character or as \ufffd) was not valid.
+func validUTF8String(raw []byte) bool {
+	if utf8.Valid(raw) && !bytes.Contains(raw, []byte(`\u`)) && !bytes.Contains(raw, []byte(`\U`)) {
+		return true // the common case: nothing json could replace
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return true // not a string: the wrong-type answer names it
+	}
+	spelled := bytes.Count(raw, []byte("\uFFFD")) + bytes.Count(bytes.ToLower(raw), []byte(`\ufffd`))
+	return strings.Count(s, "\uFFFD") <= spelled
+}
+
+// namesResource reports whether uri is a resource resources/list names or
+// matches a template resources/templates/list names, as resources/read
+// looks it up.
+func (g *Gateway) namesResource(uri string) bool {
+	if g.resourceURIs[uri] {
+		return true
+	}
+	for _, t := range g.resourceTemplates {
+		if t != nil && t.Regexp().MatchString(uri) {
+			return true
+		}
+	}
+	return false
 }
 
 // listMethods are the paginated list requests. mcp-go answers each in one

@@ -334,7 +334,8 @@ func TestSessionRecordKeepsOnlyTheClientsIdentity(t *testing.T) {
 // Neither leaves mcp-go state behind on the replica that served it.
 func TestSessionStateAcrossReplicas(t *testing.T) {
 	f := newFleet(t)
-	a, b := f.Gateway("RATE_LIMIT_PER_MINUTE", "100000"), f.Gateway("RATE_LIMIT_PER_MINUTE", "100000")
+	env := []string{"RATE_LIMIT_PER_MINUTE", "100000", "MCP_CONFORMANCE_FIXTURES", "true"} // test://template/{id}/data
+	a, b := f.Gateway(env...), f.Gateway(env...)
 	tok := f.Token("user-1", allScopes)
 	sid := a.initialize(t, tok)
 
@@ -354,17 +355,17 @@ func TestSessionStateAcrossReplicas(t *testing.T) {
 	}
 
 	for i := range session.MaxSubscriptions {
-		[]*gw{a, b}[i%2].rpc(t, tok, sid, "resources/subscribe", map[string]any{"uri": fmt.Sprintf("ui://widget/%d", i)}, nil)
+		[]*gw{a, b}[i%2].rpc(t, tok, sid, "resources/subscribe", map[string]any{"uri": fmt.Sprintf("test://template/%d/data", i)}, nil)
 	}
-	over := call("resources/subscribe", map[string]any{"uri": "ui://widget/one-more"})
+	over := call("resources/subscribe", map[string]any{"uri": "test://template/one-more/data"})
 	for _, g := range []*gw{a, b} {
 		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: over})
 		if m := r.rpc(t); r.Status != 200 || m.Error == nil || m.Error.Code != -32602 || !strings.Contains(m.Error.Message, "at most 64") {
 			t.Errorf("subscription beyond the cap: %d %s", r.Status, r.Body)
 		}
 	}
-	a.rpc(t, tok, sid, "resources/unsubscribe", map[string]any{"uri": "ui://widget/1"}, nil)
-	b.rpc(t, tok, sid, "resources/subscribe", map[string]any{"uri": "ui://widget/one-more"}, nil)
+	a.rpc(t, tok, sid, "resources/unsubscribe", map[string]any{"uri": "test://template/1/data"}, nil)
+	b.rpc(t, tok, sid, "resources/subscribe", map[string]any{"uri": "test://template/one-more/data"}, nil)
 	for _, g := range []*gw{a, b} {
 		if v := g.metric(t, "tollgate_mcp_active_sessions"); v != 0 {
 			t.Errorf("mcp-go sessions registered = %v, want 0", v)
