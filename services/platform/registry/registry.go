@@ -76,10 +76,22 @@ type Action struct {
 // out of time may have been done by the backend already, and a connector
 // does not tell its caller to simply retry it.
 func (a *Action) RetrySafe() bool {
-	if !a.Consequential {
-		return true
-	}
-	opts, _ := a.Capability.Method.Options().(*descriptorpb.MethodOptions)
+	return !a.Consequential || a.Capability.idempotent()
+}
+
+// RetrySafe is Action.RetrySafe for a tool: a read-only or idempotent one
+// (its annotations), or an RPC declared idempotency_level NO_SIDE_EFFECTS
+// or IDEMPOTENT. The mcp-gateway does not tell a model to simply try
+// again a call of any other tool that ran out of time: the backend may
+// have done it.
+func (t *Tool) RetrySafe() bool {
+	return t.Annotations.ReadOnly || t.Annotations.Idempotent || t.Capability.idempotent()
+}
+
+// idempotent reports whether the RPC declares idempotency_level
+// NO_SIDE_EFFECTS or IDEMPOTENT.
+func (c *Capability) idempotent() bool {
+	opts, _ := c.Method.Options().(*descriptorpb.MethodOptions)
 	switch opts.GetIdempotencyLevel() {
 	case descriptorpb.MethodOptions_NO_SIDE_EFFECTS, descriptorpb.MethodOptions_IDEMPOTENT:
 		return true

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -191,6 +192,8 @@ func TestBackendStatusCodesMapToToolErrors(t *testing.T) {
 				want = strings.Repeat("€", 336) + "... (truncated)"
 			case c.code == codes.Unauthenticated:
 				want = "The service did not accept the authorization; reconnect the app."
+			case c.code == codes.ResourceExhausted:
+				want = c.msg + " (try again in 5s)" // no RetryInfo: registry.DefaultRetryAfter
 			case a.Transient():
 				want = unavailable
 			case !a.CallerError:
@@ -273,5 +276,77 @@ func TestDefaultChallengeLeavesOutDestructiveToolsScopes(t *testing.T) {
 	ch, _ := res.Meta["mcp/www_authenticate"].([]any)
 	if !res.IsError || len(ch) != 1 || !strings.Contains(ch[0].(string), `scope="openid notes.read notes.write notes.admin"`) {
 		t.Errorf("notes.purge without notes.admin: %+v", res)
+	}
+}
+
+// toolError calls tool with text and returns its tool error's text (and
+// fails unless the call is a tool result with isError whose _meta
+// tollgate/error says the same).
+func (g *gw) toolError(t *testing.T, tok, sid, tool, text string) string {
+	t.Helper()
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version,
+		Body: call("tools/call", map[string]any{"name": tool, "arguments": map[string]any{"text": text}})})
+	if r.Status != 200 {
+		t.Fatalf("%s: HTTP %d: %s", tool, r.Status, r.Body)
+	}
+	m := r.rpc(t)
+	var res toolResult
+	if m.Error != nil || json.Unmarshal(m.Result, &res) != nil || !res.IsError || len(res.Content) != 1 || res.Meta["tollgate/error"] != res.Content[0].Text {
+		t.Fatalf("%s: %s, want a tool error result", tool, r.Body)
+	}
+	return res.Content[0].Text
+}
+
+// TestBackendRateLimitToolErrorSaysWhenToRetry: a backend's own
+// ResourceExhausted is a tool error with its message and when to try
+// again — the backend's google.rpc.RetryInfo delay rounded up to whole
+// seconds, else registry.DefaultRetryAfter — the same delay the
+// actions-api sends as Retry-After.
+func TestBackendRateLimitToolErrorSaysWhenToRetry(t *testing.T) {
+	f := newFleet(t)
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	g := f.Gateway("CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",notes="+notes.Addr)
+	tok := f.Token("user-1", "openid notes.read")
+	sid := g.initialize(t, tok)
+	const msg = "the notes store takes 10 writes a minute"
+	for _, c := range []struct{ text, want string }{
+		{registrytest.FailTextRetry(codes.ResourceExhausted, msg, 2100*time.Millisecond), msg + " (try again in 3s)"},
+		{registrytest.FailTextRetry(codes.ResourceExhausted, msg, 250*time.Millisecond), msg + " (try again in 1s)"},
+		{registrytest.FailText(codes.ResourceExhausted, msg), msg + " (try again in 5s)"},
+	} {
+		if got := g.toolError(t, tok, sid, "notes.list", c.text); got != c.want {
+			t.Errorf("%q: %q, want %q", c.text, got, c.want)
+		}
+	}
+}
+
+// TestTimedOutWriteToolIsNotSaidRetryable: a call that outlives
+// CORE_CALL_TIMEOUT reached the backend, which may finish it. For a
+// read-only tool the error says "try again in a moment"; for a tool that
+// is neither read-only, idempotent nor idempotency_level IDEMPOTENT /
+// NO_SIDE_EFFECTS (notes.add) it says the change may have been made, as
+// the actions-api's 503 does, instead of inviting the model to add the
+// note a second time.
+func TestTimedOutWriteToolIsNotSaidRetryable(t *testing.T) {
+	f := newFleet(t)
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	g := f.Gateway("CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",notes="+notes.Addr, "CORE_CALL_TIMEOUT", "300ms")
+	tok := f.Token("user-1", "openid notes.read notes.write")
+	sid := g.initialize(t, tok)
+	_, release := notes.Hold()
+	defer release()
+	for _, c := range []struct{ tool, want string }{
+		{"notes.add", "The service did not answer in time; the change may have been made: check before repeating it."},
+		{"notes.list", "The service is temporarily unavailable; try again in a moment."},
+	} {
+		if got := g.toolError(t, tok, sid, c.tool, "buy milk"); got != c.want {
+			t.Errorf("%s timed out: %q, want %q", c.tool, got, c.want)
+		}
+	}
+	if calls := notes.Calls(); len(calls) != 2 || calls[0].Text != "buy milk" || !strings.HasSuffix(calls[0].Method, "/AddNote") {
+		t.Errorf("the backend's calls: %+v, want the held write and read", calls)
+	}
+	if !strings.Contains(g.Logs.String(), "grpc_code=DeadlineExceeded") {
+		t.Errorf("no call ended at the gateway's deadline:\n%s", g.Logs)
 	}
 }

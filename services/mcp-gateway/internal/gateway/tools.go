@@ -241,6 +241,7 @@ func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 	// The series every successful call touches, resolved once.
 	okCalls := c.metrics.toolCalls.WithLabelValues(t.Name, "ok")
 	latency := c.metrics.coreLatency.WithLabelValues(t.Name)
+	safe := t.RetrySafe()
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		claims, ok := tokens.FromContext(ctx)
 		if !ok {
@@ -288,7 +289,7 @@ func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 		out, err := t.Capability.Invoke(cctx, conn, in)
 		latency.Observe(time.Since(start).Seconds())
 		if err != nil {
-			result, msg := callError(err)
+			result, msg := callError(err, safe)
 			c.metrics.toolCall(t.Name, result)
 			c.logCallError(ctx, t.Name, result, err)
 			return errorResult(msg), nil
@@ -378,15 +379,24 @@ func (c *catalog) logCallError(ctx context.Context, tool, result string, err err
 // mapping the actions-api shares, to a metric label and a message that is
 // safe to show: a caller error shows the backend's message (written for
 // callers; at most fault.MaxMessageBytes, fault.CallerMessage), except Unauthenticated, whose remedy is always to reconnect; a
-// server fault shows a fixed text and its details are logged.
-func callError(err error) (string, string) {
+// server fault shows a fixed text and its details are logged. A
+// ResourceExhausted says when to try again, as the actions-api's
+// Retry-After does (registry.RetryAfter: the backend's RetryInfo, else
+// registry.DefaultRetryAfter). A DeadlineExceeded call of a tool that is
+// not registry.Tool.RetrySafe (safe false) reached the backend, which may
+// have done it: it says so rather than "try again", like the actions-api.
+func callError(err error, safe bool) (string, string) {
 	st, _ := status.FromError(err)
 	a := fault.AnswerFor(st.Code())
 	switch {
 	case st.Code() == codes.Unauthenticated:
 		return a.Result, "The service did not accept the authorization; reconnect the app."
+	case st.Code() == codes.ResourceExhausted:
+		return a.Result, fmt.Sprintf("%s (try again in %v)", fault.CallerMessage(st.Message()), registry.RetryAfter(err))
 	case a.CallerError:
 		return a.Result, fault.CallerMessage(st.Message())
+	case a.Transient() && st.Code() == codes.DeadlineExceeded && !safe:
+		return a.Result, "The service did not answer in time; the change may have been made: check before repeating it."
 	case a.Transient():
 		return a.Result, "The service is temporarily unavailable; try again in a moment."
 	}
