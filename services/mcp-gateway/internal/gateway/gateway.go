@@ -619,6 +619,33 @@ func validUTF8String(raw []byte) bool {
 	return strings.Count(s, "\uFFFD") <= spelled
 }
 
+// initializeParamsError is the -32602 message for an initialize without
+// params.protocolVersion (absent, null or "", params absent included): the
+// member is required in InitializeRequest (MCP schema, every version), and
+// mcp-go took its absence for 2025-03-26 (the fallback for a request
+// without MCP-Protocol-Version header, not for initialize) and negotiated
+// that. Every client SDK sends it. A member of the wrong JSON type is left
+// to the wrong-type answer.
+func initializeParamsError(m message, body []byte) string {
+	if !m.decoded || m.Method != string(mcp.MethodInitialize) {
+		return ""
+	}
+	var p struct {
+		Params struct {
+			ProtocolVersion json.RawMessage `json:"protocolVersion"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &p) != nil {
+		return ""
+	}
+	v := bytes.TrimSpace(p.Params.ProtocolVersion)
+	if len(v) != 0 && !bytes.Equal(v, []byte("null")) && !bytes.Equal(v, []byte(`""`)) {
+		return ""
+	}
+	return "invalid params: params.protocolVersion is required: the latest MCP version the client supports (supported: " +
+		strings.Join(mcp.LegacyProtocolVersions(), ", ") + ")"
+}
+
 // namesResource reports whether uri is a resource resources/list names or
 // matches a template resources/templates/list names, as resources/read
 // looks it up.

@@ -90,6 +90,9 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	if e == "" {
 		e = wrongTypedParams(body, msg)
 	}
+	if e == "" {
+		e = initializeParamsError(msg, body)
+	}
 	if e != "" {
 		// Refused on the POST, as mcp-go refuses a message it cannot
 		// parse: the stream never sees it.

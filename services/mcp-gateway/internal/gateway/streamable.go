@@ -194,6 +194,12 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 				g.initializeInSession(w, r, claims, msg, sid)
 				return
 			}
+			if e := initializeParamsError(msg, body); e != "" {
+				// HTTP 200, as for other invalid params on /mcp (badArguments).
+				g.metrics.request(transportStreamable, methodLabel(method), "invalid_params")
+				writeRPCError(w, http.StatusOK, msg.ID, mcp.INVALID_PARAMS, e)
+				return
+			}
 			g.initialize(w, r, claims, msg, header, next)
 			return
 		}
