@@ -2,7 +2,7 @@ package oauth
 
 import (
 	"context"
-	"errors"
+	"fmt"
 
 	"github.com/ory/fosite"
 
@@ -43,17 +43,40 @@ func (s *Server) Connections(ctx context.Context, sub string) ([]Connection, err
 	return out, nil
 }
 
-// Disconnect revokes grantID if it is one of sub's live grants: the grant
-// ends everywhere (store.RevokeGrant: announced to every verifier, audited),
-// and the user's remembered consent to its client is forgotten, so the app
-// must ask again. Anything else is ErrConnectionNotFound.
+// Disconnect ends grantID if it is one of sub's live grants: it forgets
+// the user's remembered consent to the grant's client, so the app must ask
+// again, and then revokes the grant (store.RevokeGrant: announced to every
+// verifier, audited). A grant id that is not one of sub's live grants —
+// unknown, expired, revoked before, another subject's — is
+// ErrConnectionNotFound and changes nothing, whether or not the grant
+// exists.
+//
+// nil means both were done. A failure of either step is returned (a store
+// outage is store.ErrUnavailable) and a retry with the same grant id does
+// the rest: the consent is forgotten first because the grant is what names
+// the client — revoked first, a failed forgetting could never be retried
+// (the grant would be gone, so ErrConnectionNotFound) and the app would get
+// a new grant without the consent page. A failure to forget leaves the
+// grant live and listed; a failure to revoke leaves it live with its
+// consent forgotten, which only means the app asks again.
+//
+// What is forgotten is the consent recorded before the call; nothing locks
+// out authorizations of the same client meanwhile. An approval the user
+// gives on a consent page while Disconnect runs is a new consent and is
+// kept, and an authorization that found the old consent before it was
+// forgotten may still end in a code. Either makes a new grant, a
+// connection of its own that Connections lists and Disconnect can end;
+// the grant named is revoked in every case. If the grant ends otherwise
+// between the two steps (another Disconnect, expiry), its consent is still
+// forgotten and the answer is ErrConnectionNotFound.
 func (s *Server) Disconnect(ctx context.Context, sub, grantID string) error {
-	clientID, err := s.store.RevokeSubjectGrant(ctx, sub, grantID, newStoredSession)
+	clientID, err := s.store.SubjectGrantClient(ctx, sub, grantID, newStoredSession)
 	if err != nil {
 		return err
 	}
-	if err := s.RevokeConsent(ctx, sub, clientID); err != nil && !errors.Is(err, context.Canceled) {
-		s.log.WarnContext(ctx, "grant revoked but its consent could not be forgotten", "grant_id", grantID, "client_id", clientID, "err", err)
+	if err := s.RevokeConsent(ctx, sub, clientID); err != nil {
+		return fmt.Errorf("forget the consent to %s: %w", clientID, err)
 	}
-	return nil
+	_, err = s.store.RevokeSubjectGrant(ctx, sub, grantID, newStoredSession)
+	return err
 }

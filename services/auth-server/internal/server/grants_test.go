@@ -16,6 +16,7 @@ import (
 
 	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
 	"github.com/tollgate/tollgate/services/dev-idp/idptest"
+	"github.com/tollgate/tollgate/services/platform/redisx"
 )
 
 // twoUsers are the dev account and a second user, Eve.
@@ -169,5 +170,111 @@ func TestConnectedApps(t *testing.T) {
 	list, err = grants.ListGrants(bearer(r.AccessToken), &authv1.ListGrantsRequest{})
 	if err != nil || len(list.GetConnections()) != 1 || !list.GetConnections()[0].GetCurrent() {
 		t.Errorf("after a refresh: %v %v", list.GetConnections(), err)
+	}
+}
+
+// TestDisconnectFailsUntilConsentIsForgotten: disconnecting an app whose
+// remembered consent cannot be forgotten (Redis refuses the consent key's
+// write: an ACL makes it read-only) is reported — Unavailable, the grant
+// still live and listed — and not answered "revoked" while the app could
+// get a new grant without the consent page; the retry once Redis takes the
+// write again revokes the grant and forgets the consent.
+func TestDisconnectFailsUntilConsentIsForgotten(t *testing.T) {
+	f := startFleetWith(t, nil, "")
+	local := f.Clients["local-test"]
+	a := newAuthRequest(local)
+	a.Scope = "openid connections.read connections.revoke"
+	mgr := f.signInAs(local, a, idptest.Username, idptest.Password)
+
+	// The app: a registered client, which needs the user's consent.
+	redirect := "http://127.0.0.1:8976/disconnect-callback"
+	st, reg := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"none","client_name":"Disconnect client","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`)
+	if st != http.StatusCreated {
+		t.Fatalf("register: %d %v", st, reg)
+	}
+	app := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{redirect}, AuthMethod: "none"}
+	request := func() *authRequest { a := newAuthRequest(app); a.Resource = f.Base + "/mcp"; return a }
+	a = request()
+	b, p := consentPage(t, f, a)
+	tr := f.exchange(app, a, approve(t, b, p))
+	if tr.Status != http.StatusOK {
+		t.Fatalf("app token: %d %s %s", tr.Status, tr.Error, tr.Description)
+	}
+	_, info := f.userinfo(tr.AccessToken)
+	sub, _ := info["sub"].(string)
+	rdb := f.Redis.Client()
+	consent := "tollgate:as:consent:" + redisx.Hash(redisx.Hash(sub)+":"+redisx.Hash(app.ClientID))
+	if n, err := rdb.Exists(context.Background(), consent).Result(); err != nil || n != 1 {
+		t.Fatalf("the app's consent %s: exists %d %v, want remembered", consent, n, err)
+	}
+
+	conn, err := grpc.NewClient(f.AS.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	grants := authv1.NewGrantsServiceClient(conn)
+	appGrants := func() []string {
+		t.Helper()
+		list, err := grants.ListGrants(bearer(mgr.AccessToken), &authv1.ListGrantsRequest{})
+		if err != nil {
+			t.Fatalf("list: %v", err)
+		}
+		var ids []string
+		for _, x := range list.GetConnections() {
+			if x.GetClientId() == app.ClientID {
+				ids = append(ids, x.GetGrantId())
+			}
+		}
+		return ids
+	}
+	ids := appGrants()
+	if len(ids) != 1 {
+		t.Fatalf("the app's grants: %v, want one", ids)
+	}
+	id := ids[0]
+
+	// Consent keys (tollgate:as:consent:*) become read-only; every other
+	// key stays writable.
+	if err := rdb.Do(context.Background(), "ACL", "SETUSER", "default", "resetkeys", "~[^t]*", "~tollgate:[^a]*", "~tollgate:a[^s]*",
+		"~tollgate:as[^:]*", "~tollgate:as:[^c]*", "~tollgate:as:c[^o]*", "~tollgate:as:co[^n]*", "~tollgate:as:con[^s]*",
+		"~tollgate:as:cons[^e]*", "~tollgate:as:conse[^n]*", "~tollgate:as:consen[^t]*", "~tollgate:as:consent[^:]*",
+		"%R~tollgate:as:consent:*").Err(); err != nil {
+		t.Fatal(err)
+	}
+	restore := func() {
+		if err := rdb.Do(context.Background(), "ACL", "SETUSER", "default", "resetkeys", "~*").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(restore)
+	_, err = grants.RevokeGrant(bearer(mgr.AccessToken), &authv1.RevokeGrantRequest{GrantId: id})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("disconnect while the consent cannot be forgotten: %v, want Unavailable", err)
+	}
+	restore()
+	if ids := appGrants(); len(ids) != 1 || ids[0] != id {
+		t.Fatalf("after the failed disconnect: the app's grants %v, want %s still listed (a retry finds it)", ids, id)
+	}
+
+	// The retry completes it.
+	out, err := grants.RevokeGrant(bearer(mgr.AccessToken), &authv1.RevokeGrantRequest{GrantId: id})
+	if err != nil || !out.GetRevoked() {
+		t.Fatalf("retry: %v %v", out, err)
+	}
+	if ids := appGrants(); len(ids) != 0 {
+		t.Errorf("after the retry: the app's grants %v, want none", ids)
+	}
+	if r := f.refresh(app, tr.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+		t.Errorf("the app's refresh token after the retry: %d %s, want invalid_grant", r.Status, r.Error)
+	}
+	if st, _ := f.userinfo(tr.AccessToken); st != http.StatusUnauthorized {
+		t.Errorf("the app's access token after the retry: userinfo %d, want 401", st)
+	}
+	if n, err := rdb.Exists(context.Background(), consent).Result(); err != nil || n != 0 {
+		t.Errorf("the app's consent after the retry: exists %d %v, want forgotten", n, err)
+	}
+	if p := f.login(newBrowser(t, redirect), request()); p.Location != nil || !strings.Contains(p.Body, `value="approve"`) {
+		t.Errorf("the app's next authorization: %d %v, want the consent page", p.Status, p.Location)
 	}
 }

@@ -413,9 +413,10 @@ func (s *Store) ownGrant(ctx context.Context, id, rec, old, sub string, newSessi
 	return grantSummary{}, time.Time{}, false
 }
 
-// RevokeSubjectGrant revokes grantID if it is one of sub's live grants and
-// returns its client id; otherwise ErrGrantNotFound, whoever's it is.
-func (s *Store) RevokeSubjectGrant(ctx context.Context, sub, grantID string, newSession func() fosite.Session) (string, error) {
+// SubjectGrantClient returns the client id of grantID if it is one of sub's
+// live grants; otherwise ErrGrantNotFound, whoever's it is. It changes
+// nothing but dropping an index entry whose grant is gone.
+func (s *Store) SubjectGrantClient(ctx context.Context, sub, grantID string, newSession func() fosite.Session) (string, error) {
 	if grantID == "" || len(grantID) > 200 {
 		return "", ErrGrantNotFound
 	}
@@ -439,9 +440,19 @@ func (s *Store) RevokeSubjectGrant(ctx context.Context, sub, grantID string, new
 	if !own {
 		return "", ErrGrantNotFound
 	}
+	return g.ClientID, nil
+}
+
+// RevokeSubjectGrant revokes grantID if it is one of sub's live grants and
+// returns its client id; otherwise ErrGrantNotFound, whoever's it is.
+func (s *Store) RevokeSubjectGrant(ctx context.Context, sub, grantID string, newSession func() fosite.Session) (string, error) {
+	clientID, err := s.SubjectGrantClient(ctx, sub, grantID, newSession)
+	if err != nil {
+		return "", err
+	}
 	if err := s.RevokeGrant(ctx, grantID); err != nil {
 		return "", err
 	}
-	_ = s.rdb.ZRem(ctx, key, grantID).Err()
-	return g.ClientID, nil
+	_ = s.rdb.ZRem(ctx, s.subjectKey(sub), grantID).Err()
+	return clientID, nil
 }
