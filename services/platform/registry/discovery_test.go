@@ -374,6 +374,39 @@ func TestDiscoveryInvalidOptionsRefuseTheService(t *testing.T) {
 	}
 }
 
+// TestDiscoveryLongOperationDescriptionKeepsTheService: an
+// actions_operation description of 301 to 700 characters, over the GPT
+// Actions limit but within the bound the registry has always held it to,
+// does not refuse the service (its MCP tools went with it): the tools and
+// the operation are discovered, and the actions-api reports the document
+// over the limits (TestOperationDescriptionOverLimitIsServedAndReported).
+// Over 700 it is still refused.
+func TestDiscoveryLongOperationDescriptionKeepsTheService(t *testing.T) {
+	long := notes("long")
+	long.Methods[0].Action.Description = strings.Repeat("d", 400)
+	tooLong := notes("toolong")
+	tooLong.Methods[0].Action.Description = strings.Repeat("d", registry.MaxDescription+1)
+	a := registrytest.Start(t, "alpha", []registrytest.Service{long, tooLong})
+	h := discover(t, a)
+	reg := h.d.Refresh(context.Background())
+	if got := toolNames(reg); got != "long.add long.list" {
+		t.Fatalf("tools = %q, want long's", got)
+	}
+	var desc string
+	for _, op := range reg.Actions() {
+		if op.OperationID == "longList" {
+			desc = op.Description
+		}
+	}
+	if len(desc) != 400 {
+		t.Errorf("operation longList description of %d characters, want 400", len(desc))
+	}
+	if log := h.log.String(); strings.Contains(log, "service=long.NotesService") ||
+		!strings.Contains(log, `service=toolong.NotesService reason="toolong.NotesService.ListNotes: action description is longer than 700 characters`) {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
 // A descriptor built at run time from bytes parsed without Tollgate's
 // option types carries its options as unknown fields: the registry
 // resolves them against registry.OptionTypes.

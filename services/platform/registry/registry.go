@@ -302,8 +302,14 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 		if a.Summary == "" || utf8.RuneCountInString(a.Summary) > MaxSummary {
 			bad("action summary must be 1 to %d characters", MaxSummary)
 		}
-		if utf8.RuneCountInString(a.Description) > MaxOperationDescription {
-			bad("action description is longer than %d characters", MaxOperationDescription)
+		// An operation description over MaxOperationDescription (the GPT
+		// Actions limit) but within MaxDescription is not refused: the
+		// service's MCP tools, which it does not concern, and its
+		// operation stay served, and the actions-api reports the document
+		// over the limits (openapi.CheckLimits). Over MaxDescription, the
+		// bound the registry has always held it to, it is refused.
+		if utf8.RuneCountInString(a.Description) > MaxDescription {
+			bad("action description is longer than %d characters", MaxDescription)
 		}
 		if !a.Consequential && len(tools) > 0 && !tools[0].GetAnnotations().GetReadOnly() {
 			bad("action is declared not consequential but its tools are not read-only")

@@ -318,15 +318,16 @@ func TestInvalidDeclarationsAreRefused(t *testing.T) {
 	fd := protoFile(t, func(m *descriptorpb.MethodOptions) {
 		setTool(m, &optionsv1.McpTool{Name: "Bad Name", Title: "", Description: "", RequiredScopes: []string{"has space"}, WidgetUri: "https://x"})
 		setAction(m, &optionsv1.ActionsOperation{Method: "PATCH", Path: "nope", OperationId: "1x", Summary: strings.Repeat("s", 301),
-			// GPT Actions hold an operation's description to 300
-			// characters, like its summary; 700 is a parameter's limit.
-			Description: strings.Repeat("d", 301)})
+			// Over 700 characters an operation's description is refused;
+			// 301 to 700 is served and reported by the actions-api
+			// (TestOperationDescriptionOverLimitIsServedAndReported).
+			Description: strings.Repeat("d", registry.MaxDescription+1)})
 	})
 	_, err := registry.New(fd.Services().Get(0))
 	if err == nil {
 		t.Fatal("bad declarations accepted")
 	}
-	for _, want := range []string{"tool name", "needs a title", "not a valid scope", "ui:// URI", "must be GET, POST or DELETE", "absolute lower-case path", "must be an identifier", "summary must be 1 to 300", "action description is longer than 300 characters"} {
+	for _, want := range []string{"tool name", "needs a title", "not a valid scope", "ui:// URI", "must be GET, POST or DELETE", "absolute lower-case path", "must be an identifier", "summary must be 1 to 300", "action description is longer than 700 characters"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

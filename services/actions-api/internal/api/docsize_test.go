@@ -142,3 +142,41 @@ func TestLimitsCountCharactersNotBytes(t *testing.T) {
 		return strings.Contains(f.logs.String(), "action summary must be 1 to 300 characters")
 	})
 }
+
+// TestOperationDescriptionOverLimitIsServedAndReported: a backend whose
+// actions_operation description has 400 characters (over the GPT Actions
+// limit of 300, within the 700 the registry holds it to) is not refused
+// at discovery, which took its MCP tools away with it: its operation is
+// served and callable, with the description as declared, and the document
+// is reported over the limits as any other (readiness openapi-document
+// down, the log names the description).
+func TestOperationDescriptionOverLimitIsServedAndReported(t *testing.T) {
+	long := registrytest.Service{Package: "long", Name: "LongService",
+		Scopes: []*optionsv1.Scope{{Name: "long.read", Description: "Read"}},
+		Methods: []registrytest.Method{{Name: "Get",
+			Tool: &optionsv1.McpTool{Name: "long.get", Title: "Get", Description: "Gets a thing.",
+				RequiredScopes: []string{"long.read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}},
+			Action: &optionsv1.ActionsOperation{Method: "GET", Path: "/actions/long", OperationId: "long",
+				Summary: "Get a thing", Description: strings.Repeat("d", 400), RequiredScopes: []string{"long.read"}}}}}
+	b := registrytest.Start(t, "long", []registrytest.Service{long})
+	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,long=" + b.Addr, "CAPABILITY_REFRESH_INTERVAL": "1s"})
+	op := f.doc.Paths.Find("/actions/long")
+	if op == nil || op.Get == nil {
+		t.Fatalf("GET /actions/long is not served; logs:\n%s", f.logs.String())
+	}
+	if n := len([]rune(op.Get.Description)); n != 400 {
+		t.Errorf("description of %d characters, want 400", n)
+	}
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "long.read"})
+	if r := f.do(t, http.MethodGet, "/actions/long?text=x", bearer(tok)); r.status != 200 {
+		t.Errorf("GET /actions/long: %d %s", r.status, r.body)
+	}
+	if status, body := f.ready(t); status != 200 || !strings.Contains(body, `{"name":"openapi-document","status":"down","error":"failed"}`) {
+		t.Errorf("readiness: %d %s; want 200 with openapi-document down", status, body)
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, "OpenAPI document over the GPT Actions limits") ||
+		!strings.Contains(logs, "#/paths/~1actions~1long/get/description: description is 400 characters, over 300") ||
+		strings.Contains(logs, "capability service refused") {
+		t.Errorf("logs:\n%s", logs)
+	}
+}

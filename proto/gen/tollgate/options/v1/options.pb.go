@@ -223,7 +223,7 @@ type ActionsOperation struct {
 	OperationId string `protobuf:"bytes,3,opt,name=operation_id,json=operationId,proto3" json:"operation_id,omitempty"`
 	// One-line summary (at most 300 characters, a GPT Actions limit).
 	Summary string `protobuf:"bytes,4,opt,name=summary,proto3" json:"summary,omitempty"`
-	// Longer description (at most 300 characters, a GPT Actions limit).
+	// Longer description (at most 300 characters, a GPT Actions limit; up to 700 is served but reported).
 	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
 	// OAuth scopes the caller's token must carry. Empty means public.
 	RequiredScopes []string `protobuf:"bytes,6,rep,name=required_scopes,json=requiredScopes,proto3" json:"required_scopes,omitempty"`
