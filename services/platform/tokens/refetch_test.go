@@ -145,6 +145,113 @@ func TestFailingAuthServerIsNotRefetchedPerRequest(t *testing.T) {
 	})
 }
 
+// signedWithUnknownKid is a token under kid "key-new", which the
+// failing auth-server does not publish: a key the verifier has not
+// learned, or a made-up kid.
+func signedWithUnknownKid(t *testing.T, i int) string {
+	t.Helper()
+	_, b := tokentest.Keys()
+	ring, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-new": b}, "key-new")
+	raw, err := ring.Sign(tokens.AccessTokenType, map[string]any{"iss": issuer, "sub": "x", "aud": mcpAud, "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(), "client_id": "c", "jti": i})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// TestUnknownKidAfterFailedRefreshIsNotFetched: with a stale set whose
+// background refresh has just failed, a token with an unknown kid does
+// not force a fetch within MinRefreshInterval of the failure (it did: one
+// synchronous fetch, then 503); it is answered ErrKeysUnavailable (503:
+// the kid may be a new key the verifier could not learn), while tokens
+// naming a cached kid still verify against the stale set. Once the
+// interval has passed, an unknown kid fetches again.
+func TestUnknownKidAfterFailedRefreshIsNotFetched(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	ks, src := startFailingKeySet(t)
+	v := tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}, Now: now})
+	if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, -1)); !errors.Is(err, tokens.ErrInvalidToken) {
+		t.Fatalf("first fetch: %v", err)
+	}
+	ks.fail.Store(true)
+	clock.Add(int64(6 * time.Minute))                   // past KeysMaxAge (5m)
+	_, _ = v.Verify(ctxT(t), forgedWithKnownKid(t, -2)) // starts the background refresh
+	testharness.Eventually(t, 10*time.Second, "the background refresh fails", func() (bool, string) {
+		err := v.Ready(ctxT(t))
+		return err != nil && strings.Contains(err.Error(), "refresh failing"), errString(err)
+	})
+	clock.Add(int64(300 * time.Millisecond))
+	before := ks.calls.Load()
+	for i := range 20 {
+		_, err := v.Verify(ctxT(t), signedWithUnknownKid(t, i))
+		if got := ks.calls.Load() - before; got != 0 {
+			t.Fatalf("unknown kid %d just after a failed refresh: %d key-set fetches (%v), want none within MinRefreshInterval", i, got, err)
+		}
+		if !errors.Is(err, tokens.ErrKeysUnavailable) || !strings.Contains(err.Error(), "overloaded") {
+			t.Fatalf("unknown kid just after a failed refresh: %v, want ErrKeysUnavailable with the fetch's error", err)
+		}
+		if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, i)); !errors.Is(err, tokens.ErrInvalidToken) || !strings.Contains(err.Error(), "bad signature") {
+			t.Fatalf("known kid with the stale set: %v, want bad signature", err)
+		}
+	}
+	if got := ks.calls.Load() - before; got != 0 {
+		t.Errorf("%d key-set fetches within MinRefreshInterval of a failed one, want 0", got)
+	}
+
+	ks.fail.Store(false)
+	clock.Add(int64(10 * time.Second))
+	if _, err := v.Verify(ctxT(t), signedWithUnknownKid(t, 100)); !errors.Is(err, tokens.ErrInvalidToken) || !strings.Contains(err.Error(), "unknown kid") {
+		t.Fatalf("unknown kid after the interval with the auth-server back: %v, want a fetch and unknown kid", err)
+	}
+	if got := ks.calls.Load() - before; got != 1 {
+		t.Errorf("%d key-set fetches after the interval, want 1", got)
+	}
+	if err := v.Ready(ctxT(t)); err != nil {
+		t.Errorf("Ready after the refetch: %v", err)
+	}
+}
+
+// TestReadyBeforeFirstSetDoesNotHammer: before the first key set, Ready
+// (every pod's readiness probe, the dependency metrics) does not fetch
+// within MinRefreshInterval of a failed fetch (it fetched on each call);
+// it answers with that failure at once. KeepFresh keeps retrying on its
+// own back-off, so once the auth-server answers the pod is ready within
+// seconds, without waiting for the interval.
+func TestReadyBeforeFirstSetDoesNotHammer(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	ks, src := startFailingKeySet(t)
+	ks.fail.Store(true)
+	v := tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}, Now: now})
+	for i := range 30 {
+		err := v.Ready(ctxT(t))
+		if err == nil || !strings.Contains(err.Error(), "no key set yet") || !strings.Contains(err.Error(), "overloaded") {
+			t.Fatalf("Ready %d with a failing auth-server: %v, want no key set yet with the fetch's error", i, err)
+		}
+	}
+	if got := ks.calls.Load(); got != 1 {
+		t.Errorf("%d key-set fetches for 30 readiness checks within MinRefreshInterval, want 1", got)
+	}
+
+	// The auth-server is back; the clock stays within the interval.
+	// KeepFresh's retry (1s, 2s, ... apart) makes the pod ready.
+	ks.fail.Store(false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go v.KeepFresh(ctx)
+	start := time.Now()
+	testharness.Eventually(t, 10*time.Second, "ready once KeepFresh fetches", func() (bool, string) {
+		err := v.Ready(ctxT(t))
+		return err == nil, errString(err)
+	})
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("ready %s after the auth-server came back, want within KeepFresh's first retries", d)
+	}
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)

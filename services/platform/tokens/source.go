@@ -249,12 +249,18 @@ func (v *Verifier) KeepFresh(ctx context.Context) {
 // cached, else why not. Before the first key set it waits for the fetch
 // under way (which runs on its own context) at most until ctx ends; after
 // that it never waits. Verification goes on with an older set, so an error
-// here never means tokens are refused.
+// here never means tokens are refused. Like requests, it starts no fetch
+// within MinRefreshInterval of a failed one (probes of every pod must not
+// hammer a failing auth-server): before the first set it answers with
+// that failure at once. KeepFresh keeps retrying (1s to 30s apart), and
+// Ready answers nil at the first check after one of its fetches succeeds.
 func (v *Verifier) Ready(ctx context.Context) error {
 	v.mu.RLock()
-	ever, fetched, lastErr := v.everFetched, v.fetchedAt, v.lastErr
+	ever, fetched, lastErr, lastTried := v.everFetched, v.fetchedAt, v.lastErr, v.lastTried
 	v.mu.RUnlock()
 	switch {
+	case !ever && lastErr != nil && v.o.Now().Sub(lastTried) < v.o.MinRefreshInterval:
+		return fmt.Errorf("no key set yet: %w", lastErr)
 	case !ever:
 		if _, err := v.refresh(ctx, false); err != nil {
 			if lastErr != nil && errors.Is(err, ctx.Err()) {

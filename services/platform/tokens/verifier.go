@@ -66,9 +66,11 @@ type VerifierOptions struct {
 	// MinRefreshInterval bounds how often requests may make the verifier
 	// fetch the key set (default 10s), so garbage tokens cannot hammer the
 	// auth-server: an unknown kid refetches at most once per interval, and
-	// after a failed fetch neither a stale set's refresh nor a request
-	// before the first set fetches again within the interval (KeepFresh
-	// retries on its own back-off).
+	// within the interval after a failed fetch no request (a stale set's
+	// refresh, an unknown kid, a request before the first set) and no
+	// Ready check fetches again: an unknown kid or a request before the
+	// first set gets ErrKeysUnavailable. KeepFresh retries on its own
+	// back-off (1s to 30s).
 	MinRefreshInterval time.Duration
 	// KeysMaxAge is how long a fetched key set is used before a routine
 	// refresh (default 5m).
@@ -305,15 +307,18 @@ func verificationKey(jwk jose.JSONWebKey, alg string) (any, error) {
 // background, see source.go), so an auth-server outage never stops
 // verification; an unknown kid triggers a refresh at most once per
 // MinRefreshInterval, so tokens with made-up kids cannot hammer the
-// auth-server. Before the first set, a fetch that failed less than
-// MinRefreshInterval ago is answered with its error (ErrKeysUnavailable)
-// instead of fetching again. Fetches never run with the caller's context.
+// auth-server. Whenever the last fetch failed less than MinRefreshInterval
+// ago, a request that would fetch (before the first set, or with an
+// unknown kid) is answered with that error (ErrKeysUnavailable) instead
+// of fetching again; a known kid still verifies with the stale set.
+// Fetches never run with the caller's context.
 func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey, error) {
 	now := v.o.Now()
 	v.mu.RLock()
 	ks, fetched, ever, lastForced := v.keys, v.fetchedAt, v.everFetched, v.lastForced
 	lastTried, lastErr := v.lastTried, v.lastErr
 	v.mu.RUnlock()
+	failedRecently := lastErr != nil && now.Sub(lastTried) < v.o.MinRefreshInterval
 
 	forced := false
 	if ever {
@@ -323,11 +328,18 @@ func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey
 			}
 			return ks, k[0], nil
 		}
+		if failedRecently {
+			// The last fetch (a background refresh or another refetch)
+			// failed just now: the kid may be a new key the verifier
+			// could not learn, so answer as for an unreachable
+			// auth-server instead of asking it again.
+			return ks, jose.JSONWebKey{}, fmt.Errorf("%w: %v", ErrKeysUnavailable, lastErr)
+		}
 		if !lastForced.IsZero() && now.Sub(lastForced) < v.o.MinRefreshInterval {
 			return ks, jose.JSONWebKey{}, invalid("unknown kid %q", kid)
 		}
 		forced = true
-	} else if lastErr != nil && now.Sub(lastTried) < v.o.MinRefreshInterval {
+	} else if failedRecently {
 		// No set yet and the last fetch failed just now: answer with its
 		// error instead of asking the auth-server again for each request.
 		return ks, jose.JSONWebKey{}, fmt.Errorf("%w: %v", ErrKeysUnavailable, lastErr)
