@@ -243,3 +243,26 @@ func TestBackendRateLimitSaysWhenToRetry(t *testing.T) {
 		}
 	}
 }
+
+// TestReplyOverReceiveLimitIsNotRateLimited: a backend's reply over the
+// gRPC client's receive limit (4 MiB, the default the connectors keep)
+// fails in the client with ResourceExhausted "grpc: received message
+// larger than max", which is no rate limit: the same call fails the same
+// way. It is a 500 server_error saying a retry will not help, without
+// Retry-After (it was a 429 "try again in 5 s"), and is logged.
+func TestReplyOverReceiveLimitIsNotRateLimited(t *testing.T) {
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,notes=" + notes.Addr})
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "notes.read"})
+	r := f.do(t, http.MethodGet, "/actions/notes?text="+url.QueryEscape(registrytest.BigReplyText(4<<20+1)), bearer(tok))
+	if r.status != 500 || r.err.Error != "server_error" || !strings.Contains(r.err.Description, "repeating the call will not help") || r.header.Get("Retry-After") != "" {
+		t.Errorf("%d Retry-After %q %s, want 500 server_error saying a retry will not help, no Retry-After", r.status, r.header.Get("Retry-After"), r.body)
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, "grpc: received message larger than max") {
+		t.Errorf("the cause is not logged:\n%s", logs)
+	}
+	// A reply within the limit is served.
+	if r := f.do(t, http.MethodGet, "/actions/notes?text="+url.QueryEscape(registrytest.BigReplyText(1<<20)), bearer(tok)); r.status != 200 {
+		t.Errorf("a 1 MiB reply: %d", r.status)
+	}
+}

@@ -61,6 +61,8 @@ func unavailable(desc string, cause error) *apiError {
 const (
 	descUnavailable  = "the capability service is unavailable; retry later"
 	descMaybeApplied = "the capability service did not answer in time; the change may have been made: check before repeating it"
+	// descTooLarge is a 500's: the same call fails the same way.
+	descTooLarge = "the capability service's request or reply is over the gRPC message size limit; repeating the call will not help"
 )
 
 // fromCore maps an error of a capability backend's call with
@@ -78,7 +80,11 @@ const (
 // so (descMaybeApplied) rather than "retry later", which had a GPT
 // repeat a write that was made. A ResourceExhausted answers 429 with
 // Retry-After: the backend's google.rpc.RetryInfo delay rounded up to
-// whole seconds, else registry.DefaultRetryAfter (registry.RetryAfter).
+// whole seconds, else registry.DefaultRetryAfter (registry.RetryAfter) —
+// except gRPC's own ResourceExhausted for a message over a size limit
+// (registry.MessageTooLarge: the backend's reply over the client's 4 MiB
+// receive limit, typically), which no retry gets past: a 500 saying so
+// (descTooLarge), its details logged.
 func fromCore(err error, metadata string, scopes []string, safe bool) *apiError {
 	st := status.Convert(err)
 	a := fault.AnswerFor(st.Code())
@@ -86,6 +92,8 @@ func fromCore(err error, metadata string, scopes []string, safe bool) *apiError 
 	case st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied:
 		msg := fault.CallerMessage(st.Message())
 		return &apiError{status: a.HTTPStatus, code: a.Error, desc: msg, challenge: challenge(metadata, a.Error, msg, scopes)}
+	case registry.MessageTooLarge(err):
+		return &apiError{status: http.StatusInternalServerError, code: "server_error", desc: descTooLarge, cause: err}
 	case st.Code() == codes.ResourceExhausted:
 		// A 429 says when to retry, as the document promises: the
 		// backend's RetryInfo, else registry.DefaultRetryAfter.

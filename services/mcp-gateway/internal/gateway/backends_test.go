@@ -320,6 +320,23 @@ func TestBackendRateLimitToolErrorSaysWhenToRetry(t *testing.T) {
 	}
 }
 
+// TestReplyOverReceiveLimitToolErrorIsNotRetryable: a backend's reply
+// over the gRPC client's receive limit (4 MiB, the default) fails in the
+// client with ResourceExhausted "grpc: received message larger than max",
+// no rate limit: the tool error says a retry will not help (it said "try
+// again in 5s").
+func TestReplyOverReceiveLimitToolErrorIsNotRetryable(t *testing.T) {
+	f := newFleet(t)
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	g := f.Gateway("CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",notes="+notes.Addr)
+	tok := f.Token("user-1", "openid notes.read")
+	sid := g.initialize(t, tok)
+	const want = "The service's request or reply is over the gRPC message size limit; repeating the call will not help."
+	if got := g.toolError(t, tok, sid, "notes.list", registrytest.BigReplyText(4<<20+1)); got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+}
+
 // TestTimedOutWriteToolIsNotSaidRetryable: a call that outlives
 // CORE_CALL_TIMEOUT reached the backend, which may finish it. For a
 // read-only tool the error says "try again in a moment"; for a tool that

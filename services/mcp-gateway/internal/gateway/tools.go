@@ -382,7 +382,9 @@ func (c *catalog) logCallError(ctx context.Context, tool, result string, err err
 // server fault shows a fixed text and its details are logged. A
 // ResourceExhausted says when to try again, as the actions-api's
 // Retry-After does (registry.RetryAfter: the backend's RetryInfo, else
-// registry.DefaultRetryAfter). A DeadlineExceeded call of a tool that is
+// registry.DefaultRetryAfter) — but gRPC's own ResourceExhausted for a
+// message over a size limit (registry.MessageTooLarge) is a server fault
+// that a retry cannot get past, and says so. A DeadlineExceeded call of a tool that is
 // not registry.Tool.RetrySafe (safe false) reached the backend, which may
 // have done it: it says so rather than "try again", like the actions-api.
 func callError(err error, safe bool) (string, string) {
@@ -391,6 +393,8 @@ func callError(err error, safe bool) (string, string) {
 	switch {
 	case st.Code() == codes.Unauthenticated:
 		return a.Result, "The service did not accept the authorization; reconnect the app."
+	case registry.MessageTooLarge(err):
+		return "error", "The service's request or reply is over the gRPC message size limit; repeating the call will not help."
 	case st.Code() == codes.ResourceExhausted:
 		return a.Result, fmt.Sprintf("%s (try again in %v)", fault.CallerMessage(st.Message()), registry.RetryAfter(err))
 	case a.CallerError:

@@ -307,6 +307,14 @@ func FailTextRetry(c codes.Code, msg string, delay time.Duration) string {
 	return fmt.Sprintf("%s%d:%s", retryPrefix, int64(delay), FailText(c, msg))
 }
 
+// bigPrefix starts a request text that asks for a large reply.
+const bigPrefix = "registrytest-big:"
+
+// BigReplyText is a request text that makes the backend answer with a
+// text of n bytes: a reply over a client's gRPC receive limit (4 MiB by
+// default, grpc.MaxCallRecvMsgSize).
+func BigReplyText(n int) string { return fmt.Sprintf("%s%d", bigPrefix, n) }
+
 // failure parses a FailText (or FailTextRetry).
 func failure(text string) error {
 	var delay *durationpb.Duration
@@ -379,6 +387,9 @@ func (b *Backend) handle(_ any, stream grpc.ServerStream) error {
 	}
 	if err := failure(text); err != nil {
 		return err
+	}
+	if n, err := strconv.Atoi(strings.TrimPrefix(text, bigPrefix)); err == nil && strings.HasPrefix(text, bigPrefix) {
+		text = strings.Repeat("b", n)
 	}
 	out := dynamicpb.NewMessage(md.Output())
 	out.Set(md.Output().Fields().ByName("text"), protoreflect.ValueOfString(text))
