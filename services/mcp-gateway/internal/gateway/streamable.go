@@ -190,10 +190,6 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			return
 		}
 		if initialize {
-			if sid := r.Header.Get(server.HeaderKeySessionID); sid != "" {
-				g.initializeInSession(w, r, claims, msg, sid)
-				return
-			}
 			if e := initializeParamsError(msg, body); e != "" {
 				// HTTP 200, as for other invalid params on /mcp (badArguments).
 				g.metrics.request(transportStreamable, methodLabel(method), "invalid_params")
@@ -268,28 +264,42 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 	return self
 }
 
-// initializeInSession refuses an initialize that carries Mcp-Session-Id:
-// initialize starts a session, and a client re-initializes "without a
-// session ID attached" (Streamable HTTP, "Session Management"). A live
-// session of the caller's is 400 -32600 (as the TypeScript SDK's server
-// answers, "Server already initialized") and stays as it is; an unknown,
-// expired or another's session is 404, as for any request naming it, so
-// that the client drops the id and initializes without it. Nothing is
-// created either way.
-func (g *Gateway) initializeInSession(w http.ResponseWriter, r *http.Request, claims *tokens.Claims, msg message, id string) {
+// endReplacedSession ends the session an initialize names in
+// Mcp-Session-Id, before the new session is created, when it is a live
+// Streamable HTTP session of the caller's (subject and client): a client
+// that initializes again replaces its session, and the old one takes no
+// place of SESSION_LIMIT_PER_SUBJECT. An unknown, expired or another's
+// session id is ignored — nothing is ended, and the answer is the same
+// (a new session), so it tells nothing of whether that session exists.
+// Initialize is served as a new session either way, as mcp-go's server
+// does: Streamable HTTP (2025-06-18/2025-11-25, "Session Management")
+// says a client starts a session with initialize and does not require a
+// server to refuse one that carries an id, and the mcp-go client takes any
+// 4xx on initialize for a legacy HTTP+SSE server. It reports false when
+// it answered (Redis unavailable).
+func (g *Gateway) endReplacedSession(w http.ResponseWriter, r *http.Request, claims *tokens.Claims, msg message, id string) bool {
 	ctx := r.Context()
 	rec, err := g.sessions.Admit(ctx, id, nil)
 	switch {
-	case errors.Is(err, session.ErrNotFound) || err == nil && (!ownedBy(rec, claims) || rec.Transport != session.Streamable):
-		g.metrics.request(transportStreamable, methodLabel(msg.Method), "unknown_session")
-		writeRPCError(w, http.StatusNotFound, msg.ID, mcp.INVALID_REQUEST, "session not found; initialize a new session without Mcp-Session-Id")
+	case errors.Is(err, session.ErrNotFound):
+		return true
 	case err != nil:
 		g.unavailable(w, r, transportStreamable, msg.Method, err)
-	default:
-		g.metrics.request(transportStreamable, methodLabel(msg.Method), "already_initialized")
-		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST,
-			"Invalid Request: the session is already initialized; send initialize without Mcp-Session-Id to start a new session")
+		return false
+	case !ownedBy(rec, claims) || rec.Transport != session.Streamable:
+		g.log.InfoContext(ctx, "initialize named a session of another subject, client or transport; ignored", "transport", rec.Transport)
+		return true
 	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	if _, err := g.sessions.Delete(dctx, id); err != nil {
+		g.unavailable(w, r, transportStreamable, msg.Method, err)
+		return false
+	}
+	g.announceTermination(dctx, id)
+	g.mcp.UnregisterSession(dctx, id)
+	g.metrics.sessions.WithLabelValues(transportStreamable, "deleted").Inc()
+	return true
 }
 
 // initialize opens a session: an unsupported MCP-Protocol-Version header is
@@ -302,6 +312,9 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, claims *tok
 	if header != "" && !mcp.IsValidProtocolVersion(header) {
 		g.metrics.request(transportStreamable, methodLabel(msg.Method), "unsupported_version")
 		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST, "unsupported MCP-Protocol-Version "+strconv.Quote(header)+"; supported: "+strings.Join(mcp.ValidProtocolVersions, ", "))
+		return
+	}
+	if old := r.Header.Get(server.HeaderKeySessionID); old != "" && !g.endReplacedSession(w, r, claims, msg, old) {
 		return
 	}
 	id := session.NewID()
