@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,44 +41,37 @@ func TestOKResultEncodesAsValues(t *testing.T) {
 	}
 }
 
-// acceptsEventStream reads Accept as strings.Split, strings.ToLower and
-// strconv.ParseFloat would, a media range with q=0 admitting nothing (RFC
-// 9110 §12.4.2), without allocating.
+// acceptsEventStream reads Accept case-insensitively (as strings.ToLower
+// would), a type's quality being that of the most specific range matching
+// it (RFC 9110 §12.5.1: exact type, then type/*, then */*), q=0 admitting
+// nothing (§12.4.2), without allocating.
 func TestAcceptsEventStream(t *testing.T) {
-	zero := func(params string) bool {
-		for _, p := range strings.Split(params, ";") {
-			if name, value, _ := strings.Cut(p, "="); strings.ToLower(strings.TrimSpace(name)) == "q" {
-				f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-				return err == nil && f <= 0
-			}
-		}
-		return false
-	}
-	reference := func(values []string) bool {
-		for _, v := range values {
-			for _, part := range strings.Split(v, ",") {
-				mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-				if mt = strings.ToLower(strings.TrimSpace(mt)); (mt == "text/event-stream" || mt == "text/*" || mt == "*/*") && !zero(params) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	for _, values := range [][]string{
-		nil, {""}, {"application/json"}, {"application/json, text/event-stream"},
-		{"text/event-stream;q=0.5"}, {" TEXT/Event-Stream "}, {"text/*"}, {"*/*"}, {"*/*;q=0"},
-		{"application/json", "text/event-stream"}, {"text/event-streams"}, {"text/event-strea"},
-		{"text/\u212aevent-stream"}, {"text/event-\u017ftream"}, {"te\u212at/*"}, {",,,"}, {"text/event-stream,"},
-		{"application/json;q=1, */*"}, {"text/html; charset=utf-8"},
-		{"application/json, text/event-stream;q=0"}, {"text/event-stream; Q=0.0, application/json"}, {"text/*;q=0.001"},
+	for _, c := range []struct {
+		values []string
+		want   bool
+	}{
+		{nil, false}, {[]string{""}, false}, {[]string{"application/json"}, false},
+		{[]string{"application/json, text/event-stream"}, true}, {[]string{"text/event-stream;q=0.5"}, true},
+		{[]string{" TEXT/Event-Stream "}, true}, {[]string{"text/*"}, true}, {[]string{"*/*"}, true},
+		{[]string{"*/*;q=0"}, false}, {[]string{"application/json", "text/event-stream"}, true},
+		{[]string{"text/event-streams"}, false}, {[]string{"text/event-strea"}, false},
+		{[]string{"text/\u212aevent-stream"}, false}, {[]string{"text/event-\u017ftream"}, false},
+		{[]string{"te\u212at/*"}, false}, {[]string{",,,"}, false}, {[]string{"text/event-stream,"}, true},
+		{[]string{"application/json;q=1, */*"}, true}, {[]string{"text/html; charset=utf-8"}, false},
+		{[]string{"application/json, text/event-stream;q=0"}, false},
+		{[]string{"text/event-stream; Q=0.0, application/json"}, false}, {[]string{"text/*;q=0.001"}, true},
+		// The most specific matching range decides.
+		{[]string{"text/event-stream;q=0, */*"}, false}, {[]string{"text/event-stream;q=0", "*/*"}, false},
+		{[]string{"*/*, text/event-stream;q=0"}, false}, {[]string{"text/event-stream;q=0, text/*"}, false},
+		{[]string{"TEXT/*;q=0, */*"}, false}, {[]string{"text/*;q=0, text/event-stream"}, true},
+		{[]string{"*/*;q=0, text/event-stream"}, true}, {[]string{"*/*;q=0, text/*;q=0.1"}, true},
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
-		for _, v := range values {
+		for _, v := range c.values {
 			r.Header.Add("Accept", v)
 		}
-		if got, want := acceptsEventStream(r), reference(values); got != want {
-			t.Errorf("Accept %q: %v, want %v", values, got, want)
+		if got := acceptsEventStream(r); got != c.want {
+			t.Errorf("Accept %q: %v, want %v", c.values, got, c.want)
 		}
 	}
 	r := httptest.NewRequest(http.MethodPost, "/mcp", nil)

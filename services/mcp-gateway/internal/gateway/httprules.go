@@ -67,8 +67,7 @@ func (g *Gateway) checkPostMedia(w http.ResponseWriter, r *http.Request) bool {
 // Accept (or with an empty one) the stream is served, as a POST without
 // Accept is. The body is a JSON-RPC error with id null.
 func (g *Gateway) checkGetMedia(w http.ResponseWriter, r *http.Request, transport string) bool {
-	admits, present := acceptAdmits(r, "text/event-stream", "text/*", "*/*")
-	if admits || !present {
+	if getAcceptable(r) {
 		return false
 	}
 	g.metrics.request(transport, "GET", "not_acceptable")
@@ -99,43 +98,68 @@ func jsonMediaType(ct string) (ok, unparsable bool) {
 	return false, false
 }
 
+// getAcceptable reports whether a GET stream may be served to r: its
+// Accept admits text/event-stream, or it has no (or only empty) Accept.
+func getAcceptable(r *http.Request) bool {
+	admits, present := acceptAdmits(r, "text/event-stream")
+	return admits || !present
+}
+
 // acceptsAnswer reports whether r's Accept admits application/json or
 // text/event-stream, or r has no (or only empty) Accept headers.
 func acceptsAnswer(r *http.Request) bool {
-	admits, present := acceptAdmits(r, "application/json", "text/event-stream", "*/*", "application/*", "text/*")
+	admits, present := acceptAdmits(r, "application/json", "text/event-stream")
 	return admits || !present
 }
 
 // acceptsEventStream reports whether r's Accept admits text/event-stream
 // (an answer the gateway may turn into a stream); no Accept does not.
 func acceptsEventStream(r *http.Request) bool {
-	admits, _ := acceptAdmits(r, "text/event-stream", "text/*", "*/*")
+	admits, _ := acceptAdmits(r, "text/event-stream")
 	return admits
 }
 
-// acceptAdmits reports whether r's Accept headers hold one of ranges
-// (lower-case media ranges, compared case-insensitively) without q=0, and
-// whether they hold any media range at all. It does not allocate (it runs
-// on every POST).
-func acceptAdmits(r *http.Request, ranges ...string) (admits, present bool) {
-	for _, v := range r.Header.Values("Accept") {
-		for rest := v; rest != ""; {
-			var part string
-			part, rest, _ = strings.Cut(rest, ",")
-			mt, params, _ := strings.Cut(part, ";")
-			mt = strings.TrimSpace(mt)
-			if mt == "" {
-				continue
-			}
-			present = true
-			if zeroQuality(params) {
-				continue
-			}
-			for _, ok := range ranges {
-				if lowerEquals(mt, ok) {
-					return true, true
+// acceptAdmits reports whether r's Accept headers admit one of types
+// (lower-case type/subtype, compared case-insensitively), and whether they
+// hold any media range at all. A type's quality is that of the most
+// specific range that matches it (RFC 9110 §12.5.1): the type itself, then
+// its type/*, then */*; so "text/event-stream;q=0, */*" does not admit
+// text/event-stream. A type is admitted when a range of that specificity
+// gives it a quality above 0; parameters other than q are not compared.
+// It does not allocate (it runs on every POST).
+func acceptAdmits(r *http.Request, types ...string) (admits, present bool) {
+	for _, t := range types {
+		major, _, _ := strings.Cut(t, "/")
+		best, ok := 0, false // specificity of the best match; a nonzero q at it
+		for _, v := range r.Header.Values("Accept") {
+			for rest := v; rest != ""; {
+				var part string
+				part, rest, _ = strings.Cut(rest, ",")
+				mt, params, _ := strings.Cut(part, ";")
+				mt = strings.TrimSpace(mt)
+				if mt == "" {
+					continue
 				}
+				present = true
+				spec := 0
+				if lowerEquals(mt, t) {
+					spec = 3
+				} else if main, sub, _ := strings.Cut(mt, "/"); sub == "*" && lowerEquals(main, major) {
+					spec = 2
+				} else if mt == "*/*" {
+					spec = 1
+				}
+				if spec == 0 || spec < best {
+					continue
+				}
+				if spec > best {
+					best, ok = spec, false
+				}
+				ok = ok || !zeroQuality(params)
 			}
+		}
+		if ok {
+			return true, true
 		}
 	}
 	return false, present
