@@ -67,10 +67,19 @@ func startFailingKeySet(t *testing.T) (*failingKeySet, tokens.KeySource) {
 // forgedWithKnownKid is a token naming the published kid "key-a" whose
 // signature is not key-a's: anyone can make one, and the verifier looks
 // its kid up before it checks the signature.
-func forgedWithKnownKid(t *testing.T, i int) string {
+func forgedWithKnownKid(t *testing.T, i int) string { return signedAs(t, "key-a", i) }
+
+// signedWithUnknownKid is a token under kid "key-new", which the
+// failing auth-server does not publish: a key the verifier has not
+// learned, or a made-up kid.
+func signedWithUnknownKid(t *testing.T, i int) string { return signedAs(t, "key-new", i) }
+
+// signedAs is an access token for mcpAud with jti i, signed under kid by
+// tokentest's second key.
+func signedAs(t *testing.T, kid string, i int) string {
 	t.Helper()
 	_, b := tokentest.Keys()
-	ring, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-a": b}, "key-a")
+	ring, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{kid: b}, kid)
 	raw, err := ring.Sign(tokens.AccessTokenType, map[string]any{"iss": issuer, "sub": "x", "aud": mcpAud, "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(), "client_id": "c", "jti": i})
 	if err != nil {
 		t.Fatal(err)
@@ -143,20 +152,6 @@ func TestFailingAuthServerIsNotRefetchedPerRequest(t *testing.T) {
 			t.Fatalf("verify after the interval with the auth-server back: %v, want the set fetched (bad signature)", err)
 		}
 	})
-}
-
-// signedWithUnknownKid is a token under kid "key-new", which the
-// failing auth-server does not publish: a key the verifier has not
-// learned, or a made-up kid.
-func signedWithUnknownKid(t *testing.T, i int) string {
-	t.Helper()
-	_, b := tokentest.Keys()
-	ring, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-new": b}, "key-new")
-	raw, err := ring.Sign(tokens.AccessTokenType, map[string]any{"iss": issuer, "sub": "x", "aud": mcpAud, "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(), "client_id": "c", "jti": i})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
 }
 
 // TestUnknownKidAfterFailedRefreshIsNotFetched: with a stale set whose
