@@ -206,6 +206,18 @@ func (v *Verifier) Publishes(c *Claims) bool {
 	return c.KeyID != "" && c.Issuer == ks.Issuer && holds(ks.Keys, c.signer)
 }
 
+// recentFailure is the error of the last fetch if it failed less than
+// MinRefreshInterval before now, else nil. Within that window requests and
+// Ready start no fetch (only KeepFresh, on its own back-off, tries again).
+func (v *Verifier) recentFailure(now time.Time) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.lastErr != nil && now.Sub(v.lastTried) < v.o.MinRefreshInterval {
+		return v.lastErr
+	}
+	return nil
+}
+
 // refreshInBackground starts a fetch unless one is running or the last
 // one failed less than MinRefreshInterval ago; requests keep using the
 // cached set meanwhile. Without that bound, every request with a known
@@ -213,10 +225,7 @@ func (v *Verifier) Publishes(c *Claims) bool {
 // fetch as soon as the previous one failed, back to back, against an
 // auth-server that is failing or overloaded.
 func (v *Verifier) refreshInBackground() {
-	v.mu.RLock()
-	failed, tried := v.lastErr != nil, v.lastTried
-	v.mu.RUnlock()
-	if failed && v.o.Now().Sub(tried) < v.o.MinRefreshInterval {
+	if v.recentFailure(v.o.Now()) != nil {
 		return
 	}
 	v.sf.DoChan("keys", func() (any, error) { return v.fetch(false) })
@@ -256,11 +265,11 @@ func (v *Verifier) KeepFresh(ctx context.Context) {
 // Ready answers nil at the first check after one of its fetches succeeds.
 func (v *Verifier) Ready(ctx context.Context) error {
 	v.mu.RLock()
-	ever, fetched, lastErr, lastTried := v.everFetched, v.fetchedAt, v.lastErr, v.lastTried
+	ever, fetched, lastErr := v.everFetched, v.fetchedAt, v.lastErr
 	v.mu.RUnlock()
-	switch {
-	case !ever && lastErr != nil && v.o.Now().Sub(lastTried) < v.o.MinRefreshInterval:
-		return fmt.Errorf("no key set yet: %w", lastErr)
+	switch recent := v.recentFailure(v.o.Now()); {
+	case !ever && recent != nil:
+		return fmt.Errorf("no key set yet: %w", recent)
 	case !ever:
 		if _, err := v.refresh(ctx, false); err != nil {
 			if lastErr != nil && errors.Is(err, ctx.Err()) {

@@ -316,9 +316,7 @@ func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey
 	now := v.o.Now()
 	v.mu.RLock()
 	ks, fetched, ever, lastForced := v.keys, v.fetchedAt, v.everFetched, v.lastForced
-	lastTried, lastErr := v.lastTried, v.lastErr
 	v.mu.RUnlock()
-	failedRecently := lastErr != nil && now.Sub(lastTried) < v.o.MinRefreshInterval
 
 	forced := false
 	if ever {
@@ -328,7 +326,7 @@ func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey
 			}
 			return ks, k[0], nil
 		}
-		if failedRecently {
+		if lastErr := v.recentFailure(now); lastErr != nil {
 			// The last fetch (a background refresh or another refetch)
 			// failed just now: the kid may be a new key the verifier
 			// could not learn, so answer as for an unreachable
@@ -339,7 +337,7 @@ func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey
 			return ks, jose.JSONWebKey{}, invalid("unknown kid %q", kid)
 		}
 		forced = true
-	} else if failedRecently {
+	} else if lastErr := v.recentFailure(now); lastErr != nil {
 		// No set yet and the last fetch failed just now: answer with its
 		// error instead of asking the auth-server again for each request.
 		return ks, jose.JSONWebKey{}, fmt.Errorf("%w: %v", ErrKeysUnavailable, lastErr)
