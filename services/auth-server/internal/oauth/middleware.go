@@ -79,7 +79,7 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		res, err := s.leases.Allow(r.Context(), endpoint, "addr:"+addr, s.limit(endpoint))
 		if err != nil {
 			s.log.WarnContext(r.Context(), "rate limiter unavailable", "endpoint", endpoint, "err", err)
-			w.Header().Set("Retry-After", "5")
+			w.Header().Set("Retry-After", unavailableRetryAfter)
 			fail(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
 			return
 		}
@@ -289,10 +289,21 @@ var errorTemplate = template.Must(template.New("error").Parse(`<!doctype html>
 <p>{{.Description}}</p><p>Error code: <code>{{.Error}}</code></p>
 <p>Return to the application and start again.</p></body></html>`))
 
+// unavailableRetryAfter is the Retry-After (seconds) of a 503 for a store
+// or rate-limiter outage.
+const unavailableRetryAfter = "5"
+
 // errorPage answers an authorization-endpoint error that must not redirect
 // (the redirect URI is not verified): HTML for browsers, JSON otherwise.
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
 	noStore(w)
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		// Every 503 says when to retry (RFC 9110 §10.2.3), pages too: a
+		// store outage found past the rate limiter (the address's tokens
+		// leased, so no Redis round trip there) reached the client lookup
+		// and answered without one.
+		w.Header().Set("Retry-After", unavailableRetryAfter)
+	}
 	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
 		writeJSONError(w, status, code, desc)
 		return

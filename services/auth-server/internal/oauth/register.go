@@ -348,6 +348,6 @@ func truncate(s string, n int) string {
 }
 
 func (s *Server) unavailable(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", "5")
+	w.Header().Set("Retry-After", unavailableRetryAfter)
 	writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
 }

@@ -404,7 +404,7 @@ func (s *Server) revokeFailed(w http.ResponseWriter, r *http.Request, err error,
 	}
 	s.auditEvent(r, rec)
 	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Retry-After", unavailableRetryAfter)
 	}
 	writeJSONError(w, status, code, desc)
 }
@@ -483,7 +483,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 			s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: claimedClientID(r), Endpoint: "introspect"})
 		}
 		if status == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "5")
+			w.Header().Set("Retry-After", unavailableRetryAfter)
 		}
 		writeJSONError(w, status, code, desc)
 	}

@@ -380,8 +380,23 @@ func (f *fleet) login(b *browser, a *authRequest) *page {
 // authorize runs the whole browser part and returns the code.
 func (f *fleet) authorize(a *authRequest) string {
 	f.t.Helper()
+	return f.authorizeWhile(a, 0)
+}
+
+// authorizeWhile is authorize sent again (each time with a new browser)
+// while it is answered 503 with a Retry-After, for at most budget: right
+// after a Redis outage ends, the circuit breaker fails commands for up to
+// REDIS_BREAKER_OPEN before its probe closes it.
+func (f *fleet) authorizeWhile(a *authRequest, budget time.Duration) string {
+	f.t.Helper()
 	b := newBrowser(f.t, a.RedirectURI)
 	p := f.login(b, a)
+	for deadline := time.Now().Add(budget); p.Location == nil && p.Status == http.StatusServiceUnavailable &&
+		p.Header.Get("Retry-After") != "" && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		b = newBrowser(f.t, a.RedirectURI)
+		p = f.login(b, a)
+	}
 	if p.Location == nil {
 		f.t.Fatalf("no redirect to the client: status %d at %s\n%s", p.Status, p.URL, p.Body)
 	}

@@ -47,8 +47,8 @@ func TestRedisOutage(t *testing.T) {
 		t.Errorf("error leaks internals: %q", r.Description)
 	}
 	p := newBrowser(t, c.RedirectURIs[0], f.IdP.Issuer).get(newAuthRequest(c).URL(f.Base))
-	if p.Status != http.StatusServiceUnavailable {
-		t.Errorf("authorize during outage: %d, want 503", p.Status)
+	if p.Status != http.StatusServiceUnavailable || p.Header.Get("Retry-After") == "" {
+		t.Errorf("authorize during outage: %d, Retry-After %q; want 503 with Retry-After", p.Status, p.Header.Get("Retry-After"))
 	}
 	if st, _ := f.userinfo(tr.AccessToken); st != http.StatusServiceUnavailable {
 		t.Errorf("userinfo during outage: %d, want 503", st)

@@ -100,12 +100,15 @@ func (f *fleet) servedAgain(c devClient, what string) {
 	}
 }
 
-// fullFlowRetrying is fullFlow whose exchange is retried while refused by
-// the signing queue (exchangeRetrying: the same code works on the retry).
+// fullFlowRetrying is fullFlow whose authorization request and exchange are
+// retried while answered 503: the exchange while refused by the signing
+// queue (exchangeRetrying: the same code works on the retry), the
+// authorization request while the Redis circuit breaker is still open
+// after an outage (authorizeWhile).
 func (f *fleet) fullFlowRetrying(c devClient, what string) tokenResponse {
 	f.t.Helper()
 	a := newAuthRequest(c)
-	code := f.authorize(a)
+	code := f.authorizeWhile(a, 10*time.Second)
 	tr := f.exchangeRetrying(c, a, code)
 	if tr.Status != http.StatusOK || tr.AccessToken == "" {
 		f.t.Fatalf("%s: a code exchange after: %d %s: %s (the signing queue lost its turn?)", what, tr.Status, tr.Error, tr.Description)
