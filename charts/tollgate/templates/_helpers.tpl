@@ -320,6 +320,12 @@ REDIS_MODE: {{ ternary "standalone" (.Values.redis.external.mode | default "stan
 {{- if .Values.redis.bundled.enabled }}
 REDIS_URL: {{ printf "redis://%s:6379/0" (include "tollgate.redisName" .) | quote }}
 {{- end }}
+{{- /* The bundled Redis serves no TLS, and allowPlaintext is the operator's
+opt-out: in production the services refuse a password over plain redis://
+without it, and log a warning with it (docs/operations/redis.md#plaintext-passwords). */}}
+{{- if and (eq .Values.environment "production") (or .Values.redis.bundled.enabled .Values.redis.external.allowPlaintext) }}
+REDIS_ALLOW_PLAINTEXT_PASSWORD: "true"
+{{- end }}
 {{- end -}}
 
 {{/*

@@ -53,6 +53,12 @@ type Redis struct {
 	KeyPrefix string
 	// CheckDurable makes start-up refuse a Redis without persistence (production).
 	CheckDurable bool
+	// AllowPlaintextPassword lets production send a password over plain
+	// redis:// to a server that is not on loopback
+	// (REDIS_ALLOW_PLAINTEXT_PASSWORD, default false): only for a path the
+	// network cannot read, such as a service mesh's mTLS. PlaintextPassword
+	// says when it is in use; the services log a warning then.
+	AllowPlaintextPassword bool
 	// DialTimeout bounds connecting, TLS handshake included (REDIS_DIAL_TIMEOUT,
 	// default 80ms). Zero means the default.
 	DialTimeout time.Duration
@@ -74,8 +80,8 @@ const (
 
 // LoadRedis reads REDIS_MODE, REDIS_URL, REDIS_PASSWORD(_FILE),
 // REDIS_SENTINEL_PASSWORD(_FILE), REDIS_TLS_CA_FILE, REDIS_KEY_PREFIX,
-// REDIS_CHECK_DURABLE, REDIS_DIAL_TIMEOUT, REDIS_COMMAND_TIMEOUT and
-// REDIS_BREAKER_OPEN.
+// REDIS_CHECK_DURABLE, REDIS_ALLOW_PLAINTEXT_PASSWORD, REDIS_DIAL_TIMEOUT,
+// REDIS_COMMAND_TIMEOUT and REDIS_BREAKER_OPEN.
 func LoadRedis(s *Source, production bool) Redis {
 	return Redis{
 		Mode:             strings.ToLower(s.String("REDIS_MODE", RedisStandalone)),
@@ -85,9 +91,11 @@ func LoadRedis(s *Source, production bool) Redis {
 		TLSCAFile:        s.String("REDIS_TLS_CA_FILE", ""),
 		KeyPrefix:        s.String("REDIS_KEY_PREFIX", "tollgate:"),
 		CheckDurable:     s.Bool("REDIS_CHECK_DURABLE", production),
-		DialTimeout:      s.Duration("REDIS_DIAL_TIMEOUT", DefaultRedisDialTimeout),
-		CommandTimeout:   s.Duration("REDIS_COMMAND_TIMEOUT", DefaultRedisCommandTimeout),
-		BreakerOpen:      s.Duration("REDIS_BREAKER_OPEN", DefaultRedisBreakerOpen),
+
+		AllowPlaintextPassword: s.Bool("REDIS_ALLOW_PLAINTEXT_PASSWORD", false),
+		DialTimeout:            s.Duration("REDIS_DIAL_TIMEOUT", DefaultRedisDialTimeout),
+		CommandTimeout:         s.Duration("REDIS_COMMAND_TIMEOUT", DefaultRedisCommandTimeout),
+		BreakerOpen:            s.Duration("REDIS_BREAKER_OPEN", DefaultRedisBreakerOpen),
 	}
 }
 
@@ -188,8 +196,10 @@ func (r Redis) ParseTarget() (RedisTarget, error) {
 }
 
 // Validate adds Redis problems to p, all of them. Production needs an
-// explicit URL and, over plain redis://, a password on the data nodes
-// unless they are on loopback.
+// explicit URL and, over plain redis:// to servers not on loopback, a
+// password on the data nodes that does not cross the network in plaintext:
+// rediss://, or REDIS_ALLOW_PLAINTEXT_PASSWORD=true when something else
+// (a service mesh's mTLS) protects the path.
 func (r Redis) Validate(p *Problems, production bool) {
 	switch r.Mode {
 	case RedisStandalone, RedisSentinel, RedisCluster, "":
@@ -208,7 +218,10 @@ func (r Redis) Validate(p *Problems, production bool) {
 		}
 	} else {
 		if production && u.Scheme == "redis" && r.Password == "" && t.Password == "" && !allLoopback(t.Addrs, r.Mode) {
-			p.Addf("REDIS_URL: production Redis needs a password (in the URL or REDIS_PASSWORD)")
+			p.Addf("REDIS_URL: production Redis needs a password (in the URL or REDIS_PASSWORD), and over rediss:// unless REDIS_ALLOW_PLAINTEXT_PASSWORD=true")
+		}
+		if production && !r.AllowPlaintextPassword && r.plaintextPassword(u, t) {
+			p.Addf("REDIS_URL: a password over plain redis:// is readable on the network; production needs rediss:// (TLS), or REDIS_ALLOW_PLAINTEXT_PASSWORD=true when a service mesh's mTLS or another encrypted path carries the connection (docs/operations/redis.md#plaintext-passwords)")
 		}
 		if !t.TLS && r.TLSCAFile != "" {
 			p.Addf("REDIS_TLS_CA_FILE: set, but REDIS_URL is not rediss://")
@@ -233,6 +246,27 @@ func (r Redis) Validate(p *Problems, production bool) {
 			p.Addf("%s: must be between 0 and 1m", d.key)
 		}
 	}
+}
+
+// PlaintextPassword reports whether r sends a password (the data nodes' or
+// the sentinels') unencrypted over the network: a redis:// URL whose
+// servers are not all on loopback. It is the case
+// REDIS_ALLOW_PLAINTEXT_PASSWORD allows in production, for the warning the
+// services log at start-up.
+func (r Redis) PlaintextPassword() bool {
+	u, err := url.Parse(r.URL)
+	if err != nil {
+		return false
+	}
+	t, err := r.ParseTarget()
+	return err == nil && r.plaintextPassword(u, t)
+}
+
+func (r Redis) plaintextPassword(u *url.URL, t RedisTarget) bool {
+	if u.Scheme != "redis" || t.TLS || allLoopback(t.Addrs, r.Mode) {
+		return false
+	}
+	return r.Password != "" || t.Password != "" || r.SentinelPassword != "" || t.SentinelPassword != ""
 }
 
 // LoadCAFile reads a PEM bundle of CA certificates.

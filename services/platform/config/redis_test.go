@@ -124,16 +124,81 @@ func TestRedisProductionPassword(t *testing.T) {
 	}{
 		{config.Redis{Mode: "cluster", URL: "redis://n1:7000?addr=n2:7000"}, false},
 		{config.Redis{Mode: "cluster", URL: "redis://127.0.0.1:7000?addr=127.0.0.1:7001"}, true},
-		{config.Redis{Mode: "cluster", URL: "redis://n1:7000", Password: "pw"}, true},
+		{config.Redis{Mode: "cluster", URL: "rediss://n1:7000", Password: "pw"}, true},
+		// Over plain redis:// the password is readable on the network
+		// (TestRedisPlaintextPasswordInProduction).
+		{config.Redis{Mode: "cluster", URL: "redis://n1:7000", Password: "pw"}, false},
+		{config.Redis{Mode: "cluster", URL: "redis://n1:7000", Password: "pw", AllowPlaintextPassword: true}, true},
 		// The sentinels' password is not the master's.
-		{config.Redis{Mode: "sentinel", URL: "redis://:spw@127.0.0.1:26379?master_name=m"}, false},
-		{config.Redis{Mode: "sentinel", URL: "redis://127.0.0.1:26379?master_name=m&password=pw"}, true},
+		{config.Redis{Mode: "sentinel", URL: "redis://:spw@127.0.0.1:26379?master_name=m", AllowPlaintextPassword: true}, false},
+		{config.Redis{Mode: "sentinel", URL: "redis://127.0.0.1:26379?master_name=m&password=pw", AllowPlaintextPassword: true}, true},
+		{config.Redis{Mode: "sentinel", URL: "rediss://127.0.0.1:26379?master_name=m&password=pw"}, true},
 		{config.Redis{Mode: "sentinel", URL: "rediss://s1:26379?master_name=m"}, true},
 	} {
 		var p config.Problems
 		tc.r.Validate(&p, true)
 		if (len(p) == 0) != tc.ok {
 			t.Errorf("%s %s: ok=%v, problems: %v", tc.r.Mode, tc.r.URL, tc.ok, p)
+		}
+	}
+}
+
+// TestRedisPlaintextPasswordInProduction: in production a password (the
+// data nodes' or the sentinels', in the URL or in REDIS_PASSWORD,
+// REDIS_SENTINEL_PASSWORD or their _FILE forms) is refused over plain
+// redis:// to a server not on loopback, naming REDIS_URL and both ways
+// out, unless REDIS_ALLOW_PLAINTEXT_PASSWORD=true; development accepts it
+// as before. Read through the real environment parsing.
+func TestRedisPlaintextPasswordInProduction(t *testing.T) {
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		refused bool
+	}{
+		{"password in the URL", map[string]string{"REDIS_URL": "redis://:hunter2@redis.internal:6379/0"}, true},
+		{"user and password in the URL", map[string]string{"REDIS_URL": "redis://tollgate:hunter2@10.0.0.7:6379/0"}, true},
+		{"REDIS_PASSWORD_FILE", map[string]string{"REDIS_URL": "redis://redis.internal:6379/0", "REDIS_PASSWORD_FILE": pwFile}, true},
+		{"cluster", map[string]string{"REDIS_MODE": "cluster", "REDIS_URL": "redis://n1:7000?addr=n2:7000", "REDIS_PASSWORD": "hunter2"}, true},
+		{"sentinel, data nodes' password", map[string]string{"REDIS_MODE": "sentinel", "REDIS_URL": "redis://s1:26379?master_name=m&password=hunter2"}, true},
+		{"sentinel, sentinels' password", map[string]string{"REDIS_MODE": "sentinel", "REDIS_URL": "redis://s1:26379?master_name=m&password=x", "REDIS_SENTINEL_PASSWORD": "hunter2", "REDIS_ALLOW_PLAINTEXT_PASSWORD": "no"}, true},
+		{"opt-out", map[string]string{"REDIS_URL": "redis://:hunter2@redis.internal:6379/0", "REDIS_ALLOW_PLAINTEXT_PASSWORD": "true"}, false},
+		{"TLS", map[string]string{"REDIS_URL": "rediss://:hunter2@redis.internal:6380/0"}, false},
+		{"sentinel over TLS", map[string]string{"REDIS_MODE": "sentinel", "REDIS_URL": "rediss://:spw@s1:26379?master_name=m&password=hunter2"}, false},
+		{"loopback", map[string]string{"REDIS_URL": "redis://:hunter2@127.0.0.1:6379/0"}, false},
+		{"unix socket", map[string]string{"REDIS_URL": "unix:///run/redis.sock", "REDIS_PASSWORD": "hunter2"}, false},
+	} {
+		for _, env := range []string{"production", "development"} {
+			e := map[string]string{"TOLLGATE_ENV": env}
+			for k, v := range tc.env {
+				e[k] = v
+			}
+			s := config.NewSource(config.MapEnv(e))
+			c := config.LoadCommon(s, "svc")
+			r := config.LoadRedis(s, c.Production())
+			p := s.Problems()
+			r.Validate(&p, c.Production())
+			got := strings.Join(p, "\n")
+			if strings.Contains(got, "hunter2") {
+				t.Errorf("%s (%s): a problem shows the password:\n%s", tc.name, env, got)
+			}
+			refused := strings.Contains(got, "REDIS_URL: a password over plain redis:// is readable on the network")
+			if want := tc.refused && env == "production"; refused != want {
+				t.Errorf("%s (%s): refused=%v, want %v; problems:\n%s", tc.name, env, refused, want, got)
+			}
+			if refused && (!strings.Contains(got, "rediss://") || !strings.Contains(got, "REDIS_ALLOW_PLAINTEXT_PASSWORD=true")) {
+				t.Errorf("%s: the refusal does not name both ways out: %s", tc.name, got)
+			}
+			if len(p) > 0 && !refused {
+				t.Errorf("%s (%s): unexpected problems:\n%s", tc.name, env, got)
+			}
+			// The warning the services log when the opt-out is in use.
+			if want := tc.refused || tc.name == "opt-out"; r.PlaintextPassword() != want {
+				t.Errorf("%s: PlaintextPassword() = %v, want %v", tc.name, r.PlaintextPassword(), want)
+			}
 		}
 	}
 }

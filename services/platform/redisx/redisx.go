@@ -262,6 +262,11 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 	if _, err := cfg.ParseTarget(); err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
+	if cfg.AllowPlaintextPassword && cfg.PlaintextPassword() && o.log != nil {
+		// Production refuses this without the opt-out (config.Redis.Validate).
+		o.log.Warn("Redis password sent over plain redis:// (allowed by REDIS_ALLOW_PLAINTEXT_PASSWORD): readable by anyone on the network path unless something else, such as a service mesh's mTLS, encrypts it; use rediss://",
+			"mode", cfg.Mode)
+	}
 	orDefault := func(d, def time.Duration) time.Duration {
 		if d <= 0 {
 			return def
