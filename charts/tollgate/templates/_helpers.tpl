@@ -235,6 +235,45 @@ already has it, else a fresh value. (dict "root" $ "secret" NAME "key" KEY "new"
 {{- end -}}
 {{- end -}}
 
+{{/*
+What rolls the pods when the values naming their secrets change
+(docs/operations/secrets-rollout.md): the values the auth-server, the
+upstream, the dev IdP and Redis are configured from, with every inline
+secret left out, plus secretsGeneration. A pod annotation is readable by
+anyone who can get pods, so nothing in it may be computed from a secret:
+an unsalted hash of a weak operator-chosen secret is guessed offline.
+Inline secrets are replaced by whether they are set; signing keys by their
+kids; a URL's password by "redacted". Changing a secret's value alone rolls
+nothing: bump secretsGeneration (or kubectl rollout restart). (dict "root"
+$ "part" "all" | "redis")
+*/}}
+{{- define "tollgate.secretsRollKey" -}}
+{{- $v := .root.Values -}}
+{{- $r := deepCopy $v.redis -}}
+{{- $_ := set $r.bundled "password" (ternary "set" "" (not (empty $r.bundled.password))) -}}
+{{- $_ := set $r.bundled.backendUser "password" (ternary "set" "" (not (empty $r.bundled.backendUser.password))) -}}
+{{- $url := $r.external.url | default "" -}}
+{{- $url = regexReplaceAll "^([A-Za-z][A-Za-z0-9+.-]*://[^:@/?#]*):[^@/?#]*@" $url "${1}:redacted@" -}}
+{{- $url = regexReplaceAll "([?&](sentinel_)?password=)[^&#]*" $url "${1}redacted" -}}
+{{- $_ := set $r.external "url" $url -}}
+{{- if eq .part "redis" -}}
+{{- dict "redis" $r "secretsGeneration" $v.secretsGeneration | toJson -}}
+{{- else -}}
+{{- $a := deepCopy $v.authServer -}}
+{{- $_ := set $a.signingKeys "keys" (keys ($a.signingKeys.keys | default dict) | sortAlpha) -}}
+{{- $u := deepCopy $v.upstream -}}
+{{- $_ := set $u "clientSecret" (ternary "set" "" (not (empty $u.clientSecret))) -}}
+{{- $d := deepCopy $v.devIdp -}}
+{{- $_ := set $d "clientSecret" (ternary "set" "" (not (empty $d.clientSecret))) -}}
+{{- $users := list -}}
+{{- range $d.users -}}
+{{- $users = append $users (omit . "password") -}}
+{{- end -}}
+{{- $_ := set $d "users" $users -}}
+{{- dict "authServer" $a "upstream" $u "devIdp" $d "redis" $r "secretsGeneration" $v.secretsGeneration | toJson -}}
+{{- end -}}
+{{- end -}}
+
 {{/* REDIS_* variables that point at mounted secret files. */}}
 {{- define "tollgate.redisEnv" -}}
 {{- $r := .Values.redis -}}

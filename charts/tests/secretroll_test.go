@@ -1,0 +1,132 @@
+package tests
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// TestRenderedPodsHideInlineSecrets: no pod template carries an inline
+// secret of the values, nor anything computed from one — the checksum
+// annotations used to hash the values holding them, an unsalted digest any
+// reader of pods could test guesses against offline. Each case renders
+// twice with only the inline secrets changed: every Deployment's and
+// StatefulSet's pod template must come out byte for byte the same, and
+// contain neither the secret nor its SHA-256. secretsGeneration, bumped,
+// still rolls every workload that reads a secret
+// (docs/operations/secrets-rollout.md).
+func TestRenderedPodsHideInlineSecrets(t *testing.T) {
+	minimal := filepath.Join(chartDir(t), "ci", "minimal-values.yaml")
+	pemKey := func() string {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}))
+	}
+	keyA, keyB := pemKey(), pemKey()
+	cases := map[string]func(secret, key string) map[string]any{
+		"bundled Redis, inline upstream secret and signing key": func(secret, key string) map[string]any {
+			return map[string]any{
+				"upstream":   map[string]any{"clientSecret": "upstream-" + secret},
+				"authServer": map[string]any{"signingKeys": map[string]any{"generate": false, "keys": map[string]any{"k1": key}}},
+				"redis": map[string]any{"bundled": map[string]any{
+					"password": "redis-" + secret, "backendUser": map[string]any{"enabled": true, "password": "backend-" + secret}}},
+			}
+		},
+		"external Redis URL with passwords": func(secret, _ string) map[string]any {
+			return map[string]any{"redis": map[string]any{"bundled": map[string]any{"enabled": false}, "external": map[string]any{
+				"mode": "sentinel", "url": "rediss://u:sentinel-" + secret + "@s1:26379/0?master_name=m&addr=s2:26379&username=tg&password=data-" + secret}}}
+		},
+		"dev IdP": func(secret, _ string) map[string]any {
+			return map[string]any{"environment": "development", "devIdp": map[string]any{"enabled": true, "clientSecret": "devidp-" + secret,
+				"users": []any{map[string]any{"username": "dev", "password": "user-" + secret, "sub": "dev-1", "email": "dev@example.com"}}},
+				"upstream": map[string]any{"issuerUrl": "", "clientId": "", "clientSecret": ""}}
+		},
+	}
+	dir := t.TempDir()
+	write := func(name string, v map[string]any) string {
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for name, values := range cases {
+		t.Run(name, func(t *testing.T) {
+			slug := strings.NewReplacer(" ", "-", ",", "").Replace(name)
+			pods := map[string]map[string]string{}
+			for _, run := range []struct{ id, secret, key, gen string }{
+				{"a", "Summer2026", keyA, ""}, {"b", "Winter2027", keyB, ""}, {"gen", "Winter2027", keyB, "2"},
+			} {
+				v := values(run.secret, run.key)
+				if run.gen != "" {
+					v["secretsGeneration"] = run.gen
+				}
+				out, err := render(t, minimal, write(slug+"-"+run.id+".yaml", v))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if run.id != "gen" && !strings.Contains(out, "kind: Secret") {
+					t.Fatal("no Secret rendered")
+				}
+				pods[run.id] = map[string]string{}
+				for _, d := range splitDocs(t, out) {
+					kind, _ := d["kind"].(string)
+					if kind != "Deployment" && kind != "StatefulSet" {
+						continue
+					}
+					b, err := yaml.Marshal(dig(d, "spec", "template"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					pods[run.id][kind+"/"+str(d, "metadata", "name")] = string(b)
+				}
+				if run.id == "gen" {
+					continue
+				}
+				for id, pod := range pods[run.id] {
+					for _, s := range []string{run.secret, run.key, strings.TrimSpace(run.key)} {
+						sum := sha256.Sum256([]byte(s))
+						if strings.Contains(pod, s) || strings.Contains(pod, hex.EncodeToString(sum[:])) {
+							t.Errorf("%s's pod template carries a secret (or its SHA-256):\n%s", id, pod)
+						}
+					}
+				}
+			}
+			if len(pods["a"]) < 4 {
+				t.Fatalf("only %d workloads rendered", len(pods["a"]))
+			}
+			rolled := 0
+			for id, pod := range pods["a"] {
+				if pods["b"][id] != pod {
+					t.Errorf("%s's pod template changes with the inline secrets' values:\n%s", id, lineDiff(pod, pods["b"][id]))
+				}
+				if pods["gen"][id] != pods["b"][id] {
+					rolled++
+				}
+			}
+			for _, id := range []string{"Deployment/RELEASE-NAME-tollgate-auth-server", "Deployment/tollgate-auth-server"} {
+				if _, ok := pods["a"][id]; ok && pods["gen"][id] == pods["b"][id] {
+					t.Errorf("%s does not roll when secretsGeneration is bumped", id)
+				}
+			}
+			if rolled < 4 {
+				t.Errorf("secretsGeneration rolled %d workloads, want every fleet workload", rolled)
+			}
+		})
+	}
+}
