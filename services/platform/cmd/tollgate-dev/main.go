@@ -1,7 +1,8 @@
 // Command tollgate-dev is `make dev`: it builds the services and runs the
 // whole fleet in the foreground on http://localhost:4000. Ctrl-C (or
-// SIGTERM, or closing its terminal) stops every component; if one
-// crashes, the fleet stops and says which.
+// SIGTERM, or closing its terminal) stops every component (exit status 0;
+// during the build or the start-up: "tollgate-dev: stopped", exit status
+// 130); if one crashes, the fleet stops and says which.
 //
 // Settings come from the environment (devfleet.Settings): PUBLIC_URL (an
 // HTTPS tunnel's origin; issuer, resource URLs and allowed hosts and
@@ -43,11 +44,35 @@ func main() {
 	if len(args) > 0 && args[0] == "token" {
 		args, runner = args[1:], token
 	}
-	if err := runner(ctx, args, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "tollgate-dev:", err)
-		os.Exit(1)
+	if code := exitCode(runner(ctx, args, os.Stdout), os.Stderr); code != 0 {
+		os.Exit(code)
 	}
 }
+
+// errInterrupted is run's answer to Ctrl-C (or SIGTERM, SIGHUP) before
+// the fleet is up: the build or the start was cut short on purpose, and
+// whatever it started is stopped.
+var errInterrupted = errors.New("interrupted")
+
+// exitCode reports err on stderr and returns the exit status: 0 without
+// an error; 130 (128 + SIGINT, as shells report a command that Ctrl-C
+// ended, and as `go` and tilt exit) with one line "tollgate-dev: stopped"
+// when the user interrupted the start-up; 1 for any other error.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errInterrupted):
+		fmt.Fprintln(stderr, "tollgate-dev: stopped")
+		return 130
+	default:
+		fmt.Fprintln(stderr, "tollgate-dev:", err)
+		return 1
+	}
+}
+
+// defaultPorts is make dev's port layout (tests use free ports).
+var defaultPorts = devfleet.DefaultPorts
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("tollgate-dev", flag.ContinueOnError)
@@ -69,7 +94,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	// The ports are held from here until the fleet's components take them,
 	// so a second make dev started during the build is refused too.
-	ports := devfleet.DefaultPorts()
+	ports := defaultPorts()
 	held, busy := ports.Hold(extRedis == nil, settings.ExampleBackend)
 	if len(busy) > 0 {
 		return fmt.Errorf("make dev's ports are in use: %s — is another `make dev` running (in this or another clone), or `tilt up`, whose port-forwards use the same ports? Stop it (Ctrl-C in its terminal) and run make dev again", strings.Join(busy, ", "))
@@ -89,6 +114,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if !*noBuild {
 		if err := devfleet.Build(ctx, absRoot, vd, out); err != nil {
+			if ctx.Err() != nil {
+				return errInterrupted // go build was killed: not a build failure
+			}
 			return err
 		}
 	}
@@ -99,6 +127,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		ExampleBackend: settings.ExampleBackend,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted // Start has stopped what it started
+		}
 		return err
 	}
 	defer f.Stop()

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/platform/devfleet"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+)
+
+// TestInterruptDuringStartUpStopsQuietly: Ctrl-C while the fleet starts
+// (here: during the auth-server's dev-init, a stand-in that never
+// finishes) goes through devfleet.Start for real; run answers
+// errInterrupted, not "context canceled", and the command exits 130 with
+// the one line "tollgate-dev: stopped". Nothing is left running: the
+// stand-in was killed.
+func TestInterruptDuringStartUpStopsQuietly(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed (devfleet.Start needs it before dev-init)")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..", "..")
+	varDir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(varDir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(varDir, "dev-init.pid")
+	stub := "#!/bin/sh\necho $$ > " + pidFile + "\necho dev-init waiting\nexec sleep 60\n"
+	if err := os.WriteFile(filepath.Join(varDir, "bin", "auth-server"), []byte(stub), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ports, held, err := devfleet.ListenFreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ln := range held {
+		ln.Close() // run holds them itself
+	}
+	defaultPorts = func() devfleet.Ports { return ports }
+	defer func() { defaultPorts = devfleet.DefaultPorts }()
+	for _, k := range []string{"REDIS_URL", "REDIS_MODE", "PUBLIC_URL", "EXAMPLE_BACKEND", "DEV_ALLOWED_ORIGINS"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &testharness.SyncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-root", root, "-var", varDir, "-no-build"}, out) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "dev-init waiting") {
+		if time.Now().After(deadline) {
+			t.Fatalf("dev-init did not start:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel() // what signal.NotifyContext does on Ctrl-C
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("run did not return after the interrupt:\n%s", out)
+	}
+	if !errors.Is(err, errInterrupted) {
+		t.Fatalf("run = %v, want errInterrupted\n%s", err, out)
+	}
+	var stderr bytes.Buffer
+	if code := exitCode(err, &stderr); code != 130 || stderr.String() != "tollgate-dev: stopped\n" {
+		t.Errorf("exit %d, stderr %q; want 130 and one line \"tollgate-dev: stopped\"", code, stderr.String())
+	}
+	if strings.Contains(out.String()+stderr.String(), "context canceled") {
+		t.Errorf("output says context canceled:\n%s%s", out, stderr.String())
+	}
+	pid, _ := os.ReadFile(pidFile)
+	if b, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/cmdline"); err == nil && strings.Contains(string(b), "sleep") {
+		t.Errorf("dev-init (pid %s) still running after the interrupt", strings.TrimSpace(string(pid)))
+	}
+}
+
+// TestExitCodes: other errors still exit 1 with their message.
+func TestExitCodes(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := exitCode(nil, &stderr); code != 0 || stderr.Len() != 0 {
+		t.Errorf("nil: %d %q", code, stderr.String())
+	}
+	if code := exitCode(errors.New("make dev's ports are in use: 4000"), &stderr); code != 1 || stderr.String() != "tollgate-dev: make dev's ports are in use: 4000\n" {
+		t.Errorf("error: %d %q", code, stderr.String())
+	}
+}
