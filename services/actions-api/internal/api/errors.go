@@ -7,11 +7,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/tollgate/tollgate/services/platform/fault"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
-	"github.com/tollgate/tollgate/services/platform/registry"
 )
 
 // Error is the one JSON error shape of the API: every failure, including
@@ -65,48 +63,44 @@ const (
 	descTooLarge = "the capability service's request or reply is over the gRPC message size limit; repeating the call will not help"
 )
 
-// fromCore maps an error of a capability backend's call with
-// fault.AnswerFor, the mapping the mcp-gateway shares. Messages of caller
-// errors (InvalidArgument, OutOfRange, FailedPrecondition,
-// Unauthenticated, PermissionDenied, NotFound, AlreadyExists,
-// ResourceExhausted) are written by the backend for callers and passed on,
-// cut to fault.MaxMessageBytes (fault.CallerMessage) in the body and the
-// challenge alike;
-// anything else gets a generic text and its details are logged. The
-// backend verifies the token again, so its refusals carry a Bearer
-// challenge too, naming metadata (the resource metadata URL) like the
-// API's own. A DeadlineExceeded call of a write that is not
-// registry.Action.RetrySafe (safe false) reached the backend, which may have done it: its 503 says
-// so (descMaybeApplied) rather than "retry later", which had a GPT
-// repeat a write that was made. A ResourceExhausted answers 429 with
-// Retry-After: the backend's google.rpc.RetryInfo delay rounded up to
-// whole seconds, else registry.DefaultRetryAfter (registry.RetryAfter) —
-// except gRPC's own ResourceExhausted for a message over a size limit
-// (registry.MessageTooLarge: the backend's reply over the client's 4 MiB
-// receive limit, typically), which no retry gets past: a 500 saying so
-// (descTooLarge), its details logged.
+// fromCore words fault.Classify's answer to a capability backend call's
+// error as the API's JSON error; the mcp-gateway words the same answer
+// as a tool result (docs/reference/actions.md, "Errors"). A caller error
+// (fault.ClassCaller) passes the backend's message on (fault.Failure.Message,
+// cut to fault.MaxMessageBytes) in the body, and for Unauthenticated and
+// PermissionDenied in a Bearer challenge too, naming metadata (the
+// resource metadata URL) like the API's own: the backend verifies the
+// token again. A rate limit (fault.ClassRateLimited) is a 429 with the
+// backend's message and Retry-After: fault.Failure.RetryAfter in whole
+// seconds. A message over a gRPC size limit (fault.ClassTooLarge) is a
+// 500 saying that no retry gets past it (descTooLarge); a timed-out
+// write that is not registry.Action.RetrySafe (safe false;
+// fault.ClassMaybeApplied) a 503 saying the change may have been made
+// (descMaybeApplied) rather than "retry later", which had a GPT repeat a
+// write that was made. Server faults get a fixed text, their details
+// logged.
 func fromCore(err error, metadata string, scopes []string, safe bool) *apiError {
-	st := status.Convert(err)
-	a := fault.AnswerFor(st.Code())
-	switch {
-	case st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied:
-		msg := fault.CallerMessage(st.Message())
-		return &apiError{status: a.HTTPStatus, code: a.Error, desc: msg, challenge: challenge(metadata, a.Error, msg, scopes)}
-	case registry.MessageTooLarge(err):
-		return &apiError{status: http.StatusInternalServerError, code: "server_error", desc: descTooLarge, cause: err}
-	case st.Code() == codes.ResourceExhausted:
-		// A 429 says when to retry, as the document promises: the
-		// backend's RetryInfo, else registry.DefaultRetryAfter.
-		return &apiError{status: a.HTTPStatus, code: a.Error, desc: fault.CallerMessage(st.Message()),
-			retryAfter: ratelimit.RetryAfterSeconds(registry.RetryAfter(err))}
-	case a.CallerError:
-		return &apiError{status: a.HTTPStatus, code: a.Error, desc: fault.CallerMessage(st.Message())}
-	case a.Transient() && st.Code() == codes.DeadlineExceeded && !safe:
-		return &apiError{status: a.HTTPStatus, code: a.Error, desc: descMaybeApplied, cause: err}
-	case a.Transient():
-		return &apiError{status: a.HTTPStatus, code: a.Error, desc: descUnavailable, cause: err}
+	f := fault.Classify(err, safe)
+	e := &apiError{status: f.HTTPStatus, code: f.Error}
+	switch f.Class {
+	case fault.ClassCaller:
+		e.desc = f.Message
+		if f.Code == codes.Unauthenticated || f.Code == codes.PermissionDenied {
+			e.challenge = challenge(metadata, f.Error, f.Message, scopes)
+		}
+	case fault.ClassRateLimited:
+		// A 429 says when to retry, as the document promises.
+		e.desc, e.retryAfter = f.Message, ratelimit.RetryAfterSeconds(f.RetryAfter)
+	case fault.ClassTooLarge:
+		e.desc, e.cause = descTooLarge, err
+	case fault.ClassMaybeApplied:
+		e.desc, e.cause = descMaybeApplied, err
+	case fault.ClassUnavailable:
+		e.desc, e.cause = descUnavailable, err
+	default:
+		e.desc, e.cause = "unexpected error", err
 	}
-	return &apiError{status: a.HTTPStatus, code: a.Error, desc: "unexpected error", cause: err}
+	return e
 }
 
 // errorHandler renders every error as Error: ours (apiError), echo's own

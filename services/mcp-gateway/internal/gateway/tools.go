@@ -375,36 +375,36 @@ func (c *catalog) logCallError(ctx context.Context, tool, result string, err err
 	}
 }
 
-// callError maps a capability backend's failure with fault.AnswerFor, the
-// mapping the actions-api shares, to a metric label and a message that is
-// safe to show: a caller error shows the backend's message (written for
-// callers; at most fault.MaxMessageBytes, fault.CallerMessage), except Unauthenticated, whose remedy is always to reconnect; a
-// server fault shows a fixed text and its details are logged. A
-// ResourceExhausted says when to try again, as the actions-api's
-// Retry-After does (registry.RetryAfter: the backend's RetryInfo, else
-// registry.DefaultRetryAfter) — but gRPC's own ResourceExhausted for a
-// message over a size limit (registry.MessageTooLarge) is a server fault
-// that a retry cannot get past, and says so. A DeadlineExceeded call of a tool that is
-// not registry.Tool.RetrySafe (safe false) reached the backend, which may
-// have done it: it says so rather than "try again", like the actions-api.
+// callError words fault.Classify's answer to a capability backend
+// call's error as a tool result's metric label and text, safe to show;
+// the actions-api words the same answer as its JSON error
+// (docs/reference/mcp.md, "Tool call failures"). A caller error shows
+// the backend's message (fault.Failure.Message: written for callers, at
+// most fault.MaxMessageBytes), except Unauthenticated, whose remedy is
+// always to reconnect; a rate limit adds when to try again
+// (fault.Failure.RetryAfter, the actions-api's Retry-After); a message
+// over a gRPC size limit says repeating the call will not help; a
+// timed-out call of a tool that is not registry.Tool.RetrySafe (safe
+// false) says the change may have been made rather than "try again". A
+// server fault shows a fixed text and its details are logged.
 func callError(err error, safe bool) (string, string) {
-	st, _ := status.FromError(err)
-	a := fault.AnswerFor(st.Code())
-	switch {
-	case st.Code() == codes.Unauthenticated:
-		return a.Result, "The service did not accept the authorization; reconnect the app."
-	case registry.MessageTooLarge(err):
-		return "error", "The service's request or reply is over the gRPC message size limit; repeating the call will not help."
-	case st.Code() == codes.ResourceExhausted:
-		return a.Result, fmt.Sprintf("%s (try again in %v)", fault.CallerMessage(st.Message()), registry.RetryAfter(err))
-	case a.CallerError:
-		return a.Result, fault.CallerMessage(st.Message())
-	case a.Transient() && st.Code() == codes.DeadlineExceeded && !safe:
-		return a.Result, "The service did not answer in time; the change may have been made: check before repeating it."
-	case a.Transient():
-		return a.Result, "The service is temporarily unavailable; try again in a moment."
+	f := fault.Classify(err, safe)
+	switch f.Class {
+	case fault.ClassCaller:
+		if f.Code == codes.Unauthenticated {
+			return f.Result, "The service did not accept the authorization; reconnect the app."
+		}
+		return f.Result, f.Message
+	case fault.ClassRateLimited:
+		return f.Result, fmt.Sprintf("%s (try again in %v)", f.Message, f.RetryAfter)
+	case fault.ClassTooLarge:
+		return f.Result, "The service's request or reply is over the gRPC message size limit; repeating the call will not help."
+	case fault.ClassMaybeApplied:
+		return f.Result, "The service did not answer in time; the change may have been made: check before repeating it."
+	case fault.ClassUnavailable:
+		return f.Result, "The service is temporarily unavailable; try again in a moment."
 	}
-	return a.Result, "The service failed to answer."
+	return f.Result, "The service failed to answer."
 }
 
 func errorResult(msg string) *mcp.CallToolResult {
