@@ -219,7 +219,7 @@ func TestTimedOutWriteIsNotSaidRetryable(t *testing.T) {
 // TestBackendRateLimitSaysWhenToRetry: a backend's own ResourceExhausted
 // is a 429 with Retry-After, as the document's 429 promises — the
 // backend's google.rpc.RetryInfo delay rounded up to whole seconds, else
-// registry.DefaultRetryAfter — and the JSON error with the backend's
+// fault.DefaultRetryAfter — and the JSON error with the backend's
 // message.
 func TestBackendRateLimitSaysWhenToRetry(t *testing.T) {
 	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})

@@ -193,7 +193,7 @@ func TestBackendStatusCodesMapToToolErrors(t *testing.T) {
 			case c.code == codes.Unauthenticated:
 				want = "The service did not accept the authorization; reconnect the app."
 			case c.code == codes.ResourceExhausted:
-				want = c.msg + " (try again in 5s)" // no RetryInfo: registry.DefaultRetryAfter
+				want = c.msg + " (try again in 5s)" // no RetryInfo: fault.DefaultRetryAfter
 			case a.Transient():
 				want = unavailable
 			case !a.CallerError:
@@ -300,7 +300,7 @@ func (g *gw) toolError(t *testing.T, tok, sid, tool, text string) string {
 // TestBackendRateLimitToolErrorSaysWhenToRetry: a backend's own
 // ResourceExhausted is a tool error with its message and when to try
 // again — the backend's google.rpc.RetryInfo delay rounded up to whole
-// seconds, else registry.DefaultRetryAfter — the same delay the
+// seconds, else fault.DefaultRetryAfter — the same delay the
 // actions-api sends as Retry-After.
 func TestBackendRateLimitToolErrorSaysWhenToRetry(t *testing.T) {
 	f := newFleet(t)
