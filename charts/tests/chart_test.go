@@ -106,6 +106,20 @@ func TestTemplateRefuses(t *testing.T) {
 		{"peer selector typo", "networkPolicy:\n  ingressFrom:\n    - namespaceSelector:\n        matchLabel:\n          kubernetes.io/metadata.name: ingress-nginx\n", "additional properties 'matchLabel' not allowed"},
 		{"peer field typo", "networkPolicy:\n  metricsFrom:\n    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}\n      podSelectr: {matchLabels: {app: prometheus}}\n", "additional properties 'podSelectr' not allowed"},
 		{"empty peer", "networkPolicy:\n  backendsFrom:\n    - {}\n", "/networkPolicy/backendsFrom/0"},
+		// Pass-through Kubernetes fields: a misspelt field is dropped by
+		// the API server (a toleration without its key tolerates every
+		// taint; a security setting is lost), so the schema holds their
+		// core/v1 shapes.
+		{"toleration typo", "authServer:\n  tolerations:\n    - {keys: dedicated, operator: Equal, value: edge, effect: NoSchedule}\n", "additional properties 'keys' not allowed"},
+		{"toleration operator", "mcpGateway:\n  tolerations:\n    - {key: dedicated, operator: Equals, value: edge}\n", "/mcpGateway/tolerations/0/operator"},
+		{"redis toleration typo", "redis:\n  bundled:\n    tolerations:\n      - {key: dedicated, efect: NoSchedule}\n", "additional properties 'efect' not allowed"},
+		{"pod security context typo", "podSecurityContext:\n  runAsNonroot: true\n", "additional properties 'runAsNonroot' not allowed"},
+		{"seccomp type", "podSecurityContext:\n  seccompProfile: {type: runtimeDefault}\n", "/podSecurityContext/seccompProfile/type"},
+		{"container security context typo", "containerSecurityContext:\n  readOnlyRootFileSystem: true\n", "additional properties 'readOnlyRootFileSystem' not allowed"},
+		{"capabilities typo", "containerSecurityContext:\n  capabilities: {drops: [ALL]}\n", "additional properties 'drops' not allowed"},
+		{"affinity typo", "actionsApi:\n  affinity:\n    podAntiAffinity:\n      requiredDuringScheduling:\n        - topologyKey: kubernetes.io/hostname\n", "additional properties 'requiredDuringScheduling' not allowed"},
+		{"affinity term selector typo", "capabilityCore:\n  affinity:\n    podAffinity:\n      preferredDuringSchedulingIgnoredDuringExecution:\n        - weight: 10\n          podAffinityTerm: {topologyKey: zone, labelSelector: {matchLabel: {app: x}}}\n", "additional properties 'matchLabel' not allowed"},
+		{"node affinity without terms", "devIdp:\n  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution: {}\n", "nodeSelectorTerms"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -128,6 +142,59 @@ func TestTemplateRefuses(t *testing.T) {
 				t.Fatalf("error does not mention %q:\n%v", c.want, err)
 			}
 		})
+	}
+}
+
+// TestTemplateAcceptsKubernetesShapes: the schema of the pass-through
+// fields admits what core/v1 admits (TestTemplateRefuses: and refuses a
+// misspelt field), and the chart renders it as given.
+func TestTemplateAcceptsKubernetesShapes(t *testing.T) {
+	values := `authServer:
+  tolerations:
+    - {operator: Exists, effect: NoExecute, tolerationSeconds: 30}
+    - {key: dedicated, operator: Equal, value: identity, effect: NoSchedule}
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+          - matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [amd64, arm64]}]
+            matchFields: [{key: metadata.name, operator: NotIn, values: [node-1]}]
+      preferredDuringSchedulingIgnoredDuringExecution:
+        - {weight: 1, preference: {matchExpressions: [{key: cpu.example.com/gen, operator: Gt, values: ["3"]}]}}
+    podAntiAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        - topologyKey: kubernetes.io/hostname
+          labelSelector: {matchLabels: {app.kubernetes.io/component: auth-server}}
+          matchLabelKeys: [pod-template-hash]
+    podAffinity:
+      preferredDuringSchedulingIgnoredDuringExecution:
+        - weight: 100
+          podAffinityTerm:
+            topologyKey: topology.kubernetes.io/zone
+            namespaceSelector: {matchExpressions: [{key: team, operator: Exists}]}
+            namespaces: [tollgate]
+            labelSelector: {matchExpressions: [{key: app, operator: In, values: [redis]}]}
+podSecurityContext:
+  fsGroupChangePolicy: OnRootMismatch
+  supplementalGroups: [1000]
+  sysctls: [{name: net.ipv4.ip_unprivileged_port_start, value: "0"}]
+  appArmorProfile: {type: RuntimeDefault}
+containerSecurityContext:
+  procMount: Default
+  seLinuxOptions: {level: "s0:c123,c456"}
+`
+	f := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(f, []byte(values), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := render(t, valuesCases(t)["minimal"], f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"tolerationSeconds: 30", "matchLabelKeys:", "fsGroupChangePolicy: OnRootMismatch", "procMount: Default", "runAsNonRoot: true", "- ALL"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rendered manifests lack %q", want)
+		}
 	}
 }
 
