@@ -13,7 +13,10 @@ import (
 )
 
 // Error is the one JSON error shape of the API: every failure, including
-// unknown paths, wrong methods and panics, answers with it.
+// unknown paths, wrong methods and panics, answers with it — all but a
+// request target whose path has a bad percent-escape, which net/http
+// answers "400 Bad Request" in plain text before any handler runs
+// (TestBadPathEscapeIsNetHTTPs400).
 type Error struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description"`

@@ -124,6 +124,8 @@ func (s *server) handler() (*echo.Echo, error) {
 			MaxAge:        600,
 		}))
 	}
+	// After CORS, so that a browser may read the refusal.
+	e.Use(refuseBodyWithoutSemantics)
 
 	s.ops = map[string]string{}
 	for _, a := range s.reg.Actions() {
@@ -175,6 +177,29 @@ func secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
+		return next(c)
+	}
+}
+
+// bodyless are the methods whose request content has no defined
+// semantics (RFC 9110 sections 9.3.1, 9.3.2, 9.3.5), with their section.
+var bodyless = map[string]string{http.MethodGet: "9.3.1", http.MethodHead: "9.3.2", http.MethodDelete: "9.3.5"}
+
+// refuseBodyWithoutSemantics answers 400 to a GET, HEAD or DELETE that
+// carries content (Content-Length above 0, or a body of unknown length:
+// chunked), which was read by nobody: the operation's inputs are its path
+// and query, and a client that sent them in a body would get an answer to
+// a request without them. RFC 9110 section 9.3.1 (GET; 9.3.2 HEAD, 9.3.5
+// DELETE): such content "has no generally defined semantics" and "might
+// lead some implementations to reject the request"; GPT Actions sends
+// none. The backend is not called.
+func refuseBodyWithoutSemantics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if sec, ok := bodyless[r.Method]; ok && r.ContentLength != 0 {
+			return newError(http.StatusBadRequest, "invalid_request",
+				"a "+r.Method+" request carries no body (RFC 9110 section "+sec+"): send the parameters in the path and query string")
+		}
 		return next(c)
 	}
 }

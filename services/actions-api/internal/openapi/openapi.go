@@ -491,7 +491,9 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 	errResp := func(desc string, headers map[string]Header) Response {
 		return Response{Description: desc, Headers: headers, Content: jsonContent(errRef)}
 	}
-	badRequest := "The request is malformed: an unknown, repeated or invalid parameter"
+	// A GET or DELETE that carries a body is refused
+	// (api.refuseBodyWithoutSemantics, RFC 9110 sections 9.3.1, 9.3.5).
+	badRequest := "The request is malformed: an unknown, repeated or invalid parameter, a body"
 	if a.Method == http.MethodPost {
 		// Every 400 decode answers for a POST (api.decode).
 		badRequest = "The request is malformed: a body that is not a JSON object of the request's fields, a Content-Type other than application/json, query parameters"
