@@ -259,9 +259,7 @@ func writeHTTPError(w http.ResponseWriter, code int, rpcCode int, msg string) {
 
 // writeRPCError answers with a JSON-RPC error for request id (null if none).
 func writeRPCError(w http.ResponseWriter, code int, id json.RawMessage, rpcCode int, msg string) {
-	if len(id) == 0 {
-		id = json.RawMessage("null")
-	}
+	id = answerID(id)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
@@ -145,6 +146,24 @@ func skipValue(b []byte, i int) int {
 	return i
 }
 
+// idNotUTF8 refuses a string id with bytes that are not UTF-8. JSON text
+// is UTF-8 (RFC 8259 §8.1) and encoding/json reads such bytes without
+// complaint, so the id was echoed byte for byte (exactIDs) and the answer
+// was no valid JSON text. The request's id cannot be answered as sent, so
+// it is an invalid request answered with id null (JSON-RPC 2.0 §5).
+const idNotUTF8 = "id must be valid UTF-8 text (RFC 8259 section 8.1): a string id holds bytes that are not UTF-8"
+
+// answerID is the id an error answer carries for a request whose id is
+// id: id itself, or null when it is absent or a string that is not UTF-8
+// (idNotUTF8), which would make the answer no valid JSON text — an answer
+// written before the envelope check (the rate limit of /messages) included.
+func answerID(id json.RawMessage) json.RawMessage {
+	if len(id) == 0 || (id[0] == '"' && !utf8.Valid(id)) {
+		return json.RawMessage("null")
+	}
+	return id
+}
+
 // check applies the envelope rules to the members.
 func (m members) check() *refusal {
 	var id json.RawMessage
@@ -152,7 +171,12 @@ func (m members) check() *refusal {
 		switch kind(m.id) {
 		case 'n':
 			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number, not null"}
-		case '"', '0':
+		case '"':
+			if !utf8.Valid(m.id) {
+				return &refusal{code: mcp.INVALID_REQUEST, msg: idNotUTF8}
+			}
+			id = m.id
+		case '0':
 			id = m.id
 		default:
 			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number"}
@@ -189,7 +213,12 @@ func checkEnvelopeMap(trimmed []byte) *refusal {
 		switch kind(rawID) {
 		case 'n':
 			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number, not null"}
-		case '"', '0':
+		case '"':
+			if !utf8.Valid(rawID) {
+				return &refusal{code: mcp.INVALID_REQUEST, msg: idNotUTF8}
+			}
+			id = rawID
+		case '0':
 			id = rawID
 		default:
 			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number"}
