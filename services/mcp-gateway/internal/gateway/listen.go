@@ -170,6 +170,17 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 			return true
 		}
 	}
+	// A new stream starts with its priming event (primeStream), recorded
+	// before anything else on the stream.
+	primeID := ""
+	if lastEventID == "" && primes(r) {
+		if primeID, err = g.events.StoreEvent(ctx, id, streamID, nil); err != nil {
+			// Not primed rather than refused: an id that is not recorded
+			// could not be resumed from.
+			g.log.WarnContext(ctx, "could not record a stream's priming event", "err", err)
+			primeID = ""
+		}
+	}
 	// Each write has STREAM_WRITE_TIMEOUT (deadlineWriter's reason).
 	rc := http.NewResponseController(w)
 	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(g.cfg.StreamWriteTimeout)) }
@@ -180,8 +191,16 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 	h.Set("Connection", "keep-alive")
 	w.WriteHeader(http.StatusOK)
 	flush := w.(http.Flusher).Flush
+	if primeID != "" {
+		if writePriming(w, primeID) != nil {
+			return true
+		}
+	}
 	flush()
 	for _, e := range replay {
+		if len(e.message) == 0 {
+			continue // a priming event: never sent again
+		}
 		deadline()
 		if writeSSE(w, e.id, e.message) != nil {
 			return true
@@ -222,6 +241,37 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 			flush()
 		}
 	}
+}
+
+// primingVersion is the first protocol version whose clients take an SSE
+// event with an empty data field for what it is (2025-11-25, Streamable
+// HTTP, "Sending Messages to the Server" and "Listening for Messages from
+// the Server"); an earlier client may try to parse it as a message.
+const primingVersion = "2025-11-25"
+
+// primes reports whether a new GET /mcp stream of the request's session
+// starts with a priming event: the session was negotiated at
+// primingVersion or a later version this server supports (the official
+// TypeScript SDK's server draws the same line).
+func primes(r *http.Request) bool {
+	a := admitted(r.Context())
+	if a == nil {
+		return false
+	}
+	v := a.rec.ProtocolVersion
+	return v >= primingVersion && validVersion(v) && !mcp.IsModernProtocol(v)
+}
+
+// writePriming writes a stream's priming event: its event id and an empty
+// data field (2025-11-25, Streamable HTTP: the server SHOULD immediately
+// send one, to prime the client to reconnect with Last-Event-ID). Clients
+// record the id and dispatch nothing (the SSE standard; mcp-go's and the
+// TypeScript SDK's clients skip an event without data). The id is an event
+// recorded in session.Events, so a client whose stream broke before its
+// first message resumes from it and gets every notification since.
+func writePriming(w io.Writer, eventID string) error {
+	_, err := io.WriteString(w, "id: "+eventID+"\ndata: \n\n")
+	return err
 }
 
 // unknownEventIDMessage is the message of the answer to a GET /mcp whose
