@@ -132,6 +132,21 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
+	if msg.Method == string(mcp.MethodInitialize) && rec.ProtocolVersion != "" {
+		// A second initialize of a legacy session: mcp-go would initialize
+		// the session again (client, capabilities, version replaced
+		// mid-session). The legacy transport (2024-11-05) has one session
+		// per stream and no way to replace it; a new session is a new GET
+		// /sse (on /mcp, initialize starts a new session instead). The
+		// record's negotiated version says, on every replica, that an
+		// initialize succeeded. Refused on the POST, as other refusals of
+		// /messages, with the request's id; mcp-go's client never sends
+		// one of its own (Client.Initialize sends one per call).
+		g.metrics.request(transportSSE, methodLabel(method), "already_initialized")
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST,
+			"session already initialized (protocol version "+rec.ProtocolVersion+"); a legacy HTTP+SSE session is initialized once: open a new stream with GET /sse to start another session")
+		return
+	}
 	if g.refuseScopes(w, r, transportSSE, claims, msg, rec.ProtocolVersion, rec.ClientName) {
 		// Refused on the POST (SCOPE_CHALLENGE=http only), before the
 		// message is accepted: the stream never sees it.
