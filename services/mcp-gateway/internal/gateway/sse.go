@@ -152,6 +152,9 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		// message is accepted: the stream never sees it.
 		return
 	}
+	if g.legacySubscription(w, r, id, msg) {
+		return
+	}
 	if _, local := g.localSSE.Load(id); local {
 		if err := g.serveLegacyMessage(r.Context(), id, body, msg, func(req *http.Request) {
 			req.Header = r.Header.Clone()
@@ -177,6 +180,52 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	g.metrics.relayed.WithLabelValues("sent").Inc()
 	g.metrics.request(transportSSE, methodLabel(method), "202")
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// legacySubscription keeps a legacy session's resources/subscribe and
+// resources/unsubscribe in its session record, as direct does for a
+// Streamable HTTP session (directSession): the legacy initialize declares
+// the same capabilities.resources.subscribe, and mcp-go's legacy session
+// kept nothing — any URI, made up or not, was answered {}. A URI that
+// names no resource is refused -32002, a subscription beyond the
+// session's cap -32602, as on /mcp; refused on the POST (400, the
+// request's id), as /messages refuses what it will not hand to mcp-go,
+// and 503 when Redis cannot tell. It reports whether it answered; an
+// accepted request goes on to mcp-go, which answers {} on the stream.
+func (g *Gateway) legacySubscription(w http.ResponseWriter, r *http.Request, id string, msg message) bool {
+	subscribe := msg.Method == string(mcp.MethodResourcesSubscribe)
+	if len(msg.ID) == 0 || (!subscribe && msg.Method != string(mcp.MethodResourcesUnsubscribe)) {
+		return false
+	}
+	var uri string
+	if json.Unmarshal(msg.Params.URI, &uri) != nil || uri == "" {
+		return false // refused by paramsError already
+	}
+	var err error
+	switch {
+	case !subscribe:
+		err = g.sessions.Unsubscribe(r.Context(), id, uri)
+	case !g.namesResource(uri):
+		g.metrics.request(transportSSE, methodLabel(msg.Method), "invalid_params")
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.RESOURCE_NOT_FOUND, fmt.Sprintf(
+			"resource not found: no resource or resource template matches %q (resources/list and resources/templates/list name them)", truncate(uri, maxSubscribeURIShown)))
+		return true
+	default:
+		err = g.sessions.Subscribe(r.Context(), id, uri)
+	}
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, session.ErrTooManySubscriptions):
+		g.metrics.request(transportSSE, methodLabel(msg.Method), "invalid_params")
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_PARAMS, "invalid params: "+err.Error()+"; unsubscribe from resources no longer needed")
+	case errors.Is(err, session.ErrNotFound):
+		g.metrics.request(transportSSE, methodLabel(msg.Method), "unknown_session")
+		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
+	default:
+		g.unavailable(w, r, transportSSE, msg.Method, err)
+	}
+	return true
 }
 
 // relayed is a legacy message on its way to the replica holding the stream.
