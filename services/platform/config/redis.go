@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -290,9 +291,11 @@ func orStandalone(mode string) string {
 }
 
 // allLoopback reports whether every address is on loopback. The sentinels'
-// addresses say nothing about where the master is, so sentinel mode never is.
+// addresses say nothing about where the master is, nor a cluster's seed
+// nodes about the nodes its slot map (CLUSTER SLOTS) sends commands to, so
+// sentinel and cluster mode never are.
 func allLoopback(addrs []string, mode string) bool {
-	if mode == RedisSentinel {
+	if mode == RedisSentinel || mode == RedisCluster {
 		return false
 	}
 	for _, a := range addrs {
@@ -304,6 +307,13 @@ func allLoopback(addrs []string, mode string) bool {
 	return len(addrs) > 0
 }
 
+// isLoopback reports whether host is "localhost" or a loopback IP address
+// (127.0.0.0/8, ::1 in any spelling). A name is never read by its first
+// label: 127.attacker.example is a name like any other.
 func isLoopback(host string) bool {
-	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }

@@ -169,6 +169,13 @@ func TestRedisPlaintextPasswordInProduction(t *testing.T) {
 		{"TLS", map[string]string{"REDIS_URL": "rediss://:hunter2@redis.internal:6380/0"}, false},
 		{"sentinel over TLS", map[string]string{"REDIS_MODE": "sentinel", "REDIS_URL": "rediss://:spw@s1:26379?master_name=m&password=hunter2"}, false},
 		{"loopback", map[string]string{"REDIS_URL": "redis://:hunter2@127.0.0.1:6379/0"}, false},
+		{"loopback, 127.0.0.0/8", map[string]string{"REDIS_URL": "redis://:hunter2@127.3.2.1:6379/0"}, false},
+		{"loopback, IPv6", map[string]string{"REDIS_URL": "redis://:hunter2@[::1]:6379/0"}, false},
+		{"loopback, IPv6 long form", map[string]string{"REDIS_URL": "redis://:hunter2@[0:0:0:0:0:0:0:1]:6379/0"}, false},
+		{"localhost", map[string]string{"REDIS_URL": "redis://:hunter2@localhost:6379/0"}, false},
+		{"a name that begins with 127.", map[string]string{"REDIS_URL": "redis://:hunter2@127.attacker.example:6379/0"}, true},
+		{"a name that begins with 127., REDIS_PASSWORD", map[string]string{"REDIS_URL": "redis://127.0.0.1.nip.io:6379/0", "REDIS_PASSWORD": "hunter2"}, true},
+		{"cluster seeded on loopback", map[string]string{"REDIS_MODE": "cluster", "REDIS_URL": "redis://127.0.0.1:7000?addr=127.0.0.1:7001", "REDIS_PASSWORD": "hunter2"}, true},
 		{"unix socket", map[string]string{"REDIS_URL": "unix:///run/redis.sock", "REDIS_PASSWORD": "hunter2"}, false},
 	} {
 		for _, env := range []string{"production", "development"} {
