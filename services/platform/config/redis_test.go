@@ -123,7 +123,10 @@ func TestRedisProductionPassword(t *testing.T) {
 		ok bool
 	}{
 		{config.Redis{Mode: "cluster", URL: "redis://n1:7000?addr=n2:7000"}, false},
-		{config.Redis{Mode: "cluster", URL: "redis://127.0.0.1:7000?addr=127.0.0.1:7001"}, true},
+		// Seeds on loopback say nothing about the nodes the slot map
+		// names: a cluster is never taken as loopback, like sentinels.
+		{config.Redis{Mode: "cluster", URL: "redis://127.0.0.1:7000?addr=127.0.0.1:7001"}, false},
+		{config.Redis{Mode: "standalone", URL: "redis://127.0.0.1:6379"}, true},
 		{config.Redis{Mode: "cluster", URL: "rediss://n1:7000", Password: "pw"}, true},
 		// Over plain redis:// the password is readable on the network
 		// (TestRedisPlaintextPasswordInProduction).
