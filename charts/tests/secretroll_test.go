@@ -47,6 +47,17 @@ func TestRenderedPodsHideInlineSecrets(t *testing.T) {
 			return map[string]any{"redis": map[string]any{"bundled": map[string]any{"enabled": false}, "external": map[string]any{
 				"mode": "sentinel", "url": "rediss://u:sentinel-" + secret + "@s1:26379/0?master_name=m&addr=s2:26379&username=tg&password=data-" + secret}}}
 		},
+		// go-redis splits the URL's user info at its last '@' (net/url,
+		// parseAuthority) and the user name from the password at the
+		// first ':': an '@' may sit in the user name or in the password.
+		"external Redis URL, '@' in the user name": func(secret, _ string) map[string]any {
+			return map[string]any{"redis": map[string]any{"bundled": map[string]any{"enabled": false}, "external": map[string]any{
+				"url": "rediss://svc@corp:Hunter2-" + secret + "@redis:6379/0"}}}
+		},
+		"external Redis URL, '@' in the password": func(secret, _ string) map[string]any {
+			return map[string]any{"redis": map[string]any{"bundled": map[string]any{"enabled": false}, "external": map[string]any{
+				"url": "rediss://:p@ss-" + secret + "@redis.internal:6379/0"}}}
+		},
 		"dev IdP": func(secret, _ string) map[string]any {
 			return map[string]any{"environment": "development", "devIdp": map[string]any{"enabled": true, "clientSecret": "devidp-" + secret,
 				"users": []any{map[string]any{"username": "dev", "password": "user-" + secret, "sub": "dev-1", "email": "dev@example.com"}}},

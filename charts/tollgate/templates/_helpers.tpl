@@ -253,7 +253,10 @@ $ "part" "all" | "redis")
 {{- $_ := set $r.bundled "password" (ternary "set" "" (not (empty $r.bundled.password))) -}}
 {{- $_ := set $r.bundled.backendUser "password" (ternary "set" "" (not (empty $r.bundled.backendUser.password))) -}}
 {{- $url := $r.external.url | default "" -}}
-{{- $url = regexReplaceAll "^([A-Za-z][A-Za-z0-9+.-]*://[^:@/?#]*):[^@/?#]*@" $url "${1}:redacted@" -}}
+{{- /* As go-redis reads it (net/url): the user info ends at the authority's
+LAST '@', the user name at the user info's first ':'; an '@' may sit in
+either. RE2's greedy [^/?#]*@ reaches that last '@'. */ -}}
+{{- $url = regexReplaceAll "^([A-Za-z][A-Za-z0-9+.-]*://[^:/?#]*):[^/?#]*@" $url "${1}:redacted@" -}}
 {{- $url = regexReplaceAll "([?&](sentinel_)?password=)[^&#]*" $url "${1}redacted" -}}
 {{- $_ := set $r.external "url" $url -}}
 {{- if eq .part "redis" -}}
