@@ -107,10 +107,12 @@ func TestTemplateRefuses(t *testing.T) {
 		{"peer field typo", "networkPolicy:\n  metricsFrom:\n    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}\n      podSelectr: {matchLabels: {app: prometheus}}\n", "additional properties 'podSelectr' not allowed"},
 		{"empty peer", "networkPolicy:\n  backendsFrom:\n    - {}\n", "/networkPolicy/backendsFrom/0"},
 		// Pass-through Kubernetes fields: a misspelt field is dropped by
-		// the API server (a toleration without its key tolerates every
-		// taint; a security setting is lost), so the schema holds their
-		// core/v1 shapes.
-		{"toleration typo", "authServer:\n  tolerations:\n    - {keys: dedicated, operator: Equal, value: edge, effect: NoSchedule}\n", "additional properties 'keys' not allowed"},
+		// the API server (a toleration {keys: x, operator: Exists} loses
+		// its key and tolerates every taint — with Equal the key-less
+		// toleration is refused; a security setting is lost), so the
+		// schema holds their core/v1 shapes.
+		{"toleration typo", "authServer:\n  tolerations:\n    - {keys: dedicated, operator: Exists, effect: NoSchedule}\n", "additional properties 'keys' not allowed"},
+		{"toleration typo with Equal", "authServer:\n  tolerations:\n    - {keys: dedicated, operator: Equal, value: edge, effect: NoSchedule}\n", "additional properties 'keys' not allowed"},
 		{"toleration operator", "mcpGateway:\n  tolerations:\n    - {key: dedicated, operator: Equals, value: edge}\n", "/mcpGateway/tolerations/0/operator"},
 		{"redis toleration typo", "redis:\n  bundled:\n    tolerations:\n      - {key: dedicated, efect: NoSchedule}\n", "additional properties 'efect' not allowed"},
 		{"pod security context typo", "podSecurityContext:\n  runAsNonroot: true\n", "additional properties 'runAsNonroot' not allowed"},
@@ -153,6 +155,8 @@ func TestTemplateAcceptsKubernetesShapes(t *testing.T) {
   tolerations:
     - {operator: Exists, effect: NoExecute, tolerationSeconds: 30}
     - {key: dedicated, operator: Equal, value: identity, effect: NoSchedule}
+    - {key: pool, operator: "", value: identity-empty-op}
+    - {key: cpu.example.com/gen, operator: Gt, value: "3", effect: NoSchedule}
   affinity:
     nodeAffinity:
       requiredDuringSchedulingIgnoredDuringExecution:
@@ -191,7 +195,7 @@ containerSecurityContext:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"tolerationSeconds: 30", "matchLabelKeys:", "fsGroupChangePolicy: OnRootMismatch", "procMount: Default", "runAsNonRoot: true", "- ALL"} {
+	for _, want := range []string{"tolerationSeconds: 30", "value: identity-empty-op", "operator: Gt", "matchLabelKeys:", "fsGroupChangePolicy: OnRootMismatch", "procMount: Default", "runAsNonRoot: true", "- ALL"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("rendered manifests lack %q", want)
 		}
