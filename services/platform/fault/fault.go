@@ -204,10 +204,3 @@ func CallerMessage(msg string) string {
 	}
 	return msg[:cut] + TruncationMarker
 }
-
-// HTTPStatus maps a gRPC code from a capability backend to the HTTP status
-// a REST connector answers, and the error code of its JSON body.
-func HTTPStatus(c codes.Code) (int, string) {
-	a := AnswerFor(c)
-	return a.HTTPStatus, a.Error
-}
