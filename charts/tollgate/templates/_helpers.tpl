@@ -277,6 +277,48 @@ either. RE2's greedy [^/?#]*@ reaches that last '@'. */ -}}
 {{- end -}}
 {{- end -}}
 
+{{/*
+The annotation on every chart-made Secret that a pod reads at start: the
+secretsGeneration it was written with.
+*/}}
+{{- define "tollgate.secretsGenerationAnnotation" -}}
+tollgate/secrets-generation: {{ .Values.secretsGeneration | toString | quote }}
+{{- end -}}
+
+{{/*
+The chart-made Secrets (templates/secrets.yaml, those annotated with
+tollgate/secrets-generation) whose data this upgrade changes while
+secretsGeneration stays as the Secret recorded it (or the Secret predates
+the annotation): nothing rolls, and a pod started later reads the new
+value (docs/operations/secrets-rollout.md). Comma-separated names, empty
+on install and offline (helm template: lookup answers nothing).
+*/}}
+{{- define "tollgate.secretsChangedWithoutBump" -}}
+{{- $gen := toString .Values.secretsGeneration -}}
+{{- $names := list -}}
+{{- if .Release.IsUpgrade -}}
+{{- range $doc := splitList "\n---" (include (print $.Template.BasePath "/secrets.yaml") $) -}}
+{{- $new := fromYaml $doc -}}
+{{- if hasKey (dig "metadata" "annotations" dict $new) "tollgate/secrets-generation" -}}
+{{- $old := lookup "v1" "Secret" $.Release.Namespace $new.metadata.name -}}
+{{- if and $old (eq (toString (dig "metadata" "annotations" "tollgate/secrets-generation" $gen $old)) $gen) -}}
+{{- $oldData := $old.data | default dict -}}
+{{- $changed := false -}}
+{{- range $k, $v := $new.data | default dict -}}
+{{- if ne (toString $v) (toString (index $oldData $k | default "")) -}}
+{{- $changed = true -}}
+{{- end -}}
+{{- end -}}
+{{- if $changed -}}
+{{- $names = append $names $new.metadata.name -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- join ", " $names -}}
+{{- end -}}
+
 {{/* REDIS_* variables that point at mounted secret files. */}}
 {{- define "tollgate.redisEnv" -}}
 {{- $r := .Values.redis -}}
