@@ -453,7 +453,7 @@ func (g *Gateway) sessionStateFailed(w http.ResponseWriter, r *http.Request, msg
 	case errors.Is(err, session.ErrNotFound):
 		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; initialize a new session")
 	case errors.Is(err, session.ErrTooManySubscriptions):
-		writeRPCError(w, http.StatusOK, msg.ID, mcp.INVALID_PARAMS, "invalid params: "+err.Error()+"; unsubscribe from resources no longer needed")
+		writeRPCError(w, http.StatusOK, msg.ID, mcp.INVALID_PARAMS, tooManySubscriptions(err))
 	default:
 		g.log.WarnContext(r.Context(), "session store unavailable", "err", err)
 		w.Header().Set("Retry-After", "5")
@@ -520,6 +520,19 @@ func (s *directSession) GetLogLevel() mcp.LoggingLevel {
 	return mcp.LoggingLevelError
 }
 
+// resourceNotNamed is the text of a refused subscription to uri, which
+// names no resource and matches no template (-32002), on both transports.
+func resourceNotNamed(uri string) string {
+	return fmt.Sprintf("resource not found: no resource or resource template matches %q (resources/list and resources/templates/list name them)",
+		truncate(uri, maxSubscribeURIShown))
+}
+
+// tooManySubscriptions is the text of a subscription beyond the session's
+// cap (-32602, session.ErrTooManySubscriptions), on both transports.
+func tooManySubscriptions(err error) string {
+	return "invalid params: " + err.Error() + "; unsubscribe from resources no longer needed"
+}
+
 // SubscribeToResourceErr records the subscription in the session record.
 // A URI that names no resource and matches no template is refused as
 // resources/read refuses it — mcp-go answers the error returned here with
@@ -527,8 +540,7 @@ func (s *directSession) GetLogLevel() mcp.LoggingLevel {
 // answered by direct (sessionStateFailed), not as "resource not found".
 func (s *directSession) SubscribeToResourceErr(uri string) error {
 	if s.names != nil && !s.names(uri) {
-		return fmt.Errorf("resource not found: no resource or resource template matches %q (resources/list and resources/templates/list name them): %w",
-			truncate(uri, maxSubscribeURIShown), server.ErrResourceNotFound)
+		return fmt.Errorf("%s: %w", resourceNotNamed(uri), server.ErrResourceNotFound)
 	}
 	s.fail(s.store.Subscribe(s.ctx, s.id, uri))
 	return nil

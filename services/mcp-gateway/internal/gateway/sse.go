@@ -207,8 +207,7 @@ func (g *Gateway) legacySubscription(w http.ResponseWriter, r *http.Request, id 
 		err = g.sessions.Unsubscribe(r.Context(), id, uri)
 	case !g.namesResource(uri):
 		g.metrics.request(transportSSE, methodLabel(msg.Method), "invalid_params")
-		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.RESOURCE_NOT_FOUND, fmt.Sprintf(
-			"resource not found: no resource or resource template matches %q (resources/list and resources/templates/list name them)", truncate(uri, maxSubscribeURIShown)))
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.RESOURCE_NOT_FOUND, resourceNotNamed(uri))
 		return true
 	default:
 		err = g.sessions.Subscribe(r.Context(), id, uri)
@@ -218,7 +217,7 @@ func (g *Gateway) legacySubscription(w http.ResponseWriter, r *http.Request, id 
 		return false
 	case errors.Is(err, session.ErrTooManySubscriptions):
 		g.metrics.request(transportSSE, methodLabel(msg.Method), "invalid_params")
-		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_PARAMS, "invalid params: "+err.Error()+"; unsubscribe from resources no longer needed")
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_PARAMS, tooManySubscriptions(err))
 	case errors.Is(err, session.ErrNotFound):
 		g.metrics.request(transportSSE, methodLabel(msg.Method), "unknown_session")
 		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
