@@ -4,6 +4,7 @@
 package routes
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -142,9 +143,10 @@ func better(a, b Rule) bool {
 // X-Forwarded-*, and flushes immediately so SSE streams work. A backend it
 // cannot reach is 502 with a JSON error body (badGateway), and with
 // Retry-After: 1 when the connection itself failed (a component of `make
-// dev` restarting or stopped). Requests are served in full duplex; after
-// the answer the handler closes the request body, reading a rest the
-// backend did not take (up to 256 KiB, else the connection is closed).
+// dev` restarting or stopped). Requests are served in full duplex. Before
+// an answer's header is written the proxy reads the rest of the request
+// body the backend did not take, up to 256 KiB; a longer rest makes the
+// answer carry Connection: close, as the connection is closed after it.
 func Proxy(rules []Rule, backends map[string]*url.URL) (http.Handler, error) {
 	// One pool of its own, sized like an ingress controller's keep-alive
 	// pool: Go's default keeps 2 idle connections per backend, so under
@@ -175,7 +177,13 @@ func proxy(rules []Rule, backends map[string]*url.URL, transport http.RoundTripp
 			},
 			Transport:     transport,
 			FlushInterval: -1,
-			ErrorHandler:  badGateway,
+			ModifyResponse: func(res *http.Response) error {
+				if !connectionStays(res.Request) {
+					res.Header.Set("Connection", "close")
+				}
+				return nil
+			},
+			ErrorHandler: badGateway,
 		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -218,11 +226,45 @@ func proxy(rules []Rule, backends map[string]*url.URL, transport http.RoundTripp
 		// the handler only the server reads the connection. See
 		// TestDroppedBodyRequestIs502 and
 		// TestDroppedRequestLeavesTheConnectionToTheNextOne.
+		//
+		// Before the answer's header is written, the rest of the body is
+		// read (connectionStays, up to 256 KiB as Go's server does
+		// outside full duplex) and a rest too long to read makes the
+		// answer say Connection: close: the server will close the
+		// connection after it, and a client not told so may already be
+		// sending its next request on it (its Transport sees the whole
+		// body taken by the socket buffers and reuses the connection).
+		// See TestAnswerBeforeTheBodySaysWhetherTheConnectionStays.
 		_ = http.NewResponseController(w).EnableFullDuplex()
+		if req.Body != nil && req.Body != http.NoBody {
+			req = req.WithContext(context.WithValue(req.Context(), clientBodyKey{}, io.Reader(req.Body)))
+		}
 		proxies[r.Service].ServeHTTP(w, req)
 		_ = http.NewResponseController(w).Flush()
 		_ = req.Body.Close()
 	}), nil
+}
+
+// maxSettleBytes is how much of a request body's unread rest the proxy
+// reads before answering, as Go's HTTP/1 server does (maxPostHandlerReadBytes).
+const maxSettleBytes = 256 << 10
+
+// clientBodyKey is the request context key of the client's request body,
+// for the proxy's ModifyResponse and ErrorHandler, which see the outgoing
+// request only.
+type clientBodyKey struct{}
+
+// connectionStays reads and discards what is left of the client's request
+// body, up to maxSettleBytes, and reports whether it was read to its end,
+// that is whether the connection can carry the client's next request. A
+// read error (the client went away) reports false.
+func connectionStays(req *http.Request) bool {
+	body, ok := req.Context().Value(clientBodyKey{}).(io.Reader)
+	if !ok {
+		return true
+	}
+	n, err := io.CopyN(io.Discard, body, maxSettleBytes+1)
+	return err == io.EOF && n <= maxSettleBytes
 }
 
 // retryAfterUnreachable is the Retry-After (seconds) of a 502 for a backend
@@ -238,8 +280,11 @@ const badGatewayBody = `{"error":"bad_gateway","error_description":"the upstream
 // a client that honours it tries again instead of giving up. Other
 // failures (the backend reset the connection or answered something that is
 // not HTTP) are 502 without it: the request may have reached the backend.
-func badGateway(w http.ResponseWriter, _ *http.Request, err error) {
+func badGateway(w http.ResponseWriter, req *http.Request, err error) {
 	w.Header().Set("Content-Type", "application/json")
+	if !connectionStays(req) {
+		w.Header().Set("Connection", "close")
+	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		w.Header().Set("Retry-After", retryAfterUnreachable)
