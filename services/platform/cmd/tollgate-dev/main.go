@@ -2,7 +2,8 @@
 // whole fleet in the foreground on http://localhost:4000. Ctrl-C (or
 // SIGTERM, or closing its terminal) stops every component (exit status 0;
 // during the build or the start-up: "tollgate-dev: stopped", exit status
-// 130); if one crashes, the fleet stops and says which.
+// 128 + the signal: 130 for Ctrl-C); if one crashes, the fleet stops and
+// says which.
 //
 // Settings come from the environment (devfleet.Settings): PUBLIC_URL (an
 // HTTPS tunnel's origin; issuer, resource URLs and allowed hosts and
@@ -36,16 +37,44 @@ import (
 )
 
 func main() {
-	// SIGHUP too: a closed terminal stops the fleet as Ctrl-C does.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := interruptContext()
 	defer stop()
 	args := os.Args[1:]
 	runner := run
 	if len(args) > 0 && args[0] == "token" {
 		args, runner = args[1:], token
 	}
-	if code := exitCode(runner(ctx, args, os.Stdout), os.Stderr); code != 0 {
+	if code := exitCode(runner(ctx, args, os.Stdout), context.Cause(ctx), os.Stderr); code != 0 {
 		os.Exit(code)
+	}
+}
+
+// interruptedBy is the cause of the context interruptContext cancels: the
+// signal that arrived.
+type interruptedBy struct{ sig os.Signal }
+
+func (i interruptedBy) Error() string { return "interrupted by " + i.sig.String() }
+
+// interruptContext returns a context cancelled, with interruptedBy as its
+// cause, by the first SIGINT (Ctrl-C), SIGTERM (kill) or SIGHUP (a closed
+// terminal stops the fleet as Ctrl-C does). Until stop is called later
+// signals are caught too, as with signal.NotifyContext.
+func interruptContext() (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			cancel(interruptedBy{s})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(context.Canceled)
 	}
 }
 
@@ -55,16 +84,24 @@ func main() {
 var errInterrupted = errors.New("interrupted")
 
 // exitCode reports err on stderr and returns the exit status: 0 without
-// an error; 130 (128 + SIGINT, as shells report a command that Ctrl-C
-// ended, and as `go` and tilt exit) with one line "tollgate-dev: stopped"
-// when the user interrupted the start-up; 1 for any other error.
-func exitCode(err error, stderr io.Writer) int {
+// an error; 128 + the signal's number (130 for SIGINT, 143 for SIGTERM,
+// 129 for SIGHUP: what a shell reports for a command the signal ended, and
+// how `go` and tilt exit on Ctrl-C) with one line "tollgate-dev: stopped"
+// when a signal (cause, from interruptContext) interrupted the start-up;
+// 1 for any other error.
+func exitCode(err, cause error, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, errInterrupted):
 		fmt.Fprintln(stderr, "tollgate-dev: stopped")
-		return 130
+		var by interruptedBy
+		if errors.As(cause, &by) {
+			if n, ok := by.sig.(syscall.Signal); ok {
+				return 128 + int(n)
+			}
+		}
+		return 128 + int(syscall.SIGINT)
 	default:
 		fmt.Fprintln(stderr, "tollgate-dev:", err)
 		return 1

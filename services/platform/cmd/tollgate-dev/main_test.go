@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,7 +74,7 @@ func TestInterruptDuringStartUpStopsQuietly(t *testing.T) {
 		t.Fatalf("run = %v, want errInterrupted\n%s", err, out)
 	}
 	var stderr bytes.Buffer
-	if code := exitCode(err, &stderr); code != 130 || stderr.String() != "tollgate-dev: stopped\n" {
+	if code := exitCode(err, interruptedBy{os.Interrupt}, &stderr); code != 130 || stderr.String() != "tollgate-dev: stopped\n" {
 		t.Errorf("exit %d, stderr %q; want 130 and one line \"tollgate-dev: stopped\"", code, stderr.String())
 	}
 	if strings.Contains(out.String()+stderr.String(), "context canceled") {
@@ -88,10 +89,40 @@ func TestInterruptDuringStartUpStopsQuietly(t *testing.T) {
 // TestExitCodes: other errors still exit 1 with their message.
 func TestExitCodes(t *testing.T) {
 	var stderr bytes.Buffer
-	if code := exitCode(nil, &stderr); code != 0 || stderr.Len() != 0 {
+	if code := exitCode(nil, nil, &stderr); code != 0 || stderr.Len() != 0 {
 		t.Errorf("nil: %d %q", code, stderr.String())
 	}
-	if code := exitCode(errors.New("make dev's ports are in use: 4000"), &stderr); code != 1 || stderr.String() != "tollgate-dev: make dev's ports are in use: 4000\n" {
+	if code := exitCode(errors.New("make dev's ports are in use: 4000"), nil, &stderr); code != 1 || stderr.String() != "tollgate-dev: make dev's ports are in use: 4000\n" {
 		t.Errorf("error: %d %q", code, stderr.String())
+	}
+}
+
+// TestSignalsGiveTheirExitStatus delivers real signals to this process
+// while interruptContext catches them: each cancels the context with the
+// signal as its cause, and an interrupted start-up exits 128 + the
+// signal's number, as a shell reports a command the signal ended (SIGTERM
+// from kill or a process manager: 143, not Ctrl-C's 130).
+func TestSignalsGiveTheirExitStatus(t *testing.T) {
+	for _, c := range []struct {
+		sig  syscall.Signal
+		want int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}, {syscall.SIGHUP, 129}} {
+		ctx, stop := interruptContext()
+		if err := syscall.Kill(os.Getpid(), c.sig); err != nil {
+			stop()
+			t.Fatal(err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+			stop()
+			t.Fatalf("%v: the context was not cancelled", c.sig)
+		}
+		var stderr bytes.Buffer
+		code := exitCode(errInterrupted, context.Cause(ctx), &stderr)
+		stop()
+		if code != c.want || stderr.String() != "tollgate-dev: stopped\n" {
+			t.Errorf("%v: exit %d, stderr %q; want %d and \"tollgate-dev: stopped\"", c.sig, code, stderr.String(), c.want)
+		}
 	}
 }
