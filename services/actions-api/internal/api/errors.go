@@ -48,6 +48,11 @@ func newError(status int, code, desc string) *apiError {
 	return &apiError{status: status, code: code, desc: desc}
 }
 
+// errBodyTooLarge is the 413 of a POST body over MAX_BODY_BYTES.
+func errBodyTooLarge() *apiError {
+	return newError(http.StatusRequestEntityTooLarge, "request_too_large", "request body too large")
+}
+
 // retryAfterUnavailable is the Retry-After of a 503, in seconds: the
 // fleet's dependencies fail fast and recover within about a second.
 const retryAfterUnavailable = "5"
@@ -158,7 +163,7 @@ func fromEcho(he *echo.HTTPError) *apiError {
 	case http.StatusMethodNotAllowed:
 		return newError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint")
 	case http.StatusRequestEntityTooLarge:
-		return newError(http.StatusRequestEntityTooLarge, "request_too_large", "request body too large")
+		return errBodyTooLarge()
 	case http.StatusUnauthorized:
 		return newError(http.StatusUnauthorized, "invalid_token", "authentication required")
 	case http.StatusForbidden:

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -90,6 +91,85 @@ func TestBodyWithoutSemanticsIsRefused(t *testing.T) {
 	}
 	if calls := notes.Calls(); len(calls) != 3 {
 		t.Errorf("the backend's calls: %+v, want the three without a body", calls)
+	}
+}
+
+// TestBodyIsJudgedAfterRouteAndToken: the body rules (no content on a
+// GET, HEAD or DELETE; a POST within MAX_BODY_BYTES) apply to a request
+// only once its route and its caller are known. In 7d2c7f2 the GET/HEAD/
+// DELETE rule was middleware of the whole API, run before routing and
+// authentication: a GET with a body and no token was a 400 about the body
+// instead of the 401 and its challenge that tells a client to get a
+// token, an unknown path with a body a 400 instead of a 404, and a method
+// the path does not take a 400 instead of a 405 with Allow; echo's body
+// limit, route middleware before the operation, answered an
+// unauthenticated POST over the limit 413 instead of 401. Now each is
+// refused for its route or its token, with no word about the body, and
+// the body rules answer only an authenticated request to an operation.
+// The backend is called for none of them.
+func TestBodyIsJudgedAfterRouteAndToken(t *testing.T) {
+	svc := notesService("notes")
+	svc.Methods = append(svc.Methods, registrytest.Method{Name: "DeleteNote", Action: &optionsv1.ActionsOperation{
+		Method: "DELETE", Path: "/actions/notes/{text}", OperationId: "notesDelete", Summary: "Delete a note",
+		RequiredScopes: []string{"notes.write"}, Consequential: true}})
+	notes := registrytest.Start(t, "notes", []registrytest.Service{svc})
+	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,notes=" + notes.Addr, "MAX_BODY_BYTES": "1024"})
+	readOnly := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "notes.read"})
+	writer := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "notes.read notes.write"})
+	other := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: mcpAudience, Scope: "notes.read notes.write"})
+	small, big := `{"text":"b"}`, `{"text":"`+strings.Repeat("x", 2048)+`"}`
+	noChallenge := `Bearer realm="tollgate-actions", resource_metadata="` + metadataURL + `", scope=`
+	for _, c := range []struct {
+		name, method, path, token, body string
+		status                          int
+		code, challenge, allow          string
+	}{
+		{"GET, no token", http.MethodGet, "/actions/notes?text=a", "", small, 401, "invalid_token", noChallenge + `"notes.read"`, ""},
+		{"DELETE, no token", http.MethodDelete, "/actions/notes/a", "", small, 401, "invalid_token", noChallenge + `"notes.write"`, ""},
+		{"GET, token for another audience", http.MethodGet, "/actions/notes?text=a", other, small, 401, "invalid_token", `error="invalid_token"`, ""},
+		{"DELETE, scope missing", http.MethodDelete, "/actions/notes/a", readOnly, small, 403, "insufficient_scope", `error="insufficient_scope"`, ""},
+		{"POST over the limit, no token", http.MethodPost, "/actions/notes", "", big, 401, "invalid_token", noChallenge + `"notes.write"`, ""},
+		{"POST over the limit, scope missing", http.MethodPost, "/actions/notes", readOnly, big, 403, "insufficient_scope", `error="insufficient_scope"`, ""},
+		{"GET, unknown path", http.MethodGet, "/actions/nope", writer, small, 404, "not_found", "", ""},
+		{"DELETE, unknown path", http.MethodDelete, "/actions/nope/a", "", small, 404, "not_found", "", ""},
+		{"HEAD, unknown path", http.MethodHead, "/actions/nope", "", small, 404, "", "", ""},
+		{"DELETE, path without DELETE", http.MethodDelete, "/actions/notes", writer, small, 405, "method_not_allowed", "", "OPTIONS, GET, POST"},
+		{"HEAD, path without HEAD", http.MethodHead, "/actions/notes", writer, small, 405, "", "", "OPTIONS, GET, POST"},
+		{"GET, path without GET", http.MethodGet, "/actions/notes/a", writer, small, 405, "method_not_allowed", "", "OPTIONS, DELETE"},
+		// Authenticated, to an operation: the body rules answer.
+		{"GET with a body", http.MethodGet, "/actions/notes?text=a", writer, small, 400, "invalid_request", "", ""},
+		{"POST over the limit", http.MethodPost, "/actions/notes", writer, big, 413, "request_too_large", "", ""},
+	} {
+		h := http.Header{"Content-Type": {"application/json"}}
+		if c.token != "" {
+			h = bearer(c.token)
+			h.Set("Content-Type", "application/json")
+		}
+		r := f.doBody(t, c.method, c.path, h, c.body)
+		if r.status != c.status || r.err.Error != c.code || r.header.Get("Allow") != c.allow {
+			t.Errorf("%s: %d %s (Allow %q), want %d %s (Allow %q)", c.name, r.status, r.body, r.header.Get("Allow"), c.status, c.code, c.allow)
+		}
+		if ch := r.header.Get("WWW-Authenticate"); !strings.Contains(ch, c.challenge) || (c.challenge == "") != (ch == "") {
+			t.Errorf("%s: WWW-Authenticate %q, want one with %q", c.name, ch, c.challenge)
+		}
+		if c.status < 413 && c.status != 400 && (strings.Contains(string(r.body), "body") || strings.Contains(r.header.Get("WWW-Authenticate"), "body")) {
+			t.Errorf("%s: refused with a word about the body: %s %q", c.name, r.body, r.header.Get("WWW-Authenticate"))
+		}
+	}
+	// A POST over the limit of unknown length (chunked) is a 401 without
+	// a token too, the body never read; with one, a 413.
+	for _, c := range []struct {
+		auth   string
+		status int
+	}{{"", 401}, {"Authorization: Bearer " + writer + "\r\n", 413}} {
+		res, body := f.rawRequest(t, "POST /actions/notes HTTP/1.1\r\nHost: x\r\n"+c.auth+"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"+
+			fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(big), big))
+		if res.StatusCode != c.status {
+			t.Errorf("a chunked POST over the limit (%q): %d %s, want %d", c.auth, res.StatusCode, body, c.status)
+		}
+	}
+	if calls := notes.Calls(); len(calls) != 0 {
+		t.Fatalf("the backend was called: %+v", calls)
 	}
 }
 

@@ -124,8 +124,9 @@ func (s *server) handler() (*echo.Echo, error) {
 			MaxAge:        600,
 		}))
 	}
-	// After CORS, so that a browser may read the refusal.
-	e.Use(refuseBodyWithoutSemantics)
+	// No middleware here looks at the request body: the body rules
+	// (checkBody) are applied per route, once the route is known and, for
+	// a protected operation, its caller (action).
 
 	s.ops = map[string]string{}
 	for _, a := range s.reg.Actions() {
@@ -136,11 +137,7 @@ func (s *server) handler() (*echo.Echo, error) {
 		// "{field}" path parameters are echo's ":field".
 		route := pathParam.ReplaceAllString(a.Path, ":$1")
 		s.ops[a.Method+" "+route] = a.OperationID
-		var mw []echo.MiddlewareFunc
-		if a.Method == http.MethodPost {
-			mw = append(mw, middleware.BodyLimit(strconv.Itoa(s.cfg.MaxBodyBytes)))
-		}
-		e.Add(a.Method, route, s.action(a), mw...)
+		e.Add(a.Method, route, s.action(a))
 	}
 	// The static documents also answer HEAD, which link checkers use.
 	privacy := []byte(s.cfg.PrivacyPolicy)
@@ -165,7 +162,7 @@ func (s *server) handler() (*echo.Echo, error) {
 	for path, h := range static {
 		for _, m := range []string{http.MethodGet, http.MethodHead} {
 			s.ops[m+" "+path] = labels[path]
-			e.Add(m, path, h)
+			e.Add(m, path, h, s.refuseBody)
 		}
 	}
 	return e, nil
@@ -185,20 +182,44 @@ func secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 // semantics (RFC 9110 sections 9.3.1, 9.3.2, 9.3.5), with their section.
 var bodyless = map[string]string{http.MethodGet: "9.3.1", http.MethodHead: "9.3.2", http.MethodDelete: "9.3.5"}
 
-// refuseBodyWithoutSemantics answers 400 to a GET, HEAD or DELETE that
-// carries content (Content-Length above 0, or a body of unknown length:
-// chunked), which was read by nobody: the operation's inputs are its path
-// and query, and a client that sent them in a body would get an answer to
-// a request without them. RFC 9110 section 9.3.1 (GET; 9.3.2 HEAD, 9.3.5
-// DELETE): such content "has no generally defined semantics" and "might
-// lead some implementations to reject the request"; GPT Actions sends
-// none. The backend is not called.
-func refuseBodyWithoutSemantics(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		if sec, ok := bodyless[r.Method]; ok && r.ContentLength != 0 {
+// checkBody applies the body rules of the request's method. It runs in
+// the operation (action, after authentication) or in front of a static
+// document (refuseBody), never as middleware of the whole API: a request
+// to no route is a 404, one with another method a 405, one without a
+// valid token a 401 (or 403) with its challenge, whatever its body — in
+// 7d2c7f2 a GET with a body and no token got this 400 instead.
+//
+// A GET, HEAD or DELETE that carries content (Content-Length above 0, or a
+// body of unknown length: chunked) is a 400: the operation's inputs are
+// its path and query, and a client that sent them in a body would get an
+// answer to a request without them. RFC 9110 section 9.3.1 (GET; 9.3.2
+// HEAD, 9.3.5 DELETE): such content "has no generally defined semantics"
+// and "might lead some implementations to reject the request"; GPT Actions
+// send none. A POST's body is limited to MAX_BODY_BYTES: a Content-Length
+// over it is a 413 now, a longer body of unknown length when decode reads
+// past the limit. Either way the backend is not called.
+func (s *server) checkBody(c echo.Context) error {
+	r := c.Request()
+	if sec, ok := bodyless[r.Method]; ok {
+		if r.ContentLength != 0 {
 			return newError(http.StatusBadRequest, "invalid_request",
 				"a "+r.Method+" request carries no body (RFC 9110 section "+sec+"): send the parameters in the path and query string")
+		}
+		return nil
+	}
+	limit := int64(s.cfg.MaxBodyBytes)
+	if r.ContentLength > limit {
+		return errBodyTooLarge()
+	}
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
+	return nil
+}
+
+// refuseBody is checkBody in front of a route that needs no token.
+func (s *server) refuseBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := s.checkBody(c); err != nil {
+			return err
 		}
 		return next(c)
 	}
@@ -254,6 +275,9 @@ func (s *server) action(a *registry.Action) echo.HandlerFunc {
 			}
 			ctx = tokens.WithBearer(ctx, claims)
 			bucket, subject, limit = bucketSubject, "sub:"+claims.Subject, ratelimit.PerMinute(s.cfg.RateLimitPerMinute)
+		}
+		if err := s.checkBody(ec); err != nil {
+			return err
 		}
 		if err := s.rateLimit(ec, bucket, subject, limit); err != nil {
 			return err
@@ -440,9 +464,9 @@ func (s *server) setPathParams(ec echo.Context, a *registry.Action, in proto.Mes
 func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			return nil, he // over MAX_BODY_BYTES: 413
+		var me *http.MaxBytesError
+		if errors.As(err, &me) {
+			return nil, errBodyTooLarge() // over MAX_BODY_BYTES (checkBody)
 		}
 		return nil, newError(http.StatusBadRequest, "invalid_request", "cannot read the request body")
 	}

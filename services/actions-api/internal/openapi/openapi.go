@@ -491,8 +491,8 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 	errResp := func(desc string, headers map[string]Header) Response {
 		return Response{Description: desc, Headers: headers, Content: jsonContent(errRef)}
 	}
-	// A GET or DELETE that carries a body is refused
-	// (api.refuseBodyWithoutSemantics, RFC 9110 sections 9.3.1, 9.3.5).
+	// A GET or DELETE that carries a body is refused once the caller is
+	// authenticated (api.checkBody, RFC 9110 sections 9.3.1, 9.3.5).
 	badRequest := "The request is malformed: an unknown, repeated or invalid parameter, a body"
 	if a.Method == http.MethodPost {
 		// Every 400 decode answers for a POST (api.decode).
