@@ -12,11 +12,13 @@ import (
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 )
 
-// Error is the one JSON error shape of the API: every failure, including
-// unknown paths, wrong methods and panics, answers with it — all but a
-// request target whose path has a bad percent-escape, which net/http
-// answers "400 Bad Request" in plain text before any handler runs
-// (TestBadPathEscapeIsNetHTTPs400).
+// Error is the one JSON error shape of the API: every failure it answers,
+// including unknown paths, wrong methods and panics, answers with it. A
+// request net/http cannot parse (a bad percent-escape in the path, a
+// malformed header, headers over 1 MiB) never reaches it: net/http
+// answers "400 Bad Request" (431 for the headers) in plain text before
+// any handler runs (TestUnparsableRequestIsNetHTTPsPlainText), as the
+// document's Error schema says (openapi.errorSchema).
 type Error struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description"`

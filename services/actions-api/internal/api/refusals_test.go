@@ -11,6 +11,7 @@ import (
 
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
 	"github.com/tollgate/tollgate/services/actions-api/internal/api"
+	"github.com/tollgate/tollgate/services/actions-api/internal/openapi"
 	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
@@ -173,23 +174,44 @@ func TestBodyIsJudgedAfterRouteAndToken(t *testing.T) {
 	}
 }
 
-// TestBadPathEscapeIsNetHTTPs400: a request target whose path has a bad
-// percent-escape (/actions/notes/%ZZ) fails Go's url.ParseRequestURI in
-// net/http's reading of the request, which answers "400 Bad Request" in
-// plain text and closes the connection before any handler runs: the one
-// refusal that is not the JSON error shape, as docs/reference/actions.md
-// says (net/http has no hook for it). The backend is not called.
-func TestBadPathEscapeIsNetHTTPs400(t *testing.T) {
+// TestUnparsableRequestIsNetHTTPsPlainText: a request Go's net/http
+// cannot parse is refused while it is read, before any handler runs, in
+// plain text with the connection closed: a request target whose path has a
+// bad percent-escape (/actions/notes/%ZZ fails url.ParseRequestURI) and a
+// malformed header line are "400 Bad Request", a header block over
+// http.DefaultMaxHeaderBytes (1 MiB) is "431 Request Header Fields Too
+// Large". These are the refusals that are not the JSON error shape, as
+// docs/reference/actions.md says (net/http has no hook for them), and the
+// document's Error schema says so too: it said "used by every failure".
+// The backend is not called.
+func TestUnparsableRequestIsNetHTTPsPlainText(t *testing.T) {
 	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
 	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,notes=" + notes.Addr})
 	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "notes.read"})
-	for _, target := range []string{"/actions/notes/%ZZ", "/actions/%zz?text=a", "/actions/notes%"} {
-		res, body := f.rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+tok+"\r\n\r\n")
-		if res.StatusCode != 400 || res.Header.Get("Content-Type") != "text/plain; charset=utf-8" || body != "400 Bad Request" || !res.Close {
-			t.Errorf("GET %s: %d %v %q, want net/http's plain-text 400 and the connection closed", target, res.StatusCode, res.Header, body)
+	auth := "Authorization: Bearer " + tok + "\r\n"
+	for _, c := range []struct {
+		name, req string
+		status    int
+		body      string
+	}{
+		{"bad escape in a path parameter", "GET /actions/notes/%ZZ HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n", 400, "400 Bad Request"},
+		{"bad escape before the query", "GET /actions/%zz?text=a HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n", 400, "400 Bad Request"},
+		{"truncated escape", "GET /actions/notes% HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n", 400, "400 Bad Request"},
+		{"malformed header line", "GET /actions/notes?text=a HTTP/1.1\r\nHost: x\r\n" + auth + "No colon here\r\n\r\n", 400, "400 Bad Request"},
+		{"headers over 1 MiB", "GET /actions/notes?text=a HTTP/1.1\r\nHost: x\r\n" + auth + "X-Big: " + strings.Repeat("a", 1<<20+8192) + "\r\n\r\n", 431, "431 Request Header Fields Too Large"},
+	} {
+		res, body := f.rawRequest(t, c.req)
+		if res.StatusCode != c.status || res.Header.Get("Content-Type") != "text/plain; charset=utf-8" || body != c.body || !res.Close {
+			t.Errorf("%s: %d %v %q, want net/http's plain-text %d %q and the connection closed", c.name, res.StatusCode, res.Header, body, c.status, c.body)
 		}
 	}
 	if calls := notes.Calls(); len(calls) != 0 {
 		t.Errorf("the backend was called: %+v", calls)
+	}
+	desc := f.doc.Components.Schemas[openapi.ErrorSchema].Value.Description
+	for _, want := range []string{"every failure the API answers", "percent-escape", "malformed header", "plain text (400; 431"} {
+		if !strings.Contains(desc, want) {
+			t.Errorf("the document's Error schema: %q, want it to say %q", desc, want)
+		}
 	}
 }

@@ -586,7 +586,7 @@ func errorSchema() registry.Schema {
 	}
 	return registry.Schema{
 		"type":        "object",
-		"description": "The one error shape of the Actions API, used by every failure.",
+		"description": "The one error shape of the Actions API, used by every failure the API answers. A request Go's HTTP server cannot parse (a bad percent-escape in the path, a malformed header, headers over 1 MiB) never reaches the API: that server refuses it in plain text (400; 431 for the headers).",
 		"properties": registry.Schema{
 			"error": registry.Schema{
 				"type":        "string",
