@@ -76,7 +76,8 @@ func (g *Gateway) serveBatch(w http.ResponseWriter, r *http.Request, body []byte
 		m = bytes.TrimSpace(m)
 		var probe message
 		_ = json.Unmarshal(m, &probe) // members of the wrong type leave the others read
-		if probe.Method == string(mcp.MethodInitialize) {
+		// An initialize whose envelope is invalid is refused as any message (self).
+		if probe.Method == string(mcp.MethodInitialize) && checkEnvelope(m) == nil {
 			answers = append(answers, rpcErrorJSON(probe.ID, mcp.INVALID_REQUEST, "initialize must not be part of a batch"))
 			continue
 		}

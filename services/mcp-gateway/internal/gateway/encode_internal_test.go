@@ -112,7 +112,7 @@ func TestReadAllSized(t *testing.T) {
 }
 
 // checkEnvelope's scan of the members agrees with encoding/json's reading
-// of them (checkEnvelopeMap) on every shape of message, and allocates
+// of them (decodedMembers) on every shape of message, and allocates
 // nothing for a valid request.
 func TestEnvelopeScanAgreesWithDecoding(t *testing.T) {
 	for _, body := range []string{
@@ -147,9 +147,19 @@ func TestEnvelopeScanAgreesWithDecoding(t *testing.T) {
 		`{ }`,
 		`{"jsonrpc":"2.0","id":1,"method":"ping"`,
 		`{"jsonrpc":"2.0","id":01,"method":"ping"}`,
+		`{"jsonrpc":"2.0","Id":1,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":1,"\u0049D":2,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":1,"method":"ping","j\u017fonrpc":"1.0"}`,
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"j\u017fonrpc\":\"1.0\"}",
+		`{"jsonrpc":"2.0","id":1,"method":"ping","method":"ping"}`,
+		`{"jsonrpc":"2.0","id":1,"method":"ping","Params":{},"params":{}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"ping","\u0130d":1,"ids":2}`,
 	} {
 		trimmed := bytes.TrimSpace([]byte(body))
-		want := checkEnvelopeMap(trimmed)
+		var want *refusal // text that is not JSON is left to mcp-go
+		if json.Valid(trimmed) {
+			want = decodedMembers(trimmed).check()
+		}
 		got := checkEnvelope([]byte(body))
 		if (want == nil) != (got == nil) || (want != nil && (want.msg != got.msg || want.code != got.code || !bytes.Equal(want.id, got.id))) {
 			t.Errorf("%s:\n got %+v\nwant %+v", body, got, want)

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -19,6 +21,23 @@ import (
 // per POST, without batches). mcp-go would otherwise answer a null id or an
 // empty method with silence, accept an object id, and call a batch
 // "not valid JSON".
+//
+// The checks must read the members the gateway and mcp-go then use, and
+// both decode with encoding/json, which takes any member whose name equals
+// a field's but for case for that field ("ID", "Id" and "iD" are the id;
+// U+017F LONG S folds to "s": "jſonrpc" is the jsonrpc) and keeps the last
+// of several. JSON-RPC 2.0 names its members case-sensitively ("id" is
+// the member; "ID" is an unknown one, and a message with only "ID" a
+// notification), and RFC 8259 §4 leaves an object with a name twice
+// unpredictable. So a message is refused (-32600) when a member JSON-RPC
+// defines (envelopeNames) appears twice or is spelt otherwise than
+// JSON-RPC spells it but so that encoding/json would take it for that
+// member: then no reading of the message is the one JSON-RPC defines, and
+// the member the checks approve is the one used. Such an id is in doubt,
+// so the refusal's id is null (§5); any other such member is refused with
+// the request's id, once that id passed the id rules. A member that merely
+// looks alike ("ids", "İd": U+0130 folds to no ASCII letter) is another
+// member, for encoding/json too, and passes.
 
 // refusal is a POSTed message the gateway answers itself.
 type refusal struct {
@@ -49,23 +68,145 @@ func checkEnvelopeOf(body []byte, valid bool) *refusal {
 	if !valid && !json.Valid(trimmed) {
 		return nil // not valid JSON: mcp-go answers -32700
 	}
-	if m, ok := scanMembers(trimmed); ok {
-		return m.check()
+	m, ok := scanMembers(trimmed)
+	if !ok {
+		m = decodedMembers(trimmed)
 	}
-	return checkEnvelopeMap(trimmed)
+	return m.check()
 }
 
 // members are the top-level members checkEnvelope looks at, as raw values
-// (nil when absent; the last of duplicate keys, as encoding/json keeps).
+// (nil when absent).
 type members struct {
 	id, jsonrpc, method []byte
 	hasID, hasMethod    bool
 	hasResult, hasError bool
+	// seen, twice and variant are sets of envelopeNames (bit n for name
+	// n): members spelt exactly, spelt exactly more than once, and spelt
+	// otherwise but taken for the member by encoding/json.
+	seen, twice, variant uint8
+}
+
+// envelopeNames are the members JSON-RPC 2.0 defines (§4, §5), which the
+// gateway's and mcp-go's message structs decode, as JSON-RPC spells them.
+var envelopeNames = [...]string{"jsonrpc", "id", "method", "params", "result", "error"}
+
+// Indexes of envelopeNames.
+const (
+	nameJSONRPC = iota
+	nameID
+	nameMethod
+	nameParams
+	nameResult
+	nameError
+)
+
+// add records the member named key (its name decoded) with the raw value v.
+func (m *members) add(key, v []byte) {
+	n, exact := envelopeName(key)
+	if n < 0 {
+		return
+	}
+	bit := uint8(1) << n
+	if !exact {
+		m.variant |= bit
+		return
+	}
+	if m.seen&bit != 0 {
+		m.twice |= bit
+	}
+	m.seen |= bit
+	switch n {
+	case nameID:
+		m.id, m.hasID = v, true
+	case nameJSONRPC:
+		m.jsonrpc = v
+	case nameMethod:
+		m.method, m.hasMethod = v, true
+	case nameResult:
+		m.hasResult = true
+	case nameError:
+		m.hasError = true
+	}
+}
+
+// envelopeName returns the index in envelopeNames of the member that
+// encoding/json takes a member named key for, and whether key spells it
+// exactly; -1 for no such member.
+func envelopeName(key []byte) (int, bool) {
+	switch string(key) { // compared without allocating
+	case "jsonrpc":
+		return nameJSONRPC, true
+	case "id":
+		return nameID, true
+	case "method":
+		return nameMethod, true
+	case "params":
+		return nameParams, true
+	case "result":
+		return nameResult, true
+	case "error":
+		return nameError, true
+	}
+	for n, name := range envelopeNames {
+		if foldsTo(key, name) {
+			return n, false
+		}
+	}
+	return -1, false
+}
+
+// foldsTo reports whether encoding/json matches a member named key to a
+// field named name (lower-case ASCII): their names folded alike, ASCII
+// letters by case and other characters to the least rune of their
+// unicode.SimpleFold orbit (encoding/json's fold.go), so of the non-ASCII
+// runes only U+017F (s) and U+212A (k) fold to an ASCII letter.
+func foldsTo(key []byte, name string) bool {
+	if len(key) < len(name) {
+		return false
+	}
+	j := 0
+	for i := 0; i < len(key); j++ {
+		if j == len(name) {
+			return false
+		}
+		c := key[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(key[i:])
+			f := foldRune(r)
+			if f >= utf8.RuneSelf {
+				return false
+			}
+			c, i = byte(f), i+size
+		} else {
+			i++
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != name[j] {
+			return false
+		}
+	}
+	return j == len(name)
+}
+
+// foldRune is encoding/json's: the least rune of r's case-folding orbit.
+func foldRune(r rune) rune {
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
 }
 
 // scanMembers reads the members of a valid JSON object without decoding
-// it (no allocation). It reports false for an object with an escaped key,
-// which checkEnvelopeMap reads through encoding/json instead.
+// it (no allocation): checkEnvelope runs on every POST, and decoding the
+// object into a map cost an allocation per member and a second full
+// parse per call. It reports false for an object with an escaped key,
+// which decodedMembers reads through encoding/json instead.
 func scanMembers(obj []byte) (members, bool) {
 	var m members
 	i := skipSpace(obj, 1) // past '{'
@@ -82,19 +223,7 @@ func scanMembers(obj []byte) (members, bool) {
 		i = skipSpace(obj, end+1) // at ':'
 		i = skipSpace(obj, i+1)
 		vend := skipValue(obj, i)
-		v := obj[i:vend]
-		switch string(key) { // compared without allocating
-		case "id":
-			m.id, m.hasID = v, true
-		case "jsonrpc":
-			m.jsonrpc = v
-		case "method":
-			m.method, m.hasMethod = v, true
-		case "result":
-			m.hasResult = true
-		case "error":
-			m.hasError = true
-		}
+		m.add(key, obj[i:vend])
 		i = skipSpace(obj, vend)
 		if i < len(obj) && obj[i] == ',' {
 			i = skipSpace(obj, i+1)
@@ -154,18 +283,46 @@ func skipValue(b []byte, i int) int {
 const idNotUTF8 = "id must be valid UTF-8 text (RFC 8259 section 8.1): a string id holds bytes that are not UTF-8"
 
 // answerID is the id an error answer carries for a request whose id is
-// id: id itself, or null when it is absent or a string that is not UTF-8
-// (idNotUTF8), which would make the answer no valid JSON text — an answer
-// written before the envelope check (the rate limit of /messages) included.
+// id: id itself when it is a number or a string, else null — when it is
+// absent, not a valid id (an object, an array, a boolean: JSON-RPC 2.0 §5
+// answers an invalid request with id null), or a string that is not UTF-8
+// (idNotUTF8), which would make the answer no valid JSON text. Answers
+// written before the envelope check (the rate limit of /messages, an
+// initialize in a batch) included.
 func answerID(id json.RawMessage) json.RawMessage {
-	if len(id) == 0 || (id[0] == '"' && !utf8.Valid(id)) {
-		return json.RawMessage("null")
+	switch kind(id) {
+	case '0':
+		return id
+	case '"':
+		if utf8.Valid(id) {
+			return id
+		}
 	}
-	return id
+	return json.RawMessage("null")
+}
+
+// ambiguity is the refusal of the first member of set (envelopeNames
+// indexes) that is spelt otherwise than JSON-RPC spells it or appears
+// twice, or "" for none.
+func (m members) ambiguity(set uint8) string {
+	for n, name := range envelopeNames {
+		switch bit := uint8(1) << n; {
+		case set&bit == 0:
+		case m.variant&bit != 0:
+			return `JSON-RPC member names are case-sensitive: a member named "` + name + `" in other letter case (such as "` +
+				strings.ToUpper(name) + `") is refused, as decoders that ignore case would take it for "` + name + `"; spell it "` + name + `"`
+		default:
+			return `the member "` + name + `" appears more than once: a JSON-RPC message names each member once (RFC 8259 section 4 leaves duplicate names unpredictable)`
+		}
+	}
+	return ""
 }
 
 // check applies the envelope rules to the members.
 func (m members) check() *refusal {
+	if e := m.ambiguity((m.twice | m.variant) & (1 << nameID)); e != "" {
+		return &refusal{code: mcp.INVALID_REQUEST, msg: e} // which id? null
+	}
 	var id json.RawMessage
 	if m.hasID {
 		switch kind(m.id) {
@@ -181,6 +338,9 @@ func (m members) check() *refusal {
 		default:
 			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number"}
 		}
+	}
+	if e := m.ambiguity(m.twice | m.variant); e != "" {
+		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: e}
 	}
 	if !isVersion2(m.jsonrpc) {
 		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: `jsonrpc must be "2.0"`}
@@ -200,50 +360,30 @@ func (m members) check() *refusal {
 	return nil
 }
 
-// checkEnvelopeMap is checkEnvelope's rules read through encoding/json,
-// for an object scanMembers does not read (and the tests' reference).
-func checkEnvelopeMap(trimmed []byte) *refusal {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &m); err != nil {
-		return nil // not valid JSON: mcp-go answers -32700
+// decodedMembers reads the members of a valid JSON object through
+// encoding/json's decoder, which unescapes the names as Unmarshal does,
+// for an object scanMembers does not read (an escaped key) and as the
+// tests' reference. Every member is seen, duplicates too (a map would
+// keep one).
+func decodedMembers(obj []byte) members {
+	var m members
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := dec.Token(); err != nil { // '{'
+		return m
 	}
-	rawID, hasID := m["id"]
-	var id json.RawMessage
-	if hasID {
-		switch kind(rawID) {
-		case 'n':
-			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number, not null"}
-		case '"':
-			if !utf8.Valid(rawID) {
-				return &refusal{code: mcp.INVALID_REQUEST, msg: idNotUTF8}
-			}
-			id = rawID
-		case '0':
-			id = rawID
-		default:
-			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number"}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return m
 		}
-	}
-	if !isVersion2(m["jsonrpc"]) {
-		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: `jsonrpc must be "2.0"`}
-	}
-	rawMethod, hasMethod := m["method"]
-	if !hasMethod {
-		_, hasResult := m["result"]
-		_, hasError := m["error"]
-		if hasID && (hasResult || hasError) {
-			return nil // a response to a request the server sent
+		key, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return m
 		}
-		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method is required"}
+		m.add([]byte(key), v)
 	}
-	var method string
-	if err := json.Unmarshal(rawMethod, &method); err != nil {
-		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method must be a string"}
-	}
-	if method == "" {
-		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method must not be empty"}
-	}
-	return nil
+	return m
 }
 
 // isVersion2 reports whether raw is the JSON string "2.0" — spelt with
