@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"net"
@@ -174,13 +176,70 @@ func TestBodyIsJudgedAfterRouteAndToken(t *testing.T) {
 	}
 }
 
+// TestPostBodyIsReadAsSent: a POST body is read as JSON text as it
+// arrives, so one the API would read otherwise than its client meant is a
+// 400, the backend not called. A body with a content coding
+// (Content-Encoding: gzip) was decoded compressed and refused with
+// protojson's complaint about its first byte; one with two Content-Type
+// headers was read by the first, where a proxy in front may judge it by
+// the last. "Content-Encoding: identity" and a body without Content-Type
+// (read as JSON) are served.
+func TestPostBodyIsReadAsSent(t *testing.T) {
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,notes=" + notes.Addr})
+	tok := f.iss.Mint(t, tokentest.Token{Subject: "u1", Audience: audience, Scope: "notes.write"})
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	io.WriteString(w, `{"text":"b"}`)
+	w.Close()
+	for _, c := range []struct {
+		name   string
+		header http.Header
+		body   string
+		want   string
+	}{
+		{"gzip", http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}}, gz.String(),
+			"a Content-Encoding is not supported: send the JSON body uncompressed"},
+		{"gzip of nothing", http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}}, "",
+			"a Content-Encoding is not supported: send the JSON body uncompressed"},
+		{"two codings", http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"identity", "gzip"}}, `{"text":"b"}`,
+			"a Content-Encoding is not supported: send the JSON body uncompressed"},
+		{"JSON, then text", http.Header{"Content-Type": {"application/json", "text/plain"}}, `{"text":"b"}`,
+			"Content-Type must be application/json, given once"},
+		{"text, then JSON", http.Header{"Content-Type": {"text/plain", "application/json"}}, `{"text":"b"}`,
+			"Content-Type must be application/json, given once"},
+	} {
+		h := bearer(tok)
+		for k, vs := range c.header {
+			h[k] = vs
+		}
+		r := f.doBody(t, http.MethodPost, "/actions/notes", h, c.body)
+		if r.status != 400 || r.err.Error != "invalid_request" || r.err.Description != c.want {
+			t.Errorf("%s: %d %s, want 400 invalid_request %q", c.name, r.status, r.body, c.want)
+		}
+	}
+	if calls := notes.Calls(); len(calls) != 0 {
+		t.Fatalf("the backend was called: %+v", calls)
+	}
+	for _, h := range []http.Header{
+		{"Content-Type": {"application/json"}, "Content-Encoding": {"identity"}},
+		{},
+	} {
+		h.Set("Authorization", "Bearer "+tok)
+		if r := f.doBody(t, http.MethodPost, "/actions/notes", h, `{"text":"b"}`); r.status != 200 || string(r.body) != `{"text":"b","backend":"notes"}` {
+			t.Errorf("POST with %v: %d %s, want it served", h, r.status, r.body)
+		}
+	}
+}
+
 // TestUnparsableRequestIsNetHTTPsPlainText: a request Go's net/http
 // cannot parse is refused while it is read, before any handler runs, in
 // plain text with the connection closed: a request target whose path has a
 // bad percent-escape (/actions/notes/%ZZ fails url.ParseRequestURI) and a
 // malformed header line are "400 Bad Request", a header block over
 // http.DefaultMaxHeaderBytes (1 MiB) is "431 Request Header Fields Too
-// Large". These are the refusals that are not the JSON error shape, as
+// Large", a transfer coding other than chunked a 501, an Expect other
+// than 100-continue a 417 without content. These are the refusals that are not the JSON error shape, as
 // docs/reference/actions.md says (net/http has no hook for them), and the
 // document's Error schema says so too: it said "used by every failure".
 // The backend is not called.
@@ -199,9 +258,16 @@ func TestUnparsableRequestIsNetHTTPsPlainText(t *testing.T) {
 		{"truncated escape", "GET /actions/notes% HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n", 400, "400 Bad Request"},
 		{"malformed header line", "GET /actions/notes?text=a HTTP/1.1\r\nHost: x\r\n" + auth + "No colon here\r\n\r\n", 400, "400 Bad Request"},
 		{"headers over 1 MiB", "GET /actions/notes?text=a HTTP/1.1\r\nHost: x\r\n" + auth + "X-Big: " + strings.Repeat("a", 1<<20+8192) + "\r\n\r\n", 431, "431 Request Header Fields Too Large"},
+		{"transfer coding other than chunked", "POST /actions/notes HTTP/1.1\r\nHost: x\r\n" + auth + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, "Unsupported transfer encoding"},
+		// No content at all: 417 and the connection closed.
+		{"expectation other than 100-continue", "GET /actions/notes?text=a HTTP/1.1\r\nHost: x\r\n" + auth + "Expect: 200-ok\r\n\r\n", 417, ""},
 	} {
 		res, body := f.rawRequest(t, c.req)
-		if res.StatusCode != c.status || res.Header.Get("Content-Type") != "text/plain; charset=utf-8" || body != c.body || !res.Close {
+		ct := "text/plain; charset=utf-8"
+		if c.body == "" {
+			ct = ""
+		}
+		if res.StatusCode != c.status || res.Header.Get("Content-Type") != ct || body != c.body || !res.Close {
 			t.Errorf("%s: %d %v %q, want net/http's plain-text %d %q and the connection closed", c.name, res.StatusCode, res.Header, body, c.status, c.body)
 		}
 	}

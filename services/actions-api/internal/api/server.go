@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -351,10 +352,8 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 			err = c.CheckRequired(in)
 		}
 	} else {
-		if ct := r.Header.Get(echo.HeaderContentType); ct != "" {
-			if mt, _, perr := mime.ParseMediaType(ct); perr != nil || mt != echo.MIMEApplicationJSON {
-				return nil, newError(http.StatusBadRequest, "invalid_request", "Content-Type must be application/json")
-			}
+		if err := checkBodyHeaders(r.Header); err != nil {
+			return nil, err
 		}
 		if r.URL.RawQuery != "" { // malformed ones too, which Query() leaves out
 			return nil, newError(http.StatusBadRequest, "invalid_request", "this operation takes a JSON body, not query parameters")
@@ -382,6 +381,34 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 		return nil, err
 	}
 	return in, nil
+}
+
+// checkBodyHeaders refuses a POST body the API would not read as the
+// client meant it. The body is decoded as JSON text as it arrives: one
+// with a content coding (Content-Encoding: gzip) was decoded compressed,
+// a 400 naming protojson's "invalid value" at its first byte; "identity"
+// is no coding. A Content-Type other than application/json is refused,
+// and so are two: Header.Get took the first, where a proxy or firewall in
+// front may judge the body by the last. A body without Content-Type is
+// read as JSON (RFC 9110 section 8.3 lets the recipient decide; curl -d
+// sends form, which is refused, and GPT Actions send application/json).
+func checkBodyHeaders(h http.Header) error {
+	if ce := h.Values("Content-Encoding"); len(ce) > 1 || len(ce) == 1 && !strings.EqualFold(strings.TrimSpace(ce[0]), "identity") {
+		return newError(http.StatusBadRequest, "invalid_request", "a Content-Encoding is not supported: send the JSON body uncompressed")
+	}
+	switch cts := h.Values(echo.HeaderContentType); len(cts) {
+	case 0:
+	case 1:
+		if cts[0] == "" {
+			break // as none
+		}
+		if mt, _, err := mime.ParseMediaType(cts[0]); err != nil || mt != echo.MIMEApplicationJSON {
+			return newError(http.StatusBadRequest, "invalid_request", "Content-Type must be application/json")
+		}
+	default:
+		return newError(http.StatusBadRequest, "invalid_request", "Content-Type must be application/json, given once")
+	}
+	return nil
 }
 
 // checkQueryNames refuses two query parameters for one request field and

@@ -496,7 +496,7 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 	badRequest := "The request is malformed: an unknown, repeated or invalid parameter, a body"
 	if a.Method == http.MethodPost {
 		// Every 400 decode answers for a POST (api.decode).
-		badRequest = "The request is malformed: a body that is not a JSON object of the request's fields, a Content-Type other than application/json, query parameters"
+		badRequest = "The request is malformed: a body that is not a JSON object of the request's fields, a Content-Type other than application/json, a Content-Encoding (send the body uncompressed), query parameters"
 		if len(a.PathParams) > 0 {
 			badRequest += ", an invalid path parameter, one repeated in the body or a body field of its oneof"
 		}
