@@ -256,3 +256,108 @@ func TestAnswerBeforeTheBodySaysWhetherTheConnectionStays(t *testing.T) {
 		})
 	}
 }
+
+// TestFullDuplexBodyStaysTheBackends: a backend may answer before it has
+// read the request body and go on reading it (an SSE answer to a streamed
+// body). The ingress passes the answer's header on at once and leaves the
+// whole body to the backend: it does not wait for the body to end before
+// the header (the client here waits for the header before it sends the
+// rest: that would deadlock), and it reads none of the body itself (the
+// backend would get a body with holes). A review found both in the first
+// form of the Connection: close rule, which drained the rest before the
+// header.
+//
+// Real TCP and HTTP throughout.
+func TestFullDuplexBodyStaysTheBackends(t *testing.T) {
+	ingress := func(t *testing.T, h http.HandlerFunc) string {
+		be := httptest.NewServer(h)
+		t.Cleanup(be.Close)
+		u, _ := url.Parse(be.URL)
+		p, err := routes.Proxy([]routes.Rule{{Path: "/mcp", PathType: "Prefix", Service: "mcp-gateway"}}, map[string]*url.URL{"mcp-gateway": u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(p)
+		t.Cleanup(srv.Close)
+		return srv.Listener.Addr().String()
+	}
+	dial := func(t *testing.T, addr string) net.Conn {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		return conn
+	}
+
+	t.Run("header before the body ends", func(t *testing.T) {
+		addr := ingress(t, func(w http.ResponseWriter, r *http.Request) {
+			_ = http.NewResponseController(w).EnableFullDuplex()
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			_ = http.NewResponseController(w).Flush()
+			lines := bufio.NewScanner(r.Body)
+			for lines.Scan() {
+				fmt.Fprintf(w, "data: %s\n\n", lines.Text())
+				_ = http.NewResponseController(w).Flush()
+			}
+		})
+		conn := dial(t, addr)
+		fmt.Fprintf(conn, "POST /mcp HTTP/1.1\r\nHost: localhost:4000\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nfirst\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no answer header while the body is open: %v", err)
+		}
+		fmt.Fprintf(conn, "7\r\nsecond\n\r\n0\r\n\r\n")
+		b, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(b), "data: first") || !strings.Contains(string(b), "data: second") {
+			t.Errorf("answer %q, want both lines echoed", b)
+		}
+	})
+
+	t.Run("the whole body to the backend", func(t *testing.T) {
+		const size = 100 << 10
+		addr := ingress(t, func(w http.ResponseWriter, r *http.Request) {
+			_ = http.NewResponseController(w).EnableFullDuplex()
+			w.WriteHeader(http.StatusOK)
+			_ = http.NewResponseController(w).Flush()
+			n, err := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "%d %v", n, err)
+		})
+		conn := dial(t, addr)
+		go func() {
+			fmt.Fprintf(conn, "POST /mcp HTTP/1.1\r\nHost: localhost:4000\r\nContent-Length: %d\r\n\r\n", size)
+			for i := 0; i < size/1024; i++ {
+				_, _ = conn.Write(bytes.Repeat([]byte("x"), 1024))
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if want := fmt.Sprintf("%d <nil>", size); string(b) != want {
+			t.Errorf("the backend read %q, want %q", b, want)
+		}
+	})
+
+	t.Run("Expect: 100-continue refused at once", func(t *testing.T) {
+		// The backend refuses without reading: the ingress must not send
+		// 100 Continue, inviting a body nobody reads.
+		addr := ingress(t, func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, `{"error":"invalid_token"}`, http.StatusUnauthorized)
+		})
+		conn := dial(t, addr)
+		fmt.Fprintf(conn, "POST /mcp HTTP/1.1\r\nHost: localhost:4000\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", 8<<20)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !resp.Close {
+			t.Errorf("first answer %d (Connection: close %v), want the backend's 401 and close, not 100 Continue", resp.StatusCode, resp.Close)
+		}
+	})
+}

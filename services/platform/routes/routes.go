@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"sigs.k8s.io/yaml"
 )
@@ -143,10 +144,11 @@ func better(a, b Rule) bool {
 // X-Forwarded-*, and flushes immediately so SSE streams work. A backend it
 // cannot reach is 502 with a JSON error body (badGateway), and with
 // Retry-After: 1 when the connection itself failed (a component of `make
-// dev` restarting or stopped). Requests are served in full duplex. Before
-// an answer's header is written the proxy reads the rest of the request
-// body the backend did not take, up to 256 KiB; a longer rest makes the
-// answer carry Connection: close, as the connection is closed after it.
+// dev` restarting or stopped). Requests are served in full duplex: the
+// backend may answer before it has read the body. After the answer the
+// handler reads a rest of the body the backend did not take, up to 256
+// KiB; a longer rest, or one of unknown length, makes the answer carry
+// Connection: close, as the connection is closed after it.
 func Proxy(rules []Rule, backends map[string]*url.URL) (http.Handler, error) {
 	// One pool of its own, sized like an ingress controller's keep-alive
 	// pool: Go's default keeps 2 idle connections per backend, so under
@@ -227,44 +229,73 @@ func proxy(rules []Rule, backends map[string]*url.URL, transport http.RoundTripp
 		// TestDroppedBodyRequestIs502 and
 		// TestDroppedRequestLeavesTheConnectionToTheNextOne.
 		//
-		// Before the answer's header is written, the rest of the body is
-		// read (connectionStays, up to 256 KiB as Go's server does
-		// outside full duplex) and a rest too long to read makes the
-		// answer say Connection: close: the server will close the
-		// connection after it, and a client not told so may already be
-		// sending its next request on it (its Transport sees the whole
-		// body taken by the socket buffers and reuses the connection).
-		// See TestAnswerBeforeTheBodySaysWhetherTheConnectionStays.
+		// A rest of the body the handler will not read (over 256 KiB, or
+		// of unknown length) makes the answer say Connection: close
+		// (connectionStays, judged from what the Transport read, before
+		// the header): the server closes the connection after it, and a
+		// client not told so may already be sending its next request on
+		// it (its Transport saw the whole body go into the socket buffers
+		// and reuses the connection). See
+		// TestAnswerBeforeTheBodySaysWhetherTheConnectionStays and
+		// TestFullDuplexBodyStaysTheBackends.
 		_ = http.NewResponseController(w).EnableFullDuplex()
-		if req.Body != nil && req.Body != http.NoBody {
-			req = req.WithContext(context.WithValue(req.Context(), clientBodyKey{}, io.Reader(req.Body)))
+		in := req.Body
+		if in != nil && in != http.NoBody {
+			cb := &clientBody{ReadCloser: in}
+			req = req.WithContext(context.WithValue(req.Context(), clientBodyKey{}, cb))
+			req.Body = cb
 		}
 		proxies[r.Service].ServeHTTP(w, req)
 		_ = http.NewResponseController(w).Flush()
-		_ = req.Body.Close()
+		if in != nil {
+			_ = in.Close()
+		}
 	}), nil
 }
 
-// maxSettleBytes is how much of a request body's unread rest the proxy
-// reads before answering, as Go's HTTP/1 server does (maxPostHandlerReadBytes).
+// maxSettleBytes is how much of a request body's unread rest the handler
+// reads after the answer so that the connection can carry the next
+// request, as Go's HTTP/1 server does (maxPostHandlerReadBytes).
 const maxSettleBytes = 256 << 10
 
-// clientBodyKey is the request context key of the client's request body,
-// for the proxy's ModifyResponse and ErrorHandler, which see the outgoing
-// request only.
+// clientBodyKey is the request context key of the client's request body
+// (a *clientBody), for the proxy's ModifyResponse and ErrorHandler, which
+// see the outgoing request only.
 type clientBodyKey struct{}
 
-// connectionStays reads and discards what is left of the client's request
-// body, up to maxSettleBytes, and reports whether it was read to its end,
-// that is whether the connection can carry the client's next request. A
-// read error (the client went away) reports false.
+// clientBody is the client's request body as the proxy's Transport reads
+// it: it counts the bytes read and notes the end. Nothing else reads it
+// before the answer: the backend owns the body while it answers (full
+// duplex), so the proxy judges what is left by what the Transport took.
+type clientBody struct {
+	io.ReadCloser
+	read  atomic.Int64 // bytes the Transport has read
+	ended atomic.Bool  // a Read returned io.EOF
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.read.Add(int64(n))
+	if err == io.EOF {
+		b.ended.Store(true)
+	}
+	return n, err
+}
+
+// connectionStays reports, before the answer's header is written, whether
+// the connection can carry the client's next request: the body was read to
+// its end, or what is left of a Content-Length body is at most
+// maxSettleBytes, which the handler reads after the answer. A longer or
+// unknown (chunked) rest will not be read, and the server closes the
+// connection after the answer, which must then say Connection: close.
+// It never reads the body itself: the Transport may still be sending it
+// to a backend that answered first.
 func connectionStays(req *http.Request) bool {
-	body, ok := req.Context().Value(clientBodyKey{}).(io.Reader)
-	if !ok {
+	b, ok := req.Context().Value(clientBodyKey{}).(*clientBody)
+	if !ok || b.ended.Load() {
 		return true
 	}
-	n, err := io.CopyN(io.Discard, body, maxSettleBytes+1)
-	return err == io.EOF && n <= maxSettleBytes
+	return req.ContentLength >= 0 && req.ContentLength-b.read.Load() <= maxSettleBytes
 }
 
 // retryAfterUnreachable is the Retry-After (seconds) of a 502 for a backend
