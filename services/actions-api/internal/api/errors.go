@@ -14,11 +14,11 @@ import (
 
 // Error is the one JSON error shape of the API: every failure it answers,
 // including unknown paths, wrong methods and panics, answers with it. A
-// request net/http cannot parse (a bad percent-escape in the path, a
-// malformed header, headers over 1 MiB) never reaches it: net/http
-// answers "400 Bad Request" (431 for the headers) in plain text before
-// any handler runs (TestUnparsableRequestIsNetHTTPsPlainText), as the
-// document's Error schema says (openapi.errorSchema).
+// request net/http refuses while reading it never reaches it: net/http
+// answers in plain text before any handler runs — for example 400 for a
+// bad percent-escape in the path or a malformed header, 431 for headers
+// over 1 MiB, 501, 417, 505 (TestUnparsableRequestIsNetHTTPsPlainText) —
+// as the document's Error schema says (openapi.errorSchema).
 type Error struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description"`

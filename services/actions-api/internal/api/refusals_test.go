@@ -261,6 +261,7 @@ func TestUnparsableRequestIsNetHTTPsPlainText(t *testing.T) {
 		{"transfer coding other than chunked", "POST /actions/notes HTTP/1.1\r\nHost: x\r\n" + auth + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, "Unsupported transfer encoding"},
 		// No content at all: 417 and the connection closed.
 		{"expectation other than 100-continue", "GET /actions/notes?text=a HTTP/1.1\r\nHost: x\r\n" + auth + "Expect: 200-ok\r\n\r\n", 417, ""},
+		{"HTTP version not served", "GET /actions/notes?text=a HTTP/3.0\r\nHost: x\r\n" + auth + "\r\n", 505, "505 HTTP Version Not Supported: unsupported protocol version"},
 	} {
 		res, body := f.rawRequest(t, c.req)
 		ct := "text/plain; charset=utf-8"
@@ -275,7 +276,7 @@ func TestUnparsableRequestIsNetHTTPsPlainText(t *testing.T) {
 		t.Errorf("the backend was called: %+v", calls)
 	}
 	desc := f.doc.Components.Schemas[openapi.ErrorSchema].Value.Description
-	for _, want := range []string{"every failure the API answers", "percent-escape", "malformed header", "plain text (400; 431"} {
+	for _, want := range []string{"every failure the API answers", "plain text", "percent-escape", "malformed header (400)", "(431)", "(501)", "(417, no body)", "(505)"} {
 		if !strings.Contains(desc, want) {
 			t.Errorf("the document's Error schema: %q, want it to say %q", desc, want)
 		}

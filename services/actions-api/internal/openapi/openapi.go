@@ -586,7 +586,7 @@ func errorSchema() registry.Schema {
 	}
 	return registry.Schema{
 		"type":        "object",
-		"description": "The one error shape of the Actions API, used by every failure the API answers. A request Go's HTTP server cannot parse (a bad percent-escape in the path, a malformed header, headers over 1 MiB) never reaches the API: that server refuses it in plain text (400; 431 for the headers).",
+		"description": "The one error shape of the Actions API, used by every failure the API answers. A request Go's HTTP server refuses while reading it never reaches the API and is answered in plain text instead: for example a bad percent-escape in the path or a malformed header (400), headers over 1 MiB (431), a transfer coding other than chunked (501), an Expect other than 100-continue (417, no body), an HTTP version it does not serve (505).",
 		"properties": registry.Schema{
 			"error": registry.Schema{
 				"type":        "string",
