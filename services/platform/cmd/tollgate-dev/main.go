@@ -30,6 +30,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,7 +59,8 @@ func (i interruptedBy) Error() string { return "interrupted by " + i.sig.String(
 // interruptContext returns a context cancelled, with interruptedBy as its
 // cause, by the first SIGINT (Ctrl-C), SIGTERM (kill) or SIGHUP (a closed
 // terminal stops the fleet as Ctrl-C does). Until stop is called later
-// signals are caught too, as with signal.NotifyContext.
+// signals are caught too, as with signal.NotifyContext; stop may be
+// called more than once.
 func interruptContext() (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
@@ -71,10 +73,13 @@ func interruptContext() (ctx context.Context, stop func()) {
 		case <-done:
 		}
 	}()
+	var once sync.Once
 	return ctx, func() {
-		signal.Stop(sigs)
-		close(done)
-		cancel(context.Canceled)
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(done)
+			cancel(context.Canceled)
+		})
 	}
 }
 
