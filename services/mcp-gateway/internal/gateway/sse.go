@@ -132,20 +132,74 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	if msg.Method == string(mcp.MethodInitialize) && rec.ProtocolVersion != "" {
+	initialize := msg.Method == string(mcp.MethodInitialize)
+	if len(msg.ID) > 0 && !initialize && msg.Method != string(mcp.MethodPing) && rec.ProtocolVersion == "" {
+		// A request before the session's initialize was answered: mcp-go's
+		// legacy handler served it (a resources/subscribe was kept and
+		// answered {}), as if the session were initialized. MCP's
+		// lifecycle (2024-11-05 to 2025-11-25, "Initialization") has the
+		// client send nothing but pings until the server has answered
+		// initialize; on /mcp a request without a session is refused
+		// ("Mcp-Session-Id header is required; send initialize first").
+		// The negotiated version, recorded before mcp-go sends the
+		// answer (afterInitialize), says so on every replica.
+		// Notifications, never answered, pass.
+		g.metrics.request(transportSSE, methodLabel(method), "not_initialized")
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST, notInitializedMessage)
+		return
+	}
+	if initialize {
 		// A second initialize of a legacy session: mcp-go would initialize
 		// the session again (client, capabilities, version replaced
 		// mid-session). The legacy transport (2024-11-05) has one session
 		// per stream and no way to replace it; a new session is a new GET
 		// /sse (on /mcp, initialize starts a new session instead). The
-		// record's negotiated version says, on every replica, that an
-		// initialize succeeded. Refused on the POST, as other refusals of
-		// /messages, with the request's id; mcp-go's client never sends
-		// one of its own (Client.Initialize sends one per call).
-		g.metrics.request(transportSSE, methodLabel(method), "already_initialized")
-		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST,
-			"session already initialized (protocol version "+rec.ProtocolVersion+"); a legacy HTTP+SSE session is initialized once: open a new stream with GET /sse to start another session")
-		return
+		// record's negotiated version refuses it without another Redis
+		// command once the first was answered; before that, concurrent
+		// initializes (on any replicas) race for the session's claim
+		// (Store.ClaimInitialize), taken before the message goes on to
+		// mcp-go, and all but one lose. Refused on the POST, as other
+		// refusals of /messages, with the request's id; mcp-go's client
+		// never sends one of its own (Client.Initialize sends one per
+		// call).
+		//
+		// An initialize mcp-go will refuse (initializeFails) takes no
+		// claim: mcp-go answers it with an error on the stream and
+		// initializes nothing, and the client may send initialize again —
+		// as on /mcp, where a refused initialize leaves no session behind.
+		// (mcp-go's OnError hook would tell after the fact, but any such
+		// hook sends every tools/call through HandleMessage: callHooks.)
+		version, claimed := rec.ProtocolVersion, false
+		decodes := !initializeFails(body)
+		if version == "" && decodes {
+			var err error
+			claimed, version, err = g.sessions.ClaimInitialize(r.Context(), id)
+			switch {
+			case errors.Is(err, session.ErrNotFound):
+				g.metrics.request(transportSSE, methodLabel(method), "unknown_session")
+				writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
+				return
+			case err != nil:
+				g.unavailable(w, r, transportSSE, method, err)
+				return
+			}
+		}
+		if !claimed && (decodes || version != "") {
+			g.metrics.request(transportSSE, methodLabel(method), "already_initialized")
+			writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST, alreadyInitialized(version))
+			return
+		}
+		if claimed {
+			// The claim is given back if the initialize goes no further
+			// than here (the stream's replica is gone, Redis failed).
+			accepted := false
+			defer func() {
+				if !accepted {
+					g.releaseInitialize(r.Context(), id)
+				}
+			}()
+			w = &acceptance{ResponseWriter: w, accepted: &accepted}
+		}
 	}
 	if g.refuseScopes(w, r, transportSSE, claims, msg, rec.ProtocolVersion, rec.ClientName) {
 		// Refused on the POST (SCOPE_CHALLENGE=http only), before the
@@ -180,6 +234,67 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	g.metrics.relayed.WithLabelValues("sent").Inc()
 	g.metrics.request(transportSSE, methodLabel(method), "202")
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// initializeFails reports whether mcp-go answers the initialize in body
+// with an error, having initialized nothing (HandleMessage): its params do
+// not decode as an InitializeRequest (capabilities that are no object…),
+// or its _meta names a stateless version (2026-07-28), whose era has no
+// initialize. Its decoding is mcp-go's, of the same bytes (the id, which
+// the gateway may rewrite, is not part of an InitializeRequest).
+func initializeFails(body []byte) bool {
+	if json.Unmarshal(body, new(mcp.InitializeRequest)) != nil {
+		return true
+	}
+	var m struct {
+		Params struct {
+			Meta *mcp.Meta `json:"_meta"`
+		} `json:"params"`
+	}
+	_ = json.Unmarshal(body, &m)
+	return mcp.IsModernProtocol(m.Params.Meta.ProtocolVersion())
+}
+
+// notInitializedMessage refuses a legacy request (other than ping) sent
+// before the session's initialize was answered.
+const notInitializedMessage = "session not initialized; send initialize first (until it is answered, only ping is served)"
+
+// alreadyInitialized refuses a legacy session's second initialize; version
+// is the negotiated one, "" while the first initialize is being answered.
+func alreadyInitialized(version string) string {
+	state := "protocol version " + version
+	if version == "" {
+		state = "its first initialize is being answered"
+	}
+	return "session already initialized (" + state + "); a legacy HTTP+SSE session is initialized once: open a new stream with GET /sse to start another session"
+}
+
+// acceptance records, in *accepted, whether a /messages POST was answered
+// 202: the message went on to the session's stream.
+type acceptance struct {
+	http.ResponseWriter
+	accepted *bool
+}
+
+func (a *acceptance) WriteHeader(code int) {
+	if code == http.StatusAccepted {
+		*a.accepted = true
+	}
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *acceptance) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
+// releaseInitialize gives back a legacy session's initialize claim
+// (Store.ReleaseInitialize) once its initialize went no further; a
+// failure to is logged (the session then refuses initialize, and the
+// client opens another stream).
+func (g *Gateway) releaseInitialize(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	if err := g.sessions.ReleaseInitialize(ctx, id); err != nil {
+		g.log.WarnContext(ctx, "could not release a failed initialize of a legacy session", "err", err)
+	}
 }
 
 // legacySubscription keeps a legacy session's resources/subscribe and
@@ -449,14 +564,17 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		return
 	}
 	ctx = logging.WithRequestID(ctx, logging.RequestIDOrNew(m.RequestID))
+	var msg message
+	_ = json.Unmarshal(m.Body, &msg)
 	claims, err := g.verifier.Verify(ctx, m.Token)
 	if err != nil {
 		g.log.InfoContext(ctx, "relayed message with a refused token", "err", err)
 		g.metrics.relayed.WithLabelValues("dropped").Inc()
+		if msg.Method == string(mcp.MethodInitialize) {
+			g.releaseInitialize(ctx, m.Session) // claimed by the replica it was posted to
+		}
 		return
 	}
-	var msg message
-	_ = json.Unmarshal(m.Body, &msg)
 	g.metrics.relayed.WithLabelValues("received").Inc()
 	if err := g.serveLegacyMessage(tokens.NewContext(ctx, claims), m.Session, m.Body, msg, func(req *http.Request) {
 		g.sse.MessageHandler().ServeHTTP(discard{h: http.Header{}}, req)

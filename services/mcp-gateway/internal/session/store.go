@@ -283,6 +283,42 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 	return recordOf(m), nil
 }
 
+// ClaimInitialize takes the one initialize of a legacy HTTP+SSE session,
+// atomically on every replica, before it is handed to mcp-go: the field
+// "initialize" of the session's hash, set only when absent and when no
+// version was negotiated (a session initialized by a previous version has
+// none). It reports whether this call took it and, when not, the
+// negotiated version ("" while the initialize that took it is not
+// answered yet); ErrNotFound when the session is gone.
+func (s *Store) ClaimInitialize(ctx context.Context, id string) (claimed bool, version string, err error) {
+	v, err := claimScript.Run(ctx, s.rdb, []string{s.key(id)}).Slice()
+	if err != nil {
+		return false, "", fmt.Errorf("update session: %w", err)
+	}
+	if len(v) != 2 {
+		return false, "", fmt.Errorf("update session: claim answered %v", v)
+	}
+	version, _ = v[1].(string)
+	switch code, _ := v[0].(int64); code {
+	case 0:
+		return false, "", ErrNotFound
+	case 1:
+		return true, "", nil
+	}
+	return false, version, nil
+}
+
+// ReleaseInitialize gives back the claim of ClaimInitialize after the
+// initialize that took it failed (mcp-go answered it with an error, or it
+// could not be handed over), so that the session can be initialized
+// again; a session that negotiated meanwhile keeps it.
+func (s *Store) ReleaseInitialize(ctx context.Context, id string) error {
+	if err := releaseScript.Run(ctx, s.rdb, []string{s.key(id)}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("update session: %w", err)
+	}
+	return nil
+}
+
 // Negotiated records what initialize settled, once per session (a
 // session has one initialize). It does nothing when the session is gone.
 func (s *Store) Negotiated(ctx context.Context, id, version, clientInfo, capabilities string) error {
@@ -426,6 +462,23 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`)
+
+// claimScript takes a legacy session's initialize (Store.ClaimInitialize).
+// KEYS[1]: the session. Replies {1, ""} (taken), {2, version} (taken
+// before, or negotiated: version, "" while unanswered) or {0, ""} (no
+// session).
+var claimScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+local v = redis.call('HGET', KEYS[1], 'version')
+if v then return {2, v} end
+if redis.call('HSETNX', KEYS[1], 'initialize', '1') == 1 then return {1, ''} end
+return {2, ''}`)
+
+// releaseScript gives a legacy session's initialize back unless it
+// negotiated (Store.ReleaseInitialize). KEYS[1]: the session.
+var releaseScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'version') == 1 then return 0 end
+return redis.call('HDEL', KEYS[1], 'initialize')`)
 
 // updateScript updates fields of a live session and renews its TTL; a
 // missing session stays missing.

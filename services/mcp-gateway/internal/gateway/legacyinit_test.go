@@ -1,0 +1,169 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Concurrent initializes of one legacy HTTP+SSE session, posted to the
+// replica holding its stream and to another (relayed), all got past the
+// refusal of a second initialize, which read the negotiated version
+// recorded only once mcp-go had answered: two or three of four were
+// accepted and the session's version was replaced mid-session. The
+// session's initialize is now claimed in Redis before the message goes
+// on to mcp-go: exactly one is accepted and answered on the stream, the
+// others are refused on the POST (400, -32600 "session already
+// initialized", each with its id), and a later initialize names the
+// version the accepted one negotiated. A few sessions, so that the race
+// is run more than once.
+func TestConcurrentLegacyInitializesAcceptOne(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.Gateway("RATE_LIMIT_PER_MINUTE", "100000"), f.Gateway("RATE_LIMIT_PER_MINUTE", "100000")
+	tok := f.Token("user-7", allScopes)
+	versions := []string{"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"}
+	const sessions, initializes = 4, 8
+	for round := range sessions {
+		s := a.openStream(t, "/sse", tok, nil)
+		path := s.endpoint()
+		inits := make([]map[string]any, initializes)
+		answers := make([]*resp, initializes)
+		for i := range inits {
+			inits[i] = call("initialize", map[string]any{"protocolVersion": versions[i%len(versions)], "capabilities": map[string]any{},
+				"clientInfo": map[string]any{"name": fmt.Sprintf("client-%d", i), "version": "1"}})
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range inits {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				answers[i] = []*gw{a, b}[i%2].do(t, req{Method: "POST", Path: path, Token: tok, Body: inits[i]})
+			}()
+		}
+		close(start)
+		wg.Wait()
+		accepted := -1
+		for i, r := range answers {
+			if r == nil {
+				t.Fatalf("round %d: initialize %d not answered", round, i)
+			}
+			if r.Status == http.StatusAccepted {
+				if accepted >= 0 {
+					t.Fatalf("round %d: initializes %d and %d both accepted", round, accepted, i)
+				}
+				accepted = i
+				continue
+			}
+			m := r.rpc(t)
+			wantID, _ := json.Marshal(inits[i]["id"])
+			if r.Status != http.StatusBadRequest || m.Error == nil || m.Error.Code != -32600 ||
+				!strings.Contains(m.Error.Message, "session already initialized") || string(m.ID) != string(wantID) {
+				t.Fatalf("round %d: initialize %d: %d %s, want 400 -32600 session already initialized", round, i, r.Status, r.Body)
+			}
+		}
+		if accepted < 0 {
+			t.Fatalf("round %d: no initialize accepted", round)
+		}
+		e := s.next(response(inits[accepted]["id"]))
+		won := versions[accepted%len(versions)]
+		if !strings.Contains(e.Data, `"protocolVersion":"`+won+`"`) {
+			t.Fatalf("round %d: answer to the accepted initialize: %s", round, e.Data)
+		}
+		again := call("initialize", map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{},
+			"clientInfo": map[string]any{"name": "late", "version": "1"}})
+		r := b.do(t, req{Method: "POST", Path: path, Token: tok, Body: again})
+		if m := r.rpc(t); r.Status != http.StatusBadRequest || m.Error == nil || !strings.Contains(m.Error.Message, "(protocol version "+won+")") {
+			t.Fatalf("round %d: a later initialize: %d %s, want the refusal naming %s", round, r.Status, r.Body, won)
+		}
+		s.Close()
+	}
+}
+
+// An initialize mcp-go answers with an error — capabilities that are no
+// object, which it cannot decode; a _meta naming the stateless
+// 2026-07-28, which has no initialize — leaves the legacy session
+// uninitialized, as a refused initialize on /mcp leaves no session: it
+// takes no claim, and the client's next initialize is accepted and
+// answered.
+func TestLegacyInitializeAfterAFailedOne(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-7", allScopes)
+	s := g.openStream(t, "/sse", tok, nil)
+	path := s.endpoint()
+	for _, bad := range []map[string]any{
+		call("initialize", map[string]any{"protocolVersion": "2024-11-05", "capabilities": "none",
+			"clientInfo": map[string]any{"name": "legacy", "version": "1"}}),
+		call("initialize", map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{},
+			"clientInfo": map[string]any{"name": "legacy", "version": "1"},
+			"_meta":      map[string]any{"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": map[string]any{}}}),
+	} {
+		if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: bad}); r.Status != http.StatusAccepted {
+			// Refused on the POST, before the claim, it would test nothing here.
+			t.Fatalf("failing initialize %v: %d %s, want it accepted and refused by mcp-go on the stream", bad["params"], r.Status, r.Body)
+		}
+		if e := s.next(response(bad["id"])); !strings.Contains(e.Data, `"error"`) {
+			t.Fatalf("answer to the failing initialize %v: %s", bad["params"], e.Data)
+		}
+	}
+	legacyInit(t, s, g, tok, path)
+	list := call("tools/list", nil)
+	if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: list}); r.Status != http.StatusAccepted {
+		t.Fatalf("tools/list after initialize: %d %s", r.Status, r.Body)
+	}
+	s.next(response(list["id"]))
+}
+
+// A legacy session served requests sent before its initialize was
+// answered: a resources/subscribe was recorded and answered {}. MCP's
+// lifecycle has the client send nothing but pings until the server has
+// answered initialize (on /mcp a request without a session is refused,
+// "send initialize first"); /messages now refuses such a request on the
+// POST: 400, -32600 "session not initialized; send initialize first",
+// with the request's id. A ping is answered, a notification accepted, and
+// once initialize is answered the same requests are served.
+func TestLegacyRequestsBeforeInitializeAreRefused(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway("MCP_CONFORMANCE_FIXTURES", "true")
+	tok := f.Token("user-7", allScopes)
+	s := g.openStream(t, "/sse", tok, nil)
+	path := s.endpoint()
+	early := []map[string]any{
+		call("resources/subscribe", map[string]any{"uri": "test://static-text"}),
+		call("tools/list", nil),
+		call("tools/call", map[string]any{"name": "identity.profile", "arguments": map[string]any{}}),
+	}
+	for _, c := range early {
+		r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: c})
+		m := r.rpc(t)
+		wantID, _ := json.Marshal(c["id"])
+		if r.Status != http.StatusBadRequest || m.Error == nil || m.Error.Code != -32600 ||
+			!strings.Contains(m.Error.Message, "session not initialized; send initialize first") || string(m.ID) != string(wantID) {
+			t.Errorf("%s before initialize: %d %s, want 400 -32600 session not initialized", c["method"], r.Status, r.Body)
+		}
+	}
+	ping := call("ping", nil)
+	if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: ping}); r.Status != http.StatusAccepted {
+		t.Fatalf("ping before initialize: %d %s", r.Status, r.Body)
+	}
+	s.next(response(ping["id"]))
+	if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: map[string]any{"jsonrpc": "2.0", "method": "notifications/cancelled",
+		"params": map[string]any{"requestId": 1}}}); r.Status != http.StatusAccepted {
+		t.Fatalf("a notification before initialize: %d %s", r.Status, r.Body)
+	}
+	legacyInit(t, s, g, tok, path)
+	for _, c := range early {
+		c = call(c["method"].(string), c["params"])
+		if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: c}); r.Status != http.StatusAccepted {
+			t.Fatalf("%s after initialize: %d %s", c["method"], r.Status, r.Body)
+		}
+		if e := s.next(response(c["id"])); !strings.Contains(e.Data, `"result"`) {
+			t.Errorf("%s after initialize: %s", c["method"], e.Data)
+		}
+	}
+}
