@@ -33,18 +33,7 @@ import (
 //
 // Real TCP and HTTP throughout.
 func TestDroppedBodyRequestIs502(t *testing.T) {
-	ln := testharness.Listener(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Read(make([]byte, 512))
-			_ = c.Close()
-		}
-	}()
-	dropper, _ := url.Parse("http://" + ln.Addr().String())
+	dropper := dropperBackend(t)
 	h, err := routes.Proxy([]routes.Rule{{Path: "/mcp", PathType: "Prefix", Service: "mcp-gateway"}},
 		map[string]*url.URL{"mcp-gateway": dropper})
 	if err != nil {
@@ -151,18 +140,7 @@ func (l *lockedBuffer) String() string {
 //
 // Real TCP and HTTP throughout.
 func TestAnswerBeforeTheBodySaysWhetherTheConnectionStays(t *testing.T) {
-	ln := testharness.Listener(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Read(make([]byte, 512))
-			_ = c.Close()
-		}
-	}()
-	dropper, _ := url.Parse("http://" + ln.Addr().String())
+	dropper := dropperBackend(t)
 	early := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, `{"error":"too_large"}`, http.StatusRequestEntityTooLarge)
 	}))
@@ -360,4 +338,23 @@ func TestFullDuplexBodyStaysTheBackends(t *testing.T) {
 			t.Errorf("first answer %d (Connection: close %v), want the backend's 401 and close, not 100 Continue", resp.StatusCode, resp.Close)
 		}
 	})
+}
+
+// dropperBackend is a backend that takes each connection, reads the start
+// of the request and closes it without an answer (a component of `make
+// dev` that crashed mid-request).
+func dropperBackend(t *testing.T) *url.URL {
+	ln := testharness.Listener(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Read(make([]byte, 512))
+			_ = c.Close()
+		}
+	}()
+	u, _ := url.Parse("http://" + ln.Addr().String())
+	return u
 }

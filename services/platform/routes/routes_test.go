@@ -111,18 +111,7 @@ func TestProxyKeepsHostAndStreams(t *testing.T) {
 // Retry-After (the request may have reached it).
 func TestUnreachableBackendIs502WithRetryAfter(t *testing.T) {
 	dead, _ := url.Parse("http://" + testharness.ClosedAddr(t))
-	ln := testharness.Listener(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Read(make([]byte, 4096))
-			_ = c.Close()
-		}
-	}()
-	dropper, _ := url.Parse("http://" + ln.Addr().String())
+	dropper := dropperBackend(t)
 	rules := []routes.Rule{
 		{Path: "/mcp", PathType: "Prefix", Service: "mcp-gateway"},
 		{Path: "/actions", PathType: "Prefix", Service: "actions-api"},
