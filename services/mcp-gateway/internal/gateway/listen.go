@@ -22,9 +22,8 @@ import (
 )
 
 // listenStreamPrefix begins the stream id of every GET /mcp stream the
-// gateway serves itself (listen); mcp-go's stream ids are UUIDs. Their
-// events live as long as the session (session.Events).
-const listenStreamPrefix = session.ListenStreamPrefix
+// gateway serves itself (listen); mcp-go's stream ids are UUIDs.
+const listenStreamPrefix = "listen-"
 
 // listenNotifications is the buffer of notifications waiting for a
 // session's GET streams on this replica; more are dropped (mcp-go reports

@@ -45,9 +45,7 @@ type cached struct {
 // expiry is seen at once by all; the memory only saves reading and parsing
 // the record. The idle TTL is renewed at most once every renewEvery
 // (maxRenewEvery, or half the TTL if shorter) per replica, so an idle
-// session lives between IdleTTL−renewEvery and IdleTTL after its last use;
-// the renewal is one command (Store.renew), which renews the events of
-// the session's GET streams with it, in the same round trip.
+// session lives between IdleTTL−renewEvery and IdleTTL after its last use.
 //
 // While the store follows terminations (Follow), a session this replica
 // has seen confirmed live is admitted from memory, without asking Redis,
@@ -92,15 +90,15 @@ func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner
 	}
 	var (
 		exists *redis.IntCmd
-		renew  *redis.Cmd
+		renew  *redis.BoolCmd
 		get    *redis.MapStringStringCmd
 	)
 	switch {
 	case !hit:
 		get = p.HGetAll(ctx, key)
-		renew = s.renew(ctx, p, h)
+		renew = p.PExpire(ctx, key, s.ttl)
 	case now.Sub(time.Unix(0, c.renewed.Load())) >= s.renewEvery:
-		renew = s.renew(ctx, p, h)
+		renew = p.PExpire(ctx, key, s.ttl)
 		if s.perSubject > 0 {
 			// The pair's count follows the renewal (Redis' clock is not
 			// at hand here; replicas' clocks are close enough for a score
@@ -138,11 +136,11 @@ func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner
 		return rec, nil
 	case renew != nil:
 		s.observe(LookupHit)
-		live, err := renew.Int()
+		live, err := renew.Result()
 		if err != nil {
 			return Record{}, fmt.Errorf("read session: %w", err)
 		}
-		if live == 0 {
+		if !live {
 			s.cache.Remove(h)
 			return Record{}, ErrNotFound
 		}

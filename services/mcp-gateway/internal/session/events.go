@@ -19,14 +19,6 @@ import (
 //
 // An event id is "<stream id>_<redis entry id>". Keys are derived from the
 // hashed session id, so an event id of one session is unknown in another.
-//
-// Each event renews its stream's TTL to the session's idle TTL. The
-// events of a GET /mcp stream the gateway serves (ListenStreamPrefix) are
-// renewed with the session as well (Store.renew), so they last as long
-// as it: a quiet stream's priming event, recorded when it opened, can be
-// resumed from while the session is in use. A POST's answer stream is
-// resumed while its request is answered; its events expire one idle TTL
-// after the last.
 type Events struct {
 	rdb      *redisx.Client
 	sessions *Store
@@ -36,7 +28,7 @@ type Events struct {
 var _ server.EventStore = (*Events)(nil)
 
 // NewEvents returns an event store that keeps at most maxLen events per
-// stream (for how long: Events).
+// stream, for as long as the session lives.
 func NewEvents(rdb *redisx.Client, sessions *Store, maxLen int) *Events {
 	return &Events{rdb: rdb, sessions: sessions, maxLen: int64(maxLen)}
 }
@@ -44,14 +36,12 @@ func NewEvents(rdb *redisx.Client, sessions *Store, maxLen int) *Events {
 // streamKey and indexKey share the session's hash tag {<hash>}: StoreEvent's
 // transaction and PurgeSession's DEL touch several of them at once, which a
 // Redis Cluster allows within one hash slot only.
-// Their names are made by Store.eventsKeyOf, which renews them with the
-// session (Store.renew).
 func (e *Events) streamKey(sessionID, streamID string) string {
-	return e.indexKey(sessionID) + ":" + streamID
+	return e.rdb.Key("mcp", "events", redisx.Tag(redisx.Hash(sessionID)), streamID)
 }
 
 func (e *Events) indexKey(sessionID string) string {
-	return e.sessions.eventsKeyOf(redisx.Hash(sessionID))
+	return e.rdb.Key("mcp", "events", redisx.Tag(redisx.Hash(sessionID)))
 }
 
 // StoreEvent appends message to the stream and returns its event id.

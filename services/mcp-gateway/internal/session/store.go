@@ -262,7 +262,7 @@ func (s *Store) Create(ctx context.Context, id string, r Record) error {
 	return nil
 }
 
-// Get returns the session and renews its idle TTL, with its events (renew).
+// Get returns the session and renews its idle TTL.
 func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 	if id == "" {
 		return Record{}, ErrNotFound
@@ -270,7 +270,7 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 	var get *redis.MapStringStringCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.HGetAll(ctx, s.key(id))
-		s.renew(ctx, p, redisx.Hash(id))
+		p.PExpire(ctx, s.key(id), s.ttl)
 		return nil
 	})
 	if err != nil {
@@ -282,32 +282,6 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 	}
 	return recordOf(m), nil
 }
-
-// renew queues, on p, the renewal of the idle TTL of the session whose id
-// hashes to h, in one command (renewScript), with the event streams of its
-// GET /mcp streams (ListenStreamPrefix) and their index: those events live
-// as long as the session, so that a stream open, and quiet, for longer
-// than the idle TTL — its priming event recorded when it opened, then
-// nothing — can still be resumed from its last event id while the session
-// is in use. The command's reply is 1 when the session lives, 0 when it
-// is gone. EVAL, not EVALSHA: a pipeline learns of a NOSCRIPT only once
-// it has run; the renewal is sent at most once every renewEvery per
-// session and replica.
-func (s *Store) renew(ctx context.Context, p redis.Pipeliner, h string) *redis.Cmd {
-	return renewScript.Eval(ctx, p, []string{s.keyOf(h), s.eventsKeyOf(h)}, s.ttl.Milliseconds(), s.eventsKeyOf(h)+":", ListenStreamPrefix)
-}
-
-// ListenStreamPrefix begins the stream id of every GET /mcp stream the
-// gateway serves itself; the events of such a stream live as long as its
-// session (renew). Other streams' events (a POST's answer stream, which
-// is resumed while its request is being answered) expire one idle TTL
-// after their last event.
-const ListenStreamPrefix = "listen-"
-
-// eventsKeyOf is the index of the event streams (events.go) of the
-// session whose id hashes to h; a stream's key is the index's, ":" and the
-// stream id. They share the session's hash tag.
-func (s *Store) eventsKeyOf(h string) string { return s.rdb.Key("mcp", "events", redisx.Tag(h)) }
 
 // ClaimInitialize takes the one initialize of a legacy HTTP+SSE session,
 // atomically on every replica, before it is handed to mcp-go: the field
@@ -487,29 +461,6 @@ var createScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1`)
-
-// renewScript renews a session's idle TTL and, if it lives, that of its
-// event index and of its GET streams' events (Store.renew). KEYS[1]: the
-// session; KEYS[2]: its event index; ARGV: idle TTL (ms), the prefix of
-// its stream keys, ListenStreamPrefix. The stream keys, named in the
-// index, are not in KEYS: they share the session's hash tag, so they are
-// in its slot on a Redis Cluster. An index entry whose stream is gone is
-// dropped. Replies 1 (renewed) or 0 (no session).
-var renewScript = redis.NewScript(`
-if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('PEXPIRE', KEYS[2], ARGV[1]) == 1 then
-  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-    local k = ARGV[2] .. id
-    local live
-    if string.sub(id, 1, #ARGV[3]) == ARGV[3] then
-      live = redis.call('PEXPIRE', k, ARGV[1])
-    else
-      live = redis.call('EXISTS', k)
-    end
-    if live == 0 then redis.call('SREM', KEYS[2], id) end
-  end
-end
 return 1`)
 
 // claimScript takes a legacy session's initialize (Store.ClaimInitialize).
