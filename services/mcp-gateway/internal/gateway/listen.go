@@ -22,7 +22,8 @@ import (
 )
 
 // listenStreamPrefix begins the stream id of every GET /mcp stream the
-// gateway serves itself (listen); mcp-go's stream ids are UUIDs.
+// gateway serves itself (listen); mcp-go's stream ids are UUIDs. Their
+// events are renewed while the stream is open (session.Events.Renew).
 const listenStreamPrefix = "listen-"
 
 // listenNotifications is the buffer of notifications waiting for a
@@ -211,10 +212,22 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 	}
 	ping := time.NewTicker(g.cfg.KeepAlive)
 	defer ping.Stop()
+	// The stream's events are renewed while it is open (session.Events):
+	// one quiet for longer than SESSION_IDLE_TTL can still be resumed.
+	renew := time.NewTicker(g.events.RenewEvery())
+	defer renew.Stop()
+	renewFailed := false
 	for {
 		select {
 		case <-ctx.Done():
 			return true
+		case <-renew.C:
+			if err := g.events.Renew(ctx, id, streamID); err != nil && !renewFailed && ctx.Err() == nil {
+				// The stream carries on; its events may expire one idle
+				// TTL after the last renewal that worked.
+				renewFailed = true
+				g.log.WarnContext(ctx, "could not renew a stream's events", "err", err)
+			}
 		case n := <-s.notes:
 			data, err := json.Marshal(n)
 			if err != nil {

@@ -37,6 +37,14 @@ const testResource = "http://localhost:4000/mcp"
 // settings, as name, value pairs.
 func replica(t *testing.T, r *testharness.Redis, iss *tokentest.Issuer, env ...string) (*Gateway, string) {
 	t.Helper()
+	return replicaWith(t, r, iss, nil, env...)
+}
+
+// replicaWith is replica with the loaded configuration changed by tweak
+// (if not nil) before the Gateway is built: for settings the
+// configuration refuses, such as a SESSION_IDLE_TTL of seconds.
+func replicaWith(t *testing.T, r *testharness.Redis, iss *tokentest.Issuer, tweak func(*config.Config), env ...string) (*Gateway, string) {
+	t.Helper()
 	vars := map[string]string{
 		"HTTP_ADDR": "127.0.0.1:0", "MCP_RESOURCE_URL": testResource, "PUBLIC_ISSUER_URL": "http://localhost:4000",
 		"AUTH_GRPC_ADDR": iss.Addr, "CORE_GRPC_ADDR": "127.0.0.1:1", "REDIS_URL": r.URL(), "REDIS_KEY_PREFIX": "notify:",
@@ -48,6 +56,9 @@ func replica(t *testing.T, r *testharness.Redis, iss *tokentest.Issuer, env ...s
 	cfg, err := config.Load(pconfig.MapEnv(vars))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tweak != nil {
+		tweak(&cfg)
 	}
 	rdb, err := redisx.New(cfg.Redis)
 	if err != nil {

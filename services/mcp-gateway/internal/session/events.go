@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/redis/go-redis/v9"
@@ -19,6 +20,15 @@ import (
 //
 // An event id is "<stream id>_<redis entry id>". Keys are derived from the
 // hashed session id, so an event id of one session is unknown in another.
+//
+// Each event recorded renews its stream's TTL, and the index's, to the
+// session's idle TTL. A stream that stays open and quiet for longer (a
+// GET /mcp stream: its priming event, then nothing) is renewed by its
+// holder while it is open (Renew, every RenewEvery), so that the client
+// can resume from its last event id after the connection breaks; once
+// closed, its events expire one idle TTL after their last renewal. The
+// work is bounded by the streams open now (STREAM_LIMIT_PER_SESSION per
+// session and replica), not by how many a session ever opened.
 type Events struct {
 	rdb      *redisx.Client
 	sessions *Store
@@ -28,7 +38,7 @@ type Events struct {
 var _ server.EventStore = (*Events)(nil)
 
 // NewEvents returns an event store that keeps at most maxLen events per
-// stream, for as long as the session lives.
+// stream (for how long: Events).
 func NewEvents(rdb *redisx.Client, sessions *Store, maxLen int) *Events {
 	return &Events{rdb: rdb, sessions: sessions, maxLen: int64(maxLen)}
 }
@@ -63,6 +73,29 @@ func (e *Events) StoreEvent(ctx context.Context, sessionID, streamID string, mes
 		return "", fmt.Errorf("store event: %w", err)
 	}
 	return streamID + "_" + add.Val(), nil
+}
+
+// RenewEvery is how often a stream's holder renews it (Renew): the
+// session's own renewal interval, a minute or half the idle TTL if
+// shorter, so the stream's events outlive it by at least half a TTL.
+func (e *Events) RenewEvery() time.Duration { return e.sessions.renewEvery }
+
+// Renew renews the idle TTL of one stream's events and of the session's
+// index of its streams (one round trip, two PEXPIREs of keys in the
+// session's hash slot); it does nothing to keys that are gone. The caller
+// holds the stream open: a GET /mcp stream of the gateway's own, renewed
+// every RenewEvery while it is open.
+func (e *Events) Renew(ctx context.Context, sessionID, streamID string) error {
+	ttl := e.sessions.IdleTTL()
+	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.PExpire(ctx, e.streamKey(sessionID, streamID), ttl)
+		p.PExpire(ctx, e.indexKey(sessionID), ttl)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("renew events: %w", err)
+	}
+	return nil
 }
 
 // ReplayEventsAfter sends every event of lastEventID's stream recorded after
