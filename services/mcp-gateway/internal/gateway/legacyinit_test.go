@@ -167,3 +167,86 @@ func TestLegacyRequestsBeforeInitializeAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// An initialize without an id is a notification to mcp-go, which ignores
+// it (no answer, nothing initialized), as /mcp does (202, no session). It
+// took the legacy session's initialize claim, which nothing gave back:
+// every later initialize was refused "its first initialize is being
+// answered" and every request "session not initialized" for the
+// session's life. It is now accepted and takes no claim: the initialize
+// that follows (with an id) is accepted and answered.
+func TestLegacyInitializeNotificationTakesNoClaim(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-7", allScopes)
+	s := g.openStream(t, "/sse", tok, nil)
+	path := s.endpoint()
+	params := map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "legacy", "version": "1"}}
+	note := map[string]any{"jsonrpc": "2.0", "method": "initialize", "params": params}
+	if r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: note}); r.Status != http.StatusAccepted {
+		t.Fatalf("initialize without an id on /mcp: %d %s, want 202 (as on /messages)", r.Status, r.Body)
+	}
+	if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: note}); r.Status != http.StatusAccepted {
+		t.Fatalf("initialize without an id: %d %s, want 202", r.Status, r.Body)
+	}
+	init := call("initialize", params)
+	if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: init}); r.Status != http.StatusAccepted {
+		t.Fatalf("initialize after an initialize without an id: %d %s, want 202", r.Status, r.Body)
+	}
+	if e := s.next(response(init["id"])); !strings.Contains(e.Data, `"protocolVersion":"2024-11-05"`) {
+		t.Fatalf("answer to initialize: %s", e.Data)
+	}
+}
+
+// initializeFails ignored the error of decoding params._meta, while
+// mcp-go (extractRequestProtocolInfo) takes params whose _meta does not
+// decode for the legacy era and initializes. A duplicate "_meta" — first
+// a stateless 2026-07-28 one, then a number — was judged refused by
+// mcp-go and took no claim, while mcp-go initialized: concurrent such
+// initializes, on two replicas, were all accepted and answered with a
+// result. They now race for the claim as any initialize: one is accepted
+// and answered, the others refused on the POST.
+func TestLegacyInitializeWithUndecodableMetaIsClaimed(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.Gateway("RATE_LIMIT_PER_MINUTE", "100000"), f.Gateway("RATE_LIMIT_PER_MINUTE", "100000")
+	tok := f.Token("user-7", allScopes)
+	s := a.openStream(t, "/sse", tok, nil)
+	path := s.endpoint()
+	const n = 8
+	body := func(i int) string {
+		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"initialize","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"_meta":1,"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"c%d","version":"1"}}}`, 9000+i, i)
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	answers := make([]*resp, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			answers[i] = []*gw{a, b}[i%2].do(t, req{Method: "POST", Path: path, Token: tok, Body: body(i)})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	accepted := -1
+	for i, r := range answers {
+		if r.Status == http.StatusAccepted {
+			if accepted >= 0 {
+				t.Fatalf("initializes %d and %d both accepted", accepted, i)
+			}
+			accepted = i
+			continue
+		}
+		if m := r.rpc(t); r.Status != http.StatusBadRequest || m.Error == nil || !strings.Contains(m.Error.Message, "session already initialized") {
+			t.Fatalf("initialize %d: %d %s, want 400 session already initialized", i, r.Status, r.Body)
+		}
+	}
+	if accepted < 0 {
+		t.Fatal("no initialize accepted")
+	}
+	if e := s.next(response(9000 + accepted)); !strings.Contains(e.Data, `"result"`) {
+		t.Fatalf("answer to the accepted initialize: %s", e.Data)
+	}
+}

@@ -148,7 +148,12 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST, notInitializedMessage)
 		return
 	}
-	if initialize {
+	// An initialize without an id is a notification to mcp-go
+	// (HandleMessage: ID == nil), which ignores it: it initializes nothing
+	// and answers nothing. Accepted and handed on as on /mcp (202, no
+	// session), and it takes no claim — a claim it took would never be
+	// given back, and the session could never be initialized.
+	if initialize && len(msg.ID) > 0 && string(msg.ID) != "null" {
 		// A second initialize of a legacy session: mcp-go would initialize
 		// the session again (client, capabilities, version replaced
 		// mid-session). The legacy transport (2024-11-05) has one session
@@ -241,7 +246,10 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 // not decode as an InitializeRequest (capabilities that are no object…),
 // or its _meta names a stateless version (2026-07-28), whose era has no
 // initialize. Its decoding is mcp-go's, of the same bytes (the id, which
-// the gateway may rewrite, is not part of an InitializeRequest).
+// the gateway may rewrite, is not part of an InitializeRequest): as
+// extractRequestProtocolInfo, params whose _meta does not decode (a
+// duplicate "_meta" whose last value is no object) are of the legacy era,
+// and mcp-go initializes.
 func initializeFails(body []byte) bool {
 	if json.Unmarshal(body, new(mcp.InitializeRequest)) != nil {
 		return true
@@ -251,7 +259,9 @@ func initializeFails(body []byte) bool {
 			Meta *mcp.Meta `json:"_meta"`
 		} `json:"params"`
 	}
-	_ = json.Unmarshal(body, &m)
+	if json.Unmarshal(body, &m) != nil {
+		return false
+	}
 	return mcp.IsModernProtocol(m.Params.Meta.ProtocolVersion())
 }
 
