@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
 )
 
 // Concurrent initializes of one legacy HTTP+SSE session, posted to the
@@ -248,5 +251,55 @@ func TestLegacyInitializeWithUndecodableMetaIsClaimed(t *testing.T) {
 	}
 	if e := s.next(response(9000 + accepted)); !strings.Contains(e.Data, `"result"`) {
 		t.Fatalf("answer to the accepted initialize: %s", e.Data)
+	}
+}
+
+// The claim had no expiry: when the negotiated version could not be
+// recorded after mcp-go answered initialize (Redis refused the write:
+// here an ACL denying HSET, which the claim's script does not use), the
+// claim stayed and the session refused, for its whole life, every request
+// ("session not initialized") and every initialize ("its first initialize
+// is being answered"), even after Redis recovered. The claim now expires
+// (session.InitializeClaimTTL, 1 s here) while no version is recorded: the
+// client's next initialize is accepted and answered.
+func TestLegacyClaimExpiresWhenTheVersionIsNotRecorded(t *testing.T) {
+	ttl := session.InitializeClaimTTL
+	session.InitializeClaimTTL = time.Second
+	t.Cleanup(func() { session.InitializeClaimTTL = ttl })
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-7", allScopes)
+	s := g.openStream(t, "/sse", tok, nil)
+	path := s.endpoint()
+	rc := f.Redis.Client()
+	if err := rc.Do(t.Context(), "ACL", "SETUSER", "default", "-hset").Err(); err != nil {
+		t.Fatal(err)
+	}
+	params := map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "legacy", "version": "1"}}
+	init := call("initialize", params)
+	if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: init}); r.Status != http.StatusAccepted {
+		t.Fatalf("initialize: %d %s", r.Status, r.Body)
+	}
+	s.next(response(init["id"]))
+	if err := rc.Do(t.Context(), "ACL", "SETUSER", "default", "+hset").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var r *resp
+	again := call("initialize", params)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if r = g.do(t, req{Method: "POST", Path: path, Token: tok, Body: again}); r.Status == http.StatusAccepted {
+			break
+		}
+	}
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("initialize once the unrecorded claim expired: %d %s, want 202", r.Status, r.Body)
+	}
+	if e := s.next(response(again["id"])); !strings.Contains(e.Data, `"protocolVersion":"2024-11-05"`) {
+		t.Fatalf("answer to the second initialize: %s", e.Data)
+	}
+	list := call("tools/list", nil)
+	if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: list}); r.Status != http.StatusAccepted {
+		t.Fatalf("tools/list after the second initialize: %d %s", r.Status, r.Body)
 	}
 }

@@ -133,6 +133,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	initialize := msg.Method == string(mcp.MethodInitialize)
+	claim, accepted := "", false // the initialize's claim, and whether it went on
 	if len(msg.ID) > 0 && !initialize && msg.Method != string(mcp.MethodPing) && rec.ProtocolVersion == "" {
 		// A request before the session's initialize was answered: mcp-go's
 		// legacy handler served it (a resources/subscribe was kept and
@@ -174,11 +175,11 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		// as on /mcp, where a refused initialize leaves no session behind.
 		// (mcp-go's OnError hook would tell after the fact, but any such
 		// hook sends every tools/call through HandleMessage: callHooks.)
-		version, claimed := rec.ProtocolVersion, false
+		version := rec.ProtocolVersion
 		decodes := !initializeFails(body)
 		if version == "" && decodes {
 			var err error
-			claimed, version, err = g.sessions.ClaimInitialize(r.Context(), id)
+			claim, version, err = g.sessions.ClaimInitialize(r.Context(), id)
 			switch {
 			case errors.Is(err, session.ErrNotFound):
 				g.metrics.request(transportSSE, methodLabel(method), "unknown_session")
@@ -189,18 +190,19 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		if !claimed && (decodes || version != "") {
+		if claim == "" && (decodes || version != "") {
 			g.metrics.request(transportSSE, methodLabel(method), "already_initialized")
 			writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST, alreadyInitialized(version))
 			return
 		}
-		if claimed {
+		if claim != "" {
 			// The claim is given back if the initialize goes no further
-			// than here (the stream's replica is gone, Redis failed).
-			accepted := false
+			// than here (the stream's replica is gone, Redis failed) — but
+			// not after a relay whose delivery is unknown (below): it
+			// expires instead (session.InitializeClaimTTL).
 			defer func() {
 				if !accepted {
-					g.releaseInitialize(r.Context(), id)
+					g.releaseInitialize(r.Context(), id, claim)
 				}
 			}()
 			w = &acceptance{ResponseWriter: w, accepted: &accepted}
@@ -223,8 +225,12 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	n, err := g.relay(r.Context(), rec.Replica, relayed{Session: id, Token: claims.Raw, Body: body, RequestID: logging.RequestID(r.Context())})
+	n, err := g.relay(r.Context(), rec.Replica, relayed{Session: id, Token: claims.Raw, Body: body, RequestID: logging.RequestID(r.Context()), Claim: claim})
 	if err != nil {
+		// The PUBLISH may have been delivered (a timeout after it was
+		// sent) and the other replica may be initializing: the claim is
+		// kept, and expires if it was not.
+		accepted = true
 		g.unavailable(w, r, transportSSE, method, err)
 		return
 	}
@@ -297,12 +303,12 @@ func (a *acceptance) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 
 // releaseInitialize gives back a legacy session's initialize claim
 // (Store.ReleaseInitialize) once its initialize went no further; a
-// failure to is logged (the session then refuses initialize, and the
-// client opens another stream).
-func (g *Gateway) releaseInitialize(ctx context.Context, id string) {
+// failure to is logged (the session then refuses initialize until the
+// claim expires: session.InitializeClaimTTL).
+func (g *Gateway) releaseInitialize(ctx context.Context, id, claim string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
-	if err := g.sessions.ReleaseInitialize(ctx, id); err != nil {
+	if err := g.sessions.ReleaseInitialize(ctx, id, claim); err != nil {
 		g.log.WarnContext(ctx, "could not release a failed initialize of a legacy session", "err", err)
 	}
 }
@@ -362,6 +368,9 @@ type relayed struct {
 	// RequestID names the POST on the replica that received it, so that
 	// both replicas' log lines of the message share it.
 	RequestID string `json:"request_id,omitempty"`
+	// Claim is the token of an initialize's claim (Store.ClaimInitialize),
+	// which the receiving replica gives back if it refuses the token.
+	Claim string `json:"claim,omitempty"`
 }
 
 func (g *Gateway) inbox(replica string) string { return g.rdb.Key("mcp", "replica", replica) }
@@ -580,8 +589,8 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 	if err != nil {
 		g.log.InfoContext(ctx, "relayed message with a refused token", "err", err)
 		g.metrics.relayed.WithLabelValues("dropped").Inc()
-		if msg.Method == string(mcp.MethodInitialize) {
-			g.releaseInitialize(ctx, m.Session) // claimed by the replica it was posted to
+		if m.Claim != "" {
+			g.releaseInitialize(ctx, m.Session, m.Claim) // claimed by the replica it was posted to
 		}
 		return
 	}

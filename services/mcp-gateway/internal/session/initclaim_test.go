@@ -25,22 +25,24 @@ func TestInitializeClaim(t *testing.T) {
 			if err := s.Create(ctx, id, session.Record{Subject: "u", Transport: session.LegacySSE}); err != nil {
 				t.Fatal(err)
 			}
-			claim := func(want bool, wantVersion string) {
+			claim := func(want bool, wantVersion string) string {
 				t.Helper()
-				if ok, v, err := s.ClaimInitialize(ctx, id); ok != want || v != wantVersion || err != nil {
-					t.Fatalf("claim: %v %q %v, want %v %q", ok, v, err, want, wantVersion)
+				tok, v, err := s.ClaimInitialize(ctx, id)
+				if (tok != "") != want || v != wantVersion || err != nil {
+					t.Fatalf("claim: %q %q %v, want %v %q", tok, v, err, want, wantVersion)
 				}
+				return tok
 			}
-			claim(true, "")
+			tok := claim(true, "")
 			claim(false, "")
-			if err := s.ReleaseInitialize(ctx, id); err != nil {
+			if err := s.ReleaseInitialize(ctx, id, tok); err != nil {
 				t.Fatal(err)
 			}
-			claim(true, "")
+			tok = claim(true, "")
 			if err := s.Negotiated(ctx, id, "2024-11-05", `{"name":"x"}`, ""); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.ReleaseInitialize(ctx, id); err != nil {
+			if err := s.ReleaseInitialize(ctx, id, tok); err != nil {
 				t.Fatal(err)
 			}
 			claim(false, "2024-11-05")
@@ -49,18 +51,74 @@ func TestInitializeClaim(t *testing.T) {
 			if err := s.Create(ctx, old, session.Record{Subject: "u", Transport: session.LegacySSE, ProtocolVersion: "2025-03-26"}); err != nil {
 				t.Fatal(err)
 			}
-			if ok, v, err := s.ClaimInitialize(ctx, old); ok || v != "2025-03-26" || err != nil {
-				t.Errorf("claim of a negotiated session: %v %q %v", ok, v, err)
+			if tok, v, err := s.ClaimInitialize(ctx, old); tok != "" || v != "2025-03-26" || err != nil {
+				t.Errorf("claim of a negotiated session: %q %q %v", tok, v, err)
 			}
 			gone := session.NewID()
 			if _, _, err := s.ClaimInitialize(ctx, gone); !errors.Is(err, session.ErrNotFound) {
 				t.Errorf("claim of a session that is gone: %v", err)
 			}
-			if err := s.ReleaseInitialize(ctx, gone); err != nil {
+			if err := s.ReleaseInitialize(ctx, gone, "x"); err != nil {
 				t.Errorf("release of a session that is gone: %v", err)
 			}
 			if ok, _ := s.Exists(ctx, gone); ok {
 				t.Error("claim or release created a session")
+			}
+		})
+	}
+}
+
+// The claim had no owner and no expiry: when its owner could neither
+// record the negotiated version nor give it back (Redis failed after
+// mcp-go answered, a lost reply to the claim), the session could never
+// initialize; and a release by one replica could drop another's claim.
+// A claim now expires (InitializeClaimTTL, here 1 s) unless a version was
+// recorded, and is given back only by its own token.
+func TestInitializeClaimExpiresAndHasAnOwner(t *testing.T) {
+	ttl := session.InitializeClaimTTL
+	session.InitializeClaimTTL = time.Second
+	t.Cleanup(func() { session.InitializeClaimTTL = ttl })
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) {
+			ctx := context.Background()
+			rdb := testharness.RedisClient(t, setup)
+			s := session.NewStore(rdb, time.Minute)
+			id := session.NewID()
+			if err := s.Create(ctx, id, session.Record{Subject: "u", Transport: session.LegacySSE}); err != nil {
+				t.Fatal(err)
+			}
+			first, _, err := s.ClaimInitialize(ctx, id)
+			if first == "" || err != nil {
+				t.Fatalf("claim: %q %v", first, err)
+			}
+			if err := s.ReleaseInitialize(ctx, id, "another"); err != nil {
+				t.Fatal(err)
+			}
+			if tok, _, err := s.ClaimInitialize(ctx, id); tok != "" || err != nil {
+				t.Fatalf("claim after another token's release: %q %v, want still held", tok, err)
+			}
+			var second string
+			for deadline := time.Now().Add(3 * time.Second); second == "" && time.Now().Before(deadline); {
+				time.Sleep(100 * time.Millisecond)
+				if second, _, err = s.ClaimInitialize(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if second == "" || second == first {
+				t.Fatalf("claim after its expiry: %q (first %q), want a new one", second, first)
+			}
+			if err := s.ReleaseInitialize(ctx, id, first); err != nil {
+				t.Fatal(err)
+			}
+			if tok, _, err := s.ClaimInitialize(ctx, id); tok != "" || err != nil {
+				t.Fatalf("claim after the expired owner's release: %q %v, want the second still held", tok, err)
+			}
+			if err := s.Negotiated(ctx, id, "2024-11-05", `{"name":"x"}`, ""); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(1100 * time.Millisecond)
+			if tok, v, err := s.ClaimInitialize(ctx, id); tok != "" || v != "2024-11-05" || err != nil {
+				t.Fatalf("claim of a negotiated session after the expiry: %q %q %v", tok, v, err)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -283,37 +284,56 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 	return recordOf(m), nil
 }
 
+// InitializeClaimTTL is how long a legacy session's initialize claim
+// (ClaimInitialize) holds while no version is recorded: past it, the claim
+// is free again. It bounds how long a session stays unable to initialize
+// when the claim's owner can neither record the negotiated version nor
+// give the claim back (Redis failed after mcp-go answered, a lost reply
+// to the claim, a relayed initialize whose delivery is unknown). A
+// variable so that tests can shorten it.
+var InitializeClaimTTL = 30 * time.Second
+
 // ClaimInitialize takes the one initialize of a legacy HTTP+SSE session,
 // atomically on every replica, before it is handed to mcp-go: the field
-// "initialize" of the session's hash, set only when absent and when no
-// version was negotiated (a session initialized by a previous version has
-// none). It reports whether this call took it and, when not, the
-// negotiated version ("" while the initialize that took it is not
-// answered yet); ErrNotFound when the session is gone.
-func (s *Store) ClaimInitialize(ctx context.Context, id string) (claimed bool, version string, err error) {
-	v, err := claimScript.Run(ctx, s.rdb, []string{s.key(id)}).Slice()
+// "initialize" of the session's hash, "<token> <expiry in Unix ms>", set
+// only when no version was negotiated (a session initialized by a
+// previous version has none) and no unexpired claim is held (Redis' own
+// clock: TIME in the script). It returns the claim's random token ("" if
+// not taken) and, when not taken, the negotiated version ("" while the
+// initialize that took it is not answered yet); ErrNotFound when the
+// session is gone. When the script's reply is lost (an error), the claim
+// it may have taken is given back (its token is known, so only it).
+func (s *Store) ClaimInitialize(ctx context.Context, id string) (token, version string, err error) {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	tok := hex.EncodeToString(b)
+	v, err := claimScript.Run(ctx, s.rdb, []string{s.key(id)}, tok, InitializeClaimTTL.Milliseconds()).Slice()
 	if err != nil {
-		return false, "", fmt.Errorf("update session: %w", err)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		defer cancel()
+		_ = s.ReleaseInitialize(rctx, id, tok)
+		return "", "", fmt.Errorf("update session: %w", err)
 	}
 	if len(v) != 2 {
-		return false, "", fmt.Errorf("update session: claim answered %v", v)
+		return "", "", fmt.Errorf("update session: claim answered %v", v)
 	}
 	version, _ = v[1].(string)
 	switch code, _ := v[0].(int64); code {
 	case 0:
-		return false, "", ErrNotFound
+		return "", "", ErrNotFound
 	case 1:
-		return true, "", nil
+		return tok, "", nil
 	}
-	return false, version, nil
+	return "", version, nil
 }
 
-// ReleaseInitialize gives back the claim of ClaimInitialize after the
-// initialize that took it failed (mcp-go answered it with an error, or it
-// could not be handed over), so that the session can be initialized
-// again; a session that negotiated meanwhile keeps it.
-func (s *Store) ReleaseInitialize(ctx context.Context, id string) error {
-	if err := releaseScript.Run(ctx, s.rdb, []string{s.key(id)}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+// ReleaseInitialize gives back the claim of ClaimInitialize whose token is
+// token after the initialize that took it failed (it could not be handed
+// over), so that the session can be initialized again; a session that
+// negotiated meanwhile keeps it, and a claim taken by another (after this
+// one expired) is left alone.
+func (s *Store) ReleaseInitialize(ctx context.Context, id, token string) error {
+	if err := releaseScript.Run(ctx, s.rdb, []string{s.key(id)}, token).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("update session: %w", err)
 	}
 	return nil
@@ -464,21 +484,36 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`)
 
 // claimScript takes a legacy session's initialize (Store.ClaimInitialize).
-// KEYS[1]: the session. Replies {1, ""} (taken), {2, version} (taken
-// before, or negotiated: version, "" while unanswered) or {0, ""} (no
-// session).
+// KEYS[1]: the session; ARGV: the claim's token, its lifetime in ms.
+// Replies {1, ""} (taken), {2, version} (held by an unexpired claim, or
+// negotiated: version, "" while unanswered) or {0, ""} (no session). A
+// claim whose value has no expiry (a previous version's "1") is free.
+// HDEL and HSETNX, not HSET, so that it needs no more than before.
 var claimScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
 local v = redis.call('HGET', KEYS[1], 'version')
 if v then return {2, v} end
-if redis.call('HSETNX', KEYS[1], 'initialize', '1') == 1 then return {1, ''} end
-return {2, ''}`)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local c = redis.call('HGET', KEYS[1], 'initialize')
+if c then
+  local exp = tonumber(string.match(c, ' (%d+)$'))
+  if exp and now < exp then return {2, ''} end
+  redis.call('HDEL', KEYS[1], 'initialize')
+end
+redis.call('HSETNX', KEYS[1], 'initialize', ARGV[1] .. ' ' .. string.format('%d', now + tonumber(ARGV[2])))
+return {1, ''}`)
 
 // releaseScript gives a legacy session's initialize back unless it
-// negotiated (Store.ReleaseInitialize). KEYS[1]: the session.
+// negotiated, if the claim is still the one of the token ARGV[1]
+// (Store.ReleaseInitialize). KEYS[1]: the session.
 var releaseScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'version') == 1 then return 0 end
-return redis.call('HDEL', KEYS[1], 'initialize')`)
+local c = redis.call('HGET', KEYS[1], 'initialize')
+if c and string.sub(c, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then
+  return redis.call('HDEL', KEYS[1], 'initialize')
+end
+return 0`)
 
 // updateScript updates fields of a live session and renews its TTL; a
 // missing session stays missing.
