@@ -107,13 +107,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := g.sessions.Get(r.Context(), id)
-	switch {
-	case errors.Is(err, session.ErrNotFound):
-		g.metrics.request(transportSSE, methodLabel(method), "unknown_session")
-		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
-		return
-	case err != nil:
-		g.unavailable(w, r, transportSSE, method, err)
+	if g.legacySessionFailed(w, r, method, err) {
 		return
 	}
 	if !ownedBy(rec, claims) || rec.Transport != session.LegacySSE {
@@ -180,13 +174,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		if version == "" && decodes {
 			var err error
 			claim, version, err = g.sessions.ClaimInitialize(r.Context(), id)
-			switch {
-			case errors.Is(err, session.ErrNotFound):
-				g.metrics.request(transportSSE, methodLabel(method), "unknown_session")
-				writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
-				return
-			case err != nil:
-				g.unavailable(w, r, transportSSE, method, err)
+			if g.legacySessionFailed(w, r, method, err) {
 				return
 			}
 		}
@@ -665,4 +653,21 @@ func wrongTypedParams(body []byte, msg message) string {
 		return e.Error.Message
 	}
 	return ""
+}
+
+// legacySessionFailed answers a POST /messages whose session read (or
+// initialize claim) failed — 404 for a session that is gone, 503 with
+// Retry-After when Redis could not answer — and reports whether it did;
+// err nil answers nothing.
+func (g *Gateway) legacySessionFailed(w http.ResponseWriter, r *http.Request, method string, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, session.ErrNotFound):
+		g.metrics.request(transportSSE, methodLabel(method), "unknown_session")
+		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
+	default:
+		g.unavailable(w, r, transportSSE, method, err)
+	}
+	return true
 }
