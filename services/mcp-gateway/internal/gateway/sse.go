@@ -337,11 +337,8 @@ func (g *Gateway) legacySubscription(w http.ResponseWriter, r *http.Request, id 
 	case errors.Is(err, session.ErrTooManySubscriptions):
 		g.metrics.request(transportSSE, methodLabel(msg.Method), "invalid_params")
 		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_PARAMS, tooManySubscriptions(err))
-	case errors.Is(err, session.ErrNotFound):
-		g.metrics.request(transportSSE, methodLabel(msg.Method), "unknown_session")
-		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
 	default:
-		g.unavailable(w, r, transportSSE, msg.Method, err)
+		g.legacySessionFailed(w, r, msg.Method, err)
 	}
 	return true
 }
