@@ -441,6 +441,41 @@ func TestCORSExplicitOrigins(t *testing.T) {
 	}
 }
 
+// TestOptionsOfAnUnknownPathIs404: with ALLOWED_ORIGINS set (the chart's
+// default), echo's CORS middleware answered every OPTIONS request that
+// was not a listed origin's preflight with a bodiless 204, whatever the
+// path: "OPTIONS /nope" said the path exists, where every other method
+// gets the 404 error shape. Now a path the API does not serve is a 404
+// not_found for OPTIONS too (with or without an Origin), while a path it
+// serves keeps the 204 with Allow, and a listed origin's preflight its
+// CORS headers.
+func TestOptionsOfAnUnknownPathIs404(t *testing.T) {
+	f := start(t, nil)
+	options := func(path string, header http.Header) reply {
+		t.Helper()
+		return f.do(t, http.MethodOptions, path, header)
+	}
+	preflight := func(origin string) http.Header {
+		return http.Header{"Origin": {origin}, "Access-Control-Request-Method": {"GET"}}
+	}
+	for _, path := range []string{"/nope", "/actions/nope", "/actions/profile/x", "/.well-known/nope"} {
+		for name, h := range map[string]http.Header{"no Origin": nil, "listed origin": preflight("https://chatgpt.com"), "other origin": preflight("https://evil.example")} {
+			if r := options(path, h); r.status != 404 || r.err.Error != "not_found" || r.header.Get("Access-Control-Allow-Origin") != "" {
+				t.Errorf("OPTIONS %s (%s): %d %v %s, want 404 not_found without CORS headers", path, name, r.status, r.header, r.body)
+			}
+		}
+	}
+	for _, path := range []string{"/actions/profile", "/health", api.PathOpenAPI} {
+		if r := options(path, nil); r.status != 204 || !strings.Contains(r.header.Get("Allow"), "GET") {
+			t.Errorf("OPTIONS %s: %d Allow %q, want 204 with Allow", path, r.status, r.header.Get("Allow"))
+		}
+		r := options(path, preflight("https://chatgpt.com"))
+		if r.status != 204 || r.header.Get("Access-Control-Allow-Origin") != "https://chatgpt.com" {
+			t.Errorf("preflight of %s from a listed origin: %d %v", path, r.status, r.header)
+		}
+	}
+}
+
 func TestPrivacyPolicy(t *testing.T) {
 	f := start(t, nil)
 	r := f.do(t, http.MethodGet, api.PathPrivacy, nil)

@@ -117,13 +117,13 @@ func (s *server) handler() (*echo.Echo, error) {
 	}))
 	e.Use(secureHeaders)
 	if len(s.cfg.AllowedOrigins) > 0 {
-		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+		e.Use(routedCORS(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  s.cfg.AllowedOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodOptions},
 			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType},
 			ExposeHeaders: []string{"WWW-Authenticate", "Retry-After", "RateLimit-Remaining", echo.HeaderXRequestID},
 			MaxAge:        600,
-		}))
+		})))
 	}
 	// No middleware here looks at the request body: the body rules
 	// (checkBody) are applied per route, once the route is known and, for
@@ -167,6 +167,29 @@ func (s *server) handler() (*echo.Echo, error) {
 		}
 	}
 	return e, nil
+}
+
+// routedCORS is echo's CORS middleware for the paths the API serves. echo's
+// answers every OPTIONS request itself, before the route's handler: one
+// without an Origin header, or from an origin not listed, was a 204 with no
+// body for any path, so "OPTIONS /nope" said the path exists where GET
+// /nope is a 404. An OPTIONS request is routed to no handler (the API
+// registers none for OPTIONS): echo names the methods of a path it knows
+// in the context (echo.ContextKeyHeaderAllow), and a path without them is
+// unknown, answered 404 not_found in the one error shape like any other
+// method. Known paths keep echo's answers: a preflight from a listed
+// origin gets the CORS headers, any other OPTIONS a 204 with Allow (RFC
+// 9110 section 9.3.7).
+func routedCORS(cors echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		withCORS := cors(next)
+		return func(c echo.Context) error {
+			if c.Request().Method == http.MethodOptions && c.Get(echo.ContextKeyHeaderAllow) == nil {
+				return next(c)
+			}
+			return withCORS(c)
+		}
+	}
 }
 
 func secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
