@@ -125,7 +125,10 @@ type Gateway struct {
 	unfollow     func()
 	// listeners: sessions with a GET /mcp stream served here (listen).
 	listeners listeners
-	localSSE  sync.Map // session id -> struct{}: legacy sessions whose stream is here
+	// localSSE: session id -> chan struct{}, the legacy sessions whose
+	// stream is here; the channel is closed once the stream's handler
+	// has returned (it writes nothing more to the stream).
+	localSSE sync.Map
 	// pendingAcks: nonce -> chan struct{}, terminations this replica
 	// announced and waits to see acknowledged (announceTermination).
 	pendingAcks sync.Map

@@ -39,7 +39,8 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.metrics.sessions.WithLabelValues(transportSSE, "created").Inc()
-	g.localSSE.Store(id, struct{}{})
+	ended := make(chan struct{})
+	g.localSSE.Store(id, ended)
 	ctx, done := g.streams.open(context.WithValue(r.Context(), pendingKey{}, id), id)
 	// The stream, and with it the session, ends when its token is revoked
 	// or expires.
@@ -58,6 +59,7 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 		}
 		g.metrics.sessions.WithLabelValues(transportSSE, "deleted").Inc()
 	}()
+	defer close(ended) // first: the handler writes nothing more
 	// Every write of the stream has STREAM_WRITE_TIMEOUT: a client that
 	// stops reading loses its stream, and with it the session.
 	g.serve(transportSSE, r.Method, g.sse.SSEHandler(), &idWriter{ResponseWriter: newDeadlineWriter(w, g.cfg.StreamWriteTimeout), ids: g.ids}, r.WithContext(ctx))

@@ -409,11 +409,56 @@ func (g *Gateway) afterInitialize(ctx context.Context, _ any, req *mcp.Initializ
 	cc := req.Params.Capabilities
 	cc.Experimental, cc.Extensions = nil, nil
 	caps, _ := json.Marshal(cc)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-	defer cancel()
-	if err := g.sessions.Negotiated(sctx, cs.SessionID(), res.ProtocolVersion, string(info), string(caps)); err != nil {
-		g.log.WarnContext(ctx, "could not record the negotiated session", "err", err)
+	id := cs.SessionID()
+	err := g.recordNegotiated(ctx, id, res.ProtocolVersion, string(info), string(caps))
+	if err == nil {
+		return
 	}
+	ended, legacy := g.localSSE.Load(id)
+	if !legacy {
+		g.log.WarnContext(ctx, "could not record the negotiated session", "err", err)
+		return
+	}
+	// A legacy session whose version is not recorded would refuse every
+	// request ("session not initialized") and every initialize (its claim
+	// is held) until the claim expires, while its client, answered, takes
+	// it for initialized. Its stream is ended instead, before the answer
+	// is written to it (this hook runs before mcp-go queues the answer):
+	// the client sees the stream close and opens a new session with GET
+	// /sse, as after any lost stream. The session ends with its stream.
+	g.log.WarnContext(ctx, "could not record the negotiated session; its legacy stream is ended so that the client reconnects", "err", err)
+	g.streams.end(redisx.Hash(id))
+	select {
+	case <-ended.(chan struct{}):
+	case <-time.After(3 * time.Second):
+	}
+}
+
+// negotiatedRetries are the pauses between attempts to record what
+// initialize negotiated (recordNegotiated): a brief Redis failure (a
+// failover, a dropped connection) does not cost the session. Together
+// with the attempts they fit in recordNegotiated's 3 s bound.
+var negotiatedRetries = []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 600 * time.Millisecond}
+
+// recordNegotiated records what initialize negotiated (Store.Negotiated),
+// retried after negotiatedRetries, within 3 s in all; it returns the last
+// error.
+func (g *Gateway) recordNegotiated(ctx context.Context, id, version, info, caps string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	err := g.sessions.Negotiated(ctx, id, version, info, caps)
+	for _, pause := range negotiatedRetries {
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return err
+		}
+		err = g.sessions.Negotiated(ctx, id, version, info, caps)
+	}
+	return err
 }
 
 // adoptSession runs when mcp-go registers a session on this replica. A

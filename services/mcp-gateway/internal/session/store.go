@@ -287,10 +287,10 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 // InitializeClaimTTL is how long a legacy session's initialize claim
 // (ClaimInitialize) holds while no version is recorded: past it, the claim
 // is free again. It bounds how long a session stays unable to initialize
-// when the claim's owner can neither record the negotiated version nor
-// give the claim back (Redis failed after mcp-go answered, a lost reply
-// to the claim, a relayed initialize whose delivery is unknown). A
-// variable so that tests can shorten it.
+// when the claim's owner cannot give the claim back (a lost reply to the
+// claim, a relayed initialize whose delivery is unknown); a session whose
+// negotiated version cannot be recorded is ended instead (the gateway's
+// afterInitialize). A variable so that tests can shorten it.
 var InitializeClaimTTL = 30 * time.Second
 
 // ClaimInitialize takes the one initialize of a legacy HTTP+SSE session,
