@@ -457,9 +457,15 @@ func (g *Gateway) rateLimit(transport string, next http.Handler) http.Handler {
 		res, err := g.leases.Allow(r.Context(), rateScope, claims.Subject, g.limit)
 		var id json.RawMessage
 		if err == nil && !res.Allowed && r.Method == http.MethodPost {
-			// Answer the request's own id, so the client can match the error.
-			if _, msg, ok := readBody(w, r); ok {
+			// Answer the request's own id, so the client can match the
+			// error: the id the envelope check reads (as on /mcp, where the
+			// check comes first), not encoding/json's, which takes a member
+			// spelt "ID" for it — null when the id itself is in doubt.
+			if body, msg, ok := readBody(w, r); ok {
 				id = msg.ID
+				if rf := checkEnvelopeOf(body, msg.decoded); rf != nil {
+					id = rf.id
+				}
 			}
 		}
 		if g.admitRate(w, r, transport, r.Method, id, res, err) {

@@ -177,7 +177,10 @@ func TestLegacyMembersSpelledOtherwiseAreRefused(t *testing.T) {
 // The rate limit of /messages answers before the envelope check, with the
 // request's id as encoding/json reads it: an object (spelt "id" or "ID")
 // was echoed as the id of the 429. An id that is not a string or a number
-// is answered null there too; a valid one is still echoed.
+// is answered null there too; a valid one is still echoed. A valid id
+// spelt "ID", or a second id spelt "iD", was echoed as the 429's id while
+// the envelope check refuses both (which id?): the 429 now answers only an
+// id the envelope check accepts, null otherwise, as on /mcp.
 func TestRateLimitAnswersNoInvalidID(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway("RATE_LIMIT_PER_MINUTE", "1")
@@ -190,10 +193,13 @@ func TestRateLimitAnswersNoInvalidID(t *testing.T) {
 		t.Fatal("no 429 within 5 requests at 1 per minute")
 	}
 	for body, id := range map[string]string{
-		`{"jsonrpc":"2.0","ID":{"a":1},"method":"ping"}`: "null",
-		`{"jsonrpc":"2.0","id":[1],"method":"ping"}`:     "null",
-		`{"jsonrpc":"2.0","Id":true,"method":"ping"}`:    "null",
-		`{"jsonrpc":"2.0","id":5,"method":"ping"}`:       "5",
+		`{"jsonrpc":"2.0","ID":{"a":1},"method":"ping"}`:       "null",
+		`{"jsonrpc":"2.0","id":[1],"method":"ping"}`:           "null",
+		`{"jsonrpc":"2.0","Id":true,"method":"ping"}`:          "null",
+		`{"jsonrpc":"2.0","id":5,"method":"ping"}`:             "5",
+		`{"jsonrpc":"2.0","ID":7,"method":"ping"}`:             "null",
+		`{"jsonrpc":"2.0","id":5,"iD":6,"method":"ping"}`:      "null",
+		`{"jsonrpc":"2.0","id":8,"method":"ping","Method":""}`: "8",
 	} {
 		r := g.do(t, req{Method: "POST", Path: "/messages?sessionId=x", Token: tok, Body: body})
 		if m := r.rpc(t); r.Status != http.StatusTooManyRequests || m.Error == nil || string(m.ID) != id {
