@@ -22,22 +22,24 @@ type envelopeCase struct {
 // envelope check looked at the member spelt exactly "id" only, so "Id"
 // carried an id past every id rule: raw bytes that are not UTF-8 echoed
 // (no valid JSON answer), an object echoed as the id, a second "iD"
-// answered instead of the checked "id".
+// answered instead of the checked "id". The refusal said "in other letter
+// case" also for a fold that is no letter case in ASCII terms (U+017F for
+// "s"); it now says "spelt differently" and names both kinds.
 var spelledCases = []envelopeCase{
 	{"Id not UTF-8", `{"jsonrpc":"2.0","Id":"` + "\xc3" + `","method":"ping"}`, "null", "case-sensitive"},
 	{"iD after id", `{"jsonrpc":"2.0","id":1,"iD":"` + "\xff" + `","method":"ping"}`, "null", "case-sensitive"},
 	{"ID object", `{"jsonrpc":"2.0","ID":{"a":1},"method":"ping"}`, "null", "case-sensitive"},
-	{"ID number", `{"jsonrpc":"2.0","ID":7,"method":"ping"}`, "null", "case-sensitive"},
+	{"ID number", `{"jsonrpc":"2.0","ID":7,"method":"ping"}`, "null", `"id" spelt differently (in other letter case`},
 	{"escaped Id", `{"jsonrpc":"2.0","\u0049d":"` + "\xc3" + `","method":"ping"}`, "null", "case-sensitive"},
 	{"id twice, the last valid", `{"jsonrpc":"2.0","id":"` + "\xff" + `","id":1,"method":"ping"}`, "null", "more than once"},
 	{"id twice, the last not UTF-8", `{"jsonrpc":"2.0","id":1,"id":"` + "\xff" + `","method":"ping"}`, "null", "more than once"},
 	{"Method empty", `{"jsonrpc":"2.0","id":1,"method":"ping","Method":""}`, "1", "case-sensitive"},
 	{"METHOD null", `{"jsonrpc":"2.0","id":1,"method":"ping","METHOD":null}`, "1", "case-sensitive"},
 	{"method twice", `{"jsonrpc":"2.0","id":1,"method":"","method":"ping"}`, "1", "more than once"},
-	{"JSONRPC 1.0", `{"jsonrpc":"2.0","id":1,"method":"ping","JSONRPC":"1.0"}`, "1", "case-sensitive"},
-	{"jsonrpc with a long s", `{"jsonrpc":"2.0","id":1,"method":"ping","j\u017fonrpc":"1.0"}`, "1", "case-sensitive"},
+	{"JSONRPC 1.0", `{"jsonrpc":"2.0","id":1,"method":"ping","JSONRPC":"1.0"}`, "1", `"jsonrpc" spelt differently (in other letter case, such as "JSONRPC"`},
+	{"jsonrpc with a long s", `{"jsonrpc":"2.0","id":1,"method":"ping","j\u017fonrpc":"1.0"}`, "1", `"jsonrpc" spelt differently (in other letter case, such as "JSONRPC", or with a Unicode letter that folds to an ASCII one, such as U+017F "ſ" for "s")`},
 	{"Params", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"health.check","arguments":{}},"Params":{"name":"x"}}`, "1", "case-sensitive"},
-	{"result with a long s", `{"jsonrpc":"2.0","id":1,"re` + "\u017f" + `ult":{}}`, "1", "case-sensitive"},
+	{"result with a long s", `{"jsonrpc":"2.0","id":1,"re` + "\u017f" + `ult":{}}`, "1", `"result" spelt differently (in other letter case, such as "RESULT", or with a Unicode letter that folds to an ASCII one`},
 }
 
 // checkRefused checks an envelope refusal: valid JSON text, 400, -32600,

@@ -309,8 +309,9 @@ func (m members) ambiguity(set uint8) string {
 		switch bit := uint8(1) << n; {
 		case set&bit == 0:
 		case m.variant&bit != 0:
-			return `JSON-RPC member names are case-sensitive: a member named "` + name + `" in other letter case (such as "` +
-				strings.ToUpper(name) + `") is refused, as decoders that ignore case would take it for "` + name + `"; spell it "` + name + `"`
+			return `JSON-RPC member names are case-sensitive: a member named "` + name + `" spelt differently (in other letter case, such as "` +
+				strings.ToUpper(name) + `", or with a Unicode letter that folds to an ASCII one, such as U+017F "ſ" for "s") is refused, as decoders that ignore case would take it for "` +
+				name + `"; spell it "` + name + `"`
 		default:
 			return `the member "` + name + `" appears more than once: a JSON-RPC message names each member once (RFC 8259 section 4 leaves duplicate names unpredictable)`
 		}
