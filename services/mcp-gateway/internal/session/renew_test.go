@@ -30,7 +30,11 @@ func TestOnlyOpenStreamsAreRenewed(t *testing.T) {
 		t.Run(setup.Mode(), func(t *testing.T) {
 			ctx := context.Background()
 			rdb := testharness.RedisClient(t, setup)
-			const ttl = 600 * time.Millisecond
+			// The TTL leaves the set-up (51 events) and each turn of the
+			// loop below a wide margin on a loaded machine under -race: a
+			// turn slower than a TTL would let the session expire (seen
+			// with 600 ms).
+			const ttl = 2 * time.Second
 			s := session.NewStore(rdb, ttl)
 			ev := session.NewEvents(rdb, s, 10)
 			if got := ev.RenewEvery(); got != ttl/2 {
@@ -51,14 +55,14 @@ func TestOnlyOpenStreamsAreRenewed(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := len(testharness.RedisKeys(t, rdb))
-			for range 8 { // 1.6 s: over two TTLs
+			for range 7 { // 7 × TTL/3: over two TTLs
 				if _, err := s.Get(ctx, sid); err != nil {
 					t.Fatalf("session in use: %v", err)
 				}
 				if err := ev.Renew(ctx, sid, open); err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(200 * time.Millisecond)
+				time.Sleep(ttl / 3)
 			}
 			if err := ev.Known(ctx, sid, prime); err != nil {
 				t.Errorf("the open stream's priming event after two TTLs: %v", err)
