@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -123,6 +124,24 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", unregisteredRedirect(redirect, clientID))
 		return
 	}
+	// RFC 6749 §4.1.2.1: a request that fails for a reason other than its
+	// client or redirect URI — "includes a parameter more than once" among
+	// them — is answered at the redirect URI, so the client learns why
+	// (guard refused every repeated parameter on a page the user alone
+	// saw). A repeated state has no exact value to return: none is.
+	if k := repeatedAuthorizeParam(q); k != "" {
+		to, ok := s.verifiedRedirect(w, r, c, redirect)
+		if !ok {
+			return
+		}
+		state := ""
+		if len(q["state"]) == 1 {
+			state = q.Get("state")
+		}
+		s.metrics.errors.WithLabelValues("authorize", "invalid_request").Inc()
+		s.redirectError(w, r, to, state, "invalid_request", "parameter "+k+" is repeated")
+		return
+	}
 	// Request objects are not supported (request_parameter_supported and
 	// request_uri_parameter_supported are false in the metadata): OpenID
 	// Connect Core §6.1, §6.2 and RFC 9101 §10.4 have such a request
@@ -134,13 +153,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	// read the query's.
 	for _, p := range [...]struct{ param, code string }{{"request", "request_not_supported"}, {"request_uri", "request_uri_not_supported"}} {
 		if q.Has(p.param) {
-			u := redirect
-			if u == "" {
-				u = c.RedirectURIs[0]
-			}
-			to, err := url.Parse(u)
-			if err != nil {
-				s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", unregisteredRedirect(u, clientID))
+			to, ok := s.verifiedRedirect(w, r, c, redirect)
+			if !ok {
 				return
 			}
 			s.metrics.errors.WithLabelValues("authorize", p.code).Inc()
@@ -535,6 +549,36 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, endpoint string, s
 	setAuditResult(r, code)
 	s.metrics.errors.WithLabelValues(endpoint, code).Inc()
 	s.errorPage(w, r, status, code, desc)
+}
+
+// verifiedRedirect is the URL errors of c's authorization request go to
+// once its redirect URI is verified: redirect, or c's one registered URI
+// when the request named none. When it does not parse, the request is
+// refused on a page and ok is false.
+func (s *Server) verifiedRedirect(w http.ResponseWriter, r *http.Request, c *clients.Client, redirect string) (*url.URL, bool) {
+	u := redirect
+	if u == "" {
+		u = c.RedirectURIs[0]
+	}
+	to, err := url.Parse(u)
+	if err != nil {
+		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", unregisteredRedirect(u, c.ID))
+		return nil, false
+	}
+	return to, true
+}
+
+// repeatedAuthorizeParam is the first parameter (in name order) q has more
+// than once, RFC 8707's resource aside (more than one is invalid_target);
+// "" when none is. guard refused the request already when it is client_id
+// or redirect_uri (authorizeRedirectParams).
+func repeatedAuthorizeParam(q url.Values) string {
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if len(q[k]) > 1 && !slices.Contains(repeatable, k) {
+			return k
+		}
+	}
+	return ""
 }
 
 // redirectError sends an RFC 6749 error response with state and RFC 9207 iss.

@@ -25,6 +25,13 @@ const maxFormBytes = 64 << 10
 // then refuse more than one with invalid_target, which is more precise).
 var repeatable = []string{"resource"}
 
+// authorizeRedirectParams are the authorization request's parameters that
+// name where its errors go (RFC 6749 §4.1.2.1): repeated, the redirect URI
+// cannot be verified, so guard refuses the request on a page. Any other
+// repeated parameter is refused by the authorize handler once the redirect
+// URI is verified, at that URI (repeatedAuthorizeParam).
+var authorizeRedirectParams = []string{"client_id", "redirect_uri"}
+
 // guard wraps an endpoint: no-store, refusal of duplicate parameters,
 // duplicate Authorization headers and access_token in the query, rate
 // limiting in Redis by client address (503 when Redis is down), error
@@ -64,7 +71,7 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 			}
 			dropEmptyParams(r)
 			for k, v := range r.Form {
-				if len(v) > 1 && !slices.Contains(repeatable, k) {
+				if len(v) > 1 && !slices.Contains(repeatable, k) && (endpoint != "authorize" || slices.Contains(authorizeRedirectParams, k)) {
 					fail(w, r, http.StatusBadRequest, "invalid_request", "parameter "+k+" is repeated")
 					return
 				}
