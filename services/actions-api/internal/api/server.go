@@ -116,6 +116,7 @@ func (s *server) handler() (*echo.Echo, error) {
 		},
 	}))
 	e.Use(secureHeaders)
+	e.Use(wholeSegments)
 	if len(s.cfg.AllowedOrigins) > 0 {
 		e.Use(routedCORS(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  s.cfg.AllowedOrigins,
@@ -189,6 +190,28 @@ func routedCORS(cors echo.MiddlewareFunc) echo.MiddlewareFunc {
 			}
 			return withCORS(c)
 		}
+	}
+}
+
+// wholeSegments answers 404 for a path echo matched to a route by giving
+// a path parameter more than one segment. echo's last path parameter
+// takes the rest of the path, slashes included: GET
+// /actions/shapes/1/2 was served as /actions/shapes/{id} with id "1/2",
+// DELETE /actions/connections/g1/x reached the backend for grant "g1/x",
+// and a POST there was a 405 naming GET. In the document a path parameter
+// is one segment (OpenAPI 3.1 section 4.8.2, "Path Templating"); a value
+// holding "/" is sent escaped (%2F), which stays one segment and is
+// decoded for the backend (pathParamValue). So a request whose path has
+// more segments than its route's (a trailing slash included) is the 404
+// not_found of an unknown path, whatever its method (405, OPTIONS) or
+// token.
+func wholeSegments(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		route := c.Path()
+		if strings.Contains(route, "/:") && strings.Count(echo.GetPath(c.Request()), "/") != strings.Count(route, "/") {
+			return echo.ErrNotFound
+		}
+		return next(c)
 	}
 }
 
