@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -185,7 +186,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		s.auditEvent(r, audit.Record{Event: audit.Registration, Result: code})
 		writeJSONError(w, http.StatusBadRequest, code, desc)
 	}
-	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+	if !isJSON(r) {
 		regErr("invalid_client_metadata", "the request must be application/json")
 		return
 	}
@@ -318,6 +319,16 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	s.metrics.grants.WithLabelValues("registration", string(clients.KindDynamic), "ok").Inc()
 	s.auditEvent(r, audit.Record{Event: audit.Registration, ClientID: id})
 	writeJSON(w, http.StatusCreated, out)
+}
+
+// isJSON reports whether r's body is declared application/json (RFC 7591
+// §3.1), parameters such as charset aside. Media type names compare
+// case-insensitively (RFC 9110 §8.3.1): "Application/JSON" is JSON, and
+// "application/jsonp" or "application/json-seq" are not — a prefix test
+// took the latter for JSON and refused the former.
+func isJSON(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
 }
 
 // decodeProblem says what is wrong with a registration body that does not
