@@ -24,6 +24,17 @@ import (
 // pendingKey carries the id of a session being created by this request.
 type pendingKey struct{}
 
+// recordKey carries the *negotiation of a Streamable HTTP initialize
+// (Gateway.initialize), in which afterInitialize reports a negotiated
+// version it could not record.
+type recordKey struct{}
+
+// negotiation is what afterInitialize reports to the initialize that
+// created the session: err, set when the negotiated version could not be
+// recorded. The hook runs within the initialize's request, before
+// Gateway.initialize reads err.
+type negotiation struct{ err error }
+
 // liveKey carries the *admission of a request admitted to a session.
 type liveKey struct{}
 
@@ -306,7 +317,10 @@ func (g *Gateway) endReplacedSession(w http.ResponseWriter, r *http.Request, cla
 // refused with 400 (Streamable HTTP, "Protocol Version Header"), and a
 // session whose initialize mcp-go refuses (a JSON-RPC error answer) is
 // deleted again before the answer leaves, without its Mcp-Session-Id, so
-// that a refused initialize leaves nothing behind.
+// that a refused initialize leaves nothing behind. So is the session of
+// an initialize mcp-go answered but whose negotiation afterInitialize
+// could not record: its answer is withheld and the initialize refused
+// with 503 and Retry-After.
 func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, claims *tokens.Claims, msg message, header string, next http.Handler) {
 	ctx := r.Context()
 	if header != "" && !mcp.IsValidProtocolVersion(header) {
@@ -326,14 +340,27 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, claims *tok
 	// The answer to initialize is one small JSON message: hold it until
 	// it is known whether the session stands.
 	buf := &heldResponse{header: http.Header{}}
-	g.serve(transportStreamable, msg.Method, next, buf, r.WithContext(context.WithValue(ctx, pendingKey{}, id)))
-	if buf.refused() {
+	neg := &negotiation{}
+	sctx := context.WithValue(context.WithValue(ctx, pendingKey{}, id), recordKey{}, neg)
+	g.serve(transportStreamable, msg.Method, next, buf, r.WithContext(sctx))
+	if refused := buf.refused(); refused || neg.err != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 		if _, err := g.sessions.Delete(dctx, id); err != nil {
 			g.log.WarnContext(ctx, "could not delete the session of a refused initialize", "err", err)
 		}
 		cancel()
 		g.mcp.UnregisterSession(ctx, id)
+		if !refused {
+			// mcp-go answered, but what it negotiated is not recorded
+			// (afterInitialize): the session, as every replica reads it,
+			// has no version, client or capabilities. The answer is
+			// withheld and the initialize refused with 503 and
+			// Retry-After, as when the session cannot be created, without
+			// an Mcp-Session-Id: the client sees at once that it has no
+			// session and initializes again.
+			g.unavailable(w, r, transportStreamable, msg.Method, neg.err)
+			return
+		}
 		buf.header.Del(server.HeaderKeySessionID)
 		buf.clientTerms()
 	} else {
@@ -416,6 +443,12 @@ func (g *Gateway) afterInitialize(ctx context.Context, _ any, req *mcp.Initializ
 	}
 	ended, legacy := g.localSSE.Load(id)
 	if !legacy {
+		// A Streamable HTTP initialize: its answer is held
+		// (Gateway.initialize), which refuses it with 503 instead.
+		if neg, ok := ctx.Value(recordKey{}).(*negotiation); ok {
+			neg.err = err
+			return
+		}
 		g.log.WarnContext(ctx, "could not record the negotiated session", "err", err)
 		return
 	}

@@ -1,0 +1,64 @@
+package gateway_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// When the negotiated version of a Streamable HTTP session could not be
+// recorded (Redis refused the write after the session was created: here
+// the record's script is not yet cached and an ACL denies EVAL), mcp-go's
+// answer went out (200, Mcp-Session-Id) for a session that every replica
+// reads without a version, client or capabilities, and that stayed until
+// it idled out. The initialize is now refused with 503 and Retry-After,
+// without an Mcp-Session-Id, and its session is deleted; the client's
+// next initialize is served once Redis accepts the write.
+func TestStreamableInitializeRefusedWhenTheVersionIsNotRecorded(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-7", allScopes)
+	rc := f.Redis.Client()
+	// A legacy stream creates a session, which caches the creation's
+	// scripts; the record of a negotiated version (another script) is
+	// not cached until an initialize is answered.
+	g.openStream(t, "/sse", tok, nil)
+	before := sessionKeys(t, f)
+	if err := rc.Do(t.Context(), "ACL", "SETUSER", "default", "-eval").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Do(context.Background(), "ACL", "SETUSER", "default", "+eval") })
+	init := call("initialize", map[string]any{"protocolVersion": version, "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "tollgate-test", "version": "1.0"}})
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: init})
+	if r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("initialize whose version was not recorded: %d (session %q) %s, want 503",
+			r.Status, r.Header.Get("Mcp-Session-Id"), r.Body)
+	}
+	if got := r.Header.Get("Retry-After"); got == "" {
+		t.Error("503 to the initialize without Retry-After")
+	}
+	if id := r.Header.Get("Mcp-Session-Id"); id != "" {
+		t.Errorf("503 to the initialize names session %q", id)
+	}
+	if !strings.Contains(string(r.Body), "temporarily unavailable") {
+		t.Errorf("503 to the initialize: %s", r.Body)
+	}
+	if err := rc.Do(t.Context(), "ACL", "SETUSER", "default", "+eval").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n := sessionKeys(t, f); n != before {
+		t.Errorf("session keys after the refused initialize: %d, want %d (its session deleted)", n, before)
+	}
+	id := g.initialize(t, tok)
+	var tools struct {
+		Tools []struct {
+			Name string `json:"name"`
+		} `json:"tools"`
+	}
+	g.rpc(t, tok, id, "tools/list", nil, &tools)
+	if len(tools.Tools) == 0 {
+		t.Fatal("tools/list on the new session: no tools")
+	}
+}
