@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"io"
 	"net/http"
+	"regexp"
 	"testing"
 
 	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
@@ -38,6 +40,26 @@ func TestPathParameterIsOneSegment(t *testing.T) {
 		if r.status != 404 || (c.method != http.MethodHead && r.err.Error != "not_found") || r.header.Get("Allow") != "" {
 			t.Errorf("%s %s: %d (Allow %q) %s, want 404 not_found", c.method, c.path, r.status, r.header.Get("Allow"), r.body)
 		}
+	}
+	// A browser at a listed origin can read this 404 as any other (its CORS
+	// headers), a preflight of the path is refused as an unknown path's,
+	// and the 404s count against no operation.
+	listed := http.Header{"Origin": {"https://chatgpt.com"}}
+	if r := f.do(t, http.MethodGet, "/actions/shapes/1/2", listed); r.status != 404 || r.header.Get("Access-Control-Allow-Origin") != "https://chatgpt.com" {
+		t.Errorf("GET /actions/shapes/1/2 from a listed origin: %d %v, want 404 with its CORS headers", r.status, r.header)
+	}
+	preflight := http.Header{"Origin": {"https://chatgpt.com"}, "Access-Control-Request-Method": {"GET"}}
+	if r := f.do(t, http.MethodOptions, "/actions/shapes/1/2", preflight); r.status != 404 || r.err.Error != "not_found" || r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight of /actions/shapes/1/2: %d %v, want 404 not_found without CORS headers", r.status, r.header)
+	}
+	res, err := http.Get(f.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if m := regexp.MustCompile(`tollgate_actions_requests_total\{code="404",operation="shapes[^"]*"\}.*`).Find(metrics); m != nil {
+		t.Errorf("a path no operation serves is counted as an operation's: %s", m)
 	}
 	if calls := shapes.Calls(); len(calls) != 0 {
 		t.Errorf("the backend was called %d times for paths it does not serve", len(calls))

@@ -116,7 +116,6 @@ func (s *server) handler() (*echo.Echo, error) {
 		},
 	}))
 	e.Use(secureHeaders)
-	e.Use(wholeSegments)
 	if len(s.cfg.AllowedOrigins) > 0 {
 		e.Use(routedCORS(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  s.cfg.AllowedOrigins,
@@ -126,6 +125,9 @@ func (s *server) handler() (*echo.Echo, error) {
 			MaxAge:        600,
 		})))
 	}
+	// Inside CORS: its 404 carries a listed origin's CORS headers, as
+	// every other 404 does, so a browser can read it.
+	e.Use(wholeSegments)
 	// No middleware here looks at the request body: the body rules
 	// (checkBody) are applied per route, once the route is known and, for
 	// a protected operation, its caller (action).
@@ -180,12 +182,13 @@ func (s *server) handler() (*echo.Echo, error) {
 // unknown, answered 404 not_found in the one error shape like any other
 // method. Known paths keep echo's answers: a preflight from a listed
 // origin gets the CORS headers, any other OPTIONS a 204 with Allow (RFC
-// 9110 section 9.3.7).
+// 9110 section 9.3.7). A path that matched a route only by giving a path
+// parameter more than one segment is unknown too (wholeSegments).
 func routedCORS(cors echo.MiddlewareFunc) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		withCORS := cors(next)
 		return func(c echo.Context) error {
-			if c.Request().Method == http.MethodOptions && c.Get(echo.ContextKeyHeaderAllow) == nil {
+			if c.Request().Method == http.MethodOptions && (c.Get(echo.ContextKeyHeaderAllow) == nil || extraSegments(c)) {
 				return next(c)
 			}
 			return withCORS(c)
@@ -205,14 +208,25 @@ func routedCORS(cors echo.MiddlewareFunc) echo.MiddlewareFunc {
 // more segments than its route's (a trailing slash included) is the 404
 // not_found of an unknown path, whatever its method (405, OPTIONS) or
 // token.
+//
+// The route is forgotten (c.SetPath("")), so the 404 is counted and traced
+// as a request to no operation ("other"), like any unknown path, not as
+// the operation whose template matched.
 func wholeSegments(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		route := c.Path()
-		if strings.Contains(route, "/:") && strings.Count(echo.GetPath(c.Request()), "/") != strings.Count(route, "/") {
+		if extraSegments(c) {
+			c.SetPath("")
 			return echo.ErrNotFound
 		}
 		return next(c)
 	}
+}
+
+// extraSegments reports whether echo matched the request to a route with
+// path parameters by giving one of them more than one path segment.
+func extraSegments(c echo.Context) bool {
+	route := c.Path()
+	return strings.Contains(route, "/:") && strings.Count(echo.GetPath(c.Request()), "/") != strings.Count(route, "/")
 }
 
 func secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
