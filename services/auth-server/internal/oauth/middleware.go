@@ -64,7 +64,11 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 			fail(w, r, http.StatusBadRequest, "invalid_request", desc)
 			return
 		}
-		if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		// Registration's body is JSON (RFC 7591 §3.1) and read by its
+		// handler; every other endpoint's parameters are a query or a form,
+		// checked here whatever Content-Type the request declares (a GET
+		// with "Content-Type: application/json" skipped the checks before).
+		if endpoint != "register" {
 			if err := r.ParseForm(); err != nil {
 				fail(w, r, http.StatusBadRequest, "invalid_request", "the request body is not a valid form")
 				return
