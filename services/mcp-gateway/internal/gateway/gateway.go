@@ -754,13 +754,20 @@ func (g *Gateway) serve(transport, method string, next http.Handler, w http.Resp
 // serveCtx is serve with ctx as the request's context (one request copy
 // for both).
 func (g *Gateway) serveCtx(ctx context.Context, transport, method string, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	g.metrics.requestStatus(transport, methodLabel(method), serveUncounted(ctx, next, w, r))
+}
+
+// serveUncounted is serveCtx without the request metric: it returns the
+// status next answered with, for a caller that may answer otherwise
+// (initialize, whose held answer can be replaced by a 503) and counts
+// what it sent.
+func serveUncounted(ctx context.Context, next http.Handler, w http.ResponseWriter, r *http.Request) int {
 	rec := &recorder{ResponseWriter: w}
 	next.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, challengeKey{}, &rec.box)))
-	status := rec.status
-	if status == 0 {
-		status = http.StatusOK
+	if rec.status == 0 {
+		return http.StatusOK
 	}
-	g.metrics.requestStatus(transport, methodLabel(method), status)
+	return rec.status
 }
 
 func truncate(s string, n int) string {

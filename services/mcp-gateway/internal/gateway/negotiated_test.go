@@ -45,6 +45,14 @@ func TestStreamableInitializeRefusedWhenTheVersionIsNotRecorded(t *testing.T) {
 	if !strings.Contains(string(r.Body), "temporarily unavailable") {
 		t.Errorf("503 to the initialize: %s", r.Body)
 	}
+	// Counted once, as what the client got (review2: also as a 200, the
+	// held answer's status).
+	if n := g.metric(t, `tollgate_mcp_requests_total{method="initialize",result="200",transport="streamable-http"}`); n != 0 {
+		t.Errorf("the refused initialize was counted as %v answered (200)", n)
+	}
+	if n := g.metric(t, `tollgate_mcp_requests_total{method="initialize",result="unavailable",transport="streamable-http"}`); n != 1 {
+		t.Errorf("the refused initialize was counted %v times as unavailable, want 1", n)
+	}
 	if err := rc.Do(t.Context(), "ACL", "SETUSER", "default", "+eval").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -60,5 +68,8 @@ func TestStreamableInitializeRefusedWhenTheVersionIsNotRecorded(t *testing.T) {
 	g.rpc(t, tok, id, "tools/list", nil, &tools)
 	if len(tools.Tools) == 0 {
 		t.Fatal("tools/list on the new session: no tools")
+	}
+	if n := g.metric(t, `tollgate_mcp_requests_total{method="initialize",result="200",transport="streamable-http"}`); n != 1 {
+		t.Errorf("the answered initialize was counted %v times (200), want 1", n)
 	}
 }

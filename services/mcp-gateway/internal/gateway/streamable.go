@@ -342,7 +342,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, claims *tok
 	buf := &heldResponse{header: http.Header{}}
 	neg := &negotiation{}
 	sctx := context.WithValue(context.WithValue(ctx, pendingKey{}, id), recordKey{}, neg)
-	g.serve(transportStreamable, msg.Method, next, buf, r.WithContext(sctx))
+	status := serveUncounted(sctx, next, buf, r)
 	if refused := buf.refused(); refused || neg.err != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 		if _, err := g.sessions.Delete(dctx, id); err != nil {
@@ -358,7 +358,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, claims *tok
 			// Retry-After, as when the session cannot be created, without
 			// an Mcp-Session-Id: the client sees at once that it has no
 			// session and initializes again.
-			g.unavailable(w, r, transportStreamable, msg.Method, neg.err)
+			g.unavailable(w, r, transportStreamable, msg.Method, neg.err) // counted there, once
 			return
 		}
 		buf.header.Del(server.HeaderKeySessionID)
@@ -366,6 +366,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, claims *tok
 	} else {
 		g.metrics.sessions.WithLabelValues(transportStreamable, "created").Inc()
 	}
+	g.metrics.requestStatus(transportStreamable, methodLabel(msg.Method), status)
 	for k, v := range buf.header {
 		w.Header()[k] = v
 	}
