@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -270,10 +269,7 @@ func TestLegacyStreamEndsWhenTheVersionIsNotRecorded(t *testing.T) {
 	s := g.openStream(t, "/sse", tok, nil)
 	path := s.endpoint()
 	rc := f.Redis.Client()
-	if err := rc.Do(t.Context(), "ACL", "SETUSER", "default", "-hset").Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rc.Do(context.Background(), "ACL", "SETUSER", "default", "+hset") })
+	allowHSET := denyCommand(t, rc, "hset")
 	init := call("initialize", map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{},
 		"clientInfo": map[string]any{"name": "legacy", "version": "1"}})
 	start := time.Now()
@@ -298,9 +294,7 @@ func TestLegacyStreamEndsWhenTheVersionIsNotRecorded(t *testing.T) {
 	if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: call("ping", nil)}); r.Status != http.StatusNotFound {
 		t.Fatalf("ping on the ended session: %d %s, want 404", r.Status, r.Body)
 	}
-	if err := rc.Do(t.Context(), "ACL", "SETUSER", "default", "+hset").Err(); err != nil {
-		t.Fatal(err)
-	}
+	allowHSET()
 	s = g.openStream(t, "/sse", tok, nil)
 	path = s.endpoint()
 	legacyInit(t, s, g, tok, path)
@@ -324,19 +318,14 @@ func TestLegacyVersionRecordIsRetried(t *testing.T) {
 	s := g.openStream(t, "/sse", tok, nil)
 	path := s.endpoint()
 	rc := f.Redis.Client()
-	if err := rc.Do(t.Context(), "ACL", "SETUSER", "default", "-hset").Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rc.Do(context.Background(), "ACL", "SETUSER", "default", "+hset") })
+	allowHSET := denyCommand(t, rc, "hset")
 	init := call("initialize", map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{},
 		"clientInfo": map[string]any{"name": "legacy", "version": "1"}})
 	if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: init}); r.Status != http.StatusAccepted {
 		t.Fatalf("initialize: %d %s", r.Status, r.Body)
 	}
 	time.Sleep(150 * time.Millisecond)
-	if err := rc.Do(t.Context(), "ACL", "SETUSER", "default", "+hset").Err(); err != nil {
-		t.Fatal(err)
-	}
+	allowHSET()
 	if e := s.next(response(init["id"])); !strings.Contains(e.Data, `"protocolVersion":"2024-11-05"`) {
 		t.Fatalf("answer to initialize: %s", e.Data)
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/tollgate/tollgate/services/platform/redisx"
 )
 
 // When the negotiated version of a Streamable HTTP session could not be
@@ -25,10 +27,7 @@ func TestStreamableInitializeRefusedWhenTheVersionIsNotRecorded(t *testing.T) {
 	// not cached until an initialize is answered.
 	g.openStream(t, "/sse", tok, nil)
 	before := sessionKeys(t, f)
-	if err := rc.Do(t.Context(), "ACL", "SETUSER", "default", "-eval").Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rc.Do(context.Background(), "ACL", "SETUSER", "default", "+eval") })
+	allowEval := denyCommand(t, rc, "eval")
 	init := call("initialize", map[string]any{"protocolVersion": version, "capabilities": map[string]any{},
 		"clientInfo": map[string]any{"name": "tollgate-test", "version": "1.0"}})
 	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: init})
@@ -53,9 +52,7 @@ func TestStreamableInitializeRefusedWhenTheVersionIsNotRecorded(t *testing.T) {
 	if n := g.metric(t, `tollgate_mcp_requests_total{method="initialize",result="unavailable",transport="streamable-http"}`); n != 1 {
 		t.Errorf("the refused initialize was counted %v times as unavailable, want 1", n)
 	}
-	if err := rc.Do(t.Context(), "ACL", "SETUSER", "default", "+eval").Err(); err != nil {
-		t.Fatal(err)
-	}
+	allowEval()
 	if n := sessionKeys(t, f); n != before {
 		t.Errorf("session keys after the refused initialize: %d, want %d (its session deleted)", n, before)
 	}
@@ -71,5 +68,22 @@ func TestStreamableInitializeRefusedWhenTheVersionIsNotRecorded(t *testing.T) {
 	}
 	if n := g.metric(t, `tollgate_mcp_requests_total{method="initialize",result="200",transport="streamable-http"}`); n != 1 {
 		t.Errorf("the answered initialize was counted %v times (200), want 1", n)
+	}
+}
+
+// denyCommand makes the test's Redis refuse cmd to the default user (an
+// ACL rule "-cmd") and returns the function that allows it again; it is
+// allowed again at the end of the test in any case.
+func denyCommand(t *testing.T, rc *redisx.Client, cmd string) (allow func()) {
+	t.Helper()
+	if err := rc.Do(t.Context(), "ACL", "SETUSER", "default", "-"+cmd).Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Do(context.Background(), "ACL", "SETUSER", "default", "+"+cmd) })
+	return func() {
+		t.Helper()
+		if err := rc.Do(context.Background(), "ACL", "SETUSER", "default", "+"+cmd).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
