@@ -187,9 +187,9 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		if claim != "" {
 			// The claim is given back if the initialize goes no further
-			// than here (the stream's replica is gone, Redis failed) — but
-			// not after a relay whose delivery is unknown (below): it
-			// expires instead (session.InitializeClaimTTL).
+			// than here (the stream's replica is gone, Redis failed); after
+			// a relay whose delivery is unknown, only if the stream's
+			// replica has not confirmed it (relayedInitializeDelivered).
 			defer func() {
 				if !accepted {
 					g.releaseInitialize(r.Context(), id, claim)
@@ -217,10 +217,12 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := g.relay(r.Context(), rec.Replica, relayed{Session: id, Token: claims.Raw, Body: body, RequestID: logging.RequestID(r.Context()), Claim: claim})
 	if err != nil {
-		// The PUBLISH may have been delivered (a timeout after it was
-		// sent) and the other replica may be initializing: the claim is
-		// kept, and expires if it was not.
-		accepted = true
+		if claim != "" && g.relayedInitializeDelivered(r.Context(), id, claim) {
+			g.metrics.relayed.WithLabelValues("sent").Inc()
+			g.metrics.request(transportSSE, methodLabel(method), "202")
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
 		g.unavailable(w, r, transportSSE, method, err)
 		return
 	}
@@ -235,6 +237,29 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	g.metrics.relayed.WithLabelValues("sent").Inc()
 	g.metrics.request(transportSSE, methodLabel(method), "202")
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// relayedInitializeDelivered settles a legacy initialize whose relay
+// failed (the PUBLISH errored: it may or may not have reached the
+// stream's replica) by its claim, and reports whether it was delivered.
+// The stream's replica confirms the claim before it hands the initialize
+// to mcp-go (deliverRelayed, Store.ConfirmInitialize); this replica gives
+// back a claim that is not confirmed (Store.ReleaseUnconfirmed), and a
+// late delivery then finds it gone and drops the message. One script
+// each, so exactly one wins: given back, the initialize was not handled
+// and the client's retry is accepted at once; confirmed, it is being
+// answered on the stream and the POST is accepted (202). When Redis
+// cannot tell either, the claim stays and expires
+// (session.InitializeClaimTTL). The claim is settled here in every case:
+// the deferred release in postMessage does nothing more.
+func (g *Gateway) relayedInitializeDelivered(ctx context.Context, id, claim string) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	got, err := g.sessions.ReleaseUnconfirmed(ctx, id, claim)
+	if err != nil {
+		g.log.WarnContext(ctx, "could not release the claim of a legacy initialize whose relay failed; it expires", "err", err)
+	}
+	return err == nil && got == session.Confirmed
 }
 
 // initializeFails reports whether mcp-go answers the initialize in body
@@ -580,6 +605,18 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 			g.releaseInitialize(ctx, m.Session, m.Claim) // claimed by the replica it was posted to
 		}
 		return
+	}
+	if m.Claim != "" {
+		// A relayed initialize: taken over from the replica it was posted
+		// to, unless that one gave its claim back because its PUBLISH
+		// failed (relayedInitializeDelivered); its client was answered 503
+		// and may have sent initialize again.
+		ok, err := g.sessions.ConfirmInitialize(ctx, m.Session, m.Claim)
+		if err != nil || !ok {
+			g.log.InfoContext(ctx, "relayed initialize dropped: its claim is not held (given back after a failed relay, or expired)", "err", err)
+			g.metrics.relayed.WithLabelValues("dropped").Inc()
+			return
+		}
 	}
 	g.metrics.relayed.WithLabelValues("received").Inc()
 	if err := g.serveLegacyMessage(tokens.NewContext(ctx, claims), m.Session, m.Body, msg, func(req *http.Request) {

@@ -123,3 +123,78 @@ func TestInitializeClaimExpiresAndHasAnOwner(t *testing.T) {
 		})
 	}
 }
+
+// A relayed initialize's claim is settled by whichever of its two replicas
+// comes first: the stream's replica confirms it (ConfirmInitialize) before
+// handing the initialize on, the replica it was posted to gives it back
+// when its relay failed (ReleaseUnconfirmed). Released first, the late
+// confirmation fails and the claim can be taken again at once;
+// confirmed first, the release leaves it held and reports it confirmed.
+// Another token confirms nothing; an expired claim cannot be confirmed.
+func TestInitializeClaimConfirmedOrReleased(t *testing.T) {
+	ttl := session.InitializeClaimTTL
+	t.Cleanup(func() { session.InitializeClaimTTL = ttl })
+	for _, setup := range setups {
+		t.Run(setup.Mode(), func(t *testing.T) {
+			session.InitializeClaimTTL = ttl
+			ctx := context.Background()
+			rdb := testharness.RedisClient(t, setup)
+			s := session.NewStore(rdb, time.Minute)
+			id := session.NewID()
+			if err := s.Create(ctx, id, session.Record{Subject: "u", Transport: session.LegacySSE}); err != nil {
+				t.Fatal(err)
+			}
+			claim := func() string {
+				t.Helper()
+				tok, _, err := s.ClaimInitialize(ctx, id)
+				if tok == "" || err != nil {
+					t.Fatalf("claim: %q %v, want taken", tok, err)
+				}
+				return tok
+			}
+			tok := claim()
+			if got, err := s.ReleaseUnconfirmed(ctx, id, tok); got != session.Released || err != nil {
+				t.Fatalf("release of an unconfirmed claim: %v %v, want released", got, err)
+			}
+			if ok, err := s.ConfirmInitialize(ctx, id, tok); ok || err != nil {
+				t.Fatalf("confirmation after the release: %v %v, want refused", ok, err)
+			}
+			tok = claim()
+			if ok, err := s.ConfirmInitialize(ctx, id, "another"); ok || err != nil {
+				t.Fatalf("confirmation by another token: %v %v, want refused", ok, err)
+			}
+			if ok, err := s.ConfirmInitialize(ctx, id, tok); !ok || err != nil {
+				t.Fatalf("confirmation: %v %v, want confirmed", ok, err)
+			}
+			if got, err := s.ReleaseUnconfirmed(ctx, id, tok); got != session.Confirmed || err != nil {
+				t.Fatalf("release of a confirmed claim: %v %v, want confirmed", got, err)
+			}
+			if again, _, err := s.ClaimInitialize(ctx, id); again != "" || err != nil {
+				t.Fatalf("claim while a confirmed one is held: %q %v, want refused", again, err)
+			}
+			if got, err := s.ReleaseUnconfirmed(ctx, id, "another"); got != session.NotHeld || err != nil {
+				t.Fatalf("release by another token: %v %v, want not held", got, err)
+			}
+			if err := s.Negotiated(ctx, id, "2024-11-05", `{"name":"x"}`, ""); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.ReleaseUnconfirmed(ctx, id, tok); got != session.Confirmed || err != nil {
+				t.Fatalf("release after negotiation: %v %v, want confirmed", got, err)
+			}
+			// An expired claim is not confirmed (another may take it).
+			session.InitializeClaimTTL = 200 * time.Millisecond
+			other := session.NewID()
+			if err := s.Create(ctx, other, session.Record{Subject: "u", Transport: session.LegacySSE}); err != nil {
+				t.Fatal(err)
+			}
+			late, _, err := s.ClaimInitialize(ctx, other)
+			if late == "" || err != nil {
+				t.Fatalf("claim: %q %v", late, err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			if ok, err := s.ConfirmInitialize(ctx, other, late); ok || err != nil {
+				t.Fatalf("confirmation of an expired claim: %v %v, want refused", ok, err)
+			}
+		})
+	}
+}

@@ -339,6 +339,58 @@ func (s *Store) ReleaseInitialize(ctx context.Context, id, token string) error {
 	return nil
 }
 
+// ConfirmInitialize takes over, for the replica that holds a legacy
+// session's stream, the claim of ClaimInitialize whose token is token,
+// before it hands a relayed initialize to mcp-go: the claim becomes
+// "confirmed:<token> <expiry>", which ReleaseUnconfirmed leaves alone. It
+// reports false — the initialize must not go on — when the claim is no
+// longer that token's unconfirmed, unexpired claim: its sender gave it
+// back (the PUBLISH failed, ReleaseUnconfirmed ran first), it expired, or
+// the session negotiated or is gone. Confirm and release are each one
+// script on the claim, so exactly one of them wins.
+func (s *Store) ConfirmInitialize(ctx context.Context, id, token string) (bool, error) {
+	n, err := confirmScript.Run(ctx, s.rdb, []string{s.key(id)}, token).Int()
+	if err != nil {
+		return false, fmt.Errorf("update session: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Release is what ReleaseUnconfirmed found.
+type Release int
+
+// Releases.
+const (
+	// Released: the claim was given back; the initialize goes no further.
+	Released Release = iota
+	// Confirmed: the stream's replica confirmed the claim (or the session
+	// negotiated): the initialize was delivered and is being answered.
+	Confirmed
+	// NotHeld: the token holds no claim (it expired, or the session is
+	// gone).
+	NotHeld
+)
+
+// ReleaseUnconfirmed gives back the claim of ClaimInitialize whose token is
+// token unless the stream's replica confirmed it (ConfirmInitialize): what
+// the replica that relayed an initialize does when the relay failed and
+// its delivery is unknown. Released means the initialize will not be
+// handled (a late delivery finds the claim gone and drops it); Confirmed
+// that it was delivered and is being handled.
+func (s *Store) ReleaseUnconfirmed(ctx context.Context, id, token string) (Release, error) {
+	n, err := releaseUnconfirmedScript.Run(ctx, s.rdb, []string{s.key(id)}, token).Int()
+	if err != nil {
+		return NotHeld, fmt.Errorf("update session: %w", err)
+	}
+	switch n {
+	case 1:
+		return Released, nil
+	case 2:
+		return Confirmed, nil
+	}
+	return NotHeld, nil
+}
+
 // Negotiated records what initialize settled, once per session (a
 // session has one initialize). It does nothing when the session is gone.
 func (s *Store) Negotiated(ctx context.Context, id, version, clientInfo, capabilities string) error {
@@ -513,6 +565,35 @@ local c = redis.call('HGET', KEYS[1], 'initialize')
 if c and string.sub(c, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then
   return redis.call('HDEL', KEYS[1], 'initialize')
 end
+return 0`)
+
+// confirmScript confirms a legacy session's unexpired, unconfirmed
+// initialize claim of the token ARGV[1] (Store.ConfirmInitialize),
+// keeping its expiry. KEYS[1]: the session. Replies 1 (confirmed) or 0.
+var confirmScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'version') == 1 then return 0 end
+local c = redis.call('HGET', KEYS[1], 'initialize')
+if not c or string.sub(c, 1, #ARGV[1] + 1) ~= ARGV[1] .. ' ' then return 0 end
+local exp = tonumber(string.match(c, ' (%d+)$'))
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if not exp or now >= exp then return 0 end
+redis.call('HSET', KEYS[1], 'initialize', 'confirmed:' .. c)
+return 1`)
+
+// releaseUnconfirmedScript gives back a legacy session's initialize claim
+// of the token ARGV[1] unless it was confirmed
+// (Store.ReleaseUnconfirmed). KEYS[1]: the session. Replies 1 (given
+// back), 2 (confirmed, or the session negotiated) or 0 (not held).
+var releaseUnconfirmedScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'version') == 1 then return 2 end
+local c = redis.call('HGET', KEYS[1], 'initialize')
+if not c then return 0 end
+if string.sub(c, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then
+  redis.call('HDEL', KEYS[1], 'initialize')
+  return 1
+end
+if string.sub(c, 1, #ARGV[1] + 11) == 'confirmed:' .. ARGV[1] .. ' ' then return 2 end
 return 0`)
 
 // updateScript updates fields of a live session and renews its TTL; a

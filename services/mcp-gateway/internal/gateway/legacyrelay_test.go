@@ -1,0 +1,46 @@
+package gateway_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A legacy initialize posted to a replica other than the stream's is
+// relayed with its claim (Store.ClaimInitialize) through Redis PUBLISH.
+// When the PUBLISH failed, the claim was kept — the message might have
+// been delivered — and the client's retried initialize was refused
+// ("its first initialize is being answered") until the claim expired, 30
+// s later. The stream's replica now confirms the claim before it hands
+// the initialize on (Store.ConfirmInitialize), so the replica the POST
+// reached gives back a claim nobody confirmed (Store.ReleaseUnconfirmed):
+// with PUBLISH refused (an ACL), the initialize is 503 and the retry,
+// once PUBLISH works again, is accepted at once and answered on the
+// stream.
+func TestLegacyRelayedInitializeRetriedAfterAFailedPublish(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.Gateway(), f.Gateway()
+	tok := f.Token("user-7", allScopes)
+	s := a.openStream(t, "/sse", tok, nil)
+	path := s.endpoint()
+	allowPublish := denyCommand(t, f.Redis.Client(), "publish")
+	first := call("initialize", map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "legacy", "version": "1"}})
+	if r := b.do(t, req{Method: "POST", Path: path, Token: tok, Body: first}); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("initialize relayed while PUBLISH is refused: %d %s, want 503", r.Status, r.Body)
+	}
+	allowPublish()
+	retry := call("initialize", map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "legacy", "version": "1"}})
+	start := time.Now()
+	if r := b.do(t, req{Method: "POST", Path: path, Token: tok, Body: retry}); r.Status != http.StatusAccepted {
+		t.Fatalf("retried initialize: %d %s, want 202 at once (not after the claim's 30 s)", r.Status, r.Body)
+	}
+	if e := s.next(response(retry["id"])); !strings.Contains(e.Data, `"protocolVersion":"2024-11-05"`) {
+		t.Fatalf("answer to the retried initialize: %s", e.Data)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("retried initialize answered after %v", d)
+	}
+}
