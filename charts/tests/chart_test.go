@@ -99,6 +99,9 @@ func TestTemplateRefuses(t *testing.T) {
 		{"tenant not a GUID", "upstream:\n  issuerUrl: https://login.microsoftonline.com/common/v2.0\n  allowedTenants: [contoso.onmicrosoft.com]\n", "allowedTenants"},
 		{"unknown response mode", "upstream:\n  responseMode: fragment\n", "responseMode"},
 		{"key prefix with a hash tag", "redis:\n  keyPrefix: \"{tollgate}:\"\n", "keyPrefix"},
+		// ACTIONS_PUBLIC_URL is an origin: the actions-api refuses a path
+		// (docs/reference/actions.md, "Public URL").
+		{"actions URL with a path", "publicUrls:\n  actions: https://api.example.com/tollgate\n", "/publicUrls/actions"},
 		{"volatile redis in production", "redis:\n  bundled:\n    persistence:\n      enabled: false\n", "production requires durable Redis"},
 		// A misspelt field of a NetworkPolicy peer is dropped by the API
 		// server under helm install: matchLabel left namespaceSelector {},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	actionsconfig "github.com/tollgate/tollgate/services/actions-api/internal/config"
 	"github.com/tollgate/tollgate/services/actions-api/internal/openapi"
 	"github.com/tollgate/tollgate/services/platform/config"
 )
@@ -20,7 +21,7 @@ import (
 func Export(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("actions-api openapi", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	baseURL := fs.String("base-url", "", "public Actions origin written to servers (required), e.g. https://actions.example.com")
+	baseURL := fs.String("base-url", "", "public Actions origin written to servers (required, no path), e.g. https://actions.example.com")
 	oauthBase := fs.String("oauth-base-url", "", "origin whose /oauth/authorize and /oauth/token the document names (default: -base-url)")
 	out := fs.String("out", "-", "file to write, or - for standard output")
 	if err := fs.Parse(args); err != nil {
@@ -33,7 +34,7 @@ func Export(args []string, stdout, stderr io.Writer) error {
 		*oauthBase = *baseURL
 	}
 	var p config.Problems
-	server := config.PublicURL(&p, "-base-url", *baseURL, false)
+	server := actionsconfig.Origin(&p, "-base-url", *baseURL, false)
 	oauth := config.PublicURL(&p, "-oauth-base-url", *oauthBase, false)
 	if err := p.Err(); err != nil {
 		return err

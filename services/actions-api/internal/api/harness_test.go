@@ -85,7 +85,8 @@ type fleet struct {
 type syncBuffer = testharness.SyncBuffer
 
 // env is the configuration every test starts from; overrides replace keys
-// ("$CORE_GRPC_ADDR" in a value is capability-core's address).
+// ("$CORE_GRPC_ADDR" in a value is capability-core's address, "$HTTP_ADDR"
+// the actions-api's).
 func (f *fleet) env(httpAddr string, overrides map[string]string) map[string]string {
 	env := map[string]string{
 		"TOLLGATE_ENV":          "development",
@@ -103,7 +104,7 @@ func (f *fleet) env(httpAddr string, overrides map[string]string) map[string]str
 		"ALLOWED_ORIGINS":       "https://chat.openai.com,https://chatgpt.com",
 	}
 	for k, v := range overrides {
-		env[k] = strings.ReplaceAll(v, "$CORE_GRPC_ADDR", f.core.grpcAddr)
+		env[k] = strings.NewReplacer("$CORE_GRPC_ADDR", f.core.grpcAddr, "$HTTP_ADDR", httpAddr).Replace(v)
 	}
 	return env
 }

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"net/url"
 	"strings"
 	"time"
 
@@ -40,7 +41,8 @@ policy or to ask for the deletion of data about you.
 type Config struct {
 	config.Common
 	HTTPAddr string // public REST API (HTTP_ADDR)
-	// PublicURL is the Actions origin published in the OpenAPI servers list (ACTIONS_PUBLIC_URL).
+	// PublicURL is the Actions origin published in the OpenAPI servers
+	// list (ACTIONS_PUBLIC_URL): scheme://host[:port], no path (Origin).
 	PublicURL string
 	// Audience is the aud every token must carry (ACTIONS_AUDIENCE).
 	Audience string
@@ -118,7 +120,7 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.HTTPAddr == "" {
 		p.Addf("HTTP_ADDR: must not be empty")
 	}
-	c.PublicURL = config.PublicURL(p, "ACTIONS_PUBLIC_URL", c.PublicURL, c.Production())
+	c.PublicURL = Origin(p, "ACTIONS_PUBLIC_URL", c.PublicURL, c.Production())
 	c.Audience = config.PublicURL(p, "ACTIONS_AUDIENCE", c.Audience, c.Production())
 	c.Issuer = config.PublicURL(p, "PUBLIC_ISSUER_URL", c.Issuer, c.Production())
 	if c.OAuthBaseURL == "" {
@@ -150,4 +152,27 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 10<<20 {
 		p.Addf("MAX_BODY_BYTES: must be between 1024 and 10485760")
 	}
+}
+
+// Origin checks the Actions origin (ACTIONS_PUBLIC_URL, the export's
+// -base-url) as config.PublicURL does, and that it has no path and no
+// credentials: the actions-api serves its operations (/actions/…, /health),
+// its document (/actions/openapi.json), /privacy and its protected
+// resource metadata (/.well-known/oauth-protected-resource/…, RFC 9728
+// section 3.1) at the root of its host, and the Ingress routes /oauth
+// there to the auth-server. A path in the servers URL would have a GPT
+// call <path>/actions/… where nothing serves it (docs/reference/actions.md,
+// "Public URL"). It returns the origin without a trailing slash.
+func Origin(p *config.Problems, key, raw string, production bool) string {
+	out := config.PublicURL(p, key, raw, production)
+	u, err := url.Parse(out)
+	if err != nil || u.Host == "" {
+		return out // config.PublicURL said why
+	}
+	if u.Path != "" || u.RawPath != "" || u.User != nil || (strings.ContainsAny(out, "?#") && u.RawQuery == "" && u.Fragment == "") {
+		p.Addf("%s: %q must be an origin (scheme://host[:port]) without a path or credentials: "+
+			"the Actions API serves its paths at the root of its host; give it a host of its own "+
+			"(docs/reference/actions.md, \"Public URL\")", key, raw)
+	}
+	return out
 }
