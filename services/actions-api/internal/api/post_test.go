@@ -118,11 +118,21 @@ func TestPostOperation(t *testing.T) {
 		{"wrong type", "", "application/json", `{"tags":"home"}`, 400, "invalid_request"},
 		{"query parameters", "?text=milk", "application/json", `{}`, 400, "JSON body, not query parameters"},
 		{"too large", "", "application/json", big, 413, "request_too_large"},
+		// Present but not a JSON object: whitespace is no JSON text (RFC
+		// 8259 section 2) and null no object; both were read as no body.
+		{"whitespace body", "", "application/json", " \r\n\t", 400, "the request body holds only whitespace, which is not JSON"},
+		{"no-break space body", "", "application/json", "\u00a0", 400, "the request body holds only whitespace, which is not JSON"},
+		{"null body", "", "application/json", "null", 400, "the request body is null: send a JSON object"},
+		{"null body in whitespace", "", "", " null\n", 400, "the request body is null: send a JSON object"},
+		{"array body", "", "application/json", "[]", 400, "invalid_request"},
 	} {
 		code, body := post(tc.query, tc.ct, tc.body)
 		if code != tc.code || !strings.Contains(body, tc.want) || !strings.HasPrefix(body, `{"error":`) {
 			t.Errorf("%s: %d %s, want %d %s", tc.name, code, body, tc.code, tc.want)
 		}
+	}
+	if code, body := post("", "application/json", "{}"); code != 200 || !strings.Contains(body, `"tag_count":0`) {
+		t.Errorf("POST {}: %d %s, want the empty request", code, body)
 	}
 	if !bytes.Contains([]byte(body), []byte("milk")) {
 		t.Error("the body did not reach the capability")

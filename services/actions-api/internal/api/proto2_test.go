@@ -89,7 +89,7 @@ func TestProto2RequiredFields(t *testing.T) {
 	if body := add.Post.RequestBody.Value; !body.Required || !slices.Equal(body.Content["application/json"].Schema.Value.Required, []string{"r"}) {
 		t.Errorf("POST /actions/ptwo/add: request body required %v, schema requires %q; want true and r", body.Required, body.Content["application/json"].Schema.Value.Required)
 	}
-	for _, body := range []string{"", "null", `{"text":"y"}`} {
+	for body, want := range map[string]string{"": "required field ptwo.GetRequest.r not set", `{"text":"y"}`: "required field ptwo.GetRequest.r not set", "null": "the request body is null"} {
 		post, err := http.NewRequest(http.MethodPost, f.base+"/actions/ptwo/add", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -105,8 +105,8 @@ func TestProto2RequiredFields(t *testing.T) {
 		r = reply{status: res.StatusCode, header: res.Header, body: b}
 		f.validate(t, post, r)
 		var e Error
-		if r.status != 400 || json.Unmarshal(b, &e) != nil || e.Error != "invalid_request" || !strings.Contains(e.Description, "required field ptwo.GetRequest.r not set") {
-			t.Errorf("POST /actions/ptwo/add with body %q: %d %s, want 400 invalid_request naming r", body, r.status, b)
+		if r.status != 400 || json.Unmarshal(b, &e) != nil || e.Error != "invalid_request" || !strings.Contains(e.Description, want) {
+			t.Errorf("POST /actions/ptwo/add with body %q: %d %s, want 400 invalid_request %q", body, r.status, b, want)
 		}
 	}
 	if n := len(p2.Calls()); n != 2 {
