@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -60,6 +61,17 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
+		if len(r.Header.Values("Content-Type")) > 1 {
+			// Content-Type is a singleton field (RFC 9110 §5.3, §8.3): with
+			// two, net/http and the handlers read the first and a proxy or
+			// a logger may read the other.
+			code := "invalid_request"
+			if endpoint == "register" {
+				code = "invalid_client_metadata" // RFC 7591 §3.2.2
+			}
+			fail(w, r, http.StatusBadRequest, code, "more than one Content-Type header (RFC 9110 §5.3: it is a single value)")
+			return
+		}
 		if desc := formOnly(endpoint, r); desc != "" {
 			fail(w, r, http.StatusBadRequest, "invalid_request", desc)
 			return
@@ -70,7 +82,7 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		// with "Content-Type: application/json" skipped the checks before).
 		if endpoint != "register" {
 			if err := r.ParseForm(); err != nil {
-				fail(w, r, http.StatusBadRequest, "invalid_request", "the request body is not a valid form")
+				fail(w, r, http.StatusBadRequest, "invalid_request", bodyProblem(endpoint, r, err))
 				return
 			}
 			dropEmptyParams(r)
@@ -112,11 +124,103 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 }
 
 // formSpecs are the endpoints whose parameters are a form body only, with
-// the section that says so.
+// the section that says so (none for our own consent revocation, whose
+// client_id is a form parameter, docs/reference/oauth.md#consent).
 var formSpecs = map[string]string{
-	"token":      "RFC 6749 §3.2",
-	"revoke":     "RFC 7009 §2.1",
-	"introspect": "RFC 7662 §2.1",
+	"token":          "RFC 6749 §3.2",
+	"revoke":         "RFC 7009 §2.1",
+	"introspect":     "RFC 7662 §2.1",
+	"consent_revoke": "",
+}
+
+// formBodies are the endpoints whose POST body, when there is one, is a
+// form: those of formSpecs, the consent page's form and the form_post
+// callback (OAuth 2.0 Form Post Response Mode §2), whose handlers refuse
+// another declared type themselves. The userinfo endpoint reads no body
+// (the access token is in the Authorization header, RFC 6750 §2.1;
+// access_token in a form body is refused).
+var formBodies = map[string]string{
+	"consent":  "the consent page's form",
+	"callback": "OAuth 2.0 Form Post Response Mode §2",
+}
+
+// endpointNames name endpoints in error descriptions where the guard's
+// name is not the endpoint's.
+var endpointNames = map[string]string{"consent_revoke": "consent revocation"}
+
+func endpointName(endpoint string) string {
+	if n, ok := endpointNames[endpoint]; ok {
+		return n
+	}
+	return endpoint
+}
+
+// formWanted says what endpoint takes: "the token endpoint takes form
+// parameters (RFC 6749 §3.2)"; ok is false for an endpoint that takes no
+// form body.
+func formWanted(endpoint string) (desc string, ok bool) {
+	spec, ok := formSpecs[endpoint]
+	if !ok {
+		spec, ok = formBodies[endpoint]
+	}
+	if !ok {
+		return "", false
+	}
+	desc = "the " + endpointName(endpoint) + " endpoint takes form parameters"
+	if spec != "" {
+		desc += " (" + spec + ")"
+	}
+	return desc, true
+}
+
+// quotedHeader quotes a request header's value for an error description,
+// at most 64 bytes of it.
+func quotedHeader(v string) string {
+	if len(v) > 64 {
+		v = v[:64]
+	}
+	return strconv.Quote(v)
+}
+
+// malformedContentType describes a POST whose Content-Type is not a media
+// type (RFC 9110 §8.3.1: type "/" subtype, then parameters of name=value):
+// net/http's form parsing fails on it, and at an endpoint that takes no
+// form the description must not say it is a form that is wrong. It is ""
+// when the header is absent or parses.
+func malformedContentType(endpoint string, r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" || (r.Method != http.MethodPost && r.Method != http.MethodPut && r.Method != http.MethodPatch) {
+		return ""
+	}
+	if _, _, err := mime.ParseMediaType(ct); err == nil {
+		return ""
+	}
+	desc := "the Content-Type header " + quotedHeader(ct) + " is not a valid media type (RFC 9110 §8.3.1)"
+	if wanted, ok := formWanted(endpoint); ok {
+		return desc + "; " + wanted + ": send Content-Type: application/x-www-form-urlencoded"
+	}
+	if endpoint == "userinfo" {
+		return desc + "; the userinfo endpoint reads no request body: send the access token in the Authorization header (RFC 6750 §2.1) and no Content-Type, or a valid one"
+	}
+	return desc
+}
+
+// bodyProblem describes why the query and form of a request to endpoint
+// could not be read (err is r.ParseForm's): a Content-Type that is no
+// media type, a body over maxFormBytes, or a declared form that does not
+// decode (RFC 6749 Appendix B). Only the last is a malformed form.
+func bodyProblem(endpoint string, r *http.Request, err error) string {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return fmt.Sprintf("the request body is larger than %d bytes", tooBig.Limit)
+	case malformedContentType(endpoint, r) != "":
+		return malformedContentType(endpoint, r)
+	}
+	if _, qerr := url.ParseQuery(r.URL.RawQuery); qerr != nil {
+		return "the query string is not valid (RFC 3986 §3.4, percent-encoding)"
+	}
+	return "the request body is not a valid form (application/x-www-form-urlencoded, RFC 6749 Appendix B)"
 }
 
 // formOnly refuses a POST to a form-only endpoint whose body is declared
@@ -125,30 +229,29 @@ var formSpecs = map[string]string{
 // required"). A body sent without any Content-Type is refused the same way:
 // net/http reads form parameters only from a body declared as a form, so
 // its parameters would be ignored too. A POST with no body and no
-// Content-Type is left to the parameter checks.
+// Content-Type is left to the parameter checks. A Content-Type that is no
+// media type at all is said to be so (malformedContentType).
 func formOnly(endpoint string, r *http.Request) string {
-	spec, ok := formSpecs[endpoint]
+	_, ok := formSpecs[endpoint]
 	ct := r.Header.Get("Content-Type")
 	if !ok || r.Method != http.MethodPost {
 		return ""
 	}
+	wanted, _ := formWanted(endpoint)
 	if ct == "" {
 		if r.ContentLength == 0 {
 			return ""
 		}
-		return fmt.Sprintf("the %s endpoint takes form parameters (%s) and the body has no Content-Type, so none were read: send Content-Type: application/x-www-form-urlencoded",
-			endpoint, spec)
+		return wanted + " and the body has no Content-Type, so none were read: send Content-Type: application/x-www-form-urlencoded"
 	}
-	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/x-www-form-urlencoded" {
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err != nil:
+		return malformedContentType(endpoint, r)
+	case mt == "application/x-www-form-urlencoded":
 		return ""
-	} else if err == nil {
-		ct = mt
 	}
-	if len(ct) > 64 {
-		ct = ct[:64]
-	}
-	return fmt.Sprintf("the %s endpoint takes form parameters (%s), not %s: send Content-Type: application/x-www-form-urlencoded",
-		endpoint, spec, strconv.Quote(ct))
+	return wanted + ", not " + quotedHeader(mt) + ": send Content-Type: application/x-www-form-urlencoded"
 }
 
 // authenticatesClient: the endpoints where clients authenticate (RFC 6749

@@ -1,10 +1,12 @@
 package oauth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -191,13 +193,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req registrationRequest
-	dec := json.NewDecoder(r.Body)
-	if err := dec.Decode(&req); err != nil {
-		regErr("invalid_client_metadata", decodeProblem(err))
-		return
-	}
-	if dec.More() {
-		regErr("invalid_client_metadata", "the body must be one JSON object")
+	if desc := decodeRegistration(r.Body, &req); desc != "" {
+		regErr("invalid_client_metadata", desc)
 		return
 	}
 	if len(req.RedirectURIs) == 0 {
@@ -331,6 +328,104 @@ func isJSON(r *http.Request) bool {
 	return err == nil && mt == "application/json"
 }
 
+// registrationMembers are the client metadata members register reads.
+var registrationMembers = map[string]func(*registrationRequest) any{
+	"redirect_uris":              func(q *registrationRequest) any { return &q.RedirectURIs },
+	"token_endpoint_auth_method": func(q *registrationRequest) any { return &q.AuthMethod },
+	"grant_types":                func(q *registrationRequest) any { return &q.GrantTypes },
+	"response_types":             func(q *registrationRequest) any { return &q.Response },
+	"client_name":                func(q *registrationRequest) any { return &q.ClientName },
+	"client_uri":                 func(q *registrationRequest) any { return &q.ClientURI },
+	"scope":                      func(q *registrationRequest) any { return &q.Scope },
+}
+
+// decodeRegistration reads a registration body, one JSON object, into req
+// and returns what is wrong with it, "" when nothing is. An object whose
+// member name repeats is refused, at any depth, naming the member: RFC
+// 8259 §4 leaves duplicate names to each parser (encoding/json keeps the
+// last; others keep the first or refuse), so a proxy or a logger in front
+// of this server could read other redirect_uris than those registered. A
+// member is the metadata field of exactly its name (RFC 7591 §2 names are
+// case-sensitive): encoding/json would also fill redirect_uris from
+// "REDIRECT_URIS", an unknown member that §3.1 has the server ignore.
+func decodeRegistration(body io.Reader, req *registrationRequest) string {
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return decodeProblem(err)
+	}
+	if name, err := duplicateMember(raw); err != nil {
+		return decodeProblem(err)
+	} else if name != "" {
+		return fmt.Sprintf("member %s appears more than once in the client metadata (RFC 8259 §4: names must be unique)", strconv.Quote(truncate(name, 64)))
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
+		return "the body is not a JSON object"
+	}
+	for name, v := range members {
+		field, ok := registrationMembers[name]
+		if !ok {
+			continue // RFC 7591 §3.1: metadata the server does not understand is ignored
+		}
+		if err := json.Unmarshal(v, field(req)); err != nil {
+			return decodeProblem(&json.UnmarshalTypeError{Field: name})
+		}
+	}
+	return ""
+}
+
+// duplicateMember walks one JSON value and returns the first member name
+// that repeats within an object, "" when none does; err is a syntax error,
+// or trailing data after the value.
+func duplicateMember(raw []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	type frame struct {
+		names map[string]bool // nil for an array
+		key   bool            // the next token of an object is a name
+	}
+	var stack []frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			if len(stack) != 0 {
+				return "", io.ErrUnexpectedEOF
+			}
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		switch n := len(stack); {
+		case tok == json.Delim('}'), tok == json.Delim(']'):
+			stack = stack[:n-1] // a value (the object or array) ended
+		case n > 0 && stack[n-1].names != nil && stack[n-1].key:
+			name, _ := tok.(string)
+			if stack[n-1].names[name] {
+				return name, nil
+			}
+			stack[n-1].names[name] = true
+			stack[n-1].key = false
+			continue
+		case tok == json.Delim('{'):
+			stack = append(stack, frame{names: map[string]bool{}, key: true})
+			continue
+		case tok == json.Delim('['):
+			stack = append(stack, frame{})
+			continue
+		}
+		// A value ended: in an object, a name comes next.
+		if n := len(stack); n > 0 && stack[n-1].names != nil {
+			stack[n-1].key = true
+		}
+		if len(stack) == 0 && dec.More() {
+			return "", errTrailingData
+		}
+	}
+}
+
+// errTrailingData is a registration body with more after its JSON value.
+var errTrailingData = errors.New("trailing data after the JSON object")
+
 // decodeProblem says what is wrong with a registration body that does not
 // decode into the metadata fields (RFC 7591 §2: arrays of strings for the
 // lists, strings for the rest).
@@ -340,6 +435,8 @@ func decodeProblem(err error) string {
 	switch {
 	case errors.As(err, &tooBig):
 		return fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit)
+	case errors.Is(err, errTrailingData):
+		return "the body must be one JSON object"
 	case errors.As(err, &typeErr) && typeErr.Field != "":
 		field := strings.SplitN(typeErr.Field, ".", 2)[0]
 		switch field {

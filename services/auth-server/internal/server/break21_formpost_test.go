@@ -65,7 +65,7 @@ func TestFormPostCallbackBodies(t *testing.T) {
 		}, "parameter state is repeated"},
 		"a body over the form limit": {func(ans upstreamAnswer) (string, []byte) {
 			return "application/x-www-form-urlencoded", []byte(ans.Params.Encode() + "&user=" + strings.Repeat("a", 2<<20))
-		}, "the request body is not a valid form"},
+		}, "the request body is larger than 65536 bytes"},
 	} {
 		t.Run("refused: "+name, func(t *testing.T) {
 			a := newAuthRequest(c)
