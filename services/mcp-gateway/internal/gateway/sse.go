@@ -117,6 +117,16 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
 		return
 	}
+	if _, local := g.localSSE.Load(id); !local && rec.Replica == g.replica {
+		// The session's stream was on this replica and has ended, and its
+		// record outlived it: the delete at the stream's end failed
+		// (Redis was unavailable then). The message would be accepted and
+		// never answered; the session ends now instead.
+		g.endLegacyRecord(r.Context(), id)
+		g.metrics.request(transportSSE, methodLabel(method), "unknown_session")
+		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
+		return
+	}
 	if msg.Method == "" && len(msg.ID) > 0 {
 		// A client's response (the envelope check lets through only an id
 		// with a result or an error): the legacy transport has no handler
@@ -260,6 +270,19 @@ func (g *Gateway) relayedInitializeDelivered(ctx context.Context, id, claim stri
 		g.log.WarnContext(ctx, "could not release the claim of a legacy initialize whose relay failed; it expires", "err", err)
 	}
 	return err == nil && got == session.Confirmed
+}
+
+// endLegacyRecord deletes the record of a legacy session whose stream
+// ended on this replica but whose delete then failed (openSSE); a failure
+// is logged, and the next POST to the session tries again.
+func (g *Gateway) endLegacyRecord(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	if _, err := g.sessions.Delete(ctx, id); err != nil {
+		g.log.WarnContext(ctx, "could not delete the record of an ended SSE session", "err", err)
+		return
+	}
+	g.log.InfoContext(ctx, "deleted the record of an SSE session whose stream had ended here")
 }
 
 // initializeFails reports whether mcp-go answers the initialize in body
@@ -591,7 +614,12 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		return
 	}
 	if _, local := g.localSSE.Load(m.Session); !local {
+		// Relayed here because the session's record names this replica,
+		// but its stream has ended: the record outlived it (its delete
+		// failed). The sender answered 202; the record goes now, so that
+		// the client's next POST, on any replica, is 404.
 		g.metrics.relayed.WithLabelValues("dropped").Inc()
+		g.endLegacyRecord(ctx, m.Session)
 		return
 	}
 	ctx = logging.WithRequestID(ctx, logging.RequestIDOrNew(m.RequestID))

@@ -1,0 +1,64 @@
+package gateway_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// When a legacy stream ended while Redis refused to delete its session
+// (here an ACL denies DEL), the record outlived the stream, and a POST
+// /messages to the session was accepted (202) and its message dropped —
+// the client was never told — until the record idled out. A POST to the
+// replica that held the stream is now 404 and deletes the record; one
+// posted to another replica is relayed there, which deletes the record
+// (that POST was already accepted), and the next one is 404.
+func TestLegacySessionWhoseDeleteFailedIsNotFound(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.Gateway(), f.Gateway()
+	tok := f.Token("user-7", allScopes)
+	endWithoutDelete := func() string {
+		t.Helper()
+		before := strings.Count(a.Logs.String(), "could not delete ended SSE session")
+		s := a.openStream(t, "/sse", tok, nil)
+		path := s.endpoint()
+		legacyInit(t, s, a, tok, path)
+		allowDel := denyCommand(t, f.Redis.Client(), "del")
+		s.Close()
+		for deadline := time.Now().Add(10 * time.Second); strings.Count(a.Logs.String(), "could not delete ended SSE session") == before; {
+			if time.Now().After(deadline) {
+				t.Fatal("the stream's end was not logged as a failed delete")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		allowDel()
+		return path
+	}
+	ping := func(g *gw, path string) int {
+		t.Helper()
+		return g.do(t, req{Method: "POST", Path: path, Token: tok, Body: call("ping", nil)}).Status
+	}
+
+	path := endWithoutDelete()
+	if got := ping(a, path); got != http.StatusNotFound {
+		t.Fatalf("POST to the replica whose stream ended: %d, want 404", got)
+	}
+	if got := ping(b, path); got != http.StatusNotFound {
+		t.Fatalf("POST to the other replica after that: %d, want 404 (record deleted)", got)
+	}
+
+	path = endWithoutDelete()
+	if got := ping(b, path); got != http.StatusAccepted {
+		t.Fatalf("first POST relayed to the replica whose stream ended: %d, want 202 (relayed, then dropped)", got)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got := ping(b, path)
+		if got == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POST after the relayed one: %d, want 404 (the stream's replica deleted the record)", got)
+		}
+	}
+}
