@@ -493,11 +493,12 @@ func (g *Gateway) admitRate(w http.ResponseWriter, r *http.Request, transport, m
 
 // createFailed answers a session that could not be created: 429 for a
 // (subject, client_id) pair at its session cap (with the request's JSON-RPC
-// id and when the oldest of its sessions expires if unused), else 503.
+// id and when the oldest of its sessions expires if unused), else 503
+// (with the request's id too: unavailableFor).
 func (g *Gateway) createFailed(w http.ResponseWriter, r *http.Request, transport, method string, id json.RawMessage, err error) {
 	var limit *session.LimitError
 	if !errors.As(err, &limit) {
-		g.unavailable(w, r, transport, method, err)
+		g.unavailableFor(w, r, transport, method, id, err)
 		return
 	}
 	g.metrics.request(transport, methodLabel(method), "session_limit")
@@ -508,11 +509,20 @@ func (g *Gateway) createFailed(w http.ResponseWriter, r *http.Request, transport
 		limit.Limit, retry))
 }
 
+// unavailable answers 503 with Retry-After when Redis could not answer
+// (JSON-RPC id null: a refusal of the HTTP request or its session).
 func (g *Gateway) unavailable(w http.ResponseWriter, r *http.Request, transport, method string, err error) {
+	g.unavailableFor(w, r, transport, method, nil, err)
+}
+
+// unavailableFor is unavailable answering the JSON-RPC request id: an
+// initialize refused with 503 echoes its id (JSON-RPC 2.0 §5: the id is
+// null only when it could not be detected).
+func (g *Gateway) unavailableFor(w http.ResponseWriter, r *http.Request, transport, method string, id json.RawMessage, err error) {
 	g.log.WarnContext(r.Context(), "session store unavailable", "err", err)
 	g.metrics.request(transport, methodLabel(method), "unavailable")
 	w.Header().Set("Retry-After", "5")
-	writeHTTPError(w, http.StatusServiceUnavailable, mcp.INTERNAL_ERROR, "temporarily unavailable; retry shortly")
+	writeRPCError(w, http.StatusServiceUnavailable, id, mcp.INTERNAL_ERROR, "temporarily unavailable; retry shortly")
 }
 
 // message is the part of a JSON-RPC message the gateway looks at.

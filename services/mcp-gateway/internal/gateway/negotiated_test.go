@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -44,6 +45,10 @@ func TestStreamableInitializeRefusedWhenTheVersionIsNotRecorded(t *testing.T) {
 	if !strings.Contains(string(r.Body), "temporarily unavailable") {
 		t.Errorf("503 to the initialize: %s", r.Body)
 	}
+	// With the request's id (JSON-RPC 2.0 §5), not null.
+	if wantID, _ := json.Marshal(init["id"]); string(r.rpc(t).ID) != string(wantID) {
+		t.Errorf("503 to the initialize: id %s, want %s", r.rpc(t).ID, wantID)
+	}
 	// Counted once, as what the client got (review2: also as a 200, the
 	// held answer's status).
 	if n := g.metric(t, `tollgate_mcp_requests_total{method="initialize",result="200",transport="streamable-http"}`); n != 0 {
@@ -85,5 +90,30 @@ func denyCommand(t *testing.T, rc *redisx.Client, cmd string) (allow func()) {
 		if err := rc.Do(context.Background(), "ACL", "SETUSER", "default", "+"+cmd).Err(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// An initialize whose session could not be created (Redis refused the
+// creation's scripts: an ACL denies EVALSHA and EVAL) was answered 503
+// with "id": null although its id was read; it now carries the request's
+// id (JSON-RPC 2.0 §5: null only when the id could not be detected), as
+// the 429 of the session cap does.
+func TestStreamableInitializeUnavailableCarriesItsID(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-7", allScopes)
+	g.initialize(t, tok) // leases rate-limit tokens: the next request's rate is decided in memory
+	denyCommand(t, f.Redis.Client(), "evalsha")
+	denyCommand(t, f.Redis.Client(), "eval")
+	init := call("initialize", map[string]any{"protocolVersion": version, "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "tollgate-test", "version": "1.0"}})
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: init})
+	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("initialize whose session was not created: %d (Retry-After %q) %s, want 503 with Retry-After",
+			r.Status, r.Header.Get("Retry-After"), r.Body)
+	}
+	m := r.rpc(t)
+	if wantID, _ := json.Marshal(init["id"]); string(m.ID) != string(wantID) || m.Error == nil || m.Error.Code != -32603 {
+		t.Fatalf("503 to the initialize: %s, want error -32603 with id %s", r.Body, wantID)
 	}
 }

@@ -295,7 +295,7 @@ func (g *Gateway) endReplacedSession(w http.ResponseWriter, r *http.Request, cla
 	case errors.Is(err, session.ErrNotFound):
 		return true
 	case err != nil:
-		g.unavailable(w, r, transportStreamable, msg.Method, err)
+		g.unavailableFor(w, r, transportStreamable, msg.Method, msg.ID, err)
 		return false
 	case !ownedBy(rec, claims) || rec.Transport != session.Streamable:
 		g.log.InfoContext(ctx, "initialize named a session of another subject, client or transport; ignored", "transport", rec.Transport)
@@ -304,7 +304,7 @@ func (g *Gateway) endReplacedSession(w http.ResponseWriter, r *http.Request, cla
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
 	if _, err := g.sessions.Delete(dctx, id); err != nil {
-		g.unavailable(w, r, transportStreamable, msg.Method, err)
+		g.unavailableFor(w, r, transportStreamable, msg.Method, msg.ID, err)
 		return false
 	}
 	g.announceTermination(dctx, id)
@@ -358,7 +358,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, claims *tok
 			// Retry-After, as when the session cannot be created, without
 			// an Mcp-Session-Id: the client sees at once that it has no
 			// session and initializes again.
-			g.unavailable(w, r, transportStreamable, msg.Method, neg.err) // counted there, once
+			g.unavailableFor(w, r, transportStreamable, msg.Method, msg.ID, neg.err) // counted there, once
 			return
 		}
 		buf.header.Del(server.HeaderKeySessionID)
