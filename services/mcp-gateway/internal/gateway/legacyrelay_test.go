@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,5 +43,45 @@ func TestLegacyRelayedInitializeRetriedAfterAFailedPublish(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("retried initialize answered after %v", d)
+	}
+}
+
+// When the stream's replica cannot confirm a relayed initialize's claim
+// (Redis refuses its script: here that replica's own Redis user is denied
+// EVALSHA and EVAL), the initialize must not be handled, and its client,
+// answered 202 by the replica it posted to, would wait for an answer that
+// never comes: the stream is ended, and the session with it, as when the
+// negotiated version cannot be recorded.
+func TestLegacyStreamEndsWhenARelayedClaimCannotBeConfirmed(t *testing.T) {
+	f := newFleet(t)
+	rc := f.Redis.Client()
+	if err := rc.Do(t.Context(), "ACL", "SETUSER", "replica-a", "on", ">secret-a", "~*", "&*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Do(context.Background(), "ACL", "DELUSER", "replica-a") })
+	a := f.Gateway("REDIS_URL", strings.Replace(f.Redis.URL(), "redis://", "redis://replica-a:secret-a@", 1))
+	b := f.Gateway()
+	tok := f.Token("user-7", allScopes)
+	s := a.openStream(t, "/sse", tok, nil)
+	path := s.endpoint()
+	if err := rc.Do(t.Context(), "ACL", "SETUSER", "replica-a", "-evalsha", "-eval").Err(); err != nil {
+		t.Fatal(err)
+	}
+	init := call("initialize", map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "legacy", "version": "1"}})
+	if r := b.do(t, req{Method: "POST", Path: path, Token: tok, Body: init}); r.Status != http.StatusAccepted {
+		t.Fatalf("relayed initialize: %d %s, want 202", r.Status, r.Body)
+	}
+	if !s.ended(10 * time.Second) {
+		t.Fatal("the stream stayed open after its relayed initialize could not be confirmed")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r := b.do(t, req{Method: "POST", Path: path, Token: tok, Body: call("ping", nil)})
+		if r.Status == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POST after the stream ended: %d %s, want 404", r.Status, r.Body)
+		}
 	}
 }

@@ -260,8 +260,8 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 // and the client's retry is accepted at once; confirmed, it is being
 // answered on the stream and the POST is accepted (202). When Redis
 // cannot tell either, the claim stays and expires
-// (session.InitializeClaimTTL). The claim is settled here in every case:
-// the deferred release in postMessage does nothing more.
+// (session.InitializeClaimTTL). postMessage's deferred release, which
+// runs after a 503, gives back an unconfirmed claim only, as this does.
 func (g *Gateway) relayedInitializeDelivered(ctx context.Context, id, claim string) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
@@ -640,8 +640,20 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		// failed (relayedInitializeDelivered); its client was answered 503
 		// and may have sent initialize again.
 		ok, err := g.sessions.ConfirmInitialize(ctx, m.Session, m.Claim)
-		if err != nil || !ok {
-			g.log.InfoContext(ctx, "relayed initialize dropped: its claim is not held (given back after a failed relay, or expired)", "err", err)
+		if err != nil {
+			// Unconfirmed, it must not be handled (its sender may give
+			// the claim back), and its client, answered 202, would wait
+			// for an answer that never comes while the claim blocks its
+			// next initialize: the stream is ended instead, as when the
+			// negotiated version cannot be recorded (afterInitialize), and
+			// the client opens a new session.
+			g.log.WarnContext(ctx, "could not confirm a relayed initialize's claim; its legacy stream is ended so that the client reconnects", "err", err)
+			g.metrics.relayed.WithLabelValues("dropped").Inc()
+			g.streams.end(redisx.Hash(m.Session))
+			return
+		}
+		if !ok {
+			g.log.InfoContext(ctx, "relayed initialize dropped: its claim is not held (given back after a failed relay, or expired)")
 			g.metrics.relayed.WithLabelValues("dropped").Inc()
 			return
 		}
