@@ -236,11 +236,16 @@ func New(o Options) (*Server, error) {
 		return &josev3.JSONWebKey{Key: o.Ring.Active(), KeyID: o.Ring.ActiveKeyID(), Algorithm: string(josev4.RS256), Use: "sig"}, nil
 	}
 	idTokens := compose.NewOpenIDConnectStrategy(keyGetter, fc)
-	idTokens.Signer = timedSigner{Signer: idTokens.Signer, m: s.metrics.signing, alg: string(josev4.RS256), gate: s.gate}
+	// The ID token strategy decodes the request's id_token_hint again
+	// when it signs the ID token (at the code exchange).
+	idTokens.Signer = timedSigner{Signer: publishedKeyDecoder{Signer: idTokens.Signer, ring: o.Ring}, m: s.metrics.signing, alg: string(josev4.RS256), gate: s.gate}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
 		OpenIDConnectTokenStrategy: idTokens,
-		Signer:                     &fjwt.DefaultSigner{GetPrivateKey: keyGetter},
+		// The signer fosite's OpenID Connect handlers decode an
+		// id_token_hint with: by the key its kid names among the
+		// published ones, not the active key only (publishedKeyDecoder).
+		Signer: publishedKeyDecoder{Signer: &fjwt.DefaultSigner{GetPrivateKey: keyGetter}, ring: o.Ring},
 	}
 	s.provider = compose.Compose(fc, s.store, strategy,
 		codeGrantFactory,            // compose.OAuth2AuthorizeExplicitFactory (handlers.go)

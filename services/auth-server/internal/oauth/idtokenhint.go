@@ -1,0 +1,58 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rsa"
+	"fmt"
+
+	fjwt "github.com/ory/fosite/token/jwt"
+
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// publishedKeyDecoder verifies our ID tokens presented back to us —
+// id_token_hint, which fosite's OpenID Connect handler decodes at the
+// authorization endpoint (OpenID Connect Core §3.1.2.1) — with the
+// published RSA key their kid names. fosite's signer verifies with the
+// active key only, so from step 3 of a key rotation
+// (docs/operations/key-rotation.md: the new key active, the old one still
+// published) every ID token a client got before was refused as a hint,
+// "decoding id token from id_token_hint parameter failed", after the user
+// had signed in. A kid that names no published RSA key is refused as
+// before, as is any algorithm but RS256 (ID tokens are RS256).
+type publishedKeyDecoder struct {
+	fjwt.Signer
+	ring *tokens.KeyRing
+}
+
+// publishedRSAKey is the published RSA key kid names, nil when none does.
+func publishedRSAKey(ring *tokens.KeyRing, kid string) *rsa.PublicKey {
+	set := ring.PublicJWKS()
+	for _, k := range set.Key(kid) {
+		if pk, ok := k.Key.(*rsa.PublicKey); ok && k.Algorithm == "RS256" {
+			return pk
+		}
+	}
+	return nil
+}
+
+func (d publishedKeyDecoder) Decode(_ context.Context, token string) (*fjwt.Token, error) {
+	return fjwt.Parse(token, func(t *fjwt.Token) (any, error) {
+		if string(t.Method) != "RS256" {
+			return nil, fmt.Errorf("ID token algorithm %q: only RS256 is accepted", t.Method)
+		}
+		kid, _ := t.Header["kid"].(string)
+		k := publishedRSAKey(d.ring, kid)
+		if k == nil {
+			return nil, fmt.Errorf("ID token key %q is not published", kid)
+		}
+		return k, nil
+	})
+}
+
+func (d publishedKeyDecoder) Validate(ctx context.Context, token string) (string, error) {
+	if _, err := d.Decode(ctx, token); err != nil {
+		return "", err
+	}
+	return d.GetSignature(ctx, token)
+}

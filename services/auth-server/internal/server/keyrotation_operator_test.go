@@ -1,0 +1,103 @@
+package server_test
+
+import (
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestKeyRotationAsAnOperator follows docs/operations/key-rotation.md
+// "Rotating without downtime" against a real auth-server (restarts stand
+// for the rollouts) and checks what a client holds across it: its refresh
+// token keeps working at every step (TOKEN_HMAC_SECRET set, as in
+// production), refreshed access and ID tokens carry the new kid once it is
+// active, the old key's access token keeps working at the auth-server's own
+// endpoints until the key is retired, and an ID token of the old key is
+// still accepted as id_token_hint (OpenID Connect Core §3.1.2.1) while the
+// old key is published.
+func TestKeyRotationAsAnOperator(t *testing.T) {
+	f := startFleet(t, map[string]string{"TOKEN_HMAC_SECRET": strings.Repeat("k", 48)})
+	c := f.Clients["test-public"] // a public client: its authentication does not depend on the HMAC secret
+	first := f.fullFlow(c, newAuthRequest(c))
+	oldKid := kidOf(t, first.AccessToken)
+	if first.IDToken == "" || kidOf(t, first.IDToken) != oldKid {
+		t.Fatalf("ID token %q: want one signed by %q", first.IDToken, oldKid)
+	}
+	keys := f.env["SIGNING_KEYS_DIR"]
+
+	// Step 1: add the new key, keep the old one active.
+	writeKey(t, keys, "2026-11")
+	f.restart(map[string]string{"SIGNING_KEY_ACTIVE": oldKid})
+	for _, p := range []string{"/oauth/jwks", "/.well-known/openid-configuration"} {
+		resp, err := http.Get(f.Base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=300" {
+			t.Errorf("%s Cache-Control: %q, want the 5 minutes the doc's step 2 waits", p, cc)
+		}
+	}
+	if jwks := get(t, f.Base+"/oauth/jwks"); !strings.Contains(jwks, `"`+oldKid+`"`) || !strings.Contains(jwks, `"2026-11"`) {
+		t.Fatalf("step 1: JWKS must publish both keys: %s", jwks)
+	}
+	r1 := f.refresh(c, first.RefreshToken)
+	if r1.Status != http.StatusOK || kidOf(t, r1.AccessToken) != oldKid {
+		t.Fatalf("step 1 refresh: %d %s %s", r1.Status, r1.Error, r1.Description)
+	}
+
+	// Step 3: activate the new key.
+	f.restart(map[string]string{"SIGNING_KEY_ACTIVE": "2026-11"})
+	r3 := f.refresh(c, r1.RefreshToken)
+	if r3.Status != http.StatusOK {
+		t.Fatalf("step 3 refresh: %d %s %s", r3.Status, r3.Error, r3.Description)
+	}
+	if kidOf(t, r3.AccessToken) != "2026-11" || (r3.IDToken != "" && kidOf(t, r3.IDToken) != "2026-11") {
+		t.Errorf("step 3 refresh signed by %q (ID token %q), want 2026-11", kidOf(t, r3.AccessToken), r3.IDToken)
+	}
+	if st, m := f.userinfo(r1.AccessToken); st != http.StatusOK {
+		t.Errorf("step 3: userinfo with the old key's access token: %d %v, want 200", st, m)
+	}
+	for name, hint := range map[string]string{"the old key's": first.IDToken, "the new key's": r3.IDToken} {
+		if hint == "" {
+			continue
+		}
+		a := newAuthRequest(c)
+		a.Extra = url.Values{"id_token_hint": {hint}}
+		b := newBrowser(t, a.RedirectURI)
+		p := f.login(b, a)
+		if p.Location == nil || p.Location.Query().Get("code") == "" {
+			loc := ""
+			if p.Location != nil {
+				loc = p.Location.String()
+			}
+			t.Errorf("step 3: id_token_hint %s ID token: %d %s %.300s, want a code", name, p.Status, loc, p.Body)
+			continue
+		}
+		// The ID token is signed at the exchange, which decodes the hint again.
+		if tr := f.exchange(c, a, p.Location.Query().Get("code")); tr.Status != http.StatusOK || tr.IDToken == "" || kidOf(t, tr.IDToken) != "2026-11" {
+			t.Errorf("step 3: exchange of the code asked with %s ID token as hint: %d %s %s", name, tr.Status, tr.Error, tr.Description)
+		}
+	}
+
+	// Step 4: retire the old key.
+	if err := os.Remove(filepath.Join(keys, oldKid+".pem")); err != nil {
+		t.Fatal(err)
+	}
+	f.restart(nil)
+	if st, _ := f.userinfo(r1.AccessToken); st != http.StatusUnauthorized {
+		t.Errorf("step 4: userinfo with the retired key's token: %d, want 401", st)
+	}
+	// A hint signed by a key no longer published is refused, as before.
+	a := newAuthRequest(c)
+	a.Extra = url.Values{"id_token_hint": {first.IDToken}}
+	if p := f.login(newBrowser(t, a.RedirectURI), a); p.Location == nil || p.Location.Query().Get("error") != "invalid_request" {
+		t.Errorf("step 4: id_token_hint of the retired key: %d %v, want the invalid_request redirect", p.Status, p.Location)
+	}
+	if r4 := f.refresh(c, r3.RefreshToken); r4.Status != http.StatusOK || kidOf(t, r4.AccessToken) != "2026-11" {
+		t.Errorf("step 4 refresh: %d %s %s", r4.Status, r4.Error, r4.Description)
+	}
+}
