@@ -208,6 +208,11 @@ func (f *MetadataFetcher) Fetch(ctx context.Context, id string) (*Metadata, time
 	if int64(len(body)) > f.o.MaxBytes {
 		return nil, 0, metaErr("document is larger than %d bytes", f.o.MaxBytes)
 	}
+	if name, err := DuplicateMember(body); err != nil {
+		return nil, 0, metaErr("not a JSON object")
+	} else if name != "" {
+		return nil, 0, metaErr("member %q appears more than once (RFC 8259 §4: names must be unique)", truncateName(name))
+	}
 	var md Metadata
 	if err := json.Unmarshal(body, &md); err != nil {
 		return nil, 0, metaErr("not a JSON object")
@@ -280,4 +285,12 @@ func redact(err error) string {
 		return ue.Err.Error()
 	}
 	return err.Error()
+}
+
+// truncateName is a member name quoted in an error, at most 64 bytes.
+func truncateName(n string) string {
+	if len(n) > 64 {
+		return n[:64] + "…"
+	}
+	return n
 }

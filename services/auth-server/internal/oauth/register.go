@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -353,7 +352,7 @@ func decodeRegistration(body io.Reader, req *registrationRequest) string {
 	if err != nil {
 		return decodeProblem(err)
 	}
-	if name, err := duplicateMember(raw); err != nil {
+	if name, err := clients.DuplicateMember(raw); err != nil {
 		return decodeProblem(err)
 	} else if name != "" {
 		return fmt.Sprintf("member %s appears more than once in the client metadata (RFC 8259 §4: names must be unique)", strconv.Quote(truncate(name, 64)))
@@ -374,58 +373,6 @@ func decodeRegistration(body io.Reader, req *registrationRequest) string {
 	return ""
 }
 
-// duplicateMember walks one JSON value and returns the first member name
-// that repeats within an object, "" when none does; err is a syntax error,
-// or trailing data after the value.
-func duplicateMember(raw []byte) (string, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	type frame struct {
-		names map[string]bool // nil for an array
-		key   bool            // the next token of an object is a name
-	}
-	var stack []frame
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if len(stack) != 0 {
-				return "", io.ErrUnexpectedEOF
-			}
-			return "", nil
-		}
-		if err != nil {
-			return "", err
-		}
-		switch n := len(stack); {
-		case tok == json.Delim('}'), tok == json.Delim(']'):
-			stack = stack[:n-1] // a value (the object or array) ended
-		case n > 0 && stack[n-1].names != nil && stack[n-1].key:
-			name, _ := tok.(string)
-			if stack[n-1].names[name] {
-				return name, nil
-			}
-			stack[n-1].names[name] = true
-			stack[n-1].key = false
-			continue
-		case tok == json.Delim('{'):
-			stack = append(stack, frame{names: map[string]bool{}, key: true})
-			continue
-		case tok == json.Delim('['):
-			stack = append(stack, frame{})
-			continue
-		}
-		// A value ended: in an object, a name comes next.
-		if n := len(stack); n > 0 && stack[n-1].names != nil {
-			stack[n-1].key = true
-		}
-		if len(stack) == 0 && dec.More() {
-			return "", errTrailingData
-		}
-	}
-}
-
-// errTrailingData is a registration body with more after its JSON value.
-var errTrailingData = errors.New("trailing data after the JSON object")
-
 // decodeProblem says what is wrong with a registration body that does not
 // decode into the metadata fields (RFC 7591 §2: arrays of strings for the
 // lists, strings for the rest).
@@ -435,7 +382,7 @@ func decodeProblem(err error) string {
 	switch {
 	case errors.As(err, &tooBig):
 		return fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit)
-	case errors.Is(err, errTrailingData):
+	case errors.Is(err, clients.ErrTrailingData):
 		return "the body must be one JSON object"
 	case errors.As(err, &typeErr) && typeErr.Field != "":
 		field := strings.SplitN(typeErr.Field, ".", 2)[0]

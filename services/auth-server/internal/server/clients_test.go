@@ -210,6 +210,9 @@ func TestClientMetadataDocument(t *testing.T) {
 	docs["/client.json"] = `{"client_id":"` + id + `","client_name":"CIMD test","redirect_uris":["` + redirect + `"],"token_endpoint_auth_method":"none"}`
 	docs["/wrong-id.json"] = `{"client_id":"https://elsewhere.example/c.json","redirect_uris":["` + redirect + `"]}`
 	docs["/big.json"] = `{"client_id":"` + srv.URL + `/big.json","redirect_uris":["` + redirect + `"],"client_name":"` + strings.Repeat("x", 20000) + `"}`
+	// A repeated member: encoding/json kept the last redirect_uris, so the
+	// client was used with the URI another reader would not see.
+	docs["/dupe.json"] = `{"client_id":"` + srv.URL + `/dupe.json","redirect_uris":["https://elsewhere.example/cb"],"redirect_uris":["` + redirect + `"]}`
 	docs["/secret.json"] = `{"client_id":"` + srv.URL + `/secret.json","redirect_uris":["` + redirect + `"],"token_endpoint_auth_method":"client_secret_post"}`
 
 	f := startFleet(t, nil)
@@ -236,12 +239,15 @@ func TestClientMetadataDocument(t *testing.T) {
 	if fetches.Load() != before {
 		t.Errorf("the metadata document was fetched again (%d → %d)", before, fetches.Load())
 	}
-	for _, path := range []string{"/wrong-id.json", "/big.json", "/secret.json", "/redirecting.json", "/missing.json"} {
+	for _, path := range []string{"/wrong-id.json", "/big.json", "/secret.json", "/redirecting.json", "/missing.json", "/dupe.json"} {
 		t.Run(path, func(t *testing.T) {
 			bad := devClient{ClientID: srv.URL + path, RedirectURIs: []string{redirect}, AuthMethod: "none"}
 			p := newBrowser(t, redirect).get(newAuthRequest(bad).URL(f.Base))
 			if p.Location != nil || p.Status != 400 || !strings.Contains(p.Body, "invalid_client") {
 				t.Errorf("%d %v %s", p.Status, p.Location, p.Body)
+			}
+			if path == "/dupe.json" && !strings.Contains(htmlUnescape(p.Body), `member "redirect_uris" appears more than once`) {
+				t.Errorf("the refusal does not name the repeated member: %s", p.Body)
 			}
 		})
 	}
