@@ -259,6 +259,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		redirectErr("login_required", "prompt=none is not supported: the user must sign in at the identity provider")
 		return
 	}
+	if hint := q.Get("id_token_hint"); hint != "" && !s.idTokenHintVerifies(r.Context(), hint) {
+		// Refused here, before the user signs in: fosite checks the hint
+		// only when it issues the code, after the sign-in.
+		redirectErr("invalid_request", idTokenHintRefused)
+		return
+	}
 	state, nonce, verifier := randomID(), randomID(), oauth2.GenerateVerifier()
 	browser := s.loginBinding(r)
 	p := pending{Query: q.Encode(), ClientID: c.ID, Resource: resource, Nonce: nonce, Verifier: verifier, Created: s.now(), Browser: redisx.Hash(browser)}

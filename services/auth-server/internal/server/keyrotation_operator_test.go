@@ -91,11 +91,26 @@ func TestKeyRotationAsAnOperator(t *testing.T) {
 	if st, _ := f.userinfo(r1.AccessToken); st != http.StatusUnauthorized {
 		t.Errorf("step 4: userinfo with the retired key's token: %d, want 401", st)
 	}
-	// A hint signed by a key no longer published is refused, as before.
-	a := newAuthRequest(c)
-	a.Extra = url.Values{"id_token_hint": {first.IDToken}}
-	if p := f.login(newBrowser(t, a.RedirectURI), a); p.Location == nil || p.Location.Query().Get("error") != "invalid_request" {
-		t.Errorf("step 4: id_token_hint of the retired key: %d %v, want the invalid_request redirect", p.Status, p.Location)
+	// A hint signed by a key no longer published is refused, as before —
+	// now before the user signs in: the refusal is sent to the client at
+	// once, not after a sign-in at the identity provider. So is a hint
+	// that is no JWT, or one signed with another key under a published
+	// kid.
+	forged := withKid(t, first.IDToken, "2026-11")
+	for name, hint := range map[string]string{"the retired key's ID token": first.IDToken, "no JWT": "not-a-jwt", "another key's signature": forged} {
+		a := newAuthRequest(c)
+		a.Extra = url.Values{"id_token_hint": {hint}}
+		resp, err := noFollow.Get(a.URL(f.Base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), a.RedirectURI) ||
+			loc.Query().Get("error") != "invalid_request" ||
+			loc.Query().Get("error_description") != "id_token_hint is not an ID token signed by this server with a published key (OpenID Connect Core section 3.1.2.1)" {
+			t.Errorf("step 4: id_token_hint %s: %d to %q, want the invalid_request redirect before sign-in", name, resp.StatusCode, resp.Header.Get("Location"))
+		}
 	}
 	if r4 := f.refresh(c, r3.RefreshToken); r4.Status != http.StatusOK || kidOf(t, r4.AccessToken) != "2026-11" {
 		t.Errorf("step 4 refresh: %d %s %s", r4.Status, r4.Error, r4.Description)
