@@ -165,3 +165,55 @@ func TestMetadataToClient(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadataMemberNamesExact pins that a metadata document's member names
+// match exactly (RFC 7591 §2, as dynamic registration): encoding/json on
+// its own filled redirect_uris from "REDIRECT_URIS".
+func TestMetadataMemberNamesExact(t *testing.T) {
+	docs := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(docs[r.URL.Path]))
+	}))
+	defer srv.Close()
+	cb := "https://app.example/cb"
+	docs["/upper.json"] = `{"client_id":"` + srv.URL + `/upper.json","REDIRECT_URIS":["` + cb + `"]}`
+	docs["/upper-id.json"] = `{"CLIENT_ID":"` + srv.URL + `/upper-id.json","redirect_uris":["` + cb + `"]}`
+	docs["/both.json"] = `{"client_id":"` + srv.URL + `/both.json","redirect_uris":["` + cb + `"],"Redirect_Uris":["https://evil.example/cb"],"Token_Endpoint_Auth_Method":"client_secret_post"}`
+	docs["/type.json"] = `{"client_id":"` + srv.URL + `/type.json","redirect_uris":"` + cb + `"}`
+	docs["/array.json"] = `[{"client_id":"` + srv.URL + `/array.json"}]`
+	f := NewMetadataFetcher(FetchOptions{AllowPrivate: true})
+	rules := Rules{Resources: []string{"https://api.example/mcp"}}
+	ctx := context.Background()
+
+	md, _, err := f.Fetch(ctx, srv.URL+"/upper.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md.RedirectURIs != nil {
+		t.Errorf("REDIRECT_URIS filled redirect_uris: %v", md.RedirectURIs)
+	}
+	if _, err := md.ToClient(rules, KindMetadata); err == nil {
+		t.Error("a document whose only redirect URIs are under REDIRECT_URIS made a client")
+	}
+
+	md, _, err = f.Fetch(ctx, srv.URL+"/both.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.RedirectURIs) != 1 || md.RedirectURIs[0] != cb || md.AuthMethod != "" {
+		t.Errorf("members of another letter case were read: %+v", md)
+	}
+
+	for path, want := range map[string]string{
+		"/upper-id.json": "client_id in the document does not match its URL",
+		"/type.json":     "redirect_uris must be an array of strings",
+		"/array.json":    "not a JSON object",
+	} {
+		_, _, err := f.Fetch(ctx, srv.URL+path)
+		var me *MetadataError
+		if !errors.As(err, &me) || me.Reason != want {
+			t.Errorf("%s: %v, want %q", path, err, want)
+		}
+	}
+}

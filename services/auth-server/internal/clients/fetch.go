@@ -179,6 +179,50 @@ type Metadata struct {
 	JWKSURI      string                `json:"jwks_uri,omitempty"`
 }
 
+// metadataMembers maps each member name a metadata document may carry to
+// its field, by exactly that name.
+var metadataMembers = map[string]func(*Metadata) any{
+	"client_id":                  func(m *Metadata) any { return &m.ClientID },
+	"client_name":                func(m *Metadata) any { return &m.ClientName },
+	"client_uri":                 func(m *Metadata) any { return &m.ClientURI },
+	"logo_uri":                   func(m *Metadata) any { return &m.LogoURI },
+	"redirect_uris":              func(m *Metadata) any { return &m.RedirectURIs },
+	"grant_types":                func(m *Metadata) any { return &m.GrantTypes },
+	"response_types":             func(m *Metadata) any { return &m.Response },
+	"token_endpoint_auth_method": func(m *Metadata) any { return &m.AuthMethod },
+	"scope":                      func(m *Metadata) any { return &m.Scope },
+	"jwks":                       func(m *Metadata) any { return &m.JWKS },
+	"jwks_uri":                   func(m *Metadata) any { return &m.JWKSURI },
+}
+
+// decodeMetadata reads a document (one JSON object, no member repeated)
+// into md. A member fills the field of exactly its name (RFC 7591 §2 names
+// are case-sensitive, as for dynamic registration): encoding/json alone
+// would also fill redirect_uris from "REDIRECT_URIS", which is an unknown
+// member and, as such, ignored (RFC 7591 §3.1).
+func decodeMetadata(raw []byte, md *Metadata) error {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
+		return metaErr("not a JSON object")
+	}
+	for name, v := range members {
+		field, ok := metadataMembers[name]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(v, field(md)); err != nil {
+			switch name {
+			case "redirect_uris", "grant_types", "response_types":
+				return metaErr("%s must be an array of strings", name)
+			case "jwks":
+				return metaErr("jwks must be a JWK set (RFC 7517 §5)")
+			}
+			return metaErr("%s must be a string", name)
+		}
+	}
+	return nil
+}
+
 // Fetch downloads and checks the document at id. It returns the document
 // and how long it may be cached (Cache-Control max-age, else 0).
 func (f *MetadataFetcher) Fetch(ctx context.Context, id string) (*Metadata, time.Duration, error) {
@@ -214,8 +258,8 @@ func (f *MetadataFetcher) Fetch(ctx context.Context, id string) (*Metadata, time
 		return nil, 0, metaErr("member %q appears more than once (RFC 8259 §4: names must be unique)", truncateName(name))
 	}
 	var md Metadata
-	if err := json.Unmarshal(body, &md); err != nil {
-		return nil, 0, metaErr("not a JSON object")
+	if err := decodeMetadata(body, &md); err != nil {
+		return nil, 0, err
 	}
 	if md.ClientID != id {
 		return nil, 0, metaErr("client_id in the document does not match its URL")
