@@ -114,8 +114,15 @@ func (c *Client) GetJSONWebKeysURI() string                { return c.JWKSURI }
 func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
 func (c *Client) GetTokenEndpointAuthMethod() string       { return c.AuthMethod }
 func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {
-	return "RS256"
+	return AssertionSigningAlg
 }
+
+// AssertionSigningAlg is the one algorithm a private_key_jwt client
+// assertion is accepted in: fosite refuses an assertion whose alg differs
+// from GetTokenEndpointAuthSigningAlgorithm, so ES256 or PS256 assertions
+// are invalid_client whatever keys the client publishes. Discovery
+// advertises exactly this (token_endpoint_auth_signing_alg_values_supported).
+const AssertionSigningAlg = "RS256"
 
 // NeedsPKCE reports whether authorization requests must carry S256 PKCE.
 func (c *Client) NeedsPKCE() bool { return c.RequirePKCE || c.IsPublic() }

@@ -617,7 +617,7 @@ func (s *Server) Metadata() map[string]any {
 		"grant_types_supported":                            clients.GrantTypes,
 		"code_challenge_methods_supported":                 []string{"S256"},
 		"token_endpoint_auth_methods_supported":            clients.AuthMethods,
-		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{clients.AssertionSigningAlg},
 		"revocation_endpoint_auth_methods_supported":       clients.AuthMethods,
 		"introspection_endpoint_auth_methods_supported":    introspectionAuthMethods,
 		"scopes_supported":                                 s.ScopeNames(),
