@@ -618,8 +618,10 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		// but its stream has ended: the record outlived it (its delete
 		// failed). The sender answered 202; the record goes now, so that
 		// the client's next POST, on any replica, is 404.
+		// In its own goroutine: this loop also delivers terminations and
+		// notifications, which a slow Redis must not hold up.
 		g.metrics.relayed.WithLabelValues("dropped").Inc()
-		g.endLegacyRecord(ctx, m.Session)
+		go g.endLegacyRecord(ctx, m.Session)
 		return
 	}
 	ctx = logging.WithRequestID(ctx, logging.RequestIDOrNew(m.RequestID))
@@ -639,7 +641,11 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		// to, unless that one gave its claim back because its PUBLISH
 		// failed (relayedInitializeDelivered); its client was answered 503
 		// and may have sent initialize again.
-		ok, err := g.sessions.ConfirmInitialize(ctx, m.Session, m.Claim)
+		// Bounded as the sender's release is (relayedInitializeDelivered):
+		// this loop also delivers terminations and notifications.
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		ok, err := g.sessions.ConfirmInitialize(cctx, m.Session, m.Claim)
+		cancel()
 		if err != nil {
 			// Unconfirmed, it must not be handled (its sender may give
 			// the claim back), and its client, answered 202, would wait

@@ -288,7 +288,8 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 // (ClaimInitialize) holds while no version is recorded: past it, the claim
 // is free again. It bounds how long a session stays unable to initialize
 // when the claim's owner cannot give the claim back (a lost reply to the
-// claim, a relayed initialize whose delivery is unknown); a session whose
+// claim, a relayed initialize whose delivery Redis could settle neither
+// way: ReleaseUnconfirmed and ConfirmInitialize both failed); a session whose
 // negotiated version cannot be recorded is ended instead (the gateway's
 // afterInitialize). A variable so that tests can shorten it.
 var InitializeClaimTTL = 30 * time.Second
