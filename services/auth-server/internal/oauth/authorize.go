@@ -521,7 +521,6 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	if id.AuthTime.IsZero() {
 		sess.Claims.Extra[noAuthTimeClaim] = true // the ID token gets no auth_time (timedSigner)
 	}
-	sess.Headers.Extra["kid"] = s.ring.ActiveKeyID()
 	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		s.authorizeError(w, r, ar, err)

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"maps"
 	"runtime"
 	"time"
 
@@ -98,8 +99,28 @@ func (s timedSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header
 	}
 	defer s.gate.exit(ctx) // also when the signer panics (net/http recovers)
 	err = s.m.sign(s.alg, "id_token", func() error {
-		tok, sig, err = s.Signer.Generate(ctx, claims, header)
+		tok, sig, err = s.Signer.Generate(ctx, claims, signingKeyID{header})
 		return err
 	})
 	return tok, sig, err
+}
+
+// signingKeyID is an ID token's header without a kid of its own, so that
+// the header names the key that signs it (go-jose sets kid from the
+// signing JSON Web Key). A session carries the header it was given at the
+// authorization, and until this type the authorization put the kid active
+// then in it; fosite's header values override the signer's, so after
+// a key rotation (docs/operations/key-rotation.md, step 3) a refreshed ID
+// token said kid=old while the new key signed it, and no relying party
+// could verify it (RFC 7515 §4.1.4: kid names the key that secured the
+// JWS).
+type signingKeyID struct{ fjwt.Mapper }
+
+func (h signingKeyID) ToMap() map[string]any {
+	m := h.Mapper.ToMap()
+	if _, ok := m["kid"]; ok {
+		m = maps.Clone(m)
+		delete(m, "kid")
+	}
+	return m
 }
