@@ -69,7 +69,7 @@ const idTokenHintRefused = "id_token_hint is not an ID token signed by this serv
 func (s *Server) idTokenHintVerifies(ctx context.Context, hint string) bool {
 	tok, err := publishedKeyDecoder{ring: s.ring}.Decode(ctx, hint)
 	var ve *fjwt.ValidationError
-	if err != nil && !(errors.As(err, &ve) && ve.Errors == fjwt.ValidationErrorExpired) {
+	if err != nil && !(errors.As(err, &ve) && ve.Has(fjwt.ValidationErrorExpired) && ve.Errors&^(fjwt.ValidationErrorExpired|fjwt.ValidationErrorIssuedAt|fjwt.ValidationErrorNotValidYet) == 0) {
 		return false
 	}
 	if tok == nil {
