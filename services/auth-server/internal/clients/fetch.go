@@ -2,7 +2,6 @@ package clients
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -196,31 +195,23 @@ var metadataMembers = map[string]func(*Metadata) any{
 }
 
 // decodeMetadata reads a document (one JSON object, no member repeated)
-// into md. A member fills the field of exactly its name (RFC 7591 §2 names
-// are case-sensitive, as for dynamic registration): encoding/json alone
-// would also fill redirect_uris from "REDIRECT_URIS", which is an unknown
-// member and, as such, ignored (RFC 7591 §3.1).
+// into md, each member by exactly its name (DecodeMembers).
 func decodeMetadata(raw []byte, md *Metadata) error {
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
+	err := DecodeMembers(raw, md, metadataMembers)
+	var bad *MemberError
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &bad):
 		return metaErr("not a JSON object")
 	}
-	for name, v := range members {
-		field, ok := metadataMembers[name]
-		if !ok {
-			continue
-		}
-		if err := json.Unmarshal(v, field(md)); err != nil {
-			switch name {
-			case "redirect_uris", "grant_types", "response_types":
-				return metaErr("%s must be an array of strings", name)
-			case "jwks":
-				return metaErr("jwks must be a JWK set (RFC 7517 §5)")
-			}
-			return metaErr("%s must be a string", name)
-		}
+	switch bad.Name {
+	case "redirect_uris", "grant_types", "response_types":
+		return metaErr("%s must be an array of strings", bad.Name)
+	case "jwks":
+		return metaErr("jwks must be a JWK set (RFC 7517 §5)")
 	}
-	return nil
+	return metaErr("%s must be a string", bad.Name)
 }
 
 // Fetch downloads and checks the document at id. It returns the document

@@ -64,3 +64,38 @@ func DuplicateMember(raw []byte) (string, error) {
 
 // ErrTrailingData is a JSON document with more after its value.
 var ErrTrailingData = errors.New("trailing data after the JSON object")
+
+// DecodeMembers decodes the JSON object raw into dst member by member,
+// each into the field that fields gives for exactly its name (RFC 7591 §2
+// names are case-sensitive; encoding/json alone would also fill
+// redirect_uris from "REDIRECT_URIS"). A member fields does not name is
+// ignored (RFC 7591 §3.1). The error is ErrNotObject when raw is no JSON
+// object, or a *MemberError naming the member whose value does not decode.
+func DecodeMembers[T any](raw []byte, dst *T, fields map[string]func(*T) any) error {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
+		return ErrNotObject
+	}
+	for name, v := range members {
+		field, ok := fields[name]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(v, field(dst)); err != nil {
+			return &MemberError{Name: name, Err: err}
+		}
+	}
+	return nil
+}
+
+// ErrNotObject is a JSON document that is no object.
+var ErrNotObject = errors.New("not a JSON object")
+
+// MemberError is a member whose value does not decode into its field.
+type MemberError struct {
+	Name string
+	Err  error
+}
+
+func (e *MemberError) Error() string { return "member " + e.Name + ": " + e.Err.Error() }
+func (e *MemberError) Unwrap() error { return e.Err }

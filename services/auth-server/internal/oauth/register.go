@@ -357,20 +357,15 @@ func decodeRegistration(body io.Reader, req *registrationRequest) string {
 	} else if name != "" {
 		return fmt.Sprintf("member %s appears more than once in the client metadata (RFC 8259 §4: names must be unique)", strconv.Quote(truncate(name, 64)))
 	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
-		return "the body is not a JSON object"
+	err = clients.DecodeMembers(raw, req, registrationMembers)
+	var bad *clients.MemberError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &bad):
+		return decodeProblem(&json.UnmarshalTypeError{Field: bad.Name})
 	}
-	for name, v := range members {
-		field, ok := registrationMembers[name]
-		if !ok {
-			continue // RFC 7591 §3.1: metadata the server does not understand is ignored
-		}
-		if err := json.Unmarshal(v, field(req)); err != nil {
-			return decodeProblem(&json.UnmarshalTypeError{Field: name})
-		}
-	}
-	return ""
+	return "the body is not a JSON object"
 }
 
 // decodeProblem says what is wrong with a registration body that does not
