@@ -211,11 +211,11 @@ func malformedContentType(endpoint string, r *http.Request) string {
 // decode (RFC 6749 Appendix B). Only the last is a malformed form.
 func bodyProblem(endpoint string, r *http.Request, err error) string {
 	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
+	if errors.As(err, &tooBig) {
 		return fmt.Sprintf("the request body is larger than %d bytes", tooBig.Limit)
-	case malformedContentType(endpoint, r) != "":
-		return malformedContentType(endpoint, r)
+	}
+	if desc := malformedContentType(endpoint, r); desc != "" {
+		return desc
 	}
 	if _, qerr := url.ParseQuery(r.URL.RawQuery); qerr != nil {
 		return "the query string is not valid (RFC 3986 §3.4, percent-encoding)"
