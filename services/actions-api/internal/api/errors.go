@@ -33,6 +33,10 @@ type apiError struct {
 	challenge string
 	// retryAfter is the Retry-After value (429; 503 defaults to retryAfterUnavailable).
 	retryAfter string
+	// accept is the header naming what a 415 would have accepted (RFC
+	// 9110 section 15.5.16): {"Accept", "application/json"} or
+	// {"Accept-Encoding", "identity"}; zero for none.
+	accept [2]string
 	// cause is logged, never returned.
 	cause error
 }
@@ -145,6 +149,9 @@ func (s *server) errorHandler(err error, c echo.Context) {
 	}
 	if ae.retryAfter != "" {
 		h.Set("Retry-After", ae.retryAfter)
+	}
+	if ae.accept[0] != "" {
+		h.Set(ae.accept[0], ae.accept[1])
 	}
 	h.Set("Cache-Control", "no-store")
 	var werr error

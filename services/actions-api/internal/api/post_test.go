@@ -112,7 +112,7 @@ func TestPostOperation(t *testing.T) {
 		code                  int
 		want                  string
 	}{
-		{"form body", "", "application/x-www-form-urlencoded", "text=milk", 400, "Content-Type must be application/json"},
+		{"form body", "", "application/x-www-form-urlencoded", "text=milk", 415, "Content-Type must be application/json"},
 		{"bad JSON", "", "application/json", `{"text":`, 400, "invalid_request"},
 		{"unknown field", "", "application/json", `{"txt":"milk"}`, 400, "invalid_request"},
 		{"wrong type", "", "application/json", `{"tags":"home"}`, 400, "invalid_request"},
@@ -157,6 +157,12 @@ func TestPostOperation(t *testing.T) {
 	for _, want := range []string{"JSON object", "Content-Type", "query parameters"} {
 		if !strings.Contains(desc, want) {
 			t.Errorf("the document's 400 of addNote does not mention %s: %q", want, desc)
+		}
+	}
+	desc = doc.Paths["/actions/notes"]["post"].Responses["415"].Description
+	for _, want := range []string{"application/json", "Content-Encoding"} {
+		if !strings.Contains(desc, want) {
+			t.Errorf("the document's 415 of addNote does not mention %s: %q", want, desc)
 		}
 	}
 }

@@ -177,13 +177,17 @@ func TestBodyIsJudgedAfterRouteAndToken(t *testing.T) {
 }
 
 // TestPostBodyIsReadAsSent: a POST body is read as JSON text as it
-// arrives, so one the API would read otherwise than its client meant is a
-// 400, the backend not called. A body with a content coding
+// arrives, so one the API would read otherwise than its client meant is
+// refused, the backend not called. A body with a content coding
 // (Content-Encoding: gzip) was decoded compressed and refused with
-// protojson's complaint about its first byte; one with two Content-Type
-// headers was read by the first, where a proxy in front may judge it by
-// the last. "Content-Encoding: identity" and a body without Content-Type
-// (read as JSON) are served.
+// protojson's complaint about its first byte; it and a Content-Type other
+// than application/json are a 415 Unsupported Media Type (RFC 9110
+// section 15.5.16; they were 400s) naming what would have been accepted:
+// Accept-Encoding: identity (section 12.5.3), Accept: application/json
+// (section 12.5.1). One with two Content-Type headers was read by the
+// first, where a proxy in front may judge it by the last: a 400.
+// "Content-Encoding: identity" and a body without Content-Type (read as
+// JSON) are served.
 func TestPostBodyIsReadAsSent(t *testing.T) {
 	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
 	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,notes=" + notes.Addr})
@@ -192,30 +196,53 @@ func TestPostBodyIsReadAsSent(t *testing.T) {
 	w := gzip.NewWriter(&gz)
 	io.WriteString(w, `{"text":"b"}`)
 	w.Close()
+	const (
+		coding = "a Content-Encoding is not supported: send the JSON body uncompressed"
+		media  = "Content-Type must be application/json"
+	)
 	for _, c := range []struct {
 		name   string
 		header http.Header
 		body   string
+		status int
 		want   string
+		accept [2]string // the header naming what a 415 accepts
 	}{
 		{"gzip", http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}}, gz.String(),
-			"a Content-Encoding is not supported: send the JSON body uncompressed"},
+			415, coding, [2]string{"Accept-Encoding", "identity"}},
 		{"gzip of nothing", http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}}, "",
-			"a Content-Encoding is not supported: send the JSON body uncompressed"},
+			415, coding, [2]string{"Accept-Encoding", "identity"}},
 		{"two codings", http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"identity", "gzip"}}, `{"text":"b"}`,
-			"a Content-Encoding is not supported: send the JSON body uncompressed"},
+			415, coding, [2]string{"Accept-Encoding", "identity"}},
+		{"form", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, `text=b`,
+			415, media, [2]string{"Accept", "application/json"}},
+		{"text/plain of JSON", http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, `{"text":"b"}`,
+			415, media, [2]string{"Accept", "application/json"}},
+		{"a suffix type", http.Header{"Content-Type": {"application/merge-patch+json"}}, `{"text":"b"}`,
+			415, media, [2]string{"Accept", "application/json"}},
+		{"unparsable", http.Header{"Content-Type": {"application/json; =x"}}, `{"text":"b"}`,
+			415, media, [2]string{"Accept", "application/json"}},
 		{"JSON, then text", http.Header{"Content-Type": {"application/json", "text/plain"}}, `{"text":"b"}`,
-			"Content-Type must be application/json, given once"},
+			400, "Content-Type must be application/json, given once", [2]string{}},
 		{"text, then JSON", http.Header{"Content-Type": {"text/plain", "application/json"}}, `{"text":"b"}`,
-			"Content-Type must be application/json, given once"},
+			400, "Content-Type must be application/json, given once", [2]string{}},
 	} {
 		h := bearer(tok)
 		for k, vs := range c.header {
 			h[k] = vs
 		}
 		r := f.doBody(t, http.MethodPost, "/actions/notes", h, c.body)
-		if r.status != 400 || r.err.Error != "invalid_request" || r.err.Description != c.want {
-			t.Errorf("%s: %d %s, want 400 invalid_request %q", c.name, r.status, r.body, c.want)
+		if r.status != c.status || r.err.Error != "invalid_request" || r.err.Description != c.want {
+			t.Errorf("%s: %d %s, want %d invalid_request %q", c.name, r.status, r.body, c.status, c.want)
+		}
+		for _, name := range []string{"Accept", "Accept-Encoding"} {
+			want := ""
+			if name == c.accept[0] {
+				want = c.accept[1]
+			}
+			if got := r.header.Get(name); got != want {
+				t.Errorf("%s: %s: %q, want %q", c.name, name, got, want)
+			}
 		}
 	}
 	if calls := notes.Calls(); len(calls) != 0 {

@@ -451,14 +451,24 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 // client meant it. The body is decoded as JSON text as it arrives: one
 // with a content coding (Content-Encoding: gzip) was decoded compressed,
 // a 400 naming protojson's "invalid value" at its first byte; "identity"
-// is no coding. A Content-Type other than application/json is refused,
-// and so are two: Header.Get took the first, where a proxy or firewall in
-// front may judge the body by the last. A body without Content-Type is
-// read as JSON (RFC 9110 section 8.3 lets the recipient decide; curl -d
-// sends form, which is refused, and GPT Actions send application/json).
+// is no coding. Such a body, and one whose single Content-Type is not
+// application/json (parameters and case aside; one that does not parse
+// too), is a 415 Unsupported Media Type: the content "is in a format not
+// supported by this method on the target resource" (RFC 9110 section
+// 15.5.16). The 415 says what would have been accepted, as that section
+// and section 12.5.3 ask: Accept: application/json for a media type
+// (section 12.5.1), Accept-Encoding: identity for a content coding. Two
+// Content-Type headers are a malformed request (a 400): Content-Type is a
+// singleton field (RFC 9110 section 5.5), Header.Get took the first, where
+// a proxy or firewall in front may judge the body by the last. A body
+// without Content-Type is read as JSON (RFC 9110 section 8.3 lets the
+// recipient decide; curl -d sends form, which is refused, and GPT Actions
+// send application/json).
 func checkBodyHeaders(h http.Header) error {
 	if ce := h.Values("Content-Encoding"); len(ce) > 1 || len(ce) == 1 && !strings.EqualFold(strings.TrimSpace(ce[0]), "identity") {
-		return newError(http.StatusBadRequest, "invalid_request", "a Content-Encoding is not supported: send the JSON body uncompressed")
+		e := newError(http.StatusUnsupportedMediaType, "invalid_request", "a Content-Encoding is not supported: send the JSON body uncompressed")
+		e.accept = [2]string{"Accept-Encoding", "identity"}
+		return e
 	}
 	switch cts := h.Values(echo.HeaderContentType); len(cts) {
 	case 0:
@@ -467,7 +477,9 @@ func checkBodyHeaders(h http.Header) error {
 			break // as none
 		}
 		if mt, _, err := mime.ParseMediaType(cts[0]); err != nil || mt != echo.MIMEApplicationJSON {
-			return newError(http.StatusBadRequest, "invalid_request", "Content-Type must be application/json")
+			e := newError(http.StatusUnsupportedMediaType, "invalid_request", "Content-Type must be application/json")
+			e.accept = [2]string{"Accept", echo.MIMEApplicationJSON}
+			return e
 		}
 	default:
 		return newError(http.StatusBadRequest, "invalid_request", "Content-Type must be application/json, given once")

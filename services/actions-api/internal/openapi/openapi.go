@@ -496,7 +496,7 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 	badRequest := "The request is malformed: an unknown, repeated or invalid parameter, a body"
 	if a.Method == http.MethodPost {
 		// Every 400 decode answers for a POST (api.decode).
-		badRequest = "The request is malformed: a body that is not a JSON object of the request's fields, a Content-Type other than application/json, a Content-Encoding (send the body uncompressed), query parameters"
+		badRequest = "The request is malformed: a body that is not a JSON object of the request's fields, Content-Type given twice, query parameters"
 		if len(a.PathParams) > 0 {
 			badRequest += ", an invalid path parameter, one repeated in the body or a body field of its oneof"
 		}
@@ -523,6 +523,11 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 	op.Responses["409"] = errResp("The request conflicts with something that already exists (error conflict).", nil)
 	if a.Method == http.MethodPost {
 		op.Responses["413"] = errResp("The request body is too large (error request_too_large).", nil)
+		// api.checkBodyHeaders, RFC 9110 sections 15.5.16, 12.5.1, 12.5.3.
+		op.Responses["415"] = errResp("The body is not sent as application/json, or has a Content-Encoding: send it uncompressed as application/json (error invalid_request).", map[string]Header{
+			"Accept":          {Description: "application/json, when the Content-Type was refused (RFC 9110 section 15.5.16).", Schema: registry.Schema{"type": "string"}},
+			"Accept-Encoding": {Description: "identity, when the Content-Encoding was refused (RFC 9110 section 12.5.3).", Schema: registry.Schema{"type": "string"}},
+		})
 	}
 	op.Responses["429"] = errResp("Too many calls (error rate_limited). Wait for the number of seconds in Retry-After before calling again.", map[string]Header{
 		"Retry-After": {Description: "Seconds to wait before retrying.", Schema: registry.Schema{"type": "integer", "minimum": 1}},
