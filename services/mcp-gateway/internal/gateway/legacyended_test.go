@@ -41,6 +41,13 @@ func TestLegacySessionWhoseDeleteFailedIsNotFound(t *testing.T) {
 	}
 
 	path := endWithoutDelete()
+	// The failed delete is counted as such, not as a deleted session.
+	if v := a.metric(t, `tollgate_mcp_sessions_total{event="deleted",transport="sse"}`); v != 0 {
+		t.Errorf(`sessions_total{event="deleted",transport="sse"} = %v after a failed delete, want 0`, v)
+	}
+	if v := a.metric(t, `tollgate_mcp_sessions_total{event="delete_failed",transport="sse"}`); v != 1 {
+		t.Errorf(`sessions_total{event="delete_failed",transport="sse"} = %v, want 1`, v)
+	}
 	if got := ping(a, path); got != http.StatusNotFound {
 		t.Fatalf("POST to the replica whose stream ended: %d, want 404", got)
 	}

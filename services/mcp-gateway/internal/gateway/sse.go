@@ -55,7 +55,12 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 3*time.Second)
 		defer cancel()
 		if _, err := g.sessions.Delete(dctx, id); err != nil {
+			// The record outlives the stream (postMessage and
+			// deliverRelayed end it later): counted apart, so that
+			// "deleted" counts only sessions whose record is gone.
 			g.log.WarnContext(r.Context(), "could not delete ended SSE session", "err", err)
+			g.metrics.sessions.WithLabelValues(transportSSE, "delete_failed").Inc()
+			return
 		}
 		g.metrics.sessions.WithLabelValues(transportSSE, "deleted").Inc()
 	}()
