@@ -204,8 +204,20 @@ func (r Rules) Check(c *Client) []string {
 		if len(c.SecretHash) > 0 {
 			add("a private_key_jwt client must not have a secret")
 		}
-		if (c.JWKS == nil || len(c.JWKS.Keys) == 0) && c.JWKSURI == "" {
+		switch {
+		case c.JWKS != nil && c.JWKSURI != "":
+			// RFC 7591 §2: "MUST NOT both be present"; fosite would use
+			// the inline set and never fetch the other.
+			add("private_key_jwt takes jwks or jwks_uri, not both (RFC 7591 §2)")
+		case (c.JWKS == nil || len(c.JWKS.Keys) == 0) && c.JWKSURI == "":
 			add("private_key_jwt needs jwks or jwks_uri")
+		case c.JWKS != nil:
+			// The keys of a jwks_uri are known only when an assertion
+			// comes (fetched then, each time the set's cache misses):
+			// an unusable set is then invalid_client.
+			if p := AssertionKeysProblem(c.JWKS); p != "" {
+				add("%s", p)
+			}
 		}
 		if c.JWKSURI != "" {
 			if u, err := url.Parse(c.JWKSURI); err != nil || u.Scheme != "https" || u.Host == "" {

@@ -190,7 +190,7 @@ var metadataMembers = map[string]func(*Metadata) any{
 	"response_types":             func(m *Metadata) any { return &m.Response },
 	"token_endpoint_auth_method": func(m *Metadata) any { return &m.AuthMethod },
 	"scope":                      func(m *Metadata) any { return &m.Scope },
-	"jwks":                       func(m *Metadata) any { return &m.JWKS },
+	"jwks":                       func(m *Metadata) any { return &jwksMember{&m.JWKS} },
 	"jwks_uri":                   func(m *Metadata) any { return &m.JWKSURI },
 }
 
@@ -209,7 +209,7 @@ func decodeMetadata(raw []byte, md *Metadata) error {
 	case "redirect_uris", "grant_types", "response_types":
 		return metaErr("%s must be an array of strings", bad.Name)
 	case "jwks":
-		return metaErr("jwks must be a JWK set (RFC 7517 §5)")
+		return metaErr("jwks %v", bad.Err)
 	}
 	return metaErr("%s must be a string", bad.Name)
 }

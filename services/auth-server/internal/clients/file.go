@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	josev3 "github.com/go-jose/go-jose/v3"
 	"sigs.k8s.io/yaml"
 )
 
@@ -120,11 +119,11 @@ func Parse(b []byte, rules Rules) (*Static, []string) {
 			c.Name = c.ID
 		}
 		if len(fc.JWKS) > 0 {
-			var set josev3.JSONWebKeySet
-			if err := json.Unmarshal(fc.JWKS, &set); err != nil {
-				problems = append(problems, fmt.Sprintf("client %q: jwks: %v", c.ID, err))
+			// Each member by exactly its name, as in a metadata document.
+			if set, err := DecodeJWKS(fc.JWKS); err != nil {
+				problems = append(problems, fmt.Sprintf("client %q: jwks %v", c.ID, err))
 			} else {
-				c.JWKS = &set
+				c.JWKS = set
 			}
 		}
 		if strings.HasPrefix(c.ID, "https://") {

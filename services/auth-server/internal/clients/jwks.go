@@ -1,0 +1,158 @@
+package clients
+
+import (
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	josev3 "github.com/go-jose/go-jose/v3"
+)
+
+// jwkMembers are the JWK parameters go-jose reads (RFC 7517 §4, RFC 7518
+// §6): a key's member of exactly one of these names is decoded, every
+// other member is ignored (RFC 7517 §4: members not understood "MUST be
+// ignored").
+var jwkMembers = map[string]bool{
+	"kty": true, "use": true, "key_ops": true, "alg": true, "kid": true, "crv": true,
+	"x": true, "y": true, "n": true, "e": true, "d": true, "p": true, "q": true,
+	"dp": true, "dq": true, "qi": true, "k": true,
+	"x5u": true, "x5c": true, "x5t": true, "x5t#S256": true,
+}
+
+// DecodeJWKS decodes raw, a JWK Set (RFC 7517 §5) from client metadata
+// (a client id metadata document's or the registry file's jwks), each
+// member by exactly its name, as DecodeMembers reads the metadata around
+// it: encoding/json, which go-jose decodes with, matches names without
+// regard to case, so {"KEYS":[{"KTY":"RSA","USE":"sig",…}]} was a set
+// holding a signing key where a case-sensitive reader (RFC 8259 §8.3
+// compares names code unit by code unit) sees a set without "keys". A
+// member of another spelling is ignored like any unknown one: a set
+// without exactly "keys" is an error, a key whose "use" was spelled
+// "USE" has none.
+//
+// raw "null" gives nil. The error says what is wrong: no JSON object, no
+// "keys" array of objects, or a key go-jose does not decode (its kty,
+// key material), naming the key by its position (1-based).
+func DecodeJWKS(raw []byte) (*josev3.JSONWebKeySet, error) {
+	if string(raw) == "null" {
+		return nil, nil
+	}
+	var set map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &set); err != nil || set == nil {
+		return nil, errors.New("is not a JSON object (RFC 7517 §5)")
+	}
+	keysRaw, ok := set["keys"]
+	if !ok {
+		return nil, errors.New(`has no "keys" member (RFC 7517 §5)`)
+	}
+	var keys []map[string]json.RawMessage
+	if err := json.Unmarshal(keysRaw, &keys); err != nil {
+		return nil, errors.New(`has a "keys" member that is not an array of JWK objects (RFC 7517 §5.1)`)
+	}
+	out := &josev3.JSONWebKeySet{Keys: make([]josev3.JSONWebKey, 0, len(keys))}
+	for i, members := range keys {
+		if members == nil {
+			return nil, fmt.Errorf(`key %d is not a JWK object (RFC 7517 §4)`, i+1)
+		}
+		exact := make(map[string]json.RawMessage, len(members))
+		for name, v := range members {
+			if jwkMembers[name] {
+				exact[name] = v
+			}
+		}
+		b, err := json.Marshal(exact)
+		if err != nil {
+			return nil, fmt.Errorf("key %d does not decode: %v", i+1, err)
+		}
+		var k josev3.JSONWebKey
+		if err := k.UnmarshalJSON(b); err != nil {
+			return nil, fmt.Errorf("key %d does not decode (RFC 7517 §4, RFC 7518 §6): %s", i+1, strings.TrimPrefix(err.Error(), "go-jose/go-jose: "))
+		}
+		out.Keys = append(out.Keys, k)
+	}
+	return out, nil
+}
+
+// jwksMember decodes a metadata document's jwks with DecodeJWKS.
+type jwksMember struct{ dst **josev3.JSONWebKeySet }
+
+func (m jwksMember) UnmarshalJSON(b []byte) error {
+	set, err := DecodeJWKS(b)
+	if err != nil {
+		return err
+	}
+	*m.dst = set
+	return nil
+}
+
+// minAssertionKeyBits is the smallest RSA key an RS256 client assertion
+// may be verified with: RFC 7518 §3.3, "A key of size 2048 bits or larger
+// MUST be used with these algorithms."
+const minAssertionKeyBits = 2048
+
+// assertionKeyProblem says why k cannot verify a client assertion, "" when
+// it can. fosite takes, from a client's JWK set, a key whose "use" is
+// exactly "sig" and that is an RSA public key (its findPublicKey for
+// RS256, AssertionSigningAlg); RFC 7517 §4.4 ties a key that names an
+// "alg" to that algorithm, and RFC 7518 §3.3 asks 2048 bits or more.
+func assertionKeyProblem(k josev3.JSONWebKey) string {
+	switch pk := k.Key.(type) {
+	case *rsa.PrivateKey:
+		return "is a private key (a client publishes only its public keys)"
+	case *rsa.PublicKey:
+		switch {
+		case k.Use != "sig":
+			if k.Use == "" {
+				return `has no "use": "sig"`
+			}
+			return fmt.Sprintf(`has "use": %s, not "sig"`, strconv.Quote(k.Use))
+		case k.Algorithm != "" && k.Algorithm != AssertionSigningAlg:
+			return fmt.Sprintf(`has "alg": %s, not %s`, strconv.Quote(k.Algorithm), AssertionSigningAlg)
+		case pk.N.BitLen() < minAssertionKeyBits:
+			return fmt.Sprintf("has %d bits, fewer than %d (RFC 7518 §3.3)", pk.N.BitLen(), minAssertionKeyBits)
+		}
+		return ""
+	}
+	if !k.IsPublic() {
+		return "is a private or symmetric key (a client publishes only its public keys)"
+	}
+	return "is not an RSA key"
+}
+
+// AssertionKeysProblem says why set, a private_key_jwt client's inline
+// jwks, cannot authenticate the client, "" when it can: it must hold a
+// key usable for RS256 (AssertionSigningAlg, the one client assertion
+// algorithm accepted) — an RSA public key of 2048 bits or more with
+// "use": "sig" and no other "alg" — and no private key (a private key in
+// client metadata is no longer private). Each key that fails is named
+// with its reason.
+func AssertionKeysProblem(set *josev3.JSONWebKeySet) string {
+	if set == nil || len(set.Keys) == 0 {
+		return "jwks holds no key"
+	}
+	usable := false
+	var why []string
+	for i, k := range set.Keys {
+		p := assertionKeyProblem(k)
+		name := fmt.Sprintf("key %d", i+1)
+		if k.KeyID != "" {
+			name += fmt.Sprintf(" (kid %s)", strconv.Quote(truncateName(k.KeyID)))
+		}
+		if !k.IsPublic() {
+			return "jwks " + name + " " + p + ": remove it and publish the public key"
+		}
+		if p == "" {
+			usable = true
+			continue
+		}
+		why = append(why, name+" "+p)
+	}
+	if usable {
+		return ""
+	}
+	return fmt.Sprintf(`jwks holds no key usable for %s client assertions (the only algorithm accepted; an RSA public key of %d bits or more with "use": "sig" and "alg" %s or none): %s`,
+		AssertionSigningAlg, minAssertionKeyBits, AssertionSigningAlg, strings.Join(why, "; "))
+}

@@ -1,0 +1,181 @@
+package clients
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	josev3 "github.com/go-jose/go-jose/v3"
+)
+
+// jwkJSON is k as a JWK object (members by their registered names) with
+// edit applied to its members.
+func jwkJSON(t *testing.T, k josev3.JSONWebKey, edit func(map[string]any)) string {
+	t.Helper()
+	b, err := k.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(m)
+	}
+	b, err = json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// rename moves member from to to (a case variant of a JWK parameter).
+func rename(from, to string) func(map[string]any) {
+	return func(m map[string]any) { m[to] = m[from]; delete(m, from) }
+}
+
+type jwksCase struct {
+	name string
+	jwks string
+	want string // a part of the problem; "" for none
+}
+
+// jwksCases are inline jwks of a private_key_jwt client, usable or not.
+func jwksCases(t *testing.T) []jwksCase {
+	t.Helper()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := josev3.JSONWebKey{Key: &rsaKey.PublicKey, KeyID: "r1", Use: "sig", Algorithm: "RS256"}
+	bare := josev3.JSONWebKey{Key: &rsaKey.PublicKey, KeyID: "r1", Use: "sig"}
+	noUse := josev3.JSONWebKey{Key: &rsaKey.PublicKey, KeyID: "r1"}
+	enc := josev3.JSONWebKey{Key: &rsaKey.PublicKey, KeyID: "r1", Use: "enc"}
+	ps := josev3.JSONWebKey{Key: &rsaKey.PublicKey, KeyID: "r1", Use: "sig", Algorithm: "PS256"}
+	short := josev3.JSONWebKey{Key: &small.PublicKey, KeyID: "s1", Use: "sig"}
+	ec := josev3.JSONWebKey{Key: &ecKey.PublicKey, KeyID: "e1", Use: "sig", Algorithm: "ES256"}
+	priv := josev3.JSONWebKey{Key: rsaKey, KeyID: "p1", Use: "sig"}
+	set := func(keys ...string) string { return `{"keys":[` + strings.Join(keys, ",") + `]}` }
+	const none = `jwks holds no key usable for RS256 client assertions`
+	return []jwksCase{
+		{"RS256 key", set(jwkJSON(t, good, nil)), ""},
+		{"RSA key without alg", set(jwkJSON(t, bare, nil)), ""},
+		{"an EC key next to a usable one", set(jwkJSON(t, ec, nil), jwkJSON(t, good, nil)), ""},
+		{"EC key only", set(jwkJSON(t, ec, nil)), none + ` (the only algorithm accepted; an RSA public key of 2048 bits or more with "use": "sig" and "alg" RS256 or none): key 1 (kid "e1") is not an RSA key`},
+		{"no use", set(jwkJSON(t, noUse, nil)), `key 1 (kid "r1") has no "use": "sig"`},
+		{"use enc", set(jwkJSON(t, enc, nil)), `key 1 (kid "r1") has "use": "enc", not "sig"`},
+		{"alg PS256", set(jwkJSON(t, ps, nil)), `key 1 (kid "r1") has "alg": "PS256", not RS256`},
+		{"1024 bits", set(jwkJSON(t, short, nil)), `key 1 (kid "s1") has 1024 bits, fewer than 2048 (RFC 7518 §3.3)`},
+		{"two unusable keys", set(jwkJSON(t, ec, nil), jwkJSON(t, noUse, nil)), `key 1 (kid "e1") is not an RSA key; key 2 (kid "r1") has no "use"`},
+		{"a private key", set(jwkJSON(t, good, nil), jwkJSON(t, priv, nil)), `jwks key 2 (kid "p1") is a private key (a client publishes only its public keys): remove it`},
+		{"empty", `{"keys":[]}`, "private_key_jwt needs jwks or jwks_uri"},
+		// Member names are exact (RFC 8259 §8.3): encoding/json read each
+		// of these as its lowercase parameter, and the set was usable.
+		{"USE", set(jwkJSON(t, bare, rename("use", "USE"))), `key 1 (kid "r1") has no "use": "sig"`},
+		{"ALG", set(jwkJSON(t, ps, func(m map[string]any) { m["ALG"] = "RS256" })), `has "alg": "PS256", not RS256`},
+		{"KEYS", `{"KEYS":[` + jwkJSON(t, good, nil) + `]}`, `jwks has no "keys" member (RFC 7517 §5)`},
+		{"KTY", set(jwkJSON(t, good, rename("kty", "KTY"))), `jwks key 1 does not decode`},
+		{"N", set(jwkJSON(t, good, rename("n", "N"))), `jwks key 1 does not decode`},
+		{"not an object", `[1]`, `jwks is not a JSON object (RFC 7517 §5)`},
+		{"keys not an array", `{"keys":{}}`, `jwks has a "keys" member that is not an array of JWK objects`},
+		{"a key not an object", `{"keys":[1]}`, `jwks has a "keys" member that is not an array of JWK objects`},
+	}
+}
+
+// TestRegistryFileJWKS: a private_key_jwt client of the registry file
+// whose inline jwks cannot verify an RS256 assertion (the one algorithm
+// accepted) is a problem naming the client and each key's reason; the
+// set's members are read by exactly their names.
+func TestRegistryFileJWKS(t *testing.T) {
+	for _, tc := range jwksCases(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := `{"clients":[{"client_id":"pk","token_endpoint_auth_method":"private_key_jwt",` +
+				`"redirect_uris":["https://app.example/cb"],"resources":["https://mcp.example/mcp"],"jwks":` + tc.jwks + `}]}`
+			_, problems := Parse([]byte(doc), Rules{Resources: []string{"https://mcp.example/mcp"}})
+			switch got := strings.Join(problems, "\n"); {
+			case tc.want == "" && got != "":
+				t.Errorf("refused: %s", got)
+			case tc.want != "" && (len(problems) == 0 || !strings.HasPrefix(problems[0], `client "pk": `) || !strings.Contains(problems[0], tc.want)):
+				t.Errorf("problems %q, want the first, of client \"pk\", containing %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMetadataDocumentJWKS: the same sets in a client id metadata
+// document: refused with the same reason, members by exact names.
+func TestMetadataDocumentJWKS(t *testing.T) {
+	for _, tc := range jwksCases(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := `{"client_id":"https://app.example/c.json","token_endpoint_auth_method":"private_key_jwt",` +
+				`"redirect_uris":["https://app.example/cb"],"jwks":` + tc.jwks + `}`
+			var md Metadata
+			err := decodeMetadata([]byte(doc), &md)
+			if err == nil {
+				_, err = md.ToClient(Rules{Resources: []string{"https://mcp.example/mcp"}}, KindMetadata)
+			}
+			var me *MetadataError
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && err == nil:
+				t.Errorf("accepted, want a refusal containing %q", tc.want)
+			case tc.want != "" && (!strings.Contains(err.Error(), tc.want) || !errors.As(err, &me)):
+				t.Errorf("%v, want a MetadataError containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRegistryFileJWKSAndJWKSURI: RFC 7591 §2, "MUST NOT both be present".
+func TestRegistryFileJWKSAndJWKSURI(t *testing.T) {
+	doc := `{"clients":[{"client_id":"pk","token_endpoint_auth_method":"private_key_jwt","jwks_uri":"https://app.example/jwks",` +
+		`"redirect_uris":["https://app.example/cb"],"resources":["https://mcp.example/mcp"],"jwks":{"keys":[]}}]}`
+	_, problems := Parse([]byte(doc), Rules{Resources: []string{"https://mcp.example/mcp"}})
+	want := `client "pk": private_key_jwt takes jwks or jwks_uri, not both (RFC 7591 §2)`
+	if len(problems) != 1 || problems[0] != want {
+		t.Errorf("problems %q, want [%q]", problems, want)
+	}
+}
+
+// TestDecodeJWKSExactNames: a member is the JWK parameter of exactly its
+// name; encoding/json also took "USE" for use and "\u212aid" (a Kelvin
+// sign) for kid.
+func TestDecodeJWKSExactNames(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := josev3.JSONWebKey{Key: &key.PublicKey, KeyID: "r1", Use: "sig", Algorithm: "RS256"}
+	raw := `{"keys":[` + jwkJSON(t, k, func(m map[string]any) {
+		m["USE"], m["\u212aid"], m["Alg"] = m["use"], "other", "PS256"
+		delete(m, "use")
+	}) + `],"Keys":[]}`
+	set, err := DecodeJWKS([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Keys) != 1 {
+		t.Fatalf("%d keys, want 1", len(set.Keys))
+	}
+	if got := set.Keys[0]; got.Use != "" || got.KeyID != "r1" || got.Algorithm != "RS256" {
+		t.Errorf("use %q kid %q alg %q, want \"\", \"r1\", \"RS256\" (only exact names count)", got.Use, got.KeyID, got.Algorithm)
+	}
+	if set, err := DecodeJWKS([]byte("null")); set != nil || err != nil {
+		t.Errorf("null: %v %v, want nil, nil", set, err)
+	}
+}
