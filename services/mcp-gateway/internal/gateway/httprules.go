@@ -19,13 +19,19 @@ import (
 //     answered a plain-text 400. Parameters that mime.ParseMediaType
 //     cannot parse (jsonMediaType) do not refuse the type, and mcp-go,
 //     which parses the header again, is handed application/json.
-//   - 406 Not Acceptable when an Accept header is present and admits
-//     neither application/json nor text/event-stream, the two forms of an
-//     answer (RFC 9110 §12.5.1, §15.5.7); a media range admits them when it
-//     names one of them or is a wildcard (*/*, application/*, text/*) and
-//     its q is not 0. A request without Accept (or with an empty one) is
-//     served: curl and some MCP clients send none, and the JSON answer is
-//     what they get.
+//   - 406 Not Acceptable when an Accept header is present and does not
+//     admit application/json (RFC 9110 §12.5.1, §15.5.7): every answer
+//     the gateway sends may be JSON — it becomes an SSE stream only when
+//     there are messages to send before it and the client admits
+//     text/event-stream too (answerAsEventStream) — and Streamable HTTP
+//     (2025-03-26, 2025-06-18: "Sending Messages to the Server") has the
+//     client list both types. So Accept: text/event-stream alone, which
+//     used to get a JSON answer it did not admit, is refused, as the
+//     official TypeScript SDK's server refuses it. A media range admits
+//     application/json when it names it or is a wildcard (*/*,
+//     application/*) and its q is not 0. A request without Accept (or with
+//     an empty one) is served: curl and some MCP clients send none, and
+//     the JSON answer is what they get.
 //
 // Both bodies are JSON-RPC errors with id null, which MCP clients parse.
 func (g *Gateway) checkPostMedia(w http.ResponseWriter, r *http.Request) bool {
@@ -46,10 +52,10 @@ func (g *Gateway) checkPostMedia(w http.ResponseWriter, r *http.Request) bool {
 			return true
 		}
 	}
-	if !acceptsAnswer(r) {
+	if !acceptsJSON(r) {
 		g.metrics.request(transportStreamable, "POST", "not_acceptable")
 		writeHTTPError(w, http.StatusNotAcceptable, mcp.INVALID_REQUEST,
-			"Accept must admit application/json or text/event-stream (the forms of an answer), not "+strconv.Quote(truncate(strings.Join(r.Header.Values("Accept"), ", "), 2*maxLoggedName)))
+			"Accept must admit application/json (every answer may be JSON; Streamable HTTP clients list application/json and text/event-stream), not "+strconv.Quote(truncate(strings.Join(r.Header.Values("Accept"), ", "), 2*maxLoggedName)))
 		return true
 	}
 	return false
@@ -105,10 +111,10 @@ func getAcceptable(r *http.Request) bool {
 	return admits || !present
 }
 
-// acceptsAnswer reports whether r's Accept admits application/json or
-// text/event-stream, or r has no (or only empty) Accept headers.
-func acceptsAnswer(r *http.Request) bool {
-	admits, present := acceptAdmits(r, "application/json", "text/event-stream")
+// acceptsJSON reports whether r's Accept admits application/json, or r
+// has no (or only empty) Accept headers.
+func acceptsJSON(r *http.Request) bool {
+	admits, present := acceptAdmits(r, "application/json")
 	return admits || !present
 }
 

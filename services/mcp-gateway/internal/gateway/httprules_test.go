@@ -9,9 +9,11 @@ import (
 )
 
 // POST /mcp with a body that is not application/json is 415, and with an
-// Accept that admits neither application/json nor text/event-stream 406,
-// each with a JSON-RPC error body (id null); a request without Accept, or
-// with a wildcard, is served.
+// Accept that does not admit application/json 406 — text/event-stream
+// alone too, which was answered in JSON it did not admit (Streamable HTTP
+// has the client list both) —, each with a JSON-RPC error body (id null);
+// a request without Accept, or with a wildcard that admits JSON, is
+// served.
 func TestPostMediaTypes(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
@@ -64,9 +66,10 @@ func TestPostMediaTypes(t *testing.T) {
 	}
 	refused("no Content-Type", map[string]string{"Accept": accept}, http.StatusUnsupportedMediaType,
 		"Content-Type must be application/json (a JSON-RPC message), not none")
-	for _, a := range []string{"text/html", "application/xml, text/plain", "*/*;q=0", "application/json;q=0, text/event-stream; q=0.0"} {
+	for _, a := range []string{"text/html", "application/xml, text/plain", "*/*;q=0", "application/json;q=0, text/event-stream; q=0.0",
+		"text/event-stream", "text/*", "application/json;q=0, */*"} {
 		refused("Accept "+a, map[string]string{"Content-Type": "application/json", "Accept": a}, http.StatusNotAcceptable,
-			`Accept must admit application/json or text/event-stream (the forms of an answer), not "`+a+`"`)
+			`Accept must admit application/json (every answer may be JSON; Streamable HTTP clients list application/json and text/event-stream), not "`+a+`"`)
 	}
 	for _, ct := range []string{"text/plain; a=1; a=2", "application/jsonx; charset=utf-8; charset=utf-16"} {
 		refused("Content-Type "+ct, map[string]string{"Content-Type": ct, "Accept": accept}, http.StatusUnsupportedMediaType,
@@ -80,7 +83,7 @@ func TestPostMediaTypes(t *testing.T) {
 		served("Content-Type "+ct, map[string]string{"Content-Type": ct, "Accept": accept})
 	}
 	served("no Accept (curl, some clients)", map[string]string{"Content-Type": "application/json"})
-	for _, a := range []string{"", "*/*", "application/*", "text/*", "application/json", "text/event-stream", "text/html, application/json;q=0.1", "APPLICATION/JSON"} {
+	for _, a := range []string{"", "*/*", "application/*", "application/json", "text/html, application/json;q=0.1", "APPLICATION/JSON", "text/event-stream, application/json"} {
 		served("Accept "+a, map[string]string{"Content-Type": "application/json", "Accept": a})
 	}
 	// The checks come after the token's: no token is still 401.
