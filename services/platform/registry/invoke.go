@@ -34,23 +34,63 @@ func newMessage(md protoreflect.MessageDescriptor) proto.Message {
 	return dynamicpb.NewMessage(md)
 }
 
-// DecodeJSON builds a request from JSON arguments (MCP tool arguments or a
-// POST body). Unknown fields, wrong types and a missing proto2 required
-// field are InvalidArgument faults.
+// DecodeJSON builds a request from MCP tools/call arguments, b the JSON
+// text of the arguments member as the gateway passes it. MCP's
+// CallToolRequest makes arguments optional: no arguments (b empty, the
+// member absent) and JSON null (read as absent: the gateway's
+// argumentsError lets it through as such) are the request with no fields.
+// Anything else must be one JSON object of the tool's input fields. Unknown
+// fields, wrong types, a value that is not an object, b of only whitespace
+// (not JSON, RFC 8259 section 2; it was read as no arguments) and a
+// missing proto2 required field are InvalidArgument faults.
 func (c *Capability) DecodeJSON(b []byte) (proto.Message, error) {
-	return c.decodeJSON(b, false)
+	return c.decodeJSON(b, false, argumentsText)
 }
 
-// DecodeJSONPartial is DecodeJSON for a body the caller completes (a
+// DecodeBody builds a request from a POST body (the actions-api). No body
+// (b empty) is the request with no fields, where the operation's
+// requestBody is not required (OAS 3.1 section 4.8.13; else the fault of
+// the required field it lacks). A body sent is its media type's content,
+// held to its schema, an object: one of only whitespace (not JSON, RFC
+// 8259 section 2) and JSON null are InvalidArgument faults, as are the
+// faults of DecodeJSON.
+func (c *Capability) DecodeBody(b []byte) (proto.Message, error) {
+	return c.decodeJSON(b, false, bodyText)
+}
+
+// DecodeBodyPartial is DecodeBody for a body the caller completes (a
 // POST's path parameters): a missing required field is left for
 // Capability.CheckRequired once the request is whole.
-func (c *Capability) DecodeJSONPartial(b []byte) (proto.Message, error) {
-	return c.decodeJSON(b, true)
+func (c *Capability) DecodeBodyPartial(b []byte) (proto.Message, error) {
+	return c.decodeJSON(b, true, bodyText)
 }
 
-func (c *Capability) decodeJSON(b []byte, partial bool) (proto.Message, error) {
+// jsonText is what the JSON given to decodeJSON is to its caller, which
+// says what stands for no value.
+type jsonText int
+
+const (
+	// argumentsText: MCP tools/call arguments; null is no arguments.
+	argumentsText jsonText = iota
+	// bodyText: a POST body; null is a value, refused.
+	bodyText
+)
+
+func (c *Capability) decodeJSON(b []byte, partial bool, text jsonText) (proto.Message, error) {
 	in := newMessage(c.Method.Input())
-	if len(strings.TrimSpace(string(b))) == 0 || string(b) == "null" {
+	// null between JSON's own whitespace (RFC 8259 section 2); a text of
+	// only whitespace, JSON's or other Unicode (a no-break space), is no
+	// JSON text at all.
+	null := string(bytes.Trim(b, " \t\r\n")) == "null"
+	switch {
+	case len(b) > 0 && len(bytes.TrimSpace(b)) == 0:
+		if text == bodyText {
+			return nil, fault.InvalidArgument("the request body holds only whitespace, which is not JSON: send a JSON object of the request's fields, or no body")
+		}
+		return nil, fault.InvalidArgument("invalid arguments: only whitespace, which is not JSON: send a JSON object of the tool's input fields ({} for none)")
+	case null && text == bodyText:
+		return nil, fault.InvalidArgument("the request body is null: send a JSON object of the request's fields ({} for none), or no body")
+	case len(b) == 0 || null:
 		if !partial && c.plan().inRequired {
 			// No arguments are no required field either (protojson
 			// checks only what it decodes).

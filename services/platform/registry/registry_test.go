@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
@@ -309,6 +310,57 @@ func TestBadArgumentsAreInvalidArgument(t *testing.T) {
 	}
 	if in, err := c.DecodeJSON(nil); err != nil || in == nil {
 		t.Errorf("empty arguments: %v", err)
+	}
+}
+
+// TestNoValueIsTheCallersToName: DecodeJSON (MCP tools/call arguments) and
+// DecodeBody (a POST body) read no JSON text (nil) as the request with no
+// fields; JSON null is no arguments to MCP (the member is optional; the
+// gateway lets null through as absent) but a value a POST body's object
+// schema refuses. A text of only whitespace is no JSON at all (RFC 8259
+// section 2) for both: it was read as no arguments.
+func TestNoValueIsTheCallersToName(t *testing.T) {
+	reg := load(t)
+	tool, _ := reg.Tool("testing.echo")
+	c := tool.Capability
+	type decoder struct {
+		name   string
+		decode func([]byte) (proto.Message, error)
+	}
+	args := decoder{"DecodeJSON", c.DecodeJSON}
+	body := decoder{"DecodeBody", c.DecodeBody}
+	partial := decoder{"DecodeBodyPartial", c.DecodeBodyPartial}
+	for _, tc := range []struct {
+		d    decoder
+		in   string
+		want string // "" for the request with no fields
+	}{
+		{args, "", ""},
+		{args, "null", ""},
+		{args, "{}", ""},
+		{args, " ", "invalid arguments: only whitespace, which is not JSON: send a JSON object of the tool's input fields ({} for none)"},
+		{args, "\r\n\t", "invalid arguments: only whitespace, which is not JSON: send a JSON object of the tool's input fields ({} for none)"},
+		{args, "\u00a0", "invalid arguments: only whitespace, which is not JSON: send a JSON object of the tool's input fields ({} for none)"},
+		{body, "", ""},
+		{body, "{}", ""},
+		{body, " ", "the request body holds only whitespace, which is not JSON: send a JSON object of the request's fields, or no body"},
+		{body, "null", "the request body is null: send a JSON object of the request's fields ({} for none), or no body"},
+		{body, " null\n", "the request body is null: send a JSON object of the request's fields ({} for none), or no body"},
+		{partial, "", ""},
+		{partial, "\t", "the request body holds only whitespace, which is not JSON: send a JSON object of the request's fields, or no body"},
+		{partial, "null", "the request body is null: send a JSON object of the request's fields ({} for none), or no body"},
+	} {
+		in, err := tc.d.decode([]byte(tc.in))
+		if tc.want == "" {
+			if err != nil || in == nil || proto.Size(in) != 0 {
+				t.Errorf("%s(%q) = %v, %v; want the request with no fields", tc.d.name, tc.in, in, err)
+			}
+			continue
+		}
+		var fe *fault.Error
+		if !errorsAs(err, &fe) || fe.Kind != fault.KindInvalidArgument || fe.Msg != tc.want {
+			t.Errorf("%s(%q) = %v, %v; want the InvalidArgument fault %q", tc.d.name, tc.in, in, err, tc.want)
+		}
 	}
 }
 

@@ -42,7 +42,7 @@ func TestInvokeChecksOnlyRequestsThatCanHoldARequiredField(t *testing.T) {
 	}
 
 	conn, _ := h.d.Conns().For(get.Capability)
-	partial, err := get.Capability.DecodeJSONPartial([]byte(`{"text":"x"}`))
+	partial, err := get.Capability.DecodeBodyPartial([]byte(`{"text":"x"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -424,12 +423,12 @@ func (s *server) decode(ec echo.Context, a *registry.Action) (proto.Message, err
 		if err != nil {
 			return nil, err
 		}
-		if err := checkBodyValue(body); err != nil {
-			return nil, err
-		}
+		// No body (zero bytes) is the request with no fields; a body
+		// sent must be a JSON object, so one of only whitespace or null
+		// is a 400 (registry.Capability.DecodeBody).
 		if len(a.PathParams) == 0 {
-			in, err = c.DecodeJSON(body)
-		} else if in, err = c.DecodeJSONPartial(body); err == nil {
+			in, err = c.DecodeBody(body)
+		} else if in, err = c.DecodeBodyPartial(body); err == nil {
 			// A proto2 required field may be the path's: the request is
 			// checked once whole.
 			if err = s.setPathParams(ec, a, in); err == nil {
@@ -561,31 +560,6 @@ func (s *server) setPathParams(ec echo.Context, a *registry.Action, in proto.Mes
 		return err
 	}
 	proto.Merge(in, path)
-	return nil
-}
-
-// checkBodyValue refuses a POST body that is present but is not a JSON
-// object the operation's schema could admit, where the registry's decoder
-// read it as no body: only whitespace is not JSON at all (RFC 8259
-// section 2: a JSON text is a value between optional whitespace), and
-// null is a JSON value that the body's schema, an object, does not admit
-// (OAS 3.1 §4.8.13: requestBody.required false lets a request leave the
-// body out; a body sent is its media type's content, held to its schema).
-// No body (zero bytes) is the request with no fields, where the
-// document's requestBody is not required (else the 400 of the required
-// field it lacks).
-func checkBodyValue(body []byte) error {
-	if len(body) == 0 {
-		return nil
-	}
-	if strings.TrimSpace(string(body)) == "" {
-		return newError(http.StatusBadRequest, "invalid_request",
-			"the request body holds only whitespace, which is not JSON: send a JSON object of the request's fields, or no body")
-	}
-	if string(bytes.Trim(body, " \t\r\n")) == "null" {
-		return newError(http.StatusBadRequest, "invalid_request",
-			"the request body is null: send a JSON object of the request's fields ({} for none), or no body")
-	}
 	return nil
 }
 
