@@ -82,7 +82,7 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		// with "Content-Type: application/json" skipped the checks before).
 		if endpoint != "register" {
 			if err := r.ParseForm(); err != nil {
-				fail(w, r, http.StatusBadRequest, "invalid_request", bodyProblem(endpoint, r, err))
+				fail(w, r, bodyStatus(err), "invalid_request", bodyProblem(endpoint, r, err))
 				return
 			}
 			dropEmptyParams(r)
@@ -203,6 +203,21 @@ func malformedContentType(endpoint string, r *http.Request) string {
 		return desc + "; the userinfo endpoint reads no request body: send the access token in the Authorization header (RFC 6750 §2.1) and no Content-Type, or a valid one"
 	}
 	return desc
+}
+
+// bodyStatus is the status of a request whose body could not be read
+// (err is r.ParseForm's or the registration body's read error): 413
+// Content Too Large for a body over maxFormBytes (RFC 9110 §15.5.14),
+// else 400. The answer keeps its OAuth error body (RFC 6749 §5.2 names
+// 400 for the token endpoint's errors, but a body the server would not
+// read is an HTTP condition before any OAuth one, and 413 tells a client
+// that the same request sent again fails again).
+func bodyStatus(err error) int {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
 }
 
 // bodyProblem describes why the query and form of a request to endpoint

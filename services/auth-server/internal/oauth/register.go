@@ -182,18 +182,21 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	regErr := func(code, desc string) {
+	regErrStatus := func(status int, code, desc string) {
 		s.metrics.errors.WithLabelValues("register", code).Inc()
 		s.auditEvent(r, audit.Record{Event: audit.Registration, Result: code})
-		writeJSONError(w, http.StatusBadRequest, code, desc)
+		writeJSONError(w, status, code, desc)
 	}
+	regErr := func(code, desc string) { regErrStatus(http.StatusBadRequest, code, desc) }
 	if !isJSON(r) {
 		regErr("invalid_client_metadata", "the request must be application/json")
 		return
 	}
 	var req registrationRequest
-	if desc := decodeRegistration(r.Body, &req); desc != "" {
-		regErr("invalid_client_metadata", desc)
+	if status, desc := decodeRegistration(r.Body, &req); desc != "" {
+		// A body over the limit is 413 (RFC 9110 §15.5.14), with the
+		// registration error of every other unreadable body.
+		regErrStatus(status, "invalid_client_metadata", desc)
 		return
 	}
 	if len(req.RedirectURIs) == 0 {
@@ -339,7 +342,8 @@ var registrationMembers = map[string]func(*registrationRequest) any{
 }
 
 // decodeRegistration reads a registration body, one JSON object, into req
-// and returns what is wrong with it, "" when nothing is. An object whose
+// and returns what is wrong with it, "" when nothing is, and the status to
+// answer it with (bodyStatus: 413 for a body over the limit, else 400). An object whose
 // member name repeats is refused, at any depth, naming the member: RFC
 // 8259 §4 leaves duplicate names to each parser (encoding/json keeps the
 // last; others keep the first or refuse), so a proxy or a logger in front
@@ -347,25 +351,25 @@ var registrationMembers = map[string]func(*registrationRequest) any{
 // member is the metadata field of exactly its name (RFC 7591 §2 names are
 // case-sensitive): encoding/json would also fill redirect_uris from
 // "REDIRECT_URIS", an unknown member that §3.1 has the server ignore.
-func decodeRegistration(body io.Reader, req *registrationRequest) string {
+func decodeRegistration(body io.Reader, req *registrationRequest) (status int, desc string) {
 	raw, err := io.ReadAll(body)
 	if err != nil {
-		return decodeProblem(err)
+		return bodyStatus(err), decodeProblem(err)
 	}
 	if name, err := clients.DuplicateMember(raw); err != nil {
-		return decodeProblem(err)
+		return http.StatusBadRequest, decodeProblem(err)
 	} else if name != "" {
-		return fmt.Sprintf("member %s appears more than once in the client metadata (RFC 8259 §4: names must be unique)", strconv.Quote(truncate(name, 64)))
+		return http.StatusBadRequest, fmt.Sprintf("member %s appears more than once in the client metadata (RFC 8259 §4: names must be unique)", strconv.Quote(truncate(name, 64)))
 	}
 	err = clients.DecodeMembers(raw, req, registrationMembers)
 	var bad *clients.MemberError
 	switch {
 	case err == nil:
-		return ""
+		return http.StatusOK, ""
 	case errors.As(err, &bad):
-		return decodeProblem(&json.UnmarshalTypeError{Field: bad.Name})
+		return http.StatusBadRequest, decodeProblem(&json.UnmarshalTypeError{Field: bad.Name})
 	}
-	return "the body is not a JSON object"
+	return http.StatusBadRequest, "the body is not a JSON object"
 }
 
 // decodeProblem says what is wrong with a registration body that does not
