@@ -601,6 +601,28 @@ func urlPath(raw string) string {
 	return strings.Trim(u.Path, "/")
 }
 
+// accessAlgs are the algorithms of access tokens this server issued that
+// verify now: ACCESS_TOKEN_SIGNING_ALG's first, then each other one of
+// tokens.AccessTokenAlgorithms with a published key. After a switch
+// (RS256 to ES256, or back while the EC keys stay published) the tokens
+// signed before it are still valid until they expire — the fleet's
+// verifiers take either algorithm, each with the keys published for it —
+// and a resource server that admits only the listed algorithms must not
+// refuse them. The RSA key is always published (it signs ID tokens), so
+// RS256 is always listed.
+func (s *Server) accessAlgs() []string {
+	out := []string{s.accessAlg()}
+	if s.ring == nil {
+		return out
+	}
+	for _, alg := range tokens.AccessTokenAlgorithms {
+		if string(alg) != out[0] && s.ring.Supports(alg) {
+			out = append(out, string(alg))
+		}
+	}
+	return out
+}
+
 // Metadata is the authorization server metadata document.
 func (s *Server) Metadata() map[string]any {
 	iss := s.issuer
@@ -626,8 +648,8 @@ func (s *Server) Metadata() map[string]any {
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		// Not registered with IANA, but in use (RFC 8414 §2 allows more
-		// metadata): the algorithm of our JWT access tokens (RFC 9068).
-		"access_token_signing_alg_values_supported":      []string{s.accessAlg()},
+		// metadata): the algorithms of our JWT access tokens (RFC 9068).
+		"access_token_signing_alg_values_supported":      s.accessAlgs(),
 		"authorization_response_iss_parameter_supported": true,
 		"client_id_metadata_document_supported":          s.cfg.CIMDEnabled,
 		"resource_indicators_supported":                  true,

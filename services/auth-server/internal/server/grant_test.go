@@ -507,8 +507,10 @@ func TestES256AccessTokens(t *testing.T) {
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&md)
 	resp.Body.Close()
-	if got := md["access_token_signing_alg_values_supported"]; len(got.([]any)) != 1 || got.([]any)[0] != "ES256" {
-		t.Errorf("discovery access_token_signing_alg_values_supported = %v", got)
+	// ES256 first; RS256 too, since the RSA key is published and tokens
+	// signed with it verify (TestAccessTokenAlgSwitch).
+	if got, _ := md["access_token_signing_alg_values_supported"].([]any); len(got) != 2 || got[0] != "ES256" || got[1] != "RS256" {
+		t.Errorf("discovery access_token_signing_alg_values_supported = %v, want [ES256 RS256]", got)
 	}
 	resp, err = http.Get(f.Base + "/oauth/jwks")
 	if err != nil {
