@@ -259,7 +259,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		redirectErr("login_required", "prompt=none is not supported: the user must sign in at the identity provider")
 		return
 	}
-	if hint := q.Get("id_token_hint"); hint != "" && !s.idTokenHintVerifies(r.Context(), hint) {
+	if hint := q.Get("id_token_hint"); hint != "" && idTokenHintApplies(ar) && !s.idTokenHintVerifies(r.Context(), hint) {
 		// Refused here, before the user signs in: fosite checks the hint
 		// only when it issues the code, after the sign-in.
 		redirectErr("invalid_request", idTokenHintRefused)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ory/fosite"
 	fjwt "github.com/ory/fosite/token/jwt"
 
 	"github.com/tollgate/tollgate/services/platform/tokens"
@@ -61,6 +62,18 @@ func (d publishedKeyDecoder) Validate(ctx context.Context, token string) (string
 // idTokenHintRefused is the authorization error for an id_token_hint that
 // is no ID token of this server.
 const idTokenHintRefused = "id_token_hint is not an ID token signed by this server with a published key (OpenID Connect Core section 3.1.2.1)"
+
+// idTokenHintApplies reports whether ar's id_token_hint is checked: only
+// in an OpenID Connect request, one whose scope (after the defaults, when
+// the request named none) has openid. id_token_hint is a parameter of
+// OpenID Connect Core §3.1.2.1, and without openid the request is plain
+// OAuth 2.0, where it means nothing (RFC 6749 §3.1: unrecognized request
+// parameters are ignored); fosite's OpenID Connect handler ignores it
+// then too, so a hint refused here stopped a request that would have
+// succeeded.
+func idTokenHintApplies(ar fosite.AuthorizeRequester) bool {
+	return ar.GetRequestedScopes().Has("openid")
+}
 
 // idTokenHintVerifies reports whether hint is a JWT signed (RS256) by a
 // published key, with a subject; expired is fine (OpenID Connect Core
