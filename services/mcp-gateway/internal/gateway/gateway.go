@@ -132,6 +132,9 @@ type Gateway struct {
 	// pendingAcks: nonce -> chan struct{}, terminations this replica
 	// announced and waits to see acknowledged (announceTermination).
 	pendingAcks sync.Map
+	// pendingRelays: nonce -> chan string, legacy messages this replica
+	// relayed and waits to hear the outcome of (awaitRelay).
+	pendingRelays sync.Map
 
 	route func(*http.Request) string // route pattern of a request, once Handler is built
 

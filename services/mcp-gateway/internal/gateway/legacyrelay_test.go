@@ -48,10 +48,11 @@ func TestLegacyRelayedInitializeRetriedAfterAFailedPublish(t *testing.T) {
 
 // When the stream's replica cannot confirm a relayed initialize's claim
 // (Redis refuses its script: here that replica's own Redis user is denied
-// EVALSHA and EVAL), the initialize must not be handled, and its client,
-// answered 202 by the replica it posted to, would wait for an answer that
-// never comes: the stream is ended, and the session with it, as when the
-// negotiated version cannot be recorded.
+// EVALSHA and EVAL), the initialize must not be handled, and its client
+// would wait for an answer that never comes: the stream is ended, and the
+// session with it, as when the negotiated version cannot be recorded. The
+// POST, which was answered 202, is now 404 (the session is gone): the
+// replica it was posted to hears so from the stream's (answerRelay).
 func TestLegacyStreamEndsWhenARelayedClaimCannotBeConfirmed(t *testing.T) {
 	f := newFleet(t)
 	rc := f.Redis.Client()
@@ -69,8 +70,8 @@ func TestLegacyStreamEndsWhenARelayedClaimCannotBeConfirmed(t *testing.T) {
 	}
 	init := call("initialize", map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{},
 		"clientInfo": map[string]any{"name": "legacy", "version": "1"}})
-	if r := b.do(t, req{Method: "POST", Path: path, Token: tok, Body: init}); r.Status != http.StatusAccepted {
-		t.Fatalf("relayed initialize: %d %s, want 202", r.Status, r.Body)
+	if r := b.do(t, req{Method: "POST", Path: path, Token: tok, Body: init}); r.Status != http.StatusNotFound {
+		t.Fatalf("relayed initialize: %d %s, want 404 (its stream was ended)", r.Status, r.Body)
 	}
 	if !s.ended(10 * time.Second) {
 		t.Fatal("the stream stayed open after its relayed initialize could not be confirmed")

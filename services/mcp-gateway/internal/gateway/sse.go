@@ -230,7 +230,10 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	n, err := g.relay(r.Context(), rec.Replica, relayed{Session: id, Token: claims.Raw, Body: body, RequestID: logging.RequestID(r.Context()), Claim: claim})
+	nonce, outcome := g.expectRelayOutcome()
+	defer g.pendingRelays.Delete(nonce)
+	n, err := g.relay(r.Context(), rec.Replica, relayed{Session: id, Token: claims.Raw, Body: body, RequestID: logging.RequestID(r.Context()), Claim: claim,
+		Answer: g.replica + " " + nonce})
 	if err != nil {
 		if claim != "" && g.relayedInitializeDelivered(r.Context(), id, claim) {
 			g.metrics.relayed.WithLabelValues("sent").Inc()
@@ -250,8 +253,88 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.metrics.relayed.WithLabelValues("sent").Inc()
-	g.metrics.request(transportSSE, methodLabel(method), "202")
-	w.WriteHeader(http.StatusAccepted)
+	// The stream's replica tells whether it handed the message on
+	// (deliverRelayed): a 202 promises an answer on the stream, which a
+	// message it dropped never gets.
+	switch got := g.awaitRelay(r.Context(), outcome); got {
+	case relayGone:
+		// The stream had ended there (its record outlived it: the delete
+		// failed), or it ended because the initialize's claim could not be
+		// confirmed; the record is deleted there.
+		g.metrics.request(transportSSE, methodLabel(method), "unknown_session")
+		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; open a new stream with GET /sse")
+	case relayRefused:
+		// Its token was refused there (revoked or expired since it was
+		// verified here); the stream opened with it ends with it.
+		g.metrics.request(transportSSE, methodLabel(method), "unauthorized")
+		g.unauthorized(w, transportSSE, "the access token is no longer accepted")
+	case relayDropped:
+		// An initialize whose claim was no longer held there: not handled;
+		// sent again, it is.
+		g.unavailable(w, r, transportSSE, method, errors.New("relayed message not handled by the stream's replica: "+got))
+	default:
+		// Handed on, or no answer in time (a replica of an earlier version
+		// answers none; a slow one may yet deliver it): accepted, as
+		// before the stream's replica answered.
+		g.metrics.request(transportSSE, methodLabel(method), "202")
+		w.WriteHeader(http.StatusAccepted)
+	}
+}
+
+// The outcomes of a relayed message, as the stream's replica answers them
+// (deliverRelayed) on the sender's acks channel: "<nonce> <outcome>".
+const (
+	relayDelivered = "delivered" // handed to the session's stream (mcp-go answered 202)
+	relayGone      = "gone"      // no stream for the session there: the session has ended
+	relayRefused   = "refused"   // the token was refused there
+	relayDropped   = "dropped"   // not handled (an initialize whose claim is not held, mcp-go refused it)
+	relayUnknown   = "unknown"   // no outcome within relayAnswerWait
+)
+
+// relayAnswerWait bounds how long a relayed /messages POST waits for the
+// stream's replica to say what it did with the message; it covers that
+// replica's confirmation of an initialize's claim (3 s at most).
+const relayAnswerWait = 5 * time.Second
+
+// expectRelayOutcome registers a relay this replica is about to send: the
+// nonce the stream's replica answers with, and the channel its outcome
+// arrives on. The caller deletes the nonce from pendingRelays when done.
+func (g *Gateway) expectRelayOutcome() (string, chan string) {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	nonce := hex.EncodeToString(b[:])
+	ch := make(chan string, 1)
+	g.pendingRelays.Store(nonce, ch)
+	return nonce, ch
+}
+
+// awaitRelay waits, up to relayAnswerWait, for a relayed message's
+// outcome; relayUnknown when none came.
+func (g *Gateway) awaitRelay(ctx context.Context, ch chan string) string {
+	timer := time.NewTimer(relayAnswerWait)
+	defer timer.Stop()
+	select {
+	case o := <-ch:
+		return o
+	case <-timer.C:
+		g.log.WarnContext(ctx, "the stream's replica did not say what it did with a relayed message in time; accepted")
+	case <-ctx.Done():
+	}
+	return relayUnknown
+}
+
+// answerRelay tells the replica that relayed m what became of it (a
+// message relayed without Answer, by an earlier version, gets nothing).
+func (g *Gateway) answerRelay(ctx context.Context, m relayed, outcome string) {
+	replica, nonce, ok := strings.Cut(m.Answer, " ")
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	if err := g.rdb.Publish(ctx, g.acks(replica), nonce+" "+outcome).Err(); err != nil {
+		g.log.WarnContext(ctx, "could not tell the sender what became of a relayed message", "err", err)
+	}
 }
 
 // relayedInitializeDelivered settles a legacy initialize whose relay
@@ -411,6 +494,11 @@ type relayed struct {
 	// Claim is the token of an initialize's claim (Store.ClaimInitialize),
 	// which the receiving replica gives back if it refuses the token.
 	Claim string `json:"claim,omitempty"`
+	// Answer is "<sender replica> <nonce>": the receiving replica
+	// publishes "<nonce> <outcome>" on the sender's acks channel
+	// (answerRelay), so that the sender answers the POST by what became of
+	// the message.
+	Answer string `json:"answer,omitempty"`
 }
 
 func (g *Gateway) inbox(replica string) string { return g.rdb.Key("mcp", "replica", replica) }
@@ -543,8 +631,20 @@ func (g *Gateway) terminated(ctx context.Context, payload string) {
 	}
 }
 
-// acknowledged counts an acknowledgement of a termination this replica announced.
-func (g *Gateway) acknowledged(nonce string) {
+// acknowledged counts an acknowledgement of a termination this replica
+// announced ("<nonce>"), or hands on the outcome of a message it relayed
+// ("<nonce> <outcome>": answerRelay).
+func (g *Gateway) acknowledged(payload string) {
+	if nonce, outcome, ok := strings.Cut(payload, " "); ok {
+		if ch, ok := g.pendingRelays.Load(nonce); ok {
+			select {
+			case ch.(chan string) <- outcome:
+			default:
+			}
+		}
+		return
+	}
+	nonce := payload
 	if ch, ok := g.pendingAcks.Load(nonce); ok {
 		select {
 		case ch.(chan struct{}) <- struct{}{}:
@@ -622,11 +722,15 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		// Relayed here because the session's record names this replica,
 		// but its stream has ended: the record outlived it (its delete
 		// failed). The sender answered 202; the record goes now, so that
-		// the client's next POST, on any replica, is 404.
+		// the client's next POST, on any replica, is 404; so is this one
+		// (answerRelay): the sender waits to hear.
 		// In its own goroutine: this loop also delivers terminations and
 		// notifications, which a slow Redis must not hold up.
 		g.metrics.relayed.WithLabelValues("dropped").Inc()
-		go g.endLegacyRecord(ctx, m.Session)
+		go func() {
+			g.endLegacyRecord(ctx, m.Session)
+			g.answerRelay(ctx, m, relayGone)
+		}()
 		return
 	}
 	ctx = logging.WithRequestID(ctx, logging.RequestIDOrNew(m.RequestID))
@@ -639,6 +743,7 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		if m.Claim != "" {
 			g.releaseInitialize(ctx, m.Session, m.Claim) // claimed by the replica it was posted to
 		}
+		g.answerRelay(ctx, m, relayRefused)
 		return
 	}
 	if m.Claim != "" {
@@ -661,29 +766,45 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 			g.log.WarnContext(ctx, "could not confirm a relayed initialize's claim; its legacy stream is ended so that the client reconnects", "err", err)
 			g.metrics.relayed.WithLabelValues("dropped").Inc()
 			g.streams.end(redisx.Hash(m.Session))
+			g.answerRelay(ctx, m, relayGone)
 			return
 		}
 		if !ok {
 			g.log.InfoContext(ctx, "relayed initialize dropped: its claim is not held (given back after a failed relay, or expired)")
 			g.metrics.relayed.WithLabelValues("dropped").Inc()
+			g.answerRelay(ctx, m, relayDropped)
 			return
 		}
 	}
 	g.metrics.relayed.WithLabelValues("received").Inc()
+	d := &discard{h: http.Header{}}
 	if err := g.serveLegacyMessage(tokens.NewContext(ctx, claims), m.Session, m.Body, msg, func(req *http.Request) {
-		g.sse.MessageHandler().ServeHTTP(discard{h: http.Header{}}, req)
+		g.sse.MessageHandler().ServeHTTP(d, req)
 	}); err != nil {
 		g.log.InfoContext(ctx, "relayed message not delivered", "err", err)
 	}
+	if d.status == http.StatusAccepted {
+		g.answerRelay(ctx, m, relayDelivered)
+	} else {
+		g.answerRelay(ctx, m, relayDropped)
+	}
 }
 
-// discard is the response of a relayed message: the client already got
-// its 202 from the replica it posted to.
-type discard struct{ h http.Header }
+// discard is the response of a relayed message: its status tells the
+// replica it was posted to what became of it (answerRelay); its body goes
+// nowhere.
+type discard struct {
+	h      http.Header
+	status int
+}
 
-func (d discard) Header() http.Header         { return d.h }
-func (d discard) Write(b []byte) (int, error) { return len(b), nil }
-func (d discard) WriteHeader(int)             {}
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(code int) {
+	if d.status == 0 {
+		d.status = code
+	}
+}
 
 // ownedBy reports whether the verified access token may use the session:
 // the session belongs to the subject and the client (the token's sub and
