@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -85,4 +86,45 @@ func TestLegacyStreamEndsWhenARelayedClaimCannotBeConfirmed(t *testing.T) {
 			t.Fatalf("POST after the stream ended: %d %s, want 404", r.Status, r.Body)
 		}
 	}
+}
+
+// A relayed initialize whose claim is no longer held when it reaches the
+// stream's replica (the claim expired while the message was on its way,
+// after its sender had answered the POST 202) was dropped silently, and
+// its client waited for an answer forever. It is now answered on the
+// stream, with its id and a JSON-RPC error, and not handled: the session
+// is still not initialized, and the client's next initialize is. The
+// late relay is published here as the sender publishes it, with a claim
+// token nobody holds.
+func TestLegacyLateRelayedInitializeIsAnsweredOnTheStream(t *testing.T) {
+	f := newFleet(t)
+	a := f.Gateway()
+	tok := f.Token("user-7", allScopes)
+	s := a.openStream(t, "/sse", tok, nil)
+	path := s.endpoint()
+	_, id, _ := strings.Cut(path, "sessionId=")
+	rc := f.Redis.Client()
+	inboxes, err := rc.Do(t.Context(), "PUBSUB", "CHANNELS", "*mcp:replica:*").StringSlice()
+	if err != nil || len(inboxes) != 1 {
+		t.Fatalf("the replica's inbox: %v %v", inboxes, err)
+	}
+	init := call("initialize", map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "legacy", "version": "1"}})
+	body, _ := json.Marshal(init)
+	late, _ := json.Marshal(map[string]any{"session": id, "token": tok, "body": json.RawMessage(body), "claim": "expired-claim"})
+	if n, err := rc.Publish(t.Context(), inboxes[0], late).Result(); err != nil || n != 1 {
+		t.Fatalf("publish the late relay: %d %v", n, err)
+	}
+	e := s.next(response(init["id"]))
+	var m rpcMessage
+	if err := json.Unmarshal([]byte(e.Data), &m); err != nil || m.Error == nil || m.Result != nil ||
+		!strings.Contains(e.Data, "send initialize again") {
+		t.Fatalf("answer to the late initialize: %s, want a JSON-RPC error", e.Data)
+	}
+	// Not handled: the session is not initialized, and initialize is
+	// accepted and answered now.
+	if r := a.do(t, req{Method: "POST", Path: path, Token: tok, Body: call("tools/list", nil)}); r.Status != http.StatusBadRequest {
+		t.Fatalf("tools/list before any initialize was handled: %d %s, want 400 (not initialized)", r.Status, r.Body)
+	}
+	legacyInit(t, s, a, tok, path)
 }

@@ -770,9 +770,23 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 			return
 		}
 		if !ok {
-			g.log.InfoContext(ctx, "relayed initialize dropped: its claim is not held (given back after a failed relay, or expired)")
+			// Its claim is no longer this initialize's: it expired
+			// (session.InitializeClaimTTL) while the message was on its
+			// way — its client, answered 202, waits for an answer on the
+			// stream — or its sender gave it back after a failed PUBLISH
+			// (that client was answered 503). Not handled: another
+			// initialize may hold the claim now. It is answered on the
+			// stream with a JSON-RPC error carrying its id, as 2024-11-05's
+			// HTTP+SSE transport answers every request ("server messages
+			// ... as SSE message events"), so that the client's wait ends
+			// and it may send initialize again.
+			g.log.InfoContext(ctx, "relayed initialize not handled: its claim is not held (given back after a failed relay, or expired); answered with an error on the stream")
 			g.metrics.relayed.WithLabelValues("dropped").Inc()
-			g.answerRelay(ctx, m, relayDropped)
+			if g.answerOnStream(m, msg, mcp.INTERNAL_ERROR, lateInitializeMessage) {
+				g.answerRelay(ctx, m, relayDelivered)
+			} else {
+				g.answerRelay(ctx, m, relayDropped)
+			}
 			return
 		}
 	}
@@ -788,6 +802,42 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 	} else {
 		g.answerRelay(ctx, m, relayDropped)
 	}
+}
+
+// lateInitializeMessage answers, on the stream, a relayed initialize whose
+// claim was no longer held when it reached the stream's replica.
+const lateInitializeMessage = "initialize not handled: it reached the session's stream after its claim had expired or been given back; send initialize again"
+
+// answerOnStream writes a JSON-RPC error answering the relayed request in
+// m (msg is its envelope) on the session's stream here, with the request's
+// id exactly as the client sent it (an id mcp-go would not echo is
+// rewritten, and the stream's writer restores it: exactIDs), and reports
+// whether it was queued (false: no id, or the stream is gone or full).
+func (g *Gateway) answerOnStream(m relayed, msg message, code int, text string) bool {
+	if len(msg.ID) == 0 {
+		return false
+	}
+	body, _ := g.ids.rewrite(m.Body, msg.ID)
+	var env struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(body, &env) != nil || len(env.ID) == 0 {
+		return false
+	}
+	answer := struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}{JSONRPC: mcp.JSONRPC_VERSION, ID: env.ID}
+	answer.Error.Code, answer.Error.Message = code, text
+	if err := g.sse.SendEventToSession(m.Session, answer); err != nil {
+		g.log.Info("could not answer a relayed request on its stream", "err", err)
+		return false
+	}
+	return true
 }
 
 // discard is the response of a relayed message: its status tells the
