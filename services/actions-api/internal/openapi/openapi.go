@@ -504,12 +504,18 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 	if protected {
 		badRequest += ", more than one Authorization header, or an access token in the query string"
 	}
-	op.Responses["400"] = errResp(badRequest+" (error invalid_request).", nil)
+	var challenge map[string]Header
 	if protected {
-		challenge := map[string]Header{"WWW-Authenticate": {
+		challenge = map[string]Header{"WWW-Authenticate": {
 			Description: "Bearer challenge (RFC 6750) naming the error, the scopes the operation needs and the protected resource metadata URL (resource_metadata, RFC 9728 section 5.1).",
 			Schema:      registry.Schema{"type": "string"},
 		}}
+	}
+	// A repeated Authorization header or a token in the query is the
+	// bearer error invalid_request, a 400 with its challenge (RFC 6750
+	// section 3.1; api.authenticate).
+	op.Responses["400"] = errResp(badRequest+" (error invalid_request).", challenge)
+	if protected {
 		op.Responses["401"] = errResp("The access token is missing, malformed, expired, revoked, not signed by the issuer or issued for another audience (error invalid_token). Link the account again.", challenge)
 		op.Responses["403"] = errResp("The access token lacks a scope this operation needs (error insufficient_scope).", challenge)
 	}

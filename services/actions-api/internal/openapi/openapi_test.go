@@ -349,3 +349,38 @@ func TestBuildNeedsURLs(t *testing.T) {
 		t.Error("Build without an issuer succeeded")
 	}
 }
+
+// TestBearerRefusalsDeclareTheirChallenge: every response of a protected
+// operation that carries a Bearer challenge declares WWW-Authenticate: the
+// 401 and 403, and the 400 of a repeated Authorization header or a token
+// in the query string, which api.authenticate answers with error
+// invalid_request and its challenge (RFC 6750 section 3.1). The 400 did
+// not declare it. A public operation's 400 sends none.
+func TestBearerRefusalsDeclareTheirChallenge(t *testing.T) {
+	_, doc := build(t, capabilities(t), golden)
+	protected := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			isProtected := op.Security != nil && len(*op.Security) > 0
+			for _, code := range []string{"400", "401", "403"} {
+				r := op.Responses.Value(code)
+				if r == nil {
+					if isProtected {
+						t.Errorf("%s %s: no %s response", method, path, code)
+					}
+					continue
+				}
+				_, declared := r.Value.Headers["WWW-Authenticate"]
+				if declared != isProtected {
+					t.Errorf("%s %s: %s declares WWW-Authenticate: %v, want %v", method, path, code, declared, isProtected)
+				}
+			}
+			if isProtected {
+				protected++
+			}
+		}
+	}
+	if protected == 0 {
+		t.Fatal("no protected operation in the document")
+	}
+}
