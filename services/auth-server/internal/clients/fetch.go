@@ -246,7 +246,7 @@ func (f *MetadataFetcher) Fetch(ctx context.Context, id string) (*Metadata, time
 	if name, err := DuplicateMember(body); err != nil {
 		return nil, 0, metaErr("not a JSON object")
 	} else if name != "" {
-		return nil, 0, metaErr("member %q appears more than once (RFC 8259 §4: names must be unique)", truncateName(name))
+		return nil, 0, metaErr("member %q appears more than once (RFC 8259 §4: names must be unique)", Truncate(name, QuoteLimit))
 	}
 	var md Metadata
 	if err := decodeMetadata(body, &md); err != nil {
@@ -320,12 +320,4 @@ func redact(err error) string {
 		return ue.Err.Error()
 	}
 	return err.Error()
-}
-
-// truncateName is a member name quoted in an error, at most 64 bytes.
-func truncateName(n string) string {
-	if len(n) > 64 {
-		return n[:64] + "…"
-	}
-	return n
 }

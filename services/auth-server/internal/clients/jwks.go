@@ -139,7 +139,7 @@ func AssertionKeysProblem(set *josev3.JSONWebKeySet) string {
 		p := assertionKeyProblem(k)
 		name := fmt.Sprintf("key %d", i+1)
 		if k.KeyID != "" {
-			name += fmt.Sprintf(" (kid %s)", strconv.Quote(truncateName(k.KeyID)))
+			name += fmt.Sprintf(" (kid %s)", strconv.Quote(Truncate(k.KeyID, QuoteLimit)))
 		}
 		if !k.IsPublic() {
 			return "jwks " + name + " " + p + ": remove it and publish the public key"

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 )
@@ -174,12 +175,9 @@ func formWanted(endpoint string) (desc string, ok bool) {
 }
 
 // quotedHeader quotes a request header's value for an error description,
-// at most 64 bytes of it.
+// at most clients.QuoteLimit bytes of it ("…" when cut, clients.Truncate).
 func quotedHeader(v string) string {
-	if len(v) > 64 {
-		v = v[:64]
-	}
-	return strconv.Quote(v)
+	return strconv.Quote(clients.Truncate(v, clients.QuoteLimit))
 }
 
 // malformedContentType describes a POST whose Content-Type is not a media

@@ -271,7 +271,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.ClientURI != "" {
 		if u, err := url.Parse(req.ClientURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(req.ClientURI) > 2000 {
-			regErr("invalid_client_metadata", fmt.Sprintf("client_uri %s: must be an http or https URL", strconv.Quote(truncate(req.ClientURI, 200))))
+			regErr("invalid_client_metadata", fmt.Sprintf("client_uri %s: must be an http or https URL", strconv.Quote(clients.Truncate(req.ClientURI, 200))))
 			return
 		}
 	}
@@ -359,7 +359,7 @@ func decodeRegistration(body io.Reader, req *registrationRequest) (status int, d
 	if name, err := clients.DuplicateMember(raw); err != nil {
 		return http.StatusBadRequest, decodeProblem(err)
 	} else if name != "" {
-		return http.StatusBadRequest, fmt.Sprintf("member %s appears more than once in the client metadata (RFC 8259 §4: names must be unique)", strconv.Quote(truncate(name, 64)))
+		return http.StatusBadRequest, fmt.Sprintf("member %s appears more than once in the client metadata (RFC 8259 §4: names must be unique)", strconv.Quote(clients.Truncate(name, clients.QuoteLimit)))
 	}
 	err = clients.DecodeMembers(raw, req, registrationMembers)
 	var bad *clients.MemberError
@@ -392,13 +392,6 @@ func decodeProblem(err error) string {
 		return field + " must be a string"
 	}
 	return "the body is not a JSON object"
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 func (s *Server) unavailable(w http.ResponseWriter) {
