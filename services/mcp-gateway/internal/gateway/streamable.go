@@ -210,7 +210,18 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			g.initialize(w, r, claims, msg, header, next)
 			return
 		}
-		if r.Method == http.MethodOptions || r.Method == http.MethodHead {
+		if r.Method == http.MethodOptions {
+			// An OPTIONS that is no CORS preflight (no Origin, or no
+			// Access-Control-Request-Method: the CORS handler passes it
+			// on) asks what the endpoint allows (RFC 9110 §9.3.7). mcp-go
+			// answered a plain-text 404 "page not found", which says the
+			// endpoint does not exist; it is 204 with Allow.
+			g.metrics.requestStatus(transportStreamable, methodLabel(method), http.StatusNoContent)
+			w.Header().Set("Allow", "GET, POST, DELETE")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if r.Method == http.MethodHead {
 			g.serve(transportStreamable, method, next, w, r)
 			return
 		}
