@@ -131,6 +131,11 @@ check (INFO, CONFIG GET: not the user's) to the fleet
 - name: DYNAMIC_CLIENT_RESOURCES
   value: {{ join "," $dyn | quote }}
 {{- end }}
+{{- with $root.Values.authServer.trustedRedirectOrigins }}
+{{- /* Rendered only when set: the auth-server's default is https://chatgpt.com. */}}
+- name: TRUSTED_REDIRECT_ORIGINS
+  value: {{ join "," . | quote }}
+{{- end }}
 {{- end }}
 {{- if and (eq $name "mcp-gateway") (ne ($root.Values.mcpGateway.toolNameStyle | default "dotted") "dotted") }}
 {{- /* Rendered only when not the gateway's default, dotted. */}}

@@ -88,6 +88,16 @@ type Config struct {
 	// AllowedOrigins may call the token, userinfo, JWKS and discovery
 	// endpoints from a browser (ALLOWED_ORIGINS, comma-separated).
 	AllowedOrigins []string
+	// TrustedRedirectOrigins are the origins (scheme://host[:port], lower
+	// case, the host in ASCII, no default port) of the redirect URIs of
+	// self-registered clients — dynamic registration, Client ID Metadata
+	// Documents — that the authorization endpoint sends error responses to
+	// automatically (TRUSTED_REDIRECT_ORIGINS, comma-separated; "none" for
+	// none; default https://chatgpt.com). Another self-registered
+	// client's error response is shown on a page of this server with a
+	// link the user may follow (RFC 9700 §4.11.2). Operator-registered
+	// clients and loopback redirect URIs are trusted whatever it says.
+	TrustedRedirectOrigins []string
 
 	Upstream Upstream
 
@@ -287,6 +297,10 @@ func Load(getenv func(string) string) (Config, error) {
 	c.ActionsAudience = s.String("ACTIONS_AUDIENCE", "")
 	c.DynamicClientResources = s.List(DynamicClientResourcesSetting, nil)
 	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
+	c.TrustedRedirectOrigins = s.List(TrustedRedirectOriginsSetting, DefaultTrustedRedirectOrigins)
+	if len(c.TrustedRedirectOrigins) == 1 && c.TrustedRedirectOrigins[0] == "none" {
+		c.TrustedRedirectOrigins = nil
+	}
 	c.Upstream = Upstream{
 		Issuer:             s.String("UPSTREAM_ISSUER_URL", ""),
 		ClientID:           s.String("UPSTREAM_CLIENT_ID", ""),
@@ -416,6 +430,52 @@ func (c *Config) Resources() []string {
 	return out
 }
 
+// TrustedRedirectOriginsSetting names Config.TrustedRedirectOrigins.
+const TrustedRedirectOriginsSetting = "TRUSTED_REDIRECT_ORIGINS"
+
+// DefaultTrustedRedirectOrigins is TRUSTED_REDIRECT_ORIGINS when unset:
+// ChatGPT's, whose connectors register themselves with the redirect URI
+// https://chatgpt.com/connector_platform_oauth_redirect and are told why
+// an authorization failed at that URI, as before the setting existed.
+var DefaultTrustedRedirectOrigins = []string{"https://chatgpt.com"}
+
+// redirectOrigins checks TRUSTED_REDIRECT_ORIGINS (config.Origins: an
+// explicit scheme://host[:port], no wildcard, path, query or credentials;
+// https in production) and returns each in the form RedirectOrigin gives a
+// redirect URI's origin, the form it is compared in. "none" stands alone.
+func redirectOrigins(p *config.Problems, list []string, prod bool) []string {
+	if slices.Contains(list, "none") {
+		p.Addf("%s: none stands alone (no origin is trusted); list origins without it", TrustedRedirectOriginsSetting)
+		list = slices.DeleteFunc(slices.Clone(list), func(o string) bool { return o == "none" })
+	}
+	var out []string
+	for _, o := range config.Origins(p, TrustedRedirectOriginsSetting, list, prod) {
+		u, _ := url.Parse(o)
+		o = RedirectOrigin(u)
+		if strings.ContainsFunc(o, func(r rune) bool { return r > unicode.MaxASCII }) {
+			p.Addf("%s: %q: the host is not a valid internationalized domain name", TrustedRedirectOriginsSetting, o)
+			continue
+		}
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// RedirectOrigin is u's origin as TRUSTED_REDIRECT_ORIGINS is compared
+// with it: scheme://host[:port], the scheme and host in lower case, the
+// host as it resolves (clients.ASCIIHost: an IDN in its xn-- form), the
+// port without the scheme's default (https://app.example:443 is
+// https://app.example, RFC 6454 §4).
+func RedirectOrigin(u *url.URL) string {
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(clients.ASCIIHost(u))
+	if (scheme == "https" && strings.HasSuffix(host, ":443")) || (scheme == "http" && strings.HasSuffix(host, ":80")) {
+		host = host[:strings.LastIndexByte(host, ':')]
+	}
+	return scheme + "://" + host
+}
+
 // DynamicClientResourcesSetting names Config.DynamicClientResources.
 const DynamicClientResourcesSetting = "DYNAMIC_CLIENT_RESOURCES"
 
@@ -503,6 +563,7 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	c.DynamicClientResources = c.dynamicResources(p)
 	c.AllowedOrigins = config.Origins(p, "ALLOWED_ORIGINS", c.AllowedOrigins, prod)
+	c.TrustedRedirectOrigins = redirectOrigins(p, c.TrustedRedirectOrigins, prod)
 	if c.Upstream.Issuer == "" {
 		p.Addf("UPSTREAM_ISSUER_URL: required (the upstream OpenID Connect issuer)")
 	} else {

@@ -79,7 +79,9 @@ const maxAuthorizeQuery = 16 << 10
 
 // authorize validates the request completely, stores it, and sends the
 // browser to the upstream IdP. Until the redirect URI is verified errors
-// are shown, never redirected; after, they go back with state and iss.
+// are shown, never redirected; after, they go back with state and iss —
+// redirected when the redirect URI is trusted, else as a link on a page
+// (redirectError, RFC 9700 §4.11.2).
 //
 // state is optional (OAuth 2.1 §4.1.1; RFC 9700 §4.7.1): PKCE protects the flow
 // against CSRF, and a client that sends no state gets none back. Without
@@ -139,7 +141,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			state = q.Get("state")
 		}
 		s.metrics.errors.WithLabelValues("authorize", "invalid_request").Inc()
-		s.redirectError(w, r, to, state, "invalid_request", "parameter "+k+" is repeated")
+		s.redirectError(w, r, c, to, state, "invalid_request", "parameter "+k+" is repeated")
 		return
 	}
 	// Request objects are not supported (request_parameter_supported and
@@ -158,7 +160,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			s.metrics.errors.WithLabelValues("authorize", p.code).Inc()
-			s.redirectError(w, r, to, q.Get("state"), p.code, "the "+p.param+" parameter is not supported (OpenID Connect Core §6; "+p.param+"_parameter_supported is false): send the parameters in the query")
+			s.redirectError(w, r, c, to, q.Get("state"), p.code, "the "+p.param+" parameter is not supported (OpenID Connect Core §6; "+p.param+"_parameter_supported is false): send the parameters in the query")
 			return
 		}
 	}
@@ -191,7 +193,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	// From here on the redirect URI is verified: errors go back to the client.
 	redirectErr := func(code, desc string) {
 		s.metrics.errors.WithLabelValues("authorize", code).Inc()
-		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), code, desc)
+		s.redirectError(w, r, ar.GetClient(), ar.GetRedirectURI(), ar.GetState(), code, desc)
 	}
 	if rt := q.Get("response_type"); rt != "code" {
 		redirectErr("unsupported_response_type", "response_type must be code")
@@ -398,7 +400,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	redirectErr := func(code, desc string) {
 		s.metrics.errors.WithLabelValues("callback", code).Inc()
-		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), code, desc)
+		s.redirectError(w, r, ar.GetClient(), ar.GetRedirectURI(), ar.GetState(), code, desc)
 	}
 	if e := q.Get("error"); e != "" {
 		s.log.InfoContext(r.Context(), "upstream returned an error", "error", e, "description", q.Get("error_description"))
@@ -544,7 +546,7 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 	status, code, desc := classify(err)
 	if ar != nil && ar.IsRedirectURIValid() && ar.GetRedirectURI() != nil && status != http.StatusServiceUnavailable {
 		s.metrics.errors.WithLabelValues("authorize", code).Inc()
-		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), code, desc)
+		s.redirectError(w, r, ar.GetClient(), ar.GetRedirectURI(), ar.GetState(), code, desc)
 		return
 	}
 	s.fail(w, r, "authorize", status, code, desc)
@@ -586,8 +588,11 @@ func repeatedAuthorizeParam(q url.Values) string {
 	return ""
 }
 
-// redirectError sends an RFC 6749 error response with state and RFC 9207 iss.
-func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirect *url.URL, state, code, desc string) {
+// redirectError sends c's RFC 6749 error response with state and RFC 9207
+// iss to its verified redirect URI: a redirect when that URI is trusted
+// (trustedRedirect), else a page with the same URL as a link
+// (errorInterstitial; RFC 9700 §4.11.2).
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, c fosite.Client, redirect *url.URL, state, code, desc string) {
 	setAuditResult(r, code)
 	u := *redirect
 	q := u.Query()
@@ -600,6 +605,10 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirect 
 	}
 	q.Set("iss", s.issuer)
 	u.RawQuery = q.Encode()
+	if !s.trustedRedirect(c, redirect) {
+		s.errorInterstitial(w, r, c, &u, code, desc)
+		return
+	}
 	noStore(w)
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
@@ -749,7 +758,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.A
 	consentID, csrf, browser := randomID(), randomID(), s.consentBinding(r)
 	cr := consentRequest{Pending: p, Identity: id, CSRFHash: redisx.Hash(csrf), Browser: redisx.Hash(browser)}
 	if err := s.store.PutJSON(ctx, "consent-req", consentID, cr, s.cfg.LoginTTL); err != nil {
-		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), "temporarily_unavailable", "the service is temporarily unavailable; retry later")
+		s.redirectError(w, r, ar.GetClient(), ar.GetRedirectURI(), ar.GetState(), "temporarily_unavailable", "the service is temporarily unavailable; retry later")
 		return
 	}
 	// The login cookie's SameSite, not Strict: the page is the answer to
@@ -862,7 +871,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.PostForm.Get("decision") != "approve" {
 		s.metrics.errors.WithLabelValues("consent", "access_denied").Inc()
-		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), "access_denied", "the user denied access")
+		s.redirectError(w, r, ar.GetClient(), ar.GetRedirectURI(), ar.GetState(), "access_denied", "the user denied access")
 		return
 	}
 	approval := consentRecord{Scopes: ar.GetRequestedScopes(), Resources: []string{cr.Pending.Resource}, Approved: s.now()}
@@ -880,7 +889,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := s.store.PutJSON(ctx, "consent", consentKey(cr.Identity.Subject, cr.Pending.ClientID), approval, s.cfg.ConsentTTL); err != nil {
-		s.redirectError(w, r, ar.GetRedirectURI(), ar.GetState(), "temporarily_unavailable", "the service is temporarily unavailable; retry later")
+		s.redirectError(w, r, ar.GetClient(), ar.GetRedirectURI(), ar.GetState(), "temporarily_unavailable", "the service is temporarily unavailable; retry later")
 		return
 	}
 	// The consent is recorded; what follows is the code_issued event.
