@@ -52,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"tool"}),
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_mcp_sessions_total",
-			Help: "Sessions created and ended on this replica, by transport and event (created; deleted: its record removed from Redis; delete_failed: a legacy stream ended but Redis refused to remove its record, which a later message to the session removes).",
+			Help: "Sessions created and ended on this replica, by transport and event (created; deleted: its record removed from Redis; delete_failed: Redis refused to remove it — a legacy stream ended, and a later message to the session removes it, or a DELETE /mcp failed).",
 		}, []string{"transport", "event"}),
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tollgate_mcp_open_streams",

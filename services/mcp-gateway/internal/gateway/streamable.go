@@ -276,7 +276,19 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			defer g.metrics.streams.WithLabelValues(transportStreamable).Dec()
 		}
 		if r.Method == http.MethodDelete {
-			g.metrics.sessions.WithLabelValues(transportStreamable, "deleted").Inc()
+			// Counted by its outcome (requestSessions.Terminate): deleted
+			// once the record is gone, delete_failed when Redis refused
+			// (the session lives on). It was counted deleted before it was
+			// served.
+			status := serveUncounted(ctx, next, w, r)
+			g.metrics.requestStatus(transportStreamable, methodLabel(method), status)
+			switch {
+			case status < 300:
+				g.metrics.sessions.WithLabelValues(transportStreamable, "deleted").Inc()
+			case status >= 500:
+				g.metrics.sessions.WithLabelValues(transportStreamable, "delete_failed").Inc()
+			}
+			return
 		}
 		if badArguments() || g.refuseScopes(w, r, transportStreamable, claims, msg, rec.ProtocolVersion, rec.ClientName) {
 			return
