@@ -15,7 +15,8 @@ import (
 // trustedRedirect reports whether an authorization error response for c
 // may be sent to redirect automatically (RFC 9700 §4.11.2: "The
 // authorization server SHOULD only automatically redirect the user agent
-// if it trusts the redirect URI"). Trusted are:
+// if it trusts the redirection URI"; the MCP authorization spec
+// repeats it, Security Considerations, Open Redirection). Trusted are:
 //
 //   - every redirect URI of a client the operator registered (the clients
 //     file, dev-init): the operator vouched for it;
