@@ -31,7 +31,8 @@ var jwkMembers = map[string]bool{
 // compares names code unit by code unit) sees a set without "keys". A
 // member of another spelling is ignored like any unknown one: a set
 // without exactly "keys" is an error, a key whose "use" was spelled
-// "USE" has none.
+// "USE" has none — and so, like every key without one, the use "sig"
+// (DefaultSigningUse).
 //
 // raw "null" gives nil. The error says what is wrong: no JSON object, no
 // "keys" array of objects, or a key go-jose does not decode (its kty,
@@ -73,7 +74,40 @@ func DecodeJWKS(raw []byte) (*josev3.JSONWebKeySet, error) {
 		}
 		out.Keys = append(out.Keys, k)
 	}
-	return out, nil
+	return DefaultSigningUse(out), nil
+}
+
+// DefaultSigningUse returns set with "use": "sig" on each key that declares
+// no "use", and set itself when every key declares one (nil gives nil).
+// RFC 7517 §4.2 makes "use" optional — a key without it is not restricted
+// to a purpose — but fosite verifies a client assertion only with a key
+// whose "use" is exactly "sig" (its findPublicKey), so a client whose JWK
+// Set leaves "use" out, as many do, could never authenticate. A key whose
+// "use" is another value ("enc") keeps it and stays unusable. The keys are
+// copied, never changed in place: set may be a cached set other requests
+// read.
+func DefaultSigningUse(set *josev3.JSONWebKeySet) *josev3.JSONWebKeySet {
+	if set == nil {
+		return nil
+	}
+	missing := false
+	for _, k := range set.Keys {
+		if k.Use == "" {
+			missing = true
+			break
+		}
+	}
+	if !missing {
+		return set
+	}
+	out := &josev3.JSONWebKeySet{Keys: make([]josev3.JSONWebKey, len(set.Keys))}
+	copy(out.Keys, set.Keys)
+	for i := range out.Keys {
+		if out.Keys[i].Use == "" {
+			out.Keys[i].Use = "sig"
+		}
+	}
+	return out
 }
 
 // jwksMember decodes a metadata document's jwks with DecodeJWKS.
@@ -104,10 +138,9 @@ func assertionKeyProblem(k josev3.JSONWebKey) string {
 		return "is a private key (a client publishes only its public keys)"
 	case *rsa.PublicKey:
 		switch {
-		case k.Use != "sig":
-			if k.Use == "" {
-				return `has no "use": "sig"`
-			}
+		case k.Use != "sig" && k.Use != "":
+			// DecodeJWKS gives a key without "use" the use "sig"
+			// (DefaultSigningUse); any other use is unusable.
 			return fmt.Sprintf(`has "use": %s, not "sig"`, strconv.Quote(k.Use))
 		case k.Algorithm != "" && k.Algorithm != AssertionSigningAlg:
 			return fmt.Sprintf(`has "alg": %s, not %s`, strconv.Quote(k.Algorithm), AssertionSigningAlg)
@@ -126,7 +159,7 @@ func assertionKeyProblem(k josev3.JSONWebKey) string {
 // jwks, cannot authenticate the client, "" when it can: it must hold a
 // key usable for RS256 (AssertionSigningAlg, the one client assertion
 // algorithm accepted) — an RSA public key of 2048 bits or more with
-// "use": "sig" and no other "alg" — and no private key (a private key in
+// "use": "sig" or none and no other "alg" — and no private key (a private key in
 // client metadata is no longer private). Each key that fails is named
 // with its reason.
 func AssertionKeysProblem(set *josev3.JSONWebKeySet) string {
@@ -153,6 +186,6 @@ func AssertionKeysProblem(set *josev3.JSONWebKeySet) string {
 	if usable {
 		return ""
 	}
-	return fmt.Sprintf(`jwks holds no key usable for %s client assertions (the only algorithm accepted; an RSA public key of %d bits or more with "use": "sig" and "alg" %s or none): %s`,
+	return fmt.Sprintf(`jwks holds no key usable for %s client assertions (the only algorithm accepted; an RSA public key of %d bits or more with "use": "sig" or none and "alg" %s or none): %s`,
 		AssertionSigningAlg, minAssertionKeyBits, AssertionSigningAlg, strings.Join(why, "; "))
 }

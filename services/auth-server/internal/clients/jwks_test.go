@@ -75,17 +75,21 @@ func jwksCases(t *testing.T) []jwksCase {
 		{"RS256 key", set(jwkJSON(t, good, nil)), ""},
 		{"RSA key without alg", set(jwkJSON(t, bare, nil)), ""},
 		{"an EC key next to a usable one", set(jwkJSON(t, ec, nil), jwkJSON(t, good, nil)), ""},
-		{"EC key only", set(jwkJSON(t, ec, nil)), none + ` (the only algorithm accepted; an RSA public key of 2048 bits or more with "use": "sig" and "alg" RS256 or none): key 1 (kid "e1") is not an RSA key`},
-		{"no use", set(jwkJSON(t, noUse, nil)), `key 1 (kid "r1") has no "use": "sig"`},
+		{"EC key only", set(jwkJSON(t, ec, nil)), none + ` (the only algorithm accepted; an RSA public key of 2048 bits or more with "use": "sig" or none and "alg" RS256 or none): key 1 (kid "e1") is not an RSA key`},
+		// RFC 7517 §4.2: "use" is optional; a key without it is read as
+		// "sig" (DefaultSigningUse).
+		{"no use", set(jwkJSON(t, noUse, nil)), ""},
 		{"use enc", set(jwkJSON(t, enc, nil)), `key 1 (kid "r1") has "use": "enc", not "sig"`},
 		{"alg PS256", set(jwkJSON(t, ps, nil)), `key 1 (kid "r1") has "alg": "PS256", not RS256`},
 		{"1024 bits", set(jwkJSON(t, short, nil)), `key 1 (kid "s1") has 1024 bits, fewer than 2048 (RFC 7518 §3.3)`},
-		{"two unusable keys", set(jwkJSON(t, ec, nil), jwkJSON(t, noUse, nil)), `key 1 (kid "e1") is not an RSA key; key 2 (kid "r1") has no "use"`},
+		{"two unusable keys", set(jwkJSON(t, ec, nil), jwkJSON(t, enc, nil)), `key 1 (kid "e1") is not an RSA key; key 2 (kid "r1") has "use": "enc", not "sig"`},
 		{"a private key", set(jwkJSON(t, good, nil), jwkJSON(t, priv, nil)), `jwks key 2 (kid "p1") is a private key (a client publishes only its public keys): remove it`},
 		{"empty", `{"keys":[]}`, "private_key_jwt needs jwks or jwks_uri"},
 		// Member names are exact (RFC 8259 §8.3): encoding/json read each
 		// of these as its lowercase parameter, and the set was usable.
-		{"USE", set(jwkJSON(t, bare, rename("use", "USE"))), `key 1 (kid "r1") has no "use": "sig"`},
+		// "USE": "enc" is no "use" (encoding/json read it as one, and
+		// the key was unusable): the key has none, so "sig".
+		{"USE", set(jwkJSON(t, enc, rename("use", "USE"))), ""},
 		{"ALG", set(jwkJSON(t, ps, func(m map[string]any) { m["ALG"] = "RS256" })), `has "alg": "PS256", not RS256`},
 		{"KEYS", `{"KEYS":[` + jwkJSON(t, good, nil) + `]}`, `jwks has no "keys" member (RFC 7517 §5)`},
 		{"KTY", set(jwkJSON(t, good, rename("kty", "KTY"))), `jwks key 1 does not decode`},
@@ -154,7 +158,7 @@ func TestRegistryFileJWKSAndJWKSURI(t *testing.T) {
 
 // TestDecodeJWKSExactNames: a member is the JWK parameter of exactly its
 // name; encoding/json also took "USE" for use and "\u212aid" (a Kelvin
-// sign) for kid.
+// sign) for kid. The key, without "use", is given "sig" (DefaultSigningUse).
 func TestDecodeJWKSExactNames(t *testing.T) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -162,7 +166,7 @@ func TestDecodeJWKSExactNames(t *testing.T) {
 	}
 	k := josev3.JSONWebKey{Key: &key.PublicKey, KeyID: "r1", Use: "sig", Algorithm: "RS256"}
 	raw := `{"keys":[` + jwkJSON(t, k, func(m map[string]any) {
-		m["USE"], m["\u212aid"], m["Alg"] = m["use"], "other", "PS256"
+		m["USE"], m["\u212aid"], m["Alg"] = "enc", "other", "PS256"
 		delete(m, "use")
 	}) + `],"Keys":[]}`
 	set, err := DecodeJWKS([]byte(raw))
@@ -172,8 +176,8 @@ func TestDecodeJWKSExactNames(t *testing.T) {
 	if len(set.Keys) != 1 {
 		t.Fatalf("%d keys, want 1", len(set.Keys))
 	}
-	if got := set.Keys[0]; got.Use != "" || got.KeyID != "r1" || got.Algorithm != "RS256" {
-		t.Errorf("use %q kid %q alg %q, want \"\", \"r1\", \"RS256\" (only exact names count)", got.Use, got.KeyID, got.Algorithm)
+	if got := set.Keys[0]; got.Use != "sig" || got.KeyID != "r1" || got.Algorithm != "RS256" {
+		t.Errorf("use %q kid %q alg %q, want \"sig\", \"r1\", \"RS256\" (only exact names count)", got.Use, got.KeyID, got.Algorithm)
 	}
 	if set, err := DecodeJWKS([]byte("null")); set != nil || err != nil {
 		t.Errorf("null: %v %v, want nil, nil", set, err)

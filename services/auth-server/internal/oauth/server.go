@@ -203,7 +203,7 @@ func New(o Options) (*Server, error) {
 		RedirectSecureChecker: func(_ context.Context, u *url.URL) bool {
 			return clients.CheckRedirectURI(u.String(), cfg.Production()) == nil
 		},
-		JWKSFetcherStrategy: fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(s.cimd.RetryableClient())),
+		JWKSFetcherStrategy: signingUseFetcher{fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(s.cimd.RetryableClient()))},
 	}
 	// fosite initialises some settings lazily on first use, which races
 	// under concurrent requests; set them all up front.
@@ -524,3 +524,19 @@ type assertionAudiences struct {
 }
 
 func (a assertionAudiences) GetTokenURLs(context.Context) []string { return a.audiences }
+
+// signingUseFetcher is fosite's JWKS fetcher for a private_key_jwt
+// client's jwks_uri, whose keys without "use" it answers with the use
+// "sig" (clients.DefaultSigningUse, RFC 7517 §4.2), as an inline jwks is
+// read.
+type signingUseFetcher struct{ fosite.JWKSFetcherStrategy }
+
+// Resolve is the wrapped Resolve, with clients.DefaultSigningUse applied
+// to the set it gives.
+func (f signingUseFetcher) Resolve(ctx context.Context, location string, ignoreCache bool) (*josev3.JSONWebKeySet, error) {
+	set, err := f.JWKSFetcherStrategy.Resolve(ctx, location, ignoreCache)
+	if err != nil {
+		return nil, err
+	}
+	return clients.DefaultSigningUse(set), nil
+}

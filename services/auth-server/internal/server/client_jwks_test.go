@@ -63,11 +63,12 @@ func TestRegistryRefusesUnusableJWKS(t *testing.T) {
 }
 
 // TestMetadataDocumentRefusesUnusableJWKS: a client id metadata document
-// of a private_key_jwt client whose jwks holds no RS256-usable key, or
-// whose key's "use" is spelled "USE" (member names are exact, RFC 8259
-// §8.3: that key has no "use"), is refused at the authorization request,
-// before any redirect, saying why; before, the sign-in went through and
-// the code could never be redeemed.
+// of a private_key_jwt client whose jwks holds no RS256-usable key (an EC
+// key; an RSA key of "use": "enc") is refused at the authorization
+// request, before any redirect, saying why; before, the sign-in went
+// through and the code could never be redeemed. A key whose "use" is
+// spelled "USE" (member names are exact, RFC 8259 §8.3) has no "use",
+// which RFC 7517 §4.2 allows: it is usable.
 func TestMetadataDocumentRefusesUnusableJWKS(t *testing.T) {
 	docs := map[string]string{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -86,12 +87,14 @@ func TestMetadataDocumentRefusesUnusableJWKS(t *testing.T) {
 		docs[path] = `{"client_id":"` + srv.URL + path + `","redirect_uris":["` + redirect + `"],"token_endpoint_auth_method":"private_key_jwt","jwks":` + jwks + `}`
 	}
 	doc("/ec.json", ecOnlyJWKS(t))
-	doc("/upper-use.json", strings.Replace(rsaSet, `"use":"sig"`, `"USE":"sig"`, 1))
+	doc("/upper-use.json", strings.Replace(rsaSet, `"use":"sig"`, `"USE":"enc"`, 1))
+	doc("/enc.json", strings.Replace(rsaSet, `"use":"sig"`, `"use":"enc"`, 1))
 	doc("/good.json", rsaSet)
 	f := startFleet(t, nil)
 	for path, want := range map[string]string{
 		"/ec.json":        `jwks holds no key usable for RS256 client assertions`,
-		"/upper-use.json": `key 1 (kid "r1") has no "use": "sig"`,
+		"/upper-use.json": "",
+		"/enc.json":       `key 1 (kid "r1") has "use": "enc", not "sig"`,
 		"/good.json":      "",
 	} {
 		t.Run(path, func(t *testing.T) {

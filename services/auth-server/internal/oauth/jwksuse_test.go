@@ -1,0 +1,69 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	josev3 "github.com/go-jose/go-jose/v3"
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/ory/fosite"
+)
+
+// TestSigningUseFetcher: a private_key_jwt client's jwks_uri set, fetched
+// over real HTTPS, answers its keys without "use" with the use "sig"
+// (RFC 7517 §4.2: "use" is optional; fosite verifies an assertion only
+// with a "sig" key), keeps another use ("enc") as it is, and leaves the
+// fetcher's cached set unchanged. Without signingUseFetcher, fosite got
+// the key without "use" and every assertion of such a client was
+// invalid_client.
+func TestSigningUseFetcher(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := json.Marshal(josev3.JSONWebKeySet{Keys: []josev3.JSONWebKey{
+		{Key: &key.PublicKey, KeyID: "bare"},
+		{Key: &key.PublicKey, KeyID: "enc", Use: "enc"},
+		{Key: &key.PublicKey, KeyID: "sig", Use: "sig"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(set)
+	}))
+	defer srv.Close()
+	client := retryablehttp.NewClient()
+	client.HTTPClient = srv.Client()
+	client.RetryMax = 0
+	inner := fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(client))
+	f := signingUseFetcher{inner}
+	got, err := f.Resolve(context.Background(), srv.URL+"/jwks.json", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"bare": "sig", "enc": "enc", "sig": "sig"}
+	if len(got.Keys) != len(want) {
+		t.Fatalf("%d keys, want %d", len(got.Keys), len(want))
+	}
+	for _, k := range got.Keys {
+		if k.Use != want[k.KeyID] {
+			t.Errorf("key %q: use %q, want %q", k.KeyID, k.Use, want[k.KeyID])
+		}
+	}
+	// The cache fosite keeps is not written to: a concurrent request
+	// reading it would race, and the set is the client's, not ours.
+	cached, err := inner.Resolve(context.Background(), srv.URL+"/jwks.json", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cached.Keys[0].Use != "" {
+		t.Errorf("the cached set's key without use now has use %q", cached.Keys[0].Use)
+	}
+}
