@@ -579,8 +579,8 @@ func withoutPairs(not registry.Schema, names []string) registry.Schema {
 
 // bodyRequired: a request body whose schema requires a field (a proto2
 // required field the path does not give) is required too — an empty body
-// is a 400 (registry.Capability.DecodeJSON); any other body may be left
-// out, as the request's fields all are.
+// is a 400 (registry.Capability.DecodeBodyPartial, then CheckRequired);
+// any other body may be left out, as the request's fields all are.
 func bodyRequired(body registry.Schema) bool {
 	req, _ := body["required"].([]string)
 	return len(req) > 0
