@@ -72,9 +72,41 @@ func DecodeJWKS(raw []byte) (*josev3.JSONWebKeySet, error) {
 		if err := k.UnmarshalJSON(b); err != nil {
 			return nil, fmt.Errorf("key %d does not decode (RFC 7517 §4, RFC 7518 §6): %s", i+1, strings.TrimPrefix(err.Error(), "go-jose/go-jose: "))
 		}
+		if k.Use == "" {
+			// go-jose does not keep "key_ops" (RFC 7517 §4.3): read here
+			// whether it allows verification before the key is taken
+			// for a signing key.
+			verify, err := keyOpsVerify(exact["key_ops"])
+			if err != nil {
+				return nil, fmt.Errorf("key %d %v", i+1, err)
+			}
+			if verify {
+				k.Use = "sig"
+			}
+		}
 		out.Keys = append(out.Keys, k)
 	}
-	return DefaultSigningUse(out), nil
+	return out, nil
+}
+
+// keyOpsVerify reports whether raw, a JWK's "key_ops" member (RFC 7517
+// §4.3; nil when absent), lets the key verify signatures: absent, or an
+// array of strings holding "verify". Anything but an array of strings is
+// an error.
+func keyOpsVerify(raw json.RawMessage) (bool, error) {
+	if raw == nil {
+		return true, nil
+	}
+	var ops []string
+	if err := json.Unmarshal(raw, &ops); err != nil || ops == nil {
+		return false, errors.New(`has a "key_ops" member that is not an array of strings (RFC 7517 §4.3)`)
+	}
+	for _, op := range ops {
+		if op == "verify" {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // DefaultSigningUse returns set with "use": "sig" on each key that declares
@@ -85,7 +117,9 @@ func DecodeJWKS(raw []byte) (*josev3.JSONWebKeySet, error) {
 // Set leaves "use" out, as many do, could never authenticate. A key whose
 // "use" is another value ("enc") keeps it and stays unusable. The keys are
 // copied, never changed in place: set may be a cached set other requests
-// read.
+// read. set's "key_ops" are not known here (go-jose drops them):
+// DecodeJWKS, which reads them, gives "sig" only where they allow
+// "verify".
 func DefaultSigningUse(set *josev3.JSONWebKeySet) *josev3.JSONWebKeySet {
 	if set == nil {
 		return nil
@@ -138,9 +172,11 @@ func assertionKeyProblem(k josev3.JSONWebKey) string {
 		return "is a private key (a client publishes only its public keys)"
 	case *rsa.PublicKey:
 		switch {
-		case k.Use != "sig" && k.Use != "":
-			// DecodeJWKS gives a key without "use" the use "sig"
-			// (DefaultSigningUse); any other use is unusable.
+		case k.Use == "":
+			// DecodeJWKS gives a key without "use" the use "sig" unless
+			// its "key_ops" leave out "verify".
+			return `has no "use" and "key_ops" without "verify" (RFC 7517 §4.3)`
+		case k.Use != "sig":
 			return fmt.Sprintf(`has "use": %s, not "sig"`, strconv.Quote(k.Use))
 		case k.Algorithm != "" && k.Algorithm != AssertionSigningAlg:
 			return fmt.Sprintf(`has "alg": %s, not %s`, strconv.Quote(k.Algorithm), AssertionSigningAlg)
@@ -188,4 +224,25 @@ func AssertionKeysProblem(set *josev3.JSONWebKeySet) string {
 	}
 	return fmt.Sprintf(`jwks holds no key usable for %s client assertions (the only algorithm accepted; an RSA public key of %d bits or more with "use": "sig" or none and "alg" %s or none): %s`,
 		AssertionSigningAlg, minAssertionKeyBits, AssertionSigningAlg, strings.Join(why, "; "))
+}
+
+// AssertionKeys returns the keys of set, a private_key_jwt client's
+// jwks_uri set as fosite's fetcher decodes it, that may verify a client
+// assertion — "use" "sig" or none (DefaultSigningUse), and every other
+// rule of AssertionKeysProblem: RSA, 2048 bits or more, "alg" RS256 or
+// none, public — so that fosite, which checks only "use" and the key
+// type, verifies with no other. A set without such a key gives an empty
+// set (fosite answers invalid_client). set is not changed.
+func AssertionKeys(set *josev3.JSONWebKeySet) *josev3.JSONWebKeySet {
+	set = DefaultSigningUse(set)
+	if set == nil {
+		return nil
+	}
+	out := &josev3.JSONWebKeySet{Keys: make([]josev3.JSONWebKey, 0, len(set.Keys))}
+	for _, k := range set.Keys {
+		if assertionKeyProblem(k) == "" {
+			out.Keys = append(out.Keys, k)
+		}
+	}
+	return out
 }

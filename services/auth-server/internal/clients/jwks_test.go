@@ -80,6 +80,10 @@ func jwksCases(t *testing.T) []jwksCase {
 		// "sig" (DefaultSigningUse).
 		{"no use", set(jwkJSON(t, noUse, nil)), ""},
 		{"use enc", set(jwkJSON(t, enc, nil)), `key 1 (kid "r1") has "use": "enc", not "sig"`},
+		// RFC 7517 §4.3: "key_ops" says what a key without "use" is for.
+		{"key_ops verify", set(jwkJSON(t, noUse, func(m map[string]any) { m["key_ops"] = []string{"verify"} })), ""},
+		{"key_ops encrypt", set(jwkJSON(t, noUse, func(m map[string]any) { m["key_ops"] = []string{"encrypt", "wrapKey"} })), `key 1 (kid "r1") has no "use" and "key_ops" without "verify" (RFC 7517 §4.3)`},
+		{"key_ops not an array", set(jwkJSON(t, noUse, func(m map[string]any) { m["key_ops"] = "verify" })), `jwks key 1 has a "key_ops" member that is not an array of strings (RFC 7517 §4.3)`},
 		{"alg PS256", set(jwkJSON(t, ps, nil)), `key 1 (kid "r1") has "alg": "PS256", not RS256`},
 		{"1024 bits", set(jwkJSON(t, short, nil)), `key 1 (kid "s1") has 1024 bits, fewer than 2048 (RFC 7518 §3.3)`},
 		{"two unusable keys", set(jwkJSON(t, ec, nil), jwkJSON(t, enc, nil)), `key 1 (kid "e1") is not an RSA key; key 2 (kid "r1") has "use": "enc", not "sig"`},

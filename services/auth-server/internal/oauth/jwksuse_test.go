@@ -17,12 +17,18 @@ import (
 // TestSigningUseFetcher: a private_key_jwt client's jwks_uri set, fetched
 // over real HTTPS, answers its keys without "use" with the use "sig"
 // (RFC 7517 §4.2: "use" is optional; fosite verifies an assertion only
-// with a "sig" key), keeps another use ("enc") as it is, and leaves the
-// fetcher's cached set unchanged. Without signingUseFetcher, fosite got
-// the key without "use" and every assertion of such a client was
-// invalid_client.
+// with a "sig" key), leaves out the keys an inline jwks could not use
+// ("use" "enc", under 2048 bits, "alg" PS256), and leaves the fetcher's
+// cached set unchanged. Without signingUseFetcher, fosite got the key
+// without "use" (and every assertion of such a client was invalid_client)
+// and the 1024-bit and PS256 keys (with which it verified RS256
+// assertions).
 func TestSigningUseFetcher(t *testing.T) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,6 +36,8 @@ func TestSigningUseFetcher(t *testing.T) {
 		{Key: &key.PublicKey, KeyID: "bare"},
 		{Key: &key.PublicKey, KeyID: "enc", Use: "enc"},
 		{Key: &key.PublicKey, KeyID: "sig", Use: "sig"},
+		{Key: &small.PublicKey, KeyID: "small", Use: "sig"},
+		{Key: &key.PublicKey, KeyID: "ps", Use: "sig", Algorithm: "PS256"},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -48,12 +56,14 @@ func TestSigningUseFetcher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"bare": "sig", "enc": "enc", "sig": "sig"}
+	want := map[string]string{"bare": "sig", "sig": "sig"}
 	if len(got.Keys) != len(want) {
 		t.Fatalf("%d keys, want %d", len(got.Keys), len(want))
 	}
 	for _, k := range got.Keys {
-		if k.Use != want[k.KeyID] {
+		if _, ok := want[k.KeyID]; !ok {
+			t.Errorf("key %q answered, want only %v", k.KeyID, want)
+		} else if k.Use != want[k.KeyID] {
 			t.Errorf("key %q: use %q, want %q", k.KeyID, k.Use, want[k.KeyID])
 		}
 	}
@@ -63,7 +73,7 @@ func TestSigningUseFetcher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cached.Keys[0].Use != "" {
-		t.Errorf("the cached set's key without use now has use %q", cached.Keys[0].Use)
+	if len(cached.Keys) != 5 || cached.Keys[0].Use != "" {
+		t.Errorf("the cached set was changed: %d keys, the first of use %q", len(cached.Keys), cached.Keys[0].Use)
 	}
 }

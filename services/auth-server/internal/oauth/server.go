@@ -526,17 +526,18 @@ type assertionAudiences struct {
 func (a assertionAudiences) GetTokenURLs(context.Context) []string { return a.audiences }
 
 // signingUseFetcher is fosite's JWKS fetcher for a private_key_jwt
-// client's jwks_uri, whose keys without "use" it answers with the use
-// "sig" (clients.DefaultSigningUse, RFC 7517 §4.2), as an inline jwks is
-// read.
+// client's jwks_uri, answering only the keys an assertion may be verified
+// with (clients.AssertionKeys): a key without "use" is a signing key (RFC
+// 7517 §4.2), as an inline jwks is read, and a key an inline jwks could
+// not use — under 2048 bits, another "alg" — is left out.
 type signingUseFetcher struct{ fosite.JWKSFetcherStrategy }
 
-// Resolve is the wrapped Resolve, with clients.DefaultSigningUse applied
-// to the set it gives.
+// Resolve is the wrapped Resolve, with clients.AssertionKeys applied to
+// the set it gives.
 func (f signingUseFetcher) Resolve(ctx context.Context, location string, ignoreCache bool) (*josev3.JSONWebKeySet, error) {
 	set, err := f.JWKSFetcherStrategy.Resolve(ctx, location, ignoreCache)
 	if err != nil {
 		return nil, err
 	}
-	return clients.DefaultSigningUse(set), nil
+	return clients.AssertionKeys(set), nil
 }
