@@ -606,7 +606,7 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, c fosite.
 	q.Set("iss", s.issuer)
 	u.RawQuery = q.Encode()
 	if !s.trustedRedirect(c, redirect) {
-		s.errorInterstitial(w, r, c, &u, code, desc)
+		s.errorInterstitial(w, r, c, &u, code)
 		return
 	}
 	noStore(w)

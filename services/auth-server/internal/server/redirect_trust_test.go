@@ -207,10 +207,12 @@ func TestTrustedRedirectOriginsSetting(t *testing.T) {
 	}
 }
 
-// TestErrorInterstitialEscapes: what the page shows from the request —
-// the error description (quoting the requested scope), the state in the
-// link — is HTML-escaped: no markup of the request's reaches the page, and
-// the link still carries the state exactly. (A registered host is a DNS
+// TestErrorInterstitialEscapes: the page says what went wrong in fixed
+// words, not the error description (which quotes the requested scope: a
+// sender's text on this server's page, review2); what it shows from the
+// request — the state in the link — is HTML-escaped: no markup of the
+// request's reaches the page, and the link still carries the state
+// exactly. (A registered host is a DNS
 // name or an IP address: it holds no markup.)
 func TestErrorInterstitialEscapes(t *testing.T) {
 	f := startFleet(t, nil)
@@ -220,8 +222,14 @@ func TestErrorInterstitialEscapes(t *testing.T) {
 	a.State = `"><img src=x onerror=alert(3)>`
 	p := newBrowser(t, redirect).get(a.URL(f.Base))
 	interstitial(t, f, p, redirect, "evil.example", "invalid_scope", a.State)
-	if !strings.Contains(p.Body, "&lt;script&gt;alert(2)&lt;/script&gt;") {
-		t.Errorf("the page does not show the refused scope escaped:\n%s", p.Body)
+	// The page says what went wrong in its own words: the description,
+	// which quotes the scope the sender chose, is only in the link — no
+	// sender's text on this server's page, escaped or not.
+	if !strings.Contains(p.Body, "The app asked for permissions this server does not grant it.") {
+		t.Errorf("the page does not say what invalid_scope means:\n%s", p.Body)
+	}
+	if strings.Contains(p.Body, "alert(2)") {
+		t.Errorf("the page shows the request's scope:\n%s", p.Body)
 	}
 	for _, raw := range []string{"<script", "<img"} {
 		if strings.Contains(p.Body, raw) {
