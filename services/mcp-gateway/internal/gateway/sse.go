@@ -330,11 +330,16 @@ func (g *Gateway) answerRelay(ctx context.Context, m relayed, outcome string) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-	defer cancel()
-	if err := g.rdb.Publish(ctx, g.acks(replica), nonce+" "+outcome).Err(); err != nil {
-		g.log.WarnContext(ctx, "could not tell the sender what became of a relayed message", "err", err)
-	}
+	// In its own goroutine, bounded at 3 s: the caller is the Subscribe
+	// loop, which also delivers terminations, notifications and this
+	// replica's own answers — a slow Redis must not hold them up.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		defer cancel()
+		if err := g.rdb.Publish(ctx, g.acks(replica), nonce+" "+outcome).Err(); err != nil {
+			g.log.WarnContext(ctx, "could not tell the sender what became of a relayed message", "err", err)
+		}
+	}()
 }
 
 // relayedInitializeDelivered settles a legacy initialize whose relay
@@ -797,9 +802,17 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 	}); err != nil {
 		g.log.InfoContext(ctx, "relayed message not delivered", "err", err)
 	}
-	if d.status == http.StatusAccepted {
+	_, local := g.localSSE.Load(m.Session)
+	switch {
+	case d.status == http.StatusAccepted:
 		g.answerRelay(ctx, m, relayDelivered)
-	} else {
+	case !local:
+		// The stream ended while the message was on its way (mcp-go
+		// answers 400 "Invalid session ID" then): the session is gone,
+		// as it would be had the stream ended before — not a message to
+		// send again.
+		g.answerRelay(ctx, m, relayGone)
+	default:
 		g.answerRelay(ctx, m, relayDropped)
 	}
 }
