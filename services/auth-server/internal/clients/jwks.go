@@ -31,8 +31,8 @@ var jwkMembers = map[string]bool{
 // compares names code unit by code unit) sees a set without "keys". A
 // member of another spelling is ignored like any unknown one: a set
 // without exactly "keys" is an error, a key whose "use" was spelled
-// "USE" has none — and so, like every key without one, the use "sig"
-// (DefaultSigningUse).
+// "USE" has none — and so, like every key without one whose "key_ops"
+// allow "verify", the use "sig".
 //
 // raw "null" gives nil. The error says what is wrong: no JSON object, no
 // "keys" array of objects, or a key go-jose does not decode (its kty,
@@ -107,41 +107,6 @@ func keyOpsVerify(raw json.RawMessage) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// DefaultSigningUse returns set with "use": "sig" on each key that declares
-// no "use", and set itself when every key declares one (nil gives nil).
-// RFC 7517 §4.2 makes "use" optional — a key without it is not restricted
-// to a purpose — but fosite verifies a client assertion only with a key
-// whose "use" is exactly "sig" (its findPublicKey), so a client whose JWK
-// Set leaves "use" out, as many do, could never authenticate. A key whose
-// "use" is another value ("enc") keeps it and stays unusable. The keys are
-// copied, never changed in place: set may be a cached set other requests
-// read. set's "key_ops" are not known here (go-jose drops them):
-// DecodeJWKS, which reads them, gives "sig" only where they allow
-// "verify".
-func DefaultSigningUse(set *josev3.JSONWebKeySet) *josev3.JSONWebKeySet {
-	if set == nil {
-		return nil
-	}
-	missing := false
-	for _, k := range set.Keys {
-		if k.Use == "" {
-			missing = true
-			break
-		}
-	}
-	if !missing {
-		return set
-	}
-	out := &josev3.JSONWebKeySet{Keys: make([]josev3.JSONWebKey, len(set.Keys))}
-	copy(out.Keys, set.Keys)
-	for i := range out.Keys {
-		if out.Keys[i].Use == "" {
-			out.Keys[i].Use = "sig"
-		}
-	}
-	return out
 }
 
 // jwksMember decodes a metadata document's jwks with DecodeJWKS.
@@ -228,18 +193,23 @@ func AssertionKeysProblem(set *josev3.JSONWebKeySet) string {
 
 // AssertionKeys returns the keys of set, a private_key_jwt client's
 // jwks_uri set as fosite's fetcher decodes it, that may verify a client
-// assertion — "use" "sig" or none (DefaultSigningUse), and every other
+// assertion, each without "use" given "sig" (RFC 7517 §4.2 makes "use"
+// optional, but fosite verifies only with a "sig" key; the set's
+// "key_ops" are not known here, go-jose drops them) — and every other
 // rule of AssertionKeysProblem: RSA, 2048 bits or more, "alg" RS256 or
 // none, public — so that fosite, which checks only "use" and the key
 // type, verifies with no other. A set without such a key gives an empty
-// set (fosite answers invalid_client). set is not changed.
+// set (fosite answers invalid_client). set, which may be the fetcher's
+// cached one, is not changed: its keys are copied.
 func AssertionKeys(set *josev3.JSONWebKeySet) *josev3.JSONWebKeySet {
-	set = DefaultSigningUse(set)
 	if set == nil {
 		return nil
 	}
 	out := &josev3.JSONWebKeySet{Keys: make([]josev3.JSONWebKey, 0, len(set.Keys))}
 	for _, k := range set.Keys {
+		if k.Use == "" {
+			k.Use = "sig"
+		}
 		if assertionKeyProblem(k) == "" {
 			out.Keys = append(out.Keys, k)
 		}

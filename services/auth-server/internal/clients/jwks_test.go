@@ -77,7 +77,7 @@ func jwksCases(t *testing.T) []jwksCase {
 		{"an EC key next to a usable one", set(jwkJSON(t, ec, nil), jwkJSON(t, good, nil)), ""},
 		{"EC key only", set(jwkJSON(t, ec, nil)), none + ` (the only algorithm accepted; an RSA public key of 2048 bits or more with "use": "sig" or none and "alg" RS256 or none): key 1 (kid "e1") is not an RSA key`},
 		// RFC 7517 §4.2: "use" is optional; a key without it is read as
-		// "sig" (DefaultSigningUse).
+		// "sig" (DecodeJWKS).
 		{"no use", set(jwkJSON(t, noUse, nil)), ""},
 		{"use enc", set(jwkJSON(t, enc, nil)), `key 1 (kid "r1") has "use": "enc", not "sig"`},
 		// RFC 7517 §4.3: "key_ops" says what a key without "use" is for.
@@ -162,7 +162,7 @@ func TestRegistryFileJWKSAndJWKSURI(t *testing.T) {
 
 // TestDecodeJWKSExactNames: a member is the JWK parameter of exactly its
 // name; encoding/json also took "USE" for use and "\u212aid" (a Kelvin
-// sign) for kid. The key, without "use", is given "sig" (DefaultSigningUse).
+// sign) for kid. The key, without "use", is given "sig" (DecodeJWKS).
 func TestDecodeJWKSExactNames(t *testing.T) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
