@@ -211,9 +211,16 @@ func TestUnknownPathAndMethodUseTheErrorShape(t *testing.T) {
 	if r.status != 404 || r.err.Error != "not_found" {
 		t.Errorf("unknown path: %d %s", r.status, r.body)
 	}
-	r = f.do(t, http.MethodPost, "/actions/profile", bearer(f.token(t, allScopes)))
+	h := bearer(f.token(t, allScopes))
+	h.Set("Origin", "https://chatgpt.com")
+	r = f.do(t, http.MethodPost, "/actions/profile", h)
 	if r.status != 405 || r.err.Error != "method_not_allowed" || !strings.Contains(r.header.Get("Allow"), "GET") {
 		t.Errorf("POST on a GET operation: %d %s (Allow %q)", r.status, r.body, r.header.Get("Allow"))
+	}
+	// A browser caller from a listed origin can read the Allow header.
+	if !exposed(r.header, "Allow") {
+		t.Errorf("POST on a GET operation from a listed origin: Access-Control-Expose-Headers %q lacks Allow",
+			r.header.Get("Access-Control-Expose-Headers"))
 	}
 	if r.header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Error("error responses lack X-Content-Type-Options: nosniff")
@@ -630,4 +637,18 @@ func TestExportCommand(t *testing.T) {
 			t.Errorf("Export %q succeeded", args)
 		}
 	}
+}
+
+// exposed reports whether a CORS response lets the browser's script read
+// the header name (Access-Control-Expose-Headers, Fetch standard section
+// 3.2.3), matching names case-insensitively.
+func exposed(h http.Header, name string) bool {
+	for _, v := range h.Values("Access-Control-Expose-Headers") {
+		for _, n := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(n), name) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -231,9 +231,14 @@ func TestPostBodyIsReadAsSent(t *testing.T) {
 		for k, vs := range c.header {
 			h[k] = vs
 		}
+		h.Set("Origin", "https://chatgpt.com") // a listed origin
 		r := f.doBody(t, http.MethodPost, "/actions/notes", h, c.body)
 		if r.status != c.status || r.err.Error != "invalid_request" || r.err.Description != c.want {
 			t.Errorf("%s: %d %s, want %d invalid_request %q", c.name, r.status, r.body, c.status, c.want)
+		}
+		// The browser's script may read what the 415 names.
+		if c.accept[0] != "" && !exposed(r.header, c.accept[0]) {
+			t.Errorf("%s: Access-Control-Expose-Headers %q lacks %s", c.name, r.header.Get("Access-Control-Expose-Headers"), c.accept[0])
 		}
 		for _, name := range []string{"Accept", "Accept-Encoding"} {
 			want := ""

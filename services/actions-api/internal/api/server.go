@@ -118,11 +118,18 @@ func (s *server) handler() (*echo.Echo, error) {
 	e.Use(secureHeaders)
 	if len(s.cfg.AllowedOrigins) > 0 {
 		e.Use(routedCORS(middleware.CORSWithConfig(middleware.CORSConfig{
-			AllowOrigins:  s.cfg.AllowedOrigins,
-			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodOptions},
-			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType},
-			ExposeHeaders: []string{"WWW-Authenticate", "Retry-After", "RateLimit-Remaining", echo.HeaderXRequestID},
-			MaxAge:        600,
+			AllowOrigins: s.cfg.AllowedOrigins,
+			AllowMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodOptions},
+			AllowHeaders: []string{echo.HeaderAuthorization, echo.HeaderContentType},
+			// Every response header a caller acts on that is not
+			// CORS-safelisted (Fetch standard, section 3.2.6): the
+			// challenge of a 401/403, Retry-After and RateLimit-Remaining
+			// of a 429/503, what a 415 would accept (Accept or
+			// Accept-Encoding, RFC 9110 section 15.5.16), the methods of
+			// a 405 (Allow, section 15.5.6).
+			ExposeHeaders: []string{"WWW-Authenticate", "Retry-After", "RateLimit-Remaining", echo.HeaderXRequestID,
+				echo.HeaderAccept, echo.HeaderAcceptEncoding, echo.HeaderAllow},
+			MaxAge: 600,
 		})))
 	}
 	// Inside CORS: its 404 carries a listed origin's CORS headers, as
