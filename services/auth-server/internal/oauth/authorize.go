@@ -49,11 +49,17 @@ type consentRequest struct {
 	Browser  string `json:"browser,omitempty"`
 }
 
-// consentRecord is a remembered approval.
+// consentRecord is a remembered approval: the scopes, resources and
+// redirect URIs (exact strings, as the requests named them) the user
+// approved for a client. The consent page names the host the user will
+// be sent to, so a remembered approval skips the page only for a redirect
+// URI among RedirectURIs; a record stored before they were remembered has
+// none, and the page is shown again.
 type consentRecord struct {
-	Scopes    []string  `json:"scopes"`
-	Resources []string  `json:"resources"`
-	Approved  time.Time `json:"approved"`
+	Scopes       []string  `json:"scopes"`
+	Resources    []string  `json:"resources"`
+	RedirectURIs []string  `json:"redirect_uris,omitempty"`
+	Approved     time.Time `json:"approved"`
 }
 
 // unregisteredRedirect describes a refused redirect_uri: the URI itself
@@ -477,7 +483,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		granted := false
 		if !slices.Contains(strings.Fields(mustParseQuery(p.Query).Get("prompt")), "consent") {
 			var err error
-			if granted, err = s.hasConsent(ctx, id.Subject, c.ID, ar.GetRequestedScopes(), p.Resource); err != nil {
+			redirect := consentRedirect(mustParseQuery(p.Query), c)
+			if granted, err = s.hasConsent(ctx, id.Subject, c.ID, ar.GetRequestedScopes(), p.Resource, redirect); err != nil {
 				redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
 				return
 			}
@@ -711,7 +718,14 @@ func (s *Server) consentBinding(r *http.Request) string {
 
 func consentKey(sub, clientID string) string { return redisx.Hash(sub) + ":" + redisx.Hash(clientID) }
 
-func (s *Server) hasConsent(ctx context.Context, sub, clientID string, scopes []string, resource string) (bool, error) {
+// hasConsent reports whether sub's remembered approval of clientID covers
+// every scope, the resource and the redirect URI redirect (the request's
+// redirect_uri as sent, or the client's one registered URI when it sent
+// none: consentRedirect). The redirect URI is compared as at the
+// authorization endpoint (clients.MatchRedirectURI): exactly, but for an
+// http loopback IP literal's port (RFC 8252 §7.3), which a native app
+// picks anew each time and the page does not show. err is a store error.
+func (s *Server) hasConsent(ctx context.Context, sub, clientID string, scopes []string, resource, redirect string) (bool, error) {
 	var rec consentRecord
 	ok, err := s.store.GetJSON(ctx, "consent", consentKey(sub, clientID), &rec)
 	if err != nil || !ok {
@@ -722,7 +736,22 @@ func (s *Server) hasConsent(ctx context.Context, sub, clientID string, scopes []
 			return false, nil
 		}
 	}
-	return slices.Contains(rec.Resources, resource), nil
+	return slices.Contains(rec.Resources, resource) && redirect != "" && clients.MatchRedirectURI(rec.RedirectURIs, redirect), nil
+}
+
+// consentRedirect is the redirect URI an authorization request (its query
+// q, of client c) sends the user to, as the consent page names its host:
+// its redirect_uri as sent, or, when it has none, c's one registered URI
+// (the authorization endpoint refuses a request without one from a client
+// with several). "" when neither is.
+func consentRedirect(q url.Values, c fosite.Client) string {
+	if r := q.Get("redirect_uri"); r != "" {
+		return r
+	}
+	if uris := c.GetRedirectURIs(); len(uris) == 1 {
+		return uris[0]
+	}
+	return ""
 }
 
 // RevokeConsent forgets a user's approval of a client.
@@ -875,8 +904,16 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	approval := consentRecord{Scopes: ar.GetRequestedScopes(), Resources: []string{cr.Pending.Resource}, Approved: s.now()}
+	if redirect := consentRedirect(mustParseQuery(cr.Pending.Query), ar.GetClient()); redirect != "" {
+		approval.RedirectURIs = []string{redirect}
+	}
 	var prev consentRecord
 	if ok, _ := s.store.GetJSON(ctx, "consent", consentKey(cr.Identity.Subject, cr.Pending.ClientID), &prev); ok {
+		for _, ru := range prev.RedirectURIs {
+			if !slices.Contains(approval.RedirectURIs, ru) {
+				approval.RedirectURIs = append(approval.RedirectURIs, ru)
+			}
+		}
 		for _, sc := range prev.Scopes {
 			if !slices.Contains(approval.Scopes, sc) {
 				approval.Scopes = append(approval.Scopes, sc)
