@@ -48,6 +48,9 @@ type admission struct {
 	post bool
 	msg  message
 	body []byte
+	// termErr is the error of a DELETE whose session record Redis did not
+	// remove (requestSessions.Terminate), for streamableSession to answer.
+	termErr error
 }
 
 // admitted returns the request's admission, or nil.
@@ -279,8 +282,19 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			// Counted by its outcome (requestSessions.Terminate): deleted
 			// once the record is gone, delete_failed when Redis refused
 			// (the session lives on). It was counted deleted before it was
-			// served.
-			status := serveUncounted(ctx, next, w, r)
+			// served. mcp-go answers a failed Terminate 500 "Session
+			// termination failed: <the Redis error>" in plain text; the
+			// answer is held (it is empty or one line) and a failed
+			// delete answered as any Redis outage is: 503 with
+			// Retry-After and the JSON-RPC error (unavailable), which
+			// tells the client to send the DELETE again.
+			buf := &heldResponse{header: http.Header{}}
+			status := serveUncounted(ctx, next, buf, r)
+			if adm.termErr != nil {
+				g.metrics.sessions.WithLabelValues(transportStreamable, "delete_failed").Inc()
+				g.unavailable(w, r, transportStreamable, method, adm.termErr)
+				return
+			}
 			g.metrics.requestStatus(transportStreamable, methodLabel(method), status)
 			switch {
 			case status < 300:
@@ -288,6 +302,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			case status >= 500:
 				g.metrics.sessions.WithLabelValues(transportStreamable, "delete_failed").Inc()
 			}
+			buf.writeTo(w, status)
 			return
 		}
 		if badArguments() || g.refuseScopes(w, r, transportStreamable, claims, msg, rec.ProtocolVersion, rec.ClientName) {
@@ -415,6 +430,15 @@ func (h *heldResponse) WriteHeader(code int) {
 }
 func (h *heldResponse) Write(p []byte) (int, error) { return h.body.Write(p) }
 func (h *heldResponse) Flush()                      {}
+
+// writeTo sends the held response on w with status.
+func (h *heldResponse) writeTo(w http.ResponseWriter, status int) {
+	for k, v := range h.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(h.body.Bytes())
+}
 
 // refused reports whether the held answer is a JSON-RPC error (as JSON, or
 // as the data of an event) rather than a result.
@@ -587,14 +611,18 @@ func (m *requestSessions) Validate(id string) (bool, error) {
 	return false, session.ErrNotFound
 }
 
-// Terminate ends the session for every replica (DELETE).
+// Terminate ends the session for every replica (DELETE). An error of
+// Redis is kept in the request's admission (termErr), which
+// streamableSession answers with 503 in place of mcp-go's 500.
 func (m *requestSessions) Terminate(id string) (bool, error) {
-	if a := admitted(m.ctx); a == nil || a.id != id {
+	a := admitted(m.ctx)
+	if a == nil || a.id != id {
 		return false, session.ErrNotFound
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), 3*time.Second)
 	defer cancel()
 	if _, err := m.g.sessions.Delete(ctx, id); err != nil {
+		a.termErr = err
 		return false, err
 	}
 	m.g.announceTermination(ctx, id)
