@@ -211,6 +211,12 @@ func (r *Readiness) runChecks(ctx context.Context, kind string, checks []named, 
 					results[i].Error = ErrorTimeout
 				}
 			}
+			if err != nil && ctx.Err() != nil {
+				// The caller gave up (a probe or scrape that hung up, a
+				// request cancelled): that says nothing of the check, so it
+				// is neither logged down nor counted as a failed probe.
+				return
+			}
 			r.logChange(kind, c.name, err, results[i].Error)
 		}()
 	}

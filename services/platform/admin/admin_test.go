@@ -367,3 +367,44 @@ func TestStillDownIsLoggedAtMostOncePerInterval(t *testing.T) {
 		t.Errorf("a repeated warning does not count the probes:\n%s", out)
 	}
 }
+
+// TestCallerGivingUpIsNoDependencyFailure: a readiness request whose caller
+// hung up (make dev's wait loop, a kubelet probe timing out) cancelled the
+// checks' context, and a healthy dependency was logged "dependency down"
+// with err="context canceled" — then "ok again" on the next probe.
+func TestCallerGivingUpIsNoDependencyFailure(t *testing.T) {
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(&lockedWriter{&logMu, &logs}, nil))
+	ready := admin.NewReadiness(time.Second, log)
+	started := make(chan struct{}, 1)
+	ready.AddDependency("slow", func(ctx context.Context) error {
+		started <- struct{}{}
+		<-ctx.Done() // answers only after the caller has gone
+		return ctx.Err()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan []admin.Result)
+	go func() { done <- ready.Dependencies(ctx) }()
+	<-started
+	cancel()
+	if res := <-done; len(res) != 1 || res[0].Status != "down" {
+		t.Fatalf("a cancelled check: %+v, want it down to the caller", res)
+	}
+	logMu.Lock()
+	out := logs.String()
+	logMu.Unlock()
+	if strings.Contains(out, "dependency down") || strings.Contains(out, "ok again") {
+		t.Errorf("a caller that hung up was logged as the dependency's failure:\n%s", out)
+	}
+	// A check that fails on its own is still logged, once.
+	ready = admin.NewReadiness(time.Second, log)
+	ready.AddDependency("broken", func(context.Context) error { return errors.New("connection refused") })
+	ready.Dependencies(context.Background())
+	logMu.Lock()
+	out = logs.String()
+	logMu.Unlock()
+	if !strings.Contains(out, "check=broken") || strings.Count(out, "dependency down") != 1 {
+		t.Errorf("a failing check is not logged down once:\n%s", out)
+	}
+}
