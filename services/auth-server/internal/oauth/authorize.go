@@ -79,8 +79,9 @@ func unregisteredRedirect(redirect, clientID string) string {
 var challengeFormat = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
 // maxAuthorizeQuery bounds an authorization request's query string (bytes,
-// as sent): a CIMD client_id, a redirect URI, a resource, the scopes and a
-// state of a few KiB fit many times over.
+// as sent, percent-encoded; 16 KiB itself is accepted): a CIMD client_id, a
+// redirect URI, a resource, the scopes and a state of a few KiB fit many
+// times over. A longer one is answered 414 URI Too Long.
 const maxAuthorizeQuery = 16 << 10
 
 // authorize validates the request completely, stores it, and sends the
@@ -103,10 +104,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	// IdP (LOGIN_TTL), and its state echoed in a Location header: net/http
 	// alone lets a query reach 1 MB, so an address within its rate limit
 	// could park 60 MB a minute in Redis for ten minutes. Refused before
-	// anything is read or stored, as a page: the state is not echoed.
+	// anything is read or stored: 414 URI Too Long (RFC 9110 §15.5.15, the
+	// request-target is longer than the server will interpret), as a page
+	// or JSON (errorPage) with invalid_request, never redirected — the
+	// request was not read, so no redirect URI is verified (RFC 6749
+	// §4.1.2.1) — and the state is not echoed.
 	if len(r.URL.RawQuery) > maxAuthorizeQuery {
-		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request",
-			fmt.Sprintf("the authorization request is larger than %d bytes: send a shorter state, nonce or scope", maxAuthorizeQuery))
+		s.fail(w, r, "authorize", http.StatusRequestURITooLong, "invalid_request",
+			fmt.Sprintf("the authorization request's query is larger than %d bytes (HTTP 414 URI Too Long): send a shorter state, nonce or scope", maxAuthorizeQuery))
 		return
 	}
 	if clientID == "" {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -130,10 +131,11 @@ func TestSignInBoundToTheBrowser(t *testing.T) {
 
 // TestAuthorizeRequestSizeBounded: an authorization request is stored in
 // Redis until the user is back from the IdP, so its size is bounded (16 KiB
-// of query): a larger one — a huge state, thousands of parameters — is
-// refused as a page (400 invalid_request, no redirect, the state not
-// echoed) and nothing is stored. Without the bound net/http let a 1 MB
-// query through into Redis for LOGIN_TTL.
+// of query): a larger one — a huge state, thousands of parameters, one byte
+// over — is refused 414 URI Too Long (RFC 9110 §15.5.15) as a page or JSON
+// (invalid_request, no redirect, the state not echoed) and nothing is
+// stored. Without the bound net/http let a 1 MB query through into Redis
+// for LOGIN_TTL. A query of exactly 16 KiB is a request like any other.
 func TestAuthorizeRequestSizeBounded(t *testing.T) {
 	f := startFleet(t, nil)
 	c := f.Clients["local-test"]
@@ -150,7 +152,14 @@ func TestAuthorizeRequestSizeBounded(t *testing.T) {
 	for i := range 3000 {
 		many.Set(fmt.Sprintf("x%d", i), "1")
 	}
+	// padTo pads a's state so that its query is n bytes.
+	padTo := func(a *authRequest, n int) {
+		a.State = ""
+		u, _ := url.Parse(a.URL(f.Base))
+		a.State = strings.Repeat("s", n-len(u.RawQuery))
+	}
 	for name, mod := range map[string]func(a *authRequest){
+		"one byte over 16 KiB":   func(a *authRequest) { padTo(a, 16<<10+1) },
 		"state of 20 KiB":        func(a *authRequest) { a.State = strings.Repeat("s", 20<<10) },
 		"nonce of 1 MB":          func(a *authRequest) { a.Nonce = strings.Repeat("n", 1<<20-4096) },
 		"3,000 parameters":       func(a *authRequest) { a.Extra = many },
@@ -160,8 +169,9 @@ func TestAuthorizeRequestSizeBounded(t *testing.T) {
 			a := newAuthRequest(c)
 			mod(a)
 			p := newBrowser(t, c.RedirectURIs[0], f.IdP.Issuer).get(a.URL(f.Base))
-			if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "larger than 16384 bytes") {
-				t.Fatalf("%d (location %.200v), want 400 without redirect\n%.500s", p.Status, p.Location, p.Body)
+			if p.Location != nil || p.Status != http.StatusRequestURITooLong || !strings.Contains(p.Body, "larger than 16384 bytes") ||
+				!strings.Contains(p.Body, "invalid_request") || !strings.HasPrefix(p.Header.Get("Content-Type"), "text/html") {
+				t.Fatalf("%d (location %.200v), want a 414 page without redirect\n%.500s", p.Status, p.Location, p.Body)
 			}
 			if strings.Contains(p.Body, "sssssssss") || strings.Contains(p.Body, "nnnnnnnnn") {
 				t.Error("the page echoes the request")
@@ -171,11 +181,27 @@ func TestAuthorizeRequestSizeBounded(t *testing.T) {
 			}
 		})
 	}
-	// A state of 8 KiB is a request like any other.
+	// A client that asks for JSON gets the 414 as JSON.
 	a := newAuthRequest(c)
-	a.State = strings.Repeat("s", 8<<10)
+	a.State = strings.Repeat("s", 20<<10)
+	resp, err := http.Get(a.URL(f.Base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]string
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestURITooLong || body["error"] != "invalid_request" || !strings.Contains(body["error_description"], "larger than 16384 bytes") {
+		t.Fatalf("JSON: %d %v, want 414 invalid_request", resp.StatusCode, body)
+	}
+	// A query of exactly 16 KiB is a request like any other.
+	a = newAuthRequest(c)
+	padTo(a, 16<<10)
+	if u, _ := url.Parse(a.URL(f.Base)); len(u.RawQuery) != 16<<10 {
+		t.Fatalf("query of %d bytes, want 16384", len(u.RawQuery))
+	}
 	if code := f.authorize(a); code == "" {
-		t.Fatal("8 KiB state: no code")
+		t.Fatal("16 KiB query: no code")
 	}
 }
 
