@@ -168,8 +168,19 @@ func keepRevocationError(ctx context.Context, err error) error {
 	return err
 }
 
+// GetRefreshTokenSession is the store's, with a rotated refresh token of
+// a live grant (the store's request with fosite.ErrInactiveToken) found:
+// fosite's handler took that error for "no such token" and answered 200
+// with the grant live, though the same token at the token endpoint is
+// reuse that revokes the grant, and the previous token within the grace
+// window revoked it here too. Found, the token's grant is revoked as any
+// other's (RFC 7009 §2.1: the whole grant), and another client's rotated
+// token is refused with unauthorized_client (fosite's owner check).
 func (k keptRevocationErrors) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	r, err := k.TokenRevocationStorage.GetRefreshTokenSession(ctx, signature, session)
+	if r != nil && r.GetID() != "" && errors.Is(err, fosite.ErrInactiveToken) {
+		return r, nil
+	}
 	return r, keepRevocationError(ctx, err)
 }
 
