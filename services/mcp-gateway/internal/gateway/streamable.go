@@ -98,13 +98,19 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 	var self http.HandlerFunc
 	self = func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
-		case http.MethodPost, http.MethodGet, http.MethodDelete, http.MethodHead, http.MethodOptions:
+		case http.MethodPost, http.MethodGet, http.MethodDelete, http.MethodOptions:
 		default:
 			// Streamable HTTP has one endpoint with three methods (POST
 			// only in the stateless era): another (PUT, PATCH…) is 405 with
 			// Allow (RFC 9110 §15.5.6), as /sse and /messages answer
 			// theirs; it is no session's business, and a 404 would tell
-			// the client its session is gone.
+			// the client its session is gone. So is HEAD: mcp-go answered
+			// it 200 with nothing, which says a GET would succeed, where
+			// GET opens a session's event stream and is 400 without one.
+			// HEAD is GET without content (RFC 9110 §9.3.2), and the
+			// endpoint has no representation to GET; the TypeScript SDK's
+			// server answers HEAD 405 with Allow: GET, POST, DELETE too.
+			// net/http sends no content in answer to HEAD.
 			allow, use := "GET, POST, DELETE", "use POST to send a message, GET to open the event stream, DELETE to end the session"
 			if mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
 				allow, use = http.MethodPost, "use POST to send a message"
@@ -172,7 +178,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			return
 		}
 		id := ""
-		if !modern && !initialize && r.Method != http.MethodOptions && r.Method != http.MethodHead {
+		if !modern && !initialize && r.Method != http.MethodOptions {
 			id = r.Header.Get(server.HeaderKeySessionID)
 		}
 		// The per-subject rate limit (a local lease for a busy subject, else
@@ -222,10 +228,6 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			g.metrics.requestStatus(transportStreamable, methodLabel(method), http.StatusNoContent)
 			w.Header().Set("Allow", "GET, POST, DELETE")
 			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		if r.Method == http.MethodHead {
-			g.serve(transportStreamable, method, next, w, r)
 			return
 		}
 		if id == "" {
