@@ -642,12 +642,16 @@ func validUTF8String(raw []byte) bool {
 }
 
 // initializeParamsError is the -32602 message for an initialize without
-// params.protocolVersion (absent, null or "", params absent included): the
-// member is required in InitializeRequest (MCP schema, every version), and
-// mcp-go took its absence for 2025-03-26 (the fallback for a request
-// without MCP-Protocol-Version header, not for initialize) and negotiated
-// that. Every client SDK sends it. A member of the wrong JSON type is left
-// to the wrong-type answer.
+// one of the members InitializeRequest requires (MCP schema, every
+// version: protocolVersion, capabilities, clientInfo): absent or null,
+// and for protocolVersion "" too (params absent included). It names each
+// member missing. mcp-go took a missing protocolVersion for 2025-03-26
+// (the fallback for a request without MCP-Protocol-Version header, not for
+// initialize) and negotiated that, and a missing clientInfo or
+// capabilities for empty ones; the TypeScript SDK's server refuses such an
+// initialize (its InitializeRequestSchema requires all three). Every client
+// SDK, the conformance suite and the MCP Inspector send all three. A
+// member of the wrong JSON type is left to the wrong-type answer.
 func initializeParamsError(m message, body []byte) string {
 	if !m.decoded || m.Method != string(mcp.MethodInitialize) {
 		return ""
@@ -655,17 +659,32 @@ func initializeParamsError(m message, body []byte) string {
 	var p struct {
 		Params struct {
 			ProtocolVersion json.RawMessage `json:"protocolVersion"`
+			Capabilities    json.RawMessage `json:"capabilities"`
+			ClientInfo      json.RawMessage `json:"clientInfo"`
 		} `json:"params"`
 	}
 	if json.Unmarshal(body, &p) != nil {
 		return ""
 	}
-	v := bytes.TrimSpace(p.Params.ProtocolVersion)
-	if len(v) != 0 && !bytes.Equal(v, []byte("null")) && !bytes.Equal(v, []byte(`""`)) {
+	absent := func(v json.RawMessage) bool {
+		v = bytes.TrimSpace(v)
+		return len(v) == 0 || bytes.Equal(v, []byte("null"))
+	}
+	var missing []string
+	if v := bytes.TrimSpace(p.Params.ProtocolVersion); absent(v) || bytes.Equal(v, []byte(`""`)) {
+		missing = append(missing, "params.protocolVersion is required: the latest MCP version the client supports (supported: "+
+			strings.Join(mcp.LegacyProtocolVersions(), ", ")+")")
+	}
+	if absent(p.Params.Capabilities) {
+		missing = append(missing, "params.capabilities is required: an object of the capabilities the client supports ({} for none)")
+	}
+	if absent(p.Params.ClientInfo) {
+		missing = append(missing, `params.clientInfo is required: the client's name and version ({"name":…,"version":…})`)
+	}
+	if len(missing) == 0 {
 		return ""
 	}
-	return "invalid params: params.protocolVersion is required: the latest MCP version the client supports (supported: " +
-		strings.Join(mcp.LegacyProtocolVersions(), ", ") + ")"
+	return "invalid params: " + strings.Join(missing, "; ")
 }
 
 // namesResource reports whether uri is a resource resources/list names or
