@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -219,6 +220,19 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g.legacySubscription(w, r, id, msg) {
+		return
+	}
+	if !msg.decoded && json.NewDecoder(bytes.NewReader(body)).Decode(new(json.RawMessage)) != nil {
+		// Not JSON (mcp-go reads the first JSON value of the body as
+		// this does): mcp-go's legacy handler answers 400 -32700 "Parse
+		// error" on the POST of the replica that holds the stream. On
+		// another replica the relay could not be encoded (its body is a
+		// json.RawMessage), and the POST was 503 with Retry-After — a
+		// message that will never parse, told to retry; relayed, the
+		// stream's replica could only have answered "dropped". The same
+		// answer on every replica, before anything is relayed.
+		g.metrics.requestStatus(transportSSE, methodLabel(method), http.StatusBadRequest)
+		writeHTTPError(w, http.StatusBadRequest, mcp.PARSE_ERROR, "Parse error")
 		return
 	}
 	if _, local := g.localSSE.Load(id); local {
