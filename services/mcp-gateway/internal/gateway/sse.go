@@ -283,9 +283,12 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		g.metrics.request(transportSSE, methodLabel(method), "unauthorized")
 		g.unauthorized(w, transportSSE, "the access token is no longer accepted")
 	case relayDropped:
-		// An initialize whose claim was no longer held there: not handled;
-		// sent again, it is.
-		g.unavailable(w, r, transportSSE, method, errors.New("relayed message not handled by the stream's replica: "+got))
+		// An initialize whose claim was no longer held there, and whose
+		// stream could not take the error answer: not handled; sent
+		// again, it is. The 503 carries the request's id, as the other
+		// refusals of a /messages request do (JSON-RPC 2.0 §5: null only
+		// when the id could not be read).
+		g.unavailableFor(w, r, transportSSE, method, msg.ID, errors.New("relayed message not handled by the stream's replica: "+got))
 	default:
 		// Handed on, or no answer in time (a replica of an earlier version
 		// answers none; a slow one may yet deliver it): accepted, as
