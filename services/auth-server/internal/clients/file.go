@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -83,20 +85,24 @@ func LoadFile(path string, rules Rules) (*Static, []string) {
 	if err != nil {
 		return s, []string{fmt.Sprintf("CLIENTS_FILE: %v", err)}
 	}
-	return Parse(b, rules)
+	return parse(b, rules, path)
 }
 
 // Parse decodes and checks a registry document.
-func Parse(b []byte, rules Rules) (*Static, []string) {
+func Parse(b []byte, rules Rules) (*Static, []string) { return parse(b, rules, "") }
+
+// parse is Parse of the document read from the file path ("" when none:
+// the problems then name no file).
+func parse(b []byte, rules Rules, path string) (*Static, []string) {
 	byID := map[string]*Client{}
 	s := newStatic(byID)
 	var doc struct {
 		Clients []fileClient `json:"clients"`
 	}
+	problems := miscasedFields(b, path)
 	if err := yaml.UnmarshalStrict(b, &doc); err != nil {
-		return s, []string{fmt.Sprintf("CLIENTS_FILE: %v", err)}
+		return s, append(problems, fmt.Sprintf("CLIENTS_FILE: %v", err))
 	}
-	var problems []string
 	for _, fc := range doc.Clients {
 		c := &Client{
 			ID: fc.ClientID, Name: fc.ClientName, SecretHash: []byte(fc.ClientSecretHash),
@@ -139,6 +145,87 @@ func Parse(b []byte, rules Rules) (*Static, []string) {
 		byID[c.ID] = c
 	}
 	return s, problems
+}
+
+// fileFields are the registry's field names: "clients" in the document,
+// fileClient's (its json tags) in each client.
+var (
+	fileFields   = []string{"clients"}
+	clientFields = func() []string {
+		var names []string
+		t := reflect.TypeFor[fileClient]()
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			names = append(names, name)
+		}
+		return names
+	}()
+)
+
+// miscasedFields returns a problem for each field of the registry document
+// b — in the document or in a client — whose name is a known field's in
+// another letter case ("Client_Id", "REDIRECT_URIS"): the YAML decoder
+// (sigs.k8s.io/yaml through encoding/json) matches field names without
+// regard to case and would take it silently, while the registry's names,
+// like the RFC 7591 metadata they mirror, are exact. Each problem names
+// the file (path, when there is one), the client (by its client_id, as
+// written under any spelling, and its position, 1-based), the field as
+// written and the expected spelling. A document that does not decode gives
+// none here: the decoder reports it. A client's jwks is a JWK Set, read by
+// DecodeJWKS under its own rules, and is not looked into.
+func miscasedFields(b []byte, path string) []string {
+	j, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return nil
+	}
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(j, &doc) != nil {
+		return nil
+	}
+	where := ""
+	if path != "" {
+		where = path + ": "
+	}
+	var problems []string
+	miscased := func(context string, members map[string]json.RawMessage, known []string) {
+		for _, name := range slices.Sorted(maps.Keys(members)) {
+			for _, k := range known {
+				if name != k && strings.EqualFold(name, k) {
+					problems = append(problems, fmt.Sprintf("%s%sfield %q is spelled %q: field names are case-sensitive, and one that differs from a field only in letter case is refused",
+						where, context, name, k))
+				}
+			}
+		}
+	}
+	miscased("", doc, fileFields)
+	var list []json.RawMessage
+	if v, ok := doc["clients"]; ok {
+		_ = json.Unmarshal(v, &list)
+	} else {
+		for name, v := range doc {
+			if strings.EqualFold(name, "clients") {
+				_ = json.Unmarshal(v, &list)
+			}
+		}
+	}
+	for i, raw := range list {
+		var members map[string]json.RawMessage
+		if json.Unmarshal(raw, &members) != nil {
+			continue
+		}
+		id := ""
+		if v, ok := members["client_id"]; ok {
+			_ = json.Unmarshal(v, &id)
+		} else {
+			for name, v := range members {
+				if strings.EqualFold(name, "client_id") {
+					_ = json.Unmarshal(v, &id)
+				}
+			}
+		}
+		miscased(fmt.Sprintf("client %q (entry %d): ", id, i+1), members, clientFields)
+	}
+	return problems
 }
 
 // DynamicPrefix starts the id of every dynamically registered client.
