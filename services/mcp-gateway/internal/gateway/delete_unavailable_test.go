@@ -59,3 +59,30 @@ func TestStreamableDeleteRefusedByRedisIs503(t *testing.T) {
 		t.Fatalf("ping after the DELETE: %d %s, want 404", r.Status, r.Body)
 	}
 }
+
+// A DELETE /mcp whose record Redis removed but whose place in the
+// (subject, client)'s session index it then refused to remove (an ACL
+// denies ZREM: Store.Delete's second command) ended the session without
+// telling the other replicas: the DELETE was answered as failed, and a
+// replica that had admitted the session from memory went on serving it
+// until its renewal was due. The session has ended: the DELETE is 200,
+// announced to every replica, and the other replica answers 404 at once.
+func TestStreamableDeleteWhoseIndexEntryStaysEndsTheSession(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.Gateway(), f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	sid := a.initialize(t, tok)
+	b.rpc(t, tok, sid, "ping", nil, nil) // b now admits the session from memory
+	allowZrem := denyCommand(t, f.Redis.Client(), "zrem")
+	r := a.do(t, req{Method: "DELETE", Path: "/mcp", Token: tok, Session: sid, Version: version})
+	allowZrem()
+	if r.Status != http.StatusOK {
+		t.Fatalf("DELETE whose record was removed, its index entry not: %d %s, want 200", r.Status, r.Body)
+	}
+	if r := b.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("ping", nil)}); r.Status != http.StatusNotFound {
+		t.Fatalf("ping on the other replica after the DELETE: %d %s, want 404", r.Status, r.Body)
+	}
+	if v := a.metric(t, `tollgate_mcp_sessions_total{event="deleted",transport="streamable-http"}`); v != 1 {
+		t.Errorf(`sessions_total{event="deleted"} = %v, want 1`, v)
+	}
+}

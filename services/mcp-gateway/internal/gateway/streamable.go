@@ -623,9 +623,19 @@ func (m *requestSessions) Terminate(id string) (bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), 3*time.Second)
 	defer cancel()
-	if _, err := m.g.sessions.Delete(ctx, id); err != nil {
+	deleted, err := m.g.sessions.Delete(ctx, id)
+	switch {
+	case err != nil && !deleted:
 		a.termErr = err
 		return false, err
+	case err != nil:
+		// The record is gone, but not its place in the (subject,
+		// client)'s index of live sessions (Store.Delete's second
+		// command): the session has ended, and every replica must hear
+		// so, or one that admitted it from memory would go on admitting
+		// it until its renewal is due. The place frees itself when its
+		// score, the session's expiry, passes.
+		m.g.log.WarnContext(ctx, "session ended, but its place in the per-subject session index was not removed; it frees when the session would have expired", "err", err)
 	}
 	m.g.announceTermination(ctx, id)
 	return false, nil
