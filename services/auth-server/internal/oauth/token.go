@@ -533,26 +533,74 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
-	if !mayIntrospect(client, ar.GetClient()) {
+	if !mayIntrospect(client, ar.GetClient(), tu) {
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
 	resp := &fosite.IntrospectionResponse{Active: true, AccessRequester: ar, TokenUse: tu}
 	if tu == fosite.AccessToken {
-		resp.AccessTokenType = fosite.BearerAccessToken
+		// RFC 6750 §6.1.1 registers the type as "Bearer" (fosite's
+		// BearerAccessToken is "bearer"; the value is case-insensitive,
+		// RFC 6749 §5.1).
+		resp.AccessTokenType = "Bearer"
 	}
+	resp.AccessRequester = introspected{ar, introspectedSession{ar.GetSession(), introspectionMembers(resp)}}
 	s.provider.WriteIntrospectionResponse(ctx, w, resp)
 }
 
 // mayIntrospect: a client may introspect its own tokens; a resource server
-// of the static registry may introspect every token.
-func mayIntrospect(caller, owner fosite.Client) bool {
+// of the static registry may introspect every access token (tu), and
+// another client's refresh token no more than any other client: a refresh
+// token is no bearer credential (RFC 6749 §1.5: it goes to the token
+// endpoint only; RFC 6750 §2), and a resource server told it is active
+// could take it for one.
+func mayIntrospect(caller, owner fosite.Client, tu fosite.TokenUse) bool {
 	if owner != nil && owner.GetID() == caller.GetID() {
 		return true
 	}
 	c, ok := caller.(*clients.Client)
-	return ok && c.Kind == clients.KindStatic && c.ResourceServer
+	return ok && c.Kind == clients.KindStatic && c.ResourceServer && tu == fosite.AccessToken
 }
+
+// introspectionMembers are the members of an active token's introspection
+// answer that fosite's WriteIntrospectionResponse (v0.49) leaves out
+// although r holds them:
+//   - token_type (RFC 7662 §2.2): the access token type of RFC 6749 §7.1,
+//     r's AccessTokenType ("Bearer" for an access token); none for a
+//     refresh token, which has no such type;
+//   - token_use: "access_token" or "refresh_token" (fosite.TokenUse), the
+//     member Ory Hydra's introspection answers with, so that the owner of
+//     a refresh token is told which kind it asked about (RFC 7662 §2.2
+//     allows members beyond its list).
+func introspectionMembers(r fosite.IntrospectionResponder) map[string]any {
+	m := map[string]any{"token_use": string(r.GetTokenUse())}
+	if t := r.GetAccessTokenType(); t != "" {
+		m["token_type"] = t
+	}
+	return m
+}
+
+// introspected is an introspected token's request whose session is
+// introspectedSession: fosite's writer adds a session's extra claims
+// (fosite.ExtraClaimsSession) to its answer — the one way it has to say
+// more — and never lets them replace the members it writes itself.
+type introspected struct {
+	fosite.AccessRequester
+	session fosite.Session
+}
+
+func (i introspected) GetSession() fosite.Session { return i.session }
+
+// introspectedSession is the token's session with extra members for the
+// introspection answer (introspectionMembers).
+type introspectedSession struct {
+	fosite.Session
+	extra map[string]any
+}
+
+func (s introspectedSession) GetExtraClaims() map[string]any { return s.extra }
+
+var _ fosite.ExtraClaimsSession = introspectedSession{}
 
 func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/jwk-set+json")

@@ -227,9 +227,15 @@ func TestIntrospectionAccess(t *testing.T) {
 	if st != 200 || m["active"] != true || m["client_id"] != "local-test" || m["sub"] != idptest.Subject {
 		t.Errorf("own token: %d %v", st, m)
 	}
-	st, _, m = introspect(t, f, rs, tr.RefreshToken)
+	st, _, m = introspect(t, f, rs, tr.AccessToken)
 	if st != 200 || m["active"] != true || m["client_id"] != "local-test" {
 		t.Errorf("resource server: %d %v", st, m)
+	}
+	// Another client's refresh token is no bearer credential: inactive to
+	// a resource server (TestIntrospectionTokenKinds).
+	st, _, m = introspect(t, f, rs, tr.RefreshToken)
+	if st != 200 || len(m) != 1 || m["active"] != false {
+		t.Errorf("resource server, another client's refresh token: %d %v, want only active=false", st, m)
 	}
 	// Another client learns nothing (client_secret_post works, too).
 	st, _, m = introspect(t, f, actions, tr.AccessToken)
