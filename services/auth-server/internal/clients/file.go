@@ -83,7 +83,7 @@ func LoadFile(path string, rules Rules) (*Static, []string) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return s, []string{fmt.Sprintf("CLIENTS_FILE: %v", err)}
+		return s, []string{err.Error()}
 	}
 	return parse(b, rules, path)
 }
@@ -101,7 +101,7 @@ func parse(b []byte, rules Rules, path string) (*Static, []string) {
 	}
 	problems := miscasedFields(b, path)
 	if err := yaml.UnmarshalStrict(b, &doc); err != nil {
-		return s, append(problems, fmt.Sprintf("CLIENTS_FILE: %v", err))
+		return s, append(problems, err.Error())
 	}
 	for _, fc := range doc.Clients {
 		c := &Client{

@@ -275,3 +275,30 @@ func TestClientRegistryRedirectURICharacters(t *testing.T) {
 		t.Errorf("the error names the valid client:\n%s", err)
 	}
 }
+
+// TestClientRegistryUnreadableIsNamedOnce: a registry file that is not YAML,
+// or not there, stops start-up with one "CLIENTS_FILE: " before the reason
+// (the loader and Run each added one: "CLIENTS_FILE: CLIENTS_FILE: error
+// converting YAML to JSON …").
+func TestClientRegistryUnreadableIsNamedOnce(t *testing.T) {
+	dir := t.TempDir()
+	bad := dir + "/clients.yaml"
+	writeFile(t, bad, "clients:\n- client_id: [unclosed\n")
+	for path, want := range map[string]string{bad: "yaml", dir + "/missing.yaml": "no such file"} {
+		env := map[string]string{
+			"PUBLIC_ISSUER_URL": "http://localhost:1", "REDIS_URL": "redis://127.0.0.1:1/0", "CLIENTS_FILE": path,
+			"SIGNING_KEYS_DIR": dir, "UPSTREAM_ISSUER_URL": "http://localhost:2", "UPSTREAM_CLIENT_ID": "x",
+			"MCP_RESOURCE_URL": "https://mcp.example/mcp",
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := server.Run(ctx, pconfig.MapEnv(env), &strings.Builder{}, nil)
+		cancel()
+		if err == nil {
+			t.Fatalf("Run accepted the registry file %s", path)
+		}
+		if !strings.Contains(err.Error(), "CLIENTS_FILE: ") || strings.Contains(err.Error(), "CLIENTS_FILE: CLIENTS_FILE") ||
+			!strings.Contains(err.Error(), want) {
+			t.Errorf("%s: the error does not name CLIENTS_FILE once before %q:\n%s", path, want, err)
+		}
+	}
+}
