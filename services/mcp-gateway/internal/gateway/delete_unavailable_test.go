@@ -86,3 +86,28 @@ func TestStreamableDeleteWhoseIndexEntryStaysEndsTheSession(t *testing.T) {
 		t.Errorf(`sessions_total{event="deleted"} = %v, want 1`, v)
 	}
 }
+
+// The same for an initialize that names the caller's live session in
+// Mcp-Session-Id, which ends that session first (endReplacedSession): with
+// ZREM refused, the old record was removed and the initialize refused 503
+// without the end being announced, so a replica that had admitted the old
+// session from memory went on serving it. The initialize now opens the new
+// session, and the old one is 404 everywhere.
+func TestReplacedSessionWhoseIndexEntryStaysEnds(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.Gateway(), f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	old := a.initialize(t, tok)
+	b.rpc(t, tok, old, "ping", nil, nil) // b now admits the old session from memory
+	allowZrem := denyCommand(t, f.Redis.Client(), "zrem")
+	r := a.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: old, Body: call("initialize", map[string]any{
+		"protocolVersion": version, "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "tollgate-test", "version": "1.0"}})})
+	allowZrem()
+	sid := r.Header.Get("Mcp-Session-Id")
+	if r.Status != http.StatusOK || sid == "" || sid == old {
+		t.Errorf("initialize replacing a session whose index entry stays: %d %v %s, want 200 with a new session", r.Status, r.Header, r.Body)
+	}
+	if r := b.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: old, Version: version, Body: call("ping", nil)}); r.Status != http.StatusNotFound {
+		t.Errorf("ping of the replaced session on the other replica: %d %s, want 404", r.Status, r.Body)
+	}
+}

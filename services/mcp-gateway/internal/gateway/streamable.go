@@ -343,11 +343,10 @@ func (g *Gateway) endReplacedSession(w http.ResponseWriter, r *http.Request, cla
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
-	if _, err := g.sessions.Delete(dctx, id); err != nil {
+	if err := g.endSession(dctx, id); err != nil {
 		g.unavailableFor(w, r, transportStreamable, msg.Method, msg.ID, err)
 		return false
 	}
-	g.announceTermination(dctx, id)
 	g.mcp.UnregisterSession(dctx, id)
 	g.metrics.sessions.WithLabelValues(transportStreamable, "deleted").Inc()
 	return true
@@ -623,22 +622,31 @@ func (m *requestSessions) Terminate(id string) (bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), 3*time.Second)
 	defer cancel()
-	deleted, err := m.g.sessions.Delete(ctx, id)
-	switch {
-	case err != nil && !deleted:
+	if err := m.g.endSession(ctx, id); err != nil {
 		a.termErr = err
 		return false, err
-	case err != nil:
-		// The record is gone, but not its place in the (subject,
-		// client)'s index of live sessions (Store.Delete's second
-		// command): the session has ended, and every replica must hear
-		// so, or one that admitted it from memory would go on admitting
-		// it until its renewal is due. The place frees itself when its
-		// score, the session's expiry, passes.
-		m.g.log.WarnContext(ctx, "session ended, but its place in the per-subject session index was not removed; it frees when the session would have expired", "err", err)
 	}
-	m.g.announceTermination(ctx, id)
 	return false, nil
+}
+
+// endSession deletes a Streamable HTTP session's record and announces its
+// end to every replica (announceTermination). It fails only when the
+// record was not deleted. When the record is gone but not its place in
+// the (subject, client)'s index of live sessions (Store.Delete's second
+// command), the session has ended all the same, and every replica must
+// hear so, or one that admitted it from memory would go on admitting it
+// until its renewal is due; the failure is logged, and the place frees
+// itself when its score, the session's expiry, passes.
+func (g *Gateway) endSession(ctx context.Context, id string) error {
+	deleted, err := g.sessions.Delete(ctx, id)
+	switch {
+	case err != nil && !deleted:
+		return err
+	case err != nil:
+		g.log.WarnContext(ctx, "session ended, but its place in the per-subject session index was not removed; it frees when the session would have expired", "err", err)
+	}
+	g.announceTermination(ctx, id)
+	return nil
 }
 
 type forgetOnly struct{}
