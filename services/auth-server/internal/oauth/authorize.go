@@ -100,20 +100,6 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	r, rec := s.withAudit(r, audit.Record{Event: audit.AuthorizationRequest, ClientID: clientID})
 	defer s.logAudit(r, rec)
 	ctx := r.Context()
-	// The whole request is stored in Redis until the user is back from the
-	// IdP (LOGIN_TTL), and its state echoed in a Location header: net/http
-	// alone lets a query reach 1 MB, so an address within its rate limit
-	// could park 60 MB a minute in Redis for ten minutes. Refused before
-	// anything is read or stored: 414 URI Too Long (RFC 9110 §15.5.15, the
-	// request-target is longer than the server will interpret), as a page
-	// or JSON (errorPage) with invalid_request, never redirected — the
-	// request was not read, so no redirect URI is verified (RFC 6749
-	// §4.1.2.1) — and the state is not echoed.
-	if len(r.URL.RawQuery) > maxAuthorizeQuery {
-		s.fail(w, r, "authorize", http.StatusRequestURITooLong, "invalid_request",
-			fmt.Sprintf("the authorization request's query is larger than %d bytes (HTTP 414 URI Too Long): send a shorter state, nonce or scope", maxAuthorizeQuery))
-		return
-	}
 	if clientID == "" {
 		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "client_id is required")
 		return
@@ -915,7 +901,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	var prev consentRecord
 	if ok, _ := s.store.GetJSON(ctx, "consent", consentKey(cr.Identity.Subject, cr.Pending.ClientID), &prev); ok {
 		for _, ru := range prev.RedirectURIs {
-			if !slices.Contains(approval.RedirectURIs, ru) {
+			// Compared as hasConsent compares: a loopback URI on another
+			// port is the one already approved, not another to keep.
+			if !clients.MatchRedirectURI(approval.RedirectURIs, ru) {
 				approval.RedirectURIs = append(approval.RedirectURIs, ru)
 			}
 		}

@@ -51,6 +51,23 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		noStore(w)
+		if endpoint == "authorize" && len(r.URL.RawQuery) > maxAuthorizeQuery {
+			// The whole authorization request is stored in Redis until the
+			// user is back from the IdP (LOGIN_TTL), and its state echoed
+			// in a Location header: net/http alone lets a query reach 1 MB,
+			// so an address within its rate limit could park 60 MB a
+			// minute in Redis for ten minutes. Judged on the raw query's
+			// length before anything parses it (a malformed one, or one of
+			// more parameters than url.ParseQuery takes, is as long): 414
+			// URI Too Long (RFC 9110 §15.5.15, the request-target is longer
+			// than the server will interpret), as a page or JSON
+			// (errorPage) with invalid_request, never redirected — no
+			// redirect URI is verified (RFC 6749 §4.1.2.1) — and the state
+			// not echoed.
+			fail(w, r, http.StatusRequestURITooLong, "invalid_request",
+				fmt.Sprintf("the authorization request's query is larger than %d bytes (HTTP 414 URI Too Long): send a shorter state, nonce or scope", maxAuthorizeQuery))
+			return
+		}
 		if len(r.Header.Values("Authorization")) > 1 {
 			fail(w, r, http.StatusBadRequest, "invalid_request", "more than one Authorization header")
 			return

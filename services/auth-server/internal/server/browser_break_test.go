@@ -181,6 +181,22 @@ func TestAuthorizeRequestSizeBounded(t *testing.T) {
 			}
 		})
 	}
+	// The size is judged before the endpoint parses the query: an
+	// oversized query that is also malformed, repeats client_id or holds
+	// more parameters than url.ParseQuery takes (10,000) is a 414 too, not
+	// the 400 of what parsing it found (review1). (An access_token in any
+	// query is refused on every path before that, 400.)
+	for name, suffix := range map[string]string{
+		"a bad escape": "&x=%zz", "client_id repeated": "&client_id=other",
+		"20,000 parameters": strings.Repeat("&a", 20000),
+	} {
+		a := newAuthRequest(c)
+		a.State = strings.Repeat("s", 20<<10)
+		p := newBrowser(t, c.RedirectURIs[0], f.IdP.Issuer).get(a.URL(f.Base) + suffix)
+		if p.Location != nil || p.Status != http.StatusRequestURITooLong || !strings.Contains(p.Body, "larger than 16384 bytes") {
+			t.Errorf("20 KiB with %s: %d (location %.200v), want the 414 page\n%.500s", name, p.Status, p.Location, p.Body)
+		}
+	}
 	// A client that asks for JSON gets the 414 as JSON.
 	a := newAuthRequest(c)
 	a.State = strings.Repeat("s", 20<<10)

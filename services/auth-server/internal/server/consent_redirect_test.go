@@ -3,7 +3,9 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -87,4 +89,41 @@ func TestRememberedConsentIsForTheApprovedRedirectURI(t *testing.T) {
 		t.Fatal(err)
 	}
 	asks(redirectA)
+}
+
+// TestRememberedLoopbackRedirectIsKeptOnce: a native app's loopback
+// redirect URI takes a new port each time (RFC 8252 §7.3), and the record
+// compares it port-free; merging an approval kept every port as written,
+// so each approval that showed the page (prompt=consent) grew the record
+// — five approvals, five URIs (review1). It holds one.
+func TestRememberedLoopbackRedirectIsKeptOnce(t *testing.T) {
+	f := startFleet(t, nil)
+	st, reg := register(t, f, `{"redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none","client_name":"Native","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`)
+	if st != http.StatusCreated {
+		t.Fatalf("register: %d %v", st, reg)
+	}
+	c := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{"http://127.0.0.1/cb"}, AuthMethod: "none"}
+	var sub string
+	for i := range 5 {
+		a := newAuthRequest(c)
+		a.RedirectURI = fmt.Sprintf("http://127.0.0.1:%d/cb", 50001+i)
+		a.Resource = f.Base + "/mcp"
+		a.Extra = url.Values{"prompt": {"consent"}}
+		b, p := consentPage(t, f, a)
+		tr := f.exchange(c, a, approve(t, b, p))
+		if tr.Status != http.StatusOK {
+			t.Fatalf("token: %d %s", tr.Status, tr.Description)
+		}
+		_, info := f.userinfo(tr.AccessToken)
+		sub, _ = info["sub"].(string)
+	}
+	rdb := f.Redis.Client()
+	key := "tollgate:as:consent:" + redisx.Hash(redisx.Hash(sub)+":"+redisx.Hash(c.ClientID))
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(rdb.Get(context.Background(), key).Val()), &rec); err != nil {
+		t.Fatalf("consent record %s: %v", key, err)
+	}
+	if uris, _ := rec["redirect_uris"].([]any); len(uris) != 1 || uris[0] != "http://127.0.0.1:50005/cb" {
+		t.Errorf("record's redirect_uris after five approvals on five ports: %v, want only the latest", rec["redirect_uris"])
+	}
 }
