@@ -2,9 +2,12 @@ package clients
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -37,6 +40,12 @@ type FetchOptions struct {
 	// MaxBytes bounds a document (default 16 KiB); Timeout a fetch (default 5s).
 	MaxBytes int64
 	Timeout  time.Duration
+	// Resolver answers the fetcher's DNS lookups (nil: the system's).
+	Resolver *net.Resolver
+	// Log receives the detail of a failed fetch (the resolver's and the
+	// dialled addresses, the TLS error), which the MetadataError a
+	// caller sees leaves out (nil: not logged).
+	Log *slog.Logger
 }
 
 // MetadataFetcher fetches client metadata documents and JWK sets from the
@@ -56,7 +65,7 @@ func NewMetadataFetcher(o FetchOptions) *MetadataFetcher {
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Second
 	}
-	dialer := &net.Dialer{Timeout: o.Timeout, Control: func(_, address string, _ syscall.RawConn) error {
+	dialer := &net.Dialer{Timeout: o.Timeout, Resolver: o.Resolver, Control: func(_, address string, _ syscall.RawConn) error {
 		if o.AllowPrivate {
 			return nil
 		}
@@ -86,21 +95,27 @@ func (f *MetadataFetcher) RetryableClient() *retryablehttp.Client {
 }
 
 // dialGuard runs for every connection attempt with the resolved address,
-// after DNS and before connecting.
+// after DNS and before connecting. Its refusal is a *dialRefused.
 func dialGuard(address string) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
-		return err
+		return &dialRefused{fmt.Sprintf("refusing to dial %q: %v", address, err)}
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
-		return fmt.Errorf("refusing to dial %q: not an IP address", host)
+		return &dialRefused{fmt.Sprintf("refusing to dial %q: not an IP address", host)}
 	}
 	if !PublicAddr(ip) {
-		return fmt.Errorf("refusing to dial %s: not a public address", ip)
+		return &dialRefused{fmt.Sprintf("refusing to dial %s: not a public address", ip)}
 	}
 	return nil
 }
+
+// dialRefused is dialGuard's refusal; its text names the address, for the
+// log only (fetchFailure).
+type dialRefused struct{ msg string }
+
+func (e *dialRefused) Error() string { return e.msg }
 
 var blocked = func() []netip.Prefix {
 	var out []netip.Prefix
@@ -230,7 +245,11 @@ func (f *MetadataFetcher) Fetch(ctx context.Context, id string) (*Metadata, time
 	req.Header.Set("Accept", "application/json")
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return nil, 0, metaErr("fetch failed: %v", redact(err))
+		reason := fetchFailure(err)
+		if f.o.Log != nil {
+			f.o.Log.InfoContext(ctx, "client metadata document fetch failed", "client_id", id, "reason", reason, "err", err)
+		}
+		return nil, 0, metaErr("fetch failed: %s", reason)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -314,10 +333,39 @@ func maxAge(cc string) time.Duration {
 	return 0
 }
 
-func redact(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
+// fetchFailure says in fixed words what failed in a fetch (err, of
+// http.Client.Do), for anyone who may send the client id — an anonymous
+// caller of the authorization endpoint: the errors themselves name the
+// resolver's address ("lookup example.com on 10.255.255.53:53: no such
+// host"), the address dialled and what the TLS peer sent, none of which
+// is theirs to see (FetchOptions.Log gets them).
+func fetchFailure(err error) string {
+	var (
+		dns      *net.DNSError
+		refused  *dialRefused
+		op       *net.OpError
+		netErr   net.Error
+		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
+		alert    tls.AlertError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &refused):
+		return "the host's address is not a public address"
+	case errors.As(err, &dns) && dns.IsTimeout:
+		return "timed out resolving the host"
+	case errors.As(err, &dns):
+		return "could not resolve the host"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "timed out"
+	case errors.As(err, &verify), errors.As(err, &record), errors.As(err, &alert),
+		errors.As(err, &unknown), errors.As(err, &hostname), errors.As(err, &invalid):
+		return "TLS failed"
+	case errors.As(err, &op) && op.Op == "dial":
+		return "could not connect"
 	}
-	return err.Error()
+	return "the request failed"
 }

@@ -157,7 +157,7 @@ func New(o Options) (*Server, error) {
 	if err := registerSlowCheckMetrics(o.Metrics, s.hasher); err != nil {
 		return nil, err
 	}
-	s.cimd = clients.NewMetadataFetcher(clients.FetchOptions{AllowPrivate: cfg.CIMDAllowPrivate, Production: cfg.Production()})
+	s.cimd = clients.NewMetadataFetcher(clients.FetchOptions{AllowPrivate: cfg.CIMDAllowPrivate, Production: cfg.Production(), Log: s.log})
 	s.store = store.New(o.Redis, resolver{s}, store.TTLs{
 		Code: cfg.AuthCodeTTL, Access: cfg.AccessTokenTTL, Refresh: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace,
 	}, store.WithLogger(o.Log))
