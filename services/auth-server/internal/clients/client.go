@@ -79,8 +79,9 @@ type Client struct {
 	Kind        Kind
 	// ClientURI is the client's home page (metadata documents).
 	ClientURI string
-	// ResourceServer lets a static client introspect every token, not only
-	// its own (RFC 7662 §2.1: the server decides who may introspect).
+	// ResourceServer lets a static client introspect every access token,
+	// not only its own (RFC 7662 §2.1: the server decides who may
+	// introspect); a refresh token is active only to its own client.
 	ResourceServer bool
 }
 

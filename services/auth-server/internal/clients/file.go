@@ -31,7 +31,8 @@ type fileClient struct {
 	SkipConsent      bool            `json:"skip_consent,omitempty"`
 	JWKS             json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI          string          `json:"jwks_uri,omitempty"`
-	// ResourceServer may introspect every token (RFC 7662).
+	// ResourceServer may introspect every access token (RFC 7662); a
+	// refresh token only its own client.
 	ResourceServer bool `json:"resource_server,omitempty"`
 }
 

@@ -19,7 +19,7 @@ import (
 
 // standardsClients are extra registry entries: a confidential client that
 // does not require PKCE, with loopback IP and localhost redirect URIs, and
-// a resource server that may introspect every token.
+// a resource server that may introspect every access token.
 func standardsClients(t *testing.T) (string, map[string]devClient) {
 	t.Helper()
 	hash := func(s string) string {
