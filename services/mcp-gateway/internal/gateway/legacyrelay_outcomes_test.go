@@ -86,12 +86,23 @@ func TestLegacyUnparsableMessageIs400OnEveryReplica(t *testing.T) {
 		name string
 		gw   *gw
 	}{{"the stream's replica", a}, {"another replica", b}} {
-		r := g.gw.do(t, req{Method: "POST", Path: path, Token: tok, Body: `{"jsonrpc":"2.0","id":1,`})
-		if m := r.rpc(t); r.Status != http.StatusBadRequest || m.Error == nil || m.Error.Code != -32700 || string(m.ID) != "null" {
-			t.Errorf("unparsable message posted to %s: %d %v %s, want 400 with -32700 and id null", g.name, r.Status, r.Header, r.Body)
-		}
-		if ra := r.Header.Get("Retry-After"); ra != "" {
-			t.Errorf("unparsable message posted to %s: Retry-After %q", g.name, ra)
+		// A JSON value followed by more text is no JSON text either (RFC
+		// 8259 §2): mcp-go read the first value and served it on the
+		// stream's replica (202), past the gateway's own checks — an
+		// initialize without clientInfo, a second initialize — while
+		// another replica answered 503 (review2).
+		for _, body := range []string{
+			`{"jsonrpc":"2.0","id":1,`,
+			`{"jsonrpc":"2.0","id":424242,"method":"ping"} x`,
+			`{"jsonrpc":"2.0","id":424243,"method":"initialize","params":{"protocolVersion":"2024-11-05"}} {}`,
+		} {
+			r := g.gw.do(t, req{Method: "POST", Path: path, Token: tok, Body: body})
+			if m := r.rpc(t); r.Status != http.StatusBadRequest || m.Error == nil || m.Error.Code != -32700 || string(m.ID) != "null" {
+				t.Errorf("%s posted to %s: %d %v %s, want 400 with -32700 and id null", body, g.name, r.Status, r.Header, r.Body)
+			}
+			if ra := r.Header.Get("Retry-After"); ra != "" {
+				t.Errorf("%s posted to %s: Retry-After %q", body, g.name, ra)
+			}
 		}
 	}
 	if v := a.metric(t, `tollgate_mcp_relayed_messages_total{direction="received"}`); v != 0 {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -222,10 +221,12 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	if g.legacySubscription(w, r, id, msg) {
 		return
 	}
-	if !msg.decoded && json.NewDecoder(bytes.NewReader(body)).Decode(new(json.RawMessage)) != nil {
-		// Not JSON (mcp-go reads the first JSON value of the body as
-		// this does): mcp-go's legacy handler answers 400 -32700 "Parse
-		// error" on the POST of the replica that holds the stream. On
+	if !msg.decoded && !json.Valid(body) {
+		// Not JSON text (RFC 8259 §2: one value, then only whitespace —
+		// mcp-go reads the first value and ignores what follows, which
+		// let a message past the gateway's own checks, as the envelope
+		// could not be read): mcp-go's legacy handler answers 400 -32700
+		// "Parse error" on the POST of the replica that holds the stream. On
 		// another replica the relay could not be encoded (its body is a
 		// json.RawMessage), and the POST was 503 with Retry-After — a
 		// message that will never parse, told to retry; relayed, the
