@@ -260,13 +260,16 @@ async function flow(name, c, config) {
         check(r.sub === sub, 'introspection sub');
         check(r.client_id === c.client_id, 'introspection client_id');
         check(r.aud === plan.resource || (Array.isArray(r.aud) && r.aud.includes(plan.resource)), `introspection aud ${JSON.stringify(r.aud)}`);
-        return `active, scope ${r.scope}`;
+        check(r.token_type === 'Bearer' && r.token_use === 'access_token', `introspection token_type ${r.token_type}, token_use ${r.token_use}`);
+        return `active, token_type ${r.token_type}, scope ${r.scope}`;
       });
       await step(name, 'introspection-refresh-token', 'ok', [live], async () => {
         const r = await oidc.tokenIntrospection(config, live.refresh_token, { token_type_hint: 'refresh_token' });
         check(r.active === true, 'active');
         check(r.client_id === c.client_id, 'introspection client_id');
-        return `active, token_type ${r.token_type}`;
+        // A refresh token has no access token type (RFC 7662 §2.2, RFC 6749 §7.1).
+        check(r.token_use === 'refresh_token' && r.token_type === undefined, `introspection token_use ${r.token_use}, token_type ${r.token_type}`);
+        return `active, token_use ${r.token_use}`;
       });
     } else {
       // RFC 7662 §2.1: the endpoint requires client authentication.

@@ -402,6 +402,11 @@ func (s *Server) revokeFailed(w http.ResponseWriter, r *http.Request, err error,
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.ErrorContext(r.Context(), "revocation failed", "client_id", rec.ClientID, "err", err)
 	}
+	if code == "unauthorized_client" {
+		// fosite's description asks the client to check its id and
+		// secret, which were right: the token is another client's.
+		desc = "the token was not issued to this client (RFC 7009 section 2.1)"
+	}
 	s.auditEvent(r, rec)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", unavailableRetryAfter)

@@ -200,6 +200,12 @@ func TestRevokeAnotherClientsToken(t *testing.T) {
 			if resp.StatusCode != http.StatusBadRequest || e.Error != "unauthorized_client" {
 				t.Errorf("%s revoking the %s of %s: %d %s, want 400 unauthorized_client", other.ClientID, tc.name, owner.ClientID, resp.StatusCode, b)
 			}
+			// The client authenticated: the description says whose the
+			// token is, not fosite's "make sure that client id and secret
+			// are correctly specified" (review3).
+			if e.Description != "the token was not issued to this client (RFC 7009 section 2.1)" {
+				t.Errorf("%s revoking the %s of %s: error_description %q", other.ClientID, tc.name, owner.ClientID, e.Description)
+			}
 		}
 	}
 	if st, _ := f.userinfo(tr.AccessToken); st != http.StatusOK {
