@@ -51,6 +51,9 @@ type admission struct {
 	// termErr is the error of a DELETE whose session record Redis did not
 	// remove (requestSessions.Terminate), for streamableSession to answer.
 	termErr error
+	// removed: this DELETE removed the session's record (another replica's
+	// DELETE, or the session's expiry, had not removed it first).
+	removed bool
 }
 
 // admitted returns the request's admission, or nil.
@@ -299,7 +302,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			}
 			g.metrics.requestStatus(transportStreamable, methodLabel(method), status)
 			switch {
-			case status < 300:
+			case status < 300 && adm.removed:
+				// Counted once per session: two DELETEs racing on two
+				// replicas both answer 200, but only one removed it.
 				g.metrics.sessions.WithLabelValues(transportStreamable, "deleted").Inc()
 			case status >= 500:
 				g.metrics.sessions.WithLabelValues(transportStreamable, "delete_failed").Inc()
@@ -343,12 +348,15 @@ func (g *Gateway) endReplacedSession(w http.ResponseWriter, r *http.Request, cla
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
-	if err := g.endSession(dctx, id); err != nil {
+	removed, err := g.endSession(dctx, id)
+	if err != nil {
 		g.unavailableFor(w, r, transportStreamable, msg.Method, msg.ID, err)
 		return false
 	}
 	g.mcp.UnregisterSession(dctx, id)
-	g.metrics.sessions.WithLabelValues(transportStreamable, "deleted").Inc()
+	if removed {
+		g.metrics.sessions.WithLabelValues(transportStreamable, "deleted").Inc()
+	}
 	return true
 }
 
@@ -622,10 +630,12 @@ func (m *requestSessions) Terminate(id string) (bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), 3*time.Second)
 	defer cancel()
-	if err := m.g.endSession(ctx, id); err != nil {
+	removed, err := m.g.endSession(ctx, id)
+	if err != nil {
 		a.termErr = err
 		return false, err
 	}
+	a.removed = removed
 	return false, nil
 }
 
@@ -636,17 +646,20 @@ func (m *requestSessions) Terminate(id string) (bool, error) {
 // command), the session has ended all the same, and every replica must
 // hear so, or one that admitted it from memory would go on admitting it
 // until its renewal is due; the failure is logged, and the place frees
-// itself when its score, the session's expiry, passes.
-func (g *Gateway) endSession(ctx context.Context, id string) error {
+// itself when its score, the session's expiry, passes. removed reports
+// whether this call removed the record (false: it was already gone — a
+// DELETE on another replica, or its expiry — and the end is announced
+// again, harmlessly), so that the session is counted deleted once.
+func (g *Gateway) endSession(ctx context.Context, id string) (removed bool, err error) {
 	deleted, err := g.sessions.Delete(ctx, id)
 	switch {
 	case err != nil && !deleted:
-		return err
+		return false, err
 	case err != nil:
 		g.log.WarnContext(ctx, "session ended, but its place in the per-subject session index was not removed; it frees when the session would have expired", "err", err)
 	}
 	g.announceTermination(ctx, id)
-	return nil
+	return deleted, nil
 }
 
 type forgetOnly struct{}
