@@ -644,47 +644,134 @@ func validUTF8String(raw []byte) bool {
 // initializeParamsError is the -32602 message for an initialize without
 // one of the members InitializeRequest requires (MCP schema, every
 // version: protocolVersion, capabilities, clientInfo): absent or null,
-// and for protocolVersion "" too (params absent included). It names each
-// member missing. mcp-go took a missing protocolVersion for 2025-03-26
-// (the fallback for a request without MCP-Protocol-Version header, not for
-// initialize) and negotiated that, and a missing clientInfo or
-// capabilities for empty ones; the TypeScript SDK's server refuses such an
-// initialize (its InitializeRequestSchema requires all three). Every client
-// SDK, the conformance suite and the MCP Inspector send all three. A
-// member of the wrong JSON type is left to the wrong-type answer.
+// and for protocolVersion "" too (params absent included); or whose
+// clientInfo lacks a member Implementation requires (name, version: absent,
+// null or not a string). It names each member missing. mcp-go took a
+// missing protocolVersion for 2025-03-26 (the fallback for a request
+// without MCP-Protocol-Version header, not for initialize) and negotiated
+// that, a missing clientInfo or capabilities for empty ones, and a
+// clientInfo without name or version for one with empty strings; the
+// TypeScript SDK's server refuses such an initialize (its
+// InitializeRequestSchema requires all of them). Every client SDK, the
+// conformance suite and the MCP Inspector send them.
+//
+// Members are looked up by their exact names (exactMembers): JSON-RPC and
+// MCP names are case-sensitive, so params with only "Capabilities" lack
+// capabilities, where encoding/json (and so mcp-go) would take it for
+// them. A member spelt exactly beside a case variant of it is refused too:
+// decoders that ignore case take either one. A params or clientInfo of the
+// wrong JSON type is left to the wrong-type answer.
 func initializeParamsError(m message, body []byte) string {
 	if !m.decoded || m.Method != string(mcp.MethodInitialize) {
 		return ""
 	}
 	var p struct {
-		Params struct {
-			ProtocolVersion json.RawMessage `json:"protocolVersion"`
-			Capabilities    json.RawMessage `json:"capabilities"`
-			ClientInfo      json.RawMessage `json:"clientInfo"`
-		} `json:"params"`
+		Params json.RawMessage `json:"params"`
 	}
 	if json.Unmarshal(body, &p) != nil {
 		return ""
 	}
-	absent := func(v json.RawMessage) bool {
-		v = bytes.TrimSpace(v)
-		return len(v) == 0 || bytes.Equal(v, []byte("null"))
-	}
-	var missing []string
-	if v := bytes.TrimSpace(p.Params.ProtocolVersion); absent(v) || bytes.Equal(v, []byte(`""`)) {
-		missing = append(missing, "params.protocolVersion is required: the latest MCP version the client supports (supported: "+
-			strings.Join(mcp.LegacyProtocolVersions(), ", ")+")")
-	}
-	if absent(p.Params.Capabilities) {
-		missing = append(missing, "params.capabilities is required: an object of the capabilities the client supports ({} for none)")
-	}
-	if absent(p.Params.ClientInfo) {
-		missing = append(missing, `params.clientInfo is required: the client's name and version ({"name":…,"version":…})`)
-	}
-	if len(missing) == 0 {
+	params, ok := exactMembers(p.Params)
+	if !ok {
 		return ""
 	}
-	return "invalid params: " + strings.Join(missing, "; ")
+	var problems []string
+	if v := params.get("protocolVersion"); absent(v) || bytes.Equal(v, []byte(`""`)) {
+		problems = append(problems, "params.protocolVersion is required: the latest MCP version the client supports (supported: "+
+			strings.Join(mcp.LegacyProtocolVersions(), ", ")+")"+params.variantNote("params", "protocolVersion"))
+	}
+	if absent(params.get("capabilities")) {
+		problems = append(problems, "params.capabilities is required: an object of the capabilities the client supports ({} for none)"+
+			params.variantNote("params", "capabilities"))
+	}
+	if info := params.get("clientInfo"); absent(info) {
+		problems = append(problems, `params.clientInfo is required: the client's name and version ({"name":…,"version":…})`+
+			params.variantNote("params", "clientInfo"))
+	} else if ci, ok := exactMembers(info); ok {
+		for _, name := range []string{"name", "version"} {
+			switch v := ci.get(name); {
+			case absent(v):
+				problems = append(problems, "params.clientInfo."+name+" is required: a string (MCP schema, Implementation)"+
+					ci.variantNote("params.clientInfo", name))
+			case kind(v) != '"':
+				problems = append(problems, "params.clientInfo."+name+" must be a string (MCP schema, Implementation)")
+			}
+		}
+		problems = append(problems, ci.ambiguities("params.clientInfo", "name", "version")...)
+	}
+	problems = append(problems, params.ambiguities("params", "protocolVersion", "capabilities", "clientInfo")...)
+	if len(problems) == 0 {
+		return ""
+	}
+	return "invalid params: " + strings.Join(problems, "; ")
+}
+
+// absent reports whether a raw member value is absent or null.
+func absent(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	return len(v) == 0 || bytes.Equal(v, []byte("null"))
+}
+
+// objectMembers are the members of a JSON object by their exact names
+// (the last of several with one name), and the names as sent.
+type objectMembers map[string]json.RawMessage
+
+// exactMembers decodes the JSON object raw by exact member names — a map
+// keeps names as sent, where a struct matches them ignoring case — and
+// reports false when raw is not an object (absent or null: an empty one).
+func exactMembers(raw json.RawMessage) (objectMembers, bool) {
+	if absent(raw) {
+		return objectMembers{}, true
+	}
+	if kind(raw) != '{' {
+		return nil, false
+	}
+	var m objectMembers
+	if json.Unmarshal(raw, &m) != nil {
+		return nil, false
+	}
+	return m, true
+}
+
+func (o objectMembers) get(name string) json.RawMessage { return o[name] }
+
+// variant returns a member name that is not name but that encoding/json
+// takes for it ("Capabilities" for "capabilities"), or "".
+func (o objectMembers) variant(name string) string {
+	lower := strings.ToLower(name)
+	for k := range o {
+		if k != name && foldsTo([]byte(k), lower) {
+			return k
+		}
+	}
+	return ""
+}
+
+// variantNote explains, after "<where>.<name> is required", that a member
+// spelt otherwise is not that member ("" when there is none).
+func (o objectMembers) variantNote(where, name string) string {
+	v := o.variant(name)
+	if v == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (%s has a member %q: member names are case-sensitive, spell it %q)", where, truncate(v, maxLoggedName), name)
+}
+
+// ambiguities are the refusals of members among names that are present
+// both as spelt and in a variant spelling: decoders that ignore case would
+// take either.
+func (o objectMembers) ambiguities(where string, names ...string) []string {
+	var out []string
+	for _, name := range names {
+		if _, ok := o[name]; !ok {
+			continue
+		}
+		if v := o.variant(name); v != "" {
+			out = append(out, fmt.Sprintf("%s has both %q and %q: member names are case-sensitive, and decoders that ignore case would take either; send only %q",
+				where, name, truncate(v, maxLoggedName), name))
+		}
+	}
+	return out
 }
 
 // namesResource reports whether uri is a resource resources/list names or
