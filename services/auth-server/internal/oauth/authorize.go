@@ -898,8 +898,17 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	if redirect := consentRedirect(mustParseQuery(cr.Pending.Query), ar.GetClient()); redirect != "" {
 		approval.RedirectURIs = []string{redirect}
 	}
+	// The approval is merged into what the user approved before (other
+	// redirect URIs, scopes, resources): when that cannot be read, nothing
+	// is written — a write of this approval alone would forget the rest —
+	// and the client is told to retry, as when the write fails.
 	var prev consentRecord
-	if ok, _ := s.store.GetJSON(ctx, "consent", consentKey(cr.Identity.Subject, cr.Pending.ClientID), &prev); ok {
+	ok, err = s.store.GetJSON(ctx, "consent", consentKey(cr.Identity.Subject, cr.Pending.ClientID), &prev)
+	if err != nil {
+		s.redirectError(w, r, ar.GetClient(), ar.GetRedirectURI(), ar.GetState(), "temporarily_unavailable", "the service is temporarily unavailable; retry later")
+		return
+	}
+	if ok {
 		for _, ru := range prev.RedirectURIs {
 			// Compared as hasConsent compares: a loopback URI on another
 			// port is the one already approved, not another to keep.
