@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -549,7 +550,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		// RFC 6749 §5.1).
 		resp.AccessTokenType = "Bearer"
 	}
-	resp.AccessRequester = introspected{ar, introspectedSession{ar.GetSession(), introspectionMembers(resp)}}
+	resp.AccessRequester = introspected{ar, introspectedSession{ar.GetSession(), introspectionMembers(resp), tu}}
 	s.provider.WriteIntrospectionResponse(ctx, w, resp)
 }
 
@@ -597,13 +598,31 @@ type introspected struct {
 func (i introspected) GetSession() fosite.Session { return i.session }
 
 // introspectedSession is the token's session with extra members for the
-// introspection answer (introspectionMembers).
+// introspection answer (introspectionMembers), and the expiry of the
+// introspected token (use) where fosite's writer reads its exp: fosite's
+// WriteIntrospectionResponse (v0.49) writes the session's access-token
+// expiry whatever the token, which a refresh token's stored grant does not
+// hold, so an active refresh token was answered without exp (RFC 7662
+// §2.2) and its owner could not tell when it dies. A refresh token's exp
+// is its grant's refresh expiry (Unix seconds): the instant after which
+// the token endpoint refuses it (ValidateRefreshToken), REFRESH_TOKEN_TTL
+// after it was issued.
 type introspectedSession struct {
 	fosite.Session
 	extra map[string]any
+	use   fosite.TokenUse
 }
 
 func (s introspectedSession) GetExtraClaims() map[string]any { return s.extra }
+
+// GetExpiresAt answers the refresh token's expiry for fosite.AccessToken
+// when the introspected token is a refresh token (see introspectedSession).
+func (s introspectedSession) GetExpiresAt(key fosite.TokenType) time.Time {
+	if key == fosite.AccessToken && s.use == fosite.RefreshToken {
+		return s.Session.GetExpiresAt(fosite.RefreshToken)
+	}
+	return s.Session.GetExpiresAt(key)
+}
 
 var _ fosite.ExtraClaimsSession = introspectedSession{}
 
