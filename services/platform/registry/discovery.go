@@ -60,7 +60,9 @@ const DefaultDiscoveryTimeout = 2 * time.Second
 // Rules (docs/architecture.md, "Capabilities discovered from backends"):
 //   - a backend that cannot be reached keeps the services it last
 //     described (calls fail with Unavailable until it returns); one never
-//     reached yet has none, and never blocks the others;
+//     reached yet has none, and never blocks the others; Run asks an
+//     unreachable backend again within RetryMin..RetryMax, not only at
+//     the interval;
 //   - a service that a backend's answer no longer lists is removed, with
 //     its tools, actions and scopes, at that refresh;
 //   - a service whose name, or one of whose tools, routes, operationIds or
@@ -84,9 +86,12 @@ type Discovery struct {
 }
 
 type backendState struct {
-	up       *bool // nil: not asked yet
-	services []protoreflect.ServiceDescriptor
-	finger   string
+	up *bool // nil: not asked yet
+	// unreachable: the last refresh could not reach it (not an invalid
+	// answer, which asking again soon would only repeat).
+	unreachable bool
+	services    []protoreflect.ServiceDescriptor
+	finger      string
 }
 
 // NewDiscovery prepares discovery over o.Backends; Refresh reads them.
@@ -146,9 +151,36 @@ func (d *Discovery) OnChange(f func(*Registry)) {
 	d.subs = append(d.subs, f)
 }
 
-// Run refreshes every interval until ctx ends.
+// RetryMin and RetryMax bound the delay before Run asks again a backend
+// that its last refresh could not reach: RetryMin after the first
+// failure, doubling at each further one up to RetryMax (or Run's
+// interval, when shorter).
+const (
+	RetryMin = 250 * time.Millisecond
+	RetryMax = 5 * time.Second
+)
+
+// Run refreshes every interval until ctx ends. While a backend is
+// unreachable (down, or not started yet: a fleet's pods start in any
+// order) it refreshes sooner — after RetryMin, then twice as long after
+// each refresh that still cannot reach one, up to RetryMax — so that a
+// backend that comes up late is served within a second or two of its
+// start (at most RetryMax after a long outage) instead of up to a whole
+// interval later. A backend whose answer is invalid waits for the
+// interval, as one that answered does: asking again soon would only
+// repeat the answer.
 func (d *Discovery) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+	retry := RetryMin
+	next := func() time.Duration {
+		if !d.unreachable() {
+			retry = RetryMin
+			return interval
+		}
+		wait := min(retry, interval)
+		retry = min(retry*2, RetryMax)
+		return wait
+	}
+	t := time.NewTimer(next())
 	defer t.Stop()
 	for {
 		select {
@@ -156,8 +188,21 @@ func (d *Discovery) Run(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			d.Refresh(ctx)
+			t.Reset(next())
 		}
 	}
+}
+
+// unreachable reports whether the last refresh could not reach a backend.
+func (d *Discovery) unreachable() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, st := range d.state {
+		if st.unreachable {
+			return true
+		}
+	}
+	return false
 }
 
 // Refresh asks every backend for its services (concurrently, each bounded
@@ -192,6 +237,7 @@ func (d *Discovery) Refresh(ctx context.Context) *Registry {
 		st, a := d.state[b.Name], answers[i]
 		wasUp := st.up != nil && *st.up
 		known := st.up != nil
+		st.unreachable = a.err != nil && !errors.Is(a.err, errInvalid)
 		if a.err != nil {
 			result := "unavailable"
 			if errors.Is(a.err, errInvalid) {
