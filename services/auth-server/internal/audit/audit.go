@@ -67,6 +67,11 @@ type Record struct {
 	// claimed (an authorization request's client_id, a failed login).
 	ClientID            string
 	ClientAuthenticated bool
+	// TokenClientID is the client the presented token was issued to, when
+	// that matters and may differ from ClientID: a rotated refresh token
+	// presented again (RefreshReuse, and the Revocation it causes at the
+	// token endpoint), another client's token at the revocation endpoint.
+	TokenClientID string
 	// Subject is the end user's subject; it is logged as its SHA-256
 	// (hex, "subject_hash"), never in the clear.
 	Subject string
@@ -142,7 +147,7 @@ func (l *Logger) Log(ctx context.Context, r Record) {
 		b = appendAttr(b, "subject_hash", HashSubject(r.Subject))
 	}
 	for _, kv := range [...][2]string{
-		{"grant_id", r.GrantID}, {"grant_type", r.GrantType}, {"client_address", r.ClientAddr},
+		{"token_client_id", r.TokenClientID}, {"grant_id", r.GrantID}, {"grant_type", r.GrantType}, {"client_address", r.ClientAddr},
 		{"endpoint", r.Endpoint}, {"reason", r.Reason},
 	} {
 		if kv[1] != "" {

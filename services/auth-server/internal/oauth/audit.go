@@ -161,6 +161,9 @@ func (a auditingRevoker) Revoke(ctx context.Context, grantID string) error {
 			rec.Endpoint, rec.Reason = "token", "authorization code replayed (RFC 6749 §4.1.2)"
 		case r.PostForm.Get("grant_type") == "refresh_token":
 			rec.Endpoint, rec.Reason = "token", "rotated refresh token reused (RFC 9700 §4.14.2)"
+			if held != nil {
+				rec.TokenClientID = held.TokenClientID // reuseWitness
+			}
 		}
 	}
 	if held != nil {

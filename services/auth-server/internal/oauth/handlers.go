@@ -12,6 +12,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
 
+	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
 )
 
@@ -88,6 +89,29 @@ type revocationFailure struct {
 	// succeeded, and whether one failed.
 	grant           string
 	revoked, failed bool
+	// owner is the client the presented token was issued to, once the
+	// store found its grant ("": not found).
+	owner string
+}
+
+// found notes the client the presented token was issued to.
+func (rf *revocationFailure) found(r fosite.Requester) {
+	if rf == nil || r == nil || r.GetClient() == nil {
+		return
+	}
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	rf.owner = r.GetClient().GetID()
+}
+
+// tokenClient is the client the presented token was issued to, or "".
+func (rf *revocationFailure) tokenClient() string {
+	if rf == nil {
+		return ""
+	}
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	return rf.owner
 }
 
 type revocationFailureKey struct{}
@@ -179,13 +203,20 @@ func keepRevocationError(ctx context.Context, err error) error {
 func (k keptRevocationErrors) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	r, err := k.TokenRevocationStorage.GetRefreshTokenSession(ctx, signature, session)
 	if r != nil && r.GetID() != "" && errors.Is(err, fosite.ErrInactiveToken) {
+		revocationFailureOf(ctx).found(r)
 		return r, nil
+	}
+	if err == nil {
+		revocationFailureOf(ctx).found(r)
 	}
 	return r, keepRevocationError(ctx, err)
 }
 
 func (k keptRevocationErrors) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	r, err := k.TokenRevocationStorage.GetAccessTokenSession(ctx, signature, session)
+	if err == nil {
+		revocationFailureOf(ctx).found(r)
+	}
 	return r, keepRevocationError(ctx, err)
 }
 
@@ -223,10 +254,33 @@ type refreshGrantHandler struct {
 // refreshGrantFactory is compose.OAuth2RefreshTokenGrantFactory wrapped in
 // refreshGrantHandler, which tells the store beforehand what the refresh
 // will do (expect) and applies the scope parameter.
+//
+// Its storage is the store seen through reuseWitness.
 func (s *Server) refreshGrantFactory(core *accessStrategy) compose.Factory {
-	return func(c fosite.Configurator, storage, strategy any) any {
-		return refreshGrantHandler{compose.OAuth2RefreshTokenGrantFactory(c, storage, strategy).(*oauth2.RefreshTokenGrantHandler), s, core}
+	return func(c fosite.Configurator, _, strategy any) any {
+		return refreshGrantHandler{compose.OAuth2RefreshTokenGrantFactory(c, reuseWitness{s.store}, strategy).(*oauth2.RefreshTokenGrantHandler), s, core}
 	}
+}
+
+// reuseWitness is the store (every method, its transactions included) as
+// the refresh handler sees it, noting whose token a reused one is: when
+// the store answers a rotated refresh token with its grant's request and
+// fosite.ErrInactiveToken — reuse, which fosite's handler revokes before
+// its owner check — the request's audit record learns the client the
+// token was issued to (audit.Record.TokenClientID), for the
+// refresh_reuse_detected and revocation records, which name the
+// presenting client: another client's reuse of a stolen token then reads
+// as what it is.
+type reuseWitness struct{ *store.Store }
+
+func (w reuseWitness) GetRefreshTokenSession(ctx context.Context, handle string, session fosite.Session) (fosite.Requester, error) {
+	r, err := w.Store.GetRefreshTokenSession(ctx, handle, session)
+	if errors.Is(err, fosite.ErrInactiveToken) && r != nil && r.GetClient() != nil {
+		if held, _ := ctx.Value(auditKey{}).(*audit.Record); held != nil {
+			held.TokenClientID = r.GetClient().GetID()
+		}
+	}
+	return r, err
 }
 
 // HandleTokenEndpointRequest is fosite's refresh check, then RFC 6749 §6's

@@ -188,8 +188,14 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string
 	case authFailed:
 		s.auditEvent(r, audit.Record{Event: audit.ClientAuthFailure, Result: code, ClientID: clientID, Endpoint: "token"})
 	case grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken) && revoked != "":
-		s.auditEvent(r, audit.Record{Event: audit.RefreshReuse, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant, GrantID: revoked,
-			Reason: "a rotated refresh token was presented again; the grant is revoked"})
+		rec := audit.Record{Event: audit.RefreshReuse, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant, GrantID: revoked,
+			Reason: "a rotated refresh token was presented again; the grant is revoked"}
+		if held := auditOf(r); held != nil {
+			// The client the token was issued to (reuseWitness): another
+			// one than the presenting client's when a stolen token is used.
+			rec.TokenClientID = held.TokenClientID
+		}
+		s.auditEvent(r, rec)
 	case grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken):
 		// Refused without revoking: a repeat within the grace window whose
 		// grant was rotated to a successor this replica does not derive
@@ -405,8 +411,12 @@ func (s *Server) revokeFailed(w http.ResponseWriter, r *http.Request, err error,
 	}
 	if code == "unauthorized_client" {
 		// fosite's description asks the client to check its id and
-		// secret, which were right: the token is another client's.
+		// secret, which were right: the token is another client's. The
+		// record names whose (the security owner's clue that a token
+		// leaked); nothing was revoked.
 		desc = "the token was not issued to this client (RFC 7009 section 2.1)"
+		rec.TokenClientID = rf.tokenClient()
+		rec.Reason = "the token was issued to another client (RFC 7009 §2.1); nothing revoked"
 	}
 	s.auditEvent(r, rec)
 	if status == http.StatusServiceUnavailable {
