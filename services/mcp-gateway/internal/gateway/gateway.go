@@ -336,16 +336,20 @@ func (g *Gateway) Handler() http.Handler {
 		})
 	}
 	prm := metadata(g.cfg.Resource, "Tollgate MCP")
+	// Preflights (CORS) are granted for the methods the endpoints serve;
+	// every other answer is made readable by an allowed origin in
+	// readableBy, whatever its method and path.
 	c := cors.New(cors.Options{
 		AllowedOrigins: g.cfg.AllowedOrigins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "Mcp-Session-Id", "Mcp-Protocol-Version",
 			"Last-Event-ID", "Mcp-Method", "Mcp-Name"},
-		ExposedHeaders: []string{"Mcp-Session-Id", "WWW-Authenticate", "Retry-After"},
+		ExposedHeaders: exposedHeaders,
 		MaxAge:         600,
 	})
+	preflight := func(h http.Handler) http.Handler { return preflights(c, h) }
 	protect := func(transport string, h http.Handler) http.Handler {
-		return g.checkOrigin(c.Handler(g.authenticate(transport, g.rateLimit(transport, h))))
+		return g.checkOrigin(preflight(g.authenticate(transport, g.rateLimit(transport, h))))
 	}
 	mux := http.NewServeMux()
 	mux.Handle(server.ProtectedResourceMetadataPath(g.cfg.Resource), prm)
@@ -360,7 +364,7 @@ func (g *Gateway) Handler() http.Handler {
 			server.ProtectedResourceMetadataPath(g.cfg.Resource)+" (RFC 9728 section 3.1)")
 	}))
 	mux.Handle(widgets.AssetPath, widgets.AssetHandler())
-	mcpHandler := g.checkOrigin(c.Handler(g.authenticate(transportStreamable, g.streamableSession(g.direct(g.streamable)))))
+	mcpHandler := g.checkOrigin(preflight(g.authenticate(transportStreamable, g.streamableSession(g.direct(g.streamable)))))
 	// The route label is set here, where the mux has matched, instead of
 	// the telemetry middleware matching the request again afterwards
 	// (MuxRoute: ~1.5 % of the gateway's CPU per call, issue 12); the
@@ -375,7 +379,57 @@ func (g *Gateway) Handler() http.Handler {
 	mux.Handle("/sse", protect(transportSSE, http.HandlerFunc(g.openSSE)))
 	mux.Handle("/messages", protect(transportSSE, http.HandlerFunc(g.postMessage)))
 	g.route = telemetry.MuxRoute(mux)
-	return g.checkHost(mux)
+	return g.readableBy(g.checkHost(mux))
+}
+
+// exposedHeaders are the response headers a page of an allowed origin may
+// read besides the CORS-safelisted ones (Fetch standard,
+// Access-Control-Expose-Headers): the session, the challenge, when to
+// retry, the rate limit's remainder and, of a 405, the methods allowed.
+var exposedHeaders = []string{"Mcp-Session-Id", "WWW-Authenticate", "Retry-After", "Ratelimit-Remaining", "Allow"}
+
+// exposedList is exposedHeaders as one header value.
+var exposedList = strings.Join(exposedHeaders, ", ")
+
+// preflights answers a CORS preflight (OPTIONS with
+// Access-Control-Request-Method) with c — granted to an allowed origin for
+// GET, POST and DELETE only, with c's request headers — and hands every
+// other request to next. A preflight for another method (PUT, PATCH, HEAD
+// with a non-safelisted header) is answered without
+// Access-Control-Allow-Methods, which the browser takes for a refusal:
+// the endpoints serve no such method, and its answer would be 405.
+func preflights(c *cors.Cors, next http.Handler) http.Handler {
+	answer := c.Handler(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			answer.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readableBy lets a page of an allowed origin read every answer the
+// gateway gives it, whatever its method, path and status — a 405 and its
+// Allow, a 404, a 401 and its challenge, a 503 and its Retry-After: the
+// Fetch standard's CORS protocol hides from the page a response that does
+// not name its origin in Access-Control-Allow-Origin, and rs/cors named it
+// only for the methods its preflights grant. Preflights are left to the
+// endpoints (preflights). Handlers that answer any origin
+// (Access-Control-Allow-Origin: *: the resource metadata, widget assets)
+// replace the header. A request from another origin gets no CORS header;
+// on the MCP endpoints it is refused (checkOrigin).
+func (g *Gateway) readableBy(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Origin")
+		o := r.Header.Get("Origin")
+		if o != "" && (r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "") &&
+			contains(g.cfg.AllowedOrigins, strings.ToLower(o)) {
+			w.Header().Set("Access-Control-Allow-Origin", o)
+			w.Header().Set("Access-Control-Expose-Headers", exposedList)
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // routed names h's requests' route pattern for the telemetry middleware
