@@ -455,7 +455,7 @@ func (g *Gateway) sessionStateFailed(w http.ResponseWriter, r *http.Request, msg
 	case errors.Is(err, session.ErrTooManySubscriptions):
 		writeRPCError(w, http.StatusOK, msg.ID, mcp.INVALID_PARAMS, tooManySubscriptions(err))
 	default:
-		g.log.WarnContext(r.Context(), "session store unavailable", "err", err)
+		g.logUnavailable(r.Context(), err) // the session record: the session store
 		w.Header().Set("Retry-After", "5")
 		writeHTTPError(w, http.StatusServiceUnavailable, mcp.INTERNAL_ERROR, "temporarily unavailable; retry shortly")
 	}

@@ -536,7 +536,7 @@ func (g *Gateway) rateLimit(transport string, next http.Handler) http.Handler {
 // request may go on.
 func (g *Gateway) admitRate(w http.ResponseWriter, r *http.Request, transport, method string, id json.RawMessage, res ratelimit.Result, err error) bool {
 	if err != nil {
-		g.unavailable(w, r, transport, method, err)
+		g.unavailable(w, r, transport, method, &dependencyFailure{what: "rate limit", err: err})
 		return false
 	}
 	ratelimit.SetHeaders(w.Header(), res)
@@ -576,10 +576,48 @@ func (g *Gateway) unavailable(w http.ResponseWriter, r *http.Request, transport,
 // initialize refused with 503 echoes its id (JSON-RPC 2.0 §5: the id is
 // null only when it could not be detected).
 func (g *Gateway) unavailableFor(w http.ResponseWriter, r *http.Request, transport, method string, id json.RawMessage, err error) {
-	g.log.WarnContext(r.Context(), "session store unavailable", "err", err)
+	g.logUnavailable(r.Context(), err)
 	g.metrics.request(transport, methodLabel(method), "unavailable")
 	w.Header().Set("Retry-After", "5")
 	writeRPCError(w, http.StatusServiceUnavailable, id, mcp.INTERNAL_ERROR, "temporarily unavailable; retry shortly")
+}
+
+// relayFailure is a legacy message this replica could not hand to the
+// replica holding its session's stream (the PUBLISH failed, or that
+// replica did not handle it): answered 503 as a Redis outage is, and
+// logged as what failed, naming the replica (its id, in the log only).
+type relayFailure struct {
+	replica string
+	err     error
+}
+
+func (e *relayFailure) Error() string { return "relay to replica " + e.replica + ": " + e.err.Error() }
+func (e *relayFailure) Unwrap() error { return e.err }
+
+// dependencyFailure is a Redis-backed part other than the session store
+// that could not answer (what: "rate limit"), for the log.
+type dependencyFailure struct {
+	what string
+	err  error
+}
+
+func (e *dependencyFailure) Error() string { return e.what + ": " + e.err.Error() }
+func (e *dependencyFailure) Unwrap() error { return e.err }
+
+// logUnavailable logs what failed behind a 503: a relay to another replica
+// (relayFailure), another dependency (dependencyFailure), else the
+// session store. The answer says none of it.
+func (g *Gateway) logUnavailable(ctx context.Context, err error) {
+	var relay *relayFailure
+	var dep *dependencyFailure
+	switch {
+	case errors.As(err, &relay):
+		g.log.WarnContext(ctx, "could not relay a legacy message to the replica holding its stream", "replica", relay.replica, "err", relay.err)
+	case errors.As(err, &dep):
+		g.log.WarnContext(ctx, dep.what+" unavailable", "err", dep.err)
+	default:
+		g.log.WarnContext(ctx, "session store unavailable", "err", err)
+	}
 }
 
 // message is the part of a JSON-RPC message the gateway looks at.

@@ -256,7 +256,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusAccepted)
 			return
 		}
-		g.unavailable(w, r, transportSSE, method, err)
+		g.unavailable(w, r, transportSSE, method, &relayFailure{replica: rec.Replica, err: err})
 		return
 	}
 	if n == 0 {
@@ -289,7 +289,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		// again, it is. The 503 carries the request's id, as the other
 		// refusals of a /messages request do (JSON-RPC 2.0 §5: null only
 		// when the id could not be read).
-		g.unavailableFor(w, r, transportSSE, method, msg.ID, errors.New("relayed message not handled by the stream's replica: "+got))
+		g.unavailableFor(w, r, transportSSE, method, msg.ID, &relayFailure{replica: rec.Replica, err: errors.New("not handled there: " + got)})
 	default:
 		// Handed on, or no answer in time (a replica of an earlier version
 		// answers none; a slow one may yet deliver it): accepted, as
