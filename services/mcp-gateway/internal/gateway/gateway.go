@@ -678,15 +678,22 @@ func argumentsError(m message) string {
 // the gateway refuses before mcp-go sees them ("" when it does not):
 // tools/call arguments that are not an object (argumentsError), a cursor
 // on a list request (cursorError), a resource request without a uri
-// (uriError).
-func paramsError(m message) string {
+// (uriError), a member spelt but for case as one mcp-go reads
+// (paramsCaseError; body is the message).
+func paramsError(m message, body []byte) string {
 	if e := argumentsError(m); e != "" {
 		return e
 	}
 	if e := cursorError(m); e != "" {
 		return e
 	}
-	return uriError(m)
+	if e := uriError(m); e != "" {
+		return e
+	}
+	if len(m.ID) == 0 {
+		return "" // a notification: never answered
+	}
+	return paramsCaseError(m.Method, body)
 }
 
 // uriMethods are the requests whose params.uri is required (MCP schema,

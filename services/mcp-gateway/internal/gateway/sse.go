@@ -93,7 +93,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	if method == "" {
 		method = "POST"
 	}
-	e := paramsError(msg)
+	e := paramsError(msg, body)
 	if e == "" {
 		e = wrongTypedParams(body, msg)
 	}

@@ -162,7 +162,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		// answers the request (HTTP 200), so the client matches it to its
 		// call by id.
 		badArguments := func() bool {
-			e := paramsError(msg)
+			e := paramsError(msg, body)
 			if e == "" {
 				return false
 			}
