@@ -339,7 +339,11 @@ func maxAge(cc string) time.Duration {
 // resolver's address ("lookup example.com on 10.255.255.53:53: no such
 // host"), the address dialled and what the TLS peer sent, none of which
 // is theirs to see (FetchOptions.Log gets them).
-func fetchFailure(err error) string {
+func fetchFailure(err error) string { return FetchFailure(err) }
+
+// FetchFailure is fetchFailure for the other fetches of the guarded
+// client (RetryableClient: a private_key_jwt client's jwks_uri).
+func FetchFailure(err error) string {
 	var (
 		dns      *net.DNSError
 		refused  *dialRefused

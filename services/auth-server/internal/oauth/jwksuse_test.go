@@ -51,7 +51,7 @@ func TestSigningUseFetcher(t *testing.T) {
 	client.HTTPClient = srv.Client()
 	client.RetryMax = 0
 	inner := fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(client))
-	f := signingUseFetcher{inner}
+	f := signingUseFetcher{JWKSFetcherStrategy: inner}
 	got, err := f.Resolve(context.Background(), srv.URL+"/jwks.json", false)
 	if err != nil {
 		t.Fatal(err)
