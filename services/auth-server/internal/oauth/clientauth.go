@@ -289,7 +289,12 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 // authentication method (RFC 6749 §2.3: "MUST NOT use more than one
 // authentication method in each request"), and a body client_id that
 // names another client than HTTP Basic does.
+//
+// It reads the Authorization header first (basicCredentials).
 func oneAuthMethod(r *http.Request, form url.Values) error {
+	if err := basicCredentials(r); err != nil {
+		return err
+	}
 	basicID, _, basic := r.BasicAuth()
 	methods := 0
 	if basic {
@@ -309,6 +314,33 @@ func oneAuthMethod(r *http.Request, form url.Values) error {
 		if err != nil || id != form.Get("client_id") {
 			return fosite.ErrInvalidRequest.WithHint("The client_id in the body differs from the client authenticated with HTTP Basic.")
 		}
+	}
+	return nil
+}
+
+// basicCredentials checks an Authorization header of the Basic scheme
+// (its name case-insensitive, RFC 9110 §11.1) before fosite reads it with
+// net/http's BasicAuth:
+//   - credentials after more than one space (RFC 9110 §11.4: 1*SP), which
+//     BasicAuth does not read, are rewritten after exactly one, so that the
+//     client authenticates;
+//   - credentials that are not base64 of "id:secret" (RFC 7617 §2), or a
+//     scheme without credentials, are a failed client authentication —
+//     401 invalid_client with the Basic challenge (RFC 6749 §5.2: the
+//     client tried the Authorization header) saying what to send — not
+//     "no client authentication", which fosite's answer said when it
+//     found no credentials it could read.
+func basicCredentials(r *http.Request) error {
+	h := r.Header.Get("Authorization")
+	scheme, rest, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "basic") {
+		return nil
+	}
+	if trimmed := strings.TrimLeft(rest, " "); trimmed != rest {
+		r.Header.Set("Authorization", scheme+" "+trimmed)
+	}
+	if _, _, ok := r.BasicAuth(); !ok {
+		return fosite.ErrInvalidClient.WithHint("The Authorization header's Basic credentials could not be read: send base64 of client_id:client_secret, each form-urlencoded first (RFC 6749 section 2.3.1, RFC 7617).")
 	}
 	return nil
 }

@@ -503,7 +503,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSONError(w, status, code, desc)
 	}
-	if h := r.Header.Get("Authorization"); h != "" && !strings.HasPrefix(strings.ToLower(h), "basic ") {
+	if scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); scheme != "" && !strings.EqualFold(scheme, "basic") {
 		fail(http.StatusUnauthorized, "invalid_client", "authenticate as a client (client_secret_basic, client_secret_post or private_key_jwt); bearer tokens are not accepted here")
 		return
 	}
