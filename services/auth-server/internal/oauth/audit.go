@@ -73,15 +73,25 @@ func provedIdentity(ctx context.Context) bool {
 	return c == nil || !c.IsPublic()
 }
 
-// auditRefused records an authorization or registration request the guard
-// refused before its handler ran (rate limit, repeated parameter, …), so
-// that every such request has its event.
+// auditRefused records an authorization, registration, token or
+// revocation request the guard refused before its handler ran (the
+// per-address rate limit, its limiter unavailable, a repeated parameter,
+// …), so that every such request has its event: a token request a
+// `grant` record, a revocation request a `revocation` record with
+// endpoint "revoke" (docs/operations/audit-log.md). No client has
+// authenticated yet: client_id is the one claimed, if any
+// (client_authenticated false). The introspection and userinfo endpoints
+// have no audit event.
 func (s *Server) auditRefused(r *http.Request, endpoint, code string) {
 	switch endpoint {
 	case "authorize":
 		s.auditEvent(r, audit.Record{Event: audit.AuthorizationRequest, Result: code, ClientID: r.URL.Query().Get("client_id")})
 	case "register":
 		s.auditEvent(r, audit.Record{Event: audit.Registration, Result: code})
+	case "token":
+		s.auditEvent(r, audit.Record{Event: audit.Grant, Result: code, ClientID: claimedClientID(r), GrantType: r.PostForm.Get("grant_type")})
+	case "revoke":
+		s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: code, ClientID: claimedClientID(r), Endpoint: "revoke"})
 	}
 }
 
