@@ -162,33 +162,48 @@ const (
 
 // Run refreshes every interval until ctx ends. While a backend is
 // unreachable (down, or not started yet: a fleet's pods start in any
-// order) it refreshes sooner — after RetryMin, then twice as long after
-// each refresh that still cannot reach one, up to RetryMax — so that a
-// backend that comes up late is served within a second or two of its
-// start (at most RetryMax after a long outage) instead of up to a whole
-// interval later. A backend whose answer is invalid waits for the
-// interval, as one that answered does: asking again soon would only
-// repeat the answer.
+// order) it asks that backend again sooner — after RetryMin, then twice
+// as long after each attempt that still cannot reach it, up to RetryMax —
+// so that a backend that comes up late is served within a second or two
+// of its start (at most RetryMax after a long outage) instead of up to a
+// whole interval later. These retries ask only the unreachable backends:
+// one that stays down does not make the others be read more often. A
+// backend whose answer is invalid waits for the interval, as one that
+// answered does: asking again soon would only repeat the answer.
 func (d *Discovery) Run(ctx context.Context, interval time.Duration) {
 	retry := RetryMin
-	next := func() time.Duration {
+	full := time.Now().Add(interval)
+	// next is the wait before the next refresh, and whether it is the
+	// interval's full one rather than a retry of the unreachable.
+	next := func() (time.Duration, bool) {
+		untilFull := time.Until(full)
 		if !d.unreachable() {
 			retry = RetryMin
-			return interval
+			return untilFull, true
 		}
-		wait := min(retry, interval)
+		if retry >= untilFull {
+			return untilFull, true
+		}
+		wait := retry
 		retry = min(retry*2, RetryMax)
-		return wait
+		return wait, false
 	}
-	t := time.NewTimer(next())
+	wait, isFull := next()
+	t := time.NewTimer(max(wait, 0))
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			d.Refresh(ctx)
-			t.Reset(next())
+			if isFull {
+				d.Refresh(ctx)
+				full = time.Now().Add(interval)
+			} else {
+				d.refresh(ctx, true)
+			}
+			wait, isFull = next()
+			t.Reset(max(wait, 0))
 		}
 	}
 }
@@ -208,16 +223,25 @@ func (d *Discovery) unreachable() bool {
 // Refresh asks every backend for its services (concurrently, each bounded
 // by the timeout), installs a new registry when any answer changed, and
 // returns the current registry.
-func (d *Discovery) Refresh(ctx context.Context) *Registry {
+func (d *Discovery) Refresh(ctx context.Context) *Registry { return d.refresh(ctx, false) }
+
+// refresh is Refresh; unreachableOnly asks only the backends the last
+// refresh could not reach, and leaves the others as they are.
+func (d *Discovery) refresh(ctx context.Context, unreachableOnly bool) *Registry {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	type answer struct {
-		r   *reflected
-		err error
+		r    *reflected
+		err  error
+		skip bool
 	}
 	answers := make([]answer, len(d.o.Backends))
 	var wg sync.WaitGroup
 	for i, b := range d.o.Backends {
+		if unreachableOnly && !d.state[b.Name].unreachable {
+			answers[i] = answer{skip: true}
+			continue
+		}
 		if b.Services != nil {
 			answers[i] = answer{r: &reflected{services: b.Services, fingerprint: "local"}}
 			continue
@@ -228,13 +252,16 @@ func (d *Discovery) Refresh(ctx context.Context) *Registry {
 			cctx, cancel := context.WithTimeout(ctx, d.o.Timeout)
 			defer cancel()
 			r, err := reflectServices(cctx, b.Conn)
-			answers[i] = answer{r, err}
+			answers[i] = answer{r: r, err: err}
 		}()
 	}
 	wg.Wait()
 	changed := !d.built
 	for i, b := range d.o.Backends {
 		st, a := d.state[b.Name], answers[i]
+		if a.skip {
+			continue
+		}
 		wasUp := st.up != nil && *st.up
 		known := st.up != nil
 		st.unreachable = a.err != nil && !errors.Is(a.err, errInvalid)

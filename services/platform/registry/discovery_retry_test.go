@@ -55,3 +55,24 @@ func TestDiscoveryRunDoesNotRetryReachableBackendsSoon(t *testing.T) {
 		t.Errorf("a reachable backend was asked again %v times within 1.5 s of an hour's interval", after-before)
 	}
 }
+
+// A backend that stays down is retried alone: the others are read only at
+// the interval, not every RetryMax for as long as the outage lasts.
+func TestDiscoveryRunRetriesOnlyTheUnreachable(t *testing.T) {
+	a := registrytest.Start(t, "alpha", []registrytest.Service{notes("notes")})
+	b := registrytest.Start(t, "beta", []registrytest.Service{notes("todo")})
+	b.Stop()
+	h := discover(t, a, b)
+	h.d.Refresh(context.Background())
+	alpha := h.metric(t, "tollgate_capability_discoveries_total", "alpha")
+	beta := h.metric(t, "tollgate_capability_discoveries_total", "beta")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	h.d.Run(ctx, time.Hour)
+	if got := h.metric(t, "tollgate_capability_discoveries_total", "alpha"); got != alpha {
+		t.Errorf("healthy alpha was read %v more times within 2 s of an hour's interval", got-alpha)
+	}
+	if got := h.metric(t, "tollgate_capability_discoveries_total", "beta"); got <= beta {
+		t.Errorf("unreachable beta was not asked again within 2 s (reads %v, before %v)", got, beta)
+	}
+}
