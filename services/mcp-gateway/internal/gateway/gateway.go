@@ -251,7 +251,11 @@ func New(d Deps) (*Gateway, error) {
 		server.WithSSEDisableLocalhostProtection(true),
 	}
 	if len(cfg.AllowedOrigins) > 0 {
-		sseOpts = append(sseOpts, server.WithSSECORS(server.WithCORSAllowedOrigins(cfg.AllowedOrigins...)))
+		// mcp-go writes its own Access-Control-Expose-Headers on the /sse
+		// stream and /messages answers, replacing readableBy's: give it
+		// the gateway's list.
+		sseOpts = append(sseOpts, server.WithSSECORS(server.WithCORSAllowedOrigins(cfg.AllowedOrigins...),
+			server.WithCORSExposedHeaders(exposedHeaders...)))
 	}
 	g.sse = server.NewSSEServer(g.mcp, sseOpts...)
 	// Registered last: a New that fails leaves no hook on the Set or the
