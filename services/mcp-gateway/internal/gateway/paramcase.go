@@ -13,15 +13,12 @@ import (
 // paramNamesOf are, by method, the names of the params members mcp-go
 // decodes (the json names of its request type's Params fields, embedded
 // structs' included): a member spelt otherwise but for case is taken for
-// one of them by encoding/json (paramsCaseError).
+// one of them by encoding/json (paramsCaseError). initialize is not among
+// them: initializeParamsError checks its members.
 var paramNamesOf = sync.OnceValue(func() map[string][]string {
-	out := make(map[string][]string, len(legacyRequestTypes)+1)
-	types := map[string]reflect.Type{string(mcp.MethodInitialize): reflect.TypeFor[mcp.InitializeRequest]()}
+	out := make(map[string][]string, len(legacyRequestTypes))
 	for method, mk := range legacyRequestTypes {
-		types[method] = reflect.TypeOf(mk()).Elem()
-	}
-	for method, t := range types {
-		if f, ok := t.FieldByName("Params"); ok {
+		if f, ok := reflect.TypeOf(mk()).Elem().FieldByName("Params"); ok {
 			out[method] = jsonNames(f.Type, nil)
 		}
 	}
