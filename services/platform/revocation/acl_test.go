@@ -49,6 +49,14 @@ func TestBackendACLUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "the backend's Set hears of grant-after", func() bool { return set.Revoked("grant-after") })
+	// A removed client: the record is under the readable revocation:*
+	// keys and its announcement on the one channel the user may follow.
+	if err := rev.RemoveClients(ctx, time.Now(), "removed-client"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the backend's Set hears of removed-client", func() bool {
+		return set.ClientRemoved("removed-client", time.Now().Add(-time.Second))
+	})
 	if err := backend.Ping(ctx); err != nil {
 		t.Errorf("PING under the backend's user: %v", err)
 	}
@@ -61,6 +69,7 @@ func TestBackendACLUser(t *testing.T) {
 	refused := map[string]*redis.Cmd{
 		"ZREM of the revocation set (un-revoking a grant)": backend.Do(ctx, "ZREM", records, "grant-before"),
 		"ZADD to the revocation set":                       backend.Do(ctx, "ZADD", records, "1", "x"),
+		"ZREM of a removed client's record":                backend.Do(ctx, "ZREM", backend.Key("revocation", "clients"), "x"),
 		"DEL of the revocation set":                        backend.Do(ctx, "DEL", records),
 		"GET of a grant record":                            backend.Do(ctx, "GET", backend.Key("as", "grant2", "{g1}")),
 		"ZRANGE of a key outside revocation:":              backend.Do(ctx, "ZRANGE", backend.Key("as", "subject", "{s}"), "0", "-1"),

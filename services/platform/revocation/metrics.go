@@ -20,11 +20,11 @@ func newMetrics(reg prometheus.Registerer, s *Set) (*metrics, error) {
 	m := &metrics{
 		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tollgate_revocation_last_sync_timestamp_seconds",
-			Help: "Unix time of the last successful full load of the revoked grants from Redis.",
+			Help: "Unix time of the last successful full load of the revoked grants and removed clients from Redis.",
 		}),
 		syncFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tollgate_revocation_sync_failures_total",
-			Help: "Full loads of the revoked grants that failed (Redis unavailable); the last known state stays in use.",
+			Help: "Full loads of the revoked grants or removed clients that failed (Redis unavailable); the last known state stays in use.",
 		}),
 		announcements: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tollgate_revocation_announcements_total",
@@ -35,7 +35,11 @@ func newMetrics(reg prometheus.Registerer, s *Set) (*metrics, error) {
 		Name: "tollgate_revocation_grants",
 		Help: "Revoked grants held in memory (bounded by the grants revoked within one access-token lifetime).",
 	}, func() float64 { return float64(s.Len()) })
-	for _, c := range []prometheus.Collector{m.lastSync, m.syncFailures, m.announcements, grants} {
+	removed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tollgate_revocation_removed_clients",
+		Help: "Clients removed from the auth-server's clients file held in memory (records last one access-token lifetime).",
+	}, func() float64 { return float64(s.RemovedClients()) })
+	for _, c := range []prometheus.Collector{m.lastSync, m.syncFailures, m.announcements, grants, removed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

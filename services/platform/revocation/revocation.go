@@ -1,5 +1,6 @@
-// Package revocation spreads revoked grants to every token verifier of the
-// fleet without a Redis round trip per request.
+// Package revocation spreads revoked grants, and clients removed from the
+// auth-server's clients file, to every token verifier of the fleet without
+// a Redis round trip per request.
 //
 // A grant is one authorization (the auth-server's fosite request id, kept
 // across refresh-token rotation); every access token carries its id in the
@@ -48,8 +49,14 @@
 // nothing new is known — and the Set keeps its last state; the hooks fire
 // for them on the first reload that finds them.
 //
-// Redis Cluster: the records are one key (one slot; the transaction that
-// writes them touches no other key) and the channel is one classic pub/sub
+// Removed clients: the same machinery records and announces the clients
+// the operator removed from the auth-server's clients file, so that their
+// access tokens stop at every verifier, not only at the auth-server
+// (Revoker.RemoveClients, Set.ClientRemoved, Set.OnClientRemoved; the
+// encoding and its compatibility with older verifiers are in clients.go).
+//
+// Redis Cluster: the records are one key per kind (one slot; the
+// transaction that writes them touches no other key) and the channel is one classic pub/sub
 // channel, which a cluster broadcasts to every node, so the design works
 // unchanged; sharded pub/sub is not needed at this volume.
 package revocation
@@ -181,6 +188,10 @@ type Set struct {
 
 	hooksMu sync.Mutex
 	hooks   map[*func(string)]struct{} // OnRevoke's, by identity
+
+	// clients are the removed clients (clients.go), under mu.
+	clients     map[string]clientRecord
+	clientHooks map[*func(string)]struct{} // OnClientRemoved's, under hooksMu
 }
 
 // New returns an empty Set; Start loads and follows the records.
@@ -197,7 +208,7 @@ func New(o Options) (*Set, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Set{o: o, grants: map[string]int64{}}
+	s := &Set{o: o, grants: map[string]int64{}, clients: map[string]clientRecord{}}
 	m, err := newMetrics(o.Metrics, s)
 	if err != nil {
 		return nil, err
@@ -305,12 +316,19 @@ func (s *Set) Start(ctx context.Context) {
 func (s *Set) Reload(ctx context.Context) error {
 	s.reloadMu.Lock()
 	learned, err := s.reload(ctx)
-	s.reloadMu.Unlock()
-	if err != nil {
-		return err
+	var removed []string
+	if err == nil {
+		removed, err = s.reloadClients(ctx)
 	}
+	if err == nil {
+		s.metrics.reloaded(s.o.Now())
+	}
+	s.reloadMu.Unlock()
+	// The grants learned are told even when the clients' read failed: they
+	// are held already.
 	s.learned(learned...)
-	return nil
+	s.learnedClients(removed...)
+	return err
 }
 
 // reload is Reload's merge, under reloadMu; it returns the grants it
@@ -341,7 +359,6 @@ func (s *Set) reload(ctx context.Context) ([]string, error) {
 		}
 	}
 	s.mu.Unlock()
-	s.metrics.reloaded(s.o.Now())
 	return learned, nil
 }
 
@@ -398,6 +415,11 @@ func (s *Set) subscribe(ctx context.Context) {
 				}
 			}
 		case *redis.Message:
+			if c, ok := parseClientAnnouncement(m.Payload); ok {
+				s.addClient(c.id, c.rec)
+				s.metrics.announced()
+				continue
+			}
 			id, exp, ok := parseAnnouncement(m.Payload)
 			if !ok {
 				s.o.Log.Warn("malformed revocation announcement ignored")

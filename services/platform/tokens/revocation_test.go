@@ -88,3 +88,50 @@ func BenchmarkVerifyCachedRevocationSet(b *testing.B) {
 		}
 	}
 }
+
+// TestRemovedClientIsRefusedEvenWhenCached: once a client's removal is
+// recorded, Verify (cached token or not) and Recheck refuse its tokens
+// issued at or before the removal with ErrInvalidToken "client removed";
+// a token it was issued after the removal (the client added back) and
+// other clients' tokens are accepted.
+func TestRemovedClientIsRefusedEvenWhenCached(t *testing.T) {
+	r := testharness.StartRedis(t)
+	set, err := revocation.New(revocation.Options{Redis: r.Client(), NoSubscribe: true, ReconcileInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := tokentest.Start(t, issuer)
+	v := newVerifier(t, iss, tokens.VerifierOptions{Revocations: set})
+	ctx := context.Background()
+	removedAt := time.Now().Truncate(time.Second).Add(-time.Minute)
+	cached := iss.Mint(t, tokentest.Token{Audience: mcpAud, ClientID: "gone", GrantID: "grant-a", IssuedAt: removedAt.Add(-time.Minute)})
+	uncached := iss.Mint(t, tokentest.Token{Audience: mcpAud, ClientID: "gone", IssuedAt: removedAt})
+	readded := iss.Mint(t, tokentest.Token{Audience: mcpAud, ClientID: "gone", IssuedAt: removedAt.Add(time.Second)})
+	other := iss.Mint(t, tokentest.Token{Audience: mcpAud, ClientID: "kept", IssuedAt: removedAt.Add(-time.Minute)})
+	held, err := v.Verify(ctx, cached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := revocation.NewRevoker(r.Client(), time.Hour, set).RemoveClients(ctx, removedAt, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range map[string]string{"cached": cached, "uncached, issued in the removal's second": uncached} {
+		_, err := v.Verify(ctx, raw)
+		if !errors.Is(err, tokens.ErrInvalidToken) || !strings.Contains(err.Error(), "client removed") {
+			t.Errorf("%s token of a removed client: err = %v, want ErrInvalidToken (client removed)", name, err)
+		}
+	}
+	if err := v.Recheck(held); !errors.Is(err, tokens.ErrInvalidToken) || !strings.Contains(err.Error(), "client removed") {
+		t.Errorf("Recheck of a held token of a removed client: err = %v, want ErrInvalidToken (client removed)", err)
+	}
+	for name, raw := range map[string]string{"issued after the removal": readded, "another client": other} {
+		c, err := v.Verify(ctx, raw)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if err := v.Recheck(c); err != nil {
+			t.Errorf("Recheck, %s: %v", name, err)
+		}
+	}
+}

@@ -43,10 +43,14 @@ type KeySet struct {
 	Keys   jose.JSONWebKeySet
 }
 
-// Revocations answers whether a grant was revoked, from memory (see
-// services/platform/revocation); it is asked on every Verify, cached or not.
+// Revocations answers whether a grant was revoked, and whether a token
+// of a client issued at a time predates the client's removal from the
+// auth-server's clients file, from memory (see
+// services/platform/revocation); it is asked on every Verify, cached or
+// not, and on every Recheck.
 type Revocations interface {
 	Revoked(grantID string) bool
+	ClientRemoved(clientID string, issuedAt time.Time) bool
 }
 
 // KeySource fetches the current key set.
@@ -79,8 +83,10 @@ type VerifierOptions struct {
 	Now func() time.Time
 	// OnCache is told whether each Verify was answered from the cache (metrics).
 	OnCache func(hit bool)
-	// Revocations, when set, refuses tokens whose grant was revoked, with
-	// the same ErrInvalidToken as an expired token.
+	// Revocations, when set, refuses tokens whose grant was revoked
+	// ("token revoked") and tokens of a client removed from the
+	// auth-server's clients file issued at or before its removal ("client
+	// removed"), with the same ErrInvalidToken as an expired token.
 	Revocations Revocations
 	// NewKeyGrace (default 10m) is how long after the verifier first saw a
 	// key its absence from a fetched set is not told to OnKeysRemoved
@@ -159,8 +165,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 			return nil, invalid("token expired")
 		}
 		v.report(true)
-		if v.revoked(c) {
-			return nil, invalid("token revoked")
+		if err := v.revoked(c); err != nil {
+			return nil, err
 		}
 		return c, nil
 	}
@@ -179,36 +185,47 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		v.cache.Add(c.Raw, c)
 	}
 	v.mu.RUnlock()
-	if v.revoked(c) {
-		return nil, invalid("token revoked")
+	if err := v.revoked(c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
 // Recheck tells, from memory, whether c — a token Verify accepted, held
 // by something that lasts (an open stream) — is still accepted: its exp
-// plus the leeway has not passed, its grant is not revoked, and the key
-// set in use still holds the key that signed it (Publishes). It is the
+// plus the leeway has not passed, its grant is not revoked, its client
+// was not removed after it was issued, and the key set in use still
+// holds the key that signed it (Publishes). It is the
 // answer Verify would give, without the cache or a key fetch, and it is
 // not reported to OnCache: re-checking what was verified once is not a
 // verification of a request.
 func (v *Verifier) Recheck(c *Claims) error {
-	switch {
-	case !v.o.Now().Before(c.Expiry.Add(v.o.Leeway)):
+	if !v.o.Now().Before(c.Expiry.Add(v.o.Leeway)) {
 		return invalid("token expired")
-	case v.revoked(c):
-		return invalid("token revoked")
-	case !v.Publishes(c):
+	}
+	if err := v.revoked(c); err != nil {
+		return err
+	}
+	if !v.Publishes(c) {
 		return invalid("kid %q is no longer in the key set", c.KeyID)
 	}
 	return nil
 }
 
-// revoked asks the revocation set, which answers from memory. A revoked
-// token stays cached (its signature is still good), so asking again costs
-// no RSA verification.
-func (v *Verifier) revoked(c *Claims) bool {
-	return v.o.Revocations != nil && c.GrantID != "" && v.o.Revocations.Revoked(c.GrantID)
+// revoked asks the revocation set, which answers from memory, and
+// returns the refusal of a revoked grant's token or of a removed client's
+// token issued before the removal. A refused token stays cached (its
+// signature is still good), so asking again costs no RSA verification.
+func (v *Verifier) revoked(c *Claims) error {
+	switch {
+	case v.o.Revocations == nil:
+		return nil
+	case c.GrantID != "" && v.o.Revocations.Revoked(c.GrantID):
+		return invalid("token revoked")
+	case v.o.Revocations.ClientRemoved(c.ClientID, c.IssuedAt):
+		return invalid("client removed")
+	}
+	return nil
 }
 
 func (v *Verifier) report(hit bool) {
