@@ -758,26 +758,26 @@ func validUTF8String(raw []byte) bool {
 // InitializeRequestSchema requires all of them). Every client SDK, the
 // conformance suite and the MCP Inspector send them.
 //
-// Members are looked up by their exact names (exactMembers): JSON-RPC and
-// MCP names are case-sensitive, so params with only "Capabilities" lack
-// capabilities, where encoding/json (and so mcp-go) would take it for
+// Members are looked up by their exact names, in one pass over the
+// object (objectSchema.find, the reading paramsCaseError makes): JSON-RPC
+// and MCP names are case-sensitive, so params with only "Capabilities"
+// lack capabilities, where encoding/json (and so mcp-go) would take it for
 // them. A member spelt exactly beside a case variant of it is refused too:
-// decoders that ignore case take either one. A params or clientInfo of the
-// wrong JSON type is left to the wrong-type answer.
+// decoders that ignore case take either one. Then, with none of these
+// missing, a case variant of any other member the schema names in the
+// params (initializeParams: "Sampling" in capabilities, "Title" in
+// clientInfo, "ProgressToken" in _meta) is refused as paramsCaseError
+// refuses it. A params or clientInfo of the wrong JSON type is left to the
+// wrong-type answer.
 func initializeParamsError(m message, body []byte) string {
 	if !m.decoded || m.Method != string(mcp.MethodInitialize) {
 		return ""
 	}
-	var p struct {
-		Params json.RawMessage `json:"params"`
-	}
-	if json.Unmarshal(body, &p) != nil {
+	raw := memberValue(body, "params")
+	if !absent(raw) && kind(raw) != '{' {
 		return ""
 	}
-	params, ok := exactMembers(p.Params)
-	if !ok {
-		return ""
-	}
+	params := initializeParams.find(raw)
 	var problems []string
 	if v := params.get("protocolVersion"); absent(v) || bytes.Equal(v, []byte(`""`)) {
 		problems = append(problems, "params.protocolVersion is required: the latest MCP version the client supports (supported: "+
@@ -790,7 +790,8 @@ func initializeParamsError(m message, body []byte) string {
 	if info := params.get("clientInfo"); absent(info) {
 		problems = append(problems, `params.clientInfo is required: the client's name and version ({"name":…,"version":…})`+
 			params.variantNote("params", "clientInfo"))
-	} else if ci, ok := exactMembers(info); ok {
+	} else if kind(info) == '{' {
+		ci := implementation.find(info)
 		for _, name := range []string{"name", "version"} {
 			switch v := ci.get(name); {
 			case absent(v):
@@ -804,7 +805,7 @@ func initializeParamsError(m message, body []byte) string {
 	}
 	problems = append(problems, params.ambiguities("params", "protocolVersion", "capabilities", "clientInfo")...)
 	if len(problems) == 0 {
-		return ""
+		return initializeParams.caseError(raw)
 	}
 	return "invalid params: " + strings.Join(problems, "; ")
 }
@@ -813,68 +814,6 @@ func initializeParamsError(m message, body []byte) string {
 func absent(v json.RawMessage) bool {
 	v = bytes.TrimSpace(v)
 	return len(v) == 0 || bytes.Equal(v, []byte("null"))
-}
-
-// objectMembers are the members of a JSON object by their exact names
-// (the last of several with one name), and the names as sent.
-type objectMembers map[string]json.RawMessage
-
-// exactMembers decodes the JSON object raw by exact member names — a map
-// keeps names as sent, where a struct matches them ignoring case — and
-// reports false when raw is not an object (absent or null: an empty one).
-func exactMembers(raw json.RawMessage) (objectMembers, bool) {
-	if absent(raw) {
-		return objectMembers{}, true
-	}
-	if kind(raw) != '{' {
-		return nil, false
-	}
-	var m objectMembers
-	if json.Unmarshal(raw, &m) != nil {
-		return nil, false
-	}
-	return m, true
-}
-
-func (o objectMembers) get(name string) json.RawMessage { return o[name] }
-
-// variant returns a member name that is not name but that encoding/json
-// takes for it ("Capabilities" for "capabilities"), or "".
-func (o objectMembers) variant(name string) string {
-	lower := strings.ToLower(name)
-	for k := range o {
-		if k != name && foldsTo([]byte(k), lower) {
-			return k
-		}
-	}
-	return ""
-}
-
-// variantNote explains, after "<where>.<name> is required", that a member
-// spelt otherwise is not that member ("" when there is none).
-func (o objectMembers) variantNote(where, name string) string {
-	v := o.variant(name)
-	if v == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (%s has a member %q: member names are case-sensitive, spell it %q)", where, truncate(v, maxLoggedName), name)
-}
-
-// ambiguities are the refusals of members among names that are present
-// both as spelt and in a variant spelling: decoders that ignore case would
-// take either.
-func (o objectMembers) ambiguities(where string, names ...string) []string {
-	var out []string
-	for _, name := range names {
-		if _, ok := o[name]; !ok {
-			continue
-		}
-		if v := o.variant(name); v != "" {
-			out = append(out, fmt.Sprintf("%s has both %q and %q: member names are case-sensitive, and decoders that ignore case would take either; send only %q",
-				where, name, truncate(v, maxLoggedName), name))
-		}
-	}
-	return out
 }
 
 // namesResource reports whether uri is a resource resources/list names or

@@ -3,92 +3,280 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
-	"reflect"
+	"fmt"
+	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-// paramNamesOf are, by method, the names of the params members mcp-go
-// decodes (the json names of its request type's Params fields, embedded
-// structs' included): a member spelt otherwise but for case is taken for
-// one of them by encoding/json (paramsCaseError). initialize is not among
-// them: initializeParamsError checks its members.
-var paramNamesOf = sync.OnceValue(func() map[string][]string {
-	out := make(map[string][]string, len(legacyRequestTypes))
-	for method, mk := range legacyRequestTypes {
-		if f, ok := reflect.TypeOf(mk()).Elem().FieldByName("Params"); ok {
-			out[method] = jsonNames(f.Type, nil)
-		}
-	}
-	return out
-})
+// objectSchema is what the MCP schema defines of a JSON object in a
+// request's params: its members, as the schema spells them. Members it does
+// not name are allowed (the schema's objects are open), so only a member
+// spelt otherwise but for letter case is refused (paramsCaseError).
+type objectSchema []memberSchema
 
-// jsonNames appends the JSON member names of struct type t's fields, as
-// encoding/json names them (embedded structs without a tag flattened).
-func jsonNames(t reflect.Type, names []string) []string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+// memberSchema is one member an objectSchema defines.
+type memberSchema struct {
+	// name is the member as the schema spells it; lower is name in lower
+	// case, what foldsTo compares a key with.
+	name, lower string
+	// members are the members of the member's value the schema names,
+	// checked in turn: of the object, or of each object of the array (an
+	// icons list). Nil for a value whose members are free-form (arguments,
+	// experimental) or that is no object.
+	members objectSchema
+}
+
+// member is the memberSchema for name, with the members of its value.
+func member(name string, members ...memberSchema) memberSchema {
+	return memberSchema{name: name, lower: strings.ToLower(name), members: members}
+}
+
+// The request params of the methods the gateway serves, member by member,
+// from the MCP schema's types (schema/2025-11-25/schema.ts, the version the
+// gateway negotiates; the older versions' members are a subset of them),
+// plus the members mcp-go decodes beyond the schema (marked): what a
+// decoder that ignores letter case, as encoding/json does and so mcp-go,
+// takes a variant for. TestParamsSchemaCoversMCPGo checks that every
+// member mcp-go decodes into a struct field is named here.
+var (
+	// RequestParams: _meta, with the one member MCP defines in it.
+	requestMeta = member("_meta", member("progressToken"))
+	// PaginatedRequestParams.
+	paginatedParams = objectSchema{requestMeta, member("cursor")}
+	// ResourceRequestParams: resources/subscribe, unsubscribe.
+	resourceParams = objectSchema{requestMeta, member("uri")}
+	// ReadResourceRequestParams, and mcp-go's arguments and multi-round-trip
+	// members (MultiRoundTripParams, the draft after 2025-11-25).
+	readResourceParams = objectSchema{requestMeta, member("uri"), member("arguments"), member("inputResponses"), member("requestState")}
+	// tasks/get, tasks/result, tasks/cancel: params {taskId}.
+	taskParams = objectSchema{requestMeta, member("taskId")}
+	// Implementation (BaseMetadata, Icons): initialize's clientInfo.
+	implementation = objectSchema{member("name"), member("title"), member("version"), member("description"), member("websiteUrl"),
+		member("icons", member("src"), member("mimeType"), member("sizes"), member("theme"))}
+	// ClientCapabilities.
+	clientCapabilities = objectSchema{
+		member("experimental"),
+		member("extensions"), // mcp-go's ClientCapabilities, beyond the schema
+		member("roots", member("listChanged")),
+		member("sampling", member("context"), member("tools")),
+		member("elicitation", member("form"), member("url")),
+		member("tasks", member("list"), member("cancel"), member("requests",
+			member("sampling", member("createMessage")),
+			member("elicitation", member("create")),
+			member("tools", member("call")), // mcp-go's TaskRequestsCapability, beyond ClientCapabilities
+		)),
 	}
-	if t.Kind() != reflect.Struct {
-		return names
-	}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		switch {
-		case tag == "-":
-		case f.Anonymous && tag == "":
-			names = jsonNames(f.Type, names)
-		case !f.IsExported():
-		case tag != "":
-			names = append(names, tag)
-		default:
-			names = append(names, f.Name)
+	// InitializeRequestParams.
+	initializeParams = objectSchema{requestMeta, member("protocolVersion"), member("capabilities", clientCapabilities...),
+		member("clientInfo", implementation...)}
+)
+
+// paramsSchemas are the params of each request the gateway serves, by
+// method (MCP schema: <Method>RequestParams). initialize's are checked by
+// initializeParamsError, the others' by paramsCaseError.
+var paramsSchemas = map[string]objectSchema{
+	string(mcp.MethodInitialize):             initializeParams,
+	string(mcp.MethodPing):                   {requestMeta},
+	string(mcp.MethodSetLogLevel):            {requestMeta, member("level")},
+	string(mcp.MethodResourcesList):          paginatedParams,
+	string(mcp.MethodResourcesTemplatesList): paginatedParams,
+	string(mcp.MethodResourcesRead):          readResourceParams,
+	string(mcp.MethodResourcesSubscribe):     resourceParams,
+	string(mcp.MethodResourcesUnsubscribe):   resourceParams,
+	string(mcp.MethodPromptsList):            paginatedParams,
+	string(mcp.MethodPromptsGet):             {requestMeta, member("name"), member("arguments"), member("inputResponses"), member("requestState")},
+	string(mcp.MethodToolsList):              paginatedParams,
+	// CallToolRequestParams (TaskAugmentedRequestParams: task, TaskMetadata),
+	// and mcp-go's multi-round-trip members.
+	string(mcp.MethodToolsCall): {requestMeta, member("name"), member("arguments"), member("task", member("ttl")),
+		member("inputResponses"), member("requestState")},
+	string(mcp.MethodTasksGet):    taskParams,
+	string(mcp.MethodTasksList):   paginatedParams,
+	string(mcp.MethodTasksResult): taskParams,
+	string(mcp.MethodTasksCancel): taskParams,
+	// CompleteRequestParams: ref is a PromptReference (type, name, title)
+	// or a ResourceTemplateReference (type, uri).
+	string(mcp.MethodCompletionComplete): {requestMeta,
+		member("ref", member("type"), member("name"), member("title"), member("uri")),
+		member("argument", member("name"), member("value")),
+		member("context", member("arguments"))},
+}
+
+// eachMember calls f, until f returns false, for each member of the JSON
+// object obj that s names or that encoding/json takes for one it names:
+// i is the member's index in s, exact whether key spells it as s does,
+// and v the member's raw value. It is the one reading of member names both
+// paramsCaseError and initializeParamsError make, in a single pass without
+// decoding (eachMemberValue).
+func (s objectSchema) eachMember(obj []byte, f func(i int, exact bool, key, v []byte) bool) {
+	eachMemberValue(bytes.TrimSpace(obj), func(key, v []byte) bool {
+		for i := range s {
+			if string(key) == s[i].name {
+				return f(i, true, key, v)
+			}
 		}
+		for i := range s {
+			if foldsTo(key, s[i].lower) {
+				return f(i, false, key, v)
+			}
+		}
+		return true
+	})
+}
+
+// caseVariant finds the first member of the JSON object obj, or of an
+// object the schema names in it at any depth, spelt otherwise but for
+// letter case (or the ſ/K folding) than s spells it: key as sent, name as
+// s spells it, and where, the path of the object holding it below obj
+// ("" for obj itself, ".argument", ".clientInfo.icons[0]"). key is nil for
+// none. It allocates only for what it finds.
+func (s objectSchema) caseVariant(obj []byte) (where string, key []byte, name string) {
+	s.eachMember(obj, func(i int, exact bool, k, v []byte) bool {
+		m := &s[i]
+		if !exact {
+			key, name = k, m.name
+			return false
+		}
+		if m.members == nil {
+			return true
+		}
+		switch kind(v) {
+		case '{':
+			if w, k, n := m.members.caseVariant(v); k != nil {
+				where, key, name = "."+m.name+w, k, n
+			}
+		case '[':
+			eachElement(v, func(j int, e []byte) bool {
+				if kind(e) != '{' {
+					return true
+				}
+				if w, k, n := m.members.caseVariant(e); k != nil {
+					where, key, name = "."+m.name+"["+strconv.Itoa(j)+"]"+w, k, n
+				}
+				return key == nil
+			})
+		}
+		return key == nil
+	})
+	return where, key, name
+}
+
+// caseError is the -32602 message for a member of params (a JSON object
+// of schema s) spelt as s spells it but for letter case, or "" for none.
+func (s objectSchema) caseError(params []byte) string {
+	where, key, name := s.caseVariant(params)
+	if key == nil {
+		return ""
 	}
-	return names
+	return `invalid params: member names are case-sensitive: params` + where + ` has "` + truncate(string(key), maxLoggedName) +
+		`", which is not "` + name + `"; spell it "` + name + `"`
 }
 
 // paramsCaseError is the -32602 message for a request whose params have
-// a member spelt, but for letter case, as one mcp-go reads for the method
-// ("Name" for a tools/call's "name", "URI" for a resources/read's "uri"),
-// or "" for none. JSON-RPC and MCP member names are case-sensitive: such a
-// request lacks the member (a tools/call without "name"), yet encoding/json
-// — the gateway's and mcp-go's decoder — takes the variant for it, and the
-// request was served as if it were spelt right. The member names of
-// initialize's params are checked by initializeParamsError, with what is
-// missing.
+// a member spelt, but for letter case, as the MCP schema spells one of the
+// method's params or of an object in them (paramsSchemas): "Name" for a
+// tools/call's "name", "URI" for a resources/read's "uri", "Name" in a
+// completion/complete's argument, "ProgressToken" in _meta; "" for none.
+// JSON-RPC and MCP member names are case-sensitive: such a request lacks
+// the member (a tools/call without "name"), yet encoding/json — the
+// gateway's and mcp-go's decoder — takes the variant for it, and the
+// request was served as if it were spelt right. Members the schema does
+// not name are allowed. initialize's params are checked by
+// initializeParamsError, with what is missing.
 func paramsCaseError(method string, body []byte) string {
-	if method == string(mcp.MethodInitialize) {
-		return ""
-	}
-	names := paramNamesOf()[method]
-	if len(names) == 0 {
+	s := paramsSchemas[method]
+	if s == nil || method == string(mcp.MethodInitialize) {
 		return ""
 	}
 	params := memberValue(body, "params")
 	if kind(params) != '{' {
 		return ""
 	}
-	bad := ""
-	eachMember(params, func(key []byte) bool {
-		for _, name := range names {
-			if string(key) == name {
-				return true
-			}
-		}
-		for _, name := range names {
-			if foldsTo(key, strings.ToLower(name)) {
-				bad = `invalid params: member names are case-sensitive: params has "` + truncate(string(key), maxLoggedName) +
-					`", which is not "` + name + `"; spell it "` + name + `"`
-				return false
-			}
+	return s.caseError(params)
+}
+
+// found is what one pass over a JSON object finds of the members its
+// schema names (objectSchema.find): by index in the schema, the raw value
+// of the member spelt exactly (the last of several; nil when absent) and
+// the first member spelt otherwise that encoding/json takes for it.
+type found struct {
+	s              objectSchema
+	value, variant [][]byte
+}
+
+// find reads the members of the JSON object obj (absent or null: none)
+// that s names.
+func (s objectSchema) find(obj []byte) found {
+	f := found{s: s, value: make([][]byte, len(s)), variant: make([][]byte, len(s))}
+	s.eachMember(obj, func(i int, exact bool, key, v []byte) bool {
+		switch {
+		case exact:
+			f.value[i] = v
+		case f.variant[i] == nil:
+			f.variant[i] = key
 		}
 		return true
 	})
-	return bad
+	return f
+}
+
+func (f found) index(name string) int {
+	for i := range f.s {
+		if f.s[i].name == name {
+			return i
+		}
+	}
+	panic("gateway: " + name + " is not in the schema") // a programming error: names are constants
+}
+
+// get returns the raw value of the member spelt name exactly, or nil.
+func (f found) get(name string) json.RawMessage { return f.value[f.index(name)] }
+
+// variantNote explains, after "<where>.<name> is required", that a member
+// spelt otherwise is not that member ("" when there is none).
+func (f found) variantNote(where, name string) string {
+	v := f.variant[f.index(name)]
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (%s has a member %q: member names are case-sensitive, spell it %q)", where, truncate(string(v), maxLoggedName), name)
+}
+
+// ambiguities are the refusals of members among names that are present
+// both as spelt and in a variant spelling: decoders that ignore case would
+// take either.
+func (f found) ambiguities(where string, names ...string) []string {
+	var out []string
+	for _, name := range names {
+		i := f.index(name)
+		if f.value[i] != nil && f.variant[i] != nil {
+			out = append(out, fmt.Sprintf("%s has both %q and %q: member names are case-sensitive, and decoders that ignore case would take either; send only %q",
+				where, name, truncate(string(f.variant[i]), maxLoggedName), name))
+		}
+	}
+	return out
+}
+
+// eachElement calls f with the index and raw value of each element of the
+// valid JSON array arr until f returns false.
+func eachElement(arr []byte, f func(i int, v []byte) bool) {
+	arr = bytes.TrimSpace(arr)
+	if len(arr) == 0 || arr[0] != '[' {
+		return
+	}
+	i := skipSpace(arr, 1)
+	for n := 0; i < len(arr) && arr[i] != ']'; n++ {
+		end := skipValue(arr, i)
+		if !f(n, arr[i:end]) {
+			return
+		}
+		i = skipSpace(arr, end)
+		if i < len(arr) && arr[i] == ',' {
+			i = skipSpace(arr, i+1)
+		}
+	}
 }
 
 // memberValue returns the raw value of obj's top-level member spelt name
