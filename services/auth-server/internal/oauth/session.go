@@ -282,13 +282,19 @@ func (a *accessStrategy) GenerateAccessToken(ctx context.Context, r fosite.Reque
 // ValidateAccessToken verifies the token; r is its grant as the store
 // read it, whose granted scopes it narrows to the token's own: a refresh
 // may issue a token with fewer scopes than its grant (RFC 6749 §6), and
-// userinfo and introspection answer for the token.
+// userinfo and introspection answer for the token. Its RequestedAt
+// becomes the token's iat, which introspection answers as iat (RFC 7662
+// §2.2: when the token was issued; the grant's is its sign-in, earlier
+// than any refresh's token).
 func (a *accessStrategy) ValidateAccessToken(ctx context.Context, r fosite.Requester, token string) error {
 	c, err := a.verifier.Verify(ctx, token)
 	if err != nil {
 		return fosite.ErrTokenExpired.WithWrap(err).WithDebug(err.Error())
 	}
 	if req, ok := r.(*fosite.Request); ok && req != nil {
+		if !c.IssuedAt.IsZero() {
+			req.RequestedAt = c.IssuedAt.UTC()
+		}
 		var keep fosite.Arguments
 		for _, sc := range req.GrantedScope {
 			if slices.Contains(c.Scopes, sc) {

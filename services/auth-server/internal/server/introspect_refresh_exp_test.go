@@ -15,8 +15,9 @@ import (
 // Redis — an active refresh token introspected by its owner says when it
 // dies: exp is its issue time plus REFRESH_TOKEN_TTL (here 7h, so neither
 // the access token's 1h nor the default), and after a refresh the
-// successor's exp is counted from the refresh; iat, client_id, scope, sub
-// and aud are the grant's, as the access token's answer says them. Before,
+// successor's exp is counted from the refresh; client_id, scope, sub and
+// aud are the grant's, as the access token's answer says them (iat is the
+// token's: TestIntrospectionIatIsTheTokens). Before,
 // fosite's writer read only the access-token expiry, which a refresh
 // token's grant does not hold: no exp at all.
 func TestIntrospectionRefreshTokenExp(t *testing.T) {

@@ -493,7 +493,9 @@ func (s *Store) decodeResult(ctx context.Context, id string, res refreshResult, 
 // "<grant id>.<mac>"): the current token, or the previous one within the
 // grace window. Any other token of the grant was rotated: it returns the
 // request with fosite.ErrInactiveToken and fosite revokes the grant. With
-// an intent (ExpectRefresh) the same round trip rotates.
+// an intent (ExpectRefresh) the same round trip rotates. The request's
+// RequestedAt is the grant's creation, or, for a current token a refresh
+// issued, that refresh's time (refreshIssuedAt).
 func (s *Store) GetRefreshTokenSession(ctx context.Context, handle string, session fosite.Session) (fosite.Requester, error) {
 	id, mac, err := splitHandle(handle)
 	if err != nil {
@@ -517,7 +519,28 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, handle string, sessi
 		}
 		return req, fosite.ErrInactiveToken
 	}
+	if at, ok := refreshIssuedAt(res.rec, mac); ok {
+		req.RequestedAt = at
+	}
 	return req, nil
+}
+
+// refreshIssuedAt is when the refresh token with MAC mac was issued, for
+// a format-2 record rec whose current token it is and which a refresh
+// rotated to it: the rotation's time. A grant's first token was issued
+// with the grant (its RequestedAt); the previous token within the grace
+// window at a rotation the record no longer holds: false for both.
+// Introspection answers the time as the token's iat (RFC 7662 §2.2).
+func refreshIssuedAt(rec, mac string) (time.Time, bool) {
+	h, _, err := splitRecord(rec)
+	if err != nil || h.rt == "" || h.rt != mac {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseInt(h.rotated, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms).UTC(), true
 }
 
 func (s *Store) withinGrace(rotated string) bool {
