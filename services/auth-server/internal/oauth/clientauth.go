@@ -329,7 +329,11 @@ func oneAuthMethod(r *http.Request, form url.Values) error {
 //     401 invalid_client with the Basic challenge (RFC 6749 §5.2: the
 //     client tried the Authorization header) saying what to send — not
 //     "no client authentication", which fosite's answer said when it
-//     found no credentials it could read.
+//     found no credentials it could read;
+//   - a client id or secret that is not form-urlencoded (a "%" not
+//     followed by two hex digits; RFC 6749 §2.3.1 has both encoded before
+//     Basic) is a failed client authentication too, the same 401
+//     invalid_client, not fosite's 400 invalid_request.
 func basicCredentials(r *http.Request) error {
 	h := r.Header.Get("Authorization")
 	scheme, rest, _ := strings.Cut(h, " ")
@@ -339,8 +343,15 @@ func basicCredentials(r *http.Request) error {
 	if trimmed := strings.TrimLeft(rest, " "); trimmed != rest {
 		r.Header.Set("Authorization", scheme+" "+trimmed)
 	}
-	if _, _, ok := r.BasicAuth(); !ok {
+	id, secret, ok := r.BasicAuth()
+	if !ok {
 		return fosite.ErrInvalidClient.WithHint("The Authorization header's Basic credentials could not be read: send base64 of client_id:client_secret, each form-urlencoded first (RFC 6749 section 2.3.1, RFC 7617).")
+	}
+	if _, err := url.QueryUnescape(id); err != nil {
+		return fosite.ErrInvalidClient.WithHint("The client id in the Authorization header's Basic credentials is not form-urlencoded (RFC 6749 section 2.3.1): encode it with application/x-www-form-urlencoded before base64.")
+	}
+	if _, err := url.QueryUnescape(secret); err != nil {
+		return fosite.ErrInvalidClient.WithHint("The client secret in the Authorization header's Basic credentials is not form-urlencoded (RFC 6749 section 2.3.1): encode it with application/x-www-form-urlencoded before base64.")
 	}
 	return nil
 }
