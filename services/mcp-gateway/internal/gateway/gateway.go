@@ -328,7 +328,7 @@ func (g *Gateway) UseRegistry(reg *registry.Registry) error {
 // Handler is the public HTTP surface.
 func (g *Gateway) Handler() http.Handler {
 	// The scopes follow the registry: the document is made per request.
-	metadata := func(resource, name string) http.Handler {
+	metadataOf := func(resource, name string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			server.NewProtectedResourceMetadataHandler(server.ProtectedResourceMetadataConfig{
 				Resource:               resource,
@@ -339,19 +339,34 @@ func (g *Gateway) Handler() http.Handler {
 			}).ServeHTTP(w, r)
 		})
 	}
-	prm := metadata(g.cfg.Resource, "Tollgate MCP")
 	// Preflights (CORS) are granted for the methods the endpoints serve;
 	// every other answer is made readable by an allowed origin in
 	// readableBy, whatever its method and path.
 	c := cors.New(cors.Options{
 		AllowedOrigins: g.cfg.AllowedOrigins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
-		AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "Mcp-Session-Id", "Mcp-Protocol-Version",
-			"Last-Event-ID", "Mcp-Method", "Mcp-Name"},
+		AllowedHeaders: requestHeaders,
 		ExposedHeaders: exposedHeaders,
 		MaxAge:         600,
 	})
 	preflight := func(h http.Handler) http.Handler { return preflights(c, h) }
+	// The metadata documents answer any origin (Access-Control-Allow-Origin:
+	// *, mcp-go's handler): they are public, RFC 9728 §3. So are their
+	// preflights, for GET and HEAD with the headers MCP clients send: the
+	// TypeScript SDK (and so the MCP Inspector) fetches the metadata with
+	// MCP-Protocol-Version, which a browser preflights, and mcp-go's answer
+	// allowed only Content-Type and Authorization — the preflight failed and
+	// the SDK retried without the header.
+	metadataCORS := cors.New(cors.Options{
+		AllowedOrigins: []string{"*"},
+		AllowedMethods: []string{http.MethodGet, http.MethodHead},
+		AllowedHeaders: requestHeaders,
+		MaxAge:         600,
+	})
+	metadata := func(resource, name string) http.Handler {
+		return preflights(metadataCORS, metadataOf(resource, name))
+	}
+	prm := metadata(g.cfg.Resource, "Tollgate MCP")
 	protect := func(transport string, h http.Handler) http.Handler {
 		return g.checkOrigin(preflight(g.authenticate(transport, g.rateLimit(transport, h))))
 	}
@@ -385,6 +400,13 @@ func (g *Gateway) Handler() http.Handler {
 	g.route = telemetry.MuxRoute(mux)
 	return g.readableBy(g.checkHost(mux))
 }
+
+// requestHeaders are the request headers MCP clients send that a browser
+// preflights, which preflights grant: the token, the JSON body, the
+// session, the protocol version (MCP transports), the stream to resume
+// (Last-Event-ID), and the method and name headers of later MCP versions.
+var requestHeaders = []string{"Authorization", "Content-Type", "Accept", "Mcp-Session-Id", "Mcp-Protocol-Version",
+	"Last-Event-ID", "Mcp-Method", "Mcp-Name"}
 
 // exposedHeaders are the response headers a page of an allowed origin may
 // read besides the CORS-safelisted ones (Fetch standard,
