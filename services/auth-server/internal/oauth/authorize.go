@@ -37,6 +37,11 @@ type pending struct {
 	// Browser is the hash of the login cookie of the browser that made the
 	// request (loginBinding): only that browser may complete it.
 	Browser string `json:"browser"`
+	// HintSubject is the subject of the request's id_token_hint, verified
+	// when the request was made (idTokenHintSubject); the signed-in user
+	// must be it (OpenID Connect Core §3.1.2.1). The hint itself, a signed
+	// ID token, is not kept: Query is stored without it.
+	HintSubject string `json:"hint_sub,omitempty"`
 }
 
 // consentRequest waits for the user's decision on the consent page.
@@ -258,15 +263,23 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		redirectErr("login_required", "prompt=none is not supported: the user must sign in at the identity provider")
 		return
 	}
-	if hint := q.Get("id_token_hint"); hint != "" && idTokenHintApplies(ar) && !s.idTokenHintVerifies(r.Context(), hint) {
-		// Refused here, before the user signs in: fosite checks the hint
-		// only when it issues the code, after the sign-in.
-		redirectErr("invalid_request", idTokenHintRefused)
-		return
+	var hintSubject string
+	if hint := q.Get("id_token_hint"); hint != "" && idTokenHintApplies(ar) {
+		// Refused here, before the user signs in (fosite would check the
+		// hint only when it issues the code, after the sign-in).
+		var ok bool
+		if hintSubject, ok = s.idTokenHintSubject(r.Context(), hint); !ok {
+			redirectErr("invalid_request", idTokenHintRefused)
+			return
+		}
 	}
+	// The request waits for the sign-in in Redis (LOGIN_TTL) without its
+	// id_token_hint: the flow needs only the subject it names, checked
+	// after the sign-in (callback); without openid the hint means nothing.
+	q.Del("id_token_hint")
 	state, nonce, verifier := randomID(), randomID(), oauth2.GenerateVerifier()
 	browser := s.loginBinding(r)
-	p := pending{Query: q.Encode(), ClientID: c.ID, Resource: resource, Nonce: nonce, Verifier: verifier, Created: s.now(), Browser: redisx.Hash(browser)}
+	p := pending{Query: q.Encode(), ClientID: c.ID, Resource: resource, Nonce: nonce, Verifier: verifier, Created: s.now(), Browser: redisx.Hash(browser), HintSubject: hintSubject}
 	if err := s.store.PutJSON(ctx, "pending", state, p, s.cfg.LoginTTL); err != nil {
 		redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
 		return
@@ -465,6 +478,14 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	if desc := checkFreshness(mustParseQuery(p.Query), id.AuthTime, p.Created, s.now()); desc != "" {
 		s.log.InfoContext(r.Context(), "authentication not fresh enough", "reason", desc)
 		redirectErr("login_required", desc)
+		return
+	}
+	if p.HintSubject != "" && p.HintSubject != id.Subject {
+		// OpenID Connect Core §3.1.2.1: the end-user signed in is not the
+		// one the id_token_hint names. Checked before the consent page, so
+		// the user is not asked to approve what cannot be issued.
+		s.log.InfoContext(r.Context(), "signed-in user is not the id_token_hint's subject", "client_id", p.ClientID)
+		redirectErr("login_required", idTokenHintOtherUser)
 		return
 	}
 	c := ar.GetClient().(*clients.Client)

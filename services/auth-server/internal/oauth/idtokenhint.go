@@ -75,19 +75,25 @@ func idTokenHintApplies(ar fosite.AuthorizeRequester) bool {
 	return ar.GetRequestedScopes().Has("openid")
 }
 
-// idTokenHintVerifies reports whether hint is a JWT signed (RS256) by a
-// published key, with a subject; expired is fine (OpenID Connect Core
-// §3.1.2.1 accepts an expired ID token as a hint). The subject is matched
-// with the signed-in user's when the code is issued, by fosite.
-func (s *Server) idTokenHintVerifies(ctx context.Context, hint string) bool {
+// idTokenHintOtherUser is the authorization error (login_required) when
+// the signed-in user is not the id_token_hint's subject.
+const idTokenHintOtherUser = "the signed-in user is not the one id_token_hint names (OpenID Connect Core section 3.1.2.1)"
+
+// idTokenHintSubject is the subject of hint when hint is a JWT signed
+// (RS256) by a published key, with a subject; expired is fine (OpenID
+// Connect Core §3.1.2.1 accepts an expired ID token as a hint). ok is
+// false for anything else. The subject is what the authorization request
+// keeps of the hint while the user signs in (pending.HintSubject), and
+// is matched with the signed-in user's after the sign-in (callback).
+func (s *Server) idTokenHintSubject(ctx context.Context, hint string) (sub string, ok bool) {
 	tok, err := publishedKeyDecoder{ring: s.ring}.Decode(ctx, hint)
 	var ve *fjwt.ValidationError
 	if err != nil && !(errors.As(err, &ve) && ve.Has(fjwt.ValidationErrorExpired) && ve.Errors&^(fjwt.ValidationErrorExpired|fjwt.ValidationErrorIssuedAt|fjwt.ValidationErrorNotValidYet) == 0) {
-		return false
+		return "", false
 	}
 	if tok == nil {
-		return false
+		return "", false
 	}
-	sub, _ := tok.Claims["sub"].(string)
-	return sub != ""
+	sub, _ = tok.Claims["sub"].(string)
+	return sub, sub != ""
 }

@@ -238,7 +238,9 @@ func New(o Options) (*Server, error) {
 	}
 	idTokens := compose.NewOpenIDConnectStrategy(keyGetter, fc)
 	// The ID token strategy decodes the request's id_token_hint again
-	// when it signs the ID token (at the code exchange).
+	// when it signs the ID token (at the code exchange) — for a request
+	// stored with its hint before pending requests dropped it (authorize:
+	// pending.HintSubject); a request made since carries none.
 	idTokens.Signer = timedSigner{Signer: publishedKeyDecoder{Signer: idTokens.Signer, ring: o.Ring}, m: s.metrics.signing, alg: string(josev4.RS256), gate: s.gate}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
