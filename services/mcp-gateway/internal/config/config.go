@@ -3,7 +3,6 @@
 package config
 
 import (
-	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -34,8 +33,8 @@ type Config struct {
 	// endpoints (ALLOWED_ORIGINS, comma-separated). A request with any other
 	// Origin gets 403; requests without Origin are allowed.
 	AllowedOrigins []string
-	// AllowedHosts are the Host header values accepted when HTTP_ADDR is a
-	// loopback address (ALLOWED_HOSTS; default: localhost, 127.0.0.1, [::1]
+	// AllowedHosts are the Host header values accepted on a request that
+	// arrived on a loopback address (ALLOWED_HOSTS; default: localhost, 127.0.0.1, [::1]
 	// and the host of MCP_RESOURCE_URL), against DNS rebinding.
 	AllowedHosts []string
 	// SessionIdleTTL is how long an idle session lives in Redis (SESSION_IDLE_TTL).
@@ -196,17 +195,4 @@ func (c Config) PublicOrigin() string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
-}
-
-// LoopbackBound reports whether HTTP_ADDR listens on a loopback address only.
-func (c Config) LoopbackBound() bool {
-	host, _, err := net.SplitHostPort(c.HTTPAddr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

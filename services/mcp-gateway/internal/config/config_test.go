@@ -22,7 +22,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.SessionIdleTTL != 30*time.Minute || c.SessionLimitPerSubject != 100 || c.RateLimitPerMinute != 600 || c.CoreTimeout != 5*time.Second ||
-		c.StreamHistory != 1000 || c.PublicOrigin() != "http://localhost:4000" || c.LoopbackBound() ||
+		c.StreamHistory != 1000 || c.PublicOrigin() != "http://localhost:4000" ||
 		c.ToolNameStyle != config.ToolNamesDotted || c.ScopeChallenge != config.ScopeChallengeAuto {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -39,8 +39,8 @@ func TestOriginsAreNormalized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(c.AllowedOrigins, " ") != "https://chatgpt.com https://chat.openai.com" || !c.LoopbackBound() {
-		t.Errorf("%v %v", c.AllowedOrigins, c.LoopbackBound())
+	if strings.Join(c.AllowedOrigins, " ") != "https://chatgpt.com https://chat.openai.com" {
+		t.Errorf("%v", c.AllowedOrigins)
 	}
 }
 

@@ -496,17 +496,24 @@ func (g *Gateway) checkOrigin(next http.Handler) http.Handler {
 	})
 }
 
-// checkHost refuses, when the gateway listens on loopback, a Host that is
-// not a known name of it: a DNS-rebound page must not reach a local gateway.
+// checkHost refuses a Host that is not a known name of the gateway
+// (ALLOWED_HOSTS) on a request that arrived on a loopback address: a
+// DNS-rebound page reaches a local gateway through 127.0.0.1 or ::1 with
+// its own name as Host. It is decided per connection, from the address the
+// request arrived on, not from HTTP_ADDR's text: an inherited socket
+// ("fd:3", as make dev's gateway listens) or a wildcard listener reached
+// through loopback is checked as well. Requests arriving on any other
+// address (an ingress reaching the pod) are not checked here.
 func (g *Gateway) checkHost(next http.Handler) http.Handler {
-	if !g.cfg.LoopbackBound() {
-		return next
-	}
 	allowed := map[string]bool{}
 	for _, h := range g.cfg.AllowedHosts {
 		allowed[strings.Trim(strings.ToLower(h), "[]")] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !arrivedOnLoopback(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
@@ -518,6 +525,21 @@ func (g *Gateway) checkHost(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// arrivedOnLoopback reports whether r came in on a loopback address of
+// this host (net/http's LocalAddrContextKey: the connection's local end).
+// A request without one (not served by net/http) counts as loopback, so
+// that the check is never skipped for want of the address.
+func arrivedOnLoopback(r *http.Request) bool {
+	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	default:
+		return true
+	}
 }
 
 // rateScope names the gateway's per-subject rate-limit buckets.

@@ -44,36 +44,51 @@ func TestOriginAllowList(t *testing.T) {
 	g.initialize(t, tok)
 }
 
-// Bound to loopback, the gateway refuses a Host that is not one of its
-// names (DNS rebinding).
+// On a request that arrived on loopback, the gateway refuses a Host that is
+// not one of its names (DNS rebinding) — also when it listens on an
+// inherited socket ("fd:3", as make dev and GatewayProcess start it), whose
+// address HTTP_ADDR does not spell out.
 func TestHostCheckOnLoopback(t *testing.T) {
 	f := newFleet(t)
-	g := f.Gateway()
+	inProcess := f.Gateway()
+	inherited, _ := f.GatewayProcess()
 	tok := f.Token("user-1", allScopes)
-	for _, host := range []string{"evil.example", "evil.example:4000", "localhost.evil.example"} {
-		hr, _ := http.NewRequest("POST", g.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
-		hr.Host = host
-		hr.Header.Set("Authorization", "Bearer "+tok)
-		hr.Header.Set("Content-Type", "application/json")
-		res, err := httpClient.Do(hr)
-		if err != nil {
-			t.Fatal(err)
+	for name, g := range map[string]*gw{"HTTP_ADDR=127.0.0.1:0": inProcess, "HTTP_ADDR=fd:3": inherited} {
+		for _, host := range []string{"evil.example", "evil.example:4000", "localhost.evil.example"} {
+			hr, _ := http.NewRequest("POST", g.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+			hr.Host = host
+			hr.Header.Set("Authorization", "Bearer "+tok)
+			hr.Header.Set("Content-Type", "application/json")
+			res, err := httpClient.Do(hr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "host not allowed") {
+				t.Errorf("%s, Host %s: %d %s", name, host, res.StatusCode, body)
+			}
+			hr, _ = http.NewRequest("GET", g.URL+"/.well-known/oauth-protected-resource/mcp", nil)
+			hr.Host = host
+			if res, err = httpClient.Do(hr); err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusForbidden {
+				t.Errorf("%s, metadata with Host %s: %d", name, host, res.StatusCode)
+			}
 		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusForbidden {
-			t.Errorf("Host %s: %d", host, res.StatusCode)
-		}
-	}
-	for _, host := range []string{"localhost:4000", "127.0.0.1", "localhost"} {
-		hr, _ := http.NewRequest("GET", g.URL+"/.well-known/oauth-protected-resource/mcp", nil)
-		hr.Host = host
-		res, err := httpClient.Do(hr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			t.Errorf("Host %s: %d", host, res.StatusCode)
+		for _, host := range []string{"localhost:4000", "127.0.0.1", "localhost", "[::1]:4000"} {
+			hr, _ := http.NewRequest("GET", g.URL+"/.well-known/oauth-protected-resource/mcp", nil)
+			hr.Host = host
+			res, err := httpClient.Do(hr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				t.Errorf("%s, Host %s: %d", name, host, res.StatusCode)
+			}
 		}
 	}
 }
