@@ -20,6 +20,14 @@ func TestPublicAddr(t *testing.T) {
 		{"169.254.169.254", false}, {"100.64.0.1", false}, {"0.0.0.0", false}, {"224.0.0.1", false},
 		{"198.18.0.1", false}, {"192.0.2.1", false}, {"::1", false}, {"fe80::1", false}, {"fc00::1", false},
 		{"::ffff:127.0.0.1", false}, {"::ffff:10.0.0.1", false}, {"64:ff9b::a00:1", false}, {"2001:db8::1", false},
+		// Special-use IPv6 outside the global unicast range 2000::/3 or in
+		// the IANA registry: site-local (RFC 3879), IPv4-compatible
+		// (RFC 4291 §2.5.5.1), IPv4-translated (RFC 2765), documentation
+		// (RFC 9637), SRv6 SIDs (RFC 9602), AS112 (RFC 7534); and IPv4's
+		// AS112 and AMT ranges.
+		{"fec0::1", false}, {"::127.0.0.1", false}, {"::a00:1", false}, {"::ffff:0:7f00:1", false},
+		{"3fff::1", false}, {"5f00::1", false}, {"2620:4f:8000::1", false},
+		{"192.31.196.1", false}, {"192.52.193.1", false}, {"2a00:1450:4001::1", true},
 	} {
 		if got := PublicAddr(netip.MustParseAddr(tc.ip)); got != tc.public {
 			t.Errorf("PublicAddr(%s) = %v, want %v", tc.ip, got, tc.public)
@@ -44,6 +52,9 @@ func TestCheckClientIDURL(t *testing.T) {
 		{"https://[::1]/c.json", false},
 		{"https://localhost/c.json", false},
 		{"https://169.254.169.254/latest", false},
+		{"https://[fec0::1]/c.json", false},
+		{"https://[::127.0.0.1]/c.json", false},
+		{"https://[3fff::1]/c.json", false},
 	} {
 		_, err := f.CheckClientIDURL(tc.url)
 		if (err == nil) != tc.ok {
@@ -55,7 +66,8 @@ func TestCheckClientIDURL(t *testing.T) {
 // The dial-time guard sees the resolved address of every connection, so a
 // name that resolves to a private address is refused too.
 func TestDialGuard(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:443", "[::1]:443", "10.0.0.5:443", "169.254.169.254:80", "[::ffff:192.168.0.1]:443"} {
+	for _, addr := range []string{"127.0.0.1:443", "[::1]:443", "10.0.0.5:443", "169.254.169.254:80", "[::ffff:192.168.0.1]:443",
+		"[fec0::1]:443", "[::127.0.0.1]:443", "[5f00::1]:443"} {
 		if err := dialGuard(addr); err == nil || !strings.Contains(err.Error(), "not a public address") {
 			t.Errorf("dialGuard(%s) = %v, want a refusal", addr, err)
 		}

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"code.dny.dev/ssrf"
 	josev3 "github.com/go-jose/go-jose/v3"
 	"github.com/hashicorp/go-retryablehttp"
 )
@@ -117,34 +118,29 @@ type dialRefused struct{ msg string }
 
 func (e *dialRefused) Error() string { return e.msg }
 
-var blocked = func() []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range []string{
-		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-		"192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
-		"198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
-		"::/128", "::1/128", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32",
-		"2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
-	} {
-		out = append(out, netip.MustParsePrefix(p))
-	}
-	return out
-}()
+// guardian holds the special-use address ranges no fetch may reach: for
+// IPv4 the IANA IPv4 Special-Purpose Address Registry (RFC 6890) plus
+// multicast and the reserved 240.0.0.0/4; for IPv6 everything outside the
+// global unicast range 2000::/3 (loopback, unspecified, IPv4-compatible
+// ::/96, IPv4-mapped and translated forms, site-local fec0::/10, unique
+// local fc00::/7, link-local, multicast, NAT64 64:ff9b::/96, 5f00::/16 …)
+// and the registry's special-purpose ranges inside it (documentation
+// 2001:db8::/32 and 3fff::/20, 6to4, IETF protocol assignments). The list
+// is code.dny.dev/ssrf's, generated from the IANA registries; ports and
+// networks are not its business here (any port: a metadata URL may name
+// one).
+var guardian = ssrf.New(ssrf.WithAnyPort(), ssrf.WithAnyNetwork())
 
 // PublicAddr reports whether ip is a globally routable unicast address:
 // not private, loopback, link-local, multicast, documentation or other
-// special-use ranges (IPv4-mapped IPv6 addresses are checked as IPv4).
+// special-use ranges (guardian). IPv4-mapped IPv6 addresses are checked as
+// the IPv4 address they carry; an address with a zone is never public.
 func PublicAddr(ip netip.Addr) bool {
 	ip = ip.Unmap()
 	if !ip.IsValid() || ip.Zone() != "" {
 		return false
 	}
-	for _, p := range blocked {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
+	return guardian.SafeAddr(ip) == nil
 }
 
 // CheckClientIDURL validates the form of a metadata-document client id.
