@@ -29,12 +29,28 @@ var secretKeys = map[string]bool{
 // code, but "grpc.code" is a status code.
 var bareSecretKeys = map[string]bool{"code": true, "state": true, "key": true}
 
-// secretPatterns catch secrets embedded in free text such as error messages.
-var secretPatterns = []*regexp.Regexp{
-	regexp.MustCompile(`(?i)(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*`),
-	regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*`),
-	regexp.MustCompile(`(?i)((?:access_token|refresh_token|id_token|client_secret|code_verifier|password|code)=)[^&\s"]+`),
-	regexp.MustCompile(`(?i)(rediss?://[^:/@\s]*:)[^@\s]+@`),
+// secretPatterns catch secrets embedded in free text such as error
+// messages; each match becomes repl (${1} keeps the part that says what
+// was removed).
+var secretPatterns = []struct {
+	re   *regexp.Regexp
+	repl string
+}{
+	{regexp.MustCompile(`(?i)(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*`), Redacted},
+	{regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*`), Redacted},
+	{regexp.MustCompile(`(?i)((?:access_token|refresh_token|id_token|client_secret|code_verifier|password|code)=)[^&\s"]+`), "${1}" + Redacted},
+	// The user information of a Redis URL, whose password may hold a
+	// "/" (the general form below stops at one).
+	{regexp.MustCompile(`(?i)(rediss?://)[^:/@\s]*:[^@\s]+@`), "${1}" + Redacted + "@"},
+	// The user information of a URL of any scheme (RFC 3986 §3.2.1:
+	// "user:password@", deprecated, or a token as the user name), up to
+	// the first "@" before the path, query or fragment.
+	{regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*://)[^\s/?#@]+@`), "${1}" + Redacted + "@"},
+	// The auth-server's opaque tokens: fosite's HMAC strategy prefixes
+	// access tokens (ory_at_), refresh tokens (ory_rt_) and authorization
+	// codes (ory_ac_) to <key>.<mac> (base64url); the prefix is kept. Not
+	// inside a word: "memory_rt_cache" is no token.
+	{regexp.MustCompile(`\b(ory_(?:at|rt|ac)_)[A-Za-z0-9_.\-]+`), "${1}" + Redacted},
 }
 
 // MaxValueBytes bounds one string (or error) attribute value in a log line:
@@ -114,8 +130,10 @@ func IsSecretKey(key string) bool {
 	return secretKeys[k]
 }
 
-// Scrub removes bearer tokens, JWTs, credentials in URLs and secret query
-// parameters from free text.
+// Scrub removes bearer tokens, JWTs, the user information of URLs of any
+// scheme ("https://user:pw@host" becomes "https://[REDACTED]@host"),
+// the auth-server's opaque tokens and codes ("ory_rt_…" becomes
+// "ory_rt_[REDACTED]") and secret query parameters from free text.
 func Scrub(s string) string {
 	if !maySecret(s) {
 		return s
@@ -125,30 +143,27 @@ func Scrub(s string) string {
 
 // scrub is Scrub without maySecret: every expression, always.
 func scrub(s string) string {
-	for i, re := range secretPatterns {
-		switch i {
-		case 2, 3:
-			s = re.ReplaceAllString(s, "${1}"+Redacted+tail(i))
-		default:
-			s = re.ReplaceAllString(s, Redacted)
-		}
+	for _, p := range secretPatterns {
+		s = p.re.ReplaceAllString(s, p.repl)
 	}
 	return s
 }
 
 // maySecret reports whether s can match one of secretPatterns: each needs
-// something most values lack — "bearer" or "basic" (any case), "eyJ", "="
-// or "@". A string without any of them, and without non-ASCII bytes (under
-// (?i) "s" also matches U+017F), is returned by Scrub as it is without
-// running the four expressions: most values logged are ids, routes, methods
-// and short messages, and running them was a third of the CPU of an access-
-// log line (docs/benchmarks/auth-server-history.md).
+// something most values lack — "bearer" or "basic" (any case), "eyJ", "=",
+// "@" or "ory_". A string without any of them, and without non-ASCII bytes
+// (under (?i) "s" also matches U+017F), is returned by Scrub as it is
+// without running the expressions: most values logged are ids, routes,
+// methods and short messages, and running them was a third of the CPU of
+// an access-log line (docs/benchmarks/auth-server-history.md).
 func maySecret(s string) bool {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c >= utf8.RuneSelf, c == '=', c == '@':
 			return true
 		case c == 'e' && strings.HasPrefix(s[i:], "eyJ"):
+			return true
+		case c == 'o' && strings.HasPrefix(s[i:], "ory_"):
 			return true
 		case c|0x20 == 'b' && (hasPrefixFold(s[i:], "bearer") || hasPrefixFold(s[i:], "basic")):
 			return true
@@ -169,11 +184,4 @@ func hasPrefixFold(s, lower string) bool {
 		}
 	}
 	return true
-}
-
-func tail(i int) string {
-	if i == 3 {
-		return "@"
-	}
-	return ""
 }

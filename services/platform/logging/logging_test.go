@@ -40,6 +40,49 @@ func TestSecretsNeverReachTheLog(t *testing.T) {
 	}
 }
 
+// TestScrubURLUserInfoAndOpaqueTokens: the user information of a URL of
+// any scheme and the auth-server's opaque tokens (fosite's ory_at_,
+// ory_rt_, ory_ac_ prefixes) are redacted wherever they appear in free
+// text — a client_id sent as "https://u:SECRET@x.example/cb" or as a
+// refresh token is logged as the request sent it; text that only looks
+// alike is left as it is.
+func TestScrubURLUserInfoAndOpaqueTokens(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://u:SECRET@x.example/cb":              "https://[REDACTED]@x.example/cb",
+		"unknown client https://SECRET@x.example":    "unknown client https://[REDACTED]@x.example",
+		"HTTP://u:SECRET@127.0.0.1:8976/cb":          "HTTP://[REDACTED]@127.0.0.1:8976/cb",
+		"postgres://app:SECRET@db:5432/x?sslmode=on": "postgres://[REDACTED]@db:5432/x?sslmode=on",
+		"svc+grpc://:SECRET@h":                       "svc+grpc://[REDACTED]@h",
+		"redis://default:SECRET@redis:6379/0":        "redis://[REDACTED]@redis:6379/0",
+		"rediss://:SEC/RET@redis:6380":               "rediss://[REDACTED]@redis:6380",
+		"a https://u:SECRET@h and http://v:SECRET@i": "a https://[REDACTED]@h and http://[REDACTED]@i",
+		"ory_rt_SECRETkey-_.SECRETmac_-":             "ory_rt_[REDACTED]",
+		"client ory_ac_SECRET.SECRET unknown":        "client ory_ac_[REDACTED] unknown",
+		"token ory_at_SECRET.SECRET, expired":        "token ory_at_[REDACTED], expired",
+		`"ory_rt_SECRET"`:                            `"ory_rt_[REDACTED]"`,
+		// Not secrets: no user information, an "@" after the host, a mail
+		// address, other prefixes.
+		"https://x.example/cb":              "https://x.example/cb",
+		"https://x.example/u/ada@x.example": "https://x.example/u/ada@x.example",
+		"https://x.example/cb?to=a@b":       "https://x.example/cb?to=a@b",
+		"https://x.example/cb#a@b":          "https://x.example/cb#a@b",
+		"ada@example.com":                   "ada@example.com",
+		"mailto:ada@example.com":            "mailto:ada@example.com",
+		"ory_xx_abc ORY_RT_abc ory_rt_":     "ory_xx_abc ORY_RT_abc ory_rt_",
+		"memory_rt_cache":                   "memory_rt_cache",
+	} {
+		if got := Scrub(in); got != want {
+			t.Errorf("Scrub(%q) = %q, want %q", in, got, want)
+		}
+	}
+	var buf bytes.Buffer
+	New(&buf, "json", slog.LevelInfo, "svc").Info("authorize: unknown client",
+		"client_id", "https://u:SECRET@x.example/cb", "err", errors.New(`client "ory_rt_SECRET.SECRET" not found`))
+	if out := buf.String(); strings.Contains(out, "SECRET") || !strings.Contains(out, "x.example/cb") || !strings.Contains(out, "ory_rt_") {
+		t.Errorf("log line:\n%s", out)
+	}
+}
+
 func TestTextFormat(t *testing.T) {
 	var buf bytes.Buffer
 	New(&buf, "text", slog.LevelInfo, "svc").Debug("hidden")
@@ -90,10 +133,12 @@ func TestScrubSkipsOnlyWhatCannotMatch(t *testing.T) {
 		"Bearer abcdefghijklmnop", "BEARER abc", "bEaReR\tabc", "Basic dXNlcjpwYXNz", "baſic dXNlcjpwYXNz", "x basic y",
 		"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", "token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.",
 		"code=abc", "https://h/cb?CODE=abc&state=x", "client_secret=s3cr3t", "redis://user:pw@redis:6379", "REDISS://:pw@h",
-		"é", "bearer", "basic", "eyJ",
+		"https://u:SECRET@x.example/cb", "ftp://tok@h", "ory_rt_abc.def", "ory_ac_x", "ory_at_", "ory_xx_abc", "xory_rt_a",
+		"é", "bearer", "basic", "eyJ", "ory_",
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	alphabet := []string{"a", "b", "B", "e", "E", "y", "J", "r", "R", "s", "S", "ſ", "i", "c", "C", "=", "@", ":", "/", " ", "\t", ".", "x", "_", "-", "0", "code", "bearer ", "Basic ", "eyJ", "redis://"}
+	alphabet := []string{"a", "b", "B", "e", "E", "y", "J", "r", "R", "s", "S", "ſ", "i", "c", "C", "=", "@", ":", "/", " ", "\t", ".", "x", "_", "-", "0", "code", "bearer ", "Basic ", "eyJ", "redis://",
+		"o", "ory_", "rt_", "ac_", "at_", "https://", "://", "?", "#"}
 	for range 20000 {
 		var sb strings.Builder
 		for range rng.IntN(24) {
@@ -106,7 +151,7 @@ func TestScrubSkipsOnlyWhatCannotMatch(t *testing.T) {
 			t.Errorf("Scrub(%q) = %q, the expressions give %q", s, got, want)
 		}
 	}
-	for _, s := range []string{"Bearer abcdefghijklmnop", "baſic dXNlcjpwYXNz", "redis://user:pw@redis:6379"} {
+	for _, s := range []string{"Bearer abcdefghijklmnop", "baſic dXNlcjpwYXNz", "redis://user:pw@redis:6379", "https://u:pw@h", "ory_rt_abc"} {
 		if Scrub(s) == s {
 			t.Errorf("Scrub(%q) left the secret", s)
 		}

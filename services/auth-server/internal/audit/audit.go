@@ -112,7 +112,9 @@ type Logger struct {
 // "service":service. Attributes whose keys name secrets are redacted as in
 // the service log, as a second line of defence, and every value a request
 // supplies is cut to logging.MaxValueBytes and scrubbed (a claimed client id
-// is whatever a request sends).
+// is whatever a request sends: "https://u:pw@h/cb" is recorded as
+// "https://[REDACTED]@h/cb", a refresh token sent as client_id as
+// "ory_rt_[REDACTED]"; see logging.Scrub).
 func New(w io.Writer, service string) *Logger {
 	b := []byte(`,"level":"INFO","msg":"audit","log.type":"audit","service":`)
 	b = appendJSONString(b, value("service", service))
@@ -249,7 +251,7 @@ func HashSubject(sub string) string {
 // from fixed sets or its own identifiers (event and result names, the
 // grant type checked against the supported ones, the subject's hash,
 // fosite's request ids, endpoint names): scrubbing them
-// for secrets (four regular expressions per value) was a tenth of the
+// for secrets (the logging package's regular expressions, per value) was a tenth of the
 // auth-server's CPU outside signatures (docs/benchmarks/auth-server-history.md).
 // Values a request supplies (client_id, client_address) are scrubbed and
 // bounded, and so is reason, the one free text.
@@ -275,8 +277,8 @@ func value(key, v string) string {
 }
 
 // boundCache remembers logging.Bound of short values: client ids and
-// addresses repeat from line to line, and each Bound runs four regular
-// expressions. At most boundCacheSize entries; when full it starts over.
+// addresses repeat from line to line, and each Bound may run the logging
+// package's regular expressions. At most boundCacheSize entries; when full it starts over.
 var boundCache struct {
 	sync.Mutex
 	m map[string]string

@@ -82,6 +82,31 @@ func TestLogScrubsRepeatedValues(t *testing.T) {
 	}
 }
 
+// TestClaimedClientIDScrubbed: a claimed client_id is whatever the request
+// sent — a URL with user information, the server's own refresh token or
+// code — and is recorded with the secret redacted (logging.Scrub), the
+// rest kept so the event still says what was sent; a known client's id
+// is unchanged.
+func TestClaimedClientIDScrubbed(t *testing.T) {
+	for id, want := range map[string]string{
+		"https://u:S3CRET@x.example/cb": "https://[REDACTED]@x.example/cb",
+		"ory_rt_S3CRET.S3CRET":          "ory_rt_[REDACTED]",
+		"ory_ac_S3CRET.S3CRET":          "ory_ac_[REDACTED]",
+		"https://app.example/client":    "https://app.example/client",
+		"dcr-0123456789abcdef":          "dcr-0123456789abcdef",
+	} {
+		var buf bytes.Buffer
+		audit.New(&buf, "auth-server").Log(context.Background(), audit.Record{Event: audit.AuthorizationRequest, Result: "invalid_client", ClientID: id})
+		var m map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["client_id"] != want || strings.Contains(buf.String(), "S3CRET") {
+			t.Errorf("client_id %q recorded as %v, want %q", id, m["client_id"], want)
+		}
+	}
+}
+
 // TestLineIsSlogs: the line is what slog's JSON handler wrote before the
 // logger appended lines itself — same keys in the same order, same values
 // (time aside), valid JSON for awkward values.
