@@ -44,7 +44,9 @@ type pending struct {
 	HintSubject string `json:"hint_sub,omitempty"`
 }
 
-// consentRequest waits for the user's decision on the consent page.
+// consentRequest waits for the user's decision on the consent page. Its
+// Pending has no Verifier or Nonce: they served the upstream code's
+// redemption, which came before the page.
 type consentRequest struct {
 	Pending  pending  `json:"pending"`
 	Identity Identity `json:"identity"`
@@ -797,6 +799,9 @@ li{margin:.2rem 0}button{font:inherit;padding:.5rem 1.2rem;margin-right:.5rem}
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *clients.Client, p pending, id Identity) {
 	ctx := r.Context()
 	consentID, csrf, browser := randomID(), randomID(), s.consentBinding(r)
+	// The upstream code has been redeemed: its PKCE verifier and nonce are
+	// needed no more, and are not kept while the page waits.
+	p.Verifier, p.Nonce = "", ""
 	cr := consentRequest{Pending: p, Identity: id, CSRFHash: redisx.Hash(csrf), Browser: redisx.Hash(browser)}
 	if err := s.store.PutJSON(ctx, "consent-req", consentID, cr, s.cfg.LoginTTL); err != nil {
 		s.redirectError(w, r, ar.GetClient(), ar.GetRedirectURI(), ar.GetState(), "temporarily_unavailable", "the service is temporarily unavailable; retry later")
