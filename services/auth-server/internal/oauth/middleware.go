@@ -326,7 +326,11 @@ func (s *Server) cors(next http.Handler) http.Handler {
 			w.Header().Add("Vary", "Origin")
 			if r.Method == http.MethodOptions {
 				w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
-				w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+				// MCP-Protocol-Version: MCP clients send it on every
+				// discovery request (the TypeScript SDK on the
+				// authorization server's metadata); not safelisted, so
+				// the browser asks for it here.
+				w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, MCP-Protocol-Version")
 				w.Header().Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusNoContent)
 				return
