@@ -55,6 +55,10 @@ const clientAnnouncementPrefix = "client "
 
 func clientsKey(rdb *redisx.Client) string { return rdb.Key("revocation", "clients") }
 
+// ValidClientID reports whether RemoveClients accepts id: non-empty, at
+// most MaxClientIDLength bytes, UTF-8.
+func ValidClientID(id string) bool { return validClientID(id) }
+
 func validClientID(id string) bool {
 	return id != "" && len(id) <= MaxClientIDLength && utf8.ValidString(id)
 }

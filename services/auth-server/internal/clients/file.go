@@ -232,42 +232,104 @@ func miscasedFields(b []byte, path string) []string {
 // DynamicPrefix starts the id of every dynamically registered client.
 const DynamicPrefix = "dcr-"
 
+// RecordRemovals records that the clients ids were removed from the
+// registry at at, fleet-wide (revocation.Revoker.RemoveClients). It is
+// called again with the same arguments until it returns nil.
+type RecordRemovals func(ctx context.Context, at time.Time, ids []string) error
+
+// removalRecordTimeout bounds one attempt of RecordRemovals.
+const removalRecordTimeout = 5 * time.Second
+
+// removal is a diff of a reload not recorded yet.
+type removal struct {
+	at  time.Time
+	ids []string
+}
+
 // Watch re-reads the registry at path every interval until ctx ends and
 // swaps it in when its content changed (a mounted ConfigMap or Secret is
 // updated in place). A registry with problems is refused as a whole and
 // logged; the running one stays. accept, if set, may refuse a registry
 // the server cannot serve (for example HMAC hashes without a key).
-func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval time.Duration, log *slog.Logger, accept func(*Static) error) {
+//
+// When a registry swapped in lacks clients the running one had, record
+// (if set) is told their ids and the time of the swap, right after it:
+// from then on this replica knows no such client, and the fleet's
+// verifiers refuse the access tokens it was issued until then. A failed
+// record (Redis unavailable) is logged and tried again, with the same
+// time, at every later tick until it succeeds; removals are never dropped
+// while the process runs. A replica that starts with a client already
+// absent has no previous registry to compare and records nothing
+// (docs/operations/client-registry.md says when that leaves a window).
+func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval time.Duration, log *slog.Logger, accept func(*Static) error, record RecordRemovals) {
 	if path == "" || interval <= 0 {
 		return
 	}
 	last := fileDigest(path)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var pending []removal
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		d := fileDigest(path)
-		if d == last {
-			continue
-		}
-		last = d
-		next, problems := LoadFile(path, rules)
-		if len(problems) == 0 && accept != nil {
-			if err := accept(next); err != nil {
-				problems = append(problems, err.Error())
+		if d := fileDigest(path); d != last {
+			last = d
+			next, problems := LoadFile(path, rules)
+			if len(problems) == 0 && accept != nil {
+				if err := accept(next); err != nil {
+					problems = append(problems, err.Error())
+				}
+			}
+			if len(problems) > 0 {
+				log.Warn("client registry changed but was refused; the previous registry stays in use", "file", path, "problems", problems)
+			} else {
+				gone := s.missingFrom(next)
+				s.Replace(next)
+				log.Info("client registry reloaded", "file", path, "clients", next.Len())
+				if len(gone) > 0 && record != nil {
+					log.Info("clients removed from the registry: their access tokens issued until now are refused fleet-wide", "file", path, "client_ids", gone)
+					pending = append(pending, removal{at: time.Now(), ids: gone})
+				}
 			}
 		}
-		if len(problems) > 0 {
-			log.Warn("client registry changed but was refused; the previous registry stays in use", "file", path, "problems", problems)
-			continue
-		}
-		s.Replace(next)
-		log.Info("client registry reloaded", "file", path, "clients", next.Len())
+		pending = recordPending(ctx, pending, record, log)
 	}
+}
+
+// recordPending tries each removal not recorded yet, oldest first, and
+// returns those that failed.
+func recordPending(ctx context.Context, pending []removal, record RecordRemovals, log *slog.Logger) []removal {
+	var left []removal
+	for _, r := range pending {
+		rctx, cancel := context.WithTimeout(ctx, removalRecordTimeout)
+		err := record(rctx, r.at, r.ids)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("clients removed from the registry are not recorded yet: verifiers other than the auth-server still accept their access tokens; retrying at the next reload tick",
+				"client_ids", r.ids, "removed_at", r.at, "err", err)
+			left = append(left, r)
+		}
+	}
+	return left
+}
+
+// missingFrom returns the ids of s's clients that next lacks, sorted.
+func (s *Static) missingFrom(next *Static) []string {
+	now, after := *s.byID.Load(), *next.byID.Load()
+	var gone []string
+	for id := range now {
+		if _, ok := after[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	slices.Sort(gone)
+	return gone
 }
 
 func fileDigest(path string) [sha256.Size]byte {

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -164,9 +166,12 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		base.Close()
 		return err
 	}
-	// A rotated secret takes effect when the mounted registry changes.
+	// A rotated secret takes effect when the mounted registry changes; a
+	// removed client's access tokens are refused fleet-wide (recorded
+	// like a revoked grant, for as long as a grant's record).
+	removals := revocation.NewRevoker(rdb, oauth.RevocationRetention(cfg.AccessTokenTTL), revoked)
 	go static.Watch(ctx, cfg.ClientsFile, rules,
-		cfg.ClientsReload, base.Log, o.CheckRegistry)
+		cfg.ClientsReload, base.Log, o.CheckRegistry, recordRemovals(removals, base.Log))
 	public, err := base.PublicHTTP(o.Handler(), telemetry.HTTPOptions{Route: o.Route, AccessLog: base.Log})
 	if err != nil {
 		base.Close()
@@ -180,6 +185,25 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	base.Log.Info("oauth provider ready", "issuer", cfg.Issuer, "static_clients", static.Len(),
 		"active_key", ring.ActiveKeyID(), "upstream", cfg.Upstream.Issuer, "dcr", cfg.DCREnabled, "cimd", cfg.CIMDEnabled)
 	return base.Serve(ctx, onListen, g, h)
+}
+
+// recordRemovals records the clients removed from the clients file
+// (clients.Static.Watch) with rev. An id the records cannot hold (longer
+// than revocation.MaxClientIDLength) is logged and skipped, so that it
+// does not hold up the others' retries.
+func recordRemovals(rev *revocation.Revoker, log *slog.Logger) clients.RecordRemovals {
+	return func(ctx context.Context, at time.Time, ids []string) error {
+		valid := make([]string, 0, len(ids))
+		for _, id := range ids {
+			if revocation.ValidClientID(id) {
+				valid = append(valid, id)
+			} else {
+				log.Error("a client removed from the registry has an id the revocation records cannot hold; its access tokens are refused by the auth-server only, until they expire",
+					"client_id_bytes", len(id), "max", revocation.MaxClientIDLength)
+			}
+		}
+		return rev.RemoveClients(ctx, at, valid...)
+	}
 }
 
 // scopeNames is the names of the scopes supported now, as a client that

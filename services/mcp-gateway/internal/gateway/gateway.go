@@ -59,6 +59,7 @@ type Deps struct {
 	Verifier *tokens.Verifier
 	// Revocations, when set, is the revocation Set the Verifier asks: the
 	// gateway also follows it to end the open streams of a revoked grant
+	// or of a client removed from the auth-server's clients file
 	// (authorize). Without it streams end only when their token expires.
 	Revocations Revocations
 	Metrics     *metrics
@@ -67,11 +68,12 @@ type Deps struct {
 }
 
 // Revocations is what the gateway needs of the revocation Set
-// (*revocation.Set): the answer for one grant, and to be told of each
-// grant revoked from now on.
+// (*revocation.Set): the answer for one grant or one client's token, and
+// to be told of each grant revoked and each client removed from now on.
 type Revocations interface {
-	Revoked(grantID string) bool
+	tokens.Revocations // Revoked, ClientRemoved
 	OnRevoke(f func(grantID string)) (remove func())
+	OnClientRemoved(f func(clientID string)) (remove func())
 }
 
 // Gateway serves MCP over Streamable HTTP and legacy HTTP+SSE with the
@@ -117,12 +119,14 @@ type Gateway struct {
 
 	streams *streamSet // open GET /mcp and /sse streams, by hashed session id
 	// revocations and grantStreams end the streams of a revoked grant,
-	// keyStreams those of a key removed from the verifier's key set
-	// (authorize); unfollow stops following both (Shutdown).
-	revocations  Revocations
-	grantStreams streamsBy
-	keyStreams   streamsBy
-	unfollow     func()
+	// clientStreams those of a removed client, keyStreams those of a key
+	// removed from the verifier's key set (authorize); unfollow stops
+	// following them (Shutdown).
+	revocations   Revocations
+	grantStreams  streamsBy
+	clientStreams streamsBy
+	keyStreams    streamsBy
+	unfollow      func()
 	// listeners: sessions with a GET /mcp stream served here (listen).
 	listeners listeners
 	// localSSE: session id -> chan struct{}, the legacy sessions whose
@@ -262,7 +266,9 @@ func New(d Deps) (*Gateway, error) {
 	// Verifier.
 	unfollowRevocations := func() {}
 	if d.Revocations != nil {
-		unfollowRevocations = d.Revocations.OnRevoke(g.grantRevoked)
+		unfollowGrants := d.Revocations.OnRevoke(g.grantRevoked)
+		unfollowClients := d.Revocations.OnClientRemoved(g.clientRemoved)
+		unfollowRevocations = func() { unfollowGrants(); unfollowClients() }
 	}
 	unfollowKeys := d.Verifier.OnKeysRemoved(g.keysRemoved)
 	g.unfollow = func() { unfollowRevocations(); unfollowKeys() }

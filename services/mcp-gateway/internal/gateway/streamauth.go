@@ -15,6 +15,10 @@ const (
 	// endRevoked: the token's grant was revoked (grant_id claim,
 	// services/platform/revocation).
 	endRevoked = "revoked"
+	// endClientRemoved: the token's client was removed from the
+	// auth-server's clients file after the token was issued
+	// (services/platform/revocation, removed clients).
+	endClientRemoved = "client_removed"
 	// endExpired: the token's exp, plus the verifier's clock leeway, has
 	// passed.
 	endExpired = "expired"
@@ -98,6 +102,19 @@ func (g *Gateway) grantRevoked(grant string) {
 	}
 }
 
+// clientRemoved ends every stream on this replica of a token of client
+// issued at or before the client's removal; a stream of a token issued
+// after it (the client added back) stays. Like grantRevoked it runs on
+// the revocation Set's goroutine (revocation.Set.OnClientRemoved) and does
+// not block.
+func (g *Gateway) clientRemoved(client string) {
+	for _, s := range g.clientStreams.of(client) {
+		if g.revocations.ClientRemoved(client, s.claims.IssuedAt) {
+			s.end(endClientRemoved)
+		}
+	}
+}
+
 // keysRemoved ends every stream on this replica whose token was signed by
 // a key that left the verifier's key set. It runs on a goroutine the
 // verifier's key fetch starts once the new set is in use
@@ -127,6 +144,11 @@ func (g *Gateway) keysRemoved(kids []string) {
 //     Revoked is asked once after registering, for a revocation that
 //     arrived between the token's verification and the registration. A
 //     token without a grant_id cannot be revoked by grant (as on requests).
+//   - Client removal: the stream is also registered under the token's
+//     client_id and ended when the Set learns the client was removed from
+//     the auth-server's clients file at or after the token's iat
+//     (revocation.Set.OnClientRemoved, with the same timing as a
+//     revocation); ClientRemoved is asked once after registering.
 //   - Key removal: the stream is registered under the kid of the key that
 //     signed its token and ended when a key-set fetch of the verifier no
 //     longer holds that key, or names another issuer
@@ -172,6 +194,15 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 			sg.end(endRevoked)
 		}
 	}
+	// byClient: the stream ends when its client is removed.
+	client := claims.ClientID
+	byClient := client != "" && g.revocations != nil
+	if byClient {
+		g.clientStreams.add(client, sg)
+		if g.revocations.ClientRemoved(client, claims.IssuedAt) {
+			sg.end(endClientRemoved)
+		}
+	}
 	// keyed: the stream ends when its token's signing key leaves the set.
 	kid := claims.KeyID
 	keyed := kid != ""
@@ -200,6 +231,8 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 			mu.Unlock()
 		case followed && g.revocations.Revoked(grant):
 			sg.end(endRevoked)
+		case byClient && g.revocations.ClientRemoved(client, claims.IssuedAt):
+			sg.end(endClientRemoved)
 		case keyed && !g.verifier.Publishes(claims):
 			sg.end(endKeyRemoved)
 		default:
@@ -216,6 +249,9 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 		mu.Unlock()
 		if followed {
 			g.grantStreams.remove(grant, sg)
+		}
+		if byClient {
+			g.clientStreams.remove(client, sg)
 		}
 		if keyed {
 			g.keyStreams.remove(kid, sg)
