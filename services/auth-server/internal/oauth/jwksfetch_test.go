@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ory/fosite"
-
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 )
 
@@ -53,7 +51,7 @@ func TestJWKSFetchFailureIsInvalidClient(t *testing.T) {
 
 	fetcher := func(allowPrivate bool) signingUseFetcher {
 		mf := clients.NewMetadataFetcher(clients.FetchOptions{AllowPrivate: allowPrivate, Timeout: 300 * time.Millisecond})
-		return signingUseFetcher{JWKSFetcherStrategy: fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(mf.RetryableClient()))}
+		return signingUseFetcher{JWKSFetcherStrategy: newJWKSFetcher(mf.RetryableClient())}
 	}
 	for _, tc := range []struct {
 		name, location, want string

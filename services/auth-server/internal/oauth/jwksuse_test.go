@@ -11,7 +11,6 @@ import (
 
 	josev3 "github.com/go-jose/go-jose/v3"
 	"github.com/hashicorp/go-retryablehttp"
-	"github.com/ory/fosite"
 )
 
 // TestSigningUseFetcher: a private_key_jwt client's jwks_uri set, fetched
@@ -50,7 +49,7 @@ func TestSigningUseFetcher(t *testing.T) {
 	client := retryablehttp.NewClient()
 	client.HTTPClient = srv.Client()
 	client.RetryMax = 0
-	inner := fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(client))
+	inner := newJWKSFetcher(client)
 	f := signingUseFetcher{JWKSFetcherStrategy: inner}
 	got, err := f.Resolve(context.Background(), srv.URL+"/jwks.json", false)
 	if err != nil {
@@ -67,7 +66,7 @@ func TestSigningUseFetcher(t *testing.T) {
 			t.Errorf("key %q: use %q, want %q", k.KeyID, k.Use, want[k.KeyID])
 		}
 	}
-	// The cache fosite keeps is not written to: a concurrent request
+	// The fetcher's cache is not written to: a concurrent request
 	// reading it would race, and the set is the client's, not ours.
 	cached, err := inner.Resolve(context.Background(), srv.URL+"/jwks.json", false)
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -204,7 +203,7 @@ func New(o Options) (*Server, error) {
 		RedirectSecureChecker: func(_ context.Context, u *url.URL) bool {
 			return clients.CheckRedirectURI(u.String(), cfg.Production()) == nil
 		},
-		JWKSFetcherStrategy: signingUseFetcher{JWKSFetcherStrategy: fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(s.cimd.RetryableClient())), log: s.log},
+		JWKSFetcherStrategy: signingUseFetcher{JWKSFetcherStrategy: newJWKSFetcher(s.cimd.RetryableClient()), log: s.log},
 	}
 	// fosite initialises some settings lazily on first use, which races
 	// under concurrent requests; set them all up front.
@@ -535,7 +534,8 @@ func (a assertionAudiences) GetTokenURLs(context.Context) []string { return a.au
 // not use — under 2048 bits, another "alg" — is left out.
 //
 // A set that cannot be fetched is invalid_client (jwksFetchError), and
-// log gets what failed, for the operator.
+// log gets what failed, for the operator. The wrapped fetcher is
+// jwksFetcher, whose failures jwksFetchFailure classifies.
 type signingUseFetcher struct {
 	fosite.JWKSFetcherStrategy
 	log *slog.Logger
@@ -549,7 +549,7 @@ func (f signingUseFetcher) Resolve(ctx context.Context, location string, ignoreC
 		why := jwksFetchFailure(err)
 		if f.log != nil {
 			f.log.WarnContext(ctx, "client jwks_uri fetch failed: client authentication refused (invalid_client)", "jwks_uri", location, "failure", why,
-				"err", fosite.ErrorToRFC6749Error(err).WithExposeDebug(true).GetDescription()+" "+fosite.ErrorToRFC6749Error(err).Debug())
+				"err", err.Error())
 		}
 		return nil, jwksFetchError(why, err)
 	}
@@ -560,8 +560,8 @@ func (f signingUseFetcher) Resolve(ctx context.Context, location string, ignoreC
 // (why: jwksFetchFailure) as the token, revocation and introspection
 // endpoints answer it: 401 invalid_client, RFC 6749 §5.2's "client
 // authentication failed" — the assertion cannot be verified without the
-// client's keys, and the keys are the client's to serve. fosite's fetcher
-// answered server_error (500), which told the client the fault was this
+// client's keys, and the keys are the client's to serve. fosite's own
+// fetcher answered server_error (500), which told the client the fault was this
 // server's and an operator that the auth-server failed, though nothing of
 // it did; a 503 would have the client retry, and an operator's alerts
 // fire, for the client's own outage. The description names what failed in
@@ -569,25 +569,4 @@ func (f signingUseFetcher) Resolve(ctx context.Context, location string, ignoreC
 // detail.
 func jwksFetchError(why string, err error) error {
 	return fosite.ErrInvalidClient.WithHintf("The client's jwks_uri could not be used to verify the client assertion: %s.", why).WithWrap(err)
-}
-
-// jwksFetchFailure says in fixed words why fosite's fetcher (err) got no
-// key set: an error status (fosite's hint names the code; a 5xx is
-// retried once by the guarded client, which then gives up), a body that
-// is not a JWK set, or the connection's failure (clients.FetchFailure:
-// refused, timed out, TLS, not a public address).
-func jwksFetchFailure(err error) string {
-	rfc := fosite.ErrorToRFC6749Error(err)
-	switch {
-	case strings.Contains(rfc.HintField, "received code"):
-		_, code, _ := strings.Cut(rfc.HintField, "received code ")
-		return "it answered HTTP " + strings.TrimSuffix(code, ".")
-	case strings.HasPrefix(rfc.HintField, "Unable to decode"):
-		return "its answer is not a JWK set"
-	}
-	var netErr net.Error
-	if cause := errors.Unwrap(rfc); cause != nil && strings.Contains(cause.Error(), "giving up after") && !errors.As(cause, &netErr) {
-		return "it answered a server error status"
-	}
-	return strings.TrimPrefix(clients.FetchFailure(err), "the ")
 }
