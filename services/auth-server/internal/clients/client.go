@@ -377,10 +377,8 @@ var hostNames = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.StrictDomain
 // 65535 (RFC 793's 16 bits) when given.
 func checkHost(u *url.URL) error {
 	host := u.Hostname()
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("port %q is not a TCP port (1-65535)", p)
-		}
+	if err := CheckPort(u); err != nil {
+		return err
 	}
 	if strings.HasPrefix(u.Host, "[") {
 		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {

@@ -146,6 +146,17 @@ func TestRedirectURIRules(t *testing.T) {
 		{"http://127.0.0.1:51004/callback", true, true},
 		{"https://app.example:0/cb", true, false},
 		{"https://app.example:65536/cb", true, false},
+		// One spelling of a port (RFC 3986 §3.2.3, §6.2.3), an empty "#"
+		// is a fragment (RFC 6749 §3.1.2).
+		{"http://127.0.0.1:/cb", true, false},
+		{"https://app.example:/cb", true, false},
+		{"http://[::1]:/cb", true, false},
+		{"http://127.0.0.1:08976/cb", true, false},
+		{"https://app.example:0443/cb", true, false},
+		{"http://127.0.0.1:00/cb", true, false},
+		{"http://127.0.0.1:8976/cb#", true, false},
+		{"http://127.0.0.1:8976/cb?x#", true, false},
+		{"http://127.0.0.1:10/cb", true, true},
 	} {
 		if err := CheckRedirectURI(tc.uri, tc.production); (err == nil) != tc.ok {
 			t.Errorf("CheckRedirectURI(%q, prod=%v) = %v, want ok=%v", tc.uri, tc.production, err, tc.ok)

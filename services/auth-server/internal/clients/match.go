@@ -1,6 +1,8 @@
 package clients
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strconv"
@@ -21,10 +23,21 @@ import (
 //     Scheme (its letter case too), IP literal, path and query must still
 //     be identical.
 //
+// A requested URI with a fragment never matches, an empty one ("…/cb#")
+// included: RFC 6749 §3.1.2 forbids a fragment component, and "#" starts
+// one even when nothing follows it (RFC 3986 §3.5); url.Parse drops an
+// empty fragment, so the redirect would lose what the token request had
+// to repeat. Nor does a loopback URI whose port is empty
+// ("127.0.0.1:/cb") or has a leading zero ("127.0.0.1:08976/cb"):
+// RFC 8252 §7.3 lets the port vary, not its spelling (CheckPort).
+//
 // "localhost" is not a loopback IP literal and keeps exact matching:
 // RFC 8252 §8.3 calls it NOT RECOMMENDED because the name may resolve to
 // a non-loopback interface.
 func MatchRedirectURI(registered []string, requested string) bool {
+	if RequestedRedirectProblem(requested) != nil {
+		return false
+	}
 	for _, reg := range registered {
 		if reg == requested || loopbackMatch(reg, requested) {
 			return true
@@ -51,20 +64,57 @@ func loopbackMatch(registered, requested string) bool {
 		req.RawQuery == reg.RawQuery && req.ForceQuery == reg.ForceQuery
 }
 
+// RequestedRedirectProblem says why the redirect_uri of an authorization
+// request can match no registered URI whatever the client registered,
+// nil if it may: a fragment, even an empty "#" (RFC 6749 §3.1.2), or a
+// port CheckPort refuses. The authorization endpoint shows it (the
+// request is not redirected: its redirect URI is not verified).
+func RequestedRedirectProblem(raw string) error {
+	if strings.Contains(raw, "#") {
+		return errors.New(`must not have a fragment, not even an empty "#" (RFC 6749 §3.1.2)`)
+	}
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return CheckPort(u)
+	}
+	return nil
+}
+
 // isLoopbackIPRedirect: http, a loopback IP literal, no user info or
 // fragment, and no port or a TCP port (1–65535: a client listens on one, so
 // port 0 or 99999 names no redirect the client can receive).
 func isLoopbackIPRedirect(u *url.URL) bool {
-	if u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+	if u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" || CheckPort(u) != nil {
 		return false
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return false
-		}
 	}
 	ip := net.ParseIP(u.Hostname())
 	return ip != nil && ip.IsLoopback()
+}
+
+// CheckPort accepts a URL without a port, or with a TCP port (1–65535)
+// written as one canonical decimal number. Refused: an empty port after
+// the ":" (RFC 3986 §3.2.3 allows it, but §6.2.3 normalizes it away:
+// "http://127.0.0.1:/cb" is "http://127.0.0.1/cb" spelled otherwise), a
+// leading zero (":08976" is port 8976 spelled otherwise), port 0 and
+// ports over 65535 (no client listens there). A redirect URI has one
+// spelling: the authorization request's is compared as a string with the
+// registered one (RFC 6749 §3.1.2.3) and the token request's with the
+// authorization request's (§4.1.3).
+func CheckPort(u *url.URL) error {
+	if strings.HasSuffix(u.Host, ":") {
+		return errors.New(`has an empty port: remove the ":" after the host, or give the port (RFC 3986 §3.2.3, §6.2.3)`)
+	}
+	p := u.Port()
+	if p == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not a TCP port (1-65535)", p)
+	}
+	if p[0] == '0' {
+		return fmt.Errorf("port %q has a leading zero: write %d", p, n)
+	}
+	return nil
 }
 
 // CanonicalResource returns the entry of allowed that the RFC 8707

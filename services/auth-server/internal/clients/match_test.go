@@ -37,9 +37,45 @@ func TestMatchRedirectURI(t *testing.T) {
 		{"http://localhost:3000/cb", true},
 		{"http://localhost:3001/cb", false}, // RFC 8252 §8.3: localhost keeps exact matching
 		{"http://127.0.0.1:3000/cb", false},
+		// RFC 6749 §3.1.2: "#" starts a fragment even when nothing follows.
+		{"http://127.0.0.1:8976/callback#", false},
+		{"http://127.0.0.1:51234/callback#", false},
+		{"http://127.0.0.1/callback#", false},
+		{"https://app.example/cb#", false},
+		// RFC 8252 §7.3: any port, but spelled as one port.
+		{"http://127.0.0.1:/callback", false},
+		{"http://127.0.0.1:08976/callback", false},
+		{"http://127.0.0.1:0008976/callback", false},
+		{"http://[::1]:/cb?x=1", false},
+		{"http://[::1]:04000/cb?x=1", false},
+		{"http://127.0.0.1:1/callback", true},
+		{"http://127.0.0.1:10/callback", true},
 	} {
 		if got := clients.MatchRedirectURI(reg, tc.uri); got != tc.want {
 			t.Errorf("MatchRedirectURI(%q) = %v, want %v", tc.uri, got, tc.want)
+		}
+	}
+	// A registered URI with an empty "#" or port (which registration
+	// refuses) matches not even itself.
+	for _, uri := range []string{"http://127.0.0.1:8976/callback#", "http://127.0.0.1:/callback", "http://127.0.0.1:08976/callback", "https://app.example:/cb"} {
+		if clients.MatchRedirectURI([]string{uri}, uri) {
+			t.Errorf("MatchRedirectURI(%q) matched itself", uri)
+		}
+	}
+	for uri, want := range map[string]string{
+		"http://127.0.0.1:8976/cb#":  `redirect_uri must not have a fragment, not even an empty "#" (RFC 6749 §3.1.2)`,
+		"http://127.0.0.1:/cb":       `redirect_uri has an empty port: remove the ":" after the host, or give the port (RFC 3986 §3.2.3, §6.2.3)`,
+		"http://127.0.0.1:08976/cb":  `redirect_uri port "08976" has a leading zero: write 8976`,
+		"http://127.0.0.1:8976/cb":   "",
+		"http://127.0.0.1/cb":        "",
+		"https://app.example/cb?x=:": "",
+	} {
+		got := ""
+		if err := clients.RequestedRedirectProblem(uri); err != nil {
+			got = "redirect_uri " + err.Error()
+		}
+		if got != want {
+			t.Errorf("RequestedRedirectProblem(%q) = %q, want %q", uri, got, want)
 		}
 	}
 	// A registered https loopback URI keeps exact matching.

@@ -126,6 +126,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	case redirect == "" && len(c.RedirectURIs) != 1:
 		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "redirect_uri is required")
 		return
+	case redirect != "" && clients.RequestedRedirectProblem(redirect) != nil:
+		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", "redirect_uri "+clients.RequestedRedirectProblem(redirect).Error())
+		return
 	case redirect != "" && !clients.MatchRedirectURI(c.RedirectURIs, redirect):
 		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_request", unregisteredRedirect(redirect, clientID))
 		return
