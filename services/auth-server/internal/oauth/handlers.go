@@ -68,7 +68,7 @@ func (revokedByStore) RevokeRefreshToken(context.Context, string) error { return
 // endpoint does (revokeError).
 func revocationFactory(c fosite.Configurator, storage, strategy any) any {
 	h := compose.OAuth2TokenRevocationFactory(c, storage, strategy).(*oauth2.TokenRevocationHandler)
-	h.TokenRevocationStorage = keptRevocationErrors{h.TokenRevocationStorage}
+	h.TokenRevocationStorage = keptRevocationErrors{ownerWitness{h.TokenRevocationStorage}}
 	return h
 }
 
@@ -202,22 +202,48 @@ func keepRevocationError(ctx context.Context, err error) error {
 // token is refused with unauthorized_client (fosite's owner check).
 func (k keptRevocationErrors) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	r, err := k.TokenRevocationStorage.GetRefreshTokenSession(ctx, signature, session)
-	if r != nil && r.GetID() != "" && errors.Is(err, fosite.ErrInactiveToken) {
-		revocationFailureOf(ctx).found(r)
+	if rotatedOfLiveGrant(r, err) {
 		return r, nil
-	}
-	if err == nil {
-		revocationFailureOf(ctx).found(r)
 	}
 	return r, keepRevocationError(ctx, err)
 }
 
 func (k keptRevocationErrors) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	r, err := k.TokenRevocationStorage.GetAccessTokenSession(ctx, signature, session)
-	if err == nil {
+	return r, keepRevocationError(ctx, err)
+}
+
+// rotatedOfLiveGrant reports whether the store answered a rotated refresh
+// token of a live grant: the grant's request with fosite.ErrInactiveToken.
+func rotatedOfLiveGrant(r fosite.Requester, err error) bool {
+	return r != nil && r.GetID() != "" && errors.Is(err, fosite.ErrInactiveToken)
+}
+
+// ownerWitness is the store as the revocation handler sees it (under
+// keptRevocationErrors), noting in the request's revocationFailure the
+// client the presented token was issued to once the store finds the
+// token's grant — a live access or refresh token's, or a rotated refresh
+// token's of a live grant (rotatedOfLiveGrant) — as reuseWitness notes it
+// for the token endpoint: the revocation audit record names it
+// (token_client_id).
+type ownerWitness struct{ oauth2.TokenRevocationStorage }
+
+func (w ownerWitness) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	r, err := w.TokenRevocationStorage.GetRefreshTokenSession(ctx, signature, session)
+	witnessOwner(ctx, r, err)
+	return r, err
+}
+
+func (w ownerWitness) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	r, err := w.TokenRevocationStorage.GetAccessTokenSession(ctx, signature, session)
+	witnessOwner(ctx, r, err)
+	return r, err
+}
+
+func witnessOwner(ctx context.Context, r fosite.Requester, err error) {
+	if err == nil || rotatedOfLiveGrant(r, err) {
 		revocationFailureOf(ctx).found(r)
 	}
-	return r, keepRevocationError(ctx, err)
 }
 
 // RevokeRefreshToken and RevokeAccessToken are fosite's two revocations
