@@ -3,10 +3,12 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -139,6 +141,15 @@ func TestRemovedClientIsRefusedAtTheConnectors(t *testing.T) {
 	})
 	if st, ch := call(t, url, appsTok); st != http.StatusOK {
 		t.Errorf("gpt-apps-mcp's token while its removal is not recorded: %d %s, want 200 (the window)", st, ch)
+	}
+	res, err := http.Get(f.Admin() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !regexp.MustCompile(`(?m)^tollgate_revocation_client_removal_failures_total [1-9]`).Match(metrics) {
+		t.Errorf("admin /metrics does not count the failed attempt: want tollgate_revocation_client_removal_failures_total ≥ 1")
 	}
 	f.Redis.Start()
 	refused("gpt-apps-mcp's token refused once Redis is back", appsTok)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -170,8 +171,16 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	// removed client's access tokens are refused fleet-wide (recorded
 	// like a revoked grant, for as long as a grant's record).
 	removals := revocation.NewRevoker(rdb, oauth.RevocationRetention(cfg.AccessTokenTTL), revoked)
+	removalFailures := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tollgate_revocation_client_removal_failures_total",
+		Help: "Attempts to record clients removed from CLIENTS_FILE that failed (Redis unavailable); each is retried at the next reload tick.",
+	})
+	if err := base.Metrics.Register(removalFailures); err != nil {
+		base.Close()
+		return err
+	}
 	go static.Watch(ctx, cfg.ClientsFile, rules,
-		cfg.ClientsReload, base.Log, o.CheckRegistry, recordRemovals(removals, base.Log))
+		cfg.ClientsReload, base.Log, o.CheckRegistry, recordRemovals(removals, base.Log, removalFailures))
 	public, err := base.PublicHTTP(o.Handler(), telemetry.HTTPOptions{Route: o.Route, AccessLog: base.Log})
 	if err != nil {
 		base.Close()
@@ -190,8 +199,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 // recordRemovals records the clients removed from the clients file
 // (clients.Static.Watch) with rev. An id the records cannot hold (longer
 // than revocation.MaxClientIDLength) is logged and skipped, so that it
-// does not hold up the others' retries.
-func recordRemovals(rev *revocation.Revoker, log *slog.Logger) clients.RecordRemovals {
+// does not hold up the others' retries. Each failed attempt counts in
+// failures.
+func recordRemovals(rev *revocation.Revoker, log *slog.Logger, failures prometheus.Counter) clients.RecordRemovals {
 	return func(ctx context.Context, at time.Time, ids []string) error {
 		valid := make([]string, 0, len(ids))
 		for _, id := range ids {
@@ -202,7 +212,11 @@ func recordRemovals(rev *revocation.Revoker, log *slog.Logger) clients.RecordRem
 					"client_id_bytes", len(id), "max", revocation.MaxClientIDLength)
 			}
 		}
-		return rev.RemoveClients(ctx, at, valid...)
+		err := rev.RemoveClients(ctx, at, valid...)
+		if err != nil {
+			failures.Inc()
+		}
+		return err
 	}
 }
 
