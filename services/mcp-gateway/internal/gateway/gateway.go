@@ -813,7 +813,10 @@ func validUTF8String(raw []byte) bool {
 // and MCP names are case-sensitive, so params with only "Capabilities"
 // lack capabilities, where encoding/json (and so mcp-go) would take it for
 // them. A member spelt exactly beside a case variant of it is refused too:
-// decoders that ignore case take either one. Then, with none of these
+// decoders that ignore case take either one. Before all of these, a member
+// named twice in params or an object the schema defines in them
+// (objectSchema.problem: "version" twice in clientInfo) is refused, as
+// paramsCaseError refuses it. Then, with none of these
 // missing, a case variant of any other member the schema names in the
 // params (initializeParams: "Sampling" in capabilities, "Title" in
 // clientInfo, "ProgressToken" in _meta) is refused as paramsCaseError
@@ -826,6 +829,9 @@ func initializeParamsError(m message, body []byte) string {
 	raw := memberValue(body, "params")
 	if !absent(raw) && kind(raw) != '{' {
 		return ""
+	}
+	if p := initializeParams.problem(raw); p.repeated {
+		return p.message() // which of the values is meant cannot be told
 	}
 	params := initializeParams.find(raw)
 	var problems []string

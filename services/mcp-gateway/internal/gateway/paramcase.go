@@ -104,39 +104,111 @@ var paramsSchemas = map[string]objectSchema{
 		member("context", member("arguments"))},
 }
 
+// lookup returns the index in s of the member named key (its name
+// unescaped), and whether key spells it exactly; -1 when key is neither
+// that member nor one encoding/json takes for it (letter case, ſ/K).
+func (s objectSchema) lookup(key []byte) (int, bool) {
+	for i := range s {
+		if string(key) == s[i].name {
+			return i, true
+		}
+	}
+	for i := range s {
+		if foldsTo(key, s[i].lower) {
+			return i, false
+		}
+	}
+	return -1, false
+}
+
 // eachMember calls f, until f returns false, for each member of the JSON
 // object obj that s names or that encoding/json takes for one it names:
 // i is the member's index in s, exact whether key spells it as s does,
 // and v the member's raw value. It is the one reading of member names both
-// paramsCaseError and initializeParamsError make, in a single pass without
-// decoding (eachMemberValue).
+// objectSchema.problem and initializeParamsError make, in a single pass
+// without decoding (eachMemberValue).
 func (s objectSchema) eachMember(obj []byte, f func(i int, exact bool, key, v []byte) bool) {
 	eachMemberValue(bytes.TrimSpace(obj), func(key, v []byte) bool {
-		for i := range s {
-			if string(key) == s[i].name {
-				return f(i, true, key, v)
-			}
-		}
-		for i := range s {
-			if foldsTo(key, s[i].lower) {
-				return f(i, false, key, v)
-			}
+		if i, exact := s.lookup(key); i >= 0 {
+			return f(i, exact, key, v)
 		}
 		return true
 	})
 }
 
-// caseVariant finds the first member of the JSON object obj, or of an
-// object the schema names in it at any depth, spelt otherwise but for
-// letter case (or the ſ/K folding) than s spells it: key as sent, name as
-// s spells it, and where, the path of the object holding it below obj
-// ("" for obj itself, ".argument", ".clientInfo.icons[0]"). key is nil for
-// none. It allocates only for what it finds.
-func (s objectSchema) caseVariant(obj []byte) (where string, key []byte, name string) {
-	s.eachMember(obj, func(i int, exact bool, k, v []byte) bool {
+// memberNames is the set of the member names seen so far in one JSON
+// object, for objectSchema.problem: names are compared in place, on the
+// stack, up to len(small) of them (every object MCP defines has fewer
+// members), and through a map beyond, so an object of many members costs
+// no more than a pass.
+type memberNames struct {
+	n     int
+	small [32][]byte
+	more  map[string]struct{}
+}
+
+// add records the member name key (unescaped) and reports whether the
+// object named it already.
+func (m *memberNames) add(key []byte) bool {
+	if m.n < len(m.small) {
+		for _, k := range m.small[:m.n] {
+			if string(k) == string(key) {
+				return true
+			}
+		}
+		m.small[m.n] = key
+		m.n++
+		return false
+	}
+	if m.more == nil {
+		m.more = make(map[string]struct{}, 2*len(m.small))
+		for _, k := range m.small {
+			m.more[string(k)] = struct{}{}
+		}
+	}
+	if _, ok := m.more[string(key)]; ok {
+		return true
+	}
+	m.more[string(key)] = struct{}{}
+	return false
+}
+
+// paramsProblem is the first member objectSchema.problem refuses: key as
+// sent (unescaped), where the path of the object holding it below the
+// object checked ("" for that object itself, ".argument",
+// ".clientInfo.icons[0]"); repeated when the object names key more than
+// once, else key is a case variant of name, the member as the schema
+// spells it. key is nil for none.
+type paramsProblem struct {
+	where    string
+	key      []byte
+	name     string
+	repeated bool
+}
+
+// problem finds the first member, in the order sent, of the JSON object
+// obj or of an object the schema names in it at any depth, that is either
+// named more than once in its object (after unescaping: "n\u0061me" is
+// "name"), whatever the name, or spelt otherwise but for letter case (or
+// the ſ/K folding) than s spells it. Free-form objects (a member with no
+// members in s: arguments, experimental, the values of _meta's keys) are
+// not looked into. It allocates only for what it finds, and for an object
+// of more than 32 members.
+func (s objectSchema) problem(obj []byte) paramsProblem {
+	var p paramsProblem
+	var seen memberNames
+	eachMemberValue(bytes.TrimSpace(obj), func(k, v []byte) bool {
+		if seen.add(k) {
+			p = paramsProblem{key: k, repeated: true}
+			return false
+		}
+		i, exact := s.lookup(k)
+		if i < 0 {
+			return true
+		}
 		m := &s[i]
 		if !exact {
-			key, name = k, m.name
+			p = paramsProblem{key: k, name: m.name}
 			return false
 		}
 		if m.members == nil {
@@ -144,46 +216,60 @@ func (s objectSchema) caseVariant(obj []byte) (where string, key []byte, name st
 		}
 		switch kind(v) {
 		case '{':
-			if w, k, n := m.members.caseVariant(v); k != nil {
-				where, key, name = "."+m.name+w, k, n
+			if q := m.members.problem(v); q.key != nil {
+				p, p.where = q, "."+m.name+q.where
 			}
 		case '[':
 			eachElement(v, func(j int, e []byte) bool {
 				if kind(e) != '{' {
 					return true
 				}
-				if w, k, n := m.members.caseVariant(e); k != nil {
-					where, key, name = "."+m.name+"["+strconv.Itoa(j)+"]"+w, k, n
+				if q := m.members.problem(e); q.key != nil {
+					p, p.where = q, "."+m.name+"["+strconv.Itoa(j)+"]"+q.where
 				}
-				return key == nil
+				return p.key == nil
 			})
 		}
-		return key == nil
+		return p.key == nil
 	})
-	return where, key, name
+	return p
+}
+
+// message is the -32602 message for p, found in params; "" for none.
+func (p paramsProblem) message() string {
+	switch {
+	case p.key == nil:
+		return ""
+	case p.repeated:
+		return `invalid params: params` + p.where + ` has ` + strconv.Quote(truncate(string(p.key), maxLoggedName)) +
+			` more than once: send each member once (RFC 8259 section 4 leaves repeated names to each parser, so the gateway, a proxy or a log reader could each read another value)`
+	}
+	return `invalid params: member names are case-sensitive: params` + p.where + ` has "` + truncate(string(p.key), maxLoggedName) +
+		`", which is not "` + p.name + `"; spell it "` + p.name + `"`
 }
 
 // caseError is the -32602 message for a member of params (a JSON object
-// of schema s) spelt as s spells it but for letter case, or "" for none.
+// of schema s) named more than once in its object or spelt as s spells it
+// but for letter case (objectSchema.problem), or "" for none.
 func (s objectSchema) caseError(params []byte) string {
-	where, key, name := s.caseVariant(params)
-	if key == nil {
-		return ""
-	}
-	return `invalid params: member names are case-sensitive: params` + where + ` has "` + truncate(string(key), maxLoggedName) +
-		`", which is not "` + name + `"; spell it "` + name + `"`
+	return s.problem(params).message()
 }
 
-// paramsCaseError is the -32602 message for a request whose params have
-// a member spelt, but for letter case, as the MCP schema spells one of the
-// method's params or of an object in them (paramsSchemas): "Name" for a
+// paramsCaseError is the -32602 message for a request whose params, or
+// an object the MCP schema defines in them (paramsSchemas), have a member
+// named more than once in its object — "name" and "n\u0061me" in a
+// tools/call's params, "progressToken" twice in _meta — or spelt, but for
+// letter case, as the schema spells one of its members: "Name" for a
 // tools/call's "name", "URI" for a resources/read's "uri", "Name" in a
 // completion/complete's argument, "ProgressToken" in _meta; "" for none.
 // JSON-RPC and MCP member names are case-sensitive: such a request lacks
 // the member (a tools/call without "name"), yet encoding/json — the
 // gateway's and mcp-go's decoder — takes the variant for it, and the
-// request was served as if it were spelt right. Members the schema does
-// not name are allowed. initialize's params are checked by
+// request was served as if it were spelt right. Of a repeated member
+// encoding/json takes the last, where another parser (a proxy, a WAF, a
+// log reader) may take the first and see another tool: RFC 8259 §4 leaves
+// repeated names to each parser. Members the schema does not name are
+// allowed, once each. initialize's params are checked by
 // initializeParamsError, with what is missing.
 func paramsCaseError(method string, body []byte) string {
 	s := paramsSchemas[method]
@@ -299,23 +385,23 @@ func eachMember(obj []byte, f func(key []byte) bool) {
 }
 
 // eachMemberValue calls f with the name (unescaped) and raw value of each
-// member of the valid JSON object obj until f returns false. Names are
-// read in place, without allocating; at the first name with an escape the
-// object is read again from its start through encoding/json's decoder, so
-// f may see the members before it twice (both callers are idempotent).
+// member of the valid JSON object obj until f returns false, each member
+// once. Names are read in place, without allocating; from the first name
+// with an escape on, the object is read through encoding/json's decoder
+// (decodedEachMember), which unescapes them.
 func eachMemberValue(obj []byte, f func(key, v []byte) bool) {
 	if len(obj) == 0 || obj[0] != '{' {
 		return
 	}
 	i := skipSpace(obj, 1)
-	for i < len(obj) && obj[i] == '"' {
+	for n := 0; i < len(obj) && obj[i] == '"'; n++ {
 		end := bytes.IndexByte(obj[i+1:], '"')
 		if end < 0 {
 			return
 		}
 		key := obj[i+1 : i+1+end]
 		if bytes.IndexByte(key, '\\') >= 0 {
-			decodedEachMember(obj, f)
+			decodedEachMember(obj, n, f)
 			return
 		}
 		i = skipSpace(obj, i+2+end) // at ':'
@@ -332,20 +418,20 @@ func eachMemberValue(obj []byte, f func(key, v []byte) bool) {
 }
 
 // decodedEachMember is eachMemberValue through encoding/json's decoder,
-// which unescapes names.
-func decodedEachMember(obj []byte, f func(key, v []byte) bool) {
+// which unescapes names, past the first skip members (f has seen them).
+func decodedEachMember(obj []byte, skip int, f func(key, v []byte) bool) {
 	dec := json.NewDecoder(bytes.NewReader(obj))
 	if _, err := dec.Token(); err != nil {
 		return
 	}
-	for dec.More() {
+	for n := 0; dec.More(); n++ {
 		t, err := dec.Token()
 		if err != nil {
 			return
 		}
 		key, _ := t.(string)
 		var v json.RawMessage
-		if dec.Decode(&v) != nil || !f([]byte(key), v) {
+		if dec.Decode(&v) != nil || (n >= skip && !f([]byte(key), v)) {
 			return
 		}
 	}
