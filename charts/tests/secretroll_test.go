@@ -58,6 +58,23 @@ func TestRenderedPodsHideInlineSecrets(t *testing.T) {
 			return map[string]any{"redis": map[string]any{"bundled": map[string]any{"enabled": false}, "external": map[string]any{
 				"url": "rediss://:p@ss-" + secret + "@redis.internal:6379/0"}}}
 		},
+		// The inline client registry is re-read by the running pods
+		// (reload), which is what records a removed client for the
+		// connectors: a change to it must not roll them.
+		"inline client registry, a client removed": func(secret, _ string) map[string]any {
+			client := func(id string) map[string]any {
+				return map[string]any{"client_id": id, "client_name": id,
+					"client_secret_hash": "$2a$10$" + strings.Repeat("x", 53-len(secret)) + secret,
+					"redirect_uris":      []string{"https://chatgpt.com/connector_platform_oauth_redirect"},
+					"grant_types":        []string{"authorization_code", "refresh_token"}, "scopes": []string{"openid"},
+					"resources": []string{"https://mcp.example.com/mcp"}, "token_endpoint_auth_method": "client_secret_post"}
+			}
+			registry := []any{client("kept")}
+			if secret == "Summer2026" {
+				registry = append(registry, client("removed"))
+			}
+			return map[string]any{"authServer": map[string]any{"clients": map[string]any{"registry": registry}}}
+		},
 		"dev IdP": func(secret, _ string) map[string]any {
 			return map[string]any{"environment": "development", "devIdp": map[string]any{"enabled": true, "clientSecret": "devidp-" + secret,
 				"users": []any{map[string]any{"username": "dev", "password": "user-" + secret, "sub": "dev-1", "email": "dev@example.com"}}},

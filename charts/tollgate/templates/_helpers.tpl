@@ -264,6 +264,13 @@ either. RE2's greedy [^/?#]*@ reaches that last '@'. */ -}}
 {{- else -}}
 {{- $a := deepCopy $v.authServer -}}
 {{- $_ := set $a.signingKeys "keys" (keys ($a.signingKeys.keys | default dict) | sortAlpha) -}}
+{{- /* The inline client registry does not roll the auth-server: its Secret is
+mounted as a projected volume, updated in place, and re-read every
+CLIENTS_FILE_RELOAD_INTERVAL. A reload is what records a removed client
+for every verifier of the fleet (its access tokens refused at the
+connectors); pods restarted with the client already absent would have
+nothing to compare with. */ -}}
+{{- $_ := set $a.clients "registry" nil -}}
 {{- $u := deepCopy $v.upstream -}}
 {{- $_ := set $u "clientSecret" (ternary "set" "" (not (empty $u.clientSecret))) -}}
 {{- $d := deepCopy $v.devIdp -}}
