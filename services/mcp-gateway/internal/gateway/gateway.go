@@ -729,25 +729,27 @@ func argumentsError(m message) string {
 }
 
 // paramsError is the JSON-RPC -32602 message for a request whose params
-// the gateway refuses before mcp-go sees them ("" when it does not):
-// tools/call arguments that are not an object (argumentsError), a cursor
-// on a list request (cursorError), a resource request without a uri
-// (uriError), a member spelt but for case as one mcp-go reads
-// (paramsCaseError; body is the message).
+// the gateway refuses before mcp-go sees them ("" when it does not): first
+// a member named twice or spelt but for case as the MCP schema spells one
+// (paramsCaseError; body is the message) — the checks below read m, which
+// encoding/json decoded ignoring case and keeping the last of repeated
+// members, so {"ARGUMENTS":[1]} has to be refused for its spelling, not
+// for its value —, then tools/call arguments that are not an object
+// (argumentsError), a cursor on a list request (cursorError), a resource
+// request without a uri (uriError).
 func paramsError(m message, body []byte) string {
+	if len(m.ID) != 0 { // a notification is never answered
+		if e := paramsCaseError(m.Method, body); e != "" {
+			return e
+		}
+	}
 	if e := argumentsError(m); e != "" {
 		return e
 	}
 	if e := cursorError(m); e != "" {
 		return e
 	}
-	if e := uriError(m); e != "" {
-		return e
-	}
-	if len(m.ID) == 0 {
-		return "" // a notification: never answered
-	}
-	return paramsCaseError(m.Method, body)
+	return uriError(m)
 }
 
 // uriMethods are the requests whose params.uri is required (MCP schema,
