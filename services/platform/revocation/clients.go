@@ -150,36 +150,10 @@ func (s *Set) RemovedClients() int {
 // same removal recorded by several auth-server replicas may be told more
 // than once. remove unregisters f.
 func (s *Set) OnClientRemoved(f func(clientID string)) (remove func()) {
-	key := &f
-	s.hooksMu.Lock()
-	if s.clientHooks == nil {
-		s.clientHooks = map[*func(string)]struct{}{}
-	}
-	s.clientHooks[key] = struct{}{}
-	s.hooksMu.Unlock()
-	return func() {
-		s.hooksMu.Lock()
-		delete(s.clientHooks, key)
-		s.hooksMu.Unlock()
-	}
+	return s.clientHooks.add(f)
 }
 
-func (s *Set) learnedClients(ids ...string) {
-	if len(ids) == 0 {
-		return
-	}
-	s.hooksMu.Lock()
-	hooks := make([]func(string), 0, len(s.clientHooks))
-	for f := range s.clientHooks {
-		hooks = append(hooks, *f)
-	}
-	s.hooksMu.Unlock()
-	for _, id := range ids {
-		for _, f := range hooks {
-			f(id)
-		}
-	}
-}
+func (s *Set) learnedClients(ids ...string) { s.clientHooks.tell(ids) }
 
 // mergeClient merges rec into the record of id, under mu, and reports
 // whether the Set learned something that refuses more tokens: a record it

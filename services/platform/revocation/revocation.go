@@ -186,12 +186,11 @@ type Set struct {
 	reloadMu sync.Mutex // one reload at a time
 	metrics  *metrics
 
-	hooksMu sync.Mutex
-	hooks   map[*func(string)]struct{} // OnRevoke's, by identity
+	revokeHooks hookList // OnRevoke's
 
 	// clients are the removed clients (clients.go), under mu.
 	clients     map[string]clientRecord
-	clientHooks map[*func(string)]struct{} // OnClientRemoved's, under hooksMu
+	clientHooks hookList // OnClientRemoved's
 }
 
 // New returns an empty Set; Start loads and follows the records.
@@ -250,31 +249,47 @@ func (s *Set) Len() int {
 // closes the gap between its admission and its registration. remove
 // unregisters f; f may still be running when remove returns.
 func (s *Set) OnRevoke(f func(grantID string)) (remove func()) {
-	key := &f
-	s.hooksMu.Lock()
-	if s.hooks == nil {
-		s.hooks = map[*func(string)]struct{}{}
-	}
-	s.hooks[key] = struct{}{}
-	s.hooksMu.Unlock()
-	return func() {
-		s.hooksMu.Lock()
-		delete(s.hooks, key)
-		s.hooksMu.Unlock()
-	}
+	return s.revokeHooks.add(f)
 }
 
 // learned tells the hooks of grants that have just become revoked.
-func (s *Set) learned(ids ...string) {
+func (s *Set) learned(ids ...string) { s.revokeHooks.tell(ids) }
+
+// hookList is a set of hooks (OnRevoke's, OnClientRemoved's), each told
+// the ids a Set has just learned.
+type hookList struct {
+	mu    sync.Mutex
+	hooks map[*func(string)]struct{} // by identity
+}
+
+// add registers f until remove is called.
+func (l *hookList) add(f func(string)) (remove func()) {
+	key := &f
+	l.mu.Lock()
+	if l.hooks == nil {
+		l.hooks = map[*func(string)]struct{}{}
+	}
+	l.hooks[key] = struct{}{}
+	l.mu.Unlock()
+	return func() {
+		l.mu.Lock()
+		delete(l.hooks, key)
+		l.mu.Unlock()
+	}
+}
+
+// tell calls every hook registered now with each id, in order, outside
+// the lock (a hook may register or remove hooks).
+func (l *hookList) tell(ids []string) {
 	if len(ids) == 0 {
 		return
 	}
-	s.hooksMu.Lock()
-	hooks := make([]func(string), 0, len(s.hooks))
-	for f := range s.hooks {
+	l.mu.Lock()
+	hooks := make([]func(string), 0, len(l.hooks))
+	for f := range l.hooks {
 		hooks = append(hooks, *f)
 	}
-	s.hooksMu.Unlock()
+	l.mu.Unlock()
 	for _, id := range ids {
 		for _, f := range hooks {
 			f(id)
