@@ -160,14 +160,21 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		// object, or a list request with a cursor (paramsError), once the
 		// request is admitted (rate limit, session): a JSON-RPC error
 		// answers the request (HTTP 200), so the client matches it to its
-		// call by id.
+		// call by id. A notification (no id) is never answered (JSON-RPC
+		// 2.0 §4.1): one the gateway cannot accept is an HTTP 400 whose
+		// body is an error without an id (Streamable HTTP, "Sending
+		// Messages to the Server").
 		badArguments := func() bool {
 			e := paramsError(msg, body)
 			if e == "" {
 				return false
 			}
+			status := http.StatusOK
+			if len(msg.ID) == 0 {
+				status = http.StatusBadRequest
+			}
 			g.metrics.request(transportStreamable, methodLabel(method), "invalid_params")
-			writeRPCError(w, http.StatusOK, msg.ID, mcp.INVALID_PARAMS, e)
+			writeRPCError(w, status, msg.ID, mcp.INVALID_PARAMS, e)
 			return true
 		}
 		if r.Method == http.MethodPost && !acceptsEventStream(r) {
