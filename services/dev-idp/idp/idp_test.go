@@ -464,6 +464,12 @@ func TestLoginFormRefusesForgedPosts(t *testing.T) {
 	if resp, _ := f.postForm(t, action, form, h); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("cross-site referer: status %d, want 403", resp.StatusCode)
 	}
+	// A browser sends "Origin: null" for a form posted from an opaque
+	// origin (a sandboxed frame, a data: URL): not a same-origin post.
+	h = http.Header{"Origin": {"null"}, "Referer": {f.issuer + "/login"}}
+	if resp, _ := f.postForm(t, action, form, h); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("post with Origin: null: status %d, want 403", resp.StatusCode)
+	}
 	unknown := url.Values{"authRequestID": {"nope"}, "csrf": {form.Get("csrf")}, "username": {devUser}, "password": {devPassword}}
 	if resp, body := f.postForm(t, action, unknown, nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "unknown, finished or expired") {
 		t.Errorf("unknown request: status %d: %s", resp.StatusCode, body)
@@ -766,4 +772,52 @@ func TestLoadUsers(t *testing.T) {
 	if _, err := idp.LoadUsers(filepath.Join(t.TempDir(), "absent.yaml")); err == nil || !strings.Contains(err.Error(), "auth-server dev-init") {
 		t.Errorf("missing file: err = %v", err)
 	}
+}
+
+// TestLoginPageHeaders: the login page lets a browser post it and follow
+// the answer's redirects. Its Referrer-Policy is same-origin, so the POST
+// carries the page's real Origin (under no-referrer it is "null", Fetch
+// "append a request Origin header", which the same-origin check refuses);
+// its form-action is 'self' plus the origin of this sign-in's redirect
+// URI, which CSP3 checks on the redirect that ends the sign-in — and
+// nothing else.
+func TestLoginPageHeaders(t *testing.T) {
+	f := start(t, map[string]string{"DEVIDP_CLIENTS": `[{"client_id":"other","client_secret":"x","redirect_uris":["https://RP.example:8443/cb?x=1"]}]`})
+	const base = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	check := func(t *testing.T, what string, resp *http.Response, wantCSP string) {
+		t.Helper()
+		if got := resp.Header.Get("Referrer-Policy"); got != "same-origin" {
+			t.Errorf("%s: Referrer-Policy %q, want same-origin", what, got)
+		}
+		if got := resp.Header.Get("Content-Security-Policy"); got != wantCSP {
+			t.Errorf("%s: Content-Security-Policy\n%q, want\n%q", what, got, wantCSP)
+		}
+		if got := resp.Header.Get("X-Frame-Options"); got != "DENY" {
+			t.Errorf("%s: X-Frame-Options %q, want DENY", what, got)
+		}
+	}
+	for _, c := range []struct{ client, redirect, origin string }{
+		{"tollgate", callback, authServer},
+		{"other", "https://RP.example:8443/cb?x=1", "https://RP.example:8443"},
+	} {
+		t.Run(c.client, func(t *testing.T) {
+			action, form := f.loginForm(t, newAuthz(c.client, c.redirect))
+			resp, _ := f.get(t, action+"?authRequestID="+url.QueryEscape(form.Get("authRequestID")))
+			check(t, "login page", resp, base+" "+c.origin)
+			form.Set("username", devUser)
+			form.Set("password", "wrong")
+			resp, _ = f.postForm(t, action, form, http.Header{"Origin": {f.issuer}})
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("wrong password: status %d, want 401", resp.StatusCode)
+			}
+			check(t, "form shown again", resp, base+" "+c.origin)
+		})
+	}
+	t.Run("no sign-in", func(t *testing.T) {
+		resp, _ := f.get(t, f.issuer+"/login?authRequestID=nope")
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("status %d, want 400", resp.StatusCode)
+		}
+		check(t, "unknown sign-in", resp, base)
+	})
 }

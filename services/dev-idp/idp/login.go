@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,9 +69,14 @@ type login struct {
 func (l *login) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	// same-origin, not no-referrer: under no-referrer a browser sends
+	// "Origin: null" with the form's POST (Fetch, "append a request Origin
+	// header"), which sameOrigin must refuse. same-origin sends the real
+	// Origin (and Referer) to this origin only, so the login URL with its
+	// authRequestID still leaks to no other site.
+	h.Set("Referrer-Policy", "same-origin")
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		l.show(w, r)
@@ -86,10 +92,10 @@ func (l *login) show(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("authRequestID")
 	req, ok := l.store.pending(id)
 	if !ok {
-		l.render(w, http.StatusBadRequest, loginView{Error: msgUnknownRequest})
+		l.render(w, http.StatusBadRequest, loginView{Error: msgUnknownRequest}, "")
 		return
 	}
-	l.render(w, http.StatusOK, loginView{ID: id, CSRF: req.csrf, ClientID: req.req.ClientID})
+	l.render(w, http.StatusOK, loginView{ID: id, CSRF: req.csrf, ClientID: req.req.ClientID}, req.req.RedirectURI)
 }
 
 func (l *login) submit(w http.ResponseWriter, r *http.Request) {
@@ -117,7 +123,7 @@ func (l *login) submit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		l.results.WithLabelValues("bad_credentials").Inc()
 		l.log.Info("sign-in refused: wrong username or password", "username", username, "client_id", req.req.ClientID)
-		l.render(w, http.StatusUnauthorized, loginView{ID: id, CSRF: req.csrf, ClientID: req.req.ClientID, Username: username, Error: msgBadCredentials})
+		l.render(w, http.StatusUnauthorized, loginView{ID: id, CSRF: req.csrf, ClientID: req.req.ClientID, Username: username, Error: msgBadCredentials}, req.req.RedirectURI)
 		return
 	}
 	if err := l.store.completeLogin(id, csrf, usr.Subject); err != nil {
@@ -134,7 +140,11 @@ func (l *login) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 // sameOrigin refuses a POST whose Origin (or, lacking it, Referer) names
-// another origin than the issuer. Non-browser clients send neither.
+// another origin than the issuer, "null" included (a browser's opaque
+// origin: a sandboxed frame, a data: URL). The page's Referrer-Policy,
+// same-origin, makes a browser send its real Origin. Non-browser clients
+// send neither header and are let through; the form token still binds
+// their post to the page they fetched.
 func (l *login) sameOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -151,11 +161,36 @@ func (l *login) sameOrigin(r *http.Request) bool {
 
 func (l *login) refuse(w http.ResponseWriter, status int, result, msg string) {
 	l.results.WithLabelValues(result).Inc()
-	l.render(w, status, loginView{Error: msg})
+	l.render(w, status, loginView{Error: msg}, "")
 }
 
-func (l *login) render(w http.ResponseWriter, status int, v loginView) {
+// cspOrigin is an origin that can stand in a CSP source list as is; a
+// host with RFC 3986 sub-delimiters (";", ",", "'") would end the
+// directive or the policy.
+var cspOrigin = regexp.MustCompile(`^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
+
+// pagePolicy is the login page's Content-Security-Policy. Its form-action
+// is 'self' plus the origin of redirectURI, the relying party's redirect
+// URI of this sign-in: CSP3 checks form-action on every redirect the
+// form's answer follows (/login → /authorize/callback → redirectURI), so
+// without it a browser blocks the last hop. An empty redirectURI (a page
+// for no known sign-in) or one whose origin is not a plain
+// scheme://host[:port] adds nothing.
+func pagePolicy(redirectURI string) string {
+	csp := "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	if u, err := url.Parse(redirectURI); err == nil && redirectURI != "" {
+		if o := strings.ToLower(u.Scheme) + "://" + u.Host; cspOrigin.MatchString(o) {
+			csp += " " + o
+		}
+	}
+	return csp
+}
+
+// render writes the login page; redirectURI is the relying party's
+// redirect URI of the sign-in it is for, or "" (see pagePolicy).
+func (l *login) render(w http.ResponseWriter, status int, v loginView, redirectURI string) {
 	v.Action = loginPath
+	w.Header().Set("Content-Security-Policy", pagePolicy(redirectURI))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := loginPage.Execute(w, v); err != nil {
