@@ -43,9 +43,11 @@ var secretPatterns = []struct {
 	// "/" (the general form below stops at one).
 	{regexp.MustCompile(`(?i)(rediss?://)[^:/@\s]*:[^@\s]+@`), "${1}" + Redacted + "@"},
 	// The user information of a URL of any scheme (RFC 3986 §3.2.1:
-	// "user:password@", deprecated, or a token as the user name), up to
-	// the first "@" before the path, query or fragment.
-	{regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*://)[^\s/?#@]+@`), "${1}" + Redacted + "@"},
+	// "user:password@", deprecated, or a token as the user name): only
+	// the characters user information may hold (unreserved, pct-encoded,
+	// sub-delims, ":"), so a match never runs over the quotes and commas
+	// of the JSON around a URL to a later "@" (a mail address).
+	{regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*://)[A-Za-z0-9\-._~%!$&'()*+,;=:]+@`), "${1}" + Redacted + "@"},
 	// The auth-server's opaque tokens: fosite's HMAC strategy prefixes
 	// access tokens (ory_at_), refresh tokens (ory_rt_) and authorization
 	// codes (ory_ac_) to <key>.<mac> (base64url); the prefix is kept. Not
@@ -141,25 +143,73 @@ func Scrub(s string) string {
 	return scrub(s)
 }
 
-// scrub is Scrub without maySecret: every expression, always.
+// scrub is Scrub without maySecret: every expression, always. A value
+// with percent-encoded octets (a client id as a Basic header sent it,
+// "https%3A%2F%2Fu%3Apw%40h") is also read decoded — its valid %XX
+// sequences only, the rest kept as sent: the expressions see no secret in
+// the encoded form. When the decoded form holds one, the decoded form,
+// scrubbed, is what is returned.
 func scrub(s string) string {
+	out := scrubPatterns(s)
+	if d := unescapeValid(s); d != s {
+		if sd := scrubPatterns(d); sd != d {
+			return sd
+		}
+	}
+	return out
+}
+
+func scrubPatterns(s string) string {
 	for _, p := range secretPatterns {
 		s = p.re.ReplaceAllString(s, p.repl)
 	}
 	return s
 }
 
+// unescapeValid decodes each "%XX" of s whose XX are two hex digits and
+// keeps every other byte as it is ("%zz" stays), where url.QueryUnescape
+// would refuse the whole value.
+func unescapeValid(s string) string {
+	i := strings.IndexByte(s, '%')
+	if i < 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	b = append(b, s[:i]...)
+	for ; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'f'
+}
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c | 0x20 - 'a' + 10
+}
+
 // maySecret reports whether s can match one of secretPatterns: each needs
 // something most values lack — "bearer" or "basic" (any case), "eyJ", "=",
-// "@" or "ory_". A string without any of them, and without non-ASCII bytes
-// (under (?i) "s" also matches U+017F), is returned by Scrub as it is
-// without running the expressions: most values logged are ids, routes,
+// "@", "ory_", or a "%" (a percent-encoded form of any of them). A string
+// without any of them, and without non-ASCII bytes (under (?i) "s" also
+// matches U+017F), is returned by Scrub as it is without running the
+// expressions: most values logged are ids, routes,
 // methods and short messages, and running them was a third of the CPU of
 // an access-log line (docs/benchmarks/auth-server-history.md).
 func maySecret(s string) bool {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case c >= utf8.RuneSelf, c == '=', c == '@':
+		case c >= utf8.RuneSelf, c == '=', c == '@', c == '%':
 			return true
 		case c == 'e' && strings.HasPrefix(s[i:], "eyJ"):
 			return true

@@ -70,6 +70,15 @@ func TestScrubURLUserInfoAndOpaqueTokens(t *testing.T) {
 		"mailto:ada@example.com":            "mailto:ada@example.com",
 		"ory_xx_abc ORY_RT_abc ory_rt_":     "ory_xx_abc ORY_RT_abc ory_rt_",
 		"memory_rt_cache":                   "memory_rt_cache",
+		// A URL in JSON followed by a mail address: the match stops at
+		// the characters user information may hold.
+		`{"issuer":"https://idp.example","contact":"ops@idp.example"}`: `{"issuer":"https://idp.example","contact":"ops@idp.example"}`,
+		// Percent-encoded, as a Basic client id is sent (RFC 6749
+		// §2.3.1), also with an invalid sequence the decoder refuses.
+		"https%3A%2F%2Fu%3AS3CRETpw%40x.example%2Fcb%zz": "https://[REDACTED]@x.example/cb%zz",
+		"ory_rt_S3CRET%2ES3CRET":                         "ory_rt_[REDACTED]",
+		"https%3A%2F%2Fx.example%2Fcb":                   "https%3A%2F%2Fx.example%2Fcb",
+		"100%":                                           "100%",
 	} {
 		if got := Scrub(in); got != want {
 			t.Errorf("Scrub(%q) = %q, want %q", in, got, want)

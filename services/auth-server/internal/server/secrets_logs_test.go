@@ -64,6 +64,14 @@ func TestClientIDSecretsNotLogged(t *testing.T) {
 			send(req)
 		}
 	}
+	// A Basic client id that is not form-urlencoded (an invalid "%zz")
+	// is recorded as sent, percent-encoded: its secret is found in the
+	// valid sequences it holds (review1).
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"ory_rt_unknown.unknown"}}
+	req, _ := http.NewRequest(http.MethodPost, f.Base+"/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(userinfo)+"%zz", "wrong")
+	send(req)
 
 	logs := f.AS.Logs.String()
 	for _, s := range secrets {
@@ -82,6 +90,7 @@ func TestClientIDSecretsNotLogged(t *testing.T) {
 		{"event": "client_authentication_failure", "client_id": "https://[REDACTED]@x.example/cb"},
 		{"event": "client_authentication_failure", "client_id": "ory_rt_[REDACTED]"},
 		{"event": "client_authentication_failure", "client_id": "ory_ac_[REDACTED]"},
+		{"event": "client_authentication_failure", "client_id": "https://[REDACTED]@x.example/cb%zz"},
 	} {
 		if findEvent(events, want) == nil {
 			t.Errorf("no audit event %v", want)
