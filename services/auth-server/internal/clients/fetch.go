@@ -92,6 +92,13 @@ func (f *MetadataFetcher) RetryableClient() *retryablehttp.Client {
 	rc.HTTPClient = f.client
 	rc.RetryMax = 1
 	rc.Logger = nil
+	// One retry after at most a second: the wait is part of a token
+	// request, and retryablehttp's default obeys a 429's or 503's
+	// Retry-After however long the client's server asks.
+	rc.RetryWaitMin, rc.RetryWaitMax = 100*time.Millisecond, time.Second
+	rc.Backoff = func(least, most time.Duration, n int, resp *http.Response) time.Duration {
+		return min(retryablehttp.DefaultBackoff(least, most, n, resp), most)
+	}
 	return rc
 }
 

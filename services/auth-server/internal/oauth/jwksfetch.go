@@ -21,13 +21,14 @@ import (
 // jwksFetcher is fosite's JWKS fetcher (fosite.JWKSFetcherStrategy) for a
 // private_key_jwt client's jwks_uri: fosite's DefaultJWKSFetcherStrategy's
 // fetch and cache — a GET with the given client (the auth-server's guarded
-// one: clients.MetadataFetcher.RetryableClient), any 2xx or 3xx answer
-// decoded as a JWK set and kept for jwksCacheTTL, ignoreCache fetching
+// one: clients.MetadataFetcher.RetryableClient), a 2xx answer of at most
+// jwksMaxBytes decoded as a JWK set and kept for jwksCacheTTL, ignoreCache fetching
 // anew — whose failures are typed, for jwksFetchFailure to tell apart
 // with errors.As, where fosite's are server_error with the cause in
 // their hint's words:
-//   - *jwksStatusError: an answer outside 200–399, the status kept;
-//   - *jwksDecodeError: an answer that is not a JWK set;
+//   - *jwksStatusError: an answer outside 200–299, the status kept;
+//   - *jwksDecodeError: an answer that is not a JWK set, or larger than
+//     jwksMaxBytes;
 //   - anything else: the request's own failure (the transport's error,
 //     clients.FetchFailure's to classify).
 type jwksFetcher struct {
@@ -49,6 +50,12 @@ const (
 	jwksCacheSize = 10000
 )
 
+// jwksMaxBytes bounds a jwks_uri answer: anyone may run a client whose
+// jwks_uri the auth-server fetches (a Client ID Metadata Document), and
+// a set of a few RSA keys is a few KiB. Larger is refused, not read on
+// (and not cached).
+const jwksMaxBytes = 64 << 10
+
 // newJWKSFetcher fetches with rc (which it changes: its ErrorHandler, so
 // that a status the retry policy gave up on is answered as the status,
 // not as retryablehttp's "giving up after" text).
@@ -66,7 +73,7 @@ func newJWKSFetcher(rc *retryablehttp.Client) *jwksFetcher {
 	return &jwksFetcher{client: rc, cache: map[string]cachedJWKS{}}
 }
 
-// jwksStatusError is a jwks_uri answered with a status outside 200–399.
+// jwksStatusError is a jwks_uri answered with a status outside 200–299.
 // Retried is set when the client's retry policy retried it until it gave
 // up (a 5xx but 501, or 429).
 type jwksStatusError struct {
@@ -103,11 +110,20 @@ func (f *jwksFetcher) Resolve(ctx context.Context, location string, ignoreCache 
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		// A 3xx too: redirects are not followed (clients.MetadataFetcher),
+		// and its body is no key set.
 		return nil, &jwksStatusError{Code: resp.StatusCode}
 	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, jwksMaxBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > jwksMaxBytes {
+		return nil, &jwksDecodeError{Err: fmt.Errorf("larger than %d bytes", jwksMaxBytes)}
+	}
 	var set josev3.JSONWebKeySet
-	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+	if err := json.Unmarshal(body, &set); err != nil {
 		return nil, &jwksDecodeError{Err: err}
 	}
 	f.put(location, &set)
