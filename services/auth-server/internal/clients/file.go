@@ -1,6 +1,7 @@
 package clients
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -240,6 +241,15 @@ type RecordRemovals func(ctx context.Context, at time.Time, ids []string) error
 // removalRecordTimeout bounds one attempt of RecordRemovals.
 const removalRecordTimeout = 5 * time.Second
 
+// removalFollowUp is how long after the swap a removal is recorded once
+// more, with the time of that second record, if the client is still
+// absent: a token request that looked the client up just before the swap
+// may sign its access token a little later (a wait for a signing turn,
+// Redis round trips), with an iat after the first record's time; the
+// second record covers it. A client added back before then gets no second
+// record, so its new tokens are not refused. A variable for tests.
+var removalFollowUp = 5 * time.Second
+
 // removal is a diff of a reload not recorded yet.
 type removal struct {
 	at  time.Time
@@ -253,7 +263,9 @@ type removal struct {
 // the server cannot serve (for example HMAC hashes without a key).
 //
 // When a registry swapped in lacks clients the running one had, record
-// (if set) is told their ids and the time of the swap, right after it:
+// (if set) is told their ids and the time of the swap, right after it,
+// and again removalFollowUp later (at the first tick then) with that
+// time, for those still absent:
 // from then on this replica knows no such client, and the fleet's
 // verifiers refuse the access tokens it was issued until then. A failed
 // record (Redis unavailable) is logged and tried again, with the same
@@ -268,7 +280,7 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 	last := fileDigest(path)
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	var pending []removal
+	var pending, followUps []removal
 	for {
 		select {
 		case <-ctx.Done():
@@ -276,8 +288,24 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 		case <-t.C:
 		}
 		if d := fileDigest(path); d != last {
+			// A file being written in place (an editor, cp; a mounted
+			// Secret is swapped whole) may be read half written, and a
+			// half registry would record its missing clients as removed
+			// fleet-wide: the change is taken only once the file reads
+			// the same a moment later.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(settleDelay):
+			}
+			if fileDigest(path) != d {
+				continue
+			}
 			last = d
 			next, problems := LoadFile(path, rules)
+			if len(problems) == 0 && next.Len() == 0 && s.Len() > 0 && fileEmpty(path) {
+				problems = append(problems, "the file is empty (to remove every client, write \"clients: []\")")
+			}
 			if len(problems) == 0 && accept != nil {
 				if err := accept(next); err != nil {
 					problems = append(problems, err.Error())
@@ -291,19 +319,46 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 				log.Info("client registry reloaded", "file", path, "clients", next.Len())
 				if len(gone) > 0 && record != nil {
 					log.Info("clients removed from the registry: their access tokens issued until now are refused fleet-wide", "file", path, "client_ids", gone)
-					pending = append(pending, removal{at: time.Now(), ids: gone})
+					now := time.Now()
+					pending = append(pending, removal{at: now, ids: gone})
+					followUps = append(followUps, removal{at: now.Add(removalFollowUp), ids: gone})
 				}
 			}
 		}
+		followUps, pending = s.dueFollowUps(followUps, pending, time.Now())
 		pending = recordPending(ctx, pending, record, log)
 	}
 }
 
-// recordPending tries each removal not recorded yet, oldest first, and
-// returns those that failed.
+// dueFollowUps moves the follow-ups due at now to pending, as removals
+// at now of those of their clients the registry still lacks, and returns
+// the follow-ups not due yet and the pending removals.
+func (s *Static) dueFollowUps(followUps, pending []removal, now time.Time) (left, _ []removal) {
+	for _, f := range followUps {
+		if now.Before(f.at) {
+			left = append(left, f)
+			continue
+		}
+		var still []string
+		for _, id := range f.ids {
+			if _, err := s.Get(id); err != nil {
+				still = append(still, id)
+			}
+		}
+		if len(still) > 0 {
+			pending = append(pending, removal{at: now, ids: still})
+		}
+	}
+	return left, pending
+}
+
+// recordPending tries the removals not recorded yet, oldest first, and
+// returns those left: after the first failure (Redis not answering) the
+// rest wait for the next tick too, so that a tick costs at most one
+// attempt's timeout however many removals wait — the registry's reloads
+// (a rotated secret) are not held up.
 func recordPending(ctx context.Context, pending []removal, record RecordRemovals, log *slog.Logger) []removal {
-	var left []removal
-	for _, r := range pending {
+	for i, r := range pending {
 		rctx, cancel := context.WithTimeout(ctx, removalRecordTimeout)
 		err := record(rctx, r.at, r.ids)
 		cancel()
@@ -312,11 +367,11 @@ func recordPending(ctx context.Context, pending []removal, record RecordRemovals
 				return nil
 			}
 			log.Warn("clients removed from the registry are not recorded yet: verifiers other than the auth-server still accept their access tokens; retrying at the next reload tick",
-				"client_ids", r.ids, "removed_at", r.at, "err", err)
-			left = append(left, r)
+				"client_ids", r.ids, "removed_at", r.at, "waiting", len(pending)-i, "err", err)
+			return pending[i:]
 		}
 	}
-	return left
+	return nil
 }
 
 // missingFrom returns the ids of s's clients that next lacks, sorted.
@@ -330,6 +385,16 @@ func (s *Static) missingFrom(next *Static) []string {
 	}
 	slices.Sort(gone)
 	return gone
+}
+
+// settleDelay is how long after seeing a change Watch reads the file
+// again, to take it only once it reads the same.
+const settleDelay = 100 * time.Millisecond
+
+// fileEmpty reports whether the file at path holds nothing but white space.
+func fileEmpty(path string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && len(bytes.TrimSpace(b)) == 0
 }
 
 func fileDigest(path string) [sha256.Size]byte {
