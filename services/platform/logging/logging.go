@@ -43,11 +43,13 @@ var secretPatterns = []struct {
 	// "/" (the general form below stops at one).
 	{regexp.MustCompile(`(?i)(rediss?://)[^:/@\s]*:[^@\s]+@`), "${1}" + Redacted + "@"},
 	// The user information of a URL of any scheme (RFC 3986 §3.2.1:
-	// "user:password@", deprecated, or a token as the user name): only
-	// the characters user information may hold (unreserved, pct-encoded,
-	// sub-delims, ":"), so a match never runs over the quotes and commas
-	// of the JSON around a URL to a later "@" (a mail address).
-	{regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*://)[A-Za-z0-9\-._~%!$&'()*+,;=:]+@`), "${1}" + Redacted + "@"},
+	// "user:password@", deprecated, or a token as the user name), up to
+	// the first "@" before the path, query or fragment; not across a
+	// quote or backslash, so a match never runs over the JSON around a
+	// URL to a later "@" (a mail address). Any other character a
+	// password may hold, even one RFC 3986 would have percent-encoded
+	// ("^", "|"), is taken: a secret is better cut too much.
+	{regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*://)[^\s/?#@"\\]+@`), "${1}" + Redacted + "@"},
 	// The auth-server's opaque tokens: fosite's HMAC strategy prefixes
 	// access tokens (ory_at_), refresh tokens (ory_rt_) and authorization
 	// codes (ory_ac_) to <key>.<mac> (base64url); the prefix is kept. Not

@@ -78,6 +78,7 @@ func TestScrubURLUserInfoAndOpaqueTokens(t *testing.T) {
 		"https%3A%2F%2Fu%3AS3CRETpw%40x.example%2Fcb%zz": "https://[REDACTED]@x.example/cb%zz",
 		"ory_rt_S3CRET%2ES3CRET":                         "ory_rt_[REDACTED]",
 		"https%3A%2F%2Fx.example%2Fcb":                   "https%3A%2F%2Fx.example%2Fcb",
+		"https://u:pa^ss|{S}@x.example/cb":               "https://[REDACTED]@x.example/cb",
 		"100%":                                           "100%",
 	} {
 		if got := Scrub(in); got != want {
