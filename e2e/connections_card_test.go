@@ -321,17 +321,7 @@ func TestConnectedAppsCardInBrowser(t *testing.T) {
 	hostSrv := httptest.NewServer(hostMux)
 	defer hostSrv.Close()
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.UserDataDir(t.TempDir()), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.Flag("lang", "en-US"),
-		chromedp.Env("TZ=UTC", "LANG=en_US.UTF-8"))...)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start Chromium (%s): %v", exe, err)
-	}
+	browser := startChromium(t, exe)
 
 	for _, b := range []struct{ name, page, view string }{
 		{"mcpapps", "/mcp-host.html", cardOrigin + "/card.html"},

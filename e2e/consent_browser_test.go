@@ -150,17 +150,7 @@ type browser struct {
 
 func newBrowser(t *testing.T, exe string) *browser {
 	t.Helper()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.UserDataDir(t.TempDir()), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.Flag("lang", "en-US"),
-		chromedp.Env("TZ=UTC", "LANG=en_US.UTF-8"))...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium (%s): %v", exe, err)
-	}
+	ctx := startChromium(t, exe)
 	b := &browser{t: t, ctx: ctx}
 	// Console errors carry the browser's own account of a refusal. A
 	// form-action violation on a redirect names the form's own URL, not the

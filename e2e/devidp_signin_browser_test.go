@@ -45,17 +45,7 @@ func TestSignInAtTheDevIdPInABrowser(t *testing.T) {
 	state := "st-" + oauth2.GenerateVerifier()[:12]
 	authURL := conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", c.Audience))
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.UserDataDir(t.TempDir()), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.Flag("lang", "en-US"),
-		chromedp.Env("TZ=UTC", "LANG=en_US.UTF-8"))...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium (%s): %v", exe, err)
-	}
+	ctx := startChromium(t, exe)
 	// Console errors carry the browser's own account of a refusal (a CSP
 	// violation names the blocked form-action target).
 	var mu sync.Mutex
