@@ -101,6 +101,11 @@ type Server struct {
 	// gate queues the token signatures and bounds the token endpoint's
 	// wait for them (signGate).
 	gate *signGate
+	// removed answers whether a client was removed from the registry
+	// after a time (revocation.Set.ClientRemoved); nil without Redis.
+	removed interface {
+		ClientRemoved(clientID string, issuedAt time.Time) bool
+	}
 }
 
 // scopeSet is a registry's supported scopes.
@@ -166,6 +171,7 @@ func New(o Options) (*Server, error) {
 	}
 	revoker := auditingRevoker{s: s}
 	if o.Revocations != nil {
+		s.removed = o.Revocations
 		revoker.next = revocation.NewRevoker(o.Redis, RevocationRetention(cfg.AccessTokenTTL), o.Revocations)
 	}
 	s.store.SetGrantRevoker(revoker)

@@ -50,6 +50,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, grant, ar, missingParam(r.PostForm, grant, err))
 		return
 	}
+	if s.grantOutlivedItsClient(ar) {
+		// The client was removed from the registry after this grant was
+		// made, and added back: the removal ended the grant (its access
+		// tokens are refused fleet-wide); a refresh or a code of it gets
+		// no new token. The user authorizes the client again.
+		s.tokenError(w, r, grant, ar, fosite.ErrInvalidGrant.WithHint("The grant was made before its client was removed from the registry; authorize again."))
+		return
+	}
 	if err := grantedTargetsAllowed(ar); err != nil {
 		// RFC 8707 §2: a code issued for a resource its client may no
 		// longer use (a self-registered client after DYNAMIC_CLIENT_RESOURCES
@@ -743,4 +751,23 @@ func (s *Server) Metadata() map[string]any {
 		m["registration_endpoint"] = iss + "/oauth/register"
 	}
 	return m
+}
+
+// grantOutlivedItsClient reports whether ar's grant was made (its
+// authorization request reached this server: the session's rat, kept
+// across refreshes — not auth_time, which an upstream single sign-on may
+// date before the removal for a grant made after it) at or before a
+// removal of its client from the registry that this replica knows of
+// (records of removed clients, kept for the refresh-token lifetime): a
+// client added back does not bring back the grants its removal ended. A
+// grant without that time is not judged.
+func (s *Server) grantOutlivedItsClient(ar fosite.AccessRequester) bool {
+	if s.removed == nil || ar == nil || ar.GetClient() == nil {
+		return false
+	}
+	sess, ok := ar.GetSession().(*Session)
+	if !ok || sess.Claims == nil || sess.Claims.RequestedAt.IsZero() {
+		return false
+	}
+	return s.removed.ClientRemoved(ar.GetClient().GetID(), sess.Claims.RequestedAt)
 }

@@ -169,8 +169,11 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	// A rotated secret takes effect when the mounted registry changes; a
 	// removed client's access tokens are refused fleet-wide (recorded
-	// like a revoked grant, for as long as a grant's record).
-	removals := revocation.NewRevoker(rdb, oauth.RevocationRetention(cfg.AccessTokenTTL), revoked)
+	// like a revoked grant), and its grants end: the record is kept for
+	// the refresh-token lifetime, so that a client added back does not
+	// bring back the grants made before its removal (oauth's
+	// grantOutlivedItsClient).
+	removals := revocation.NewRevoker(rdb, oauth.RevocationRetention(max(cfg.AccessTokenTTL, cfg.RefreshTokenTTL)), revoked)
 	removalFailures := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tollgate_revocation_client_removal_failures_total",
 		Help: "Attempts to record clients removed from CLIENTS_FILE that failed (Redis unavailable); each is retried at the next reload tick.",
