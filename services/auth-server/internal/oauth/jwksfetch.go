@@ -1,5 +1,20 @@
 package oauth
 
+// Why a copy and not fosite's own fetcher (NewDefaultJWKSFetcherStrategy
+// with JWKSFetcherWithHTTPClient, fosite v0.49.0): it would lose
+//   - the cache: ristretto's Set is asynchronous and may be dropped, so the
+//     Resolve right after a fetch fetches again (200 times in 200 over
+//     loopback), and a full cache may refuse a new set instead of making
+//     room; only WaitForCache, outside fosite.JWKSFetcherStrategy, settles it;
+//   - a redirect as its status: it takes 300–399 as success and decodes the
+//     redirect's body;
+//   - what failed, in the log: every failure is a server_error whose
+//     Error() is "server_error" (the cause only through Unwrap);
+//   - the whole-body bound: json.Decoder stops at the first value, so data
+//     after the set is accepted, and 64 KiB needs a body-wrapping transport.
+// Keeping today's behaviour on it takes a CheckRetry wrapper, this
+// ErrorHandler, that transport and WaitForCache: more than the copy.
+
 import (
 	"context"
 	"encoding/json"
