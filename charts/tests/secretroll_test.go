@@ -158,3 +158,64 @@ func TestRenderedPodsHideInlineSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestBundledRedisRollsOnItsOwnGeneration: secretsGeneration rolls every
+// fleet Deployment but not the bundled Redis, whose restart is an outage
+// for everything that needs Redis; redis.bundled.passwordGeneration rolls
+// Redis and the fleet (docs/operations/secrets-rollout.md#the-bundled-redis-password).
+func TestBundledRedisRollsOnItsOwnGeneration(t *testing.T) {
+	minimal := filepath.Join(chartDir(t), "ci", "minimal-values.yaml")
+	pods := func(values string) map[string]string {
+		t.Helper()
+		f := filepath.Join(t.TempDir(), "values.yaml")
+		if err := os.WriteFile(f, []byte(values), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := render(t, minimal, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, d := range splitDocs(t, out) {
+			kind, _ := d["kind"].(string)
+			if kind != "Deployment" && kind != "StatefulSet" {
+				continue
+			}
+			b, err := yaml.Marshal(dig(d, "spec", "template"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[kind+"/"+str(d, "metadata", "name")] = string(b)
+		}
+		return m
+	}
+	base := pods("{}\n")
+	fleet := pods("secretsGeneration: 2\n")
+	redis := pods("redis:\n  bundled:\n    passwordGeneration: 2\n")
+	const sts = "StatefulSet/tollgate-redis"
+	if _, ok := base[sts]; !ok {
+		t.Fatalf("no %s rendered", sts)
+	}
+	if fleet[sts] != base[sts] {
+		t.Errorf("secretsGeneration restarts the bundled Redis:\n%s", lineDiff(base[sts], fleet[sts]))
+	}
+	if redis[sts] == base[sts] {
+		t.Errorf("redis.bundled.passwordGeneration does not restart the bundled Redis")
+	}
+	deployments := 0
+	for id, pod := range base {
+		if id == sts {
+			continue
+		}
+		deployments++
+		if fleet[id] == pod {
+			t.Errorf("%s does not roll when secretsGeneration is bumped", id)
+		}
+		if redis[id] == pod {
+			t.Errorf("%s does not roll when redis.bundled.passwordGeneration is bumped (it reads the password at start)", id)
+		}
+	}
+	if deployments < 4 {
+		t.Fatalf("only %d Deployments rendered", deployments)
+	}
+}

@@ -260,7 +260,12 @@ either. RE2's greedy [^/?#]*@ reaches that last '@'. */ -}}
 {{- $url = regexReplaceAll "([?&](sentinel_)?password=)[^&#]*" $url "${1}redacted" -}}
 {{- $_ := set $r.external "url" $url -}}
 {{- if eq .part "redis" -}}
-{{- dict "redis" $r "secretsGeneration" $v.secretsGeneration | toJson -}}
+{{- /* The bundled Redis rolls on its own generation, not on the fleet's
+secretsGeneration: a restart of the single Redis is an outage. The JSON
+keeps the shape it had with secretsGeneration, so a release that never
+bumped it does not restart Redis when it takes this chart. */ -}}
+{{- $_ := set $r "bundled" (omit $r.bundled "passwordGeneration") -}}
+{{- dict "redis" $r "secretsGeneration" $v.redis.bundled.passwordGeneration | toJson -}}
 {{- else -}}
 {{- $a := deepCopy $v.authServer -}}
 {{- $_ := set $a.signingKeys "keys" (keys ($a.signingKeys.keys | default dict) | sortAlpha) -}}
@@ -293,22 +298,39 @@ tollgate/secrets-generation: {{ .Values.secretsGeneration | toString | quote }}
 {{- end -}}
 
 {{/*
+The bundled Redis's Secrets (its password, its backend user's) record
+redis.bundled.passwordGeneration instead: a change of theirs is rolled by
+that value, which restarts Redis.
+*/}}
+{{- define "tollgate.redisPasswordGenerationAnnotation" -}}
+tollgate/redis-password-generation: {{ .Values.redis.bundled.passwordGeneration | toString | quote }}
+{{- end -}}
+
+{{/*
 The chart-made Secrets (templates/secrets.yaml, those annotated with
-tollgate/secrets-generation) whose data this upgrade changes while
-secretsGeneration stays as the Secret recorded it (or the Secret predates
-the annotation): nothing rolls, and a pod started later reads the new
-value (docs/operations/secrets-rollout.md). Comma-separated names, empty
-on install and offline (helm template: lookup answers nothing).
+.annotation) whose data this upgrade changes while the generation the
+annotation records (.generation: secretsGeneration, or
+redis.bundled.passwordGeneration) stays as the Secret recorded it (or the
+Secret predates the annotation): nothing rolls, and a pod started later
+reads the new value (docs/operations/secrets-rollout.md). Comma-separated
+names, empty on install and offline (helm template: lookup answers
+nothing). (dict "root" $ "annotation" "tollgate/secrets-generation"
+"generation" $.Values.secretsGeneration)
 */}}
 {{- define "tollgate.secretsChangedWithoutBump" -}}
-{{- $gen := toString .Values.secretsGeneration -}}
+{{- $root := .root -}}
+{{- $ann := .annotation -}}
+{{- $gen := toString .generation -}}
 {{- $names := list -}}
-{{- if .Release.IsUpgrade -}}
-{{- range $doc := splitList "\n---" (include (print $.Template.BasePath "/secrets.yaml") $) -}}
+{{- if $root.Release.IsUpgrade -}}
+{{- range $doc := splitList "\n---" (include (print $root.Template.BasePath "/secrets.yaml") $root) -}}
 {{- $new := fromYaml $doc -}}
-{{- if hasKey (dig "metadata" "annotations" dict $new) "tollgate/secrets-generation" -}}
-{{- $old := lookup "v1" "Secret" $.Release.Namespace $new.metadata.name -}}
-{{- if and $old (eq (toString (dig "metadata" "annotations" "tollgate/secrets-generation" $gen $old)) $gen) -}}
+{{- if hasKey (dig "metadata" "annotations" dict $new) $ann -}}
+{{- $old := lookup "v1" "Secret" $root.Release.Namespace $new.metadata.name -}}
+{{- /* A Redis Secret written before it had its own annotation recorded
+secretsGeneration, which restarted Redis then. */ -}}
+{{- $recorded := dig "metadata" "annotations" $ann (dig "metadata" "annotations" "tollgate/secrets-generation" $gen $old) $old -}}
+{{- if and $old (eq (toString $recorded) $gen) -}}
 {{- $oldData := $old.data | default dict -}}
 {{- $changed := false -}}
 {{- range $k, $v := $new.data | default dict -}}
