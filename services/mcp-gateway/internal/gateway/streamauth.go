@@ -38,8 +38,9 @@ const expiryRecheck = time.Second
 var errStreamAuthorization = errors.New("the stream's access token is no longer accepted")
 
 // streamsBy are the open streams of this replica by one attribute of the
-// token each was opened with (its grant, the kid of its signing key), for
-// revocations and key removals as they arrive.
+// token each was opened with (its grant, its client, the kid of its
+// signing key), for revocations, client removals and key removals as they
+// arrive.
 type streamsBy struct {
 	mu sync.Mutex
 	m  map[string]map[*streamGrant]struct{}
@@ -135,7 +136,7 @@ func (g *Gateway) keysRemoved(kids []string) {
 // authorize ties a server-to-client stream (GET /sse, GET /mcp) to the
 // access token it was opened with: the returned context ends when the
 // token stops being accepted, and stop must be called when the stream
-// closes (it releases the timer and the grant's and kid's entries).
+// closes (it releases the timer and the stream's index entries).
 //
 //   - Revocation: the stream is registered under the token's grant_id and
 //     ended when the revocation Set learns the grant is revoked
@@ -185,31 +186,27 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 				"transport", transport, "reason", reason, "client_id", claims.ClientID, "grant_id", claims.GrantID)
 		})
 	}
-	grant := claims.GrantID
-	// followed: the stream's grant can be revoked (a grant_id, a Set).
-	followed := grant != "" && g.revocations != nil
-	if followed {
-		g.grantStreams.add(grant, sg)
-		if g.revocations.Revoked(grant) {
-			sg.end(endRevoked)
-		}
+	// The indexes the stream is registered in, each with the check that
+	// ends it, asked once after registering and again when its token is
+	// refused (check): one list, so that registering, checking and
+	// removing cannot drift apart.
+	var regs []streamRegistration
+	if claims.GrantID != "" && g.revocations != nil {
+		regs = append(regs, streamRegistration{&g.grantStreams, claims.GrantID, endRevoked,
+			func() bool { return g.revocations.Revoked(claims.GrantID) }})
 	}
-	// byClient: the stream ends when its client is removed.
-	client := claims.ClientID
-	byClient := client != "" && g.revocations != nil
-	if byClient {
-		g.clientStreams.add(client, sg)
-		if g.revocations.ClientRemoved(client, claims.IssuedAt) {
-			sg.end(endClientRemoved)
-		}
+	if claims.ClientID != "" && g.revocations != nil {
+		regs = append(regs, streamRegistration{&g.clientStreams, claims.ClientID, endClientRemoved,
+			func() bool { return g.revocations.ClientRemoved(claims.ClientID, claims.IssuedAt) }})
 	}
-	// keyed: the stream ends when its token's signing key leaves the set.
-	kid := claims.KeyID
-	keyed := kid != ""
-	if keyed {
-		g.keyStreams.add(kid, sg)
-		if !g.verifier.Publishes(claims) {
-			sg.end(endKeyRemoved)
+	if claims.KeyID != "" {
+		regs = append(regs, streamRegistration{&g.keyStreams, claims.KeyID, endKeyRemoved,
+			func() bool { return !g.verifier.Publishes(claims) }})
+	}
+	for _, r := range regs {
+		r.by.add(r.key, sg)
+		if r.ended() {
+			sg.end(r.reason)
 		}
 	}
 	var (
@@ -229,14 +226,8 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 				timer = time.AfterFunc(expiryRecheck, check)
 			}
 			mu.Unlock()
-		case followed && g.revocations.Revoked(grant):
-			sg.end(endRevoked)
-		case byClient && g.revocations.ClientRemoved(client, claims.IssuedAt):
-			sg.end(endClientRemoved)
-		case keyed && !g.verifier.Publishes(claims):
-			sg.end(endKeyRemoved)
 		default:
-			sg.end(endExpired)
+			sg.end(endedReason(regs))
 		}
 	}
 	mu.Lock()
@@ -247,15 +238,32 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 		stopped = true
 		timer.Stop()
 		mu.Unlock()
-		if followed {
-			g.grantStreams.remove(grant, sg)
-		}
-		if byClient {
-			g.clientStreams.remove(client, sg)
-		}
-		if keyed {
-			g.keyStreams.remove(kid, sg)
+		for _, r := range regs {
+			r.by.remove(r.key, sg)
 		}
 		cancel(nil)
 	}
+}
+
+// streamRegistration is one index a stream is registered in by authorize
+// (its grant, client or signing key), under key: ended reports whether
+// what it follows now refuses the stream's token, reason the stream's end
+// then.
+type streamRegistration struct {
+	by     *streamsBy
+	key    string
+	reason string
+	ended  func() bool
+}
+
+// endedReason is why a stream whose token the verifier refuses ends: the
+// first of its registrations that refuses it (a revoked grant, a removed
+// client, a removed key), else its expiry.
+func endedReason(regs []streamRegistration) string {
+	for _, r := range regs {
+		if r.ended() {
+			return r.reason
+		}
+	}
+	return endExpired
 }
