@@ -161,6 +161,20 @@ its own append-only file again within it. Empty without a memory limit.
 {{- end -}}
 {{- end -}}
 
+{{/*
+A Go duration of the values' form (the schema's ([0-9]+(\.[0-9]+)?(ms|s|m|h))+,
+e.g. 1m30s) in seconds, for the bounds the services check at start.
+*/}}
+{{- define "tollgate.durationSeconds" -}}
+{{- $unit := dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ms|s|m|h)" (toString .) -1 -}}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" . -}}
+{{- $total = addf $total (mulf (float64 $num) (index $unit (trimPrefix $num .))) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+
 {{/* Whether capability-core logs in to the bundled Redis as the backends' ACL user. */}}
 {{- define "tollgate.coreAsBackendUser" -}}
 {{- if and .Values.redis.bundled.enabled .Values.redis.bundled.backendUser.enabled -}}true{{- end -}}
