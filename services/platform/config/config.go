@@ -109,12 +109,24 @@ func (s *Source) Duration(key string, def time.Duration) time.Duration {
 
 // List splits key on commas, dropping empty items.
 func (s *Source) List(key string, def []string) []string {
-	v := s.String(key, "")
-	if v == "" {
+	return splitList(s.String(key, ""), def, ",")
+}
+
+// SecretList is List for a list of secrets: key's value, or the content of
+// the file named by key_FILE (as Secret), split on commas and line breaks
+// (a file may hold one item per line), dropping white space around items
+// and empty items.
+func (s *Source) SecretList(key string, def []string) []string {
+	return splitList(s.Secret(key), def, ",\r\n")
+}
+
+// splitList splits v at any of seps; an empty (or all white space) v is def.
+func splitList(v string, def []string, seps string) []string {
+	if strings.TrimSpace(v) == "" {
 		return def
 	}
 	var out []string
-	for _, item := range strings.Split(v, ",") {
+	for _, item := range strings.FieldsFunc(v, func(r rune) bool { return strings.ContainsRune(seps, r) }) {
 		if item = strings.TrimSpace(item); item != "" {
 			out = append(out, item)
 		}

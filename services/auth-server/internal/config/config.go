@@ -103,7 +103,8 @@ type Config struct {
 
 	// TokenSecret keys the HMAC of authorization codes and refresh tokens
 	// (TOKEN_HMAC_SECRET or _FILE, at least 32 bytes); RotatedTokenSecrets
-	// still verify (TOKEN_HMAC_SECRETS_ROTATED, comma-separated). Every
+	// still verify (TOKEN_HMAC_SECRETS_ROTATED or _FILE, comma-separated, a
+	// file's items also one a line). Every
 	// secret, current or rotated, is normalised by one rule (secretValue:
 	// white space around it is dropped), so a secret moved from the one
 	// setting to the other is the same value. When that rule changed
@@ -158,7 +159,7 @@ type Config struct {
 	// ClientSecretKey keys the HMAC-SHA256 hashes of server-generated
 	// client secrets (CLIENT_SECRET_HMAC_KEY or _FILE, at least 32 bytes;
 	// default: derived from TOKEN_HMAC_SECRET); RotatedClientSecretKeys
-	// still verify (CLIENT_SECRET_HMAC_KEYS_ROTATED). The keys are
+	// still verify (CLIENT_SECRET_HMAC_KEYS_ROTATED or _FILE). The keys are
 	// normalised as the token secrets are (secretValue). After the rotated
 	// keys, RotatedClientSecretKeys holds the spellings the keys may have
 	// had when a release used CLIENT_SECRET_HMAC_KEY from the environment
@@ -319,7 +320,7 @@ func Load(getenv func(string) string) (Config, error) {
 	claimMap := s.List("UPSTREAM_CLAIM_MAP", nil)
 	tokenSecret := s.Secret("TOKEN_HMAC_SECRET")
 	c.TokenSecret = secretValue(tokenSecret)
-	c.RotatedTokenSecrets = s.List("TOKEN_HMAC_SECRETS_ROTATED", nil)
+	c.RotatedTokenSecrets = s.SecretList("TOKEN_HMAC_SECRETS_ROTATED", nil)
 	if old := strings.TrimRightFunc(tokenSecret, unicode.IsSpace); old != c.TokenSecret && !slices.Contains(c.RotatedTokenSecrets, old) {
 		// Leading white space: releases before this one used it, and it
 		// shifts the 32 bytes that key the tokens' HMAC.
@@ -348,7 +349,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.TrustedProxies = s.List(clientip.Setting, nil)
 	clientKey := s.Secret("CLIENT_SECRET_HMAC_KEY")
 	c.ClientSecretKey = secretValue(clientKey)
-	c.RotatedClientSecretKeys = s.List("CLIENT_SECRET_HMAC_KEYS_ROTATED", nil)
+	c.RotatedClientSecretKeys = s.SecretList("CLIENT_SECRET_HMAC_KEYS_ROTATED", nil)
 	if c.ClientSecretKey != "" {
 		c.RotatedClientSecretKeys = append(c.RotatedClientSecretKeys, untrimmed(clientKey, c.ClientSecretKey, c.RotatedClientSecretKeys)...)
 	}
@@ -391,7 +392,7 @@ func Load(getenv func(string) string) (Config, error) {
 
 // secretValue is the one rule every secret setting of the HMAC keys is
 // read by, current or rotated, from the environment or a file: white
-// space around the value is not part of it (config.Source.List trims each
+// space around the value is not part of it (config.Source.SecretList trims each
 // item of a rotated list so; a Kubernetes secretKeyRef to a key made
 // --from-file gives the value with a trailing newline).
 func secretValue(v string) string { return strings.TrimSpace(v) }
