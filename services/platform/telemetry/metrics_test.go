@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/telemetry"
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
@@ -153,6 +154,55 @@ func TestRedisMetrics(t *testing.T) {
 	}
 	if v := gauge(t, reg, "tollgate_redis_pool_connections"); v < 1 {
 		t.Errorf("pool connections = %v", v)
+	}
+}
+
+// TestRedisUpWhenRedisRefusesTheConnection: a Redis that answers but
+// refuses the connection (a wrong password: WRONGPASS; none: NOAUTH)
+// serves no command, so it counts as unavailable and tollgate_redis_up is
+// 0, which TollgateRedisDown alerts on; with the right password it is 1.
+func TestRedisUpWhenRedisRefusesTheConnection(t *testing.T) {
+	r := testharness.StartRedis(t, "--requirepass", "right-password")
+	ctx := context.Background()
+	for _, tc := range []struct{ name, password, reply string }{
+		{"wrong password", "wrong-password", "WRONGPASS"},
+		{"no password", "", "NOAUTH"},
+		{"right password", "right-password", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := r.Config()
+			cfg.Password = tc.password
+			rdb, err := redisx.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = rdb.Close() })
+			reg := prometheus.NewRegistry()
+			if err := telemetry.InstrumentRedisMetrics(rdb.UniversalClient, reg); err != nil {
+				t.Fatal(err)
+			}
+			err = rdb.Set(ctx, "k", "v", time.Minute).Err()
+			pingErr := rdb.Ping(ctx) // what a readiness probe does
+			results := labelValues(t, reg)["tollgate_redis_command_duration_seconds"]["result"]
+			up := gauge(t, reg, "tollgate_redis_up")
+			if tc.reply == "" {
+				if err != nil || pingErr != nil || up != 1 || !results["ok"] {
+					t.Errorf("set: %v, ping: %v; tollgate_redis_up = %v, results %v; want no error, up 1", err, pingErr, up, results)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.reply) || pingErr == nil {
+				t.Fatalf("set: %v, ping: %v; want %s", err, pingErr, tc.reply)
+			}
+			if up != 0 {
+				t.Errorf("tollgate_redis_up = %v with every command refused %s", up, tc.reply)
+			}
+			// (error may be there: go-redis's connection set-up sends CLIENT
+			// SETINFO, which a Redis before 7.2 does not know.)
+			if !results["unavailable"] || results["ok"] {
+				t.Errorf("results %v, want unavailable and no ok", results)
+			}
+		})
 	}
 }
 

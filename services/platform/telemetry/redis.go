@@ -42,7 +42,8 @@ func RedisCommandLabel(name string) string {
 
 // Redis command results: ok, miss (a nil reply, not an error), error (the
 // server refused the command) and unavailable (no answer: refused
-// connection, timeout, closed pool).
+// connection, timeout, closed pool; or an answer refusing every command of
+// the connection: see refusesConnection).
 const (
 	redisOK          = "ok"
 	redisMiss        = "miss"
@@ -60,10 +61,25 @@ func RedisResult(err error) string {
 		return redisMiss
 	case errors.Is(err, context.Canceled):
 		return redisError // the caller gave up: no statement about Redis
-	case errors.As(err, &rerr) && !isNetError(err):
+	case errors.As(err, &rerr) && !isNetError(err) && !refusesConnection(err):
 		return redisError
 	}
 	return redisUnavailable
+}
+
+// refusesConnection reports whether a Redis error reply refuses the
+// connection rather than the command: the same reply meets every command
+// until an operator or Redis acts. Authentication (WRONGPASS, NOAUTH: a
+// wrong or missing REDIS_PASSWORD; go-redis's connection set-up gets it,
+// and the command that needed the connection is answered with it), an ACL
+// refusing the fleet's commands (NOPERM), the server's connection limit,
+// and the replies redisx's circuit breaker counts as Redis not able to
+// serve yet (LOADING, MASTERDOWN, BUSY, CLUSTERDOWN, TRYAGAIN).
+func refusesConnection(err error) bool {
+	var rerr redis.Error
+	return redis.IsAuthError(err) || redis.IsPermissionError(err) || redis.IsMaxClientsError(err) ||
+		redis.IsLoadingError(err) || redis.IsMasterDownError(err) || redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
+		errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "BUSY ")
 }
 
 func isNetError(err error) bool {
@@ -87,7 +103,9 @@ type redisMetrics struct {
 //     command (pipelines and transactions as "pipeline"), by bounded
 //     command name and result (ok, miss, error, unavailable);
 //   - tollgate_redis_up: 1 when the last command got an answer, 0 when it
-//     found Redis unreachable (readiness probes keep it current);
+//     found Redis unreachable or refusing the connection (result
+//     unavailable: a wrong password, for example; readiness probes keep it
+//     current);
 //   - tollgate_redis_pool_*: the client's connection pool (hits, misses,
 //     timeouts, stale connections, total and idle connections).
 func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer) error {
@@ -98,7 +116,7 @@ func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer
 			Help:    "Redis command latency by command and result (ok, miss, error, unavailable).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"command", "result"}),
-		upDesc:   prometheus.NewDesc("tollgate_redis_up", "1 when the last Redis command got an answer, 0 when Redis was unreachable.", nil, nil),
+		upDesc:   prometheus.NewDesc("tollgate_redis_up", "1 when the last Redis command got an answer, 0 when Redis was unreachable or refused the connection (wrong password, loading).", nil, nil),
 		hits:     prometheus.NewDesc("tollgate_redis_pool_hits_total", "Times a free connection was found in the pool.", nil, nil),
 		misses:   prometheus.NewDesc("tollgate_redis_pool_misses_total", "Times no free connection was found in the pool.", nil, nil),
 		timeouts: prometheus.NewDesc("tollgate_redis_pool_timeouts_total", "Times a wait for a pool connection timed out.", nil, nil),
