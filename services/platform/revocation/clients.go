@@ -69,6 +69,15 @@ type clientRecord struct {
 	removed, exp int64
 }
 
+func (r clientRecord) expiry() int64 { return r.exp }
+
+// merge: the latest removal counts (it cuts more tokens), kept until the
+// latest expiry.
+func (r clientRecord) merge(rec clientRecord) (clientRecord, bool) {
+	next := clientRecord{removed: max(r.removed, rec.removed), exp: max(r.exp, rec.exp)}
+	return next, next.removed > r.removed
+}
+
 // RemoveClients records that the clients clientIDs were removed at
 // removedAt and announces it: from then on every Set refuses their
 // tokens issued at or before removedAt (Set.ClientRemoved). Recording a
@@ -155,26 +164,10 @@ func (s *Set) OnClientRemoved(f func(clientID string)) (remove func()) {
 
 func (s *Set) learnedClients(ids ...string) { s.clientHooks.tell(ids) }
 
-// mergeClient merges rec into the record of id, under mu, and reports
-// whether the Set learned something that refuses more tokens: a record it
-// did not hold (or held expired), or a later removal.
-func (s *Set) mergeClient(id string, rec clientRecord, now int64) bool {
-	if rec.exp <= now {
-		return false
-	}
-	old, held := s.clients[id]
-	if held && old.exp <= now {
-		old, held = clientRecord{}, false // forgotten: its tokens have expired
-	}
-	next := clientRecord{removed: max(old.removed, rec.removed), exp: max(old.exp, rec.exp)}
-	s.clients[id] = next
-	return !held || next.removed > old.removed
-}
-
 func (s *Set) addClient(id string, rec clientRecord) {
 	now := s.o.Now().UnixMilli()
 	s.mu.Lock()
-	learned := s.mergeClient(id, rec, now)
+	learned := mergeRecord(s.clients, id, rec, now)
 	s.mu.Unlock()
 	if learned {
 		s.learnedClients(id)
@@ -194,11 +187,7 @@ func (s *Set) reloadClients(ctx context.Context) ([]string, error) {
 	}
 	var learned []string
 	s.mu.Lock()
-	for id, rec := range s.clients {
-		if rec.exp <= now {
-			delete(s.clients, id)
-		}
-	}
+	pruneRecords(s.clients, now)
 	for _, z := range zs {
 		member, _ := z.Member.(string)
 		removedText, id, ok := strings.Cut(member, " ")
@@ -206,7 +195,7 @@ func (s *Set) reloadClients(ctx context.Context) ([]string, error) {
 		if !ok || err != nil || removed <= 0 || !validClientID(id) {
 			continue
 		}
-		if s.mergeClient(id, clientRecord{removed: removed, exp: int64(z.Score)}, now) {
+		if mergeRecord(s.clients, id, clientRecord{removed: removed, exp: int64(z.Score)}, now) {
 			learned = append(learned, id)
 		}
 	}

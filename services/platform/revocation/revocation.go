@@ -66,6 +66,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,7 +182,7 @@ type Set struct {
 	o Options
 
 	mu     sync.RWMutex
-	grants map[string]int64 // grant id → record expiry, Unix ms
+	grants map[string]grantRecord // by grant id
 
 	reloadMu sync.Mutex // one reload at a time
 	metrics  *metrics
@@ -207,7 +208,7 @@ func New(o Options) (*Set, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Set{o: o, grants: map[string]int64{}, clients: map[string]clientRecord{}}
+	s := &Set{o: o, grants: map[string]grantRecord{}, clients: map[string]clientRecord{}}
 	m, err := newMetrics(o.Metrics, s)
 	if err != nil {
 		return nil, err
@@ -223,9 +224,9 @@ func (s *Set) Revoked(grantID string) bool {
 		return false
 	}
 	s.mu.RLock()
-	exp, ok := s.grants[grantID]
+	rec, ok := s.grants[grantID]
 	s.mu.RUnlock()
-	return ok && s.o.Now().UnixMilli() < exp
+	return ok && s.o.Now().UnixMilli() < rec.exp
 }
 
 // Len is the number of records held (expired ones included until the next
@@ -300,14 +301,55 @@ func (l *hookList) tell(ids []string) {
 func (s *Set) add(id string, exp int64) {
 	now := s.o.Now().UnixMilli()
 	s.mu.Lock()
-	old := s.grants[id]
-	if exp > old {
-		s.grants[id] = exp
-	}
+	learned := mergeRecord(s.grants, id, grantRecord{exp: exp}, now)
 	s.mu.Unlock()
-	if old <= now && exp > now {
+	if learned {
 		s.learned(id)
 	}
+}
+
+// grantRecord is what a Set holds for one revoked grant: the latest
+// record expiry it heard of, Unix ms.
+type grantRecord struct{ exp int64 }
+
+func (r grantRecord) expiry() int64 { return r.exp }
+
+// merge: a grant is revoked or not, so a later expiry only extends the
+// record; it refuses no more tokens.
+func (r grantRecord) merge(rec grantRecord) (grantRecord, bool) {
+	return grantRecord{exp: max(r.exp, rec.exp)}, false
+}
+
+// record is what a Set holds for one id (a revoked grant, a removed
+// client) until its expiry, Unix ms.
+type record[R any] interface {
+	expiry() int64
+	// merge is the record of what the receiver and rec say together, and
+	// whether it refuses tokens the receiver did not.
+	merge(rec R) (R, bool)
+}
+
+// mergeRecord merges rec into m's record of id, under mu, and reports
+// whether the Set learned something that refuses more tokens: a record it
+// did not hold (or held expired: its tokens have expired), or one that
+// refuses more than the one it held (merge). An expired rec is ignored.
+func mergeRecord[R record[R]](m map[string]R, id string, rec R, now int64) bool {
+	if rec.expiry() <= now {
+		return false
+	}
+	old, held := m[id]
+	if !held || old.expiry() <= now {
+		m[id] = rec
+		return true
+	}
+	next, more := old.merge(rec)
+	m[id] = next
+	return more
+}
+
+// pruneRecords drops m's expired records, under mu.
+func pruneRecords[R record[R]](m map[string]R, now int64) {
+	maps.DeleteFunc(m, func(_ string, rec R) bool { return rec.expiry() <= now })
 }
 
 // Start loads the records once (bounded by ctx and the Redis client's
@@ -359,18 +401,11 @@ func (s *Set) reload(ctx context.Context) ([]string, error) {
 	}
 	var learned []string
 	s.mu.Lock()
-	for id, exp := range s.grants {
-		if exp <= now {
-			delete(s.grants, id)
-		}
-	}
+	pruneRecords(s.grants, now)
 	for _, z := range zs {
 		id, _ := z.Member.(string)
-		if exp := int64(z.Score); validGrantID(id) && exp > s.grants[id] {
-			if _, held := s.grants[id]; !held {
-				learned = append(learned, id)
-			}
-			s.grants[id] = exp
+		if validGrantID(id) && mergeRecord(s.grants, id, grantRecord{exp: int64(z.Score)}, now) {
+			learned = append(learned, id)
 		}
 	}
 	s.mu.Unlock()
