@@ -832,7 +832,8 @@ func initializeParamsError(m message, body []byte) string {
 	if !absent(raw) && kind(raw) != '{' {
 		return ""
 	}
-	if p := initializeParams.problem(raw); p.repeated {
+	p := initializeParams.problem(raw)
+	if p.repeated {
 		return p.message() // which of the values is meant cannot be told
 	}
 	params := initializeParams.find(raw)
@@ -863,7 +864,7 @@ func initializeParamsError(m message, body []byte) string {
 	}
 	problems = append(problems, params.ambiguities("params", "protocolVersion", "capabilities", "clientInfo")...)
 	if len(problems) == 0 {
-		return initializeParams.caseError(raw)
+		return p.message() // a case variant, as caseError would find it
 	}
 	return "invalid params: " + strings.Join(problems, "; ")
 }
