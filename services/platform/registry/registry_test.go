@@ -45,7 +45,7 @@ func TestRegistryHasTheReferenceSurface(t *testing.T) {
 		"identity.profile_card": "openid profile email",
 		"auth.session":          "openid",
 		"testing.echo":          "openid",
-		"orders.list":           "openid orders.read",
+		"shipments.list":        "openid shipments.read",
 		"connections.list":      "openid connections.read",
 		"connections.card":      "openid connections.read",
 		"connections.revoke":    "openid connections.revoke",
@@ -88,11 +88,11 @@ func TestRegistryHasTheReferenceSurface(t *testing.T) {
 	if tool, _ := reg.Tool("connections.revoke"); strings.Join(tool.Capability.Action.PathParams, ",") != "grant_id" {
 		t.Errorf("revoke path parameters = %v", tool.Capability.Action.PathParams)
 	}
-	wantRoutes := "GET /actions/connections listConnections openid,connections.read|DELETE /actions/connections/{grant_id} revokeConnection openid,connections.revoke|GET /actions/echo echo openid|GET /actions/orders listOrders openid,orders.read|GET /actions/profile getProfile openid,profile,email|GET /actions/session getSession openid|GET /health getHealth "
+	wantRoutes := "GET /actions/connections listConnections openid,connections.read|DELETE /actions/connections/{grant_id} revokeConnection openid,connections.revoke|GET /actions/echo echo openid|GET /actions/profile getProfile openid,profile,email|GET /actions/session getSession openid|GET /actions/shipments listShipments openid,shipments.read|GET /health getHealth "
 	if strings.Join(routes, "|") != wantRoutes {
 		t.Errorf("actions:\n got %s\nwant %s", strings.Join(routes, "|"), wantRoutes)
 	}
-	if s := strings.Join(reg.RequiredScopes(), " "); s != "connections.read connections.revoke email openid orders.read profile" {
+	if s := strings.Join(reg.RequiredScopes(), " "); s != "connections.read connections.revoke email openid profile shipments.read" {
 		t.Errorf("required scopes = %q", s)
 	}
 }
@@ -102,17 +102,17 @@ func TestRegistryHasTheReferenceSurface(t *testing.T) {
 // the consent page shows.
 func TestScopesComeFromTheServices(t *testing.T) {
 	reg := load(t)
-	if got := strings.Join(reg.ScopeNames(), " "); got != "openid profile email offline_access connections.read connections.revoke orders.read" {
+	if got := strings.Join(reg.ScopeNames(), " "); got != "openid profile email offline_access connections.read connections.revoke shipments.read" {
 		t.Errorf("supported scopes = %q", got)
 	}
-	s, ok := reg.Scope("orders.read")
-	if !ok || s.Description != "See your orders" || s.Service != "tollgate.testing.v1.OrdersService" {
-		t.Errorf("orders.read = %+v, %v", s, ok)
+	s, ok := reg.Scope("shipments.read")
+	if !ok || s.Description != "See your shipments" || s.Service != "tollgate.testing.v1.ShipmentsService" {
+		t.Errorf("shipments.read = %+v, %v", s, ok)
 	}
 	if s, ok := reg.Scope("email"); !ok || s.Description == "" || s.Service != "" {
 		t.Errorf("email = %+v, %v", s, ok)
 	}
-	if _, ok := reg.Scope("orders.write"); ok {
+	if _, ok := reg.Scope("shipments.write"); ok {
 		t.Error("an undeclared scope is supported")
 	}
 	empty, err := registry.New()
@@ -173,22 +173,22 @@ func TestSchemasComeFromTheMessages(t *testing.T) {
 	// OpenAPI document only (JSON Schema validators do not know the
 	// format: Ajv logs it, or refuses it in strict mode); 64-bit
 	// integers are decimal strings (the proto3 JSON mapping).
-	orders, _ := reg.Tool("orders.list")
-	oin, _ := json.Marshal(orders.Capability.InputSchema())
-	oout, _ := json.Marshal(orders.Capability.OutputSchema())
-	if !strings.Contains(string(oin), `"limit":{"description":"How many orders (1 to 50; 0 means 10).","maximum":4294967295,"minimum":0,"type":"integer"}`) {
+	shipments, _ := reg.Tool("shipments.list")
+	oin, _ := json.Marshal(shipments.Capability.InputSchema())
+	oout, _ := json.Marshal(shipments.Capability.OutputSchema())
+	if !strings.Contains(string(oin), `"limit":{"description":"How many shipments (1 to 50; 0 means 10).","maximum":4294967295,"minimum":0,"type":"integer"}`) {
 		t.Errorf("uint32 input schema: %s", oin)
 	}
-	if !strings.Contains(string(oout), `"total_cents":{"description":"Total in cents (a decimal string).","pattern":"^(0|[1-9][0-9]*)$","type":"string"}`) {
+	if !strings.Contains(string(oout), `"weight_grams":{"description":"Weight in grams (a decimal string).","pattern":"^(0|[1-9][0-9]*)$","type":"string"}`) {
 		t.Errorf("uint64 output schema: %s", oout)
 	}
-	ain, aout, _ := orders.Capability.Schemas("#/components/schemas/")
+	ain, aout, _ := shipments.Capability.Schemas("#/components/schemas/")
 	ain2, _ := json.Marshal(ain)
 	aout2, _ := json.Marshal(aout)
-	if !strings.Contains(string(ain2), `"limit":{"description":"How many orders (1 to 50; 0 means 10).","format":"uint32","maximum":4294967295,"minimum":0,"type":"integer"}`) {
+	if !strings.Contains(string(ain2), `"limit":{"description":"How many shipments (1 to 50; 0 means 10).","format":"uint32","maximum":4294967295,"minimum":0,"type":"integer"}`) {
 		t.Errorf("uint32 OpenAPI schema: %s", ain2)
 	}
-	if !strings.Contains(string(aout2), `"total_cents":{"description":"Total in cents (a decimal string).","format":"uint64","pattern":"^(0|[1-9][0-9]*)$","type":"string"}`) {
+	if !strings.Contains(string(aout2), `"weight_grams":{"description":"Weight in grams (a decimal string).","format":"uint64","pattern":"^(0|[1-9][0-9]*)$","type":"string"}`) {
 		t.Errorf("uint64 OpenAPI output schema: %s", aout2)
 	}
 	health, _ := reg.Tool("health.check")

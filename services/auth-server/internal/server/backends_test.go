@@ -37,7 +37,7 @@ func TestScopesFollowTheBackends(t *testing.T) {
 		Scopes: []*optionsv1.Scope{{Name: "notes.read", Description: "Read your notes"}}}})
 	notes.Stop()
 	f := startFleetWith(t, map[string]string{
-		"CAPABILITY_BACKENDS":         "orders=" + startOrdersBackend(t) + ",notes=" + notes.Addr,
+		"CAPABILITY_BACKENDS":         "shipments=" + startShipmentsBackend(t) + ",notes=" + notes.Addr,
 		"CAPABILITY_REFRESH_INTERVAL": "1s",
 	}, `- client_id: any-scope-app
   client_name: Any scope app
@@ -45,7 +45,7 @@ func TestScopesFollowTheBackends(t *testing.T) {
   token_endpoint_auth_method: none
   resources: ["BASE/mcp"]
 `)
-	if got := scopesSupported(t, f); !slices.Contains(got, "orders.read") || slices.Contains(got, "notes.read") {
+	if got := scopesSupported(t, f); !slices.Contains(got, "shipments.read") || slices.Contains(got, "notes.read") {
 		t.Fatalf("scopes_supported with notes down = %v", got)
 	}
 	if st, reg := register(t, f, `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none","scope":"openid notes.read"}`); st != http.StatusBadRequest {

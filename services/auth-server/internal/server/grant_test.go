@@ -329,7 +329,7 @@ func TestRefreshRotation(t *testing.T) {
 		}
 		// A scope never granted, after all that: still invalid_scope, and
 		// the latest token still works.
-		if x := refresh(r.RefreshToken, "openid orders.read"); x.Status != http.StatusBadRequest || x.Error != "invalid_scope" {
+		if x := refresh(r.RefreshToken, "openid shipments.read"); x.Status != http.StatusBadRequest || x.Error != "invalid_scope" {
 			t.Fatalf("a scope never granted: %d %s, want invalid_scope", x.Status, x.Error)
 		}
 		if x := f.refresh(c, r.RefreshToken); x.Status != http.StatusOK {

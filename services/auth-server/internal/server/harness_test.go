@@ -151,8 +151,8 @@ func newFleet(t testing.TB, env map[string]string, extraClients string, cheap bo
 	}
 	f.Clients["test-public"] = devClient{ClientID: "test-public", RedirectURIs: []string{"http://127.0.0.1:8976/public-callback"}, AuthMethod: "none", Audience: f.Base + "/mcp"}
 	f.env = map[string]string{
-		// The capability backend: testing/v1's OrdersService (orders.read).
-		"CAPABILITY_BACKENDS": "orders=" + startOrdersBackend(t),
+		// The capability backend: testing/v1's ShipmentsService (shipments.read).
+		"CAPABILITY_BACKENDS": "shipments=" + startShipmentsBackend(t),
 		"TOLLGATE_ENV":        "development", "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
 		"HTTP_ADDR": f.ln.Addr().String(), "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"PUBLIC_ISSUER_URL": f.Base, "SIGNING_KEYS_DIR": filepath.Join(f.Dir, "keys"),
@@ -533,19 +533,19 @@ func writeFile(t testing.TB, path, content string) {
 	}
 }
 
-// startOrdersBackend serves testing/v1's OrdersService with gRPC server
+// startShipmentsBackend serves testing/v1's ShipmentsService with gRPC server
 // reflection on loopback TCP until the test ends, and returns its address:
-// the auth-server supports the scopes its backends declare, so orders.read
-// (proto/tollgate/testing/v1/orders.proto, the capability guide's worked
-// example) comes from here, not from linking the package.
-func startOrdersBackend(t testing.TB) string {
+// the auth-server supports the scopes its backends declare, so shipments.read
+// (proto/tollgate/testing/v1/shipments.proto, the capability guide's worked
+// example under names of its own) comes from here, not from linking the package.
+func startShipmentsBackend(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	testingv1.RegisterOrdersServiceServer(srv, testingv1.UnimplementedOrdersServiceServer{})
+	testingv1.RegisterShipmentsServiceServer(srv, testingv1.UnimplementedShipmentsServiceServer{})
 	reflection.Register(srv)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)

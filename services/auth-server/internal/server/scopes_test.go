@@ -10,24 +10,25 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/tollgate/tollgate/proto/gen/tollgate/testing/v1" // the guide's worked example: OrdersService declares orders.read
+	_ "github.com/tollgate/tollgate/proto/gen/tollgate/testing/v1" // the guide's worked example, renamed: ShipmentsService declares shipments.read
 	"github.com/tollgate/tollgate/services/auth-server/internal/server"
 	pconfig "github.com/tollgate/tollgate/services/platform/config"
 )
 
 // TestCapabilityScopeEndToEnd follows docs/guides/add-a-capability.md: its
-// OrdersService (proto/tollgate/testing/v1/orders.proto, linked into this
-// test binary) declares orders.read, and nothing else is configured. The
+// worked example under names of its own, ShipmentsService
+// (proto/tollgate/testing/v1/shipments.proto, linked into this test binary),
+// declares shipments.read, and nothing else is configured. The
 // auth-server publishes the scope, accepts clients that register for it,
 // shows its description on the consent page and issues it in tokens; an
 // undeclared scope stays invalid.
 func TestCapabilityScopeEndToEnd(t *testing.T) {
-	f := startFleetWith(t, nil, `- client_id: orders-app
-  client_name: Orders app
-  redirect_uris: ["http://127.0.0.1:8978/orders-callback"]
+	f := startFleetWith(t, nil, `- client_id: shipments-app
+  client_name: Shipments app
+  redirect_uris: ["http://127.0.0.1:8978/shipments-callback"]
   token_endpoint_auth_method: none
   resources: ["BASE/mcp"]
-  scopes: [openid, orders.read]
+  scopes: [openid, shipments.read]
 `)
 	// Discovery (RFC 8414 / OpenID Connect Discovery) lists it.
 	resp, err := http.Get(f.Base + "/.well-known/openid-configuration")
@@ -39,20 +40,20 @@ func TestCapabilityScopeEndToEnd(t *testing.T) {
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&md)
 	resp.Body.Close()
-	if !slices.Contains(md.ScopesSupported, "orders.read") || !slices.Contains(md.ScopesSupported, "offline_access") || slices.Contains(md.ScopesSupported, "orders.write") {
+	if !slices.Contains(md.ScopesSupported, "shipments.read") || !slices.Contains(md.ScopesSupported, "offline_access") || slices.Contains(md.ScopesSupported, "shipments.write") {
 		t.Errorf("scopes_supported = %v", md.ScopesSupported)
 	}
 
 	// Consent shows the capability's words, and the token carries the scope.
-	c := devClient{ClientID: "orders-app", RedirectURIs: []string{"http://127.0.0.1:8978/orders-callback"}, AuthMethod: "none"}
+	c := devClient{ClientID: "shipments-app", RedirectURIs: []string{"http://127.0.0.1:8978/shipments-callback"}, AuthMethod: "none"}
 	a := newAuthRequest(c)
-	a.Scope = "openid orders.read"
+	a.Scope = "openid shipments.read"
 	b := newBrowser(t, a.RedirectURI)
 	p := f.login(b, a)
 	if p.Location != nil || p.Status != http.StatusOK {
 		t.Fatalf("want the consent page, got %d %v\n%s", p.Status, p.Location, p.Body)
 	}
-	if !strings.Contains(p.Body, "<li>See your orders</li>") || !strings.Contains(p.Body, "<li>Know who you are") {
+	if !strings.Contains(p.Body, "<li>See your shipments</li>") || !strings.Contains(p.Body, "<li>Know who you are") {
 		t.Errorf("consent page does not describe the scopes:\n%s", p.Body)
 	}
 	p = b.submit(p, url.Values{"decision": {"approve"}})
@@ -60,31 +61,31 @@ func TestCapabilityScopeEndToEnd(t *testing.T) {
 		t.Fatalf("no code after consent: %d %v", p.Status, p.Location)
 	}
 	tr := f.exchange(c, a, p.Location.Query().Get("code"))
-	if tr.Status != http.StatusOK || tr.Scope != "openid orders.read" {
+	if tr.Status != http.StatusOK || tr.Scope != "openid shipments.read" {
 		t.Fatalf("token: %d %s %s scope %q", tr.Status, tr.Error, tr.Description, tr.Scope)
 	}
 	claims, err := f.Verifier(f.Base+"/mcp").Verify(ctxT(t), tr.AccessToken)
-	if err != nil || !slices.Contains(claims.Scopes, "orders.read") {
+	if err != nil || !slices.Contains(claims.Scopes, "shipments.read") {
 		t.Fatalf("access token: %v %v", claims, err)
 	}
 
 	// A scope no capability declares is invalid_scope (RFC 6749 §4.1.2.1).
 	a = newAuthRequest(c)
-	a.Scope = "openid orders.write"
+	a.Scope = "openid shipments.write"
 	p = newBrowser(t, a.RedirectURI).get(a.URL(f.Base))
 	if p.Location == nil || p.Location.Query().Get("error") != "invalid_scope" {
-		t.Errorf("orders.write: %d %v, want invalid_scope", p.Status, p.Location)
+		t.Errorf("shipments.write: %d %v, want invalid_scope", p.Status, p.Location)
 	}
 
 	// Dynamic registration accepts the declared scope (and registers every
 	// supported one, TestDynamicClientStepUp) and refuses others.
-	st, reg := register(t, f, `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none","scope":"openid orders.read"}`)
+	st, reg := register(t, f, `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none","scope":"openid shipments.read"}`)
 	if got, _ := reg["scope"].(string); st != http.StatusCreated || !sameScopes(got, md.ScopesSupported) {
-		t.Errorf("register orders.read: %d %v, want the scope %v", st, reg, md.ScopesSupported)
+		t.Errorf("register shipments.read: %d %v, want the scope %v", st, reg, md.ScopesSupported)
 	}
-	st, reg = register(t, f, `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none","scope":"openid orders.write"}`)
+	st, reg = register(t, f, `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none","scope":"openid shipments.write"}`)
 	if st != http.StatusBadRequest || reg["error"] != "invalid_client_metadata" {
-		t.Errorf("register orders.write: %d %v, want 400 invalid_client_metadata", st, reg)
+		t.Errorf("register shipments.write: %d %v, want 400 invalid_client_metadata", st, reg)
 	}
 }
 
@@ -98,17 +99,17 @@ func TestClientRegistryRefusesUndeclaredScopes(t *testing.T) {
   redirect_uris: ["https://a.example/cb"]
   token_endpoint_auth_method: none
   resources: ["https://mcp.example/mcp"]
-  scopes: [openid, orders.read, orders.write]
+  scopes: [openid, shipments.read, shipments.write]
 `)
 	env := map[string]string{
 		"PUBLIC_ISSUER_URL": "http://localhost:1", "REDIS_URL": "redis://127.0.0.1:1/0", "CLIENTS_FILE": path,
 		"SIGNING_KEYS_DIR": dir, "UPSTREAM_ISSUER_URL": "http://localhost:2", "UPSTREAM_CLIENT_ID": "x",
-		"MCP_RESOURCE_URL": "https://mcp.example/mcp", "CAPABILITY_BACKENDS": "orders=" + startOrdersBackend(t),
+		"MCP_RESOURCE_URL": "https://mcp.example/mcp", "CAPABILITY_BACKENDS": "shipments=" + startShipmentsBackend(t),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := server.Run(ctx, pconfig.MapEnv(env), &strings.Builder{}, nil)
-	if err == nil || !strings.Contains(err.Error(), `scope "orders.write" is not supported`) || strings.Contains(err.Error(), `"orders.read" is not supported`) {
-		t.Errorf("Run: %v, want orders.write (and only it) refused", err)
+	if err == nil || !strings.Contains(err.Error(), `scope "shipments.write" is not supported`) || strings.Contains(err.Error(), `"shipments.read" is not supported`) {
+		t.Errorf("Run: %v, want shipments.write (and only it) refused", err)
 	}
 }
