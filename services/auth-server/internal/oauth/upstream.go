@@ -477,11 +477,13 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 		}
 		sources = append(sources, info)
 	}
+	sets := make([]map[string]any, 0, len(sources))
 	claims := map[string]any{}
 	for _, src := range sources {
 		b, _ := json.Marshal(src)
 		m := map[string]any{}
 		_ = json.Unmarshal(b, &m)
+		sets = append(sets, m)
 		for k, v := range m {
 			claims[k] = v // userinfo wins over the ID token
 		}
@@ -491,25 +493,84 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 	// Server.checkFreshness).
 	id := &Identity{Subject: sub, AuthTime: toks.IDTokenClaims.GetAuthTime()}
 	str := func(claim string) string {
-		name := claim
-		if m, ok := u.cfg.ClaimMap[claim]; ok {
-			name = m
-		}
-		s, _ := claims[name].(string)
+		s, _ := claims[u.claimName(claim)].(string)
 		return s
 	}
 	id.Profile = tokens.Profile{
 		Name: str("name"), GivenName: str("given_name"), FamilyName: str("family_name"),
-		PreferredUsername: str("preferred_username"), Email: str("email"),
+		PreferredUsername: str("preferred_username"),
 	}
-	evName := "email_verified"
-	if m, ok := u.cfg.ClaimMap["email_verified"]; ok {
-		evName = m
-	}
-	if id.Profile.EmailVerified, err = emailVerified(evName, claims[evName]); err != nil {
+	if id.Profile.Email, id.Profile.EmailVerified, err = u.email(sets); err != nil {
 		return nil, err
 	}
 	return id, nil
+}
+
+// claimName is the upstream claim a profile claim is read from
+// (UPSTREAM_CLAIM_MAP, or the same name).
+func (u *Upstream) claimName(claim string) string {
+	if m, ok := u.cfg.ClaimMap[claim]; ok {
+		return m
+	}
+	return claim
+}
+
+// email reads the email and whether it is verified as a pair from one
+// claim set (the ID token's, then userinfo's: the last that has the email
+// claim wins, as for the other claims), never the address of one set with
+// the verification of another: email_verified says whether the email
+// claim's value was verified (OpenID Connect Core §5.1), so it vouches
+// only for that value. The email is verified when that set's
+// email_verified is true, or, when that set has none, another set's is for
+// the same address; and, with the email mapped to another claim
+// (UPSTREAM_CLAIM_MAP=email=…), only when email_verified is mapped as well
+// or the set's own email claim is that same address — a verified email
+// says nothing of preferred_username. A malformed email_verified in any
+// set refuses the sign-in (errVerifiedClaim).
+func (u *Upstream) email(sets []map[string]any) (email string, verified bool, err error) {
+	emailName, evName := u.claimName("email"), u.claimName("email_verified")
+	_, evMapped := u.cfg.ClaimMap["email_verified"]
+	from := -1
+	for i, set := range sets {
+		if _, err := emailVerified(evName, set[evName]); err != nil {
+			return "", false, err
+		}
+		if _, ok := set[emailName]; ok {
+			from = i
+		}
+	}
+	if from < 0 {
+		return "", false, nil
+	}
+	email, _ = sets[from][emailName].(string)
+	if email == "" {
+		return "", false, nil
+	}
+	// vouches is what set says of email: ok is false when it says nothing.
+	vouches := func(set map[string]any) (v, ok bool) {
+		if s, _ := set[emailName].(string); s != email {
+			return false, false
+		}
+		if emailName != "email" && !evMapped {
+			if s, _ := set["email"].(string); s != email {
+				return false, false
+			}
+		}
+		if set[evName] == nil {
+			return false, false
+		}
+		v, _ = emailVerified(evName, set[evName])
+		return v, true
+	}
+	if v, ok := vouches(sets[from]); ok {
+		return email, v, nil
+	}
+	for _, set := range sets {
+		if v, ok := vouches(set); ok && v {
+			return email, true, nil
+		}
+	}
+	return email, false, nil
 }
 
 // maxAppleNamePart bounds each part of the name in Apple's user field.
