@@ -370,6 +370,11 @@ func (d *Discovery) install() *Registry {
 	for _, c := range reg.caps {
 		c.Backend = owner[c.Method.Parent().FullName()]
 	}
+	for _, b := range d.o.Backends {
+		if st := d.state[b.Name]; st.finger == "" && st.unreachable {
+			reg.unreached = append(reg.unreached, b.Name)
+		}
+	}
 	keys := make([]string, 0, len(refused))
 	for k := range refused {
 		keys = append(keys, k)

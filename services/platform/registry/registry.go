@@ -126,7 +126,15 @@ type Registry struct {
 	tools   map[string]*Tool
 	actions []*Action
 	scopes  map[string]Scope // declared by services (scopes.go)
+	// unreached: backends never reached when the registry was built
+	// (Discovery); the scopes they declare are not known yet.
+	unreached []string
 }
+
+// Unreached names the backends that discovery had not reached yet (not
+// once) when it built r: r cannot know the services and scopes they
+// declare. Empty once every backend has answered at least once.
+func (r *Registry) Unreached() []string { return r.unreached }
 
 // FromFiles scans every service in files (usually protoregistry.GlobalFiles,
 // populated by importing the generated packages) for capability RPCs.

@@ -60,6 +60,21 @@ func (s *Static) Get(id string) (*Client, error) {
 // Len is the number of clients.
 func (s *Static) Len() int { return len(*s.byID.Load()) }
 
+// UnsupportedScopes lists, as "client_id scope", each scope a client of
+// the registry allows that supported does not hold, sorted.
+func (s *Static) UnsupportedScopes(supported []string) []string {
+	var out []string
+	for id, c := range *s.byID.Load() {
+		for _, sc := range c.AllowedScope {
+			if !slices.Contains(supported, sc) {
+				out = append(out, id+" "+sc)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // HasHMACHashes reports whether a client's secret is stored as a keyed
 // fast hash, which needs the server's client secret key to verify.
 func (s *Static) HasHMACHashes() bool {

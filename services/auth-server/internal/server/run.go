@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -97,9 +99,16 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	caps := disc.Registry()
 	rules := clients.Rules{Resources: cfg.Resources(), Production: cfg.Production(), Scopes: caps.ScopeNames(),
 		ScopeSource: scopeNames(disc)}
-	// A client that names a scope must find it declared now: its backend
-	// must be up when the auth-server starts.
-	static, cp := clients.LoadFile(cfg.ClientsFile, rules)
+	// A client that names a scope must find it declared now, unless a
+	// backend has not been reached yet (down while the auth-server starts):
+	// the scopes it declares are unknown, so the clients' scopes are taken
+	// provisionally and checked again once every backend has answered
+	// (checkClientScopes); meanwhile, and after, a scope no backend declares
+	// is refused per request (invalid_scope at /oauth/authorize).
+	loadRules := rules
+	unreached := caps.Unreached()
+	loadRules.UncheckedScopes = len(unreached) > 0
+	static, cp := clients.LoadFile(cfg.ClientsFile, loadRules)
 	for _, p := range cp {
 		problems.Addf("CLIENTS_FILE: %s", p)
 	}
@@ -143,6 +152,20 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	defer o.Close() // before rdb.Close: no re-listing outlives the client
 	disc.OnChange(o.UseRegistry)
+	unsupported := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tollgate_client_scopes_unsupported",
+		Help: "Scopes static clients (CLIENTS_FILE) allow that no backend declares, counted once every backend has answered; requests for them are refused (invalid_scope).",
+	})
+	if err := base.Metrics.Register(unsupported); err != nil {
+		base.Close()
+		return err
+	}
+	if len(unreached) > 0 {
+		base.Log.Warn("backends not reached yet: the static clients' scopes are accepted until they answer", "backends", unreached)
+	}
+	checkScopes := checkClientScopes(static, base.Log, unsupported)
+	disc.OnChange(checkScopes)
+	checkScopes(disc.Registry())
 	o.UseRegistry(disc.Registry()) // one installed since caps was read
 	// The fleet's gRPC API. The key set is public (verifiers fetch it
 	// before they can check anything); every other RPC needs a verified
@@ -229,6 +252,31 @@ func recordRemovals(rev *revocation.Revoker, log *slog.Logger, failures promethe
 // discovery installs — Registry.ScopeNames copies and sorts them on each
 // call, which was ~6 % of a refresh's allocation — and shared: callers
 // only read them.
+// checkClientScopes returns the check, run at each registry change, of the
+// static clients' scopes against those the backends declare; it does
+// nothing while a backend has never been reached. Each scope no backend
+// declares is logged once and counted in the gauge.
+func checkClientScopes(static *clients.Static, log *slog.Logger, gauge prometheus.Gauge) func(*registry.Registry) {
+	var mu sync.Mutex
+	logged := map[string]bool{}
+	return func(reg *registry.Registry) {
+		if len(reg.Unreached()) > 0 {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		bad := static.UnsupportedScopes(reg.ScopeNames())
+		for _, b := range bad {
+			if !logged[b] {
+				logged[b] = true
+				id, sc, _ := strings.Cut(b, " ")
+				log.Error("static client scope not supported: no backend declares it; the client's requests for it are refused (invalid_scope)", "client_id", id, "scope", sc)
+			}
+		}
+		gauge.Set(float64(len(bad)))
+	}
+}
+
 func scopeNames(disc *registry.Discovery) func() []string {
 	type cached struct {
 		reg   *registry.Registry

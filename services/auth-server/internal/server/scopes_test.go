@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -10,9 +11,14 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/tollgate/tollgate/proto/gen/tollgate/testing/v1" // the guide's worked example, renamed: ShipmentsService declares shipments.read
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/reflection"
+
+	testingv1 "github.com/tollgate/tollgate/proto/gen/tollgate/testing/v1" // the guide's worked example, renamed: ShipmentsService declares shipments.read
 	"github.com/tollgate/tollgate/services/auth-server/internal/server"
 	pconfig "github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
 // TestCapabilityScopeEndToEnd follows docs/guides/add-a-capability.md: its
@@ -111,5 +117,81 @@ func TestClientRegistryRefusesUndeclaredScopes(t *testing.T) {
 	err := server.Run(ctx, pconfig.MapEnv(env), &strings.Builder{}, nil)
 	if err == nil || !strings.Contains(err.Error(), `scope "shipments.write" is not supported`) || strings.Contains(err.Error(), `"shipments.read" is not supported`) {
 		t.Errorf("Run: %v, want shipments.write (and only it) refused", err)
+	}
+}
+
+// TestClientScopesOfABackendNotReachedAtStart: an auth-server that starts
+// while a backend refuses connections does not exit because a static
+// client names that backend's scopes (docs/operations/failures.md): they
+// are accepted until the backend answers. Once it does, a scope it does
+// not declare either (shipments.write) is logged and counted in
+// tollgate_client_scopes_unsupported; shipments.read, which it declares, is
+// not.
+func TestClientScopesOfABackendNotReachedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/clients.yaml"
+	writeFile(t, path, `clients:
+- client_id: a
+  redirect_uris: ["https://a.example/cb"]
+  token_endpoint_auth_method: none
+  resources: ["https://mcp.example/mcp"]
+  scopes: [openid, shipments.read, shipments.write]
+`)
+	keys := t.TempDir()
+	if err := tokens.EnsureDevKey(keys); err != nil {
+		t.Fatal(err)
+	}
+	// The backend's address refuses connections until the backend starts
+	// on it (HoldPort keeps the port from other processes meanwhile).
+	bl := testharness.Listener(t)
+	backend := bl.Addr().String()
+	_ = bl.Close()
+	testharness.HoldPort(t, backend)
+	env := map[string]string{
+		"PUBLIC_ISSUER_URL": "http://localhost:1", "REDIS_URL": "redis://" + testharness.ClosedAddr(t) + "/0", "CLIENTS_FILE": path,
+		"SIGNING_KEYS_DIR": keys, "UPSTREAM_ISSUER_URL": "http://localhost:2", "UPSTREAM_CLIENT_ID": "x",
+		"MCP_RESOURCE_URL": "https://mcp.example/mcp", "CAPABILITY_BACKENDS": "shipments=" + backend,
+		"HTTP_ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+	}
+	as := testharness.RunService(t, server.Run, env) // fails the test if Run returns
+	if logs := as.Logs.String(); !strings.Contains(logs, "backends not reached yet") {
+		t.Errorf("no warning that the clients' scopes are taken provisionally:\n%s", logs)
+	}
+	metric := func() string {
+		resp, err := http.Get("http://" + as.Addr("admin") + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "tollgate_client_scopes_unsupported ") {
+				return line
+			}
+		}
+		return ""
+	}
+	if m := metric(); m != "tollgate_client_scopes_unsupported 0" {
+		t.Errorf("before the backend answers: %q", m)
+	}
+
+	// The backend comes up on its address; discovery asks it again within
+	// registry.RetryMax.
+	srv := grpc.NewServer()
+	testingv1.RegisterShipmentsServiceServer(srv, testingv1.UnimplementedShipmentsServiceServer{})
+	reflection.Register(srv)
+	ln := testharness.ListenAgain(t, backend)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	deadline := time.Now().Add(30 * time.Second)
+	for metric() != "tollgate_client_scopes_unsupported 1" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if m := metric(); m != "tollgate_client_scopes_unsupported 1" {
+		t.Fatalf("after the backend answered: %q\n%s", m, as.Logs)
+	}
+	logs := as.Logs.String()
+	if !strings.Contains(logs, "static client scope not supported") || !strings.Contains(logs, `"scope":"shipments.write"`) || strings.Contains(logs, `"scope":"shipments.read"`) {
+		t.Errorf("want shipments.write (and only it) logged as not supported:\n%s", logs)
 	}
 }
