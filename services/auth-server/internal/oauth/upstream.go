@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -330,6 +331,13 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	if err == nil && (u.cfg.ResponseMode == config.ResponseModeFormPost || u.cfg.ClientKey != "") {
 		err = u.checkSupport(ctx, party.Issuer(), wellKnown)
 	}
+	if errors.Is(err, oidc.ErrIssuerInvalid) {
+		// The provider answered with a document naming another issuer: a
+		// misconfiguration no retry mends (Discovery 1.0 §4.3), not an
+		// outage.
+		err = fmt.Errorf("%w: UPSTREAM_ISSUER_URL is %q, but the provider's discovery document (%s) says issuer %q (OpenID Connect Discovery 1.0 §4.3: they must be identical)",
+			errUpstreamMismatch, u.cfg.Issuer, wellKnown, u.documentIssuer(ctx, wellKnown))
+	}
 	u.observe("discovery", start, err)
 	if errors.Is(err, errUpstreamMismatch) {
 		return nil, err
@@ -342,6 +350,30 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	u.party = party
 	u.mu.Unlock()
 	return party, nil
+}
+
+// documentIssuer is the issuer the discovery document at wellKnown names,
+// for the log of a mismatch ("" when it cannot be read).
+func (u *Upstream) documentIssuer(ctx context.Context, wellKnown string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, wellKnown, nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := u.client.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Issuer string `json:"issuer"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc) != nil {
+		return ""
+	}
+	if len(doc.Issuer) > 256 {
+		return doc.Issuer[:256] + "…"
+	}
+	return doc.Issuer
 }
 
 // checkSupport refuses what the discovery document says the provider does

@@ -72,3 +72,12 @@ func TestUpstreamEmailVerifiedPair(t *testing.T) {
 		})
 	}
 }
+
+// TestUpstreamDiscoveryIssuerMismatch: a discovery document naming another
+// issuer than UPSTREAM_ISSUER_URL (Discovery 1.0 §4.3) is a
+// misconfiguration no retry mends: server_error, not
+// temporarily_unavailable. Before, it passed for an outage.
+func TestUpstreamDiscoveryIssuerMismatch(t *testing.T) {
+	f, _ := startShaped(t, idptest.Shape{DiscoveryIssuer: "https://other.example", UserinfoClaims: fullProfile}, nil)
+	f.refusedWith(t, "server_error")
+}
