@@ -94,8 +94,9 @@ func TestRealCluster(t *testing.T) {
 	// The end-to-end flow through Traefik, once it routes both hosts (it
 	// skips a backend until the Service has ready endpoints).
 	client.waitRouted(t, issuer+"/.well-known/openid-configuration", "http://"+actionsHost+"/health")
-	mcpTok := client.link(t, mcpResource)
-	actTok := client.link(t, actionsAud)
+	mcpTok := client.link(t, mcpResource, issuer)
+	// A GPT starts on the Actions host (ACTIONS_OAUTH_BASE_URL).
+	actTok := client.link(t, actionsAud, "http://"+actionsHost)
 	// The connectors reach capability-core (and the auth-server) through
 	// headless Services, which have no address until a pod is Ready. Their
 	// resolver (services/platform/grpcx/resolver.go) asks again every
@@ -374,9 +375,10 @@ var (
 )
 
 // link runs account linking for resource: authorization request with PKCE
-// at the issuer, the dev IdP's login form, the callback with code, state and
-// iss, and the code exchange.
-func (c *clusterClient) link(t *testing.T, resource string) tokenResponse {
+// at start's /oauth/authorize (the issuer, or the Actions host, which sends
+// the browser on to the issuer's), the dev IdP's login form, the callback
+// with code, state and iss, and the code exchange.
+func (c *clusterClient) link(t *testing.T, resource, start string) tokenResponse {
 	t.Helper()
 	verifier := rand.Text() + rand.Text()
 	sum := sha256.Sum256([]byte(verifier))
@@ -386,7 +388,7 @@ func (c *clusterClient) link(t *testing.T, resource string) tokenResponse {
 		"scope": {"openid profile email offline_access"}, "state": {state}, "resource": {resource},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
 	}
-	next, method, form := issuer+"/oauth/authorize?"+q.Encode(), http.MethodGet, url.Values(nil)
+	next, method, form := start+"/oauth/authorize?"+q.Encode(), http.MethodGet, url.Values(nil)
 	var visited []string
 	for step := 0; ; step++ {
 		if step > 15 {

@@ -423,7 +423,7 @@ func (s *Server) Handler() http.Handler {
 	handle("GET", "/.well-known/openid-configuration", http.HandlerFunc(s.discovery))
 	handle("GET", "/.well-known/oauth-authorization-server", http.HandlerFunc(s.discovery))
 	handle("GET", "/.well-known/oauth-authorization-server/{path...}", http.HandlerFunc(s.discoveryAtPath))
-	handle("GET", "/oauth/authorize", s.guard("authorize", false, s.authorize))
+	handle("GET", "/oauth/authorize", s.onIssuerHost(s.guard("authorize", false, s.authorize)))
 	handle("GET", "/oauth/callback", s.guard("callback", false, s.callback))
 	handle("POST", "/oauth/callback", s.guard("callback", false, s.callback)) // UPSTREAM_RESPONSE_MODE=form_post
 	handle("POST", "/oauth/consent", s.guard("consent", false, s.consent))

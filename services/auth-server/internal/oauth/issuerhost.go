@@ -1,0 +1,83 @@
+package oauth
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// onIssuerHost sends an authorization request asked on another host than
+// the issuer's to the same request on the issuer: 302 Found (RFC 9110
+// §15.4.3; a GET stays a GET, as OAuth's own redirects are 302, RFC 6749
+// §4.1.1), the path /oauth/authorize and the query unchanged, before
+// anything is stored or a cookie set.
+//
+// The login cookie that binds the sign-in to the browser is host-only
+// (__Host-, loginCookie), and the upstream IdP always sends the browser
+// back to <issuer>/oauth/callback. A sign-in started on another host —
+// the Actions origin a GPT Action is told to use (ACTIONS_OAUTH_BASE_URL,
+// which GPT Actions require on the API's domain) — set its cookie there,
+// the callback on the issuer's host had none, and every such sign-in
+// ended in "this sign-in was not started in this browser". Started on
+// the issuer, the cookie is where the callback reads it. The token
+// endpoint needs no cookie and answers on every host.
+//
+// The target is always the configured issuer, never built from the
+// request. The request's host is its Host header, as the ingress passes
+// it on (Kubernetes Ingress controllers, the Gateway API and make dev's
+// local ingress keep it), or X-Forwarded-Host when the request comes
+// from one of TRUSTED_PROXIES (a proxy that rewrites Host says there
+// which host the browser asked). An over-long query is left to the guard
+// (414, never echoed in a Location).
+func (s *Server) onIssuerHost(next http.Handler) http.Handler {
+	issuer, err := url.Parse(s.issuer)
+	if err != nil || issuer.Host == "" {
+		return next
+	}
+	want := canonicalHost(issuer.Scheme, issuer.Host)
+	target := strings.TrimSuffix(s.issuer, "/") + "/oauth/authorize"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if canonicalHost(issuer.Scheme, s.requestHost(r)) == want || len(r.URL.RawQuery) > maxAuthorizeQuery {
+			next.ServeHTTP(w, r)
+			return
+		}
+		to := target
+		if r.URL.RawQuery != "" {
+			to += "?" + r.URL.RawQuery
+		}
+		noStore(w)
+		w.Header().Set("Location", to)
+		w.WriteHeader(http.StatusFound)
+	})
+}
+
+// requestHost is the host (and port) the client asked for: X-Forwarded-Host's
+// first entry when the peer is a trusted proxy and sent one, else Host.
+func (s *Server) requestHost(r *http.Request) string {
+	if fh := r.Header.Get("X-Forwarded-Host"); fh != "" {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		if a, err := netip.ParseAddr(host); err == nil && s.addrs.Trusted(a.Unmap()) {
+			first, _, _ := strings.Cut(fh, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	return r.Host
+}
+
+// canonicalHost is host:port in lower case without the scheme's default
+// port, so "Gateway.example.com:443" is "gateway.example.com" for https.
+func canonicalHost(scheme, hostport string) string {
+	h := strings.ToLower(strings.TrimSuffix(hostport, "."))
+	switch {
+	case scheme == "https" && strings.HasSuffix(h, ":443"):
+		h = strings.TrimSuffix(h, ":443")
+	case scheme == "http" && strings.HasSuffix(h, ":80"):
+		h = strings.TrimSuffix(h, ":80")
+	}
+	return strings.TrimSuffix(h, ".")
+}
