@@ -652,3 +652,20 @@ func exposed(h http.Header, name string) bool {
 	}
 	return false
 }
+
+// TestHeadOnGetOperations: HEAD on a GET operation is the GET without
+// its content (RFC 9110 sections 9.1, 9.3.2), with the same token rules;
+// it was a 405.
+func TestHeadOnGetOperations(t *testing.T) {
+	f := start(t, nil)
+	h := bearer(f.token(t, allScopes))
+	get := f.do(t, http.MethodGet, "/actions/profile", h)
+	head := f.do(t, http.MethodHead, "/actions/profile", h)
+	if get.status != 200 || head.status != 200 || len(head.body) != 0 || head.header.Get("Content-Type") != get.header.Get("Content-Type") {
+		t.Errorf("HEAD /actions/profile: %d %q (Content-Type %q), want 200 without content, like GET's %d (Content-Type %q)",
+			head.status, head.body, head.header.Get("Content-Type"), get.status, get.header.Get("Content-Type"))
+	}
+	if r := f.do(t, http.MethodHead, "/actions/profile", nil); r.status != 401 || !strings.Contains(r.header.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("HEAD /actions/profile without a token: %d (WWW-Authenticate %q), want 401 with a challenge", r.status, r.header.Get("WWW-Authenticate"))
+	}
+}

@@ -136,8 +136,9 @@ func TestBodyIsJudgedAfterRouteAndToken(t *testing.T) {
 		{"GET, unknown path", http.MethodGet, "/actions/nope", writer, small, 404, "not_found", "", ""},
 		{"DELETE, unknown path", http.MethodDelete, "/actions/nope/a", "", small, 404, "not_found", "", ""},
 		{"HEAD, unknown path", http.MethodHead, "/actions/nope", "", small, 404, "", "", ""},
-		{"DELETE, path without DELETE", http.MethodDelete, "/actions/notes", writer, small, 405, "method_not_allowed", "", "OPTIONS, GET, POST"},
-		{"HEAD, path without HEAD", http.MethodHead, "/actions/notes", writer, small, 405, "", "", "OPTIONS, GET, POST"},
+		{"DELETE, path without DELETE", http.MethodDelete, "/actions/notes", writer, small, 405, "method_not_allowed", "", "OPTIONS, GET, HEAD, POST"},
+		{"HEAD, no token", http.MethodHead, "/actions/notes?text=a", "", small, 401, "", noChallenge + `"notes.read"`, ""},
+		{"HEAD, path without GET", http.MethodHead, "/actions/notes/a", writer, small, 405, "", "", "OPTIONS, DELETE"},
 		{"GET, path without GET", http.MethodGet, "/actions/notes/a", writer, small, 405, "method_not_allowed", "", "OPTIONS, DELETE"},
 		// Authenticated, to an operation: the body rules answer.
 		{"GET with a body", http.MethodGet, "/actions/notes?text=a", writer, small, 400, "invalid_request", "", ""},

@@ -149,6 +149,14 @@ func (s *server) handler() (*echo.Echo, error) {
 		route := pathParam.ReplaceAllString(a.Path, ":$1")
 		s.ops[a.Method+" "+route] = a.OperationID
 		e.Add(a.Method, route, s.action(a))
+		if a.Method == http.MethodGet {
+			// HEAD is GET without the content (RFC 9110 section 9.3.2; a
+			// general-purpose server MUST support both, section 9.1): the
+			// same operation, token and limits, and net/http drops the body.
+			// Not in the document: GPT Actions call GET.
+			s.ops[http.MethodHead+" "+route] = a.OperationID
+			e.Add(http.MethodHead, route, s.action(a))
+		}
 	}
 	// The static documents also answer HEAD, which link checkers use.
 	privacy := []byte(s.cfg.PrivacyPolicy)

@@ -75,7 +75,7 @@ func (g *Grants) RevokeGrant(ctx context.Context, in *authv1.RevokeGrantRequest)
 	if !store.ValidGrantID(in.GetGrantId()) {
 		// Malformed, so nobody's grant: say what a grant id looks like
 		// instead of echoing the value (it may be kilobytes long).
-		return nil, fault.InvalidArgument("grant_id is not a grant id: up to 128 letters, digits, '-' or '_' — the grant_id that connections.list (GET /actions/connections) or the access token's grant_id claim gives")
+		return nil, fault.InvalidArgument("grant_id is not a grant id: up to 128 letters, digits, '-' or '_' — the grant_id that listConnections (GET /actions/connections) or the MCP tool connections.list gives, or the access token's grant_id claim")
 	}
 	switch err := g.OAuth.Disconnect(ctx, c.Subject, in.GetGrantId()); {
 	case errors.Is(err, oauth.ErrConnectionNotFound):

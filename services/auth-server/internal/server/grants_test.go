@@ -133,10 +133,14 @@ func TestConnectedApps(t *testing.T) {
 		t.Errorf("no grant id: %v, want InvalidArgument", err)
 	}
 	// A malformed id is nobody's grant: InvalidArgument saying what a grant
-	// id is, without echoing the value.
+	// id is, without echoing the value, and where to get one by the names
+	// the caller knows: the Actions operation (the actions-api passes the
+	// message on; it named only the MCP tool before) and the MCP tool.
 	for _, id := range []string{strings.Repeat("a", 3000), "..%2F..", "g g", "\x00"} {
 		_, err := grants.RevokeGrant(bearer(dev.AccessToken), &authv1.RevokeGrantRequest{GrantId: id})
-		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "grant_id is not a grant id") || strings.Contains(status.Convert(err).Message(), id) {
+		msg := status.Convert(err).Message()
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(msg, "grant_id is not a grant id") || strings.Contains(msg, id) ||
+			!strings.Contains(msg, "listConnections (GET /actions/connections)") || !strings.Contains(msg, "MCP tool connections.list") {
 			t.Errorf("malformed grant id %.20q: %v, want InvalidArgument without the value", id, err)
 		}
 	}
