@@ -110,6 +110,10 @@ type Shape struct {
 	// AuthorizeError, when set, is the error the authorization endpoint
 	// answers instead of a code (e.g. Apple's user_cancelled_authorize).
 	AuthorizeError string
+	// JWKSStatus and UserinfoStatus, when set, are the HTTP status the
+	// JWKS and userinfo endpoints answer instead of their document, with
+	// a plain-text body (an outage at the provider's front: 503, 502).
+	JWKSStatus, UserinfoStatus int
 	// User is the user field posted with a form_post answer (Sign in with
 	// Apple's JSON, {"name":{"firstName":…,"lastName":…},"email":…}, sent
 	// on a user's first sign-in only); empty: none.
@@ -544,6 +548,10 @@ func (p *Shaped) sign(claims map[string]any) string {
 }
 
 func (p *Shaped) jwks(w http.ResponseWriter, _ *http.Request) {
+	if p.shape.JWKSStatus != 0 {
+		http.Error(w, http.StatusText(p.shape.JWKSStatus), p.shape.JWKSStatus)
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	set := jose.JSONWebKeySet{}
@@ -560,6 +568,10 @@ func (p *Shaped) jwks(w http.ResponseWriter, _ *http.Request) {
 // userinfoHandler answers a bearer access token it issued (the scheme is
 // case-insensitive, RFC 7235 §2.1).
 func (p *Shaped) userinfoHandler(w http.ResponseWriter, r *http.Request) {
+	if p.shape.UserinfoStatus != 0 {
+		http.Error(w, http.StatusText(p.shape.UserinfoStatus), p.shape.UserinfoStatus)
+		return
+	}
 	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	p.mu.Lock()
 	ok := strings.EqualFold(scheme, "bearer") && p.tokens[tok]

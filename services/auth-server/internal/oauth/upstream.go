@@ -122,6 +122,46 @@ func libraryStatus(err error) int {
 	return 0
 }
 
+// providerOutage reports whether err, of a request to the provider's JWKS
+// or userinfo endpoint, is an outage rather than an answer: a network
+// error, or a 502, 503 or 504 (RFC 9110 §15.6.3-5) — at or behind the
+// provider's front, as the token endpoint's same statuses are. The client
+// gets temporarily_unavailable; any other failure stays server_error.
+func providerOutage(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	switch libraryStatus(err) {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// idTokenKeysError is the error of the ID token's JWKS fetch in err's chain
+// (what zitadel/oidc wraps after jwksFailed), or nil when the exchange
+// failed otherwise.
+func idTokenKeysError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if strings.HasPrefix(err.Error(), jwksFailed) {
+		return errors.Unwrap(err)
+	}
+	switch e := err.(type) {
+	case interface{ Unwrap() error }:
+		return idTokenKeysError(e.Unwrap())
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			if je := idTokenKeysError(inner); je != nil {
+				return je
+			}
+		}
+	}
+	return nil
+}
+
 // refusedCredentials reports whether a token endpoint refusal (code,
 // status) is of this server's client authentication: invalid_client or
 // unauthorized_client, or HTTP 401 whatever the body says — RFC 6749 §5.2
@@ -483,6 +523,9 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 		if errors.As(err, &ne) {
 			return nil, fmt.Errorf("%w: token endpoint: %v", errUpstreamUnreachable, err)
 		}
+		if je := idTokenKeysError(err); je != nil && providerOutage(je) {
+			return nil, fmt.Errorf("%w: jwks: %w", errUpstreamUnreachable, err)
+		}
 		return nil, fmt.Errorf("%w: %w", errCodeExchange, libraryVerifiedClaim(err))
 	}
 	sub := toks.IDTokenClaims.GetSubject()
@@ -505,6 +548,9 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 		info, err := rp.Userinfo[*oidc.UserInfo](ctx, toks.AccessToken, toks.TokenType, sub, party)
 		u.observe("userinfo", start, err)
 		if err != nil {
+			if providerOutage(err) {
+				return nil, fmt.Errorf("%w: userinfo: %w", errUpstreamUnreachable, err)
+			}
 			return nil, fmt.Errorf("userinfo: %w", libraryVerifiedClaim(err))
 		}
 		sources = append(sources, info)

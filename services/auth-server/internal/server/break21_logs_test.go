@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -23,10 +24,19 @@ import (
 // error's. A proxy on UPSTREAM_DIAL_ADDR stands in for the gateway.
 func TestUpstreamErrorPageIsNotLogged(t *testing.T) {
 	const echo = "echoed: client_secret=s3cr3t-from-the-request ada.private@example.com"
-	// A 502 at the token endpoint is an outage (temporarily_unavailable,
-	// TestUpstreamRefusalShapes); userinfo's fails the sign-in.
-	for endpoint, code := range map[string]string{"/token": "temporarily_unavailable", "/userinfo": "server_error"} {
-		t.Run(endpoint, func(t *testing.T) {
+	// A 502 at the token or userinfo endpoint is an outage
+	// (temporarily_unavailable, TestUpstreamRefusalShapes,
+	// TestUpstreamOutageAfterTheCode); a 500 at userinfo fails the sign-in.
+	for name, c := range map[string]struct {
+		status int
+		code   string
+	}{
+		"/token":        {http.StatusBadGateway, "temporarily_unavailable"},
+		"/userinfo":     {http.StatusBadGateway, "temporarily_unavailable"},
+		"/userinfo 500": {http.StatusInternalServerError, "server_error"},
+	} {
+		endpoint, _, _ := strings.Cut(name, " ")
+		t.Run(name, func(t *testing.T) {
 			f := newFleet(t, nil, "", true)
 			p := idptest.StartShape(t, idptest.Shape{UserinfoClaims: fullProfile}, f.Base+"/oauth/callback")
 			target, _ := url.Parse(p.Server.URL)
@@ -35,7 +45,7 @@ func TestUpstreamErrorPageIsNotLogged(t *testing.T) {
 				if strings.HasSuffix(r.URL.Path, endpoint) {
 					_, _ = io.Copy(io.Discard, r.Body)
 					w.Header().Set("Content-Type", "text/plain")
-					w.WriteHeader(http.StatusBadGateway)
+					w.WriteHeader(c.status)
 					_, _ = io.WriteString(w, echo)
 					return
 				}
@@ -47,9 +57,9 @@ func TestUpstreamErrorPageIsNotLogged(t *testing.T) {
 			f.env["UPSTREAM_CLIENT_SECRET"] = p.ClientSecret
 			f.env["UPSTREAM_DIAL_ADDR"] = gw.Listener.Addr().String()
 			f.start()
-			f.refusedWith(t, code)
+			f.refusedWith(t, c.code)
 			logs := f.AS.Logs.String()
-			if !strings.Contains(logs, "upstream login failed") || !strings.Contains(logs, "502") || !strings.Contains(logs, "response body not logged") {
+			if !strings.Contains(logs, "upstream login failed") || !strings.Contains(logs, strconv.Itoa(c.status)) || !strings.Contains(logs, "response body not logged") {
 				t.Fatalf("want the failure logged with its status and without its body:\n%s", logs)
 			}
 			for _, leaked := range []string{"s3cr3t-from-the-request", "ada.private@example.com", "echoed"} {

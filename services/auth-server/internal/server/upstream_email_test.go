@@ -81,3 +81,29 @@ func TestUpstreamDiscoveryIssuerMismatch(t *testing.T) {
 	f, _ := startShaped(t, idptest.Shape{DiscoveryIssuer: "https://other.example", UserinfoClaims: fullProfile}, nil)
 	f.refusedWith(t, "server_error")
 }
+
+// TestUpstreamOutageAfterTheCode: the provider's JWKS or userinfo endpoint
+// answering 502/503/504 (RFC 9110 §15.6.3-5) is an outage, as at its token
+// endpoint: temporarily_unavailable, which tells the client to retry.
+// Before, both were server_error "the identity provider's response could
+// not be verified". Any other failure of theirs stays server_error.
+func TestUpstreamOutageAfterTheCode(t *testing.T) {
+	for name, tc := range map[string]struct {
+		shape idptest.Shape
+		want  string
+	}{
+		"JWKS 503":     {idptest.Shape{JWKSStatus: 503, UserinfoClaims: fullProfile}, "temporarily_unavailable"},
+		"JWKS 504":     {idptest.Shape{JWKSStatus: 504, UserinfoClaims: fullProfile}, "temporarily_unavailable"},
+		"JWKS 404":     {idptest.Shape{JWKSStatus: 404, UserinfoClaims: fullProfile}, "server_error"},
+		"userinfo 502": {idptest.Shape{UserinfoStatus: 502, UserinfoClaims: fullProfile}, "temporarily_unavailable"},
+		"userinfo 503": {idptest.Shape{UserinfoStatus: 503, UserinfoClaims: fullProfile}, "temporarily_unavailable"},
+		"userinfo 500": {idptest.Shape{UserinfoStatus: 500, UserinfoClaims: fullProfile}, "server_error"},
+		// A reachable JWKS that does not verify the signature: never an outage.
+		"forged signature": {idptest.Shape{ForgeSignature: true, UserinfoClaims: fullProfile}, "server_error"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f, _ := startShaped(t, tc.shape, nil)
+			f.refusedWith(t, tc.want)
+		})
+	}
+}
