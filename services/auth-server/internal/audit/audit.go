@@ -75,6 +75,10 @@ type Record struct {
 	// Subject is the end user's subject; it is logged as its SHA-256
 	// (hex, "subject_hash"), never in the clear.
 	Subject string
+	// UpstreamIssuer is the verified iss of the upstream IdP's ID token that
+	// vouched for Subject (CodeIssued): which provider — for Entra ID
+	// multi-tenant, which tenant — signed the user in.
+	UpstreamIssuer string
 	// GrantID identifies the grant (the authorization's request id, shared
 	// by its code, access and refresh tokens).
 	GrantID string
@@ -149,7 +153,7 @@ func (l *Logger) Log(ctx context.Context, r Record) {
 		b = appendAttr(b, "subject_hash", HashSubject(r.Subject))
 	}
 	for _, kv := range [...][2]string{
-		{"token_client_id", r.TokenClientID}, {"grant_id", r.GrantID}, {"grant_type", r.GrantType}, {"client_address", r.ClientAddr},
+		{"upstream_issuer", r.UpstreamIssuer}, {"token_client_id", r.TokenClientID}, {"grant_id", r.GrantID}, {"grant_type", r.GrantType}, {"client_address", r.ClientAddr},
 		{"endpoint", r.Endpoint}, {"reason", r.Reason},
 	} {
 		if kv[1] != "" {

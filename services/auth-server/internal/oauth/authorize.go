@@ -479,7 +479,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		id.Profile = withAppleName(id.Profile, q.Get("user"))
 	}
-	rec.Subject = id.Subject
+	rec.Subject, rec.UpstreamIssuer = id.Subject, id.Issuer
 	if desc := checkFreshness(mustParseQuery(p.Query), id.AuthTime, p.Created, s.now()); desc != "" {
 		s.log.InfoContext(r.Context(), "authentication not fresh enough", "reason", desc)
 		redirectErr("login_required", desc)
@@ -911,7 +911,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		unknown() // a concurrent post of the same form took it
 		return
 	}
-	rec.ClientID, rec.Subject = cr.Pending.ClientID, cr.Identity.Subject
+	rec.ClientID, rec.Subject, rec.UpstreamIssuer = cr.Pending.ClientID, cr.Identity.Subject, cr.Identity.Issuer
 	// The consent cookie stays: other tabs' pages are bound to it too.
 	ar, err := s.newAuthorizeRequest(ctx, requestWithQuery(r, mustParseQuery(cr.Pending.Query)))
 	if err != nil {
@@ -962,7 +962,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	}
 	// The consent is recorded; what follows is the code_issued event.
 	s.logAudit(r, rec)
-	*rec = audit.Record{Event: audit.CodeIssued, ClientID: cr.Pending.ClientID, Subject: cr.Identity.Subject, ClientAddr: rec.ClientAddr}
+	*rec = audit.Record{Event: audit.CodeIssued, ClientID: cr.Pending.ClientID, Subject: cr.Identity.Subject, UpstreamIssuer: cr.Identity.Issuer, ClientAddr: rec.ClientAddr}
 	s.issueCode(w, r, ar, cr.Pending, cr.Identity)
 }
 

@@ -32,6 +32,11 @@ type Identity struct {
 	Subject  string         `json:"sub"`
 	AuthTime time.Time      `json:"auth_time"`
 	Profile  tokens.Profile `json:"profile"`
+	// Issuer is the verified iss of the upstream ID token that vouched for
+	// Subject (for Entra ID multi-tenant, it names the user's tenant): the
+	// audit log's upstream_issuer. Empty in a consent request stored before
+	// it was recorded.
+	Issuer string `json:"iss,omitempty"`
 }
 
 // errUpstreamUnreachable means discovery or the token endpoint could not be
@@ -569,7 +574,7 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 	// auth_time is what the IdP said, or zero when it said nothing: it is
 	// never made up (a max_age or prompt=login request then fails, see
 	// Server.checkFreshness).
-	id := &Identity{Subject: sub, AuthTime: toks.IDTokenClaims.GetAuthTime()}
+	id := &Identity{Subject: sub, AuthTime: toks.IDTokenClaims.GetAuthTime(), Issuer: toks.IDTokenClaims.GetIssuer()}
 	str := func(claim string) string {
 		s, _ := claims[u.claimName(claim)].(string)
 		return s

@@ -398,8 +398,9 @@ func TestAuditLog(t *testing.T) {
 		{"event": "registration", "result": "ok", "client_id": id, "client_address": "127.0.0.1"},
 		{"event": "authorization_request", "result": "ok", "client_id": id, "client_authenticated": false, "client_address": "127.0.0.1"},
 		{"event": "authorization_request", "result": "invalid_target", "client_id": id},
-		{"event": "consent", "result": "ok", "client_id": id, "subject_hash": sub},
-		{"event": "code_issued", "result": "ok", "client_id": id, "subject_hash": sub},
+		// Which upstream IdP vouched for the user: the verified iss of its ID token.
+		{"event": "consent", "result": "ok", "client_id": id, "subject_hash": sub, "upstream_issuer": f.IdP.Issuer},
+		{"event": "code_issued", "result": "ok", "client_id": id, "subject_hash": sub, "upstream_issuer": f.IdP.Issuer},
 		{"event": "grant", "result": "ok", "grant_type": "authorization_code", "client_id": id, "client_authenticated": true, "subject_hash": sub},
 		{"event": "grant", "result": "ok", "grant_type": "refresh_token", "client_id": id, "subject_hash": sub},
 		{"event": "refresh_reuse_detected", "result": "invalid_grant", "client_id": id},
