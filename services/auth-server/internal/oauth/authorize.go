@@ -293,7 +293,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, errUpstreamMismatch) {
 		s.log.ErrorContext(r.Context(), "upstream does not support the configuration", "err", err)
 		_ = s.store.Delete(ctx, "pending", state)
-		redirectErr("server_error", "the identity provider does not support this server's configuration (UPSTREAM_RESPONSE_MODE or UPSTREAM_CLIENT_KEY_FILE; see the auth-server log)")
+		redirectErr("server_error", "the identity provider does not match this server's upstream settings (UPSTREAM_ISSUER_URL, UPSTREAM_RESPONSE_MODE or UPSTREAM_CLIENT_KEY_FILE; see the auth-server log)")
 		return
 	}
 	if err != nil {
