@@ -49,9 +49,8 @@ var (
 	// checked (answer 503 with Retry-After, never "valid").
 	ErrSlowCheckBusy = errors.New("too many slow client secret checks in flight")
 	// ErrSlowCheckRefused: the attempt is in failure back-off (see
-	// Attempt.BackedOff), the secret is not a recently verified one, and
-	// the client's back-off lane did not come free in time (BackoffLaneWait);
-	// it was not checked.
+	// Attempt.BackedOff) and the secret is not a recently verified one; it
+	// was not checked.
 	ErrSlowCheckRefused = errors.New("client authentication is in failure back-off")
 	// ErrUnknownHashFormat: the stored hash is neither bcrypt nor hmac-sha256.
 	ErrUnknownHashFormat = errors.New("unknown client secret hash format")
@@ -88,34 +87,14 @@ type SecretHasher struct {
 	// cacheKey keys the cache's digests with a per-process random key, so
 	// the entries in memory are not unkeyed digests of secrets.
 	cacheKey []byte
-	// lanes are the back-off lanes of the clients whose bcrypt checks in
-	// failure back-off are in flight or waiting (one bcrypt check in
-	// flight per client id in back-off; backoffLane).
-	lanesMu sync.Mutex
-	lanes   map[string]*lane
 }
-
-// lane is one client's back-off lane: ch holds the check in flight; users
-// counts the checks in flight or waiting, and the lane is dropped with the
-// last.
-type lane struct {
-	ch    chan struct{}
-	users int
-}
-
-// BackoffLaneWait is how long a bcrypt check in failure back-off waits for
-// its client's lane (the one check of that client in back-off at a time)
-// before it is refused with ErrSlowCheckRefused: a few checks' time, so a
-// correct secret waiting behind a flood's wrong ones from its address gets
-// its turn (waiters are served in order).
-const BackoffLaneWait = time.Second
 
 var _ fosite.Hasher = (*SecretHasher)(nil)
 
 // NewSecretHasher returns a hasher. It fails on a key shorter than
 // MinSecretKeyBytes.
 func NewSecretHasher(o SecretHasherOptions) (*SecretHasher, error) {
-	h := &SecretHasher{cacheKey: make([]byte, 32), lanes: map[string]*lane{}}
+	h := &SecretHasher{cacheKey: make([]byte, 32)}
 	for _, k := range append([][]byte{o.Key}, o.Rotated...) {
 		if len(k) == 0 {
 			continue
@@ -174,7 +153,7 @@ func (h *SecretHasher) hmacHash(key, secret []byte) []byte {
 // and nothing more.
 func (h *SecretHasher) Compare(ctx context.Context, stored, secret []byte) error {
 	a := attemptFrom(ctx)
-	rehash, err := h.compare(ctx, a, stored, secret)
+	rehash, err := h.compare(a, stored, secret)
 	a.record(err, stored, rehash)
 	switch {
 	case a == nil:
@@ -182,8 +161,6 @@ func (h *SecretHasher) Compare(ctx context.Context, stored, secret []byte) error
 		a.Failed()
 	case errors.Is(err, ErrSlowCheckBusy) && a.Busy != nil:
 		a.Busy()
-	case errors.Is(err, ErrSlowCheckRefused) && a.Refused != nil:
-		a.Refused()
 	}
 	return err
 }
@@ -191,7 +168,7 @@ func (h *SecretHasher) Compare(ctx context.Context, stored, secret []byte) error
 // compare is Compare's check. rehash is set when the secret matched an
 // HMAC hash under a rotated key: its hash under the current key (keys[0]),
 // the first one tried.
-func (h *SecretHasher) compare(ctx context.Context, a *Attempt, stored, secret []byte) (rehash []byte, err error) {
+func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte, err error) {
 	switch {
 	case bytes.HasPrefix(stored, []byte(HMACPrefix)):
 		var current []byte
@@ -211,22 +188,10 @@ func (h *SecretHasher) compare(ctx context.Context, a *Attempt, stored, secret [
 	case isBcrypt(stored):
 		key := h.verifiedKey(a, stored, secret)
 		if h.cache != nil && h.cache.Contains(key) {
-			// Sliding: each use renews the entry for the cache's TTL, so a
-			// secret in use more often than that is never checked again.
-			h.cache.Add(key, struct{}{})
 			return nil, nil
 		}
 		if a != nil && a.BackedOff != nil && a.BackedOff() {
-			// In failure back-off the check still runs, one at a time per
-			// client (on top of the slots): a correct secret presented from
-			// an address others spent the budget of (every GPT calls from
-			// OpenAI's few addresses) gets through, and a flood of wrong
-			// ones costs at most one check in flight per client.
-			leave, ok := h.backoffLane(ctx, a.ClientID)
-			if !ok {
-				return nil, ErrSlowCheckRefused
-			}
-			defer leave()
+			return nil, ErrSlowCheckRefused
 		}
 		select {
 		case h.slots <- struct{}{}:
@@ -245,43 +210,6 @@ func (h *SecretHasher) compare(ctx context.Context, a *Attempt, stored, secret [
 		return nil, nil
 	}
 	return nil, ErrUnknownHashFormat
-}
-
-// backoffLane waits, at most BackoffLaneWait or until ctx ends, for
-// client id's back-off lane, and returns the function that leaves it; ok
-// is false when the lane did not come free.
-func (h *SecretHasher) backoffLane(ctx context.Context, id string) (leave func(), ok bool) {
-	h.lanesMu.Lock()
-	l := h.lanes[id]
-	if l == nil {
-		l = &lane{ch: make(chan struct{}, 1)}
-		h.lanes[id] = l
-	}
-	l.users++
-	h.lanesMu.Unlock()
-	done := func() {
-		h.lanesMu.Lock()
-		if l.users--; l.users == 0 {
-			delete(h.lanes, id)
-		}
-		h.lanesMu.Unlock()
-	}
-	leave = func() { <-l.ch; done() }
-	select {
-	case l.ch <- struct{}{}: // a free lane is taken, whatever ctx says
-		return leave, true
-	default:
-	}
-	t := time.NewTimer(BackoffLaneWait)
-	defer t.Stop()
-	select {
-	case l.ch <- struct{}{}:
-		return leave, true
-	case <-ctx.Done():
-	case <-t.C:
-	}
-	done()
-	return nil, false
 }
 
 // verifiedKey is the cache key of a successful bcrypt check: a keyed
@@ -373,14 +301,10 @@ type Attempt struct {
 	// fosite looks up); part of the verified-secret cache key.
 	ClientID string
 	// BackedOff is asked before a bcrypt check of a secret that is not in
-	// the verified-secret cache; true sends the check through the client's
-	// back-off lane (one in flight per client id), and a check that does
-	// not get it in BackoffLaneWait is not run (ErrSlowCheckRefused).
-	// Fast (HMAC) hashes and cached secrets are always checked at once.
+	// the verified-secret cache; true skips the check (ErrSlowCheckRefused).
+	// Fast (HMAC) hashes and cached secrets are always checked, so a
+	// correct secret of those kinds is never refused by back-off.
 	BackedOff func() bool
-	// Refused is called when a check was not run for back-off
-	// (ErrSlowCheckRefused).
-	Refused func()
 	// Failed is called after a secret was checked and found wrong.
 	Failed func()
 	// Busy is called when a bcrypt check found every slot taken.

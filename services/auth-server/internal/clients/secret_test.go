@@ -75,104 +75,47 @@ func TestSecretHasherHMAC(t *testing.T) {
 }
 
 func TestSecretHasherBcryptCache(t *testing.T) {
-	h := newHasher(t, SecretHasherOptions{Key: testKey, SlowChecks: 2})
+	h := newHasher(t, SecretHasherOptions{Key: testKey})
 	stored, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
 	ctx := func(a *Attempt) context.Context { return WithAttempt(context.Background(), a) }
 
-	// A wrong secret is checked, refused and not cached, in back-off too.
-	for _, backedOff := range []func() bool{nil, yes} {
-		a := &Attempt{ClientID: "c1", BackedOff: backedOff}
-		if err := h.Compare(ctx(a), stored, []byte("wrong")); !errors.Is(err, ErrSecretMismatch) || a.Outcome() != OutcomeMismatch {
-			t.Fatalf("wrong secret (back-off %v): %v, outcome %v", backedOff != nil, err, a.Outcome())
-		}
-	}
-	// With every slot taken, only the cache answers: the secret, not yet
-	// verified, is not checked.
-	h.slots <- struct{}{}
-	h.slots <- struct{}{}
-	if err := h.Compare(ctx(&Attempt{ClientID: "c1"}), stored, []byte("right")); !errors.Is(err, ErrSlowCheckBusy) {
-		t.Fatalf("unverified right secret, slots full: %v", err)
-	}
-	<-h.slots
-	<-h.slots
-	// Verified once, it is then accepted from the cache, also with the
-	// slots full and in back-off…
+	// A wrong secret is checked, refused and not cached: in back-off
+	// (cache only) it is refused without a check, never accepted.
 	a := &Attempt{ClientID: "c1"}
+	if err := h.Compare(ctx(a), stored, []byte("wrong")); !errors.Is(err, ErrSecretMismatch) || a.Outcome() != OutcomeMismatch {
+		t.Fatalf("wrong secret: %v, outcome %v", err, a.Outcome())
+	}
+	a = &Attempt{ClientID: "c1", BackedOff: yes}
+	if err := h.Compare(ctx(a), stored, []byte("wrong")); !errors.Is(err, ErrSlowCheckRefused) || a.Outcome() != OutcomeBackoff {
+		t.Fatalf("wrong secret in back-off: %v, outcome %v", err, a.Outcome())
+	}
+	// The right secret, not yet verified, is not checked in back-off.
+	if err := h.Compare(ctx(&Attempt{ClientID: "c1", BackedOff: yes}), stored, []byte("right")); !errors.Is(err, ErrSlowCheckRefused) {
+		t.Fatalf("unverified right secret in back-off: %v", err)
+	}
+	// Verified once, it is then accepted from the cache, also in back-off…
+	a = &Attempt{ClientID: "c1"}
 	if err := h.Compare(ctx(a), stored, []byte("right")); err != nil || a.Outcome() != OutcomeVerified {
 		t.Fatalf("right secret: %v, outcome %v", err, a.Outcome())
 	}
-	h.slots <- struct{}{}
-	h.slots <- struct{}{}
 	if err := h.Compare(ctx(&Attempt{ClientID: "c1", BackedOff: yes}), stored, []byte("right")); err != nil {
-		t.Fatalf("verified secret, slots full, in back-off: %v", err)
+		t.Fatalf("verified secret in back-off: %v", err)
 	}
 	// …but only for the same client id, stored hash and secret.
-	if err := h.Compare(ctx(&Attempt{ClientID: "c2"}), stored, []byte("right")); !errors.Is(err, ErrSlowCheckBusy) {
+	if err := h.Compare(ctx(&Attempt{ClientID: "c2", BackedOff: yes}), stored, []byte("right")); !errors.Is(err, ErrSlowCheckRefused) {
 		t.Errorf("cache entry matched another client id: %v", err)
 	}
 	rotated, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
-	if err := h.Compare(ctx(&Attempt{ClientID: "c1"}), rotated, []byte("right")); !errors.Is(err, ErrSlowCheckBusy) {
+	if err := h.Compare(ctx(&Attempt{ClientID: "c1", BackedOff: yes}), rotated, []byte("right")); !errors.Is(err, ErrSlowCheckRefused) {
 		t.Errorf("cache entry matched a changed stored hash: %v", err)
 	}
-	if err := h.Compare(ctx(&Attempt{ClientID: "c1"}), stored, []byte("right2")); !errors.Is(err, ErrSlowCheckBusy) {
+	if err := h.Compare(ctx(&Attempt{ClientID: "c1", BackedOff: yes}), stored, []byte("right2")); !errors.Is(err, ErrSlowCheckRefused) {
 		t.Errorf("cache entry matched another secret: %v", err)
 	}
-	<-h.slots
-	<-h.slots
 	// After a rotation the old secret fails against the new hash.
 	newStored, _ := bcrypt.GenerateFromPassword([]byte("new"), bcrypt.MinCost)
 	if err := h.Compare(ctx(&Attempt{ClientID: "c1"}), newStored, []byte("right")); !errors.Is(err, ErrSecretMismatch) {
 		t.Errorf("old secret against the rotated hash: %v", err)
-	}
-}
-
-// In failure back-off a bcrypt check still runs — a correct secret that
-// others' wrong ones put its address in back-off for is accepted — but
-// one at a time per client: while the client's lane is held, a check in
-// back-off waits for it, and is refused (ErrSlowCheckRefused, Refused
-// called, never checked) when its wait ends first; another client's
-// lane, and checks out of back-off, are not held up.
-func TestSecretHasherBackoffLane(t *testing.T) {
-	h := newHasher(t, SecretHasherOptions{Key: testKey, CacheSize: -1})
-	stored, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
-	if err := h.Compare(WithAttempt(context.Background(), &Attempt{ClientID: "c1", BackedOff: yes}), stored, []byte("right")); err != nil {
-		t.Fatalf("right secret in back-off, cache off: %v", err)
-	}
-	leave, ok := h.backoffLane(context.Background(), "c1")
-	if !ok {
-		t.Fatal("the free lane of c1 was not given")
-	}
-	ended, cancel := context.WithCancel(context.Background())
-	cancel()
-	refused := 0
-	for _, s := range []string{"right", "wrong"} {
-		a := &Attempt{ClientID: "c1", BackedOff: yes, Refused: func() { refused++ }}
-		if err := h.Compare(WithAttempt(ended, a), stored, []byte(s)); !errors.Is(err, ErrSlowCheckRefused) || a.Outcome() != OutcomeBackoff {
-			t.Errorf("%s secret in back-off, lane held: %v (%v), want ErrSlowCheckRefused", s, err, a.Outcome())
-		}
-	}
-	if refused != 2 {
-		t.Errorf("Refused called %d times, want 2", refused)
-	}
-	if err := h.Compare(WithAttempt(ended, &Attempt{ClientID: "c2", BackedOff: yes}), stored, []byte("right")); err != nil {
-		t.Errorf("another client in back-off while c1's lane is held: %v", err)
-	}
-	if err := h.Compare(WithAttempt(ended, &Attempt{ClientID: "c1"}), stored, []byte("right")); err != nil {
-		t.Errorf("c1 out of back-off while its lane is held: %v", err)
-	}
-	// A waiter gets the lane when it is left.
-	got := make(chan error)
-	go func() {
-		got <- h.Compare(WithAttempt(context.Background(), &Attempt{ClientID: "c1", BackedOff: yes}), stored, []byte("right"))
-	}()
-	leave()
-	if err := <-got; err != nil && !errors.Is(err, ErrSlowCheckRefused) {
-		t.Errorf("waiter: %v", err)
-	}
-	h.lanesMu.Lock()
-	defer h.lanesMu.Unlock()
-	if len(h.lanes) != 0 {
-		t.Errorf("%d lanes left after every check ended", len(h.lanes))
 	}
 }
 

@@ -25,9 +25,7 @@ import (
 //     checks the secret (HMAC fast path, bcrypt behind a cache and a bound).
 //  3. A wrong secret spends one token of the (client id, address) failure
 //     budget; with the budget spent, wrong secrets answer 429 and bcrypt
-//     checks of secrets not verified before run one at a time per client
-//     (clients.SecretHasher's back-off lane), so a correct secret from an
-//     address others spent the budget of still gets through.
+//     checks of secrets not verified before are not run at all.
 //  4. After authentication the request spends one token of the verified
 //     client id's bucket; a public client, which proves nothing, spends one
 //     of its bucket at the client address. Tokens of busy buckets (1 and
@@ -181,7 +179,6 @@ func (s *Server) startClientAuth(r *http.Request, endpoint, addr string) (*clien
 	ca := &clientAuth{endpoint: endpoint, addr: addr}
 	id := claimedClientID(r)
 	subject := id + "\x00" + addr
-	var backoffRetry time.Duration // set by BackedOff, read by Refused (the request's goroutine)
 	ca.attempt = &clients.Attempt{
 		ClientID: id,
 		BackedOff: func() bool {
@@ -191,11 +188,8 @@ func (s *Server) startClientAuth(r *http.Request, endpoint, addr string) (*clien
 				// gone now, the semaphore still bounds the check.
 				return false
 			}
-			backoffRetry = res.RetryAfter
+			ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many failed client authentications; retry after the Retry-After delay")
 			return true
-		},
-		Refused: func() {
-			ca.refuse(http.StatusTooManyRequests, backoffRetry, "too many failed client authentications; retry after the Retry-After delay")
 		},
 		Failed: func() {
 			res, err := s.limiter.Allow(ctx, scopeAuthFailures, subject, s.failureLimit())
