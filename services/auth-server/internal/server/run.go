@@ -246,12 +246,6 @@ func recordRemovals(rev *revocation.Revoker, log *slog.Logger, failures promethe
 	}
 }
 
-// scopeNames is the names of the scopes supported now, as a client that
-// names no scopes asks for them (clients.Client.AnyScope): on every token
-// and authorization request. They are computed once per registry the
-// discovery installs — Registry.ScopeNames copies and sorts them on each
-// call, which was ~6 % of a refresh's allocation — and shared: callers
-// only read them.
 // checkClientScopes returns the check, run at each registry change, of the
 // static clients' scopes against those the backends declare; it does
 // nothing while a backend has never been reached. Each scope no backend
@@ -277,6 +271,12 @@ func checkClientScopes(static *clients.Static, log *slog.Logger, gauge prometheu
 	}
 }
 
+// scopeNames is the names of the scopes supported now, as a client that
+// names no scopes asks for them (clients.Client.AnyScope): on every token
+// and authorization request. They are computed once per registry the
+// discovery installs — Registry.ScopeNames copies and sorts them on each
+// call, which was ~6 % of a refresh's allocation — and shared: callers
+// only read them.
 func scopeNames(disc *registry.Discovery) func() []string {
 	type cached struct {
 		reg   *registry.Registry
