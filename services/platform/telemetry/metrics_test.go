@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -203,6 +204,39 @@ func TestRedisUpWhenRedisRefusesTheConnection(t *testing.T) {
 				t.Errorf("results %v, want unavailable and no ok", results)
 			}
 		})
+	}
+}
+
+// TestRedisUpWhenAnACLRefusesACommand: NOPERM refuses one command or key
+// of an ACL user, not its connection (the capability backends' restricted
+// user gets it for every connection's CLIENT SETINFO): result "error", and
+// tollgate_redis_up stays 1.
+func TestRedisUpWhenAnACLRefusesACommand(t *testing.T) {
+	r := testharness.StartRedis(t)
+	ctx := context.Background()
+	if err := r.Client().Do(ctx, "ACL", "SETUSER", "reader", "on", ">reader-password", "~*", "+@connection", "+get").Err(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := r.Config()
+	cfg.URL = strings.Replace(cfg.URL, "redis://", "redis://reader:reader-password@", 1)
+	rdb, err := redisx.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	reg := prometheus.NewRegistry()
+	if err := telemetry.InstrumentRedisMetrics(rdb.UniversalClient, reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Get(ctx, "k").Err(); err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatalf("get under the ACL user: %v", err)
+	}
+	if err := rdb.Set(ctx, "k", "v", time.Minute).Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
+		t.Fatalf("set under the ACL user: %v, want NOPERM", err)
+	}
+	results := labelValues(t, reg)["tollgate_redis_command_duration_seconds"]["result"]
+	if up := gauge(t, reg, "tollgate_redis_up"); up != 1 || !results["error"] || results["unavailable"] {
+		t.Errorf("tollgate_redis_up = %v, results %v; want up 1, NOPERM an error, nothing unavailable", up, results)
 	}
 }
 

@@ -71,13 +71,16 @@ func RedisResult(err error) string {
 // connection rather than the command: the same reply meets every command
 // until an operator or Redis acts. Authentication (WRONGPASS, NOAUTH: a
 // wrong or missing REDIS_PASSWORD; go-redis's connection set-up gets it,
-// and the command that needed the connection is answered with it), an ACL
-// refusing the fleet's commands (NOPERM), the server's connection limit,
-// and the replies redisx's circuit breaker counts as Redis not able to
-// serve yet (LOADING, MASTERDOWN, BUSY, CLUSTERDOWN, TRYAGAIN).
+// and the command that needed the connection is answered with it), the
+// server's connection limit, and the replies redisx's circuit breaker
+// counts as Redis not able to serve yet (LOADING, MASTERDOWN, BUSY,
+// CLUSTERDOWN, TRYAGAIN). Not NOPERM: an ACL refuses one command or key,
+// not the connection — the capability backends' restricted user meets it
+// on every connection's CLIENT SETINFO, and a key outside a user's
+// patterns is a bug of that command, not Redis down.
 func refusesConnection(err error) bool {
 	var rerr redis.Error
-	return redis.IsAuthError(err) || redis.IsPermissionError(err) || redis.IsMaxClientsError(err) ||
+	return redis.IsAuthError(err) || redis.IsMaxClientsError(err) ||
 		redis.IsLoadingError(err) || redis.IsMasterDownError(err) || redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
 		errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "BUSY ")
 }
