@@ -158,6 +158,10 @@ type Rules struct {
 	// known (the configuration is invalid, so the backends were not read)
 	// and every other problem is still reported.
 	UncheckedScopes bool
+	// ScopesUnknown, when set, is asked at each check: true skips the scope
+	// check as UncheckedScopes does — a backend has not been reached yet, so
+	// the scopes it declares are not known (a clients-file reload then).
+	ScopesUnknown func() bool
 	// Production refuses plain-http redirect URIs other than loopback.
 	Production bool
 }
@@ -246,8 +250,9 @@ func (r Rules) Check(c *Client) []string {
 		}
 	}
 	supported := r.SupportedScopes()
+	unchecked := r.UncheckedScopes || r.ScopesUnknown != nil && len(c.AllowedScope) > 0 && r.ScopesUnknown()
 	for _, s := range c.AllowedScope {
-		if !r.UncheckedScopes && !slices.Contains(supported, s) {
+		if !unchecked && !slices.Contains(supported, s) {
 			add("scope %q is not supported (%s)", s, strings.Join(supported, ", "))
 		}
 	}

@@ -205,7 +205,12 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		base.Close()
 		return err
 	}
-	go static.Watch(ctx, cfg.ClientsFile, rules,
+	// A reload while a backend has still not answered takes the clients'
+	// scopes provisionally too, as the start did: refusing it would drop
+	// the change (a client removed, say) until the file changed again.
+	reloadRules := rules
+	reloadRules.ScopesUnknown = func() bool { return len(disc.Registry().Unreached()) > 0 }
+	go static.Watch(ctx, cfg.ClientsFile, reloadRules,
 		cfg.ClientsReload, base.Log, o.CheckRegistry, recordRemovals(removals, base.Log, removalFailures))
 	public, err := base.PublicHTTP(o.Handler(), telemetry.HTTPOptions{Route: o.Route, AccessLog: base.Log})
 	if err != nil {

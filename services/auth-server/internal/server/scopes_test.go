@@ -152,6 +152,7 @@ func TestClientScopesOfABackendNotReachedAtStart(t *testing.T) {
 		"SIGNING_KEYS_DIR": keys, "UPSTREAM_ISSUER_URL": "http://localhost:2", "UPSTREAM_CLIENT_ID": "x",
 		"MCP_RESOURCE_URL": "https://mcp.example/mcp", "CAPABILITY_BACKENDS": "shipments=" + backend,
 		"HTTP_ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"CLIENTS_FILE_RELOAD_INTERVAL": "100ms",
 	}
 	as := testharness.RunService(t, server.Run, env) // fails the test if Run returns
 	if logs := as.Logs.String(); !strings.Contains(logs, "backends not reached yet") {
@@ -174,6 +175,28 @@ func TestClientScopesOfABackendNotReachedAtStart(t *testing.T) {
 	if m := metric(); m != "tollgate_client_scopes_unsupported 0" {
 		t.Errorf("before the backend answers: %q", m)
 	}
+	// A change to the file while the backend is still down is taken the
+	// same way, not refused (and then lost: the file is not read again
+	// until it changes).
+	writeFile(t, path, `clients:
+- client_id: a
+  redirect_uris: ["https://a.example/cb"]
+  token_endpoint_auth_method: none
+  resources: ["https://mcp.example/mcp"]
+  scopes: [openid, shipments.read, shipments.write]
+- client_id: b
+  redirect_uris: ["https://b.example/cb"]
+  token_endpoint_auth_method: none
+  resources: ["https://mcp.example/mcp"]
+  scopes: [openid, shipments.read]
+`)
+	testharness.Eventually(t, 10*time.Second, "the changed clients file taken while the backend is down", func() (bool, string) {
+		logs := as.Logs.String()
+		if strings.Contains(logs, "client registry changed but was refused") {
+			t.Fatalf("the change was refused:\n%s", logs)
+		}
+		return strings.Contains(logs, `"msg":"client registry reloaded"`), "not reloaded yet"
+	})
 
 	// The backend comes up on its address; discovery asks it again within
 	// registry.RetryMax.
