@@ -426,6 +426,34 @@ func IsUnavailable(err error) bool {
 	return err != nil && !errors.Is(err, redis.Nil)
 }
 
+// IsAuthFailure reports whether err is Redis refusing the client's
+// credentials — a reply it then gives every new connection until an
+// operator acts, so Redis is unusable to this client: WRONGPASS (a wrong
+// password, or an ACL user unknown or disabled), NOAUTH (no password where
+// one is required), and a password sent to a Redis that requires none
+// (REDIS_PASSWORD set, and Redis restarted without its configuration, say):
+// Redis 6.0 and later answer AUTH <password> with "ERR AUTH <password>
+// called without any password configured for the default user", Redis
+// before 6.0 with "ERR Client sent AUTH, but no password is set". go-redis
+// sends the password in HELLO, which a Redis 6.0+ default user without a
+// password accepts whatever the password; it falls back to AUTH <password>
+// when HELLO is refused — Redis before 6.0, or HELLO renamed or disabled
+// (rename-command, some managed Redis services and proxies). go-redis's
+// IsAuthError knows only the first two. Not NOPERM: an ACL refusing one
+// command or key (telemetry.RedisResult says why).
+func IsAuthFailure(err error) bool {
+	if redis.IsAuthError(err) {
+		return true
+	}
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := rerr.Error()
+	return strings.HasPrefix(msg, "ERR AUTH <password> called without any password configured") ||
+		strings.HasPrefix(msg, "ERR Client sent AUTH, but no password is set")
+}
+
 // Open returns a client for cfg (with opt, as New) and, when cfg.CheckDurable is set (the
 // production default), refuses a server without persistence: sessions,
 // grants and refresh-token families must survive a Redis restart. Redis

@@ -368,3 +368,68 @@ func TestPoolOptionsFromURL(t *testing.T) {
 		}
 	}
 }
+
+// replyError is a Redis error reply no redis-server the tests run can
+// give: Redis before 6.0's wording.
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+func (replyError) RedisError()     {}
+
+// TestIsAuthFailure: the replies refusing the client's credentials, from a
+// real redis-server where it gives them, are auth failures; a command's
+// refusal (NOPERM, WRONGTYPE) and a missing key are not.
+func TestIsAuthFailure(t *testing.T) {
+	ctx := context.Background()
+	withPassword := testharness.StartRedis(t, "--requirepass", "right-password")
+	// HELLO renamed away: go-redis falls back to AUTH <password>, which a
+	// Redis without a password refuses (HELLO itself takes any password).
+	withoutPassword := testharness.StartRedis(t, "--rename-command", "HELLO", "")
+	reply := func(r *testharness.Redis, password string, cmd ...any) error {
+		cfg := r.Config()
+		cfg.Password = password
+		c, err := redisx.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.Do(ctx, cmd...).Err()
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"WRONGPASS", reply(withPassword, "wrong", "PING"), true},
+		{"NOAUTH", reply(withPassword, "", "PING"), true},
+		{"a password to a Redis without one", reply(withoutPassword, "some-password", "PING"), true},
+		{"the same before Redis 6.0", replyError("ERR Client sent AUTH, but no password is set"), true},
+		{"WRONGTYPE", func() error {
+			_ = reply(withPassword, "right-password", "SET", "s", "x")
+			return reply(withPassword, "right-password", "LPUSH", "s", "y")
+		}(), false},
+		{"missing key", reply(withPassword, "right-password", "GET", "missing"), false},
+		{"NOPERM", func() error {
+			if err := reply(withoutPassword, "", "ACL", "SETUSER", "reader", "on", ">reader-password", "~*", "+@connection", "+get"); err != nil {
+				t.Fatal(err)
+			}
+			cfg := withoutPassword.Config()
+			cfg.URL = strings.Replace(cfg.URL, "redis://", "redis://reader:reader-password@", 1)
+			c, err := redisx.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			return c.Set(ctx, "k", "v", 0).Err()
+		}(), false},
+		{"no error", reply(withoutPassword, "", "PING"), false},
+	} {
+		if tc.name != "no error" && tc.err == nil {
+			t.Errorf("%s: no error", tc.name)
+			continue
+		}
+		if got := redisx.IsAuthFailure(tc.err); got != tc.want {
+			t.Errorf("%s: IsAuthFailure(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
+}

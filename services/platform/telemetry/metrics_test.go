@@ -159,17 +159,34 @@ func TestRedisMetrics(t *testing.T) {
 }
 
 // TestRedisUpWhenRedisRefusesTheConnection: a Redis that answers but
-// refuses the connection (a wrong password: WRONGPASS; none: NOAUTH)
-// serves no command, so it counts as unavailable and tollgate_redis_up is
-// 0, which TollgateRedisDown alerts on; with the right password it is 1.
+// refuses the connection (a wrong password: WRONGPASS; none: NOAUTH; a
+// password sent to a Redis that has none: "ERR AUTH <password> called
+// without any password configured", as after a Redis restarted without its
+// configuration) serves no command, so it counts as unavailable and
+// tollgate_redis_up is 0, which TollgateRedisDown alerts on; with the right
+// password (or none to a Redis without one) it is 1.
+//
+// go-redis sends the password in HELLO, which a Redis 6+ default user
+// without a password accepts whatever it is; the AUTH reply comes when
+// HELLO is refused and go-redis falls back to AUTH <password> — Redis
+// before 6.0 (its wording: "ERR Client sent AUTH, but no password is
+// set"), or HELLO renamed or disabled, as this test's second server has it.
 func TestRedisUpWhenRedisRefusesTheConnection(t *testing.T) {
-	r := testharness.StartRedis(t, "--requirepass", "right-password")
+	withPassword := testharness.StartRedis(t, "--requirepass", "right-password")
+	withoutPassword := testharness.StartRedis(t, "--rename-command", "HELLO", "")
 	ctx := context.Background()
-	for _, tc := range []struct{ name, password, reply string }{
-		{"wrong password", "wrong-password", "WRONGPASS"},
-		{"no password", "", "NOAUTH"},
-		{"right password", "right-password", ""},
+	for _, tc := range []struct {
+		name            string
+		r               *testharness.Redis
+		password, reply string
+	}{
+		{"wrong password", withPassword, "wrong-password", "WRONGPASS"},
+		{"no password", withPassword, "", "NOAUTH"},
+		{"right password", withPassword, "right-password", ""},
+		{"a password to a Redis without one", withoutPassword, "some-password", "ERR AUTH <password> called without any password configured"},
+		{"no password to a Redis without one", withoutPassword, "", ""},
 	} {
+		r := tc.r
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := r.Config()
 			cfg.Password = tc.password

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/services/platform/redisx"
 )
 
 // redisCommands bound the command label of the Redis metrics: the commands
@@ -69,9 +71,11 @@ func RedisResult(err error) string {
 
 // refusesConnection reports whether a Redis error reply refuses the
 // connection rather than the command: the same reply meets every command
-// until an operator or Redis acts. Authentication (WRONGPASS, NOAUTH: a
-// wrong or missing REDIS_PASSWORD; go-redis's connection set-up gets it,
-// and the command that needed the connection is answered with it), the
+// until an operator or Redis acts. Authentication (redisx.IsAuthFailure:
+// WRONGPASS, NOAUTH — a wrong or missing REDIS_PASSWORD — and a password
+// sent to a Redis that has none, "ERR AUTH <password> called without any
+// password configured"; go-redis's connection set-up gets it, and the
+// command that needed the connection is answered with it), the
 // server's connection limit, and the replies redisx's circuit breaker
 // counts as Redis not able to serve yet (LOADING, MASTERDOWN, BUSY,
 // CLUSTERDOWN, TRYAGAIN). Not NOPERM: an ACL refuses one command or key,
@@ -80,7 +84,7 @@ func RedisResult(err error) string {
 // patterns is a bug of that command, not Redis down.
 func refusesConnection(err error) bool {
 	var rerr redis.Error
-	return redis.IsAuthError(err) || redis.IsMaxClientsError(err) ||
+	return redisx.IsAuthFailure(err) || redis.IsMaxClientsError(err) ||
 		redis.IsLoadingError(err) || redis.IsMasterDownError(err) || redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
 		errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "BUSY ")
 }
