@@ -47,7 +47,11 @@ type refusal struct {
 }
 
 // checkEnvelope returns why body is not one valid JSON-RPC message, or nil.
-// Text that is not JSON at all is left to mcp-go, which answers -32700.
+// Text that is not JSON (or JSON nested deeper than encoding/json's 10,000
+// levels) is a Parse error, -32700 with a null id (JSON-RPC 2.0 §5.1),
+// answered here for every transport: left to mcp-go, a POST to /mcp without
+// a session was told to send initialize first, which the client may well
+// have been doing.
 func checkEnvelope(body []byte) *refusal { return checkEnvelopeOf(body, false) }
 
 // checkEnvelopeOf is checkEnvelope for a body known to be valid JSON when
@@ -58,7 +62,7 @@ func checkEnvelopeOf(body []byte, valid bool) *refusal {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		switch {
 		case !json.Valid(trimmed):
-			return nil
+			return parseError
 		case trimmed[0] == '[':
 			return &refusal{code: mcp.INVALID_REQUEST, msg: "JSON-RPC batches are not supported: send one message per request (MCP 2025-06-18 removed batching)"}
 		default:
@@ -66,7 +70,7 @@ func checkEnvelopeOf(body []byte, valid bool) *refusal {
 		}
 	}
 	if !valid && !json.Valid(trimmed) {
-		return nil // not valid JSON: mcp-go answers -32700
+		return parseError
 	}
 	m, ok := scanMembers(trimmed)
 	if !ok {
@@ -74,6 +78,9 @@ func checkEnvelopeOf(body []byte, valid bool) *refusal {
 	}
 	return m.check()
 }
+
+// parseError answers a body that is not JSON.
+var parseError = &refusal{code: mcp.PARSE_ERROR, msg: "Parse error: the request body is not valid JSON"}
 
 // members are the top-level members checkEnvelope looks at, as raw values
 // (nil when absent).

@@ -120,9 +120,18 @@ func TestJSONRPCEnvelope(t *testing.T) {
 			}
 		}
 	}
-	// Not JSON at all stays a parse error.
-	if r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: `{"jsonrpc":`}); r.rpc(t).Error == nil || r.rpc(t).Error.Code != -32700 {
-		t.Errorf("truncated JSON: %d %s", r.Status, r.Body)
+	// Not JSON at all is a parse error (JSON-RPC 2.0 §5.1: 400, -32700, id
+	// null), in a session and without one: a client whose initialize did
+	// not parse was told "send initialize first". JSON nested deeper than
+	// encoding/json reads (10,000 levels) is not JSON to the gateway.
+	deep := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"x":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}}`
+	for name, body := range map[string]string{"truncated": `{"jsonrpc":`, "nested too deep": deep, "not JSON": `hello`} {
+		for _, session := range []string{sid, ""} {
+			r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: session, Version: version, Body: body})
+			if m := r.rpc(t); r.Status != http.StatusBadRequest || m.Error == nil || m.Error.Code != -32700 || string(m.ID) != "null" {
+				t.Errorf("%s (session %q): %d %s, want 400 with -32700 and id null", name, session, r.Status, r.Body)
+			}
+		}
 	}
 	// Ids echoed exactly, as JSON and as an event stream.
 	// 1e400 and a 400-digit integer are valid JSON numbers beyond float64:
