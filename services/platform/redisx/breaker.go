@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,21 +19,27 @@ import (
 // sent. Callers answer 503 with Retry-After (IsUnavailable reports it too).
 var ErrUnavailable = errors.New("redis unavailable")
 
-// tripAfter consecutive connection failures open the breaker.
+// tripAfter consecutive failures (see failure) open the breaker.
 const tripAfter = 3
 
 // breaker is a go-redis hook that runs every command and pipeline through a
-// sony/gobreaker circuit breaker. Only connection trouble counts as a
-// failure (timeouts, refused or reset connections, a server still loading
-// its data set); a missing key, a server error reply such as WRONGTYPE, or a
-// caller that gave up (its context ended) or a wait for a free pooled
-// connection does not.
+// sony/gobreaker circuit breaker. Only Redis unable to serve this client
+// counts as a failure: connection trouble (timeouts, refused or reset
+// connections, a server still loading its data set) and Redis refusing the
+// client's credentials (IsAuthFailure); a missing key, a server error reply
+// such as WRONGTYPE or NOPERM, a caller that gave up (its context ended) or
+// a wait for a free pooled connection does not.
 type breaker struct {
 	cb       *gobreaker.CircuitBreaker[struct{}]
 	rejected prometheus.Counter
 	// onFailure, when set, runs after every connection failure (cluster
-	// mode: reload the slot map, see New).
+	// mode: reload the slot map, see New) — not after an authentication
+	// failure, which a new slot map does not mend.
 	onFailure func()
+	// lastFailure is the latest failure's message, logged as the cause
+	// when the breaker opens (a refused password says so there, where
+	// the commands refused by the open breaker say only that it is open).
+	lastFailure atomic.Pointer[string]
 }
 
 func newBreaker(open time.Duration, log *slog.Logger, reg prometheus.Registerer) (*breaker, error) {
@@ -47,12 +54,17 @@ func newBreaker(open time.Duration, log *slog.Logger, reg prometheus.Registerer)
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= tripAfter },
 		IsExcluded:  func(err error) bool { return errors.As(err, new(callerGaveUp)) },
 		IsSuccessful: func(err error) bool {
-			return err == nil || !connectionFailure(err)
+			return err == nil || !failure(err)
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
-			if log != nil {
-				log.Warn("redis circuit breaker", "from", from.String(), "to", to.String())
+			if log == nil {
+				return
 			}
+			attrs := []any{"from", from.String(), "to", to.String()}
+			if cause := b.lastFailure.Load(); to == gobreaker.StateOpen && cause != nil {
+				attrs = append(attrs, "cause", *cause)
+			}
+			log.Warn("redis circuit breaker", attrs...)
 		},
 	})
 	if reg != nil {
@@ -77,6 +89,19 @@ func (b *breaker) state() string { return b.cb.State().String() }
 type callerGaveUp struct{ error }
 
 func (c callerGaveUp) Unwrap() error { return c.error }
+
+// failure reports whether err counts towards opening the breaker: Redis
+// cannot be reached (connectionFailure) or refuses this client's
+// credentials (IsAuthFailure: WRONGPASS, NOAUTH, a password sent to a
+// Redis that has none). A refused password meets every new connection
+// until an operator acts, and without the breaker each command dialled a
+// connection of its own (with rediss://, a TLS handshake) and sent HELLO,
+// or HELLO then AUTH, only to be refused: Redis handled a new connection
+// per request from every pod, and each left a socket in TIME_WAIT on the
+// pod. With it the first tripAfter commands are refused so, then every
+// command fails at once (ErrUnavailable) and one probe per BreakerOpen
+// finds the password right again (docs/operations/failures.md).
+func failure(err error) bool { return connectionFailure(err) || IsAuthFailure(err) }
 
 func connectionFailure(err error) bool {
 	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, redis.TxFailedErr) {
@@ -117,6 +142,10 @@ func (b *breaker) run(ctx context.Context, call func(context.Context) error, fai
 		callErr = call(context.WithValue(ctx, inBreaker{}, true))
 		if callErr != nil && ctx.Err() != nil {
 			return struct{}{}, callerGaveUp{callErr}
+		}
+		if failure(callErr) {
+			msg := callErr.Error()
+			b.lastFailure.Store(&msg)
 		}
 		if b.onFailure != nil && connectionFailure(callErr) {
 			b.onFailure()

@@ -248,7 +248,8 @@ func (t tuning) own(opts any, cfg config.Redis) {
 // (80ms) and, only after a timeout, by one more attempt of twice that (never
 // after a refusal: see dialBudget), a failed command is not retried (no
 // retry storms), and after
-// three consecutive connection failures the circuit breaker opens: every
+// three consecutive connection failures or refused passwords
+// (IsAuthFailure) the circuit breaker opens: every
 // command then fails at once with an error wrapping ErrUnavailable, for
 // cfg.BreakerOpen (500ms), after which one command probes Redis and closes
 // the breaker again if it succeeds. There is one breaker per client, also
