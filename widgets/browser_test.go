@@ -712,6 +712,34 @@ func TestCardsInBrowser(t *testing.T) {
 			}
 			tb.screenshot(b.name + "-profile-summary-card-v1-xss")
 		})
+
+		t.Run(b.name+"/profile-summary-card-v1/long-username-fits-narrow-frame", func(t *testing.T) {
+			t.Parallel()
+			profile := cards(t)[1]
+			sel := map[string]string{"name": ".tg-name", "handle": ".tg-handle", "username": ".tg-username"}
+			tb := env.newTab(t)
+			tb.do(chromedp.EmulateViewport(320, 760))
+			b.open(tb, profile.widget, "light")
+			// Okta puts the user's email address in preferred_username.
+			okta := "christopher.montgomery@enterprise-example.com"
+			for _, c := range []struct{ name, username string }{
+				{"Christopher Montgomery", okta},
+				{strings.Repeat("Montgomery", 30), strings.Repeat("x", 300)},
+			} {
+				b.result(tb, map[string]any{"sub": "00u1a2b3c4d5e6f7g8h9", "name": c.name, "preferred_username": c.username,
+					"email": okta, "email_verified": true})
+				s := tb.waitCard(sel, waitLimit, "the profile", func(s snapshot) bool { return s.State == "ready" && s.Fields["username"] == c.username })
+				width := hostValue[string](tb, `(function () { var f = document.querySelector("iframe"); return f ? String(f.clientWidth) : "no frame"; })()`)
+				if s.Overflow {
+					t.Errorf("%d-character username: the card scrolls sideways in a %s px frame", len(c.username), width)
+				}
+				if s.Fields["name"] != c.name || s.Fields["handle"] != "@"+c.username {
+					t.Errorf("%d-character username: name %q handle %q, want the whole text (the handle ellipsizes by CSS only)",
+						len(c.username), s.Fields["name"], s.Fields["handle"])
+				}
+				tb.screenshot(fmt.Sprintf("%s-profile-summary-card-v1-long-username-%d", b.name, len(c.username)))
+			}
+		})
 	}
 
 	interactionTests(t, env)

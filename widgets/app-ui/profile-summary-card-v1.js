@@ -68,10 +68,10 @@
 
     var identity = h("div", { "class": "tg-identity" }, [
       h("span", { "class": "tg-avatar", "aria-hidden": "true" }, [initials(name)]),
-      h("div", null, [
+      h("div", { "class": "tg-identity__text" }, [
         h("p", { "class": "tg-identity__name tg-name" }, [name]),
         present(data.preferred_username)
-          ? h("p", { "class": "tg-identity__handle tg-handle" }, ["@" + data.preferred_username.trim()])
+          ? h("p", { "class": "tg-identity__handle tg-handle", title: data.preferred_username.trim() }, ["@" + data.preferred_username.trim()])
           : null
       ])
     ]);
