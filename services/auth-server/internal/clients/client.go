@@ -132,6 +132,26 @@ func (c *Client) NeedsPKCE() bool { return c.RequirePKCE || c.IsPublic() }
 // code is issued: always for self-registered clients.
 func (c *Client) NeedsConsent() bool { return c.Kind != KindStatic || !c.SkipConsent }
 
+// ApprovalReusable reports whether a remembered approval of c may stand
+// in for the consent page for an authorization request whose redirect
+// URI is redirect. RFC 8252 §8.6: a server that cannot verify a client's
+// identity SHOULD NOT process its request automatically, also when the
+// user approved the client before, "unless the identity of the client can
+// be proven". A confidential client proves it at the token endpoint, and a
+// public client's https redirect delivers the code only to the origin the
+// user approved (a claimed "https" redirect, which §8.6 accepts as
+// proof). A public client's http redirect — a loopback address (on any
+// port, RFC 8252 §7.3), or any host in development — proves nothing: any
+// local process can listen there and send the client's public client_id,
+// so it always gets the consent page.
+func (c *Client) ApprovalReusable(redirect string) bool {
+	if !c.IsPublic() {
+		return true
+	}
+	u, err := url.Parse(redirect)
+	return err == nil && u.Scheme == "https"
+}
+
 // DefaultResource is the audience of a request that names no resource.
 func (c *Client) DefaultResource() string {
 	if len(c.Resources) == 0 {

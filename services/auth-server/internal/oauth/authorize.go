@@ -496,11 +496,13 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	c := ar.GetClient().(*clients.Client)
 	if c.NeedsConsent() {
 		// OpenID Connect Core §3.1.2.1: prompt=consent asks for the page
-		// even when the user's approval is remembered.
+		// even when the user's approval is remembered; so does a public
+		// client's http (loopback) redirect, which does not prove who
+		// asks (RFC 8252 §8.6, clients.Client.ApprovalReusable).
 		granted := false
-		if !slices.Contains(strings.Fields(mustParseQuery(p.Query).Get("prompt")), "consent") {
+		redirect := consentRedirect(mustParseQuery(p.Query), c)
+		if !slices.Contains(strings.Fields(mustParseQuery(p.Query).Get("prompt")), "consent") && c.ApprovalReusable(redirect) {
 			var err error
-			redirect := consentRedirect(mustParseQuery(p.Query), c)
 			if granted, err = s.hasConsent(ctx, id.Subject, c.ID, ar.GetRequestedScopes(), p.Resource, redirect); err != nil {
 				redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
 				return

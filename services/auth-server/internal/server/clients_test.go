@@ -235,10 +235,12 @@ func TestClientMetadataDocument(t *testing.T) {
 		t.Fatalf("verify: %v %+v", err, claims)
 	}
 	// The document is cached in Redis: a second sign-in does not fetch it.
+	// (A public client with a loopback redirect gets the consent page
+	// each time, RFC 8252 §8.6.)
 	before := fetches.Load()
 	a = newAuthRequest(c)
-	if code := f.authorize(a); code == "" {
-		t.Fatal("second sign-in: no code")
+	if p := consentFlow(t, f, a, "approve", true); p.Location == nil || p.Location.Query().Get("code") == "" {
+		t.Fatalf("second sign-in: %d %v", p.Status, p.Location)
 	}
 	if fetches.Load() != before {
 		t.Errorf("the metadata document was fetched again (%d → %d)", before, fetches.Load())

@@ -18,11 +18,13 @@ import (
 func TestConsentMergeRefusedWhenPreviousUnreadable(t *testing.T) {
 	f := startFleetWith(t, nil, "")
 	first, second := "http://127.0.0.1:8976/merge-first", "http://127.0.0.1:8976/merge-second"
-	st, reg := register(t, f, `{"redirect_uris":["`+first+`","`+second+`"],"token_endpoint_auth_method":"none","client_name":"Consent merge client","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`)
+	// Confidential: a public client's loopback redirect never uses a
+	// remembered approval (RFC 8252 §8.6).
+	st, reg := register(t, f, `{"redirect_uris":["`+first+`","`+second+`"],"token_endpoint_auth_method":"client_secret_basic","client_name":"Consent merge client","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`)
 	if st != http.StatusCreated {
 		t.Fatalf("register: %d %v", st, reg)
 	}
-	app := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{first, second}, AuthMethod: "none"}
+	app := devClient{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), RedirectURIs: []string{first, second}, AuthMethod: "client_secret_basic"}
 	request := func(redirect string) *authRequest {
 		a := newAuthRequest(app)
 		a.RedirectURI, a.Resource = redirect, f.Base+"/mcp"

@@ -19,16 +19,19 @@ import (
 // still goes straight to the client (also on another loopback port, RFC
 // 8252 §7.3, as the authorization endpoint matches it); approving B keeps
 // A (both then skip the page). A record remembered before redirect URIs
-// were (scopes and resources only) shows the page again.
+// were (scopes and resources only) shows the page again. The client is
+// confidential: a public client's loopback redirect never uses a
+// remembered approval (RFC 8252 §8.6,
+// TestRememberedConsentNotForPublicLoopbackRedirects).
 func TestRememberedConsentIsForTheApprovedRedirectURI(t *testing.T) {
 	f := startFleet(t, nil)
 	redirectA := "http://127.0.0.1:8976/consent-redirect-a"
 	redirectB := "http://127.0.0.1:8976/consent-redirect-b"
-	st, reg := register(t, f, `{"redirect_uris":["`+redirectA+`","`+redirectB+`"],"token_endpoint_auth_method":"none","client_name":"Two redirects","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`)
+	st, reg := register(t, f, `{"redirect_uris":["`+redirectA+`","`+redirectB+`"],"token_endpoint_auth_method":"client_secret_basic","client_name":"Two redirects","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`)
 	if st != http.StatusCreated {
 		t.Fatalf("register: %d %v", st, reg)
 	}
-	c := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{redirectA, redirectB}, AuthMethod: "none"}
+	c := devClient{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), RedirectURIs: []string{redirectA, redirectB}, AuthMethod: "client_secret_basic"}
 	request := func(redirect string) *authRequest {
 		a := newAuthRequest(c)
 		a.RedirectURI = redirect

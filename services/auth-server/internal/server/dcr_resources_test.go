@@ -24,11 +24,13 @@ func TestSelfRegisteredClientResources(t *testing.T) {
 	f := startFleet(t, nil)
 	mcp, actions := f.Base+"/mcp", f.Base+"/actions"
 	redirect := "http://127.0.0.1:8981/dcr-resources-callback"
-	st, reg := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"none","client_name":"MCP app"}`)
+	// Confidential, so that its approval is remembered for its loopback
+	// redirect URI (RFC 8252 §8.6: a public one's is not).
+	st, reg := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"client_secret_basic","client_name":"MCP app"}`)
 	if st != http.StatusCreated {
 		t.Fatalf("register: %d %v", st, reg)
 	}
-	c := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{redirect}, AuthMethod: "none"}
+	c := devClient{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), RedirectURIs: []string{redirect}, AuthMethod: "client_secret_basic"}
 
 	// The MCP resource: named, through /sse, and by default.
 	var mcpGrant tokenResponse

@@ -28,7 +28,9 @@ func TestDynamicClientStepUp(t *testing.T) {
 		t.Fatalf("scopes_supported %v lacks connections.revoke (the auth-server's GrantsService declares it)", supported)
 	}
 	redirect := "http://127.0.0.1:8979/mcp-sdk-callback"
-	st, reg := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"none","client_name":"MCP SDK client","grant_types":["authorization_code","refresh_token"],"response_types":["code"],"scope":"openid profile email"}`)
+	// Confidential, so that the approval is remembered for its loopback
+	// redirect URI (a public client's is not: RFC 8252 §8.6).
+	st, reg := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"client_secret_basic","client_name":"MCP SDK client","grant_types":["authorization_code","refresh_token"],"response_types":["code"],"scope":"openid profile email"}`)
 	if st != http.StatusCreated {
 		t.Fatalf("register: %d %v", st, reg)
 	}
@@ -36,7 +38,7 @@ func TestDynamicClientStepUp(t *testing.T) {
 	if got, _ := reg["scope"].(string); !sameScopes(got, supported) {
 		t.Errorf("registration scope %q, want the supported scopes %v", got, supported)
 	}
-	c := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{redirect}, AuthMethod: "none"}
+	c := devClient{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), RedirectURIs: []string{redirect}, AuthMethod: "client_secret_basic"}
 
 	// The first authorization, with the challenge's scopes.
 	a := newAuthRequest(c)

@@ -21,11 +21,13 @@ func TestPromptConsentShowsTheConsentPage(t *testing.T) {
   skip_consent: true
 `)
 	redirect := "http://127.0.0.1:8976/prompt-consent-callback"
-	st, reg := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"none","client_name":"Prompt consent client","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`)
+	// Confidential: a public client's loopback redirect never uses a
+	// remembered approval (RFC 8252 §8.6).
+	st, reg := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"client_secret_basic","client_name":"Prompt consent client","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`)
 	if st != http.StatusCreated {
 		t.Fatalf("register: %d %v", st, reg)
 	}
-	c := devClient{ClientID: reg["client_id"].(string), RedirectURIs: []string{redirect}, AuthMethod: "none"}
+	c := devClient{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), RedirectURIs: []string{redirect}, AuthMethod: "client_secret_basic"}
 	request := func(prompt string) *authRequest {
 		a := newAuthRequest(c)
 		a.Resource = f.Base + "/mcp"
