@@ -288,6 +288,82 @@ func interactionTests(t *testing.T, env *browserEnv) {
 			}
 		})
 
+		t.Run(b.name+"/connections-card-v1/revoke-step-up-then-reconnect", func(t *testing.T) {
+			t.Parallel()
+			row := ".tg-connection:nth-child(2) "
+			sel := map[string]string{
+				"title": row + ".tg-stepup__title", "lead": row + ".tg-stepup__lead", "scope1": row + ".tg-stepup__scope",
+				"reconnect": row + ".tg-stepup__reconnect", "status": row + ".tg-stepup__status", "revoke": row + ".tg-revoke",
+				"error2": row + ".tg-inline-error", "notice": ".tg-notice",
+			}
+			tb := env.newTab(t)
+			// The user linked with the scopes ChatGPT asks for at first
+			// (connect-chatgpt-apps.md): connections.revoke is not among them.
+			b.openAs(tb, connections, "light", "weak")
+			tb.hostEval(connectionsStandIn)
+			tb.hostEval(revokeNeedsScope)
+			tb.hostEval(`window.__host.runTool("stand-in.connections_card", {})`)
+			tb.waitCard(sel, callLimit, "the list", func(s snapshot) bool { return s.State == "ready" })
+
+			tb.click(row + ".tg-revoke")
+			tb.click(row + ".tg-revoke-confirm")
+			s := tb.waitCard(sel, callLimit, "the step-up state in the row", func(s snapshot) bool { return s.Fields["title"] != "" })
+			for k, want := range map[string]string{"title": "More access needed", "lead": "To revoke access for Claude, this app needs your permission for:",
+				"scope1": "Disconnect apps from your account", "reconnect": "Reconnect", "error2": "", "revoke": ""} {
+				if s.Fields[k] != want {
+					t.Errorf("step-up %s: %q, want %q", k, s.Fields[k], want)
+				}
+			}
+			if strings.Contains(s.Text, "This tool needs the scopes") || strings.Contains(s.Text, "connections.revoke") {
+				t.Errorf("the card shows the gateway's developer text or a scope token: %q", s.Text)
+			}
+			if s.State != "ready" {
+				t.Errorf("card state %q, want ready: the list stays", s.State)
+			}
+			checkContrast(t, "revoke step-up", s)
+			tb.screenshot(b.name + "-connections-card-v1-revoke-stepup")
+
+			// Cancel: the row as it was, nothing called.
+			tb.click(row + ".tg-stepup__cancel")
+			s = tb.waitCard(sel, callLimit, "the row after cancelling", func(s snapshot) bool { return s.Fields["title"] == "" && s.Fields["revoke"] != "" })
+			if n := hostValue[int](tb, `window.__host.calls.length`); n != 2 {
+				t.Errorf("%d calls after cancelling, want 2 (list, revoke)", n)
+			}
+
+			// Reconnect, and the user does not approve: still refused; the
+			// card offers to ask the assistant for help.
+			tb.click(row + ".tg-revoke")
+			tb.click(row + ".tg-revoke-confirm")
+			tb.waitCard(sel, callLimit, "the step-up state again", func(s snapshot) bool { return s.Fields["title"] != "" })
+			tb.click(row + ".tg-stepup__reconnect")
+			tb.waitCard(sel, callLimit, "the still-missing note", func(s snapshot) bool {
+				return strings.HasPrefix(s.Fields["status"], "Access is still missing.")
+			})
+			tb.click(row + ".tg-stepup__help")
+			tb.waitHost(side.messages + `.length === 1`)
+			if msg := hostValue[string](tb, side.messages+`[0]`); msg != "Help me reconnect this app so that it can use: Disconnect apps from your account." {
+				t.Errorf("follow-up message %q", msg)
+			}
+			tb.waitCard(sel, callLimit, "the sent note", func(s snapshot) bool { return s.Fields["status"] == "Asked the assistant for help." })
+
+			// Reconnect, and the user approves: the host authorizes again,
+			// the revoke goes through and the list is the server's again.
+			tb.hostEval(`window.__host.reauthorize = true`)
+			tb.click(row + ".tg-stepup__reconnect")
+			s = tb.waitCard(sel, callLimit, "the refreshed list", func(s snapshot) bool { return s.Fields["notice"] != "" })
+			if s.Fields["notice"] != "Access revoked for Claude." || s.Fields["title"] != "" || strings.Count(s.Text, "Last used")+strings.Count(s.Text, "Not used yet") != 2 {
+				t.Errorf("after reconnecting: notice %q, step-up %q, text %q", s.Fields["notice"], s.Fields["title"], s.Text)
+			}
+			if n := hostValue[int](tb, `window.__host.reauthorized`); n != 1 {
+				t.Errorf("the host authorized %d times, want 1", n)
+			}
+			calls := hostValue[string](tb, `JSON.stringify(window.__host.calls.map(function (c) { return c.name.replace("stand-in.connections_", ""); }))`)
+			if calls != `["card","revoke","revoke","revoke","revoke","card"]` {
+				t.Errorf("calls %s", calls)
+			}
+			tb.screenshot(b.name + "-connections-card-v1-revoke-reconnected")
+		})
+
 		t.Run(b.name+"/connections-card-v1/links-and-long-values", func(t *testing.T) {
 			t.Parallel()
 			long := strings.Repeat("verylongclientname", 8)
@@ -369,5 +445,25 @@ const connectionsStandIn = `(function (h) {
     }
     list = list.filter(function (c) { return c.grant_id !== args.grant_id; });
     return {content: [{type: "text", text: "{}"}], structuredContent: {}, _meta: {}};
+  };
+})(window.__host)`
+
+// revokeNeedsScope makes the stand-in revoke answer as the gateway does for
+// a token without connections.revoke (tools.go, the step-up refusal) until
+// the host holds the full token: isError with the developer text,
+// tollgate/error, the challenge in mcp/www_authenticate and
+// tollgate/stepUp.
+const revokeNeedsScope = `(function (h) {
+  var revoke = h.fixtures["stand-in.connections_revoke"];
+  h.fixtures["stand-in.connections_revoke"] = function (args, host) {
+    if (host.token === "full") {
+      return revoke(args);
+    }
+    var msg = "This tool needs the scopes \"openid connections.revoke\"; the current authorization lacks \"connections.revoke\". Reconnect the app to grant them.";
+    return {isError: true, content: [{type: "text", text: msg}], _meta: {
+      "tollgate/error": msg,
+      "mcp/www_authenticate": ["Bearer error=\"insufficient_scope\", scope=\"openid connections.revoke\", error_description=\"" + msg.replace(/"/g, "'") + "\""],
+      "tollgate/stepUp": {missing: [{scope: "connections.revoke", description: "Disconnect apps from your account"}]}
+    }};
   };
 })(window.__host)`

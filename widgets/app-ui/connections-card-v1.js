@@ -9,7 +9,11 @@
 // Only grant_id and one of client_name / client_id are required.
 //
 // Actions (from the result's _meta, never names written here): "revoke"
-// with {"grant_id"}, then "reload" for the fresh list. The card keeps
+// with {"grant_id"}, then "reload" for the fresh list. A revoke refused for
+// missing scopes (connections.revoke is granted at the first disconnect,
+// not at linking) shows the step-up state in the row: the permissions in
+// words, Reconnect (the same revoke again; the host sees the challenge and
+// can authorize again), then Ask for help reconnecting. The card keeps
 // {"revoked": {"name": ..., "at": ...}} as its state, so the notice of the
 // last revocation survives a redraw and the model (ChatGPT widgetState,
 // MCP Apps ui/update-model-context) knows what the user did.
@@ -117,6 +121,7 @@
 
     var error = h("p", { "class": "tg-inline-error", role: "alert", hidden: "hidden" }, []);
     var actions = h("div", { "class": "tg-actions" }, []);
+    var access = h("div", { "class": "tg-connection__access" }, []);
     var li = h("li", { "class": "tg-connection", "data-grant": c.grant_id }, [
       h("div", { "class": "tg-connection__head" }, [
         h("p", { "class": "tg-connection__name" }, [name]),
@@ -127,6 +132,7 @@
         : h("p", { "class": "tg-connection__meta" }, ["No permissions beyond signing in."]),
       h("p", { "class": "tg-connection__meta" }, [meta.join(" \u00b7 ")]),
       actions,
+      access,
       error
     ]);
 
@@ -170,6 +176,88 @@
         buttons[i].disabled = true;
       }
       tools.callTool("revoke", { grant_id: c.grant_id }).then(function (res) {
+        var missing = tools.missingScopes(res);
+        if (missing) {
+          stepUp(missing);
+          return;
+        }
+        return revoked(res);
+      }).catch(function (e) {
+        idle();
+        fail(e.message);
+      });
+    }
+
+    // stepUp: the user's authorization lacks the revoke scope. Reconnect
+    // repeats the revoke the user confirmed; the host sees the step-up
+    // challenge in the result and can run the authorization again.
+    function stepUp(missing) {
+      var words = [];
+      var items = [];
+      for (var i = 0; i < missing.length; i++) {
+        words.push(missing[i].text);
+        items.push(h("li", { "class": "tg-stepup__scope", title: missing[i].scope }, [missing[i].text]));
+      }
+      var status = h("p", { "class": "tg-stepup__status", role: "status" }, []);
+      var help = h("button", { type: "button", "class": "tg-button tg-stepup__help", hidden: "hidden" }, ["Ask for help reconnecting"]);
+      var reconnect = h("button", { type: "button", "class": "tg-button tg-button--primary tg-stepup__reconnect" }, ["Reconnect"]);
+      var cancel = h("button", { type: "button", "class": "tg-button tg-stepup__cancel" }, ["Cancel"]);
+      function close() {
+        access.replaceChildren();
+        idle();
+      }
+      reconnect.addEventListener("click", function () {
+        reconnect.disabled = true;
+        status.textContent = "Checking access\u2026";
+        tools.callTool("revoke", { grant_id: c.grant_id }).then(function (res) {
+          if (tools.missingScopes(res)) {
+            reconnect.disabled = false;
+            status.textContent = "Access is still missing. Approve the new permissions when asked, or reconnect the app in its settings, then try again.";
+            help.hidden = false;
+            return;
+          }
+          close();
+          return revoked(res).catch(function (e) {
+            idle();
+            fail(e.message);
+          });
+        }, function (e) {
+          reconnect.disabled = false;
+          status.textContent = e.message;
+          help.hidden = false;
+        });
+      });
+      help.addEventListener("click", function () {
+        help.disabled = true;
+        tools.followUp("Help me reconnect this app so that it can use: " + words.join("; ") + ".").then(function () {
+          status.textContent = "Asked the assistant for help.";
+        }, function (e) {
+          help.disabled = false;
+          status.textContent = e.message;
+        });
+      });
+      cancel.addEventListener("click", function () {
+        close();
+        actions.querySelector(".tg-revoke").focus();
+      });
+      actions.replaceChildren();
+      var title = "tg-stepup-title-" + c.grant_id.replace(/[^A-Za-z0-9_-]/g, "_");
+      access.replaceChildren(h("div", { "class": "tg-stepup", role: "region", "aria-labelledby": title }, [
+        h("p", { "class": "tg-stepup__title", id: title }, ["More access needed"]),
+        h("p", { "class": "tg-stepup__lead" }, [items.length
+          ? "To revoke access for " + name + ", this app needs your permission for:"
+          : "To revoke access for " + name + ", this app needs more permissions."]),
+        items.length ? h("ul", { "class": "tg-stepup__scopes" }, items) : null,
+        h("div", { "class": "tg-actions" }, [reconnect, help, cancel]),
+        status
+      ]));
+      reconnect.focus();
+    }
+
+    // revoked takes the revoke tool's answer: a failure throws its text; a
+    // success is noted in the card state and the list drawn again.
+    function revoked(res) {
+      return Promise.resolve().then(function () {
         if (res.isError) {
           throw new Error(res.text || "The app's access could not be revoked.");
         }
@@ -186,9 +274,6 @@
           }
           tools.update(list.structuredContent);
         });
-      }).catch(function (e) {
-        idle();
-        fail(e.message);
       });
     }
 

@@ -746,6 +746,28 @@
     return Promise.resolve();
   }
 
+  // missingScopes returns what a step-up refusal (a result of callTool
+  // carrying _meta["tollgate/stepUp"]) lacks: [{scope, text}], text being
+  // what the scope allows in the user's words. It returns null for any
+  // other result, so a card can tell "reconnect to grant more" from a
+  // failure whose text it shows.
+  function missingScopes(res) {
+    var stepUp = isPlainObject(res) && isPlainObject(res.meta) ? res.meta[META_STEP_UP] : undefined;
+    if (!isPlainObject(stepUp)) {
+      return null;
+    }
+    var missing = Array.isArray(stepUp.missing) ? stepUp.missing : [];
+    var out = [];
+    for (var i = 0; i < missing.length && out.length < 20; i++) {
+      var s = missing[i];
+      if (!isPlainObject(s) || typeof s.scope !== "string" || s.scope === "") {
+        continue;
+      }
+      out.push({ scope: s.scope, text: typeof s.description === "string" && s.description ? s.description : scopeWords(s.scope) });
+    }
+    return out;
+  }
+
   // update draws new structured data, e.g. a list a card reloaded.
   function update(data) {
     deliver(data);
@@ -761,6 +783,7 @@
     scopeWords: scopeWords,
     lastData: function () { return lastData; },
     callTool: callTool,
+    missingScopes: missingScopes,
     followUp: followUp,
     openLink: openLink,
     getState: getState,

@@ -8,14 +8,18 @@
 // whether the user approves (host.reauthorize), and the stronger token is
 // "full".
 //
-// host.fixtures[name] (a function of the arguments returning a
-// CallToolResult) answers a tool the gateway does not have yet, in place of
-// the call; only the connections card's widget tests use it (the e2e
+// host.fixtures[name] (a function of the arguments and the host returning
+// a CallToolResult) answers a tool the gateway does not have yet, in place
+// of the call, with the same step-up handling (a fixture reads host.token);
+// only the connections card's widget tests use it (the e2e
 // TestConnectedAppsCardInBrowser calls the real capability).
 (function () {
   "use strict";
   window.__gateway = function (host, name, args) {
     function once() {
+      if (host.fixtures && typeof host.fixtures[name] === "function") {
+        return Promise.resolve(host.fixtures[name](args || {}, host));
+      }
       return fetch("/host/call", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
@@ -28,9 +32,6 @@
       });
     }
     host.calls.push({ name: name, arguments: args || {} });
-    if (host.fixtures && typeof host.fixtures[name] === "function") {
-      return Promise.resolve(host.fixtures[name](args || {}));
-    }
     return once().then(function (result) {
       var meta = result && result._meta;
       if (meta && meta["mcp/www_authenticate"] && host.reauthorize && host.token !== "full") {
