@@ -3,7 +3,9 @@
 package config
 
 import (
+	"errors"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -81,6 +83,16 @@ type Config struct {
 	// ChatGPT, older sessions and legacy /messages. Access is refused
 	// either way.
 	ScopeChallenge string
+	// UIDomain is the MCP Apps sandbox domain of every widget resource
+	// (MCP_UI_DOMAIN; _meta.ui.domain): empty by default, so the field is
+	// left out and each host sandboxes the card on an origin of its own.
+	// The MCP Apps specification (2026-01-26, UIResourceMeta.domain) leaves
+	// the value's format to each host, and a host refuses to draw a card
+	// whose value fails its check (Claude wants
+	// "<sha256 of the connector URL, 32 hex>.claudemcpcontent.com"), so it
+	// is set only for one host that needs a stable origin. A host name or
+	// an http(s) origin; ChatGPT's openai/widgetDomain is not affected.
+	UIDomain string
 	// ConformanceFixtures adds the MCP conformance suite's fixture tools,
 	// resources and prompts (MCP_CONFORMANCE_FIXTURES; refused in
 	// production). For `make conformance` only.
@@ -125,6 +137,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.ToolNameStyle = s.String("MCP_TOOL_NAME_STYLE", ToolNamesDotted)
 	c.ScopeChallenge = s.String("SCOPE_CHALLENGE", ScopeChallengeAuto)
 	c.ConformanceFixtures = s.Bool("MCP_CONFORMANCE_FIXTURES", false)
+	c.UIDomain = s.String("MCP_UI_DOMAIN", "")
 	p := s.Problems()
 	c.Validate(&p)
 	return c, p.Err()
@@ -180,11 +193,49 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.ToolNameStyle != ToolNamesDotted && c.ToolNameStyle != ToolNamesUnderscore {
 		p.Addf("MCP_TOOL_NAME_STYLE: %q is not %q or %q", c.ToolNameStyle, ToolNamesDotted, ToolNamesUnderscore)
 	}
+	if c.UIDomain != "" {
+		d, err := uiDomain(c.UIDomain)
+		if err != nil {
+			p.Addf("MCP_UI_DOMAIN: %q %v (a host's sandbox domain such as <hash>.claudemcpcontent.com, or an http(s) origin; leave it empty unless a host's documentation asks for one)", c.UIDomain, err)
+		}
+		c.UIDomain = d
+	}
 	switch c.ScopeChallenge {
 	case ScopeChallengeAuto, ScopeChallengeToolResult, ScopeChallengeHTTP:
 	default:
 		p.Addf("SCOPE_CHALLENGE: %q is not %q, %q or %q", c.ScopeChallenge, ScopeChallengeAuto, ScopeChallengeToolResult, ScopeChallengeHTTP)
 	}
+}
+
+// hostName is a DNS name: dot-separated labels of letters, digits and
+// hyphens, not starting or ending with a hyphen.
+var hostName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+
+// uiDomain checks MCP_UI_DOMAIN: a host name (lower-cased) or a bare
+// http(s) origin (scheme://host[:port], lower-cased).
+func uiDomain(v string) (string, error) {
+	v = strings.ToLower(strings.TrimSpace(v))
+	if len(v) > 253 {
+		return v, errors.New("is longer than 253 characters")
+	}
+	if !strings.Contains(v, "://") {
+		if !hostName.MatchString(v) {
+			return v, errors.New("is not a host name")
+		}
+		return v, nil
+	}
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return v, errors.New("is not a URL")
+	case u.Scheme != "https" && u.Scheme != "http":
+		return v, errors.New("is not an http(s) origin")
+	case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return v, errors.New("must be an origin only (no user, path, query or fragment)")
+	case !hostName.MatchString(u.Hostname()):
+		return v, errors.New("has no valid host name")
+	}
+	return u.Scheme + "://" + u.Host, nil
 }
 
 // PublicOrigin is the scheme://host[:port] of the MCP resource URL: where

@@ -102,3 +102,40 @@ func TestConformanceFixtures(t *testing.T) {
 		t.Errorf("production with fixtures: %v", err)
 	}
 }
+
+// MCP_UI_DOMAIN is empty by default; a host name or an http(s) origin is
+// taken (lower-cased), anything else refused with the reason.
+func TestUIDomain(t *testing.T) {
+	c, err := config.Load(pconfig.MapEnv(base()))
+	if err != nil || c.UIDomain != "" {
+		t.Errorf("default: %v %q, want empty", err, c.UIDomain)
+	}
+	for in, want := range map[string]string{
+		"0123456789ABCDEF0123456789abcdef.claudemcpcontent.com": "0123456789abcdef0123456789abcdef.claudemcpcontent.com",
+		" https://Cards.Example.com/ ":                          "https://cards.example.com",
+		"http://localhost:4000":                                 "http://localhost:4000",
+	} {
+		env := base()
+		env["MCP_UI_DOMAIN"] = in
+		c, err := config.Load(pconfig.MapEnv(env))
+		if err != nil || c.UIDomain != want {
+			t.Errorf("%q: %v %q, want %q", in, err, c.UIDomain, want)
+		}
+	}
+	for in, why := range map[string]string{
+		"*.oaiusercontent.com":           "is not a host name",
+		"cards example.com":              "is not a host name",
+		"-bad.example.com":               "is not a host name",
+		"ftp://cards.example.com":        "is not an http(s) origin",
+		"https://cards.example.com/app":  "must be an origin only",
+		"https://user@cards.example.com": "must be an origin only",
+		"https://*.example.com":          "has no valid host name",
+	} {
+		env := base()
+		env["MCP_UI_DOMAIN"] = in
+		_, err := config.Load(pconfig.MapEnv(env))
+		if err == nil || !strings.Contains(err.Error(), "MCP_UI_DOMAIN: ") || !strings.Contains(err.Error(), why) {
+			t.Errorf("%q: %v, want MCP_UI_DOMAIN … %s", in, err, why)
+		}
+	}
+}

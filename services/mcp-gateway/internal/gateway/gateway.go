@@ -174,7 +174,7 @@ func New(d Deps) (*Gateway, error) {
 	g.sessions.LimitPerSubject(cfg.SessionLimitPerSubject)
 	g.sseChallenges = newChallenger(origin+server.ProtectedResourceMetadataPath(g.sseResource), cfg.Resource, scopes, supported)
 	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
-	cat := &catalog{reg: d.Registry, core: d.Core, backends: d.Backends, coreTimeout: cfg.CoreTimeout, origin: origin, challenges: g.challenges, metrics: d.Metrics, log: d.Log,
+	cat := &catalog{reg: d.Registry, core: d.Core, backends: d.Backends, coreTimeout: cfg.CoreTimeout, origin: origin, uiDomain: cfg.UIDomain, challenges: g.challenges, metrics: d.Metrics, log: d.Log,
 		underscore: cfg.ToolNameStyle == config.ToolNamesUnderscore}
 	g.catalog = cat
 	tools, err := cat.tools()

@@ -39,9 +39,12 @@ type catalog struct {
 	backends    registry.Conns
 	coreTimeout time.Duration
 	origin      string // public origin of widget assets
-	challenges  *challenger
-	metrics     *metrics
-	log         *slog.Logger
+	// uiDomain is every widget resource's _meta.ui.domain (MCP_UI_DOMAIN);
+	// empty leaves the field out.
+	uiDomain   string
+	challenges *challenger
+	metrics    *metrics
+	log        *slog.Logger
 	// underscore spells tool names with "_" for "." (MCP_TOOL_NAME_STYLE).
 	underscore bool
 }
@@ -440,16 +443,24 @@ func (c *catalog) resources() ([]server.ServerResource, error) {
 	return out, nil
 }
 
-// resourceMeta is the widget's own metadata plus the sandbox domain, which
-// both host kinds read.
+// resourceMeta is the widget's own metadata plus the sandbox domains.
+// ChatGPT's openai/widgetDomain is the public origin (the Apps SDK's
+// origin for the widget's sandbox). MCP Apps' ui.domain is left out
+// unless MCP_UI_DOMAIN sets it: its format is host-dependent (ext-apps
+// specification 2026-01-26, UIResourceMeta.domain: servers follow each
+// host's documentation) and a host draws nothing when the value fails its
+// check — Claude expects "<hash>.claudemcpcontent.com" and refused the
+// public origin — while without it every host uses a sandbox origin of its
+// own, which the cards need: they load assets from the public origin
+// (ui.csp) and make no other requests.
 func (c *catalog) resourceMeta(w widgets.Widget) (map[string]any, error) {
 	meta, err := w.ResourceMeta(c.origin)
 	if err != nil {
 		return nil, err
 	}
 	meta["openai/widgetDomain"] = c.origin
-	if ui, ok := meta["ui"].(map[string]any); ok {
-		ui["domain"] = c.origin
+	if ui, ok := meta["ui"].(map[string]any); ok && c.uiDomain != "" {
+		ui["domain"] = c.uiDomain
 	}
 	return meta, nil
 }
