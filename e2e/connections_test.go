@@ -116,3 +116,60 @@ func TestConnectedAppsRevokeEverywhere(t *testing.T) {
 		t.Errorf("connections.list after both revocations: %+v", res)
 	}
 }
+
+// TestRevokeWithoutItsScopeIsStepUp: ChatGPT links with `openid
+// connections.read profile email` (connect-chatgpt-apps.md) and asks for
+// connections.revoke only when the user first disconnects an app, so the
+// connected-apps card's first revoke meets the step-up refusal. Over the
+// real fleet, as ChatGPT: HTTP 200 with a tool error whose _meta carries
+// the challenge (mcp/www_authenticate) and tollgate/stepUp with the
+// scope's words from GrantsService's scope option — what the card shows
+// as "More access needed" (the widgets module's stand-in answers the
+// same) — and the grant is left alone.
+func TestRevokeWithoutItsScopeIsStepUp(t *testing.T) {
+	apps, _ := fleet.Client("gpt-apps-mcp")
+	tok, err := authorizeScopes(t, "gpt-apps-mcp", apps.Audience, oauth2.AuthStyleInParams, "openid", "connections.read", "profile", "email").exchange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant := grantID(t, tok.AccessToken)
+	hdr := []string{"Accept", "application/json, text/event-stream", "Content-Type", "application/json", "User-Agent", "openai-mcp/1.0.0"}
+	resp, body := call(t, "POST", fleet.Origin+"/mcp", tok.AccessToken, strings.NewReader(initialize), hdr...)
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d %s", resp.StatusCode, body)
+	}
+	hdr = append(hdr, "Mcp-Session-Id", sid, "MCP-Protocol-Version", "2025-11-25")
+	call(t, "POST", fleet.Origin+"/mcp", tok.AccessToken, strings.NewReader(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), hdr...)
+	req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+		"params": map[string]any{"name": "connections.revoke", "arguments": map[string]any{"grant_id": grant}}})
+	resp, body = call(t, "POST", fleet.Origin+"/mcp", tok.AccessToken, strings.NewReader(string(req)), hdr...)
+	if i := strings.Index(string(body), "data: "); strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") && i >= 0 {
+		body = []byte(strings.TrimSpace(strings.SplitN(string(body)[i+len("data: "):], "\n", 2)[0]))
+	}
+	var rpc struct {
+		Result struct {
+			IsError bool `json:"isError"`
+			Meta    struct {
+				Challenge []string `json:"mcp/www_authenticate"`
+				StepUp    struct {
+					Missing []struct{ Scope, Description string } `json:"missing"`
+				} `json:"tollgate/stepUp"`
+			} `json:"_meta"`
+		} `json:"result"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &rpc) != nil || !rpc.Result.IsError {
+		t.Fatalf("connections.revoke without its scope: %d %s", resp.StatusCode, body)
+	}
+	m := rpc.Result.Meta
+	if len(m.StepUp.Missing) != 1 || m.StepUp.Missing[0].Scope != "connections.revoke" || m.StepUp.Missing[0].Description != "Disconnect apps from your account" {
+		t.Errorf("tollgate/stepUp %+v, want connections.revoke with its description", m.StepUp)
+	}
+	if len(m.Challenge) != 1 || !strings.Contains(m.Challenge[0], `error="insufficient_scope"`) || !strings.Contains(m.Challenge[0], ` connections.revoke"`) {
+		// The challenge asks for what the token has plus what the tool needs.
+		t.Errorf("mcp/www_authenticate %q, want the insufficient_scope challenge asking for connections.revoke", m.Challenge)
+	}
+	if res := mcpCall(t, tok.AccessToken, "connections.list", nil); res.IsError || !strings.Contains(string(res.StructuredContent), grant) {
+		t.Errorf("connections.list after the refused revoke: %+v, want the grant %s still listed", res, grant)
+	}
+}
