@@ -36,40 +36,47 @@ func load(t *testing.T) *registry.Registry {
 	return reg
 }
 
+// TestRegistryHasTheReferenceSurface pins every tool of the linked
+// services — its required scopes, its annotations (read-only, destructive,
+// idempotent, open-world: what the MCP hints and the gateway's server
+// instructions say) and the backend that serves it — and every Actions
+// route with its scopes and whether it is consequential. A new capability
+// adds its tools and routes here (docs/guides/add-a-capability.md).
 func TestRegistryHasTheReferenceSurface(t *testing.T) {
 	reg := load(t)
-	want := map[string]string{
-		"health.check":          "",
-		"health.status_card":    "",
-		"identity.profile":      "openid profile email",
-		"identity.profile_card": "openid profile email",
-		"auth.session":          "openid",
-		"testing.echo":          "openid",
-		"shipments.list":        "openid shipments.read",
-		"connections.list":      "openid connections.read",
-		"connections.card":      "openid connections.read",
-		"connections.revoke":    "openid connections.revoke",
+	const core, auth = "capability-core", "auth-server"
+	readOnly := registry.Annotations{ReadOnly: true, Idempotent: true}
+	type tool struct {
+		scopes      string
+		annotations registry.Annotations
+		backend     string
 	}
-	got := map[string]string{}
-	for _, tool := range reg.Tools() {
-		got[tool.Name] = strings.Join(tool.RequiredScopes, " ")
-		want := registry.Annotations{ReadOnly: true, Idempotent: true}
-		if tool.Name == "connections.revoke" {
-			want = registry.Annotations{Destructive: true, Idempotent: true}
-		}
-		if tool.Annotations != want {
-			t.Errorf("%s: annotations %+v, want %+v", tool.Name, tool.Annotations, want)
-		}
-		if backend := map[bool]string{true: "auth-server", false: "capability-core"}[strings.HasPrefix(tool.Name, "connections.")]; tool.Capability.Backend != backend {
-			t.Errorf("%s: backend %q, want %q", tool.Name, tool.Capability.Backend, backend)
+	want := map[string]tool{
+		"health.check":          {"", readOnly, core},
+		"health.status_card":    {"", readOnly, core},
+		"identity.profile":      {"openid profile email", readOnly, core},
+		"identity.profile_card": {"openid profile email", readOnly, core},
+		"auth.session":          {"openid", readOnly, core},
+		"testing.echo":          {"openid", readOnly, core},
+		"shipments.list":        {"openid shipments.read", readOnly, core},
+		"connections.list":      {"openid connections.read", readOnly, auth},
+		"connections.card":      {"openid connections.read", readOnly, auth},
+		"connections.revoke":    {"openid connections.revoke", registry.Annotations{Destructive: true, Idempotent: true}, auth},
+	}
+	got := map[string]tool{}
+	for _, tl := range reg.Tools() {
+		got[tl.Name] = tool{strings.Join(tl.RequiredScopes, " "), tl.Annotations, tl.Capability.Backend}
+	}
+	for name, w := range want {
+		if g, ok := got[name]; !ok {
+			t.Errorf("tool %s missing", name)
+		} else if g != w {
+			t.Errorf("tool %s = %+v, want %+v", name, g, w)
 		}
 	}
-	if len(got) != len(want) {
-		t.Errorf("tools = %v, want %v", got, want)
-	}
-	for name, scopes := range want {
-		if got[name] != scopes {
-			t.Errorf("tool %s scopes = %q, want %q", name, got[name], scopes)
+	for name, g := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("tool %s = %+v is not pinned here: add it to want", name, g)
 		}
 	}
 	if tool, _ := reg.Tool("health.status_card"); tool.WidgetURI != "ui://widget/health-status-card-v1.html" {
@@ -78,19 +85,30 @@ func TestRegistryHasTheReferenceSurface(t *testing.T) {
 	if tool, _ := reg.Tool("identity.profile_card"); tool.WidgetURI != "ui://widget/profile-summary-card-v1.html" {
 		t.Errorf("profile card widget = %q", tool.WidgetURI)
 	}
+	// One line per route: method, path, operationId, scopes and, for a
+	// consequential operation (x-openai-isConsequential), "consequential".
 	var routes []string
 	for _, a := range reg.Actions() {
-		routes = append(routes, a.Method+" "+a.Path+" "+a.OperationID+" "+strings.Join(a.RequiredScopes, ","))
-		if a.Consequential != (a.Method == "DELETE") {
-			t.Errorf("%s %s: consequential %v; only the revocation is", a.Method, a.Path, a.Consequential)
+		route := a.Method + " " + a.Path + " " + a.OperationID + " " + strings.Join(a.RequiredScopes, ",")
+		if a.Consequential {
+			route += " consequential"
 		}
+		routes = append(routes, route)
 	}
 	if tool, _ := reg.Tool("connections.revoke"); strings.Join(tool.Capability.Action.PathParams, ",") != "grant_id" {
 		t.Errorf("revoke path parameters = %v", tool.Capability.Action.PathParams)
 	}
-	wantRoutes := "GET /actions/connections listConnections openid,connections.read|DELETE /actions/connections/{grant_id} revokeConnection openid,connections.revoke|GET /actions/echo echo openid|GET /actions/profile getProfile openid,profile,email|GET /actions/session getSession openid|GET /actions/shipments listShipments openid,shipments.read|GET /health getHealth "
-	if strings.Join(routes, "|") != wantRoutes {
-		t.Errorf("actions:\n got %s\nwant %s", strings.Join(routes, "|"), wantRoutes)
+	wantRoutes := []string{
+		"GET /actions/connections listConnections openid,connections.read",
+		"DELETE /actions/connections/{grant_id} revokeConnection openid,connections.revoke consequential",
+		"GET /actions/echo echo openid",
+		"GET /actions/profile getProfile openid,profile,email",
+		"GET /actions/session getSession openid",
+		"GET /actions/shipments listShipments openid,shipments.read",
+		"GET /health getHealth ",
+	}
+	if g, w := strings.Join(routes, "\n"), strings.Join(wantRoutes, "\n"); g != w {
+		t.Errorf("actions:\n got:\n%s\nwant:\n%s", g, w)
 	}
 	if s := strings.Join(reg.RequiredScopes(), " "); s != "connections.read connections.revoke email openid profile shipments.read" {
 		t.Errorf("required scopes = %q", s)

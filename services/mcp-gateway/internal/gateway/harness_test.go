@@ -31,7 +31,13 @@ const (
 	metadataURL     = "http://localhost:4000/.well-known/oauth-protected-resource/mcp"
 	sseResource     = "http://localhost:4000/sse"
 	sseMetadataURL  = "http://localhost:4000/.well-known/oauth-protected-resource/sse"
-	allScopes       = "openid profile email"
+	// allScopes is what the gateway's challenges ask for: openid and the
+	// scopes of every tool not annotated destructive (askScopes).
+	allScopes = "openid profile email"
+	// supportedScopes is every scope a tool requires, a destructive
+	// tool's included: the protected resource metadata's
+	// scopes_supported. capability-core has no destructive tool today.
+	supportedScopes = "openid profile email"
 )
 
 // binDir holds capability-core and mcp-gateway binaries built once per run.
