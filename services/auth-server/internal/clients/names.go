@@ -49,10 +49,11 @@ var lookAlike = map[rune]rune{
 }
 
 // ByName returns a static client whose name is name as NameKey compares
-// names. A name without letters or digits matches none.
+// names. A name without letters or digits matches none, as does every
+// name on a nil registry.
 func (s *Static) ByName(name string) (*Client, bool) {
 	key := NameKey(name)
-	if key == "" {
+	if s == nil || key == "" {
 		return nil, false
 	}
 	for _, c := range *s.byID.Load() {
@@ -72,8 +73,7 @@ func HasHiddenCharacters(name string) bool {
 }
 
 // DisplayName is name without the characters HasHiddenCharacters finds,
-// for showing a name that registration never checked (a client ID
-// metadata document's).
+// for showing a name stored before CheckNameAndURI refused them.
 func DisplayName(name string) string {
 	if !HasHiddenCharacters(name) {
 		return name

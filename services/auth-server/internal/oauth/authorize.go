@@ -849,8 +849,9 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar fosite.A
 	// A client that registered itself (dynamic registration, a client ID
 	// metadata document) chose its own name: the page says it is
 	// unverified, and says so loudly when the name is a static client's
-	// (one registered before the operator named theirs so, or a metadata
-	// document's, which registration never saw).
+	// (one registered before the operator named theirs so: registration
+	// and a metadata document's lookup refuse such a name,
+	// clients.CheckNameAndURI).
 	unverified := c.Kind != clients.KindStatic
 	nameClash := false
 	if unverified && s.static != nil {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,6 +60,11 @@ func (s *Server) metadataClient(ctx context.Context, id string) (*clients.Client
 		if err := s.store.PutJSON(ctx, "cimd", id, md, ttl); err != nil {
 			return nil, err
 		}
+	}
+	// Checked at each lookup, the cached document too: one cached before
+	// the rule, or before the operator named a client so, is refused.
+	if err := clients.CheckNameAndURI(md.ClientName, md.ClientURI, s.static); err != nil {
+		return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, &clients.MetadataError{Reason: err.Error()})
 	}
 	c, err := md.ToClient(s.rules(), clients.KindMetadata)
 	if err != nil {
@@ -253,27 +257,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	scopes := supported
-	if len(req.ClientName) > 200 {
-		regErr("invalid_client_metadata", "client_name is too long")
-		return
-	}
-	if clients.HasHiddenCharacters(req.ClientName) {
-		regErr("invalid_client_metadata", "client_name must not contain control or bidirectional formatting characters")
-		return
-	}
 	// A self-registered client may not take the name of a client the
-	// operator registered: the consent page would show it as that app.
-	if s.static != nil {
-		if _, taken := s.static.ByName(req.ClientName); taken {
-			regErr("invalid_client_metadata", fmt.Sprintf("client_name %s is the name of an app registered by this server's operator; choose another name", strconv.Quote(req.ClientName)))
-			return
-		}
-	}
-	if req.ClientURI != "" {
-		if u, err := url.Parse(req.ClientURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(req.ClientURI) > 2000 {
-			regErr("invalid_client_metadata", fmt.Sprintf("client_uri %s: must be an http or https URL", strconv.Quote(clients.Truncate(req.ClientURI, 200))))
-			return
-		}
+	// operator registered (the consent page would show it as that app),
+	// and its home page must be a web page: as for a metadata document.
+	if err := clients.CheckNameAndURI(req.ClientName, req.ClientURI, s.static); err != nil {
+		regErr("invalid_client_metadata", err.Error())
+		return
 	}
 	md := clients.Metadata{
 		ClientName: req.ClientName, ClientURI: req.ClientURI, RedirectURIs: req.RedirectURIs,
