@@ -4,48 +4,43 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/mtibben/confusables"
+	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
 
 // NameKey folds a client name for comparing names as a user reads them:
-// compatibility forms mapped (NFKC: fullwidth letters, ligatures), case
-// folded, everything but letters and digits dropped, and letters that look
-// alike folded to one (Cyrillic and Greek letters drawn like Latin ones,
-// I/l/1 and O/0, "rn" for "m", after Unicode TS #39's confusables) — "Chat
-// GPT", "chatgpt", "ＣｈａｔＧＰＴ", "СhatGPT" with a Cyrillic С and "CIaude"
-// with a capital I are the names "ChatGPT" and "Claude". The key only
-// compares a name with the static clients' names (ByName): folding too much
-// refuses a few more names that look like an operator's app, never lets one
-// through. Other scripts' look-alikes that are not in lookAlike remain; the
-// consent page marks every self-registered client as unverified for that
-// reason too.
+// compatibility forms mapped (NFKC: fullwidth letters, ligatures), then
+// Unicode TS #39's skeleton (confusables.Skeleton: every character drawn
+// like another becomes that one — Cyrillic, Greek, Armenian and Latin
+// look-alikes of Latin letters, I/l/1/|, O/0, "m" as "rn"), case folded,
+// the skeleton taken again of the folded string (a lower-case letter can be
+// a look-alike its capital was not) and folded again, everything but
+// letters and digits dropped (spaces, punctuation, and the combining marks
+// the skeleton's NFD separates: "Zoë" is "Zoe"), and i read as l (the
+// dotless ı's skeleton is i, and "Ciaude" reads as "Claude"). So "Chat
+// GPT", "chatgpt", "ＣｈａｔＧＰＴ", "СhatGPT" with a Cyrillic С,
+// "ChɑtGPT" with a Latin alpha, "Lօcal" with an Armenian օ and "CIaude"
+// with a capital I are the names "ChatGPT", "Local" and "Claude". The key
+// only compares a name with the static clients' names (ByName): folding
+// too much refuses a few more names that look like an operator's app,
+// never lets one through. The skeleton is the confusables data the
+// library carries (Unicode 13.0); the consent page marks every
+// self-registered client as unverified whatever its name.
 func NameKey(name string) string {
+	fold := cases.Fold()
+	s := fold.String(confusables.Skeleton(norm.NFKC.String(name)))
+	s = fold.String(confusables.Skeleton(s))
 	var b strings.Builder
-	for _, r := range norm.NFKC.String(name) {
+	for _, r := range s {
 		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			r = unicode.ToLower(r)
-			if l, ok := lookAlike[r]; ok {
-				r = l
+			if r == 'i' {
+				r = 'l'
 			}
 			b.WriteRune(r)
 		}
 	}
-	return strings.ReplaceAll(b.String(), "rn", "m")
-}
-
-// lookAlike maps a lower-cased letter or digit to the Latin letter it is
-// drawn like (their lower or upper case forms): Cyrillic and Greek
-// homoglyphs, the dotless i, and the digits and letters read as l or o.
-var lookAlike = map[rune]rune{
-	// Cyrillic
-	'а': 'a', 'в': 'b', 'е': 'e', 'ё': 'e', 'з': '3', 'к': 'k', 'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p',
-	'с': 'c', 'т': 't', 'у': 'y', 'х': 'x', 'ѕ': 's', 'і': 'l', 'ї': 'l', 'ј': 'j', 'һ': 'h', 'ԁ': 'd',
-	'ԛ': 'q', 'ԝ': 'w', 'ь': 'b', 'ӏ': 'l', 'ү': 'y', 'ɡ': 'g',
-	// Greek
-	'α': 'a', 'β': 'b', 'ε': 'e', 'ζ': 'z', 'η': 'h', 'ι': 'l', 'κ': 'k', 'μ': 'm', 'ν': 'v', 'ο': 'o',
-	'ρ': 'p', 'τ': 't', 'υ': 'y', 'χ': 'x', 'ϲ': 'c', 'ϳ': 'j',
-	// Latin and digits
-	'ı': 'l', 'i': 'l', '1': 'l', '0': 'o',
+	return b.String()
 }
 
 // ByName returns a static client whose name is name as NameKey compares

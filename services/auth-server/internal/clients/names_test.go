@@ -3,8 +3,10 @@ package clients
 import "testing"
 
 // Names that read as a static client's name have its key: case, spacing,
-// punctuation, fullwidth forms, other scripts' look-alike letters, I/l/1,
-// O/0 and rn/m; names that read differently do not.
+// punctuation, fullwidth forms, other scripts' look-alike letters (Unicode
+// TS #39 skeletons), I/l/1, O/0 and rn/m; names that read differently do
+// not. brkattack registered "Lօcal test client" (Armenian օ) and "ChɑtGPT
+// Apps (development)" (Latin alpha), which the hand-written table missed.
 func TestNameKeyFoldsLookAlikes(t *testing.T) {
 	same := map[string][]string{
 		"ChatGPT": {
@@ -21,6 +23,14 @@ func TestNameKeyFoldsLookAlikes(t *testing.T) {
 		},
 		"Operator App": {"0perator App", "operator-app", "Operator A\u0440\u0440" /* Cyrillic р */},
 		"Modern":       {"Modem"},
+		"Local test client": {
+			"L\u0585cal test client", // Armenian օ
+		},
+		"ChatGPT Apps (development)": {
+			"Ch\u0251tGPT Apps (development)", // Latin ɑ
+			"ChatGPT Apps (deve\u04cfopment)", // Cyrillic palochka ӏ
+			"ChatGPT App\u0455 (development)", // Cyrillic ѕ
+		},
 	}
 	for want, names := range same {
 		for _, n := range names {

@@ -313,7 +313,8 @@ func TestConsentPageMarksSelfRegisteredClients(t *testing.T) {
   resources: ["BASE/mcp"]
 `)
 	for _, name := range []string{"Operator App", "operator-app", "OPERATOR  APP!", "Ｏｐｅｒａｔｏｒ Ａｐｐ", "Local test client",
-		"\u041eperator \u0410pp" /* Cyrillic О, А */, "0perator App", "Operat\u03bfr A\u0440\u0440" /* Greek ο, Cyrillic р */} {
+		"\u041eperator \u0410pp" /* Cyrillic О, А */, "0perator App", "Operat\u03bfr A\u0440\u0440", /* Greek ο, Cyrillic р */
+		"L\u0585cal test client" /* Armenian օ */, "Ch\u0251tGPT Apps (development)" /* Latin ɑ */} {
 		st, m := register(t, f, `{"redirect_uris":["http://127.0.0.1:8977/cb"],"token_endpoint_auth_method":"none","client_name":"`+name+`"}`)
 		want := fmt.Sprintf("client_name %q is the name of an app registered by this server's operator; choose another name", name)
 		if st != http.StatusBadRequest || m["error"] != "invalid_client_metadata" || m["error_description"] != want {
