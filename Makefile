@@ -76,8 +76,11 @@ bench-mcp: ## Only the mcp-gateway side-by-side run: bare mcp-go echo vs authent
 	cd services/mcp-gateway && go test -run '^$$' -bench BenchmarkSideBySide -benchtime 1x ./internal/gateway/
 
 .PHONY: build
+# Go patterns take no "*" ("./services/*/cmd/..." is refused in a
+# workspace: "directory prefix services/*/cmd does not contain modules"), so
+# make lists the modules' cmd directories itself.
 build: ## Build every service binary into bin/
-	go build -ldflags '$(LDFLAGS)' -o bin/ ./services/*/cmd/...
+	go build -ldflags '$(LDFLAGS)' -o bin/ $(patsubst %,./%/...,$(wildcard services/*/cmd))
 
 .PHONY: build-isolated
 build-isolated: ## Build and vet (tests included) each module on its own (GOWORK=off), as container builds do; fail on a go.mod that go mod tidy would change
@@ -98,7 +101,7 @@ lint: ## gofmt, go vet and buf lint
 # Directories of committed generated code that `make verify` checks.
 GENERATED := proto/gen services/example-backend/gen
 .PHONY: verify
-verify: lint generate build-isolated ## Lint, then fail if generated code drifts from its source
+verify: lint generate build build-isolated ## Lint, then fail if generated code drifts from its source; build every binary (workspace and each module alone)
 	@git diff --exit-code -- $(GENERATED) || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 
