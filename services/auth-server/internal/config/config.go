@@ -35,6 +35,12 @@ type Config struct {
 	GRPCAddr string // fleet API: key set (GRPC_ADDR)
 	// Issuer is the public issuer identifier (PUBLIC_ISSUER_URL).
 	Issuer string
+	// ActionsOAuthBaseURL is the origin whose /oauth/authorize the Actions
+	// OpenAPI document names (ACTIONS_OAUTH_BASE_URL, the setting the
+	// actions-api publishes; default none: the issuer). An authorization
+	// request asked on its host, when that is not the issuer's, is sent on
+	// to the issuer (oauth.Server.onIssuerHost).
+	ActionsOAuthBaseURL string
 	// SigningKeysDir holds <kid>.pem RSA and EC P-256 keys
 	// (SIGNING_KEYS_DIR); SigningKeyActive names the RSA key that signs
 	// (SIGNING_KEY_ACTIVE), SigningKeyActiveES256 the EC key
@@ -283,6 +289,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.HTTPAddr = s.String("HTTP_ADDR", ":8080")
 	c.GRPCAddr = s.String("GRPC_ADDR", ":9090")
 	c.Issuer = s.String("PUBLIC_ISSUER_URL", "")
+	c.ActionsOAuthBaseURL = s.String("ACTIONS_OAUTH_BASE_URL", "")
 	c.SigningKeysDir = s.String("SIGNING_KEYS_DIR", "")
 	c.SigningKeyActive = s.String("SIGNING_KEY_ACTIVE", "")
 	c.SigningKeyActiveES256 = s.String("SIGNING_KEY_ACTIVE_ES256", "")
@@ -533,6 +540,9 @@ func (c *Config) Validate(p *config.Problems) {
 	prod := c.Production()
 	c.Common.Validate(p)
 	c.Issuer = config.PublicURL(p, "PUBLIC_ISSUER_URL", c.Issuer, prod)
+	if c.ActionsOAuthBaseURL != "" {
+		c.ActionsOAuthBaseURL = config.PublicURL(p, "ACTIONS_OAUTH_BASE_URL", c.ActionsOAuthBaseURL, prod)
+	}
 	if c.SigningKeysDir == "" {
 		p.Addf("SIGNING_KEYS_DIR: required (directory of <kid>.pem RSA keys)")
 	}

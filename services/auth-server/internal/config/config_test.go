@@ -46,6 +46,7 @@ func TestLoadListsEveryProblem(t *testing.T) {
 	env["GC_PERCENT"] = "0"
 	env["SIGNING_CONCURRENCY"] = "-1"
 	env["SIGNING_QUEUE_WAIT"] = "0s"
+	env["ACTIONS_OAUTH_BASE_URL"] = "api.example.com"
 	_, err := Load(pconfig.MapEnv(env))
 	var ce *pconfig.Error
 	if !errors.As(err, &ce) {
@@ -55,7 +56,8 @@ func TestLoadListsEveryProblem(t *testing.T) {
 		"UPSTREAM_CLAIM_MAP: \"email\"", "RATE_LIMIT_TOKEN_PER_MINUTE", "TOKEN_HMAC_SECRET", "bad.example",
 		"TRUST_FORWARDED_FOR: removed; list the ingress proxies in TRUSTED_PROXIES", `TRUSTED_PROXIES: not a CIDR or IP address: "ingress.local"`,
 		"CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes", "CLIENT_AUTH_FAILURE_LIMIT", "CLIENT_SECRET_SLOW_CHECKS",
-		`ACCESS_TOKEN_SIGNING_ALG: "HS256"`, "GC_PERCENT: 0 is not a positive percentage", "SIGNING_CONCURRENCY: -1", "SIGNING_QUEUE_WAIT: 0s"} {
+		`ACCESS_TOKEN_SIGNING_ALG: "HS256"`, "GC_PERCENT: 0 is not a positive percentage", "SIGNING_CONCURRENCY: -1", "SIGNING_QUEUE_WAIT: 0s",
+		`ACTIONS_OAUTH_BASE_URL: "api.example.com" is not an absolute http(s) URL`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

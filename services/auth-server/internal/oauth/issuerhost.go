@@ -8,38 +8,43 @@ import (
 	"strings"
 )
 
-// onIssuerHost sends an authorization request asked on another host than
-// the issuer's to the same request on the issuer: 302 Found (RFC 9110
-// §15.4.3; a GET stays a GET, as OAuth's own redirects are 302, RFC 6749
-// §4.1.1), the path /oauth/authorize and the query unchanged, before
-// anything is stored or a cookie set.
+// onIssuerHost sends an authorization request asked on the Actions host
+// (ACTIONS_OAUTH_BASE_URL's) to the same request on the issuer: 302 Found
+// (RFC 9110 §15.4.3; a GET stays a GET, as OAuth's own redirects are 302,
+// RFC 6749 §4.1.1), the path /oauth/authorize and the query unchanged,
+// before anything is stored or a cookie set.
 //
 // The login cookie that binds the sign-in to the browser is host-only
 // (__Host-, loginCookie), and the upstream IdP always sends the browser
-// back to <issuer>/oauth/callback. A sign-in started on another host —
-// the Actions origin a GPT Action is told to use (ACTIONS_OAUTH_BASE_URL,
-// which GPT Actions require on the API's domain) — set its cookie there,
-// the callback on the issuer's host had none, and every such sign-in
-// ended in "this sign-in was not started in this browser". Started on
-// the issuer, the cookie is where the callback reads it. The token
-// endpoint needs no cookie and answers on every host.
+// back to <issuer>/oauth/callback. A sign-in started on the Actions
+// origin a GPT Action is told to use (ACTIONS_OAUTH_BASE_URL, which GPT
+// Actions require on the API's domain) set its cookie there, the callback
+// on the issuer's host had none, and every such sign-in ended in "this
+// sign-in was not started in this browser". Started on the issuer, the
+// cookie is where the callback reads it. The token endpoint needs no
+// cookie and answers on every host.
 //
-// The target is always the configured issuer, never built from the
-// request. The request's host is its Host header, as the ingress passes
-// it on (Kubernetes Ingress controllers, the Gateway API and make dev's
-// local ingress keep it), or X-Forwarded-Host when the request comes
-// from one of TRUSTED_PROXIES (a proxy that rewrites Host says there
-// which host the browser asked). An over-long query is left to the guard
-// (414, never echoed in a Location).
+// Only that one configured host is redirected, and only when it is not
+// the issuer's: a request on any other host is served where it is. A
+// proxy that rewrites Host to a name of its own and is not one of
+// TRUSTED_PROXIES hands on every request — the issuer's own included —
+// with a host that is neither; redirecting every host but the issuer's
+// sent such requests to the issuer, through the proxy, and so back to the
+// redirect again. The target is always the configured issuer, never built
+// from the request. The request's host is its Host header, as the ingress
+// passes it on (Kubernetes Ingress controllers, the Gateway API and make
+// dev's local ingress keep it), or X-Forwarded-Host when the request
+// comes from one of TRUSTED_PROXIES (a proxy that rewrites Host says
+// there which host the browser asked). An over-long query is left to the
+// guard (414, never echoed in a Location).
 func (s *Server) onIssuerHost(next http.Handler) http.Handler {
-	issuer, err := url.Parse(s.issuer)
-	if err != nil || issuer.Host == "" {
+	from, ok := redirectedHost(s.issuer, s.cfg.ActionsOAuthBaseURL)
+	if !ok {
 		return next
 	}
-	want := canonicalHost(issuer.Scheme, issuer.Host)
 	target := strings.TrimSuffix(s.issuer, "/") + "/oauth/authorize"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if canonicalHost(issuer.Scheme, s.requestHost(r)) == want || len(r.URL.RawQuery) > maxAuthorizeQuery {
+		if canonicalHost(from.scheme, s.requestHost(r)) != from.host || len(r.URL.RawQuery) > maxAuthorizeQuery {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -51,6 +56,28 @@ func (s *Server) onIssuerHost(next http.Handler) http.Handler {
 		w.Header().Set("Location", to)
 		w.WriteHeader(http.StatusFound)
 	})
+}
+
+// schemeHost is a URL's scheme and its canonicalHost.
+type schemeHost struct{ scheme, host string }
+
+// redirectedHost is the host whose authorization requests are sent to the
+// issuer: the Actions OAuth base URL's, when it is set and another than
+// the issuer's.
+func redirectedHost(issuer, actionsBase string) (schemeHost, bool) {
+	iu, err := url.Parse(issuer)
+	if err != nil || iu.Host == "" || actionsBase == "" {
+		return schemeHost{}, false
+	}
+	au, err := url.Parse(actionsBase)
+	if err != nil || au.Host == "" {
+		return schemeHost{}, false
+	}
+	from := schemeHost{scheme: au.Scheme, host: canonicalHost(au.Scheme, au.Host)}
+	if from.host == canonicalHost(iu.Scheme, iu.Host) {
+		return schemeHost{}, false
+	}
+	return from, true
 }
 
 // requestHost is the host (and port) the client asked for: X-Forwarded-Host's
