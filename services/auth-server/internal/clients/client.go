@@ -174,17 +174,19 @@ type Rules struct {
 	// (registry.Discovery). A client that names no scopes is then allowed
 	// every scope supported when it asks (Client.AnyScope).
 	ScopeSource func() []string
-	// UncheckedScopes skips the scope check: the supported scopes are not
-	// known (the configuration is invalid, so the backends were not read)
-	// and every other problem is still reported.
-	UncheckedScopes bool
-	// ScopesUnknown, when set, is asked at each check: true skips the scope
-	// check as UncheckedScopes does — a backend has not been reached yet, so
-	// the scopes it declares are not known (a clients-file reload then).
+	// ScopesUnknown, when set, is asked at each check of a client that
+	// names scopes: true skips the scope check, every other problem still
+	// reported — the supported scopes are not known, because a backend has
+	// not been reached yet (at the start or a clients-file reload), or the
+	// configuration is invalid and the backends were not read (AlwaysUnknown).
 	ScopesUnknown func() bool
 	// Production refuses plain-http redirect URIs other than loopback.
 	Production bool
 }
+
+// AlwaysUnknown is a Rules.ScopesUnknown for when the supported scopes
+// cannot be known at all.
+func AlwaysUnknown() bool { return true }
 
 // SupportedScopes returns r.Scopes, or the OpenID Connect scopes when it
 // is empty.
@@ -270,7 +272,7 @@ func (r Rules) Check(c *Client) []string {
 		}
 	}
 	supported := r.SupportedScopes()
-	unchecked := r.UncheckedScopes || r.ScopesUnknown != nil && len(c.AllowedScope) > 0 && r.ScopesUnknown()
+	unchecked := r.ScopesUnknown != nil && len(c.AllowedScope) > 0 && r.ScopesUnknown()
 	for _, s := range c.AllowedScope {
 		if !unchecked && !slices.Contains(supported, s) {
 			add("scope %q is not supported (%s)", s, strings.Join(supported, ", "))

@@ -101,30 +101,47 @@ const jwksFailed = "oidc: failed to get keys: "
 // after it, which may hold the provider's body ("… http status not ok:
 // 401 …" in an undecodable answer or an error page). 0 when none is.
 func libraryStatus(err error) int {
-	if err == nil {
-		return 0
-	}
-	msg := err.Error()
-	if strings.HasPrefix(msg, jwksFailed) {
-		return 0
-	}
-	if rest, ok := strings.CutPrefix(msg, statusNotOK); ok {
-		if n, err := strconv.Atoi(strings.SplitN(rest, " ", 2)[0]); err == nil {
-			return n
+	return inChain(err, func(e error) (int, bool) {
+		msg := e.Error()
+		if strings.HasPrefix(msg, jwksFailed) {
+			return 0, true
 		}
-		return 0
+		if rest, ok := strings.CutPrefix(msg, statusNotOK); ok {
+			if n, err := strconv.Atoi(strings.SplitN(rest, " ", 2)[0]); err == nil {
+				return n, true
+			}
+			return 0, true
+		}
+		return 0, false
+	})
+}
+
+// inChain walks err's chain depth first, as errors.As does (both Unwrap
+// forms), calling at on each error. When at reports done, its value is
+// the answer for that error and nothing it wraps is visited; a joined
+// error's answer is the first non-zero one of its branches. zitadel/oidc
+// reports some failures only as text, so libraryStatus and
+// idTokenKeysError match each error's own text at its start, never text
+// appended after it (which may hold the provider's body).
+func inChain[T comparable](err error, at func(error) (T, bool)) T {
+	var zero T
+	if err == nil {
+		return zero
+	}
+	if v, done := at(err); done {
+		return v
 	}
 	switch e := err.(type) {
 	case interface{ Unwrap() error }:
-		return libraryStatus(e.Unwrap())
+		return inChain(e.Unwrap(), at)
 	case interface{ Unwrap() []error }:
 		for _, inner := range e.Unwrap() {
-			if n := libraryStatus(inner); n != 0 {
-				return n
+			if v := inChain(inner, at); v != zero {
+				return v
 			}
 		}
 	}
-	return 0
+	return zero
 }
 
 // providerOutage reports whether err, of a request to the provider's JWKS
@@ -148,23 +165,12 @@ func providerOutage(err error) bool {
 // (what zitadel/oidc wraps after jwksFailed), or nil when the exchange
 // failed otherwise.
 func idTokenKeysError(err error) error {
-	if err == nil {
-		return nil
-	}
-	if strings.HasPrefix(err.Error(), jwksFailed) {
-		return errors.Unwrap(err)
-	}
-	switch e := err.(type) {
-	case interface{ Unwrap() error }:
-		return idTokenKeysError(e.Unwrap())
-	case interface{ Unwrap() []error }:
-		for _, inner := range e.Unwrap() {
-			if je := idTokenKeysError(inner); je != nil {
-				return je
-			}
+	return inChain(err, func(e error) (error, bool) {
+		if strings.HasPrefix(e.Error(), jwksFailed) {
+			return errors.Unwrap(e), true
 		}
-	}
-	return nil
+		return nil, false
+	})
 }
 
 // refusedCredentials reports whether a token endpoint refusal (code,
@@ -398,7 +404,13 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 }
 
 // documentIssuer is the issuer the discovery document at wellKnown names,
-// for the log of a mismatch ("" when it cannot be read).
+// for the log of a mismatch ("" when it cannot be read). The document is
+// fetched again: zitadel/oidc's client.Discover, which
+// rp.NewRelyingPartyOIDC calls, answers a mismatch with the bare
+// oidc.ErrIssuerInvalid and drops the document it read (v3.51: it only
+// passes it to slog's default logger at debug level), so the issuer it
+// found is not to be had from it. The extra request is on the failure
+// path only, which ends the sign-in with server_error.
 func (u *Upstream) documentIssuer(ctx context.Context, wellKnown string) string {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, wellKnown, nil)
 	if err != nil {

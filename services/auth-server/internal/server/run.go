@@ -66,7 +66,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if !configValid {
 		// Without a valid configuration the backends are not read: report
 		// the client registry's other problems with the rest.
-		_, cp := clients.LoadFile(cfg.ClientsFile, clients.Rules{Resources: cfg.Resources(), Production: cfg.Production(), UncheckedScopes: true})
+		_, cp := clients.LoadFile(cfg.ClientsFile, clients.Rules{Resources: cfg.Resources(), Production: cfg.Production(), ScopesUnknown: clients.AlwaysUnknown})
 		for _, p := range cp {
 			problems.Addf("CLIENTS_FILE: %s", p)
 		}
@@ -97,18 +97,19 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	defer closeBackends()
 	caps := disc.Registry()
+	// A client that names a scope must find it declared, unless a backend
+	// has not been reached yet (down while the auth-server starts, or still
+	// when the clients file is reloaded): the scopes it declares are
+	// unknown, so the clients' scopes are taken provisionally — refusing a
+	// reload would drop its change (a client removed, say) until the file
+	// changed again — and checked again once every backend has answered
+	// (checkClientScopes); meanwhile, and after, a scope no backend
+	// declares is refused per request (invalid_scope at /oauth/authorize).
 	rules := clients.Rules{Resources: cfg.Resources(), Production: cfg.Production(), Scopes: caps.ScopeNames(),
-		ScopeSource: scopeNames(disc)}
-	// A client that names a scope must find it declared now, unless a
-	// backend has not been reached yet (down while the auth-server starts):
-	// the scopes it declares are unknown, so the clients' scopes are taken
-	// provisionally and checked again once every backend has answered
-	// (checkClientScopes); meanwhile, and after, a scope no backend declares
-	// is refused per request (invalid_scope at /oauth/authorize).
-	loadRules := rules
+		ScopeSource:   scopeNames(disc),
+		ScopesUnknown: func() bool { return len(disc.Registry().Unreached()) > 0 }}
 	unreached := caps.Unreached()
-	loadRules.UncheckedScopes = len(unreached) > 0
-	static, cp := clients.LoadFile(cfg.ClientsFile, loadRules)
+	static, cp := clients.LoadFile(cfg.ClientsFile, rules)
 	for _, p := range cp {
 		problems.Addf("CLIENTS_FILE: %s", p)
 	}
@@ -205,12 +206,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		base.Close()
 		return err
 	}
-	// A reload while a backend has still not answered takes the clients'
-	// scopes provisionally too, as the start did: refusing it would drop
-	// the change (a client removed, say) until the file changed again.
-	reloadRules := rules
-	reloadRules.ScopesUnknown = func() bool { return len(disc.Registry().Unreached()) > 0 }
-	go static.Watch(ctx, cfg.ClientsFile, reloadRules,
+	go static.Watch(ctx, cfg.ClientsFile, rules,
 		cfg.ClientsReload, base.Log, o.CheckRegistry, recordRemovals(removals, base.Log, removalFailures))
 	public, err := base.PublicHTTP(o.Handler(), telemetry.HTTPOptions{Route: o.Route, AccessLog: base.Log})
 	if err != nil {
