@@ -68,6 +68,10 @@ type Shape struct {
 	// Skew moves iat and nbf this far into the future (a provider whose
 	// clock runs ahead).
 	Skew time.Duration
+	// AuthTimeSkew moves auth_time, the time of the sign-in the provider
+	// reports, this far from now: negative for a provider whose clock runs
+	// behind, positive for one whose clock runs ahead.
+	AuthTimeSkew time.Duration
 	// ForgeSignature signs ID tokens with a key that is not published,
 	// under the published key's kid.
 	ForgeSignature bool
@@ -510,7 +514,7 @@ func (p *Shaped) token(w http.ResponseWriter, r *http.Request) {
 	claims := map[string]any{
 		"iss": p.tokenIssuer(), "sub": p.shape.Subject, "aud": p.ClientID,
 		"iat": now.Add(p.shape.Skew).Unix(), "nbf": now.Add(p.shape.Skew).Unix(), "exp": now.Add(time.Hour).Unix(),
-		"auth_time": now.Unix(), "nonce": c.nonce,
+		"auth_time": now.Add(p.shape.AuthTimeSkew).Unix(), "nonce": c.nonce,
 	}
 	for k, v := range p.shape.IDClaims {
 		claims[k] = v

@@ -485,6 +485,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		redirectErr("login_required", desc)
 		return
 	}
+	id.AuthTime = grantAuthTime(mustParseQuery(p.Query), id.AuthTime, p.Created, s.now())
 	if p.HintSubject != "" && p.HintSubject != id.Subject {
 		// OpenID Connect Core §3.1.2.1: the end-user signed in is not the
 		// one the id_token_hint names. Checked before the consent page, so
@@ -997,16 +998,24 @@ func freshnessOf(q url.Values) (Freshness, string) {
 	return f, ""
 }
 
-// authTimeSkew tolerates the upstream's clock being a little behind ours
-// when auth_time is compared with the request time or max_age.
+// authTimeSkew is how far the upstream's clock may run behind ours when
+// its auth_time is compared with the request time (prompt=login) or with
+// max_age: 5 s, the "wiggle room for timing issues" fosite itself gives
+// an auth_time ahead of its clock (handler/openid strategy_jwt.go and
+// validator.go, v0.49). It is smaller on purpose than upstreamClockSkew,
+// the 30 s an ID token's iat may run ahead (zitadel/oidc's
+// rp.WithIssuedAtOffset, whose own default is 1 s): accepting a sign-in
+// the IdP reports as up to authTimeSkew before the request as fresh
+// accepts, at worst, a single sign-on session that old.
 const authTimeSkew = 5 * time.Second
 
 // checkFreshness checks the upstream's auth_time against the original
 // request q (OpenID Connect Core 1.0 §3.1.2.1): with max_age, auth_time is
 // required (§2: REQUIRED when max_age is requested) and must be within
-// max_age of now (5 s skew); with prompt=login, the user must have
-// authenticated after the request was made (requested, whole seconds). It
-// returns why not, or "".
+// max_age of now; with prompt=login, the user must have authenticated
+// after the request was made (requested, whole seconds). Both allow the
+// upstream's clock to be authTimeSkew behind ours. It returns why not,
+// or "".
 func checkFreshness(q url.Values, authTime, requested, now time.Time) string {
 	f, _ := freshnessOf(q)
 	if f.MaxAge == nil && !f.PromptLogin {
@@ -1018,11 +1027,41 @@ func checkFreshness(q url.Values, authTime, requested, now time.Time) string {
 	if f.MaxAge != nil && now.Sub(authTime) > time.Duration(*f.MaxAge)*time.Second+authTimeSkew {
 		return fmt.Sprintf("the user signed in at the identity provider %ds ago, more than max_age=%d", int64(now.Sub(authTime).Seconds()), *f.MaxAge)
 	}
-	// No skew here: fosite checks the same when it signs the ID token
-	// (auth_time not before the request's rat, whole seconds), and a
-	// login_required now beats a server_error at the token endpoint.
-	if f.PromptLogin && authTime.Truncate(time.Second).Before(requested.Truncate(time.Second)) {
-		return "prompt=login: the identity provider did not authenticate the user again"
+	if f.PromptLogin && authTime.Truncate(time.Second).Add(authTimeSkew).Before(requested.Truncate(time.Second)) {
+		return fmt.Sprintf("prompt=login: the identity provider did not authenticate the user again (it says the user signed in %ds before the request)",
+			int64(requested.Truncate(time.Second).Sub(authTime.Truncate(time.Second)).Seconds()))
 	}
 	return ""
+}
+
+// grantAuthTime is the auth_time the grant records, and its ID tokens
+// carry, for an upstream sign-in at authTime that checkFreshness accepted:
+// the upstream's, on our clock where the two clocks disagree. An auth_time
+// after now (the upstream's clock runs ahead; its ID token's iat may, by
+// upstreamClockSkew) is now. One that satisfies prompt=login or max_age
+// only by authTimeSkew (the upstream's clock runs behind) is moved forward
+// to satisfy it exactly: to the request time for prompt=login, to max_age
+// before it for max_age — at most authTimeSkew. fosite checks both
+// against the request time, without leeway, when it issues the code
+// (login_required) and signs the ID token (server_error), and refuses an
+// auth_time more than 5 s in the future there with server_error. Zero
+// stays zero (no auth_time upstream).
+func grantAuthTime(q url.Values, authTime, requested, now time.Time) time.Time {
+	if authTime.IsZero() {
+		return authTime
+	}
+	if authTime.After(now) {
+		authTime = now
+	}
+	requested = requested.Truncate(time.Second)
+	f, _ := freshnessOf(q)
+	if f.MaxAge != nil && *f.MaxAge > 0 {
+		if earliest := requested.Add(-time.Duration(*f.MaxAge) * time.Second); authTime.Before(earliest) {
+			authTime = earliest
+		}
+	}
+	if f.PromptLogin && authTime.Before(requested) {
+		authTime = requested
+	}
+	return authTime
 }

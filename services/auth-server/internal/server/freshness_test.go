@@ -3,9 +3,12 @@ package server_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/services/dev-idp/idptest"
 )
 
 // idTokenAuthTime is the auth_time claim of an ID token (0: absent); the
@@ -107,6 +110,73 @@ func TestPromptLoginAndMaxAge(t *testing.T) {
 		// has no auth_time rather than a made-up one.
 		if id, e, d := run(t, f, nil); e != "" || idTokenAuthTime(t, id) != 0 {
 			t.Errorf("plain sign-in without auth_time upstream: %q %q, auth_time %d", e, d, idTokenAuthTime(t, id))
+		}
+	})
+}
+
+// An upstream whose clock is not ours (idptest.StartShape with auth_time
+// moved, a provider that signs the user in afresh at each request): an
+// auth_time a few seconds before the request still satisfies prompt=login
+// and a max_age it misses by as much (authTimeSkew, 5 s) — the grant's
+// auth_time is then moved to satisfy them exactly, on our clock, so that
+// the code exchange's ID token is signed — while one a minute before the
+// request is login_required. An auth_time in the future (the provider's
+// clock ahead, as its iat, which is accepted up to 30 s ahead) is now.
+func TestFreshnessWithTheUpstreamClockAside(t *testing.T) {
+	type outcome struct {
+		authTime      int64
+		errCode, desc string
+	}
+	run := func(t *testing.T, f *fleet, extra map[string]string) outcome {
+		t.Helper()
+		c := f.Clients["local-test"]
+		a := newAuthRequest(c)
+		a.Extra = map[string][]string{}
+		for k, v := range extra {
+			a.Extra.Set(k, v)
+		}
+		p := f.login(newBrowser(t, a.RedirectURI), a)
+		if p.Location == nil {
+			t.Fatalf("no redirect to the client: %d %s", p.Status, p.Body)
+		}
+		q := p.Location.Query()
+		if q.Get("code") == "" {
+			return outcome{errCode: q.Get("error"), desc: q.Get("error_description")}
+		}
+		tr := f.exchange(c, a, q.Get("code"))
+		if tr.Status != 200 {
+			return outcome{errCode: tr.Error, desc: fmt.Sprintf("token endpoint %d: %s", tr.Status, tr.Description)}
+		}
+		return outcome{authTime: idTokenAuthTime(t, tr.IDToken)}
+	}
+
+	t.Run("2s behind", func(t *testing.T) {
+		f, _ := startShaped(t, idptest.Shape{AuthTimeSkew: -2 * time.Second, IDClaims: fullProfile}, nil)
+		before := time.Now().Unix()
+		if o := run(t, f, map[string]string{"prompt": "login"}); o.errCode != "" || o.authTime < before || o.authTime > time.Now().Unix() {
+			t.Errorf("prompt=login, auth_time 2 s early: %+v; want a token whose ID token's auth_time is the request's (%d…now)", o, before)
+		}
+	})
+	t.Run("a minute behind", func(t *testing.T) {
+		f, _ := startShaped(t, idptest.Shape{AuthTimeSkew: -time.Minute, IDClaims: fullProfile}, nil)
+		if o := run(t, f, map[string]string{"prompt": "login"}); o.errCode != "login_required" || !strings.Contains(o.desc, "prompt=login") {
+			t.Errorf("prompt=login, auth_time a minute early: %+v; want login_required naming prompt=login", o)
+		}
+		// max_age=60 misses by ~2 s: within the leeway.
+		before := time.Now().Unix()
+		if o := run(t, f, map[string]string{"max_age": "58"}); o.errCode != "" || o.authTime < before-58 {
+			t.Errorf("max_age=58, auth_time a minute old: %+v; want a token whose auth_time is at most 58 s before the request (%d)", o, before)
+		}
+		if o := run(t, f, map[string]string{"max_age": "30"}); o.errCode != "login_required" || !strings.Contains(o.desc, "max_age=30") {
+			t.Errorf("max_age=30, auth_time a minute old: %+v; want login_required naming max_age", o)
+		}
+	})
+	t.Run("10s ahead", func(t *testing.T) {
+		f, _ := startShaped(t, idptest.Shape{Skew: 10 * time.Second, AuthTimeSkew: 10 * time.Second, IDClaims: fullProfile}, nil)
+		for _, extra := range []map[string]string{nil, {"prompt": "login"}, {"max_age": "0"}} {
+			if o := run(t, f, extra); o.errCode != "" || o.authTime > time.Now().Unix() {
+				t.Errorf("%v, auth_time 10 s ahead: %+v; want a token whose auth_time is not in the future", extra, o)
+			}
 		}
 	})
 }
