@@ -114,6 +114,31 @@ func (c *Client) GetJSONWebKeys() *josev3.JSONWebKeySet    { return c.JWKS }
 func (c *Client) GetJSONWebKeysURI() string                { return c.JWKSURI }
 func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
 func (c *Client) GetTokenEndpointAuthMethod() string       { return c.AuthMethod }
+
+// IsSecretMethod reports whether method sends the client secret itself:
+// client_secret_basic or client_secret_post.
+func IsSecretMethod(method string) bool { return method == AuthBasic || method == AuthPost }
+
+// AuthenticatingWith is c as the token, revocation and introspection
+// endpoints authenticate it when the request carries its secret by used.
+// A client issued a secret (registered with client_secret_basic or
+// client_secret_post) may send it either way: RFC 6749 §2.3.1 (OAuth 2.1
+// §2.4.1) says the server MUST support HTTP Basic for clients issued a
+// password and MAY support the body parameters, and clients pick one
+// without reading the registration (the MCP TypeScript SDK sends Basic,
+// openid-client the body). fosite accepts only the registered method
+// (GetTokenEndpointAuthMethod), so a secret client is returned as a copy
+// that reports used; the secret is then checked exactly as for the
+// registered method. Any other pair — a public or private_key_jwt client,
+// or used not a secret method — returns c itself, as strict as registered.
+func (c *Client) AuthenticatingWith(used string) *Client {
+	if c.AuthMethod == used || !IsSecretMethod(c.AuthMethod) || !IsSecretMethod(used) {
+		return c
+	}
+	cp := *c
+	cp.AuthMethod = used
+	return &cp
+}
 func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {
 	return AssertionSigningAlg
 }

@@ -21,7 +21,9 @@ import (
 //
 //  1. guard limits the request by its client address (platform/clientip).
 //  2. fosite authenticates the client; our fosite.ClientAuthenticationStrategy
-//     first refuses mixed methods (RFC 6749 §2.3), and clients.SecretHasher
+//     first refuses mixed methods (RFC 6749 §2.3), lets a client issued a
+//     secret send it by either secret method (client_secret_basic or
+//     client_secret_post, whichever it registered; clientLookups), and clients.SecretHasher
 //     checks the secret (HMAC fast path, bcrypt behind a cache and a bound).
 //  3. A wrong secret spends one token of the (client id, address) failure
 //     budget; with the budget spent, wrong secrets answer 429 and bcrypt
@@ -109,7 +111,33 @@ func (l clientLookups) GetClient(ctx context.Context, id string) (fosite.Client,
 		}
 		ca.mu.Unlock()
 	}
-	return l.Storage.GetClient(ctx, id)
+	c, err := l.Storage.GetClient(ctx, id)
+	if used, ok := ctx.Value(secretMethodKey{}).(string); ok && err == nil {
+		if cl, ok := c.(*clients.Client); ok {
+			return cl.AuthenticatingWith(used), nil
+		}
+	}
+	return c, err
+}
+
+// secretMethodKey is the context key of the secret method (client_secret_basic
+// or client_secret_post) a client-authenticating request carries its
+// secret by (authenticateClient); clientLookups then gives fosite the
+// client as authenticating with it (clients.Client.AuthenticatingWith).
+type secretMethodKey struct{}
+
+// secretMethod is the client secret method r uses: client_secret_basic
+// with an Authorization header of the Basic scheme, client_secret_post
+// with a client_secret body parameter, "" with neither. oneAuthMethod has
+// refused a request with both.
+func secretMethod(r *http.Request, form url.Values) string {
+	if _, _, ok := r.BasicAuth(); ok {
+		return clients.AuthBasic
+	}
+	if form.Has("client_secret") {
+		return clients.AuthPost
+	}
+	return ""
 }
 
 func clientAuthFrom(ctx context.Context) *clientAuth {
@@ -225,6 +253,12 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 	return func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
 		if err := oneAuthMethod(r, form); err != nil {
 			return nil, err
+		}
+		// A secret client may send its secret by either secret method
+		// (clients.Client.AuthenticatingWith); the secret check, back-off
+		// and limits below are the same whichever carries it.
+		if m := secretMethod(r, form); m != "" {
+			ctx = context.WithValue(ctx, secretMethodKey{}, m)
 		}
 		c, err := next(ctx, r, form)
 		if err != nil {
