@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -21,7 +22,19 @@ import (
 //     none): RFC 8252 §7.3
 //     says the server MUST allow any port for loopback IP redirect URIs.
 //     Scheme (its letter case too), IP literal, path and query must still
-//     be identical.
+//     be identical;
+//   - or, for a registered http://localhost/… without a port, with any TCP
+//     port (or none) on the same host "localhost" (exactly, lower-case),
+//     path and query: the same rule. Native apps' published Client ID
+//     Metadata Documents list "http://localhost/callback" and then listen
+//     on a port of their own (Claude Code). RFC 8252 §8.3 calls localhost
+//     NOT RECOMMENDED (the name may resolve to a non-loopback interface)
+//     but does not forbid it, and a port-less registration can mean
+//     nothing else: no native app listens on port 80. A registered
+//     localhost URI with a port keeps exact matching (a browser app such
+//     as the MCP Inspector UI at http://localhost:6274 is one origin, not
+//     a port pattern), and localhost never matches 127.0.0.1 or ::1, nor
+//     the other way round.
 //
 // A requested URI with a fragment never matches, an empty one ("…/cb#")
 // included: RFC 6749 §3.1.2 forbids a fragment component, and "#" starts
@@ -30,10 +43,6 @@ import (
 // to repeat. Nor does a loopback URI whose port is empty
 // ("127.0.0.1:/cb") or has a leading zero ("127.0.0.1:08976/cb"):
 // RFC 8252 §7.3 lets the port vary, not its spelling (CheckPort).
-//
-// "localhost" is not a loopback IP literal and keeps exact matching:
-// RFC 8252 §8.3 calls it NOT RECOMMENDED because the name may resolve to
-// a non-loopback interface.
 func MatchRedirectURI(registered []string, requested string) bool {
 	if RequestedRedirectProblem(requested) != nil {
 		return false
@@ -46,6 +55,21 @@ func MatchRedirectURI(registered []string, requested string) bool {
 	return false
 }
 
+// ForRedirect is c as fosite's authorization request handling is to see
+// it for the request's redirect URI redirect: fosite checks redirect_uri
+// again against GetRedirectURIs with rules of its own, which lack the
+// port-less localhost rule of MatchRedirectURI. When redirect matches c
+// only under MatchRedirectURI's rules, the copy returned lists it too, so
+// MatchRedirectURI alone decides; otherwise it is c itself.
+func (c *Client) ForRedirect(redirect string) *Client {
+	if redirect == "" || slices.Contains(c.RedirectURIs, redirect) || !MatchRedirectURI(c.RedirectURIs, redirect) {
+		return c
+	}
+	cp := *c
+	cp.RedirectURIs = append(slices.Clip(c.RedirectURIs), redirect)
+	return &cp
+}
+
 func loopbackMatch(registered, requested string) bool {
 	// url.Parse lowers the scheme: "HTTP://127.0.0.1:1/cb" must not pass
 	// as "http://127.0.0.1:1/cb" — only the port may differ.
@@ -53,15 +77,28 @@ func loopbackMatch(registered, requested string) bool {
 		return false
 	}
 	reg, err := url.Parse(registered)
-	if err != nil || !isLoopbackIPRedirect(reg) {
+	if err != nil || !isLoopbackIPRedirect(reg) && !isPortlessLocalhostRedirect(reg) {
 		return false
 	}
 	req, err := url.Parse(requested)
-	if err != nil || !isLoopbackIPRedirect(req) {
+	if err != nil || !isLoopbackIPRedirect(req) && !isLocalhostRedirect(req) {
 		return false
 	}
 	return req.Hostname() == reg.Hostname() && req.EscapedPath() == reg.EscapedPath() &&
 		req.RawQuery == reg.RawQuery && req.ForceQuery == reg.ForceQuery
+}
+
+// isLocalhostRedirect: http, the host exactly "localhost", no user info,
+// fragment or opaque part, and no port or a TCP port (CheckPort).
+func isLocalhostRedirect(u *url.URL) bool {
+	return u.Scheme == "http" && u.Host != "" && u.Hostname() == "localhost" && u.User == nil &&
+		u.Fragment == "" && u.Opaque == "" && CheckPort(u) == nil
+}
+
+// isPortlessLocalhostRedirect: a localhost redirect (isLocalhostRedirect)
+// registered without a port, which matches any port (MatchRedirectURI).
+func isPortlessLocalhostRedirect(u *url.URL) bool {
+	return isLocalhostRedirect(u) && u.Host == "localhost"
 }
 
 // RequestedRedirectProblem says why the redirect_uri of an authorization

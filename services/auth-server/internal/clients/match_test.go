@@ -35,7 +35,7 @@ func TestMatchRedirectURI(t *testing.T) {
 		{"http://[::1]:4000/cb?x=1", true},
 		{"http://[::1]:4000/cb", false},
 		{"http://localhost:3000/cb", true},
-		{"http://localhost:3001/cb", false}, // RFC 8252 §8.3: localhost keeps exact matching
+		{"http://localhost:3001/cb", false}, // a registered localhost port stays exact
 		{"http://127.0.0.1:3000/cb", false},
 		// RFC 6749 §3.1.2: "#" starts a fragment even when nothing follows.
 		{"http://127.0.0.1:8976/callback#", false},
@@ -54,6 +54,47 @@ func TestMatchRedirectURI(t *testing.T) {
 		if got := clients.MatchRedirectURI(reg, tc.uri); got != tc.want {
 			t.Errorf("MatchRedirectURI(%q) = %v, want %v", tc.uri, got, tc.want)
 		}
+	}
+	// A port-less http://localhost registration (Claude Code's published
+	// metadata document) matches any port on localhost, with the same
+	// path and query (RFC 8252 §7.3's rule; §8.3 discourages localhost but
+	// does not forbid it); never 127.0.0.1 or ::1 for localhost, nor the
+	// reverse.
+	portless := []string{"http://localhost/callback", "http://127.0.0.1/callback", "http://localhost/q?x=1"}
+	for uri, want := range map[string]bool{
+		"http://localhost/callback":            true,
+		"http://localhost:54321/callback":      true,
+		"http://localhost:1/callback":          true,
+		"http://localhost:65535/callback":      true,
+		"http://localhost:80/callback":         true,
+		"http://localhost:54321/q?x=1":         true,
+		"http://localhost:54321/q?x=2":         false,
+		"http://localhost:54321/q":             false,
+		"http://localhost:54321/callback/":     false,
+		"http://localhost:54321/Callback":      false,
+		"http://LOCALHOST:54321/callback":      false, // letter case as before: exact
+		"http://Localhost/callback":            false,
+		"HTTP://localhost:54321/callback":      false,
+		"https://localhost:54321/callback":     false,
+		"http://localhost.:54321/callback":     false,
+		"http://a.localhost:54321/callback":    false,
+		"http://user@localhost:54321/callback": false,
+		"http://localhost:0/callback":          false,
+		"http://localhost:99999/callback":      false,
+		"http://localhost:054321/callback":     false,
+		"http://localhost:/callback":           false,
+		"http://localhost:54321/callback#":     false,
+		"http://127.0.0.1:54321/callback":      true, // its own registration
+		"http://[::1]:54321/callback":          false,
+	} {
+		if got := clients.MatchRedirectURI(portless, uri); got != want {
+			t.Errorf("MatchRedirectURI(port-less localhost, %q) = %v, want %v", uri, got, want)
+		}
+	}
+	if clients.MatchRedirectURI([]string{"http://localhost/callback"}, "http://127.0.0.1:54321/callback") ||
+		clients.MatchRedirectURI([]string{"http://127.0.0.1/callback"}, "http://localhost:54321/callback") ||
+		clients.MatchRedirectURI([]string{"http://[::1]/callback"}, "http://localhost/callback") {
+		t.Error("localhost and a loopback IP literal are interchanged")
 	}
 	// A registered URI with an empty "#" or port (which registration
 	// refuses) matches not even itself.

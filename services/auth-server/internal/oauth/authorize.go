@@ -80,7 +80,7 @@ func unregisteredRedirect(redirect, clientID string) string {
 		clientID = clientID[:100] + "..."
 	}
 	return fmt.Sprintf("redirect_uri %q is not registered for client %q: add exactly this URI to the client's redirect_uris "+
-		"(exact match required; any port only for http loopback IP literals, RFC 8252 §7.3)", redirect, clientID)
+		"(exact match required; any port only for http loopback IP literals and a port-less http://localhost, RFC 8252 §7.3)", redirect, clientID)
 }
 
 var challengeFormat = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
@@ -678,7 +678,14 @@ func errorDescription(desc string) string {
 // (OAuth 2.1 §4.1.1). fosite checks the state length last, after the
 // request is complete, and with MinParameterEntropy 1 its only complaint
 // can be an absent state: that one is not an error here.
+//
+// fosite matches redirect_uri against the client's registered URIs with
+// rules of its own; the client it looks up is given the request's
+// redirect_uri when clients.MatchRedirectURI accepts it
+// (clients.Client.ForRedirect: a port-less http://localhost registration
+// with a port).
 func (s *Server) newAuthorizeRequest(ctx context.Context, r *http.Request) (fosite.AuthorizeRequester, error) {
+	ctx = context.WithValue(ctx, authorizeRedirectKey{}, r.URL.Query().Get("redirect_uri"))
 	ar, err := s.provider.NewAuthorizeRequest(ctx, r)
 	if err != nil && errors.Is(err, fosite.ErrInvalidState) && ar != nil && ar.GetState() == "" && ar.GetClient() != nil && ar.IsRedirectURIValid() {
 		return ar, nil

@@ -112,13 +112,25 @@ func (l clientLookups) GetClient(ctx context.Context, id string) (fosite.Client,
 		ca.mu.Unlock()
 	}
 	c, err := l.Storage.GetClient(ctx, id)
-	if used, ok := ctx.Value(secretMethodKey{}).(string); ok && err == nil {
-		if cl, ok := c.(*clients.Client); ok {
-			return cl.AuthenticatingWith(used), nil
-		}
+	cl, ok := c.(*clients.Client)
+	if err != nil || !ok {
+		return c, err
 	}
-	return c, err
+	if used, ok := ctx.Value(secretMethodKey{}).(string); ok {
+		return cl.AuthenticatingWith(used), nil
+	}
+	if redirect, ok := ctx.Value(authorizeRedirectKey{}).(string); ok {
+		return cl.ForRedirect(redirect), nil
+	}
+	return c, nil
 }
+
+// authorizeRedirectKey is the context key of the redirect_uri of the
+// authorization request fosite is reading (newAuthorizeRequest);
+// clientLookups then gives fosite the client as clients.Client.ForRedirect
+// makes it, so that clients.MatchRedirectURI alone decides which redirect
+// URIs match.
+type authorizeRedirectKey struct{}
 
 // secretMethodKey is the context key of the secret method (client_secret_basic
 // or client_secret_post) a client-authenticating request carries its

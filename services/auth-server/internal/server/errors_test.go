@@ -80,7 +80,7 @@ func TestUnregisteredRedirectShowsTheURI(t *testing.T) {
 	a.RedirectURI = `https://chatgpt.com/connector_platform_oauth_redirect?x=<b>"1"</b>&y=2`
 	b := newBrowser(t)
 	p := b.get(a.URL(f.Base))
-	want := `redirect_uri &#34;https://chatgpt.com/connector_platform_oauth_redirect?x=&lt;b&gt;\&#34;1\&#34;&lt;/b&gt;&amp;y=2&#34; is not registered for client &#34;local-test&#34;: add exactly this URI to the client&#39;s redirect_uris (exact match required; any port only for http loopback IP literals, RFC 8252 §7.3)`
+	want := `redirect_uri &#34;https://chatgpt.com/connector_platform_oauth_redirect?x=&lt;b&gt;\&#34;1\&#34;&lt;/b&gt;&amp;y=2&#34; is not registered for client &#34;local-test&#34;: add exactly this URI to the client&#39;s redirect_uris (exact match required; any port only for http loopback IP literals and a port-less http://localhost, RFC 8252 §7.3)`
 	if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, want) {
 		t.Errorf("page %d:\n%s\nwant it to contain\n%s", p.Status, p.Body, want)
 	}
@@ -98,7 +98,7 @@ func TestUnregisteredRedirectShowsTheURI(t *testing.T) {
 		Description string `json:"error_description"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&e)
-	wantJSON := `redirect_uri "https://chatgpt.com/connector_platform_oauth_redirect?x=<b>\"1\"</b>&y=2" is not registered for client "local-test": add exactly this URI to the client's redirect_uris (exact match required; any port only for http loopback IP literals, RFC 8252 §7.3)`
+	wantJSON := `redirect_uri "https://chatgpt.com/connector_platform_oauth_redirect?x=<b>\"1\"</b>&y=2" is not registered for client "local-test": add exactly this URI to the client's redirect_uris (exact match required; any port only for http loopback IP literals and a port-less http://localhost, RFC 8252 §7.3)`
 	if e.Description != wantJSON {
 		t.Errorf("JSON error_description %q, want %q", e.Description, wantJSON)
 	}
