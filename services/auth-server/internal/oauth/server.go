@@ -424,6 +424,7 @@ func (s *Server) Handler() http.Handler {
 	handle("GET", "/.well-known/oauth-authorization-server", http.HandlerFunc(s.discovery))
 	handle("GET", "/.well-known/oauth-authorization-server/{path...}", http.HandlerFunc(s.discoveryAtPath))
 	handle("GET", "/oauth/authorize", s.onIssuerHost(s.guard("authorize", false, s.authorize)))
+	handle("POST", "/oauth/authorize", http.HandlerFunc(s.authorizePost)) // OIDC Core §3.1.2.1: 303 to the GET
 	handle("GET", "/oauth/callback", s.guard("callback", false, s.callback))
 	handle("POST", "/oauth/callback", s.guard("callback", false, s.callback)) // UPSTREAM_RESPONSE_MODE=form_post
 	handle("POST", "/oauth/consent", s.guard("consent", false, s.consent))

@@ -52,8 +52,8 @@ func TestHeadSpendsNoState(t *testing.T) {
 	})
 	t.Run("authorize", func(t *testing.T) {
 		resp := head(t, newAuthRequest(c).URL(f.Base), nil)
-		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET" || len(resp.Cookies()) != 0 {
-			t.Fatalf("HEAD authorize: %d, Allow %q, cookies %v; want 405, Allow GET and no cookie", resp.StatusCode, resp.Header.Get("Allow"), resp.Cookies())
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, POST" || len(resp.Cookies()) != 0 {
+			t.Fatalf("HEAD authorize: %d, Allow %q, cookies %v; want 405, Allow GET, POST and no cookie", resp.StatusCode, resp.Header.Get("Allow"), resp.Cookies())
 		}
 	})
 	t.Run("read-only paths keep HEAD", func(t *testing.T) {
