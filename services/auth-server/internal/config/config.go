@@ -535,6 +535,28 @@ func (c *Config) dynamicResources(p *config.Problems) []string {
 	return out
 }
 
+// issuerPathless refuses a PUBLIC_ISSUER_URL with a path
+// ("https://auth.example.com/tenant1"). The auth-server serves its
+// endpoints at the root of its origin only — /.well-known/openid-configuration,
+// /oauth/authorize, /oauth/jwks, … — and discovery advertises them under
+// the issuer (OpenID Connect Discovery 1.0 §4 puts the document at
+// <issuer>/.well-known/openid-configuration; RFC 8414 §3 inserts the
+// well-known segment before the issuer's path), so an issuer with a path
+// advertised endpoints that answer 404 and a metadata URL nothing serves.
+// Serving under a prefix would need every route, the cookies' paths and
+// the chart's ingress to follow it; one issuer per host is the supported
+// shape. A trailing "/" alone is no path (PublicURL trims it).
+func issuerPathless(p *config.Problems, issuer string) {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" {
+		return // PublicURL has said why
+	}
+	if path := strings.Trim(u.EscapedPath(), "/"); path != "" {
+		p.Addf("PUBLIC_ISSUER_URL: %q has a path (/%s): the auth-server serves its endpoints (/.well-known/openid-configuration, /oauth/…) at the root of its origin only, so discovery would advertise endpoints that do not exist; set the origin alone (%s) and give the auth-server a host of its own",
+			issuer, path, u.Scheme+"://"+u.Host)
+	}
+}
+
 // Validate adds every problem of c to p.
 func (c *Config) Validate(p *config.Problems) {
 	prod := c.Production()
@@ -543,6 +565,7 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.ActionsOAuthBaseURL != "" {
 		c.ActionsOAuthBaseURL = config.PublicURL(p, "ACTIONS_OAUTH_BASE_URL", c.ActionsOAuthBaseURL, prod)
 	}
+	issuerPathless(p, c.Issuer)
 	if c.SigningKeysDir == "" {
 		p.Addf("SIGNING_KEYS_DIR: required (directory of <kid>.pem RSA keys)")
 	}

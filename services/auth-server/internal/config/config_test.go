@@ -196,3 +196,36 @@ func TestSlowCheckNiceRemoved(t *testing.T) {
 		}
 	}
 }
+
+// TestIssuerWithPathRefused: PUBLIC_ISSUER_URL with a path was accepted,
+// and discovery then advertised <issuer>/oauth/jwks and a metadata URL
+// that answered 404 (the endpoints are served at the origin's root only).
+// It is refused at start, naming the setting; the origin alone, with or
+// without a trailing "/", is accepted.
+func TestIssuerWithPathRefused(t *testing.T) {
+	for _, issuer := range []string{"http://localhost:4000/tenant1", "https://auth.example.com/a/b/", "http://localhost:4000/%2F"} {
+		env := base()
+		env["PUBLIC_ISSUER_URL"] = issuer
+		_, err := Load(pconfig.MapEnv(env))
+		var ce *pconfig.Error
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "PUBLIC_ISSUER_URL: ") || !strings.Contains(err.Error(), "has a path") ||
+			!strings.Contains(err.Error(), "at the root of its origin only") {
+			t.Errorf("PUBLIC_ISSUER_URL=%s: %v, want a refusal naming the setting and the path", issuer, err)
+		}
+	}
+	env := base()
+	env["PUBLIC_ISSUER_URL"] = "http://localhost:4000/tenant1"
+	_, err := Load(pconfig.MapEnv(env))
+	if want := `PUBLIC_ISSUER_URL: "http://localhost:4000/tenant1" has a path (/tenant1): the auth-server serves its endpoints (/.well-known/openid-configuration, /oauth/…) at the root of its origin only, so discovery would advertise endpoints that do not exist; set the origin alone (http://localhost:4000) and give the auth-server a host of its own`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v\nlacks %q", err, want)
+	}
+	for _, issuer := range []string{"http://localhost:4000", "http://localhost:4000/", "https://auth.example.com//"} {
+		env := base()
+		env["PUBLIC_ISSUER_URL"] = issuer
+		if c, err := Load(pconfig.MapEnv(env)); err != nil {
+			t.Errorf("PUBLIC_ISSUER_URL=%s: %v", issuer, err)
+		} else if strings.HasSuffix(c.Issuer, "/") {
+			t.Errorf("PUBLIC_ISSUER_URL=%s: issuer %q keeps a trailing /", issuer, c.Issuer)
+		}
+	}
+}
