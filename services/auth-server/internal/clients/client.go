@@ -168,13 +168,16 @@ func (c *Client) NeedsConsent() bool { return c.Kind != KindStatic || !c.SkipCon
 // proof). A public client's http redirect — a loopback address (on any
 // port, RFC 8252 §7.3), or any host in development — proves nothing: any
 // local process can listen there and send the client's public client_id,
-// so it always gets the consent page.
+// so it always gets the consent page. Nor does an https redirect to a
+// loopback host (https://localhost:8443/cb, https://127.0.0.1/cb): no one
+// owns that origin, and a local process with a locally trusted
+// certificate (mkcert) can serve it (review4).
 func (c *Client) ApprovalReusable(redirect string) bool {
 	if !c.IsPublic() {
 		return true
 	}
 	u, err := url.Parse(redirect)
-	return err == nil && u.Scheme == "https"
+	return err == nil && u.Scheme == "https" && !IsLoopbackHost(u.Hostname())
 }
 
 // DefaultResource is the audience of a request that names no resource.

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -84,6 +85,15 @@ func TestRememberedConsentNotForPublicLoopbackRedirects(t *testing.T) {
 	web := dcr(`{"redirect_uris":["https://web-app.example/cb"],"token_endpoint_auth_method":"none","client_name":"Public web app"}`)
 	approveOnce(web, "https://web-app.example/cb")
 	skips(web, "https://web-app.example/cb")
+
+	// An https redirect to a loopback host proves no more than http: no
+	// one owns the origin, and a local process with a locally trusted
+	// certificate (mkcert) serves it (review4).
+	for i, redirect := range []string{"https://localhost:8443/cb", "https://127.0.0.1:8443/cb", "https://[::1]:8443/cb"} {
+		c := dcr(fmt.Sprintf(`{"redirect_uris":[%q],"token_endpoint_auth_method":"none","client_name":"Public https loopback %d"}`, redirect, i))
+		approveOnce(c, redirect)
+		asks(c, redirect)
+	}
 
 	confidential := dcr(`{"redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"client_secret_basic","client_name":"Confidential loopback"}`)
 	approveOnce(confidential, "http://127.0.0.1:1111/cb")
