@@ -10,8 +10,9 @@ import (
 )
 
 // NameKey folds a client name for comparing names as a user reads them:
-// compatibility forms mapped (NFKC: fullwidth letters, ligatures), then
-// Unicode TS #39's skeleton (confusables.Skeleton: every character drawn
+// compatibility forms mapped (NFKC: fullwidth letters, ligatures), case
+// folded, lower-case Cyrillic and Greek letters drawn like Latin ones mapped
+// to them (latinLookAlike), then Unicode TS #39's skeleton (confusables.Skeleton: every character drawn
 // like another becomes that one — Cyrillic, Greek, Armenian and Latin
 // look-alikes of Latin letters, I/l/1/|, O/0, "m" as "rn"), case folded,
 // the skeleton taken again of the folded string (a lower-case letter can be
@@ -29,7 +30,8 @@ import (
 // self-registered client as unverified whatever its name.
 func NameKey(name string) string {
 	fold := cases.Fold()
-	s := fold.String(confusables.Skeleton(norm.NFKC.String(name)))
+	s := strings.Map(latinLookAlike, fold.String(norm.NFKC.String(name)))
+	s = fold.String(confusables.Skeleton(s))
 	s = fold.String(confusables.Skeleton(s))
 	var b strings.Builder
 	for _, r := range s {
@@ -41,6 +43,29 @@ func NameKey(name string) string {
 		}
 	}
 	return b.String()
+}
+
+// latinLookAlike maps a lower-case Cyrillic or Greek letter drawn like a
+// Latin letter in lower case (т, м, н, ε, τ, η, μ: their capitals Т, М, Н,
+// Ε, Τ, Η, Μ are) to that letter, before the skeleton: TS #39's data maps
+// them to small capitals or other signs (т to ᴛ, ε to ꞓ), so "Local тest
+// client" and "Claudε" kept keys of their own once folded, where the
+// reader sees "Local test client" and "Claude" (review4).
+func latinLookAlike(r rune) rune {
+	if l, ok := lookAlike[r]; ok {
+		return l
+	}
+	return r
+}
+
+var lookAlike = map[rune]rune{
+	// Cyrillic
+	'а': 'a', 'в': 'b', 'е': 'e', 'ё': 'e', 'з': '3', 'к': 'k', 'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p',
+	'с': 'c', 'т': 't', 'у': 'y', 'х': 'x', 'ѕ': 's', 'і': 'l', 'ї': 'l', 'ј': 'j', 'һ': 'h', 'ԁ': 'd',
+	'ԛ': 'q', 'ԝ': 'w', 'ь': 'b', 'ӏ': 'l', 'ү': 'y',
+	// Greek
+	'α': 'a', 'β': 'b', 'ε': 'e', 'ζ': 'z', 'η': 'h', 'ι': 'l', 'κ': 'k', 'μ': 'm', 'ν': 'v', 'ο': 'o',
+	'ρ': 'p', 'τ': 't', 'υ': 'y', 'χ': 'x', 'ϲ': 'c', 'ϳ': 'j',
 }
 
 // ByName returns a static client whose name is name as NameKey compares

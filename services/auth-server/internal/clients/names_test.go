@@ -20,12 +20,22 @@ func TestNameKeyFoldsLookAlikes(t *testing.T) {
 			"C1aude",      // digit 1
 			"Cl\u0430ude", // Cyrillic а
 			"C\u0131aude", // dotless ı
+			"Claud\u03b5", // Greek ε (the skeleton alone made it ꞓ)
 		},
 		"Operator App": {"0perator App", "operator-app", "Operator A\u0440\u0440" /* Cyrillic р */},
 		"Modern":       {"Modem"},
 		"Local test client": {
 			"L\u0585cal test client", // Armenian օ
+			"Local \u0442est client", // Cyrillic т (the skeleton alone: ᴛ)
+			"Local t\u03b5st client", // Greek ε
+			"Local \u03c4est client", // Greek τ
+			"Local test cli\u0435nt", // Cyrillic е
 		},
+		"Modem": {
+			"\u041code\u043c", // Cyrillic М, м
+			"Mod\u03b5\u03bc", // Greek ε, μ
+		},
+		"Hotel": {"\u043do\u0442el", "\u03b7o\u03c4el"}, // Cyrillic н, т; Greek η, τ
 		"ChatGPT Apps (development)": {
 			"Ch\u0251tGPT Apps (development)", // Latin ɑ
 			"ChatGPT Apps (deve\u04cfopment)", // Cyrillic palochka ӏ
