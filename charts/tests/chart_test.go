@@ -102,6 +102,10 @@ func TestTemplateRefuses(t *testing.T) {
 		// ACTIONS_PUBLIC_URL is an origin: the actions-api refuses a path
 		// (docs/reference/actions.md, "Public URL").
 		{"actions URL with a path", "publicUrls:\n  actions: https://api.example.com/tollgate\n", "/publicUrls/actions"},
+		// PUBLIC_ISSUER_URL is an origin too: the auth-server refuses a
+		// path at start (17f5c75), which helm install --wait would only
+		// show as a crash-looping pod.
+		{"issuer URL with a path", "publicUrls:\n  issuer: https://gateway.example.com/tenant1\n", "/publicUrls/issuer"},
 		{"volatile redis in production", "redis:\n  bundled:\n    persistence:\n      enabled: false\n", "production requires durable Redis"},
 		// A misspelt field of a NetworkPolicy peer is dropped by the API
 		// server under helm install: matchLabel left namespaceSelector {},
