@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -254,6 +255,113 @@ func TestRedisUpWhenAnACLRefusesACommand(t *testing.T) {
 	results := labelValues(t, reg)["tollgate_redis_command_duration_seconds"]["result"]
 	if up := gauge(t, reg, "tollgate_redis_up"); up != 1 || !results["error"] || results["unavailable"] {
 		t.Errorf("tollgate_redis_up = %v, results %v; want up 1, NOPERM an error, nothing unavailable", up, results)
+	}
+}
+
+// TestRedisUpWhenRedisIsOutOfMemory: a Redis at maxmemory under noeviction
+// answers reads and PING but refuses every write with "OOM command not
+// allowed when used memory > 'maxmemory'" — in a script too, which is how
+// the rate limiter meets it on every request. tollgate_redis_up is 0 from
+// the first OOM reply however many reads succeed after it (the readiness
+// probe's PING among them), the command is still result "error" (Redis
+// answered), and reads go on (the circuit breaker does not open); once
+// Redis has room again the next write makes it 1.
+func TestRedisUpWhenRedisIsOutOfMemory(t *testing.T) {
+	r := testharness.StartRedis(t)
+	ctx := context.Background()
+	admin := r.Client()
+	for i := range 200 {
+		if err := admin.Set(ctx, fmt.Sprintf("fill:%d", i), strings.Repeat("x", 1024), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rdb := r.Client()
+	reg := prometheus.NewRegistry()
+	if err := telemetry.InstrumentRedisMetrics(rdb.UniversalClient, reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, "k", "v", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// squeeze sets maxmemory just below the memory Redis uses now.
+	squeeze := func() {
+		t.Helper()
+		info, err := admin.Info(ctx, "memory").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var used int64
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+				used, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		if used == 0 {
+			t.Fatalf("no used_memory in %q", info)
+		}
+		if err := admin.ConfigSet(ctx, "maxmemory", strconv.FormatInt(used-64*1024, 10)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	script := "return redis.call('SET', KEYS[1], 'v')"
+	for _, w := range []struct {
+		name  string
+		write func() error
+	}{
+		{"set", func() error { return rdb.Set(ctx, "k2", "v", time.Minute).Err() }},
+		{"script", func() error { return rdb.Eval(ctx, script, []string{"k3"}).Err() }},
+		{"pipelined script (the rate limiter)", func() error {
+			p := rdb.Pipeline()
+			p.Eval(ctx, script, []string{"k4"})
+			_, err := p.Exec(ctx)
+			return err
+		}},
+		{"transaction", func() error {
+			var incr *redis.IntCmd
+			_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error { incr = p.Incr(ctx, "k5"); return nil })
+			if err != nil { // EXECABORT; the queued command has the OOM reply
+				return fmt.Errorf("%w (queued INCR: %v)", err, incr.Err())
+			}
+			return nil
+		}},
+	} {
+		squeeze()
+		if err := w.write(); err == nil || !strings.Contains(err.Error(), "OOM command not allowed") {
+			t.Fatalf("%s at maxmemory: %v, want OOM", w.name, err)
+		}
+		for range 5 { // more than the breaker's tripAfter
+			if err := rdb.Get(ctx, "k").Err(); err != nil {
+				t.Fatalf("get after the %s's OOM: %v, want reads served (breaker closed)", w.name, err)
+			}
+		}
+		if err := rdb.Ping(ctx); err != nil { // what a readiness probe does
+			t.Fatalf("ping after the %s's OOM: %v", w.name, err)
+		}
+		if up := gauge(t, reg, "tollgate_redis_up"); up != 0 {
+			t.Errorf("tollgate_redis_up = %v after the %s's OOM reply and successful reads", up, w.name)
+		}
+		results := labelValues(t, reg)["tollgate_redis_command_duration_seconds"]["result"]
+		if !results["error"] || results["unavailable"] {
+			t.Errorf("results %v; want OOM an error, nothing unavailable", results)
+		}
+		if err := admin.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Get(ctx, "k").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if up := gauge(t, reg, "tollgate_redis_up"); up != 0 {
+			t.Errorf("tollgate_redis_up = %v after a read: only a write shows Redis takes writes again", up)
+		}
+		if err := w.write(); err != nil {
+			t.Fatalf("%s with maxmemory 0: %v", w.name, err)
+		}
+		if up := gauge(t, reg, "tollgate_redis_up"); up != 1 {
+			t.Errorf("tollgate_redis_up = %v after a %s succeeded again", up, w.name)
+		}
 	}
 }
 

@@ -89,6 +89,27 @@ func refusesConnection(err error) bool {
 		errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "BUSY ")
 }
 
+// writeCommands are the commands of redisCommands that Redis refuses with
+// an OOM reply at maxmemory under noeviction (its denyoom flag), and the
+// scripts, which the fleet's all write (a script without flags is refused
+// at its first write). Their success shows Redis takes writes again.
+var writeCommands = func() map[string]bool {
+	m := map[string]bool{}
+	for _, c := range strings.Fields(`set setnx setex psetex getset mset incr incrby decr decrby
+		hset hsetnx hmset hincrby sadd zadd lpush rpush xadd eval evalsha`) {
+		m[c] = true
+	}
+	return m
+}()
+
+// outOfMemory reports whether err is Redis refusing a write because it is
+// at maxmemory with nothing it may evict (noeviction): "OOM command not
+// allowed when used memory > 'maxmemory'", in a script's error too.
+func outOfMemory(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "OOM ")
+}
+
 func isNetError(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne)
@@ -100,6 +121,10 @@ type redisMetrics struct {
 	client   redis.UniversalClient
 	duration *prometheus.HistogramVec
 	up       atomic.Int32
+	// outOfMemory is set by an OOM reply and cleared by a write that
+	// succeeds: while Redis refuses writes it answers reads and PING, so
+	// only a write says it is usable again.
+	outOfMemory atomic.Bool
 
 	upDesc, hits, misses, timeouts, stale, total, idle *prometheus.Desc
 }
@@ -112,7 +137,12 @@ type redisMetrics struct {
 //   - tollgate_redis_up: 1 when the last command got an answer, 0 when it
 //     found Redis unreachable or refusing the connection (result
 //     unavailable: a wrong password, for example; readiness probes keep it
-//     current);
+//     current) — and 0 from an OOM reply (Redis at maxmemory under
+//     noeviction) until a write succeeds: every request writes its
+//     rate-limit bucket, so every request fails while reads and the
+//     readiness probe's PING still succeed. The command stays result
+//     "error" (Redis answered) and the circuit breaker stays closed
+//     (reads go on; docs/operations/failures.md);
 //   - tollgate_redis_pool_*: the client's connection pool (hits, misses,
 //     timeouts, stale connections, total and idle connections).
 func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer) error {
@@ -123,7 +153,7 @@ func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer
 			Help:    "Redis command latency by command and result (ok, miss, error, unavailable).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"command", "result"}),
-		upDesc:   prometheus.NewDesc("tollgate_redis_up", "1 when the last Redis command got an answer, 0 when Redis was unreachable or refused the connection (wrong password, loading).", nil, nil),
+		upDesc:   prometheus.NewDesc("tollgate_redis_up", "1 when the last Redis command got an answer, 0 when Redis was unreachable or refused the connection (wrong password, loading) or refused writes for memory (OOM) until a write succeeds.", nil, nil),
 		hits:     prometheus.NewDesc("tollgate_redis_pool_hits_total", "Times a free connection was found in the pool.", nil, nil),
 		misses:   prometheus.NewDesc("tollgate_redis_pool_misses_total", "Times no free connection was found in the pool.", nil, nil),
 		timeouts: prometheus.NewDesc("tollgate_redis_pool_timeouts_total", "Times a wait for a pool connection timed out.", nil, nil),
@@ -141,9 +171,15 @@ func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer
 	return nil
 }
 
-func (m *redisMetrics) observe(command string, start time.Time, err error) {
+func (m *redisMetrics) observe(command string, writes bool, start time.Time, err error, oom bool) {
 	result := RedisResult(err)
 	m.duration.WithLabelValues(command, result).Observe(time.Since(start).Seconds())
+	switch {
+	case oom:
+		m.outOfMemory.Store(true)
+	case err == nil && writes:
+		m.outOfMemory.Store(false)
+	}
 	switch result {
 	case redisUnavailable:
 		m.up.Store(0)
@@ -160,7 +196,7 @@ func (m *redisMetrics) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmd)
-		m.observe(RedisCommandLabel(cmd.Name()), start, err)
+		m.observe(RedisCommandLabel(cmd.Name()), writeCommands[strings.ToLower(cmd.Name())], start, err, outOfMemory(err))
 		return err
 	}
 }
@@ -169,7 +205,15 @@ func (m *redisMetrics) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmds)
-		m.observe("pipeline", start, err)
+		// A pipeline writes if one of its commands does; the OOM reply may
+		// be any command's (in a transaction, the queued command's, with
+		// EXEC answered EXECABORT).
+		writes, oom := false, outOfMemory(err)
+		for _, c := range cmds {
+			writes = writes || writeCommands[strings.ToLower(c.Name())]
+			oom = oom || outOfMemory(c.Err())
+		}
+		m.observe("pipeline", writes, start, err, oom)
 		return err
 	}
 }
@@ -182,7 +226,11 @@ func (m *redisMetrics) Describe(ch chan<- *prometheus.Desc) {
 
 func (m *redisMetrics) Collect(ch chan<- prometheus.Metric) {
 	s := m.client.PoolStats()
-	ch <- prometheus.MustNewConstMetric(m.upDesc, prometheus.GaugeValue, float64(m.up.Load()))
+	up := float64(m.up.Load())
+	if m.outOfMemory.Load() {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(m.upDesc, prometheus.GaugeValue, up)
 	ch <- prometheus.MustNewConstMetric(m.hits, prometheus.CounterValue, float64(s.Hits))
 	ch <- prometheus.MustNewConstMetric(m.misses, prometheus.CounterValue, float64(s.Misses))
 	ch <- prometheus.MustNewConstMetric(m.timeouts, prometheus.CounterValue, float64(s.Timeouts))
