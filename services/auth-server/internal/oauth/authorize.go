@@ -480,9 +480,13 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		id.Profile = withAppleName(id.Profile, q.Get("user"))
 	}
 	rec.Subject, rec.UpstreamIssuer = id.Subject, id.Issuer
-	if desc := checkFreshness(mustParseQuery(p.Query), id.AuthTime, p.Created, s.now()); desc != "" {
-		s.log.InfoContext(r.Context(), "authentication not fresh enough", "reason", desc)
-		redirectErr("login_required", desc)
+	if code, desc := checkFreshness(mustParseQuery(p.Query), id.AuthTime, p.Created, s.now()); code != "" {
+		if code == "login_required" {
+			s.log.InfoContext(r.Context(), "authentication not fresh enough", "reason", desc)
+		} else {
+			s.log.WarnContext(r.Context(), "upstream auth_time refused", "reason", desc, "auth_time", id.AuthTime.Unix(), "upstream_issuer", id.Issuer)
+		}
+		redirectErr(code, desc)
 		return
 	}
 	id.AuthTime = grantAuthTime(mustParseQuery(p.Query), id.AuthTime, p.Created, s.now())
@@ -1017,35 +1021,47 @@ func freshnessOf(q url.Values) (Freshness, string) {
 const authTimeSkew = 5 * time.Second
 
 // checkFreshness checks the upstream's auth_time against the original
-// request q (OpenID Connect Core 1.0 §3.1.2.1): with max_age, auth_time is
-// required (§2: REQUIRED when max_age is requested) and must be within
-// max_age of now; with prompt=login, the user must have authenticated
-// after the request was made (requested, whole seconds). Both allow the
-// upstream's clock to be authTimeSkew behind ours. It returns why not,
-// or "".
-func checkFreshness(q url.Values, authTime, requested, now time.Time) string {
+// request q (OpenID Connect Core 1.0 §3.1.2.1) and returns the error the
+// sign-in ends in, and why, or "", "". An auth_time more than
+// upstreamClockSkew after now — the most the provider's clock may run
+// ahead of ours, as for its ID token's iat — is no time the user could
+// have signed in (a clock a year off, milliseconds sent as seconds):
+// server_error whatever the request asked, since the grant's auth_time
+// must be the upstream's and this one cannot be put on our clock; and
+// not login_required, which asks the client to send the user to sign in
+// again, when the provider would answer the same. With max_age,
+// auth_time is required (§2: REQUIRED when max_age is requested) and must
+// be within max_age of now; with prompt=login, the user must have
+// authenticated after the request was made (requested, whole seconds).
+// Both allow the upstream's clock to be authTimeSkew behind ours, and are
+// login_required when not met.
+func checkFreshness(q url.Values, authTime, requested, now time.Time) (errCode, desc string) {
+	if ahead := authTime.Sub(now); !authTime.IsZero() && ahead > upstreamClockSkew {
+		return "server_error", fmt.Sprintf("the identity provider's auth_time is %ds in the future, more than the %ds its clock may run ahead of this server's",
+			int64(ahead.Seconds()), int64(upstreamClockSkew.Seconds()))
+	}
 	f, _ := freshnessOf(q)
 	if f.MaxAge == nil && !f.PromptLogin {
-		return ""
+		return "", ""
 	}
 	if authTime.IsZero() {
-		return "the identity provider did not say when the user signed in (no auth_time), so max_age or prompt=login cannot be honoured"
+		return "login_required", "the identity provider did not say when the user signed in (no auth_time), so max_age or prompt=login cannot be honoured"
 	}
 	if f.MaxAge != nil && now.Sub(authTime) > time.Duration(*f.MaxAge)*time.Second+authTimeSkew {
-		return fmt.Sprintf("the user signed in at the identity provider %ds ago, more than max_age=%d", int64(now.Sub(authTime).Seconds()), *f.MaxAge)
+		return "login_required", fmt.Sprintf("the user signed in at the identity provider %ds ago, more than max_age=%d", int64(now.Sub(authTime).Seconds()), *f.MaxAge)
 	}
 	if f.PromptLogin && authTime.Truncate(time.Second).Add(authTimeSkew).Before(requested.Truncate(time.Second)) {
-		return fmt.Sprintf("prompt=login: the identity provider did not authenticate the user again (it says the user signed in %ds before the request)",
+		return "login_required", fmt.Sprintf("prompt=login: the identity provider did not authenticate the user again (it says the user signed in %ds before the request)",
 			int64(requested.Truncate(time.Second).Sub(authTime.Truncate(time.Second)).Seconds()))
 	}
-	return ""
+	return "", ""
 }
 
 // grantAuthTime is the auth_time the grant records, and its ID tokens
 // carry, for an upstream sign-in at authTime that checkFreshness accepted:
 // the upstream's, on our clock where the two clocks disagree. An auth_time
 // after now (the upstream's clock runs ahead; its ID token's iat may, by
-// upstreamClockSkew) is now. One that satisfies prompt=login or max_age
+// upstreamClockSkew, and checkFreshness refused one further ahead) is now. One that satisfies prompt=login or max_age
 // only by authTimeSkew (the upstream's clock runs behind) is moved forward
 // to satisfy it exactly: to the request time for prompt=login, to max_age
 // before it for max_age — at most authTimeSkew. fosite checks both

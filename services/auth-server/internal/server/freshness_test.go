@@ -121,7 +121,8 @@ func TestPromptLoginAndMaxAge(t *testing.T) {
 // auth_time is then moved to satisfy them exactly, on our clock, so that
 // the code exchange's ID token is signed — while one a minute before the
 // request is login_required. An auth_time in the future (the provider's
-// clock ahead, as its iat, which is accepted up to 30 s ahead) is now.
+// clock ahead, as its iat, which is accepted up to 30 s ahead) is now;
+// further ahead it is server_error, whatever the request asked.
 func TestFreshnessWithTheUpstreamClockAside(t *testing.T) {
 	type outcome struct {
 		authTime      int64
@@ -171,6 +172,22 @@ func TestFreshnessWithTheUpstreamClockAside(t *testing.T) {
 			t.Errorf("max_age=30, auth_time a minute old: %+v; want login_required naming max_age", o)
 		}
 	})
+	// Beyond the 30 s the provider's clock may run ahead (upstreamClockSkew,
+	// as for its iat), its auth_time is no time at all — a clock a year
+	// off, or milliseconds sent as seconds: the sign-in is server_error,
+	// freshness asked or not, never a code carrying a made-up auth_time
+	// (before, any future auth_time became the callback's time and met
+	// prompt=login and max_age=0 without a sign-in).
+	for name, ahead := range map[string]time.Duration{"a year ahead": 365 * 24 * time.Hour, "45s ahead": 45 * time.Second} {
+		t.Run(name, func(t *testing.T) {
+			f, _ := startShaped(t, idptest.Shape{AuthTimeSkew: ahead, IDClaims: fullProfile}, nil)
+			for _, extra := range []map[string]string{nil, {"prompt": "login"}, {"max_age": "0"}, {"max_age": "60"}} {
+				if o := run(t, f, extra); o.errCode != "server_error" || !strings.Contains(o.desc, "auth_time") || !strings.Contains(o.desc, "in the future") {
+					t.Errorf("%v, auth_time %s: %+v; want server_error naming auth_time in the future", extra, name, o)
+				}
+			}
+		})
+	}
 	t.Run("10s ahead", func(t *testing.T) {
 		f, _ := startShaped(t, idptest.Shape{Skew: 10 * time.Second, AuthTimeSkew: 10 * time.Second, IDClaims: fullProfile}, nil)
 		for _, extra := range []map[string]string{nil, {"prompt": "login"}, {"max_age": "0"}} {
