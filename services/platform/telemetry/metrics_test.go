@@ -263,10 +263,15 @@ func TestRedisUpWhenAnACLRefusesACommand(t *testing.T) {
 // allowed when used memory > 'maxmemory'" — in a script too, which is how
 // the rate limiter meets it on every request. tollgate_redis_up is 0 from
 // the first OOM reply however many reads succeed after it (the readiness
-// probe's PING among them), the command is still result "error" (Redis
-// answered), and reads go on (the circuit breaker does not open); once
-// Redis has room again the next write makes it 1.
+// probe's PING and a script that writes nothing among them), the command is still result "error" (Redis
+// answered), and reads go on (the circuit breaker does not open). Once
+// Redis has room again, a write outside a script makes it 1 at once; a
+// script that succeeds does not (the rate limiter's refusal writes
+// nothing), and the gauge returns to 1 when the hold (a minute; here 2 s)
+// passes without another OOM reply.
 func TestRedisUpWhenRedisIsOutOfMemory(t *testing.T) {
+	const hold = 2 * time.Second
+	t.Cleanup(telemetry.SetOOMHold(hold))
 	r := testharness.StartRedis(t)
 	ctx := context.Background()
 	admin := r.Client()
@@ -308,18 +313,19 @@ func TestRedisUpWhenRedisIsOutOfMemory(t *testing.T) {
 	}
 	script := "return redis.call('SET', KEYS[1], 'v')"
 	for _, w := range []struct {
-		name  string
-		write func() error
+		name   string
+		script bool
+		write  func() error
 	}{
-		{"set", func() error { return rdb.Set(ctx, "k2", "v", time.Minute).Err() }},
-		{"script", func() error { return rdb.Eval(ctx, script, []string{"k3"}).Err() }},
-		{"pipelined script (the rate limiter)", func() error {
+		{"set", false, func() error { return rdb.Set(ctx, "k2", "v", time.Minute).Err() }},
+		{"script", true, func() error { return rdb.Eval(ctx, script, []string{"k3"}).Err() }},
+		{"pipelined script (the rate limiter)", true, func() error {
 			p := rdb.Pipeline()
 			p.Eval(ctx, script, []string{"k4"})
 			_, err := p.Exec(ctx)
 			return err
 		}},
-		{"transaction", func() error {
+		{"transaction", false, func() error {
 			var incr *redis.IntCmd
 			_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error { incr = p.Incr(ctx, "k5"); return nil })
 			if err != nil { // EXECABORT; the queued command has the OOM reply
@@ -336,6 +342,10 @@ func TestRedisUpWhenRedisIsOutOfMemory(t *testing.T) {
 			if err := rdb.Get(ctx, "k").Err(); err != nil {
 				t.Fatalf("get after the %s's OOM: %v, want reads served (breaker closed)", w.name, err)
 			}
+		}
+		// A script that writes nothing runs: the rate limiter's refusal path.
+		if err := rdb.Eval(ctx, "return redis.call('GET', KEYS[1])", []string{"k"}).Err(); err != nil {
+			t.Fatalf("read-only script after the %s's OOM: %v", w.name, err)
 		}
 		if err := rdb.Ping(ctx); err != nil { // what a readiness probe does
 			t.Fatalf("ping after the %s's OOM: %v", w.name, err)
@@ -358,6 +368,12 @@ func TestRedisUpWhenRedisIsOutOfMemory(t *testing.T) {
 		}
 		if err := w.write(); err != nil {
 			t.Fatalf("%s with maxmemory 0: %v", w.name, err)
+		}
+		if w.script {
+			if up := gauge(t, reg, "tollgate_redis_up"); up != 0 {
+				t.Errorf("tollgate_redis_up = %v after a %s succeeded: a script's success proves no write", up, w.name)
+			}
+			time.Sleep(hold)
 		}
 		if up := gauge(t, reg, "tollgate_redis_up"); up != 1 {
 			t.Errorf("tollgate_redis_up = %v after a %s succeeded again", up, w.name)

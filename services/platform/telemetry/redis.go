@@ -90,17 +90,28 @@ func refusesConnection(err error) bool {
 }
 
 // writeCommands are the commands of redisCommands that Redis refuses with
-// an OOM reply at maxmemory under noeviction (its denyoom flag), and the
-// scripts, which the fleet's all write (a script without flags is refused
-// at its first write). Their success shows Redis takes writes again.
+// an OOM reply at maxmemory under noeviction (its denyoom flag): their
+// success shows Redis takes writes again. Not the scripts: a script
+// without flags is refused only at its first such write, and many of the
+// fleet's write nothing on some paths (the rate limiter's refusal, a
+// session claim of a missing key), so a script that succeeds proves
+// nothing.
 var writeCommands = func() map[string]bool {
 	m := map[string]bool{}
 	for _, c := range strings.Fields(`set setnx setex psetex getset mset incr incrby decr decrby
-		hset hsetnx hmset hincrby sadd zadd lpush rpush xadd eval evalsha`) {
+		hset hsetnx hmset hincrby sadd zadd lpush rpush xadd`) {
 		m[c] = true
 	}
 	return m
 }()
+
+// oomHold is how long an OOM reply keeps tollgate_redis_up at 0 when no
+// write outside a script succeeds after it (a service whose only writes
+// are the rate limiter's script): longer than a scrape interval and than
+// the gaps of light traffic, so TollgateRedisDown's minute holds, and the
+// longest Redis is reported down after it has room again. A variable for
+// the tests.
+var oomHold = time.Minute
 
 // outOfMemory reports whether err is Redis refusing a write because it is
 // at maxmemory with nothing it may evict (noeviction): "OOM command not
@@ -121,10 +132,11 @@ type redisMetrics struct {
 	client   redis.UniversalClient
 	duration *prometheus.HistogramVec
 	up       atomic.Int32
-	// outOfMemory is set by an OOM reply and cleared by a write that
-	// succeeds: while Redis refuses writes it answers reads and PING, so
-	// only a write says it is usable again.
-	outOfMemory atomic.Bool
+	// outOfMemory is the time of the latest OOM reply (Unix ns; 0: none
+	// since the last write that succeeded). While Redis refuses writes it
+	// answers reads, PING and scripts that write nothing, so only a write
+	// says it is usable again — or oomHold without another OOM reply.
+	outOfMemory atomic.Int64
 
 	upDesc, hits, misses, timeouts, stale, total, idle *prometheus.Desc
 }
@@ -138,11 +150,13 @@ type redisMetrics struct {
 //     found Redis unreachable or refusing the connection (result
 //     unavailable: a wrong password, for example; readiness probes keep it
 //     current) — and 0 from an OOM reply (Redis at maxmemory under
-//     noeviction) until a write succeeds: every request writes its
-//     rate-limit bucket, so every request fails while reads and the
-//     readiness probe's PING still succeed. The command stays result
-//     "error" (Redis answered) and the circuit breaker stays closed
-//     (reads go on; docs/operations/failures.md);
+//     noeviction) until a write outside a script succeeds or oomHold
+//     passes without another OOM reply: every request writes its
+//     rate-limit bucket (a script), so every request fails while reads
+//     and the readiness probe's PING still succeed, and under traffic the
+//     OOM replies keep it 0. The command stays result "error" (Redis
+//     answered) and the circuit breaker stays closed (reads go on;
+//     docs/operations/failures.md);
 //   - tollgate_redis_pool_*: the client's connection pool (hits, misses,
 //     timeouts, stale connections, total and idle connections).
 func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer) error {
@@ -153,7 +167,7 @@ func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer
 			Help:    "Redis command latency by command and result (ok, miss, error, unavailable).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"command", "result"}),
-		upDesc:   prometheus.NewDesc("tollgate_redis_up", "1 when the last Redis command got an answer, 0 when Redis was unreachable or refused the connection (wrong password, loading) or refused writes for memory (OOM) until a write succeeds.", nil, nil),
+		upDesc:   prometheus.NewDesc("tollgate_redis_up", "1 when the last Redis command got an answer, 0 when Redis was unreachable or refused the connection (wrong password, loading) or refused a write for memory (OOM) in the last minute and no write succeeded since.", nil, nil),
 		hits:     prometheus.NewDesc("tollgate_redis_pool_hits_total", "Times a free connection was found in the pool.", nil, nil),
 		misses:   prometheus.NewDesc("tollgate_redis_pool_misses_total", "Times no free connection was found in the pool.", nil, nil),
 		timeouts: prometheus.NewDesc("tollgate_redis_pool_timeouts_total", "Times a wait for a pool connection timed out.", nil, nil),
@@ -176,9 +190,9 @@ func (m *redisMetrics) observe(command string, writes bool, start time.Time, err
 	m.duration.WithLabelValues(command, result).Observe(time.Since(start).Seconds())
 	switch {
 	case oom:
-		m.outOfMemory.Store(true)
+		m.outOfMemory.Store(time.Now().UnixNano())
 	case err == nil && writes:
-		m.outOfMemory.Store(false)
+		m.outOfMemory.Store(0)
 	}
 	switch result {
 	case redisUnavailable:
@@ -227,7 +241,7 @@ func (m *redisMetrics) Describe(ch chan<- *prometheus.Desc) {
 func (m *redisMetrics) Collect(ch chan<- prometheus.Metric) {
 	s := m.client.PoolStats()
 	up := float64(m.up.Load())
-	if m.outOfMemory.Load() {
+	if at := m.outOfMemory.Load(); at != 0 && time.Since(time.Unix(0, at)) < oomHold {
 		up = 0
 	}
 	ch <- prometheus.MustNewConstMetric(m.upDesc, prometheus.GaugeValue, up)
