@@ -1,12 +1,10 @@
 package redisx_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,23 +14,8 @@ import (
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
-// syncBuffer is a log destination safe for the breaker's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer = testharness.SyncBuffer
 
 // TestRefusedPasswordOpensTheBreakerAndRecovers: a Redis refusing the
 // client's password (WRONGPASS, NOAUTH, a password sent to a Redis that
