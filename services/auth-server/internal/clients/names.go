@@ -10,9 +10,10 @@ import (
 )
 
 // NameKey folds a client name for comparing names as a user reads them:
-// compatibility forms mapped (NFKC: fullwidth letters, ligatures), case
-// folded, lower-case Cyrillic and Greek letters drawn like Latin ones mapped
-// to them (latinLookAlike), then Unicode TS #39's skeleton (confusables.Skeleton: every character drawn
+// compatibility forms mapped (NFKC: fullwidth letters, ligatures),
+// lower-case Cyrillic and Greek letters drawn like Latin ones mapped to
+// them (latinLookAlike; capitals are left to the skeleton, which draws Η
+// as H where η is n), then Unicode TS #39's skeleton (confusables.Skeleton: every character drawn
 // like another becomes that one — Cyrillic, Greek, Armenian and Latin
 // look-alikes of Latin letters, I/l/1/|, O/0, "m" as "rn"), case folded,
 // the skeleton taken again of the folded string (a lower-case letter can be
@@ -30,7 +31,7 @@ import (
 // self-registered client as unverified whatever its name.
 func NameKey(name string) string {
 	fold := cases.Fold()
-	s := strings.Map(latinLookAlike, fold.String(norm.NFKC.String(name)))
+	s := strings.Map(latinLookAlike, norm.NFKC.String(name))
 	s = fold.String(confusables.Skeleton(s))
 	s = fold.String(confusables.Skeleton(s))
 	var b strings.Builder
@@ -45,12 +46,15 @@ func NameKey(name string) string {
 	return b.String()
 }
 
-// latinLookAlike maps a lower-case Cyrillic or Greek letter drawn like a
-// Latin letter in lower case (т, м, н, ε, τ, η, μ: their capitals Т, М, Н,
-// Ε, Τ, Η, Μ are) to that letter, before the skeleton: TS #39's data maps
-// them to small capitals or other signs (т to ᴛ, ε to ꞓ), so "Local тest
-// client" and "Claudε" kept keys of their own once folded, where the
-// reader sees "Local test client" and "Claude" (review4).
+// latinLookAlike maps the lower-case Cyrillic and Greek letters that TS
+// #39's data leaves on a sign of their own (т and τ to ᴛ, ε to ꞓ, м to ʍ,
+// н to ʜ, к and κ to ĸ; μ, ζ, χ to themselves) to the Latin letter they
+// or their capitals are drawn like, before the skeleton: without it "Local
+// тest client" and "Claudε" kept keys of their own, where the reader sees
+// "Local test client" and "Claude" (review4). Letters the skeleton maps to
+// a Latin letter itself are not here: mapping them first would pick one
+// reading where the skeleton knows the drawn one (η is drawn n, υ u; a
+// table saying h and y let "Claυde" through, review5).
 func latinLookAlike(r rune) rune {
 	if l, ok := lookAlike[r]; ok {
 		return l
@@ -60,12 +64,9 @@ func latinLookAlike(r rune) rune {
 
 var lookAlike = map[rune]rune{
 	// Cyrillic
-	'а': 'a', 'в': 'b', 'е': 'e', 'ё': 'e', 'з': '3', 'к': 'k', 'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p',
-	'с': 'c', 'т': 't', 'у': 'y', 'х': 'x', 'ѕ': 's', 'і': 'l', 'ї': 'l', 'ј': 'j', 'һ': 'h', 'ԁ': 'd',
-	'ԛ': 'q', 'ԝ': 'w', 'ь': 'b', 'ӏ': 'l', 'ү': 'y',
+	'в': 'b', 'з': '3', 'к': 'k', 'м': 'm', 'н': 'h', 'т': 't', 'ь': 'b',
 	// Greek
-	'α': 'a', 'β': 'b', 'ε': 'e', 'ζ': 'z', 'η': 'h', 'ι': 'l', 'κ': 'k', 'μ': 'm', 'ν': 'v', 'ο': 'o',
-	'ρ': 'p', 'τ': 't', 'υ': 'y', 'χ': 'x', 'ϲ': 'c', 'ϳ': 'j',
+	'ε': 'e', 'ζ': 'z', 'κ': 'k', 'μ': 'm', 'τ': 't', 'χ': 'x',
 }
 
 // ByName returns a static client whose name is name as NameKey compares
