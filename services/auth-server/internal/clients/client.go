@@ -171,13 +171,29 @@ func (c *Client) NeedsConsent() bool { return c.Kind != KindStatic || !c.SkipCon
 // so it always gets the consent page. Nor does an https redirect to a
 // loopback host (https://localhost:8443/cb, https://127.0.0.1/cb): no one
 // owns that origin, and a local process with a locally trusted
-// certificate (mkcert) can serve it (review4).
+// certificate (mkcert) can serve it (review4) — nor to a name or address
+// that reaches the user's own machine as surely: a *.localhost name (RFC
+// 6761 §6.3), either spelt with a trailing dot, and the unspecified
+// addresses 0.0.0.0 and [::] (review5).
 func (c *Client) ApprovalReusable(redirect string) bool {
 	if !c.IsPublic() {
 		return true
 	}
 	u, err := url.Parse(redirect)
-	return err == nil && u.Scheme == "https" && !IsLoopbackHost(u.Hostname())
+	return err == nil && u.Scheme == "https" && !ownMachine(u.Hostname())
+}
+
+// ownMachine reports whether host names the machine the browser runs on:
+// localhost or a name under it (RFC 6761 §6.3; letter case and a trailing
+// dot aside), a loopback address, or an unspecified one (0.0.0.0, ::),
+// which connects to the local machine.
+func ownMachine(host string) bool {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // DefaultResource is the audience of a request that names no resource.

@@ -89,7 +89,8 @@ func TestRememberedConsentNotForPublicLoopbackRedirects(t *testing.T) {
 	// An https redirect to a loopback host proves no more than http: no
 	// one owns the origin, and a local process with a locally trusted
 	// certificate (mkcert) serves it (review4).
-	for i, redirect := range []string{"https://localhost:8443/cb", "https://127.0.0.1:8443/cb", "https://[::1]:8443/cb"} {
+	for i, redirect := range []string{"https://localhost:8443/cb", "https://127.0.0.1:8443/cb", "https://[::1]:8443/cb",
+		"https://app.localhost:8443/cb", "https://localhost.:8443/cb", "https://0.0.0.0/cb", "https://[::]/cb"} {
 		c := dcr(fmt.Sprintf(`{"redirect_uris":[%q],"token_endpoint_auth_method":"none","client_name":"Public https loopback %d"}`, redirect, i))
 		approveOnce(c, redirect)
 		asks(c, redirect)
