@@ -107,11 +107,13 @@ var writeCommands = func() map[string]bool {
 
 // oomHold is how long an OOM reply keeps tollgate_redis_up at 0 when no
 // write outside a script succeeds after it (a service whose only writes
-// are the rate limiter's script): longer than a scrape interval and than
-// the gaps of light traffic, so TollgateRedisDown's minute holds, and the
+// are the rate limiter's script): longer than TollgateRedisDown's `for: 1m`
+// plus a scrape interval (30 s) and a gap of light traffic — at one hold
+// of a minute, failing requests 90 s apart read 0, 0, 1 at every third
+// scrape and the alert's minute never completed (review5) — and the
 // longest Redis is reported down after it has room again. A variable for
 // the tests.
-var oomHold = time.Minute
+var oomHold = 3 * time.Minute
 
 // outOfMemory reports whether err is Redis refusing a write because it is
 // at maxmemory with nothing it may evict (noeviction): "OOM command not
