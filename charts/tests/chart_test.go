@@ -106,6 +106,7 @@ func TestTemplateRefuses(t *testing.T) {
 		// path at start (17f5c75), which helm install --wait would only
 		// show as a crash-looping pod.
 		{"issuer URL with a path", "publicUrls:\n  issuer: https://gateway.example.com/tenant1\n", "/publicUrls/issuer"},
+		{"actions OAuth base with a path", "publicUrls:\n  actionsOAuthBase: https://api.example.com/tenant1\n", "/publicUrls/actionsOAuthBase"},
 		{"volatile redis in production", "redis:\n  bundled:\n    persistence:\n      enabled: false\n", "production requires durable Redis"},
 		// A misspelt field of a NetworkPolicy peer is dropped by the API
 		// server under helm install: matchLabel left namespaceSelector {},

@@ -48,6 +48,17 @@ func TestPublicURLIsAnOrigin(t *testing.T) {
 			t.Errorf("ACTIONS_PUBLIC_URL=%s: %q (%v), want %q", raw, cfg.PublicURL, err, want)
 		}
 	}
+	// ACTIONS_OAUTH_BASE_URL is an origin too: the document names
+	// <it>/oauth/authorize and <it>/oauth/token, routed at the root only.
+	for _, raw := range []string{"https://api.example.com/tollgate", "https://api.example.com/oauth"} {
+		_, err := config.Load(configEnv(base, map[string]string{"ACTIONS_PUBLIC_URL": "https://api.example.com", "ACTIONS_OAUTH_BASE_URL": raw}))
+		if want := `ACTIONS_OAUTH_BASE_URL: "` + raw + `" must be an origin (scheme://host[:port]) without a path or credentials`; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ACTIONS_OAUTH_BASE_URL=%s: %v, want %q", raw, err, want)
+		}
+	}
+	if cfg, err := config.Load(configEnv(base, map[string]string{"ACTIONS_PUBLIC_URL": "https://api.example.com", "ACTIONS_OAUTH_BASE_URL": "https://api.example.com/"})); err != nil || cfg.OAuthBaseURL != "https://api.example.com" {
+		t.Errorf("ACTIONS_OAUTH_BASE_URL=https://api.example.com/: %q (%v)", cfg.OAuthBaseURL, err)
+	}
 	// Production still says https first, and the path as well.
 	_, err := config.Load(configEnv(base, map[string]string{"TOLLGATE_ENV": "production", "REDIS_CHECK_DURABLE": "false", "ACTIONS_PUBLIC_URL": "http://api.example.com/x"}))
 	if err == nil || !strings.Contains(err.Error(), "must use https in production") || !strings.Contains(err.Error(), "must be an origin") {

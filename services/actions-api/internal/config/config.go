@@ -126,7 +126,10 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.OAuthBaseURL == "" {
 		c.OAuthBaseURL = c.Issuer
 	} else {
-		c.OAuthBaseURL = config.PublicURL(p, "ACTIONS_OAUTH_BASE_URL", c.OAuthBaseURL, c.Production())
+		// An origin: the document names <base>/oauth/authorize and
+		// <base>/oauth/token, which the Ingress routes to the auth-server
+		// at the root of the host only.
+		c.OAuthBaseURL = Origin(p, "ACTIONS_OAUTH_BASE_URL", c.OAuthBaseURL, c.Production())
 	}
 	if c.AuthGRPCAddr == "" {
 		p.Addf("AUTH_GRPC_ADDR: required (the auth-server's gRPC address, for signing keys)")

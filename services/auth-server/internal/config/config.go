@@ -547,13 +547,18 @@ func (c *Config) dynamicResources(p *config.Problems) []string {
 // the chart's ingress to follow it; one issuer per host is the supported
 // shape. A trailing "/" alone is no path (PublicURL trims it).
 func issuerPathless(p *config.Problems, issuer string) {
-	u, err := url.Parse(issuer)
+	pathless(p, "PUBLIC_ISSUER_URL", issuer, "the auth-server serves its endpoints (/.well-known/openid-configuration, /oauth/…) at the root of its origin only, so discovery would advertise endpoints that do not exist", "and give the auth-server a host of its own")
+}
+
+// pathless adds a problem when the URL raw of the setting key has a path:
+// why says what the path would break, then what to set instead.
+func pathless(p *config.Problems, key, raw, why, instead string) {
+	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return // PublicURL has said why
 	}
 	if path := strings.Trim(u.EscapedPath(), "/"); path != "" {
-		p.Addf("PUBLIC_ISSUER_URL: %q has a path (/%s): the auth-server serves its endpoints (/.well-known/openid-configuration, /oauth/…) at the root of its origin only, so discovery would advertise endpoints that do not exist; set the origin alone (%s) and give the auth-server a host of its own",
-			issuer, path, u.Scheme+"://"+u.Host)
+		p.Addf("%s: %q has a path (/%s): %s; set the origin alone (%s) %s", key, raw, path, why, u.Scheme+"://"+u.Host, instead)
 	}
 }
 
@@ -564,6 +569,7 @@ func (c *Config) Validate(p *config.Problems) {
 	c.Issuer = config.PublicURL(p, "PUBLIC_ISSUER_URL", c.Issuer, prod)
 	if c.ActionsOAuthBaseURL != "" {
 		c.ActionsOAuthBaseURL = config.PublicURL(p, "ACTIONS_OAUTH_BASE_URL", c.ActionsOAuthBaseURL, prod)
+		pathless(p, "ACTIONS_OAUTH_BASE_URL", c.ActionsOAuthBaseURL, "a GPT is sent to <it>/oauth/authorize and <it>/oauth/token, which the Actions Ingress routes to the auth-server at the root of its host only, and sign-ins started there are recognised by host", "(the Actions API's origin, as the actions-api requires)")
 	}
 	issuerPathless(p, c.Issuer)
 	if c.SigningKeysDir == "" {

@@ -202,6 +202,22 @@ func TestSlowCheckNiceRemoved(t *testing.T) {
 // that answered 404 (the endpoints are served at the origin's root only).
 // It is refused at start, naming the setting; the origin alone, with or
 // without a trailing "/", is accepted.
+// TestActionsOAuthBaseWithPathRefused: ACTIONS_OAUTH_BASE_URL is the
+// origin the Actions document's OAuth URLs are on (<it>/oauth/…, routed at
+// the root of the Actions host); a path named endpoints nothing serves.
+func TestActionsOAuthBaseWithPathRefused(t *testing.T) {
+	env := base()
+	env["ACTIONS_OAUTH_BASE_URL"] = "https://api.example.com/tenant1"
+	_, err := Load(pconfig.MapEnv(env))
+	if want := `ACTIONS_OAUTH_BASE_URL: "https://api.example.com/tenant1" has a path (/tenant1)`; err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "set the origin alone (https://api.example.com)") {
+		t.Errorf("error %v\nlacks %q", err, want)
+	}
+	env["ACTIONS_OAUTH_BASE_URL"] = "https://api.example.com/"
+	if c, err := Load(pconfig.MapEnv(env)); err != nil || c.ActionsOAuthBaseURL != "https://api.example.com" {
+		t.Errorf("ACTIONS_OAUTH_BASE_URL=https://api.example.com/: %q, %v", c.ActionsOAuthBaseURL, err)
+	}
+}
+
 func TestIssuerWithPathRefused(t *testing.T) {
 	for _, issuer := range []string{"http://localhost:4000/tenant1", "https://auth.example.com/a/b/", "http://localhost:4000/%2F"} {
 		env := base()
