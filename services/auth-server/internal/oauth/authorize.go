@@ -118,7 +118,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.InfoContext(r.Context(), "authorize: unknown client", "client_id", clientID, "err", err)
-		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_client", "unknown client: "+clientDescription(err))
+		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_client", clientDescription(err))
 		return
 	}
 	redirect := q.Get("redirect_uri")
@@ -716,9 +716,9 @@ func mustParseQuery(raw string) url.Values {
 func clientDescription(err error) string {
 	var e *clients.MetadataError
 	if errors.As(err, &e) {
-		return e.Error()
+		return e.Error() // "client metadata document: <why it is refused>"
 	}
-	return "the client_id is not registered"
+	return "unknown client: the client_id is not registered"
 }
 
 // --- consent -------------------------------------------------------------------

@@ -59,6 +59,10 @@ func TestMetadataDocumentNameAndURIRules(t *testing.T) {
 				!strings.Contains(body, "client metadata document: "+c.want) {
 				t.Errorf("%d %v, want 400 invalid_client saying %q:\n%s", p.Status, p.Location, c.want, p.Body)
 			}
+			// The client was found and its document refused: not "unknown client" (verify).
+			if strings.Contains(body, "unknown client") {
+				t.Errorf("a refused metadata document is described as an unknown client:\n%s", p.Body)
+			}
 		})
 	}
 
