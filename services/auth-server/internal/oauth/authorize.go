@@ -408,7 +408,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 			"this sign-in was not started in this browser (its sign-in cookie is missing or another's); start again from the application, in a browser that accepts cookies from this site")
 		return
 	}
-	ar, err := s.newAuthorizeRequest(ctx, requestWithQuery(r, mustParseQuery(p.Query)))
+	query := mustParseQuery(p.Query) // the stored authorization request
+	ar, err := s.newAuthorizeRequest(ctx, requestWithQuery(r, query))
 	if err != nil {
 		s.authorizeError(w, r, ar, err)
 		return
@@ -480,7 +481,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		id.Profile = withAppleName(id.Profile, q.Get("user"))
 	}
 	rec.Subject, rec.UpstreamIssuer = id.Subject, id.Issuer
-	if code, desc := checkFreshness(mustParseQuery(p.Query), id.AuthTime, p.Created, s.now()); code != "" {
+	fresh, _ := freshnessOf(query) // checked when the request was stored
+	if code, desc := checkFreshness(fresh, id.AuthTime, p.Created, s.now()); code != "" {
 		if code == "login_required" {
 			s.log.InfoContext(r.Context(), "authentication not fresh enough", "reason", desc)
 		} else {
@@ -489,7 +491,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		redirectErr(code, desc)
 		return
 	}
-	id.AuthTime = grantAuthTime(mustParseQuery(p.Query), id.AuthTime, p.Created, s.now())
+	id.AuthTime = grantAuthTime(fresh, id.AuthTime, p.Created, s.now())
 	if p.HintSubject != "" && p.HintSubject != id.Subject {
 		// OpenID Connect Core §3.1.2.1: the end-user signed in is not the
 		// one the id_token_hint names. Checked before the consent page, so
@@ -505,8 +507,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		// client's http (loopback) redirect, which does not prove who
 		// asks (RFC 8252 §8.6, clients.Client.ApprovalReusable).
 		granted := false
-		redirect := consentRedirect(mustParseQuery(p.Query), c)
-		if !slices.Contains(strings.Fields(mustParseQuery(p.Query).Get("prompt")), "consent") && c.ApprovalReusable(redirect) {
+		redirect := consentRedirect(query, c)
+		if !slices.Contains(strings.Fields(query.Get("prompt")), "consent") && c.ApprovalReusable(redirect) {
 			var err error
 			if granted, err = s.hasConsent(ctx, id.Subject, c.ID, ar.GetRequestedScopes(), p.Resource, redirect); err != nil {
 				redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
@@ -1020,8 +1022,8 @@ func freshnessOf(q url.Values) (Freshness, string) {
 // accepts, at worst, a single sign-on session that old.
 const authTimeSkew = 5 * time.Second
 
-// checkFreshness checks the upstream's auth_time against the original
-// request q (OpenID Connect Core 1.0 §3.1.2.1) and returns the error the
+// checkFreshness checks the upstream's auth_time against what the original
+// request asked, f (OpenID Connect Core 1.0 §3.1.2.1) and returns the error the
 // sign-in ends in, and why, or "", "". An auth_time more than
 // upstreamClockSkew after now — the most the provider's clock may run
 // ahead of ours, as for its ID token's iat — is no time the user could
@@ -1035,12 +1037,11 @@ const authTimeSkew = 5 * time.Second
 // authenticated after the request was made (requested, whole seconds).
 // Both allow the upstream's clock to be authTimeSkew behind ours, and are
 // login_required when not met.
-func checkFreshness(q url.Values, authTime, requested, now time.Time) (errCode, desc string) {
+func checkFreshness(f Freshness, authTime, requested, now time.Time) (errCode, desc string) {
 	if ahead := authTime.Sub(now); !authTime.IsZero() && ahead > upstreamClockSkew {
 		return "server_error", fmt.Sprintf("the identity provider's auth_time is %ds in the future, more than the %ds its clock may run ahead of this server's",
 			int64(ahead.Seconds()), int64(upstreamClockSkew.Seconds()))
 	}
-	f, _ := freshnessOf(q)
 	if f.MaxAge == nil && !f.PromptLogin {
 		return "", ""
 	}
@@ -1069,7 +1070,7 @@ func checkFreshness(q url.Values, authTime, requested, now time.Time) (errCode, 
 // (login_required) and signs the ID token (server_error), and refuses an
 // auth_time more than 5 s in the future there with server_error. Zero
 // stays zero (no auth_time upstream).
-func grantAuthTime(q url.Values, authTime, requested, now time.Time) time.Time {
+func grantAuthTime(f Freshness, authTime, requested, now time.Time) time.Time {
 	if authTime.IsZero() {
 		return authTime
 	}
@@ -1077,7 +1078,6 @@ func grantAuthTime(q url.Values, authTime, requested, now time.Time) time.Time {
 		authTime = now
 	}
 	requested = requested.Truncate(time.Second)
-	f, _ := freshnessOf(q)
 	if f.MaxAge != nil && *f.MaxAge > 0 {
 		if earliest := requested.Add(-time.Duration(*f.MaxAge) * time.Second); authTime.Before(earliest) {
 			authTime = earliest
