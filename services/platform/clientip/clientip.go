@@ -75,6 +75,12 @@ func (r *Resolver) Trusted(a netip.Addr) bool {
 	return false
 }
 
+// PeerTrusted reports whether req came straight from a trusted proxy (its
+// TCP peer, RemoteAddr), whose forwarding headers may then be read.
+func (r *Resolver) PeerTrusted(req *http.Request) bool {
+	return r.Trusted(parseHop(req.RemoteAddr))
+}
+
 // Addr is the client address of req (see the package rules). It is the
 // zero Addr only when RemoteAddr is not an address (never for a request
 // from net/http's server).

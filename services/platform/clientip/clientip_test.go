@@ -85,3 +85,27 @@ func TestSubject(t *testing.T) {
 		}
 	}
 }
+
+// PeerTrusted judges the TCP peer alone, in RemoteAddr's forms (IPv4,
+// [IPv6]:port, an IPv4-mapped IPv6 peer), never a forwarding header.
+func TestPeerTrusted(t *testing.T) {
+	r, err := clientip.New([]string{"10.0.0.0/8", "fd00::/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for peer, want := range map[string]bool{
+		"10.2.3.4:4000": true, "[fd00::1]:443": true, "[::ffff:10.2.3.4]:80": true,
+		"203.0.113.9:4000": false, "[2001:db8::1]:443": false, "not an address": false,
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = peer
+		req.Header.Set("X-Forwarded-For", "10.1.1.1")
+		if got := r.PeerTrusted(req); got != want {
+			t.Errorf("PeerTrusted(%s) = %v, want %v", peer, got, want)
+		}
+	}
+	var none *clientip.Resolver
+	if none.PeerTrusted(httptest.NewRequest(http.MethodGet, "/", nil)) {
+		t.Error("a nil Resolver trusts a peer")
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // authorizePost answers an authorization request sent with POST, which
@@ -37,6 +36,9 @@ func (s *Server) authorizePost(w http.ResponseWriter, r *http.Request) {
 		s.auditRefused(r, "authorize", "invalid_request")
 		s.errorPage(w, r, status, "invalid_request", desc)
 	}
+	tooLarge := func() {
+		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("the authorization request's body is larger than %d bytes (HTTP 413): send a shorter state, nonce or scope", maxAuthorizeQuery))
+	}
 	if r.URL.RawQuery != "" {
 		fail(http.StatusBadRequest, "a POST authorization request carries its parameters in the body only, not also in the query (OpenID Connect Core 1.0 §3.1.2.1): send them in the body, or all in the query of a GET")
 		return
@@ -45,7 +47,7 @@ func (s *Server) authorizePost(w http.ResponseWriter, r *http.Request) {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("the authorization request's body is larger than %d bytes (HTTP 413): send a shorter state, nonce or scope", maxAuthorizeQuery))
+		tooLarge()
 		return
 	case err != nil:
 		fail(http.StatusBadRequest, "the request body could not be read")
@@ -68,14 +70,8 @@ func (s *Server) authorizePost(w http.ResponseWriter, r *http.Request) {
 	// be longer than the body: judged again as the GET's query would be.
 	query := params.Encode()
 	if len(query) > maxAuthorizeQuery {
-		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("the authorization request's body is larger than %d bytes (HTTP 413): send a shorter state, nonce or scope", maxAuthorizeQuery))
+		tooLarge()
 		return
 	}
-	to := strings.TrimSuffix(s.issuer, "/") + "/oauth/authorize"
-	if query != "" {
-		to += "?" + query
-	}
-	noStore(w)
-	w.Header().Set("Location", to)
-	w.WriteHeader(http.StatusSeeOther)
+	s.toIssuerAuthorize(w, http.StatusSeeOther, query)
 }

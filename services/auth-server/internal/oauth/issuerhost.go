@@ -1,9 +1,7 @@
 package oauth
 
 import (
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 )
@@ -42,20 +40,27 @@ func (s *Server) onIssuerHost(next http.Handler) http.Handler {
 	if !ok {
 		return next
 	}
-	target := strings.TrimSuffix(s.issuer, "/") + "/oauth/authorize"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if canonicalHost(from.scheme, s.requestHost(r)) != from.host || len(r.URL.RawQuery) > maxAuthorizeQuery {
 			next.ServeHTTP(w, r)
 			return
 		}
-		to := target
-		if r.URL.RawQuery != "" {
-			to += "?" + r.URL.RawQuery
-		}
-		noStore(w)
-		w.Header().Set("Location", to)
-		w.WriteHeader(http.StatusFound)
+		s.toIssuerAuthorize(w, http.StatusFound, r.URL.RawQuery)
 	})
+}
+
+// toIssuerAuthorize answers status (a redirect) to the issuer's GET
+// /oauth/authorize with query, not to be stored: where onIssuerHost and
+// authorizePost send an authorization request, always the configured
+// issuer, never a host the request names.
+func (s *Server) toIssuerAuthorize(w http.ResponseWriter, status int, query string) {
+	to := strings.TrimSuffix(s.issuer, "/") + "/oauth/authorize"
+	if query != "" {
+		to += "?" + query
+	}
+	noStore(w)
+	w.Header().Set("Location", to)
+	w.WriteHeader(status)
 }
 
 // schemeHost is a URL's scheme and its canonicalHost.
@@ -83,15 +88,9 @@ func redirectedHost(issuer, actionsBase string) (schemeHost, bool) {
 // requestHost is the host (and port) the client asked for: X-Forwarded-Host's
 // first entry when the peer is a trusted proxy and sent one, else Host.
 func (s *Server) requestHost(r *http.Request) string {
-	if fh := r.Header.Get("X-Forwarded-Host"); fh != "" {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
-		if a, err := netip.ParseAddr(host); err == nil && s.addrs.Trusted(a.Unmap()) {
-			first, _, _ := strings.Cut(fh, ",")
-			return strings.TrimSpace(first)
-		}
+	if fh := r.Header.Get("X-Forwarded-Host"); fh != "" && s.addrs.PeerTrusted(r) {
+		first, _, _ := strings.Cut(fh, ",")
+		return strings.TrimSpace(first)
 	}
 	return r.Host
 }
