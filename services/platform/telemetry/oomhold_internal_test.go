@@ -31,3 +31,13 @@ func TestOOMHoldOutlastsTheAlert(t *testing.T) {
 		t.Errorf("oomHold %v, want more than TollgateRedisDown's for: %v + a scrape %v + a minute between failing requests", oomHold, alertFor, scrape)
 	}
 }
+
+// Every write command has its own label: the process hook looks a
+// command's write-ness up by its label, and "other" is no write.
+func TestWriteCommandsAreLabelled(t *testing.T) {
+	for c := range writeCommands {
+		if RedisCommandLabel(c) != c {
+			t.Errorf("write command %q is labelled %q", c, RedisCommandLabel(c))
+		}
+	}
+}

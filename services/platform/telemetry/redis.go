@@ -89,7 +89,8 @@ func refusesConnection(err error) bool {
 		errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "BUSY ")
 }
 
-// writeCommands are the commands of redisCommands that Redis refuses with
+// writeCommands are the commands of redisCommands (so a command's label
+// looks them up) that Redis refuses with
 // an OOM reply at maxmemory under noeviction (its denyoom flag): their
 // success shows Redis takes writes again. Not the scripts: a script
 // without flags is refused only at its first such write, and many of the
@@ -169,7 +170,7 @@ func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer
 			Help:    "Redis command latency by command and result (ok, miss, error, unavailable).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"command", "result"}),
-		upDesc:   prometheus.NewDesc("tollgate_redis_up", "1 when the last Redis command got an answer, 0 when Redis was unreachable or refused the connection (wrong password, loading) or refused a write for memory (OOM) in the last minute and no write succeeded since.", nil, nil),
+		upDesc:   prometheus.NewDesc("tollgate_redis_up", "1 when the last Redis command got an answer, 0 when Redis was unreachable or refused the connection (wrong password, loading) or refused a write for memory (OOM) in the last three minutes and no write succeeded since.", nil, nil),
 		hits:     prometheus.NewDesc("tollgate_redis_pool_hits_total", "Times a free connection was found in the pool.", nil, nil),
 		misses:   prometheus.NewDesc("tollgate_redis_pool_misses_total", "Times no free connection was found in the pool.", nil, nil),
 		timeouts: prometheus.NewDesc("tollgate_redis_pool_timeouts_total", "Times a wait for a pool connection timed out.", nil, nil),
@@ -212,7 +213,8 @@ func (m *redisMetrics) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmd)
-		m.observe(RedisCommandLabel(cmd.Name()), writeCommands[strings.ToLower(cmd.Name())], start, err, outOfMemory(err))
+		label := RedisCommandLabel(cmd.Name())
+		m.observe(label, writeCommands[label], start, err, outOfMemory(err))
 		return err
 	}
 }
@@ -226,7 +228,7 @@ func (m *redisMetrics) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 		// EXEC answered EXECABORT).
 		writes, oom := false, outOfMemory(err)
 		for _, c := range cmds {
-			writes = writes || writeCommands[strings.ToLower(c.Name())]
+			writes = writes || writeCommands[c.Name()] // go-redis lower-cases Name
 			oom = oom || outOfMemory(c.Err())
 		}
 		m.observe("pipeline", writes, start, err, oom)
