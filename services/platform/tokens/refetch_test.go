@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -258,4 +259,82 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestFirstSetIsRetriedEverySecond: a verifier that has never fetched a
+// key set refuses every token, so it tries again a second after a failed
+// fetch — a request or a Ready check past that second fetches, and
+// KeepFresh does not back off — instead of holding the failure for
+// MinRefreshInterval (10s) with KeepFresh backing off to 30s. A gateway
+// pod that started before the auth-server's Service had a ready endpoint
+// answered 503 for the first tools/call after every pod was Ready
+// (the real-cluster test, once).
+func TestFirstSetIsRetriedEverySecond(t *testing.T) {
+	t.Run("requests and Ready", func(t *testing.T) {
+		var clock atomic.Int64
+		clock.Store(time.Now().UnixNano())
+		now := func() time.Time { return time.Unix(0, clock.Load()) }
+		ks, src := startFailingKeySet(t)
+		ks.fail.Store(true)
+		v := tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}, Now: now})
+		if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, 0)); !errors.Is(err, tokens.ErrKeysUnavailable) {
+			t.Fatalf("verify with the auth-server failing: %v, want ErrKeysUnavailable", err)
+		}
+		clock.Add(int64(900 * time.Millisecond))
+		if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, 1)); !errors.Is(err, tokens.ErrKeysUnavailable) {
+			t.Fatalf("verify 0.9s after the failed fetch: %v, want ErrKeysUnavailable", err)
+		}
+		if err := v.Ready(ctxT(t)); err == nil || !strings.Contains(err.Error(), "no key set yet") {
+			t.Fatalf("Ready 0.9s after the failed fetch: %v, want no key set yet", err)
+		}
+		if got := ks.calls.Load(); got != 1 {
+			t.Fatalf("%d key-set fetches within a second of the failed one, want 1", got)
+		}
+
+		ks.fail.Store(false) // the auth-server is back
+		clock.Add(int64(200 * time.Millisecond))
+		if err := v.Ready(ctxT(t)); err != nil {
+			t.Fatalf("Ready 1.1s after the failed fetch, with the auth-server back: %v, want the set fetched", err)
+		}
+		if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, 2)); !errors.Is(err, tokens.ErrInvalidToken) || !strings.Contains(err.Error(), "bad signature") {
+			t.Fatalf("verify once the set is fetched: %v, want bad signature", err)
+		}
+
+		// With a set, a failed refresh is held for MinRefreshInterval as before.
+		ks.fail.Store(true)
+		clock.Add(int64(6 * time.Minute)) // past KeysMaxAge: Ready refreshes
+		testharness.Eventually(t, 10*time.Second, "the stale set's refresh fails", func() (bool, string) {
+			err := v.Ready(ctxT(t))
+			return err != nil && strings.Contains(err.Error(), "refresh failing"), errString(err)
+		})
+		before := ks.calls.Load()
+		clock.Add(int64(2 * time.Second))
+		_ = v.Ready(ctxT(t))
+		if _, err := v.Verify(ctxT(t), signedWithUnknownKid(t, 3)); !errors.Is(err, tokens.ErrKeysUnavailable) {
+			t.Fatalf("unknown kid 2s after a failed refresh of a set: %v, want ErrKeysUnavailable", err)
+		}
+		if got := ks.calls.Load() - before; got != 0 {
+			t.Errorf("%d key-set fetches 2s after a failed refresh of a set, want 0 within MinRefreshInterval", got)
+		}
+	})
+
+	t.Run("KeepFresh", func(t *testing.T) {
+		ks, src := startFailingKeySet(t)
+		ks.fail.Store(true)
+		v := tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go v.KeepFresh(ctx)
+		// Five fetches: 0, 1, 2, 3, 4 s; backing off (1, 2, 4, 8 s) the
+		// fifth came 15 s after the first.
+		testharness.Eventually(t, 12*time.Second, "KeepFresh's fifth fetch before the first set", func() (bool, string) {
+			n := ks.calls.Load()
+			return n >= 5, fmt.Sprintf("%d fetches", n)
+		})
+		ks.fail.Store(false)
+		testharness.Eventually(t, 5*time.Second, "ready once the auth-server is back", func() (bool, string) {
+			err := v.Ready(ctxT(t))
+			return err == nil, errString(err)
+		})
+	})
 }

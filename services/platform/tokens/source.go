@@ -206,13 +206,28 @@ func (v *Verifier) Publishes(c *Claims) bool {
 	return c.KeyID != "" && c.Issuer == ks.Issuer && holds(ks.Keys, c.signer)
 }
 
+// FirstSetRetry is how often a Verifier that has never had a key set
+// tries again after a failed fetch — KeepFresh, and requests and Ready
+// checks (instead of MinRefreshInterval): it answers no token until a
+// fetch succeeds, so it must learn within a second that the auth-server
+// is back (a pod started before the auth-server answered, or while its
+// Service had no ready endpoint, refused every token for up to 30 s after
+// the auth-server came up). One failing fetch a second per pod is what
+// readiness probes cost anyway.
+const FirstSetRetry = time.Second
+
 // recentFailure is the error of the last fetch if it failed less than
-// MinRefreshInterval before now, else nil. Within that window requests and
-// Ready start no fetch (only KeepFresh, on its own back-off, tries again).
+// MinRefreshInterval (FirstSetRetry before the first set) before now, else
+// nil. Within that window requests and Ready start no fetch (only
+// KeepFresh, on its own schedule, tries again).
 func (v *Verifier) recentFailure(now time.Time) error {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	if v.lastErr != nil && now.Sub(v.lastTried) < v.o.MinRefreshInterval {
+	window := v.o.MinRefreshInterval
+	if !v.everFetched {
+		window = min(window, FirstSetRetry)
+	}
+	if v.lastErr != nil && now.Sub(v.lastTried) < window {
 		return v.lastErr
 	}
 	return nil
@@ -232,7 +247,9 @@ func (v *Verifier) refreshInBackground() {
 }
 
 // KeepFresh fetches the key set now and again every KeysMaxAge until ctx
-// ends; after a failed fetch it retries with back-off from 1s to 30s. Run
+// ends; after a failed fetch it retries every FirstSetRetry (1s) until the
+// first set is fetched, and with back-off from 1s to 30s once it has a set
+// (which keeps verifying while the auth-server is away). Run
 // it in its own goroutine: with it, requests find keys already cached and
 // never wait for the auth-server. Without it, keys are fetched on first use.
 func (v *Verifier) KeepFresh(ctx context.Context) {
@@ -240,9 +257,12 @@ func (v *Verifier) KeepFresh(ctx context.Context) {
 	for {
 		_, err := v.refresh(ctx, false)
 		wait := v.o.KeysMaxAge
-		if err != nil {
+		switch {
+		case err != nil && !v.hasSet():
+			wait = FirstSetRetry
+		case err != nil:
 			wait, retry = retry, min(2*retry, 30*time.Second)
-		} else {
+		default:
 			retry = time.Second
 		}
 		select {
@@ -253,15 +273,23 @@ func (v *Verifier) KeepFresh(ctx context.Context) {
 	}
 }
 
+// hasSet reports whether a key set was ever fetched.
+func (v *Verifier) hasSet() bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.everFetched
+}
+
 // Ready reports the key set's state (a readiness or metrics check of a
 // shared dependency): nil while a key set fetched within KeysMaxAge is
 // cached, else why not. Before the first key set it waits for the fetch
 // under way (which runs on its own context) at most until ctx ends; after
 // that it never waits. Verification goes on with an older set, so an error
 // here never means tokens are refused. Like requests, it starts no fetch
-// within MinRefreshInterval of a failed one (probes of every pod must not
-// hammer a failing auth-server): before the first set it answers with
-// that failure at once. KeepFresh keeps retrying (1s to 30s apart), and
+// within MinRefreshInterval of a failed one (FirstSetRetry before the
+// first set; probes of every pod must not hammer a failing auth-server):
+// before the first set it answers with that failure at once. KeepFresh
+// keeps retrying (every second before the first set), and
 // Ready answers nil at the first check after one of its fetches succeeds.
 func (v *Verifier) Ready(ctx context.Context) error {
 	v.mu.RLock()

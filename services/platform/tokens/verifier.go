@@ -73,8 +73,9 @@ type VerifierOptions struct {
 	// within the interval after a failed fetch no request (a stale set's
 	// refresh, an unknown kid, a request before the first set) and no
 	// Ready check fetches again: an unknown kid or a request before the
-	// first set gets ErrKeysUnavailable. KeepFresh retries on its own
-	// back-off (1s to 30s).
+	// first set gets ErrKeysUnavailable. Before the first set the window
+	// is FirstSetRetry (1s) instead. KeepFresh retries on its own
+	// schedule (every second before the first set, then 1s to 30s apart).
 	MinRefreshInterval time.Duration
 	// KeysMaxAge is how long a fetched key set is used before a routine
 	// refresh (default 5m).
