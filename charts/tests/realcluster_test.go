@@ -173,7 +173,10 @@ func TestRealCluster(t *testing.T) {
 // cluster DNS has just started to answer: their resolver's retry interval
 // (grpcx.ResolveRetryInterval, 1 s) plus their circuit breaker's open
 // interval (grpcx.BreakerOpen, 1 s: readiness probes may have opened it
-// while capability-core was down), plus a second for the connection.
+// while capability-core was down), plus a second for the connection. The
+// verifiers' key-set fetch from the auth-server, which failed while its
+// name had no address, is retried every second until it has a set
+// (tokens.FirstSetRetry) within the same three.
 const connectorsSettle = 3 * time.Second
 
 // waitResolves waits until the cluster DNS answers name with an address.
