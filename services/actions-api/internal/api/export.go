@@ -35,7 +35,10 @@ func Export(args []string, stdout, stderr io.Writer) error {
 	}
 	var p config.Problems
 	server := actionsconfig.Origin(&p, "-base-url", *baseURL, false)
-	oauth := config.PublicURL(&p, "-oauth-base-url", *oauthBase, false)
+	// An origin, as ACTIONS_OAUTH_BASE_URL is: the document names
+	// <it>/oauth/authorize and <it>/oauth/token, which the Ingress routes
+	// to the auth-server at the root of the host only.
+	oauth := actionsconfig.Origin(&p, "-oauth-base-url", *oauthBase, false)
 	if err := p.Err(); err != nil {
 		return err
 	}

@@ -55,6 +55,15 @@ func TestPublicURLIsAnOrigin(t *testing.T) {
 		if want := `ACTIONS_OAUTH_BASE_URL: "` + raw + `" must be an origin (scheme://host[:port]) without a path or credentials`; err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ACTIONS_OAUTH_BASE_URL=%s: %v, want %q", raw, err, want)
 		}
+		// The export refuses what the service refuses.
+		var stdout syncBuffer
+		err = api.Export([]string{"-base-url", "https://api.example.com", "-oauth-base-url", raw}, &stdout, &syncBuffer{})
+		if want := `-oauth-base-url: "` + raw + `" must be an origin (scheme://host[:port]) without a path or credentials`; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("actions-api openapi -oauth-base-url %s: %v, want %q", raw, err, want)
+		}
+		if stdout.String() != "" {
+			t.Errorf("actions-api openapi -oauth-base-url %s wrote a document: %.80s", raw, stdout.String())
+		}
 	}
 	if cfg, err := config.Load(configEnv(base, map[string]string{"ACTIONS_PUBLIC_URL": "https://api.example.com", "ACTIONS_OAUTH_BASE_URL": "https://api.example.com/"})); err != nil || cfg.OAuthBaseURL != "https://api.example.com" {
 		t.Errorf("ACTIONS_OAUTH_BASE_URL=https://api.example.com/: %q (%v)", cfg.OAuthBaseURL, err)
