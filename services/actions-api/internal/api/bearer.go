@@ -67,7 +67,14 @@ func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claim
 	case errors.Is(err, tokens.ErrKeysUnavailable):
 		return nil, unavailable("cannot verify access tokens right now; retry later", err)
 	case err != nil:
-		desc := "access token rejected: " + strings.TrimPrefix(err.Error(), tokens.ErrInvalidToken.Error()+": ")
+		reason := strings.TrimPrefix(err.Error(), tokens.ErrInvalidToken.Error()+": ")
+		desc := "access token rejected: " + reason
+		if reason == "wrong audience" {
+			// What the client can do about it, as the gateway says for
+			// the opposite case: ask for a token for this resource
+			// (RFC 8707), typically it used one obtained for /mcp.
+			desc += "; this is the Actions resource " + s.cfg.Audience + ": request the token with resource=" + s.cfg.Audience + " (RFC 8707)"
+		}
 		e := newError(http.StatusUnauthorized, "invalid_token", desc)
 		e.challenge = challenge(s.metadataURL, "invalid_token", desc, required)
 		return nil, e
