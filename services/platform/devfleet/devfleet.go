@@ -317,7 +317,7 @@ func Build(ctx context.Context, root, varDir string, out io.Writer) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = out, out
-	fmt.Fprintf(out, "building %s\n", strings.Join(Binaries, ", "))
+	fmt.Fprintf(out, "building %s (go build; a first build downloads the Go modules and can take many minutes)\n", strings.Join(Binaries, ", "))
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build: %w", err)
 	}

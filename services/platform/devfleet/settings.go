@@ -67,7 +67,46 @@ func SettingsFromEnv(lookup func(string) (string, bool)) (Settings, error) {
 		}
 		s.ExampleBackend = on
 	}
+	checkFleetSettings(lookup, &p)
 	return s, p.Err()
+}
+
+// checkFleetSettings runs the platform's own parsers (config.LoadCommon,
+// LoadRedis, LoadBackends, LoadRevocation and their Validate) over the
+// variables of make dev's environment that reach every service as they
+// are — CAPABILITY_BACKENDS, CAPABILITY_REFRESH_INTERVAL, REDIS_*_TIMEOUT,
+// LOG_LEVEL, OTEL_*, … — so that a wrong one stops make dev before the
+// build, Redis and the dev IdP, with the message the service would have
+// given. What make dev sets itself (Components) is given its value here;
+// a service's own settings (DYNAMIC_CLIENT_RESOURCES, …) are still checked
+// by that service when it starts.
+func checkFleetSettings(lookup func(string) (string, bool), p *config.Problems) {
+	set := map[string]string{
+		"TOLLGATE_ENV": "development", "LOG_FORMAT": "text", "ADMIN_ADDR": "127.0.0.1:0",
+		"SHUTDOWN_TIMEOUT": "15s",
+	}
+	env := func(k string) string {
+		if v, ok := set[k]; ok {
+			return v
+		}
+		v, _ := lookup(k)
+		return v
+	}
+	if env("REDIS_URL") == "" && env("REDIS_URL_FILE") == "" {
+		set["REDIS_URL"] = "redis://127.0.0.1:6379/0" // the fleet's own redis-server
+	}
+	if env("REDIS_COMMAND_TIMEOUT") == "" {
+		set["REDIS_COMMAND_TIMEOUT"] = DevRedisCommandTimeout
+	}
+	src := config.NewSource(env)
+	common := config.LoadCommon(src, "make dev")
+	redis := config.LoadRedis(src, false)
+	config.LoadBackends(src, "", true)
+	revocation := config.LoadRevocation(src)
+	*p = append(*p, src.Problems()...)
+	common.Validate(p)
+	redis.Validate(p, false)
+	revocation.Validate(p)
 }
 
 // allowedOrigins is ALLOWED_ORIGINS of every service: the public origin,

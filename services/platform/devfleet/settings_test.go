@@ -165,3 +165,66 @@ func TestHeldPortsKeepASecondMakeDevOut(t *testing.T) {
 		t.Errorf("after a refused Hold, the ports are still taken: %v", busy)
 	}
 }
+
+// TestSettingsCheckWhatEveryServiceReads: variables of make dev's
+// environment that reach every service as they are (CAPABILITY_*,
+// REDIS_*_TIMEOUT, LOG_LEVEL, …) are checked with the platform's own
+// parsers before anything is built or started, each refusal worded as the
+// service words it; a value make dev sets itself (TOLLGATE_ENV) is not
+// the environment's to break, and good values pass.
+func TestSettingsCheckWhatEveryServiceReads(t *testing.T) {
+	_, err := SettingsFromEnv(lookupFrom(map[string]string{
+		"CAPABILITY_BACKENDS":           "Bad=1",
+		"CAPABILITY_REFRESH_INTERVAL":   "0",
+		"REDIS_COMMAND_TIMEOUT":         "5h",
+		"REVOCATION_RECONCILE_INTERVAL": "1h",
+		"LOG_LEVEL":                     "loud",
+		"GRPC_STREAM_WORKERS":           "-1",
+		"OTEL_TRACES_EXPORTER":          "zipkin",
+		"TOLLGATE_ENV":                  "staging",
+	}))
+	if err == nil {
+		t.Fatal("bad settings accepted")
+	}
+	for _, w := range []string{
+		`CAPABILITY_BACKENDS: "Bad=1": `,
+		`CAPABILITY_REFRESH_INTERVAL: 0s is outside [1s, 1h0m0s]`,
+		`REDIS_COMMAND_TIMEOUT: must be between 0 and 1m`,
+		`REVOCATION_RECONCILE_INTERVAL: 1h0m0s is outside [1s, 5m0s]`,
+		`LOG_LEVEL: "loud" is not a level`,
+		`GRPC_STREAM_WORKERS: -1 is outside 0–4096`,
+		`OTEL_TRACES_EXPORTER: "zipkin" is not supported`,
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "TOLLGATE_ENV") {
+		t.Errorf("TOLLGATE_ENV is make dev's own (development), yet refused: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"bad name":           {map[string]string{"CAPABILITY_BACKENDS": "Notes=127.0.0.1:7001"}, `CAPABILITY_BACKENDS: "Notes=127.0.0.1:7001": name "Notes" must be lower-case`},
+		"reserved name":      {map[string]string{"CAPABILITY_BACKENDS": "auth-server=127.0.0.1:7001"}, `the name "auth-server" is reserved`},
+		"twice":              {map[string]string{"CAPABILITY_BACKENDS": "a=127.0.0.1:7001,a=127.0.0.1:7002"}, `CAPABILITY_BACKENDS: backend name "a" appears twice`},
+		"not a duration":     {map[string]string{"CAPABILITY_REFRESH_INTERVAL": "soon"}, `CAPABILITY_REFRESH_INTERVAL: `},
+		"missing TLS file":   {map[string]string{"CAPABILITY_BACKENDS": "notes=127.0.0.1:7001", "CAPABILITY_BACKEND_NOTES_TLS_CA_FILE": "/nonexistent/ca.pem"}, `CAPABILITY_BACKEND_NOTES_TLS_CA_FILE: cannot read "/nonexistent/ca.pem"`},
+		"external Redis URL": {map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, `REDIS_URL: not a redis://, rediss:// or unix:// URL`},
+	} {
+		if _, err := SettingsFromEnv(lookupFrom(tc.env)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v: %v, want %q", name, tc.env, err, tc.want)
+		}
+	}
+	for name, env := range map[string]map[string]string{
+		"none":                 {},
+		"backends and refresh": {"CAPABILITY_BACKENDS": "capability-core=127.0.0.1:4201,notes=127.0.0.1:7001", "CAPABILITY_REFRESH_INTERVAL": "5s"},
+		"timeouts":             {"REDIS_COMMAND_TIMEOUT": "500ms", "REDIS_DIAL_TIMEOUT": "1s", "LOG_LEVEL": "debug"},
+		"external Redis":       {"REDIS_URL": "redis://127.0.0.1:6380/2"},
+	} {
+		if _, err := SettingsFromEnv(lookupFrom(env)); err != nil {
+			t.Errorf("%s: %v refused: %v", name, env, err)
+		}
+	}
+}
