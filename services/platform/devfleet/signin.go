@@ -34,6 +34,11 @@ type SignInOptions struct {
 	// Transport carries every request, the browser's and the token
 	// request (default: http.DefaultTransport).
 	Transport http.RoundTripper
+	// LocalOrigin is the local ingress (http://localhost:4000 under make
+	// dev). When Creds.Origin is another one (PUBLIC_URL, a tunnel) and
+	// cannot be reached, the error says to check the tunnel and where it
+	// must point; "" says only that the fleet is unreachable.
+	LocalOrigin string
 }
 
 // TokenResponse is the token endpoint's answer (RFC 6749 §5.1); Raw is
@@ -121,6 +126,9 @@ func SignIn(ctx context.Context, o SignInOptions) (*TokenResponse, error) {
 	}
 	cb, err := b.Authorize(ctx, origin+"/oauth/authorize?"+q.Encode(), redirect)
 	if err != nil {
+		if unreachable(err, origin) {
+			return nil, unreachableError(origin, o.LocalOrigin, err)
+		}
 		return nil, fmt.Errorf("sign-in: %w", err)
 	}
 	cq := cb.Query()
@@ -157,6 +165,9 @@ func SignIn(ctx context.Context, o SignInOptions) (*TokenResponse, error) {
 	}
 	resp, err := (&http.Client{Timeout: 30 * time.Second, Transport: o.Transport}).Do(req)
 	if err != nil {
+		if unreachable(err, origin) {
+			return nil, unreachableError(origin, o.LocalOrigin, err)
+		}
 		return nil, fmt.Errorf("token request: %w", err)
 	}
 	defer resp.Body.Close()
@@ -177,6 +188,31 @@ func SignIn(ctx context.Context, o SignInOptions) (*TokenResponse, error) {
 		return nil, fmt.Errorf("the token response has no access_token: %.200s", raw)
 	}
 	return tr, nil
+}
+
+// unreachable reports whether err is a request to origin that got no
+// answer at all (no connection, no such host, reset): not an HTTP error
+// status, and not the caller's context ending.
+func unreachable(err error, origin string) bool {
+	var ue *url.Error
+	if !errors.As(err, &ue) || !strings.HasPrefix(ue.URL, origin+"/") {
+		return false
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// unreachableError says what to check when origin does not answer: the
+// tunnel, for a PUBLIC_URL, or make dev itself. err stays wrapped
+// (errors.Is(err, syscall.ECONNREFUSED) still holds).
+func unreachableError(origin, local string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // the cause, without the request's URL (state, challenge)
+	}
+	if local != "" && origin != strings.TrimRight(local, "/") {
+		return fmt.Errorf("PUBLIC_URL %s is unreachable: is the tunnel running and pointed at %s? (%w)", origin, local, err)
+	}
+	return fmt.Errorf("%s is unreachable: is `make dev` running? (%w)", origin, err)
 }
 
 func findClient(c DevCredentials, id string) (DevClient, bool) {

@@ -211,11 +211,12 @@ func token(ctx context.Context, args []string, out io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	tr, err := devfleet.SignIn(ctx, devfleet.SignInOptions{Creds: creds, ClientID: *client, Resource: *resource, Scope: *scope, NoPKCE: *noPKCE})
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("token: %w (is `make dev` running at %s?)", err, creds.Origin)
-	} else if err != nil {
-		return fmt.Errorf("token: %w", err)
+	tr, err := devfleet.SignIn(ctx, devfleet.SignInOptions{
+		Creds: creds, ClientID: *client, Resource: *resource, Scope: *scope, NoPKCE: *noPKCE,
+		LocalOrigin: fmt.Sprintf("http://localhost:%d", defaultPorts().Ingress),
+	})
+	if err != nil {
+		return fmt.Errorf("token: %w", err) // unreachable: SignIn says what to check
 	}
 	if *asJSON {
 		_, err = fmt.Fprintf(out, "%s\n", bytes.TrimSpace(tr.Raw))
