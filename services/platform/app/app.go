@@ -71,12 +71,18 @@ func Run(ctx context.Context, log *slog.Logger, timeout time.Duration, beforeShu
 // Deadlines of every HTTP listener (docs/operations/failures.md). A client
 // sending a request slowly is disconnected within HeaderTimeout (request
 // line and headers) plus BodyTimeout (body); an idle keep-alive connection
-// is closed after IdleTimeout. Responses have no write deadline, so
-// long-lived streams (SSE, streamed MCP responses) are not cut: once its
-// body has been read, a request has no read deadline either.
+// is closed after IdleTimeout. Each write of a response (and the flush at
+// its end) must complete within WriteTimeout of its start: a client that
+// stops reading an answer loses its connection instead of holding the
+// handler's goroutine, the connection and the socket's buffers for as long
+// as it keeps the connection open. The deadline is per write, not per
+// response, so long-lived streams (SSE, streamed MCP responses) that are
+// read are not cut; once its body has been read, a request has no read
+// deadline either.
 const (
 	HeaderTimeout = 10 * time.Second
 	BodyTimeout   = 30 * time.Second
+	WriteTimeout  = 30 * time.Second
 	// IdleTimeout is longer than common proxies' upstream keep-alive
 	// (nginx: 60s), so the proxy, not the server, closes idle connections.
 	IdleTimeout = 120 * time.Second
@@ -90,6 +96,11 @@ type HTTP struct {
 	// BodyTimeout bounds reading a request body (default BodyTimeout);
 	// change it before Serve.
 	BodyTimeout time.Duration
+	// WriteTimeout bounds each write of a response (default WriteTimeout;
+	// 0: none); change it before Serve. A handler that sets its own write
+	// deadline (http.ResponseController.SetWriteDeadline) takes over from
+	// it for the rest of its response.
+	WriteTimeout time.Duration
 }
 
 // NewHTTP listens on addr (see Listen: a listener handed over in ctx or an
@@ -100,9 +111,9 @@ func NewHTTP(ctx context.Context, name, addr string, h http.Handler) (*HTTP, err
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	s := &HTTP{name: name, ln: ln, BodyTimeout: BodyTimeout}
+	s := &HTTP{name: name, ln: ln, BodyTimeout: BodyTimeout, WriteTimeout: WriteTimeout}
 	s.srv = &http.Server{
-		Handler:           s.bodyDeadline(h),
+		Handler:           s.writeDeadline(s.bodyDeadline(h)),
 		ReadHeaderTimeout: HeaderTimeout,
 		IdleTimeout:       IdleTimeout,
 	}
@@ -125,6 +136,73 @@ func (s *HTTP) bodyDeadline(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// writeDeadline gives each Write and Flush of a response a write deadline
+// of WriteTimeout from then, and the end of the response too (net/http
+// flushes what is buffered once the handler returns). http.Server's
+// WriteTimeout would be one deadline for the whole response, from the end
+// of the request's headers: it would cut SSE streams and long tool calls.
+// A response nobody reads (the client keeps its connection open and its
+// receive window closed) would otherwise hold its handler in a Write
+// forever: a context cancellation does not interrupt a blocked Write.
+func (s *HTTP) writeDeadline(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.WriteTimeout <= 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		d := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: s.WriteTimeout}
+		// From the start too: a "100 Continue" is written while the
+		// handler reads the body, and a deadline left by the connection's
+		// previous request may have passed.
+		d.arm()
+		h.ServeHTTP(d, r)
+		d.arm()
+	})
+}
+
+// deadlineWriter sets the write deadline before each write, until the
+// handler sets one itself.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	own     bool // the handler set its own write deadline
+}
+
+func (d *deadlineWriter) arm() {
+	if !d.own {
+		_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
+	}
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.arm()
+	return d.ResponseWriter.Write(p)
+}
+
+func (d *deadlineWriter) WriteHeader(code int) {
+	d.arm()
+	d.ResponseWriter.WriteHeader(code)
+}
+
+func (d *deadlineWriter) Flush() { _ = d.FlushError() }
+
+// FlushError is what http.ResponseController.Flush calls.
+func (d *deadlineWriter) FlushError() error {
+	d.arm()
+	return d.rc.Flush()
+}
+
+// SetWriteDeadline is what http.ResponseController.SetWriteDeadline calls:
+// the handler manages its deadlines from now on (the mcp-gateway's streams
+// set STREAM_WRITE_TIMEOUT before each of their writes).
+func (d *deadlineWriter) SetWriteDeadline(t time.Time) error {
+	d.own = true
+	return d.rc.SetWriteDeadline(t)
+}
+
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
 // deadlineBody lifts the connection's read deadline at the end of the body.
 type deadlineBody struct {

@@ -216,3 +216,124 @@ func TestLongResponseOutlivesTheBodyTimeout(t *testing.T) {
 		t.Fatalf("streamed %q, %v; want 5 ticks", b, err)
 	}
 }
+
+// serveWriting is serve with a write timeout of writeTimeout.
+func serveWriting(t *testing.T, writeTimeout time.Duration, h http.Handler) string {
+	t.Helper()
+	s, err := app.NewHTTP(context.Background(), "http", "127.0.0.1:0", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WriteTimeout = writeTimeout
+	go func() { _ = s.Serve() }()
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return s.Addr().String()
+}
+
+// unreadRequest sends a request on a raw connection and reads nothing of
+// the answer; the connection stays open until the test ends.
+func unreadRequest(t *testing.T, addr string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096) // a small window: the server's writes block sooner
+	}
+	if _, err := io.WriteString(conn, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUnreadAnswerIsCutAtTheWriteTimeout: a client that sends a request and
+// never reads the answer, keeping its connection open, does not hold the
+// handler in a blocked Write: the write that waits WriteTimeout fails, the
+// handler returns (finding 5 of the session-34 exhaustion review: 300
+// unread POST /mcp answers held 300 goroutines and 80 MB of socket
+// buffers).
+func TestUnreadAnswerIsCutAtTheWriteTimeout(t *testing.T) {
+	writeErr := make(chan error, 1)
+	addr := serveWriting(t, 300*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		chunk := make([]byte, 64<<10)
+		var err error
+		for i := 0; i < 1024 && err == nil; i++ { // at most 64 MiB
+			_, err = w.Write(chunk)
+		}
+		writeErr <- err
+	}))
+	unreadRequest(t, addr)
+	select {
+	case err := <-writeErr:
+		if err == nil {
+			t.Fatal("64 MiB written to a client that reads nothing")
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Logf("write failed with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the handler is still blocked in a write to a client that reads nothing")
+	}
+}
+
+// TestHandlerDeadlineTakesOver: a handler that sets its own write deadline
+// (the gateway's streams: STREAM_WRITE_TIMEOUT) keeps it; the listener's
+// per-write deadline no longer applies to its writes.
+func TestHandlerDeadlineTakesOver(t *testing.T) {
+	writeErr := make(chan error, 1)
+	addr := serveWriting(t, 200*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Hour)); err != nil {
+			writeErr <- err
+			return
+		}
+		_, err := w.Write(make([]byte, 8<<20))
+		writeErr <- err
+	}))
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // five of the listener's write timeouts, unread
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	n, _ := io.CopyN(io.Discard, conn, 8<<20)
+	if n != 8<<20 {
+		t.Fatalf("read %d bytes of the answer; want at least 8 MiB", n)
+	}
+	if err := <-writeErr; err != nil {
+		t.Fatalf("the handler's write failed under its own deadline: %v", err)
+	}
+}
+
+// TestReadAnswerOutlivesTheWriteTimeout: the deadline is per write: a
+// response streamed for longer than WriteTimeout to a client that reads
+// it is not cut, nor is a connection's next request.
+func TestReadAnswerOutlivesTheWriteTimeout(t *testing.T) {
+	addr := serveWriting(t, 100*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		for range 5 {
+			time.Sleep(60 * time.Millisecond)
+			_, _ = io.WriteString(w, "tick\n")
+			http.NewResponseController(w).Flush()
+		}
+	}))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	for i := range 2 { // the second on the first's connection, after its deadline passed
+		resp, err := client.Post("http://"+addr+"/sse", "application/json", strings.NewReader(`{"a":1}`))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || strings.Count(string(b), "tick") != 5 {
+			t.Fatalf("request %d streamed %q, %v; want 5 ticks", i, b, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}

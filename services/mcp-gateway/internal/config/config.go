@@ -65,7 +65,8 @@ type Config struct {
 	// (GET /mcp and GET /sse; STREAM_WRITE_TIMEOUT, 1s to 5m): a client
 	// that stopped reading has its stream closed once a write has waited
 	// this long, instead of holding the stream's goroutine, connection and
-	// session.
+	// session. Every other answer (POST /mcp, /messages…) has the same
+	// deadline on each write (app.HTTP.WriteTimeout).
 	StreamWriteTimeout time.Duration
 	// ToolNameStyle is how tool names are spelled on the wire
 	// (MCP_TOOL_NAME_STYLE): ToolNamesDotted, the registry's names

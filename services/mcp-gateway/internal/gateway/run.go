@@ -128,6 +128,11 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return fail(err)
 	}
+	// Every write of an answer has STREAM_WRITE_TIMEOUT, as the streams'
+	// writes do: an unread POST /mcp answer does not hold its goroutine,
+	// connection and socket buffers for as long as the client keeps the
+	// connection open.
+	h.WriteTimeout = cfg.StreamWriteTimeout
 	h.Server().RegisterOnShutdown(g.Shutdown)
 	base.Log.Info("mcp gateway ready", "resource", cfg.Resource, "replica", g.replica, "tools", len(disc.Registry().Tools()))
 	return base.Serve(ctx, onListen, h)
