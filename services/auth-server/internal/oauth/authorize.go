@@ -246,7 +246,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	case len(rs) == 1:
 		canon, ok := clients.CanonicalResource(c.Resources, s.canonicalResource(rs[0]))
 		if !ok {
-			redirectErr("invalid_target", "resource is not allowed for this client")
+			redirectErr("invalid_target", resourceRefusal(c))
 			return
 		}
 		resource = canon
@@ -1087,4 +1087,21 @@ func grantAuthTime(f Freshness, authTime, requested, now time.Time) time.Time {
 		authTime = requested
 	}
 	return authTime
+}
+
+// resourceRefusal is the invalid_target description (RFC 8707 §2) of a
+// resource the client may not use: the resources it may use, and where
+// that list is set — the auth-server's DYNAMIC_CLIENT_RESOURCES for a
+// client that registered itself (RFC 7591) or is known by its metadata
+// document, its entry's resources in CLIENTS_FILE otherwise. The refused
+// value is not echoed: it is the request's, and may hold anything.
+func resourceRefusal(c *clients.Client) string {
+	allowed := "none"
+	if len(c.Resources) > 0 {
+		allowed = strings.Join(c.Resources, " ")
+	}
+	if c.Kind == clients.KindStatic {
+		return "resource is not allowed for this client: it may use " + allowed + " (its resources in CLIENTS_FILE)"
+	}
+	return "resource is not allowed for this client: a self-registered client may use " + allowed + " (the auth-server's DYNAMIC_CLIENT_RESOURCES)"
 }

@@ -60,7 +60,15 @@ func TestAuthorizeRefusals(t *testing.T) {
 			return strings.Replace(u, "code_challenge_method=S256", "code_challenge_method=plain", 1)
 		}, redirected("invalid_request")},
 		{"unknown scope", func(a *authRequest) { a.Scope = "openid admin" }, nil, redirected("invalid_scope")},
-		{"resource not allowed", func(a *authRequest) { a.Resource = "https://elsewhere.example/api" }, nil, redirected("invalid_target")},
+		{"resource not allowed", func(a *authRequest) { a.Resource = "https://elsewhere.example/api\"<x>" }, nil, func(t *testing.T, p *page) {
+			redirected("invalid_target")(t, p)
+			// What the client may use and where that is set; the refused
+			// value is not echoed.
+			want := "resource is not allowed for this client: it may use " + f.Base + "/mcp " + f.Base + "/actions (its resources in CLIENTS_FILE)"
+			if got := p.Location.Query().Get("error_description"); got != want {
+				t.Errorf("error_description %q, want %q", got, want)
+			}
+		}},
 		{"two resources", nil, func(u string) string {
 			return u + "&resource=" + url.QueryEscape(f.Base+"/mcp") + "&resource=" + url.QueryEscape(f.Base+"/actions")
 		}, redirected("invalid_target")},

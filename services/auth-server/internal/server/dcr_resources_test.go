@@ -62,6 +62,12 @@ func TestSelfRegisteredClientResources(t *testing.T) {
 		p := newBrowser(t, a.RedirectURI, f.IdP.Issuer).get(a.URL(f.Base))
 		if p.Location == nil || p.Location.Query().Get("error") != "invalid_target" || p.Location.Query().Get("state") != a.State || p.Location.Query().Get("iss") != f.Base {
 			t.Errorf("Actions audience at authorize: %d %v, want a redirect to %s with invalid_target, state and iss", p.Status, p.Location, a.RedirectURI)
+			return
+		}
+		// The description says what it may use and what sets that.
+		want := "resource is not allowed for this client: a self-registered client may use " + mcp + " (the auth-server's DYNAMIC_CLIENT_RESOURCES)"
+		if got := p.Location.Query().Get("error_description"); got != want {
+			t.Errorf("Actions audience at authorize: error_description %q, want %q", got, want)
 		}
 	}
 	refusedAtAuthorize(t, c)
