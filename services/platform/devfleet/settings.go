@@ -93,7 +93,12 @@ func checkFleetSettings(lookup func(string) (string, bool), p *config.Problems) 
 		return v
 	}
 	if env("REDIS_URL") == "" && env("REDIS_URL_FILE") == "" {
-		set["REDIS_URL"] = "redis://127.0.0.1:6379/0" // the fleet's own redis-server
+		// The fleet's own redis-server. The external Redis settings are
+		// not its (ExternalRedisEnv refuses them without REDIS_URL).
+		for _, k := range externalRedisVars {
+			set[k] = ""
+		}
+		set["REDIS_URL"] = "redis://127.0.0.1:6379/0"
 	}
 	if env("REDIS_COMMAND_TIMEOUT") == "" {
 		set["REDIS_COMMAND_TIMEOUT"] = DevRedisCommandTimeout

@@ -222,6 +222,9 @@ func TestSettingsCheckWhatEveryServiceReads(t *testing.T) {
 		"backends and refresh": {"CAPABILITY_BACKENDS": "capability-core=127.0.0.1:4201,notes=127.0.0.1:7001", "CAPABILITY_REFRESH_INTERVAL": "5s"},
 		"timeouts":             {"REDIS_COMMAND_TIMEOUT": "500ms", "REDIS_DIAL_TIMEOUT": "1s", "LOG_LEVEL": "debug"},
 		"external Redis":       {"REDIS_URL": "redis://127.0.0.1:6380/2"},
+		// ExternalRedisEnv's to refuse, naming REDIS_URL: not read here
+		// against the fleet's own Redis.
+		"sentinel without a URL": {"REDIS_MODE": "sentinel"},
 	} {
 		if _, err := SettingsFromEnv(lookupFrom(env)); err != nil {
 			t.Errorf("%s: %v refused: %v", name, env, err)
