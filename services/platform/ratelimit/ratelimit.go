@@ -55,9 +55,17 @@ type Result struct {
 // id, user, address) is hashed before it becomes part of a key. An error
 // means Redis could not be asked; callers answer 503.
 func (l *Limiter) Allow(ctx context.Context, scope, subject string, lim Limit) (Result, error) {
+	return l.AllowN(ctx, scope, subject, lim, 1)
+}
+
+// AllowN takes n tokens at once from bucket (scope, subject), or none:
+// Allowed is false when the bucket holds fewer than n (n above lim.Burst
+// is never allowed). It weighs a request by what it costs — the bytes it
+// makes the server keep, say — where Allow counts requests.
+func (l *Limiter) AllowN(ctx context.Context, scope, subject string, lim Limit, n int) (Result, error) {
 	key := l.key(scope, subject)
 	// redis_rate prefixes its own "rate:"; keep ours stable under the install prefix.
-	res, err := l.l.Allow(ctx, key, redis_rate.Limit{Rate: lim.Rate, Burst: lim.Burst, Period: lim.Period})
+	res, err := l.l.AllowN(ctx, key, redis_rate.Limit{Rate: lim.Rate, Burst: lim.Burst, Period: lim.Period}, n)
 	if err != nil {
 		return Result{}, fmt.Errorf("rate limit: %w", err)
 	}

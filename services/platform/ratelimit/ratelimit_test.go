@@ -104,3 +104,35 @@ func peek(t *testing.T, r testharness.Clients) {
 var setups testharness.RedisSetups
 
 func TestMain(m *testing.M) { testharness.MainWithRedisSetups(m, &setups) }
+
+// TestAllowN: a weighted request takes n tokens at once or none — a
+// refused one leaves the bucket as it was — and a weight above the burst is
+// never allowed.
+func TestAllowN(t *testing.T) {
+	setups.Run(t, func(t *testing.T, r testharness.Clients) {
+		l := ratelimit.New(r.Client())
+		ctx := context.Background()
+		lim := ratelimit.PerMinute(10)
+		for _, step := range []struct {
+			n       int
+			allowed bool
+		}{{6, true}, {5, false}, {4, true}, {1, false}, {11, false}} {
+			res, err := l.AllowN(ctx, "bytes", "addr:192.0.2.1", lim, step.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Allowed != step.allowed {
+				t.Fatalf("AllowN(%d) allowed=%v (remaining %d), want %v", step.n, res.Allowed, res.Remaining, step.allowed)
+			}
+			if !res.Allowed && res.RetryAfter <= 0 {
+				t.Errorf("AllowN(%d) refused without a RetryAfter", step.n)
+			}
+		}
+		if res, _ := l.AllowN(ctx, "bytes", "addr:192.0.2.1", lim, 11); res.Allowed {
+			t.Error("a weight above the burst was allowed")
+		}
+		if res, _ := l.AllowN(ctx, "bytes", "addr:192.0.2.2", lim, 10); !res.Allowed {
+			t.Error("another subject's full bucket refused its burst")
+		}
+	})
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
+	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 )
 
@@ -282,9 +283,26 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	// id_token_hint: the flow needs only the subject it names, checked
 	// after the sign-in (callback); without openid the hint means nothing.
 	q.Del("id_token_hint")
+	stored := parkedQuery(q)
+	if kib := len(stored) / 1024; kib > 0 {
+		// Anyone may park a request, so the bytes an address parks are
+		// limited, not only its requests: see parkedQuery.
+		res, err := s.limiter.AllowN(ctx, "authorize-kib", "addr:"+s.addrs.Subject(r), ratelimit.PerMinute(s.cfg.RateAuthorize), kib)
+		if err != nil {
+			s.log.WarnContext(r.Context(), "rate limiter unavailable", "endpoint", "authorize", "err", err)
+			redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
+			return
+		}
+		if !res.Allowed {
+			s.metrics.rateLimited.WithLabelValues("authorize").Inc()
+			w.Header().Set("Retry-After", ratelimit.RetryAfterSeconds(res.RetryAfter))
+			redirectErr("temporarily_unavailable", fmt.Sprintf("too many large authorization requests from this address (%d KiB of parameters); retry later or send a shorter state", kib))
+			return
+		}
+	}
 	state, nonce, verifier := randomID(), randomID(), oauth2.GenerateVerifier()
 	browser := s.loginBinding(r)
-	p := pending{Query: q.Encode(), ClientID: c.ID, Resource: resource, Nonce: nonce, Verifier: verifier, Created: s.now(), Browser: redisx.Hash(browser), HintSubject: hintSubject}
+	p := pending{Query: stored, ClientID: c.ID, Resource: resource, Nonce: nonce, Verifier: verifier, Created: s.now(), Browser: redisx.Hash(browser), HintSubject: hintSubject}
 	if err := s.store.PutJSON(ctx, "pending", state, p, s.cfg.LoginTTL); err != nil {
 		redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
 		return
@@ -304,6 +322,33 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	s.setLoginCookie(w, browser)
 	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// parkedParams are the authorization request parameters kept while the
+// user signs in at the upstream IdP: those of RFC 6749 §4.1.1, RFC 7636
+// §4.3, RFC 8707 §2 and OpenID Connect Core §3.1.2.1, and fosite's
+// audience. Any other parameter is dropped, as RFC 6749 §3.1 has an
+// authorization server ignore unrecognized ones: it was stored for
+// LOGIN_TTL before, 16 KiB of junk per anonymous request.
+var parkedParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state",
+	"code_challenge", "code_challenge_method", "resource", "audience",
+	"nonce", "prompt", "max_age", "display", "ui_locales", "claims_locales", "login_hint", "acr_values", "claims"}
+
+// parkedQuery is the part of the authorization request q that is stored
+// while the user signs in (parkedParams), encoded. What it may weigh is
+// bounded twice: by the 16 KiB query limit, and by a per-address budget of
+// RATE_LIMIT_AUTHORIZE_PER_MINUTE KiB a minute that every request of 1 KiB
+// or more draws on (floor(bytes/1024) each; a usual request, under 1 KiB,
+// draws nothing). An address thus parks at most about twice that many KiB
+// a minute, not 16 KiB per request it may make.
+func parkedQuery(q url.Values) string {
+	kept := url.Values{}
+	for _, k := range parkedParams {
+		if v, ok := q[k]; ok {
+			kept[k] = v
+		}
+	}
+	return kept.Encode()
 }
 
 // loginCookieValue is what randomID returns (crypto/rand.Text).

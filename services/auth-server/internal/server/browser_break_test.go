@@ -349,3 +349,81 @@ func TestConsentPageCSPTakesOnlyAnOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestParkedAuthorizeRequestBounded: while the user signs in at the IdP
+// the authorization request is parked in Redis for LOGIN_TTL, for anyone
+// who asks. Parameters no standard defines are not kept (RFC 6749 §3.1:
+// ignored), and the KiB an address parks draw on a per-address budget
+// (RATE_LIMIT_AUTHORIZE_PER_MINUTE KiB a minute, a request of n KiB
+// costing n): the fifth 15 KiB request within the minute is sent back
+// temporarily_unavailable with its state and nothing is parked, while a
+// usual request from the same address still signs in. Before, every
+// request parked up to 16 KiB, junk included: 10 MB per address held for
+// LOGIN_TTL at the default rate (brkexhaust).
+func TestParkedAuthorizeRequestBounded(t *testing.T) {
+	f := startFleet(t, map[string]string{"RATE_LIMIT_AUTHORIZE_PER_MINUTE": "60"}) // the default
+	c := f.Clients["local-test"]
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", f.Redis.Port)})
+	defer rdb.Close()
+	parked := func() []string {
+		keys, err := rdb.Keys(context.Background(), "*pending*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, k := range keys {
+			v, err := rdb.Get(context.Background(), k).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+
+	// Junk parameters are not parked; the flow is unchanged.
+	a := newAuthRequest(c)
+	a.Extra = url.Values{"junk": {strings.Repeat("j", 3000)}, "x-custom": {"keep-me-not"}}
+	p := newBrowser(t, c.RedirectURIs[0], f.IdP.Issuer).get(a.URL(f.Base))
+	if p.Location == nil || !strings.HasPrefix(p.Location.String(), f.IdP.Issuer) {
+		t.Fatalf("authorize with junk parameters: %d %v\n%.300s", p.Status, p.Location, p.Body)
+	}
+	recs := parked()
+	if len(recs) != 1 || strings.Contains(recs[0], "jjjj") || strings.Contains(recs[0], "keep-me-not") || !strings.Contains(recs[0], "code_challenge") {
+		t.Fatalf("parked %d requests: %.400v, want one without the junk parameters", len(recs), recs)
+	}
+	if len(recs[0]) > 2048 {
+		t.Errorf("parked request of %d bytes, want the usual request's few hundred", len(recs[0]))
+	}
+	if code := f.authorize(newAuthRequest(c)); code == "" {
+		t.Fatal("a usual request: no code")
+	}
+
+	// 15 KiB states: 4 × 15 KiB fit the 60 KiB budget, the fifth does not.
+	base := len(parked())
+	for i := range 5 {
+		a := newAuthRequest(c)
+		a.State = fmt.Sprintf("%d-", i) + strings.Repeat("s", 15<<10)
+		p := newBrowser(t, c.RedirectURIs[0], f.IdP.Issuer).get(a.URL(f.Base))
+		if p.Location == nil {
+			t.Fatalf("large request %d: %d\n%.300s", i, p.Status, p.Body)
+		}
+		if i < 4 {
+			if !strings.HasPrefix(p.Location.String(), f.IdP.Issuer) {
+				t.Fatalf("large request %d within the budget: sent to %.200v, want the IdP", i, p.Location)
+			}
+			continue
+		}
+		q := p.Location.Query()
+		if q.Get("error") != "temporarily_unavailable" || q.Get("state") != a.State || !strings.Contains(q.Get("error_description"), "large authorization requests") {
+			t.Fatalf("large request past the budget: %.300v, want temporarily_unavailable with its state", p.Location)
+		}
+	}
+	if n := len(parked()) - base; n != 4 {
+		t.Errorf("%d large requests parked, want 4", n)
+	}
+	// The budget is the address's large requests only.
+	if code := f.authorize(newAuthRequest(c)); code == "" {
+		t.Fatal("a usual request after the budget is spent: no code")
+	}
+}
