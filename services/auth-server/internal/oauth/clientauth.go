@@ -274,7 +274,7 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 		}
 		c, err := next(ctx, r, form)
 		if err != nil {
-			return nil, s.assertionAudienceHint(err)
+			return nil, s.assertionAudienceHint(assertionKeyError(form, err))
 		}
 		if ca := clientAuthFrom(ctx); ca != nil {
 			ca.mu.Lock()
@@ -496,3 +496,41 @@ func (s *Server) assertionAudienceHint(err error) error {
 	}
 	return e.WithHintf("The client assertion's aud must be the token endpoint URL %s or the issuer identifier %s (RFC 7523 §3).", s.issuer+"/oauth/token", s.issuer)
 }
+
+// assertionKeyHints begin fosite's refusals (findPublicKey) of a
+// client assertion whose key is not in the client's JWK set: no key at
+// all, none with the assertion's kid, none of its kid usable for "sig"
+// with the assertion's algorithm.
+var assertionKeyHints = []string{
+	"The retrieved JSON Web Key Set does not contain any key.",
+	"The JSON Web Token uses signing key with kid ",
+	"Unable to find RSA public key with use='sig' for kid ",
+	"Unable to find ECDSA public key with use='sig' for kid ",
+}
+
+// assertionKeyError is err, for a request authenticating with a client
+// assertion (private_key_jwt), with fosite's invalid_request (400) for
+// an assertion no key of the client's set verifies made invalid_client
+// (401): the client failed to authenticate (RFC 6749 §5.2), and RFC 7523
+// §3.2 has an assertion that is not valid answered invalid_client. The
+// token endpoint then audits it as a client_authentication_failure, not
+// as a refused grant. fosite's hint (which names the kid) is kept.
+func assertionKeyError(form url.Values, err error) error {
+	if form.Get("client_assertion_type") != jwtBearerAssertion {
+		return err
+	}
+	e := fosite.ErrorToRFC6749Error(err)
+	if e.ErrorField != fosite.ErrInvalidRequest.ErrorField {
+		return err
+	}
+	for _, h := range assertionKeyHints {
+		if strings.HasPrefix(e.HintField, h) {
+			return fosite.ErrInvalidClient.WithHint(clients.Truncate(e.HintField, 300)).WithWrap(err)
+		}
+	}
+	return err
+}
+
+// jwtBearerAssertion is the client_assertion_type of private_key_jwt
+// (RFC 7523 §2.2).
+const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
