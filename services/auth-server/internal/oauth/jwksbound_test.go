@@ -3,9 +3,12 @@ package oauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,7 +46,7 @@ func TestJWKSFetchIsBounded(t *testing.T) {
 		t.Errorf("an answer over %d bytes: %v, want a jwksDecodeError saying it is larger", jwksMaxBytes, err)
 	}
 	f.mu.Lock()
-	_, cached := f.cache[srv.URL+"/big.json"]
+	cached := f.cache.Contains(srv.URL + "/big.json")
 	f.mu.Unlock()
 	if cached {
 		t.Error("the oversized answer was cached")
@@ -60,6 +63,88 @@ func TestJWKSFetchIsBounded(t *testing.T) {
 		resp := &http.Response{StatusCode: status, Header: http.Header{"Retry-After": {"20"}}}
 		if wait := rc.Backoff(rc.RetryWaitMin, rc.RetryWaitMax, 0, resp); wait > time.Second || rc.RetryWaitMax > time.Second {
 			t.Errorf("HTTP %d with Retry-After: 20: the retry waits %v (RetryWaitMax %v), want at most 1s", status, wait, rc.RetryWaitMax)
+		}
+	}
+}
+
+// TestJWKSCacheIsBoundedByBytes: over a real loopback server, 100
+// jwks_uri sets of ~60 KiB each (anyone may name such a jwks_uri in a
+// Client ID Metadata Document and have one token request fetch it): the
+// cache keeps at most jwksCacheBytes of them, the most recent, and drops
+// the least recently used — before, it kept every one (up to 10,000 sets,
+// ~650 MiB). A set of more than jwksMaxKeys keys, or with a kid longer
+// than jwksMaxKIDBytes, is no key set and is not cached. An unknown kid
+// (fosite's Resolve with ignoreCache right after the fetch) does not
+// fetch the set a second time: before, every such assertion fetched it
+// twice.
+func TestJWKSCacheIsBoundedByBytes(t *testing.T) {
+	var asked sync.Map // path → *atomic.Int32
+	pad := strings.Repeat("x", 60<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := asked.LoadOrStore(r.URL.Path, new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
+		switch {
+		case r.URL.Path == "/many.json":
+			_, _ = w.Write([]byte(`{"keys":[` + strings.TrimSuffix(strings.Repeat(`{"kty":"oct","k":"AAAA"},`, jwksMaxKeys+1), ",") + `]}`))
+		case r.URL.Path == "/longkid.json":
+			_, _ = w.Write([]byte(`{"keys":[{"kty":"oct","k":"AAAA","kid":"` + strings.Repeat("k", jwksMaxKIDBytes+1) + `"}]}`))
+		default:
+			_, _ = w.Write([]byte(`{"keys":[],"pad":"` + pad + `"}`))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	f := newJWKSFetcher(clients.NewMetadataFetcher(clients.FetchOptions{AllowPrivate: true}).RetryableClient())
+	ctx := context.Background()
+	gets := func(path string) int32 {
+		n, ok := asked.Load(path)
+		if !ok {
+			return 0
+		}
+		return n.(*atomic.Int32).Load()
+	}
+	twice := 0
+	for i := range 100 {
+		loc := fmt.Sprintf("%s/set/%d", srv.URL, i)
+		// As fosite asks for an assertion whose kid is not in the set.
+		for _, ignore := range []bool{false, true} {
+			if _, err := f.Resolve(ctx, loc, ignore); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := gets(fmt.Sprintf("/set/%d", i)); n != 1 {
+			twice++
+		}
+	}
+	if twice > 0 {
+		t.Errorf("%d of 100 sets were fetched more than once for one unknown kid, want none", twice)
+	}
+	sets, bytes := f.cached()
+	if bytes > jwksCacheBytes || sets > jwksCacheBytes/(60<<10) {
+		t.Errorf("the cache holds %d sets, %d bytes; want at most %d bytes", sets, bytes, jwksCacheBytes)
+	}
+	if sets < jwksCacheBytes/(61<<10) {
+		t.Errorf("the cache holds %d sets; want the %d most recent", sets, jwksCacheBytes/(61<<10))
+	}
+	f.mu.Lock()
+	newest, oldest := f.cache.Contains(srv.URL+"/set/99"), f.cache.Contains(srv.URL+"/set/0")
+	f.mu.Unlock()
+	if !newest || oldest {
+		t.Errorf("the newest set cached: %v, the oldest: %v; want the least recently used dropped", newest, oldest)
+	}
+
+	for _, tc := range []struct{ path, want string }{
+		{"/many.json", fmt.Sprintf("more than %d keys", jwksMaxKeys)},
+		{"/longkid.json", fmt.Sprintf("a kid longer than %d bytes", jwksMaxKIDBytes)},
+	} {
+		var de *jwksDecodeError
+		if _, err := f.Resolve(ctx, srv.URL+tc.path, false); !errors.As(err, &de) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a jwksDecodeError saying %q", tc.path, err, tc.want)
+		}
+		f.mu.Lock()
+		cached := f.cache.Contains(srv.URL + tc.path)
+		f.mu.Unlock()
+		if cached {
+			t.Errorf("%s was cached", tc.path)
 		}
 	}
 }

@@ -28,6 +28,7 @@ import (
 
 	josev3 "github.com/go-jose/go-jose/v3"
 	"github.com/hashicorp/go-retryablehttp"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/ory/fosite"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
@@ -37,39 +38,71 @@ import (
 // private_key_jwt client's jwks_uri: fosite's DefaultJWKSFetcherStrategy's
 // fetch and cache — a GET with the given client (the auth-server's guarded
 // one: clients.MetadataFetcher.RetryableClient), a 2xx answer of at most
-// jwksMaxBytes decoded as a JWK set and kept for jwksCacheTTL, ignoreCache fetching
-// anew — whose failures are typed, for jwksFetchFailure to tell apart
-// with errors.As, where fosite's are server_error with the cause in
-// their hint's words:
+// jwksMaxBytes decoded as a JWK set and kept for jwksCacheTTL — whose
+// failures are typed, for jwksFetchFailure to tell apart with errors.As,
+// where fosite's are server_error with the cause in their hint's words:
 //   - *jwksStatusError: an answer outside 200–299, the status kept;
-//   - *jwksDecodeError: an answer that is not a JWK set, or larger than
-//     jwksMaxBytes;
+//   - *jwksDecodeError: an answer that is not a JWK set, larger than
+//     jwksMaxBytes, or with more keys than jwksMaxKeys or a kid longer
+//     than jwksMaxKIDBytes;
 //   - anything else: the request's own failure (the transport's error,
 //     clients.FetchFailure's to classify).
+//
+// Anyone may name a jwks_uri (a Client ID Metadata Document of their own,
+// on by default) and have one token request fetch it, so what the fetcher
+// keeps and fetches is bounded by its own numbers, not by the clients:
+//   - the cache holds at most jwksCacheBytes of answers (their body
+//     lengths; the decoded set takes about as much heap) and at most
+//     jwksCacheSize sets, the least recently used dropped first (before:
+//     10,000 sets of up to 64 KiB each, ~650 MiB, against the chart's
+//     256 MiB limit);
+//   - ignoreCache, which fosite asks when the assertion's kid is not in
+//     the set it got (RFC 7523 §3 leaves key lookup to the server; OpenID
+//     Connect Core §10.1.1 has a verifier fetch the set again for an
+//     unknown kid), fetches anew only when the set is older than
+//     jwksRefetchInterval: an assertion naming a kid the client never
+//     published costs one fetch, not two, and a jwks_uri (the client's,
+//     or a third party's it names) is fetched again at most once per
+//     interval however many such assertions arrive.
 type jwksFetcher struct {
 	client *retryablehttp.Client
+	now    func() time.Time
 
 	mu    sync.Mutex
-	cache map[string]cachedJWKS
+	cache *simplelru.LRU[string, cachedJWKS]
+	bytes int // the weights of the sets in cache
 }
 
 type cachedJWKS struct {
 	set     *josev3.JSONWebKeySet
-	expires time.Time
+	fetched time.Time
+	weight  int
 }
 
-// jwksCacheTTL and jwksCacheSize are fosite's DefaultJWKSFetcherStrategy's
-// (an hour; at most 10,000 sets).
+// jwksCacheTTL is fosite's DefaultJWKSFetcherStrategy's (an hour).
+// jwksCacheSize bounds the number of sets, jwksCacheBytes their weight:
+// a set's answer length plus the jwks_uri's. A set of a few keys is 1–3
+// KiB: 4 MiB keeps over a thousand of them, or 64 of the largest.
+// jwksRefetchInterval is how old a set must be before an unknown kid
+// fetches it again.
 const (
-	jwksCacheTTL  = time.Hour
-	jwksCacheSize = 10000
+	jwksCacheTTL        = time.Hour
+	jwksCacheSize       = 10000
+	jwksCacheBytes      = 4 << 20
+	jwksRefetchInterval = time.Minute
 )
 
 // jwksMaxBytes bounds a jwks_uri answer: anyone may run a client whose
 // jwks_uri the auth-server fetches (a Client ID Metadata Document), and
 // a set of a few RSA keys is a few KiB. Larger is refused, not read on
-// (and not cached).
-const jwksMaxBytes = 64 << 10
+// (and not cached). A set of more than jwksMaxKeys keys, or with a kid
+// longer than jwksMaxKIDBytes, is refused too: a client signs with one
+// key and publishes the next beside it.
+const (
+	jwksMaxBytes    = 64 << 10
+	jwksMaxKeys     = 32
+	jwksMaxKIDBytes = 256
+)
 
 // newJWKSFetcher fetches with rc (which it changes: its ErrorHandler, so
 // that a status the retry policy gave up on is answered as the status,
@@ -85,7 +118,10 @@ func newJWKSFetcher(rc *retryablehttp.Client) *jwksFetcher {
 		}
 		return nil, err
 	}
-	return &jwksFetcher{client: rc, cache: map[string]cachedJWKS{}}
+	f := &jwksFetcher{client: rc, now: time.Now}
+	// The eviction callback runs inside the LRU's calls, under f.mu.
+	f.cache, _ = simplelru.NewLRU(jwksCacheSize, func(_ string, c cachedJWKS) { f.bytes -= c.weight })
+	return f
 }
 
 // jwksStatusError is a jwks_uri answered with a status outside 200–299.
@@ -108,13 +144,12 @@ func (e *jwksDecodeError) Unwrap() error { return e.Err }
 
 // Resolve implements fosite.JWKSFetcherStrategy.
 func (f *jwksFetcher) Resolve(ctx context.Context, location string, ignoreCache bool) (*josev3.JSONWebKeySet, error) {
-	if !ignoreCache {
-		f.mu.Lock()
-		c, ok := f.cache[location]
-		f.mu.Unlock()
-		if ok && time.Now().Before(c.expires) {
-			return c.set, nil
-		}
+	now := f.now()
+	f.mu.Lock()
+	c, ok := f.cache.Get(location)
+	f.mu.Unlock()
+	if ok && now.Sub(c.fetched) < jwksCacheTTL && (!ignoreCache || now.Sub(c.fetched) < jwksRefetchInterval) {
+		return c.set, nil
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, location, nil)
 	if err != nil {
@@ -141,30 +176,38 @@ func (f *jwksFetcher) Resolve(ctx context.Context, location string, ignoreCache 
 	if err := json.Unmarshal(body, &set); err != nil {
 		return nil, &jwksDecodeError{Err: err}
 	}
-	f.put(location, &set)
+	if len(set.Keys) > jwksMaxKeys {
+		return nil, &jwksDecodeError{Err: fmt.Errorf("more than %d keys", jwksMaxKeys)}
+	}
+	for _, k := range set.Keys {
+		if len(k.KeyID) > jwksMaxKIDBytes {
+			return nil, &jwksDecodeError{Err: fmt.Errorf("a kid longer than %d bytes", jwksMaxKIDBytes)}
+		}
+	}
+	f.put(location, &set, len(body), now)
 	return &set, nil
 }
 
-// put caches set for location; with the cache full, expired sets are
-// dropped first, then any one.
-func (f *jwksFetcher) put(location string, set *josev3.JSONWebKeySet) {
+// put caches set, of an answer of n bytes, for location, dropping the
+// least recently used sets until the cache's weight is within
+// jwksCacheBytes.
+func (f *jwksFetcher) put(location string, set *josev3.JSONWebKeySet, n int, now time.Time) {
+	w := n + len(location)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	now := time.Now()
-	if _, ok := f.cache[location]; !ok && len(f.cache) >= jwksCacheSize {
-		for k, c := range f.cache {
-			if !now.Before(c.expires) {
-				delete(f.cache, k)
-			}
-		}
-		for k := range f.cache {
-			if len(f.cache) < jwksCacheSize {
-				break
-			}
-			delete(f.cache, k)
-		}
+	f.cache.Remove(location)
+	for f.bytes+w > jwksCacheBytes && f.cache.Len() > 0 {
+		f.cache.RemoveOldest()
 	}
-	f.cache[location] = cachedJWKS{set: set, expires: now.Add(jwksCacheTTL)}
+	f.cache.Add(location, cachedJWKS{set: set, fetched: now, weight: w})
+	f.bytes += w
+}
+
+// cached reports the number of sets cached and their weight.
+func (f *jwksFetcher) cached() (sets, bytes int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cache.Len(), f.bytes
 }
 
 // jwksFetchFailure says in fixed words why the fetcher (err, from

@@ -7,13 +7,15 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 )
 
 // TestJWKSFetcherCacheAndTypedErrors: jwksFetcher, over a real loopback
-// server, keeps a fetched set as fosite's default fetcher does (a second
-// Resolve asks nothing; ignoreCache fetches anew) and fails with typed
+// server, keeps a fetched set an hour as fosite's default fetcher does (a
+// second Resolve asks nothing; ignoreCache fetches anew once the set is
+// jwksRefetchInterval old) and fails with typed
 // errors — the status of an error answer, Retried for one the retry
 // policy gave up on (503, asked twice) and not for one it does not retry
 // (501, asked once), a jwksDecodeError for a body that is no JWK set —
@@ -42,12 +44,28 @@ func TestJWKSFetcherCacheAndTypedErrors(t *testing.T) {
 	f := newJWKSFetcher(client)
 	ctx := context.Background()
 
-	for i, ignore := range []bool{false, false, true} {
-		if _, err := f.Resolve(ctx, srv.URL+"/jwks.json", ignore); err != nil {
+	now := time.Now()
+	f.now = func() time.Time { return now }
+	for i, step := range []struct {
+		ignore bool
+		after  time.Duration
+		want   int32
+	}{
+		{false, 0, 1},
+		{false, 0, 1},
+		// fosite's second ask for an unknown kid: not fetched again
+		// within jwksRefetchInterval of the fetch, fetched after it.
+		{true, jwksRefetchInterval - time.Second, 1},
+		{true, time.Second, 2},
+		{false, jwksCacheTTL - time.Second, 2},
+		{false, time.Second, 3},
+	} {
+		now = now.Add(step.after)
+		if _, err := f.Resolve(ctx, srv.URL+"/jwks.json", step.ignore); err != nil {
 			t.Fatal(err)
 		}
-		if want := []int32{1, 1, 2}[i]; asked.Load() != want {
-			t.Errorf("Resolve %d (ignoreCache %v): the server was asked %d times, want %d", i, ignore, asked.Load(), want)
+		if asked.Load() != step.want {
+			t.Errorf("Resolve %d (ignoreCache %v): the server was asked %d times, want %d", i, step.ignore, asked.Load(), step.want)
 		}
 	}
 
