@@ -235,15 +235,22 @@ func decodeMetadata(raw []byte, md *Metadata) error {
 // Fetch downloads and checks the document at id. It returns the document
 // and how long it may be cached (Cache-Control max-age, else 0).
 func (f *MetadataFetcher) Fetch(ctx context.Context, id string) (*Metadata, time.Duration, error) {
+	md, _, ttl, err := f.FetchDocument(ctx, id)
+	return md, ttl, err
+}
+
+// FetchDocument is Fetch, with the document as served (at most MaxBytes):
+// what a cache keeps, to decode again with DecodeDocument.
+func (f *MetadataFetcher) FetchDocument(ctx context.Context, id string) (*Metadata, []byte, time.Duration, error) {
 	u, err := f.CheckClientIDURL(id)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, 0, metaErr("bad URL")
+		return nil, nil, 0, metaErr("bad URL")
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := f.client.Do(req)
@@ -252,32 +259,43 @@ func (f *MetadataFetcher) Fetch(ctx context.Context, id string) (*Metadata, time
 		if f.o.Log != nil {
 			f.o.Log.InfoContext(ctx, "client metadata document fetch failed", "client_id", id, "reason", reason, "err", err)
 		}
-		return nil, 0, metaErr("fetch failed: %s", reason)
+		return nil, nil, 0, metaErr("fetch failed: %s", reason)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, 0, metaErr("fetch answered %d (redirects are not followed)", resp.StatusCode)
+		return nil, nil, 0, metaErr("fetch answered %d (redirects are not followed)", resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.o.MaxBytes+1))
 	if err != nil {
-		return nil, 0, metaErr("read failed")
+		return nil, nil, 0, metaErr("read failed")
 	}
 	if int64(len(body)) > f.o.MaxBytes {
-		return nil, 0, metaErr("document is larger than %d bytes", f.o.MaxBytes)
+		return nil, nil, 0, metaErr("document is larger than %d bytes", f.o.MaxBytes)
 	}
-	if name, err := DuplicateMember(body); err != nil {
-		return nil, 0, metaErr("not a JSON object")
+	md, err := DecodeDocument(body, id)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return md, body, maxAge(resp.Header.Get("Cache-Control")), nil
+}
+
+// DecodeDocument reads raw, the metadata document of client id: one JSON
+// object, no member repeated, each member by exactly its name, whose
+// client_id is id.
+func DecodeDocument(raw []byte, id string) (*Metadata, error) {
+	if name, err := DuplicateMember(raw); err != nil {
+		return nil, metaErr("not a JSON object")
 	} else if name != "" {
-		return nil, 0, metaErr("member %q appears more than once (RFC 8259 §4: names must be unique)", Truncate(name, QuoteLimit))
+		return nil, metaErr("member %q appears more than once (RFC 8259 §4: names must be unique)", Truncate(name, QuoteLimit))
 	}
 	var md Metadata
-	if err := decodeMetadata(body, &md); err != nil {
-		return nil, 0, err
+	if err := decodeMetadata(raw, &md); err != nil {
+		return nil, err
 	}
 	if md.ClientID != id {
-		return nil, 0, metaErr("client_id in the document does not match its URL")
+		return nil, metaErr("client_id in the document does not match its URL")
 	}
-	return &md, maxAge(resp.Header.Get("Cache-Control")), nil
+	return &md, nil
 }
 
 // ToClient checks a document and turns it into a client. Metadata-document

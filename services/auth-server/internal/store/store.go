@@ -23,6 +23,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -316,23 +317,56 @@ func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.
 
 // --- generic single-use and cached values ------------------------------------
 
-// PutJSON stores v under the hashed key (kind, secret) for ttl.
+// PutJSON stores v under the hashed key (kind, secret) for ttl, as
+// MarshalJSON writes it.
 func (s *Store) PutJSON(ctx context.Context, kind, secret string, v any, ttl time.Duration) error {
-	b, err := json.Marshal(v)
+	b, err := MarshalJSON(v)
 	if err != nil {
 		return err
 	}
+	return s.PutRaw(ctx, kind, secret, b, ttl)
+}
+
+// MarshalJSON is v's JSON as the store writes it: encoding/json's without
+// its HTML escaping, which wrote each '&', '<' and '>' as a six-byte
+// \u0026 (a redirect URI's query grew up to six times over in Redis;
+// the values are read back by json.Unmarshal, never put in HTML), and
+// without the encoder's trailing newline.
+func MarshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// PutRaw stores b under the hashed key (kind, secret) for ttl.
+func (s *Store) PutRaw(ctx context.Context, kind, secret string, b []byte, ttl time.Duration) error {
 	if err := s.rdb.Set(ctx, s.k(kind, redisx.Hash(secret)), b, ttl).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil
 }
 
+// GetRaw reads the value under (kind, secret) without consuming it. It
+// reports false when there is none.
+func (s *Store) GetRaw(ctx context.Context, kind, secret string) ([]byte, bool, error) {
+	b, err := s.rdb.Get(ctx, s.k(kind, redisx.Hash(secret))).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, unavailable(err)
+	}
+	return b, true, nil
+}
+
 // ReplaceJSON stores v under (kind, secret) for ttl only when a value is
 // there already (SET XX): it never brings back one that expired or was
 // deleted. It reports whether it stored v: false when there was no value.
 func (s *Store) ReplaceJSON(ctx context.Context, kind, secret string, v any, ttl time.Duration) (bool, error) {
-	b, err := json.Marshal(v)
+	b, err := MarshalJSON(v)
 	if err != nil {
 		return false, err
 	}
