@@ -17,6 +17,7 @@ import (
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
+	"github.com/tollgate/tollgate/services/auth-server/internal/store"
 )
 
 // cimdMinCache and the CIMD_CACHE_TTL setting bound how long a fetched
@@ -163,6 +164,33 @@ func dynamicToClient(rec dynamicRecord, rules clients.Rules) (*clients.Client, e
 	return c, nil
 }
 
+// A registration's size is bounded (RFC 7591 §3.2.2 lets the server
+// refuse metadata it does not accept: invalid_redirect_uri for the URIs,
+// invalid_client_metadata for the rest): it is kept DCR_UNUSED_TTL (30
+// days by default) whether or not it is ever used, and before these
+// bounds a 64 KB request was kept as 385 KB. At most dcrMaxRedirectURIs
+// redirect URIs of dcrMaxRedirectURIBytes each, and the whole record as
+// stored (store.MarshalJSON: the metadata, the secret's hash) at most
+// dcrMaxRecordBytes — the size of the largest Client ID Metadata
+// Document fetched. client_name (200 bytes) and client_uri (2,000) are
+// bounded by clients.CheckNameAndURI.
+const (
+	dcrMaxRedirectURIs     = 16
+	dcrMaxRedirectURIBytes = 2000
+	dcrMaxRecordBytes      = 16 << 10
+)
+
+// distinct is list without its repeated values, in order.
+func distinct(list []string) []string {
+	out := make([]string, 0, len(list))
+	for _, v := range list {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // registrationRequest is the RFC 7591 request (fields we accept).
 type registrationRequest struct {
 	RedirectURIs []string `json:"redirect_uris"`
@@ -219,7 +247,15 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		regErr("invalid_redirect_uri", "redirect_uris is required")
 		return
 	}
+	if len(req.RedirectURIs) > dcrMaxRedirectURIs {
+		regErr("invalid_redirect_uri", fmt.Sprintf("redirect_uris lists %d URIs; at most %d may be registered", len(req.RedirectURIs), dcrMaxRedirectURIs))
+		return
+	}
 	for _, u := range req.RedirectURIs {
+		if len(u) > dcrMaxRedirectURIBytes {
+			regErr("invalid_redirect_uri", fmt.Sprintf("redirect URI %q is %d bytes long; at most %d", clients.Truncate(clients.RedactedURI(u), 100), len(u), dcrMaxRedirectURIBytes))
+			return
+		}
 		// DCR clients are untrusted: https or loopback only, in every environment.
 		if err := clients.CheckRedirectURI(u, true); err != nil {
 			regErr("invalid_redirect_uri", fmt.Sprintf("redirect URI %q: %v", clients.RedactedURI(u), err))
@@ -236,6 +272,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	if len(req.GrantTypes) == 0 {
 		req.GrantTypes = []string{"authorization_code", "refresh_token"}
 	}
+	// A grant type listed twice is registered once: the list holds at
+	// most the few supported ones, however long the request's was.
+	req.GrantTypes = distinct(req.GrantTypes)
 	for _, g := range req.GrantTypes {
 		if !slices.Contains(clients.GrantTypes, g) {
 			regErr("invalid_client_metadata", fmt.Sprintf("grant type %q is not supported", g))
@@ -296,8 +335,18 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		}
 		rec.SecretHash = string(h)
 	}
+	b, err := store.MarshalJSON(rec)
+	if err != nil {
+		s.log.ErrorContext(ctx, "dynamic registration: cannot encode the record", "err", err)
+		writeJSONError(w, http.StatusInternalServerError, "server_error", "could not register the client")
+		return
+	}
+	if len(b) > dcrMaxRecordBytes {
+		regErr("invalid_client_metadata", fmt.Sprintf("the client metadata is too large: %d bytes once registered; at most %d", len(b), dcrMaxRecordBytes))
+		return
+	}
 	// The id has 130 random bits (crypto/rand.Text): it names no other client.
-	if err := s.store.PutJSON(ctx, "dcr", id, rec, s.cfg.DCRTTL); err != nil {
+	if err := s.store.PutRaw(ctx, "dcr", id, b, s.cfg.DCRTTL); err != nil {
 		s.unavailable(w)
 		return
 	}
