@@ -180,4 +180,9 @@ func TestEnvelopeScanAgreesWithDecoding(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = checkEnvelope(body) }); n != 0 {
 		t.Errorf("checkEnvelope allocates %v times per valid request", n)
 	}
+	// The progressToken's length is read in place too (MaxProgressTokenBytes).
+	body = []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"identity.profile","arguments":{},"_meta":{"progressToken":"p-1"}}}`)
+	if n := testing.AllocsPerRun(100, func() { _ = checkEnvelope(body) }); n != 0 {
+		t.Errorf("checkEnvelope allocates %v times per valid request with a progressToken", n)
+	}
 }

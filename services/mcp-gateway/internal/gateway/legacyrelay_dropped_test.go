@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/gateway"
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
 )
 
@@ -21,13 +22,13 @@ import (
 // again, it is handled. Here the claim expires at once
 // (session.InitializeClaimTTL 0, set before any gateway starts), the
 // stream's client reads its endpoint and then nothing, and pings with
-// 256 KiB ids fill what the stream can hold.
+// ids of the longest length taken fill what the stream can hold.
 func TestLegacyRelayDroppedIs503(t *testing.T) {
 	ttl := session.InitializeClaimTTL
 	session.InitializeClaimTTL = 0
 	t.Cleanup(func() { session.InitializeClaimTTL = ttl })
 	f := newFleet(t)
-	a, b := f.Gateway(), f.Gateway()
+	a, b := f.Gateway("RATE_LIMIT_PER_MINUTE", "100000"), f.Gateway("RATE_LIMIT_PER_MINUTE", "100000")
 	tok := f.Token("user-7", allScopes)
 
 	host := strings.TrimPrefix(a.URL, "http://")
@@ -50,10 +51,11 @@ func TestLegacyRelayDroppedIs503(t *testing.T) {
 			path = p
 		}
 	}
-	// From here the client reads nothing. Big answers fill the socket;
-	// small ones then fill mcp-go's event queue (100).
-	big := strings.Repeat("x", 256<<10)
-	for i := range 40 {
+	// From here the client reads nothing. Answers with ids as long as
+	// the gateway takes (MaxIDBytes) fill the socket; small ones then fill
+	// mcp-go's event queue (100).
+	big := strings.Repeat("x", gateway.MaxIDBytes-10)
+	for i := range 16000 {
 		if r := a.do(t, req{Method: "POST", Path: path, Token: tok, Body: map[string]any{"jsonrpc": "2.0", "id": fmt.Sprintf("%s-%d", big, i), "method": "ping"}}); r.Status != http.StatusAccepted {
 			t.Fatalf("big ping %d: %d %s", i, r.Status, r.Body)
 		}

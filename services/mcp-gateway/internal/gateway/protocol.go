@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -85,9 +86,9 @@ var parseError = &refusal{code: mcp.PARSE_ERROR, msg: "Parse error: the request 
 // members are the top-level members checkEnvelope looks at, as raw values
 // (nil when absent).
 type members struct {
-	id, jsonrpc, method []byte
-	hasID, hasMethod    bool
-	hasResult, hasError bool
+	id, jsonrpc, method, params []byte
+	hasID, hasMethod            bool
+	hasResult, hasError         bool
 	// seen, twice and variant are sets of envelopeNames (bit n for name
 	// n): members spelt exactly, spelt exactly more than once, and spelt
 	// otherwise but taken for the member by encoding/json.
@@ -130,6 +131,8 @@ func (m *members) add(key, v []byte) {
 		m.jsonrpc = v
 	case nameMethod:
 		m.method, m.hasMethod = v, true
+	case nameParams:
+		m.params = v
 	case nameResult:
 		m.hasResult = true
 	case nameError:
@@ -346,6 +349,9 @@ func (m members) check() *refusal {
 		default:
 			return &refusal{code: mcp.INVALID_REQUEST, msg: "id must be a string or a number"}
 		}
+		if len(m.id) > MaxIDBytes {
+			return &refusal{code: mcp.INVALID_REQUEST, msg: fmt.Sprintf("id is %d bytes long: the gateway accepts ids of at most %d bytes as written in the message (quotes included)", len(m.id), MaxIDBytes)}
+		}
 	}
 	if e := m.ambiguity(m.twice | m.variant); e != "" {
 		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: e}
@@ -365,7 +371,48 @@ func (m members) check() *refusal {
 	case kind(m.method) != '"':
 		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method must be a string"}
 	}
+	if n := progressTokenBytes(m.params); n > MaxProgressTokenBytes {
+		return &refusal{id: id, code: mcp.INVALID_PARAMS, msg: fmt.Sprintf("params._meta.progressToken is %d bytes long: the gateway accepts progress tokens of at most %d bytes as written in the message (quotes included)", n, MaxProgressTokenBytes)}
+	}
 	return nil
+}
+
+// MaxIDBytes and MaxProgressTokenBytes bound the two values a client
+// chooses that the gateway echoes, and records with the events of a
+// Streamable HTTP stream kept for resumption (Events): a request's id,
+// in its answer, and params._meta.progressToken, in every progress
+// notification of the call. JSON-RPC 2.0 §4 and MCP (basic/utilities/
+// progress) put no size on either; unbounded, a 1 MB token made each
+// tools/call a 1 MB stream held in Redis for the session's idle TTL. The
+// lengths are of the raw JSON value, quotes and escapes included: a
+// longer id is an invalid request (-32600, id null: the id is not
+// echoed), a longer token invalid params (-32602, with the request's id),
+// on every transport.
+const (
+	MaxIDBytes            = 256
+	MaxProgressTokenBytes = 256
+)
+
+// progressTokenBytes is the length of the longest progressToken in
+// params' _meta (raw JSON; 0 for none). mcp-go decodes params into a
+// struct, whose "_meta" field encoding/json matches in any letter case
+// (the last of several wins), and _meta into a map, keyed by the exact
+// name "progressToken" (escapes decoded; the last of several wins): every
+// member either could read is measured, so none over the limit gets past.
+func progressTokenBytes(params []byte) int {
+	longest := 0
+	eachMemberValue(bytes.TrimSpace(params), func(key, v []byte) bool {
+		if string(key) == "_meta" || foldsTo(key, "_meta") {
+			eachMemberValue(bytes.TrimSpace(v), func(key, v []byte) bool {
+				if string(key) == "progressToken" && len(v) > longest {
+					longest = len(v)
+				}
+				return true
+			})
+		}
+		return true
+	})
+	return longest
 }
 
 // decodedMembers reads the members of a valid JSON object through

@@ -134,10 +134,10 @@ func TestJSONRPCEnvelope(t *testing.T) {
 		}
 	}
 	// Ids echoed exactly, as JSON and as an event stream.
-	// 1e400 and a 400-digit integer are valid JSON numbers beyond float64:
+	// 1e400 and a 256-digit integer (MaxIDBytes) are valid JSON numbers beyond float64:
 	// echoed as sent, not a parse error.
 	for _, id := range []string{`9007199254740993`, `-9007199254740993`, `1.5`, `1e2`, `"\u0041<b>"`, `"plain"`, `12`, `0`,
-		`1e400`, `-1E+400`, strings.Repeat("9", 400)} {
+		`1e400`, `-1E+400`, strings.Repeat("9", 256)} {
 		for _, accept := range []string{"application/json", "application/json, text/event-stream"} {
 			body := `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/list"}`
 			r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: body, Header: map[string]string{"Accept": accept}})

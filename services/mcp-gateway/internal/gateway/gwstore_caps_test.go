@@ -1,0 +1,81 @@
+package gateway_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// A request's id and its params._meta.progressToken are echoed (in the
+// answer, in every progress notification) and recorded with a Streamable
+// HTTP stream's events in Redis; JSON-RPC and MCP put no size on them, so
+// a 1 MB token made every tools/call a 1 MB stream. Each is capped at 256
+// bytes of raw JSON: a longer id is -32600 with id null, a longer token
+// -32602 with the request's id, on /mcp (initialize, in a session, in a
+// 2025-03-26 batch) and /messages; 256 bytes are served.
+func TestIDAndProgressTokenAreCapped(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+	str := func(n int) string { return `"` + strings.Repeat("a", n-2) + `"` }
+	refused := func(name string, r *resp, code int, id string) {
+		t.Helper()
+		m := r.rpc(t)
+		if r.Status != http.StatusBadRequest || m.Error == nil || m.Error.Code != code || string(m.ID) != id || !strings.Contains(m.Error.Message, "at most 256 bytes") {
+			t.Errorf("%s: %d %.300s, want 400 %d with id %s naming the limit", name, r.Status, r.Body, code, id)
+		}
+	}
+	ping := func(id string) string { return `{"jsonrpc":"2.0","id":` + id + `,"method":"ping"}` }
+	for _, id := range []string{str(257), "1" + strings.Repeat("0", 256), str(1000000)} {
+		refused("ping", g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: ping(id)}), -32600, "null")
+		refused("legacy ping", g.do(t, req{Method: "POST", Path: "/messages?sessionId=x", Token: tok, Body: ping(id)}), -32600, "null")
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok,
+			Body: `{"jsonrpc":"2.0","id":` + id + `,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`})
+		refused("initialize", r, -32600, "null")
+		if r.Header.Get("Mcp-Session-Id") != "" {
+			t.Errorf("initialize with a long id created a session")
+		}
+	}
+	for _, id := range []string{str(256), "1" + strings.Repeat("0", 255)} {
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: ping(id)})
+		if m := r.rpc(t); r.Status != http.StatusOK || m.Error != nil || string(m.ID) != id {
+			t.Errorf("ping with a %d-byte id: %d %.300s", len(id), r.Status, r.Body)
+		}
+	}
+
+	call := func(meta string) string {
+		return `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"health.check","arguments":{},` + meta + `}}`
+	}
+	long := str(257)
+	for _, meta := range []string{
+		`"_meta":{"progressToken":` + long + `}`,
+		`"_meta":{"progressToken":` + str(1000000) + `}`,
+		`"_meta":{"progressToken":1` + strings.Repeat("0", 256) + `}`,
+		`"_meta":{"progress\u0054oken":` + long + `}`,                // an escaped name is the same member
+		`"\u005fmeta":{"progressToken":` + long + `}`,                // for _meta too
+		`"_meta":{"progressToken":` + long + `,"progressToken":"p"}`, // whichever of two is read
+		`"_meta":{"progressToken":"p","progressToken":` + long + `}`,
+	} {
+		refused("tools/call "+meta[:40], g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call(meta)}), -32602, "7")
+		refused("legacy tools/call "+meta[:40], g.do(t, req{Method: "POST", Path: "/messages?sessionId=x", Token: tok, Body: call(meta)}), -32602, "7")
+	}
+	// 256 bytes: the call is answered, its progress notification carries the token.
+	ok := str(256)
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call(`"_meta":{"progressToken":` + ok + `}`)})
+	var events strings.Builder
+	for _, e := range r.Events {
+		events.WriteString(e.Data)
+	}
+	if m := r.rpc(t); r.Status != http.StatusOK || m.Result == nil || m.Error != nil || !strings.Contains(events.String(), `"progressToken":`+ok) {
+		t.Errorf("tools/call with a 256-byte progressToken: %d %.300s", r.Status, events.String())
+	}
+
+	// A 2025-03-26 session's batch: each message is checked as one of its own.
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"old","version":"1"}}}`})
+	old := r.Header.Get("Mcp-Session-Id")
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: old, Body: `[` + ping(long) + `,` + call(`"_meta":{"progressToken":`+long+`}`) + `,` + ping("2") + `]`})
+	if r.Status != http.StatusOK || strings.Count(string(r.Body), "at most 256 bytes") != 2 || !strings.Contains(string(r.Body), `"id":null`) || !strings.Contains(string(r.Body), `"id":7`) || len(r.Body) > 2000 {
+		t.Errorf("batch: %d %.600s", r.Status, r.Body)
+	}
+}
