@@ -133,6 +133,9 @@ type Gateway struct {
 	// stream is here; the channel is closed once the stream's handler
 	// has returned (it writes nothing more to the stream).
 	localSSE sync.Map
+	// backlogs: session id -> *backlog, the requests of each legacy
+	// session whose stream is here that wait for their answer on it.
+	backlogs sync.Map
 	// pendingAcks: nonce -> chan struct{}, terminations this replica
 	// announced and waits to see acknowledged (announceTermination).
 	pendingAcks sync.Map

@@ -40,6 +40,8 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	g.metrics.sessions.WithLabelValues(transportSSE, "created").Inc()
 	ended := make(chan struct{})
+	bl := &backlog{}
+	g.backlogs.Store(id, bl)
 	g.localSSE.Store(id, ended)
 	ctx, done := g.streams.open(context.WithValue(r.Context(), pendingKey{}, id), id)
 	// The stream, and with it the session, ends when its token is revoked
@@ -51,6 +53,7 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 		done()
 		g.metrics.streams.WithLabelValues(transportSSE).Dec()
 		g.localSSE.Delete(id)
+		g.backlogs.Delete(id)
 		// The stream was the session: it ends with it.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 3*time.Second)
 		defer cancel()
@@ -66,8 +69,11 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 	}()
 	defer close(ended) // first: the handler writes nothing more
 	// Every write of the stream has STREAM_WRITE_TIMEOUT: a client that
-	// stops reading loses its stream, and with it the session.
-	g.serve(transportSSE, r.Method, g.sse.SSEHandler(), &idWriter{ResponseWriter: newDeadlineWriter(w, g.cfg.StreamWriteTimeout), ids: g.ids}, r.WithContext(ctx))
+	// stops reading loses its stream, and with it the session. Each answer
+	// written gives back its place in the session's backlog
+	// (legacyPendingAnswers).
+	sw := &backlogWriter{ResponseWriter: &idWriter{ResponseWriter: newDeadlineWriter(w, g.cfg.StreamWriteTimeout), ids: g.ids}, b: bl}
+	g.serve(transportSSE, r.Method, g.sse.SSEHandler(), sw, r.WithContext(ctx))
 }
 
 // postMessage serves POST /messages?sessionId=…: the message is handled
@@ -237,11 +243,22 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, local := g.localSSE.Load(id); local {
+		release, ok := g.reserveLegacy(id, body, msg)
+		if !ok {
+			// The session's backlog is full (legacyPendingAnswers): refused
+			// on the POST; its stream and the answers on their way carry on.
+			g.refuseBacklog(w, method, msg.ID)
+			return
+		}
+		seen := &statusSeen{ResponseWriter: w}
 		if err := g.serveLegacyMessage(r.Context(), id, body, msg, func(req *http.Request) {
 			req.Header = r.Header.Clone()
-			g.serve(transportSSE, method, g.sse.MessageHandler(), w, req)
+			g.serve(transportSSE, method, g.sse.MessageHandler(), seen, req)
 		}); err != nil {
 			g.unavailable(w, r, transportSSE, method, err)
+		}
+		if seen.status != http.StatusAccepted {
+			release() // mcp-go refused it: no answer will come on the stream
 		}
 		return
 	}
@@ -283,6 +300,9 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		// verified here); the stream opened with it ends with it.
 		g.metrics.request(transportSSE, methodLabel(method), "unauthorized")
 		g.unauthorized(w, transportSSE, "the access token is no longer accepted")
+	case relayBacklog:
+		// The session's backlog is full there (legacyPendingAnswers).
+		g.refuseBacklog(w, method, msg.ID)
 	case relayDropped:
 		// An initialize whose claim was no longer held there, and whose
 		// stream could not take the error answer: not handled; sent
@@ -306,6 +326,7 @@ const (
 	relayGone      = "gone"      // no stream for the session there: the session has ended
 	relayRefused   = "refused"   // the token was refused there
 	relayDropped   = "dropped"   // not handled (an initialize whose claim is not held, mcp-go refused it)
+	relayBacklog   = "backlog"   // refused: the session's answers waiting for its stream are at their bound
 	relayUnknown   = "unknown"   // no outcome within relayAnswerWait
 )
 
@@ -769,6 +790,17 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		g.answerRelay(ctx, m, relayRefused)
 		return
 	}
+	release, ok := g.reserveLegacy(m.Session, m.Body, msg)
+	if !ok {
+		// The session's backlog is full (legacyPendingAnswers): not
+		// handled; its sender refuses the POST as this replica would.
+		g.metrics.relayed.WithLabelValues("dropped").Inc()
+		if m.Claim != "" {
+			g.releaseInitialize(ctx, m.Session, m.Claim)
+		}
+		g.answerRelay(ctx, m, relayBacklog)
+		return
+	}
 	if m.Claim != "" {
 		// A relayed initialize: taken over from the replica it was posted
 		// to, unless that one gave its claim back because its PUBLISH
@@ -788,6 +820,7 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 			// the client opens a new session.
 			g.log.WarnContext(ctx, "could not confirm a relayed initialize's claim; its legacy stream is ended so that the client reconnects", "err", err)
 			g.metrics.relayed.WithLabelValues("dropped").Inc()
+			release()
 			g.streams.end(redisx.Hash(m.Session))
 			g.answerRelay(ctx, m, relayGone)
 			return
@@ -805,9 +838,12 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 			// and it may send initialize again.
 			g.log.InfoContext(ctx, "relayed initialize not handled: its claim is not held (given back after a failed relay, or expired); answered with an error on the stream")
 			g.metrics.relayed.WithLabelValues("dropped").Inc()
+			// Its answer, written on the stream, gives back its place in
+			// the backlog.
 			if g.answerOnStream(m, msg, mcp.INTERNAL_ERROR, lateInitializeMessage) {
 				g.answerRelay(ctx, m, relayDelivered)
 			} else {
+				release()
 				g.answerRelay(ctx, m, relayDropped)
 			}
 			return
@@ -819,6 +855,9 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		g.sse.MessageHandler().ServeHTTP(d, req)
 	}); err != nil {
 		g.log.InfoContext(ctx, "relayed message not delivered", "err", err)
+	}
+	if d.status != http.StatusAccepted {
+		release()
 	}
 	_, local := g.localSSE.Load(m.Session)
 	switch {
