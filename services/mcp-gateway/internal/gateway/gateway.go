@@ -826,7 +826,8 @@ func validUTF8String(raw []byte) bool {
 // params (initializeParams: "Sampling" in capabilities, "Title" in
 // clientInfo, "ProgressToken" in _meta) is refused as paramsCaseError
 // refuses it. A params or clientInfo of the wrong JSON type is left to the
-// wrong-type answer.
+// wrong-type answer. A clientInfo name, version or title longer than
+// MaxClientInfoBytes is refused too.
 func initializeParamsError(m message, body []byte) string {
 	if !m.decoded || m.Method != string(mcp.MethodInitialize) {
 		return ""
@@ -863,6 +864,11 @@ func initializeParamsError(m message, body []byte) string {
 				problems = append(problems, "params.clientInfo."+name+" must be a string (MCP schema, Implementation)")
 			}
 		}
+		for _, name := range []string{"name", "version", "title"} {
+			if v := ci.get(name); kind(v) == '"' && len(v) > MaxClientInfoBytes {
+				problems = append(problems, fmt.Sprintf("params.clientInfo.%s is %d bytes long: the gateway accepts at most %d bytes as written in the message (quotes included)", name, len(v), MaxClientInfoBytes))
+			}
+		}
 		problems = append(problems, ci.ambiguities("params.clientInfo", "name", "version")...)
 	}
 	problems = append(problems, params.ambiguities("params", "protocolVersion", "capabilities", "clientInfo")...)
@@ -871,6 +877,16 @@ func initializeParamsError(m message, body []byte) string {
 	}
 	return "invalid params: " + strings.Join(problems, "; ")
 }
+
+// MaxClientInfoBytes bounds each of initialize's clientInfo.name, version
+// and title (raw JSON, quotes and escapes included), which the session's
+// Redis record keeps for as long as the session lives (afterInitialize) and
+// other replicas restore. The MCP schema (Implementation) puts no size on
+// them; unbounded, a 560 KB clientInfo was stored with every session (100
+// sessions: 55 MiB per user and client for SESSION_IDLE_TTL), and one over
+// ~250 KB failed the record's write (its pieces overflowed the Lua stack)
+// and the client was told 503 for its own bad input.
+const MaxClientInfoBytes = 256
 
 // absent reports whether a raw member value is absent or null.
 func absent(v json.RawMessage) bool {

@@ -79,3 +79,56 @@ func TestIDAndProgressTokenAreCapped(t *testing.T) {
 		t.Errorf("batch: %d %.600s", r.Status, r.Body)
 	}
 }
+
+// initialize's clientInfo name, version and title are kept in the
+// session's Redis record for as long as it lives; uncapped, a 560 KB
+// clientInfo made each session a 560 KB record, and one over ~250 KB
+// failed the record's write: 503 for the client's own input. Each is
+// capped at 256 bytes of raw JSON: longer is -32602 naming the member (no
+// session), and a record at the caps stays a few KiB in Redis.
+func TestClientInfoIsCapped(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	str := func(c string, n int) string { return `"` + strings.Repeat(c, n-2) + `"` }
+	initialize := func(name, ver, title string) *resp {
+		return g.do(t, req{Method: "POST", Path: "/mcp", Token: tok,
+			Body: `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":` + name + `,"version":` + ver + `,"title":` + title + `}}}`})
+	}
+	for _, c := range []struct{ member, name, ver, title string }{
+		{"name", str("n", 257), `"1"`, `"t"`},
+		{"version", `"n"`, str("1", 257), `"t"`},
+		{"title", `"n"`, `"1"`, str("t", 257)},
+		{"title", `"n"`, `"1"`, str("t", 400000)}, // the 503 before
+	} {
+		r := initialize(c.name, c.ver, c.title)
+		m := r.rpc(t)
+		if r.Status != http.StatusOK || m.Error == nil || m.Error.Code != -32602 || !strings.Contains(m.Error.Message, "params.clientInfo."+c.member+" is ") ||
+			!strings.Contains(m.Error.Message, "at most 256 bytes") || r.Header.Get("Mcp-Session-Id") != "" {
+			t.Errorf("clientInfo.%s of %d bytes: %d %v %.300s, want -32602 naming it and no session", c.member, max(len(c.name), len(c.ver), len(c.title)), r.Status, r.Header.Get("Mcp-Session-Id"), r.Body)
+		}
+		// A legacy initialize: refused on its POST, before the session is looked up.
+		r = g.do(t, req{Method: "POST", Path: "/messages?sessionId=x", Token: tok,
+			Body: `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":` + c.name + `,"version":` + c.ver + `,"title":` + c.title + `}}}`})
+		if m := r.rpc(t); r.Status != http.StatusBadRequest || m.Error == nil || m.Error.Code != -32602 || !strings.Contains(m.Error.Message, "params.clientInfo."+c.member+" is ") {
+			t.Errorf("legacy: clientInfo.%s: %d %.300s, want 400 -32602 naming it", c.member, r.Status, r.Body)
+		}
+	}
+	// At the caps, with characters encoding/json re-escapes six-fold
+	// ("<" is stored as \u003c): served, and the record stays small.
+	r := initialize(str("<", 256), str("<", 256), str("<", 256))
+	sid := r.Header.Get("Mcp-Session-Id")
+	if m := r.rpc(t); r.Status != http.StatusOK || m.Error != nil || sid == "" {
+		t.Fatalf("initialize at the caps: %d %.300s", r.Status, r.Body)
+	}
+	rc := f.Redis.Client()
+	keys, err := rc.Keys(t.Context(), "*mcp:session:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("session records: %v %v", keys, err)
+	}
+	used, err := rc.MemoryUsage(t.Context(), keys[0]).Result()
+	if err != nil || used > 16<<10 {
+		t.Errorf("session record at the caps: MEMORY USAGE %d bytes (%v), want at most 16 KiB", used, err)
+	}
+	t.Logf("session record at the caps: MEMORY USAGE %d bytes", used)
+}
