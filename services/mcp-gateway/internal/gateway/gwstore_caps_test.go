@@ -1,9 +1,13 @@
 package gateway_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
+	"github.com/tollgate/tollgate/services/platform/redisx"
 )
 
 // A request's id and its params._meta.progressToken are echoed (in the
@@ -131,4 +135,41 @@ func TestClientInfoIsCapped(t *testing.T) {
 		t.Errorf("session record at the caps: MEMORY USAGE %d bytes (%v), want at most 16 KiB", used, err)
 	}
 	t.Logf("session record at the caps: MEMORY USAGE %d bytes", used)
+}
+
+// Every tools/call that asks for progress is an answer stream recorded in
+// Redis; a session records at most session.SessionStreams of them (here
+// 4): the oldest are forgotten — Last-Event-ID of one is 400 "unknown
+// Last-Event-ID" —, the newest resume.
+func TestProgressStreamsPerSessionAreBounded(t *testing.T) {
+	streams := session.SessionStreams
+	session.SessionStreams = 4
+	t.Cleanup(func() { session.SessionStreams = streams })
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+	var first []string // each call's first event id
+	for i := range 10 {
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version,
+			Body: fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"health.check","arguments":{},"_meta":{"progressToken":"p-%d"}}}`, i, i)})
+		if r.Status != http.StatusOK || len(r.Events) < 2 || r.Events[0].ID == "" {
+			t.Fatalf("call %d: %d %v %s", i, r.Status, r.Events, r.Body)
+		}
+		first = append(first, r.Events[0].ID)
+	}
+	rc := f.Redis.Client()
+	keys, err := rc.Keys(t.Context(), "*mcp:events:"+redisx.Tag(redisx.Hash(sid))+":*").Result()
+	if err != nil || len(keys) != 4 {
+		t.Errorf("recorded streams: %d %v, want 4", len(keys), err)
+	}
+	resume := func(id string) *resp {
+		return g.do(t, req{Method: "GET", Path: "/mcp", Token: tok, Session: sid, Version: version, Header: map[string]string{"Last-Event-ID": id, "Accept": "text/event-stream"}})
+	}
+	if r := resume(first[0]); r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "unknown Last-Event-ID") {
+		t.Errorf("resume the first call's stream: %d %s, want 400 unknown Last-Event-ID", r.Status, r.Body)
+	}
+	if r := resume(first[9]); r.Status != http.StatusOK || len(r.Events) != 1 || !strings.Contains(r.Events[0].Data, `"id":9`) {
+		t.Errorf("resume the last call's stream: %d %v %s, want its answer replayed", r.Status, r.Events, r.Body)
+	}
 }

@@ -24,7 +24,7 @@ const listenPrefix = "listen-"
 // TTLs while the open stream renews itself: the closed streams' events
 // expire, the open one's and the index live, and their TTL is never
 // beyond the idle TTL; unused, everything expires. On a Redis Cluster
-// too: Renew's two keys share the session's slot.
+// too: Renew's keys share the session's slot.
 func TestOnlyOpenStreamsAreRenewed(t *testing.T) {
 	for _, setup := range setups {
 		t.Run(setup.Mode(), func(t *testing.T) {
@@ -68,8 +68,8 @@ func TestOnlyOpenStreamsAreRenewed(t *testing.T) {
 				t.Errorf("the open stream's priming event after two TTLs: %v", err)
 			}
 			keys := testharness.RedisKeys(t, rdb)
-			if len(keys) != 3 { // the session, its index, the open stream
-				t.Errorf("%d keys (%d before), want the session's, its index and the open stream's: %v", len(keys), before, keys)
+			if len(keys) != 4 { // the session, its index and sizes, the open stream
+				t.Errorf("%d keys (%d before), want the session's, its index, its sizes and the open stream's: %v", len(keys), before, keys)
 			}
 			if !slices.ContainsFunc(keys, func(k string) bool { return len(k) > len(open) && k[len(k)-len(open):] == open }) {
 				t.Errorf("keys %v, want the open stream's", keys)
