@@ -38,7 +38,7 @@ func Export(args []string, stdout, stderr io.Writer) error {
 	// An origin, as ACTIONS_OAUTH_BASE_URL is: the document names
 	// <it>/oauth/authorize and <it>/oauth/token, which the Ingress routes
 	// to the auth-server at the root of the host only.
-	oauth := actionsconfig.Origin(&p, "-oauth-base-url", *oauthBase, false)
+	oauth := actionsconfig.OAuthOrigin(&p, "-oauth-base-url", *oauthBase, false)
 	if err := p.Err(); err != nil {
 		return err
 	}

@@ -52,13 +52,18 @@ func TestPublicURLIsAnOrigin(t *testing.T) {
 	// <it>/oauth/authorize and <it>/oauth/token, routed at the root only.
 	for _, raw := range []string{"https://api.example.com/tollgate", "https://api.example.com/oauth"} {
 		_, err := config.Load(configEnv(base, map[string]string{"ACTIONS_PUBLIC_URL": "https://api.example.com", "ACTIONS_OAUTH_BASE_URL": raw}))
-		if want := `ACTIONS_OAUTH_BASE_URL: "` + raw + `" must be an origin (scheme://host[:port]) without a path or credentials`; err == nil || !strings.Contains(err.Error(), want) {
+		if want := `ACTIONS_OAUTH_BASE_URL: "` + raw + `" must be an origin (scheme://host[:port]) without a path or credentials: the auth-server's`; err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ACTIONS_OAUTH_BASE_URL=%s: %v, want %q", raw, err, want)
+		}
+		// It names why for the OAuth URLs, not the Actions API's own
+		// paths (review6).
+		if err != nil && strings.Contains(err.Error(), "give it a host of its own") {
+			t.Errorf("ACTIONS_OAUTH_BASE_URL=%s: %v, says the Actions API's reason", raw, err)
 		}
 		// The export refuses what the service refuses.
 		var stdout syncBuffer
 		err = api.Export([]string{"-base-url", "https://api.example.com", "-oauth-base-url", raw}, &stdout, &syncBuffer{})
-		if want := `-oauth-base-url: "` + raw + `" must be an origin (scheme://host[:port]) without a path or credentials`; err == nil || !strings.Contains(err.Error(), want) {
+		if want := `-oauth-base-url: "` + raw + `" must be an origin (scheme://host[:port]) without a path or credentials: the auth-server's`; err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("actions-api openapi -oauth-base-url %s: %v, want %q", raw, err, want)
 		}
 		if stdout.String() != "" {

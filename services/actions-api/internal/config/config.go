@@ -129,7 +129,7 @@ func (c *Config) Validate(p *config.Problems) {
 		// An origin: the document names <base>/oauth/authorize and
 		// <base>/oauth/token, which the Ingress routes to the auth-server
 		// at the root of the host only.
-		c.OAuthBaseURL = Origin(p, "ACTIONS_OAUTH_BASE_URL", c.OAuthBaseURL, c.Production())
+		c.OAuthBaseURL = OAuthOrigin(p, "ACTIONS_OAUTH_BASE_URL", c.OAuthBaseURL, c.Production())
 	}
 	if c.AuthGRPCAddr == "" {
 		p.Addf("AUTH_GRPC_ADDR: required (the auth-server's gRPC address, for signing keys)")
@@ -167,15 +167,28 @@ func (c *Config) Validate(p *config.Problems) {
 // call <path>/actions/… where nothing serves it (docs/reference/actions.md,
 // "Public URL"). It returns the origin without a trailing slash.
 func Origin(p *config.Problems, key, raw string, production bool) string {
+	return origin(p, key, raw, production, "the Actions API serves its paths at the root of its host; give it a host of its own "+
+		"(docs/reference/actions.md, \"Public URL\")")
+}
+
+// OAuthOrigin checks the origin GPTs are sent to for OAuth
+// (ACTIONS_OAUTH_BASE_URL, the export's -oauth-base-url) as Origin does:
+// the Ingress routes /oauth/… to the auth-server at the root of that host
+// only, and the auth-server sends that host's authorization requests on by
+// its host alone.
+func OAuthOrigin(p *config.Problems, key, raw string, production bool) string {
+	return origin(p, key, raw, production, "the auth-server's /oauth/authorize and /oauth/token are routed at the root of the host "+
+		"(docs/reference/actions.md, ACTIONS_OAUTH_BASE_URL)")
+}
+
+func origin(p *config.Problems, key, raw string, production bool, why string) string {
 	out := config.PublicURL(p, key, raw, production)
 	u, err := url.Parse(out)
 	if err != nil || u.Host == "" {
 		return out // config.PublicURL said why
 	}
 	if u.Path != "" || u.RawPath != "" || u.User != nil || (strings.ContainsAny(out, "?#") && u.RawQuery == "" && u.Fragment == "") {
-		p.Addf("%s: %q must be an origin (scheme://host[:port]) without a path or credentials: "+
-			"the Actions API serves its paths at the root of its host; give it a host of its own "+
-			"(docs/reference/actions.md, \"Public URL\")", key, raw)
+		p.Addf("%s: %q must be an origin (scheme://host[:port]) without a path or credentials: %s", key, raw, why)
 	}
 	return out
 }
