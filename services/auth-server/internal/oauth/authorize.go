@@ -287,7 +287,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if kib := len(stored) / 1024; kib > 0 {
 		// Anyone may park a request, so the bytes an address parks are
 		// limited, not only its requests: see parkedQuery.
-		res, err := s.limiter.AllowN(ctx, "authorize-kib", "addr:"+s.addrs.Subject(r), ratelimit.PerMinute(s.cfg.RateAuthorize), kib)
+		res, err := s.limiter.AllowN(ctx, "authorize-kib", "addr:"+s.addrs.Subject(r), parkedBudget(s.cfg.RateAuthorize), kib)
 		if err != nil {
 			s.log.WarnContext(r.Context(), "rate limiter unavailable", "endpoint", "authorize", "err", err)
 			redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
@@ -349,6 +349,15 @@ func parkedQuery(q url.Values) string {
 		}
 	}
 	return kept.Encode()
+}
+
+// parkedBudget is the per-address budget of parked KiB: perMinute KiB a
+// minute, with a burst of at least maxAuthorizeQuery's 16 KiB, so that a
+// request the query bound admits always fits an idle address's budget
+// (with RATE_LIMIT_AUTHORIZE_PER_MINUTE under 16 a 16 KiB request could
+// never be parked, and was told to retry).
+func parkedBudget(perMinute int) ratelimit.Limit {
+	return ratelimit.Limit{Rate: perMinute, Burst: max(perMinute, maxAuthorizeQuery>>10), Period: time.Minute}
 }
 
 // loginCookieValue is what randomID returns (crypto/rand.Text).

@@ -426,4 +426,13 @@ func TestParkedAuthorizeRequestBounded(t *testing.T) {
 	if code := f.authorize(newAuthRequest(c)); code == "" {
 		t.Fatal("a usual request after the budget is spent: no code")
 	}
+
+	// With fewer than 16 requests a minute, a 15 KiB request still fits
+	// an idle address's budget (review6: it could never be parked).
+	small := startFleet(t, map[string]string{"RATE_LIMIT_AUTHORIZE_PER_MINUTE": "4"})
+	a = newAuthRequest(c)
+	a.State = strings.Repeat("s", 15<<10)
+	if p := newBrowser(t, c.RedirectURIs[0], small.IdP.Issuer).get(a.URL(small.Base)); p.Location == nil || !strings.HasPrefix(p.Location.String(), small.IdP.Issuer) {
+		t.Fatalf("15 KiB request with RATE_LIMIT_AUTHORIZE_PER_MINUTE=4: %d %.200v, want the IdP", p.Status, p.Location)
+	}
 }
