@@ -176,9 +176,25 @@ func (d *deadlineWriter) arm() {
 	}
 }
 
+// writeChunk is the most bytes one deadline covers: a large Write (a
+// tool result of megabytes, written at once) goes out in pieces of this
+// size, each with its own WriteTimeout, so a client that reads steadily —
+// at more than writeChunk per WriteTimeout, ~2 KiB/s at 30 s — is never
+// cut, while one that stops reading still is.
+const writeChunk = 64 << 10
+
 func (d *deadlineWriter) Write(p []byte) (int, error) {
-	d.arm()
-	return d.ResponseWriter.Write(p)
+	written := 0
+	for {
+		n := min(len(p), writeChunk)
+		d.arm()
+		m, err := d.ResponseWriter.Write(p[:n])
+		written += m
+		if err != nil || n == len(p) {
+			return written, err
+		}
+		p = p[n:]
+	}
 }
 
 func (d *deadlineWriter) WriteHeader(code int) {

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -335,5 +337,49 @@ func TestReadAnswerOutlivesTheWriteTimeout(t *testing.T) {
 			t.Fatalf("request %d streamed %q, %v; want 5 ticks", i, b, err)
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// TestSteadyReaderOfOneLargeWriteIsNotCut: a handler writes a 12 MiB
+// answer in one Write (a large tool result) to a client that reads it
+// steadily (16 KiB at a time), but slower than the whole answer, past the
+// kernel's socket buffers (4 MiB here), can go in one WriteTimeout (0.5 s
+// here): the write deadline covers 64 KiB at a time, so the answer arrives
+// whole. With one deadline for the whole Write, net/http's one conn.Write
+// of it failed with "i/o timeout" and the answer was cut (review6).
+func TestSteadyReaderOfOneLargeWriteIsNotCut(t *testing.T) {
+	const size = 12 << 20
+	writeErr := make(chan error, 1)
+	addr := serveWriting(t, 500*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		_, err := w.Write(make([]byte, size))
+		writeErr <- err
+	}))
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(16 << 10)
+	if _, err := io.WriteString(conn, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 16<<10), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16<<10)
+	total := 0
+	for total < size {
+		time.Sleep(2 * time.Millisecond)
+		n, err := resp.Body.Read(buf)
+		total += n
+		if err != nil {
+			break
+		}
+	}
+	if err := <-writeErr; err != nil || total != size {
+		t.Fatalf("read %d of %d bytes; the handler's write: %v", total, size, err)
 	}
 }
