@@ -365,6 +365,13 @@ func (m members) check() *refusal {
 		}
 		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method is required"}
 	}
+	if m.hasResult || m.hasError {
+		// JSON-RPC 2.0 §4 and §5: a request has a method, a response a
+		// result or an error, never both. mcp-go took such a message for
+		// a response (202, no answer), so on a legacy session it held one
+		// of the answers its backlog waits for, for good (review6).
+		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "a message has a method (a request or notification) or a result or error (a response), not both"}
+	}
 	switch {
 	case string(m.method) == "null" || string(m.method) == `""`:
 		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method must not be empty"}
