@@ -31,10 +31,16 @@ type Settings struct {
 	// strconv.ParseBool) starts the example backend beside the fleet and
 	// adds it to CAPABILITY_BACKENDS (Options.ExampleBackend).
 	ExampleBackend bool
+	// ExternalRedis are the REDIS_* variables of an external Redis
+	// (ExternalRedisEnv): nil when REDIS_URL and REDIS_URL_FILE are unset
+	// and the fleet starts its own redis-server.
+	ExternalRedis map[string]string
 }
 
-// SettingsFromEnv reads PUBLIC_URL, DEV_ALLOWED_ORIGINS and EXAMPLE_BACKEND and reports
-// every problem at once.
+// SettingsFromEnv reads PUBLIC_URL, DEV_ALLOWED_ORIGINS, EXAMPLE_BACKEND and
+// an external Redis's REDIS_* (ExternalRedisEnv), checks what every service
+// reads (checkFleetSettings), and reports every problem at once — one run
+// of make dev names them all.
 func SettingsFromEnv(lookup func(string) (string, bool)) (Settings, error) {
 	var s Settings
 	var p config.Problems
@@ -67,6 +73,11 @@ func SettingsFromEnv(lookup func(string) (string, bool)) (Settings, error) {
 		}
 		s.ExampleBackend = on
 	}
+	ext, err := ExternalRedisEnv(func(k string) string { v, _ := lookup(k); return v })
+	if err != nil {
+		p.Addf("%v", err)
+	}
+	s.ExternalRedis = ext
 	checkFleetSettings(lookup, &p)
 	return s, p.Err()
 }

@@ -2,6 +2,7 @@ package devfleet
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -206,12 +207,13 @@ func TestSettingsCheckWhatEveryServiceReads(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"bad name":           {map[string]string{"CAPABILITY_BACKENDS": "Notes=127.0.0.1:7001"}, `CAPABILITY_BACKENDS: "Notes=127.0.0.1:7001": name "Notes" must be lower-case`},
-		"reserved name":      {map[string]string{"CAPABILITY_BACKENDS": "auth-server=127.0.0.1:7001"}, `the name "auth-server" is reserved`},
-		"twice":              {map[string]string{"CAPABILITY_BACKENDS": "a=127.0.0.1:7001,a=127.0.0.1:7002"}, `CAPABILITY_BACKENDS: backend name "a" appears twice`},
-		"not a duration":     {map[string]string{"CAPABILITY_REFRESH_INTERVAL": "soon"}, `CAPABILITY_REFRESH_INTERVAL: `},
-		"missing TLS file":   {map[string]string{"CAPABILITY_BACKENDS": "notes=127.0.0.1:7001", "CAPABILITY_BACKEND_NOTES_TLS_CA_FILE": "/nonexistent/ca.pem"}, `CAPABILITY_BACKEND_NOTES_TLS_CA_FILE: cannot read "/nonexistent/ca.pem"`},
-		"external Redis URL": {map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, `REDIS_URL: not a redis://, rediss:// or unix:// URL`},
+		"bad name":               {map[string]string{"CAPABILITY_BACKENDS": "Notes=127.0.0.1:7001"}, `CAPABILITY_BACKENDS: "Notes=127.0.0.1:7001": name "Notes" must be lower-case`},
+		"reserved name":          {map[string]string{"CAPABILITY_BACKENDS": "auth-server=127.0.0.1:7001"}, `the name "auth-server" is reserved`},
+		"twice":                  {map[string]string{"CAPABILITY_BACKENDS": "a=127.0.0.1:7001,a=127.0.0.1:7002"}, `CAPABILITY_BACKENDS: backend name "a" appears twice`},
+		"not a duration":         {map[string]string{"CAPABILITY_REFRESH_INTERVAL": "soon"}, `CAPABILITY_REFRESH_INTERVAL: `},
+		"missing TLS file":       {map[string]string{"CAPABILITY_BACKENDS": "notes=127.0.0.1:7001", "CAPABILITY_BACKEND_NOTES_TLS_CA_FILE": "/nonexistent/ca.pem"}, `CAPABILITY_BACKEND_NOTES_TLS_CA_FILE: cannot read "/nonexistent/ca.pem"`},
+		"external Redis URL":     {map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, `REDIS_URL: not a redis://, rediss:// or unix:// URL`},
+		"sentinel without a URL": {map[string]string{"REDIS_MODE": "sentinel"}, `REDIS_* settings without REDIS_URL`},
 	} {
 		if _, err := SettingsFromEnv(lookupFrom(tc.env)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v: %v, want %q", name, tc.env, err, tc.want)
@@ -222,12 +224,39 @@ func TestSettingsCheckWhatEveryServiceReads(t *testing.T) {
 		"backends and refresh": {"CAPABILITY_BACKENDS": "capability-core=127.0.0.1:4201,notes=127.0.0.1:7001", "CAPABILITY_REFRESH_INTERVAL": "5s"},
 		"timeouts":             {"REDIS_COMMAND_TIMEOUT": "500ms", "REDIS_DIAL_TIMEOUT": "1s", "LOG_LEVEL": "debug"},
 		"external Redis":       {"REDIS_URL": "redis://127.0.0.1:6380/2"},
-		// ExternalRedisEnv's to refuse, naming REDIS_URL: not read here
-		// against the fleet's own Redis.
-		"sentinel without a URL": {"REDIS_MODE": "sentinel"},
 	} {
 		if _, err := SettingsFromEnv(lookupFrom(env)); err != nil {
 			t.Errorf("%s: %v refused: %v", name, env, err)
 		}
+	}
+}
+
+// TestSettingsReportEveryProblemInOneRun: a wrong make dev setting and
+// REDIS_* settings without REDIS_URL are reported together, so one run of
+// make dev names both (they took two runs: the external Redis was checked
+// only once the other settings had passed).
+func TestSettingsReportEveryProblemInOneRun(t *testing.T) {
+	_, err := SettingsFromEnv(lookupFrom(map[string]string{
+		"PUBLIC_URL": "abc.trycloudflare.com",
+		"REDIS_MODE": "sentinel",
+		"LOG_LEVEL":  "loud",
+	}))
+	if err == nil {
+		t.Fatal("bad settings accepted")
+	}
+	for _, w := range []string{"PUBLIC_URL: ", "REDIS_* settings without REDIS_URL", `LOG_LEVEL: "loud" is not a level`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+	s, err := SettingsFromEnv(lookupFrom(map[string]string{"REDIS_URL": "redis://127.0.0.1:6380/2", "REDIS_KEY_PREFIX": "dev:"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"REDIS_URL": "redis://127.0.0.1:6380/2", "REDIS_KEY_PREFIX": "dev:"}; !maps.Equal(s.ExternalRedis, want) {
+		t.Errorf("ExternalRedis = %v, want %v", s.ExternalRedis, want)
+	}
+	if s, _ := SettingsFromEnv(lookupFrom(nil)); s.ExternalRedis != nil {
+		t.Errorf("no REDIS_URL: ExternalRedis = %v, want nil (the fleet's own redis-server)", s.ExternalRedis)
 	}
 }

@@ -124,16 +124,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Every setting, REDIS_URL (and REDIS_MODE…: an external Redis)
+	// included, checked at once and, like the ports, before the build,
+	// which takes minutes cold.
 	settings, err := devfleet.SettingsFromEnv(os.LookupEnv)
 	if err != nil {
 		return err
 	}
-	// REDIS_URL (and REDIS_MODE…) in the environment: an external Redis.
-	// Checked, like the ports, before the build, which takes minutes cold.
-	extRedis, err := devfleet.ExternalRedisEnv(os.Getenv)
-	if err != nil {
-		return err
-	}
+	extRedis := settings.ExternalRedis
 	// The ports are held from here until the fleet's components take them,
 	// so a second make dev started during the build is refused too.
 	ports := defaultPorts()
