@@ -15,8 +15,8 @@ import (
 
 	josev3 "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
-	"golang.org/x/net/idna"
 
+	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/registry"
 )
 
@@ -426,19 +426,12 @@ func checkURIChars(raw string) error {
 	return nil
 }
 
-// hostNames checks a registered name of an http(s) URI: RFC 3986 §3.2.2
-// sends a name "intended for lookup in the DNS" to the syntax of RFC 1034
-// §3.5 and RFC 1123 §2.1 (letters, digits and hyphens, 63 octets a label,
-// 253 in all), an internationalized one to IDNA (RFC 5891 §5, UTS #46
-// lookup mapping: bücher.example and its punycode form xn--bcher-kva.example
-// both pass, a malformed xn-- label does not).
-var hostNames = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.StrictDomainName(true),
-	idna.VerifyDNSLength(true), idna.ValidateLabels(true))
-
 // checkHost refuses the authority of an http(s) redirect URI whose host is
 // none of RFC 3986 §3.2.2's: an IP-literal (here an IPv6 address, without
 // a zone, which browsers do not take), a dotted-decimal IPv4 address, or a
-// DNS name (hostNames). RFC 3986's generic reg-name also allows the
+// DNS name (a registered name "intended for lookup in the DNS" has RFC
+// 1123 §2.1's syntax, an internationalized one IDNA's: the platform's
+// config.HostName decides). RFC 3986's generic reg-name also allows the
 // sub-delimiters (; , ' ! $ & ( ) * + =), which no DNS name has: such a
 // host reaches no server, and it has been a way to end a directive of a
 // header the host is copied into (the consent page's CSP). A name whose
@@ -460,8 +453,8 @@ func checkHost(u *url.URL) error {
 	if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
 		return nil
 	}
-	if _, err := hostNames.ToASCII(host); err != nil {
-		return fmt.Errorf("host %q is not a DNS name or IP address (RFC 3986 §3.2.2, RFC 1123 §2.1): %v", host, strings.TrimPrefix(err.Error(), "idna: "))
+	if _, err := config.HostName(host); err != nil {
+		return fmt.Errorf("host %q is not a DNS name or IP address (RFC 3986 §3.2.2, RFC 1123 §2.1): %v", host, err)
 	}
 	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
 	if last := labels[len(labels)-1]; endsInANumber(last) {
@@ -498,13 +491,14 @@ func RedactedURI(raw string) string {
 }
 
 // ASCIIHost is u's host (with its port) as DNS and a browser resolve it:
-// a DNS name in its IDNA ASCII form (UTS #46 lookup mapping, as hostNames
-// checks it: lowercase, xn-- labels), an IP address as it stands. Pages
-// name a redirect host this way, as browsers name a mixed-script one:
-// https://аpple.com/cb (a Cyrillic а) is xn--pple-43d.com, not a look-alike
-// of apple.com; and a CSP source list takes only ASCII hosts (CSP3 §2.3.1
-// host-source), so an IDN origin is written so to be admitted. A host
-// hostNames refuses is returned unchanged.
+// a DNS name in its IDNA ASCII form (UTS #46 lookup mapping, as
+// config.HostName checks it: lowercase, xn-- labels), an IP address as it
+// stands. Pages name a redirect host this way, as browsers name a
+// mixed-script one: https://аpple.com/cb (a Cyrillic а) is
+// xn--pple-43d.com, not a look-alike of apple.com; and a CSP source list
+// takes only ASCII hosts (CSP3 §2.3.1 host-source), so an IDN origin is
+// written so to be admitted. A host config.HostName refuses is returned
+// unchanged.
 //
 // The port is written as the browser reads it: none when empty
 // (https://app.example:/cb is https://app.example/cb, and a CSP
@@ -514,7 +508,7 @@ func ASCIIHost(u *url.URL) string {
 	host := u.Hostname()
 	if strings.HasPrefix(u.Host, "[") {
 		host = "[" + host + "]"
-	} else if a, err := hostNames.ToASCII(host); err == nil {
+	} else if a, err := config.HostName(host); err == nil {
 		host = a
 	} else {
 		return u.Host

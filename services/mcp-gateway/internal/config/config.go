@@ -4,8 +4,8 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -208,22 +208,20 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 }
 
-// hostName is a DNS name: dot-separated labels of letters, digits and
-// hyphens, not starting or ending with a hyphen.
-var hostName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
-
-// uiDomain checks MCP_UI_DOMAIN: a host name (lower-cased) or a bare
-// http(s) origin (scheme://host[:port], lower-cased).
+// uiDomain checks MCP_UI_DOMAIN: a host name or a bare http(s) origin
+// (scheme://host[:port]), returned lower-cased with the host in its ASCII
+// form (uiHost).
 func uiDomain(v string) (string, error) {
 	v = strings.ToLower(strings.TrimSpace(v))
 	if len(v) > 253 {
 		return v, errors.New("is longer than 253 characters")
 	}
 	if !strings.Contains(v, "://") {
-		if !hostName.MatchString(v) {
-			return v, errors.New("is not a host name")
+		h, err := uiHost(v)
+		if err != nil {
+			return v, fmt.Errorf("is not a host name (%v)", err)
 		}
-		return v, nil
+		return h, nil
 	}
 	u, err := url.Parse(v)
 	switch {
@@ -233,10 +231,26 @@ func uiDomain(v string) (string, error) {
 		return v, errors.New("is not an http(s) origin")
 	case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return v, errors.New("must be an origin only (no user, path, query or fragment)")
-	case !hostName.MatchString(u.Hostname()):
-		return v, errors.New("has no valid host name")
 	}
-	return u.Scheme + "://" + u.Host, nil
+	h, err := uiHost(u.Hostname())
+	if err != nil {
+		return v, fmt.Errorf("has no valid host name (%v)", err)
+	}
+	if p := u.Port(); p != "" {
+		h += ":" + p
+	}
+	return u.Scheme + "://" + h, nil
+}
+
+// uiHost checks the host of MCP_UI_DOMAIN with the platform's rule for a
+// DNS host name (config.HostName: RFC 1123 §2.1, IDNA per RFC 5891), and
+// returns its ASCII form. A trailing dot is refused: to a browser
+// x.example. is another origin than x.example, which hosts name.
+func uiHost(h string) (string, error) {
+	if strings.HasSuffix(h, ".") {
+		return "", errors.New("it ends with a dot")
+	}
+	return config.HostName(h)
 }
 
 // PublicOrigin is the scheme://host[:port] of the MCP resource URL: where

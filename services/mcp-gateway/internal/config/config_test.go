@@ -104,7 +104,9 @@ func TestConformanceFixtures(t *testing.T) {
 }
 
 // MCP_UI_DOMAIN is empty by default; a host name or an http(s) origin is
-// taken (lower-cased), anything else refused with the reason.
+// taken (lower-cased, an internationalized name as its A-labels: the
+// platform's config.HostName decides), anything else refused with the
+// reason.
 func TestUIDomain(t *testing.T) {
 	c, err := config.Load(pconfig.MapEnv(base()))
 	if err != nil || c.UIDomain != "" {
@@ -114,6 +116,8 @@ func TestUIDomain(t *testing.T) {
 		"0123456789ABCDEF0123456789abcdef.claudemcpcontent.com": "0123456789abcdef0123456789abcdef.claudemcpcontent.com",
 		" https://Cards.Example.com/ ":                          "https://cards.example.com",
 		"http://localhost:4000":                                 "http://localhost:4000",
+		"cards.bücher.example":                                  "cards.xn--bcher-kva.example",
+		"https://Cards.Bücher.example:8443":                     "https://cards.xn--bcher-kva.example:8443",
 	} {
 		env := base()
 		env["MCP_UI_DOMAIN"] = in
@@ -130,6 +134,9 @@ func TestUIDomain(t *testing.T) {
 		"https://cards.example.com/app":  "must be an origin only",
 		"https://user@cards.example.com": "must be an origin only",
 		"https://*.example.com":          "has no valid host name",
+		"cards.example.com.":             "is not a host name (it ends with a dot)",
+		"ab--cd.example.com":             `is not a host name (invalid label "ab--cd")`,
+		"https://[::1]:4000":             "has no valid host name",
 	} {
 		env := base()
 		env["MCP_UI_DOMAIN"] = in
