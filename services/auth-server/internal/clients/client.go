@@ -196,6 +196,20 @@ func ownMachine(host string) bool {
 	return err == nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
+// unsupportedScopes is the scopes c allows that supported does not hold,
+// in c's order: what Rules.Check refuses when the client is loaded or
+// registered, and what Static.UnsupportedScopes reports of the static
+// clients when the backends' scopes change.
+func (c *Client) unsupportedScopes(supported []string) []string {
+	var out []string
+	for _, s := range c.AllowedScope {
+		if !slices.Contains(supported, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // DefaultResource is the audience of a request that names no resource.
 func (c *Client) DefaultResource() string {
 	if len(c.Resources) == 0 {
@@ -315,10 +329,9 @@ func (r Rules) Check(c *Client) []string {
 			add("grant type %q is not supported (%s)", g, strings.Join(GrantTypes, ", "))
 		}
 	}
-	supported := r.SupportedScopes()
-	unchecked := r.ScopesUnknown != nil && len(c.AllowedScope) > 0 && r.ScopesUnknown()
-	for _, s := range c.AllowedScope {
-		if !unchecked && !slices.Contains(supported, s) {
+	if r.ScopesUnknown == nil || len(c.AllowedScope) == 0 || !r.ScopesUnknown() {
+		supported := r.SupportedScopes()
+		for _, s := range c.unsupportedScopes(supported) {
 			add("scope %q is not supported (%s)", s, strings.Join(supported, ", "))
 		}
 	}

@@ -61,14 +61,13 @@ func (s *Static) Get(id string) (*Client, error) {
 func (s *Static) Len() int { return len(*s.byID.Load()) }
 
 // UnsupportedScopes lists, as "client_id scope", each scope a client of
-// the registry allows that supported does not hold, sorted.
+// the registry allows that supported does not hold (the rule Rules.Check
+// applies, Client.unsupportedScopes), sorted.
 func (s *Static) UnsupportedScopes(supported []string) []string {
 	var out []string
 	for id, c := range *s.byID.Load() {
-		for _, sc := range c.AllowedScope {
-			if !slices.Contains(supported, sc) {
-				out = append(out, id+" "+sc)
-			}
+		for _, sc := range c.unsupportedScopes(supported) {
+			out = append(out, id+" "+sc)
 		}
 	}
 	slices.Sort(out)
