@@ -72,6 +72,9 @@ type Shape struct {
 	// reports, this far from now: negative for a provider whose clock runs
 	// behind, positive for one whose clock runs ahead.
 	AuthTimeSkew time.Duration
+	// IDTokenTTL is how long ID tokens are valid: exp is now plus this
+	// (default an hour; negative: issued already expired).
+	IDTokenTTL time.Duration
 	// ForgeSignature signs ID tokens with a key that is not published,
 	// under the published key's kid.
 	ForgeSignature bool
@@ -511,9 +514,13 @@ func (p *Shaped) token(w http.ResponseWriter, r *http.Request) {
 	p.tokens[at] = true
 	p.mu.Unlock()
 	now := time.Now()
+	ttl := p.shape.IDTokenTTL
+	if ttl == 0 {
+		ttl = time.Hour
+	}
 	claims := map[string]any{
 		"iss": p.tokenIssuer(), "sub": p.shape.Subject, "aud": p.ClientID,
-		"iat": now.Add(p.shape.Skew).Unix(), "nbf": now.Add(p.shape.Skew).Unix(), "exp": now.Add(time.Hour).Unix(),
+		"iat": now.Add(p.shape.Skew).Unix(), "nbf": now.Add(p.shape.Skew).Unix(), "exp": now.Add(ttl).Unix(),
 		"auth_time": now.Add(p.shape.AuthTimeSkew).Unix(), "nonce": c.nonce,
 	}
 	for k, v := range p.shape.IDClaims {

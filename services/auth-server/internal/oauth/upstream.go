@@ -284,9 +284,25 @@ func (u *Upstream) rp(ctx context.Context) (rp.RelyingParty, error) {
 }
 
 // upstreamClockSkew is how far ahead of ours the provider's clock may run:
-// an ID token issued "in the future" by up to this much is accepted (its
-// expiry is checked as many seconds early, which is the safe side).
+// an ID token issued "in the future" by up to this much is accepted. Its
+// expiry is checked without leeway (upstreamIDClaims).
 const upstreamClockSkew = 30 * time.Second
+
+// upstreamIDClaims are the upstream ID token's claims as the verifier
+// reads them. zitadel/oidc checks iat and exp against now plus one offset
+// (rp.WithIssuedAtOffset): with upstreamClockSkew there, an ID token was
+// refused unless more than 30 s of its life remained, and one valid for
+// 30 s or less always. OpenID Connect Core 1.0 §3.1.3.7 (9): the current
+// time MUST be before exp. GetExpiration adds the offset back, so the
+// check is now < exp, while iat keeps the skew.
+type upstreamIDClaims struct {
+	oidc.IDTokenClaims
+}
+
+// GetExpiration is exp plus upstreamClockSkew, the verifier's offset.
+func (c *upstreamIDClaims) GetExpiration() time.Time {
+	return c.IDTokenClaims.GetExpiration().Add(upstreamClockSkew)
+}
 
 // googleIssuer is Google's issuer. Its ID tokens may carry iss without the
 // scheme, accounts.google.com, which OpenID Connect Core 1.0 §15.6.2 allows
@@ -533,7 +549,7 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 		return nil, err
 	}
 	start := time.Now()
-	toks, err := rp.CodeExchange[*oidc.IDTokenClaims](context.WithValue(ctx, nonceKey{}, nonce), code, party, append(opts, rp.WithCodeVerifier(verifier))...)
+	toks, err := rp.CodeExchange[*upstreamIDClaims](context.WithValue(ctx, nonceKey{}, nonce), code, party, append(opts, rp.WithCodeVerifier(verifier))...)
 	u.observe("token", start, err)
 	if err != nil {
 		var ne net.Error

@@ -115,8 +115,28 @@ func TestUpstreamDiscoveryRetriesAfterFailure(t *testing.T) {
 // client dials for every host name: the issuer can be https://accounts.google.com.
 func signInShape(t *testing.T, issuer string, shape idptest.Shape) (*Identity, error) {
 	t.Helper()
-	const redirect = "https://tollgate.example/oauth/callback"
-	p := idptest.StartShape(t, shape, redirect)
+	s := startShapeUpstream(t, issuer, shape)
+	return s.signIn(t)
+}
+
+// shapeUpstream is an Upstream whose provider is a StartShape one.
+type shapeUpstream struct {
+	p      *idptest.Shaped
+	u      *Upstream
+	client *http.Client
+}
+
+const shapeRedirect = "https://tollgate.example/oauth/callback"
+
+// startShapeUpstream starts a provider of shape (TLS is set) and the
+// Upstream towards it (not yet discovered).
+func startShapeUpstream(t *testing.T, issuer string, shape idptest.Shape) *shapeUpstream {
+	t.Helper()
+	shape.TLS = true
+	p := idptest.StartShape(t, shape, shapeRedirect)
+	if issuer == "" {
+		issuer = p.Issuer
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = p.TLSConfig()
 	dialer := &net.Dialer{}
@@ -126,24 +146,30 @@ func signInShape(t *testing.T, issuer string, shape idptest.Shape) (*Identity, e
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	u := NewUpstream(config.Upstream{Issuer: issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: []string{"openid", "email", "profile"}},
-		redirect, client, func(string, time.Time, error) {})
+		shapeRedirect, client, func(string, time.Time, error) {})
+	return &shapeUpstream{p: p, u: u, client: client}
+}
+
+// signIn runs AuthURL → the provider's /authorize → Exchange.
+func (s *shapeUpstream) signIn(t *testing.T) (*Identity, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	verifier, nonce := oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
-	authURL, err := u.AuthURL(ctx, "state-1", nonce, verifier, Freshness{})
+	authURL, err := s.u.AuthURL(ctx, "state-1", nonce, verifier, Freshness{})
 	if err != nil {
 		t.Fatalf("AuthURL: %v", err)
 	}
-	resp, err := client.Get(authURL)
+	resp, err := s.client.Get(authURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	back, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || back.Query().Get("code") == "" || !strings.HasPrefix(back.String(), redirect) {
+	if err != nil || back.Query().Get("code") == "" || !strings.HasPrefix(back.String(), shapeRedirect) {
 		t.Fatalf("authorize answered %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	return u.Exchange(ctx, back.Query().Get("code"), verifier, nonce)
+	return s.u.Exchange(ctx, back.Query().Get("code"), verifier, nonce)
 }
 
 // TestUpstreamShapeGoogle: Google's ID tokens may carry iss
