@@ -214,6 +214,22 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			if g.refuseScopes(w, r, transportStreamable, claims, msg, v, "") {
 				return
 			}
+			if r.Method == http.MethodPost && len(msg.ID) == 0 && msg.Method != "" && mcp.IsModernProtocol(header) {
+				// A client notification (notifications/cancelled, …) is
+				// accepted and dropped. In 2026-07-28 only requests carry
+				// the _meta protocol fields (RequestMetaObject), but mcp-go
+				// checks a notification as a request: 400 -32602 "missing
+				// or invalid _meta field", which ends the Go SDK's
+				// connection (go-sdk #1212). Nothing here is tied to a
+				// stateless notification: closing a request's stream is its
+				// cancellation (MCP 2026-07-28, Cancellation), and mcp-go
+				// keys a stateless request in flight by its id alone, so a
+				// notifications/cancelled it were handed would end any
+				// user's request with that id on this replica.
+				g.metrics.requestStatus(transportStreamable, methodLabel(method), http.StatusAccepted)
+				w.WriteHeader(http.StatusAccepted)
+				return
+			}
 			if !badArguments() {
 				g.serve(transportStreamable, method, next, w, r)
 			}

@@ -1,0 +1,104 @@
+package gateway_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+)
+
+// TestStatelessNotificationsAccepted: in the stateless era (2026-07-28)
+// only requests carry the _meta protocol fields (RequestMetaObject): a
+// client notification without them is accepted (202), not 400 -32602
+// "missing or invalid _meta field", which made the Go SDK (v1.8.0) end its
+// connection on any notifications/cancelled (go-sdk #1212). A stateless
+// notification is never tied to a request: over Streamable HTTP closing the
+// answer's stream is the cancellation (MCP 2026-07-28, Cancellation,
+// "Transport-Specific Cancellation") — so a notifications/cancelled, from
+// the caller or from another user naming the same id, does not end a call
+// in flight, and the caller closing its stream does.
+func TestStatelessNotificationsAccepted(t *testing.T) {
+	f := newFleet(t)
+	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
+	g := f.Gateway("CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",notes="+notes.Addr, "CORE_CALL_TIMEOUT", "1m")
+	tok := f.Token("user-1", "openid notes.read")
+	other := f.Token("user-2", "openid notes.read")
+	const v = "2026-07-28"
+	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"go-sdk","version":"1.8.0"}}`
+	notify := func(token, body string) *resp {
+		t.Helper()
+		return g.do(t, req{Method: "POST", Path: "/mcp", Token: token, Version: v,
+			Header: map[string]string{"Mcp-Method": "notifications/cancelled"}, Body: body})
+	}
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3,"reason":"user"}}`,
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3,` + meta + `}}`,
+		`{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`,
+	} {
+		if r := notify(tok, body); r.Status != http.StatusAccepted || len(r.Body) != 0 {
+			t.Errorf("%s: %d %s, want 202 and no body", body, r.Status, r.Body)
+		}
+	}
+
+	canceledLogs := func() int {
+		return strings.Count(g.Logs.String(), `tool=notes.list grpc_code=Canceled`)
+	}
+	entered, hold := notes.Hold()
+	var once sync.Once
+	release := func() { once.Do(hold) }
+	defer release()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, g.URL+"/mcp", strings.NewReader(
+		`{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{"name":"notes.list","arguments":{"text":"held"},`+meta+`}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, val := range map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+		"Authorization": "Bearer " + tok, "Mcp-Protocol-Version": v, "Mcp-Method": "tools/call", "Mcp-Name": "notes.list"} {
+		hr.Header.Set(k, val)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var status int
+	var callErr error
+	go func() {
+		defer wg.Done()
+		res, err := (&http.Client{}).Do(hr)
+		if err != nil {
+			callErr = err
+			return
+		}
+		status = res.StatusCode
+		res.Body.Close()
+	}()
+	<-entered
+	// Another user's cancellation naming the same id (with the request
+	// _meta, as mcp-go's would be honoured) and the caller's own: neither
+	// ends the call.
+	for _, who := range []struct{ name, token string }{{"user-2", other}, {"the caller", tok}} {
+		body := `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":77,` + meta + `}}`
+		if r := notify(who.token, body); r.Status != http.StatusAccepted {
+			t.Errorf("notifications/cancelled: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if n := canceledLogs(); n != 0 {
+			t.Fatalf("%s's stateless notifications/cancelled ended user-1's call in flight", who.name)
+		}
+	}
+	// The caller closes its stream: that is the cancellation.
+	cancel()
+	wg.Wait()
+	if callErr == nil {
+		t.Errorf("the abandoned call was answered (%d)", status)
+	}
+	testharness.Eventually(t, 30*time.Second, "the abandoned call's gRPC call cancelled", func() (bool, string) {
+		return canceledLogs() == 1, g.Logs.String()
+	})
+	release()
+}
