@@ -30,6 +30,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/ory/fosite"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 )
@@ -63,19 +64,39 @@ import (
 //     jwksRefetchInterval: an assertion naming a kid the client never
 //     published costs one fetch, not two, and a jwks_uri (the client's,
 //     or a third party's it names) is fetched again at most once per
-//     interval however many such assertions arrive.
+//     interval however many such assertions arrive;
+//   - concurrent Resolves that must fetch one jwks_uri share one GET
+//     (singleflight, keyed by the URI): the first fetch of a new client's
+//     set, and the refetch for an unknown kid, cost one GET however many
+//     assertions arrive at once. The GET is detached from the request
+//     that started it (its values kept, its end not: jwksFetchTimeout
+//     bounds it), so a request that gives up stops waiting at once while
+//     the others still get the set;
+//   - a fetch that fails (an error status, an answer that is no JWK set,
+//     a connection that fails or times out) is remembered for
+//     jwksFailureTTL and answered again, without a GET, to every Resolve
+//     of that jwks_uri until then, in the same cache and budget as the
+//     sets (jwksFailureWeight each): a broken jwks_uri costs one GET per
+//     jwksFailureTTL, and a client that fixes it is served after at most
+//     that long. A set fetched before stays cached beside its failure.
 type jwksFetcher struct {
 	client *retryablehttp.Client
 	now    func() time.Time
+	flight singleflight.Group
 
 	mu    sync.Mutex
 	cache *simplelru.LRU[string, cachedJWKS]
-	bytes int // the weights of the sets in cache
+	bytes int // the weights of the entries in cache
 }
 
+// cachedJWKS is what is known of one jwks_uri: the last set fetched (nil
+// if none) and when, and the last fetch's failure (nil if it succeeded)
+// and when.
 type cachedJWKS struct {
 	set     *josev3.JSONWebKeySet
 	fetched time.Time
+	err     error
+	failed  time.Time
 	weight  int
 }
 
@@ -84,12 +105,20 @@ type cachedJWKS struct {
 // a set's answer length plus the jwks_uri's. A set of a few keys is 1–3
 // KiB: 4 MiB keeps over a thousand of them, or 64 of the largest.
 // jwksRefetchInterval is how old a set must be before an unknown kid
-// fetches it again.
+// fetches it again. jwksFailureTTL is how long a failed fetch is answered
+// from the cache; jwksFailureWeight what a remembered failure counts
+// against jwksCacheBytes beside its jwks_uri's length (the error value
+// and the entry). jwksFetchTimeout bounds a shared fetch, which no
+// request's context ends (the guarded client's own timeouts, 5 s an
+// attempt and two attempts, end it first).
 const (
 	jwksCacheTTL        = time.Hour
 	jwksCacheSize       = 10000
 	jwksCacheBytes      = 4 << 20
 	jwksRefetchInterval = time.Minute
+	jwksFailureTTL      = 15 * time.Second
+	jwksFailureWeight   = 512
+	jwksFetchTimeout    = 30 * time.Second
 )
 
 // jwksMaxBytes bounds a jwks_uri answer: anyone may run a client whose
@@ -142,65 +171,150 @@ type jwksDecodeError struct{ Err error }
 func (e *jwksDecodeError) Error() string { return "jwks_uri answer is not a JWK set: " + e.Err.Error() }
 func (e *jwksDecodeError) Unwrap() error { return e.Err }
 
+// jwksFailedError is a jwks_uri's remembered failure (Err, the fetch's
+// error) answered from the cache until Until, without a GET.
+type jwksFailedError struct {
+	Err   error
+	Until time.Time
+}
+
+func (e *jwksFailedError) Error() string {
+	return e.Err.Error() + " (remembered until " + e.Until.UTC().Format(time.RFC3339) + ")"
+}
+func (e *jwksFailedError) Unwrap() error { return e.Err }
+
 // Resolve implements fosite.JWKSFetcherStrategy.
 func (f *jwksFetcher) Resolve(ctx context.Context, location string, ignoreCache bool) (*josev3.JSONWebKeySet, error) {
+	if set, ok, err := f.lookup(location, ignoreCache); ok {
+		return set, err
+	}
+	ch := f.flight.DoChan(location, func() (any, error) {
+		// A Resolve that looked before the last shared fetch ended finds
+		// its answer here, not in another GET.
+		if set, ok, err := f.lookup(location, ignoreCache); ok {
+			return set, err
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksFetchTimeout)
+		defer cancel()
+		started := f.now()
+		set, n, err := f.fetch(fctx, location)
+		if err != nil {
+			return nil, f.fail(location, err, started)
+		}
+		f.put(location, set, n, started)
+		return set, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*josev3.JSONWebKeySet), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the jwks_uri fetch: %w", ctx.Err())
+	}
+}
+
+// lookup answers from the cache (ok): a set fetched less than
+// jwksCacheTTL ago (with ignoreCache, less than jwksRefetchInterval ago),
+// else a failure of less than jwksFailureTTL ago.
+func (f *jwksFetcher) lookup(location string, ignoreCache bool) (*josev3.JSONWebKeySet, bool, error) {
 	now := f.now()
 	f.mu.Lock()
 	c, ok := f.cache.Get(location)
 	f.mu.Unlock()
-	if ok && now.Sub(c.fetched) < jwksCacheTTL && (!ignoreCache || now.Sub(c.fetched) < jwksRefetchInterval) {
-		return c.set, nil
+	switch {
+	case !ok:
+		return nil, false, nil
+	case c.set != nil && now.Sub(c.fetched) < jwksCacheTTL && (!ignoreCache || now.Sub(c.fetched) < jwksRefetchInterval):
+		return c.set, true, nil
+	case c.err != nil && now.Sub(c.failed) < jwksFailureTTL:
+		return nil, true, c.err
 	}
+	return nil, false, nil
+}
+
+// fetch GETs location and answers its JWK set and the answer's length.
+func (f *jwksFetcher) fetch(ctx context.Context, location string) (*josev3.JSONWebKeySet, int, error) {
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, location, nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		// A 3xx too: redirects are not followed (clients.MetadataFetcher),
 		// and its body is no key set.
-		return nil, &jwksStatusError{Code: resp.StatusCode}
+		return nil, 0, &jwksStatusError{Code: resp.StatusCode}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, jwksMaxBytes+1))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(body) > jwksMaxBytes {
-		return nil, &jwksDecodeError{Err: fmt.Errorf("larger than %d bytes", jwksMaxBytes)}
+		return nil, 0, &jwksDecodeError{Err: fmt.Errorf("larger than %d bytes", jwksMaxBytes)}
 	}
 	var set josev3.JSONWebKeySet
 	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, &jwksDecodeError{Err: err}
+		return nil, 0, &jwksDecodeError{Err: err}
 	}
 	if len(set.Keys) > jwksMaxKeys {
-		return nil, &jwksDecodeError{Err: fmt.Errorf("more than %d keys", jwksMaxKeys)}
+		return nil, 0, &jwksDecodeError{Err: fmt.Errorf("more than %d keys", jwksMaxKeys)}
 	}
 	for _, k := range set.Keys {
 		if len(k.KeyID) > jwksMaxKIDBytes {
-			return nil, &jwksDecodeError{Err: fmt.Errorf("a kid longer than %d bytes", jwksMaxKIDBytes)}
+			return nil, 0, &jwksDecodeError{Err: fmt.Errorf("a kid longer than %d bytes", jwksMaxKIDBytes)}
 		}
 	}
-	f.put(location, &set, len(body), now)
-	return &set, nil
+	return &set, len(body), nil
 }
 
-// put caches set, of an answer of n bytes, for location, dropping the
-// least recently used sets until the cache's weight is within
-// jwksCacheBytes.
+// put caches set, of an answer of n bytes, for location, forgetting a
+// failure remembered for it.
 func (f *jwksFetcher) put(location string, set *josev3.JSONWebKeySet, n int, now time.Time) {
-	w := n + len(location)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.store(location, cachedJWKS{set: set, fetched: now, weight: n + len(location)})
+}
+
+// fail remembers err, location's fetch's failure at now, beside the set
+// fetched before if any, and answers it as it will be answered from the
+// cache.
+func (f *jwksFetcher) fail(location string, err error, now time.Time) error {
+	err = &jwksFailedError{Err: err, Until: now.Add(jwksFailureTTL)}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, _ := f.cache.Peek(location)
+	if c.set == nil || now.Sub(c.fetched) >= jwksCacheTTL {
+		c = cachedJWKS{weight: len(location)}
+	}
+	c.weight += jwksFailureWeight - c.failureWeight()
+	c.err, c.failed = err, now
+	f.store(location, c)
+	return err
+}
+
+// failureWeight is what c's failure added to its weight (fail adds
+// jwksFailureWeight once: a second failure replaces the first).
+func (c cachedJWKS) failureWeight() int {
+	if c.err != nil {
+		return jwksFailureWeight
+	}
+	return 0
+}
+
+// store caches c for location under f.mu, dropping the least recently
+// used entries until the cache's weight is within jwksCacheBytes.
+func (f *jwksFetcher) store(location string, c cachedJWKS) {
 	f.cache.Remove(location)
-	for f.bytes+w > jwksCacheBytes && f.cache.Len() > 0 {
+	for f.bytes+c.weight > jwksCacheBytes && f.cache.Len() > 0 {
 		f.cache.RemoveOldest()
 	}
-	f.cache.Add(location, cachedJWKS{set: set, fetched: now, weight: w})
-	f.bytes += w
+	f.cache.Add(location, c)
+	f.bytes += c.weight
 }
 
 // cached reports the number of sets cached and their weight.
