@@ -288,14 +288,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		// Anyone may park a request, so the bytes an address parks are
 		// limited, not only its requests: see parkedQuery.
 		res, err := s.limiter.AllowN(ctx, "authorize-kib", "addr:"+s.addrs.Subject(r), parkedBudget(s.cfg.RateAuthorize), kib)
-		if err != nil {
-			s.log.WarnContext(r.Context(), "rate limiter unavailable", "endpoint", "authorize", "err", err)
-			redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
+		switch s.limitVerdict(w, r, "authorize", res, err) {
+		case limitOutage:
+			redirectErr("temporarily_unavailable", limiterUnavailable)
 			return
-		}
-		if !res.Allowed {
-			s.metrics.rateLimited.WithLabelValues("authorize").Inc()
-			w.Header().Set("Retry-After", ratelimit.RetryAfterSeconds(res.RetryAfter))
+		case limitRefused:
 			redirectErr("temporarily_unavailable", fmt.Sprintf("too many large authorization requests from this address (%d KiB of parameters); retry later or send a shorter state", kib))
 			return
 		}

@@ -118,15 +118,15 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		// leased (ratelimit.Leasing): no Redis round trip for most requests.
 		addr := s.addrs.Subject(r)
 		res, err := s.leases.Allow(r.Context(), endpoint, "addr:"+addr, s.limit(endpoint))
-		if err != nil {
-			s.log.WarnContext(r.Context(), "rate limiter unavailable", "endpoint", endpoint, "err", err)
-			w.Header().Set("Retry-After", unavailableRetryAfter)
-			fail(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
-			return
+		if err == nil {
+			ratelimit.SetHeaders(w.Header(), res)
 		}
-		ratelimit.SetHeaders(w.Header(), res)
-		if !res.Allowed {
-			s.metrics.rateLimited.WithLabelValues(endpoint).Inc()
+		switch s.limitVerdict(w, r, endpoint, res, err) {
+		case limitOutage:
+			w.Header().Set("Retry-After", unavailableRetryAfter)
+			fail(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", limiterUnavailable)
+			return
+		case limitRefused:
 			fail(w, r, http.StatusTooManyRequests, rateLimited, "too many requests; retry after the Retry-After delay")
 			return
 		}
@@ -440,6 +440,41 @@ var errorTemplate = template.Must(template.New("error").Parse(`<!doctype html>
 // unavailableRetryAfter is the Retry-After (seconds) of a 503 for a store
 // or rate-limiter outage.
 const unavailableRetryAfter = "5"
+
+// limiterUnavailable is the error description of a request a rate limiter
+// could not judge (limitOutage).
+const limiterUnavailable = "the service is temporarily unavailable; retry later"
+
+// limitVerdict is what a rate limiter's answer means for a request.
+type limitVerdict int
+
+const (
+	limitPass    limitVerdict = iota // within the limit: the request goes on
+	limitOutage                      // the limiter failed (Redis): refused, temporarily_unavailable
+	limitRefused                     // over the limit: refused, Retry-After set
+)
+
+// limitVerdict reads the answer (res, err) of a rate limiter of endpoint to
+// r, and does what every limiter's refusal does whatever the endpoint
+// answers with (guard: a 503 or 429 page or JSON; the authorization
+// request's parked-KiB budget: a redirect to the client): a failure is
+// logged, "rate limiter unavailable", and the request is refused, not let
+// through unlimited; a refusal is counted in
+// tollgate_auth_rate_limit_rejections_total and says when to retry
+// (Retry-After, RFC 6585 §4, RFC 9110 §10.2.3). The caller answers
+// limitOutage and limitRefused its own way.
+func (s *Server) limitVerdict(w http.ResponseWriter, r *http.Request, endpoint string, res ratelimit.Result, err error) limitVerdict {
+	switch {
+	case err != nil:
+		s.log.WarnContext(r.Context(), "rate limiter unavailable", "endpoint", endpoint, "err", err)
+		return limitOutage
+	case !res.Allowed:
+		s.metrics.rateLimited.WithLabelValues(endpoint).Inc()
+		w.Header().Set("Retry-After", ratelimit.RetryAfterSeconds(res.RetryAfter))
+		return limitRefused
+	}
+	return limitPass
+}
 
 // errorPage answers an authorization-endpoint error that must not redirect
 // (the redirect URI is not verified): HTML for browsers, JSON otherwise.
