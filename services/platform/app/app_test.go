@@ -136,17 +136,24 @@ func TestListenFailureIsReported(t *testing.T) {
 	}
 }
 
-// serve runs h under app.NewHTTP with a short body timeout until the test ends.
-func serve(t *testing.T, bodyTimeout time.Duration, h http.Handler) string {
+// serveWith runs h under app.NewHTTP, its settings changed by set, until
+// the test ends, and returns its address.
+func serveWith(t *testing.T, set func(*app.HTTP), h http.Handler) string {
 	t.Helper()
 	s, err := app.NewHTTP(context.Background(), "http", "127.0.0.1:0", h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.BodyTimeout = bodyTimeout
+	set(s)
 	go func() { _ = s.Serve() }()
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	return s.Addr().String()
+}
+
+// serve is serveWith a (short) body timeout of bodyTimeout.
+func serve(t *testing.T, bodyTimeout time.Duration, h http.Handler) string {
+	t.Helper()
+	return serveWith(t, func(s *app.HTTP) { s.BodyTimeout = bodyTimeout }, h)
 }
 
 // TestSlowBodyIsCutAtTheBodyTimeout: a client sending its body one byte at
@@ -219,17 +226,10 @@ func TestLongResponseOutlivesTheBodyTimeout(t *testing.T) {
 	}
 }
 
-// serveWriting is serve with a write timeout of writeTimeout.
+// serveWriting is serveWith a write timeout of writeTimeout.
 func serveWriting(t *testing.T, writeTimeout time.Duration, h http.Handler) string {
 	t.Helper()
-	s, err := app.NewHTTP(context.Background(), "http", "127.0.0.1:0", h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.WriteTimeout = writeTimeout
-	go func() { _ = s.Serve() }()
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
-	return s.Addr().String()
+	return serveWith(t, func(s *app.HTTP) { s.WriteTimeout = writeTimeout }, h)
 }
 
 // unreadRequest sends a request on a raw connection and reads nothing of

@@ -65,6 +65,29 @@ func startFailingKeySet(t *testing.T) (*failingKeySet, tokens.KeySource) {
 	return ks, tokens.NewGRPCKeySource(conn)
 }
 
+// testClock is a clock the test moves by hand (Add); it starts at the
+// wall clock's time. Verifiers read it through VerifierOptions.Now.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock() *testClock {
+	c := &testClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *testClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// verifierOfFailingKeySet starts a failingKeySet, failing from the start
+// when failing, and a verifier of mcpAud tokens that fetches its keys
+// there, on the clock now (nil: the wall clock).
+func verifierOfFailingKeySet(t *testing.T, failing bool, now func() time.Time) (*failingKeySet, *tokens.Verifier) {
+	t.Helper()
+	ks, src := startFailingKeySet(t)
+	ks.fail.Store(failing)
+	return ks, tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}, Now: now})
+}
+
 // forgedWithKnownKid is a token naming the published kid "key-a" whose
 // signature is not key-a's: anyone can make one, and the verifier looks
 // its kid up before it checks the signature.
@@ -98,18 +121,15 @@ func signedAs(t *testing.T, kid string, i int) string {
 // has passed, a request fetches again and the set comes back.
 func TestFailingAuthServerIsNotRefetchedPerRequest(t *testing.T) {
 	const requests = 60
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixNano())
-	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	clock := newTestClock()
 
 	t.Run("stale set", func(t *testing.T) {
-		ks, src := startFailingKeySet(t)
-		v := tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}, Now: now})
+		ks, v := verifierOfFailingKeySet(t, false, clock.Now)
 		if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, -1)); !errors.Is(err, tokens.ErrInvalidToken) {
 			t.Fatalf("first fetch: %v", err)
 		}
 		ks.fail.Store(true)
-		clock.Add(int64(6 * time.Minute)) // past KeysMaxAge (5m)
+		clock.Add(6 * time.Minute) // past KeysMaxAge (5m)
 		before := ks.calls.Load()
 		var wg sync.WaitGroup
 		for i := range requests {
@@ -127,7 +147,7 @@ func TestFailingAuthServerIsNotRefetchedPerRequest(t *testing.T) {
 			t.Errorf("%d key-set fetches for %d requests against a failing auth-server within MinRefreshInterval, want at most 2", got, requests)
 		}
 		ks.fail.Store(false)
-		clock.Add(int64(11 * time.Second))
+		clock.Add(11 * time.Second)
 		_, _ = v.Verify(ctxT(t), forgedWithKnownKid(t, requests))
 		testharness.Eventually(t, 10*time.Second, "refresh once the interval has passed", func() (bool, string) {
 			err := v.Ready(ctxT(t))
@@ -136,9 +156,7 @@ func TestFailingAuthServerIsNotRefetchedPerRequest(t *testing.T) {
 	})
 
 	t.Run("no set yet", func(t *testing.T) {
-		ks, src := startFailingKeySet(t)
-		ks.fail.Store(true)
-		v := tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}, Now: now})
+		ks, v := verifierOfFailingKeySet(t, true, clock.Now)
 		for i := range requests {
 			if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, i)); !errors.Is(err, tokens.ErrKeysUnavailable) {
 				t.Fatalf("verify before any key set with a failing auth-server: %v, want ErrKeysUnavailable", err)
@@ -148,7 +166,7 @@ func TestFailingAuthServerIsNotRefetchedPerRequest(t *testing.T) {
 			t.Errorf("%d key-set fetches for %d requests before the first set, want 1", got, requests)
 		}
 		ks.fail.Store(false)
-		clock.Add(int64(11 * time.Second))
+		clock.Add(11 * time.Second)
 		if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, requests)); !errors.Is(err, tokens.ErrInvalidToken) {
 			t.Fatalf("verify after the interval with the auth-server back: %v, want the set fetched (bad signature)", err)
 		}
@@ -163,22 +181,19 @@ func TestFailingAuthServerIsNotRefetchedPerRequest(t *testing.T) {
 // naming a cached kid still verify against the stale set. Once the
 // interval has passed, an unknown kid fetches again.
 func TestUnknownKidAfterFailedRefreshIsNotFetched(t *testing.T) {
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixNano())
-	now := func() time.Time { return time.Unix(0, clock.Load()) }
-	ks, src := startFailingKeySet(t)
-	v := tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}, Now: now})
+	clock := newTestClock()
+	ks, v := verifierOfFailingKeySet(t, false, clock.Now)
 	if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, -1)); !errors.Is(err, tokens.ErrInvalidToken) {
 		t.Fatalf("first fetch: %v", err)
 	}
 	ks.fail.Store(true)
-	clock.Add(int64(6 * time.Minute))                   // past KeysMaxAge (5m)
+	clock.Add(6 * time.Minute)                          // past KeysMaxAge (5m)
 	_, _ = v.Verify(ctxT(t), forgedWithKnownKid(t, -2)) // starts the background refresh
 	testharness.Eventually(t, 10*time.Second, "the background refresh fails", func() (bool, string) {
 		err := v.Ready(ctxT(t))
 		return err != nil && strings.Contains(err.Error(), "refresh failing"), errString(err)
 	})
-	clock.Add(int64(300 * time.Millisecond))
+	clock.Add(300 * time.Millisecond)
 	before := ks.calls.Load()
 	for i := range 20 {
 		_, err := v.Verify(ctxT(t), signedWithUnknownKid(t, i))
@@ -197,7 +212,7 @@ func TestUnknownKidAfterFailedRefreshIsNotFetched(t *testing.T) {
 	}
 
 	ks.fail.Store(false)
-	clock.Add(int64(10 * time.Second))
+	clock.Add(10 * time.Second)
 	if _, err := v.Verify(ctxT(t), signedWithUnknownKid(t, 100)); !errors.Is(err, tokens.ErrInvalidToken) || !strings.Contains(err.Error(), "unknown kid") {
 		t.Fatalf("unknown kid after the interval with the auth-server back: %v, want a fetch and unknown kid", err)
 	}
@@ -216,12 +231,8 @@ func TestUnknownKidAfterFailedRefreshIsNotFetched(t *testing.T) {
 // own back-off, so once the auth-server answers the pod is ready within
 // seconds, without waiting for the interval.
 func TestReadyBeforeFirstSetDoesNotHammer(t *testing.T) {
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixNano())
-	now := func() time.Time { return time.Unix(0, clock.Load()) }
-	ks, src := startFailingKeySet(t)
-	ks.fail.Store(true)
-	v := tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}, Now: now})
+	clock := newTestClock()
+	ks, v := verifierOfFailingKeySet(t, true, clock.Now)
 	for i := range 30 {
 		err := v.Ready(ctxT(t))
 		if err == nil || !strings.Contains(err.Error(), "no key set yet") || !strings.Contains(err.Error(), "overloaded") {
@@ -271,16 +282,12 @@ func errString(err error) string {
 // (the real-cluster test, once).
 func TestFirstSetIsRetriedEverySecond(t *testing.T) {
 	t.Run("requests and Ready", func(t *testing.T) {
-		var clock atomic.Int64
-		clock.Store(time.Now().UnixNano())
-		now := func() time.Time { return time.Unix(0, clock.Load()) }
-		ks, src := startFailingKeySet(t)
-		ks.fail.Store(true)
-		v := tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}, Now: now})
+		clock := newTestClock()
+		ks, v := verifierOfFailingKeySet(t, true, clock.Now)
 		if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, 0)); !errors.Is(err, tokens.ErrKeysUnavailable) {
 			t.Fatalf("verify with the auth-server failing: %v, want ErrKeysUnavailable", err)
 		}
-		clock.Add(int64(900 * time.Millisecond))
+		clock.Add(900 * time.Millisecond)
 		if _, err := v.Verify(ctxT(t), forgedWithKnownKid(t, 1)); !errors.Is(err, tokens.ErrKeysUnavailable) {
 			t.Fatalf("verify 0.9s after the failed fetch: %v, want ErrKeysUnavailable", err)
 		}
@@ -292,7 +299,7 @@ func TestFirstSetIsRetriedEverySecond(t *testing.T) {
 		}
 
 		ks.fail.Store(false) // the auth-server is back
-		clock.Add(int64(200 * time.Millisecond))
+		clock.Add(200 * time.Millisecond)
 		if err := v.Ready(ctxT(t)); err != nil {
 			t.Fatalf("Ready 1.1s after the failed fetch, with the auth-server back: %v, want the set fetched", err)
 		}
@@ -302,13 +309,13 @@ func TestFirstSetIsRetriedEverySecond(t *testing.T) {
 
 		// With a set, a failed refresh is held for MinRefreshInterval as before.
 		ks.fail.Store(true)
-		clock.Add(int64(6 * time.Minute)) // past KeysMaxAge: Ready refreshes
+		clock.Add(6 * time.Minute) // past KeysMaxAge: Ready refreshes
 		testharness.Eventually(t, 10*time.Second, "the stale set's refresh fails", func() (bool, string) {
 			err := v.Ready(ctxT(t))
 			return err != nil && strings.Contains(err.Error(), "refresh failing"), errString(err)
 		})
 		before := ks.calls.Load()
-		clock.Add(int64(2 * time.Second))
+		clock.Add(2 * time.Second)
 		_ = v.Ready(ctxT(t))
 		if _, err := v.Verify(ctxT(t), signedWithUnknownKid(t, 3)); !errors.Is(err, tokens.ErrKeysUnavailable) {
 			t.Fatalf("unknown kid 2s after a failed refresh of a set: %v, want ErrKeysUnavailable", err)
@@ -319,9 +326,7 @@ func TestFirstSetIsRetriedEverySecond(t *testing.T) {
 	})
 
 	t.Run("KeepFresh", func(t *testing.T) {
-		ks, src := startFailingKeySet(t)
-		ks.fail.Store(true)
-		v := tokens.NewVerifier(tokens.VerifierOptions{Source: src, Audiences: []string{mcpAud}})
+		ks, v := verifierOfFailingKeySet(t, true, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go v.KeepFresh(ctx)
