@@ -149,9 +149,23 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
+	if msg.Method == string(mcp.MethodServerDiscover) && len(msg.ID) > 0 && string(msg.ID) != "null" {
+		// server/discover (2026-07-28, SEP-2575) is no method of this
+		// 2024-11-05 transport. A client that speaks both eras sends it
+		// first and falls back to initialize on an error that is not a
+		// modern server's (MCP 2026-07-28, Versioning, "Backward
+		// compatibility"); the Go MCP SDK's SSE client does so before
+		// initialize. The error has to come on the stream, where this
+		// transport answers every request: refused on the POST ("session
+		// not initialized"), it never reached the SDK, which failed (EOF).
+		// Its _meta is dropped, so that mcp-go answers -32601 "requires
+		// protocol version 2026-07-28 or later" with its id, initialized or
+		// not, and never a modern discover result on a legacy stream.
+		body = []byte(`{"jsonrpc":"2.0","id":` + string(msg.ID) + `,"method":"server/discover"}`)
+	}
 	initialize := msg.Method == string(mcp.MethodInitialize)
 	claim, accepted := "", false // the initialize's claim, and whether it went on
-	if len(msg.ID) > 0 && !initialize && msg.Method != string(mcp.MethodPing) && rec.ProtocolVersion == "" {
+	if len(msg.ID) > 0 && !initialize && msg.Method != string(mcp.MethodPing) && msg.Method != string(mcp.MethodServerDiscover) && rec.ProtocolVersion == "" {
 		// A request before the session's initialize was answered: mcp-go's
 		// legacy handler served it (a resources/subscribe was kept and
 		// answered {}), as if the session were initialized. MCP's
