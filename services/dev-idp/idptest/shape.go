@@ -117,6 +117,13 @@ type Shape struct {
 	// AuthorizeError, when set, is the error the authorization endpoint
 	// answers instead of a code (e.g. Apple's user_cancelled_authorize).
 	AuthorizeError string
+	// AuthorizeIss, when set, is the iss parameter of the authorization
+	// response (RFC 9207 §2; "{issuer}": the discovery document's issuer).
+	AuthorizeIss string
+	// IssParameterSupported advertises
+	// authorization_response_iss_parameter_supported in discovery (RFC
+	// 9207 §3).
+	IssParameterSupported bool
 	// JWKSStatus and UserinfoStatus, when set, are the HTTP status the
 	// JWKS and userinfo endpoints answer instead of their document, with
 	// a plain-text body (an outage at the provider's front: 503, 502).
@@ -288,6 +295,9 @@ func (p *Shaped) discovery(w http.ResponseWriter, _ *http.Request) {
 	if !p.shape.NoUserinfo {
 		doc["userinfo_endpoint"] = at + "/userinfo"
 	}
+	if p.shape.IssParameterSupported {
+		doc["authorization_response_iss_parameter_supported"] = true
+	}
 	if len(p.shape.ResponseModes) > 0 {
 		doc["response_modes_supported"] = p.shape.ResponseModes
 	}
@@ -317,6 +327,9 @@ func (p *Shaped) authorize(w http.ResponseWriter, r *http.Request) {
 		p.codes[code] = shapeCode{redirect: q.Get("redirect_uri"), challenge: q.Get("code_challenge"), nonce: q.Get("nonce")}
 		p.mu.Unlock()
 		out.Set("code", code)
+	}
+	if p.shape.AuthorizeIss != "" {
+		out.Set("iss", strings.ReplaceAll(p.fill(p.shape.AuthorizeIss), "{issuer}", p.discoveryIssuer()))
 	}
 	if q.Get("response_mode") == "form_post" {
 		if p.shape.User != "" && out.Has("code") {

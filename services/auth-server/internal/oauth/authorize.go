@@ -469,6 +469,19 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.metrics.errors.WithLabelValues("callback", code).Inc()
 		s.redirectError(w, r, ar.GetClient(), ar.GetRedirectURI(), ar.GetState(), code, desc)
 	}
+	// Before anything of the answer is believed, an error too: a forged
+	// error is not relayed as the provider's (RFC 9207 §2.4).
+	if err := s.upstream.CheckResponseIssuer(ctx, q); err != nil {
+		s.log.WarnContext(r.Context(), "upstream authorization response refused", "err", upstreamLogText(err))
+		if errors.Is(err, errResponseIssuer) {
+			redirectErr("server_error", "the identity provider's answer does not name it as its issuer (RFC 9207 §2.4: the iss parameter is another's, or missing though the provider says it always sends it); start again from the application")
+		} else if errors.Is(err, errUpstreamUnreachable) {
+			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
+		} else {
+			redirectErr("server_error", "the identity provider does not match this server's upstream settings (UPSTREAM_ISSUER_URL, UPSTREAM_RESPONSE_MODE or UPSTREAM_CLIENT_KEY_FILE; see the auth-server log)")
+		}
+		return
+	}
 	if e := q.Get("error"); e != "" {
 		s.log.InfoContext(r.Context(), "upstream returned an error", "error", e, "description", q.Get("error_description"))
 		switch e {

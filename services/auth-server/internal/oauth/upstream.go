@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -237,8 +239,12 @@ type Upstream struct {
 	observe  func(op string, start time.Time, err error)
 
 	discovery singleflight.Group
-	mu        sync.Mutex // guards party only; never held across I/O
+	mu        sync.Mutex // guards party and issParam; never held across I/O
 	party     rp.RelyingParty
+	// issParam is the discovery document's
+	// authorization_response_iss_parameter_supported (RFC 9207 §3): the
+	// provider sends iss in every authorization response.
+	issParam bool
 	// assertions signs private_key_jwt client assertions, apple mints
 	// Sign in with Apple's client secret (both nil with a client secret);
 	// set by discover before party.
@@ -353,6 +359,16 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	}
 	var party rp.RelyingParty
 	var err error
+	// zitadel/oidc keeps no discovery field it does not use: tap reads
+	// authorization_response_iss_parameter_supported from the document
+	// as the library fetches it (one request, as before).
+	tap := &discoveryTap{wellKnown: wellKnown}
+	tapped := *u.client
+	tap.next = tapped.Transport
+	if tap.next == nil {
+		tap.next = http.DefaultTransport
+	}
+	tapped.Transport = tap
 	for _, issuer := range issuers {
 		verifier := iss
 		if issuer == googleIssuer {
@@ -374,7 +390,7 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 			vopts = append(vopts, rp.WithISSVerifier(verifier))
 		}
 		opts := []rp.Option{
-			rp.WithHTTPClient(u.client),
+			rp.WithHTTPClient(&tapped),
 			rp.WithCustomDiscoveryUrl(wellKnown),
 			// ES256, PS256…: the algorithms the provider says it signs ID
 			// tokens with (Discovery 1.0 §3), not only RS256; the key is
@@ -414,6 +430,7 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	}
 	u.mu.Lock()
 	u.assertions, u.apple = assertions, apple
+	u.issParam = tap.issParam.Load()
 	u.party = party
 	u.mu.Unlock()
 	return party, nil
@@ -475,6 +492,90 @@ func (u *Upstream) checkSupport(ctx context.Context, issuer, wellKnown string) e
 	if methods := doc.TokenEndpointAuthMethodsSupported; u.cfg.ClientKey != "" && u.cfg.AppleTeamID == "" && len(methods) > 0 && !slices.Contains(methods, oidc.AuthMethodPrivateKeyJWT) {
 		return fmt.Errorf("%w: UPSTREAM_CLIENT_KEY_FILE is set (private_key_jwt), but the provider's discovery document lists token_endpoint_auth_methods_supported %q without private_key_jwt: use a client secret",
 			errUpstreamMismatch, methods)
+	}
+	return nil
+}
+
+// discoveryTap passes requests on to next and, from a 200 answer to the
+// discovery document's URL, records its
+// authorization_response_iss_parameter_supported; the body is handed on
+// unchanged for the library to read.
+type discoveryTap struct {
+	wellKnown string
+	next      http.RoundTripper
+	issParam  atomic.Bool
+}
+
+func (t *discoveryTap) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusOK || req.URL.String() != t.wellKnown {
+		return resp, err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		ISSParam bool `json:"authorization_response_iss_parameter_supported"`
+	}
+	_ = json.Unmarshal(body, &doc)
+	t.issParam.Store(doc.ISSParam)
+	return resp, nil
+}
+
+// errResponseIssuer refuses an authorization response whose iss is not
+// the provider's, or that has none from a provider that says it always
+// sends one (RFC 9207 §2.4): it may come from another authorization
+// server (a mix-up attack, RFC 9700 §4.4).
+var errResponseIssuer = errors.New("the authorization response's iss is not the identity provider's issuer (RFC 9207 §2.4)")
+
+// maxLoggedIssuer bounds an iss repeated in an error: it is whatever the
+// callback URL carried.
+const maxLoggedIssuer = 256
+
+// CheckResponseIssuer checks the iss parameter of the provider's
+// authorization response q, success or error alike (RFC 9207 §2.4): when
+// present it must be the provider's issuer (the discovery document's,
+// compared as the ID token's iss is: exactly, or as entraIssuer and the
+// Google exception allow); when absent, the provider must not advertise
+// authorization_response_iss_parameter_supported. A provider that neither
+// sends nor advertises it is accepted (RFC 9207 §2.4: the client then
+// relies on other means — here the ID token's iss, the PKCE verifier and
+// the per-provider redirect URI).
+func (u *Upstream) CheckResponseIssuer(ctx context.Context, q url.Values) error {
+	party, err := u.rp(ctx)
+	if err != nil {
+		return err
+	}
+	u.mu.Lock()
+	advertised := u.issParam
+	u.mu.Unlock()
+	got, present := q["iss"]
+	switch {
+	case !present && advertised:
+		return fmt.Errorf("%w: it has none, but the provider's discovery document says authorization_response_iss_parameter_supported", errResponseIssuer)
+	case !present:
+		return nil
+	case len(got) != 1:
+		return fmt.Errorf("%w: it has %d", errResponseIssuer, len(got))
+	}
+	iss := got[0]
+	quoted := func() string {
+		if len(iss) > maxLoggedIssuer {
+			return strconv.Quote(iss[:maxLoggedIssuer]) + "…"
+		}
+		return strconv.Quote(iss)
+	}
+	if v := party.IDTokenVerifier().ISS; v != nil {
+		if v(iss) != nil {
+			return fmt.Errorf("%w: %s", errResponseIssuer, quoted())
+		}
+		return nil
+	}
+	if iss != party.Issuer() {
+		return fmt.Errorf("%w: %s, want %q", errResponseIssuer, quoted(), party.Issuer())
 	}
 	return nil
 }
