@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -47,7 +48,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	ar, err := s.provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
-		s.tokenError(w, r, grant, ar, missingParam(r.PostForm, grant, err))
+		// A refresh of a grant whose resource its client may no longer
+		// use: fosite's targetStrategy, told what the client may use.
+		s.tokenError(w, r, grant, ar, targetsAllowedTo(ar, missingParam(r.PostForm, grant, err)))
 		return
 	}
 	if s.grantOutlivedItsClient(ar) {
@@ -66,15 +69,18 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		// description names the refused resource (a URL from the client's
 		// own grant, no secret), as a refresh's does. Logged, counted and
 		// audited as every refused token request (tokenError).
-		s.tokenError(w, r, grant, ar, err)
+		s.tokenError(w, r, grant, ar, targetsAllowedTo(ar, err))
 		return
 	}
 	if rs := r.PostForm["resource"]; len(rs) > 0 {
 		// RFC 8707: the token's audience is the grant's resource; a request
 		// may name it again but not widen or change it.
 		// Scheme and host compare case-insensitively (RFC 3986 §6.2.2.1).
+		// The description names the grant's resource, the one value this
+		// request may send (the client's own grant's, as the refused
+		// value is not echoed: it is the request's).
 		if _, ok := clients.CanonicalResource(ar.GetRequestedAudience(), s.canonicalResource(rs[0])); len(rs) > 1 || !ok {
-			s.tokenError(w, r, grant, ar, errInvalidTarget.WithHint("The resource parameter does not match the grant's resource."))
+			s.tokenError(w, r, grant, ar, errInvalidTarget.WithHint(grantResourceOnly(ar, len(rs))))
 			return
 		}
 	}
@@ -112,14 +118,71 @@ func grantedTargetsAllowed(ar fosite.AccessRequester) error {
 // targetStrategy is fosite's exact audience matching, answered with RFC
 // 8707 §2's invalid_target instead of invalid_request: fosite applies it
 // to a refresh (the grant's audience against its client's resources now)
-// and to an authorization request's audience parameter.
+// and to an authorization request's audience parameter. Its error says
+// what the client may use (allowed, the client's own resources); its
+// cause, a *targetRefused, lets targetsAllowedTo say where that is set.
 func targetStrategy(allowed, requested []string) error {
 	for _, r := range requested {
 		if !slices.Contains(allowed, r) {
-			return errInvalidTarget.WithHintf("The resource %q is not allowed for this client.", r)
+			return errInvalidTarget.WithHintf("The resource %q is not allowed for this client: it may use %s.", r, resourceList(allowed)).
+				WithWrap(&targetRefused{resource: r})
 		}
 	}
 	return nil
+}
+
+// targetRefused is the resource targetStrategy refused.
+type targetRefused struct{ resource string }
+
+func (e *targetRefused) Error() string { return "resource not allowed for the client: " + e.resource }
+
+// targetsAllowedTo is err, when targetStrategy refused a resource of ar's
+// grant, told what ar's client may ask for instead and where that is set
+// (RFC 8707 §2: invalid_target; the client's developer sees which
+// resource to drop and which to ask for): its own resources, never
+// another client's. Any other error is returned as it is.
+func targetsAllowedTo(ar fosite.AccessRequester, err error) error {
+	var refused *targetRefused
+	if ar == nil || !errors.As(err, &refused) {
+		return err
+	}
+	c, ok := ar.GetClient().(*clients.Client)
+	if !ok {
+		return err
+	}
+	return errInvalidTarget.WithHintf("The resource %q is not allowed for this client: %s.", refused.resource, resourcesOf(c)).WithWrap(refused)
+}
+
+// resourcesOf says what c may be issued tokens for, and where that list is
+// set: the auth-server's DYNAMIC_CLIENT_RESOURCES for a client that
+// registered itself or is known by its metadata document, its entry's
+// resources in CLIENTS_FILE otherwise (as the authorization endpoint's
+// resourceRefusal says it).
+func resourcesOf(c *clients.Client) string {
+	if c.Kind == clients.KindStatic {
+		return "it may use " + resourceList(c.Resources) + " (its resources in CLIENTS_FILE)"
+	}
+	return "a self-registered client may use " + resourceList(c.Resources) + " (the auth-server's DYNAMIC_CLIENT_RESOURCES)"
+}
+
+// resourceList is resources, space-separated, or "none".
+func resourceList(resources []string) string {
+	if len(resources) == 0 {
+		return "none"
+	}
+	return strings.Join(resources, " ")
+}
+
+// grantResourceOnly is the invalid_target description of a token
+// request's resource parameter (n of them) that does not name its grant's
+// resource: the one value it may name (RFC 8707 §2; a token has one
+// audience here, and a token request does not widen or change it).
+func grantResourceOnly(ar fosite.AccessRequester, n int) string {
+	grant := resourceList(ar.GetRequestedAudience())
+	if n > 1 {
+		return fmt.Sprintf("Only one resource parameter is supported: name this grant's resource, %s, or none.", grant)
+	}
+	return fmt.Sprintf("The resource parameter does not match the grant's resource: name %s, or none.", grant)
 }
 
 // errInvalidTarget is RFC 8707 §2's error, which fosite does not define.

@@ -71,9 +71,17 @@ func TestSelfRegisteredClientResources(t *testing.T) {
 		}
 	}
 	refusedAtAuthorize(t, c)
-	// At the token endpoint an MCP grant cannot be turned into an Actions token.
-	if tr := f.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {mcpGrant.RefreshToken}, "resource": {actions}}); tr.Status != http.StatusBadRequest || tr.Error != "invalid_target" {
-		t.Errorf("refresh of the MCP grant for the Actions audience: %d %s, want 400 invalid_target", tr.Status, tr.Error)
+	// At the token endpoint an MCP grant cannot be turned into an Actions
+	// token; the description names the one resource the request may name,
+	// the grant's (RFC 8707 §2), and not the refused value.
+	for _, rs := range [][]string{{actions}, {mcp, mcp}} {
+		want := "The resource parameter does not match the grant's resource: name " + mcp + ", or none."
+		if len(rs) > 1 {
+			want = "Only one resource parameter is supported: name this grant's resource, " + mcp + ", or none."
+		}
+		if tr := f.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {mcpGrant.RefreshToken}, "resource": rs}); tr.Status != http.StatusBadRequest || tr.Error != "invalid_target" || !strings.Contains(tr.Description, want) {
+			t.Errorf("refresh of the MCP grant with resource=%v: %d %s %q, want 400 invalid_target saying %q", rs, tr.Status, tr.Error, tr.Description, want)
+		}
 	}
 	// Audited as every refused token request (docs/operations/audit-log.md).
 	if e := findEvent(auditEvents(t, f), map[string]any{"event": "grant", "grant_type": "refresh_token", "result": "invalid_target", "client_id": c.ClientID}); e == nil {
@@ -119,16 +127,18 @@ func TestSelfRegisteredClientResources(t *testing.T) {
 	// registration at its next request.
 	f.restart(map[string]string{"DYNAMIC_CLIENT_RESOURCES": ""})
 	// The description names the refused resource (RFC 8707 §2), as a
-	// refresh's does: the client's developer sees which one to drop.
-	named := "The resource '" + actions + "' is not allowed for this client."
+	// refresh's does, and what the client may use instead and where that
+	// is set: the client's developer sees which one to drop and which to
+	// ask for.
+	named := "The resource '" + actions + "' is not allowed for this client: a self-registered client may use " + mcp + " (the auth-server's DYNAMIC_CLIENT_RESOURCES)."
 	if tr := f.exchange(c, pending, pendingCode); tr.Status != http.StatusBadRequest || tr.Error != "invalid_target" || tr.AccessToken != "" || !strings.Contains(tr.Description, named) {
-		t.Errorf("narrowed: the Actions code: %d %s %q, want 400 invalid_target naming %s", tr.Status, tr.Error, tr.Description, actions)
+		t.Errorf("narrowed: the Actions code: %d %s %q, want 400 invalid_target saying %q", tr.Status, tr.Error, tr.Description, named)
 	}
 	if e := findEvent(auditEvents(t, f), map[string]any{"event": "grant", "grant_type": "authorization_code", "result": "invalid_target", "client_id": c.ClientID}); e == nil {
 		t.Errorf("narrowed: no grant audit record for the refused Actions code")
 	}
 	if tr := f.refresh(c, actionsGrant.RefreshToken); tr.Status != http.StatusBadRequest || tr.Error != "invalid_target" || tr.AccessToken != "" || !strings.Contains(tr.Description, named) {
-		t.Errorf("narrowed: the Actions refresh token: %d %s %q, want 400 invalid_target naming %s", tr.Status, tr.Error, tr.Description, actions)
+		t.Errorf("narrowed: the Actions refresh token: %d %s %q, want 400 invalid_target saying %q", tr.Status, tr.Error, tr.Description, named)
 	}
 	refusedAtAuthorize(t, c)
 	if tr := f.refresh(c, mcpGrant.RefreshToken); tr.Status != http.StatusOK {
