@@ -119,11 +119,7 @@ func TestRefusedPasswordOpensTheBreakerAndRecovers(t *testing.T) {
 func TestBreakerIgnoresNOPERM(t *testing.T) {
 	r := testharness.StartRedis(t)
 	ctx := context.Background()
-	if err := r.Client().Do(ctx, "ACL", "SETUSER", "reader", "on", ">reader-password", "~*", "+@connection", "+get").Err(); err != nil {
-		t.Fatal(err)
-	}
-	cfg := r.Config()
-	cfg.URL = strings.Replace(cfg.URL, "redis://", "redis://reader:reader-password@", 1)
+	cfg := r.AddUser(t, "reader", "reader-password", "~*", "+@connection", "+get")
 	c, err := redisx.New(cfg)
 	if err != nil {
 		t.Fatal(err)

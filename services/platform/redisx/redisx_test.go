@@ -410,12 +410,7 @@ func TestIsAuthFailure(t *testing.T) {
 		}(), false},
 		{"missing key", reply(withPassword, "right-password", "GET", "missing"), false},
 		{"NOPERM", func() error {
-			if err := reply(withoutPassword, "", "ACL", "SETUSER", "reader", "on", ">reader-password", "~*", "+@connection", "+get"); err != nil {
-				t.Fatal(err)
-			}
-			cfg := withoutPassword.Config()
-			cfg.URL = strings.Replace(cfg.URL, "redis://", "redis://reader:reader-password@", 1)
-			c, err := redisx.New(cfg)
+			c, err := redisx.New(withoutPassword.AddUser(t, "reader", "reader-password", "~*", "+@connection", "+get"))
 			if err != nil {
 				t.Fatal(err)
 			}

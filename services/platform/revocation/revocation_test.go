@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/revocation"
 	"github.com/tollgate/tollgate/services/platform/testharness"
@@ -118,16 +119,11 @@ func replicaThatMissesAnnouncementsConverges(t *testing.T, r testharness.Clients
 func TestRedisRestartResubscribesAndReloads(t *testing.T) {
 	r := testharness.StartRedis(t)
 	admin := r.Client()
-	createUser := func() {
+	createUser := func() config.Redis {
 		t.Helper()
-		if err := admin.Do(context.Background(), "ACL", "SETUSER", "revocation-set", "on", ">set-pw", "~*", "&*", "+@all").Err(); err != nil {
-			t.Fatal(err)
-		}
+		return r.AddUser(t, "revocation-set", "set-pw", "~*", "&*", "+@all")
 	}
-	createUser()
-	cfg := r.Config()
-	cfg.URL = strings.Replace(cfg.URL, "redis://", "redis://revocation-set:set-pw@", 1)
-	setClient, err := redisx.New(cfg)
+	setClient, err := redisx.New(createUser())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +147,6 @@ func TestRedisRestartResubscribesAndReloads(t *testing.T) {
 	if s.Revoked("grant-during") {
 		t.Fatal("grant-during known before the Set could resubscribe")
 	}
-	admin = writer
 	createUser()
 	eventually(t, 15*time.Second, "grant-during loaded after resubscribing", func() bool { return s.Revoked("grant-during") })
 	if !s.Revoked("grant-before") {
@@ -172,16 +167,11 @@ func TestRedisRestartResubscribesAndReloads(t *testing.T) {
 func TestResubscribesSoonAfterALongOutage(t *testing.T) {
 	r := testharness.StartRedis(t)
 	const user = "revocation-set"
-	createUser := func(c *redisx.Client) {
+	createUser := func() config.Redis {
 		t.Helper()
-		if err := c.Do(context.Background(), "ACL", "SETUSER", user, "on", ">set-pw", "~*", "&*", "+@all").Err(); err != nil {
-			t.Fatal(err)
-		}
+		return r.AddUser(t, user, "set-pw", "~*", "&*", "+@all")
 	}
-	createUser(r.Client())
-	cfg := r.Config()
-	cfg.URL = strings.Replace(cfg.URL, "redis://", "redis://"+user+":set-pw@", 1)
-	setClient, err := redisx.New(cfg)
+	setClient, err := redisx.New(createUser())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +218,7 @@ func TestResubscribesSoonAfterALongOutage(t *testing.T) {
 	if err := admin.ZAdd(context.Background(), admin.Key("revocation", "grants"), redis.Z{Score: float64(exp), Member: "grant-after"}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	createUser(admin)
+	createUser()
 	// The deadline bounds the wait; it is not a measurement: the old 5 s
 	// wait fails it, a retry within ResubscribeWait passes with seconds to
 	// spare.

@@ -2,7 +2,6 @@ package testharness
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -53,13 +52,7 @@ func BackendACLRules(t testing.TB, prefix string) []string {
 // capability backends. It fails the test if the server refuses the rules.
 func (r *Redis) AddBackendUser(t testing.TB, prefix, name, password string) {
 	t.Helper()
-	args := []any{"ACL", "SETUSER", name, "on", ">" + password}
-	for _, rule := range BackendACLRules(t, prefix) {
-		args = append(args, rule)
-	}
-	if err := r.Client().Do(context.Background(), args...).Err(); err != nil {
-		t.Fatalf("redis-server %s refuses the backend user's rules: %v", r.Addr(), err)
-	}
+	r.AddUser(t, name, password, BackendACLRules(t, prefix)...)
 }
 
 // findUp looks for rel in the working directory and each of its parents.

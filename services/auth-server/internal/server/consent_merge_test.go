@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -41,19 +40,7 @@ func TestConsentMergeRefusedWhenPreviousUnreadable(t *testing.T) {
 	// Consent keys (tollgate:as:consent:*) become write-only: the merge's
 	// read fails, its write would succeed. Every other key (the consent
 	// request's among them) stays readable and writable.
-	rdb := f.Redis.Client()
-	if err := rdb.Do(context.Background(), "ACL", "SETUSER", "default", "resetkeys", "~[^t]*", "~tollgate:[^a]*", "~tollgate:a[^s]*",
-		"~tollgate:as[^:]*", "~tollgate:as:[^c]*", "~tollgate:as:c[^o]*", "~tollgate:as:co[^n]*", "~tollgate:as:con[^s]*",
-		"~tollgate:as:cons[^e]*", "~tollgate:as:conse[^n]*", "~tollgate:as:consen[^t]*", "~tollgate:as:consent[^:]*",
-		"%W~tollgate:as:consent:*").Err(); err != nil {
-		t.Fatal(err)
-	}
-	restore := func() {
-		if err := rdb.Do(context.Background(), "ACL", "SETUSER", "default", "resetkeys", "~*").Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(restore)
+	restore := f.Redis.RestrictKeys(t, "tollgate:as:consent:", "%W")
 	p = b.submit(p, url.Values{"decision": {"approve"}})
 	if p.Location == nil {
 		t.Fatalf("approval while the remembered consent is unreadable: %d, want a redirect to the client\n%s", p.Status, p.Body)

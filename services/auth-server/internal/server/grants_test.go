@@ -240,18 +240,7 @@ func TestDisconnectFailsUntilConsentIsForgotten(t *testing.T) {
 
 	// Consent keys (tollgate:as:consent:*) become read-only; every other
 	// key stays writable.
-	if err := rdb.Do(context.Background(), "ACL", "SETUSER", "default", "resetkeys", "~[^t]*", "~tollgate:[^a]*", "~tollgate:a[^s]*",
-		"~tollgate:as[^:]*", "~tollgate:as:[^c]*", "~tollgate:as:c[^o]*", "~tollgate:as:co[^n]*", "~tollgate:as:con[^s]*",
-		"~tollgate:as:cons[^e]*", "~tollgate:as:conse[^n]*", "~tollgate:as:consen[^t]*", "~tollgate:as:consent[^:]*",
-		"%R~tollgate:as:consent:*").Err(); err != nil {
-		t.Fatal(err)
-	}
-	restore := func() {
-		if err := rdb.Do(context.Background(), "ACL", "SETUSER", "default", "resetkeys", "~*").Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(restore)
+	restore := f.Redis.RestrictKeys(t, "tollgate:as:consent:", "%R")
 	_, err = grants.RevokeGrant(bearer(mgr.AccessToken), &authv1.RevokeGrantRequest{GrantId: id})
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("disconnect while the consent cannot be forgotten: %v, want Unavailable", err)

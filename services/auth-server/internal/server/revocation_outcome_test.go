@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"net/http"
 	"net/url"
@@ -93,18 +92,9 @@ func TestRevocationOneRecordPerOutcome(t *testing.T) {
 	t.Run("not revoked", func(t *testing.T) {
 		tr := f.fullFlow(c, newAuthRequest(c))
 		id := grantIDOf(t, tr.AccessToken)
-		rdb := f.Redis.Client()
 		// The fleet's revocation records (tollgate:revocation:*) become
 		// read-only; every other key stays writable.
-		if err := rdb.Do(context.Background(), "ACL", "SETUSER", "default", "resetkeys", "~[^t]*", "~tollgate:[^r]*", "~tollgate:r[^e]*", "%R~tollgate:revocation:*").Err(); err != nil {
-			t.Fatal(err)
-		}
-		restore := func() {
-			if err := rdb.Do(context.Background(), "ACL", "SETUSER", "default", "resetkeys", "~*").Err(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		defer restore()
+		restore := f.Redis.RestrictKeys(t, "tollgate:revocation:", "%R")
 		r := revoke("198.51.100.84", tr.AccessToken)
 		if r.Status != http.StatusServiceUnavailable || r.Error != "temporarily_unavailable" {
 			t.Fatalf("revoke: %d %s %s, want 503 temporarily_unavailable", r.Status, r.Error, r.Description)

@@ -667,14 +667,6 @@ func TestGrantMemoryAndTTLUnderConcurrency(t *testing.T) {
 func TestCodeReplayFailsClosedWhenRevocationFails(t *testing.T) {
 	f := startFleet(t, nil)
 	c := f.Clients["gpt-apps-mcp"]
-	rdb := f.Redis.Client()
-	acl := func(rules ...any) {
-		t.Helper()
-		args := append([]any{"ACL", "SETUSER", "default", "resetkeys"}, rules...)
-		if err := rdb.Do(context.Background(), args...).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	a := newAuthRequest(c)
 	code := f.authorize(a)
 	tr := f.exchange(c, a, code)
@@ -686,8 +678,7 @@ func TestCodeReplayFailsClosedWhenRevocationFails(t *testing.T) {
 	// The revocation records (tollgate:revocation:*) become read-only;
 	// every other key (the auth-server's tollgate:as:*, the rate limits'
 	// tollgate:rl:* and rate:*) stays writable.
-	acl("~[^t]*", "~tollgate:[^r]*", "~tollgate:r[^e]*", "%R~tollgate:revocation:*")
-	t.Cleanup(func() { _ = rdb.Do(context.Background(), "ACL", "SETUSER", "default", "resetkeys", "~*").Err() })
+	writable := f.Redis.RestrictKeys(t, "tollgate:revocation:", "%R")
 	r := f.exchange(c, a, code)
 	if r.Status != http.StatusServiceUnavailable || r.Error != "temporarily_unavailable" {
 		t.Errorf("replay whose revocation fails: %d %s %s, want 503 temporarily_unavailable", r.Status, r.Error, r.Description)
@@ -695,7 +686,7 @@ func TestCodeReplayFailsClosedWhenRevocationFails(t *testing.T) {
 	if r.Status == http.StatusServiceUnavailable {
 		retryAfter(t, "replay whose revocation fails", r.Header)
 	}
-	acl("~*")
+	writable()
 	if g := readGrant(t, f, id); !g.exists || revokedInFleet(t, f, id) {
 		t.Fatalf("the failed revocation changed the grant: record %v, revoked %v", g.exists, revokedInFleet(t, f, id))
 	}

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"testing"
@@ -17,20 +16,11 @@ import (
 func TestTokenEndpointRevocationOneRecordPerOutcome(t *testing.T) {
 	f := startFleet(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32", "REFRESH_GRACE_PERIOD": "0s"})
 	c := f.Clients["local-test"]
-	rdb := f.Redis.Client()
+	var writable func()
 	readOnly := func() {
 		t.Helper()
-		if err := rdb.Do(context.Background(), "ACL", "SETUSER", "default", "resetkeys", "~[^t]*", "~tollgate:[^r]*", "~tollgate:r[^e]*", "%R~tollgate:revocation:*").Err(); err != nil {
-			t.Fatal(err)
-		}
+		writable = f.Redis.RestrictKeys(t, "tollgate:revocation:", "%R")
 	}
-	writable := func() {
-		t.Helper()
-		if err := rdb.Do(context.Background(), "ACL", "SETUSER", "default", "resetkeys", "~*").Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(writable)
 	token := func(addr string, form url.Values) tokenResponse {
 		t.Helper()
 		return f.clientCall(clientReq{BasicUser: url.QueryEscape(c.ClientID), BasicPass: url.QueryEscape(c.ClientSecret), Form: form, ForwardFor: addr})
