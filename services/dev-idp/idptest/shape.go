@@ -155,11 +155,14 @@ type Shaped struct {
 	codes      map[string]shapeCode
 	tokens     map[string]bool
 	userinfo   int
+	jwksCalls  int
 }
 
 type shapeKey struct {
 	id  string
 	key crypto.Signer
+	// hidden keys sign but are not published (Unpublish).
+	hidden bool
 }
 
 type shapeCode struct {
@@ -222,6 +225,33 @@ func (p *Shaped) Rotate() {
 	p.mu.Lock()
 	p.keys = append(p.keys, k)
 	p.mu.Unlock()
+}
+
+// Rekey replaces the signing key with a new one under the same kid, the
+// old one unpublished (a provider that reuses kids, or one restored with
+// new keys under its old names).
+func (p *Shaped) Rekey() {
+	k := p.newKey()
+	p.mu.Lock()
+	last := p.keys[len(p.keys)-1]
+	k.id = last.id
+	p.keys[len(p.keys)-1] = k
+	p.mu.Unlock()
+}
+
+// Unpublish removes the signing key from the JWKS, but the provider goes
+// on signing with it (as one holding a key the provider removed would).
+func (p *Shaped) Unpublish() {
+	p.mu.Lock()
+	p.keys[len(p.keys)-1].hidden = true
+	p.mu.Unlock()
+}
+
+// JWKSCalls is how many JWKS requests were answered 200.
+func (p *Shaped) JWKSCalls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.jwksCalls
 }
 
 // UserinfoCalls is how many userinfo requests were answered 200.
@@ -578,8 +608,12 @@ func (p *Shaped) jwks(w http.ResponseWriter, _ *http.Request) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.jwksCalls++
 	set := jose.JSONWebKeySet{}
 	for _, k := range p.keys {
+		if k.hidden {
+			continue
+		}
 		jwk := jose.JSONWebKey{Key: k.key.Public(), Algorithm: p.shape.Alg, Use: "sig"}
 		if !p.shape.OmitKid {
 			jwk.KeyID = k.id

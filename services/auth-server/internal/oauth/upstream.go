@@ -237,6 +237,9 @@ type Upstream struct {
 	redirect string
 	client   *http.Client
 	observe  func(op string, start time.Time, err error)
+	// keyLifetime and keyRefetch bound the ID tokens' key set
+	// (upstreamKeys); tests shorten them before the first use.
+	keyLifetime, keyRefetch time.Duration
 
 	discovery singleflight.Group
 	mu        sync.Mutex // guards party and issParam; never held across I/O
@@ -263,7 +266,8 @@ func NewUpstream(cfg config.Upstream, redirect string, client *http.Client, obse
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second, Transport: upstreamTransport(cfg)}
 	}
-	return &Upstream{cfg: cfg, redirect: redirect, client: client, observe: observe}
+	return &Upstream{cfg: cfg, redirect: redirect, client: client, observe: observe,
+		keyLifetime: upstreamKeyLifetime, keyRefetch: upstreamKeyRefetch}
 }
 
 func (u *Upstream) rp(ctx context.Context) (rp.RelyingParty, error) {
@@ -428,6 +432,12 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: discovery: %v", errUpstreamUnreachable, err)
 	}
+	// The ID tokens' keys: zitadel/oidc's remote key set, refetched on
+	// a signature failure under a known kid and dropped after a lifetime
+	// (upstreamKeys). party is not shared yet: nothing reads the verifier.
+	if uri := tap.jwksURI.Load(); uri != nil {
+		party.IDTokenVerifier().KeySet = u.newKeys(&tapped, *uri)
+	}
 	u.mu.Lock()
 	u.assertions, u.apple = assertions, apple
 	u.issParam = tap.issParam.Load()
@@ -498,12 +508,13 @@ func (u *Upstream) checkSupport(ctx context.Context, issuer, wellKnown string) e
 
 // discoveryTap passes requests on to next and, from a 200 answer to the
 // discovery document's URL, records its
-// authorization_response_iss_parameter_supported; the body is handed on
+// authorization_response_iss_parameter_supported and jwks_uri; the body is handed on
 // unchanged for the library to read.
 type discoveryTap struct {
 	wellKnown string
 	next      http.RoundTripper
 	issParam  atomic.Bool
+	jwksURI   atomic.Pointer[string]
 }
 
 func (t *discoveryTap) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -518,10 +529,12 @@ func (t *discoveryTap) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	var doc struct {
-		ISSParam bool `json:"authorization_response_iss_parameter_supported"`
+		ISSParam bool   `json:"authorization_response_iss_parameter_supported"`
+		JWKSURI  string `json:"jwks_uri"`
 	}
 	_ = json.Unmarshal(body, &doc)
 	t.issParam.Store(doc.ISSParam)
+	t.jwksURI.Store(&doc.JWKSURI)
 	return resp, nil
 }
 

@@ -1,0 +1,87 @@
+package oauth
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/client/rp"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// upstreamKeyLifetime is how long a fetched JWKS of the provider is
+// trusted: after it, the next ID token fetches the key set again, so a key
+// the provider removed stops verifying within it.
+const upstreamKeyLifetime = time.Hour
+
+// upstreamKeyRefetch is how often at most a signature failure under a kid
+// the cached key set knows fetches the key set again (the provider may
+// have put a new key under an old kid).
+const upstreamKeyRefetch = 30 * time.Second
+
+// upstreamKeys verifies the provider's ID token signatures (OpenID Connect
+// Core §10.1.1) with zitadel/oidc's remote key set, which fetches the JWKS
+// again only for a kid it does not know: a new key under a kid it knows
+// failed every sign-in until a restart, and a key the provider removed
+// stayed trusted for good. Here the key set is fetched anew once it is
+// upstreamKeyLifetime old, and a signature failure under a known kid
+// fetches it again and retries, at most once per upstreamKeyRefetch (an
+// ID token signed by a key that is not the provider's fetches nothing
+// more).
+type upstreamKeys struct {
+	client            *http.Client
+	url               string
+	lifetime, refetch time.Duration
+
+	mu      sync.Mutex
+	set     oidc.KeySet // nil: none yet
+	born    time.Time   // when set was made
+	retried time.Time   // the last refetch after a signature failure
+}
+
+func (u *Upstream) newKeys(client *http.Client, url string) *upstreamKeys {
+	return &upstreamKeys{client: client, url: url, lifetime: u.keyLifetime, refetch: u.keyRefetch}
+}
+
+// fresh returns a key set that fetches the JWKS on its first use and
+// records it as the current one; k.mu is held.
+func (k *upstreamKeys) fresh(now time.Time) oidc.KeySet {
+	k.set, k.born = rp.NewRemoteKeySet(k.client, k.url), now
+	return k.set
+}
+
+func (k *upstreamKeys) current() oidc.KeySet {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if now := time.Now(); k.set == nil || now.Sub(k.born) >= k.lifetime {
+		return k.fresh(now)
+	}
+	return k.set
+}
+
+// VerifySignature implements oidc.KeySet.
+func (k *upstreamKeys) VerifySignature(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
+	set := k.current()
+	payload, err := set.VerifySignature(ctx, jws)
+	if err == nil || !strings.HasPrefix(err.Error(), "signature verification failed") {
+		return payload, err
+	}
+	// A key of the token's kid (or the only one without) did not verify.
+	k.mu.Lock()
+	now := time.Now()
+	switch {
+	case k.set != set:
+		set = k.set // replaced meanwhile: try the newer set
+	case !k.retried.IsZero() && now.Sub(k.retried) < k.refetch:
+		k.mu.Unlock()
+		return nil, err
+	default:
+		k.retried = now
+		set = k.fresh(now)
+	}
+	k.mu.Unlock()
+	return set.VerifySignature(ctx, jws)
+}
