@@ -76,19 +76,27 @@ func TestMCPProtocolThroughTheIngress(t *testing.T) {
 		t.Errorf("identity.profile without its scopes: %d %q %s", resp.StatusCode, challenge, body)
 	}
 	// A standard client (no ChatGPT mark) in the 2025-11-25 session gets
-	// the 403, its challenge and the OAuth error body through the ingress
-	// (MCP 2025-11-25 Scope Challenge Handling).
+	// the 403, its challenge and a JSON-RPC error with the call's id whose
+	// data is the OAuth error, through the ingress (MCP 2025-11-25 Scope
+	// Challenge Handling).
 	resp, body = call(t, "POST", fleet.Origin+"/mcp", weak.AccessToken,
 		strings.NewReader(`{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"identity.profile","arguments":{}}}`), w.headers()...)
 	var refusal struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
+		ID    json.RawMessage `json:"id"`
+		Error struct {
+			Code int `json:"code"`
+			Data struct {
+				Error       string `json:"error"`
+				Description string `json:"error_description"`
+			} `json:"data"`
+		} `json:"error"`
 	}
 	challenge = resp.Header.Get("WWW-Authenticate")
 	if resp.StatusCode != http.StatusForbidden || !strings.HasPrefix(challenge, `Bearer error="insufficient_scope"`) ||
 		!strings.Contains(challenge, `scope="openid profile email"`) || !strings.Contains(challenge, `resource_metadata="`) ||
 		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || json.Unmarshal(body, &refusal) != nil ||
-		refusal.Error != "insufficient_scope" || !strings.Contains(refusal.Description, `lacks "profile email"`) {
+		string(refusal.ID) != "10" || refusal.Error.Code != -32003 ||
+		refusal.Error.Data.Error != "insufficient_scope" || !strings.Contains(refusal.Error.Data.Description, `lacks "profile email"`) {
 		t.Errorf("identity.profile without its scopes, a standard client: %d %q %q %s, want 403, the challenge and an insufficient_scope body",
 			resp.StatusCode, challenge, resp.Header.Get("Content-Type"), body)
 	}

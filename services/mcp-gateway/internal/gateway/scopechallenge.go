@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -145,8 +146,31 @@ func (g *Gateway) refuseScopes(w http.ResponseWriter, r *http.Request, transport
 	g.metrics.request(transport, methodLabel(msg.Method), "insufficient_scope")
 	ch := g.challengerFor(transport)
 	w.Header().Set("WWW-Authenticate", ch.insufficientScope(t.scopes, claims.Scopes))
-	writeOAuthError(w, http.StatusForbidden, "insufficient_scope", scopeMessage(t.scopes, missing))
+	writeScopeError(w, msg.ID, t.scopes, scopeMessage(t.scopes, missing))
 	return true
+}
+
+// codeInsufficientScope is the JSON-RPC error code of a tools/call refused
+// with 403 for its token's scopes (implementation-defined server error
+// range; MCP names none).
+const codeInsufficientScope = -32003
+
+// writeScopeError writes the 403's body: a JSON-RPC error with the
+// request's id, so that a client ties the refusal to its call — the Go MCP
+// SDK (v1.8.0) reads a non-2xx body as the call's error when it is one, and
+// otherwise ends its session; the TypeScript SDK steps up from the
+// WWW-Authenticate challenge and does not read the body. data keeps the
+// OAuth error the body was before (RFC 6750 §3.1: error,
+// error_description) and the challenge's scope.
+func writeScopeError(w http.ResponseWriter, id json.RawMessage, scopes []string, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusForbidden)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"jsonrpc": "2.0", "id": answerID(id),
+		"error": map[string]any{"code": codeInsufficientScope, "message": "insufficient_scope: " + desc,
+			"data": map[string]string{"error": "insufficient_scope", "error_description": desc, "scope": strings.Join(scopes, " ")}},
+	})
 }
 
 // httpForm reports whether a refused tools/call is answered 403 rather

@@ -18,16 +18,14 @@ const stepUpChallenge = `Bearer error="insufficient_scope", resource_metadata="`
 	`", scope="openid profile email", error_description="the tool needs more scopes than the access token grants"`
 
 // wantForbidden checks the MCP 2025-11-25 Scope Challenge Handling answer:
-// 403, the exact challenge, and the OAuth error body the 401s have.
+// 403, the exact challenge, and a JSON-RPC error with the request's id
+// whose data is the OAuth error (scopeError).
 func wantForbidden(t *testing.T, what string, r *resp, challenge string) {
 	t.Helper()
-	var body struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	if r.Status != http.StatusForbidden || r.Header.Get("WWW-Authenticate") != challenge ||
-		json.Unmarshal(r.Body, &body) != nil || body.Error != "insufficient_scope" ||
-		!strings.HasPrefix(body.Description, `This tool needs the scopes "openid profile email"; the current authorization lacks "profile email".`) {
+	body, ok := scopeError(r)
+	if r.Status != http.StatusForbidden || r.Header.Get("WWW-Authenticate") != challenge || !ok || string(body.ID) == "null" ||
+		body.Error.Data.Error != "insufficient_scope" || body.Error.Data.Scope != "openid profile email" ||
+		!strings.HasPrefix(body.Error.Data.Description, `This tool needs the scopes "openid profile email"; the current authorization lacks "profile email".`) {
 		t.Errorf("%s: %d %q %s\nwant 403 %q and an insufficient_scope body", what, r.Status, r.Header.Get("WWW-Authenticate"), r.Body, challenge)
 	}
 }
