@@ -69,12 +69,19 @@ func fixtureTools() []server.ServerTool {
 			}}, nil
 		}),
 		noArgs("test_tool_with_logging", "Tests tool that emits log messages during execution", func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			if info := server.RequestProtocolInfoFromContext(ctx); info != nil && info.Modern && !mcp.LoggingLevelInfo.ShouldSendTo(info.LogLevel) {
+				// A stateless (2026-07-28) request asks for log messages
+				// with _meta io.modelcontextprotocol/logLevel: without it
+				// (or above info) none is sent (SEP-2575).
+				return text("Tool with logging executed successfully"), nil
+			}
 			for i, msg := range []string{"Tool execution started", "Tool processing data", "Tool execution completed"} {
 				if i > 0 {
 					pause(ctx)
 				}
 				notify(ctx, "notifications/message", map[string]any{"level": "info", "logger": "tollgate-conformance", "data": msg})
 			}
+			pause(ctx) // the last one goes out before the answer (test_tool_with_progress)
 			return text("Tool with logging executed successfully"), nil
 		}),
 		noArgs("test_tool_with_progress", "Tests tool that reports progress notifications", func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
