@@ -6,7 +6,6 @@ package clients
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -181,19 +180,6 @@ func (c *Client) ApprovalReusable(redirect string) bool {
 	}
 	u, err := url.Parse(redirect)
 	return err == nil && u.Scheme == "https" && !ownMachine(u.Hostname())
-}
-
-// ownMachine reports whether host names the machine the browser runs on:
-// localhost or a name under it (RFC 6761 §6.3; letter case and a trailing
-// dot aside), a loopback address, or an unspecified one (0.0.0.0, ::),
-// which connects to the local machine.
-func ownMachine(host string) bool {
-	h := strings.TrimSuffix(strings.ToLower(host), ".")
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(h)
-	return err == nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // unsupportedScopes is the scopes c allows that supported does not hold,
@@ -400,7 +386,7 @@ func CheckRedirectURI(raw string, production bool) error {
 	case "https":
 		return nil
 	case "http":
-		if IsLoopbackHost(u.Hostname()) || !production {
+		if LoopbackRedirectHost(u.Hostname()) || !production {
 			return nil
 		}
 		return errors.New("http is only allowed on loopback hosts")
@@ -534,15 +520,6 @@ func ASCIIHost(u *url.URL) string {
 		return host + ":" + strconv.Itoa(n)
 	}
 	return host
-}
-
-// IsLoopbackHost reports whether h is localhost or a loopback IP.
-func IsLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 func isBcrypt(h []byte) bool {

@@ -51,6 +51,11 @@ func TestCheckClientIDURL(t *testing.T) {
 		{"https://127.0.0.1/c.json", false},
 		{"https://[::1]/c.json", false},
 		{"https://localhost/c.json", false},
+		// localhost names (RFC 6761 §6.3) are refused as "localhost" is,
+		// before any lookup (they passed, and only the dial guard
+		// refused them, once they resolved to a loopback address).
+		{"https://app.localhost/c.json", false},
+		{"https://LOCALHOST./c.json", false},
 		{"https://169.254.169.254/latest", false},
 		{"https://[fec0::1]/c.json", false},
 		{"https://[::127.0.0.1]/c.json", false},

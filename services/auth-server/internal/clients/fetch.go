@@ -174,7 +174,7 @@ func (f *MetadataFetcher) CheckClientIDURL(raw string) (*url.URL, error) {
 		if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && !PublicAddr(ip) {
 			return nil, metaErr("client_id host is not a public address")
 		}
-		if IsLoopbackHost(u.Hostname()) {
+		if ownMachine(u.Hostname()) {
 			return nil, metaErr("client_id host is not a public address")
 		}
 	}

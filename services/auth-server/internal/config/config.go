@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -633,7 +632,7 @@ func (c *Config) Validate(p *config.Problems) {
 	case ResponseModeFormPost:
 		// SameSite=None cookies must be Secure, and a browser keeps a Secure
 		// cookie only from a secure origin (https, or loopback).
-		if u, err := url.Parse(c.Issuer); err == nil && c.Issuer != "" && u.Scheme != "https" && !LoopbackHost(u.Hostname()) {
+		if u, err := url.Parse(c.Issuer); err == nil && c.Issuer != "" && u.Scheme != "https" && !clients.SecureContextHost(u.Hostname()) {
 			p.Addf("UPSTREAM_RESPONSE_MODE: form_post needs an https PUBLIC_ISSUER_URL (or a loopback one), not %q: the login cookie must then be SameSite=None; Secure to come back with the provider's cross-site POST", c.Issuer)
 		}
 	default:
@@ -756,17 +755,6 @@ func (c *Config) Validate(p *config.Problems) {
 			p.Addf("%s: must be at least 1", r.key)
 		}
 	}
-}
-
-// LoopbackHost reports whether h is localhost, a *.localhost name or a
-// loopback address, which browsers treat as a secure origin (cookies may be
-// Secure on plain http there).
-func LoopbackHost(h string) bool {
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(h)
-	return err == nil && ip.IsLoopback()
 }
 
 // appleTeamID is an Apple Developer team id.

@@ -79,6 +79,11 @@ func TestUpstreamResponseMode(t *testing.T) {
 		{"http://localhost:4000", "query", ResponseModeQuery, ""},
 		{"http://localhost:4000", "form_post", ResponseModeFormPost, ""},
 		{"http://127.0.0.1:4000", "form_post", ResponseModeFormPost, ""},
+		// A browser lower-cases the host, and localhost. and *.localhost
+		// are secure contexts too (W3C Secure Contexts §3.1).
+		{"http://LOCALHOST:4000", "form_post", ResponseModeFormPost, ""},
+		{"http://localhost.:4000", "form_post", ResponseModeFormPost, ""},
+		{"http://tollgate.localhost:4000", "form_post", ResponseModeFormPost, ""},
 		{"https://tollgate.example.com", "form_post", ResponseModeFormPost, ""},
 		{"http://tollgate.example.com", "form_post", "", `UPSTREAM_RESPONSE_MODE: form_post needs an https PUBLIC_ISSUER_URL (or a loopback one), not "http://tollgate.example.com"`},
 		{"http://localhost:4000", "fragment", "", `UPSTREAM_RESPONSE_MODE: "fragment" is neither query nor form_post`},

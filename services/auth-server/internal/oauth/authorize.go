@@ -20,7 +20,6 @@ import (
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
-	"github.com/tollgate/tollgate/services/auth-server/internal/config"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
@@ -368,7 +367,7 @@ var loginCookieValue = regexp.MustCompile(`^[A-Z2-7]{26}$`)
 // (a PUBLIC_URL tunnel) gets a cookie without Secure, which the browser
 // would otherwise never send back.
 func (s *Server) loginCookie() (name string, secure bool) {
-	if u, err := url.Parse(s.issuer); err == nil && (u.Scheme == "https" || config.LoopbackHost(u.Hostname())) {
+	if u, err := url.Parse(s.issuer); err == nil && (u.Scheme == "https" || clients.SecureContextHost(u.Hostname())) {
 		return "__Host-tollgate-login", true
 	}
 	return "tollgate-login", false

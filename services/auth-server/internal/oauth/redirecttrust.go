@@ -37,7 +37,7 @@ func (s *Server) trustedRedirect(c fosite.Client, redirect *url.URL) bool {
 		return false
 	case cc.Kind == clients.KindStatic:
 		return true
-	case clients.IsLoopbackHost(redirect.Hostname()):
+	case clients.LoopbackRedirectHost(redirect.Hostname()):
 		return true
 	}
 	return slices.Contains(s.cfg.TrustedRedirectOrigins, config.RedirectOrigin(redirect))
