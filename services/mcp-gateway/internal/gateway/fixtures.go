@@ -113,6 +113,13 @@ func fixtureTools() []server.ServerTool {
 				if srv == nil {
 					return text("Sampling not supported or error: no server"), nil
 				}
+				if cs, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok && cs.Initialized() && cs.GetClientCapabilities().Sampling == nil {
+					// A client that did not declare sampling is not asked
+					// (MCP "Sampling", capabilities): through the transport
+					// (a progressToken) the request waited for an answer
+					// that never came, about 8 s.
+					return text("Sampling not supported or error: session does not support sampling"), nil
+				}
 				res, err := srv.RequestSampling(ctx, mcp.CreateMessageRequest{CreateMessageParams: mcp.CreateMessageParams{
 					Messages:  []mcp.SamplingMessage{{Role: mcp.RoleUser, Content: mcp.NewTextContent(req.GetString("prompt", ""))}},
 					MaxTokens: 100,
