@@ -156,6 +156,7 @@ type Shaped struct {
 	tokens     map[string]bool
 	userinfo   int
 	jwksCalls  int
+	jwksDown   bool
 }
 
 type shapeKey struct {
@@ -244,6 +245,14 @@ func (p *Shaped) Rekey() {
 func (p *Shaped) Unpublish() {
 	p.mu.Lock()
 	p.keys[len(p.keys)-1].hidden = true
+	p.mu.Unlock()
+}
+
+// JWKSDown makes the JWKS endpoint answer 503 (down) or serve the keys
+// again (!down), as a provider whose key endpoint fails for a while.
+func (p *Shaped) JWKSDown(down bool) {
+	p.mu.Lock()
+	p.jwksDown = down
 	p.mu.Unlock()
 }
 
@@ -608,6 +617,10 @@ func (p *Shaped) jwks(w http.ResponseWriter, _ *http.Request) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.jwksDown {
+		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		return
+	}
 	p.jwksCalls++
 	set := jose.JSONWebKeySet{}
 	for _, k := range p.keys {

@@ -30,7 +30,10 @@ const upstreamKeyRefetch = 30 * time.Second
 // upstreamKeyLifetime old, and a signature failure under a known kid
 // fetches it again and retries, at most once per upstreamKeyRefetch (an
 // ID token signed by a key that is not the provider's fetches nothing
-// more).
+// more). A fetch that fails (the JWKS endpoint down, or answering what
+// is not a key set) keeps the key set it was to replace for another
+// upstreamKeyRefetch: an outage of the provider's key endpoint at the
+// hour does not fail sign-ins its previous keys verify.
 type upstreamKeys struct {
 	client            *http.Client
 	url               string
@@ -38,6 +41,7 @@ type upstreamKeys struct {
 
 	mu      sync.Mutex
 	set     oidc.KeySet // nil: none yet
+	prev    oidc.KeySet // the set set replaced, until set has fetched
 	born    time.Time   // when set was made
 	retried time.Time   // the last refetch after a signature failure
 }
@@ -49,8 +53,37 @@ func (u *Upstream) newKeys(client *http.Client, url string) *upstreamKeys {
 // fresh returns a key set that fetches the JWKS on its first use and
 // records it as the current one; k.mu is held.
 func (k *upstreamKeys) fresh(now time.Time) oidc.KeySet {
+	if k.set != nil {
+		k.prev = k.set
+	}
 	k.set, k.born = rp.NewRemoteKeySet(k.client, k.url), now
 	return k.set
+}
+
+// verify verifies with set; when set was to replace a key set and could
+// not fetch the JWKS, it verifies with the replaced one instead, which
+// stays the current set for another k.refetch. A set that has verified
+// once has fetched: the replaced one is dropped.
+func (k *upstreamKeys) verify(ctx context.Context, set oidc.KeySet, jws *jose.JSONWebSignature) ([]byte, error) {
+	payload, err := set.VerifySignature(ctx, jws)
+	k.mu.Lock()
+	prev := k.prev
+	switch {
+	case k.set != set || prev == nil:
+		prev = nil
+	case err == nil:
+		k.prev = nil
+	case strings.HasPrefix(err.Error(), "unable to fetch key"):
+		k.set, k.prev = prev, nil
+		k.born = time.Now().Add(k.refetch - k.lifetime) // fetch again in k.refetch
+	default:
+		prev = nil
+	}
+	k.mu.Unlock()
+	if err == nil || prev == nil {
+		return payload, err
+	}
+	return prev.VerifySignature(ctx, jws)
 }
 
 func (k *upstreamKeys) current() oidc.KeySet {
@@ -65,7 +98,7 @@ func (k *upstreamKeys) current() oidc.KeySet {
 // VerifySignature implements oidc.KeySet.
 func (k *upstreamKeys) VerifySignature(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
 	set := k.current()
-	payload, err := set.VerifySignature(ctx, jws)
+	payload, err := k.verify(ctx, set, jws)
 	if err == nil || !strings.HasPrefix(err.Error(), "signature verification failed") {
 		return payload, err
 	}
@@ -83,5 +116,5 @@ func (k *upstreamKeys) VerifySignature(ctx context.Context, jws *jose.JSONWebSig
 		set = k.fresh(now)
 	}
 	k.mu.Unlock()
-	return set.VerifySignature(ctx, jws)
+	return k.verify(ctx, set, jws)
 }

@@ -60,3 +60,40 @@ func TestUpstreamKeyLifetime(t *testing.T) {
 		t.Errorf("a removed key after the key set's lifetime: %v, want %v", err, oidc.ErrSignatureInvalid)
 	}
 }
+
+// TestUpstreamKeyEndpointDown: when the key set's lifetime is up (or a
+// signature failure asks for a refetch) while the provider's JWKS
+// endpoint is down, the key set it was to replace still verifies, and the
+// JWKS is fetched again upstreamKeyRefetch later; before, the new, empty
+// key set failed every sign-in until the endpoint came back.
+func TestUpstreamKeyEndpointDown(t *testing.T) {
+	s := startShapeUpstream(t, "", idptest.Shape{Alg: "ES256"})
+	s.u.keyLifetime = 2 * time.Second
+	s.u.keyRefetch = 2 * time.Second
+	if _, err := s.signIn(t); err != nil {
+		t.Fatal(err)
+	}
+	s.p.JWKSDown(true)
+	time.Sleep(2 * time.Second)
+	if _, err := s.signIn(t); err != nil {
+		t.Fatalf("the JWKS endpoint down at the key set's lifetime: %v, want the previous keys to verify", err)
+	}
+	if _, err := s.signIn(t); err != nil {
+		t.Fatalf("again, the JWKS endpoint still down: %v", err)
+	}
+	s.p.JWKSDown(false)
+	time.Sleep(2 * time.Second)
+	if _, err := s.signIn(t); err != nil {
+		t.Fatalf("the JWKS endpoint back: %v", err)
+	}
+	if n := s.p.JWKSCalls(); n != 2 {
+		t.Errorf("%d JWKS fetches answered, want 2 (the first, and one once the endpoint was back)", n)
+	}
+	// A key the provider removed while its endpoint was down stops
+	// verifying once the JWKS is fetched again.
+	s.p.Unpublish()
+	time.Sleep(2 * time.Second)
+	if _, err := s.signIn(t); !errors.Is(err, oidc.ErrSignatureInvalid) {
+		t.Errorf("a removed key after the refetch: %v, want %v", err, oidc.ErrSignatureInvalid)
+	}
+}
