@@ -340,17 +340,22 @@ func TestReadAnswerOutlivesTheWriteTimeout(t *testing.T) {
 	}
 }
 
-// TestSteadyReaderOfOneLargeWriteIsNotCut: a handler writes a 12 MiB
+// TestSteadyReaderOfOneLargeWriteIsNotCut: a handler writes a 32 MiB
 // answer in one Write (a large tool result) to a client that reads it
-// steadily (16 KiB at a time), but slower than the whole answer, past the
-// kernel's socket buffers (4 MiB here), can go in one WriteTimeout (0.5 s
-// here): the write deadline covers 64 KiB at a time, so the answer arrives
-// whole. With one deadline for the whole Write, net/http's one conn.Write
-// of it failed with "i/o timeout" and the answer was cut (review6).
+// steadily (16 KiB every 2 ms: at most 8 MB/s), but slower than the whole
+// answer, past the kernel's socket buffers (~4 MiB here), can go in one
+// WriteTimeout (2 s here: 28 MiB take ≥ 3.5 s): the write deadline covers
+// 64 KiB at a time, so the answer arrives whole. With one deadline for the
+// whole Write, net/http's one conn.Write of it failed with "i/o timeout"
+// and the answer was cut (review6). The timeout is not shorter because
+// Linux wakes a writer blocked on a full socket buffer only once about
+// half of it has been read (sk_stream_min_wspace): each piece's deadline
+// must cover reading ~2 MiB, which took the reader over 0.5 s on a loaded
+// machine (a flake at 0.5 s).
 func TestSteadyReaderOfOneLargeWriteIsNotCut(t *testing.T) {
-	const size = 12 << 20
+	const size = 32 << 20
 	writeErr := make(chan error, 1)
-	addr := serveWriting(t, 500*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := serveWriting(t, 2*time.Second, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadAll(r.Body)
 		w.Header().Set("Content-Length", strconv.Itoa(size))
 		_, err := w.Write(make([]byte, size))
