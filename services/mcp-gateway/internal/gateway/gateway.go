@@ -746,6 +746,9 @@ func paramsError(m message, body []byte) string {
 			return e
 		}
 	}
+	if e := echoedError(m); e != "" {
+		return e
+	}
 	if e := argumentsError(m); e != "" {
 		return e
 	}
@@ -753,6 +756,30 @@ func paramsError(m message, body []byte) string {
 		return e
 	}
 	return uriError(m)
+}
+
+// namedMethods are the requests whose params.name mcp-go repeats in its
+// answer when it names nothing served.
+var namedMethods = map[string]bool{string(mcp.MethodToolsCall): true, string(mcp.MethodPromptsGet): true}
+
+// echoedError is the -32602 message for a request whose params.name
+// (tools/call, prompts/get) is longer than MaxNameBytes or whose
+// params.uri (resources/read, subscribe, unsubscribe) is longer than
+// MaxURIBytes, once decoded ("" when neither is). It does not repeat the
+// value.
+func echoedError(m message) string {
+	if namedMethods[m.Method] && len(m.Params.Name) > MaxNameBytes {
+		return fmt.Sprintf("invalid params: params.name is %d bytes long: a name is at most %d bytes (MCP 2025-11-25 tool names are 1 to 128 characters of A-Z, a-z, 0-9, '_', '-' and '.'); tools/list names the tools", len(m.Params.Name), MaxNameBytes)
+	}
+	if uriMethods[m.Method] && len(m.Params.URI) > MaxURIBytes && kind(m.Params.URI) == '"' {
+		// The raw string is longer than the bound; its decoded text, which
+		// mcp-go repeats, may not be (escapes): decoded only then.
+		var uri string
+		if json.Unmarshal(m.Params.URI, &uri) == nil && len(uri) > MaxURIBytes {
+			return fmt.Sprintf("invalid params: params.uri is %d bytes long: the gateway accepts resource URIs of at most %d bytes (RFC 9110 section 4.1 asks for at least 8,000); resources/list names the resources", len(uri), MaxURIBytes)
+		}
+	}
+	return ""
 }
 
 // uriMethods are the requests whose params.uri is required (MCP schema,

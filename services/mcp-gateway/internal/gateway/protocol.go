@@ -378,6 +378,11 @@ func (m members) check() *refusal {
 	case kind(m.method) != '"':
 		return &refusal{id: id, code: mcp.INVALID_REQUEST, msg: "method must be a string"}
 	}
+	if len(m.method) > MaxMethodBytes {
+		// mcp-go echoes an unknown method whole ("Method … not found"):
+		// refused without echoing it. No MCP method comes near the bound.
+		return &refusal{id: id, code: mcp.METHOD_NOT_FOUND, msg: fmt.Sprintf("method not found: the method is %d bytes long; no MCP method is longer than %d bytes as written in the message (quotes included), and the name is not repeated here", len(m.method), MaxMethodBytes)}
+	}
 	if n := progressTokenBytes(m.params); n > MaxProgressTokenBytes {
 		return &refusal{id: id, code: mcp.INVALID_PARAMS, msg: fmt.Sprintf("params._meta.progressToken is %d bytes long: the gateway accepts progress tokens of at most %d bytes as written in the message (quotes included)", n, MaxProgressTokenBytes)}
 	}
@@ -398,6 +403,33 @@ func (m members) check() *refusal {
 const (
 	MaxIDBytes            = 256
 	MaxProgressTokenBytes = 256
+)
+
+// MaxMethodBytes, MaxNameBytes and MaxURIBytes bound the other values a
+// client chooses that mcp-go repeats whole in an error answer: the method
+// ("Method … not found", -32601), the name of a tools/call or prompts/get
+// ("tool '…' not found") and the uri of a resources/read ("handler not
+// found for resource URI '…'"). Unbounded, a 150 KB tool name of '<'
+// came back as a 900 KB answer (each '<' escaped as \u003c), and 40 such
+// POSTs read slowly held 470 MB of the gateway's memory (verify34). A
+// longer value is refused before mcp-go sees it, with a message that
+// names the bound and not the value, on every transport:
+//
+//   - the method: -32601 (no method that long exists; measured as the id
+//     is, the raw JSON string, quotes included), in the envelope check;
+//   - params.name: -32602; MCP 2025-11-25 (server/tools, "Tool names")
+//     has tool names of 1 to 128 characters of A–Z, a–z, 0–9, '_', '-'
+//     and '.', so 128 bytes of the decoded name, which for such a name
+//     are its characters (the gateway's own are ^[a-zA-Z0-9_-]{1,64}$);
+//     prompts/get's name gets the same bound;
+//   - params.uri: -32602, 8,192 bytes of the decoded URI: RFC 9110 §4.1
+//     has senders and recipients support URIs of at least 8,000 octets,
+//     so no URI a client may rightly use is refused; the gateway's own
+//     resource URIs are under 100 bytes.
+const (
+	MaxMethodBytes = 256
+	MaxNameBytes   = 128
+	MaxURIBytes    = 8192
 )
 
 // progressTokenBytes is the length of the longest progressToken in
