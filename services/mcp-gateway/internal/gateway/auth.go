@@ -248,7 +248,7 @@ func writeOAuthError(w http.ResponseWriter, code int, errCode, desc string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": errCode, "error_description": desc})
+	writeJSON(w, map[string]string{"error": errCode, "error_description": desc})
 }
 
 // writeHTTPError answers a transport-level refusal with a JSON-RPC error
@@ -263,7 +263,7 @@ func writeRPCError(w http.ResponseWriter, code int, id json.RawMessage, rpcCode 
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]any{
+	writeJSON(w, map[string]any{
 		"jsonrpc": "2.0", "id": id,
 		"error": map[string]any{"code": rpcCode, "message": msg},
 	})

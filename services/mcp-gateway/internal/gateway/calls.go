@@ -224,19 +224,19 @@ func appendRPCErrorAnswer(dst []byte, id json.RawMessage, e mcp.JSONRPCErrorDeta
 }
 
 // appendEncoded appends {"jsonrpc":"2.0","id":<id><member><v>} and a
-// newline, v encoded as json.Encoder encodes a member of a struct (HTML
-// characters escaped).
+// newline, v encoded as json.Encoder encodes a member of a struct, without
+// HTML escaping (appendJSON).
 func appendEncoded(dst []byte, id json.RawMessage, member string, v any) []byte {
-	buf := bytes.NewBuffer(dst)
-	buf.WriteString(`{"jsonrpc":"2.0","id":`)
-	buf.Write(id)
-	buf.WriteString(member)
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
+	start := len(dst)
+	out := append(dst, `{"jsonrpc":"2.0","id":`...)
+	out = append(out, id...)
+	out = append(out, member...)
+	out, err := appendJSON(out, v)
+	if err != nil {
 		// What json.Encoder makes of a response it cannot encode:
 		// nothing. Not reachable with mcp-go's result types.
-		return dst
+		return dst[:start]
 	}
-	out := buf.Bytes()
 	out = append(out[:len(out)-1], "}\n"...) // the value's newline moves after the brace
 	return out
 }

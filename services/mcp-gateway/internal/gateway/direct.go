@@ -68,12 +68,12 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 			if a := admitted(r.Context()); a != nil && a.id != "" && g.listen(w, r, a.id) {
 				return
 			}
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(newUnescapingWriter(w), r)
 			return
 		}
 		id, ok := directSessionID(r)
 		if !ok {
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(newUnescapingWriter(w), r)
 			return
 		}
 		// streamableSession read and parsed the body (admission): it is
@@ -122,7 +122,7 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 		if !notification && (!directMethods[msg.Method] || len(msg.ID) == 0 || string(msg.ID) == "null" ||
 			(msg.Params.Meta != nil && msg.Params.Meta.ProgressToken != nil)) {
 			r.Body = newBody(body)
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(newUnescapingWriter(w), r)
 			return
 		}
 		if tool := g.callableTool(msg); tool != nil {
@@ -158,7 +158,7 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 			_, _ = w.Write(b)
 			return
 		}
-		_ = json.NewEncoder(w).Encode(res)
+		writeJSON(w, res)
 	})
 }
 
@@ -239,9 +239,9 @@ func (c compactJSON) MarshalJSON() ([]byte, error) { return c, nil }
 // and the same output as compact structured content, nothing else — and
 // reports whether it did. The bytes are what encoding/json makes of the
 // response through mcp-go's CallToolResult.MarshalJSON (a map, sorted keys,
-// compacted twice, HTML characters escaped), followed by a newline as
-// json.Encoder writes, without building the map or scanning the output
-// again: 7 % of the gateway's CPU per call went there (issue 12). Any other
+// compacted twice), without HTML escaping (appendJSON), followed by a
+// newline as json.Encoder writes, without building the map or scanning
+// the output again: 7 % of the gateway's CPU per call went there (issue 12). Any other
 // result (errors, _meta, other content) is left to the encoder.
 func appendToolAnswer(dst []byte, msg mcp.JSONRPCMessage) ([]byte, bool) {
 	var resp mcp.JSONRPCResponse
@@ -298,7 +298,7 @@ func appendToolResult(dst, id []byte, res *mcp.CallToolResult) ([]byte, bool) {
 			structured = *v
 		}
 	}
-	if len(structured) == 0 || htmlUnsafe(structured) {
+	if len(structured) == 0 || lineSeparators(structured) {
 		return nil, false
 	}
 	var text mcp.TextContent
@@ -333,17 +333,29 @@ func appendToolResult(dst, id []byte, res *mcp.CallToolResult) ([]byte, bool) {
 	return dst, true
 }
 
-// appendJSONString appends s quoted as encoding/json's HTML-safe encoder
-// quotes valid UTF-8 without '<', '>', '&', U+2028 or U+2029 (appendToolAnswer
-// has ruled those out): '"' and '\\' escaped, control characters as \n, \r,
-// \t, \b, \f or \u00XX.
+// appendJSONString appends s quoted as encoding/json quotes valid UTF-8
+// without HTML escaping (json.Encoder.SetEscapeHTML(false)): '"' and '\\'
+// escaped, control characters as \n, \r, \t, \b, \f or \u00XX, and U+2028
+// and U+2029 as \u2028 and \u2029, which encoding/json always escapes.
 func appendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
+		if c >= 0x20 && c != '"' && c != '\\' && c != 0xe2 {
+			continue
+		}
+		if c == 0xe2 {
+			// U+2028 is E2 80 A8, U+2029 E2 80 A9.
+			if i+2 >= len(s) || s[i+1] != 0x80 || (s[i+2] != 0xa8 && s[i+2] != 0xa9) {
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\u202`...)
+			dst = append(dst, hex[s[i+2]&0xf])
+			i += 2
+			start = i + 1
 			continue
 		}
 		dst = append(dst, s[start:i]...)
@@ -369,10 +381,11 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// htmlUnsafe reports whether b holds a byte encoding/json would escape in
-// an HTML-safe encoding ('<', '>', '&', U+2028, U+2029).
-func htmlUnsafe(b []byte) bool {
-	return bytes.ContainsAny(b, "<>&\u2028\u2029")
+// lineSeparators reports whether b holds U+2028 or U+2029, which
+// encoding/json escapes in the structured content CallToolResult.MarshalJSON
+// compacts: such a result is left to the encoder.
+func lineSeparators(b []byte) bool {
+	return bytes.IndexByte(b, 0xe2) >= 0 && (bytes.Contains(b, []byte("\u2028")) || bytes.Contains(b, []byte("\u2029")))
 }
 
 // directSessionID returns the session a POST was admitted to (or is
@@ -429,7 +442,7 @@ func answerAsEventStream(w http.ResponseWriter, r *http.Request, notes []mcp.JSO
 }
 
 func writeEvent(w io.Writer, v any) {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
 		return
 	}

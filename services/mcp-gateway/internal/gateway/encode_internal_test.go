@@ -9,8 +9,8 @@ import (
 )
 
 // The gateway's own encoding of a successful tool answer is byte for byte
-// what json.Encoder makes of it through mcp-go, and every other answer is
-// left to the encoder.
+// what json.Encoder makes of it through mcp-go without HTML escaping
+// (appendJSON), and every other answer is left to the encoder.
 func TestAppendToolAnswerMatchesEncoder(t *testing.T) {
 	ok := func(id any, structured string) mcp.JSONRPCMessage {
 		return mcp.NewJSONRPCResultResponse(mcp.NewRequestId(id), &mcp.CallToolResult{
@@ -27,10 +27,14 @@ func TestAppendToolAnswerMatchesEncoder(t *testing.T) {
 		"control": mcp.NewJSONRPCResultResponse(mcp.NewRequestId(11), &mcp.CallToolResult{
 			Content:           []mcp.Content{mcp.NewTextContent("{\"a\":\"x\\n\\t\\u0001\"}\n\t\r\b\f\x01\x1f\x7f")},
 			StructuredContent: compactJSON(`{"a":"x\n\t\u0001"}`)}),
-		"big id":   ok(int64(1)<<53, `{"a":1}`),
-		"float id": ok(float64(42), `{"a":1}`),
-		"negative": ok(float64(-3), `{"a":1}`),
-		"empty":    ok("", `{}`),
+		"big id":          ok(int64(1)<<53, `{"a":1}`),
+		"float id":        ok(float64(42), `{"a":1}`),
+		"negative":        ok(float64(-3), `{"a":1}`),
+		"empty":           ok("", `{}`),
+		"html characters": ok(4, `{"name":"<b>&</b>","s":"a \\u003c b"}`),
+		"line separators in the text": mcp.NewJSONRPCResultResponse(mcp.NewRequestId(13), &mcp.CallToolResult{
+			Content:           []mcp.Content{mcp.NewTextContent("a\u2028b\u2029c\u00e2\u20ac")},
+			StructuredContent: compactJSON(`{"a":1}`)}),
 	} {
 		want := encode(t, msg)
 		got, fast := appendToolAnswer(nil, msg)
@@ -42,13 +46,12 @@ func TestAppendToolAnswerMatchesEncoder(t *testing.T) {
 			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
 		}
 	}
-	html := ok(4, `{"name":"<b>&</b>"}`)
 	withMeta := ok(5, `{"a":1}`)
 	withMeta.(mcp.JSONRPCResponse).Result.(*mcp.CallToolResult).Meta = mcp.NewMetaFromMap(map[string]any{"k": "v"})
 	for name, msg := range map[string]mcp.JSONRPCMessage{
-		"html characters": html,
-		"_meta":           withMeta,
-		"error result":    mcp.NewJSONRPCResultResponse(mcp.NewRequestId(6), errorResult("no")),
+		"_meta":                                withMeta,
+		"line separator in structured content": ok(14, "{\"a\":\"x\u2028y\"}"),
+		"error result":                         mcp.NewJSONRPCResultResponse(mcp.NewRequestId(6), errorResult("no")),
 		"raw structured": mcp.NewJSONRPCResultResponse(mcp.NewRequestId(8), &mcp.CallToolResult{
 			Content: []mcp.Content{mcp.NewTextContent("{}")}, StructuredContent: json.RawMessage(`{ "a" : 1 }`)}),
 		"not a tool result": mcp.NewJSONRPCResultResponse(mcp.NewRequestId(9), mcp.EmptyResult{}),
@@ -64,11 +67,11 @@ func TestAppendToolAnswerMatchesEncoder(t *testing.T) {
 
 func encode(t *testing.T, v any) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+	b, err := appendJSON(nil, v)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return b
 }
 
 // plainID recognises only ids that mcp-go echoes unchanged.

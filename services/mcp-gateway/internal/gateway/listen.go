@@ -203,7 +203,10 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 			continue // a priming event: never sent again
 		}
 		deadline()
-		if writeSSE(w, e.id, e.message) != nil {
+		// Events mcp-go recorded are encoded with HTML escaping: written
+		// without it, as every answer (jsonout.go). The message is this
+		// replay's own copy.
+		if writeSSE(w, e.id, unescapeHTML(e.message)) != nil {
 			return true
 		}
 	}
@@ -229,7 +232,7 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 				g.log.WarnContext(ctx, "could not renew a stream's events", "err", err)
 			}
 		case n := <-s.notes:
-			data, err := json.Marshal(n)
+			data, err := marshalJSON(n)
 			if err != nil {
 				g.log.ErrorContext(ctx, "could not encode a notification", "err", err)
 				continue

@@ -600,7 +600,7 @@ func (x *exactIDs) rewrite(body []byte, id json.RawMessage) ([]byte, func()) {
 	_, _ = rand.Read(b[:])
 	token := idTokenPrefix + hex.EncodeToString(b[:]) + `"`
 	m["id"] = json.RawMessage(token)
-	out, err := json.Marshal(m)
+	out, err := marshalJSON(m)
 	if err != nil {
 		return body, func() {}
 	}

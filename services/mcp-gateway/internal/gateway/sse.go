@@ -72,7 +72,8 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 	// stops reading loses its stream, and with it the session. Each answer
 	// written gives back its place in the session's backlog
 	// (legacyPendingAnswers).
-	sw := &backlogWriter{ResponseWriter: &idWriter{ResponseWriter: newDeadlineWriter(w, g.cfg.StreamWriteTimeout), ids: g.ids}, b: bl}
+	// What mcp-go encodes is written without HTML escaping (unescapingWriter).
+	sw := &backlogWriter{ResponseWriter: &idWriter{ResponseWriter: newUnescapingWriter(newDeadlineWriter(w, g.cfg.StreamWriteTimeout)), ids: g.ids}, b: bl}
 	g.serve(transportSSE, r.Method, g.sse.SSEHandler(), sw, r.WithContext(ctx))
 }
 
@@ -587,7 +588,7 @@ func (g *Gateway) Broadcast(ctx context.Context, method string, params map[strin
 }
 
 func (g *Gateway) publishNotification(ctx context.Context, n notification) error {
-	b, err := json.Marshal(n)
+	b, err := marshalJSON(n)
 	if err != nil {
 		return err
 	}
@@ -614,7 +615,7 @@ func (g *Gateway) deliverNotification(payload string) {
 
 // relay publishes m to replica and returns how many subscribers got it.
 func (g *Gateway) relay(ctx context.Context, replica string, m relayed) (int64, error) {
-	b, err := json.Marshal(m)
+	b, err := marshalJSON(m)
 	if err != nil {
 		return 0, err
 	}

@@ -816,8 +816,8 @@ func (h *heldResponse) clientTerms() {
 		return
 	}
 	rpcErr.Message = fmt.Sprintf("invalid initialize request: %s must be %s, not %s", m[2], jsonTypeOfGo(m[3]), jsonArticle(m[1]))
-	msg["error"], _ = json.Marshal(rpcErr)
-	out, err := json.Marshal(msg)
+	msg["error"], _ = marshalJSON(rpcErr)
+	out, err := marshalJSON(msg)
 	if err != nil {
 		return
 	}
