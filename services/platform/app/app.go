@@ -88,6 +88,16 @@ const (
 	IdleTimeout = 120 * time.Second
 )
 
+// MaxHeaderBytes bounds a request's line and header block (net/http
+// allows 4 KiB more); a larger one is answered "431 Request Header Fields
+// Too Large" while it is read (RFC 6585 §5), before any handler runs.
+// net/http's default, 1 MiB, let one request hold a megabyte of a
+// handler's memory and have it repeated in answers that quote a header
+// (an MCP stateless-era Mcp-Name mismatch); no client of the fleet sends
+// more than a few KiB (a bearer token, an authorization request's query,
+// cookies of at most 4 KiB each), and common ingresses stop at 32 KiB.
+const MaxHeaderBytes = 64 << 10
+
 // HTTP wraps an http.Server on a bound listener.
 type HTTP struct {
 	name string
@@ -116,6 +126,7 @@ func NewHTTP(ctx context.Context, name, addr string, h http.Handler) (*HTTP, err
 		Handler:           s.writeDeadline(s.bodyDeadline(h)),
 		ReadHeaderTimeout: HeaderTimeout,
 		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
 	}
 	return s, nil
 }

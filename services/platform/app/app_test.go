@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -386,5 +387,37 @@ func TestSteadyReaderOfOneLargeWriteIsNotCut(t *testing.T) {
 	}
 	if err := <-writeErr; err != nil || total != size {
 		t.Fatalf("read %d of %d bytes; the handler's write: %v", total, size, err)
+	}
+}
+
+// TestHeaderBlockIsBounded: a request whose headers exceed MaxHeaderBytes
+// (64 KiB, not net/http's 1 MiB) is answered 431 without reaching the
+// handler; one of 48 KiB is served.
+func TestHeaderBlockIsBounded(t *testing.T) {
+	var served atomic.Int32
+	addr := serve(t, time.Second, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+	}))
+	for _, c := range []struct {
+		size   int
+		status int
+	}{{48 << 10, 200}, {app.MaxHeaderBytes + 8<<10, 431}, {512 << 10, 431}} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", c.size)+"\r\n\r\n")
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%d bytes of headers: %v", c.size, err)
+		}
+		if res.StatusCode != c.status {
+			t.Errorf("%d bytes of headers: %s, want %d", c.size, res.Status, c.status)
+		}
+	}
+	if n := served.Load(); n != 1 {
+		t.Errorf("the handler served %d requests, want 1 (the 48 KiB one)", n)
 	}
 }

@@ -270,7 +270,7 @@ func TestPostBodyIsReadAsSent(t *testing.T) {
 // plain text with the connection closed: a request target whose path has a
 // bad percent-escape (/actions/notes/%ZZ fails url.ParseRequestURI) and a
 // malformed header line are "400 Bad Request", a header block over
-// http.DefaultMaxHeaderBytes (1 MiB) is "431 Request Header Fields Too
+// app.MaxHeaderBytes (64 KiB) is "431 Request Header Fields Too
 // Large", a transfer coding other than chunked a 501, an Expect other
 // than 100-continue a 417 without content. These are the refusals that are not the JSON error shape, as
 // docs/reference/actions.md says (net/http has no hook for them), and the
@@ -290,7 +290,7 @@ func TestUnparsableRequestIsNetHTTPsPlainText(t *testing.T) {
 		{"bad escape before the query", "GET /actions/%zz?text=a HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n", 400, "400 Bad Request"},
 		{"truncated escape", "GET /actions/notes% HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n", 400, "400 Bad Request"},
 		{"malformed header line", "GET /actions/notes?text=a HTTP/1.1\r\nHost: x\r\n" + auth + "No colon here\r\n\r\n", 400, "400 Bad Request"},
-		{"headers over 1 MiB", "GET /actions/notes?text=a HTTP/1.1\r\nHost: x\r\n" + auth + "X-Big: " + strings.Repeat("a", 1<<20+8192) + "\r\n\r\n", 431, "431 Request Header Fields Too Large"},
+		{"headers over 64 KiB", "GET /actions/notes?text=a HTTP/1.1\r\nHost: x\r\n" + auth + "X-Big: " + strings.Repeat("a", 64<<10+8192) + "\r\n\r\n", 431, "431 Request Header Fields Too Large"},
 		{"transfer coding other than chunked", "POST /actions/notes HTTP/1.1\r\nHost: x\r\n" + auth + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, "Unsupported transfer encoding"},
 		// No content at all: 417 and the connection closed.
 		{"expectation other than 100-continue", "GET /actions/notes?text=a HTTP/1.1\r\nHost: x\r\n" + auth + "Expect: 200-ok\r\n\r\n", 417, ""},

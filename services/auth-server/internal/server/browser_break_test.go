@@ -161,7 +161,7 @@ func TestAuthorizeRequestSizeBounded(t *testing.T) {
 	for name, mod := range map[string]func(a *authRequest){
 		"one byte over 16 KiB":   func(a *authRequest) { padTo(a, 16<<10+1) },
 		"state of 20 KiB":        func(a *authRequest) { a.State = strings.Repeat("s", 20<<10) },
-		"nonce of 1 MB":          func(a *authRequest) { a.Nonce = strings.Repeat("n", 1<<20-4096) },
+		"nonce of 60 KB":         func(a *authRequest) { a.Nonce = strings.Repeat("n", 60<<10) },
 		"3,000 parameters":       func(a *authRequest) { a.Extra = many },
 		"scope padded to 17 KiB": func(a *authRequest) { a.Scope = "openid" + strings.Repeat(" ", 17<<10) },
 	} {
@@ -196,6 +196,17 @@ func TestAuthorizeRequestSizeBounded(t *testing.T) {
 		if p.Location != nil || p.Status != http.StatusRequestURITooLong || !strings.Contains(p.Body, "larger than 16384 bytes") {
 			t.Errorf("20 KiB with %s: %d (location %.200v), want the 414 page\n%.500s", name, p.Status, p.Location, p.Body)
 		}
+	}
+	// Past the listener's bound on a request line and headers
+	// (app.MaxHeaderBytes, 64 KiB), net/http answers 431 while reading the
+	// request: nothing of it reaches the endpoint or is stored.
+	a0 := newAuthRequest(c)
+	a0.Nonce = strings.Repeat("n", 1<<20-4096)
+	if p := newBrowser(t, c.RedirectURIs[0], f.IdP.Issuer).get(a0.URL(f.Base)); p.Location != nil || p.Status != http.StatusRequestHeaderFieldsTooLarge || strings.Contains(p.Body, "nnnnnnnnn") {
+		t.Errorf("nonce of 1 MB: %d (location %.200v), want 431 from net/http\n%.300s", p.Status, p.Location, p.Body)
+	}
+	if n := pendingKeys(); n != 0 {
+		t.Errorf("%d pending requests stored, want none", n)
 	}
 	// A client that asks for JSON gets the 414 as JSON.
 	a := newAuthRequest(c)
