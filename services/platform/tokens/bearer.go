@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/metadata"
 )
@@ -112,4 +113,27 @@ func ChallengeText(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// MaxReasonBytes is how many bytes of a refused token's reason a resource
+// server repeats (RFC 6750 §3 error_description, in the challenge and the
+// body): parts of the reason come from the token — an unknown kid of up to
+// MaxKeyIDLength bytes, quoted — and a client's header or log line need
+// not carry them whole.
+const MaxReasonBytes = 120
+
+// RefusalReason is the verifier's reason for refusing a token: err's
+// message without ErrInvalidToken's prefix, cut to MaxReasonBytes on a
+// UTF-8 character boundary and ended "..." when longer. The mcp-gateway and
+// the Actions API both answer with it.
+func RefusalReason(err error) string {
+	reason := strings.TrimPrefix(err.Error(), ErrInvalidToken.Error()+": ")
+	if len(reason) <= MaxReasonBytes {
+		return reason
+	}
+	cut := MaxReasonBytes
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut] + "..."
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
@@ -68,7 +67,7 @@ func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claim
 	case errors.Is(err, tokens.ErrKeysUnavailable):
 		return nil, unavailable("cannot verify access tokens right now; retry later", err)
 	case err != nil:
-		reason := refusalReason(err)
+		reason := tokens.RefusalReason(err)
 		desc := "access token rejected: " + reason
 		if reason == "wrong audience" {
 			// What the client can do about it, as the gateway says for
@@ -87,26 +86,4 @@ func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claim
 		return nil, e
 	}
 	return claims, nil
-}
-
-// maxReasonBytes bounds the verifier's reason in a refused token's
-// error_description, as the mcp-gateway bounds it (challenger.refusal):
-// parts of it come from the token — a kid of up to
-// tokens.MaxKeyIDLength bytes, quoted — and a client's header or log
-// line need not carry them whole.
-const maxReasonBytes = 120
-
-// refusalReason is the verifier's reason for refusing a token
-// (tokens.ErrInvalidToken's message), cut to maxReasonBytes at a character
-// boundary and marked "..." when longer.
-func refusalReason(err error) string {
-	reason := strings.TrimPrefix(err.Error(), tokens.ErrInvalidToken.Error()+": ")
-	if len(reason) <= maxReasonBytes {
-		return reason
-	}
-	cut := maxReasonBytes
-	for cut > 0 && !utf8.RuneStart(reason[cut]) {
-		cut--
-	}
-	return reason[:cut] + "..."
 }

@@ -67,12 +67,9 @@ func (c *challenger) invalidRequest(desc string) string {
 // reason (tokens.ErrInvalidToken's message), and for the two a client can
 // fix by itself what to do — an expired token is refreshed, a token for
 // another resource is requested again with this resource. The reason is
-// bounded: parts of it (a kid) come from the token.
+// bounded (tokens.RefusalReason): parts of it (a kid) come from the token.
 func (c *challenger) refusal(err error) string {
-	reason := strings.TrimPrefix(err.Error(), tokens.ErrInvalidToken.Error()+": ")
-	if len(reason) > 120 {
-		reason = reason[:120] + "..."
-	}
+	reason := tokens.RefusalReason(err)
 	desc := "access token rejected: " + reason
 	switch reason {
 	case "token expired":
