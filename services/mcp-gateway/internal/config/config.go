@@ -245,12 +245,19 @@ func uiDomain(v string) (string, error) {
 // uiHost checks the host of MCP_UI_DOMAIN with the platform's rule for a
 // DNS host name (config.HostName: RFC 1123 §2.1, IDNA per RFC 5891), and
 // returns its ASCII form. A trailing dot is refused: to a browser
-// x.example. is another origin than x.example, which hosts name.
+// x.example. is another origin than x.example, which hosts name. It is
+// looked for in the ASCII form, after IDNA's mapping (UTS #46), which
+// turns the ideographic and fullwidth full stops (U+3002, U+FF0E, and
+// U+FF61) into "." — checked before, "x.example。" passed as "x.example.".
 func uiHost(h string) (string, error) {
-	if strings.HasSuffix(h, ".") {
-		return "", errors.New("it ends with a dot")
+	a, err := config.HostName(h)
+	if err != nil {
+		return "", err
 	}
-	return config.HostName(h)
+	if strings.HasSuffix(a, ".") {
+		return "", errors.New("it ends with a dot (or a full stop IDNA maps to one)")
+	}
+	return a, nil
 }
 
 // PublicOrigin is the scheme://host[:port] of the MCP resource URL: where

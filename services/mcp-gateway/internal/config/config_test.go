@@ -134,9 +134,14 @@ func TestUIDomain(t *testing.T) {
 		"https://cards.example.com/app":  "must be an origin only",
 		"https://user@cards.example.com": "must be an origin only",
 		"https://*.example.com":          "has no valid host name",
-		"cards.example.com.":             "is not a host name (it ends with a dot)",
-		"ab--cd.example.com":             `is not a host name (invalid label "ab--cd")`,
-		"https://[::1]:4000":             "has no valid host name",
+		"cards.example.com.":             "is not a host name (it ends with a dot",
+		// full stops IDNA maps to "." (UTS #46): the same trailing dot
+		"cards.example.com\u3002":              "is not a host name (it ends with a dot",
+		"cards.example.com\uff0e":              "is not a host name (it ends with a dot",
+		"cards.example.com\uff61":              "is not a host name (it ends with a dot",
+		"https://cards.example.com\u3002:8443": "has no valid host name (it ends with a dot",
+		"ab--cd.example.com":                   `is not a host name (invalid label "ab--cd")`,
+		"https://[::1]:4000":                   "has no valid host name",
 	} {
 		env := base()
 		env["MCP_UI_DOMAIN"] = in
