@@ -60,30 +60,38 @@ func (k *upstreamKeys) fresh(now time.Time) oidc.KeySet {
 	return k.set
 }
 
-// verify verifies with set; when set was to replace a key set and could
-// not fetch the JWKS, it verifies with the replaced one instead, which
-// stays the current set for another k.refetch. A set that has verified
-// once has fetched: the replaced one is dropped.
+// verify verifies with set. When set cannot fetch the JWKS and was to
+// replace a key set, it verifies with the replaced one instead, which
+// stays the current set for another k.refetch; when another request has
+// already fallen back (or replaced set) meanwhile, with the current set.
+// A set that has verified once has fetched: the replaced one is dropped.
 func (k *upstreamKeys) verify(ctx context.Context, set oidc.KeySet, jws *jose.JSONWebSignature) ([]byte, error) {
 	payload, err := set.VerifySignature(ctx, jws)
-	k.mu.Lock()
-	prev := k.prev
-	switch {
-	case k.set != set || prev == nil:
-		prev = nil
-	case err == nil:
-		k.prev = nil
-	case strings.HasPrefix(err.Error(), "unable to fetch key"):
-		k.set, k.prev = prev, nil
-		k.born = time.Now().Add(k.refetch - k.lifetime) // fetch again in k.refetch
-	default:
-		prev = nil
-	}
-	k.mu.Unlock()
-	if err == nil || prev == nil {
+	if err == nil || !strings.HasPrefix(err.Error(), "unable to fetch key") {
+		if err == nil {
+			k.mu.Lock()
+			if k.set == set {
+				k.prev = nil
+			}
+			k.mu.Unlock()
+		}
 		return payload, err
 	}
-	return prev.VerifySignature(ctx, jws)
+	var fallback oidc.KeySet
+	k.mu.Lock()
+	switch {
+	case k.set != set:
+		fallback = k.set
+	case k.prev != nil:
+		fallback = k.prev
+		k.set, k.prev = k.prev, nil
+		k.born = time.Now().Add(k.refetch - k.lifetime) // fetch again in k.refetch
+	}
+	k.mu.Unlock()
+	if fallback == nil {
+		return nil, err
+	}
+	return fallback.VerifySignature(ctx, jws)
 }
 
 func (k *upstreamKeys) current() oidc.KeySet {

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,5 +96,35 @@ func TestUpstreamKeyEndpointDown(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if _, err := s.signIn(t); !errors.Is(err, oidc.ErrSignatureInvalid) {
 		t.Errorf("a removed key after the refetch: %v, want %v", err, oidc.ErrSignatureInvalid)
+	}
+}
+
+// TestUpstreamKeyEndpointDownConcurrent: sign-ins that meet the key set's
+// lifetime together while the JWKS endpoint is down all verify with the
+// previous keys — the first to fail its fetch fell back, and the others,
+// finding the set replaced meanwhile, returned their fetch error (3–5 of
+// 8 failed, review7).
+func TestUpstreamKeyEndpointDownConcurrent(t *testing.T) {
+	s := startShapeUpstream(t, "", idptest.Shape{Alg: "ES256"})
+	s.u.keyLifetime = 2 * time.Second
+	s.u.keyRefetch = 5 * time.Second
+	if _, err := s.signIn(t); err != nil {
+		t.Fatal(err)
+	}
+	s.p.JWKSDown(true)
+	time.Sleep(2 * time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			if _, err := s.signIn(t); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a concurrent sign-in with the JWKS endpoint down at the key set's lifetime: %v", err)
 	}
 }
