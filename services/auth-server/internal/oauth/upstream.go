@@ -507,9 +507,9 @@ func (u *Upstream) checkSupport(ctx context.Context, issuer, wellKnown string) e
 }
 
 // discoveryTap passes requests on to next and, from a 200 answer to the
-// discovery document's URL, records its
-// authorization_response_iss_parameter_supported and jwks_uri; the body is handed on
-// unchanged for the library to read.
+// discovery document's URL — directly or at the end of its redirects —
+// records its authorization_response_iss_parameter_supported and
+// jwks_uri; the body is handed on unchanged for the library to read.
 type discoveryTap struct {
 	wellKnown string
 	next      http.RoundTripper
@@ -519,7 +519,7 @@ type discoveryTap struct {
 
 func (t *discoveryTap) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusOK || req.URL.String() != t.wellKnown {
+	if err != nil || resp.StatusCode != http.StatusOK || firstRequest(req).URL.String() != t.wellKnown {
 		return resp, err
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -536,6 +536,16 @@ func (t *discoveryTap) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.issParam.Store(doc.ISSParam)
 	t.jwksURI.Store(&doc.JWKSURI)
 	return resp, nil
+}
+
+// firstRequest is the request that req's chain of redirects started from:
+// http.Client sends each hop through the transport with Response set to
+// the redirect that led to it.
+func firstRequest(req *http.Request) *http.Request {
+	for req.Response != nil && req.Response.Request != nil {
+		req = req.Response.Request
+	}
+	return req
 }
 
 // errResponseIssuer refuses an authorization response whose iss is not
