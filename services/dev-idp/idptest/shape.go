@@ -118,7 +118,8 @@ type Shape struct {
 	// answers instead of a code (e.g. Apple's user_cancelled_authorize).
 	AuthorizeError string
 	// AuthorizeIss, when set, is the iss parameter of the authorization
-	// response (RFC 9207 §2; "{issuer}": the discovery document's issuer).
+	// response (RFC 9207 §2; "{issuer}": the discovery document's issuer;
+	// "{empty}": an iss parameter with an empty value).
 	AuthorizeIss string
 	// IssParameterSupported advertises
 	// authorization_response_iss_parameter_supported in discovery (RFC
@@ -368,7 +369,8 @@ func (p *Shaped) authorize(w http.ResponseWriter, r *http.Request) {
 		out.Set("code", code)
 	}
 	if p.shape.AuthorizeIss != "" {
-		out.Set("iss", strings.ReplaceAll(p.fill(p.shape.AuthorizeIss), "{issuer}", p.discoveryIssuer()))
+		iss := strings.ReplaceAll(p.fill(p.shape.AuthorizeIss), "{issuer}", p.discoveryIssuer())
+		out.Set("iss", strings.ReplaceAll(iss, "{empty}", ""))
 	}
 	if q.Get("response_mode") == "form_post" {
 		if p.shape.User != "" && out.Has("code") {

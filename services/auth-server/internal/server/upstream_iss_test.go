@@ -36,6 +36,8 @@ func TestUpstreamResponseIssuer(t *testing.T) {
 		"advertised and sent":         {IssParameterSupported: true, AuthorizeIss: "{issuer}"},
 		"sent, not advertised":        {AuthorizeIss: "{issuer}"},
 		"neither sent nor advertised": {},
+		// A parameter sent without a value is one omitted (RFC 6749 §3.1).
+		"empty, not advertised": {AuthorizeIss: "{empty}"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			shape.UserinfoClaims = fullProfile
@@ -47,7 +49,8 @@ func TestUpstreamResponseIssuer(t *testing.T) {
 		"another issuer":                {AuthorizeIss: "https://attacker.example"},
 		"another issuer, advertised":    {IssParameterSupported: true, AuthorizeIss: "https://attacker.example"},
 		"the issuer with a slash":       {AuthorizeIss: "{issuer}/"},
-		"empty":                         {AuthorizeIss: "{base}x"},
+		"another issuer's prefix":       {AuthorizeIss: "{base}x"},
+		"empty, advertised":             {IssParameterSupported: true, AuthorizeIss: "{empty}"},
 		"missing, though advertised":    {IssParameterSupported: true},
 		"forged error":                  {AuthorizeError: "access_denied", AuthorizeIss: "https://attacker.example"},
 		"error without iss, advertised": {IssParameterSupported: true, AuthorizeError: "temporarily_unavailable"},
