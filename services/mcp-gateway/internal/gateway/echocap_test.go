@@ -14,8 +14,10 @@ import (
 // mcp-go sees them, by an answer that names the bound and not the value —
 // on /mcp (a session, a 2025-03-26 batch, the stateless era), on legacy
 // /messages and on /messages posted to a replica other than the stream's
-// (relayed). A short unknown name still gets mcp-go's own answer, and a
-// name at the bound is not refused for its length.
+// (relayed); so is a logging/setLevel params.level (MaxLevelBytes), which
+// mcp-go repeats ("invalid logging level '…'"). A short unknown name or
+// level still gets mcp-go's own answer, and a name at the bound is not
+// refused for its length.
 func TestEchoedValuesAreCapped(t *testing.T) {
 	f := newFleet(t)
 	a, b := f.Gateway(), f.Gateway()
@@ -47,6 +49,8 @@ func TestEchoedValuesAreCapped(t *testing.T) {
 		{"resources/read uri", body("resources/read", `{"uri":"ui://`+long+`"}`), -32602, "params.uri is 150005 bytes long: the gateway accepts resource URIs of at most 8192 bytes"},
 		{"resources/subscribe uri", body("resources/subscribe", `{"uri":"ui://`+long+`"}`), -32602, "params.uri is 150005 bytes long"},
 		{"resources/unsubscribe uri", body("resources/unsubscribe", `{"uri":"ui://`+long+`"}`), -32602, "params.uri is 150005 bytes long"},
+		{"logging/setLevel level", body("logging/setLevel", `{"level":"`+long+`"}`), -32602, "params.level is 150000 bytes long: a logging level is one of the MCP LoggingLevel values"},
+		{"logging/setLevel level escaped", body("logging/setLevel", `{"level":"`+strings.Repeat(`\u003c`, 33)+`"}`), -32602, "params.level is 33 bytes long"},
 		{"method", `{"jsonrpc":"2.0","id":"e-1","method":"` + long + `"}`, -32601, "bytes long; no MCP method is longer than 256 bytes"},
 	}
 	check := func(t *testing.T, where string, c refused, status int, got []byte, m rpcMessage) {
@@ -95,7 +99,15 @@ func TestEchoedValuesAreCapped(t *testing.T) {
 		method, _ := msg["method"].(string)
 		r = a.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Version: "2026-07-28",
 			Header: map[string]string{"Mcp-Method": method[:min(len(method), 64)], "Mcp-Name": "x"}, Body: msg})
-		check(t, "stateless", c, r.Status, r.Body, r.rpc(t))
+		if method == "logging/setLevel" {
+			// Removed in 2026-07-28: mcp-go's -32601, which names the
+			// method, not the level.
+			if m := r.rpc(t); r.Status != http.StatusNotFound || m.Error == nil || m.Error.Code != -32601 || len(r.Body) > 1024 {
+				t.Errorf("stateless %s: %d %.300s, want 404 -32601 (removed in 2026-07-28)", c.name, r.Status, r.Body)
+			}
+		} else {
+			check(t, "stateless", c, r.Status, r.Body, r.rpc(t))
+		}
 
 		for where, g := range map[string]*gw{"/messages": a, "/messages relayed": b} {
 			r = g.do(t, req{Method: "POST", Path: path, Token: tok, Body: c.body})
@@ -114,6 +126,15 @@ func TestEchoedValuesAreCapped(t *testing.T) {
 			Body: call("tools/call", map[string]any{"name": name, "arguments": map[string]any{}})})
 		if m := r.rpc(t); m.Error == nil || m.Error.Message != "tool '"+name+"' not found: tool not found" {
 			t.Errorf("tools/call %d-byte unknown name: %d %s, want mcp-go's tool not found", len(name), r.Status, r.Body)
+		}
+	}
+	// A level of at most MaxLevelBytes that is not a level gets mcp-go's
+	// answer.
+	for _, level := range []string{"nope", strings.Repeat("l", 32)} {
+		r := a.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version,
+			Body: call("logging/setLevel", map[string]any{"level": level})})
+		if m := r.rpc(t); m.Error == nil || m.Error.Code != -32602 || !strings.Contains(m.Error.Message, "invalid logging level '"+level+"'") {
+			t.Errorf("logging/setLevel %d-byte unknown level: %d %s, want mcp-go's invalid logging level", len(level), r.Status, r.Body)
 		}
 	}
 	uri := "ui://" + strings.Repeat("u", 8192-5)

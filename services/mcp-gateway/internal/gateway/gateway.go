@@ -695,6 +695,8 @@ type message struct {
 		// URI of a resources/read, subscribe or unsubscribe, checked by
 		// uriError.
 		URI json.RawMessage `json:"uri"`
+		// Level of a logging/setLevel, bounded by echoedError.
+		Level json.RawMessage `json:"level"`
 		// Task, InputResponses and RequestState make a tools/call a task
 		// or a multi-round-trip retry: left to mcp-go (callableTool).
 		Task           json.RawMessage `json:"task"`
@@ -765,9 +767,19 @@ var namedMethods = map[string]bool{string(mcp.MethodToolsCall): true, string(mcp
 // echoedError is the -32602 message for a request whose params.name
 // (tools/call, prompts/get) is longer than MaxNameBytes or whose
 // params.uri (resources/read, subscribe, unsubscribe) is longer than
-// MaxURIBytes, once decoded ("" when neither is). It does not repeat the
+// MaxURIBytes, or whose logging/setLevel params.level is longer than
+// MaxLevelBytes, once decoded ("" when none is). It does not repeat the
 // value.
 func echoedError(m message) string {
+	// logging/setLevel was removed in 2026-07-28: mcp-go's -32601 for a
+	// stateless one repeats nothing of the level, so it is left to answer.
+	if m.Method == string(mcp.MethodSetLogLevel) && len(m.Params.Level) > MaxLevelBytes && kind(m.Params.Level) == '"' &&
+		!mcp.IsModernProtocol(m.Params.Meta.ProtocolVersion()) {
+		var level string
+		if json.Unmarshal(m.Params.Level, &level) == nil && len(level) > MaxLevelBytes {
+			return fmt.Sprintf("invalid params: params.level is %d bytes long: a logging level is one of the MCP LoggingLevel values (debug, info, notice, warning, error, critical, alert, emergency), at most %d bytes", len(level), MaxLevelBytes)
+		}
+	}
 	if namedMethods[m.Method] && len(m.Params.Name) > MaxNameBytes {
 		return fmt.Sprintf("invalid params: params.name is %d bytes long: a name is at most %d bytes (MCP 2025-11-25 tool names are 1 to 128 characters of A-Z, a-z, 0-9, '_', '-' and '.'); tools/list names the tools", len(m.Params.Name), MaxNameBytes)
 	}

@@ -425,11 +425,15 @@ const (
 //   - params.uri: -32602, 8,192 bytes of the decoded URI: RFC 9110 §4.1
 //     has senders and recipients support URIs of at least 8,000 octets,
 //     so no URI a client may rightly use is refused; the gateway's own
-//     resource URIs are under 100 bytes.
+//     resource URIs are under 100 bytes;
+//   - params.level of a logging/setLevel ("invalid logging level '…'"):
+//     -32602, 32 bytes of the decoded level; MCP's LoggingLevel is an enum
+//     whose longest value, "emergency", is 9 bytes.
 const (
 	MaxMethodBytes = 256
 	MaxNameBytes   = 128
 	MaxURIBytes    = 8192
+	MaxLevelBytes  = 32
 )
 
 // progressTokenBytes is the length of the longest progressToken in
