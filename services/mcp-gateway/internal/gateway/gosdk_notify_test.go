@@ -30,18 +30,50 @@ func TestStatelessNotificationsAccepted(t *testing.T) {
 	other := f.Token("user-2", "openid notes.read")
 	const v = "2026-07-28"
 	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"go-sdk","version":"1.8.0"}}`
+	notifyWith := func(token, method, body string) *resp {
+		t.Helper()
+		h := map[string]string{}
+		if method != "" {
+			h["Mcp-Method"] = method
+		}
+		return g.do(t, req{Method: "POST", Path: "/mcp", Token: token, Version: v, Header: h, Body: body})
+	}
 	notify := func(token, body string) *resp {
 		t.Helper()
-		return g.do(t, req{Method: "POST", Path: "/mcp", Token: token, Version: v,
-			Header: map[string]string{"Mcp-Method": "notifications/cancelled"}, Body: body})
+		return notifyWith(token, "notifications/cancelled", body)
 	}
 	for _, body := range []string{
 		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3,"reason":"user"}}`,
 		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3,` + meta + `}}`,
-		`{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`,
 	} {
 		if r := notify(tok, body); r.Status != http.StatusAccepted || len(r.Body) != 0 {
 			t.Errorf("%s: %d %s, want 202 and no body", body, r.Status, r.Body)
+		}
+	}
+	listChanged := `{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`
+	if r := notifyWith(tok, "notifications/roots/list_changed", listChanged); r.Status != http.StatusAccepted || len(r.Body) != 0 {
+		t.Errorf("%s: %d %s, want 202 and no body", listChanged, r.Status, r.Body)
+	}
+	// SEP-2243: Mcp-Method is required on every POST and must be the
+	// body's method — a notification's too, refused as mcp-go refuses a
+	// request's (400 -32020, no id); a long header value is not repeated.
+	cancelled := `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}}`
+	for _, c := range []struct{ header, want string }{
+		{"", "header mismatch: Mcp-Method: missing required header"},
+		{"tools/call", `header mismatch: Mcp-Method: header value "tools/call" does not match body value "notifications/cancelled"`},
+		{"notifications/roots/list_changed", `header mismatch: Mcp-Method: header value "notifications/roots/list_changed" does not match body value "notifications/cancelled"`},
+		{strings.Repeat("x", 20_000), `header mismatch: Mcp-Method: header value (20000 bytes; no MCP method is longer than 256) does not match body value "notifications/cancelled"`},
+	} {
+		r := notifyWith(tok, c.header, cancelled)
+		if r.Status != http.StatusBadRequest {
+			t.Errorf("notification with Mcp-Method %.40q: %d %.300s, want 400 -32020", c.header, r.Status, r.Body)
+			continue
+		}
+		if m := r.rpc(t); m.Error == nil || m.Error.Code != -32020 || m.Error.Message != c.want || len(m.ID) != 0 && string(m.ID) != "null" {
+			t.Errorf("notification with Mcp-Method %.40q: %d %.300s, want 400 -32020 %q without an id", c.header, r.Status, r.Body, c.want)
+		}
+		if len(r.Body) > 1024 {
+			t.Errorf("notification with Mcp-Method %.40q: the answer is %d bytes", c.header, len(r.Body))
 		}
 	}
 

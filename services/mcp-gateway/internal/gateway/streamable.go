@@ -225,7 +225,14 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 				// cancellation (MCP 2026-07-28, Cancellation), and mcp-go
 				// keys a stateless request in flight by its id alone, so a
 				// notifications/cancelled it were handed would end any
-				// user's request with that id on this replica.
+				// user's request with that id on this replica. Its
+				// Mcp-Method header is checked first, as mcp-go checks a
+				// request's (notificationHeaderError).
+				if e := notificationHeaderError(r.Header.Get(mcp.HeaderMethod), msg.Method); e != "" {
+					g.metrics.requestStatus(transportStreamable, methodLabel(method), http.StatusBadRequest)
+					writeRPCError(w, http.StatusBadRequest, nil, mcp.HEADER_MISMATCH, e)
+					return
+				}
 				g.metrics.requestStatus(transportStreamable, methodLabel(method), http.StatusAccepted)
 				w.WriteHeader(http.StatusAccepted)
 				return
@@ -855,4 +862,29 @@ func jsonArticle(kind string) string {
 		return "a boolean"
 	}
 	return "a " + kind
+}
+
+// notificationHeaderError is the -32020 message for a stateless
+// (2026-07-28) client notification whose Mcp-Method header is absent or
+// is not its method ("" when it is). SEP-2243 (MCP 2026-07-28, Streamable
+// HTTP, "Standard Headers") requires Mcp-Method on every POST, equal to
+// the body's method; mcp-go checks it on requests (400 -32020 "header
+// mismatch: …") but the gateway answers a stateless notification itself
+// (202) before mcp-go sees it. The answer is mcp-go's, except that a
+// header value longer than MaxMethodBytes is counted, not repeated (the
+// body's method is bounded by the envelope check). Mcp-Name is only for
+// tools/call, prompts/get and resources/read, never a notification.
+func notificationHeaderError(header, method string) string {
+	e := mcp.HeaderMismatchError{Header: mcp.HeaderMethod}
+	switch {
+	case header == "":
+		e.Reason = "missing required header"
+	case header == method:
+		return ""
+	case len(header) > MaxMethodBytes:
+		e.Reason = fmt.Sprintf("header value (%d bytes; no MCP method is longer than %d) does not match body value %q", len(header), MaxMethodBytes, method)
+	default:
+		e.Reason = fmt.Sprintf("header value %q does not match body value %q", header, method)
+	}
+	return e.Error()
 }
