@@ -114,11 +114,13 @@ func TestBackendStatusCodesMapToHTTP(t *testing.T) {
 		{codes.Canceled, "the backend gave up", 503, "temporarily_unavailable"},
 		{codes.Unknown, "panic: runtime error at /srv/notes/store.go:42", 500, "server_error"},
 		{codes.DataLoss, "page 7 of notes.db is corrupt", 500, "server_error"},
-		// 105,000 bytes: passed on as its first 1,008 bytes (336 whole
+		// 9,000 bytes: passed on as its first 1,008 bytes (336 whole
 		// three-byte runes) and the marker, 1,023 bytes in all, in the
-		// body and (PermissionDenied) the challenge.
-		{codes.InvalidArgument, strings.Repeat("€", 35000), 400, "invalid_request"},
-		{codes.PermissionDenied, strings.Repeat("€", 35000), 403, "insufficient_scope"},
+		// body and (PermissionDenied) the challenge. (The message rides in
+		// the query, percent-encoded: 27 KB of the 64 KiB a request's
+		// line and headers may take, app.MaxHeaderBytes.)
+		{codes.InvalidArgument, strings.Repeat("€", 3000), 400, "invalid_request"},
+		{codes.PermissionDenied, strings.Repeat("€", 3000), 403, "insufficient_scope"},
 	} {
 		t.Run(c.code.String(), func(t *testing.T) {
 			want := c.msg
