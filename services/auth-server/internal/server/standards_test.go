@@ -532,7 +532,10 @@ func TestCIMDAllowedHosts(t *testing.T) {
 func TestLogLinesBoundedWhateverTheRequest(t *testing.T) {
 	f := startFleet(t, nil)
 	huge := strings.Repeat("a", 200<<10)
-	if r := f.clientCall(clientReq{BasicUser: huge, BasicPass: "x", Form: badRefresh()}); r.Status != http.StatusUnauthorized || r.Error != "invalid_client" {
+	// 40 KiB in the Basic header (53 KiB base64): more would pass the
+	// listener's 64 KiB bound on a request's line and headers, which
+	// net/http answers 431 before the endpoint (app.MaxHeaderBytes).
+	if r := f.clientCall(clientReq{BasicUser: huge[:40<<10], BasicPass: "x", Form: badRefresh()}); r.Status != http.StatusUnauthorized || r.Error != "invalid_client" {
 		t.Fatalf("huge Basic client id: %d %s", r.Status, r.Error)
 	}
 	form := badRefresh()
@@ -547,7 +550,7 @@ func TestLogLinesBoundedWhateverTheRequest(t *testing.T) {
 	}
 	resp.Body.Close()
 	cut := map[string]bool{}
-	for _, n := range []int{len(huge), 60 << 10, 30 << 10} {
+	for _, n := range []int{40 << 10, 60 << 10, 30 << 10} {
 		cut[fmt.Sprintf("…[%d bytes]", n)] = true
 	}
 	var named int
