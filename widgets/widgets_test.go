@@ -63,6 +63,21 @@ func TestAllAndLookup(t *testing.T) {
 	}
 }
 
+// Every registered card has a fixture in cards(), so the browser tests
+// render it under both hosts: a card registered without one would pass
+// every test without ever being drawn (docs/guides/add-a-widget.md §5).
+func TestEveryWidgetHasABrowserFixture(t *testing.T) {
+	fixtures := map[string]bool{}
+	for _, c := range cards(t) {
+		fixtures[c.widget.URI] = true
+	}
+	for _, w := range All() {
+		if !fixtures[w.URI] {
+			t.Errorf("%s is in All() but has no cards() fixture in browser_test.go: add one (add-a-widget.md §5)", w.URI)
+		}
+	}
+}
+
 func TestMIMEType(t *testing.T) {
 	if MIMEType != "text/html;profile=mcp-app" {
 		t.Errorf("MIMEType = %q", MIMEType)

@@ -12,6 +12,7 @@ import (
 
 	capabilityv1 "github.com/tollgate/tollgate/proto/gen/tollgate/capability/v1"
 	"github.com/tollgate/tollgate/services/platform/registry"
+	"github.com/tollgate/tollgate/widgets"
 )
 
 // loadRegistry is the registry of what this suite's backends serve:
@@ -285,8 +286,15 @@ func TestWidgetResources(t *testing.T) {
 		Resources []listedResource `json:"resources"`
 	}
 	g.rpc(t, tok, sid, "resources/list", nil, &list)
-	want := map[string]bool{"ui://widget/health-status-card-v1.html": true, "ui://widget/profile-summary-card-v1.html": true,
-		"ui://widget/connections-card-v1.html": true}
+	// Exactly the registered widgets: a card added to widgets.All() is
+	// listed with no change here (docs/guides/add-a-widget.md §3).
+	want := map[string]bool{}
+	for _, w := range widgets.All() {
+		want[w.URI] = true
+	}
+	if len(want) == 0 {
+		t.Fatal("widgets.All() is empty")
+	}
 	if len(list.Resources) != len(want) {
 		t.Fatalf("resources %+v", list.Resources)
 	}
