@@ -353,3 +353,59 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 var setups testharness.RedisSetups
 
 func TestMain(m *testing.M) { testharness.MainWithRedisSetups(m, &setups) }
+
+// TestShorterRetentionNeverCutsLongerRecords: two revokers with different
+// retentions (replicas with different ACCESS_TOKEN_TTL during a rollout)
+// share the records key. The shorter one revoking last must not shorten
+// the key's expiry under the longer one's records (RFC 7009 §2.2: a
+// revoked token stays unusable), for grants and removed clients alike.
+func TestShorterRetentionNeverCutsLongerRecords(t *testing.T) {
+	setups.Run(t, shorterRetentionNeverCutsLongerRecords)
+}
+
+func shorterRetentionNeverCutsLongerRecords(t *testing.T, r testharness.Clients) {
+	rdb, ctx := r.Client(), context.Background()
+	long := revocation.NewRevoker(rdb, 2*time.Hour, nil)
+	short := revocation.NewRevoker(rdb, time.Minute, nil)
+	if err := long.Revoke(ctx, "grant-long"); err != nil {
+		t.Fatal(err)
+	}
+	if err := long.RemoveClients(ctx, time.Now(), "client-long"); err != nil {
+		t.Fatal(err)
+	}
+	if err := short.Revoke(ctx, "grant-short"); err != nil {
+		t.Fatal(err)
+	}
+	if err := short.RemoveClients(ctx, time.Now(), "client-short"); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{rdb.Key("revocation", "grants"), rdb.Key("revocation", "clients")} {
+		if ttl := rdb.PTTL(ctx, key).Val(); ttl < 2*time.Hour {
+			t.Errorf("%s: TTL %s after a revoker retaining 1m wrote it, want ≥ 2h (the other revoker's records)", key, ttl)
+		}
+	}
+	// A verifier reloading an hour later still refuses the long record's
+	// grant: it is in Redis, not only in the memory of those that heard it.
+	later := time.Now().Add(time.Hour)
+	s := newSet(t, rdb, revocation.Options{NoSubscribe: true, ReconcileInterval: time.Hour, Now: func() time.Time { return later }})
+	if !s.Revoked("grant-long") || s.Revoked("grant-short") {
+		t.Errorf("an hour on: grant-long revoked %v (want true), grant-short %v (want false)", s.Revoked("grant-long"), s.Revoked("grant-short"))
+	}
+	// A key written by the short revoker alone gets its own expiry (EXPIRE
+	// NX), and a longer one later extends it (EXPIRE GT).
+	if err := rdb.Del(ctx, rdb.Key("revocation", "grants")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := short.Revoke(ctx, "grant-short"); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rdb.PTTL(ctx, rdb.Key("revocation", "grants")).Val(); ttl <= 0 || ttl > 2*time.Minute {
+		t.Errorf("fresh key TTL %s, want (0, 2m]", ttl)
+	}
+	if err := long.Revoke(ctx, "grant-long"); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rdb.PTTL(ctx, rdb.Key("revocation", "grants")).Val(); ttl < 2*time.Hour {
+		t.Errorf("TTL %s after the long revoker, want ≥ 2h", ttl)
+	}
+}
