@@ -360,7 +360,7 @@ func (h refreshGrantHandler) expect(ctx context.Context, r fosite.AccessRequeste
 	if !ok {
 		return
 	}
-	_, succ := h.core.successor(id, mac)
+	_, succ := h.core.successorOf(ctx, id, mac)
 	in := store.RefreshIntent{
 		Successor: succ, ClientID: c.GetID(), Scopes: strings.Fields(form.Get("scope")),
 		ClientScopes: c.GetScopes(), ClientAudiences: c.GetAudience(), RefreshScopes: h.Config.GetRefreshTokenScopes(ctx),

@@ -56,6 +56,58 @@ func TestParsedRefreshMemo(t *testing.T) {
 	}
 }
 
+// TestSuccessorMadeOnce: within one token request a refresh token's
+// successor is made once — the store's intent and fosite's
+// GenerateRefreshToken both ask for it, and each making is two HMACs —
+// and every later ask answers the same token and handle (a request
+// without the memo, and one for another token, get theirs made).
+func TestSuccessorMadeOnce(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	a := &accessStrategy{hmac: compose.NewOAuth2HMACStrategy(&fosite.Config{GlobalSecret: secret}), successorKey: []byte("successor")}
+	copy(a.macKey[:], secret)
+	req := fosite.NewRequest()
+	req.ID = "grant-1"
+	first, _, err := a.GenerateRefreshToken(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Form.Set("refresh_token", first)
+	ctx := withParsedRefresh(context.Background())
+	tok, handle, err := a.GenerateRefreshToken(ctx, req)
+	if err != nil || tok == first {
+		t.Fatalf("successor %q, %v", tok, err)
+	}
+	if allocs := testing.AllocsPerRun(20, func() {
+		again, h, _ := a.GenerateRefreshToken(ctx, req)
+		if again != tok || h != handle {
+			t.Fatalf("successor %q %q, then %q %q", tok, handle, again, h)
+		}
+	}); allocs != 0 {
+		t.Fatalf("the successor asked for again within the request: %.0f allocations, want 0 (made again)", allocs)
+	}
+	id, mac, ok := a.parseRefresh(ctx, first)
+	if !ok {
+		t.Fatal("the presented token does not parse")
+	}
+	if st, sh := a.successorOf(ctx, id, mac); st != tok || sh != handle {
+		t.Fatalf("successorOf %q %q, GenerateRefreshToken %q %q", st, sh, tok, handle)
+	}
+	if st, sh := a.successor(id, mac); st != tok || sh != handle {
+		t.Fatalf("made without the memo: %q %q, want %q %q", st, sh, tok, handle)
+	}
+	// Another token's successor in the same request is its own.
+	req2 := fosite.NewRequest()
+	req2.ID = "grant-1"
+	req2.Form.Set("refresh_token", tok)
+	next, _, err := a.GenerateRefreshToken(ctx, req2)
+	if err != nil || next == tok || next == first {
+		t.Fatalf("the successor's successor %q, %v", next, err)
+	}
+	if st, _ := a.successorOf(ctx, id, mac); st != tok {
+		t.Fatalf("the first token's successor after another's: %q, want %q", st, tok)
+	}
+}
+
 // TestCurrentMAC: the pooled check of a refresh token's MAC accepts
 // exactly the tokens fosite's check under the current secret accepts, and
 // a token under a rotated secret is still accepted (by fosite's check,

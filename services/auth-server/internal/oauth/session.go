@@ -182,8 +182,9 @@ type accessStrategy struct {
 
 // keyedMAC is HMAC-SHA512/256 under one key with its states pooled:
 // hmac.New allocates ~1.2 KB and hashes the key each time, and a refresh
-// computes four MACs (its successor twice, each successor's token MAC
-// twice) — ~6 % of a refresh's allocation (docs/benchmarks/auth-server-history.md).
+// computes three MACs (the presented token's, its successor's nonce and
+// the successor's token MAC; successorOf) — hmac.New's were ~6 % of a
+// refresh's allocation (docs/benchmarks/auth-server-history.md).
 // A pooled state is Reset to the keyed state before use. The zero value
 // is ready; the key is the one of the first call, and every call must pass
 // the same.
@@ -326,6 +327,9 @@ type parsedRefresh struct {
 	mu            sync.Mutex
 	token, id, mc string
 	ok, done      bool
+	// the successor made for (succID, succMAC) (successorOf)
+	succID, succMAC, succToken, succHandle string
+	succMade                               bool
 }
 
 type parsedRefreshKey struct{}
@@ -421,7 +425,7 @@ func (a *accessStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Requ
 		return "", "", fosite.ErrServerError.WithDebug("request without a grant id")
 	}
 	if pid, pmac, ok := a.parseRefresh(ctx, r.GetRequestForm().Get("refresh_token")); ok && pid == id {
-		tok, handle := a.successor(id, pmac)
+		tok, handle := a.successorOf(ctx, id, pmac)
 		return tok, handle, nil
 	}
 	nonce := make([]byte, 32)
@@ -430,6 +434,27 @@ func (a *accessStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Requ
 	}
 	tok, handle := a.refreshToken(id, nonce)
 	return tok, handle, nil
+}
+
+// successorOf is successor(id, pmac), made once per token request
+// (withParsedRefresh): a refresh needs it twice — the store's intent
+// (refreshGrantHandler.expect), so that the grant's read rotates it in the
+// same round trip, then fosite's GenerateRefreshToken for the response —
+// and each making is two HMACs (the successor's nonce, its token's MAC).
+// successor is a function of (id, pmac) and the keys alone, so a second
+// call with the same pair gets the same token and handle it would make.
+func (a *accessStrategy) successorOf(ctx context.Context, id, pmac string) (token, handle string) {
+	p, _ := ctx.Value(parsedRefreshKey{}).(*parsedRefresh)
+	if p == nil {
+		return a.successor(id, pmac)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.succMade || p.succID != id || p.succMAC != pmac {
+		p.succToken, p.succHandle = a.successor(id, pmac)
+		p.succID, p.succMAC, p.succMade = id, pmac, true
+	}
+	return p.succToken, p.succHandle
 }
 
 // successor is the refresh token that follows the grant's token with MAC
