@@ -342,12 +342,24 @@ func (s *Server) CheckRegistry(st *clients.Static) error {
 	return nil
 }
 
+// LongestAccessTokenTTL is the longest ACCESS_TOKEN_TTL the configuration
+// accepts (config.Config.Validate; TestLongestAccessTokenTTLIsConfigsBound).
+const LongestAccessTokenTTL = 24 * time.Hour
+
 // RevocationRetention is how long a revoked grant is remembered: the
-// access-token lifetime, plus the verifiers' clock leeway (30 s) and a
-// minute for tokens minted while the revocation was under way. After that
-// every token of the grant is refused as expired anyway.
+// longest lifetime any access token of the grant may have — accessTTL, but
+// never less than LongestAccessTokenTTL — plus the verifiers' clock leeway
+// (30 s) and a minute for tokens minted while the revocation was under way.
+// After that every token of the grant is refused as expired anyway.
+//
+// The current ACCESS_TOKEN_TTL alone is not that bound: a token issued
+// before the setting was lowered (or by a replica still running the longer
+// one during a rollout) outlives it, and its grant's record must too (RFC
+// 7009 §2.2: a revoked token is unusable from then on). The grant record
+// does not say when its latest access token expires, so the bound is the
+// longest lifetime the configuration allows (docs/reference/oauth.md).
 func RevocationRetention(accessTTL time.Duration) time.Duration {
-	return accessTTL + 30*time.Second + time.Minute
+	return max(accessTTL, LongestAccessTokenTTL) + 30*time.Second + time.Minute
 }
 
 // hmacSecrets returns the HMAC key of codes and refresh tokens. Outside
