@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
@@ -16,6 +17,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -362,10 +365,14 @@ func RevocationRetention(accessTTL time.Duration) time.Duration {
 	return max(accessTTL, LongestAccessTokenTTL) + 30*time.Second + time.Minute
 }
 
-// hmacSecrets returns the HMAC key of codes and refresh tokens. Outside
-// production, when TOKEN_HMAC_SECRET is unset, it is derived from the
-// signing keys (HKDF), so `make dev` needs no extra secret and tokens
-// survive restarts.
+// hmacSecrets returns the HMAC key of codes and refresh tokens, and the
+// rotated ones that still verify. Outside production, when
+// TOKEN_HMAC_SECRET is unset, the key is derived from the active signing
+// key (HKDF), so `make dev` needs no extra secret and tokens survive
+// restarts; the keys derived from the other RSA keys of SIGNING_KEYS_DIR
+// are rotated secrets, so activating another signing key
+// (docs/operations/key-rotation.md, step 3) keeps the refresh tokens and
+// codes issued under the previous one valid until that key is deleted.
 func hmacSecrets(cfg config.Config, ring *tokens.KeyRing) ([]byte, [][]byte, error) {
 	var rotated [][]byte
 	for _, r := range cfg.RotatedTokenSecrets {
@@ -377,15 +384,62 @@ func hmacSecrets(cfg config.Config, ring *tokens.KeyRing) ([]byte, [][]byte, err
 	if cfg.Production() {
 		return nil, nil, errors.New("TOKEN_HMAC_SECRET is required in production")
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(ring.Active())
+	key, err := devTokenSecret(ring.Active())
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := hkdf.Key(sha256.New, der, nil, "tollgate auth-server token hmac (development)", 32)
+	others, err := devRotatedTokenSecrets(cfg.SigningKeysDir, ring.ActiveKeyID())
 	if err != nil {
 		return nil, nil, err
 	}
-	return key, rotated, nil
+	return key, append(rotated, others...), nil
+}
+
+// devTokenSecret is the development HMAC key derived from an RSA signing
+// key.
+func devTokenSecret(k *rsa.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return hkdf.Key(sha256.New, der, nil, "tollgate auth-server token hmac (development)", 32)
+}
+
+// devRotatedTokenSecrets are the development HMAC keys derived from the
+// RSA keys of keysDir other than activeKid (none without a directory).
+func devRotatedTokenSecrets(keysDir, activeKid string) ([][]byte, error) {
+	if keysDir == "" {
+		return nil, nil
+	}
+	paths, err := filepath.Glob(filepath.Join(keysDir, "*.pem"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(paths)
+	var out [][]byte
+	for _, p := range paths {
+		if strings.TrimSuffix(filepath.Base(p), ".pem") == activeKid {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		k, err := tokens.ParsePrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Base(p), err)
+		}
+		rk, ok := k.(*rsa.PrivateKey)
+		if !ok {
+			continue // EC keys sign ES256 access tokens; the RSA keys derive the secrets
+		}
+		sec, err := devTokenSecret(rk)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sec)
+	}
+	return out, nil
 }
 
 // resolver finds clients: static registry, then CIMD (https client ids),
