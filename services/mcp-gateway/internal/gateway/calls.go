@@ -78,7 +78,7 @@ func (g *Gateway) serveTools(tools []server.ServerTool) {
 	}
 	all := tools
 	if g.cfg.ConformanceFixtures {
-		fixtures := fixtureTools()
+		fixtures := fixtureTools(g.sessions.LogLevel)
 		all = append(slices.Clip(tools), fixtures...)
 		for _, f := range fixtures {
 			delete(callable, f.Tool.Name)

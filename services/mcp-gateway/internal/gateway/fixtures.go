@@ -25,8 +25,9 @@ const (
 	fixtureWAV = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQIAAAAAAA=="
 )
 
-// fixtureTools are the suite's tools.
-func fixtureTools() []server.ServerTool {
+// fixtureTools are the suite's tools. sessionLevel reads the logging
+// level a session set (logging/setLevel, kept in its record; "" if none).
+func fixtureTools(sessionLevel func(ctx context.Context, id string) (string, error)) []server.ServerTool {
 	text := func(s string) *mcp.CallToolResult {
 		return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent(s)}}
 	}
@@ -37,6 +38,29 @@ func fixtureTools() []server.ServerTool {
 		if srv := server.ServerFromContext(ctx); srv != nil {
 			_ = srv.SendNotificationToClient(ctx, method, params)
 		}
+	}
+	// logInfo sends an info notifications/message as mcp-go's
+	// SendLogMessageToClient would, filtered by the level the client asked
+	// for: a stateless (2026-07-28) request's _meta logLevel (checked by
+	// the tool), else the session's logging/setLevel, read from its record
+	// wherever it was set. A session that never set one gets them: "If no
+	// logging/setLevel request has been sent from the client, the server
+	// MAY decide which messages to send automatically" (MCP 2025-11-25,
+	// LoggingMessageNotification), which the conformance scenario
+	// tools-call-with-logging expects; mcp-go's own filter would take
+	// such a session for one at error and send none.
+	logInfo := func(ctx context.Context, data string) {
+		if info := server.RequestProtocolInfoFromContext(ctx); info == nil || !info.Modern {
+			cs := server.ClientSessionFromContext(ctx)
+			if cs == nil {
+				return
+			}
+			level, err := sessionLevel(ctx, cs.SessionID())
+			if err != nil || level != "" && !mcp.LoggingLevelInfo.ShouldSendTo(mcp.LoggingLevel(level)) {
+				return
+			}
+		}
+		notify(ctx, string(mcp.MethodNotificationMessage), map[string]any{"level": mcp.LoggingLevelInfo, "logger": "tollgate-conformance", "data": data})
 	}
 	pause := func(ctx context.Context) {
 		select {
@@ -79,7 +103,7 @@ func fixtureTools() []server.ServerTool {
 				if i > 0 {
 					pause(ctx)
 				}
-				notify(ctx, "notifications/message", map[string]any{"level": "info", "logger": "tollgate-conformance", "data": msg})
+				logInfo(ctx, msg)
 			}
 			pause(ctx) // the last one goes out before the answer (test_tool_with_progress)
 			return text("Tool with logging executed successfully"), nil
