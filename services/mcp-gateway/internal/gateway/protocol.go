@@ -386,7 +386,55 @@ func (m members) check() *refusal {
 	if n := progressTokenBytes(m.params); n > MaxProgressTokenBytes {
 		return &refusal{id: id, code: mcp.INVALID_PARAMS, msg: fmt.Sprintf("params._meta.progressToken is %d bytes long: the gateway accepts progress tokens of at most %d bytes as written in the message (quotes included)", n, MaxProgressTokenBytes)}
 	}
+	if n := longestNumber(m.params); n > MaxNumberBytes {
+		return &refusal{id: id, code: mcp.INVALID_PARAMS, msg: fmt.Sprintf("invalid params: params hold a number %d bytes long: the gateway accepts numbers of at most %d bytes as written in the message, and the number is not repeated here", n, MaxNumberBytes)}
+	}
 	return nil
+}
+
+// MaxNumberBytes bounds a number literal in params, as written. JSON
+// (RFC 8259 §6) puts no bound on one, and encoding/json names the whole
+// literal in the error of one that does not fit the Go type it decodes
+// into ("cannot unmarshal number 777… into … float64": a literal beyond
+// float64's range, or an integer field's), which mcp-go repeated in its
+// answer — 100 KB of digits in a tools/call argument came back whole on a
+// legacy stream. No number a client may rightly send comes near 256
+// bytes (a float64 needs at most 24 characters, RFC 8259 §6 advises no
+// more range or precision than IEEE 754 binary64): a longer one is
+// refused with -32602 and the request's id, on every transport, without
+// being repeated. A number id is bounded by MaxIDBytes.
+const MaxNumberBytes = 256
+
+// longestNumber is the length of the longest number literal in the valid
+// JSON text v (0 for none; strings are skipped, escapes included). A
+// text no longer than MaxNumberBytes is not scanned.
+func longestNumber(v []byte) int {
+	if len(v) <= MaxNumberBytes {
+		return 0
+	}
+	longest, run, inString := 0, 0, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch {
+		case c == '"':
+			inString, run = true, 0
+		case '0' <= c && c <= '9', c == '-', c == '+', c == '.', c == 'e', c == 'E':
+			run++
+			longest = max(longest, run)
+		default:
+			run = 0
+		}
+	}
+	return longest
 }
 
 // MaxIDBytes and MaxProgressTokenBytes bound the two values a client
