@@ -237,9 +237,24 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 				w.WriteHeader(http.StatusAccepted)
 				return
 			}
-			if !badArguments() {
-				g.serve(transportStreamable, method, next, w, r)
+			if badArguments() {
+				return
 			}
+			if e := metaLogLevelError(msg); e != "" && r.Method == http.MethodPost && len(msg.ID) != 0 {
+				g.metrics.request(transportStreamable, methodLabel(method), "invalid_params")
+				writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_PARAMS, e)
+				return
+			}
+			if r.Method == http.MethodPost && len(msg.ID) != 0 && header != "" {
+				// mcp-go checks Mcp-Method and Mcp-Name against the body
+				// too, but repeats a long header value whole.
+				if e := requestHeaderError(r.Header, msg, body); e != "" {
+					g.metrics.requestStatus(transportStreamable, methodLabel(method), http.StatusBadRequest)
+					writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.HEADER_MISMATCH, e)
+					return
+				}
+			}
+			g.serve(transportStreamable, method, next, w, r)
 			return
 		}
 		if initialize {
@@ -887,4 +902,97 @@ func notificationHeaderError(header, method string) string {
 		e.Reason = fmt.Sprintf("header value %q does not match body value %q", header, method)
 	}
 	return e.Error()
+}
+
+// requestHeaderError is the -32020 message for a stateless (2026-07-28)
+// request whose Mcp-Method, or Mcp-Name (tools/call, prompts/get,
+// resources/read), header is longer than the body's value may be, so
+// cannot match it ("" otherwise: mcp-go checks the rest, SEP-2243, and
+// answers as this does). mcp-go's answer repeats the header's value,
+// decoded, up to the listener's 64 KiB header limit; this one counts it.
+// The body's method and name are bounded before this (the envelope check,
+// echoedError), so the answer is too.
+func requestHeaderError(h http.Header, msg message, body []byte) string {
+	hm := h.Get(mcp.HeaderMethod)
+	if len(hm) > MaxMethodBytes {
+		return notificationHeaderError(hm, msg.Method)
+	}
+	method := mcp.MCPMethod(msg.Method)
+	if hm != msg.Method || !mcp.MethodRequiresNameHeader(method) {
+		return ""
+	}
+	bound, what := MaxNameBytes, "a name"
+	if method == mcp.MethodResourcesRead {
+		bound, what = MaxURIBytes, "a resource URI"
+	}
+	hn := h.Get(mcp.HeaderName)
+	if len(hn) <= bound {
+		return ""
+	}
+	decoded, ok := mcp.DecodeHeaderValue(hn)
+	if !ok || len(decoded) <= bound {
+		return "" // mcp-go's answer ("invalid Base64 encoding", or a short value)
+	}
+	var p struct {
+		Params json.RawMessage `json:"params"`
+	}
+	if json.Unmarshal(body, &p) != nil {
+		return ""
+	}
+	name, ok := mcp.ExtractHeaderName(method, p.Params)
+	if !ok {
+		return ""
+	}
+	size := fmt.Sprintf("%d bytes", len(decoded))
+	if decoded != hn {
+		size += " decoded"
+	}
+	return mcp.HeaderMismatchError{Header: mcp.HeaderName,
+		Reason: fmt.Sprintf("header value (%s; %s is at most %d) does not match body value %q", size, what, bound, name)}.Error()
+}
+
+// metaLogLevelError is the -32602 message for a stateless (2026-07-28)
+// request whose _meta io.modelcontextprotocol/logLevel is not a
+// LoggingLevel ("" when it is one, null or absent). The schema's
+// RequestMetaObject types it LoggingLevel, the RFC 5424 names, and MCP's
+// Logging ("Error Handling") answers an invalid log level with -32602
+// Invalid params; mcp-go read any other value as no level and the request
+// silently got no log messages. The value is named when it is a short
+// string, counted when longer than MaxLevelBytes, typed otherwise: never
+// repeated whole.
+func metaLogLevelError(msg message) string {
+	if msg.Params.Meta == nil {
+		return ""
+	}
+	v, ok := msg.Params.Meta.AdditionalFields[mcp.MetaKeyLogLevel]
+	if !ok || v == nil {
+		return ""
+	}
+	got := ""
+	switch x := v.(type) {
+	case string:
+		if _, known := logLevels[mcp.LoggingLevel(x)]; known {
+			return ""
+		}
+		if len(x) > MaxLevelBytes {
+			got = fmt.Sprintf("a string of %d bytes", len(x))
+		} else {
+			got = strconv.Quote(x)
+		}
+	case bool:
+		got = "a boolean"
+	case float64, json.Number:
+		got = "a number"
+	case []any:
+		got = "an array"
+	default:
+		got = "an object"
+	}
+	return fmt.Sprintf("invalid params: _meta %s must be a logging level (debug, info, notice, warning, error, critical, alert or emergency), not %s", mcp.MetaKeyLogLevel, got)
+}
+
+// logLevels are MCP's LoggingLevel values.
+var logLevels = map[mcp.LoggingLevel]struct{}{
+	mcp.LoggingLevelDebug: {}, mcp.LoggingLevelInfo: {}, mcp.LoggingLevelNotice: {}, mcp.LoggingLevelWarning: {},
+	mcp.LoggingLevelError: {}, mcp.LoggingLevelCritical: {}, mcp.LoggingLevelAlert: {}, mcp.LoggingLevelEmergency: {},
 }
