@@ -235,7 +235,7 @@ func New(d Deps) (*Gateway, error) {
 	g.streamable = server.NewStreamableHTTPServer(g.mcp,
 		server.WithEndpointPath("/mcp"),
 		server.WithSessionIdManagerResolver(resolver{g}),
-		server.WithEventStore(g.events),
+		server.WithEventStore(unescapingEvents{g.events}),
 		server.WithSessionIdleTTL(cfg.SessionIdleTTL),
 		server.WithHeartbeatInterval(cfg.KeepAlive),
 		// Our guard checks Host against ALLOWED_HOSTS, which also knows the public host.

@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
 )
 
 // The gateway's answers are JSON (application/json) or events of JSON
@@ -202,4 +205,22 @@ func writeJSON(w io.Writer, v any) {
 	if b, err := appendJSON(nil, v); err == nil {
 		_, _ = w.Write(b)
 	}
+}
+
+// unescapingEvents is the event store mcp-go's transport records its
+// resumable streams in (session.Events), fed unescaped: mcp-go encodes
+// each event with json.Marshal, HTML escaping and all, and what it
+// recorded was stored so — each '<', '>' and '&' six bytes in Redis and
+// against the session's SessionEventBytes — while the client got it
+// unescaped (unescapingWriter). The replay (listen, mcp-go's) writes the
+// stored text as it is, the live event's bytes; events stored escaped
+// before are unescaped as they are written, as ever.
+type unescapingEvents struct{ *session.Events }
+
+func (e unescapingEvents) StoreEvent(ctx context.Context, sessionID, streamID string, message json.RawMessage) (string, error) {
+	if bytes.Contains(message, htmlEscape) {
+		// A copy: mcp-go writes message live after storing it.
+		message = unescapeHTML(bytes.Clone(message))
+	}
+	return e.Events.StoreEvent(ctx, sessionID, streamID, message)
 }
