@@ -23,7 +23,10 @@
 // while Redis restarts) converges within that bound. Records are never
 // removed before they expire, so a reload merges into what is known instead
 // of replacing it. Memory is bounded by the number of grants revoked within
-// one access-token lifetime (about 100 bytes each).
+// one retention (about 100 bytes each): the auth-server retains a record
+// for the longest access-token lifetime its configuration allows, not its
+// current ACCESS_TOKEN_TTL, which a token issued before it was lowered
+// outlives (oauth.RevocationRetention).
 //
 // Redis unavailable: the Set keeps answering from its last known state; it
 // never fails readiness, because token verification itself does not need
@@ -127,7 +130,10 @@ type Revoker struct {
 }
 
 // NewRevoker returns a Revoker whose records live for retain: the longest
-// access-token lifetime plus the verifiers' clock leeway. local may be nil.
+// lifetime any access token may have plus the verifiers' clock leeway.
+// Revokers with different retentions may share the records (a rollout):
+// each record keeps the longer expiry (ZADD GT) and the key is never
+// shortened (keepKeyFor). local may be nil.
 func NewRevoker(rdb *redisx.Client, retain time.Duration, local *Set) *Revoker {
 	return &Revoker{rdb: rdb, retain: retain, now: time.Now, local: local}
 }
