@@ -194,7 +194,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		err = fosite.ErrInvalidRequest.WithHint("response_type is required (RFC 6749 §4.1.1): send response_type=code.")
 	}
 	if err != nil {
-		s.authorizeError(w, r, ar, err)
+		s.authorizeError(w, r, ar, audienceRefusal(err, c))
 		return
 	}
 	// From here on the redirect URI is verified: errors go back to the client.
@@ -292,7 +292,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			redirectErr("temporarily_unavailable", limiterUnavailable)
 			return
 		case limitRefused:
-			redirectErr("temporarily_unavailable", fmt.Sprintf("too many large authorization requests from this address (%d KiB of parameters); retry later or send a shorter state", kib))
+			// The error goes to the client in the redirect (RFC 6749
+			// §4.1.2.1: error, error_description, state — no header), so
+			// the delay is said there. Retry-After on the 302 would ask
+			// the browser to wait before following it (RFC 9110 §10.2.3),
+			// not the client before asking again, and browsers ignore it.
+			wait := ratelimit.RetryAfterSeconds(res.RetryAfter)
+			w.Header().Del("Retry-After")
+			redirectErr("temporarily_unavailable", fmt.Sprintf("too many large authorization requests from this address (%d KiB of parameters); retry in %s s or send a shorter state", kib, wait))
 			return
 		}
 	}
@@ -436,6 +443,19 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	state := q.Get("state")
 	if state == "" {
 		s.fail(w, r, "callback", http.StatusBadRequest, "invalid_request", "the callback has no state")
+		return
+	}
+	// The provider's discovery document is needed to read the answer (its
+	// issuer, RFC 9207 §2.4) and redeem the code. Right after a restart
+	// with the provider unreachable it is not to be had: the sign-in is
+	// kept (its state not taken, the code not redeemed) and the page says
+	// to reload it — once the provider is back, the same callback goes on
+	// (discovery is tried again after discoveryRetryAfter, Retry-After).
+	if err := s.upstream.Ready(ctx); errors.Is(err, errUpstreamUnreachable) {
+		s.log.WarnContext(r.Context(), "upstream unavailable at the callback; the sign-in is kept", "err", upstreamLogText(err))
+		w.Header().Set("Retry-After", strconv.Itoa(int(discoveryRetryAfter/time.Second)))
+		s.fail(w, r, "callback", http.StatusServiceUnavailable, "temporarily_unavailable",
+			"the identity provider is unavailable right now; your sign-in is kept: reload this page in a few seconds")
 		return
 	}
 	var p pending
@@ -1154,17 +1174,32 @@ func grantAuthTime(f Freshness, authTime, requested, now time.Time) time.Time {
 
 // resourceRefusal is the invalid_target description (RFC 8707 §2) of a
 // resource the client may not use: the resources it may use, and where
-// that list is set — the auth-server's DYNAMIC_CLIENT_RESOURCES for a
-// client that registered itself (RFC 7591) or is known by its metadata
-// document, its entry's resources in CLIENTS_FILE otherwise. The refused
-// value is not echoed: it is the request's, and may hold anything.
+// that list is set, as the token endpoint says it (resourcesOf). The
+// refused value is not echoed: it is the request's, and may hold anything.
 func resourceRefusal(c *clients.Client) string {
-	allowed := "none"
-	if len(c.Resources) > 0 {
-		allowed = strings.Join(c.Resources, " ")
+	return "resource is not allowed for this client: " + resourcesOf(c)
+}
+
+// maxEchoedAudience bounds an audience value an authorization request's
+// refusal repeats: the value is the request's, which anyone may build
+// with a client's id and redirect URI, and reaches that client's redirect
+// URI. A longer one is counted, not repeated (as tokens.RefusalReason
+// bounds a token's reason).
+const maxEchoedAudience = 256
+
+// audienceRefusal is err, or, when fosite's audience check
+// (targetStrategy) refused a value of the authorization request's
+// audience parameter, RFC 8707 §2's invalid_target saying what c may use
+// and where that is set (resourcesOf), naming the refused value when it
+// is at most maxEchoedAudience bytes and only its length otherwise.
+func audienceRefusal(err error, c *clients.Client) error {
+	var refused *targetRefused
+	if !errors.As(err, &refused) {
+		return err
 	}
-	if c.Kind == clients.KindStatic {
-		return "resource is not allowed for this client: it may use " + allowed + " (its resources in CLIENTS_FILE)"
+	what := strconv.Quote(refused.resource)
+	if len(refused.resource) > maxEchoedAudience {
+		what = fmt.Sprintf("value of %d bytes", len(refused.resource))
 	}
-	return "resource is not allowed for this client: a self-registered client may use " + allowed + " (the auth-server's DYNAMIC_CLIENT_RESOURCES)"
+	return errInvalidTarget.WithHintf("The audience %s is not allowed for this client: %s.", what, resourcesOf(c)).WithWrap(refused)
 }

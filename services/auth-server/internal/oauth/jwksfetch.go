@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	josev3 "github.com/go-jose/go-jose/v3"
@@ -172,10 +173,29 @@ func (e *jwksDecodeError) Error() string { return "jwks_uri answer is not a JWK 
 func (e *jwksDecodeError) Unwrap() error { return e.Err }
 
 // jwksFailedError is a jwks_uri's remembered failure (Err, the fetch's
-// error) answered from the cache until Until, without a GET.
+// error) answered from the cache until Until, without a GET. reported is
+// set by the first caller that logs it (firstReport): one fetch's failure
+// is logged once, however many assertions it refuses until Until.
 type jwksFailedError struct {
-	Err   error
-	Until time.Time
+	Err      error
+	Until    time.Time
+	reported atomic.Bool
+}
+
+// firstReport reports whether err, a failure of the fetcher, is to be
+// logged: true the first time for one fetch's failure (jwksFailedError,
+// which every Resolve of its jwks_uri answers until it expires), false
+// for it afterwards; true for any other error (a request that stopped
+// waiting). The jwks_uri is the client's, anyone may name one (a Client
+// ID Metadata Document), and each assertion of a client whose set cannot
+// be fetched is refused: a line per assertion let that client fill the
+// log at the token endpoint's rate.
+func firstReport(err error) bool {
+	var failed *jwksFailedError
+	if !errors.As(err, &failed) {
+		return true
+	}
+	return failed.reported.CompareAndSwap(false, true)
 }
 
 func (e *jwksFailedError) Error() string {

@@ -620,7 +620,10 @@ func (f signingUseFetcher) Resolve(ctx context.Context, location string, ignoreC
 	set, err := f.JWKSFetcherStrategy.Resolve(ctx, location, ignoreCache)
 	if err != nil {
 		why := jwksFetchFailure(err)
-		if f.log != nil {
+		// Once per failed fetch: the failure is remembered and answered
+		// without a GET until it expires (jwksFailureTTL), and logged
+		// with the first assertion it refuses only (firstReport).
+		if f.log != nil && firstReport(err) {
 			f.log.WarnContext(ctx, "client jwks_uri fetch failed: client authentication refused (invalid_client)", "jwks_uri", location, "failure", why,
 				"err", err.Error())
 		}

@@ -242,8 +242,11 @@ type Upstream struct {
 	keyLifetime, keyRefetch time.Duration
 
 	discovery singleflight.Group
-	mu        sync.Mutex // guards party and issParam; never held across I/O
+	mu        sync.Mutex // guards party, failed and issParam; never held across I/O
 	party     rp.RelyingParty
+	// failed is the last discovery's failure and when it may be tried
+	// again (nil once one succeeded, or before the first).
+	failed *discoveryFailure
 	// issParam is the discovery document's
 	// authorization_response_iss_parameter_supported (RFC 9207 §3): the
 	// provider sends iss in every authorization response.
@@ -259,6 +262,23 @@ type Upstream struct {
 // that started it, since other requests may be waiting on it.
 const discoveryTimeout = 10 * time.Second
 
+// discoveryRetryAfter is how long a failed discovery is answered again,
+// without a request to the provider, before the next request tries anew:
+// while the provider is down, discovery costs it one request per
+// discoveryRetryAfter, not one per sign-in (the singleflight shares only
+// concurrent ones), and a sign-in is answered at once rather than after a
+// connection attempt or discoveryTimeout each. Once the provider is back,
+// the first request after it discovers again: no restart. The callback's
+// page says to retry after it (Retry-After, RFC 9110 §10.2.3).
+const discoveryRetryAfter = 2 * time.Second
+
+// discoveryFailure is a failed discovery's error, answered again until
+// until.
+type discoveryFailure struct {
+	err   error
+	until time.Time
+}
+
 type nonceKey struct{}
 
 // NewUpstream returns the bridge; redirect is our /oauth/callback.
@@ -272,15 +292,25 @@ func NewUpstream(cfg config.Upstream, redirect string, client *http.Client, obse
 
 func (u *Upstream) rp(ctx context.Context) (rp.RelyingParty, error) {
 	u.mu.Lock()
-	party := u.party
+	party, failed := u.party, u.failed
 	u.mu.Unlock()
 	if party != nil {
 		return party, nil
 	}
+	if failed != nil && time.Now().Before(failed.until) {
+		return nil, failed.err
+	}
 	ch := u.discovery.DoChan("discovery", func() (any, error) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discoveryTimeout)
 		defer cancel()
-		return u.discover(dctx)
+		party, err := u.discover(dctx)
+		u.mu.Lock()
+		u.failed = nil
+		if err != nil {
+			u.failed = &discoveryFailure{err: err, until: time.Now().Add(discoveryRetryAfter)}
+		}
+		u.mu.Unlock()
+		return party, err
 	})
 	select {
 	case res := <-ch:

@@ -2,8 +2,8 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +46,36 @@ type upstreamKeys struct {
 	retried time.Time   // the last refetch after a signature failure
 }
 
+// signatureMismatch reports whether err, of zitadel/oidc's remote key
+// set, is a key of the token's kid (or the only one without) that did not
+// verify the signature: go-jose's ErrCryptoFailure, which the key set
+// wraps (%w) whether the key was cached or just fetched. A key set that
+// has no key for the token (oidc.ErrKeyNone, oidc.ErrKeyMultiple) or
+// could not fetch one is not.
+func signatureMismatch(err error) bool {
+	return errors.Is(err, jose.ErrCryptoFailure)
+}
+
+// keysUnfetched reports whether err, of zitadel/oidc's remote key set's
+// VerifySignature, is its failure to fetch the JWKS. zitadel/oidc v3
+// exports no error for it (its text only, "unable to fetch key for
+// signature validation: …", wrapping what the HTTP helper returned — a
+// status or a body it could not decode, as text too — or the request's
+// end); the key set's other failures are typed: no key, or more than one,
+// for the token (oidc.ErrKeyNone, oidc.ErrKeyMultiple, which zitadel/oidc
+// exports) and a signature go-jose refused (its errors, which the key set
+// wraps: ErrCryptoFailure, or a key or algorithm it does not take). Any
+// error that is none of those is the fetch's.
+func keysUnfetched(err error) bool {
+	for _, typed := range []error{oidc.ErrKeyNone, oidc.ErrKeyMultiple, jose.ErrCryptoFailure,
+		jose.ErrUnsupportedKeyType, jose.ErrUnsupportedAlgorithm, jose.ErrUnsupportedCriticalHeader} {
+		if errors.Is(err, typed) {
+			return false
+		}
+	}
+	return err != nil
+}
+
 func (u *Upstream) newKeys(client *http.Client, url string) *upstreamKeys {
 	return &upstreamKeys{client: client, url: url, lifetime: u.keyLifetime, refetch: u.keyRefetch}
 }
@@ -67,7 +97,7 @@ func (k *upstreamKeys) fresh(now time.Time) oidc.KeySet {
 // A set that has verified once has fetched: the replaced one is dropped.
 func (k *upstreamKeys) verify(ctx context.Context, set oidc.KeySet, jws *jose.JSONWebSignature) ([]byte, error) {
 	payload, err := set.VerifySignature(ctx, jws)
-	if err == nil || !strings.HasPrefix(err.Error(), "unable to fetch key") {
+	if err == nil || !keysUnfetched(err) {
 		if err == nil {
 			k.mu.Lock()
 			if k.set == set {
@@ -107,7 +137,7 @@ func (k *upstreamKeys) current() oidc.KeySet {
 func (k *upstreamKeys) VerifySignature(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
 	set := k.current()
 	payload, err := k.verify(ctx, set, jws)
-	if err == nil || !strings.HasPrefix(err.Error(), "signature verification failed") {
+	if err == nil || !signatureMismatch(err) {
 		return payload, err
 	}
 	// A key of the token's kid (or the only one without) did not verify.

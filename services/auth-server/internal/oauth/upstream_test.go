@@ -90,23 +90,50 @@ func TestUpstreamDiscoveryHoldsNoLock(t *testing.T) {
 	}
 }
 
-// TestUpstreamDiscoveryRetriesAfterFailure: a failed discovery is not
-// cached; the next request tries again.
+// TestUpstreamDiscoveryRetriesAfterFailure: a failed discovery is answered
+// again, without a request to the provider, for the hold
+// (discoveryRetryAfter); the first request after it tries again, and one
+// that succeeds is kept — the provider back, no restart.
 func TestUpstreamDiscoveryRetriesAfterFailure(t *testing.T) {
 	var calls atomic.Int32
-	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		http.Error(w, "down", http.StatusServiceUnavailable)
+	var down atomic.Bool
+	down.Store(true)
+	idp := idptest.Start(t, idptest.Options{PublicIssuerURL: "http://127.0.0.1:1"})
+	target, _ := url.Parse(idp.Issuer)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration") {
+			calls.Add(1)
+		}
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
 	}))
-	defer down.Close()
-	u := NewUpstream(config.Upstream{Issuer: down.URL, ClientID: "x", Scopes: []string{"openid"}}, "http://127.0.0.1:1/cb", nil, func(string, time.Time, error) {})
-	for i := range 2 {
+	defer front.Close()
+	cfg := config.Upstream{Issuer: idp.Issuer, ClientID: idptest.ClientID, ClientSecret: idp.ClientSecret, Scopes: []string{"openid"},
+		DialAddr: strings.TrimPrefix(front.URL, "http://")}
+	u := NewUpstream(cfg, "http://127.0.0.1:1/cb", nil, func(string, time.Time, error) {})
+	for i := range 3 {
 		if err := u.Ready(context.Background()); !errors.Is(err, errUpstreamUnreachable) {
 			t.Fatalf("attempt %d: %v, want errUpstreamUnreachable", i, err)
 		}
 	}
-	if calls.Load() != 2 {
-		t.Errorf("%d discovery requests, want 2 (failures are not cached)", calls.Load())
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d discovery requests within the hold, want 1 (the failure answered again)", n)
+	}
+	// The provider back: the first request after the hold discovers.
+	down.Store(false)
+	deadline := time.Now().Add(15 * time.Second)
+	for u.Ready(context.Background()) != nil && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := u.Ready(context.Background()); err != nil {
+		t.Fatalf("provider back, after the hold: %v", err)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d discovery requests, want 2 (one failed, one kept)", n)
 	}
 }
 

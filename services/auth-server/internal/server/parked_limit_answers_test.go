@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -17,7 +18,7 @@ import (
 // token bucket alone): 503 temporarily_unavailable, Retry-After: 5, logged
 // "rate limiter unavailable", not a rejection. Past the parked-KiB budget
 // the request goes back to the client temporarily_unavailable with its
-// state and a Retry-After, counted in
+// state and the delay in its description (no Retry-After on the 302), counted in
 // tollgate_auth_rate_limit_rejections_total{endpoint="authorize"}; that
 // budget's limiter failing is logged the same way and the request goes
 // back temporarily_unavailable, retry later, not counted as a rejection.
@@ -84,8 +85,14 @@ func TestParkedBudgetAnswers(t *testing.T) {
 	if q.Get("error") != "temporarily_unavailable" || !strings.Contains(q.Get("error_description"), "too many large authorization requests from this address (15 KiB of parameters)") {
 		t.Fatalf("second 15 KiB request: %.300v, want temporarily_unavailable, too many large requests", p.Location)
 	}
-	if ra := p.Header.Get("Retry-After"); ra == "" || ra == "0" {
-		t.Errorf("refused: Retry-After %q, want the budget's delay", ra)
+	// The delay is in the description: the error is the redirect's (RFC
+	// 6749 §4.1.2.1), and a Retry-After on a 302 asks the browser to wait
+	// before following it (RFC 9110 §10.2.3), which browsers ignore.
+	if ra := p.Header.Get("Retry-After"); ra != "" {
+		t.Errorf("refused: Retry-After %q on the 302 to the client, want none", ra)
+	}
+	if !regexp.MustCompile(`; retry in [1-9][0-9]* s or send a shorter state$`).MatchString(q.Get("error_description")) {
+		t.Errorf("refused: description %q, want the budget's delay in it", q.Get("error_description"))
 	}
 	if d := rejections() - before; d != 1 {
 		t.Errorf("refused: rate_limit_rejections_total{authorize} grew by %d, want 1", d)
