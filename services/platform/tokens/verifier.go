@@ -259,14 +259,25 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	if err != nil {
 		return nil, err
 	}
-	pub, err := verificationKey(jwk, h.Algorithm)
-	if err != nil {
-		return nil, err
-	}
 	var std jwt.Claims
 	var priv AccessClaims
-	if err := tok.Claims(pub, &std, &priv); err != nil {
-		return nil, invalid("bad signature")
+	if err := checkSignature(tok, jwk, h.Algorithm, &std, &priv); err != nil {
+		if !errors.Is(err, errBadSignature) {
+			return nil, err
+		}
+		// The kid may now name another key (a leaked key replaced under
+		// the same name): try the key the set holds under it now, once.
+		fresh, replaced, ok := v.replacedKey(ctx, h.KeyID, jwk)
+		if !ok {
+			return nil, invalid("bad signature")
+		}
+		if err := checkSignature(tok, replaced, h.Algorithm, &std, &priv); err != nil {
+			if errors.Is(err, errBadSignature) {
+				return nil, invalid("bad signature")
+			}
+			return nil, err
+		}
+		ks, jwk = fresh, replaced
 	}
 	if std.Expiry == nil || std.IssuedAt == nil || std.Subject == "" {
 		return nil, invalid("exp, iat and sub are required")
@@ -298,6 +309,63 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	c := newClaims(raw, std, priv)
 	c.KeyID, c.signer = jwk.KeyID, jwk
 	return c, nil
+}
+
+// errBadSignature is checkSignature's answer for a key that fits the
+// token's algorithm but did not sign it.
+var errBadSignature = errors.New("bad signature")
+
+// checkSignature verifies tok's signature with jwk and decodes its claims
+// into std and priv: errBadSignature when jwk did not sign it, the
+// refusal of verificationKey when jwk does not fit alg.
+func checkSignature(tok *jwt.JSONWebToken, jwk jose.JSONWebKey, alg string, std *jwt.Claims, priv *AccessClaims) error {
+	pub, err := verificationKey(jwk, alg)
+	if err != nil {
+		return err
+	}
+	if err := tok.Claims(pub, std, priv); err != nil {
+		return errBadSignature
+	}
+	return nil
+}
+
+// replacedKey is the key the set holds under kid now when it is not used,
+// the key a token's signature failed with: the key set in use if another
+// request's fetch already brought it, else a refetch — the same forced
+// refetch as an unknown kid's, at most once per MinRefreshInterval and
+// never just after a failed fetch, so tokens with a known kid and a bad
+// signature cannot hammer the auth-server either. ok is false when the
+// kid names the same key as before (the signature is bad) or no fetch is
+// allowed now. Without it a kid reused for new key material would verify
+// with the old material until the routine refresh (KeysMaxAge): the new
+// key's tokens refused and the replaced key's accepted for minutes.
+func (v *Verifier) replacedKey(ctx context.Context, kid string, used jose.JSONWebKey) (KeySet, jose.JSONWebKey, bool) {
+	other := func(ks KeySet) (jose.JSONWebKey, bool) {
+		for _, k := range ks.Keys.Key(kid) {
+			if keyIdentity(k) != keyIdentity(used) {
+				return k, true
+			}
+		}
+		return jose.JSONWebKey{}, false
+	}
+	now := v.o.Now()
+	v.mu.RLock()
+	ks, lastForced := v.keys, v.lastForced
+	v.mu.RUnlock()
+	if k, ok := other(ks); ok {
+		return ks, k, true
+	}
+	if v.recentFailure(now) != nil || (!lastForced.IsZero() && now.Sub(lastForced) < v.o.MinRefreshInterval) {
+		return KeySet{}, jose.JSONWebKey{}, false
+	}
+	fresh, err := v.refresh(ctx, true)
+	if err != nil {
+		return KeySet{}, jose.JSONWebKey{}, false
+	}
+	if k, ok := other(fresh); ok {
+		return fresh, k, true
+	}
+	return KeySet{}, jose.JSONWebKey{}, false
 }
 
 // verificationKey is the public key of jwk if it fits alg: RS256 takes an

@@ -2,6 +2,7 @@ package tokens_test
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
 	"errors"
 	"net/http"
@@ -286,5 +287,58 @@ func TestRemovedKeyRefusesItsCachedTokens(t *testing.T) {
 	}
 	if !slices.Equal(hits, []bool{false, true}) {
 		t.Fatalf("cache answers for the new key's token after the purge = %v, want [false true]", hits)
+	}
+}
+
+// An emergency rotation that keeps the file name keeps the kid: the kid
+// now names other key material. The first token of the new material
+// refetches the set (as an unknown kid does) instead of being refused
+// with the old material until the routine refresh, and from then on the
+// replaced material's tokens are refused, cached ones included. Tokens
+// with that kid and a bad signature refetch at most once per interval.
+func TestReusedKidNamesTheNewKeyAtOnce(t *testing.T) {
+	iss := tokentest.Start(t, issuer)
+	a, b := tokentest.Keys()
+	ringA, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-a": a}, "key-a")
+	iss.SetRing(ringA)
+	v := newVerifier(t, iss, tokens.VerifierOptions{})
+	leaked := iss.Mint(t, tokentest.Token{Audience: mcpAud, Subject: "signed-by-the-leaked-key"})
+	if _, err := v.Verify(context.Background(), leaked); err != nil {
+		t.Fatalf("token of the published key: %v", err)
+	}
+	// The leaked key's file is replaced by a new key under the same name.
+	ringB, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-a": b}, "key-a")
+	iss.SetRing(ringB)
+	fresh := iss.Mint(t, tokentest.Token{Audience: mcpAud, Subject: "after-rotation"})
+	c, err := v.Verify(context.Background(), fresh)
+	if err != nil {
+		t.Fatalf("token of the new key under the reused kid: %v", err)
+	}
+	if c.Subject != "after-rotation" {
+		t.Fatalf("subject %q", c.Subject)
+	}
+	if _, err := v.Verify(context.Background(), leaked); !errors.Is(err, tokens.ErrInvalidToken) || !strings.Contains(err.Error(), "bad signature") {
+		t.Fatalf("cached token of the replaced key material: err = %v, want invalid token (bad signature)", err)
+	}
+	// Forged tokens under the known kid: one refetch per interval at most
+	// (the rotation's refetch just happened, so none).
+	forger, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := tokens.NewKeyRing(map[string]*rsa.PrivateKey{"key-a": forger}, "key-a")
+	fetches := iss.Calls()
+	now := time.Now()
+	for i := range 50 {
+		raw, _ := forged.Sign(tokens.AccessTokenType, map[string]any{"iss": issuer, "sub": "x", "aud": mcpAud, "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "client_id": "c", "jti": i})
+		if _, err := v.Verify(context.Background(), raw); !errors.Is(err, tokens.ErrInvalidToken) || !strings.Contains(err.Error(), "bad signature") {
+			t.Fatalf("forged token under a known kid: %v", err)
+		}
+	}
+	if got := iss.Calls() - fetches; got > 0 {
+		t.Errorf("%d key fetches for 50 forged tokens right after a refetch, want 0", got)
+	}
+	if _, err := v.Verify(context.Background(), fresh); err != nil {
+		t.Fatalf("token of the new key after the forgeries: %v", err)
 	}
 }
