@@ -2,15 +2,11 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
-
-	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 )
 
 // The bound on a legacy (2024-11-05 HTTP+SSE) session's answers waiting
@@ -32,20 +28,6 @@ const (
 	legacyPendingAnswers = 32
 	legacyPendingBytes   = 1 << 20
 )
-
-// legacyPendingResultBytes bounds, by bytes, the tool results of a legacy
-// session waiting for its stream: what the bound above leaves to the
-// count. A result is the server's own, up to a backend call's 4 MiB gRPC
-// receive limit, whatever its request's size, so 32 waiting answers could
-// hold some 128 MiB. A tool's result is measured when its handler returns
-// (as encoded, without HTML escaping) and counted until its answer is
-// written on the stream; one that would take the session's waiting
-// results past legacyPendingResultBytes is dropped, and its request is
-// answered with a JSON-RPC error instead (resultDropped), as a POST past
-// the bound above is refused: the client reads its stream and calls
-// again. One result is always taken when none waits, so any result a
-// backend may send gets through to a client that reads its stream.
-const legacyPendingResultBytes = 4 << 20
 
 // legacyBacklogStatus refuses a POST /messages while the session's
 // backlog is full: 429 with Retry-After (RFC 6585 §4) and a JSON-RPC error
@@ -71,45 +53,6 @@ type backlog struct {
 	// sizes: the body sizes of the waiting requests, by the id mcp-go
 	// echoes (after exactIDs' rewrite).
 	sizes map[string][]int64
-	// results: the bytes of the tool results waiting (chargeResult), and
-	// resultSizes each one's, by the id of its request.
-	results     int64
-	resultSizes map[string][]int64
-}
-
-// answerCharge is carried in the context of a request a legacy session's
-// backlog took (reserveLegacy): its tool's result is charged to the
-// backlog under the request's id (the recoverTools middleware).
-type answerCharge struct {
-	b  *backlog
-	id string
-}
-
-type answerChargeKey struct{}
-
-// chargeResult counts a result of size bytes for the request with id
-// until its answer is written (release), and reports false — counting
-// nothing — when the waiting results would pass legacyPendingResultBytes
-// with it (one is always taken when none waits).
-func (b *backlog) chargeResult(id string, size int64) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.results > 0 && b.results+size > legacyPendingResultBytes {
-		return false
-	}
-	b.results += size
-	if b.resultSizes == nil {
-		b.resultSizes = map[string][]int64{}
-	}
-	b.resultSizes[id] = append(b.resultSizes[id], size)
-	return true
-}
-
-// resultDropped is the error a legacy session's tool call is answered
-// with when its result was dropped (chargeResult).
-func resultDropped(size int64) error {
-	return fmt.Errorf("the tool's result (%d bytes) was dropped: the results already waiting for this session's SSE stream and it would pass %d bytes; read the GET /sse stream, then call the tool again",
-		size, legacyPendingResultBytes)
 }
 
 // reserve takes a place for a request of size bytes whose answer will go
@@ -157,20 +100,6 @@ func (b *backlog) release(id json.RawMessage) {
 	}
 	b.n--
 	b.bytes -= size
-	if b.n == 0 {
-		// Nothing waits: neither do results (one charged under an id
-		// mcp-go re-encoded is not left counted).
-		b.results, b.resultSizes = 0, nil
-		return
-	}
-	if r := b.resultSizes[string(id)]; len(r) > 0 {
-		b.results -= r[len(r)-1]
-		if len(r) == 1 {
-			delete(b.resultSizes, string(id))
-		} else {
-			b.resultSizes[string(id)] = r[:len(r)-1]
-		}
-	}
 }
 
 // pending reports the requests waiting and the bytes of their bodies.
@@ -186,55 +115,21 @@ func (b *backlog) pending() (int, int64) {
 // it, with ok false when the backlog is full. A notification (no id) gets
 // no answer and takes no place; a session whose stream is not here has no
 // backlog (mcp-go refuses the message).
-//
-// charge, when not nil, is to be carried in the context of the request
-// handed to mcp-go (withCharge), so that its tool's result is counted too
-// (legacyPendingResultBytes).
-func (g *Gateway) reserveLegacy(session string, body []byte, msg message) (release func(), charge *answerCharge, ok bool) {
+func (g *Gateway) reserveLegacy(session string, body []byte, msg message) (release func(), ok bool) {
 	if len(msg.ID) == 0 {
-		return func() {}, nil, true
+		return func() {}, true
 	}
 	v, found := g.backlogs.Load(session)
 	if !found {
-		return func() {}, nil, true
+		return func() {}, true
 	}
 	b := v.(*backlog)
 	rewritten, _ := g.ids.rewrite(body, msg.ID)
 	id := envelopeID(rewritten)
 	if !b.reserve(id, int64(len(body))) {
-		return nil, nil, false
+		return nil, false
 	}
-	return func() { b.release(id) }, &answerCharge{b: b, id: string(id)}, true
-}
-
-// withCharge carries c (reserveLegacy) in ctx.
-func withCharge(ctx context.Context, c *answerCharge) context.Context {
-	if c == nil {
-		return ctx
-	}
-	return context.WithValue(ctx, answerChargeKey{}, c)
-}
-
-// chargeResults is the tool middleware that counts a legacy session's
-// tool result against its backlog (chargeResult) and, past
-// legacyPendingResultBytes, answers the call with resultDropped instead.
-// A request of any other session carries no charge: nothing is measured.
-func chargeResults(next server.ToolHandlerFunc) server.ToolHandlerFunc {
-	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		res, err := next(ctx, req)
-		c, _ := ctx.Value(answerChargeKey{}).(*answerCharge)
-		if c == nil || res == nil || err != nil {
-			return res, err
-		}
-		b, merr := marshalJSON(res)
-		if merr != nil {
-			return res, err // mcp-go reports it
-		}
-		if size := int64(len(b)); !c.b.chargeResult(c.id, size) {
-			return nil, resultDropped(size)
-		}
-		return res, nil
-	}
+	return func() { b.release(id) }, true
 }
 
 // envelopeID is the id of a JSON-RPC message, as encoded in it.

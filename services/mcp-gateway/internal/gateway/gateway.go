@@ -191,9 +191,8 @@ func New(d Deps) (*Gateway, error) {
 		return nil, err
 	}
 	// Panics in tool handlers are answered as JSON-RPC internal errors
-	// (and logged), on either path of a tools/call; a legacy session's
-	// results are counted against its backlog (chargeResults).
-	g.toolMiddleware = []server.ToolHandlerMiddleware{recoverTools(d.Log), chargeResults}
+	// (and logged), on either path of a tools/call.
+	g.toolMiddleware = []server.ToolHandlerMiddleware{recoverTools(d.Log)}
 	hooks := &server.Hooks{}
 	hooks.AddAfterInitialize(g.afterInitialize)
 	hooks.AddOnRegisterSession(g.adoptSession)

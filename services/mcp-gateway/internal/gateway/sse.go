@@ -258,7 +258,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, local := g.localSSE.Load(id); local {
-		release, charge, ok := g.reserveLegacy(id, body, msg)
+		release, ok := g.reserveLegacy(id, body, msg)
 		if !ok {
 			// The session's backlog is full (legacyPendingAnswers): refused
 			// on the POST; its stream and the answers on their way carry on.
@@ -266,7 +266,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		seen := &statusSeen{ResponseWriter: w}
-		if err := g.serveLegacyMessage(withCharge(r.Context(), charge), id, body, msg, func(req *http.Request) {
+		if err := g.serveLegacyMessage(r.Context(), id, body, msg, func(req *http.Request) {
 			req.Header = r.Header.Clone()
 			g.serve(transportSSE, method, g.sse.MessageHandler(), seen, req)
 		}); err != nil {
@@ -805,7 +805,7 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		g.answerRelay(ctx, m, relayRefused)
 		return
 	}
-	release, charge, ok := g.reserveLegacy(m.Session, m.Body, msg)
+	release, ok := g.reserveLegacy(m.Session, m.Body, msg)
 	if !ok {
 		// The session's backlog is full (legacyPendingAnswers): not
 		// handled; its sender refuses the POST as this replica would.
@@ -866,7 +866,7 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 	}
 	g.metrics.relayed.WithLabelValues("received").Inc()
 	d := &discard{h: http.Header{}}
-	if err := g.serveLegacyMessage(withCharge(tokens.NewContext(ctx, claims), charge), m.Session, m.Body, msg, func(req *http.Request) {
+	if err := g.serveLegacyMessage(tokens.NewContext(ctx, claims), m.Session, m.Body, msg, func(req *http.Request) {
 		g.sse.MessageHandler().ServeHTTP(d, req)
 	}); err != nil {
 		g.log.InfoContext(ctx, "relayed message not delivered", "err", err)
