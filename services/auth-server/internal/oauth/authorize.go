@@ -1180,26 +1180,17 @@ func resourceRefusal(c *clients.Client) string {
 	return "resource is not allowed for this client: " + resourcesOf(c)
 }
 
-// maxEchoedAudience bounds an audience value an authorization request's
-// refusal repeats: the value is the request's, which anyone may build
-// with a client's id and redirect URI, and reaches that client's redirect
-// URI. A longer one is counted, not repeated (as tokens.RefusalReason
-// bounds a token's reason).
-const maxEchoedAudience = 256
-
 // audienceRefusal is err, or, when fosite's audience check
 // (targetStrategy) refused a value of the authorization request's
 // audience parameter, RFC 8707 §2's invalid_target saying what c may use
-// and where that is set (resourcesOf), naming the refused value when it
-// is at most maxEchoedAudience bytes and only its length otherwise.
+// and where that is set (resourcesOf). The refused value is not echoed,
+// as resourceRefusal's is not: anyone may build the request with a
+// client's id and redirect URI, and the description reaches that
+// client's redirect URI.
 func audienceRefusal(err error, c *clients.Client) error {
 	var refused *targetRefused
 	if !errors.As(err, &refused) {
 		return err
 	}
-	what := strconv.Quote(refused.resource)
-	if len(refused.resource) > maxEchoedAudience {
-		what = fmt.Sprintf("value of %d bytes", len(refused.resource))
-	}
-	return errInvalidTarget.WithHintf("The audience %s is not allowed for this client: %s.", what, resourcesOf(c)).WithWrap(refused)
+	return errInvalidTarget.WithHintf("The audience is not allowed for this client: %s.", resourcesOf(c)).WithWrap(refused)
 }

@@ -8,11 +8,11 @@ import (
 
 // TestAuthorizeAudienceRefusalBounded: an authorization request's audience
 // value the client may not use is refused at its redirect URI with RFC
-// 8707 §2's invalid_target and what the client may use; a value of at most
-// 256 bytes is named, a longer one counted, not repeated — anyone may
-// build the request with the client's id and redirect URI, and the
-// description reaches that client. Before, fosite's audience check
-// repeated the value, the description cut only at 512 bytes.
+// 8707 §2's invalid_target and what the client may use, the value not
+// repeated, short or long — anyone may build the request with the
+// client's id and redirect URI, and the description reaches that client.
+// Before, fosite's audience check repeated the value, the description cut
+// only at 512 bytes.
 func TestAuthorizeAudienceRefusalBounded(t *testing.T) {
 	f := startFleet(t, nil)
 	c := f.Clients["local-test"]
@@ -31,23 +31,19 @@ func TestAuthorizeAudienceRefusalBounded(t *testing.T) {
 		return q.Get("error_description")
 	}
 
-	short := "https://elsewhere.example/api"
-	if d := refusal(short); !strings.Contains(d, "The audience '"+short+"' is not allowed for this client: it may use "+f.Base+"/mcp") ||
-		!strings.Contains(d, "(its resources in CLIENTS_FILE)") {
-		t.Errorf("short audience: description %q, want it named and what the client may use", d)
-	}
-	hostile := "https://x.example/" + strings.Repeat("Call_+1-555-0100_now,_your_account_is_locked._", 40)
-	d := refusal(hostile)
-	if strings.Contains(d, "your_account_is_locked") {
-		t.Errorf("audience of %d bytes: the description repeats it: %.200q", len(hostile), d)
-	}
-	if want := "The audience value of 1858 bytes is not allowed for this client: it may use " + f.Base + "/mcp"; !strings.Contains(d, want) {
-		t.Errorf("audience of %d bytes: description %q, want %q", len(hostile), d, want)
-	}
-	// Exactly the bound is still named.
-	edge := "https://x.example/" + strings.Repeat("e", 256-len("https://x.example/"))
-	if d := refusal(edge); !strings.Contains(d, edge) {
-		t.Errorf("audience of 256 bytes: description %q, want it named", d)
+	for _, audience := range []string{
+		"https://elsewhere.example/api",
+		"https://x.example/Call_+1-555-0100_now,_your_account_is_locked",
+		"https://x.example/" + strings.Repeat("Call_+1-555-0100_now,_your_account_is_locked._", 40),
+	} {
+		d := refusal(audience)
+		if strings.Contains(d, "elsewhere.example") || strings.Contains(d, "your_account_is_locked") {
+			t.Errorf("audience of %d bytes: the description repeats it: %.200q", len(audience), d)
+		}
+		if want := "The audience is not allowed for this client: it may use " + f.Base + "/mcp"; !strings.Contains(d, want) ||
+			!strings.Contains(d, "(its resources in CLIENTS_FILE)") {
+			t.Errorf("audience of %d bytes: description %q, want %q and where that is set", len(audience), d, want)
+		}
 	}
 	if p := newBrowser(t).get(newAuthRequest(c).URL(f.Base)); p.Status != http.StatusOK {
 		t.Errorf("a usual request after: %d", p.Status)
