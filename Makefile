@@ -19,9 +19,9 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: dev
-dev: ## Run the whole fleet locally on http://localhost:4000 (Ctrl-C stops it; PUBLIC_URL=https://<tunnel> DEV_ALLOWED_ORIGINS=...)
+dev: ## Run the whole fleet locally on http://localhost:4000 (Ctrl-C stops it; PUBLIC_URL=https://<tunnel> DEV_ALLOWED_ORIGINS=... DEV_FLAGS='-free-ports -var var/second')
 	@go build -ldflags '$(LDFLAGS)' -o var/bin/tollgate-dev ./services/platform/cmd/tollgate-dev
-	VERSION=$(VERSION) var/bin/tollgate-dev -root .
+	VERSION=$(VERSION) var/bin/tollgate-dev -root . $(DEV_FLAGS)
 
 # make token: what `tollgate-dev token` signs in with (see docs/development.md).
 CLIENT ?= local-test

@@ -3,7 +3,8 @@
 // SIGTERM, or closing its terminal) stops every component (exit status 0;
 // during the build or the start-up: "tollgate-dev: stopped", exit status
 // 128 + the signal: 130 for Ctrl-C); if one crashes, the fleet stops and
-// says which.
+// says which. -free-ports runs it on free loopback ports instead (a second
+// fleet next to make dev, with its own -var directory).
 //
 // Settings come from the environment (devfleet.Settings): PUBLIC_URL (an
 // HTTPS tunnel's origin; issuer, resource URLs and allowed hosts and
@@ -26,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -116,13 +118,63 @@ func exitCode(err, cause error, stderr io.Writer) int {
 // defaultPorts is make dev's port layout (tests use free ports).
 var defaultPorts = devfleet.DefaultPorts
 
+// localOriginFile, under the fleet's var directory, holds the running
+// fleet's local ingress origin (http://localhost:<port>) while it runs.
+const localOriginFile = "dev/local-origin"
+
+// holdPorts binds the fleet's listeners: make dev's fixed ports (busy
+// names those another process holds; Redis's only when the fleet runs its
+// own, the example backend's only when it is started), or with free a
+// free loopback port for each. Start takes the listeners over.
+func holdPorts(free, ownRedis, exampleBackend bool) (devfleet.Ports, map[int]net.Listener, []string, error) {
+	if !free {
+		ports := defaultPorts()
+		held, busy := ports.Hold(ownRedis, exampleBackend)
+		return ports, held, busy, nil
+	}
+	ports, held, err := devfleet.ListenFreePorts()
+	if err != nil {
+		return ports, nil, nil, fmt.Errorf("binding free ports: %w", err)
+	}
+	drop := func(port int) {
+		if ln, ok := held[port]; ok {
+			ln.Close()
+			delete(held, port)
+		}
+	}
+	if !ownRedis {
+		drop(ports.Redis)
+	}
+	if !exampleBackend {
+		drop(ports.ExampleGRPC)
+		drop(ports.ExampleAdmin)
+	}
+	return ports, held, nil, nil
+}
+
+// localOrigin is the ingress origin of the fleet running with state in
+// varDir: the one it wrote at start, else make dev's.
+func localOrigin(varDir string) string {
+	if b, err := os.ReadFile(filepath.Join(varDir, localOriginFile)); err == nil {
+		if o := strings.TrimSpace(string(b)); strings.HasPrefix(o, "http://") {
+			return o
+		}
+	}
+	return fmt.Sprintf("http://localhost:%d", defaultPorts().Ingress)
+}
+
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("tollgate-dev", flag.ContinueOnError)
 	root := fs.String("root", ".", "repository root")
 	varDir := fs.String("var", "var", "directory for local state (relative to root)")
 	noBuild := fs.Bool("no-build", false, "use the binaries already in <var>/bin")
+	freePorts := fs.Bool("free-ports", false, "bind a free loopback port for every listener instead of make dev's fixed ones "+
+		"(a second fleet next to make dev; give it its own -var); the ingress is printed, and `tollgate-dev token` with the same -var finds it")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (tollgate-dev [-free-ports] [-var dir] [-no-build] [-root dir], or tollgate-dev token …)", fs.Arg(0))
 	}
 	// Every setting, REDIS_URL (and REDIS_MODE…: an external Redis)
 	// included, checked at once and, like the ports, before the build,
@@ -134,8 +186,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	extRedis := settings.ExternalRedis
 	// The ports are held from here until the fleet's components take them,
 	// so a second make dev started during the build is refused too.
-	ports := defaultPorts()
-	held, busy := ports.Hold(extRedis == nil, settings.ExampleBackend)
+	ports, held, busy, err := holdPorts(*freePorts, extRedis == nil, settings.ExampleBackend)
+	if err != nil {
+		return err
+	}
 	if len(busy) > 0 {
 		return fmt.Errorf("make dev's ports are in use: %s — is another `make dev` running (in this or another clone), or `tilt up`, whose port-forwards use the same ports? Stop it (Ctrl-C in its terminal) and run make dev again", strings.Join(busy, ", "))
 	}
@@ -173,6 +227,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer f.Stop()
+	// Where `tollgate-dev token` finds this fleet (its ports may be free
+	// ones); removed when the fleet stops.
+	originFile := filepath.Join(vd, localOriginFile)
+	if err := os.WriteFile(originFile, []byte(f.Local+"\n"), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(originFile)
 	devfleet.Banner(out, f, vd)
 	select {
 	case <-ctx.Done():
@@ -211,7 +272,7 @@ func token(ctx context.Context, args []string, out io.Writer) error {
 	defer cancel()
 	tr, err := devfleet.SignIn(ctx, devfleet.SignInOptions{
 		Creds: creds, ClientID: *client, Resource: *resource, Scope: *scope, NoPKCE: *noPKCE,
-		LocalOrigin: fmt.Sprintf("http://localhost:%d", defaultPorts().Ingress),
+		LocalOrigin: localOrigin(vd),
 	})
 	if err != nil {
 		return fmt.Errorf("token: %w", err) // unreachable: SignIn says what to check

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -125,5 +126,91 @@ func TestSignalsGiveTheirExitStatus(t *testing.T) {
 		if code != c.want || stderr.String() != "tollgate-dev: stopped\n" {
 			t.Errorf("%v: exit %d, stderr %q; want %d and \"tollgate-dev: stopped\"", c.sig, code, stderr.String(), c.want)
 		}
+	}
+}
+
+// TestFreePortsStartsNextToMakeDev: with make dev's ports held by another
+// process (here: this test, holding every listener of the layout), run
+// refuses to start on them, and with -free-ports it starts anyway on
+// ports of its own — the dev-init stand-in is handed an origin on another
+// ingress port. localOrigin then reads the origin a fleet wrote under its
+// var directory, which `tollgate-dev token -var` signs in through.
+func TestFreePortsStartsNextToMakeDev(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed (devfleet.Start needs it before dev-init)")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..", "..")
+	varDir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(varDir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	argsFile := filepath.Join(varDir, "dev-init.args")
+	stub := "#!/bin/sh\necho \"$@\" > " + argsFile + "\necho dev-init waiting\nexec sleep 60\n"
+	if err := os.WriteFile(filepath.Join(varDir, "bin", "auth-server"), []byte(stub), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	taken, held, err := devfleet.ListenFreePorts() // "make dev", running
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}()
+	defaultPorts = func() devfleet.Ports { return taken }
+	defer func() { defaultPorts = devfleet.DefaultPorts }()
+	for _, k := range []string{"REDIS_URL", "REDIS_MODE", "PUBLIC_URL", "EXAMPLE_BACKEND", "DEV_ALLOWED_ORIGINS"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+
+	err = run(context.Background(), []string{"-root", root, "-var", varDir, "-no-build"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "make dev's ports are in use") {
+		t.Fatalf("run on the taken ports = %v, want \"make dev's ports are in use\"", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &testharness.SyncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-root", root, "-var", varDir, "-no-build", "-free-ports"}, out) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "dev-init waiting") {
+		select {
+		case err := <-done:
+			t.Fatalf("run -free-ports = %v before dev-init:\n%s", err, out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dev-init did not start:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	args, _ := os.ReadFile(argsFile)
+	takenOrigin := "http://localhost:" + strconv.Itoa(taken.Ingress)
+	if !strings.Contains(string(args), "-origin http://localhost:") || strings.Contains(string(args), takenOrigin+" ") ||
+		strings.HasSuffix(strings.TrimSpace(string(args)), takenOrigin) {
+		t.Errorf("dev-init args %q: want an origin on a free port, not make dev's %s", args, takenOrigin)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("run did not return after the interrupt:\n%s", out)
+	}
+
+	if got, want := localOrigin(varDir), takenOrigin; got != want {
+		t.Errorf("localOrigin without a running fleet = %q, want make dev's %q", got, want)
+	}
+	if err := os.MkdirAll(filepath.Join(varDir, "dev"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(varDir, localOriginFile), []byte("http://localhost:41234\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := localOrigin(varDir); got != "http://localhost:41234" {
+		t.Errorf("localOrigin = %q, want the origin the fleet wrote", got)
 	}
 }
