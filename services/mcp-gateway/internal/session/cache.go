@@ -12,9 +12,11 @@ import (
 	"github.com/tollgate/tollgate/services/platform/redisx"
 )
 
-// cacheEntries bounds the records a replica keeps in memory (about 250
+// cacheEntries bounds the records a replica keeps in memory (250–500
 // bytes each with the LRU's own bookkeeping): past it, the least recently
-// used record is dropped and read again from Redis on its next use.
+// used record is dropped and read again from Redis on its next use. An
+// expired session's record stays until pushed out, so under churn a
+// replica holds all of them (docs/reference/mcp.md: 16–32 MiB).
 const cacheEntries = 1 << 16
 
 // maxRenewEvery is the longest a replica waits before it renews a session's
