@@ -50,56 +50,111 @@ type backlog struct {
 	mu    sync.Mutex
 	n     int
 	bytes int64
-	// sizes: the body sizes of the waiting requests, by the id mcp-go
-	// echoes (after exactIDs' rewrite).
-	sizes map[string][]int64
+	// waiting: the requests handed on and not answered yet, by the id
+	// mcp-go echoes (exactIDs' token for an id it would not echo exactly).
+	waiting map[string][]*pendingAnswer
+	// orphans forget the tokens of requests whose place an answer with an
+	// id the backlog did not know gave back (release): their own answer
+	// may still come, and restore needs the token until then; the stream's
+	// end forgets them.
+	orphans []func()
+}
+
+// pendingAnswer is one request waiting for its answer on the stream.
+type pendingAnswer struct {
+	key    string // the id mcp-go echoes, as encoded
+	size   int64  // the request's body
+	forget func() // forgets its exactIDs token (a no-op without one)
 }
 
 // reserve takes a place for a request of size bytes whose answer will go
-// out on the stream, and reports false when the backlog is full.
-func (b *backlog) reserve(id json.RawMessage, size int64) bool {
+// out on the stream with the id key, and reports false when the backlog
+// is full.
+func (b *backlog) reserve(key string, size int64, forget func()) (*pendingAnswer, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.n >= legacyPendingAnswers || (b.n > 0 && b.bytes+size > legacyPendingBytes) {
-		return false
+		return nil, false
 	}
+	p := &pendingAnswer{key: key, size: size, forget: forget}
 	b.n++
 	b.bytes += size
-	if b.sizes == nil {
-		b.sizes = map[string][]int64{}
+	if b.waiting == nil {
+		b.waiting = map[string][]*pendingAnswer{}
 	}
-	k := string(id)
-	b.sizes[k] = append(b.sizes[k], size)
-	return true
+	b.waiting[key] = append(b.waiting[key], p)
+	return p, true
 }
 
-// release gives back the place of the request whose answer carries id (or,
-// with an id it does not know — mcp-go re-encoded it — of any one waiting
-// request: the count stays exact).
+// release gives back the place of the request whose answer, with id, was
+// written on the stream (or failed to be: the stream then ends), and
+// forgets its token. An answer with an id the backlog does not know —
+// mcp-go answered with another (null for a message it could not read) —
+// gives back the place of any one waiting request, so that the count
+// stays exact; that request's token is kept for its own answer.
 func (b *backlog) release(id json.RawMessage) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.n == 0 {
-		return // an answer the gateway wrote itself (answerOnStream)
+		return
 	}
 	k := string(id)
-	if len(b.sizes[k]) == 0 {
-		for key, s := range b.sizes {
+	if len(b.waiting[k]) == 0 {
+		for key, s := range b.waiting {
 			if len(s) > 0 {
-				k = key
-				break
+				b.orphans = append(b.orphans, s[0].forget)
+				b.remove(key, 0)
+				return
 			}
 		}
+		return
 	}
-	s := b.sizes[k]
-	size := s[len(s)-1]
+	b.waiting[k][0].forget()
+	b.remove(k, 0)
+}
+
+// drop gives back p's place when its answer will not come on the stream
+// (mcp-go refused the message), and forgets its token.
+func (b *backlog) drop(p *pendingAnswer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p.forget()
+	for i, q := range b.waiting[p.key] {
+		if q == p {
+			b.remove(p.key, i)
+			return
+		}
+	}
+}
+
+// remove takes the i-th request waiting with key out of the backlog.
+func (b *backlog) remove(key string, i int) {
+	s := b.waiting[key]
+	p := s[i]
 	if len(s) == 1 {
-		delete(b.sizes, k)
+		delete(b.waiting, key)
 	} else {
-		b.sizes[k] = s[:len(s)-1]
+		b.waiting[key] = append(s[:i:i], s[i+1:]...)
 	}
 	b.n--
-	b.bytes -= size
+	b.bytes -= p.size
+}
+
+// close forgets the tokens of every request still waiting, when the stream
+// has ended: mcp-go drops their answers (its session is done), so none
+// will come to restore them.
+func (b *backlog) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range b.waiting {
+		for _, p := range s {
+			p.forget()
+		}
+	}
+	for _, forget := range b.orphans {
+		forget()
+	}
+	b.waiting, b.orphans, b.n, b.bytes = nil, nil, 0, 0
 }
 
 // pending reports the requests waiting and the bytes of their bodies.
@@ -109,36 +164,63 @@ func (b *backlog) pending() (int, int64) {
 	return b.n, b.bytes
 }
 
-// reserveLegacy takes a place in the session's backlog on this replica for
-// a request about to be handed to mcp-go (body as handed on, its id
-// rewritten), and returns the release to call when mcp-go does not accept
-// it, with ok false when the backlog is full. A notification (no id) gets
-// no answer and takes no place; a session whose stream is not here has no
-// backlog (mcp-go refuses the message).
-func (g *Gateway) reserveLegacy(session string, body []byte, msg message) (release func(), ok bool) {
+// legacyRequest is a /messages request on its way to mcp-go on the
+// replica that holds its session's stream (reserveLegacy).
+type legacyRequest struct {
+	// body is what mcp-go is handed: the client's, with an id mcp-go would
+	// not echo exactly replaced by exactIDs' token.
+	body []byte
+	// id is the id mcp-go echoes in the answer: the token, or the client's
+	// id; nil for a notification.
+	id json.RawMessage
+	// b and p are its place in the session's backlog (nil for a
+	// notification, or when the stream is not here).
+	b *backlog
+	p *pendingAnswer
+	// forget forgets the token (a no-op without one).
+	forget func()
+}
+
+// giveBack gives back the request's place and forgets its token: its
+// answer will not come on the stream (mcp-go refused the message). The
+// token of a request whose answer is written is forgotten as it is
+// written (restore, and the backlog's release).
+func (lr *legacyRequest) giveBack() {
+	if lr.b != nil {
+		lr.b.drop(lr.p)
+		return
+	}
+	lr.forget()
+}
+
+// reserveLegacy prepares a request for mcp-go: its id is rewritten once
+// (exactIDs), here, and the same token is what mcp-go is handed, what the
+// answer carries and what gives the place back (the backlog's release) —
+// and it takes a place in the session's backlog on this replica, with ok
+// false when the backlog is full (nothing is kept then). A notification
+// (no id) gets no answer and takes no place; a session whose stream is not
+// here has no backlog (mcp-go refuses the message: giveBack).
+func (g *Gateway) reserveLegacy(session string, body []byte, msg message) (lr *legacyRequest, ok bool) {
 	if len(msg.ID) == 0 {
-		return func() {}, true
+		return &legacyRequest{body: body, forget: func() {}}, true
+	}
+	out, token, forget := g.ids.rewrite(body, msg.ID)
+	lr = &legacyRequest{body: out, id: msg.ID, forget: forget}
+	if token != nil {
+		lr.id = token
 	}
 	v, found := g.backlogs.Load(session)
 	if !found {
-		return func() {}, true
+		return lr, true
 	}
 	b := v.(*backlog)
-	rewritten, _ := g.ids.rewrite(body, msg.ID)
-	id := envelopeID(rewritten)
-	if !b.reserve(id, int64(len(body))) {
+	p, ok := b.reserve(string(lr.id), int64(len(body)), forget)
+	if !ok {
+		forget()
 		return nil, false
 	}
-	return func() { b.release(id) }, true
-}
-
-// envelopeID is the id of a JSON-RPC message, as encoded in it.
-func envelopeID(body []byte) json.RawMessage {
-	var env struct {
-		ID json.RawMessage `json:"id"`
-	}
-	_ = json.Unmarshal(body, &env)
-	return env.ID
+	lr.b, lr.p = b, p
+	return lr, true
 }
 
 // refuseBacklog answers a POST /messages refused for its session's backlog.

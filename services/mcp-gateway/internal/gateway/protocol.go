@@ -636,17 +636,23 @@ func plainID(raw []byte) bool {
 	return false
 }
 
+// idTokenLen is the length of every token: the prefix, 32 hex digits and
+// the closing quote.
+const idTokenLen = len(idTokenPrefix) + 32 + 1
+
 // rewrite returns body with its id replaced by a token when mcp-go would
-// not echo it exactly, and a function that forgets the token (call it when
-// the response can no longer come). A body needing no change is returned
-// as is, with a no-op.
-func (x *exactIDs) rewrite(body []byte, id json.RawMessage) ([]byte, func()) {
+// not echo it exactly, the token (nil when the body needs no change: it is
+// returned as is), and a function that forgets the token (call it when the
+// response can no longer come; a no-op without a token). Whether the body
+// was rewritten is the token's presence, never the body's length: a
+// re-encoded body can be as long as the original.
+func (x *exactIDs) rewrite(body []byte, id json.RawMessage) ([]byte, json.RawMessage, func()) {
 	if len(id) == 0 || kind(id) == 'n' || survives(id) {
-		return body, func() {}
+		return body, nil, func() {}
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil {
-		return body, func() {}
+		return body, nil, func() {}
 	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -654,33 +660,56 @@ func (x *exactIDs) rewrite(body []byte, id json.RawMessage) ([]byte, func()) {
 	m["id"] = json.RawMessage(token)
 	out, err := marshalJSON(m)
 	if err != nil {
-		return body, func() {}
+		return body, nil, func() {}
 	}
 	x.mu.Lock()
 	x.m[token] = append(json.RawMessage(nil), id...)
 	x.mu.Unlock()
-	return out, func() {
+	return out, json.RawMessage(token), func() {
 		x.mu.Lock()
 		delete(x.m, token)
 		x.mu.Unlock()
 	}
 }
 
-// restore replaces every known token in p by its original id.
+// restore replaces every known token in p by its original id, and forgets
+// it: a request is answered once. The tokens are looked up where p holds
+// one, not searched for one by one, so a write costs the same however many
+// requests are waiting for their answers.
 func (x *exactIDs) restore(p []byte) []byte {
-	if !bytes.Contains(p, []byte(idTokenPrefix)) {
+	i := bytes.Index(p, []byte(idTokenPrefix))
+	if i < 0 {
 		return p
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for token, id := range x.m {
-		if bytes.Contains(p, []byte(token)) {
-			// A request is answered once: the token is done with.
-			p = bytes.ReplaceAll(p, []byte(token), id)
-			delete(x.m, token)
+	var found map[string]json.RawMessage
+	for i >= 0 && i+idTokenLen <= len(p) {
+		token := p[i : i+idTokenLen]
+		if id, ok := x.m[string(token)]; ok {
+			if found == nil {
+				found = map[string]json.RawMessage{}
+			}
+			found[string(token)] = id
 		}
+		next := bytes.Index(p[i+1:], []byte(idTokenPrefix))
+		if next < 0 {
+			break
+		}
+		i += 1 + next
+	}
+	for token, id := range found {
+		p = bytes.ReplaceAll(p, []byte(token), id)
+		delete(x.m, token)
 	}
 	return p
+}
+
+// len is how many tokens wait for their answer.
+func (x *exactIDs) len() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.m)
 }
 
 // idWriter restores ids in everything written through it. mcp-go writes
@@ -707,13 +736,13 @@ func (w *idWriter) Flush() {
 
 func (w *idWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// serveLegacyMessage hands a /messages body to mcp-go for the session whose
-// stream is on this replica, with the /sse challenger, after rewriting an
-// id mcp-go would not echo exactly (the stream's writer restores it).
-func (g *Gateway) serveLegacyMessage(ctx context.Context, session string, body []byte, msg message, serve func(*http.Request)) error {
+// serveLegacyMessage hands a /messages request to mcp-go for the session
+// whose stream is on this replica, with the /sse challenger: its body as
+// reserveLegacy rewrote it (an id mcp-go would not echo exactly is a token,
+// which the stream's writer restores).
+func (g *Gateway) serveLegacyMessage(ctx context.Context, session string, lr *legacyRequest, serve func(*http.Request)) error {
 	ctx = context.WithValue(ctx, challengerKey{}, g.sseChallenges)
-	body, _ = g.ids.rewrite(body, msg.ID)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/messages?sessionId="+url.QueryEscape(session), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/messages?sessionId="+url.QueryEscape(session), bytes.NewReader(lr.body))
 	if err != nil {
 		return err
 	}

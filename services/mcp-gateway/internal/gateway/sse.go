@@ -54,6 +54,8 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 		g.metrics.streams.WithLabelValues(transportSSE).Dec()
 		g.localSSE.Delete(id)
 		g.backlogs.Delete(id)
+		// mcp-go drops the answers still on their way: their tokens go.
+		bl.close()
 		// The stream was the session: it ends with it.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 3*time.Second)
 		defer cancel()
@@ -258,7 +260,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, local := g.localSSE.Load(id); local {
-		release, ok := g.reserveLegacy(id, body, msg)
+		lr, ok := g.reserveLegacy(id, body, msg)
 		if !ok {
 			// The session's backlog is full (legacyPendingAnswers): refused
 			// on the POST; its stream and the answers on their way carry on.
@@ -266,14 +268,14 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		seen := &statusSeen{ResponseWriter: w}
-		if err := g.serveLegacyMessage(r.Context(), id, body, msg, func(req *http.Request) {
+		if err := g.serveLegacyMessage(r.Context(), id, lr, func(req *http.Request) {
 			req.Header = r.Header.Clone()
 			g.serve(transportSSE, method, g.sse.MessageHandler(), seen, req)
 		}); err != nil {
 			g.unavailable(w, r, transportSSE, method, err)
 		}
 		if seen.status != http.StatusAccepted {
-			release() // mcp-go refused it: no answer will come on the stream
+			lr.giveBack() // mcp-go refused it: no answer will come on the stream
 		}
 		return
 	}
@@ -805,7 +807,7 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 		g.answerRelay(ctx, m, relayRefused)
 		return
 	}
-	release, ok := g.reserveLegacy(m.Session, m.Body, msg)
+	lr, ok := g.reserveLegacy(m.Session, m.Body, msg)
 	if !ok {
 		// The session's backlog is full (legacyPendingAnswers): not
 		// handled; its sender refuses the POST as this replica would.
@@ -835,7 +837,7 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 			// the client opens a new session.
 			g.log.WarnContext(ctx, "could not confirm a relayed initialize's claim; its legacy stream is ended so that the client reconnects", "err", err)
 			g.metrics.relayed.WithLabelValues("dropped").Inc()
-			release()
+			lr.giveBack()
 			g.streams.end(redisx.Hash(m.Session))
 			g.answerRelay(ctx, m, relayGone)
 			return
@@ -855,10 +857,10 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 			g.metrics.relayed.WithLabelValues("dropped").Inc()
 			// Its answer, written on the stream, gives back its place in
 			// the backlog.
-			if g.answerOnStream(m, msg, mcp.INTERNAL_ERROR, lateInitializeMessage) {
+			if g.answerOnStream(m.Session, lr, mcp.INTERNAL_ERROR, lateInitializeMessage) {
 				g.answerRelay(ctx, m, relayDelivered)
 			} else {
-				release()
+				lr.giveBack()
 				g.answerRelay(ctx, m, relayDropped)
 			}
 			return
@@ -866,13 +868,13 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 	}
 	g.metrics.relayed.WithLabelValues("received").Inc()
 	d := &discard{h: http.Header{}}
-	if err := g.serveLegacyMessage(tokens.NewContext(ctx, claims), m.Session, m.Body, msg, func(req *http.Request) {
+	if err := g.serveLegacyMessage(tokens.NewContext(ctx, claims), m.Session, lr, func(req *http.Request) {
 		g.sse.MessageHandler().ServeHTTP(d, req)
 	}); err != nil {
 		g.log.InfoContext(ctx, "relayed message not delivered", "err", err)
 	}
 	if d.status != http.StatusAccepted {
-		release()
+		lr.giveBack()
 	}
 	_, local := g.localSSE.Load(m.Session)
 	switch {
@@ -893,20 +895,13 @@ func (g *Gateway) deliverRelayed(ctx context.Context, payload string) {
 // claim was no longer held when it reached the stream's replica.
 const lateInitializeMessage = "initialize not handled: it reached the session's stream after its claim had expired or been given back; send initialize again"
 
-// answerOnStream writes a JSON-RPC error answering the relayed request in
-// m (msg is its envelope) on the session's stream here, with the request's
-// id exactly as the client sent it (an id mcp-go would not echo is
-// rewritten, and the stream's writer restores it: exactIDs), and reports
-// whether it was queued (false: no id, or the stream is gone or full).
-func (g *Gateway) answerOnStream(m relayed, msg message, code int, text string) bool {
-	if len(msg.ID) == 0 {
-		return false
-	}
-	body, _ := g.ids.rewrite(m.Body, msg.ID)
-	var env struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(body, &env) != nil || len(env.ID) == 0 {
+// answerOnStream writes a JSON-RPC error answering the relayed request lr
+// on the stream of session here, with the id reserveLegacy gave it (an id
+// mcp-go would not echo is a token, which the stream's writer restores:
+// exactIDs), and reports whether it was queued (false: no id, or the
+// stream is gone or full). Written, the answer gives back lr's place.
+func (g *Gateway) answerOnStream(session string, lr *legacyRequest, code int, text string) bool {
+	if len(lr.id) == 0 {
 		return false
 	}
 	answer := struct {
@@ -916,9 +911,9 @@ func (g *Gateway) answerOnStream(m relayed, msg message, code int, text string) 
 			Code    int    `json:"code"`
 			Message string `json:"message"`
 		} `json:"error"`
-	}{JSONRPC: mcp.JSONRPC_VERSION, ID: env.ID}
+	}{JSONRPC: mcp.JSONRPC_VERSION, ID: lr.id}
 	answer.Error.Code, answer.Error.Message = code, text
-	if err := g.sse.SendEventToSession(m.Session, answer); err != nil {
+	if err := g.sse.SendEventToSession(session, answer); err != nil {
 		g.log.Info("could not answer a relayed request on its stream", "err", err)
 		return false
 	}

@@ -148,7 +148,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			if msg.Method != "" {
 				method = msg.Method
 			}
-			if rewritten, forget := g.ids.rewrite(body, msg.ID); len(rewritten) != len(body) {
+			if rewritten, token, forget := g.ids.rewrite(body, msg.ID); token != nil {
 				defer forget()
 				body = rewritten
 				r.Body = newBody(rewritten)
