@@ -378,6 +378,23 @@ func Tag(s string) string { return "{" + s + "}" }
 // Prefix is the install's key prefix.
 func (c *Client) Prefix() string { return c.prefix }
 
+// ExpireAtLeast queues on pipe what makes key live at least ttl from when
+// the commands run, never shorter than it already does: EXPIRE key ttl NX
+// sets the expiry of a key that has none (one just created by a command
+// before it on pipe), then EXPIRE key ttl GT extends an expiry that is
+// sooner; each is a no-op otherwise, and a key that does not exist stays
+// absent (both answer 0). For a key several writers share with different
+// lifetimes (a sorted set of records, an index of grants): the writer with
+// the shortest one must not cut the key under the others' longer entries.
+//
+// ttl is in whole seconds (EXPIRE), truncated; under a second counts as
+// one. The commands need Redis 7.0 or later (EXPIRE's NX and GT options):
+// an older server answers each with an error, which pipe's Exec returns.
+func ExpireAtLeast(ctx context.Context, pipe redis.Pipeliner, key string, ttl time.Duration) {
+	pipe.ExpireNX(ctx, key, ttl)
+	pipe.ExpireGT(ctx, key, ttl)
+}
+
 // Hash returns the hex SHA-256 of a secret, for use in keys: secrets are
 // never stored or used as keys in the clear.
 func Hash(secret string) string {

@@ -105,7 +105,7 @@ func (r *Revoker) RemoveClients(ctx context.Context, removedAt time.Time, client
 		pipe.ZAddGT(ctx, key, redis.Z{Score: float64(rec.exp), Member: strconv.FormatInt(rec.removed, 10) + " " + id})
 	}
 	pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(now, 10))
-	keepKeyFor(ctx, pipe, key, ttl)
+	redisx.ExpireAtLeast(ctx, pipe, key, ttl)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}

@@ -133,7 +133,7 @@ type Revoker struct {
 // lifetime any access token may have plus the verifiers' clock leeway.
 // Revokers with different retentions may share the records (a rollout):
 // each record keeps the longer expiry (ZADD GT) and the key is never
-// shortened (keepKeyFor). local may be nil.
+// shortened (redisx.ExpireAtLeast). local may be nil.
 func NewRevoker(rdb *redisx.Client, retain time.Duration, local *Set) *Revoker {
 	return &Revoker{rdb: rdb, retain: retain, now: time.Now, local: local}
 }
@@ -151,7 +151,7 @@ func (r *Revoker) Revoke(ctx context.Context, grantID string) error {
 	pipe := r.rdb.TxPipeline()
 	pipe.ZAddGT(ctx, key, redis.Z{Score: float64(exp.UnixMilli()), Member: grantID})
 	pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
-	keepKeyFor(ctx, pipe, key, r.retain+time.Minute)
+	redisx.ExpireAtLeast(ctx, pipe, key, r.retain+time.Minute)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
@@ -163,18 +163,6 @@ func (r *Revoker) Revoke(ctx context.Context, grantID string) error {
 	// PUBLISH names no key (a cluster routes it anywhere). A lost
 	// announcement is caught by the reconcile.
 	return r.rdb.Publish(ctx, channel(r.rdb), grantID+" "+strconv.FormatInt(exp.UnixMilli(), 10)).Err()
-}
-
-// keepKeyFor makes key live at least ttl from now, never shorter than it
-// was: a revoker with a shorter retention (a replica configured with a
-// lower ACCESS_TOKEN_TTL during a rollout) must not cut the key under the
-// longer records of the others. EXPIRE NX sets the expiry of a key that
-// has none (just created by the ZADD before it), EXPIRE GT only extends
-// one (Redis 7.0; both are no-ops otherwise). Seconds: the key outlives its
-// latest record by a minute anyway.
-func keepKeyFor(ctx context.Context, pipe redis.Pipeliner, key string, ttl time.Duration) {
-	pipe.ExpireNX(ctx, key, ttl)
-	pipe.ExpireGT(ctx, key, ttl)
 }
 
 // Options configure a Set.

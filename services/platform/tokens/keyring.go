@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -243,6 +244,11 @@ func (r *KeyRing) ActiveKeyID() string { return r.active }
 
 // Active returns the RSA signing key.
 func (r *KeyRing) Active() *rsa.PrivateKey { return r.keys[r.active] }
+
+// RSAKeys returns the ring's RSA keys by kid, the active one among them
+// (ActiveKeyID): a new map of the ring's own keys, which the caller must
+// not modify.
+func (r *KeyRing) RSAKeys() map[string]*rsa.PrivateKey { return maps.Clone(r.keys) }
 
 // ActiveES256KeyID is the kid of the P-256 key that signs ES256 tokens, ""
 // when the ring has none.

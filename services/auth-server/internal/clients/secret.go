@@ -13,10 +13,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -236,46 +234,43 @@ func IsHMACHash(h []byte) bool {
 		base64.RawURLEncoding.DecodedLen(len(h)-len(HMACPrefix)) == sha256.Size
 }
 
-// DevSecretKeys derive the development HMAC keys of client secrets from
-// the signing keys in keysDir (HKDF-SHA256 of each PEM key), so `make dev`
+// DevSecretKeys are the development HMAC keys of client secrets, derived
+// from the RSA keys of the loaded signing key ring (DevKeys), so `make dev`
 // and dev-init need no extra secret: the active key's derivation hashes,
 // every other key's still verifies (a rotated signing key keeps dev-init's
 // hashes working until the key it used is deleted). Production sets
 // CLIENT_SECRET_HMAC_KEY instead.
-func DevSecretKeys(keysDir, activeKid string) (primary []byte, others [][]byte, err error) {
-	paths, err := filepath.Glob(filepath.Join(keysDir, "*.pem"))
-	if err != nil {
-		return nil, nil, err
+func DevSecretKeys(ring *tokens.KeyRing) (primary []byte, others [][]byte, err error) {
+	return DevKeys(ring.RSAKeys(), ring.ActiveKeyID(), "tollgate auth-server client secret hmac (development)")
+}
+
+// DevKeys derives development HMAC keys from RSA signing keys by kid
+// (tokens.KeyRing.RSAKeys): for each key, 32 bytes of HKDF-SHA256 (RFC
+// 5869) of its PKCS #8 DER encoding, no salt, with info naming what the
+// keys are for — one info string per use, so that no two uses share a
+// key. primary is the key of active; others are those of every other
+// kid, in byte order of the kids. An error when active is not among keys
+// or a key cannot be encoded. The derived keys are as secret as the
+// signing keys, and change with them: production configures its HMAC keys
+// instead (TOKEN_HMAC_SECRET, CLIENT_SECRET_HMAC_KEY).
+func DevKeys(keys map[string]*rsa.PrivateKey, active, info string) (primary []byte, others [][]byte, err error) {
+	if _, ok := keys[active]; !ok {
+		return nil, nil, fmt.Errorf("signing key %q is not among the RSA signing keys", active)
 	}
-	slices.Sort(paths)
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
+	for _, kid := range slices.Sorted(maps.Keys(keys)) {
+		der, err := x509.MarshalPKCS8PrivateKey(keys[kid])
+		if err != nil {
+			return nil, nil, fmt.Errorf("signing key %q: %w", kid, err)
+		}
+		key, err := hkdf.Key(sha256.New, der, nil, info, 32)
 		if err != nil {
 			return nil, nil, err
 		}
-		k, err := tokens.ParsePrivateKey(b)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", filepath.Base(p), err)
-		}
-		if _, ok := k.(*rsa.PrivateKey); !ok {
-			continue // EC keys sign ES256 access tokens; the RSA keys derive these
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return nil, nil, err
-		}
-		key, err := hkdf.Key(sha256.New, der, nil, "tollgate auth-server client secret hmac (development)", 32)
-		if err != nil {
-			return nil, nil, err
-		}
-		if strings.TrimSuffix(filepath.Base(p), ".pem") == activeKid {
+		if kid == active {
 			primary = key
 		} else {
 			others = append(others, key)
 		}
-	}
-	if primary == nil {
-		return nil, nil, fmt.Errorf("signing key %q not found in %s", activeKid, keysDir)
 	}
 	return primary, others, nil
 }

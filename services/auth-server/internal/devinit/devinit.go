@@ -109,7 +109,7 @@ users:
 	if err != nil {
 		return fmt.Errorf("dev signing key: %w", err)
 	}
-	key, _, err := clients.DevSecretKeys(filepath.Join(dir, "keys"), ring.ActiveKeyID())
+	key, _, err := clients.DevSecretKeys(ring)
 	if err != nil {
 		return err
 	}

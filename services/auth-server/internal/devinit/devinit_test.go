@@ -52,7 +52,7 @@ func TestInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _, err := clients.DevSecretKeys(filepath.Join(dir, "keys"), ring.ActiveKeyID())
+	key, _, err := clients.DevSecretKeys(ring)
 	if err != nil {
 		t.Fatal(err)
 	}

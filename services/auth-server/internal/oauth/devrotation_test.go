@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -98,5 +99,72 @@ func TestDevSigningKeyRotationKeepsRefreshTokensAndDCRSecrets(t *testing.T) {
 	gone, _ := strategy("new")
 	if gone.RefreshTokenSignature(ctx, tok) != "" {
 		t.Error("a refresh token under a deleted signing key is still accepted")
+	}
+}
+
+// TestDevSecretsComeFromTheLoadedRing: the development HMAC keys (codes
+// and refresh tokens, client secrets) are derived from the signing keys
+// the ring loaded, not from SIGNING_KEYS_DIR read again: a file written
+// there since (an unparsable one, another key) changes neither, and
+// fails neither.
+func TestDevSecretsComeFromTheLoadedRing(t *testing.T) {
+	dir := t.TempDir()
+	writeKey := func(kid string) {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, kid+".pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeKey("a")
+	writeKey("b")
+	cfg := config.Config{SigningKeysDir: dir}
+	ring, err := tokens.LoadKeyDir(dir, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, rotated, err := hmacSecrets(cfg, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasher, err := NewSecretHasher(cfg, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := hasher.Hash(context.Background(), []byte("dcr-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rotated) != 1 {
+		t.Fatalf("%d rotated token secrets from a ring of two RSA keys, want 1", len(rotated))
+	}
+
+	writeKey("c")
+	if err := os.WriteFile(filepath.Join(dir, "broken.pem"), []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret2, rotated2, err := hmacSecrets(cfg, ring)
+	if err != nil {
+		t.Fatalf("token secrets of the loaded ring after SIGNING_KEYS_DIR changed: %v", err)
+	}
+	if !bytes.Equal(secret2, secret) || len(rotated2) != 1 || !bytes.Equal(rotated2[0], rotated[0]) {
+		t.Errorf("token secrets of the loaded ring changed with SIGNING_KEYS_DIR: %d rotated, want 1", len(rotated2))
+	}
+	hasher2, err := NewSecretHasher(cfg, ring)
+	if err != nil {
+		t.Fatalf("client secret hasher of the loaded ring after SIGNING_KEYS_DIR changed: %v", err)
+	}
+	hash2, err := hasher2.Hash(context.Background(), []byte("dcr-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(hash2, hash) {
+		t.Errorf("client secret hash changed with SIGNING_KEYS_DIR: %s, want %s", hash2, hash)
 	}
 }

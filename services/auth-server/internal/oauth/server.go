@@ -9,16 +9,12 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -283,8 +279,8 @@ func New(o Options) (*Server, error) {
 // CLIENT_SECRET_HMAC_KEY; without it, a key derived (HKDF) from
 // TOKEN_HMAC_SECRET (and the rotated ones from TOKEN_HMAC_SECRETS_ROTATED
 // and the secrets' untrimmed spellings, config.Config.UntrimmedTokenSecrets);
-// without either, outside production, keys derived from the signing keys
-// (clients.DevSecretKeys, as dev-init uses).
+// without either, outside production, keys derived from the loaded
+// signing keys (clients.DevSecretKeys, as dev-init uses).
 func NewSecretHasher(cfg config.Config, ring *tokens.KeyRing) (*clients.SecretHasher, error) {
 	o := clients.SecretHasherOptions{
 		SlowChecks: cfg.ClientSecretSlowChecks, CacheTTL: cfg.ClientSecretCacheTTL,
@@ -317,8 +313,8 @@ func NewSecretHasher(cfg config.Config, ring *tokens.KeyRing) (*clients.SecretHa
 			}
 			o.Rotated = append(o.Rotated, k)
 		}
-	case !cfg.Production() && ring != nil && cfg.SigningKeysDir != "":
-		k, rotated, err := clients.DevSecretKeys(cfg.SigningKeysDir, ring.ActiveKeyID())
+	case !cfg.Production() && ring != nil:
+		k, rotated, err := clients.DevSecretKeys(ring)
 		if err != nil {
 			return nil, err
 		}
@@ -368,11 +364,12 @@ func RevocationRetention(accessTTL time.Duration) time.Duration {
 // hmacSecrets returns the HMAC key of codes and refresh tokens, and the
 // rotated ones that still verify. Outside production, when
 // TOKEN_HMAC_SECRET is unset, the key is derived from the active signing
-// key (HKDF), so `make dev` needs no extra secret and tokens survive
-// restarts; the keys derived from the other RSA keys of SIGNING_KEYS_DIR
-// are rotated secrets, so activating another signing key
-// (docs/operations/key-rotation.md, step 3) keeps the refresh tokens and
-// codes issued under the previous one valid until that key is deleted.
+// key (HKDF, clients.DevKeys), so `make dev` needs no extra secret and
+// tokens survive restarts; the keys derived from the ring's other RSA keys
+// (those SIGNING_KEYS_DIR held when it was loaded) are rotated secrets, so
+// activating another signing key (docs/operations/key-rotation.md, step 3)
+// keeps the refresh tokens and codes issued under the previous one valid
+// until that key is deleted.
 func hmacSecrets(cfg config.Config, ring *tokens.KeyRing) ([]byte, [][]byte, error) {
 	var rotated [][]byte
 	for _, r := range cfg.RotatedTokenSecrets {
@@ -384,62 +381,11 @@ func hmacSecrets(cfg config.Config, ring *tokens.KeyRing) ([]byte, [][]byte, err
 	if cfg.Production() {
 		return nil, nil, errors.New("TOKEN_HMAC_SECRET is required in production")
 	}
-	key, err := devTokenSecret(ring.Active())
-	if err != nil {
-		return nil, nil, err
-	}
-	others, err := devRotatedTokenSecrets(cfg.SigningKeysDir, ring.ActiveKeyID())
+	key, others, err := clients.DevKeys(ring.RSAKeys(), ring.ActiveKeyID(), "tollgate auth-server token hmac (development)")
 	if err != nil {
 		return nil, nil, err
 	}
 	return key, append(rotated, others...), nil
-}
-
-// devTokenSecret is the development HMAC key derived from an RSA signing
-// key.
-func devTokenSecret(k *rsa.PrivateKey) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return nil, err
-	}
-	return hkdf.Key(sha256.New, der, nil, "tollgate auth-server token hmac (development)", 32)
-}
-
-// devRotatedTokenSecrets are the development HMAC keys derived from the
-// RSA keys of keysDir other than activeKid (none without a directory).
-func devRotatedTokenSecrets(keysDir, activeKid string) ([][]byte, error) {
-	if keysDir == "" {
-		return nil, nil
-	}
-	paths, err := filepath.Glob(filepath.Join(keysDir, "*.pem"))
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(paths)
-	var out [][]byte
-	for _, p := range paths {
-		if strings.TrimSuffix(filepath.Base(p), ".pem") == activeKid {
-			continue
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, err
-		}
-		k, err := tokens.ParsePrivateKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Base(p), err)
-		}
-		rk, ok := k.(*rsa.PrivateKey)
-		if !ok {
-			continue // EC keys sign ES256 access tokens; the RSA keys derive the secrets
-		}
-		sec, err := devTokenSecret(rk)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sec)
-	}
-	return out, nil
 }
 
 // resolver finds clients: static registry, then CIMD (https client ids),

@@ -24,8 +24,10 @@ import (
 // hashed like every other identifier in keys.
 //
 // The set outlives every grant in it without being touched on every
-// refresh: each renewal sets its TTL to the grant's TTL plus indexSlack
-// (never shortening it), and records in the grant's hash (the second part
+// refresh: each renewal sets its TTL to the grant's TTL plus indexSlack,
+// never shortening it (redisx.ExpireAtLeast: a grant with a shorter
+// lifetime, without a refresh token, must not cut the set short under an
+// older grant), and records in the grant's hash (the second part
 // of its "rotated" field, grant.go) until when the set is known to live; a
 // rotation renews the set only when the grant would otherwise outlive it,
 // about once per indexSlack per grant.
@@ -126,7 +128,7 @@ func (s *Store) listGrant(ctx context.Context, pipe redis.Pipeliner, r fosite.Re
 	}
 	key := s.subjectKey(sub)
 	pipe.ZAddNX(ctx, key, redis.Z{Score: float64(now.UnixMilli()), Member: r.GetID()})
-	extendTTL(ctx, pipe, key, grantTTL+indexSlack)
+	redisx.ExpireAtLeast(ctx, pipe, key, grantTTL+indexSlack)
 	l := listing{sub: sub, card: pipe.ZCard(ctx, key), id: r.GetID(), created: now, ttl: grantTTL + indexSlack}
 	// The mark outlives its interval: it is set within the interval and
 	// lives one interval (of Redis's clock, which the store's follows
@@ -176,7 +178,7 @@ func (s *Store) relistGrant(ctx context.Context, l listing) {
 		defer context.AfterFunc(stop, cancel)()
 		pipe := s.rdb.Pipeline()
 		pipe.ZAddNX(ctx, key, redis.Z{Score: float64(l.created.UnixMilli()), Member: l.id})
-		extendTTL(ctx, pipe, key, l.ttl)
+		redisx.ExpireAtLeast(ctx, pipe, key, l.ttl)
 		_, err := pipe.Exec(ctx)
 		switch {
 		case err == nil:
@@ -271,15 +273,6 @@ func (s *Store) indexGrant(ctx context.Context, r fosite.Requester, refresh bool
 	return strconv.FormatInt(until.UnixMilli(), 10), nil
 }
 
-// extendTTL sets key's TTL to ttl unless it already lives longer: a grant
-// with a shorter lifetime (no refresh token) must not cut the set short
-// under an older grant. EXPIRE GT leaves a key without a TTL alone, NX
-// sets one there.
-func extendTTL(ctx context.Context, pipe redis.Pipeliner, key string, ttl time.Duration) {
-	pipe.ExpireNX(ctx, key, ttl)
-	pipe.ExpireGT(ctx, key, ttl)
-}
-
 // sweepIndex drops the members of a subject's set whose grant record is
 // gone (under none of its keys), except those younger
 // than sweepMinAge. Best effort: a failure leaves the set as it was.
@@ -323,7 +316,7 @@ func (s *Store) renewIndex(ctx context.Context, r fosite.Requester, ttl time.Dur
 	key := s.subjectKey(sub)
 	pipe := s.rdb.Pipeline()
 	pipe.ZAddNX(ctx, key, redis.Z{Score: float64(s.now().UnixMilli()), Member: r.GetID()})
-	extendTTL(ctx, pipe, key, ttl)
+	redisx.ExpireAtLeast(ctx, pipe, key, ttl)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return unavailable(err)
 	}
