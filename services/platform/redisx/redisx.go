@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -389,7 +390,8 @@ func (c *Client) Prefix() string { return c.prefix }
 //
 // ttl is in whole seconds (EXPIRE), truncated; under a second counts as
 // one. The commands need Redis 7.0 or later (EXPIRE's NX and GT options):
-// an older server answers each with an error, which pipe's Exec returns.
+// an older server answers each with an error, which pipe's Exec returns
+// (CheckVersion refuses such a server at start-up).
 func ExpireAtLeast(ctx context.Context, pipe redis.Pipeliner, key string, ttl time.Duration) {
 	pipe.ExpireNX(ctx, key, ttl)
 	pipe.ExpireGT(ctx, key, ttl)
@@ -437,6 +439,107 @@ func checkDurable(ctx context.Context, c redis.Cmdable) error {
 	return errors.New("redis has neither AOF nor RDB persistence; enable appendonly or set REDIS_CHECK_DURABLE=false if persistence is managed elsewhere")
 }
 
+// MinServerVersion is the oldest Redis the fleet runs on: 7.0, for
+// EXPIRE's NX and GT options (ExpireAtLeast). Open refuses an older
+// server (CheckVersion).
+const MinServerVersion = "7.0"
+
+// ErrServerTooOld is returned (wrapped, naming the version found) by
+// CheckVersion and Open for a server older than MinServerVersion.
+var ErrServerTooOld = errors.New("redis server too old")
+
+// CheckVersion fails with ErrServerTooOld when the server runs a Redis
+// older than MinServerVersion: in cluster mode every master, in sentinel
+// mode the current master. It reads the version from HELLO without
+// arguments (Redis 6.2 and later: the connection's protocol is left as it
+// is), which every ACL user Tollgate documents may run, else from INFO
+// server (Redis 6.0 refuses HELLO without a protocol version). A server
+// that answers neither (both refused by its ACL or renamed) is not
+// refused: its version cannot be told; a command it does not support
+// fails when it is sent. An unreachable server is an error.
+func (c *Client) CheckVersion(ctx context.Context) error {
+	if cc, ok := c.UniversalClient.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			if err := checkVersion(ctx, n); err != nil {
+				return fmt.Errorf("cluster node %s: %w", n.Options().Addr, err)
+			}
+			return nil
+		})
+	}
+	return checkVersion(ctx, c.UniversalClient)
+}
+
+func checkVersion(ctx context.Context, c redis.UniversalClient) error {
+	v, err := serverVersion(ctx, c)
+	if err != nil || v == "" {
+		return err
+	}
+	if !atLeast(v, MinServerVersion) {
+		return fmt.Errorf("%w: it runs %s; Tollgate needs Redis %s or later (EXPIRE NX and GT)", ErrServerTooOld, v, MinServerVersion)
+	}
+	return nil
+}
+
+// serverVersion is the server's version ("7.2.4"), or "" when the server
+// refuses both HELLO and INFO.
+func serverVersion(ctx context.Context, c redis.UniversalClient) (string, error) {
+	hello, err := c.Do(ctx, "HELLO").Result()
+	if err == nil {
+		var v any
+		switch h := hello.(type) {
+		case map[any]any: // RESP3
+			v = h["version"]
+		case []any: // RESP2: field, value, …
+			for i := 0; i+1 < len(h); i += 2 {
+				if h[i] == "version" {
+					v = h[i+1]
+				}
+			}
+		}
+		if s, ok := v.(string); ok && s != "" {
+			return s, nil
+		}
+	} else if !isErrorReply(err) {
+		return "", fmt.Errorf("redis version check: %w", err)
+	}
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		if isErrorReply(err) {
+			return "", nil
+		}
+		return "", fmt.Errorf("redis version check: %w", err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			return v, nil
+		}
+	}
+	return "", nil
+}
+
+// isErrorReply reports whether err is the server's error reply (a refused
+// or unknown command), not a failure to reach it.
+func isErrorReply(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && !errors.Is(err, redis.Nil)
+}
+
+// atLeast reports whether version v ("7.0.15", "6.2.14") is min
+// ("7.0") or later, comparing major and minor numbers; a version it
+// cannot read counts as recent enough.
+func atLeast(v, min string) bool {
+	num := func(s string) (int, int, bool) {
+		maj, rest, _ := strings.Cut(s, ".")
+		minor, _, _ := strings.Cut(rest, ".")
+		a, err1 := strconv.Atoi(maj)
+		b, err2 := strconv.Atoi(minor)
+		return a, b, err1 == nil && err2 == nil
+	}
+	a, b, ok := num(v)
+	x, y, _ := num(min)
+	return !ok || a > x || a == x && b >= y
+}
+
 // IsUnavailable reports whether err means Redis could not be reached (as
 // opposed to a missing key): a connection error, a timeout or an open
 // circuit breaker (ErrUnavailable).
@@ -472,22 +575,28 @@ func IsAuthFailure(err error) bool {
 		strings.HasPrefix(msg, "ERR Client sent AUTH, but no password is set")
 }
 
-// Open returns a client for cfg (with opt, as New) and, when cfg.CheckDurable is set (the
-// production default), refuses a server without persistence: sessions,
-// grants and refresh-token families must survive a Redis restart. Redis
-// being unreachable at start-up is not an error (readiness reports it and
-// the client reconnects), but a reachable, volatile Redis is.
+// Open returns a client for cfg (with opt, as New) and refuses a server it
+// reaches at start-up that runs a Redis older than MinServerVersion
+// (CheckVersion, ErrServerTooOld) or, when cfg.CheckDurable is set (the
+// production default), one without persistence: sessions, grants and
+// refresh-token families must survive a Redis restart. Redis being
+// unreachable at start-up is not an error (readiness reports it and the
+// client reconnects), but a reachable Redis that is too old or volatile is.
 func Open(ctx context.Context, cfg config.Redis, opt ...Option) (*Client, error) {
 	c, err := New(cfg, opt...)
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.CheckDurable {
-		return c, nil
-	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := c.Ping(cctx); err != nil {
+		return c, nil
+	}
+	if err := c.CheckVersion(cctx); errors.Is(err, ErrServerTooOld) {
+		_ = c.Close()
+		return nil, err
+	}
+	if !cfg.CheckDurable {
 		return c, nil
 	}
 	if err := c.CheckDurable(cctx); err != nil {

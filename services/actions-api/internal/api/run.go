@@ -62,18 +62,15 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 	defer coreConn.Close()
-	rdb, err := redisx.New(cfg.Redis, redisx.WithLogger(base.Log), redisx.WithMetrics(base.Metrics))
+	// Open refuses a reachable Redis older than 7.0, and one without
+	// persistence when durability is required (production).
+	rdb, err := redisx.Open(ctx, cfg.Redis, redisx.WithLogger(base.Log), redisx.WithMetrics(base.Metrics))
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	if err := base.Instrument(rdb); err != nil {
 		return err
-	}
-	if cfg.Redis.CheckDurable {
-		if err := rdb.CheckDurable(ctx); err != nil {
-			return err
-		}
 	}
 	// Revoked grants are followed in memory (loaded now, then announced
 	// and reconciled); Redis being down does not stop the start.
