@@ -7,8 +7,10 @@
 // line is JSON (whatever LOG_FORMAT says), carries "log.type":"audit" so a
 // log pipeline can route it, and is never filtered by LOG_LEVEL. A line
 // holds who (client id, hashed subject, client address), what (event,
-// grant type, result) and which grant (grant id) — never a secret, code or
-// token. docs/operations/audit-log.md shows one example of each event.
+// grant type, result), which grant (grant id) and which request
+// (request_id: the context's logging.RequestID — the X-Request-Id of an
+// HTTP request, the x-request-id metadata of a gRPC call) — never a
+// secret, code or token. docs/operations/audit-log.md shows one example of each event.
 package audit
 
 import (
@@ -142,6 +144,10 @@ func (l *Logger) Log(ctx context.Context, r Record) {
 	if result == "" {
 		result = ResultOK
 	}
+	var requestID string
+	if ctx != nil {
+		requestID = logging.RequestID(ctx)
+	}
 	b = appendAttr(b, "event", r.Event)
 	b = appendAttr(b, "result", result)
 	if r.ClientID != "" {
@@ -154,7 +160,7 @@ func (l *Logger) Log(ctx context.Context, r Record) {
 	}
 	for _, kv := range [...][2]string{
 		{"upstream_issuer", r.UpstreamIssuer}, {"token_client_id", r.TokenClientID}, {"grant_id", r.GrantID}, {"grant_type", r.GrantType}, {"client_address", r.ClientAddr},
-		{"endpoint", r.Endpoint}, {"reason", r.Reason},
+		{"endpoint", r.Endpoint}, {"reason", r.Reason}, {"request_id", requestID},
 	} {
 		if kv[1] != "" {
 			b = appendAttr(b, kv[0], kv[1])
@@ -262,6 +268,9 @@ func HashSubject(sub string) string {
 var fixedValues = map[string]bool{
 	"event": true, "result": true, "grant_type": true, "subject_hash": true, "grant_id": true,
 	"endpoint": true, "log.type": true, "service": true,
+	// request_id: the context's id, which logging.ValidRequestID admitted
+	// (letters, digits, ". _ : -", at most 128 bytes) or the server made.
+	"request_id": true,
 }
 
 // value is what the line holds for attribute key with value v: fixed

@@ -152,6 +152,15 @@ func (a auditingRevoker) Revoke(ctx context.Context, grantID string) error {
 	if revocationFailureOf(ctx) != nil {
 		return err // an RFC 7009 request: revoke writes its record
 	}
+	if d, ok := ctx.Value(disconnectKey{}).(*audit.Record); ok {
+		rec := *d // a user's disconnect (Disconnect)
+		rec.GrantID = grantID
+		if err != nil {
+			rec.Result = "temporarily_unavailable"
+		}
+		a.s.audit.Log(ctx, rec)
+		return err
+	}
 	held, _ := ctx.Value(auditKey{}).(*audit.Record)
 	if held != nil && held.GrantID == grantID && err == nil {
 		return nil // fosite's refresh handler revokes a reused token's grant twice (its refresh and access tokens)

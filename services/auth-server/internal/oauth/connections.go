@@ -6,8 +6,10 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
+	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
 // ErrConnectionNotFound means the grant is not one of the subject's live
@@ -69,6 +71,13 @@ func (s *Server) Connections(ctx context.Context, sub string) ([]Connection, err
 // the grant named is revoked in every case. If the grant ends otherwise
 // between the two steps (another Disconnect, expiry), its consent is still
 // forgotten and the answer is ErrConnectionNotFound.
+//
+// The revocation's audit record names who disconnected what: the subject
+// (hashed), the revoked grant and its client (client_id, not authenticated
+// by this request), the app whose verified access token asked
+// (token_client_id, from tokens.FromContext when ctx carries the verified
+// principal), endpoint "connections", reason "user disconnect" and the
+// request id (docs/operations/audit-log.md).
 func (s *Server) Disconnect(ctx context.Context, sub, grantID string) error {
 	clientID, err := s.store.SubjectGrantClient(ctx, sub, grantID, newStoredSession)
 	if err != nil {
@@ -77,6 +86,14 @@ func (s *Server) Disconnect(ctx context.Context, sub, grantID string) error {
 	if err := s.RevokeConsent(ctx, sub, clientID); err != nil {
 		return fmt.Errorf("forget the consent to %s: %w", clientID, err)
 	}
-	_, err = s.store.RevokeSubjectGrant(ctx, sub, grantID, newStoredSession)
+	rec := &audit.Record{Event: audit.Revocation, Subject: sub, ClientID: clientID, Endpoint: "connections", Reason: "user disconnect"}
+	if c, ok := tokens.FromContext(ctx); ok {
+		rec.TokenClientID = c.ClientID
+	}
+	_, err = s.store.RevokeSubjectGrant(context.WithValue(ctx, disconnectKey{}, rec), sub, grantID, newStoredSession)
 	return err
 }
+
+// disconnectKey holds the audit record Disconnect prepared for the grant
+// it revokes; auditingRevoker fills in the grant id and the outcome.
+type disconnectKey struct{}

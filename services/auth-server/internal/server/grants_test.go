@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/tollgate/tollgate/proto/gen/tollgate/auth/v1"
+	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/dev-idp/idptest"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 )
@@ -269,5 +270,91 @@ func TestDisconnectFailsUntilConsentIsForgotten(t *testing.T) {
 	}
 	if p := f.login(newBrowser(t, redirect), request()); p.Location != nil || !strings.Contains(p.Body, `value="approve"`) {
 		t.Errorf("the app's next authorization: %d %v, want the consent page", p.Status, p.Location)
+	}
+}
+
+// TestDisconnectAudited: a user's disconnect (GrantsService.RevokeGrant,
+// which DELETE /actions/connections/{grant} and the MCP tool
+// connections.revoke call) writes a revocation record naming who
+// disconnected what — the subject's hash, the revoked grant and its
+// client, the app whose token asked, the endpoint and the reason — and a
+// refused disconnect (another subject's grant) writes none.
+func TestDisconnectAudited(t *testing.T) {
+	f := newFleet(t, nil, "", true, twoUsers)
+	f.start()
+	c := f.Clients["local-test"]
+	req := func(scope string) *authRequest { a := newAuthRequest(c); a.Scope = scope; return a }
+	dev := f.signInAs(c, req("openid connections.read connections.revoke"), idptest.Username, idptest.Password)
+	devOther := f.signInAs(c, req("openid profile"), idptest.Username, idptest.Password)
+	eve := f.signInAs(c, req("openid connections.read connections.revoke"), "eve", "eve-password")
+
+	conn, err := grpc.NewClient(f.AS.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	grants := authv1.NewGrantsServiceClient(conn)
+	other := ""
+	list, err := grants.ListGrants(bearer(dev.AccessToken), &authv1.ListGrantsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range list.GetConnections() {
+		if !x.GetCurrent() {
+			other = x.GetGrantId()
+		}
+	}
+	if other == "" {
+		t.Fatalf("no other grant in %v", list.GetConnections())
+	}
+	if _, err := grants.RevokeGrant(bearer(eve.AccessToken), &authv1.RevokeGrantRequest{GrantId: other}); status.Code(err) != codes.NotFound {
+		t.Fatalf("eve revoking dev's grant: %v, want NotFound", err)
+	}
+	if e := findEvent(auditEvents(t, f), map[string]any{"event": "revocation", "grant_id": other}); e != nil {
+		t.Errorf("a refused disconnect wrote a revocation record: %s", e["_line"])
+	}
+	// The calling service propagates the request id in x-request-id metadata.
+	ctx := metadata.AppendToOutgoingContext(bearer(dev.AccessToken), "x-request-id", "fixaudit-disconnect-1")
+	if _, err := grants.RevokeGrant(ctx, &authv1.RevokeGrantRequest{GrantId: other}); err != nil {
+		t.Fatal(err)
+	}
+	_ = devOther
+	want := map[string]any{"request_id": "fixaudit-disconnect-1",
+		"event": "revocation", "result": "ok", "grant_id": other, "subject_hash": audit.HashSubject(idptest.Subject),
+		"client_id": "local-test", "client_authenticated": false, "token_client_id": "local-test",
+		"endpoint": "connections", "reason": "user disconnect",
+	}
+	e := findEvent(auditEvents(t, f), map[string]any{"event": "revocation", "grant_id": other})
+	if e == nil {
+		t.Fatalf("no revocation record for the disconnected grant %s", other)
+	}
+	for k, v := range want {
+		if e[k] != v {
+			t.Errorf("disconnect record %s = %v, want %v\n%s", k, e[k], v, e["_line"])
+		}
+	}
+}
+
+// TestAuditRecordsCarryTheRequestID: an HTTP request's audit record
+// carries its X-Request-Id (TestDisconnectAudited: a gRPC call's, from
+// x-request-id metadata).
+func TestAuditRecordsCarryTheRequestID(t *testing.T) {
+	f := newFleet(t, nil, "", true)
+	f.start()
+	req, _ := http.NewRequest(http.MethodPost, f.Base+"/oauth/token", strings.NewReader(url.Values{
+		"grant_type": {"refresh_token"}, "refresh_token": {"nope"}, "client_id": {"local-test"}, "client_secret": {"wrong"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Request-Id", "fixaudit-token-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("token request with a wrong secret: %d", resp.StatusCode)
+	}
+	want := map[string]any{"event": "client_authentication_failure", "client_id": "local-test", "request_id": "fixaudit-token-1"}
+	if findEvent(auditEvents(t, f), want) == nil {
+		t.Errorf("no audit event %v", want)
 	}
 }
