@@ -55,7 +55,17 @@ var secretPatterns = []struct {
 	// codes (ory_ac_) to <key>.<mac> (base64url); the prefix is kept. Not
 	// inside a word: "memory_rt_cache" is no token.
 	{regexp.MustCompile(`\b(ory_(?:at|rt|ac)_)[A-Za-z0-9_.\-]+`), "${1}" + Redacted},
+	// Tollgate's own generated client secrets: two crypto/rand.Text
+	// values, 52 characters of RFC 4648 base32 (A-Z, 2-7) — what
+	// dev-init writes and dynamic registration issues. An operator who
+	// pastes one into client_id (fields swapped) would otherwise have it
+	// logged as the claimed client id.
+	{regexp.MustCompile(`\b[A-Z2-7]{52}\b`), Redacted},
 }
+
+// secretRunLen is the length of a Tollgate-generated client secret (see
+// secretPatterns): a run of that many base32 characters makes maySecret true.
+const secretRunLen = 52
 
 // MaxValueBytes bounds one string (or error) attribute value in a log line:
 // a request never decides how large a line gets (a client id of 1 MB in an
@@ -137,7 +147,8 @@ func IsSecretKey(key string) bool {
 // Scrub removes bearer tokens, JWTs, the user information of URLs of any
 // scheme ("https://user:pw@host" becomes "https://[REDACTED]@host"),
 // the auth-server's opaque tokens and codes ("ory_rt_…" becomes
-// "ory_rt_[REDACTED]") and secret query parameters from free text.
+// "ory_rt_[REDACTED]"), Tollgate-generated client secrets (52 base32
+// characters, "[REDACTED]") and secret query parameters from free text.
 func Scrub(s string) string {
 	if !maySecret(s) {
 		return s
@@ -202,14 +213,23 @@ func unhex(c byte) byte {
 
 // maySecret reports whether s can match one of secretPatterns: each needs
 // something most values lack — "bearer" or "basic" (any case), "eyJ", "=",
-// "@", "ory_", or a "%" (a percent-encoded form of any of them). A string
+// "@", "ory_", a "%" (a percent-encoded form of any of them), or a run of
+// secretRunLen base32 characters (a generated client secret). A string
 // without any of them, and without non-ASCII bytes (under (?i) "s" also
 // matches U+017F), is returned by Scrub as it is without running the
 // expressions: most values logged are ids, routes,
 // methods and short messages, and running them was a third of the CPU of
 // an access-log line (docs/benchmarks/auth-server-history.md).
 func maySecret(s string) bool {
+	run := 0
 	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' || c >= '2' && c <= '7' {
+			if run++; run >= secretRunLen {
+				return true
+			}
+		} else {
+			run = 0
+		}
 		switch c := s[i]; {
 		case c >= utf8.RuneSelf, c == '=', c == '@', c == '%':
 			return true

@@ -358,3 +358,32 @@ func TestAuditRecordsCarryTheRequestID(t *testing.T) {
 		t.Errorf("no audit event %v", want)
 	}
 }
+
+// TestSwappedSecretNotLogged: an operator who swapped client_id and
+// client_secret sends the client's generated secret as client_id; neither
+// the service log nor the audit log repeats it, at any level.
+func TestSwappedSecretNotLogged(t *testing.T) {
+	f := startFleet(t, map[string]string{"LOG_LEVEL": "debug"})
+	st, reg := register(t, f, `{"redirect_uris":["http://127.0.0.1:8985/cb"],"token_endpoint_auth_method":"client_secret_post"}`)
+	if st != http.StatusCreated {
+		t.Fatalf("register: %d %v", st, reg)
+	}
+	id, secret := reg["client_id"].(string), reg["client_secret"].(string)
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"nope"}, "client_id": {secret}, "client_secret": {id}}
+	resp, err := http.PostForm(f.Base+"/oauth/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("swapped fields: %d, want 401", resp.StatusCode)
+	}
+	if findEvent(auditEvents(t, f), map[string]any{"event": "client_authentication_failure", "client_id": "[REDACTED]"}) == nil {
+		t.Error("no client_authentication_failure record with the claimed id redacted")
+	}
+	for _, line := range strings.Split(f.AS.Logs.String(), "\n") {
+		if strings.Contains(line, secret) {
+			t.Errorf("client secret in the log: %.300s", line)
+		}
+	}
+}
