@@ -1,7 +1,7 @@
 // Package audit is the auth-server's audit trail: one structured JSON line
 // per security-relevant OAuth event (authorization request, consent, code
-// issued, grant, refresh-token reuse, revocation, registration, client
-// authentication failure).
+// issued, grant, refresh-token reuse, revocation, registration, consent
+// withdrawal, client authentication failure).
 //
 // Audit events have their own logger, separate from the service log: every
 // line is JSON (whatever LOG_FORMAT says), carries "log.type":"audit" so a
@@ -52,6 +52,10 @@ const (
 	// ClientAuthFailure: a client failed to authenticate at the token,
 	// revocation or introspection endpoint; client_id is the one claimed.
 	ClientAuthFailure = "client_authentication_failure"
+	// ConsentRevocation: POST /oauth/consent/revoke — the user withdrew
+	// their remembered consent to client_id ("ok"), or the request was
+	// refused (invalid_request, temporarily_unavailable).
+	ConsentRevocation = "consent_revocation"
 )
 
 // ResultOK is the result of an event that succeeded; otherwise the result

@@ -319,21 +319,33 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 
 // revokeConsent forgets the signed-in user's approval of client_id: the
 // next authorization of that client shows the consent page again. The user
-// is identified by any valid access token of ours.
+// is identified by any valid access token of ours. A request whose token
+// verified writes one consent_revocation audit record (subject, the
+// client named, the token's client, outcome, request id); a refused token
+// writes none (no subject is known).
 func (s *Server) revokeConsent(w http.ResponseWriter, r *http.Request) {
-	sess, _, ok := s.bearer(w, r, "consent")
+	sess, ar, ok := s.bearer(w, r, "consent")
 	if !ok {
 		return
 	}
 	clientID := r.PostForm.Get("client_id")
+	rec := audit.Record{Event: audit.ConsentRevocation, Subject: sess.Subject, ClientID: clientID, Endpoint: "consent"}
+	if c := ar.GetClient(); c != nil {
+		rec.TokenClientID = c.GetID()
+	}
 	if clientID == "" {
+		rec.Result = "invalid_request"
+		s.auditEvent(r, rec)
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", "client_id is required")
 		return
 	}
 	if err := s.RevokeConsent(r.Context(), sess.Subject, clientID); err != nil {
+		rec.Result = "temporarily_unavailable"
+		s.auditEvent(r, rec)
 		s.unavailable(w)
 		return
 	}
+	s.auditEvent(r, rec)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -387,3 +387,47 @@ func TestSwappedSecretNotLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestConsentRevocationAudited: POST /oauth/consent/revoke writes a
+// consent_revocation record — subject, the client named, the token's
+// client, the outcome, the request id — a refused request (no client_id)
+// too.
+func TestConsentRevocationAudited(t *testing.T) {
+	f := newFleet(t, nil, "", true, twoUsers)
+	f.start()
+	c := f.Clients["local-test"]
+	a := newAuthRequest(c)
+	a.Scope = "openid profile"
+	dev := f.signInAs(c, a, idptest.Username, idptest.Password)
+	send := func(path, rid, auth string, form url.Values) int {
+		req, _ := http.NewRequest(http.MethodPost, f.Base+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Request-Id", rid)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := send("/oauth/consent/revoke", "fixaudit-consent-1", "Bearer "+dev.AccessToken, url.Values{"client_id": {"local-test"}}); st != http.StatusNoContent {
+		t.Fatalf("consent revoke: %d", st)
+	}
+	if st := send("/oauth/consent/revoke", "fixaudit-consent-2", "Bearer "+dev.AccessToken, url.Values{}); st != http.StatusBadRequest {
+		t.Fatalf("consent revoke without client_id: %d", st)
+	}
+	events := auditEvents(t, f)
+	sub := audit.HashSubject(idptest.Subject)
+	for _, want := range []map[string]any{
+		{"event": "consent_revocation", "result": "ok", "client_id": "local-test", "client_authenticated": false, "token_client_id": "local-test",
+			"subject_hash": sub, "client_address": "127.0.0.1", "endpoint": "consent", "request_id": "fixaudit-consent-1"},
+		{"event": "consent_revocation", "result": "invalid_request", "subject_hash": sub, "request_id": "fixaudit-consent-2"},
+	} {
+		if findEvent(events, want) == nil {
+			t.Errorf("no audit event %v", want)
+		}
+	}
+}
