@@ -1,7 +1,7 @@
 // Package audit is the auth-server's audit trail: one structured JSON line
 // per security-relevant OAuth event (authorization request, consent, code
 // issued, grant, refresh-token reuse, revocation, registration, consent
-// withdrawal, client authentication failure).
+// withdrawal, client authentication failure, client registry change).
 //
 // Audit events have their own logger, separate from the service log: every
 // line is JSON (whatever LOG_FORMAT says), carries "log.type":"audit" so a
@@ -56,6 +56,10 @@ const (
 	// their remembered consent to client_id ("ok"), or the request was
 	// refused (invalid_request, temporarily_unavailable).
 	ConsentRevocation = "consent_revocation"
+	// ClientRegistryChange: a CLIENTS_FILE reload added, removed or
+	// changed a registered client; reason says which ("added", "removed",
+	// "changed: redirect_uris, secret", …), never a secret or its hash.
+	ClientRegistryChange = "client_registry_change"
 )
 
 // ResultOK is the result of an event that succeeded; otherwise the result

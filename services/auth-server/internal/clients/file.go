@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 )
 
 // fileClient is one entry of the registry file (docs/operations/client-registry.md).
@@ -287,7 +289,10 @@ type removal struct {
 // while the process runs. A replica that starts with a client already
 // absent has no previous registry to compare and records nothing
 // (docs/operations/client-registry.md says when that leaves a window).
-func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval time.Duration, log *slog.Logger, accept func(*Static) error, record RecordRemovals) {
+// Each accepted reload writes to auditLog (nil: nowhere) one
+// client_registry_change record per client added, removed or changed
+// (Change; docs/operations/audit-log.md).
+func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval time.Duration, log *slog.Logger, accept func(*Static) error, record RecordRemovals, auditLog *audit.Logger) {
 	if path == "" || interval <= 0 {
 		return
 	}
@@ -329,8 +334,12 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 				log.Warn("client registry changed but was refused; the previous registry stays in use", "file", path, "problems", problems)
 			} else {
 				gone := s.missingFrom(next)
+				changes := s.changesTo(next)
 				s.Replace(next)
 				log.Info("client registry reloaded", "file", path, "clients", next.Len())
+				for _, c := range changes {
+					auditLog.Log(ctx, audit.Record{Event: audit.ClientRegistryChange, ClientID: c.ClientID, Reason: c.What})
+				}
 				if len(gone) > 0 && record != nil {
 					log.Info("clients removed from the registry: their access tokens issued until now are refused fleet-wide", "file", path, "client_ids", gone)
 					now := time.Now()
@@ -389,6 +398,60 @@ func recordPending(ctx context.Context, pending []removal, record RecordRemovals
 }
 
 // missingFrom returns the ids of s's clients that next lacks, sorted.
+// Change is one client's change between two registries, as its
+// client_registry_change audit record says it: What is "added", "removed"
+// or "changed: " and the changed settings' names (redirect_uris, secret,
+// …) — never a secret or its hash.
+type Change struct {
+	ClientID string
+	What     string
+}
+
+// changesTo lists the clients next adds, removes or changes, by client id.
+func (s *Static) changesTo(next *Static) []Change {
+	now, after := *s.byID.Load(), *next.byID.Load()
+	var out []Change
+	for id, c := range after {
+		old, ok := now[id]
+		if !ok {
+			out = append(out, Change{id, "added"})
+			continue
+		}
+		if what := changedSettings(old, c); len(what) > 0 {
+			out = append(out, Change{id, "changed: " + strings.Join(what, ", ")})
+		}
+	}
+	for id := range now {
+		if _, ok := after[id]; !ok {
+			out = append(out, Change{id, "removed"})
+		}
+	}
+	slices.SortFunc(out, func(a, b Change) int { return strings.Compare(a.ClientID, b.ClientID) })
+	return out
+}
+
+// changedSettings names the settings of a client that differ between a and b.
+func changedSettings(a, b *Client) []string {
+	var out []string
+	add := func(differ bool, name string) {
+		if differ {
+			out = append(out, name)
+		}
+	}
+	add(!bytes.Equal(a.SecretHash, b.SecretHash), "secret")
+	add(!slices.Equal(a.RedirectURIs, b.RedirectURIs), "redirect_uris")
+	add(!slices.Equal(a.Grants, b.Grants), "grant_types")
+	add(!slices.Equal(a.AllowedScope, b.AllowedScope), "scope")
+	add(!slices.Equal(a.Resources, b.Resources), "resources")
+	add(a.AuthMethod != b.AuthMethod, "token_endpoint_auth_method")
+	add(a.RequirePKCE != b.RequirePKCE, "require_pkce")
+	add(a.SkipConsent != b.SkipConsent, "skip_consent")
+	add(a.JWKSURI != b.JWKSURI || !reflect.DeepEqual(a.JWKS, b.JWKS), "jwks")
+	add(a.Name != b.Name || a.ClientURI != b.ClientURI, "client_name/client_uri")
+	add(a.ResourceServer != b.ResourceServer || a.Kind != b.Kind, "kind")
+	return out
+}
+
 func (s *Static) missingFrom(next *Static) []string {
 	now, after := *s.byID.Load(), *next.byID.Load()
 	var gone []string

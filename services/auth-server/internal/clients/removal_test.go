@@ -77,7 +77,7 @@ func TestRemovalRecordedAgainAfterInFlightRequests(t *testing.T) {
 		go s.Watch(ctx, path, rules, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, func(_ context.Context, at time.Time, ids []string) error {
 			records <- record{at, ids}
 			return nil
-		})
+		}, nil)
 		// Watch reads the file's first digest when its goroutine runs: the
 		// new content is written again (with another comment) until a tick
 		// sees a change, at most 300 times.
@@ -155,7 +155,7 @@ func TestEmptyRegistryFileRefused(t *testing.T) {
 	go s.Watch(ctx, path, rules, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, func(_ context.Context, _ time.Time, ids []string) error {
 		records <- ids
 		return nil
-	})
+	}, nil)
 	for i := 0; i < 20; i++ { // the empty file, seen by many ticks
 		writeAtomically(t, path, strings.Repeat(" ", i%2)+"\n")
 		time.Sleep(20 * time.Millisecond)

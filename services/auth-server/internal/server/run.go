@@ -143,9 +143,10 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		base.Close()
 		return err
 	}
+	auditLog := audit.New(base.Output, cfg.Service)
 	o, err := oauth.New(oauth.Options{
 		Config: cfg, Ring: ring, Redis: rdb, Static: static, Log: base.Log, Metrics: base.Metrics,
-		Audit: audit.New(base.Output, cfg.Service), Revocations: revoked, Capabilities: caps,
+		Audit: auditLog, Revocations: revoked, Capabilities: caps,
 	})
 	if err != nil {
 		base.Close()
@@ -207,7 +208,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		return err
 	}
 	go static.Watch(ctx, cfg.ClientsFile, rules,
-		cfg.ClientsReload, base.Log, o.CheckRegistry, recordRemovals(removals, base.Log, removalFailures))
+		cfg.ClientsReload, base.Log, o.CheckRegistry, recordRemovals(removals, base.Log, removalFailures), auditLog)
 	public, err := base.PublicHTTP(o.Handler(), telemetry.HTTPOptions{Route: o.Route, AccessLog: base.Log})
 	if err != nil {
 		base.Close()
