@@ -2,11 +2,15 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 )
 
 // The bound on a legacy (2024-11-05 HTTP+SSE) session's answers waiting
@@ -23,11 +27,39 @@ import (
 // stream and their bodies add up to at most legacyPendingBytes with its
 // own (one request is always taken when none waits: an answer's size
 // follows its request's for the echoed id, and a body is at most maxBody);
-// otherwise the POST is refused with legacyBacklogStatus.
+// otherwise the POST is refused with legacyBacklogStatus. So is any
+// request while the session's tool results waiting for the stream add up
+// to legacyPendingResultBytes or more.
 const (
 	legacyPendingAnswers = 32
 	legacyPendingBytes   = 1 << 20
 )
+
+// legacyPendingResultBytes bounds, by bytes, the tool results of a legacy
+// session waiting for its stream: an answer repeats little of its request,
+// but a tool's result is the backend's, up to a backend call's 4 MiB gRPC
+// receive limit (some 8 MiB once encoded as text and structured content)
+// whatever the request's size, so the 32 answers the count allows could
+// hold a quarter of a GiB. Each request takes its place in the backlog
+// (reserveLegacy) before mcp-go, and so its tool, sees it, under the id
+// its answer will carry (exactIDs' token for an id mcp-go would not echo
+// exactly); its tool's result is measured into that place when the tool
+// returns (chargeResults), as mcp-go holds it, and counted until the
+// answer is written on the stream, or can no longer be (the backlog's
+// release, drop and close). The bound acts twice:
+//
+//   - before the tool runs: a request is refused on its POST
+//     (legacyBacklogStatus) while the waiting results are at the bound or
+//     past it, so the backend never sees it;
+//   - after: a result that would take the waiting results past the bound
+//     is dropped, and the call answered with a JSON-RPC error instead
+//     (resultDropped). Its tool ran: the error says so, and suggests
+//     calling again only for a read-only tool (readOnlyHint).
+//
+// One result is always taken when none waits, so that any result a backend
+// may send reaches a client that reads its stream; the waiting results are
+// then at most the bound, or one result past it.
+const legacyPendingResultBytes = 4 << 20
 
 // legacyBacklogStatus refuses a POST /messages while the session's
 // backlog is full: 429 with Retry-After (RFC 6585 §4) and a JSON-RPC error
@@ -40,8 +72,8 @@ const legacyBacklogStatus = http.StatusTooManyRequests
 const legacyBacklogRetry = 1
 
 func legacyBacklogMessage() string {
-	return fmt.Sprintf("too many answers are waiting for this session's SSE stream (at most %d requests and %d bytes of them are accepted unanswered): read the GET /sse stream, then send again; retry after %ds",
-		legacyPendingAnswers, legacyPendingBytes, legacyBacklogRetry)
+	return fmt.Sprintf("too many answers are waiting for this session's SSE stream (at most %d requests, %d bytes of them and %d bytes of tool results are accepted unanswered): read the GET /sse stream, then send again; retry after %ds",
+		legacyPendingAnswers, legacyPendingBytes, legacyPendingResultBytes, legacyBacklogRetry)
 }
 
 // backlog counts a legacy session's requests handed to mcp-go and not yet
@@ -50,6 +82,9 @@ type backlog struct {
 	mu    sync.Mutex
 	n     int
 	bytes int64
+	// results: the bytes of the waiting requests' tool results
+	// (chargeResult).
+	results int64
 	// waiting: the requests handed on and not answered yet, by the id
 	// mcp-go echoes (exactIDs' token for an id it would not echo exactly).
 	waiting map[string][]*pendingAnswer
@@ -65,6 +100,12 @@ type pendingAnswer struct {
 	key    string // the id mcp-go echoes, as encoded
 	size   int64  // the request's body
 	forget func() // forgets its exactIDs token (a no-op without one)
+	// result is the bytes of its tool's result, counted in the backlog's
+	// results; ran, that its tool has returned (its answer is ready).
+	result int64
+	ran    bool
+	// gone: its place was given back (its answer will not be counted).
+	gone bool
 }
 
 // reserve takes a place for a request of size bytes whose answer will go
@@ -73,7 +114,7 @@ type pendingAnswer struct {
 func (b *backlog) reserve(key string, size int64, forget func()) (*pendingAnswer, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.n >= legacyPendingAnswers || (b.n > 0 && b.bytes+size > legacyPendingBytes) {
+	if b.n >= legacyPendingAnswers || (b.n > 0 && (b.bytes+size > legacyPendingBytes || b.results >= legacyPendingResultBytes)) {
 		return nil, false
 	}
 	p := &pendingAnswer{key: key, size: size, forget: forget}
@@ -109,8 +150,17 @@ func (b *backlog) release(id json.RawMessage) {
 		}
 		return
 	}
-	b.waiting[k][0].forget()
-	b.remove(k, 0)
+	// Of several requests with that id, one whose tool has returned: its
+	// answer is the one written.
+	i := 0
+	for j, p := range b.waiting[k] {
+		if p.ran {
+			i = j
+			break
+		}
+	}
+	b.waiting[k][i].forget()
+	b.remove(k, i)
 }
 
 // drop gives back p's place when its answer will not come on the stream
@@ -136,8 +186,37 @@ func (b *backlog) remove(key string, i int) {
 	} else {
 		b.waiting[key] = append(s[:i:i], s[i+1:]...)
 	}
+	p.gone = true
 	b.n--
 	b.bytes -= p.size
+	b.results -= p.result
+}
+
+// chargeResult counts the result of p's tool, of size bytes, until p's
+// answer is written, and reports false — counting nothing — when the
+// results already waiting would pass legacyPendingResultBytes with it (one
+// is always taken when none waits). A request whose place was given back
+// meanwhile counts nothing, and its result goes on.
+func (b *backlog) chargeResult(p *pendingAnswer, size int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p.ran = true
+	if p.gone {
+		return true
+	}
+	if b.results > 0 && b.results+size > legacyPendingResultBytes {
+		return false
+	}
+	p.result = size
+	b.results += size
+	return true
+}
+
+// ran records that p's tool returned without a result to count (an error).
+func (b *backlog) ran(p *pendingAnswer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p.ran = true
 }
 
 // close forgets the tokens of every request still waiting, when the stream
@@ -148,13 +227,14 @@ func (b *backlog) close() {
 	defer b.mu.Unlock()
 	for _, s := range b.waiting {
 		for _, p := range s {
+			p.gone = true
 			p.forget()
 		}
 	}
 	for _, forget := range b.orphans {
 		forget()
 	}
-	b.waiting, b.orphans, b.n, b.bytes = nil, nil, 0, 0
+	b.waiting, b.orphans, b.n, b.bytes, b.results = nil, nil, 0, 0, 0
 }
 
 // pending reports the requests waiting and the bytes of their bodies.
@@ -179,6 +259,85 @@ type legacyRequest struct {
 	p *pendingAnswer
 	// forget forgets the token (a no-op without one).
 	forget func()
+}
+
+// resultChargeKey carries, in the context of a request handed to mcp-go,
+// its *legacyRequest, whose tool result chargeResults counts.
+type resultChargeKey struct{}
+
+// withResultCharge carries lr in ctx when it holds a place in a backlog.
+func withResultCharge(ctx context.Context, lr *legacyRequest) context.Context {
+	if lr.b == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, resultChargeKey{}, lr)
+}
+
+// chargeResults is the tool middleware that counts a legacy request's tool
+// result in its place in the session's backlog (legacyPendingResultBytes)
+// and, when the waiting results would pass the bound with it, answers the
+// call with resultDropped instead. A request of another transport carries
+// no place: nothing is measured.
+func (g *Gateway) chargeResults(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		lr, _ := ctx.Value(resultChargeKey{}).(*legacyRequest)
+		if lr == nil {
+			return next(ctx, req)
+		}
+		res, err := next(ctx, req)
+		if res == nil || err != nil {
+			lr.b.ran(lr.p)
+			return res, err
+		}
+		// As mcp-go holds it until it is written: encoding/json's text,
+		// HTML characters escaped.
+		out, merr := json.Marshal(res)
+		if merr != nil {
+			lr.b.ran(lr.p)
+			return res, nil // mcp-go reports it
+		}
+		if size := int64(len(out)); !lr.b.chargeResult(lr.p, size) {
+			g.log.InfoContext(ctx, "legacy tool result dropped: the session's waiting results are at their bound", "tool", req.Params.Name, "bytes", size)
+			return nil, resultDropped(req.Params.Name, size, res.IsError, g.readOnlyTool(req.Params.Name))
+		}
+		return res, nil
+	}
+}
+
+// resultDropped is the error a legacy call is answered with when its
+// tool's result was dropped (chargeResult). The tool ran: calling it again
+// is suggested only for a read-only tool (annotations readOnlyHint); of
+// any other, the error says what it did stands.
+func resultDropped(tool string, size int64, failed, readOnly bool) error {
+	outcome := "succeeded"
+	if failed {
+		outcome = "reported an error"
+	}
+	why := fmt.Sprintf("with the tool results already waiting for this session's SSE stream it would pass %d bytes", legacyPendingResultBytes)
+	if readOnly {
+		return fmt.Errorf("the result of read-only tool '%s' (%d bytes) was dropped: %s; read the GET /sse stream, then call it again",
+			tool, size, why)
+	}
+	return fmt.Errorf("tool '%s' ran and %s, and its result (%d bytes) was dropped: %s. The tool is not read-only: what it did stands. Read the GET /sse stream before sending more",
+		tool, outcome, size, why)
+}
+
+// readOnlyTool reports whether the tool of wire name name is annotated
+// read-only (readOnlyHint): what serveTools recorded.
+func (g *Gateway) readOnlyTool(name string) bool {
+	m := g.readOnly.Load()
+	return m != nil && (*m)[name]
+}
+
+// readOnlyTools records which tools are read-only, by wire name.
+func readOnlyTools(tools []server.ServerTool) *map[string]bool {
+	m := make(map[string]bool, len(tools))
+	for _, t := range tools {
+		if h := t.Tool.Annotations.ReadOnlyHint; h != nil && *h {
+			m[t.Tool.Name] = true
+		}
+	}
+	return &m
 }
 
 // giveBack gives back the request's place and forgets its token: its

@@ -84,6 +84,7 @@ func (g *Gateway) serveTools(tools []server.ServerTool) {
 			delete(callable, f.Tool.Name)
 		}
 	}
+	g.readOnly.Store(readOnlyTools(all))
 	g.mcp.SetTools(all...)
 	if callHooks(g.mcp.GetHooks()) {
 		g.callable.Store(nil)

@@ -113,7 +113,10 @@ type Gateway struct {
 	// toolMiddleware wraps every tool handler, in mcp-go (HandleMessage)
 	// and in callable alike.
 	toolMiddleware []server.ToolHandlerMiddleware
-	inflight       inflight // tools/call requests callTool is answering
+	// readOnly: the served tools annotated read-only, by wire name
+	// (serveTools), for chargeResults' answers.
+	readOnly atomic.Pointer[map[string]bool]
+	inflight inflight // tools/call requests callTool is answering
 
 	ids *exactIDs // request ids mcp-go would not echo exactly
 
@@ -191,8 +194,9 @@ func New(d Deps) (*Gateway, error) {
 		return nil, err
 	}
 	// Panics in tool handlers are answered as JSON-RPC internal errors
-	// (and logged), on either path of a tools/call.
-	g.toolMiddleware = []server.ToolHandlerMiddleware{recoverTools(d.Log)}
+	// (and logged), on either path of a tools/call; a legacy session's
+	// results are counted against its backlog (chargeResults).
+	g.toolMiddleware = []server.ToolHandlerMiddleware{recoverTools(d.Log), g.chargeResults}
 	hooks := &server.Hooks{}
 	hooks.AddAfterInitialize(g.afterInitialize)
 	hooks.AddOnRegisterSession(g.adoptSession)

@@ -739,9 +739,11 @@ func (w *idWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // serveLegacyMessage hands a /messages request to mcp-go for the session
 // whose stream is on this replica, with the /sse challenger: its body as
 // reserveLegacy rewrote it (an id mcp-go would not echo exactly is a token,
-// which the stream's writer restores).
+// which the stream's writer restores), and, in its context, its place in
+// the session's backlog, which its tool's result is counted in
+// (chargeResults).
 func (g *Gateway) serveLegacyMessage(ctx context.Context, session string, lr *legacyRequest, serve func(*http.Request)) error {
-	ctx = context.WithValue(ctx, challengerKey{}, g.sseChallenges)
+	ctx = withResultCharge(context.WithValue(ctx, challengerKey{}, g.sseChallenges), lr)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/messages?sessionId="+url.QueryEscape(session), bytes.NewReader(lr.body))
 	if err != nil {
 		return err
