@@ -10,9 +10,10 @@
 //
 //  1. records it in one Redis sorted set, {prefix}revocation:grants, member
 //     the grant id, score the Unix time in milliseconds at which the record
-//     may be forgotten (revocation time + the longest access-token lifetime +
-//     the verifiers' clock leeway): after that no token of the grant can pass
-//     the expiry check anyway;
+//     may be forgotten (when the grant's last access token expires, or
+//     without that the revocation time + the longest access-token lifetime,
+//     + TokenMargin): after that no token of the grant can pass the expiry
+//     check anyway;
 //  2. announces it on the pub/sub channel {prefix}revocation, payload
 //     "<grant id> <expiry ms>".
 //
@@ -24,9 +25,11 @@
 // removed before they expire, so a reload merges into what is known instead
 // of replacing it. Memory is bounded by the number of grants revoked within
 // one retention (about 100 bytes each): the auth-server retains a record
-// for the longest access-token lifetime its configuration allows, not its
-// current ACCESS_TOKEN_TTL, which a token issued before it was lowered
-// outlives (oauth.RevocationRetention).
+// until the grant's last access token expires, as the grant's record says
+// (RevokeUntil), and, where it does not say, for the longest access-token
+// lifetime its configuration allows, not its current ACCESS_TOKEN_TTL,
+// which a token issued before it was lowered outlives
+// (oauth.RevocationRetention).
 //
 // Redis unavailable: the Set keeps answering from its last known state; it
 // never fails readiness, because token verification itself does not need
@@ -138,31 +141,65 @@ func NewRevoker(rdb *redisx.Client, retain time.Duration, local *Set) *Revoker {
 	return &Revoker{rdb: rdb, retain: retain, now: time.Now, local: local}
 }
 
-// Revoke records grantID as revoked and announces it. Revoking a grant twice
-// extends its record. It returns a Redis error unwrapped, so callers map it
-// to their unavailable error.
+// TokenMargin is how long a record outlives the access tokens it names
+// (RevokeUntil): the verifiers' clock leeway (30 s) and a minute for
+// tokens minted while the revocation was under way.
+const TokenMargin = 90 * time.Second
+
+// Revoke records grantID as revoked for the Revoker's retention and
+// announces it: RevokeUntil without a known end.
 func (r *Revoker) Revoke(ctx context.Context, grantID string) error {
+	return r.RevokeUntil(ctx, grantID, time.Time{})
+}
+
+// RevokeUntil records grantID as revoked and announces it. The record
+// lives until tokensEnd, when the last access token issued with the grant
+// expires, plus TokenMargin; with the zero tokensEnd (unknown), for the
+// Revoker's retention — unless the grant is recorded already, whose
+// record (made when its end was known, or for the retention) is kept as
+// it is: a grant revoked again once its state is gone (a reused code,
+// say) does not make a tight record the retention's. A record is never
+// shortened (ZADD GT), nor the key (redisx.ExpireAtLeast). It returns a
+// Redis error unwrapped, so callers map it to their unavailable error.
+func (r *Revoker) RevokeUntil(ctx context.Context, grantID string, tokensEnd time.Time) error {
 	if !validGrantID(grantID) {
 		return ErrInvalidGrantID
 	}
 	now := r.now()
 	exp := now.Add(r.retain)
+	if !tokensEnd.IsZero() {
+		exp = tokensEnd.Add(TokenMargin)
+		if tokensEnd.Before(now) {
+			exp = now.Add(TokenMargin)
+		}
+	}
 	key := recordsKey(r.rdb)
 	pipe := r.rdb.TxPipeline()
-	pipe.ZAddGT(ctx, key, redis.Z{Score: float64(exp.UnixMilli()), Member: grantID})
 	pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
-	redisx.ExpireAtLeast(ctx, pipe, key, r.retain+time.Minute)
+	z := redis.Z{Score: float64(exp.UnixMilli()), Member: grantID}
+	if tokensEnd.IsZero() {
+		pipe.ZAddNX(ctx, key, z)
+	} else {
+		pipe.ZAddGT(ctx, key, z)
+	}
+	score := pipe.ZScore(ctx, key, grantID)
+	redisx.ExpireAtLeast(ctx, pipe, key, exp.Sub(now)+time.Minute)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
+	// The record as it is now: this one, or a longer one kept.
+	recorded := max(int64(score.Val()), exp.UnixMilli())
+	if tokensEnd.IsZero() {
+		recorded = int64(score.Val())
+	}
 	if r.local != nil {
-		r.local.add(grantID, exp.UnixMilli())
+		r.local.add(grantID, recorded)
 	}
 	// Announced only once recorded, so a subscriber that reloads on the
 	// announcement finds the record; outside the transaction, because
 	// PUBLISH names no key (a cluster routes it anywhere). A lost
 	// announcement is caught by the reconcile.
-	return r.rdb.Publish(ctx, channel(r.rdb), grantID+" "+strconv.FormatInt(exp.UnixMilli(), 10)).Err()
+	return r.rdb.Publish(ctx, channel(r.rdb), grantID+" "+strconv.FormatInt(recorded, 10)).Err()
 }
 
 // Options configure a Set.

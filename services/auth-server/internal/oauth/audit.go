@@ -4,11 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/ory/fosite"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
-	"github.com/tollgate/tollgate/services/auth-server/internal/store"
+	"github.com/tollgate/tollgate/services/platform/revocation"
 )
 
 type auditKey struct{}
@@ -141,13 +142,13 @@ func authenticatedClientID(r *http.Request) string {
 // record and a success record or two failure records.
 type auditingRevoker struct {
 	s    *Server
-	next store.GrantRevoker
+	next *revocation.Revoker
 }
 
-func (a auditingRevoker) Revoke(ctx context.Context, grantID string) error {
+func (a auditingRevoker) Revoke(ctx context.Context, grantID string, tokensEnd time.Time) error {
 	var err error
 	if a.next != nil {
-		err = a.next.Revoke(ctx, grantID)
+		err = a.next.RevokeUntil(ctx, grantID, tokensEnd)
 	}
 	if revocationFailureOf(ctx) != nil {
 		return err // an RFC 7009 request: revoke writes its record

@@ -354,9 +354,11 @@ const LongestAccessTokenTTL = 24 * time.Hour
 // The current ACCESS_TOKEN_TTL alone is not that bound: a token issued
 // before the setting was lowered (or by a replica still running the longer
 // one during a rollout) outlives it, and its grant's record must too (RFC
-// 7009 §2.2: a revoked token is unusable from then on). The grant record
-// does not say when its latest access token expires, so the bound is the
-// longest lifetime the configuration allows (docs/reference/oauth.md).
+// 7009 §2.2: a revoked token is unusable from then on). It is the bound of
+// a grant whose record does not say when its latest access token expires
+// (none left, or one written by a version before it said so): a grant
+// whose record says is kept until then (store.RevokeGrant,
+// revocation.Revoker.RevokeUntil; docs/reference/oauth.md).
 func RevocationRetention(accessTTL time.Duration) time.Duration {
 	return max(accessTTL, LongestAccessTokenTTL) + 30*time.Second + time.Minute
 }

@@ -298,7 +298,10 @@ const (
 //	ARGV[9] resource, ARGV[10] the client's scopes, ARGV[11] its
 //	audiences, ARGV[12] the scopes of which a refresh needs one (lists
 //	space-separated); ARGV[13] the time (Unix ms) after which a rotation
-//	is refused ("": none; see refreshCall)
+//	is refused ("": none; see refreshCall); ARGV[14] when the access token
+//	the rotation comes with expires (Unix ms; "": the record's "a" is
+//	left as it is), written as the JSON's first member "a" with the
+//	rotation's time (record.go, accessTokensEnd)
 //
 // Returns {status, record} (the record as it is now), {3, hash fields},
 // {0}, or {6, record, Redis's time (Unix ms)} for a rotation refused as
@@ -344,7 +347,11 @@ if grace then
   if ARGV[7] ~= '' then return {4, s} end
   return {-2, s}
 end
-local rec = 'g2\n' .. ARGV[2] .. '\n' .. ARGV[1] .. '\n' .. ARGV[3] .. '\n' .. ix .. '\n' .. ARGV[5] .. '\n' .. cid .. '\n' .. sc .. '\n' .. aud .. '\n' .. string.sub(s, pos)
+local js = string.sub(s, pos)
+if ARGV[14] ~= '' then
+  js = '{"a":"' .. ARGV[3] .. '/' .. ARGV[14] .. '",' .. (string.match(js, '^{"a":"[^"]*",(.*)$') or string.sub(js, 2))
+end
+local rec = 'g2\n' .. ARGV[2] .. '\n' .. ARGV[1] .. '\n' .. ARGV[3] .. '\n' .. ix .. '\n' .. ARGV[5] .. '\n' .. cid .. '\n' .. sc .. '\n' .. aud .. '\n' .. js
 if tonumber(ix) == nil or tonumber(ix) < now + tonumber(ARGV[6]) then
   redis.call('SET', KEYS[1], rec, 'KEEPTTL')
   return {5, rec}
@@ -408,7 +415,7 @@ func (s *Store) refreshCall(ctx context.Context, id, mac string, in *RefreshInte
 	now := s.now()
 	args := []any{mac, "", now.UnixMilli(), s.ttl.Grace.Milliseconds(),
 		now.Add(s.ttl.Refresh).Round(time.Second).Unix(), (s.ttl.Refresh + time.Minute).Milliseconds(),
-		"", "", "", "", "", "", ""}
+		"", "", "", "", "", "", "", accessEnd(now, s.ttl.Access)}
 	if in != nil {
 		_, succ, err := splitHandle(in.Successor)
 		if err != nil {
@@ -471,6 +478,16 @@ func (s *Store) refreshCall(ctx context.Context, id, mac string, in *RefreshInte
 		}
 	}
 	return res, nil
+}
+
+// accessEnd is when an access token issued now under ttl expires at the
+// latest, Unix ms, as the rotation records it ("a", record.go): fosite
+// sets the token's expiry a little after the store's read (the request
+// goes on) and rounds it to the second; the second added covers the
+// rounding, and the revocation's margin the rest
+// (revocation.TokenMargin).
+func accessEnd(now time.Time, ttl time.Duration) string {
+	return strconv.FormatInt(now.Add(ttl+time.Second).UnixMilli(), 10)
 }
 
 // decodeResult decodes a script answer's grant (either format).
@@ -783,8 +800,15 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 		}
 	}
 	// Tell the fleet first (services/platform/revocation): should that
-	// fail, the grant stays and the caller answers 503 and may retry.
-	if err := s.announceRevoked(ctx, grantID); err != nil {
+	// fail, the grant stays and the caller answers 503 and may retry. The
+	// record lives until the grant's last access token expires, as its
+	// record says (tokensEnd); without one, for the longest lifetime any
+	// access token may have.
+	end, err := s.tokensEnd(ctx, grantID)
+	if err != nil {
+		return err
+	}
+	if err := s.announceRevoked(ctx, grantID, end); err != nil {
 		return err
 	}
 	// The legacy key (another slot) first; then, in the grant's slot, the
@@ -797,9 +821,21 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 	}
 	pipe := s.rdb.TxPipeline()
 	pipe.Set(ctx, s.revokedKey(grantID), "1", 2*moveWindow)
+	last := pipe.Get(ctx, s.grantKey(grantID))
 	pipe.Del(ctx, s.grantKey(grantID), s.oldGrantKey(grantID))
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return unavailable(err)
+	}
+	// A refresh between the read and the deletion issued an access token
+	// the announcement did not count (a replica with a longer
+	// ACCESS_TOKEN_TTL, say): announced again with it, the record only
+	// grows. None can come after: the rotation needs the record.
+	if rec := last.Val(); rec != "" && !end.IsZero() {
+		if later := s.endOf(rec); later.IsZero() || later.After(end) {
+			if err := s.announceRevoked(ctx, grantID, later); err != nil {
+				return err
+			}
+		}
 	}
 	if sc != nil {
 		sc.mu.Lock()
@@ -810,6 +846,33 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 		sc.mu.Unlock()
 	}
 	return nil
+}
+
+// tokensEnd is when the last access token issued with grant id expires,
+// from its record (endOf); the zero time when no record says (none, one
+// of format 1, or one written or rotated by a version before the record
+// said it).
+func (s *Store) tokensEnd(ctx context.Context, id string) (time.Time, error) {
+	rec, err := s.rdb.Get(ctx, s.grantKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, unavailable(err)
+	}
+	return s.endOf(rec), nil
+}
+
+// endOf is when the last access token of a format-2 record's grant
+// expires (accessTokensEnd) plus the grace window (TTLs.Grace): a refresh
+// of the previous token within it issues a token and writes nothing. The
+// zero time when the record does not say.
+func (s *Store) endOf(rec string) time.Time {
+	end, ok := accessTokensEnd(rec)
+	if !ok {
+		return time.Time{}
+	}
+	return end.Add(s.ttl.Grace)
 }
 
 // apply writes a transaction: a code redemption (with the grant it

@@ -31,7 +31,12 @@ import (
 //	<granted scopes>       space-separated
 //	<granted audiences>    space-separated; "!" first when the requested
 //	                       audiences differ (they are then in the JSON)
-//	<JSON>                 grantTail
+//	<JSON>                 grantTail; its first member "a", when there,
+//	                       is "<rotation>/<access expiry>": when the
+//	                       latest access token issued with the grant
+//	                       expires (Unix ms), and the header's rotation
+//	                       field as it was when that was written
+//	                       (accessTokensEnd)
 //
 // Everything a refresh changes is in the header (the scripts rewrite it
 // and keep the JSON as it is), so a refresh neither encodes nor sends the
@@ -40,6 +45,10 @@ const recordFormat = "g2"
 
 // grantTail is the part of a grant only Go reads.
 type grantTail struct {
+	// Access is "<rotation>/<access expiry ms>" (accessTokensEnd): written
+	// with the record at the redemption (rotation "") and a migration,
+	// and rewritten by every rotation (refreshScript).
+	Access string `json:"a,omitempty"`
 	// RequestedAt is when the grant was created (Unix s); a refresh's time
 	// is the header's rotated field.
 	RequestedAt int64 `json:"t"`
@@ -160,6 +169,11 @@ func encodeGrant(r fosite.Requester, h grantHeader) ([]byte, error) {
 		return nil, err
 	}
 	tail := grantTail{RequestedAt: r.GetRequestedAt().Unix(), Form: r.GetRequestForm()}
+	if rs := r.GetSession(); rs != nil {
+		if exp := rs.GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
+			tail.Access = h.rotated + "/" + strconv.FormatInt(exp.UnixMilli(), 10)
+		}
+	}
 	if len(tail.Form) == 0 {
 		tail.Form = nil
 	}
@@ -259,6 +273,35 @@ func (s *Store) decodeGrant(ctx context.Context, id, rec string, session fosite.
 		req.Session = session
 	}
 	return req, h, nil
+}
+
+// accessTokensEnd is when the latest access token issued with the grant
+// of the format-2 record rec expires, from the record's "a" member; false
+// when the record does not say: written by a version before the member
+// existed, or rotated since by one (its rotation field is no longer the
+// one "a" was written with, so a token was issued that "a" does not
+// count). Access tokens issued by a refresh of the previous token within
+// the grace window (no write) are not counted either: the caller adds the
+// window.
+func accessTokensEnd(rec string) (time.Time, bool) {
+	h, js, err := splitRecord(rec)
+	if err != nil {
+		return time.Time{}, false
+	}
+	v, ok := strings.CutPrefix(js, `{"a":"`)
+	if !ok {
+		return time.Time{}, false
+	}
+	v, _, ok = strings.Cut(v, `"`)
+	rotation, exp, cut := strings.Cut(v, "/")
+	if !ok || !cut || rotation != h.rotated {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
 }
 
 // lastUsed is when tokens were last issued with a grant: its last
