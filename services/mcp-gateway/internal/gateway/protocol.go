@@ -484,6 +484,12 @@ const (
 	MaxLevelBytes  = 32
 )
 
+// MaxParamHeaderBytes bounds the value of an Mcp-Param-* header of a
+// stateless tools/call (paramHeaderError): mcp-go repeats a mismatched
+// one whole. As long as a resource URI may be (MaxURIBytes): a header
+// mirrors a routing value (a region, a tenant), not a document.
+const MaxParamHeaderBytes = 8192
+
 // progressTokenBytes is the length of the longest progressToken in
 // params' _meta (raw JSON; 0 for none). mcp-go decodes params into a
 // struct, whose "_meta" field encoding/json matches in any letter case

@@ -203,6 +203,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		if !g.admitRate(w, r, transportStreamable, method, msg.ID, rl, lerr) {
 			return
 		}
+		if r.Method != http.MethodOptions && g.refuseVersionForm(w, header, msg, modern, method) {
+			return
+		}
 		if id != "" && r.Method != http.MethodGet {
 			rec, serr = g.sessions.Admit(ctx, id, nil)
 		}
@@ -249,6 +252,11 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 				// mcp-go checks Mcp-Method and Mcp-Name against the body
 				// too, but repeats a long header value whole.
 				if e := requestHeaderError(r.Header, msg, body); e != "" {
+					g.metrics.requestStatus(transportStreamable, methodLabel(method), http.StatusBadRequest)
+					writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.HEADER_MISMATCH, e)
+					return
+				}
+				if e := paramHeaderError(r.Header, msg); e != "" {
 					g.metrics.requestStatus(transportStreamable, methodLabel(method), http.StatusBadRequest)
 					writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.HEADER_MISMATCH, e)
 					return
@@ -949,6 +957,101 @@ func requestHeaderError(h http.Header, msg message, body []byte) string {
 	}
 	return mcp.HeaderMismatchError{Header: mcp.HeaderName,
 		Reason: fmt.Sprintf("header value (%s; %s is at most %d) does not match body value %q", size, what, bound, name)}.Error()
+}
+
+// paramHeaderError is the -32020 message for a stateless (2026-07-28)
+// tools/call with an Mcp-Param-* header longer than MaxParamHeaderBytes
+// ("" when it has none). Such a header mirrors a tool argument its input
+// schema annotates x-mcp-header (SEP-2243); mcp-go checks it against the
+// argument and, when they differ, answers with the header's value whole
+// ("header value %q does not match body value"), up to the listener's
+// 64 KiB header limit. No tool the gateway serves annotates one today (the
+// registry's schemas come from proto descriptors), so mcp-go ignores these
+// headers; the bound holds whatever a later tool annotates.
+func paramHeaderError(h http.Header, msg message) string {
+	if msg.Method != string(mcp.MethodToolsCall) {
+		return ""
+	}
+	for name, values := range h {
+		if len(name) <= len(mcp.HeaderParamPrefix) || !strings.EqualFold(name[:len(mcp.HeaderParamPrefix)], mcp.HeaderParamPrefix) {
+			continue
+		}
+		for _, v := range values {
+			if len(v) > MaxParamHeaderBytes {
+				return mcp.HeaderMismatchError{Header: name,
+					Reason: fmt.Sprintf("header value (%d bytes) is longer than a parameter header may be (%d bytes)", len(v), MaxParamHeaderBytes)}.Error()
+			}
+		}
+	}
+	return ""
+}
+
+// refuseVersionForm answers a /mcp request whose Mcp-Protocol-Version
+// header, or — on a stateless (2026-07-28) request — whose _meta
+// io.modelcontextprotocol/protocolVersion, is no protocol version, and
+// reports whether it did: 400 with a JSON-RPC error naming the supported
+// versions and the value's length, never the value (versionError). Every
+// answer about a version repeated it: mcp-go's stateless checks ("header
+// … does not match request … ", "unsupported protocol version: %q", with
+// the value in data.requested too) and the gateway's own (initialize's
+// unsupported header, a session's negotiated version) — up to the
+// listener's 64 KiB header limit, or the body's 1 MiB for the _meta value.
+// A value of the form passes on to those checks, which repeat its 10
+// bytes.
+func (g *Gateway) refuseVersionForm(w http.ResponseWriter, header string, msg message, modern bool, method string) bool {
+	what, size := "", 0
+	switch meta := msg.Params.Meta.ProtocolVersion(); {
+	case header != "" && !versionForm(header):
+		what, size = "the "+mcp.HeaderProtocolVersion+" header", len(header)
+	case modern && meta != "" && !versionForm(meta):
+		what, size = "_meta "+mcp.MetaKeyProtocolVersion, len(meta)
+	default:
+		return false
+	}
+	g.metrics.request(transportStreamable, methodLabel(method), "unsupported_version")
+	text := versionError(what, size)
+	if !modern {
+		// As initialize's unsupported header is answered.
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST, text)
+		return true
+	}
+	// As mcp-go answers a stateless request's unsupported version
+	// (UnsupportedProtocolVersionError), without data.requested.
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusBadRequest)
+	writeJSON(w, map[string]any{
+		"jsonrpc": "2.0", "id": answerID(msg.ID),
+		"error": map[string]any{"code": mcp.UNSUPPORTED_PROTOCOL_VERSION, "message": text,
+			"data": map[string]any{"supported": mcp.ValidProtocolVersions}},
+	})
+	return true
+}
+
+// versionError is the message for a protocol version value (what: where it
+// was sent) of size bytes that is no version.
+func versionError(what string, size int) string {
+	return fmt.Sprintf("unsupported protocol version: %s (%d bytes) is not a protocol version, a date YYYY-MM-DD; supported: %s",
+		what, size, strings.Join(mcp.ValidProtocolVersions, ", "))
+}
+
+// versionForm reports whether v has the form of an MCP protocol version: a
+// date, YYYY-MM-DD (MCP, Versioning).
+func versionForm(v string) bool {
+	if len(v) != len("2006-01-02") {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case i == 4 || i == 7:
+			if c != '-' {
+				return false
+			}
+		case c < '0' || c > '9':
+			return false
+		}
+	}
+	return true
 }
 
 // metaLogLevelError is the -32602 message for a stateless (2026-07-28)
