@@ -112,7 +112,8 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	defer closeBackends()
 	tmpl := server{
-		cfg: cfg, log: base.Log, core: coreConn, verifier: verifier, backends: disc.Conns(),
+		refusals: &refusalLog{},
+		cfg:      cfg, log: base.Log, core: coreConn, verifier: verifier, backends: disc.Conns(),
 		limiter: ratelimit.New(rdb), requests: requests, duration: duration,
 	}
 	live := &liveHandler{}

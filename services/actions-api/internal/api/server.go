@@ -59,6 +59,8 @@ type server struct {
 	verifier *tokens.Verifier
 	limiter  *ratelimit.Limiter
 	addrs    *clientip.Resolver
+	// refusals writes the bounded "access token refused" lines (bearer.go).
+	refusals *refusalLog
 	doc      []byte
 	// metadataURL is where the protected resource metadata of
 	// ACTIONS_AUDIENCE is served (RFC 9728 section 3.1); metadata is that
