@@ -1,0 +1,98 @@
+package logging
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// refusalLines decodes the RefusalMessage lines of a JSON log.
+func refusalLines(t *testing.T, log string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		m := map[string]any{}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		if m["msg"] == RefusalMessage {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestRefusalLogIsBounded: with the clock still, a flood of 200 refusals
+// writes RefusalBurst lines, each with "suppressed": 0; once the bucket
+// refills (a second later) the next line reports the 190 dropped, and
+// the one after it 0 again. Each line is WARN with the refusal's members;
+// grant_id and client_id only when given.
+func TestRefusalLogIsBounded(t *testing.T) {
+	var buf bytes.Buffer
+	l := NewRefusalLog(New(&buf, "json", slog.LevelInfo, "test"))
+	now := time.Unix(1_800_000_000, 0)
+	l.sampled.now = func() time.Time { return now }
+	ctx := context.Background()
+	r := Refusal{Reason: "bad_signature", ClientAddress: "192.0.2.7", Method: "POST", Path: "/mcp"}
+	written := 0
+	for range 200 {
+		if l.Log(ctx, r) {
+			written++
+		}
+	}
+	lines := refusalLines(t, buf.String())
+	if written != RefusalBurst || len(lines) != RefusalBurst {
+		t.Fatalf("200 refusals at one instant: Log reported %d written, %d lines; want %d", written, len(lines), RefusalBurst)
+	}
+	for _, m := range lines {
+		if m["level"] != "WARN" || m["reason"] != "bad_signature" || m["client_address"] != "192.0.2.7" ||
+			m["method"] != "POST" || m["path"] != "/mcp" || m["suppressed"] != float64(0) {
+			t.Fatalf("line %v", m)
+		}
+		if _, ok := m["grant_id"]; ok {
+			t.Fatalf("grant_id without a verified token: %v", m)
+		}
+		if _, ok := m["client_id"]; ok {
+			t.Fatalf("client_id without a verified token: %v", m)
+		}
+	}
+	now = now.Add(time.Second)
+	buf.Reset()
+	r.Reason, r.GrantID, r.ClientID = "expired", "g-1", "c-1"
+	l.Log(ctx, r)
+	l.Log(ctx, r)
+	lines = refusalLines(t, buf.String())
+	if len(lines) != 2 || lines[0]["suppressed"] != float64(190) || lines[1]["suppressed"] != float64(0) {
+		t.Fatalf("after a second: %v, want two lines, suppressed 190 then 0", lines)
+	}
+	if lines[0]["grant_id"] != "g-1" || lines[0]["client_id"] != "c-1" || lines[0]["reason"] != "expired" {
+		t.Fatalf("verified token's line: %v", lines[0])
+	}
+}
+
+// TestSampledSkipsDisabledLevels: a line the logger would not write
+// neither spends the bucket nor counts as suppressed.
+func TestSampledSkipsDisabledLevels(t *testing.T) {
+	var buf bytes.Buffer
+	s := NewSampled(1, 1)
+	now := time.Unix(1_800_000_000, 0)
+	s.now = func() time.Time { return now }
+	quiet := New(&buf, "json", slog.LevelError, "test")
+	for range 5 {
+		if s.Log(context.Background(), quiet, slog.LevelWarn, "m") {
+			t.Fatal("a WARN line written by an ERROR logger")
+		}
+	}
+	loud := New(&buf, "json", slog.LevelInfo, "test")
+	if !s.Log(context.Background(), loud, slog.LevelWarn, "m", "k", "v") {
+		t.Fatal("the bucket was spent by lines never written")
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil || m["suppressed"] != float64(0) || m["k"] != "v" {
+		t.Fatalf("%s (%v), want k=v and suppressed 0", buf.String(), err)
+	}
+}
