@@ -43,11 +43,40 @@ type fileClient struct {
 // the whole registry atomically; safe for concurrent use.
 type Static struct {
 	byID atomic.Pointer[map[string]*Client]
+	// listed is what the file says of each client's scopes, by client id:
+	// Client.AllowedScope of a client that lists none is the supported
+	// scopes of the moment it was loaded, not a setting of the file.
+	listed atomic.Pointer[map[string]scopeListing]
+}
+
+// scopeListing is a client's scopes member as the registry file has it:
+// absent ("all supported", listed false), or the list it names.
+type scopeListing struct {
+	listed bool
+	scopes []string
+}
+
+// same reports whether a and b say the same: both absent, or both lists
+// of the same scopes (their order means nothing: scope is a set, RFC 6749
+// §3.3).
+func (a scopeListing) same(b scopeListing) bool {
+	if a.listed != b.listed {
+		return false
+	}
+	x, y := slices.Clone(a.scopes), slices.Clone(b.scopes)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(slices.Compact(x), slices.Compact(y))
 }
 
 func newStatic(byID map[string]*Client) *Static {
 	s := &Static{}
 	s.byID.Store(&byID)
+	listed := map[string]scopeListing{}
+	for id, c := range byID {
+		listed[id] = scopeListing{listed: true, scopes: c.AllowedScope}
+	}
+	s.listed.Store(&listed)
 	return s
 }
 
@@ -90,7 +119,10 @@ func (s *Static) HasHMACHashes() bool {
 // Replace swaps in the clients of next (a freshly loaded registry).
 // Requests that already hold a client finish with it; the next lookup
 // sees the new registry, so a rotated secret's old hash is gone at once.
-func (s *Static) Replace(next *Static) { s.byID.Store(next.byID.Load()) }
+func (s *Static) Replace(next *Static) {
+	s.byID.Store(next.byID.Load())
+	s.listed.Store(next.listed.Load())
+}
 
 // LoadFile reads the registry at path (YAML or JSON). An empty path gives
 // an empty registry. Every problem of every client is reported at once.
@@ -114,6 +146,7 @@ func Parse(b []byte, rules Rules) (*Static, []string) { return parse(b, rules, "
 func parse(b []byte, rules Rules, path string) (*Static, []string) {
 	byID := map[string]*Client{}
 	s := newStatic(byID)
+	listed := *s.listed.Load()
 	var doc struct {
 		Clients []fileClient `json:"clients"`
 	}
@@ -161,6 +194,7 @@ func parse(b []byte, rules Rules, path string) (*Static, []string) {
 		}
 		problems = append(problems, rules.Check(c)...)
 		byID[c.ID] = c
+		listed[c.ID] = scopeListing{listed: fc.Scopes != nil, scopes: slices.Clone(fc.Scopes)}
 	}
 	return s, problems
 }
@@ -410,6 +444,7 @@ type Change struct {
 // changesTo lists the clients next adds, removes or changes, by client id.
 func (s *Static) changesTo(next *Static) []Change {
 	now, after := *s.byID.Load(), *next.byID.Load()
+	nowListed, afterListed := *s.listed.Load(), *next.listed.Load()
 	var out []Change
 	for id, c := range after {
 		old, ok := now[id]
@@ -417,7 +452,7 @@ func (s *Static) changesTo(next *Static) []Change {
 			out = append(out, Change{id, "added"})
 			continue
 		}
-		if what := changedSettings(old, c); len(what) > 0 {
+		if what := changedSettings(old, c, nowListed[id], afterListed[id]); len(what) > 0 {
 			out = append(out, Change{id, "changed: " + strings.Join(what, ", ")})
 		}
 	}
@@ -430,8 +465,14 @@ func (s *Static) changesTo(next *Static) []Change {
 	return out
 }
 
-// changedSettings names the settings of a client that differ between a and b.
-func changedSettings(a, b *Client) []string {
+// changedSettings names the settings of a client that differ between a and
+// b, as the file says them: the scopes as aScopes and bScopes list them
+// (or not), not the AllowedScope derived from them — for a client that
+// lists none, that is the scopes supported when it was loaded, which a
+// backend's new scope changes though the file did not, while a file that
+// comes to list exactly those scopes changes the setting (the client no
+// longer gets the scopes added later) without changing AllowedScope.
+func changedSettings(a, b *Client, aScopes, bScopes scopeListing) []string {
 	var out []string
 	add := func(differ bool, name string) {
 		if differ {
@@ -441,7 +482,7 @@ func changedSettings(a, b *Client) []string {
 	add(!bytes.Equal(a.SecretHash, b.SecretHash), "secret")
 	add(!slices.Equal(a.RedirectURIs, b.RedirectURIs), "redirect_uris")
 	add(!slices.Equal(a.Grants, b.Grants), "grant_types")
-	add(!slices.Equal(a.AllowedScope, b.AllowedScope), "scope")
+	add(!aScopes.same(bScopes), "scope")
 	add(!slices.Equal(a.Resources, b.Resources), "resources")
 	add(a.AuthMethod != b.AuthMethod, "token_endpoint_auth_method")
 	add(a.RequirePKCE != b.RequirePKCE, "require_pkce")
