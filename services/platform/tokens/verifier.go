@@ -17,8 +17,9 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// ErrInvalidToken means the token must be refused (401 invalid_token). The
-// wrapped message says why, for logs and error_description.
+// ErrInvalidToken means the token must be refused (401 invalid_token).
+// Verify and Recheck return it as a *Refusal, whose message says why (for
+// error_description) and whose Reason is the same as a code (for logs).
 var ErrInvalidToken = errors.New("invalid token")
 
 // ErrKeysUnavailable means the key set could not be fetched: the caller
@@ -32,10 +33,6 @@ var ErrKeysUnavailable = errors.New("signing keys unavailable")
 // text, and the reason is answered in error_description (RFC 6750 §3) and
 // the JSON body.
 const MaxKeyIDLength = 255
-
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalidToken, fmt.Sprintf(format, args...))
-}
 
 // KeySet is what a verifier needs from the auth-server.
 type KeySet struct {
@@ -156,14 +153,17 @@ func NewVerifier(o VerifierOptions) *Verifier {
 	return &Verifier{o: o, firstSeen: map[string]time.Time{}, cache: expirable.NewLRU[string, *Claims](o.CacheSize, nil, time.Hour)}
 }
 
-// Verify checks raw and returns its claims, or an error wrapping
-// ErrInvalidToken or ErrKeysUnavailable.
+// Verify checks raw and returns its claims, or nil claims and an error:
+// a *Refusal (wrapping ErrInvalidToken: the token is refused, 401
+// invalid_token; Refusal.Verified names who it was issued to when its
+// signature verified) or one wrapping ErrKeysUnavailable (no key set to
+// check it with: 503).
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	now := v.o.Now()
 	if c, ok := v.cache.Get(raw); ok {
 		if !now.Before(c.Expiry.Add(v.o.Leeway)) {
 			v.cache.Remove(raw)
-			return nil, invalid("token expired")
+			return nil, refuse(ReasonExpired, c, "token expired")
 		}
 		v.report(true)
 		if err := v.revoked(c); err != nil {
@@ -202,13 +202,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 // verification of a request.
 func (v *Verifier) Recheck(c *Claims) error {
 	if !v.o.Now().Before(c.Expiry.Add(v.o.Leeway)) {
-		return invalid("token expired")
+		return refuse(ReasonExpired, c, "token expired")
 	}
 	if err := v.revoked(c); err != nil {
 		return err
 	}
 	if !v.Publishes(c) {
-		return invalid("kid %q is no longer in the key set", c.KeyID)
+		return refuse(ReasonUnknownKey, c, "kid %q is no longer in the key set", c.KeyID)
 	}
 	return nil
 }
@@ -222,9 +222,9 @@ func (v *Verifier) revoked(c *Claims) error {
 	case v.o.Revocations == nil:
 		return nil
 	case c.GrantID != "" && v.o.Revocations.Revoked(c.GrantID):
-		return invalid("token revoked")
+		return refuse(ReasonRevoked, c, "token revoked")
 	case v.o.Revocations.ClientRemoved(c.ClientID, c.IssuedAt):
-		return invalid("client removed")
+		return refuse(ReasonClientRemoved, c, "client removed")
 	}
 	return nil
 }
@@ -237,23 +237,23 @@ func (v *Verifier) report(hit bool) {
 
 func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Claims, error) {
 	if strings.Count(raw, ".") != 2 {
-		return nil, invalid("not a JWS compact token")
+		return nil, refuse(ReasonMalformed, nil, "not a JWS compact token")
 	}
 	tok, err := jwt.ParseSigned(raw, AccessTokenAlgorithms)
 	if err != nil {
-		return nil, invalid("malformed token or algorithm not RS256 or ES256")
+		return nil, refuse(ReasonMalformed, nil, "malformed token or algorithm not RS256 or ES256")
 	}
 	h := tok.Headers[0]
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, AccessTokenType) && !strings.EqualFold(typ, "application/"+AccessTokenType) {
-		return nil, invalid("typ is not %s", AccessTokenType)
+		return nil, refuse(ReasonMalformed, nil, "typ is not %s", AccessTokenType)
 	}
 	if h.KeyID == "" {
-		return nil, invalid("no kid")
+		return nil, refuse(ReasonMalformed, nil, "no kid")
 	}
 	if len(h.KeyID) > MaxKeyIDLength {
 		// Not looked up (no refetch for it) and not quoted: the reason
 		// reaches error_description and the JSON body of every service.
-		return nil, invalid("kid longer than %d bytes", MaxKeyIDLength)
+		return nil, refuse(ReasonMalformed, nil, "kid longer than %d bytes", MaxKeyIDLength)
 	}
 	ks, jwk, err := v.key(ctx, h.KeyID)
 	if err != nil {
@@ -269,29 +269,33 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 		// the same name): try the key the set holds under it now, once.
 		fresh, replaced, ok := v.replacedKey(ctx, h.KeyID, jwk)
 		if !ok {
-			return nil, invalid("bad signature")
+			return nil, refuse(ReasonBadSignature, nil, "bad signature")
 		}
 		if err := checkSignature(tok, replaced, h.Algorithm, &std, &priv); err != nil {
 			if errors.Is(err, errBadSignature) {
-				return nil, invalid("bad signature")
+				return nil, refuse(ReasonBadSignature, nil, "bad signature")
 			}
 			return nil, err
 		}
 		ks, jwk = fresh, replaced
 	}
+	// The signature verified: the claims are the auth-server's, and a
+	// refusal from here on carries them (Refusal.Verified).
+	c := newClaims(raw, std, priv)
+	c.KeyID, c.signer = jwk.KeyID, jwk
 	if std.Expiry == nil || std.IssuedAt == nil || std.Subject == "" {
-		return nil, invalid("exp, iat and sub are required")
+		return nil, refuse(ReasonInvalidClaims, c, "exp, iat and sub are required")
 	}
 	if err := std.ValidateWithLeeway(jwt.Expected{Issuer: ks.Issuer, Time: now}, v.o.Leeway); err != nil {
 		switch {
 		case errors.Is(err, jwt.ErrExpired):
-			return nil, invalid("token expired")
+			return nil, refuse(ReasonExpired, c, "token expired")
 		case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
-			return nil, invalid("token not valid yet")
+			return nil, refuse(ReasonNotYetValid, c, "token not valid yet")
 		case errors.Is(err, jwt.ErrInvalidIssuer):
-			return nil, invalid("wrong issuer")
+			return nil, refuse(ReasonWrongIssuer, c, "wrong issuer")
 		}
-		return nil, invalid("%v", err)
+		return nil, refuse(ReasonInvalidClaims, c, "%v", err)
 	}
 	matched := false
 	for _, a := range v.o.Audiences {
@@ -301,13 +305,11 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 		}
 	}
 	if !matched {
-		return nil, invalid("wrong audience")
+		return nil, refuse(ReasonWrongAudience, c, "wrong audience")
 	}
 	if priv.ClientID == "" {
-		return nil, invalid("client_id is required")
+		return nil, refuse(ReasonInvalidClaims, c, "client_id is required")
 	}
-	c := newClaims(raw, std, priv)
-	c.KeyID, c.signer = jwk.KeyID, jwk
 	return c, nil
 }
 
@@ -373,7 +375,7 @@ func (v *Verifier) replacedKey(ctx context.Context, kid string, used jose.JSONWe
 // in the JWK) is never used with another (RFC 7517 §4.4).
 func verificationKey(jwk jose.JSONWebKey, alg string) (any, error) {
 	if jwk.Algorithm != "" && jwk.Algorithm != alg {
-		return nil, invalid("kid %q is published for %s, not %s", jwk.KeyID, jwk.Algorithm, alg)
+		return nil, refuse(ReasonUnknownKey, nil, "kid %q is published for %s, not %s", jwk.KeyID, jwk.Algorithm, alg)
 	}
 	switch k := jwk.Key.(type) {
 	case *rsa.PublicKey:
@@ -385,7 +387,7 @@ func verificationKey(jwk jose.JSONWebKey, alg string) (any, error) {
 			return k, nil
 		}
 	}
-	return nil, invalid("kid %q is not a key for %s", jwk.KeyID, alg)
+	return nil, refuse(ReasonUnknownKey, nil, "kid %q is not a key for %s", jwk.KeyID, alg)
 }
 
 // key returns the key set and the key for kid. A known kid is answered
@@ -420,7 +422,7 @@ func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey
 			return ks, jose.JSONWebKey{}, fmt.Errorf("%w: %v", ErrKeysUnavailable, lastErr)
 		}
 		if !lastForced.IsZero() && now.Sub(lastForced) < v.o.MinRefreshInterval {
-			return ks, jose.JSONWebKey{}, invalid("unknown kid %q", kid)
+			return ks, jose.JSONWebKey{}, refuse(ReasonUnknownKey, nil, "unknown kid %q", kid)
 		}
 		forced = true
 	} else if lastErr := v.recentFailure(now); lastErr != nil {
@@ -442,7 +444,7 @@ func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey
 	if k := fresh.Keys.Key(kid); len(k) > 0 {
 		return fresh, k[0], nil
 	}
-	return fresh, jose.JSONWebKey{}, invalid("unknown kid %q", kid)
+	return fresh, jose.JSONWebKey{}, refuse(ReasonUnknownKey, nil, "unknown kid %q", kid)
 }
 
 // refresh fetches the key set (once for all concurrent callers, on a
