@@ -65,51 +65,52 @@ func onRevokeTellsEachNewRevocationOnce(t *testing.T, r testharness.Clients) {
 	ctx := context.Background()
 	rdb := r.Client()
 	rev := revocation.NewRevoker(rdb, time.Hour, nil)
-	if err := rev.Revoke(ctx, "grant-before"); err != nil {
+	before, g1, g2, missed := runID("grant-before"), runID("grant-1"), runID("grant-2"), runID("grant-missed")
+	if err := rev.Revoke(ctx, before); err != nil {
 		t.Fatal(err)
 	}
 	s := newSet(t, rdb, revocation.Options{ReconcileInterval: time.Hour})
-	eventually(t, 5*time.Second, "grant-before loaded", func() bool { return s.Revoked("grant-before") })
+	eventually(t, 5*time.Second, "grant-before loaded", func() bool { return s.Revoked(before) })
 	h, gone := listen(s), listen(s)
 
 	// Announced: heard once, the extension of a held record not again.
 	// The subscription may confirm after the first Revoke; its reload then
 	// finds the record, which is still one telling.
-	if err := rev.Revoke(ctx, "grant-1"); err != nil {
+	if err := rev.Revoke(ctx, g1); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "hook hears grant-1", func() bool { return h.count("grant-1") == 1 })
-	if err := rev.Revoke(ctx, "grant-1"); err != nil {
+	eventually(t, 5*time.Second, "hook hears grant-1", func() bool { return h.count(g1) == 1 })
+	if err := rev.Revoke(ctx, g1); err != nil {
 		t.Fatal(err)
 	}
 	// Announcements arrive in order: once grant-2 is heard, grant-1's
 	// second announcement has been handled.
 	gone.removed()
-	if err := rev.Revoke(ctx, "grant-2"); err != nil {
+	if err := rev.Revoke(ctx, g2); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "hook hears grant-2", func() bool { return h.count("grant-2") == 1 })
+	eventually(t, 5*time.Second, "hook hears grant-2", func() bool { return h.count(g2) == 1 })
 
 	// A record whose announcement was missed: the reload tells it.
 	exp := float64(time.Now().Add(time.Hour).UnixMilli())
-	if err := rdb.ZAdd(ctx, rdb.Key("revocation", "grants"), redis.Z{Score: exp, Member: "grant-missed"}).Err(); err != nil {
+	if err := rdb.ZAdd(ctx, rdb.Key("revocation", "grants"), redis.Z{Score: exp, Member: missed}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := h.count("grant-missed"); n != 1 {
+	if n := h.count(missed); n != 1 {
 		t.Errorf("grant-missed heard %d times after the reload that found it, want 1", n)
 	}
 	if err := s.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
 
-	want := []string{"grant-1", "grant-2", "grant-missed"}
+	want := []string{g1, g2, missed}
 	if got := h.got(); !slices.Equal(got, want) {
 		t.Errorf("hook heard %q, want %q (each new revocation once; grant-before was held before it registered)", got, want)
 	}
-	if got := gone.got(); !slices.Equal(got, []string{"grant-1"}) {
+	if got := gone.got(); !slices.Equal(got, []string{g1}) {
 		t.Errorf("removed hook heard %q, want only grant-1, before its remove", got)
 	}
 	h.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,14 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	t.Helper()
 	testharness.Eventually(t, within, what, func() (bool, string) { return cond(), "false" })
 }
+
+// runID is id with a suffix of its own in this test process: go test
+// -count=n runs each test n times against the same deployments (TestMain)
+// and key prefix (the test's name), where an earlier run's record of id,
+// kept an hour, would answer for this one.
+func runID(id string) string { return fmt.Sprintf("%s-run%d", id, runIDs.Add(1)) }
+
+var runIDs atomic.Int64
 
 func newSet(t *testing.T, rdb *redisx.Client, o revocation.Options) *revocation.Set {
 	t.Helper()
@@ -47,12 +56,13 @@ func announcementReachesEverySubscriber(t *testing.T, r testharness.Clients) {
 	// The subscriptions are established asynchronously; a grant revoked
 	// before they are is still found by the reload that follows each
 	// subscription confirmation.
-	if err := rev.Revoke(context.Background(), "grant-1"); err != nil {
+	grant, other := runID("grant-1"), runID("grant-2")
+	if err := rev.Revoke(context.Background(), grant); err != nil {
 		t.Fatal(err)
 	}
 	for name, s := range map[string]*revocation.Set{"a": a, "b": b} {
-		eventually(t, 5*time.Second, "replica "+name+" refuses grant-1", func() bool { return s.Revoked("grant-1") })
-		if s.Revoked("grant-2") || s.Revoked("") {
+		eventually(t, 5*time.Second, "replica "+name+" refuses "+grant, func() bool { return s.Revoked(grant) })
+		if s.Revoked(other) || s.Revoked("") {
 			t.Errorf("replica %s: an unrevoked grant or an empty id counts as revoked", name)
 		}
 	}
@@ -65,10 +75,11 @@ func TestRevokerUpdatesItsOwnSetAtOnce(t *testing.T) {
 func revokerUpdatesItsOwnSetAtOnce(t *testing.T, r testharness.Clients) {
 	local := newSet(t, r.Client(), revocation.Options{NoSubscribe: true, ReconcileInterval: time.Hour})
 	rev := revocation.NewRevoker(r.Client(), time.Hour, local)
-	if err := rev.Revoke(context.Background(), "grant-local"); err != nil {
+	grant := runID("grant-local")
+	if err := rev.Revoke(context.Background(), grant); err != nil {
 		t.Fatal(err)
 	}
-	if !local.Revoked("grant-local") {
+	if !local.Revoked(grant) {
 		t.Error("the revoking replica does not refuse the grant right after Revoke returned")
 	}
 }
@@ -96,14 +107,15 @@ func TestReplicaThatMissesAnnouncementsConverges(t *testing.T) {
 }
 
 func replicaThatMissesAnnouncementsConverges(t *testing.T, r testharness.Clients) {
+	grant := runID("grant-missed")
 	s := newSet(t, r.Client(), revocation.Options{NoSubscribe: true, ReconcileInterval: 50 * time.Millisecond})
-	if s.Revoked("grant-missed") {
+	if s.Revoked(grant) {
 		t.Fatal("revoked before Revoke")
 	}
-	if err := revocation.NewRevoker(r.Client(), time.Hour, nil).Revoke(context.Background(), "grant-missed"); err != nil {
+	if err := revocation.NewRevoker(r.Client(), time.Hour, nil).Revoke(context.Background(), grant); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "reconcile finds grant-missed", func() bool { return s.Revoked("grant-missed") })
+	eventually(t, 5*time.Second, "reconcile finds "+grant, func() bool { return s.Revoked(grant) })
 }
 
 // TestRedisRestartResubscribesAndReloads: Redis goes away (the subscription
