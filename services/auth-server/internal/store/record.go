@@ -36,7 +36,7 @@ import (
 //	                       latest access token issued with the grant
 //	                       expires (Unix ms), and the header's rotation
 //	                       field as it was when that was written
-//	                       (accessTokensEnd)
+//	                       (accessStamp)
 //
 // Everything a refresh changes is in the header (the scripts rewrite it
 // and keep the JSON as it is), so a refresh neither encodes nor sends the
@@ -45,10 +45,10 @@ const recordFormat = "g2"
 
 // grantTail is the part of a grant only Go reads.
 type grantTail struct {
-	// Access is "<rotation>/<access expiry ms>" (accessTokensEnd): written
-	// with the record at the redemption (rotation "") and a migration,
-	// and rewritten by every rotation (refreshScript).
-	Access string `json:"a,omitempty"`
+	// Access is when the grant's latest access token expires (accessStamp):
+	// written with the record at the redemption (rotation "") and a
+	// migration, and rewritten by every rotation (refreshScript).
+	Access accessStamp `json:"a,omitempty"`
 	// RequestedAt is when the grant was created (Unix s); a refresh's time
 	// is the header's rotated field.
 	RequestedAt int64 `json:"t"`
@@ -171,7 +171,7 @@ func encodeGrant(r fosite.Requester, h grantHeader) ([]byte, error) {
 	tail := grantTail{RequestedAt: r.GetRequestedAt().Unix(), Form: r.GetRequestForm()}
 	if rs := r.GetSession(); rs != nil {
 		if exp := rs.GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
-			tail.Access = h.rotated + "/" + strconv.FormatInt(exp.UnixMilli(), 10)
+			tail.Access = newAccessStamp(h.rotated, exp)
 		}
 	}
 	if len(tail.Form) == 0 {
@@ -223,18 +223,9 @@ func (s *Store) decodeGrant(ctx context.Context, id, rec string, session fosite.
 	if err != nil {
 		return nil, h, err
 	}
-	// The session, most of the JSON, is split off (splitLast) and scanned
-	// only where it is decoded, not twice more as a json.RawMessage.
-	// Both are decoded with encoding/json's rules (jsonv1: the same
-	// semantics on the json/v2 decoder, a third of the allocations).
-	var tail grantTail
-	if rest, sess, ok := splitLast(js, `"s":`); ok {
-		if err := jsonv1.Unmarshal(rest, &tail); err != nil {
-			return nil, h, fmt.Errorf("grant record: %w", err)
-		}
-		tail.Session = json.RawMessage(sess)
-	} else if err := jsonv1.Unmarshal([]byte(js), &tail); err != nil {
-		return nil, h, fmt.Errorf("grant record: %w", err)
+	tail, err := decodeTail(js)
+	if err != nil {
+		return nil, h, err
 	}
 	c, err := s.clients.GetClient(ctx, h.client)
 	if err != nil {
@@ -275,33 +266,71 @@ func (s *Store) decodeGrant(ctx context.Context, id, rec string, session fosite.
 	return req, h, nil
 }
 
-// accessTokensEnd is when the latest access token issued with the grant
-// of the format-2 record rec expires, from the record's "a" member; false
-// when the record does not say: written by a version before the member
-// existed, or rotated since by one (its rotation field is no longer the
-// one "a" was written with, so a token was issued that "a" does not
-// count). Access tokens issued by a refresh of the previous token within
-// the grace window (no write) are not counted either: the caller adds the
-// window.
-func accessTokensEnd(rec string) (time.Time, bool) {
-	h, js, err := splitRecord(rec)
-	if err != nil {
-		return time.Time{}, false
+// decodeTail decodes a format-2 record's JSON (grantTail). The session,
+// most of it, is split off (splitLast) and scanned only where it is
+// decoded, not twice more as a json.RawMessage. The rest is decoded with
+// encoding/json's rules (jsonv1: the same semantics on the json/v2
+// decoder, a third of the allocations).
+func decodeTail(js string) (grantTail, error) {
+	var tail grantTail
+	if rest, sess, ok := splitLast(js, `"s":`); ok {
+		if err := jsonv1.Unmarshal(rest, &tail); err != nil {
+			return grantTail{}, fmt.Errorf("grant record: %w", err)
+		}
+		tail.Session = json.RawMessage(sess)
+	} else if err := jsonv1.Unmarshal([]byte(js), &tail); err != nil {
+		return grantTail{}, fmt.Errorf("grant record: %w", err)
 	}
-	v, ok := strings.CutPrefix(js, `{"a":"`)
-	if !ok {
-		return time.Time{}, false
-	}
-	v, _, ok = strings.Cut(v, `"`)
-	rotation, exp, cut := strings.Cut(v, "/")
-	if !ok || !cut || rotation != h.rotated {
-		return time.Time{}, false
+	return tail, nil
+}
+
+// accessStamp is a grant record's "a" member, "<rotation>/<access expiry>":
+// when the latest access token issued with the grant expires (Unix ms,
+// positive), and the record's rotation field (Unix ms, "" before the
+// first rotation) as it was when that was written. encodeGrant writes it
+// (newAccessStamp) and refreshScript rewrites it in Lua on each rotation
+// (ARGV[3] .. '/' .. ARGV[14]); end is the one reader of its format.
+type accessStamp string
+
+// newAccessStamp is the stamp of an access token expiring at exp, issued
+// under the record's rotation field rotated.
+func newAccessStamp(rotated string, exp time.Time) accessStamp {
+	return accessStamp(rotated + "/" + strconv.FormatInt(exp.UnixMilli(), 10))
+}
+
+// end is when the access token the stamp counts expires; false when the
+// stamp does not say for a record whose rotation field is rotated now:
+// none (a record written before the member existed), malformed, or
+// written under another rotation (a version without the member rotated
+// the grant since, issuing a token the stamp does not count).
+func (a accessStamp) end(rotated string) (time.Time, bool) {
+	rotation, exp, ok := strings.Cut(string(a), "/")
+	if !ok || rotation != rotated || strings.Trim(exp, "0123456789") != "" {
+		return time.Time{}, false // ParseInt would take a sign
 	}
 	ms, err := strconv.ParseInt(exp, 10, 64)
 	if err != nil || ms <= 0 {
 		return time.Time{}, false
 	}
 	return time.UnixMilli(ms), true
+}
+
+// accessTokensEnd is when the latest access token issued with the grant
+// of the format-2 record rec expires, from the record's "a" member
+// (accessStamp.end); false when the record does not say, or cannot be
+// read. Access tokens issued by a refresh of the previous token within
+// the grace window (no write) are not counted: the caller adds the
+// window.
+func accessTokensEnd(rec string) (time.Time, bool) {
+	h, js, err := splitRecord(rec)
+	if err != nil {
+		return time.Time{}, false
+	}
+	tail, err := decodeTail(js)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return tail.Access.end(h.rotated)
 }
 
 // lastUsed is when tokens were last issued with a grant: its last

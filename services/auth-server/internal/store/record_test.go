@@ -3,7 +3,9 @@ package store
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	jsonv1 "github.com/go-json-experiment/json/v1"
 )
@@ -32,6 +34,79 @@ func TestGrantTailAsEncodingJSON(t *testing.T) {
 		var want, got grantTail
 		if errStd, errNew := json.Unmarshal([]byte(in), &want), jsonv1.Unmarshal([]byte(in), &got); (errStd == nil) != (errNew == nil) {
 			t.Errorf("%q: encoding/json error %v, jsonv1 error %v", in, errStd, errNew)
+		}
+	}
+}
+
+// TestAccessStamp: the grant record's "a" member, "<rotation>/<access
+// expiry ms>", has one reader (accessStamp.end) for what encodeGrant and
+// refreshScript write; every stamp it cannot vouch for — none (a record
+// written before the member existed), another rotation's (a version
+// without the member rotated the grant since), or one malformed — says
+// nothing (false), so the revocation falls back to the longest lifetime.
+func TestAccessStamp(t *testing.T) {
+	const exp = int64(1790003601000)
+	for _, c := range []struct {
+		stamp, rotated string
+		ok             bool
+	}{
+		{"/1790003601000", "", true},                           // the redemption's (no rotation yet)
+		{"1790000000000/1790003601000", "1790000000000", true}, // a rotation's
+		{"", "", false}, // a record of a version before "a"
+		{"", "1790000000000", false},
+		{"/1790003601000", "1790000000000", false},              // rotated since by a version without "a"
+		{"1790000000000/1790003601000", "1790000005000", false}, // likewise, after a rotation
+		{"1790000000000/1790003601000", "", false},              // a rotation the header does not know
+		{"1790003601000", "", false},                            // no "/"
+		{"/", "", false},                                        // no expiry
+		{"/0", "", false}, {"/-1790003601000", "", false},       // not a time a token expires
+		{"/+1790003601000", "", false}, {"/ 1790003601000", "", false}, // not digits only
+		{"/1790003601000.5", "", false}, {"/1790003601000/", "", false},
+		{"/0x1A", "", false}, {"/99999999999999999999", "", false}, // overflow
+		{"1/2/3", "1", false},
+	} {
+		got, ok := accessStamp(c.stamp).end(c.rotated)
+		if ok != c.ok || ok && got.UnixMilli() != exp {
+			t.Errorf("stamp %q, record rotated %q: %v %v, want ok %v (%d ms)", c.stamp, c.rotated, got.UnixMilli(), ok, c.ok, exp)
+		}
+	}
+	at := time.UnixMilli(exp)
+	for _, rotated := range []string{"", "1790000000000"} {
+		if got, ok := newAccessStamp(rotated, at).end(rotated); !ok || !got.Equal(at) {
+			t.Errorf("newAccessStamp(%q, %v) = %q, read back %v %v", rotated, at, newAccessStamp(rotated, at), got, ok)
+		}
+	}
+}
+
+// TestAccessTokensEnd: the access expiry of whole records, read from the
+// JSON by the decoder decodeGrant uses (decodeTail) and the stamp's one
+// reader — records as this version, refreshScript and earlier versions
+// write them, and records it cannot read.
+func TestAccessTokensEnd(t *testing.T) {
+	header := func(rotated string) string {
+		return "g2\nrtmac\nprevmac\n" + rotated + "\n1790090000000\n1790086400\nc1\nopenid offline_access\nhttps://api.example/mcp\n"
+	}
+	const sess = `"s":{"sub":"user-1","p":{"email":"u@example.com"}}}`
+	for _, c := range []struct {
+		name, rec string
+		ok        bool
+	}{
+		{"written at the redemption", header("") + `{"a":"/1790003601000","t":1790000000,` + sess, true},
+		{"rewritten by a rotation", header("1790000000000") + `{"a":"1790000000000/1790003601000","t":1790000000,` + sess, true},
+		{"with requested scopes and form", header("1790000000000") + `{"a":"1790000000000/1790003601000","t":1790000000,"rs":["openid"],"f":{"nonce":["n"]},` + sess, true},
+		{"written before the member existed", header("") + `{"t":1790000000,` + sess, false},
+		{"rotated before the member existed", header("1790000000000") + `{"t":1790000000,` + sess, false},
+		{"rotated since by a version without it", header("1790000005000") + `{"a":"1790000000000/1790003601000","t":1790000000,` + sess, false},
+		{"no session", header("") + `{"a":"/1790003601000","t":1790000000}`, true},
+		{"a signed expiry", header("") + `{"a":"/+1790003601000","t":1790000000,` + sess, false},
+		{"not a string", header("") + `{"a":1790003601000,"t":1790000000,` + sess, false},
+		{"malformed JSON", header("") + `{"a":"/1790003601000","t":` + sess, false},
+		{"truncated header", "g2\nrtmac\n\n\n", false},
+		{"another format", strings.Replace(header(""), "g2", "g3", 1) + `{"a":"/1790003601000","t":1790000000,` + sess, false},
+	} {
+		got, ok := accessTokensEnd(c.rec)
+		if ok != c.ok || ok && got.UnixMilli() != 1790003601000 {
+			t.Errorf("%s: %v %v, want ok %v", c.name, got.UnixMilli(), ok, c.ok)
 		}
 	}
 }
