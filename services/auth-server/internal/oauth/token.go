@@ -807,7 +807,12 @@ func (s *Server) Metadata() map[string]any {
 		"token_endpoint_auth_signing_alg_values_supported": []string{clients.AssertionSigningAlg},
 		"revocation_endpoint_auth_methods_supported":       clients.AuthMethods,
 		"introspection_endpoint_auth_methods_supported":    introspectionAuthMethods,
-		"scopes_supported":                                 s.ScopeNames(),
+		// RFC 8414 §2: each endpoint that lists private_key_jwt MUST list
+		// its signing algorithms (no default is implied); revocation and
+		// introspection check assertions as the token endpoint does.
+		"revocation_endpoint_auth_signing_alg_values_supported":    []string{clients.AssertionSigningAlg},
+		"introspection_endpoint_auth_signing_alg_values_supported": []string{clients.AssertionSigningAlg},
+		"scopes_supported": s.ScopeNames(),
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
 			"name", "given_name", "family_name", "preferred_username", "email", "email_verified"},
 		"subject_types_supported":               []string{"public"},

@@ -93,13 +93,39 @@ func TestAssertionAlgsAsAdvertised(t *testing.T) {
 		}
 	}
 
+	// Revocation and introspection authenticate the client as the token
+	// endpoint does (RFC 7009 §2.1, RFC 7662 §2.1): an unknown token is
+	// answered 200 once the client is authenticated, 401 otherwise.
+	acceptedAt := map[string][]string{}
+	for _, endpoint := range []string{"revocation", "introspection"} {
+		path := map[string]string{"revocation": "/oauth/revoke", "introspection": "/oauth/introspect"}[endpoint]
+		for _, k := range candidates {
+			resp, err := http.PostForm(f.Base+path, url.Values{"token": {"not-a-token"}, "client_id": {id},
+				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+				"client_assertion":      {sign(k.alg, k.kid, k.key)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusOK:
+				acceptedAt[endpoint] = append(acceptedAt[endpoint], string(k.alg))
+			case http.StatusUnauthorized:
+			default:
+				t.Errorf("%s %s: %d, want 200 or 401", endpoint, k.alg, resp.StatusCode)
+			}
+		}
+	}
+
 	resp, err := http.Get(f.Base + "/.well-known/oauth-authorization-server")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var md struct {
-		Algs []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+		Algs              []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+		RevocationAlgs    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+		IntrospectionAlgs []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil {
 		t.Fatal(err)
@@ -108,6 +134,16 @@ func TestAssertionAlgsAsAdvertised(t *testing.T) {
 	slices.Sort(md.Algs)
 	if !slices.Equal(accepted, md.Algs) {
 		t.Errorf("discovery advertises %v; the token endpoint accepts %v", md.Algs, accepted)
+	}
+	// RFC 8414 §2: an endpoint whose auth methods list private_key_jwt
+	// MUST list its signing algorithms; what it lists is what it accepts.
+	for endpoint, advertised := range map[string][]string{"revocation": md.RevocationAlgs, "introspection": md.IntrospectionAlgs} {
+		slices.Sort(advertised)
+		slices.Sort(acceptedAt[endpoint])
+		if len(advertised) == 0 || !slices.Equal(advertised, acceptedAt[endpoint]) {
+			t.Errorf("discovery advertises %v for %s_endpoint_auth_signing_alg_values_supported; the %s endpoint accepts %v",
+				advertised, endpoint, endpoint, acceptedAt[endpoint])
+		}
 	}
 	if !slices.Equal(accepted, []string{"RS256"}) {
 		t.Errorf("accepted %v, want [RS256] (clients.Client.GetTokenEndpointAuthSigningAlgorithm)", accepted)
