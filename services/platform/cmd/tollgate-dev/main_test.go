@@ -25,47 +25,17 @@ import (
 // the one line "tollgate-dev: stopped". Nothing is left running: the
 // stand-in was killed.
 func TestInterruptDuringStartUpStopsQuietly(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed (devfleet.Start needs it before dev-init)")
-	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..", "..")
-	varDir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(varDir, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	root, varDir, _ := stubFleet(t, `echo $$ > "$var/dev-init.pid"`, false)
 	pidFile := filepath.Join(varDir, "dev-init.pid")
-	stub := "#!/bin/sh\necho $$ > " + pidFile + "\necho dev-init waiting\nexec sleep 60\n"
-	if err := os.WriteFile(filepath.Join(varDir, "bin", "auth-server"), []byte(stub), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ports, held, err := devfleet.ListenFreePorts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ln := range held {
-		ln.Close() // run holds them itself
-	}
-	defaultPorts = func() devfleet.Ports { return ports }
-	defer func() { defaultPorts = devfleet.DefaultPorts }()
-	for _, k := range []string{"REDIS_URL", "REDIS_MODE", "PUBLIC_URL", "EXAMPLE_BACKEND", "DEV_ALLOWED_ORIGINS"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &testharness.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"-root", root, "-var", varDir, "-no-build"}, out) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "dev-init waiting") {
-		if time.Now().After(deadline) {
-			t.Fatalf("dev-init did not start:\n%s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitDevInit(t, out, done)
 	cancel() // what signal.NotifyContext does on Ctrl-C
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(20 * time.Second):
@@ -136,37 +106,10 @@ func TestSignalsGiveTheirExitStatus(t *testing.T) {
 // ingress port. localOrigin then reads the origin a fleet wrote under its
 // var directory, which `tollgate-dev token -var` signs in through.
 func TestFreePortsStartsNextToMakeDev(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed (devfleet.Start needs it before dev-init)")
-	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..", "..")
-	varDir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(varDir, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	root, varDir, taken := stubFleet(t, `echo "$@" > "$var/dev-init.args"`, true) // "make dev", running
 	argsFile := filepath.Join(varDir, "dev-init.args")
-	stub := "#!/bin/sh\necho \"$@\" > " + argsFile + "\necho dev-init waiting\nexec sleep 60\n"
-	if err := os.WriteFile(filepath.Join(varDir, "bin", "auth-server"), []byte(stub), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	taken, held, err := devfleet.ListenFreePorts() // "make dev", running
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		for _, ln := range held {
-			ln.Close()
-		}
-	}()
-	defaultPorts = func() devfleet.Ports { return taken }
-	defer func() { defaultPorts = devfleet.DefaultPorts }()
-	for _, k := range []string{"REDIS_URL", "REDIS_MODE", "PUBLIC_URL", "EXAMPLE_BACKEND", "DEV_ALLOWED_ORIGINS"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
 
-	err = run(context.Background(), []string{"-root", root, "-var", varDir, "-no-build"}, &bytes.Buffer{})
+	err := run(context.Background(), []string{"-root", root, "-var", varDir, "-no-build"}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "make dev's ports are in use") {
 		t.Fatalf("run on the taken ports = %v, want \"make dev's ports are in use\"", err)
 	}
@@ -176,18 +119,7 @@ func TestFreePortsStartsNextToMakeDev(t *testing.T) {
 	out := &testharness.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"-root", root, "-var", varDir, "-no-build", "-free-ports"}, out) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "dev-init waiting") {
-		select {
-		case err := <-done:
-			t.Fatalf("run -free-ports = %v before dev-init:\n%s", err, out)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dev-init did not start:\n%s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitDevInit(t, out, done)
 	args, _ := os.ReadFile(argsFile)
 	takenOrigin := "http://localhost:" + strconv.Itoa(taken.Ingress)
 	if !strings.Contains(string(args), "-origin http://localhost:") || strings.Contains(string(args), takenOrigin+" ") ||
@@ -212,5 +144,71 @@ func TestFreePortsStartsNextToMakeDev(t *testing.T) {
 	}
 	if got := localOrigin(varDir); got != "http://localhost:41234" {
 		t.Errorf("localOrigin = %q, want the origin the fleet wrote", got)
+	}
+}
+
+// stubFleet prepares a run of the real devfleet.Start up to the
+// auth-server's dev-init, which a stand-in plays: a shell script that runs
+// body (with $var the var directory and "$@" dev-init's arguments), prints
+// "dev-init waiting" and sleeps. It returns the repository root, the var
+// directory (-var) and the port layout run takes for make dev's — free
+// ports, held by this test until it ends when hold is set (make dev
+// running), else closed at once (run holds them itself). The environment
+// a developer's shell may set for the fleet is cleared. Tests without
+// redis-server are skipped: devfleet.Start needs it before dev-init.
+func stubFleet(t *testing.T, body string, hold bool) (root, varDir string, ports devfleet.Ports) {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed (devfleet.Start needs it before dev-init)")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root = filepath.Join(filepath.Dir(file), "..", "..", "..", "..")
+	varDir = t.TempDir()
+	if err := os.MkdirAll(filepath.Join(varDir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stub := "#!/bin/sh\nvar='" + varDir + "'\n" + body + "\necho dev-init waiting\nexec sleep 60\n"
+	if err := os.WriteFile(filepath.Join(varDir, "bin", "auth-server"), []byte(stub), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ports, held, err := devfleet.ListenFreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAll := func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}
+	if hold {
+		t.Cleanup(closeAll)
+	} else {
+		closeAll()
+	}
+	defaultPorts = func() devfleet.Ports { return ports }
+	t.Cleanup(func() { defaultPorts = devfleet.DefaultPorts })
+	for _, k := range []string{"REDIS_URL", "REDIS_MODE", "PUBLIC_URL", "EXAMPLE_BACKEND", "DEV_ALLOWED_ORIGINS"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	return root, varDir, ports
+}
+
+// awaitDevInit waits (at most 30 s) until the stand-in of stubFleet says
+// "dev-init waiting" in run's output out; run returning first (done) fails
+// the test with its error.
+func awaitDevInit(t *testing.T, out *testharness.SyncBuffer, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "dev-init waiting") {
+		select {
+		case err := <-done:
+			t.Fatalf("run = %v before dev-init:\n%s", err, out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dev-init did not start:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
