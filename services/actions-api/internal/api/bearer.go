@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 
+	"github.com/tollgate/tollgate/services/platform/logging"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -60,7 +59,7 @@ func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claim
 		e.challenge = challenge(s.metadataURL, "", "", required)
 		return nil, e
 	case err != nil:
-		s.refusals.log(s, r, err.Error())
+		s.refuse(r, tokens.ReasonMalformed, nil)
 		e := newError(http.StatusUnauthorized, "invalid_token", err.Error())
 		e.challenge = challenge(s.metadataURL, "invalid_token", err.Error(), required)
 		return nil, e
@@ -70,8 +69,8 @@ func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claim
 	case errors.Is(err, tokens.ErrKeysUnavailable):
 		return nil, unavailable("cannot verify access tokens right now; retry later", err)
 	case err != nil:
+		s.refuse(r, tokens.RefusalCode(err), tokens.RefusedClaims(err))
 		reason := tokens.RefusalReason(err)
-		s.refusals.log(s, r, reason)
 		desc := "access token rejected: " + reason
 		if reason == "wrong audience" {
 			// What the client can do about it, as the gateway says for
@@ -84,6 +83,7 @@ func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claim
 		return nil, e
 	}
 	if missing := claims.MissingScopes(required); len(missing) > 0 {
+		s.refuse(r, tokens.ReasonInsufficientScope, claims)
 		desc := "the access token lacks the scopes: " + strings.Join(missing, " ")
 		e := newError(http.StatusForbidden, "insufficient_scope", desc)
 		e.challenge = challenge(s.metadataURL, "insufficient_scope", desc, required)
@@ -92,42 +92,16 @@ func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claim
 	return claims, nil
 }
 
-// refusalLinesPerSecond bounds the "access token refused" lines a replica
-// writes per second: an anonymous flood of bad tokens must not fill the
-// logs. Refusals beyond it are counted and the count is reported on the
-// next line written ("suppressed"); every refusal is still counted in
-// tollgate_actions_requests_total (status 401).
-const refusalLinesPerSecond = 10
-
-// refusalLog writes one warn line per refused bearer token, at most
-// refusalLinesPerSecond per second.
-type refusalLog struct {
-	mu         sync.Mutex
-	window     time.Time
-	n          int
-	suppressed int
-}
-
-// log writes the refusal of r's token for reason (tokens.RefusalReason:
-// expired, wrong audience, bad signature, not a JWS, …) with the trusted
-// client address and, through the context, the request id — never the
-// token. The grant and client are not named: they are read only from a
-// token whose signature verified, and Verify gives no claims with its error.
-func (l *refusalLog) log(s *server, r *http.Request, reason string) {
-	now := time.Now()
-	l.mu.Lock()
-	if now.Sub(l.window) >= time.Second {
-		l.window, l.n = now, 0
+// refuse writes the bounded "access token refused" line
+// (logging.RefusalLog, as the mcp-gateway writes it) of r's token for
+// reason (a tokens.Reason* code), with the trusted client address and,
+// through the context, the request id, and the grant and client of
+// verified, the token's claims when its signature verified (nil
+// otherwise: nothing of an unverified token is logged) — never the token.
+func (s *server) refuse(r *http.Request, reason string, verified *tokens.Claims) {
+	rf := logging.Refusal{Reason: reason, ClientAddress: s.addrs.String(r), Method: r.Method, Path: r.URL.Path}
+	if verified != nil {
+		rf.GrantID, rf.ClientID = verified.GrantID, verified.ClientID
 	}
-	if l.n >= refusalLinesPerSecond {
-		l.suppressed++
-		l.mu.Unlock()
-		return
-	}
-	l.n++
-	suppressed := l.suppressed
-	l.suppressed = 0
-	l.mu.Unlock()
-	s.log.WarnContext(r.Context(), "access token refused", "reason", reason, "client_address", s.addrs.String(r),
-		"method", r.Method, "path", r.URL.Path, "suppressed", suppressed)
+	s.refusals.Log(r.Context(), rf)
 }

@@ -7,16 +7,24 @@ import (
 	"testing"
 	"time"
 
+	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
 
 // TestRefusedBearerTokenLogged: a refused bearer token gets one warn line
-// with the reason, the trusted client address and the request id — never
-// the token — and a flood of refusals writes at most 10 such lines a
+// with the reason (a code), the trusted client address, the request id and,
+// its signature having verified, its grant and client — never the token —
+// and a flood of refusals writes at most 10 such lines a
 // second, the rest counted on the next line ("suppressed").
 func TestRefusedBearerTokenLogged(t *testing.T) {
-	f := start(t, nil)
-	expired := f.iss.Mint(t, tokentest.Token{Audience: audience, Scope: allScopes, IssuedAt: time.Now().Add(-3 * time.Hour), ExpiresIn: time.Hour})
+	svc := notesService("notes")
+	svc.Methods = append(svc.Methods, registrytest.Method{Name: "DeleteNote", Action: &optionsv1.ActionsOperation{
+		Method: "DELETE", Path: "/actions/notes/{text}", OperationId: "notesDelete", Summary: "Delete a note",
+		RequiredScopes: []string{"notes.write"}, Consequential: true}})
+	notes := registrytest.Start(t, "notes", []registrytest.Service{svc})
+	f := start(t, map[string]string{"CAPABILITY_BACKENDS": "capability-core=$CORE_GRPC_ADDR,notes=" + notes.Addr})
+	expired := f.iss.Mint(t, tokentest.Token{Audience: audience, Scope: allScopes, IssuedAt: time.Now().Add(-3 * time.Hour), ExpiresIn: time.Hour, GrantID: "grant-exp", ClientID: "client-exp"})
 	h := bearer(expired)
 	h.Set("X-Request-Id", "fixaudit-refused-1")
 	if r := f.do(t, http.MethodGet, "/actions/profile", h); r.status != http.StatusUnauthorized {
@@ -33,17 +41,30 @@ func TestRefusedBearerTokenLogged(t *testing.T) {
 		return out
 	}
 	got := lines()
-	if len(got) != 1 || got[0]["level"] != "WARN" || got[0]["reason"] != "token expired" || got[0]["client_address"] != "127.0.0.1" || got[0]["request_id"] != "fixaudit-refused-1" {
-		t.Fatalf("refusal lines %v, want one warn line with reason token expired, client_address 127.0.0.1, request_id fixaudit-refused-1", got)
+	if len(got) != 1 || got[0]["level"] != "WARN" || got[0]["reason"] != "expired" || got[0]["client_address"] != "127.0.0.1" || got[0]["request_id"] != "fixaudit-refused-1" ||
+		got[0]["grant_id"] != "grant-exp" || got[0]["client_id"] != "client-exp" {
+		t.Fatalf("refusal lines %v, want one warn line with reason expired, client_address 127.0.0.1, request_id fixaudit-refused-1, grant_id grant-exp, client_id client-exp", got)
 	}
 	if strings.Contains(f.logs.String(), expired) {
 		t.Error("the refused token is in the log")
+	}
+	// A verified token without the scope an operation needs: 403, logged
+	// insufficient_scope with its grant and client.
+	readOnly := f.iss.Mint(t, tokentest.Token{Audience: audience, Scope: "notes.read", GrantID: "grant-ro", ClientID: "client-ro"})
+	h = bearer(readOnly)
+	h.Set("X-Request-Id", "fixaudit-refused-2")
+	if r := f.do(t, http.MethodDelete, "/actions/notes/a", h); r.status != http.StatusForbidden {
+		t.Fatalf("token without notes.write: %d", r.status)
+	}
+	got = lines()
+	if len(got) != 2 || got[1]["reason"] != "insufficient_scope" || got[1]["request_id"] != "fixaudit-refused-2" || got[1]["grant_id"] != "grant-ro" || got[1]["client_id"] != "client-ro" {
+		t.Fatalf("refusal lines %v, want a second one with reason insufficient_scope, grant_id grant-ro, client_id client-ro", got)
 	}
 	time.Sleep(1100 * time.Millisecond) // a fresh second
 	for range 60 {
 		_ = f.do(t, http.MethodGet, "/actions/profile", bearer("garbage"))
 	}
-	if n := len(lines()) - 1; n > 20 || n < 1 {
+	if n := len(lines()) - 2; n > 20 || n < 1 {
 		t.Errorf("60 refusals in a burst wrote %d lines, want 1 to 20 (10 a second)", n)
 	}
 }

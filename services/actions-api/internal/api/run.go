@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/services/platform/app"
 	pconfig "github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/grpcx"
+	"github.com/tollgate/tollgate/services/platform/logging"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
@@ -112,7 +113,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	defer closeBackends()
 	tmpl := server{
-		refusals: &refusalLog{},
+		refusals: logging.NewRefusalLog(base.Log),
 		cfg:      cfg, log: base.Log, core: coreConn, verifier: verifier, backends: disc.Conns(),
 		limiter: ratelimit.New(rdb), requests: requests, duration: duration,
 	}

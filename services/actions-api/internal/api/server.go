@@ -25,6 +25,7 @@ import (
 	"github.com/tollgate/tollgate/services/actions-api/internal/config"
 	"github.com/tollgate/tollgate/services/platform/clientip"
 	"github.com/tollgate/tollgate/services/platform/fault"
+	"github.com/tollgate/tollgate/services/platform/logging"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/registry"
 	"github.com/tollgate/tollgate/services/platform/telemetry"
@@ -60,7 +61,7 @@ type server struct {
 	limiter  *ratelimit.Limiter
 	addrs    *clientip.Resolver
 	// refusals writes the bounded "access token refused" lines (bearer.go).
-	refusals *refusalLog
+	refusals *logging.RefusalLog
 	doc      []byte
 	// metadataURL is where the protected resource metadata of
 	// ACTIONS_AUDIENCE is served (RFC 9728 section 3.1); metadata is that

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/services/platform/clientip"
 	"github.com/tollgate/tollgate/services/platform/config"
 )
 
@@ -39,6 +40,12 @@ type Config struct {
 	// arrived on a loopback address (ALLOWED_HOSTS; default: localhost, 127.0.0.1, [::1]
 	// and the host of MCP_RESOURCE_URL), against DNS rebinding.
 	AllowedHosts []string
+	// TrustedProxies are the proxies whose X-Forwarded-For entries name the
+	// client address (TRUSTED_PROXIES, CIDRs or addresses; the
+	// platform/clientip rule, shared by the fleet). Empty: the TCP peer is
+	// the client. The gateway keys nothing on the address: it names it in
+	// the "access token refused" line (client_address).
+	TrustedProxies []string
 	// SessionIdleTTL is how long an idle session lives in Redis (SESSION_IDLE_TTL).
 	SessionIdleTTL time.Duration
 	// SessionLimitPerSubject caps the live sessions one token subject holds
@@ -127,6 +134,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Backends = config.LoadBackends(s, c.CoreGRPCAddr, false)
 	c.AllowedOrigins = s.List("ALLOWED_ORIGINS", nil)
 	c.AllowedHosts = s.List("ALLOWED_HOSTS", nil)
+	c.TrustedProxies = s.List(clientip.Setting, nil)
 	c.SessionIdleTTL = s.Duration("SESSION_IDLE_TTL", 30*time.Minute)
 	c.SessionLimitPerSubject = s.Int("SESSION_LIMIT_PER_SUBJECT", 100)
 	c.RateLimitPerMinute = s.Int("RATE_LIMIT_PER_MINUTE", 600)
@@ -163,6 +171,9 @@ func (c *Config) Validate(p *config.Problems) {
 		if u, err := url.Parse(c.Resource); err == nil && u.Hostname() != "" && !slices.Contains(c.AllowedHosts, strings.ToLower(u.Hostname())) {
 			c.AllowedHosts = append(c.AllowedHosts, strings.ToLower(u.Hostname()))
 		}
+	}
+	if _, err := clientip.New(c.TrustedProxies); err != nil {
+		p.Addf("%s: %v", clientip.Setting, err)
 	}
 	if c.SessionIdleTTL < time.Minute {
 		p.Addf("SESSION_IDLE_TTL: %s is shorter than 1m", c.SessionIdleTTL)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tollgate/tollgate/services/platform/logging"
 	"github.com/tollgate/tollgate/services/platform/telemetry"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
@@ -212,7 +213,7 @@ func (g *Gateway) authenticate(transport string, next http.Handler) http.Handler
 			writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "token verification is temporarily unavailable")
 			return
 		case err != nil:
-			g.log.InfoContext(r.Context(), "token refused", "err", err)
+			g.refused(r, err)
 			g.metrics.request(transport, methodLabel(r.Method), "unauthorized")
 			g.unauthorized(w, transport, g.challengerFor(transport).refusal(err))
 			return
@@ -226,6 +227,22 @@ func (g *Gateway) authenticate(transport string, next http.Handler) http.Handler
 		telemetry.LogAttrs(ctx, slog.String("client_id", claims.ClientID))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// refused writes the bounded WARN line "access token refused"
+// (logging.RefusalLog, as the Actions API writes it) for r, whose token
+// the verifier refused with err: the reason as a code
+// (tokens.RefusalCode), the trusted client address (platform/clientip),
+// method, path and, through the context, the request id; the grant and
+// client only from a token whose signature verified
+// (tokens.RefusedClaims) — never the token, nor anything of one that did
+// not verify (its kid, its claims: the sender's own text).
+func (g *Gateway) refused(r *http.Request, err error) {
+	rf := logging.Refusal{Reason: tokens.RefusalCode(err), ClientAddress: g.addrs.String(r), Method: r.Method, Path: r.URL.Path}
+	if c := tokens.RefusedClaims(err); c != nil {
+		rf.GrantID, rf.ClientID = c.GrantID, c.ClientID
+	}
+	g.refusals.Log(r.Context(), rf)
 }
 
 // challengerFor is the challenger of transport's endpoints.

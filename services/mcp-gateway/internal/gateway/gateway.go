@@ -24,7 +24,9 @@ import (
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/config"
 	"github.com/tollgate/tollgate/services/mcp-gateway/internal/session"
 	"github.com/tollgate/tollgate/services/platform/buildinfo"
+	"github.com/tollgate/tollgate/services/platform/clientip"
 	platformconfig "github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/logging"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
@@ -82,6 +84,11 @@ type Gateway struct {
 	cfg      config.Config
 	log      *slog.Logger
 	verifier *tokens.Verifier
+	// addrs resolves client addresses (TRUSTED_PROXIES, platform/clientip)
+	// and refusals writes the bounded "access token refused" lines, which
+	// name them (auth.go).
+	addrs    *clientip.Resolver
+	refusals *logging.RefusalLog
 	// leases take the per-subject rate limit's tokens from Redis a few at a
 	// time for a busy subject (ratelimit.Leasing: never more than the
 	// limit; limits under 16 a minute are never leased; rateLeaseTokens).
@@ -160,8 +167,13 @@ func New(d Deps) (*Gateway, error) {
 	cfg := d.Config
 	origin := cfg.PublicOrigin()
 	scopes, supported := askScopes(d.Registry)
+	addrs, err := clientip.New(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", clientip.Setting, err)
+	}
 	g := &Gateway{
 		cfg: cfg, log: d.Log, verifier: d.Verifier, rdb: d.Redis, metrics: d.Metrics, replica: d.Replica,
+		addrs: addrs, refusals: logging.NewRefusalLog(d.Log),
 		leases:      ratelimit.New(d.Redis).Leasing(ratelimit.LeaseOptions{MaxTokens: rateLeaseTokens}),
 		limit:       ratelimit.PerMinute(cfg.RateLimitPerMinute),
 		sessions:    session.NewStore(d.Redis, cfg.SessionIdleTTL),
