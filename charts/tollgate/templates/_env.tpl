@@ -8,7 +8,7 @@ tollgate.components entry), v (its values).
 {{- $name := .name -}}
 {{- $c := .c -}}
 {{- $v := .v -}}
-{{- if or (eq $name "auth-server") (eq $name "actions-api") }}
+{{- if or (eq $name "auth-server") (eq $name "actions-api") (eq $name "mcp-gateway") }}
 {{- /* The fleet's client-address rule (docs/reference/configuration.md#client-address). */}}
 - name: TRUSTED_PROXIES
   value: {{ join "," $root.Values.trustedProxies | quote }}
