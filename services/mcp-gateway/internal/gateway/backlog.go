@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
@@ -41,9 +42,9 @@ const (
 // receive limit (some 8 MiB once encoded as text and structured content)
 // whatever the request's size, so the 32 answers the count allows could
 // hold a quarter of a GiB. Each request takes its place in the backlog
-// (reserveLegacy) before mcp-go, and so its tool, sees it, under the id
-// its answer will carry (exactIDs' token for an id mcp-go would not echo
-// exactly); its tool's result is measured into that place when the tool
+// (reserveLegacy) before mcp-go, and so its tool, sees it, under the
+// token its answer will carry (every request's id travels as a token of
+// its own: exactIDs.tokenize); its tool's result is measured into that place when the tool
 // returns (chargeResults), as mcp-go holds it, and counted until the
 // answer is written on the stream, or can no longer be (the backlog's
 // release, drop and close). The bound acts twice:
@@ -85,82 +86,69 @@ type backlog struct {
 	// results: the bytes of the waiting requests' tool results
 	// (chargeResult).
 	results int64
-	// waiting: the requests handed on and not answered yet, by the id
-	// mcp-go echoes (exactIDs' token for an id it would not echo exactly).
-	waiting map[string][]*pendingAnswer
-	// orphans forget the tokens of requests whose place an answer with an
-	// id the backlog did not know gave back (release): their own answer
-	// may still come, and restore needs the token until then; the stream's
-	// end forgets them.
-	orphans []func()
+	// waiting: the requests handed on and not answered yet, by their
+	// token. Every request's id travels through mcp-go as a token of its
+	// own (reserveLegacy: exactIDs.tokenize), which mcp-go echoes byte for
+	// byte, so that an answer gives back its own request's place and no
+	// other, whatever ids the client chose — the same id twice included.
+	waiting map[string]*pendingAnswer
+	// seq numbers the requests in the order they took their place.
+	seq uint64
 }
 
 // pendingAnswer is one request waiting for its answer on the stream.
 type pendingAnswer struct {
-	key    string // the id mcp-go echoes, as encoded
-	size   int64  // the request's body
-	forget func() // forgets its exactIDs token (a no-op without one)
+	key    string          // its token, as mcp-go echoes it
+	id     json.RawMessage // the client's id, as sent
+	seq    uint64          // when it took its place (backlog.seq)
+	size   int64           // the request's body
+	forget func()          // forgets its exactIDs token
 	// result is the bytes of its tool's result, counted in the backlog's
-	// results; ran, that its tool has returned (its answer is ready).
+	// results.
 	result int64
-	ran    bool
 	// gone: its place was given back (its answer will not be counted).
 	gone bool
 }
 
-// reserve takes a place for a request of size bytes whose answer will go
-// out on the stream with the id key, and reports false when the backlog
-// is full.
-func (b *backlog) reserve(key string, size int64, forget func()) (*pendingAnswer, bool) {
+// reserve takes a place for a request of size bytes, of the client's id
+// id, whose answer will go out on the stream with the token key, and
+// reports false when the backlog is full.
+func (b *backlog) reserve(key string, id json.RawMessage, size int64, forget func()) (*pendingAnswer, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.n >= legacyPendingAnswers || (b.n > 0 && (b.bytes+size > legacyPendingBytes || b.results >= legacyPendingResultBytes)) {
 		return nil, false
 	}
-	p := &pendingAnswer{key: key, size: size, forget: forget}
+	b.seq++
+	p := &pendingAnswer{key: key, id: id, seq: b.seq, size: size, forget: forget}
 	b.n++
 	b.bytes += size
 	if b.waiting == nil {
-		b.waiting = map[string][]*pendingAnswer{}
+		b.waiting = map[string]*pendingAnswer{}
 	}
-	b.waiting[key] = append(b.waiting[key], p)
+	b.waiting[key] = p
 	return p, true
 }
 
-// release gives back the place of the request whose answer, with id, was
-// written on the stream (or failed to be: the stream then ends), and
-// forgets its token. An answer with an id the backlog does not know —
-// mcp-go answered with another (null for a message it could not read) —
-// gives back the place of any one waiting request, so that the count
-// stays exact; that request's token is kept for its own answer.
-func (b *backlog) release(id json.RawMessage) {
+// release gives back the place of the request whose answer, with the
+// token id, was written on the stream (or failed to be: the stream then
+// ends), forgets its token, and reports whether a request waited with it.
+// An answer of another id gives back nothing: it answers no request handed
+// on here. (mcp-go answers with a null id only when it cannot encode an
+// answer — "internal error"; a tool's result is encoded before
+// (chargeResults), and one that cannot be is answered with an error of its
+// own, under its token. Should another answer not encode, its request's
+// place is held until the stream ends; no other request's is given back.)
+func (b *backlog) release(id json.RawMessage) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.n == 0 {
-		return
+	p := b.waiting[string(id)]
+	if p == nil {
+		return false
 	}
-	k := string(id)
-	if len(b.waiting[k]) == 0 {
-		for key, s := range b.waiting {
-			if len(s) > 0 {
-				b.orphans = append(b.orphans, s[0].forget)
-				b.remove(key, 0)
-				return
-			}
-		}
-		return
-	}
-	// Of several requests with that id, one whose tool has returned: its
-	// answer is the one written.
-	i := 0
-	for j, p := range b.waiting[k] {
-		if p.ran {
-			i = j
-			break
-		}
-	}
-	b.waiting[k][i].forget()
-	b.remove(k, i)
+	p.forget()
+	b.remove(p)
+	return true
 }
 
 // drop gives back p's place when its answer will not come on the stream
@@ -169,27 +157,65 @@ func (b *backlog) drop(p *pendingAnswer) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p.forget()
-	for i, q := range b.waiting[p.key] {
-		if q == p {
-			b.remove(p.key, i)
-			return
-		}
+	if !p.gone {
+		b.remove(p)
 	}
 }
 
-// remove takes the i-th request waiting with key out of the backlog.
-func (b *backlog) remove(key string, i int) {
-	s := b.waiting[key]
-	p := s[i]
-	if len(s) == 1 {
-		delete(b.waiting, key)
-	} else {
-		b.waiting[key] = append(s[:i:i], s[i+1:]...)
-	}
+// remove takes p out of the backlog.
+func (b *backlog) remove(p *pendingAnswer) {
+	delete(b.waiting, p.key)
 	p.gone = true
 	b.n--
 	b.bytes -= p.size
 	b.results -= p.result
+}
+
+// tokenOf returns the token of the request a notifications/cancelled
+// names by requestID: the latest waiting request of that id, matched as
+// mcp-go matches a cancellation to a request in flight (requestKey: 7, 7.0
+// and "7" are one id); nil when none waits.
+func (b *backlog) tokenOf(requestID json.RawMessage) json.RawMessage {
+	k := requestKey(requestID)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var latest *pendingAnswer
+	for _, p := range b.waiting {
+		if (latest == nil || p.seq > latest.seq) && requestKey(p.id) == k {
+			latest = p
+		}
+	}
+	if latest == nil {
+		return nil
+	}
+	return json.RawMessage(latest.key)
+}
+
+// cancelling returns the body of a client's notifications/cancelled with
+// its params.requestId replaced by the token of the request it names
+// (tokenOf), so that mcp-go, which knows the request by its token, cancels
+// it (MCP "Cancellation"); the body unchanged when no request of that id
+// waits here.
+func (b *backlog) cancelling(body []byte) []byte {
+	var m, params map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil || json.Unmarshal(m["params"], &params) != nil || len(params["requestId"]) == 0 {
+		return body
+	}
+	token := b.tokenOf(params["requestId"])
+	if token == nil {
+		return body
+	}
+	params["requestId"] = token
+	pb, err := marshalJSON(params)
+	if err != nil {
+		return body
+	}
+	m["params"] = pb
+	out, err := marshalJSON(m)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // chargeResult counts the result of p's tool, of size bytes, until p's
@@ -200,7 +226,6 @@ func (b *backlog) remove(key string, i int) {
 func (b *backlog) chargeResult(p *pendingAnswer, size int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	p.ran = true
 	if p.gone {
 		return true
 	}
@@ -212,29 +237,17 @@ func (b *backlog) chargeResult(p *pendingAnswer, size int64) bool {
 	return true
 }
 
-// ran records that p's tool returned without a result to count (an error).
-func (b *backlog) ran(p *pendingAnswer) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	p.ran = true
-}
-
 // close forgets the tokens of every request still waiting, when the stream
 // has ended: mcp-go drops their answers (its session is done), so none
 // will come to restore them.
 func (b *backlog) close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, s := range b.waiting {
-		for _, p := range s {
-			p.gone = true
-			p.forget()
-		}
+	for _, p := range b.waiting {
+		p.gone = true
+		p.forget()
 	}
-	for _, forget := range b.orphans {
-		forget()
-	}
-	b.waiting, b.orphans, b.n, b.bytes, b.results = nil, nil, 0, 0, 0
+	b.waiting, b.n, b.bytes, b.results = nil, 0, 0, 0
 }
 
 // pending reports the requests waiting and the bytes of their bodies.
@@ -286,15 +299,18 @@ func (g *Gateway) chargeResults(next server.ToolHandlerFunc) server.ToolHandlerF
 		}
 		res, err := next(ctx, req)
 		if res == nil || err != nil {
-			lr.b.ran(lr.p)
 			return res, err
 		}
 		// As mcp-go holds it until it is written: encoding/json's text,
 		// HTML characters escaped.
 		out, merr := json.Marshal(res)
 		if merr != nil {
-			lr.b.ran(lr.p)
-			return res, nil // mcp-go reports it
+			// mcp-go could not encode the answer either, and would send
+			// "internal error" with a null id in its place, for which no
+			// request's place is given back: the call is answered with
+			// this error, under its token, instead.
+			g.log.WarnContext(ctx, "legacy tool result could not be encoded", "tool", req.Params.Name, "err", merr)
+			return nil, fmt.Errorf("the result of tool '%s' could not be encoded as JSON: %v", req.Params.Name, merr)
 		}
 		if size := int64(len(out)); !lr.b.chargeResult(lr.p, size) {
 			g.log.InfoContext(ctx, "legacy tool result dropped: the session's waiting results are at their bound", "tool", req.Params.Name, "bytes", size)
@@ -352,28 +368,40 @@ func (lr *legacyRequest) giveBack() {
 	lr.forget()
 }
 
-// reserveLegacy prepares a request for mcp-go: its id is rewritten once
-// (exactIDs), here, and the same token is what mcp-go is handed, what the
-// answer carries and what gives the place back (the backlog's release) —
-// and it takes a place in the session's backlog on this replica, with ok
-// false when the backlog is full (nothing is kept then). A notification
-// (no id) gets no answer and takes no place; a session whose stream is not
-// here has no backlog (mcp-go refuses the message: giveBack).
+// reserveLegacy prepares a request for mcp-go: its id is rewritten once,
+// here, into a token of its own (exactIDs.tokenize, whatever the id), and
+// the same token is what mcp-go is handed, what the answer carries and
+// what gives the place back (the backlog's release) — and it takes a place
+// in the session's backlog on this replica, with ok false when the backlog
+// is full (nothing is kept then). A notification (no id) gets no answer
+// and takes no place; a notifications/cancelled is pointed at the token of
+// the request it names (cancelling). A session whose stream is not here
+// has no backlog (mcp-go refuses the message: giveBack).
 func (g *Gateway) reserveLegacy(session string, body []byte, msg message) (lr *legacyRequest, ok bool) {
+	v, found := g.backlogs.Load(session)
 	if len(msg.ID) == 0 {
+		if found && msg.Method == string(mcp.MethodNotificationCancelled) {
+			body = v.(*backlog).cancelling(body)
+		}
 		return &legacyRequest{body: body, forget: func() {}}, true
 	}
-	out, token, forget := g.ids.rewrite(body, msg.ID)
+	// A request that takes a place travels under a token of its own,
+	// whatever its id; without a stream here mcp-go refuses the message,
+	// and only an id it would not echo is rewritten.
+	rewrite := g.ids.rewrite
+	if found {
+		rewrite = g.ids.tokenize
+	}
+	out, token, forget := rewrite(body, msg.ID)
 	lr = &legacyRequest{body: out, id: msg.ID, forget: forget}
 	if token != nil {
 		lr.id = token
 	}
-	v, found := g.backlogs.Load(session)
 	if !found {
 		return lr, true
 	}
 	b := v.(*backlog)
-	p, ok := b.reserve(string(lr.id), int64(len(body)), forget)
+	p, ok := b.reserve(string(lr.id), msg.ID, int64(len(body)), forget)
 	if !ok {
 		forget()
 		return nil, false
@@ -395,7 +423,8 @@ func (g *Gateway) refuseBacklog(w http.ResponseWriter, method string, id json.Ra
 // backlog, once written, or failed to be (the stream then ends).
 type backlogWriter struct {
 	http.ResponseWriter
-	b *backlog
+	b   *backlog
+	log *slog.Logger
 }
 
 var eventPrefix = []byte("event: message\ndata: ")
@@ -407,8 +436,8 @@ func (w *backlogWriter) Write(p []byte) (int, error) {
 			ID     json.RawMessage `json:"id"`
 			Method json.RawMessage `json:"method"`
 		}
-		if json.Unmarshal(bytes.TrimSpace(data), &env) == nil && len(env.ID) > 0 && len(env.Method) == 0 {
-			w.b.release(env.ID)
+		if json.Unmarshal(bytes.TrimSpace(data), &env) == nil && len(env.ID) > 0 && len(env.Method) == 0 && !w.b.release(env.ID) {
+			w.log.Warn("an answer on a legacy SSE stream carries an id no request waiting here has; no place is given back for it", "id_bytes", len(env.ID))
 		}
 	}
 	return n, err

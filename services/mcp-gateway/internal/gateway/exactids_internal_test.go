@@ -116,8 +116,8 @@ func TestSameLengthRewrittenIDIsEchoed(t *testing.T) {
 
 // A backlog gives back its requests' tokens: a request mcp-go refused
 // (drop), an answer written (release), and, when the stream ends, the
-// requests still waiting — those whose place an answer of an unknown id
-// gave back included (close).
+// requests still waiting (close). An answer of an id no request waits with
+// gives back nothing.
 func TestBacklogForgetsTokens(t *testing.T) {
 	x := newExactIDs()
 	b := &backlog{}
@@ -125,17 +125,18 @@ func TestBacklogForgetsTokens(t *testing.T) {
 	for i := range 4 {
 		id := json.RawMessage(fmt.Sprintf(`"<%d>"`, i))
 		_, token, forget := x.rewrite([]byte(`{"jsonrpc":"2.0","id":`+string(id)+`,"method":"ping"}`), id)
-		p, ok := b.reserve(string(token), 10, forget)
+		p, ok := b.reserve(string(token), id, 10, forget)
 		if !ok {
 			t.Fatalf("reserve %d refused", i)
 		}
 		held = append(held, p)
 	}
 	b.drop(held[0])
-	b.release(json.RawMessage(held[1].key))
-	b.release(json.RawMessage(`null`)) // one of the other two, its token kept
-	if n, _ := b.pending(); n != 1 || x.len() != 2 {
-		t.Fatalf("after a drop and two releases: %d waiting, %d tokens; want 1 and 2", n, x.len())
+	if !b.release(json.RawMessage(held[1].key)) || b.release(json.RawMessage(`null`)) {
+		t.Fatal("release: want true for a waiting request's token, false for null")
+	}
+	if n, _ := b.pending(); n != 2 || x.len() != 2 {
+		t.Fatalf("after a drop and two releases: %d waiting, %d tokens; want 2 and 2", n, x.len())
 	}
 	b.close()
 	if n, _ := b.pending(); n != 0 || x.len() != 0 {

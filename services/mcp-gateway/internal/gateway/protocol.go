@@ -656,6 +656,14 @@ func (x *exactIDs) rewrite(body []byte, id json.RawMessage) ([]byte, json.RawMes
 	if len(id) == 0 || kind(id) == 'n' || survives(id) {
 		return body, nil, func() {}
 	}
+	return x.tokenize(body, id)
+}
+
+// tokenize is rewrite for any id: body with its id replaced by a new
+// token, the token and its forget — every legacy request's id travels as
+// one (reserveLegacy), so that each answer is known by its own token. A
+// body that is no JSON object is returned unchanged, with no token.
+func (x *exactIDs) tokenize(body []byte, id json.RawMessage) ([]byte, json.RawMessage, func()) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil {
 		return body, nil, func() {}

@@ -75,7 +75,7 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 	// written gives back its place in the session's backlog
 	// (legacyPendingAnswers).
 	// What mcp-go encodes is written without HTML escaping (unescapingWriter).
-	sw := &backlogWriter{ResponseWriter: &idWriter{ResponseWriter: newUnescapingWriter(newDeadlineWriter(w, g.cfg.StreamWriteTimeout)), ids: g.ids}, b: bl}
+	sw := &backlogWriter{ResponseWriter: &idWriter{ResponseWriter: newUnescapingWriter(newDeadlineWriter(w, g.cfg.StreamWriteTimeout)), ids: g.ids}, b: bl, log: g.log}
 	g.serve(transportSSE, r.Method, g.sse.SSEHandler(), sw, r.WithContext(ctx))
 }
 
