@@ -47,19 +47,28 @@ const (
 // its own: exactIDs.tokenize); its tool's result is measured into that place when the tool
 // returns (chargeResults), as mcp-go holds it, and counted until the
 // answer is written on the stream, or can no longer be (the backlog's
-// release, drop and close). The bound acts twice:
+// release, drop and close). The bound acts three times:
 //
 //   - before the tool runs: a request is refused on its POST
 //     (legacyBacklogStatus) while the waiting results are at the bound or
 //     past it, so the backend never sees it;
-//   - after: a result that would take the waiting results past the bound
-//     is dropped, and the call answered with a JSON-RPC error instead
-//     (resultDropped). Its tool ran: the error says so, and suggests
-//     calling again only for a read-only tool (readOnlyHint).
+//   - as a tool that is not read-only (no readOnlyHint) is about to run:
+//     one such call runs at a time for the session (a second waits for
+//     the first to return: backlog.writer), and it runs only while the
+//     waiting results are below the bound — otherwise it is answered
+//     with resultNotRun and its backend never sees it. Its result, of a
+//     size known only once it ran, is then always taken: a call that
+//     changes data never runs without its result reaching a client that
+//     reads its stream;
+//   - after a read-only tool ran: a result that would take the waiting
+//     results past the bound is dropped, and the call answered with a
+//     JSON-RPC error instead (resultDropped), which suggests calling it
+//     again.
 //
 // One result is always taken when none waits, so that any result a backend
 // may send reaches a client that reads its stream; the waiting results are
-// then at most the bound, or one result past it.
+// then at most the bound, or one result past it, and the one call of a
+// tool that is not read-only admitted below the bound may add its own.
 const legacyPendingResultBytes = 4 << 20
 
 // legacyBacklogStatus refuses a POST /messages while the session's
@@ -94,6 +103,18 @@ type backlog struct {
 	waiting map[string]*pendingAnswer
 	// seq numbers the requests in the order they took their place.
 	seq uint64
+	// writer is held by the one call of a tool that is not read-only
+	// running for the session, from before its tool runs until its
+	// result is counted (chargeResults); done is closed when the stream
+	// ends (close), which ends the wait for it.
+	writer chan struct{}
+	done   chan struct{}
+	closed bool
+}
+
+// newBacklog is the backlog of a legacy session whose stream opens.
+func newBacklog() *backlog {
+	return &backlog{writer: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // pendingAnswer is one request waiting for its answer on the stream.
@@ -108,6 +129,9 @@ type pendingAnswer struct {
 	result int64
 	// gone: its place was given back (its answer will not be counted).
 	gone bool
+	// admitted: a call of a tool that is not read-only, let run below the
+	// bound (admit): its result is always taken.
+	admitted bool
 }
 
 // reserve takes a place for a request of size bytes, of the client's id
@@ -218,18 +242,33 @@ func (b *backlog) cancelling(body []byte) []byte {
 	return out
 }
 
+// admit reports whether p, a call of a tool that is not read-only holding
+// the backlog's writer, may run: its place is held and the waiting results
+// are below legacyPendingResultBytes. Admitted, its result is always taken
+// (chargeResult).
+func (b *backlog) admit(p *pendingAnswer) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p.gone || b.results >= legacyPendingResultBytes {
+		return false
+	}
+	p.admitted = true
+	return true
+}
+
 // chargeResult counts the result of p's tool, of size bytes, until p's
 // answer is written, and reports false — counting nothing — when the
 // results already waiting would pass legacyPendingResultBytes with it (one
-// is always taken when none waits). A request whose place was given back
-// meanwhile counts nothing, and its result goes on.
+// is always taken when none waits; an admitted one always is). A request
+// whose place was given back meanwhile counts nothing, and its result goes
+// on.
 func (b *backlog) chargeResult(p *pendingAnswer, size int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if p.gone {
 		return true
 	}
-	if b.results > 0 && b.results+size > legacyPendingResultBytes {
+	if !p.admitted && b.results > 0 && b.results+size > legacyPendingResultBytes {
 		return false
 	}
 	p.result = size
@@ -248,6 +287,10 @@ func (b *backlog) close() {
 		p.forget()
 	}
 	b.waiting, b.n, b.bytes, b.results = nil, 0, 0, 0
+	if !b.closed {
+		b.closed = true
+		close(b.done)
+	}
 }
 
 // pending reports the requests waiting and the bytes of their bodies.
@@ -287,15 +330,34 @@ func withResultCharge(ctx context.Context, lr *legacyRequest) context.Context {
 }
 
 // chargeResults is the tool middleware that counts a legacy request's tool
-// result in its place in the session's backlog (legacyPendingResultBytes)
-// and, when the waiting results would pass the bound with it, answers the
-// call with resultDropped instead. A request of another transport carries
-// no place: nothing is measured.
+// result in its place in the session's backlog (legacyPendingResultBytes).
+// A tool that is not read-only runs one call at a time per session, and
+// only below the bound (admit; otherwise resultNotRun, the tool not run),
+// and its result is always taken; a read-only tool's result that would
+// take the waiting results past the bound is answered with resultDropped
+// instead. A request of another transport carries no place: nothing is
+// measured.
 func (g *Gateway) chargeResults(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		lr, _ := ctx.Value(resultChargeKey{}).(*legacyRequest)
 		if lr == nil {
 			return next(ctx, req)
+		}
+		if !g.readOnlyTool(req.Params.Name) {
+			b := lr.b
+			select {
+			case b.writer <- struct{}{}:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("tool '%s' was not run: the call was cancelled", req.Params.Name)
+			case <-b.done:
+				return nil, fmt.Errorf("tool '%s' was not run: the session's SSE stream has ended", req.Params.Name)
+			}
+			// Held until its result is counted: the next such call sees it.
+			defer func() { <-b.writer }()
+			if !b.admit(lr.p) {
+				g.log.InfoContext(ctx, "legacy tool call not run: the session's waiting results are at their bound", "tool", req.Params.Name)
+				return nil, resultNotRun(req.Params.Name)
+			}
 		}
 		res, err := next(ctx, req)
 		if res == nil || err != nil {
@@ -314,28 +376,29 @@ func (g *Gateway) chargeResults(next server.ToolHandlerFunc) server.ToolHandlerF
 		}
 		if size := int64(len(out)); !lr.b.chargeResult(lr.p, size) {
 			g.log.InfoContext(ctx, "legacy tool result dropped: the session's waiting results are at their bound", "tool", req.Params.Name, "bytes", size)
-			return nil, resultDropped(req.Params.Name, size, res.IsError, g.readOnlyTool(req.Params.Name))
+			return nil, resultDropped(req.Params.Name, size)
 		}
 		return res, nil
 	}
 }
 
-// resultDropped is the error a legacy call is answered with when its
-// tool's result was dropped (chargeResult). The tool ran: calling it again
-// is suggested only for a read-only tool (annotations readOnlyHint); of
-// any other, the error says what it did stands.
-func resultDropped(tool string, size int64, failed, readOnly bool) error {
-	outcome := "succeeded"
-	if failed {
-		outcome = "reported an error"
-	}
-	why := fmt.Sprintf("with the tool results already waiting for this session's SSE stream it would pass %d bytes", legacyPendingResultBytes)
-	if readOnly {
-		return fmt.Errorf("the result of read-only tool '%s' (%d bytes) was dropped: %s; read the GET /sse stream, then call it again",
-			tool, size, why)
-	}
-	return fmt.Errorf("tool '%s' ran and %s, and its result (%d bytes) was dropped: %s. The tool is not read-only: what it did stands. Read the GET /sse stream before sending more",
-		tool, outcome, size, why)
+// resultDropped is the error a legacy call of a read-only tool
+// (annotations readOnlyHint) is answered with when its result, of size
+// bytes as mcp-go holds it, was dropped (chargeResult):
+// calling it again is suggested. A tool that is not read-only never has
+// its result dropped (admit).
+func resultDropped(tool string, size int64) error {
+	return fmt.Errorf("the result of read-only tool '%s' (%d bytes) was dropped: with the tool results already waiting for this session's SSE stream it would pass %d bytes; read the GET /sse stream, then call it again",
+		tool, size, legacyPendingResultBytes)
+}
+
+// resultNotRun is the error a legacy call of a tool that is not read-only
+// is answered with when, as it was about to run, the session's waiting
+// results were at their bound (admit): the tool did not run, and may be
+// called again once the stream is read.
+func resultNotRun(tool string) error {
+	return fmt.Errorf("tool '%s' was not run: the tool results waiting for this session's SSE stream are at their bound (%d bytes), and its result could not be delivered; read the GET /sse stream, then call it again",
+		tool, legacyPendingResultBytes)
 }
 
 // readOnlyTool reports whether the tool of wire name name is annotated

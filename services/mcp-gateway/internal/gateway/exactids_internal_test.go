@@ -120,7 +120,7 @@ func TestSameLengthRewrittenIDIsEchoed(t *testing.T) {
 // gives back nothing.
 func TestBacklogForgetsTokens(t *testing.T) {
 	x := newExactIDs()
-	b := &backlog{}
+	b := newBacklog()
 	var held []*pendingAnswer
 	for i := range 4 {
 		id := json.RawMessage(fmt.Sprintf(`"<%d>"`, i))

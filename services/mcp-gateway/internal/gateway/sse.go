@@ -40,7 +40,7 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	g.metrics.sessions.WithLabelValues(transportSSE, "created").Inc()
 	ended := make(chan struct{})
-	bl := &backlog{}
+	bl := newBacklog()
 	g.backlogs.Store(id, bl)
 	g.localSSE.Store(id, ended)
 	ctx, done := g.streams.open(context.WithValue(r.Context(), pendingKey{}, id), id)
