@@ -375,8 +375,11 @@ func (g *Gateway) chargeResults(next server.ToolHandlerFunc) server.ToolHandlerF
 			return nil, fmt.Errorf("the result of tool '%s' could not be encoded as JSON: %v", req.Params.Name, merr)
 		}
 		if size := int64(len(out)); !lr.b.chargeResult(lr.p, size) {
-			g.log.InfoContext(ctx, "legacy tool result dropped: the session's waiting results are at their bound", "tool", req.Params.Name, "bytes", size)
-			return nil, resultDropped(req.Params.Name, size)
+			// The size the client would have received: the stream writes
+			// the text unescaped (unescapingWriter).
+			sent := int64(len(unescapeHTML(out)))
+			g.log.InfoContext(ctx, "legacy tool result dropped: the session's waiting results are at their bound", "tool", req.Params.Name, "bytes", sent, "held_bytes", size)
+			return nil, resultDropped(req.Params.Name, sent)
 		}
 		return res, nil
 	}
@@ -384,7 +387,7 @@ func (g *Gateway) chargeResults(next server.ToolHandlerFunc) server.ToolHandlerF
 
 // resultDropped is the error a legacy call of a read-only tool
 // (annotations readOnlyHint) is answered with when its result, of size
-// bytes as mcp-go holds it, was dropped (chargeResult):
+// bytes as the stream would have written it, was dropped (chargeResult):
 // calling it again is suggested. A tool that is not read-only never has
 // its result dropped (admit).
 func resultDropped(tool string, size int64) error {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -145,7 +147,8 @@ func TestLegacyResultsOfOddIDsAreAllDelivered(t *testing.T) {
 // backend never sees it — and the first's result is delivered (before, it
 // was dropped after the note was added). A read-only tool's result that
 // would take them past the bound is dropped after its tool ran, and the
-// error says so, and that it may be called again. Here a 7.8 MB
+// error says so, with the size the client would have received (HTML
+// characters unescaped), and that it may be called again. Here a 7.8 MB
 // result (none waited: it is taken) waits for a stream its client does
 // not read, while notes.add and notes.list were held at their backend.
 func TestLegacyResultsAreBoundedByBytes(t *testing.T) {
@@ -165,7 +168,8 @@ func TestLegacyResultsAreBoundedByBytes(t *testing.T) {
 			release()
 		}
 	})
-	for _, c := range []string{toolCallBody(`"add"`, "notes.add", "first"), toolCallBody(`"list"`, "notes.list", "x")} {
+	htmlText := strings.Repeat("<&>", 1000) // escaped six times over by encoding/json
+	for _, c := range []string{toolCallBody(`"add"`, "notes.add", "first"), toolCallBody(`"list"`, "notes.list", htmlText)} {
 		if r := s.post(a, c); r.Status != 202 {
 			t.Fatalf("%s: %d %s", c, r.Status, r.Body)
 		}
@@ -255,5 +259,19 @@ func TestLegacyResultsAreBoundedByBytes(t *testing.T) {
 	}
 	if a, d := s.answer(); string(a.ID) != `"add-3"` || a.Result == nil {
 		t.Errorf("notes.add after the stream was read: %.300s", d)
+	}
+	// The dropped result's size is the one the client receives for the
+	// same call now.
+	if r := s.post(a, toolCallBody(`"list-again"`, "notes.list", htmlText)); r.Status != 202 {
+		t.Fatalf("notes.list again: %d %s", r.Status, r.Body)
+	}
+	again, d := s.answer()
+	if string(again.ID) != `"list-again"` || again.Result == nil {
+		t.Fatalf("notes.list again: %.300s", d)
+	}
+	if e := got[`"list"`].Error; e != nil {
+		if m := regexp.MustCompile(`\((\d+) bytes\)`).FindStringSubmatch(e.Message); m == nil || m[1] != strconv.Itoa(len(again.Result)) {
+			t.Errorf("dropped notes.list result: %q; the client receives %d bytes for it", e.Message, len(again.Result))
+		}
 	}
 }
