@@ -42,6 +42,9 @@ type pending struct {
 	// must be it (OpenID Connect Core §3.1.2.1). The hint itself, a signed
 	// ID token, is not kept: Query is stored without it.
 	HintSubject string `json:"hint_sub,omitempty"`
+	// Retries counts the callbacks whose code exchange the token endpoint
+	// did not answer, which kept the sign-in (keepForRetry).
+	Retries int `json:"retries,omitempty"`
 }
 
 // consentRequest waits for the user's decision on the consent page. Its
@@ -530,6 +533,9 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.upstream.Exchange(ctx, code, p.Verifier, p.Nonce)
 	if err != nil {
+		if s.keepForRetry(w, r, state, p, err) {
+			return
+		}
 		s.log.WarnContext(r.Context(), "upstream login failed", "err", upstreamLogText(err))
 		if errors.Is(err, errUpstreamUnreachable) {
 			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")

@@ -52,6 +52,60 @@ var errUpstreamUnreachable = errors.New("upstream identity provider unreachable"
 // so, rather than the value passing for false.
 var errVerifiedClaim = errors.New("is neither true nor false (a boolean, OpenID Connect Core §5.1, or the string \"true\" or \"false\")")
 
+// errExchangeUnanswered marks a code exchange the token endpoint did not
+// answer (tokenEndpointOutage): the code may not be spent at the
+// provider, so the callback may try it again (Server.keepForRetry).
+var errExchangeUnanswered = errors.New("token endpoint")
+
+// tokenEndpointOutage reports whether err, of the code exchange's request
+// to the token endpoint (golang.org/x/oauth2's Exchange, with a client
+// secret or a client assertion), is an outage rather than an answer: a
+// network error (no answer, or none read), or 502, 503 or 504 without an
+// OAuth error (RFC 9110 §15.6.3-5: at or behind the provider's front).
+// A failure of the ID token's JWKS fetch, which comes after the token
+// endpoint answered, is not (idTokenKeysError).
+func tokenEndpointOutage(err error) bool {
+	if idTokenKeysError(err) != nil {
+		return false
+	}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		if re.ErrorCode != "" || re.Response == nil {
+			return false
+		}
+		switch re.Response.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// exchangeError classifies err, of rp.CodeExchange (the token endpoint's
+// answer, then the ID token's verification, which fetches the JWKS):
+//   - the JWKS fetch failed (*keysFetchError, checked first: a network
+//     error of the JWKS is not the token endpoint's, and the code is spent
+//     by then): an outage (providerOutage) is errUpstreamUnreachable
+//     "jwks", another failure errCodeExchange;
+//   - the token endpoint did not answer (tokenEndpointOutage):
+//     errUpstreamUnreachable and errExchangeUnanswered;
+//   - anything else is errCodeExchange (a refusal upstreamRefusal reads,
+//     or a verification failure).
+func exchangeError(err error) error {
+	if je := idTokenKeysError(err); je != nil {
+		if providerOutage(je) {
+			return fmt.Errorf("%w: jwks: %w", errUpstreamUnreachable, err)
+		}
+		return fmt.Errorf("%w: %w", errCodeExchange, err)
+	}
+	if tokenEndpointOutage(err) {
+		return fmt.Errorf("%w: %w: %w", errUpstreamUnreachable, errExchangeUnanswered, err)
+	}
+	return fmt.Errorf("%w: %w", errCodeExchange, libraryVerifiedClaim(err))
+}
+
 // errCodeExchange marks a failure of the code exchange itself (the token
 // endpoint's answer and its ID token's verification), not of userinfo:
 // upstreamRefusal reads only these.
@@ -92,39 +146,47 @@ func upstreamRefusal(err error) (code string, status int) {
 	return "", libraryStatus(err)
 }
 
-// jwksFailed is how zitadel/oidc begins its error of a failed fetch of
-// the ID token's JWKS, which goes through the same HTTP helper: that
-// status is the JWKS endpoint's, not the token endpoint's.
-const jwksFailed = "oidc: failed to get keys: "
-
 // libraryStatus is the HTTP status of zitadel/oidc's own error of an
-// answer that is no OAuth error (statusNotOK, then the status), found as
-// an error of err's chain whose text begins so — never in text appended
-// after it, which may hold the provider's body ("… http status not ok:
-// 401 …" in an undecodable answer or an error page). 0 when none is.
+// answer that is no OAuth error (libraryHTTPStatus), found as an error of
+// err's chain — never in text appended to another error, which may hold
+// the provider's body ("… http status not ok: 401 …" in an undecodable
+// answer or an error page), nor below a failed fetch of the ID token's
+// JWKS (*keysFetchError: that status is the JWKS endpoint's, not the
+// token endpoint's). 0 when none is.
 func libraryStatus(err error) int {
 	return inChain(err, func(e error) (int, bool) {
-		msg := e.Error()
-		if strings.HasPrefix(msg, jwksFailed) {
+		if _, ok := e.(*keysFetchError); ok {
 			return 0, true
 		}
-		if rest, ok := strings.CutPrefix(msg, statusNotOK); ok {
-			if n, err := strconv.Atoi(strings.SplitN(rest, " ", 2)[0]); err == nil {
-				return n, true
-			}
-			return 0, true
-		}
-		return 0, false
+		return libraryHTTPStatus(e)
 	})
+}
+
+// libraryHTTPStatus reads zitadel/oidc's error of an answer whose status
+// is not 200 and whose body is no OAuth error (RFC 6749 §5.2): its HTTP
+// helper (pkg/http.HttpRequest, v3.51) reports it as text only, statusNotOK,
+// the status ("503 Service Unavailable") and the whole body, with no type
+// or status field to read. This is the one place that text is matched, on
+// e's own text from its start (e itself, not what it wraps): ok when it is
+// that error, status 0 when no number follows. TestLibraryErrorTexts pins
+// it to the library's real error over HTTP, so an upgrade that changes the
+// text fails there rather than turning outages into refusals.
+func libraryHTTPStatus(e error) (status int, ok bool) {
+	rest, ok := strings.CutPrefix(e.Error(), statusNotOK)
+	if !ok {
+		return 0, false
+	}
+	status, _ = strconv.Atoi(strings.SplitN(rest, " ", 2)[0])
+	return status, true
 }
 
 // inChain walks err's chain depth first, as errors.As does (both Unwrap
 // forms), calling at on each error. When at reports done, its value is
 // the answer for that error and nothing it wraps is visited; a joined
 // error's answer is the first non-zero one of its branches. zitadel/oidc
-// reports some failures only as text, so libraryStatus and
-// idTokenKeysError match each error's own text at its start, never text
-// appended after it (which may hold the provider's body).
+// reports some failures only as text, so libraryStatus matches each
+// error's own text at its start, never text appended after it (which may
+// hold the provider's body).
 func inChain[T comparable](err error, at func(error) (T, bool)) T {
 	var zero T
 	if err == nil {
@@ -164,15 +226,14 @@ func providerOutage(err error) bool {
 }
 
 // idTokenKeysError is the error of the ID token's JWKS fetch in err's chain
-// (what zitadel/oidc wraps after jwksFailed), or nil when the exchange
-// failed otherwise.
+// (upstreamKeys' *keysFetchError), or nil when the exchange failed
+// otherwise.
 func idTokenKeysError(err error) error {
-	return inChain(err, func(e error) (error, bool) {
-		if strings.HasPrefix(e.Error(), jwksFailed) {
-			return errors.Unwrap(e), true
-		}
-		return nil, false
-	})
+	var ke *keysFetchError
+	if errors.As(err, &ke) {
+		return ke.err
+	}
+	return nil
 }
 
 // refusedCredentials reports whether a token endpoint refusal (code,
@@ -404,6 +465,7 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	}
 	tapped.Transport = tap
 	for _, issuer := range issuers {
+		tap.answer.Store(nil)
 		verifier := iss
 		if issuer == googleIssuer {
 			verifier = func(got string) error {
@@ -445,15 +507,32 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 			break
 		}
 	}
+	// What the provider answered decides, not the library's error text:
+	// an answer that is no usable discovery document — not JSON, without
+	// a member the sign-in needs (which the library takes, to fail
+	// later), a status other than 200 and an outage's — or a document
+	// naming another issuer is a misconfiguration no retry mends: the
+	// client gets server_error, the operator the reason in the log. A
+	// network error or a 502, 503 or 504 is an outage
+	// (errUpstreamUnreachable): temporarily_unavailable, tried again
+	// after discoveryRetryAfter.
+	answer := tap.answer.Load()
+	switch {
+	case answer != nil && answer.problem != "", err != nil && answer != nil && answer.status != http.StatusOK && !answer.outage():
+		err = discoveryError(u.cfg.Issuer, wellKnown, answer)
+	case errors.Is(err, oidc.ErrIssuerInvalid):
+		// Discovery 1.0 §4.3. zitadel/oidc's client.Discover answers a
+		// mismatch with the bare oidc.ErrIssuerInvalid; the document's
+		// issuer is the tap's.
+		var found string
+		if answer != nil {
+			found = answer.issuer
+		}
+		err = fmt.Errorf("%w: UPSTREAM_ISSUER_URL is %q, but the provider's discovery document (%s) says issuer %s (OpenID Connect Discovery 1.0 §4.3: they must be identical)",
+			errUpstreamMismatch, u.cfg.Issuer, wellKnown, quoteBounded(found, maxLoggedIssuer))
+	}
 	if err == nil && (u.cfg.ResponseMode == config.ResponseModeFormPost || u.cfg.ClientKey != "") {
 		err = u.checkSupport(ctx, party.Issuer(), wellKnown)
-	}
-	if errors.Is(err, oidc.ErrIssuerInvalid) {
-		// The provider answered with a document naming another issuer: a
-		// misconfiguration no retry mends (Discovery 1.0 §4.3), not an
-		// outage.
-		err = fmt.Errorf("%w: UPSTREAM_ISSUER_URL is %q, but the provider's discovery document (%s) says issuer %q (OpenID Connect Discovery 1.0 §4.3: they must be identical)",
-			errUpstreamMismatch, u.cfg.Issuer, wellKnown, u.documentIssuer(ctx, wellKnown))
 	}
 	u.observe("discovery", start, err)
 	if errors.Is(err, errUpstreamMismatch) {
@@ -465,45 +544,15 @@ func (u *Upstream) discover(ctx context.Context) (rp.RelyingParty, error) {
 	// The ID tokens' keys: zitadel/oidc's remote key set, refetched on
 	// a signature failure under a known kid and dropped after a lifetime
 	// (upstreamKeys). party is not shared yet: nothing reads the verifier.
-	if uri := tap.jwksURI.Load(); uri != nil {
-		party.IDTokenVerifier().KeySet = u.newKeys(&tapped, *uri)
+	if answer != nil {
+		party.IDTokenVerifier().KeySet = u.newKeys(&tapped, answer.jwksURI)
 	}
 	u.mu.Lock()
 	u.assertions, u.apple = assertions, apple
-	u.issParam = tap.issParam.Load()
+	u.issParam = answer != nil && answer.issParam
 	u.party = party
 	u.mu.Unlock()
 	return party, nil
-}
-
-// documentIssuer is the issuer the discovery document at wellKnown names,
-// for the log of a mismatch ("" when it cannot be read). The document is
-// fetched again: zitadel/oidc's client.Discover, which
-// rp.NewRelyingPartyOIDC calls, answers a mismatch with the bare
-// oidc.ErrIssuerInvalid and drops the document it read (v3.51: it only
-// passes it to slog's default logger at debug level), so the issuer it
-// found is not to be had from it. The extra request is on the failure
-// path only, which ends the sign-in with server_error.
-func (u *Upstream) documentIssuer(ctx context.Context, wellKnown string) string {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, wellKnown, nil)
-	if err != nil {
-		return ""
-	}
-	resp, err := u.client.Do(req)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	var doc struct {
-		Issuer string `json:"issuer"`
-	}
-	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc) != nil {
-		return ""
-	}
-	if len(doc.Issuer) > 256 {
-		return doc.Issuer[:256] + "…"
-	}
-	return doc.Issuer
 }
 
 // checkSupport refuses what the discovery document says the provider does
@@ -536,35 +585,34 @@ func (u *Upstream) checkSupport(ctx context.Context, issuer, wellKnown string) e
 	return nil
 }
 
-// discoveryTap passes requests on to next and, from a 200 answer to the
-// discovery document's URL — directly or at the end of its redirects —
-// records its authorization_response_iss_parameter_supported and
-// jwks_uri; the body is handed on unchanged for the library to read.
+// discoveryTap passes requests on to next and records the final answer
+// of the discovery document's URL — directly or at the end of its
+// redirects — as a discoveryAnswer: its status and, for a 200, the
+// members the library drops (authorization_response_iss_parameter_supported,
+// jwks_uri, and the issuer of a document the library refuses) and what
+// makes it unusable. The body is handed on unchanged for the library to
+// read.
 type discoveryTap struct {
 	wellKnown string
 	next      http.RoundTripper
-	issParam  atomic.Bool
-	jwksURI   atomic.Pointer[string]
+	answer    atomic.Pointer[discoveryAnswer]
 }
 
 func (t *discoveryTap) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusOK || firstRequest(req).URL.String() != t.wellKnown {
+	if err != nil || firstRequest(req).URL.String() != t.wellKnown || (resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.Header.Get("Location") != "") {
 		return resp, err
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	if err != nil {
-		return nil, err
+	var body []byte
+	if resp.StatusCode == http.StatusOK {
+		body, err = io.ReadAll(io.LimitReader(resp.Body, maxDiscoveryDocument+1))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
 	}
-	var doc struct {
-		ISSParam bool   `json:"authorization_response_iss_parameter_supported"`
-		JWKSURI  string `json:"jwks_uri"`
-	}
-	_ = json.Unmarshal(body, &doc)
-	t.issParam.Store(doc.ISSParam)
-	t.jwksURI.Store(&doc.JWKSURI)
+	t.answer.Store(readDiscoveryAnswer(resp.StatusCode, resp.Status, body))
 	return resp, nil
 }
 
@@ -706,14 +754,7 @@ func (u *Upstream) Exchange(ctx context.Context, code, verifier, nonce string) (
 	toks, err := rp.CodeExchange[*upstreamIDClaims](context.WithValue(ctx, nonceKey{}, nonce), code, party, append(opts, rp.WithCodeVerifier(verifier))...)
 	u.observe("token", start, err)
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) {
-			return nil, fmt.Errorf("%w: token endpoint: %v", errUpstreamUnreachable, err)
-		}
-		if je := idTokenKeysError(err); je != nil && providerOutage(je) {
-			return nil, fmt.Errorf("%w: jwks: %w", errUpstreamUnreachable, err)
-		}
-		return nil, fmt.Errorf("%w: %w", errCodeExchange, libraryVerifiedClaim(err))
+		return nil, exchangeError(err)
 	}
 	sub := toks.IDTokenClaims.GetSubject()
 	if template, ok := config.EntraMultiTenant(u.cfg.Issuer); ok {

@@ -133,8 +133,28 @@ func (k *upstreamKeys) current() oidc.KeySet {
 	return k.set
 }
 
-// VerifySignature implements oidc.KeySet.
+// keysFetchError is upstreamKeys' error when the provider's JWKS could not
+// be fetched (keysUnfetched): the JWKS endpoint's failure, not the token
+// endpoint's, which the code exchange's error classification must tell
+// apart (idTokenKeysError, libraryStatus). zitadel/oidc marks it with
+// text only ("oidc: failed to get keys: …"); upstreamKeys is the key set
+// it calls, so the mark is ours, a type. Its text is the library's.
+type keysFetchError struct{ err error }
+
+func (e *keysFetchError) Error() string { return e.err.Error() }
+func (e *keysFetchError) Unwrap() error { return e.err }
+
+// VerifySignature implements oidc.KeySet. A failure to fetch the JWKS is a
+// *keysFetchError.
 func (k *upstreamKeys) VerifySignature(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
+	payload, err := k.verifySignature(ctx, jws)
+	if err != nil && keysUnfetched(err) {
+		return nil, &keysFetchError{err}
+	}
+	return payload, err
+}
+
+func (k *upstreamKeys) verifySignature(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
 	set := k.current()
 	payload, err := k.verify(ctx, set, jws)
 	if err == nil || !signatureMismatch(err) {

@@ -31,7 +31,7 @@ func TestUpstreamRefusal(t *testing.T) {
 		"undecodable 200 naming 401": {exchange(fmt.Errorf("%s%w %s", undecodable, errors.New("invalid character"), "<p>http status not ok: 401 Unauthorized</p>")),
 			"", 0, false},
 		"wrapped as text": {exchange(fmt.Errorf("verify: %v", lib("401 Unauthorized", ""))), "", 0, false},
-		"JWKS 401":        {exchange(fmt.Errorf("%s%w", jwksFailed, lib("401 Unauthorized", ""))), "", 0, false},
+		"JWKS 401":        {exchange(fmt.Errorf("verify: %w", &keysFetchError{fmt.Errorf("oidc: failed to get keys: %w", lib("401 Unauthorized", ""))})), "", 0, false},
 		"JSON access_denied naming 401": {exchange(&oidc.Error{ErrorType: "access_denied", Description: "http status not ok: 401 Unauthorized"}),
 			"access_denied", 0, false},
 		"oauth2 401 access_denied": {exchange(&oauth2.RetrieveError{Response: &http.Response{StatusCode: 401}, ErrorCode: "access_denied"}),
