@@ -51,9 +51,12 @@ func (s *Sampled) Log(ctx context.Context, l *slog.Logger, level slog.Level, msg
 
 // Access token refusal lines: a resource server writes at most
 // RefusalBurst at once and RefusalLinesPerSecond a second on average
-// (per replica), so an anonymous flood of bad tokens cannot fill the
-// logs; the refusals beyond are counted ("suppressed") and every refusal
-// still counts in the service's request metrics.
+// (per replica) of each of two kinds — refusals of tokens whose signature
+// verified (they name a grant and client) and all others — so an
+// anonymous flood of bad tokens cannot fill the logs, nor crowd out the
+// lines of tokens this fleet signed (a revoked token's replay); the
+// refusals beyond are counted ("suppressed") and every refusal still
+// counts in the service's request metrics.
 const (
 	RefusalLinesPerSecond = 10
 	RefusalBurst          = 10
@@ -83,18 +86,27 @@ type Refusal struct {
 }
 
 // RefusalLog writes one WARN line RefusalMessage per refused access
-// token, bounded by a Sampled of RefusalLinesPerSecond and RefusalBurst.
-// The line's members: reason, client_address, method, path, grant_id and
-// client_id (when known), suppressed, and the request_id the logger's
-// handler adds from ctx. docs/operations/monitoring.md describes it.
+// token, bounded by two Sampled of RefusalLinesPerSecond and
+// RefusalBurst: one for refusals that name a grant or client (the
+// token's signature verified, so only tokens this fleet signed spend it),
+// one for every other refusal (anyone can send those). A line's
+// "suppressed" counts the refusals of its own kind dropped since the
+// previous line of that kind. The line's members: reason,
+// client_address, method, path, grant_id and client_id (when known),
+// suppressed, and the request_id the logger's handler adds from ctx.
+// docs/operations/monitoring.md describes it.
 type RefusalLog struct {
-	log     *slog.Logger
-	sampled *Sampled
+	log *slog.Logger
+	// verified bounds the lines of refusals that carry GrantID or
+	// ClientID; unverified all others.
+	verified, unverified *Sampled
 }
 
 // NewRefusalLog returns a RefusalLog writing to l.
 func NewRefusalLog(l *slog.Logger) *RefusalLog {
-	return &RefusalLog{log: l, sampled: NewSampled(RefusalLinesPerSecond, RefusalBurst)}
+	return &RefusalLog{log: l,
+		verified:   NewSampled(RefusalLinesPerSecond, RefusalBurst),
+		unverified: NewSampled(RefusalLinesPerSecond, RefusalBurst)}
 }
 
 // Log writes r's line if the bound allows it, and reports whether it did.
@@ -107,5 +119,9 @@ func (l *RefusalLog) Log(ctx context.Context, r Refusal) bool {
 	if r.ClientID != "" {
 		args = append(args, "client_id", r.ClientID)
 	}
-	return l.sampled.Log(ctx, l.log, slog.LevelWarn, RefusalMessage, args...)
+	s := l.unverified
+	if r.GrantID != "" || r.ClientID != "" {
+		s = l.verified
+	}
+	return s.Log(ctx, l.log, slog.LevelWarn, RefusalMessage, args...)
 }

@@ -27,15 +27,17 @@ func refusalLines(t *testing.T, log string) []map[string]any {
 }
 
 // TestRefusalLogIsBounded: with the clock still, a flood of 200 refusals
-// writes RefusalBurst lines, each with "suppressed": 0; once the bucket
-// refills (a second later) the next line reports the 190 dropped, and
-// the one after it 0 again. Each line is WARN with the refusal's members;
-// grant_id and client_id only when given.
+// writes RefusalBurst lines, each with "suppressed": 0; a verified
+// token's refusal is still written during it (a bucket of its own); once
+// the bucket refills (a second later) the next line reports the 190
+// dropped, and the one after it 0 again. Each line is WARN with the
+// refusal's members; grant_id and client_id only when given.
 func TestRefusalLogIsBounded(t *testing.T) {
 	var buf bytes.Buffer
 	l := NewRefusalLog(New(&buf, "json", slog.LevelInfo, "test"))
 	now := time.Unix(1_800_000_000, 0)
-	l.sampled.now = func() time.Time { return now }
+	l.verified.now = func() time.Time { return now }
+	l.unverified.now = l.verified.now
 	ctx := context.Background()
 	r := Refusal{Reason: "bad_signature", ClientAddress: "192.0.2.7", Method: "POST", Path: "/mcp"}
 	written := 0
@@ -60,17 +62,26 @@ func TestRefusalLogIsBounded(t *testing.T) {
 			t.Fatalf("client_id without a verified token: %v", m)
 		}
 	}
+	// A stolen token's replay, refused as revoked, is written although
+	// the anonymous flood spent its bucket at this very instant.
+	buf.Reset()
+	revoked := Refusal{Reason: "revoked", ClientAddress: "203.0.113.5", Method: "POST", Path: "/mcp", GrantID: "g-1", ClientID: "c-1"}
+	if !l.Log(ctx, revoked) {
+		t.Fatal("a verified token's refusal was not written during a flood of forged tokens")
+	}
+	lines = refusalLines(t, buf.String())
+	if len(lines) != 1 || lines[0]["grant_id"] != "g-1" || lines[0]["client_id"] != "c-1" || lines[0]["reason"] != "revoked" ||
+		lines[0]["suppressed"] != float64(0) {
+		t.Fatalf("verified token's line: %v", lines)
+	}
 	now = now.Add(time.Second)
 	buf.Reset()
-	r.Reason, r.GrantID, r.ClientID = "expired", "g-1", "c-1"
+	r.Reason = "expired"
 	l.Log(ctx, r)
 	l.Log(ctx, r)
 	lines = refusalLines(t, buf.String())
 	if len(lines) != 2 || lines[0]["suppressed"] != float64(190) || lines[1]["suppressed"] != float64(0) {
 		t.Fatalf("after a second: %v, want two lines, suppressed 190 then 0", lines)
-	}
-	if lines[0]["grant_id"] != "g-1" || lines[0]["client_id"] != "c-1" || lines[0]["reason"] != "expired" {
-		t.Fatalf("verified token's line: %v", lines[0])
 	}
 }
 
