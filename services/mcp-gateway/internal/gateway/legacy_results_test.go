@@ -187,17 +187,18 @@ func TestLegacyResultsAreBoundedByBytes(t *testing.T) {
 		t.Fatalf("big call: %d %s", r.Status, r.Body)
 	}
 	// The big result is taken (no result waited) and waits for the stream:
-	// requests are refused from then on. Pings probe it, once a second (a
-	// bound on the wait, not a speed assertion: the result is encoded
-	// twice, under the race detector), within the 32 requests a session
-	// may have waiting.
+	// requests are refused from then on. Pings probe it, further apart each
+	// time up to 5 s (a bound on the wait of ~2 minutes, not a speed
+	// assertion: the result is encoded twice, under the race detector, on
+	// a machine that may be loaded), within the 32 requests a session may
+	// have waiting.
 	pings, refused := 0, false
 	for i := 0; i < 28 && !refused; i++ {
 		r := s.post(a, fmt.Sprintf(`{"jsonrpc":"2.0","id":"p-%d","method":"ping"}`, i))
 		switch r.Status {
 		case 202:
 			pings++
-			time.Sleep(time.Second)
+			time.Sleep(time.Duration(min(i+1, 5)) * time.Second)
 		case 429:
 			refused = true
 		default:
