@@ -107,6 +107,12 @@ func (s *server) handler() (*echo.Echo, error) {
 	}
 	e.IPExtractor = addrs.String
 	s.addrs = addrs
+	// Run gives every handler one RefusalLog (its bound outlives a
+	// registry change); a server made without one gets its own, so a
+	// refusal is never a nil dereference (a 500).
+	if s.refusals == nil {
+		s.refusals = logging.NewRefusalLog(s.log)
+	}
 
 	// Request ids (X-Request-Id), traces and the latency histogram come from
 	// the platform middleware around echo (see Run).
