@@ -65,7 +65,7 @@ func onRevokeTellsEachNewRevocationOnce(t *testing.T, r testharness.Clients) {
 	ctx := context.Background()
 	rdb := r.Client()
 	rev := revocation.NewRevoker(rdb, time.Hour, nil)
-	before, g1, g2, missed := runID("grant-before"), runID("grant-1"), runID("grant-2"), runID("grant-missed")
+	before, g1, g2, missed := "grant-before", "grant-1", "grant-2", "grant-missed"
 	if err := rev.Revoke(ctx, before); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,14 +23,6 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	t.Helper()
 	testharness.Eventually(t, within, what, func() (bool, string) { return cond(), "false" })
 }
-
-// runID is id with a suffix of its own in this test process: go test
-// -count=n runs each test n times against the same deployments (TestMain)
-// and key prefix (the test's name), where an earlier run's record of id,
-// kept an hour, would answer for this one.
-func runID(id string) string { return fmt.Sprintf("%s-run%d", id, runIDs.Add(1)) }
-
-var runIDs atomic.Int64
 
 func newSet(t *testing.T, rdb *redisx.Client, o revocation.Options) *revocation.Set {
 	t.Helper()
@@ -56,7 +47,7 @@ func announcementReachesEverySubscriber(t *testing.T, r testharness.Clients) {
 	// The subscriptions are established asynchronously; a grant revoked
 	// before they are is still found by the reload that follows each
 	// subscription confirmation.
-	grant, other := runID("grant-1"), runID("grant-2")
+	grant, other := "grant-1", "grant-2"
 	if err := rev.Revoke(context.Background(), grant); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +66,7 @@ func TestRevokerUpdatesItsOwnSetAtOnce(t *testing.T) {
 func revokerUpdatesItsOwnSetAtOnce(t *testing.T, r testharness.Clients) {
 	local := newSet(t, r.Client(), revocation.Options{NoSubscribe: true, ReconcileInterval: time.Hour})
 	rev := revocation.NewRevoker(r.Client(), time.Hour, local)
-	grant := runID("grant-local")
+	grant := "grant-local"
 	if err := rev.Revoke(context.Background(), grant); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +98,7 @@ func TestReplicaThatMissesAnnouncementsConverges(t *testing.T) {
 }
 
 func replicaThatMissesAnnouncementsConverges(t *testing.T, r testharness.Clients) {
-	grant := runID("grant-missed")
+	grant := "grant-missed"
 	s := newSet(t, r.Client(), revocation.Options{NoSubscribe: true, ReconcileInterval: 50 * time.Millisecond})
 	if s.Revoked(grant) {
 		t.Fatal("revoked before Revoke")

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -135,12 +136,12 @@ func (r *Redis) URL() string {
 	return "redis://" + r.Addr() + "/0"
 }
 
-// Config returns a config.Redis for the server with a per-test key prefix,
-// the tests' command and dial timeouts (RedisCommandTimeout,
+// Config returns a config.Redis for the server with the test's key prefix
+// (KeyPrefix), the tests' command and dial timeouts (RedisCommandTimeout,
 // RedisDialTimeout: the production defaults are a fault test's to set) and
 // the CA file with TLS.
 func (r *Redis) Config() config.Redis {
-	c := config.Redis{URL: r.URL(), KeyPrefix: "test:" + sanitize(r.t.Name()) + ":", CommandTimeout: time.Second, DialTimeout: time.Second}
+	c := config.Redis{URL: r.URL(), KeyPrefix: KeyPrefix(r.t), CommandTimeout: time.Second, DialTimeout: time.Second}
 	if r.TLS != nil {
 		c.TLSCAFile = r.TLS.CAFile
 	}
@@ -280,6 +281,24 @@ func waitTCP(addr string, timeout time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// KeyPrefix is t's Redis key prefix, "test:<name>:r<n>:": the test's name
+// (with '/', ' ' and ':' as '_') and the number of this run of it in the
+// test process. go test -count=n runs each test n times against the same
+// shared deployments (TestMain), where what an earlier run wrote under the
+// test's fixed ids — a used code, a revoked grant, a session — would meet
+// this one; each run's *testing.T is new, so each run has keys of its own.
+// Every call for one t gives the same prefix, so a test's clients and the
+// services it starts share their keys.
+func KeyPrefix(t testing.TB) string {
+	n, _ := keyPrefixRuns.LoadOrStore(t, keyPrefixCount.Add(1))
+	return "test:" + sanitize(t.Name()) + ":r" + strconv.FormatInt(n.(int64), 10) + ":"
+}
+
+var (
+	keyPrefixRuns  sync.Map // testing.TB → the number of its run
+	keyPrefixCount atomic.Int64
+)
 
 func sanitize(s string) string {
 	return strings.Map(func(r rune) rune {

@@ -39,7 +39,8 @@ const (
 type RedisSetup interface {
 	// Mode is config.RedisStandalone, RedisSentinel or RedisCluster.
 	Mode() string
-	// Config is a client configuration for t, with a per-test key prefix.
+	// Config is a client configuration for t, with t's key prefix
+	// (KeyPrefix: per test and per run of it).
 	Config(t testing.TB) config.Redis
 	// Close stops every process of the setup.
 	Close()
@@ -575,10 +576,10 @@ func scheme(tls *RedisTLS) string {
 }
 
 // setupConfig is a shared deployment's client configuration for t: its own
-// key prefix, the tests' command and dial timeouts (RedisCommandTimeout,
+// key prefix (KeyPrefix), the tests' command and dial timeouts (RedisCommandTimeout,
 // RedisDialTimeout) and the CA file with TLS.
 func setupConfig(t testing.TB, mode, url string, tls *RedisTLS) config.Redis {
-	c := config.Redis{Mode: mode, URL: url, KeyPrefix: "test:" + sanitize(t.Name()) + ":", CommandTimeout: time.Second, DialTimeout: time.Second}
+	c := config.Redis{Mode: mode, URL: url, KeyPrefix: KeyPrefix(t), CommandTimeout: time.Second, DialTimeout: time.Second}
 	if tls != nil {
 		c.TLSCAFile = tls.CAFile
 	}

@@ -58,7 +58,6 @@ type stall struct {
 func newStall(t *testing.T, id string, poolSize int) (*stall, *fosite.Request) {
 	t.Helper()
 	ctx := context.Background()
-	id += "-" + strconv.FormatInt(time.Now().UnixNano(), 36) // the shared cluster outlives a run (-count)
 	var cluster *testharness.RedisCluster
 	for _, s := range setups {
 		if c, ok := s.(*testharness.RedisCluster); ok {

@@ -47,7 +47,7 @@ func TestMain(m *testing.M) { testharness.MainWithRedisSetups(m, &setups) }
 
 func newStore(t *testing.T, setup testharness.RedisSetup, grace time.Duration, opts ...store.Option) (*store.Store, *redisx.Client) {
 	t.Helper()
-	rdb, err := redisx.New(runConfig(t, setup))
+	rdb, err := redisx.New(setup.Config(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,24 +57,6 @@ func newStore(t *testing.T, setup testharness.RedisSetup, grace time.Duration, o
 	}
 	return newStoreOn(t, rdb, grace, opts...), rdb
 }
-
-// runConfig is setup's client configuration for this run of t: the key
-// prefix of t's name (testharness) and of the run. go test -count=n runs
-// each test n times against the same deployments (TestMain), where what
-// an earlier run wrote under the test's fixed ids — a used code, a grant,
-// a subject's index — would meet this one. Every call for one t gives
-// the same prefix, so a test's stores share their keys.
-func runConfig(t *testing.T, setup testharness.RedisSetup) config.Redis {
-	cfg := setup.Config(t)
-	n, _ := testRuns.LoadOrStore(t, testRunCount.Add(1))
-	cfg.KeyPrefix += fmt.Sprintf("run%d:", n)
-	return cfg
-}
-
-var (
-	testRuns     sync.Map // *testing.T → its run's number
-	testRunCount atomic.Int64
-)
 
 func newStoreOn(t *testing.T, rdb *redisx.Client, grace time.Duration, opts ...store.Option) *store.Store {
 	t.Helper()
