@@ -109,10 +109,16 @@ func (c *Client) IsPublic() bool                { return c.AuthMethod == AuthNon
 func (c *Client) GetAudience() fosite.Arguments { return c.Resources }
 
 func (c *Client) GetRequestURIs() []string                 { return nil }
-func (c *Client) GetJSONWebKeys() *josev3.JSONWebKeySet    { return c.JWKS }
 func (c *Client) GetJSONWebKeysURI() string                { return c.JWKSURI }
 func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
-func (c *Client) GetTokenEndpointAuthMethod() string       { return c.AuthMethod }
+
+// GetJSONWebKeys is what fosite verifies c's client assertions with: the
+// keys of c's inline jwks that AssertionKeys keeps. A set is accepted when
+// one key is usable (AssertionKeysProblem), so it may hold others — a key
+// above the size ceiling among them — which an assertion naming its kid
+// would otherwise have checked with.
+func (c *Client) GetJSONWebKeys() *josev3.JSONWebKeySet { return AssertionKeys(c.JWKS) }
+func (c *Client) GetTokenEndpointAuthMethod() string    { return c.AuthMethod }
 
 // IsSecretMethod reports whether method sends the client secret itself:
 // client_secret_basic or client_secret_post.

@@ -126,6 +126,21 @@ func (m jwksMember) UnmarshalJSON(b []byte) error {
 // MUST be used with these algorithms."
 const minAssertionKeyBits = 2048
 
+// maxAssertionKeyBits and assertionKeyExponent bound what one client
+// assertion's signature check costs. Whoever publishes a client metadata
+// document or registers a client chooses its key, and the token endpoint
+// verifies an assertion's signature before anything else of it: an RSA
+// verification's cost grows with the cube of the modulus's length and
+// with the exponent's bits, so a 65,536-bit key with e = 2^31-1 cost
+// ~0.3 s of CPU per forged assertion (session 39, brk10). RFC 7518 names
+// only the floor; every mainstream key generator makes 2048- to 4096-bit
+// keys with e = 65537 (F4; FIPS 186-5 §A.1.1 asks e > 2^16), which verify
+// in well under a millisecond.
+const (
+	maxAssertionKeyBits  = 4096
+	assertionKeyExponent = 65537
+)
+
 // assertionKeyProblem says why k cannot verify a client assertion, "" when
 // it can. fosite takes, from a client's JWK set, a key whose "use" is
 // exactly "sig" and that is an RSA public key (its findPublicKey for
@@ -147,6 +162,10 @@ func assertionKeyProblem(k josev3.JSONWebKey) string {
 			return fmt.Sprintf(`has "alg": %s, not %s`, strconv.Quote(k.Algorithm), AssertionSigningAlg)
 		case pk.N.BitLen() < minAssertionKeyBits:
 			return fmt.Sprintf("has %d bits, fewer than %d (RFC 7518 §3.3)", pk.N.BitLen(), minAssertionKeyBits)
+		case pk.N.BitLen() > maxAssertionKeyBits:
+			return fmt.Sprintf("has %d bits, more than %d (this server's ceiling: a larger key makes each assertion's check costly)", pk.N.BitLen(), maxAssertionKeyBits)
+		case pk.E != assertionKeyExponent:
+			return fmt.Sprintf("has the public exponent %d, not %d (this server verifies only with e = %d, FIPS 186-5 §A.1.1's and every key generator's)", pk.E, assertionKeyExponent, assertionKeyExponent)
 		}
 		return ""
 	}
@@ -159,8 +178,8 @@ func assertionKeyProblem(k josev3.JSONWebKey) string {
 // AssertionKeysProblem says why set, a private_key_jwt client's inline
 // jwks, cannot authenticate the client, "" when it can: it must hold a
 // key usable for RS256 (AssertionSigningAlg, the one client assertion
-// algorithm accepted) — an RSA public key of 2048 bits or more with
-// "use": "sig" or none and no other "alg" — and no private key (a private key in
+// algorithm accepted) — an RSA public key of 2048 to 4096 bits with the
+// exponent 65537, "use": "sig" or none and no other "alg" — and no private key (a private key in
 // client metadata is no longer private). Each key that fails is named
 // with its reason.
 func AssertionKeysProblem(set *josev3.JSONWebKeySet) string {
@@ -187,8 +206,8 @@ func AssertionKeysProblem(set *josev3.JSONWebKeySet) string {
 	if usable {
 		return ""
 	}
-	return fmt.Sprintf(`jwks holds no key usable for %s client assertions (the only algorithm accepted; an RSA public key of %d bits or more with "use": "sig" or none and "alg" %s or none): %s`,
-		AssertionSigningAlg, minAssertionKeyBits, AssertionSigningAlg, strings.Join(why, "; "))
+	return fmt.Sprintf(`jwks holds no key usable for %s client assertions (the only algorithm accepted; an RSA public key of %d to %d bits with the exponent %d, "use": "sig" or none and "alg" %s or none): %s`,
+		AssertionSigningAlg, minAssertionKeyBits, maxAssertionKeyBits, assertionKeyExponent, AssertionSigningAlg, strings.Join(why, "; "))
 }
 
 // AssertionKeys returns the keys of set, a private_key_jwt client's
@@ -196,8 +215,8 @@ func AssertionKeysProblem(set *josev3.JSONWebKeySet) string {
 // assertion, each without "use" given "sig" (RFC 7517 §4.2 makes "use"
 // optional, but fosite verifies only with a "sig" key; the set's
 // "key_ops" are not known here, go-jose drops them) — and every other
-// rule of AssertionKeysProblem: RSA, 2048 bits or more, "alg" RS256 or
-// none, public — so that fosite, which checks only "use" and the key
+// rule of AssertionKeysProblem: RSA, 2048 to 4096 bits, exponent 65537,
+// "alg" RS256 or none, public — so that fosite, which checks only "use" and the key
 // type, verifies with no other. A set without such a key gives an empty
 // set (fosite answers invalid_client). set, which may be the fetcher's
 // cached one, is not changed: its keys are copied.

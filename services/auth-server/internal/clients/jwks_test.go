@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -57,6 +58,17 @@ func jwksCases(t *testing.T) []jwksCase {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A verifier reads only n and e: an odd modulus of the size is enough
+	// for the keys nobody signs with.
+	modulus := func(bits int) *big.Int {
+		n := new(big.Int).Lsh(big.NewInt(1), uint(bits-1))
+		return n.SetBit(n, 0, 1)
+	}
+	huge := josev3.JSONWebKey{Key: &rsa.PublicKey{N: modulus(65536), E: 65537}, KeyID: "h1", Use: "sig"}
+	above := josev3.JSONWebKey{Key: &rsa.PublicKey{N: modulus(4097), E: 65537}, KeyID: "h2", Use: "sig"}
+	top := josev3.JSONWebKey{Key: &rsa.PublicKey{N: modulus(4096), E: 65537}, KeyID: "t1", Use: "sig"}
+	bigE := josev3.JSONWebKey{Key: &rsa.PublicKey{N: rsaKey.N, E: 1<<31 - 1}, KeyID: "x1", Use: "sig"}
+	e3 := josev3.JSONWebKey{Key: &rsa.PublicKey{N: rsaKey.N, E: 3}, KeyID: "x3", Use: "sig"}
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +87,7 @@ func jwksCases(t *testing.T) []jwksCase {
 		{"RS256 key", set(jwkJSON(t, good, nil)), ""},
 		{"RSA key without alg", set(jwkJSON(t, bare, nil)), ""},
 		{"an EC key next to a usable one", set(jwkJSON(t, ec, nil), jwkJSON(t, good, nil)), ""},
-		{"EC key only", set(jwkJSON(t, ec, nil)), none + ` (the only algorithm accepted; an RSA public key of 2048 bits or more with "use": "sig" or none and "alg" RS256 or none): key 1 (kid "e1") is not an RSA key`},
+		{"EC key only", set(jwkJSON(t, ec, nil)), none + ` (the only algorithm accepted; an RSA public key of 2048 to 4096 bits with the exponent 65537, "use": "sig" or none and "alg" RS256 or none): key 1 (kid "e1") is not an RSA key`},
 		// RFC 7517 §4.2: "use" is optional; a key without it is read as
 		// "sig" (DecodeJWKS).
 		{"no use", set(jwkJSON(t, noUse, nil)), ""},
@@ -86,6 +98,14 @@ func jwksCases(t *testing.T) []jwksCase {
 		{"key_ops not an array", set(jwkJSON(t, noUse, func(m map[string]any) { m["key_ops"] = "verify" })), `jwks key 1 has a "key_ops" member that is not an array of strings (RFC 7517 §4.3)`},
 		{"alg PS256", set(jwkJSON(t, ps, nil)), `key 1 (kid "r1") has "alg": "PS256", not RS256`},
 		{"1024 bits", set(jwkJSON(t, short, nil)), `key 1 (kid "s1") has 1024 bits, fewer than 2048 (RFC 7518 §3.3)`},
+		// A ceiling and one exponent bound the CPU of an assertion's check
+		// (a 65,536-bit key with e = 2^31-1: ~0.3 s per forged assertion).
+		{"4096 bits", set(jwkJSON(t, top, nil)), ""},
+		{"4097 bits", set(jwkJSON(t, above, nil)), `key 1 (kid "h2") has 4097 bits, more than 4096`},
+		{"65536 bits", set(jwkJSON(t, huge, nil)), `key 1 (kid "h1") has 65536 bits, more than 4096`},
+		{"exponent 2^31-1", set(jwkJSON(t, bigE, nil)), `key 1 (kid "x1") has the public exponent 2147483647, not 65537`},
+		{"exponent 3", set(jwkJSON(t, e3, nil)), `key 1 (kid "x3") has the public exponent 3, not 65537`},
+		{"an oversized key next to a usable one", set(jwkJSON(t, huge, nil), jwkJSON(t, good, nil)), ""},
 		{"two unusable keys", set(jwkJSON(t, ec, nil), jwkJSON(t, enc, nil)), `key 1 (kid "e1") is not an RSA key; key 2 (kid "r1") has "use": "enc", not "sig"`},
 		{"a private key", set(jwkJSON(t, good, nil), jwkJSON(t, priv, nil)), `jwks key 2 (kid "p1") is a private key (a client publishes only its public keys): remove it`},
 		{"empty", `{"keys":[]}`, "private_key_jwt needs jwks or jwks_uri"},
@@ -185,5 +205,44 @@ func TestDecodeJWKSExactNames(t *testing.T) {
 	}
 	if set, err := DecodeJWKS([]byte("null")); set != nil || err != nil {
 		t.Errorf("null: %v %v, want nil, nil", set, err)
+	}
+}
+
+// TestAssertionKeysLeaveOutUnusableKeys: what fosite verifies a client
+// assertion with, from a jwks_uri set (AssertionKeys) or an inline one
+// (Client.GetJSONWebKeys), holds only the usable keys — an oversized key or
+// another exponent next to a usable key is left out, so an assertion naming
+// its kid is never checked with it (a 65,536-bit key with e = 2^31-1 cost
+// ~0.3 s of CPU per forged assertion).
+func TestAssertionKeysLeaveOutUnusableKeys(t *testing.T) {
+	good, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := new(big.Int).Lsh(big.NewInt(1), 65535)
+	n.SetBit(n, 0, 1)
+	set := &josev3.JSONWebKeySet{Keys: []josev3.JSONWebKey{
+		{Key: &rsa.PublicKey{N: n, E: 1<<31 - 1}, KeyID: "big", Use: "sig"},
+		{Key: &rsa.PublicKey{N: good.N, E: 3}, KeyID: "e3", Use: "sig"},
+		{Key: &good.PublicKey, KeyID: "ok"},
+	}}
+	kids := func(s *josev3.JSONWebKeySet) (out []string) {
+		for _, k := range s.Keys {
+			out = append(out, k.KeyID+"/"+k.Use)
+		}
+		return out
+	}
+	if got := kids(AssertionKeys(set)); strings.Join(got, ",") != "ok/sig" {
+		t.Errorf("AssertionKeys kept %v, want [ok/sig]", got)
+	}
+	c := &Client{ID: "pk", AuthMethod: "private_key_jwt", JWKS: set}
+	if got := kids(c.GetJSONWebKeys()); strings.Join(got, ",") != "ok/sig" {
+		t.Errorf("Client.GetJSONWebKeys gave %v, want [ok/sig]", got)
+	}
+	if len(set.Keys) != 3 || set.Keys[2].Use != "" {
+		t.Errorf("the client's own set changed: %v", kids(set))
+	}
+	if k := AssertionKeys(&josev3.JSONWebKeySet{Keys: set.Keys[:1]}); len(k.Keys) != 0 {
+		t.Errorf("a set of only an oversized key gave %v, want none", kids(k))
 	}
 }
