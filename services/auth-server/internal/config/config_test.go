@@ -22,7 +22,7 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.AccessTokenTTL != time.Hour || c.GCPercent != 200 || c.SigningConcurrency != 0 || c.SigningQueueWait != 2*time.Second || c.RefreshGrace != 30*time.Second || c.DCREnabled || !c.CIMDEnabled ||
+	if c.AccessTokenTTL != time.Hour || c.GCPercent != 800 || c.SigningConcurrency != 0 || c.SigningQueueWait != 2*time.Second || c.RefreshGrace != 30*time.Second || c.DCREnabled || !c.CIMDEnabled ||
 		strings.Join(c.Upstream.Scopes, " ") != "openid profile email" || strings.Join(c.Resources(), " ") != "http://localhost:4000/mcp http://localhost:4000/actions" {
 		t.Errorf("defaults: %+v", c)
 	}

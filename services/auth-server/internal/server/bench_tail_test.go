@@ -434,6 +434,10 @@ func (t *tailReport) report(b *testing.B, grants int, wall time.Duration, client
 	b.ReportMetric(histQuantile(rt.SchedCounts, rt.SchedBuckets, 0.99)*1e3, "go-runq-p99-ms")
 	b.ReportMetric(float64(t.serverRunDelay.Microseconds())/n, "os-runq-µs/grant")
 	b.ReportMetric(rt.MutexWait*1e6/n, "mutex-wait-µs/grant")
+	// The collector's CPU as the runtime estimates it (mark assists, the
+	// dedicated and idle mark workers, stop-the-world pauses ×
+	// GOMAXPROCS): what the GC policy moves.
+	b.ReportMetric((rt.GCMarkAssist+rt.GCMarkDedicated+rt.GCMarkIdle+rt.GCPause)*1e6/n, "gc-cpu-µs/grant")
 	var redisWait, redisWaitCount float64
 	var byCmd strings.Builder
 	for _, cmd := range slices.Sorted(maps.Keys(t.redisWait)) {

@@ -280,6 +280,8 @@ func BenchmarkTokenRefresh(b *testing.B) {
 //	ctxsw/grant, syscr/grant, syscw/grant  the auth-server's context switches
 //	                     and read- and write-family system calls per grant
 //	alloc-KiB/grant, gc/1000grants  its heap allocation and GC cycles
+//	heap-goal-MiB, rss-peak-MiB  its collector's heap goal at the window's
+//	                     end and its peak resident memory (VmHWM) so far
 //
 // and, from the signing peer run right after the case with the same clients
 // and request count (bench_peer_test.go: a bare net/http server that only
@@ -320,6 +322,8 @@ func BenchmarkTokenRefresh(b *testing.B) {
 //	os-runq-µs/grant     the auth-server's threads waiting for a CPU
 //	                     (schedstat's run-queue time)
 //	mutex-wait-µs/grant  goroutines blocked on a mutex (/sync/mutex/wait/total)
+//	gc-cpu-µs/grant      the collector's CPU (/cpu/classes/gc: mark assists,
+//	                     mark workers, pauses × GOMAXPROCS) per grant
 //	redis-wait-µs/grant  the auth-server waiting for Redis replies
 //	                     (tollgate_redis_command_duration_seconds)
 //	client-cpu-µs/grant, redis-cpu-µs/grant  the CPU of this benchmark's
@@ -493,6 +497,11 @@ type processCounters struct {
 	ctxSwitches    int64   // voluntary + involuntary, all threads (/proc/<pid>/task/*/status)
 	syscr, syscw   int64   // read- and write-family system calls (/proc/<pid>/io)
 	allocBytes, gc float64 // go_memstats_alloc_bytes_total, go_gc_duration_seconds_count (admin /metrics)
+	// Levels at the window's end, not differences (0 where not read, as
+	// for the peers): the collector's heap goal (go_memstats_next_gc_bytes)
+	// and the process's peak resident memory so far (VmHWM,
+	// /proc/<pid>/status), bytes — what the GC policy costs in memory.
+	heapGoal, rssPeak float64
 }
 
 func readProcessCounters(b *testing.B, pid int, metrics map[string]float64) processCounters {
@@ -507,6 +516,14 @@ func readProcessCounters(b *testing.B, pid int, metrics map[string]float64) proc
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
 				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 				c.ctxSwitches += n
+			}
+		}
+	}
+	if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				c.rssPeak = kb * 1024
 			}
 		}
 	}
@@ -525,12 +542,13 @@ func readProcessCounters(b *testing.B, pid int, metrics map[string]float64) proc
 		}
 	}
 	c.allocBytes, c.gc = metrics["go_memstats_alloc_bytes_total"], metrics["go_gc_duration_seconds_count"]
+	c.heapGoal = metrics["go_memstats_next_gc_bytes"]
 	return c
 }
 
 func (c processCounters) sub(o processCounters) processCounters {
 	return processCounters{ctxSwitches: c.ctxSwitches - o.ctxSwitches, syscr: c.syscr - o.syscr, syscw: c.syscw - o.syscw,
-		allocBytes: c.allocBytes - o.allocBytes, gc: c.gc - o.gc}
+		allocBytes: c.allocBytes - o.allocBytes, gc: c.gc - o.gc, heapGoal: c.heapGoal, rssPeak: c.rssPeak}
 }
 
 func (c processCounters) report(b *testing.B, grants int) { c.reportAs(b, "", grants) }
@@ -544,6 +562,12 @@ func (c processCounters) reportAs(b *testing.B, prefix string, grants int) {
 	b.ReportMetric(float64(c.syscw)/n, prefix+"syscw/grant")
 	b.ReportMetric(c.allocBytes/1024/n, prefix+"alloc-KiB/grant")
 	b.ReportMetric(c.gc*1000/n, prefix+"gc/1000grants")
+	if c.heapGoal > 0 {
+		b.ReportMetric(c.heapGoal/(1<<20), prefix+"heap-goal-MiB")
+	}
+	if c.rssPeak > 0 {
+		b.ReportMetric(c.rssPeak/(1<<20), prefix+"rss-peak-MiB")
+	}
 }
 
 func (r loadResult) sigTotal() int {

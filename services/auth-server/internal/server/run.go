@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -77,8 +79,12 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
-	if gcPercent(getenv, cfg.GCPercent) {
-		base.Log.Info("garbage collector target set", "gc_percent", cfg.GCPercent)
+	gc := gcPolicy(getenv, cfg.GCPercent, memlimit.FromCgroup)
+	if gc.percent != 0 || gc.limit != 0 {
+		base.Log.Info("garbage collector set", "gc_percent", gc.percent, "memory_limit_bytes", gc.limit, "container_memory_limit_bytes", gc.container)
+	}
+	if gc.err != nil {
+		base.Log.Warn("container memory limit not read: the Go runtime has no memory limit (set GOMEMLIMIT)", "error", gc.err)
 	}
 	// The supported scopes are the OpenID Connect ones, the auth-server's
 	// own services' and those of every configured backend, read from its
@@ -328,14 +334,62 @@ func (k *KeySet) GetKeySet(context.Context, *authv1.GetKeySetRequest) (*authv1.G
 	return &authv1.GetKeySetResponse{Issuer: k.Issuer, JwksJson: k.Ring.PublicJWKSJSON(), ActiveKeyId: k.Ring.ActiveKeyID()}, nil
 }
 
-// gcPercent sets the garbage collector's target to pct (GC_PERCENT) unless
-// GOGC is in the environment — the runtime has then read it already, and
-// the operator's choice stands — and reports whether it did. The setting
-// is the process's: the auth-server's main sets it once at start.
-func gcPercent(getenv func(string) string, pct int) bool {
-	if getenv("GOGC") != "" {
-		return false
+// memoryLimitShare is the share of the container's memory limit that the
+// auth-server gives the Go runtime as its soft memory limit (GOMEMLIMIT)
+// when the environment sets none: the rest is headroom for what the limit
+// does not bound exactly (the runtime may overshoot it briefly, and
+// non-Go memory such as the executable's pages counts against the
+// container, not the runtime).
+const memoryLimitShare = 0.9
+
+// gcSetting is what gcPolicy applied.
+type gcSetting struct {
+	// percent is the GOGC applied from GC_PERCENT; 0 when GOGC is in the
+	// environment (the runtime applied it, and it stands).
+	percent int
+	// limit is the soft memory limit applied, bytes: memoryLimitShare of
+	// container; 0 when GOMEMLIMIT is in the environment (it stands) or
+	// no container limit was found.
+	limit int64
+	// container is the container's memory limit found, bytes (0: none).
+	container uint64
+	// err is why the container's limit could not be read (then no limit
+	// is applied); nil for a container without a limit.
+	err error
+}
+
+// gcPolicy sets the garbage collector's target to pct (GC_PERCENT) unless
+// GOGC is in the environment, and its soft memory limit to
+// memoryLimitShare of the container's memory limit (containerLimit: the
+// process's cgroup, memlimit.FromCgroup) unless GOMEMLIMIT is — the
+// runtime has then read the operator's settings already, and they stand.
+// A high target spends memory for CPU (at 800 a collection starts once the
+// heap has grown by 8 live heaps, a quarter as often as at 200); the limit
+// bounds what that can cost: as the heap nears it the collector runs more
+// often, whatever the target (docs/reference/configuration.md "Go
+// runtime"). The settings are the process's: the auth-server's main
+// applies them once at start.
+func gcPolicy(getenv func(string) string, pct int, containerLimit func() (uint64, error)) gcSetting {
+	var s gcSetting
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(pct)
+		s.percent = pct
 	}
-	debug.SetGCPercent(pct)
-	return true
+	if getenv("GOMEMLIMIT") != "" {
+		return s
+	}
+	limit, err := containerLimit()
+	switch {
+	case errors.Is(err, memlimit.ErrNoLimit), errors.Is(err, memlimit.ErrNoCgroup), errors.Is(err, memlimit.ErrCgroupsNotSupported):
+		return s
+	case err != nil:
+		s.err = err
+		return s
+	case limit == 0 || limit > math.MaxInt64:
+		return s
+	}
+	s.container = limit
+	s.limit = int64(float64(limit) * memoryLimitShare)
+	debug.SetMemoryLimit(s.limit)
+	return s
 }
