@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -110,8 +111,8 @@ func fixtureTools(sessionLevel func(ctx context.Context, id string) (string, err
 		}),
 		noArgs("test_tool_with_progress", "Tests tool that reports progress notifications", func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			var token any = 0
-			if req.Params.Meta != nil && req.Params.Meta.ProgressToken != nil {
-				token = req.Params.Meta.ProgressToken
+			if t := requestProgressToken(req); t != nil {
+				token = t
 			}
 			for i, p := range []int{0, 50, 100} {
 				if i > 0 {
@@ -124,7 +125,7 @@ func fixtureTools(sessionLevel func(ctx context.Context, id string) (string, err
 			// returns and may drop a notification still queued: let the
 			// last one go out first.
 			pause(ctx)
-			return text(fmt.Sprint(token)), nil
+			return text(progressTokenText(token)), nil
 		}),
 		noArgs("test_error_handling", "Tests error response handling", func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return mcp.NewToolResultError("This tool intentionally returns an error for testing"), nil
@@ -274,4 +275,22 @@ func addFixtures(s *server.MCPServer) {
 	s.AddResources(fixtureResources()...)
 	s.AddResourceTemplates(fixtureTemplate())
 	s.AddPrompts(fixturePrompts()...)
+}
+
+// progressTokenText is test_tool_with_progress's result: the token it was
+// given (requestProgressToken), a string's value or a number as written.
+func progressTokenText(token any) string {
+	switch t := token.(type) {
+	case json.RawMessage:
+		var s string
+		if json.Unmarshal(t, &s) == nil {
+			return s
+		}
+		return string(t)
+	case string:
+		return t
+	case float64:
+		return strconv.FormatFloat(t, 'f', -1, 64)
+	}
+	return fmt.Sprint(token)
 }

@@ -98,6 +98,12 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, transportSSE, rf)
 		return
 	}
+	if wrapped, ok := wrapMessageProgressTokens(body, msg); ok {
+		// A progress token mcp-go would not echo exactly travels wrapped
+		// (progresstoken.go), relayed so too; the message is read again.
+		body, msg = wrapped, message{}
+		msg.decoded = json.Unmarshal(body, &msg) == nil
+	}
 	method := msg.Method
 	if method == "" {
 		method = "POST"

@@ -148,6 +148,14 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			if msg.Method != "" {
 				method = msg.Method
 			}
+			if rewritten, ok := wrapMessageProgressTokens(body, msg); ok {
+				// A progress token mcp-go would not echo exactly travels
+				// wrapped (progresstoken.go); the message is read again.
+				body, msg = rewritten, message{}
+				msg.decoded = json.Unmarshal(body, &msg) == nil
+				r.Body = newBody(body)
+				r.ContentLength = int64(len(body))
+			}
 			if rewritten, token, forget := g.ids.rewrite(body, msg.ID); token != nil {
 				defer forget()
 				body = rewritten

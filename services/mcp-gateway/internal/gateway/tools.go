@@ -327,8 +327,8 @@ func okResult(b []byte) *mcp.CallToolResult {
 }
 
 // progress tells a caller that asked for progress (a progressToken in the
-// request's _meta) that the call is under way, unless its Accept admits
-// only JSON. Over Streamable HTTP this
+// request's _meta, echoed as written: requestProgressToken) that the call
+// is under way, unless its Accept admits only JSON. Over Streamable HTTP this
 // turns the response into an SSE stream whose events are recorded for
 // Last-Event-ID resumption.
 func progress(ctx context.Context, req mcp.CallToolRequest, msg string) {
@@ -342,7 +342,7 @@ func progress(ctx context.Context, req mcp.CallToolRequest, msg string) {
 	if srv == nil {
 		return
 	}
-	params := map[string]any{"progressToken": req.Params.Meta.ProgressToken, "progress": 0, "total": 1}
+	params := map[string]any{"progressToken": requestProgressToken(req), "progress": 0, "total": 1}
 	if msg != "" {
 		params["message"] = msg
 	}
