@@ -110,7 +110,13 @@ func NewRefusalLog(l *slog.Logger) *RefusalLog {
 }
 
 // Log writes r's line if the bound allows it, and reports whether it did.
+// A Refusal without a Reason refuses no token (tokens.RefusalCode's "" for
+// an outage, ErrKeysUnavailable): it writes nothing, spends no bucket and
+// is not counted as suppressed.
 func (l *RefusalLog) Log(ctx context.Context, r Refusal) bool {
+	if r.Reason == "" {
+		return false
+	}
 	args := make([]any, 0, 14)
 	args = append(args, "reason", r.Reason, "client_address", r.ClientAddress, "method", r.Method, "path", r.Path)
 	if r.GrantID != "" {

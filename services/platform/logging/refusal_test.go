@@ -107,3 +107,28 @@ func TestSampledSkipsDisabledLevels(t *testing.T) {
 		t.Fatalf("%s (%v), want k=v and suppressed 0", buf.String(), err)
 	}
 }
+
+// TestRefusalWithoutReasonIsNotLogged: a Refusal without a Reason — what
+// tokens.RefusalCode gives an outage — writes no line and spends nothing
+// of the bound: the next refusal is written with "suppressed": 0.
+func TestRefusalWithoutReasonIsNotLogged(t *testing.T) {
+	var buf bytes.Buffer
+	l := NewRefusalLog(New(&buf, "json", slog.LevelInfo, "test"))
+	now := time.Unix(1_800_000_000, 0)
+	l.verified.now = func() time.Time { return now }
+	l.unverified.now = l.verified.now
+	for range RefusalBurst + 5 {
+		if l.Log(context.Background(), Refusal{ClientAddress: "192.0.2.7", Method: "GET", Path: "/actions/x"}) {
+			t.Fatal("a refusal without a reason was written")
+		}
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("lines written: %s", buf.String())
+	}
+	if !l.Log(context.Background(), Refusal{Reason: "expired", ClientAddress: "192.0.2.7", Method: "GET", Path: "/actions/x"}) {
+		t.Fatal("the bucket was spent by refusals without a reason")
+	}
+	if lines := refusalLines(t, buf.String()); len(lines) != 1 || lines[0]["suppressed"] != float64(0) {
+		t.Fatalf("lines %v, want one with suppressed 0", lines)
+	}
+}

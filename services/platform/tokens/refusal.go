@@ -76,15 +76,17 @@ func (e *Refusal) Unwrap() error { return ErrInvalidToken }
 // Raw, the token itself, is never to be logged.
 func (e *Refusal) Verified() *Claims { return e.claims }
 
-// RefusalCode is err's Reason when err is or wraps a *Refusal, and
-// ReasonMalformed otherwise (an error of no verifier, such as
-// FromRequest's).
+// RefusalCode is err's Reason when err is or wraps a *Refusal, and ""
+// otherwise: an error that refuses no token — ErrKeysUnavailable (the
+// verifier could not check the token: an outage, answered 503), or an
+// error of no verifier, such as FromRequest's. A caller writes no refusal
+// line for "" (logging.RefusalLog.Log writes none).
 func RefusalCode(err error) string {
 	var r *Refusal
 	if errors.As(err, &r) {
 		return r.Reason
 	}
-	return ReasonMalformed
+	return ""
 }
 
 // RefusedClaims is the verified claims of err's Refusal (Refusal.Verified),

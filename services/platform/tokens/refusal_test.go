@@ -84,10 +84,29 @@ func TestRefusalNamesVerifiedClaimsOnly(t *testing.T) {
 			t.Errorf("%s: verified claims %v, want grant %q and client %q", tc.name, verified, tc.grant, "client-"+tc.grant)
 		}
 	}
-	if got := tokens.RefusalCode(tokens.ErrNoToken); got != tokens.ReasonMalformed {
-		t.Errorf("RefusalCode of an error of no verifier: %q", got)
+	if got := tokens.RefusalCode(tokens.ErrNoToken); got != "" {
+		t.Errorf("RefusalCode of an error of no verifier: %q, want \"\"", got)
 	}
 	if tokens.RefusedClaims(tokens.ErrNoToken) != nil {
 		t.Error("RefusedClaims of an error of no verifier is not nil")
+	}
+}
+
+// TestOutageIsNoRefusal: a token the verifier cannot check — its key set
+// unfetchable (a real gRPC KeySetService answering UNAVAILABLE) — gets
+// ErrKeysUnavailable, which refuses nothing: RefusalCode is "", so no
+// "access token refused" line is written for an outage (it was
+// "malformed"), and RefusedClaims is nil.
+func TestOutageIsNoRefusal(t *testing.T) {
+	_, v := verifierOfFailingKeySet(t, true, nil)
+	_, err := v.Verify(context.Background(), signedAs(t, "key-a", 1))
+	if !errors.Is(err, tokens.ErrKeysUnavailable) {
+		t.Fatalf("Verify with the key set unfetchable: %v, want ErrKeysUnavailable", err)
+	}
+	if got := tokens.RefusalCode(err); got != "" {
+		t.Errorf("RefusalCode(%v) = %q, want \"\" (an outage refuses no token)", err, got)
+	}
+	if tokens.RefusedClaims(err) != nil {
+		t.Error("RefusedClaims of an outage is not nil")
 	}
 }
