@@ -533,37 +533,12 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.upstream.Exchange(ctx, code, p.Verifier, p.Nonce)
 	if err != nil {
-		if s.keepForRetry(w, r, state, p, err) {
+		a := signInFailure(err)
+		if a.retry && s.keepForRetry(w, r, state, p, err) {
 			return
 		}
 		s.log.WarnContext(r.Context(), "upstream login failed", "err", upstreamLogText(err))
-		if errors.Is(err, errUpstreamUnreachable) {
-			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
-		} else if code, status := upstreamRefusal(err); refusedCredentials(code, status) {
-			// The operator's upstream client settings, not the user: say
-			// so rather than blame the answer's verification.
-			if code != "invalid_client" && code != "unauthorized_client" {
-				code = "HTTP 401" // the provider's own code, if any, is in the log
-			}
-			redirectErr("server_error", "the identity provider refused this server's client credentials ("+code+"); the operator must check the upstream client settings")
-		} else if slices.Contains(exchangeRefusalCodes, code) {
-			// Only a registered code (RFC 6749 §5.2) is repeated to the client.
-			redirectErr("server_error", "the identity provider refused the code exchange ("+code+")")
-		} else if code == "" && (status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout) {
-			// An outage at or behind the provider's front (RFC 9110
-			// §15.6.3-5), not a refusal: like an unreachable token endpoint.
-			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
-		} else if code == "" && status >= 500 {
-			redirectErr("server_error", fmt.Sprintf("the identity provider's token endpoint failed (HTTP %d)", status))
-		} else if code != "" || status >= 400 {
-			// A refusal in a shape RFC 6749 §5.2 does not define: it is not
-			// a verification failure; its text is the log's.
-			redirectErr("server_error", "the identity provider refused the code exchange (see the auth-server log)")
-		} else if errors.Is(err, errVerifiedClaim) {
-			redirectErr("server_error", "the identity provider's email_verified is neither true nor false (a boolean, OpenID Connect Core section 5.1, or the string 'true' or 'false')")
-		} else {
-			redirectErr("server_error", "the identity provider's response could not be verified")
-		}
+		redirectErr(a.code, a.desc)
 		return
 	}
 	if r.Method == http.MethodPost {
