@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -342,4 +343,45 @@ func TestFirstSetIsRetriedEverySecond(t *testing.T) {
 			return err == nil, errString(err)
 		})
 	})
+}
+
+// TestWrongClaimTypesAreNoBadSignature: a token the published key did
+// sign, whose claims do not decode into their types (exp a string, aud a
+// number, client_id an object), is refused invalid_claims at once, with
+// no key-set fetch — the key set holds the right key, so a refetch could
+// change nothing. It was taken for a bad signature: refused bad_signature
+// after a forced refetch from the auth-server (a real gRPC
+// KeySetService, counting its calls).
+func TestWrongClaimTypesAreNoBadSignature(t *testing.T) {
+	ks, v := verifierOfFailingKeySet(t, false, nil)
+	ctx := context.Background()
+	good := map[string]any{"iss": issuer, "sub": "x", "aud": mcpAud, "exp": time.Now().Add(time.Hour).Unix(),
+		"iat": time.Now().Unix(), "client_id": "c"}
+	raw, err := ks.ring.Sign(tokens.AccessTokenType, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, raw); err != nil {
+		t.Fatalf("a well-typed token: %v", err)
+	}
+	fetches := ks.calls.Load()
+	for name, wrong := range map[string]map[string]any{
+		"exp a string":        {"exp": "tomorrow"},
+		"aud a number":        {"aud": 7},
+		"client_id an object": {"client_id": map[string]any{"id": "c"}},
+	} {
+		claims := maps.Clone(good)
+		maps.Copy(claims, wrong)
+		raw, err := ks.ring.Sign(tokens.AccessTokenType, claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := v.Verify(ctx, raw)
+		if c != nil || tokens.RefusalCode(err) != tokens.ReasonInvalidClaims || tokens.RefusalReason(err) != "a claim is not of its type" {
+			t.Errorf("%s: claims %v, %v (code %q); want invalid_claims, \"a claim is not of its type\"", name, c, err, tokens.RefusalCode(err))
+		}
+	}
+	if n := ks.calls.Load() - fetches; n != 0 {
+		t.Errorf("tokens with wrong claim types made %d key-set fetches, want 0", n)
+	}
 }

@@ -19,8 +19,10 @@ const (
 	ReasonUnknownKey = "unknown_key"
 	// ReasonBadSignature: the key named by the kid did not sign the token.
 	ReasonBadSignature = "bad_signature"
-	// ReasonInvalidClaims: exp, iat, sub or client_id missing, or a
-	// registered claim go-jose refuses.
+	// ReasonInvalidClaims: exp, iat, sub or client_id missing, a claim
+	// that is not of its type (RFC 7519 §4.1: an exp that is no
+	// NumericDate; the token's signature verified, so no key-set refetch
+	// is made for it), or a registered claim go-jose refuses.
 	ReasonInvalidClaims = "invalid_claims"
 	// ReasonExpired: exp plus the leeway has passed.
 	ReasonExpired = "expired"
@@ -68,7 +70,8 @@ func (e *Refusal) Unwrap() error { return ErrInvalidToken }
 // Verified returns the claims of the refused token if its signature
 // verified with a key of the key set in use (refused for ReasonExpired,
 // ReasonNotYetValid, ReasonWrongIssuer, ReasonWrongAudience,
-// ReasonInvalidClaims after the signature, ReasonRevoked,
+// ReasonInvalidClaims after the signature — but not a claim of the wrong
+// type, when no claims could be read —, ReasonRevoked,
 // ReasonClientRemoved, and Recheck's ReasonUnknownKey), else nil: an
 // unverified token's claims are whatever its sender wrote, and must not
 // be repeated anywhere. The claims say who the token was issued to

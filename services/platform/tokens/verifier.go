@@ -318,15 +318,31 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 var errBadSignature = errors.New("bad signature")
 
 // checkSignature verifies tok's signature with jwk and decodes its claims
-// into std and priv: errBadSignature when jwk did not sign it, the
-// refusal of verificationKey when jwk does not fit alg.
+// into std and priv: errBadSignature when jwk did not sign it (only that
+// makes the caller look for a replaced key, a refetch), the refusal of
+// verificationKey when jwk does not fit alg, ReasonMalformed when the
+// token cannot be verified at all (a crit header, RFC 7515 §4.1.11), and
+// ReasonInvalidClaims when jwk signed it but its claims do not decode
+// into their types (RFC 7519 §4.1: an exp that is no NumericDate, an aud
+// that is neither a string nor strings, a client_id that is no string):
+// the key set holds the right key, so no refetch would change the answer.
+// That refusal carries no claims (Refusal.Verified): none could be read.
 func checkSignature(tok *jwt.JSONWebToken, jwk jose.JSONWebKey, alg string, std *jwt.Claims, priv *AccessClaims) error {
 	pub, err := verificationKey(jwk, alg)
 	if err != nil {
 		return err
 	}
-	if err := tok.Claims(pub, std, priv); err != nil {
-		return errBadSignature
+	// The signature first, alone: go-jose's Claims decodes only after it
+	// verified, and answers ErrCryptoFailure when it does not.
+	if err := tok.Claims(pub); err != nil {
+		if errors.Is(err, jose.ErrCryptoFailure) {
+			return errBadSignature
+		}
+		return refuse(ReasonMalformed, nil, "token cannot be verified")
+	}
+	// The payload verified just now: decoding it is no longer unsafe.
+	if err := tok.UnsafeClaimsWithoutVerification(std, priv); err != nil {
+		return refuse(ReasonInvalidClaims, nil, "a claim is not of its type")
 	}
 	return nil
 }
