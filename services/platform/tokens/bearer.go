@@ -22,6 +22,9 @@ var (
 
 // FromRequest returns the bearer token of r. Exactly one Authorization
 // header is allowed and a token in the query string is refused, never used.
+// Its errors are the four above: ErrQueryToken, ErrNoToken (no
+// Authorization header), ErrDuplicateAuthorization and ErrNotBearer
+// (another scheme, an empty token, or one with a space or comma).
 func FromRequest(r *http.Request) (string, error) {
 	if r.URL.Query().Has("access_token") {
 		return "", ErrQueryToken

@@ -46,22 +46,19 @@ func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claim
 		e := newError(http.StatusBadRequest, "invalid_request", err.Error())
 		e.challenge = challenge(s.metadataURL, "invalid_request", err.Error(), required)
 		return nil, e
-	case errors.Is(err, tokens.ErrNoToken), errors.Is(err, tokens.ErrNotBearer):
-		// No credentials, or another scheme (Basic) or an empty Bearer:
+	case err != nil:
+		// FromRequest's other errors, ErrNoToken and ErrNotBearer: no
+		// credentials, or another scheme (Basic) or an empty Bearer.
 		// RFC 6750 §3.1 — a request without authentication information
 		// ("or attempted using an unsupported authentication method")
-		// gets a challenge without an error code, as at the gateway.
+		// gets a challenge without an error code, as at the gateway; no
+		// token was refused, so no refusal line.
 		desc := "a bearer access token is required"
 		if errors.Is(err, tokens.ErrNotBearer) {
 			desc = err.Error() + ": " + desc
 		}
 		e := newError(http.StatusUnauthorized, "invalid_token", desc)
 		e.challenge = challenge(s.metadataURL, "", "", required)
-		return nil, e
-	case err != nil:
-		s.refuse(r, tokens.ReasonMalformed, nil)
-		e := newError(http.StatusUnauthorized, "invalid_token", err.Error())
-		e.challenge = challenge(s.metadataURL, "invalid_token", err.Error(), required)
 		return nil, e
 	}
 	claims, err := s.verifier.Verify(r.Context(), raw)
