@@ -136,13 +136,9 @@ func TestUpstreamRefusalShapes(t *testing.T) {
 			c := f.Clients["local-test"]
 			a := newAuthRequest(c)
 			b := newBrowser(t, c.RedirectURIs[0])
-			p := f.login(b, a)
-			// An outage keeps the sign-in for two reloads (503 pages,
-			// TestCallbackKeptWhileTheTokenEndpointIsDown); the third
+			// An outage keeps the sign-in for two reloads; the third
 			// unanswered exchange goes to the client.
-			for i := 0; i < 2 && p.Location == nil && p.Status == http.StatusServiceUnavailable && strings.Contains(p.Body, "reload this page"); i++ {
-				p = b.get(p.URL.String())
-			}
+			p := reloadKept(b, f.login(b, a))
 			if p.Location == nil {
 				t.Fatalf("no redirect to the client: %d %s\n%s", p.Status, p.URL, p.Body)
 			}

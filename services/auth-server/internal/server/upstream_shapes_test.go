@@ -73,19 +73,25 @@ func (f *fleet) refusedWith(t *testing.T, code string) {
 	c := f.Clients["local-test"]
 	a := newAuthRequest(c)
 	b := newBrowser(t, c.RedirectURIs[0])
-	p := f.login(b, a)
-	// A token endpoint outage keeps the sign-in for two reloads (503
-	// pages, TestCallbackKeptWhileTheTokenEndpointIsDown); the third
-	// unanswered exchange goes to the client.
-	for i := 0; i < 2 && p.Location == nil && p.Status == http.StatusServiceUnavailable && strings.Contains(p.Body, "reload this page"); i++ {
-		p = b.get(p.URL.String())
-	}
+	p := reloadKept(b, f.login(b, a))
 	if p.Location == nil {
 		t.Fatalf("no redirect to the client: %d %s\n%s", p.Status, p.URL, p.Body)
 	}
 	if q := p.Location.Query(); q.Get("error") != code || q.Get("code") != "" || q.Get("state") != a.State {
 		t.Fatalf("redirect %s, want error=%s with the state and no code", p.Location, code)
 	}
+}
+
+// reloadKept reloads, as its user would, the callback page p while it
+// keeps the sign-in for a reload (a 503 "reload this page": the token
+// endpoint did not answer, TestCallbackKeptWhileTheTokenEndpointIsDown),
+// at most twice — the third unanswered exchange goes to the client — and
+// returns the last page: p itself when it kept nothing.
+func reloadKept(b *browser, p *page) *page {
+	for i := 0; i < 2 && p.Location == nil && p.Status == http.StatusServiceUnavailable && strings.Contains(p.Body, "reload this page"); i++ {
+		p = b.get(p.URL.String())
+	}
+	return p
 }
 
 var fullProfile = map[string]any{"email": "ada@example.com", "email_verified": true, "name": "Ada Lovelace",
