@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
 
@@ -21,6 +22,10 @@ import (
 type Sampled struct {
 	limiter    *rate.Limiter
 	suppressed atomic.Uint64
+	// dropped, when set, counts each line not written as it is dropped
+	// (RefusalMetrics): the count of a flood's last lines is known before
+	// a next line reports it, or when none comes.
+	dropped prometheus.Counter
 	// now is the clock the bucket reads (time.Now; tests fix it).
 	now func() time.Time
 }
@@ -42,6 +47,9 @@ func (s *Sampled) Log(ctx context.Context, l *slog.Logger, level slog.Level, msg
 	}
 	if !s.limiter.AllowN(s.now(), 1) {
 		s.suppressed.Add(1)
+		if s.dropped != nil {
+			s.dropped.Inc()
+		}
 		return false
 	}
 	// args[:len(args):len(args)]: never write into the caller's array.
@@ -64,6 +72,32 @@ const (
 
 // RefusalMessage is the message of the line RefusalLog writes.
 const RefusalMessage = "access token refused"
+
+// RefusalMetrics are a process's RefusalLog series: the counter
+// tollgate_refusal_log_suppressed_total of the refusal lines a RefusalLog
+// dropped, by bucket — "verified" (refusals that name a grant or client)
+// and "unverified" (all others). A line's "suppressed" reports the same
+// drops only when a next line of its kind is written; the counter has
+// them at once, a flood's last ones included
+// (docs/operations/monitoring.md). Make them once per process, where the
+// service registers its metrics, with NewRefusalMetrics.
+type RefusalMetrics struct {
+	verified, unverified prometheus.Counter
+}
+
+// NewRefusalMetrics registers tollgate_refusal_log_suppressed_total, both
+// buckets at 0, with reg; the error is reg's (a second registration in one
+// registry is refused).
+func NewRefusalMetrics(reg prometheus.Registerer) (*RefusalMetrics, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_refusal_log_suppressed_total",
+		Help: "\"access token refused\" lines not written (token bucket empty), by bucket: verified (the token's signature verified) or unverified.",
+	}, []string{"bucket"})
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	return &RefusalMetrics{verified: c.WithLabelValues("verified"), unverified: c.WithLabelValues("unverified")}, nil
+}
 
 // Refusal describes one refused access token (RFC 6750 §3.1
 // invalid_token or insufficient_scope) for RefusalLog. Nothing in it is
@@ -102,11 +136,17 @@ type RefusalLog struct {
 	verified, unverified *Sampled
 }
 
-// NewRefusalLog returns a RefusalLog writing to l.
-func NewRefusalLog(l *slog.Logger) *RefusalLog {
-	return &RefusalLog{log: l,
+// NewRefusalLog returns a RefusalLog writing to l and counting the lines
+// it drops in m (nil: counted only in the lines' "suppressed"). A process
+// makes one and keeps it: its bound is per RefusalLog.
+func NewRefusalLog(l *slog.Logger, m *RefusalMetrics) *RefusalLog {
+	r := &RefusalLog{log: l,
 		verified:   NewSampled(RefusalLinesPerSecond, RefusalBurst),
 		unverified: NewSampled(RefusalLinesPerSecond, RefusalBurst)}
+	if m != nil {
+		r.verified.dropped, r.unverified.dropped = m.verified, m.unverified
+	}
+	return r
 }
 
 // Log writes r's line if the bound allows it, and reports whether it did.

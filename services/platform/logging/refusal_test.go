@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // refusalLines decodes the RefusalMessage lines of a JSON log.
@@ -34,7 +37,7 @@ func refusalLines(t *testing.T, log string) []map[string]any {
 // refusal's members; grant_id and client_id only when given.
 func TestRefusalLogIsBounded(t *testing.T) {
 	var buf bytes.Buffer
-	l := NewRefusalLog(New(&buf, "json", slog.LevelInfo, "test"))
+	l := NewRefusalLog(New(&buf, "json", slog.LevelInfo, "test"), nil)
 	now := time.Unix(1_800_000_000, 0)
 	l.verified.now = func() time.Time { return now }
 	l.unverified.now = l.verified.now
@@ -113,7 +116,7 @@ func TestSampledSkipsDisabledLevels(t *testing.T) {
 // of the bound: the next refusal is written with "suppressed": 0.
 func TestRefusalWithoutReasonIsNotLogged(t *testing.T) {
 	var buf bytes.Buffer
-	l := NewRefusalLog(New(&buf, "json", slog.LevelInfo, "test"))
+	l := NewRefusalLog(New(&buf, "json", slog.LevelInfo, "test"), nil)
 	now := time.Unix(1_800_000_000, 0)
 	l.verified.now = func() time.Time { return now }
 	l.unverified.now = l.verified.now
@@ -130,5 +133,45 @@ func TestRefusalWithoutReasonIsNotLogged(t *testing.T) {
 	}
 	if lines := refusalLines(t, buf.String()); len(lines) != 1 || lines[0]["suppressed"] != float64(0) {
 		t.Fatalf("lines %v, want one with suppressed 0", lines)
+	}
+}
+
+// TestRefusalLogCountsSuppressed: the lines a flood's bucket drops are
+// counted in tollgate_refusal_log_suppressed_total{bucket} as they are
+// dropped — the flood's last ones too, which a line's "suppressed" would
+// report only with the next line — each in its own bucket; a second
+// registration in one registry is refused.
+func TestRefusalLogCountsSuppressed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewRefusalMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	l := NewRefusalLog(New(&buf, "json", slog.LevelInfo, "test"), m)
+	now := time.Unix(1_800_000_000, 0)
+	l.verified.now = func() time.Time { return now }
+	l.unverified.now = l.verified.now
+	ctx := context.Background()
+	for range 200 {
+		l.Log(ctx, Refusal{Reason: "bad_signature", ClientAddress: "192.0.2.7", Method: "POST", Path: "/mcp"})
+	}
+	for range RefusalBurst + 3 {
+		l.Log(ctx, Refusal{Reason: "revoked", ClientAddress: "203.0.113.5", Method: "POST", Path: "/mcp", GrantID: "g-1"})
+	}
+	want := `
+# HELP tollgate_refusal_log_suppressed_total "access token refused" lines not written (token bucket empty), by bucket: verified (the token's signature verified) or unverified.
+# TYPE tollgate_refusal_log_suppressed_total counter
+tollgate_refusal_log_suppressed_total{bucket="unverified"} 190
+tollgate_refusal_log_suppressed_total{bucket="verified"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tollgate_refusal_log_suppressed_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(refusalLines(t, buf.String())); n != 2*RefusalBurst {
+		t.Errorf("%d lines, want %d", n, 2*RefusalBurst)
+	}
+	if _, err := NewRefusalMetrics(reg); err == nil {
+		t.Error("a second NewRefusalMetrics in one registry was not refused")
 	}
 }

@@ -97,7 +97,8 @@ func serveCapability(t *testing.T, reg *registry.Registry, register func(*grpc.S
 	}
 	t.Cleanup(func() { authConn.Close() })
 	redis := testharness.StartRedis(t)
-	requests, duration, err := newMetrics(prometheus.NewRegistry())
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	ins, err := newInstruments(prometheus.NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,9 +111,9 @@ func serveCapability(t *testing.T, reg *registry.Registry, register func(*grpc.S
 	docJSON, _ := d.JSON()
 	s := &server{
 		cfg: config.Config{RateLimitPerMinute: 100, PublicRateLimitPerMinute: 100, CoreTimeout: 5 * time.Second, MaxBodyBytes: 2048, PrivacyPolicy: "p"},
-		log: slog.New(slog.NewJSONHandler(io.Discard, nil)), reg: reg, core: conn,
+		log: log, reg: reg, core: conn,
 		verifier: tokens.NewVerifier(tokens.VerifierOptions{Source: tokens.NewGRPCKeySource(authConn), Audiences: []string{testAudience}}),
-		limiter:  ratelimit.New(redis.Client()), doc: docJSON, requests: requests, duration: duration,
+		limiter:  ratelimit.New(redis.Client()), doc: docJSON, instruments: ins,
 	}
 	e, err := s.handler()
 	if err != nil {

@@ -38,15 +38,16 @@ func TestPanicBecomesErrorShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	requests, duration, err := newMetrics(prometheus.NewRegistry())
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	ins, err := newInstruments(prometheus.NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
 	s := &server{
 		cfg: config.Config{RateLimitPerMinute: 10, PublicRateLimitPerMinute: 10, CoreTimeout: 5 * time.Second, MaxBodyBytes: 1 << 16, PrivacyPolicy: "p"},
-		log: slog.New(slog.NewJSONHandler(&logs, nil)), reg: reg, core: panicking{},
-		limiter: ratelimit.New(redis.Client()), doc: []byte(`{}`), requests: requests, duration: duration,
+		log: log, reg: reg, core: panicking{},
+		limiter: ratelimit.New(redis.Client()), doc: []byte(`{}`), instruments: ins,
 	}
 	e, err := s.handler()
 	if err != nil {

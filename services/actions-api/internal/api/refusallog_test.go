@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"encoding/json"
+	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +77,15 @@ func TestRefusedBearerTokenLogged(t *testing.T) {
 	if n := len(lines()) - 2; n > bound || n < 1 {
 		t.Errorf("60 refusals in %v wrote %d lines, want 1 to %d", elapsed, n, bound)
 	}
+	// Each refusal not written is counted as it is dropped, on the admin
+	// listener's /metrics: lines and the counter add up to the flood now,
+	// before any line reports the drops.
+	if n, dropped := len(lines())-2, suppressedCount(t, f.admin, "unverified"); n+dropped != 60 {
+		t.Errorf("flood: %d lines and tollgate_refusal_log_suppressed_total{bucket=\"unverified\"} %d, want them to add up to 60", n, dropped)
+	}
+	if dropped := suppressedCount(t, f.admin, "verified"); dropped != 0 {
+		t.Errorf("tollgate_refusal_log_suppressed_total{bucket=\"verified\"} %d, want 0: no verified token's line was dropped", dropped)
+	}
 	// One more refusal once the bucket has a line again carries the count
 	// of those dropped.
 	time.Sleep(150 * time.Millisecond)
@@ -87,4 +98,28 @@ func TestRefusedBearerTokenLogged(t *testing.T) {
 	if total != 61 {
 		t.Errorf("flood lines plus suppressed counts make %d refusals, want 61", total)
 	}
+}
+
+// suppressedCount is tollgate_refusal_log_suppressed_total{bucket} on the
+// admin listener's /metrics (admin: its base URL).
+func suppressedCount(t *testing.T, admin, bucket string) int {
+	t.Helper()
+	res, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	series := `tollgate_refusal_log_suppressed_total{bucket="` + bucket + `"} `
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("%s%s: %v", series, v, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("/metrics has no %s", series)
+	return 0
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/tollgate/tollgate/services/platform/app"
 	pconfig "github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/grpcx"
-	"github.com/tollgate/tollgate/services/platform/logging"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/registry"
@@ -92,7 +91,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	base.Ready.AddDependency("signing-keys", verifier.Ready)
 	base.Ready.AddDependency("redis", rdb.Ping)
 
-	requests, duration, err := newMetrics(base.Metrics)
+	ins, err := newInstruments(base.Metrics, base.Log)
 	if err != nil {
 		return err
 	}
@@ -113,9 +112,8 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	}
 	defer closeBackends()
 	tmpl := server{
-		refusals: logging.NewRefusalLog(base.Log),
-		cfg:      cfg, log: base.Log, core: coreConn, verifier: verifier, backends: disc.Conns(),
-		limiter: ratelimit.New(rdb), requests: requests, duration: duration,
+		cfg: cfg, log: base.Log, core: coreConn, verifier: verifier, backends: disc.Conns(),
+		limiter: ratelimit.New(rdb), instruments: ins,
 	}
 	live := &liveHandler{}
 	// A document over the GPT Actions limits (openapi.CheckLimits) never

@@ -60,8 +60,6 @@ type server struct {
 	verifier *tokens.Verifier
 	limiter  *ratelimit.Limiter
 	addrs    *clientip.Resolver
-	// refusals writes the bounded "access token refused" lines (bearer.go).
-	refusals *logging.RefusalLog
 	doc      []byte
 	// metadataURL is where the protected resource metadata of
 	// ACTIONS_AUDIENCE is served (RFC 9728 section 3.1); metadata is that
@@ -69,12 +67,26 @@ type server struct {
 	metadataURL string
 	metadata    []byte
 
-	ops      map[string]string // "METHOD path" → operation label
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	ops map[string]string // "METHOD path" → operation label
+	instruments
 }
 
-func newMetrics(reg prometheus.Registerer) (*prometheus.CounterVec, *prometheus.HistogramVec, error) {
+// instruments are what a server reports through: its Prometheus series
+// and its bounded "access token refused" lines (bearer.go). newInstruments
+// makes them once per process (Run; a test's server the same way), and
+// every handler built since shares them — withRegistry copies the server —
+// so the refusal lines' bound and counts outlive a registry change.
+type instruments struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	refusals *logging.RefusalLog
+}
+
+// newInstruments registers the actions-api's series with reg
+// (tollgate_actions_requests_total, tollgate_actions_request_duration_seconds
+// and logging.NewRefusalMetrics') and makes the RefusalLog writing to log;
+// the error is reg's.
+func newInstruments(reg prometheus.Registerer, log *slog.Logger) (instruments, error) {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tollgate_actions_requests_total",
 		Help: "Actions API requests by operation and HTTP status.",
@@ -86,10 +98,14 @@ func newMetrics(reg prometheus.Registerer) (*prometheus.CounterVec, *prometheus.
 	}, []string{"operation"})
 	for _, c := range []prometheus.Collector{requests, duration} {
 		if err := reg.Register(c); err != nil {
-			return nil, nil, err
+			return instruments{}, err
 		}
 	}
-	return requests, duration, nil
+	refusals, err := logging.NewRefusalMetrics(reg)
+	if err != nil {
+		return instruments{}, err
+	}
+	return instruments{requests: requests, duration: duration, refusals: logging.NewRefusalLog(log, refusals)}, nil
 }
 
 // handler builds the echo instance: middleware, the fixed public routes and
@@ -107,12 +123,6 @@ func (s *server) handler() (*echo.Echo, error) {
 	}
 	e.IPExtractor = addrs.String
 	s.addrs = addrs
-	// Run gives every handler one RefusalLog (its bound outlives a
-	// registry change); a server made without one gets its own, so a
-	// refusal is never a nil dereference (a 500).
-	if s.refusals == nil {
-		s.refusals = logging.NewRefusalLog(s.log)
-	}
 
 	// Request ids (X-Request-Id), traces and the latency histogram come from
 	// the platform middleware around echo (see Run).

@@ -173,7 +173,7 @@ func New(d Deps) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg: cfg, log: d.Log, verifier: d.Verifier, rdb: d.Redis, metrics: d.Metrics, replica: d.Replica,
-		addrs: addrs, refusals: logging.NewRefusalLog(d.Log),
+		addrs: addrs, refusals: logging.NewRefusalLog(d.Log, d.Metrics.refusals),
 		leases:      ratelimit.New(d.Redis).Leasing(ratelimit.LeaseOptions{MaxTokens: rateLeaseTokens}),
 		limit:       ratelimit.PerMinute(cfg.RateLimitPerMinute),
 		sessions:    session.NewStore(d.Redis, cfg.SessionIdleTTL),

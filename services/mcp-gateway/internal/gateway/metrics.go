@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tollgate/tollgate/services/platform/logging"
 	"github.com/tollgate/tollgate/services/platform/telemetry"
 )
 
@@ -21,6 +22,9 @@ type metrics struct {
 	relayed     *prometheus.CounterVec
 	recordCache *prometheus.CounterVec
 	scopeForms  *prometheus.CounterVec
+	// refusals counts the "access token refused" lines not written
+	// (logging.RefusalLog, auth.go's refused).
+	refusals *logging.RefusalMetrics
 
 	// Series every call touches, resolved once rather than by hashing
 	// their labels on each request (issue 12's call path).
@@ -87,6 +91,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
+	}
+	var err error
+	if m.refusals, err = logging.NewRefusalMetrics(reg); err != nil {
+		return nil, err
 	}
 	// Zero series from the start for the bounded label sets alerts use.
 	for _, t := range []string{transportStreamable, transportSSE} {
