@@ -91,7 +91,7 @@ type RefusalMetrics struct {
 func NewRefusalMetrics(reg prometheus.Registerer) (*RefusalMetrics, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tollgate_refusal_log_suppressed_total",
-		Help: "\"access token refused\" lines not written (token bucket empty), by bucket: verified (the token's signature verified) or unverified.",
+		Help: "\"access token refused\" lines not written (token bucket empty), by bucket: verified (the token's signature verified and its claims name a grant or client) or unverified.",
 	}, []string{"bucket"})
 	if err := reg.Register(c); err != nil {
 		return nil, err

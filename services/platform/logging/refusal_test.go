@@ -160,7 +160,7 @@ func TestRefusalLogCountsSuppressed(t *testing.T) {
 		l.Log(ctx, Refusal{Reason: "revoked", ClientAddress: "203.0.113.5", Method: "POST", Path: "/mcp", GrantID: "g-1"})
 	}
 	want := `
-# HELP tollgate_refusal_log_suppressed_total "access token refused" lines not written (token bucket empty), by bucket: verified (the token's signature verified) or unverified.
+# HELP tollgate_refusal_log_suppressed_total "access token refused" lines not written (token bucket empty), by bucket: verified (the token's signature verified and its claims name a grant or client) or unverified.
 # TYPE tollgate_refusal_log_suppressed_total counter
 tollgate_refusal_log_suppressed_total{bucket="unverified"} 190
 tollgate_refusal_log_suppressed_total{bucket="verified"} 3
