@@ -35,10 +35,10 @@ func fixtureTools(sessionLevel func(ctx context.Context, id string) (string, err
 	noArgs := func(name, desc string, h server.ToolHandlerFunc) server.ServerTool {
 		return server.ServerTool{Tool: mcp.NewTool(name, mcp.WithDescription(desc)), Handler: h}
 	}
+	// notify sends before the call's answer, on every transport
+	// (notifyClient).
 	notify := func(ctx context.Context, method string, params map[string]any) {
-		if srv := server.ServerFromContext(ctx); srv != nil {
-			_ = srv.SendNotificationToClient(ctx, method, params)
-		}
+		_ = notifyClient(ctx, method, params)
 	}
 	// logInfo sends an info notifications/message as mcp-go's
 	// SendLogMessageToClient would, filtered by the level the client asked

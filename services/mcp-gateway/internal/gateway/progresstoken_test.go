@@ -128,20 +128,17 @@ func TestProgressTokensAreEchoedAsWritten(t *testing.T) {
 			if r := to.do(t, req{Method: "POST", Path: path, Token: tok, Body: body}); r.Status != http.StatusAccepted {
 				t.Fatalf("/messages (%d), token %s: %d %s", j, token, r.Status, r.Body)
 			}
-			// Until the answer and the call's one progress notification:
-			// on this transport mcp-go writes notifications and answers
-			// from different goroutines, so the notification may follow.
+			// Until the answer: the call's progress notification comes
+			// before it (TestProgressPrecedesItsAnswer).
 			var datas []string
-			for answered, progressed := false, false; !answered || !progressed; {
+			for answered := false; !answered; {
 				e := s.next(func(e sseEvent) bool { return strings.HasPrefix(e.Data, "{") })
 				datas = append(datas, e.Data)
-				answered = answered || response(id)(e)
-				progressed = progressed || strings.Contains(e.Data, `"notifications/progress"`)
+				answered = response(id)(e)
 			}
 			got, answer := progressTokens(t, datas)
 			if len(got) == 0 || answer.Result == nil {
-				t.Errorf("/messages (%d), token %s: progress tokens %v, answer %+v", j, token, got, answer)
-				continue
+				t.Fatalf("/messages (%d), token %s: progress tokens %v before the answer %+v", j, token, got, answer)
 			}
 			for _, p := range got {
 				if p != echoedToken(token) {

@@ -755,9 +755,11 @@ func (w *idWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // reserveLegacy rewrote it (an id mcp-go would not echo exactly is a token,
 // which the stream's writer restores), and, in its context, its place in
 // the session's backlog, which its tool's result is counted in
-// (chargeResults).
+// (chargeResults), and the stream its handler's notifications go on,
+// queued before its answer (notifyClient).
 func (g *Gateway) serveLegacyMessage(ctx context.Context, session string, lr *legacyRequest, serve func(*http.Request)) error {
 	ctx = withResultCharge(context.WithValue(ctx, challengerKey{}, g.sseChallenges), lr)
+	ctx = context.WithValue(ctx, legacyStreamKey{}, legacyStream{sse: g.sse, session: session})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/messages?sessionId="+url.QueryEscape(session), bytes.NewReader(lr.body))
 	if err != nil {
 		return err

@@ -338,15 +338,12 @@ func progress(ctx context.Context, req mcp.CallToolRequest, msg string) {
 	if jsonOnly, _ := ctx.Value(jsonOnlyKey{}).(bool); jsonOnly {
 		return // the client accepts only a JSON answer
 	}
-	srv := server.ServerFromContext(ctx)
-	if srv == nil {
-		return
-	}
 	params := map[string]any{"progressToken": requestProgressToken(req), "progress": 0, "total": 1}
 	if msg != "" {
 		params["message"] = msg
 	}
-	_ = srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationProgress), params)
+	// Before the call's answer, on every transport (notifyClient).
+	_ = notifyClient(ctx, string(mcp.MethodNotificationProgress), params)
 }
 
 // rawArguments returns the call's arguments as JSON.
