@@ -277,8 +277,11 @@ func writeRPCError(w http.ResponseWriter, code int, id json.RawMessage, rpcCode 
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	writeJSON(w, map[string]any{
+	// The id as the client wrote it (marshalRaw).
+	if b, err := marshalRaw(map[string]any{
 		"jsonrpc": "2.0", "id": id,
 		"error": map[string]any{"code": rpcCode, "message": msg},
-	})
+	}); err == nil {
+		_, _ = w.Write(append(b, '\n'))
+	}
 }

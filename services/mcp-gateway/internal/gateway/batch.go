@@ -114,6 +114,6 @@ func (g *Gateway) serveBatch(w http.ResponseWriter, r *http.Request, body []byte
 // rpcErrorJSON is a JSON-RPC error response for id (null if none).
 func rpcErrorJSON(id json.RawMessage, code int, msg string) []byte {
 	id = answerID(id)
-	b, _ := marshalJSON(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{"code": code, "message": msg}})
+	b, _ := marshalRaw(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{"code": code, "message": msg}})
 	return b
 }

@@ -47,6 +47,23 @@ func marshalJSON(v any) ([]byte, error) {
 	return b[:len(b)-1], nil // the encoder's newline
 }
 
+// marshalRaw is marshalJSON for a value no Marshaler of mcp-go's (which
+// escape inside) is part of — the gateway's own maps and structs of
+// strings, numbers and json.RawMessage: the text of a json.RawMessage, a
+// client's id or message, is kept as written, its escapes included, where
+// marshalJSON's unescapeHTML turned an id "\u003cb\u003e" into "<b>"
+// (TestHTMLEscapedIDsAreEchoed).
+func marshalRaw(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	return b[:len(b)-1], nil // the encoder's newline
+}
+
 // htmlEscape is how encoding/json starts each of its HTML escapes.
 var htmlEscape = []byte(`\u00`)
 

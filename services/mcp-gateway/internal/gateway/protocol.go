@@ -590,12 +590,15 @@ const idTokenPrefix = `"tollgate-rpc-id-`
 
 func newExactIDs() *exactIDs { return &exactIDs{m: map[string]json.RawMessage{}} }
 
-// survives reports whether mcp-go echoes raw unchanged. A number outside
-// float64's range (1e400, a 5000-digit integer) is valid JSON and a valid
-// JSON-RPC id, but mcp-go cannot decode it and would answer -32700 with a
-// null id: it does not survive, so it travels as a token too. The ids
-// clients send (small integers, plain strings) are recognised without
-// decoding.
+// survives reports whether raw comes back unchanged as mcp-go echoes it and
+// the gateway writes it: encoding/json's text with its HTML escapes
+// unescaped (unescapingWriter), so that "<b>" survives, and "\u003cb\u003e",
+// which encoding/json re-encodes alike but is written "<b>", does not. A
+// number outside float64's range (1e400, a 5000-digit integer) is valid
+// JSON and a valid JSON-RPC id, but mcp-go cannot decode it and would
+// answer -32700 with a null id: it does not survive, so it travels as a
+// token too. The ids clients send (small integers, plain strings) are
+// recognised without decoding.
 func survives(raw json.RawMessage) bool {
 	if plainID(raw) {
 		return true
@@ -605,7 +608,7 @@ func survives(raw json.RawMessage) bool {
 		return false
 	}
 	out, err := json.Marshal(id)
-	return err == nil && bytes.Equal(out, raw)
+	return err == nil && bytes.Equal(unescapeHTML(out), raw)
 }
 
 // plainID reports whether raw is an id that mcp-go's float64 and string

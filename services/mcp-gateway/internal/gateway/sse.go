@@ -74,8 +74,11 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 	// stops reading loses its stream, and with it the session. Each answer
 	// written gives back its place in the session's backlog
 	// (legacyPendingAnswers).
-	// What mcp-go encodes is written without HTML escaping (unescapingWriter).
-	sw := &backlogWriter{ResponseWriter: &idWriter{ResponseWriter: newUnescapingWriter(newDeadlineWriter(w, g.cfg.StreamWriteTimeout)), ids: g.ids}, b: bl, log: g.log}
+	// What mcp-go encodes is written without HTML escaping (unescapingWriter),
+	// and then its ids restored (idWriter): a client's id is written as
+	// sent, its escapes too ("\u003c" came back as "<" when it was restored
+	// first: TestHTMLEscapedIDsAreEchoed).
+	sw := &backlogWriter{ResponseWriter: newUnescapingWriter(&idWriter{ResponseWriter: newDeadlineWriter(w, g.cfg.StreamWriteTimeout), ids: g.ids}), b: bl, log: g.log}
 	g.serve(transportSSE, r.Method, g.sse.SSEHandler(), sw, r.WithContext(ctx))
 }
 
@@ -623,7 +626,8 @@ func (g *Gateway) deliverNotification(payload string) {
 
 // relay publishes m to replica and returns how many subscribers got it.
 func (g *Gateway) relay(ctx context.Context, replica string, m relayed) (int64, error) {
-	b, err := marshalJSON(m)
+	// The body as the client wrote it (marshalRaw): its id is echoed so.
+	b, err := marshalRaw(m)
 	if err != nil {
 		return 0, err
 	}

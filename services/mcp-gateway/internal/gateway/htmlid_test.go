@@ -1,0 +1,57 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// A string id written with encoding/json's HTML escapes (\u003c, \u003e,
+// \u0026) comes back byte for byte, as every id does (docs/reference/mcp.md,
+// "Ids are echoed byte for byte"): the gateway unescapes what mcp-go
+// encodes, and the id it restores is the client's, not mcp-go's — on the
+// legacy stream it was restored first and then unescaped, so
+// "\u003cb\u003e" came back as "<b>"; so it did on /mcp (encoding/json
+// re-encodes it alike, so it was not rewritten), relayed (the relay's
+// encoding unescaped the body) and in a refusal on the POST.
+func TestHTMLEscapedIDsAreEchoed(t *testing.T) {
+	f := newFleet(t)
+	g, relay := f.Gateway(), f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+	s := g.openStream(t, "/sse", tok, nil)
+	path := s.endpoint()
+	legacyInit(t, s, g, tok, path)
+
+	ids := []string{`"\u003cb\u003e"`, `"a\u0026b"`, `"<\u003c"`, `"\u00e9\u003e"`, `"\u0026amp;"`}
+	for _, id := range ids {
+		body := `{"jsonrpc":"2.0","id":` + id + `,"method":"ping"}`
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: body})
+		if m := r.rpc(t); r.Status != http.StatusOK || string(m.ID) != id {
+			t.Errorf("/mcp: id %s came back as %s (%d %s)", id, m.ID, r.Status, r.Body)
+		}
+		// Refused on the POST, with the request's id.
+		bad := `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":5}}`
+		for _, p := range []string{"/mcp", path} {
+			r := g.do(t, req{Method: "POST", Path: p, Token: tok, Session: map[bool]string{true: sid}[p == "/mcp"], Version: version, Body: bad})
+			if m := r.rpc(t); m.Error == nil || string(m.ID) != id {
+				t.Errorf("%s refused: id %s came back as %s (%d %s)", p, id, m.ID, r.Status, r.Body)
+			}
+		}
+		for j, to := range []*gw{g, relay} {
+			if r := to.do(t, req{Method: "POST", Path: path, Token: tok, Body: body}); r.Status != http.StatusAccepted {
+				t.Fatalf("/messages (%d), id %s: %d %s", j, id, r.Status, r.Body)
+			}
+			e := s.next(func(e sseEvent) bool {
+				var m rpcMessage
+				return json.Unmarshal([]byte(e.Data), &m) == nil && m.Method == "" && (m.Result != nil || m.Error != nil)
+			})
+			var m rpcMessage
+			_ = json.Unmarshal([]byte(e.Data), &m)
+			if string(m.ID) != id || !strings.Contains(e.Data, `"id":`+id) {
+				t.Errorf("/messages (%d): id %s came back as %s: %s", j, id, m.ID, e.Data)
+			}
+		}
+	}
+}
