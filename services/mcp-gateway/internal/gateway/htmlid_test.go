@@ -55,3 +55,31 @@ func TestHTMLEscapedIDsAreEchoed(t *testing.T) {
 		}
 	}
 }
+
+// So in a batch's answers (2025-03-26), a member answered and a member
+// refused.
+func TestHTMLEscapedIDsAreEchoedInBatches(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{
+		"protocolVersion": "2025-03-26", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "old", "version": "1"}})})
+	sid := r.Header.Get("Mcp-Session-Id")
+	if r.Status != http.StatusOK || sid == "" {
+		t.Fatalf("2025-03-26 initialize: %d %s", r.Status, r.Body)
+	}
+	g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Body: `{"jsonrpc":"2.0","method":"notifications/initialized"}`})
+	batch := `[{"jsonrpc":"2.0","id":"\u003cb\u003e","method":"ping"},{"jsonrpc":"2.0","id":"a\u0026b","method":"tools/call","params":{"name":5}}]`
+	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Body: batch})
+	var answers []rpcMessage
+	if err := json.Unmarshal(r.Body, &answers); err != nil || len(answers) != 2 {
+		t.Fatalf("batch: %d %s", r.Status, r.Body)
+	}
+	got := map[string]bool{}
+	for _, a := range answers {
+		got[string(a.ID)] = true
+	}
+	if !got[`"\u003cb\u003e"`] || !got[`"a\u0026b"`] {
+		t.Errorf("batch answers' ids are not as sent: %s", r.Body)
+	}
+}
