@@ -180,8 +180,8 @@ func paramsInClientTerms(res mcp.JSONRPCMessage) mcp.JSONRPCMessage {
 		return res
 	}
 	e.Error.Code = mcp.INVALID_PARAMS
-	if want, ok := builtinJSONType(m[3]); ok {
-		e.Error.Message = fmt.Sprintf("invalid params: %s must be %s, not %s", m[2], want, jsonArticle(m[1]))
+	if _, ok := builtinJSONType(m[3]); ok {
+		e.Error.Message = "invalid params: " + wrongType(m[1], m[2], m[3])
 	} else {
 		// A named Go type (mcp.LoggingLevel, …) does not say which JSON
 		// type it decodes from.

@@ -23,6 +23,9 @@ func TestWrongTypedParamsAreInvalidParams(t *testing.T) {
 		`{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":true}}`:          "invalid params: params.uri must be a JSON string, not a boolean",
 		`{"jsonrpc":"2.0","id":4,"method":"logging/setLevel","params":{"level":3}}`:         "invalid params: params.level has the wrong JSON type (a number)",
 		`{"jsonrpc":"2.0","id":5,"method":"resources/subscribe","params":{"uri":{"a":1}}}`:  "invalid params: params.uri must be a JSON string, not an object",
+		// A number of the right JSON type that mcp-go's float64 cannot
+		// hold: "params._meta must be a JSON number, not a number" before.
+		`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"health.check","_meta":{"x":1e400}}}`: "invalid params: params._meta holds a number beyond the range of a 64-bit floating-point number",
 	} {
 		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: body})
 		m := r.rpc(t)

@@ -853,7 +853,7 @@ func (h *heldResponse) clientTerms() {
 	if m == nil {
 		return
 	}
-	rpcErr.Message = fmt.Sprintf("invalid initialize request: %s must be %s, not %s", m[2], jsonTypeOfGo(m[3]), jsonArticle(m[1]))
+	rpcErr.Message = "invalid initialize request: " + wrongType(m[1], m[2], m[3])
 	msg["error"], _ = marshalJSON(rpcErr)
 	out, err := marshalJSON(msg)
 	if err != nil {
@@ -867,6 +867,23 @@ func (h *heldResponse) clientTerms() {
 	h.body.Write(out)
 	h.body.Write(suffix)
 	h.header.Del("Content-Length")
+}
+
+// wrongType says, in the client's terms, why field (params.name, …) did
+// not decode into goType: "params.name must be a JSON string, not a
+// number" — or, for a number of the right JSON type that the Go type
+// cannot hold (1e400 into float64, 1.5 or 2^64 into an integer), which
+// range it must be in: JSON bounds no number (RFC 8259 §6 leaves the
+// range to implementations), so the sender broke no JSON rule.
+func wrongType(kind, field, goType string) string {
+	want := jsonTypeOfGo(goType)
+	if kind == "number" && want == "a JSON number" {
+		if bits, ok := strings.CutPrefix(goType, "float"); ok {
+			return fmt.Sprintf("%s holds a number beyond the range of a %s-bit floating-point number", field, bits)
+		}
+		return fmt.Sprintf("%s must be an integer within the range of %s", field, goType)
+	}
+	return fmt.Sprintf("%s must be %s, not %s", field, want, jsonArticle(kind))
 }
 
 // jsonTypeOfGo names the JSON type a Go type decodes from.
