@@ -73,15 +73,22 @@ type Client struct {
 	RequirePKCE bool
 	// SkipConsent lets a first-party static client skip the consent page.
 	SkipConsent bool
-	JWKS        *josev3.JSONWebKeySet
-	JWKSURI     string
-	Kind        Kind
+	// JWKS is the client's inline JWK Set (RFC 7591 §2 "jwks"), as
+	// registered; set it with setJWKS, which keeps its assertion keys.
+	JWKS    *josev3.JSONWebKeySet
+	JWKSURI string
+	Kind    Kind
 	// ClientURI is the client's home page (metadata documents).
 	ClientURI string
 	// ResourceServer lets a static client introspect every access token,
 	// not only its own (RFC 7662 §2.1: the server decides who may
 	// introspect); a refresh token is active only to its own client.
 	ResourceServer bool
+	// assertionKeys is AssertionKeys(assertionKeysOf): the keys of JWKS
+	// that may verify a client assertion, filtered once where the client
+	// is built (the registry file, a metadata document: setJWKS) rather
+	// than at each private_key_jwt authentication (GetJSONWebKeys).
+	assertionKeys, assertionKeysOf *josev3.JSONWebKeySet
 }
 
 var (
@@ -113,12 +120,27 @@ func (c *Client) GetJSONWebKeysURI() string                { return c.JWKSURI }
 func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
 
 // GetJSONWebKeys is what fosite verifies c's client assertions with: the
-// keys of c's inline jwks that AssertionKeys keeps. A set is accepted when
-// one key is usable (AssertionKeysProblem), so it may hold others — a key
-// above the size ceiling among them — which an assertion naming its kid
-// would otherwise have checked with.
-func (c *Client) GetJSONWebKeys() *josev3.JSONWebKeySet { return AssertionKeys(c.JWKS) }
-func (c *Client) GetTokenEndpointAuthMethod() string    { return c.AuthMethod }
+// keys of c's inline jwks that AssertionKeys keeps (nil without an inline
+// jwks: fosite then fetches jwks_uri). A set is accepted when one key is
+// usable (AssertionKeysProblem), so it may hold others — a key above the
+// size ceiling among them — which an assertion naming its kid would
+// otherwise have checked with. The set is the one setJWKS filtered, shared
+// by every authentication (fosite only reads it); a JWKS set otherwise (a
+// Client written as a literal) is filtered at each call, as before.
+func (c *Client) GetJSONWebKeys() *josev3.JSONWebKeySet {
+	if c.assertionKeysOf == c.JWKS {
+		return c.assertionKeys
+	}
+	return AssertionKeys(c.JWKS)
+}
+
+// setJWKS sets c's inline jwks and filters, once, the keys of it that may
+// verify a client assertion (GetJSONWebKeys).
+func (c *Client) setJWKS(set *josev3.JSONWebKeySet) {
+	c.JWKS, c.assertionKeys, c.assertionKeysOf = set, AssertionKeys(set), set
+}
+
+func (c *Client) GetTokenEndpointAuthMethod() string { return c.AuthMethod }
 
 // IsSecretMethod reports whether method sends the client secret itself:
 // client_secret_basic or client_secret_post.

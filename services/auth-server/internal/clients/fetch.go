@@ -305,8 +305,9 @@ func (md *Metadata) ToClient(rules Rules, kind Kind) (*Client, error) {
 	c := &Client{
 		ID: md.ClientID, Name: md.ClientName, RedirectURIs: md.RedirectURIs, Grants: md.GrantTypes,
 		Resources: rules.Resources, AuthMethod: md.AuthMethod, RequirePKCE: true, Kind: kind,
-		JWKS: md.JWKS, JWKSURI: md.JWKSURI, ClientURI: md.ClientURI,
+		JWKSURI: md.JWKSURI, ClientURI: md.ClientURI,
 	}
+	c.setJWKS(md.JWKS)
 	if c.AuthMethod == "" {
 		c.AuthMethod = AuthNone
 	}

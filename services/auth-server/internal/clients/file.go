@@ -180,7 +180,7 @@ func parse(b []byte, rules Rules, path string) (*Static, []string) {
 			if set, err := DecodeJWKS(fc.JWKS); err != nil {
 				problems = append(problems, fmt.Sprintf("client %q: jwks %v", c.ID, err))
 			} else {
-				c.JWKS = set
+				c.setJWKS(set)
 			}
 		}
 		if strings.HasPrefix(c.ID, "https://") {

@@ -246,3 +246,54 @@ func TestAssertionKeysLeaveOutUnusableKeys(t *testing.T) {
 		t.Errorf("a set of only an oversized key gave %v, want none", kids(k))
 	}
 }
+
+// TestAssertionKeysAreFilteredOnce: a private_key_jwt client's inline
+// jwks is filtered (AssertionKeys) where the client is built — from the
+// registry file and from a metadata document — not at each
+// authentication: GetJSONWebKeys gives the usable keys, the same set at
+// every call and in the copies fosite is given (AuthenticatingWith,
+// ForRedirect), without allocating.
+func TestAssertionKeysAreFilteredOnce(t *testing.T) {
+	good, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := `{"keys":[` + jwkJSON(t, josev3.JSONWebKey{Key: &rsa.PublicKey{N: good.N, E: 3}, KeyID: "e3", Use: "sig"}, nil) + `,` +
+		jwkJSON(t, josev3.JSONWebKey{Key: &good.PublicKey, KeyID: "ok"}, nil) + `]}`
+	rules := Rules{Resources: []string{"https://mcp.example/mcp"}}
+	s, problems := Parse([]byte(`{"clients":[{"client_id":"pk","token_endpoint_auth_method":"private_key_jwt",`+
+		`"redirect_uris":["https://app.example/cb"],"resources":["https://mcp.example/mcp"],"jwks":`+jwks+`}]}`), rules)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	static, err := s.Get("pk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md Metadata
+	if err := decodeMetadata([]byte(`{"client_id":"https://app.example/c.json","token_endpoint_auth_method":"private_key_jwt",`+
+		`"redirect_uris":["https://app.example/cb"],"jwks":`+jwks+`}`), &md); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := md.ToClient(rules, KindMetadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*Client{"registry file": static, "metadata document": doc} {
+		first := c.GetJSONWebKeys()
+		if first == nil || len(first.Keys) != 1 || first.Keys[0].KeyID != "ok" || first.Keys[0].Use != "sig" {
+			t.Fatalf("%s: GetJSONWebKeys gave %+v, want the key \"ok\" with use \"sig\"", name, first)
+		}
+		for _, cp := range []*Client{c, c.AuthenticatingWith(AuthBasic), c.ForRedirect("https://app.example/cb")} {
+			if got := cp.GetJSONWebKeys(); got != first {
+				t.Errorf("%s: GetJSONWebKeys gave another set (%p, first %p): filtered again", name, got, first)
+			}
+		}
+		if n := testing.AllocsPerRun(100, func() { _ = c.GetJSONWebKeys() }); n != 0 {
+			t.Errorf("%s: GetJSONWebKeys allocates %.0f times per call, want 0 (filtered once, when the client is built)", name, n)
+		}
+		if len(c.JWKS.Keys) != 2 {
+			t.Errorf("%s: the client's own jwks holds %d keys, want both", name, len(c.JWKS.Keys))
+		}
+	}
+}
