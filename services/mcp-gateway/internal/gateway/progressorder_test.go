@@ -23,13 +23,7 @@ const (
 // through a goroutine of their own and answers directly, so a progress
 // notification could follow its answer.
 func TestProgressPrecedesItsAnswer(t *testing.T) {
-	f := newFleet(t)
-	g, relay := f.Gateway("MCP_CONFORMANCE_FIXTURES", "true"), f.Gateway("MCP_CONFORMANCE_FIXTURES", "true")
-	tok := f.Token("user-1", allScopes)
-	sid := g.initialize(t, tok)
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	g, relay, tok, sid, s, path := bothTransports(t)
 
 	deadline := time.Now().Add(progressOrderTime)
 	for i := 0; i < progressOrderRounds && time.Now().Before(deadline); i++ {

@@ -63,13 +63,7 @@ func progressTokens(t *testing.T, datas []string) (tokens []string, answer rpcMe
 // and replayed after Last-Event-ID) and over the legacy SSE transport
 // (posted to the stream's replica, and to another, which relays it).
 func TestProgressTokensAreEchoedAsWritten(t *testing.T) {
-	f := newFleet(t)
-	g, relay := f.Gateway("MCP_CONFORMANCE_FIXTURES", "true"), f.Gateway("MCP_CONFORMANCE_FIXTURES", "true")
-	tok := f.Token("user-1", allScopes)
-	sid := g.initialize(t, tok)
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	g, relay, tok, sid, s, path := bothTransports(t)
 
 	for i, token := range oddProgressTokens {
 		for _, tool := range []string{"health.check", "test_tool_with_progress"} {

@@ -132,6 +132,23 @@ func legacyInit(t *testing.T, s *stream, g *gw, token, path string) {
 	}
 }
 
+// bothTransports opens what the progress tests call through: two replicas
+// serving the conformance fixtures (test_tool_with_progress), a Streamable
+// HTTP session (sid) on g, and a legacy stream s on g, initialized, with
+// its message path; relay is the other replica, which relays a message
+// posted to it to s.
+func bothTransports(t *testing.T) (g, relay *gw, tok, sid string, s *stream, path string) {
+	t.Helper()
+	f := newFleet(t)
+	g, relay = f.Gateway("MCP_CONFORMANCE_FIXTURES", "true"), f.Gateway("MCP_CONFORMANCE_FIXTURES", "true")
+	tok = f.Token("user-1", allScopes)
+	sid = g.initialize(t, tok)
+	s = g.openStream(t, "/sse", tok, nil)
+	path = s.endpoint()
+	legacyInit(t, s, g, tok, path)
+	return g, relay, tok, sid, s, path
+}
+
 // Legacy HTTP+SSE on one gateway: every tool answers on the stream.
 func TestLegacySSE(t *testing.T) {
 	f := newFleet(t)
