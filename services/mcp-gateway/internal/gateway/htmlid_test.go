@@ -83,3 +83,30 @@ func TestHTMLEscapedIDsAreEchoedInBatches(t *testing.T) {
 		t.Errorf("batch answers' ids are not as sent: %s", r.Body)
 	}
 }
+
+// So in an initialize refused for a member of the wrong JSON type, whose
+// answer the gateway rewords into the client's terms (clientTerms
+// re-encodes the message), whether Accept admits an event stream or not,
+// and for ids that travel as they are (no token): "<b>", a number.
+func TestHTMLEscapedIDsAreEchoedOnRefusedInitialize(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	ids := []string{`"\u003cb\u003e"`, `"a\u0026b"`, `"<\u003c"`, `"\u00e9\u003e"`, `"\u0026amp;"`, `"<b>"`, `7`}
+	for _, id := range ids {
+		body := `{"jsonrpc":"2.0","id":` + id + `,"method":"initialize","params":{"protocolVersion":"` + version +
+			`","capabilities":{"roots":"invalid"},"clientInfo":{"name":"t","version":"1"}}}`
+		for _, accept := range []string{"application/json", "application/json, text/event-stream"} {
+			r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Header: map[string]string{"Accept": accept}, Body: body})
+			raw := string(r.Body)
+			for _, e := range r.Events {
+				raw += e.Data
+			}
+			m := r.rpc(t)
+			if m.Error == nil || !strings.Contains(m.Error.Message, "params.capabilities.roots must be a JSON object") ||
+				string(m.ID) != id || !strings.Contains(raw, `"id":`+id) {
+				t.Errorf("initialize refused (Accept %s): id %s came back as %s: %d %s", accept, id, m.ID, r.Status, raw)
+			}
+		}
+	}
+}

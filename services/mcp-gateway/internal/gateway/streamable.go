@@ -854,6 +854,11 @@ func (h *heldResponse) clientTerms() {
 		return
 	}
 	rpcErr.Message = "invalid initialize request: " + wrongType(m[1], m[2], m[3])
+	// marshalJSON keeps msg's id as it stands: a token (an id written
+	// otherwise than encoding/json writes it unescaped, "\u003cb\u003e"
+	// among them, was rewritten into one before initialize: exactIDs), or
+	// an id that survives exactly that re-encoding
+	// (TestHTMLEscapedIDsAreEchoedOnRefusedInitialize).
 	msg["error"], _ = marshalJSON(rpcErr)
 	out, err := marshalJSON(msg)
 	if err != nil {
