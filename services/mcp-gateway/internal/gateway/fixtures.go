@@ -106,7 +106,6 @@ func fixtureTools(sessionLevel func(ctx context.Context, id string) (string, err
 				}
 				logInfo(ctx, msg)
 			}
-			pause(ctx) // the last one goes out before the answer (test_tool_with_progress)
 			return text("Tool with logging executed successfully"), nil
 		}),
 		noArgs("test_tool_with_progress", "Tests tool that reports progress notifications", func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -121,10 +120,6 @@ func fixtureTools(sessionLevel func(ctx context.Context, id string) (string, err
 				notify(ctx, string(mcp.MethodNotificationProgress), map[string]any{
 					"progressToken": token, "progress": p, "total": 100, "message": fmt.Sprintf("Completed step %d of 100", p)})
 			}
-			// mcp-go's transport writes the answer as soon as the handler
-			// returns and may drop a notification still queued: let the
-			// last one go out first.
-			pause(ctx)
 			return text(progressTokenText(token)), nil
 		}),
 		noArgs("test_error_handling", "Tests error response handling", func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {

@@ -2,6 +2,10 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -34,10 +38,32 @@ type legacyStream struct {
 // (basic/utilities/progress: a notification references only a request in
 // progress) does not allow (TestProgressPrecedesItsAnswer). A full queue
 // (100 events waiting for the stream) drops the notification with an
-// error, as a full notification channel did. Over Streamable HTTP mcp-go
-// writes the request's notifications before its answer itself: it drains
-// the notification channel first.
+// error, as a full notification channel did.
+//
+// On a stateless (2026-07-28) POST that accepts an event stream
+// (withAnswerStream) the notification is written into the POST's answer
+// stream at once, in the order sent, so before the answer. Through mcp-go
+// it went to the request's notification channel, whence a forwarder
+// goroutine wrote it; a stateless stream is not recorded for resumption,
+// and mcp-go drops a notification its forwarder took off the channel but
+// had not written when the answer was: the last notifications/progress of
+// a call that answers at once (a registry tool's only one) was lost
+// (TestStatelessProgressPrecedesItsAnswer). A session's POST keeps mcp-go's
+// path: it records the notifications for Last-Event-ID resumption, and
+// stops the forwarder before it writes the answer, so nothing is lost.
 func notifyClient(ctx context.Context, method string, params map[string]any) error {
+	n := mcp.JSONRPCNotification{
+		JSONRPC:      mcp.JSONRPC_VERSION,
+		Notification: mcp.Notification{Method: method, Params: mcp.NotificationParams{AdditionalFields: params}},
+	}
+	if as, ok := ctx.Value(answerStreamKey{}).(*answerStream); ok {
+		// mcp-go then writes its answer as an event of the stream, as
+		// after a notification of its own.
+		if cs, ok := server.ClientSessionFromContext(ctx).(server.SessionWithStreamableHTTPConfig); ok {
+			cs.UpgradeToSSEWhenReceiveNotification()
+		}
+		return as.notify(n)
+	}
 	ls, ok := ctx.Value(legacyStreamKey{}).(legacyStream)
 	if !ok {
 		if srv := server.ServerFromContext(ctx); srv != nil {
@@ -48,8 +74,96 @@ func notifyClient(ctx context.Context, method string, params map[string]any) err
 	if cs := server.ClientSessionFromContext(ctx); cs == nil || !cs.Initialized() {
 		return server.ErrNotificationNotInitialized
 	}
-	return ls.sse.SendEventToSession(ls.session, mcp.JSONRPCNotification{
-		JSONRPC:      mcp.JSONRPC_VERSION,
-		Notification: mcp.Notification{Method: method, Params: mcp.NotificationParams{AdditionalFields: params}},
+	return ls.sse.SendEventToSession(ls.session, n)
+}
+
+// answerStreamKey carries, in the context of a stateless POST request
+// served by withAnswerStream, its answerStream.
+type answerStreamKey struct{}
+
+// errAnswerStreamEnded is notifyClient's error for a notification sent
+// after its request was served: it has no stream left to go on.
+var errAnswerStreamEnded = errors.New("the request has been answered: its notification has no stream to go on")
+
+// withAnswerStream serves a stateless (2026-07-28) POST request whose
+// Accept admits an event stream with next, the notifications its handler
+// sends (notifyClient) written into its answer (answerStream).
+func withAnswerStream(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		as := &answerStream{ResponseWriter: w}
+		defer as.end()
+		next.ServeHTTP(as, r.WithContext(context.WithValue(r.Context(), answerStreamKey{}, as)))
 	})
+}
+
+// answerStream is the response of a request that mcp-go's transport
+// answers, into which notifyClient writes the request's notifications as
+// events: the first makes the response an event stream (200,
+// text/event-stream), and mcp-go, told so
+// (UpgradeToSSEWhenReceiveNotification), writes its answer as the
+// stream's last event; its own header, then superfluous, is not written
+// again. Writes are serialised, so that an event is never split by
+// another.
+type answerStream struct {
+	http.ResponseWriter
+	mu          sync.Mutex
+	wroteHeader bool
+	ended       bool // served: nothing more is written here
+}
+
+func (s *answerStream) WriteHeader(code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.wroteHeader {
+		s.wroteHeader = true
+		s.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (s *answerStream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.wroteHeader = true
+	return s.ResponseWriter.Write(p)
+}
+
+func (s *answerStream) Flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *answerStream) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// notify writes n as an event of the stream, and flushes it. A response
+// that is already something else (mcp-go answered as JSON) or served is
+// not written to: errAnswerStreamEnded.
+func (s *answerStream) notify(n mcp.JSONRPCNotification) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return errAnswerStreamEnded
+	}
+	if !s.wroteHeader {
+		s.Header().Set("Content-Type", "text/event-stream")
+		s.Header().Set("Cache-Control", "no-cache")
+		s.ResponseWriter.WriteHeader(http.StatusOK)
+		s.wroteHeader = true
+	} else if !strings.HasPrefix(s.Header().Get("Content-Type"), "text/event-stream") {
+		return errAnswerStreamEnded
+	}
+	writeEvent(s.ResponseWriter, n)
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+	return nil
+}
+
+// end marks the request served.
+func (s *answerStream) end() {
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
 }

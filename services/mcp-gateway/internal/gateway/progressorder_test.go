@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -75,6 +76,49 @@ func TestProgressPrecedesItsAnswer(t *testing.T) {
 		}
 		if last := r.Events[len(r.Events)-1]; !response(id)(last) {
 			t.Fatalf("/mcp %d: the answer is not the stream's last event: %+v", i, r.Events)
+		}
+	}
+}
+
+// So on a stateless (2026-07-28) POST, whose event stream mcp-go does not
+// record for resumption: its forwarder of notifications took one off the
+// request's channel, found the answer written, and dropped it — a
+// registry tool's only progress notification, or a conformance fixture's
+// last (the fixture paused before answering to hide that). Every progress
+// notification comes, in the order sent, before the answer.
+func TestStatelessProgressPrecedesItsAnswer(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway("MCP_CONFORMANCE_FIXTURES", "true")
+	tok := f.Token("user-1", allScopes)
+	const meta = `"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}`
+	deadline := time.Now().Add(progressOrderTime)
+	for i := 0; i < progressOrderRounds && time.Now().Before(deadline); i++ {
+		tool, want := "health.check", "0"
+		if i%2 == 1 {
+			tool, want = "test_tool_with_progress", "0,50,100"
+		}
+		token := `"stateless-` + itoa(i) + `"`
+		body := `{"jsonrpc":"2.0","id":` + itoa(i) + `,"method":"tools/call","params":{"name":"` + tool + `","arguments":{},"_meta":{"progressToken":` + token + `,` + meta + `}}}`
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Version: "2026-07-28",
+			Header: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": tool}, Body: body})
+		var progress []string
+		for _, e := range r.Events {
+			var m rpcMessage
+			if json.Unmarshal([]byte(e.Data), &m) == nil && m.Method == "notifications/progress" {
+				var p struct {
+					Token    json.RawMessage `json:"progressToken"`
+					Progress json.RawMessage `json:"progress"`
+				}
+				_ = json.Unmarshal(m.Params, &p)
+				if string(p.Token) != token {
+					t.Fatalf("round %d: a progress notification of another call: %s", i+1, e.Data)
+				}
+				progress = append(progress, string(p.Progress))
+			}
+		}
+		n := len(r.Events)
+		if r.Status != http.StatusOK || strings.Join(progress, ",") != want || n != len(progress)+1 || !response(i)(r.Events[n-1]) {
+			t.Fatalf("round %d of %d (%s): %d, progress %v, want %s and then the answer: %+v %s", i+1, progressOrderRounds, tool, r.Status, progress, want, r.Events, r.Body)
 		}
 	}
 }

@@ -270,6 +270,12 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 					return
 				}
 			}
+			if r.Method == http.MethodPost && len(msg.ID) != 0 && acceptsEventStream(r) {
+				// Its notifications are written before its answer
+				// (notifyClient).
+				g.serve(transportStreamable, method, withAnswerStream(next), w, r)
+				return
+			}
 			g.serve(transportStreamable, method, next, w, r)
 			return
 		}
