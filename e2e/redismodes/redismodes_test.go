@@ -50,13 +50,16 @@ func TestMain(m *testing.M) {
 }
 
 // startFleet runs the fleet on url in mode, with rate limits out of the
-// way of the steady load.
-func startFleet(t *testing.T, mode, url string) *harness.Fleet {
+// way of the steady load, its keys under prefix: the run's own
+// (testharness.KeyPrefix), as the Sentinel and Cluster setups are shared by
+// every run of the test in the process (go test -count=2), which met the
+// keys of the run before under a fixed "e2e-<mode>:".
+func startFleet(t *testing.T, mode, url, prefix string) *harness.Fleet {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	f, err := harness.StartWith(ctx, harness.Options{
-		ExternalRedis: map[string]string{"REDIS_MODE": mode, "REDIS_URL": url, "REDIS_KEY_PREFIX": "e2e-" + mode + ":"},
+		ExternalRedis: map[string]string{"REDIS_MODE": mode, "REDIS_URL": url, "REDIS_KEY_PREFIX": prefix},
 		Env: map[string]string{
 			"RATE_LIMIT_TOKEN_PER_MINUTE": "100000", "RATE_LIMIT_TOKEN_PER_ADDRESS_PER_MINUTE": "100000",
 			"RATE_LIMIT_PER_MINUTE": "100000",
@@ -302,11 +305,11 @@ func grantID(t *testing.T, jwt string) string {
 	return claims.GrantID
 }
 
-// sizing logs the Redis memory (MEMORY USAGE) of the fleet's keys by kind:
-// the figures of docs/operations/redis.md#sizing.
-func sizing(t *testing.T, setup testharness.RedisSetup) {
+// sizing logs the Redis memory (MEMORY USAGE) of the fleet's keys, under
+// prefix, by kind: the figures of docs/operations/redis.md#sizing.
+func sizing(t *testing.T, setup testharness.RedisSetup, prefix string) {
 	cfg := setup.Config(t)
-	cfg.KeyPrefix = "e2e-" + setup.Mode() + ":"
+	cfg.KeyPrefix = prefix
 	c, err := redisx.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -336,35 +339,67 @@ func sizing(t *testing.T, setup testharness.RedisSetup) {
 		}
 		t.Logf("%-24s %3d keys, %5d bytes each on average", kind, len(ns), sum/int64(len(ns)))
 	}
+	// The run linked one account once: one grant. More are another
+	// run's, and its figures would be counted in this one's.
+	if n := len(kinds["as:grant2"]); n != 1 {
+		t.Errorf("%d grant records (as:grant2) under %q, want the run's one", n, prefix)
+	}
 }
 
 func TestFleetOnSentinel(t *testing.T) {
-	f := startFleet(t, sentinel.Mode(), sentinel.URL())
+	prefix := testharness.KeyPrefix(t)
+	f := startFleet(t, sentinel.Mode(), sentinel.URL(), prefix)
 	var u *user
 	t.Run("account linking and tools/call", func(t *testing.T) { u = flow(t, f) })
 	if u == nil || t.Failed() {
 		return
 	}
-	t.Run("sizing", func(t *testing.T) { sizing(t, sentinel) })
-	t.Run("master killed under load", func(t *testing.T) { failover(t, u, sentinel.KillMaster) })
+	t.Run("sizing", func(t *testing.T) { sizing(t, sentinel, prefix) })
+	t.Run("master killed under load", func(t *testing.T) {
+		failover(t, u, func() (string, error) {
+			addr, err := sentinel.KillMaster()
+			if err == nil {
+				// The setup whole again for the next run (go test
+				// -count=2): the node comes back as the new master's
+				// replica. Without it the next run's kill left no
+				// replica to promote.
+				t.Cleanup(func() {
+					if err := sentinel.Restart(addr); err != nil {
+						t.Errorf("restart the killed master %s: %v", addr, err)
+					}
+				})
+			}
+			return addr, err
+		})
+	})
 }
 
 func TestFleetOnCluster(t *testing.T) {
-	f := startFleet(t, cluster.Mode(), cluster.URL())
+	prefix := testharness.KeyPrefix(t)
+	f := startFleet(t, cluster.Mode(), cluster.URL(), prefix)
 	var u *user
 	t.Run("account linking and tools/call", func(t *testing.T) { u = flow(t, f) })
 	if u == nil || t.Failed() {
 		return
 	}
-	t.Run("sizing", func(t *testing.T) { sizing(t, cluster) })
+	t.Run("sizing", func(t *testing.T) { sizing(t, cluster, prefix) })
 	t.Run("master killed under load", func(t *testing.T) {
 		failover(t, u, func() (string, error) {
-			// The master of the user's grant: every refresh needs it.
-			addr, err := cluster.MasterOf("e2e-cluster:as:grant2:{" + grantID(t, u.tok.AccessToken) + "}")
+			// The master of the user's grant: every refresh needs it (its
+			// slot is its hash tag's, whatever the prefix).
+			addr, err := cluster.MasterOf(prefix + "as:grant2:{" + grantID(t, u.tok.AccessToken) + "}")
 			if err != nil {
 				return "", err
 			}
-			_, err = cluster.KillNode(addr)
+			restart, err := cluster.KillNode(addr)
+			if err == nil {
+				// Whole again for the next run, as on Sentinel.
+				t.Cleanup(func() {
+					if err := restart(); err != nil {
+						t.Errorf("restart the killed master %s: %v", addr, err)
+					}
+				})
+			}
 			return addr, err
 		})
 	})
