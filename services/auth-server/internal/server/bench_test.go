@@ -279,6 +279,9 @@ func BenchmarkTokenRefresh(b *testing.B) {
 //	                     counted for the signatures
 //	ctxsw/grant, syscr/grant, syscw/grant  the auth-server's context switches
 //	                     and read- and write-family system calls per grant
+//	user-µs/grant, sys-µs/grant  its CPU time in user and in kernel mode
+//	                     (/proc/<pid>/stat's utime and stime: tick-sampled,
+//	                     10 ms units) per grant
 //	alloc-KiB/grant, gc/1000grants  its heap allocation and GC cycles
 //	heap-goal-MiB, rss-peak-MiB  its collector's heap goal at the window's
 //	                     end and its peak resident memory (VmHWM) so far
@@ -292,8 +295,9 @@ func BenchmarkTokenRefresh(b *testing.B) {
 //	peer-signing-share   the peer's signatures' CPU (counted as the
 //	                     auth-server's meter counts them) ÷ its CPU
 //	signing-share-vs-peer  signing-share ÷ peer-signing-share
-//	peer-ctxsw/grant, peer-syscr/grant, peer-syscw/grant, peer-alloc-KiB/grant,
-//	peer-gc/1000grants   the peer's, as the auth-server's (below)
+//	peer-ctxsw/grant, peer-syscr/grant, peer-syscw/grant, peer-user-µs/grant,
+//	peer-sys-µs/grant, peer-alloc-KiB/grant, peer-gc/1000grants  the peer's,
+//	                     as the auth-server's (above)
 //
 // and, only with TOLLGATE_BENCH_STORE_PEER=1, from the store peer run after
 // the signing peer (bench_peer_test.go: the signing peer plus client
@@ -304,6 +308,7 @@ func BenchmarkTokenRefresh(b *testing.B) {
 //	storepeer-redis-cpu-µs/grant  redis-server's CPU per store-peer grant
 //	storepeer-signing-share  counted as peer-signing-share is
 //	storepeer-ctxsw/grant, storepeer-syscr/grant, storepeer-syscw/grant,
+//	storepeer-user-µs/grant, storepeer-sys-µs/grant,
 //	storepeer-alloc-KiB/grant, storepeer-gc/1000grants  as the auth-server's
 //	signing-share-vs-storepeer  signing-share ÷ storepeer-signing-share
 //
@@ -494,8 +499,16 @@ type loadResult struct {
 // processCounters are counters of the auth-server process read before and
 // after a window; their difference says where CPU outside Go code goes.
 type processCounters struct {
-	ctxSwitches    int64   // voluntary + involuntary, all threads (/proc/<pid>/task/*/status)
-	syscr, syscw   int64   // read- and write-family system calls (/proc/<pid>/io)
+	ctxSwitches  int64 // voluntary + involuntary, all threads (/proc/<pid>/task/*/status)
+	syscr, syscw int64 // read- and write-family system calls (/proc/<pid>/io)
+	// utime, stime: the process's CPU time in user and in kernel mode, all
+	// threads (/proc/<pid>/stat, fields 14 and 15). The kernel samples the
+	// mode at each scheduler tick (CONFIG_TICK_CPU_ACCOUNTING, 250 Hz here)
+	// and scales the two to the exact total; they are read in 10 ms units
+	// (USER_HZ). The kernel side includes the softirq work done in the
+	// process's context: on loopback, a socket write(2) delivers the bytes
+	// into the receiving socket before it returns.
+	utime, stime   time.Duration
 	allocBytes, gc float64 // go_memstats_alloc_bytes_total, go_gc_duration_seconds_count (admin /metrics)
 	// Levels at the window's end, not differences (0 where not read, as
 	// for the peers): the collector's heap goal (go_memstats_next_gc_bytes)
@@ -527,6 +540,7 @@ func readProcessCounters(b *testing.B, pid int, metrics map[string]float64) proc
 			}
 		}
 	}
+	c.utime, c.stime = userSystemCPU(b, pid)
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
 	if err != nil {
 		b.Fatalf("auth-server io counters: %v", err)
@@ -546,9 +560,33 @@ func readProcessCounters(b *testing.B, pid int, metrics map[string]float64) proc
 	return c
 }
 
+// userSystemCPU is process pid's CPU time so far in user and in kernel
+// mode (/proc/<pid>/stat's utime and stime, clock ticks of 10 ms: Linux's
+// USER_HZ is 100 on every architecture Go supports).
+func userSystemCPU(b *testing.B, pid int) (user, system time.Duration) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("CPU time of %d: %v", pid, err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// the fields counted from the state (field 3) follow the last ')'.
+	i := strings.LastIndexByte(string(raw), ')')
+	f := strings.Fields(string(raw[i+1:]))
+	if i < 0 || len(f) < 13 {
+		b.Fatalf("CPU time of %d: /proc/%d/stat: %q", pid, pid, raw)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("CPU time of %d: /proc/%d/stat: %q", pid, pid, raw)
+	}
+	const tick = 10 * time.Millisecond
+	return time.Duration(ut) * tick, time.Duration(st) * tick
+}
+
 func (c processCounters) sub(o processCounters) processCounters {
 	return processCounters{ctxSwitches: c.ctxSwitches - o.ctxSwitches, syscr: c.syscr - o.syscr, syscw: c.syscw - o.syscw,
-		allocBytes: c.allocBytes - o.allocBytes, gc: c.gc - o.gc, heapGoal: c.heapGoal, rssPeak: c.rssPeak}
+		utime: c.utime - o.utime, stime: c.stime - o.stime, allocBytes: c.allocBytes - o.allocBytes, gc: c.gc - o.gc, heapGoal: c.heapGoal, rssPeak: c.rssPeak}
 }
 
 func (c processCounters) report(b *testing.B, grants int) { c.reportAs(b, "", grants) }
@@ -560,6 +598,8 @@ func (c processCounters) reportAs(b *testing.B, prefix string, grants int) {
 	b.ReportMetric(float64(c.ctxSwitches)/n, prefix+"ctxsw/grant")
 	b.ReportMetric(float64(c.syscr)/n, prefix+"syscr/grant")
 	b.ReportMetric(float64(c.syscw)/n, prefix+"syscw/grant")
+	b.ReportMetric(float64(c.utime.Microseconds())/n, prefix+"user-µs/grant")
+	b.ReportMetric(float64(c.stime.Microseconds())/n, prefix+"sys-µs/grant")
 	b.ReportMetric(c.allocBytes/1024/n, prefix+"alloc-KiB/grant")
 	b.ReportMetric(c.gc*1000/n, prefix+"gc/1000grants")
 	if c.heapGoal > 0 {
