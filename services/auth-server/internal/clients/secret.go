@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"maps"
 	"slices"
 	"sync"
@@ -78,7 +79,12 @@ type SecretHasherOptions struct {
 // verified-secret cache and a bounded number of concurrent bcrypt checks.
 // Safe for concurrent use.
 type SecretHasher struct {
-	keys  [][]byte // keys[0] hashes; all verify
+	keys [][]byte // keys[0] hashes; all verify
+	// macs[i] pools HMAC-SHA256 states keyed with keys[i], Reset to the
+	// keyed state before use: hmac.New allocates and hashes the key's two
+	// pads (two SHA-256 blocks) each time, a third of a check's hashing
+	// (docs/benchmarks/auth-server-history.md, session 40 "perf12").
+	macs  []sync.Pool
 	slots chan struct{}
 	stats slowCheckCounters
 	cache *expirable.LRU[[sha256.Size]byte, struct{}]
@@ -105,6 +111,11 @@ func NewSecretHasher(o SecretHasherOptions) (*SecretHasher, error) {
 	if len(o.Key) == 0 && len(o.Rotated) > 0 {
 		return nil, errors.New("rotated client secret HMAC keys need a current key")
 	}
+	h.macs = make([]sync.Pool, len(h.keys))
+	for i, k := range h.keys {
+		k := bytes.Clone(k)
+		h.macs[i].New = func() any { return &pooledMAC{h: hmac.New(sha256.New, k)} }
+	}
 	if o.SlowChecks <= 0 {
 		o.SlowChecks = DefaultSlowChecks()
 	}
@@ -130,13 +141,31 @@ func (h *SecretHasher) Hash(_ context.Context, secret []byte) ([]byte, error) {
 	if len(h.keys) == 0 {
 		return nil, errors.New("no client secret HMAC key is configured")
 	}
-	return h.hmacHash(h.keys[0], secret), nil
+	return h.hmacHash(nil, 0, secret), nil
 }
 
-func (h *SecretHasher) hmacHash(key, secret []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write(secret)
-	return append([]byte(HMACPrefix), base64.RawURLEncoding.EncodeToString(m.Sum(nil))...)
+// hmacLen is the length of a hash in HMACPrefix form.
+const hmacLen = len(HMACPrefix) + (sha256.Size*8+5)/6
+
+// hmacHash appends to dst the HMACPrefix form of secret's HMAC-SHA256
+// under keys[i].
+func (h *SecretHasher) hmacHash(dst []byte, i int, secret []byte) []byte {
+	m := h.macs[i].Get().(*pooledMAC)
+	m.h.Reset()
+	m.h.Write(secret)
+	sum := m.h.Sum(m.sum[:0])
+	dst = append(dst, HMACPrefix...)
+	dst = base64.RawURLEncoding.AppendEncode(dst, sum)
+	h.macs[i].Put(m)
+	return dst
+}
+
+// pooledMAC is a pooled HMAC state and the buffer its sums go to (a
+// buffer passed through the hash.Hash interface would be allocated per
+// call).
+type pooledMAC struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
 }
 
 // Compare checks secret against a stored hash. It returns nil on a match
@@ -169,17 +198,20 @@ func (h *SecretHasher) Compare(ctx context.Context, stored, secret []byte) error
 func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte, err error) {
 	switch {
 	case bytes.HasPrefix(stored, []byte(HMACPrefix)):
-		var current []byte
-		for i, k := range h.keys {
-			mac := h.hmacHash(k, secret)
+		// On the stack: a check allocates nothing unless it verifies
+		// under a rotated key (rehash).
+		var current, other [hmacLen]byte
+		for i := range h.keys {
+			mac := other[:0]
 			if i == 0 {
-				current = mac
+				mac = current[:0]
 			}
+			mac = h.hmacHash(mac, i, secret)
 			if hmac.Equal(stored, mac) {
 				if i == 0 {
 					return nil, nil
 				}
-				return current, nil
+				return bytes.Clone(current[:]), nil
 			}
 		}
 		return nil, ErrSecretMismatch

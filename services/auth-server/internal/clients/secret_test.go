@@ -269,3 +269,32 @@ func TestSecretHasherRehash(t *testing.T) {
 		t.Error("a nil Attempt has a replacement")
 	}
 }
+
+// TestSecretHasherHMACCheckAllocatesNothing: an HMAC check, right or
+// wrong secret, under the current key or a rotated one that does not
+// match, reuses pooled HMAC states (keyed once, not per check) and builds
+// the expected hash on the stack. hmac.New per check hashed the key's two
+// pads and allocated its state each time.
+func TestSecretHasherHMACCheckAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are checked without the race detector")
+	}
+	ctx := context.Background()
+	h := newHasher(t, SecretHasherOptions{Key: testKey, Rotated: [][]byte{[]byte(strings.Repeat("r", 32))}})
+	stored, err := h.Hash(ctx, []byte("s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		secret string
+		want   error
+	}{{"s3cret", nil}, {"wrong", ErrSecretMismatch}} {
+		secret := []byte(c.secret)
+		if err := h.Compare(ctx, stored, secret); !errors.Is(err, c.want) {
+			t.Fatalf("secret %q: %v, want %v", c.secret, err, c.want)
+		}
+		if n := testing.AllocsPerRun(100, func() { _ = h.Compare(ctx, stored, secret) }); n != 0 {
+			t.Errorf("secret %q: %.1f allocations per check, want 0", c.secret, n)
+		}
+	}
+}
