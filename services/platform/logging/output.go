@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/felixge/httpsnoop"
 )
 
 // Output is the destination a service's loggers share — the service log,
@@ -133,6 +131,9 @@ type held struct {
 	// under o.hmu
 	listed     bool
 	prev, next *held
+	// w is the request's response writer (wrap), made with the hold: one
+	// allocation for both
+	w heldWriter
 }
 
 var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -266,44 +267,67 @@ func (o *Output) sweep() {
 // wrap returns w with the hooks that release the hold before any byte of
 // the response can leave the process.
 func (h *held) wrap(w http.ResponseWriter) http.ResponseWriter {
-	return httpsnoop.Wrap(w, httpsnoop.Hooks{
-		WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
-			return func(code int) {
-				if code < 200 { // an informational response is sent at once
-					h.release()
-				}
-				next(code)
-			}
-		},
-		Write: func(next httpsnoop.WriteFunc) httpsnoop.WriteFunc {
-			return func(b []byte) (int, error) {
-				h.writing(w, len(b))
-				return next(b)
-			}
-		},
-		WriteString: func(next httpsnoop.WriteStringFunc) httpsnoop.WriteStringFunc {
-			return func(s string) (int, error) {
-				h.writing(w, len(s))
-				return next(s)
-			}
-		},
-		Flush: func(next httpsnoop.FlushFunc) httpsnoop.FlushFunc {
-			return func() { h.release(); next() }
-		},
-		FlushError: func(next httpsnoop.FlushErrorFunc) httpsnoop.FlushErrorFunc {
-			return func() error { h.release(); return next() }
-		},
-		Hijack: func(next httpsnoop.HijackFunc) httpsnoop.HijackFunc {
-			return func() (net.Conn, *bufio.ReadWriter, error) { h.release(); return next() }
-		},
-		ReadFrom: func(next httpsnoop.ReadFromFunc) httpsnoop.ReadFromFunc {
-			return func(src io.Reader) (int64, error) { h.release(); return next(src) }
-		},
-		Push: func(next httpsnoop.PushFunc) httpsnoop.PushFunc {
-			return func(target string, opts *http.PushOptions) error { h.release(); return next(target, opts) }
-		},
-	})
+	h.w.ResponseWriter, h.w.h = w, h
+	return &h.w
 }
+
+// heldWriter is a hold's response writer: it releases the hold before any
+// byte of the response can leave the process, and passes every call on.
+// It is written out rather than made by httpsnoop.Wrap, whose hooks cost a
+// closure each and a wrapper type chosen at run time per request (issue
+// 10; docs/benchmarks/auth-server-history.md, session 40 "perf12"). It
+// is an http.Flusher, http.Hijacker, io.ReaderFrom and http.Pusher and
+// unwraps (http.ResponseController) whatever w is: a Hijack or Push that
+// w does not support fails with http.ErrNotSupported, a Flush it does not
+// support does nothing, and ReadFrom copies through w's own.
+type heldWriter struct {
+	http.ResponseWriter
+	h *held
+}
+
+func (w *heldWriter) WriteHeader(code int) {
+	if code < 200 { // an informational response is sent at once
+		w.h.release()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *heldWriter) Write(b []byte) (int, error) {
+	w.h.writing(w.ResponseWriter, len(b))
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *heldWriter) WriteString(s string) (int, error) {
+	w.h.writing(w.ResponseWriter, len(s))
+	return io.WriteString(w.ResponseWriter, s)
+}
+
+func (w *heldWriter) Flush() { _ = w.FlushError() }
+
+func (w *heldWriter) FlushError() error {
+	w.h.release()
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *heldWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.h.release()
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+func (w *heldWriter) ReadFrom(src io.Reader) (int64, error) {
+	w.h.release()
+	return io.Copy(w.ResponseWriter, src)
+}
+
+func (w *heldWriter) Push(target string, opts *http.PushOptions) error {
+	w.h.release()
+	if p, ok := w.ResponseWriter.(http.Pusher); ok {
+		return p.Push(target, opts)
+	}
+	return http.ErrNotSupported
+}
+
+func (w *heldWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // writing counts n more body bytes and releases the hold when the response
 // may no longer fit net/http's buffers (HeldResponseBytes).

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -387,3 +388,41 @@ func TestOtherOutputNotHeld(t *testing.T) {
 		}
 	})).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
 }
+
+// TestHoldAllocations: holding a request's lines costs a fixed three
+// allocations — the hold with its response writer, the context value and
+// the request's copy — not a wrapper per interface and a closure per hook
+// (httpsnoop.Wrap's, 13 more); and the writer still passes on what the
+// response writer beneath does and does not do (Push, Hijack refused with
+// http.ErrNotSupported when it cannot).
+func TestHoldAllocations(t *testing.T) {
+	out := NewOutput(io.Discard)
+	var gotW http.ResponseWriter
+	h := out.Hold(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		gotW = w
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	w := &nopWriter{header: http.Header{}}
+	h.ServeHTTP(w, r)
+	if p, ok := gotW.(http.Pusher); ok && !errors.Is(p.Push("/x", nil), http.ErrNotSupported) {
+		t.Errorf("Push on a writer that cannot push: want http.ErrNotSupported")
+	}
+	if _, _, err := http.NewResponseController(gotW).Hijack(); !errors.Is(err, http.ErrNotSupported) {
+		t.Errorf("Hijack on a writer that cannot hijack: %v, want http.ErrNotSupported", err)
+	}
+	if raceEnabled {
+		return
+	}
+	n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) })
+	t.Logf("%.0f allocations per request", n)
+	if n > 3 {
+		t.Errorf("%.0f allocations per request, want at most 3", n)
+	}
+}
+
+type nopWriter struct{ header http.Header }
+
+func (w *nopWriter) Header() http.Header         { return w.header }
+func (w *nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *nopWriter) WriteHeader(int)             {}
