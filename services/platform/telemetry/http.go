@@ -95,11 +95,14 @@ func (t *Telemetry) Middleware(h http.Handler, o HTTPOptions) (http.Handler, err
 		info.more = info.buf[:0]
 		info.w = statusWriter{ResponseWriter: w, code: http.StatusOK}
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
-		h.ServeHTTP(&info.w, r.WithContext(ctx))
+		served := r.WithContext(ctx)
+		h.ServeHTTP(&info.w, served)
 		m := metrics{Code: info.w.code, Duration: time.Since(start)}
 		rt := info.route()
 		if rt == "" {
-			rt = route(r)
+			// served: a ServeMux that served it has set its Pattern
+			// (MuxRoute reads it instead of matching again).
+			rt = route(served)
 		}
 		if o.Streaming == nil || !o.Streaming(r) {
 			observers.Get(observerKey{rt, MethodLabel(r.Method), StatusClass(m.Code)}).Observe(m.Duration.Seconds())
@@ -264,10 +267,20 @@ next:
 
 // MuxRoute returns a Route function for a ServeMux: the pattern the mux
 // matches, without its method prefix ("GET /oauth/jwks" → "/oauth/jwks"),
-// or RouteOther.
+// or RouteOther. A request the mux has served carries the pattern it
+// matched (http.Request.Pattern, Go 1.22+): that one is read, and the mux
+// matches only a request it has not served (or matched no pattern of) —
+// Middleware asks after the handler returns, with the request it passed
+// on, so a mux that is the handler, or that it reaches with the request
+// unchanged, is not asked to match twice. r.Pattern must then be mux's:
+// the Route of one ServeMux for a handler that may reach another mux with
+// the same request would name the other's pattern.
 func MuxRoute(mux *http.ServeMux) func(*http.Request) string {
 	return func(r *http.Request) string {
-		_, p := mux.Handler(r)
+		p := r.Pattern
+		if p == "" {
+			_, p = mux.Handler(r)
+		}
 		if p == "" {
 			return RouteOther
 		}

@@ -91,6 +91,32 @@ func TestHTTPLabelsAreBounded(t *testing.T) {
 	}
 }
 
+// TestMuxRouteIsThePatternThatServed: the route label is the pattern the
+// mux served the request by (http.Request.Pattern), read after the
+// handler returns — not a second match of the request, which names
+// another route once the handler has changed the request's path (and
+// costs a route lookup per request).
+func TestMuxRouteIsThePatternThatServed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /items/{id}", func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Path = "/elsewhere/" + r.PathValue("id") // rewritten for a handler it calls next
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("/elsewhere/", func(w http.ResponseWriter, r *http.Request) {})
+	h, err := telemetry.Off().Middleware(mux, telemetry.HTTPOptions{Registry: reg, Route: telemetry.MuxRoute(mux)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/items/1", "/nowhere"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, p, nil))
+	}
+	got := labelValues(t, reg)["tollgate_http_request_duration_seconds"]["route"]
+	if len(got) != 2 || !got["/items/{id}"] || !got[telemetry.RouteOther] {
+		t.Errorf("routes %v, want /items/{id} and %s", got, telemetry.RouteOther)
+	}
+}
+
 func TestStatusClassAndMethodLabel(t *testing.T) {
 	for in, want := range map[int]string{0: "other", 99: "other", 200: "2xx", 302: "3xx", 429: "4xx", 503: "5xx", 600: "other"} {
 		if got := telemetry.StatusClass(in); got != want {
