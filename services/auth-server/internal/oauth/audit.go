@@ -57,7 +57,11 @@ func (s *Server) logAudit(r *http.Request, rec *audit.Record) {
 // auditEvent records an event of the token, revocation, introspection or
 // registration endpoint.
 func (s *Server) auditEvent(r *http.Request, rec audit.Record) {
-	rec.ClientAddr = s.remoteAddr(r)
+	if held := auditOf(r); held != nil && held.ClientAddr != "" {
+		rec.ClientAddr = held.ClientAddr // resolved from the same request
+	} else {
+		rec.ClientAddr = s.remoteAddr(r)
+	}
 	rec.ClientAuthenticated = rec.ClientAuthenticated && provedIdentity(r.Context())
 	s.audit.Log(r.Context(), rec)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 )
@@ -78,6 +79,10 @@ type clientAuth struct {
 	// assertion's "sub" exactly as fosite read it (clientLookups).
 	lookedUp string
 	looked   bool
+	// held is the token endpoint's audit record of the request (token,
+	// withAudit's), made here so that the request's one context for
+	// client authentication carries it too: no second copy of the request.
+	held audit.Record
 }
 
 type clientAuthKey struct{}
@@ -137,20 +142,6 @@ type authorizeRedirectKey struct{}
 // secret by (authenticateClient); clientLookups then gives fosite the
 // client as authenticating with it (clients.Client.AuthenticatingWith).
 type secretMethodKey struct{}
-
-// secretMethod is the client secret method r uses: client_secret_basic
-// with an Authorization header of the Basic scheme, client_secret_post
-// with a client_secret body parameter, "" with neither. oneAuthMethod has
-// refused a request with both.
-func secretMethod(r *http.Request, form url.Values) string {
-	if _, _, ok := r.BasicAuth(); ok {
-		return clients.AuthBasic
-	}
-	if form.Has("client_secret") {
-		return clients.AuthPost
-	}
-	return ""
-}
 
 func clientAuthFrom(ctx context.Context) *clientAuth {
 	ca, _ := ctx.Value(clientAuthKey{}).(*clientAuth)
@@ -242,6 +233,10 @@ func (s *Server) startClientAuth(r *http.Request, endpoint, addr string) (*clien
 		},
 	}
 	ctx = clients.WithAttempt(context.WithValue(ctx, clientAuthKey{}, ca), ca.attempt)
+	if endpoint == "token" {
+		ca.held.ClientAddr = s.remoteAddr(r)
+		ctx = context.WithValue(ctx, auditKey{}, &ca.held)
+	}
 	return ca, ctx
 }
 
@@ -263,13 +258,14 @@ func (s *Server) finishClientAuth(ca *clientAuth, status int) {
 // rate limit keyed by the client fosite authenticated.
 func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fosite.ClientAuthenticationStrategy {
 	return func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
-		if err := oneAuthMethod(r, form); err != nil {
+		m, err := oneAuthMethod(r, form)
+		if err != nil {
 			return nil, err
 		}
 		// A secret client may send its secret by either secret method
 		// (clients.Client.AuthenticatingWith); the secret check, back-off
 		// and limits below are the same whichever carries it.
-		if m := secretMethod(r, form); m != "" {
+		if m != "" {
 			ctx = context.WithValue(ctx, secretMethodKey{}, m)
 		}
 		c, err := next(ctx, r, form)
@@ -334,14 +330,17 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 // oneAuthMethod refuses requests that use more than one client
 // authentication method (RFC 6749 §2.3: "MUST NOT use more than one
 // authentication method in each request"), and a body client_id that
-// names another client than HTTP Basic does.
+// names another client than HTTP Basic does. Otherwise it returns the
+// client secret method the request carries its secret by:
+// client_secret_basic with an Authorization header of the Basic scheme,
+// client_secret_post with a client_secret body parameter, "" with neither.
 //
-// It reads the Authorization header first (basicCredentials).
-func oneAuthMethod(r *http.Request, form url.Values) error {
-	if err := basicCredentials(r); err != nil {
-		return err
+// It reads the Authorization header first (basicCredentials), once.
+func oneAuthMethod(r *http.Request, form url.Values) (secretMethod string, err error) {
+	basicID, basic, err := basicCredentials(r)
+	if err != nil {
+		return "", err
 	}
-	basicID, _, basic := r.BasicAuth()
 	methods := 0
 	if basic {
 		methods++
@@ -353,15 +352,21 @@ func oneAuthMethod(r *http.Request, form url.Values) error {
 		methods++
 	}
 	if methods > 1 {
-		return fosite.ErrInvalidRequest.WithHint("The request uses more than one client authentication method (RFC 6749 section 2.3); use exactly one.")
+		return "", fosite.ErrInvalidRequest.WithHint("The request uses more than one client authentication method (RFC 6749 section 2.3); use exactly one.")
 	}
 	if basic && form.Get("client_id") != "" {
 		id, err := url.QueryUnescape(basicID)
 		if err != nil || id != form.Get("client_id") {
-			return fosite.ErrInvalidRequest.WithHint("The client_id in the body differs from the client authenticated with HTTP Basic.")
+			return "", fosite.ErrInvalidRequest.WithHint("The client_id in the body differs from the client authenticated with HTTP Basic.")
 		}
 	}
-	return nil
+	switch {
+	case basic:
+		return clients.AuthBasic, nil
+	case form.Has("client_secret"):
+		return clients.AuthPost, nil
+	}
+	return "", nil
 }
 
 // basicCredentials checks an Authorization header of the Basic scheme
@@ -380,26 +385,29 @@ func oneAuthMethod(r *http.Request, form url.Values) error {
 //     followed by two hex digits; RFC 6749 §2.3.1 has both encoded before
 //     Basic) is a failed client authentication too, the same 401
 //     invalid_client, not fosite's 400 invalid_request.
-func basicCredentials(r *http.Request) error {
-	h := r.Header.Get("Authorization")
+//
+// basic is true when the request carries Basic credentials (net/http's
+// BasicAuth reads them), and id is their client id, still form-urlencoded.
+func basicCredentials(r *http.Request) (id string, basic bool, err error) {
+	h := headerValue(r.Header, "Authorization")
 	scheme, rest, _ := strings.Cut(h, " ")
 	if !strings.EqualFold(scheme, "basic") {
-		return nil
+		return "", false, nil
 	}
 	if trimmed := strings.TrimLeft(rest, " "); trimmed != rest {
 		r.Header.Set("Authorization", scheme+" "+trimmed)
 	}
 	id, secret, ok := r.BasicAuth()
 	if !ok {
-		return fosite.ErrInvalidClient.WithHint("The Authorization header's Basic credentials could not be read: send base64 of client_id:client_secret, each form-urlencoded first (RFC 6749 section 2.3.1, RFC 7617).")
+		return "", false, fosite.ErrInvalidClient.WithHint("The Authorization header's Basic credentials could not be read: send base64 of client_id:client_secret, each form-urlencoded first (RFC 6749 section 2.3.1, RFC 7617).")
 	}
 	if _, err := url.QueryUnescape(id); err != nil {
-		return fosite.ErrInvalidClient.WithHint("The client id in the Authorization header's Basic credentials is not form-urlencoded (RFC 6749 section 2.3.1): encode it with application/x-www-form-urlencoded before base64.")
+		return "", false, fosite.ErrInvalidClient.WithHint("The client id in the Authorization header's Basic credentials is not form-urlencoded (RFC 6749 section 2.3.1): encode it with application/x-www-form-urlencoded before base64.")
 	}
 	if _, err := url.QueryUnescape(secret); err != nil {
-		return fosite.ErrInvalidClient.WithHint("The client secret in the Authorization header's Basic credentials is not form-urlencoded (RFC 6749 section 2.3.1): encode it with application/x-www-form-urlencoded before base64.")
+		return "", false, fosite.ErrInvalidClient.WithHint("The client secret in the Authorization header's Basic credentials is not form-urlencoded (RFC 6749 section 2.3.1): encode it with application/x-www-form-urlencoded before base64.")
 	}
-	return nil
+	return id, true, nil
 }
 
 // refusedWriter answers a client-auth refusal (429/503) in place of what

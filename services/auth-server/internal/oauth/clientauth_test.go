@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 )
 
 // A refused client authentication (429 back-off or limit, 503 busy) is
@@ -62,30 +64,33 @@ func TestRefusedWriter(t *testing.T) {
 	}
 }
 
-// RFC 6749 §2.3: one client authentication method per request.
+// RFC 6749 §2.3: one client authentication method per request; the one
+// a request carries its secret by is what oneAuthMethod returns.
 func TestOneAuthMethod(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		basic string // "" = none
-		form  url.Values
-		ok    bool
+		name   string
+		basic  string // "" = none
+		form   url.Values
+		ok     bool
+		method string // the secret method, when ok
 	}{
-		{"basic only", "app", url.Values{}, true},
-		{"basic and the same body client_id", "app", url.Values{"client_id": {"app"}}, true},
-		{"basic percent-encoded and the decoded body client_id", "my%2Dapp", url.Values{"client_id": {"my-app"}}, true},
-		{"post only", "", url.Values{"client_id": {"app"}, "client_secret": {"s"}}, true},
-		{"basic and a body secret", "app", url.Values{"client_id": {"app"}, "client_secret": {"s"}}, false},
-		{"basic and another body client_id", "app", url.Values{"client_id": {"other"}}, false},
-		{"basic and an assertion", "app", url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}}, false},
-		{"secret and assertion", "", url.Values{"client_secret": {"s"}, "client_assertion": {"x.y.z"}}, false},
+		{"basic only", "app", url.Values{}, true, clients.AuthBasic},
+		{"basic and the same body client_id", "app", url.Values{"client_id": {"app"}}, true, clients.AuthBasic},
+		{"basic percent-encoded and the decoded body client_id", "my%2Dapp", url.Values{"client_id": {"my-app"}}, true, clients.AuthBasic},
+		{"post only", "", url.Values{"client_id": {"app"}, "client_secret": {"s"}}, true, clients.AuthPost},
+		{"a public client", "", url.Values{"client_id": {"app"}}, true, ""},
+		{"basic and a body secret", "app", url.Values{"client_id": {"app"}, "client_secret": {"s"}}, false, ""},
+		{"basic and another body client_id", "app", url.Values{"client_id": {"other"}}, false, ""},
+		{"basic and an assertion", "app", url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}}, false, ""},
+		{"secret and assertion", "", url.Values{"client_secret": {"s"}, "client_assertion": {"x.y.z"}}, false, ""},
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/oauth/token", nil)
 		if tc.basic != "" {
 			r.SetBasicAuth(tc.basic, "secret")
 		}
-		err := oneAuthMethod(r, tc.form)
-		if (err == nil) != tc.ok {
-			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
+		method, err := oneAuthMethod(r, tc.form)
+		if (err == nil) != tc.ok || method != tc.method {
+			t.Errorf("%s: %q, %v, want %q, ok=%v", tc.name, method, err, tc.method, tc.ok)
 		}
 		if err != nil {
 			if _, code, _ := classify(err); code != "invalid_request" {

@@ -68,18 +68,18 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 				fmt.Sprintf("the authorization request's query is larger than %d bytes (HTTP 414 URI Too Long): send a shorter state, nonce or scope", maxAuthorizeQuery))
 			return
 		}
-		if len(r.Header.Values("Authorization")) > 1 {
+		if len(r.Header["Authorization"]) > 1 {
 			fail(w, r, http.StatusBadRequest, "invalid_request", "more than one Authorization header")
 			return
 		}
-		if r.URL.Query().Has("access_token") {
+		if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
 			fail(w, r, http.StatusBadRequest, "invalid_request", "access_token in the query string is not accepted")
 			return
 		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
-		if len(r.Header.Values("Content-Type")) > 1 {
+		if len(r.Header["Content-Type"]) > 1 {
 			// Content-Type is a singleton field (RFC 9110 §5.3, §8.3): with
 			// two, net/http and the handlers read the first and a proxy or
 			// a logger may read the other.
@@ -263,15 +263,18 @@ func bodyProblem(endpoint string, r *http.Request, err error) string {
 // media type at all is said to be so (malformedContentType).
 func formOnly(endpoint string, r *http.Request) string {
 	_, ok := formSpecs[endpoint]
-	ct := r.Header.Get("Content-Type")
+	ct := headerValue(r.Header, "Content-Type")
 	if !ok || r.Method != http.MethodPost {
 		return ""
 	}
-	wanted, _ := formWanted(endpoint)
+	if ct == "application/x-www-form-urlencoded" {
+		return "" // what clients send, without parsing it as a media type
+	}
 	if ct == "" {
 		if r.ContentLength == 0 {
 			return ""
 		}
+		wanted, _ := formWanted(endpoint)
 		return wanted + " and the body has no Content-Type, so none were read: send Content-Type: application/x-www-form-urlencoded"
 	}
 	mt, _, err := mime.ParseMediaType(ct)
@@ -281,6 +284,7 @@ func formOnly(endpoint string, r *http.Request) string {
 	case mt == "application/x-www-form-urlencoded":
 		return ""
 	}
+	wanted, _ := formWanted(endpoint)
 	return wanted + ", not " + quotedHeader(mt) + ": send Content-Type: application/x-www-form-urlencoded"
 }
 
@@ -307,20 +311,34 @@ func (s *Server) limit(endpoint string) ratelimit.Limit {
 }
 
 func noStore(w http.ResponseWriter) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
+	h := w.Header()
+	h["Cache-Control"] = []string{"no-store"} // Set, with the key canonical already
+	h["Pragma"] = []string{"no-cache"}
+}
+
+// headerValue is h.Get(key) for a key in canonical form
+// (textproto.CanonicalMIMEHeaderKey: "Content-Type"), the form net/http
+// stores a request's header keys in: the map read, without canonicalizing
+// key again — ~400 instructions a call, which a token request made a
+// dozen times (docs/benchmarks/auth-server-history.md, session 40
+// "perf12").
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // cors lets ALLOWED_ORIGINS call the JSON endpoints from a browser. It
 // also refuses an access_token in the query string on every path.
 func (s *Server) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Has("access_token") {
+		if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
 			s.metrics.errors.WithLabelValues("any", "invalid_request").Inc()
 			writeJSONError(w, http.StatusBadRequest, "invalid_request", "access_token in the query string is not accepted")
 			return
 		}
-		origin := r.Header.Get("Origin")
+		origin := headerValue(r.Header, "Origin")
 		if origin != "" && slices.Contains(s.cfg.AllowedOrigins, origin) && !strings.HasPrefix(r.URL.Path, "/oauth/authorize") {
 			w.Header().Set("Access-Control-Allow-Origin", origin)
 			w.Header().Add("Vary", "Origin")

@@ -3,6 +3,7 @@ package oauth
 import (
 	"net/http"
 	"net/url"
+	"slices"
 )
 
 // dropEmptyParams removes parameters sent without a value from the query,
@@ -12,19 +13,28 @@ import (
 // the default resource, instead of an empty scope or an invalid target.
 // Call it after r.ParseForm.
 func dropEmptyParams(r *http.Request) {
-	if q := r.URL.Query(); dropEmpty(q) {
-		u := *r.URL
-		u.RawQuery = q.Encode()
-		r.URL = &u
+	// A request without a query (a token request) has nothing to drop
+	// there, and parsing "" would still make a map.
+	if r.URL.RawQuery != "" {
+		if q := r.URL.Query(); dropEmpty(q) {
+			u := *r.URL
+			u.RawQuery = q.Encode()
+			r.URL = &u
+		}
 	}
 	dropEmpty(r.Form)
 	dropEmpty(r.PostForm)
 }
 
 // dropEmpty deletes empty values from v and reports whether it changed.
+// A parameter without an empty value is left as it is (no copy of its
+// values).
 func dropEmpty(v url.Values) bool {
 	changed := false
 	for k, vs := range v {
+		if !slices.Contains(vs, "") {
+			continue
+		}
 		kept := vs[:0:0]
 		for _, s := range vs {
 			if s != "" {

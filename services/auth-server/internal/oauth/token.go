@@ -20,7 +20,9 @@ import (
 
 // token is the token endpoint: authorization_code and refresh_token grants.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	r, _ = s.withAudit(r, audit.Record{}) // learns the grant a reuse revokes
+	if auditOf(r) == nil { // guard's client authentication made it (startClientAuth)
+		r, _ = s.withAudit(r, audit.Record{}) // learns the grant a reuse revokes
+	}
 	ctx := r.Context()
 	grant := r.PostForm.Get("grant_type")
 	if !slices.Contains(clients.GrantTypes, grant) {
@@ -94,7 +96,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, grant, ar, err)
 		return
 	}
-	s.metrics.grants.WithLabelValues(grant, s.clientLabel(ar.GetClient()), "ok").Inc()
+	s.metrics.okGrant(grant, s.clientLabel(ar.GetClient()))
 	s.auditEvent(r, audit.Record{Event: audit.Grant, GrantType: grant, ClientID: ar.GetClient().GetID(), ClientAuthenticated: true,
 		Subject: ar.GetSession().GetSubject(), GrantID: ar.GetID()})
 	writeAccessResponse(w, resp)
