@@ -34,6 +34,34 @@ func TestAppendJSONStringEveryByte(t *testing.T) {
 	}
 }
 
+// TestAppendJSONStringEveryLane: appendJSONString's check of eight bytes
+// at a time finds every byte value encoding/json escapes in every lane of
+// a word (and in the bytes after the last whole word), next to plain
+// bytes and to bytes of every other value: a carry or borrow between
+// lanes neither hides one nor invents one.
+func TestAppendJSONStringEveryLane(t *testing.T) {
+	plain := []byte("eyJhbGciOiJSUzI1NiIsImtpZCI6Ik") // base64url, as tokens are
+	for b := range 256 {
+		for pos := range 19 {
+			for _, next := range []byte{'A', 0x00, 0x1f, 0x20, 0x7e, 0x7f, 0x80, 0xff} {
+				s := append([]byte(nil), plain[:19]...)
+				s[pos] = byte(b)
+				if pos+1 < len(s) {
+					s[pos+1] = next
+				}
+				want, err := json.Marshal(string(s))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := appendJSONString(nil, string(s))
+				if err != nil || string(got) != string(want) {
+					t.Fatalf("byte %#x at %d before %#x: %s (%v), encoding/json %s", b, pos, next, got, err, want)
+				}
+			}
+		}
+	}
+}
+
 // The pooled HMAC state (keyedMAC) shared by concurrent code checks, code
 // issuance and refresh-token issuance: every answer is the one fosite's
 // own check gives (current secret, rotated secret, altered MAC, altered

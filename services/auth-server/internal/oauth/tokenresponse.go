@@ -22,8 +22,8 @@ import (
 // bytes are the same either way (TestWriteAccessResponseAsFosite).
 func writeAccessResponse(w http.ResponseWriter, resp fosite.AccessResponder) {
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	h["Cache-Control"] = []string{"no-store"} // Set, with the keys canonical already
+	h["Pragma"] = []string{"no-cache"}
 	buf := responseBuffers.Get().(*[]byte)
 	defer responseBuffers.Put(buf)
 	js, err := appendAccessResponse((*buf)[:0], resp.ToMap())
@@ -32,7 +32,7 @@ func writeAccessResponse(w http.ResponseWriter, resp fosite.AccessResponder) {
 		return
 	}
 	*buf = js
-	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h["Content-Type"] = []string{"application/json;charset=UTF-8"}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(js) // copied: net/http buffers what it is given
 }
@@ -91,17 +91,51 @@ func appendAccessResponse(buf []byte, m map[string]any) ([]byte, error) {
 // would escape (controls, '"', '\\', '<', '>', '&', non-ASCII) go through
 // encoding/json.
 //
-// The check is one table lookup per byte: a response's tokens are 2–3 KB,
-// and a chain of comparisons per byte was ~17 instructions a byte, ~40,000
-// per code grant (docs/benchmarks/auth-server-history.md, session 11 "codecut").
+// The check reads eight bytes at a time, its tests written out in the
+// loop (in a function, a call per word cost more than it saved: session
+// 38 "perf10b"), then the rest one table lookup a byte: a response's tokens
+// are 1.5–3 KB, and the table alone was ~7 instructions a byte
+// (docs/benchmarks/auth-server-history.md, sessions 11 "codecut" and 40
+// "perf12").
 func appendJSONString(buf []byte, s string) ([]byte, error) {
-	for i := 0; i < len(s); i++ {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8] // one bounds check; the loads combine into one
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		// A lane's high bit is set in t if that byte may need escaping,
+		// and in some lane whenever one does: a byte below 0x20; 0x7f or
+		// above; '\\'; '<' or '>' (0x3c, 0x3e: equal once bit 1 is set);
+		// '"' or '&' (0x22, 0x26: equal once bit 2 is set). (v-ones)&^v
+		// has a lane's high bit set when some lane of v is zero.
+		t := (x - 0x20*ones) &^ x
+		t |= (x + ones) | x
+		v := x ^ (0x5c * ones)
+		t |= (v - ones) &^ v
+		v = (x | 0x02*ones) ^ (0x3e * ones)
+		t |= (v - ones) &^ v
+		v = (x | 0x04*ones) ^ (0x26 * ones)
+		t |= (v - ones) &^ v
+		if t&high != 0 {
+			return appendJSONEscaped(buf, s)
+		}
+	}
+	for ; i < len(s); i++ {
 		if !jsonPlain[s[i]] {
-			raw, err := json.Marshal(s)
-			return append(buf, raw...), err
+			return appendJSONEscaped(buf, s)
 		}
 	}
 	buf = append(buf, '"')
 	buf = append(buf, s...)
 	return append(buf, '"'), nil
+}
+
+// appendJSONEscaped appends s as encoding/json encodes it.
+func appendJSONEscaped(buf []byte, s string) ([]byte, error) {
+	raw, err := json.Marshal(s)
+	return append(buf, raw...), err
 }
