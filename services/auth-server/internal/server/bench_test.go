@@ -648,6 +648,12 @@ func loadTokenEndpoint(b *testing.B, f *fleet, p benchProcess, grant string, cli
 			}()
 		}
 		wg.Wait()
+		// A login that failed (f.authorize's Fatalf ends only its own
+		// goroutine) left a client short of codes: stop here, with its
+		// message, not with an index out of range in the window.
+		if b.Failed() {
+			b.FailNow()
+		}
 	case "refresh_token":
 		// Each client refreshes its own grant, chaining the rotated tokens.
 		for i := range clients {
