@@ -113,20 +113,13 @@ func (h *pollerHandoff) start() {
 }
 
 // run wakes when the pipe is readable (the poller's doing) and gives back
-// the turns pending then.
+// the turns pending then (readPipe, per platform), until the pipe fails —
+// not expected of a pipe whose write end stays open (a read error, the
+// read end closed): from then on release gives back directly.
 func (h *pollerHandoff) run(r *os.File) {
-	buf := make([]byte, 64)
-	var spare []*semaphore.Weighted
-	for {
-		if _, err := r.Read(buf); err != nil {
-			// Not expected of a pipe whose write end stays open: from
-			// now on release gives back directly.
-			h.dead.Store(true)
-			h.flush(nil)
-			return
-		}
-		spare = h.flush(spare)
-	}
+	h.readPipe(r)
+	h.dead.Store(true)
+	h.flush(nil)
 }
 
 // flush gives back every pending turn, in order. next (empty or nil, and
