@@ -282,6 +282,7 @@ func BenchmarkTokenRefresh(b *testing.B) {
 //	user-µs/grant, sys-µs/grant  its CPU time in user and in kernel mode
 //	                     (/proc/<pid>/stat's utime and stime: tick-sampled,
 //	                     10 ms units) per grant
+//	minflt/grant         its minor page faults per grant (/proc/<pid>/stat)
 //	alloc-KiB/grant, gc/1000grants  its heap allocation and GC cycles
 //	heap-goal-MiB, rss-peak-MiB  its collector's heap goal at the window's
 //	                     end and its peak resident memory (VmHWM) so far
@@ -508,7 +509,11 @@ type processCounters struct {
 	// (USER_HZ). The kernel side includes the softirq work done in the
 	// process's context: on loopback, a socket write(2) delivers the bytes
 	// into the receiving socket before it returns.
-	utime, stime   time.Duration
+	utime, stime time.Duration
+	// minflt: its minor page faults (/proc/<pid>/stat, field 10): pages
+	// the kernel mapped in on first touch, as the heap grows into memory
+	// the process has not used before.
+	minflt         int64
 	allocBytes, gc float64 // go_memstats_alloc_bytes_total, go_gc_duration_seconds_count (admin /metrics)
 	// Levels at the window's end, not differences (0 where not read, as
 	// for the peers): the collector's heap goal (go_memstats_next_gc_bytes)
@@ -540,7 +545,7 @@ func readProcessCounters(b *testing.B, pid int, metrics map[string]float64) proc
 			}
 		}
 	}
-	c.utime, c.stime = userSystemCPU(b, pid)
+	c.utime, c.stime, c.minflt = userSystemCPU(b, pid)
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
 	if err != nil {
 		b.Fatalf("auth-server io counters: %v", err)
@@ -562,8 +567,9 @@ func readProcessCounters(b *testing.B, pid int, metrics map[string]float64) proc
 
 // userSystemCPU is process pid's CPU time so far in user and in kernel
 // mode (/proc/<pid>/stat's utime and stime, clock ticks of 10 ms: Linux's
-// USER_HZ is 100 on every architecture Go supports).
-func userSystemCPU(b *testing.B, pid int) (user, system time.Duration) {
+// USER_HZ is 100 on every architecture Go supports) and its minor page
+// faults (minflt).
+func userSystemCPU(b *testing.B, pid int) (user, system time.Duration, minflt int64) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		b.Fatalf("CPU time of %d: %v", pid, err)
@@ -575,18 +581,19 @@ func userSystemCPU(b *testing.B, pid int) (user, system time.Duration) {
 	if i < 0 || len(f) < 13 {
 		b.Fatalf("CPU time of %d: /proc/%d/stat: %q", pid, pid, raw)
 	}
+	flt, err0 := strconv.ParseInt(f[7], 10, 64)
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
+	if err0 != nil || err1 != nil || err2 != nil {
 		b.Fatalf("CPU time of %d: /proc/%d/stat: %q", pid, pid, raw)
 	}
 	const tick = 10 * time.Millisecond
-	return time.Duration(ut) * tick, time.Duration(st) * tick
+	return time.Duration(ut) * tick, time.Duration(st) * tick, flt
 }
 
 func (c processCounters) sub(o processCounters) processCounters {
 	return processCounters{ctxSwitches: c.ctxSwitches - o.ctxSwitches, syscr: c.syscr - o.syscr, syscw: c.syscw - o.syscw,
-		utime: c.utime - o.utime, stime: c.stime - o.stime, allocBytes: c.allocBytes - o.allocBytes, gc: c.gc - o.gc, heapGoal: c.heapGoal, rssPeak: c.rssPeak}
+		utime: c.utime - o.utime, stime: c.stime - o.stime, minflt: c.minflt - o.minflt, allocBytes: c.allocBytes - o.allocBytes, gc: c.gc - o.gc, heapGoal: c.heapGoal, rssPeak: c.rssPeak}
 }
 
 func (c processCounters) report(b *testing.B, grants int) { c.reportAs(b, "", grants) }
@@ -600,6 +607,7 @@ func (c processCounters) reportAs(b *testing.B, prefix string, grants int) {
 	b.ReportMetric(float64(c.syscw)/n, prefix+"syscw/grant")
 	b.ReportMetric(float64(c.utime.Microseconds())/n, prefix+"user-µs/grant")
 	b.ReportMetric(float64(c.stime.Microseconds())/n, prefix+"sys-µs/grant")
+	b.ReportMetric(float64(c.minflt)/n, prefix+"minflt/grant")
 	b.ReportMetric(c.allocBytes/1024/n, prefix+"alloc-KiB/grant")
 	b.ReportMetric(c.gc*1000/n, prefix+"gc/1000grants")
 	if c.heapGoal > 0 {
