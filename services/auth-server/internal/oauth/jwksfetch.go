@@ -91,10 +91,12 @@ type jwksFetcher struct {
 }
 
 // cachedJWKS is what is known of one jwks_uri: the last set fetched (nil
-// if none) and when, and the last fetch's failure (nil if it succeeded)
-// and when.
+// if none) and when, the keys of it an assertion may be verified with
+// (clients.AssertionKeys, filtered once when the set is cached), and the
+// last fetch's failure (nil if it succeeded) and when.
 type cachedJWKS struct {
 	set     *josev3.JSONWebKeySet
+	keys    *josev3.JSONWebKeySet
 	fetched time.Time
 	err     error
 	failed  time.Time
@@ -203,16 +205,42 @@ func (e *jwksFailedError) Error() string {
 }
 func (e *jwksFailedError) Unwrap() error { return e.Err }
 
-// Resolve implements fosite.JWKSFetcherStrategy.
+// Resolve implements fosite.JWKSFetcherStrategy: the set location
+// answered, as fetched.
 func (f *jwksFetcher) Resolve(ctx context.Context, location string, ignoreCache bool) (*josev3.JSONWebKeySet, error) {
-	if set, ok, err := f.lookup(location, ignoreCache); ok {
-		return set, err
+	c, err := f.resolve(ctx, location, ignoreCache)
+	return c.set, err
+}
+
+// ResolveAssertionKeys is Resolve's set with clients.AssertionKeys
+// applied: the keys a private_key_jwt client's assertion may be verified
+// with. The filter runs once per fetched set, when it is cached, and the
+// same filtered set is answered until it is fetched again (callers only
+// read it). A set of only unusable keys gives an empty set, not an
+// error: the assertion's verification refuses it.
+func (f *jwksFetcher) ResolveAssertionKeys(ctx context.Context, location string, ignoreCache bool) (*josev3.JSONWebKeySet, error) {
+	c, err := f.resolve(ctx, location, ignoreCache)
+	return c.keys, err
+}
+
+// assertionKeyResolver is a JWKS fetcher that answers a set with
+// clients.AssertionKeys already applied (jwksFetcher);
+// signingUseFetcher asks it for the filtered set.
+type assertionKeyResolver interface {
+	ResolveAssertionKeys(ctx context.Context, location string, ignoreCache bool) (*josev3.JSONWebKeySet, error)
+}
+
+// resolve answers location's cached entry, fetching it (once for all
+// concurrent callers) when the cache has no answer.
+func (f *jwksFetcher) resolve(ctx context.Context, location string, ignoreCache bool) (cachedJWKS, error) {
+	if c, ok, err := f.lookup(location, ignoreCache); ok {
+		return c, err
 	}
 	ch := f.flight.DoChan(location, func() (any, error) {
 		// A Resolve that looked before the last shared fetch ended finds
 		// its answer here, not in another GET.
-		if set, ok, err := f.lookup(location, ignoreCache); ok {
-			return set, err
+		if c, ok, err := f.lookup(location, ignoreCache); ok {
+			return c, err
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksFetchTimeout)
 		defer cancel()
@@ -221,37 +249,36 @@ func (f *jwksFetcher) Resolve(ctx context.Context, location string, ignoreCache 
 		if err != nil {
 			return nil, f.fail(location, err, started)
 		}
-		f.put(location, set, n, started)
-		return set, nil
+		return f.put(location, set, n, started), nil
 	})
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, res.Err
+			return cachedJWKS{}, res.Err
 		}
-		return res.Val.(*josev3.JSONWebKeySet), nil
+		return res.Val.(cachedJWKS), nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for the jwks_uri fetch: %w", ctx.Err())
+		return cachedJWKS{}, fmt.Errorf("waiting for the jwks_uri fetch: %w", ctx.Err())
 	}
 }
 
 // lookup answers from the cache (ok): a set fetched less than
 // jwksCacheTTL ago (with ignoreCache, less than jwksRefetchInterval ago),
 // else a failure of less than jwksFailureTTL ago.
-func (f *jwksFetcher) lookup(location string, ignoreCache bool) (*josev3.JSONWebKeySet, bool, error) {
+func (f *jwksFetcher) lookup(location string, ignoreCache bool) (cachedJWKS, bool, error) {
 	now := f.now()
 	f.mu.Lock()
 	c, ok := f.cache.Get(location)
 	f.mu.Unlock()
 	switch {
 	case !ok:
-		return nil, false, nil
+		return cachedJWKS{}, false, nil
 	case c.set != nil && now.Sub(c.fetched) < jwksCacheTTL && (!ignoreCache || now.Sub(c.fetched) < jwksRefetchInterval):
-		return c.set, true, nil
+		return c, true, nil
 	case c.err != nil && now.Sub(c.failed) < jwksFailureTTL:
-		return nil, true, c.err
+		return cachedJWKS{}, true, c.err
 	}
-	return nil, false, nil
+	return cachedJWKS{}, false, nil
 }
 
 // fetch GETs location and answers its JWK set and the answer's length.
@@ -292,12 +319,15 @@ func (f *jwksFetcher) fetch(ctx context.Context, location string) (*josev3.JSONW
 	return &set, len(body), nil
 }
 
-// put caches set, of an answer of n bytes, for location, forgetting a
-// failure remembered for it.
-func (f *jwksFetcher) put(location string, set *josev3.JSONWebKeySet, n int, now time.Time) {
+// put caches set, of an answer of n bytes, and its assertion keys
+// (filtered here, once per fetch) for location, forgetting a failure
+// remembered for it, and answers the entry.
+func (f *jwksFetcher) put(location string, set *josev3.JSONWebKeySet, n int, now time.Time) cachedJWKS {
+	c := cachedJWKS{set: set, keys: clients.AssertionKeys(set), fetched: now, weight: n + len(location)}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.store(location, cachedJWKS{set: set, fetched: now, weight: n + len(location)})
+	f.store(location, c)
+	return c
 }
 
 // fail remembers err, location's fetch's failure at now, beside the set

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	josev3 "github.com/go-jose/go-jose/v3"
 	"github.com/hashicorp/go-retryablehttp"
@@ -74,5 +76,75 @@ func TestSigningUseFetcher(t *testing.T) {
 	}
 	if len(cached.Keys) != 5 || cached.Keys[0].Use != "" {
 		t.Errorf("the cached set was changed: %d keys, the first of use %q", len(cached.Keys), cached.Keys[0].Use)
+	}
+}
+
+// TestSigningUseFetcherFiltersOncePerFetch: a jwks_uri set is filtered
+// (clients.AssertionKeys) once, when it is fetched and cached, not at each
+// lookup: every lookup of the cached set answers the same filtered set,
+// without allocating, and a refetch filters the new set once.
+func TestSigningUseFetcherFiltersOncePerFetch(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := json.Marshal(josev3.JSONWebKeySet{Keys: []josev3.JSONWebKey{
+		{Key: &key.PublicKey, KeyID: "bare"},
+		{Key: &key.PublicKey, KeyID: "enc", Use: "enc"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gets atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gets.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(set)
+	}))
+	defer srv.Close()
+	client := retryablehttp.NewClient()
+	client.HTTPClient = srv.Client()
+	client.RetryMax = 0
+	inner := newJWKSFetcher(client)
+	now := time.Now()
+	inner.now = func() time.Time { return now }
+	f := signingUseFetcher{JWKSFetcherStrategy: inner}
+	ctx := context.Background()
+	loc := srv.URL + "/jwks.json"
+	first, err := f.Resolve(ctx, loc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Keys) != 1 || first.Keys[0].KeyID != "bare" || first.Keys[0].Use != "sig" {
+		t.Fatalf("first lookup gave %+v, want the key \"bare\" with use \"sig\"", first.Keys)
+	}
+	var again *josev3.JSONWebKeySet
+	allocs := testing.AllocsPerRun(100, func() {
+		again, err = f.Resolve(ctx, loc, false)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first {
+		t.Errorf("a lookup of the cached set gave another set (%p, first %p): filtered again", again, first)
+	}
+	if allocs != 0 {
+		t.Errorf("a lookup of the cached set allocates %v times, want 0 (filtered once per fetch)", allocs)
+	}
+	// A refetch (an unknown kid, the set older than jwksRefetchInterval)
+	// filters the new set, once.
+	now = now.Add(jwksRefetchInterval)
+	refetched, err := f.Resolve(ctx, loc, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refetched == first || len(refetched.Keys) != 1 || refetched.Keys[0].KeyID != "bare" {
+		t.Errorf("the refetched set gave %p %+v, want a new set of the key \"bare\"", refetched, refetched.Keys)
+	}
+	if again, _ := f.Resolve(ctx, loc, false); again != refetched {
+		t.Errorf("a lookup after the refetch gave %p, want the refetched set %p", again, refetched)
+	}
+	if n := gets.Load(); n != 2 {
+		t.Errorf("%d GETs of the jwks_uri, want 2 (the fetch and the refetch)", n)
 	}
 }

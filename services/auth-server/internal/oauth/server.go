@@ -563,9 +563,18 @@ type signingUseFetcher struct {
 }
 
 // Resolve is the wrapped Resolve, with clients.AssertionKeys applied to
-// the set it gives.
+// the set it gives: by the wrapped fetcher once per fetched set when it
+// filters (assertionKeyResolver: jwksFetcher caches the filtered set
+// beside the fetched one), else here at each call.
 func (f signingUseFetcher) Resolve(ctx context.Context, location string, ignoreCache bool) (*josev3.JSONWebKeySet, error) {
-	set, err := f.JWKSFetcherStrategy.Resolve(ctx, location, ignoreCache)
+	var set *josev3.JSONWebKeySet
+	var err error
+	r, filters := f.JWKSFetcherStrategy.(assertionKeyResolver)
+	if filters {
+		set, err = r.ResolveAssertionKeys(ctx, location, ignoreCache)
+	} else {
+		set, err = f.JWKSFetcherStrategy.Resolve(ctx, location, ignoreCache)
+	}
 	if err != nil {
 		why := jwksFetchFailure(err)
 		// Once per failed fetch: the failure is remembered and answered
@@ -576,6 +585,9 @@ func (f signingUseFetcher) Resolve(ctx context.Context, location string, ignoreC
 				"err", err.Error())
 		}
 		return nil, jwksFetchError(why, err)
+	}
+	if filters {
+		return set, nil
 	}
 	return clients.AssertionKeys(set), nil
 }
