@@ -251,8 +251,8 @@ func TestAssertionKeysLeaveOutUnusableKeys(t *testing.T) {
 // jwks is filtered (AssertionKeys) where the client is built — from the
 // registry file and from a metadata document — not at each
 // authentication: GetJSONWebKeys gives the usable keys, the same set at
-// every call and in the copies fosite is given (AuthenticatingWith,
-// ForRedirect), without allocating.
+// every call and in a copy fosite is given (ForRedirect of a loopback
+// redirect URI on another port), without allocating.
 func TestAssertionKeysAreFilteredOnce(t *testing.T) {
 	good, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -262,7 +262,7 @@ func TestAssertionKeysAreFilteredOnce(t *testing.T) {
 		jwkJSON(t, josev3.JSONWebKey{Key: &good.PublicKey, KeyID: "ok"}, nil) + `]}`
 	rules := Rules{Resources: []string{"https://mcp.example/mcp"}}
 	s, problems := Parse([]byte(`{"clients":[{"client_id":"pk","token_endpoint_auth_method":"private_key_jwt",`+
-		`"redirect_uris":["https://app.example/cb"],"resources":["https://mcp.example/mcp"],"jwks":`+jwks+`}]}`), rules)
+		`"redirect_uris":["https://app.example/cb","http://127.0.0.1/cb"],"resources":["https://mcp.example/mcp"],"jwks":`+jwks+`}]}`), rules)
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
@@ -272,7 +272,7 @@ func TestAssertionKeysAreFilteredOnce(t *testing.T) {
 	}
 	var md Metadata
 	if err := decodeMetadata([]byte(`{"client_id":"https://app.example/c.json","token_endpoint_auth_method":"private_key_jwt",`+
-		`"redirect_uris":["https://app.example/cb"],"jwks":`+jwks+`}`), &md); err != nil {
+		`"redirect_uris":["https://app.example/cb","http://127.0.0.1/cb"],"jwks":`+jwks+`}`), &md); err != nil {
 		t.Fatal(err)
 	}
 	doc, err := md.ToClient(rules, KindMetadata)
@@ -284,7 +284,15 @@ func TestAssertionKeysAreFilteredOnce(t *testing.T) {
 		if first == nil || len(first.Keys) != 1 || first.Keys[0].KeyID != "ok" || first.Keys[0].Use != "sig" {
 			t.Fatalf("%s: GetJSONWebKeys gave %+v, want the key \"ok\" with use \"sig\"", name, first)
 		}
-		for _, cp := range []*Client{c, c.AuthenticatingWith(AuthBasic), c.ForRedirect("https://app.example/cb")} {
+		// A loopback redirect URI on another port than the registered
+		// one's (RFC 8252 §7.3) is answered with a copy of the client
+		// (AuthenticatingWith and a registered URI give the client
+		// itself, which would compare c with c).
+		cp := c.ForRedirect("http://127.0.0.1:4711/cb")
+		if cp == c {
+			t.Fatalf("%s: ForRedirect of a loopback URI on another port gave the client itself, want a copy", name)
+		}
+		for _, cp := range []*Client{c, cp} {
 			if got := cp.GetJSONWebKeys(); got != first {
 				t.Errorf("%s: GetJSONWebKeys gave another set (%p, first %p): filtered again", name, got, first)
 			}
