@@ -110,3 +110,45 @@ func TestAccessTokensEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestScanTailAsEncodingJSON: scanTail reads the tails encodeGrant writes
+// (with and without the access stamp, requested scopes and audiences, the
+// request's form) by itself, and whatever it accepts it decodes as
+// encoding/json does; the rest (escapes, non-ASCII, nulls, numbers other
+// than t's, duplicate or unknown names, whitespace) it leaves to jsonv1,
+// which TestGrantTailAsEncodingJSON covers.
+func TestScanTailAsEncodingJSON(t *testing.T) {
+	accepted := []string{
+		`{"a":"/1790003601000","t":1790000000}`, `{"a":"1790000000000/1790003601000","t":1790000000}`,
+		`{"t":1790000000}`, `{"t":0}`, `{"a":"","t":7}`, `{}`, `{"t":1,"a":"/1"}`,
+		`{"a":"/1","t":1790000000,"rs":["openid","profile"],"ra":["https://api.example/mcp"],"f":{"redirect_uri":["https://chatgpt.com/cb"],"scope":["openid profile"],"nonce":["n"]}}`,
+		`{"t":1,"rs":[],"ra":[],"f":{}}`, `{"t":1,"f":{"a":[],"b":["x","y"]}}`,
+	}
+	refused := []string{
+		`{"a":"/1", "t":1}`, `{"a":"\/1","t":1}`, "{\"a\":\"\xc3\xa9\",\"t\":1}", `{"a":1,"t":1}`, "{\"a\":\"\t\",\"t\":1}",
+		`{"t":-1}`, `{"t":01}`, `{"t":1.5}`, `{"t":1e3}`, `{"t":1234567890123456789}`, `{"t":}`, `{"t":1} `, `{"t":1}x`,
+		`{"t":null}`, `{"T":1}`, `{"x":1}`, `{"a":"/1","a":"/2","t":1}`, `{"a":"/1,"t":1}`, `[]`, ``, `{`, `{,}`,
+		`{"t":1,"rs":"openid"}`, `{"t":1,"rs":["a",]}`, `{"t":1,"ra":null}`, `{"t":1,"f":null}`, `{"t":1,"f":{"a":"x"}}`,
+		`{"t":1,"f":{"a":["x"],"a":["y"]}}`, `{"t":1,"f":{"a":[null]}}`, `{"t":1,"rs":["\u00e9"]}`,
+	}
+	for _, in := range accepted {
+		var got, want grantTail
+		if !scanTail([]byte(in), &got) {
+			t.Errorf("%s: refused, want it read without jsonv1", in)
+			continue
+		}
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Errorf("%s: encoding/json: %v", in, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n scanTail      %#v\n encoding/json %#v", in, got, want)
+		}
+	}
+	for _, in := range refused {
+		var got grantTail
+		if scanTail([]byte(in), &got) {
+			t.Errorf("%q: accepted (%#v), want it left to jsonv1", in, got)
+		}
+	}
+}
