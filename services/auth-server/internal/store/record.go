@@ -268,176 +268,20 @@ func (s *Store) decodeGrant(ctx context.Context, id, rec string, session fosite.
 
 // decodeTail decodes a format-2 record's JSON (grantTail). The session,
 // most of it, is split off (splitLast) and scanned only where it is
-// decoded, not twice more as a json.RawMessage. The rest is, as
-// encodeGrant writes it for a grant whose requested scopes and audiences
-// are the granted ones, read by scanTail; else decoded with
+// decoded, not twice more as a json.RawMessage. The rest is decoded with
 // encoding/json's rules (jsonv1: the same semantics on the json/v2
 // decoder, a third of the allocations).
 func decodeTail(js string) (grantTail, error) {
-	var tail grantTail // on the stack: jsonv1 decodes into another
-	rest, sess, split := splitLast(js, `"s":`)
-	if split && scanTail(rest, &tail) {
+	var tail grantTail
+	if rest, sess, ok := splitLast(js, `"s":`); ok {
+		if err := jsonv1.Unmarshal(rest, &tail); err != nil {
+			return grantTail{}, fmt.Errorf("grant record: %w", err)
+		}
 		tail.Session = json.RawMessage(sess)
-		return tail, nil
-	}
-	if !split {
-		rest = []byte(js)
-	}
-	v := new(grantTail)
-	if err := jsonv1.Unmarshal(rest, v); err != nil {
+	} else if err := jsonv1.Unmarshal([]byte(js), &tail); err != nil {
 		return grantTail{}, fmt.Errorf("grant record: %w", err)
 	}
-	if split {
-		v.Session = json.RawMessage(sess)
-	}
-	return *v, nil
-}
-
-// scanTail decodes rest, a grant record's JSON without its session
-// (splitLast), into tail when it is in the compact form encodeGrant
-// writes: an object of the members "a", "t", "rs", "ra" and "f", each at
-// most once, whose strings are printable ASCII without escapes and whose
-// "t" is an unsigned decimal of 1 to 18 digits. It reports whether it was;
-// for every rest it accepts, tail is what encoding/json's Unmarshal makes
-// of it (TestScanTailAsEncodingJSON); false leaves tail partly set.
-func scanTail(rest []byte, tail *grantTail) bool {
-	d := tailScan{b: rest, ok: true}
-	var seen uint8
-	d.object(func(k []byte) {
-		var bit uint8
-		switch string(k) {
-		case "a":
-			bit, tail.Access = 1, accessStamp(d.str())
-		case "t":
-			bit, tail.RequestedAt = 2, d.int()
-		case "rs":
-			bit, tail.RequestedScope = 4, d.strs()
-		case "ra":
-			bit, tail.RequestedAudience = 8, d.strs()
-		case "f":
-			bit = 16
-			tail.Form = url.Values{}
-			d.object(func(k []byte) {
-				if _, dup := tail.Form[string(k)]; dup {
-					d.ok = false
-				}
-				tail.Form[string(k)] = d.strs()
-			})
-		default:
-			d.ok = false
-		}
-		if seen&bit != 0 {
-			d.ok = false
-		}
-		seen |= bit
-	})
-	return d.ok && d.i == len(rest)
-}
-
-// tailScan is scanTail's position in its input; ok turns false at the
-// first byte outside the form it reads, and every method then does
-// nothing more.
-type tailScan struct {
-	b  []byte
-	i  int
-	ok bool
-}
-
-// next consumes c when it is the next byte.
-func (d *tailScan) next(c byte) bool {
-	if d.ok && d.i < len(d.b) && d.b[d.i] == c {
-		d.i++
-		return true
-	}
-	return false
-}
-
-func (d *tailScan) expect(c byte) {
-	if !d.next(c) {
-		d.ok = false
-	}
-}
-
-// raw reads a string's bytes, printable ASCII without escapes.
-func (d *tailScan) raw() []byte {
-	d.expect('"')
-	start := d.i
-	for d.ok {
-		if d.i >= len(d.b) {
-			d.ok = false
-			break
-		}
-		c := d.b[d.i]
-		if c == '"' {
-			d.i++
-			return d.b[start : d.i-1]
-		}
-		if c < 0x20 || c > 0x7e || c == '\\' {
-			d.ok = false
-		}
-		d.i++
-	}
-	return nil
-}
-
-func (d *tailScan) str() string {
-	if r := d.raw(); d.ok {
-		return string(r)
-	}
-	return ""
-}
-
-// int reads an unsigned decimal of 1 to 18 digits, without leading zeros.
-func (d *tailScan) int() int64 {
-	var n int64
-	start := d.i
-	for d.ok && d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
-		n = n*10 + int64(d.b[d.i]-'0')
-		d.i++
-	}
-	if l := d.i - start; l == 0 || l > 18 || l > 1 && d.b[start] == '0' {
-		d.ok = false
-	}
-	return n
-}
-
-// object reads an object, calling member with each name after its colon
-// to read the value.
-func (d *tailScan) object(member func(name []byte)) {
-	d.expect('{')
-	if d.next('}') {
-		return
-	}
-	for d.ok {
-		k := d.raw()
-		d.expect(':')
-		if !d.ok {
-			return
-		}
-		member(k)
-		if d.next('}') {
-			return
-		}
-		d.expect(',')
-	}
-}
-
-// strs reads an array of strings; [] is an empty, non-nil slice, as
-// encoding/json makes it.
-func (d *tailScan) strs() []string {
-	d.expect('[')
-	l := []string{}
-	if d.next(']') {
-		return l
-	}
-	for d.ok {
-		l = append(l, d.str())
-		if d.next(']') {
-			return l
-		}
-		d.expect(',')
-	}
-	return nil
+	return tail, nil
 }
 
 // accessStamp is a grant record's "a" member, "<rotation>/<access expiry>":
