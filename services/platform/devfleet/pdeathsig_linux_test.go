@@ -32,6 +32,10 @@ func TestComponentsDieWithTheFleet(t *testing.T) {
 	}
 	helper := exec.Command(os.Args[0], "-test.run=^TestComponentsDieWithTheFleet$", "-test.count=1")
 	helper.Env = append(os.Environ(), "DEVFLEET_DIE_WITH_FLEET_HELPER=1")
+	// The helper waits forever (until its own -timeout): it goes with this
+	// test binary if that dies without its cleanups (a -timeout panic, a
+	// kill), as the fleet's components go with tollgate-dev.
+	helper.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := helper.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

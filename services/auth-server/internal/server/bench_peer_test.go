@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
@@ -26,7 +25,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,7 +36,6 @@ import (
 	authclients "github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/platform/config"
 	"github.com/tollgate/tollgate/services/platform/redisx"
-	"github.com/tollgate/tollgate/services/platform/testharness"
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
 
@@ -196,26 +193,8 @@ type peerLoad struct {
 // and sends it n token requests from clients concurrent clients, each on
 // its own keep-alive connection, after one warm-up request per client.
 func loadPeer(b *testing.B, l peerLoad, clients, n int) peerResult {
-	ln := testharness.Listener(b)
-	lnFile, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), l.env...)
-	cmd.Env = append(cmd.Env, strings.Fields(os.Getenv(serverEnvEnv))...)
-	cmd.ExtraFiles = []*os.File{lnFile}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	lnFile.Close()
-	ln.Close() // the process holds its copy
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
-	base := "http://" + ln.Addr().String()
+	peer, base := startPeerProcess(b, l.env)
+	pid := peer.cmd.Process.Pid
 	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
 	do := func(form string) (tokenResponse, time.Duration, error) {
 		req, _ := http.NewRequest(http.MethodPost, base+"/oauth/token", strings.NewReader(form))
@@ -254,7 +233,7 @@ func loadPeer(b *testing.B, l peerLoad, clients, n int) peerResult {
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		c := readProcessCounters(b, cmd.Process.Pid, nil)
+		c := readProcessCounters(b, pid, nil)
 		if _, err := fmt.Sscan(string(raw), &c.allocBytes, &c.gc); err != nil {
 			b.Fatalf("%s: GET /runtime: %d %q", l.name, resp.StatusCode, raw)
 		}
@@ -299,7 +278,7 @@ func loadPeer(b *testing.B, l peerLoad, clients, n int) peerResult {
 	if l.window != nil {
 		end = l.window()
 	}
-	cpu0, t0 := processCPU(b, cmd.Process.Pid), time.Now()
+	cpu0, t0 := processCPU(b, pid), time.Now()
 	for i := range clients {
 		wg.Go(func() {
 			for k, j := 1, i; j < n; k, j = k+1, j+clients {
@@ -314,7 +293,7 @@ func loadPeer(b *testing.B, l peerLoad, clients, n int) peerResult {
 		})
 	}
 	wg.Wait()
-	r := peerResult{grants: n, wall: time.Since(t0), cpu: processCPU(b, cmd.Process.Pid) - cpu0}
+	r := peerResult{grants: n, wall: time.Since(t0), cpu: processCPU(b, pid) - cpu0}
 	end()
 	r.signingCPU, r.os = mustSigningCPU()-sig0, counters().sub(os0)
 	all := slices.Concat(lat...)

@@ -996,20 +996,8 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, benchProces
 		}
 		return string(raw)
 	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	// Stopped when the benchmark ends, however it ends (startChild).
+	proc := startChild(b, cmd, 10*time.Second)
 	deadline := time.Now().Add(180 * time.Second)
 	// With a timeout: the listener is this process's, so the kernel accepts
 	// a connection whether or not the auth-server lives to answer it.
@@ -1024,8 +1012,8 @@ func startFleetProcess(b *testing.B, env map[string]string) (*fleet, benchProces
 			}
 		}
 		select {
-		case err := <-done:
-			b.Fatalf("auth-server exited: %v\n%s", err, logTail())
+		case <-proc.done:
+			b.Fatalf("auth-server exited: %v\n%s", proc.err, logTail())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
