@@ -207,8 +207,10 @@ func New(d Deps) (*Gateway, error) {
 	}
 	// Panics in tool handlers are answered as JSON-RPC internal errors
 	// (and logged), on either path of a tools/call; a legacy session's
-	// results are counted against its backlog (chargeResults).
-	g.toolMiddleware = []server.ToolHandlerMiddleware{recoverTools(d.Log), g.chargeResults}
+	// results are counted against its backlog (chargeResults); a stateless
+	// POST's answer stream takes no notification once the handler has
+	// returned (endAnswerStream).
+	g.toolMiddleware = []server.ToolHandlerMiddleware{endAnswerStream, recoverTools(d.Log), g.chargeResults}
 	hooks := &server.Hooks{}
 	hooks.AddAfterInitialize(g.afterInitialize)
 	hooks.AddOnRegisterSession(g.adoptSession)

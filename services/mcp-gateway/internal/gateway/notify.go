@@ -51,7 +51,17 @@ type legacyStream struct {
 // (TestStatelessProgressPrecedesItsAnswer). A session's POST keeps mcp-go's
 // path: it records the notifications for Last-Event-ID resumption, and
 // stops the forwarder before it writes the answer, so nothing is lost.
+//
+// A POST whose Accept admits only application/json (jsonOnlyKey) is sent
+// nothing, and nil is returned: its answer is one JSON object (MCP
+// 2025-11-25, Streamable HTTP, "Sending Messages to the Server": the
+// server returns application/json or text/event-stream), which has no room
+// for a notification, and a notification would have turned it into an
+// event stream the client did not accept.
 func notifyClient(ctx context.Context, method string, params map[string]any) error {
+	if jsonOnly, _ := ctx.Value(jsonOnlyKey{}).(bool); jsonOnly {
+		return nil
+	}
 	n := mcp.JSONRPCNotification{
 		JSONRPC:      mcp.JSONRPC_VERSION,
 		Notification: mcp.Notification{Method: method, Params: mcp.NotificationParams{AdditionalFields: params}},
@@ -84,6 +94,22 @@ type answerStreamKey struct{}
 // errAnswerStreamEnded is notifyClient's error for a notification sent
 // after its request was served: it has no stream left to go on.
 var errAnswerStreamEnded = errors.New("the request has been answered: its notification has no stream to go on")
+
+// endAnswerStream is the gateway's outermost tool middleware: when the
+// tool handler returns (or panics), before mcp-go writes the call's answer,
+// the request's answerStream, if any, is ended, so that a notification
+// sent later (by a goroutine the handler left running) is refused
+// (errAnswerStreamEnded) instead of written after the answer, and never
+// touches the response's header map, which mcp-go sets, without
+// answerStream's lock, once the handler has returned.
+func endAnswerStream(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		if as, ok := ctx.Value(answerStreamKey{}).(*answerStream); ok {
+			defer as.end()
+		}
+		return next(ctx, req)
+	}
+}
 
 // withAnswerStream serves a stateless (2026-07-28) POST request whose
 // Accept admits an event stream with next, the notifications its handler
@@ -137,9 +163,11 @@ func (s *answerStream) Flush() {
 
 func (s *answerStream) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// notify writes n as an event of the stream, and flushes it. A response
-// that is already something else (mcp-go answered as JSON) or served is
-// not written to: errAnswerStreamEnded.
+// notify writes n as an event of the stream, and flushes it. A stream
+// ended (its tool handler returned: endAnswerStream; or served) or a
+// response that is already something else is not written to, and its
+// header is not touched: errAnswerStreamEnded. The header is set only
+// before end, under mu, which end takes too: mcp-go sets it after.
 func (s *answerStream) notify(n mcp.JSONRPCNotification) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,7 +189,7 @@ func (s *answerStream) notify(n mcp.JSONRPCNotification) error {
 	return nil
 }
 
-// end marks the request served.
+// end marks the request answered: nothing more is sent on the stream.
 func (s *answerStream) end() {
 	s.mu.Lock()
 	s.ended = true
