@@ -216,11 +216,29 @@ func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte
 		}
 		return nil, ErrSecretMismatch
 	case isBcrypt(stored):
-		key := h.verifiedKey(a, stored, secret)
-		if h.cache != nil && h.cache.Contains(key) {
-			return nil, nil
+		// Two cache entries per verified secret: one for the client
+		// address that proved it, one for any address. A secret proved
+		// from this address is accepted whatever the back-off; one proved
+		// only elsewhere is accepted here only while this (client,
+		// address) is not backed off — otherwise a brute force from a
+		// backed-off address would learn a right guess (accepted) from the
+		// wrong ones (refused) at the address rate limit's pace, not the
+		// back-off's.
+		here := h.verifiedKey(a, stored, secret, true)
+		anywhere := h.verifiedKey(a, stored, secret, false)
+		if h.cache != nil {
+			if h.cache.Contains(here) {
+				return nil, nil
+			}
+			if h.cache.Contains(anywhere) {
+				if a.backedOff() {
+					return nil, ErrSlowCheckRefused
+				}
+				h.cache.Add(here, struct{}{})
+				return nil, nil
+			}
 		}
-		if a != nil && a.BackedOff != nil && a.BackedOff() {
+		if a.backedOff() {
 			return nil, ErrSlowCheckRefused
 		}
 		select {
@@ -235,7 +253,8 @@ func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte
 			return nil, ErrSecretMismatch
 		}
 		if h.cache != nil {
-			h.cache.Add(key, struct{}{})
+			h.cache.Add(anywhere, struct{}{})
+			h.cache.Add(here, struct{}{})
 		}
 		return nil, nil
 	}
@@ -243,15 +262,21 @@ func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte
 }
 
 // verifiedKey is the cache key of a successful bcrypt check: a keyed
-// digest of (client id, stored hash, secret), each length-prefixed. A new
-// secret, a changed stored hash or another client never finds an old entry.
-func (h *SecretHasher) verifiedKey(a *Attempt, stored, secret []byte) [sha256.Size]byte {
+// digest of (client id, stored hash, secret) and, when atAddress, the
+// client address, each length-prefixed (the address part is empty
+// otherwise, so the two kinds never collide: an address is never empty
+// when it is used). A new secret, a changed stored hash or another client
+// never finds an old entry.
+func (h *SecretHasher) verifiedKey(a *Attempt, stored, secret []byte, atAddress bool) [sha256.Size]byte {
 	m := hmac.New(sha256.New, h.cacheKey)
-	id := ""
+	id, addr := "", ""
 	if a != nil {
 		id = a.ClientID
+		if atAddress {
+			addr = "@" + a.ClientAddress
+		}
 	}
-	for _, part := range [][]byte{[]byte(id), stored, secret} {
+	for _, part := range [][]byte{[]byte(id), stored, secret, []byte(addr)} {
 		m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(part))))
 		m.Write(part)
 	}
@@ -327,10 +352,17 @@ type Attempt struct {
 	// ClientID is the URL-decoded client id the request presents (the one
 	// fosite looks up); part of the verified-secret cache key.
 	ClientID string
+	// ClientAddress is the request's trusted client address (the one its
+	// failure back-off is keyed on); part of the verified-secret cache key
+	// of secrets proved from it.
+	ClientAddress string
 	// BackedOff is asked before a bcrypt check of a secret that is not in
-	// the verified-secret cache; true skips the check (ErrSlowCheckRefused).
-	// Fast (HMAC) hashes and cached secrets are always checked, so a
-	// correct secret of those kinds is never refused by back-off.
+	// the verified-secret cache, and before accepting a cached secret that
+	// was proved from another client address only; true refuses it
+	// (ErrSlowCheckRefused). Fast (HMAC) hashes are always checked and a
+	// bcrypt secret proved from this address within the cache's TTL is
+	// always accepted, so a correct secret of those kinds is never refused
+	// by back-off.
 	BackedOff func() bool
 	// Failed is called after a secret was checked and found wrong.
 	Failed func()
@@ -384,6 +416,11 @@ func (a *Attempt) Rehash(stored []byte) []byte {
 		return nil
 	}
 	return a.rehash
+}
+
+// backedOff reports what a.BackedOff says; false without a hook.
+func (a *Attempt) backedOff() bool {
+	return a != nil && a.BackedOff != nil && a.BackedOff()
 }
 
 func (a *Attempt) record(err error, stored, rehash []byte) {

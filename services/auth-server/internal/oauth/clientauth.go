@@ -211,7 +211,8 @@ func (s *Server) startClientAuth(r *http.Request, endpoint, addr string) (*clien
 	id := claimedClientID(r)
 	subject := id + "\x00" + addr
 	ca.attempt = &clients.Attempt{
-		ClientID: id,
+		ClientID:      id,
+		ClientAddress: addr,
 		BackedOff: func() bool {
 			res, err := s.limiter.Peek(ctx, scopeAuthFailures, subject, s.failureLimit())
 			if err != nil || res.Allowed {

@@ -176,21 +176,43 @@ func TestClientAuthCannotLockOut(t *testing.T) {
 	})
 
 	t.Run("operator secret: back-off, cache, never a wrong secret", func(t *testing.T) {
-		const addr, other = "198.51.100.80", "198.51.100.81"
-		// Verified once: cached.
-		if r := f.clientCall(clientReq{Form: postCreds(ops, opSecret1, badRefresh()), ForwardFor: other}); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+		const addr, other, guesser = "198.51.100.80", "198.51.100.81", "198.51.100.83"
+		// Verified once from addr: cached for addr and for any address.
+		if r := f.clientCall(clientReq{Form: postCreds(ops, opSecret1, badRefresh()), ForwardFor: addr}); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
 			t.Fatalf("operator client, right secret: %d %s %s", r.Status, r.Error, r.Description)
 		}
-		for i := range 10 {
-			if r := f.clientCall(clientReq{Form: postCreds(ops, "wrong", badRefresh()), ForwardFor: addr}); r.Status != http.StatusUnauthorized {
-				t.Fatalf("wrong operator secret %d: %d %s", i, r.Status, r.Error)
+		spend := func(from string) {
+			t.Helper()
+			for i := range 10 {
+				if r := f.clientCall(clientReq{Form: postCreds(ops, "wrong-"+strconv.Itoa(i), badRefresh()), ForwardFor: from}); r.Status != http.StatusUnauthorized {
+					t.Fatalf("wrong operator secret %d from %s: %d %s", i, from, r.Status, r.Error)
+				}
 			}
 		}
-		// Budget spent: wrong secrets are not checked (429), the verified
-		// secret still passes from the same address.
+		spend(addr)
+		// Budget spent: wrong secrets are not checked (429), the secret
+		// proved from this address still passes.
 		assertLimited(t, "wrong operator secret in back-off", f.clientCall(clientReq{Form: postCreds(ops, "wrong", badRefresh()), ForwardFor: addr}))
 		if r := f.clientCall(clientReq{Form: postCreds(ops, opSecret1, badRefresh()), ForwardFor: addr}); r.Error != "invalid_grant" {
-			t.Errorf("verified operator secret in back-off: %d %s", r.Status, r.Error)
+			t.Errorf("operator secret proved from this address, in back-off: %d %s", r.Status, r.Error)
+		}
+		// A not-backed-off address is served from the cache of a secret
+		// proved elsewhere.
+		if r := f.clientCall(clientReq{Form: postCreds(ops, opSecret1, badRefresh()), ForwardFor: other}); r.Error != "invalid_grant" {
+			t.Errorf("operator secret proved elsewhere, from a fresh address: %d %s", r.Status, r.Error)
+		}
+		// A guesser that spent its own budget learns nothing from the
+		// cache: the right secret, proved only from other addresses, is
+		// refused there exactly as its wrong guesses are (brk41: it was
+		// accepted, so a brute force of a weak secret in use went at the
+		// address limit's pace, not 10 per window).
+		spend(guesser)
+		wrong := f.clientCall(clientReq{Form: postCreds(ops, "wrong-again", badRefresh()), ForwardFor: guesser})
+		right := f.clientCall(clientReq{Form: postCreds(ops, opSecret1, badRefresh()), ForwardFor: guesser})
+		assertLimited(t, "wrong guess in back-off", wrong)
+		assertLimited(t, "right guess in back-off, proved only elsewhere", right)
+		if right.Status != wrong.Status || right.Error != wrong.Error || right.Description != wrong.Description {
+			t.Errorf("right and wrong guesses in back-off differ: %d %s %q against %d %s %q", right.Status, right.Error, right.Description, wrong.Status, wrong.Error, wrong.Description)
 		}
 		// A wrong secret is never accepted, cached or not, from any address.
 		for _, a := range []string{addr, other, "198.51.100.82"} {
@@ -199,6 +221,22 @@ func TestClientAuthCannotLockOut(t *testing.T) {
 					t.Errorf("wrong secret %q from %s: %d %s", s, a, r.Status, r.Error)
 				}
 			}
+		}
+	})
+
+	t.Run("one failure budget whatever the client id's spelling", func(t *testing.T) {
+		// The budget is keyed on the URL-decoded client id (RFC 6749
+		// §2.3.1): another spelling of the same id in Basic gets no fresh
+		// budget of guesses (brk41: without the decoding in
+		// claimedClientID every other test here still passed).
+		const addr = "198.51.100.77"
+		for i := range 10 {
+			if r := f.clientCall(clientReq{BasicUser: "local-test", BasicPass: "wrong-" + strconv.Itoa(i), Form: badRefresh(), ForwardFor: addr}); r.Status != http.StatusUnauthorized {
+				t.Fatalf("wrong secret %d: %d %s", i, r.Status, r.Error)
+			}
+		}
+		for _, u := range []string{"local-test", "local%2Dtest", "local%2dtest", "%6Cocal-test"} {
+			assertLimited(t, "wrong secret as "+u+" after the budget was spent", f.clientCall(clientReq{BasicUser: u, BasicPass: "wrong", Form: badRefresh(), ForwardFor: addr}))
 		}
 	})
 
