@@ -20,6 +20,7 @@ help: ## List the targets
 
 .PHONY: dev
 dev: ## Run the whole fleet locally on http://localhost:4000 (Ctrl-C stops it; PUBLIC_URL=https://<tunnel> DEV_ALLOWED_ORIGINS=... DEV_FLAGS='-free-ports -var var/second')
+	@echo "make dev: building tollgate-dev, then every service (go build; on a cold Go module cache only 'go: downloading' lines for many minutes)"
 	@go build -ldflags '$(LDFLAGS)' -o var/bin/tollgate-dev ./services/platform/cmd/tollgate-dev
 	VERSION=$(VERSION) var/bin/tollgate-dev -root . $(DEV_FLAGS)
 
