@@ -2,6 +2,8 @@
 //
 //	auth-server                       serve (configuration from the environment)
 //	auth-server dev-init -dir var/dev prepare dev keys and clients for `make dev`
+//	auth-server hash-client-secret    a new client secret and its $hmac-sha256$ hash
+//	                                  under CLIENT_SECRET_HMAC_KEY(_FILE) (-stdin: hash one)
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/devinit"
+	"github.com/tollgate/tollgate/services/auth-server/internal/secrethash"
 	"github.com/tollgate/tollgate/services/auth-server/internal/server"
 )
 
@@ -19,9 +22,16 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "dev-init" {
+	cmd := ""
+	if len(os.Args) > 1 {
+		cmd = os.Args[1]
+	}
+	switch cmd {
+	case "dev-init":
 		err = devinit.Main(os.Args[2:], os.Stdout)
-	} else {
+	case "hash-client-secret":
+		err = secrethash.Main(os.Args[2:], os.Getenv, os.Stdin, os.Stdout)
+	default:
 		err = server.Run(ctx, os.Getenv, os.Stderr, nil)
 	}
 	if err != nil {

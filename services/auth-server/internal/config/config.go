@@ -398,6 +398,30 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, p.Err()
 }
 
+// LoadClientSecretKey reads CLIENT_SECRET_HMAC_KEY (or _FILE) alone, as
+// Load does, for `auth-server hash-client-secret`: a hash made under it
+// verifies at an auth-server given the same setting. Unlike Load it
+// requires the key: without it the auth-server derives one from
+// TOKEN_HMAC_SECRET, which a static registry's hashes should not follow
+// (rotating that secret would end them).
+func LoadClientSecretKey(getenv func(string) string) (string, error) {
+	s := config.NewSource(getenv)
+	given := s.Secret("CLIENT_SECRET_HMAC_KEY")
+	key := secretValue(given)
+	p := s.Problems()
+	switch {
+	case len(p) > 0:
+	case given != "" && key == "":
+		p.Addf("CLIENT_SECRET_HMAC_KEY: is only white space")
+	case key == "":
+		p.Addf("CLIENT_SECRET_HMAC_KEY: not set (nor CLIENT_SECRET_HMAC_KEY_FILE): give the key the auth-server reads (chart: authServer.clientSecretKey); " +
+			"the key it derives from TOKEN_HMAC_SECRET without one changes when that secret is rotated")
+	case len(key) < 32:
+		p.Addf("CLIENT_SECRET_HMAC_KEY: must be at least 32 bytes (white space around it not counted)")
+	}
+	return key, p.Err()
+}
+
 // secretValue is the one rule every secret setting of the HMAC keys is
 // read by, current or rotated, from the environment or a file: white
 // space around the value is not part of it (config.Source.SecretList trims each
