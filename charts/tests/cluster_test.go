@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -88,13 +89,14 @@ func TestCluster(t *testing.T) {
 	// install deploys.
 	t.Run("install/docs-minimal", func(t *testing.T) {
 		cp.t = t
-		htpasswd, err := exec.LookPath("htpasswd")
+		openssl, err := exec.LookPath("openssl")
 		if err != nil {
 			if strict() {
-				t.Fatal("htpasswd (Debian: apache2-utils) is needed to run the guide's commands")
+				t.Fatal("openssl is needed to run the guide's commands")
 			}
-			t.Skip("SKIPPED: htpasswd (apache2-utils) is not installed")
+			t.Skip("SKIPPED: openssl is not installed")
 		}
+		authServer := buildAuthServer(t)
 		const ns = "tollgate" // the guide's namespace
 		values := filepath.Join(t.TempDir(), "my-values.yaml")
 		writeFile(t, values, []byte(docsBlock(t, docsMinimalValues, "yaml")))
@@ -102,20 +104,29 @@ func TestCluster(t *testing.T) {
 		start := time.Now()
 		out, err := run(timeout(t, 6*time.Minute), helmEnv, helm, "install", "tollgate", chartDir(t), "-n", "tollgate-precheck", "-f", values, "--wait", "--timeout=5m")
 		if err == nil || !strings.Contains(err.Error()+out, `Secret "tollgate-upstream" (upstream.existingSecret) does not exist in namespace tollgate-precheck`) ||
-			!strings.Contains(err.Error()+out, `Secret "tollgate-clients" (authServer.clients.existingSecret) does not exist`) {
+			!strings.Contains(err.Error()+out, `Secret "tollgate-clients" (authServer.clients.existingSecret) does not exist`) ||
+			!strings.Contains(err.Error()+out, `Secret "tollgate-client-hmac" (authServer.clientSecretKey.existingSecret) does not exist`) {
 			t.Fatalf("install without the referenced Secrets: err=%v\n%s", err, out)
 		}
 		t.Logf("refused in %s", time.Since(start).Round(time.Millisecond))
 
-		// The guide's commands, with kubectl and htpasswd on PATH.
+		// The guide's commands, with kubectl, openssl and auth-server on PATH.
 		script := docsBlock(t, docsSecretCommands, "sh")
 		kubectl := tool(t, "kubectl")
-		path := filepath.Dir(kubectl) + string(os.PathListSeparator) + filepath.Dir(htpasswd) + string(os.PathListSeparator) + os.Getenv("PATH")
+		path := strings.Join([]string{filepath.Dir(kubectl), filepath.Dir(openssl), filepath.Dir(authServer), os.Getenv("PATH")}, string(os.PathListSeparator))
 		sh := exec.CommandContext(timeout(t, 2*time.Minute), "bash", "-euo", "pipefail", "-c", script)
 		sh.Dir = t.TempDir()
 		sh.Env = append(os.Environ(), "PATH="+path, "KUBECONFIG="+cp.kubeconfig)
 		if b, err := sh.CombinedOutput(); err != nil {
 			t.Fatalf("the guide's secret commands failed: %v\n%s", err, b)
+		}
+		// kwok runs no auth-server: at least check that the registry the
+		// commands wrote holds the hash hash-client-secret made
+		// (TestHashClientSecretForTheStaticRegistry checks that one
+		// authenticates).
+		if b, err := os.ReadFile(filepath.Join(sh.Dir, "clients.yaml")); err != nil ||
+			!regexp.MustCompile(`client_secret_hash: "\$hmac-sha256\$[A-Za-z0-9_-]{43}"`).Match(b) {
+			t.Fatalf("the guide's clients.yaml holds no $hmac-sha256$ hash (%v):\n%s", err, b)
 		}
 		if out, err := run(timeout(t, 6*time.Minute), helmEnv, helm, "install", "tollgate", chartDir(t), "-n", ns, "-f", values, "--wait", "--timeout=5m"); err != nil {
 			t.Log(cp.describe(ns))
@@ -297,4 +308,20 @@ func (cp *controlPlane) describe(ns string) string {
 		}
 	}
 	return b.String()
+}
+
+// buildAuthServer builds the auth-server binary, whose hash-client-secret
+// the deployment guide's secret commands run, into a directory of its own
+// (for PATH), with the repository's workspace (this module's tests run
+// with GOWORK=off).
+func buildAuthServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "auth-server")
+	cmd := exec.CommandContext(timeout(t, 10*time.Minute), "go", "build", "-o", bin, "./services/auth-server/cmd/auth-server")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(repoRoot(t), "go.work"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build auth-server: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -49,6 +49,10 @@ func TestDocsCreateTheSecretsTheMinimalValuesReference(t *testing.T) {
 				ExistingSecret    string `json:"existingSecret"`
 				ExistingSecretKey string `json:"existingSecretKey"`
 			} `json:"tokenSecret"`
+			ClientSecretKey struct {
+				ExistingSecret    string `json:"existingSecret"`
+				ExistingSecretKey string `json:"existingSecretKey"`
+			} `json:"clientSecretKey"`
 		} `json:"authServer"`
 	}
 	if err := yaml.Unmarshal([]byte(values), &v); err != nil {
@@ -69,6 +73,7 @@ func TestDocsCreateTheSecretsTheMinimalValuesReference(t *testing.T) {
 	add(v.Upstream.ExistingSecret, def(v.Upstream.ExistingSecretKey, "client-secret"))
 	add(v.AuthServer.Clients.ExistingSecret, def(v.AuthServer.Clients.ExistingSecretKey, "clients.yaml"))
 	add(v.AuthServer.TokenSecret.ExistingSecret, def(v.AuthServer.TokenSecret.ExistingSecretKey, "token-hmac-secret"))
+	add(v.AuthServer.ClientSecretKey.ExistingSecret, def(v.AuthServer.ClientSecretKey.ExistingSecretKey, "client-secret-hmac-key"))
 	add(v.AuthServer.SigningKeys.ExistingSecret, v.AuthServer.SigningKeys.Active+".pem")
 	if len(referenced) == 0 {
 		t.Fatal("the guide's minimal values reference no Secret: this test checks nothing")
@@ -93,7 +98,7 @@ func TestDocsCreateTheSecretsTheMinimalValuesReference(t *testing.T) {
 // Where the deployment guide keeps its first-install secret commands and
 // its minimal values.
 const (
-	docsSecretCommands = "Create\nexactly these two before installing"
+	docsSecretCommands = "Create\nexactly these three before installing"
 	docsMinimalValues  = "A minimal `my-values.yaml`"
 )
 

@@ -118,6 +118,19 @@ check (INFO, CONFIG GET: not the user's) to the fleet
       name: {{ include "tollgate.authSecret" $root }}
       key: {{ . }}
 {{- end }}
+{{- with $root.Values.authServer.clientSecretKey }}
+{{- if .existingSecret }}
+- name: CLIENT_SECRET_HMAC_KEY_FILE
+  value: /etc/tollgate/secrets/client-secret-hmac-key
+{{- end }}
+{{- if and .existingSecret .rotatedSecretKey }}
+- name: CLIENT_SECRET_HMAC_KEYS_ROTATED
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .rotatedSecretKey }}
+{{- end }}
+{{- end }}
 - name: DCR_ENABLED
   value: {{ $root.Values.authServer.dynamicClientRegistration | quote }}
 - name: CIMD_ENABLED
