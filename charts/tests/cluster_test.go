@@ -149,6 +149,14 @@ func TestCluster(t *testing.T) {
 		testDocsHMACKeyRotation(t, cp, helm, helmEnv, cases["minimal"])
 	})
 
+	// The key-rotation guide's rotation of the client secret HMAC key, run
+	// as written after an install with the key in the deployment guide's
+	// Secret.
+	t.Run("rotate/docs-client-secret-key", func(t *testing.T) {
+		cp.t = t
+		testDocsClientKeyRotation(t, cp, helm, helmEnv, cases["minimal"])
+	})
+
 	// The variants case (an operator's changes to the defaults: another
 	// ingress controller on a non-standard port, Redis Sentinel over TLS,
 	// ES256, autoscaled auth-server, percentage budgets, placement) is not

@@ -32,6 +32,14 @@ type secretKeyRef struct{ Name, Key string }
 
 func (cp *controlPlane) authServerHMAC(t *testing.T, ns string) authServerHMAC {
 	t.Helper()
+	return cp.authServerKeyRefs(t, ns, "TOKEN_HMAC_SECRET", "TOKEN_HMAC_SECRETS_ROTATED")
+}
+
+// authServerKeyRefs is authServerHMAC for any key setting of the
+// auth-server given as setting_FILE (a projected Secret key) with its older
+// values in rotated (a secretKeyRef).
+func (cp *controlPlane) authServerKeyRefs(t *testing.T, ns, setting, rotated string) authServerHMAC {
+	t.Helper()
 	var d struct {
 		Spec struct {
 			Template struct {
@@ -75,13 +83,13 @@ func (cp *controlPlane) authServerHMAC(t *testing.T, ns string) authServerHMAC {
 		}
 		for _, e := range c.Env {
 			switch {
-			case e.Name == "TOKEN_HMAC_SECRET_FILE":
+			case e.Name == setting+"_FILE":
 				file = e.Value
-			case e.Name == "TOKEN_HMAC_SECRET" || e.Name == "TOKEN_HMAC_SECRETS_ROTATED_FILE":
+			case e.Name == setting || e.Name == rotated+"_FILE":
 				t.Fatalf("the auth-server container sets %s, which this test does not follow:\n%s", e.Name, out)
-			case e.Name == "TOKEN_HMAC_SECRETS_ROTATED":
+			case e.Name == rotated:
 				if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
-					t.Fatalf("TOKEN_HMAC_SECRETS_ROTATED is not taken from a Secret:\n%s", out)
+					t.Fatalf("%s is not taken from a Secret:\n%s", rotated, out)
 				}
 				h.rotated = *e.ValueFrom.SecretKeyRef
 			}
@@ -91,9 +99,9 @@ func (cp *controlPlane) authServerHMAC(t *testing.T, ns string) authServerHMAC {
 		}
 	}
 	if file == "" {
-		t.Fatalf("the auth-server container has no TOKEN_HMAC_SECRET_FILE:\n%s", out)
+		t.Fatalf("the auth-server container has no %s_FILE:\n%s", setting, out)
 	}
-	// The Secret key projected at TOKEN_HMAC_SECRET_FILE.
+	// The Secret key projected at setting_FILE.
 	for _, v := range d.Spec.Template.Spec.Volumes {
 		for _, s := range v.Projected.Sources {
 			if s.Secret == nil {
@@ -107,7 +115,7 @@ func (cp *controlPlane) authServerHMAC(t *testing.T, ns string) authServerHMAC {
 		}
 	}
 	if h.current.Name == "" {
-		t.Fatalf("no Secret key is mounted at TOKEN_HMAC_SECRET_FILE %s:\n%s", file, out)
+		t.Fatalf("no Secret key is mounted at %s_FILE %s:\n%s", setting, file, out)
 	}
 	h.restartedAt = d.Spec.Template.Metadata.Annotations["kubectl.kubernetes.io/restartedAt"]
 	return h
