@@ -242,8 +242,12 @@ func TestCodeExchangeClientGoesAway(t *testing.T) {
 // not run for a connection that gave up, and the code, presented again as
 // Retry-After says, is redeemed once. (When Redis does run it after the
 // answer: TestCodeRedemptionAnswerLost.)
+//
+// The held pipeline answers 503 when REDIS_COMMAND_TIMEOUT runs out: 4 s
+// here, not the harness's 1 s, so that waitHeldRedemption's polling sees it
+// held on a loaded machine (at 1 s it missed the window once, ops41).
 func TestCodeRedemptionHeldByRedis(t *testing.T) {
-	f := startFleet(t, nil)
+	f := startFleet(t, map[string]string{"REDIS_COMMAND_TIMEOUT": "4s"})
 	c := f.Clients["local-test"]
 	direct := unbufferedRedis(t, f)
 	a := newAuthRequest(c)
