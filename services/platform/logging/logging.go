@@ -4,11 +4,15 @@
 package logging
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -99,12 +103,12 @@ func Bound(s string) string {
 // *Output, records logged with a request's context inside Output.Hold are
 // held and written with the request's other lines (see Output).
 func New(w io.Writer, format string, level slog.Leveler, service string) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact}
+	opts := &slog.HandlerOptions{Level: level}
 	format1 := func(w io.Writer) slog.Handler {
 		if format == "text" {
-			return contextHandler{slog.NewTextHandler(w, opts)}
+			return contextHandler{redactHandler{slog.NewTextHandler(w, opts)}}
 		}
-		return contextHandler{slog.NewJSONHandler(w, opts)}
+		return contextHandler{redactHandler{slog.NewJSONHandler(w, opts)}}
 	}
 	h := format1(w)
 	if o, ok := w.(*Output); ok {
@@ -113,27 +117,160 @@ func New(w io.Writer, format string, level slog.Leveler, service string) *slog.L
 	return slog.New(h).With("service", service)
 }
 
-func redact(_ []string, a slog.Attr) slog.Attr {
+// redactHandler applies redacted to every attribute of the records and of
+// the WithAttrs calls it passes on — inside groups too, LogValuer values
+// resolved first — and bounds each record's message (Bound), as
+// slog.HandlerOptions.ReplaceAttr would with redacted, which is how New
+// did it until 2026-12-06. Through ReplaceAttr the JSON and text handlers
+// take their slow path for the built-in attributes of every record (the
+// level is encoded by encoding/json, ~4 k instructions a line) and call it
+// once per attribute; here a record nothing needs to change of is passed
+// on as it is (docs/benchmarks/auth-server-history.md, session 41
+// "perf15"). The lines are byte for byte those ReplaceAttr wrote
+// (TestRedactHandlerAsReplaceAttr).
+type redactHandler struct{ slog.Handler }
+
+func (h redactHandler) Handle(ctx context.Context, r slog.Record) error {
+	r.Message = Bound(r.Message)
+	// One pass: from the first attribute that changes on, the record is
+	// copied (the attributes before it hold no LogValuer: each is passed
+	// on as it is, and resolved once, by the handler).
+	var out slog.Record
+	copying, i := false, 0
+	r.Attrs(func(a slog.Attr) bool {
+		ra, changed := redactAttr(a)
+		if changed && !copying {
+			copying = true
+			out = slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+			j := 0
+			r.Attrs(func(b slog.Attr) bool {
+				if j == i {
+					return false
+				}
+				out.AddAttrs(b)
+				j++
+				return true
+			})
+		}
+		if copying {
+			out.AddAttrs(ra)
+		}
+		i++
+		return true
+	})
+	if copying {
+		return h.Handler.Handle(ctx, out)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	rs := make([]slog.Attr, len(as))
+	for i, a := range as {
+		rs[i], _ = redactAttr(a)
+	}
+	return redactHandler{h.Handler.WithAttrs(rs)}
+}
+
+func (h redactHandler) WithGroup(name string) slog.Handler {
+	return redactHandler{h.Handler.WithGroup(name)}
+}
+
+// redactAttr is a with its value resolved and redacted applied to it, or to
+// each attribute of its group; changed reports whether that is not a
+// itself (a LogValuer counts as changed: its value is then computed once).
+func redactAttr(a slog.Attr) (_ slog.Attr, changed bool) {
+	if a.Value.Kind() == slog.KindLogValuer {
+		a.Value, changed = a.Value.Resolve(), true
+	}
+	if a.Value.Kind() != slog.KindGroup {
+		r, c := redacted(a)
+		return r, changed || c
+	}
+	g := a.Value.Group()
+	var rs []slog.Attr
+	for i, m := range g {
+		r, c := redactAttr(m)
+		if c && rs == nil {
+			rs = make([]slog.Attr, len(g))
+			copy(rs, g[:i])
+		}
+		if rs != nil {
+			rs[i] = r
+		}
+	}
+	if rs == nil {
+		return a, changed
+	}
+	return slog.Attr{Key: a.Key, Value: slog.GroupValue(rs...)}, true
+}
+
+// redacted is what a log line holds for the attribute a (not a group) — a
+// secret-named key's value redacted, a string or error value bounded and
+// scrubbed (Bound) — and whether that differs from a.
+func redacted(a slog.Attr) (slog.Attr, bool) {
 	if IsSecretKey(a.Key) {
-		return slog.String(a.Key, Redacted)
+		return slog.String(a.Key, Redacted), true
 	}
 	switch a.Value.Kind() {
 	case slog.KindString:
 		if s := a.Value.String(); s != "" {
 			if r := Bound(s); r != s {
-				return slog.String(a.Key, r)
+				return slog.String(a.Key, r), true
 			}
 		}
 	case slog.KindAny:
 		if err, ok := a.Value.Any().(error); ok {
-			return slog.String(a.Key, Bound(err.Error()))
+			return slog.String(a.Key, Bound(err.Error())), true
 		}
 	}
-	return a
+	return a, false
 }
 
 // IsSecretKey reports whether values under key are secrets.
 func IsSecretKey(key string) bool {
+	if m := secretKeyCache.m.Load(); m != nil {
+		if secret, ok := (*m)[key]; ok {
+			return secret
+		}
+	}
+	secret := isSecretKey(key)
+	secretKeyCache.add(key, secret)
+	return secret
+}
+
+// secretKeyCache remembers IsSecretKey's answers for up to
+// secretKeyCacheSize keys: the keys of log lines come from the code, a
+// small set asked about on every line (an access-log line asks for each
+// of its attributes), and each answer took a lower-cased copy and two map
+// reads where a remembered one is one read of a map no lock guards (it is
+// replaced, never changed, under mu). Past the size, keys are answered
+// without being remembered.
+var secretKeyCache keyCache
+
+const secretKeyCacheSize = 512
+
+type keyCache struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[string]bool]
+}
+
+func (c *keyCache) add(key string, secret bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil && len(*old) >= secretKeyCacheSize {
+		return
+	}
+	next := map[string]bool{}
+	if old != nil {
+		next = maps.Clone(*old)
+	}
+	next[strings.Clone(key)] = secret // not a part of a larger string kept alive
+	c.m.Store(&next)
+}
+
+func isSecretKey(key string) bool {
 	k := strings.ToLower(key)
 	if bareSecretKeys[k] {
 		return true

@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -186,4 +188,129 @@ func BenchmarkScrub(b *testing.B) {
 			}
 		}
 	})
+}
+
+// secretValuer is a LogValuer whose value is a secret, or a group holding
+// one.
+type secretValuer struct{ group bool }
+
+func (v secretValuer) LogValue() slog.Value {
+	if v.group {
+		return slog.GroupValue(slog.String("password", "pw-valuer"), slog.String("url", "https://u:pw-url@h/x"))
+	}
+	return slog.StringValue("Bearer abcdefghijklmnop-valuer")
+}
+
+// TestRedactHandlerAsReplaceAttr: New's loggers write, in both formats,
+// byte for byte what slog's own handlers write with redaction as their
+// ReplaceAttr option (how New redacted until 2026-12-06) — records with
+// and without secrets, in attributes, groups, nested and empty groups,
+// LogValuers, errors, the message, WithAttrs and WithGroup.
+func TestRedactHandlerAsReplaceAttr(t *testing.T) {
+	replace := func(_ []string, a slog.Attr) slog.Attr { r, _ := redacted(a); return r }
+	when := time.Date(2026, 12, 6, 1, 2, 3, 456789000, time.UTC)
+	long := strings.Repeat("é", MaxValueBytes)
+	pool := []slog.Attr{
+		slog.String("route", "/oauth/token"), slog.String("client_id", "gpt-apps-mcp"), slog.Int("status", 200),
+		slog.Float64("duration_ms", 1.25), slog.Bool("ok", true), slog.Duration("d", 3*time.Millisecond),
+		slog.Time("at", when), slog.Any("n", nil), slog.Any("list", []string{"a", "b"}), slog.Any("m", map[string]int{"a": 1}),
+		slog.String("client_secret", "s3cr3t"), slog.String("CODE", "c0de"), slog.String("grpc.code", "OK"),
+		slog.String("note", "refresh_token=rt-value&x=1"), slog.String("url", "redis://default:hunter2@redis:6379/0"),
+		slog.String("big", long), slog.String("empty", ""), slog.Any("err", errors.New("Bearer abc.def.ghi failed")),
+		slog.Any("err2", errors.New("plain")), slog.Any("v", secretValuer{}), slog.Any("vg", secretValuer{group: true}),
+		slog.Group("g", slog.String("token", "tok"), slog.String("k", "v"), slog.Group("inner", slog.String("password", "pw"))),
+		slog.Group("clean", slog.String("k", "v"), slog.Int("i", 1)), slog.Group("empty"), slog.Group("", slog.String("inline", "x"), slog.String("secret", "s")),
+		slog.Group("password", slog.String("k", "v")), slog.Attr{}, slog.String("", "no key"),
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	messages := []string{"request", "", "upstream said Bearer abcdefghijk", long}
+	for _, format := range []string{"json", "text"} {
+		for i := range 200 {
+			var got, want bytes.Buffer
+			opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+			ref := &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: replace}
+			var h, r slog.Handler
+			if format == "json" {
+				h, r = contextHandler{redactHandler{slog.NewJSONHandler(&got, opts)}}, contextHandler{slog.NewJSONHandler(&want, ref)}
+			} else {
+				h, r = contextHandler{redactHandler{slog.NewTextHandler(&got, opts)}}, contextHandler{slog.NewTextHandler(&want, ref)}
+			}
+			pick := func(n int) []slog.Attr {
+				as := make([]slog.Attr, n)
+				for j := range as {
+					as[j] = pool[rng.IntN(len(pool))]
+				}
+				return as
+			}
+			if i%3 == 1 {
+				as := pick(1 + rng.IntN(3))
+				h, r = h.WithAttrs(as), r.WithAttrs(as)
+			}
+			if i%4 == 2 {
+				h, r = h.WithGroup("grp"), r.WithGroup("grp")
+			}
+			rec := slog.NewRecord(when, slog.LevelInfo, messages[rng.IntN(len(messages))], 0)
+			rec.AddAttrs(pick(rng.IntN(9))...)
+			ctx := WithRequestID(context.Background(), "req-1")
+			if err := h.Handle(ctx, rec.Clone()); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Handle(ctx, rec.Clone()); err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != want.String() {
+				t.Fatalf("%s line %d:\n got  %s\n want %s", format, i, got.String(), want.String())
+			}
+		}
+	}
+}
+
+// countingValuer counts its LogValue calls.
+type countingValuer struct{ n *int }
+
+func (v countingValuer) LogValue() slog.Value { *v.n++; return slog.StringValue("v") }
+
+// TestLogValuerResolvedOnce: redaction resolves a LogValuer, and the line
+// holds that value: LogValue runs once per line, as with ReplaceAttr.
+func TestLogValuerResolvedOnce(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		var buf bytes.Buffer
+		n := 0
+		New(&buf, format, slog.LevelInfo, "svc").Info("m", "k", countingValuer{&n}, slog.Group("g", "k2", countingValuer{&n}))
+		if n != 2 {
+			t.Errorf("%s: LogValue ran %d times for 2 values", format, n)
+		}
+	}
+}
+
+// TestIsSecretKeyRemembered: IsSecretKey answers alike for a key seen
+// before (remembered) and for one seen the first time, in any case and
+// after a dot, also past the keys it remembers.
+func TestIsSecretKeyRemembered(t *testing.T) {
+	keys := map[string]bool{
+		"authorization": true, "HTTP.Authorization": true, "client_secret": true, "x.token": true, "code": true,
+		"CODE": true, "grpc.code": false, "state": true, "a.state": false, "key": true, "redis.key": false,
+		"route": false, "client_id": false, "duration_ms": false, "Mcp-Session-Id": true, "": false,
+	}
+	for range 2 {
+		for k, want := range keys {
+			if got := IsSecretKey(k); got != want {
+				t.Errorf("IsSecretKey(%q) = %v, want %v", k, got, want)
+			}
+		}
+	}
+	for i := range 2 * secretKeyCacheSize {
+		k := "k" + strconv.Itoa(i)
+		if IsSecretKey(k) || IsSecretKey(k+".password") != true {
+			t.Fatalf("key %d answered wrong", i)
+		}
+	}
+	if m := secretKeyCache.m.Load(); m == nil || len(*m) != secretKeyCacheSize {
+		t.Errorf("remembered keys: %v, want %d", m, secretKeyCacheSize)
+	}
+	for k, want := range keys {
+		if got := IsSecretKey(k); got != want {
+			t.Errorf("full cache: IsSecretKey(%q) = %v, want %v", k, got, want)
+		}
+	}
 }

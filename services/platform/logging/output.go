@@ -112,13 +112,17 @@ func heldFrom(ctx context.Context, o *Output) *held {
 func (o *Output) Hold(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := &held{o: o}
+		h.Context = r.Context()
 		defer h.end()
-		next.ServeHTTP(h.wrap(w), r.WithContext(context.WithValue(r.Context(), heldKey{}, h)))
+		next.ServeHTTP(h.wrap(w), r.WithContext(h))
 	})
 }
 
-// held is one request's hold.
+// held is one request's hold, and the request's context with it (Value of
+// heldKey{} answers the hold: one allocation where context.WithValue made
+// another).
 type held struct {
+	context.Context
 	o *Output
 
 	mu    sync.Mutex
@@ -134,6 +138,15 @@ type held struct {
 	// w is the request's response writer (wrap), made with the hold: one
 	// allocation for both
 	w heldWriter
+}
+
+// Value answers heldKey{} with h, every other key from the request's
+// context.
+func (h *held) Value(key any) any {
+	if key == (heldKey{}) {
+		return h
+	}
+	return h.Context.Value(key)
 }
 
 var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
