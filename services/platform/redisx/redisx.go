@@ -563,6 +563,11 @@ func IsUnavailable(err error) bool {
 // IsAuthError knows only the first two. Not NOPERM: an ACL refusing one
 // command or key (telemetry.RedisResult says why).
 func IsAuthFailure(err error) bool {
+	if err == nil {
+		// Before rerr below, which errors.As makes escape: no allocation
+		// for the commands that succeed.
+		return false
+	}
 	if redis.IsAuthError(err) {
 		return true
 	}

@@ -91,10 +91,10 @@ func (t *Telemetry) Middleware(h http.Handler, o HTTPOptions) (http.Handler, err
 	}}
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestInfo{method: MethodLabel(r.Method)}
+		info := &requestInfo{Context: r.Context(), method: MethodLabel(r.Method)}
 		info.more = info.buf[:0]
 		info.w = statusWriter{ResponseWriter: w, code: http.StatusOK}
-		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
+		ctx := context.Context(info)
 		served := r.WithContext(ctx)
 		h.ServeHTTP(&info.w, served)
 		m := metrics{Code: info.w.code, Duration: time.Since(start)}
@@ -204,14 +204,26 @@ func accessLevel(status int) slog.Level {
 type requestInfoKey struct{}
 
 // requestInfo is what a handler tells the middleware about its request,
-// and the response writer that notes its status: one allocation.
+// the response writer that notes its status, and the request's context
+// with them (Value of requestInfoKey{} answers the requestInfo): one
+// allocation.
 type requestInfo struct {
+	context.Context
 	mu     sync.Mutex
 	method string
 	rt     string
 	more   []slog.Attr
 	buf    [4]slog.Attr // more's first attributes, without growing it
 	w      statusWriter
+}
+
+// Value answers requestInfoKey{} with i, every other key from the
+// request's context.
+func (i *requestInfo) Value(key any) any {
+	if key == (requestInfoKey{}) {
+		return i
+	}
+	return i.Context.Value(key)
 }
 
 func (i *requestInfo) route() string {

@@ -34,12 +34,34 @@ var redisCommands = func() map[string]bool {
 }()
 
 // RedisCommandLabel bounds a Redis command name for use as a metric label.
-func RedisCommandLabel(name string) string {
-	n := strings.ToLower(name)
-	if redisCommands[n] {
-		return n
+func RedisCommandLabel(name string) string { return commandOf(name).label }
+
+// redisCommand is what the metrics hook needs of a command name: its label
+// and whether it is one of writeCommands.
+type redisCommand struct {
+	label  string
+	writes bool
+}
+
+// commandInfo maps each of redisCommands to its redisCommand: one map
+// read per command where the hook made three (go-redis lower-cases the
+// names it reports, so the first read finds them).
+var commandInfo = func() map[string]redisCommand {
+	m := map[string]redisCommand{}
+	for c := range redisCommands {
+		m[c] = redisCommand{label: c, writes: writeCommands[c]}
 	}
-	return "other"
+	return m
+}()
+
+func commandOf(name string) redisCommand {
+	if c, ok := commandInfo[name]; ok {
+		return c
+	}
+	if c, ok := commandInfo[strings.ToLower(name)]; ok {
+		return c
+	}
+	return redisCommand{label: "other"}
 }
 
 // Redis command results: ok, miss (a nil reply, not an error), error (the
@@ -55,7 +77,6 @@ const (
 
 // RedisResult classifies the outcome of a command.
 func RedisResult(err error) string {
-	var rerr redis.Error
 	switch {
 	case err == nil:
 		return redisOK
@@ -63,10 +84,18 @@ func RedisResult(err error) string {
 		return redisMiss
 	case errors.Is(err, context.Canceled):
 		return redisError // the caller gave up: no statement about Redis
-	case errors.As(err, &rerr) && !isNetError(err) && !refusesConnection(err):
+	case isErrorReply(err) && !isNetError(err) && !refusesConnection(err):
 		return redisError
 	}
 	return redisUnavailable
+}
+
+// isErrorReply reports whether err is (or wraps) a Redis error reply. Its
+// target, which errors.As makes escape, is declared only here: the
+// commands that succeed, most of them, allocate nothing for it.
+func isErrorReply(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr)
 }
 
 // refusesConnection reports whether a Redis error reply refuses the
@@ -120,6 +149,11 @@ var oomHold = 3 * time.Minute
 // at maxmemory with nothing it may evict (noeviction): "OOM command not
 // allowed when used memory > 'maxmemory'", in a script's error too.
 func outOfMemory(err error) bool {
+	if err == nil {
+		// Before rerr, which errors.As makes escape (an allocation per
+		// command otherwise).
+		return false
+	}
 	var rerr redis.Error
 	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "OOM ")
 }
@@ -134,7 +168,10 @@ func isNetError(err error) bool {
 type redisMetrics struct {
 	client   redis.UniversalClient
 	duration *prometheus.HistogramVec
-	up       atomic.Int32
+	// observers are duration's series by command and result, looked up
+	// without hashing the labels into the vector on every command.
+	observers *SeriesCache[redisSeries, prometheus.Observer]
+	up        atomic.Int32
 	// outOfMemory is the time of the latest OOM reply (Unix ns; 0: none
 	// since the last write that succeeded). While Redis refuses writes it
 	// answers reads, PING and scripts that write nothing, so only a write
@@ -178,6 +215,9 @@ func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer
 		total:    prometheus.NewDesc("tollgate_redis_pool_connections", "Connections in the pool.", nil, nil),
 		idle:     prometheus.NewDesc("tollgate_redis_pool_idle_connections", "Idle connections in the pool.", nil, nil),
 	}
+	m.observers = &SeriesCache[redisSeries, prometheus.Observer]{Make: func(k redisSeries) prometheus.Observer {
+		return m.duration.WithLabelValues(k.command, k.result)
+	}}
 	m.up.Store(1)
 	for _, c := range []prometheus.Collector{m.duration, m} {
 		if err := reg.Register(c); err != nil {
@@ -188,9 +228,13 @@ func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer
 	return nil
 }
 
+// redisSeries is the labels of a tollgate_redis_command_duration_seconds
+// series: a bounded command label and a result.
+type redisSeries struct{ command, result string }
+
 func (m *redisMetrics) observe(command string, writes bool, start time.Time, err error, oom bool) {
 	result := RedisResult(err)
-	m.duration.WithLabelValues(command, result).Observe(time.Since(start).Seconds())
+	m.observers.Get(redisSeries{command, result}).Observe(time.Since(start).Seconds())
 	switch {
 	case oom:
 		m.outOfMemory.Store(time.Now().UnixNano())
@@ -213,8 +257,8 @@ func (m *redisMetrics) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmd)
-		label := RedisCommandLabel(cmd.Name())
-		m.observe(label, writeCommands[label], start, err, outOfMemory(err))
+		c := commandOf(cmd.Name())
+		m.observe(c.label, c.writes, start, err, outOfMemory(err))
 		return err
 	}
 }
