@@ -142,11 +142,13 @@ func (r *Resolver) Subject(req *http.Request) string {
 // parseHop accepts "ip", "ip:port", "[ipv6]" and "[ipv6]:port".
 func parseHop(s string) netip.Addr {
 	s = strings.TrimSpace(s)
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone("")
-	}
+	// "ip:port" first: every RemoteAddr net/http's server sets has that
+	// form. No string is both an address and an address and port.
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return ap.Addr().Unmap().WithZone("")
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone("")
 	}
 	if host, _, err := net.SplitHostPort(s); err == nil {
 		s = host

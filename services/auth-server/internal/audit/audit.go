@@ -156,22 +156,19 @@ func (l *Logger) Log(ctx context.Context, r Record) {
 	if ctx != nil {
 		requestID = logging.RequestID(ctx)
 	}
-	b = appendAttr(b, "event", r.Event)
-	b = appendAttr(b, "result", result)
+	b = appendAttr(b, &attrEvent, r.Event)
+	b = appendAttr(b, &attrResult, result)
 	if r.ClientID != "" {
-		b = appendAttr(b, "client_id", r.ClientID)
+		b = appendAttr(b, &attrClientID, r.ClientID)
 		b = append(b, `,"client_authenticated":`...)
 		b = strconv.AppendBool(b, r.ClientAuthenticated)
 	}
 	if r.Subject != "" {
-		b = appendAttr(b, "subject_hash", HashSubject(r.Subject))
+		b = appendSubjectHash(b, r.Subject)
 	}
-	for _, kv := range [...][2]string{
-		{"upstream_issuer", r.UpstreamIssuer}, {"token_client_id", r.TokenClientID}, {"grant_id", r.GrantID}, {"grant_type", r.GrantType}, {"client_address", r.ClientAddr},
-		{"endpoint", r.Endpoint}, {"reason", r.Reason}, {"request_id", requestID},
-	} {
-		if kv[1] != "" {
-			b = appendAttr(b, kv[0], kv[1])
+	for i, v := range [...]string{r.UpstreamIssuer, r.TokenClientID, r.GrantID, r.GrantType, r.ClientAddr, r.Endpoint, r.Reason, requestID} {
+		if v != "" {
+			b = appendAttr(b, &attrsAfterSubject[i], v)
 		}
 	}
 	b = append(b, '}', '\n')
@@ -188,12 +185,42 @@ func (l *Logger) Log(ctx context.Context, r Record) {
 	}
 }
 
-// appendAttr appends ,"key":"value" with value as value(key, v) makes it.
-func appendAttr(b []byte, key, v string) []byte {
+// attr is an attribute of the line: its key, and what value(key, …) does
+// to its values, worked out once (Log writes the same keys every line).
+type attr struct {
+	key  string
+	kind valueKind
+}
+
+func newAttr(key string) attr { return attr{key, kindOf(key)} }
+
+// The line's attributes after "service", in their order (subject_hash,
+// always fixed, comes after client_authenticated).
+var (
+	attrEvent         = newAttr("event")
+	attrResult        = newAttr("result")
+	attrClientID      = newAttr("client_id")
+	attrsAfterSubject = [...]attr{
+		newAttr("upstream_issuer"), newAttr("token_client_id"), newAttr("grant_id"), newAttr("grant_type"), newAttr("client_address"),
+		newAttr("endpoint"), newAttr("reason"), newAttr("request_id"),
+	}
+)
+
+// appendAttr appends ,"key":"value" with value as value(a.key, v) makes it.
+func appendAttr(b []byte, a *attr, v string) []byte {
 	b = append(b, ',', '"')
-	b = append(b, key...)
+	b = append(b, a.key...)
 	b = append(b, '"', ':')
-	return appendJSONString(b, value(key, v))
+	return appendJSONString(b, a.kind.value(v))
+}
+
+// appendSubjectHash appends ,"subject_hash":"<HashSubject(sub)>" (a fixed
+// value: hex needs no escaping).
+func appendSubjectHash(b []byte, sub string) []byte {
+	sum := sha256.Sum256([]byte(sub))
+	b = append(b, `,"subject_hash":"`...)
+	b = hex.AppendEncode(b, sum[:])
+	return append(b, '"')
 }
 
 // appendRFC3339Millis is slog's time format: RFC 3339 with exactly three
@@ -284,14 +311,34 @@ var fixedValues = map[string]bool{
 // value is what the line holds for attribute key with value v: fixed
 // values as they are, a secret-named key redacted, any other value bounded
 // and scrubbed (logging.Bound).
-func value(key, v string) string {
-	if fixedValues[key] {
+func value(key, v string) string { return kindOf(key).value(v) }
+
+// valueKind is how value treats the values of a key.
+type valueKind uint8
+
+const (
+	kindBounded valueKind = iota // bounded and scrubbed
+	kindFixed                    // as it is
+	kindSecret                   // redacted
+)
+
+func kindOf(key string) valueKind {
+	switch {
+	case fixedValues[key]:
+		return kindFixed
+	case logging.IsSecretKey(key):
+		return kindSecret
+	}
+	return kindBounded
+}
+
+func (k valueKind) value(v string) string {
+	switch {
+	case k == kindFixed:
 		return v
-	}
-	if logging.IsSecretKey(key) {
+	case k == kindSecret:
 		return logging.Redacted
-	}
-	if v == "" {
+	case v == "":
 		return v
 	}
 	return bound(v)
