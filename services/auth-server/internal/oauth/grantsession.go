@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	jsonv1 "github.com/go-json-experiment/json/v1"
+	gojson "github.com/goccy/go-json"
 	fjwt "github.com/ory/fosite/token/jwt"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
@@ -124,11 +124,15 @@ func (s *Session) MarshalGrant() ([]byte, error) {
 
 // UnmarshalGrant implements store.GrantSession: the session as it was
 // stored, its per-token claims and expiries empty. It is decoded with
-// encoding/json's rules on the json/v2 decoder (jsonv1: 9 allocations
-// instead of 31 for a typical session; TestUnmarshalGrantAsEncodingJSON).
+// github.com/goccy/go-json, which decodes the same JSON into the same Go
+// values as encoding/json (TestUnmarshalGrantAsEncodingJSON) with a
+// decoder compiled per type: UnmarshalGrant ~15 k instructions per
+// refresh, where it took ~39 k with jsonv1 (encoding/json's rules on the
+// json/v2 decoder), and more with encoding/json
+// (docs/benchmarks/auth-server-history.md, session 41 perf14).
 func (s *Session) UnmarshalGrant(b []byte) error {
 	var g grantSession
-	if err := jsonv1.Unmarshal(b, &g); err != nil {
+	if err := gojson.Unmarshal(b, &g); err != nil {
 		return err
 	}
 	s.fromGrant(g)

@@ -2,13 +2,16 @@ package oauth
 
 import (
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // TestUnmarshalGrantAsEncodingJSON: UnmarshalGrant decodes a grant's
-// session with jsonv1 (encoding/json's rules on the json/v2 decoder); it
-// must read every record as encoding/json did — what MarshalGrant writes
+// session with goccy/go-json; it must read every record as encoding/json
+// did — what MarshalGrant writes
 // now, what earlier builds wrote (live grants during a rolling upgrade),
 // and inputs encoding/json tolerates (invalid UTF-8, lone surrogates,
 // duplicate and unknown names, nulls, case-insensitive names).
@@ -28,6 +31,11 @@ func TestUnmarshalGrantAsEncodingJSON(t *testing.T) {
 		`{"sub":"first","sub":"second","unknown":{"x":[1,2]},"SUB":"case","P":{"NAME":"upper"}}`,
 		`{"sub":null,"p":null,"c":null,"h":null}`,
 		`{"c":{"aud":[],"amr":[],"ext":{},"fp":[]}}`,
+		`{"SUB":"a","sub":"b","Sub":"c"}`, `{"p":{"Email_Verified":true},"c":{"AUTH_TIME":5}}`, `{"c":{"rat":1.0}}`, `{"c":{"rat":1e2}}`,
+		`{"c":{"rat":-5,"auth_time":9223372036854775807}}`, `{"c":{"ext":{"a":1,"a":2}}}`, `{"c":{"ext":{"a":{"b":1}},"ext":{"c":2}}}`,
+		`{"c":{"aud":["a"],"aud":["b","c"]}}`, `{"c":{"fp":["name","bogus"]},"p":{"name":"N"}}`, `{"kid":"k","h":{"kid":"other"}}`,
+		`{"c":{"ext":{"n":12345678901234567890123,"m":-0.0,"o":0.1e-400}}}`, `{"c":{"ext":null,"fp":["email"]},"p":{"email":"e"}}`,
+		`{"h":{}}`, `{"h":null,"kid":""}`, `{"c":{}}`, ` {"sub":"a"} `, "{\"c\":{\"ext\":{\"k\xff\":\"\xed\xa0\x80\"}}}", `{"c":{"ext":{"\ud800":1}}}`,
 	}
 	for _, in := range inputs {
 		var want grantSession
@@ -47,10 +55,128 @@ func TestUnmarshalGrantAsEncodingJSON(t *testing.T) {
 			t.Errorf("%s:\n UnmarshalGrant %s\n encoding/json  %s", in, mustJSON(t, s), mustJSON(t, ref))
 		}
 	}
-	for _, in := range []string{`{"sub":1}`, `{"p":"x"}`, `[`, `{"c":{"aud":"x"}}`, ``} {
+	for _, in := range []string{`{"sub":1}`, `{"p":"x"}`, `[`, `{"c":{"aud":"x"}}`, ``,
+		`{"p":{"email_verified":"true"}}`, `{"p":{"email_verified":1}}`, `{"c":{"rat":1.5}}`, `{"c":{"auth_time":9223372036854775808}}`,
+		`{"c":{"ext":{"n":1e400}}}`, `{"c":[]}`, `{"sub":"a"}x`, `{"sub":"a",}`, `{"sub":"a"}{}`, `{"sub":"\x"}`} {
 		var want grantSession
 		if errStd, errNew := json.Unmarshal([]byte(in), &want), NewSession().UnmarshalGrant([]byte(in)); (errStd == nil) != (errNew == nil) {
 			t.Errorf("%q: encoding/json error %v, UnmarshalGrant error %v", in, errStd, errNew)
+		}
+	}
+}
+
+// TestUnmarshalGrantRoundTrip: every session MarshalGrant writes — over
+// random sessions: every field set or left empty, strings with what JSON
+// escapes (quotes, backslashes, control bytes, <>&, U+2028/2029, bytes
+// that are not UTF-8), extra claims of every JSON kind, numbers of every
+// size, claims equal to the profile's — UnmarshalGrant reads as
+// encoding/json reads it.
+func TestUnmarshalGrantRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 14))
+	pieces := []string{"a", "Zé", "\"", "\\", "\n", "\x00", "\x1f", "<", ">", "&", "\u2028", "\u2029", "\xff", "\xc3", "😀", "{", "}", "[", "]", " ", "/", "sub", "email"}
+	str := func() string {
+		s := ""
+		for range rng.IntN(6) {
+			s += pieces[rng.IntN(len(pieces))]
+		}
+		return s
+	}
+	list := func() []string {
+		if rng.IntN(3) == 0 {
+			return nil
+		}
+		l := make([]string, rng.IntN(3))
+		for i := range l {
+			l[i] = str()
+		}
+		return l
+	}
+	tm := func() time.Time {
+		if rng.IntN(3) == 0 {
+			return time.Time{}
+		}
+		return time.Unix(rng.Int64N(4e9), 0).UTC()
+	}
+	var value func(depth int) any
+	value = func(depth int) any {
+		switch n := rng.IntN(9); {
+		case n == 0:
+			return nil
+		case n == 1:
+			return rng.IntN(2) == 0
+		case n == 2:
+			return []float64{0, -1, 1.5, 1e21, 1e-7, math.MaxInt64, -math.MaxFloat64, 123456789.123}[rng.IntN(8)]
+		case n == 3:
+			return rng.NormFloat64() * math.Pow(10, float64(rng.IntN(30)-15))
+		case n < 6 || depth > 2:
+			return str()
+		case n == 6:
+			l := make([]any, rng.IntN(3))
+			for i := range l {
+				l[i] = value(depth + 1)
+			}
+			return l
+		default:
+			m := map[string]any{}
+			for range rng.IntN(4) {
+				m[str()] = value(depth + 1)
+			}
+			return m
+		}
+	}
+	profileClaims := []string{"name", "given_name", "family_name", "preferred_username", "email", "email_verified"}
+	for i := range 3000 {
+		s := NewSession()
+		s.Subject, s.Username = str(), str()
+		p := &s.Profile
+		p.Name, p.GivenName, p.FamilyName, p.PreferredUsername, p.Email = str(), str(), str(), str(), str()
+		p.EmailVerified = rng.IntN(2) == 0
+		if rng.IntN(5) == 0 {
+			s.Claims = nil
+		} else {
+			c := s.Claims
+			c.Issuer, c.Nonce, c.AuthenticationContextClassReference = str(), str(), str()
+			c.Subject = s.Subject
+			if rng.IntN(4) == 0 {
+				c.Subject = str()
+			}
+			c.Audience, c.AuthenticationMethodsReferences = list(), list()
+			c.RequestedAt, c.AuthTime = tm(), tm()
+			if rng.IntN(4) > 0 {
+				c.Extra = map[string]any{}
+				for range rng.IntN(4) {
+					c.Extra[str()] = value(0)
+				}
+				for _, k := range profileClaims {
+					if rng.IntN(2) == 0 {
+						if v, ok := profileClaim(s.Profile, k); ok && rng.IntN(4) > 0 {
+							c.Extra[k] = v
+						} else {
+							c.Extra[k] = value(1)
+						}
+					}
+				}
+			}
+		}
+		if rng.IntN(2) == 0 {
+			s.Headers.Extra["kid"] = str()
+		}
+		if rng.IntN(3) == 0 {
+			s.Headers.Extra[str()] = value(1)
+		}
+		b, err := s.MarshalGrant()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want grantSession
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("session %d, %s: %v", i, b, err)
+		}
+		ref := NewSession()
+		ref.fromGrant(want)
+		got := NewSession()
+		if err := got.UnmarshalGrant(b); err != nil || !reflect.DeepEqual(got, ref) {
+			t.Fatalf("session %d, %s:\n UnmarshalGrant %s (%v)\n encoding/json  %s", i, b, mustJSON(t, got), err, mustJSON(t, ref))
 		}
 	}
 }

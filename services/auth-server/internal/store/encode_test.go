@@ -84,6 +84,22 @@ func previousEncodeGrant(r fosite.Requester, h grantHeader) (string, error) {
 // session.
 func TestEncodeGrantAsEncodingJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
+	for i := range 3000 {
+		r, h := randomGrant(rng, i)
+		want, errWant := previousEncodeGrant(r, h)
+		got, errGot := encodeGrant(r, h)
+		if (errWant == nil) != (errGot == nil) || !bytes.Equal(got, []byte(want)) {
+			t.Fatalf("request %d:\n got  %q (%v)\n want %q (%v)", i, got, errGot, want, errWant)
+		}
+	}
+}
+
+// randomGrant is the i-th of rng's random grant requests and record
+// headers: a GrantSession's grant form, a plain session's JSON or none;
+// strings with what JSON escapes (quotes, backslashes, control bytes, <>&,
+// U+2028/2029, bytes that are not UTF-8); forms, scopes and audiences
+// that equal or differ from the granted ones.
+func randomGrant(rng *rand.Rand, i int) (fosite.Requester, grantHeader) {
 	pieces := []string{"a", "Zé", "\"", "\\", "\n", "\x00", "\x1f", "<", ">", "&", "\u2028", "\u2029", "\xff", "\xc3", "😀", `"s":`, "null}", "{", "}", "/"}
 	str := func() string {
 		s := ""
@@ -105,47 +121,40 @@ func TestEncodeGrantAsEncodingJSON(t *testing.T) {
 		}
 		return l
 	}
-	client := &fosite.DefaultClient{ID: "c1"}
-	for i := range 3000 {
-		r := fosite.NewRequest()
-		r.ID, r.Client = "g-"+strconv.Itoa(i), client
-		r.RequestedAt = time.Unix(rng.Int64N(4e9), 0)
-		r.GrantedScope, r.GrantedAudience = words(), words()
-		r.RequestedScope, r.RequestedAudience = r.GrantedScope, r.GrantedAudience
-		if rng.IntN(2) == 0 {
-			r.RequestedScope = words()
-		}
-		if rng.IntN(2) == 0 {
-			r.RequestedAudience = words()
-		}
-		r.Form = url.Values{}
-		for range rng.IntN(4) {
-			r.Form[str()] = []string{str(), str()}
-		}
-		ds := &openid.DefaultSession{Claims: &fjwt.IDTokenClaims{Subject: str(), Extra: map[string]any{str(): str(), "n": rng.Float64() * 1e6}}, Headers: fjwt.NewHeaders(), Subject: str()}
-		if rng.IntN(2) == 0 {
-			ds.SetExpiresAt(fosite.RefreshToken, time.Unix(rng.Int64N(4e9), 0))
-		}
-		switch rng.IntN(4) {
-		case 0:
-			r.Session = ds
-		case 1:
-			r.Session = nil
-		default:
-			g := map[string]any{"sub": str(), "p": map[string]any{"name": str(), "email_verified": rng.IntN(2) == 0}}
-			if rng.IntN(2) == 0 {
-				g["c"] = map[string]any{"ext": map[string]any{str(): []any{str(), 1.5, nil}}}
-			}
-			r.Session = testGrantSession{ds, g}
-		}
-		h := grantHeader{indexUntil: strconv.Itoa(rng.IntN(1e9))}
-		if rng.IntN(2) == 0 {
-			h.rt = "mac" + strconv.Itoa(i)
-		}
-		want, errWant := previousEncodeGrant(r, h)
-		got, errGot := encodeGrant(r, h)
-		if (errWant == nil) != (errGot == nil) || !bytes.Equal(got, []byte(want)) {
-			t.Fatalf("request %d:\n got  %q (%v)\n want %q (%v)", i, got, errGot, want, errWant)
-		}
+	r := fosite.NewRequest()
+	r.ID, r.Client = "g-"+strconv.Itoa(i), &fosite.DefaultClient{ID: "c1"}
+	r.RequestedAt = time.Unix(rng.Int64N(4e9), 0)
+	r.GrantedScope, r.GrantedAudience = words(), words()
+	r.RequestedScope, r.RequestedAudience = r.GrantedScope, r.GrantedAudience
+	if rng.IntN(2) == 0 {
+		r.RequestedScope = words()
 	}
+	if rng.IntN(2) == 0 {
+		r.RequestedAudience = words()
+	}
+	r.Form = url.Values{}
+	for range rng.IntN(4) {
+		r.Form[str()] = []string{str(), str()}
+	}
+	ds := &openid.DefaultSession{Claims: &fjwt.IDTokenClaims{Subject: str(), Extra: map[string]any{str(): str(), "n": rng.Float64() * 1e6}}, Headers: fjwt.NewHeaders(), Subject: str()}
+	if rng.IntN(2) == 0 {
+		ds.SetExpiresAt(fosite.RefreshToken, time.Unix(rng.Int64N(4e9), 0))
+	}
+	switch rng.IntN(4) {
+	case 0:
+		r.Session = ds
+	case 1:
+		r.Session = nil
+	default:
+		g := map[string]any{"sub": str(), "p": map[string]any{"name": str(), "email_verified": rng.IntN(2) == 0}}
+		if rng.IntN(2) == 0 {
+			g["c"] = map[string]any{"ext": map[string]any{str(): []any{str(), 1.5, nil}}}
+		}
+		r.Session = testGrantSession{ds, g}
+	}
+	h := grantHeader{indexUntil: strconv.Itoa(rng.IntN(1e9))}
+	if rng.IntN(2) == 0 {
+		h.rt = "mac" + strconv.Itoa(i)
+	}
+	return r, h
 }

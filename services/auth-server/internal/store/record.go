@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	jsonv1 "github.com/go-json-experiment/json/v1"
+	gojson "github.com/goccy/go-json"
 	"github.com/ory/fosite"
 )
 
@@ -266,19 +266,19 @@ func (s *Store) decodeGrant(ctx context.Context, id, rec string, session fosite.
 	return req, h, nil
 }
 
-// decodeTail decodes a format-2 record's JSON (grantTail). The session,
-// most of it, is split off (splitLast) and scanned only where it is
-// decoded, not twice more as a json.RawMessage. The rest is decoded with
-// encoding/json's rules (jsonv1: the same semantics on the json/v2
-// decoder, a third of the allocations).
+// decodeTail decodes a format-2 record's JSON (grantTail), the session
+// kept as its JSON for the session's own decoder (UnmarshalGrant).
+//
+// It uses github.com/goccy/go-json, which decodes the same JSON into the
+// same Go values as encoding/json (TestGrantTailAsEncodingJSON) with a
+// decoder compiled per type, scanning the input once: jsonv1 (encoding/json's
+// rules on the json/v2 decoder) took ~16 k instructions per refresh here,
+// after a split of the session (splitLast, ~6 k) that spared encoding/json
+// scanning it twice more (docs/benchmarks/auth-server-history.md,
+// session 41 perf14).
 func decodeTail(js string) (grantTail, error) {
 	var tail grantTail
-	if rest, sess, ok := splitLast(js, `"s":`); ok {
-		if err := jsonv1.Unmarshal(rest, &tail); err != nil {
-			return grantTail{}, fmt.Errorf("grant record: %w", err)
-		}
-		tail.Session = json.RawMessage(sess)
-	} else if err := jsonv1.Unmarshal([]byte(js), &tail); err != nil {
+	if err := gojson.Unmarshal([]byte(js), &tail); err != nil {
 		return grantTail{}, fmt.Errorf("grant record: %w", err)
 	}
 	return tail, nil

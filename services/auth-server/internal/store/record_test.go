@@ -2,38 +2,89 @@ package store
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	jsonv1 "github.com/go-json-experiment/json/v1"
+	"github.com/ory/fosite"
 )
 
-// TestGrantTailAsEncodingJSON: decodeGrant reads a record's JSON with
-// jsonv1 (encoding/json's rules on the json/v2 decoder); it must read
-// every tail as encoding/json did, including what earlier builds wrote
-// (live grants during a rolling upgrade) and inputs encoding/json
-// tolerates.
+// TestGrantTailAsEncodingJSON: decodeTail reads a record's JSON with
+// goccy/go-json; it must read every tail as encoding/json did, including
+// what earlier builds wrote (live grants during a rolling upgrade) and
+// inputs encoding/json tolerates (duplicate, unknown and differently
+// cased names, nulls, invalid UTF-8, whitespace), and refuse what
+// encoding/json refuses — a session that is not JSON too, which the
+// record's read let through until session 41 (the session was split off
+// unread, and refused only where it was decoded).
 func TestGrantTailAsEncodingJSON(t *testing.T) {
 	for _, in := range []string{
 		`{"t":1790000000}`,
 		`{"t":1790000000,"rs":["openid","profile"],"ra":["https://api.example/mcp"],"f":{"redirect_uri":["https://chatgpt.com/cb"],"scope":["openid profile"],"nonce":["n"]}}`,
 		`{"t":1790000000,"f":{"a":[],"b":null,"c":["\ud800","\xff","\u2028"]},"rs":[],"ra":null}`,
+		"{\"t\":1,\"f\":{\"k\xff\":[\"\xed\xa0\x80\",\"\xc3\"]}}",
 		`{"t":1,"t":2,"T":3,"RS":["x"],"unknown":[{"s":1}]}`,
 		`{"t":1,"s":{"sub":"u","p":{"name":"x"}, "c":{"ext":{"n":1.50}}}}`, `{"t":1,"s":null}`,
-		`{"t":null,"f":null}`, `{}`, `null`,
+		`{"t":null,"f":null}`, `{}`, `null`, ` {"t":1} `, `{"t":-0}`, `{"t":1790000000 }`,
+		`{"a":"x","a":null}`, `{"a":"\/\u0000\t"}`, `{"f":{"a":["x"],"a":["y"]}}`, `{"rs":["a","c"],"rs":["b"]}`,
+		`{"t":1,"s":{"x":1},"t":2}`, `{"t":1,"s":[1,2,3]}`, `{"t":1,"s":"str"}`, `{"t":1,"s":1e999}`,
+		`{"t":1,"unknown":1e999,"deep":[[[[{"x":"\ud83d\ude00"}]]]]}`,
 	} {
-		var want, got grantTail
-		errStd, errNew := json.Unmarshal([]byte(in), &want), jsonv1.Unmarshal([]byte(in), &got)
+		var want grantTail
+		errStd := json.Unmarshal([]byte(in), &want)
+		got, errNew := decodeTail(in)
 		if (errStd == nil) != (errNew == nil) || !reflect.DeepEqual(want, got) {
-			t.Errorf("%s:\n jsonv1        %+v (%v)\n encoding/json %+v (%v)", in, got, errNew, want, errStd)
+			t.Errorf("%s:\n decodeTail    %+v (%v)\n encoding/json %+v (%v)", in, got, errNew, want, errStd)
 		}
 	}
-	for _, in := range []string{`{"t":"1"}`, `{"f":{"a":"x"}}`, `{"t":1.5}`, `{`, ``} {
-		var want, got grantTail
-		if errStd, errNew := json.Unmarshal([]byte(in), &want), jsonv1.Unmarshal([]byte(in), &got); (errStd == nil) != (errNew == nil) {
-			t.Errorf("%q: encoding/json error %v, jsonv1 error %v", in, errStd, errNew)
+	for _, in := range []string{
+		`{"t":"1"}`, `{"f":{"a":"x"}}`, `{"t":1.5}`, `{`, ``, `{"t":1e3}`, `{"t":01}`, `{"t":99999999999999999999}`,
+		`{"t":true}`, `{"f":{"a":[1]}}`, `{"f":[]}`, `{"a":1}`, `[]`, `"x"`, `{"t":1}x`, `{"t":1}{"t":2}`,
+		`{"t":1,,"s":1}`, `{"t":1,"s":1,}`, `{"t":1,"unknown":-}`,
+		`{"t":1,"s":{"x":}}`, `{"t":1,"s":tru}`, `{"t":1,"s":{"a":"\x01"}}`, `{"t":1,"s":{"a":"b"}`,
+	} {
+		var want grantTail
+		_, errNew := decodeTail(in)
+		if errStd := json.Unmarshal([]byte(in), &want); (errStd == nil) != (errNew == nil) {
+			t.Errorf("%q: encoding/json error %v, decodeTail error %v", in, errStd, errNew)
+		}
+	}
+}
+
+// TestGrantTailRoundTrip: every tail encodeGrant writes — over rng's
+// random grants (randomGrant), with and without an access stamp, before
+// and after a rotation — decodeTail reads as encoding/json reads it.
+func TestGrantTailRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 14))
+	for i := range 3000 {
+		r, h := randomGrant(rng, i)
+		if rng.IntN(2) == 0 {
+			h.rotated = strconv.FormatInt(rng.Int64N(4e12), 10)
+		}
+		if s := r.GetSession(); s != nil && rng.IntN(4) > 0 {
+			s.SetExpiresAt(fosite.AccessToken, time.Unix(rng.Int64N(4e9), 0))
+		}
+		rec, err := encodeGrant(r, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, js, err := splitRecord(string(rec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want grantTail
+		if err := json.Unmarshal([]byte(js), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeTail(js)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("grant %d, %s:\n decodeTail    %+v (%v)\n encoding/json %+v", i, js, got, err, want)
+		}
+		if got.RequestedAt != r.GetRequestedAt().Unix() || len(got.Session) == 0 {
+			t.Fatalf("grant %d, %s: read %+v", i, js, got)
 		}
 	}
 }

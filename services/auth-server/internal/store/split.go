@@ -4,9 +4,8 @@ import "strings"
 
 // splitLast splits a JSON object whose last member is key — as
 // encoding/json writes the stored request (record, whose Session is its
-// last field) and a grant record's tail (grantTail, Session last) — into
-// the object without that member and the member's value, without decoding
-// either. ok is false when the object is not in that form (no such
+// last field) — into the object without that member and the member's
+// value, without decoding either. ok is false when the object is not in that form (no such
 // top-level member, or one that is not last, or whitespace between tokens);
 // callers then decode the whole object as before.
 //
