@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
 // TestComponentsDieWithTheFleet: a tollgate-dev that dies without stopping
@@ -35,7 +37,7 @@ func TestComponentsDieWithTheFleet(t *testing.T) {
 	// The helper waits forever (until its own -timeout): it goes with this
 	// test binary if that dies without its cleanups (a -timeout panic, a
 	// kill), as the fleet's components go with tollgate-dev.
-	helper.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	testharness.DieWithParent(helper)
 	stdout, err := helper.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

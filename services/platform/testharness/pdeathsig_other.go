@@ -4,6 +4,7 @@ package testharness
 
 import "os/exec"
 
-// dieWithParent is Linux only (Pdeathsig): elsewhere a test binary killed
+// DieWithParent does nothing here: Pdeathsig, which it sets on Linux
+// (pdeathsig_linux.go), is Linux only, so elsewhere a test binary killed
 // without its cleanups may leave its children running.
-func dieWithParent(*exec.Cmd) {}
+func DieWithParent(*exec.Cmd) {}

@@ -68,10 +68,10 @@ type run struct {
 }
 
 // startRun starts cmd and reaps it in the background; the child is
-// killed if the test binary dies (dieWithParent). Every child of the
+// killed if the test binary dies (DieWithParent). Every child of the
 // harness — service binaries and redis-servers (redisnode.go) — starts here.
 func startRun(cmd *exec.Cmd) (*run, error) {
-	dieWithParent(cmd)
+	DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

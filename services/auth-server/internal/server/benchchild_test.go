@@ -34,11 +34,11 @@ type benchChild struct {
 // it (Fatal, FailNow — from any goroutine — a panic, or the end), first with
 // SIGTERM when grace > 0 (the auth-server drains) and with SIGKILL after
 // grace or at once, then waits until it is reaped; and the kernel kills
-// it when the test binary dies without its cleanups (dieWithTest: a
-// -timeout panic, a kill).
+// it when the test binary dies without its cleanups, a -timeout panic or
+// a kill (testharness.DieWithParent, Linux only).
 func startChild(tb testing.TB, cmd *exec.Cmd, grace time.Duration) *benchChild {
 	tb.Helper()
-	dieWithTest(cmd)
+	testharness.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
@@ -92,9 +92,9 @@ const benchChildHelperEnv = "TOLLGATE_BENCH_CHILD_HELPER"
 // the case that started it has ended: failed (Fatal) — gone while the
 // binary runs on, as a benchmark's other cases do (the cleanup) —,
 // panicked, or its binary killed without running its cleanups, as a go
-// test -timeout panic ends it (the kernel: dieWithTest). Before, a killed
-// binary left the child running: sys12 found a benchmark's child still
-// serving 17 minutes on.
+// test -timeout panic ends it (the kernel: testharness.DieWithParent).
+// Before, a killed binary left the child running: sys12 found a
+// benchmark's child still serving 17 minutes on.
 func TestBenchChildrenEndWithTheTest(t *testing.T) {
 	if mode := os.Getenv(benchChildHelperEnv); mode != "" {
 		in := bufio.NewReader(os.Stdin)
@@ -120,7 +120,7 @@ func TestBenchChildrenEndWithTheTest(t *testing.T) {
 	for _, mode := range []string{"fatal", "panic", "killed"} {
 		t.Run(mode, func(t *testing.T) {
 			if mode == "killed" && runtime.GOOS != "linux" {
-				t.Skip("the kernel kills a child with its parent on Linux only (dieWithTest)")
+				t.Skip("the kernel kills a child with its parent on Linux only (testharness.DieWithParent)")
 			}
 			helper := exec.Command(os.Args[0], "-test.run=^TestBenchChildrenEndWithTheTest$", "-test.count=1")
 			helper.Env = append(os.Environ(), benchChildHelperEnv+"="+mode)
