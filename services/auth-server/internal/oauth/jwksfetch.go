@@ -223,13 +223,6 @@ func (f *jwksFetcher) ResolveAssertionKeys(ctx context.Context, location string,
 	return c.keys, err
 }
 
-// assertionKeyResolver is a JWKS fetcher that answers a set with
-// clients.AssertionKeys already applied (jwksFetcher);
-// signingUseFetcher asks it for the filtered set.
-type assertionKeyResolver interface {
-	ResolveAssertionKeys(ctx context.Context, location string, ignoreCache bool) (*josev3.JSONWebKeySet, error)
-}
-
 // resolve answers location's cached entry, fetching it (once for all
 // concurrent callers) when the cache has no answer.
 func (f *jwksFetcher) resolve(ctx context.Context, location string, ignoreCache bool) (cachedJWKS, error) {

@@ -51,7 +51,7 @@ func TestJWKSFetchFailureIsInvalidClient(t *testing.T) {
 
 	fetcher := func(allowPrivate bool) signingUseFetcher {
 		mf := clients.NewMetadataFetcher(clients.FetchOptions{AllowPrivate: allowPrivate, Timeout: 300 * time.Millisecond})
-		return signingUseFetcher{JWKSFetcherStrategy: newJWKSFetcher(mf.RetryableClient())}
+		return signingUseFetcher{fetcher: newJWKSFetcher(mf.RetryableClient())}
 	}
 	for _, tc := range []struct {
 		name, location, want string

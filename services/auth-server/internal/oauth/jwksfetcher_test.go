@@ -80,7 +80,7 @@ func TestJWKSFetcherCacheAndTypedErrors(t *testing.T) {
 		{"/503", 503, true, 2, "it answered a server error status"},
 	} {
 		asked.Store(0)
-		_, err := signingUseFetcher{JWKSFetcherStrategy: f}.Resolve(ctx, srv.URL+tc.path, false)
+		_, err := signingUseFetcher{fetcher: f}.Resolve(ctx, srv.URL+tc.path, false)
 		var st *jwksStatusError
 		if !errors.As(err, &st) || st.Code != tc.code || st.Retried != tc.retried || asked.Load() != tc.asks {
 			t.Errorf("%s: %v (%+v), asked %d times; want a jwksStatusError %d, retried %v, asked %d times", tc.path, err, st, asked.Load(), tc.code, tc.retried, tc.asks)
@@ -89,7 +89,7 @@ func TestJWKSFetcherCacheAndTypedErrors(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.path, got, tc.why)
 		}
 	}
-	_, err := signingUseFetcher{JWKSFetcherStrategy: f}.Resolve(ctx, srv.URL+"/html", false)
+	_, err := signingUseFetcher{fetcher: f}.Resolve(ctx, srv.URL+"/html", false)
 	var dec *jwksDecodeError
 	if !errors.As(err, &dec) || jwksFetchFailure(err) != "its answer is not a JWK set" {
 		t.Errorf("an HTML answer: %v, want a jwksDecodeError", err)

@@ -58,7 +58,7 @@ func TestJWKSFailureLoggedOncePerFetch(t *testing.T) {
 	clock.Store(time.Now().UnixNano())
 	inner.now = func() time.Time { return time.Unix(0, clock.Load()) }
 	logs := &syncBuffer{}
-	f := signingUseFetcher{JWKSFetcherStrategy: inner, log: slog.New(slog.NewTextHandler(logs, nil))}
+	f := signingUseFetcher{fetcher: inner, log: slog.New(slog.NewTextHandler(logs, nil))}
 	const line = `msg="client jwks_uri fetch failed`
 	uri := srv.URL + "/jwks.json"
 	resolve := func() {

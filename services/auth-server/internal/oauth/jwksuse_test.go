@@ -52,7 +52,7 @@ func TestSigningUseFetcher(t *testing.T) {
 	client.HTTPClient = srv.Client()
 	client.RetryMax = 0
 	inner := newJWKSFetcher(client)
-	f := signingUseFetcher{JWKSFetcherStrategy: inner}
+	f := signingUseFetcher{fetcher: inner}
 	got, err := f.Resolve(context.Background(), srv.URL+"/jwks.json", false)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestSigningUseFetcherFiltersOncePerFetch(t *testing.T) {
 	inner := newJWKSFetcher(client)
 	now := time.Now()
 	inner.now = func() time.Time { return now }
-	f := signingUseFetcher{JWKSFetcherStrategy: inner}
+	f := signingUseFetcher{fetcher: inner}
 	ctx := context.Background()
 	loc := srv.URL + "/jwks.json"
 	first, err := f.Resolve(ctx, loc, false)

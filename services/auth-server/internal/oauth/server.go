@@ -208,7 +208,7 @@ func New(o Options) (*Server, error) {
 		RedirectSecureChecker: func(_ context.Context, u *url.URL) bool {
 			return clients.CheckRedirectURI(u.String(), cfg.Production()) == nil
 		},
-		JWKSFetcherStrategy: signingUseFetcher{JWKSFetcherStrategy: newJWKSFetcher(s.cimd.RetryableClient()), log: s.log},
+		JWKSFetcherStrategy: signingUseFetcher{fetcher: newJWKSFetcher(s.cimd.RetryableClient()), log: s.log},
 	}
 	// fosite initialises some settings lazily on first use, which races
 	// under concurrent requests; set them all up front.
@@ -552,29 +552,24 @@ func (a assertionAudiences) GetTokenURLs(context.Context) []string { return a.au
 // client's jwks_uri, answering only the keys an assertion may be verified
 // with (clients.AssertionKeys): a key without "use" is a signing key (RFC
 // 7517 §4.2), as an inline jwks is read, and a key an inline jwks could
-// not use — under 2048 bits, another "alg" — is left out.
+// not use — under 2048 bits, another "alg" — is left out. The fetcher
+// filters each set once, when it caches it
+// (jwksFetcher.ResolveAssertionKeys).
 //
 // A set that cannot be fetched is invalid_client (jwksFetchError), and
-// log gets what failed, for the operator. The wrapped fetcher is
-// jwksFetcher, whose failures jwksFetchFailure classifies.
+// log gets what failed, for the operator; jwksFetchFailure classifies
+// the fetcher's failures.
 type signingUseFetcher struct {
-	fosite.JWKSFetcherStrategy
-	log *slog.Logger
+	fetcher *jwksFetcher
+	log     *slog.Logger
 }
 
-// Resolve is the wrapped Resolve, with clients.AssertionKeys applied to
-// the set it gives: by the wrapped fetcher once per fetched set when it
-// filters (assertionKeyResolver: jwksFetcher caches the filtered set
-// beside the fetched one), else here at each call.
+var _ fosite.JWKSFetcherStrategy = signingUseFetcher{}
+
+// Resolve is fosite.JWKSFetcherStrategy's: the fetcher's set of location
+// with clients.AssertionKeys applied.
 func (f signingUseFetcher) Resolve(ctx context.Context, location string, ignoreCache bool) (*josev3.JSONWebKeySet, error) {
-	var set *josev3.JSONWebKeySet
-	var err error
-	r, filters := f.JWKSFetcherStrategy.(assertionKeyResolver)
-	if filters {
-		set, err = r.ResolveAssertionKeys(ctx, location, ignoreCache)
-	} else {
-		set, err = f.JWKSFetcherStrategy.Resolve(ctx, location, ignoreCache)
-	}
+	set, err := f.fetcher.ResolveAssertionKeys(ctx, location, ignoreCache)
 	if err != nil {
 		why := jwksFetchFailure(err)
 		// Once per failed fetch: the failure is remembered and answered
@@ -586,10 +581,7 @@ func (f signingUseFetcher) Resolve(ctx context.Context, location string, ignoreC
 		}
 		return nil, jwksFetchError(why, err)
 	}
-	if filters {
-		return set, nil
-	}
-	return clients.AssertionKeys(set), nil
+	return set, nil
 }
 
 // jwksFetchError is a failed fetch of a private_key_jwt client's jwks_uri
