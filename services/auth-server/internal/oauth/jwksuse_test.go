@@ -43,17 +43,9 @@ func TestSigningUseFetcher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(set)
-	}))
-	defer srv.Close()
-	client := retryablehttp.NewClient()
-	client.HTTPClient = srv.Client()
-	client.RetryMax = 0
-	inner := newJWKSFetcher(client)
+	inner, url, _ := jwksOverTLS(t, set)
 	f := signingUseFetcher{fetcher: inner}
-	got, err := f.Resolve(context.Background(), srv.URL+"/jwks.json", false)
+	got, err := f.Resolve(context.Background(), url+"/jwks.json", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +62,7 @@ func TestSigningUseFetcher(t *testing.T) {
 	}
 	// The fetcher's cache is not written to: a concurrent request
 	// reading it would race, and the set is the client's, not ours.
-	cached, err := inner.Resolve(context.Background(), srv.URL+"/jwks.json", false)
+	cached, err := inner.Resolve(context.Background(), url+"/jwks.json", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,22 +87,12 @@ func TestSigningUseFetcherFiltersOncePerFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var gets atomic.Int32
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gets.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(set)
-	}))
-	defer srv.Close()
-	client := retryablehttp.NewClient()
-	client.HTTPClient = srv.Client()
-	client.RetryMax = 0
-	inner := newJWKSFetcher(client)
+	inner, url, gets := jwksOverTLS(t, set)
 	now := time.Now()
 	inner.now = func() time.Time { return now }
 	f := signingUseFetcher{fetcher: inner}
 	ctx := context.Background()
-	loc := srv.URL + "/jwks.json"
+	loc := url + "/jwks.json"
 	first, err := f.Resolve(ctx, loc, false)
 	if err != nil {
 		t.Fatal(err)
@@ -147,4 +129,23 @@ func TestSigningUseFetcherFiltersOncePerFetch(t *testing.T) {
 	if n := gets.Load(); n != 2 {
 		t.Errorf("%d GETs of the jwks_uri, want 2 (the fetch and the refetch)", n)
 	}
+}
+
+// jwksOverTLS serves set (a JWK set's JSON) at every path of a real HTTPS
+// server on loopback, closed when t ends, and returns a jwksFetcher that
+// trusts it and does not retry, the server's URL, and the count of the
+// requests it has answered.
+func jwksOverTLS(t *testing.T, set []byte) (f *jwksFetcher, url string, gets *atomic.Int32) {
+	t.Helper()
+	gets = new(atomic.Int32)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gets.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(set)
+	}))
+	t.Cleanup(srv.Close)
+	client := retryablehttp.NewClient()
+	client.HTTPClient = srv.Client()
+	client.RetryMax = 0
+	return newJWKSFetcher(client), srv.URL, gets
 }

@@ -326,6 +326,26 @@ func TestSignGateFIFOThroughHandoff(t *testing.T) {
 	}
 }
 
+// startTestHandoff starts a pollerHandoff of the test's own (not the
+// process's handoff, which the code under test may use) with its
+// goroutine running on a new pipe. It returns the hand-off, the pipe's
+// read end (closing it stops the goroutine, as a failed read would) and a
+// channel closed once the goroutine has stopped; when t ends the read end
+// is closed, the goroutine waited for and the write end closed.
+func startTestHandoff(t *testing.T) (h *pollerHandoff, r *os.File, stopped <-chan struct{}) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = &pollerHandoff{w: w}
+	h.once.Do(func() {})
+	done := make(chan struct{})
+	go func() { h.run(r); close(done) }()
+	t.Cleanup(func() { r.Close(); <-done; w.Close() })
+	return h, r, done
+}
+
 // The hand-off's goroutine stopping while turns pass through it (its pipe's
 // read end closed under it: the read fails, as the "dead reader" fallback
 // expects) loses no turn: the ones pending then are flushed by it, or by
@@ -333,14 +353,7 @@ func TestSignGateFIFOThroughHandoff(t *testing.T) {
 // back directly (run with -race).
 func TestSignGateHandoffReaderDiesUnderLoad(t *testing.T) {
 	for round := range 20 {
-		r, w, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := &pollerHandoff{w: w}
-		h.once.Do(func() {})
-		stopped := make(chan struct{})
-		go func() { h.run(r); close(stopped) }()
+		h, r, stopped := startTestHandoff(t)
 		const turns = 4
 		sem := semaphore.NewWeighted(turns)
 		var wg sync.WaitGroup
@@ -375,7 +388,7 @@ func TestSignGateHandoffReaderDiesUnderLoad(t *testing.T) {
 		if sem.TryAcquire(1) {
 			t.Fatalf("round %d: a turn was made when the reader stopped", round)
 		}
-		w.Close()
+		h.w.Close()
 	}
 }
 
@@ -448,15 +461,7 @@ func TestSigningMeterPanicUnlocksTheThread(t *testing.T) {
 // allocation per batch). Not checked with the race detector, whose
 // instrumentation allocates.
 func TestSignGateHandoffAllocatesNothing(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &pollerHandoff{w: w}
-	h.once.Do(func() {})
-	stopped := make(chan struct{})
-	go func() { h.run(r); close(stopped) }()
-	defer func() { r.Close(); <-stopped; w.Close() }()
+	h, _, _ := startTestHandoff(t)
 	sem := semaphore.NewWeighted(1)
 	handOff := func() {
 		if !sem.TryAcquire(1) {
@@ -488,15 +493,7 @@ func TestSignGateHandoffReadsOncePerBatch(t *testing.T) {
 	if _, err := os.ReadFile("/proc/self/io"); err != nil {
 		t.Skipf("no read counter: %v", err)
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &pollerHandoff{w: w}
-	h.once.Do(func() {})
-	stopped := make(chan struct{})
-	go func() { h.run(r); close(stopped) }()
-	defer func() { r.Close(); <-stopped; w.Close() }()
+	h, _, _ := startTestHandoff(t)
 	sem := semaphore.NewWeighted(1)
 	handOff := func() {
 		if !sem.TryAcquire(1) {
