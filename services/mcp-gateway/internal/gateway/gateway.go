@@ -227,8 +227,12 @@ func New(d Deps) (*Gateway, error) {
 		server.WithLogging(),
 		server.WithInstructions(cat.instructions()),
 		server.WithHooks(hooks),
-		server.WithResourceRecovery(),
 	}
+	// A stateless POST's answer stream takes no notification once its
+	// resource or prompt handler has returned (as endAnswerStream for a
+	// tool's): the outermost resource and prompt middleware.
+	opts = append(opts, answerStreamEnds()...)
+	opts = append(opts, server.WithResourceRecovery())
 	for _, mw := range g.toolMiddleware {
 		opts = append(opts, server.WithToolHandlerMiddleware(mw))
 	}

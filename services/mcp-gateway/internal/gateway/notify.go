@@ -54,10 +54,12 @@ type legacyStream struct {
 //
 // A POST whose Accept admits only application/json (jsonOnlyKey) is sent
 // nothing, and nil is returned: its answer is one JSON object (MCP
-// 2025-11-25, Streamable HTTP, "Sending Messages to the Server": the
-// server returns application/json or text/event-stream), which has no room
-// for a notification, and a notification would have turned it into an
-// event stream the client did not accept.
+// 2025-11-25, Transports, Streamable HTTP, "Sending Messages to the
+// Server", item 5: "If the input is a JSON-RPC request, the server MUST
+// either return Content-Type: text/event-stream, to initiate an SSE
+// stream, or Content-Type: application/json, to return one JSON
+// object"), which has no room for a notification, and a notification
+// would have turned it into an event stream the client did not accept.
 func notifyClient(ctx context.Context, method string, params map[string]any) error {
 	if jsonOnly, _ := ctx.Value(jsonOnlyKey{}).(bool); jsonOnly {
 		return nil
@@ -102,12 +104,57 @@ var errAnswerStreamEnded = errors.New("the request has been answered: its notifi
 // (errAnswerStreamEnded) instead of written after the answer, and never
 // touches the response's header map, which mcp-go sets, without
 // answerStream's lock, once the handler has returned.
+//
+// endResourceAnswerStream and endPromptAnswerStream do the same for a
+// resources/read (of a resource or a template) and a prompts/get, the
+// other handlers mcp-go runs for a request and lets wrap
+// (WithResourceHandlerMiddleware, WithPromptHandlerMiddleware): before,
+// their answer stream ended only once mcp-go had written the answer, and
+// a notification such a handler sent late made the answer an event stream
+// with the JSON answer written raw after the notification, or raced mcp-go
+// on the header map (TestLateNotificationOfAnyHandlerIsRefused). No such
+// handler notifies today; this keeps it so for one that will. A
+// completion/complete's providers have no middleware in mcp-go: the
+// gateway has none of its own (the conformance profile's are mcp-go's
+// empty defaults), and one that notifies must end the stream itself
+// (endAnswerStreamOf) before it returns.
 func endAnswerStream(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		if as, ok := ctx.Value(answerStreamKey{}).(*answerStream); ok {
-			defer as.end()
-		}
+		defer endAnswerStreamOf(ctx)
 		return next(ctx, req)
+	}
+}
+
+func endResourceAnswerStream(next server.ResourceHandlerFunc) server.ResourceHandlerFunc {
+	return func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+		defer endAnswerStreamOf(ctx)
+		return next(ctx, req)
+	}
+}
+
+func endPromptAnswerStream(next server.PromptHandlerFunc) server.PromptHandlerFunc {
+	return func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		defer endAnswerStreamOf(ctx)
+		return next(ctx, req)
+	}
+}
+
+// answerStreamEnds are the server options of endResourceAnswerStream and
+// endPromptAnswerStream, to come before any other resource or prompt
+// middleware (mcp-go runs the first outermost), so that the stream ends
+// however the handler ends, a panic too.
+func answerStreamEnds() []server.ServerOption {
+	return []server.ServerOption{
+		server.WithResourceHandlerMiddleware(endResourceAnswerStream),
+		server.WithPromptHandlerMiddleware(endPromptAnswerStream),
+	}
+}
+
+// endAnswerStreamOf ends the answerStream of the request in ctx, if it
+// has one (answerStream.end): nothing more is sent on it.
+func endAnswerStreamOf(ctx context.Context) {
+	if as, ok := ctx.Value(answerStreamKey{}).(*answerStream); ok {
+		as.end()
 	}
 }
 
@@ -164,7 +211,7 @@ func (s *answerStream) Flush() {
 func (s *answerStream) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // notify writes n as an event of the stream, and flushes it. A stream
-// ended (its tool handler returned: endAnswerStream; or served) or a
+// ended (its handler returned: endAnswerStream and its kin; or served) or a
 // response that is already something else is not written to, and its
 // header is not touched: errAnswerStreamEnded. The header is set only
 // before end, under mu, which end takes too: mcp-go sets it after.
