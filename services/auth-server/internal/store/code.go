@@ -1,16 +1,19 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/ory/fosite"
 	"github.com/redis/go-redis/v9"
 
@@ -260,7 +263,7 @@ func (s *Store) codePart(ctx context.Context, sig, field string, session fosite.
 // a part that holds none (putCodeField).
 type partRead struct {
 	req     *fosite.Request
-	session string
+	session []byte // the stored session's JSON; not changed once read
 }
 
 type partKey struct{ sig, field string }
@@ -274,10 +277,8 @@ type partKey struct{ sig, field string }
 // JSON does not carry between those reads, so a second decode would write
 // the same values.
 //
-// The record is split first (splitLast): only the request's few fields go
-// through the decoder, and the session's JSON is compared as it is
-// stored, without a copy; it is decoded (and validated) only when this
-// session does not hold it yet.
+// The part's session JSON (readPart) is compared as it is stored; it is
+// decoded only when this session does not hold it yet.
 func (s *Store) decodeScoped(ctx context.Context, sc *requestScope, sig, field string, f map[string]string, session fosite.Session) (*fosite.Request, error) {
 	k := partKey{sig, field}
 	sc.mu.Lock()
@@ -297,8 +298,12 @@ func (s *Store) decodeScoped(ctx context.Context, sc *requestScope, sig, field s
 			sc.mu.Unlock()
 			if rp != nil {
 				p.session = rp.session
-			} else if p.session, err = requestSession(f); err != nil {
-				return nil, err
+			} else {
+				raw, err := requestSession(f)
+				if err != nil {
+					return nil, err
+				}
+				p.session = []byte(raw)
 			}
 		}
 		sc.mu.Lock()
@@ -310,7 +315,7 @@ func (s *Store) decodeScoped(ctx context.Context, sc *requestScope, sig, field s
 	}
 	if session != nil {
 		sc.mu.Lock()
-		done := sc.sessions[session] == p.session
+		done := bytes.Equal(sc.sessions[session], p.session)
 		sc.mu.Unlock()
 		if !done {
 			if err := decodeSession(p.session, session); err != nil {
@@ -318,7 +323,7 @@ func (s *Store) decodeScoped(ctx context.Context, sc *requestScope, sig, field s
 			}
 			sc.mu.Lock()
 			if sc.sessions == nil {
-				sc.sessions = map[fosite.Session]string{}
+				sc.sessions = map[fosite.Session][]byte{}
 			}
 			sc.sessions[session] = p.session
 			sc.mu.Unlock()
@@ -329,28 +334,44 @@ func (s *Store) decodeScoped(ctx context.Context, sc *requestScope, sig, field s
 	return &req, nil
 }
 
-// readPart decodes the request of part field of the code's hash f
-// (decodeShell) and finds its session's JSON, without decoding it;
-// inRequest says the part holds none (putCodeField): its session is the
-// request part's.
+// rawRecord is a record with its session's JSON as it is stored.
+type rawRecord struct {
+	ID                string          `json:"id"`
+	RequestedAt       time.Time       `json:"requested_at"`
+	ClientID          string          `json:"client_id"`
+	RequestedScope    []string        `json:"requested_scope,omitempty"`
+	GrantedScope      []string        `json:"granted_scope,omitempty"`
+	RequestedAudience []string        `json:"requested_audience,omitempty"`
+	GrantedAudience   []string        `json:"granted_audience,omitempty"`
+	Form              url.Values      `json:"form,omitempty"`
+	Session           json.RawMessage `json:"session"`
+}
+
+// readPart decodes the request of part field of the code's hash f and
+// keeps its session's JSON, without decoding it; inRequest says the part
+// holds none (putCodeField): its session is the request part's.
+//
+// The part is read in one pass by github.com/goccy/go-json (as
+// decodeSession), the session kept as raw JSON (rawRecord); until session
+// 41 it was split off first (splitLast) and only the rest decoded, a scan
+// of every part's bytes more (docs/benchmarks/auth-server-history.md,
+// session 41 perf14).
 func (s *Store) readPart(ctx context.Context, field string, f map[string]string) (p *partRead, inRequest bool, err error) {
-	b := f[field]
-	var req *fosite.Request
-	shell, raw, ok := splitLast(b, `"session":`)
-	if ok {
-		req, err = s.decodeShell(ctx, shell)
-	} else {
-		var rm json.RawMessage
-		req, err = s.decodeInto(ctx, []byte(b), &rm)
-		raw = string(rm)
-		if rm == nil {
-			raw = "null" // encoding/json leaves a RawMessage behind an interface unset for null
-		}
+	var rec rawRecord
+	if err := gojson.Unmarshal([]byte(f[field]), &rec); err != nil {
+		return nil, false, fmt.Errorf("stored request: %w", err)
 	}
+	req, err := s.request(ctx, &record{ID: rec.ID, RequestedAt: rec.RequestedAt, ClientID: rec.ClientID,
+		RequestedScope: rec.RequestedScope, GrantedScope: rec.GrantedScope,
+		RequestedAudience: rec.RequestedAudience, GrantedAudience: rec.GrantedAudience, Form: rec.Form})
 	if err != nil {
 		return nil, false, err
 	}
-	return &partRead{req: req, session: raw}, field != fieldRequest && raw == sessionInRequest, nil
+	raw := []byte(rec.Session)
+	if raw == nil {
+		raw = []byte(sessionInRequest) // null
+	}
+	return &partRead{req: req, session: raw}, field != fieldRequest && string(raw) == sessionInRequest, nil
 }
 
 // requestSession is the session JSON of the code's request part, for a

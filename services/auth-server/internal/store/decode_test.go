@@ -18,7 +18,7 @@ import (
 
 // TestFastDecodeMatchesEncodingJSON: within a request scope the store
 // decodes a code's stored requests and session with goccy/go-json
-// (store.go, decodeShell); outside one with encoding/json. Over random
+// (code.go, readPart; store.go, decodeSession); outside one with encoding/json. Over random
 // requests and sessions — every field of the session set or left empty,
 // strings with what JSON escapes (quotes, backslashes, control bytes,
 // <>&, U+2028/2029, bytes that are not UTF-8), numbers of every size,

@@ -26,7 +26,7 @@ type requestScope struct {
 	// sessions: the stored session JSON last decoded into each session
 	// object (fosite hands the same session to the code's four reads, and
 	// its three parts hold the same session).
-	sessions map[fosite.Session]string
+	sessions map[fosite.Session][]byte
 	// refresh: each refresh token's intent and script answer (grant.go),
 	// by store handle.
 	refresh map[string]*refreshState

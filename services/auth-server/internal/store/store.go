@@ -218,32 +218,20 @@ func (s *Store) decodeInto(ctx context.Context, b []byte, into any) (*fosite.Req
 	return s.request(ctx, &rec)
 }
 
-// decodeShell decodes a stored request split from its session
-// (splitLast): the request's fields, its Session left nil.
+// decodeSession decodes a stored session's JSON into session.
 //
-// It and decodeSession use github.com/goccy/go-json, a decoder of the
-// same JSON into the same Go values as encoding/json that compiles a
+// It and readPart (code.go) use github.com/goccy/go-json, a decoder of
+// the same JSON into the same Go values as encoding/json that compiles a
 // decoder per type instead of walking it by reflection and scans the
 // input once: a code grant decodes four such requests and one session —
 // the code's request twice, its PKCE and OpenID Connect requests — and
 // with encoding/json that was ~60 µs of CPU and 14 KB allocated per code
 // grant, a fifth of its CPU outside the signatures
-// (docs/benchmarks/auth-server-history.md, session "codecpu"). Whole records that
-// splitLast does not split (an older or unexpected layout) stay with
-// encoding/json; their session's JSON, which encoding/json has then
-// validated, is decoded here too. TestFastDecodeMatchesEncodingJSON compares
-// both on random requests and sessions.
-func (s *Store) decodeShell(ctx context.Context, shell []byte) (*fosite.Request, error) {
-	var rec record
-	if err := gojson.Unmarshal(shell, &rec); err != nil {
-		return nil, fmt.Errorf("stored request: %w", err)
-	}
-	return s.request(ctx, &rec)
-}
-
-// decodeSession decodes a stored session's JSON into session (decodeShell).
-func decodeSession(raw string, session fosite.Session) error {
-	return gojson.Unmarshal([]byte(raw), session)
+// (docs/benchmarks/auth-server-history.md, session "codecpu").
+// TestFastDecodeMatchesEncodingJSON compares them with encoding/json (the
+// decoder outside a request scope) on random requests and sessions.
+func decodeSession(raw []byte, session fosite.Session) error {
+	return gojson.Unmarshal(raw, session)
 }
 
 // request is the fosite request of a decoded record, its client resolved.
