@@ -47,9 +47,7 @@ func TestClientResponsesAreAccepted(t *testing.T) {
 	s.cancel()
 
 	// Legacy HTTP+SSE: 202, and nothing on the stream for the response's id.
-	l := g.openStream(t, "/sse", tok, nil)
-	path := l.endpoint()
-	legacyInit(t, l, g, tok, path)
+	l, path := g.openLegacy(t, tok)
 	for name, body := range responses {
 		if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: body}); r.Status != http.StatusAccepted {
 			t.Errorf("legacy %s: %d %s", name, r.Status, r.Body)

@@ -45,9 +45,7 @@ func TestInvalidCursorIsRefused(t *testing.T) {
 	}
 
 	// Legacy /messages refuses it on the POST, like non-object arguments.
-	l := g.openStream(t, "/sse", tok, nil)
-	path := l.endpoint()
-	legacyInit(t, l, g, tok, path)
+	_, path := g.openLegacy(t, tok)
 	r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: `{"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"cursor":"eg=="}}`})
 	if m := r.rpc(t); r.Status != http.StatusBadRequest || m.Error == nil || m.Error.Code != -32602 || string(m.ID) != "5" {
 		t.Errorf("legacy tools/list with a cursor: %d %s", r.Status, r.Body)

@@ -29,9 +29,7 @@ func TestEchoedValuesAreCapped(t *testing.T) {
 	if r.Status != 200 || oldSid == "" {
 		t.Fatalf("2025-03-26 initialize: %d %s", r.Status, r.Body)
 	}
-	s := a.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, a, tok, path)
+	_, path := a.openLegacy(t, tok)
 
 	long := strings.Repeat("<", 150_000)
 	type refused struct {

@@ -41,9 +41,7 @@ func TestInsufficientScopeIsTheCallsError(t *testing.T) {
 	weak := f.Token("user-1", "openid")
 	sid := g.initialize(t, weak)
 	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"go-sdk","version":"1.8.0"}}`
-	s := g.openStream(t, "/sse", weak, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, weak, path)
+	_, path := g.openLegacy(t, weak)
 	for _, c := range []struct {
 		name string
 		r    req

@@ -77,9 +77,7 @@ func TestAnswersAreNotHTMLEscaped(t *testing.T) {
 	unescaped(t, "batch tool result", answers[1], `"name":"`+name+`"`, 2000)
 
 	// Legacy HTTP+SSE: answers on the stream (mcp-go's), a refusal on the POST.
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	s, path := g.openLegacy(t, tok)
 	for i, c := range []struct {
 		params     map[string]any
 		want       string

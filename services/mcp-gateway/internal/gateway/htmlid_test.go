@@ -20,9 +20,7 @@ func TestHTMLEscapedIDsAreEchoed(t *testing.T) {
 	g, relay := f.Gateway(), f.Gateway()
 	tok := f.Token("user-1", allScopes)
 	sid := g.initialize(t, tok)
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	s, path := g.openLegacy(t, tok)
 
 	ids := []string{`"\u003cb\u003e"`, `"a\u0026b"`, `"<\u003c"`, `"\u00e9\u003e"`, `"\u0026amp;"`}
 	for _, id := range ids {

@@ -15,9 +15,7 @@ func TestLegacyWrongTypedParamsAreInvalidParams(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
 	tok := f.Token("user-1", allScopes)
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	s, path := g.openLegacy(t, tok)
 	for body, want := range map[string]string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}`:               "invalid params: params.name must be a JSON string, not a number",
 		`{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":true}}`:         "invalid params: params.uri must be a JSON string, not a boolean",

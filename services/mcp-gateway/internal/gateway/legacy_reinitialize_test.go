@@ -24,9 +24,7 @@ func TestLegacyReinitializeIsRefused(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
 	tok := f.Token("user-7", allScopes)
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	s, path := g.openLegacy(t, tok)
 	again := call("initialize", map[string]any{"protocolVersion": "2025-03-26", "capabilities": map[string]any{},
 		"clientInfo": map[string]any{"name": "someone-else", "version": "2"}})
 	r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: again})

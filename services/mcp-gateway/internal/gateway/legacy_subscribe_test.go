@@ -18,9 +18,7 @@ func TestLegacySubscriptionsAreKept(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway("MCP_CONFORMANCE_FIXTURES", "true", "RATE_LIMIT_PER_MINUTE", "100000")
 	tok := f.Token("user-7", allScopes)
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	s, path := g.openLegacy(t, tok)
 	send := func(method, uri string) *resp {
 		t.Helper()
 		return g.do(t, req{Method: "POST", Path: path, Token: tok, Body: call(method, map[string]any{"uri": uri})})

@@ -23,9 +23,7 @@ func TestLegacySessionWhoseDeleteFailedIsNotFound(t *testing.T) {
 	endWithoutDelete := func() string {
 		t.Helper()
 		before := strings.Count(a.Logs.String(), "could not delete ended SSE session")
-		s := a.openStream(t, "/sse", tok, nil)
-		path := s.endpoint()
-		legacyInit(t, s, a, tok, path)
+		s, path := a.openLegacy(t, tok)
 		allowDel := denyCommand(t, f.Redis.Client(), "del")
 		s.Close()
 		for deadline := time.Now().Add(10 * time.Second); strings.Count(a.Logs.String(), "could not delete ended SSE session") == before; {

@@ -295,9 +295,7 @@ func TestLegacyStreamEndsWhenTheVersionIsNotRecorded(t *testing.T) {
 		t.Fatalf("ping on the ended session: %d %s, want 404", r.Status, r.Body)
 	}
 	allowHSET()
-	s = g.openStream(t, "/sse", tok, nil)
-	path = s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	s, path = g.openLegacy(t, tok)
 	list := call("tools/list", nil)
 	if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: list}); r.Status != http.StatusAccepted {
 		t.Fatalf("tools/list on the new session: %d %s", r.Status, r.Body)

@@ -79,9 +79,7 @@ func TestLegacyUnparsableMessageIs400OnEveryReplica(t *testing.T) {
 	f := newFleet(t)
 	a, b := f.Gateway(), f.Gateway()
 	tok := f.Token("user-7", allScopes)
-	s := a.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, a, tok, path)
+	s, path := a.openLegacy(t, tok)
 	for _, g := range []struct {
 		name string
 		gw   *gw

@@ -23,9 +23,7 @@ func TestHugeNumberLiteralsAreNotEchoed(t *testing.T) {
 	if r.Status != 200 || oldSid == "" {
 		t.Fatalf("2025-03-26 initialize: %d %s", r.Status, r.Body)
 	}
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	s, path := g.openLegacy(t, tok)
 
 	n := strings.Repeat("7", 100_000)
 	msg := func(method, params string) string {

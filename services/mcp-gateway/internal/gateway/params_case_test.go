@@ -47,9 +47,7 @@ func TestParamsMemberNamesAreCaseSensitive(t *testing.T) {
 	}
 	g.rpc(t, tok, sid, "logging/setLevel", map[string]any{"level": "debug"}, nil)
 
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	_, path := g.openLegacy(t, tok)
 	for _, c := range cases {
 		body := call(c.method, c.params)
 		r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: body})

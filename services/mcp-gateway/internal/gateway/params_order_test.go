@@ -29,9 +29,7 @@ func TestParamsSpellingCheckedBeforeTheirValues(t *testing.T) {
 			t.Errorf("/mcp %s %s: %d %s, want 200 -32602 %q", c.method, c.params, r.Status, r.Body, c.want)
 		}
 	}
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	_, path := g.openLegacy(t, tok)
 	for i, c := range cases {
 		r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: rawCall(800+i, c.method, c.params)})
 		m := r.rpc(t)

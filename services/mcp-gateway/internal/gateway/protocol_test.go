@@ -160,9 +160,7 @@ func TestJSONRPCEnvelopeOverLegacySSE(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
 	tok := f.Token("user-1", allScopes)
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	s, path := g.openLegacy(t, tok)
 	for name, body := range map[string]string{
 		"null id":      `{"jsonrpc":"2.0","id":null,"method":"ping"}`,
 		"empty method": `{"jsonrpc":"2.0","id":7,"method":""}`,
@@ -192,9 +190,7 @@ func TestLegacyStepUpNamesSSEMetadata(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
 	weak := f.Token("user-1", "openid")
-	s := g.openStream(t, "/sse", weak, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, weak, path)
+	s, path := g.openLegacy(t, weak)
 	c := call("tools/call", map[string]any{"name": "identity.profile", "arguments": map[string]any{}})
 	if r := g.do(t, req{Method: "POST", Path: path, Token: weak, Header: chatGPT, Body: c}); r.Status != http.StatusAccepted {
 		t.Fatalf("tools/call: %d", r.Status)

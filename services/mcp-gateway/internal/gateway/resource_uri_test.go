@@ -18,9 +18,7 @@ func TestResourceRequestsWithoutURI(t *testing.T) {
 	tok := f.Token("user-1", allScopes)
 	sid := g.initialize(t, tok)
 	const want = "invalid params: params.uri is required: the URI of a resource (resources/list names them)"
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	_, path := g.openLegacy(t, tok)
 	for _, method := range []string{"resources/read", "resources/subscribe", "resources/unsubscribe"} {
 		for _, params := range []string{``, `,"params":{}`, `,"params":{"uri":null}`, `,"params":{"uri":""}`, `,"params":{"_meta":{"progressToken":null}}`} {
 			body := `{"jsonrpc":"2.0","id":"r-1","method":"` + method + `"` + params + `}`

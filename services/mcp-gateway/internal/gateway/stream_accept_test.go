@@ -84,7 +84,5 @@ func TestLegacyStreamAccept(t *testing.T) {
 		}
 	}
 	// The one place of the limit is free: the stream opens and works.
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	g.openLegacy(t, tok)
 }

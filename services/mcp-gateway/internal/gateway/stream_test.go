@@ -132,6 +132,17 @@ func legacyInit(t *testing.T, s *stream, g *gw, token, path string) {
 	}
 }
 
+// openLegacy opens a legacy (2024-11-05 HTTP+SSE) session on g with
+// token: its stream, whose endpoint event gives path (the session's
+// /messages path), initialized there (legacyInit).
+func (g *gw) openLegacy(t *testing.T, token string) (s *stream, path string) {
+	t.Helper()
+	s = g.openStream(t, "/sse", token, nil)
+	path = s.endpoint()
+	legacyInit(t, s, g, token, path)
+	return s, path
+}
+
 // bothTransports opens what the progress tests call through: two replicas
 // serving the conformance fixtures (test_tool_with_progress), a Streamable
 // HTTP session (sid) on g, and a legacy stream s on g, initialized, with
@@ -143,9 +154,7 @@ func bothTransports(t *testing.T) (g, relay *gw, tok, sid string, s *stream, pat
 	g, relay = f.Gateway("MCP_CONFORMANCE_FIXTURES", "true"), f.Gateway("MCP_CONFORMANCE_FIXTURES", "true")
 	tok = f.Token("user-1", allScopes)
 	sid = g.initialize(t, tok)
-	s = g.openStream(t, "/sse", tok, nil)
-	path = s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	s, path = g.openLegacy(t, tok)
 	return g, relay, tok, sid, s, path
 }
 
@@ -154,9 +163,7 @@ func TestLegacySSE(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
 	tok := f.Token("user-7", allScopes)
-	s := g.openStream(t, "/sse", tok, nil)
-	path := s.endpoint()
-	legacyInit(t, s, g, tok, path)
+	s, path := g.openLegacy(t, tok)
 	for _, rt := range coreTools(t) {
 		c := call("tools/call", map[string]any{"name": rt.Name, "arguments": map[string]any{}})
 		if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: c}); r.Status != http.StatusAccepted {
