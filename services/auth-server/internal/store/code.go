@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -335,17 +334,7 @@ func (s *Store) decodeScoped(ctx context.Context, sc *requestScope, sig, field s
 }
 
 // rawRecord is a record with its session's JSON as it is stored.
-type rawRecord struct {
-	ID                string          `json:"id"`
-	RequestedAt       time.Time       `json:"requested_at"`
-	ClientID          string          `json:"client_id"`
-	RequestedScope    []string        `json:"requested_scope,omitempty"`
-	GrantedScope      []string        `json:"granted_scope,omitempty"`
-	RequestedAudience []string        `json:"requested_audience,omitempty"`
-	GrantedAudience   []string        `json:"granted_audience,omitempty"`
-	Form              url.Values      `json:"form,omitempty"`
-	Session           json.RawMessage `json:"session"`
-}
+type rawRecord = recordOf[json.RawMessage]
 
 // readPart decodes the request of part field of the code's hash f and
 // keeps its session's JSON, without decoding it; inRequest says the part

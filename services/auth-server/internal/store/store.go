@@ -155,14 +155,16 @@ func (s *Store) Close() {
 
 func unavailable(err error) error { return fmt.Errorf("%w: %v", ErrUnavailable, err) }
 
-// record is a fosite.Requester at rest. The client is stored by id and
-// resolved again on read, so a removed client's grants stop working.
+// recordOf is a fosite.Requester at rest, its session as S: record (the
+// session decoded with it) or rawRecord (its JSON kept, code.go) — one
+// field list for both. The client is stored by id and resolved again on
+// read, so a removed client's grants stop working.
 //
-// Session is the session itself, encoded and decoded in the same pass as
+// In a record, Session is the session itself, encoded and decoded in the same pass as
 // the record (a json.RawMessage would scan and copy it twice: it is most of
 // the record, and decoding it is a visible part of a refresh's CPU). The
 // JSON is the same either way.
-type record struct {
+type recordOf[S any] struct {
 	ID                string     `json:"id"`
 	RequestedAt       time.Time  `json:"requested_at"`
 	ClientID          string     `json:"client_id"`
@@ -171,8 +173,12 @@ type record struct {
 	RequestedAudience []string   `json:"requested_audience,omitempty"`
 	GrantedAudience   []string   `json:"granted_audience,omitempty"`
 	Form              url.Values `json:"form,omitempty"`
-	Session           any        `json:"session"`
+	Session           S          `json:"session"`
 }
+
+// record is a record whose session is decoded with it (into the Session
+// the caller sets).
+type record = recordOf[any]
 
 func encode(r fosite.Requester) ([]byte, error) { return encodeRecord(r, r.GetSession()) }
 
