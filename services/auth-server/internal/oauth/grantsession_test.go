@@ -2,11 +2,13 @@ package oauth
 
 import (
 	"encoding/json"
-	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/jsontest"
 )
 
 // TestUnmarshalGrantAsEncodingJSON: UnmarshalGrant decodes a grant's
@@ -73,14 +75,8 @@ func TestUnmarshalGrantAsEncodingJSON(t *testing.T) {
 // encoding/json reads it.
 func TestUnmarshalGrantRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 14))
-	pieces := []string{"a", "Zé", "\"", "\\", "\n", "\x00", "\x1f", "<", ">", "&", "\u2028", "\u2029", "\xff", "\xc3", "😀", "{", "}", "[", "]", " ", "/", "sub", "email"}
-	str := func() string {
-		s := ""
-		for range rng.IntN(6) {
-			s += pieces[rng.IntN(len(pieces))]
-		}
-		return s
-	}
+	g := jsontest.Gen{Rand: rng, Pieces: append(slices.Clip(jsontest.Pieces), "sub", "email")}
+	str := g.String
 	list := func() []string {
 		if rng.IntN(3) == 0 {
 			return nil
@@ -97,33 +93,7 @@ func TestUnmarshalGrantRoundTrip(t *testing.T) {
 		}
 		return time.Unix(rng.Int64N(4e9), 0).UTC()
 	}
-	var value func(depth int) any
-	value = func(depth int) any {
-		switch n := rng.IntN(9); {
-		case n == 0:
-			return nil
-		case n == 1:
-			return rng.IntN(2) == 0
-		case n == 2:
-			return []float64{0, -1, 1.5, 1e21, 1e-7, math.MaxInt64, -math.MaxFloat64, 123456789.123}[rng.IntN(8)]
-		case n == 3:
-			return rng.NormFloat64() * math.Pow(10, float64(rng.IntN(30)-15))
-		case n < 6 || depth > 2:
-			return str()
-		case n == 6:
-			l := make([]any, rng.IntN(3))
-			for i := range l {
-				l[i] = value(depth + 1)
-			}
-			return l
-		default:
-			m := map[string]any{}
-			for range rng.IntN(4) {
-				m[str()] = value(depth + 1)
-			}
-			return m
-		}
-	}
+	value := g.Value
 	profileClaims := []string{"name", "given_name", "family_name", "preferred_username", "email", "email_verified"}
 	for i := range 3000 {
 		s := NewSession()

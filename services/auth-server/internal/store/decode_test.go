@@ -3,15 +3,15 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net/url"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/ory/fosite"
-
+	"github.com/tollgate/tollgate/services/auth-server/internal/jsontest"
 	"github.com/tollgate/tollgate/services/auth-server/internal/oauth"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
 )
@@ -29,14 +29,8 @@ func TestFastDecodeMatchesEncodingJSON(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t, setups[0], 0)
 	rng := rand.New(rand.NewPCG(10, 35))
-	pieces := []string{"a", "Zé", "\"", "\\", "\n", "\x00", "\x1f", "<", ">", "&", "\u2028", "\u2029", "\xff", "\xc3", "😀", "session", `"session":`, `,"form":`, "{", "}", "[", "]", " ", "/"}
-	str := func() string {
-		s := ""
-		for range rng.IntN(6) {
-			s += pieces[rng.IntN(len(pieces))]
-		}
-		return s
-	}
+	g := jsontest.Gen{Rand: rng, Pieces: append(slices.Clip(jsontest.Pieces), "session", `"session":`, `,"form":`)}
+	str := g.String
 	list := func() []string {
 		switch rng.IntN(4) {
 		case 0:
@@ -56,33 +50,7 @@ func TestFastDecodeMatchesEncodingJSON(t *testing.T) {
 		}
 		return time.Unix(rng.Int64N(4e9), int64(rng.IntN(1e9))).UTC()
 	}
-	var value func(depth int) any
-	value = func(depth int) any {
-		switch n := rng.IntN(9); {
-		case n == 0:
-			return nil
-		case n == 1:
-			return rng.IntN(2) == 0
-		case n == 2:
-			return []float64{0, -1, 1.5, 1e21, 1e-7, math.MaxInt64, -math.MaxFloat64, 123456789.123}[rng.IntN(8)]
-		case n == 3:
-			return rng.NormFloat64() * math.Pow(10, float64(rng.IntN(30)-15))
-		case n < 6 || depth > 2:
-			return str()
-		case n == 6:
-			l := make([]any, rng.IntN(3))
-			for i := range l {
-				l[i] = value(depth + 1)
-			}
-			return l
-		default:
-			m := map[string]any{}
-			for range rng.IntN(4) {
-				m[str()] = value(depth + 1)
-			}
-			return m
-		}
-	}
+	value := g.Value
 	client, err := s.GetClient(ctx, "c1")
 	if err != nil {
 		t.Fatal(err)
