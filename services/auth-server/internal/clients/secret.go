@@ -234,7 +234,6 @@ func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte
 				if a.backedOff() {
 					return nil, ErrSlowCheckRefused
 				}
-				h.cache.Add(here, struct{}{})
 				return nil, nil
 			}
 		}

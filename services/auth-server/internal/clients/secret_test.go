@@ -3,6 +3,7 @@ package clients
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -296,5 +297,33 @@ func TestSecretHasherHMACCheckAllocatesNothing(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { _ = h.Compare(ctx, stored, secret) }); n != 0 {
 			t.Errorf("secret %q: %.1f allocations per check, want 0", c.secret, n)
 		}
+	}
+}
+
+// TestKnownSecretAtNewAddressesEvictsNoProof: a secret accepted from the
+// cache at an address it was not proved from adds no entry (only a bcrypt
+// check does), so one client that knows its own bcrypt secret, calling
+// from many addresses, cannot evict other clients' proofs — review41 found
+// that 09a037b's per-address entry on every cache hit let it, and another
+// client's secret proved a moment before was then refused in back-off.
+func TestKnownSecretAtNewAddressesEvictsNoProof(t *testing.T) {
+	h := newHasher(t, SecretHasherOptions{Key: testKey}) // default 1024 entries
+	victim, _ := bcrypt.GenerateFromPassword([]byte("victim-secret"), bcrypt.MinCost)
+	partner, _ := bcrypt.GenerateFromPassword([]byte("partner-secret"), bcrypt.MinCost)
+	ctx := func(a *Attempt) context.Context { return WithAttempt(context.Background(), a) }
+	const victimAddr = "203.0.113.5"
+	if err := h.Compare(ctx(&Attempt{ClientID: "victim", ClientAddress: victimAddr}), victim, []byte("victim-secret")); err != nil {
+		t.Fatal(err)
+	}
+	bcryptChecks := h.SlowCheckStats()
+	for i := range 1100 { // e.g. 1100 IPv6 /64s of one /48
+		a := &Attempt{ClientID: "partner", ClientAddress: "2001:db8:1:" + strconv.FormatInt(int64(i), 16) + "::/64"}
+		if err := h.Compare(ctx(a), partner, []byte("partner-secret")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("slow-check stats before %+v, after %+v", bcryptChecks, h.SlowCheckStats())
+	if err := h.Compare(ctx(&Attempt{ClientID: "victim", ClientAddress: victimAddr, BackedOff: yes}), victim, []byte("victim-secret")); err != nil {
+		t.Errorf("victim's secret, proved from its address just before, in back-off there: %v", err)
 	}
 }

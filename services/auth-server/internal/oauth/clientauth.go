@@ -230,6 +230,14 @@ func (s *Server) startClientAuth(r *http.Request, endpoint, addr string) (*clien
 			}
 		},
 		Busy: func() {
+			// An unchecked secret spends the budget as a wrong one does:
+			// otherwise wrong guesses answered 503 cost nothing while the
+			// right one, cached, is accepted (review41).
+			res, err := s.limiter.Allow(ctx, scopeAuthFailures, subject, s.failureLimit())
+			if err == nil && !res.Allowed {
+				ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many failed client authentications; retry after the Retry-After delay")
+				return
+			}
 			ca.refuse(http.StatusServiceUnavailable, time.Second, "the server is busy checking client secrets; retry later")
 		},
 	}
