@@ -33,8 +33,11 @@ const MinSecretLen = 43
 // prints only its hash — to hash a secret you kept under a new key.
 func Main(args []string, getenv func(string) string, in io.Reader, out io.Writer) error {
 	fs := flag.NewFlagSet("hash-client-secret", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
+	// The flag package's own messages quote the argument, which may be a
+	// secret (review41: `-<secret>`, `-stdin=<secret>`): they go nowhere,
+	// and a parse error is answered without it.
+	fs.SetOutput(io.Discard)
+	usage := func() {
 		fmt.Fprint(out, `usage: CLIENT_SECRET_HMAC_KEY_FILE=<key file> auth-server hash-client-secret [-stdin]
 
 Prints a new random client secret, then its $hmac-sha256$ hash under
@@ -43,13 +46,16 @@ key the auth-server is given. The hash goes into the client registry
 (client_secret_hash); the secret to the client, and nowhere else.
 
 `)
+		fs.SetOutput(out)
 		fs.PrintDefaults()
 	}
+	fs.Usage = func() {}
 	stdin := fs.Bool("stdin", false, fmt.Sprintf("hash the secret read from standard input (one line, at least %d characters) instead of making one; print only its hash", MinSecretLen))
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		usage()
 		return nil
 	} else if err != nil {
-		return err
+		return errors.New("hash-client-secret: a flag it does not take, or a bad flag value (not echoed: it may be a secret); -h lists its flags")
 	}
 	if fs.NArg() > 0 {
 		// Not echoed: it may be a secret.

@@ -114,6 +114,8 @@ func TestRefusals(t *testing.T) {
 		{"no secret", good, "", []string{"-stdin"}, "no secret"},
 		{"white space around the secret", good, " " + long + "\n", []string{"-stdin"}, "white space"},
 		{"secret as an argument", good, "", []string{long}, "takes no arguments"},
+		{"secret as a flag", good, "", []string{"-" + long}, "not echoed"},
+		{"secret as a flag's value", good, "", []string{"-stdin=" + long}, "not echoed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
