@@ -172,14 +172,31 @@ func (s *HTTP) writeDeadline(h http.Handler) http.Handler {
 	})
 }
 
-// deadlineWriter sets the write deadline before each write, until the
-// handler sets one itself.
+// deadlineWriter sets the write deadline before each write that can reach
+// the connection, until the handler sets one itself.
+//
+// net/http buffers a response: the status line and headers go out with
+// the first bytes of the body that leave its buffer, and the body's first
+// bufferedBody bytes stay in it until a Flush or the handler's return
+// (both armed here). So WriteHeader of a final status and a Write that
+// leaves the response within bufferedBody bytes cannot block on the
+// client, and are not armed: a small answer (a token response, an OAuth
+// error) pays two deadlines, at its start and at its end, instead of four
+// (docs/benchmarks/auth-server-history.md, session 42 perf16). Were
+// net/http to write sooner, such a write would run under the deadline
+// armed at the request's start — earlier, never later, than its own.
 type deadlineWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
-	own     bool // the handler set its own write deadline
+	own     bool  // the handler set its own write deadline
+	written int64 // body bytes the handler has written
 }
+
+// bufferedBody is net/http's buffer before a response's first write to the
+// connection (bufferBeforeChunkingSize in net/http/server.go, 2 KiB since
+// Go 1.0; HTTP/2's is 4 KiB).
+const bufferedBody = 2 << 10
 
 func (d *deadlineWriter) arm() {
 	if !d.own {
@@ -195,6 +212,9 @@ func (d *deadlineWriter) arm() {
 const writeChunk = 64 << 10
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
+	if d.written += int64(len(p)); d.written <= bufferedBody {
+		return d.ResponseWriter.Write(p) // stays in net/http's buffer
+	}
 	written := 0
 	for {
 		n := min(len(p), writeChunk)
@@ -209,7 +229,9 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 }
 
 func (d *deadlineWriter) WriteHeader(code int) {
-	d.arm()
+	if code < 200 {
+		d.arm() // an informational answer (100, 103) is written at once
+	}
 	d.ResponseWriter.WriteHeader(code)
 }
 

@@ -421,3 +421,36 @@ func TestHeaderBlockIsBounded(t *testing.T) {
 		t.Errorf("the handler served %d requests, want 1 (the 48 KiB one)", n)
 	}
 }
+
+// TestLateWritesAreArmed: writes the listener leaves unarmed are those
+// net/http keeps in its buffer (a final status, a body's first 2 KiB);
+// every write that reaches the connection has a deadline of its own. A
+// handler that answers 103 Early Hints, then a small body, then more than
+// the buffers (64 KiB), each after the deadline armed before the previous
+// write has passed, gets its whole answer to a client that reads it.
+func TestLateWritesAreArmed(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	small, large := strings.Repeat("s", 100), strings.Repeat("l", 64<<10)
+	addr := serveWriting(t, timeout, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		time.Sleep(3 * timeout)
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints) // written at once
+		time.Sleep(3 * timeout)
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, small) // buffered
+		time.Sleep(3 * timeout)
+		if _, err := io.WriteString(w, large); err != nil { // reaches the connection before it returns
+			t.Errorf("write of %d B after %v: %v", len(large), 9*timeout, err)
+		}
+	}))
+	resp, err := http.Post("http://"+addr+"/x", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != small+large {
+		t.Fatalf("read %d B (%v), want %d", len(b), err, len(small)+len(large))
+	}
+}
