@@ -171,7 +171,7 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 			return true
 		}
 	}
-	// A new stream starts with its priming event (primeStream), recorded
+	// A new stream starts with its priming event (primes, writePriming), recorded
 	// before anything else on the stream.
 	primeID := ""
 	if lastEventID == "" && primes(r) {
@@ -261,8 +261,11 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, id string) bool
 
 // primingVersion is the first protocol version whose clients take an SSE
 // event with an empty data field for what it is (2025-11-25, Streamable
-// HTTP, "Sending Messages to the Server" and "Listening for Messages from
-// the Server"); an earlier client may try to parse it as a message.
+// HTTP, "Sending Messages to the Server" item 6, where the priming event
+// is asked of a stream the server starts; "Listening for Messages from the
+// Server" item 4 has a GET stream follow the same polling behavior, which
+// a recorded first id makes resumable); an earlier client may try to
+// parse it as a message.
 const primingVersion = "2025-11-25"
 
 // primes reports whether a new GET /mcp stream of the request's session
@@ -279,12 +282,13 @@ func primes(r *http.Request) bool {
 }
 
 // writePriming writes a stream's priming event: its event id and an empty
-// data field (2025-11-25, Streamable HTTP: the server SHOULD immediately
-// send one, to prime the client to reconnect with Last-Event-ID). Clients
-// record the id and dispatch nothing (the SSE standard; mcp-go's and the
-// TypeScript SDK's clients skip an event without data). The id is an event
-// recorded in session.Events, so a client whose stream broke before its
-// first message resumes from it and gets every notification since.
+// data field (2025-11-25, Streamable HTTP, "Sending Messages to the
+// Server" item 6: the server SHOULD immediately send one, to prime the
+// client to reconnect with Last-Event-ID). Clients record the id and
+// dispatch nothing (the SSE standard; mcp-go's and the TypeScript SDK's
+// clients skip an event without data). The id is an event recorded in
+// session.Events, so a client whose stream broke before its first message
+// resumes from it and gets every notification since.
 func writePriming(w io.Writer, eventID string) error {
 	_, err := io.WriteString(w, "id: "+eventID+"\ndata: \n\n")
 	return err
