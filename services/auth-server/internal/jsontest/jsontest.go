@@ -34,6 +34,22 @@ func (g Gen) String() string {
 	return s
 }
 
+// List is nil, an empty non-nil list or one to three Strings, so that a
+// decoder is checked on null, [] and filled arrays alike.
+func (g Gen) List() []string {
+	switch g.Rand.IntN(4) {
+	case 0:
+		return nil
+	case 1:
+		return []string{}
+	}
+	l := make([]string, 1+g.Rand.IntN(3))
+	for i := range l {
+		l[i] = g.String()
+	}
+	return l
+}
+
 // Value is a value of any JSON kind as encoding/json decodes into any
 // (nil, bool, float64, string, []any, map[string]any), nested no deeper
 // than depth 3.

@@ -77,16 +77,7 @@ func TestUnmarshalGrantRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 14))
 	g := jsontest.Gen{Rand: rng, Pieces: append(slices.Clip(jsontest.Pieces), "sub", "email")}
 	str := g.String
-	list := func() []string {
-		if rng.IntN(3) == 0 {
-			return nil
-		}
-		l := make([]string, rng.IntN(3))
-		for i := range l {
-			l[i] = str()
-		}
-		return l
-	}
+	list := g.List
 	tm := func() time.Time {
 		if rng.IntN(3) == 0 {
 			return time.Time{}

@@ -31,19 +31,7 @@ func TestFastDecodeMatchesEncodingJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(10, 35))
 	g := jsontest.Gen{Rand: rng, Pieces: append(slices.Clip(jsontest.Pieces), "session", `"session":`, `,"form":`)}
 	str := g.String
-	list := func() []string {
-		switch rng.IntN(4) {
-		case 0:
-			return nil
-		case 1:
-			return []string{}
-		}
-		l := make([]string, 1+rng.IntN(3))
-		for i := range l {
-			l[i] = str()
-		}
-		return l
-	}
+	list := g.List
 	tm := func() time.Time {
 		if rng.IntN(3) == 0 {
 			return time.Time{}
