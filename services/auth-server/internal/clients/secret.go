@@ -224,12 +224,15 @@ func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte
 		// backed-off address would learn a right guess (accepted) from the
 		// wrong ones (refused) at the address rate limit's pace, not the
 		// back-off's.
-		here := h.verifiedKey(a, stored, secret, true)
-		anywhere := h.verifiedKey(a, stored, secret, false)
+		// Each key is an HMAC: computed only when the cache is on, and
+		// the second only when the first is not in it.
+		var here, anywhere [sha256.Size]byte
 		if h.cache != nil {
+			here = h.verifiedKey(a, stored, secret, true)
 			if h.cache.Contains(here) {
 				return nil, nil
 			}
+			anywhere = h.verifiedKey(a, stored, secret, false)
 			if h.cache.Contains(anywhere) {
 				if a.backedOff() {
 					return nil, ErrSlowCheckRefused

@@ -327,3 +327,48 @@ func TestKnownSecretAtNewAddressesEvictsNoProof(t *testing.T) {
 		t.Errorf("victim's secret, proved from its address just before, in back-off there: %v", err)
 	}
 }
+
+// TestSecretHasherCacheKeysOnlyWhenUsed: a bcrypt check computes a
+// verified-secret cache key (an HMAC, seen here by its allocations) only
+// for a cache lookup or entry — none with the cache off (CacheSize < 0),
+// one for a secret proved from the request's address — and answers as
+// before. Before, every bcrypt check computed both keys (the request's
+// address's and any address's).
+func TestSecretHasherCacheKeysOnlyWhenUsed(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are checked without the race detector")
+	}
+	right, wrong := []byte("right"), []byte("wrong")
+	stored, _ := bcrypt.GenerateFromPassword(right, bcrypt.MinCost)
+	a := &Attempt{ClientID: "c1", ClientAddress: "203.0.113.5"}
+	ctx := WithAttempt(context.Background(), a)
+	// The allocations of one cache key and of one bcrypt comparison on
+	// their own; a check's own few come on top of them.
+	h := newHasher(t, SecretHasherOptions{Key: testKey})
+	key := testing.AllocsPerRun(20, func() { _ = h.verifiedKey(a, stored, right, true) })
+	bc := testing.AllocsPerRun(20, func() { _ = bcrypt.CompareHashAndPassword(stored, right) })
+	t.Logf("allocations: %.0f per cache key, %.0f per bcrypt comparison", key, bc)
+	if key < 4 {
+		t.Fatalf("a cache key allocates %.0f times: too few for this test to tell one from none", key)
+	}
+
+	off := newHasher(t, SecretHasherOptions{Key: testKey, CacheSize: -1})
+	for _, secret := range [][]byte{right, wrong} {
+		if got := testing.AllocsPerRun(20, func() { _ = off.Compare(ctx, stored, secret) }); got >= bc+key {
+			t.Errorf("cache off, secret %q: %.0f allocations per check, want fewer than %.0f (bcrypt's %.0f and one cache key's %.0f)", secret, got, bc+key, bc, key)
+		}
+	}
+	if err := off.Compare(ctx, stored, wrong); !errors.Is(err, ErrSecretMismatch) {
+		t.Errorf("cache off, wrong secret: %v, want ErrSecretMismatch", err)
+	}
+	if err := off.Compare(WithAttempt(context.Background(), &Attempt{ClientID: "c1", BackedOff: yes}), stored, right); !errors.Is(err, ErrSlowCheckRefused) {
+		t.Errorf("cache off, verified secret in back-off: %v, want ErrSlowCheckRefused (nothing is cached)", err)
+	}
+
+	if err := h.Compare(ctx, stored, right); err != nil {
+		t.Fatal(err)
+	}
+	if got := testing.AllocsPerRun(20, func() { _ = h.Compare(ctx, stored, right) }); got >= 2*key {
+		t.Errorf("secret proved from this address: %.0f allocations per check, want fewer than two cache keys' %.0f", got, 2*key)
+	}
+}
