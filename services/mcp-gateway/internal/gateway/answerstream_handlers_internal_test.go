@@ -43,13 +43,15 @@ func (w *lateWriter) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
 
 // A notification that a handler of any kind mcp-go runs for a stateless
 // (2026-07-28) POST — a tool's, a resource's (resources/read), a
-// prompt's (prompts/get) — left to be sent after it returned is refused
-// (errAnswerStreamEnded), and the answer is mcp-go's JSON answer alone,
-// over real HTTP through mcp-go's transport, with the gateway's
-// middleware (endAnswerStream, answerStreamEnds). Before, only a tool
-// handler's return ended the stream: a resource's or a prompt's late
-// notification was written, the header made text/event-stream, and
-// mcp-go's JSON answer followed raw, no event. Run with -race: in the
+// prompt's (prompts/get), a completion provider's (completion/complete
+// of a prompt's or a resource template's argument) — left to be sent
+// after it returned is refused (errAnswerStreamEnded), and the answer is
+// mcp-go's JSON answer alone, over real HTTP through mcp-go's transport,
+// with the gateway's middleware and providers (endAnswerStream,
+// answerStreamEnds, endCompletionAnswerStreams). Before, only a tool
+// handler's return ended the stream: a resource's, a prompt's or a
+// completion provider's late notification was written, the header made
+// text/event-stream, and mcp-go's JSON answer followed raw, no event. Run with -race: in the
 // racing rounds the notification is sent at once from a goroutine the
 // handler leaves running, and may come while mcp-go sets the answer's
 // header.
@@ -77,7 +79,9 @@ func TestLateNotificationOfAnyHandlerIsRefused(t *testing.T) {
 		server.WithResourceCapabilities(false, false),
 		server.WithPromptCapabilities(false),
 		server.WithToolHandlerMiddleware(endAnswerStream),
+		server.WithCompletions(),
 	}, answerStreamEnds()...)
+	opts = append(opts, endCompletionAnswerStreams(lateCompletions{notifyLate}, lateCompletions{notifyLate})...)
 	s := server.NewMCPServer("t", "1", opts...)
 	s.AddTool(mcp.NewTool("late"), func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		notifyLate(ctx)
@@ -103,6 +107,8 @@ func TestLateNotificationOfAnyHandlerIsRefused(t *testing.T) {
 		{"tools/call", "late", `{"name":"late","arguments":{},` + meta + `}`},
 		{"resources/read", "test://late", `{"uri":"test://late",` + meta + `}`},
 		{"prompts/get", "late", `{"name":"late",` + meta + `}`},
+		{"completion/complete", "", `{"ref":{"type":"ref/prompt","name":"late"},"argument":{"name":"a","value":"x"},` + meta + `}`},
+		{"completion/complete", "", `{"ref":{"type":"ref/resource","uri":"test://late/{a}"},"argument":{"name":"a","value":"x"},` + meta + `}`},
 	} {
 		for round := range 21 {
 			racing.Store(round > 0)
@@ -116,7 +122,9 @@ func TestLateNotificationOfAnyHandlerIsRefused(t *testing.T) {
 			req.Header.Set("Accept", "application/json, text/event-stream")
 			req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
 			req.Header.Set("Mcp-Method", tc.method)
-			req.Header.Set("Mcp-Name", tc.name)
+			if tc.name != "" {
+				req.Header.Set("Mcp-Name", tc.name)
+			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -156,4 +164,19 @@ func TestLateNotificationOfAnyHandlerIsRefused(t *testing.T) {
 			}
 		}
 	}
+}
+
+// lateCompletions is a completion provider, of prompt and resource
+// arguments, that leaves a late notification (its func) and completes
+// nothing.
+type lateCompletions struct{ notifyLate func(context.Context) }
+
+func (l lateCompletions) CompletePromptArgument(ctx context.Context, _ string, _ mcp.CompleteArgument, _ mcp.CompleteContext) (*mcp.Completion, error) {
+	l.notifyLate(ctx)
+	return &mcp.Completion{Values: []string{}}, nil
+}
+
+func (l lateCompletions) CompleteResourceArgument(ctx context.Context, _ string, _ mcp.CompleteArgument, _ mcp.CompleteContext) (*mcp.Completion, error) {
+	l.notifyLate(ctx)
+	return &mcp.Completion{Values: []string{}}, nil
 }

@@ -114,10 +114,8 @@ var errAnswerStreamEnded = errors.New("the request has been answered: its notifi
 // with the JSON answer written raw after the notification, or raced mcp-go
 // on the header map (TestLateNotificationOfAnyHandlerIsRefused). No such
 // handler notifies today; this keeps it so for one that will. A
-// completion/complete's providers have no middleware in mcp-go: the
-// gateway has none of its own (the conformance profile's are mcp-go's
-// empty defaults), and one that notifies must end the stream itself
-// (endAnswerStreamOf) before it returns.
+// completion/complete's providers have no middleware in mcp-go, but are
+// server options the gateway sets: endCompletionAnswerStreams wraps them.
 func endAnswerStream(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		defer endAnswerStreamOf(ctx)
@@ -142,12 +140,48 @@ func endPromptAnswerStream(next server.PromptHandlerFunc) server.PromptHandlerFu
 // answerStreamEnds are the server options of endResourceAnswerStream and
 // endPromptAnswerStream, to come before any other resource or prompt
 // middleware (mcp-go runs the first outermost), so that the stream ends
-// however the handler ends, a panic too.
+// however the handler ends, a panic too; and those of mcp-go's default
+// completion providers (empty completions), fenced
+// (endCompletionAnswerStreams).
 func answerStreamEnds() []server.ServerOption {
-	return []server.ServerOption{
+	return append([]server.ServerOption{
 		server.WithResourceHandlerMiddleware(endResourceAnswerStream),
 		server.WithPromptHandlerMiddleware(endPromptAnswerStream),
+	}, endCompletionAnswerStreams(&server.DefaultPromptCompletionProvider{}, &server.DefaultResourceCompletionProvider{})...)
+}
+
+// endCompletionAnswerStreams are the server options that make p and r the
+// providers mcp-go asks for a completion/complete (MCP 2025-11-25, Server
+// Features, Completion: a prompt's or a resource template's argument),
+// each wrapped so that, when it returns (or panics), before mcp-go writes
+// the answer, the request's answerStream ends, as endAnswerStream does for
+// a tool. mcp-go has no completion middleware; its providers, which it
+// calls once per request on the request's goroutine, are the place. An
+// option that sets a provider after these replaces the fence: the gateway
+// sets none.
+func endCompletionAnswerStreams(p server.PromptCompletionProvider, r server.ResourceCompletionProvider) []server.ServerOption {
+	return []server.ServerOption{
+		server.WithPromptCompletionProvider(endPromptCompletionAnswerStream{p}),
+		server.WithResourceCompletionProvider(endResourceCompletionAnswerStream{r}),
 	}
+}
+
+type endPromptCompletionAnswerStream struct {
+	next server.PromptCompletionProvider
+}
+
+func (e endPromptCompletionAnswerStream) CompletePromptArgument(ctx context.Context, prompt string, arg mcp.CompleteArgument, c mcp.CompleteContext) (*mcp.Completion, error) {
+	defer endAnswerStreamOf(ctx)
+	return e.next.CompletePromptArgument(ctx, prompt, arg, c)
+}
+
+type endResourceCompletionAnswerStream struct {
+	next server.ResourceCompletionProvider
+}
+
+func (e endResourceCompletionAnswerStream) CompleteResourceArgument(ctx context.Context, uri string, arg mcp.CompleteArgument, c mcp.CompleteContext) (*mcp.Completion, error) {
+	defer endAnswerStreamOf(ctx)
+	return e.next.CompleteResourceArgument(ctx, uri, arg, c)
 }
 
 // endAnswerStreamOf ends the answerStream of the request in ctx, if it
