@@ -1,16 +1,11 @@
 package server_test
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // TestDynamicClientStepUp: an MCP client that registers itself (RFC 7591)
@@ -147,24 +142,5 @@ func approve(t *testing.T, b *browser, p *page) string {
 // a registration made when the requested scope was the registered one.
 func narrowRegistration(t *testing.T, f *fleet, id, scope string) {
 	t.Helper()
-	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", f.Redis.Port)})
-	defer rdb.Close()
-	for _, k := range rdb.Keys(ctx, "*as:dcr:*").Val() {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(rdb.Get(ctx, k).Val()), &rec); err != nil {
-			t.Fatal(err)
-		}
-		md, _ := rec["metadata"].(map[string]any)
-		if md["client_id"] != id {
-			continue
-		}
-		md["scope"] = scope
-		b, _ := json.Marshal(rec)
-		if err := rdb.Set(ctx, k, b, redis.KeepTTL).Err(); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Fatalf("no registration record for %s", id)
+	rewriteRegistration(t, f, id, func(md map[string]any) { md["scope"] = scope })
 }

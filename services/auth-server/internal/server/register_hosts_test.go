@@ -95,6 +95,14 @@ func jsonString(s string) string {
 // registration made before a rule refused them.
 func storeRedirectURIs(t *testing.T, f *fleet, id string, uris ...string) {
 	t.Helper()
+	rewriteRegistration(t, f, id, func(md map[string]any) { md["redirect_uris"] = uris })
+}
+
+// rewriteRegistration changes the client metadata of id's stored dynamic
+// registration (its as:dcr: record in the fleet's Redis) with edit, keeping
+// the record's TTL; no such record fails the test.
+func rewriteRegistration(t *testing.T, f *fleet, id string, edit func(metadata map[string]any)) {
+	t.Helper()
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", f.Redis.Port)})
 	defer rdb.Close()
@@ -107,7 +115,7 @@ func storeRedirectURIs(t *testing.T, f *fleet, id string, uris ...string) {
 		if md["client_id"] != id {
 			continue
 		}
-		md["redirect_uris"] = uris
+		edit(md)
 		b, _ := json.Marshal(rec)
 		if err := rdb.Set(ctx, k, b, redis.KeepTTL).Err(); err != nil {
 			t.Fatal(err)
