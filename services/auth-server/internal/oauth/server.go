@@ -276,11 +276,21 @@ func New(o Options) (*Server, error) {
 }
 
 // NewSecretHasher is the client secret hasher of cfg. Its HMAC key is
-// CLIENT_SECRET_HMAC_KEY; without it, a key derived (HKDF) from
-// TOKEN_HMAC_SECRET (and the rotated ones from TOKEN_HMAC_SECRETS_ROTATED
-// and the secrets' untrimmed spellings, config.Config.UntrimmedTokenSecrets);
-// without either, outside production, keys derived from the loaded
-// signing keys (clients.DevSecretKeys, as dev-init uses).
+// CLIENT_SECRET_HMAC_KEY, with CLIENT_SECRET_HMAC_KEYS_ROTATED (and the
+// key's untrimmed spellings) verifying; without it, a key derived (HKDF)
+// from TOKEN_HMAC_SECRET, with the keys derived from the rotated ones
+// (TOKEN_HMAC_SECRETS_ROTATED) and from the secrets' untrimmed spellings
+// (config.Config.UntrimmedTokenSecrets) verifying; without either, outside
+// production, keys derived from the loaded signing keys
+// (clients.DevSecretKeys, as dev-init uses).
+//
+// With CLIENT_SECRET_HMAC_KEY set, the derived keys the server would use
+// without it (derivedSecretKeys) verify too, after the explicit rotated
+// keys: a dynamic registration (RFC 7591) hashed before the key was set
+// authenticates, and its hash is rewritten under the explicit key
+// (clients.Attempt.Rehash), until its token secret (or, in development,
+// its signing key) is removed. Errors: a key shorter than 32 bytes, or
+// one derivation failing (clients.NewSecretHasher, clients.DevSecretKeys).
 func NewSecretHasher(cfg config.Config, ring *tokens.KeyRing) (*clients.SecretHasher, error) {
 	o := clients.SecretHasherOptions{
 		SlowChecks: cfg.ClientSecretSlowChecks, CacheTTL: cfg.ClientSecretCacheTTL,
@@ -288,39 +298,57 @@ func NewSecretHasher(cfg config.Config, ring *tokens.KeyRing) (*clients.SecretHa
 	if cfg.ClientSecretCacheTTL == 0 {
 		o.CacheSize = -1
 	}
+	derived, derivedRotated, err := derivedSecretKeys(cfg, ring)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ClientSecretKey == "" {
+		o.Key, o.Rotated = derived, derivedRotated
+		return clients.NewSecretHasher(o)
+	}
+	o.Key = []byte(cfg.ClientSecretKey)
+	for _, k := range cfg.RotatedClientSecretKeys {
+		o.Rotated = append(o.Rotated, []byte(k))
+	}
+	// Verify-only, last: a hash under the explicit keys costs no more
+	// than before.
+	if derived != nil {
+		o.Rotated = append(append(o.Rotated, derived), derivedRotated...)
+	}
+	return clients.NewSecretHasher(o)
+}
+
+// derivedSecretKeys are the client secret HMAC keys of a configuration
+// without CLIENT_SECRET_HMAC_KEY: the key derived (HKDF-SHA256, RFC 5869)
+// from TOKEN_HMAC_SECRET, and those derived from the rotated secrets and
+// the secrets' untrimmed spellings; without TOKEN_HMAC_SECRET, outside
+// production, the keys derived from the loaded signing keys
+// (clients.DevSecretKeys); otherwise none (nil, nil).
+func derivedSecretKeys(cfg config.Config, ring *tokens.KeyRing) (key []byte, rotated [][]byte, err error) {
 	switch {
-	case cfg.ClientSecretKey != "":
-		o.Key = []byte(cfg.ClientSecretKey)
-		for _, k := range cfg.RotatedClientSecretKeys {
-			o.Rotated = append(o.Rotated, []byte(k))
-		}
 	case cfg.TokenSecret != "":
 		// Domain-separated from the token HMAC key it is derived from.
 		derive := func(secret string) ([]byte, error) {
 			return hkdf.Key(sha256.New, []byte(secret), nil, "tollgate auth-server client secret hmac", 32)
 		}
-		k, err := derive(cfg.TokenSecret)
-		if err != nil {
-			return nil, err
+		if key, err = derive(cfg.TokenSecret); err != nil {
+			return nil, nil, err
 		}
-		o.Key = k
 		// The untrimmed spellings last: a registration hashed under one
 		// (TOKEN_HMAC_SECRET given with a trailing newline, before it was
-		// trimmed) still verifies, and is rewritten under o.Key.
+		// trimmed) still verifies, and is rewritten under the current key.
 		for _, r := range append(slices.Clip(cfg.RotatedTokenSecrets), cfg.UntrimmedTokenSecrets...) {
-			if k, err = derive(r); err != nil {
-				return nil, err
+			k, err := derive(r)
+			if err != nil {
+				return nil, nil, err
 			}
-			o.Rotated = append(o.Rotated, k)
+			rotated = append(rotated, k)
 		}
+		return key, rotated, nil
 	case !cfg.Production() && ring != nil:
-		k, rotated, err := clients.DevSecretKeys(ring)
-		if err != nil {
-			return nil, err
-		}
-		o.Key, o.Rotated = k, rotated
+		return clients.DevSecretKeys(ring)
 	}
-	return clients.NewSecretHasher(o)
+	return nil, nil, nil
 }
 
 // Close stops the server's background work in Redis (the store's

@@ -74,9 +74,9 @@ func authenticates(t *testing.T, f *fleet, c devClient) bool {
 // Broken on purpose to see it fail: without the rewrite (rehashDynamic
 // not called), the registration used at the step-2 replica is refused
 // at step 3.
-// CLIENT_SECRET_HMAC_KEY set afterwards refuses every registration made
-// before (the derived keys are no longer tried). No secret appears in any
-// log line.
+// CLIENT_SECRET_HMAC_KEY set afterwards keeps every registration made
+// before authenticating (the derived keys still verify). No secret
+// appears in any log line.
 func TestDCRClientSecretsAcrossHMACSecretRotation(t *testing.T) {
 	f := startFleet(t, map[string]string{"TOKEN_HMAC_SECRET": hmacBreakA})
 	old := registerConfidential(t, f)
@@ -134,12 +134,12 @@ func TestDCRClientSecretsAcrossHMACSecretRotation(t *testing.T) {
 		t.Error("a registration used once at a replica of the new secret (the old one accepted) is refused once the old secret is dropped")
 	}
 
-	// CLIENT_SECRET_HMAC_KEY set afterwards: the derived keys are no
-	// longer tried.
+	// CLIENT_SECRET_HMAC_KEY set afterwards: the derived keys still
+	// verify (TestSecretsExplicitKeySetOverDerived follows the rewrite).
 	explicit := f.replica(map[string]string{"TOKEN_HMAC_SECRET": hmacBreakB, "TOKEN_HMAC_SECRETS_ROTATED": hmacBreakA,
 		"CLIENT_SECRET_HMAC_KEY": "hmac-break-client-key-0123456789abcdef0123"})
-	if authenticates(t, explicit, old) || authenticates(t, explicit, idle) || authenticates(t, explicit, fresh) {
-		t.Error("CLIENT_SECRET_HMAC_KEY set after registrations: a registration hashed with a derived key still authenticates: update the docs")
+	if !authenticates(t, explicit, old) || !authenticates(t, explicit, idle) || !authenticates(t, explicit, fresh) {
+		t.Error("CLIENT_SECRET_HMAC_KEY set after registrations: a registration hashed with a derived key is refused: update the docs")
 	}
 	// In development, dev-init's clients are keyed with the signing keys'
 	// derived key, which TOKEN_HMAC_SECRET replaces
