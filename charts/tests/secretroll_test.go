@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -217,5 +218,65 @@ func TestBundledRedisRollsOnItsOwnGeneration(t *testing.T) {
 	}
 	if deployments < 4 {
 		t.Fatalf("only %d Deployments rendered", deployments)
+	}
+}
+
+// TestSecretSourcesRollOnlyTheirReaders: a Deployment's checksum/secrets
+// covers only the values whose Secrets it mounts
+// (docs/operations/secrets-rollout.md): a new secret source of the
+// auth-server's own (the client secret HMAC key, the token HMAC key's
+// Secret, the upstream client secret) changes the auth-server's pod
+// template only; one of the dev IdP's (development) the dev IdP's and the
+// auth-server's, which mounts its client secret; one of Redis's every
+// fleet Deployment's. Fails with one key of every value for all
+// Deployments: adding authServer.clientSecretKey rolled mcp-gateway,
+// actions-api and capability-core too.
+func TestSecretSourcesRollOnlyTheirReaders(t *testing.T) {
+	minimal := filepath.Join(chartDir(t), "ci", "minimal-values.yaml")
+	pods := func(t *testing.T, values string) map[string]string {
+		t.Helper()
+		f := filepath.Join(t.TempDir(), "values.yaml")
+		if err := os.WriteFile(f, []byte(values), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := render(t, minimal, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, d := range splitDocs(t, out) {
+			if kind, _ := d["kind"].(string); kind != "Deployment" {
+				continue
+			}
+			b, err := yaml.Marshal(dig(d, "spec", "template"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[strings.TrimPrefix(str(d, "metadata", "name"), "tollgate-")] = string(b)
+		}
+		return m
+	}
+	const dev = "environment: development\nupstream:\n  issuerUrl: \"\"\n  clientId: \"\"\n  clientSecret: \"\"\ndevIdp:\n  enabled: true\n"
+	for _, c := range []struct {
+		name, base, changed string
+		rolls               []string
+	}{
+		{"client secret HMAC key", "{}\n", "authServer:\n  clientSecretKey:\n    existingSecret: tollgate-client-hmac\n", []string{"auth-server"}},
+		{"token HMAC key's Secret", "{}\n", "authServer:\n  tokenSecret:\n    existingSecret: tollgate-auth\n", []string{"auth-server"}},
+		{"upstream client secret", "{}\n", "upstream:\n  clientSecret: \"\"\n  existingSecret: tollgate-upstream\n", []string{"auth-server"}},
+		{"dev IdP user", dev, dev + "  users:\n    - {username: other, password: x, sub: other-1, email: other@example.com}\n", []string{"auth-server", "dev-idp"}},
+		{"Redis backend user", "{}\n", "redis:\n  bundled:\n    backendUser:\n      existingSecret: tollgate-redis-backend\n      enabled: true\n", []string{"auth-server", "mcp-gateway", "actions-api", "capability-core"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before, after := pods(t, c.base), pods(t, c.changed)
+			if len(before) < 4 {
+				t.Fatalf("only %d Deployments rendered", len(before))
+			}
+			for id, pod := range before {
+				if rolls := slices.Contains(c.rolls, id); rolls != (after[id] != pod) {
+					t.Errorf("%s: pod template changed = %v, want %v\n%s", id, !rolls, rolls, lineDiff(pod, after[id]))
+				}
+			}
+		})
 	}
 }

@@ -258,8 +258,12 @@ anyone who can get pods, so nothing in it may be computed from a secret:
 an unsalted hash of a weak operator-chosen secret is guessed offline.
 Inline secrets are replaced by whether they are set; signing keys by their
 kids; a URL's password by "redacted". Changing a secret's value alone rolls
-nothing: bump secretsGeneration (or kubectl rollout restart). (dict "root"
-$ "part" "all" | "redis")
+nothing: bump secretsGeneration (or kubectl rollout restart). Each
+Deployment's key holds only the values whose Secrets it mounts (part: its
+component name): the auth-server's all of them; the dev IdP's devIdp and
+Redis; every other one Redis alone, so a new authServer or upstream secret
+source rolls the auth-server only. (dict "root" $ "part" "redis" |
+a component name)
 */}}
 {{- define "tollgate.secretsRollKey" -}}
 {{- $v := .root.Values -}}
@@ -299,7 +303,13 @@ nothing to compare with. */ -}}
 {{- $users = append $users (omit . "password") -}}
 {{- end -}}
 {{- $_ := set $d "users" $users -}}
+{{- if eq .part "auth-server" -}}
 {{- dict "authServer" $a "upstream" $u "devIdp" $d "redis" $r "secretsGeneration" $v.secretsGeneration | toJson -}}
+{{- else if eq .part "dev-idp" -}}
+{{- dict "devIdp" $d "redis" $r "secretsGeneration" $v.secretsGeneration | toJson -}}
+{{- else -}}
+{{- dict "redis" $r "secretsGeneration" $v.secretsGeneration | toJson -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
