@@ -11,7 +11,7 @@ tollgate.components entry), v (its values).
 {{- if or (eq $name "auth-server") (eq $name "actions-api") (eq $name "mcp-gateway") }}
 {{- /* The fleet's client-address rule (docs/reference/configuration.md#client-address). */}}
 - name: TRUSTED_PROXIES
-  value: {{ join "," $root.Values.trustedProxies | quote }}
+  value: {{ include "tollgate.trustedProxies" $root | quote }}
 {{- end }}
 {{- if $c.http }}
 - name: HTTP_ADDR

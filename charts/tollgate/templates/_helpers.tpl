@@ -63,6 +63,42 @@ capability-core: {key: capabilityCore, http: false, grpc: true}
 dev-idp: {key: devIdp, http: true, grpc: false, optional: true}
 {{- end -}}
 
+{{/*
+TRUSTED_PROXIES, comma-separated: trustedProxies when it is a list (even
+empty); when it is null, the private ranges if only pods reach the public
+ports (tollgate.publicPortsPodsOnly), else nothing.
+*/}}
+{{- define "tollgate.trustedProxies" -}}
+{{- if kindIs "slice" .Values.trustedProxies -}}
+{{- join "," .Values.trustedProxies -}}
+{{- else if include "tollgate.publicPortsPodsOnly" . -}}
+10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7
+{{- end -}}
+{{- end -}}
+
+{{/*
+"true" when the NetworkPolicies admit only pods of chosen namespaces to the
+public HTTP ports: networkPolicy.enabled, and every networkPolicy.ingressFrom
+peer has no ipBlock and a selector, its namespaceSelector (if any) not empty
+(an empty one, or a podSelector with it, admits pods of every namespace; a
+podSelector alone, of the release's). Then only those pods (the ingress
+controller's) can write the X-Forwarded-For hops a private-range proxy
+appends.
+*/}}
+{{- define "tollgate.publicPortsPodsOnly" -}}
+{{- $np := .Values.networkPolicy -}}
+{{- $ok := and $np.enabled (not (empty $np.ingressFrom)) -}}
+{{- range $np.ingressFrom -}}
+{{- if or (hasKey . "ipBlock") (not (or (hasKey . "namespaceSelector") (hasKey . "podSelector"))) -}}
+{{- $ok = false -}}
+{{- end -}}
+{{- if and (hasKey . "namespaceSelector") (not (or .namespaceSelector.matchLabels .namespaceSelector.matchExpressions)) -}}
+{{- $ok = false -}}
+{{- end -}}
+{{- end -}}
+{{- if $ok -}}true{{- end -}}
+{{- end -}}
+
 {{/* Whether a component is installed: "true" or "". */}}
 {{- define "tollgate.componentEnabled" -}}
 {{- $c := index (include "tollgate.components" .root | fromYaml) .name -}}
