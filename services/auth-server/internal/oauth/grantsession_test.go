@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
@@ -71,7 +72,8 @@ func TestUnmarshalGrantAsEncodingJSON(t *testing.T) {
 // random sessions: every field set or left empty, strings with what JSON
 // escapes (quotes, backslashes, control bytes, <>&, U+2028/2029, bytes
 // that are not UTF-8), extra claims of every JSON kind, numbers of every
-// size, claims equal to the profile's — UnmarshalGrant reads as
+// size, claims equal to the profile's — MarshalGrant writes as encoding/json
+// writes it, and UnmarshalGrant reads as
 // encoding/json reads it.
 func TestUnmarshalGrantRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 14))
@@ -128,6 +130,13 @@ func TestUnmarshalGrantRoundTrip(t *testing.T) {
 		b, err := s.MarshalGrant()
 		if err != nil {
 			t.Fatal(err)
+		}
+		// One grant form for both encoders (it lists the profile's claims
+		// in the map's order).
+		form := s.grantForm()
+		mine, err := marshalGrant(form)
+		if std, errStd := json.Marshal(form); err != nil || errStd != nil || !bytes.Equal(mine, std) {
+			t.Fatalf("session %d: MarshalGrant writes\n %s (%v)\nwhere encoding/json writes\n %s (%v)", i, mine, err, std, errStd)
 		}
 		var want grantSession
 		if err := json.Unmarshal(b, &want); err != nil {
