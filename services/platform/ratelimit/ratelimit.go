@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/platform/redisx"
 )
@@ -92,6 +93,43 @@ func (l *Limiter) Peek(ctx context.Context, scope, subject string, lim Limit) (R
 	wait := res.ResetAfter - time.Duration(lim.Burst-1)*interval
 	return Result{Allowed: false, RetryAfter: max(wait, time.Millisecond)}, nil
 }
+
+// Refund gives back one token Allow took from bucket (scope, subject):
+// for a budget reserved before an outcome is known and spent only on some
+// outcomes — a failed client authentication reserves its token before the
+// secret check, so that concurrent checks cannot all pass while one token
+// is left, and a verified secret gives it back. A bucket is never filled
+// past its burst (a refund to a bucket with no token taken, or one that
+// refilled meanwhile, changes nothing). An error means Redis could not be
+// asked; the token then stays spent and refills at the limit's rate.
+//
+// redis_rate has no refund: refundScript moves the bucket's theoretical
+// arrival time (GCRA) back by one emission interval in the key and format
+// redis_rate keeps it in ("rate:" + key, seconds since 2017-01-01 as a
+// float; TestRefund pins both to the pinned redis_rate's Allow and Peek).
+func (l *Limiter) Refund(ctx context.Context, scope, subject string, lim Limit) error {
+	interval := lim.Period.Seconds() / float64(max(lim.Rate, 1))
+	if err := refundScript.Run(ctx, l.rdb, []string{"rate:" + l.key(scope, subject)}, interval).Err(); err != nil {
+		return fmt.Errorf("rate limit refund: %w", err)
+	}
+	return nil
+}
+
+// refundScript: KEYS[1] a redis_rate bucket, ARGV[1] its emission interval
+// in seconds. The clock is Redis's, as redis_rate's own script reads it.
+var refundScript = redis.NewScript(`
+local tat = redis.call("GET", KEYS[1])
+if not tat then return 0 end
+local t = redis.call("TIME")
+local now = (t[1] - 1483228800) + (t[2] / 1000000)
+local back = tonumber(tat) - tonumber(ARGV[1])
+if back <= now then
+  redis.call("DEL", KEYS[1])
+  return 1
+end
+redis.call("SET", KEYS[1], back, "EX", math.ceil(back - now))
+return 1
+`)
 
 // RetryAfterSeconds renders a Retry-After header value (whole seconds, at least 1).
 func RetryAfterSeconds(d time.Duration) string {

@@ -136,3 +136,62 @@ func TestAllowN(t *testing.T) {
 		}
 	})
 }
+
+// TestRefund: a refunded token is as if never taken — Peek and Allow see it
+// back, a bucket with one token taken is full again (no key left), and a
+// refund never fills a bucket past its burst.
+func TestRefund(t *testing.T) {
+	setups.Run(t, func(t *testing.T, r testharness.Clients) {
+		l := ratelimit.New(r.Client())
+		ctx := context.Background()
+		lim := ratelimit.Limit{Rate: 3, Burst: 3, Period: time.Hour}
+		remaining := func() int {
+			t.Helper()
+			res, err := l.Peek(ctx, "fail", "c|a", lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Remaining
+		}
+		if err := l.Refund(ctx, "fail", "c|a", lim); err != nil {
+			t.Fatal(err)
+		}
+		if got := remaining(); got != 3 {
+			t.Fatalf("a refund to a full bucket: %d remaining, want 3", got)
+		}
+		// One token taken and given back: full, and no key kept.
+		if res, _ := l.Allow(ctx, "fail", "c|a", lim); !res.Allowed {
+			t.Fatal("first take refused")
+		}
+		if err := l.Refund(ctx, "fail", "c|a", lim); err != nil {
+			t.Fatal(err)
+		}
+		if got := remaining(); got != 3 {
+			t.Errorf("after one take and its refund: %d remaining, want 3", got)
+		}
+		if keys := testharness.RedisKeys(t, r.Client()); len(keys) != 0 {
+			t.Errorf("a full bucket left keys %q", keys)
+		}
+		// Spent, then one refund buys exactly one more take.
+		for range 3 {
+			if res, _ := l.Allow(ctx, "fail", "c|a", lim); !res.Allowed {
+				t.Fatal("take refused before the burst was spent")
+			}
+		}
+		if res, _ := l.Allow(ctx, "fail", "c|a", lim); res.Allowed {
+			t.Fatal("a fourth take of a burst of 3 was allowed")
+		}
+		if err := l.Refund(ctx, "fail", "c|a", lim); err != nil {
+			t.Fatal(err)
+		}
+		if got := remaining(); got != 1 {
+			t.Errorf("after a refund to a spent bucket: %d remaining, want 1", got)
+		}
+		if res, _ := l.Allow(ctx, "fail", "c|a", lim); !res.Allowed {
+			t.Error("the refunded token could not be taken")
+		}
+		if res, _ := l.Allow(ctx, "fail", "c|a", lim); res.Allowed {
+			t.Error("a refund gave back more than one token")
+		}
+	})
+}
