@@ -66,12 +66,21 @@ type SecretHasherOptions struct {
 	// DefaultSlowChecks: half of GOMAXPROCS, at least one); further ones
 	// fail at once with ErrSlowCheckBusy.
 	SlowChecks int
-	// CacheSize (default 1024 entries) and CacheTTL (default 10 minutes)
-	// bound the verified-secret cache of bcrypt checks. CacheSize < 0
-	// disables it.
+	// CacheSize (default 1024 entries) and CacheTTL (default 10 minutes,
+	// at least MinCacheTTL) bound the verified-secret cache of bcrypt
+	// checks. CacheSize < 0 disables it.
 	CacheSize int
 	CacheTTL  time.Duration
 }
+
+// MaxBcryptSecretBytes is the longest secret a bcrypt hash verifies:
+// bcrypt reads no more, so a longer one is refused as a wrong secret (keep
+// a long secret as an HMACPrefix hash instead).
+const MaxBcryptSecretBytes = 72
+
+// MinCacheTTL is the shortest verified-secret cache TTL
+// (SecretHasherOptions.CacheTTL, CLIENT_SECRET_CACHE_TTL).
+const MinCacheTTL = time.Second
 
 // SecretHasher is the auth-server's fosite.Hasher for client secrets:
 // HMAC-SHA256 hashes verify in microseconds; bcrypt hashes (operator
@@ -125,6 +134,10 @@ func NewSecretHasher(o SecretHasherOptions) (*SecretHasher, error) {
 	}
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = 10 * time.Minute
+	}
+	if o.CacheSize >= 0 && o.CacheTTL < MinCacheTTL {
+		// The cache's cleanup ticks every TTL/100 (hashicorp expirable).
+		return nil, fmt.Errorf("client secret cache TTL %s is under %s", o.CacheTTL, MinCacheTTL)
 	}
 	if o.CacheSize > 0 {
 		h.cache = expirable.NewLRU[[sha256.Size]byte, struct{}](o.CacheSize, nil, o.CacheTTL)
@@ -180,11 +193,16 @@ type pooledMAC struct {
 // and nothing more.
 func (h *SecretHasher) Compare(ctx context.Context, stored, secret []byte) error {
 	a := attemptFrom(ctx)
+	if a != nil {
+		a.mu.Lock()
+		a.reserved = false
+		a.mu.Unlock()
+	}
 	rehash, err := h.compare(a, stored, secret)
 	a.record(err, stored, rehash)
 	switch {
 	case a == nil:
-	case errors.Is(err, ErrSecretMismatch) && a.Failed != nil:
+	case errors.Is(err, ErrSecretMismatch) && a.Failed != nil && !a.reservedToken():
 		a.Failed()
 	case errors.Is(err, ErrSlowCheckBusy) && a.Busy != nil:
 		a.Busy()
@@ -216,6 +234,14 @@ func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte
 		}
 		return nil, ErrSecretMismatch
 	case isBcrypt(stored):
+		if len(secret) > MaxBcryptSecretBytes {
+			// bcrypt reads only the first 72 bytes, and x/crypto's
+			// CompareHashAndPassword does not refuse more (its
+			// GenerateFromPassword does): a hash of a long secret's first 72
+			// bytes, as truncating tools make it, would verify every secret
+			// sharing them (brk42). A wrong secret, spent as one.
+			return nil, ErrSecretMismatch
+		}
 		// Two cache entries per verified secret: one for the client
 		// address that proved it, one for any address. A secret proved
 		// from this address is accepted whatever the back-off; one proved
@@ -240,7 +266,10 @@ func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte
 				return nil, nil
 			}
 		}
-		if a.backedOff() {
+		// The check's failure token is taken before it runs (reserve):
+		// checks that only asked whether a token was left would all run
+		// while one is, each concurrent guess checked for it (brk42).
+		if !a.reserve() {
 			return nil, ErrSlowCheckRefused
 		}
 		select {
@@ -254,6 +283,7 @@ func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte
 		if err != nil {
 			return nil, ErrSecretMismatch
 		}
+		a.refund()
 		if h.cache != nil {
 			h.cache.Add(anywhere, struct{}{})
 			h.cache.Add(here, struct{}{})
@@ -366,13 +396,30 @@ type Attempt struct {
 	// always accepted, so a correct secret of those kinds is never refused
 	// by back-off.
 	BackedOff func() bool
-	// Failed is called after a secret was checked and found wrong.
+	// Reserve is asked before a bcrypt check of a secret that is not in
+	// the verified-secret cache, in place of BackedOff: it takes the
+	// check's failure token up front, and false (none left) refuses the
+	// check (ErrSlowCheckRefused). A check that verifies the secret gives
+	// the token back (Refund); a wrong secret, or a check refused because
+	// every slot was taken (Busy), keeps it spent, and Failed is not
+	// called for it. Without Reserve, BackedOff is asked and Failed spends
+	// after a wrong secret, which lets every guess in flight while one
+	// token is left be checked.
+	Reserve func() bool
+	// Refund gives back the token Reserve took, when the check verified
+	// the secret.
+	Refund func()
+	// Failed is called after a secret was checked and found wrong, unless
+	// its check was reserved (Reserve).
 	Failed func()
 	// Busy is called when a bcrypt check found every slot taken.
 	Busy func()
 
 	mu      sync.Mutex
 	outcome Outcome
+	// reserved: the last Compare's check took its failure token up front
+	// (Reserve).
+	reserved bool
 	// stored and rehash: the hash the last Compare verified under a
 	// rotated HMAC key, and the secret's hash under the current key.
 	stored, rehash []byte
@@ -423,6 +470,46 @@ func (a *Attempt) Rehash(stored []byte) []byte {
 // backedOff reports what a.BackedOff says; false without a hook.
 func (a *Attempt) backedOff() bool {
 	return a != nil && a.BackedOff != nil && a.BackedOff()
+}
+
+// reserve takes a check's failure token (Reserve), or without that hook
+// asks BackedOff; false refuses the check.
+func (a *Attempt) reserve() bool {
+	if a == nil {
+		return true
+	}
+	if a.Reserve == nil {
+		return !a.backedOff()
+	}
+	if !a.Reserve() {
+		return false
+	}
+	a.mu.Lock()
+	a.reserved = true
+	a.mu.Unlock()
+	return true
+}
+
+// refund gives back the token reserve took (Refund), once.
+func (a *Attempt) refund() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	reserved := a.reserved
+	a.reserved = false
+	a.mu.Unlock()
+	if reserved && a.Refund != nil {
+		a.Refund()
+	}
+}
+
+// reservedToken reports whether the last check took its failure token up
+// front (and kept it).
+func (a *Attempt) reservedToken() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reserved
 }
 
 func (a *Attempt) record(err error, stored, rehash []byte) {

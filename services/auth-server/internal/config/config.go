@@ -763,7 +763,12 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.ClientSecretSlowChecks < 0 || c.ClientSecretSlowChecks > 256 {
 		p.Addf("CLIENT_SECRET_SLOW_CHECKS: %d is outside 0..256 (0 = half the CPUs)", c.ClientSecretSlowChecks)
 	}
-	ttl("CLIENT_SECRET_CACHE_TTL", c.ClientSecretCacheTTL, 0, time.Hour)
+	// 0 is "no cache"; otherwise at least a second: the cache's cleanup
+	// ticks every TTL/100, which panics below 100 ns and spins a core below
+	// a millisecond (brk42).
+	if c.ClientSecretCacheTTL != 0 {
+		ttl("CLIENT_SECRET_CACHE_TTL", c.ClientSecretCacheTTL, time.Second, time.Hour)
+	}
 	ttl("CLIENT_AUTH_FAILURE_WINDOW", c.AuthFailureWindow, time.Second, 24*time.Hour)
 	ttl("CLIENTS_FILE_RELOAD_INTERVAL", c.ClientsReload, 0, time.Hour)
 	if c.CIMDAllowPrivate && prod {

@@ -113,6 +113,9 @@ func (l clientLookups) GetClient(ctx context.Context, id string) (fosite.Client,
 		ca.mu.Lock()
 		if !ca.looked {
 			ca.lookedUp, ca.looked = id, true
+			if ca.attempt != nil {
+				ca.attempt.ClientID = id
+			}
 		}
 		ca.mu.Unlock()
 	}
@@ -208,35 +211,70 @@ func (s *Server) failureLimit() ratelimit.Limit {
 func (s *Server) startClientAuth(r *http.Request, endpoint, addr string) (*clientAuth, context.Context) {
 	ctx := r.Context()
 	ca := &clientAuth{endpoint: endpoint, addr: addr}
-	id := claimedClientID(r)
-	subject := id + "\x00" + addr
+	// The attempt's client id is the one the request claims until fosite
+	// looks a client up (clientLookups sets it then, before any secret is
+	// compared): the budget, back-off and verified-secret cache are keyed
+	// on the client whose stored hash the secret is checked against, not
+	// on a reading of the request that fosite's need not match (brk42:
+	// Basic credentials after two spaces were keyed on client "").
+	subject := func() string { return ca.attempt.ClientID + "\x00" + addr }
+	backOff := func(res ratelimit.Result) {
+		ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many failed client authentications; retry after the Retry-After delay")
+	}
+	// took: the bcrypt check under way took its failure token (Reserve).
+	var took bool
 	ca.attempt = &clients.Attempt{
-		ClientID:      id,
+		ClientID:      claimedClientID(r),
 		ClientAddress: addr,
 		BackedOff: func() bool {
-			res, err := s.limiter.Peek(ctx, scopeAuthFailures, subject, s.failureLimit())
+			res, err := s.limiter.Peek(ctx, scopeAuthFailures, subject(), s.failureLimit())
 			if err != nil || res.Allowed {
 				// Redis was just reachable for the address limit; if it is
 				// gone now, the semaphore still bounds the check.
 				return false
 			}
-			ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many failed client authentications; retry after the Retry-After delay")
+			backOff(res)
 			return true
 		},
+		Reserve: func() bool {
+			took = false
+			res, err := s.limiter.Allow(ctx, scopeAuthFailures, subject(), s.failureLimit())
+			if err != nil {
+				return true // as BackedOff: the semaphore still bounds the check
+			}
+			if !res.Allowed {
+				backOff(res)
+				return false
+			}
+			took = true
+			return true
+		},
+		Refund: func() {
+			if took {
+				took = false
+				if err := s.limiter.Refund(ctx, scopeAuthFailures, subject(), s.failureLimit()); err != nil {
+					s.log.WarnContext(ctx, "client authentication: failure token not given back", "client_id", ca.attempt.ClientID, "err", err)
+				}
+			}
+		},
 		Failed: func() {
-			res, err := s.limiter.Allow(ctx, scopeAuthFailures, subject, s.failureLimit())
+			res, err := s.limiter.Allow(ctx, scopeAuthFailures, subject(), s.failureLimit())
 			if err == nil && !res.Allowed {
-				ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many failed client authentications; retry after the Retry-After delay")
+				backOff(res)
 			}
 		},
 		Busy: func() {
 			// An unchecked secret spends the budget as a wrong one does:
 			// otherwise wrong guesses answered 503 cost nothing while the
-			// right one, cached, is accepted (review41).
-			res, err := s.limiter.Allow(ctx, scopeAuthFailures, subject, s.failureLimit())
-			if err == nil && !res.Allowed {
-				ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many failed client authentications; retry after the Retry-After delay")
-				return
+			// right one, cached, is accepted (review41). Its token was
+			// taken before the slot was sought (Reserve) when Redis
+			// answered.
+			if !took {
+				res, err := s.limiter.Allow(ctx, scopeAuthFailures, subject(), s.failureLimit())
+				if err == nil && !res.Allowed {
+					backOff(res)
+					return
+				}
 			}
 			ca.refuse(http.StatusServiceUnavailable, time.Second, "the server is busy checking client secrets; retry later")
 		},
