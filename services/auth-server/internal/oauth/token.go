@@ -384,6 +384,7 @@ func (s *Server) bearer(w http.ResponseWriter, r *http.Request, endpoint string)
 	if err != nil {
 		status, code, _ := classify(err)
 		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", unavailableRetryAfter)
 			writeJSONError(w, status, code, "the service is temporarily unavailable; retry later")
 			return nil, nil, false
 		}
