@@ -6,8 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
+
+// DefaultVarDir is tollgate-dev's -var default, make dev's state directory
+// (relative to the repository root).
+const DefaultVarDir = "var"
 
 // DevClient is one entry of var/dev/clients.json.
 type DevClient struct {
@@ -32,9 +37,20 @@ type DevCredentials struct {
 	} `json:"user"`
 }
 
-// Banner prints the URLs and dev credentials of a running fleet.
-func Banner(w io.Writer, f *Fleet, varDir string) {
+// Banner prints the URLs and dev credentials of a running fleet. varDir is
+// the fleet's state directory; varFlag is tollgate-dev's -var as given
+// ("var", make dev's, unless a second fleet was started beside it): the
+// token commands it prints sign in to this fleet, not to make dev's.
+func Banner(w io.Writer, f *Fleet, varDir, varFlag string) {
 	o := f.Origin
+	// make token reads var/ (make dev's fleet); another fleet's state
+	// directory is named to tollgate-dev token.
+	makeDevs := varFlag == DefaultVarDir
+	tokenCmd, scopeArg := "make token", func(scope string) string { return "SCOPE=" + strconv.Quote(scope) }
+	if !makeDevs {
+		tokenCmd = "var/bin/tollgate-dev token -var " + varFlag
+		scopeArg = func(scope string) string { return "--scope " + strconv.Quote(scope) }
+	}
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	line("")
@@ -77,11 +93,15 @@ func Banner(w io.Writer, f *Fleet, varDir string) {
 	}
 	if f.o.ExampleBackend {
 		line("    EXAMPLE_BACKEND=1  — example-backend at %s: tools notes.list, notes.add, notes.delete; /actions/notes; scopes notes.read notes.write", addr(f.o.Ports.ExampleGRPC))
-		line("      try: make token SCOPE=\"openid notes.read notes.write\"")
+		line("      try: %s %s", tokenCmd, scopeArg("openid notes.read notes.write"))
 	} else {
 		line("    EXAMPLE_BACKEND unset  — EXAMPLE_BACKEND=1 also runs the notes example (docs/guides/bring-your-own-backend.md)")
 	}
-	line("  Access token for curl: make token  (or var/bin/tollgate-dev token --client local-test --resource mcp|actions)")
+	if makeDevs {
+		line("  Access token for curl: make token  (or var/bin/tollgate-dev token --client local-test --resource mcp|actions)")
+	} else {
+		line("  Access token for curl: %s --client local-test --resource mcp|actions  (make token signs in to make dev's fleet, not this one)", tokenCmd)
+	}
 	line("Press Ctrl-C to stop.")
 	outMu.Lock()
 	defer outMu.Unlock()

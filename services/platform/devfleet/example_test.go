@@ -140,7 +140,7 @@ func TestBannerPrintsTheBackends(t *testing.T) {
 	t.Setenv("CAPABILITY_BACKENDS", "")
 	var out strings.Builder
 	f := &Fleet{o: Options{Ports: DefaultPorts(), ExampleBackend: true}, Origin: "http://localhost:4000", Local: "http://localhost:4000"}
-	Banner(&out, f, t.TempDir())
+	Banner(&out, f, t.TempDir(), DefaultVarDir)
 	for _, want := range []string{
 		"CAPABILITY_BACKENDS=capability-core=127.0.0.1:4201,example-backend=127.0.0.1:4601",
 		"EXAMPLE_BACKEND=1  — example-backend at 127.0.0.1:4601: tools notes.list, notes.add, notes.delete",
@@ -151,8 +151,33 @@ func TestBannerPrintsTheBackends(t *testing.T) {
 		}
 	}
 	out.Reset()
-	Banner(&out, &Fleet{o: Options{Ports: DefaultPorts()}, Origin: "http://localhost:4000", Local: "http://localhost:4000"}, t.TempDir())
+	Banner(&out, &Fleet{o: Options{Ports: DefaultPorts()}, Origin: "http://localhost:4000", Local: "http://localhost:4000"}, t.TempDir(), DefaultVarDir)
 	if !strings.Contains(out.String(), "CAPABILITY_BACKENDS unset (capability-core=127.0.0.1:4201)") || !strings.Contains(out.String(), "EXAMPLE_BACKEND=1 also runs the notes example") {
 		t.Errorf("banner without the example:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "Access token for curl: make token ") {
+		t.Errorf("make dev's banner does not offer make token:\n%s", out.String())
+	}
+}
+
+// TestBannerOfASecondFleetNamesItsVarDir: a fleet started with its own -var
+// (docs/development.md, a second fleet beside make dev) offers token
+// commands that read its state directory; make token reads var/ and signed
+// in to make dev's fleet instead (brk43).
+func TestBannerOfASecondFleetNamesItsVarDir(t *testing.T) {
+	t.Setenv("CAPABILITY_BACKENDS", "")
+	var out strings.Builder
+	f := &Fleet{o: Options{Ports: DefaultPorts(), ExampleBackend: true}, Origin: "http://localhost:39637", Local: "http://localhost:39637"}
+	Banner(&out, f, t.TempDir(), "var/second")
+	for _, want := range []string{
+		"Access token for curl: var/bin/tollgate-dev token -var var/second --client local-test --resource mcp|actions",
+		`try: var/bin/tollgate-dev token -var var/second --scope "openid notes.read notes.write"`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("second fleet's banner lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "make token") && !strings.Contains(out.String(), "make token signs in to make dev's fleet") {
+		t.Errorf("second fleet's banner offers make token, which reads var/ (make dev's fleet):\n%s", out.String())
 	}
 }

@@ -166,7 +166,7 @@ func localOrigin(varDir string) string {
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("tollgate-dev", flag.ContinueOnError)
 	root := fs.String("root", ".", "repository root")
-	varDir := fs.String("var", "var", "directory for local state (relative to root)")
+	varDir := fs.String("var", devfleet.DefaultVarDir, "directory for local state (relative to root)")
 	noBuild := fs.Bool("no-build", false, "use the binaries already in <var>/bin")
 	freePorts := fs.Bool("free-ports", false, "bind a free loopback port for every listener instead of make dev's fixed ones "+
 		"(a second fleet next to make dev; give it its own -var); the ingress is printed, and `tollgate-dev token` with the same -var finds it")
@@ -234,7 +234,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer os.Remove(originFile)
-	devfleet.Banner(out, f, vd)
+	devfleet.Banner(out, f, vd, *varDir)
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(out, "stopping the fleet")
@@ -248,7 +248,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 func token(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("tollgate-dev token", flag.ContinueOnError)
 	root := fs.String("root", ".", "repository root")
-	varDir := fs.String("var", "var", "directory of the fleet's local state (relative to root)")
+	varDir := fs.String("var", devfleet.DefaultVarDir, "directory of the fleet's local state (relative to root)")
 	client := fs.String("client", "local-test", "dev client to sign in with (var/dev/clients.json)")
 	resource := fs.String("resource", "mcp", "mcp, actions, or a resource URL (RFC 8707): the token's audience")
 	scope := fs.String("scope", "openid profile email", "space-separated scopes")
