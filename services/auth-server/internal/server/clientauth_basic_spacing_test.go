@@ -22,7 +22,7 @@ import (
 // secret proved only from other addresses is accepted from its address —
 // the right-guess oracle closed in session 41 (brk42).
 func TestBackoffWhateverTheBasicSpacing(t *testing.T) {
-	op, _ := opClientYAML(t, opSecret1)
+	op, _ := opClientYAML(t, opSecret1, 6)
 	f := startFleetWith(t, map[string]string{
 		"TRUSTED_PROXIES": "127.0.0.1/32, ::1", "CLIENT_AUTH_FAILURE_LIMIT": "10",
 	}, op)

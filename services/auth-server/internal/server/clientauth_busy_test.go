@@ -1,13 +1,10 @@
 package server_test
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
 	"testing"
-
-	"golang.org/x/crypto/bcrypt"
 )
 
 // TestBusyRefusalSpendsTheFailureBudget (review41): while every slow-check slot is
@@ -19,22 +16,10 @@ import (
 // The slot is held by slow wrong checks from other addresses (a flood, or
 // the legitimate load of other bcrypt clients).
 func TestBusyRefusalSpendsTheFailureBudget(t *testing.T) {
-	h, err := bcrypt.GenerateFromPassword([]byte(opSecret1), 13) // slow, so one wrong check holds the slot a while
-	if err != nil {
-		t.Fatal(err)
-	}
-	op := fmt.Sprintf(`- client_id: %s
-  client_name: Operator client
-  client_secret_hash: %q
-  redirect_uris: ["https://ops.example/cb"]
-  token_endpoint_auth_method: client_secret_post
-  resources: ["BASE/mcp"]
-`, opClientID, h)
-	f := startFleetWith(t, map[string]string{
-		"TRUSTED_PROXIES": "127.0.0.1/32, ::1", "CLIENT_AUTH_FAILURE_LIMIT": "10",
-		"CLIENT_SECRET_SLOW_CHECKS": "1",
-	}, op)
-	ops := devClient{ClientID: opClientID, ClientSecret: opSecret1}
+	// cost 13: slow, so one wrong check holds the slot a while
+	f, ops := startOperatorFleet(t, 13, map[string]string{
+		"CLIENT_AUTH_FAILURE_LIMIT": "10", "CLIENT_SECRET_SLOW_CHECKS": "1",
+	})
 	// The real client proves its secret from its own address: cached.
 	if r := f.clientCall(clientReq{Form: postCreds(ops, opSecret1, badRefresh()), ForwardFor: "203.0.113.5"}); r.Error != "invalid_grant" {
 		t.Fatalf("real client: %d %s", r.Status, r.Error)

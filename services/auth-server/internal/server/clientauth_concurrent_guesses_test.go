@@ -1,14 +1,11 @@
 package server_test
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 )
 
 // TestConcurrentGuessesSpendTheBudget: the (client, address) failure
@@ -24,22 +21,10 @@ import (
 // The default bound on 2 CPUs (1 slot) hides it (a second guess finds the
 // slot taken: 503, which spends the budget); half of 8 CPUs is 4 slots.
 func TestConcurrentGuessesSpendTheBudget(t *testing.T) {
-	h, err := bcrypt.GenerateFromPassword([]byte(opSecret1), 11) // slow enough that the guesses overlap
-	if err != nil {
-		t.Fatal(err)
-	}
-	op := fmt.Sprintf(`- client_id: %s
-  client_name: Operator client
-  client_secret_hash: %q
-  redirect_uris: ["https://ops.example/cb"]
-  token_endpoint_auth_method: client_secret_post
-  resources: ["BASE/mcp"]
-`, opClientID, h)
-	f := startFleetWith(t, map[string]string{
-		"TRUSTED_PROXIES": "127.0.0.1/32, ::1", "CLIENT_AUTH_FAILURE_LIMIT": "3",
-		"CLIENT_AUTH_FAILURE_WINDOW": "1h", "CLIENT_SECRET_SLOW_CHECKS": "4",
-	}, op)
-	ops := devClient{ClientID: opClientID, ClientSecret: opSecret1}
+	// cost 11: slow enough that the guesses overlap
+	f, ops := startOperatorFleet(t, 11, map[string]string{
+		"CLIENT_AUTH_FAILURE_LIMIT": "3", "CLIENT_AUTH_FAILURE_WINDOW": "1h", "CLIENT_SECRET_SLOW_CHECKS": "4",
+	})
 	const guesser = "198.51.100.120"
 	for i := range 2 {
 		if r := f.clientCall(clientReq{Form: postCreds(ops, "first-"+strconv.Itoa(i), badRefresh()), ForwardFor: guesser}); r.Status != http.StatusUnauthorized {

@@ -96,9 +96,11 @@ const (
 	opSecret2  = "operator-chosen-secret-2"
 )
 
-func opClientYAML(t testing.TB, secret string) (yaml, hash string) {
+// opClientYAML is the registry entry of the operator client (opClientID,
+// client_secret_post) with secret hashed by bcrypt at cost.
+func opClientYAML(t testing.TB, secret string, cost int) (yaml, hash string) {
 	t.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(secret), 6)
+	h, err := bcrypt.GenerateFromPassword([]byte(secret), cost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,13 +113,28 @@ func opClientYAML(t testing.TB, secret string) (yaml, hash string) {
 `, opClientID, h), string(h)
 }
 
+// startOperatorFleet starts a fleet with the operator client, its secret
+// opSecret1 hashed by bcrypt at cost (from 10 up a check lasts tens of
+// milliseconds or more, so requests sent at once overlap it), and the loopback peer
+// trusted as the proxy, so that X-Forwarded-For gives each party its own
+// address; env is set over that.
+func startOperatorFleet(t *testing.T, cost int, env map[string]string) (*fleet, devClient) {
+	t.Helper()
+	op, _ := opClientYAML(t, opSecret1, cost)
+	all := map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32, ::1"}
+	for k, v := range env {
+		all[k] = v
+	}
+	return startFleetWith(t, all, op), devClient{ClientID: opClientID, ClientSecret: opSecret1}
+}
+
 // TestClientAuthCannotLockOut: the reproduction of the lock-out (200
 // anonymous wrong-secret requests naming a client), failure back-off per
 // (client, address), cached and rotated operator secrets, concurrency and
 // a wrong-secret flood. The loopback peer is the trusted proxy, so
 // X-Forwarded-For gives each party its own address.
 func TestClientAuthCannotLockOut(t *testing.T) {
-	op, opHash := opClientYAML(t, opSecret1)
+	op, opHash := opClientYAML(t, opSecret1, 6)
 	f := startFleetWith(t, map[string]string{
 		"TRUSTED_PROXIES": "127.0.0.1/32, ::1", "CLIENT_AUTH_FAILURE_LIMIT": "10",
 		"CLIENTS_FILE_RELOAD_INTERVAL": "100ms",

@@ -34,7 +34,7 @@ func slowCheckStats(t *testing.T, f *fleet) map[string]float64 {
 // runtime, so the check holds whoever sets it (go test -cpu, a server
 // started as a process).
 func TestSlowCheckBoundOverHTTP(t *testing.T) {
-	op, _ := opClientYAML(t, opSecret1)
+	op, _ := opClientYAML(t, opSecret1, 6)
 	f := startFleetWith(t, map[string]string{
 		"TRUSTED_PROXIES": "127.0.0.1/32, ::1", "CLIENT_SECRET_SLOW_CHECKS": "2",
 	}, op)
