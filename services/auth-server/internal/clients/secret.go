@@ -21,6 +21,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/ory/fosite"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tollgate/tollgate/services/platform/tokens"
 )
@@ -51,6 +52,11 @@ var (
 	// Attempt.BackedOff) and the secret is not a recently verified one; it
 	// was not checked.
 	ErrSlowCheckRefused = errors.New("client authentication is in failure back-off")
+	// ErrFailureBudgetUnavailable: the attempt's failure budget could not
+	// be read or spent (Attempt.BackedOff, Attempt.Reserve: Redis did not
+	// answer, or the request ended); the secret was not checked (answer
+	// 503 with Retry-After, never "valid").
+	ErrFailureBudgetUnavailable = errors.New("client authentication failure budget unavailable")
 	// ErrUnknownHashFormat: the stored hash is neither bcrypt nor hmac-sha256.
 	ErrUnknownHashFormat = errors.New("unknown client secret hash format")
 )
@@ -100,6 +106,10 @@ type SecretHasher struct {
 	// cacheKey keys the cache's digests with a per-process random key, so
 	// the entries in memory are not unkeyed digests of secrets.
 	cacheKey []byte
+	// flights lets identical bcrypt checks in flight — one (client id,
+	// stored hash, secret, client address), keyed by its at-address cache
+	// digest — share one check and one failure token (sharedCheck).
+	flights singleflight.Group
 }
 
 var _ fosite.Hasher = (*SecretHasher)(nil)
@@ -183,8 +193,9 @@ type pooledMAC struct {
 
 // Compare checks secret against a stored hash. It returns nil on a match
 // and otherwise one of ErrSecretMismatch, ErrSlowCheckBusy,
-// ErrSlowCheckRefused or ErrUnknownHashFormat. The Attempt in ctx (if any)
-// records the outcome. A failed or refused check is never cached.
+// ErrSlowCheckRefused, ErrFailureBudgetUnavailable or
+// ErrUnknownHashFormat. The Attempt in ctx (if any) records the outcome. A
+// failed or refused check is never cached.
 //
 // When the secret matches an HMAC hash made with a rotated key, the
 // Attempt in ctx also records the secret's hash under the current key (see
@@ -193,16 +204,11 @@ type pooledMAC struct {
 // and nothing more.
 func (h *SecretHasher) Compare(ctx context.Context, stored, secret []byte) error {
 	a := attemptFrom(ctx)
-	if a != nil {
-		a.mu.Lock()
-		a.reserved = false
-		a.mu.Unlock()
-	}
-	rehash, err := h.compare(a, stored, secret)
+	rehash, paid, err := h.compare(a, stored, secret)
 	a.record(err, stored, rehash)
 	switch {
 	case a == nil:
-	case errors.Is(err, ErrSecretMismatch) && a.Failed != nil && !a.reservedToken():
+	case errors.Is(err, ErrSecretMismatch) && a.Failed != nil && !paid:
 		a.Failed()
 	case errors.Is(err, ErrSlowCheckBusy) && a.Busy != nil:
 		a.Busy()
@@ -212,8 +218,10 @@ func (h *SecretHasher) Compare(ctx context.Context, stored, secret []byte) error
 
 // compare is Compare's check. rehash is set when the secret matched an
 // HMAC hash under a rotated key: its hash under the current key (keys[0]),
-// the first one tried.
-func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte, err error) {
+// the first one tried. paid: the check's failure token was taken before it
+// ran (Attempt.Reserve), by this attempt or by the identical check it
+// shared, so a wrong secret spends nothing more (Failed is not called).
+func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte, paid bool, err error) {
 	switch {
 	case bytes.HasPrefix(stored, []byte(HMACPrefix)):
 		// On the stack: a check allocates nothing unless it verifies
@@ -227,12 +235,12 @@ func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte
 			mac = h.hmacHash(mac, i, secret)
 			if hmac.Equal(stored, mac) {
 				if i == 0 {
-					return nil, nil
+					return nil, false, nil
 				}
-				return bytes.Clone(current[:]), nil
+				return bytes.Clone(current[:]), false, nil
 			}
 		}
-		return nil, ErrSecretMismatch
+		return nil, false, ErrSecretMismatch
 	case isBcrypt(stored):
 		if len(secret) > MaxBcryptSecretBytes {
 			// bcrypt reads only the first 72 bytes, and x/crypto's
@@ -240,7 +248,7 @@ func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte
 			// GenerateFromPassword does): a hash of a long secret's first 72
 			// bytes, as truncating tools make it, would verify every secret
 			// sharing them (brk42). A wrong secret, spent as one.
-			return nil, ErrSecretMismatch
+			return nil, false, ErrSecretMismatch
 		}
 		// Two cache entries per verified secret: one for the client
 		// address that proved it, one for any address. A secret proved
@@ -250,47 +258,110 @@ func (h *SecretHasher) compare(a *Attempt, stored, secret []byte) (rehash []byte
 		// backed-off address would learn a right guess (accepted) from the
 		// wrong ones (refused) at the address rate limit's pace, not the
 		// back-off's.
-		// Each key is an HMAC: computed only when the cache is on, and
-		// the second only when the first is not in it.
-		var here, anywhere [sha256.Size]byte
+		// Each key is an HMAC: the second computed only when the cache is
+		// on and the first is not in it.
+		var c bcryptCheck
+		c.here = h.verifiedKey(a, stored, secret, true)
 		if h.cache != nil {
-			here = h.verifiedKey(a, stored, secret, true)
-			if h.cache.Contains(here) {
-				return nil, nil
+			if h.cache.Contains(c.here) {
+				return nil, false, nil
 			}
-			anywhere = h.verifiedKey(a, stored, secret, false)
-			if h.cache.Contains(anywhere) {
-				if a.backedOff() {
-					return nil, ErrSlowCheckRefused
+			c.anywhere = h.verifiedKey(a, stored, secret, false)
+			if h.cache.Contains(c.anywhere) {
+				if err := a.backedOff(); err != nil {
+					return nil, false, err
 				}
-				return nil, nil
+				return nil, false, nil
 			}
 		}
-		// The check's failure token is taken before it runs (reserve):
-		// checks that only asked whether a token was left would all run
-		// while one is, each concurrent guess checked for it (brk42).
-		if !a.reserve() {
-			return nil, ErrSlowCheckRefused
-		}
-		select {
-		case h.slots <- struct{}{}:
-		default:
-			h.stats.busy.Add(1)
-			return nil, ErrSlowCheckBusy
-		}
-		err := h.slowCompare(stored, secret)
-		<-h.slots
-		if err != nil {
-			return nil, ErrSecretMismatch
-		}
-		a.refund()
-		if h.cache != nil {
-			h.cache.Add(anywhere, struct{}{})
-			h.cache.Add(here, struct{}{})
-		}
-		return nil, nil
+		paid, err := h.sharedCheck(a, stored, secret, &c)
+		return nil, paid, err
 	}
-	return nil, ErrUnknownHashFormat
+	return nil, false, ErrUnknownHashFormat
+}
+
+// bcryptCheck is one bcrypt check's cache keys (verifiedKey): here, of
+// the secret proved from the attempt's address (also the key of the
+// check's flight), and anywhere (zero without a cache).
+type bcryptCheck struct {
+	here, anywhere [sha256.Size]byte
+}
+
+// checkResult is what a bcrypt check (slowCheck) came to.
+type checkResult struct {
+	err error
+	// checked: the secret was compared (err is nil or ErrSecretMismatch);
+	// otherwise it was refused before (back-off, budget unavailable, every
+	// slot taken).
+	checked bool
+	// paid: the check took its failure token before it ran (Reserve).
+	paid bool
+}
+
+// sharedCheck runs the bcrypt check of secret for a, or shares the one in
+// flight for the same (client id, stored hash, secret, client address):
+// requests that send one secret at once — a client's concurrent token
+// requests while its secret is not cached — then run one check and take
+// one failure token, not one each: with a token each, more of them than
+// the failure budget from one address were refused 429 until a check was
+// cached (session 42's review). Sharing gives no guesser more: the
+// requests sharing a check carry the same secret, and any other secret
+// (or the same one from another address, whose back-off is another) is
+// another flight, which takes its own token before its check.
+//
+// A request that shares a check answers with its outcome: verified, or
+// wrong (paid: its token is the one the check took). When the check it
+// shared was refused before it ran (back-off, budget unavailable, every
+// slot taken), it was not checked, and its own attempt decides: it runs
+// its own check (slowCheck), which asks its own hooks for its own token
+// and records its own refusal.
+func (h *SecretHasher) sharedCheck(a *Attempt, stored, secret []byte, c *bcryptCheck) (paid bool, err error) {
+	led := false
+	v, _, _ := h.flights.Do(string(c.here[:]), func() (any, error) {
+		led = true
+		return h.slowCheck(a, stored, secret, c), nil
+	})
+	r := v.(checkResult)
+	if !led {
+		if !r.checked {
+			r = h.slowCheck(a, stored, secret, c)
+		} else {
+			h.stats.shared.Add(1)
+		}
+	}
+	return r.paid, r.err
+}
+
+// slowCheck takes the check's failure token (Attempt.Reserve) and a slot,
+// and runs the bcrypt comparison; a verified secret gives the token back
+// (Attempt.Refund) and is cached.
+func (h *SecretHasher) slowCheck(a *Attempt, stored, secret []byte, c *bcryptCheck) checkResult {
+	// The check's failure token is taken before it runs (reserve):
+	// checks that only asked whether a token was left would all run
+	// while one is, each concurrent guess checked for it (brk42).
+	paid, err := a.reserve()
+	if err != nil {
+		return checkResult{err: err}
+	}
+	select {
+	case h.slots <- struct{}{}:
+	default:
+		h.stats.busy.Add(1)
+		return checkResult{err: ErrSlowCheckBusy, paid: paid}
+	}
+	err = h.slowCompare(stored, secret)
+	<-h.slots
+	if err != nil {
+		return checkResult{err: ErrSecretMismatch, checked: true, paid: paid}
+	}
+	if paid && a.Refund != nil {
+		a.Refund()
+	}
+	if h.cache != nil {
+		h.cache.Add(c.anywhere, struct{}{})
+		h.cache.Add(c.here, struct{}{})
+	}
+	return checkResult{checked: true}
 }
 
 // verifiedKey is the cache key of a successful bcrypt check: a keyed
@@ -368,18 +439,23 @@ func DevKeys(keys map[string]*rsa.PrivateKey, active, info string) (primary []by
 type Outcome int
 
 const (
-	OutcomeNone      Outcome = iota // no secret was compared (public client, unknown client, …)
-	OutcomeVerified                 // the secret matched
-	OutcomeMismatch                 // the secret was checked and is wrong
-	OutcomeBusy                     // not checked: every slow-check slot was taken
-	OutcomeBackoff                  // not checked: failure back-off and not a verified secret
-	OutcomeBadFormat                // the stored hash has an unknown format
+	OutcomeNone        Outcome = iota // no secret was compared (public client, unknown client, …)
+	OutcomeVerified                   // the secret matched
+	OutcomeMismatch                   // the secret was checked and is wrong
+	OutcomeBusy                       // not checked: every slow-check slot was taken
+	OutcomeBackoff                    // not checked: failure back-off and not a verified secret
+	OutcomeBadFormat                  // the stored hash has an unknown format
+	OutcomeUnavailable                // not checked: the failure budget could not be read
 )
 
 // Attempt is the state of one request's client authentication, shared
 // between the HTTP layer (which sets it up before fosite runs) and the
 // hasher (which records the outcome and calls the hooks). The hooks run on
-// the request's goroutine, at most once each per Compare.
+// the request's goroutine, at most once each per Compare — except that a
+// request sharing the bcrypt check of an identical one (same client id,
+// stored hash, secret and client address; SecretHasher.Compare) runs none
+// of its own hooks for it: the check's Reserve and Refund are those of the
+// request that ran it.
 type Attempt struct {
 	// ClientID is the URL-decoded client id the request presents (the one
 	// fosite looks up); part of the verified-secret cache key.
@@ -388,38 +464,43 @@ type Attempt struct {
 	// failure back-off is keyed on); part of the verified-secret cache key
 	// of secrets proved from it.
 	ClientAddress string
-	// BackedOff is asked before a bcrypt check of a secret that is not in
-	// the verified-secret cache, and before accepting a cached secret that
-	// was proved from another client address only; true refuses it
-	// (ErrSlowCheckRefused). Fast (HMAC) hashes are always checked and a
-	// bcrypt secret proved from this address within the cache's TTL is
-	// always accepted, so a correct secret of those kinds is never refused
-	// by back-off.
-	BackedOff func() bool
+	// BackedOff is asked before accepting a cached bcrypt secret that was
+	// proved from another client address only, and, without Reserve,
+	// before a bcrypt check of a secret that is not in the verified-secret
+	// cache. It returns nil to go on, ErrSlowCheckRefused when the
+	// (client, address) is in failure back-off, or
+	// ErrFailureBudgetUnavailable when the budget could not be read; either
+	// refuses the secret unchecked (Compare returns it; any other error is
+	// taken as ErrFailureBudgetUnavailable). Fast (HMAC) hashes are always
+	// checked and a bcrypt secret proved from this address within the
+	// cache's TTL is always accepted, so a correct secret of those kinds is
+	// never refused by back-off.
+	BackedOff func() error
 	// Reserve is asked before a bcrypt check of a secret that is not in
 	// the verified-secret cache, in place of BackedOff: it takes the
-	// check's failure token up front, and false (none left) refuses the
-	// check (ErrSlowCheckRefused). A check that verifies the secret gives
-	// the token back (Refund); a wrong secret, or a check refused because
-	// every slot was taken (Busy), keeps it spent, and Failed is not
-	// called for it. Without Reserve, BackedOff is asked and Failed spends
-	// after a wrong secret, which lets every guess in flight while one
-	// token is left be checked.
-	Reserve func() bool
+	// check's failure token up front and returns nil, or refuses the check
+	// as BackedOff does: ErrSlowCheckRefused (no token left) or
+	// ErrFailureBudgetUnavailable (the budget could not be spent — Redis
+	// down, or the request ended: the check is not run without its
+	// token). A check that verifies the secret gives the token back
+	// (Refund); a wrong secret, or a check refused because every slot was
+	// taken (Busy), keeps it spent, and Failed is not called for it.
+	// Without Reserve, BackedOff is asked and Failed spends after a wrong
+	// secret, which lets every guess in flight while one token is left be
+	// checked.
+	Reserve func() error
 	// Refund gives back the token Reserve took, when the check verified
 	// the secret.
 	Refund func()
 	// Failed is called after a secret was checked and found wrong, unless
-	// its check was reserved (Reserve).
+	// its check took its token up front (Reserve).
 	Failed func()
-	// Busy is called when a bcrypt check found every slot taken.
+	// Busy is called when a bcrypt check found every slot taken (after
+	// Reserve, whose token stays spent).
 	Busy func()
 
 	mu      sync.Mutex
 	outcome Outcome
-	// reserved: the last Compare's check took its failure token up front
-	// (Reserve).
-	reserved bool
 	// stored and rehash: the hash the last Compare verified under a
 	// rotated HMAC key, and the secret's hash under the current key.
 	stored, rehash []byte
@@ -437,6 +518,8 @@ func (o Outcome) String() string {
 		return "backoff"
 	case OutcomeBadFormat:
 		return "bad_hash_format"
+	case OutcomeUnavailable:
+		return "unavailable"
 	}
 	return "none"
 }
@@ -467,49 +550,36 @@ func (a *Attempt) Rehash(stored []byte) []byte {
 	return a.rehash
 }
 
-// backedOff reports what a.BackedOff says; false without a hook.
-func (a *Attempt) backedOff() bool {
-	return a != nil && a.BackedOff != nil && a.BackedOff()
+// backedOff is what a.BackedOff says (refusal); nil without a hook.
+func (a *Attempt) backedOff() error {
+	if a == nil || a.BackedOff == nil {
+		return nil
+	}
+	return refusal(a.BackedOff())
 }
 
-// reserve takes a check's failure token (Reserve), or without that hook
-// asks BackedOff; false refuses the check.
-func (a *Attempt) reserve() bool {
+// reserve takes a check's failure token (Reserve: paid), or without that
+// hook asks BackedOff; an error refuses the check.
+func (a *Attempt) reserve() (paid bool, err error) {
 	if a == nil {
-		return true
+		return false, nil
 	}
 	if a.Reserve == nil {
-		return !a.backedOff()
+		return false, a.backedOff()
 	}
-	if !a.Reserve() {
-		return false
+	if err := refusal(a.Reserve()); err != nil {
+		return false, err
 	}
-	a.mu.Lock()
-	a.reserved = true
-	a.mu.Unlock()
-	return true
+	return true, nil
 }
 
-// refund gives back the token reserve took (Refund), once.
-func (a *Attempt) refund() {
-	if a == nil {
-		return
+// refusal is err as a refusal of Compare: nil, ErrSlowCheckRefused, or
+// ErrFailureBudgetUnavailable for any other error.
+func refusal(err error) error {
+	if err == nil || errors.Is(err, ErrSlowCheckRefused) || errors.Is(err, ErrFailureBudgetUnavailable) {
+		return err
 	}
-	a.mu.Lock()
-	reserved := a.reserved
-	a.reserved = false
-	a.mu.Unlock()
-	if reserved && a.Refund != nil {
-		a.Refund()
-	}
-}
-
-// reservedToken reports whether the last check took its failure token up
-// front (and kept it).
-func (a *Attempt) reservedToken() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.reserved
+	return fmt.Errorf("%w: %w", ErrFailureBudgetUnavailable, err)
 }
 
 func (a *Attempt) record(err error, stored, rehash []byte) {
@@ -527,6 +597,8 @@ func (a *Attempt) record(err error, stored, rehash []byte) {
 		o = OutcomeBusy
 	case errors.Is(err, ErrSlowCheckRefused):
 		o = OutcomeBackoff
+	case errors.Is(err, ErrFailureBudgetUnavailable):
+		o = OutcomeUnavailable
 	case err != nil:
 		o = OutcomeBadFormat
 	}

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-func yes() bool { return true }
+func yes() error { return ErrSlowCheckRefused }
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 

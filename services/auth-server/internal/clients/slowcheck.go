@@ -25,6 +25,7 @@ func DefaultSlowChecks() int {
 type slowCheckCounters struct {
 	inFlight, maxInFlight atomic.Int64 // comparisons running; the most at once
 	run, busy             atomic.Int64 // comparisons run; refused, every slot taken
+	shared                atomic.Int64 // outcomes shared with an identical check (sharedCheck)
 }
 
 // SlowCheckStats are a hasher's bcrypt comparison counters (metrics).
@@ -34,6 +35,10 @@ type SlowCheckStats struct {
 	MaxInFlight int64 // the most that ran at once since the hasher started
 	Run         int64 // comparisons run
 	Busy        int64 // refused with ErrSlowCheckBusy: every slot was taken
+	// Shared counts the Compares that took the outcome of an identical
+	// check in flight (same client id, stored hash, secret and client
+	// address) instead of running their own.
+	Shared int64
 }
 
 // SlowCheckStats reads the hasher's bcrypt comparison counters.
@@ -41,7 +46,7 @@ func (h *SecretHasher) SlowCheckStats() SlowCheckStats {
 	return SlowCheckStats{
 		Limit:    cap(h.slots),
 		InFlight: h.stats.inFlight.Load(), MaxInFlight: h.stats.maxInFlight.Load(),
-		Run: h.stats.run.Load(), Busy: h.stats.busy.Load(),
+		Run: h.stats.run.Load(), Busy: h.stats.busy.Load(), Shared: h.stats.shared.Load(),
 	}
 }
 

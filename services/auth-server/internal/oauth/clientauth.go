@@ -28,7 +28,10 @@ import (
 //     checks the secret (HMAC fast path, bcrypt behind a cache and a bound).
 //  3. A wrong secret spends one token of the (client id, address) failure
 //     budget; with the budget spent, wrong secrets answer 429 and bcrypt
-//     checks of secrets not verified before are not run at all.
+//     checks of secrets not verified before are not run at all. A bcrypt
+//     check takes its token before it runs (identical checks in flight
+//     share one, clients.SecretHasher), and is not run when Redis does
+//     not answer (503).
 //  4. After authentication the request spends one token of the verified
 //     client id's bucket; a public client, which proves nothing, spends one
 //     of its bucket at the client address. Tokens of busy buckets (1 and
@@ -41,7 +44,8 @@ import (
 //     fosite's handler reads its code or refresh token.
 //
 // A refusal in 2–4 that is not "wrong secret" (429 back-off or limit, 503
-// busy) is answered by guard whatever fosite's handler wrote.
+// busy or limiter unavailable) is answered by guard whatever fosite's
+// handler wrote.
 
 // Client-auth rate-limit scopes (Redis bucket names).
 const (
@@ -221,40 +225,42 @@ func (s *Server) startClientAuth(r *http.Request, endpoint, addr string) (*clien
 	backOff := func(res ratelimit.Result) {
 		ca.refuse(http.StatusTooManyRequests, res.RetryAfter, "too many failed client authentications; retry after the Retry-After delay")
 	}
-	// took: the bcrypt check under way took its failure token (Reserve).
-	var took bool
+	// budget answers a read (Peek) or reservation (Allow) of the failure
+	// budget: nil to go on, or the refusal of the secret unchecked — the
+	// back-off's 429, or, when Redis did not answer, 503 with Retry-After
+	// (docs/operations/failures.md: a shared dependency down fails fast).
+	// A check is never run without its token: while Redis is down a
+	// guesser's checks would cost nothing, and a right guess, cached,
+	// would then be accepted from this address whatever the back-off.
+	budget := func(res ratelimit.Result, err error) error {
+		if err != nil {
+			if ctx.Err() == nil { // a request that ended is nobody's outage
+				s.log.WarnContext(ctx, "rate limiter unavailable", "endpoint", ca.endpoint, "client_id", ca.attempt.ClientID, "err", err)
+			}
+			ca.refuse(http.StatusServiceUnavailable, 5*time.Second, "the service is temporarily unavailable; retry later")
+			return clients.ErrFailureBudgetUnavailable
+		}
+		if !res.Allowed {
+			backOff(res)
+			return clients.ErrSlowCheckRefused
+		}
+		return nil
+	}
 	ca.attempt = &clients.Attempt{
 		ClientID:      claimedClientID(r),
 		ClientAddress: addr,
-		BackedOff: func() bool {
-			res, err := s.limiter.Peek(ctx, scopeAuthFailures, subject(), s.failureLimit())
-			if err != nil || res.Allowed {
-				// Redis was just reachable for the address limit; if it is
-				// gone now, the semaphore still bounds the check.
-				return false
-			}
-			backOff(res)
-			return true
+		BackedOff: func() error {
+			return budget(s.limiter.Peek(ctx, scopeAuthFailures, subject(), s.failureLimit()))
 		},
-		Reserve: func() bool {
-			took = false
-			res, err := s.limiter.Allow(ctx, scopeAuthFailures, subject(), s.failureLimit())
-			if err != nil {
-				return true // as BackedOff: the semaphore still bounds the check
-			}
-			if !res.Allowed {
-				backOff(res)
-				return false
-			}
-			took = true
-			return true
+		Reserve: func() error {
+			return budget(s.limiter.Allow(ctx, scopeAuthFailures, subject(), s.failureLimit()))
 		},
 		Refund: func() {
-			if took {
-				took = false
-				if err := s.limiter.Refund(ctx, scopeAuthFailures, subject(), s.failureLimit()); err != nil {
-					s.log.WarnContext(ctx, "client authentication: failure token not given back", "client_id", ca.attempt.ClientID, "err", err)
-				}
+			// The request may have ended while its check ran (the check
+			// goes on for the requests sharing it): the token is given
+			// back all the same.
+			if err := s.limiter.Refund(context.WithoutCancel(ctx), scopeAuthFailures, subject(), s.failureLimit()); err != nil {
+				s.log.WarnContext(ctx, "client authentication: failure token not given back", "client_id", ca.attempt.ClientID, "err", err)
 			}
 		},
 		Failed: func() {
@@ -267,15 +273,7 @@ func (s *Server) startClientAuth(r *http.Request, endpoint, addr string) (*clien
 			// An unchecked secret spends the budget as a wrong one does:
 			// otherwise wrong guesses answered 503 cost nothing while the
 			// right one, cached, is accepted (review41). Its token was
-			// taken before the slot was sought (Reserve) when Redis
-			// answered.
-			if !took {
-				res, err := s.limiter.Allow(ctx, scopeAuthFailures, subject(), s.failureLimit())
-				if err == nil && !res.Allowed {
-					backOff(res)
-					return
-				}
-			}
+			// taken before the slot was sought (Reserve).
 			ca.refuse(http.StatusServiceUnavailable, time.Second, "the server is busy checking client secrets; retry later")
 		},
 	}
@@ -528,6 +526,10 @@ func registerSlowCheckMetrics(reg prometheus.Registerer, h *clients.SecretHasher
 			Name: "tollgate_auth_client_secret_slow_checks_total",
 			Help: "bcrypt client secret checks run.",
 		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.Run) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tollgate_auth_client_secret_slow_checks_shared_total",
+			Help: "Client authentications that took the outcome of an identical bcrypt check in flight (same client, secret and address) instead of running their own.",
+		}, stat(func(s clients.SlowCheckStats) float64 { return float64(s.Shared) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "tollgate_auth_client_secret_slow_checks_busy_total",
 			Help: "bcrypt client secret checks not run because every slot was taken (answered 503).",
