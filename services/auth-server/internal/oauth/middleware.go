@@ -76,6 +76,11 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 			fail(w, r, http.StatusBadRequest, "invalid_request", "access_token in the query string is not accepted")
 			return
 		}
+		if p := queryCredential(endpoint, r); p != "" {
+			fail(w, r, http.StatusBadRequest, "invalid_request",
+				p+" in the query string is not accepted: send client credentials in the request body or the Authorization header, never in the URL (RFC 6749 section 2.3.1)")
+			return
+		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
@@ -292,6 +297,31 @@ func formOnly(endpoint string, r *http.Request) string {
 // §2.3), limited again per verified client after authentication.
 func authenticatesClient(endpoint string) bool {
 	return endpoint == "token" || endpoint == "revoke" || endpoint == "introspect"
+}
+
+// queryCredentials are the client credentials a client-authenticating
+// request must not carry in its URL: client_secret (RFC 6749 §2.3.1: "MUST
+// NOT be included in the request URI") and a client assertion (RFC 7521
+// §4.2 and RFC 7523 §2.2 send it in the body).
+var queryCredentials = []string{"client_secret", "client_assertion"}
+
+// queryCredential is the first of queryCredentials the query string of a
+// request to a client-authenticating endpoint holds, or "". Such a request
+// is refused 400 invalid_request naming the parameter, never its value:
+// fosite reads credentials from the body only, and answered "no client
+// authentication" (401) to a client whose secret then sat in every log of
+// URLs between it and us.
+func queryCredential(endpoint string, r *http.Request) string {
+	if r.URL.RawQuery == "" || !authenticatesClient(endpoint) {
+		return ""
+	}
+	q := r.URL.Query()
+	for _, p := range queryCredentials {
+		if q.Has(p) {
+			return p
+		}
+	}
+	return ""
 }
 
 // remoteAddr is the request's trusted client address (platform/clientip).
