@@ -452,10 +452,10 @@ const (
 // between the HTTP layer (which sets it up before fosite runs) and the
 // hasher (which records the outcome and calls the hooks). The hooks run on
 // the request's goroutine, at most once each per Compare — except that a
-// request sharing the bcrypt check of an identical one (same client id,
-// stored hash, secret and client address; SecretHasher.Compare) runs none
-// of its own hooks for it: the check's Reserve and Refund are those of the
-// request that ran it.
+// request that takes the outcome of an identical request's bcrypt check
+// (same client id, stored hash, secret and client address;
+// SecretHasher.sharedCheck) calls none of its own hooks for that check:
+// its Reserve and Refund were those of the request that ran it.
 type Attempt struct {
 	// ClientID is the URL-decoded client id the request presents (the one
 	// fosite looks up); part of the verified-secret cache key.
