@@ -189,7 +189,7 @@ func logAccess(ctx context.Context, h slog.Handler, level slog.Level, method, ro
 		slog.Int("status", m.Code),
 		slog.Float64("duration_ms", float64(m.Duration)/float64(time.Millisecond)),
 	)
-	rec.AddAttrs(info.attrs()...)
+	info.addAttrs(&rec)
 	_ = h.Handle(ctx, rec)
 }
 
@@ -232,10 +232,11 @@ func (i *requestInfo) route() string {
 	return i.rt
 }
 
-func (i *requestInfo) attrs() []slog.Attr {
+// addAttrs adds the handler's attributes to rec (which copies them).
+func (i *requestInfo) addAttrs(rec *slog.Record) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return append([]slog.Attr(nil), i.more...)
+	rec.AddAttrs(i.more...)
 }
 
 // SetRoute names the route pattern of the request of ctx (for routers
