@@ -45,7 +45,7 @@ func Banner(w io.Writer, f *Fleet, varDir, varFlag string) {
 	o := f.Origin
 	// make token reads var/ (make dev's fleet); another fleet's state
 	// directory is named to tollgate-dev token.
-	makeDevs := varFlag == DefaultVarDir
+	makeDevs := filepath.Clean(varFlag) == DefaultVarDir // "./var", "var/" too
 	tokenCmd, scopeArg := "make token", func(scope string) string { return "SCOPE=" + strconv.Quote(scope) }
 	if !makeDevs {
 		tokenCmd = "var/bin/tollgate-dev token -var " + varFlag

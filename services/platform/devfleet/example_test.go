@@ -155,8 +155,12 @@ func TestBannerPrintsTheBackends(t *testing.T) {
 	if !strings.Contains(out.String(), "CAPABILITY_BACKENDS unset (capability-core=127.0.0.1:4201)") || !strings.Contains(out.String(), "EXAMPLE_BACKEND=1 also runs the notes example") {
 		t.Errorf("banner without the example:\n%s", out.String())
 	}
-	if !strings.Contains(out.String(), "Access token for curl: make token ") {
-		t.Errorf("make dev's banner does not offer make token:\n%s", out.String())
+	for _, varFlag := range []string{DefaultVarDir, "./var", "var/"} {
+		out.Reset()
+		Banner(&out, &Fleet{o: Options{Ports: DefaultPorts()}, Origin: "http://localhost:4000", Local: "http://localhost:4000"}, t.TempDir(), varFlag)
+		if !strings.Contains(out.String(), "Access token for curl: make token ") {
+			t.Errorf("make dev's banner (-var %s) does not offer make token:\n%s", varFlag, out.String())
+		}
 	}
 }
 
