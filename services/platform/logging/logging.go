@@ -108,7 +108,7 @@ func New(w io.Writer, format string, level slog.Leveler, service string) *slog.L
 		if format == "text" {
 			return contextHandler{redactHandler{slog.NewTextHandler(w, opts)}}
 		}
-		return contextHandler{redactHandler{newJSONHandler(w, opts)}}
+		return contextHandler{redactHandler{slog.NewJSONHandler(w, opts)}}
 	}
 	h := format1(w)
 	if o, ok := w.(*Output); ok {

@@ -231,7 +231,7 @@ func TestRedactHandlerAsReplaceAttr(t *testing.T) {
 			ref := &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: replace}
 			var h, r slog.Handler
 			if format == "json" {
-				h, r = contextHandler{redactHandler{newJSONHandler(&got, opts)}}, contextHandler{slog.NewJSONHandler(&want, ref)}
+				h, r = contextHandler{redactHandler{slog.NewJSONHandler(&got, opts)}}, contextHandler{slog.NewJSONHandler(&want, ref)}
 			} else {
 				h, r = contextHandler{redactHandler{slog.NewTextHandler(&got, opts)}}, contextHandler{slog.NewTextHandler(&want, ref)}
 			}

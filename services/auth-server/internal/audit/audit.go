@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tollgate/tollgate/services/platform/logging"
 )
@@ -130,7 +131,7 @@ type Logger struct {
 // "ory_rt_[REDACTED]"; see logging.Scrub).
 func New(w io.Writer, service string) *Logger {
 	b := []byte(`,"level":"INFO","msg":"audit","log.type":"audit","service":`)
-	b = logging.AppendJSONString(b, value("service", service))
+	b = appendJSONString(b, value("service", service))
 	out, _ := w.(*logging.Output)
 	return &Logger{w: w, out: out, prefix: string(b), now: time.Now}
 }
@@ -210,7 +211,7 @@ func appendAttr(b []byte, a *attr, v string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, a.key...)
 	b = append(b, '"', ':')
-	return logging.AppendJSONString(b, a.kind.value(v))
+	return appendJSONString(b, a.kind.value(v))
 }
 
 // appendSubjectHash appends ,"subject_hash":"<HashSubject(sub)>" (a fixed
@@ -230,6 +231,57 @@ func appendRFC3339Millis(b []byte, t time.Time) []byte {
 	t = t.Truncate(time.Millisecond).Add(time.Millisecond / 10)
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b[:n+prefixLen], b[n+prefixLen+1:]...) // drop the fourth digit
+}
+
+// appendJSONString appends s as a JSON string (encoding/json's escaping,
+// without its HTML escaping, as slog does; invalid UTF-8 becomes U+FFFD).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // HashSubject is how subjects appear in the audit log: the hex SHA-256 of
