@@ -112,18 +112,7 @@ func TestRenderedPodsHideInlineSecrets(t *testing.T) {
 				if run.id != "gen" && !strings.Contains(out, "kind: Secret") {
 					t.Fatal("no Secret rendered")
 				}
-				pods[run.id] = map[string]string{}
-				for _, d := range splitDocs(t, out) {
-					kind, _ := d["kind"].(string)
-					if kind != "Deployment" && kind != "StatefulSet" {
-						continue
-					}
-					b, err := yaml.Marshal(dig(d, "spec", "template"))
-					if err != nil {
-						t.Fatal(err)
-					}
-					pods[run.id][kind+"/"+str(d, "metadata", "name")] = string(b)
-				}
+				pods[run.id] = podTemplates(t, out)
 				if run.id == "gen" {
 					continue
 				}
@@ -165,34 +154,9 @@ func TestRenderedPodsHideInlineSecrets(t *testing.T) {
 // for everything that needs Redis; redis.bundled.passwordGeneration rolls
 // Redis and the fleet (docs/operations/secrets-rollout.md#the-bundled-redis-password).
 func TestBundledRedisRollsOnItsOwnGeneration(t *testing.T) {
-	minimal := filepath.Join(chartDir(t), "ci", "minimal-values.yaml")
-	pods := func(values string) map[string]string {
-		t.Helper()
-		f := filepath.Join(t.TempDir(), "values.yaml")
-		if err := os.WriteFile(f, []byte(values), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err := render(t, minimal, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]string{}
-		for _, d := range splitDocs(t, out) {
-			kind, _ := d["kind"].(string)
-			if kind != "Deployment" && kind != "StatefulSet" {
-				continue
-			}
-			b, err := yaml.Marshal(dig(d, "spec", "template"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			m[kind+"/"+str(d, "metadata", "name")] = string(b)
-		}
-		return m
-	}
-	base := pods("{}\n")
-	fleet := pods("secretsGeneration: 2\n")
-	redis := pods("redis:\n  bundled:\n    passwordGeneration: 2\n")
+	base := minimalPodTemplates(t, "{}\n")
+	fleet := minimalPodTemplates(t, "secretsGeneration: 2\n")
+	redis := minimalPodTemplates(t, "redis:\n  bundled:\n    passwordGeneration: 2\n")
 	const sts = "StatefulSet/tollgate-redis"
 	if _, ok := base[sts]; !ok {
 		t.Fatalf("no %s rendered", sts)
@@ -232,27 +196,14 @@ func TestBundledRedisRollsOnItsOwnGeneration(t *testing.T) {
 // Deployments: adding authServer.clientSecretKey rolled mcp-gateway,
 // actions-api and capability-core too.
 func TestSecretSourcesRollOnlyTheirReaders(t *testing.T) {
-	minimal := filepath.Join(chartDir(t), "ci", "minimal-values.yaml")
+	// The Deployments' pod templates, by component.
 	pods := func(t *testing.T, values string) map[string]string {
 		t.Helper()
-		f := filepath.Join(t.TempDir(), "values.yaml")
-		if err := os.WriteFile(f, []byte(values), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err := render(t, minimal, f)
-		if err != nil {
-			t.Fatal(err)
-		}
 		m := map[string]string{}
-		for _, d := range splitDocs(t, out) {
-			if kind, _ := d["kind"].(string); kind != "Deployment" {
-				continue
+		for id, pod := range minimalPodTemplates(t, values) {
+			if c, ok := strings.CutPrefix(id, "Deployment/tollgate-"); ok {
+				m[c] = pod
 			}
-			b, err := yaml.Marshal(dig(d, "spec", "template"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			m[strings.TrimPrefix(str(d, "metadata", "name"), "tollgate-")] = string(b)
 		}
 		return m
 	}
@@ -279,4 +230,39 @@ func TestSecretSourcesRollOnlyTheirReaders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// podTemplates is each Deployment's and StatefulSet's pod template
+// (spec.template, as YAML) in the rendered manifests out, by
+// "<kind>/<name>".
+func podTemplates(t *testing.T, out string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for _, d := range splitDocs(t, out) {
+		kind, _ := d["kind"].(string)
+		if kind != "Deployment" && kind != "StatefulSet" {
+			continue
+		}
+		b, err := yaml.Marshal(dig(d, "spec", "template"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[kind+"/"+str(d, "metadata", "name")] = string(b)
+	}
+	return m
+}
+
+// minimalPodTemplates is podTemplates of the minimal values case rendered
+// with values (YAML) over it.
+func minimalPodTemplates(t *testing.T, values string) map[string]string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(f, []byte(values), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := render(t, filepath.Join(chartDir(t), "ci", "minimal-values.yaml"), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return podTemplates(t, out)
 }
