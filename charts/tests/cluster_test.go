@@ -117,8 +117,24 @@ func TestCluster(t *testing.T) {
 		sh := exec.CommandContext(timeout(t, 2*time.Minute), "bash", "-euo", "pipefail", "-c", script)
 		sh.Dir = t.TempDir()
 		sh.Env = append(os.Environ(), "PATH="+path, "KUBECONFIG="+cp.kubeconfig)
+		// The operator types the IdP's client secret at the guide's prompt.
+		const idpSecret = "the-secret-your-IdP-issued"
+		sh.Stdin = strings.NewReader(idpSecret + "\n")
 		if b, err := sh.CombinedOutput(); err != nil {
 			t.Fatalf("the guide's secret commands failed: %v\n%s", err, b)
+		}
+		if got := cp.secretFiles(t, ns, "tollgate-upstream"); len(got) != 1 || got["client-secret"] != idpSecret {
+			t.Fatalf("the guide's tollgate-upstream holds %q, want client-secret %q alone, as typed", got, idpSecret)
+		}
+		// The files holding a secret are the operator's alone (umask 077).
+		for _, name := range []string{"client-secret-hmac-key", "my-gpt.secret"} {
+			fi, err := os.Stat(filepath.Join(sh.Dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm()&0o077 != 0 {
+				t.Fatalf("the guide's %s is %v, want a file for its owner alone", name, fi.Mode().Perm())
+			}
 		}
 		// kwok runs no auth-server: at least check that the registry the
 		// commands wrote holds the hash hash-client-secret made
