@@ -105,8 +105,9 @@ type Record struct {
 
 // Logger writes audit events. A nil *Logger discards them.
 //
-// A line is the JSON object slog's JSON handler writes — "time" (RFC 3339,
-// milliseconds), "level":"INFO", "msg":"audit", "log.type", "service", then
+// A line is the JSON object slog's JSON handler writes — "time" (RFC 3339
+// with exactly three fractional digits, where slog writes up to nine),
+// "level":"INFO", "msg":"audit", "log.type", "service", then
 // the record's attributes in Log's order — but appended directly into a
 // pooled buffer: through slog the formatting was ~2 % of a refresh's CPU
 // (docs/benchmarks/auth-server-history.md). One write per line, serialised — or,
@@ -223,8 +224,8 @@ func appendSubjectHash(b []byte, sub string) []byte {
 	return append(b, '"')
 }
 
-// appendRFC3339Millis is slog's time format: RFC 3339 with exactly three
-// fractional digits.
+// appendRFC3339Millis appends t in RFC 3339 with exactly three fractional
+// digits (milliseconds, truncated): the audit line's fixed-width time.
 func appendRFC3339Millis(b []byte, t time.Time) []byte {
 	const prefixLen = len("2006-01-02T15:04:05.000")
 	n := len(b)
