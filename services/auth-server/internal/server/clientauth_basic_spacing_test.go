@@ -22,11 +22,9 @@ import (
 // secret proved only from other addresses is accepted from its address —
 // the right-guess oracle closed in session 41 (brk42).
 func TestBackoffWhateverTheBasicSpacing(t *testing.T) {
-	op, _ := opClientYAML(t, opSecret1, 6)
-	f := startFleetWith(t, map[string]string{
-		"TRUSTED_PROXIES": "127.0.0.1/32, ::1", "CLIENT_AUTH_FAILURE_LIMIT": "10",
-	}, op)
-	ops := devClient{ClientID: opClientID, ClientSecret: opSecret1}
+	f, ops := startOperatorFleet(t, 6, map[string]string{
+		"CLIENT_AUTH_FAILURE_LIMIT": "10",
+	})
 	const prover, guesser = "198.51.100.90", "198.51.100.91"
 	send := func(authz, from string) (int, string) {
 		t.Helper()

@@ -25,12 +25,9 @@ import (
 // sends the right secret 30 times and hangs up, and asks again: it must
 // still be 429.
 func TestHangUpDoesNotBuyFreeChecks(t *testing.T) {
-	op, _ := opClientYAML(t, opSecret1, 6)
-	f := startFleetWith(t, map[string]string{
-		"TRUSTED_PROXIES": "127.0.0.1/32, ::1", "CLIENT_AUTH_FAILURE_LIMIT": "2",
-		"CLIENT_AUTH_FAILURE_WINDOW": "1h",
-	}, op)
-	ops := devClient{ClientID: opClientID, ClientSecret: opSecret1}
+	f, ops := startOperatorFleet(t, 6, map[string]string{
+		"CLIENT_AUTH_FAILURE_LIMIT": "2", "CLIENT_AUTH_FAILURE_WINDOW": "1h",
+	})
 	const guesser = "198.51.100.121"
 	// Warm the guesser's address bucket so that it is leased (no Redis round
 	// trip before client authentication): an unknown client spends no

@@ -34,12 +34,10 @@ func slowCheckStats(t *testing.T, f *fleet) map[string]float64 {
 // runtime, so the check holds whoever sets it (go test -cpu, a server
 // started as a process).
 func TestSlowCheckBoundOverHTTP(t *testing.T) {
-	op, _ := opClientYAML(t, opSecret1, 6)
-	f := startFleetWith(t, map[string]string{
-		"TRUSTED_PROXIES": "127.0.0.1/32, ::1", "CLIENT_SECRET_SLOW_CHECKS": "2",
-	}, op)
+	f, ops := startOperatorFleet(t, 6, map[string]string{
+		"CLIENT_SECRET_SLOW_CHECKS": "2",
+	})
 	apps := f.Clients["gpt-apps-mcp"]
-	ops := devClient{ClientID: opClientID, ClientSecret: opSecret1}
 	// Verified once: from then on cached.
 	if r := f.clientCall(clientReq{Form: postCreds(ops, opSecret1, badRefresh()), ForwardFor: "203.0.113.9"}); r.Error != "invalid_grant" {
 		t.Fatalf("operator client, right secret: %d %s %s", r.Status, r.Error, r.Description)
