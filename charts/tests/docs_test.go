@@ -215,3 +215,165 @@ func TestDocsSecretTableNamesEverySecretAndItsDefaultKeys(t *testing.T) {
 		t.Fatalf("found only %d Secret references in values.yaml: this test checks too little", refs)
 	}
 }
+
+// TestDocsLeaveNoPrivateKeyOnDisk reads every shell block of the
+// repository's Markdown and checks that a command writing a private key
+// (openssl genpkey, genrsa, req -newkey/-keyout, or a Secret's key decoded
+// with base64 -d into a .pem/.key file) writes it into a directory the same
+// block made with mktemp -d and removes later with rm -r: an operator who
+// runs the block keeps no key file outside the Secret it went into. A key
+// sent to stdout (into a Secret through <(…)) writes no file and passes.
+func TestDocsLeaveNoPrivateKeyOnDisk(t *testing.T) {
+	root := repoRoot(t)
+	checked := 0
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); path != root && (strings.HasPrefix(n, ".") || n == "node_modules" || n == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".md") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		for _, block := range shellBlocks(string(b)) {
+			for _, bad := range keyFilesLeft(block) {
+				t.Errorf("%s: this block leaves a private key on disk (%s): write it into a directory made with mktemp -d and rm -r it in the same block once the key is in its Secret, or send it to stdout:\n%s", rel, bad, block)
+			}
+			checked++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked == 0 {
+		t.Fatal("no shell block found in the repository's Markdown")
+	}
+}
+
+// shellBlocks returns the ```sh, ```bash and ```shell blocks of a
+// Markdown document, indented ones (in list items) included.
+func shellBlocks(doc string) []string {
+	var blocks []string
+	var cur []string
+	in := false
+	for _, line := range strings.Split(doc, "\n") {
+		fence := strings.TrimSpace(line)
+		switch {
+		case !in && (fence == "```sh" || fence == "```bash" || fence == "```shell"):
+			in, cur = true, nil
+		case in && fence == "```":
+			in = false
+			blocks = append(blocks, strings.Join(cur, "\n"))
+		case in:
+			cur = append(cur, strings.TrimSpace(line))
+		}
+	}
+	return blocks
+}
+
+var (
+	keyWriter = regexp.MustCompile(`\bopenssl\s+(genpkey|genrsa|req)\b|\bbase64\s+(-d|--decode)\s*>`)
+	keyTarget = regexp.MustCompile(`(?:-out|-keyout|>)\s+("?[^\s"]+"?)`)
+	tempDir   = regexp.MustCompile(`(?m)^(\w+)=\$\(mktemp -d\)`)
+)
+
+// keyFilesLeft returns the private key files a shell block writes and
+// leaves: every one not inside a mktemp -d directory of the block that a
+// later rm -r "$dir" removes.
+func keyFilesLeft(block string) []string {
+	// One command a line: join the continuations, drop the comments.
+	lines := strings.Split(strings.ReplaceAll(block, "\\\n", " "), "\n")
+	var left []string
+	for i, line := range lines {
+		if c := strings.Index(line, " #"); c >= 0 {
+			line = line[:c]
+		}
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		m := keyWriter.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		var targets []string
+		for _, t := range keyTarget.FindAllStringSubmatch(line, -1) {
+			flag := strings.Fields(t[0])[0]
+			file := strings.Trim(t[1], `"`)
+			switch {
+			case m[1] == "req" && flag != "-keyout": // req's -out is the certificate
+			case m[1] == "" && !strings.HasSuffix(file, ".pem") && !strings.HasSuffix(file, ".key"):
+			default:
+				targets = append(targets, file)
+			}
+		}
+		if m[1] == "req" && strings.Contains(line, "-newkey") && !strings.Contains(line, "-keyout") {
+			targets = append(targets, "privkey.pem") // req's default key file
+		}
+		for _, file := range targets {
+			if !removedTempDir(lines, i, file) {
+				left = append(left, file)
+			}
+		}
+	}
+	return left
+}
+
+// removedTempDir reports whether file lies in "$dir/", dir made by mktemp -d
+// before line at and removed by rm -r after it.
+func removedTempDir(lines []string, at int, file string) bool {
+	dir, ok := strings.CutPrefix(file, "$")
+	if !ok {
+		return false
+	}
+	dir, _, ok = strings.Cut(dir, "/")
+	if !ok {
+		return false
+	}
+	made, removed := false, false
+	for i, line := range lines {
+		if m := tempDir.FindStringSubmatch(line); i < at && m != nil && m[1] == dir {
+			made = true
+		}
+		if f := strings.Fields(line); i > at && len(f) == 3 && f[0] == "rm" && (f[1] == "-r" || f[1] == "-rf") && strings.Trim(f[2], `"`) == "$"+dir {
+			removed = true
+		}
+	}
+	return made && removed
+}
+
+// TestKeyFilesLeft pins what TestDocsLeaveNoPrivateKeyOnDisk takes for a
+// key left on disk, refusals first.
+func TestKeyFilesLeft(t *testing.T) {
+	for _, c := range []struct {
+		name, block string
+		left        string // the files left, comma separated
+	}{
+		{"genpkey into the working directory", "openssl genpkey -algorithm RSA -out k.pem", "k.pem"},
+		{"genrsa", "openssl genrsa -out k.pem 2048", "k.pem"},
+		{"req -keyout; its -out is the certificate", "openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem", "k.pem"},
+		{"req -newkey without -keyout", "openssl req -x509 -newkey rsa:2048 -nodes -out c.pem", "privkey.pem"},
+		{"a Secret's key decoded into a file", "kubectl get secret s -o jsonpath='{.data.k\\.pem}' | base64 -d > k.pem", "k.pem"},
+		{"continued onto the next line", "openssl genpkey -algorithm RSA \\\n  -out k.pem", "k.pem"},
+		{"a temporary directory not removed", "d=$(mktemp -d)\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\"", "$d/k.pem"},
+		{"removed before the key is written", "d=$(mktemp -d)\nrm -r \"$d\"\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\"", "$d/k.pem"},
+		{"a directory not made by mktemp", "d=keys\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\"\nrm -r \"$d\"", "$d/k.pem"},
+		{"a temporary directory removed", "d=$(mktemp -d)\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\"\nrm -r \"$d\"", ""},
+		{"to stdout, into a Secret", "kubectl create secret generic s --from-file=k.pem=<(openssl genpkey -algorithm RSA)", ""},
+		{"a commented command", "# openssl genpkey -algorithm RSA -out k.pem", ""},
+		{"a decoded value that is no key file", "kubectl get secret s -o jsonpath='{.data.x}' | base64 -d > x.txt", ""},
+	} {
+		if got := strings.Join(keyFilesLeft(c.block), ","); got != c.left {
+			t.Errorf("%s: keyFilesLeft(%q) = %q, want %q", c.name, c.block, got, c.left)
+		}
+	}
+}

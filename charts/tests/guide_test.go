@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,14 +82,16 @@ func inNamespace(t *testing.T, script, ns string) string {
 // guideCheckout is where the guide's commands run: a checkout holding the
 // chart under test as charts/tollgate and the operator's my-values.yaml,
 // with kubectl, helm and openssl on PATH and KUBECONFIG the control plane's;
-// the namespace the commands name is ns.
+// the namespace the commands name is ns. HOME and TMPDIR are directories of
+// the test's own, so that what the commands leave there is seen.
 type guideCheckout struct {
-	t       *testing.T
-	cp      *controlPlane
-	ns, dir string
-	helm    string
-	helmEnv []string
-	path    string // the commands' PATH
+	t         *testing.T
+	cp        *controlPlane
+	ns, dir   string
+	home, tmp string
+	helm      string
+	helmEnv   []string
+	path      string // the commands' PATH
 }
 
 // newGuideCheckout makes the checkout and the namespace ns. Without openssl
@@ -111,7 +114,7 @@ func newGuideCheckout(t *testing.T, cp *controlPlane, helm string, helmEnv []str
 		t.Fatal(err)
 	}
 	return &guideCheckout{
-		t: t, cp: cp, ns: ns, dir: dir, helm: helm, helmEnv: helmEnv,
+		t: t, cp: cp, ns: ns, dir: dir, home: t.TempDir(), tmp: t.TempDir(), helm: helm, helmEnv: helmEnv,
 		path: strings.Join([]string{filepath.Dir(cp.kubectl), filepath.Dir(helm), filepath.Dir(openssl), os.Getenv("PATH")}, string(os.PathListSeparator)),
 	}
 }
@@ -136,15 +139,45 @@ func (g *guideCheckout) helmWait(verb string, myValues []byte) {
 
 // step runs one step of the guide (script, in namespace ns) in its own bash
 // shell in the checkout; name says which in the failure. Every Deployment
-// must then be Available.
+// must then be Available, and no private key may be left in the checkout,
+// HOME or TMPDIR: the Secret is to be a key's only copy.
 func (g *guideCheckout) step(name, script string) {
 	g.t.Helper()
 	sh := exec.CommandContext(timeout(g.t, 8*time.Minute), "bash", "-euo", "pipefail", "-c", inNamespace(g.t, script, g.ns))
 	sh.Dir = g.dir
-	sh.Env = append(append([]string{}, g.helmEnv...), "PATH="+g.path, "KUBECONFIG="+g.cp.kubeconfig)
+	sh.Env = append(append([]string{}, g.helmEnv...), "PATH="+g.path, "KUBECONFIG="+g.cp.kubeconfig, "HOME="+g.home, "TMPDIR="+g.tmp)
 	if b, err := sh.CombinedOutput(); err != nil {
 		g.t.Log(g.cp.describe(g.ns))
 		g.t.Fatalf("the guide's %s commands failed: %v\n%s", name, err, b)
 	}
 	g.cp.expectAvailable(g.t, g.ns, 4)
+	for _, dir := range []string{g.dir, g.home, g.tmp} {
+		if left := privateKeyFiles(g.t, dir); len(left) > 0 {
+			g.t.Fatalf("after the guide's %s commands private keys are left on disk: %s", name, strings.Join(left, ", "))
+		}
+	}
+}
+
+// privateKeyFiles returns the files under dir (symbolic links not
+// followed) that hold a PEM private key.
+func privateKeyFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte("PRIVATE KEY-----")) {
+			found = append(found, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }

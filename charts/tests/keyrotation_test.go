@@ -3,7 +3,6 @@ package tests
 import (
 	"encoding/base64"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -165,8 +164,5 @@ func testDocsGeneratedKeyRotation(t *testing.T, cp *controlPlane, helm string, h
 	}
 	if final["2026-12.pem"] != newKey {
 		t.Fatal("after step 4 2026-12.pem is not the key step 1 added")
-	}
-	if _, err := os.Stat(filepath.Join(g.dir, "generated.pem")); !os.IsNotExist(err) {
-		t.Fatalf("after step 4 the old key's copy generated.pem is still on disk (%v)", err)
 	}
 }
