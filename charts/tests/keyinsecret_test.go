@@ -161,63 +161,25 @@ type secretKeyRef struct{ Name, Key string }
 // rotated (a secretKeyRef).
 func (cp *controlPlane) authServerKeyRefs(t *testing.T, ns, setting, rotated string) keyRefs {
 	t.Helper()
-	var d struct {
-		Spec struct {
-			Template struct {
-				Metadata struct {
-					Annotations map[string]string
-				}
-				Spec struct {
-					Volumes []struct {
-						Name      string
-						Projected struct {
-							Sources []struct {
-								Secret *struct {
-									Name  string
-									Items []struct{ Key, Path string }
-								}
-							}
-						}
-					}
-					Containers []struct {
-						Name string
-						Env  []struct {
-							Name      string
-							Value     string
-							ValueFrom *struct {
-								SecretKeyRef *secretKeyRef
-							}
-						}
-						VolumeMounts []struct{ Name, MountPath string }
-					}
-				}
-			}
-		}
-	}
-	out := cp.getJSON(t, ns, &d, "deployment", "tollgate-auth-server")
+	d, c, out := cp.authServerPod(t, ns)
 	var h keyRefs
 	var file string
 	mounts := map[string]string{}
-	for _, c := range d.Spec.Template.Spec.Containers {
-		if c.Name != "auth-server" {
-			continue
-		}
-		for _, e := range c.Env {
-			switch {
-			case e.Name == setting+"_FILE":
-				file = e.Value
-			case e.Name == setting || e.Name == rotated+"_FILE":
-				t.Fatalf("the auth-server container sets %s, which this test does not follow:\n%s", e.Name, out)
-			case e.Name == rotated:
-				if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
-					t.Fatalf("%s is not taken from a Secret:\n%s", rotated, out)
-				}
-				h.rotated = *e.ValueFrom.SecretKeyRef
+	for _, e := range c.Env {
+		switch {
+		case e.Name == setting+"_FILE":
+			file = e.Value
+		case e.Name == setting || e.Name == rotated+"_FILE":
+			t.Fatalf("the auth-server container sets %s, which this test does not follow:\n%s", e.Name, out)
+		case e.Name == rotated:
+			if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+				t.Fatalf("%s is not taken from a Secret:\n%s", rotated, out)
 			}
+			h.rotated = *e.ValueFrom.SecretKeyRef
 		}
-		for _, m := range c.VolumeMounts {
-			mounts[m.Name] = m.MountPath
-		}
+	}
+	for _, m := range c.VolumeMounts {
+		mounts[m.Name] = m.MountPath
 	}
 	if file == "" {
 		t.Fatalf("the auth-server container has no %s_FILE:\n%s", setting, out)
@@ -238,6 +200,6 @@ func (cp *controlPlane) authServerKeyRefs(t *testing.T, ns, setting, rotated str
 	if h.current.Name == "" {
 		t.Fatalf("no Secret key is mounted at %s_FILE %s:\n%s", setting, file, out)
 	}
-	h.restartedAt = d.Spec.Template.Metadata.Annotations["kubectl.kubernetes.io/restartedAt"]
+	h.restartedAt = d.restartedAt()
 	return h
 }

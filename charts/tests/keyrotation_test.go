@@ -19,41 +19,80 @@ type authServerSigning struct {
 	secret, active, restartedAt string
 }
 
-func (cp *controlPlane) authServerSigning(t *testing.T, ns string) authServerSigning {
-	t.Helper()
-	var d struct {
-		Spec struct {
-			Template struct {
-				Metadata struct {
-					Annotations map[string]string
-				}
-				Spec struct {
-					Volumes []struct {
-						Name   string
-						Secret struct{ SecretName string }
+// authServerPod is the part of the auth-server Deployment (apps/v1, as
+// kubectl get -o json gives it) that the rotation tests read: the pod
+// template's annotations, Secret volumes and the containers' env and
+// mounts. The field names are apps/v1's; the module does not depend on
+// k8s.io/api for these few.
+type authServerPod struct {
+	Spec struct {
+		Template struct {
+			Metadata struct {
+				Annotations map[string]string
+			}
+			Spec struct {
+				Volumes []struct {
+					Name      string
+					Secret    struct{ SecretName string }
+					Projected struct {
+						Sources []struct {
+							Secret *struct {
+								Name  string
+								Items []struct{ Key, Path string }
+							}
+						}
 					}
-					Containers []struct {
-						Name string
-						Env  []struct{ Name, Value string }
-					}
 				}
+				Containers []podContainer
 			}
 		}
 	}
-	out := cp.getJSON(t, ns, &d, "deployment", "tollgate-auth-server")
+}
+
+type podContainer struct {
+	Name string
+	Env  []struct {
+		Name      string
+		Value     string
+		ValueFrom *struct {
+			SecretKeyRef *secretKeyRef
+		}
+	}
+	VolumeMounts []struct{ Name, MountPath string }
+}
+
+// authServerPod reads the pod template of the auth-server Deployment in
+// ns and returns it with kubectl's output (for failures) and the
+// auth-server container, which it must have.
+func (cp *controlPlane) authServerPod(t *testing.T, ns string) (d authServerPod, c podContainer, out string) {
+	t.Helper()
+	out = cp.getJSON(t, ns, &d, "deployment", "tollgate-auth-server")
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == "auth-server" {
+			return d, c, out
+		}
+	}
+	t.Fatalf("the auth-server Deployment has no container auth-server:\n%s", out)
+	return d, c, out
+}
+
+// restartedAt is the stamp kubectl rollout restart puts on the pod
+// template ("" when never restarted).
+func (d *authServerPod) restartedAt() string {
+	return d.Spec.Template.Metadata.Annotations["kubectl.kubernetes.io/restartedAt"]
+}
+
+func (cp *controlPlane) authServerSigning(t *testing.T, ns string) authServerSigning {
+	t.Helper()
+	d, c, out := cp.authServerPod(t, ns)
 	var s authServerSigning
 	var mounted string
-	for _, c := range d.Spec.Template.Spec.Containers {
-		if c.Name != "auth-server" {
-			continue
-		}
-		for _, e := range c.Env {
-			switch e.Name {
-			case "SIGNING_KEY_ACTIVE":
-				s.active = e.Value
-			case "SIGNING_KEYS_DIR":
-				mounted = e.Value
-			}
+	for _, e := range c.Env {
+		switch e.Name {
+		case "SIGNING_KEY_ACTIVE":
+			s.active = e.Value
+		case "SIGNING_KEYS_DIR":
+			mounted = e.Value
 		}
 	}
 	if mounted == "" {
@@ -64,7 +103,7 @@ func (cp *controlPlane) authServerSigning(t *testing.T, ns string) authServerSig
 			s.secret = v.Secret.SecretName
 		}
 	}
-	s.restartedAt = d.Spec.Template.Metadata.Annotations["kubectl.kubernetes.io/restartedAt"]
+	s.restartedAt = d.restartedAt()
 	return s
 }
 
