@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -296,6 +297,8 @@ type checkResult struct {
 	checked bool
 	// paid: the check took its failure token before it ran (Reserve).
 	paid bool
+	// panicked: the check panicked (sharedCheck raises it again).
+	panicked error
 }
 
 // sharedCheck runs the bcrypt check of secret for a, or shares the one in
@@ -315,13 +318,30 @@ type checkResult struct {
 // slot taken), it was not checked, and its own attempt decides: it runs
 // its own check (slowCheck), which asks its own hooks for its own token
 // and records its own refusal.
+//
+// The flight is joined with DoChan, not Do: a request has joined it when
+// DoChan returns, which slowCheckCounters.joined counts. DoChan runs the
+// check in a goroutine of its own and makes a panic there unrecoverable, so
+// the check's panic is carried back and raised in each request's
+// goroutine, as Do would (net/http then recovers it for that request).
 func (h *SecretHasher) sharedCheck(a *Attempt, stored, secret []byte, c *bcryptCheck) (paid bool, err error) {
 	led := false
-	v, _, _ := h.flights.Do(string(c.here[:]), func() (any, error) {
+	flight := h.flights.DoChan(string(c.here[:]), func() (v any, _ error) {
 		led = true
+		defer func() {
+			if p := recover(); p != nil {
+				v = checkResult{panicked: fmt.Errorf("client secret check panicked: %v\n%s", p, debug.Stack())}
+			}
+		}()
 		return h.slowCheck(a, stored, secret, c), nil
 	})
-	r := v.(checkResult)
+	h.stats.joined.Add(1)
+	res := <-flight
+	h.stats.joined.Add(-1)
+	r := res.Val.(checkResult)
+	if r.panicked != nil {
+		panic(r.panicked)
+	}
 	if !led {
 		if !r.checked {
 			r = h.slowCheck(a, stored, secret, c)

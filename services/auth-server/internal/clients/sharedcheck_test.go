@@ -3,7 +3,7 @@ package clients
 import (
 	"context"
 	"errors"
-	"runtime"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,25 +30,15 @@ func (k *hooks) attempt(addr string, reserve func() error) *Attempt {
 	}
 }
 
-// waitSharing waits until n goroutines wait for a check in flight
-// (singleflight's Do, blocked in WaitGroup.Wait): the requests that share
-// it have joined.
-func waitSharing(t *testing.T, n int) {
+// waitSharing waits until n Compares of h have joined the check in flight
+// and wait for its outcome (slowCheckCounters.joined, counted when
+// singleflight's DoChan has returned): the requests that share it are in.
+func waitSharing(t *testing.T, h *SecretHasher, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		buf := make([]byte, 1<<22)
-		waiting := 0
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			if strings.Contains(g, "sync.(*WaitGroup).Wait") && strings.Contains(g, "singleflight.(*Group).Do") {
-				waiting++
-			}
-		}
-		if waiting >= n {
-			return
-		}
+	deadline := time.Now().Add(time.Minute)
+	for h.stats.joined.Load() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d requests wait for the check in flight after 20s", waiting, n)
+			t.Fatalf("%d of %d requests wait for the check in flight after a minute", h.stats.joined.Load(), n)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -100,7 +90,7 @@ func TestIdenticalChecksShareOneCheckAndToken(t *testing.T) {
 			followers = append(followers, follow.attempt("192.0.2.1", func() error { return nil }))
 		}
 		wait := startShared(h, stored, tc.secret, leader, held, followers)
-		waitSharing(t, 3)
+		waitSharing(t, h, 4) // the leader and its 3 followers
 		close(release)
 		leaderErr, errs := wait()
 		for i, err := range append([]error{leaderErr}, errs...) {
@@ -127,8 +117,10 @@ func TestIdenticalChecksShareOneCheckAndToken(t *testing.T) {
 
 // TestSharedCheckNotRunAsksEachItsOwn: when the check in flight was not run
 // (its Reserve refused it), the requests that waited for it were not
-// checked: each takes its own token (its own Reserve) and is answered as
-// that goes — here each has a token and is checked.
+// checked: each runs a check of its own, outside any flight (slowCheck,
+// not sharedCheck: they do not share it among themselves), with its own
+// token (its own Reserve) — here each has a token and is checked, so
+// there are three checks and three tokens, each given back.
 func TestSharedCheckNotRunAsksEachItsOwn(t *testing.T) {
 	stored, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
 	h := newHasher(t, SecretHasherOptions{Key: testKey, SlowChecks: 4})
@@ -140,7 +132,7 @@ func TestSharedCheckNotRunAsksEachItsOwn(t *testing.T) {
 		followers = append(followers, follow.attempt("192.0.2.1", func() error { return nil }))
 	}
 	wait := startShared(h, stored, "right", leader, held, followers)
-	waitSharing(t, 3)
+	waitSharing(t, h, 4) // the leader and its 3 followers
 	close(release)
 	leaderErr, errs := wait()
 	if !errors.Is(leaderErr, ErrFailureBudgetUnavailable) || leader.Outcome() != OutcomeUnavailable {
@@ -151,12 +143,34 @@ func TestSharedCheckNotRunAsksEachItsOwn(t *testing.T) {
 			t.Errorf("follower %d: %v, want its own check, verified", i, err)
 		}
 	}
-	// Each follower reserved its own token, unless it shared the check of
-	// another follower that did (the three ask at once).
-	if r, f := follow.reserve.Load(), follow.refund.Load(); r < 1 || r != f {
-		t.Errorf("followers' Reserve %d, Refund %d: want each token taken given back", r, f)
+	// Each follower reserved its own token for its own check, and got it
+	// back (verified); the leader's refused check did not run.
+	if r, f := follow.reserve.Load(), follow.refund.Load(); r != 3 || f != 3 {
+		t.Errorf("followers' Reserve %d, Refund %d: want 3 and 3, each its own token, given back", r, f)
 	}
-	if s := h.SlowCheckStats(); s.Run < 1 || int64(follow.reserve.Load()) != s.Run {
-		t.Errorf("checks run %d, followers' tokens %d: want one token per check", s.Run, follow.reserve.Load())
+	if s := h.SlowCheckStats(); s.Run != 3 || s.Shared != 0 {
+		t.Errorf("checks run %d, shared %d: want 3 (one per follower) and 0", s.Run, s.Shared)
+	}
+}
+
+// TestSharedCheckPanicIsRaisedInTheRequest: a check that panics (here its
+// Reserve hook) panics in the goroutine of the request that asked for it,
+// where net/http recovers it for that request, not in the goroutine that
+// singleflight's DoChan runs the check in, which would end the process.
+func TestSharedCheckPanicIsRaisedInTheRequest(t *testing.T) {
+	stored, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	h := newHasher(t, SecretHasherOptions{Key: testKey, SlowChecks: 4})
+	var k hooks
+	a := k.attempt("192.0.2.1", func() error { panic("reserve broke") })
+	recovered := func() (p any) {
+		defer func() { p = recover() }()
+		_ = h.Compare(WithAttempt(context.Background(), a), stored, []byte("right"))
+		return nil
+	}()
+	if recovered == nil || !strings.Contains(fmt.Sprint(recovered), "reserve broke") {
+		t.Fatalf("Compare recovered %v, want the check's panic raised in the request's goroutine", recovered)
+	}
+	if n := h.stats.joined.Load(); n != 0 {
+		t.Fatalf("%d Compares still count as waiting for a check after it panicked, want 0", n)
 	}
 }

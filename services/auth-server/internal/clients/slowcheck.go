@@ -26,6 +26,11 @@ type slowCheckCounters struct {
 	inFlight, maxInFlight atomic.Int64 // comparisons running; the most at once
 	run, busy             atomic.Int64 // comparisons run; refused, every slot taken
 	shared                atomic.Int64 // outcomes shared with an identical check (sharedCheck)
+	// joined counts the Compares that have joined a check's flight and
+	// wait for its outcome, its leader's included (sharedCheck): tests
+	// start the check they hold only once the requests that are to share
+	// it are in.
+	joined atomic.Int64
 }
 
 // SlowCheckStats are a hasher's bcrypt comparison counters (metrics).
