@@ -37,18 +37,33 @@ type DevCredentials struct {
 	} `json:"user"`
 }
 
-// Banner prints the URLs and dev credentials of a running fleet. varDir is
-// the fleet's state directory; varFlag is tollgate-dev's -var as given
-// ("var", make dev's, unless a second fleet was started beside it): the
-// token commands it prints sign in to this fleet, not to make dev's.
-func Banner(w io.Writer, f *Fleet, varDir, varFlag string) {
+// Banner prints the URLs and dev credentials of a running fleet. root is
+// tollgate-dev's -root as given (make dev's "."); varDir is the fleet's
+// state directory; varFlag is tollgate-dev's -var as given ("var", make
+// dev's, unless a second fleet was started beside it): the token commands
+// it prints sign in to this fleet, not to make dev's. With -root "." they
+// are run from the repository root, where make dev runs; with another
+// root they name it (absolute: make -C <root>, <root>/var/bin/tollgate-dev
+// token -root <root>), so they work from any directory.
+func Banner(w io.Writer, f *Fleet, root, varDir, varFlag string) {
 	o := f.Origin
+	// The commands' paths: relative to the repository root with -root .,
+	// else through the root, made absolute.
+	makeCmd, devCmd := "make", "var/bin/tollgate-dev token"
+	if filepath.Clean(root) != "." {
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			abs = root
+		}
+		makeCmd = "make -C " + shellQuote(abs)
+		devCmd = shellQuote(filepath.Join(abs, "var", "bin", "tollgate-dev")) + " token -root " + shellQuote(abs)
+	}
 	// make token reads var/ (make dev's fleet); another fleet's state
 	// directory is named to tollgate-dev token.
 	makeDevs := filepath.Clean(varFlag) == DefaultVarDir // "./var", "var/" too
-	tokenCmd, scopeArg := "make token", func(scope string) string { return "SCOPE=" + strconv.Quote(scope) }
+	tokenCmd, scopeArg := makeCmd+" token", func(scope string) string { return "SCOPE=" + strconv.Quote(scope) }
 	if !makeDevs {
-		tokenCmd = "var/bin/tollgate-dev token -var " + varFlag
+		tokenCmd = devCmd + " -var " + shellQuote(varFlag)
 		scopeArg = func(scope string) string { return "--scope " + strconv.Quote(scope) }
 	}
 	var b strings.Builder
@@ -98,7 +113,7 @@ func Banner(w io.Writer, f *Fleet, varDir, varFlag string) {
 		line("    EXAMPLE_BACKEND unset  — EXAMPLE_BACKEND=1 also runs the notes example (docs/guides/bring-your-own-backend.md)")
 	}
 	if makeDevs {
-		line("  Access token for curl: make token  (or var/bin/tollgate-dev token --client local-test --resource mcp|actions)")
+		line("  Access token for curl: %s  (or %s --client local-test --resource mcp|actions)", tokenCmd, devCmd)
 	} else {
 		line("  Access token for curl: %s --client local-test --resource mcp|actions  (make token signs in to make dev's fleet, not this one)", tokenCmd)
 	}
@@ -106,4 +121,13 @@ func Banner(w io.Writer, f *Fleet, varDir, varFlag string) {
 	outMu.Lock()
 	defer outMu.Unlock()
 	fmt.Fprint(w, b.String())
+}
+
+// shellQuote returns s as one word of a POSIX shell: as it is when it holds
+// only characters no shell treats specially, else in single quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+=:,@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -3,6 +3,7 @@ package devfleet
 import (
 	"context"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -140,7 +141,7 @@ func TestBannerPrintsTheBackends(t *testing.T) {
 	t.Setenv("CAPABILITY_BACKENDS", "")
 	var out strings.Builder
 	f := &Fleet{o: Options{Ports: DefaultPorts(), ExampleBackend: true}, Origin: "http://localhost:4000", Local: "http://localhost:4000"}
-	Banner(&out, f, t.TempDir(), DefaultVarDir)
+	Banner(&out, f, ".", t.TempDir(), DefaultVarDir)
 	for _, want := range []string{
 		"CAPABILITY_BACKENDS=capability-core=127.0.0.1:4201,example-backend=127.0.0.1:4601",
 		"EXAMPLE_BACKEND=1  — example-backend at 127.0.0.1:4601: tools notes.list, notes.add, notes.delete",
@@ -151,13 +152,13 @@ func TestBannerPrintsTheBackends(t *testing.T) {
 		}
 	}
 	out.Reset()
-	Banner(&out, &Fleet{o: Options{Ports: DefaultPorts()}, Origin: "http://localhost:4000", Local: "http://localhost:4000"}, t.TempDir(), DefaultVarDir)
+	Banner(&out, &Fleet{o: Options{Ports: DefaultPorts()}, Origin: "http://localhost:4000", Local: "http://localhost:4000"}, ".", t.TempDir(), DefaultVarDir)
 	if !strings.Contains(out.String(), "CAPABILITY_BACKENDS unset (capability-core=127.0.0.1:4201)") || !strings.Contains(out.String(), "EXAMPLE_BACKEND=1 also runs the notes example") {
 		t.Errorf("banner without the example:\n%s", out.String())
 	}
 	for _, varFlag := range []string{DefaultVarDir, "./var", "var/"} {
 		out.Reset()
-		Banner(&out, &Fleet{o: Options{Ports: DefaultPorts()}, Origin: "http://localhost:4000", Local: "http://localhost:4000"}, t.TempDir(), varFlag)
+		Banner(&out, &Fleet{o: Options{Ports: DefaultPorts()}, Origin: "http://localhost:4000", Local: "http://localhost:4000"}, ".", t.TempDir(), varFlag)
 		if !strings.Contains(out.String(), "Access token for curl: make token ") {
 			t.Errorf("make dev's banner (-var %s) does not offer make token:\n%s", varFlag, out.String())
 		}
@@ -172,7 +173,7 @@ func TestBannerOfASecondFleetNamesItsVarDir(t *testing.T) {
 	t.Setenv("CAPABILITY_BACKENDS", "")
 	var out strings.Builder
 	f := &Fleet{o: Options{Ports: DefaultPorts(), ExampleBackend: true}, Origin: "http://localhost:39637", Local: "http://localhost:39637"}
-	Banner(&out, f, t.TempDir(), "var/second")
+	Banner(&out, f, ".", t.TempDir(), "var/second")
 	for _, want := range []string{
 		"Access token for curl: var/bin/tollgate-dev token -var var/second --client local-test --resource mcp|actions",
 		`try: var/bin/tollgate-dev token -var var/second --scope "openid notes.read notes.write"`,
@@ -183,5 +184,52 @@ func TestBannerOfASecondFleetNamesItsVarDir(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "make token") && !strings.Contains(out.String(), "make token signs in to make dev's fleet") {
 		t.Errorf("second fleet's banner offers make token, which reads var/ (make dev's fleet):\n%s", out.String())
+	}
+}
+
+// TestBannerOfAFleetElsewhereNamesItsRoot: a fleet started with -root
+// other than "." (tollgate-dev run from another directory) prints token
+// commands that name the root, absolute and quoted for the shell, so they
+// work from any directory: make -C <root> token, and <root>/var/bin/
+// tollgate-dev token -root <root> (with its -var for a second fleet).
+// Before, they read as if run from the root: make token found no
+// Makefile, var/bin/tollgate-dev no binary.
+func TestBannerOfAFleetElsewhereNamesItsRoot(t *testing.T) {
+	t.Setenv("CAPABILITY_BACKENDS", "")
+	parent := t.TempDir()
+	root := filepath.Join(parent, "my clone")
+	quoted := "'" + root + "'"
+	bin := "'" + filepath.Join(root, "var", "bin", "tollgate-dev") + "'"
+	fleet := func() *Fleet {
+		return &Fleet{o: Options{Ports: DefaultPorts(), ExampleBackend: true}, Origin: "http://localhost:4000", Local: "http://localhost:4000"}
+	}
+	var out strings.Builder
+	Banner(&out, fleet(), root, t.TempDir(), DefaultVarDir)
+	for _, want := range []string{
+		"Access token for curl: make -C " + quoted + " token  (or " + bin + " token -root " + quoted + " --client local-test --resource mcp|actions)",
+		"try: make -C " + quoted + ` token SCOPE="openid notes.read notes.write"`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner of make dev's var/ under -root %q lacks %q:\n%s", root, want, out.String())
+		}
+	}
+	out.Reset()
+	Banner(&out, fleet(), root, t.TempDir(), "var/second")
+	want := "Access token for curl: " + bin + " token -root " + quoted + " -var var/second --client local-test --resource mcp|actions"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("second fleet's banner under -root %q lacks %q:\n%s", root, want, out.String())
+	}
+	// A relative -root is made absolute (the banner's reader may be in
+	// another directory than tollgate-dev was started from).
+	t.Chdir(parent)
+	out.Reset()
+	Banner(&out, fleet(), "my clone", t.TempDir(), DefaultVarDir)
+	if want := "make -C " + quoted + " token"; !strings.Contains(out.String(), want) {
+		t.Errorf("banner under -root %q (relative) lacks %q:\n%s", "my clone", want, out.String())
+	}
+	for _, bad := range []string{"Access token for curl: make token", "(or var/bin/tollgate-dev"} {
+		if strings.Contains(out.String(), bad) {
+			t.Errorf("banner under -root %q prints %q, which works only from the root:\n%s", "my clone", bad, out.String())
+		}
 	}
 }

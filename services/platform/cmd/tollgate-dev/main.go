@@ -234,7 +234,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer os.Remove(originFile)
-	devfleet.Banner(out, f, vd, *varDir)
+	devfleet.Banner(out, f, *root, vd, *varDir)
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(out, "stopping the fleet")
