@@ -372,12 +372,20 @@ var loginCookieValue = regexp.MustCompile(`^[A-Z2-7]{26}$`)
 // loginCookie is the name of the cookie that binds an authorization's
 // upstream state to the browser that started it: the __Host- prefix
 // (Secure, Path=/, no Domain: no sibling or subdomain can set it) when the
-// issuer is https, as production requires, or on a loopback host, which
-// browsers treat as secure; a development issuer on plain http elsewhere
-// (a PUBLIC_URL tunnel) gets a cookie without Secure, which the browser
-// would otherwise never send back.
+// issuer is https, as production requires. A development issuer on plain
+// http gets tollgate-login without Secure: a browser never sends a Secure
+// cookie back over plain http to another host (a PUBLIC_URL tunnel), and
+// WebKit (Safari, every WKWebView) does not keep one set by
+// http://localhost either, unlike Chrome and Firefox, which treat loopback
+// as a secure context — so make dev's sign-ins failed in Safari at the
+// callback. The one exception is a loopback issuer with
+// UPSTREAM_RESPONSE_MODE=form_post: its SameSite=None cookie must be
+// Secure for Chrome to keep it (setLoginCookie), so it stays __Host- there
+// (and such a development setup needs Chrome or Firefox).
 func (s *Server) loginCookie() (name string, secure bool) {
-	if u, err := url.Parse(s.issuer); err == nil && (u.Scheme == "https" || clients.SecureContextHost(u.Hostname())) {
+	u, err := url.Parse(s.issuer)
+	if err == nil && (u.Scheme == "https" ||
+		s.loginCookieSameSite() == http.SameSiteNoneMode && clients.SecureContextHost(u.Hostname())) {
 		return "__Host-tollgate-login", true
 	}
 	return "tollgate-login", false
@@ -791,10 +799,11 @@ func clientDescription(err error) string {
 
 // consentCookie names the cookie that binds consent pages to the browser
 // shown them: __Host-tollgate-consent where the login cookie is __Host-
-// (an https or loopback issuer), else tollgate-consent without Secure — a
-// plain-http development issuer on another host (a PUBLIC_URL tunnel),
-// where a browser never sends a Secure cookie back and no consent could be
-// approved.
+// (an https issuer, or a loopback one with form_post), else
+// tollgate-consent without Secure — a plain-http development issuer, where
+// a browser that keeps no Secure cookie over http (any, for another host;
+// Safari, for localhost too) would never send it back and no consent could
+// be approved.
 func (s *Server) consentCookie() (name string, secure bool) {
 	if _, secure := s.loginCookie(); secure {
 		return "__Host-tollgate-consent", true

@@ -1,24 +1,37 @@
 package oauth
 
-import "testing"
+import (
+	"testing"
 
-// TestLoginCookieName: the login cookie is __Host- (Secure) on https and
-// loopback issuers; only a plain-http development issuer elsewhere (a
-// PUBLIC_URL tunnel) gets one without Secure, which its browser would
-// otherwise never send back.
+	"github.com/tollgate/tollgate/services/auth-server/internal/config"
+)
+
+// TestLoginCookieName: the login cookie is __Host- (Secure) on an https
+// issuer, and on a loopback one only with UPSTREAM_RESPONSE_MODE=form_post
+// (SameSite=None must be Secure). Any other plain-http development issuer
+// gets tollgate-login without Secure: a browser never sends a Secure
+// cookie back over http to another host, and Safari (WebKit) does not keep
+// one from http://localhost either, so make dev's sign-ins failed there.
 func TestLoginCookieName(t *testing.T) {
-	for issuer, want := range map[string]string{
-		"https://auth.example.com":   "__Host-tollgate-login",
-		"http://127.0.0.1:8080":      "__Host-tollgate-login",
-		"http://[::1]:8080":          "__Host-tollgate-login",
-		"http://localhost:8080":      "__Host-tollgate-login",
-		"http://auth.dev.localhost":  "__Host-tollgate-login",
-		"http://tunnel.test":         "tollgate-login",
-		"http://localhost.evil.test": "tollgate-login",
-	} {
-		name, secure := (&Server{issuer: issuer}).loginCookie()
-		if name != want || secure != (want == "__Host-tollgate-login") {
-			t.Errorf("%s: %s secure=%v, want %s", issuer, name, secure, want)
+	for _, mode := range []string{config.ResponseModeQuery, config.ResponseModeFormPost} {
+		for issuer, want := range map[string]string{
+			"https://auth.example.com":   "__Host-tollgate-login",
+			"http://127.0.0.1:8080":      "tollgate-login",
+			"http://[::1]:8080":          "tollgate-login",
+			"http://localhost:8080":      "tollgate-login",
+			"http://auth.dev.localhost":  "tollgate-login",
+			"http://tunnel.test":         "tollgate-login",
+			"http://localhost.evil.test": "tollgate-login",
+		} {
+			if mode == config.ResponseModeFormPost && issuer != "http://tunnel.test" && issuer != "http://localhost.evil.test" {
+				want = "__Host-tollgate-login"
+			}
+			s := &Server{issuer: issuer}
+			s.cfg.Upstream.ResponseMode = mode
+			name, secure := s.loginCookie()
+			if name != want || secure != (want == "__Host-tollgate-login") {
+				t.Errorf("%s, %s: %s secure=%v, want %s", issuer, mode, name, secure, want)
+			}
 		}
 	}
 }

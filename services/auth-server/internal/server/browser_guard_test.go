@@ -69,7 +69,7 @@ func TestStateEchoedExactly(t *testing.T) {
 }
 
 // TestConsentFormOfAnotherBrowser: the consent decision is bound to the
-// browser shown the page (its __Host-tollgate-consent value, SameSite=Lax,
+// browser shown the page (its tollgate-consent value, SameSite=Lax,
 // with the page's own form token): the fields of one user's consent page
 // posted with another browser's consent cookie are refused (403) and leave
 // the page's own request intact, which its browser can still approve.
@@ -88,9 +88,9 @@ func TestConsentFormOfAnotherBrowser(t *testing.T) {
 			t.Fatalf("want the consent page: %d %v\n%s", p.Status, p.Location, p.Body)
 		}
 		for _, ck := range (&http.Response{Header: p.Header}).Cookies() {
-			if ck.Name == "__Host-tollgate-consent" {
-				if ck.SameSite != http.SameSiteLaxMode || !ck.Secure || !ck.HttpOnly {
-					t.Errorf("consent cookie %+v: want Secure, HttpOnly, SameSite=Lax", ck)
+			if ck.Name == "tollgate-consent" {
+				if ck.SameSite != http.SameSiteLaxMode || ck.Secure || !ck.HttpOnly {
+					t.Errorf("consent cookie %+v: want HttpOnly, SameSite=Lax, not Secure on a plain-http issuer", ck)
 				}
 				return b, p, &http.Cookie{Name: ck.Name, Value: ck.Value}
 			}

@@ -46,12 +46,12 @@ func consentFlow(t *testing.T, f *fleet, a *authRequest, decision string, withCo
 	cookies := (&http.Response{Header: p.Header}).Cookies()
 	var csrf *http.Cookie
 	for _, c := range cookies {
-		if c.Name == "__Host-tollgate-consent" {
+		if c.Name == "tollgate-consent" {
 			csrf = c
 		}
 	}
-	if csrf == nil || !csrf.Secure || csrf.Path != "/" || csrf.Domain != "" || !csrf.HttpOnly {
-		t.Fatalf("consent cookie %+v: want a __Host- cookie (Secure, Path=/, no Domain, HttpOnly)", csrf)
+	if csrf == nil || csrf.Secure || csrf.Path != "/" || csrf.Domain != "" || !csrf.HttpOnly {
+		t.Fatalf("consent cookie %+v: want tollgate-consent (not Secure on this plain-http issuer, Path=/, no Domain, HttpOnly)", csrf)
 	}
 	b.client.Jar = nil // only the cookie given below reaches the form post
 	if !withCookie {

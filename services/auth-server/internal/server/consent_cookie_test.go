@@ -4,21 +4,25 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/tollgate/tollgate/services/dev-idp/idptest"
 )
 
-// TestConsentCookieFollowsTheIssuer: on a loopback issuer (as on https)
-// the consent cookie is __Host-tollgate-consent, Secure; on a plain-http
-// development issuer on another host (a PUBLIC_URL tunnel such as
-// http://tollgate.test) it is tollgate-consent without Secure, as the
-// login cookie is — a browser never sends a Secure cookie over plain http
-// to such a host, and the consent page could never be approved there. On
-// both, the cookie is HttpOnly, SameSite=Lax, Path=/, without Domain, and
-// the whole flow (sign-in at the real dev IdP, consent, code, token)
-// completes in a browser that follows the cookie rules.
+// TestConsentCookieFollowsTheIssuer: on a plain-http development issuer —
+// loopback (make dev) or on another host (a PUBLIC_URL tunnel such as
+// http://tollgate.test) — the consent cookie is tollgate-consent without
+// Secure, as the login cookie is (on https both are __Host-, Secure: the
+// unit tests TestLoginCookieName and TestConsentCookieName): a browser
+// never sends a Secure cookie over plain http to another host, and Safari
+// keeps none from http://localhost either, so the sign-in or the consent
+// page could never complete there. The cookie is HttpOnly, SameSite=Lax,
+// Path=/, without Domain, and the whole flow (sign-in at the real dev
+// IdP, consent, code, token) completes in a browser that follows the
+// cookie rules — Chrome's (Go's cookie jar: loopback is a secure context)
+// and WebKit's (no Secure cookie kept from plain http, localhost included).
 func TestConsentCookieFollowsTheIssuer(t *testing.T) {
 	loopback := startFleet(t, nil)
 
@@ -38,9 +42,11 @@ func TestConsentCookieFollowsTheIssuer(t *testing.T) {
 		secure       bool
 		f            *fleet
 		base         string // where the browser reaches the issuer
+		webKit       bool   // the browser keeps no Secure cookie set over http
 	}{
-		{"loopback issuer", "__Host-tollgate-consent", true, loopback, loopback.Base},
-		{"plain-http tunnel issuer", "tollgate-consent", false, tunnel, issuer},
+		{"loopback issuer", "tollgate-consent", false, loopback, loopback.Base, false},
+		{"loopback issuer in Safari", "tollgate-consent", false, loopback, loopback.Base, true},
+		{"plain-http tunnel issuer", "tollgate-consent", false, tunnel, issuer, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tc.f
@@ -58,6 +64,9 @@ func TestConsentCookieFollowsTheIssuer(t *testing.T) {
 				}
 				return (&net.Dialer{}).DialContext(ctx, network, addr)
 			}}
+			if tc.webKit {
+				b.client.Jar = webKitJar{b.client.Jar}
+			}
 			a := newAuthRequest(c)
 			a.Resource = f.Base + "/mcp"
 			p := (&fleet{t: t, Base: tc.base}).login(b, a)
@@ -84,4 +93,20 @@ func TestConsentCookieFollowsTheIssuer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// webKitJar keeps cookies as WebKit (Safari, WKWebView) does where it
+// differs from Chrome, whose rules Go's cookie jar follows: a cookie marked
+// Secure that comes over plain http is dropped, localhost included
+// (https://bugs.webkit.org/show_bug.cgi?id=281149).
+type webKitJar struct{ http.CookieJar }
+
+func (j webKitJar) SetCookies(u *url.URL, cookies []*http.Cookie) {
+	var kept []*http.Cookie
+	for _, c := range cookies {
+		if !c.Secure || u.Scheme == "https" {
+			kept = append(kept, c)
+		}
+	}
+	j.CookieJar.SetCookies(u, kept)
 }
