@@ -492,7 +492,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	query := mustParseQuery(p.Query) // the stored authorization request
 	ar, err := s.newAuthorizeRequest(ctx, requestWithQuery(r, query))
 	if err != nil {
-		s.authorizeError(w, r, ar, err)
+		s.stateSpentError(w, r, ar, err)
 		return
 	}
 	redirectErr := func(code, desc string) {
@@ -630,7 +630,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	}
 	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
-		s.authorizeError(w, r, ar, err)
+		s.stateSpentError(w, r, ar, err)
 		return
 	}
 	resp.AddParameter("iss", s.issuer)
@@ -646,10 +646,26 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 }
 
 // authorizeError redirects when fosite verified the redirect URI, and shows
-// the error otherwise.
+// the error otherwise. A 503 (the store unavailable, the server busy) stays
+// on a page with Retry-After at the authorization endpoint: reloading it
+// sends the request again.
 func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	s.answerAuthorizeError(w, r, ar, err, false)
+}
+
+// stateSpentError is authorizeError for the callback and the consent form,
+// which have spent the sign-in's state when they fail: a reload of that
+// page could only answer "unknown, expired or already used", so a 503 goes
+// to the client too once the redirect URI is verified — error
+// temporarily_unavailable with state and iss (RFC 6749 §4.1.2.1, RFC 9207)
+// — and the client can start the authorization again.
+func (s *Server) stateSpentError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	s.answerAuthorizeError(w, r, ar, err, true)
+}
+
+func (s *Server) answerAuthorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error, stateSpent bool) {
 	status, code, desc := classify(err)
-	if ar != nil && ar.IsRedirectURIValid() && ar.GetRedirectURI() != nil && status != http.StatusServiceUnavailable {
+	if ar != nil && ar.IsRedirectURIValid() && ar.GetRedirectURI() != nil && (status != http.StatusServiceUnavailable || stateSpent) {
 		s.metrics.errors.WithLabelValues("authorize", code).Inc()
 		s.redirectError(w, r, ar.GetClient(), ar.GetRedirectURI(), ar.GetState(), code, desc)
 		return
@@ -1005,7 +1021,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	// The consent cookie stays: other tabs' pages are bound to it too.
 	ar, err := s.newAuthorizeRequest(ctx, requestWithQuery(r, mustParseQuery(cr.Pending.Query)))
 	if err != nil {
-		s.authorizeError(w, r, ar, err)
+		s.stateSpentError(w, r, ar, err)
 		return
 	}
 	if r.PostForm.Get("decision") != "approve" {
