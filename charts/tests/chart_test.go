@@ -97,6 +97,7 @@ func TestTemplateRefuses(t *testing.T) {
 		{"bad environment", "environment: staging\n", "environment"},
 		{"unknown tool-name style", "mcpGateway:\n  toolNameStyle: camel\n", "toolNameStyle"},
 		{"tenant not a GUID", "upstream:\n  issuerUrl: https://login.microsoftonline.com/common/v2.0\n  allowedTenants: [contoso.onmicrosoft.com]\n", "allowedTenants"},
+		{"previous issuer not https", "upstream:\n  previousIssuers: [http://old-idp.example.com]\n", "previousIssuers"},
 		{"unknown response mode", "upstream:\n  responseMode: fragment\n", "responseMode"},
 		{"key prefix with a hash tag", "redis:\n  keyPrefix: \"{tollgate}:\"\n", "keyPrefix"},
 		// ACTIONS_PUBLIC_URL is an origin: the actions-api refuses a path

@@ -105,6 +105,10 @@ check (INFO, CONFIG GET: not the user's) to the fleet
   value: {{ join "," . | quote }}
 {{- end }}
 {{- end }}
+{{- with $root.Values.upstream.previousIssuers }}
+- name: UPSTREAM_PREVIOUS_ISSUERS
+  value: {{ join "," . | quote }}
+{{- end }}
 {{- with $root.Values.upstream.claimMap }}
 - name: UPSTREAM_CLAIM_MAP
   value: {{ range $i, $k := keys . | sortAlpha }}{{ if $i }},{{ end }}{{ $k }}={{ index $root.Values.upstream.claimMap $k }}{{ end }}

@@ -219,6 +219,15 @@ type Upstream struct {
 	// …/organizations/v2.0 (UPSTREAM_ALLOWED_TENANTS; "*" alone: any
 	// tenant). Required with such an issuer, refused with any other.
 	AllowedTenants []string
+	// PreviousIssuers are issuers whose subjects are the current
+	// provider's users (UPSTREAM_PREVIOUS_ISSUERS, comma-separated URLs
+	// checked as UPSTREAM_ISSUER_URL is and kept as written): the same
+	// provider at its former address, or one whose users were migrated
+	// with their ids. A grant or remembered consent made by a sign-in at
+	// one of them stays valid; one of any other issuer than these and
+	// the current provider's ends (oauth's issuerSet). An Entra ID
+	// tenant is listed by its own issuer, …/{tenant id}/v2.0.
+	PreviousIssuers []string
 	// ResponseMode is how the provider returns the authorization response
 	// to /oauth/callback (UPSTREAM_RESPONSE_MODE): "query" (default, a GET
 	// redirect, RFC 6749 §4.1.2) or "form_post" (an auto-submitted form
@@ -273,6 +282,34 @@ func EntraMultiTenant(issuer string) (template string, ok bool) {
 	return "", false
 }
 
+// PreviousIssuersSetting names Upstream.PreviousIssuers.
+const PreviousIssuersSetting = "UPSTREAM_PREVIOUS_ISSUERS"
+
+// validatePrevious adds the problems of UPSTREAM_PREVIOUS_ISSUERS: each an
+// absolute http(s) URL (https in production) without query or fragment,
+// as UPSTREAM_ISSUER_URL; none the current issuer (with or without a
+// trailing slash, which its grants match already), none twice, and no
+// Entra ID multi-tenant issuer (…/common/v2.0: its sign-ins carry their
+// tenant's issuer, which is what to list).
+func (u Upstream) validatePrevious(p *config.Problems, prod bool) {
+	seen := map[string]bool{}
+	for _, iss := range u.PreviousIssuers {
+		_ = config.PublicURL(p, PreviousIssuersSetting, iss, prod)
+		key := strings.TrimSuffix(iss, "/")
+		switch {
+		case u.Issuer != "" && key == strings.TrimSuffix(u.Issuer, "/"):
+			p.Addf("%s: %q is UPSTREAM_ISSUER_URL, whose grants are valid already; list only former issuers", PreviousIssuersSetting, iss)
+		case seen[key]:
+			p.Addf("%s: %q is listed twice", PreviousIssuersSetting, iss)
+		default:
+			if _, multi := EntraMultiTenant(iss); multi {
+				p.Addf("%s: %q is a multi-tenant Entra ID issuer; list each tenant's issuer (…/{tenant id}/v2.0), the one its users' sign-ins carry", PreviousIssuersSetting, iss)
+			}
+		}
+		seen[key] = true
+	}
+}
+
 // tenantID is an Entra ID tenant id, a GUID.
 var tenantID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
@@ -319,6 +356,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DialAddr:           s.String("UPSTREAM_DIAL_ADDR", ""),
 		ForwardPromptLogin: s.Bool("UPSTREAM_FORWARD_PROMPT_LOGIN", true),
 		AllowedTenants:     s.List("UPSTREAM_ALLOWED_TENANTS", nil),
+		PreviousIssuers:    s.List(PreviousIssuersSetting, nil),
 		ResponseMode:       s.String("UPSTREAM_RESPONSE_MODE", ResponseModeQuery),
 		ClientKey:          s.Secret("UPSTREAM_CLIENT_KEY"),
 		ClientKeyID:        s.String("UPSTREAM_CLIENT_KEY_ID", ""),
@@ -653,6 +691,7 @@ func (c *Config) Validate(p *config.Problems) {
 	} else if len(c.Upstream.AllowedTenants) > 0 {
 		p.Addf("UPSTREAM_ALLOWED_TENANTS: only for a multi-tenant Entra ID issuer (…/common/v2.0 or …/organizations/v2.0), not %q", c.Upstream.Issuer)
 	}
+	c.Upstream.validatePrevious(p, prod)
 	switch c.Upstream.ResponseMode {
 	case ResponseModeQuery:
 	case ResponseModeFormPost:

@@ -249,3 +249,52 @@ func TestUpstreamAppleTeamID(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamPreviousIssuers: UPSTREAM_PREVIOUS_ISSUERS lists former
+// issuers of the current provider's users, each checked as
+// UPSTREAM_ISSUER_URL is (an absolute http(s) URL, https in production,
+// without query or fragment) and kept as written; the current issuer
+// (whatever its trailing slash), a repeated one and a multi-tenant Entra
+// ID issuer are refused, each named.
+func TestUpstreamPreviousIssuers(t *testing.T) {
+	for _, tc := range []struct {
+		name, issuer, previous, problem string
+		prod                            bool
+	}{
+		{"two, kept as written", "https://idp.example", "https://old.example/,https://older.example/realms/x", "", false},
+		{"http in development", "http://localhost:4500", "http://localhost:4501", "", false},
+		{"http in production", "https://idp.example", "http://old.example", `UPSTREAM_PREVIOUS_ISSUERS: "http://old.example" must use https in production`, true},
+		{"not a URL", "https://idp.example", "old.example", `UPSTREAM_PREVIOUS_ISSUERS: "old.example" is not an absolute http(s) URL`, true},
+		{"a query", "https://idp.example", "https://old.example/?tenant=1", `UPSTREAM_PREVIOUS_ISSUERS: "https://old.example/?tenant=1" must not have a query or fragment`, true},
+		{"the current issuer", "https://idp.example/", "https://idp.example", `UPSTREAM_PREVIOUS_ISSUERS: "https://idp.example" is UPSTREAM_ISSUER_URL`, true},
+		{"twice", "https://idp.example", "https://old.example,https://old.example/", `UPSTREAM_PREVIOUS_ISSUERS: "https://old.example/" is listed twice`, true},
+		{"Entra multi-tenant", "https://idp.example", "https://login.microsoftonline.com/common/v2.0", `UPSTREAM_PREVIOUS_ISSUERS: "https://login.microsoftonline.com/common/v2.0" is a multi-tenant Entra ID issuer`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := base()
+			env["UPSTREAM_ISSUER_URL"], env["UPSTREAM_PREVIOUS_ISSUERS"] = tc.issuer, tc.previous
+			if tc.prod {
+				env["TOLLGATE_ENV"] = "production"
+			}
+			c, err := Load(pconfig.MapEnv(env))
+			if tc.problem == "" {
+				// Production wants more than this test sets; only this
+				// setting's problems count.
+				if err != nil && strings.Contains(err.Error(), PreviousIssuersSetting) {
+					t.Fatal(err)
+				}
+				if want := strings.Split(tc.previous, ","); err == nil && strings.Join(c.Upstream.PreviousIssuers, ",") != strings.Join(want, ",") {
+					t.Errorf("previous issuers %q, want %q", c.Upstream.PreviousIssuers, want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.problem) {
+				t.Errorf("%v, want %q", err, tc.problem)
+			}
+		})
+	}
+	c, err := Load(pconfig.MapEnv(base()))
+	if err != nil || c.Upstream.PreviousIssuers != nil {
+		t.Errorf("default: %q %v, want none", c.Upstream.PreviousIssuers, err)
+	}
+}

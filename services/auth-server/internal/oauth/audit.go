@@ -157,8 +157,8 @@ func (a auditingRevoker) Revoke(ctx context.Context, grantID string, tokensEnd t
 	if revocationFailureOf(ctx) != nil {
 		return err // an RFC 7009 request: revoke writes its record
 	}
-	if d, ok := ctx.Value(disconnectKey{}).(*audit.Record); ok {
-		rec := *d // a user's disconnect (Disconnect)
+	if d, ok := ctx.Value(revocationRecordKey{}).(*audit.Record); ok {
+		rec := *d // a user's disconnect (Disconnect), a grant of an issuer no longer accepted (revokeForeignGrant)
 		rec.GrantID = grantID
 		if err != nil {
 			rec.Result = "temporarily_unavailable"

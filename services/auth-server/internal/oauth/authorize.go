@@ -64,12 +64,16 @@ type consentRequest struct {
 // approved for a client. The consent page names the host the user will
 // be sent to, so a remembered approval skips the page only for a redirect
 // URI among RedirectURIs; a record stored before they were remembered has
-// none, and the page is shown again.
+// none, and the page is shown again. Issuer is the upstream issuer the
+// user who approved had signed in at: the approval counts only for a
+// user of that issuer's users (issuerSet.consentCounts); a record stored
+// before it was remembered has none and counts for no one.
 type consentRecord struct {
 	Scopes       []string  `json:"scopes"`
 	Resources    []string  `json:"resources"`
 	RedirectURIs []string  `json:"redirect_uris,omitempty"`
 	Approved     time.Time `json:"approved"`
+	Issuer       string    `json:"iss,omitempty"`
 }
 
 // unregisteredRedirect describes a refused redirect_uri: the URI itself
@@ -582,7 +586,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		redirect := consentRedirect(query, c)
 		if !slices.Contains(strings.Fields(query.Get("prompt")), "consent") && c.ApprovalReusable(redirect) {
 			var err error
-			if granted, err = s.hasConsent(ctx, id.Subject, c.ID, ar.GetRequestedScopes(), p.Resource, redirect); err != nil {
+			if granted, err = s.hasConsent(ctx, id.Subject, id.Issuer, c.ID, ar.GetRequestedScopes(), p.Resource, redirect); err != nil {
 				redirectErr("temporarily_unavailable", "the service is temporarily unavailable; retry later")
 				return
 			}
@@ -620,6 +624,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	sess.Subject = id.Subject
 	sess.Username = id.Profile.PreferredUsername
 	sess.Profile = id.Profile
+	sess.UpstreamIssuer = id.Issuer
 	sess.Claims.Subject = id.Subject
 	sess.Claims.Issuer = s.issuer
 	sess.Claims.AuthTime = id.AuthTime.UTC().Truncate(time.Second)
@@ -840,17 +845,19 @@ func (s *Server) consentBinding(r *http.Request) string {
 
 func consentKey(sub, clientID string) string { return redisx.Hash(sub) + ":" + redisx.Hash(clientID) }
 
-// hasConsent reports whether sub's remembered approval of clientID covers
+// hasConsent reports whether sub's remembered approval of clientID, given
+// by a user of the same upstream issuer's users as iss, the one sub
+// signed in at (issuerSet.consentCounts), covers
 // every scope, the resource and the redirect URI redirect (the request's
 // redirect_uri as sent, or the client's one registered URI when it sent
 // none: consentRedirect). The redirect URI is compared as at the
 // authorization endpoint (clients.MatchRedirectURI): exactly, but for an
 // http loopback IP literal's port (RFC 8252 §7.3), which a native app
 // picks anew each time and the page does not show. err is a store error.
-func (s *Server) hasConsent(ctx context.Context, sub, clientID string, scopes []string, resource, redirect string) (bool, error) {
+func (s *Server) hasConsent(ctx context.Context, sub, iss, clientID string, scopes []string, resource, redirect string) (bool, error) {
 	var rec consentRecord
 	ok, err := s.store.GetJSON(ctx, "consent", consentKey(sub, clientID), &rec)
-	if err != nil || !ok {
+	if err != nil || !ok || !s.issuers.consentCounts(rec.Issuer, iss) {
 		return false, err
 	}
 	for _, sc := range scopes {
@@ -1029,21 +1036,23 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, ar.GetClient(), ar.GetRedirectURI(), ar.GetState(), "access_denied", "the user denied access")
 		return
 	}
-	approval := consentRecord{Scopes: ar.GetRequestedScopes(), Resources: []string{cr.Pending.Resource}, Approved: s.now()}
+	approval := consentRecord{Scopes: ar.GetRequestedScopes(), Resources: []string{cr.Pending.Resource}, Approved: s.now(), Issuer: cr.Identity.Issuer}
 	if redirect := consentRedirect(mustParseQuery(cr.Pending.Query), ar.GetClient()); redirect != "" {
 		approval.RedirectURIs = []string{redirect}
 	}
 	// The approval is merged into what the user approved before (other
 	// redirect URIs, scopes, resources): when that cannot be read, nothing
 	// is written — a write of this approval alone would forget the rest —
-	// and the client is told to retry, as when the write fails.
+	// and the client is told to retry, as when the write fails. An
+	// approval that does not count for this user (another upstream
+	// issuer's user's, or one without an issuer) is replaced, not merged.
 	var prev consentRecord
 	ok, err = s.store.GetJSON(ctx, "consent", consentKey(cr.Identity.Subject, cr.Pending.ClientID), &prev)
 	if err != nil {
 		s.redirectError(w, r, ar.GetClient(), ar.GetRedirectURI(), ar.GetState(), "temporarily_unavailable", "the service is temporarily unavailable; retry later")
 		return
 	}
-	if ok {
+	if ok && s.issuers.consentCounts(prev.Issuer, cr.Identity.Issuer) {
 		for _, ru := range prev.RedirectURIs {
 			// Compared as hasConsent compares: a loopback URI on another
 			// port is the one already approved, not another to keep.

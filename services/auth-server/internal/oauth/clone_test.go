@@ -26,6 +26,7 @@ func fullSession() *Session {
 	}
 	s.Headers = &fjwt.Headers{Extra: map[string]any{"kid": "k1"}}
 	s.Profile = tokens.Profile{Name: "Dev User", Email: "dev@example.com", EmailVerified: true, PreferredUsername: "dev"}
+	s.UpstreamIssuer = "http://127.0.0.1:4500"
 	return s
 }
 
@@ -93,7 +94,7 @@ func TestSessionCloneFields(t *testing.T) {
 		v    any
 		want int
 	}{
-		{Session{}, 2}, {openid.DefaultSession{}, 5}, {fjwt.IDTokenClaims{}, 14}, {fjwt.Headers{}, 1}, {tokens.Profile{}, 6},
+		{Session{}, 3}, {openid.DefaultSession{}, 5}, {fjwt.IDTokenClaims{}, 14}, {fjwt.Headers{}, 1}, {tokens.Profile{}, 6},
 	} {
 		if n := reflect.TypeOf(c.v).NumField(); n != c.want {
 			t.Errorf("%T has %d fields, Clone knows %d: update Session.Clone", c.v, n, c.want)

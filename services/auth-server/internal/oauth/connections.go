@@ -90,10 +90,11 @@ func (s *Server) Disconnect(ctx context.Context, sub, grantID string) error {
 	if c, ok := tokens.FromContext(ctx); ok {
 		rec.TokenClientID = c.ClientID
 	}
-	_, err = s.store.RevokeSubjectGrant(context.WithValue(ctx, disconnectKey{}, rec), sub, grantID, newStoredSession)
+	_, err = s.store.RevokeSubjectGrant(context.WithValue(ctx, revocationRecordKey{}, rec), sub, grantID, newStoredSession)
 	return err
 }
 
-// disconnectKey holds the audit record Disconnect prepared for the grant
-// it revokes; auditingRevoker fills in the grant id and the outcome.
-type disconnectKey struct{}
+// revocationRecordKey holds the audit record prepared for the grant its
+// caller revokes (Disconnect, revokeForeignGrant); auditingRevoker fills
+// in the grant id and the outcome.
+type revocationRecordKey struct{}

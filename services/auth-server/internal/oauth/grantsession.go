@@ -26,6 +26,8 @@ type grantSession struct {
 	// header fields.
 	Kid         string         `json:"kid,omitempty"`
 	HeaderExtra map[string]any `json:"h,omitempty"`
+	// UpstreamIssuer is Session.UpstreamIssuer.
+	UpstreamIssuer string `json:"ui,omitempty"`
 }
 
 // grantClaims are the ID token claims of a grant's session that outlive
@@ -93,7 +95,7 @@ func marshalGrant(g grantSession) ([]byte, error) { return gojson.Marshal(g) }
 
 // grantForm is s as a grant record keeps it.
 func (s *Session) grantForm() grantSession {
-	g := grantSession{Subject: s.Subject, Username: s.Username, Profile: s.Profile}
+	g := grantSession{Subject: s.Subject, Username: s.Username, Profile: s.Profile, UpstreamIssuer: s.UpstreamIssuer}
 	if c := s.Claims; c != nil {
 		gc := &grantClaims{Issuer: c.Issuer, Audience: c.Audience, Nonce: c.Nonce,
 			RequestedAt: unixOrZero(c.RequestedAt), AuthTime: unixOrZero(c.AuthTime),
@@ -150,7 +152,7 @@ func (s *Session) UnmarshalGrant(b []byte) error {
 
 // fromGrant sets s from its grant form.
 func (s *Session) fromGrant(g grantSession) {
-	s.Subject, s.Username, s.Profile = g.Subject, g.Username, g.Profile
+	s.Subject, s.Username, s.Profile, s.UpstreamIssuer = g.Subject, g.Username, g.Profile, g.UpstreamIssuer
 	s.ExpiresAt = nil
 	s.Claims = &fjwt.IDTokenClaims{}
 	if gc := g.Claims; gc != nil {

@@ -90,7 +90,7 @@ func TestUnmarshalGrantRoundTrip(t *testing.T) {
 	profileClaims := []string{"name", "given_name", "family_name", "preferred_username", "email", "email_verified"}
 	for i := range 3000 {
 		s := NewSession()
-		s.Subject, s.Username = str(), str()
+		s.Subject, s.Username, s.UpstreamIssuer = str(), str(), str()
 		p := &s.Profile
 		p.Name, p.GivenName, p.FamilyName, p.PreferredUsername, p.Email = str(), str(), str(), str(), str()
 		p.EmailVerified = rng.IntN(2) == 0

@@ -77,7 +77,11 @@ type Server struct {
 	provider fosite.OAuth2Provider
 	store    *store.Store
 	upstream *Upstream
-	limiter  *ratelimit.Limiter
+	// issuers are the upstream issuers whose sign-ins' grants and
+	// consents count (UPSTREAM_ISSUER_URL, UPSTREAM_ALLOWED_TENANTS,
+	// UPSTREAM_PREVIOUS_ISSUERS).
+	issuers issuerSet
+	limiter *ratelimit.Limiter
 	// leases fronts limiter for the per-address and per-client buckets:
 	// busy buckets (one client for every ChatGPT user, a proxy's address)
 	// are taken from Redis a few tokens at a time (ratelimit.Leasing).
@@ -129,7 +133,7 @@ func New(o Options) (*Server, error) {
 	cfg := o.Config
 	s := &Server{
 		cfg: cfg, issuer: cfg.Issuer, ring: o.Ring, rdb: o.Redis, static: o.Static, log: o.Log,
-		limiter: ratelimit.New(o.Redis), audit: o.Audit, now: time.Now,
+		limiter: ratelimit.New(o.Redis), audit: o.Audit, now: time.Now, issuers: newIssuerSet(cfg.Upstream),
 	}
 	caps := o.Capabilities
 	if caps == nil {
@@ -164,7 +168,7 @@ func New(o Options) (*Server, error) {
 	s.cimd = clients.NewMetadataFetcher(clients.FetchOptions{AllowPrivate: cfg.CIMDAllowPrivate, Production: cfg.Production(), Log: s.log})
 	s.store = store.New(o.Redis, resolver{s}, store.TTLs{
 		Code: cfg.AuthCodeTTL, Access: cfg.AccessTokenTTL, Refresh: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace,
-	}, store.WithLogger(o.Log))
+	}, store.WithLogger(o.Log), store.WithGrantOwner(s.grantIssuerAccepted))
 	if err := s.store.RegisterMetrics(o.Metrics); err != nil {
 		return nil, err
 	}

@@ -32,6 +32,11 @@ import (
 type Session struct {
 	openid.DefaultSession `json:"oidc"`
 	Profile               tokens.Profile `json:"profile"`
+	// UpstreamIssuer is the verified iss of the upstream ID token of the
+	// sign-in that made the grant (Identity.Issuer): its subject is the
+	// upstream sub within that issuer (OpenID Connect Core 1.0 §2). Empty
+	// in a grant written before grants recorded it (issuerSet.acceptsGrant).
+	UpstreamIssuer string `json:"upstream_iss,omitempty"`
 }
 
 // NewSession returns an empty session for fosite to fill.
@@ -48,7 +53,7 @@ func (s *Session) Clone() fosite.Session {
 	if s == nil {
 		return nil
 	}
-	out := &Session{Profile: s.Profile}
+	out := &Session{Profile: s.Profile, UpstreamIssuer: s.UpstreamIssuer}
 	out.Username, out.Subject = s.Username, s.Subject
 	if s.ExpiresAt != nil {
 		out.ExpiresAt = make(map[fosite.TokenType]time.Time, len(s.ExpiresAt))

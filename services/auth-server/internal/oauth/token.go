@@ -63,6 +63,18 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, grant, ar, fosite.ErrInvalidGrant.WithHint("The grant was made before its client was removed from the registry; authorize again."))
 		return
 	}
+	if iss, ok := s.upstreamIssuerRefused(ar); ok {
+		// The user signed in at an upstream issuer this server no longer
+		// accepts: the grant's subject is that issuer's user, not one of
+		// today's provider (OpenID Connect Core §2). The grant ends (a
+		// refresh's; a code's is not made), announced to every verifier.
+		if err := s.revokeForeignGrant(ctx, r, grant, ar, iss); err != nil {
+			s.tokenError(w, r, grant, ar, err)
+			return
+		}
+		s.tokenError(w, r, grant, ar, fosite.ErrInvalidGrant.WithHint(foreignIssuerHint))
+		return
+	}
 	if err := grantedTargetsAllowed(ar); err != nil {
 		// RFC 8707 §2: a code issued for a resource its client may no
 		// longer use (a self-registered client after DYNAMIC_CLIENT_RESOURCES
@@ -392,6 +404,13 @@ func (s *Server) bearer(w http.ResponseWriter, r *http.Request, endpoint string)
 		s.bearerError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
 		return nil, nil, false
 	}
+	if !s.issuers.acceptsGrant(sess.UpstreamIssuer) {
+		// Its grant's user signed in at an upstream issuer this server no
+		// longer accepts: another provider's user (issuerSet).
+		s.metrics.errors.WithLabelValues(endpoint, "invalid_token").Inc()
+		s.bearerError(w, http.StatusUnauthorized, "invalid_token", "the access token's user signed in at an identity provider this server no longer accepts")
+		return nil, nil, false
+	}
 	return sess, ar, true
 }
 
@@ -635,7 +654,10 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
-	if !mayIntrospect(client, ar.GetClient(), tu) {
+	if !mayIntrospect(client, ar.GetClient(), tu) || s.upstreamIssuerRefusedOf(ar) {
+		// Another client's token it may not see; a token of a grant whose
+		// user signed in at an upstream issuer this server no longer
+		// accepts (issuerSet), inactive as its refresh is refused.
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}

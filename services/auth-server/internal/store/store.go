@@ -75,6 +75,9 @@ type Store struct {
 	now     func() time.Time
 	revoker GrantRevoker // revocation.go
 	log     *slog.Logger
+	// owned, when set, is what a grant's session must also pass to be its
+	// subject's (WithGrantOwner).
+	owned func(fosite.Session) bool
 	// relists are the background re-listings (subjects.go, relistGrant),
 	// counted by result in relisted; Close stops them.
 	relists  relists
@@ -103,6 +106,15 @@ type Option func(*Store)
 // WithClock sets the clock (default time.Now); tests move it past the
 // grace window.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithGrantOwner sets what a grant's session must pass, besides naming
+// the subject, to count as the subject's own in Grants, SubjectGrantClient
+// and RevokeSubjectGrant: a grant it refuses is not listed and is
+// ErrGrantNotFound to its subject. The auth-server refuses a grant of an
+// upstream issuer it no longer accepts, whose subject is another user's.
+func WithGrantOwner(owned func(fosite.Session) bool) Option {
+	return func(s *Store) { s.owned = owned }
+}
 
 // WithLogger sets the logger of what the store does in the background
 // and no request sees: a grant it could not list under its subject

@@ -349,7 +349,9 @@ func (s *Store) Grants(ctx context.Context, sub string, newSession func() fosite
 		id := m.Member.(string)
 		req, last, own := s.ownGrant(ctx, id, recs[i].Val(), olds[i].Val(), sub, newSession)
 		if !own {
-			gone = append(gone, id)
+			if !req.foreign {
+				gone = append(gone, id)
+			}
 			continue
 		}
 		out = append(out, Grant{
@@ -368,13 +370,18 @@ func (s *Store) Grants(ctx context.Context, sub string, newSession func() fosite
 type grantSummary struct {
 	ClientID                      string
 	GrantedScope, GrantedAudience []string
+	// foreign: the grant names the subject but the WithGrantOwner check
+	// refused it. It is not the subject's, but its index entry is kept: a grant of an issuer named
+	// again (UPSTREAM_PREVIOUS_ISSUERS) is listed again.
+	foreign bool
 }
 
 // ownGrant decodes a grant's record (rec, format 2, else old, format 1's
 // request; "" when absent), its session into newSession(), and reports
 // whether it belongs to sub: the record's own subject is checked, so that
-// an index entry can never show or revoke another subject's grant. last
-// is when tokens were last issued with it.
+// an index entry can never show or revoke another subject's grant, and so
+// is the store's WithGrantOwner check. last is when tokens were last
+// issued with it.
 func (s *Store) ownGrant(ctx context.Context, id, rec, old, sub string, newSession func() fosite.Session) (grantSummary, time.Time, bool) {
 	sess := newSession()
 	switch {
@@ -394,17 +401,25 @@ func (s *Store) ownGrant(ctx context.Context, id, rec, old, sub string, newSessi
 		}
 		aud, _ := strings.CutPrefix(h.audiences, "!")
 		g := grantSummary{ClientID: h.client, GrantedScope: splitList(h.scopes), GrantedAudience: splitList(aud)}
-		return g, h.lastUsed(time.Unix(tail.RequestedAt, 0).UTC()), err == nil && sub != "" && sess.GetSubject() == sub
+		subs := err == nil && sub != "" && sess.GetSubject() == sub
+		g.foreign = subs && s.foreign(sess)
+		return g, h.lastUsed(time.Unix(tail.RequestedAt, 0).UTC()), subs && !g.foreign
 	case old != "":
 		r := record{Session: sess}
 		if err := json.Unmarshal([]byte(old), &r); err != nil {
 			return grantSummary{}, time.Time{}, false
 		}
 		g := grantSummary{ClientID: r.ClientID, GrantedScope: r.GrantedScope, GrantedAudience: r.GrantedAudience}
-		return g, r.RequestedAt.UTC(), sub != "" && sess.GetSubject() == sub
+		subs := sub != "" && sess.GetSubject() == sub
+		g.foreign = subs && s.foreign(sess)
+		return g, r.RequestedAt.UTC(), subs && !g.foreign
 	}
 	return grantSummary{}, time.Time{}, false
 }
+
+// foreign reports whether the store's WithGrantOwner check refuses a
+// grant whose session is sess.
+func (s *Store) foreign(sess fosite.Session) bool { return s.owned != nil && !s.owned(sess) }
 
 // SubjectGrantClient returns the client id of grantID if it is one of sub's
 // live grants; otherwise ErrGrantNotFound, whoever's it is. It changes
