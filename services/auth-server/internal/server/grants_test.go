@@ -94,6 +94,11 @@ func TestConnectedApps(t *testing.T) {
 			len(x.GetAudiences()) != 1 || x.GetAudiences()[0] != f.Base+"/mcp" {
 			t.Errorf("connection %v", x)
 		}
+		// Never refreshed: last used when created (the code's redemption),
+		// never before it (it read as the authorization request's second).
+		if lu, c := x.GetLastUsedAt().AsTime(), x.GetCreatedAt().AsTime(); !lu.Equal(c) {
+			t.Errorf("connection %s: last_used_at %s, created_at %s: want equal for a grant never refreshed", x.GetGrantId(), lu, c)
+		}
 		if x.GetCurrent() {
 			current = x.GetGrantId()
 			if strings.Join(x.GetScopes(), " ") != manage {

@@ -354,9 +354,13 @@ func (s *Store) Grants(ctx context.Context, sub string, newSession func() fosite
 			}
 			continue
 		}
+		// A grant never refreshed was last used when it was created (its
+		// code redeemed, the index's score, in ms); its record holds only
+		// the authorization request's time, whole seconds and earlier.
+		created := time.UnixMilli(int64(m.Score)).UTC()
 		out = append(out, Grant{
 			ID: id, ClientID: req.ClientID, Scopes: req.GrantedScope, Audiences: req.GrantedAudience,
-			Created: time.UnixMilli(int64(m.Score)).UTC(), LastUsed: last,
+			Created: created, LastUsed: latest(last, created),
 		})
 	}
 	if len(gone) > 0 {
@@ -463,4 +467,12 @@ func (s *Store) RevokeSubjectGrant(ctx context.Context, sub, grantID string, new
 	}
 	_ = s.rdb.ZRem(ctx, s.subjectKey(sub), grantID).Err()
 	return clientID, nil
+}
+
+// latest is the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return b
+	}
+	return a
 }
