@@ -57,7 +57,7 @@ func TestSignInBoundToTheBrowser(t *testing.T) {
 			}
 		}
 		// Not Secure over plain http: Safari keeps no Secure cookie from
-		// http://localhost (TestSignInInABrowserKeepingNoSecureCookieOverHTTP).
+		// http://localhost (TestConsentCookieFollowsTheIssuer, case "loopback issuer in Safari").
 		if got == nil || got.Secure || !got.HttpOnly || got.Path != "/" || got.Domain != "" || got.SameSite != http.SameSiteLaxMode || got.MaxAge <= 0 || got.MaxAge > 3600 {
 			t.Fatalf("login cookie %+v: want tollgate-login (not Secure on a plain-http issuer, Path=/, no Domain), HttpOnly, SameSite=Lax, Max-Age the login TTL", got)
 		}
