@@ -167,6 +167,8 @@ check (INFO, CONFIG GET: not the user's) to the fleet
 {{- if eq $name "mcp-gateway" }}
 - name: SESSION_LIMIT_PER_SUBJECT
   value: {{ $root.Values.mcpGateway.sessionLimitPerSubject | quote }}
+- name: SESSION_EVICT_IDLE_AFTER
+  value: {{ $root.Values.mcpGateway.sessionEvictIdleAfter | quote }}
 {{- end }}
 {{- if and (eq $name "actions-api") $root.Values.actionsApi.privacyPolicy }}
 - name: PRIVACY_POLICY

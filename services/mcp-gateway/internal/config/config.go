@@ -51,9 +51,17 @@ type Config struct {
 	// SessionLimitPerSubject caps the live sessions one token subject holds
 	// through one OAuth client (the verified sub and client_id) across all
 	// replicas (SESSION_LIMIT_PER_SUBJECT): an initialize (or GET /sse)
-	// beyond it is refused with 429 until one of that pair's sessions ends
-	// or expires; the subject's other clients are not affected.
+	// beyond it ends the pair's least recently used session if idle for
+	// SessionEvictIdleAfter, else is refused with 429 until one of that
+	// pair's sessions ends, expires or becomes evictable; the subject's
+	// other clients are not affected.
 	SessionLimitPerSubject int
+	// SessionEvictIdleAfter lets a new session of a (subject, client) pair
+	// at SessionLimitPerSubject end that pair's least recently used session
+	// when it has been idle for at least this long (SESSION_EVICT_IDLE_AFTER;
+	// 0: never, the new one is refused with 429). Not negative, shorter than
+	// SessionIdleTTL.
+	SessionEvictIdleAfter time.Duration
 	// RateLimitPerMinute is the number of requests one subject may make per
 	// minute across all replicas (RATE_LIMIT_PER_MINUTE).
 	RateLimitPerMinute int
@@ -137,6 +145,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.TrustedProxies = s.List(clientip.Setting, nil)
 	c.SessionIdleTTL = s.Duration("SESSION_IDLE_TTL", 30*time.Minute)
 	c.SessionLimitPerSubject = s.Int("SESSION_LIMIT_PER_SUBJECT", 100)
+	c.SessionEvictIdleAfter = s.Duration("SESSION_EVICT_IDLE_AFTER", 2*time.Minute)
 	c.RateLimitPerMinute = s.Int("RATE_LIMIT_PER_MINUTE", 600)
 	c.CoreTimeout = s.Duration("CORE_CALL_TIMEOUT", 5*time.Second)
 	c.KeepAlive = s.Duration("SSE_KEEPALIVE_INTERVAL", 25*time.Second)
@@ -180,6 +189,9 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.SessionLimitPerSubject < 1 {
 		p.Addf("SESSION_LIMIT_PER_SUBJECT: must be at least 1")
+	}
+	if c.SessionEvictIdleAfter < 0 || c.SessionEvictIdleAfter >= c.SessionIdleTTL {
+		p.Addf("SESSION_EVICT_IDLE_AFTER: %s must be 0 (never evict) or positive and shorter than SESSION_IDLE_TTL (%s)", c.SessionEvictIdleAfter, c.SessionIdleTTL)
 	}
 	if c.RateLimitPerMinute < 1 {
 		p.Addf("RATE_LIMIT_PER_MINUTE: must be at least 1")

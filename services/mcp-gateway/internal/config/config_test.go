@@ -151,3 +151,28 @@ func TestUIDomain(t *testing.T) {
 		}
 	}
 }
+
+// SESSION_EVICT_IDLE_AFTER: 2m by default, 0 turns eviction off, and a
+// negative value or one not shorter than SESSION_IDLE_TTL is refused by
+// name (a grace as long as the idle TTL would never evict: the session
+// expires first).
+func TestSessionEvictIdleAfter(t *testing.T) {
+	c, err := config.Load(pconfig.MapEnv(base()))
+	if err != nil || c.SessionEvictIdleAfter != 2*time.Minute {
+		t.Fatalf("default: %v %v", c.SessionEvictIdleAfter, err)
+	}
+	for v, want := range map[string]time.Duration{"0": 0, "0s": 0, "90s": 90 * time.Second, "29m59s": 30*time.Minute - time.Second} {
+		env := base()
+		env["SESSION_EVICT_IDLE_AFTER"] = v
+		if c, err := config.Load(pconfig.MapEnv(env)); err != nil || c.SessionEvictIdleAfter != want {
+			t.Errorf("%s: %v %v", v, c.SessionEvictIdleAfter, err)
+		}
+	}
+	for _, v := range []string{"-1s", "30m", "1h", "soon"} {
+		env := base()
+		env["SESSION_EVICT_IDLE_AFTER"] = v
+		if _, err := config.Load(pconfig.MapEnv(env)); err == nil || !strings.Contains(err.Error(), "SESSION_EVICT_IDLE_AFTER") {
+			t.Errorf("%s accepted: %v", v, err)
+		}
+	}
+}

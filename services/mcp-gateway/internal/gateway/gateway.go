@@ -190,6 +190,8 @@ func New(d Deps) (*Gateway, error) {
 	}
 	g.sessions.OnLookup(func(l session.Lookup) { lookups[l].Inc() })
 	g.sessions.LimitPerSubject(cfg.SessionLimitPerSubject)
+	g.sessions.EvictIdleAfter(cfg.SessionEvictIdleAfter)
+	g.sessions.OnEvict(g.evicted)
 	g.sseChallenges = newChallenger(origin+server.ProtectedResourceMetadataPath(g.sseResource), cfg.Resource, scopes, supported)
 	g.events = session.NewEvents(d.Redis, g.sessions, cfg.StreamHistory)
 	cat := &catalog{reg: d.Registry, core: d.Core, backends: d.Backends, coreTimeout: cfg.CoreTimeout, origin: origin, uiDomain: cfg.UIDomain, challenges: g.challenges, metrics: d.Metrics, log: d.Log,
@@ -629,7 +631,8 @@ func (g *Gateway) admitRate(w http.ResponseWriter, r *http.Request, transport, m
 
 // createFailed answers a session that could not be created: 429 for a
 // (subject, client_id) pair at its session cap (with the request's JSON-RPC
-// id and when the oldest of its sessions expires if unused), else 503
+// id and when its least recently used session expires or becomes
+// evictable if unused: session.LimitError), else 503
 // (with the request's id too: unavailableFor).
 func (g *Gateway) createFailed(w http.ResponseWriter, r *http.Request, transport, method string, id json.RawMessage, err error) {
 	var limit *session.LimitError
@@ -641,7 +644,7 @@ func (g *Gateway) createFailed(w http.ResponseWriter, r *http.Request, transport
 	retry := ratelimit.RetryAfterSeconds(limit.RetryAfter)
 	w.Header().Set("Retry-After", retry)
 	writeRPCError(w, http.StatusTooManyRequests, id, codeRateLimited, fmt.Sprintf(
-		"too many live sessions: this user already holds %d through this client (client_id), the limit; end unused ones with DELETE /mcp or retry after %ss, when the oldest expires if unused; the user's other clients are not affected",
+		"too many live sessions: this user already holds %d through this client (client_id), the limit; end unused ones with DELETE /mcp or retry after %ss, when the least recently used one expires, or can be ended for a new one, if unused; the user's other clients are not affected",
 		limit.Limit, retry))
 }
 

@@ -56,7 +56,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"tool"}),
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_mcp_sessions_total",
-			Help: "Sessions created and ended on this replica, by transport and event (created; deleted: its record removed from Redis; delete_failed: Redis refused to remove it — a legacy stream ended, and a later message to the session removes it, or a DELETE /mcp failed).",
+			Help: "Sessions created and ended on this replica, by transport and event (created; deleted: its record removed from Redis; delete_failed: Redis refused to remove it — a legacy stream ended, and a later message to the session removes it, or a DELETE /mcp failed; evicted: ended by the gateway to make room for a new session of the same subject and client at SESSION_LIMIT_PER_SUBJECT, idle for SESSION_EVICT_IDLE_AFTER).",
 		}, []string{"transport", "event"}),
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tollgate_mcp_open_streams",

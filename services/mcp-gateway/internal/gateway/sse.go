@@ -649,6 +649,12 @@ const terminationAckWait = 2 * time.Second
 // message is "<hashed id> <this replica> <nonce>"; each replica answers
 // the nonce on this replica's acks channel.
 func (g *Gateway) announceTermination(ctx context.Context, id string) {
+	g.announceTerminationHash(ctx, redisx.Hash(id))
+}
+
+// announceTerminationHash is announceTermination of the session whose id
+// hashes to hash.
+func (g *Gateway) announceTerminationHash(ctx context.Context, hash string) {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	nonce := hex.EncodeToString(b[:])
@@ -666,7 +672,7 @@ func (g *Gateway) announceTermination(ctx context.Context, id string) {
 			publisher = node
 		}
 	}
-	n, err := publisher.Publish(ctx, g.terminations(), redisx.Hash(id)+" "+g.replica+" "+nonce).Result()
+	n, err := publisher.Publish(ctx, g.terminations(), hash+" "+g.replica+" "+nonce).Result()
 	if err != nil {
 		g.log.WarnContext(ctx, "could not announce a session's end", "err", err)
 		return

@@ -729,6 +729,30 @@ func (g *Gateway) endSession(ctx context.Context, id string) (removed bool, err 
 	return deleted, nil
 }
 
+// evicted finishes the end of a session the store took out of its
+// (subject, client)'s set to make room for a new one (session.Store.
+// EvictIdleAfter): its record is already deleted; every replica is told,
+// as for a DELETE, so that none admits it from memory and its open
+// streams close. A later request with its id gets 404 and the client
+// initializes again (Streamable HTTP, "Session Management").
+func (g *Gateway) evicted(ctx context.Context, e session.Evicted) {
+	switch {
+	case e.Err != nil:
+		g.log.WarnContext(ctx, "evicted an idle session from the per-subject session index, but could not delete its record; it expires when unused", "err", e.Err)
+	case len(e.Hash) != 64:
+		g.log.InfoContext(ctx, "evicted an idle session a previous version indexed; its record cannot be named and expires when unused")
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), terminationAckWait+time.Second)
+	g.announceTerminationHash(actx, e.Hash)
+	cancel()
+	if e.Ended {
+		g.metrics.sessions.WithLabelValues(e.Transport, "evicted").Inc()
+		g.log.InfoContext(ctx, "ended the least recently used idle session of a subject and client at the session limit",
+			"transport", e.Transport, "limit", g.cfg.SessionLimitPerSubject, "idle_at_least", g.cfg.SessionEvictIdleAfter.String())
+	}
+}
+
 type forgetOnly struct{}
 
 func (forgetOnly) Generate() string               { return session.NewID() }

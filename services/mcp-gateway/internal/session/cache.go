@@ -125,6 +125,8 @@ func (s *Store) Admit(ctx context.Context, id string, queue func(redis.Pipeliner
 			return Record{}, ErrNotFound
 		}
 		rec := recordOf(m)
+		// The pair's set learns of this use as of a renewal (EvictIdleAfter).
+		s.touch(ctx, h, rec, now)
 		if rec.ProtocolVersion != "" || rec.Transport == LegacySSE {
 			e := &cached{rec: rec}
 			e.rec.ClientInfo, e.rec.Capabilities = "", ""

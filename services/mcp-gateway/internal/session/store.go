@@ -161,7 +161,9 @@ type Store struct {
 	rdb        *redisx.Client
 	ttl        time.Duration
 	renewEvery time.Duration
-	perSubject int // live sessions one (subject, client) may hold (0: no limit)
+	perSubject int           // live sessions one (subject, client) may hold (0: no limit)
+	evictAfter time.Duration // EvictIdleAfter (0: never evict)
+	onEvict    func(context.Context, Evicted)
 	cache      *lru.Cache[string, *cached]
 	onLookup   func(Lookup)
 	// following: terminations are being received (Follow); gen counts
@@ -191,14 +193,63 @@ func NewStore(rdb *redisx.Client, ttl time.Duration) *Store {
 // so at most a minute late), DELETE removes the entry, and entries whose time has passed are dropped
 // before counting. Counting and adding are one atomic script on that set,
 // so concurrent initializes on any replicas never exceed the cap. Beyond
-// the cap nothing is evicted: the new session is refused until one of the
-// pair's sessions ends or expires.
+// the cap the pair's least recently used session is ended to make room
+// when it has been idle long enough (EvictIdleAfter); otherwise the new
+// session is refused until one of the pair's sessions ends, expires or
+// becomes evictable.
 func (s *Store) LimitPerSubject(n int) { s.perSubject = max(n, 0) }
+
+// EvictIdleAfter lets Create end the least recently used session of a
+// (subject, client) pair at its cap, in the same atomic script that counts
+// and adds, when that session has been idle for at least d (d <= 0: never;
+// a pair at its cap is refused, as before). Set it before use, with
+// OnEvict.
+//
+// Idleness is read from the pair's sorted set, whose score is the
+// session's expiry as of its last renewal (last renewal + IdleTTL), and a
+// replica renews at most every renewEvery (a minute, or half the TTL if
+// shorter): a session's last use may be up to renewEvery later than its
+// score says. The script therefore asks for d + renewEvery of idleness by
+// the score, so that a session used within d is never taken. Each use
+// that reads the record from Redis (Admit's first sight on a replica,
+// Get) moves the score as a renewal does, so that holds on every path.
+//
+// An evicted session's hashed id is taken from the set: its members are
+// then whole hashed ids (64 hex digits, 48 bytes more per session in
+// Redis than the 16-digit members kept without eviction). Its record is
+// deleted as Delete does; the caller (OnEvict) announces its end to every
+// replica.
+func (s *Store) EvictIdleAfter(d time.Duration) { s.evictAfter = max(d, 0) }
+
+// Evicted is a session Create ended to make room for a new one of the
+// same (subject, client) pair (EvictIdleAfter).
+type Evicted struct {
+	// Hash is the session id's SHA-256 (hex), what the fleet's
+	// terminations name. For an entry written by a previous version (16
+	// hex digits) it is that prefix, and the record could not be named:
+	// Ended is false and the record lives until its idle TTL ends.
+	Hash string
+	// Transport is the ended session's transport ("" when not Ended).
+	Transport string
+	// Ended reports that this call deleted the record (false: it was
+	// already gone, or could not be named).
+	Ended bool
+	// Err is a failure to delete the record; the session no longer counts
+	// against the pair's cap and its record expires when unused.
+	Err error
+}
+
+// OnEvict has f called, inside Create, for every session Create ended to
+// make room (EvictIdleAfter), after its record was deleted and before the
+// new session is stored. Set it before use.
+func (s *Store) OnEvict(f func(context.Context, Evicted)) { s.onEvict = f }
 
 // LimitError refuses a session beyond the per-subject cap.
 type LimitError struct {
 	Limit int
-	// RetryAfter is when the subject's oldest session expires if unused.
+	// RetryAfter is when the pair's least recently used session expires
+	// if unused or, with EvictIdleAfter, becomes evictable, whichever is
+	// first.
 	RetryAfter time.Duration
 }
 
@@ -223,7 +274,8 @@ func (s *Store) subjectKey(subject, clientID string) string {
 	return s.rdb.Key("mcp", "client-sessions", redisx.Hash(pair))
 }
 
-// member is a session's entry in its (subject, client) set: the first 16
+// member is a session's entry in its (subject, client) set without
+// eviction (EvictIdleAfter, which needs the whole hashed id): the first 16
 // hex digits (64 bits) of its hashed id. The set holds at most the cap's
 // sessions of one pair, whose ids are random: two sharing 64 bits has a
 // chance below n²/2⁶⁵ (3·10⁻¹² for 10,000), and would only make the pair
@@ -240,13 +292,29 @@ func member(h string) string { return h[:16] }
 // (subject, client) pair at its cap (LimitPerSubject) gets a *LimitError.
 func (s *Store) Create(ctx context.Context, id string, r Record) error {
 	h := redisx.Hash(id)
+	m := member(h)
+	if s.evictAfter > 0 {
+		m = h // an evicted entry must name its session's record
+	}
 	if s.perSubject > 0 {
-		v, err := admitScript.Run(ctx, s.rdb, []string{s.subjectKey(r.Subject, r.ClientID)}, s.perSubject, s.ttl.Milliseconds(), member(h)).Int64Slice()
+		var idle int64 // idleness by the score that makes an entry evictable (0: none is)
+		if s.evictAfter > 0 {
+			idle = (s.evictAfter + s.renewEvery).Milliseconds()
+		}
+		v, err := admitScript.Run(ctx, s.rdb, []string{s.subjectKey(r.Subject, r.ClientID)}, s.perSubject, s.ttl.Milliseconds(), m, idle).Slice()
 		if err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
-		if len(v) == 2 && v[0] == 0 {
-			return &LimitError{Limit: s.perSubject, RetryAfter: time.Duration(max(v[1], 1)) * time.Millisecond}
+		code, _ := v[0].(int64)
+		switch {
+		case code == 0 && len(v) == 2:
+			ms, _ := v[1].(int64)
+			return &LimitError{Limit: s.perSubject, RetryAfter: time.Duration(max(ms, 1)) * time.Millisecond}
+		case code == 2:
+			for _, e := range v[1:] {
+				hash, _ := e.(string)
+				s.evict(ctx, hash)
+			}
 		}
 	}
 	args := append([]any{s.ttl.Milliseconds()}, flatten(r.fields())...)
@@ -256,11 +324,52 @@ func (s *Store) Create(ctx context.Context, id string, r Record) error {
 	}
 	if err != nil {
 		if s.perSubject > 0 {
-			_ = s.rdb.ZRem(context.WithoutCancel(ctx), s.subjectKey(r.Subject, r.ClientID), member(h)).Err()
+			_ = s.rdb.ZRem(context.WithoutCancel(ctx), s.subjectKey(r.Subject, r.ClientID), m).Err()
 		}
 		return fmt.Errorf("create session: %w", err)
 	}
 	return nil
+}
+
+// evict deletes the record of a session the admission script took out of
+// its pair's set (hash: its member) and reports it (OnEvict).
+func (s *Store) evict(ctx context.Context, hash string) {
+	e := Evicted{Hash: hash}
+	if len(hash) == 64 {
+		s.Forget(hash)
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		var transport *redis.StringCmd
+		var del *redis.IntCmd
+		_, err := s.rdb.TxPipelined(dctx, func(p redis.Pipeliner) error {
+			transport = p.HGet(dctx, s.keyOf(hash), "transport")
+			del = p.Del(dctx, s.keyOf(hash))
+			return nil
+		})
+		cancel()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			e.Err = fmt.Errorf("delete session: %w", err)
+		} else {
+			e.Ended, e.Transport = del.Val() > 0, transport.Val()
+		}
+	}
+	if s.onEvict != nil {
+		s.onEvict(ctx, e)
+	}
+}
+
+// touch moves a session's entry in its pair's set to its renewed expiry,
+// as Admit's renewal does, when eviction reads idleness from it.
+func (s *Store) touch(ctx context.Context, h string, r Record, now time.Time) {
+	if s.perSubject <= 0 || s.evictAfter <= 0 || r.Subject == "" {
+		return
+	}
+	sk := s.subjectKey(r.Subject, r.ClientID)
+	until := float64(now.Add(s.ttl).UnixMilli())
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAddXX(ctx, sk, redis.Z{Score: until, Member: h})
+		p.PExpire(ctx, sk, s.ttl)
+		return nil
+	})
 }
 
 // Get returns the session and renews its idle TTL.
@@ -281,7 +390,9 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 	if len(m) == 0 {
 		return Record{}, ErrNotFound
 	}
-	return recordOf(m), nil
+	r := recordOf(m)
+	s.touch(ctx, redisx.Hash(id), r, time.Now())
+	return r, nil
 }
 
 // InitializeClaimTTL is how long a legacy session's initialize claim
@@ -622,16 +733,32 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`)
 
 // admitScript counts a (subject, client) pair's live sessions and adds one
-// if under the cap. KEYS[1]: the pair's sorted set; ARGV: cap, idle TTL (ms), the new
-// session's hashed id. Replies {1} or {0, ms until the oldest expires}.
+// if under the cap; at the cap it first takes out the least recently used
+// entries (lowest scores) that must go, when the newest of them has been
+// idle, by its score, for at least ARGV[4] ms (0: never). KEYS[1]: the
+// pair's sorted set; ARGV: cap, idle TTL (ms), the new session's member,
+// evictable idleness (ms). Replies {1} (added), {2, member…} (added after
+// taking those members out) or {0, ms until the entry that must go
+// expires or becomes evictable}.
 var admitScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {0, tonumber(oldest[2]) - now}
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1]) + 1
+local out = {1}
+if over > 0 then
+  local lru = redis.call('ZRANGE', KEYS[1], 0, over - 1, 'WITHSCORES')
+  local last = tonumber(lru[2 * over])
+  local idle = tonumber(ARGV[4])
+  if idle <= 0 then return {0, tonumber(lru[2]) - now} end
+  local evictable = last - tonumber(ARGV[2]) + idle
+  if now < evictable then return {0, math.min(last, evictable) - now} end
+  out = {2}
+  for i = 1, 2 * over, 2 do
+    redis.call('ZREM', KEYS[1], lru[i])
+    out[#out + 1] = lru[i]
+  end
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1}`)
+return out`)
