@@ -45,6 +45,16 @@ func (s *Server) Connections(ctx context.Context, sub string) ([]Connection, err
 	return out, nil
 }
 
+// RefusedGrant reports whether grantID, a grant of sub (an access token's
+// grant_id), was made by a sign-in at an upstream issuer this server no
+// longer accepts: after UPSTREAM_ISSUER_URL names another provider, a
+// token of the former provider's user, valid until it expires, must not
+// list or revoke the grants of the new provider's user who has the same
+// sub (OpenID Connect Core §2). err is a store outage.
+func (s *Server) RefusedGrant(ctx context.Context, sub, grantID string) (bool, error) {
+	return s.store.RefusedGrant(ctx, sub, grantID, newStoredSession)
+}
+
 // Disconnect ends grantID if it is one of sub's live grants: it forgets
 // the user's remembered consent to the grant's client, so the app must ask
 // again, and then revokes the grant (store.RevokeGrant: announced to every

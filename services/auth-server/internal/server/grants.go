@@ -41,10 +41,27 @@ func storeFault(err error) error {
 	return err
 }
 
+// ownGrantAccepted refuses a caller whose token's own grant was made by a
+// sign-in at an upstream issuer no longer accepted (oauth.RefusedGrant):
+// another user's, whatever its sub.
+func (g *Grants) ownGrantAccepted(ctx context.Context, c *tokens.Claims) error {
+	refused, err := g.OAuth.RefusedGrant(ctx, c.Subject, c.GrantID)
+	switch {
+	case err != nil:
+		return storeFault(err)
+	case refused:
+		return fault.Unauthenticated("this access token's grant comes from a sign-in at an identity provider this server no longer accepts; sign in again")
+	}
+	return nil
+}
+
 // ListGrants returns the caller's grants.
 func (g *Grants) ListGrants(ctx context.Context, _ *authv1.ListGrantsRequest) (*authv1.ListGrantsResponse, error) {
 	c, err := caller(ctx, "connections.read")
 	if err != nil {
+		return nil, err
+	}
+	if err := g.ownGrantAccepted(ctx, c); err != nil {
 		return nil, err
 	}
 	conns, err := g.OAuth.Connections(ctx, c.Subject)
@@ -67,6 +84,9 @@ func (g *Grants) ListGrants(ctx context.Context, _ *authv1.ListGrantsRequest) (*
 func (g *Grants) RevokeGrant(ctx context.Context, in *authv1.RevokeGrantRequest) (*authv1.RevokeGrantResponse, error) {
 	c, err := caller(ctx, "connections.revoke")
 	if err != nil {
+		return nil, err
+	}
+	if err := g.ownGrantAccepted(ctx, c); err != nil {
 		return nil, err
 	}
 	if in.GetGrantId() == "" {

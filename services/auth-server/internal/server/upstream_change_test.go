@@ -251,3 +251,40 @@ func TestUpstreamChangeKeepsGrantsWithoutIssuer(t *testing.T) {
 	}
 	consentPage(t, f, c.request())
 }
+
+// TestUpstreamChangeOldTokenSeesNoNewUsersGrants (review44): after the
+// switch to B, A's user's connected-apps access token (still valid: it
+// lives until it expires) must not list or revoke B's user's grants, who
+// has the same sub: they are another user's (OpenID Connect Core §2).
+func TestUpstreamChangeOldTokenSeesNoNewUsersGrants(t *testing.T) {
+	c := newIssuerChange(t)
+	f := c.f
+	oldManage := c.manage(t)
+
+	c.switchTo(map[string]string{})
+	newManage := c.manage(t) // B's user, same sub
+	newID := grantID(t, f, newManage.AccessToken)
+
+	conn, err := grpc.NewClient(f.AS.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	grants := authv1.NewGrantsServiceClient(conn)
+	list, err := grants.ListGrants(bearer(oldManage.AccessToken), &authv1.ListGrantsRequest{})
+	for _, x := range list.GetConnections() {
+		if x.GetGrantId() == newID {
+			t.Errorf("A's user's access token lists B's user's grant %s", newID)
+		}
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("A's user's token listing connected apps: %v, want Unauthenticated (its grant is of an issuer no longer accepted)", err)
+	}
+	if _, err := grants.RevokeGrant(bearer(oldManage.AccessToken), &authv1.RevokeGrantRequest{GrantId: newID}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("A's user's access token revoking B's user's grant %s: %v, want Unauthenticated", newID, err)
+	}
+	// B's user still has the grant, and manages it.
+	if list, err := grants.ListGrants(bearer(newManage.AccessToken), &authv1.ListGrantsRequest{}); err != nil || len(list.GetConnections()) != 1 || list.GetConnections()[0].GetGrantId() != newID {
+		t.Errorf("B's user's connected apps: %v, %v: want the one grant %s", list.GetConnections(), err, newID)
+	}
+}

@@ -425,6 +425,25 @@ func (s *Store) ownGrant(ctx context.Context, id, rec, old, sub string, newSessi
 // grant whose session is sess.
 func (s *Store) foreign(sess fosite.Session) bool { return s.owned != nil && !s.owned(sess) }
 
+// RefusedGrant reports whether grantID's record names sub and the store's
+// WithGrantOwner check refuses it (a grant of an upstream issuer no longer
+// accepted): a token of that grant must not act for sub. A grant that is
+// gone, or not sub's, is not refused here (false): its tokens' revocation
+// or verification decides. err is a store outage.
+func (s *Store) RefusedGrant(ctx context.Context, sub, grantID string, newSession func() fosite.Session) (bool, error) {
+	if s.owned == nil || grantID == "" || len(grantID) > 200 {
+		return false, nil
+	}
+	pipe := s.rdb.Pipeline()
+	rec := pipe.Get(ctx, s.grantKey(grantID))
+	old := pipe.HGet(ctx, s.oldGrantKey(grantID), fieldRequest)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return false, unavailable(err)
+	}
+	g, _, _ := s.ownGrant(ctx, grantID, rec.Val(), old.Val(), sub, newSession)
+	return g.foreign, nil
+}
+
 // SubjectGrantClient returns the client id of grantID if it is one of sub's
 // live grants; otherwise ErrGrantNotFound, whoever's it is. It changes
 // nothing but dropping an index entry whose grant is gone.
