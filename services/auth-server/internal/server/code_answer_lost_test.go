@@ -125,10 +125,12 @@ func pauseWrites(t *testing.T, rdb *redis.Client) {
 
 // waitHeldRedemption waits until a code redemption's pipeline is held by
 // CLIENT PAUSE WRITE: a client blocked (flags=b) at its first command, the
-// subject index's ZADD (store.listGrant).
+// subject index's ZADD (store.listGrant). The deadline is generous (a
+// loaded machine may take seconds to get the exchange there) and below
+// the pause's 30 s, after which Redis would run the write on its own.
 func waitHeldRedemption(t *testing.T, rdb *redis.Client) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(25 * time.Second)
 	for {
 		for _, l := range strings.Split(rdb.ClientList(ctxT(t)).Val(), "\n") {
 			if strings.Contains(l, " flags=b ") && strings.Contains(l, " cmd=zadd ") {
@@ -136,7 +138,7 @@ func waitHeldRedemption(t *testing.T, rdb *redis.Client) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no code redemption held by CLIENT PAUSE WRITE in 10s:\n%s", rdb.ClientList(ctxT(t)).Val())
+			t.Fatalf("no code redemption held by CLIENT PAUSE WRITE in 25s:\n%s", rdb.ClientList(ctxT(t)).Val())
 		}
 		time.Sleep(time.Millisecond)
 	}

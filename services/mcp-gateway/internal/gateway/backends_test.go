@@ -343,11 +343,13 @@ func TestBackendRateLimitToolErrorSaysWhenToRetry(t *testing.T) {
 // over the gRPC client's receive limit (4 MiB, the default) fails in the
 // client with ResourceExhausted "grpc: received message larger than max",
 // no rate limit: the tool error says a retry will not help (it said "try
-// again in 5s").
+// again in 5s"). The call may take its time to send 4 MiB on a loaded
+// machine: CORE_CALL_TIMEOUT is the longest allowed, so the error is the
+// size's, not the default 5 s deadline's ("try again in a moment").
 func TestReplyOverReceiveLimitToolErrorIsNotRetryable(t *testing.T) {
 	f := newFleet(t)
 	notes := registrytest.Start(t, "notes", []registrytest.Service{notesService("notes")})
-	g := f.Gateway("CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",notes="+notes.Addr)
+	g := f.Gateway("CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",notes="+notes.Addr, "CORE_CALL_TIMEOUT", "1m")
 	tok := f.Token("user-1", "openid notes.read")
 	sid := g.initialize(t, tok)
 	const want = "The service's request or reply is over the gRPC message size limit; repeating the call will not help."
