@@ -434,14 +434,25 @@ func (s *Store) RefusedGrant(ctx context.Context, sub, grantID string, newSessio
 	if s.owned == nil || grantID == "" || len(grantID) > 200 {
 		return false, nil
 	}
-	pipe := s.rdb.Pipeline()
-	rec := pipe.Get(ctx, s.grantKey(grantID))
-	old := pipe.HGet(ctx, s.oldGrantKey(grantID), fieldRequest)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return false, unavailable(err)
+	rec, old, err := s.grantRecords(ctx, grantID)
+	if err != nil {
+		return false, err
 	}
-	g, _, _ := s.ownGrant(ctx, grantID, rec.Val(), old.Val(), sub, newSession)
+	g, _, _ := s.ownGrant(ctx, grantID, rec, old, sub, newSession)
 	return g.foreign, nil
+}
+
+// grantRecords reads grantID's record in both formats in one round trip:
+// rec (format 2) and old (format 1's request), "" where absent. err is a
+// store outage.
+func (s *Store) grantRecords(ctx context.Context, grantID string) (rec, old string, err error) {
+	pipe := s.rdb.Pipeline()
+	r := pipe.Get(ctx, s.grantKey(grantID))
+	o := pipe.HGet(ctx, s.oldGrantKey(grantID), fieldRequest)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return "", "", unavailable(err)
+	}
+	return r.Val(), o.Val(), nil
 }
 
 // SubjectGrantClient returns the client id of grantID if it is one of sub's
@@ -457,17 +468,15 @@ func (s *Store) SubjectGrantClient(ctx context.Context, sub, grantID string, new
 	} else if err != nil {
 		return "", unavailable(err)
 	}
-	pipe := s.rdb.Pipeline()
-	rec := pipe.Get(ctx, s.grantKey(grantID))
-	old := pipe.HGet(ctx, s.oldGrantKey(grantID), fieldRequest)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return "", unavailable(err)
+	rec, old, err := s.grantRecords(ctx, grantID)
+	if err != nil {
+		return "", err
 	}
-	if rec.Val() == "" && old.Val() == "" {
+	if rec == "" && old == "" {
 		_ = s.rdb.ZRem(ctx, key, grantID).Err()
 		return "", ErrGrantNotFound
 	}
-	g, _, own := s.ownGrant(ctx, grantID, rec.Val(), old.Val(), sub, newSession)
+	g, _, own := s.ownGrant(ctx, grantID, rec, old, sub, newSession)
 	if !own {
 		return "", ErrGrantNotFound
 	}
