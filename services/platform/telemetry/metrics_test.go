@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -432,6 +433,74 @@ func TestRedisUpWhenRedisIsOutOfMemory(t *testing.T) {
 		if up := gauge(t, reg, "tollgate_redis_up"); up != 1 {
 			t.Errorf("tollgate_redis_up = %v after a %s succeeded again", up, w.name)
 		}
+	}
+}
+
+// TestRedisUpWhenRedisIsAReadOnlyReplica: a REDIS_URL that reaches a
+// read-only replica (a master demoted by a failover, a managed Redis's
+// reader endpoint) answers reads and PING but refuses every write with
+// "READONLY You can't write against a read only replica" — the rate
+// limiter's script on every request among them — as a Redis out of memory
+// does: tollgate_redis_up is 0 from the first READONLY reply, though reads
+// and the readiness probe's PING succeed, the command is result "error",
+// and reads go on. Once it is a master again, a write makes it 1 (brk45b:
+// it stayed 1 and TollgateRedisDown never fired).
+func TestRedisUpWhenRedisIsAReadOnlyReplica(t *testing.T) {
+	r := testharness.StartRedis(t)
+	ctx := context.Background()
+	admin := r.Client()
+	rdb := r.Client()
+	reg := prometheus.NewRegistry()
+	if err := telemetry.InstrumentRedisMetrics(rdb.UniversalClient, reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, "k", "v", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A replica of a master that is not there: it keeps its data and
+	// refuses writes.
+	host, port, _ := net.SplitHostPort(testharness.ClosedAddr(t))
+	if err := admin.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Do(context.Background(), "REPLICAOF", "NO", "ONE") })
+	limiter := func() error { // the rate limiter's pipelined script
+		p := rdb.Pipeline()
+		p.Eval(ctx, "return redis.call('INCR', KEYS[1])", []string{"bucket"})
+		_, err := p.Exec(ctx)
+		return err
+	}
+	for name, write := range map[string]func() error{
+		"set":              func() error { return rdb.Set(ctx, "k2", "v", time.Minute).Err() },
+		"pipelined script": limiter,
+	} {
+		if err := write(); !redis.IsReadOnlyError(err) {
+			t.Fatalf("%s on a read-only replica: %v, want READONLY", name, err)
+		}
+	}
+	for range 5 { // more than the breaker's tripAfter
+		if err := rdb.Get(ctx, "k").Err(); err != nil {
+			t.Fatalf("read from the replica: %v, want reads served (breaker closed)", err)
+		}
+	}
+	if err := rdb.Ping(ctx); err != nil { // what a readiness probe does
+		t.Fatal(err)
+	}
+	if up := gauge(t, reg, "tollgate_redis_up"); up != 0 {
+		t.Errorf("tollgate_redis_up = %v while Redis refuses every write (READONLY) and answers reads; want 0, as for OOM", up)
+	}
+	results := labelValues(t, reg)["tollgate_redis_command_duration_seconds"]["result"]
+	if !results["error"] || results["unavailable"] {
+		t.Errorf("results %v; want READONLY an error, nothing unavailable", results)
+	}
+	if err := admin.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, "k2", "v", time.Minute).Err(); err != nil {
+		t.Fatalf("write once a master again: %v", err)
+	}
+	if up := gauge(t, reg, "tollgate_redis_up"); up != 1 {
+		t.Errorf("tollgate_redis_up = %v after a write succeeded again", up)
 	}
 }
 

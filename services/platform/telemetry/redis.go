@@ -135,7 +135,8 @@ var writeCommands = func() map[string]bool {
 	return m
 }()
 
-// oomHold is how long an OOM reply keeps tollgate_redis_up at 0 when no
+// oomHold is how long an OOM or READONLY reply keeps tollgate_redis_up at
+// 0 when no
 // write outside a script succeeds after it (a service whose only writes
 // are the rate limiter's script): longer than TollgateRedisDown's `for: 1m`
 // plus a scrape interval (30 s) and a gap of light traffic — at one hold
@@ -145,17 +146,21 @@ var writeCommands = func() map[string]bool {
 // the tests.
 var oomHold = 3 * time.Minute
 
-// outOfMemory reports whether err is Redis refusing a write because it is
-// at maxmemory with nothing it may evict (noeviction): "OOM command not
-// allowed when used memory > 'maxmemory'", in a script's error too.
-func outOfMemory(err error) bool {
+// refusesWrites reports whether err is Redis refusing a write it would
+// refuse every client until an operator acts: at maxmemory with nothing it
+// may evict (noeviction: "OOM command not allowed when used memory >
+// 'maxmemory'"), or a read-only replica ("READONLY You can't write against
+// a read only replica": a REDIS_URL left on a demoted master, a managed
+// Redis's reader endpoint), in a script's error too. Either way Redis
+// serves reads and PING while every request fails at its first write.
+func refusesWrites(err error) bool {
 	if err == nil {
 		// Before rerr, which errors.As makes escape (an allocation per
 		// command otherwise).
 		return false
 	}
 	var rerr redis.Error
-	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "OOM ")
+	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "OOM ") || redis.IsReadOnlyError(err)
 }
 
 func isNetError(err error) bool {
@@ -172,11 +177,12 @@ type redisMetrics struct {
 	// without hashing the labels into the vector on every command.
 	observers *SeriesCache[redisSeries, prometheus.Observer]
 	up        atomic.Int32
-	// outOfMemory is the time of the latest OOM reply (Unix ns; 0: none
-	// since the last write that succeeded). While Redis refuses writes it
-	// answers reads, PING and scripts that write nothing, so only a write
-	// says it is usable again — or oomHold without another OOM reply.
-	outOfMemory atomic.Int64
+	// refusedWrite is the time of the latest OOM or READONLY reply (Unix
+	// ns; 0: none since the last write that succeeded). While Redis
+	// refuses writes it answers reads, PING and scripts that write
+	// nothing, so only a write says it is usable again — or oomHold
+	// without another such reply.
+	refusedWrite atomic.Int64
 
 	upDesc, hits, misses, timeouts, stale, total, idle *prometheus.Desc
 }
@@ -190,11 +196,12 @@ type redisMetrics struct {
 //     found Redis unreachable or refusing the connection (result
 //     unavailable: a wrong password, for example; readiness probes keep it
 //     current) — and 0 from an OOM reply (Redis at maxmemory under
-//     noeviction) until a write outside a script succeeds or oomHold
-//     passes without another OOM reply: every request writes its
-//     rate-limit bucket (a script), so every request fails while reads
-//     and the readiness probe's PING still succeed, and under traffic the
-//     OOM replies keep it 0. The command stays result "error" (Redis
+//     noeviction) or a READONLY one (a read-only replica) until a write
+//     outside a script succeeds or oomHold passes without another such
+//     reply: every request writes its rate-limit bucket (a script), so
+//     every request fails while reads and the readiness probe's PING
+//     still succeed, and under traffic the refusals keep it 0. The
+//     command stays result "error" (Redis
 //     answered) and the circuit breaker stays closed (reads go on;
 //     docs/operations/failures.md);
 //   - tollgate_redis_pool_*: the client's connection pool (hits, misses,
@@ -207,7 +214,7 @@ func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer
 			Help:    "Redis command latency by command and result (ok, miss, error, unavailable).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"command", "result"}),
-		upDesc:   prometheus.NewDesc("tollgate_redis_up", "1 when the last Redis command got an answer, 0 when Redis was unreachable or refused the connection (wrong password, loading) or refused a write for memory (OOM) in the last three minutes and no write succeeded since.", nil, nil),
+		upDesc:   prometheus.NewDesc("tollgate_redis_up", "1 when the last Redis command got an answer, 0 when Redis was unreachable or refused the connection (wrong password, loading) or refused a write (OOM: out of memory; READONLY: a read-only replica) in the last three minutes and no write succeeded since.", nil, nil),
 		hits:     prometheus.NewDesc("tollgate_redis_pool_hits_total", "Times a free connection was found in the pool.", nil, nil),
 		misses:   prometheus.NewDesc("tollgate_redis_pool_misses_total", "Times no free connection was found in the pool.", nil, nil),
 		timeouts: prometheus.NewDesc("tollgate_redis_pool_timeouts_total", "Times a wait for a pool connection timed out.", nil, nil),
@@ -232,14 +239,14 @@ func InstrumentRedisMetrics(rdb redis.UniversalClient, reg prometheus.Registerer
 // series: a bounded command label and a result.
 type redisSeries struct{ command, result string }
 
-func (m *redisMetrics) observe(command string, writes bool, start time.Time, err error, oom bool) {
+func (m *redisMetrics) observe(command string, writes bool, start time.Time, err error, refused bool) {
 	result := RedisResult(err)
 	m.observers.Get(redisSeries{command, result}).Observe(time.Since(start).Seconds())
 	switch {
-	case oom:
-		m.outOfMemory.Store(time.Now().UnixNano())
+	case refused:
+		m.refusedWrite.Store(time.Now().UnixNano())
 	case err == nil && writes:
-		m.outOfMemory.Store(0)
+		m.refusedWrite.Store(0)
 	}
 	switch result {
 	case redisUnavailable:
@@ -258,7 +265,7 @@ func (m *redisMetrics) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		start := time.Now()
 		err := next(ctx, cmd)
 		c := commandOf(cmd.Name())
-		m.observe(c.label, c.writes, start, err, outOfMemory(err))
+		m.observe(c.label, c.writes, start, err, refusesWrites(err))
 		return err
 	}
 }
@@ -267,15 +274,15 @@ func (m *redisMetrics) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmds)
-		// A pipeline writes if one of its commands does; the OOM reply may
+		// A pipeline writes if one of its commands does; the refusal may
 		// be any command's (in a transaction, the queued command's, with
 		// EXEC answered EXECABORT).
-		writes, oom := false, outOfMemory(err)
+		writes, refused := false, refusesWrites(err)
 		for _, c := range cmds {
 			writes = writes || writeCommands[c.Name()] // go-redis lower-cases Name
-			oom = oom || outOfMemory(c.Err())
+			refused = refused || refusesWrites(c.Err())
 		}
-		m.observe("pipeline", writes, start, err, oom)
+		m.observe("pipeline", writes, start, err, refused)
 		return err
 	}
 }
@@ -289,7 +296,7 @@ func (m *redisMetrics) Describe(ch chan<- *prometheus.Desc) {
 func (m *redisMetrics) Collect(ch chan<- prometheus.Metric) {
 	s := m.client.PoolStats()
 	up := float64(m.up.Load())
-	if at := m.outOfMemory.Load(); at != 0 && time.Since(time.Unix(0, at)) < oomHold {
+	if at := m.refusedWrite.Load(); at != 0 && time.Since(time.Unix(0, at)) < oomHold {
 		up = 0
 	}
 	ch <- prometheus.MustNewConstMetric(m.upDesc, prometheus.GaugeValue, up)
