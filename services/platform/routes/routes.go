@@ -174,6 +174,13 @@ func proxy(rules []Rule, backends map[string]*url.URL, transport http.RoundTripp
 		proxies[r.Service] = &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(u)
+				// The query as sent, as nginx and ingress controllers
+				// forward it: ReverseProxy drops the pairs
+				// url.ParseQuery cannot read (a ";" separator, a bad
+				// escape) before Rewrite, and the service behind would
+				// see a call without them instead of refusing it
+				// (actions-api answers 400 to a malformed query).
+				pr.Out.URL.RawQuery = joinQuery(u.RawQuery, pr.In.URL.RawQuery)
 				pr.Out.Host = pr.In.Host
 				pr.SetXForwarded()
 			},
@@ -325,4 +332,13 @@ func badGateway(w http.ResponseWriter, req *http.Request, err error) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(badGatewayBody)))
 	w.WriteHeader(http.StatusBadGateway)
 	_, _ = io.WriteString(w, badGatewayBody)
+}
+
+// joinQuery is a target's query followed by the request's, as
+// httputil.ProxyRequest.SetURL joins them.
+func joinQuery(target, in string) string {
+	if target == "" || in == "" {
+		return target + in
+	}
+	return target + "&" + in
 }
