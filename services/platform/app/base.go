@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 
 	"github.com/tollgate/tollgate/services/platform/admin"
 	"github.com/tollgate/tollgate/services/platform/buildinfo"
@@ -43,6 +46,15 @@ type Base struct {
 func NewBase(ctx context.Context, c config.Common, w io.Writer) (*Base, error) {
 	out := logging.NewOutput(w)
 	log := logging.New(out, c.LogFormat, c.LogLevel, c.Service)
+	// The libraries' own messages join the service's log, as its lines and
+	// through its redaction, instead of printf lines on stderr: go-redis's
+	// (a failed dial, a connection dropped by a hook) and OpenTelemetry's
+	// (a span export that failed). Both are process-wide; a process runs
+	// one service.
+	redis.SetLogger(redisLog{log})
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("tracing failed", "err", err)
+	}))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -118,4 +130,15 @@ func (b *Base) PublicHTTP(h http.Handler, o telemetry.HTTPOptions) (http.Handler
 		return nil, err
 	}
 	return b.Output.Hold(h), nil
+}
+
+// redisLog is go-redis's logger (redis.SetLogger) writing to a service's
+// log: each message a warning "redis client" with the message as detail.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
