@@ -49,6 +49,14 @@ func (s *GRPCKeySource) FetchKeySet(ctx context.Context) (KeySet, error) {
 // a fetch other requests wait for, and no request makes a fetch hang.
 const FetchTimeout = 5 * time.Second
 
+// UnknownKeyWait bounds how long a request waits for the fetch its token
+// forces once a key set is cached: a kid the cached set lacks, or a
+// cached kid whose signature fails (a kid reused for new key material).
+// A fetch still running then is left to finish on its own context and
+// the request is answered ErrKeysUnavailable (503, Retry-After): with the
+// auth-server hung, such a request does not wait FetchTimeout.
+const UnknownKeyWait = time.Second
+
 // fetch fetches the key set and records the outcome; callers go through
 // the singleflight group (refresh). A set that lacks a key of the one it
 // replaces empties the cache and, once it is in use, is told to the

@@ -415,7 +415,8 @@ func verificationKey(jwk jose.JSONWebKey, alg string) (any, error) {
 // ago, a request that would fetch (before the first set, or with an
 // unknown kid) is answered with that error (ErrKeysUnavailable) instead
 // of fetching again; a known kid still verifies with the stale set.
-// Fetches never run with the caller's context.
+// Fetches never run with the caller's context, and an unknown kid waits
+// for its fetch at most UnknownKeyWait (then ErrKeysUnavailable).
 func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey, error) {
 	now := v.o.Now()
 	v.mu.RLock()
@@ -465,8 +466,15 @@ func (v *Verifier) key(ctx context.Context, kid string) (KeySet, jose.JSONWebKey
 
 // refresh fetches the key set (once for all concurrent callers, on a
 // context of its own: see fetch in source.go) and waits for it at most
-// until ctx ends.
+// until ctx ends — and, for a forced fetch (a request's, with a key set
+// cached), at most UnknownKeyWait: the fetch goes on without the caller.
 func (v *Verifier) refresh(ctx context.Context, forced bool) (KeySet, error) {
+	var bound <-chan time.Time
+	if forced {
+		t := time.NewTimer(UnknownKeyWait)
+		defer t.Stop()
+		bound = t.C
+	}
 	select {
 	case res := <-v.sf.DoChan("keys", func() (any, error) { return v.fetch(forced) }):
 		if res.Err != nil {
@@ -475,5 +483,10 @@ func (v *Verifier) refresh(ctx context.Context, forced bool) (KeySet, error) {
 		return res.Val.(KeySet), nil
 	case <-ctx.Done():
 		return KeySet{}, ctx.Err()
+	case <-bound:
+		return KeySet{}, errFetchRunning
 	}
 }
+
+// errFetchRunning is a forced fetch not done within UnknownKeyWait.
+var errFetchRunning = fmt.Errorf("key-set fetch not answered within %s", UnknownKeyWait)
