@@ -192,6 +192,11 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.SessionEvictIdleAfter < 0 || c.SessionEvictIdleAfter >= c.SessionIdleTTL {
 		p.Addf("SESSION_EVICT_IDLE_AFTER: %s must be 0 (never evict) or positive and shorter than SESSION_IDLE_TTL (%s)", c.SessionEvictIdleAfter, c.SessionIdleTTL)
+	} else if c.SessionEvictIdleAfter > 0 && c.SessionEvictIdleAfter < c.CoreTimeout {
+		// A call in flight moves nothing in the pair's set (only a request
+		// admitted does): a session whose tools/call started more than the
+		// grace ago, its answer still to come, would be evictable.
+		p.Addf("SESSION_EVICT_IDLE_AFTER: %s is shorter than CORE_CALL_TIMEOUT (%s): a session with a tool call in flight could be ended; use at least %s, or 0 (never evict)", c.SessionEvictIdleAfter, c.CoreTimeout, c.CoreTimeout)
 	}
 	if c.RateLimitPerMinute < 1 {
 		p.Addf("RATE_LIMIT_PER_MINUTE: must be at least 1")

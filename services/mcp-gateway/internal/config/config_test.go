@@ -176,3 +176,31 @@ func TestSessionEvictIdleAfter(t *testing.T) {
 		}
 	}
 }
+
+// A call in flight moves nothing in the (subject, client) set that
+// eviction reads (only an admitted request does): a grace below
+// CORE_CALL_TIMEOUT would let a session whose tools/call is still running
+// be ended. Such a pair of settings is refused at start, by name; a grace
+// of at least the call timeout, or 0, is accepted.
+func TestSessionEvictIdleAfterCoversACallInFlight(t *testing.T) {
+	for _, c := range []struct {
+		evict, call string
+		ok          bool
+	}{
+		{"10s", "1m", false}, {"4s", "", false}, {"59s", "1m", false},
+		{"1m", "1m", true}, {"5s", "", true}, {"0", "1m", true}, {"2m", "1m", true},
+	} {
+		env := base()
+		env["SESSION_EVICT_IDLE_AFTER"] = c.evict
+		if c.call != "" {
+			env["CORE_CALL_TIMEOUT"] = c.call
+		}
+		_, err := config.Load(pconfig.MapEnv(env))
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("SESSION_EVICT_IDLE_AFTER %s with CORE_CALL_TIMEOUT %q refused: %v", c.evict, c.call, err)
+		case !c.ok && (err == nil || !strings.Contains(err.Error(), "SESSION_EVICT_IDLE_AFTER") || !strings.Contains(err.Error(), "CORE_CALL_TIMEOUT")):
+			t.Errorf("SESSION_EVICT_IDLE_AFTER %s with CORE_CALL_TIMEOUT %q accepted (%v): a call in flight for longer than the grace leaves its session evictable", c.evict, c.call, err)
+		}
+	}
+}
