@@ -212,19 +212,28 @@ func ClosedAddr(t testing.TB) string {
 // server and brings it back on the same address: without it, any other
 // process may be given the port in between. It fails the test when the
 // port is already someone else's; release is also called when the test ends.
-func HoldPort(t testing.TB, addr string) (release func()) {
+func HoldPort(t testing.TB, addr string) func() {
 	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	port, perr := strconv.Atoi(p)
-	if err != nil || perr != nil {
-		t.Fatalf("hold %q: not host:port", addr)
-	}
-	_, release, err = holdPort(port)
+	release, err := HoldAddr(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(release)
 	return release
+}
+
+// HoldAddr is HoldPort for a caller without a test (a test helper's Stop,
+// which releases the port itself): it fails when addr is not
+// 127.0.0.1:port or the port is already someone else's (EADDRINUSE).
+// release is safe to call more than once.
+func HoldAddr(addr string) (release func(), err error) {
+	_, p, err := net.SplitHostPort(addr)
+	port, perr := strconv.Atoi(p)
+	if err != nil || perr != nil || port == 0 {
+		return nil, fmt.Errorf("hold %q: not host:port", addr)
+	}
+	_, release, err = holdPort(port)
+	return release, err
 }
 
 // holdPort binds a TCP socket to 127.0.0.1:port (0: a free port) without

@@ -2,7 +2,10 @@
 // servers on loopback TCP that serve gRPC server reflection (v1) and
 // answer, dynamically, services described by FileDescriptorProtos built in
 // the test — with Tollgate's options — which a test can change, stop and
-// restart on the same address while connectors discover them.
+// restart on the same address while connectors discover them. While
+// stopped, a backend's port is held (testharness.HoldAddr): connecting is
+// refused, as at a backend that is down, and no other listener of the
+// test (a fleet's servers on :0) is given the port before Restart.
 package registrytest
 
 import (
@@ -31,6 +34,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
 // Method is one unary RPC of a Service: request {string text = 1},
@@ -128,6 +132,8 @@ type Backend struct {
 	hold    chan struct{} // when set, calls wait on it
 	entered chan struct{}
 	srv     *grpc.Server
+	ln      net.Listener
+	release func() // the stopped backend's hold on Addr
 	opts    []grpc.ServerOption
 }
 
@@ -139,13 +145,13 @@ func Start(t testing.TB, label string, services []Service, opts ...grpc.ServerOp
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(b.Stop)
+	t.Cleanup(b.Close)
 	return b
 }
 
 // Listen is Start for a caller without a test (a TestMain that starts a
 // fleet around the backend): it serves services on a free loopback port
-// until b.Stop.
+// until b.Close.
 func Listen(label string, services []Service, opts ...grpc.ServerOption) (*Backend, error) {
 	b := &Backend{Label: label, opts: opts}
 	if err := b.serve(services); err != nil {
@@ -221,30 +227,70 @@ func (b *Backend) start(ln net.Listener) {
 		Services: b, DescriptorResolver: resolver{b}, ExtensionResolver: protoregistry.GlobalTypes,
 	}))
 	b.mu.Lock()
-	b.srv = srv
+	b.srv, b.ln = srv, ln
 	b.mu.Unlock()
 	go func() { _ = srv.Serve(ln) }()
 }
 
-// Stop stops the server at once (calls in flight fail).
+// Stop stops the server at once (calls in flight fail) and holds its
+// port until Restart or Close: a socket bound to Addr that does not
+// listen, so connecting is refused (ECONNREFUSED, gRPC's Unavailable) as
+// at a backend that is down, and the kernel gives the port to no other
+// socket bound to port 0 meanwhile. Without the hold, a fleet started
+// while the backend is down may be given its port, and Restart fails
+// with "address already in use".
 func (b *Backend) Stop() {
 	b.mu.Lock()
-	srv := b.srv
-	b.srv = nil
+	srv, ln := b.srv, b.ln
+	b.srv, b.ln = nil, nil
 	b.mu.Unlock()
-	if srv != nil {
-		srv.Stop()
+	if srv == nil {
+		return
 	}
+	srv.Stop()
+	// A Serve goroutine that has not taken the listener yet would close it
+	// only when it runs: close it here, so the port is free to hold now.
+	_ = ln.Close()
+	// Holding fails only if another socket took the port in the instant
+	// since the close: Restart then reports the address in use.
+	release, err := testharness.HoldAddr(b.Addr)
+	if err != nil {
+		return
+	}
+	b.mu.Lock()
+	b.release = release
+	b.mu.Unlock()
 }
 
-// Restart serves again on the same address.
+// Restart serves again on the same address: it binds Addr while the port
+// is still held (the hold does not listen, so a listener may bind beside
+// it), then lets the hold go, leaving no moment the port is free.
 func (b *Backend) Restart(t testing.TB) {
 	t.Helper()
 	ln, err := net.Listen("tcp", b.Addr)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("registrytest: restart %s on %s: %v", b.Label, b.Addr, err)
+	}
+	b.mu.Lock()
+	release := b.release
+	b.release = nil
+	b.mu.Unlock()
+	if release != nil {
+		release()
 	}
 	b.start(ln)
+}
+
+// Close stops the backend for good: Stop, and the port is let go.
+func (b *Backend) Close() {
+	b.Stop()
+	b.mu.Lock()
+	release := b.release
+	b.release = nil
+	b.mu.Unlock()
+	if release != nil {
+		release()
+	}
 }
 
 // Hold makes the calls that arrive from now on wait until the returned
