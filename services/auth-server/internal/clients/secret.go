@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"hash"
 	"maps"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -297,8 +296,10 @@ type checkResult struct {
 	checked bool
 	// paid: the check took its failure token before it ran (Reserve).
 	paid bool
-	// panicked: the check panicked (sharedCheck raises it again).
-	panicked error
+	// panicked: the value the check panicked with, which sharedCheck
+	// raises again as it is (nil: it did not panic; recover never
+	// returns nil for a panic, panic(nil) included, since Go 1.21).
+	panicked any
 }
 
 // sharedCheck runs the bcrypt check of secret for a, or shares the one in
@@ -322,15 +323,18 @@ type checkResult struct {
 // The flight is joined with DoChan, not Do: a request has joined it when
 // DoChan returns, which slowCheckCounters.joined counts. DoChan runs the
 // check in a goroutine of its own and makes a panic there unrecoverable, so
-// the check's panic is carried back and raised in each request's
-// goroutine, as Do would (net/http then recovers it for that request).
+// the check's panic value is carried back and raised, as it is, in each
+// request's goroutine, as Do would (net/http then recovers it for that
+// request; http.ErrAbortHandler keeps its meaning). The stack net/http logs
+// is then the request's, from this re-raise down: the check's own frames
+// are not in it.
 func (h *SecretHasher) sharedCheck(a *Attempt, stored, secret []byte, c *bcryptCheck) (paid bool, err error) {
 	led := false
 	flight := h.flights.DoChan(string(c.here[:]), func() (v any, _ error) {
 		led = true
 		defer func() {
 			if p := recover(); p != nil {
-				v = checkResult{panicked: fmt.Errorf("client secret check panicked: %v\n%s", p, debug.Stack())}
+				v = checkResult{panicked: p}
 			}
 		}()
 		return h.slowCheck(a, stored, secret, c), nil
