@@ -111,7 +111,7 @@ func TestCluster(t *testing.T) {
 		t.Logf("refused in %s", time.Since(start).Round(time.Millisecond))
 
 		// The guide's commands, with kubectl, openssl and auth-server on PATH.
-		script := docsBlock(t, docsSecretCommands, "sh")
+		script := docsBlock(t, docsSecretCommands, "bash")
 		kubectl := tool(t, "kubectl")
 		path := strings.Join([]string{filepath.Dir(kubectl), filepath.Dir(openssl), filepath.Dir(authServer), os.Getenv("PATH")}, string(os.PathListSeparator))
 		sh := exec.CommandContext(timeout(t, 2*time.Minute), "bash", "-euo", "pipefail", "-c", script)

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,7 +18,7 @@ import (
 // values reference by name: a first install that follows the guide
 // literally must not wait for a Secret nobody created.
 func TestDocsCreateTheSecretsTheMinimalValuesReference(t *testing.T) {
-	commands := docsBlock(t, docsSecretCommands, "sh")
+	commands := docsBlock(t, docsSecretCommands, "bash")
 	values := docsBlock(t, docsMinimalValues, "yaml")
 
 	// What the commands create: secret name -> keys.
@@ -245,8 +246,11 @@ func TestDocsLeaveNoPrivateKeyOnDisk(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(root, path)
 		for _, block := range shellBlocks(string(b)) {
-			for _, bad := range keyFilesLeft(block) {
-				t.Errorf("%s: this block leaves a private key on disk (%s): write it into a directory made with mktemp -d and rm -r it in the same block once the key is in its Secret, or send it to stdout:\n%s", rel, bad, block)
+			for _, bad := range keyFilesLeft(block.text) {
+				t.Errorf("%s: this block leaves a private key on disk (%s), or removes it whether or not it reached its Secret: write it into a directory made with mktemp -d and rm -r it in the same block, chained with && after the command that stores it, or send it to stdout:\n%s", rel, bad, block.text)
+			}
+			for _, bad := range unsafeSubstitutions(block) {
+				t.Errorf("%s: %s:\n%s", rel, bad, block.text)
 			}
 			checked++
 		}
@@ -260,25 +264,55 @@ func TestDocsLeaveNoPrivateKeyOnDisk(t *testing.T) {
 	}
 }
 
+// shellBlock is one shell block of a Markdown document: its text and the
+// language its fence names (sh, bash or shell).
+type shellBlock struct{ lang, text string }
+
 // shellBlocks returns the ```sh, ```bash and ```shell blocks of a
 // Markdown document, indented ones (in list items) included.
-func shellBlocks(doc string) []string {
-	var blocks []string
+func shellBlocks(doc string) []shellBlock {
+	var blocks []shellBlock
 	var cur []string
-	in := false
+	lang := ""
 	for _, line := range strings.Split(doc, "\n") {
 		fence := strings.TrimSpace(line)
 		switch {
-		case !in && (fence == "```sh" || fence == "```bash" || fence == "```shell"):
-			in, cur = true, nil
-		case in && fence == "```":
-			in = false
-			blocks = append(blocks, strings.Join(cur, "\n"))
-		case in:
+		case lang == "" && (fence == "```sh" || fence == "```bash" || fence == "```shell"):
+			lang, cur = strings.TrimPrefix(fence, "```"), nil
+		case lang != "" && fence == "```":
+			blocks = append(blocks, shellBlock{lang, strings.Join(cur, "\n")})
+			lang = ""
+		case lang != "":
 			cur = append(cur, strings.TrimSpace(line))
 		}
 	}
 	return blocks
+}
+
+var (
+	substitution = regexp.MustCompile(`<\(`)
+	fromFileSub  = regexp.MustCompile(`--from-file=[^=\s]+=<\(\s*(\S+)`)
+)
+
+// unsafeSubstitutions returns what is wrong with a block's process
+// substitutions <(…): they are bash's (POSIX sh has none), so the block
+// must be fenced bash; and a Secret's value read from one must come from
+// the shell's printf of a value already made: the exit status of a command
+// inside <(…) is checked by nothing (not set -e, not pipefail), so a
+// failing openssl there would store an empty key.
+func unsafeSubstitutions(b shellBlock) []string {
+	var bad []string
+	if substitution.MatchString(b.text) && b.lang != "bash" {
+		bad = append(bad, fmt.Sprintf("a block using <(…), bash's process substitution, is fenced %s, not bash", b.lang))
+	}
+	for _, line := range strings.Split(b.text, "\n") {
+		for _, m := range fromFileSub.FindAllStringSubmatch(line, -1) {
+			if m[1] != "printf" {
+				bad = append(bad, fmt.Sprintf("a Secret's value comes from %s inside <(…), whose failure nothing sees (the Secret would get an empty value): make the value first (v=$(%s …) &&), then --from-file=KEY=<(printf '%%s\\n' \"$v\")", m[1], m[1]))
+			}
+		}
+	}
+	return bad
 }
 
 var (
@@ -288,19 +322,36 @@ var (
 )
 
 // keyFilesLeft returns the private key files a shell block writes and
-// leaves: every one not inside a mktemp -d directory of the block that a
-// later rm -r "$dir" removes.
+// leaves: every one not inside a mktemp -d directory of the block that an
+// rm -r "$dir" later in the same && chain removes (an rm that runs
+// whatever the commands before it did would remove the key's only copy
+// when kubectl failed to store it).
 func keyFilesLeft(block string) []string {
-	// One command a line: join the continuations, drop the comments.
-	lines := strings.Split(strings.ReplaceAll(block, "\\\n", " "), "\n")
-	var left []string
-	for i, line := range lines {
+	// One command (or && chain) a line: drop the comments, join the
+	// continuations and the lines a trailing && continues.
+	var lines []string
+	cont := false
+	for _, line := range strings.Split(block, "\n") {
 		if c := strings.Index(line, " #"); c >= 0 {
 			line = line[:c]
 		}
 		if strings.HasPrefix(line, "#") {
-			continue
+			line = ""
 		}
+		line = strings.TrimSpace(line)
+		if cont {
+			lines[len(lines)-1] += " " + line
+		} else {
+			lines = append(lines, line)
+		}
+		cont = strings.HasSuffix(line, "\\") || strings.HasSuffix(line, "&&")
+		if strings.HasSuffix(line, "\\") {
+			last := lines[len(lines)-1]
+			lines[len(lines)-1] = last[:len(last)-1]
+		}
+	}
+	var left []string
+	for i, line := range lines {
 		m := keyWriter.FindStringSubmatch(line)
 		if m == nil {
 			continue
@@ -329,7 +380,9 @@ func keyFilesLeft(block string) []string {
 }
 
 // removedTempDir reports whether file lies in "$dir/", dir made by mktemp -d
-// before line at and removed by rm -r after it.
+// before line at and removed by rm -r "$dir" after it; when the block
+// itself stores the key (--from-file from "$dir"), the rm must follow that
+// command in one && chain, so that it runs only once the key is stored.
 func removedTempDir(lines []string, at int, file string) bool {
 	dir, ok := strings.CutPrefix(file, "$")
 	if !ok {
@@ -339,16 +392,36 @@ func removedTempDir(lines []string, at int, file string) bool {
 	if !ok {
 		return false
 	}
-	made, removed := false, false
+	made := false
 	for i, line := range lines {
 		if m := tempDir.FindStringSubmatch(line); i < at && m != nil && m[1] == dir {
 			made = true
 		}
-		if f := strings.Fields(line); i > at && len(f) == 3 && f[0] == "rm" && (f[1] == "-r" || f[1] == "-rf") && strings.Trim(f[2], `"`) == "$"+dir {
-			removed = true
+	}
+	stored, chained := false, false
+	for i := at; i < len(lines); i++ {
+		steps := strings.Split(lines[i], "&&")
+		if i == at {
+			for len(steps) > 0 && !keyWriter.MatchString(steps[0]) {
+				steps = steps[1:]
+			}
+			steps = steps[1:]
+		}
+		chained = false // a new line runs whatever the last one did
+		for _, step := range steps {
+			f := strings.Fields(step)
+			if len(f) == 3 && f[0] == "rm" && (f[1] == "-r" || f[1] == "-rf") && strings.Trim(f[2], `"`) == "$"+dir {
+				return made && (!stored || chained)
+			}
+			if strings.Contains(step, "--from-file") && strings.Contains(step, "$"+dir+"/") {
+				stored, chained = true, true
+			}
+			if strings.ContainsAny(step, ";|") {
+				chained = false // ; || and | run the rest whatever it did
+			}
 		}
 	}
-	return made && removed
+	return false
 }
 
 // TestKeyFilesLeft pins what TestDocsLeaveNoPrivateKeyOnDisk takes for a
@@ -367,13 +440,39 @@ func TestKeyFilesLeft(t *testing.T) {
 		{"a temporary directory not removed", "d=$(mktemp -d)\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\"", "$d/k.pem"},
 		{"removed before the key is written", "d=$(mktemp -d)\nrm -r \"$d\"\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\"", "$d/k.pem"},
 		{"a directory not made by mktemp", "d=keys\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\"\nrm -r \"$d\"", "$d/k.pem"},
-		{"a temporary directory removed", "d=$(mktemp -d)\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\"\nrm -r \"$d\"", ""},
+		{"removed even if storing it failed", "d=$(mktemp -d)\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\"\nkubectl create secret generic s --from-file=\"$d/k.pem\"\nrm -r \"$d\"", "$d/k.pem"},
+		{"removed after ;", "d=$(mktemp -d)\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\" &&\nkubectl create secret generic s --from-file=\"$d/k.pem\"; rm -r \"$d\"", "$d/k.pem"},
+		{"stored by hand between (no kubectl in the block)", "d=$(mktemp -d)\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\"\n# add \"$d/k.pem\" to the Secret, then:\nrm -r \"$d\"", ""},
+		{"removed after ||", "d=$(mktemp -d)\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\" &&\nkubectl create secret generic s --from-file=\"$d/k.pem\" || true &&\nrm -r \"$d\"", "$d/k.pem"},
+		{"a temporary directory removed once stored", "d=$(mktemp -d)\nopenssl genpkey -algorithm RSA -out \"$d/k.pem\" &&\nkubectl create secret generic s \\\n  --from-file=\"$d/k.pem\" &&\nrm -r \"$d\"", ""},
 		{"to stdout, into a Secret", "kubectl create secret generic s --from-file=k.pem=<(openssl genpkey -algorithm RSA)", ""},
 		{"a commented command", "# openssl genpkey -algorithm RSA -out k.pem", ""},
 		{"a decoded value that is no key file", "kubectl get secret s -o jsonpath='{.data.x}' | base64 -d > x.txt", ""},
 	} {
 		if got := strings.Join(keyFilesLeft(c.block), ","); got != c.left {
 			t.Errorf("%s: keyFilesLeft(%q) = %q, want %q", c.name, c.block, got, c.left)
+		}
+	}
+}
+
+// TestUnsafeSubstitutions pins what TestDocsLeaveNoPrivateKeyOnDisk
+// refuses in a block's process substitutions, refusals first.
+func TestUnsafeSubstitutions(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		b    shellBlock
+		bad  int
+	}{
+		{"<(…) fenced sh", shellBlock{"sh", `kubectl create secret generic s --from-file=k=<(printf %s "$v")`}, 1},
+		{"<(…) fenced shell", shellBlock{"shell", `diff <(a) <(b)`}, 1},
+		{"a key made inside <(…)", shellBlock{"bash", "kubectl create secret generic s \\\n  --from-file=k.pem=<(openssl genpkey -algorithm RSA)"}, 1},
+		{"a random value made inside <(…)", shellBlock{"bash", `kubectl create secret generic s --from-file=k=<(openssl rand -base64 48)`}, 1},
+		{"both", shellBlock{"sh", `kubectl create secret generic s --from-file=k=<(openssl rand -base64 48)`}, 2},
+		{"printf of a value made before", shellBlock{"bash", "v=$(openssl rand -base64 48) &&\nkubectl create secret generic s --from-file=k=<(printf '%s\\n' \"$v\")"}, 0},
+		{"no substitution", shellBlock{"sh", `kubectl get pods`}, 0},
+	} {
+		if got := unsafeSubstitutions(c.b); len(got) != c.bad {
+			t.Errorf("%s: unsafeSubstitutions = %q, want %d", c.name, got, c.bad)
 		}
 	}
 }

@@ -27,9 +27,9 @@ const docsRotationNamespace = "tollgate"
 // anything ("# 2. ... 3." is a comment "# 2." that later names 3.).
 func docsRotationSteps(t *testing.T, heading string, heads ...string) []string {
 	t.Helper()
-	script, inSection := docsFileBlock(t, filepath.Join("docs", "operations", "key-rotation.md"), heading, "sh")
+	script, inSection := docsFileBlock(t, filepath.Join("docs", "operations", "key-rotation.md"), heading, "bash")
 	if !inSection {
-		t.Fatalf("no ```sh block in the section %q", heading)
+		t.Fatalf("no ```bash block in the section %q", heading)
 	}
 
 	starts := regexp.MustCompile(`(?m)^# \d\.`).FindAllStringIndex(script, -1)
