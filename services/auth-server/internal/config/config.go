@@ -285,7 +285,8 @@ func EntraMultiTenant(issuer string) (template string, ok bool) {
 // PreviousIssuersSetting names Upstream.PreviousIssuers.
 const PreviousIssuersSetting = "UPSTREAM_PREVIOUS_ISSUERS"
 
-// validatePrevious adds the problems of UPSTREAM_PREVIOUS_ISSUERS: each an
+// validatePrevious adds the problems of UPSTREAM_PREVIOUS_ISSUERS (comma-
+// separated: an issuer URL holding a comma is cut in two): each an
 // absolute http(s) URL (https in production) without query or fragment,
 // as UPSTREAM_ISSUER_URL; none the current issuer (with or without a
 // trailing slash, which its grants match already), none twice, and no
@@ -293,7 +294,13 @@ const PreviousIssuersSetting = "UPSTREAM_PREVIOUS_ISSUERS"
 // tenant's issuer, which is what to list).
 func (u Upstream) validatePrevious(p *config.Problems, prod bool) {
 	seen := map[string]bool{}
-	for _, iss := range u.PreviousIssuers {
+	for i, iss := range u.PreviousIssuers {
+		if i > 0 && !strings.Contains(iss, "://") {
+			// Most likely the rest of a URL holding a comma, which the
+			// list's separator cut in two.
+			p.Addf("%s: %q is not a URL: the list is comma-separated, and no issuer URL in it may hold a comma", PreviousIssuersSetting, iss)
+			continue
+		}
 		_ = config.PublicURL(p, PreviousIssuersSetting, iss, prod)
 		key := strings.TrimSuffix(iss, "/")
 		switch {

@@ -265,6 +265,7 @@ func TestUpstreamPreviousIssuers(t *testing.T) {
 		{"http in development", "http://localhost:4500", "http://localhost:4501", "", false},
 		{"http in production", "https://idp.example", "http://old.example", `UPSTREAM_PREVIOUS_ISSUERS: "http://old.example" must use https in production`, true},
 		{"not a URL", "https://idp.example", "old.example", `UPSTREAM_PREVIOUS_ISSUERS: "old.example" is not an absolute http(s) URL`, true},
+		{"a comma inside a URL", "https://idp.example", "https://old.example/realms/a,b", `UPSTREAM_PREVIOUS_ISSUERS: "b" is not a URL: the list is comma-separated, and no issuer URL in it may hold a comma`, true},
 		{"a query", "https://idp.example", "https://old.example/?tenant=1", `UPSTREAM_PREVIOUS_ISSUERS: "https://old.example/?tenant=1" must not have a query or fragment`, true},
 		{"the current issuer", "https://idp.example/", "https://idp.example", `UPSTREAM_PREVIOUS_ISSUERS: "https://idp.example" is UPSTREAM_ISSUER_URL`, true},
 		{"twice", "https://idp.example", "https://old.example,https://old.example/", `UPSTREAM_PREVIOUS_ISSUERS: "https://old.example/" is listed twice`, true},
