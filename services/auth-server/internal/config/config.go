@@ -698,6 +698,20 @@ func (c *Config) Validate(p *config.Problems) {
 	} else if len(c.Upstream.AllowedTenants) > 0 {
 		p.Addf("UPSTREAM_ALLOWED_TENANTS: only for a multi-tenant Entra ID issuer (…/common/v2.0 or …/organizations/v2.0), not %q", c.Upstream.Issuer)
 	}
+	if template, multi := EntraMultiTenant(c.Upstream.Issuer); multi {
+		// An allowed tenant's issuer is a user space of its own: listed as
+		// a previous issuer too, its sign-ins would count as the current
+		// provider's users, and the grants and consents made in its own
+		// space would end.
+		prefix, suffix, _ := strings.Cut(template, "{tenantid}")
+		anyTenant := slices.Contains(c.Upstream.AllowedTenants, "*")
+		for _, iss := range c.Upstream.PreviousIssuers {
+			t, ok := strings.CutPrefix(strings.TrimSuffix(iss, "/"), prefix)
+			if t, ok = strings.CutSuffix(t, suffix); ok && (slices.Contains(c.Upstream.AllowedTenants, t) || anyTenant && IsTenantID(t)) {
+				p.Addf("%s: %q is the issuer of tenant %s, allowed by UPSTREAM_ALLOWED_TENANTS: an allowed tenant's users are its own, not former users of the current provider; list it in one of the two", PreviousIssuersSetting, iss, t)
+			}
+		}
+	}
 	c.Upstream.validatePrevious(p, prod)
 	switch c.Upstream.ResponseMode {
 	case ResponseModeQuery:

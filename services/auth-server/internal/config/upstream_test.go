@@ -294,6 +294,29 @@ func TestUpstreamPreviousIssuers(t *testing.T) {
 			}
 		})
 	}
+	// An allowed Entra tenant's issuer is not a previous issuer too.
+	const tenant = "9188040d-6c67-4c5b-b112-36a304b66dad"
+	for _, tc := range []struct{ name, allowed, previous, problem string }{
+		{"an allowed tenant", tenant, "https://login.microsoftonline.com/" + tenant + "/v2.0", "is the issuer of tenant " + tenant + ", allowed by UPSTREAM_ALLOWED_TENANTS"},
+		{"an allowed tenant, trailing slash", tenant, "https://login.microsoftonline.com/" + tenant + "/v2.0/", "is the issuer of tenant " + tenant},
+		{"any tenant allowed", "*", "https://login.microsoftonline.com/" + tenant + "/v2.0", "is the issuer of tenant " + tenant},
+		{"a tenant not allowed", "00000000-0000-0000-0000-000000000001", "https://login.microsoftonline.com/" + tenant + "/v2.0", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := base()
+			env["UPSTREAM_ISSUER_URL"], env["UPSTREAM_ALLOWED_TENANTS"], env["UPSTREAM_PREVIOUS_ISSUERS"] = "https://login.microsoftonline.com/common/v2.0", tc.allowed, tc.previous
+			_, err := Load(pconfig.MapEnv(env))
+			if tc.problem == "" {
+				if err != nil && strings.Contains(err.Error(), PreviousIssuersSetting) {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.problem) {
+				t.Errorf("%v, want %q", err, tc.problem)
+			}
+		})
+	}
 	c, err := Load(pconfig.MapEnv(base()))
 	if err != nil || c.Upstream.PreviousIssuers != nil {
 		t.Errorf("default: %q %v, want none", c.Upstream.PreviousIssuers, err)
