@@ -264,3 +264,45 @@ func TestSessionEvictionDisabled(t *testing.T) {
 	}
 	toolCall(t, g, tok, s1, http.StatusOK)
 }
+
+// An initialize at the cap that cannot delete the idle session it chose
+// (here a Redis ACL makes session records read-only for one initialize; a
+// command timeout does the same) is refused 503, and the idle session
+// stays, still counted: it was taken out of the pair's set before its
+// record was deleted, so it went on working uncounted and the pair held
+// two live sessions under a cap of one. Once Redis takes deletes again,
+// the next initialize ends it and takes its place.
+func TestEvictionThatCannotDeleteKeepsTheCap(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway("SESSION_LIMIT_PER_SUBJECT", "1")
+	tok := f.Token("ada", allScopes)
+	old := g.initialize(t, tok)
+	age(t, f, 10*time.Minute)
+	init := call("initialize", map[string]any{
+		"protocolVersion": version, "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "x", "version": "1"}})
+
+	restore := f.Redis.RestrictKeys(t, "test:mcp:session:", "%R")
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: init})
+	restore()
+	if r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("initialize at the cap while session records are read-only: %d %s, want 503", r.Status, r.Body)
+	}
+	if n := setSize(t, f); n != 1 {
+		t.Errorf("after the failed eviction, %d sessions counted, want 1 (the one that could not be ended)", n)
+	}
+	toolCall(t, g, tok, old, http.StatusOK) // not ended: it still works
+	if !strings.Contains(g.Logs.String(), "could not end an idle session") {
+		t.Errorf("the failed eviction is not logged:\n%s", g.Logs.String())
+	}
+	age(t, f, 10*time.Minute)
+	if r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: init}); r.Status != http.StatusOK {
+		t.Fatalf("initialize at the cap once Redis deletes again: %d %s", r.Status, r.Body)
+	}
+	toolCall(t, g, tok, old, http.StatusNotFound)
+	if n := setSize(t, f); n != 1 {
+		t.Errorf("%d sessions counted, want 1", n)
+	}
+	if v := g.metric(t, `tollgate_mcp_sessions_total{event="evicted",transport="streamable-http"}`); v != 1 {
+		t.Errorf("evicted = %v, want 1", v)
+	}
+}

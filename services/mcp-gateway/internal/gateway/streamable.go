@@ -729,18 +729,17 @@ func (g *Gateway) endSession(ctx context.Context, id string) (removed bool, err 
 	return deleted, nil
 }
 
-// evicted finishes the end of a session the store took out of its
-// (subject, client)'s set to make room for a new one (session.Store.
+// evicted finishes the end of a session the store chose to end to make
+// room for a new one of its (subject, client) (session.Store.
 // EvictIdleAfter): its record is already deleted; every replica is told,
 // as for a DELETE, so that none admits it from memory and its open
 // streams close. A later request with its id gets 404 and the client
-// initializes again (Streamable HTTP, "Session Management").
+// initializes again (Streamable HTTP, "Session Management"). When the
+// delete failed, the session stays (still counted against the cap) and
+// the initialize that needed its place is answered 503.
 func (g *Gateway) evicted(ctx context.Context, e session.Evicted) {
-	switch {
-	case e.Err != nil:
-		g.log.WarnContext(ctx, "evicted an idle session from the per-subject session index, but could not delete its record; it expires when unused", "err", e.Err)
-	case len(e.Hash) != 64:
-		g.log.InfoContext(ctx, "evicted an idle session a previous version indexed; its record cannot be named and expires when unused")
+	if e.Err != nil {
+		g.log.WarnContext(ctx, "could not end an idle session to make room for a new one at the session limit; it stays, and the new one is refused", "err", e.Err)
 		return
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), terminationAckWait+time.Second)

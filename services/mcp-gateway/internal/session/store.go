@@ -214,34 +214,45 @@ func (s *Store) LimitPerSubject(n int) { s.perSubject = max(n, 0) }
 // that reads the record from Redis (Admit's first sight on a replica,
 // Get) moves the score as a renewal does, so that holds on every path.
 //
-// An evicted session's hashed id is taken from the set: its members are
-// then whole hashed ids (64 hex digits, 48 bytes more per session in
-// Redis than the 16-digit members kept without eviction). Its record is
-// deleted as Delete does; the caller (OnEvict) announces its end to every
-// replica.
+// The session to end is named by its entry: the set's members are then
+// whole hashed ids (64 hex digits, 48 bytes more per session in Redis
+// than the 16-digit members kept without eviction). An entry of the
+// short form (written while eviction was off, or by a version before it)
+// names no record and is never chosen: it counts until it expires or its
+// session is deleted. The chosen session's record is deleted first (as
+// Delete does; another key, and in Redis Cluster another slot) and only
+// then is its entry taken out, by the script that adds the new one, so a
+// session keeps counting against the cap for as long as its record
+// lives: when the delete fails, Create fails and the session stays,
+// counted; when the gateway stops between the two, the entry of the
+// deleted record is chosen again by the pair's next Create (it is the
+// least recently used, and evictable) and taken out then. The caller
+// (OnEvict) announces the session's end to every replica.
 func (s *Store) EvictIdleAfter(d time.Duration) { s.evictAfter = max(d, 0) }
 
 // Evicted is a session Create ended to make room for a new one of the
 // same (subject, client) pair (EvictIdleAfter).
 type Evicted struct {
 	// Hash is the session id's SHA-256 (hex), what the fleet's
-	// terminations name. For an entry written by a previous version (16
-	// hex digits) it is that prefix, and the record could not be named:
-	// Ended is false and the record lives until its idle TTL ends.
+	// terminations name.
 	Hash string
 	// Transport is the ended session's transport ("" when not Ended).
 	Transport string
 	// Ended reports that this call deleted the record (false: it was
-	// already gone, or could not be named).
+	// already gone — a concurrent Create or DELETE ended it, it expired,
+	// or a gateway stopped after deleting it and before taking its entry
+	// out).
 	Ended bool
-	// Err is a failure to delete the record; the session no longer counts
-	// against the pair's cap and its record expires when unused.
+	// Err is a failure to delete the record: the session may still live,
+	// keeps its entry (it still counts against the pair's cap), and
+	// Create fails with this error.
 	Err error
 }
 
-// OnEvict has f called, inside Create, for every session Create ended to
-// make room (EvictIdleAfter), after its record was deleted and before the
-// new session is stored. Set it before use.
+// OnEvict has f called, inside Create, for every session Create chose to
+// end to make room (EvictIdleAfter), after its record was deleted (or the
+// delete failed: Evicted.Err) and before its entry is taken out and the
+// new session stored. Set it before use.
 func (s *Store) OnEvict(f func(context.Context, Evicted)) { s.onEvict = f }
 
 // LimitError refuses a session beyond the per-subject cap.
@@ -297,24 +308,8 @@ func (s *Store) Create(ctx context.Context, id string, r Record) error {
 		m = h // an evicted entry must name its session's record
 	}
 	if s.perSubject > 0 {
-		var idle int64 // idleness by the score that makes an entry evictable (0: none is)
-		if s.evictAfter > 0 {
-			idle = (s.evictAfter + s.renewEvery).Milliseconds()
-		}
-		v, err := admitScript.Run(ctx, s.rdb, []string{s.subjectKey(r.Subject, r.ClientID)}, s.perSubject, s.ttl.Milliseconds(), m, idle).Slice()
-		if err != nil {
-			return fmt.Errorf("create session: %w", err)
-		}
-		code, _ := v[0].(int64)
-		switch {
-		case code == 0 && len(v) == 2:
-			ms, _ := v[1].(int64)
-			return &LimitError{Limit: s.perSubject, RetryAfter: time.Duration(max(ms, 1)) * time.Millisecond}
-		case code == 2:
-			for _, e := range v[1:] {
-				hash, _ := e.(string)
-				s.evict(ctx, hash)
-			}
+		if err := s.admit(ctx, r, m); err != nil {
+			return err
 		}
 	}
 	args := append([]any{s.ttl.Milliseconds()}, flatten(r.fields())...)
@@ -331,30 +326,81 @@ func (s *Store) Create(ctx context.Context, id string, r Record) error {
 	return nil
 }
 
-// evict deletes the record of a session the admission script took out of
-// its pair's set (hash: its member) and reports it (OnEvict).
-func (s *Store) evict(ctx context.Context, hash string) {
-	e := Evicted{Hash: hash}
-	if len(hash) == 64 {
-		s.Forget(hash)
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-		var transport *redis.StringCmd
-		var del *redis.IntCmd
-		_, err := s.rdb.TxPipelined(dctx, func(p redis.Pipeliner) error {
-			transport = p.HGet(dctx, s.keyOf(hash), "transport")
-			del = p.Del(dctx, s.keyOf(hash))
-			return nil
-		})
-		cancel()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			e.Err = fmt.Errorf("delete session: %w", err)
-		} else {
-			e.Ended, e.Transport = del.Val() > 0, transport.Val()
+// maxEvictRounds bounds admit's rounds of ending sessions: each ends at
+// least one, so more than one round needs concurrent Creates of the same
+// pair taking the places made.
+const maxEvictRounds = 4
+
+// admit adds the entry m of a new session of r's (subject, client) pair
+// to the pair's set under the cap (admitScript), first ending as many of
+// the pair's evictable sessions as must go (EvictIdleAfter): their
+// records are deleted, then the script is run again, which takes their
+// entries out, counts again and adds m.
+func (s *Store) admit(ctx context.Context, r Record, m string) error {
+	var idle int64 // idleness by the score that makes an entry evictable (0: none is)
+	if s.evictAfter > 0 {
+		idle = (s.evictAfter + s.renewEvery).Milliseconds()
+	}
+	var ended []any // members whose records are deleted, to take out
+	for round := 0; ; round++ {
+		args := append([]any{s.perSubject, s.ttl.Milliseconds(), m, idle}, ended...)
+		v, err := admitScript.Run(ctx, s.rdb, []string{s.subjectKey(r.Subject, r.ClientID)}, args...).Slice()
+		if err != nil {
+			return fmt.Errorf("create session: %w", err)
 		}
+		code, _ := v[0].(int64)
+		switch {
+		case code == 1:
+			return nil
+		case code == 0 && len(v) == 2:
+			ms, _ := v[1].(int64)
+			return &LimitError{Limit: s.perSubject, RetryAfter: time.Duration(max(ms, 1)) * time.Millisecond}
+		case code != 2 || len(v) < 2:
+			return fmt.Errorf("create session: admission answered %v", v)
+		case round == maxEvictRounds:
+			// Others took every place made; the sessions chosen last are
+			// chosen again by the pair's next Create.
+			return &LimitError{Limit: s.perSubject, RetryAfter: time.Second}
+		}
+		ended = ended[:0]
+		for _, e := range v[1:] {
+			hash, _ := e.(string)
+			if err := s.evict(ctx, hash); err != nil {
+				return err
+			}
+			ended = append(ended, hash)
+		}
+	}
+}
+
+// evict deletes the record of a session the admission script chose to end
+// (hash: its entry in the pair's set, still there) and reports it
+// (OnEvict). An error means the record may still be there: the entry
+// stays.
+func (s *Store) evict(ctx context.Context, hash string) error {
+	e := Evicted{Hash: hash}
+	s.Forget(hash)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	var transport *redis.StringCmd
+	var del *redis.IntCmd
+	_, err := s.rdb.TxPipelined(dctx, func(p redis.Pipeliner) error {
+		transport = p.HGet(dctx, s.keyOf(hash), "transport")
+		del = p.Del(dctx, s.keyOf(hash))
+		return nil
+	})
+	cancel()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		e.Err = fmt.Errorf("end idle session: %w", err)
+	} else {
+		e.Ended, e.Transport = del.Val() > 0, transport.Val()
 	}
 	if s.onEvict != nil {
 		s.onEvict(ctx, e)
 	}
+	if e.Err != nil {
+		return fmt.Errorf("create session: %w", e.Err)
+	}
+	return nil
 }
 
 // touch moves a session's entry in its pair's set to its renewed expiry,
@@ -733,32 +779,40 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`)
 
 // admitScript counts a (subject, client) pair's live sessions and adds one
-// if under the cap; at the cap it first takes out the least recently used
-// entries (lowest scores) that must go, when the newest of them has been
-// idle, by its score, for at least ARGV[4] ms (0: never). KEYS[1]: the
-// pair's sorted set; ARGV: cap, idle TTL (ms), the new session's member,
-// evictable idleness (ms). Replies {1} (added), {2, member…} (added after
-// taking those members out) or {0, ms until the entry that must go
-// expires or becomes evictable}.
+// if under the cap. At the cap it adds nothing and names the least
+// recently used entries (lowest scores) that must go, among those that
+// name their record (64 hex digits), when the newest of them has been
+// idle, by its score, for at least ARGV[4] ms (0: never); the caller
+// deletes their records and runs it again with their members from
+// ARGV[5] on, which it takes out first. KEYS[1]: the pair's sorted set;
+// ARGV: cap, idle TTL (ms), the new session's member, evictable idleness
+// (ms), members whose records are deleted…. Replies {1} (added), {2,
+// member…} (end those first) or {0, ms until enough entries expire or
+// become evictable}.
 var admitScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 5, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1]) + 1
-local out = {1}
 if over > 0 then
-  local lru = redis.call('ZRANGE', KEYS[1], 0, over - 1, 'WITHSCORES')
-  local last = tonumber(lru[2 * over])
+  local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  local wait = tonumber(all[2 * over]) - now
   local idle = tonumber(ARGV[4])
-  if idle <= 0 then return {0, tonumber(lru[2]) - now} end
-  local evictable = last - tonumber(ARGV[2]) + idle
-  if now < evictable then return {0, math.min(last, evictable) - now} end
-  out = {2}
-  for i = 1, 2 * over, 2 do
-    redis.call('ZREM', KEYS[1], lru[i])
-    out[#out + 1] = lru[i]
+  if idle <= 0 then return {0, wait} end
+  local out, last = {2}, nil
+  for i = 1, #all, 2 do
+    if #out > over then break end
+    if #all[i] == 64 then
+      out[#out + 1] = all[i]
+      last = tonumber(all[i + 1])
+    end
   end
+  if #out <= over then return {0, wait} end
+  local evictable = last - tonumber(ARGV[2]) + idle
+  if now < evictable then return {0, math.min(wait, evictable - now)} end
+  return out
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return out`)
+return {1}`)
