@@ -155,7 +155,7 @@ func TestChatGPTSessionChurnDoesNotLockTheUserOut(t *testing.T) {
 }
 
 // The least recently used session is the one ended, on whichever replica
-// it lives; its open stream there ends; the others keep working; a session
+// it was created or used (404 on both); the others keep working; a session
 // used within the grace is never taken — also when its last use was on a
 // replica that had not seen it before (the use moves its place in the
 // set): the initialize is then refused 429 with Retry-After until the
@@ -304,5 +304,36 @@ func TestEvictionThatCannotDeleteKeepsTheCap(t *testing.T) {
 	}
 	if v := g.metric(t, `tollgate_mcp_sessions_total{event="evicted",transport="streamable-http"}`); v != 1 {
 		t.Errorf("evicted = %v, want 1", v)
+	}
+}
+
+// A legacy HTTP+SSE session ended to make room is counted once, evicted:
+// its stream closes, and the stream handler's own Delete then finds the
+// record gone and counts nothing (it counted the session deleted too:
+// one session, two ends in tollgate_mcp_sessions_total).
+func TestEvictedLegacySessionCountedOnce(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway("SESSION_LIMIT_PER_SUBJECT", "1")
+	tok := f.Token("ada", allScopes)
+	s, _ := g.openLegacy(t, tok)
+	age(t, f, 10*time.Minute)
+	g.initialize(t, tok) // at the cap: ends the idle legacy session
+	if !s.ended(30 * time.Second) {
+		t.Fatal("the evicted legacy session's stream is still open")
+	}
+	// The request log line is written once the handler, its deferred
+	// Delete included, has returned.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(g.Logs.String(), "route=/sse status=200") {
+		if time.Now().After(deadline) {
+			t.Fatal("the /sse handler has not returned")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := g.metric(t, `tollgate_mcp_sessions_total{event="evicted",transport="sse"}`); v != 1 {
+		t.Errorf("evicted legacy sessions = %v, want 1", v)
+	}
+	if v := g.metric(t, `tollgate_mcp_sessions_total{event="deleted",transport="sse"}`); v != 0 {
+		t.Errorf("the evicted legacy session is also counted deleted (%v): the eviction removed its record, not the stream's Delete", v)
 	}
 }

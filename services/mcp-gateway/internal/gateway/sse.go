@@ -59,7 +59,8 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 		// The stream was the session: it ends with it.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 3*time.Second)
 		defer cancel()
-		if _, err := g.sessions.Delete(dctx, id); err != nil {
+		removed, err := g.sessions.Delete(dctx, id)
+		if err != nil && !removed {
 			// The record outlives the stream (postMessage and
 			// deliverRelayed end it later): counted apart, so that
 			// "deleted" counts only sessions whose record is gone.
@@ -67,7 +68,15 @@ func (g *Gateway) openSSE(w http.ResponseWriter, r *http.Request) {
 			g.metrics.sessions.WithLabelValues(transportSSE, "delete_failed").Inc()
 			return
 		}
-		g.metrics.sessions.WithLabelValues(transportSSE, "deleted").Inc()
+		if err != nil {
+			g.log.WarnContext(r.Context(), "SSE session ended, but its place in the per-subject session index was not removed; it frees when the session would have expired", "err", err)
+		}
+		if removed {
+			// Counted once per session: a record already gone was
+			// ended (and counted) by whoever removed it — an eviction
+			// (event "evicted"), or its expiry.
+			g.metrics.sessions.WithLabelValues(transportSSE, "deleted").Inc()
+		}
 	}()
 	defer close(ended) // first: the handler writes nothing more
 	// Every write of the stream has STREAM_WRITE_TIMEOUT: a client that
