@@ -136,7 +136,7 @@ func TestToolCallsCancelled(t *testing.T) {
 	tok := f.Token("user-1", "openid notes.read")
 	sid := g.initialize(t, tok)
 	canceledLogs := func() int {
-		return strings.Count(g.Logs.String(), `msg="tool call failed: capability-core unavailable" service=mcp-gateway tool=notes.list grpc_code=Canceled`)
+		return strings.Count(g.Logs.String(), `msg="tool call failed: backend unavailable" service=mcp-gateway tool=notes.list backend=notes grpc_code=Canceled`)
 	}
 	var answers []string
 	for i, old := range []bool{true, false} {

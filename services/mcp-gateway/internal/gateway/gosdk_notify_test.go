@@ -78,7 +78,7 @@ func TestStatelessNotificationsAccepted(t *testing.T) {
 	}
 
 	canceledLogs := func() int {
-		return strings.Count(g.Logs.String(), `tool=notes.list grpc_code=Canceled`)
+		return strings.Count(g.Logs.String(), `tool=notes.list backend=notes grpc_code=Canceled`)
 	}
 	entered, hold := notes.Hold()
 	var once sync.Once

@@ -205,7 +205,7 @@ func TestCapabilityCoreDown(t *testing.T) {
 	// The caller sees a generic text; the log has the details, with the request id.
 	logged := false
 	for _, l := range strings.Split(g.Logs.String(), "\n") {
-		if strings.Contains(l, `msg="tool call failed: capability-core unavailable"`) && strings.Contains(l, "tool=identity.profile") &&
+		if strings.Contains(l, `msg="tool call failed: backend unavailable"`) && strings.Contains(l, "tool=identity.profile backend=capability-core ") &&
 			strings.Contains(l, "grpc_code=") && strings.Contains(l, "err=") && strings.Contains(l, "request_id=") {
 			logged = true
 		}

@@ -294,7 +294,7 @@ func (c *catalog) call(t *registry.Tool) server.ToolHandlerFunc {
 		if err != nil {
 			result, msg := callError(err, safe)
 			c.metrics.toolCall(t.Name, result)
-			c.logCallError(ctx, t.Name, result, err)
+			c.logCallError(ctx, t.Name, t.Capability.Backend, result, err)
 			return errorResult(msg), nil
 		}
 		b, err := t.Capability.MarshalOutput(out)
@@ -363,15 +363,17 @@ func rawArguments(req mcp.CallToolRequest) ([]byte, error) {
 }
 
 // logCallError logs a failed capability call that is not the caller's
-// doing, with the details the caller is not shown: unexpected failures at
-// error level, an unavailable capability-core at warn.
-func (c *catalog) logCallError(ctx context.Context, tool, result string, err error) {
+// doing, with the details the caller is not shown and the backend that
+// serves the tool (registry.Capability.Backend: capability-core or a
+// CAPABILITY_BACKENDS name): unexpected failures at error level, an
+// unavailable backend at warn.
+func (c *catalog) logCallError(ctx context.Context, tool, backend, result string, err error) {
 	st, _ := status.FromError(err)
 	switch result {
 	case "error":
-		c.log.ErrorContext(ctx, "tool call failed", "tool", tool, "grpc_code", st.Code().String(), "err", err)
+		c.log.ErrorContext(ctx, "tool call failed", "tool", tool, "backend", backend, "grpc_code", st.Code().String(), "err", err)
 	case "unavailable":
-		c.log.WarnContext(ctx, "tool call failed: capability-core unavailable", "tool", tool, "grpc_code", st.Code().String(), "err", err)
+		c.log.WarnContext(ctx, "tool call failed: backend unavailable", "tool", tool, "backend", backend, "grpc_code", st.Code().String(), "err", err)
 	}
 }
 
