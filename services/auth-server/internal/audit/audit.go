@@ -80,7 +80,9 @@ type Record struct {
 	// TokenClientID is the client the presented token was issued to, when
 	// that matters and may differ from ClientID: a rotated refresh token
 	// presented again (RefreshReuse, and the Revocation it causes at the
-	// token endpoint), another client's token at the revocation endpoint.
+	// token endpoint), a Grant refused on a code or refresh token the
+	// store found (another client's, a scope or resource beyond its
+	// grant), another client's token at the revocation endpoint.
 	TokenClientID string
 	// Subject is the end user's subject; it is logged as its SHA-256
 	// (hex, "subject_hash"), never in the clear.

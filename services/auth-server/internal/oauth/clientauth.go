@@ -87,6 +87,49 @@ type clientAuth struct {
 	// withAudit's), made here so that the request's one context for
 	// client authentication carries it too: no second copy of the request.
 	held audit.Record
+	// presented is the grant of the code or refresh token the token
+	// request presented, as the store found it (grantWitness): what a
+	// refused request's audit record names (presentedGrantOf).
+	presented presentedGrant
+}
+
+// presentedGrant is what the store answered for the code or refresh token
+// a token request presented: the grant's id, the client the code or token
+// was issued to and the user's subject ("": none found). It is noted from
+// the read fosite's handler makes anyway; nothing more is read for it.
+type presentedGrant struct {
+	grant, client, subject string
+	// code: the grant is a code's (its MAC is checked before it is named,
+	// presentedGrantOf); a refresh token's handle exists only for a token
+	// whose MAC checked (accessStrategy.RefreshTokenSignature).
+	code bool
+}
+
+// notePresented records r, the store's request for the code (code) or
+// refresh token the request presented, in ctx's clientAuth (none outside
+// the token endpoint's guard: nothing is noted).
+func notePresented(ctx context.Context, r fosite.Requester, code bool) {
+	ca := clientAuthFrom(ctx)
+	if ca == nil || r == nil || r.GetClient() == nil {
+		return
+	}
+	p := presentedGrant{grant: r.GetID(), client: r.GetClient().GetID(), code: code}
+	if sess := r.GetSession(); sess != nil {
+		p.subject = sess.GetSubject()
+	}
+	ca.mu.Lock()
+	ca.presented = p
+	ca.mu.Unlock()
+}
+
+// presentedOf is what notePresented recorded for the request (zero: none).
+func (ca *clientAuth) presentedOf() presentedGrant {
+	if ca == nil {
+		return presentedGrant{}
+	}
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	return ca.presented
 }
 
 type clientAuthKey struct{}

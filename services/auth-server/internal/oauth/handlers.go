@@ -44,11 +44,31 @@ type codeGrantHandler struct {
 // (store.GetAuthorizeCodeSession, which answers ErrUnavailable instead
 // when it cannot, where fosite would ignore the failure), and fosite's
 // handler would revoke it twice more, its access and its refresh tokens
-// in turn.
+// in turn. Its code reads are seen through codeWitness.
 func codeGrantFactory(c fosite.Configurator, storage, strategy any) any {
 	h := compose.OAuth2AuthorizeExplicitFactory(c, storage, strategy).(*oauth2.AuthorizeExplicitGrantHandler)
 	h.TokenRevocationStorage = revokedByStore{h.TokenRevocationStorage}
+	if st, ok := storage.(*store.Store); ok {
+		h.CoreStorage = codeWitness{st}
+	}
 	return codeGrantHandler{h}
+}
+
+// codeWitness is the store (every method, its transactions included) as
+// the code handler sees it, noting the grant of the code the request
+// presented once the store finds the code (notePresented) — before
+// fosite's checks of the code's MAC, its client, redirect URI and PKCE
+// verifier, any of which may refuse it: the refused request's audit
+// record names the grant, its user and the client the code was issued to
+// (presentedGrantOf, which checks the MAC first).
+type codeWitness struct{ *store.Store }
+
+func (w codeWitness) GetAuthorizeCodeSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	r, err := w.Store.GetAuthorizeCodeSession(ctx, sig, session)
+	if err == nil || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		notePresented(ctx, r, true)
+	}
+	return r, err
 }
 
 // revokedByStore is the code handler's revocation storage: fosite calls
@@ -296,7 +316,10 @@ func (s *Server) refreshGrantFactory(core *accessStrategy) compose.Factory {
 // token was issued to (audit.Record.TokenClientID), for the
 // refresh_reuse_detected and revocation records, which name the
 // presenting client: another client's reuse of a stolen token then reads
-// as what it is.
+// as what it is. Any grant the store finds for the token is noted
+// (notePresented) for the record of a request refused after the read —
+// another client's current token, a scope or resource the grant does not
+// have.
 type reuseWitness struct{ *store.Store }
 
 func (w reuseWitness) GetRefreshTokenSession(ctx context.Context, handle string, session fosite.Session) (fosite.Requester, error) {
@@ -305,6 +328,9 @@ func (w reuseWitness) GetRefreshTokenSession(ctx context.Context, handle string,
 		if held, _ := ctx.Value(auditKey{}).(*audit.Record); held != nil {
 			held.TokenClientID = r.GetClient().GetID()
 		}
+	}
+	if err == nil || errors.Is(err, fosite.ErrInactiveToken) {
+		notePresented(ctx, r, false)
 	}
 	return r, err
 }

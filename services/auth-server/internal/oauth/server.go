@@ -104,6 +104,9 @@ type Server struct {
 	// gate queues the token signatures and bounds the token endpoint's
 	// wait for them (signGate).
 	gate *signGate
+	// strategy makes and checks the access tokens, refresh tokens and
+	// codes (accessStrategy).
+	strategy *accessStrategy
 	// removed answers whether a client was removed from the registry
 	// after a time (revocation.Set.ClientRemoved); nil without Redis.
 	removed interface {
@@ -241,6 +244,7 @@ func New(o Options) (*Server, error) {
 		core.alg = josev4.RS256
 	}
 	copy(core.macKey[:], secret)
+	s.strategy = core
 	keyGetter := func(context.Context) (interface{}, error) {
 		return &josev3.JSONWebKey{Key: o.Ring.Active(), KeyID: o.Ring.ActiveKeyID(), Algorithm: string(josev4.RS256), Use: "sig"}, nil
 	}

@@ -551,6 +551,15 @@ func (a *accessStrategy) ValidateAuthorizeCode(ctx context.Context, r fosite.Req
 	return nil
 }
 
+// authenticCode reports whether code is one this server made: an
+// authorization code carrying the MAC of its key under the current secret
+// or a rotated one (ValidateAuthorizeCode's MAC check, without the
+// expiry).
+func (a *accessStrategy) authenticCode(ctx context.Context, code string) bool {
+	raw, ok := strings.CutPrefix(code, store.CodePrefix)
+	return ok && (a.currentMAC(raw) || a.hmac.Enigma.Validate(ctx, raw) == nil)
+}
+
 // b64 is fosite's token encoding (base64url, no padding).
 var b64 = base64.RawURLEncoding
 

@@ -285,10 +285,10 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string
 		// Refused without revoking: a repeat within the grace window whose
 		// grant was rotated to a successor this replica does not derive
 		// (another TOKEN_HMAC_SECRET, during a rotation's rollout).
-		s.auditEvent(r, audit.Record{Event: audit.Grant, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant,
-			Reason: "a repeated refresh within the grace window was rotated, by another replica, to a successor this one does not derive; the grant stays live"})
+		s.auditEvent(r, s.presentedGrantOf(r, audit.Record{Event: audit.Grant, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant,
+			Reason: "a repeated refresh within the grace window was rotated, by another replica, to a successor this one does not derive; the grant stays live"}))
 	default:
-		s.auditEvent(r, audit.Record{Event: audit.Grant, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant})
+		s.auditEvent(r, s.presentedGrantOf(r, audit.Record{Event: audit.Grant, Result: code, ClientID: clientID, ClientAuthenticated: authenticated, GrantType: grant}))
 	}
 	if code == "invalid_client" {
 		status = invalidClient(w, r)
@@ -301,6 +301,28 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, grant string
 		w.Header().Set("Retry-After", retry)
 	}
 	writeJSONError(w, status, code, desc)
+}
+
+// presentedGrantOf is rec, the record of a token request refused after
+// the store found the grant of the code or refresh token it presented
+// (notePresented), naming that grant (grant_id), its user (subject_hash)
+// and the client the code or token was issued to (token_client_id: the
+// presenting client's own, or another's — a stolen code or refresh token,
+// docs/operations/audit-log.md) — only for a code or token the server
+// made: a refresh token's store handle exists only for one whose MAC
+// checked (RefreshTokenSignature); a code's hash is found by its grant id
+// and MAC, so a code with another key under a real code's MAC is found
+// too, and its MAC is checked here (fosite's own check refused it). The
+// read is the one fosite's handler made (no Redis round trip is added);
+// a request refused before it, or whose token was not found, is rec as
+// it is.
+func (s *Server) presentedGrantOf(r *http.Request, rec audit.Record) audit.Record {
+	p := clientAuthFrom(r.Context()).presentedOf()
+	if !store.ValidGrantID(p.grant) || p.code && (s.strategy == nil || !s.strategy.authenticCode(r.Context(), r.PostForm.Get("code"))) {
+		return rec
+	}
+	rec.GrantID, rec.Subject, rec.TokenClientID = p.grant, p.subject, p.client
+	return rec
 }
 
 // clientLabel bounds the metrics' client label: self-registered clients
