@@ -103,6 +103,10 @@ type Record struct {
 	Endpoint string
 	// Reason is a short fixed explanation (never request data).
 	Reason string
+	// RedirectURIs are the redirect URIs a client registered
+	// (Registration "ok"): where its codes go. Logged as a JSON array of
+	// strings ("redirect_uris"), each bounded and scrubbed as client_id.
+	RedirectURIs []string
 }
 
 // Logger writes audit events. A nil *Logger discards them.
@@ -174,6 +178,16 @@ func (l *Logger) Log(ctx context.Context, r Record) {
 			b = appendAttr(b, &attrsAfterSubject[i], v)
 		}
 	}
+	if len(r.RedirectURIs) > 0 {
+		b = append(b, `,"redirect_uris":[`...)
+		for i, u := range r.RedirectURIs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, attrRedirectURIs.kind.value(u))
+		}
+		b = append(b, ']')
+	}
 	b = append(b, '}', '\n')
 	if l.out != nil {
 		_ = l.out.WriteLine(ctx, b)
@@ -207,6 +221,7 @@ var (
 		newAttr("upstream_issuer"), newAttr("token_client_id"), newAttr("grant_id"), newAttr("grant_type"), newAttr("client_address"),
 		newAttr("endpoint"), newAttr("reason"), newAttr("request_id"),
 	}
+	attrRedirectURIs = newAttr("redirect_uris") // last, an array
 )
 
 // appendAttr appends ,"key":"value" with value as value(a.key, v) makes it.

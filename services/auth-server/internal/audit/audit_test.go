@@ -172,3 +172,27 @@ func TestLineJoinsTheRequestsWrite(t *testing.T) {
 		t.Fatalf("a line outside a request was held: %d writes", w.writes)
 	}
 }
+
+// TestLogRedirectURIs: a registration's redirect URIs are one JSON array
+// of strings ("redirect_uris", after every other attribute), each scrubbed
+// and bounded as a claimed client id is (brk45a NIT: the record had none,
+// and an unused registration's record in Redis expires).
+func TestLogRedirectURIs(t *testing.T) {
+	var buf bytes.Buffer
+	audit.New(&buf, "auth-server").Log(context.Background(), audit.Record{
+		Event: audit.Registration, ClientID: "dcr-x", RedirectURIs: []string{"https://app.example/cb?a=\"1\"", "https://u:S3CRET@x.example/cb", "http://127.0.0.1/cb"},
+	})
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, buf.String())
+	}
+	got, _ := json.Marshal(m["redirect_uris"])
+	if want := `["https://app.example/cb?a=\"1\"","https://[REDACTED]@x.example/cb","http://127.0.0.1/cb"]`; string(got) != want || strings.Contains(buf.String(), "S3CRET") {
+		t.Errorf("redirect_uris %s, want %s\n%s", got, want, buf.String())
+	}
+	buf.Reset()
+	audit.New(&buf, "auth-server").Log(context.Background(), audit.Record{Event: audit.Registration, Result: "invalid_redirect_uri"})
+	if strings.Contains(buf.String(), "redirect_uris") {
+		t.Errorf("a record without redirect URIs has the attribute: %s", buf.String())
+	}
+}

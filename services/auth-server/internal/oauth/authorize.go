@@ -444,6 +444,12 @@ func (s *Server) sameBrowser(r *http.Request, p pending) bool {
 	return subtle.ConstantTimeCompare([]byte(redisx.Hash(c.Value)), []byte(p.Browser)) == 1
 }
 
+// reasonAnotherBrowser is the code_issued record's reason for a callback
+// refused because another browser started the sign-in: a login CSRF
+// attempt, or a user who finished the sign-in elsewhere — apart, in the
+// audit log, from the other invalid_request callbacks.
+const reasonAnotherBrowser = "callback from another browser than the one that started the sign-in (login CSRF, RFC 6749 §10.12, RFC 9700 §4.7.1); the sign-in is over"
+
 // callback consumes our upstream state once, completes the upstream login
 // and either asks for consent or issues the code.
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
@@ -489,6 +495,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	// the client: this browser did not start the request.
 	if !s.sameBrowser(r, p) {
 		s.log.InfoContext(r.Context(), "callback from another browser than the one that started the sign-in", "client_id", p.ClientID)
+		rec.Reason = reasonAnotherBrowser
 		s.fail(w, r, "callback", http.StatusBadRequest, "invalid_request",
 			"this sign-in was not started in this browser (its sign-in cookie is missing or another's); start again from the application, in a browser that accepts cookies from this site")
 		return

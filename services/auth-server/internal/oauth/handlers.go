@@ -109,12 +109,14 @@ type revocationFailure struct {
 	// succeeded, and whether one failed.
 	grant           string
 	revoked, failed bool
-	// owner is the client the presented token was issued to, once the
-	// store found its grant ("": not found).
-	owner string
+	// owner is the client the presented token was issued to, and
+	// subject its grant's user, once the store found its grant ("": not
+	// found).
+	owner, subject string
 }
 
-// found notes the client the presented token was issued to.
+// found notes the client the presented token was issued to and its
+// grant's user.
 func (rf *revocationFailure) found(r fosite.Requester) {
 	if rf == nil || r == nil || r.GetClient() == nil {
 		return
@@ -122,6 +124,19 @@ func (rf *revocationFailure) found(r fosite.Requester) {
 	rf.mu.Lock()
 	defer rf.mu.Unlock()
 	rf.owner = r.GetClient().GetID()
+	if sess := r.GetSession(); sess != nil {
+		rf.subject = sess.GetSubject()
+	}
+}
+
+// user is the subject of the presented token's grant, or "".
+func (rf *revocationFailure) user() string {
+	if rf == nil {
+		return ""
+	}
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	return rf.subject
 }
 
 // tokenClient is the client the presented token was issued to, or "".
@@ -245,16 +260,25 @@ func rotatedOfLiveGrant(r fosite.Requester, err error) bool {
 // token's grant — a live access or refresh token's, or a rotated refresh
 // token's of a live grant (rotatedOfLiveGrant) — as reuseWitness notes it
 // for the token endpoint: the revocation audit record names it
-// (token_client_id).
+// (token_client_id), and the grant's user (subject_hash). fosite's
+// handler asks without a session (nil: the store skips decoding it); the
+// witness asks with one, so that the user is known — the same read, its
+// session decoded too.
 type ownerWitness struct{ oauth2.TokenRevocationStorage }
 
 func (w ownerWitness) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	if session == nil {
+		session = NewSession()
+	}
 	r, err := w.TokenRevocationStorage.GetRefreshTokenSession(ctx, signature, session)
 	witnessOwner(ctx, r, err)
 	return r, err
 }
 
 func (w ownerWitness) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	if session == nil {
+		session = NewSession()
+	}
 	r, err := w.TokenRevocationStorage.GetAccessTokenSession(ctx, signature, session)
 	witnessOwner(ctx, r, err)
 	return r, err

@@ -366,7 +366,10 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		out["client_secret_expires_at"] = 0
 	}
 	s.metrics.grants.WithLabelValues("registration", string(clients.KindDynamic), "ok").Inc()
-	s.auditEvent(r, audit.Record{Event: audit.Registration, ClientID: id})
+	// Where the new client's codes go: what an investigator of a
+	// malicious registration needs, and gone from Redis once an unused
+	// registration expires (DCR_UNUSED_TTL). Not secrets (RFC 7591 §2).
+	s.auditEvent(r, audit.Record{Event: audit.Registration, ClientID: id, RedirectURIs: md.RedirectURIs})
 	writeJSON(w, http.StatusCreated, out)
 }
 

@@ -475,6 +475,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		Reason: "no active grant for the token (RFC 7009 §2.2: answered 200)"}
 	if grant, revoked, _ := revocationFailureOf(ctx).outcome(); revoked {
 		rec.GrantID, rec.Reason = grant, "revocation request (RFC 7009)"
+		rec.Subject = revocationFailureOf(ctx).user()
 	}
 	s.auditEvent(r, rec)
 	// RFC 7009: an unknown or already revoked token is a success.
@@ -527,7 +528,7 @@ func (s *Server) revokeFailed(w http.ResponseWriter, r *http.Request, err error,
 	if status >= 500 {
 		rec.Reason = "the revocation failed; the token may still be valid (RFC 7009 §2.2.1)"
 		if grant, revoked, failed := rf.outcome(); failed {
-			rec.GrantID = grant
+			rec.GrantID, rec.Subject = grant, rf.user()
 			if revoked {
 				rec.Reason = "the revocation failed in part: the grant was revoked by one of its two revocations (refresh token, access token), the other failed; answered as a failure (RFC 7009 §2.2.1), a retry is answered 200"
 			}
@@ -542,7 +543,7 @@ func (s *Server) revokeFailed(w http.ResponseWriter, r *http.Request, err error,
 		// record names whose (the security owner's clue that a token
 		// leaked); nothing was revoked.
 		desc = "the token was not issued to this client (RFC 7009 section 2.1)"
-		rec.TokenClientID = rf.tokenClient()
+		rec.TokenClientID, rec.Subject = rf.tokenClient(), rf.user()
 		rec.Reason = "the token was issued to another client (RFC 7009 §2.1); nothing revoked"
 	}
 	s.auditEvent(r, rec)

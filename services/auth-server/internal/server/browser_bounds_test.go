@@ -26,6 +26,10 @@ func TestSignInBoundToTheBrowser(t *testing.T) {
 	f := startFleet(t, nil)
 	c := f.Clients["local-test"]
 	callback := f.Base + "/oauth/callback"
+	// Each refusal is audited as a code_issued invalid_request whose
+	// reason says why (brk45a NIT: it had none, so it read as any other
+	// invalid callback).
+	refusals := 0
 	refused := func(t *testing.T, p *page) {
 		t.Helper()
 		if p.Location != nil || p.Status != http.StatusBadRequest {
@@ -33,6 +37,17 @@ func TestSignInBoundToTheBrowser(t *testing.T) {
 		}
 		if !strings.Contains(p.Body, "not started in this browser") {
 			t.Errorf("the page does not say why:\n%s", p.Body)
+		}
+		refusals++
+		n := 0
+		for _, e := range auditEvents(t, f) {
+			if e["event"] == "code_issued" && e["result"] == "invalid_request" && e["client_id"] == c.ClientID &&
+				e["reason"] == "callback from another browser than the one that started the sign-in (login CSRF, RFC 6749 §10.12, RFC 9700 §4.7.1); the sign-in is over" {
+				n++
+			}
+		}
+		if n != refusals {
+			t.Errorf("%d code_issued records with the other-browser reason after %d refusals", n, refusals)
 		}
 	}
 	// signedInCallback runs the attacker's sign-in up to the callback URL

@@ -407,7 +407,8 @@ func TestAuditLog(t *testing.T) {
 		{"event": "client_authentication_failure", "result": "invalid_client", "client_id": id, "client_authenticated": false, "endpoint": "token"},
 		{"event": "revocation", "result": "ok", "client_id": id, "endpoint": "token", "reason": "rotated refresh token reused (RFC 9700 §4.14.2)"},
 		{"event": "revocation", "result": "ok", "client_id": id, "endpoint": "revoke", "reason": "no active grant for the token (RFC 7009 §2.2: answered 200)"},
-		{"event": "revocation", "result": "ok", "client_id": id, "endpoint": "revoke", "reason": "revocation request (RFC 7009)"},
+		// The revoked grant's user (brk45a NIT: follow grant_id back to code_issued no more).
+		{"event": "revocation", "result": "ok", "client_id": id, "endpoint": "revoke", "reason": "revocation request (RFC 7009)", "subject_hash": sub},
 	} {
 		e := findEvent(events, want)
 		if e == nil {
@@ -416,6 +417,13 @@ func TestAuditLog(t *testing.T) {
 		}
 		if e["time"] == nil || e["service"] != "auth-server" {
 			t.Errorf("event %v lacks time or service", e["_line"])
+		}
+	}
+	// Where the registered client's codes go (brk45a NIT: an unused
+	// registration's record in Redis expires, its audit record stays).
+	if e := findEvent(events, map[string]any{"event": "registration", "result": "ok", "client_id": id}); e != nil {
+		if got, _ := json.Marshal(e["redirect_uris"]); string(got) != `["`+redirect+`"]` {
+			t.Errorf("registration record's redirect_uris %s, want [%q]\n%s", got, redirect, e["_line"])
 		}
 	}
 	issued := findEvent(events, map[string]any{"event": "code_issued"})
