@@ -170,6 +170,11 @@ check (INFO, CONFIG GET: not the user's) to the fleet
 - name: SESSION_EVICT_IDLE_AFTER
   value: {{ $root.Values.mcpGateway.sessionEvictIdleAfter | quote }}
 {{- end }}
+{{- if and (eq $name "mcp-gateway") $root.Values.mcpGateway.sessionRequired }}
+{{- /* Rendered only when not the gateway's default, false. */}}
+- name: SESSION_REQUIRED
+  value: "true"
+{{- end }}
 {{- if and (eq $name "actions-api") $root.Values.actionsApi.privacyPolicy }}
 - name: PRIVACY_POLICY
   value: {{ $root.Values.actionsApi.privacyPolicy | quote }}

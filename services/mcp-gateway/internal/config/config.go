@@ -62,6 +62,13 @@ type Config struct {
 	// 0: never, the new one is refused with 429). Not negative, shorter than
 	// SessionIdleTTL.
 	SessionEvictIdleAfter time.Duration
+	// SessionRequired refuses a Streamable HTTP POST without Mcp-Session-Id
+	// (other than initialize) with 400, as a server that requires sessions
+	// (MCP 2025-06-18 and 2025-11-25, Transports, "Session Management")
+	// (SESSION_REQUIRED). False, the default, serves it without a session:
+	// some connectors never send the id back (ChatGPT's while it creates a
+	// connector, Claude's custom connectors).
+	SessionRequired bool
 	// RateLimitPerMinute is the number of requests one subject may make per
 	// minute across all replicas (RATE_LIMIT_PER_MINUTE).
 	RateLimitPerMinute int
@@ -146,6 +153,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.SessionIdleTTL = s.Duration("SESSION_IDLE_TTL", 30*time.Minute)
 	c.SessionLimitPerSubject = s.Int("SESSION_LIMIT_PER_SUBJECT", 100)
 	c.SessionEvictIdleAfter = s.Duration("SESSION_EVICT_IDLE_AFTER", 2*time.Minute)
+	c.SessionRequired = s.Bool("SESSION_REQUIRED", false)
 	c.RateLimitPerMinute = s.Int("RATE_LIMIT_PER_MINUTE", 600)
 	c.CoreTimeout = s.Duration("CORE_CALL_TIMEOUT", 5*time.Second)
 	c.KeepAlive = s.Duration("SSE_KEEPALIVE_INTERVAL", 25*time.Second)

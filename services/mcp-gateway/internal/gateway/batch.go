@@ -30,8 +30,8 @@ func isBatch(body []byte) bool {
 	return len(t) > 0 && t[0] == '[' && json.Valid(t)
 }
 
-// serveBatch answers a batch POSTed in a session negotiated at 2025-03-26,
-// and reports whether it answered; false leaves the batch to the envelope
+// serveBatch answers a batch POSTed in a session negotiated at 2025-03-26
+// (or without a session, at 2025-03-26: Gateway.sessionless), and reports whether it answered; false leaves the batch to the envelope
 // check, which refuses it (-32600: every later version removed batches).
 // Each message of the batch is served by self — the whole /mcp path: rate
 // limit, session, envelope, answer — as a POST of its own with JSON
@@ -42,21 +42,27 @@ func isBatch(body []byte) bool {
 func (g *Gateway) serveBatch(w http.ResponseWriter, r *http.Request, body []byte, self http.Handler) bool {
 	id := r.Header.Get(server.HeaderKeySessionID)
 	if id == "" {
-		return false
-	}
-	claims, _ := tokens.FromContext(r.Context())
-	rec, err := g.sessions.Admit(r.Context(), id, nil)
-	switch {
-	case errors.Is(err, session.ErrNotFound), err == nil && (!ownedBy(rec, claims) || rec.Transport != session.Streamable):
-		// As for any request of a session that is not the caller's.
-		g.metrics.request(transportStreamable, "POST", "unknown_session")
-		writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; initialize a new session")
-		return true
-	case err != nil:
-		g.unavailable(w, r, transportStreamable, "POST", err)
-		return true
-	case rec.ProtocolVersion != protocolWithBatches:
-		return false
+		// Without a session (Gateway.sessionless) the batch is 2025-03-26's
+		// when MCP-Protocol-Version says so or is absent (the version
+		// assumed without it); each message is then served sessionless.
+		if v := r.Header.Get(mcp.HeaderProtocolVersion); g.cfg.SessionRequired || (v != "" && v != protocolWithBatches) {
+			return false
+		}
+	} else {
+		claims, _ := tokens.FromContext(r.Context())
+		rec, err := g.sessions.Admit(r.Context(), id, nil)
+		switch {
+		case errors.Is(err, session.ErrNotFound), err == nil && (!ownedBy(rec, claims) || rec.Transport != session.Streamable):
+			// As for any request of a session that is not the caller's.
+			g.metrics.request(transportStreamable, "POST", "unknown_session")
+			writeHTTPError(w, http.StatusNotFound, mcp.INVALID_REQUEST, "session not found; initialize a new session")
+			return true
+		case err != nil:
+			g.unavailable(w, r, transportStreamable, "POST", err)
+			return true
+		case rec.ProtocolVersion != protocolWithBatches:
+			return false
+		}
 	}
 	var msgs []json.RawMessage
 	if json.Unmarshal(body, &msgs) != nil {

@@ -123,9 +123,13 @@ func (g *Gateway) callTool(w http.ResponseWriter, r *http.Request, id string, ms
 	ctx, cancel := g.callContext(g.mcp.WithContext(r.Context(), sess))
 	defer cancel()
 	sess.cancel = cancel
-	key := inflightKey{session: id, id: requestKey(msg.ID)}
-	g.inflight.add(key, sess)
-	defer g.inflight.remove(key, sess)
+	if id != "" {
+		// A sessionless call (Gateway.sessionless) cannot be named by a
+		// notifications/cancelled: no session ties one to it.
+		key := inflightKey{session: id, id: requestKey(msg.ID)}
+		g.inflight.add(key, sess)
+		defer g.inflight.remove(key, sess)
+	}
 	res, err := tool(ctx, mcp.CallToolRequest{
 		Request: mcp.Request{Method: string(mcp.MethodToolsCall)},
 		// The arguments as the client sent them (GetRawArguments,

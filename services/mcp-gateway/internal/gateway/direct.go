@@ -76,6 +76,11 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 			next.ServeHTTP(newUnescapingWriter(w), r)
 			return
 		}
+		next := next
+		if a := admitted(r.Context()); a != nil && a.sessionless {
+			// What direct leaves to a transport goes to the stateless one.
+			next = g.statelessHTTP
+		}
 		// streamableSession read and parsed the body (admission): it is
 		// not read or parsed again here.
 		var body []byte
@@ -402,7 +407,7 @@ func directSessionID(r *http.Request) (string, bool) {
 	if v := r.Header.Get(mcp.HeaderProtocolVersion); v != "" && !validVersion(v) {
 		return "", false // likewise
 	}
-	if a := admitted(r.Context()); a != nil && a.id != "" {
+	if a := admitted(r.Context()); a != nil && (a.id != "" || a.sessionless) {
 		return a.id, true
 	}
 	if id, ok := r.Context().Value(pendingKey{}).(string); ok && id != "" {
@@ -527,6 +532,9 @@ func (s *directSession) SetLogLevel(level mcp.LoggingLevel) {
 // GetLogLevel is the level set on any replica (mcp-go's default, error,
 // if none): read when a handler sends a log message.
 func (s *directSession) GetLogLevel() mcp.LoggingLevel {
+	if s.id == "" {
+		return mcp.LoggingLevelError // sessionless: no level was set
+	}
 	if l, err := s.store.LogLevel(s.ctx, s.id); err == nil && l != "" {
 		return mcp.LoggingLevel(l)
 	}

@@ -109,7 +109,9 @@ type Gateway struct {
 	catalog    *catalog   // of the registry in use; UseRegistry replaces it
 	catalogMu  sync.Mutex // serializes UseRegistry
 	streamable *server.StreamableHTTPServer
-	sse        *server.SSEServer
+	// statelessHTTP serves sessionless requests direct does not answer.
+	statelessHTTP *server.StreamableHTTPServer
+	sse           *server.SSEServer
 
 	// callable are the tools callTool answers without HandleMessage, by
 	// wire name (serveTools); nil when mcp-go has hooks callTool would skip.
@@ -263,6 +265,18 @@ func New(d Deps) (*Gateway, error) {
 		server.WithSessionIdleTTL(cfg.SessionIdleTTL),
 		server.WithHeartbeatInterval(cfg.KeepAlive),
 		// Our guard checks Host against ALLOWED_HOSTS, which also knows the public host.
+		server.WithDisableLocalhostProtection(true),
+		server.WithStreamableHTTPLogger(d.Log),
+	)
+	// Sessionless POSTs (Gateway.sessionless) that direct leaves to a
+	// transport: mcp-go's stateless mode (WithStateLess), one throwaway
+	// session per request, no event store (nothing to resume without a
+	// session).
+	g.statelessHTTP = server.NewStreamableHTTPServer(g.mcp,
+		server.WithEndpointPath("/mcp"),
+		server.WithStateLess(true),
+		server.WithHTTPContextFunc(sessionlessContext),
+		server.WithHeartbeatInterval(cfg.KeepAlive),
 		server.WithDisableLocalhostProtection(true),
 		server.WithStreamableHTTPLogger(d.Log),
 	)

@@ -21,8 +21,10 @@ func TestSessionRules(t *testing.T) {
 		r      req
 		status int
 	}{
-		{"missing session on POST", req{Method: "POST", Path: "/mcp", Token: tok, Version: version, Body: call("tools/list", nil)}, 400},
-		{"missing session on GET", req{Method: "GET", Path: "/mcp", Token: tok, Version: version}, 400},
+		// Served without a session (TestSessionlessChatGPTConnectorCreation).
+		{"missing session on POST", req{Method: "POST", Path: "/mcp", Token: tok, Version: version, Body: call("tools/list", nil)}, 200},
+		// No stream without a session (TestSessionlessRefusals).
+		{"missing session on GET", req{Method: "GET", Path: "/mcp", Token: tok, Version: version}, 405},
 		{"missing session on DELETE", req{Method: "DELETE", Path: "/mcp", Token: tok, Version: version}, 400},
 		{"unknown session", req{Method: "POST", Path: "/mcp", Token: tok, Session: "x" + sid, Version: version, Body: call("tools/list", nil)}, 404},
 		{"another subject's session", req{Method: "POST", Path: "/mcp", Token: f.Token("user-2", allScopes), Session: sid, Version: version, Body: call("tools/list", nil)}, 404},

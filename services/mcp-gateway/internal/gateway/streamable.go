@@ -41,8 +41,12 @@ type liveKey struct{}
 // admission is what streamableSession learned of a request it admitted to
 // a session, kept in one context value (one allocation, not four).
 type admission struct {
-	id  string         // the session
+	id  string         // the session ("" when sessionless)
 	rec session.Record // its record
+	// sessionless: a POST served without a session (Gateway.sessionless),
+	// at protocol version version.
+	sessionless bool
+	version     string
 	// post: msg and body are the POST's parsed message and body (with an
 	// id rewritten by exactIDs), not read or parsed again by direct.
 	post bool
@@ -301,6 +305,22 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			return
 		}
 		if id == "" {
+			switch {
+			case g.cfg.SessionRequired || r.Method == http.MethodDelete:
+			case r.Method == http.MethodPost:
+				g.sessionless(w, r, claims, msg, body, header, method, badArguments, next)
+				return
+			default:
+				// GET: a stream is a session's; without one the server
+				// offers none, which a GET is told with 405 (Streamable
+				// HTTP, "Listening for Messages from the Server"), the
+				// answer clients take for "no stream" and go on.
+				g.metrics.requestStatus(transportStreamable, methodLabel(method), http.StatusMethodNotAllowed)
+				w.Header().Set("Allow", "POST")
+				writeHTTPError(w, http.StatusMethodNotAllowed, mcp.INVALID_REQUEST,
+					"no server-to-client stream without a session: send initialize, then GET with its Mcp-Session-Id header")
+				return
+			}
 			g.metrics.request(transportStreamable, methodLabel(method), "missing_session")
 			writeHTTPError(w, http.StatusBadRequest, mcp.INVALID_REQUEST, "Mcp-Session-Id header is required; send initialize first")
 			return

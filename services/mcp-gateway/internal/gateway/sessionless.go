@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/tollgate/tollgate/services/platform/tokens"
+)
+
+// defaultProtocolVersion is the version of a Streamable HTTP request
+// without MCP-Protocol-Version that no session names: a server "SHOULD
+// assume protocol version 2025-03-26" (MCP 2025-06-18 and 2025-11-25,
+// Transports, "Protocol Version Header").
+const defaultProtocolVersion = "2025-03-26"
+
+// sessionMethods are the requests whose effect lives in a session and is
+// read by later requests or a server-to-client stream: without a session
+// they would be answered and have no effect.
+var sessionMethods = map[string]bool{
+	string(mcp.MethodSetLogLevel):          true,
+	string(mcp.MethodResourcesSubscribe):   true,
+	string(mcp.MethodResourcesUnsubscribe): true,
+}
+
+// sessionless serves a POST /mcp without Mcp-Session-Id that is not
+// initialize, under a protocol version that has sessions (2025-03-26 to
+// 2025-11-25), unless SESSION_REQUIRED. The specification lets a server
+// assign a session id at initialize (MAY) and has only a server that
+// requires one answer such a request 400 (MCP 2025-06-18 and 2025-11-25,
+// Transports, "Session Management"); connectors exist that never send the
+// id back — ChatGPT's while it creates a connector
+// (oaslananka/kicad-studio-kit#34), Claude's custom connectors
+// (anthropics/claude-ai-mcp#975), Copilot CLI (github/copilot-cli#3668).
+//
+// The request has been authenticated (audience, expiry, revocation) and
+// counted against the subject's rate limit like any other; it is served
+// without a session record, so it takes no place of
+// SESSION_LIMIT_PER_SUBJECT. Its version is its MCP-Protocol-Version
+// header (an unsupported one is 400, as on initialize) or 2025-03-26. A
+// notification or a client's response is accepted (202) and dropped:
+// nothing of a session is there to cancel or to answer. A request whose
+// state lives in a session (sessionMethods) is 400 -32600. Everything
+// else — ping, tools, resources, prompts, completions — is answered on
+// the POST itself, as in a session: by direct or, with a progress token
+// or for a method direct leaves to the transport, by mcp-go's stateless
+// transport (Gateway.statelessHTTP), which stores no events for
+// resumption and sends the client no request of its own. Counted as
+// tollgate_mcp_requests_total{result="sessionless"}.
+func (g *Gateway) sessionless(w http.ResponseWriter, r *http.Request, claims *tokens.Claims, msg message, body []byte,
+	header, method string, badArguments func() bool, next http.Handler) {
+	label := methodLabel(method)
+	v := header
+	if v == "" {
+		v = defaultProtocolVersion
+	}
+	if !mcp.IsValidProtocolVersion(v) {
+		g.metrics.request(transportStreamable, label, "unsupported_version")
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST,
+			"unsupported MCP-Protocol-Version "+strconv.Quote(v)+"; supported: "+strings.Join(mcp.ValidProtocolVersions, ", "))
+		return
+	}
+	if len(msg.ID) == 0 || msg.Method == "" {
+		// A notification (notifications/initialized, /cancelled: no
+		// request of this client is tied to a session it could name) or a
+		// response to a request the gateway never sent without a session.
+		g.metrics.request(transportStreamable, label, "sessionless")
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	if sessionMethods[msg.Method] {
+		g.metrics.request(transportStreamable, label, "missing_session")
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST,
+			msg.Method+" needs a session: send initialize, then its Mcp-Session-Id header with this request")
+		return
+	}
+	if badArguments() || g.refuseScopes(w, r, transportStreamable, claims, msg, v, "") {
+		return
+	}
+	adm := &admission{sessionless: true, version: v, post: true, msg: msg, body: body}
+	g.metrics.request(transportStreamable, label, "sessionless")
+	serveUncounted(context.WithValue(r.Context(), liveKey{}, adm), next, w, r)
+}
+
+// sessionlessContext readies the throwaway session mcp-go's stateless
+// transport made for a sessionless request (Gateway.statelessHTTP): it is
+// initialized at the request's version with no client capabilities, so a
+// handler that asks the client for something (sampling, elicitation)
+// finds that the client offered nothing, as in a session whose client
+// declared nothing.
+func sessionlessContext(ctx context.Context, _ *http.Request) context.Context {
+	a := admitted(ctx)
+	cs := server.ClientSessionFromContext(ctx)
+	if a == nil || !a.sessionless || cs == nil {
+		return ctx
+	}
+	cs.Initialize()
+	if s, ok := cs.(interface{ SetProtocolVersion(string) }); ok {
+		s.SetProtocolVersion(a.version)
+	}
+	return ctx
+}
