@@ -1,13 +1,11 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -18,32 +16,18 @@ import (
 	"github.com/tollgate/tollgate/services/platform/testharness"
 )
 
-// lockedBuffer is a log destination the test reads while the service's
-// goroutines may write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
+// logLines is the JSON log lines written to out.
+func logLines(t *testing.T, out *testharness.SyncBuffer) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+	var lines []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("a log line that is not JSON: %q", line)
 		}
-		out = append(out, m)
+		lines = append(lines, m)
 	}
-	return out
+	return lines
 }
 
 // TestLibraryMessagesJoinTheLog: what go-redis and OpenTelemetry report on
@@ -53,7 +37,7 @@ func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
 // pool.go:770: …"), which a JSON log pipeline cannot parse and no
 // redaction saw (brk45b).
 func TestLibraryMessagesJoinTheLog(t *testing.T) {
-	var out lockedBuffer
+	var out testharness.SyncBuffer
 	b, err := app.NewBase(context.Background(), config.Common{
 		Service: "libs", LogFormat: "json", LogLevel: slog.LevelInfo, AdminAddr: "127.0.0.1:0",
 	}, &out)
@@ -68,7 +52,7 @@ func TestLibraryMessagesJoinTheLog(t *testing.T) {
 	}
 	otel.Handle(errors.New("traces export: context deadline exceeded"))
 	var dial, tracing bool
-	for _, m := range out.lines(t) {
+	for _, m := range logLines(t, &out) {
 		if m["service"] != "libs" {
 			continue
 		}
@@ -81,6 +65,6 @@ func TestLibraryMessagesJoinTheLog(t *testing.T) {
 		}
 	}
 	if !dial || !tracing {
-		t.Fatalf("go-redis's dial failure logged: %v, OpenTelemetry's error logged: %v; the log:\n%v", dial, tracing, out.lines(t))
+		t.Fatalf("go-redis's dial failure logged: %v, OpenTelemetry's error logged: %v; the log:\n%v", dial, tracing, logLines(t, &out))
 	}
 }
