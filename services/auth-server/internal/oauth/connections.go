@@ -45,14 +45,16 @@ func (s *Server) Connections(ctx context.Context, sub string) ([]Connection, err
 	return out, nil
 }
 
-// RefusedGrant reports whether grantID, a grant of sub (an access token's
-// grant_id), was made by a sign-in at an upstream issuer this server no
-// longer accepts: after UPSTREAM_ISSUER_URL names another provider, a
-// token of the former provider's user, valid until it expires, must not
-// list or revoke the grants of the new provider's user who has the same
-// sub (OpenID Connect Core §2). err is a store outage.
-func (s *Server) RefusedGrant(ctx context.Context, sub, grantID string) (bool, error) {
-	return s.store.RefusedGrant(ctx, sub, grantID, newStoredSession)
+// TokenGrant says whether an access token of sub whose grant_id is
+// grantID may act for sub in connected apps (store.TokenGrantLive), or
+// why not: its grant is gone — revoked, expired, or deleted by the
+// provider-change purge (docs/guides/upstream-idp.md), after which its sub
+// may be the new provider's user's (OpenID Connect Core §2) —
+// (store.TokenGrantGone), or was made by a sign-in at an upstream issuer
+// this server no longer accepts (store.TokenGrantRefused). err is a store
+// outage.
+func (s *Server) TokenGrant(ctx context.Context, sub, grantID string) (store.TokenGrant, error) {
+	return s.store.TokenGrantOf(ctx, sub, grantID, newStoredSession)
 }
 
 // Disconnect ends grantID if it is one of sub's live grants: it forgets

@@ -41,16 +41,20 @@ func storeFault(err error) error {
 	return err
 }
 
-// ownGrantAccepted refuses a caller whose token's own grant was made by a
-// sign-in at an upstream issuer no longer accepted (oauth.RefusedGrant):
-// another user's, whatever its sub.
-func (g *Grants) ownGrantAccepted(ctx context.Context, c *tokens.Claims) error {
-	refused, err := g.OAuth.RefusedGrant(ctx, c.Subject, c.GrantID)
-	switch {
+// ownGrantLive refuses a caller whose token's own grant no longer vouches
+// for its sub (oauth.TokenGrant): a grant that is gone — revoked, expired,
+// or deleted by the provider-change purge (docs/guides/upstream-idp.md),
+// after which the sub may be another user's — or one made by a sign-in at
+// an upstream issuer no longer accepted. Both are Unauthenticated: the
+// token is signed and unexpired, but no live grant stands behind it.
+func (g *Grants) ownGrantLive(ctx context.Context, c *tokens.Claims) error {
+	switch st, err := g.OAuth.TokenGrant(ctx, c.Subject, c.GrantID); {
 	case err != nil:
 		return storeFault(err)
-	case refused:
+	case st == store.TokenGrantRefused:
 		return fault.Unauthenticated("this access token's grant comes from a sign-in at an identity provider this server no longer accepts; sign in again")
+	case st != store.TokenGrantLive:
+		return fault.Unauthenticated("this access token's grant has ended (revoked, expired or removed); sign in again")
 	}
 	return nil
 }
@@ -61,7 +65,7 @@ func (g *Grants) ListGrants(ctx context.Context, _ *authv1.ListGrantsRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := g.ownGrantAccepted(ctx, c); err != nil {
+	if err := g.ownGrantLive(ctx, c); err != nil {
 		return nil, err
 	}
 	conns, err := g.OAuth.Connections(ctx, c.Subject)
@@ -86,7 +90,7 @@ func (g *Grants) RevokeGrant(ctx context.Context, in *authv1.RevokeGrantRequest)
 	if err != nil {
 		return nil, err
 	}
-	if err := g.ownGrantAccepted(ctx, c); err != nil {
+	if err := g.ownGrantLive(ctx, c); err != nil {
 		return nil, err
 	}
 	if in.GetGrantId() == "" {

@@ -288,3 +288,77 @@ func TestUpstreamChangeOldTokenSeesNoNewUsersGrants(t *testing.T) {
 		t.Errorf("B's user's connected apps: %v, %v: want the one grant %s", list.GetConnections(), err, newID)
 	}
 }
+
+// review45: the purge that docs/guides/upstream-idp.md ("Optional cleanup",
+// step 2) advises when the provider changes deletes the old grants' records
+// but revokes none of their access tokens, which stay valid JWTs until
+// they expire (ACCESS_TOKEN_TTL). store.RefusedGrant answers false for a
+// grant whose record is gone ("its tokens' revocation or verification
+// decides"), so A's user's connected-apps token, whose grant was purged,
+// lists and revokes the grants of B's user with the same sub (OpenID
+// Connect Core §2) — what TestUpstreamChangeOldTokenSeesNoNewUsersGrants
+// guards against without the purge.
+func TestUpstreamChangePurgedOldTokenSeesNoNewUsersGrants(t *testing.T) {
+	c := newIssuerChange(t)
+	f := c.f
+	oldManage := c.manage(t)
+
+	// The guide's purge: auth-server stopped, per-user keys deleted, the
+	// new UPSTREAM_* settings, started again.
+	rdb := f.Redis.Client()
+	ctx := ctxT(t)
+	for _, pattern := range []string{"as:grant2:*", "as:grant:*", "as:code:*", "as:subject-grants:*", "as:subject-sweep:*", "as:consent:*", "as:pending:*", "as:consent-req:*"} {
+		keys, err := rdb.Keys(ctx, "tollgate:"+pattern).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) > 0 {
+			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c.switchTo(map[string]string{})
+	newManage := c.manage(t) // B's user, same sub
+	newID := grantID(t, f, newManage.AccessToken)
+
+	conn, err := grpc.NewClient(f.AS.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	grants := authv1.NewGrantsServiceClient(conn)
+	list, err := grants.ListGrants(bearer(oldManage.AccessToken), &authv1.ListGrantsRequest{})
+	for _, x := range list.GetConnections() {
+		if x.GetGrantId() == newID {
+			t.Errorf("after the purge, A's user's access token lists B's user's grant %s", newID)
+		}
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("after the purge, A's user's token listing connected apps: %v, want Unauthenticated (its grant is gone)", err)
+	}
+	if _, err := grants.RevokeGrant(bearer(oldManage.AccessToken), &authv1.RevokeGrantRequest{GrantId: newID}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("after the purge, A's user's access token revoking B's user's grant %s: %v, want Unauthenticated", newID, err)
+	}
+	if list, err := grants.ListGrants(bearer(newManage.AccessToken), &authv1.ListGrantsRequest{}); err != nil || len(list.GetConnections()) != 1 {
+		t.Errorf("B's user's connected apps after A's token's attempts: %v, %v: want the one grant %s", list.GetConnections(), err, newID)
+	}
+
+	// The guide's other claims for the purge: the old grant's refresh
+	// token gets invalid_grant, userinfo and introspection refuse its
+	// access token.
+	local := f.Clients["local-test"]
+	if r := f.refresh(local, oldManage.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+		t.Errorf("after the purge, A's user's refresh token: %d %s, want 400 invalid_grant", r.Status, r.Error)
+	}
+	if st, _ := f.userinfo(oldManage.AccessToken); st != http.StatusUnauthorized {
+		t.Errorf("after the purge, userinfo with A's user's access token: %d, want 401", st)
+	}
+	resp, body := f.post("/oauth/introspect", local, url.Values{"token": {oldManage.AccessToken}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"active":false`) {
+		t.Errorf("after the purge, introspection of A's user's access token: %d %s, want active false", resp.StatusCode, body)
+	}
+	if st, _ := f.userinfo(newManage.AccessToken); st != http.StatusOK {
+		t.Errorf("userinfo with B's user's access token: %d, want 200", st)
+	}
+}

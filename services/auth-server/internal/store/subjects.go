@@ -425,21 +425,60 @@ func (s *Store) ownGrant(ctx context.Context, id, rec, old, sub string, newSessi
 // grant whose session is sess.
 func (s *Store) foreign(sess fosite.Session) bool { return s.owned != nil && !s.owned(sess) }
 
-// RefusedGrant reports whether grantID's record names sub and the store's
-// WithGrantOwner check refuses it (a grant of an upstream issuer no longer
-// accepted): a token of that grant must not act for sub. A grant that is
-// gone, or not sub's, is not refused here (false): its tokens' revocation
-// or verification decides. err is a store outage.
-func (s *Store) RefusedGrant(ctx context.Context, sub, grantID string, newSession func() fosite.Session) (bool, error) {
-	if s.owned == nil || grantID == "" || len(grantID) > 200 {
-		return false, nil
+// TokenGrant is what an access token's own grant record says of the
+// token acting for its sub (Store.TokenGrantOf).
+type TokenGrant int
+
+const (
+	// TokenGrantLive: the record is there, names sub, and the store's
+	// WithGrantOwner check accepts it.
+	TokenGrantLive TokenGrant = iota
+	// TokenGrantGone: no record — revoked, expired, or deleted by the
+	// purge of docs/guides/upstream-idp.md ("Optional cleanup"), which
+	// revokes no access token — or a record that is not sub's (or cannot
+	// be read). A token of it is signed and unexpired, but its grant no
+	// longer vouches for its sub, which may now be another user's
+	// (OpenID Connect Core §2: sub is unique only within its issuer).
+	TokenGrantGone
+	// TokenGrantRefused: the record names sub but WithGrantOwner refuses
+	// it: the auth-server's grant of an upstream issuer it no longer
+	// accepts, another user's.
+	TokenGrantRefused
+)
+
+// TokenGrantOf reads grantID, an access token's grant_id, and says
+// whether the token may act for sub (TokenGrantLive) or not, and why
+// (TokenGrantGone, TokenGrantRefused). An empty or malformed grant id is
+// TokenGrantGone. It reads the record in both formats in one round trip
+// (grantRecords); when neither is there, a grant still under its key
+// before hash tags is moved first, as a token's use at userinfo moves it
+// (runRefresh), so it stays live. It changes nothing else. err is a store
+// outage (ErrUnavailable).
+func (s *Store) TokenGrantOf(ctx context.Context, sub, grantID string, newSession func() fosite.Session) (TokenGrant, error) {
+	if !ValidGrantID(grantID) {
+		return TokenGrantGone, nil
 	}
 	rec, old, err := s.grantRecords(ctx, grantID)
 	if err != nil {
-		return false, err
+		return TokenGrantGone, err
 	}
-	g, _, _ := s.ownGrant(ctx, grantID, rec, old, sub, newSession)
-	return g.foreign, nil
+	if rec == "" && old == "" {
+		moved, err := s.migrateGrant(ctx, grantID)
+		if err != nil || !moved {
+			return TokenGrantGone, err
+		}
+		if rec, old, err = s.grantRecords(ctx, grantID); err != nil {
+			return TokenGrantGone, err
+		}
+	}
+	g, _, own := s.ownGrant(ctx, grantID, rec, old, sub, newSession)
+	switch {
+	case own:
+		return TokenGrantLive, nil
+	case g.foreign:
+		return TokenGrantRefused, nil
+	}
+	return TokenGrantGone, nil
 }
 
 // grantRecords reads grantID's record in both formats in one round trip:
