@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/ory/fosite"
@@ -57,39 +58,46 @@ func (s *Server) TokenGrant(ctx context.Context, sub, grantID string) (store.Tok
 	return s.store.TokenGrantOf(ctx, sub, grantID, newStoredSession)
 }
 
-// Disconnect ends grantID if it is one of sub's live grants: it forgets
-// the user's remembered consent to the grant's client, so the app must ask
-// again, and then revokes the grant (store.RevokeGrant: announced to every
-// verifier, audited). A grant id that is not one of sub's live grants —
-// unknown, expired, revoked before, another subject's — is
-// ErrConnectionNotFound and changes nothing, whether or not the grant
-// exists.
+// Disconnect cuts off the app of grantID, if grantID is one of sub's live
+// grants: it forgets the user's remembered consent to the grant's client,
+// so the app must ask again, then revokes every live grant of sub with
+// that client — the app's other grants of the user (each authorization
+// makes one: a re-link, a silent authorization with the consent
+// remembered) and grantID itself, last (store.RevokeGrant: each announced
+// to every verifier, each audited). A user cutting an app off expects the
+// app to lose access, not one of its grants. A grant id that is not one
+// of sub's live grants — unknown, expired, revoked before, another
+// subject's — is ErrConnectionNotFound and changes nothing, whether or not
+// the grant exists. Another subject's grants, and sub's grants refused by
+// the store's WithGrantOwner check (an upstream issuer no longer accepted:
+// another user's), are never touched.
 //
-// nil means both were done. A failure of either step is returned (a store
+// nil means all were done. A failure of any step is returned (a store
 // outage is store.ErrUnavailable) and a retry with the same grant id does
 // the rest: the consent is forgotten first because the grant is what names
-// the client — revoked first, a failed forgetting could never be retried
-// (the grant would be gone, so ErrConnectionNotFound) and the app would get
-// a new grant without the consent page. A failure to forget leaves the
-// grant live and listed; a failure to revoke leaves it live with its
-// consent forgotten, which only means the app asks again.
+// the client, and grantID is revoked last for the same reason — revoked
+// first, a failed forgetting or a failed revocation of another grant could
+// never be retried (the grant would be gone, so ErrConnectionNotFound) and
+// the app would keep access or get a new grant without the consent page. A
+// failure leaves grantID live and listed.
 //
-// What is forgotten is the consent recorded before the call; nothing locks
-// out authorizations of the same client meanwhile. An approval the user
-// gives on a consent page while Disconnect runs is a new consent and is
-// kept, and an authorization that found the old consent before it was
-// forgotten may still end in a code. Either makes a new grant, a
-// connection of its own that Connections lists and Disconnect can end;
-// the grant named is revoked in every case. If the grant ends otherwise
-// between the two steps (another Disconnect, expiry), its consent is still
-// forgotten and the answer is ErrConnectionNotFound.
+// What is forgotten and revoked is what exists when the call reads it;
+// nothing locks out authorizations of the same client meanwhile. An
+// approval the user gives on a consent page while Disconnect runs is a new
+// consent and is kept, and an authorization that found the old consent
+// before it was forgotten may still end in a code. Either makes a new
+// grant, a connection of its own that Connections lists and Disconnect can
+// end; the grants listed when Disconnect read them are revoked in every
+// case. If grantID ends otherwise between the steps (another Disconnect,
+// expiry), the rest is still done and the answer is ErrConnectionNotFound.
 //
-// The revocation's audit record names who disconnected what: the subject
-// (hashed), the revoked grant and its client (client_id, not authenticated
-// by this request), the app whose verified access token asked
-// (token_client_id, from tokens.FromContext when ctx carries the verified
-// principal), endpoint "connections", reason "user disconnect" and the
-// request id (docs/operations/audit-log.md).
+// Each revocation's audit record names who disconnected what: the subject
+// (hashed), the revoked grant and its client (client_id, not
+// authenticated by this request), the app whose verified access token
+// asked (token_client_id, from tokens.FromContext when ctx carries the
+// verified principal), endpoint "connections", reason "user disconnect"
+// for grantID and "user disconnect: another grant of the app" for the
+// others, and the request id (docs/operations/audit-log.md).
 func (s *Server) Disconnect(ctx context.Context, sub, grantID string) error {
 	clientID, err := s.store.SubjectGrantClient(ctx, sub, grantID, newStoredSession)
 	if err != nil {
@@ -98,11 +106,30 @@ func (s *Server) Disconnect(ctx context.Context, sub, grantID string) error {
 	if err := s.RevokeConsent(ctx, sub, clientID); err != nil {
 		return fmt.Errorf("forget the consent to %s: %w", clientID, err)
 	}
-	rec := &audit.Record{Event: audit.Revocation, Subject: sub, ClientID: clientID, Endpoint: "connections", Reason: "user disconnect"}
+	grants, err := s.store.Grants(ctx, sub, newStoredSession)
+	if err != nil {
+		return fmt.Errorf("list the other grants of %s: %w", clientID, err)
+	}
+	for _, g := range grants {
+		if g.ClientID != clientID || g.ID == grantID {
+			continue
+		}
+		err := s.disconnectGrant(ctx, sub, clientID, g.ID, "user disconnect: another grant of the app")
+		if err != nil && !errors.Is(err, ErrConnectionNotFound) { // ended meanwhile: nothing left to do
+			return fmt.Errorf("revoke grant %s of %s: %w", g.ID, clientID, err)
+		}
+	}
+	return s.disconnectGrant(ctx, sub, clientID, grantID, "user disconnect")
+}
+
+// disconnectGrant revokes grantID, one of sub's grants with clientID, for
+// Disconnect, with its audit record (reason).
+func (s *Server) disconnectGrant(ctx context.Context, sub, clientID, grantID, reason string) error {
+	rec := &audit.Record{Event: audit.Revocation, Subject: sub, ClientID: clientID, Endpoint: "connections", Reason: reason}
 	if c, ok := tokens.FromContext(ctx); ok {
 		rec.TokenClientID = c.ClientID
 	}
-	_, err = s.store.RevokeSubjectGrant(context.WithValue(ctx, revocationRecordKey{}, rec), sub, grantID, newStoredSession)
+	_, err := s.store.RevokeSubjectGrant(context.WithValue(ctx, revocationRecordKey{}, rec), sub, grantID, newStoredSession)
 	return err
 }
 

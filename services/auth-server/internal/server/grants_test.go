@@ -71,7 +71,12 @@ func TestConnectedApps(t *testing.T) {
 	req := func(scope string) *authRequest { a := newAuthRequest(c); a.Scope = scope; return a }
 	manage := "openid connections.read connections.revoke"
 	dev := f.signInAs(c, req(manage), idptest.Username, idptest.Password)
-	devOther := f.signInAs(c, req("openid profile"), idptest.Username, idptest.Password)
+	// Dev's other grant is another app's: a disconnect ends every grant of
+	// the app named (TestDisconnectCutsTheAppOff), and only that app's.
+	gpt := f.Clients["gpt-apps-mcp"]
+	otherReq := newAuthRequest(gpt)
+	otherReq.Scope = "openid profile"
+	devOther := f.signInAs(gpt, otherReq, idptest.Username, idptest.Password)
 	eve := f.signInAs(c, req(manage), "eve", "eve-password")
 
 	conn, err := grpc.NewClient(f.AS.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -90,8 +95,9 @@ func TestConnectedApps(t *testing.T) {
 	}
 	var current, other string
 	for _, x := range list.GetConnections() {
-		if x.GetClientId() != "local-test" || x.GetClientName() != "Local test client" || x.GetCreatedAt() == nil || x.GetLastUsedAt() == nil ||
-			len(x.GetAudiences()) != 1 || x.GetAudiences()[0] != f.Base+"/mcp" {
+		if x.GetCurrent() && (x.GetClientId() != "local-test" || x.GetClientName() != "Local test client") ||
+			!x.GetCurrent() && (x.GetClientId() != gpt.ClientID || x.GetClientName() == "") ||
+			x.GetCreatedAt() == nil || x.GetLastUsedAt() == nil || len(x.GetAudiences()) != 1 || x.GetAudiences()[0] != f.Base+"/mcp" {
 			t.Errorf("connection %v", x)
 		}
 		// Never refreshed: last used when created (the code's redemption),
@@ -159,7 +165,7 @@ func TestConnectedApps(t *testing.T) {
 	if st, _ := f.userinfo(devOther.AccessToken); st != http.StatusUnauthorized {
 		t.Errorf("revoked grant's access token: userinfo %d, want 401", st)
 	}
-	if r := f.refresh(c, devOther.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+	if r := f.refresh(gpt, devOther.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
 		t.Errorf("revoked grant's refresh token: %d %s, want invalid_grant", r.Status, r.Error)
 	}
 	if st, _ := f.userinfo(dev.AccessToken); st != http.StatusOK {

@@ -29,13 +29,16 @@ const (
 //
 // GrantsService is the connected-apps capability: the grants (an app's
 // authorization to act for the user, kept across refreshes) of the caller,
-// and revoking one. The auth-server serves it, since the grants live there;
+// and disconnecting an app. The auth-server serves it, since the grants live there;
 // the subject is always the verified access token's, never a request field.
 type GrantsServiceClient interface {
 	// ListGrants returns the caller's grants, most recently used first.
 	ListGrants(ctx context.Context, in *ListGrantsRequest, opts ...grpc.CallOption) (*ListGrantsResponse, error)
-	// RevokeGrant ends one of the caller's grants: its refresh token stops
-	// at once and its access tokens within a second everywhere in the fleet.
+	// RevokeGrant disconnects the app of one of the caller's grants: it ends
+	// that grant and every other live grant of the caller with the same
+	// client, and forgets the caller's consent to it. Their refresh tokens
+	// stop at once and their access tokens within a second everywhere in
+	// the fleet.
 	// A grant_id that is not one of the caller's live grants (revoked before,
 	// expired, never issued, or another user's: all answered alike) is
 	// NotFound and changes nothing, so repeating a revocation is harmless.
@@ -76,13 +79,16 @@ func (c *grantsServiceClient) RevokeGrant(ctx context.Context, in *RevokeGrantRe
 //
 // GrantsService is the connected-apps capability: the grants (an app's
 // authorization to act for the user, kept across refreshes) of the caller,
-// and revoking one. The auth-server serves it, since the grants live there;
+// and disconnecting an app. The auth-server serves it, since the grants live there;
 // the subject is always the verified access token's, never a request field.
 type GrantsServiceServer interface {
 	// ListGrants returns the caller's grants, most recently used first.
 	ListGrants(context.Context, *ListGrantsRequest) (*ListGrantsResponse, error)
-	// RevokeGrant ends one of the caller's grants: its refresh token stops
-	// at once and its access tokens within a second everywhere in the fleet.
+	// RevokeGrant disconnects the app of one of the caller's grants: it ends
+	// that grant and every other live grant of the caller with the same
+	// client, and forgets the caller's consent to it. Their refresh tokens
+	// stop at once and their access tokens within a second everywhere in
+	// the fleet.
 	// A grant_id that is not one of the caller's live grants (revoked before,
 	// expired, never issued, or another user's: all answered alike) is
 	// NotFound and changes nothing, so repeating a revocation is harmless.
