@@ -133,6 +133,24 @@ func (s *Server) disconnectGrant(ctx context.Context, sub, clientID, grantID, re
 	return err
 }
 
+// disconnectScope is the scope that lets an app disconnect the user's
+// apps (GrantsService.RevokeGrant) and withdraw the user's consent to
+// another app (mayForgetConsent); the user approves it on the consent page.
+const disconnectScope = "connections.revoke"
+
+// mayForgetConsent reports whether the access token ar may withdraw its
+// user's remembered consent to clientID at /oauth/consent/revoke: the
+// consent to its own client always (an app may forget its own approval);
+// another client's only when it was granted connections.revoke, as a
+// disconnect needs — otherwise an app the user approved for openid alone
+// could make the user approve every other app again.
+func mayForgetConsent(ar fosite.AccessRequester, clientID string) bool {
+	if c := ar.GetClient(); c != nil && c.GetID() == clientID {
+		return true
+	}
+	return ar.GetGrantedScopes().Has(disconnectScope)
+}
+
 // revocationRecordKey holds the audit record prepared for the grant its
 // caller revokes (Disconnect, revokeForeignGrant); auditingRevoker fills
 // in the grant id and the outcome.

@@ -355,10 +355,12 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 
 // revokeConsent forgets the signed-in user's approval of client_id: the
 // next authorization of that client shows the consent page again. The user
-// is identified by any valid access token of ours. A request whose token
-// verified writes one consent_revocation audit record (subject, the
-// client named, the token's client, outcome, request id); a refused token
-// writes none (no subject is known).
+// is identified by a valid access token of ours: any, for the consent to
+// the token's own client; one granted connections.revoke for another
+// client's (mayForgetConsent), else 403 insufficient_scope (RFC 6750
+// §3.1). A request whose token verified writes one consent_revocation
+// audit record (subject, the client named, the token's client, outcome,
+// request id); a refused token writes none (no subject is known).
 func (s *Server) revokeConsent(w http.ResponseWriter, r *http.Request) {
 	sess, ar, ok := s.bearer(w, r, "consent")
 	if !ok {
@@ -373,6 +375,15 @@ func (s *Server) revokeConsent(w http.ResponseWriter, r *http.Request) {
 		rec.Result = "invalid_request"
 		s.auditEvent(r, rec)
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", "client_id is required")
+		return
+	}
+	if !mayForgetConsent(ar, clientID) {
+		rec.Result = "insufficient_scope"
+		s.auditEvent(r, rec)
+		s.metrics.errors.WithLabelValues("consent", "insufficient_scope").Inc()
+		const desc = "withdrawing the consent to another app than the access token's own needs the " + disconnectScope + " scope"
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate", error="insufficient_scope", error_description="`+desc+`", scope="`+disconnectScope+`"`)
+		writeJSONError(w, http.StatusForbidden, "insufficient_scope", desc)
 		return
 	}
 	if err := s.RevokeConsent(r.Context(), sess.Subject, clientID); err != nil {
