@@ -79,7 +79,13 @@ func (g *Gateway) direct(next http.Handler) http.Handler {
 		next := next
 		if a := admitted(r.Context()); a != nil && a.sessionless {
 			// What direct leaves to a transport goes to the stateless one.
-			next = g.statelessHTTP
+			// Each gets a session id of its own (never answered: only
+			// initialize echoes one), so that mcp-go keys nothing of two
+			// requests on the same "".
+			next = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r.Header.Set(server.HeaderKeySessionID, "sessionless-"+session.NewID())
+				g.statelessHTTP.ServeHTTP(w, r)
+			})
 		}
 		// streamableSession read and parsed the body (admission): it is
 		// not read or parsed again here.

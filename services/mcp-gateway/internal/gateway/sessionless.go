@@ -49,7 +49,16 @@ var sessionMethods = map[string]bool{
 // the POST itself, as in a session: by direct or, with a progress token
 // or for a method direct leaves to the transport, by mcp-go's stateless
 // transport (Gateway.statelessHTTP), which stores no events for
-// resumption and sends the client no request of its own. Counted as
+// resumption. Each request reaches that transport with an internal
+// session id of its own (never answered): mcp-go keys a stateless
+// request's session on its Mcp-Session-Id, "" for all of them, and a
+// handler sending the client a request (the conformance fixtures'
+// elicitation) registers that session under "" for the request's life,
+// so another user's request would be served with it and its
+// notifications written to the first user's stream
+// (TestSessionlessRequestsShareNoSession). Such a request of the server
+// gets no answer here: a client's response without a session is dropped.
+// Counted as
 // tollgate_mcp_requests_total{result="sessionless"}.
 func (g *Gateway) sessionless(w http.ResponseWriter, r *http.Request, claims *tokens.Claims, msg message, body []byte,
 	header, method string, badArguments func() bool, next http.Handler) {
