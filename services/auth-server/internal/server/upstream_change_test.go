@@ -265,39 +265,18 @@ func TestUpstreamChangeOldTokenSeesNoNewUsersGrants(t *testing.T) {
 	newManage := c.manage(t) // B's user, same sub
 	newID := grantID(t, f, newManage.AccessToken)
 
-	conn, err := grpc.NewClient(f.AS.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	grants := authv1.NewGrantsServiceClient(conn)
-	list, err := grants.ListGrants(bearer(oldManage.AccessToken), &authv1.ListGrantsRequest{})
-	for _, x := range list.GetConnections() {
-		if x.GetGrantId() == newID {
-			t.Errorf("A's user's access token lists B's user's grant %s", newID)
-		}
-	}
-	if status.Code(err) != codes.Unauthenticated {
-		t.Errorf("A's user's token listing connected apps: %v, want Unauthenticated (its grant is of an issuer no longer accepted)", err)
-	}
-	if _, err := grants.RevokeGrant(bearer(oldManage.AccessToken), &authv1.RevokeGrantRequest{GrantId: newID}); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("A's user's access token revoking B's user's grant %s: %v, want Unauthenticated", newID, err)
-	}
-	// B's user still has the grant, and manages it.
-	if list, err := grants.ListGrants(bearer(newManage.AccessToken), &authv1.ListGrantsRequest{}); err != nil || len(list.GetConnections()) != 1 || list.GetConnections()[0].GetGrantId() != newID {
-		t.Errorf("B's user's connected apps: %v, %v: want the one grant %s", list.GetConnections(), err, newID)
-	}
+	oldTokenManagesNoNewGrants(t, f, oldManage.AccessToken, newManage.AccessToken, newID, "", "its grant is of an issuer no longer accepted")
 }
 
 // review45: the purge that docs/guides/upstream-idp.md ("Optional cleanup",
 // step 2) advises when the provider changes deletes the old grants' records
 // but revokes none of their access tokens, which stay valid JWTs until
-// they expire (ACCESS_TOKEN_TTL). store.RefusedGrant answers false for a
-// grant whose record is gone ("its tokens' revocation or verification
-// decides"), so A's user's connected-apps token, whose grant was purged,
-// lists and revokes the grants of B's user with the same sub (OpenID
-// Connect Core §2) — what TestUpstreamChangeOldTokenSeesNoNewUsersGrants
-// guards against without the purge.
+// they expire (ACCESS_TOKEN_TTL). Connected apps used to take a token
+// whose grant record is gone as the user's, so A's user's connected-apps
+// token, whose grant was purged, listed and revoked the grants of B's
+// user with the same sub (OpenID Connect Core §2) — what
+// TestUpstreamChangeOldTokenSeesNoNewUsersGrants guards against without
+// the purge.
 func TestUpstreamChangePurgedOldTokenSeesNoNewUsersGrants(t *testing.T) {
 	c := newIssuerChange(t)
 	f := c.f
@@ -322,27 +301,7 @@ func TestUpstreamChangePurgedOldTokenSeesNoNewUsersGrants(t *testing.T) {
 	newManage := c.manage(t) // B's user, same sub
 	newID := grantID(t, f, newManage.AccessToken)
 
-	conn, err := grpc.NewClient(f.AS.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	grants := authv1.NewGrantsServiceClient(conn)
-	list, err := grants.ListGrants(bearer(oldManage.AccessToken), &authv1.ListGrantsRequest{})
-	for _, x := range list.GetConnections() {
-		if x.GetGrantId() == newID {
-			t.Errorf("after the purge, A's user's access token lists B's user's grant %s", newID)
-		}
-	}
-	if status.Code(err) != codes.Unauthenticated {
-		t.Errorf("after the purge, A's user's token listing connected apps: %v, want Unauthenticated (its grant is gone)", err)
-	}
-	if _, err := grants.RevokeGrant(bearer(oldManage.AccessToken), &authv1.RevokeGrantRequest{GrantId: newID}); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("after the purge, A's user's access token revoking B's user's grant %s: %v, want Unauthenticated", newID, err)
-	}
-	if list, err := grants.ListGrants(bearer(newManage.AccessToken), &authv1.ListGrantsRequest{}); err != nil || len(list.GetConnections()) != 1 {
-		t.Errorf("B's user's connected apps after A's token's attempts: %v, %v: want the one grant %s", list.GetConnections(), err, newID)
-	}
+	oldTokenManagesNoNewGrants(t, f, oldManage.AccessToken, newManage.AccessToken, newID, "after the purge, ", "its grant is gone")
 
 	// The guide's other claims for the purge: the old grant's refresh
 	// token gets invalid_grant, userinfo and introspection refuse its
@@ -360,5 +319,35 @@ func TestUpstreamChangePurgedOldTokenSeesNoNewUsersGrants(t *testing.T) {
 	}
 	if st, _ := f.userinfo(newManage.AccessToken); st != http.StatusOK {
 		t.Errorf("userinfo with B's user's access token: %d, want 200", st)
+	}
+}
+
+// oldTokenManagesNoNewGrants: connected apps refuse A's user's access token
+// oldTok (Unauthenticated, because why) for listing and for revoking B's
+// user's grant newID, and B's user (newTok) still lists exactly that grant.
+// when prefixes the failures ("after the purge, ").
+func oldTokenManagesNoNewGrants(t *testing.T, f *fleet, oldTok, newTok, newID, when, why string) {
+	t.Helper()
+	conn, err := grpc.NewClient(f.AS.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	grants := authv1.NewGrantsServiceClient(conn)
+	list, err := grants.ListGrants(bearer(oldTok), &authv1.ListGrantsRequest{})
+	for _, x := range list.GetConnections() {
+		if x.GetGrantId() == newID {
+			t.Errorf("%sA's user's access token lists B's user's grant %s", when, newID)
+		}
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("%sA's user's token listing connected apps: %v, want Unauthenticated (%s)", when, err, why)
+	}
+	if _, err := grants.RevokeGrant(bearer(oldTok), &authv1.RevokeGrantRequest{GrantId: newID}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("%sA's user's access token revoking B's user's grant %s: %v, want Unauthenticated", when, newID, err)
+	}
+	// B's user still has the grant, and manages it.
+	if list, err := grants.ListGrants(bearer(newTok), &authv1.ListGrantsRequest{}); err != nil || len(list.GetConnections()) != 1 || list.GetConnections()[0].GetGrantId() != newID {
+		t.Errorf("%sB's user's connected apps: %v, %v: want the one grant %s", when, list.GetConnections(), err, newID)
 	}
 }
