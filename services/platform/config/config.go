@@ -45,23 +45,40 @@ func (s *Source) String(key, def string) string {
 }
 
 // Secret returns key's value, or the content of the file named by key_FILE.
-// Setting both is a problem: it is ambiguous which one is meant.
+// Setting both is a problem: it is ambiguous which one is meant. So is a
+// key_FILE that names an empty file (nothing but line breaks): a Secret
+// made from a command that failed (`--from-file=k=<(kubectl … | base64
+// -d)` when kubectl could not answer) mounts such a file, and taking it as
+// "not set" would start the service on a default in its place — for
+// CLIENT_SECRET_HMAC_KEY, a key derived from TOKEN_HMAC_SECRET under which
+// no hash of the static registry verifies.
 func (s *Source) Secret(key string) string {
+	v, path := s.secret(key)
+	if path != "" && v == "" {
+		s.problems.Addf("%s_FILE: %q is empty: it must hold the value (unset %s_FILE when there is none)", key, path, key)
+	}
+	return v
+}
+
+// secret is Secret without the empty file's problem: the value and, when
+// it was read from key_FILE, that file's path ("" otherwise, and when the
+// file could not be read: that problem is recorded).
+func (s *Source) secret(key string) (string, string) {
 	v := s.getenv(key)
 	path := strings.TrimSpace(s.getenv(key + "_FILE"))
 	if path == "" {
-		return v
+		return v, ""
 	}
 	if v != "" {
 		s.problems.Addf("%s and %s_FILE are both set; set one", key, key)
-		return v
+		return v, ""
 	}
 	b, err := s.readFile(path)
 	if err != nil {
 		s.problems.Addf("%s_FILE: cannot read %q: %v", key, path, errors.Unwrap(err))
-		return ""
+		return "", ""
 	}
-	return strings.TrimRight(string(b), "\r\n")
+	return strings.TrimRight(string(b), "\r\n"), path
 }
 
 // Bool parses key as a boolean (true/false/1/0/yes/no).
@@ -116,8 +133,11 @@ func (s *Source) List(key string, def []string) []string {
 // the file named by key_FILE (as Secret), split on commas and line breaks
 // (a file may hold one item per line), dropping white space around items
 // and empty items.
+// An empty key_FILE is the empty list (def), as an unset key is: a list
+// may have no items.
 func (s *Source) SecretList(key string, def []string) []string {
-	return splitList(s.Secret(key), def, ",\r\n")
+	v, _ := s.secret(key)
+	return splitList(v, def, ",\r\n")
 }
 
 // splitList splits v at any of seps; an empty (or all white space) v is def.

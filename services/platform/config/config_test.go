@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,6 +98,37 @@ func TestSecretsFromFiles(t *testing.T) {
 	got := strings.Join(s.Problems(), "\n")
 	if !strings.Contains(got, "B and B_FILE are both set") || !strings.Contains(got, "C_FILE: cannot read") {
 		t.Errorf("problems = %s", got)
+	}
+}
+
+// An empty X_FILE is refused, not read as "X not set": a Secret made by
+// a command that failed mounts an empty file, and the service would start
+// on X's default (for CLIENT_SECRET_HMAC_KEY, a derived key no static
+// hash verifies under). A list's empty file is the empty list.
+func TestEmptySecretFileIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	newlines := filepath.Join(dir, "newlines")
+	for path, body := range map[string]string{empty: "", newlines: "\n\r\n"} {
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := config.NewSource(config.MapEnv(map[string]string{"A_FILE": empty, "B_FILE": newlines, "L_FILE": empty}))
+	if v := s.Secret("A"); v != "" {
+		t.Errorf("A = %q", v)
+	}
+	s.Secret("B")
+	if l := s.SecretList("L", []string{"def"}); len(l) != 1 || l[0] != "def" {
+		t.Errorf("L = %q, want the default", l)
+	}
+	got := s.Problems()
+	want := []string{
+		fmt.Sprintf("A_FILE: %q is empty: it must hold the value (unset A_FILE when there is none)", empty),
+		fmt.Sprintf("B_FILE: %q is empty: it must hold the value (unset B_FILE when there is none)", newlines),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

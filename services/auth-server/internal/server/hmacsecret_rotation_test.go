@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -352,7 +353,8 @@ func TestForgedRefreshTokenWithTheSecretRevokes(t *testing.T) {
 //   - Refused, naming the setting and never a secret's value (neither in
 //     the error nor in anything written while starting): a current or
 //     rotated secret under 32 bytes, TOKEN_HMAC_SECRET and its _FILE both
-//     set, a _FILE that cannot be read.
+//     set, a _FILE that cannot be read or is empty (TOKEN_HMAC_SECRET_FILE,
+//     CLIENT_SECRET_HMAC_KEY_FILE).
 //   - Accepted as the same secret: a _FILE ending in "\n" or "\r\n" (the
 //     form mounted Secrets usually take) is the secret without it; a
 //     rotated list with empty items, a trailing comma or spaces around
@@ -365,6 +367,7 @@ func TestHMACSecretSettingsAtStartup(t *testing.T) {
 		t.Fatalf("short secret of %d bytes", len(short))
 	}
 	unreadable := filepath.Join(t.TempDir(), "missing")
+	empty := writeSecret(t, "\n")
 	for _, tc := range []struct {
 		name, want string
 		env        map[string]string
@@ -375,6 +378,14 @@ func TestHMACSecretSettingsAtStartup(t *testing.T) {
 		{"both set", "TOKEN_HMAC_SECRET and TOKEN_HMAC_SECRET_FILE are both set; set one",
 			map[string]string{"TOKEN_HMAC_SECRET_FILE": writeSecret(t, hmacBreakB+"\n")}},
 		{"file unreadable", "TOKEN_HMAC_SECRET_FILE: cannot read", map[string]string{"TOKEN_HMAC_SECRET": "", "TOKEN_HMAC_SECRET_FILE": unreadable}},
+		// A Secret made by a command that failed mounts an empty file:
+		// refused, not read as "not set". For the client secret key "not
+		// set" started the server on a key derived from TOKEN_HMAC_SECRET,
+		// under which no hash of the static registry verifies.
+		{"file empty", "TOKEN_HMAC_SECRET_FILE: " + strconv.Quote(empty) + " is empty",
+			map[string]string{"TOKEN_HMAC_SECRET": "", "TOKEN_HMAC_SECRET_FILE": empty}},
+		{"client secret key file empty", "CLIENT_SECRET_HMAC_KEY_FILE: " + strconv.Quote(empty) + " is empty",
+			map[string]string{"CLIENT_SECRET_HMAC_KEY_FILE": empty}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			startRefused(t, f, tc.env, tc.want, hmacBreakA, hmacBreakB, short)
