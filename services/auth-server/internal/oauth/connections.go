@@ -98,8 +98,22 @@ func (s *Server) TokenGrant(ctx context.Context, sub, grantID string) (store.Tok
 // verified principal), endpoint "connections", reason "user disconnect"
 // for grantID and "user disconnect: another grant of the app" for the
 // others, and the request id (docs/operations/audit-log.md).
+//
+// A refused disconnect — grantID is none of sub's live grants: another
+// user's, unknown, expired or revoked before — revokes nothing and is
+// recorded too, with result "not_found", the grant id asked for and no
+// client_id (none is the caller's): a user's app probing grant ids shows
+// in the audit log.
 func (s *Server) Disconnect(ctx context.Context, sub, grantID string) error {
 	clientID, err := s.store.SubjectGrantClient(ctx, sub, grantID, newStoredSession)
+	if errors.Is(err, ErrConnectionNotFound) {
+		rec := audit.Record{Event: audit.Revocation, Result: "not_found", Subject: sub, GrantID: grantID,
+			Endpoint: "connections", Reason: "user disconnect: not one of the user's live grants"}
+		if c, ok := tokens.FromContext(ctx); ok {
+			rec.TokenClientID = c.ClientID
+		}
+		s.audit.Log(ctx, rec)
+	}
 	if err != nil {
 		return err
 	}

@@ -289,7 +289,9 @@ func TestDisconnectFailsUntilConsentIsForgotten(t *testing.T) {
 // connections.revoke call) writes a revocation record naming who
 // disconnected what — the subject's hash, the revoked grant and its
 // client, the app whose token asked, the endpoint and the reason — and a
-// refused disconnect (another subject's grant) writes none.
+// refused disconnect (another subject's grant) revokes nothing and is
+// recorded as refused: result not_found, the caller's subject hash, the
+// grant id asked for, no client_id.
 func TestDisconnectAudited(t *testing.T) {
 	f := newFleet(t, nil, "", true, twoUsers)
 	f.start()
@@ -321,8 +323,21 @@ func TestDisconnectAudited(t *testing.T) {
 	if _, err := grants.RevokeGrant(bearer(eve.AccessToken), &authv1.RevokeGrantRequest{GrantId: other}); status.Code(err) != codes.NotFound {
 		t.Fatalf("eve revoking dev's grant: %v, want NotFound", err)
 	}
-	if e := findEvent(auditEvents(t, f), map[string]any{"event": "revocation", "grant_id": other}); e != nil {
-		t.Errorf("a refused disconnect wrote a revocation record: %s", e["_line"])
+	if e := findEvent(auditEvents(t, f), map[string]any{"event": "revocation", "grant_id": other, "result": "ok"}); e != nil {
+		t.Errorf("a refused disconnect wrote a revocation record of success: %s", e["_line"])
+	}
+	refused := findEvent(auditEvents(t, f), map[string]any{"event": "revocation", "grant_id": other, "result": "not_found"})
+	if refused == nil {
+		t.Fatalf("no record of eve's refused disconnect of %s", other)
+	}
+	for k, v := range map[string]any{"subject_hash": audit.HashSubject("eve-user-0002"), "token_client_id": "local-test",
+		"endpoint": "connections", "reason": "user disconnect: not one of the user's live grants"} {
+		if refused[k] != v {
+			t.Errorf("refused disconnect record %s = %v, want %v\n%s", k, refused[k], v, refused["_line"])
+		}
+	}
+	if _, ok := refused["client_id"]; ok {
+		t.Errorf("refused disconnect record names a client_id (dev's grant's): %s", refused["_line"])
 	}
 	// The calling service propagates the request id in x-request-id metadata.
 	ctx := metadata.AppendToOutgoingContext(bearer(dev.AccessToken), "x-request-id", "fixaudit-disconnect-1")
@@ -335,7 +350,7 @@ func TestDisconnectAudited(t *testing.T) {
 		"client_id": "local-test", "client_authenticated": false, "token_client_id": "local-test",
 		"endpoint": "connections", "reason": "user disconnect",
 	}
-	e := findEvent(auditEvents(t, f), map[string]any{"event": "revocation", "grant_id": other})
+	e := findEvent(auditEvents(t, f), map[string]any{"event": "revocation", "grant_id": other, "result": "ok"})
 	if e == nil {
 		t.Fatalf("no revocation record for the disconnected grant %s", other)
 	}
