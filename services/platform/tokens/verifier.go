@@ -267,7 +267,10 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 		}
 		// The kid may now name another key (a leaked key replaced under
 		// the same name): try the key the set holds under it now, once.
-		fresh, replaced, ok := v.replacedKey(ctx, h.KeyID, jwk)
+		fresh, replaced, ok, err := v.replacedKey(ctx, h.KeyID, jwk)
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			return nil, refuse(ReasonBadSignature, nil, "bad signature")
 		}
@@ -357,7 +360,14 @@ func checkSignature(tok *jwt.JSONWebToken, jwk jose.JSONWebKey, alg string, std 
 // allowed now. Without it a kid reused for new key material would verify
 // with the old material until the routine refresh (KeysMaxAge): the new
 // key's tokens refused and the replaced key's accepted for minutes.
-func (v *Verifier) replacedKey(ctx context.Context, kid string, used jose.JSONWebKey) (KeySet, jose.JSONWebKey, bool) {
+//
+// err is ErrKeysUnavailable (503, Retry-After) when the refetch is not
+// answered within UnknownKeyWait: whether the kid names new key material
+// is not known yet, so the token is neither verified nor called bad — a
+// client told "bad signature" (401) of a valid token would authorize
+// again for nothing. A refetch that fails is ok false, as before: the
+// signature is bad with every key there is to try.
+func (v *Verifier) replacedKey(ctx context.Context, kid string, used jose.JSONWebKey) (KeySet, jose.JSONWebKey, bool, error) {
 	other := func(ks KeySet) (jose.JSONWebKey, bool) {
 		for _, k := range ks.Keys.Key(kid) {
 			if keyIdentity(k) != keyIdentity(used) {
@@ -371,19 +381,22 @@ func (v *Verifier) replacedKey(ctx context.Context, kid string, used jose.JSONWe
 	ks, lastForced := v.keys, v.lastForced
 	v.mu.RUnlock()
 	if k, ok := other(ks); ok {
-		return ks, k, true
+		return ks, k, true, nil
 	}
 	if v.recentFailure(now) != nil || (!lastForced.IsZero() && now.Sub(lastForced) < v.o.MinRefreshInterval) {
-		return KeySet{}, jose.JSONWebKey{}, false
+		return KeySet{}, jose.JSONWebKey{}, false, nil
 	}
 	fresh, err := v.refresh(ctx, true)
+	if errors.Is(err, errFetchRunning) {
+		return KeySet{}, jose.JSONWebKey{}, false, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+	}
 	if err != nil {
-		return KeySet{}, jose.JSONWebKey{}, false
+		return KeySet{}, jose.JSONWebKey{}, false, nil
 	}
 	if k, ok := other(fresh); ok {
-		return fresh, k, true
+		return fresh, k, true, nil
 	}
-	return KeySet{}, jose.JSONWebKey{}, false
+	return KeySet{}, jose.JSONWebKey{}, false, nil
 }
 
 // verificationKey is the public key of jwk if it fits alg: RS256 takes an
