@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -167,6 +168,9 @@ func (r Redis) ParseTarget() (RedisTarget, error) {
 		if err != nil {
 			return t, redact(err)
 		}
+		if err := poolInRange(o.PoolSize, o.MaxIdleConns); err != nil {
+			return t, err
+		}
 		t = RedisTarget{Addrs: []string{o.Addr}, Username: o.Username, Password: o.Password, TLS: o.TLSConfig != nil, DB: o.DB}
 	case RedisCluster:
 		if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
@@ -179,11 +183,17 @@ func (r Redis) ParseTarget() (RedisTarget, error) {
 		if err != nil {
 			return t, redact(err)
 		}
+		if err := poolInRange(o.PoolSize, o.MaxIdleConns); err != nil {
+			return t, err
+		}
 		t = RedisTarget{Addrs: o.Addrs, Username: o.Username, Password: o.Password, TLS: o.TLSConfig != nil}
 	case RedisSentinel:
 		o, err := redis.ParseFailoverURL(r.URL)
 		if err != nil {
 			return t, redact(err)
+		}
+		if err := poolInRange(o.PoolSize, o.MaxIdleConns); err != nil {
+			return t, err
 		}
 		if o.MasterName == "" {
 			return t, errors.New("sentinel mode needs master_name=<the sentinels' name of the master>")
@@ -194,6 +204,24 @@ func (r Redis) ParseTarget() (RedisTarget, error) {
 		return t, fmt.Errorf("unknown mode %q", r.Mode)
 	}
 	return t, nil
+}
+
+// poolInRange refuses the URL's pool options that are the operator's
+// (pool_size, max_idle_conns; the rest are tuned) outside 0..2³¹−1, which go-redis
+// parses but then panics on when the client is made ("makechan: size out
+// of range" for a negative pool_size): the operator gets the problem
+// naming REDIS_URL's option instead of a goroutine dump. 0 is go-redis's
+// default (pool_size: 10 a CPU).
+func poolInRange(poolSize, maxIdle int) error {
+	for _, o := range []struct {
+		name string
+		v    int
+	}{{"pool_size", poolSize}, {"max_idle_conns", maxIdle}} {
+		if o.v < 0 || o.v > math.MaxInt32 {
+			return fmt.Errorf("%s %d is out of range: 0 (go-redis's default) to %d", o.name, o.v, math.MaxInt32)
+		}
+	}
+	return nil
 }
 
 // Validate adds Redis problems to p, all of them. Production needs an

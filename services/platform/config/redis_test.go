@@ -212,3 +212,34 @@ func TestRedisPlaintextPasswordInProduction(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisURLPoolSettingsOutOfRange: REDIS_URL's pool options are the
+// operator's (docs/reference/configuration.md), but a negative or oversized
+// one passed Validate and every service then panicked in go-redis at start
+// ("panic: makechan: size out of range", "PoolSize value … exceeds maximum
+// allowed value") — a goroutine dump instead of the problem list naming
+// REDIS_URL. In every mode; 0 and ordinary sizes are accepted.
+func TestRedisURLPoolSettingsOutOfRange(t *testing.T) {
+	urls := map[string]string{
+		"standalone": "redis://127.0.0.1:6379/0?",
+		"cluster":    "redis://127.0.0.1:7000?",
+		"sentinel":   "redis://127.0.0.1:26379/0?master_name=m&",
+	}
+	for mode, base := range urls {
+		for _, q := range []string{"pool_size=-1", "pool_size=100000000000", "max_idle_conns=-1"} {
+			var p config.Problems
+			config.Redis{Mode: mode, URL: base + q, KeyPrefix: "t:"}.Validate(&p, false)
+			name := strings.SplitN(q, "=", 2)[0]
+			if err := p.Err(); err == nil || !strings.Contains(err.Error(), "REDIS_URL") || !strings.Contains(err.Error(), name+" ") {
+				t.Errorf("%s %s: Validate = %v; want a problem naming REDIS_URL's %s", mode, q, err, name)
+			}
+		}
+		for _, q := range []string{"pool_size=0", "pool_size=64", "max_idle_conns=8"} {
+			var p config.Problems
+			config.Redis{Mode: mode, URL: base + q, KeyPrefix: "t:"}.Validate(&p, false)
+			if err := p.Err(); err != nil {
+				t.Errorf("%s %s: Validate = %v; want it accepted", mode, q, err)
+			}
+		}
+	}
+}
