@@ -54,6 +54,14 @@ var samplers = map[string]bool{
 	"parentbased_always_on": true, "parentbased_always_off": true, "parentbased_traceidratio": true,
 }
 
+// signalKey is signal when that variable is set (it wins), else general.
+func signalKey(s *Source, signal, general string) string {
+	if s.String(signal, "") != "" {
+		return signal
+	}
+	return general
+}
+
 // LoadTracing reads the OTEL_* trace settings; the signal-specific
 // variables (OTEL_EXPORTER_OTLP_TRACES_*) win over the general ones.
 func LoadTracing(s *Source, service string) Tracing {
@@ -70,10 +78,14 @@ func LoadTracing(s *Source, service string) Tracing {
 	if s.Bool("OTEL_SDK_DISABLED", false) {
 		t.Enabled = false
 	}
-	t.Protocol = strings.ToLower(s.String("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", s.String("OTEL_EXPORTER_OTLP_PROTOCOL", OTLPHTTP)))
+	// Each problem names the variable that gave the value: the
+	// signal-specific one when it is set, the general one otherwise.
+	protocolKey := signalKey(s, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+	t.Protocol = strings.ToLower(s.String(protocolKey, OTLPHTTP))
 	if t.Protocol != OTLPHTTP && t.Protocol != OTLPGRPC {
-		s.problems.Addf("OTEL_EXPORTER_OTLP_PROTOCOL: %q is not supported (use %s or %s)", t.Protocol, OTLPHTTP, OTLPGRPC)
+		s.problems.Addf("%s: %q is not supported (use %s or %s)", protocolKey, t.Protocol, OTLPHTTP, OTLPGRPC)
 	}
+	endpointKey := signalKey(s, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 	switch {
 	case traces != "":
 		t.Endpoint = traces
@@ -85,7 +97,7 @@ func LoadTracing(s *Source, service string) Tracing {
 	}
 	if t.Endpoint != "" {
 		if u, err := url.Parse(t.Endpoint); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			s.problems.Addf("OTEL_EXPORTER_OTLP_ENDPOINT: %q is not an absolute http(s) URL", t.Endpoint)
+			s.problems.Addf("%s: %q is not an absolute http(s) URL", endpointKey, t.Endpoint)
 		}
 	}
 	t.Headers = keyValues(s, "OTEL_EXPORTER_OTLP_HEADERS", s.Secret("OTEL_EXPORTER_OTLP_HEADERS"))
@@ -94,10 +106,11 @@ func LoadTracing(s *Source, service string) Tracing {
 	}
 	t.ResourceAttributes = keyValues(s, "OTEL_RESOURCE_ATTRIBUTES", s.String("OTEL_RESOURCE_ATTRIBUTES", ""))
 	t.Timeout = 10 * time.Second
-	if ms := s.String("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", s.String("OTEL_EXPORTER_OTLP_TIMEOUT", "")); ms != "" {
+	timeoutKey := signalKey(s, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+	if ms := s.String(timeoutKey, ""); ms != "" {
 		n, err := strconv.Atoi(ms)
 		if err != nil || n <= 0 {
-			s.problems.Addf("OTEL_EXPORTER_OTLP_TIMEOUT: %q is not a positive number of milliseconds", ms)
+			s.problems.Addf("%s: %q is not a positive number of milliseconds", timeoutKey, ms)
 		} else {
 			t.Timeout = time.Duration(n) * time.Millisecond
 		}

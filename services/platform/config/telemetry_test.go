@@ -65,3 +65,23 @@ func TestBadTracingSettingsAreProblems(t *testing.T) {
 		t.Errorf("a header value reached the error:\n%s", msg)
 	}
 }
+
+// TestBadSignalSpecificOTelSettingIsNamed: a bad OTEL_EXPORTER_OTLP_TRACES_*
+// value is refused naming that variable, not the general one the operator
+// may not have set; a bad general one still names the general one.
+func TestBadSignalSpecificOTelSettingIsNamed(t *testing.T) {
+	for key, val := range map[string]string{
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "notaurl",
+		"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT":  "abc",
+		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json",
+		"OTEL_EXPORTER_OTLP_ENDPOINT":        "notaurl",
+		"OTEL_EXPORTER_OTLP_TIMEOUT":         "-5",
+		"OTEL_EXPORTER_OTLP_PROTOCOL":        "http/json",
+	} {
+		s := config.NewSource(config.MapEnv(map[string]string{key: val}))
+		config.LoadTracing(s, "svc")
+		if got := strings.Join(s.Problems(), "\n"); !strings.HasPrefix(got, key+": ") || strings.Contains(got, "\n") {
+			t.Errorf("%s=%s: problems %q; want one naming %s", key, val, got, key)
+		}
+	}
+}
