@@ -408,10 +408,15 @@ func Hash(secret string) string {
 // the breaker is open it fails at once with ErrUnavailable.
 func (c *Client) Ping(ctx context.Context) error { return c.UniversalClient.Ping(ctx).Err() }
 
-// CheckDurable fails unless the server persists data (AOF or RDB snapshots),
-// so a production install does not silently lose sessions and grants on
-// restart. In cluster mode every master is checked; in sentinel mode the
-// current master.
+// CheckDurable fails unless the server keeps what it is given: it persists
+// data (AOF or RDB snapshots), so a production install does not silently
+// lose sessions and grants on restart, and it does not evict keys at
+// maxmemory (maxmemory-policy noeviction). Every key Tollgate writes has a
+// TTL, so volatile-* policies — the default parameter group of most
+// managed Redis services — evict them as readily as allkeys-*: grants,
+// refresh tokens, sessions and the revocation records, after which a
+// verifier that starts accepts a revoked grant's access tokens. In cluster
+// mode every master is checked; in sentinel mode the current master.
 func (c *Client) CheckDurable(ctx context.Context) error {
 	if cc, ok := c.UniversalClient.(*redis.ClusterClient); ok {
 		return cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
@@ -425,6 +430,13 @@ func (c *Client) CheckDurable(ctx context.Context) error {
 }
 
 func checkDurable(ctx context.Context, c redis.Cmdable) error {
+	if err := checkPersistence(ctx, c); err != nil {
+		return err
+	}
+	return checkNoEviction(ctx, c)
+}
+
+func checkPersistence(ctx context.Context, c redis.Cmdable) error {
 	info, err := c.Info(ctx, "persistence").Result()
 	if err != nil {
 		return fmt.Errorf("redis persistence check: %w", err)
@@ -437,6 +449,31 @@ func checkDurable(ctx context.Context, c redis.Cmdable) error {
 		return nil
 	}
 	return errors.New("redis has neither AOF nor RDB persistence; enable appendonly or set REDIS_CHECK_DURABLE=false if persistence is managed elsewhere")
+}
+
+// ErrEvictingServer is returned (wrapped, naming the policy) by
+// CheckDurable and Open for a server whose maxmemory-policy is not
+// noeviction.
+var ErrEvictingServer = errors.New("redis evicts keys at maxmemory")
+
+// checkNoEviction reads maxmemory_policy from INFO memory (which managed
+// services answer where CONFIG GET is refused). A server that does not
+// report it is not refused: its policy cannot be told.
+func checkNoEviction(ctx context.Context, c redis.Cmdable) error {
+	info, err := c.Info(ctx, "memory").Result()
+	if err != nil {
+		return fmt.Errorf("redis eviction policy check: %w", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		policy, ok := strings.CutPrefix(strings.TrimSpace(line), "maxmemory_policy:")
+		if !ok || policy == "noeviction" {
+			continue
+		}
+		return fmt.Errorf("%w: maxmemory-policy is %s, which removes Tollgate's keys (grants, refresh tokens, sessions, revocation records: all have a TTL) when memory is full; "+
+			"set maxmemory-policy noeviction (on a managed Redis, in its parameter group), or REDIS_CHECK_DURABLE=false if you accept losing them (docs/operations/redis.md#sizing)",
+			ErrEvictingServer, policy)
+	}
+	return nil
 }
 
 // MinServerVersion is the oldest Redis the fleet runs on: 7.0, for
@@ -583,8 +620,9 @@ func IsAuthFailure(err error) bool {
 // Open returns a client for cfg (with opt, as New) and refuses a server it
 // reaches at start-up that runs a Redis older than MinServerVersion
 // (CheckVersion, ErrServerTooOld) or, when cfg.CheckDurable is set (the
-// production default), one without persistence: sessions, grants and
-// refresh-token families must survive a Redis restart. Redis being
+// production default), one without persistence or that evicts keys
+// (ErrEvictingServer): sessions, grants, refresh-token families and
+// revocation records must survive a Redis restart and a full memory. Redis being
 // unreachable at start-up is not an error (readiness reports it and the
 // client reconnects), but a reachable Redis that is too old or volatile is.
 func Open(ctx context.Context, cfg config.Redis, opt ...Option) (*Client, error) {

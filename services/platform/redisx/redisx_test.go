@@ -179,6 +179,45 @@ func TestOpenRefusesVolatileRedisWhenAsked(t *testing.T) {
 	}
 }
 
+// TestOpenRefusesAnEvictingRedisWhenAsked: every key Tollgate writes has a
+// TTL, so under volatile-lru (the default parameter group of ElastiCache,
+// Azure Cache and Memorystore), or any other policy but noeviction, a full
+// Redis evicts grants, sessions and the revocation records — a verifier
+// started afterwards accepted a revoked grant's access tokens (brk46b). The
+// production check refuses such a server, naming the policy and the fix;
+// noeviction passes, and with the check off the policy is the operator's.
+func TestOpenRefusesAnEvictingRedisWhenAsked(t *testing.T) {
+	ctx := context.Background()
+	for _, policy := range []string{"volatile-lru", "allkeys-lru", "volatile-ttl", "allkeys-random"} {
+		r := testharness.StartRedis(t, "--appendonly", "yes", "--maxmemory", "64mb", "--maxmemory-policy", policy)
+		cfg := r.Config()
+		cfg.CheckDurable = true
+		c, err := redisx.Open(ctx, cfg)
+		if err == nil {
+			c.Close()
+			t.Errorf("maxmemory-policy %s: Open succeeded; want ErrEvictingServer", policy)
+			continue
+		}
+		if !errors.Is(err, redisx.ErrEvictingServer) || !strings.Contains(err.Error(), "maxmemory-policy is "+policy) || !strings.Contains(err.Error(), "noeviction") {
+			t.Errorf("maxmemory-policy %s: %v; want ErrEvictingServer naming the policy and noeviction", policy, err)
+		}
+		cfg.CheckDurable = false
+		if c, err := redisx.Open(ctx, cfg); err != nil {
+			t.Errorf("maxmemory-policy %s, REDIS_CHECK_DURABLE=false: %v", policy, err)
+		} else {
+			c.Close()
+		}
+	}
+	r := testharness.StartRedis(t, "--appendonly", "yes", "--maxmemory", "64mb", "--maxmemory-policy", "noeviction")
+	cfg := r.Config()
+	cfg.CheckDurable = true
+	if c, err := redisx.Open(ctx, cfg); err != nil {
+		t.Errorf("noeviction Redis refused: %v", err)
+	} else {
+		c.Close()
+	}
+}
+
 // TestHungRedisFailsFastAndRecovers: a Redis that stops answering (SIGSTOP)
 // fails commands within the command timeout, then the breaker refuses them
 // at once with ErrUnavailable; after SIGCONT the half-open probe closes the
