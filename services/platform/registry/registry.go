@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -319,8 +320,32 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 		if utf8.RuneCountInString(a.Description) > MaxDescription {
 			bad("action description is longer than %d characters", MaxDescription)
 		}
-		if !a.Consequential && len(tools) > 0 && !tools[0].GetAnnotations().GetReadOnly() {
-			bad("action is declared not consequential but its tools are not read-only")
+		// consequential (x-openai-isConsequential: ChatGPT asks the user
+		// before each call) says what the tools' read_only hints say (MCP
+		// clients run a read-only tool without asking): an operation is
+		// consequential unless every tool of its RPC is read-only. Not
+		// only the first tool's: a destructive second tool would be called
+		// without asking. And a read-only capability is not consequential:
+		// the user would be asked before each read that ChatGPT Apps run
+		// unasked, and the connectors would not call it again after a
+		// timeout (Action.RetrySafe) where the MCP tool is.
+		if len(tools) > 0 {
+			var writes []string
+			for _, t := range tools {
+				if !t.GetAnnotations().GetReadOnly() {
+					writes = append(writes, strconv.Quote(t.GetName()))
+				}
+			}
+			switch {
+			case !a.Consequential && len(writes) > 0:
+				what := "tool " + writes[0] + " is"
+				if len(writes) > 1 {
+					what = "tools " + strings.Join(writes, ", ") + " are"
+				}
+				bad("action is declared not consequential but %s not read-only: set consequential: true", what)
+			case a.Consequential && len(writes) == 0:
+				bad("action is declared consequential but every tool is read-only: a read-only capability must not be marked consequential")
+			}
 		}
 		checkScopes("action "+a.OperationID, a.RequiredScopes)
 		c.Action = a
