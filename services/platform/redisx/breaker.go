@@ -100,8 +100,10 @@ func (c callerGaveUp) Unwrap() error { return c.error }
 // per request from every pod, and each left a socket in TIME_WAIT on the
 // pod. With it the first tripAfter commands are refused so, then every
 // command fails at once (ErrUnavailable) and one probe per BreakerOpen
-// finds the password right again (docs/operations/failures.md).
-func failure(err error) bool { return connectionFailure(err) || IsAuthFailure(err) }
+// finds the password right again (docs/operations/failures.md). The same
+// holds for a database the connection's SELECT is refused
+// (IsConnectionRefusal).
+func failure(err error) bool { return connectionFailure(err) || IsConnectionRefusal(err) }
 
 func connectionFailure(err error) bool {
 	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, redis.TxFailedErr) {

@@ -617,6 +617,32 @@ func IsAuthFailure(err error) bool {
 		strings.HasPrefix(msg, "ERR Client sent AUTH, but no password is set")
 }
 
+// IsConnectionRefusal reports whether err is Redis refusing to set up this
+// client's connections: its credentials (IsAuthFailure), or the database
+// REDIS_URL names — "ERR DB index is out of range" (a /N beyond the
+// server's databases), "ERR SELECT is not allowed in cluster mode" (a /N
+// at a cluster-mode endpoint), NOPERM for 'select' (an ACL user without
+// +select). go-redis sends SELECT when it sets up each connection, drops
+// the connection on the refusal and answers the command with it, so like
+// a refused password it meets every command until an operator acts: the
+// circuit breaker counts it, and tollgate_redis_up shows Redis down.
+func IsConnectionRefusal(err error) bool {
+	if err == nil {
+		return false
+	}
+	if IsAuthFailure(err) {
+		return true
+	}
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := rerr.Error()
+	return strings.HasPrefix(msg, "ERR DB index is out of range") ||
+		strings.HasPrefix(msg, "ERR SELECT is not allowed in cluster mode") ||
+		strings.HasPrefix(msg, "NOPERM") && strings.Contains(msg, "'select' command")
+}
+
 // Open returns a client for cfg (with opt, as New) and refuses a server it
 // reaches at start-up that runs a Redis older than MinServerVersion
 // (CheckVersion, ErrServerTooOld) or, when cfg.CheckDurable is set (the

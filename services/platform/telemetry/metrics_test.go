@@ -239,17 +239,24 @@ func TestRedisUpWhenRedisRefusesTheConnection(t *testing.T) {
 		name            string
 		r               *testharness.Redis
 		password, reply string
+		db              string // REDIS_URL's database, when not 0
 	}{
-		{"wrong password", withPassword, "wrong-password", "WRONGPASS"},
-		{"no password", withPassword, "", "NOAUTH"},
-		{"right password", withPassword, "right-password", ""},
-		{"a password to a Redis without one", withoutPassword, "some-password", "ERR AUTH <password> called without any password configured"},
-		{"no password to a Redis without one", withoutPassword, "", ""},
+		{"wrong password", withPassword, "wrong-password", "WRONGPASS", ""},
+		{"no password", withPassword, "", "NOAUTH", ""},
+		{"right password", withPassword, "right-password", "", ""},
+		{"a password to a Redis without one", withoutPassword, "some-password", "ERR AUTH <password> called without any password configured", ""},
+		{"no password to a Redis without one", withoutPassword, "", "", ""},
+		// The database REDIS_URL names, refused at each connection's
+		// SELECT (redisx.IsConnectionRefusal).
+		{"a database out of range", withPassword, "right-password", "ERR DB index is out of range", "99"},
 	} {
 		r := tc.r
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := r.Config()
 			cfg.Password = tc.password
+			if tc.db != "" {
+				cfg.URL = "redis://" + r.Addr() + "/" + tc.db
+			}
 			rdb, err := redisx.New(cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -277,7 +284,8 @@ func TestRedisUpWhenRedisRefusesTheConnection(t *testing.T) {
 			}
 			// (error may be there: go-redis's connection set-up sends CLIENT
 			// SETINFO, which a Redis before 7.2 does not know.)
-			if !results["unavailable"] || results["ok"] {
+			// A refused database follows a HELLO that succeeded (ok).
+			if !results["unavailable"] || (results["ok"] && tc.db == "") {
 				t.Errorf("results %v, want unavailable and no ok", results)
 			}
 		})

@@ -104,7 +104,8 @@ func isErrorReply(err error) bool {
 // WRONGPASS, NOAUTH — a wrong or missing REDIS_PASSWORD — and a password
 // sent to a Redis that has none, "ERR AUTH <password> called without any
 // password configured"; go-redis's connection set-up gets it, and the
-// command that needed the connection is answered with it), the
+// command that needed the connection is answered with it), the database
+// REDIS_URL names refused at set-up (redisx.IsConnectionRefusal), the
 // server's connection limit, and the replies redisx's circuit breaker
 // counts as Redis not able to serve yet (LOADING, MASTERDOWN, BUSY,
 // CLUSTERDOWN, TRYAGAIN). Not NOPERM: an ACL refuses one command or key,
@@ -113,7 +114,7 @@ func isErrorReply(err error) bool {
 // patterns is a bug of that command, not Redis down.
 func refusesConnection(err error) bool {
 	var rerr redis.Error
-	return redisx.IsAuthFailure(err) || redis.IsMaxClientsError(err) ||
+	return redisx.IsConnectionRefusal(err) || redis.IsMaxClientsError(err) ||
 		redis.IsLoadingError(err) || redis.IsMasterDownError(err) || redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
 		errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "BUSY ")
 }
