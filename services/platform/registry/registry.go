@@ -213,6 +213,45 @@ var (
 	paramRE    = regexp.MustCompile(`\{([a-z][a-z0-9_]*)\}`)
 )
 
+// ActionsRoutes are the paths the actions ingress routes to the
+// actions-api (charts/tollgate/files/routes.yaml) where an operation's
+// path can be: exact ones and prefixes (a prefix matches whole path
+// segments, as a Kubernetes Ingress Prefix rule does). The ingress routes
+// the actions-api /.well-known paths too, which pathRE already refuses. A
+// path outside them would be published in the OpenAPI document but never
+// reach the actions-api (GET /oauth/token is the auth-server's, /orders
+// the ingress' 404), so the registry refuses it. The routes package's
+// tests check these against the table.
+func ActionsRoutes() (exact, prefixes []string) {
+	return []string{"/health", "/privacy"}, []string{"/actions"}
+}
+
+// routedToActions reports whether path is one of ActionsRoutes.
+func routedToActions(path string) bool {
+	exact, prefixes := ActionsRoutes()
+	if slices.Contains(exact, path) {
+		return true
+	}
+	for _, p := range prefixes {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// actionsRoutesText names ActionsRoutes for a refusal: "/actions/…, /health
+// and /privacy".
+func actionsRoutesText() string {
+	exact, prefixes := ActionsRoutes()
+	var names []string
+	for _, p := range prefixes {
+		names = append(names, p+"/…")
+	}
+	names = append(names, exact...)
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
 func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 	opts, _ := resolveOptions(md.Options()).(*descriptorpb.MethodOptions)
 	if opts == nil {
@@ -302,6 +341,8 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 		}
 		if !pathRE.MatchString(a.Path) {
 			bad("action path %q must be an absolute lower-case path", a.Path)
+		} else if !routedToActions(a.Path) {
+			bad("action path %q is not routed to the actions-api: the actions ingress sends it only %s (charts/tollgate/files/routes.yaml); use a path under /actions/", a.Path, actionsRoutesText())
 		}
 		if !opIDRE.MatchString(a.OperationID) {
 			bad("operationId %q must be an identifier", a.OperationID)
