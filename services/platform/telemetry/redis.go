@@ -155,9 +155,11 @@ var oomHold = 3 * time.Minute
 // Redis's reader endpoint), in a script's error too. Either way Redis
 // serves reads and PING while every request fails at its first write.
 func refusesWrites(err error) bool {
-	if err == nil {
+	if err == nil || err == redis.Nil {
 		// Before rerr, which errors.As makes escape (an allocation per
-		// command otherwise).
+		// command otherwise): a success and a miss — the commonest
+		// replies — are neither OOM nor READONLY. go-redis returns
+		// redis.Nil itself, never wrapped.
 		return false
 	}
 	var rerr redis.Error
