@@ -118,13 +118,16 @@ func (c *Capability) decodeJSON(b []byte, partial bool, text jsonText) (proto.Me
 				return nil, fault.InvalidArgument("invalid arguments: field %s: a string holds a lone UTF-16 surrogate escape (\\uD800 to \\uDFFF not in a pair)", path)
 			}
 		}
+		if requiredRE.MatchString(msg) {
+			if path := requiredPath(in.ProtoReflect()); path != "" {
+				return nil, fault.InvalidArgument("invalid arguments: required field %s not set", path)
+			}
+		}
 		// protojson names a position, and the field only in some errors
 		// ("unexpected token [" of a Struct, "invalid
-		// google.protobuf.Timestamp value"): name the argument there.
-		if path := fieldAt(b, msg); path != "" {
-			return nil, fault.InvalidArgument("invalid arguments: field %s: %s", path, msg)
-		}
-		return nil, fault.InvalidArgument("invalid arguments: %s", msg)
+		// google.protobuf.Timestamp value"): name the argument there, in
+		// the caller's words (decodeError).
+		return nil, fault.InvalidArgument("%s", c.decodeError(b, err, text))
 	}
 	return in, nil
 }
@@ -381,7 +384,9 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 		}
 		m := newMessage(c.Method.Input())
 		if err := one.Unmarshal([]byte(raw), m); err != nil {
-			return nil, fault.InvalidArgument("%s %q: %s", what, name, cleanProtoErr(err))
+			// protojson's text is about the document built here: a
+			// position in it, the field by its JSON name.
+			return nil, fault.InvalidArgument("%s %q: %s", what, name, queryProblem(f, values[0], cleanProtoErr(err)))
 		}
 		refl.Set(f, m.ProtoReflect().Get(f))
 	}
@@ -428,6 +433,11 @@ func (c *Capability) CheckRequired(in proto.Message) error {
 		return nil
 	}
 	if err := proto.CheckInitialized(in); err != nil {
+		// Named by its path in the schema's names, not its full proto
+		// name ("pkg.GetRequest.r").
+		if path := requiredPath(in.ProtoReflect()); path != "" {
+			return fault.InvalidArgument("invalid arguments: required field %s not set", path)
+		}
 		return fault.InvalidArgument("invalid arguments: %s", cleanProtoErr(err))
 	}
 	return nil

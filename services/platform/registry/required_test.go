@@ -48,7 +48,7 @@ func TestInvokeChecksOnlyRequestsThatCanHoldARequiredField(t *testing.T) {
 	}
 	_, err = get.Capability.Invoke(context.Background(), conn, partial)
 	var fe *fault.Error
-	if !errorsAs(err, &fe) || fe.Kind != fault.KindInvalidArgument || !strings.Contains(fe.Msg, "required field ptwo.GetRequest.r not set") {
+	if !errorsAs(err, &fe) || fe.Kind != fault.KindInvalidArgument || !strings.Contains(fe.Msg, "required field r not set") {
 		t.Errorf("Invoke without r: %v, want an InvalidArgument fault naming r", err)
 	}
 	if calls := p2.Calls(); len(calls) != 0 {

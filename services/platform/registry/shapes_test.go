@@ -79,7 +79,7 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 	}{
 		// Wrappers are their value, or null — not {"value": …}.
 		{`{"str_w":"x"}`, accepted, `"str_w":"x"`, ""},
-		{`{"str_w":{"value":"x"}}`, refused, "", "string field value"},
+		{`{"str_w":{"value":"x"}}`, refused, "", "field str_w: want a string, got an object"},
 		{`{"i64_w":5}`, accepted, `"i64_w":"5"`, ""},
 		{`{"i64_w":"5"}`, accepted, `"i64_w":"5"`, ""},
 		{`{"u64_w":"18446744073709551615"}`, accepted, `"u64_w":"18446744073709551615"`, ""},
@@ -89,29 +89,29 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 		{`{"double_w":"NaN","float_w":1.5}`, accepted, `"double_w":"NaN","float_w":1.5`, ""},
 		{`{"str_w":null}`, narrower, `"str_w":null`, ""},
 		{`{"names":["a",""]}`, accepted, `"names":["a",""]`, ""},
-		{`{"names":[null]}`, refused, "", "field value"},
+		{`{"names":[null]}`, refused, "", "field names[0]: want a string, got null"},
 		// Timestamp: RFC 3339, upper-case T and Z or an hh:mm offset, at
 		// most nine fractional digits.
 		{`{"ts":"2024-01-02T03:04:05Z"}`, accepted, `"ts":"2024-01-02T03:04:05Z"`, ""},
 		{`{"ts":"2024-01-02T03:04:05.123456789+01:00"}`, accepted, `"ts":"2024-01-02T02:04:05.123456789Z"`, ""},
-		{`{"ts":"2024-01-02t03:04:05z"}`, refused, "", "Timestamp"},
-		{`{"ts":"2024-01-02 03:04:05Z"}`, refused, "", "Timestamp"},
-		{`{"ts":"2024-01-02T03:04:05"}`, refused, "", "Timestamp"},
-		{`{"ts":"2024-01-02T03:04:05+01"}`, refused, "", "Timestamp"},
-		{`{"ts":"2024-01-02T03:04:05.1234567891Z"}`, refused, "", "Timestamp"},
-		{`{"ts":"10000-01-01T00:00:00Z"}`, refused, "", "Timestamp"},
-		{`{"ts":1704164645}`, refused, "", "field ts: syntax error (line 1:7): unexpected token 1704164645"},
+		{`{"ts":"2024-01-02t03:04:05z"}`, refused, "", "field ts: want an RFC 3339 date-time"},
+		{`{"ts":"2024-01-02 03:04:05Z"}`, refused, "", "field ts: want an RFC 3339 date-time"},
+		{`{"ts":"2024-01-02T03:04:05"}`, refused, "", "field ts: want an RFC 3339 date-time"},
+		{`{"ts":"2024-01-02T03:04:05+01"}`, refused, "", "field ts: want an RFC 3339 date-time"},
+		{`{"ts":"2024-01-02T03:04:05.1234567891Z"}`, refused, "", "field ts: want an RFC 3339 date-time"},
+		{`{"ts":"10000-01-01T00:00:00Z"}`, refused, "", "field ts: want an RFC 3339 date-time"},
+		{`{"ts":1704164645}`, refused, "", "field ts: syntax error: unexpected token 1704164645"},
 		{`{"times":["2024-01-02T03:04:05Z"]}`, accepted, `"times":["2024-01-02T03:04:05Z"]`, ""},
 		// Duration: seconds, "s" last.
 		{`{"dur":"1.5s"}`, accepted, `"dur":"1.500s"`, ""},
 		{`{"dur":"-0.25s"}`, accepted, `"dur":"-0.250s"`, ""},
 		{`{"dur":"+1s"}`, accepted, `"dur":"1s"`, ""},
 		{`{"dur":".5s"}`, accepted, `"dur":"0.500s"`, ""},
-		{`{"dur":"1"}`, refused, "", "Duration"},
-		{`{"dur":"01s"}`, refused, "", "Duration"},
-		{`{"dur":"1.0000000001s"}`, refused, "", "Duration"},
-		{`{"dur":"1m"}`, refused, "", "Duration"},
-		{`{"dur":"315576000001s"}`, wider, "", "Duration value out of range"},
+		{`{"dur":"1"}`, refused, "", "field dur: want a duration in seconds"},
+		{`{"dur":"01s"}`, refused, "", "field dur: want a duration in seconds"},
+		{`{"dur":"1.0000000001s"}`, refused, "", "field dur: want a duration in seconds"},
+		{`{"dur":"1m"}`, refused, "", "field dur: want a duration in seconds"},
+		{`{"dur":"315576000001s"}`, wider, "", `field dur: want a duration from -315576000000s to 315576000000s, got "315576000001s"`},
 		// FieldMask: comma-joined lowerCamelCase paths.
 		{`{"mask":"fooBar,a.bC"}`, accepted, `"mask":"fooBar,a.bC"`, ""},
 		{`{"mask":""}`, accepted, `"mask":""`, ""},
@@ -132,55 +132,55 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 		{`{"any":{}}`, accepted, `"any":{}`, ""},
 		{`{"any":{"value":"1s"}}`, refused, "", "@type"},
 		{`{"any":{"@type":"type.googleapis.com/shapes.Node","label":"x","child":{"label":"y"}}}`, accepted, `"any":{"@type":"type.googleapis.com/shapes.Node","label":"x","child":{"label":"y","child":null,"children":[]},"children":[]}`, ""},
-		{`{"any":{"@type":"type.googleapis.com/shapes.Node","nope":1}}`, wider, "", `field any.nope: (line 1:51): unknown field "nope"`},
+		{`{"any":{"@type":"type.googleapis.com/shapes.Node","nope":1}}`, wider, "", "invalid arguments: unknown field any.nope"},
 		{`{"any":{"@type":"type.googleapis.com/nope.X"}}`, wider, "", "unable to resolve"},
 		// Empty and NullValue.
 		{`{"empty":{}}`, accepted, `"empty":{}`, ""},
-		{`{"empty":{"a":1}}`, refused, "", `unknown field "a"`},
+		{`{"empty":{"a":1}}`, refused, "", "unknown field empty.a"},
 		{`{"nothing":null}`, accepted, `"nothing":null`, ""},
 		{`{"nothing":"NULL_VALUE"}`, narrower, `"nothing":null`, ""},
 		// 64-bit integers: a decimal string or a number in, a string out.
 		{`{"i64":5,"u64":"7","f64":8,"s64":"-9","sf64":-10}`, accepted, `"i64":"5","u64":"7","f64":"8","s64":"-9","sf64":"-10"`, ""},
 		{`{"i64":"-9223372036854775808","u64":"18446744073709551615"}`, accepted, `"i64":"-9223372036854775808","u64":"18446744073709551615"`, ""},
 		{`{"ids":[1,"2"]}`, accepted, `"ids":["1","2"]`, ""},
-		{`{"i64":1.5}`, refused, "", "int64 field i64"},
-		{`{"i64":"05"}`, refused, "", "int64 field i64"},
-		{`{"i64":"+5"}`, refused, "", "int64 field i64"},
-		{`{"i64":9223372036854775808}`, refused, "", "int64 field i64"},
-		{`{"u64":-1}`, refused, "", "uint64 field u64"},
-		{`{"u64":"-1"}`, refused, "", "uint64 field u64"},
-		{`{"i64":"9223372036854775808"}`, wider, "", "int64 field i64"},
+		{`{"i64":1.5}`, refused, "", "field i64: want an integer, got 1.5"},
+		{`{"i64":"05"}`, refused, "", `field i64: want an integer, got "05"`},
+		{`{"i64":"+5"}`, refused, "", `field i64: want an integer, got "+5"`},
+		{`{"i64":9223372036854775808}`, refused, "", "field i64: want an integer from -9223372036854775808 to 9223372036854775807, got 9223372036854775808"},
+		{`{"u64":-1}`, refused, "", "field u64: want an integer from 0 to 18446744073709551615, got -1"},
+		{`{"u64":"-1"}`, refused, "", `field u64: want an integer from 0 to 18446744073709551615, got "-1"`},
+		{`{"i64":"9223372036854775808"}`, wider, "", `field i64: want an integer from -9223372036854775808 to 9223372036854775807, got "9223372036854775808"`},
 		{`{"i64":"1e3"}`, narrower, `"i64":"1000"`, ""},
 		// 32-bit integers: numbers within their range.
 		{`{"i32":-2147483648,"u32":4294967295,"f32":1e2,"s32":1.0}`, accepted, `"i32":-2147483648,"u32":4294967295,"f32":100,"s32":1`, ""},
-		{`{"i32":3000000000}`, refused, "", "int32 field i32"},
-		{`{"u32":-1}`, refused, "", "uint32 field u32"},
+		{`{"i32":3000000000}`, refused, "", "field i32: want an integer from -2147483648 to 2147483647, got 3000000000"},
+		{`{"u32":-1}`, refused, "", "field u32: want an integer from 0 to 4294967295, got -1"},
 		{`{"i32":"5"}`, narrower, `"i32":5`, ""},
 		// Floating point: numbers, or "NaN", "Infinity", "-Infinity".
 		{`{"dbl":"NaN","flt":"-Infinity"}`, accepted, `"dbl":"NaN","flt":"-Infinity"`, ""},
 		{`{"dbl":"Infinity","flt":0.5}`, accepted, `"dbl":"Infinity","flt":0.5`, ""},
-		{`{"dbl":"nan"}`, refused, "", "double field dbl"},
-		{`{"flt":1e39}`, refused, "", "float field flt"},
-		{`{"dbl":1e309}`, refused, "", "double field dbl"},
+		{`{"dbl":"nan"}`, refused, "", `field dbl: want a number, NaN, Infinity or -Infinity, got "nan"`},
+		{`{"flt":1e39}`, refused, "", "field flt: want a number from -3.4028235e+38 to 3.4028235e+38, got 1e39"},
+		{`{"dbl":1e309}`, refused, "", "field dbl: want a number from -1.7976931348623157e+308 to 1.7976931348623157e+308, got 1e309"},
 		// bytes: standard or URL-safe base64, padded or not.
 		{`{"raw":"+/8="}`, accepted, `"raw":"+/8="`, ""},
 		{`{"raw":"-_8"}`, accepted, `"raw":"+/8="`, ""},
-		{`{"raw":"!!"}`, refused, "", "bytes field raw"},
-		{`{"raw":"A"}`, refused, "", "bytes field raw"},
-		{`{"raw":"AA="}`, refused, "", "bytes field raw"},
-		{`{"raw":"-_+/"}`, refused, "", "bytes field raw"},
+		{`{"raw":"!!"}`, refused, "", `field raw: want base64 (standard or URL-safe alphabet, padded or not), got "!!"`},
+		{`{"raw":"A"}`, refused, "", `field raw: want base64`},
+		{`{"raw":"AA="}`, refused, "", `field raw: want base64`},
+		{`{"raw":"-_+/"}`, refused, "", `field raw: want base64`},
 		// Enums: names in; a number the enum does not name comes out as
 		// a number.
 		{`{"color":"RED"}`, accepted, `"color":"RED"`, ""},
-		{`{"color":"red"}`, refused, "", "enum field color"},
-		{`{"color":"7"}`, refused, "", "enum field color"},
+		{`{"color":"red"}`, refused, "", `field color: want one of "COLOR_UNSPECIFIED", "RED", "GREEN", got "red"`},
+		{`{"color":"7"}`, refused, "", `field color: want one of "COLOR_UNSPECIFIED", "RED", "GREEN", got "7"`},
 		{`{"color":7}`, narrower, `"color":7`, ""},
 		{`{"colors":{"a":"GREEN"}}`, accepted, `"colors":{"a":"GREEN"}`, ""},
 		// oneof: at most one member; the others are absent from the result.
 		{`{"by_name":"a"}`, accepted, `"by_name":"a"`, ""},
 		{`{"by_node":{"label":"n"}}`, accepted, `"by_node":{"label":"n","child":null,"children":[]}`, ""},
-		{`{"by_name":"a","by_id":"5"}`, refused, "", "oneof shapes.Shapes.choice is already set"},
-		{`{"by_id":5,"by_node":{}}`, refused, "", "oneof shapes.Shapes.choice is already set"},
+		{`{"by_name":"a","by_id":"5"}`, refused, "", "field by_id: another member of the oneof choice (by_name, by_id, by_node) is already given; give one"},
+		{`{"by_id":5,"by_node":{}}`, refused, "", "field by_node: another member of the oneof choice (by_name, by_id, by_node) is already given; give one"},
 		// Maps: integer and bool keys are JSON strings.
 		{`{"by_int":{"1":"a","-2":"b"},"by_bool":{"true":"t"},"nodes_by_id":{"18446744073709551615":{}}}`, accepted, `"by_int":{"-2":"b","1":"a"}`, ""},
 		{`{"by_int":{"x":"a"}}`, refused, "", "int32 key"},
@@ -192,16 +192,16 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 		// Repeated and recursive messages, at any depth.
 		{`{"nodes":[{"label":"a","child":{"child":{"children":[{"label":"b"}]}}}]}`, accepted, `"label":"b","child":null,"children":[]`, ""},
 		{`{"nodes":[null]}`, refused, "", "unexpected token null"},
-		{`{"root":{"child":{"child":{"child":{"child":{"child":{"child":{"child":{"child":{"child":{"child":{"nope":1}}}}}}}}}}}}`, refused, "", `unknown field "nope"`},
+		{`{"root":{"child":{"child":{"child":{"child":{"child":{"child":{"child":{"child":{"child":{"child":{"nope":1}}}}}}}}}}}}`, refused, "", "unknown field root.child.child.child.child.child.child.child.child.child.child.nope"},
 		// proto3 optional: present when set, even to zero.
 		{`{"maybe":0}`, accepted, `"maybe":0`, ""},
 		// json_name, deprecated fields, JSON names of fields.
 		{`{"renamed":"x","old":"y"}`, accepted, `"renamed":"x","old":"y"`, ""},
 		{`{"customName":"x"}`, narrower, `"renamed":"x"`, ""},
 		{`{"byName":"x"}`, narrower, `"by_name":"x"`, ""},
-		{`{"name":5}`, refused, "", "string field name"},
-		{`{"flag":"true"}`, refused, "", "bool field flag"},
-		{`{"zzz":1}`, refused, "", `unknown field "zzz"`},
+		{`{"name":5}`, refused, "", "field name: want a string, got 5"},
+		{`{"flag":"true"}`, refused, "", `field flag: want true or false, got "true"`},
+		{`{"zzz":1}`, refused, "", "invalid arguments: unknown field zzz"},
 	} {
 		schemaErr := validates(in, tc.arg)
 		msg, decodeErr := c.DecodeJSON([]byte(tc.arg))
@@ -332,13 +332,13 @@ func TestShapesQueryAndPathParameters(t *testing.T) {
 	}{
 		{at.Capability, "at=2024-01-02T03:04:05.5%2B01:00&within=1.5s&fields=a.bC,d&note=5&limit=9223372036854775807&strict=true&weight=NaN&blob=-_8",
 			`{"at":"2024-01-02T02:04:05.500Z","within":"1.500s","fields":"a.bC,d","note":"5","limit":"9223372036854775807","strict":true,"weight":"NaN","blob":"+/8="}`, ""},
-		{at.Capability, "at=2024-01-02", "", `path parameter "at": (line 1:7): invalid google.protobuf.Timestamp value "2024-01-02"`},
+		{at.Capability, "at=2024-01-02", "", `path parameter "at": want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02"`},
 		{at.Capability, "within=5", "", `query parameter "within"`},
 		{at.Capability, "strict=yes", "", `query parameter "strict"`},
 		{at.Capability, "limit=x", "", `query parameter "limit"`},
 		{lookup.Capability, "id=-9223372036854775808&big=18446744073709551615&color=GREEN&ratio=-Infinity&small=1.5&count=-3&token=AAE&on=false",
 			`{"id":"-9223372036854775808","big":"18446744073709551615","color":"GREEN","ratio":"-Infinity","small":1.5,"count":-3,"token":"AAE=","on":false}`, ""},
-		{lookup.Capability, "id=9223372036854775808", "", `path parameter "id": (line 1:7): invalid value for int64 field id: "9223372036854775808"`},
+		{lookup.Capability, "id=9223372036854775808", "", `path parameter "id": want an integer from -9223372036854775808 to 9223372036854775807, got "9223372036854775808"`},
 		{lookup.Capability, "color=1", "", `query parameter "color"`},
 		{lookup.Capability, "count=3000000000", "", `query parameter "count"`},
 	} {
@@ -375,22 +375,31 @@ func TestShapesQueryAndPathParameters(t *testing.T) {
 // TestDecodeErrorsNameTheField: protojson's errors give a position and
 // name the field only in some cases; a refused argument's error names the
 // member at that position, at any depth, so that a model (MCP tool error)
-// or a GPT (400 error_description) can tell which argument to correct.
+// or a GPT (400 error_description) can tell which argument to correct. It
+// names it once, as the input schema does (protojson's own text named it
+// again by its JSON name: "field i64: … invalid value for int64 field
+// i64"), says what was wanted, and gives no position: MCP arguments are a
+// member of the caller's JSON-RPC message, and "(line 1:7)" was counted
+// from the member's start, not the message's.
 func TestDecodeErrorsNameTheField(t *testing.T) {
 	reg, _ := shapesRegistry(t)
 	tool, _ := reg.Tool("shapes.echo")
 	for arg, want := range map[string]string{
-		`{"ts":1704164645}`:                            `invalid arguments: field ts: syntax error (line 1:7): unexpected token 1704164645`,
-		`{"name":"x", "ts":"2024-01-02"}`:              `invalid arguments: field ts: (line 1:19): invalid google.protobuf.Timestamp value "2024-01-02"`,
-		`{"st":[1]}`:                                   `invalid arguments: field st: syntax error (line 1:7): unexpected token [`,
-		`{"nodes":[{},null]}`:                          `invalid arguments: field nodes[1]: syntax error (line 1:14): unexpected token null`,
-		`{"root":{"children":[{"child":{"nope":1}}]}}`: `invalid arguments: field root.children[0].child.nope: (line 1:32): unknown field "nope"`,
-		`{"stamps":{"a b":"x"}}`:                       `invalid arguments: field stamps["a b"]: (line 1:18): invalid google.protobuf.Timestamp value "x"`,
-		"{\n \"dur\": \"1\"}":                          `invalid arguments: field dur: (line 2:9): invalid google.protobuf.Duration value "1"`,
-		`{"by_name":"é","by_id":"5"}`:                  `invalid arguments: field by_id: (line 1:16): error parsing "by_id", oneof shapes.Shapes.choice is already set`,
-		`{"mask":{"paths":["a"]}}`:                     `invalid arguments: field mask: syntax error (line 1:9): unexpected token {`,
-		`[1]`:                                          `invalid arguments: syntax error (line 1:1): unexpected token [`,
+		`{"ts":1704164645}`:                            `invalid arguments: field ts: syntax error: unexpected token 1704164645`,
+		`{"name":"x", "ts":"2024-01-02"}`:              `invalid arguments: field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02"`,
+		`{"st":[1]}`:                                   `invalid arguments: field st: syntax error: unexpected token [`,
+		`{"nodes":[{},null]}`:                          `invalid arguments: field nodes[1]: syntax error: unexpected token null`,
+		`{"root":{"children":[{"child":{"nope":1}}]}}`: `invalid arguments: unknown field root.children[0].child.nope`,
+		`{"stamps":{"a b":"x"}}`:                       `invalid arguments: field stamps["a b"]: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "x"`,
+		"{\n \"dur\": \"1\"}":                          `invalid arguments: field dur: want a duration in seconds with the suffix s, such as "1.5s", got "1"`,
+		`{"by_name":"é","by_id":"5"}`:                  `invalid arguments: field by_id: another member of the oneof choice (by_name, by_id, by_node) is already given; give one`,
+		`{"mask":{"paths":["a"]}}`:                     `invalid arguments: field mask: syntax error: unexpected token {`,
+		`[1]`:                                          `invalid arguments: syntax error: unexpected token [`,
 		`{"name":"x"`:                                  `invalid arguments: unexpected EOF`,
+		`{"i64":"x"}`:                                  `invalid arguments: field i64: want an integer, got "x"`,
+		`{"nodes":[{"label":7}]}`:                      `invalid arguments: field nodes[0].label: want a string, got 7`,
+		`{"colors":{"a":"BLUE"}}`:                      `invalid arguments: field colors.a: want one of the enum's names the schema lists, got "BLUE"`,
+		`{"name":"a","name":"b"}`:                      `invalid arguments: duplicate field name`,
 		// A lone UTF-16 surrogate escape: protojson says "unexpected EOF".
 		`{"name":"\ud800"}`: `invalid arguments: field name: a string holds a lone UTF-16 surrogate escape (\uD800 to \uDFFF not in a pair)`,
 		`{"nodes":[{"label":"ok \ud83d\ude00"},{"label":"\udc00 x"}]}`: `invalid arguments: field nodes[1].label: a string holds a lone UTF-16 surrogate escape (\uD800 to \uDFFF not in a pair)`,
@@ -399,6 +408,20 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		_, err := tool.Capability.DecodeJSON([]byte(arg))
 		if err == nil || err.Error() != want {
 			t.Errorf("%s:\n got %v\nwant %s", arg, err, want)
+		}
+	}
+	// A POST body (the actions-api) is the caller's own text: its
+	// refusal says where in it, as protojson counted (line, and column in
+	// characters).
+	for body, want := range map[string]string{
+		`{"name":"x", "ts":"2024-01-02"}`: `invalid arguments: field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02" (at line 1, column 19 of the body)`,
+		"{\n \"dur\": \"1\"}":             `invalid arguments: field dur: want a duration in seconds with the suffix s, such as "1.5s", got "1" (at line 2, column 9 of the body)`,
+		`{"é":1, "i64":"x"}`:              `invalid arguments: unknown field ["é"] (at line 1, column 2 of the body)`,
+		`[1]`:                             `invalid arguments: syntax error: unexpected token [ (at line 1, column 1 of the body)`,
+	} {
+		_, err := tool.Capability.DecodeBody([]byte(body))
+		if err == nil || err.Error() != want {
+			t.Errorf("body %s:\n got %v\nwant %s", body, err, want)
 		}
 	}
 	// A pair, and an escaped backslash before "ud800", are fine.

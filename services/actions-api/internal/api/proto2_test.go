@@ -38,7 +38,7 @@ func TestProto2RequiredFields(t *testing.T) {
 		t.Errorf("GET with r: %d %s", r.status, r.body)
 	}
 	r = f.do(t, http.MethodGet, "/actions/ptwo?text=x", bearer(tok))
-	if r.status != 400 || r.err.Error != "invalid_request" || !strings.Contains(r.err.Description, "required field ptwo.GetRequest.r not set") {
+	if r.status != 400 || r.err.Error != "invalid_request" || !strings.Contains(r.err.Description, "required field r not set") {
 		t.Errorf("GET without r: %d %s", r.status, r.body)
 	}
 	if n := len(p2.Calls()); n != 1 {
@@ -89,7 +89,7 @@ func TestProto2RequiredFields(t *testing.T) {
 	if body := add.Post.RequestBody.Value; !body.Required || !slices.Equal(body.Content["application/json"].Schema.Value.Required, []string{"r"}) {
 		t.Errorf("POST /actions/ptwo/add: request body required %v, schema requires %q; want true and r", body.Required, body.Content["application/json"].Schema.Value.Required)
 	}
-	for body, want := range map[string]string{"": "required field ptwo.GetRequest.r not set", `{"text":"y"}`: "required field ptwo.GetRequest.r not set", "null": "the request body is null"} {
+	for body, want := range map[string]string{"": "required field r not set", `{"text":"y"}`: "required field r not set", "null": "the request body is null"} {
 		post, err := http.NewRequest(http.MethodPost, f.base+"/actions/ptwo/add", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)

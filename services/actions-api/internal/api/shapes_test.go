@@ -133,7 +133,10 @@ func TestShapesThroughREST(t *testing.T) {
 	// refuses the body too.
 	for _, tc := range []struct{ body, want string }{
 		{`{"str_w":{"value":"x"}}`, `field str_w: `},
-		{`{"ts":"2024-01-02 03:04:05Z"}`, `field ts: (line 1:7): invalid google.protobuf.Timestamp value`},
+		{`{"ts":"2024-01-02 03:04:05Z"}`, `field ts: want an RFC 3339 date-time such as \"2024-01-02T03:04:05Z\", got \"2024-01-02 03:04:05Z\" (at line 1, column 7 of the body)`},
+		// Named once, as the document does ("i64"), never also by the
+		// JSON name protojson's text gave ("int64 field i64").
+		{`{"i64":"x"}`, `"invalid arguments: field i64: want an integer, got \"x\" (at line 1, column 8 of the body)"`},
 		{`{"dur":"1m"}`, `field dur: `},
 		{`{"mask":"foo_bar"}`, `field mask: `},
 		{`{"i64":"05"}`, `field i64: `},
@@ -142,7 +145,7 @@ func TestShapesThroughREST(t *testing.T) {
 		{`{"color":"red"}`, `field color: `},
 		{`{"by_name":"a","by_id":"1"}`, `field by_id: `},
 		{`{"by_bool":{"1":"x"}}`, `field by_bool[\"1\"]: `},
-		{`{"root":{"child":{"child":{"nope":1}}}}`, `field root.child.child.nope: `},
+		{`{"root":{"child":{"child":{"nope":1}}}}`, `unknown field root.child.child.nope (at line 1, column 28 of the body)`},
 		{`{"nodes":[null]}`, `field nodes[0]: `},
 	} {
 		code, body := call(http.MethodPost, "/actions/shapes", tc.body)
@@ -164,14 +167,19 @@ func TestShapesThroughREST(t *testing.T) {
 	}{
 		{http.MethodGet, "/actions/shapes/-9223372036854775808?big=18446744073709551615&color=RED&ratio=NaN&token=-_8&on=true", lookupOut, 200,
 			`{"id":"-9223372036854775808","big":"18446744073709551615","color":"RED","ratio":"NaN","small":0,"count":0,"token":"+/8=","on":true}`},
-		{http.MethodGet, "/actions/shapes/9223372036854775808", nil, 400, `path parameter \"id\": (line 1:7): invalid value for int64 field id`},
-		{http.MethodGet, "/actions/shapes/1?count=3000000000", nil, 400, `query parameter \"count\"`},
+		{http.MethodGet, "/actions/shapes/9223372036854775808", nil, 400, `"path parameter \"id\": want an integer from -9223372036854775808 to 9223372036854775807, got \"9223372036854775808\""`},
+		{http.MethodGet, "/actions/shapes/1?count=3000000000", nil, 400, `"query parameter \"count\": want an integer from -2147483648 to 2147483647, got \"3000000000\""`},
+		{http.MethodGet, "/actions/shapes/1?count=abc", nil, 400, `"query parameter \"count\": want an integer, got \"abc\""`},
+		{http.MethodGet, "/actions/shapes/1?on=yes", nil, 400, `"query parameter \"on\": want true or false, got \"yes\""`},
+		{http.MethodGet, "/actions/shapes/1?color=BLUE", nil, 400, `"query parameter \"color\": want one of \"COLOR_UNSPECIFIED\", \"RED\", \"GREEN\", got \"BLUE\""`},
 		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05.25%2B01:00?within=90s&fields=a,b.c&limit=-5&strict=false&note=hi&weight=Infinity&blob=AAE", atOut, 200,
 			`{"at":"2024-01-02T02:04:05.250Z","within":"90s","fields":"a,b.c","note":"hi","limit":"-5","strict":false,"weight":"Infinity","blob":"AAE="}`},
 		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z", atOut, 200,
 			`{"at":"2024-01-02T03:04:05Z","within":null,"fields":null,"note":null,"limit":null,"strict":null,"weight":null,"blob":null}`},
-		{http.MethodDelete, "/actions/shapes/at/2024-01-02", nil, 400, `path parameter \"at\": (line 1:7): invalid google.protobuf.Timestamp value`},
-		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?within=5", nil, 400, `query parameter \"within\": (line 1:11): invalid google.protobuf.Duration value`},
+		{http.MethodDelete, "/actions/shapes/at/2024-01-02", nil, 400, `"path parameter \"at\": want an RFC 3339 date-time such as \"2024-01-02T03:04:05Z\", got \"2024-01-02\""`},
+		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?within=5", nil, 400, `"query parameter \"within\": want a duration in seconds with the suffix s, such as \"1.5s\", got \"5\""`},
+		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?within=315576000001s", nil, 400, `"query parameter \"within\": want a duration from -315576000000s to 315576000000s, got \"315576000001s\""`},
+		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?limit=1.5", nil, 400, `"query parameter \"limit\": want an integer, got \"1.5\""`},
 	} {
 		code, body := call(tc.method, tc.path, "")
 		if code != tc.code || (tc.code == 200 && body != tc.want) || (tc.code != 200 && !strings.Contains(body, tc.want)) {

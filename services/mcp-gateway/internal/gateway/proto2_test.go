@@ -80,7 +80,7 @@ func TestProto2RequiredOutputFieldUnset(t *testing.T) {
 	for _, params := range []map[string]any{{"name": "ptwo.get", "arguments": map[string]any{"text": "x"}}, {"name": "ptwo.get"}} {
 		var bad toolResult
 		g.rpc(t, tok, sid, "tools/call", params, &bad)
-		if !bad.IsError || len(bad.Content) != 1 || !strings.Contains(bad.Content[0].Text, "required field ptwo.GetRequest.r not set") {
+		if !bad.IsError || len(bad.Content) != 1 || !strings.Contains(bad.Content[0].Text, "required field r not set") {
 			t.Errorf("%v: %+v, want a tool error naming r", params, bad)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -102,7 +101,30 @@ func TestShapesThroughTheGateway(t *testing.T) {
 
 	var bad toolResult
 	g.rpc(t, tok, sid, "tools/call", map[string]any{"name": "shapes.echo", "arguments": map[string]any{"root": map[string]any{"child": map[string]any{"ts": 1}}}}, &bad)
-	if !bad.IsError || len(bad.Content) != 1 || !strings.Contains(bad.Content[0].Text, `field root.child.ts: `) {
+	if !bad.IsError || len(bad.Content) != 1 || bad.Content[0].Text != "invalid arguments: unknown field root.child.ts" {
 		t.Errorf("an unknown nested field: %+v, want a tool error naming root.child.ts", bad)
+	}
+
+	// A refused value is named once, as the inputSchema publishes it
+	// ("by_id"), never also by its JSON name ("byId", protojson's:
+	// "field by_id: (line 1:9): invalid value for int64 field byId"), and
+	// without a position: the arguments are a member of the request, and
+	// protojson counted from the member's start.
+	for _, tl := range list.Tools {
+		if tl.Name == "shapes.echo" && (!bytes.Contains(tl.InputSchema, []byte(`"by_id":`)) || bytes.Contains(tl.InputSchema, []byte(`"byId"`))) {
+			t.Errorf("inputSchema does not publish by_id alone: %s", tl.InputSchema)
+		}
+	}
+	for i, tc := range []struct{ args, want string }{
+		{`{"by_id":"x"}`, `invalid arguments: field by_id: want an integer, got "x"`},
+		{`{"ts":"2024-01-02"}`, `invalid arguments: field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02"`},
+		{`{"root":{"nope":1}}`, `invalid arguments: unknown field root.nope`},
+	} {
+		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"shapes.echo","arguments":%s}}`, 950+i, tc.args)
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: body})
+		var res toolResult
+		if err := json.Unmarshal(r.rpc(t).Result, &res); err != nil || !res.IsError || len(res.Content) != 1 || res.Content[0].Text != tc.want {
+			t.Errorf("arguments %s: %s, want the tool error %q", tc.args, r.Body, tc.want)
+		}
 	}
 }
