@@ -5,8 +5,6 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,64 +16,6 @@ import (
 	"github.com/tollgate/tollgate/services/platform/tokens"
 	"github.com/tollgate/tollgate/services/platform/tokens/tokentest"
 )
-
-// hangableProxy forwards TCP connections to an auth-server until hang is
-// called; from then on it forwards nothing more in either direction and
-// closes nothing: an auth-server that keeps its connections open and
-// never answers.
-type hangableProxy struct {
-	ln     net.Listener
-	hung   chan struct{}
-	once   sync.Once
-	closed chan struct{}
-}
-
-func startHangableProxy(t *testing.T, upstream string) *hangableProxy {
-	t.Helper()
-	p := &hangableProxy{ln: testharness.Listener(t), hung: make(chan struct{}), closed: make(chan struct{})}
-	t.Cleanup(func() { close(p.closed); p.ln.Close() })
-	go func() {
-		for {
-			c, err := p.ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", upstream)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go p.pipe(c, u)
-			go p.pipe(u, c)
-		}
-	}()
-	return p
-}
-
-// pipe copies from src to dst until hang, then holds both open until the
-// test ends.
-func (p *hangableProxy) pipe(src, dst net.Conn) {
-	defer func() { <-p.closed; src.Close(); dst.Close() }()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		select {
-		case <-p.hung:
-			return
-		default:
-		}
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *hangableProxy) hang() { p.once.Do(func() { close(p.hung) }) }
 
 // countingSource counts the fetches that started and ended.
 type countingSource struct {
@@ -103,8 +43,8 @@ func TestUnknownKidDoesNotWaitForAHungAuthServer(t *testing.T) {
 		t.Fatalf("UnknownKeyWait %s is not well below FetchTimeout %s: this test could not tell them apart", tokens.UnknownKeyWait, tokens.FetchTimeout)
 	}
 	iss := tokentest.Start(t, issuer)
-	proxy := startHangableProxy(t, iss.Addr)
-	conn, err := grpc.NewClient(proxy.ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	proxy := testharness.StartHungProxy(t, iss.Addr)
+	conn, err := grpc.NewClient(proxy.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +64,7 @@ func TestUnknownKidDoesNotWaitForAHungAuthServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	iss.SetRing(ring) // a key activated during the hang: this verifier has not seen it
-	proxy.hang()
+	proxy.Hang()
 	newKid := iss.Mint(t, tokentest.Token{Audience: mcpAud, Subject: "u", IssuedAt: time.Now(), ExpiresIn: time.Hour})
 	before := src.started.Load()
 
