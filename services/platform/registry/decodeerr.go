@@ -186,8 +186,9 @@ func (c *Capability) problem(rest string) (text string, unknown, duplicate bool)
 }
 
 // enumByJSONName is the enum of the enum fields named json (protojson
-// names a field by its JSON name) in messages reachable from md, or nil
-// when there is none or they are of more than one enum.
+// names a field by its JSON name, a map's value "value") in messages
+// reachable from md, or nil when there is none or they are of more than
+// one enum.
 func enumByJSONName(md protoreflect.MessageDescriptor, json string) protoreflect.EnumDescriptor {
 	var found protoreflect.EnumDescriptor
 	ambiguous := false
@@ -200,11 +201,8 @@ func enumByJSONName(md protoreflect.MessageDescriptor, json string) protoreflect
 		seen[md.FullName()] = true
 		fields := md.Fields()
 		for i := 0; i < fields.Len(); i++ {
-			f := fields.Get(i)
-			if f.IsMap() {
-				f = f.MapValue()
-			}
-			if e := f.Enum(); e != nil && fields.Get(i).JSONName() == json {
+			f := fields.Get(i) // a map's entry message is walked: its values are named "value"
+			if e := f.Enum(); e != nil && f.JSONName() == json {
 				if found != nil && found != e {
 					ambiguous = true
 					return

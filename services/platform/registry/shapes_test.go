@@ -398,7 +398,7 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		`{"name":"x"`:                                  `invalid arguments: unexpected EOF`,
 		`{"i64":"x"}`:                                  `invalid arguments: field i64: want an integer, got "x"`,
 		`{"nodes":[{"label":7}]}`:                      `invalid arguments: field nodes[0].label: want a string, got 7`,
-		`{"colors":{"a":"BLUE"}}`:                      `invalid arguments: field colors.a: want one of the enum's names the schema lists, got "BLUE"`,
+		`{"colors":{"a":"BLUE"}}`:                      `invalid arguments: field colors.a: want one of "COLOR_UNSPECIFIED", "RED", "GREEN", got "BLUE"`,
 		`{"name":"a","name":"b"}`:                      `invalid arguments: duplicate field name`,
 		// A lone UTF-16 surrogate escape: protojson says "unexpected EOF".
 		`{"name":"\ud800"}`: `invalid arguments: field name: a string holds a lone UTF-16 surrogate escape (\uD800 to \uDFFF not in a pair)`,
