@@ -25,13 +25,17 @@ dev: ## Run the whole fleet locally on http://localhost:4000 (Ctrl-C stops it; P
 	VERSION=$(VERSION) var/bin/tollgate-dev -root . $(DEV_FLAGS)
 
 # make token: what `tollgate-dev token` signs in with (see docs/development.md).
+# RESOURCE empty sends no resource, as a GPT Action does (the client's first
+# resource is the audience); ORIGIN empty is the origin in $(VAR)/dev/clients.json.
 CLIENT ?= local-test
-RESOURCE ?= mcp
+RESOURCE ?=
 SCOPE ?= openid profile email
+ORIGIN ?=
+VAR ?= var
 .PHONY: token
-token: ## Print an access token of the dev user from the running `make dev` (RESOURCE=mcp|actions CLIENT=local-test SCOPE=... JSON=1)
+token: ## Print an access token of the dev user (CLIENT=local-test|gpt-actions RESOURCE=mcp|actions|URL SCOPE=... ORIGIN=http://host:port VAR=var NO_PKCE=1 JSON=1)
 	@go build -o var/bin/tollgate-dev ./services/platform/cmd/tollgate-dev
-	@var/bin/tollgate-dev token -root . --client '$(CLIENT)' --resource '$(RESOURCE)' --scope '$(SCOPE)' $(if $(JSON),--json)
+	@var/bin/tollgate-dev token -root . -var '$(VAR)' --client '$(CLIENT)' --scope '$(SCOPE)' $(if $(RESOURCE),--resource '$(RESOURCE)') $(if $(ORIGIN),--origin '$(ORIGIN)') $(if $(NO_PKCE),--no-pkce) $(if $(JSON),--json)
 
 .PHONY: test
 test: test-go $(if $(wildcard charts/charts.mk),test-charts cluster-e2e-test) ## Run every test (Go modules with -race, chart checks, the chart on a real node with tilt ci)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -62,16 +63,17 @@ func audience(t *testing.T, at string) []string {
 }
 
 // TestGPTActionSignIn signs in the way a GPT Action does: the gpt-actions
-// client, no PKCE (GPTs send no code_challenge), state, client_secret_post
-// at the token endpoint — through the dev IdP's login form — and then
-// calls the Actions API with the token. PKCE stays available to it, and
+// client, no PKCE (GPTs send no code_challenge), no resource (OpenAI's
+// OAuth sends none: the audience is the client's first resource), state,
+// client_secret_post at the token endpoint — through the dev IdP's login
+// form — and then calls the Actions API with the token. PKCE stays available to it, and
 // the clients that require PKCE still refuse a request without it.
 func TestGPTActionSignIn(t *testing.T) {
 	c, _ := fleet.Client("gpt-actions")
 	if c.AuthMethod != "client_secret_post" || c.RequirePKCE {
 		t.Fatalf("gpt-actions is %s, require_pkce=%v; want client_secret_post without a PKCE requirement", c.AuthMethod, c.RequirePKCE)
 	}
-	tr, err := signIn(t, devfleet.SignInOptions{ClientID: "gpt-actions", Resource: "actions", NoPKCE: true})
+	tr, err := signIn(t, devfleet.SignInOptions{ClientID: "gpt-actions", NoPKCE: true})
 	if err != nil {
 		t.Fatalf("GPT-style sign-in: %v\nfleet log:\n%s", err, fleet.Logs)
 	}
@@ -143,6 +145,61 @@ func TestTokenCommand(t *testing.T) {
 		t.Errorf("/actions/session with the printed token: %d %s", resp.StatusCode, body)
 	}
 
+	// Without --resource none is sent, as a GPT Action's OAuth sends
+	// none: the token's audience is the client's first resource, the one
+	// the GPT's token has (gpt-actions: /actions; local-test: /mcp). The
+	// command sent its --resource default, mcp, so a builder testing as
+	// gpt-actions got another answer than their GPT.
+	for _, c := range []struct{ client, aud string }{{"gpt-actions", "/actions"}, {"local-test", "/mcp"}} {
+		tok, stderr, err := run("--client", c.client, "--no-pkce="+strconv.FormatBool(c.client == "gpt-actions"))
+		if err != nil {
+			t.Fatalf("token --client %s without --resource: %v\n%s", c.client, err, stderr)
+		}
+		if aud := audience(t, tok); len(aud) != 1 || aud[0] != fleet.Origin+c.aud {
+			t.Errorf("token --client %s without --resource: aud %v, want %s%s", c.client, aud, fleet.Origin, c.aud)
+		}
+	}
+
+	// --origin signs in at a fleet other than the one that wrote the
+	// credentials' directory: here its clients.json names an origin
+	// nothing answers, and --origin the running fleet.
+	moved := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(fleet.VarDir, "dev", "clients.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var creds map[string]any
+	if err := json.Unmarshal(b, &creds); err != nil || creds["origin"] != fleet.Origin {
+		t.Fatalf("clients.json (%v) names no origin %s: %s", err, fleet.Origin, b)
+	}
+	creds["origin"] = "http://127.0.0.1:1"
+	if b, err = json.Marshal(creds); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(moved, "dev"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(moved, "dev", "clients.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runIn := func(dir string, args ...string) (string, string, error) {
+		cmd := exec.Command(bin, append([]string{"token", "-var", dir}, args...)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return strings.TrimSpace(stdout.String()), stderr.String(), err
+	}
+	if _, stderr, err := runIn(moved); err == nil || !strings.Contains(stderr, "http://127.0.0.1:1 is unreachable") {
+		t.Errorf("token with the moved credentials and no --origin: %v %q, want the credentials' origin unreachable", err, stderr)
+	}
+	tok, stderr, err := runIn(moved, "--origin", fleet.Origin, "--resource", "actions")
+	if err != nil {
+		t.Fatalf("token --origin %s: %v\n%s", fleet.Origin, err, stderr)
+	}
+	if aud := audience(t, tok); len(aud) != 1 || aud[0] != fleet.Origin+"/actions" {
+		t.Errorf("token --origin %s --resource actions: aud %v", fleet.Origin, aud)
+	}
+
 	// Refusals say what is wrong.
 	for _, c := range []struct {
 		args []string
@@ -151,6 +208,7 @@ func TestTokenCommand(t *testing.T) {
 		{[]string{"--client", "nope"}, `no dev client "nope" (dev clients: local-test, gpt-actions, gpt-apps-mcp)`},
 		{[]string{"--resource", "elsewhere"}, `resource "elsewhere": want mcp, actions or an absolute URL`},
 		{[]string{"--client", "gpt-actions", "--resource", "mcp"}, "invalid_target"},
+		{[]string{"--origin", "localhost:4000"}, `origin "localhost:4000": want the fleet's origin, http(s)://host[:port]`},
 	} {
 		if _, stderr, err := run(c.args...); err == nil || !strings.Contains(stderr, c.want) {
 			t.Errorf("token %v: %v %q, want an error containing %q", c.args, err, stderr, c.want)

@@ -23,8 +23,11 @@ type SignInOptions struct {
 	Creds DevCredentials
 	// ClientID is a dev client of Creds (local-test, gpt-actions, …).
 	ClientID string
-	// Resource is "mcp", "actions", or an absolute resource URL (RFC 8707);
-	// "" is the client's default audience.
+	// Resource is "mcp", "actions", or an absolute resource URL (RFC 8707),
+	// sent as resource on the authorization and the token request; ""
+	// sends none, as a GPT Action's OAuth does, and the auth-server gives
+	// the token the client's first resource as its audience
+	// (docs/reference/oauth.md, "Audience (RFC 8707)").
 	Resource string
 	// Scope is space-separated; "" asks for "openid profile email".
 	Scope string
@@ -34,6 +37,10 @@ type SignInOptions struct {
 	// Transport carries every request, the browser's and the token
 	// request (default: http.DefaultTransport).
 	Transport http.RoundTripper
+	// Origin is the fleet to sign in at (its issuer, whose /oauth/authorize
+	// and /oauth/token are used and under which "mcp" and "actions" are
+	// named); "" is Creds.Origin, the fleet that wrote the credentials.
+	Origin string
 	// LocalOrigin is the local ingress (http://localhost:4000 under make
 	// dev). When Creds.Origin is another one (PUBLIC_URL, a tunnel) and
 	// cannot be reached, the error says to check the tunnel and where it
@@ -93,7 +100,14 @@ func SignIn(ctx context.Context, o SignInOptions) (*TokenResponse, error) {
 		return nil, fmt.Errorf("dev client %s has no redirect URI", c.ClientID)
 	}
 	origin := strings.TrimRight(o.Creds.Origin, "/")
-	resource, err := resolveResource(origin, o.Resource, c.Audience)
+	if o.Origin != "" {
+		u, err := url.Parse(o.Origin)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+			return nil, fmt.Errorf("origin %q: want the fleet's origin, http(s)://host[:port]", o.Origin)
+		}
+		origin = strings.TrimRight(o.Origin, "/")
+	}
+	resource, err := resolveResource(origin, o.Resource)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +125,10 @@ func SignIn(ctx context.Context, o SignInOptions) (*TokenResponse, error) {
 	state := randomString()
 	q := url.Values{
 		"response_type": {"code"}, "client_id": {c.ClientID}, "redirect_uri": {redirect},
-		"scope": {scope}, "state": {state}, "resource": {resource},
+		"scope": {scope}, "state": {state},
+	}
+	if resource != "" {
+		q.Set("resource", resource)
 	}
 	verifier := ""
 	if !o.NoPKCE {
@@ -127,7 +144,7 @@ func SignIn(ctx context.Context, o SignInOptions) (*TokenResponse, error) {
 	cb, err := b.Authorize(ctx, origin+"/oauth/authorize?"+q.Encode(), redirect)
 	if err != nil {
 		if unreachable(err, origin) {
-			return nil, unreachableError(origin, o.LocalOrigin, err)
+			return nil, unreachableError(origin, o.LocalOrigin, o.Origin != "", err)
 		}
 		return nil, fmt.Errorf("sign-in: %w", err)
 	}
@@ -146,7 +163,10 @@ func SignIn(ctx context.Context, o SignInOptions) (*TokenResponse, error) {
 		return nil, fmt.Errorf("the callback %s has no code", cb.Redacted())
 	}
 
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "resource": {resource}}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}}
+	if resource != "" {
+		form.Set("resource", resource)
+	}
 	if verifier != "" {
 		form.Set("code_verifier", verifier)
 	}
@@ -166,7 +186,7 @@ func SignIn(ctx context.Context, o SignInOptions) (*TokenResponse, error) {
 	resp, err := (&http.Client{Timeout: 30 * time.Second, Transport: o.Transport}).Do(req)
 	if err != nil {
 		if unreachable(err, origin) {
-			return nil, unreachableError(origin, o.LocalOrigin, err)
+			return nil, unreachableError(origin, o.LocalOrigin, o.Origin != "", err)
 		}
 		return nil, fmt.Errorf("token request: %w", err)
 	}
@@ -202,12 +222,16 @@ func unreachable(err error, origin string) bool {
 }
 
 // unreachableError says what to check when origin does not answer: the
-// tunnel, for a PUBLIC_URL, or make dev itself. err stays wrapped
+// tunnel, for a PUBLIC_URL, or make dev itself, or (explicit: the caller
+// named origin) that a fleet runs there. err stays wrapped
 // (errors.Is(err, syscall.ECONNREFUSED) still holds).
-func unreachableError(origin, local string, err error) error {
+func unreachableError(origin, local string, explicit bool, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err // the cause, without the request's URL (state, challenge)
+	}
+	if explicit { // the caller named it: nothing of make dev's to check
+		return fmt.Errorf("%s is unreachable: is the fleet running there? (%w)", origin, err)
 	}
 	if local != "" && origin != strings.TrimRight(local, "/") {
 		return fmt.Errorf("PUBLIC_URL %s is unreachable: is the tunnel running and pointed at %s? (%w)", origin, local, err)
@@ -224,14 +248,12 @@ func findClient(c DevCredentials, id string) (DevClient, bool) {
 	return DevClient{}, false
 }
 
-// resolveResource turns "mcp"/"actions" into the fleet's resource URLs.
-func resolveResource(origin, r, def string) (string, error) {
+// resolveResource turns "mcp"/"actions" into the fleet's resource URLs;
+// "" stays "": no resource is sent.
+func resolveResource(origin, r string) (string, error) {
 	switch r {
 	case "":
-		if def == "" {
-			return origin + "/mcp", nil
-		}
-		return def, nil
+		return "", nil
 	case "mcp", "actions":
 		return origin + "/" + r, nil
 	}

@@ -15,9 +15,12 @@
 // auth-server.
 //
 // `tollgate-dev token [--client local-test] [--resource mcp|actions|URL]
-// [--scope "openid profile email"] [--no-pkce] [--json]` signs in to the
-// running fleet headlessly as the dev user, through the real flow, and
-// prints the access token (--json: the whole token response).
+// [--scope "openid profile email"] [--no-pkce] [--origin URL] [--json]`
+// signs in to the running fleet headlessly as the dev user, through the
+// real flow, and prints the access token (--json: the whole token
+// response). Without --resource it sends none, as a GPT Action does: the
+// token's audience is the client's first resource. --origin signs in at
+// another fleet than the one that wrote <var>/dev/clients.json.
 package main
 
 import (
@@ -250,7 +253,9 @@ func token(ctx context.Context, args []string, out io.Writer) error {
 	root := fs.String("root", ".", "repository root")
 	varDir := fs.String("var", devfleet.DefaultVarDir, "directory of the fleet's local state (relative to root)")
 	client := fs.String("client", "local-test", "dev client to sign in with (var/dev/clients.json)")
-	resource := fs.String("resource", "mcp", "mcp, actions, or a resource URL (RFC 8707): the token's audience")
+	resource := fs.String("resource", "", "mcp, actions, or a resource URL (RFC 8707): the token's audience; none sent by default, "+
+		"as a GPT Action does: the client's first resource (local-test: mcp, gpt-actions: actions)")
+	origin := fs.String("origin", "", "the fleet's origin, http(s)://host[:port] (default: the origin in <var>/dev/clients.json)")
 	scope := fs.String("scope", "openid profile email", "space-separated scopes")
 	noPKCE := fs.Bool("no-pkce", false, "send no code_challenge, as a GPT Action does (only clients that do not require PKCE)")
 	asJSON := fs.Bool("json", false, "print the whole token response as JSON")
@@ -272,7 +277,7 @@ func token(ctx context.Context, args []string, out io.Writer) error {
 	defer cancel()
 	tr, err := devfleet.SignIn(ctx, devfleet.SignInOptions{
 		Creds: creds, ClientID: *client, Resource: *resource, Scope: *scope, NoPKCE: *noPKCE,
-		LocalOrigin: localOrigin(vd),
+		Origin: *origin, LocalOrigin: localOrigin(vd),
 	})
 	if err != nil {
 		return fmt.Errorf("token: %w", err) // unreachable: SignIn says what to check
