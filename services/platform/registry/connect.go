@@ -24,6 +24,9 @@ type Fleet struct {
 	// Reuse are connections already dialed, by target: a plaintext
 	// backend at one of them uses it (capability-core at CORE_GRPC_ADDR).
 	Reuse map[string]*grpc.ClientConn
+	// ReservedPaths are the paths the service serves itself, where no
+	// backend's operation may be (DiscoveryOptions.ReservedPaths).
+	ReservedPaths []string
 
 	Log       *slog.Logger
 	Metrics   prom.Registerer
@@ -67,7 +70,7 @@ func Start(ctx context.Context, f Fleet) (*Discovery, func(), error) {
 		dialed = append(dialed, c)
 		list = append(list, Backend{Name: b.Name, Target: b.Target, Conn: c})
 	}
-	d, err := NewDiscovery(DiscoveryOptions{Backends: list, Log: f.Log, Metrics: f.Metrics})
+	d, err := NewDiscovery(DiscoveryOptions{Backends: list, Log: f.Log, Metrics: f.Metrics, ReservedPaths: f.ReservedPaths})
 	if err != nil {
 		closeAll()
 		return nil, nil, err

@@ -42,6 +42,12 @@ type DiscoveryOptions struct {
 	Log      *slog.Logger
 	// Metrics registers the discovery metrics (nil: not registered).
 	Metrics prometheus.Registerer
+	// ReservedPaths are the paths the connector serves itself (the
+	// actions-api's OpenAPI document, privacy policy and protected
+	// resource metadata): a service declaring an operation at one is
+	// refused, as one repeating another's route is, and every other
+	// service is served.
+	ReservedPaths []string
 	// Timeout bounds one backend's reflection in a refresh, waiting for
 	// its connection included (default DefaultDiscoveryTimeout): a
 	// backend that is down costs a refresh this long, the others
@@ -69,7 +75,8 @@ const DefaultDiscoveryTimeout = 2 * time.Second
 //     scopes, an earlier backend already declares is refused (log line
 //     "capability service refused", metric
 //     tollgate_capability_conflicts_total); so is a service whose options
-//     are invalid or that requires a scope no accepted service declares.
+//     are invalid, that declares an operation at one of ReservedPaths, or
+//     that requires a scope no accepted service declares.
 //
 // Registry is safe for concurrent use; a registry once returned never
 // changes, so a call that took it finishes with it.
@@ -124,7 +131,7 @@ func NewDiscovery(o DiscoveryOptions) (*Discovery, error) {
 		m.services.WithLabelValues(b.Name).Set(0)
 		m.conflicts.WithLabelValues(b.Name)
 	}
-	empty, _ := build(nil, true)
+	empty, _ := build(nil, true, nil)
 	d.cur.Store(empty)
 	return d, nil
 }
@@ -322,7 +329,7 @@ func (d *Discovery) install() *Registry {
 				refuse(b.Name, sd, "service already served by backend "+prev, true, prev)
 				continue
 			}
-			if _, err := build(append(slices.Clone(accepted), sd), false); err != nil {
+			if _, err := build(append(slices.Clone(accepted), sd), false, d.o.ReservedPaths); err != nil {
 				reason := strings.TrimPrefix(err.Error(), "capability registry:\n  - ")
 				reason = strings.ReplaceAll(reason, "\n  - ", "; ")
 				by := ""
@@ -341,7 +348,7 @@ func (d *Discovery) install() *Registry {
 	// own scopes go with it).
 	var reg *Registry
 	for {
-		r, err := build(accepted, true)
+		r, err := build(accepted, true, d.o.ReservedPaths)
 		if err == nil {
 			reg = r
 			break

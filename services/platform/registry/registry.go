@@ -154,13 +154,14 @@ func FromFiles(files *protoregistry.Files) (*Registry, error) {
 // New builds a registry from the given services; RPCs without options are
 // ignored. It returns every problem found, joined.
 func New(services ...protoreflect.ServiceDescriptor) (*Registry, error) {
-	return build(services, true)
+	return build(services, true, nil)
 }
 
 // build is New; without checkScopes, scopes required but declared by no
 // service are not a problem (discovery checks them once every backend's
-// services are in).
-func build(services []protoreflect.ServiceDescriptor, checkScopes bool) (*Registry, error) {
+// services are in). An operation at one of the reserved paths (the
+// connector's own, DiscoveryOptions.ReservedPaths) is a problem.
+func build(services []protoreflect.ServiceDescriptor, checkScopes bool, reserved []string) (*Registry, error) {
 	r := &Registry{tools: map[string]*Tool{}, scopes: map[string]Scope{}}
 	var problems []string
 	routes := map[string]string{}
@@ -183,6 +184,9 @@ func build(services []protoreflect.ServiceDescriptor, checkScopes bool) (*Regist
 			}
 			if a := c.Action; a != nil {
 				route := a.Method + " " + a.Path
+				if slices.Contains(reserved, a.Path) {
+					problems = append(problems, fmt.Sprintf("%s: action path %q is served by the actions-api itself", md.FullName(), a.Path))
+				}
 				if prev, dup := routes[route]; dup {
 					problems = append(problems, fmt.Sprintf("%s: route %s already declared by %s", md.FullName(), route, prev))
 				}

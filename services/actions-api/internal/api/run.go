@@ -6,7 +6,9 @@ package api
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -105,7 +107,12 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		Backends: cfg.Backends,
 		First:    []registry.Backend{{Name: pconfig.ReservedBackend, Target: cfg.AuthGRPCAddr, Conn: authConn}},
 		Reuse:    map[string]*grpc.ClientConn{cfg.CoreGRPCAddr: coreConn},
-		Log:      base.Log, Metrics: base.Metrics, Telemetry: base.Telemetry,
+		// A service declaring an operation at a path the actions-api
+		// serves itself is refused, alone, by discovery: not the whole
+		// registry here, which stopped the start and, at a refresh, kept
+		// every backend's previous operations.
+		ReservedPaths: slices.Sorted(maps.Keys(ownPaths(cfg))),
+		Log:           base.Log, Metrics: base.Metrics, Telemetry: base.Telemetry,
 	})
 	if err != nil {
 		return err

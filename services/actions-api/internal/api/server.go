@@ -39,6 +39,20 @@ const (
 	PathPrivacy = "/privacy"
 )
 
+// ownPaths are the public paths the actions-api serves itself, each with
+// the operation label its requests are counted under: the OpenAPI
+// document, the privacy policy and, when ACTIONS_AUDIENCE is a URL, that
+// resource's protected resource metadata. The one list: handler routes
+// them, and Run gives them to discovery (registry.Fleet.ReservedPaths),
+// which refuses a backend's service declaring an operation at one.
+func ownPaths(cfg config.Config) map[string]string {
+	paths := map[string]string{PathOpenAPI: "openapi", PathPrivacy: "privacy"}
+	if path := metadataPath(cfg.Audience); path != "" {
+		paths[path] = "resource_metadata"
+	}
+	return paths
+}
+
 var pathParam = regexp.MustCompile(`\{([a-z][a-z0-9_]*)\}`)
 
 // Rate-limit buckets: token subjects for protected operations, client
@@ -159,10 +173,12 @@ func (s *server) handler() (*echo.Echo, error) {
 	// a protected operation, its caller (action).
 
 	s.ops = map[string]string{}
+	own := ownPaths(s.cfg)
 	for _, a := range s.reg.Actions() {
-		key := a.Method + " " + a.Path
-		if a.Path == PathOpenAPI || a.Path == PathPrivacy {
-			return nil, fmt.Errorf("capability %s declares %s, which the actions-api serves itself", a.Capability.FullMethod, key)
+		// Discovery refuses such a service (ReservedPaths); a registry
+		// made otherwise (the offline export's) is refused whole.
+		if _, mine := own[a.Path]; mine {
+			return nil, fmt.Errorf("capability %s declares %s %s, which the actions-api serves itself", a.Capability.FullMethod, a.Method, a.Path)
 		}
 		// "{field}" path parameters are echo's ":field".
 		route := pathParam.ReplaceAllString(a.Path, ":$1")
@@ -180,27 +196,23 @@ func (s *server) handler() (*echo.Echo, error) {
 	// The static documents also answer HEAD, which link checkers use.
 	privacy := []byte(s.cfg.PrivacyPolicy)
 	static := map[string]echo.HandlerFunc{
-		PathOpenAPI: func(c echo.Context) error {
+		"openapi": func(c echo.Context) error {
 			c.Response().Header().Set("Cache-Control", "public, max-age=300")
 			return c.JSONBlob(http.StatusOK, s.doc)
 		},
-		PathPrivacy: func(c echo.Context) error {
+		"privacy": func(c echo.Context) error {
 			c.Response().Header().Set("Cache-Control", "public, max-age=3600")
 			return c.Blob(http.StatusOK, "text/plain; charset=utf-8", privacy)
 		},
-	}
-	labels := map[string]string{PathOpenAPI: "openapi", PathPrivacy: "privacy"}
-	if path := metadataPath(s.cfg.Audience); path != "" {
-		static[path] = func(c echo.Context) error {
+		"resource_metadata": func(c echo.Context) error {
 			c.Response().Header().Set("Cache-Control", "public, max-age=300")
 			return c.JSONBlob(http.StatusOK, s.metadata)
-		}
-		labels[path] = "resource_metadata"
+		},
 	}
-	for path, h := range static {
+	for path, label := range own {
 		for _, m := range []string{http.MethodGet, http.MethodHead} {
-			s.ops[m+" "+path] = labels[path]
-			e.Add(m, path, h, s.refuseBody)
+			s.ops[m+" "+path] = label
+			e.Add(m, path, static[label], s.refuseBody)
 		}
 	}
 	return e, nil
