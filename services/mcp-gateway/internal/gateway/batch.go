@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -45,7 +46,22 @@ func (g *Gateway) serveBatch(w http.ResponseWriter, r *http.Request, body []byte
 		// Without a session (Gateway.sessionless) the batch is 2025-03-26's
 		// when MCP-Protocol-Version says so or is absent (the version
 		// assumed without it); each message is then served sessionless.
-		if v := r.Header.Get(mcp.HeaderProtocolVersion); g.cfg.SessionRequired || (v != "" && v != protocolWithBatches) {
+		// A version not served without a session (2024-11-05, one no
+		// release has) is refused as one message of it would be, not as a
+		// batch of a version without batches.
+		v := r.Header.Get(mcp.HeaderProtocolVersion)
+		if g.cfg.SessionRequired {
+			return false
+		}
+		if v != "" && !versionForm(v) {
+			return g.refuseVersionForm(w, v, message{}, mcp.IsModernProtocol(v), "POST")
+		}
+		if v != "" && !mcp.IsModernProtocol(v) && !slices.Contains(sessionlessVersions, v) {
+			g.metrics.request(transportStreamable, "POST", "unsupported_version")
+			writeRPCError(w, http.StatusBadRequest, nil, mcp.INVALID_REQUEST, sessionlessVersionError(v))
+			return true
+		}
+		if v != "" && v != protocolWithBatches {
 			return false
 		}
 	} else {

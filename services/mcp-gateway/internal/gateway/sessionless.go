@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,6 +18,27 @@ import (
 // assume protocol version 2025-03-26" (MCP 2025-06-18 and 2025-11-25,
 // Transports, "Protocol Version Header").
 const defaultProtocolVersion = "2025-03-26"
+
+// sessionlessVersions are the protocol versions served without a session,
+// newest first: those whose transport is Streamable HTTP with sessions
+// (2025-03-26 introduced it). 2024-11-05 has no Streamable HTTP — its
+// transport is HTTP+SSE (/sse) — and 2026-07-28's requests carry no
+// session by design (the stateless path, not this one).
+var sessionlessVersions = []string{mcp.ProtocolVersion20251125, mcp.ProtocolVersion20250618, mcp.ProtocolVersion20250326}
+
+// sessionlessVersionError is the refusal of a request without a session
+// whose MCP-Protocol-Version v, of the form of a version, is not one of
+// sessionlessVersions: 400 -32600 (MCP 2025-06-18 and 2025-11-25,
+// Transports, "Protocol Version Header": an invalid or unsupported version
+// is 400 Bad Request), for one message (Gateway.sessionless) and a batch
+// (Gateway.serveBatch) alike.
+func sessionlessVersionError(v string) string {
+	text := "unsupported MCP-Protocol-Version " + strconv.Quote(v) + "; supported without a session: " + strings.Join(sessionlessVersions, ", ")
+	if v == mcp.ProtocolVersion20241105 {
+		text += " (2024-11-05 has no Streamable HTTP: its transport is HTTP+SSE, GET /sse)"
+	}
+	return text
+}
 
 // sessionMethods are the requests whose effect lives in a session and is
 // read by later requests or a server-to-client stream: without a session
@@ -41,7 +63,8 @@ var sessionMethods = map[string]bool{
 // counted against the subject's rate limit like any other; it is served
 // without a session record, so it takes no place of
 // SESSION_LIMIT_PER_SUBJECT. Its version is its MCP-Protocol-Version
-// header (an unsupported one is 400, as on initialize) or 2025-03-26. A
+// header or 2025-03-26; one not in sessionlessVersions is 400
+// (sessionlessVersionError). A
 // notification or a client's response is accepted (202) and dropped:
 // nothing of a session is there to cancel or to answer. A request whose
 // state lives in a session (sessionMethods) is 400 -32600. Everything
@@ -67,10 +90,9 @@ func (g *Gateway) sessionless(w http.ResponseWriter, r *http.Request, claims *to
 	if v == "" {
 		v = defaultProtocolVersion
 	}
-	if !mcp.IsValidProtocolVersion(v) {
+	if !slices.Contains(sessionlessVersions, v) {
 		g.metrics.request(transportStreamable, label, "unsupported_version")
-		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST,
-			"unsupported MCP-Protocol-Version "+strconv.Quote(v)+"; supported: "+strings.Join(mcp.ValidProtocolVersions, ", "))
+		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST, sessionlessVersionError(v))
 		return
 	}
 	if len(msg.ID) == 0 || msg.Method == "" {
