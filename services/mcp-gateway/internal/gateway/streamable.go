@@ -94,6 +94,12 @@ func lowerEquals(s, lower string) bool {
 	return true
 }
 
+// allowStreamable is the Allow of /mcp's 405s and of OPTIONS /mcp: the
+// methods the resource supports (RFC 9110 §15.5.6, §9.3.7), POST and —
+// with a session — GET and DELETE. A request of the stateless era
+// (2026-07-28) is told POST alone: that era has no GET or DELETE.
+const allowStreamable = "GET, POST, DELETE"
+
 // streamableSession admits /mcp requests to sessions kept in Redis. It
 // creates the session on initialize (bound to the token's subject), and on
 // every other request checks that the session is live, belongs to the
@@ -118,7 +124,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			// endpoint has no representation to GET; the TypeScript SDK's
 			// server answers HEAD 405 with Allow: GET, POST, DELETE too.
 			// net/http sends no content in answer to HEAD.
-			allow, use := "GET, POST, DELETE", "use POST to send a message, GET to open the event stream, DELETE to end the session"
+			allow, use := allowStreamable, "use POST to send a message, GET to open the event stream, DELETE to end the session"
 			if mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
 				allow, use = http.MethodPost, "use POST to send a message"
 			}
@@ -300,7 +306,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			// answered a plain-text 404 "page not found", which says the
 			// endpoint does not exist; it is 204 with Allow.
 			g.metrics.requestStatus(transportStreamable, methodLabel(method), http.StatusNoContent)
-			w.Header().Set("Allow", "GET, POST, DELETE")
+			w.Header().Set("Allow", allowStreamable)
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
@@ -314,9 +320,12 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 				// GET: a stream is a session's; without one the server
 				// offers none, which a GET is told with 405 (Streamable
 				// HTTP, "Listening for Messages from the Server"), the
-				// answer clients take for "no stream" and go on.
+				// answer clients take for "no stream" and go on. Allow
+				// lists the methods of the resource (RFC 9110 §15.5.6),
+				// as the endpoint's other 405s and OPTIONS do: GET is one,
+				// with a session.
 				g.metrics.requestStatus(transportStreamable, methodLabel(method), http.StatusMethodNotAllowed)
-				w.Header().Set("Allow", "POST")
+				w.Header().Set("Allow", allowStreamable)
 				writeHTTPError(w, http.StatusMethodNotAllowed, mcp.INVALID_REQUEST,
 					"no server-to-client stream without a session: send initialize, then GET with its Mcp-Session-Id header")
 				return
