@@ -54,9 +54,14 @@ func (g *Gateway) serveBatch(w http.ResponseWriter, r *http.Request, body []byte
 			return false
 		}
 		if v != "" && !versionForm(v) {
+			if !mcp.IsModernProtocol(v) {
+				// Counted as one message of it is (streamableSession).
+				g.metrics.sessionlessAnswered("POST", http.StatusBadRequest)
+			}
 			return g.refuseVersionForm(w, v, message{}, mcp.IsModernProtocol(v), "POST")
 		}
 		if v != "" && !mcp.IsModernProtocol(v) && !slices.Contains(sessionlessVersions, v) {
+			g.metrics.sessionlessAnswered("POST", http.StatusBadRequest)
 			g.metrics.request(transportStreamable, "POST", "unsupported_version")
 			writeRPCError(w, http.StatusBadRequest, nil, mcp.INVALID_REQUEST, sessionlessVersionError(v))
 			return true

@@ -22,6 +22,9 @@ type metrics struct {
 	relayed     *prometheus.CounterVec
 	recordCache *prometheus.CounterVec
 	scopeForms  *prometheus.CounterVec
+	// sessionless counts POST /mcp requests without a session by the HTTP
+	// status answered (sessionlessAnswered).
+	sessionless *prometheus.CounterVec
 	// refusals counts the "access token refused" lines not written
 	// (logging.RefusalLog, auth.go's refused).
 	refusals *logging.RefusalMetrics
@@ -43,8 +46,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_mcp_requests_total",
-			Help: "MCP HTTP requests by transport, method (JSON-RPC method for POSTs, else the HTTP method) and result.",
+			Help: "MCP HTTP requests by transport, method (JSON-RPC method for POSTs, else the HTTP method) and result (the HTTP status answered, or the name of a refusal); requests without a session are counted as the others, and in tollgate_mcp_sessionless_requests_total too.",
 		}, []string{"transport", "method", "result"}),
+		sessionless: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_mcp_sessionless_requests_total",
+			Help: "POST /mcp requests without Mcp-Session-Id of a version with sessions (2025-03-26 to 2025-11-25, initialize excepted), served or refused without a session once authenticated, by method (JSON-RPC method) and code (the HTTP status answered).",
+		}, []string{"method", "code"}),
 		toolCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_mcp_tool_calls_total",
 			Help: "Tool calls by tool and result (ok, insufficient_scope, invalid_arguments, and fault.AnswerFor's labels: failed_precondition, unauthenticated, forbidden, not_found, conflict, rate_limited, unavailable, error).",
@@ -87,7 +94,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Tool calls refused for their tool's scopes, by transport and the form of the refusal chosen (SCOPE_CHALLENGE): http_403 or tool_result.",
 		}, []string{"transport", "form"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.toolCalls, m.coreLatency, m.sessions, m.streams, m.streamEnds, m.registered, m.tokenCache, m.relayed, m.recordCache, m.scopeForms} {
+	for _, c := range []prometheus.Collector{m.requests, m.toolCalls, m.coreLatency, m.sessions, m.streams, m.streamEnds, m.registered, m.tokenCache, m.relayed, m.recordCache, m.scopeForms, m.sessionless} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -127,6 +134,12 @@ func (m *metrics) request(transport, method, result string) {
 // requestStatus counts a request whose result is its HTTP status.
 func (m *metrics) requestStatus(transport, method string, status int) {
 	m.byRequest.Get(requestLabels{transport: transport, method: method, status: status}).Inc()
+}
+
+// sessionlessAnswered counts a POST /mcp without a session (method:
+// methodLabel's) answered with HTTP status code.
+func (m *metrics) sessionlessAnswered(method string, code int) {
+	m.sessionless.WithLabelValues(method, strconv.Itoa(code)).Inc()
 }
 
 // streamEnded counts a stream ended for reason (endRevoked, endExpired).

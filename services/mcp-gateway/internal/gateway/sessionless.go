@@ -81,8 +81,10 @@ var sessionMethods = map[string]bool{
 // notifications written to the first user's stream
 // (TestSessionlessRequestsShareNoSession). Such a request of the server
 // gets no answer here: a client's response without a session is dropped.
-// Counted as
-// tollgate_mcp_requests_total{result="sessionless"}.
+// Counted in tollgate_mcp_requests_total by its result (the status
+// answered, or the refusal's name) as a request in a session is, and in
+// tollgate_mcp_sessionless_requests_total by the status answered
+// (streamableSession counts it there, a rate-limited one too).
 func (g *Gateway) sessionless(w http.ResponseWriter, r *http.Request, claims *tokens.Claims, msg message, body []byte,
 	header, method string, badArguments func() bool, next http.Handler) {
 	label := methodLabel(method)
@@ -99,7 +101,7 @@ func (g *Gateway) sessionless(w http.ResponseWriter, r *http.Request, claims *to
 		// A notification (notifications/initialized, /cancelled: no
 		// request of this client is tied to a session it could name) or a
 		// response to a request the gateway never sent without a session.
-		g.metrics.request(transportStreamable, label, "sessionless")
+		g.metrics.requestStatus(transportStreamable, label, http.StatusAccepted)
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
@@ -113,8 +115,7 @@ func (g *Gateway) sessionless(w http.ResponseWriter, r *http.Request, claims *to
 		return
 	}
 	adm := &admission{sessionless: true, version: v, post: true, msg: msg, body: body}
-	g.metrics.request(transportStreamable, label, "sessionless")
-	serveUncounted(context.WithValue(r.Context(), liveKey{}, adm), next, w, r)
+	g.serveCtx(context.WithValue(r.Context(), liveKey{}, adm), transportStreamable, method, next, w, r)
 }
 
 // sessionlessContext readies the throwaway session mcp-go's stateless
@@ -134,4 +135,45 @@ func sessionlessContext(ctx context.Context, _ *http.Request) context.Context {
 		s.SetProtocolVersion(a.version)
 	}
 	return ctx
+}
+
+// statusWriter notes the HTTP status of the answer written through it: the
+// first WriteHeader's, or 200 once anything else is written (as net/http
+// answers). It flushes and unwraps as the writer it wraps.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+func (s *statusWriter) Flush() {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// code is the status answered: 200 when nothing was written.
+func (s *statusWriter) code() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
 }

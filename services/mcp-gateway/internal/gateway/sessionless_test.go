@@ -130,7 +130,7 @@ func TestSessionlessChatGPTConnectorCreation(t *testing.T) {
 	if r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version, Body: call("tools/list", nil)}); r.Status != http.StatusNotFound {
 		t.Errorf("ended session: %d %s, want 404", r.Status, r.Body)
 	}
-	if n := g.metric(t, `tollgate_mcp_requests_total{method="tools/call",result="sessionless",transport="streamable-http"}`); n != 4 {
+	if n := g.metric(t, `tollgate_mcp_sessionless_requests_total{code="200",method="tools/call"}`); n != 4 {
 		t.Errorf("%v sessionless tools/call in the metrics, want 4", n)
 	}
 }

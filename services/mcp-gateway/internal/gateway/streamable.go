@@ -209,6 +209,14 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		if !modern && !initialize && r.Method != http.MethodOptions {
 			id = r.Header.Get(server.HeaderKeySessionID)
 		}
+		if id == "" && r.Method == http.MethodPost && !modern && !initialize && !g.cfg.SessionRequired {
+			// A request served or refused without a session
+			// (Gateway.sessionless): counted by the status answered, its
+			// refusals (429, 400, 403…) as much as its answers.
+			sw := &statusWriter{ResponseWriter: w}
+			w = sw
+			defer func() { g.metrics.sessionlessAnswered(methodLabel(method), sw.code()) }()
+		}
 		// The per-subject rate limit (a local lease for a busy subject, else
 		// one round trip) and, for a request in a session other than a GET
 		// stream, the session check (from memory in the steady state:
