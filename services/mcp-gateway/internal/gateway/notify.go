@@ -40,7 +40,8 @@ type legacyStream struct {
 // (100 events waiting for the stream) drops the notification with an
 // error, as a full notification channel did.
 //
-// On a stateless (2026-07-28) POST that accepts an event stream
+// On a stateless (2026-07-28) POST, or one without a session
+// (Gateway.sessionless), that accepts an event stream
 // (withAnswerStream) the notification is written into the POST's answer
 // stream at once, in the order sent, so before the answer. Through mcp-go
 // it went to the request's notification channel, whence a forwarder
@@ -48,7 +49,9 @@ type legacyStream struct {
 // and mcp-go drops a notification its forwarder took off the channel but
 // had not written when the answer was: the last notifications/progress of
 // a call that answers at once (a registry tool's only one) was lost
-// (TestStatelessProgressPrecedesItsAnswer). A session's POST keeps mcp-go's
+// (TestStatelessProgressPrecedesItsAnswer,
+// TestSessionlessProgressPrecedesItsAnswer; mark3labs/mcp-go#969, open,
+// makes the forwarder the only consumer). A session's POST keeps mcp-go's
 // path: it records the notifications for Last-Event-ID resumption, and
 // stops the forwarder before it writes the answer, so nothing is lost.
 //
@@ -192,7 +195,8 @@ func endAnswerStreamOf(ctx context.Context) {
 	}
 }
 
-// withAnswerStream serves a stateless (2026-07-28) POST request whose
+// withAnswerStream serves a stateless (2026-07-28) POST request, or one
+// without a session (Gateway.sessionless), whose
 // Accept admits an event stream with next, the notifications its handler
 // sends (notifyClient) written into its answer (answerStream).
 func withAnswerStream(next http.Handler) http.Handler {

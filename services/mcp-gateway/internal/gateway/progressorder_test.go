@@ -122,3 +122,45 @@ func TestStatelessProgressPrecedesItsAnswer(t *testing.T) {
 		}
 	}
 }
+
+// So without a session (Gateway.sessionless): a tools/call with a progress
+// token goes to mcp-go's stateless transport, which keeps no event store,
+// and lost its last progress notification to its answer — a conformance
+// fixture's 100 of 0, 50, 100, alone as well, where a session got all 3
+// (mark3labs/mcp-go#969). Every progress notification comes, in the order
+// sent, before the answer, at each version served without a session.
+func TestSessionlessProgressPrecedesItsAnswer(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway("MCP_CONFORMANCE_FIXTURES", "true")
+	tok := f.Token("user-1", allScopes)
+	versions := []string{"", "2025-03-26", "2025-06-18", "2025-11-25"}
+	deadline := time.Now().Add(progressOrderTime)
+	for i := 0; i < progressOrderRounds && time.Now().Before(deadline); i++ {
+		tool, want := "health.check", "0"
+		if i%2 == 1 {
+			tool, want = "test_tool_with_progress", "0,50,100"
+		}
+		token := `"sessionless-` + itoa(i) + `"`
+		body := `{"jsonrpc":"2.0","id":` + itoa(i) + `,"method":"tools/call","params":{"name":"` + tool + `","arguments":{},"_meta":{"progressToken":` + token + `}}}`
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Version: versions[i/2%len(versions)], Body: body})
+		var progress []string
+		for _, e := range r.Events {
+			var m rpcMessage
+			if json.Unmarshal([]byte(e.Data), &m) == nil && m.Method == "notifications/progress" {
+				var p struct {
+					Token    json.RawMessage `json:"progressToken"`
+					Progress json.RawMessage `json:"progress"`
+				}
+				_ = json.Unmarshal(m.Params, &p)
+				if string(p.Token) != token {
+					t.Fatalf("round %d: a progress notification of another call: %s", i+1, e.Data)
+				}
+				progress = append(progress, string(p.Progress))
+			}
+		}
+		n := len(r.Events)
+		if r.Status != http.StatusOK || r.Header.Get("Mcp-Session-Id") != "" || strings.Join(progress, ",") != want || n != len(progress)+1 || !response(i)(r.Events[n-1]) {
+			t.Fatalf("round %d of %d (%s): %d, progress %v, want %s and then the answer: %+v %s", i+1, progressOrderRounds, tool, r.Status, progress, want, r.Events, r.Body)
+		}
+	}
+}

@@ -81,6 +81,12 @@ var sessionMethods = map[string]bool{
 // notifications written to the first user's stream
 // (TestSessionlessRequestsShareNoSession). Such a request of the server
 // gets no answer here: a client's response without a session is dropped.
+// The notifications a handler sends (progress) are written into the POST's
+// event stream at once, before its answer (withAnswerStream): mcp-go's
+// transport without an event store has its forwarder take a notification
+// off the request's channel and drop it when the answer was written first
+// (mark3labs/mcp-go#969, open), which lost a call's last progress
+// notification (TestSessionlessProgressPrecedesItsAnswer).
 // Counted in tollgate_mcp_requests_total by its result (the status
 // answered, or the refusal's name) as a request in a session is, and in
 // tollgate_mcp_sessionless_requests_total by the status answered
@@ -115,6 +121,13 @@ func (g *Gateway) sessionless(w http.ResponseWriter, r *http.Request, claims *to
 		return
 	}
 	adm := &admission{sessionless: true, version: v, post: true, msg: msg, body: body}
+	if acceptsEventStream(r) {
+		// Its notifications are written into its answer stream before its
+		// answer (notifyClient), as a stateless (2026-07-28) request's:
+		// through mcp-go's stateless transport, which keeps no event store,
+		// the last one was lost to the answer (mark3labs/mcp-go#969).
+		next = withAnswerStream(next)
+	}
 	g.serveCtx(context.WithValue(r.Context(), liveKey{}, adm), transportStreamable, method, next, w, r)
 }
 
