@@ -222,6 +222,10 @@ type ClientOptions struct {
 	// not permit it: a capability backend with gRPC's default enforcement
 	// policy (CAPABILITY_BACKEND_<NAME>_KEEPALIVE, config.Backend).
 	Keepalive *keepalive.ClientParameters
+	// Logger receives the circuit breaker's reports: its failed probes of
+	// the peer (WARN, rate-limited) and its closing again (nil:
+	// slog.Default()).
+	Logger *slog.Logger
 }
 
 // Client connection tuning (docs/operations/failures.md).
@@ -288,6 +292,10 @@ func Dial(target string, o ClientOptions) (*grpc.ClientConn, error) {
 	if o.TLS != nil {
 		creds = credentials.NewTLS(o.TLS)
 	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	ka := keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}
 	if o.Keepalive != nil {
 		ka = *o.Keepalive
@@ -299,7 +307,7 @@ func Dial(target string, o ClientOptions) (*grpc.ClientConn, error) {
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithDisableServiceConfig(), // no DNS TXT lookups; serviceConfig applies
 		// Fail at once while the peer is known to be down (breaker.go).
-		grpc.WithChainUnaryInterceptor(breakerInterceptor(o.Name)),
+		grpc.WithChainUnaryInterceptor(breakerInterceptor(o.Name, log)),
 		// The caller's request id travels in x-request-id metadata.
 		grpc.WithChainUnaryInterceptor(unaryClientRequestID),
 		grpc.WithChainStreamInterceptor(streamClientRequestID),

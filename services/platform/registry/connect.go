@@ -54,7 +54,7 @@ func Start(ctx context.Context, f Fleet) (*Discovery, func(), error) {
 			list = append(list, Backend{Name: b.Name, Target: b.Target, Conn: c})
 			continue
 		}
-		o := grpcx.ClientOptions{Registry: f.Metrics, Name: b.Name, Telemetry: f.Telemetry, TLS: b.TLS, Keepalive: b.Keepalive}
+		o := grpcx.ClientOptions{Registry: f.Metrics, Name: b.Name, Telemetry: f.Telemetry, TLS: b.TLS, Keepalive: b.Keepalive, Logger: f.Log}
 		c, err := grpcx.Dial(b.Target, o)
 		if are := (prom.AlreadyRegisteredError{}); errors.As(err, &are) {
 			// The service already counts calls to a peer of this name
