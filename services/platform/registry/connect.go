@@ -27,6 +27,9 @@ type Fleet struct {
 	// ReservedPaths are the paths the service serves itself, where no
 	// backend's operation may be (DiscoveryOptions.ReservedPaths).
 	ReservedPaths []string
+	// UnderscoreToolNames: the service publishes tool names with "_" for
+	// "." (DiscoveryOptions.UnderscoreToolNames).
+	UnderscoreToolNames bool
 
 	Log       *slog.Logger
 	Metrics   prom.Registerer
@@ -70,7 +73,7 @@ func Start(ctx context.Context, f Fleet) (*Discovery, func(), error) {
 		dialed = append(dialed, c)
 		list = append(list, Backend{Name: b.Name, Target: b.Target, Conn: c})
 	}
-	d, err := NewDiscovery(DiscoveryOptions{Backends: list, Log: f.Log, Metrics: f.Metrics, ReservedPaths: f.ReservedPaths})
+	d, err := NewDiscovery(DiscoveryOptions{Backends: list, Log: f.Log, Metrics: f.Metrics, ReservedPaths: f.ReservedPaths, UnderscoreToolNames: f.UnderscoreToolNames})
 	if err != nil {
 		closeAll()
 		return nil, nil, err

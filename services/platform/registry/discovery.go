@@ -48,6 +48,13 @@ type DiscoveryOptions struct {
 	// refused, as one repeating another's route is, and every other
 	// service is served.
 	ReservedPaths []string
+	// UnderscoreToolNames: the connector publishes tool names with "_"
+	// for "." (UnderscoreToolName; the mcp-gateway's
+	// MCP_TOOL_NAME_STYLE=underscore). A service with a tool whose name
+	// is published as one an accepted tool's already is ("notes_list"
+	// beside "notes.list") is refused, as one repeating a tool name is,
+	// and every other service is served.
+	UnderscoreToolNames bool
 	// Timeout bounds one backend's reflection in a refresh, waiting for
 	// its connection included (default DefaultDiscoveryTimeout): a
 	// backend that is down costs a refresh this long, the others
@@ -74,9 +81,13 @@ const DefaultDiscoveryTimeout = 2 * time.Second
 //   - a service whose name, or one of whose tools, routes, operationIds or
 //     scopes, an earlier backend already declares is refused (log line
 //     "capability service refused", metric
-//     tollgate_capability_conflicts_total); so is a service whose options
-//     are invalid, that declares an operation at one of ReservedPaths, or
-//     that requires a scope no accepted service declares.
+//     tollgate_capability_conflicts_total); with UnderscoreToolNames a
+//     tool is its published name ("notes.list" and "notes_list" are
+//     one). So is a service whose options are invalid, that clashes with
+//     itself that way, that declares an operation at one of
+//     ReservedPaths, or that requires a scope no accepted service
+//     declares. Services are taken in the order of Backends, each
+//     backend's by full name: of two that clash, the later is refused.
 //
 // Registry is safe for concurrent use; a registry once returned never
 // changes, so a call that took it finishes with it.
@@ -131,7 +142,7 @@ func NewDiscovery(o DiscoveryOptions) (*Discovery, error) {
 		m.services.WithLabelValues(b.Name).Set(0)
 		m.conflicts.WithLabelValues(b.Name)
 	}
-	empty, _ := build(nil, true, nil)
+	empty, _ := build(nil, rules{checkScopes: true})
 	d.cur.Store(empty)
 	return d, nil
 }
@@ -329,7 +340,7 @@ func (d *Discovery) install() *Registry {
 				refuse(b.Name, sd, "service already served by backend "+prev, true, prev)
 				continue
 			}
-			if _, err := build(append(slices.Clone(accepted), sd), false, d.o.ReservedPaths); err != nil {
+			if _, err := build(append(slices.Clone(accepted), sd), d.rules(false)); err != nil {
 				reason := strings.TrimPrefix(err.Error(), "capability registry:\n  - ")
 				reason = strings.ReplaceAll(reason, "\n  - ", "; ")
 				by := ""
@@ -348,7 +359,7 @@ func (d *Discovery) install() *Registry {
 	// own scopes go with it).
 	var reg *Registry
 	for {
-		r, err := build(accepted, true, d.o.ReservedPaths)
+		r, err := build(accepted, d.rules(true))
 		if err == nil {
 			reg = r
 			break
@@ -421,6 +432,11 @@ func (d *Discovery) install() *Registry {
 		f(reg)
 	}
 	return reg
+}
+
+// rules are the registry's rules under d's options.
+func (d *Discovery) rules(checkScopes bool) rules {
+	return rules{checkScopes: checkScopes, reserved: d.o.ReservedPaths, underscoreTools: d.o.UnderscoreToolNames}
 }
 
 // ownerIn names the backend of the service an "already declared by

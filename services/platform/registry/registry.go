@@ -154,18 +154,39 @@ func FromFiles(files *protoregistry.Files) (*Registry, error) {
 // New builds a registry from the given services; RPCs without options are
 // ignored. It returns every problem found, joined.
 func New(services ...protoreflect.ServiceDescriptor) (*Registry, error) {
-	return build(services, true, nil)
+	return build(services, rules{checkScopes: true})
 }
 
-// build is New; without checkScopes, scopes required but declared by no
-// service are not a problem (discovery checks them once every backend's
-// services are in). An operation at one of the reserved paths (the
-// connector's own, DiscoveryOptions.ReservedPaths) is a problem.
-func build(services []protoreflect.ServiceDescriptor, checkScopes bool, reserved []string) (*Registry, error) {
+// rules are what a connector adds to the registry's own rules
+// (DiscoveryOptions).
+type rules struct {
+	// checkScopes: a scope required but declared by no service is a
+	// problem (discovery checks it once every backend's services are in).
+	checkScopes bool
+	// reserved: an operation at one of these paths (the connector's own,
+	// DiscoveryOptions.ReservedPaths) is a problem.
+	reserved []string
+	// underscoreTools: tool names are published with "_" for "."
+	// (DiscoveryOptions.UnderscoreToolNames); two tools published under
+	// one name are a problem.
+	underscoreTools bool
+}
+
+// UnderscoreToolName is name as published in the underscore style (the
+// mcp-gateway's MCP_TOOL_NAME_STYLE=underscore): every "." replaced by
+// "_", "identity.profile_card" → "identity_profile_card".
+func UnderscoreToolName(name string) string { return strings.ReplaceAll(name, ".", "_") }
+
+// build is New under the connector's rules.
+func build(services []protoreflect.ServiceDescriptor, rs rules) (*Registry, error) {
 	r := &Registry{tools: map[string]*Tool{}, scopes: map[string]Scope{}}
 	var problems []string
 	routes := map[string]string{}
 	opIDs := map[string]string{}
+	// published: tools by the name they are published under, in the
+	// underscore style ("notes.list" and "notes_list" are both
+	// "notes_list").
+	published := map[string]*Tool{}
 	for _, sd := range services {
 		problems = append(problems, r.declareScopes(sd)...)
 		for i := 0; i < sd.Methods().Len(); i++ {
@@ -180,13 +201,22 @@ func build(services []protoreflect.ServiceDescriptor, checkScopes bool, reserved
 					problems = append(problems, fmt.Sprintf("%s: tool %q already declared by %s", md.FullName(), t.Name, prev.Capability.Method.FullName()))
 					continue
 				}
+				if rs.underscoreTools {
+					n := UnderscoreToolName(t.Name)
+					if prev, dup := published[n]; dup {
+						problems = append(problems, fmt.Sprintf("%s: tool %q is published as %q, the name of tool %q already declared by %s (tool names are published with \"_\" for \".\")",
+							md.FullName(), t.Name, n, prev.Name, prev.Capability.Method.FullName()))
+						continue
+					}
+					published[n] = t
+				}
 				r.tools[t.Name] = t
 			}
 			if a := c.Action; a != nil {
-				route := a.Method + " " + a.Path
-				if slices.Contains(reserved, a.Path) {
+				if slices.Contains(rs.reserved, a.Path) {
 					problems = append(problems, fmt.Sprintf("%s: action path %q is served by the actions-api itself", md.FullName(), a.Path))
 				}
+				route := a.Method + " " + a.Path
 				if prev, dup := routes[route]; dup {
 					problems = append(problems, fmt.Sprintf("%s: route %s already declared by %s", md.FullName(), route, prev))
 				}
@@ -200,7 +230,7 @@ func build(services []protoreflect.ServiceDescriptor, checkScopes bool, reserved
 			r.caps = append(r.caps, c)
 		}
 	}
-	if checkScopes {
+	if rs.checkScopes {
 		problems = append(problems, r.checkRequiredScopes()...)
 	}
 	if len(problems) > 0 {

@@ -348,7 +348,8 @@ func askScopes(reg *registry.Registry) (ask, supported []string) {
 // gets notifications/tools/list_changed (every replica follows the
 // backends itself), and challenges ask for reg's scopes. A call in flight
 // finishes with the tool it started with. A registry whose tools cannot be
-// served (a name clash in the underscore style) is refused and the tools
+// served (a name clash in the underscore style, which discovery refuses
+// service by service: a registry made otherwise) is refused and the tools
 // stay as they were.
 func (g *Gateway) UseRegistry(reg *registry.Registry) error {
 	g.catalogMu.Lock()

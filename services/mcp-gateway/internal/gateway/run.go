@@ -61,7 +61,11 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		Backends: cfg.Backends,
 		First:    []registry.Backend{{Name: pconfig.ReservedBackend, Target: cfg.AuthGRPCAddr, Conn: authConn}},
 		Reuse:    map[string]*grpc.ClientConn{cfg.CoreGRPCAddr: coreConn},
-		Log:      base.Log, Metrics: base.Metrics, Telemetry: base.Telemetry,
+		// Two tools published under one name (notes.list and notes_list
+		// in the underscore style) refuse the later one's service, not
+		// the gateway's start or its following of every backend.
+		UnderscoreToolNames: cfg.ToolNameStyle == config.ToolNamesUnderscore,
+		Log:                 base.Log, Metrics: base.Metrics, Telemetry: base.Telemetry,
 	})
 	if err != nil {
 		return fail(err)

@@ -59,13 +59,16 @@ var wireToolName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 // capability registry keep the dotted name.
 func (c *catalog) name(t *registry.Tool) string {
 	if c.underscore {
-		return strings.ReplaceAll(t.Name, ".", "_")
+		return registry.UnderscoreToolName(t.Name)
 	}
 	return t.Name
 }
 
 // checkNames refuses a registry whose names would collide, or break the
-// strict pattern, in the underscore style.
+// strict pattern, in the underscore style. Discovery refuses the service
+// of a tool whose name would collide (Run: registry.Fleet's
+// UnderscoreToolNames) and the registry's names always match the
+// pattern: this holds a registry made otherwise.
 func (c *catalog) checkNames() error {
 	if !c.underscore {
 		return nil
