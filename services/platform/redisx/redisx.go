@@ -37,6 +37,11 @@ type Client struct {
 	prefix  string
 	breaker *breaker
 	giveUp  time.Duration // GiveUpAfter
+	log     *slog.Logger  // WithLogger's, or nil
+
+	// pubsubResubscribes is tollgate_redis_pubsub_resubscribes_total
+	// (Listen), nil without WithMetrics.
+	pubsubResubscribes *prometheus.CounterVec
 }
 
 // Option adjusts New.
@@ -51,8 +56,9 @@ type options struct {
 // WithLogger logs every circuit-breaker state change on log.
 func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log } }
 
-// WithMetrics registers tollgate_redis_circuit_state and
-// tollgate_redis_circuit_rejections_total on reg.
+// WithMetrics registers tollgate_redis_circuit_state,
+// tollgate_redis_circuit_rejections_total and
+// tollgate_redis_pubsub_resubscribes_total (Listen) on reg.
 func WithMetrics(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
 
 // tuning is what Tollgate sets in every mode, whatever the URL says.
@@ -292,7 +298,7 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		}
 		t.tls = &tls.Config{RootCAs: roots}
 	}
-	c := &Client{mode: cfg.Mode, prefix: cfg.KeyPrefix, giveUp: t.pool + dialBudget*t.dial + 2*t.cmd}
+	c := &Client{mode: cfg.Mode, prefix: cfg.KeyPrefix, giveUp: t.pool + dialBudget*t.dial + 2*t.cmd, log: o.log}
 	var reload func()
 	switch cfg.Mode {
 	case config.RedisCluster:
@@ -333,6 +339,16 @@ func New(cfg config.Redis, opt ...Option) (*Client, error) {
 		return nil, err
 	}
 	c.breaker.onFailure = reload
+	if o.reg != nil {
+		c.pubsubResubscribes = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_redis_pubsub_resubscribes_total",
+			Help: "Redis pub/sub subscriptions closed and made again because they went silent (no reply to a PING in time) or broke, by kind of subscription.",
+		}, []string{"kind"})
+		if err := o.reg.Register(c.pubsubResubscribes); err != nil {
+			_ = c.UniversalClient.Close()
+			return nil, fmt.Errorf("redis metrics: %w", err)
+		}
+	}
 	c.AddHook(c.breaker)
 	return c, nil
 }

@@ -21,7 +21,11 @@
 // start, updated from the subscription, and reloaded in full after every
 // (re)subscription and every reconcile interval (default 15 s), so a replica
 // that missed announcements (pub/sub is fire-and-forget; a subscription drops
-// while Redis restarts) converges within that bound. Records are never
+// while Redis restarts) converges within that bound. A subscription whose
+// connection goes silent without being closed (a proxy that keeps ACKing
+// and forwards nothing) is noticed by its unanswered PING and replaced,
+// then every record reloaded, within about redisx.PubSubPingEvery +
+// PubSubPongWithin (6 s) of its last reply (redisx.Client.Listen). Records are never
 // removed before they expire, so a reload merges into what is known instead
 // of replacing it. Memory is bounded by the number of grants revoked within
 // one retention (about 100 bytes each): the auth-server retains a record
@@ -49,8 +53,10 @@
 // revocation arrives (no polling), and it is told as soon as the Set knows:
 // within the announcement's delivery (about a millisecond) for a Set that
 // is subscribed, within the reconcile interval for one that missed the
-// announcement, and, after a Redis outage, by the reload that follows the
-// new subscription (within about ResubscribeWait of Redis answering).
+// announcement, after a Redis outage by the reload that follows the
+// new subscription (within about ResubscribeWait of Redis answering), and
+// for a Set whose subscription went silent by the reload that follows its
+// replacement (within about 6 s of the silence).
 // While Redis is down no hook is called for grants revoked meanwhile —
 // nothing new is known — and the Set keeps its last state; the hooks fire
 // for them on the first reload that finds them.
@@ -91,11 +97,13 @@ import (
 const DefaultReconcileInterval = 15 * time.Second
 
 // ResubscribeWait is the longest a dropped subscription waits before it tries
-// again (the wait starts at 100 ms and doubles up to it), so a Redis back
-// after an outage of any length is subscribed to — and every record
-// reloaded — within about this long. While Redis is still down a retry costs
-// one refused or timed-out dial (REDIS_DIAL_TIMEOUT) per replica.
-const ResubscribeWait = 500 * time.Millisecond
+// again (the wait starts at 100 ms and doubles up to it:
+// redisx.PubSubRetryWait), so a Redis back after an outage of any length
+// is subscribed to — and every record reloaded — within about this long.
+// While Redis is still down a retry costs one refused or timed-out dial
+// (REDIS_DIAL_TIMEOUT) per replica. A reload that fails after a
+// subscription is retried as often until it succeeds.
+const ResubscribeWait = redisx.PubSubRetryWait
 
 // MaxGrantIDLength bounds a grant id (fosite request ids are UUIDs, 36
 // characters); longer or malformed ids are refused by Revoke and ignored in
@@ -285,7 +293,8 @@ func (s *Set) Len() int {
 // Revoker, or from a reload that finds a record the Set did not hold (a
 // missed announcement). It is called once per revocation, after Revoked
 // answers true for the grant, on the goroutine that learned it (the
-// subscription's, the reconcile's, Revoke's caller's), so f must return
+// subscription's, the reload's that follows each subscription, the
+// reconcile's, Revoke's caller's), so f must return
 // quickly: it holds up the announcements after it. A grant revoked again
 // while its record is held (the record extended) is not reported again,
 // and grants already held when f was registered are not reported: a holder
@@ -470,58 +479,75 @@ func (s *Set) reconcile(ctx context.Context) {
 	}
 }
 
-// subscribe follows announcements. go-redis reconnects and resubscribes a
-// dropped subscription on the next receive; every subscription confirmation
-// (the first and each after a reconnect) triggers a full reload, because
-// announcements sent while unsubscribed are lost.
+// subscribe follows announcements (redisx.Client.Listen, which replaces a
+// subscription that breaks or goes silent). Every confirmed subscription
+// (the first and each after a replacement) triggers a full reload, retried
+// until it succeeds, because announcements sent while unsubscribed are
+// lost.
 func (s *Set) subscribe(ctx context.Context) {
-	ps := s.o.Redis.Subscribe(ctx, channel(s.o.Redis))
-	defer ps.Close()
-	backoff := 100 * time.Millisecond
-	for {
-		// A bounded wait lets a ping find a silently dead connection.
-		msg, err := ps.ReceiveTimeout(ctx, 30*time.Second)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			var ne interface{ Timeout() bool }
-			if errors.As(err, &ne) && ne.Timeout() {
-				_ = ps.Ping(ctx)
-				continue
+	resync := make(chan struct{}, 1)
+	go s.resync(ctx, resync)
+	s.o.Redis.Listen(ctx, []string{channel(s.o.Redis)}, redisx.PubSubHandler{
+		Kind: "revocation",
+		Subscribed: func(context.Context) {
+			select {
+			case resync <- struct{}{}:
+			default: // one pending already: it reloads after this subscription
 			}
-			s.o.Log.Debug("revocation subscription interrupted; resubscribing", "err", err)
+		},
+		Lost: func(err error) {
+			s.o.Log.Info("revocation subscription lost; subscribing again, then reloading every record", "err", err)
+		},
+		Message: func(_ context.Context, m *redis.Message) { s.announcement(m.Payload) },
+	})
+}
+
+// resync reloads every record after each subscription it is told of,
+// retrying (from 100 ms, doubling up to ResubscribeWait) until a reload
+// succeeds: Redis answered the subscription, so it should answer the
+// reload too, but the command may take a connection that broke with the
+// subscription's (a proxy that went silent), or meet a breaker still open.
+// It runs beside the subscription, whose announcements are merged
+// meanwhile.
+func (s *Set) resync(ctx context.Context, resync <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-resync:
+		}
+		backoff := 100 * time.Millisecond
+		for {
+			err := s.Reload(ctx)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			s.o.Log.Warn("revoked grants not reloaded after subscribing; retrying", "err", err)
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, ResubscribeWait)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				if err := s.Reload(ctx); err != nil && ctx.Err() == nil {
-					s.o.Log.Warn("revoked grants not reloaded after subscribing", "err", err)
-				}
-			}
-		case *redis.Message:
-			if c, ok := parseClientAnnouncement(m.Payload); ok {
-				s.addClient(c.id, c.rec)
-				s.metrics.announced()
-				continue
-			}
-			id, exp, ok := parseAnnouncement(m.Payload)
-			if !ok {
-				s.o.Log.Warn("malformed revocation announcement ignored")
-				continue
-			}
-			s.add(id, exp)
-			s.metrics.announced()
+			backoff = min(2*backoff, ResubscribeWait)
 		}
 	}
+}
+
+// announcement merges one announcement: a revoked grant or a removed
+// client.
+func (s *Set) announcement(payload string) {
+	if c, ok := parseClientAnnouncement(payload); ok {
+		s.addClient(c.id, c.rec)
+		s.metrics.announced()
+		return
+	}
+	id, exp, ok := parseAnnouncement(payload)
+	if !ok {
+		s.o.Log.Warn("malformed revocation announcement ignored")
+		return
+	}
+	s.add(id, exp)
+	s.metrics.announced()
 }
 
 func parseAnnouncement(p string) (string, int64, bool) {

@@ -28,7 +28,13 @@ import (
 //     that carried a byte while hung (that byte was dropped: the stream
 //     cannot go on; the client sees the connection closed, as after the
 //     peer's restart) and forwards again, on new connections and on any
-//     that stayed silent; Hang may follow again.
+//     that stayed silent; Hang may follow again;
+//   - the connections held now hung, new ones forwarded: SilenceHeld, the
+//     connection that goes silent on its own — a NAT or conntrack entry
+//     lost, a sidecar stuck on one connection, a node gone behind a
+//     proxy that keeps ACKing — while the peer is well: a client that
+//     notices and connects again is served. Those connections stay
+//     silent until the test ends (Release does not revive them).
 //
 // The proxy listens on a free loopback port (Addr) until the test ends,
 // when it is released and closed.
@@ -37,13 +43,23 @@ type HungProxy struct {
 	upstream string
 	mu       sync.Mutex
 	hung     chan struct{} // nil while forwarding; closed by Release
+	// held are the connections open now, each with its own silence
+	// (nil while forwarding; SilenceHeld), closed when the test ends.
+	held map[*proxied]chan struct{}
+	done chan struct{} // closed when the test ends
 }
+
+// proxied is one client connection and its upstream's.
+type proxied struct{ client, upstream net.Conn }
 
 // StartHungProxy starts a proxy forwarding to upstream (host:port).
 func StartHungProxy(t testing.TB, upstream string) *HungProxy {
 	t.Helper()
-	p := &HungProxy{ln: Listener(t), upstream: upstream}
-	t.Cleanup(p.Release) // before the listener's close: cleanups run last first
+	p := &HungProxy{ln: Listener(t), upstream: upstream, held: map[*proxied]chan struct{}{}, done: make(chan struct{})}
+	t.Cleanup(func() { // before the listener's close: cleanups run last first
+		close(p.done)
+		p.Release()
+	})
 	go func() {
 		for {
 			c, err := p.ln.Accept()
@@ -55,8 +71,12 @@ func StartHungProxy(t testing.TB, upstream string) *HungProxy {
 				c.Close()
 				continue
 			}
-			go p.pipe(c, u)
-			go p.pipe(u, c)
+			pc := &proxied{client: c, upstream: u}
+			p.mu.Lock()
+			p.held[pc] = nil
+			p.mu.Unlock()
+			go p.pipe(pc, c, u)
+			go p.pipe(pc, u, c)
 		}
 	}()
 	return p
@@ -88,21 +108,45 @@ func (p *HungProxy) Release() {
 	}
 }
 
-func (p *HungProxy) hungNow() chan struct{} {
+// SilenceHeld makes every connection the proxy holds now hang as Hang
+// would — no byte forwarded in either direction, none closed, until the
+// test ends — and keeps forwarding on the connections accepted after it.
+func (p *HungProxy) SilenceHeld() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.hung
+	for pc, silent := range p.held {
+		if silent == nil {
+			p.held[pc] = p.done
+		}
+	}
 }
 
-// pipe copies src to dst. What it reads while the proxy is hung is never
-// forwarded: it waits for Release, then closes both connections.
-func (p *HungProxy) pipe(src, dst net.Conn) {
+// hungNow is what pc's pipes wait for before they close it, or nil while
+// it is forwarded.
+func (p *HungProxy) hungNow(pc *proxied) chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hung != nil {
+		return p.hung
+	}
+	return p.held[pc]
+}
+
+// pipe copies src to dst, one direction of pc. What it reads while pc is
+// hung is never forwarded: it waits for Release (SilenceHeld: the test's
+// end), then closes both connections.
+func (p *HungProxy) pipe(pc *proxied, src, dst net.Conn) {
+	defer func() {
+		p.mu.Lock()
+		delete(p.held, pc)
+		p.mu.Unlock()
+	}()
 	defer src.Close()
 	defer dst.Close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if h := p.hungNow(); h != nil {
+		if h := p.hungNow(pc); h != nil {
 			<-h
 			return
 		}

@@ -1,0 +1,63 @@
+package revocation_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate/tollgate/services/platform/redisx"
+	"github.com/tollgate/tollgate/services/platform/revocation"
+	"github.com/tollgate/tollgate/services/platform/testharness"
+)
+
+// TestSilentSubscriptionIsReplaced: the connection of a verifier's
+// subscription goes silent without being closed (a proxy in front of Redis
+// that keeps it open and forwards nothing more on it, nor on the pooled
+// connections it held; new connections are forwarded). The verifier
+// notices the missing PONG, subscribes again and reloads every record, so
+// a grant revoked while its subscription was silent — whose announcement
+// it never received — is refused without waiting for the reconcile tick
+// (an hour here); the reload is retried until it succeeds (its first
+// attempts may take a pooled connection that is silent too).
+func TestSilentSubscriptionIsReplaced(t *testing.T) {
+	r := testharness.StartRedis(t)
+	proxy := testharness.StartHungProxy(t, r.Addr())
+	cfg := r.Config()
+	cfg.URL = "redis://" + proxy.Addr() + "/0"
+	reg := prometheus.NewRegistry()
+	rdb, err := redisx.New(cfg, redisx.WithMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	s := newSet(t, rdb, revocation.Options{ReconcileInterval: time.Hour, Metrics: reg})
+	rev := revocation.NewRevoker(r.Client(), time.Hour, nil)
+	// Revoked after Start's load: refused once announced (or reloaded
+	// after the first subscription), which shows the subscription up.
+	if err := rev.Revoke(context.Background(), "grant-before"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "grant-before refused", func() bool { return s.Revoked("grant-before") })
+	announced := counterValue(t, reg, "tollgate_revocation_announcements_total")
+
+	proxy.SilenceHeld()
+	if err := rev.Revoke(context.Background(), "grant-silent"); err != nil {
+		t.Fatal(err)
+	}
+	// The deadline bounds the wait; the replacement comes within about
+	// redisx.PubSubPingEvery + PubSubPongWithin.
+	eventually(t, 30*time.Second, "grant-silent refused", func() bool { return s.Revoked("grant-silent") })
+	if n := counterValue(t, reg, "tollgate_redis_pubsub_resubscribes_total"); n != 1 {
+		t.Errorf("tollgate_redis_pubsub_resubscribes_total{kind=revocation} = %v, want 1", n)
+	}
+	if n := counterValue(t, reg, "tollgate_revocation_announcements_total"); n != announced {
+		t.Errorf("announcements went from %v to %v: grant-silent's cannot have been received", announced, n)
+	}
+	// And the new subscription receives announcements.
+	if err := rev.Revoke(context.Background(), "grant-after"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "grant-after refused", func() bool { return s.Revoked("grant-after") })
+}
