@@ -61,3 +61,61 @@ func TestReadOnlyNotConsequential(t *testing.T) {
 		t.Errorf("a consequential operation without tools: %v", err)
 	}
 }
+
+// TestReadOnlyAndDestructiveRefused: a tool declared both read_only and
+// destructive was accepted, and its read_only made the operation not
+// consequential: GPT Actions would call a destructive operation without
+// asking the user.
+func TestReadOnlyAndDestructiveRefused(t *testing.T) {
+	fd := protoFile(t, func(m *descriptorpb.MethodOptions) {
+		setTool(m, &optionsv1.McpTool{Name: "x.wipe", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{ReadOnly: true, Destructive: true}})
+		setAction(m, &optionsv1.ActionsOperation{Method: "POST", Path: "/actions/x", OperationId: "wipe", Summary: "s", Consequential: false})
+	})
+	_, err := registry.New(fd.Services().Get(0))
+	if want := `tool "x.wipe" is declared both read_only and destructive`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+}
+
+// TestMissingAnnotationsAreMCPDefaults: a tool without an annotations
+// message was published with every hint false (proto3's zero values):
+// not destructive, closed world. It gets MCP's defaults for a tool that
+// says nothing instead, and its operation must be consequential.
+func TestMissingAnnotationsAreMCPDefaults(t *testing.T) {
+	fd := protoFile(t, func(m *descriptorpb.MethodOptions) {
+		setTool(m, &optionsv1.McpTool{Name: "x.do", Title: "t", Description: "d"})
+		setAction(m, &optionsv1.ActionsOperation{Method: "POST", Path: "/actions/x", OperationId: "doX", Summary: "s", Consequential: true})
+	})
+	r, err := registry.New(fd.Services().Get(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *registry.Tool
+	for _, tool := range r.Tools() {
+		if tool.Name == "x.do" {
+			got = tool
+		}
+	}
+	if got == nil {
+		t.Fatal("tool x.do not registered")
+	}
+	if want := (registry.Annotations{Destructive: true, OpenWorld: true}); got.Annotations != want {
+		t.Errorf("annotations = %+v, want MCP's defaults %+v", got.Annotations, want)
+	}
+	if got.RetrySafe() {
+		t.Error("a tool declaring nothing is retry-safe")
+	}
+	// Declared explicitly, the hints are the declared ones.
+	fd = protoFileNamed(t, "declared", func(m *descriptorpb.MethodOptions) {
+		setTool(m, &optionsv1.McpTool{Name: "x.do", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{Idempotent: true}})
+		setAction(m, &optionsv1.ActionsOperation{Method: "POST", Path: "/actions/x", OperationId: "doX", Summary: "s", Consequential: true})
+	})
+	if r, err = registry.New(fd.Services().Get(0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range r.Tools() {
+		if tool.Name == "x.do" && tool.Annotations != (registry.Annotations{Idempotent: true}) {
+			t.Errorf("declared annotations = %+v", tool.Annotations)
+		}
+	}
+}

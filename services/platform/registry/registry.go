@@ -42,6 +42,20 @@ type Annotations struct {
 	ReadOnly, Destructive, Idempotent, OpenWorld bool
 }
 
+// toolAnnotations reads a tool's declared hints. A tool that declares no
+// annotations message gets the MCP defaults (schema ToolAnnotations,
+// MCP 2025-06-18): not read-only, destructive, not idempotent, open
+// world — the assumptions a client must make about a tool that says
+// nothing, published explicitly rather than as proto3's all-false, which
+// would tell ChatGPT an undeclared tool neither destroys nor reaches
+// beyond its backend.
+func toolAnnotations(a *optionsv1.ToolAnnotations) Annotations {
+	if a == nil {
+		return Annotations{Destructive: true, OpenWorld: true}
+	}
+	return Annotations{ReadOnly: a.GetReadOnly(), Destructive: a.GetDestructive(), Idempotent: a.GetIdempotent(), OpenWorld: a.GetOpenWorld()}
+}
+
 // Tool is one MCP tool backed by a capability.
 type Tool struct {
 	Name            string
@@ -331,11 +345,18 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 			bad("tool %q: widget_uri %q must be a ui:// URI", t.GetName(), u)
 		}
 		checkScopes("tool "+t.GetName(), t.GetRequiredScopes())
-		a := t.GetAnnotations()
+		ann := toolAnnotations(t.GetAnnotations())
+		if ann.ReadOnly && ann.Destructive {
+			// MCP reads destructiveHint only when readOnlyHint is false;
+			// a tool declaring both is a mistake one way or the other, and
+			// its read_only would make the GPT Actions operation
+			// not consequential (called without asking).
+			bad("tool %q is declared both read_only and destructive: a read-only tool changes nothing; drop one", t.GetName())
+		}
 		c.Tools = append(c.Tools, &Tool{
 			Name: t.GetName(), Title: t.GetTitle(), Description: t.GetDescription(),
 			RequiredScopes: slices.Clone(t.GetRequiredScopes()),
-			Annotations:    Annotations{ReadOnly: a.GetReadOnly(), Destructive: a.GetDestructive(), Idempotent: a.GetIdempotent(), OpenWorld: a.GetOpenWorld()},
+			Annotations:    ann,
 			WidgetURI:      t.GetWidgetUri(), InvokingMessage: t.GetInvokingMessage(), InvokedMessage: t.GetInvokedMessage(),
 			Capability: c,
 		})

@@ -22,8 +22,10 @@ func notesService(pkg string) registrytest.Service {
 		Methods: []registrytest.Method{
 			{Name: "ListNotes", Tool: &optionsv1.McpTool{Name: pkg + ".list", Title: "List notes", Description: "Lists notes.",
 				RequiredScopes: []string{pkg + ".read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}}},
+			// Declared: a write that destroys nothing (a tool without
+			// annotations would be destructive, MCP's default).
 			{Name: "AddNote", Tool: &optionsv1.McpTool{Name: pkg + ".add", Title: "Add a note", Description: "Adds a note.",
-				RequiredScopes: []string{pkg + ".write"}}},
+				RequiredScopes: []string{pkg + ".write"}, Annotations: &optionsv1.ToolAnnotations{}}},
 		},
 	}
 }

@@ -140,7 +140,9 @@ func (x *McpTool) GetInvokedMessage() string {
 }
 
 // ToolAnnotations are the MCP behaviour hints. Every hint is published
-// explicitly, false included.
+// explicitly, false included. A tool without this message is published
+// with MCP's defaults (not read-only, destructive, not idempotent, open
+// world); read_only and destructive together are refused.
 type ToolAnnotations struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ReadOnly      bool                   `protobuf:"varint,1,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
