@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -77,7 +78,10 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 }
 
 func TestShutdownDeadlineIsEnforced(t *testing.T) {
+	arrived := make(chan struct{})
+	var once sync.Once
 	h, err := app.NewHTTP(context.Background(), "http", "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(arrived) })
 		<-r.Context().Done() // a stream that never ends by itself
 	}))
 	if err != nil {
@@ -87,7 +91,10 @@ func TestShutdownDeadlineIsEnforced(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx, slog.New(slog.DiscardHandler), 300*time.Millisecond, nil, h) }()
 	go func() { _, _ = http.Get("http://" + h.Addr().String()) }()
-	time.Sleep(100 * time.Millisecond)
+	// Shut down once the request is in the handler: after a fixed sleep,
+	// a loaded machine could start the shutdown before the request
+	// arrived, and nothing would hold it past the deadline.
+	<-arrived
 	cancel()
 	select {
 	case err := <-done:
