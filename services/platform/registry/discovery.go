@@ -81,7 +81,9 @@ const DefaultDiscoveryTimeout = 2 * time.Second
 //   - a service whose name, or one of whose tools, routes, operationIds or
 //     scopes, an earlier backend already declares is refused (log line
 //     "capability service refused", metric
-//     tollgate_capability_conflicts_total); with UnderscoreToolNames a
+//     tollgate_capability_conflicts_total); a route is its method and its
+//     path with the parameters' names erased (/actions/items/{id} and
+//     /actions/items/{item_id} are one), and with UnderscoreToolNames a
 //     tool is its published name ("notes.list" and "notes_list" are
 //     one). So is a service whose options are invalid, that clashes with
 //     itself that way, that declares an operation at one of

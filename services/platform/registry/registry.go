@@ -195,7 +195,8 @@ func UnderscoreToolName(name string) string { return strings.ReplaceAll(name, ".
 func build(services []protoreflect.ServiceDescriptor, rs rules) (*Registry, error) {
 	r := &Registry{tools: map[string]*Tool{}, scopes: map[string]Scope{}}
 	var problems []string
-	routes := map[string]string{}
+	routes := map[string]*Action{}
+	paths := map[string]*Action{}
 	opIDs := map[string]string{}
 	// published: tools by the name they are published under, in the
 	// underscore style ("notes.list" and "notes_list" are both
@@ -230,11 +231,31 @@ func build(services []protoreflect.ServiceDescriptor, rs rules) (*Registry, erro
 				if slices.Contains(rs.reserved, a.Path) {
 					problems = append(problems, fmt.Sprintf("%s: action path %q is served by the actions-api itself", md.FullName(), a.Path))
 				}
-				route := a.Method + " " + a.Path
+				// Paths are compared with their parameters' names erased:
+				// /actions/items/{id} and /actions/items/{item_id} match
+				// the same requests, so with one method they are one
+				// route (the router would send one's calls to the other),
+				// and with any methods one OpenAPI path ("Templated paths
+				// with the same hierarchy but different templated names
+				// MUST NOT exist as they are identical", OpenAPI 3.1,
+				// Paths Object).
+				shape := paramRE.ReplaceAllString(a.Path, "{}")
+				route := a.Method + " " + shape
 				if prev, dup := routes[route]; dup {
-					problems = append(problems, fmt.Sprintf("%s: route %s already declared by %s", md.FullName(), route, prev))
+					as := ""
+					if prev.Path != a.Path {
+						as = fmt.Sprintf(" as %s %s: paths that differ only in their parameters' names are one route", prev.Method, prev.Path)
+					}
+					problems = append(problems, fmt.Sprintf("%s: route %s %s already declared by %s%s", md.FullName(), a.Method, a.Path, prev.Capability.Method.FullName(), as))
+				} else if prev, dup := paths[shape]; dup && prev.Path != a.Path {
+					problems = append(problems, fmt.Sprintf("%s: action path %s differs from %s, already declared by %s, only in its parameters' names: an OpenAPI document cannot hold both (OpenAPI 3.1, Paths Object); use the same names",
+						md.FullName(), a.Path, prev.Path, prev.Capability.Method.FullName()))
+				} else {
+					routes[route] = a
+					if !dup {
+						paths[shape] = a
+					}
 				}
-				routes[route] = string(md.FullName())
 				if prev, dup := opIDs[a.OperationID]; dup {
 					problems = append(problems, fmt.Sprintf("%s: operationId %q already declared by %s", md.FullName(), a.OperationID, prev))
 				}
