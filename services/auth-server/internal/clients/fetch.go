@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +43,13 @@ type FetchOptions struct {
 	// MaxBytes bounds a document (default 16 KiB); Timeout a fetch (default 5s).
 	MaxBytes int64
 	Timeout  time.Duration
+	// MaxInFlight bounds the fetches in flight at once, documents and
+	// jwks_uri sets together (default DefaultMaxFetches); a fetch that
+	// finds every slot taken waits at most QueueWait (default
+	// DefaultFetchQueueWait) for one, within its context, then fails
+	// with ErrFetchBusy.
+	MaxInFlight int
+	QueueWait   time.Duration
 	// Resolver answers the fetcher's DNS lookups (nil: the system's).
 	Resolver *net.Resolver
 	// Log receives the detail of a failed fetch (the resolver's and the
@@ -49,13 +58,51 @@ type FetchOptions struct {
 	Log *slog.Logger
 }
 
+// MaxResponseHeaderBytes bounds the response headers of a fetch (HTTP/1
+// and HTTP/2 alike: http.Transport.MaxResponseHeaderBytes, which sets
+// HTTP/2's SETTINGS_MAX_HEADER_LIST_SIZE, RFC 9113 §6.5.2). Anyone may
+// name a client id or a jwks_uri, and Go's default is 10 MiB a
+// response: 8 anonymous authorization requests naming a document whose
+// server answered huge headers took the auth-server from 37 to 343 MiB
+// (the chart's limit is 256 MiB). A metadata document or a JWK set needs a
+// few hundred bytes of headers.
+const MaxResponseHeaderBytes = 16 << 10
+
+// DefaultMaxFetches bounds the fetches in flight in one process (metadata
+// documents and jwks_uri sets together: anonymous callers start both), and
+// DefaultFetchQueueWait how long a fetch waits for a slot before it is
+// refused (ErrFetchBusy). Each fetch holds at most MaxResponseHeaderBytes
+// of headers and its body bound (16 KiB for a document, 64 KiB for a JWK
+// set) besides the connection's buffers: 16 of them stay within a few MiB.
+const (
+	DefaultMaxFetches     = 16
+	DefaultFetchQueueWait = time.Second
+)
+
+// ErrFetchBusy is the failure of a fetch that found every slot of the
+// fetcher taken (FetchOptions.MaxInFlight) for as long as it could wait:
+// nothing was sent. FetchFailure says so in fixed words.
+var ErrFetchBusy = errors.New("too many fetches in flight")
+
+// fetchBusyError is ErrFetchBusy with the bound that refused the fetch.
+type fetchBusyError struct{ limit int }
+
+func (e *fetchBusyError) Error() string {
+	return fmt.Sprintf("%v (at most %d at once)", ErrFetchBusy, e.limit)
+}
+func (e *fetchBusyError) Is(target error) bool { return target == ErrFetchBusy }
+
 // MetadataFetcher fetches client metadata documents and JWK sets from the
 // internet without letting a client id reach internal addresses: https
 // only, every resolved address checked at dial time (so DNS rebinding
-// cannot slip through), no redirects, bounded size and time.
+// cannot slip through), no redirects, bounded size, headers
+// (MaxResponseHeaderBytes), time and concurrency (FetchOptions.MaxInFlight:
+// every fetch of the fetcher's client, RetryableClient's too, takes a
+// slot until its response body is closed).
 type MetadataFetcher struct {
 	o      FetchOptions
 	client *http.Client
+	gate   *fetchGate
 }
 
 // NewMetadataFetcher returns a fetcher.
@@ -66,6 +113,12 @@ func NewMetadataFetcher(o FetchOptions) *MetadataFetcher {
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Second
 	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxFetches
+	}
+	if o.QueueWait <= 0 {
+		o.QueueWait = DefaultFetchQueueWait
+	}
 	dialer := &net.Dialer{Timeout: o.Timeout, Resolver: o.Resolver, Control: func(_, address string, _ syscall.RawConn) error {
 		if o.AllowPrivate {
 			return nil
@@ -73,17 +126,80 @@ func NewMetadataFetcher(o FetchOptions) *MetadataFetcher {
 		return dialGuard(address)
 	}}
 	transport := &http.Transport{
-		DialContext:           dialer.DialContext,
-		TLSHandshakeTimeout:   o.Timeout,
-		ResponseHeaderTimeout: o.Timeout,
-		MaxIdleConns:          10,
-		IdleConnTimeout:       30 * time.Second,
-		ForceAttemptHTTP2:     true,
+		DialContext:            dialer.DialContext,
+		TLSHandshakeTimeout:    o.Timeout,
+		ResponseHeaderTimeout:  o.Timeout,
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
+		MaxIdleConns:           10,
+		IdleConnTimeout:        30 * time.Second,
+		ForceAttemptHTTP2:      true,
 	}
-	return &MetadataFetcher{o: o, client: &http.Client{
-		Transport: transport, Timeout: o.Timeout,
+	gate := &fetchGate{next: transport, slots: make(chan struct{}, o.MaxInFlight), wait: o.QueueWait}
+	return &MetadataFetcher{o: o, gate: gate, client: &http.Client{
+		Transport: gate, Timeout: o.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
+}
+
+// FetchStats are a fetcher's concurrency counters (metrics).
+type FetchStats struct {
+	Limit    int   // the bound (FetchOptions.MaxInFlight)
+	InFlight int64 // fetches holding a slot now
+	Refused  int64 // fetches refused with ErrFetchBusy
+}
+
+// FetchStats reads the fetcher's concurrency counters.
+func (f *MetadataFetcher) FetchStats() FetchStats {
+	return FetchStats{Limit: cap(f.gate.slots), InFlight: int64(len(f.gate.slots)), Refused: f.gate.refused.Load()}
+}
+
+// fetchGate is the fetcher's transport: at most cap(slots) requests in
+// flight, each from its round trip until its response body is closed (or
+// the round trip fails). A request that finds every slot taken waits at
+// most wait, and no longer than its context, then fails with ErrFetchBusy
+// without reaching next.
+type fetchGate struct {
+	next    http.RoundTripper
+	slots   chan struct{}
+	wait    time.Duration
+	refused atomic.Int64
+}
+
+func (g *fetchGate) RoundTrip(req *http.Request) (*http.Response, error) {
+	select {
+	case g.slots <- struct{}{}:
+	default:
+		t := time.NewTimer(g.wait)
+		defer t.Stop()
+		select {
+		case g.slots <- struct{}{}:
+		case <-t.C:
+			g.refused.Add(1)
+			return nil, &fetchBusyError{limit: cap(g.slots)}
+		case <-req.Context().Done():
+			g.refused.Add(1)
+			return nil, &fetchBusyError{limit: cap(g.slots)}
+		}
+	}
+	resp, err := g.next.RoundTrip(req)
+	if err != nil {
+		<-g.slots
+		return nil, err
+	}
+	resp.Body = &gatedBody{ReadCloser: resp.Body, release: sync.OnceFunc(func() { <-g.slots })}
+	return resp, nil
+}
+
+// gatedBody gives its fetch's slot back when closed (once).
+type gatedBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *gatedBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
 }
 
 // RetryableClient is the guarded client in the form fosite's JWKS fetcher takes.
@@ -96,6 +212,15 @@ func (f *MetadataFetcher) RetryableClient() *retryablehttp.Client {
 	// request, and retryablehttp's default obeys a 429's or 503's
 	// Retry-After however long the client's server asks.
 	rc.RetryWaitMin, rc.RetryWaitMax = 100*time.Millisecond, time.Second
+	// Neither a refusal of the fetcher's bound (ErrFetchBusy: it waited
+	// for a slot already) nor headers over MaxResponseHeaderBytes (the
+	// same answer again) is retried.
+	rc.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if errors.Is(err, ErrFetchBusy) || headersTooLarge(err) {
+			return false, err
+		}
+		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	}
 	rc.Backoff = func(least, most time.Duration, n int, resp *http.Response) time.Duration {
 		return min(retryablehttp.DefaultBackoff(least, most, n, resp), most)
 	}
@@ -367,6 +492,7 @@ func fetchFailure(err error) string { return FetchFailure(err) }
 // client (RetryableClient: a private_key_jwt client's jwks_uri).
 func FetchFailure(err error) string {
 	var (
+		busy     *fetchBusyError
 		dns      *net.DNSError
 		refused  *dialRefused
 		op       *net.OpError
@@ -379,6 +505,10 @@ func FetchFailure(err error) string {
 		invalid  x509.CertificateInvalidError
 	)
 	switch {
+	case errors.As(err, &busy):
+		return fmt.Sprintf("this server has too many fetches in flight (at most %d at once); retry later", busy.limit)
+	case headersTooLarge(err):
+		return fmt.Sprintf("the response headers are larger than %d bytes", MaxResponseHeaderBytes)
 	case errors.As(err, &refused):
 		return "the host's address is not a public address"
 	case errors.As(err, &dns) && dns.IsTimeout:
@@ -394,4 +524,18 @@ func FetchFailure(err error) string {
 		return "could not connect"
 	}
 	return "the request failed"
+}
+
+// headersTooLarge reports whether err, of a fetch, is the transport's
+// refusal of response headers over MaxResponseHeaderBytes. net/http has no
+// error value for it, only these words: HTTP/1's "net/http: server
+// response headers exceeded 16384 bytes; aborted", HTTP/2's "http2:
+// response header list larger than advertised limit"
+// (TestFetchRefusesLargeHeaders pins the first).
+func headersTooLarge(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "server response headers exceeded") || strings.Contains(msg, "response header list larger than advertised limit")
 }

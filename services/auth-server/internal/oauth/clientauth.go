@@ -634,3 +634,34 @@ func assertionKeyError(form url.Values, err error) error {
 // jwtBearerAssertion is the client_assertion_type of private_key_jwt
 // (RFC 7523 §2.2).
 const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// registerFetchMetrics exports the bound of the guarded fetcher's
+// fetches in flight (Client ID Metadata Documents and jwks_uri sets:
+// clients.FetchOptions.MaxInFlight) and its refusals.
+func registerFetchMetrics(reg prometheus.Registerer, f *clients.MetadataFetcher) error {
+	if reg == nil {
+		return nil
+	}
+	stat := func(g func(clients.FetchStats) float64) func() float64 {
+		return func() float64 { return g(f.FetchStats()) }
+	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_auth_client_fetches_limit",
+			Help: "Bound of Client ID Metadata Document and jwks_uri fetches in flight at once.",
+		}, stat(func(s clients.FetchStats) float64 { return float64(s.Limit) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_auth_client_fetches_in_flight",
+			Help: "Client ID Metadata Document and jwks_uri fetches in flight now.",
+		}, stat(func(s clients.FetchStats) float64 { return float64(s.InFlight) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tollgate_auth_client_fetches_refused_total",
+			Help: "Client ID Metadata Document and jwks_uri fetches refused because every slot stayed taken (answered as an unreachable document or jwks_uri).",
+		}, stat(func(s clients.FetchStats) float64 { return float64(s.Refused) })),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -73,6 +73,12 @@ import (
 //     that started it (its values kept, its end not: jwksFetchTimeout
 //     bounds it), so a request that gives up stops waiting at once while
 //     the others still get the set;
+//   - the GET goes through the guarded client, whose own bounds hold it:
+//     response headers of at most clients.MaxResponseHeaderBytes, and at
+//     most clients.DefaultMaxFetches fetches in flight in the process,
+//     metadata documents included; a GET that finds none free within
+//     clients.DefaultFetchQueueWait is refused (clients.ErrFetchBusy),
+//     and that refusal is not remembered: it is no fault of the client's;
 //   - a fetch that fails (an error status, an answer that is no JWK set,
 //     a connection that fails or times out) is remembered for
 //     jwksFailureTTL and answered again, without a GET, to every Resolve
@@ -239,6 +245,12 @@ func (f *jwksFetcher) resolve(ctx context.Context, location string, ignoreCache 
 		defer cancel()
 		started := f.now()
 		set, n, err := f.fetch(fctx, location)
+		if errors.Is(err, clients.ErrFetchBusy) {
+			// The guarded client's bound refused the GET (nothing was
+			// sent): the auth-server's load, not the client's failure,
+			// so not remembered — the next Resolve tries again.
+			return nil, err
+		}
 		if err != nil {
 			return nil, f.fail(location, err, started)
 		}

@@ -169,6 +169,9 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.cimd = clients.NewMetadataFetcher(clients.FetchOptions{AllowPrivate: cfg.CIMDAllowPrivate, Production: cfg.Production(), Log: s.log})
+	if err := registerFetchMetrics(o.Metrics, s.cimd); err != nil {
+		return nil, err
+	}
 	s.store = store.New(o.Redis, resolver{s}, store.TTLs{
 		Code: cfg.AuthCodeTTL, Access: cfg.AccessTokenTTL, Refresh: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace,
 	}, store.WithLogger(o.Log), store.WithGrantOwner(s.grantIssuerAccepted))
