@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -740,60 +741,58 @@ func (g *Gateway) acknowledged(payload string) {
 }
 
 // Subscribe listens for relayed messages, terminations, their
-// acknowledgements and notifications. It returns once the subscription is
-// in place (or failed: go-redis keeps retrying in the background) and
-// serves until ctx ends.
+// acknowledgements and notifications (redisx.Client.Listen, which
+// replaces a subscription that breaks or goes silent: its PING
+// unanswered). It returns once the subscription is confirmed, or after 3
+// s (it keeps trying in the background), and serves until ctx ends.
 //
-// Each confirmed subscription — the first, and each after go-redis
-// reconnected, when terminations may have been missed — tells the session
-// store it follows terminations from now on (session.Store.Follow), which
-// makes it confirm every remembered session with Redis once more before
-// admitting it from memory again.
+// The session store admits sessions from memory only while this
+// replica receives every termination announced (session.Store.Follow):
+// from the confirmation of a subscription to all four channels until
+// that subscription is found lost — silent or broken, when terminations
+// may have been missed from some time before — or ctx ends. Each new
+// confirmation makes the store confirm every remembered session with
+// Redis once more before admitting it from memory again.
 func (g *Gateway) Subscribe(ctx context.Context) {
 	// terminations first: on a Redis Cluster the subscription connects to
 	// that channel's master, where announceTermination publishes.
-	ps := g.rdb.Subscribe(ctx, g.terminations(), g.inbox(g.replica), g.notifications(), g.acks(g.replica))
-	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	if msg, err := ps.Receive(rctx); err != nil {
-		g.log.Warn("relay subscription not confirmed yet; retrying in the background", "err", err)
-	} else if _, ok := msg.(*redis.Subscription); ok {
-		g.sessions.Follow(true)
-	}
-	cancel()
+	channels := []string{g.terminations(), g.inbox(g.replica), g.notifications(), g.acks(g.replica)}
+	first := make(chan struct{})
+	var once sync.Once
 	go func() {
-		defer ps.Close()
 		defer g.sessions.Follow(false)
-		ch := ps.ChannelWithSubscriptions(redis.WithChannelHealthCheckInterval(10 * time.Second))
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case v, ok := <-ch:
-				if !ok {
-					return
-				}
-				m, ok := v.(*redis.Message)
-				if !ok {
-					if sub, ok := v.(*redis.Subscription); ok && sub.Kind == "subscribe" {
-						g.sessions.Follow(true)
-					}
-					continue
-				}
+		g.rdb.Listen(ctx, channels, redisx.PubSubHandler{
+			Kind: "mcp",
+			Subscribed: func(context.Context) {
+				g.sessions.Follow(true)
+				once.Do(func() { close(first) })
+			},
+			Lost: func(err error) {
+				g.sessions.Follow(false)
+				g.log.Warn("relay subscription lost: sessions are confirmed with Redis until it is made again", "err", err)
+			},
+			Message: func(ctx context.Context, m *redis.Message) {
 				switch m.Channel {
 				case g.terminations():
 					g.terminated(ctx, m.Payload)
-					continue
 				case g.acks(g.replica):
 					g.acknowledged(m.Payload)
-					continue
 				case g.notifications():
 					g.deliverNotification(m.Payload)
-					continue
+				default:
+					g.deliverRelayed(ctx, m.Payload)
 				}
-				g.deliverRelayed(ctx, m.Payload)
-			}
-		}
+			},
+		})
 	}()
+	timer := time.NewTimer(3 * time.Second)
+	defer timer.Stop()
+	select {
+	case <-first:
+	case <-timer.C:
+		g.log.Warn("relay subscription not confirmed yet; retrying in the background")
+	case <-ctx.Done():
+	}
 }
 
 // deliverRelayed hands a relayed message to the local SSE session, after
