@@ -54,6 +54,13 @@ func serveEcho(tb testing.TB, o grpcx.ServerOptions, h testingv1.EchoServiceServ
 	if h != nil {
 		testingv1.RegisterEchoServiceServer(srv, h)
 	}
+	return serveGRPC(tb, srv.Server)
+}
+
+// serveGRPC serves srv on a free loopback TCP port until the test ends, and
+// is its address.
+func serveGRPC(tb testing.TB, srv *grpc.Server) string {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

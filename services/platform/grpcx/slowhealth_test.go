@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -48,13 +47,7 @@ func TestBreakerClosesForABackendWithASlowHealthCheck(t *testing.T) {
 	srv := grpc.NewServer()
 	testingv1.RegisterEchoServiceServer(srv, h)
 	healthpb.RegisterHealthServer(srv, slowHealth{delay: 800 * time.Millisecond})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpcx.Dial(ln.Addr().String(), grpcx.ClientOptions{Name: "slow-health"})
+	conn, err := grpcx.Dial(serveGRPC(t, srv), grpcx.ClientOptions{Name: "slow-health"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,14 +127,9 @@ func TestBreakerClosesForABackendWhoseHealthCheckNeverAnswers(t *testing.T) {
 	srv := grpc.NewServer(grpcx.KeepalivePolicy())
 	testingv1.RegisterEchoServiceServer(srv, h)
 	healthpb.RegisterHealthServer(srv, health)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
+	addr := serveGRPC(t, srv)
 	logs := &testharness.SyncBuffer{}
-	conn, err := grpcx.Dial(ln.Addr().String(), grpcx.ClientOptions{Name: "never-healthy", Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	conn, err := grpcx.Dial(addr, grpcx.ClientOptions{Name: "never-healthy", Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
