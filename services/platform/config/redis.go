@@ -62,7 +62,7 @@ type Redis struct {
 	// says when it is in use; the services log a warning then.
 	AllowPlaintextPassword bool
 	// DialTimeout bounds connecting, TLS handshake included (REDIS_DIAL_TIMEOUT,
-	// default 80ms). Zero means the default.
+	// default 80ms).
 	DialTimeout time.Duration
 	// CommandTimeout bounds each socket read and write of a command
 	// (REDIS_COMMAND_TIMEOUT, default 80ms): a hung Redis fails a request
@@ -71,6 +71,9 @@ type Redis struct {
 	// BreakerOpen is how long the circuit breaker fails every command
 	// before it lets one probe through (REDIS_BREAKER_OPEN, default 500ms).
 	BreakerOpen time.Duration
+	// Each of the three is more than 0 and at most 1m. Zero,
+	// in a Redis built in Go, is the default; LoadRedis refuses a variable
+	// set to 0 or less, and an unset one is the default.
 }
 
 // Defaults of the Redis timeouts (see docs/reference/configuration.md).
@@ -78,12 +81,16 @@ const (
 	DefaultRedisDialTimeout    = 80 * time.Millisecond
 	DefaultRedisCommandTimeout = 80 * time.Millisecond
 	DefaultRedisBreakerOpen    = 500 * time.Millisecond
+	// redisTimeoutMax bounds REDIS_DIAL_TIMEOUT, REDIS_COMMAND_TIMEOUT and
+	// REDIS_BREAKER_OPEN (1m, as the problems say).
+	redisTimeoutMax = time.Minute
 )
 
 // LoadRedis reads REDIS_MODE, REDIS_URL, REDIS_PASSWORD(_FILE),
 // REDIS_SENTINEL_PASSWORD(_FILE), REDIS_TLS_CA_FILE, REDIS_KEY_PREFIX,
 // REDIS_CHECK_DURABLE, REDIS_ALLOW_PLAINTEXT_PASSWORD, REDIS_DIAL_TIMEOUT,
-// REDIS_COMMAND_TIMEOUT and REDIS_BREAKER_OPEN.
+// REDIS_COMMAND_TIMEOUT and REDIS_BREAKER_OPEN (each refused when set to 0
+// or less: 0 would be taken for the default).
 func LoadRedis(s *Source, production bool) Redis {
 	return Redis{
 		Mode:             strings.ToLower(s.String("REDIS_MODE", RedisStandalone)),
@@ -95,10 +102,23 @@ func LoadRedis(s *Source, production bool) Redis {
 		CheckDurable:     s.Bool("REDIS_CHECK_DURABLE", production),
 
 		AllowPlaintextPassword: s.Bool("REDIS_ALLOW_PLAINTEXT_PASSWORD", false),
-		DialTimeout:            s.Duration("REDIS_DIAL_TIMEOUT", DefaultRedisDialTimeout),
-		CommandTimeout:         s.Duration("REDIS_COMMAND_TIMEOUT", DefaultRedisCommandTimeout),
-		BreakerOpen:            s.Duration("REDIS_BREAKER_OPEN", DefaultRedisBreakerOpen),
+		DialTimeout:            redisTimeout(s, "REDIS_DIAL_TIMEOUT", DefaultRedisDialTimeout),
+		CommandTimeout:         redisTimeout(s, "REDIS_COMMAND_TIMEOUT", DefaultRedisCommandTimeout),
+		BreakerOpen:            redisTimeout(s, "REDIS_BREAKER_OPEN", DefaultRedisBreakerOpen),
 	}
+}
+
+// redisTimeout is key's duration, def when unset. Set to 0 or less it is a
+// problem: a zero Redis timeout is the default to redisx, so
+// REDIS_COMMAND_TIMEOUT=0 (meant as "no timeout", say) would silently
+// have been 80ms.
+func redisTimeout(s *Source, key string, def time.Duration) time.Duration {
+	d := s.Duration(key, def)
+	if d <= 0 {
+		s.problems.Addf("%s: %s is out of range: must be more than 0 and at most 1m (unset: %s)", key, d, def)
+		return def
+	}
+	return d
 }
 
 // RedisTarget is what a REDIS_URL names once parsed by go-redis's parser
@@ -271,8 +291,8 @@ func (r Redis) Validate(p *Problems, production bool) {
 		key string
 		v   time.Duration
 	}{{"REDIS_DIAL_TIMEOUT", r.DialTimeout}, {"REDIS_COMMAND_TIMEOUT", r.CommandTimeout}, {"REDIS_BREAKER_OPEN", r.BreakerOpen}} {
-		if d.v < 0 || d.v > time.Minute {
-			p.Addf("%s: must be between 0 and 1m", d.key)
+		if d.v < 0 || d.v > redisTimeoutMax {
+			p.Addf("%s: %s is out of range: must be more than 0 and at most 1m", d.key, d.v)
 		}
 	}
 }

@@ -243,3 +243,50 @@ func TestRedisURLPoolSettingsOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// REDIS_DIAL_TIMEOUT, REDIS_COMMAND_TIMEOUT and REDIS_BREAKER_OPEN are each
+// more than 0 and at most 1m; unset, the default. Set to 0 (meant as "no
+// timeout", say) or less, each is refused, naming the variable and the
+// range: a zero timeout is redisx's default, so 0 was silently 80ms (or
+// 500ms).
+func TestRedisTimeoutsRange(t *testing.T) {
+	keys := []string{"REDIS_DIAL_TIMEOUT", "REDIS_COMMAND_TIMEOUT", "REDIS_BREAKER_OPEN"}
+	load := func(env map[string]string) (config.Redis, string) {
+		env["REDIS_URL"] = "redis://h:1"
+		s := config.NewSource(config.MapEnv(env))
+		r := config.LoadRedis(s, false)
+		p := s.Problems()
+		r.Validate(&p, false)
+		if err := p.Err(); err != nil {
+			return r, err.Error()
+		}
+		return r, ""
+	}
+	r, problems := load(map[string]string{})
+	if problems != "" || r.DialTimeout != config.DefaultRedisDialTimeout || r.CommandTimeout != config.DefaultRedisCommandTimeout || r.BreakerOpen != config.DefaultRedisBreakerOpen {
+		t.Errorf("unset: %+v %s; want the defaults", r, problems)
+	}
+	defaults := map[string]string{"REDIS_DIAL_TIMEOUT": "80ms", "REDIS_COMMAND_TIMEOUT": "80ms", "REDIS_BREAKER_OPEN": "500ms"}
+	for _, key := range keys {
+		for _, v := range []string{"1ns", "1m"} {
+			if _, problems := load(map[string]string{key: v}); problems != "" {
+				t.Errorf("%s=%s: %s; want it accepted", key, v, problems)
+			}
+		}
+		for v, want := range map[string]string{
+			"0":     key + ": 0s is out of range: must be more than 0 and at most 1m (unset: " + defaults[key] + ")",
+			"0s":    key + ": 0s is out of range: must be more than 0 and at most 1m (unset: " + defaults[key] + ")",
+			"-1s":   key + ": -1s is out of range: must be more than 0 and at most 1m (unset: " + defaults[key] + ")",
+			"1m1s":  key + ": 1m1s is out of range: must be more than 0 and at most 1m",
+			"never": key + `: "never" is not a duration`,
+		} {
+			_, problems := load(map[string]string{key: v})
+			if !strings.Contains(problems, want) {
+				t.Errorf("%s=%s: problems %q, want %q", key, v, problems, want)
+			}
+			if n := strings.Count(problems, key); n != 1 {
+				t.Errorf("%s=%s: %d problems name it, want 1: %s", key, v, n, problems)
+			}
+		}
+	}
+}

@@ -190,7 +190,7 @@ func TestSettingsCheckWhatEveryServiceReads(t *testing.T) {
 	for _, w := range []string{
 		`CAPABILITY_BACKENDS: "Bad=1": `,
 		`CAPABILITY_REFRESH_INTERVAL: 0s is outside [1s, 1h0m0s]`,
-		`REDIS_COMMAND_TIMEOUT: must be between 0 and 1m`,
+		`REDIS_COMMAND_TIMEOUT: 5h0m0s is out of range: must be more than 0 and at most 1m`,
 		`REVOCATION_RECONCILE_INTERVAL: 1h0m0s is outside [1s, 5m0s]`,
 		`LOG_LEVEL: "loud" is not a level`,
 		`GRPC_STREAM_WORKERS: -1 is outside 0–4096`,
