@@ -192,10 +192,13 @@ func writeRegistry(origin string) (string, error) {
 			"client_id": id, "client_name": "MCP conformance suite (" + method + ")",
 			"redirect_uris":              []string{callbackURL(port)},
 			"resources":                  []string{origin + "/mcp"},
-			"token_endpoint_auth_method": method, "skip_consent": true,
+			"token_endpoint_auth_method": method,
 		}
 		if hash != "" {
-			c["client_secret_hash"] = hash
+			// The confidential client skips the consent page; the public
+			// one may not (its loopback redirect proves nothing, RFC 8252
+			// §8.6): the harness's browser approves it (signIn).
+			c["client_secret_hash"], c["skip_consent"] = hash, true
 		}
 		return c
 	}

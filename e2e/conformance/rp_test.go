@@ -69,7 +69,13 @@ func rpRegistryClients(origin string) ([]any, error) {
 		e := map[string]any{
 			"client_id": rc.ClientID, "client_name": "openid-client (" + c.auth + ")",
 			"redirect_uris": []string{rpRedirectURI}, "resources": []string{origin + "/mcp", origin + "/actions"},
-			"token_endpoint_auth_method": c.auth, "skip_consent": true,
+			"token_endpoint_auth_method": c.auth,
+		}
+		if c.auth != "none" {
+			// A public client's loopback redirect proves nothing (RFC 8252
+			// §8.6): it gets the consent page, which the harness's browser
+			// approves; the others skip it.
+			e["skip_consent"] = true
 		}
 		switch c.auth {
 		case "client_secret_basic", "client_secret_post":

@@ -72,6 +72,9 @@ type Client struct {
 	// clients always need it.
 	RequirePKCE bool
 	// SkipConsent lets a first-party static client skip the consent page.
+	// Rules.Check refuses it for a public client with a redirect URI that
+	// ApprovalReusable rejects (RFC 8252 §8.6): that redirect does not
+	// prove who asks, so the user's approval cannot be assumed either.
 	SkipConsent bool
 	// JWKS is the client's inline JWK Set (RFC 7591 §2 "jwks"), as
 	// registered; set it with setJWKS, which keeps its assertion keys.
@@ -326,6 +329,16 @@ func (r Rules) Check(c *Client) []string {
 	}
 	if c.ResourceServer && c.AuthMethod == AuthNone {
 		add("resource_server needs client authentication (introspection refuses public clients)")
+	}
+	if c.SkipConsent {
+		for _, u := range c.RedirectURIs {
+			if !c.ApprovalReusable(u) {
+				add("skip_consent is refused for a public client (token_endpoint_auth_method none) with redirect URI %q: "+
+					"a code sent there does not prove which app asked, since any local app can listen on it (RFC 8252 §8.6), "+
+					"so the user must approve on the consent page; remove skip_consent, or register only https redirect URIs on a host the app owns",
+					RedactedURI(u))
+			}
+		}
 	}
 	if len(c.RedirectURIs) == 0 {
 		add("at least one redirect URI is required")

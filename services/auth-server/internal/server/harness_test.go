@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	testingv1 "github.com/tollgate/tollgate/proto/gen/tollgate/testing/v1"
+	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
 	"github.com/tollgate/tollgate/services/auth-server/internal/devinit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/server"
 	"github.com/tollgate/tollgate/services/dev-idp/idptest"
@@ -121,7 +122,10 @@ func newFleet(t testing.TB, env map[string]string, extraClients string, cheap bo
 	if cheap {
 		cheapHashes(t, f.Dir)
 	}
-	// A public client (PKCE, no secret) next to the dev clients.
+	// A public client (PKCE, no secret) next to the dev clients. Its
+	// loopback redirect proves nothing, so it gets the consent page at
+	// each sign-in (RFC 8252 §8.6; skip_consent is refused for it):
+	// authorize approves it (authRequest.Public).
 	reg, err := os.OpenFile(filepath.Join(f.Dir, "clients.yaml"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +135,6 @@ func newFleet(t testing.TB, env map[string]string, extraClients string, cheap bo
   redirect_uris: [%q]
   token_endpoint_auth_method: none
   resources: [%q, %q]
-  skip_consent: true
 %s`, "http://127.0.0.1:8976/public-callback", f.Base+"/mcp", f.Base+"/actions", strings.ReplaceAll(extraClients, "BASE", f.Base))
 	if err != nil {
 		t.Fatal(err)
@@ -240,11 +243,25 @@ type authRequest struct {
 	State       string
 	Nonce       string
 	Extra       url.Values
+	// Public is set for a public client (token_endpoint_auth_method
+	// none): authorize then approves the consent page it is shown when
+	// RedirectURI does not prove the client's identity (RFC 8252 §8.6,
+	// clients.Client.ApprovalReusable) — at every sign-in, whatever the
+	// registry says — as the user would.
+	Public bool
 }
 
 func newAuthRequest(c devClient) *authRequest {
 	return &authRequest{ClientID: c.ClientID, RedirectURI: c.RedirectURIs[0], Scope: "openid profile email",
-		Verifier: oauth2.GenerateVerifier(), State: "state-" + oauth2.GenerateVerifier()[:16], Nonce: "nonce-" + oauth2.GenerateVerifier()[:16]}
+		Verifier: oauth2.GenerateVerifier(), State: "state-" + oauth2.GenerateVerifier()[:16], Nonce: "nonce-" + oauth2.GenerateVerifier()[:16],
+		Public: c.AuthMethod == clients.AuthNone}
+}
+
+// consentRequired reports whether a's sign-in always gets the consent
+// page: a public client's request whose redirect URI does not prove who
+// asks (the server's rule, clients.Client.ApprovalReusable).
+func (a *authRequest) consentRequired() bool {
+	return a.Public && !(&clients.Client{AuthMethod: clients.AuthNone}).ApprovalReusable(a.RedirectURI)
 }
 
 func (a *authRequest) URL(base string) string {
@@ -377,6 +394,25 @@ func (f *fleet) login(b *browser, a *authRequest) *page {
 	return b.submit(p, url.Values{"username": {idptest.Username}, "password": {idptest.Password}})
 }
 
+// loginApproving is login, and the consent page approved when a's sign-in
+// always gets it (authRequest.consentRequired: the harness's public
+// client), as the user would.
+func (f *fleet) loginApproving(b *browser, a *authRequest) *page {
+	f.t.Helper()
+	return approveIfAsked(b, a, f.login(b, a))
+}
+
+// approveIfAsked submits approve on p when p is the consent page of a
+// sign-in that always gets it (authRequest.consentRequired), and returns
+// where the browser ends; else p.
+func approveIfAsked(b *browser, a *authRequest, p *page) *page {
+	b.t.Helper()
+	if a.consentRequired() && p.Location == nil && p.Status == http.StatusOK && strings.Contains(p.Body, `value="approve"`) {
+		return b.submit(p, url.Values{"decision": {"approve"}})
+	}
+	return p
+}
+
 // authorize runs the whole browser part and returns the code.
 func (f *fleet) authorize(a *authRequest) string {
 	f.t.Helper()
@@ -389,13 +425,11 @@ func (f *fleet) authorize(a *authRequest) string {
 // REDIS_BREAKER_OPEN before its probe closes it.
 func (f *fleet) authorizeWhile(a *authRequest, budget time.Duration) string {
 	f.t.Helper()
-	b := newBrowser(f.t, a.RedirectURI)
-	p := f.login(b, a)
+	p := f.loginApproving(newBrowser(f.t, a.RedirectURI), a)
 	for deadline := time.Now().Add(budget); p.Location == nil && p.Status == http.StatusServiceUnavailable &&
 		p.Header.Get("Retry-After") != "" && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
-		b = newBrowser(f.t, a.RedirectURI)
-		p = f.login(b, a)
+		p = f.loginApproving(newBrowser(f.t, a.RedirectURI), a)
 	}
 	if p.Location == nil {
 		f.t.Fatalf("no redirect to the client: status %d at %s\n%s", p.Status, p.URL, p.Body)

@@ -510,7 +510,7 @@ func callbackAt(t *testing.T, f, g *fleet, a *authRequest) string {
 	u := *p.Location
 	base, _ := url.Parse(g.Base)
 	u.Host = base.Host
-	p = b.get(u.String())
+	p = approveIfAsked(b, a, b.get(u.String()))
 	if p.Location == nil || p.Location.Query().Get("code") == "" {
 		t.Fatalf("callback at g: %d %v\n%s", p.Status, p.Location, p.Body)
 	}

@@ -28,7 +28,7 @@ func TestIDTokenHintNotKeptDuringLogin(t *testing.T) {
 	f.start()
 	rdb := redis.NewClient(&redis.Options{Addr: f.Redis.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	public := f.Clients["test-public"] // skip_consent
+	public := f.Clients["local-test"] // skip_consent (a public client with a loopback redirect may not: RFC 8252 §8.6)
 	hint := f.fullFlow(public, newAuthRequest(public)).IDToken
 	// A registered client: it gets the consent page.
 	redirect := "http://127.0.0.1:8976/hint-consent-callback"

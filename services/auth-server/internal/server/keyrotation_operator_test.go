@@ -67,7 +67,7 @@ func TestKeyRotationAsAnOperator(t *testing.T) {
 		a := newAuthRequest(c)
 		a.Extra = url.Values{"id_token_hint": {hint}}
 		b := newBrowser(t, a.RedirectURI)
-		p := f.login(b, a)
+		p := f.loginApproving(b, a)
 		if p.Location == nil || p.Location.Query().Get("code") == "" {
 			loc := ""
 			if p.Location != nil {

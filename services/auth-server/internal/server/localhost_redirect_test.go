@@ -20,12 +20,10 @@ func TestPortlessLocalhostRedirectAnyPort(t *testing.T) {
   redirect_uris: ["http://localhost/callback", "http://127.0.0.1/callback", "http://localhost:6274/oauth/callback"]
   token_endpoint_auth_method: none
   resources: ["BASE/mcp"]
-  skip_consent: true
 - client_id: localhost-only
   redirect_uris: ["http://localhost/callback"]
   token_endpoint_auth_method: none
   resources: ["BASE/mcp"]
-  skip_consent: true
 `)
 	cc := devClient{ClientID: "cc-like", AuthMethod: "none", RedirectURIs: []string{"http://localhost:54321/callback"}}
 	for _, uri := range []string{"http://localhost:54321/callback", "http://localhost:1/callback", "http://localhost/callback", "http://127.0.0.1:40000/callback", "http://localhost:6274/oauth/callback"} {

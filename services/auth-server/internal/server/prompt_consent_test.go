@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestPromptConsentShowsTheConsentPage: prompt=consent (OpenID Connect
@@ -11,12 +13,18 @@ import (
 // consent page to a client that needs consent even when the user's
 // approval is remembered, and the client gets a code only after it is
 // approved again (access_denied when refused); without prompt=consent the
-// remembered approval still goes straight to the client. A static client
-// the operator marked skip_consent gets no page either way.
+// remembered approval still goes straight to the client. A static
+// (confidential) client the operator marked skip_consent gets no page
+// either way.
 func TestPromptConsentShowsTheConsentPage(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("operator-skip-secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := startFleetWith(t, nil, `- client_id: operator-skip
+  client_secret_hash: "`+string(hash)+`"
   redirect_uris: ["http://127.0.0.1:8976/skip-callback"]
-  token_endpoint_auth_method: none
+  token_endpoint_auth_method: client_secret_basic
   resources: ["BASE/mcp"]
   skip_consent: true
 `)
@@ -63,10 +71,31 @@ func TestPromptConsentShowsTheConsentPage(t *testing.T) {
 		t.Fatalf("prompt=consent, denied: %d %v, want access_denied", p.Status, p.Location)
 	}
 	// The operator's skip_consent client: no page, prompt=consent or not.
-	skip := devClient{ClientID: "operator-skip", RedirectURIs: []string{"http://127.0.0.1:8976/skip-callback"}, AuthMethod: "none"}
-	a = newAuthRequest(skip)
-	a.Extra = url.Values{"prompt": {"consent"}}
-	if code := f.authorize(a); code == "" {
-		t.Fatal("skip_consent client with prompt=consent: no code")
+	skip := devClient{ClientID: "operator-skip", ClientSecret: "operator-skip-secret", RedirectURIs: []string{"http://127.0.0.1:8976/skip-callback"}, AuthMethod: "client_secret_basic"}
+	for _, prompt := range []string{"", "consent"} {
+		a = newAuthRequest(skip)
+		a.Resource = f.Base + "/mcp"
+		if prompt != "" {
+			a.Extra = url.Values{"prompt": {prompt}}
+		}
+		if tr := f.exchange(skip, a, f.authorize(a)); tr.Status != http.StatusOK {
+			t.Fatalf("skip_consent client, prompt=%q: token %d %s %s", prompt, tr.Status, tr.Error, tr.Description)
+		}
 	}
+}
+
+// TestSkipConsentRefusedForPublicLoopbackClient: RFC 8252 §8.6 — a public
+// client's loopback redirect does not prove which app asks, so the
+// operator's skip_consent cannot stand in for the user's approval: the
+// auth-server does not start with such a client in CLIENTS_FILE, and the
+// error names the client, the redirect URI and the rule. (A reload of
+// such a file is refused by the same check, clients.LoadFile.)
+func TestSkipConsentRefusedForPublicLoopbackClient(t *testing.T) {
+	f := newFleet(t, nil, `- client_id: native-skip
+  redirect_uris: ["https://native.example/cb", "http://127.0.0.1:8976/native-callback"]
+  token_endpoint_auth_method: none
+  resources: ["BASE/mcp"]
+  skip_consent: true
+`, true)
+	startRefused(t, f, nil, `client "native-skip": skip_consent is refused for a public client (token_endpoint_auth_method none) with redirect URI "http://127.0.0.1:8976/native-callback": a code sent there does not prove which app asked, since any local app can listen on it (RFC 8252 §8.6)`)
 }

@@ -62,7 +62,7 @@ func TestStateOptionalWithPKCE(t *testing.T) {
 
 	a := newAuthRequest(pub)
 	a.State = ""
-	p := f.login(newBrowser(t, a.RedirectURI), a)
+	p := f.loginApproving(newBrowser(t, a.RedirectURI), a)
 	if p.Location == nil || p.Location.Query().Get("code") == "" {
 		t.Fatalf("no state with PKCE: %d %v\n%s", p.Status, p.Location, p.Body)
 	}
