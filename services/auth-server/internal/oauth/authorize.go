@@ -280,7 +280,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		// Refused here, before the user signs in (fosite would check the
 		// hint only when it issues the code, after the sign-in).
 		var ok bool
-		if hintSubject, ok = s.idTokenHintSubject(r.Context(), hint); !ok {
+		var why string
+		if hintSubject, ok, why = s.idTokenHintSubject(r.Context(), hint); !ok {
+			s.log.InfoContext(r.Context(), "id_token_hint refused", "client_id", c.GetID(), "reason", why)
 			redirectErr("invalid_request", idTokenHintRefused)
 			return
 		}

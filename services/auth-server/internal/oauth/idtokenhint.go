@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ory/fosite"
 	fjwt "github.com/ory/fosite/token/jwt"
@@ -79,21 +80,51 @@ func idTokenHintApplies(ar fosite.AuthorizeRequester) bool {
 // the signed-in user is not the id_token_hint's subject.
 const idTokenHintOtherUser = "the signed-in user is not the one id_token_hint names (OpenID Connect Core section 3.1.2.1)"
 
-// idTokenHintSubject is the subject of hint when hint is a JWT signed
-// (RS256) by a published key, with a subject; expired is fine (OpenID
-// Connect Core §3.1.2.1 accepts an expired ID token as a hint). ok is
-// false for anything else. The subject is what the authorization request
+// idTokenHintSubject is the subject of hint when hint is an ID token this
+// server issued: a JWT signed (RS256) by a published key, whose JOSE
+// header typ is "JWT" and whose iss is this server's issuer, with a
+// subject; expired is fine (OpenID Connect Core §3.1.2.1 accepts an
+// expired ID token as a hint, "an ID Token previously issued by the
+// Authorization Server"). ok is false for anything else, and why is then
+// said for the log (never to the client: the error description is fixed,
+// idTokenHintRefused). The subject is what the authorization request
 // keeps of the hint while the user signs in (pending.HintSubject), and
 // is matched with the signed-in user's after the sign-in (callback).
-func (s *Server) idTokenHintSubject(ctx context.Context, hint string) (sub string, ok bool) {
+//
+// The key ring signs access tokens too, with typ at+jwt (RFC 9068 §2.1,
+// which has it so that one kind of token is not taken for another, RFC
+// 8725 §3.11): such a token names a subject and carries our signature,
+// but it is no ID token, so it is refused as a hint by its typ. Every ID
+// token this server issues has typ "JWT" (fosite's signer sets it), so a
+// token without typ is refused too: nothing this server issued as an ID
+// token lacks it. A token of another issuer signed with a key we publish
+// (the same keys mounted under another PUBLIC_ISSUER_URL) is refused by
+// its iss, which OpenID Connect Core §3.1.3.7 has a relying party check
+// the same way.
+func (s *Server) idTokenHintSubject(ctx context.Context, hint string) (sub string, ok bool, why string) {
 	tok, err := publishedKeyDecoder{ring: s.ring}.Decode(ctx, hint)
 	var ve *fjwt.ValidationError
 	if err != nil && !(errors.As(err, &ve) && ve.Has(fjwt.ValidationErrorExpired) && ve.Errors&^(fjwt.ValidationErrorExpired|fjwt.ValidationErrorIssuedAt|fjwt.ValidationErrorNotValidYet) == 0) {
-		return "", false
+		return "", false, err.Error()
 	}
 	if tok == nil {
-		return "", false
+		return "", false, "not a JWT"
+	}
+	if typ, _ := tok.Header["typ"].(string); !strings.EqualFold(typ, idTokenType) {
+		// RFC 7515 §4.1.9: typ compares without regard to case.
+		return "", false, fmt.Sprintf("JOSE header typ %q is not %q: not an ID token", typ, idTokenType)
+	}
+	if iss, _ := tok.Claims["iss"].(string); iss != s.issuer {
+		return "", false, fmt.Sprintf("iss %q is not this server's issuer", iss)
 	}
 	sub, _ = tok.Claims["sub"].(string)
-	return sub, sub != ""
+	if sub == "" {
+		return "", false, "no sub"
+	}
+	return sub, true, ""
 }
+
+// idTokenType is the JOSE header typ of every ID token this server issues
+// (fosite's jwt.JWTHeaderTypeValue, RFC 7519 §5.1), and the only one an
+// id_token_hint may have.
+const idTokenType = fjwt.JWTHeaderTypeValue
