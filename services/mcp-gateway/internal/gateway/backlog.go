@@ -517,7 +517,10 @@ func (w *backlogWriter) Flush() {
 
 func (w *backlogWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// statusSeen records the status a handler answered with.
+// statusSeen notes the HTTP status of the answer written through it: the
+// first WriteHeader's, or 200 once anything else is written or flushed (as
+// net/http answers). It flushes (http.Flusher) and unwraps
+// (http.ResponseController) as the writer it wraps.
 type statusSeen struct {
 	http.ResponseWriter
 	status int
@@ -537,4 +540,21 @@ func (s *statusSeen) Write(p []byte) (int, error) {
 	return s.ResponseWriter.Write(p)
 }
 
+func (s *statusSeen) Flush() {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
 func (s *statusSeen) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// code is the status answered: 200 when nothing was written.
+func (s *statusSeen) code() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
+}

@@ -213,7 +213,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			// A request served or refused without a session
 			// (Gateway.sessionless): counted by the status answered, its
 			// refusals (429, 400, 403…) as much as its answers.
-			sw := &statusWriter{ResponseWriter: w}
+			sw := &statusSeen{ResponseWriter: w}
 			w = sw
 			defer func() { g.metrics.sessionlessAnswered(methodLabel(method), sw.code()) }()
 		}
