@@ -101,21 +101,7 @@ func TestStatelessProgressPrecedesItsAnswer(t *testing.T) {
 		body := `{"jsonrpc":"2.0","id":` + itoa(i) + `,"method":"tools/call","params":{"name":"` + tool + `","arguments":{},"_meta":{"progressToken":` + token + `,` + meta + `}}}`
 		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Version: "2026-07-28",
 			Header: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": tool}, Body: body})
-		var progress []string
-		for _, e := range r.Events {
-			var m rpcMessage
-			if json.Unmarshal([]byte(e.Data), &m) == nil && m.Method == "notifications/progress" {
-				var p struct {
-					Token    json.RawMessage `json:"progressToken"`
-					Progress json.RawMessage `json:"progress"`
-				}
-				_ = json.Unmarshal(m.Params, &p)
-				if string(p.Token) != token {
-					t.Fatalf("round %d: a progress notification of another call: %s", i+1, e.Data)
-				}
-				progress = append(progress, string(p.Progress))
-			}
-		}
+		progress := progressValues(t, i+1, token, r.Events)
 		n := len(r.Events)
 		if r.Status != http.StatusOK || strings.Join(progress, ",") != want || n != len(progress)+1 || !response(i)(r.Events[n-1]) {
 			t.Fatalf("round %d of %d (%s): %d, progress %v, want %s and then the answer: %+v %s", i+1, progressOrderRounds, tool, r.Status, progress, want, r.Events, r.Body)
@@ -143,24 +129,34 @@ func TestSessionlessProgressPrecedesItsAnswer(t *testing.T) {
 		token := `"sessionless-` + itoa(i) + `"`
 		body := `{"jsonrpc":"2.0","id":` + itoa(i) + `,"method":"tools/call","params":{"name":"` + tool + `","arguments":{},"_meta":{"progressToken":` + token + `}}}`
 		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Version: versions[i/2%len(versions)], Body: body})
-		var progress []string
-		for _, e := range r.Events {
-			var m rpcMessage
-			if json.Unmarshal([]byte(e.Data), &m) == nil && m.Method == "notifications/progress" {
-				var p struct {
-					Token    json.RawMessage `json:"progressToken"`
-					Progress json.RawMessage `json:"progress"`
-				}
-				_ = json.Unmarshal(m.Params, &p)
-				if string(p.Token) != token {
-					t.Fatalf("round %d: a progress notification of another call: %s", i+1, e.Data)
-				}
-				progress = append(progress, string(p.Progress))
-			}
-		}
+		progress := progressValues(t, i+1, token, r.Events)
 		n := len(r.Events)
 		if r.Status != http.StatusOK || r.Header.Get("Mcp-Session-Id") != "" || strings.Join(progress, ",") != want || n != len(progress)+1 || !response(i)(r.Events[n-1]) {
 			t.Fatalf("round %d of %d (%s): %d, progress %v, want %s and then the answer: %+v %s", i+1, progressOrderRounds, tool, r.Status, progress, want, r.Events, r.Body)
 		}
 	}
+}
+
+// progressValues is the progress member, as written, of each
+// notifications/progress among events, in order; round's test fails on one
+// that names a progress token other than token.
+func progressValues(t *testing.T, round int, token string, events []sseEvent) []string {
+	t.Helper()
+	var progress []string
+	for _, e := range events {
+		var m rpcMessage
+		if json.Unmarshal([]byte(e.Data), &m) != nil || m.Method != "notifications/progress" {
+			continue
+		}
+		var p struct {
+			Token    json.RawMessage `json:"progressToken"`
+			Progress json.RawMessage `json:"progress"`
+		}
+		_ = json.Unmarshal(m.Params, &p)
+		if string(p.Token) != token {
+			t.Fatalf("round %d: a progress notification of another call: %s", round, e.Data)
+		}
+		progress = append(progress, string(p.Progress))
+	}
+	return progress
 }
