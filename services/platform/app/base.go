@@ -13,10 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
+	"google.golang.org/grpc"
 
 	"github.com/tollgate/tollgate/services/platform/admin"
 	"github.com/tollgate/tollgate/services/platform/buildinfo"
 	"github.com/tollgate/tollgate/services/platform/config"
+	"github.com/tollgate/tollgate/services/platform/grpcx"
 	"github.com/tollgate/tollgate/services/platform/logging"
 	"github.com/tollgate/tollgate/services/platform/redisx"
 	"github.com/tollgate/tollgate/services/platform/telemetry"
@@ -113,6 +115,14 @@ func (b *Base) Instrument(rdb *redisx.Client) error {
 		return err
 	}
 	return telemetry.InstrumentRedisMetrics(rdb.UniversalClient, b.Metrics)
+}
+
+// Dial connects to a peer of the fleet, named name in metrics and logs
+// (grpcx.Dial), with the base's metrics, tracing and log: the circuit
+// breaker's reports of the peer (a failed probe at WARN) are lines of the
+// service's log, not of slog.Default.
+func (b *Base) Dial(target, name string) (*grpc.ClientConn, error) {
+	return grpcx.Dial(target, grpcx.ClientOptions{Registry: b.Metrics, Name: name, Telemetry: b.Telemetry, Logger: b.Log})
 }
 
 // PublicHTTP wraps a service's public handler with the request id,

@@ -54,12 +54,12 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 			base.Close()
 		}
 	}()
-	authConn, err := grpcx.Dial(cfg.AuthGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "auth-server", Telemetry: base.Telemetry})
+	authConn, err := base.Dial(cfg.AuthGRPCAddr, "auth-server")
 	if err != nil {
 		return err
 	}
 	defer authConn.Close()
-	coreConn, err := grpcx.Dial(cfg.CoreGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "capability-core", Telemetry: base.Telemetry})
+	coreConn, err := base.Dial(cfg.CoreGRPCAddr, "capability-core")
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if err != nil {
 		return err
 	}
-	authConn, err := grpcx.Dial(cfg.AuthGRPCAddr, grpcx.ClientOptions{Registry: base.Metrics, Name: "auth-server", Telemetry: base.Telemetry})
+	authConn, err := base.Dial(cfg.AuthGRPCAddr, "auth-server")
 	if err != nil {
 		base.Close()
 		return err

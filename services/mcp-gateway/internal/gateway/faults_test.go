@@ -492,3 +492,29 @@ func TestCapabilityCoreHungFailsFastAndRecovers(t *testing.T) {
 	})
 	t.Logf("first success %s after SIGCONT (report, not asserted)", time.Since(resumed).Round(time.Millisecond))
 }
+
+// The circuit breaker's reports of a backend the gateway dialed itself
+// (capability-core, the auth-server) are lines of the gateway's log, in its
+// format and through its redaction: its connections were dialed without the
+// service's logger, and a failed probe's WARN went to slog.Default (the
+// process's stderr, in slog's default form) instead.
+func TestBreakerWarningsOfCapabilityCoreReachTheGatewayLog(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway("CORE_CALL_TIMEOUT", "1s")
+	tok := f.Token("user-1", allScopes)
+	sid := g.initialize(t, tok)
+	f.StopCore()
+	// Calls find capability-core gone (Unavailable) and trip the breaker;
+	// once it is half-open, the next one starts a health probe, which fails.
+	const warned = `level=WARN msg="grpc peer did not answer the circuit breaker's health probe: calls refused until it does" service=mcp-gateway grpc.peer=capability-core `
+	testharness.Eventually(t, 30*time.Second, "the breaker's failed probe of capability-core in the gateway's log", func() (bool, string) {
+		if status, isErr, err := g.toolCall(tok, sid, "identity.profile"); err != nil || status != 200 || !isErr {
+			t.Fatalf("tool call with capability-core down: %d error=%v %v; want a tool error result", status, isErr, err)
+		}
+		if strings.Contains(g.Logs.String(), warned) {
+			return true, ""
+		}
+		time.Sleep(grpcx.BreakerOpen / 4)
+		return false, g.Logs.String()
+	})
+}
