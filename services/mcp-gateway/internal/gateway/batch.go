@@ -58,7 +58,7 @@ func (g *Gateway) serveBatch(w http.ResponseWriter, r *http.Request, body []byte
 				// Counted as one message of it is (streamableSession).
 				g.metrics.sessionlessAnswered("POST", http.StatusBadRequest)
 			}
-			return g.refuseVersionForm(w, v, message{}, mcp.IsModernProtocol(v), "POST")
+			return g.refuseVersionForm(w, v, message{}, mcp.IsModernProtocol(v), true, "POST")
 		}
 		if v != "" && !mcp.IsModernProtocol(v) && !slices.Contains(sessionlessVersions, v) {
 			g.metrics.sessionlessAnswered("POST", http.StatusBadRequest)

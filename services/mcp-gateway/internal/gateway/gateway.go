@@ -216,6 +216,7 @@ func New(d Deps) (*Gateway, error) {
 	// returned (endAnswerStream).
 	g.toolMiddleware = []server.ToolHandlerMiddleware{endAnswerStream, recoverTools(d.Log), g.chargeResults}
 	hooks := &server.Hooks{}
+	hooks.AddBeforeInitialize(beforeInitialize)
 	hooks.AddAfterInitialize(g.afterInitialize)
 	hooks.AddOnRegisterSession(g.adoptSession)
 	hooks.AddOnUnregisterSession(func(context.Context, server.ClientSession) { g.metrics.registered.Dec() })

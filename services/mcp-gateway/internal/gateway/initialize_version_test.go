@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -46,4 +47,63 @@ func TestInitializeWithoutProtocolVersion(t *testing.T) {
 		check("/messages", g.do(t, req{Method: "POST", Path: path, Token: tok, Body: body}), body, http.StatusBadRequest)
 	}
 	legacyInit(t, s, g, tok, path)
+}
+
+// An initialize over Streamable HTTP (/mcp) that asks for a version this
+// transport does not serve — 2024-11-05, whose transport is HTTP+SSE
+// (/sse), or one unknown — is answered with the newest served there,
+// 2025-11-25, and its session is of that version: "Otherwise, the server
+// MUST respond with another protocol version it supports. This SHOULD be
+// the latest version supported by the server" (MCP 2025-11-25, Lifecycle,
+// "Version Negotiation"). mcp-go answered 2024-11-05, a session of a
+// revision without this transport. A version served on /mcp is answered
+// as asked, and a legacy initialize (/messages) negotiates 2024-11-05.
+func TestInitializeNegotiatesAVersionOfItsTransport(t *testing.T) {
+	f := newFleet(t)
+	g := f.Gateway()
+	tok := f.Token("user-1", allScopes)
+	negotiated := func(r *resp) string {
+		t.Helper()
+		var res struct {
+			ProtocolVersion string `json:"protocolVersion"`
+		}
+		if m := r.rpc(t); m.Error != nil || json.Unmarshal(m.Result, &res) != nil {
+			t.Fatalf("initialize: %d %s", r.Status, r.Body)
+		}
+		return res.ProtocolVersion
+	}
+	for asked, want := range map[string]string{
+		"2024-11-05": "2025-11-25", "1999-01-01": "2025-11-25", "2026-07-28": "2025-11-25",
+		"2025-11-25": "2025-11-25", "2025-06-18": "2025-06-18", "2025-03-26": "2025-03-26",
+	} {
+		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{
+			"protocolVersion": asked, "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"}})})
+		sid := r.Header.Get("Mcp-Session-Id")
+		if got := negotiated(r); r.Status != http.StatusOK || got != want || sid == "" {
+			t.Errorf("initialize over /mcp asking %s: %d, negotiated %q, session %q; want %s and a session", asked, r.Status, got, sid, want)
+			continue
+		}
+		if asked != "2024-11-05" {
+			continue
+		}
+		// The session is 2025-11-25's: requests at it are served, at
+		// 2024-11-05 refused as at any version but the negotiated one.
+		if r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: want, Body: call("tools/list", nil)}); r.Status != http.StatusOK || r.rpc(t).Error != nil {
+			t.Errorf("tools/list at %s in the session: %d %s", want, r.Status, r.Body)
+		}
+		if r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: asked, Body: call("tools/list", nil)}); r.Status != http.StatusBadRequest {
+			t.Errorf("tools/list at %s in the session: %d %s, want 400", asked, r.Status, r.Body)
+		}
+	}
+
+	s := g.openStream(t, "/sse", tok, nil)
+	path := s.endpoint()
+	init := call("initialize", map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "legacy", "version": "1"}})
+	if r := g.do(t, req{Method: "POST", Path: path, Token: tok, Body: init}); r.Status != http.StatusAccepted {
+		t.Fatalf("initialize over /messages: %d %s", r.Status, r.Body)
+	}
+	if e := s.next(response(init["id"])); !strings.Contains(e.Data, `"protocolVersion":"2024-11-05"`) {
+		t.Errorf("initialize over /messages asking 2024-11-05: %s, want 2024-11-05", e.Data)
+	}
 }

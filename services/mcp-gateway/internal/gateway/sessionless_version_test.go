@@ -50,11 +50,13 @@ func TestSessionlessVersions(t *testing.T) {
 		t.Errorf("%v tools/list counted unsupported_version, want 2", n)
 	}
 	// A value that is no version is refused as for one message
-	// (TestVersionValuesAndParamHeadersAreNotRepeated), not as a batch.
+	// (TestVersionValuesAndParamHeadersAreNotRepeated), not as a batch,
+	// naming the versions served without a session, not every version.
 	for _, body := range []any{call("tools/list", nil), `[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]`} {
 		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Version: "2025-11-25x", Body: body})
-		if m := r.rpc(t); r.Status != http.StatusBadRequest || m.Error == nil || !strings.Contains(m.Error.Message, "(11 bytes) is not a protocol version") {
-			t.Errorf("version 2025-11-25x without a session, %v: %d %s, want 400 naming no version", body, r.Status, r.Body)
+		if m := r.rpc(t); r.Status != http.StatusBadRequest || m.Error == nil || !strings.Contains(m.Error.Message, "(11 bytes) is not a protocol version") ||
+			!strings.HasSuffix(m.Error.Message, "; "+supported) {
+			t.Errorf("version 2025-11-25x without a session, %v: %d %s, want 400 naming no version and only the versions %s", body, r.Status, r.Body, supported)
 		}
 	}
 	// A version served without a session that has no batches keeps its

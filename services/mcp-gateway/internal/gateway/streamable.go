@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -209,7 +210,8 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		if !modern && !initialize && r.Method != http.MethodOptions {
 			id = r.Header.Get(server.HeaderKeySessionID)
 		}
-		if id == "" && r.Method == http.MethodPost && !modern && !initialize && !g.cfg.SessionRequired {
+		sessionless := id == "" && r.Method == http.MethodPost && !modern && !initialize && !g.cfg.SessionRequired
+		if sessionless {
 			// A request served or refused without a session
 			// (Gateway.sessionless): counted by the status answered, its
 			// refusals (429, 400, 403…) as much as its answers.
@@ -229,7 +231,7 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		if !g.admitRate(w, r, transportStreamable, method, msg.ID, rl, lerr) {
 			return
 		}
-		if r.Method != http.MethodOptions && g.refuseVersionForm(w, header, msg, modern, method) {
+		if r.Method != http.MethodOptions && g.refuseVersionForm(w, header, msg, modern, sessionless, method) {
 			return
 		}
 		if id != "" && r.Method != http.MethodGet {
@@ -575,6 +577,27 @@ func (h *heldResponse) refused() bool {
 		return true
 	}
 	return len(m.Error) > 0 || len(m.Result) == 0
+}
+
+// beforeInitialize has an initialize over Streamable HTTP
+// (Gateway.initialize) that asks for a version not served on it —
+// 2024-11-05, whose transport is HTTP+SSE (/sse), or one unknown —
+// negotiate the newest served there, 2025-11-25: "If the server supports
+// the requested protocol version, it MUST respond with the same version.
+// Otherwise, the server MUST respond with another protocol version it
+// supports. This SHOULD be the latest version supported by the server"
+// (MCP 2025-11-25, Lifecycle, "Version Negotiation"); a client that cannot
+// speak it disconnects. mcp-go answered 2024-11-05 with 2024-11-05, a
+// session of a revision without this transport. Without a version the
+// request is 2025-03-26's, as mcp-go takes it (Transports, "Protocol
+// Version Header"); a legacy initialize (/messages) is left as asked.
+func beforeInitialize(ctx context.Context, _ any, req *mcp.InitializeRequest) {
+	if _, streamable := ctx.Value(recordKey{}).(*negotiation); !streamable {
+		return
+	}
+	if v := req.Params.ProtocolVersion; v != "" && !slices.Contains(sessionlessVersions, v) {
+		req.Params.ProtocolVersion = sessionlessVersions[0]
+	}
 }
 
 // afterInitialize records what initialize negotiated, so that every replica
@@ -1094,7 +1117,7 @@ func paramHeaderError(h http.Header, msg message) string {
 // listener's 64 KiB header limit, or the body's 1 MiB for the _meta value.
 // A value of the form passes on to those checks, which repeat its 10
 // bytes.
-func (g *Gateway) refuseVersionForm(w http.ResponseWriter, header string, msg message, modern bool, method string) bool {
+func (g *Gateway) refuseVersionForm(w http.ResponseWriter, header string, msg message, modern, sessionless bool, method string) bool {
 	what, size := "", 0
 	switch meta := msg.Params.Meta.ProtocolVersion(); {
 	case header != "" && !versionForm(header):
@@ -1105,8 +1128,14 @@ func (g *Gateway) refuseVersionForm(w http.ResponseWriter, header string, msg me
 		return false
 	}
 	g.metrics.request(transportStreamable, methodLabel(method), "unsupported_version")
-	text := versionError(what, size)
+	text := versionError(what, size, "supported: ", mcp.ValidProtocolVersions)
 	if !modern {
+		if sessionless {
+			// Only the versions served without a session, as a
+			// version of the form not served so is answered
+			// (sessionlessVersionError).
+			text = versionError(what, size, "supported without a session: ", sessionlessVersions)
+		}
 		// As initialize's unsupported header is answered.
 		writeRPCError(w, http.StatusBadRequest, msg.ID, mcp.INVALID_REQUEST, text)
 		return true
@@ -1125,10 +1154,11 @@ func (g *Gateway) refuseVersionForm(w http.ResponseWriter, header string, msg me
 }
 
 // versionError is the message for a protocol version value (what: where it
-// was sent) of size bytes that is no version.
-func versionError(what string, size int) string {
-	return fmt.Sprintf("unsupported protocol version: %s (%d bytes) is not a protocol version, a date YYYY-MM-DD; supported: %s",
-		what, size, strings.Join(mcp.ValidProtocolVersions, ", "))
+// was sent) of size bytes that is no version, naming the versions
+// supported where it was sent.
+func versionError(what string, size int, supportedWhere string, supported []string) string {
+	return fmt.Sprintf("unsupported protocol version: %s (%d bytes) is not a protocol version, a date YYYY-MM-DD; %s%s",
+		what, size, supportedWhere, strings.Join(supported, ", "))
 }
 
 // versionForm reports whether v has the form of an MCP protocol version: a
