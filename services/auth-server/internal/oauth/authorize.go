@@ -690,7 +690,7 @@ func (s *Server) answerAuthorizeError(w http.ResponseWriter, r *http.Request, ar
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, endpoint string, status int, code, desc string) {
 	setAuditResult(r, code)
 	s.metrics.errors.WithLabelValues(endpoint, code).Inc()
-	s.errorPage(w, r, status, code, desc)
+	s.errorPage(w, r, endpoint, status, code, desc)
 }
 
 // verifiedRedirect is the URL errors of c's authorization request go to

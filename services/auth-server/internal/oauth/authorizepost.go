@@ -34,7 +34,7 @@ func (s *Server) authorizePost(w http.ResponseWriter, r *http.Request) {
 	fail := func(status int, desc string) {
 		s.metrics.errors.WithLabelValues("authorize", "invalid_request").Inc()
 		s.auditRefused(r, "authorize", "invalid_request")
-		s.errorPage(w, r, status, "invalid_request", desc)
+		s.errorPage(w, r, "authorize", status, "invalid_request", desc)
 	}
 	tooLarge := func() {
 		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("the authorization request's body is larger than %d bytes (HTTP 413): send a shorter state, nonce or scope", maxAuthorizeQuery))

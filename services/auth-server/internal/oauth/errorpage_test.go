@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -31,7 +32,7 @@ func TestErrorPageRetryAfter(t *testing.T) {
 		}
 		r := httptest.NewRequest(http.MethodGet, "/oauth/authorize", nil)
 		r.Header.Set("Accept", tc.accept)
-		(&Server{}).errorPage(w, r, tc.status, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
+		(&Server{log: slog.New(slog.DiscardHandler)}).errorPage(w, r, "authorize", tc.status, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
 		if w.Code != tc.status || w.Header().Get("Retry-After") != tc.want || w.Header().Get("Cache-Control") != "no-store" {
 			t.Errorf("%s %d (Retry-After %q set before): %d, Retry-After %q, Cache-Control %q; want %d, %q, no-store",
 				tc.accept, tc.status, tc.preset, w.Code, w.Header().Get("Retry-After"), w.Header().Get("Cache-Control"), tc.status, tc.want)

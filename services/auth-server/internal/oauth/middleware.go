@@ -46,7 +46,7 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		if api {
 			writeJSONError(w, status, code, desc)
 		} else {
-			s.errorPage(w, r, status, code, desc)
+			s.errorPage(w, r, endpoint, status, code, desc)
 		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -526,7 +526,7 @@ func (s *Server) limitVerdict(w http.ResponseWriter, r *http.Request, endpoint s
 
 // errorPage answers an authorization-endpoint error that must not redirect
 // (the redirect URI is not verified): HTML for browsers, JSON otherwise.
-func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, endpoint string, status int, code, desc string) {
 	noStore(w)
 	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		// Every 503 says when to retry (RFC 9110 §10.2.3), pages too: a
@@ -539,10 +539,45 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, c
 		writeJSONError(w, status, code, desc)
 		return
 	}
+	text := desc
+	if endpoint == "authorize" {
+		// The page is on this server's origin, and anyone can send a
+		// browser to it with a client_id, redirect_uri or scope of their
+		// choosing, which the description quotes: on the page it would be
+		// the sender's words under our name (reflected content, a phishing
+		// text). The page says fixed words chosen by the code; the
+		// description stays in the JSON answer and in the log.
+		text = authorizePageText(status, code)
+		s.log.InfoContext(r.Context(), "authorization error shown on a page: the redirect URI is not verified",
+			"error", code, "status", status, "error_description", desc)
+	}
 	pageHeaders(w, "")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_ = errorTemplate.Execute(w, oauthError{Error: wireError(code), Description: desc})
+	_ = errorTemplate.Execute(w, oauthError{Error: wireError(code), Description: text})
+}
+
+// authorizePageText is what the authorization endpoint's error page says
+// (shown when the error cannot go to a verified redirect URI, RFC 6749
+// §4.1.2.1): fixed words by the HTTP status or the error code, never the
+// error_description (errorPage).
+func authorizePageText(status int, code string) string {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		return "This server could not start the sign-in now. Try again in a moment: reload this page."
+	case status == http.StatusTooManyRequests:
+		return "Too many sign-in requests came from your network. Try again in a minute."
+	case status == http.StatusRequestEntityTooLarge || status == http.StatusRequestURITooLong:
+		return "The app's sign-in request is too long for this server."
+	case code == "invalid_client":
+		return "The app that sent you here is not known to this server, or its registration could not be checked."
+	case code == "invalid_request":
+		return "The app's sign-in request was not valid, so this server cannot tell where to send you back."
+	}
+	if t, ok := interstitialText[code]; ok {
+		return t
+	}
+	return "The sign-in could not be completed."
 }
 
 // cspOrigin is an origin that can stand in a CSP source list as is: a

@@ -89,11 +89,14 @@ func TestAssertionKeySizeBounded(t *testing.T) {
 		id := document("/only-big.json", `{"keys":[`+string(bigJWK)+`]}`)
 		c := devClient{ClientID: id, RedirectURIs: []string{redirect}, AuthMethod: "private_key_jwt"}
 		p := newBrowser(t, redirect).get(newAuthRequest(c).URL(f.Base))
-		body := htmlUnescape(p.Body)
 		want := `key 1 (kid "big") has 65536 bits, more than 4096`
-		if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(body, "invalid_client") || !strings.Contains(body, want) {
-			t.Errorf("a document whose only key has %d bits: %d %v (consent page: %v), want 400 invalid_client saying %q",
-				bits, p.Status, p.Location, formAction.MatchString(p.Body), want)
+		if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "<code>invalid_client</code>") {
+			t.Errorf("a document whose only key has %d bits: %d %v (consent page: %v), want the 400 invalid_client page",
+				bits, p.Status, p.Location, formAction.MatchString(p.Body))
+		}
+		// The page says fixed words; the description is in the JSON answer.
+		if st, code, desc := authorizeJSON(t, newAuthRequest(c).URL(f.Base), "", ""); st != http.StatusBadRequest || code != "invalid_client" || !strings.Contains(desc, want) {
+			t.Errorf("a document whose only key has %d bits: JSON %d %s %q, want 400 invalid_client saying %q", bits, st, code, desc, want)
 		}
 	})
 

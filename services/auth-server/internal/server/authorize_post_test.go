@@ -60,8 +60,11 @@ func TestAuthorizeByPost(t *testing.T) {
 		a := newAuthRequest(c)
 		a.RedirectURI = "https://evil.example/cb"
 		p := post(newBrowser(t, "https://evil.example"), f.Base+"/oauth/authorize", "application/x-www-form-urlencoded", params(a))
-		if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "is not registered for client") {
+		if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "<code>invalid_request</code>") {
 			t.Errorf("unregistered redirect_uri by POST: %d %v\n%.400s", p.Status, p.Location, p.Body)
+		}
+		if st, code, desc := authorizeJSON(t, f.Base+"/oauth/authorize", "application/x-www-form-urlencoded", params(a)); st != http.StatusBadRequest || code != "invalid_request" || !strings.Contains(desc, "is not registered for client") {
+			t.Errorf("unregistered redirect_uri by POST, JSON: %d %s %q", st, code, desc)
 		}
 	})
 
@@ -78,8 +81,11 @@ func TestAuthorizeByPost(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := post(newBrowser(t, f.Base), f.Base+tc.target, tc.ct, tc.body)
-			if p.Status != tc.status || p.Location != nil || !strings.Contains(p.Body, "invalid_request") || !strings.Contains(p.Body, tc.says) {
-				t.Errorf("%d %v, want %d invalid_request saying %q\n%.400s", p.Status, p.Location, tc.status, tc.says, p.Body)
+			if p.Status != tc.status || p.Location != nil || !strings.Contains(p.Body, "invalid_request") {
+				t.Errorf("%d %v, want %d invalid_request\n%.400s", p.Status, p.Location, tc.status, p.Body)
+			}
+			if st, code, desc := authorizeJSON(t, f.Base+tc.target, tc.ct, tc.body); st != tc.status || code != "invalid_request" || !strings.Contains(desc, tc.says) {
+				t.Errorf("JSON %d %s %q, want %d invalid_request saying %q", st, code, desc, tc.status, tc.says)
 			}
 		})
 	}

@@ -50,8 +50,11 @@ func TestRepeatedAuthorizeParameterGoesToTheClient(t *testing.T) {
 			a := newAuthRequest(pub)
 			u := a.URL(f.Base) + "&" + param + "=" + url.QueryEscape(map[string]string{"client_id": pub.ClientID, "redirect_uri": a.RedirectURI}[param])
 			p := newBrowser(t, a.RedirectURI).get(u)
-			if p.Status != http.StatusBadRequest || p.Location != nil || !strings.Contains(p.Body, "parameter "+param+" is repeated") {
-				t.Fatalf("status %d, location %v, want 400 saying %q on the page:\n%.300s", p.Status, p.Location, "parameter "+param+" is repeated", p.Body)
+			if p.Status != http.StatusBadRequest || p.Location != nil || !strings.Contains(p.Body, "<code>invalid_request</code>") {
+				t.Fatalf("status %d, location %v, want 400 invalid_request on the page:\n%.300s", p.Status, p.Location, p.Body)
+			}
+			if st, code, desc := authorizeJSON(t, u, "", ""); st != http.StatusBadRequest || code != "invalid_request" || !strings.Contains(desc, "parameter "+param+" is repeated") {
+				t.Fatalf("JSON %d %s %q, want 400 invalid_request saying %q", st, code, desc, "parameter "+param+" is repeated")
 			}
 		})
 	}

@@ -187,12 +187,15 @@ func TestAuthorizeRequestSizeBounded(t *testing.T) {
 			a := newAuthRequest(c)
 			mod(a)
 			p := newBrowser(t, c.RedirectURIs[0], f.IdP.Issuer).get(a.URL(f.Base))
-			if p.Location != nil || p.Status != http.StatusRequestURITooLong || !strings.Contains(p.Body, "larger than 16384 bytes") ||
+			if p.Location != nil || p.Status != http.StatusRequestURITooLong || !strings.Contains(p.Body, "too long for this server") ||
 				!strings.Contains(p.Body, "invalid_request") || !strings.HasPrefix(p.Header.Get("Content-Type"), "text/html") {
 				t.Fatalf("%d (location %.200v), want a 414 page without redirect\n%.500s", p.Status, p.Location, p.Body)
 			}
 			if strings.Contains(p.Body, "sssssssss") || strings.Contains(p.Body, "nnnnnnnnn") {
 				t.Error("the page echoes the request")
+			}
+			if st, _, desc := authorizeJSON(t, a.URL(f.Base), "", ""); st != http.StatusRequestURITooLong || !strings.Contains(desc, "larger than 16384 bytes") {
+				t.Errorf("JSON %d %q, want 414 saying larger than 16384 bytes", st, desc)
 			}
 			if n := pendingKeys(); n != 0 {
 				t.Errorf("%d pending requests stored, want none", n)
@@ -211,7 +214,7 @@ func TestAuthorizeRequestSizeBounded(t *testing.T) {
 		a := newAuthRequest(c)
 		a.State = strings.Repeat("s", 20<<10)
 		p := newBrowser(t, c.RedirectURIs[0], f.IdP.Issuer).get(a.URL(f.Base) + suffix)
-		if p.Location != nil || p.Status != http.StatusRequestURITooLong || !strings.Contains(p.Body, "larger than 16384 bytes") {
+		if p.Location != nil || p.Status != http.StatusRequestURITooLong || !strings.Contains(p.Body, "too long for this server") {
 			t.Errorf("20 KiB with %s: %d (location %.200v), want the 414 page\n%.500s", name, p.Status, p.Location, p.Body)
 		}
 	}

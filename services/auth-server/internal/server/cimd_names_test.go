@@ -54,14 +54,16 @@ func TestMetadataDocumentNameAndURIRules(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			a := newAuthRequest(devClient{ClientID: doc(path, c.members), RedirectURIs: []string{redirect}, AuthMethod: "none"})
 			p := newBrowser(t, redirect).get(a.URL(f.Base))
-			body := htmlUnescape(p.Body)
-			if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(body, "invalid_client") ||
-				!strings.Contains(body, "client metadata document: "+c.want) {
-				t.Errorf("%d %v, want 400 invalid_client saying %q:\n%s", p.Status, p.Location, c.want, p.Body)
+			if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "<code>invalid_client</code>") {
+				t.Errorf("%d %v, want the 400 invalid_client page:\n%s", p.Status, p.Location, p.Body)
+			}
+			st, code, desc := authorizeJSON(t, a.URL(f.Base), "", "")
+			if st != http.StatusBadRequest || code != "invalid_client" || !strings.Contains(desc, "client metadata document: "+c.want) {
+				t.Errorf("JSON %d %s %q, want 400 invalid_client saying %q", st, code, desc, c.want)
 			}
 			// The client was found and its document refused: not "unknown client" (verify).
-			if strings.Contains(body, "unknown client") {
-				t.Errorf("a refused metadata document is described as an unknown client:\n%s", p.Body)
+			if strings.Contains(desc, "unknown client") {
+				t.Errorf("a refused metadata document is described as an unknown client: %q", desc)
 			}
 		})
 	}
@@ -121,7 +123,7 @@ func TestMetadataDocumentNameAndURIRules(t *testing.T) {
 		t.Errorf("connection of a cached document with a javascript: client_uri: %v, want listed by client id without a URI", x)
 	}
 	a = newAuthRequest(c)
-	if p := newBrowser(t, redirect).get(a.URL(f.Base)); p.Status != http.StatusBadRequest || !strings.Contains(htmlUnescape(p.Body), `client_uri "javascript:alert(1)": must be an http or https URL`) {
-		t.Errorf("authorization with the cached document: %d %v, want 400 invalid_client\n%s", p.Status, p.Location, p.Body)
+	if st, code, desc := authorizeJSON(t, a.URL(f.Base), "", ""); st != http.StatusBadRequest || code != "invalid_client" || !strings.Contains(desc, `client_uri "javascript:alert(1)": must be an http or https URL`) {
+		t.Errorf("authorization with the cached document: %d %s %q, want 400 invalid_client", st, code, desc)
 	}
 }

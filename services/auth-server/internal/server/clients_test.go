@@ -252,8 +252,8 @@ func TestClientMetadataDocument(t *testing.T) {
 			if p.Location != nil || p.Status != 400 || !strings.Contains(p.Body, "invalid_client") {
 				t.Errorf("%d %v %s", p.Status, p.Location, p.Body)
 			}
-			if path == "/dupe.json" && !strings.Contains(htmlUnescape(p.Body), `member "redirect_uris" appears more than once`) {
-				t.Errorf("the refusal does not name the repeated member: %s", p.Body)
+			if _, _, desc := authorizeJSON(t, newAuthRequest(bad).URL(f.Base), "", ""); path == "/dupe.json" && !strings.Contains(desc, `member "redirect_uris" appears more than once`) {
+				t.Errorf("the refusal does not name the repeated member: %q", desc)
 			}
 		})
 	}

@@ -71,36 +71,67 @@ func TestFormOnlyEndpointsSayWhatToSend(t *testing.T) {
 	}
 }
 
-// The page for a redirect_uri that is not registered names the rejected
-// URI, HTML-escaped, so whoever configures the client sees what to add.
-func TestUnregisteredRedirectShowsTheURI(t *testing.T) {
+// TestAuthorizeErrorPageSaysOnlyOurWords: the authorization endpoint's
+// error page — shown when the error cannot go to a verified redirect URI
+// (RFC 6749 §4.1.2.1) — is on this server's origin, and anyone can send a
+// browser to it with a client_id, redirect_uri and scope of their choosing.
+// Its description quotes them ("redirect_uri "…" is not registered for
+// client "…""), so the page carried the sender's words under our name
+// (reflected content, a phishing text). The page now says fixed words
+// chosen by the error code and none of the request's text, for a GET and a
+// POST authorization request; the description stays in the JSON answer,
+// whole, and in the log.
+func TestAuthorizeErrorPageSaysOnlyOurWords(t *testing.T) {
 	f := startFleet(t, nil)
+	const bait = "Your-account-is-locked-call-555-0100"
 	c := f.Clients["local-test"]
-	a := newAuthRequest(c)
-	a.RedirectURI = `https://chatgpt.com/connector_platform_oauth_redirect?x=<b>"1"</b>&y=2`
-	b := newBrowser(t)
-	p := b.get(a.URL(f.Base))
-	want := `redirect_uri &#34;https://chatgpt.com/connector_platform_oauth_redirect?x=&lt;b&gt;\&#34;1\&#34;&lt;/b&gt;&amp;y=2&#34; is not registered for client &#34;local-test&#34;: add exactly this URI to the client&#39;s redirect_uris (exact match required; any port only for http loopback IP literals and a port-less http://localhost, RFC 8252 §7.3)`
-	if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, want) {
-		t.Errorf("page %d:\n%s\nwant it to contain\n%s", p.Status, p.Body, want)
+	for _, tc := range []struct {
+		name, clientID, redirect, code, text, json string
+	}{
+		{"a redirect_uri not registered", c.ClientID, "https://evil.example/" + bait + `?x=<b>"1"</b>`, "invalid_request",
+			"The app&#39;s sign-in request was not valid, so this server cannot tell where to send you back.",
+			`redirect_uri "https://evil.example/` + bait + `?x=<b>\"1\"</b>" is not registered for client "local-test": add exactly this URI`},
+		{"a redirect_uri that is no URI", c.ClientID, "https://evil.example/" + bait + " now", "invalid_request",
+			"The app&#39;s sign-in request was not valid, so this server cannot tell where to send you back.", bait},
+		{"an unknown client_id", bait + " (support)", "https://evil.example/" + bait, "invalid_client",
+			"The app that sent you here is not known to this server, or its registration could not be checked.", "unknown client"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAuthRequest(devClient{ClientID: tc.clientID, RedirectURIs: []string{tc.redirect}})
+			a.Scope = "openid " + bait
+			pages := map[string]*page{"GET": newBrowser(t).get(a.URL(f.Base))}
+			u, _ := url.Parse(a.URL(f.Base))
+			req, _ := http.NewRequest(http.MethodPost, f.Base+"/oauth/authorize", strings.NewReader(u.RawQuery))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			pages["POST"] = newBrowser(t).do(req)
+			for method, p := range pages {
+				if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, tc.text) || !strings.Contains(p.Body, "<code>"+tc.code+"</code>") {
+					t.Errorf("%s: page %d %v:\n%s\nwant 400 saying %q and %s", method, p.Status, p.Location, p.Body, tc.text, tc.code)
+				}
+				for _, echoed := range []string{bait, "evil.example", "<b>", "&lt;b&gt;", "is not registered"} {
+					if strings.Contains(p.Body, echoed) {
+						t.Errorf("%s: the page repeats the request's text %q:\n%s", method, echoed, p.Body)
+					}
+				}
+			}
+			// A caller that does not ask for HTML gets the description.
+			resp, err := http.Get(a.URL(f.Base))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var e struct {
+				Error       string `json:"error"`
+				Description string `json:"error_description"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&e)
+			if resp.StatusCode != http.StatusBadRequest || e.Error != tc.code || !strings.Contains(e.Description, tc.json) {
+				t.Errorf("JSON %d %s %q, want %s with %q", resp.StatusCode, e.Error, e.Description, tc.code, tc.json)
+			}
+		})
 	}
-	if strings.Contains(p.Body, "<b>") {
-		t.Error("the rejected URI reached the page unescaped")
-	}
-	// The same text as JSON for a non-browser caller.
-	req, _ := http.NewRequest(http.MethodGet, a.URL(f.Base), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var e struct {
-		Description string `json:"error_description"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&e)
-	wantJSON := `redirect_uri "https://chatgpt.com/connector_platform_oauth_redirect?x=<b>\"1\"</b>&y=2" is not registered for client "local-test": add exactly this URI to the client's redirect_uris (exact match required; any port only for http loopback IP literals and a port-less http://localhost, RFC 8252 §7.3)`
-	if e.Description != wantJSON {
-		t.Errorf("JSON error_description %q, want %q", e.Description, wantJSON)
+	if logs := f.AS.Logs.String(); !strings.Contains(logs, "authorization error shown on a page") || !strings.Contains(logs, "https://evil.example/"+bait) {
+		t.Errorf("the description is not in the log:\n%s", logs)
 	}
 }
 

@@ -413,6 +413,31 @@ func approveIfAsked(b *browser, a *authRequest, p *page) *page {
 	return p
 }
 
+// authorizeJSON sends an authorization request as a caller that does not
+// ask for HTML (GET target, or POST body as contentType when body is not
+// empty) and returns the JSON error's status, error and
+// error_description: the HTML page says fixed words only, never the
+// description (TestAuthorizeErrorPageSaysOnlyOurWords).
+func authorizeJSON(t *testing.T, target, contentType, body string) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, target, nil)
+	if body != "" {
+		req, _ = http.NewRequest(http.MethodPost, target, strings.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Error, e.Description
+}
+
 // authorize runs the whole browser part and returns the code.
 func (f *fleet) authorize(a *authRequest) string {
 	f.t.Helper()

@@ -43,8 +43,11 @@ func TestPortlessLocalhostRedirectAnyPort(t *testing.T) {
 		for _, uri := range uris {
 			a := newAuthRequest(devClient{ClientID: id, RedirectURIs: []string{uri}})
 			p := newBrowser(t, "http://localhost", "http://127.0.0.1", "http://[::1]", "https://localhost", "http://LOCALHOST").get(a.URL(f.Base))
-			if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "invalid_request") || !strings.Contains(p.Body, "is not registered") && !strings.Contains(p.Body, "leading zero") {
+			if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "invalid_request") {
 				t.Errorf("%s with %s: %d %v, want 400 invalid_request on the error page:\n%.400s", id, uri, p.Status, p.Location, p.Body)
+			}
+			if st, _, desc := authorizeJSON(t, a.URL(f.Base), "", ""); st != http.StatusBadRequest || !strings.Contains(desc, "is not registered") && !strings.Contains(desc, "leading zero") {
+				t.Errorf("%s with %s: JSON %d %q, want it not registered", id, uri, st, desc)
 			}
 		}
 	}

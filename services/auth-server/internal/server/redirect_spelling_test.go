@@ -38,8 +38,11 @@ func TestLoopbackRedirectSpellings(t *testing.T) {
 			a := newAuthRequest(c)
 			a.RedirectURI = uri
 			p := newBrowser(t, "http://127.0.0.1:8976", "http://127.0.0.1:5", "http://127.0.0.1/", "http://127.0.0.1:0", "http://127.0.0.1:/").get(a.URL(f.Base))
-			if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "invalid_request") || !strings.Contains(p.Body, why) {
-				t.Errorf("%d %v, want 400 invalid_request saying %q without a redirect:\n%.600s", p.Status, p.Location, why, p.Body)
+			if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "invalid_request") {
+				t.Errorf("%d %v, want 400 invalid_request without a redirect:\n%.600s", p.Status, p.Location, p.Body)
+			}
+			if st, code, desc := authorizeJSON(t, a.URL(f.Base), "", ""); st != http.StatusBadRequest || code != "invalid_request" || !strings.Contains(desc, htmlUnescape(why)) {
+				t.Errorf("JSON %d %s %q, want 400 invalid_request saying %q", st, code, desc, htmlUnescape(why))
 			}
 		})
 	}

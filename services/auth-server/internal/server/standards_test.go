@@ -518,8 +518,11 @@ func TestCIMDAllowedHosts(t *testing.T) {
 
 	f := startFleet(t, map[string]string{"CIMD_ALLOWED_HOSTS": "clients.example,*.apps.example"})
 	p := newBrowser(t, redirect).get(newAuthRequest(c).URL(f.Base))
-	if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "invalid_client") || !strings.Contains(p.Body, "CIMD_ALLOWED_HOSTS") {
+	if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "invalid_client") {
 		t.Errorf("client id on an unlisted host: %d %v %s", p.Status, p.Location, p.Body)
+	}
+	if st, code, desc := authorizeJSON(t, newAuthRequest(c).URL(f.Base), "", ""); st != http.StatusBadRequest || code != "invalid_client" || !strings.Contains(desc, "CIMD_ALLOWED_HOSTS") {
+		t.Errorf("client id on an unlisted host, JSON: %d %s %q", st, code, desc)
 	}
 	if fetches.Load() != 0 {
 		t.Errorf("the document of an unlisted host was fetched %d times", fetches.Load())
