@@ -43,6 +43,10 @@ type fileClient struct {
 // the whole registry atomically; safe for concurrent use.
 type Static struct {
 	byID atomic.Pointer[map[string]*Client]
+	// refused is set by Watch while the file on disk is refused (Refused).
+	refused atomic.Pointer[Refusal]
+	// warnEvery, when set (tests), replaces refusedWarnEvery.
+	warnEvery time.Duration
 	// listed is what the file says of each client's scopes, by client id:
 	// Client.AllowedScope of a client that lists none is the supported
 	// scopes of the moment it was loaded, not a setting of the file.
@@ -79,6 +83,21 @@ func newStatic(byID map[string]*Client) *Static {
 	s.listed.Store(&listed)
 	return s
 }
+
+// Refusal is the state of a registry file whose change Watch refused: the
+// clients in use are those of the last file accepted.
+type Refusal struct {
+	// Since is when the file was first refused (a later refused change
+	// keeps it).
+	Since time.Time
+	// Problems are those of the file on disk, as last read.
+	Problems []string
+}
+
+// Refused is the refusal of the registry file on disk, nil while the
+// registry in use is the file's content (none was refused since the last
+// accepted reload, or the start).
+func (s *Static) Refused() *Refusal { return s.refused.Load() }
 
 // Get returns the client with id, or ErrNotFound.
 func (s *Static) Get(id string) (*Client, error) {
@@ -326,6 +345,13 @@ type removal struct {
 // Each accepted reload writes to auditLog (nil: nowhere) one
 // client_registry_change record per client added, removed or changed
 // (Change; docs/operations/audit-log.md).
+//
+// A refused file is not silent: Refused reports it until a reload is
+// accepted (the auth-server's tollgate_auth_clients_file_refused gauge and
+// its readiness dependency "clients-file" read it), and a WARN with its
+// problems is logged when it is refused and then again at most once every
+// refusedWarnEvery while the file on disk stays refused — a later refused
+// change included.
 func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval time.Duration, log *slog.Logger, accept func(*Static) error, record RecordRemovals, auditLog *audit.Logger) {
 	if path == "" || interval <= 0 {
 		return
@@ -334,6 +360,11 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var pending, followUps []removal
+	var warned time.Time // the last WARN about the refused file
+	every := refusedWarnEvery
+	if s.warnEvery > 0 {
+		every = s.warnEvery
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -365,11 +396,23 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 				}
 			}
 			if len(problems) > 0 {
-				log.Warn("client registry changed but was refused; the previous registry stays in use", "file", path, "problems", problems)
+				r := &Refusal{Since: time.Now(), Problems: problems}
+				if prev := s.refused.Load(); prev != nil {
+					r.Since = prev.Since
+				}
+				s.refused.Store(r)
+				if now := time.Now(); warned.IsZero() || now.Sub(warned) >= every {
+					warned = now
+					log.Warn("client registry changed but was refused; the previous registry stays in use", "file", path, "problems", problems)
+				}
 			} else {
 				gone := s.missingFrom(next)
 				changes := s.changesTo(next)
 				s.Replace(next)
+				if prev := s.refused.Swap(nil); prev != nil {
+					log.Info("client registry file accepted again", "file", path, "refused_for", time.Since(prev.Since).Round(time.Second))
+				}
+				warned = time.Time{}
 				log.Info("client registry reloaded", "file", path, "clients", next.Len())
 				for _, c := range changes {
 					auditLog.Log(ctx, audit.Record{Event: audit.ClientRegistryChange, ClientID: c.ClientID, Reason: c.What})
@@ -381,6 +424,11 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 					followUps = append(followUps, removal{at: now.Add(removalFollowUp), ids: gone})
 				}
 			}
+		}
+		if r := s.refused.Load(); r != nil && time.Since(warned) >= every {
+			warned = time.Now()
+			log.Warn("client registry file is still refused; the previous registry stays in use", "file", path, "problems", r.Problems,
+				"refused_since", r.Since, "refused_for", time.Since(r.Since).Round(time.Second))
 		}
 		followUps, pending = s.dueFollowUps(followUps, pending, time.Now())
 		pending = recordPending(ctx, pending, record, log)
@@ -504,6 +552,10 @@ func (s *Static) missingFrom(next *Static) []string {
 	slices.Sort(gone)
 	return gone
 }
+
+// refusedWarnEvery is how often, at most, Watch logs a WARN while the
+// registry file on disk is refused.
+const refusedWarnEvery = time.Minute
 
 // settleDelay is how long after seeing a change Watch reads the file
 // again, to take it only once it reads the same.

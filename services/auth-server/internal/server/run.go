@@ -213,6 +213,32 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 		base.Close()
 		return err
 	}
+	// A refused reload keeps the last good registry; it is made visible
+	// (docs/operations/client-registry.md#reloads): a gauge, a readiness
+	// dependency reported without failing the pod — which serves the last
+	// good registry, as every replica does — and Watch's WARN lines.
+	refused := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tollgate_auth_clients_file_refused",
+		Help: "1 while the CLIENTS_FILE on disk is refused (a reload found problems; the previous registry stays in use), 0 once a reload is accepted.",
+	}, func() float64 {
+		if static.Refused() != nil {
+			return 1
+		}
+		return 0
+	})
+	if err := base.Metrics.Register(refused); err != nil {
+		base.Close()
+		return err
+	}
+	if cfg.ClientsFile != "" {
+		base.Ready.AddDependency("clients-file", func(context.Context) error {
+			if r := static.Refused(); r != nil {
+				return fmt.Errorf("CLIENTS_FILE %s changed but was refused (%d problems, since %s); the previous registry stays in use",
+					cfg.ClientsFile, len(r.Problems), r.Since.UTC().Format(time.RFC3339))
+			}
+			return nil
+		})
+	}
 	go static.Watch(ctx, cfg.ClientsFile, rules,
 		cfg.ClientsReload, base.Log, o.CheckRegistry, recordRemovals(removals, base.Log, removalFailures), auditLog)
 	public, err := base.PublicHTTP(o.Handler(), telemetry.HTTPOptions{Route: o.Route, AccessLog: base.Log})
