@@ -304,14 +304,39 @@ func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
 	return nil
 }
 
+// AssertionMaxLifetime and AssertionClockSkew bound how far in the future
+// a private_key_jwt client assertion's exp may be: at most
+// AssertionMaxLifetime + AssertionClockSkew (6 minutes) from now. RFC 7523
+// §3 (item 4): the "exp" claim "limits the time window during which the
+// JWT can be used", and the server "may reject JWTs with an "exp" claim
+// value that is unreasonably far in the future". An assertion is signed
+// for one request; its jti is kept until it expires (item 7), so an exp
+// years ahead kept a key that long (exp in year 3000 overflowed the TTL:
+// 503 "state store unavailable").
+const (
+	AssertionMaxLifetime = 5 * time.Minute
+	AssertionClockSkew   = time.Minute
+)
+
 // SetClientAssertionJWT records an assertion id until it expires; a second
-// use, even a concurrent one, gets fosite.ErrJTIKnown.
+// use, even a concurrent one, gets fosite.ErrJTIKnown. An assertion whose
+// exp is more than AssertionMaxLifetime + AssertionClockSkew ahead is
+// refused (fosite.ErrInvalidClient, saying so) and its jti not recorded.
+// fosite calls this once the assertion's signature, iss, sub and jti are
+// verified. The jti is kept until exp plus AssertionClockSkew (another
+// replica's clock may run that much behind), so at most
+// AssertionMaxLifetime + 2×AssertionClockSkew.
 func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	ttl := exp.Sub(s.now())
+	now := s.now()
+	if ahead := exp.Sub(now); ahead > AssertionMaxLifetime+AssertionClockSkew {
+		return fosite.ErrInvalidClient.WithHintf("The client assertion's exp is %s ahead; at most %s is accepted (%s, with %s for clock skew): sign each assertion for one request, with an exp a few minutes ahead (RFC 7523 §3).",
+			aheadText(exp, now), AssertionMaxLifetime+AssertionClockSkew, AssertionMaxLifetime, AssertionClockSkew)
+	}
+	ttl := exp.Sub(now)
 	if ttl <= 0 {
 		ttl = time.Minute
 	}
-	ok, err := s.rdb.SetNX(ctx, s.k("jti", redisx.Hash(jti)), 1, ttl+time.Minute).Result()
+	ok, err := s.rdb.SetNX(ctx, s.k("jti", redisx.Hash(jti)), 1, min(ttl+AssertionClockSkew, AssertionMaxLifetime+2*AssertionClockSkew)).Result()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -319,6 +344,15 @@ func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.
 		return fosite.ErrJTIKnown
 	}
 	return nil
+}
+
+// aheadText says how far exp is ahead of now, in whole seconds up to a
+// day and in days beyond (time.Duration saturates at ~292 years).
+func aheadText(exp, now time.Time) string {
+	if d := exp.Sub(now); d < 24*time.Hour {
+		return d.Round(time.Second).String()
+	}
+	return fmt.Sprintf("%d days", (exp.Unix()-now.Unix())/86400)
 }
 
 // --- generic single-use and cached values ------------------------------------

@@ -835,6 +835,42 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 			t.Errorf("second set: %v", err)
 		}
 	})
+	t.Run("assertion exp at most 6 minutes ahead, jti kept no longer", func(t *testing.T) {
+		s, rdb := newStore(t, setup, 0)
+		now := time.Now()
+		for _, tc := range []struct {
+			name string
+			exp  time.Time
+			want string
+		}{
+			{"10 minutes", now.Add(10 * time.Minute), "s ahead; at most 6m0s is accepted"},
+			{"year 3000", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), "days ahead; at most 6m0s is accepted"},
+		} {
+			err := s.SetClientAssertionJWT(ctx, "far-"+tc.name, tc.exp)
+			if err == nil {
+				t.Errorf("exp %s ahead: accepted", tc.name)
+			} else if e := fosite.ErrorToRFC6749Error(err); !errors.Is(err, fosite.ErrInvalidClient) || !strings.Contains(e.HintField, tc.want) {
+				t.Errorf("exp %s ahead: %v (%q), want invalid_client saying %q", tc.name, err, e.HintField, tc.want)
+			}
+			if err := s.ClientAssertionJWTValid(ctx, "far-"+tc.name); err != nil {
+				t.Errorf("exp %s ahead: its jti was recorded (%v)", tc.name, err)
+			}
+		}
+		if err := s.SetClientAssertionJWT(ctx, "near", now.Add(4*time.Minute)); err != nil {
+			t.Fatalf("exp 4 minutes ahead: %v", err)
+		}
+		if err := s.SetClientAssertionJWT(ctx, "edge", now.Add(6*time.Minute)); err != nil {
+			t.Fatalf("exp 6 minutes ahead: %v", err)
+		}
+		for _, k := range testharness.RedisKeys(t, rdb) {
+			if !strings.Contains(k, ":jti:") {
+				continue
+			}
+			if ttl := rdb.PTTL(ctx, k).Val(); ttl <= 4*time.Minute || ttl > 7*time.Minute {
+				t.Errorf("%s TTL %s, want past the assertion's exp and at most 7m", k, ttl)
+			}
+		}
+	})
 	t.Run("a grant written by the previous format refreshes and is rewritten", func(t *testing.T) {
 		clk := newClock()
 		s, rdb := newStore(t, setup, 30*time.Second, store.WithClock(clk.now))
