@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	josev3 "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
@@ -83,6 +84,11 @@ type Client struct {
 	Kind    Kind
 	// ClientURI is the client's home page (metadata documents).
 	ClientURI string
+	// CacheUntil is, for a metadata document's client, until when its
+	// cached document may be kept once an authorization with the client
+	// has reached a user (the document's max-age within CIMD_CACHE_TTL,
+	// from its fetch); zero for every other client.
+	CacheUntil time.Time
 	// ResourceServer lets a static client introspect every access token,
 	// not only its own (RFC 7662 §2.1: the server decides who may
 	// introspect); a refresh token is active only to its own client.

@@ -586,6 +586,9 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := ar.GetClient().(*clients.Client)
+	// The authorization has reached a signed-in user: a metadata
+	// document's client's cached document is kept its full time now.
+	s.confirmMetadataClient(ctx, c)
 	if c.NeedsConsent() {
 		// OpenID Connect Core §3.1.2.1: prompt=consent asks for the page
 		// even when the user's approval is remembered; so does a public

@@ -21,8 +21,25 @@ import (
 )
 
 // cimdMinCache and the CIMD_CACHE_TTL setting bound how long a fetched
-// metadata document is trusted.
-const cimdMinCache = time.Minute
+// metadata document is trusted. cimdUnconfirmedCache is how long one is
+// kept before any authorization with its client has reached a user:
+// anyone may name a client id, at the token endpoint too, and have the
+// auth-server fetch and cache its document.
+const (
+	cimdMinCache         = time.Minute
+	cimdUnconfirmedCache = time.Minute
+)
+
+// cimdRecord is a cached Client ID Metadata Document: the members of it
+// Tollgate reads (clients.Metadata, written by store.MarshalJSON — never
+// the document as served, whose other members anyone could fill up to
+// its 16 KiB), and until when it may be kept once an authorization with
+// its client has reached a user (Until, Unix seconds: the document's
+// max-age within cimdMinCache … CIMD_CACHE_TTL, from its fetch).
+type cimdRecord struct {
+	Doc   json.RawMessage `json:"doc"`
+	Until int64           `json:"until"`
+}
 
 // rules are what a self-registered client (dynamic registration or
 // metadata document) must satisfy, and give it its resources: those of
@@ -46,23 +63,33 @@ func (s *Server) metadataClient(ctx context.Context, id string) (*clients.Client
 	if !clients.HostAllowed(s.cfg.CIMDAllowedHosts, id) {
 		return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, &clients.MetadataError{Reason: "the client id's host is not in the allowed hosts (CIMD_ALLOWED_HOSTS)"})
 	}
-	// The cache holds the document as served (at most 16 KiB), decoded
-	// again at each lookup as when it was fetched. An entry that does not
-	// decode so (none should) is fetched again.
-	var md *clients.Metadata
+	// The cache holds the members of the document Tollgate reads
+	// (cimdRecord), decoded again at each lookup as when it was fetched.
+	// An entry that does not decode so (one of an older format: the
+	// document as served) is fetched again.
+	var (
+		md    *clients.Metadata
+		until time.Time
+	)
 	raw, ok, err := s.store.GetRaw(ctx, "cimd", id)
 	if err != nil {
 		return nil, err
 	}
 	if ok {
-		md, _ = clients.DecodeDocument(raw, id)
+		var rec cimdRecord
+		if json.Unmarshal(raw, &rec) == nil && rec.Doc != nil {
+			if md, _ = clients.DecodeDocument(rec.Doc, id); md != nil {
+				until = time.Unix(rec.Until, 0)
+			}
+		}
 	}
-	var ttl time.Duration
 	fetched := md == nil
 	if fetched {
-		if md, raw, ttl, err = s.cimd.FetchDocument(ctx, id); err != nil {
+		var ttl time.Duration
+		if md, _, ttl, err = s.cimd.FetchDocument(ctx, id); err != nil {
 			return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
 		}
+		until = s.now().Add(min(max(ttl, cimdMinCache), s.cfg.CIMDCacheTTL))
 	}
 	// Checked at each lookup, the cached document too: one cached before
 	// the rule, or before the operator named a client so, is refused.
@@ -73,17 +100,51 @@ func (s *Server) metadataClient(ctx context.Context, id string) (*clients.Client
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
 	}
-	// Only a document these checks accept is cached: a refused one is
-	// fetched again at its next use, and costs Redis nothing (before, it
-	// was cached first, re-encoded with every '&' six bytes long: a 15 KB
-	// document took 90 KB for an hour, for a request answered 400).
+	c.CacheUntil = until
+	// Only a document these checks accept is cached, and only the
+	// members read, for cimdUnconfirmedCache until an authorization with
+	// the client reaches a user (confirmMetadataClient): a refused one is
+	// fetched again at its next use and costs Redis nothing; one that
+	// anonymous requests only name costs a few hundred bytes for a minute
+	// (before, the document as served, up to 16 KiB, for as long as its
+	// server's Cache-Control asked, up to CIMD_CACHE_TTL).
 	if fetched {
-		ttl = min(max(ttl, cimdMinCache), s.cfg.CIMDCacheTTL)
-		if err := s.store.PutRaw(ctx, "cimd", id, raw, ttl); err != nil {
+		doc, err := store.MarshalJSON(md)
+		if err != nil {
 			return nil, err
+		}
+		rec, err := store.MarshalJSON(cimdRecord{Doc: doc, Until: until.Unix()})
+		if err != nil {
+			return nil, err
+		}
+		if len(rec) <= cimdMaxRecordBytes {
+			if err := s.store.PutRaw(ctx, "cimd", id, rec, min(cimdUnconfirmedCache, until.Sub(s.now()))); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return c, nil
+}
+
+// cimdMaxRecordBytes bounds a cached document's record: the members read
+// from a document of at most 16 KiB, re-encoded, and the record's own few
+// bytes (a record over it, which none should be, is not cached: the
+// document is fetched at each use).
+const cimdMaxRecordBytes = 16<<10 + 512
+
+// confirmMetadataClient keeps c's cached document, if c is a metadata
+// document's client, until c.CacheUntil: an authorization with it has
+// reached a user (signed in, then shown the consent page or issued a code
+// under a remembered approval). Only lengthened, never past the
+// document's own bound; a failure is logged (the document is fetched
+// again sooner, nothing else).
+func (s *Server) confirmMetadataClient(ctx context.Context, c *clients.Client) {
+	if c.Kind != clients.KindMetadata || c.CacheUntil.IsZero() {
+		return
+	}
+	if err := s.store.ExtendUntil(ctx, "cimd", c.ID, c.CacheUntil); err != nil {
+		s.log.WarnContext(ctx, "client metadata document: cannot keep its cache entry longer", "client_id", c.ID, "err", err)
+	}
 }
 
 // dynamicRecord is a dynamically registered client at rest.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -22,9 +23,11 @@ import (
 //     refusal leaves no key in Redis, and its next use fetches it again.
 //     Before, it was cached first, for up to CIMD_CACHE_TTL.
 //   - A document the checks accept, named with a redirect_uri it does not
-//     list (400), is cached as served: its key is no longer than the
-//     document. Before, it was stored re-encoded with each '&' as the
-//     six bytes \u0026: ~90 KB for a 15 KB document.
+//     list (400), is cached, its members read: its key is no longer than
+//     the document (and the record's few bytes), for a minute. Before, it
+//     was stored re-encoded with each '&' as the six bytes \u0026: ~90 KB
+//     for a 15 KB document. Once a sign-in with the client has reached
+//     the user, it is kept for its max-age.
 func TestClientMetadataDocumentCache(t *testing.T) {
 	redirect := "http://127.0.0.1:8978/cimd-cb"
 	query := "?" + strings.Repeat("&", 1400)
@@ -102,11 +105,13 @@ func TestClientMetadataDocumentCache(t *testing.T) {
 	if k == "" {
 		t.Fatal("the accepted document is not cached")
 	}
-	if want := int64(len(docs["/accepted.json"])); n > want {
-		t.Errorf("the accepted document (%d bytes) is cached as %d bytes, want at most its size", want, n)
+	// The members read, and until when it may be kept: {"doc":…,"until":…}.
+	if want := int64(len(docs["/accepted.json"])) + 64; n > want {
+		t.Errorf("the accepted document (%d bytes) is cached as %d bytes, want at most its size and the record's 64", want-64, n)
 	}
-	if ttl := rdb.TTL(ctx, k).Val(); ttl <= 0 || ttl.Hours() > 1 {
-		t.Errorf("the cached document's TTL is %v, want at most CIMD_CACHE_TTL (1h)", ttl)
+	// No user has seen an authorization with the client yet: a minute.
+	if ttl := rdb.TTL(ctx, k).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("the cached document's TTL is %v, want at most a minute before any sign-in", ttl)
 	}
 	// Decoded from the cache: the client signs in without a fetch.
 	before := fetches["/accepted.json"]
@@ -117,5 +122,9 @@ func TestClientMetadataDocumentCache(t *testing.T) {
 	defer mu.Unlock()
 	if fetches["/accepted.json"] != before {
 		t.Errorf("the cached document was fetched again (%d → %d)", before, fetches["/accepted.json"])
+	}
+	// The authorization reached a user: kept for its max-age (1h) now.
+	if ttl := rdb.TTL(ctx, k).Val(); ttl <= 50*time.Minute || ttl > time.Hour {
+		t.Errorf("the cached document's TTL after a sign-in is %v, want its max-age (1h)", ttl)
 	}
 }

@@ -110,12 +110,15 @@ func TestMetadataDocumentNameAndURIRules(t *testing.T) {
 	if key == "" {
 		t.Fatal("the metadata document is not cached")
 	}
-	var md map[string]any
-	if err := json.Unmarshal([]byte(rdb.Get(ctx, key).Val()), &md); err != nil {
-		t.Fatal(err)
+	var rec struct {
+		Doc   map[string]any `json:"doc"`
+		Until int64          `json:"until"`
 	}
-	md["client_uri"] = "javascript:alert(1)"
-	raw, _ := json.Marshal(md)
+	if err := json.Unmarshal([]byte(rdb.Get(ctx, key).Val()), &rec); err != nil || rec.Doc == nil {
+		t.Fatalf("the cached entry is no {doc, until} record: %v", err)
+	}
+	rec.Doc["client_uri"] = "javascript:alert(1)"
+	raw, _ := json.Marshal(rec)
 	if err := rdb.Set(ctx, key, raw, redis.KeepTTL).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -390,6 +390,20 @@ func (s *Store) PutRaw(ctx context.Context, kind, secret string, b []byte, ttl t
 	return nil
 }
 
+// ExtendUntil makes the value under (kind, secret) expire at until, when
+// that is later than it would (EXPIRE GT): never earlier, and never
+// bringing back a value that is gone.
+func (s *Store) ExtendUntil(ctx context.Context, kind, secret string, until time.Time) error {
+	ttl := until.Sub(s.now())
+	if ttl <= 0 {
+		return nil
+	}
+	if err := s.rdb.ExpireGT(ctx, s.k(kind, redisx.Hash(secret)), ttl).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // GetRaw reads the value under (kind, secret) without consuming it. It
 // reports false when there is none.
 func (s *Store) GetRaw(ctx context.Context, kind, secret string) ([]byte, bool, error) {

@@ -835,6 +835,34 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 			t.Errorf("second set: %v", err)
 		}
 	})
+	t.Run("ExtendUntil only lengthens, never creates", func(t *testing.T) {
+		s, rdb := newStore(t, setup, 0)
+		if err := s.PutRaw(ctx, "cimd", "doc", []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ExtendUntil(ctx, "cimd", "doc", time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ExtendUntil(ctx, "cimd", "doc", time.Now().Add(30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ExtendUntil(ctx, "cimd", "gone", time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		keys := 0
+		for _, k := range testharness.RedisKeys(t, rdb) {
+			if !strings.Contains(k, ":cimd:") {
+				continue
+			}
+			keys++
+			if ttl := rdb.PTTL(ctx, k).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+				t.Errorf("%s TTL %s, want the hour it was extended to (not shortened)", k, ttl)
+			}
+		}
+		if keys != 1 {
+			t.Errorf("%d keys, want 1: ExtendUntil made one", keys)
+		}
+	})
 	t.Run("assertion exp at most 6 minutes ahead, jti kept no longer", func(t *testing.T) {
 		s, rdb := newStore(t, setup, 0)
 		now := time.Now()
