@@ -358,7 +358,7 @@ func (s *Server) authenticateClient(next fosite.ClientAuthenticationStrategy) fo
 		}
 		c, err := next(ctx, r, form)
 		if err != nil {
-			return nil, s.assertionAudienceHint(assertionKeyError(form, err))
+			return nil, s.assertionAudienceHint(assertionKeyError(form, assertionClaimsError(form, err)))
 		}
 		if ca := clientAuthFrom(ctx); ca != nil {
 			ca.mu.Lock()
@@ -627,6 +627,40 @@ func assertionKeyError(form url.Values, err error) error {
 		if strings.HasPrefix(e.HintField, h) {
 			return fosite.ErrInvalidClient.WithHint(clients.Truncate(e.HintField, 300)).WithWrap(err)
 		}
+	}
+	return err
+}
+
+// assertionClaimsHints are what the client is told of a client assertion
+// whose signature verified but whose time claims did not (RFC 7523 §3
+// items 4 and 5), by the text of the jwt library's error: fosite returns
+// that error itself (its ValidationError's Inner, a plain error made
+// anew each time), not an OAuth error, so it has no other mark.
+var assertionClaimsHints = map[string]string{
+	"Token is expired":         "The client assertion has expired (its exp is past; RFC 7523 section 3): sign a new one for each request.",
+	"Token is not valid yet":   "The client assertion is not valid yet (its nbf is ahead; RFC 7523 section 3): check the client's clock.",
+	"Token used before issued": "The client assertion was issued in the future (its iat is ahead of this server's clock): check the client's clock.",
+}
+
+// assertionClaimsError is err, for a request authenticating with a client
+// assertion, with the jwt library's refusal of the assertion's exp, nbf
+// or iat made invalid_client (401): the client failed to authenticate
+// (RFC 6749 §5.2; RFC 7523 §3: the server MUST reject it). Unmapped, that
+// plain error was answered 500 server_error and logged at ERROR as the
+// server's own failure — for a client whose clock runs a few seconds
+// fast, or for anyone signing expired assertions with the key of their
+// own Client ID Metadata Document, which paged the token endpoint's
+// failure alerts.
+func assertionClaimsError(form url.Values, err error) error {
+	if form.Get("client_assertion_type") != jwtBearerAssertion {
+		return err
+	}
+	var rfc *fosite.RFC6749Error
+	if errors.As(err, &rfc) {
+		return err
+	}
+	if hint, ok := assertionClaimsHints[err.Error()]; ok {
+		return fosite.ErrInvalidClient.WithHint(hint).WithWrap(err)
 	}
 	return err
 }
