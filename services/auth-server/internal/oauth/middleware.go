@@ -111,7 +111,7 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 			dropEmptyParams(r)
 			for k, v := range r.Form {
 				if len(v) > 1 && !slices.Contains(repeatable, k) && (endpoint != "authorize" || slices.Contains(authorizeRedirectParams, k)) {
-					fail(w, r, http.StatusBadRequest, "invalid_request", "parameter "+k+" is repeated")
+					fail(w, r, http.StatusBadRequest, "invalid_request", repeatedParam(endpoint, api, k))
 					return
 				}
 			}
@@ -522,6 +522,25 @@ func (s *Server) limitVerdict(w http.ResponseWriter, r *http.Request, endpoint s
 		return limitRefused
 	}
 	return limitPass
+}
+
+// pageParams are the parameters the pages other than the authorization
+// endpoint's take (the callback: RFC 6749 §4.1.2 and §4.1.2.1, RFC 9207
+// §2; the consent form: its own fields), which their error pages may name.
+var pageParams = []string{"state", "code", "iss", "error", "error_description", "error_uri", "session_state", "consent_id", "csrf_token", "decision"}
+
+// repeatedParam describes the refusal of a repeated parameter k. A page
+// names k only when it is one of the page's own parameters: anyone can
+// send a browser to the callback or post a cross-site form to the consent
+// endpoint with a parameter named with a sentence of their choosing,
+// which the page would show under this server's name (reflected content,
+// a phishing text). The authorization endpoint's page says fixed words
+// (errorPage); a JSON answer is read by the client that sent it.
+func repeatedParam(endpoint string, api bool, k string) string {
+	if api || endpoint == "authorize" || slices.Contains(pageParams, k) {
+		return "parameter " + k + " is repeated"
+	}
+	return "a parameter of the request is repeated"
 }
 
 // errorPage answers an authorization-endpoint error that must not redirect
