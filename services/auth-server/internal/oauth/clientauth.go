@@ -14,6 +14,7 @@ import (
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/clients"
+	"github.com/tollgate/tollgate/services/auth-server/internal/store"
 	"github.com/tollgate/tollgate/services/platform/ratelimit"
 )
 
@@ -83,6 +84,10 @@ type clientAuth struct {
 	// assertion's "sub" exactly as fosite read it (clientLookups).
 	lookedUp string
 	looked   bool
+	// found is the id of the client the latest lookup found ("": none):
+	// for a private_key_jwt assertion, the client whose key verified it
+	// when fosite checks its jti (clientLookups.ClientAssertionJWTValid).
+	found string
 	// held is the token endpoint's audit record of the request (token,
 	// withAudit's), made here so that the request's one context for
 	// client authentication carries it too: no second copy of the request.
@@ -153,10 +158,25 @@ func (ca *clientAuth) lookedUpID() (id string, ok bool) {
 // request need send no client_id, and a second decoding of its assertion
 // need not read the "sub" fosite read (encoding/json matches field names
 // case-insensitively).
-type clientLookups struct{ fosite.Storage }
+//
+// It keeps the ids of private_key_jwt assertions (RFC 7523 §3 item 7) per
+// client (store.ClientAssertionJTIValid): fosite's methods name only the
+// jti, and a jti is unique only among one issuer's tokens (RFC 7519
+// §4.1.7). The client is the one whose key verified the assertion: fosite
+// (DefaultClientAuthenticationStrategy) looks up one client, by the
+// request's client_id or else the assertion's sub, verifies the
+// assertion's signature with that client's keys, checks that its iss and
+// sub are that client's id, and only then asks for the jti — so the
+// client the request's latest lookup found (clientAuth.found). Never an
+// id read from the request or the assertion by us.
+type clientLookups struct {
+	fosite.Storage
+	store *store.Store
+}
 
 func (l clientLookups) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	if ca := clientAuthFrom(ctx); ca != nil {
+	ca := clientAuthFrom(ctx)
+	if ca != nil {
 		ca.mu.Lock()
 		if !ca.looked {
 			ca.lookedUp, ca.looked = id, true
@@ -164,9 +184,15 @@ func (l clientLookups) GetClient(ctx context.Context, id string) (fosite.Client,
 				ca.attempt.ClientID = id
 			}
 		}
+		ca.found = ""
 		ca.mu.Unlock()
 	}
 	c, err := l.Storage.GetClient(ctx, id)
+	if ca != nil && err == nil && c != nil {
+		ca.mu.Lock()
+		ca.found = c.GetID()
+		ca.mu.Unlock()
+	}
 	cl, ok := c.(*clients.Client)
 	if err != nil || !ok {
 		return c, err
@@ -178,6 +204,42 @@ func (l clientLookups) GetClient(ctx context.Context, id string) (fosite.Client,
 		return cl.ForRedirect(redirect), nil
 	}
 	return c, nil
+}
+
+// ClientAssertionJWTValid reports fosite.ErrJTIKnown when the client whose
+// key verified the assertion (clientAuth.found) used jti before.
+func (l clientLookups) ClientAssertionJWTValid(ctx context.Context, jti string) error {
+	id, err := assertionClient(ctx)
+	if err != nil {
+		return err
+	}
+	return l.store.ClientAssertionJTIValid(ctx, id, jti)
+}
+
+// SetClientAssertionJWT records jti as used by the client whose key
+// verified the assertion until exp.
+func (l clientLookups) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	id, err := assertionClient(ctx)
+	if err != nil {
+		return err
+	}
+	return l.store.SetClientAssertionJTI(ctx, id, jti, exp)
+}
+
+// assertionClient is the id of the client the request's latest lookup
+// found; a request without one (no clientAuth: not through guard) is
+// refused, never recorded under no client.
+func assertionClient(ctx context.Context) (string, error) {
+	ca := clientAuthFrom(ctx)
+	if ca == nil {
+		return "", fosite.ErrServerError.WithDebug("a client assertion's jti checked outside client authentication")
+	}
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	if ca.found == "" {
+		return "", fosite.ErrServerError.WithDebug("a client assertion's jti checked before its client was found")
+	}
+	return ca.found, nil
 }
 
 // authorizeRedirectKey is the context key of the redirect_uri of the

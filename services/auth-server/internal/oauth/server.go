@@ -279,8 +279,9 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("oauth: fosite provider of an unexpected type")
 	}
 	// Its client authentication's lookups are recorded for the audit
-	// records of a failed one (clientLookups).
-	f.Store = clientLookups{f.Store}
+	// records of a failed one, and its assertion ids kept per client
+	// (clientLookups).
+	f.Store = clientLookups{Storage: f.Store, store: s.store}
 	f.Config = assertionAudiences{Config: fc, audiences: []string{fc.TokenURL, cfg.Issuer}}
 	fc.ClientAuthenticationStrategy = s.authenticateClient(f.DefaultClientAuthenticationStrategy)
 	return s, nil

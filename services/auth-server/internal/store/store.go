@@ -291,10 +291,15 @@ func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error)
 	return s.clients.GetClient(ctx, id)
 }
 
-// ClientAssertionJWTValid reports fosite.ErrJTIKnown when a private_key_jwt
-// assertion id was seen before.
-func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
-	n, err := s.rdb.Exists(ctx, s.k("jti", redisx.Hash(jti))).Result()
+// ClientAssertionJTIValid reports fosite.ErrJTIKnown when client clientID
+// used a private_key_jwt assertion id before. The ids are kept per client
+// (jtiKey): RFC 7519 §4.1.7 makes a jti unique among one issuer's tokens
+// only, and anyone can run a private_key_jwt client, so one namespace for
+// every client let anyone use up another client's predictable jti values.
+// clientID must be the client whose key verified the assertion, never an
+// id read from the request (oauth's clientLookups passes it).
+func (s *Store) ClientAssertionJTIValid(ctx context.Context, clientID, jti string) error {
+	n, err := s.rdb.Exists(ctx, s.jtiKey(clientID, jti)).Result()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -318,15 +323,16 @@ const (
 	AssertionClockSkew   = time.Minute
 )
 
-// SetClientAssertionJWT records an assertion id until it expires; a second
-// use, even a concurrent one, gets fosite.ErrJTIKnown. An assertion whose
-// exp is more than AssertionMaxLifetime + AssertionClockSkew ahead is
-// refused (fosite.ErrInvalidClient, saying so) and its jti not recorded.
+// SetClientAssertionJTI records client clientID's assertion id until it
+// expires; a second use, even a concurrent one, gets fosite.ErrJTIKnown.
+// An assertion whose exp is more than AssertionMaxLifetime +
+// AssertionClockSkew ahead is refused (fosite.ErrInvalidClient, saying so)
+// and its jti not recorded.
 // fosite calls this once the assertion's signature, iss, sub and jti are
 // verified. The jti is kept until exp plus AssertionClockSkew (another
 // replica's clock may run that much behind), so at most
 // AssertionMaxLifetime + 2×AssertionClockSkew.
-func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+func (s *Store) SetClientAssertionJTI(ctx context.Context, clientID, jti string, exp time.Time) error {
 	now := s.now()
 	if ahead := exp.Sub(now); ahead > AssertionMaxLifetime+AssertionClockSkew {
 		return fosite.ErrInvalidClient.WithHintf("The client assertion's exp is %s ahead; at most %s is accepted (%s, with %s for clock skew): sign each assertion for one request, with an exp a few minutes ahead (RFC 7523 §3).",
@@ -336,7 +342,7 @@ func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.
 	if ttl <= 0 {
 		ttl = time.Minute
 	}
-	ok, err := s.rdb.SetNX(ctx, s.k("jti", redisx.Hash(jti)), 1, min(ttl+AssertionClockSkew, AssertionMaxLifetime+2*AssertionClockSkew)).Result()
+	ok, err := s.rdb.SetNX(ctx, s.jtiKey(clientID, jti), 1, min(ttl+AssertionClockSkew, AssertionMaxLifetime+2*AssertionClockSkew)).Result()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -353,6 +359,30 @@ func aheadText(exp, now time.Time) string {
 		return d.Round(time.Second).String()
 	}
 	return fmt.Sprintf("%d days", (exp.Unix()-now.Unix())/86400)
+}
+
+// errJTIWithoutClient answers fosite.ClientManager's assertion id methods,
+// which name no client: fosite's client authentication reaches the store
+// through oauth's clientLookups, which passes the client to
+// ClientAssertionJTIValid and SetClientAssertionJTI; a caller that did
+// not is refused rather than given one namespace for every client.
+var errJTIWithoutClient = fosite.ErrServerError.WithDebug("store: a client assertion id checked without its client (use ClientAssertionJTIValid and SetClientAssertionJTI)")
+
+// ClientAssertionJWTValid implements fosite.ClientManager (compose.Compose
+// asks the store for it) and refuses: see errJTIWithoutClient.
+func (s *Store) ClientAssertionJWTValid(context.Context, string) error { return errJTIWithoutClient }
+
+// SetClientAssertionJWT implements fosite.ClientManager and refuses: see
+// errJTIWithoutClient.
+func (s *Store) SetClientAssertionJWT(context.Context, string, time.Time) error {
+	return errJTIWithoutClient
+}
+
+// jtiKey is the key of client clientID's assertion id jti:
+// jti:<sha256(client id)>:<sha256(jti)>, two hashes so that no pair of
+// (client, jti) shares another's key.
+func (s *Store) jtiKey(clientID, jti string) string {
+	return s.k("jti", redisx.Hash(clientID), redisx.Hash(jti))
 }
 
 // --- generic single-use and cached values ------------------------------------

@@ -819,20 +819,37 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 			}
 		}
 	})
-	t.Run("assertion jti single use", func(t *testing.T) {
+	t.Run("assertion jti single use, per client", func(t *testing.T) {
 		s, _ := newStore(t, setup, 0)
 		exp := time.Now().Add(time.Minute)
-		if err := s.ClientAssertionJWTValid(ctx, "j1"); err != nil {
+		if err := s.ClientAssertionJTIValid(ctx, "c1", "j1"); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetClientAssertionJWT(ctx, "j1", exp); err != nil {
+		if err := s.SetClientAssertionJTI(ctx, "c1", "j1", exp); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.ClientAssertionJWTValid(ctx, "j1"); !errors.Is(err, fosite.ErrJTIKnown) {
+		if err := s.ClientAssertionJTIValid(ctx, "c1", "j1"); !errors.Is(err, fosite.ErrJTIKnown) {
 			t.Errorf("known jti: %v", err)
 		}
-		if err := s.SetClientAssertionJWT(ctx, "j1", exp); !errors.Is(err, fosite.ErrJTIKnown) {
+		if err := s.SetClientAssertionJTI(ctx, "c1", "j1", exp); !errors.Is(err, fosite.ErrJTIKnown) {
 			t.Errorf("second set: %v", err)
+		}
+		// Another client's jti of the same value is no replay (RFC 7519
+		// §4.1.7), and the client id and jti are not run together.
+		for _, o := range [][2]string{{"c2", "j1"}, {"c", "1j1"}, {"c1j", "1"}} {
+			if err := s.ClientAssertionJTIValid(ctx, o[0], o[1]); err != nil {
+				t.Errorf("client %q jti %q after c1's j1: %v", o[0], o[1], err)
+			}
+			if err := s.SetClientAssertionJTI(ctx, o[0], o[1], exp); err != nil {
+				t.Errorf("client %q jti %q after c1's j1: set: %v", o[0], o[1], err)
+			}
+		}
+		// fosite's methods, which name no client, refuse.
+		if err := s.ClientAssertionJWTValid(ctx, "j9"); !errors.Is(err, fosite.ErrServerError) {
+			t.Errorf("ClientAssertionJWTValid without a client: %v, want server_error", err)
+		}
+		if err := s.SetClientAssertionJWT(ctx, "j9", exp); !errors.Is(err, fosite.ErrServerError) {
+			t.Errorf("SetClientAssertionJWT without a client: %v, want server_error", err)
 		}
 	})
 	t.Run("ExtendUntil only lengthens, never creates", func(t *testing.T) {
@@ -874,20 +891,20 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 			{"10 minutes", now.Add(10 * time.Minute), "s ahead; at most 6m0s is accepted"},
 			{"year 3000", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), "days ahead; at most 6m0s is accepted"},
 		} {
-			err := s.SetClientAssertionJWT(ctx, "far-"+tc.name, tc.exp)
+			err := s.SetClientAssertionJTI(ctx, "c1", "far-"+tc.name, tc.exp)
 			if err == nil {
 				t.Errorf("exp %s ahead: accepted", tc.name)
 			} else if e := fosite.ErrorToRFC6749Error(err); !errors.Is(err, fosite.ErrInvalidClient) || !strings.Contains(e.HintField, tc.want) {
 				t.Errorf("exp %s ahead: %v (%q), want invalid_client saying %q", tc.name, err, e.HintField, tc.want)
 			}
-			if err := s.ClientAssertionJWTValid(ctx, "far-"+tc.name); err != nil {
+			if err := s.ClientAssertionJTIValid(ctx, "c1", "far-"+tc.name); err != nil {
 				t.Errorf("exp %s ahead: its jti was recorded (%v)", tc.name, err)
 			}
 		}
-		if err := s.SetClientAssertionJWT(ctx, "near", now.Add(4*time.Minute)); err != nil {
+		if err := s.SetClientAssertionJTI(ctx, "c1", "near", now.Add(4*time.Minute)); err != nil {
 			t.Fatalf("exp 4 minutes ahead: %v", err)
 		}
-		if err := s.SetClientAssertionJWT(ctx, "edge", now.Add(6*time.Minute)); err != nil {
+		if err := s.SetClientAssertionJTI(ctx, "c1", "edge", now.Add(6*time.Minute)); err != nil {
 			t.Fatalf("exp 6 minutes ahead: %v", err)
 		}
 		for _, k := range testharness.RedisKeys(t, rdb) {
