@@ -332,11 +332,21 @@ const (
 // verified. The jti is kept until exp plus AssertionClockSkew (another
 // replica's clock may run that much behind), so at most
 // AssertionMaxLifetime + 2×AssertionClockSkew.
+//
+// exp is judged in whole seconds, as the integer the assertion carries,
+// never as a time.Time difference: fosite hands it over as
+// time.Unix(exp, 0), which overflows inside package time for an exp within
+// 62135596800 s of 2^63 (9223372036854774784, or 9.2233720368547e18 as a
+// JSON number) into a date far in the past, whose exp.Sub(now) passed the
+// bound as "expired just now": accepted, its jti kept two minutes, then
+// replayable forever (brk47). time.Time.Unix undoes the same wrapping
+// addition, so exp.Unix() is exactly the assertion's integer for every
+// int64.
 func (s *Store) SetClientAssertionJTI(ctx context.Context, clientID, jti string, exp time.Time) error {
 	now := s.now()
-	if ahead := exp.Sub(now); ahead > AssertionMaxLifetime+AssertionClockSkew {
+	if ahead := exp.Unix() - now.Unix(); ahead > int64((AssertionMaxLifetime+AssertionClockSkew)/time.Second) {
 		return fosite.ErrInvalidClient.WithHintf("The client assertion's exp is %s ahead; at most %s is accepted (%s, with %s for clock skew): sign each assertion for one request, with an exp a few minutes ahead (RFC 7523 §3).",
-			aheadText(exp, now), AssertionMaxLifetime+AssertionClockSkew, AssertionMaxLifetime, AssertionClockSkew)
+			aheadText(ahead), AssertionMaxLifetime+AssertionClockSkew, AssertionMaxLifetime, AssertionClockSkew)
 	}
 	ttl := exp.Sub(now)
 	if ttl <= 0 {
@@ -352,13 +362,13 @@ func (s *Store) SetClientAssertionJTI(ctx context.Context, clientID, jti string,
 	return nil
 }
 
-// aheadText says how far exp is ahead of now, in whole seconds up to a
-// day and in days beyond (time.Duration saturates at ~292 years).
-func aheadText(exp, now time.Time) string {
-	if d := exp.Sub(now); d < 24*time.Hour {
-		return d.Round(time.Second).String()
+// aheadText says how far ahead (in seconds) an exp is: as a duration up
+// to a day, in days beyond (time.Duration saturates at ~292 years).
+func aheadText(seconds int64) string {
+	if seconds < 86400 {
+		return (time.Duration(seconds) * time.Second).String()
 	}
-	return fmt.Sprintf("%d days", (exp.Unix()-now.Unix())/86400)
+	return fmt.Sprintf("%d days", seconds/86400)
 }
 
 // errJTIWithoutClient answers fosite.ClientManager's assertion id methods,

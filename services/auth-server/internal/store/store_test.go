@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -843,6 +844,33 @@ func storeContract(t *testing.T, setup testharness.RedisSetup) {
 			if err := s.SetClientAssertionJTI(ctx, o[0], o[1], exp); err != nil {
 				t.Errorf("client %q jti %q after c1's j1: set: %v", o[0], o[1], err)
 			}
+		}
+		// exp is judged as the assertion's integer (brk47): fosite passes
+		// time.Unix(exp, 0), which wraps to a date in the past near 2^63.
+		now := time.Now()
+		for _, tc := range []struct {
+			name string
+			exp  time.Time
+		}{
+			{"7 minutes ahead", now.Add(7 * time.Minute)},
+			{"year 3000", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)},
+			{"9223372036854774784", time.Unix(9223372036854774784, 0)},
+			{"9223371974719180000", time.Unix(9223371974719180000, 0)},
+			{"9.2233720368547e18", time.Unix(int64(9.2233720368547e18), 0)},
+			{"max int64", time.Unix(math.MaxInt64, 0)},
+		} {
+			err := s.SetClientAssertionJTI(ctx, "c1", "far "+tc.name, tc.exp)
+			if err == nil {
+				t.Errorf("exp %s: accepted, want invalid_client, exp too far ahead", tc.name)
+			} else if e := fosite.ErrorToRFC6749Error(err); !errors.Is(err, fosite.ErrInvalidClient) || !strings.Contains(e.HintField, "ahead; at most 6m0s is accepted") {
+				t.Errorf("exp %s: %v (%q), want invalid_client, exp too far ahead", tc.name, err, e.HintField)
+			}
+			if err := s.ClientAssertionJTIValid(ctx, "c1", "far "+tc.name); err != nil {
+				t.Errorf("exp %s: its jti was recorded (%v)", tc.name, err)
+			}
+		}
+		if err := s.SetClientAssertionJTI(ctx, "c1", "edge", now.Add(6*time.Minute)); err != nil {
+			t.Errorf("exp 6 minutes ahead: %v", err)
 		}
 		// fosite's methods, which name no client, refuse.
 		if err := s.ClientAssertionJWTValid(ctx, "j9"); !errors.Is(err, fosite.ErrServerError) {
