@@ -43,13 +43,19 @@ type FetchOptions struct {
 	// MaxBytes bounds a document (default 16 KiB); Timeout a fetch (default 5s).
 	MaxBytes int64
 	Timeout  time.Duration
-	// MaxInFlight bounds the fetches in flight at once, documents and
-	// jwks_uri sets together (default DefaultMaxFetches); a fetch that
-	// finds every slot taken waits at most QueueWait (default
+	// MaxInFlight bounds the fetches in flight at once of Fetch,
+	// FetchDocument and RetryableClient — what anonymous callers make
+	// the server fetch: metadata documents and self-registered clients'
+	// jwks_uri sets together (default DefaultMaxFetches).
+	// OperatorMaxInFlight bounds, apart from them, those of
+	// OperatorRetryableClient: the operator's own clients' jwks_uri sets
+	// (default DefaultMaxOperatorFetches). A fetch that finds every slot
+	// of its bound taken waits at most QueueWait (default
 	// DefaultFetchQueueWait) for one, within its context, then fails
 	// with ErrFetchBusy.
-	MaxInFlight int
-	QueueWait   time.Duration
+	MaxInFlight         int
+	OperatorMaxInFlight int
+	QueueWait           time.Duration
 	// Resolver answers the fetcher's DNS lookups (nil: the system's).
 	Resolver *net.Resolver
 	// Log receives the detail of a failed fetch (the resolver's and the
@@ -68,15 +74,28 @@ type FetchOptions struct {
 // few hundred bytes of headers.
 const MaxResponseHeaderBytes = 16 << 10
 
-// DefaultMaxFetches bounds the fetches in flight in one process (metadata
-// documents and jwks_uri sets together: anonymous callers start both), and
-// DefaultFetchQueueWait how long a fetch waits for a slot before it is
-// refused (ErrFetchBusy). Each fetch holds at most MaxResponseHeaderBytes
-// of headers and its body bound (16 KiB for a document, 64 KiB for a JWK
-// set) besides the connection's buffers: 16 of them stay within a few MiB.
+// DefaultMaxFetches bounds the fetches in flight in one process that
+// anonymous callers start (metadata documents and self-registered
+// clients' jwks_uri sets together), DefaultMaxOperatorFetches apart from
+// them the fetches of the operator's clients' jwks_uri sets (CLIENTS_FILE:
+// one shared fetch per jwks_uri at a time, jwksFetcher in package oauth,
+// so the operator's number of jwks_uris bounds them already; this is the
+// backstop), and DefaultFetchQueueWait how long a fetch waits for a slot
+// before it is refused (ErrFetchBusy). Each fetch holds at most
+// MaxResponseHeaderBytes of headers and its body bound (16 KiB for a
+// document, 64 KiB for a JWK set) besides the connection's buffers: 24 of
+// them stay within a few MiB.
+//
+// The operator's bound is apart so that anonymous callers cannot deny the
+// operator's private_key_jwt clients: one address holding every anonymous
+// slot (a slot is held up to the 5 s timeout, twice for a jwks_uri, so a
+// few requests a second keep 16 taken, well within the per-address rate
+// limits) refused their jwks_uri fetches "too many fetches in flight"
+// (brk47).
 const (
-	DefaultMaxFetches     = 16
-	DefaultFetchQueueWait = time.Second
+	DefaultMaxFetches         = 16
+	DefaultMaxOperatorFetches = 8
+	DefaultFetchQueueWait     = time.Second
 )
 
 // ErrFetchBusy is the failure of a fetch that found every slot of the
@@ -98,11 +117,15 @@ func (e *fetchBusyError) Is(target error) bool { return target == ErrFetchBusy }
 // cannot slip through), no redirects, bounded size, headers
 // (MaxResponseHeaderBytes), time and concurrency (FetchOptions.MaxInFlight:
 // every fetch of the fetcher's client, RetryableClient's too, takes a
-// slot until its response body is closed).
+// slot until its response body is closed; OperatorRetryableClient's take
+// a slot of FetchOptions.OperatorMaxInFlight instead).
 type MetadataFetcher struct {
 	o      FetchOptions
 	client *http.Client
 	gate   *fetchGate
+	// operator is client with the operator's own bound (opGate).
+	operator *http.Client
+	opGate   *fetchGate
 }
 
 // NewMetadataFetcher returns a fetcher.
@@ -115,6 +138,9 @@ func NewMetadataFetcher(o FetchOptions) *MetadataFetcher {
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxFetches
+	}
+	if o.OperatorMaxInFlight <= 0 {
+		o.OperatorMaxInFlight = DefaultMaxOperatorFetches
 	}
 	if o.QueueWait <= 0 {
 		o.QueueWait = DefaultFetchQueueWait
@@ -134,23 +160,46 @@ func NewMetadataFetcher(o FetchOptions) *MetadataFetcher {
 		IdleConnTimeout:        30 * time.Second,
 		ForceAttemptHTTP2:      true,
 	}
-	gate := &fetchGate{next: transport, slots: make(chan struct{}, o.MaxInFlight), wait: o.QueueWait}
-	return &MetadataFetcher{o: o, gate: gate, client: &http.Client{
-		Transport: gate, Timeout: o.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	f := &MetadataFetcher{o: o}
+	f.gate = &fetchGate{next: transport, slots: make(chan struct{}, o.MaxInFlight), wait: o.QueueWait}
+	f.opGate = &fetchGate{next: transport, slots: make(chan struct{}, o.OperatorMaxInFlight), wait: o.QueueWait}
+	f.client, f.operator = guardedClient(f.gate, o.Timeout), guardedClient(f.opGate, o.Timeout)
+	return f
 }
 
-// FetchStats are a fetcher's concurrency counters (metrics).
+// guardedClient is an http.Client over gate that follows no redirect.
+func guardedClient(gate *fetchGate, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Transport: gate, Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// FetchStats are a fetcher's concurrency counters (metrics): of the
+// anonymous callers' fetches, and Operator's of OperatorRetryableClient's.
 type FetchStats struct {
 	Limit    int   // the bound (FetchOptions.MaxInFlight)
 	InFlight int64 // fetches holding a slot now
 	Refused  int64 // fetches refused with ErrFetchBusy
+	// Operator are the same of the operator's clients' jwks_uri fetches
+	// (FetchOptions.OperatorMaxInFlight).
+	Operator GateStats
+}
+
+// GateStats are the counters of one bound of fetches in flight.
+type GateStats struct {
+	Limit    int
+	InFlight int64
+	Refused  int64
 }
 
 // FetchStats reads the fetcher's concurrency counters.
 func (f *MetadataFetcher) FetchStats() FetchStats {
-	return FetchStats{Limit: cap(f.gate.slots), InFlight: int64(len(f.gate.slots)), Refused: f.gate.refused.Load()}
+	return FetchStats{Limit: cap(f.gate.slots), InFlight: int64(len(f.gate.slots)), Refused: f.gate.refused.Load(), Operator: f.opGate.stats()}
+}
+
+func (g *fetchGate) stats() GateStats {
+	return GateStats{Limit: cap(g.slots), InFlight: int64(len(g.slots)), Refused: g.refused.Load()}
 }
 
 // fetchGate is the fetcher's transport: at most cap(slots) requests in
@@ -202,10 +251,24 @@ func (b *gatedBody) Close() error {
 	return err
 }
 
-// RetryableClient is the guarded client in the form fosite's JWKS fetcher takes.
-func (f *MetadataFetcher) RetryableClient() *retryablehttp.Client {
+// RetryableClient is the guarded client in the form fosite's JWKS fetcher
+// takes, for the jwks_uri sets of clients anyone may register (Client ID
+// Metadata Documents, dynamic registrations): its fetches share
+// FetchOptions.MaxInFlight with the metadata documents.
+func (f *MetadataFetcher) RetryableClient() *retryablehttp.Client { return retryable(f.client) }
+
+// OperatorRetryableClient is RetryableClient for the jwks_uri sets of the
+// operator's own clients (CLIENTS_FILE), guarded alike (https, public
+// addresses, the same size, header and time bounds) but bounded apart
+// (FetchOptions.OperatorMaxInFlight): what anonymous callers make the
+// server fetch cannot take its slots.
+func (f *MetadataFetcher) OperatorRetryableClient() *retryablehttp.Client {
+	return retryable(f.operator)
+}
+
+func retryable(c *http.Client) *retryablehttp.Client {
 	rc := retryablehttp.NewClient()
-	rc.HTTPClient = f.client
+	rc.HTTPClient = c
 	rc.RetryMax = 1
 	rc.Logger = nil
 	// One retry after at most a second: the wait is part of a token

@@ -107,6 +107,22 @@ func (s *Static) Get(id string) (*Client, error) {
 	return nil, ErrNotFound
 }
 
+// HasJWKSURI reports whether uri is the jwks_uri of a client of the
+// registry (now: a reload counts from the next call). A nil registry has
+// none. The registry is the operator's, a few hundred clients at most: a
+// scan, at each private_key_jwt assertion verified with a jwks_uri.
+func (s *Static) HasJWKSURI(uri string) bool {
+	if s == nil || uri == "" {
+		return false
+	}
+	for _, c := range *s.byID.Load() {
+		if c.JWKSURI == uri {
+			return true
+		}
+	}
+	return false
+}
+
 // Len is the number of clients.
 func (s *Static) Len() int { return len(*s.byID.Load()) }
 

@@ -733,7 +733,8 @@ const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bear
 
 // registerFetchMetrics exports the bound of the guarded fetcher's
 // fetches in flight (Client ID Metadata Documents and jwks_uri sets:
-// clients.FetchOptions.MaxInFlight) and its refusals.
+// clients.FetchOptions.MaxInFlight) and its refusals, and those of the
+// operator's clients' jwks_uri fetches, bounded apart.
 func registerFetchMetrics(reg prometheus.Registerer, f *clients.MetadataFetcher) error {
 	if reg == nil {
 		return nil
@@ -754,6 +755,14 @@ func registerFetchMetrics(reg prometheus.Registerer, f *clients.MetadataFetcher)
 			Name: "tollgate_auth_client_fetches_refused_total",
 			Help: "Client ID Metadata Document and jwks_uri fetches refused because every slot stayed taken (answered as an unreachable document or jwks_uri).",
 		}, stat(func(s clients.FetchStats) float64 { return float64(s.Refused) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_auth_operator_jwks_fetches_in_flight",
+			Help: "jwks_uri fetches of the operator's own clients (CLIENTS_FILE) in flight now, bounded apart from the fetches anonymous callers start.",
+		}, stat(func(s clients.FetchStats) float64 { return float64(s.Operator.InFlight) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tollgate_auth_operator_jwks_fetches_refused_total",
+			Help: "jwks_uri fetches of the operator's own clients refused because every slot of their bound stayed taken.",
+		}, stat(func(s clients.FetchStats) float64 { return float64(s.Operator.Refused) })),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

@@ -76,7 +76,9 @@ import (
 //   - the GET goes through the guarded client, whose own bounds hold it:
 //     response headers of at most clients.MaxResponseHeaderBytes, and at
 //     most clients.DefaultMaxFetches fetches in flight in the process,
-//     metadata documents included; a GET that finds none free within
+//     metadata documents included (the operator's clients' jwks_uris have
+//     a fetcher, client and bound of their own: signingUseFetcher,
+//     clients.DefaultMaxOperatorFetches); a GET that finds none free within
 //     clients.DefaultFetchQueueWait is refused (clients.ErrFetchBusy),
 //     and that refusal is not remembered: it is no fault of the client's;
 //   - a fetch that fails (an error status, an answer that is no JWK set,

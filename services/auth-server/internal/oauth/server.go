@@ -218,7 +218,7 @@ func New(o Options) (*Server, error) {
 		RedirectSecureChecker: func(_ context.Context, u *url.URL) bool {
 			return clients.CheckRedirectURI(u.String(), cfg.Production()) == nil
 		},
-		JWKSFetcherStrategy: signingUseFetcher{fetcher: newJWKSFetcher(s.cimd.RetryableClient()), log: s.log},
+		JWKSFetcherStrategy: newSigningUseFetcher(s.cimd, s.static.HasJWKSURI, s.log),
 	}
 	// fosite initialises some settings lazily on first use, which races
 	// under concurrent requests; set them all up front.
@@ -599,9 +599,46 @@ func (a assertionAudiences) GetTokenURLs(context.Context) []string { return a.au
 // A set that cannot be fetched is invalid_client (jwksFetchError), and
 // log gets what failed, for the operator; jwksFetchFailure classifies
 // the fetcher's failures.
+//
+// The jwks_uris of the operator's own clients (isOperator: a client of
+// CLIENTS_FILE names it) are fetched and cached by operator, all others by
+// fetcher: their own bound of fetches in flight
+// (clients.MetadataFetcher.OperatorRetryableClient) and their own cache,
+// so that what anonymous callers make the server fetch and keep — the
+// jwks_uris of Client ID Metadata Documents and dynamic registrations —
+// neither takes the slots an operator client's fetch needs nor pushes its
+// set out of the cache (brk47). The choice is by the URI, not by the
+// client that asked (fosite passes only the URI): a self-registered
+// client naming an operator's jwks_uri gets that set from operator's
+// cache, which costs nothing more — operator fetches one URI once at a
+// time, at most once per jwksRefetchInterval for an unknown kid and once
+// per jwksFailureTTL when it fails, so operator's fetches stay bounded by
+// the operator's number of jwks_uris whoever asks. Without operator
+// (nil), fetcher fetches every jwks_uri.
 type signingUseFetcher struct {
-	fetcher *jwksFetcher
-	log     *slog.Logger
+	fetcher    *jwksFetcher
+	operator   *jwksFetcher
+	isOperator func(location string) bool
+	log        *slog.Logger
+}
+
+// newSigningUseFetcher fetches with mf's guarded clients: the jwks_uris
+// isOperator names with its OperatorRetryableClient, into a cache of their
+// own; the others with its RetryableClient.
+func newSigningUseFetcher(mf *clients.MetadataFetcher, isOperator func(location string) bool, log *slog.Logger) signingUseFetcher {
+	return signingUseFetcher{
+		fetcher: newJWKSFetcher(mf.RetryableClient()), operator: newJWKSFetcher(mf.OperatorRetryableClient()),
+		isOperator: isOperator, log: log,
+	}
+}
+
+// fetcherFor is the fetcher of location: operator for an operator
+// client's jwks_uri.
+func (f signingUseFetcher) fetcherFor(location string) *jwksFetcher {
+	if f.operator != nil && f.isOperator != nil && f.isOperator(location) {
+		return f.operator
+	}
+	return f.fetcher
 }
 
 var _ fosite.JWKSFetcherStrategy = signingUseFetcher{}
@@ -609,7 +646,7 @@ var _ fosite.JWKSFetcherStrategy = signingUseFetcher{}
 // Resolve is fosite.JWKSFetcherStrategy's: the fetcher's set of location
 // with clients.AssertionKeys applied.
 func (f signingUseFetcher) Resolve(ctx context.Context, location string, ignoreCache bool) (*josev3.JSONWebKeySet, error) {
-	set, err := f.fetcher.ResolveAssertionKeys(ctx, location, ignoreCache)
+	set, err := f.fetcherFor(location).ResolveAssertionKeys(ctx, location, ignoreCache)
 	if err != nil {
 		why := jwksFetchFailure(err)
 		// Once per failed fetch: the failure is remembered and answered

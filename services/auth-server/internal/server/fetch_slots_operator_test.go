@@ -1,0 +1,92 @@
+package server_test
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestAnonymousFetchesDoNotDenyOperatorClients (brk47): the 16 fetch
+// slots of the guarded fetcher are shared by anonymous callers' Client ID
+// Metadata Documents and the operator's own private_key_jwt clients'
+// jwks_uri sets. One address, well within RATE_LIMIT_TOKEN_PER_ADDRESS /
+// RATE_LIMIT_AUTHORIZE (16 requests naming documents on a server that
+// answers slowly, ~3 a second to keep them taken at the 5 s fetch
+// timeout), takes every slot, and an operator-registered client whose set
+// is not cached (first use, after the 1 h cache TTL, after a key roll, or
+// once anonymous jwks_uri entries pushed it out of the 4 MiB cache) gets
+// 401 invalid_client "too many fetches in flight" for as long as the
+// anonymous traffic lasts. An operator's client must not be denied by
+// what anonymous callers make the auth-server fetch: its jwks_uri fetch
+// is not refused by the anonymous callers' bound.
+//
+// The operator's jwks_uri here is a TLS server the auth-server does not
+// trust, so its fetch, when tried, fails "TLS failed" (the harness cannot
+// make the guarded client trust a test CA); the assertion is that it is
+// tried, not refused unsent because anonymous fetches hold the slots.
+func TestAnonymousFetchesDoNotDenyOperatorClients(t *testing.T) {
+	var (
+		arrived  = make(chan struct{}, 64)
+		release  = make(chan struct{})
+		released sync.Once
+	)
+	t.Cleanup(func() { released.Do(func() { close(release) }) })
+	var docs *httptest.Server
+	docs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"client_id":%q,"redirect_uris":[%q]}`, docs.URL+r.URL.Path, docs.URL+"/cb")
+	}))
+	t.Cleanup(docs.Close)
+	operatorJWKS := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"keys":[]}`))
+	}))
+	t.Cleanup(operatorJWKS.Close)
+
+	reg, assertion := keyJWTClient(t, "pkj-operator", "http://127.0.0.1:8979/cb")
+	reg = regexp.MustCompile(`(?m)^  jwks: .*$`).ReplaceAllString(reg, `  jwks_uri: "`+operatorJWKS.URL+`/jwks.json"`)
+	f := startFleetWith(t, nil, reg)
+
+	// One anonymous address: 16 authorization requests naming documents
+	// on a server that does not answer.
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := url.Values{"client_id": {fmt.Sprintf("%s/slow/%d.json", docs.URL, i)}, "redirect_uri": {docs.URL + "/cb"}, "response_type": {"code"},
+				"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}
+			resp, err := http.Get(f.Base + "/oauth/authorize?" + q.Encode())
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	for range 16 {
+		<-arrived
+	}
+
+	c := devClient{ClientID: "pkj-operator", AuthMethod: "private_key_jwt"}
+	r := f.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"ory_rt_unknown.unknown"}, "client_id": {"pkj-operator"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion(f.Base+"/oauth/token", rand.Text())}})
+	if strings.Contains(r.Description, "too many fetches in flight") {
+		t.Errorf("operator client pkj-operator while one anonymous address holds 16 document fetches: %d %s %q;\n"+
+			"want its jwks_uri fetched (here: \"TLS failed\"), not refused because anonymous callers hold every fetch slot", r.Status, r.Error, r.Description)
+	}
+	released.Do(func() { close(release) })
+	wg.Wait()
+}
