@@ -56,6 +56,12 @@ type FetchOptions struct {
 	MaxInFlight         int
 	OperatorMaxInFlight int
 	QueueWait           time.Duration
+	// MaxInFlightPerAddress bounds the anonymous fetches (MaxInFlight's)
+	// of one client address (WithFetchAddress) in flight at once
+	// (default DefaultMaxFetchesPerAddress), so that one address cannot
+	// hold every slot; a fetch of a request without an address is
+	// bounded by MaxInFlight only.
+	MaxInFlightPerAddress int
 	// Resolver answers the fetcher's DNS lookups (nil: the system's).
 	Resolver *net.Resolver
 	// Log receives the detail of a failed fetch (the resolver's and the
@@ -92,10 +98,16 @@ const MaxResponseHeaderBytes = 16 << 10
 // few requests a second keep 16 taken, well within the per-address rate
 // limits) refused their jwks_uri fetches "too many fetches in flight"
 // (brk47).
+//
+// DefaultMaxFetchesPerAddress bounds the anonymous fetches of one client
+// address (its trusted address, an IPv6 /64 as one): 4 of the 16, so that
+// filling the anonymous bound takes at least 4 addresses, and one address
+// naming slow servers slows its own requests only.
 const (
-	DefaultMaxFetches         = 16
-	DefaultMaxOperatorFetches = 8
-	DefaultFetchQueueWait     = time.Second
+	DefaultMaxFetches           = 16
+	DefaultMaxFetchesPerAddress = 4
+	DefaultMaxOperatorFetches   = 8
+	DefaultFetchQueueWait       = time.Second
 )
 
 // ErrFetchBusy is the failure of a fetch that found every slot of the
@@ -103,10 +115,17 @@ const (
 // nothing was sent. FetchFailure says so in fixed words.
 var ErrFetchBusy = errors.New("too many fetches in flight")
 
-// fetchBusyError is ErrFetchBusy with the bound that refused the fetch.
-type fetchBusyError struct{ limit int }
+// fetchBusyError is ErrFetchBusy with the bound that refused the fetch:
+// the process's, or with address its client address's.
+type fetchBusyError struct {
+	limit   int
+	address bool
+}
 
 func (e *fetchBusyError) Error() string {
+	if e.address {
+		return fmt.Sprintf("%v for this client address (at most %d at once)", ErrFetchBusy, e.limit)
+	}
 	return fmt.Sprintf("%v (at most %d at once)", ErrFetchBusy, e.limit)
 }
 func (e *fetchBusyError) Is(target error) bool { return target == ErrFetchBusy }
@@ -139,6 +158,9 @@ func NewMetadataFetcher(o FetchOptions) *MetadataFetcher {
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxFetches
 	}
+	if o.MaxInFlightPerAddress <= 0 {
+		o.MaxInFlightPerAddress = DefaultMaxFetchesPerAddress
+	}
 	if o.OperatorMaxInFlight <= 0 {
 		o.OperatorMaxInFlight = DefaultMaxOperatorFetches
 	}
@@ -161,7 +183,7 @@ func NewMetadataFetcher(o FetchOptions) *MetadataFetcher {
 		ForceAttemptHTTP2:      true,
 	}
 	f := &MetadataFetcher{o: o}
-	f.gate = &fetchGate{next: transport, slots: make(chan struct{}, o.MaxInFlight), wait: o.QueueWait}
+	f.gate = &fetchGate{next: transport, slots: make(chan struct{}, o.MaxInFlight), wait: o.QueueWait, perAddress: o.MaxInFlightPerAddress}
 	f.opGate = &fetchGate{next: transport, slots: make(chan struct{}, o.OperatorMaxInFlight), wait: o.QueueWait}
 	f.client, f.operator = guardedClient(f.gate, o.Timeout), guardedClient(f.opGate, o.Timeout)
 	return f
@@ -181,6 +203,10 @@ type FetchStats struct {
 	Limit    int   // the bound (FetchOptions.MaxInFlight)
 	InFlight int64 // fetches holding a slot now
 	Refused  int64 // fetches refused with ErrFetchBusy
+	// PerAddressLimit is FetchOptions.MaxInFlightPerAddress, and
+	// RefusedPerAddress counts the fetches it refused (not in Refused).
+	PerAddressLimit   int
+	RefusedPerAddress int64
 	// Operator are the same of the operator's clients' jwks_uri fetches
 	// (FetchOptions.OperatorMaxInFlight).
 	Operator GateStats
@@ -195,7 +221,8 @@ type GateStats struct {
 
 // FetchStats reads the fetcher's concurrency counters.
 func (f *MetadataFetcher) FetchStats() FetchStats {
-	return FetchStats{Limit: cap(f.gate.slots), InFlight: int64(len(f.gate.slots)), Refused: f.gate.refused.Load(), Operator: f.opGate.stats()}
+	return FetchStats{Limit: cap(f.gate.slots), InFlight: int64(len(f.gate.slots)), Refused: f.gate.refused.Load(),
+		PerAddressLimit: f.gate.perAddress, RefusedPerAddress: f.gate.refusedAddress.Load(), Operator: f.opGate.stats()}
 }
 
 func (g *fetchGate) stats() GateStats {
@@ -203,40 +230,125 @@ func (g *fetchGate) stats() GateStats {
 }
 
 // fetchGate is the fetcher's transport: at most cap(slots) requests in
-// flight, each from its round trip until its response body is closed (or
-// the round trip fails). A request that finds every slot taken waits at
-// most wait, and no longer than its context, then fails with ErrFetchBusy
-// without reaching next.
+// flight, and with perAddress > 0 at most perAddress of them for one
+// client address (the request context's FetchAddress; a request without
+// one takes no address slot), each from its round trip until its
+// response body is closed (or the round trip fails). A request that
+// finds every slot it needs taken waits at most wait in all, and no
+// longer than its context, then fails with ErrFetchBusy without reaching
+// next. The address slot is taken first: an address at its bound waits
+// without holding a slot of the others.
 type fetchGate struct {
 	next    http.RoundTripper
 	slots   chan struct{}
 	wait    time.Duration
 	refused atomic.Int64
+
+	perAddress     int
+	refusedAddress atomic.Int64
+	mu             sync.Mutex
+	// addresses are the address slots in use or awaited, by address;
+	// an entry is dropped when no request holds or awaits it.
+	addresses map[string]*addressSlots
+}
+
+// addressSlots are one client address's slots (cap perAddress) and the
+// number of requests holding or awaiting one.
+type addressSlots struct {
+	slots chan struct{}
+	users int
 }
 
 func (g *fetchGate) RoundTrip(req *http.Request) (*http.Response, error) {
-	select {
-	case g.slots <- struct{}{}:
-	default:
-		t := time.NewTimer(g.wait)
-		defer t.Stop()
-		select {
-		case g.slots <- struct{}{}:
-		case <-t.C:
-			g.refused.Add(1)
-			return nil, &fetchBusyError{limit: cap(g.slots)}
-		case <-req.Context().Done():
-			g.refused.Add(1)
-			return nil, &fetchBusyError{limit: cap(g.slots)}
+	deadline := time.Now().Add(g.wait)
+	releaseAddress := func() {}
+	if addr, ok := FetchAddress(req.Context()); ok && g.perAddress > 0 {
+		a := g.addressSlots(addr)
+		if !take(req.Context(), a.slots, deadline) {
+			g.dropAddress(addr, a)
+			g.refusedAddress.Add(1)
+			return nil, &fetchBusyError{limit: g.perAddress, address: true}
 		}
+		releaseAddress = func() { <-a.slots; g.dropAddress(addr, a) }
 	}
+	if !take(req.Context(), g.slots, deadline) {
+		releaseAddress()
+		g.refused.Add(1)
+		return nil, &fetchBusyError{limit: cap(g.slots)}
+	}
+	release := sync.OnceFunc(func() { <-g.slots; releaseAddress() })
 	resp, err := g.next.RoundTrip(req)
 	if err != nil {
-		<-g.slots
+		release()
 		return nil, err
 	}
-	resp.Body = &gatedBody{ReadCloser: resp.Body, release: sync.OnceFunc(func() { <-g.slots })}
+	resp.Body = &gatedBody{ReadCloser: resp.Body, release: release}
 	return resp, nil
+}
+
+// take takes a slot of slots, waiting until deadline at most and no
+// longer than ctx; it reports whether it got one.
+func take(ctx context.Context, slots chan struct{}, deadline time.Time) bool {
+	select {
+	case slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case slots <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// addressSlots is addr's entry, counting the caller among its users.
+func (g *fetchGate) addressSlots(addr string) *addressSlots {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := g.addresses[addr]
+	if a == nil {
+		if g.addresses == nil {
+			g.addresses = map[string]*addressSlots{}
+		}
+		a = &addressSlots{slots: make(chan struct{}, g.perAddress)}
+		g.addresses[addr] = a
+	}
+	a.users++
+	return a
+}
+
+// dropAddress uncounts a user of addr's entry a, dropping the entry when
+// it was the last.
+func (g *fetchGate) dropAddress(addr string, a *addressSlots) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if a.users--; a.users == 0 {
+		delete(g.addresses, addr)
+	}
+}
+
+// fetchAddressKey is the context key of WithFetchAddress.
+type fetchAddressKey struct{}
+
+// WithFetchAddress is ctx for a request of the client address addr: the
+// fetches made for it (Fetch, FetchDocument, RetryableClient's) hold at
+// most FetchOptions.MaxInFlightPerAddress slots of the anonymous bound
+// at once. addr must be a verified fact of the request — its trusted
+// client address (platform/clientip), never a value the request claims —
+// and one string for all the addresses one caller controls (an IPv6 /64:
+// clientip.Resolver.Subject).
+func WithFetchAddress(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, fetchAddressKey{}, addr)
+}
+
+// FetchAddress is the client address WithFetchAddress gave ctx.
+func FetchAddress(ctx context.Context) (string, bool) {
+	addr, ok := ctx.Value(fetchAddressKey{}).(string)
+	return addr, ok
 }
 
 // gatedBody gives its fetch's slot back when closed (once).
@@ -568,6 +680,8 @@ func FetchFailure(err error) string {
 		invalid  x509.CertificateInvalidError
 	)
 	switch {
+	case errors.As(err, &busy) && busy.address:
+		return fmt.Sprintf("this server has too many fetches in flight for this client address (at most %d at once); retry later", busy.limit)
 	case errors.As(err, &busy):
 		return fmt.Sprintf("this server has too many fetches in flight (at most %d at once); retry later", busy.limit)
 	case headersTooLarge(err):

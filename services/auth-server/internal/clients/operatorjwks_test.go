@@ -1,6 +1,16 @@
 package clients
 
-import "testing"
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
 
 // TestStaticHasJWKSURI: the operator's registry names its clients'
 // jwks_uris (the auth-server fetches and caches those apart from the ones
@@ -31,5 +41,78 @@ func TestStaticHasJWKSURI(t *testing.T) {
 	}
 	if (*Static)(nil).HasJWKSURI("https://app.example/jwks.json") {
 		t.Error("a nil registry names a jwks_uri")
+	}
+}
+
+// TestFetchSlotsPerAddress: over a real loopback server, one client
+// address (WithFetchAddress) holds at most MaxInFlightPerAddress of the
+// anonymous slots: with its 2 fetches hanging, its 3rd waits QueueWait,
+// then is refused unsent ("for this client address"); another address's
+// fetch and a fetch without an address are sent; the operator's client
+// has slots of its own; once the hanging fetches end, the address
+// fetches again and no address entry is left behind.
+func TestFetchSlotsPerAddress(t *testing.T) {
+	var (
+		total   atomic.Int64
+		arrived = make(chan string, 16)
+		release = make(chan struct{})
+		once    sync.Once
+	)
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		total.Add(1)
+		if strings.HasPrefix(r.URL.Path, "/hang/") {
+			arrived <- r.URL.Path
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"client_id":%q,"redirect_uris":["https://app.example/cb"]}`, srv.URL+r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	f := NewMetadataFetcher(FetchOptions{AllowPrivate: true, MaxInFlightPerAddress: 2, QueueWait: 50 * time.Millisecond})
+	a, b := WithFetchAddress(context.Background(), "203.0.113.7"), WithFetchAddress(context.Background(), "198.51.100.9")
+
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, _ = f.Fetch(a, fmt.Sprintf("%s/hang/a%d.json", srv.URL, i))
+		}()
+	}
+	<-arrived
+	<-arrived
+	before := total.Load()
+	_, _, err := f.Fetch(a, srv.URL+"/a3.json")
+	if want := "fetch failed: this server has too many fetches in flight for this client address (at most 2 at once); retry later"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("the address's 3rd fetch: %v, want %q", err, want)
+	}
+	if n := total.Load(); n != before {
+		t.Errorf("the refused fetch reached the server")
+	}
+	if _, _, err := f.Fetch(b, srv.URL+"/b.json"); err != nil {
+		t.Errorf("another address's fetch: %v", err)
+	}
+	if _, _, err := f.Fetch(context.Background(), srv.URL+"/none.json"); err != nil {
+		t.Errorf("a fetch without an address: %v", err)
+	}
+	if st := f.FetchStats(); st.RefusedPerAddress != 1 || st.Refused != 0 || st.PerAddressLimit != 2 {
+		t.Errorf("stats %+v, want one refusal for the address, none of the process's bound", st)
+	}
+	once.Do(func() { close(release) })
+	wg.Wait()
+	if _, _, err := f.Fetch(a, srv.URL+"/a4.json"); err != nil {
+		t.Errorf("the address once its fetches ended: %v", err)
+	}
+	f.gate.mu.Lock()
+	left := len(f.gate.addresses)
+	f.gate.mu.Unlock()
+	if left != 0 || len(f.gate.slots) != 0 {
+		t.Errorf("%d address entries and %d slots left after every fetch ended, want none", left, len(f.gate.slots))
 	}
 }

@@ -755,6 +755,10 @@ func registerFetchMetrics(reg prometheus.Registerer, f *clients.MetadataFetcher)
 			Name: "tollgate_auth_client_fetches_refused_total",
 			Help: "Client ID Metadata Document and jwks_uri fetches refused because every slot stayed taken (answered as an unreachable document or jwks_uri).",
 		}, stat(func(s clients.FetchStats) float64 { return float64(s.Refused) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tollgate_auth_client_fetches_address_refused_total",
+			Help: "Client ID Metadata Document and jwks_uri fetches refused because their client address's share of the slots stayed taken.",
+		}, stat(func(s clients.FetchStats) float64 { return float64(s.RefusedPerAddress) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_auth_operator_jwks_fetches_in_flight",
 			Help: "jwks_uri fetches of the operator's own clients (CLIENTS_FILE) in flight now, bounded apart from the fetches anonymous callers start.",

@@ -122,6 +122,10 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 		// per /64 (clientip.Resolver.Subject). A busy address's tokens are
 		// leased (ratelimit.Leasing): no Redis round trip for most requests.
 		addr := s.addrs.Subject(r)
+		// The fetches the request makes (a Client ID Metadata Document, a
+		// self-registered client's jwks_uri) count against its address's
+		// share of the fetch slots (clients.WithFetchAddress).
+		r = r.WithContext(clients.WithFetchAddress(r.Context(), addr))
 		res, err := s.leases.Allow(r.Context(), endpoint, "addr:"+addr, s.limit(endpoint))
 		if err == nil {
 			ratelimit.SetHeaders(w.Header(), res)

@@ -2,10 +2,8 @@ package server_test
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,8 +18,9 @@ import (
 //     refused ("the response headers are larger than 16384 bytes"), not
 //     read on (Go's default was 10 MiB a response: 8 such requests took
 //     the auth-server from 37 to 343 MiB);
-//   - while 16 fetches hang at a document server, a 17th request's fetch
-//     waits its turn briefly, then is refused ("too many fetches in
+//   - while 16 fetches hang at a document server (16 client addresses'),
+//     a 17th request's fetch
+//     (a 17th address's) waits its turn briefly, then is refused ("too many fetches in
 //     flight") and never reaches the server, counted in
 //     tollgate_auth_client_fetches_refused_total.
 func TestMetadataFetchBoundsOverHTTP(t *testing.T) {
@@ -49,21 +48,14 @@ func TestMetadataFetchBoundsOverHTTP(t *testing.T) {
 		fmt.Fprintf(w, `{"client_id":%q,"redirect_uris":[%q]}`, docs.URL+r.URL.Path, docs.URL+"/cb")
 	}))
 	t.Cleanup(docs.Close)
-	f := startFleet(t, nil)
-	authorize := func(path string) (int, string) {
-		q := url.Values{"client_id": {docs.URL + path}, "redirect_uri": {docs.URL + "/cb"}, "response_type": {"code"},
-			"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}
-		resp, err := http.Get(f.Base + "/oauth/authorize?" + q.Encode())
-		if err != nil {
-			t.Error(err)
-			return 0, ""
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+	// 17 client addresses: one holds at most 4 slots
+	// (TestMetadataFetchesPerAddress).
+	f := startFleetWith(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"}, "")
+	authorize := func(path string, from int) (int, string) {
+		return authorizeFrom(t, f, docs.URL, path, fmt.Sprintf("203.0.113.%d", from))
 	}
 
-	if status, body := authorize("/big.json"); status != http.StatusBadRequest ||
+	if status, body := authorize("/big.json", 0); status != http.StatusBadRequest ||
 		!strings.Contains(body, "fetch failed: the response headers are larger than 16384 bytes") {
 		t.Errorf("document answered with 20 KiB of headers: %d %s, want 400 saying its headers are too large", status, body)
 	}
@@ -73,13 +65,13 @@ func TestMetadataFetchBoundsOverHTTP(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			authorize(fmt.Sprintf("/hang/%d.json", i))
+			authorize(fmt.Sprintf("/hang/%d.json", i), i)
 		}()
 	}
 	for range 16 {
 		<-arrived
 	}
-	status, body := authorize("/hang/17.json")
+	status, body := authorize("/hang/17.json", 17)
 	if status != http.StatusBadRequest || !strings.Contains(body, "fetch failed: this server has too many fetches in flight (at most 16 at once); retry later") {
 		t.Errorf("17th request while 16 fetches hang: %d %s, want 400 saying too many fetches are in flight", status, body)
 	}

@@ -3,7 +3,6 @@ package server_test
 import (
 	"crypto/rand"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,7 +13,7 @@ import (
 )
 
 // TestAnonymousFetchesDoNotDenyOperatorClients (brk47): the 16 fetch
-// slots of the guarded fetcher are shared by anonymous callers' Client ID
+// slots of the guarded fetcher were shared by anonymous callers' Client ID
 // Metadata Documents and the operator's own private_key_jwt clients'
 // jwks_uri sets. One address, well within RATE_LIMIT_TOKEN_PER_ADDRESS /
 // RATE_LIMIT_AUTHORIZE (16 requests naming documents on a server that
@@ -58,22 +57,18 @@ func TestAnonymousFetchesDoNotDenyOperatorClients(t *testing.T) {
 
 	reg, assertion := keyJWTClient(t, "pkj-operator", "http://127.0.0.1:8979/cb")
 	reg = regexp.MustCompile(`(?m)^  jwks: .*$`).ReplaceAllString(reg, `  jwks_uri: "`+operatorJWKS.URL+`/jwks.json"`)
-	f := startFleetWith(t, nil, reg)
+	f := startFleetWith(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"}, reg)
 
-	// One anonymous address: 16 authorization requests naming documents
-	// on a server that does not answer.
+	// Anonymous callers: 16 authorization requests naming documents on a
+	// server that does not answer, from 4 addresses (one address holds
+	// at most 4 slots: TestMetadataFetchesPerAddress), taking every
+	// anonymous slot.
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			q := url.Values{"client_id": {fmt.Sprintf("%s/slow/%d.json", docs.URL, i)}, "redirect_uri": {docs.URL + "/cb"}, "response_type": {"code"},
-				"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}
-			resp, err := http.Get(f.Base + "/oauth/authorize?" + q.Encode())
-			if err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
+			authorizeFrom(t, f, docs.URL, fmt.Sprintf("/slow/%d.json", i), fmt.Sprintf("203.0.113.%d", i%4))
 		}()
 	}
 	for range 16 {
