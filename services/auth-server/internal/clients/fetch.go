@@ -1,6 +1,7 @@
 package clients
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -25,10 +26,17 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 )
 
-// MetadataError explains why a Client ID Metadata Document was refused.
-type MetadataError struct{ Reason string }
+// MetadataError explains why a Client ID Metadata Document was refused:
+// Reason in fixed words, shown to the caller; Err, when set, the fetch's
+// own error, for errors.Is and errors.As only (its text may name the
+// resolver's or the dialled address: never shown, FetchFailure).
+type MetadataError struct {
+	Reason string
+	Err    error
+}
 
 func (e *MetadataError) Error() string { return "client metadata document: " + e.Reason }
+func (e *MetadataError) Unwrap() error { return e.Err }
 
 func metaErr(format string, args ...any) error {
 	return &MetadataError{Reason: fmt.Sprintf(format, args...)}
@@ -79,6 +87,12 @@ type FetchOptions struct {
 // (the chart's limit is 256 MiB). A metadata document or a JWK set needs a
 // few hundred bytes of headers.
 const MaxResponseHeaderBytes = 16 << 10
+
+// MaxJWKSBytes bounds a JWK set fetched from a jwks_uri (a set of a few
+// RSA keys is a few KiB); FetchOptions.MaxBytes bounds a metadata
+// document. The fetcher reads at most the larger of the two, plus one
+// byte, of any answer, and of a document's its bound plus one byte.
+const MaxJWKSBytes = 64 << 10
 
 // DefaultMaxFetches bounds the fetches in flight in one process that
 // anonymous callers start (metadata documents and self-registered
@@ -136,7 +150,7 @@ func (e *fetchBusyError) Is(target error) bool { return target == ErrFetchBusy }
 // cannot slip through), no redirects, bounded size, headers
 // (MaxResponseHeaderBytes), time and concurrency (FetchOptions.MaxInFlight:
 // every fetch of the fetcher's client, RetryableClient's too, takes a
-// slot until its response body is closed; OperatorRetryableClient's take
+// slot for its round trip and the read of its body; OperatorRetryableClient's take
 // a slot of FetchOptions.OperatorMaxInFlight instead).
 type MetadataFetcher struct {
 	o      FetchOptions
@@ -189,8 +203,11 @@ func NewMetadataFetcher(o FetchOptions) *MetadataFetcher {
 		ForceAttemptHTTP2:      true,
 	}
 	f := &MetadataFetcher{o: o}
-	f.gate = &fetchGate{next: transport, slots: make(chan struct{}, o.MaxInFlight), wait: o.QueueWait, perAddress: o.MaxInFlightPerAddress}
-	f.opGate = &fetchGate{next: transport, slots: make(chan struct{}, o.OperatorMaxInFlight), wait: o.QueueWait}
+	maxBody := max(o.MaxBytes, MaxJWKSBytes)
+	f.gate = &fetchGate{next: transport, slots: make(chan struct{}, o.MaxInFlight), wait: o.QueueWait, maxBody: maxBody,
+		perAddress: o.MaxInFlightPerAddress, log: &refusalLog{log: o.Log, bound: "anonymous", now: time.Now}}
+	f.opGate = &fetchGate{next: transport, slots: make(chan struct{}, o.OperatorMaxInFlight), wait: o.QueueWait, maxBody: maxBody,
+		log: &refusalLog{log: o.Log, bound: "operator", now: time.Now}}
 	f.client, f.operator = guardedClient(f.gate, o.Timeout), guardedClient(f.opGate, o.Timeout)
 	return f
 }
@@ -238,17 +255,25 @@ func (g *fetchGate) stats() GateStats {
 // fetchGate is the fetcher's transport: at most cap(slots) requests in
 // flight, and with perAddress > 0 at most perAddress of them for one
 // client address (the request context's FetchAddress; a request without
-// one takes no address slot), each from its round trip until its
-// response body is closed (or the round trip fails). A request that
+// one takes no address slot). A request holds its slots for its round
+// trip and the read of its body — at most maxBody+1 bytes (a request's
+// own bound+1 when its context has a lower one, bodyLimitKey), read by
+// RoundTrip itself (readBody), the connection closed — and gives them back
+// when RoundTrip returns, whatever its caller then does with the answer:
+// before (cimd47), a slot came back only when the caller closed the body,
+// so a caller that forgot to held it for good. A request that
 // finds every slot it needs taken waits at most wait in all, and no
 // longer than its context, then fails with ErrFetchBusy without reaching
-// next. The address slot is taken first: an address at its bound waits
-// without holding a slot of the others.
+// next, logged through log (bounded: refusalLog). The address slot is
+// taken first: an address at its bound waits without holding a slot of
+// the others.
 type fetchGate struct {
 	next    http.RoundTripper
 	slots   chan struct{}
 	wait    time.Duration
+	maxBody int64
 	refused atomic.Int64
+	log     *refusalLog
 
 	perAddress     int
 	refusedAddress atomic.Int64
@@ -273,23 +298,96 @@ func (g *fetchGate) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !take(req.Context(), a.slots, deadline) {
 			g.dropAddress(addr, a)
 			g.refusedAddress.Add(1)
-			return nil, &fetchBusyError{limit: g.perAddress, address: true}
+			return nil, g.refuse(req.Context(), &fetchBusyError{limit: g.perAddress, address: true})
 		}
 		releaseAddress = func() { <-a.slots; g.dropAddress(addr, a) }
 	}
 	if !take(req.Context(), g.slots, deadline) {
 		releaseAddress()
 		g.refused.Add(1)
-		return nil, &fetchBusyError{limit: cap(g.slots)}
+		return nil, g.refuse(req.Context(), &fetchBusyError{limit: cap(g.slots)})
 	}
-	release := sync.OnceFunc(func() { <-g.slots; releaseAddress() })
+	defer func() { <-g.slots; releaseAddress() }()
 	resp, err := g.next.RoundTrip(req)
 	if err != nil {
-		release()
 		return nil, err
 	}
-	resp.Body = &gatedBody{ReadCloser: resp.Body, release: release}
+	limit := g.maxBody
+	if n, ok := req.Context().Value(bodyLimitKey{}).(int64); ok && n < limit {
+		limit = n
+	}
+	resp.Body, resp.ContentLength = readBody(resp.Body, limit)
 	return resp, nil
+}
+
+// bodyLimitKey is the context key of a request's own body bound (bytes,
+// below the gate's maxBody: a metadata document's FetchOptions.MaxBytes).
+type bodyLimitKey struct{}
+
+// readBody reads at most max+1 bytes of body and closes it, answering
+// what it read as a body to read again (no Close needed) and its length,
+// or -1 when there is more or the read failed: then reading the answered
+// body ends with the read's error, if any. A caller's own bound (max or
+// less) sees a longer body as longer than it.
+func readBody(body io.ReadCloser, max int64) (io.ReadCloser, int64) {
+	b, err := io.ReadAll(io.LimitReader(body, max+1))
+	_ = body.Close()
+	switch {
+	case err != nil:
+		return io.NopCloser(io.MultiReader(bytes.NewReader(b), failedRead{err})), -1
+	case int64(len(b)) > max:
+		return io.NopCloser(bytes.NewReader(b)), -1
+	}
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b))
+}
+
+// failedRead is a reader whose every read fails with err.
+type failedRead struct{ err error }
+
+func (r failedRead) Read([]byte) (int, error) { return 0, r.err }
+
+// refuse logs err, the gate's refusal of a fetch, through g.log, and
+// answers it.
+func (g *fetchGate) refuse(ctx context.Context, err *fetchBusyError) error {
+	g.log.refused(ctx, err)
+	return err
+}
+
+// refusalLog writes a gate's refusals to the service log, bounded: the
+// first at once, then at most one line per refusalLogEvery, each with the
+// number of fetches refused since the line before it (the metrics count
+// every one: tollgate_auth_client_fetches_refused_total). Anyone may make
+// the auth-server fetch; a line per refusal let them fill the log at the
+// rate limits' pace.
+type refusalLog struct {
+	log   *slog.Logger // nil: nothing is logged
+	bound string       // which bound: "anonymous" or "operator"
+	now   func() time.Time
+
+	mu    sync.Mutex
+	last  time.Time // when the last line was written (zero: none yet)
+	count int64     // refusals since then, not yet in a line
+}
+
+// refusalLogEvery is how often, at most, a gate logs its refusals after
+// the first.
+const refusalLogEvery = time.Minute
+
+func (l *refusalLog) refused(ctx context.Context, err *fetchBusyError) {
+	if l == nil || l.log == nil {
+		return
+	}
+	l.mu.Lock()
+	l.count++
+	now := l.now()
+	if !l.last.IsZero() && now.Sub(l.last) < refusalLogEvery {
+		l.mu.Unlock()
+		return
+	}
+	n := l.count
+	l.last, l.count = now, 0
+	l.mu.Unlock()
+	l.log.WarnContext(ctx, "client fetches refused: too many in flight (at most one line a minute)", "bound", l.bound, "refused", n, "last_refusal", err.Error())
 }
 
 // take takes a slot of slots, waiting until deadline at most and no
@@ -357,18 +455,6 @@ func FetchAddress(ctx context.Context) (string, bool) {
 	return addr, ok
 }
 
-// gatedBody gives its fetch's slot back when closed (once).
-type gatedBody struct {
-	io.ReadCloser
-	release func()
-}
-
-func (b *gatedBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.release()
-	return err
-}
-
 // RetryableClient is the guarded client in the form fosite's JWKS fetcher
 // takes, for the jwks_uri sets of clients anyone may register (Client ID
 // Metadata Documents, dynamic registrations): its fetches share
@@ -397,7 +483,7 @@ func retryable(c *http.Client) *retryablehttp.Client {
 	// for a slot already) nor headers over MaxResponseHeaderBytes (the
 	// same answer again) is retried.
 	rc.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-		if errors.Is(err, ErrFetchBusy) || headersTooLarge(err) {
+		if errors.Is(err, ErrFetchBusy) || headersRefused(err) != "" {
 			return false, err
 		}
 		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
@@ -552,7 +638,7 @@ func (f *MetadataFetcher) FetchDocument(ctx context.Context, id string) (*Metada
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, bodyLimitKey{}, f.o.MaxBytes), f.o.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -562,10 +648,12 @@ func (f *MetadataFetcher) FetchDocument(ctx context.Context, id string) (*Metada
 	resp, err := f.client.Do(req)
 	if err != nil {
 		reason := fetchFailure(err)
-		if f.o.Log != nil {
+		// A refusal of the bound is the gate's to log (refusalLog: a
+		// line per refusal let anyone fill the log).
+		if f.o.Log != nil && !errors.Is(err, ErrFetchBusy) {
 			f.o.Log.InfoContext(ctx, "client metadata document fetch failed", "client_id", id, "reason", reason, "err", err)
 		}
-		return nil, nil, 0, metaErr("fetch failed: %s", reason)
+		return nil, nil, 0, &MetadataError{Reason: "fetch failed: " + reason, Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -690,8 +778,8 @@ func FetchFailure(err error) string {
 		return fmt.Sprintf("this server has too many fetches in flight for this client address (at most %d at once); retry later", busy.limit)
 	case errors.As(err, &busy):
 		return fmt.Sprintf("this server has too many fetches in flight (at most %d at once); retry later", busy.limit)
-	case headersTooLarge(err):
-		return fmt.Sprintf("the response headers are larger than %d bytes", MaxResponseHeaderBytes)
+	case headersRefused(err) != "":
+		return headersRefused(err)
 	case errors.As(err, &refused):
 		return "the host's address is not a public address"
 	case errors.As(err, &dns) && dns.IsTimeout:
@@ -709,16 +797,28 @@ func FetchFailure(err error) string {
 	return "the request failed"
 }
 
-// headersTooLarge reports whether err, of a fetch, is the transport's
-// refusal of response headers over MaxResponseHeaderBytes. net/http has no
-// error value for it, only these words: HTTP/1's "net/http: server
-// response headers exceeded 16384 bytes; aborted", HTTP/2's "http2:
-// response header list larger than advertised limit"
-// (TestFetchRefusesLargeHeaders pins the first).
-func headersTooLarge(err error) bool {
+// headersRefused says in fixed words how the transport refused the
+// response headers of a fetch (err) over MaxResponseHeaderBytes, or ""
+// when err is no such refusal. net/http has no error value or type for it
+// that a caller can name (Go 1.26: HTTP/2's are unexported), only these
+// words, which TestHeadersTooLargeTexts pins on the real paths:
+//   - HTTP/1: "net/http: server response headers exceeded 16384 bytes;
+//     aborted";
+//   - HTTP/2, headers over the bound in all: "http2: response header
+//     list larger than advertised limit";
+//   - HTTP/2, one header longer than the bound: the HPACK decoder's
+//     string limit, a connection error "connection error:
+//     COMPRESSION_ERROR" — which headers that are not valid HPACK give
+//     too, hence its words.
+func headersRefused(err error) string {
 	if err == nil {
-		return false
+		return ""
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "server response headers exceeded") || strings.Contains(msg, "response header list larger than advertised limit")
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "server response headers exceeded"), strings.Contains(msg, "response header list larger than advertised limit"):
+		return fmt.Sprintf("the response headers are larger than %d bytes", MaxResponseHeaderBytes)
+	case strings.Contains(msg, "connection error: COMPRESSION_ERROR"):
+		return fmt.Sprintf("the response headers are larger than %d bytes or could not be decoded", MaxResponseHeaderBytes)
+	}
+	return ""
 }

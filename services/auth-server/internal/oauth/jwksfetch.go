@@ -139,7 +139,7 @@ const (
 // longer than jwksMaxKIDBytes, is refused too: a client signs with one
 // key and publishes the next beside it.
 const (
-	jwksMaxBytes    = 64 << 10
+	jwksMaxBytes    = clients.MaxJWKSBytes
 	jwksMaxKeys     = 32
 	jwksMaxKIDBytes = 256
 )
