@@ -96,11 +96,12 @@ func startRedis(t testing.TB, c *RedisTLS, extraArgs []string) *Redis {
 		t.Fatal(err)
 	}
 	r.Port = r.node.Port
-	t.Cleanup(r.Stop)
+	t.Cleanup(r.node.close)
 	return r
 }
 
-// Start restarts the server on its port (after Stop).
+// Start restarts the server on its port (after Stop), which was held
+// meanwhile; it serves on it again before the hold lets go.
 func (r *Redis) Start() {
 	r.t.Helper()
 	if err := r.node.restart(); err != nil {
@@ -108,7 +109,11 @@ func (r *Redis) Start() {
 	}
 }
 
-// Stop kills the server (as a crash would) and waits for it to exit.
+// Stop kills the server (as a crash would), waits for it to exit and
+// holds its port until Start or the test's end (see HoldPort): connecting
+// is refused, as at a crashed server, and no other socket — a listener
+// the test starts on :0 meanwhile, a connection's local port — is given
+// the port, which Start binds again.
 func (r *Redis) Stop() { r.node.kill() }
 
 // Pause stops the server with SIGSTOP, as a hung Redis: the kernel still

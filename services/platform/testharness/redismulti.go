@@ -324,7 +324,7 @@ func (c *RedisCluster) WaitHealthy(within time.Duration) error { return c.waitHe
 // Close implements RedisSetup.
 func (c *RedisCluster) Close() {
 	for _, n := range c.Nodes {
-		n.kill()
+		n.close()
 	}
 	_ = os.RemoveAll(c.dir)
 }
@@ -523,11 +523,11 @@ func (s *RedisSentinel) Restart(addr string) error {
 // Close implements RedisSetup.
 func (s *RedisSentinel) Close() {
 	for _, n := range s.Sentinels {
-		n.kill()
+		n.close()
 	}
 	for _, n := range []*redisNode{s.Master, s.Replica} {
 		if n != nil {
-			n.kill()
+			n.close()
 		}
 	}
 	_ = os.RemoveAll(s.dir)
@@ -565,7 +565,7 @@ func (s *RedisStandalone) Config(t testing.TB) config.Redis {
 }
 
 // Close implements RedisSetup.
-func (s *RedisStandalone) Close() { s.n.kill(); _ = os.RemoveAll(s.n.dir) }
+func (s *RedisStandalone) Close() { s.n.close(); _ = os.RemoveAll(s.n.dir) }
 
 // scheme is the URL scheme for a deployment with or without TLS.
 func scheme(tls *RedisTLS) string {

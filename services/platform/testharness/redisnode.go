@@ -23,7 +23,9 @@ import (
 // chose, so the harness picks free ports and, when the server then fails
 // to bind one (another process took it in between), starts it again on
 // new ports. A restart after a crash keeps its ports (clients and the
-// other nodes know them), waiting a moment if the port is still held.
+// other nodes know them): from the kill to the restart the harness holds
+// them (holdPort), so no other socket — a test's own listener on :0, a
+// client's connect — is given them meanwhile.
 type redisNode struct {
 	// Port is the port clients use (the TLS port of a TLS node).
 	Port int
@@ -38,6 +40,8 @@ type redisNode struct {
 
 	mu  sync.Mutex
 	cur *run
+	// holds release the ports held since a kill (nil while running).
+	holds []func()
 }
 
 // errPortTaken is a start that failed because a port was not free.
@@ -83,9 +87,13 @@ func (n *redisNode) startFresh() error {
 	return fmt.Errorf("redis-server: no free port after 5 tries: %w", err)
 }
 
-// restart starts the node again on its ports (after kill); a port still
-// held for a moment is retried for up to 5 s.
+// restart starts the node again on its ports (after kill). redis-server
+// binds them with SO_REUSEADDR beside the harness's non-listening holds,
+// which are let go only once it serves, so the ports are never free in
+// between; a port nonetheless taken (one that could not be held) is
+// retried for up to 5 s.
 func (n *redisNode) restart() error {
+	defer n.release()
 	var err error
 	for range 50 {
 		if err = n.startOnce(); !errors.Is(err, errPortTaken) {
@@ -159,7 +167,11 @@ func (n *redisNode) startOnce() error {
 	}
 }
 
-// kill stops the process as a crash would (SIGKILL) and reaps it.
+// kill stops the process as a crash would (SIGKILL), reaps it and holds
+// its ports until restart or close: connecting is refused, as at a
+// crashed server's port, and the kernel gives them to no socket bound to
+// port 0 nor to a connect (holdPort). A port that cannot be held is left
+// free; restart reports it if it is taken by then.
 func (n *redisNode) kill() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -168,6 +180,30 @@ func (n *redisNode) kill() {
 	}
 	n.cur.kill()
 	n.cur = nil
+	for _, port := range []int{n.Port, n.bus} {
+		if port <= 0 {
+			continue
+		}
+		if _, release, err := holdPort(port); err == nil {
+			n.holds = append(n.holds, release)
+		}
+	}
+}
+
+// close kills the node for good and lets its ports go.
+func (n *redisNode) close() {
+	n.kill()
+	n.release()
+}
+
+// release lets the ports held since a kill go.
+func (n *redisNode) release() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, release := range n.holds {
+		release()
+	}
+	n.holds = nil
 }
 
 // signal sends sig to the running process; SIGSTOP returns once every
