@@ -30,15 +30,18 @@ func Export(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("openapi: unexpected arguments %q", fs.Args())
 	}
-	if *oauthBase == "" {
-		*oauthBase = *baseURL
-	}
 	var p config.Problems
 	server := actionsconfig.Origin(&p, "-base-url", *baseURL, false)
-	// An origin, as ACTIONS_OAUTH_BASE_URL is: the document names
-	// <it>/oauth/authorize and <it>/oauth/token, which the Ingress routes
-	// to the auth-server at the root of the host only.
-	oauth := actionsconfig.OAuthOrigin(&p, "-oauth-base-url", *oauthBase, false)
+	// Without -oauth-base-url the OAuth URLs are on -base-url, checked
+	// above: checking it again under -oauth-base-url named a flag the
+	// operator had not set, with the auth-server's reason.
+	oauth := server
+	if *oauthBase != "" {
+		// An origin, as ACTIONS_OAUTH_BASE_URL is: the document names
+		// <it>/oauth/authorize and <it>/oauth/token, which the Ingress
+		// routes to the auth-server at the root of the host only.
+		oauth = actionsconfig.OAuthOrigin(&p, "-oauth-base-url", *oauthBase, false)
+	}
 	if err := p.Err(); err != nil {
 		return err
 	}
