@@ -484,6 +484,61 @@ func TestLoginFormRefusesForgedPosts(t *testing.T) {
 	}
 }
 
+// TestRefusalPagesOfferNoDeadForm: a page that refuses a post (wrong form
+// token, another site's origin, a finished or unknown sign-in) tells the
+// user to start again from the application, and shows no form: it showed
+// "Signing in to ." (no client) above a form without the sign-in's id and
+// token, whose every post was refused the same way. The page for a wrong
+// password keeps its form, which signs in.
+func TestRefusalPagesOfferNoDeadForm(t *testing.T) {
+	f := start(t, nil)
+	a := newAuthz("tollgate", callback)
+	action, form := f.loginForm(t, a)
+	form.Set("username", devUser)
+	form.Set("password", devPassword)
+	forged := url.Values{}
+	for k, v := range form {
+		forged[k] = v
+	}
+	forged.Set("csrf", "guessed")
+	unknown := url.Values{"authRequestID": {"nope"}, "csrf": {form.Get("csrf")}, "username": {devUser}, "password": {devPassword}}
+	check := func(name string, resp *http.Response, body string, status int, msg string) {
+		t.Helper()
+		if resp.StatusCode != status || !strings.Contains(body, msg) {
+			t.Errorf("%s: status %d, want %d with %q: %s", name, resp.StatusCode, status, msg, body)
+		}
+		if strings.Contains(body, "<form") || strings.Contains(body, `name="password"`) {
+			t.Errorf("%s: the refusal shows a form that cannot sign in: %s", name, body)
+		}
+		if strings.Contains(body, "Signing in to <strong></strong>") {
+			t.Errorf("%s: the page names no client: %s", name, body)
+		}
+	}
+	resp, body := f.postForm(t, action, forged, nil)
+	check("wrong form token", resp, body, http.StatusForbidden, "form token")
+	resp, body = f.postForm(t, action, form, http.Header{"Origin": {"https://evil.example"}})
+	check("cross-origin post", resp, body, http.StatusForbidden, "posted from another site")
+	resp, body = f.postForm(t, action, unknown, nil)
+	check("unknown sign-in", resp, body, http.StatusBadRequest, "unknown, finished or expired")
+	resp, body = f.get(t, f.issuer+"/login?authRequestID=nope")
+	check("login page of an unknown sign-in", resp, body, http.StatusBadRequest, "unknown, finished or expired")
+
+	// A wrong password keeps the form and the client's name, and the
+	// same form then signs in.
+	wrong := url.Values{}
+	for k, v := range form {
+		wrong[k] = v
+	}
+	wrong.Set("password", "not-the-password")
+	resp, body = f.postForm(t, action, wrong, nil)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `name="password"`) || !strings.Contains(body, "Signing in to <strong>tollgate</strong>") {
+		t.Errorf("wrong password: status %d, want 401 with the form again: %s", resp.StatusCode, body)
+	}
+	if resp, body := f.postForm(t, action, form, nil); resp.StatusCode != http.StatusFound {
+		t.Errorf("the right password after the refusals: status %d: %s", resp.StatusCode, body)
+	}
+}
+
 func TestAuthorizeRefusals(t *testing.T) {
 	f := start(t, nil)
 	t.Run("unknown client", func(t *testing.T) {

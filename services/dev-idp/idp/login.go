@@ -15,7 +15,8 @@ import (
 // The login page: one form, posted to itself. The authorization request id
 // and a random form token bound to it travel as hidden fields; a POST
 // without the matching token, from another origin, or for a finished or
-// expired request is refused.
+// expired request is refused, on a page with the message and no form (a
+// form without the sign-in's id and token could only be refused again).
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en">
 <head>
@@ -31,9 +32,9 @@ input{width:100%;padding:.5rem;box-sizing:border-box}button{margin-top:1rem;padd
 </head>
 <body>
 <h1>Tollgate dev IdP</h1>
-<p class="note">Development identity provider. Signing in to <strong>{{.ClientID}}</strong>.</p>
+{{if .ID}}<p class="note">Development identity provider. Signing in to <strong>{{.ClientID}}</strong>.</p>{{end}}
 {{if .Error}}<p class="error" role="alert" id="error">{{.Error}}</p>{{end}}
-<form method="post" action="{{.Action}}">
+{{if .ID}}<form method="post" action="{{.Action}}">
 <input type="hidden" name="authRequestID" value="{{.ID}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 <label for="username">Username</label>
@@ -41,7 +42,7 @@ input{width:100%;padding:.5rem;box-sizing:border-box}button{margin-top:1rem;padd
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
-</form>
+</form>{{end}}
 </body>
 </html>
 `))
