@@ -16,7 +16,9 @@ LDFLAGS := -X github.com/tollgate/tollgate/services/platform/buildinfo.Version=$
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@# The name column is as wide as the longest target name (charts.mk's included).
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {n[++c] = $$1; d[c] = $$2; if (length($$1) > w) w = length($$1)} \
+	  END {for (i = 1; i <= c; i++) printf "  \033[36m%-" w "s\033[0m %s\n", n[i], d[i]}' $(MAKEFILE_LIST)
 
 .PHONY: dev
 dev: ## Run the whole fleet locally on http://localhost:4000 (Ctrl-C stops it; PUBLIC_URL=https://<tunnel> DEV_ALLOWED_ORIGINS=... DEV_FLAGS='-free-ports -var var/second')
