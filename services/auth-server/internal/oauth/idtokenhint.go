@@ -23,9 +23,18 @@ import (
 // "decoding id token from id_token_hint parameter failed", after the user
 // had signed in. A kid that names no published RSA key is refused as
 // before, as is any algorithm but RS256 (ID tokens are RS256).
+//
+// Decode takes only an ID token of ours (idTokenOfOurs: typ JWT, iss
+// issuer) wherever a hint is decoded: at the authorization endpoint
+// (idTokenHintSubject), and where fosite decodes one again — its OpenID
+// Connect request validator when the code is issued, its ID token
+// strategy at the code exchange — for a request stored with its hint (a
+// pending sign-in, consent or code stored before requests were parked
+// without it).
 type publishedKeyDecoder struct {
 	fjwt.Signer
-	ring *tokens.KeyRing
+	ring   *tokens.KeyRing
+	issuer string
 }
 
 // publishedRSAKey is the published RSA key kid names, nil when none does.
@@ -39,8 +48,14 @@ func publishedRSAKey(ring *tokens.KeyRing, kid string) *rsa.PublicKey {
 	return nil
 }
 
+// Decode verifies token's signature (RS256, a published key) and that it
+// is an ID token of ours (idTokenOfOurs). An expired token is returned
+// with fosite's *fjwt.ValidationError saying so (an expired ID token is a
+// valid hint); a token that is not an ID token of ours is returned with a
+// plain error, never a ValidationError, so that no caller takes it for
+// one that is only expired.
 func (d publishedKeyDecoder) Decode(_ context.Context, token string) (*fjwt.Token, error) {
-	return fjwt.Parse(token, func(t *fjwt.Token) (any, error) {
+	tok, err := fjwt.Parse(token, func(t *fjwt.Token) (any, error) {
 		if string(t.Method) != "RS256" {
 			return nil, fmt.Errorf("ID token algorithm %q: only RS256 is accepted", t.Method)
 		}
@@ -51,6 +66,42 @@ func (d publishedKeyDecoder) Decode(_ context.Context, token string) (*fjwt.Toke
 		}
 		return k, nil
 	})
+	var ve *fjwt.ValidationError
+	if err != nil && !(errors.As(err, &ve) && ve.Errors&^(fjwt.ValidationErrorExpired|fjwt.ValidationErrorIssuedAt|fjwt.ValidationErrorNotValidYet) == 0) {
+		return tok, err
+	}
+	if tok == nil {
+		return nil, errors.New("not a JWT")
+	}
+	if why := idTokenOfOurs(tok, d.issuer); why != "" {
+		return tok, errors.New(why)
+	}
+	return tok, err
+}
+
+// idTokenOfOurs says why tok, a JWT signed by a published key, is not an
+// ID token this server issued ("" when it is one): its JOSE header typ
+// must be "JWT" and its iss this server's issuer.
+//
+// The key ring signs access tokens too, with typ at+jwt (RFC 9068 §2.1,
+// which has it so that one kind of token is not taken for another, RFC
+// 8725 §3.11): such a token names a subject and carries our signature,
+// but it is no ID token, so it is refused as a hint by its typ. Every ID
+// token this server issues has typ "JWT" (fosite's signer sets it), so a
+// token without typ is refused too: nothing this server issued as an ID
+// token lacks it. A token of another issuer signed with a key we publish
+// (the same keys mounted under another PUBLIC_ISSUER_URL) is refused by
+// its iss, which OpenID Connect Core §3.1.3.7 has a relying party check
+// the same way.
+func idTokenOfOurs(tok *fjwt.Token, issuer string) string {
+	if typ, _ := tok.Header["typ"].(string); !strings.EqualFold(typ, idTokenType) {
+		// RFC 7515 §4.1.9: typ compares without regard to case.
+		return fmt.Sprintf("JOSE header typ %q is not %q: not an ID token", typ, idTokenType)
+	}
+	if iss, _ := tok.Claims["iss"].(string); iss != issuer {
+		return fmt.Sprintf("iss %q is not this server's issuer", iss)
+	}
+	return ""
 }
 
 func (d publishedKeyDecoder) Validate(ctx context.Context, token string) (string, error) {
@@ -82,40 +133,20 @@ const idTokenHintOtherUser = "the signed-in user is not the one id_token_hint na
 
 // idTokenHintSubject is the subject of hint when hint is an ID token this
 // server issued: a JWT signed (RS256) by a published key, whose JOSE
-// header typ is "JWT" and whose iss is this server's issuer, with a
-// subject; expired is fine (OpenID Connect Core §3.1.2.1 accepts an
-// expired ID token as a hint, "an ID Token previously issued by the
-// Authorization Server"). ok is false for anything else, and why is then
-// said for the log (never to the client: the error description is fixed,
-// idTokenHintRefused). The subject is what the authorization request
-// keeps of the hint while the user signs in (pending.HintSubject), and
-// is matched with the signed-in user's after the sign-in (callback).
-//
-// The key ring signs access tokens too, with typ at+jwt (RFC 9068 §2.1,
-// which has it so that one kind of token is not taken for another, RFC
-// 8725 §3.11): such a token names a subject and carries our signature,
-// but it is no ID token, so it is refused as a hint by its typ. Every ID
-// token this server issues has typ "JWT" (fosite's signer sets it), so a
-// token without typ is refused too: nothing this server issued as an ID
-// token lacks it. A token of another issuer signed with a key we publish
-// (the same keys mounted under another PUBLIC_ISSUER_URL) is refused by
-// its iss, which OpenID Connect Core §3.1.3.7 has a relying party check
-// the same way.
+// header typ is "JWT" and whose iss is this server's issuer
+// (publishedKeyDecoder.Decode, idTokenOfOurs), with a subject; expired is
+// fine (OpenID Connect Core §3.1.2.1 accepts an expired ID token as a
+// hint, "an ID Token previously issued by the Authorization Server"). ok
+// is false for anything else, and why is then said for the log (never to
+// the client: the error description is fixed, idTokenHintRefused). The
+// subject is what the authorization request keeps of the hint while the
+// user signs in (pending.HintSubject), and is matched with the signed-in
+// user's after the sign-in (callback).
 func (s *Server) idTokenHintSubject(ctx context.Context, hint string) (sub string, ok bool, why string) {
-	tok, err := publishedKeyDecoder{ring: s.ring}.Decode(ctx, hint)
+	tok, err := publishedKeyDecoder{ring: s.ring, issuer: s.issuer}.Decode(ctx, hint)
 	var ve *fjwt.ValidationError
 	if err != nil && !(errors.As(err, &ve) && ve.Has(fjwt.ValidationErrorExpired) && ve.Errors&^(fjwt.ValidationErrorExpired|fjwt.ValidationErrorIssuedAt|fjwt.ValidationErrorNotValidYet) == 0) {
 		return "", false, err.Error()
-	}
-	if tok == nil {
-		return "", false, "not a JWT"
-	}
-	if typ, _ := tok.Header["typ"].(string); !strings.EqualFold(typ, idTokenType) {
-		// RFC 7515 §4.1.9: typ compares without regard to case.
-		return "", false, fmt.Sprintf("JOSE header typ %q is not %q: not an ID token", typ, idTokenType)
-	}
-	if iss, _ := tok.Claims["iss"].(string); iss != s.issuer {
-		return "", false, fmt.Sprintf("iss %q is not this server's issuer", iss)
 	}
 	sub, _ = tok.Claims["sub"].(string)
 	if sub == "" {

@@ -255,15 +255,17 @@ func New(o Options) (*Server, error) {
 	// The ID token strategy decodes the request's id_token_hint again
 	// when it signs the ID token (at the code exchange) — for a request
 	// stored with its hint before pending requests dropped it (authorize:
-	// pending.HintSubject); a request made since carries none.
-	idTokens.Signer = timedSigner{Signer: publishedKeyDecoder{Signer: idTokens.Signer, ring: o.Ring}, m: s.metrics.signing, alg: string(josev4.RS256), gate: s.gate}
+	// pending.HintSubject); a request made since carries none. Its decoder
+	// applies the checks of the hint's first receipt (typ JWT, our iss:
+	// publishedKeyDecoder.Decode), as does the one below.
+	idTokens.Signer = timedSigner{Signer: publishedKeyDecoder{Signer: idTokens.Signer, ring: o.Ring, issuer: cfg.Issuer}, m: s.metrics.signing, alg: string(josev4.RS256), gate: s.gate}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
 		OpenIDConnectTokenStrategy: idTokens,
 		// The signer fosite's OpenID Connect handlers decode an
 		// id_token_hint with: by the key its kid names among the
 		// published ones, not the active key only (publishedKeyDecoder).
-		Signer: publishedKeyDecoder{Signer: &fjwt.DefaultSigner{GetPrivateKey: keyGetter}, ring: o.Ring},
+		Signer: publishedKeyDecoder{Signer: &fjwt.DefaultSigner{GetPrivateKey: keyGetter}, ring: o.Ring, issuer: cfg.Issuer},
 	}
 	s.provider = compose.Compose(fc, s.store, strategy,
 		codeGrantFactory,            // compose.OAuth2AuthorizeExplicitFactory (handlers.go)

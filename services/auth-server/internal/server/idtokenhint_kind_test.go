@@ -35,40 +35,7 @@ func TestIDTokenHintOnlyOurIDTokens(t *testing.T) {
 	if tr.IDToken == "" {
 		t.Fatal("no ID token")
 	}
-	// The ID token's header and claims, to sign again with changes.
-	kid := kidOf(t, tr.IDToken)
-	var claims map[string]any
-	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(tr.IDToken, ".")[1])
-	if err != nil || json.Unmarshal(payload, &claims) != nil {
-		t.Fatalf("ID token payload: %v", err)
-	}
-	key := signingKey(t, filepath.Join(f.env["SIGNING_KEYS_DIR"], kid+".pem"))
-	forge := func(typ any, iss string) string {
-		t.Helper()
-		opts := (&jose.SignerOptions{}).WithHeader("kid", kid)
-		if typ != nil {
-			opts = opts.WithType(jose.ContentType(typ.(string)))
-		}
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl := map[string]any{}
-		for k, v := range claims {
-			cl[k] = v
-		}
-		cl["iss"] = iss
-		b, _ := json.Marshal(cl)
-		jws, err := signer.Sign(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := jws.CompactSerialize()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	forge := func(typ any, iss string) string { return reSignIDToken(t, f, tr.IDToken, typ, iss) }
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	send := func(hint string) (*http.Response, *url.URL) {
 		t.Helper()
@@ -107,6 +74,39 @@ func TestIDTokenHintOnlyOurIDTokens(t *testing.T) {
 			t.Errorf("%s: %d to %q, want the redirect to the IdP's login", name, resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}
+}
+
+// reSignIDToken is the ID token idToken of f's server signed again with
+// the same key (its kid) and claims, but with the JOSE header typ typ (a
+// string; nil: no typ) and the claim iss.
+func reSignIDToken(t *testing.T, f *fleet, idToken string, typ any, iss string) string {
+	t.Helper()
+	kid := kidOf(t, idToken)
+	var claims map[string]any
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(idToken, ".")[1])
+	if err != nil || json.Unmarshal(payload, &claims) != nil {
+		t.Fatalf("ID token payload: %v", err)
+	}
+	key := signingKey(t, filepath.Join(f.env["SIGNING_KEYS_DIR"], kid+".pem"))
+	opts := (&jose.SignerOptions{}).WithHeader("kid", kid)
+	if typ != nil {
+		opts = opts.WithType(jose.ContentType(typ.(string)))
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims["iss"] = iss
+	b, _ := json.Marshal(claims)
+	jws, err := signer.Sign(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // signingKey reads the RSA private key at path (a SIGNING_KEYS_DIR file,
