@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,17 +26,7 @@ func postConsent(t *testing.T, b *browser, base string, form url.Values) (int, s
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, base+"/oauth/consent", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := b.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var e struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&e)
-	return resp.StatusCode, e.Error, e.Description
+	return sendForError(t, b.client, req)
 }
 
 const (

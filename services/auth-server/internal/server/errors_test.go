@@ -115,18 +115,9 @@ func TestAuthorizeErrorPageSaysOnlyOurWords(t *testing.T) {
 				}
 			}
 			// A caller that does not ask for HTML gets the description.
-			resp, err := http.Get(a.URL(f.Base))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var e struct {
-				Error       string `json:"error"`
-				Description string `json:"error_description"`
-			}
-			_ = json.NewDecoder(resp.Body).Decode(&e)
-			if resp.StatusCode != http.StatusBadRequest || e.Error != tc.code || !strings.Contains(e.Description, tc.json) {
-				t.Errorf("JSON %d %s %q, want %s with %q", resp.StatusCode, e.Error, e.Description, tc.code, tc.json)
+			status, code, desc := authorizeJSON(t, a.URL(f.Base), "", "")
+			if status != http.StatusBadRequest || code != tc.code || !strings.Contains(desc, tc.json) {
+				t.Errorf("JSON %d %s %q, want %s with %q", status, code, desc, tc.code, tc.json)
 			}
 		})
 	}

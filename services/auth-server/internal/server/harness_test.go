@@ -425,7 +425,15 @@ func authorizeJSON(t *testing.T, target, contentType, body string) (int, string,
 		req, _ = http.NewRequest(http.MethodPost, target, strings.NewReader(body))
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	return sendForError(t, http.DefaultClient, req)
+}
+
+// sendForError sends req with client and returns the answer's status and
+// its JSON error and error_description (RFC 6749 §5.2) — both empty when
+// the body is not such an object.
+func sendForError(t *testing.T, client *http.Client, req *http.Request) (int, string, string) {
+	t.Helper()
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
