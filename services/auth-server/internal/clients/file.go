@@ -47,6 +47,8 @@ type Static struct {
 	refused atomic.Pointer[Refusal]
 	// warnEvery, when set (tests), replaces refusedWarnEvery.
 	warnEvery time.Duration
+	// readFile, when set (tests), replaces os.ReadFile in Watch.
+	readFile func(path string) ([]byte, error)
 	// listed is what the file says of each client's scopes, by client id:
 	// Client.AllowedScope of a client that lists none is the supported
 	// scopes of the moment it was loaded, not a setting of the file.
@@ -343,7 +345,9 @@ type removal struct {
 
 // Watch re-reads the registry at path every interval until ctx ends and
 // swaps it in when its content changed (a mounted ConfigMap or Secret is
-// updated in place). A registry with problems is refused as a whole and
+// updated in place): a change is taken once two reads settleDelay apart
+// agree, and what is parsed is the bytes of the second read, the very
+// ones fingerprinted. A registry with problems is refused as a whole and
 // logged; the running one stays. accept, if set, may refuse a registry
 // the server cannot serve (for example HMAC hashes without a key).
 //
@@ -372,7 +376,22 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 	if path == "" || interval <= 0 {
 		return
 	}
-	last := fileDigest(path)
+	read := os.ReadFile
+	if s.readFile != nil {
+		read = s.readFile
+	}
+	// Each tick reads the file once; a change is taken as the bytes of
+	// the read that confirms it, fingerprinted and parsed alike — a write
+	// landing after that read is the next tick's change, never parsed
+	// under the fingerprint of the bytes before it.
+	snapshot := func() ([]byte, [sha256.Size]byte, error) {
+		b, err := read(path)
+		if err != nil {
+			return nil, [sha256.Size]byte{}, err
+		}
+		return b, sha256.Sum256(b), nil
+	}
+	_, last, _ := snapshot()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var pending, followUps []removal
@@ -387,7 +406,7 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 			return
 		case <-t.C:
 		}
-		if d := fileDigest(path); d != last {
+		if _, d, _ := snapshot(); d != last {
 			// A file being written in place (an editor, cp; a mounted
 			// Secret is swapped whole) may be read half written, and a
 			// half registry would record its missing clients as removed
@@ -398,12 +417,19 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 				return
 			case <-time.After(settleDelay):
 			}
-			if fileDigest(path) != d {
+			b, again, err := snapshot()
+			if again != d {
 				continue
 			}
 			last = d
-			next, problems := LoadFile(path, rules)
-			if len(problems) == 0 && next.Len() == 0 && s.Len() > 0 && fileEmpty(path) {
+			var next *Static
+			var problems []string
+			if err != nil {
+				next, problems = newStatic(map[string]*Client{}), []string{err.Error()}
+			} else {
+				next, problems = parse(b, rules, path)
+			}
+			if len(problems) == 0 && next.Len() == 0 && s.Len() > 0 && len(bytes.TrimSpace(b)) == 0 {
 				problems = append(problems, "the file is empty (to remove every client, write \"clients: []\")")
 			}
 			if len(problems) == 0 && accept != nil {
@@ -576,17 +602,3 @@ const refusedWarnEvery = time.Minute
 // settleDelay is how long after seeing a change Watch reads the file
 // again, to take it only once it reads the same.
 const settleDelay = 100 * time.Millisecond
-
-// fileEmpty reports whether the file at path holds nothing but white space.
-func fileEmpty(path string) bool {
-	b, err := os.ReadFile(path)
-	return err == nil && len(bytes.TrimSpace(b)) == 0
-}
-
-func fileDigest(path string) [sha256.Size]byte {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return [sha256.Size]byte{}
-	}
-	return sha256.Sum256(b)
-}
