@@ -369,9 +369,11 @@ type removal struct {
 // A refused file is not silent: Refused reports it until a reload is
 // accepted (the auth-server's tollgate_auth_clients_file_refused gauge and
 // its readiness dependency "clients-file" read it), and a WARN with its
-// problems is logged when it is refused and then again at most once every
-// refusedWarnEvery while the file on disk stays refused — a later refused
-// change included.
+// problems is logged when it is refused — a later refused change logs
+// another at most once every refusedWarnEvery. Watch does not repeat it
+// while the file stays refused: the reminder is the readiness
+// dependency's (its "still down" WARN, once a minute, with the problems),
+// and a second one from here made two lines a minute.
 func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval time.Duration, log *slog.Logger, accept func(*Static) error, record RecordRemovals, auditLog *audit.Logger) {
 	if path == "" || interval <= 0 {
 		return
@@ -466,11 +468,6 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 					followUps = append(followUps, removal{at: now.Add(removalFollowUp), ids: gone})
 				}
 			}
-		}
-		if r := s.refused.Load(); r != nil && time.Since(warned) >= every {
-			warned = time.Now()
-			log.Warn("client registry file is still refused; the previous registry stays in use", "file", path, "problems", r.Problems,
-				"refused_since", r.Since, "refused_for", time.Since(r.Since).Round(time.Second))
 		}
 		followUps, pending = s.dueFollowUps(followUps, pending, time.Now())
 		pending = recordPending(ctx, pending, record, log)
@@ -595,8 +592,8 @@ func (s *Static) missingFrom(next *Static) []string {
 	return gone
 }
 
-// refusedWarnEvery is how often, at most, Watch logs a WARN while the
-// registry file on disk is refused.
+// refusedWarnEvery is how often, at most, Watch logs a WARN for a
+// refused change of the registry file while it stays refused.
 const refusedWarnEvery = time.Minute
 
 // settleDelay is how long after seeing a change Watch reads the file

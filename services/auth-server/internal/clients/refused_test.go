@@ -3,10 +3,12 @@ package clients
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -16,9 +18,10 @@ import (
 // Refused now reports it — with the file's problems and the time it was
 // first refused, kept through a later refused change — until a reload is
 // accepted; the WARN is logged when the file is refused and then at most
-// once every refusedWarnEvery while it stays refused (here an hour: one
-// line through two refused changes; and a tiny interval: the reminder
-// repeats). The previous clients serve throughout.
+// once every refusedWarnEvery for a later refused change (here an hour:
+// one line through two refused changes); Watch does not remind while
+// nothing changes (the readiness dependency does). The previous clients
+// serve throughout.
 func TestRefusedReloadIsVisible(t *testing.T) {
 	rules := Rules{Resources: []string{"https://mcp.example/mcp"}}
 	entry := func(id, redirect string) string {
@@ -28,7 +31,9 @@ func TestRefusedReloadIsVisible(t *testing.T) {
 	good := "clients:\n" + entry("app", "https://app.example/cb")
 	bad1 := "clients:\n" + entry("app", "https://app.example/cb#frag")
 	bad2 := "clients:\n" + entry("app", "ftp://app.example/cb")
-	watch := func(t *testing.T, every time.Duration) (*Static, string, *lockedBuffer) {
+	// watch starts Watch on a good registry; reads, if set, counts its
+	// reads of the file (one a tick while nothing changes).
+	watch := func(t *testing.T, every time.Duration, reads *atomic.Int64) (*Static, string, *lockedBuffer) {
 		t.Helper()
 		path := filepath.Join(t.TempDir(), "clients.yaml")
 		writeAtomically(t, path, good)
@@ -37,6 +42,9 @@ func TestRefusedReloadIsVisible(t *testing.T) {
 			t.Fatal(problems)
 		}
 		s.warnEvery = every
+		if reads != nil {
+			s.readFile = func(p string) ([]byte, error) { reads.Add(1); return os.ReadFile(p) }
+		}
 		var logs lockedBuffer
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
@@ -76,7 +84,7 @@ func TestRefusedReloadIsVisible(t *testing.T) {
 	}
 
 	t.Run("refused, then accepted", func(t *testing.T) {
-		s, path, logs := watch(t, time.Hour)
+		s, path, logs := watch(t, time.Hour, nil)
 		if s.Refused() != nil {
 			t.Fatal("refused before any change")
 		}
@@ -100,11 +108,18 @@ func TestRefusedReloadIsVisible(t *testing.T) {
 		}
 	})
 
-	t.Run("the WARN repeats while refused", func(t *testing.T) {
-		s, path, logs := watch(t, time.Nanosecond)
+	t.Run("no reminder from Watch while refused", func(t *testing.T) {
+		// The reminder is the readiness dependency's (the auth-server's
+		// clients-file): Watch repeating it too made two WARN lines a
+		// minute. With the least interval between its lines, Watch ticks
+		// (each reads the file once) and logs one WARN, the refusal.
+		var reads atomic.Int64
+		s, path, logs := watch(t, time.Nanosecond, &reads)
 		firstChange(t, path, bad1, func() bool { return s.Refused() != nil }, logs)
-		eventually(t, "reminded twice", func() bool {
-			return strings.Count(logs.String(), "client registry file is still refused") >= 2
-		}, logs)
+		at := reads.Load()
+		eventually(t, "20 more reload ticks", func() bool { return reads.Load() >= at+20 }, logs)
+		if n := warns(logs); n != 1 || !strings.Contains(logs.String(), "client registry changed but was refused") {
+			t.Errorf("%d WARN lines over 20 reload ticks of a refused file, want 1 (the refusal):\n%s", n, logs.String())
+		}
 	})
 }

@@ -20,7 +20,8 @@ import (
 // dependency "clients-file" down while refused — and stays 200: the pod
 // serves the previous registry, as every replica reading the same file
 // does (a dependency, reported, never gating, as Redis) — and the WARN
-// names the file's problem. The previous clients sign in throughout.
+// names the file's problem, as does the readiness dependency's, the one
+// that repeats while the file stays refused. The previous clients sign in throughout.
 func TestRefusedClientsFileIsVisible(t *testing.T) {
 	f := startFleet(t, map[string]string{"CLIENTS_FILE_RELOAD_INTERVAL": "100ms"})
 	c := f.Clients["local-test"]
@@ -63,6 +64,17 @@ func TestRefusedClientsFileIsVisible(t *testing.T) {
 	ready(`{"name":"clients-file","status":"down","error":"failed"}`)
 	if logs := f.AS.Logs.String(); !strings.Contains(logs, "client registry changed but was refused") || !strings.Contains(logs, "must not have a fragment") {
 		t.Errorf("no WARN naming the problem:\n%s", logs)
+	}
+	// The readiness dependency's WARN — the one that repeats, once a
+	// minute, while the file stays refused — names the problems too.
+	named := false
+	for _, line := range strings.Split(f.AS.Logs.String(), "\n") {
+		if strings.Contains(line, "readiness: dependency down") && strings.Contains(line, "clients-file") {
+			named = named || strings.Contains(line, "must not have a fragment")
+		}
+	}
+	if !named {
+		t.Errorf("the readiness WARN for clients-file does not name the problem:\n%s", f.AS.Logs.String())
 	}
 	if tr := f.fullFlow(c, newAuthRequest(c)); tr.AccessToken == "" {
 		t.Error("the previous registry does not serve")

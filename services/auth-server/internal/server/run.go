@@ -216,7 +216,10 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	// A refused reload keeps the last good registry; it is made visible
 	// (docs/operations/client-registry.md#reloads): a gauge, a readiness
 	// dependency reported without failing the pod — which serves the last
-	// good registry, as every replica does — and Watch's WARN lines.
+	// good registry, as every replica does — and WARN lines: Watch's when
+	// a change is refused, then the dependency's "still down", with the
+	// problems, once a minute while it stays refused (the only reminder:
+	// Watch does not repeat it).
 	refused := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tollgate_auth_clients_file_refused",
 		Help: "1 while the CLIENTS_FILE on disk is refused (a reload found problems; the previous registry stays in use), 0 once a reload is accepted.",
@@ -233,8 +236,8 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, onLi
 	if cfg.ClientsFile != "" {
 		base.Ready.AddDependency("clients-file", func(context.Context) error {
 			if r := static.Refused(); r != nil {
-				return fmt.Errorf("CLIENTS_FILE %s changed but was refused (%d problems, since %s); the previous registry stays in use",
-					cfg.ClientsFile, len(r.Problems), r.Since.UTC().Format(time.RFC3339))
+				return fmt.Errorf("CLIENTS_FILE %s changed but was refused (since %s; the previous registry stays in use): %s",
+					cfg.ClientsFile, r.Since.UTC().Format(time.RFC3339), strings.Join(r.Problems, "; "))
 			}
 			return nil
 		})
