@@ -529,9 +529,46 @@ func (s *Server) limitVerdict(w http.ResponseWriter, r *http.Request, endpoint s
 }
 
 // pageParams are the parameters the pages other than the authorization
-// endpoint's take (the callback: RFC 6749 §4.1.2 and §4.1.2.1, RFC 9207
-// §2; the consent form: its own fields), which their error pages may name.
-var pageParams = []string{"state", "code", "iss", "error", "error_description", "error_uri", "session_state", "consent_id", "csrf_token", "decision"}
+// endpoint's take, which their error pages may name: the callback's
+// (callbackParams) and the consent form's fields, as its template has them
+// (consentFormFields) — a field added to the form is named without a list
+// to keep in step.
+var pageParams = slices.Concat(callbackParams, consentFormFields)
+
+// callbackParams are the parameters of the upstream's authorization
+// response the callback reads: RFC 6749 §4.1.2 and §4.1.2.1, RFC 9207
+// §2, OpenID Connect Session Management's session_state, and Sign in with
+// Apple's user (its form_post's name of the user, withAppleName).
+var callbackParams = []string{"state", "code", "iss", "error", "error_description", "error_uri", "session_state", "user"}
+
+// consentFormFields are the names of the consent form's fields (inputs
+// and buttons), read from consentTemplate's form: the one place they are
+// defined.
+var consentFormFields = formFieldNames(consentTemplate)
+
+// formFieldName is a field's name attribute in a template's text.
+var formFieldName = regexp.MustCompile(`\bname="([^"{}]+)"`)
+
+// formFieldNames returns the name attributes, each once, found between
+// the first "<form" and the "</form>" after it in t's text (none when t
+// has no form). A name written with a template action is not found:
+// the auth-server's TestRepeatedPageFieldIsNamed sends each field of a
+// rendered consent page twice and wants it named.
+func formFieldNames(t *template.Template) []string {
+	text := t.Tree.Root.String()
+	start := strings.Index(text, "<form")
+	if start < 0 {
+		return nil
+	}
+	form, _, _ := strings.Cut(text[start:], "</form>")
+	var names []string
+	for _, m := range formFieldName.FindAllStringSubmatch(form, -1) {
+		if !slices.Contains(names, m[1]) {
+			names = append(names, m[1])
+		}
+	}
+	return names
+}
 
 // repeatedParam describes the refusal of a repeated parameter k. A page
 // names k only when it is one of the page's own parameters: anyone can
