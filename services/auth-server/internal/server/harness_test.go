@@ -618,3 +618,29 @@ func startShipmentsBackend(t testing.TB) string {
 	t.Cleanup(srv.Stop)
 	return ln.Addr().String()
 }
+
+// editPendingSignIn changes the one sign-in pending in f's Redis (the
+// authorization request waiting for the upstream login) with edit, which
+// gets its JSON record decoded, and writes it back with the TTL it had.
+func editPendingSignIn(t *testing.T, f *fleet, edit func(p map[string]any)) {
+	t.Helper()
+	ctx := context.Background()
+	rdb := f.Redis.Client()
+	keys, err := rdb.Keys(ctx, "*pending:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("pending sign-ins in Redis: %v %v", keys, err)
+	}
+	raw, err := rdb.Get(ctx, keys[0]).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p map[string]any
+	if err := json.Unmarshal(raw, &p); err != nil {
+		t.Fatalf("pending record %s: %v", raw, err)
+	}
+	edit(p)
+	altered, _ := json.Marshal(p)
+	if err := rdb.Set(ctx, keys[0], altered, rdb.TTL(ctx, keys[0]).Val()).Err(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
@@ -31,8 +29,6 @@ func TestStoredIDTokenHintOnlyOurIDTokens(t *testing.T) {
 	if tr.IDToken == "" || tr.AccessToken == "" {
 		t.Fatal("no ID token or access token")
 	}
-	rdb := f.Redis.Client()
-	ctx := context.Background()
 	// signIn starts an authorization, writes hint into the pending
 	// sign-in's stored request, signs the user in and returns where the
 	// callback sent the browser.
@@ -43,28 +39,14 @@ func TestStoredIDTokenHintOnlyOurIDTokens(t *testing.T) {
 		if login.Status != http.StatusOK {
 			t.Fatalf("no login page: %d %.300s", login.Status, login.Body)
 		}
-		keys, err := rdb.Keys(ctx, "*pending:*").Result()
-		if err != nil || len(keys) != 1 {
-			t.Fatalf("pending sign-ins in Redis: %v %v", keys, err)
-		}
-		raw, err := rdb.Get(ctx, keys[0]).Bytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var p map[string]any
-		if err := json.Unmarshal(raw, &p); err != nil {
-			t.Fatalf("pending record %s: %v", raw, err)
-		}
-		q, err := url.ParseQuery(p["query"].(string))
-		if err != nil || q.Get("scope") == "" {
-			t.Fatalf("pending record's query %q: %v", p["query"], err)
-		}
-		q.Set("id_token_hint", hint)
-		p["query"] = q.Encode()
-		altered, _ := json.Marshal(p)
-		if err := rdb.Set(ctx, keys[0], altered, rdb.TTL(ctx, keys[0]).Val()).Err(); err != nil {
-			t.Fatal(err)
-		}
+		editPendingSignIn(t, f, func(p map[string]any) {
+			q, err := url.ParseQuery(p["query"].(string))
+			if err != nil || q.Get("scope") == "" {
+				t.Fatalf("pending record's query %q: %v", p["query"], err)
+			}
+			q.Set("id_token_hint", hint)
+			p["query"] = q.Encode()
+		})
 		end := b.submit(login, url.Values{"username": {idptest.Username}, "password": {idptest.Password}})
 		if end.Location == nil {
 			t.Fatalf("no redirect to the client: %d %.300s", end.Status, end.Body)

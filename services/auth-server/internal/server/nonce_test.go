@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"context"
-	"encoding/json"
 	"net/url"
 	"testing"
 
@@ -24,26 +22,12 @@ func TestUpstreamNonceMismatchIsRefused(t *testing.T) {
 		t.Fatalf("no login page: %d %s", login.Status, login.Body)
 	}
 
-	ctx := context.Background()
-	rdb := f.Redis.Client()
-	keys, err := rdb.Keys(ctx, "*pending:*").Result()
-	if err != nil || len(keys) != 1 {
-		t.Fatalf("pending logins in Redis: %v %v", keys, err)
-	}
-	raw, err := rdb.Get(ctx, keys[0]).Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p map[string]any
-	if err := json.Unmarshal(raw, &p); err != nil || p["nonce"] == "" {
-		t.Fatalf("pending record %s: %v", raw, err)
-	}
-	p["nonce"] = "not-the-nonce-sent-upstream"
-	altered, _ := json.Marshal(p)
-	ttl := rdb.TTL(ctx, keys[0]).Val()
-	if err := rdb.Set(ctx, keys[0], altered, ttl).Err(); err != nil {
-		t.Fatal(err)
-	}
+	editPendingSignIn(t, f, func(p map[string]any) {
+		if p["nonce"] == "" {
+			t.Fatalf("pending record without a nonce: %v", p)
+		}
+		p["nonce"] = "not-the-nonce-sent-upstream"
+	})
 
 	end := b.submit(login, url.Values{"username": {idptest.Username}, "password": {idptest.Password}})
 	if end.Location == nil {
