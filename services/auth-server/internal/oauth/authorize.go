@@ -124,6 +124,15 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, "authorize", http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
 			return
 		}
+		if fetchBusy(ctx, err) {
+			// The client's metadata document was not fetched: too many
+			// fetches in flight (brk47 #5). The client is not verified,
+			// so nothing is redirected to it: 503 on a page, Retry-After,
+			// as for an outage; the bound logs its refusals itself.
+			w.Header().Set("Retry-After", strconv.Itoa(int(fetchBusyRetryAfter/time.Second)))
+			s.fail(w, r, "authorize", http.StatusServiceUnavailable, "temporarily_unavailable", clients.FetchFailure(err))
+			return
+		}
 		s.log.InfoContext(r.Context(), "authorize: unknown client", "client_id", clientID, "err", err)
 		s.fail(w, r, "authorize", http.StatusBadRequest, "invalid_client", clientDescription(err))
 		return

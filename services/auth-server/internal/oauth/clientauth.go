@@ -188,6 +188,7 @@ func (l clientLookups) GetClient(ctx context.Context, id string) (fosite.Client,
 		ca.mu.Unlock()
 	}
 	c, err := l.Storage.GetClient(ctx, id)
+	fetchBusy(ctx, err)
 	if ca != nil && err == nil && c != nil {
 		ca.mu.Lock()
 		ca.found = c.GetID()
@@ -240,6 +241,31 @@ func assertionClient(ctx context.Context) (string, error) {
 		return "", fosite.ErrServerError.WithDebug("a client assertion's jti checked before its client was found")
 	}
 	return ca.found, nil
+}
+
+// fetchBusyRetryAfter is the Retry-After of a request refused because the
+// guarded fetcher's bound stayed full (clients.ErrFetchBusy): the fetch
+// waited its second for a slot already (clients.DefaultFetchQueueWait),
+// and most fetches end within one.
+const fetchBusyRetryAfter = time.Second
+
+// fetchBusy reports whether err is a refusal of the guarded fetcher's
+// bound (clients.ErrFetchBusy: a Client ID Metadata Document or a
+// jwks_uri set could not be fetched because too many fetches were in
+// flight, nothing was sent), and then has ctx's client authentication, if
+// any, answered 503 temporarily_unavailable with Retry-After (refuse,
+// refusedWriter) — as the bcrypt bound's refusal is — in place of the 401
+// invalid_client fosite answers for any failed lookup or key fetch: the
+// client's credentials were not judged, the server was busy (brk47 #5).
+// The description is the bound's, in fixed words (clients.FetchFailure).
+func fetchBusy(ctx context.Context, err error) bool {
+	if !errors.Is(err, clients.ErrFetchBusy) {
+		return false
+	}
+	if ca := clientAuthFrom(ctx); ca != nil {
+		ca.refuse(http.StatusServiceUnavailable, fetchBusyRetryAfter, clients.FetchFailure(err))
+	}
+	return true
 }
 
 // authorizeRedirectKey is the context key of the redirect_uri of the

@@ -18,9 +18,11 @@ import (
 // TestJWKSFetchBounds: a jwks_uri fetch is held to the guarded client's
 // bounds: headers over 16 KiB are refused as an unreachable jwks_uri is
 // (401 invalid_client, fixed words); with 16 fetches hanging, a 17th waits
-// briefly, then is refused without reaching the server (ErrFetchBusy,
-// which client authentication answers 503: TestFetchBusyIsTemporarilyUnavailable)
-// — and that refusal, the auth-server's load and no fault of the
+// briefly, then is refused without reaching the server (ErrFetchBusy), and
+// its request's client authentication is answered 503
+// temporarily_unavailable, Retry-After 1 (brk47 #5: it was 401
+// invalid_client, though the client's credentials were not judged; the
+// server was busy) — and that refusal, the auth-server's load and no fault of the
 // client's, is not remembered as the jwks_uri's failure: the next
 // assertion, once a slot is free, fetches the set. The refusals are
 // logged by the guarded client, at most a line a minute: 20 of them write
@@ -54,9 +56,15 @@ func TestJWKSFetchBounds(t *testing.T) {
 	srv.AwaitHeld(t, clients.DefaultMaxFetches)
 	before := srv.Requests()
 	for i := range 20 {
-		_, err = f.Resolve(context.Background(), fmt.Sprintf("%s/jwks%d.json", srv.URL, i), false)
+		ca := &clientAuth{endpoint: "token"}
+		_, err = f.Resolve(context.WithValue(context.Background(), clientAuthKey{}, ca), fmt.Sprintf("%s/jwks%d.json", srv.URL, i), false)
 		if !errors.Is(err, clients.ErrFetchBusy) {
 			t.Fatalf("fetch %d while 16 hang: %v, want clients.ErrFetchBusy", i, err)
+		}
+		status, retry, _ := ca.refusal()
+		if _, code, desc := ca.answered(); status != http.StatusServiceUnavailable || code != "temporarily_unavailable" || retry != time.Second ||
+			desc != "this server has too many fetches in flight (at most 16 at once); retry later" {
+			t.Errorf("client authentication of fetch %d while 16 hang: answered %d %s %q, Retry-After %v; want 503 temporarily_unavailable, 1s", i, status, code, desc, retry)
 		}
 	}
 	if n := srv.Requests(); n != before {

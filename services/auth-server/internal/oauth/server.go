@@ -654,9 +654,9 @@ func (f signingUseFetcher) Resolve(ctx context.Context, location string, ignoreC
 		// Once per failed fetch: the failure is remembered and answered
 		// without a GET until it expires (jwksFailureTTL), and logged
 		// with the first assertion it refuses only (firstReport). A
-		// refusal of the fetch bound is the guarded client's to log
-		// (bounded: a line a minute at most).
-		if f.log != nil && firstReport(err) && !errors.Is(err, clients.ErrFetchBusy) {
+		// refusal of the fetch bound is answered 503 (fetchBusy) and is
+		// the guarded client's to log (bounded: a line a minute at most).
+		if !fetchBusy(ctx, err) && f.log != nil && firstReport(err) {
 			f.log.WarnContext(ctx, "client jwks_uri fetch failed: client authentication refused (invalid_client)", "jwks_uri", location, "failure", why,
 				"err", err.Error())
 		}
