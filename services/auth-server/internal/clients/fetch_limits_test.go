@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/fetchtest"
 )
 
 // TestFetchRefusesLargeHeaders: a metadata document's or a jwks_uri's
@@ -68,28 +70,7 @@ func TestFetchRefusesLargeHeaders(t *testing.T) {
 // fixed words) without reaching the server, counted in FetchStats; once
 // the 16 end, their slots are free again.
 func TestFetchConcurrencyIsBounded(t *testing.T) {
-	var (
-		inFlight, most, total atomic.Int64
-		arrived               = make(chan struct{}, 64)
-		release               = make(chan struct{})
-	)
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		total.Add(1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
-		arrived <- struct{}{}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"client_id":%q,"redirect_uris":["https://app.example.com/cb"]}`, srv.URL+r.URL.Path)
-	}))
-	t.Cleanup(srv.Close)
+	srv := fetchtest.New(t, nil, nil)
 	// A long fetch timeout: the 16 hang until released, not until they time out.
 	f := NewMetadataFetcher(FetchOptions{AllowPrivate: true, Timeout: time.Minute, QueueWait: 50 * time.Millisecond})
 
@@ -103,9 +84,7 @@ func TestFetchConcurrencyIsBounded(t *testing.T) {
 			errs <- err
 		}()
 	}
-	for range DefaultMaxFetches {
-		<-arrived
-	}
+	srv.AwaitHeld(t, DefaultMaxFetches)
 	if s := f.FetchStats(); s.Limit != DefaultMaxFetches || s.InFlight != DefaultMaxFetches {
 		t.Errorf("with %d fetches hanging: %+v", DefaultMaxFetches, s)
 	}
@@ -130,14 +109,14 @@ func TestFetchConcurrencyIsBounded(t *testing.T) {
 	if _, _, _, err := f.FetchDocument(ctx, srv.URL+"/c18.json"); err == nil || !strings.Contains(err.Error(), "too many fetches in flight") {
 		t.Errorf("18th document fetch, its context ended: %v", err)
 	}
-	if n := total.Load(); n != DefaultMaxFetches {
+	if n := srv.Requests(); n != DefaultMaxFetches {
 		t.Errorf("the server got %d requests, want %d: the refused fetches reached it", n, DefaultMaxFetches)
 	}
 	if s := f.FetchStats(); s.Refused != 3 || s.InFlight != DefaultMaxFetches {
 		t.Errorf("after three refusals: %+v, want 3 refused and %d in flight", s, DefaultMaxFetches)
 	}
 
-	close(release)
+	srv.Release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -145,7 +124,7 @@ func TestFetchConcurrencyIsBounded(t *testing.T) {
 			t.Errorf("one of the %d fetches: %v", DefaultMaxFetches, err)
 		}
 	}
-	if m := most.Load(); m != DefaultMaxFetches {
+	if m := srv.Most(); m != DefaultMaxFetches {
 		t.Errorf("the server saw at most %d at once, want %d", m, DefaultMaxFetches)
 	}
 	if s := f.FetchStats(); s.InFlight != 0 {

@@ -3,13 +3,12 @@ package clients
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/fetchtest"
 )
 
 // TestStaticHasJWKSURI: the operator's registry names its clients'
@@ -52,28 +51,7 @@ func TestStaticHasJWKSURI(t *testing.T) {
 // has slots of its own; once the hanging fetches end, the address
 // fetches again and no address entry is left behind.
 func TestFetchSlotsPerAddress(t *testing.T) {
-	var (
-		total   atomic.Int64
-		arrived = make(chan string, 16)
-		release = make(chan struct{})
-		once    sync.Once
-	)
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		total.Add(1)
-		if strings.HasPrefix(r.URL.Path, "/hang/") {
-			arrived <- r.URL.Path
-			select {
-			case <-release:
-			case <-r.Context().Done():
-				return
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"client_id":%q,"redirect_uris":["https://app.example/cb"]}`, srv.URL+r.URL.Path)
-	}))
-	t.Cleanup(srv.Close)
+	srv := fetchtest.New(t, fetchtest.PathPrefix("/hang/"), nil)
 	f := NewMetadataFetcher(FetchOptions{AllowPrivate: true, MaxInFlightPerAddress: 2, QueueWait: 50 * time.Millisecond})
 	a, b := WithFetchAddress(context.Background(), "203.0.113.7"), WithFetchAddress(context.Background(), "198.51.100.9")
 
@@ -85,14 +63,13 @@ func TestFetchSlotsPerAddress(t *testing.T) {
 			_, _, _ = f.Fetch(a, fmt.Sprintf("%s/hang/a%d.json", srv.URL, i))
 		}()
 	}
-	<-arrived
-	<-arrived
-	before := total.Load()
+	srv.AwaitHeld(t, 2)
+	before := srv.Requests()
 	_, _, err := f.Fetch(a, srv.URL+"/a3.json")
 	if want := "fetch failed: this server has too many fetches in flight for this client address (at most 2 at once); retry later"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("the address's 3rd fetch: %v, want %q", err, want)
 	}
-	if n := total.Load(); n != before {
+	if n := srv.Requests(); n != before {
 		t.Errorf("the refused fetch reached the server")
 	}
 	if _, _, err := f.Fetch(b, srv.URL+"/b.json"); err != nil {
@@ -104,7 +81,7 @@ func TestFetchSlotsPerAddress(t *testing.T) {
 	if st := f.FetchStats(); st.RefusedPerAddress != 1 || st.Refused != 0 || st.PerAddressLimit != 2 {
 		t.Errorf("stats %+v, want one refusal for the address, none of the process's bound", st)
 	}
-	once.Do(func() { close(release) })
+	srv.Release()
 	wg.Wait()
 	if _, _, err := f.Fetch(a, srv.URL+"/a4.json"); err != nil {
 		t.Errorf("the address once its fetches ended: %v", err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tollgate/tollgate/services/auth-server/internal/fetchtest"
 )
 
 // TestAnonymousFetchesDoNotDenyOperatorClients (brk47): the 16 fetch
@@ -31,28 +33,8 @@ import (
 // make the guarded client trust a test CA); the assertion is that it is
 // tried, not refused unsent because anonymous fetches hold the slots.
 func TestAnonymousFetchesDoNotDenyOperatorClients(t *testing.T) {
-	var (
-		arrived  = make(chan struct{}, 64)
-		release  = make(chan struct{})
-		released sync.Once
-	)
-	t.Cleanup(func() { released.Do(func() { close(release) }) })
-	var docs *httptest.Server
-	docs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"client_id":%q,"redirect_uris":[%q]}`, docs.URL+r.URL.Path, docs.URL+"/cb")
-	}))
-	t.Cleanup(docs.Close)
-	operatorJWKS := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"keys":[]}`))
-	}))
+	docs := fetchtest.New(t, nil, nil)
+	operatorJWKS := httptest.NewTLSServer(http.HandlerFunc(fetchtest.EmptyJWKS))
 	t.Cleanup(operatorJWKS.Close)
 
 	reg, assertion := keyJWTClient(t, "pkj-operator", "http://127.0.0.1:8979/cb")
@@ -71,9 +53,7 @@ func TestAnonymousFetchesDoNotDenyOperatorClients(t *testing.T) {
 			authorizeFrom(t, f, docs.URL, fmt.Sprintf("/slow/%d.json", i), fmt.Sprintf("203.0.113.%d", i%4))
 		}()
 	}
-	for range 16 {
-		<-arrived
-	}
+	docs.AwaitHeld(t, 16)
 
 	c := devClient{ClientID: "pkj-operator", AuthMethod: "private_key_jwt"}
 	r := f.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"ory_rt_unknown.unknown"}, "client_id": {"pkj-operator"},
@@ -82,6 +62,6 @@ func TestAnonymousFetchesDoNotDenyOperatorClients(t *testing.T) {
 		t.Errorf("operator client pkj-operator while one anonymous address holds 16 document fetches: %d %s %q;\n"+
 			"want its jwks_uri fetched (here: \"TLS failed\"), not refused because anonymous callers hold every fetch slot", r.Status, r.Error, r.Description)
 	}
-	released.Do(func() { close(release) })
+	docs.Release()
 	wg.Wait()
 }
