@@ -83,11 +83,13 @@ func newFleet(t testing.TB) *fleet {
 	return f
 }
 
-// StartCore runs capability-core on a free port (again, after StopCore).
+// StartCore runs capability-core on a free port (again, after StopCore)
+// and returns once it serves (waitCore).
 func (f *fleet) StartCore() {
 	f.t.Helper()
 	if f.core != nil {
 		f.core.Start()
+		f.waitCore()
 		return
 	}
 	env := map[string]string{
@@ -99,6 +101,35 @@ func (f *fleet) StartCore() {
 	}
 	f.core = testharness.StartProcess(f.t, filepath.Join(binDir, "capability-core"), env, "GRPC_ADDR", "ADMIN_ADDR")
 	f.CoreAddr, f.CoreAdmin = f.core.Addr("GRPC_ADDR"), "http://"+f.core.Addr("ADMIN_ADDR")
+	f.waitCore()
+}
+
+// waitCore waits until capability-core answers on its admin listener
+// (/healthz/live), which it serves with its gRPC server. The process is
+// started, not ready, when StartProcess returns: a gateway started next
+// asks it for its services at once, with a 2 s bound
+// (registry.DefaultDiscoveryTimeout), and a core still starting on a
+// loaded machine missed it — the gateway then served without core's
+// tools until a retry, its challenges asking for "openid" alone
+// (TestBearerRefusals) and tools/list without them
+// (TestBackendToolsFollowedInALiveSession). The bound is on attempts,
+// each waiting up to httpClient's 30 s, not a speed.
+func (f *fleet) waitCore() {
+	f.t.Helper()
+	var last error
+	for range 20 {
+		res, err := httpClient.Get(f.CoreAdmin + "/healthz/live")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+			err = fmt.Errorf("status %d", res.StatusCode)
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	f.t.Fatalf("capability-core at %s did not come up (20 attempts): %v", f.CoreAdmin, last)
 }
 
 // StopCore kills capability-core.
