@@ -34,16 +34,9 @@ import (
 func TestCodeRedemptionAnswerLost(t *testing.T) {
 	f := startFleet(t, map[string]string{"REDIS_COMMAND_TIMEOUT": "2s"})
 	c := f.Clients["local-test"]
-	a := newAuthRequest(c)
-	code := f.authorize(a)
-	id, _, _ := strings.Cut(store.CodeHandle(code), ".")
 	direct := unbufferedRedis(t, f)
-	warmTokenLimiter(f, c)
-
-	pauseWrites(t, direct)
-	answer := make(chan tokenResponse, 1)
-	go func() { answer <- f.exchange(c, a, code) }()
-	waitHeldRedemption(t, direct)
+	a, code, answer := holdRedemption(t, f, c, direct)
+	id, _, _ := strings.Cut(store.CodeHandle(code), ".")
 	// Unpaused and busy for 3.5 s in one write: Redis runs the script
 	// before it gets back to the held pipeline (2 s command timeout).
 	pipe := direct.Pipeline()
@@ -100,7 +93,8 @@ func unbufferedRedis(t *testing.T, f *fleet) *redis.Client {
 // warmTokenLimiter sends refreshes until the token endpoint's rate-limit
 // leases hold tokens ahead (ratelimit.Leasing): the next token request
 // then takes its token without Redis, and what CLIENT PAUSE WRITE holds
-// is the grant's own write, not the limiter's lease.
+// is the grant's own write, not the limiter's lease — if it comes within
+// the leases' 250 ms (holdRedemption).
 func warmTokenLimiter(f *fleet, c devClient) {
 	f.t.Helper()
 	rt := f.fullFlow(c, newAuthRequest(c)).RefreshToken
@@ -123,19 +117,77 @@ func pauseWrites(t *testing.T, rdb *redis.Client) {
 	t.Cleanup(func() { _ = rdb.Do(context.Background(), "CLIENT", "UNPAUSE").Err() })
 }
 
+// holdAttempts bounds holdRedemption's attempts.
+const holdAttempts = 10
+
+// holdRedemption authorizes a new code for c, pauses Redis's writes
+// (pauseWrites) and starts the code's exchange; it returns once the
+// exchange's redemption pipeline is held (waitHeldRedemption), with the
+// channel its answer will come on. Writes stay paused.
+//
+// The exchange takes its rate-limit tokens from the leases
+// warmTokenLimiter took, which last 250 ms (ratelimit.Leasing's TTL). On
+// a loaded machine the exchange may come later: it then needs a new lease,
+// a write the pause holds instead of the redemption, and is answered 503
+// by the limiter ("rate limiter unavailable") before its code is read.
+// Such an attempt is void — no redemption was held, the code is unused —
+// and is made again with a new code, at most holdAttempts times.
+func holdRedemption(t *testing.T, f *fleet, c devClient, direct *redis.Client) (*authRequest, string, <-chan tokenResponse) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		a := newAuthRequest(c)
+		code := f.authorize(a)
+		warmTokenLimiter(f, c)
+		pauseWrites(t, direct)
+		answer := make(chan tokenResponse, 1)
+		go func() { answer <- f.exchange(c, a, code) }()
+		early := waitHeldRedemption(t, direct, answer)
+		if early == nil {
+			return a, code, answer
+		}
+		if err := direct.Do(ctxT(t), "CLIENT", "UNPAUSE").Err(); err != nil {
+			t.Fatal(err)
+		}
+		id, _, _ := strings.Cut(store.CodeHandle(code), ".")
+		codeKeys := direct.Keys(ctxT(t), "*:as:code:{"+id+"}:*").Val()
+		if early.Status != http.StatusServiceUnavailable || len(codeKeys) != 1 || direct.HGet(ctxT(t), codeKeys[0], "used").Val() != "" {
+			t.Fatalf("attempt %d: the exchange was answered before its redemption was held, and not as a void attempt (503, code unused): %d %s: %s (code keys %v)",
+				attempt, early.Status, early.Error, early.Description, codeKeys)
+		}
+		if attempt == holdAttempts {
+			t.Fatalf("in %d attempts no exchange got past the rate limiter with Redis's writes paused: each needed a new lease (503 %s: %s)",
+				holdAttempts, early.Error, early.Description)
+		}
+		t.Logf("attempt %d void: the exchange needed a new rate-limit lease while writes were paused (503 %s: %s); again with a new code", attempt, early.Error, early.Description)
+	}
+}
+
 // waitHeldRedemption waits until a code redemption's pipeline is held by
 // CLIENT PAUSE WRITE: a client blocked (flags=b) at its first command, the
-// subject index's ZADD (store.listGrant). The deadline is generous (a
-// loaded machine may take seconds to get the exchange there) and below
-// the pause's 30 s, after which Redis would run the write on its own.
-func waitHeldRedemption(t *testing.T, rdb *redis.Client) {
+// subject index's ZADD (store.listGrant); it returns nil then. If the
+// exchange is answered first (it never got to its redemption), it returns
+// that answer. The deadline is generous (a loaded machine may take
+// seconds to get the exchange there) and below the pause's 30 s, after
+// which Redis would run the write on its own.
+func waitHeldRedemption(t *testing.T, rdb *redis.Client, answer <-chan tokenResponse) *tokenResponse {
 	t.Helper()
-	deadline := time.Now().Add(25 * time.Second)
-	for {
+	held := func() bool {
 		for _, l := range strings.Split(rdb.ClientList(ctxT(t)).Val(), "\n") {
 			if strings.Contains(l, " flags=b ") && strings.Contains(l, " cmd=zadd ") {
-				return
+				return true
 			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(25 * time.Second)
+	for {
+		if held() {
+			return nil
+		}
+		select {
+		case tr := <-answer:
+			return &tr
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no code redemption held by CLIENT PAUSE WRITE in 25s:\n%s", rdb.ClientList(ctxT(t)).Val())

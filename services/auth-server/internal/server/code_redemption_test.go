@@ -250,13 +250,7 @@ func TestCodeRedemptionHeldByRedis(t *testing.T) {
 	f := startFleet(t, map[string]string{"REDIS_COMMAND_TIMEOUT": "4s"})
 	c := f.Clients["local-test"]
 	direct := unbufferedRedis(t, f)
-	a := newAuthRequest(c)
-	code := f.authorize(a)
-	warmTokenLimiter(f, c)
-	pauseWrites(t, direct)
-	answer := make(chan tokenResponse, 1)
-	go func() { answer <- f.exchange(c, a, code) }()
-	waitHeldRedemption(t, direct)
+	a, code, answer := holdRedemption(t, f, c, direct)
 	tr := <-answer
 	if tr.Status != http.StatusServiceUnavailable || tr.Error != "temporarily_unavailable" || tr.Header.Get("Retry-After") == "" || tr.AccessToken != "" || tr.IDToken != "" {
 		t.Fatalf("exchange with the redemption held: %d %s %q: %s", tr.Status, tr.Error, tr.Header.Get("Retry-After"), tr.Description)
