@@ -1,10 +1,12 @@
 package registry_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
@@ -19,8 +21,8 @@ import (
 func TestEveryToolDecidesConsequential(t *testing.T) {
 	fd := protoFile(t, func(m *descriptorpb.MethodOptions) {
 		proto.SetExtension(m, optionsv1.E_McpTool, []*optionsv1.McpTool{
-			{Name: "x.card", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}},
-			{Name: "x.wipe", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{Destructive: true}},
+			{Name: "x.card", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true)}},
+			{Name: "x.wipe", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{Destructive: proto.Bool(true)}},
 		})
 		setAction(m, &optionsv1.ActionsOperation{Method: "POST", Path: "/actions/x", OperationId: "wipe", Summary: "s", Consequential: false})
 	})
@@ -31,8 +33,8 @@ func TestEveryToolDecidesConsequential(t *testing.T) {
 	// Marked consequential, the same RPC is accepted.
 	fd = protoFileNamed(t, "consequential", func(m *descriptorpb.MethodOptions) {
 		proto.SetExtension(m, optionsv1.E_McpTool, []*optionsv1.McpTool{
-			{Name: "x.card", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}},
-			{Name: "x.wipe", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{Destructive: true}},
+			{Name: "x.card", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true)}},
+			{Name: "x.wipe", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{Destructive: proto.Bool(true)}},
 		})
 		setAction(m, &optionsv1.ActionsOperation{Method: "POST", Path: "/actions/x", OperationId: "wipe", Summary: "s", Consequential: true})
 	})
@@ -47,7 +49,7 @@ func TestEveryToolDecidesConsequential(t *testing.T) {
 // every read. An operation without tools decides for itself.
 func TestReadOnlyNotConsequential(t *testing.T) {
 	fd := protoFile(t, func(m *descriptorpb.MethodOptions) {
-		setTool(m, &optionsv1.McpTool{Name: "x.get", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}})
+		setTool(m, &optionsv1.McpTool{Name: "x.get", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true)}})
 		setAction(m, &optionsv1.ActionsOperation{Method: "GET", Path: "/actions/x", OperationId: "getX", Summary: "s", Consequential: true})
 	})
 	_, err := registry.New(fd.Services().Get(0))
@@ -68,7 +70,7 @@ func TestReadOnlyNotConsequential(t *testing.T) {
 // asking the user.
 func TestReadOnlyAndDestructiveRefused(t *testing.T) {
 	fd := protoFile(t, func(m *descriptorpb.MethodOptions) {
-		setTool(m, &optionsv1.McpTool{Name: "x.wipe", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{ReadOnly: true, Destructive: true}})
+		setTool(m, &optionsv1.McpTool{Name: "x.wipe", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true), Destructive: proto.Bool(true)}})
 		setAction(m, &optionsv1.ActionsOperation{Method: "POST", Path: "/actions/x", OperationId: "wipe", Summary: "s", Consequential: false})
 	})
 	_, err := registry.New(fd.Services().Get(0))
@@ -86,36 +88,65 @@ func TestMissingAnnotationsAreMCPDefaults(t *testing.T) {
 		setTool(m, &optionsv1.McpTool{Name: "x.do", Title: "t", Description: "d"})
 		setAction(m, &optionsv1.ActionsOperation{Method: "POST", Path: "/actions/x", OperationId: "doX", Summary: "s", Consequential: true})
 	})
-	r, err := registry.New(fd.Services().Get(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got *registry.Tool
-	for _, tool := range r.Tools() {
-		if tool.Name == "x.do" {
-			got = tool
-		}
-	}
-	if got == nil {
-		t.Fatal("tool x.do not registered")
-	}
-	if want := (registry.Annotations{Destructive: true, OpenWorld: true}); got.Annotations != want {
-		t.Errorf("annotations = %+v, want MCP's defaults %+v", got.Annotations, want)
+	got := onlyTool(t, fd)
+	if g, w := mcpHints(got.Annotations), "readOnly=false destructive=true idempotent=false openWorld=true"; g != w {
+		t.Errorf("annotations = %s, want MCP's defaults %s", g, w)
 	}
 	if got.RetrySafe() {
 		t.Error("a tool declaring nothing is retry-safe")
 	}
-	// Declared explicitly, the hints are the declared ones.
-	fd = protoFileNamed(t, "declared", func(m *descriptorpb.MethodOptions) {
-		setTool(m, &optionsv1.McpTool{Name: "x.do", Title: "t", Description: "d", Annotations: &optionsv1.ToolAnnotations{Idempotent: true}})
-		setAction(m, &optionsv1.ActionsOperation{Method: "POST", Path: "/actions/x", OperationId: "doX", Summary: "s", Consequential: true})
-	})
-	if r, err = registry.New(fd.Services().Get(0)); err != nil {
-		t.Fatal(err)
-	}
-	for _, tool := range r.Tools() {
-		if tool.Name == "x.do" && tool.Annotations != (registry.Annotations{Idempotent: true}) {
-			t.Errorf("declared annotations = %+v", tool.Annotations)
+}
+
+// TestPartialAnnotationsAreMCPDefaults: a tool that declares some hints
+// had the others read as proto3's false: {idempotent: true} alone made
+// the tool not destructive and closed world, the opposite of MCP's
+// defaults. Each hint has presence (optional in options.proto): one left
+// out is MCP's default, one declared false stays false.
+func TestPartialAnnotationsAreMCPDefaults(t *testing.T) {
+	for i, tc := range []struct {
+		ann             *optionsv1.ToolAnnotations
+		consequential   bool
+		declared, hints string
+	}{
+		{&optionsv1.ToolAnnotations{Idempotent: proto.Bool(true)}, true,
+			"readOnly=- destructive=- idempotent=true openWorld=-", "readOnly=false destructive=true idempotent=true openWorld=true"},
+		{&optionsv1.ToolAnnotations{ReadOnly: proto.Bool(false)}, true,
+			"readOnly=false destructive=- idempotent=- openWorld=-", "readOnly=false destructive=true idempotent=false openWorld=true"},
+		{&optionsv1.ToolAnnotations{}, true,
+			"readOnly=- destructive=- idempotent=- openWorld=-", "readOnly=false destructive=true idempotent=false openWorld=true"},
+		// A read-only tool is not destructive, declared or not.
+		{&optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true)}, false,
+			"readOnly=true destructive=- idempotent=- openWorld=-", "readOnly=true destructive=false idempotent=false openWorld=true"},
+		// Declared false stays false.
+		{&optionsv1.ToolAnnotations{Destructive: proto.Bool(false), OpenWorld: proto.Bool(false)}, true,
+			"readOnly=- destructive=false idempotent=- openWorld=false", "readOnly=false destructive=false idempotent=false openWorld=false"},
+		{&optionsv1.ToolAnnotations{ReadOnly: proto.Bool(false), Destructive: proto.Bool(true), Idempotent: proto.Bool(false), OpenWorld: proto.Bool(true)}, true,
+			"readOnly=false destructive=true idempotent=false openWorld=true", "readOnly=false destructive=true idempotent=false openWorld=true"},
+	} {
+		fd := protoFileNamed(t, fmt.Sprintf("p%d", i), func(m *descriptorpb.MethodOptions) {
+			setTool(m, &optionsv1.McpTool{Name: "x.do", Title: "t", Description: "d", Annotations: tc.ann})
+			setAction(m, &optionsv1.ActionsOperation{Method: "POST", Path: "/actions/x", OperationId: "doX", Summary: "s", Consequential: tc.consequential})
+		})
+		got := onlyTool(t, fd)
+		if g := declared(got.Annotations); g != tc.declared {
+			t.Errorf("%v: declared %s, want %s", tc.ann, g, tc.declared)
+		}
+		if g := mcpHints(got.Annotations); g != tc.hints {
+			t.Errorf("%v: read as %s, want %s", tc.ann, g, tc.hints)
 		}
 	}
+}
+
+// onlyTool is the one tool of fd's service, registered.
+func onlyTool(t *testing.T, fd protoreflect.FileDescriptor) *registry.Tool {
+	t.Helper()
+	r, err := registry.New(fd.Services().Get(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools := r.Tools()
+	if len(tools) != 1 {
+		t.Fatalf("%d tools registered, want 1", len(tools))
+	}
+	return tools[0]
 }

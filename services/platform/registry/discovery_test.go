@@ -35,7 +35,7 @@ func notes(pkg string) registrytest.Service {
 		Methods: []registrytest.Method{
 			{Name: "ListNotes",
 				Tool: &optionsv1.McpTool{Name: pkg + ".list", Title: "List notes", Description: "Lists notes.",
-					RequiredScopes: []string{pkg + ".read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}},
+					RequiredScopes: []string{pkg + ".read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true)}},
 				Action: &optionsv1.ActionsOperation{Method: "GET", Path: "/actions/" + pkg, OperationId: pkg + "List", Summary: "List notes",
 					RequiredScopes: []string{pkg + ".read"}}},
 			{Name: "AddNote",
@@ -280,7 +280,7 @@ func TestDiscoveryScopesAcrossBackendsAndUndeclaredScopes(t *testing.T) {
 	// nobody declares: refused, the others stay.
 	borrow := registrytest.Service{Package: "borrow", Name: "S", Methods: []registrytest.Method{{Name: "Peek",
 		Tool: &optionsv1.McpTool{Name: "borrow.peek", Title: "Peek", Description: "Peeks.", RequiredScopes: []string{"notes.read"},
-			Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}}}}}
+			Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true)}}}}}
 	orphan := registrytest.Service{Package: "orphan", Name: "S", Methods: []registrytest.Method{{Name: "Do",
 		Tool: &optionsv1.McpTool{Name: "orphan.do", Title: "Do", Description: "Does.", RequiredScopes: []string{"nobody.declares"}}}}}
 	a := registrytest.Start(t, "alpha", []registrytest.Service{notes("notes")})

@@ -2,6 +2,8 @@ package registry_test
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -11,9 +13,28 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
+	"github.com/tollgate/tollgate/services/platform/registry"
 )
 
 func errorsAs(err error, target any) bool { return err != nil && errors.As(err, target) }
+
+// declared writes a tool's hints as its registration declares them, "-"
+// for one it leaves out: "readOnly=true destructive=- idempotent=true
+// openWorld=false".
+func declared(a registry.Annotations) string {
+	v := func(b *bool) string {
+		if b == nil {
+			return "-"
+		}
+		return strconv.FormatBool(*b)
+	}
+	return "readOnly=" + v(a.ReadOnlyHint) + " destructive=" + v(a.DestructiveHint) + " idempotent=" + v(a.IdempotentHint) + " openWorld=" + v(a.OpenWorldHint)
+}
+
+// mcpHints writes a tool's hints as MCP reads them, defaults applied.
+func mcpHints(a registry.Annotations) string {
+	return fmt.Sprintf("readOnly=%t destructive=%t idempotent=%t openWorld=%t", a.ReadOnly(), a.Destructive(), a.Idempotent(), a.OpenWorld())
+}
 
 func setTool(m *descriptorpb.MethodOptions, t *optionsv1.McpTool) {
 	proto.SetExtension(m, optionsv1.E_McpTool, []*optionsv1.McpTool{t})

@@ -37,23 +37,57 @@ const (
 	MaxDescription          = 700
 )
 
-// Annotations are MCP tool behaviour hints.
+// Annotations are a tool's MCP behaviour hints (MCP 2025-11-25, "Tool
+// annotations"; schema ToolAnnotations) as its registration declares
+// them: a nil field is a hint it leaves out, or every hint of a tool
+// declaring no annotations message. The methods read them as MCP does,
+// a hint left out as MCP's default — never as false, proto3's zero value,
+// which for destructiveHint and openWorldHint is the opposite.
 type Annotations struct {
-	ReadOnly, Destructive, Idempotent, OpenWorld bool
+	ReadOnlyHint, DestructiveHint, IdempotentHint, OpenWorldHint *bool
 }
 
-// toolAnnotations reads a tool's declared hints. A tool that declares no
-// annotations message gets the MCP defaults (schema ToolAnnotations,
-// MCP 2025-06-18): not read-only, destructive, not idempotent, open
-// world — the assumptions a client must make about a tool that says
-// nothing, published explicitly rather than as proto3's all-false, which
-// would tell ChatGPT an undeclared tool neither destroys nor reaches
-// beyond its backend.
+// ReadOnly is readOnlyHint: the tool changes nothing. Default false.
+func (a Annotations) ReadOnly() bool { return hint(a.ReadOnlyHint, false) }
+
+// Destructive is destructiveHint for a tool that is not read-only: it may
+// destroy or overwrite rather than only add. Default true. A read-only
+// tool is not destructive (MCP reads the hint only when readOnlyHint is
+// false; the registry refuses both declared true).
+func (a Annotations) Destructive() bool { return !a.ReadOnly() && hint(a.DestructiveHint, true) }
+
+// Idempotent is idempotentHint: a second call with the same arguments has
+// no further effect. Default false.
+func (a Annotations) Idempotent() bool { return hint(a.IdempotentHint, false) }
+
+// OpenWorld is openWorldHint: the tool reaches beyond its backend.
+// Default true.
+func (a Annotations) OpenWorld() bool { return hint(a.OpenWorldHint, true) }
+
+// hint is a declared hint's value, or def when it is left out.
+func hint(declared *bool, def bool) bool {
+	if declared == nil {
+		return def
+	}
+	return *declared
+}
+
+// toolAnnotations reads a tool's declared hints, each with its presence
+// (optional in options.proto): a registration that sets only read_only
+// leaves destructive and open_world to MCP's defaults, not to false. A
+// tool that declares no annotations message leaves out every hint.
 func toolAnnotations(a *optionsv1.ToolAnnotations) Annotations {
 	if a == nil {
-		return Annotations{Destructive: true, OpenWorld: true}
+		return Annotations{}
 	}
-	return Annotations{ReadOnly: a.GetReadOnly(), Destructive: a.GetDestructive(), Idempotent: a.GetIdempotent(), OpenWorld: a.GetOpenWorld()}
+	own := func(b *bool) *bool {
+		if b == nil {
+			return nil
+		}
+		v := *b
+		return &v
+	}
+	return Annotations{ReadOnlyHint: own(a.ReadOnly), DestructiveHint: own(a.Destructive), IdempotentHint: own(a.Idempotent), OpenWorldHint: own(a.OpenWorld)}
 }
 
 // Tool is one MCP tool backed by a capability.
@@ -100,7 +134,7 @@ func (a *Action) RetrySafe() bool {
 // again a call of any other tool that ran out of time: the backend may
 // have done it.
 func (t *Tool) RetrySafe() bool {
-	return t.Annotations.ReadOnly || t.Annotations.Idempotent || t.Capability.idempotent()
+	return t.Annotations.ReadOnly() || t.Annotations.Idempotent() || t.Capability.idempotent()
 }
 
 // idempotent reports whether the RPC declares idempotency_level
@@ -367,7 +401,7 @@ func capabilityOf(md protoreflect.MethodDescriptor) (*Capability, []string) {
 		}
 		checkScopes("tool "+t.GetName(), t.GetRequiredScopes())
 		ann := toolAnnotations(t.GetAnnotations())
-		if ann.ReadOnly && ann.Destructive {
+		if ann.ReadOnly() && hint(ann.DestructiveHint, false) {
 			// MCP reads destructiveHint only when readOnlyHint is false;
 			// a tool declaring both is a mistake one way or the other, and
 			// its read_only would make the GPT Actions operation

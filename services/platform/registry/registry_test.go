@@ -45,10 +45,12 @@ func load(t *testing.T) *registry.Registry {
 func TestRegistryHasTheReferenceSurface(t *testing.T) {
 	reg := load(t)
 	const core, auth = "capability-core", "auth-server"
-	readOnly := registry.Annotations{ReadOnly: true, Idempotent: true}
+	// Every hint declared, false ones included: the descriptors carry
+	// them (options.proto's hints have presence).
+	const readOnly = "readOnly=true destructive=false idempotent=true openWorld=false"
 	type tool struct {
 		scopes      string
-		annotations registry.Annotations
+		annotations string // declared(Annotations)
 		backend     string
 	}
 	want := map[string]tool{
@@ -61,11 +63,11 @@ func TestRegistryHasTheReferenceSurface(t *testing.T) {
 		"shipments.list":        {"openid shipments.read", readOnly, core},
 		"connections.list":      {"openid connections.read", readOnly, auth},
 		"connections.card":      {"openid connections.read", readOnly, auth},
-		"connections.revoke":    {"openid connections.revoke", registry.Annotations{Destructive: true, Idempotent: true}, auth},
+		"connections.revoke":    {"openid connections.revoke", "readOnly=false destructive=true idempotent=true openWorld=false", auth},
 	}
 	got := map[string]tool{}
 	for _, tl := range reg.Tools() {
-		got[tl.Name] = tool{strings.Join(tl.RequiredScopes, " "), tl.Annotations, tl.Capability.Backend}
+		got[tl.Name] = tool{strings.Join(tl.RequiredScopes, " "), declared(tl.Annotations), tl.Capability.Backend}
 	}
 	for name, w := range want {
 		if g, ok := got[name]; !ok {

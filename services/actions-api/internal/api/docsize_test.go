@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
 	"github.com/tollgate/tollgate/services/actions-api/internal/openapi"
 	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
@@ -155,7 +157,7 @@ func TestOperationDescriptionOverLimitIsServedAndReported(t *testing.T) {
 		Scopes: []*optionsv1.Scope{{Name: "long.read", Description: "Read"}},
 		Methods: []registrytest.Method{{Name: "Get",
 			Tool: &optionsv1.McpTool{Name: "long.get", Title: "Get", Description: "Gets a thing.",
-				RequiredScopes: []string{"long.read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}},
+				RequiredScopes: []string{"long.read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true)}},
 			Action: &optionsv1.ActionsOperation{Method: "GET", Path: "/actions/long", OperationId: "long",
 				Summary: "Get a thing", Description: strings.Repeat("d", 400), RequiredScopes: []string{"long.read"}}}}}
 	b := registrytest.Start(t, "long", []registrytest.Service{long})

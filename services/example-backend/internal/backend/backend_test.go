@@ -246,7 +246,7 @@ func TestDiscoverableWithoutAToken(t *testing.T) {
 	var tools []string
 	for _, tool := range caps.Tools() {
 		a := tool.Annotations
-		tools = append(tools, fmt.Sprintf("%s ro=%t destructive=%t idempotent=%t %v", tool.Name, a.ReadOnly, a.Destructive, a.Idempotent, tool.RequiredScopes))
+		tools = append(tools, fmt.Sprintf("%s ro=%t destructive=%t idempotent=%t %v", tool.Name, a.ReadOnly(), a.Destructive(), a.Idempotent(), tool.RequiredScopes))
 	}
 	wantTools := "notes.add ro=false destructive=false idempotent=false [notes.write]\n" +
 		"notes.delete ro=false destructive=true idempotent=true [notes.write]\n" +

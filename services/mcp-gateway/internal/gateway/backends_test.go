@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
 	"github.com/tollgate/tollgate/services/platform/fault"
@@ -21,11 +22,11 @@ func notesService(pkg string) registrytest.Service {
 		Scopes: []*optionsv1.Scope{{Name: pkg + ".read", Description: "Read your notes"}, {Name: pkg + ".write", Description: "Change your notes"}},
 		Methods: []registrytest.Method{
 			{Name: "ListNotes", Tool: &optionsv1.McpTool{Name: pkg + ".list", Title: "List notes", Description: "Lists notes.",
-				RequiredScopes: []string{pkg + ".read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}}},
-			// Declared: a write that destroys nothing (a tool without
-			// annotations would be destructive, MCP's default).
+				RequiredScopes: []string{pkg + ".read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true)}}},
+			// Declared: a write that destroys nothing (leaving
+			// destructive out would make it destructive, MCP's default).
 			{Name: "AddNote", Tool: &optionsv1.McpTool{Name: pkg + ".add", Title: "Add a note", Description: "Adds a note.",
-				RequiredScopes: []string{pkg + ".write"}, Annotations: &optionsv1.ToolAnnotations{}}},
+				RequiredScopes: []string{pkg + ".write"}, Annotations: &optionsv1.ToolAnnotations{Destructive: proto.Bool(false)}}},
 		},
 	}
 }
@@ -241,9 +242,9 @@ func TestDefaultChallengeLeavesOutDestructiveToolsScopes(t *testing.T) {
 	svc.Scopes = append(svc.Scopes, &optionsv1.Scope{Name: "notes.admin", Description: "Erase all your notes"})
 	svc.Methods = append(svc.Methods,
 		registrytest.Method{Name: "PurgeNotes", Tool: &optionsv1.McpTool{Name: "notes.purge", Title: "Erase all notes", Description: "Erases every note.",
-			RequiredScopes: []string{"notes.admin"}, Annotations: &optionsv1.ToolAnnotations{Destructive: true}}},
+			RequiredScopes: []string{"notes.admin"}, Annotations: &optionsv1.ToolAnnotations{Destructive: proto.Bool(true)}}},
 		registrytest.Method{Name: "DeleteNote", Tool: &optionsv1.McpTool{Name: "notes.delete", Title: "Delete a note", Description: "Deletes a note.",
-			RequiredScopes: []string{"notes.write"}, Annotations: &optionsv1.ToolAnnotations{Destructive: true}}})
+			RequiredScopes: []string{"notes.write"}, Annotations: &optionsv1.ToolAnnotations{Destructive: proto.Bool(true)}}})
 	notes := registrytest.Start(t, "notes", []registrytest.Service{svc})
 	g := f.Gateway("CAPABILITY_BACKENDS", "capability-core="+f.CoreAddr+",notes="+notes.Addr)
 

@@ -333,7 +333,7 @@ func askScopes(reg *registry.Registry) (ask, supported []string) {
 	ask, supported = []string{"openid"}, []string{"openid"}
 	for _, t := range reg.Tools() {
 		for _, s := range t.RequiredScopes {
-			if !t.Annotations.Destructive && !contains(ask, s) {
+			if !t.Annotations.Destructive() && !contains(ask, s) {
 				ask = append(ask, s)
 			}
 			if !contains(supported, s) {

@@ -40,12 +40,12 @@ func service(t *testing.T, name string, tool *optionsv1.McpTool) *registry.Regis
 // changes data with its hints.
 func TestInstructionsFollowTheAnnotations(t *testing.T) {
 	ro := service(t, "ro", &optionsv1.McpTool{Name: "things.list", Title: "List", Description: "Lists things.",
-		Annotations: &optionsv1.ToolAnnotations{ReadOnly: true, Idempotent: true}})
+		Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true), Idempotent: proto.Bool(true)}})
 	if got := (&catalog{reg: ro}).instructions(); !strings.Contains(got, "Every tool is read-only.") || strings.Contains(got, "Changes data") {
 		t.Errorf("read-only registry:\n%s", got)
 	}
 	rw := service(t, "rw", &optionsv1.McpTool{Name: "things.delete", Title: "Delete", Description: "Deletes a thing.",
-		Annotations: &optionsv1.ToolAnnotations{Destructive: true, Idempotent: true}})
+		Annotations: &optionsv1.ToolAnnotations{Destructive: proto.Bool(true), Idempotent: proto.Bool(true)}})
 	got := (&catalog{reg: rw}).instructions()
 	if strings.Contains(got, "read-only") || !strings.Contains(got, "- things.delete: Deletes a thing. Changes data (destructive; repeating it changes nothing more).") {
 		t.Errorf("registry with a destructive tool:\n%s", got)

@@ -83,8 +83,9 @@ func TestToolsListIsTheRegistry(t *testing.T) {
 		if lt.Title != rt.Title || lt.Description != rt.Description {
 			t.Errorf("%s: title/description %q/%q", rt.Name, lt.Title, lt.Description)
 		}
-		for hint, want := range map[string]bool{"readOnlyHint": rt.Annotations.ReadOnly, "destructiveHint": rt.Annotations.Destructive,
-			"idempotentHint": rt.Annotations.Idempotent, "openWorldHint": rt.Annotations.OpenWorld} {
+		// The fleet's tools declare every hint: each is listed.
+		for hint, want := range map[string]bool{"readOnlyHint": rt.Annotations.ReadOnly(), "destructiveHint": rt.Annotations.Destructive(),
+			"idempotentHint": rt.Annotations.Idempotent(), "openWorldHint": rt.Annotations.OpenWorld()} {
 			if got, ok := lt.Annotations[hint].(bool); !ok || got != want {
 				t.Errorf("%s: annotation %s = %v, want explicit %v", rt.Name, hint, lt.Annotations[hint], want)
 			}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
 	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
 )
@@ -236,7 +238,7 @@ func TestCapabilityCoreSlow(t *testing.T) {
 	slow := registrytest.Start(t, "slow", []registrytest.Service{{Package: "slow", Name: "S",
 		Scopes: []*optionsv1.Scope{{Name: "slow.read", Description: "Read slowly"}},
 		Methods: []registrytest.Method{{Name: "Get", Tool: &optionsv1.McpTool{Name: "slow.get", Title: "Get", Description: "Gets.",
-			RequiredScopes: []string{"slow.read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}}}},
+			RequiredScopes: []string{"slow.read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true)}}}},
 	}})
 	entered, release := slow.Hold()
 	t.Cleanup(release)

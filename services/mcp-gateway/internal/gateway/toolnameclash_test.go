@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	optionsv1 "github.com/tollgate/tollgate/proto/gen/tollgate/options/v1"
 	"github.com/tollgate/tollgate/services/platform/registry/registrytest"
 	"github.com/tollgate/tollgate/services/platform/testharness"
@@ -18,9 +20,9 @@ func clashService() registrytest.Service {
 		Scopes: []*optionsv1.Scope{{Name: "clash.read", Description: "Read clashes"}},
 		Methods: []registrytest.Method{
 			{Name: "Ping", Tool: &optionsv1.McpTool{Name: "clash.ping", Title: "Ping", Description: "Pings.",
-				RequiredScopes: []string{"clash.read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}}},
+				RequiredScopes: []string{"clash.read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true)}}},
 			{Name: "List", Tool: &optionsv1.McpTool{Name: "notes_list", Title: "List", Description: "Lists.",
-				RequiredScopes: []string{"clash.read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}}},
+				RequiredScopes: []string{"clash.read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true)}}},
 		},
 	}
 }
@@ -123,7 +125,7 @@ func TestUnderscoreNameClashWithinOneService(t *testing.T) {
 	f := newFleet(t)
 	svc := notesService("notes")
 	svc.Methods = append(svc.Methods, registrytest.Method{Name: "ListAgain", Tool: &optionsv1.McpTool{Name: "notes_list", Title: "List", Description: "Lists.",
-		RequiredScopes: []string{"notes.read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true}}})
+		RequiredScopes: []string{"notes.read"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true)}}})
 	notes := registrytest.Start(t, "notes", []registrytest.Service{svc})
 	misc := registrytest.Start(t, "misc", []registrytest.Service{notesService("misc")})
 	backends := "capability-core=" + f.CoreAddr + ",notes=" + notes.Addr + ",misc=" + misc.Addr

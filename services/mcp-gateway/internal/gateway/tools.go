@@ -89,6 +89,20 @@ func (c *catalog) checkNames() error {
 
 func boolPtr(b bool) *bool { return &b }
 
+// destructiveHint is the destructiveHint a tools/list entry carries: the
+// declared one, or MCP's default (true) for a tool that is not read-only
+// and leaves it out. A read-only tool that leaves it out is listed
+// without it: MCP reads destructiveHint only when readOnlyHint is false
+// (MCP 2025-11-25, schema ToolAnnotations), and its default next to
+// readOnlyHint true would read as a contradiction, false as a
+// declaration the tool never made.
+func destructiveHint(a registry.Annotations) *bool {
+	if a.DestructiveHint == nil && a.ReadOnly() {
+		return nil
+	}
+	return boolPtr(a.Destructive())
+}
+
 // tool builds the MCP descriptor of t.
 func (c *catalog) tool(t *registry.Tool) (mcp.Tool, error) {
 	in, err := json.Marshal(t.Capability.InputSchema())
@@ -129,6 +143,8 @@ func (c *catalog) tool(t *registry.Tool) (mcp.Tool, error) {
 		// any tool whose ui.visibility includes "app", the default.
 		meta["openai/widgetAccessible"] = true
 	}
+	// Each hint as declared, or MCP's default for one left out: never
+	// false for a hint the backend did not declare.
 	a := t.Annotations
 	return mcp.Tool{
 		Name:            c.name(t),
@@ -138,10 +154,10 @@ func (c *catalog) tool(t *registry.Tool) (mcp.Tool, error) {
 		RawOutputSchema: out,
 		Annotations: mcp.ToolAnnotation{
 			Title:           t.Title,
-			ReadOnlyHint:    boolPtr(a.ReadOnly),
-			DestructiveHint: boolPtr(a.Destructive),
-			IdempotentHint:  boolPtr(a.Idempotent),
-			OpenWorldHint:   boolPtr(a.OpenWorld),
+			ReadOnlyHint:    boolPtr(a.ReadOnly()),
+			DestructiveHint: destructiveHint(a),
+			IdempotentHint:  boolPtr(a.Idempotent()),
+			OpenWorldHint:   boolPtr(a.OpenWorld()),
 		},
 		Meta: mcp.NewMetaFromMap(meta),
 	}, nil
@@ -182,7 +198,7 @@ func (c *catalog) instructions() string {
 	// What the tools may do is said from their annotations, never assumed.
 	writes := 0
 	for _, t := range c.reg.Tools() {
-		if !t.Annotations.ReadOnly {
+		if !t.Annotations.ReadOnly() {
 			writes++
 		}
 	}
@@ -193,12 +209,12 @@ func (c *catalog) instructions() string {
 	}
 	for _, t := range c.reg.Tools() {
 		fmt.Fprintf(&b, "- %s: %s", c.name(t), t.Description)
-		if a := t.Annotations; !a.ReadOnly {
+		if a := t.Annotations; !a.ReadOnly() {
 			b.WriteString(" Changes data")
 			switch {
-			case a.Destructive && a.Idempotent:
+			case a.Destructive() && a.Idempotent():
 				b.WriteString(" (destructive; repeating it changes nothing more).")
-			case a.Destructive:
+			case a.Destructive():
 				b.WriteString(" (destructive).")
 			default:
 				b.WriteString(".")

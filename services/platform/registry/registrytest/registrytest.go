@@ -516,7 +516,7 @@ func Proto2Required(pkg string) Service {
 	}
 	mo := &descriptorpb.MethodOptions{}
 	proto.SetExtension(mo, optionsv1.E_McpTool, []*optionsv1.McpTool{{Name: pkg + ".get", Title: "Get", Description: "Answers without its required code.",
-		RequiredScopes: []string{"openid"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: true, Idempotent: true}}})
+		RequiredScopes: []string{"openid"}, Annotations: &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true), Idempotent: proto.Bool(true)}}})
 	proto.SetExtension(mo, optionsv1.E_ActionsOperation, &optionsv1.ActionsOperation{Method: "GET", Path: "/actions/" + pkg, OperationId: pkg + "Get",
 		Summary: "Get", RequiredScopes: []string{"openid"}})
 	set := &descriptorpb.MethodOptions{}

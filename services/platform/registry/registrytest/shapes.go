@@ -162,7 +162,7 @@ func Shapes(pkg string) Service {
 		proto.SetExtension(o, optionsv1.E_ActionsOperation, a)
 		return o
 	}
-	readOnly := &optionsv1.ToolAnnotations{ReadOnly: true, Idempotent: true}
+	readOnly := &optionsv1.ToolAnnotations{ReadOnly: proto.Bool(true), Idempotent: proto.Bool(true)}
 	method := func(name, in string, o *descriptorpb.MethodOptions) *descriptorpb.MethodDescriptorProto {
 		return &descriptorpb.MethodDescriptorProto{Name: proto.String(name), InputType: msg(in), OutputType: msg(in), Options: o}
 	}

@@ -215,11 +215,11 @@ const file_tollgate_capability_v1_health_proto_rawDesc = "" +
 	"\x0fDependencyCheck\x12;\n" +
 	"\x04name\x18\x01 \x01(\tB'\xe2\xf3\x18#Dependency name, for example redis.R\x04name\x12'\n" +
 	"\x06status\x18\x02 \x01(\tB\x0f\xe2\xf3\x18\vok or down.R\x06status\x12I\n" +
-	"\x06detail\x18\x03 \x01(\tB1\xe2\xf3\x18-Short, non-sensitive explanation when not ok.R\x06detail:\x1c\xda\xf3\x18\x18State of one dependency.2\xa0\x06\n" +
-	"\rHealthService\x12\x8e\x06\n" +
-	"\tGetHealth\x12(.tollgate.capability.v1.GetHealthRequest\x1a).tollgate.capability.v1.GetHealthResponse\"\xab\x05\xca\xf3\x18\xc3\x01\n" +
-	"\fhealth.check\x12\x14Check service health\x1afReturns Tollgate's reachability, version and dependency checks. Use it to confirm the connector works.*\x04\b\x01\x18\x01:\x17Checking service healthB\x16Service health checked\xca\xf3\x18\xc4\x02\n" +
-	"\x12health.status_card\x12\x18Show service health card\x1a\xb9\x01Shows Tollgate's service status to the user as an inline card, in plain words: working normally, partly working or not available, how many of its parts respond, and when it was checked.*\x04\b\x01\x18\x012&ui://widget/health-status-card-v1.html:\x17Loading the health cardB\x11Health card ready\xd2\xf3\x18\x92\x01\n" +
+	"\x06detail\x18\x03 \x01(\tB1\xe2\xf3\x18-Short, non-sensitive explanation when not ok.R\x06detail:\x1c\xda\xf3\x18\x18State of one dependency.2\xa8\x06\n" +
+	"\rHealthService\x12\x96\x06\n" +
+	"\tGetHealth\x12(.tollgate.capability.v1.GetHealthRequest\x1a).tollgate.capability.v1.GetHealthResponse\"\xb3\x05\xca\xf3\x18\xc7\x01\n" +
+	"\fhealth.check\x12\x14Check service health\x1afReturns Tollgate's reachability, version and dependency checks. Use it to confirm the connector works.*\b\b\x01\x10\x00\x18\x01 \x00:\x17Checking service healthB\x16Service health checked\xca\xf3\x18\xc8\x02\n" +
+	"\x12health.status_card\x12\x18Show service health card\x1a\xb9\x01Shows Tollgate's service status to the user as an inline card, in plain words: working normally, partly working or not available, how many of its parts respond, and when it was checked.*\b\b\x01\x10\x00\x18\x01 \x002&ui://widget/health-status-card-v1.html:\x17Loading the health cardB\x11Health card ready\xd2\xf3\x18\x92\x01\n" +
 	"\x03GET\x12\a/health\x1a\tgetHealth\"\x14Check service health*aReturns the service name, version, overall status and dependency checks. Needs no authentication.\x90\x02\x01B\xef\x01\n" +
 	"\x1acom.tollgate.capability.v1B\vHealthProtoP\x01ZJgithub.com/tollgate/tollgate/proto/gen/tollgate/capability/v1;capabilityv1\xa2\x02\x03TCX\xaa\x02\x16Tollgate.Capability.V1\xca\x02\x16Tollgate\\Capability\\V1\xe2\x02\"Tollgate\\Capability\\V1\\GPBMetadata\xea\x02\x18Tollgate::Capability::V1b\x06proto3"
 

@@ -300,18 +300,18 @@ const file_tollgate_capability_v1_identity_proto_rawDesc = "" +
 	"\x06scopes\x18\x04 \x03(\tB\x19\xe2\xf3\x18\x15Granted OAuth scopes.R\x06scopes\x12b\n" +
 	"\tissued_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampB)\xe2\xf3\x18%When the token was issued (RFC 3339).R\bissuedAt\x12a\n" +
 	"\n" +
-	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB&\xe2\xf3\x18\"When the token expires (RFC 3339).R\texpiresAt:)\xda\xf3\x18%What the current access token grants.2\x9c\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB&\xe2\xf3\x18\"When the token expires (RFC 3339).R\texpiresAt:)\xda\xf3\x18%What the current access token grants.2\xa8\n" +
 	"\n" +
-	"\x0fIdentityService\x12\xa7\x06\n" +
+	"\x0fIdentityService\x12\xaf\x06\n" +
 	"\n" +
-	"GetProfile\x12).tollgate.capability.v1.GetProfileRequest\x1a*.tollgate.capability.v1.GetProfileResponse\"\xc1\x05\xca\xf3\x18\xbd\x01\n" +
-	"\x10identity.profile\x12\x0eGet my profile\x1aWReturns the signed-in user's OpenID Connect profile: subject, name, username and email.\"\x06openid\"\aprofile\"\x05email*\x04\b\x01\x18\x01:\x14Reading your profileB\fProfile read\xca\xf3\x18\x87\x02\n" +
-	"\x15identity.profile_card\x12\x14Show my profile card\x1aaShows the signed-in user's profile as an inline card with name, email, verification and username.\"\x06openid\"\aprofile\"\x05email*\x04\b\x01\x18\x012(ui://widget/profile-summary-card-v1.html:\x19Loading your profile cardB\x12Profile card ready\xd2\xf3\x18\xeb\x01\n" +
+	"GetProfile\x12).tollgate.capability.v1.GetProfileRequest\x1a*.tollgate.capability.v1.GetProfileResponse\"\xc9\x05\xca\xf3\x18\xc1\x01\n" +
+	"\x10identity.profile\x12\x0eGet my profile\x1aWReturns the signed-in user's OpenID Connect profile: subject, name, username and email.\"\x06openid\"\aprofile\"\x05email*\b\b\x01\x10\x00\x18\x01 \x00:\x14Reading your profileB\fProfile read\xca\xf3\x18\x8b\x02\n" +
+	"\x15identity.profile_card\x12\x14Show my profile card\x1aaShows the signed-in user's profile as an inline card with name, email, verification and username.\"\x06openid\"\aprofile\"\x05email*\b\b\x01\x10\x00\x18\x01 \x002(ui://widget/profile-summary-card-v1.html:\x19Loading your profile cardB\x12Profile card ready\xd2\xf3\x18\xeb\x01\n" +
 	"\x03GET\x12\x10/actions/profile\x1a\n" +
-	"getProfile\" Get the signed-in user's profile*\x8b\x01Returns the OpenID Connect profile of the user who linked their account: subject, names, username, email and whether the email is verified.2\x06openid2\aprofile2\x05email\x90\x02\x01\x12\xde\x03\n" +
+	"getProfile\" Get the signed-in user's profile*\x8b\x01Returns the OpenID Connect profile of the user who linked their account: subject, names, username, email and whether the email is verified.2\x06openid2\aprofile2\x05email\x90\x02\x01\x12\xe2\x03\n" +
 	"\n" +
-	"GetSession\x12).tollgate.capability.v1.GetSessionRequest\x1a*.tollgate.capability.v1.GetSessionResponse\"\xf8\x02\xca\xf3\x18\xb6\x01\n" +
-	"\fauth.session\x12\x12Inspect my session\x1aYReturns the token subject, client ID, audience and granted scopes of the current session.\"\x06openid*\x04\b\x01\x18\x01:\x16Inspecting the sessionB\x11Session inspected\xd2\xf3\x18\xb5\x01\n" +
+	"GetSession\x12).tollgate.capability.v1.GetSessionRequest\x1a*.tollgate.capability.v1.GetSessionResponse\"\xfc\x02\xca\xf3\x18\xba\x01\n" +
+	"\fauth.session\x12\x12Inspect my session\x1aYReturns the token subject, client ID, audience and granted scopes of the current session.\"\x06openid*\b\b\x01\x10\x00\x18\x01 \x00:\x16Inspecting the sessionB\x11Session inspected\xd2\xf3\x18\xb5\x01\n" +
 	"\x03GET\x12\x10/actions/session\x1a\n" +
 	"getSession\"\x1bInspect the current session*kReturns the subject, client ID, audience, granted scopes and expiry of the access token used for this call.2\x06openid\x90\x02\x01B\xf1\x01\n" +
 	"\x1acom.tollgate.capability.v1B\rIdentityProtoP\x01ZJgithub.com/tollgate/tollgate/proto/gen/tollgate/capability/v1;capabilityv1\xa2\x02\x03TCX\xaa\x02\x16Tollgate.Capability.V1\xca\x02\x16Tollgate\\Capability\\V1\xe2\x02\"Tollgate\\Capability\\V1\\GPBMetadata\xea\x02\x18Tollgate::Capability::V1b\x06proto3"

@@ -139,16 +139,26 @@ func (x *McpTool) GetInvokedMessage() string {
 	return ""
 }
 
-// ToolAnnotations are the MCP behaviour hints. Every hint is published
-// explicitly, false included. A tool without this message is published
-// with MCP's defaults (not read-only, destructive, not idempotent, open
-// world); read_only and destructive together are refused.
+// ToolAnnotations are the MCP behaviour hints (MCP 2025-11-25, "Tool
+// annotations"). Each hint has presence: one left out is published as
+// MCP's default for it (not read-only, destructive, not idempotent, open
+// world), never as false; a read-only tool that leaves out destructive is
+// published without destructiveHint, which MCP reads only for a tool that
+// is not read-only. A tool without this message gets every default.
+// read_only and destructive both true are refused.
 type ToolAnnotations struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ReadOnly      bool                   `protobuf:"varint,1,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
-	Destructive   bool                   `protobuf:"varint,2,opt,name=destructive,proto3" json:"destructive,omitempty"`
-	Idempotent    bool                   `protobuf:"varint,3,opt,name=idempotent,proto3" json:"idempotent,omitempty"`
-	OpenWorld     bool                   `protobuf:"varint,4,opt,name=open_world,json=openWorld,proto3" json:"open_world,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// readOnlyHint: the tool changes nothing. Default false.
+	ReadOnly *bool `protobuf:"varint,1,opt,name=read_only,json=readOnly,proto3,oneof" json:"read_only,omitempty"`
+	// destructiveHint: a tool that is not read-only may destroy or overwrite
+	// (true) or only adds (false). Default true.
+	Destructive *bool `protobuf:"varint,2,opt,name=destructive,proto3,oneof" json:"destructive,omitempty"`
+	// idempotentHint: calling it again with the same arguments has no
+	// further effect. Default false.
+	Idempotent *bool `protobuf:"varint,3,opt,name=idempotent,proto3,oneof" json:"idempotent,omitempty"`
+	// openWorldHint: it reaches beyond its backend (true) or acts in a
+	// closed domain (false). Default true.
+	OpenWorld     *bool `protobuf:"varint,4,opt,name=open_world,json=openWorld,proto3,oneof" json:"open_world,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -184,29 +194,29 @@ func (*ToolAnnotations) Descriptor() ([]byte, []int) {
 }
 
 func (x *ToolAnnotations) GetReadOnly() bool {
-	if x != nil {
-		return x.ReadOnly
+	if x != nil && x.ReadOnly != nil {
+		return *x.ReadOnly
 	}
 	return false
 }
 
 func (x *ToolAnnotations) GetDestructive() bool {
-	if x != nil {
-		return x.Destructive
+	if x != nil && x.Destructive != nil {
+		return *x.Destructive
 	}
 	return false
 }
 
 func (x *ToolAnnotations) GetIdempotent() bool {
-	if x != nil {
-		return x.Idempotent
+	if x != nil && x.Idempotent != nil {
+		return *x.Idempotent
 	}
 	return false
 }
 
 func (x *ToolAnnotations) GetOpenWorld() bool {
-	if x != nil {
-		return x.OpenWorld
+	if x != nil && x.OpenWorld != nil {
+		return *x.OpenWorld
 	}
 	return false
 }
@@ -481,15 +491,20 @@ const file_tollgate_options_v1_options_proto_rawDesc = "" +
 	"\n" +
 	"widget_uri\x18\x06 \x01(\tR\twidgetUri\x12)\n" +
 	"\x10invoking_message\x18\a \x01(\tR\x0finvokingMessage\x12'\n" +
-	"\x0finvoked_message\x18\b \x01(\tR\x0einvokedMessage\"\x8f\x01\n" +
-	"\x0fToolAnnotations\x12\x1b\n" +
-	"\tread_only\x18\x01 \x01(\bR\breadOnly\x12 \n" +
-	"\vdestructive\x18\x02 \x01(\bR\vdestructive\x12\x1e\n" +
+	"\x0finvoked_message\x18\b \x01(\tR\x0einvokedMessage\"\xdf\x01\n" +
+	"\x0fToolAnnotations\x12 \n" +
+	"\tread_only\x18\x01 \x01(\bH\x00R\breadOnly\x88\x01\x01\x12%\n" +
+	"\vdestructive\x18\x02 \x01(\bH\x01R\vdestructive\x88\x01\x01\x12#\n" +
 	"\n" +
-	"idempotent\x18\x03 \x01(\bR\n" +
-	"idempotent\x12\x1d\n" +
+	"idempotent\x18\x03 \x01(\bH\x02R\n" +
+	"idempotent\x88\x01\x01\x12\"\n" +
 	"\n" +
-	"open_world\x18\x04 \x01(\bR\topenWorld\"\xec\x01\n" +
+	"open_world\x18\x04 \x01(\bH\x03R\topenWorld\x88\x01\x01B\f\n" +
+	"\n" +
+	"_read_onlyB\x0e\n" +
+	"\f_destructiveB\r\n" +
+	"\v_idempotentB\r\n" +
+	"\v_open_world\"\xec\x01\n" +
 	"\x10ActionsOperation\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12!\n" +
@@ -555,6 +570,7 @@ func file_tollgate_options_v1_options_proto_init() {
 	if File_tollgate_options_v1_options_proto != nil {
 		return
 	}
+	file_tollgate_options_v1_options_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

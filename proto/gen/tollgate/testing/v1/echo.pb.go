@@ -150,10 +150,10 @@ const file_tollgate_testing_v1_echo_proto_rawDesc = "" +
 	"\x05shout\x18\x03 \x01(\bB\x1a\xe2\xf3\x18\x16Upper-case the result.R\x05shout\"y\n" +
 	"\fEchoResponse\x12*\n" +
 	"\x04text\x18\x01 \x01(\tB\x16\xe2\xf3\x18\x12The repeated text.R\x04text\x12=\n" +
-	"\x06length\x18\x02 \x01(\x05B%\xe2\xf3\x18!Length of the text in characters.R\x06length2\xd2\x01\n" +
-	"\vEchoService\x12\xc2\x01\n" +
-	"\x04Echo\x12 .tollgate.testing.v1.EchoRequest\x1a!.tollgate.testing.v1.EchoResponse\"u\xca\xf3\x18@\n" +
-	"\ftesting.echo\x12\tEcho text\x1a\x17Repeats the given text.\"\x06openid*\x04\b\x01\x18\x01\xd2\xf3\x18-\n" +
+	"\x06length\x18\x02 \x01(\x05B%\xe2\xf3\x18!Length of the text in characters.R\x06length2\xd6\x01\n" +
+	"\vEchoService\x12\xc6\x01\n" +
+	"\x04Echo\x12 .tollgate.testing.v1.EchoRequest\x1a!.tollgate.testing.v1.EchoResponse\"y\xca\xf3\x18D\n" +
+	"\ftesting.echo\x12\tEcho text\x1a\x17Repeats the given text.\"\x06openid*\b\b\x01\x10\x00\x18\x01 \x00\xd2\xf3\x18-\n" +
 	"\x03GET\x12\r/actions/echo\x1a\x04echo\"\tEcho text2\x06openidB\xd8\x01\n" +
 	"\x17com.tollgate.testing.v1B\tEchoProtoP\x01ZDgithub.com/tollgate/tollgate/proto/gen/tollgate/testing/v1;testingv1\xa2\x02\x03TTX\xaa\x02\x13Tollgate.Testing.V1\xca\x02\x13Tollgate\\Testing\\V1\xe2\x02\x1fTollgate\\Testing\\V1\\GPBMetadata\xea\x02\x15Tollgate::Testing::V1b\x06proto3"
 

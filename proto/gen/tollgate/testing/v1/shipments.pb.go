@@ -205,10 +205,10 @@ const file_tollgate_testing_v1_shipments_proto_rawDesc = "" +
 	"\x06status\x18\x02 \x01(\tB!\xe2\xf3\x18\x1dpacked, shipped or delivered.R\x06status\x12J\n" +
 	"\fweight_grams\x18\x03 \x01(\x04B'\xe2\xf3\x18#Weight in grams (a decimal string).R\vweightGrams\x12a\n" +
 	"\n" +
-	"shipped_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB&\xe2\xf3\x18\"When the shipment left (RFC 3339).R\tshippedAt:\x11\xda\xf3\x18\rOne shipment.2\xbb\x03\n" +
-	"\x10ShipmentsService\x12\xfc\x02\n" +
-	"\rListShipments\x12).tollgate.testing.v1.ListShipmentsRequest\x1a*.tollgate.testing.v1.ListShipmentsResponse\"\x93\x02\xca\xf3\x18\xa2\x01\n" +
-	"\x0eshipments.list\x12\x11List my shipments\x1a3Returns the signed-in user's most recent shipments.\"\x06openid\"\x0eshipments.read*\x04\b\x01\x18\x01:\x19Looking up your shipmentsB\x0fShipments found\xd2\xf3\x18e\n" +
+	"shipped_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB&\xe2\xf3\x18\"When the shipment left (RFC 3339).R\tshippedAt:\x11\xda\xf3\x18\rOne shipment.2\xbf\x03\n" +
+	"\x10ShipmentsService\x12\x80\x03\n" +
+	"\rListShipments\x12).tollgate.testing.v1.ListShipmentsRequest\x1a*.tollgate.testing.v1.ListShipmentsResponse\"\x97\x02\xca\xf3\x18\xa6\x01\n" +
+	"\x0eshipments.list\x12\x11List my shipments\x1a3Returns the signed-in user's most recent shipments.\"\x06openid\"\x0eshipments.read*\b\b\x01\x10\x00\x18\x01 \x00:\x19Looking up your shipmentsB\x0fShipments found\xd2\xf3\x18e\n" +
 	"\x03GET\x12\x12/actions/shipments\x1a\rlistShipments\"#List the signed-in user's shipments2\x06openid2\x0eshipments.read\x90\x02\x01\x1a(\xea\xf3\x18$\n" +
 	"\x0eshipments.read\x12\x12See your shipmentsB\xdd\x01\n" +
 	"\x17com.tollgate.testing.v1B\x0eShipmentsProtoP\x01ZDgithub.com/tollgate/tollgate/proto/gen/tollgate/testing/v1;testingv1\xa2\x02\x03TTX\xaa\x02\x13Tollgate.Testing.V1\xca\x02\x13Tollgate\\Testing\\V1\xe2\x02\x1fTollgate\\Testing\\V1\\GPBMetadata\xea\x02\x15Tollgate::Testing::V1b\x06proto3"

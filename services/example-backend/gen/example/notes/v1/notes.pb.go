@@ -385,24 +385,24 @@ const file_example_notes_v1_notes_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tB\x14\xe2\xf3\x18\x10Note identifier.R\x02id\x12(\n" +
 	"\x04text\x18\x02 \x01(\tB\x14\xe2\xf3\x18\x10The note's text.R\x04text\x12b\n" +
 	"\n" +
-	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB'\xe2\xf3\x18#When the note was saved (RFC 3339).R\tcreatedAt:\r\xda\xf3\x18\tOne note.2\xdc\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB'\xe2\xf3\x18#When the note was saved (RFC 3339).R\tcreatedAt:\r\xda\xf3\x18\tOne note.2\xec\n" +
 	"\n" +
-	"\fNotesService\x12\xf8\x02\n" +
-	"\tListNotes\x12\".example.notes.v1.ListNotesRequest\x1a#.example.notes.v1.ListNotesResponse\"\xa1\x02\xca\xf3\x18\x80\x01\n" +
+	"\fNotesService\x12\xfc\x02\n" +
+	"\tListNotes\x12\".example.notes.v1.ListNotesRequest\x1a#.example.notes.v1.ListNotesResponse\"\xa5\x02\xca\xf3\x18\x84\x01\n" +
 	"\n" +
 	"notes.list\x12\rList my notes\x1a1Returns the signed-in user's notes, newest first.\"\n" +
-	"notes.read*\x04\b\x01\x18\x01:\x12Reading your notesB\n" +
+	"notes.read*\b\b\x01\x10\x00\x18\x01 \x00:\x12Reading your notesB\n" +
 	"Notes read\xd2\xf3\x18\x94\x01\n" +
 	"\x03GET\x12\x0e/actions/notes\x1a\tlistNotes\"\x1fList the signed-in user's notes*EReturns the notes of the user who linked their account, newest first.2\n" +
-	"notes.read\x90\x02\x01\x12\xa1\x03\n" +
-	"\aAddNote\x12 .example.notes.v1.AddNoteRequest\x1a!.example.notes.v1.AddNoteResponse\"\xd0\x02\xca\xf3\x18\x90\x01\n" +
+	"notes.read\x90\x02\x01\x12\xa9\x03\n" +
+	"\aAddNote\x12 .example.notes.v1.AddNoteRequest\x1a!.example.notes.v1.AddNoteResponse\"\xd8\x02\xca\xf3\x18\x98\x01\n" +
 	"\tnotes.add\x12\n" +
-	"Add a note\x1aJSaves a short text note for the signed-in user and returns it with its id.\"\vnotes.write*\x00:\x10Saving your noteB\n" +
+	"Add a note\x1aJSaves a short text note for the signed-in user and returns it with its id.\"\vnotes.write*\b\b\x00\x10\x00\x18\x00 \x00:\x10Saving your noteB\n" +
 	"Note saved\xd2\xf3\x18\xb6\x01\n" +
-	"\x04POST\x12\x0e/actions/notes\x1a\aaddNote\"!Add a note for the signed-in user*cSaves a short text note (at most 500 characters) and returns it with its id. Each call adds a note.2\vnotes.write8\x01\x12\xdd\x03\n" +
+	"\x04POST\x12\x0e/actions/notes\x1a\aaddNote\"!Add a note for the signed-in user*cSaves a short text note (at most 500 characters) and returns it with its id. Each call adds a note.2\vnotes.write8\x01\x12\xe1\x03\n" +
 	"\n" +
-	"DeleteNote\x12#.example.notes.v1.DeleteNoteRequest\x1a$.example.notes.v1.DeleteNoteResponse\"\x83\x03\xca\xf3\x18\x9e\x01\n" +
-	"\fnotes.delete\x12\rDelete a note\x1aKDeletes one of the signed-in user's notes by its id. This cannot be undone.\"\vnotes.write*\x04\x10\x01\x18\x01:\x11Deleting the noteB\fNote deleted\xd2\xf3\x18\xd8\x01\n" +
+	"DeleteNote\x12#.example.notes.v1.DeleteNoteRequest\x1a$.example.notes.v1.DeleteNoteResponse\"\x87\x03\xca\xf3\x18\xa2\x01\n" +
+	"\fnotes.delete\x12\rDelete a note\x1aKDeletes one of the signed-in user's notes by its id. This cannot be undone.\"\vnotes.write*\b\b\x00\x10\x01\x18\x01 \x00:\x11Deleting the noteB\fNote deleted\xd2\xf3\x18\xd8\x01\n" +
 	"\x06DELETE\x12\x18/actions/notes/{note_id}\x1a\n" +
 	"deleteNote\"(Delete one of the signed-in user's notes*oDeletes the note with this id. This cannot be undone; a note that does not exist (or is another user's) is 404.2\vnotes.write8\x01\x90\x02\x02\x1aM\xea\xf3\x18\x1d\n" +
 	"\n" +
