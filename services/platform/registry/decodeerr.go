@@ -41,6 +41,8 @@ var (
 	invalidValueRE = regexp.MustCompile(`^invalid value for (\w+) field ([^:]*): (.*)$`)
 	wktValueRE     = regexp.MustCompile(`^invalid google\.protobuf\.(Timestamp|Duration) value (.*)$`)
 	wktRangeRE     = regexp.MustCompile(`^google\.protobuf\.(Timestamp|Duration) value out of range: (.*)$`)
+	maskPathRE     = regexp.MustCompile(`^google\.protobuf\.FieldMask\.paths contains invalid path: (".*")$`)
+	unexpectedRE   = regexp.MustCompile(`^unexpected token (.*)$`)
 	oneofSetRE     = regexp.MustCompile(`^error parsing .*, oneof (\S+) is already set$`)
 	unknownFieldRE = regexp.MustCompile(`^unknown field (.*)$`)
 	duplicateRE    = regexp.MustCompile(`^duplicate field (.*)$`)
@@ -147,6 +149,116 @@ func wantWellKnown(name string, outOfRange bool) string {
 	return "a " + name
 }
 
+// dateOnlyRE is an RFC 3339 full-date alone ("2024-01-02"), as JSON text.
+var dateOnlyRE = regexp.MustCompile(`^"\d{4}-\d{2}-\d{2}"$`)
+
+// dateAlone says, for a Timestamp (name) refused for got (JSON text) that
+// is a date without a time, what the date-time of that date's start is;
+// "" for anything else.
+func dateAlone(name, got string) string {
+	if name != "Timestamp" || !dateOnlyRE.MatchString(got) {
+		return ""
+	}
+	return `: a date alone is not one; give a time and an offset too, such as "` + got[1:len(got)-1] + `T00:00:00Z"`
+}
+
+// fieldPathRE is a FieldMask path as protojson takes it once in
+// lowerCamelCase: dotted identifiers.
+var fieldPathRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// maskPath says which path of a FieldMask protojson refused (quoted, as
+// its error gives it): the empty one ("a,,b"), or one in snake_case with
+// its lowerCamelCase spelling, which the JSON mapping wants.
+func maskPath(quoted string) string {
+	p, err := strconv.Unquote(quoted)
+	switch {
+	case err != nil:
+		return "the path " + quoted
+	case strings.TrimSpace(p) == "":
+		return "an empty path"
+	case strings.Contains(p, "_") && fieldPathRE.MatchString(p):
+		parts := strings.Split(p, "_")
+		for i := 1; i < len(parts); i++ {
+			if parts[i] != "" {
+				parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+			}
+		}
+		return "the path " + quoted + " (in lowerCamelCase: " + strconv.Quote(strings.Join(parts, "")) + ")"
+	}
+	return "the path " + quoted
+}
+
+// pathSegmentRE is the first segment of a path as fieldAt writes it: a
+// member's name (after a dot, or first), an index, or a quoted map key.
+var pathSegmentRE = regexp.MustCompile(`^(?:\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\["(?:[^"\\]|\\.)*"\])`)
+
+// wellKnownAt is the short name of the well-known type — Timestamp,
+// Duration or FieldMask, each a JSON string — of which the member at
+// path (fieldAt's) of a JSON text of md is one value: a field of that
+// type, an element of a repeated one or a map's value. "" when path
+// names something else (a repeated field's whole array, a map's whole
+// object) or no field of md.
+func wellKnownAt(md protoreflect.MessageDescriptor, path string) string {
+	var fd protoreflect.FieldDescriptor
+	whole := false // the path stops at fd's array or object, not in it
+	for path != "" {
+		m := pathSegmentRE.FindStringSubmatch(path)
+		if m == nil {
+			return ""
+		}
+		path = path[len(m[0]):]
+		switch {
+		case whole && fd.IsList():
+			if m[2] == "" {
+				return ""
+			}
+			whole = false
+		case whole && fd.IsMap():
+			if m[2] != "" {
+				return ""
+			}
+			fd, whole = fd.MapValue(), false
+		case m[1] != "":
+			in := md
+			if fd != nil {
+				if in = fd.Message(); in == nil {
+					return ""
+				}
+			}
+			f := in.Fields().ByJSONName(m[1])
+			if f == nil {
+				f = in.Fields().ByTextName(m[1])
+			}
+			if f == nil {
+				return ""
+			}
+			fd, whole = f, f.IsList() || f.IsMap()
+		default:
+			return ""
+		}
+	}
+	if fd == nil || whole || fd.Message() == nil || fd.Message().FullName().Parent() != "google.protobuf" {
+		return ""
+	}
+	switch n := string(fd.Message().Name()); n {
+	case "Timestamp", "Duration", "FieldMask":
+		return n
+	}
+	return ""
+}
+
+// tokenWords is a JSON token as protojson's "unexpected token" gives it,
+// in words for a container.
+func tokenWords(tok string) string {
+	switch tok {
+	case "{":
+		return "an object"
+	case "[":
+		return "an array"
+	}
+	return tok
+}
+
 // problem is a protojson error's rest (its position and any "syntax
 // error" split off) as the caller reads it. unknown and duplicate report
 // an "unknown field" or "duplicate field" refusal, which name the field
@@ -168,7 +280,10 @@ func (c *Capability) problem(rest string) (text string, unknown, duplicate bool)
 		}
 	}
 	if m := wktValueRE.FindStringSubmatch(rest); m != nil {
-		return "want " + wantWellKnown(m[1], false) + ", got " + m[2], false, false
+		return "want " + wantWellKnown(m[1], false) + ", got " + m[2] + dateAlone(m[1], m[2]), false, false
+	}
+	if m := maskPathRE.FindStringSubmatch(rest); m != nil {
+		return "want " + wantWellKnown("FieldMask", false) + ", got " + maskPath(m[1]), false, false
 	}
 	if m := wktRangeRE.FindStringSubmatch(rest); m != nil {
 		return "want " + wantWellKnown(m[1], true) + ", got " + m[2], false, false
@@ -249,6 +364,13 @@ func (c *Capability) decodeError(b []byte, err error, text jsonText) string {
 	syntax, line, col, rest := m[1] != "", m[2], m[3], m[4]
 	path := fieldAt(b, msg)
 	problem, unknown, duplicate := c.problem(rest)
+	if m := unexpectedRE.FindStringSubmatch(rest); m != nil && syntax && path != "" {
+		// A Timestamp, Duration or FieldMask is a JSON string: a number,
+		// object or array there is the wrong type, not bad JSON.
+		if name := wellKnownAt(c.Method.Input(), path); name != "" {
+			problem, syntax = "want "+wantWellKnown(name, false)+", got "+tokenWords(m[1]), false
+		}
+	}
 	if syntax {
 		problem = "syntax error: " + problem
 	}
@@ -279,7 +401,11 @@ func queryProblem(f protoreflect.FieldDescriptor, v, protoMsg string) string {
 		if k, ok := wrapperKinds[n]; ok {
 			return "want " + wantScalar(k, nil, v) + ", got " + got
 		}
-		return "want " + wantWellKnown(string(n.Name()), strings.Contains(protoMsg, "out of range")) + ", got " + got
+		outOfRange := strings.Contains(protoMsg, "out of range")
+		if outOfRange {
+			return "want " + wantWellKnown(string(n.Name()), true) + ", got " + got
+		}
+		return "want " + wantWellKnown(string(n.Name()), false) + ", got " + got + dateAlone(string(n.Name()), got)
 	}
 	return "want " + wantScalar(f.Kind(), f.Enum(), v) + ", got " + got
 }

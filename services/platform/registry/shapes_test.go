@@ -100,7 +100,10 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 		{`{"ts":"2024-01-02T03:04:05+01"}`, refused, "", "field ts: want an RFC 3339 date-time"},
 		{`{"ts":"2024-01-02T03:04:05.1234567891Z"}`, refused, "", "field ts: want an RFC 3339 date-time"},
 		{`{"ts":"10000-01-01T00:00:00Z"}`, refused, "", "field ts: want an RFC 3339 date-time"},
-		{`{"ts":1704164645}`, refused, "", "field ts: syntax error: unexpected token 1704164645"},
+		{`{"ts":1704164645}`, refused, "", `field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got 1704164645`},
+		{`{"ts":"2024-01-02"}`, refused, "", `field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02": a date alone is not one; give a time and an offset too, such as "2024-01-02T00:00:00Z"`},
+		{`{"times":[{}]}`, refused, "", `field times[0]: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got an object`},
+		{`{"times":"2024-01-02T03:04:05Z"}`, refused, "", `field times: syntax error: unexpected token "2024-01-02T03:04:05Z"`},
 		{`{"times":["2024-01-02T03:04:05Z"]}`, accepted, `"times":["2024-01-02T03:04:05Z"]`, ""},
 		// Duration: seconds, "s" last.
 		{`{"dur":"1.5s"}`, accepted, `"dur":"1.500s"`, ""},
@@ -111,13 +114,16 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 		{`{"dur":"01s"}`, refused, "", "field dur: want a duration in seconds"},
 		{`{"dur":"1.0000000001s"}`, refused, "", "field dur: want a duration in seconds"},
 		{`{"dur":"1m"}`, refused, "", "field dur: want a duration in seconds"},
+		{`{"dur":90}`, refused, "", `field dur: want a duration in seconds with the suffix s, such as "1.5s", got 90`},
 		{`{"dur":"315576000001s"}`, wider, "", `field dur: want a duration from -315576000000s to 315576000000s, got "315576000001s"`},
 		// FieldMask: comma-joined lowerCamelCase paths.
 		{`{"mask":"fooBar,a.bC"}`, accepted, `"mask":"fooBar,a.bC"`, ""},
 		{`{"mask":""}`, accepted, `"mask":""`, ""},
-		{`{"mask":"foo_bar"}`, refused, "", "invalid path"},
-		{`{"mask":"a,,b"}`, refused, "", "invalid path"},
-		{`{"mask":{"paths":["a"]}}`, refused, "", "unexpected token"},
+		{`{"mask":"foo_bar"}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got the path "foo_bar" (in lowerCamelCase: "fooBar")`},
+		{`{"mask":"a,,b"}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got an empty path`},
+		{`{"mask":"a b"}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got the path "a b"`},
+		{`{"mask":{"paths":["a"]}}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got an object`},
+		{`{"mask":["a","b"]}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got an array`},
 		// Struct, Value, ListValue: JSON as is.
 		{`{"st":{"a":[1,{"b":null}]}}`, accepted, `"st":{"a":[1,{"b":null}]}`, ""},
 		{`{"st":[1]}`, refused, "", "unexpected token"},
@@ -188,7 +194,7 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 		{`{"by_bool":{"True":"a"}}`, refused, "", "bool key"},
 		{`{"by_bool":{"1":"a"}}`, refused, "", "bool key"},
 		{`{"stamps":{"a":"2024-01-02T03:04:05Z"}}`, accepted, `"stamps":{"a":"2024-01-02T03:04:05Z"}`, ""},
-		{`{"stamps":{"a":null}}`, refused, "", "unexpected token null"},
+		{`{"stamps":{"a":null}}`, refused, "", `field stamps.a: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got null`},
 		// Repeated and recursive messages, at any depth.
 		{`{"nodes":[{"label":"a","child":{"child":{"children":[{"label":"b"}]}}}]}`, accepted, `"label":"b","child":null,"children":[]`, ""},
 		{`{"nodes":[null]}`, refused, "", "unexpected token null"},
@@ -332,7 +338,8 @@ func TestShapesQueryAndPathParameters(t *testing.T) {
 	}{
 		{at.Capability, "at=2024-01-02T03:04:05.5%2B01:00&within=1.5s&fields=a.bC,d&note=5&limit=9223372036854775807&strict=true&weight=NaN&blob=-_8",
 			`{"at":"2024-01-02T02:04:05.500Z","within":"1.500s","fields":"a.bC,d","note":"5","limit":"9223372036854775807","strict":true,"weight":"NaN","blob":"+/8="}`, ""},
-		{at.Capability, "at=2024-01-02", "", `path parameter "at": want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02"`},
+		{at.Capability, "at=2024-01-02", "", `path parameter "at": want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02": a date alone is not one; give a time and an offset too, such as "2024-01-02T00:00:00Z"`},
+		{at.Capability, "fields=a_b", "", `query parameter "fields": want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got "a_b"`},
 		{at.Capability, "within=5", "", `query parameter "within"`},
 		{at.Capability, "strict=yes", "", `query parameter "strict"`},
 		{at.Capability, "limit=x", "", `query parameter "limit"`},
@@ -385,15 +392,16 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 	reg, _ := shapesRegistry(t)
 	tool, _ := reg.Tool("shapes.echo")
 	for arg, want := range map[string]string{
-		`{"ts":1704164645}`:                            `invalid arguments: field ts: syntax error: unexpected token 1704164645`,
-		`{"name":"x", "ts":"2024-01-02"}`:              `invalid arguments: field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02"`,
+		`{"ts":1704164645}`:                            `invalid arguments: field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got 1704164645`,
+		`{"name":"x", "ts":"2024-01-02"}`:              `invalid arguments: field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02": a date alone is not one; give a time and an offset too, such as "2024-01-02T00:00:00Z"`,
 		`{"st":[1]}`:                                   `invalid arguments: field st: syntax error: unexpected token [`,
 		`{"nodes":[{},null]}`:                          `invalid arguments: field nodes[1]: syntax error: unexpected token null`,
 		`{"root":{"children":[{"child":{"nope":1}}]}}`: `invalid arguments: unknown field root.children[0].child.nope`,
 		`{"stamps":{"a b":"x"}}`:                       `invalid arguments: field stamps["a b"]: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "x"`,
 		"{\n \"dur\": \"1\"}":                          `invalid arguments: field dur: want a duration in seconds with the suffix s, such as "1.5s", got "1"`,
 		`{"by_name":"é","by_id":"5"}`:                  `invalid arguments: field by_id: another member of the oneof choice (by_name, by_id, by_node) is already given; give one`,
-		`{"mask":{"paths":["a"]}}`:                     `invalid arguments: field mask: syntax error: unexpected token {`,
+		`{"mask":{"paths":["a"]}}`:                     `invalid arguments: field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got an object`,
+		`{"stamps":{"a b":null}}`:                      `invalid arguments: field stamps["a b"]: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got null`,
 		`[1]`:                                          `invalid arguments: syntax error: unexpected token [`,
 		`{"name":"x"`:                                  `invalid arguments: unexpected EOF`,
 		`{"i64":"x"}`:                                  `invalid arguments: field i64: want an integer, got "x"`,
@@ -414,7 +422,7 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 	// refusal says where in it, as protojson counted (line, and column in
 	// characters).
 	for body, want := range map[string]string{
-		`{"name":"x", "ts":"2024-01-02"}`: `invalid arguments: field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02" (at line 1, column 19 of the body)`,
+		`{"name":"x", "ts":"2024-01-02"}`: `invalid arguments: field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02": a date alone is not one; give a time and an offset too, such as "2024-01-02T00:00:00Z" (at line 1, column 19 of the body)`,
 		"{\n \"dur\": \"1\"}":             `invalid arguments: field dur: want a duration in seconds with the suffix s, such as "1.5s", got "1" (at line 2, column 9 of the body)`,
 		`{"é":1, "i64":"x"}`:              `invalid arguments: unknown field ["é"] (at line 1, column 2 of the body)`,
 		`[1]`:                             `invalid arguments: syntax error: unexpected token [ (at line 1, column 1 of the body)`,
