@@ -80,9 +80,8 @@ func TestRegistryScopeChangeIsTheFilesSetting(t *testing.T) {
 		}
 	}
 
-	// Watch reads the file's digest when it starts, which may come after
-	// a write: a refused reload (a client without redirect URIs), written
-	// anew until one is logged, says it is running.
+	// A refused reload (a client without redirect URIs), written anew
+	// until one is logged, says Watch is running.
 	for attempt := 0; !strings.Contains(logs.String(), "was refused"); attempt++ {
 		if attempt == 30 {
 			t.Fatalf("no refused reload logged: %s", logs.String())

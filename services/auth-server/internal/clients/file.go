@@ -49,6 +49,11 @@ type Static struct {
 	warnEvery time.Duration
 	// readFile, when set (tests), replaces os.ReadFile in Watch.
 	readFile func(path string) ([]byte, error)
+	// loaded is the fingerprint of the file as LoadFile read it (the
+	// SHA-256 of the bytes parsed, zero if the read failed), Watch's
+	// starting point; fromFile reports that LoadFile set it.
+	loaded   [sha256.Size]byte
+	fromFile bool
 	// listed is what the file says of each client's scopes, by client id:
 	// Client.AllowedScope of a client that lists none is the supported
 	// scopes of the moment it was loaded, not a setting of the file.
@@ -163,6 +168,8 @@ func (s *Static) Replace(next *Static) {
 
 // LoadFile reads the registry at path (YAML or JSON). An empty path gives
 // an empty registry. Every problem of every client is reported at once.
+// The registry remembers the fingerprint of the bytes it was parsed from,
+// from which Watch starts.
 func LoadFile(path string, rules Rules) (*Static, []string) {
 	s := newStatic(map[string]*Client{})
 	if path == "" {
@@ -170,9 +177,12 @@ func LoadFile(path string, rules Rules) (*Static, []string) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
+		s.fromFile = true // a failed read fingerprints as zero, as in Watch
 		return s, []string{err.Error()}
 	}
-	return parse(b, rules, path)
+	s, problems := parse(b, rules, path)
+	s.loaded, s.fromFile = sha256.Sum256(b), true
+	return s, problems
 }
 
 // Parse decodes and checks a registry document.
@@ -347,7 +357,12 @@ type removal struct {
 // swaps it in when its content changed (a mounted ConfigMap or Secret is
 // updated in place): a change is taken once two reads settleDelay apart
 // agree, and what is parsed is the bytes of the second read, the very
-// ones fingerprinted. A registry with problems is refused as a whole and
+// ones fingerprinted. Watch starts from the bytes LoadFile parsed, not
+// from the file as it is when Watch starts: a file that differs from them
+// at the first tick (changed while the server was starting) is a change
+// like any other. A registry not made by LoadFile (Parse) is not the
+// file's: the first tick reads the file as a change. A registry with
+// problems is refused as a whole and
 // logged; the running one stays. accept, if set, may refuse a registry
 // the server cannot serve (for example HMAC hashes without a key).
 //
@@ -393,7 +408,7 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 		}
 		return b, sha256.Sum256(b), nil
 	}
-	_, last, _ := snapshot()
+	last, known := s.loaded, s.fromFile
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var pending, followUps []removal
@@ -408,7 +423,7 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 			return
 		case <-t.C:
 		}
-		if _, d, _ := snapshot(); d != last {
+		if _, d, _ := snapshot(); d != last || !known {
 			// A file being written in place (an editor, cp; a mounted
 			// Secret is swapped whole) may be read half written, and a
 			// half registry would record its missing clients as removed
@@ -423,7 +438,7 @@ func (s *Static) Watch(ctx context.Context, path string, rules Rules, interval t
 			if again != d {
 				continue
 			}
-			last = d
+			last, known = d, true
 			var next *Static
 			var problems []string
 			if err != nil {

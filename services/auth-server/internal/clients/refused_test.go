@@ -59,10 +59,10 @@ func TestRefusedReloadIsVisible(t *testing.T) {
 			}
 		}
 	}
-	// firstChange writes content (with a changing comment) until cond:
-	// Watch reads the file's digest when its goroutine starts, so a write
-	// made before that is not a change to it. Each write is left to settle
-	// (settleDelay) before the next.
+	// firstChange writes content (with a changing comment) until cond,
+	// each write left to settle (settleDelay) before the next. Watch
+	// starts from the bytes LoadFile parsed, so the first write is a
+	// change wherever it lands; the rewrites only bound the wait.
 	firstChange := func(t *testing.T, path, content string, cond func() bool, logs *lockedBuffer) {
 		t.Helper()
 		for i, deadline := 0, time.Now().Add(30*time.Second); !cond(); i++ {

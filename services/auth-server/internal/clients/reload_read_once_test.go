@@ -77,7 +77,7 @@ func TestReloadParsesWhatItFingerprinted(t *testing.T) {
 		defer mu.Unlock()
 		return reads, halfWritten
 	}
-	for n, _ := read(); n < 1; n, _ = read() { // Watch has its starting fingerprint
+	for n, _ := read(); n < 1; n, _ = read() { // Watch has made its first tick's read
 		time.Sleep(10 * time.Millisecond)
 	}
 	writeAtomically(t, path, whole)

@@ -78,9 +78,10 @@ func TestRemovalRecordedAgainAfterInFlightRequests(t *testing.T) {
 			records <- record{at, ids}
 			return nil
 		}, nil)
-		// Watch reads the file's first digest when its goroutine runs: the
-		// new content is written again (with another comment) until a tick
-		// sees a change, at most 300 times.
+		// Watch starts from the bytes LoadFile parsed, so the first write
+		// is a change wherever it lands; the new content is written again
+		// (with another comment) until a removal is recorded, at most 300
+		// times.
 		var first record
 		for i := 0; ; i++ {
 			if i == 300 {
