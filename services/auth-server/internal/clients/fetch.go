@@ -144,6 +144,17 @@ func (e *fetchBusyError) Error() string {
 }
 func (e *fetchBusyError) Is(target error) bool { return target == ErrFetchBusy }
 
+// AddressBusy reports whether err is an ErrFetchBusy refused by the bound
+// of one client address (FetchOptions.MaxInFlightPerAddress, the address
+// of the fetch's context: WithFetchAddress), not by the process's bound.
+// A fetch shared by the requests of several addresses (package oauth's
+// jwksFetcher) runs with its starter's address: such a refusal is that
+// address's answer only.
+func AddressBusy(err error) bool {
+	var busy *fetchBusyError
+	return errors.As(err, &busy) && busy.address
+}
+
 // MetadataFetcher fetches client metadata documents and JWK sets from the
 // internet without letting a client id reach internal addresses: https
 // only, every resolved address checked at dial time (so DNS rebinding

@@ -72,7 +72,10 @@ import (
 //     assertions arrive at once. The GET is detached from the request
 //     that started it (its values kept, its end not: jwksFetchTimeout
 //     bounds it), so a request that gives up stops waiting at once while
-//     the others still get the set;
+//     the others still get the set. Its values include the starter's
+//     client address: a GET the per-address bound refused is answered so
+//     to the callers of that address only, each other caller fetching
+//     once under its own (resolve);
 //   - the GET goes through the guarded client, whose own bounds hold it:
 //     response headers of at most clients.MaxResponseHeaderBytes, and at
 //     most clients.DefaultMaxFetches fetches in flight in the process,
@@ -92,6 +95,9 @@ type jwksFetcher struct {
 	client *retryablehttp.Client
 	now    func() time.Time
 	flight singleflight.Group
+	// ownFlight shares, per (client address, jwks_uri), the fetch of a
+	// Resolve whose shared one was refused for another address (resolve).
+	ownFlight singleflight.Group
 
 	mu    sync.Mutex
 	cache *simplelru.LRU[string, cachedJWKS]
@@ -233,11 +239,51 @@ func (f *jwksFetcher) ResolveAssertionKeys(ctx context.Context, location string,
 
 // resolve answers location's cached entry, fetching it (once for all
 // concurrent callers) when the cache has no answer.
+//
+// The shared GET runs with the client address of the request that
+// started it (clients.WithFetchAddress), so the guarded client's
+// per-address bound may refuse it for that address alone
+// (clients.AddressBusy): a caller of another address that joined it does
+// not take that refusal as its answer but fetches once under its own
+// address (shared with the concurrent callers of that address only,
+// ownFlight). Before (brk48), an address holding its own fetch slots
+// could start the fetch of a victim client's jwks_uri and have every
+// request of the victim that joined it refused "too many fetches in
+// flight for this client address".
 func (f *jwksFetcher) resolve(ctx context.Context, location string, ignoreCache bool) (cachedJWKS, error) {
 	if c, ok, err := f.lookup(location, ignoreCache); ok {
 		return c, err
 	}
-	ch := f.flight.DoChan(location, func() (any, error) {
+	c, err := f.await(ctx, f.flight.DoChan(location, f.fetchShared(ctx, location, ignoreCache)))
+	var busy *addressBusyError
+	if own, _ := clients.FetchAddress(ctx); errors.As(err, &busy) && busy.address != own {
+		// The key holds no NUL of the server's own making besides the
+		// separator: an address (platform/clientip) has none, so no two
+		// (address, location) pairs share a key.
+		c, err = f.await(ctx, f.ownFlight.DoChan(own+"\x00"+location, f.fetchShared(ctx, location, ignoreCache)))
+	}
+	if errors.As(err, &busy) {
+		return c, busy.Err
+	}
+	return c, err
+}
+
+// addressBusyError is a shared fetch's refusal by the per-address bound
+// of its starter's client address (clients.AddressBusy): Err, for the
+// callers of that address; another's fetches for itself (resolve).
+type addressBusyError struct {
+	address string
+	Err     error
+}
+
+func (e *addressBusyError) Error() string { return e.Err.Error() }
+func (e *addressBusyError) Unwrap() error { return e.Err }
+
+// fetchShared is the fetch of location that concurrent Resolves share
+// (resolve's flights), with ctx's values (its client address among them)
+// and not its end: jwksFetchTimeout bounds it.
+func (f *jwksFetcher) fetchShared(ctx context.Context, location string, ignoreCache bool) func() (any, error) {
+	return func() (any, error) {
 		// A Resolve that looked before the last shared fetch ended finds
 		// its answer here, not in another GET.
 		if c, ok, err := f.lookup(location, ignoreCache); ok {
@@ -251,13 +297,21 @@ func (f *jwksFetcher) resolve(ctx context.Context, location string, ignoreCache 
 			// The guarded client's bound refused the GET (nothing was
 			// sent): the auth-server's load, not the client's failure,
 			// so not remembered — the next Resolve tries again.
+			if clients.AddressBusy(err) {
+				addr, _ := clients.FetchAddress(ctx)
+				return nil, &addressBusyError{address: addr, Err: err}
+			}
 			return nil, err
 		}
 		if err != nil {
 			return nil, f.fail(location, err, started)
 		}
 		return f.put(location, set, n, started), nil
-	})
+	}
+}
+
+// await answers a flight's result, or ctx's end first.
+func (f *jwksFetcher) await(ctx context.Context, ch <-chan singleflight.Result) (cachedJWKS, error) {
 	select {
 	case res := <-ch:
 		if res.Err != nil {
