@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -63,11 +64,28 @@ func TestTrailingSlashIsTheEndpoint(t *testing.T) {
 	if r := g.do(t, req{Method: "POST", Path: "/mcp/", Body: call("ping", nil)}); r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") != noCredentialsChallenge {
 		t.Errorf("POST /mcp/ without a token: %d %q", r.Status, r.Header.Get("WWW-Authenticate"))
 	}
-	if r := g.do(t, req{Method: "POST", Path: "/mcp/x", Token: tok, Session: sid, Body: call("ping", nil)}); r.Status != http.StatusNotFound {
-		t.Errorf("POST /mcp/x: %d", r.Status)
+	// Deeper paths, and any path the gateway does not serve, are the
+	// gateway's JSON 404 (not net/http's plain-text "404 page not found"),
+	// with or without a token.
+	for _, r := range []req{
+		{Method: "POST", Path: "/mcp/x", Token: tok, Session: sid, Body: call("ping", nil)},
+		{Method: "POST", Path: "/mcp/x", Body: "{}"},
+		{Method: "GET", Path: "/mcpx"},
+		{Method: "DELETE", Path: "/"},
+		{Method: "GET", Path: "/sse/x"},
+	} {
+		a := g.do(t, r)
+		var e struct {
+			Error            string `json:"error"`
+			ErrorDescription string `json:"error_description"`
+		}
+		if a.Status != http.StatusNotFound || a.Header.Get("Content-Type") != "application/json" ||
+			json.Unmarshal(a.Body, &e) != nil || e.Error != "not_found" || e.ErrorDescription != "no such path here; the MCP endpoint is "+resource {
+			t.Errorf("%s %s: %d %q %s, want the JSON 404", r.Method, r.Path, a.Status, a.Header.Get("Content-Type"), a.Body)
+		}
 	}
 	// The latency histogram's route label is the mux pattern matched (the
-	// gateway names it, telemetry.SetRoute), the unmatched path "other".
+	// gateway names it, telemetry.SetRoute), an unknown path's "other".
 	for _, series := range []string{
 		`tollgate_http_request_duration_seconds_count{code="2xx",method="POST",route="/mcp"}`,
 		`tollgate_http_request_duration_seconds_count{code="2xx",method="POST",route="/mcp/{$}"}`,
@@ -76,6 +94,12 @@ func TestTrailingSlashIsTheEndpoint(t *testing.T) {
 	} {
 		if g.metric(t, series) < 1 {
 			t.Errorf("no %s", series)
+		}
+	}
+	// The catch-all's pattern "/" is no label: the unmatched path is "other".
+	for _, method := range []string{"GET", "POST", "DELETE"} {
+		if series := `tollgate_http_request_duration_seconds_count{code="4xx",method="` + method + `",route="/"}`; g.metric(t, series) != 0 {
+			t.Errorf("%s: the catch-all's pattern is a label", series)
 		}
 	}
 }

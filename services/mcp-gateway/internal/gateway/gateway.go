@@ -442,11 +442,26 @@ func (g *Gateway) Handler() http.Handler {
 	// how they follow a redirected POST (some turn it into GET, some do not
 	// follow at all, some drop Authorization), and the resource a token is
 	// for stays MCP_RESOURCE_URL through the protected resource metadata
-	// either way. Only the exact path: "/mcp/x" is still 404.
+	// either way. Only the exact path: "/mcp/x" is still 404 (below).
 	mux.Handle("/mcp/{$}", routed("/mcp/{$}", mcpHandler))
 	mux.Handle("/sse", protect(transportSSE, http.HandlerFunc(g.openSSE)))
 	mux.Handle("/messages", protect(transportSSE, http.HandlerFunc(g.postMessage)))
-	g.route = telemetry.MuxRoute(mux)
+	// Every other path ("/mcp/x", a typo) is a JSON 404 too, not
+	// net/http's plain-text "404 page not found".
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeOAuthError(w, http.StatusNotFound, "not_found", "no such path here; the MCP endpoint is "+g.cfg.Resource)
+	}))
+	// The catch-all's route label is RouteOther, not "/", whether the mux
+	// served the request or a check before it refused it: the pattern
+	// says nothing of the path asked for (and the raw path would make
+	// the label unbounded).
+	muxRoute := telemetry.MuxRoute(mux)
+	g.route = func(r *http.Request) string {
+		if p := muxRoute(r); p != "/" {
+			return p
+		}
+		return telemetry.RouteOther
+	}
 	return g.readableBy(g.checkHost(mux))
 }
 
