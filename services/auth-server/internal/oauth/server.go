@@ -258,7 +258,7 @@ func New(o Options) (*Server, error) {
 	// pending.HintSubject); a request made since carries none. Its decoder
 	// applies the checks of the hint's first receipt (typ JWT, our iss:
 	// publishedKeyDecoder.Decode), as does the one below.
-	idTokens.Signer = timedSigner{Signer: publishedKeyDecoder{Signer: idTokens.Signer, ring: o.Ring, issuer: cfg.Issuer}, m: s.metrics.signing, alg: string(josev4.RS256), gate: s.gate}
+	idTokens.Signer = timedSigner{Signer: publishedKeyDecoder{Signer: idTokens.Signer, ring: o.Ring, issuer: cfg.Issuer}, m: s.metrics.signing, alg: string(josev4.RS256), gate: s.gate, lifespan: cfg.IDTokenTTL}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
 		OpenIDConnectTokenStrategy: idTokens,

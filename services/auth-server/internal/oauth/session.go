@@ -238,6 +238,10 @@ func (a *accessStrategy) AccessTokenSignature(_ context.Context, token string) s
 	return h
 }
 
+// lifetime is an access token's exp - iat (ACCESS_TOKEN_TTL in whole
+// seconds), the expires_in of a token response (RFC 6749 §5.1).
+func (a *accessStrategy) lifetime() time.Duration { return a.ttl.Truncate(time.Second) }
+
 func (a *accessStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
 	sess, _ := r.GetSession().(*Session)
 	if sess == nil {
@@ -246,12 +250,15 @@ func (a *accessStrategy) GenerateAccessToken(ctx context.Context, r fosite.Reque
 	if !store.ValidGrantID(r.GetID()) {
 		return "", "", fosite.ErrServerError.WithDebug("request without a grant id")
 	}
+	// iat, nbf and exp come from one instant, and exp - iat is the
+	// lifetime the token response's expires_in says (RFC 6749 §5.1,
+	// RFC 9068 §2.2; Server.token sets it). fosite set the session's
+	// expiry from its own, earlier clock reading, rounded to the second:
+	// against this one, truncated, exp - iat was 3601 s in about half the
+	// grants. The session (the store's record, the handle) gets this exp.
 	now := a.now().UTC().Truncate(time.Second)
-	exp := sess.GetExpiresAt(fosite.AccessToken)
-	if exp.IsZero() {
-		exp = now.Add(a.ttl)
-	}
-	exp = exp.UTC().Truncate(time.Second)
+	exp := now.Add(a.lifetime())
+	sess.SetExpiresAt(fosite.AccessToken, exp)
 	scopes := []string(r.GetGrantedScopes())
 	std := jwt.Claims{
 		Issuer: a.issuer, Subject: sess.Subject, Audience: jwt.Audience(r.GetGrantedAudience()),

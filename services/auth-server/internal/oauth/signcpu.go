@@ -71,12 +71,16 @@ func onOwnThread(f func() error) (cpu time.Duration, ok bool, err error) {
 	return t1 - t0, ok, err
 }
 
-// timedSigner is fosite's ID-token signer, measured.
+// timedSigner is fosite's ID-token signer, measured. With lifespan set,
+// an ID token's exp is its iat plus lifespan (ID_TOKEN_TTL): fosite reads
+// the clock once for exp and again for iat, and exp - iat was one second
+// short when a second began between the two (OpenID Connect Core §2).
 type timedSigner struct {
 	fjwt.Signer
-	m    *signingMeter
-	alg  string
-	gate *signGate
+	m        *signingMeter
+	alg      string
+	gate     *signGate
+	lifespan time.Duration
 }
 
 // noAuthTimeClaim marks (in the session's extra claims) an ID token whose
@@ -88,6 +92,9 @@ type timedSigner struct {
 const noAuthTimeClaim = "tollgate_no_auth_time"
 
 func (s timedSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header fjwt.Mapper) (tok, sig string, err error) {
+	if iat, ok := claims["iat"].(int64); ok && s.lifespan > 0 {
+		claims["exp"] = iat + int64(s.lifespan/time.Second)
+	}
 	if v, ok := claims[noAuthTimeClaim]; ok {
 		delete(claims, noAuthTimeClaim)
 		if v == true {

@@ -108,6 +108,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, grant, ar, err)
 		return
 	}
+	// expires_in is the access token's exp - iat (GenerateAccessToken),
+	// not fosite's exp minus its own later clock reading, which said 3600
+	// of a token whose exp - iat was 3601 (RFC 6749 §5.1: the lifetime).
+	resp.SetExpiresIn(s.strategy.lifetime())
 	s.metrics.okGrant(grant, s.clientLabel(ar.GetClient()))
 	s.auditEvent(r, audit.Record{Event: audit.Grant, GrantType: grant, ClientID: ar.GetClient().GetID(), ClientAuthenticated: true,
 		Subject: ar.GetSession().GetSubject(), GrantID: ar.GetID()})
