@@ -87,6 +87,15 @@ func (s *Server) metadataClient(ctx context.Context, id string) (*clients.Client
 	if fetched {
 		var ttl time.Duration
 		if md, _, ttl, err = s.cimd.FetchDocument(ctx, id); err != nil {
+			if errors.Is(err, clients.ErrFetchBusy) {
+				// Not fosite.ErrNotFound: the document was not fetched
+				// (the fetch bound stayed full), the client is not
+				// unknown. A grant of it read now (introspection, userinfo,
+				// revocation, refresh) is answered 503, never as a token
+				// that is not active (brk48 #2: fosite takes a not-found
+				// client's grant for one that is gone).
+				return nil, fmt.Errorf("client %q: %w", id, err)
+			}
 			return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
 		}
 		until = s.now().Add(min(max(ttl, cimdMinCache), s.cfg.CIMDCacheTTL))

@@ -436,9 +436,17 @@ func hmacSecrets(cfg config.Config, ring *tokens.KeyRing) ([]byte, [][]byte, err
 // then dynamic registrations.
 type resolver struct{ s *Server }
 
+// GetClient is every client lookup of fosite and the store: the
+// authenticating client's (through clientLookups) and a grant's
+// (store.decodeGrant). A lookup the fetch bound refused
+// (clients.ErrFetchBusy, which is no fosite.ErrNotFound) has the
+// request's client authentication, if any, answer 503 (fetchBusy): the
+// grant's client of a token a resource server introspects is looked up
+// here, not through clientLookups (brk48 #2).
 func (r resolver) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	c, err := r.s.client(ctx, id)
 	if err != nil {
+		fetchBusy(ctx, err)
 		return nil, err
 	}
 	return c, nil

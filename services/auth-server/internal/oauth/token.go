@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -431,10 +432,19 @@ func (s *Server) bearer(w http.ResponseWriter, r *http.Request, endpoint string)
 		err = fosite.ErrInvalidTokenFormat
 	}
 	if err != nil {
-		status, code, _ := classify(err)
+		status, code, desc := classify(err)
 		if status == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", unavailableRetryAfter)
-			writeJSONError(w, status, code, "the service is temporarily unavailable; retry later")
+			retry := unavailableRetryAfter
+			if errors.Is(err, clients.ErrFetchBusy) {
+				// The token's client's metadata document could not be
+				// fetched: the fetch bound's words and Retry-After, as
+				// at the other endpoints (fetchBusy; brk48 #2).
+				retry = strconv.Itoa(int(fetchBusyRetryAfter / time.Second))
+			} else {
+				desc = "the service is temporarily unavailable; retry later"
+			}
+			w.Header().Set("Retry-After", retry)
+			writeJSONError(w, status, code, desc)
 			return nil, nil, false
 		}
 		s.metrics.errors.WithLabelValues(endpoint, "invalid_token").Inc()
