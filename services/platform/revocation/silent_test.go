@@ -34,12 +34,25 @@ func TestSilentSubscriptionIsReplaced(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	s := newSet(t, rdb, revocation.Options{ReconcileInterval: time.Hour, Metrics: reg})
 	rev := revocation.NewRevoker(r.Client(), time.Hour, nil)
-	// Revoked after Start's load: refused once announced (or reloaded
-	// after the first subscription), which shows the subscription up.
+	// Revoked once Redis holds the verifier's subscription, so that its
+	// announcement is delivered: counted exactly once, and nothing else is
+	// in flight when the count is taken. (Revoked before that, the grant
+	// would be refused by the reload after subscribing, and an announcement
+	// published just as the subscription came could be counted after the
+	// count was taken.)
+	eventually(t, 10*time.Second, "the verifier subscribed", func() bool {
+		chans, err := r.Client().PubSubChannels(context.Background(), "*").Result()
+		return err == nil && len(chans) > 0
+	})
 	if err := rev.Revoke(context.Background(), "grant-before"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "grant-before refused", func() bool { return s.Revoked("grant-before") })
+	eventually(t, 10*time.Second, "grant-before announced", func() bool {
+		return counterValue(t, reg, "tollgate_revocation_announcements_total") == 1
+	})
+	if !s.Revoked("grant-before") {
+		t.Fatal("grant-before announced but not refused")
+	}
 	announced := counterValue(t, reg, "tollgate_revocation_announcements_total")
 
 	proxy.SilenceHeld()

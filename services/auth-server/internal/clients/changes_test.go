@@ -65,7 +65,11 @@ func TestRegistryChangesAudited(t *testing.T) {
 
 	// A refused reload (a client without redirect URIs) changes nothing.
 	writeAtomically(t, path, "clients:\n  - client_id: broken\n    token_endpoint_auth_method: none\n")
-	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); s.Refused() == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the broken file was not refused within 30 s")
+		}
+	}
 	if strings.Contains(out.String(), "client_registry_change") {
 		t.Fatalf("a refused reload was audited: %s", out.String())
 	}
