@@ -55,7 +55,6 @@ func TestRecordPendingStopsAtTheFirstFailure(t *testing.T) {
 // gets none: its new tokens stay valid.
 func TestRemovalRecordedAgainAfterInFlightRequests(t *testing.T) {
 	defer func(d time.Duration) { removalFollowUp = d }(removalFollowUp)
-	removalFollowUp = 200 * time.Millisecond
 	rules := Rules{Resources: []string{"https://mcp.example/mcp"}}
 	client := func(id string) string {
 		return "  - client_id: " + id + "\n    client_name: " + id + "\n    redirect_uris: [\"https://app.example/cb\"]\n    token_endpoint_auth_method: none\n    resources: [\"https://mcp.example/mcp\"]\n"
@@ -65,6 +64,17 @@ func TestRemovalRecordedAgainAfterInFlightRequests(t *testing.T) {
 		ids []string
 	}
 	for _, readd := range []bool{false, true} {
+		// Where the follow-up must come it is waited for, so it can be
+		// short. Where the client is added back before it, that must
+		// happen first, and it takes the test's own write after the first
+		// record, a tick and settleDelay (100 ms): 200 ms left a loaded
+		// machine (CI, -race) under 100 ms for the test goroutine to run,
+		// and it failed when the write came 220 ms after the swap. 5 s
+		// gives the re-add room; the test checks it was in time.
+		removalFollowUp = 200 * time.Millisecond
+		if readd {
+			removalFollowUp = 5 * time.Second
+		}
 		path := filepath.Join(t.TempDir(), "clients.yaml")
 		write := func(content string) { t.Helper(); writeAtomically(t, path, content) }
 		write("clients:\n" + client("kept") + client("gone"))
@@ -74,10 +84,15 @@ func TestRemovalRecordedAgainAfterInFlightRequests(t *testing.T) {
 		}
 		records := make(chan record, 8)
 		ctx, cancel := context.WithCancel(context.Background())
-		go s.Watch(ctx, path, rules, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, func(_ context.Context, at time.Time, ids []string) error {
-			records <- record{at, ids}
-			return nil
-		}, nil)
+		watching := make(chan struct{})
+		go func() {
+			defer close(watching)
+			s.Watch(ctx, path, rules, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, func(_ context.Context, at time.Time, ids []string) error {
+				records <- record{at, ids}
+				return nil
+			}, nil)
+		}()
+		defer func() { cancel(); <-watching }() // a Fatal below: stopped before removalFollowUp is restored
 		// Watch starts from the bytes LoadFile parsed, so the first write
 		// is a change wherever it lands; the new content is written again
 		// (with another comment) until a removal is recorded, at most 300
@@ -98,23 +113,46 @@ func TestRemovalRecordedAgainAfterInFlightRequests(t *testing.T) {
 		if len(first.ids) != 1 || first.ids[0] != "gone" {
 			t.Fatalf("first record %v", first)
 		}
+		// until is when the records are looked at: for the client added
+		// back, once its follow-up was due and a second more of ticks had
+		// their chance to record it wrongly; for the one still absent,
+		// once its follow-up came (at most 30 s: it is due 200 ms after
+		// the swap, at the first tick then) and 200 ms more of ticks had
+		// their chance to record it twice.
+		until := time.Now().Add(30 * time.Second)
 		if readd {
 			write("clients:\n" + client("kept") + client("gone"))
+			// The watcher swaps the re-added client in before the
+			// follow-up's tick looks it up: it is taken (a positive signal)
+			// before the follow-up is due, or the order this case tests
+			// was not set up.
+			for {
+				_, err := s.Get("gone")
+				if late := time.Since(first.at); late >= removalFollowUp {
+					t.Fatalf("the client added back was not taken within %v of the swap, before its follow-up (%v): %v", late, removalFollowUp, err)
+				}
+				if err == nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			until = first.at.Add(removalFollowUp + time.Second)
 		}
-		// The follow-up is due 200 ms after the swap; 2 s of ticks is
-		// plenty for it, and for a wrong one to show up when none is due.
 		var second []record
-		deadline := time.After(2 * time.Second)
 	collect:
 		for {
 			select {
 			case r := <-records:
 				second = append(second, r)
-			case <-deadline:
+				if !readd && len(second) == 1 {
+					until = time.Now().Add(200 * time.Millisecond)
+				}
+			case <-time.After(time.Until(until)):
 				break collect
 			}
 		}
 		cancel()
+		<-watching
 		switch {
 		case readd && len(second) != 0:
 			t.Errorf("added back before the follow-up: recorded again %v, want nothing", second)
