@@ -81,11 +81,20 @@ const cpuProfileEnv = "TOLLGATE_BENCH_CPUPROFILE"
 // allocation profile at the start (<case>.pprof.allocs0) and the end
 // (<case>.pprof.allocs) of each case's window, sampling every 4 KiB
 // allocated: `go tool pprof -sample_index=alloc_space -base <start> <end>`
-// is what the window allocated. The finer sampling costs CPU: take no
-// CPU figures from such a run.
+// is what the window allocated. The finer sampling, and the collection
+// forced before each profile (writeAllocs), cost CPU: take no CPU figures
+// from such a run.
 const allocProfileEnv = "TOLLGATE_BENCH_ALLOCPROFILE"
 
+// writeAllocs writes the allocation profile to path after a forced
+// collection: the runtime publishes the allocations in its profile only
+// as of the last completed collection (runtime.MemProfile), and at the
+// auth-server's GC_PERCENT 800 a refresh case's window holds none — its
+// two profiles were the same, the window's allocations in neither
+// (session 49 "refresh49"). runtime.GC returns once the cycle's sweep is
+// done and its allocations are published, as `go test -memprofile` does.
 func writeAllocs(path string) {
+	runtime.GC()
 	f, err := os.Create(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "alloc profile:", err)
