@@ -13,6 +13,7 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/oauth"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
@@ -202,4 +203,37 @@ func relistCount(t *testing.T, reg *prometheus.Registry, result string) float64 
 		}
 	}
 	return 0
+}
+
+// Grants drops an index member whose grant record is gone, but never one
+// younger than the sweep's minimum age: a redemption lists its grant
+// before its script writes the record (one pipeline, not a transaction;
+// in a Redis Cluster the index is on another node), so a listing read in
+// between would otherwise unlist a grant being created, and a later
+// revocation of the subject's grants would miss it.
+func TestGrantsSparesYoungMembersWithoutRecord(t *testing.T) {
+	ctx := context.Background()
+	rdb := testharness.StartRedis(t).Client()
+	s := newStoreOn(t, rdb, 2*time.Second)
+	index := rdb.Key("as", "subject-grants", redisx.Hash("user-1"))
+	now := time.Now()
+	if err := rdb.ZAdd(ctx, index,
+		redis.Z{Score: float64(now.UnixMilli()), Member: "being-created"},
+		redis.Z{Score: float64(now.Add(-2 * time.Minute).UnixMilli()), Member: "long-gone"},
+	).Err(); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.Grants(ctx, "user-1", func() fosite.Session { return oauth.NewSession() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 0 {
+		t.Fatalf("listed %v, want nothing (neither member has a record)", list)
+	}
+	if err := rdb.ZScore(ctx, index, "being-created").Err(); err != nil {
+		t.Errorf("the young member without a record was dropped from the index (%v), want it kept", err)
+	}
+	if err := rdb.ZScore(ctx, index, "long-gone").Err(); !errors.Is(err, redis.Nil) {
+		t.Errorf("the old member without a record: %v, want it dropped (redis: nil)", err)
+	}
 }

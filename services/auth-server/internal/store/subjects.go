@@ -345,19 +345,23 @@ func (s *Store) Grants(ctx context.Context, sub string, newSession func() fosite
 	}
 	var out []Grant
 	var gone []any
+	young := s.now().Add(-sweepMinAge)
 	for i, m := range members {
 		id := m.Member.(string)
-		req, last, own := s.ownGrant(ctx, id, recs[i].Val(), olds[i].Val(), sub, newSession)
-		if !own {
-			if !req.foreign {
-				gone = append(gone, id)
-			}
-			continue
-		}
 		// A grant never refreshed was last used when it was created (its
 		// code redeemed, the index's score, in ms); its record holds only
 		// the authorization request's time, whole seconds and earlier.
 		created := time.UnixMilli(int64(m.Score)).UTC()
+		req, last, own := s.ownGrant(ctx, id, recs[i].Val(), olds[i].Val(), sub, newSession)
+		if !own {
+			// Dropped as sweepIndex drops: never a member younger than
+			// sweepMinAge, whose grant may be being created (a redemption
+			// lists it before its script writes the record).
+			if !req.foreign && created.Before(young) {
+				gone = append(gone, id)
+			}
+			continue
+		}
 		out = append(out, Grant{
 			ID: id, ClientID: req.ClientID, Scopes: req.GrantedScope, Audiences: req.GrantedAudience,
 			Created: created, LastUsed: latest(last, created),
