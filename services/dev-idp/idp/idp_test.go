@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -437,18 +438,27 @@ func TestWrongPasswordIsRefusedClearly(t *testing.T) {
 	}
 }
 
-func TestLoginFormRefusesForgedPosts(t *testing.T) {
-	f := start(t, nil)
-	a := newAuthz("tollgate", callback)
-	action, form := f.loginForm(t, a)
+// forgedPosts opens a sign-in on a fresh dev-idp and returns its form's
+// action, the genuine form filled with the dev user's credentials, a copy
+// of it with a guessed form token (forged), and a post for a sign-in that
+// does not exist but carries the genuine form token (unknown).
+func forgedPosts(t *testing.T) (f *fixture, action string, form, forged, unknown url.Values) {
+	t.Helper()
+	f = start(t, nil)
+	action, form = f.loginForm(t, newAuthz("tollgate", callback))
 	form.Set("username", devUser)
 	form.Set("password", devPassword)
-
-	forged := url.Values{}
+	forged = url.Values{}
 	for k, v := range form {
-		forged[k] = v
+		forged[k] = slices.Clone(v)
 	}
 	forged.Set("csrf", "guessed")
+	unknown = url.Values{"authRequestID": {"nope"}, "csrf": {form.Get("csrf")}, "username": {devUser}, "password": {devPassword}}
+	return f, action, form, forged, unknown
+}
+
+func TestLoginFormRefusesForgedPosts(t *testing.T) {
+	f, action, form, forged, unknown := forgedPosts(t)
 	if resp, body := f.postForm(t, action, forged, nil); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "form token") {
 		t.Errorf("wrong form token: status %d: %s", resp.StatusCode, body)
 	}
@@ -470,7 +480,6 @@ func TestLoginFormRefusesForgedPosts(t *testing.T) {
 	if resp, _ := f.postForm(t, action, form, h); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("post with Origin: null: status %d, want 403", resp.StatusCode)
 	}
-	unknown := url.Values{"authRequestID": {"nope"}, "csrf": {form.Get("csrf")}, "username": {devUser}, "password": {devPassword}}
 	if resp, body := f.postForm(t, action, unknown, nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "unknown, finished or expired") {
 		t.Errorf("unknown request: status %d: %s", resp.StatusCode, body)
 	}
@@ -491,17 +500,7 @@ func TestLoginFormRefusesForgedPosts(t *testing.T) {
 // token, whose every post was refused the same way. The page for a wrong
 // password keeps its form, which signs in.
 func TestRefusalPagesOfferNoDeadForm(t *testing.T) {
-	f := start(t, nil)
-	a := newAuthz("tollgate", callback)
-	action, form := f.loginForm(t, a)
-	form.Set("username", devUser)
-	form.Set("password", devPassword)
-	forged := url.Values{}
-	for k, v := range form {
-		forged[k] = v
-	}
-	forged.Set("csrf", "guessed")
-	unknown := url.Values{"authRequestID": {"nope"}, "csrf": {form.Get("csrf")}, "username": {devUser}, "password": {devPassword}}
+	f, action, form, forged, unknown := forgedPosts(t)
 	check := func(name string, resp *http.Response, body string, status int, msg string) {
 		t.Helper()
 		if resp.StatusCode != status || !strings.Contains(body, msg) {
