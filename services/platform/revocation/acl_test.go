@@ -41,20 +41,20 @@ func TestBackendACLUser(t *testing.T) {
 	// A reconcile far away: what the Set learns, it learns by its load and
 	// its subscription, both under the backend's user.
 	set := newSet(t, backend, revocation.Options{ReconcileInterval: time.Hour})
-	eventually(t, 5*time.Second, "the backend's Set loads grant-before", func() bool { return set.Revoked("grant-before") })
+	eventually(t, 30*time.Second, "the backend's Set loads grant-before", func() bool { return set.Revoked("grant-before") })
 	if err := set.Reload(ctx); err != nil {
 		t.Fatalf("reload under the backend's user: %v", err)
 	}
 	if err := rev.Revoke(ctx, "grant-after"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the backend's Set hears of grant-after", func() bool { return set.Revoked("grant-after") })
+	eventually(t, 30*time.Second, "the backend's Set hears of grant-after", func() bool { return set.Revoked("grant-after") })
 	// A removed client: the record is under the readable revocation:*
 	// keys and its announcement on the one channel the user may follow.
 	if err := rev.RemoveClients(ctx, time.Now(), "removed-client"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the backend's Set hears of removed-client", func() bool {
+	eventually(t, 30*time.Second, "the backend's Set hears of removed-client", func() bool {
 		return set.ClientRemoved("removed-client", time.Now().Add(-time.Second))
 	})
 	if err := backend.Ping(ctx); err != nil {

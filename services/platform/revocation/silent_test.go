@@ -40,14 +40,14 @@ func TestSilentSubscriptionIsReplaced(t *testing.T) {
 	// would be refused by the reload after subscribing, and an announcement
 	// published just as the subscription came could be counted after the
 	// count was taken.)
-	eventually(t, 10*time.Second, "the verifier subscribed", func() bool {
+	eventually(t, 30*time.Second, "the verifier subscribed", func() bool {
 		chans, err := r.Client().PubSubChannels(context.Background(), "*").Result()
 		return err == nil && len(chans) > 0
 	})
 	if err := rev.Revoke(context.Background(), "grant-before"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "grant-before announced", func() bool {
+	eventually(t, 30*time.Second, "grant-before announced", func() bool {
 		return counterValue(t, reg, "tollgate_revocation_announcements_total") == 1
 	})
 	if !s.Revoked("grant-before") {
@@ -72,5 +72,5 @@ func TestSilentSubscriptionIsReplaced(t *testing.T) {
 	if err := rev.Revoke(context.Background(), "grant-after"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "grant-after refused", func() bool { return s.Revoked("grant-after") })
+	eventually(t, 30*time.Second, "grant-after refused", func() bool { return s.Revoked("grant-after") })
 }
