@@ -350,7 +350,7 @@ func TestReadAnswerOutlivesTheWriteTimeout(t *testing.T) {
 
 // TestSteadyReaderOfOneLargeWriteIsNotCut: a handler writes a 32 MiB
 // answer in one Write (a large tool result) to a client that reads it
-// steadily (16 KiB every 2 ms: at most 8 MB/s), but slower than the whole
+// steadily (at most 8 MiB/s, paced by the clock), but slower than the whole
 // answer, past the kernel's socket buffers (~4 MiB here), can go in one
 // WriteTimeout (2 s here: 28 MiB take ≥ 3.5 s): the write deadline covers
 // 64 KiB at a time, so the answer arrives whole. With one deadline for the
@@ -359,7 +359,11 @@ func TestReadAnswerOutlivesTheWriteTimeout(t *testing.T) {
 // Linux wakes a writer blocked on a full socket buffer only once about
 // half of it has been read (sk_stream_min_wspace): each piece's deadline
 // must cover reading ~2 MiB, which took the reader over 0.5 s on a loaded
-// machine (a flake at 0.5 s).
+// machine (a flake at 0.5 s). The reader's pace is the clock's, not a
+// sleep per read: a 2 ms sleep per 16 KiB read took ~17 ms on CI's loaded
+// machine (~0.9 MiB/s: 11 of 32 MiB read in 12 s, under 2 MiB per
+// WriteTimeout, and the write was cut — a flake at 2 s); a reader behind
+// its pace now reads at once, so the pace only bounds it from above.
 func TestSteadyReaderOfOneLargeWriteIsNotCut(t *testing.T) {
 	const size = 32 << 20
 	writeErr := make(chan error, 1)
@@ -382,10 +386,14 @@ func TestSteadyReaderOfOneLargeWriteIsNotCut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const pace = 8 << 20 // bytes a second, at most: the answer takes ≥ 4 s to read
 	buf := make([]byte, 16<<10)
 	total := 0
+	start := time.Now()
 	for total < size {
-		time.Sleep(2 * time.Millisecond)
+		if ahead := time.Duration(float64(total)/pace*float64(time.Second)) - time.Since(start); ahead > 0 {
+			time.Sleep(ahead)
+		}
 		n, err := resp.Body.Read(buf)
 		total += n
 		if err != nil {
