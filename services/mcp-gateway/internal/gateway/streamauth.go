@@ -170,7 +170,8 @@ func (g *Gateway) keysRemoved(kids []string) {
 // WWW-Authenticate challenge. No message announces the end: MCP
 // Streamable HTTP (2025-11-25, "Listening for Messages from the Server")
 // lets the server close a GET stream at any time, and a legacy HTTP+SSE
-// session simply ends with its stream. Each end is counted and logged once.
+// session simply ends with its stream. Each end is counted and logged
+// once, before the stream ends.
 func (g *Gateway) authorize(ctx context.Context, transport string, claims *tokens.Claims) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	var once sync.Once
@@ -180,10 +181,14 @@ func (g *Gateway) authorize(ctx context.Context, transport string, claims *token
 			if ctx.Err() != nil {
 				return // the stream has ended already
 			}
-			cancel(errStreamAuthorization)
+			// Counted and logged before the stream ends: whoever sees the
+			// end (the client, a test reading the metric right after)
+			// finds it counted. Cancelled first, the handler could return
+			// and the response end while this goroutine had yet to count.
 			g.metrics.streamEnded(transport, reason)
 			g.log.InfoContext(ctx, "stream ended: the access token it was opened with is no longer accepted; the client reconnects with a new token",
 				"transport", transport, "reason", reason, "client_id", claims.ClientID, "grant_id", claims.GrantID)
+			cancel(errStreamAuthorization)
 		})
 	}
 	// The indexes the stream is registered in, each with the check that
