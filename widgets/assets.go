@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -64,22 +66,33 @@ func ContentType(name string) string {
 // directory listing), with the content type from [ContentType], a strong
 // ETag, nosniff, and the cross-origin headers a host's sandbox needs to load
 // the files from another origin.
+//
+// Its refusals are JSON, like the rest of the gateway's:
+//
+//   - 404 {"error":"not_found","error_description":"no such widget asset; …"}
+//     for a name that is not a file at the top of [Assets] (the bare
+//     directory, a subpath, a missing name);
+//   - 405 {"error":"method_not_allowed",…} with Allow: GET, HEAD for any
+//     other method (RFC 9110 §15.5.6: a 405 must carry Allow).
 func AssetHandler() http.Handler {
 	assets := Assets()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+				"widget assets answer GET and HEAD only")
 			return
 		}
 		name, ok := strings.CutPrefix(r.URL.Path, AssetPath)
-		if !ok || checkAssetName(assets, name) != nil {
-			http.NotFound(w, r)
-			return
+		var body []byte
+		err := errors.New("not under " + AssetPath)
+		if ok {
+			if err = checkAssetName(assets, name); err == nil {
+				body, err = fs.ReadFile(assets, name)
+			}
 		}
-		body, err := fs.ReadFile(assets, name)
 		if err != nil {
-			http.NotFound(w, r)
+			writeError(w, http.StatusNotFound, "not_found", notFoundDesc)
 			return
 		}
 		h := w.Header()
@@ -110,6 +123,22 @@ func AssetURLPath(name string) string {
 		return AssetPath + name
 	}
 	return AssetPath + name + "?v=" + contentHash(body)
+}
+
+// notFoundDesc is the 404's description; it does not repeat the path asked
+// for.
+const notFoundDesc = "no such widget asset; assets are the flat file names under " + AssetPath + " that the widget templates refer to"
+
+// writeError answers a refusal with the fleet's JSON error body
+// {"error":code,"error_description":desc}, never cached.
+func writeError(w http.ResponseWriter, status int, code, desc string) {
+	body, _ := json.Marshal(map[string]string{"error": code, "error_description": desc})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
 }
 
 func contentHash(body []byte) string {

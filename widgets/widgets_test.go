@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -379,24 +380,55 @@ func TestAssetHandler(t *testing.T) {
 	for _, tc := range []struct {
 		method, path string
 		want         int
+		wantErr      string // the JSON error code of a refusal
 	}{
-		{http.MethodHead, AssetPath + "mcp-widget-bridge-v1.js", http.StatusOK},
-		{http.MethodPost, AssetPath + "mcp-widget-bridge-v1.js", http.StatusMethodNotAllowed},
-		{http.MethodGet, AssetPath, http.StatusNotFound},
-		{http.MethodGet, AssetPath + "missing-v1.js", http.StatusNotFound},
-		{http.MethodGet, AssetPath + "..%2fwidgets.go", http.StatusNotFound},
-		{http.MethodGet, AssetPath + "../templates/health-status-card-v1.html", http.StatusNotFound},
-		{http.MethodGet, "/mcp-widget-bridge-v1.js", http.StatusNotFound},
+		{http.MethodHead, AssetPath + "mcp-widget-bridge-v1.js", http.StatusOK, ""},
+		{http.MethodPost, AssetPath + "mcp-widget-bridge-v1.js", http.StatusMethodNotAllowed, "method_not_allowed"},
+		{http.MethodDelete, AssetPath + "missing-v1.js", http.StatusMethodNotAllowed, "method_not_allowed"},
+		{http.MethodGet, AssetPath, http.StatusNotFound, "not_found"},
+		{http.MethodGet, AssetPath + "missing-v1.js", http.StatusNotFound, "not_found"},
+		{http.MethodGet, AssetPath + "..%2fwidgets.go", http.StatusNotFound, "not_found"},
+		{http.MethodGet, AssetPath + "../templates/health-status-card-v1.html", http.StatusNotFound, "not_found"},
+		{http.MethodGet, "/mcp-widget-bridge-v1.js", http.StatusNotFound, "not_found"},
 	} {
 		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, err := io.ReadAll(res.Body)
 		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if res.StatusCode != tc.want {
 			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, res.StatusCode, tc.want)
 		}
+		if tc.wantErr == "" {
+			continue
+		}
+		checkJSONRefusal(t, tc.method+" "+tc.path, res, body, tc.wantErr)
+	}
+}
+
+// checkJSONRefusal checks a refusal of the asset handler: the fleet's JSON
+// error body with the code wantErr, never cached, and on a 405 the Allow
+// header RFC 9110 §15.5.6 requires.
+func checkJSONRefusal(t *testing.T, what string, res *http.Response, body []byte, wantErr string) {
+	t.Helper()
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if ct := res.Header.Get("Content-Type"); ct != "application/json" || json.Unmarshal(body, &e) != nil ||
+		e.Error != wantErr || e.Description == "" {
+		t.Errorf("%s: %d %q %s, want a JSON error %q", what, res.StatusCode, ct, body, wantErr)
+	}
+	if cc := res.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("%s: Cache-Control %q, want no-store", what, cc)
+	}
+	if allow := res.Header.Get("Allow"); (res.StatusCode == http.StatusMethodNotAllowed) != (allow == "GET, HEAD") {
+		t.Errorf("%s: %d with Allow %q", what, res.StatusCode, allow)
 	}
 }
 

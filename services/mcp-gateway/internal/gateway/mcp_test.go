@@ -368,9 +368,27 @@ func TestAppUIAssets(t *testing.T) {
 			t.Errorf("%s: %d %v", path, r.Status, r.Header)
 		}
 	}
-	for _, path := range []string{"/app-ui/nope.js", "/app-ui/../go.mod", "/app-ui/"} {
-		if r := g.do(t, req{Method: "GET", Path: path}); r.Status != http.StatusNotFound {
-			t.Errorf("%s: %d", path, r.Status)
+	// Refusals are the gateway's JSON errors, not net/http's plain text;
+	// a 405 names the methods (RFC 9110 §15.5.6).
+	for _, c := range []struct {
+		method, path string
+		status       int
+		code, allow  string
+	}{
+		{"GET", "/app-ui/nope.js", http.StatusNotFound, "not_found", ""},
+		{"GET", "/app-ui/../go.mod", http.StatusNotFound, "not_found", ""},
+		{"GET", "/app-ui/", http.StatusNotFound, "not_found", ""},
+		{"POST", "/app-ui/mcp-widget-bridge-v1.js", http.StatusMethodNotAllowed, "method_not_allowed", "GET, HEAD"},
+		{"PUT", "/app-ui/nope.js", http.StatusMethodNotAllowed, "method_not_allowed", "GET, HEAD"},
+	} {
+		r := g.do(t, req{Method: c.method, Path: c.path})
+		var e struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		if r.Status != c.status || r.Header.Get("Content-Type") != "application/json" || r.Header.Get("Allow") != c.allow ||
+			json.Unmarshal(r.Body, &e) != nil || e.Error != c.code || e.Description == "" {
+			t.Errorf("%s %s: %d %v %s, want a JSON %d %q", c.method, c.path, r.Status, r.Header, r.Body, c.status, c.code)
 		}
 	}
 }
