@@ -129,6 +129,18 @@ func (c *Capability) decodeJSON(b []byte, partial bool, text jsonText) (proto.Me
 		// the caller's words (decodeError).
 		return nil, fault.InvalidArgument("%s", c.decodeError(b, err, text))
 	}
+	if c.plan().inMask {
+		// A FieldMask protojson took but the schema refuses (white
+		// space around it: fieldmask.go).
+		if path, v, start, bad := badMask(c.Method.Input(), b); bad {
+			out := "invalid arguments: field " + path + ": " + maskProblem(v)
+			if text == bodyText {
+				line, col := position(b, start)
+				out += fmt.Sprintf(" (at line %d, column %d of the body)", line, col)
+			}
+			return nil, fault.InvalidArgument("%s", out)
+		}
+	}
 	return in, nil
 }
 
@@ -261,30 +273,49 @@ func hasLoneSurrogate(raw []byte) bool {
 // path, in O(depth): call it only for the tokens you need, and only
 // during the visit.
 func walkJSON(b []byte, visit func(path func() string, start, end int) bool) {
-	type frame struct {
-		object bool
-		key    string
-		index  int
-		hasKey bool
-	}
-	var stack []frame
-	path := func() string {
-		var sb strings.Builder
-		for i, f := range stack {
-			switch {
-			case !f.object:
-				fmt.Fprintf(&sb, "[%d]", f.index)
-			case identRE.MatchString(f.key):
-				if i > 0 {
-					sb.WriteByte('.')
-				}
-				sb.WriteString(f.key)
-			default:
-				fmt.Fprintf(&sb, "[%s]", jsonString(f.key))
+	walkJSONTokens(b, func(stack []jsonFrame, _ json.Token, _ bool, start, end int) bool {
+		return visit(func() string { return jsonPath(stack) }, start, end)
+	}, nil)
+}
+
+// jsonFrame is an open object or array of a JSON text being walked: the
+// member (key) or element (index) being read in it.
+type jsonFrame struct {
+	object bool
+	key    string
+	index  int
+	hasKey bool
+}
+
+// jsonPath is the path of the token being read at the top of stack, as
+// errors name it ("root.child.label", "nodes[2]", `by_int["x"]`).
+func jsonPath(stack []jsonFrame) string {
+	var sb strings.Builder
+	for i, f := range stack {
+		switch {
+		case !f.object:
+			fmt.Fprintf(&sb, "[%d]", f.index)
+		case identRE.MatchString(f.key):
+			if i > 0 {
+				sb.WriteByte('.')
 			}
+			sb.WriteString(f.key)
+		default:
+			fmt.Fprintf(&sb, "[%s]", jsonString(f.key))
 		}
-		return sb.String()
 	}
+	return sb.String()
+}
+
+// walkJSONTokens is walkJSON's walk: visit gets each member name (name
+// true) and value with the open containers (stack, valid only during the
+// call: the top frame is the token's own member or element), the token and
+// its offsets;
+// a container's value is visited before it is pushed. closed, when not
+// nil, is called as each container closes, with the depth left open. The
+// walk stops when visit returns false or b ends.
+func walkJSONTokens(b []byte, visit func(stack []jsonFrame, tok json.Token, name bool, start, end int) bool, closed func(depth int)) {
+	var stack []jsonFrame
 	dec := json.NewDecoder(bytes.NewReader(b))
 	for {
 		start := int(dec.InputOffset())
@@ -300,7 +331,7 @@ func walkJSON(b []byte, visit func(path func() string, start, end int) bool) {
 		if top >= 0 && stack[top].object && !stack[top].hasKey {
 			if k, ok := tok.(string); ok { // a member's name
 				stack[top].key, stack[top].hasKey = k, true
-				if !visit(path, start, end) {
+				if !visit(stack, tok, true, start, end) {
 					return
 				}
 				continue
@@ -308,20 +339,23 @@ func walkJSON(b []byte, visit func(path func() string, start, end int) bool) {
 		}
 		// A value: of the member or element on top of the stack.
 		if top >= 0 && (!stack[top].object || stack[top].hasKey) {
-			if !visit(path, start, end) {
+			if !visit(stack, tok, false, start, end) {
 				return
 			}
 		}
 		switch tok {
 		case json.Delim('{'):
-			stack = append(stack, frame{object: true})
+			stack = append(stack, jsonFrame{object: true})
 			continue
 		case json.Delim('['):
-			stack = append(stack, frame{index: 0})
+			stack = append(stack, jsonFrame{index: 0})
 			continue
 		case json.Delim('}'), json.Delim(']'):
 			stack = stack[:top]
 			top--
+			if closed != nil {
+				closed(len(stack))
+			}
 		}
 		if top >= 0 {
 			if stack[top].object {
@@ -381,6 +415,11 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 			if prev := refl.WhichOneof(o); prev != nil {
 				return nil, fault.InvalidArgument("%s are members of the oneof %s; give one", c.twoParams(queryName(q, prev), name), o.Name())
 			}
+		}
+		if isMessage(f) && !f.IsList() && f.Message().FullName() == fieldMaskName && !fieldMaskRE.MatchString(values[0]) {
+			// What the schema refuses, also what protojson would take
+			// (white space around the paths: fieldmask.go).
+			return nil, fault.InvalidArgument("%s %q: %s", what, name, queryProblem(f, values[0], ""))
 		}
 		m := newMessage(c.Method.Input())
 		if err := one.Unmarshal([]byte(raw), m); err != nil {
@@ -522,12 +561,16 @@ type callPlan struct {
 	// inRequired: the request can hold a proto2 required field (its own
 	// or a nested message's).
 	inRequired bool
+	// inMask: the request can hold a FieldMask its schema constrains
+	// (hasFieldMask), which decodeJSON checks against the schema.
+	inMask bool
 }
 
 func newCallPlan(md protoreflect.MethodDescriptor) *callPlan {
 	return &callPlan{
 		in: resolverFor(md.Input()), out: resolverFor(md.Output()),
 		inRequired: hasRequired(md.Input(), map[protoreflect.FullName]bool{}),
+		inMask:     hasFieldMask(md.Input(), map[protoreflect.FullName]bool{}),
 	}
 }
 

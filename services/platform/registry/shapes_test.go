@@ -122,6 +122,11 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 		{`{"mask":"foo_bar"}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got the path "foo_bar" (in lowerCamelCase: "fooBar")`},
 		{`{"mask":"a,,b"}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got an empty path`},
 		{`{"mask":"a b"}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got the path "a b"`},
+		// protojson trims white space around the whole value; the schema
+		// (the JSON mapping's form) does not, and neither does DecodeJSON.
+		{`{"mask":" a,b "}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got the path " a"`},
+		{`{"mask":"a\n"}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got the path "a\n"`},
+		{`{"mask":" "}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got " " (only white space; "" is the empty mask)`},
 		{`{"mask":{"paths":["a"]}}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got an object`},
 		{`{"mask":["a","b"]}`, refused, "", `field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got an array`},
 		// Struct, Value, ListValue: JSON as is.
@@ -340,6 +345,8 @@ func TestShapesQueryAndPathParameters(t *testing.T) {
 			`{"at":"2024-01-02T02:04:05.500Z","within":"1.500s","fields":"a.bC,d","note":"5","limit":"9223372036854775807","strict":true,"weight":"NaN","blob":"+/8="}`, ""},
 		{at.Capability, "at=2024-01-02", "", `path parameter "at": want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02": a date alone is not one; give a time and an offset too, such as "2024-01-02T00:00:00Z"`},
 		{at.Capability, "fields=a_b", "", `query parameter "fields": want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got "a_b"`},
+		{at.Capability, "fields=%20a,b", "", `query parameter "fields": want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got " a,b"`},
+		{at.Capability, "fields=%09", "", `query parameter "fields": want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got "\t"`},
 		{at.Capability, "within=5", "", `query parameter "within"`},
 		{at.Capability, "strict=yes", "", `query parameter "strict"`},
 		{at.Capability, "limit=x", "", `query parameter "limit"`},

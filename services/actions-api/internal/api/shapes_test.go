@@ -147,6 +147,10 @@ func TestShapesThroughREST(t *testing.T) {
 		{`{"mask":"foo_bar"}`, `field mask: want comma-separated field paths in lowerCamelCase, such as \"a.bC,d\", got the path \"foo_bar\" (in lowerCamelCase: \"fooBar\") (at line 1, column 9 of the body)`},
 		{`{"mask":"a,,b"}`, `field mask: want comma-separated field paths in lowerCamelCase, such as \"a.bC,d\", got an empty path (at line 1, column 9 of the body)`},
 		{`{"mask":["a"]}`, `field mask: want comma-separated field paths in lowerCamelCase, such as \"a.bC,d\", got an array (at line 1, column 9 of the body)`},
+		// The schema's pattern refuses white space around the paths,
+		// which protojson would trim: so does the API.
+		{`{"name":"x","mask":" a,b "}`, `field mask: want comma-separated field paths in lowerCamelCase, such as \"a.bC,d\", got the path \" a\" (at line 1, column 20 of the body)`},
+		{`{"mask":"\ta"}`, `field mask: want comma-separated field paths in lowerCamelCase, such as \"a.bC,d\", got the path \"\\ta\" (at line 1, column 9 of the body)`},
 		{`{"i64":"05"}`, `field i64: `},
 		{`{"flt":1e39}`, `field flt: `},
 		{`{"raw":"-_+/"}`, `field raw: `},
@@ -186,6 +190,7 @@ func TestShapesThroughREST(t *testing.T) {
 			`{"at":"2024-01-02T03:04:05Z","within":null,"fields":null,"note":null,"limit":null,"strict":null,"weight":null,"blob":null}`},
 		{http.MethodDelete, "/actions/shapes/at/2024-01-02", nil, 400, `"path parameter \"at\": want an RFC 3339 date-time such as \"2024-01-02T03:04:05Z\", got \"2024-01-02\": a date alone is not one; give a time and an offset too, such as \"2024-01-02T00:00:00Z\""`},
 		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?fields=a_b", nil, 400, `"query parameter \"fields\": want comma-separated field paths in lowerCamelCase, such as \"a.bC,d\", got \"a_b\""`},
+		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?fields=%20a", nil, 400, `"query parameter \"fields\": want comma-separated field paths in lowerCamelCase, such as \"a.bC,d\", got \" a\""`},
 		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?within=5", nil, 400, `"query parameter \"within\": want a duration in seconds with the suffix s, such as \"1.5s\", got \"5\""`},
 		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?within=315576000001s", nil, 400, `"query parameter \"within\": want a duration from -315576000000s to 315576000000s, got \"315576000001s\""`},
 		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?limit=1.5", nil, 400, `"query parameter \"limit\": want an integer, got \"1.5\""`},

@@ -119,6 +119,9 @@ func TestShapesThroughTheGateway(t *testing.T) {
 		{`{"by_id":"x"}`, `invalid arguments: field by_id: want an integer, got "x"`},
 		{`{"ts":"2024-01-02"}`, `invalid arguments: field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02": a date alone is not one; give a time and an offset too, such as "2024-01-02T00:00:00Z"`},
 		{`{"dur":90}`, `invalid arguments: field dur: want a duration in seconds with the suffix s, such as "1.5s", got 90`},
+		// A FieldMask the schema's pattern refuses, which protojson would
+		// take (it trims white space around the paths).
+		{`{"mask":" a,b"}`, `invalid arguments: field mask: want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got the path " a"`},
 		{`{"root":{"nope":1}}`, `invalid arguments: unknown field root.nope`},
 	} {
 		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"shapes.echo","arguments":%s}}`, 950+i, tc.args)

@@ -1,0 +1,147 @@
+package registry
+
+import (
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// A FieldMask's JSON form (the proto3 JSON mapping, and the input schema's
+// fieldMaskPattern) is its paths in lowerCamelCase joined by commas, with
+// nothing around them. protojson takes more: it trims white space
+// (strings.TrimSpace) from the whole value before splitting it, so " a,b "
+// or "\ta" decoded as the mask a,b where the published schema refuses the
+// value. The decoder and the schema agree by refusing such a value here,
+// after protojson has accepted the text (any other difference is
+// protojson's own refusal: a path it refuses is one the pattern refuses).
+
+// fieldMaskRE is fieldMaskPattern, compiled.
+var fieldMaskRE = regexp.MustCompile(fieldMaskPattern)
+
+const fieldMaskName protoreflect.FullName = "google.protobuf.FieldMask"
+
+// hasFieldMask reports whether a JSON text of d can hold a FieldMask
+// value that its schema constrains: a field, list element or map value at
+// any depth, not inside an Any, Struct or Value (whose schema says nothing
+// of a FieldMask in them).
+func hasFieldMask(d protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if seen[d.FullName()] {
+		return false
+	}
+	seen[d.FullName()] = true
+	fields := d.Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		if f.IsMap() {
+			f = f.MapValue()
+		}
+		md := f.Message()
+		switch {
+		case md == nil || (wellKnownJSON(md.FullName()) && md.FullName() != fieldMaskName):
+		case md.FullName() == fieldMaskName || hasFieldMask(md, seen):
+			return true
+		}
+	}
+	return false
+}
+
+// maskSlot is what a JSON value being walked is to the request: a message
+// (md), a repeated or map field's whole array or object (whole), a
+// FieldMask (mask), or something that holds none (all zero).
+type maskSlot struct {
+	md    protoreflect.MessageDescriptor
+	whole protoreflect.FieldDescriptor
+	mask  bool
+}
+
+// slotOf is the slot of the value of field f: its whole list or map, or
+// (elem) one element or map value of it.
+func slotOf(f protoreflect.FieldDescriptor, elem bool) maskSlot {
+	if f == nil {
+		return maskSlot{}
+	}
+	if !elem && (f.IsList() || f.IsMap()) {
+		return maskSlot{whole: f}
+	}
+	if f.IsMap() {
+		f = f.MapValue()
+	}
+	md := f.Message()
+	switch {
+	case md == nil:
+		return maskSlot{}
+	case md.FullName() == fieldMaskName:
+		return maskSlot{mask: true}
+	case wellKnownJSON(md.FullName()):
+		return maskSlot{}
+	}
+	return maskSlot{md: md}
+}
+
+// badMask finds the first FieldMask value of JSON text b (a request of md
+// that protojson accepted) that fieldMaskPattern refuses: its path (as
+// fieldAt writes it), its value and the offset where it starts. One walk,
+// O(len(b)).
+func badMask(md protoreflect.MessageDescriptor, b []byte) (path, value string, start int, found bool) {
+	slots := []maskSlot{}
+	pending := maskSlot{md: md} // the root object's
+	walkJSONTokens(b, func(stack []jsonFrame, tok json.Token, name bool, s, _ int) bool {
+		if len(stack) > len(slots) { // the container opened since the last visit
+			slots = append(slots, pending)
+		}
+		if name {
+			return true
+		}
+		top, frame := slots[len(slots)-1], stack[len(stack)-1]
+		var slot maskSlot
+		switch {
+		case top.md != nil && frame.object:
+			f := top.md.Fields().ByJSONName(frame.key)
+			if f == nil {
+				f = top.md.Fields().ByTextName(frame.key)
+			}
+			slot = slotOf(f, false)
+		case top.whole != nil && frame.object == top.whole.IsMap():
+			slot = slotOf(top.whole, true)
+		}
+		if v, ok := tok.(string); ok && slot.mask && !fieldMaskRE.MatchString(v) {
+			path, value, start, found = shortPath(jsonPath(stack)), v, s, true
+			return false
+		}
+		pending = slot
+		return true
+	}, func(depth int) {
+		slots = slots[:min(len(slots), depth)]
+	})
+	return path, value, start, found
+}
+
+// maskProblem says what is wrong with FieldMask value v that
+// fieldMaskPattern refuses, as decodeError words protojson's refusals:
+// the first path of it the pattern refuses.
+func maskProblem(v string) string {
+	if strings.TrimSpace(v) == "" {
+		return "want " + wantWellKnown("FieldMask", false) + ", got " + strconv.Quote(v) + ` (only white space; "" is the empty mask)`
+	}
+	for p := range strings.SplitSeq(v, ",") {
+		if !fieldPathRE.MatchString(p) || strings.Contains(p, "_") {
+			return "want " + wantWellKnown("FieldMask", false) + ", got " + maskPath(strconv.Quote(p))
+		}
+	}
+	return "want " + wantWellKnown("FieldMask", false) + ", got " + strconv.Quote(v)
+}
+
+// position is offset off of b as protojson gives positions: line and
+// column, both from 1, the column counted in runes.
+func position(b []byte, off int) (line, col int) {
+	before := b[:off]
+	line = 1 + strings.Count(string(before), "\n")
+	if i := strings.LastIndexByte(string(before), '\n'); i >= 0 {
+		before = before[i+1:]
+	}
+	return line, utf8.RuneCount(before) + 1
+}
