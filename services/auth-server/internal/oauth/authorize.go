@@ -794,6 +794,23 @@ func errorDescription(desc string) string {
 	return b.String()
 }
 
+// quotedValue is v, a value of the request (a scope), as an error
+// description quotes it: at most clients.QuoteLimit bytes of it ("..."
+// appended when cut), in the characters RFC 6749 §5.2 and §4.1.2.1 allow
+// in error_description (%x20-21 / %x23-5B / %x5D-7E), mapped as
+// errorDescription maps them ('\' becomes '/', '"' an apostrophe,
+// anything else outside the set '?'). The authorization endpoint passes
+// its whole description through errorDescription; the token endpoint's
+// descriptions are the server's own words, which quote the request only
+// through this (brk49 #2: a refused refresh quoted its scope as sent).
+func quotedValue(v string) string {
+	cut := clients.Truncate(v, clients.QuoteLimit)
+	if len(cut) == len(v) {
+		return errorDescription(v)
+	}
+	return errorDescription(strings.TrimSuffix(cut, "…")) + "..."
+}
+
 // newAuthorizeRequest is fosite's NewAuthorizeRequest with state optional
 // (OAuth 2.1 §4.1.1). fosite checks the state length last, after the
 // request is complete, and with MinParameterEntropy 1 its only complaint

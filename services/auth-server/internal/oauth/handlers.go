@@ -360,7 +360,8 @@ func (w reuseWitness) GetRefreshTokenSession(ctx context.Context, handle string,
 }
 
 // HandleTokenEndpointRequest is fosite's refresh check, then RFC 6749 §6's
-// scope parameter: a scope it names must have been granted (fosite's
+// scope parameter: a scope it names must have been granted, exactly as
+// written (scope tokens are case-sensitive, §3.3; fosite's
 // handler replaced the requested scope with the grant's without looking,
 // so a request for more got 200 instead of invalid_scope, §5.2), and the
 // tokens issued carry the scopes it names only. The grant keeps its scope
@@ -379,8 +380,12 @@ func (h refreshGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r f
 	}
 	requested := strings.Fields(r.GetRequestForm().Get("scope"))
 	for _, sc := range requested {
-		if !r.GetGrantedScopes().Has(sc) {
-			return fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted to this grant: a refresh may ask for the granted scopes only (RFC 6749 §6); sign in again to get more.", sc)
+		// Exact match: scope tokens are case-sensitive (RFC 6749 §3.3).
+		// fosite's Arguments.Has compares without regard to case, so
+		// "OPENID" passed here and was then dropped by the exact narrowing
+		// below: 200 with tokens of no scope at all (brk49 #1).
+		if !slices.Contains(r.GetGrantedScopes(), sc) {
+			return fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted to this grant: a refresh may ask for the granted scopes only (RFC 6749 §6); sign in again to get more.", quotedValue(sc))
 		}
 	}
 	if ar, ok := r.(*fosite.AccessRequest); ok && len(requested) > 0 {
