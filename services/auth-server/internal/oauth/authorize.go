@@ -210,7 +210,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		err = fosite.ErrInvalidRequest.WithHint("response_type is required (RFC 6749 §4.1.1): send response_type=code.")
 	}
 	if err != nil {
-		s.authorizeError(w, r, ar, audienceRefusal(err, c))
+		s.authorizeError(w, r, ar, s.scopeRefusal(audienceRefusal(err, c), ar))
 		return
 	}
 	// From here on the redirect URI is verified: errors go back to the client.
@@ -225,12 +225,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	// A client may list a scope that no backend declares right now (its
 	// backend is down, or dropped the service): it is not granted, since
 	// the consent page could not say what it means (RFC 6749 §4.1.2.1).
-	supported := s.ScopeNames()
-	for _, sc := range ar.GetRequestedScopes() {
-		if !slices.Contains(supported, sc) {
-			redirectErr("invalid_scope", fmt.Sprintf("scope %q is not supported now", sc))
-			return
-		}
+	// Refused in the words of a scope this server never supported
+	// (scopeRefusal): the client cannot tell the two apart, nor need it.
+	if sc := s.unsupportedScope(ar.GetRequestedScopes()); sc != "" {
+		s.authorizeError(w, r, ar, scopeNotSupported(sc))
+		return
 	}
 	if responseMode != "" && responseMode != "query" {
 		redirectErr("invalid_request", "response_mode must be query")
@@ -1240,6 +1239,44 @@ func resourceRefusal(c *clients.Client) string {
 // as resourceRefusal's is not: anyone may build the request with a
 // client's id and redirect URI, and the description reaches that
 // client's redirect URI.
+// unsupportedScope is the first of scopes that this server does not
+// support now (not in scopes_supported: the OpenID Connect scopes and
+// those its capability backends declare, ScopeNames), or "" when it
+// supports each.
+func (s *Server) unsupportedScope(scopes []string) string {
+	supported := s.ScopeNames()
+	for _, sc := range scopes {
+		if !slices.Contains(supported, sc) {
+			return sc
+		}
+	}
+	return ""
+}
+
+// scopeNotSupported is the invalid_scope refusal (RFC 6749 §4.1.2.1 at the
+// authorization endpoint, §5.2 at the token endpoint) of a request naming
+// sc, a scope this server does not support now — apart from a supported
+// scope the client may not request, which fosite refuses "The OAuth 2.0
+// Client is not allowed to request scope …".
+func scopeNotSupported(sc string) error {
+	return fosite.ErrInvalidScope.WithHintf("The scope '%s' is not supported by this server: scopes_supported in its metadata lists the scopes it supports now.", quotedValue(sc))
+}
+
+// scopeRefusal is err, fosite's refusal of authorization request ar, with
+// an invalid_scope that names a scope this server does not support at all
+// said so (scopeNotSupported): fosite checks the requested scopes against
+// the client's only, and told a client asking for "admin" that it "is not
+// allowed to request scope 'admin'", as if another client might.
+func (s *Server) scopeRefusal(err error, ar fosite.AuthorizeRequester) error {
+	if ar == nil || !errors.Is(err, fosite.ErrInvalidScope) {
+		return err
+	}
+	if sc := s.unsupportedScope(ar.GetRequestedScopes()); sc != "" {
+		return scopeNotSupported(sc)
+	}
+	return err
+}
+
 func audienceRefusal(err error, c *clients.Client) error {
 	var refused *targetRefused
 	if !errors.As(err, &refused) {

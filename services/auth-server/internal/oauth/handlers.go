@@ -385,6 +385,9 @@ func (h refreshGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r f
 		// "OPENID" passed here and was then dropped by the exact narrowing
 		// below: 200 with tokens of no scope at all (brk49 #1).
 		if !slices.Contains(r.GetGrantedScopes(), sc) {
+			if h.s.unsupportedScope([]string{sc}) != "" {
+				return scopeNotSupported(sc)
+			}
 			return fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted to this grant: a refresh may ask for the granted scopes only (RFC 6749 §6); sign in again to get more.", quotedValue(sc))
 		}
 	}
