@@ -30,13 +30,70 @@ import (
 // Reason in fixed words, shown to the caller; Err, when set, the fetch's
 // own error, for errors.Is and errors.As only (its text may name the
 // resolver's or the dialled address: never shown, FetchFailure).
+// Unavailable marks a fetch that got no answer about the document
+// (ErrFetchUnavailable, fetchUnanswered), as opposed to a document its
+// server answered and that is refused.
 type MetadataError struct {
-	Reason string
-	Err    error
+	Reason      string
+	Err         error
+	Unavailable bool
 }
 
 func (e *MetadataError) Error() string { return "client metadata document: " + e.Reason }
 func (e *MetadataError) Unwrap() error { return e.Err }
+
+// Is makes a MetadataError marked Unavailable an ErrFetchUnavailable.
+func (e *MetadataError) Is(target error) bool { return e.Unavailable && target == ErrFetchUnavailable }
+
+// ErrFetchUnavailable is the failure of a metadata document's fetch that
+// got no answer about the document — its server could not be reached
+// (connection refused or reset, a DNS failure that is not "no such
+// host"), did not answer within the fetch timeout, answered 408, 429 or
+// a 5xx status (RFC 9110 §15.5.9, RFC 6585 §4, §15.6), or broke off the
+// body — as opposed to a definitive answer: 404, 410 or any other status,
+// a redirect, a document too large or that does not validate, a client_id
+// that is not its URL, a host that is not a public address, no such host,
+// TLS that fails, headers over MaxResponseHeaderBytes. A caller takes the
+// client as not judged (retry later), never as unknown. ErrFetchBusy (the
+// fetch bound's refusal, nothing sent) is apart.
+var ErrFetchUnavailable = errors.New("the client metadata document's server did not answer")
+
+// fetchUnanswered reports whether err, a failed round trip of a document's
+// fetch (http.Client.Do), got no answer from the document's server
+// (ErrFetchUnavailable's classes); false for the fetch bound's refusal and
+// for a definitive failure.
+func fetchUnanswered(err error) bool {
+	var (
+		busy    *fetchBusyError
+		dns     *net.DNSError
+		refused *dialRefused
+		op      *net.OpError
+		netErr  net.Error
+	)
+	switch {
+	case errors.As(err, &busy), headersRefused(err) != "", errors.As(err, &refused):
+		return false
+	case errors.As(err, &dns):
+		return !dns.IsNotFound
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return true
+	case fetchFailure(err) == "TLS failed":
+		return false
+	case errors.As(err, &op) && op.Op == "dial",
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	}
+	return false
+}
+
+// statusUnanswered reports whether a document's server answering status
+// said nothing about the document: 408 Request Timeout, 429 Too Many
+// Requests (RFC 6585 §4) and the 5xx server errors (RFC 9110 §15.6) ask
+// for a retry; another status (404, 410, 403, a redirect) is its answer.
+func statusUnanswered(status int) bool {
+	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500 && status <= 599
+}
 
 func metaErr(format string, args ...any) error {
 	return &MetadataError{Reason: fmt.Sprintf(format, args...)}
@@ -664,15 +721,20 @@ func (f *MetadataFetcher) FetchDocument(ctx context.Context, id string) (*Metada
 		if f.o.Log != nil && !errors.Is(err, ErrFetchBusy) {
 			f.o.Log.InfoContext(ctx, "client metadata document fetch failed", "client_id", id, "reason", reason, "err", err)
 		}
-		return nil, nil, 0, &MetadataError{Reason: "fetch failed: " + reason, Err: err}
+		return nil, nil, 0, &MetadataError{Reason: "fetch failed: " + reason, Err: err, Unavailable: fetchUnanswered(err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		if statusUnanswered(resp.StatusCode) {
+			return nil, nil, 0, &MetadataError{Reason: fmt.Sprintf("fetch answered %d", resp.StatusCode), Unavailable: true}
+		}
 		return nil, nil, 0, metaErr("fetch answered %d (redirects are not followed)", resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.o.MaxBytes+1))
 	if err != nil {
-		return nil, nil, 0, metaErr("read failed")
+		// The body broke off (the connection reset or timed out): no
+		// answer about the document.
+		return nil, nil, 0, &MetadataError{Reason: "read failed", Err: err, Unavailable: true}
 	}
 	if int64(len(body)) > f.o.MaxBytes {
 		return nil, nil, 0, metaErr("document is larger than %d bytes", f.o.MaxBytes)

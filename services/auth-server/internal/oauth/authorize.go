@@ -124,13 +124,15 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, "authorize", http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later")
 			return
 		}
-		if fetchBusy(ctx, err) {
+		if retry, desc, ok := fetchNotDone(err); ok {
 			// The client's metadata document was not fetched: too many
-			// fetches in flight (brk47 #5). The client is not verified,
-			// so nothing is redirected to it: 503 on a page, Retry-After,
-			// as for an outage; the bound logs its refusals itself.
-			w.Header().Set("Retry-After", strconv.Itoa(int(fetchBusyRetryAfter/time.Second)))
-			s.fail(w, r, "authorize", http.StatusServiceUnavailable, "temporarily_unavailable", clients.FetchFailure(err))
+			// fetches in flight (brk47 #5), or its server gave no answer
+			// (auth49 #2). The client is not verified, so nothing is
+			// redirected to it: 503 on a page, Retry-After, as for an
+			// outage; the bound logs its refusals itself, the fetcher
+			// its failures.
+			w.Header().Set("Retry-After", retryAfter(retry))
+			s.fail(w, r, "authorize", http.StatusServiceUnavailable, "temporarily_unavailable", desc)
 			return
 		}
 		s.log.InfoContext(r.Context(), "authorize: unknown client", "client_id", clientID, "err", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -249,21 +250,49 @@ func assertionClient(ctx context.Context) (string, error) {
 // and most fetches end within one.
 const fetchBusyRetryAfter = time.Second
 
-// fetchBusy reports whether err is a refusal of the guarded fetcher's
-// bound (clients.ErrFetchBusy: a Client ID Metadata Document or a
-// jwks_uri set could not be fetched because too many fetches were in
-// flight, nothing was sent), and then has ctx's client authentication, if
-// any, answered 503 temporarily_unavailable with Retry-After (refuse,
+// fetchUnavailableRetryAfter is the Retry-After of a request whose
+// client's metadata document server gave no answer about it
+// (clients.ErrFetchUnavailable): another server's outage, of which this
+// one knows no end; the store outage's delay (unavailableRetryAfter).
+const fetchUnavailableRetryAfter = 5 * time.Second
+
+// fetchNotDone says whether err is a client lookup or key fetch that was
+// not done — refused by the guarded fetcher's bound (clients.ErrFetchBusy:
+// nothing was sent) or a metadata document whose server gave no answer
+// about it (clients.ErrFetchUnavailable: down, timed out, 408, 429, 5xx)
+// — and if so what to answer: 503 temporarily_unavailable with Retry-After
+// retry and desc, in fixed words. The client was not judged: it is
+// neither unknown (invalid_client) nor are its grants' tokens inactive
+// (brk47 #5, brk48 #2, auth49 #2).
+func fetchNotDone(err error) (retry time.Duration, desc string, ok bool) {
+	var md *clients.MetadataError
+	switch {
+	case errors.Is(err, clients.ErrFetchBusy):
+		return fetchBusyRetryAfter, clients.FetchFailure(err), true
+	case errors.Is(err, clients.ErrFetchUnavailable) && errors.As(err, &md):
+		return fetchUnavailableRetryAfter, "the client's metadata document could not be fetched now (" + md.Reason + "); retry later", true
+	}
+	return 0, "", false
+}
+
+// retryAfter is d as a Retry-After value (whole seconds, RFC 9110 §10.2.3).
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
+}
+
+// fetchBusy reports whether err is a lookup or key fetch that was not done
+// (fetchNotDone), and then has ctx's client authentication, if any,
+// answered 503 temporarily_unavailable with Retry-After (refuse,
 // refusedWriter) — as the bcrypt bound's refusal is — in place of the 401
 // invalid_client fosite answers for any failed lookup or key fetch: the
-// client's credentials were not judged, the server was busy (brk47 #5).
-// The description is the bound's, in fixed words (clients.FetchFailure).
+// client's credentials were not judged (brk47 #5).
 func fetchBusy(ctx context.Context, err error) bool {
-	if !errors.Is(err, clients.ErrFetchBusy) {
+	retry, desc, ok := fetchNotDone(err)
+	if !ok {
 		return false
 	}
 	if ca := clientAuthFrom(ctx); ca != nil {
-		ca.refuse(http.StatusServiceUnavailable, fetchBusyRetryAfter, clients.FetchFailure(err))
+		ca.refuse(http.StatusServiceUnavailable, retry, desc)
 	}
 	return true
 }

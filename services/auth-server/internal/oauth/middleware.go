@@ -451,11 +451,13 @@ func classify(err error) (status int, code, desc string) {
 		return http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable; retry later"
 	case errors.Is(err, errSigningBusy):
 		return http.StatusServiceUnavailable, "temporarily_unavailable", "the server is busy; retry after the Retry-After delay"
-	case errors.Is(err, clients.ErrFetchBusy):
+	case errors.Is(err, clients.ErrFetchBusy), errors.Is(err, clients.ErrFetchUnavailable):
 		// A client's metadata document could not be fetched (the fetch
-		// bound stayed full): a grant of it read meanwhile is neither
-		// inactive nor invalid (brk48 #2).
-		return http.StatusServiceUnavailable, "temporarily_unavailable", clients.FetchFailure(err)
+		// bound stayed full, or its server gave no answer): a grant of
+		// it read meanwhile is neither inactive nor invalid (brk48 #2,
+		// auth49 #2).
+		_, desc, _ := fetchNotDone(err)
+		return http.StatusServiceUnavailable, "temporarily_unavailable", desc
 	case errors.Is(err, store.ErrCodeReplayed), errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
 		return http.StatusBadRequest, "invalid_grant", "The authorization code has already been used."
 	}

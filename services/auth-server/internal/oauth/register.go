@@ -87,13 +87,16 @@ func (s *Server) metadataClient(ctx context.Context, id string) (*clients.Client
 	if fetched {
 		var ttl time.Duration
 		if md, _, ttl, err = s.cimd.FetchDocument(ctx, id); err != nil {
-			if errors.Is(err, clients.ErrFetchBusy) {
+			if errors.Is(err, clients.ErrFetchBusy) || errors.Is(err, clients.ErrFetchUnavailable) {
 				// Not fosite.ErrNotFound: the document was not fetched
-				// (the fetch bound stayed full), the client is not
-				// unknown. A grant of it read now (introspection, userinfo,
-				// revocation, refresh) is answered 503, never as a token
-				// that is not active (brk48 #2: fosite takes a not-found
-				// client's grant for one that is gone).
+				// (the fetch bound stayed full), or its server gave no
+				// answer about it (down, timed out, a 5xx: auth49 #2);
+				// the client is not unknown. A grant of it read now
+				// (introspection, userinfo, revocation, refresh) is
+				// answered 503, never as a token that is not active
+				// (brk48 #2: fosite takes a not-found client's grant for
+				// one that is gone); the authorization endpoint and
+				// client authentication answer 503 too (fetchNotDone).
 				return nil, fmt.Errorf("client %q: %w", id, err)
 			}
 			return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, err)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -435,11 +434,11 @@ func (s *Server) bearer(w http.ResponseWriter, r *http.Request, endpoint string)
 		status, code, desc := classify(err)
 		if status == http.StatusServiceUnavailable {
 			retry := unavailableRetryAfter
-			if errors.Is(err, clients.ErrFetchBusy) {
+			if d, _, ok := fetchNotDone(err); ok {
 				// The token's client's metadata document could not be
-				// fetched: the fetch bound's words and Retry-After, as
-				// at the other endpoints (fetchBusy; brk48 #2).
-				retry = strconv.Itoa(int(fetchBusyRetryAfter / time.Second))
+				// fetched: the fetch's words and Retry-After, as at the
+				// other endpoints (fetchNotDone; brk48 #2, auth49 #2).
+				retry = retryAfter(d)
 			} else {
 				desc = "the service is temporarily unavailable; retry later"
 			}
