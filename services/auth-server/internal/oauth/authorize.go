@@ -740,6 +740,15 @@ func repeatedAuthorizeParam(q url.Values) string {
 // iss to its verified redirect URI: a redirect when that URI is trusted
 // (trustedRedirect), else a page with the same URL as a link
 // (errorInterstitial; RFC 9700 §4.11.2).
+//
+// The redirect answering a POST — the consent form (a denial, a refusal
+// after it), the upstream IdP's form_post callback — is 303 See Other, as
+// fosite's code response is: RFC 9110 §15.4.4 has the browser follow it
+// with a GET, and RFC 9700 §4.12 asks for 303 when the request may carry
+// a user's input; a denial was 302 while the approval of the same form
+// was 303 (auth49 #5). The redirect answering a GET (an authorization
+// request refused, the query callback) stays 302 Found, RFC 6749
+// §4.1.2.1's.
 func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, c fosite.Client, redirect *url.URL, state, code, desc string) {
 	setAuditResult(r, code)
 	u := *redirect
@@ -758,7 +767,11 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, c fosite.
 		return
 	}
 	noStore(w)
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	status := http.StatusFound
+	if r.Method == http.MethodPost {
+		status = http.StatusSeeOther
+	}
+	http.Redirect(w, r, u.String(), status)
 }
 
 // maxErrorDescription bounds an error_description sent to a client.

@@ -146,15 +146,17 @@ func TestDynamicRegistration(t *testing.T) {
 	}
 	// Deny goes back as access_denied.
 	a = newAuthRequest(c)
+	// Both answers to the form's POST are 303 See Other (RFC 9110
+	// §15.4.4, RFC 9700 §4.12): the denial was 302 (auth49 #5).
 	p = consentFlow(t, f, a, "deny", true)
-	if p.Location == nil || p.Location.Query().Get("error") != "access_denied" || p.Location.Query().Get("iss") != f.Base {
-		t.Fatalf("deny: %d %v", p.Status, p.Location)
+	if p.Location == nil || p.Location.Query().Get("error") != "access_denied" || p.Location.Query().Get("iss") != f.Base || p.Status != http.StatusSeeOther {
+		t.Fatalf("deny: %d %v, want 303 See Other with access_denied and iss", p.Status, p.Location)
 	}
 	// Approve issues the code.
 	a = newAuthRequest(c)
 	p = consentFlow(t, f, a, "approve", true)
-	if p.Location == nil || p.Location.Query().Get("code") == "" {
-		t.Fatalf("approve: %d %v\n%s", p.Status, p.Location, p.Body)
+	if p.Location == nil || p.Location.Query().Get("code") == "" || p.Status != http.StatusSeeOther {
+		t.Fatalf("approve: %d %v, want 303 See Other with the code\n%s", p.Status, p.Location, p.Body)
 	}
 	tr := f.exchange(c, a, p.Location.Query().Get("code"))
 	if tr.Status != 200 {
