@@ -615,8 +615,12 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, endpoint stri
 		// text). The page says fixed words chosen by the code; the
 		// description stays in the JSON answer and in the log.
 		text = authorizePageText(status, code)
-		s.log.InfoContext(r.Context(), "authorization error shown on a page: the redirect URI is not verified",
-			"error", code, "status", status, "error_description", desc)
+		// At most a line a minute (pageLog): anyone can send browsers
+		// here. The JSON answer has the description at every request.
+		if n, ok := s.pageLog.event(); ok {
+			s.log.InfoContext(r.Context(), "authorization error shown on a page: the redirect URI is not verified (at most one line a minute)",
+				"error", code, "status", status, "error_description", desc, "pages", n)
+		}
 	}
 	pageHeaders(w, "")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -112,6 +112,9 @@ type Server struct {
 	removed interface {
 		ClientRemoved(clientID string, issuedAt time.Time) bool
 	}
+	// pageLog bounds the log lines of the authorization endpoint's error
+	// page (errorPage).
+	pageLog *boundedLog
 }
 
 // scopeSet is a registry's supported scopes.
@@ -138,6 +141,7 @@ func New(o Options) (*Server, error) {
 		cfg: cfg, issuer: cfg.Issuer, ring: o.Ring, rdb: o.Redis, static: o.Static, log: o.Log,
 		limiter: ratelimit.New(o.Redis), audit: o.Audit, now: time.Now, issuers: newIssuerSet(cfg.Upstream),
 	}
+	s.pageLog = &boundedLog{every: pageLogEvery, now: func() time.Time { return s.now() }}
 	caps := o.Capabilities
 	if caps == nil {
 		caps, _ = registry.New() // no services: the OpenID Connect scopes
