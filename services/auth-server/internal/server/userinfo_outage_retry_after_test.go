@@ -11,7 +11,9 @@ import (
 // while Redis is down, and fails when the access token's grant is read,
 // is answered 503 temporarily_unavailable with Retry-After, as every
 // other endpoint's Redis outage is (docs/reference/oauth.md; brk43:
-// bearer answered it without Retry-After).
+// bearer answered it without Retry-After), and without a WWW-Authenticate
+// challenge (RFC 6750 §3 challenges a request without a usable token; this
+// one was not judged).
 func TestBearerEndpointsOutageSayRetryAfter(t *testing.T) {
 	f := startFleet(t, nil)
 	c := f.Clients["local-test"]
@@ -41,6 +43,11 @@ func TestBearerEndpointsOutageSayRetryAfter(t *testing.T) {
 		}
 		if got := resp.Header.Get("Retry-After"); got != "5" {
 			t.Errorf("userinfo %d during the outage: 503 with Retry-After %q, want 5 (as every store outage)", i, got)
+		}
+		// The token was not judged: no RFC 6750 §3 challenge, which would
+		// send the client for another token (auth49 #3).
+		if got := resp.Header.Get("WWW-Authenticate"); got != "" {
+			t.Errorf("userinfo %d during the outage: 503 with WWW-Authenticate %q, want none", i, got)
 		}
 	}
 }
