@@ -105,7 +105,8 @@ type FetchOptions struct {
 	// local development only; refused by configuration in production).
 	AllowPrivate bool
 	Production   bool
-	// MaxBytes bounds a document (default 16 KiB); Timeout a fetch (default 5s).
+	// MaxBytes bounds a document (default 16 KiB); Timeout a fetch
+	// (default DefaultFetchTimeout).
 	MaxBytes int64
 	Timeout  time.Duration
 	// MaxInFlight bounds the fetches in flight at once of Fetch,
@@ -174,7 +175,12 @@ const MaxJWKSBytes = 64 << 10
 // address (its trusted address, an IPv6 /64 as one): 4 of the 16, so that
 // filling the anonymous bound takes at least 4 addresses, and one address
 // naming slow servers slows its own requests only.
+//
+// DefaultFetchTimeout bounds a fetch's round trip and the read of its
+// body: how long it holds its slot at most (a jwks_uri fetch retried,
+// RetryableClient, holds one for each attempt).
 const (
+	DefaultFetchTimeout         = 5 * time.Second
 	DefaultMaxFetches           = 16
 	DefaultMaxFetchesPerAddress = 4
 	DefaultMaxOperatorFetches   = 8
@@ -235,7 +241,7 @@ func NewMetadataFetcher(o FetchOptions) *MetadataFetcher {
 		o.MaxBytes = 16 << 10
 	}
 	if o.Timeout == 0 {
-		o.Timeout = 5 * time.Second
+		o.Timeout = DefaultFetchTimeout
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxFetches

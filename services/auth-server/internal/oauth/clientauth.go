@@ -246,9 +246,15 @@ func assertionClient(ctx context.Context) (string, error) {
 
 // fetchBusyRetryAfter is the Retry-After of a request refused because the
 // guarded fetcher's bound stayed full (clients.ErrFetchBusy): the fetch
-// waited its second for a slot already (clients.DefaultFetchQueueWait),
-// and most fetches end within one.
-const fetchBusyRetryAfter = time.Second
+// timeout (clients.DefaultFetchTimeout, 5 s), how long a fetch holds its
+// slot at most, so that every fetch that filled the bound when the request
+// was refused has ended by then (auth49 #6). It was 1 s, after the request
+// had waited its second for a slot already (DefaultFetchQueueWait): a
+// bound that stayed full that long is held by slow fetches, which hold
+// their slots up to the timeout, and a retry a second later found the same
+// fetches in flight. The same delay as a store outage's and a document
+// server's (fetchUnavailableRetryAfter).
+const fetchBusyRetryAfter = clients.DefaultFetchTimeout
 
 // fetchUnavailableRetryAfter is the Retry-After of a request whose
 // client's metadata document server gave no answer about it

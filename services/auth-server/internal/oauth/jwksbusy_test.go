@@ -20,7 +20,7 @@ import (
 // (401 invalid_client, fixed words); with 16 fetches hanging, a 17th waits
 // briefly, then is refused without reaching the server (ErrFetchBusy), and
 // its request's client authentication is answered 503
-// temporarily_unavailable, Retry-After 1 (brk47 #5: it was 401
+// temporarily_unavailable, Retry-After 5 (brk47 #5: it was 401
 // invalid_client, though the client's credentials were not judged; the
 // server was busy) — and that refusal, the auth-server's load and no fault of the
 // client's, is not remembered as the jwks_uri's failure: the next
@@ -62,9 +62,9 @@ func TestJWKSFetchBounds(t *testing.T) {
 			t.Fatalf("fetch %d while 16 hang: %v, want clients.ErrFetchBusy", i, err)
 		}
 		status, retry, _ := ca.refusal()
-		if _, code, desc := ca.answered(); status != http.StatusServiceUnavailable || code != "temporarily_unavailable" || retry != time.Second ||
+		if _, code, desc := ca.answered(); status != http.StatusServiceUnavailable || code != "temporarily_unavailable" || retry != clients.DefaultFetchTimeout ||
 			desc != "this server has too many fetches in flight (at most 16 at once); retry later" {
-			t.Errorf("client authentication of fetch %d while 16 hang: answered %d %s %q, Retry-After %v; want 503 temporarily_unavailable, 1s", i, status, code, desc, retry)
+			t.Errorf("client authentication of fetch %d while 16 hang: answered %d %s %q, Retry-After %v; want 503 temporarily_unavailable, 5s (the fetch timeout)", i, status, code, desc, retry)
 		}
 	}
 	if n := srv.Requests(); n != before {

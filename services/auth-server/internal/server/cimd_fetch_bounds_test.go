@@ -59,22 +59,22 @@ func TestMetadataFetchBoundsOverHTTP(t *testing.T) {
 	docs.AwaitHeld(t, 16)
 	const busy = "this server has too many fetches in flight (at most 16 at once); retry later"
 	resp, body := authorizeAnswer(t, f, docs.URL, "/hang/17.json", "203.0.113.17", "")
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" ||
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" ||
 		!strings.Contains(body, `"error":"temporarily_unavailable"`) || !strings.Contains(body, busy) {
-		t.Errorf("17th request while 16 fetches hang: %d Retry-After %q %s, want 503 temporarily_unavailable, Retry-After 1, saying %q",
+		t.Errorf("17th request while 16 fetches hang: %d Retry-After %q %s, want 503 temporarily_unavailable, Retry-After 5 (the fetch timeout), saying %q",
 			resp.StatusCode, resp.Header.Get("Retry-After"), body, busy)
 	}
 	resp, body = authorizeAnswer(t, f, docs.URL, "/hang/18.json", "203.0.113.18", "text/html")
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Location") != "" || resp.Header.Get("Retry-After") != "1" ||
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Location") != "" || resp.Header.Get("Retry-After") != "5" ||
 		!strings.Contains(body, "<code>temporarily_unavailable</code>") {
 		t.Errorf("18th request, from a browser: %d Location %q Retry-After %q\n%s\nwant the 503 error page, no redirect",
 			resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Retry-After"), body)
 	}
 	tr := f.token(devClient{ClientID: docs.URL + "/hang/token.json", AuthMethod: "none"},
 		url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"ory_rt_unknown.unknown"}})
-	if tr.Status != http.StatusServiceUnavailable || tr.Error != "temporarily_unavailable" || tr.Header.Get("Retry-After") != "1" ||
+	if tr.Status != http.StatusServiceUnavailable || tr.Error != "temporarily_unavailable" || tr.Header.Get("Retry-After") != "5" ||
 		tr.Description != busy || tr.Header.Get("WWW-Authenticate") != "" {
-		t.Errorf("token request of an uncached document's client while 16 fetches hang: %d %s %q Retry-After %q, want 503 temporarily_unavailable, Retry-After 1",
+		t.Errorf("token request of an uncached document's client while 16 fetches hang: %d %s %q Retry-After %q, want 503 temporarily_unavailable, Retry-After 5 (the fetch timeout)",
 			tr.Status, tr.Error, tr.Description, tr.Header.Get("Retry-After"))
 	}
 	if n := docs.Held(); n != 16 {

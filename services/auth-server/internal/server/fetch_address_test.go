@@ -73,7 +73,7 @@ func TestMetadataFetchesPerAddress(t *testing.T) {
 	docs.AwaitHeld(t, 4)
 	resp, body := authorizeAnswer(t, f, docs.URL, "/a/5.json", attacker, "")
 	if want := "this server has too many fetches in flight for this client address (at most 4 at once); retry later"; resp.StatusCode != http.StatusServiceUnavailable ||
-		resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, `"error":"temporarily_unavailable"`) || !strings.Contains(body, want) {
+		resp.Header.Get("Retry-After") != "5" || !strings.Contains(body, `"error":"temporarily_unavailable"`) || !strings.Contains(body, want) {
 		t.Errorf("the address's 5th request while its 4 fetches hang: %d Retry-After %q %s, want 503 temporarily_unavailable saying %q",
 			resp.StatusCode, resp.Header.Get("Retry-After"), body, want)
 	}
