@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,19 +22,14 @@ import (
 // the jwks_uri fetch is not retried; headers well within the bound are
 // read as before. A real loopback server (AllowPrivate).
 func TestFetchRefusesLargeHeaders(t *testing.T) {
-	var hits atomic.Int64
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
+	srv := fetchtest.New(t, func(*http.Request) bool { return false }, func(w http.ResponseWriter, r *http.Request) {
 		size := 20 << 10
 		if r.URL.Path == "/small.json" {
 			size = 8 << 10
 		}
-		w.Header().Set("X-Big", strings.Repeat("a", size))
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"client_id":%q,"redirect_uris":["https://app.example.com/cb"]}`, srv.URL+r.URL.Path)
-	}))
-	t.Cleanup(srv.Close)
+		fetchtest.LargeHeaders(w, size)
+		fetchtest.Document(w, r)
+	})
 	f := NewMetadataFetcher(FetchOptions{AllowPrivate: true})
 
 	_, _, _, err := f.FetchDocument(context.Background(), srv.URL+"/big.json")
@@ -48,7 +41,7 @@ func TestFetchRefusesLargeHeaders(t *testing.T) {
 		t.Errorf("document with 8 KiB of headers: %v, want it fetched", err)
 	}
 
-	hits.Store(0)
+	before := srv.Requests()
 	req, _ := retryablehttp.NewRequest(http.MethodGet, srv.URL+"/jwks.json", nil)
 	resp, err := f.RetryableClient().Do(req)
 	if err == nil {
@@ -58,7 +51,7 @@ func TestFetchRefusesLargeHeaders(t *testing.T) {
 	if got, want := FetchFailure(err), "the response headers are larger than 16384 bytes"; got != want {
 		t.Errorf("jwks_uri with 20 KiB of headers: %q (%v), want %q", got, err, want)
 	}
-	if n := hits.Load(); n != 1 {
+	if n := srv.Requests() - before; n != 1 {
 		t.Errorf("jwks_uri with 20 KiB of headers requested %d times, want once (not retried)", n)
 	}
 }

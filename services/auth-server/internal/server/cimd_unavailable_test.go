@@ -60,14 +60,9 @@ func TestGrantClientDocumentUnavailable(t *testing.T) {
 	extra, cs := standardsClients(t)
 	f := startFleetWith(t, nil, extra)
 	c := devClient{ClientID: docs.URL + "/app.json", RedirectURIs: []string{redirect}, AuthMethod: "none"}
-	a := newAuthRequest(c)
-	p := consentFlow(t, f, a, "approve", true)
-	if p.Location == nil || p.Location.Query().Get("code") == "" {
-		t.Fatalf("sign-in: %d %v", p.Status, p.Location)
-	}
-	tr := f.exchange(c, a, p.Location.Query().Get("code"))
-	if tr.Status != http.StatusOK || tr.AccessToken == "" || tr.RefreshToken == "" {
-		t.Fatalf("exchange: %d %s %s", tr.Status, tr.Error, tr.Description)
+	tr := approvedTokens(t, f, c, newAuthRequest(c), "the document's client")
+	if tr.RefreshToken == "" {
+		t.Fatal("no refresh token")
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", f.Redis.Port)})
 	t.Cleanup(func() { _ = rdb.Close() })

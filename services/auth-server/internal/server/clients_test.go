@@ -28,6 +28,22 @@ func register(t *testing.T, f *fleet, body string) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
+// approvedTokens signs in through a, approves the consent page
+// (consentFlow), and exchanges the code at f for c; the test fails
+// (what names the step) unless a code and then tokens come back.
+func approvedTokens(t *testing.T, f *fleet, c devClient, a *authRequest, what string) tokenResponse {
+	t.Helper()
+	p := consentFlow(t, f, a, "approve", true)
+	if p.Location == nil || p.Location.Query().Get("code") == "" {
+		t.Fatalf("%s: sign-in and consent: %d %v", what, p.Status, p.Location)
+	}
+	tr := f.exchange(c, a, p.Location.Query().Get("code"))
+	if tr.Status != http.StatusOK || tr.AccessToken == "" {
+		t.Fatalf("%s: code exchange: %d %s: %s", what, tr.Status, tr.Error, tr.Description)
+	}
+	return tr
+}
+
 // consentFlow logs in and answers the consent page with decision; it
 // returns the final page (redirect to the client).
 func consentFlow(t *testing.T, f *fleet, a *authRequest, decision string, withCookie bool) *page {

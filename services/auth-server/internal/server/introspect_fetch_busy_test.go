@@ -32,15 +32,7 @@ func TestIntrospectionWhileFetchBoundFull(t *testing.T) {
 	extra, cs := standardsClients(t)
 	f := startFleetWith(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"}, extra)
 	c := devClient{ClientID: docs.URL + "/app.json", RedirectURIs: []string{redirect}, AuthMethod: "none"}
-	a := newAuthRequest(c)
-	p := consentFlow(t, f, a, "approve", true)
-	if p.Location == nil || p.Location.Query().Get("code") == "" {
-		t.Fatalf("sign-in: %d %v", p.Status, p.Location)
-	}
-	tr := f.exchange(c, a, p.Location.Query().Get("code"))
-	if tr.Status != http.StatusOK || tr.AccessToken == "" {
-		t.Fatalf("exchange: %d %s %s", tr.Status, tr.Error, tr.Description)
-	}
+	tr := approvedTokens(t, f, c, newAuthRequest(c), "the document's client")
 	introspect := func() (int, http.Header, map[string]any) {
 		resp, b := f.post("/oauth/introspect", cs["test-rs"], url.Values{"token": {tr.AccessToken}})
 		m := map[string]any{}
