@@ -266,6 +266,55 @@ type Component struct {
 	Env       map[string]string
 	AdminPort int // 0: readiness is a TCP check on ReadyAddr
 	ReadyAddr string
+	// After names the components that must be ready before this one
+	// starts (Waves); names the fleet does not run (redis with an
+	// external Redis, the example backend when it is off) are ignored.
+	After []string
+	// ReadyDeps are dependencies of its /healthz/ready report that must
+	// be "ok" too before it counts as ready (the report's dependencies
+	// never fail the service's own readiness: admin.Readiness).
+	ReadyDeps []string
+}
+
+// Waves groups cs into start waves, keeping their order: a wave is every
+// component not started yet whose After are all in earlier waves. Start
+// starts a wave's components at once and waits until all are ready
+// before the next wave. A component whose After can never be met (a
+// cycle) ends up in a last wave of its own.
+func Waves(cs []Component) [][]Component {
+	present := map[string]bool{}
+	for _, c := range cs {
+		present[c.Name] = true
+	}
+	ready := map[string]bool{}
+	var waves [][]Component
+	left := cs
+	for len(left) > 0 {
+		var wave, rest []Component
+		for _, c := range left {
+			ok := true
+			for _, a := range c.After {
+				ok = ok && (ready[a] || !present[a])
+			}
+			if ok {
+				wave = append(wave, c)
+			} else {
+				rest = append(rest, c)
+			}
+		}
+		if len(wave) == 0 { // a cycle: start the rest in order, one by one
+			for _, c := range rest {
+				waves = append(waves, []Component{c})
+			}
+			break
+		}
+		for _, c := range wave {
+			ready[c.Name] = true
+		}
+		waves = append(waves, wave)
+		left = rest
+	}
+	return waves
 }
 
 // Fleet is a running fleet.
@@ -289,7 +338,8 @@ type proc struct {
 	stopping atomic.Bool
 }
 
-// Services are the Go binaries of the fleet, in start order.
+// Services are the Go binaries of the fleet, in start order (Start starts
+// some at once: Waves).
 var Services = []string{"dev-idp", "auth-server", "capability-core", "mcp-gateway", "actions-api"}
 
 // Binaries are the Go binaries Build compiles: the fleet's services and
@@ -383,15 +433,26 @@ func Start(ctx context.Context, o Options) (*Fleet, error) {
 		f.Clients = b
 	}
 
-	for _, c := range Components(o, devDir, redisBin) {
-		pr, err := f.spawn(ctx, c)
-		if err != nil {
-			f.Stop()
-			return nil, err
+	// Each wave starts at once, when the one before it is ready: a
+	// component starts only after those it needs at start-up (After), and
+	// never before one it waits for during its own start-up — the
+	// auth-server's capability discovery waits for capability-core (up to
+	// registry.DefaultDiscoveryTimeout), so the two start together.
+	for _, wave := range Waves(Components(o, devDir, redisBin)) {
+		var started []*proc
+		for _, c := range wave {
+			pr, err := f.spawn(ctx, c)
+			if err != nil {
+				f.Stop()
+				return nil, err
+			}
+			started = append(started, pr)
 		}
-		if err := f.waitReady(ctx, pr, 60*time.Second); err != nil {
-			f.Stop()
-			return nil, err
+		for _, pr := range started {
+			if err := f.waitReady(ctx, pr, 60*time.Second); err != nil {
+				f.Stop()
+				return nil, err
+			}
 		}
 	}
 
@@ -477,6 +538,17 @@ func Components(o Options, devDir, redisBin string) []Component {
 		maps.Copy(out, b)
 		return out
 	}
+	// Start order (Waves): Redis, which every service opens at start-up;
+	// then at once the dev IdP, the auth-server, capability-core and the
+	// example backend — the auth-server's start-up waits for the
+	// capability backends' reflection (registry.Start), and they fetch
+	// its signing keys in the background (so they count as ready only
+	// once they have them: ReadyDeps); the dev IdP is asked only at a
+	// sign-in. Then the connectors, which discover the auth-server and
+	// the backends at start-up.
+	onRedis := []string{"redis"}
+	connectorAfter := []string{"redis", "dev-idp", "auth-server", "capability-core", ExampleBackendName}
+	keys := []string{"signing-keys"}
 	var cs []Component
 	if o.ExternalRedis == nil {
 		cs = append(cs, Component{Name: "redis", Cmd: redisBin, ReadyAddr: addr(p.Redis), Args: []string{
@@ -485,11 +557,11 @@ func Components(o Options, devDir, redisBin string) []Component {
 		}})
 	}
 	cs = append(cs, []Component{
-		{Name: "dev-idp", Cmd: "dev-idp", AdminPort: p.IdPAdmin, Env: with(map[string]string{
+		{Name: "dev-idp", Cmd: "dev-idp", AdminPort: p.IdPAdmin, After: onRedis, Env: with(map[string]string{
 			"HTTP_ADDR": addr(p.IdPHTTP), "ADMIN_ADDR": addr(p.IdPAdmin),
 			"DEVIDP_ISSUER_URL": idp, "DEVIDP_DIR": devDir,
 		})},
-		{Name: "auth-server", Cmd: "auth-server", AdminPort: p.AuthAdmin, Env: with(also(backends, map[string]string{
+		{Name: "auth-server", Cmd: "auth-server", AdminPort: p.AuthAdmin, After: onRedis, Env: with(also(backends, map[string]string{
 			"HTTP_ADDR": addr(p.AuthHTTP), "GRPC_ADDR": addr(p.AuthGRPC), "ADMIN_ADDR": addr(p.AuthAdmin),
 			"SIGNING_KEYS_DIR": filepath.Join(devDir, "keys"), "CLIENTS_FILE": filepath.Join(devDir, "clients.yaml"),
 			"UPSTREAM_ISSUER_URL": idp, "UPSTREAM_CLIENT_ID": "tollgate",
@@ -500,22 +572,22 @@ func Components(o Options, devDir, redisBin string) []Component {
 			// unless the environment says otherwise.
 			"DCR_ENABLED": o.DCR(), "CIMD_ENABLED": o.CIMD(),
 		}))},
-		{Name: "capability-core", Cmd: "capability-core", AdminPort: p.CoreAdmin, Env: with(map[string]string{
+		{Name: "capability-core", Cmd: "capability-core", AdminPort: p.CoreAdmin, After: onRedis, ReadyDeps: keys, Env: with(map[string]string{
 			"GRPC_ADDR": addr(p.CoreGRPC), "ADMIN_ADDR": addr(p.CoreAdmin),
 		})},
 	}...)
 	if o.ExampleBackend {
 		// Verifies callers as capability-core does (the same AUTH_GRPC_ADDR,
 		// audiences and Redis for revoked grants).
-		cs = append(cs, Component{Name: ExampleBackendName, Cmd: ExampleBackendName, AdminPort: p.ExampleAdmin, Env: with(map[string]string{
+		cs = append(cs, Component{Name: ExampleBackendName, Cmd: ExampleBackendName, AdminPort: p.ExampleAdmin, After: onRedis, ReadyDeps: keys, Env: with(map[string]string{
 			"GRPC_ADDR": addr(p.ExampleGRPC), "ADMIN_ADDR": addr(p.ExampleAdmin),
 		})})
 	}
 	return append(cs, []Component{
-		{Name: "mcp-gateway", Cmd: "mcp-gateway", AdminPort: p.GatewayAdmin, Env: with(also(backends, map[string]string{
+		{Name: "mcp-gateway", Cmd: "mcp-gateway", AdminPort: p.GatewayAdmin, After: connectorAfter, ReadyDeps: keys, Env: with(also(backends, map[string]string{
 			"HTTP_ADDR": addr(p.GatewayHTTP), "ADMIN_ADDR": addr(p.GatewayAdmin),
 		}))},
-		{Name: "actions-api", Cmd: "actions-api", AdminPort: p.ActionsAdmin, Env: with(also(backends, map[string]string{
+		{Name: "actions-api", Cmd: "actions-api", AdminPort: p.ActionsAdmin, After: connectorAfter, ReadyDeps: keys, Env: with(also(backends, map[string]string{
 			"HTTP_ADDR": addr(p.ActionsHTTP), "ADMIN_ADDR": addr(p.ActionsAdmin),
 		}))},
 	}...)
@@ -672,8 +744,10 @@ func (f *Fleet) waitReady(ctx context.Context, pr *proc, timeout time.Duration) 
 		if pr.c.AdminPort != 0 {
 			resp, err := client.Get(fmt.Sprintf("http://%s/healthz/ready", addr(pr.c.AdminPort)))
 			if err == nil {
+				var rep readyReport
+				err = json.NewDecoder(resp.Body).Decode(&rep)
 				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
+				if resp.StatusCode == http.StatusOK && (len(pr.c.ReadyDeps) == 0 || err == nil && rep.depsOK(pr.c.ReadyDeps)) {
 					return nil
 				}
 			}
@@ -682,10 +756,36 @@ func (f *Fleet) waitReady(ctx context.Context, pr *proc, timeout time.Duration) 
 			return nil
 		}
 		if time.Now().After(deadline) {
+			if len(pr.c.ReadyDeps) > 0 {
+				return fmt.Errorf("%s not ready after %s (ready, with its dependencies %s ok in /healthz/ready)", pr.c.Name, timeout, strings.Join(pr.c.ReadyDeps, ", "))
+			}
 			return fmt.Errorf("%s not ready after %s", pr.c.Name, timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// readyReport is the part of /healthz/ready's body (admin.Report) that
+// waitReady reads.
+type readyReport struct {
+	Dependencies []struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
+	} `json:"dependencies"`
+}
+
+// depsOK reports whether every dependency of names is in the report and "ok".
+func (r readyReport) depsOK(names []string) bool {
+	for _, n := range names {
+		ok := false
+		for _, d := range r.Dependencies {
+			ok = ok || d.Name == n && d.Status == "ok"
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // Exited delivers a message when a component exits on its own.

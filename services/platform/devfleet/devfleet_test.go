@@ -2,8 +2,13 @@ package devfleet
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,5 +137,71 @@ func TestDevRedisCommandTimeout(t *testing.T) {
 		if c.Name != "redis" && c.Env["REDIS_COMMAND_TIMEOUT"] != "1s" {
 			t.Errorf("%s with Env REDIS_COMMAND_TIMEOUT=1s: %q", c.Name, c.Env["REDIS_COMMAND_TIMEOUT"])
 		}
+	}
+}
+
+// TestWavesStartTheAuthServerWithItsBackends: the auth-server starts
+// together with the capability backends its start-up discovers (and
+// whose key sets it serves), after Redis, and the connectors after all of
+// them; with an external Redis the first wave is the services'.
+func TestWavesStartTheAuthServerWithItsBackends(t *testing.T) {
+	names := func(o Options) string {
+		var ws []string
+		for _, w := range Waves(Components(o, t.TempDir(), "redis-server")) {
+			var n []string
+			for _, c := range w {
+				n = append(n, c.Name)
+			}
+			ws = append(ws, strings.Join(n, " "))
+		}
+		return strings.Join(ws, " | ")
+	}
+	for _, tc := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{Ports: DefaultPorts()}, "redis | dev-idp auth-server capability-core | mcp-gateway actions-api"},
+		{Options{Ports: DefaultPorts(), ExampleBackend: true}, "redis | dev-idp auth-server capability-core example-backend | mcp-gateway actions-api"},
+		{Options{Ports: DefaultPorts(), ExternalRedis: map[string]string{"REDIS_URL": "redis://127.0.0.1:7000/0"}}, "dev-idp auth-server capability-core | mcp-gateway actions-api"},
+	} {
+		if got := names(tc.o); got != tc.want {
+			t.Errorf("example backend %v, external Redis %v: waves %q, want %q", tc.o.ExampleBackend, tc.o.ExternalRedis != nil, got, tc.want)
+		}
+	}
+	// A cycle still starts everything, in order.
+	cyc := Waves([]Component{{Name: "a", After: []string{"b"}}, {Name: "b", After: []string{"a"}}, {Name: "c"}})
+	if len(cyc) != 3 || cyc[0][0].Name != "c" || cyc[1][0].Name != "a" || cyc[2][0].Name != "b" {
+		t.Errorf("waves of a cycle: %v", cyc)
+	}
+}
+
+// TestReadyWaitsForReadyDeps: a component with ReadyDeps is ready only
+// once its /healthz/ready reports them ok, not at its first 200 (a
+// capability backend started with the auth-server has no key set yet).
+func TestReadyWaitsForReadyDeps(t *testing.T) {
+	var keys atomic.Bool
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		status := "down"
+		if keys.Load() {
+			status = "ok"
+		}
+		fmt.Fprintf(w, `{"status":"ok","checks":[],"dependencies":[{"name":"redis","status":"ok"},{"name":"signing-keys","status":%q}]}`, status)
+	}))
+	defer admin.Close()
+	port := admin.Listener.Addr().(*net.TCPAddr).Port
+	f, _ := newTestFleet(t)
+	pr, err := f.spawn(context.Background(), Component{Name: "backend", Cmd: "/bin/sh", AdminPort: port, ReadyDeps: []string{"signing-keys"},
+		Args: []string{"-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	if err := f.waitReady(context.Background(), pr, 500*time.Millisecond); err == nil ||
+		!strings.Contains(err.Error(), "backend not ready after 500ms (ready, with its dependencies signing-keys ok in /healthz/ready)") {
+		t.Errorf("ready without its key set: %v", err)
+	}
+	keys.Store(true)
+	if err := f.waitReady(context.Background(), pr, time.Minute); err != nil {
+		t.Errorf("with its key set: %v", err)
 	}
 }
