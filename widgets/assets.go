@@ -73,7 +73,19 @@ func ContentType(name string) string {
 //     for a name that is not a file at the top of [Assets] (the bare
 //     directory, a subpath, a missing name);
 //   - 405 {"error":"method_not_allowed",…} with Allow: GET, HEAD for any
-//     other method (RFC 9110 §15.5.6: a 405 must carry Allow).
+//     other method (RFC 9110 §15.5.6: a 405 must carry Allow);
+//   - 416 {"error":"range_not_satisfiable",…} with Content-Range:
+//     bytes */<size in bytes> for a bytes Range header that is invalid
+//     ("bytes=abc", "bytes=5-2") or asks for no byte of the asset
+//     ("bytes=<size>-") (RFC 9110 §14.2, §15.5.17).
+//
+// Ranges are otherwise http.ServeContent's: a satisfiable range is a 206
+// with Content-Range, several are a 206 multipart/byteranges (RFC 9110
+// §14.6), and If-Range with an ETag other than the asset's current one —
+// or with a date, the assets having no Last-Modified — gets the whole
+// asset (200) instead (§13.1.5). A Range in a unit other than bytes
+// ("items=0-1"), or with no unit, is ignored (200), as §14.2 requires of
+// an origin server.
 func AssetHandler() http.Handler {
 	assets := Assets()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -110,8 +122,55 @@ func AssetHandler() http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 		h.Set("Access-Control-Allow-Origin", "*")
-		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
+		if rg := r.Header.Get("Range"); rg != "" {
+			// ServeContent takes only "bytes=…" and answers 416 to any
+			// other Range. RFC 9110 §14.1: range units are
+			// case-insensitive; §14.2: an origin server MUST ignore a
+			// Range in a unit it does not understand (and one that names
+			// no unit at all is no range request).
+			r = r.Clone(r.Context())
+			if unit, set, ok := strings.Cut(rg, "="); ok && strings.EqualFold(unit, "bytes") {
+				r.Header.Set("Range", "bytes="+set)
+			} else {
+				r.Header.Del("Range")
+			}
+		}
+		http.ServeContent(&rangeRefusal{ResponseWriter: w, size: len(body)}, r, name, time.Time{}, bytes.NewReader(body))
 	})
+}
+
+// rangeRefusal turns http.ServeContent's 416, a text/plain body, into the
+// fleet's JSON refusal with Content-Range: bytes */<size>, which RFC 9110
+// §15.5.17 asks of every 416 to a byte-range request (ServeContent sets it
+// only for a range that misses the content, not for an invalid one). Every
+// other answer passes through as ServeContent writes it.
+type rangeRefusal struct {
+	http.ResponseWriter
+	size    int
+	refused bool
+}
+
+func (w *rangeRefusal) WriteHeader(status int) {
+	if status != http.StatusRequestedRangeNotSatisfiable {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.refused = true
+	w.Header().Del("Content-Length") // ServeContent's error set none; writeError's body is its own
+	w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", w.size))
+	writeError(w.ResponseWriter, status, "range_not_satisfiable", fmt.Sprintf(
+		"the Range header is not a valid bytes range of this asset, which is %d bytes long (RFC 9110 §14.1.2); "+
+			"ask for bytes=<first>-<last> with first below %d, or send no Range for the whole asset", w.size, w.size))
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *rangeRefusal) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *rangeRefusal) Write(b []byte) (int, error) {
+	if w.refused {
+		return len(b), nil // ServeContent's text/plain reason: the JSON body replaced it
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // AssetURLPath is the path, on the public origin, of the current content of

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"io/fs"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -451,6 +454,132 @@ func TestHashedAssetURLsAreImmutable(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != want {
 			t.Errorf("GET %s = %d, Cache-Control %q, want %q", url, resp.StatusCode, resp.Header.Get("Cache-Control"), want)
+		}
+	}
+}
+
+// TestAssetRanges: the asset handler answers Range requests as RFC 9110
+// §14 says, through real HTTP: a satisfiable range is a 206, several a
+// multipart/byteranges 206, If-Range with another validator the whole
+// asset; an invalid or unsatisfiable bytes range is a 416 with
+// Content-Range: bytes */<size> (§15.5.17) and the fleet's JSON refusal,
+// not ServeContent's text/plain; a Range in another unit is ignored.
+func TestAssetRanges(t *testing.T) {
+	srv := httptest.NewServer(AssetHandler())
+	defer srv.Close()
+	name := "mcp-widget-bridge-v1.js"
+	whole, err := fs.ReadFile(Assets(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := len(whole)
+	etag := `"` + contentHash(whole) + `"`
+	do := func(method string, header ...string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+AssetPath+name, nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, body
+	}
+
+	// One satisfiable range: 206 with its bytes.
+	for _, tc := range []struct {
+		rng         string
+		first, last int
+	}{
+		{"bytes=0-9", 0, 9},
+		{"bytes=-5", size - 5, size - 1},
+		{"bytes=10-", 10, size - 1},
+		{"Bytes=0-9", 0, 9}, // range units are case-insensitive (§14.1)
+	} {
+		res, body := do(http.MethodGet, "Range", tc.rng)
+		wantCR := fmt.Sprintf("bytes %d-%d/%d", tc.first, tc.last, size)
+		if res.StatusCode != http.StatusPartialContent || res.Header.Get("Content-Range") != wantCR ||
+			string(body) != string(whole[tc.first:tc.last+1]) {
+			t.Errorf("Range %s: %d Content-Range %q, %d bytes; want 206 %q", tc.rng, res.StatusCode, res.Header.Get("Content-Range"), len(body), wantCR)
+		}
+	}
+
+	// Several ranges: one 206 multipart/byteranges, a part per range (§14.6).
+	res, body := do(http.MethodGet, "Range", "bytes=0-1,4-6")
+	mt, params, err := mime.ParseMediaType(res.Header.Get("Content-Type"))
+	if res.StatusCode != http.StatusPartialContent || err != nil || mt != "multipart/byteranges" {
+		t.Fatalf("two ranges: %d %q (%v), want 206 multipart/byteranges", res.StatusCode, res.Header.Get("Content-Type"), err)
+	}
+	mr := multipart.NewReader(strings.NewReader(string(body)), params["boundary"])
+	for _, want := range [][2]int{{0, 1}, {4, 6}} {
+		part, err := mr.NextPart()
+		if err != nil {
+			t.Fatalf("two ranges: part %v: %v", want, err)
+		}
+		got, _ := io.ReadAll(part)
+		wantCR := fmt.Sprintf("bytes %d-%d/%d", want[0], want[1], size)
+		if part.Header.Get("Content-Range") != wantCR || string(got) != string(whole[want[0]:want[1]+1]) {
+			t.Errorf("two ranges: part %q %q, want %q %q", part.Header.Get("Content-Range"), got, wantCR, whole[want[0]:want[1]+1])
+		}
+	}
+	if _, err := mr.NextPart(); err != io.EOF {
+		t.Errorf("two ranges: a third part (%v)", err)
+	}
+
+	// The whole asset: no range request in a unit the server knows, or an
+	// If-Range that does not match the current representation (§13.1.5).
+	for _, header := range [][]string{
+		{"Range", "items=0-9"}, // another unit: ignored (§14.2)
+		{"Range", "0-9"},       // no unit: no range request
+		{"Range", "bytes=0-9", "If-Range", `"0000000000000000"`},
+		{"Range", "bytes=0-9", "If-Range", "Mon, 07 Dec 2026 06:00:00 GMT"}, // the assets have no Last-Modified
+		{"Range", fmt.Sprintf("bytes=%d-", size), "If-Range", `"0000000000000000"`},
+	} {
+		res, body := do(http.MethodGet, header...)
+		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Range") != "" || string(body) != string(whole) {
+			t.Errorf("%q: %d Content-Range %q, %d bytes; want 200 and the whole %d bytes", header, res.StatusCode, res.Header.Get("Content-Range"), len(body), size)
+		}
+	}
+	// If-Range with the current ETag: the range.
+	if res, body := do(http.MethodGet, "Range", "bytes=0-9", "If-Range", etag); res.StatusCode != http.StatusPartialContent || string(body) != string(whole[:10]) {
+		t.Errorf("If-Range with the current ETag: %d, %d bytes; want 206 and 10", res.StatusCode, len(body))
+	}
+
+	// Refused: an unsatisfiable or invalid bytes range is a JSON 416 with
+	// the current length (§14.2, §15.5.17), for HEAD too (without a body).
+	for _, tc := range []struct{ method, rng string }{
+		{http.MethodGet, fmt.Sprintf("bytes=%d-", size)},           // starts past the end
+		{http.MethodGet, fmt.Sprintf("bytes=%d-%d", size, size+9)}, // wholly past the end
+		{http.MethodGet, "bytes=abc"},
+		{http.MethodGet, "bytes=5-2"}, // last before first (§14.1.2)
+		{http.MethodGet, "bytes=--5"},
+		{http.MethodGet, "bytes=0-1,x"},
+		{http.MethodHead, fmt.Sprintf("bytes=%d-", size)},
+	} {
+		what := tc.method + " Range " + tc.rng
+		res, body := do(tc.method, "Range", tc.rng)
+		if res.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+			t.Errorf("%s: %d %s, want 416", what, res.StatusCode, body)
+			continue
+		}
+		if cr, want := res.Header.Get("Content-Range"), fmt.Sprintf("bytes */%d", size); cr != want {
+			t.Errorf("%s: Content-Range %q, want %q", what, cr, want)
+		}
+		if tc.method == http.MethodHead {
+			if len(body) != 0 || res.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("%s: %q body %q, want none and the JSON error's type", what, res.Header.Get("Content-Type"), body)
+			}
+			continue
+		}
+		checkJSONRefusal(t, what, res, body, "range_not_satisfiable")
+		if !strings.Contains(string(body), fmt.Sprintf("%d bytes long", size)) {
+			t.Errorf("%s: the description does not give the asset's length: %s", what, body)
 		}
 	}
 }
