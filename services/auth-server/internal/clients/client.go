@@ -316,7 +316,7 @@ func (r Rules) Check(c *Client) []string {
 		case c.JWKS != nil && c.JWKSURI != "":
 			// RFC 7591 §2: "MUST NOT both be present"; fosite would use
 			// the inline set and never fetch the other.
-			add("private_key_jwt takes jwks or jwks_uri, not both (RFC 7591 §2)")
+			add("private_key_jwt takes jwks or jwks_uri, not both (RFC 7591 section 2)")
 		case (c.JWKS == nil || len(c.JWKS.Keys) == 0) && c.JWKSURI == "":
 			add("private_key_jwt needs jwks or jwks_uri")
 		case c.JWKS != nil:
@@ -340,7 +340,7 @@ func (r Rules) Check(c *Client) []string {
 		for _, u := range c.RedirectURIs {
 			if !c.ApprovalReusable(u) {
 				add("skip_consent is refused for a public client (token_endpoint_auth_method none) with redirect URI %q: "+
-					"a code sent there does not prove which app asked, since any local app can listen on it (RFC 8252 §8.6), "+
+					"a code sent there does not prove which app asked, since any local app can listen on it (RFC 8252 section 8.6), "+
 					"so the user must approve on the consent page; remove skip_consent, or register only https redirect URIs on a host the app owns",
 					RedactedURI(u))
 			}
@@ -398,13 +398,13 @@ func CheckRedirectURI(raw string, production bool) error {
 		// Why it does not parse (a percent-encoded ASCII character or a
 		// space in the host, a control character, a port of other than
 		// digits); the URI itself is quoted by the caller.
-		return fmt.Errorf("is not a URI (RFC 3986 §3): %s", strings.TrimPrefix(ue.Err.Error(), "net/url: "))
+		return fmt.Errorf("is not a URI (RFC 3986 section 3): %s", strings.TrimPrefix(ue.Err.Error(), "net/url: "))
 	}
 	if err := checkURIChars(raw); err != nil {
 		return err
 	}
 	if i := strings.IndexByte(raw, ':'); i > 0 && raw[:i] != strings.ToLower(raw[:i]) && !strings.ContainsAny(raw[:i], "/?#") {
-		return fmt.Errorf("scheme %q must be lowercase (RFC 3986 §3.1): register %q", raw[:i], strings.ToLower(raw[:i])+raw[i:])
+		return fmt.Errorf("scheme %q must be lowercase (RFC 3986 section 3.1): register %q", raw[:i], strings.ToLower(raw[:i])+raw[i:])
 	}
 	if err != nil || !u.IsAbs() {
 		return errors.New("must be an absolute URL")
@@ -412,7 +412,7 @@ func CheckRedirectURI(raw string, production bool) error {
 	if s := strings.ToLower(u.Scheme); s != "https" && s != "http" {
 		// A native app's private-use scheme (RFC 8252 §7.1) is an absolute
 		// URI too: say what is accepted instead.
-		return fmt.Errorf("scheme %q is not accepted: use https, or http on a loopback address with any port (RFC 8252 §7.3)", u.Scheme)
+		return fmt.Errorf("scheme %q is not accepted: use https, or http on a loopback address with any port (RFC 8252 section 7.3)", u.Scheme)
 	}
 	if u.Host == "" {
 		return errors.New("must be an absolute URL with a host")
@@ -421,7 +421,7 @@ func CheckRedirectURI(raw string, production bool) error {
 		// RFC 3986 §3.2.1 deprecates user information; in a redirect URI it
 		// only serves to mislead: https://chatgpt.com@app.example/cb goes to
 		// app.example.
-		return fmt.Errorf("must not have user information before the host (RFC 3986 §3.2.1): %q goes to %q", u.User.Username()+"@", u.Host)
+		return fmt.Errorf("must not have user information before the host (RFC 3986 section 3.2.1): %q goes to %q", u.User.Username()+"@", u.Host)
 	}
 	if err := checkHost(u); err != nil {
 		return err
@@ -467,7 +467,7 @@ func checkURIChars(raw string) error {
 		case i < len(raw)-len(strings.TrimLeft(raw, " \t\r\n")):
 			where = "at its start"
 		}
-		return fmt.Errorf("contains %s %s, which RFC 3986 §2 does not allow in a URI: remove it, or percent-encode it if it belongs to the path or query", what, where)
+		return fmt.Errorf("contains %s %s, which RFC 3986 section 2 does not allow in a URI: remove it, or percent-encode it if it belongs to the path or query", what, where)
 	}
 	return nil
 }
@@ -492,7 +492,7 @@ func checkHost(u *url.URL) error {
 	}
 	if strings.HasPrefix(u.Host, "[") {
 		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {
-			return fmt.Errorf("host %q is not an IPv6 address without a zone (RFC 3986 §3.2.2 IP-literal)", host)
+			return fmt.Errorf("host %q is not an IPv6 address without a zone (RFC 3986 section 3.2.2 IP-literal)", host)
 		}
 		return nil
 	}
@@ -500,11 +500,11 @@ func checkHost(u *url.URL) error {
 		return nil
 	}
 	if _, err := config.HostName(host); err != nil {
-		return fmt.Errorf("host %q is not a DNS name or IP address (RFC 3986 §3.2.2, RFC 1123 §2.1): %v", host, err)
+		return fmt.Errorf("host %q is not a DNS name or IP address (RFC 3986 section 3.2.2, RFC 1123 section 2.1): %v", host, err)
 	}
 	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
 	if last := labels[len(labels)-1]; endsInANumber(last) {
-		return fmt.Errorf("host %q ends in a number but is not a dotted-decimal IPv4 address (RFC 3986 §3.2.2)", host)
+		return fmt.Errorf("host %q ends in a number but is not a dotted-decimal IPv4 address (RFC 3986 section 3.2.2)", host)
 	}
 	return nil
 }

@@ -759,7 +759,7 @@ func DecodeDocument(raw []byte, id string) (*Metadata, error) {
 	if name, err := DuplicateMember(raw); err != nil {
 		return nil, metaErr("not a JSON object")
 	} else if name != "" {
-		return nil, metaErr("member %q appears more than once (RFC 8259 §4: names must be unique)", Truncate(name, QuoteLimit))
+		return nil, metaErr("member %q appears more than once (RFC 8259 section 4: names must be unique)", Truncate(name, QuoteLimit))
 	}
 	var md Metadata
 	if err := decodeMetadata(raw, &md); err != nil {

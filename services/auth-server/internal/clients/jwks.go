@@ -43,20 +43,20 @@ func DecodeJWKS(raw []byte) (*josev3.JSONWebKeySet, error) {
 	}
 	var set map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &set); err != nil || set == nil {
-		return nil, errors.New("is not a JSON object (RFC 7517 §5)")
+		return nil, errors.New("is not a JSON object (RFC 7517 section 5)")
 	}
 	keysRaw, ok := set["keys"]
 	if !ok {
-		return nil, errors.New(`has no "keys" member (RFC 7517 §5)`)
+		return nil, errors.New(`has no "keys" member (RFC 7517 section 5)`)
 	}
 	var keys []map[string]json.RawMessage
 	if err := json.Unmarshal(keysRaw, &keys); err != nil {
-		return nil, errors.New(`has a "keys" member that is not an array of JWK objects (RFC 7517 §5.1)`)
+		return nil, errors.New(`has a "keys" member that is not an array of JWK objects (RFC 7517 section 5.1)`)
 	}
 	out := &josev3.JSONWebKeySet{Keys: make([]josev3.JSONWebKey, 0, len(keys))}
 	for i, members := range keys {
 		if members == nil {
-			return nil, fmt.Errorf(`key %d is not a JWK object (RFC 7517 §4)`, i+1)
+			return nil, fmt.Errorf(`key %d is not a JWK object (RFC 7517 section 4)`, i+1)
 		}
 		exact := make(map[string]json.RawMessage, len(members))
 		for name, v := range members {
@@ -70,7 +70,7 @@ func DecodeJWKS(raw []byte) (*josev3.JSONWebKeySet, error) {
 		}
 		var k josev3.JSONWebKey
 		if err := k.UnmarshalJSON(b); err != nil {
-			return nil, fmt.Errorf("key %d does not decode (RFC 7517 §4, RFC 7518 §6): %s", i+1, strings.TrimPrefix(err.Error(), "go-jose/go-jose: "))
+			return nil, fmt.Errorf("key %d does not decode (RFC 7517 section 4, RFC 7518 section 6): %s", i+1, strings.TrimPrefix(err.Error(), "go-jose/go-jose: "))
 		}
 		if k.Use == "" {
 			// go-jose does not keep "key_ops" (RFC 7517 §4.3): read here
@@ -99,7 +99,7 @@ func keyOpsVerify(raw json.RawMessage) (bool, error) {
 	}
 	var ops []string
 	if err := json.Unmarshal(raw, &ops); err != nil || ops == nil {
-		return false, errors.New(`has a "key_ops" member that is not an array of strings (RFC 7517 §4.3)`)
+		return false, errors.New(`has a "key_ops" member that is not an array of strings (RFC 7517 section 4.3)`)
 	}
 	for _, op := range ops {
 		if op == "verify" {
@@ -155,17 +155,17 @@ func assertionKeyProblem(k josev3.JSONWebKey) string {
 		case k.Use == "":
 			// DecodeJWKS gives a key without "use" the use "sig" unless
 			// its "key_ops" leave out "verify".
-			return `has no "use" and "key_ops" without "verify" (RFC 7517 §4.3)`
+			return `has no "use" and "key_ops" without "verify" (RFC 7517 section 4.3)`
 		case k.Use != "sig":
 			return fmt.Sprintf(`has "use": %s, not "sig"`, strconv.Quote(k.Use))
 		case k.Algorithm != "" && k.Algorithm != AssertionSigningAlg:
 			return fmt.Sprintf(`has "alg": %s, not %s`, strconv.Quote(k.Algorithm), AssertionSigningAlg)
 		case pk.N.BitLen() < minAssertionKeyBits:
-			return fmt.Sprintf("has %d bits, fewer than %d (RFC 7518 §3.3)", pk.N.BitLen(), minAssertionKeyBits)
+			return fmt.Sprintf("has %d bits, fewer than %d (RFC 7518 section 3.3)", pk.N.BitLen(), minAssertionKeyBits)
 		case pk.N.BitLen() > maxAssertionKeyBits:
 			return fmt.Sprintf("has %d bits, more than %d (this server's ceiling: a larger key makes each assertion's check costly)", pk.N.BitLen(), maxAssertionKeyBits)
 		case pk.E != assertionKeyExponent:
-			return fmt.Sprintf("has the public exponent %d, not %d (this server verifies only with e = %d, FIPS 186-5 §A.1.1's and every key generator's)", pk.E, assertionKeyExponent, assertionKeyExponent)
+			return fmt.Sprintf("has the public exponent %d, not %d (this server verifies only with e = %d, FIPS 186-5 section A.1.1's and every key generator's)", pk.E, assertionKeyExponent, assertionKeyExponent)
 		}
 		return ""
 	}

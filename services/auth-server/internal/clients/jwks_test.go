@@ -94,10 +94,10 @@ func jwksCases(t *testing.T) []jwksCase {
 		{"use enc", set(jwkJSON(t, enc, nil)), `key 1 (kid "r1") has "use": "enc", not "sig"`},
 		// RFC 7517 §4.3: "key_ops" says what a key without "use" is for.
 		{"key_ops verify", set(jwkJSON(t, noUse, func(m map[string]any) { m["key_ops"] = []string{"verify"} })), ""},
-		{"key_ops encrypt", set(jwkJSON(t, noUse, func(m map[string]any) { m["key_ops"] = []string{"encrypt", "wrapKey"} })), `key 1 (kid "r1") has no "use" and "key_ops" without "verify" (RFC 7517 §4.3)`},
-		{"key_ops not an array", set(jwkJSON(t, noUse, func(m map[string]any) { m["key_ops"] = "verify" })), `jwks key 1 has a "key_ops" member that is not an array of strings (RFC 7517 §4.3)`},
+		{"key_ops encrypt", set(jwkJSON(t, noUse, func(m map[string]any) { m["key_ops"] = []string{"encrypt", "wrapKey"} })), `key 1 (kid "r1") has no "use" and "key_ops" without "verify" (RFC 7517 section 4.3)`},
+		{"key_ops not an array", set(jwkJSON(t, noUse, func(m map[string]any) { m["key_ops"] = "verify" })), `jwks key 1 has a "key_ops" member that is not an array of strings (RFC 7517 section 4.3)`},
 		{"alg PS256", set(jwkJSON(t, ps, nil)), `key 1 (kid "r1") has "alg": "PS256", not RS256`},
-		{"1024 bits", set(jwkJSON(t, short, nil)), `key 1 (kid "s1") has 1024 bits, fewer than 2048 (RFC 7518 §3.3)`},
+		{"1024 bits", set(jwkJSON(t, short, nil)), `key 1 (kid "s1") has 1024 bits, fewer than 2048 (RFC 7518 section 3.3)`},
 		// A ceiling and one exponent bound the CPU of an assertion's check
 		// (a 65,536-bit key with e = 2^31-1: ~0.3 s per forged assertion).
 		{"4096 bits", set(jwkJSON(t, top, nil)), ""},
@@ -115,10 +115,10 @@ func jwksCases(t *testing.T) []jwksCase {
 		// the key was unusable): the key has none, so "sig".
 		{"USE", set(jwkJSON(t, enc, rename("use", "USE"))), ""},
 		{"ALG", set(jwkJSON(t, ps, func(m map[string]any) { m["ALG"] = "RS256" })), `has "alg": "PS256", not RS256`},
-		{"KEYS", `{"KEYS":[` + jwkJSON(t, good, nil) + `]}`, `jwks has no "keys" member (RFC 7517 §5)`},
+		{"KEYS", `{"KEYS":[` + jwkJSON(t, good, nil) + `]}`, `jwks has no "keys" member (RFC 7517 section 5)`},
 		{"KTY", set(jwkJSON(t, good, rename("kty", "KTY"))), `jwks key 1 does not decode`},
 		{"N", set(jwkJSON(t, good, rename("n", "N"))), `jwks key 1 does not decode`},
-		{"not an object", `[1]`, `jwks is not a JSON object (RFC 7517 §5)`},
+		{"not an object", `[1]`, `jwks is not a JSON object (RFC 7517 section 5)`},
 		{"keys not an array", `{"keys":{}}`, `jwks has a "keys" member that is not an array of JWK objects`},
 		{"a key not an object", `{"keys":[1]}`, `jwks has a "keys" member that is not an array of JWK objects`},
 	}
@@ -174,7 +174,7 @@ func TestRegistryFileJWKSAndJWKSURI(t *testing.T) {
 	doc := `{"clients":[{"client_id":"pk","token_endpoint_auth_method":"private_key_jwt","jwks_uri":"https://app.example/jwks",` +
 		`"redirect_uris":["https://app.example/cb"],"resources":["https://mcp.example/mcp"],"jwks":{"keys":[]}}]}`
 	_, problems := Parse([]byte(doc), Rules{Resources: []string{"https://mcp.example/mcp"}})
-	want := `client "pk": private_key_jwt takes jwks or jwks_uri, not both (RFC 7591 §2)`
+	want := `client "pk": private_key_jwt takes jwks or jwks_uri, not both (RFC 7591 section 2)`
 	if len(problems) != 1 || problems[0] != want {
 		t.Errorf("problems %q, want [%q]", problems, want)
 	}

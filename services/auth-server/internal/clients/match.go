@@ -108,7 +108,7 @@ func isPortlessLocalhostRedirect(u *url.URL) bool {
 // request is not redirected: its redirect URI is not verified).
 func RequestedRedirectProblem(raw string) error {
 	if strings.Contains(raw, "#") {
-		return errors.New(`must not have a fragment, not even an empty "#" (RFC 6749 §3.1.2)`)
+		return errors.New(`must not have a fragment, not even an empty "#" (RFC 6749 section 3.1.2)`)
 	}
 	if u, err := url.Parse(raw); err == nil && u.Host != "" {
 		return CheckPort(u)
@@ -138,7 +138,7 @@ func isLoopbackIPRedirect(u *url.URL) bool {
 // authorization request's (§4.1.3).
 func CheckPort(u *url.URL) error {
 	if strings.HasSuffix(u.Host, ":") {
-		return errors.New(`has an empty port: remove the ":" after the host, or give the port (RFC 3986 §3.2.3, §6.2.3)`)
+		return errors.New(`has an empty port: remove the ":" after the host, or give the port (RFC 3986 section 3.2.3, section 6.2.3)`)
 	}
 	p := u.Port()
 	if p == "" {

@@ -104,8 +104,8 @@ func TestMatchRedirectURI(t *testing.T) {
 		}
 	}
 	for uri, want := range map[string]string{
-		"http://127.0.0.1:8976/cb#":  `redirect_uri must not have a fragment, not even an empty "#" (RFC 6749 §3.1.2)`,
-		"http://127.0.0.1:/cb":       `redirect_uri has an empty port: remove the ":" after the host, or give the port (RFC 3986 §3.2.3, §6.2.3)`,
+		"http://127.0.0.1:8976/cb#":  `redirect_uri must not have a fragment, not even an empty "#" (RFC 6749 section 3.1.2)`,
+		"http://127.0.0.1:/cb":       `redirect_uri has an empty port: remove the ":" after the host, or give the port (RFC 3986 section 3.2.3, section 6.2.3)`,
 		"http://127.0.0.1:08976/cb":  `redirect_uri port "08976" has a leading zero: write 8976`,
 		"http://127.0.0.1:8976/cb":   "",
 		"http://127.0.0.1/cb":        "",

@@ -31,7 +31,7 @@ func TestSkipConsentRefusedForPublicClientsWithoutProvenRedirects(t *testing.T) 
 	secret := `    client_secret_hash: "` + hash + `"` + "\n"
 	rule := func(id, uri string) string {
 		return fmt.Sprintf(`client %q: skip_consent is refused for a public client (token_endpoint_auth_method none) with redirect URI %q: `+
-			`a code sent there does not prove which app asked, since any local app can listen on it (RFC 8252 §8.6), `+
+			`a code sent there does not prove which app asked, since any local app can listen on it (RFC 8252 section 8.6), `+
 			`so the user must approve on the consent page; remove skip_consent, or register only https redirect URIs on a host the app owns`, id, uri)
 	}
 

@@ -87,7 +87,7 @@ func unregisteredRedirect(redirect, clientID string) string {
 		clientID = clientID[:100] + "..."
 	}
 	return fmt.Sprintf("redirect_uri %q is not registered for client %q: add exactly this URI to the client's redirect_uris "+
-		"(exact match required; any port only for http loopback IP literals and a port-less http://localhost, RFC 8252 §7.3)", redirect, clientID)
+		"(exact match required; any port only for http loopback IP literals and a port-less http://localhost, RFC 8252 section 7.3)", redirect, clientID)
 }
 
 var challengeFormat = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
@@ -185,7 +185,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			s.metrics.errors.WithLabelValues("authorize", p.code).Inc()
-			s.redirectError(w, r, c, to, q.Get("state"), p.code, "the "+p.param+" parameter is not supported (OpenID Connect Core §6; "+p.param+"_parameter_supported is false): send the parameters in the query")
+			s.redirectError(w, r, c, to, q.Get("state"), p.code, "the "+p.param+" parameter is not supported (OpenID Connect Core section 6; "+p.param+"_parameter_supported is false): send the parameters in the query")
 			return
 		}
 	}
@@ -209,7 +209,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if err != nil && errors.Is(err, fosite.ErrUnsupportedResponseType) && !q.Has("response_type") {
 		// fosite answers a missing response_type unsupported_response_type;
 		// RFC 6749 §4.1.2.1 has a missing required parameter invalid_request.
-		err = fosite.ErrInvalidRequest.WithHint("response_type is required (RFC 6749 §4.1.1): send response_type=code.")
+		err = fosite.ErrInvalidRequest.WithHint("response_type is required (RFC 6749 section 4.1.1): send response_type=code.")
 	}
 	if err != nil {
 		s.authorizeError(w, r, ar, s.scopeRefusal(audienceRefusal(err, c), ar))
@@ -252,7 +252,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		redirectErr("invalid_request", "code_challenge must be the 43-character base64url SHA-256 of the verifier")
 		return
 	case challenge == "" && ar.GetState() == "":
-		redirectErr("invalid_request", "state is required when PKCE is not used (RFC 9700 §4.7.1)")
+		redirectErr("invalid_request", "state is required when PKCE is not used (RFC 9700 section 4.7.1)")
 		return
 	}
 	resource := c.DefaultResource()
@@ -527,7 +527,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	if err := s.upstream.CheckResponseIssuer(ctx, q); err != nil {
 		s.log.WarnContext(r.Context(), "upstream authorization response refused", "err", upstreamLogText(err))
 		if errors.Is(err, errResponseIssuer) {
-			redirectErr("server_error", "the identity provider's answer does not name it as its issuer (RFC 9207 §2.4: the iss parameter is another's, or missing though the provider says it always sends it); start again from the application")
+			redirectErr("server_error", "the identity provider's answer does not name it as its issuer (RFC 9207 section 2.4: the iss parameter is another's, or missing though the provider says it always sends it); start again from the application")
 		} else if errors.Is(err, errUpstreamUnreachable) {
 			redirectErr("temporarily_unavailable", "the identity provider is unavailable; retry later")
 		} else {
@@ -754,7 +754,7 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, c fosite.
 	u := *redirect
 	q := u.Query()
 	q.Set("error", code)
-	if desc = errorDescription(desc); desc != "" {
+	if desc = errorDescription(desc, maxErrorDescription); desc != "" {
 		q.Set("error_description", desc)
 	}
 	if state != "" {
@@ -774,26 +774,42 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, c fosite.
 	http.Redirect(w, r, u.String(), status)
 }
 
-// maxErrorDescription bounds an error_description sent to a client.
+// maxErrorDescription bounds an error_description sent to a client in a
+// redirect (redirectError); a JSON body or a WWW-Authenticate challenge
+// keeps the whole description (writeJSONError, bearerChallenge).
 const maxErrorDescription = 512
 
-// errorDescription keeps desc to the characters RFC 6749 §4.1.2.1 allows in
-// error_description (%x20-21 / %x23-5B / %x5D-7E: printable ASCII without
-// '"' and '\'), at most maxErrorDescription bytes: the text reaches the
-// client's redirect URI, where it may be shown, and part of it can come
-// from the upstream IdP's callback parameters or fosite. Quotes become
-// apostrophes, "§" "section ", line breaks and tabs spaces, anything else
-// outside the set "?".
-func errorDescription(desc string) string {
+// errorDescription is desc in the characters RFC 6749 allows in
+// error_description (§4.1.2.1, §5.2; RFC 7009 §2.2.1 and RFC 7591 §3.2.2
+// use §5.2's; RFC 6750 §3 the same set in the WWW-Authenticate
+// challenge): %x20-21 / %x23-5B / %x5D-7E, printable ASCII without '"'
+// and '\'. Every OAuth error the auth-server writes passes it — the JSON
+// body (writeJSONError), the Bearer challenge (bearerChallenge) and the
+// error redirect (redirectError) — because a description may quote the
+// request (a scope, a redirect_uri, a header), the upstream IdP's callback
+// or fosite. Mapped: '"' and typographic quotes become "'", '\' "/",
+// "§" "section ", "…" "...", dashes "-", line breaks and tabs
+// spaces, anything else outside the set "?" (docs/reference/oauth.md,
+// "Error descriptions"). With limit > 0 the result is at most limit bytes,
+// "..." ending a cut one; 0 keeps it whole. A description already in the
+// set is returned as is, without allocating.
+func errorDescription(desc string, limit int) string {
+	if (limit <= 0 || len(desc) <= limit) && descriptionClean(desc) {
+		return desc
+	}
 	var b strings.Builder
 	for _, r := range desc {
 		switch {
-		case r == '"' || r == '“' || r == '”' || r == '‘' || r == '’':
+		case r == '"' || r == '\u201c' || r == '\u201d' || r == '\u2018' || r == '\u2019':
 			b.WriteByte('\'')
 		case r == '\\':
 			b.WriteByte('/')
-		case r == '§':
+		case r == '\u00a7':
 			b.WriteString("section ")
+		case r == '\u2026':
+			b.WriteString("...")
+		case r == '\u2013' || r == '\u2014':
+			b.WriteByte('-')
 		case r == '\r' || r == '\n' || r == '\t':
 			b.WriteByte(' ')
 		case r >= 0x20 && r <= 0x7e:
@@ -801,28 +817,33 @@ func errorDescription(desc string) string {
 		default:
 			b.WriteByte('?')
 		}
-		if b.Len() > maxErrorDescription {
-			return b.String()[:maxErrorDescription-3] + "..."
+		if limit > 0 && b.Len() > limit {
+			return b.String()[:limit-3] + "..."
 		}
 	}
 	return b.String()
 }
 
+// descriptionClean reports whether every byte of desc is in
+// error_description's set (%x20-21 / %x23-5B / %x5D-7E).
+func descriptionClean(desc string) bool {
+	for i := 0; i < len(desc); i++ {
+		if c := desc[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
 // quotedValue is v, a value of the request (a scope), as an error
 // description quotes it: at most clients.QuoteLimit bytes of it ("..."
-// appended when cut), in the characters RFC 6749 §5.2 and §4.1.2.1 allow
-// in error_description (%x20-21 / %x23-5B / %x5D-7E), mapped as
+// appended when cut), in error_description's characters, mapped as
 // errorDescription maps them ('\' becomes '/', '"' an apostrophe,
-// anything else outside the set '?'). The authorization endpoint passes
-// its whole description through errorDescription; the token endpoint's
-// descriptions are the server's own words, which quote the request only
-// through this (brk49 #2: a refused refresh quoted its scope as sent).
+// anything else outside the set '?'), so that the words around it can
+// quote it with apostrophes (brk49 #2: a refused refresh quoted its scope
+// as sent).
 func quotedValue(v string) string {
-	cut := clients.Truncate(v, clients.QuoteLimit)
-	if len(cut) == len(v) {
-		return errorDescription(v)
-	}
-	return errorDescription(strings.TrimSuffix(cut, "…")) + "..."
+	return errorDescription(clients.Truncate(v, clients.QuoteLimit), 0)
 }
 
 // newAuthorizeRequest is fosite's NewAuthorizeRequest with state optional

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/config"
@@ -36,19 +37,25 @@ func TestLoginCookieName(t *testing.T) {
 	}
 }
 
-// TestErrorDescription: RFC 6749 §4.1.2.1's characters only, bounded.
+// TestErrorDescription: RFC 6749 §4.1.2.1's and §5.2's characters only,
+// bounded when a limit is given.
 func TestErrorDescription(t *testing.T) {
 	for in, want := range map[string]string{
 		`scope "x" is not supported now`:            `scope 'x' is not supported now`,
 		"RFC 9700 §4.7.1":                           "RFC 9700 section 4.7.1",
 		"a\r\nSet-Cookie: b\\c “d” é":               "a  Set-Cookie: b/c 'd' ?",
 		"plain text (with) [brackets] & ~tilde~ !#": "plain text (with) [brackets] & ~tilde~ !#",
+		"cut…, a – b — c":                           "cut..., a - b - c",
+		"\x00\x7f\xff日":                             "????",
 	} {
-		if got := errorDescription(in); got != want {
+		if got := errorDescription(in, maxErrorDescription); got != want {
 			t.Errorf("errorDescription(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := errorDescription(string(make([]byte, 4000))); len(got) != maxErrorDescription {
+	if got := errorDescription(string(make([]byte, 4000)), maxErrorDescription); len(got) != maxErrorDescription {
 		t.Errorf("a 4000-byte description became %d bytes, want %d", len(got), maxErrorDescription)
+	}
+	if got := errorDescription(strings.Repeat("z", 4000)+`"`, 0); len(got) != 4001 || !strings.HasSuffix(got, "'") {
+		t.Errorf("with no limit a 4001-byte description became %d bytes, want it whole", len(got))
 	}
 }

@@ -40,7 +40,7 @@ func (s *Server) authorizePost(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("the authorization request's body is larger than %d bytes (HTTP 413): send a shorter state, nonce or scope", maxAuthorizeQuery))
 	}
 	if r.URL.RawQuery != "" {
-		fail(http.StatusBadRequest, "a POST authorization request carries its parameters in the body only, not also in the query (OpenID Connect Core 1.0 §3.1.2.1): send them in the body, or all in the query of a GET")
+		fail(http.StatusBadRequest, "a POST authorization request carries its parameters in the body only, not also in the query (OpenID Connect Core 1.0 section 3.1.2.1): send them in the body, or all in the query of a GET")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAuthorizeQuery))
@@ -56,7 +56,7 @@ func (s *Server) authorizePost(w http.ResponseWriter, r *http.Request) {
 	if len(body) > 0 {
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if err != nil || mt != "application/x-www-form-urlencoded" || len(r.Header.Values("Content-Type")) > 1 {
-			fail(http.StatusBadRequest, "the parameters of a POST authorization request are a form: send Content-Type: application/x-www-form-urlencoded (OpenID Connect Core 1.0 §3.1.2.1, §13.2)")
+			fail(http.StatusBadRequest, "the parameters of a POST authorization request are a form: send Content-Type: application/x-www-form-urlencoded (OpenID Connect Core 1.0 section 3.1.2.1, section 13.2)")
 			return
 		}
 	}

@@ -717,7 +717,7 @@ func (s *Server) assertionAudienceHint(err error) error {
 	if !errors.Is(err, fosite.ErrInvalidClient) || !strings.HasPrefix(e.HintField, "Claim 'audience' from 'client_assertion' must match") {
 		return err
 	}
-	return e.WithHintf("The client assertion's aud must be the token endpoint URL %s or the issuer identifier %s (RFC 7523 §3).", s.issuer+"/oauth/token", s.issuer)
+	return e.WithHintf("The client assertion's aud must be the token endpoint URL %s or the issuer identifier %s (RFC 7523 section 3).", s.issuer+"/oauth/token", s.issuer)
 }
 
 // assertionKeyHints begin fosite's refusals (findPublicKey) of a

@@ -90,9 +90,9 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 			// a logger may read the other.
 			code := "invalid_request"
 			if endpoint == "register" {
-				code = "invalid_client_metadata" // RFC 7591 §3.2.2
+				code = "invalid_client_metadata" // RFC 7591 section 3.2.2
 			}
-			fail(w, r, http.StatusBadRequest, code, "more than one Content-Type header (RFC 9110 §5.3: it is a single value)")
+			fail(w, r, http.StatusBadRequest, code, "more than one Content-Type header (RFC 9110 section 5.3: it is a single value)")
 			return
 		}
 		if desc := formOnly(endpoint, r); desc != "" {
@@ -154,9 +154,9 @@ func (s *Server) guard(endpoint string, api bool, h http.HandlerFunc) http.Handl
 // the section that says so (none for our own consent revocation, whose
 // client_id is a form parameter, docs/reference/oauth.md#consent).
 var formSpecs = map[string]string{
-	"token":          "RFC 6749 §3.2",
-	"revoke":         "RFC 7009 §2.1",
-	"introspect":     "RFC 7662 §2.1",
+	"token":          "RFC 6749 section 3.2",
+	"revoke":         "RFC 7009 section 2.1",
+	"introspect":     "RFC 7662 section 2.1",
 	"consent_revoke": "",
 }
 
@@ -168,7 +168,7 @@ var formSpecs = map[string]string{
 // access_token in a form body is refused).
 var formBodies = map[string]string{
 	"consent":  "the consent page's form",
-	"callback": "OAuth 2.0 Form Post Response Mode §2",
+	"callback": "OAuth 2.0 Form Post Response Mode section 2",
 }
 
 // endpointNames name endpoints in error descriptions where the guard's
@@ -219,12 +219,12 @@ func malformedContentType(endpoint string, r *http.Request) string {
 	if _, _, err := mime.ParseMediaType(ct); err == nil {
 		return ""
 	}
-	desc := "the Content-Type header " + quotedHeader(ct) + " is not a valid media type (RFC 9110 §8.3.1)"
+	desc := "the Content-Type header " + quotedHeader(ct) + " is not a valid media type (RFC 9110 section 8.3.1)"
 	if wanted, ok := formWanted(endpoint); ok {
 		return desc + "; " + wanted + ": send Content-Type: application/x-www-form-urlencoded"
 	}
 	if endpoint == "userinfo" {
-		return desc + "; the userinfo endpoint reads no request body: send the access token in the Authorization header (RFC 6750 §2.1) and no Content-Type, or a valid one"
+		return desc + "; the userinfo endpoint reads no request body: send the access token in the Authorization header (RFC 6750 section 2.1) and no Content-Type, or a valid one"
 	}
 	return desc
 }
@@ -257,7 +257,7 @@ func bodyProblem(endpoint string, r *http.Request, err error) string {
 		return desc
 	}
 	if _, qerr := url.ParseQuery(r.URL.RawQuery); qerr != nil {
-		return "the query string is not valid (RFC 3986 §3.4, percent-encoding)"
+		return "the query string is not valid (RFC 3986 section 3.4, percent-encoding)"
 	}
 	return "the request body is not a valid form (application/x-www-form-urlencoded, RFC 6749 Appendix B)"
 }
@@ -420,8 +420,14 @@ func wireError(code string) string {
 	return code
 }
 
+// writeJSONError writes an OAuth error response's JSON body (RFC 6749
+// §5.2; RFC 7009 §2.2.1, RFC 7591 §3.2.2, RFC 7662 §2.3, RFC 6750 §3.1
+// share it) with status, code (wireError's) and desc in error_description's
+// characters (errorDescription): every JSON error of the auth-server is
+// written here.
 func writeJSONError(w http.ResponseWriter, status int, code, desc string) {
 	code = wireError(code)
+	desc = errorDescription(desc, 0)
 	noStore(w)
 	w.Header().Set("Content-Type", "application/json")
 	// An error can quote the request (an unregistered redirect_uri, a

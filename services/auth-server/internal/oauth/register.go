@@ -485,7 +485,7 @@ func decodeRegistration(body io.Reader, req *registrationRequest) (status int, d
 	if name, err := clients.DuplicateMember(raw); err != nil {
 		return http.StatusBadRequest, decodeProblem(err)
 	} else if name != "" {
-		return http.StatusBadRequest, fmt.Sprintf("member %s appears more than once in the client metadata (RFC 8259 §4: names must be unique)", strconv.Quote(clients.Truncate(name, clients.QuoteLimit)))
+		return http.StatusBadRequest, fmt.Sprintf("member %s appears more than once in the client metadata (RFC 8259 section 4: names must be unique)", strconv.Quote(clients.Truncate(name, clients.QuoteLimit)))
 	}
 	err = clients.DecodeMembers(raw, req, registrationMembers)
 	var bad *clients.MemberError

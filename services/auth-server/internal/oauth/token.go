@@ -232,13 +232,13 @@ func missingParam(form url.Values, grant string, err error) error {
 	hint := fosite.ErrorToRFC6749Error(err).HintField
 	switch {
 	case grant == "refresh_token" && !form.Has("refresh_token"):
-		return fosite.ErrInvalidRequest.WithHint("refresh_token is required (RFC 6749 §6).")
+		return fosite.ErrInvalidRequest.WithHint("refresh_token is required (RFC 6749 section 6).")
 	case grant == "authorization_code" && !form.Has("code"):
-		return fosite.ErrInvalidRequest.WithHint("code is required (RFC 6749 §4.1.3).")
+		return fosite.ErrInvalidRequest.WithHint("code is required (RFC 6749 section 4.1.3).")
 	case grant == "authorization_code" && !form.Has("redirect_uri") && hint == hintRedirectURIMismatch:
-		return fosite.ErrInvalidRequest.WithHint("redirect_uri is required: the authorization request included it (RFC 6749 §4.1.3).")
+		return fosite.ErrInvalidRequest.WithHint("redirect_uri is required: the authorization request included it (RFC 6749 section 4.1.3).")
 	case grant == "authorization_code" && !form.Has("code_verifier") && hint == hintVerifierTooShort:
-		return fosite.ErrInvalidRequest.WithHint("code_verifier is required: the authorization request had a code_challenge (RFC 7636 §4.5).")
+		return fosite.ErrInvalidRequest.WithHint("code_verifier is required: the authorization request had a code_challenge (RFC 7636 section 4.5).")
 	}
 	return err
 }
@@ -386,7 +386,7 @@ func (s *Server) revokeConsent(w http.ResponseWriter, r *http.Request) {
 		s.auditEvent(r, rec)
 		s.metrics.errors.WithLabelValues("consent", "insufficient_scope").Inc()
 		const desc = "withdrawing the consent to another app than the access token's own needs the " + disconnectScope + " scope"
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate", error="insufficient_scope", error_description="`+desc+`", scope="`+disconnectScope+`"`)
+		w.Header().Set("WWW-Authenticate", bearerChallenge("insufficient_scope", desc)+`, scope="`+disconnectScope+`"`)
 		writeJSONError(w, http.StatusForbidden, "insufficient_scope", desc)
 		return
 	}
@@ -461,8 +461,16 @@ func (s *Server) bearer(w http.ResponseWriter, r *http.Request, endpoint string)
 }
 
 func (s *Server) bearerError(w http.ResponseWriter, status int, code, desc string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate", error="`+code+`", error_description="`+strings.ReplaceAll(desc, `"`, "'")+`"`)
+	w.Header().Set("WWW-Authenticate", bearerChallenge(code, desc))
 	writeJSONError(w, status, code, desc)
+}
+
+// bearerChallenge is the Bearer WWW-Authenticate challenge of an error
+// (RFC 6750 §3): realm, error and error_description, the description in
+// its characters (errorDescription; RFC 6750 §3 allows the same set as
+// RFC 6749 §5.2, so it is a quoted-string without escapes).
+func bearerChallenge(code, desc string) string {
+	return `Bearer realm="tollgate", error="` + code + `", error_description="` + errorDescription(desc, 0) + `"`
 }
 
 // revoke is RFC 7009 token revocation (whole grant). Each request writes
@@ -482,7 +490,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		s.metrics.errors.WithLabelValues("revoke", "invalid_request").Inc()
 		s.auditEvent(r, audit.Record{Event: audit.Revocation, Result: "invalid_request", ClientID: claimedClientID(r),
 			Endpoint: "revoke", Reason: "no token (RFC 7009 §2.1)"})
-		writeJSONError(w, http.StatusBadRequest, "invalid_request", "token is required (RFC 7009 §2.1).")
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "token is required (RFC 7009 section 2.1).")
 		return
 	}
 	// fosite's revocation handler revokes the token's grant twice (its
@@ -684,7 +692,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if client.IsPublic() {
-		fail(http.StatusUnauthorized, "invalid_client", "public clients cannot use the introspection endpoint (RFC 7662 §2.1 requires client authentication)")
+		fail(http.StatusUnauthorized, "invalid_client", "public clients cannot use the introspection endpoint (RFC 7662 section 2.1 requires client authentication)")
 		return
 	}
 	token := r.PostForm.Get("token")
@@ -825,7 +833,7 @@ func (s *Server) discoveryAtPath(w http.ResponseWriter, r *http.Request) {
 		s.discovery(w, r)
 		return
 	}
-	writeJSONError(w, http.StatusNotFound, "invalid_request", "no authorization server metadata here: this server's is at "+s.issuer+"/.well-known/oauth-authorization-server (RFC 8414 §3.1), or "+s.issuer+"/.well-known/openid-configuration")
+	writeJSONError(w, http.StatusNotFound, "invalid_request", "no authorization server metadata here: this server's is at "+s.issuer+"/.well-known/oauth-authorization-server (RFC 8414 section 3.1), or "+s.issuer+"/.well-known/openid-configuration")
 }
 
 // urlPath is the path of the URL raw without its leading and trailing

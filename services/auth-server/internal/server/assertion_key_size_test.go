@@ -89,7 +89,7 @@ func TestAssertionKeySizeBounded(t *testing.T) {
 		id := document("/only-big.json", `{"keys":[`+string(bigJWK)+`]}`)
 		c := devClient{ClientID: id, RedirectURIs: []string{redirect}, AuthMethod: "private_key_jwt"}
 		p := newBrowser(t, redirect).get(newAuthRequest(c).URL(f.Base))
-		want := `key 1 (kid "big") has 65536 bits, more than 4096`
+		want := `key 1 (kid 'big') has 65536 bits, more than 4096`
 		if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "<code>invalid_client</code>") {
 			t.Errorf("a document whose only key has %d bits: %d %v (consent page: %v), want the 400 invalid_client page",
 				bits, p.Status, p.Location, formAction.MatchString(p.Body))

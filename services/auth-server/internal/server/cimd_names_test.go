@@ -45,10 +45,10 @@ func TestMetadataDocumentNameAndURIRules(t *testing.T) {
 	f := startFleet(t, nil)
 
 	for path, c := range map[string]struct{ members, want string }{
-		"/javascript.json": {`"client_name":"Notes","client_uri":"javascript:alert(1)"`, `client_uri "javascript:alert(1)": must be an http or https URL`},
-		"/data.json":       {`"client_name":"Notes","client_uri":"data:text/html,hi"`, `client_uri "data:text/html,hi": must be an http or https URL`},
+		"/javascript.json": {`"client_name":"Notes","client_uri":"javascript:alert(1)"`, `client_uri 'javascript:alert(1)': must be an http or https URL`},
+		"/data.json":       {`"client_name":"Notes","client_uri":"data:text/html,hi"`, `client_uri 'data:text/html,hi': must be an http or https URL`},
 		"/bidi.json":       {`"client_name":"\u202etneilc tset lacoL"`, "client_name must not contain control or bidirectional formatting characters"},
-		"/operator.json":   {`"client_name":"LOCAL test-client"`, `client_name "LOCAL test-client" is the name of an app registered by this server's operator; choose another name`},
+		"/operator.json":   {`"client_name":"LOCAL test-client"`, `client_name 'LOCAL test-client' is the name of an app registered by this server's operator; choose another name`},
 		"/long.json":       {`"client_name":"` + strings.Repeat("n", 201) + `"`, "client_name is too long"},
 	} {
 		t.Run(path, func(t *testing.T) {
@@ -126,7 +126,7 @@ func TestMetadataDocumentNameAndURIRules(t *testing.T) {
 		t.Errorf("connection of a cached document with a javascript: client_uri: %v, want listed by client id without a URI", x)
 	}
 	a = newAuthRequest(c)
-	if st, code, desc := authorizeJSON(t, a.URL(f.Base), "", ""); st != http.StatusBadRequest || code != "invalid_client" || !strings.Contains(desc, `client_uri "javascript:alert(1)": must be an http or https URL`) {
+	if st, code, desc := authorizeJSON(t, a.URL(f.Base), "", ""); st != http.StatusBadRequest || code != "invalid_client" || !strings.Contains(desc, `client_uri 'javascript:alert(1)': must be an http or https URL`) {
 		t.Errorf("authorization with the cached document: %d %s %q, want 400 invalid_client", st, code, desc)
 	}
 }

@@ -94,7 +94,7 @@ func TestMetadataDocumentRefusesUnusableJWKS(t *testing.T) {
 	for path, want := range map[string]string{
 		"/ec.json":        `jwks holds no key usable for RS256 client assertions`,
 		"/upper-use.json": "",
-		"/enc.json":       `key 1 (kid "r1") has "use": "enc", not "sig"`,
+		"/enc.json":       `key 1 (kid 'r1') has 'use': 'enc', not 'sig'`,
 		"/good.json":      "",
 	} {
 		t.Run(path, func(t *testing.T) {

@@ -114,10 +114,10 @@ func TestDynamicRegistration(t *testing.T) {
 	// The refusals say what is wrong (RFC 7591 §3.2.2 error_description).
 	for body, want := range map[string]string{
 		// A native app's private-use scheme is an absolute URI, just not accepted.
-		`{"redirect_uris":["com.example.app:/oauth2redirect"]}`:                                          `redirect URI "com.example.app:/oauth2redirect": scheme "com.example.app" is not accepted: use https, or http on a loopback address with any port (RFC 8252 §7.3)`,
-		`{"redirect_uris":["/cb"]}`:                                                                      `redirect URI "/cb": must be an absolute URL`,
+		`{"redirect_uris":["com.example.app:/oauth2redirect"]}`:                                          `redirect URI 'com.example.app:/oauth2redirect': scheme 'com.example.app' is not accepted: use https, or http on a loopback address with any port (RFC 8252 section 7.3)`,
+		`{"redirect_uris":["/cb"]}`:                                                                      `redirect URI '/cb': must be an absolute URL`,
 		`{"redirect_uris":"https://a.example/cb"}`:                                                       `redirect_uris must be an array of strings`,
-		`{"redirect_uris":["https://a.example/cb"],"client_uri":"javascript:alert(1)"}`:                  `client_uri "javascript:alert(1)": must be an http or https URL`,
+		`{"redirect_uris":["https://a.example/cb"],"client_uri":"javascript:alert(1)"}`:                  `client_uri 'javascript:alert(1)': must be an http or https URL`,
 		`{"redirect_uris":["https://a.example/cb"]} {}`:                                                  `the body must be one JSON object`,
 		`{"redirect_uris":["https://a.example/cb"],"client_name":["x"]}`:                                 `client_name must be a string`,
 		`{"redirect_uris":["https://a.example/cb"],"client_name":"` + strings.Repeat("a", 70<<10) + `"}`: `the body is larger than 65536 bytes`,
@@ -270,7 +270,7 @@ func TestClientMetadataDocument(t *testing.T) {
 			if p.Location != nil || p.Status != 400 || !strings.Contains(p.Body, "invalid_client") {
 				t.Errorf("%d %v %s", p.Status, p.Location, p.Body)
 			}
-			if _, _, desc := authorizeJSON(t, newAuthRequest(bad).URL(f.Base), "", ""); path == "/dupe.json" && !strings.Contains(desc, `member "redirect_uris" appears more than once`) {
+			if _, _, desc := authorizeJSON(t, newAuthRequest(bad).URL(f.Base), "", ""); path == "/dupe.json" && !strings.Contains(desc, `member 'redirect_uris' appears more than once`) {
 				t.Errorf("the refusal does not name the repeated member: %q", desc)
 			}
 		})
@@ -334,7 +334,16 @@ func TestConsentPageMarksSelfRegisteredClients(t *testing.T) {
 		"\u041eperator \u0410pp" /* Cyrillic О, А */, "0perator App", "Operat\u03bfr A\u0440\u0440", /* Greek ο, Cyrillic р */
 		"L\u0585cal test client" /* Armenian օ */, "Ch\u0251tGPT Apps (development)" /* Latin ɑ */} {
 		st, m := register(t, f, `{"redirect_uris":["http://127.0.0.1:8977/cb"],"token_endpoint_auth_method":"none","client_name":"`+name+`"}`)
-		want := fmt.Sprintf("client_name %q is the name of an app registered by this server's operator; choose another name", name)
+		// The description quotes the name in error_description's
+		// characters: each non-ASCII letter is '?' (RFC 7591 §3.2.2,
+		// RFC 6749 §5.2; TestErrorDescriptionsStayInRFC6749Set).
+		asSent := strings.Map(func(r rune) rune {
+			if r > 0x7e {
+				return '?'
+			}
+			return r
+		}, name)
+		want := "client_name '" + asSent + "' is the name of an app registered by this server's operator; choose another name"
 		if st != http.StatusBadRequest || m["error"] != "invalid_client_metadata" || m["error_description"] != want {
 			t.Errorf("register %q: %d %v, want 400 invalid_client_metadata %q", name, st, m, want)
 		}

@@ -99,9 +99,9 @@ func TestTokenBaselineCodeRefusalsKeepTheCode(t *testing.T) {
 		{"verifier bad charset", c, func(v url.Values) { v.Set("code_verifier", strings.Repeat("x", 42)+"+") },
 			grantInvalid(" The PKCE code verifier must only contain [a-Z], [0-9], '-', '.', '_', '~'.")},
 		{"verifier missing", c, func(v url.Values) { v.Del("code_verifier") },
-			baselineWant{400, "invalid_request", baselineMissing + " code_verifier is required: the authorization request had a code_challenge (RFC 7636 §4.5).", false, ""}},
+			baselineWant{400, "invalid_request", baselineMissing + " code_verifier is required: the authorization request had a code_challenge (RFC 7636 section 4.5).", false, ""}},
 		{"verifier empty", c, func(v url.Values) { v.Set("code_verifier", "") },
-			baselineWant{400, "invalid_request", baselineMissing + " code_verifier is required: the authorization request had a code_challenge (RFC 7636 §4.5).", false, ""}},
+			baselineWant{400, "invalid_request", baselineMissing + " code_verifier is required: the authorization request had a code_challenge (RFC 7636 section 4.5).", false, ""}},
 		{"verifier repeated", c, func(v url.Values) { v["code_verifier"] = []string{strings.Repeat("x", 43), a.Verifier} },
 			baselineWant{400, "invalid_request", "parameter code_verifier is repeated", false, ""}},
 		{"wrong redirect_uri", c, func(v url.Values) { v.Set("redirect_uri", a.RedirectURI+"/x") },
@@ -111,9 +111,9 @@ func TestTokenBaselineCodeRefusalsKeepTheCode(t *testing.T) {
 		{"redirect_uri scheme upper case", c, func(v url.Values) { v.Set("redirect_uri", "HTTP"+strings.TrimPrefix(a.RedirectURI, "http")) },
 			grantInvalid(" The 'redirect_uri' from this request does not match the one from the authorize request.")},
 		{"redirect_uri missing", c, func(v url.Values) { v.Del("redirect_uri") },
-			baselineWant{400, "invalid_request", baselineMissing + " redirect_uri is required: the authorization request included it (RFC 6749 §4.1.3).", false, ""}},
+			baselineWant{400, "invalid_request", baselineMissing + " redirect_uri is required: the authorization request included it (RFC 6749 section 4.1.3).", false, ""}},
 		{"redirect_uri empty", c, func(v url.Values) { v.Set("redirect_uri", "") },
-			baselineWant{400, "invalid_request", baselineMissing + " redirect_uri is required: the authorization request included it (RFC 6749 §4.1.3).", false, ""}},
+			baselineWant{400, "invalid_request", baselineMissing + " redirect_uri is required: the authorization request included it (RFC 6749 section 4.1.3).", false, ""}},
 		{"redirect_uri repeated", c, func(v url.Values) { v["redirect_uri"] = []string{a.RedirectURI + "/x", a.RedirectURI} },
 			baselineWant{400, "invalid_request", "parameter redirect_uri is repeated", false, ""}},
 		{"another confidential client", other, func(v url.Values) { v.Set("redirect_uri", other.RedirectURIs[0]) },
@@ -124,7 +124,7 @@ func TestTokenBaselineCodeRefusalsKeepTheCode(t *testing.T) {
 			grantInvalid(" The OAuth 2.0 Client ID from this request does not match the one from the authorize request.")},
 		{"code altered", c, func(v url.Values) { v.Set("code", code+"x") }, grantInvalid("")},
 		{"code missing", c, func(v url.Values) { v.Del("code") },
-			baselineWant{400, "invalid_request", baselineMissing + " code is required (RFC 6749 §4.1.3).", false, ""}},
+			baselineWant{400, "invalid_request", baselineMissing + " code is required (RFC 6749 section 4.1.3).", false, ""}},
 	}
 	for _, tc := range cases {
 		v := baselineForm(a, code)

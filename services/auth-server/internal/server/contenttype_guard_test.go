@@ -56,15 +56,15 @@ func TestBodyErrorsNameWhatIsWrong(t *testing.T) {
 		name, path, ct, body, want string
 	}{
 		{"userinfo, malformed", "/oauth/userinfo", bad, "{}",
-			`the Content-Type header "application/json; charset" is not a valid media type (RFC 9110 §8.3.1); the userinfo endpoint reads no request body: send the access token in the Authorization header (RFC 6750 §2.1) and no Content-Type, or a valid one`},
+			`the Content-Type header 'application/json; charset' is not a valid media type (RFC 9110 section 8.3.1); the userinfo endpoint reads no request body: send the access token in the Authorization header (RFC 6750 section 2.1) and no Content-Type, or a valid one`},
 		{"consent revocation, malformed", "/oauth/consent/revoke", bad, `{"client_id":"local-test"}`,
-			`the Content-Type header "application/json; charset" is not a valid media type (RFC 9110 §8.3.1); the consent revocation endpoint takes form parameters: send Content-Type: application/x-www-form-urlencoded`},
+			`the Content-Type header 'application/json; charset' is not a valid media type (RFC 9110 section 8.3.1); the consent revocation endpoint takes form parameters: send Content-Type: application/x-www-form-urlencoded`},
 		{"consent revocation, JSON", "/oauth/consent/revoke", "application/json", `{"client_id":"local-test"}`,
-			`the consent revocation endpoint takes form parameters, not "application/json": send Content-Type: application/x-www-form-urlencoded`},
+			`the consent revocation endpoint takes form parameters, not 'application/json': send Content-Type: application/x-www-form-urlencoded`},
 		{"token, malformed form type", "/oauth/token", "application/x-www-form-urlencoded; charset", "grant_type=refresh_token&refresh_token=x",
-			`the Content-Type header "application/x-www-form-urlencoded; charset" is not a valid media type (RFC 9110 §8.3.1); the token endpoint takes form parameters (RFC 6749 §3.2): send Content-Type: application/x-www-form-urlencoded`},
+			`the Content-Type header 'application/x-www-form-urlencoded; charset' is not a valid media type (RFC 9110 section 8.3.1); the token endpoint takes form parameters (RFC 6749 section 3.2): send Content-Type: application/x-www-form-urlencoded`},
 		{"token, two media types", "/oauth/token", "application/json, text/plain", "grant_type=refresh_token&refresh_token=x",
-			`the Content-Type header "application/json, text/plain" is not a valid media type (RFC 9110 §8.3.1); the token endpoint takes form parameters (RFC 6749 §3.2): send Content-Type: application/x-www-form-urlencoded`},
+			`the Content-Type header 'application/json, text/plain' is not a valid media type (RFC 9110 section 8.3.1); the token endpoint takes form parameters (RFC 6749 section 3.2): send Content-Type: application/x-www-form-urlencoded`},
 		{"userinfo, too large", "/oauth/userinfo", "application/x-www-form-urlencoded", "a=" + strings.Repeat("b", 70<<10),
 			`the request body is larger than 65536 bytes`},
 		{"consent revocation, not a form", "/oauth/consent/revoke", "application/x-www-form-urlencoded", "client_id=%zz",
@@ -105,7 +105,7 @@ func TestBodyErrorsNameWhatIsWrong(t *testing.T) {
 // registered a client.
 func TestTwoContentTypesRefused(t *testing.T) {
 	f := startFleet(t, map[string]string{"DCR_ENABLED": "true"})
-	const want = "more than one Content-Type header (RFC 9110 §5.3: it is a single value)"
+	const want = "more than one Content-Type header (RFC 9110 section 5.3: it is a single value)"
 	body := `{"redirect_uris":["http://127.0.0.1:8986/cb"],"token_endpoint_auth_method":"none"}`
 	for _, cts := range [][]string{{"application/json", "text/plain"}, {"text/plain", "application/json"}, {"application/json", "application/json"}} {
 		st, code, desc := guardAnswer(t, f, "/oauth/register", cts, "", body)

@@ -88,7 +88,7 @@ func TestDynamicClientStepUp(t *testing.T) {
 	}
 	// … and at registration, naming it.
 	st, m := register(t, f, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"none","scope":"openid admin"}`)
-	if desc, _ := m["error_description"].(string); st != http.StatusBadRequest || m["error"] != "invalid_client_metadata" || !strings.HasPrefix(desc, `scope "admin" is not supported`) {
+	if desc, _ := m["error_description"].(string); st != http.StatusBadRequest || m["error"] != "invalid_client_metadata" || !strings.HasPrefix(desc, `scope 'admin' is not supported`) {
 		t.Errorf("register with an unsupported scope: %d %v, want 400 invalid_client_metadata naming it", st, m)
 	}
 

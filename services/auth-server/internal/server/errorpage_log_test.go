@@ -34,7 +34,7 @@ func TestAuthorizeErrorPageLogBounded(t *testing.T) {
 	}
 	// Each caller asking for JSON still gets the description.
 	a := newAuthRequest(devClient{ClientID: c.ClientID, RedirectURIs: []string{"https://evil.example/json"}})
-	if status, code, desc := authorizeJSON(t, a.URL(f.Base), "", ""); status != http.StatusBadRequest || code != "invalid_request" || !strings.Contains(desc, `"https://evil.example/json" is not registered`) {
+	if status, code, desc := authorizeJSON(t, a.URL(f.Base), "", ""); status != http.StatusBadRequest || code != "invalid_request" || !strings.Contains(desc, `'https://evil.example/json' is not registered`) {
 		t.Errorf("JSON after the burst: %d %s %q", status, code, desc)
 	}
 }

@@ -18,15 +18,15 @@ func TestFormOnlyEndpointsSayWhatToSend(t *testing.T) {
 	cases := []struct {
 		path, ct, want string
 	}{
-		{"/oauth/token", "application/json", `the token endpoint takes form parameters (RFC 6749 §3.2), not "application/json": send Content-Type: application/x-www-form-urlencoded`},
-		{"/oauth/token", "application/json; charset=utf-8", `the token endpoint takes form parameters (RFC 6749 §3.2), not "application/json": send Content-Type: application/x-www-form-urlencoded`},
-		{"/oauth/token", "text/plain", `the token endpoint takes form parameters (RFC 6749 §3.2), not "text/plain": send Content-Type: application/x-www-form-urlencoded`},
-		{"/oauth/revoke", "application/json", `the revoke endpoint takes form parameters (RFC 7009 §2.1), not "application/json": send Content-Type: application/x-www-form-urlencoded`},
-		{"/oauth/introspect", "application/json", `the introspect endpoint takes form parameters (RFC 7662 §2.1), not "application/json": send Content-Type: application/x-www-form-urlencoded`},
+		{"/oauth/token", "application/json", `the token endpoint takes form parameters (RFC 6749 section 3.2), not 'application/json': send Content-Type: application/x-www-form-urlencoded`},
+		{"/oauth/token", "application/json; charset=utf-8", `the token endpoint takes form parameters (RFC 6749 section 3.2), not 'application/json': send Content-Type: application/x-www-form-urlencoded`},
+		{"/oauth/token", "text/plain", `the token endpoint takes form parameters (RFC 6749 section 3.2), not 'text/plain': send Content-Type: application/x-www-form-urlencoded`},
+		{"/oauth/revoke", "application/json", `the revoke endpoint takes form parameters (RFC 7009 section 2.1), not 'application/json': send Content-Type: application/x-www-form-urlencoded`},
+		{"/oauth/introspect", "application/json", `the introspect endpoint takes form parameters (RFC 7662 section 2.1), not 'application/json': send Content-Type: application/x-www-form-urlencoded`},
 	}
 	// A form body sent without any Content-Type (its parameters are not read).
 	cases = append(cases, struct{ path, ct, want string }{"/oauth/token", "",
-		`the token endpoint takes form parameters (RFC 6749 §3.2) and the body has no Content-Type, so none were read: send Content-Type: application/x-www-form-urlencoded`})
+		`the token endpoint takes form parameters (RFC 6749 section 3.2) and the body has no Content-Type, so none were read: send Content-Type: application/x-www-form-urlencoded`})
 	for _, tc := range cases {
 		body := `{"grant_type":"client_credentials","client_id":"local-test","token":"x"}`
 		if tc.ct == "" {
@@ -90,7 +90,8 @@ func TestAuthorizeErrorPageSaysOnlyOurWords(t *testing.T) {
 	}{
 		{"a redirect_uri not registered", c.ClientID, "https://evil.example/" + bait + `?x=<b>"1"</b>`, "invalid_request",
 			"The app&#39;s sign-in request was not valid, so this server cannot tell where to send you back.",
-			`redirect_uri "https://evil.example/` + bait + `?x=<b>\"1\"</b>" is not registered for client "local-test": add exactly this URI`},
+			// %q's \" quoted by the sanitizer: '"' is "'", '\' "/".
+			`redirect_uri 'https://evil.example/` + bait + `?x=<b>/'1/'</b>' is not registered for client 'local-test': add exactly this URI`},
 		{"a redirect_uri that is no URI", c.ClientID, "https://evil.example/" + bait + " now", "invalid_request",
 			"The app&#39;s sign-in request was not valid, so this server cannot tell where to send you back.", bait},
 		{"an unknown client_id", bait + " (support)", "https://evil.example/" + bait, "invalid_client",

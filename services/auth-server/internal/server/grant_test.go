@@ -176,11 +176,11 @@ func TestTokenMissingParameters(t *testing.T) {
 		form url.Values
 		desc string
 	}{
-		{"refresh_token missing", url.Values{"grant_type": {"refresh_token"}}, "refresh_token is required (RFC 6749 §6)"},
-		{"refresh_token empty", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {""}}, "refresh_token is required (RFC 6749 §6)"},
-		{"code empty", url.Values{"grant_type": {"authorization_code"}, "code": {""}, "redirect_uri": {a.RedirectURI}, "code_verifier": {a.Verifier}}, "code is required (RFC 6749 §4.1.3)"},
-		{"redirect_uri empty", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {""}, "code_verifier": {a.Verifier}}, "redirect_uri is required: the authorization request included it (RFC 6749 §4.1.3)"},
-		{"code_verifier empty", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI}, "code_verifier": {""}}, "code_verifier is required: the authorization request had a code_challenge (RFC 7636 §4.5)"},
+		{"refresh_token missing", url.Values{"grant_type": {"refresh_token"}}, "refresh_token is required (RFC 6749 section 6)"},
+		{"refresh_token empty", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {""}}, "refresh_token is required (RFC 6749 section 6)"},
+		{"code empty", url.Values{"grant_type": {"authorization_code"}, "code": {""}, "redirect_uri": {a.RedirectURI}, "code_verifier": {a.Verifier}}, "code is required (RFC 6749 section 4.1.3)"},
+		{"redirect_uri empty", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {""}, "code_verifier": {a.Verifier}}, "redirect_uri is required: the authorization request included it (RFC 6749 section 4.1.3)"},
+		{"code_verifier empty", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI}, "code_verifier": {""}}, "code_verifier is required: the authorization request had a code_challenge (RFC 7636 section 4.5)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := f.token(c, tc.form)

@@ -93,7 +93,7 @@ func TestPrivateKeyJWTIssuerAudience(t *testing.T) {
 	code := f.authorize(a)
 	exchange := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI}, "code_verifier": {a.Verifier}}
 	// The description names both accepted values for what they are.
-	hint := fmt.Sprintf("The client assertion's aud must be the token endpoint URL %s or the issuer identifier %s (RFC 7523 §3).", f.Base+"/oauth/token", f.Base)
+	hint := fmt.Sprintf("The client assertion's aud must be the token endpoint URL %s or the issuer identifier %s (RFC 7523 section 3).", f.Base+"/oauth/token", f.Base)
 	for _, aud := range []string{"https://wrong.example", f.Base + "/", f.Base + "/oauth", f.Base + "/oauth/introspect"} {
 		if r := f.token(c, with(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.RedirectURI},
 			"code_verifier": {a.Verifier}}, signed(aud))); r.Status != http.StatusUnauthorized || r.Error != "invalid_client" || !strings.HasSuffix(r.Description, hint) {

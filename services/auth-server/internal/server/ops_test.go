@@ -265,7 +265,7 @@ func TestClientRegistryRedirectURICharacters(t *testing.T) {
 	}
 	for _, want := range []string{
 		`client "spaced": redirect URI "https://a.example/cb ": contains a space at its end`,
-		`client "shouted": redirect URI "HTTPS://b.example/cb": scheme "HTTPS" must be lowercase (RFC 3986 §3.1)`,
+		`client "shouted": redirect URI "HTTPS://b.example/cb": scheme "HTTPS" must be lowercase (RFC 3986 section 3.1)`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not say %q:\n%s", want, err)

@@ -97,5 +97,5 @@ func TestSkipConsentRefusedForPublicLoopbackClient(t *testing.T) {
   resources: ["BASE/mcp"]
   skip_consent: true
 `, true)
-	startRefused(t, f, nil, `client "native-skip": skip_consent is refused for a public client (token_endpoint_auth_method none) with redirect URI "http://127.0.0.1:8976/native-callback": a code sent there does not prove which app asked, since any local app can listen on it (RFC 8252 §8.6)`)
+	startRefused(t, f, nil, `client "native-skip": skip_consent is refused for a public client (token_endpoint_auth_method none) with redirect URI "http://127.0.0.1:8976/native-callback": a code sent there does not prove which app asked, since any local app can listen on it (RFC 8252 section 8.6)`)
 }

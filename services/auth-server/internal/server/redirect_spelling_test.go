@@ -27,11 +27,11 @@ func TestLoopbackRedirectSpellings(t *testing.T) {
 		t.Fatalf("local-test's first redirect URI is %q", c.RedirectURIs[0])
 	}
 	for uri, why := range map[string]string{
-		"http://127.0.0.1:8976/callback#":  "must not have a fragment, not even an empty &#34;#&#34; (RFC 6749 §3.1.2)",
+		"http://127.0.0.1:8976/callback#":  "must not have a fragment, not even an empty '#' (RFC 6749 section 3.1.2)",
 		"http://127.0.0.1:51234/callback#": "must not have a fragment",
 		"http://127.0.0.1/callback#":       "must not have a fragment",
 		"http://127.0.0.1:/callback":       "has an empty port",
-		"http://127.0.0.1:08976/callback":  "port &#34;08976&#34; has a leading zero: write 8976",
+		"http://127.0.0.1:08976/callback":  "port '08976' has a leading zero: write 8976",
 		"http://127.0.0.1:051234/callback": "has a leading zero: write 51234",
 	} {
 		t.Run(uri, func(t *testing.T) {
@@ -71,10 +71,10 @@ func TestLoopbackRedirectSpellings(t *testing.T) {
 	}
 
 	for uri, want := range map[string]string{
-		"http://127.0.0.1:/cb":      `redirect URI "http://127.0.0.1:/cb": has an empty port: remove the ":" after the host, or give the port (RFC 3986 §3.2.3, §6.2.3)`,
-		"https://app.example:/cb":   `redirect URI "https://app.example:/cb": has an empty port: remove the ":" after the host, or give the port (RFC 3986 §3.2.3, §6.2.3)`,
-		"http://127.0.0.1:08976/cb": `redirect URI "http://127.0.0.1:08976/cb": port "08976" has a leading zero: write 8976`,
-		"http://127.0.0.1:8976/cb#": `redirect URI "http://127.0.0.1:8976/cb#": must not have a fragment`,
+		"http://127.0.0.1:/cb":      `redirect URI 'http://127.0.0.1:/cb': has an empty port: remove the ':' after the host, or give the port (RFC 3986 section 3.2.3, section 6.2.3)`,
+		"https://app.example:/cb":   `redirect URI 'https://app.example:/cb': has an empty port: remove the ':' after the host, or give the port (RFC 3986 section 3.2.3, section 6.2.3)`,
+		"http://127.0.0.1:08976/cb": `redirect URI 'http://127.0.0.1:08976/cb': port '08976' has a leading zero: write 8976`,
+		"http://127.0.0.1:8976/cb#": `redirect URI 'http://127.0.0.1:8976/cb#': must not have a fragment`,
 	} {
 		st, got := register(t, f, `{"redirect_uris":[`+jsonString(uri)+`],"token_endpoint_auth_method":"none"}`)
 		if st != http.StatusBadRequest || got["error"] != "invalid_redirect_uri" || got["error_description"] != want {

@@ -36,10 +36,10 @@ func TestRegistrationRefusesDuplicateMembers(t *testing.T) {
 	}
 	const good, other = `"https://app.example/cb"`, `"https://other.example/cb"`
 	for body, want := range map[string]string{
-		`{"redirect_uris":[` + good + `],"token_endpoint_auth_method":"none","redirect_uris":[` + other + `]}`: `member "redirect_uris" appears more than once in the client metadata (RFC 8259 §4: names must be unique)`,
-		`{"redirect_uris":[` + good + `],"redirect\u005furis":[` + other + `]}`:                                `member "redirect_uris" appears more than once in the client metadata (RFC 8259 §4: names must be unique)`,
-		`{"redirect_uris":[` + good + `],"client_name":"a","client_name":"b"}`:                                 `member "client_name" appears more than once in the client metadata (RFC 8259 §4: names must be unique)`,
-		`{"redirect_uris":[` + good + `],"jwks":{"keys":[],"keys":[{}]}}`:                                      `member "keys" appears more than once in the client metadata (RFC 8259 §4: names must be unique)`,
+		`{"redirect_uris":[` + good + `],"token_endpoint_auth_method":"none","redirect_uris":[` + other + `]}`: `member 'redirect_uris' appears more than once in the client metadata (RFC 8259 section 4: names must be unique)`,
+		`{"redirect_uris":[` + good + `],"redirect\u005furis":[` + other + `]}`:                                `member 'redirect_uris' appears more than once in the client metadata (RFC 8259 section 4: names must be unique)`,
+		`{"redirect_uris":[` + good + `],"client_name":"a","client_name":"b"}`:                                 `member 'client_name' appears more than once in the client metadata (RFC 8259 section 4: names must be unique)`,
+		`{"redirect_uris":[` + good + `],"jwks":{"keys":[],"keys":[{}]}}`:                                      `member 'keys' appears more than once in the client metadata (RFC 8259 section 4: names must be unique)`,
 		`{"redirect_uris":[` + good + `]} {}`:                                                                  `the body must be one JSON object`,
 		`{"redirect_uris":[` + good + `],}`:                                                                    `the body is not a JSON object`,
 		`[{"redirect_uris":[` + good + `]}]`:                                                                   `the body is not a JSON object`,

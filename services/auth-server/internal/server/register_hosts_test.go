@@ -27,16 +27,16 @@ import (
 func TestRegistrationRefusesHostsThatAreNotHosts(t *testing.T) {
 	f := startFleet(t, nil)
 	for uri, want := range map[string]string{
-		"https://a.example;sandbox/cb":         `redirect URI "https://a.example;sandbox/cb": host "a.example;sandbox" is not a DNS name or IP address (RFC 3986 §3.2.2, RFC 1123 §2.1): disallowed rune U+003B`,
-		"https://b.example,script-src-elem/cb": `redirect URI "https://b.example,script-src-elem/cb": host "b.example,script-src-elem" is not a DNS name or IP address (RFC 3986 §3.2.2, RFC 1123 §2.1): disallowed rune U+002C`,
-		"https://c.example'x/cb":               `redirect URI "https://c.example'x/cb": host "c.example'x" is not a DNS name or IP address (RFC 3986 §3.2.2, RFC 1123 §2.1): disallowed rune U+0027`,
-		"https://under_score.example/cb":       `redirect URI "https://under_score.example/cb": host "under_score.example" is not a DNS name or IP address (RFC 3986 §3.2.2, RFC 1123 §2.1): disallowed rune U+005F`,
-		"https://xn--zz.example/cb":            `redirect URI "https://xn--zz.example/cb": host "xn--zz.example" is not a DNS name or IP address (RFC 3986 §3.2.2, RFC 1123 §2.1): invalid label "zz"`,
-		"http://127.1:8000/cb":                 `redirect URI "http://127.1:8000/cb": host "127.1" ends in a number but is not a dotted-decimal IPv4 address (RFC 3986 §3.2.2)`,
-		"http://[fe80::1%25eth0]:8000/cb":      `redirect URI "http://[fe80::1%25eth0]:8000/cb": host "fe80::1%eth0" is not an IPv6 address without a zone (RFC 3986 §3.2.2 IP-literal)`,
-		"https://app.example:65536/cb":         `redirect URI "https://app.example:65536/cb": port "65536" is not a TCP port (1-65535)`,
-		"https://chatgpt.com@app.example/cb":   `redirect URI "https://chatgpt.com@app.example/cb": must not have user information before the host (RFC 3986 §3.2.1): "chatgpt.com@" goes to "app.example"`,
-		"https://user:pw@app.example/cb":       `redirect URI "https://user:xxxxx@app.example/cb": must not have user information before the host (RFC 3986 §3.2.1): "user@" goes to "app.example"`,
+		"https://a.example;sandbox/cb":         `redirect URI 'https://a.example;sandbox/cb': host 'a.example;sandbox' is not a DNS name or IP address (RFC 3986 section 3.2.2, RFC 1123 section 2.1): disallowed rune U+003B`,
+		"https://b.example,script-src-elem/cb": `redirect URI 'https://b.example,script-src-elem/cb': host 'b.example,script-src-elem' is not a DNS name or IP address (RFC 3986 section 3.2.2, RFC 1123 section 2.1): disallowed rune U+002C`,
+		"https://c.example'x/cb":               `redirect URI 'https://c.example'x/cb': host 'c.example'x' is not a DNS name or IP address (RFC 3986 section 3.2.2, RFC 1123 section 2.1): disallowed rune U+0027`,
+		"https://under_score.example/cb":       `redirect URI 'https://under_score.example/cb': host 'under_score.example' is not a DNS name or IP address (RFC 3986 section 3.2.2, RFC 1123 section 2.1): disallowed rune U+005F`,
+		"https://xn--zz.example/cb":            `redirect URI 'https://xn--zz.example/cb': host 'xn--zz.example' is not a DNS name or IP address (RFC 3986 section 3.2.2, RFC 1123 section 2.1): invalid label 'zz'`,
+		"http://127.1:8000/cb":                 `redirect URI 'http://127.1:8000/cb': host '127.1' ends in a number but is not a dotted-decimal IPv4 address (RFC 3986 section 3.2.2)`,
+		"http://[fe80::1%25eth0]:8000/cb":      `redirect URI 'http://[fe80::1%25eth0]:8000/cb': host 'fe80::1%eth0' is not an IPv6 address without a zone (RFC 3986 section 3.2.2 IP-literal)`,
+		"https://app.example:65536/cb":         `redirect URI 'https://app.example:65536/cb': port '65536' is not a TCP port (1-65535)`,
+		"https://chatgpt.com@app.example/cb":   `redirect URI 'https://chatgpt.com@app.example/cb': must not have user information before the host (RFC 3986 section 3.2.1): 'chatgpt.com@' goes to 'app.example'`,
+		"https://user:pw@app.example/cb":       `redirect URI 'https://user:xxxxx@app.example/cb': must not have user information before the host (RFC 3986 section 3.2.1): 'user@' goes to 'app.example'`,
 	} {
 		st, got := register(t, f, `{"redirect_uris":["https://ok.example/cb",`+jsonString(uri)+`],"token_endpoint_auth_method":"none"}`)
 		if st != http.StatusBadRequest || got["error"] != "invalid_redirect_uri" || got["error_description"] != want {

@@ -345,7 +345,7 @@ const (
 func (s *Store) SetClientAssertionJTI(ctx context.Context, clientID, jti string, exp time.Time) error {
 	now := s.now()
 	if ahead := exp.Unix() - now.Unix(); ahead > int64((AssertionMaxLifetime+AssertionClockSkew)/time.Second) {
-		return fosite.ErrInvalidClient.WithHintf("The client assertion's exp is %s ahead; at most %s is accepted (%s, with %s for clock skew): sign each assertion for one request, with an exp a few minutes ahead (RFC 7523 §3).",
+		return fosite.ErrInvalidClient.WithHintf("The client assertion's exp is %s ahead; at most %s is accepted (%s, with %s for clock skew): sign each assertion for one request, with an exp a few minutes ahead (RFC 7523 section 3).",
 			aheadText(ahead), AssertionMaxLifetime+AssertionClockSkew, AssertionMaxLifetime, AssertionClockSkew)
 	}
 	ttl := exp.Sub(now)
