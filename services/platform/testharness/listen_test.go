@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,7 +19,8 @@ import (
 )
 
 // childEnv makes this test binary a tiny server (TestMain): it serves on
-// app.Listen(CHILD_ADDR) and answers every request with its process id.
+// app.Listen(CHILD_ADDR) and answers every request with its process id,
+// after logging "served <path>" on stderr.
 const childEnv = "TESTHARNESS_CHILD"
 
 func TestMain(m *testing.M) {
@@ -28,7 +30,8 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
-		_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(os.Stderr, "served %s\n", r.URL.Path)
 			_, _ = io.WriteString(w, strconv.Itoa(os.Getpid()))
 		}))
 		os.Exit(1)
@@ -37,10 +40,13 @@ func TestMain(m *testing.M) {
 }
 
 // pidAt asks the child server at addr for its process id.
-func pidAt(t *testing.T, addr string) (int, error) {
+func pidAt(t *testing.T, addr string) (int, error) { return pidAtPath(t, addr, "/") }
+
+// pidAtPath is pidAt with a request path.
+func pidAtPath(t *testing.T, addr, path string) (int, error) {
 	t.Helper()
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	res, err := c.Get("http://" + addr)
+	res, err := c.Get("http://" + addr + path)
 	if err != nil {
 		return 0, err
 	}
@@ -69,6 +75,37 @@ func TestProcessGetsItsListener(t *testing.T) {
 	pid2, err := pidAt(t, addr)
 	if err != nil || pid2 != p.Pid() || pid2 == pid {
 		t.Fatalf("after the restart %s answered pid %d (%v), want the new child's %d", addr, pid2, err, p.Pid())
+	}
+}
+
+// TestProcessLogsHoldWhatTheChildWroteBeforeAnswering: a line the child
+// logged before it answered is in Logs as soon as the answer arrived —
+// no copy in the background to wait for — across a restart too, and
+// Logs keeps everything once the child is stopped.
+func TestProcessLogsHoldWhatTheChildWroteBeforeAnswering(t *testing.T) {
+	p := testharness.StartProcess(t, os.Args[0], map[string]string{childEnv: "1"}, "CHILD_ADDR")
+	addr := p.Addr("CHILD_ADDR")
+	const rounds = 200
+	missed := 0
+	for run := range 2 {
+		for i := range rounds {
+			path := fmt.Sprintf("/run%d/%d", run, i)
+			if _, err := pidAtPath(t, addr, path); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(p.Logs.String(), "served "+path+"\n") {
+				missed++
+			}
+		}
+		p.Stop()
+		p.Start()
+	}
+	if missed > 0 {
+		t.Errorf("%d of %d lines the child logged before answering were not in Logs when the answer came", missed, 2*rounds)
+	}
+	p.Stop()
+	if n := strings.Count(p.Logs.String(), "served /run"); n != 2*rounds {
+		t.Errorf("Logs holds %d served lines after the stop, want %d:\n%s", n, 2*rounds, p.Logs)
 	}
 }
 

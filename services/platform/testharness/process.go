@@ -50,8 +50,15 @@ type Process struct {
 	path   string
 	env    map[string]string
 	listen []string
-	// Logs is the process's output, shown when the test fails.
+	// Logs is the process's output (stdout and stderr), shown when the
+	// test fails. The child writes it itself, to a file (SyncBuffer): what
+	// it logged before an answer the test received is in Logs.String(),
+	// with no copy to wait for. A line it logs after answering (an access
+	// log line, say) still needs polling.
 	Logs *SyncBuffer
+	// logFile backs Logs; every start of the child gets it as its stdout
+	// and stderr.
+	logFile *os.File
 
 	mu    sync.Mutex
 	addrs map[string]string // listen variable → bound host:port
@@ -96,10 +103,15 @@ func (r *run) kill() {
 // wait in the socket's backlog. The process is killed when the test ends.
 func StartProcess(t testing.TB, path string, env map[string]string, listen ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, path: path, env: env, listen: listen, Logs: &SyncBuffer{}, addrs: map[string]string{}}
-	p.Start()
+	logs, logFile, err := newFileBuffer(filepath.Base(path))
+	if err != nil {
+		t.Fatalf("%s: log file: %v", filepath.Base(path), err)
+	}
+	p := &Process{t: t, path: path, env: env, listen: listen, Logs: logs, logFile: logFile, addrs: map[string]string{}}
 	t.Cleanup(func() {
 		p.Stop()
+		// The child is gone: nothing writes the log any more.
+		logs.closeFile()
 		p.mu.Lock()
 		for _, release := range p.holds {
 			release()
@@ -110,6 +122,7 @@ func StartProcess(t testing.TB, path string, env map[string]string, listen ...st
 			t.Logf("%s log:\n%s", filepath.Base(path), p.Logs)
 		}
 	})
+	p.Start()
 	return p
 }
 
@@ -173,7 +186,11 @@ func (p *Process) Start() {
 	}
 	cmd := exec.Command(p.path)
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = p.Logs, p.Logs
+	// An *os.File: the child writes it directly. Any other io.Writer
+	// would make exec copy the output from a pipe in a goroutine, and a
+	// test reading Logs could find a line the child wrote before
+	// answering not copied yet.
+	cmd.Stdout, cmd.Stderr = p.logFile, p.logFile
 	cmd.ExtraFiles = files
 	r, err := startRun(cmd)
 	if err != nil {

@@ -3,9 +3,12 @@ package testharness
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -94,20 +97,73 @@ func RunService(t testing.TB, run RunFunc, env map[string]string, lns ...net.Lis
 	return s
 }
 
-// SyncBuffer is a goroutine-safe log sink.
+// SyncBuffer is a goroutine-safe log sink. The zero value keeps the logs
+// in memory. A Process's Logs is backed by a file instead, which the child
+// process writes itself (StartProcess): no goroutine copies its output, so
+// String holds every byte the child had written when String was called —
+// a line it logged before answering a request is there as soon as the
+// answer has arrived, and nothing is written after the test's end.
 type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+	f  *os.File // the backing file while a child may write it (nil: b)
 }
 
 func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.f != nil {
+		return s.f.Write(p)
+	}
 	return s.b.Write(p)
 }
 
 func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.f != nil {
+		b, err := io.ReadAll(io.NewSectionReader(s.f, 0, math.MaxInt64))
+		if err != nil {
+			return string(b) + fmt.Sprintf("\n(testharness: reading the log file %s: %v)\n", s.f.Name(), err)
+		}
+		return string(b)
+	}
 	return s.b.String()
+}
+
+// newFileBuffer returns a SyncBuffer backed by a new temporary file (opened
+// for appending) and that file, to give a child process as its stdout and
+// stderr. closeFile ends the backing.
+func newFileBuffer(name string) (*SyncBuffer, *os.File, error) {
+	tmp, err := os.CreateTemp("", "testharness-"+name+"-*.log")
+	if err != nil {
+		return nil, nil, err
+	}
+	path := tmp.Name()
+	_ = tmp.Close()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	if err != nil {
+		_ = os.Remove(path)
+		return nil, nil, err
+	}
+	return &SyncBuffer{f: f}, f, nil
+}
+
+// closeFile keeps what the backing file holds in memory, then closes and
+// removes the file; the buffer is an in-memory one from then on. Call it
+// once no child writes the file any more.
+func (s *SyncBuffer) closeFile() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return
+	}
+	b, err := io.ReadAll(io.NewSectionReader(s.f, 0, math.MaxInt64))
+	s.b.Write(b)
+	if err != nil {
+		fmt.Fprintf(&s.b, "\n(testharness: reading the log file %s: %v)\n", s.f.Name(), err)
+	}
+	_ = s.f.Close()
+	_ = os.Remove(s.f.Name())
+	s.f = nil
 }
