@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,31 +96,151 @@ func acceptedEverywhere(t *testing.T, checks []verifierCheck) {
 	}
 }
 
-// refusedEverywhereWithin polls each verifier until it refuses the token;
-// the 1 s deadline bounds the loop (the promise of docs/reference/oauth.md),
-// it is not a measurement.
-func refusedEverywhereWithin(t *testing.T, checks []verifierCheck, within time.Duration) {
+// revocationPromise is the fleet's documented bound: a revoked grant's
+// tokens are refused at every verifier within a second of the revocation
+// (docs/reference/oauth.md, "What a revocation reaches, and how fast";
+// docs/security.md).
+const revocationPromise = time.Second
+
+// revocationSlack is added to the promise for the machine the test runs
+// on, not for the fleet: CI and make test run the e2e fleet on a shared
+// 2-core machine beside other test binaries (load 20–30), where a
+// process's wake-up — the verifier's on the announcement, the test's own —
+// can lag by hundreds of milliseconds. A request sent later than
+// promise + slack after the revocation's response and still not refused
+// fails the test; the observed latency of every verifier is printed
+// either way, so a drift towards the promise shows before it breaks.
+const revocationSlack = time.Second
+
+// refusedEverywhereWithinPromise polls every verifier of checks at once,
+// each until it refuses the token, and fails the test for each one that
+// still did not refuse a request sent more than revocationPromise +
+// revocationSlack after since — the moment the revocation's response had
+// arrived (the revoking auth-server announces the revocation before it
+// answers, so counting from the response never counts too much). It logs
+// each verifier's observed latency: between the last request not refused
+// and the first one refused, both counted from since at their sending.
+func refusedEverywhereWithinPromise(t testing.TB, checks []verifierCheck, since time.Time) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for _, c := range checks {
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, refused, detail := c.probe(ctx, c.token)
-			cancel()
-			if refused {
-				break
+	bound := revocationPromise + revocationSlack
+	type outcome struct {
+		refused          bool
+		sent, answered   time.Duration // the last request's, from since
+		lastNotRefused   time.Duration // -1: none
+		lastNotRefusedAs string
+	}
+	outcomes := make([]outcome, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := outcome{lastNotRefused: -1}
+			for {
+				o.sent = time.Since(since)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_, refused, detail := c.probe(ctx, c.token)
+				cancel()
+				o.answered = time.Since(since)
+				if refused {
+					o.refused = true
+					break
+				}
+				o.lastNotRefused, o.lastNotRefusedAs = o.sent, detail
+				if o.sent > bound {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
-			if time.Now().After(deadline) {
-				t.Errorf("%s still %s %s after the revocation, want a refusal", c.name, detail, within)
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+			outcomes[i] = o
+		}()
+	}
+	wg.Wait()
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	for i, o := range outcomes {
+		name := checks[i].name
+		if !o.refused {
+			t.Errorf("%s: a request sent %s after the revocation's response was answered %s, not refused: the promise is %s (+ %s slack for a loaded test machine)",
+				name, ms(o.lastNotRefused), o.lastNotRefusedAs, revocationPromise, revocationSlack)
+			continue
 		}
+		if o.lastNotRefused < 0 {
+			t.Logf("%s: refused from the first request, sent %s after the revocation's response (answered at %s)", name, ms(o.sent), ms(o.answered))
+			continue
+		}
+		t.Logf("%s: refused after %s–%s (last request not refused sent at %s: %s; first refused sent at %s, answered at %s; promise %s)",
+			name, ms(o.lastNotRefused), ms(o.sent), ms(o.lastNotRefused), o.lastNotRefusedAs, ms(o.sent), ms(o.answered), revocationPromise)
 	}
 }
 
-// revoke posts to /oauth/revoke as the client (client_secret_post).
-func revoke(t *testing.T, clientID, token string) {
+// promiseRecorder is a testing.TB that records what
+// refusedEverywhereWithinPromise reports instead of failing the test.
+type promiseRecorder struct {
+	testing.TB
+	mu         sync.Mutex
+	errs, logs []string
+}
+
+func (r *promiseRecorder) Helper() {}
+func (r *promiseRecorder) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+func (r *promiseRecorder) Logf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logs = append(r.logs, fmt.Sprintf(format, args...))
+}
+
+// TestRevocationPromiseCheck: the check the revocation tests use fails a
+// verifier that still does not refuse a request sent after the promised
+// second and its slack, saying how late that request was; passes one that
+// refuses within them, printing its latency; and counts from the moment
+// it is given (the revocation's response), not from its own call.
+func TestRevocationPromiseCheck(t *testing.T) {
+	refusingAfter := func(at time.Time) func(context.Context, string) (bool, bool, string) {
+		return func(context.Context, string) (bool, bool, string) {
+			if !time.Now().Before(at) {
+				return false, true, "401 invalid_token"
+			}
+			return true, false, "200"
+		}
+	}
+	start := time.Now()
+	r := &promiseRecorder{TB: t}
+	refusedEverywhereWithinPromise(r, []verifierCheck{
+		{"at once", "", refusingAfter(start)},
+		{"after 300ms", "", refusingAfter(start.Add(300 * time.Millisecond))},
+		{"never", "", refusingAfter(start.Add(time.Hour))},
+	}, start)
+	bound := revocationPromise + revocationSlack
+	if len(r.errs) != 1 || !strings.HasPrefix(r.errs[0], "never: a request sent ") ||
+		!strings.Contains(r.errs[0], "after the revocation's response was answered 200, not refused: the promise is 1s (+ 1s slack") {
+		t.Errorf("failures %q, want one for the verifier that never refuses", r.errs)
+	} else {
+		d, _ := time.ParseDuration(strings.Fields(strings.TrimPrefix(r.errs[0], "never: a request sent "))[0])
+		if d <= bound {
+			t.Errorf("the failing request was sent %s after the revocation, not after the bound %s: %s", d, bound, r.errs[0])
+		}
+	}
+	if len(r.logs) != 2 || !strings.HasPrefix(r.logs[0], "at once: refused from the first request") || !strings.HasPrefix(r.logs[1], "after 300ms: refused after ") {
+		t.Errorf("logs %q, want the latencies of the two that refuse", r.logs)
+	}
+
+	// Counted from since: a verifier that refuses 800 ms after the call,
+	// for a revocation answered 1.5 s before it, broke the promise.
+	r = &promiseRecorder{TB: t}
+	now := time.Now()
+	refusedEverywhereWithinPromise(r, []verifierCheck{{"late", "", refusingAfter(now.Add(800 * time.Millisecond))}}, now.Add(-1500*time.Millisecond))
+	if len(r.errs) != 1 || !strings.HasPrefix(r.errs[0], "late: ") {
+		t.Errorf("a refusal 2.3 s after the revocation's response: failures %q, want one", r.errs)
+	}
+}
+
+// revoke posts to /oauth/revoke as the client (client_secret_post) and
+// returns when its response had arrived.
+func revoke(t *testing.T, clientID, token string) time.Time {
 	t.Helper()
 	c, _ := fleet.Client(clientID)
 	form := url.Values{"token": {token}, "client_id": {c.ClientID}, "client_secret": {c.ClientSecret}}
@@ -131,12 +252,14 @@ func revoke(t *testing.T, clientID, token string) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("revoke: %d", resp.StatusCode)
 	}
+	return time.Now()
 }
 
 // TestRevocationReachesEveryVerifier: after /oauth/revoke (RFC 7009) of a
-// refresh token, the grant's access token is refused within 1 s on /mcp,
-// /sse, /actions/profile, a direct gRPC call to capability-core and
-// userinfo; another grant of the same user keeps working.
+// refresh token, the grant's access token is refused within the promised
+// second (refusedEverywhereWithinPromise) on /mcp, /sse,
+// /actions/profile, a direct gRPC call to capability-core and userinfo;
+// another grant of the same user keeps working.
 func TestRevocationReachesEveryVerifier(t *testing.T) {
 	apps, _ := fleet.Client("gpt-apps-mcp")
 	actions, _ := fleet.Client("gpt-actions")
@@ -147,10 +270,8 @@ func TestRevocationReachesEveryVerifier(t *testing.T) {
 	acceptedEverywhere(t, mcpChecks)
 	acceptedEverywhere(t, actChecks)
 
-	revoke(t, "gpt-apps-mcp", mcpTok.RefreshToken)
-	refusedEverywhereWithin(t, mcpChecks, time.Second)
-	revoke(t, "gpt-actions", actTok.AccessToken)
-	refusedEverywhereWithin(t, actChecks, time.Second)
+	refusedEverywhereWithinPromise(t, mcpChecks, revoke(t, "gpt-apps-mcp", mcpTok.RefreshToken))
+	refusedEverywhereWithinPromise(t, actChecks, revoke(t, "gpt-actions", actTok.AccessToken))
 	acceptedEverywhere(t, actionsVerifiers(t, other.AccessToken))
 }
 
@@ -169,5 +290,5 @@ func TestReplayedCodeRevokesEverywhere(t *testing.T) {
 	if _, err := a.exchange(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Fatalf("replayed code: %v, want invalid_grant", err)
 	}
-	refusedEverywhereWithin(t, checks, time.Second)
+	refusedEverywhereWithinPromise(t, checks, time.Now()) // the replay's answer revoked the grant
 }
