@@ -136,11 +136,23 @@ func NewHTTP(ctx context.Context, name, addr string, h http.Handler) (*HTTP, err
 // ReadTimeout would do the first half but stays in force while the handler
 // runs, and its expiry cancels the request's context: it would cut SSE
 // streams and long tool calls.
+//
+// The wrapped body goes on a shallow copy of the request, never on the
+// *http.Request net/http holds: when a handler answers without reading
+// the body (a 413 for a Content-Length over a limit, a 401, 404 or 415),
+// net/http decides from that request's Body type (chunkWriter.writeHeader
+// in net/http/server.go) to answer at once and close the connection — a
+// body of 256 KiB or more left unread, or an Expect: 100-continue body
+// the client has not been asked for (RFC 9110 §10.1.1) — or to discard
+// up to 256 KiB of it first. A body of another type is always discarded
+// first: the answer would wait for 256 KiB more of the body or for
+// BodyTimeout.
 func (s *HTTP) bodyDeadline(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody && s.BodyTimeout > 0 {
 			rc := http.NewResponseController(w)
 			if rc.SetReadDeadline(time.Now().Add(s.BodyTimeout)) == nil {
+				r = r.WithContext(r.Context()) // a copy: net/http keeps its own Body
 				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
 			}
 		}

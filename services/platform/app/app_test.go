@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -467,5 +468,93 @@ func TestLateWritesAreArmed(t *testing.T) {
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || string(b) != small+large {
 		t.Fatalf("read %d B (%v), want %d", len(b), err, len(small)+len(large))
+	}
+}
+
+// TestEarlyAnswerDoesNotWaitForTheBody: a handler that answers without
+// reading the body — a 413 for a Content-Length over its limit, a 401
+// without a token, a 404, a 415 — is answered as net/http answers an
+// unread body, before the client sends it: at once, closing the
+// connection, when the body is 256 KiB or more (too big to discard) or
+// the client sent Expect: 100-continue and waits for the 100 (RFC 9110
+// §10.1.1), which it then never gets. Found by brk50a (finding 4): the
+// body deadline set its wrapped body on the request net/http holds, so
+// net/http took the "discard up to 256 KiB first" branch for every body
+// and the answer waited for 256 KiB more of it or for BodyTimeout.
+//
+// BodyTimeout is an hour here: the client's read deadline only bounds a
+// failure ("no answer without the body"), it is no speed assertion.
+func TestEarlyAnswerDoesNotWaitForTheBody(t *testing.T) {
+	addr := serve(t, time.Hour, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, `{"error":"refused"}`)
+	}))
+	big, expect := "Content-Length: 100000000\r\n", "Content-Length: 1000\r\nExpect: 100-continue\r\n"
+	cases := []struct {
+		name, headers string
+		status        int
+	}{
+		{"Content-Length over a limit", big, http.StatusRequestEntityTooLarge},
+		{"no token, large body", big, http.StatusUnauthorized},
+		{"unknown path, large body", big, http.StatusNotFound},
+		{"no token, Expect: 100-continue", expect, http.StatusUnauthorized},
+		{"Content-Encoding, Expect: 100-continue", expect + "Content-Encoding: gzip\r\n", http.StatusUnsupportedMediaType},
+		{"chunked, Expect: 100-continue", "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n", http.StatusRequestEntityTooLarge},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// The headers and one byte of the body; the rest never comes.
+			if _, err := fmt.Fprintf(conn, "POST /%d HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s\r\n{", tc.status, tc.headers); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer before the body was sent: %v", err)
+			}
+			defer res.Body.Close()
+			if res.StatusCode != tc.status {
+				t.Fatalf("%d, want %d (a 100 Continue for a body the handler never reads?)", res.StatusCode, tc.status)
+			}
+			if !res.Close {
+				t.Errorf("Connection: %q, want close: the unread body is still on the connection", res.Header.Get("Connection"))
+			}
+		})
+	}
+}
+
+// TestUnreadSmallBodyKeepsTheConnection: a body under 256 KiB that the
+// handler leaves unread is discarded by net/http after the answer is
+// decided, and the connection serves the next request.
+func TestUnreadSmallBodyKeepsTheConnection(t *testing.T) {
+	addr := serve(t, time.Hour, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+	br := bufio.NewReader(conn)
+	for i := range 2 {
+		if _, err := io.WriteString(conn, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized || res.Close {
+			t.Fatalf("request %d: %d, close %v; want 401 on a kept connection", i+1, res.StatusCode, res.Close)
+		}
 	}
 }

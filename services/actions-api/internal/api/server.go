@@ -303,8 +303,9 @@ var bodyless = map[string]string{http.MethodGet: "9.3.1", http.MethodHead: "9.3.
 // HEAD, 9.3.5 DELETE): such content "has no generally defined semantics"
 // and "might lead some implementations to reject the request"; GPT Actions
 // send none. A POST's body is limited to MAX_BODY_BYTES: a Content-Length
-// over it is a 413 now, a longer body of unknown length when decode reads
-// past the limit. Either way the backend is not called.
+// over it is a 413 now, before the body is read (net/http then answers
+// without waiting for it: app.NewHTTP's bodyDeadline), a longer body of
+// unknown length when decode reads past the limit. Either way the backend is not called.
 func (s *server) checkBody(c echo.Context) error {
 	r := c.Request()
 	if sec, ok := bodyless[r.Method]; ok {
