@@ -12,19 +12,30 @@ import (
 
 // Errors of reading a bearer token from a request. The first two are client
 // mistakes answered with 400 invalid_request; ErrNoToken is a 401 without an
-// error code (RFC 6750 section 3.1).
+// error code (RFC 6750 section 3.1), and so, in the fleet's services, are
+// the other three: the request carries no token that could be verified.
+// Each error's text is true of the request it describes, for a caller
+// that repeats it.
 var (
 	ErrDuplicateAuthorization = errors.New("more than one Authorization header")
 	ErrQueryToken             = errors.New("access_token in the query string is not accepted; use the Authorization header")
 	ErrNoToken                = errors.New("no bearer token")
-	ErrNotBearer              = errors.New("authorization scheme is not Bearer")
+	// ErrNotBearer: a scheme other than Bearer ("Basic …"), or no scheme.
+	ErrNotBearer = errors.New("authorization scheme is not Bearer")
+	// ErrEmptyBearer: the Bearer scheme without a token ("Bearer",
+	// "Bearer " — typically an unset variable in the client).
+	ErrEmptyBearer = errors.New("the Bearer token is empty")
+	// ErrMalformedBearer: a Bearer token with a space or a comma in it,
+	// which RFC 6750 section 2.1's b64token cannot hold ("Bearer a b",
+	// "Bearer a, Bearer b").
+	ErrMalformedBearer = errors.New("the Authorization header is malformed (a Bearer token has no space or comma, RFC 6750 section 2.1)")
 )
 
 // FromRequest returns the bearer token of r. Exactly one Authorization
 // header is allowed and a token in the query string is refused, never used.
-// Its errors are the four above: ErrQueryToken, ErrNoToken (no
-// Authorization header), ErrDuplicateAuthorization and ErrNotBearer
-// (another scheme, an empty token, or one with a space or comma).
+// Its errors are the six above: ErrQueryToken, ErrNoToken (no
+// Authorization header), ErrDuplicateAuthorization, ErrNotBearer (another
+// scheme), ErrEmptyBearer and ErrMalformedBearer.
 func FromRequest(r *http.Request) (string, error) {
 	if r.URL.Query().Has("access_token") {
 		return "", ErrQueryToken
@@ -41,13 +52,16 @@ func FromRequest(r *http.Request) (string, error) {
 }
 
 func parseBearer(v string) (string, error) {
-	scheme, tok, ok := strings.Cut(strings.TrimSpace(v), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(v), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
 		return "", ErrNotBearer
 	}
 	tok = strings.TrimSpace(tok)
-	if tok == "" || strings.ContainsAny(tok, " ,") {
-		return "", ErrNotBearer
+	switch {
+	case tok == "":
+		return "", ErrEmptyBearer
+	case strings.ContainsAny(tok, " ,"):
+		return "", ErrMalformedBearer
 	}
 	return tok, nil
 }

@@ -75,6 +75,8 @@ func TestBearerMetadata(t *testing.T) {
 		{metadata.MD{}, "", tokens.ErrNoToken},
 		{metadata.Pairs("authorization", want, "authorization", want), "", tokens.ErrDuplicateAuthorization},
 		{metadata.Pairs("authorization", "Basic dXNlcjpwdw=="), "", tokens.ErrNotBearer},
+		{metadata.Pairs("authorization", "Bearer "), "", tokens.ErrEmptyBearer},
+		{metadata.Pairs("authorization", "Bearer a b"), "", tokens.ErrMalformedBearer},
 	} {
 		got, err := tokens.FromIncoming(metadata.NewIncomingContext(context.Background(), tc.md))
 		if got != tc.tok || !errors.Is(err, tc.want) {

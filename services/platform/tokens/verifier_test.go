@@ -187,8 +187,17 @@ func TestFromRequest(t *testing.T) {
 		{mk("/mcp?access_token=abc"), "", tokens.ErrQueryToken},
 		{mk("/mcp?access_token=abc", "Bearer abc"), "", tokens.ErrQueryToken},
 		{mk("/mcp", "Basic dXNlcjpwYXNz"), "", tokens.ErrNotBearer},
-		{mk("/mcp", "Bearer"), "", tokens.ErrNotBearer},
-		{mk("/mcp", "Bearer a, Bearer b"), "", tokens.ErrNotBearer},
+		{mk("/mcp", "Basic"), "", tokens.ErrNotBearer},
+		{mk("/mcp", "abc"), "", tokens.ErrNotBearer},
+		{mk("/mcp", "Bearerabc"), "", tokens.ErrNotBearer},
+		// The Bearer scheme, but no usable token: not "another scheme"
+		// (brk50a finding 2: the description said so).
+		{mk("/mcp", "Bearer"), "", tokens.ErrEmptyBearer},
+		{mk("/mcp", "Bearer "), "", tokens.ErrEmptyBearer},
+		{mk("/mcp", "bearer   "), "", tokens.ErrEmptyBearer},
+		{mk("/mcp", "Bearer a, Bearer b"), "", tokens.ErrMalformedBearer},
+		{mk("/mcp", "Bearer a b"), "", tokens.ErrMalformedBearer},
+		{mk("/mcp", "bearer a,x"), "", tokens.ErrMalformedBearer},
 	}
 	for i, tc := range cases {
 		tok, err := tokens.FromRequest(tc.r)

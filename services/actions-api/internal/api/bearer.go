@@ -47,14 +47,17 @@ func (s *server) authenticate(r *http.Request, required []string) (*tokens.Claim
 		e.challenge = challenge(s.metadataURL, "invalid_request", err.Error(), required)
 		return nil, e
 	case err != nil:
-		// FromRequest's other errors, ErrNoToken and ErrNotBearer: no
-		// credentials, or another scheme (Basic) or an empty Bearer.
-		// RFC 6750 §3.1 — a request without authentication information
-		// ("or attempted using an unsupported authentication method")
-		// gets a challenge without an error code, as at the gateway; no
-		// token was refused, so no refusal line.
+		// FromRequest's other errors: no credentials (ErrNoToken),
+		// another scheme such as Basic (ErrNotBearer), a Bearer without
+		// a token (ErrEmptyBearer) or with a space or comma in it
+		// (ErrMalformedBearer). RFC 6750 §3.1 — a request without
+		// authentication information ("or attempted using an unsupported
+		// authentication method") gets a challenge without an error code,
+		// as at the gateway; no token was refused, so no refusal line.
+		// The description says which: each error's text is true of the
+		// header (a Bearer without a token was "not Bearer").
 		desc := "a bearer access token is required"
-		if errors.Is(err, tokens.ErrNotBearer) {
+		if !errors.Is(err, tokens.ErrNoToken) {
 			desc = err.Error() + ": " + desc
 		}
 		e := newError(http.StatusUnauthorized, "invalid_token", desc)

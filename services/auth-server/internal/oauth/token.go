@@ -412,10 +412,18 @@ func (s *Server) bearer(w http.ResponseWriter, r *http.Request, endpoint string)
 	case r.PostForm.Has("access_token"):
 		s.bearerError(w, http.StatusBadRequest, "invalid_request", "send the access token in the Authorization header")
 		return nil, nil, false
-	case errors.Is(err, tokens.ErrNoToken), errors.Is(err, tokens.ErrNotBearer):
-		// RFC 6750 §3.1: no credentials (or another scheme), no error code.
+	case errors.Is(err, tokens.ErrNoToken), errors.Is(err, tokens.ErrNotBearer),
+		errors.Is(err, tokens.ErrEmptyBearer), errors.Is(err, tokens.ErrMalformedBearer):
+		// RFC 6750 §3.1: no credentials (or another scheme, or a Bearer
+		// without a usable token), no error code. The description says
+		// which of the last two it was: "no bearer token" is not true of
+		// "Bearer a b".
+		desc := "no bearer token"
+		if errors.Is(err, tokens.ErrEmptyBearer) || errors.Is(err, tokens.ErrMalformedBearer) {
+			desc = err.Error()
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
-		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "no bearer token")
+		writeJSONError(w, http.StatusUnauthorized, "invalid_token", desc)
 		return nil, nil, false
 	case err != nil:
 		s.bearerError(w, http.StatusUnauthorized, "invalid_token", err.Error())

@@ -190,34 +190,52 @@ func TestUserinfoRefusals(t *testing.T) {
 	f := startFleet(t, nil)
 	c := f.Clients["local-test"]
 	tr := f.fullFlow(c, newAuthRequest(c))
-	do := func(mod func(*http.Request)) *http.Response {
+	do := func(mod func(*http.Request)) (*http.Response, string) {
 		req, _ := http.NewRequest(http.MethodGet, f.Base+"/oauth/userinfo", nil)
 		mod(req)
 		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	auth := func(v string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", v) }
 	}
 	for _, tc := range []struct {
 		name   string
 		mod    func(*http.Request)
 		status int
+		desc   string // part of the body; "" = not checked
 	}{
-		{"no token", func(*http.Request) {}, 401},
-		{"garbage token", func(r *http.Request) { r.Header.Set("Authorization", "Bearer x.y.z") }, 401},
+		{"no token", func(*http.Request) {}, 401, `"no bearer token"`},
+		{"another scheme", auth("Basic dXNlcjpwYXNz"), 401, `"no bearer token"`},
+		// The Bearer scheme without a usable token: said as it is (brk50a
+		// finding 2), still a challenge without an error code.
+		{"Bearer alone", auth("Bearer"), 401, `"the Bearer token is empty"`},
+		{"Bearer with a space", auth("Bearer " + tr.AccessToken + " x"), 401, `the Authorization header is malformed`},
+		{"garbage token", auth("Bearer x.y.z"), 401, ""},
 		{"two Authorization headers", func(r *http.Request) {
 			r.Header.Add("Authorization", "Bearer "+tr.AccessToken)
 			r.Header.Add("Authorization", "Bearer "+tr.AccessToken)
-		}, 400},
-		{"token in query", func(r *http.Request) { r.URL.RawQuery = "access_token=" + tr.AccessToken }, 400},
-		{"valid", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tr.AccessToken) }, 200},
+		}, 400, ""},
+		{"token in query", func(r *http.Request) { r.URL.RawQuery = "access_token=" + tr.AccessToken }, 400, ""},
+		{"valid", auth("Bearer " + tr.AccessToken), 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := do(tc.mod)
+			resp, body := do(tc.mod)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if tc.desc != "" {
+				if !strings.Contains(body, tc.desc) {
+					t.Errorf("body %s, want it to say %s", body, tc.desc)
+				}
+				if ch := resp.Header.Get("WWW-Authenticate"); strings.Contains(ch, "error=") {
+					t.Errorf("challenge %q: no authentication information has no error code (RFC 6750 §3.1)", ch)
+				}
 			}
 			if resp.Header.Get("Cache-Control") != "no-store" {
 				t.Error("no Cache-Control: no-store")
