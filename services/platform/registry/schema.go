@@ -272,11 +272,27 @@ const (
 	// alphabet, not both in one value).
 	base64Pattern = `^((?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?|(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}(?:==)?|[A-Za-z0-9_-]{3}=?)?)$`
 	// RFC 3339 with an upper-case T and Z, a numeric offset hh:mm and at
-	// most nine fractional digits (time.RFC3339Nano, protojson's check).
-	timestampPattern = `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$`
+	// most nine fractional digits (time.RFC3339Nano, protojson's check),
+	// in the Timestamp's range: the years 0001 to 9999 (protojson refuses
+	// the year 0000: before 0001-01-01T00:00:00Z), months 01-12, days
+	// 01-29, 30 but in February, 31 in the months that have it, hours
+	// 00-23, minutes and seconds 00-59 (no leap second: Go refuses 60),
+	// offsets -23:59 to +23:59 (RFC 3339 §5.6; Go also takes up to 24:60).
+	// Two refusals a readable pattern cannot spell are left to format
+	// date-time and named in docs/reference/actions.md: February 29 of a
+	// year that is not a leap year (RFC 3339 §5.7), and an offset that
+	// moves 0001-01-01 or 9999-12-31 out of the range
+	// ("0001-01-01T00:00:00+01:00" is 0000-12-31T23:00:00Z).
+	// Tested against protojson: TestTimestampPatternIsTheAPIs.
+	timestampPattern = `^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-9])|(0[13-9]|1[0-2])-30|(0[13578]|1[02])-31)T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`
 	// Seconds with an optional sign and at most nine fractional digits,
-	// "s" last: "1.5s", "-0.25s", "+3s", ".5s" (protojson's parseDuration).
-	durationPattern = `^[-+]?((0|[1-9][0-9]{0,11})(\.[0-9]{0,9})?|\.[0-9]{0,9})s$`
+	// "s" last: "1.5s", "-0.25s", "+3s", ".5s" (protojson's parseDuration),
+	// the whole seconds at most 315576000000 (10 000 years, the
+	// Duration's range; any fraction after it: protojson bounds the
+	// seconds): 0 and up to 11 digits, or 12 digits of at most
+	// 315576000000, spelled digit by digit. Tested against protojson:
+	// TestDurationPatternIsTheAPIs.
+	durationPattern = `^[-+]?((0|[1-9][0-9]{0,10}|[12][0-9]{11}|30[0-9]{10}|31[0-4][0-9]{9}|315[0-4][0-9]{8}|3155[0-6][0-9]{7}|31557[0-5][0-9]{6}|315576000000)(\.[0-9]{0,9})?|\.[0-9]{0,9})s$`
 	// Comma-separated paths of lowerCamelCase names joined by dots; the
 	// empty string is the empty mask.
 	fieldMaskPattern = `^([A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*(,[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*)*)?$`

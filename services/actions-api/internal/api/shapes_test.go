@@ -159,6 +159,12 @@ func TestShapesThroughREST(t *testing.T) {
 		{`{"by_bool":{"1":"x"}}`, `field by_bool[\"1\"]: `},
 		{`{"root":{"child":{"child":{"nope":1}}}}`, `unknown field root.child.child.nope (at line 1, column 28 of the body)`},
 		{`{"nodes":[null]}`, `field nodes[0]: `},
+		// Out of the well-known types' ranges (brk50a): the schema's
+		// pattern allowed 12 digits of seconds (to 999 999 999 999 s)
+		// and the year 0000, which the API refuses.
+		{`{"dur":"315576000001s"}`, `field dur: want a duration from -315576000000s to 315576000000s`},
+		{`{"dur":"-999999999999s"}`, `field dur: want a duration from -315576000000s to 315576000000s`},
+		{`{"ts":"0000-01-01T00:00:00Z"}`, `field ts: want an RFC 3339 date-time from 0001-01-01T00:00:00Z`},
 	} {
 		code, body := call(http.MethodPost, "/actions/shapes", tc.body)
 		if code != 400 || !strings.Contains(body, `"error":"invalid_request"`) || !strings.Contains(body, tc.want) {
