@@ -421,6 +421,11 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 			// (white space around the paths: fieldmask.go).
 			return nil, fault.InvalidArgument("%s %q: %s", what, name, queryProblem(f, values[0], ""))
 		}
+		if p := integerParamProblem(f, values[0]); p != "" {
+			// Only the document's pattern: protojson takes "1e3" and
+			// "1.0" for 1000 and 1 (intparam.go).
+			return nil, fault.InvalidArgument("%s %q: %s", what, name, p)
+		}
 		m := newMessage(c.Method.Input())
 		if err := one.Unmarshal([]byte(raw), m); err != nil {
 			// protojson's text is about the document built here: a

@@ -71,7 +71,7 @@ func TestPathParameterIsOneSegment(t *testing.T) {
 	if r := f.do(t, http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z", nil); r.status != 200 {
 		t.Errorf("DELETE /actions/shapes/at/…: %d %s", r.status, r.body)
 	}
-	if r := f.do(t, http.MethodGet, "/actions/shapes/1%2F2", nil); r.status != 400 || r.err.Description != `path parameter "id": want an integer, got "1/2"` {
+	if r := f.do(t, http.MethodGet, "/actions/shapes/1%2F2", nil); r.status != 400 || r.err.Description != `path parameter "id": want an integer in decimal digits, such as "1000" or "-5", got "1/2"` {
 		t.Errorf("GET /actions/shapes/1%%2F2: %d %s, want the escaped slash decoded into the parameter", r.status, r.body)
 	}
 	if r := f.do(t, http.MethodPost, "/actions/shapes/7", nil); r.status != 405 {

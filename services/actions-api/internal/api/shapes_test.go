@@ -187,7 +187,7 @@ func TestShapesThroughREST(t *testing.T) {
 			`{"id":"-9223372036854775808","big":"18446744073709551615","color":"RED","ratio":"NaN","small":0,"count":0,"token":"+/8=","on":true}`},
 		{http.MethodGet, "/actions/shapes/9223372036854775808", nil, 400, `"path parameter \"id\": want an integer from -9223372036854775808 to 9223372036854775807, got \"9223372036854775808\""`},
 		{http.MethodGet, "/actions/shapes/1?count=3000000000", nil, 400, `"query parameter \"count\": want an integer from -2147483648 to 2147483647, got \"3000000000\""`},
-		{http.MethodGet, "/actions/shapes/1?count=abc", nil, 400, `"query parameter \"count\": want an integer, got \"abc\""`},
+		{http.MethodGet, "/actions/shapes/1?count=abc", nil, 400, `"query parameter \"count\": want an integer in decimal digits, such as \"1000\" or \"-5\", got \"abc\""`},
 		{http.MethodGet, "/actions/shapes/1?on=yes", nil, 400, `"query parameter \"on\": want true or false, got \"yes\""`},
 		{http.MethodGet, "/actions/shapes/1?color=BLUE", nil, 400, `"query parameter \"color\": want one of \"COLOR_UNSPECIFIED\", \"RED\", \"GREEN\", got \"BLUE\""`},
 		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05.25%2B01:00?within=90s&fields=a,b.c&limit=-5&strict=false&note=hi&weight=Infinity&blob=AAE", atOut, 200,
@@ -199,7 +199,11 @@ func TestShapesThroughREST(t *testing.T) {
 		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?fields=%20a", nil, 400, `"query parameter \"fields\": want comma-separated field paths in lowerCamelCase, such as \"a.bC,d\", got \" a\""`},
 		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?within=5", nil, 400, `"query parameter \"within\": want a duration in seconds with the suffix s, such as \"1.5s\", got \"5\""`},
 		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?within=315576000001s", nil, 400, `"query parameter \"within\": want a duration from -315576000000s to 315576000000s, got \"315576000001s\""`},
-		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?limit=1.5", nil, 400, `"query parameter \"limit\": want an integer, got \"1.5\""`},
+		{http.MethodDelete, "/actions/shapes/at/2024-01-02T03:04:05Z?limit=1.5", nil, 400, `"query parameter \"limit\": want an integer in decimal digits, such as \"1000\" or \"-5\", got \"1.5\""`},
+		// The proto3 JSON mapping's other forms of an integral number
+		// are not the document's pattern: "1e3" was note 1000.
+		{http.MethodGet, "/actions/shapes/1e3", nil, 400, `"path parameter \"id\": want an integer in decimal digits, such as \"1000\" or \"-5\", got \"1e3\""`},
+		{http.MethodGet, "/actions/shapes/1?big=-1", nil, 400, `"query parameter \"big\": want a non-negative integer in decimal digits, such as \"1000\", got \"-1\""`},
 	} {
 		code, body := call(tc.method, tc.path, "")
 		if code != tc.code || (tc.code == 200 && body != tc.want) || (tc.code != 200 && !strings.Contains(body, tc.want)) {

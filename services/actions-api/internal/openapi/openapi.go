@@ -414,7 +414,7 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 		fields := c.Method.Input().Fields()
 		for i := 0; i < fields.Len(); i++ {
 			name := string(fields.Get(i).Name())
-			s := maps.Clone(props[name].(registry.Schema))
+			s := paramSchema(fields.Get(i), props[name].(registry.Schema))
 			desc, _ := s["description"].(string)
 			delete(s, "description")
 			p := Parameter{Name: name, In: "query", Description: desc, Schema: s}
@@ -480,7 +480,7 @@ func operation(a *registry.Action, names *schemaNames) *Operation {
 			}
 		}
 		for _, name := range a.PathParams {
-			s := maps.Clone(props[name].(registry.Schema))
+			s := paramSchema(inMsg.Fields().ByName(protoreflect.Name(name)), props[name].(registry.Schema))
 			desc, _ := s["description"].(string)
 			delete(s, "description")
 			op.Parameters = append(op.Parameters, Parameter{Name: name, In: "path", Description: desc, Required: true, Schema: s})
@@ -575,6 +575,25 @@ func withoutPairs(not registry.Schema, names []string) registry.Schema {
 		}
 	}
 	return registry.Schema{"anyOf": kept}
+}
+
+// paramSchema is the schema of a path or query parameter of field f: a
+// copy of s, its schema as a body field, with the pattern of the text the
+// API takes for an integer (registry.IntegerParamPattern) where s has
+// none — a 32-bit integer's schema is {"type": "integer"} alone, whose
+// text a client could write "1e3" or "1.0" (a JSON integer in JSON
+// Schema's sense), and the API refuses those in a parameter.
+func paramSchema(f protoreflect.FieldDescriptor, s registry.Schema) registry.Schema {
+	s = maps.Clone(s)
+	if f == nil {
+		return s
+	}
+	if p, ok := registry.IntegerParamPattern(f); ok {
+		if _, has := s["pattern"]; !has {
+			s["pattern"] = p
+		}
+	}
+	return s
 }
 
 // bodyRequired: a request body whose schema requires a field (a proto2
