@@ -31,10 +31,13 @@ type Fleet struct {
 	Ports devfleet.Ports
 }
 
-// Log keeps the fleet's output for failure reports.
+// Log keeps the fleet's output for failure reports and for tests that
+// read what a component logged.
 type Log struct {
 	mu  sync.Mutex
 	buf []byte
+	// flush is the running fleet's Flush (nil before it starts).
+	flush func()
 }
 
 func (l *Log) Write(p []byte) (int, error) {
@@ -44,8 +47,17 @@ func (l *Log) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// String returns everything logged so far.
+// String returns everything logged so far: each component writes its log
+// file itself, and the fleet's copy of the lines to the Log is flushed
+// first (devfleet.Fleet.Flush), so a line a component logged before it
+// answered a request is there as soon as the answer arrived.
 func (l *Log) String() string {
+	l.mu.Lock()
+	flush := l.flush
+	l.mu.Unlock()
+	if flush != nil {
+		flush() // writes to l
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return string(l.buf)
@@ -137,6 +149,9 @@ func StartWith(ctx context.Context, o Options) (*Fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w\nfleet log:\n%s", err, logs)
 	}
+	logs.mu.Lock()
+	logs.flush = f.Flush
+	logs.mu.Unlock()
 	fl := &Fleet{Fleet: f, VarDir: varDir, Logs: logs, Ports: ports}
 	b, err := os.ReadFile(filepath.Join(varDir, "dev", "clients.json"))
 	if err != nil {

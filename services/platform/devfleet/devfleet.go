@@ -5,7 +5,7 @@
 package devfleet
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,7 +144,11 @@ type Options struct {
 	// VarDir holds local state: binaries, Redis data, dev keys and credentials.
 	VarDir string
 	Ports  Ports
-	// Out receives the prefixed logs and the banner.
+	// Out receives the prefixed logs and the banner. Each component
+	// writes its output (stdout and stderr) to VarDir/logs/<name>.log
+	// itself, and the fleet copies each line, prefixed with the
+	// component's name, to Out as the file grows (within ~tailInterval);
+	// Fleet.Flush copies every line written so far at once.
 	Out io.Writer
 	// InstallRedis lets the fleet apt-get install redis-server when missing
 	// (only as root on Debian/Ubuntu).
@@ -323,8 +328,11 @@ type Fleet struct {
 	Origin  string // public origin: PUBLIC_URL, or http://localhost:<ingress>
 	Local   string // the local ingress, http://localhost:<ingress>
 	Clients json.RawMessage
-	mu      sync.Mutex // guards procs
+	mu      sync.Mutex // guards procs and logged
 	procs   []*proc
+	// logged names the components whose log file this fleet has
+	// started (a restart appends to it, a fleet's first start empties it).
+	logged  map[string]bool
 	ingress *http.Server
 	exited  chan string
 }
@@ -336,6 +344,7 @@ type proc struct {
 	err  error
 	// stopping is set by StopComponent: its exit is not reported.
 	stopping atomic.Bool
+	tail     *logTail
 }
 
 // Services are the Go binaries of the fleet, in start order (Start starts
@@ -677,27 +686,35 @@ func (f *Fleet) spawn(ctx context.Context, c Component) (*proc, error) {
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	setProcAttr(cmd.SysProcAttr)
-	stdout, err := cmd.StdoutPipe()
+	// The child writes its log file itself (an *os.File: no pipe for a
+	// goroutine to copy), so a line it wrote before answering a request
+	// is in the file when the answer arrives (Flush).
+	w, tail, err := f.openLog(c.Name)
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout, cmd.Stderr = w, w
+	err = cmd.Start()
+	_ = w.Close() // the child has its own
+	if err != nil {
+		tail.close()
 		return nil, fmt.Errorf("start %s: %w", c.Name, err)
 	}
-	pr := &proc{c: c, cmd: cmd, done: make(chan struct{})}
+	pr := &proc{c: c, cmd: cmd, done: make(chan struct{}), tail: tail}
 	f.mu.Lock()
 	f.procs = append(f.procs, pr)
 	f.mu.Unlock()
+	exited := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		prefix(f.o.Out, c.Name, stdout)
+		tail.follow(exited)
 	}()
 	go func() {
-		wg.Wait()
 		pr.err = cmd.Wait()
+		close(exited)
+		wg.Wait() // every line it wrote is in Out
 		close(pr.done)
 		if pr.stopping.Load() {
 			return
@@ -717,16 +734,157 @@ func exitText(err error) string {
 	return err.Error()
 }
 
+// outMu keeps a batch of one component's lines together in Out.
 var outMu sync.Mutex
 
-func prefix(w io.Writer, name string, r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	tag := fmt.Sprintf("%-16s| ", name)
-	for sc.Scan() {
+// tailInterval is how often a running component's log file is looked at
+// for new lines to copy to Out (the terminal of `make dev`).
+const tailInterval = 50 * time.Millisecond
+
+// maxLogLine is the longest line copied to Out as one: a longer one is cut
+// into lines of this many bytes.
+const maxLogLine = 1 << 20
+
+// LogPath is the file component name of a fleet whose state is in varDir
+// writes its output (stdout and stderr) to: emptied when a fleet starts
+// it, appended to when RestartComponent starts it again.
+func LogPath(varDir, name string) string {
+	return filepath.Join(varDir, "logs", name+".log")
+}
+
+// openLog opens component name's log file for the child to write (w,
+// appending) and a logTail that copies what it writes from now on to Out.
+func (f *Fleet) openLog(name string) (w *os.File, t *logTail, err error) {
+	path := LogPath(f.o.VarDir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, nil, err
+	}
+	f.mu.Lock()
+	flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	if !f.logged[name] {
+		flags |= os.O_TRUNC
+	}
+	if f.logged == nil {
+		f.logged = map[string]bool{}
+	}
+	f.logged[name] = true
+	f.mu.Unlock()
+	if w, err = os.OpenFile(path, flags, 0o600); err != nil {
+		return nil, nil, err
+	}
+	r, err := os.Open(path)
+	if err != nil {
+		_ = w.Close()
+		return nil, nil, err
+	}
+	st, err := r.Stat()
+	if err != nil {
+		_ = w.Close()
+		_ = r.Close()
+		return nil, nil, err
+	}
+	return w, &logTail{r: r, off: st.Size(), out: f.o.Out, tag: fmt.Sprintf("%-16s| ", name)}, nil
+}
+
+// logTail copies the lines a component writes to its log file to Out,
+// each prefixed with the component's name, a whole line at a time.
+type logTail struct {
+	mu   sync.Mutex
+	r    *os.File // nil once closed
+	off  int64    // in r, of the first byte not read
+	part []byte   // the last line read, not ended yet
+	out  io.Writer
+	tag  string
+}
+
+// follow copies new lines every tailInterval until exited is closed, then
+// copies the rest, an unfinished last line included, and closes the file.
+func (t *logTail) follow(exited <-chan struct{}) {
+	tick := time.NewTicker(tailInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-exited:
+			t.copy(true)
+			t.close()
+			return
+		case <-tick.C:
+			t.copy(false)
+		}
+	}
+}
+
+// copy writes to Out every whole line in the file not copied yet (and an
+// unfinished last line too when final).
+func (t *logTail) copy(final bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.r == nil {
+		return
+	}
+	var out bytes.Buffer
+	line := func(b []byte) {
+		out.WriteString(t.tag)
+		out.Write(bytes.TrimSuffix(b, []byte("\r")))
+		out.WriteByte('\n')
+	}
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := t.r.ReadAt(buf, t.off)
+		t.off += int64(n)
+		t.part = append(t.part, buf[:n]...)
+		for {
+			i := bytes.IndexByte(t.part, '\n')
+			if i < 0 {
+				if len(t.part) >= maxLogLine {
+					line(t.part[:maxLogLine])
+					t.part = t.part[maxLogLine:]
+					continue
+				}
+				break
+			}
+			line(t.part[:i])
+			t.part = t.part[i+1:]
+		}
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	if final && len(t.part) > 0 {
+		line(t.part)
+	}
+	if final || len(t.part) == 0 {
+		t.part = nil
+	} else {
+		t.part = append([]byte(nil), t.part...)
+	}
+	if out.Len() > 0 {
 		outMu.Lock()
-		fmt.Fprintln(w, tag+sc.Text())
+		_, _ = t.out.Write(out.Bytes())
 		outMu.Unlock()
+	}
+}
+
+func (t *logTail) close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.r != nil {
+		_ = t.r.Close()
+		t.r = nil
+	}
+}
+
+// Flush copies to Out, now, every whole line each component has written
+// so far (the fleet copies them within tailInterval anyway): a line a
+// component logged before it answered a request is in Out once Flush
+// returns after the answer. A test reading the fleet's output right after
+// an answer calls it first (e2e/harness's Log.String does).
+func (f *Fleet) Flush() {
+	f.mu.Lock()
+	procs := slices.Clone(f.procs)
+	f.mu.Unlock()
+	for _, pr := range procs {
+		pr.tail.copy(false)
 	}
 }
 
