@@ -104,9 +104,17 @@ func (c *Capability) decodeJSON(b []byte, partial bool, text jsonText) (proto.Me
 	// backend's own types (the request's file and its imports) for a
 	// discovered descriptor, never first among the gateway's compiled-in
 	// ones, which may hold another version of a message of that name.
-	err := protojson.UnmarshalOptions{Resolver: c.plan().in, AllowPartial: partial}.Unmarshal(b, in)
+	if c.plan().inAny {
+		if refusal := anyTooDeep(b, text); refusal != "" {
+			return nil, fault.InvalidArgument("%s", refusal)
+		}
+	}
+	err := protojson.UnmarshalOptions{Resolver: c.plan().in, AllowPartial: partial, RecursionLimit: maxMessageDepth}.Unmarshal(b, in)
 	if err != nil {
 		msg := cleanProtoErr(err)
+		if msg == "exceeded max recursion depth" {
+			return nil, fault.InvalidArgument("%s", tooDeep(b, text))
+		}
 		if (msg == "unexpected EOF" || strings.Contains(msg, "invalid escape code")) && json.Valid(b) {
 			// protojson's answers to a lone surrogate escape ("\ud800" at
 			// a string's end, "\udc00 x"), which encoding/json takes (as
@@ -569,6 +577,9 @@ type callPlan struct {
 	// inMask: the request can hold a FieldMask its schema constrains
 	// (hasFieldMask), which decodeJSON checks against the schema.
 	inMask bool
+	// inAny: the request can hold a google.protobuf.Any, whose nesting
+	// decodeJSON bounds (anyTooDeep).
+	inAny bool
 }
 
 func newCallPlan(md protoreflect.MethodDescriptor) *callPlan {
@@ -576,6 +587,7 @@ func newCallPlan(md protoreflect.MethodDescriptor) *callPlan {
 		in: resolverFor(md.Input()), out: resolverFor(md.Output()),
 		inRequired: hasRequired(md.Input(), map[protoreflect.FullName]bool{}),
 		inMask:     hasFieldMask(md.Input(), map[protoreflect.FullName]bool{}),
+		inAny:      hasAny(md.Input(), map[protoreflect.FullName]bool{}),
 	}
 }
 
