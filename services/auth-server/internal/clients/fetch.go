@@ -31,7 +31,7 @@ import (
 // own error, for errors.Is and errors.As only (its text may name the
 // resolver's or the dialled address: never shown, FetchFailure).
 // Unavailable marks a fetch that got no answer about the document
-// (ErrFetchUnavailable, fetchUnanswered), as opposed to a document its
+// (ErrFetchUnavailable, FetchFailureClass.Unanswered), as opposed to a document its
 // server answered and that is refused.
 type MetadataError struct {
 	Reason      string
@@ -58,33 +58,115 @@ func (e *MetadataError) Is(target error) bool { return e.Unavailable && target =
 // fetch bound's refusal, nothing sent) is apart.
 var ErrFetchUnavailable = errors.New("the client metadata document's server did not answer")
 
-// fetchUnanswered reports whether err, a failed round trip of a document's
-// fetch (http.Client.Do), got no answer from the document's server
-// (ErrFetchUnavailable's classes); false for the fetch bound's refusal and
-// for a definitive failure.
-func fetchUnanswered(err error) bool {
-	var (
-		busy    *fetchBusyError
-		dns     *net.DNSError
-		refused *dialRefused
-		op      *net.OpError
-		netErr  net.Error
-	)
-	switch {
-	case errors.As(err, &busy), headersRefused(err) != "", errors.As(err, &refused):
-		return false
-	case errors.As(err, &dns):
-		return !dns.IsNotFound
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return true
-	case fetchFailure(err) == "TLS failed":
-		return false
-	case errors.As(err, &op) && op.Op == "dial",
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+// FetchFailureClass is what a failed round trip of a guarded fetch
+// (http.Client.Do's error) was, as ClassifyFetchFailure reads it: the one
+// reading of the error types, from which both the words a caller is shown
+// (FetchFailure) and whether the document's server gave no answer about
+// the document (Unanswered: ErrFetchUnavailable, a 503 for the caller)
+// follow, so that they cannot disagree (docs/reference/oauth.md, "CIMD
+// fetch failure classes").
+type FetchFailureClass int
+
+const (
+	// FetchFailedOther is any other failure: definitive, "the request
+	// failed".
+	FetchFailedOther FetchFailureClass = iota
+	// FetchBusy: the fetch bound (or FetchBusyAddress: one client
+	// address's share of it) stayed full; nothing was sent. Neither
+	// answered nor unanswered: ErrFetchBusy, apart.
+	FetchBusy
+	FetchBusyAddress
+	// FetchHeadersTooLarge: response headers over MaxResponseHeaderBytes
+	// (definitive).
+	FetchHeadersTooLarge
+	// FetchNotPublic: the host's address is not a public one (definitive).
+	FetchNotPublic
+	// FetchNoSuchHost: DNS says the name does not exist (definitive).
+	FetchNoSuchHost
+	// FetchDNSTimeout and FetchDNSFailed: the resolver timed out or failed
+	// otherwise (no answer).
+	FetchDNSTimeout
+	FetchDNSFailed
+	// FetchTimedOut: no answer within the fetch timeout (no answer).
+	FetchTimedOut
+	// FetchTLSFailed: the TLS handshake or certificate failed (definitive).
+	FetchTLSFailed
+	// FetchConnectFailed: the connection could not be made (no answer).
+	FetchConnectFailed
+	// FetchBrokenOff: the connection was refused, reset or closed before
+	// an answer once made (no answer), "the request failed".
+	FetchBrokenOff
+)
+
+var fetchFailureClassNames = [...]string{
+	FetchFailedOther: "other", FetchBusy: "busy", FetchBusyAddress: "busy-address",
+	FetchHeadersTooLarge: "headers-too-large", FetchNotPublic: "not-public", FetchNoSuchHost: "no-such-host",
+	FetchDNSTimeout: "dns-timeout", FetchDNSFailed: "dns-failed", FetchTimedOut: "timed-out",
+	FetchTLSFailed: "tls-failed", FetchConnectFailed: "connect-failed", FetchBrokenOff: "broken-off",
+}
+
+func (c FetchFailureClass) String() string {
+	if int(c) < len(fetchFailureClassNames) {
+		return fetchFailureClassNames[c]
+	}
+	return fmt.Sprintf("FetchFailureClass(%d)", int(c))
+}
+
+// Unanswered reports whether a failure of class c got no answer from the
+// document's server about the document (ErrFetchUnavailable's classes:
+// the client is not judged, the caller answers 503); false for the fetch
+// bound's refusal and for a definitive failure.
+func (c FetchFailureClass) Unanswered() bool {
+	switch c {
+	case FetchDNSTimeout, FetchDNSFailed, FetchTimedOut, FetchConnectFailed, FetchBrokenOff:
 		return true
 	}
 	return false
+}
+
+// ClassifyFetchFailure is the class of err, a failed round trip of a
+// guarded fetch (http.Client.Do's error; the checks in this order).
+func ClassifyFetchFailure(err error) FetchFailureClass {
+	var (
+		busy     *fetchBusyError
+		dns      *net.DNSError
+		refused  *dialRefused
+		op       *net.OpError
+		netErr   net.Error
+		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
+		alert    tls.AlertError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &busy) && busy.address:
+		return FetchBusyAddress
+	case errors.As(err, &busy):
+		return FetchBusy
+	case headersRefused(err) != "":
+		return FetchHeadersTooLarge
+	case errors.As(err, &refused):
+		return FetchNotPublic
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return FetchNoSuchHost
+	case errors.As(err, &dns) && dns.IsTimeout:
+		return FetchDNSTimeout
+	case errors.As(err, &dns):
+		return FetchDNSFailed
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return FetchTimedOut
+	case errors.As(err, &verify), errors.As(err, &record), errors.As(err, &alert),
+		errors.As(err, &unknown), errors.As(err, &hostname), errors.As(err, &invalid):
+		return FetchTLSFailed
+	case errors.As(err, &op) && op.Op == "dial":
+		return FetchConnectFailed
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return FetchBrokenOff
+	}
+	return FetchFailedOther
 }
 
 // statusUnanswered reports whether a document's server answering status
@@ -721,13 +803,14 @@ func (f *MetadataFetcher) FetchDocument(ctx context.Context, id string) (*Metada
 	req.Header.Set("Accept", "application/json")
 	resp, err := f.client.Do(req)
 	if err != nil {
+		class := ClassifyFetchFailure(err)
 		reason := fetchFailure(err)
 		// A refusal of the bound is the gate's to log (refusalLog: a
 		// line per refusal let anyone fill the log).
 		if f.o.Log != nil && !errors.Is(err, ErrFetchBusy) {
 			f.o.Log.InfoContext(ctx, "client metadata document fetch failed", "client_id", id, "reason", reason, "err", err)
 		}
-		return nil, nil, 0, &MetadataError{Reason: "fetch failed: " + reason, Err: err, Unavailable: fetchUnanswered(err)}
+		return nil, nil, 0, &MetadataError{Reason: "fetch failed: " + reason, Err: err, Unavailable: class.Unanswered()}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -837,40 +920,30 @@ func maxAge(cc string) time.Duration {
 func fetchFailure(err error) string { return FetchFailure(err) }
 
 // FetchFailure is fetchFailure for the other fetches of the guarded
-// client (RetryableClient: a private_key_jwt client's jwks_uri).
+// client (RetryableClient: a private_key_jwt client's jwks_uri): the
+// words of err's class (ClassifyFetchFailure).
 func FetchFailure(err error) string {
-	var (
-		busy     *fetchBusyError
-		dns      *net.DNSError
-		refused  *dialRefused
-		op       *net.OpError
-		netErr   net.Error
-		verify   *tls.CertificateVerificationError
-		record   tls.RecordHeaderError
-		alert    tls.AlertError
-		unknown  x509.UnknownAuthorityError
-		hostname x509.HostnameError
-		invalid  x509.CertificateInvalidError
-	)
-	switch {
-	case errors.As(err, &busy) && busy.address:
+	var busy *fetchBusyError
+	switch ClassifyFetchFailure(err) {
+	case FetchBusyAddress:
+		errors.As(err, &busy)
 		return fmt.Sprintf("this server has too many fetches in flight for this client address (at most %d at once); retry later", busy.limit)
-	case errors.As(err, &busy):
+	case FetchBusy:
+		errors.As(err, &busy)
 		return fmt.Sprintf("this server has too many fetches in flight (at most %d at once); retry later", busy.limit)
-	case headersRefused(err) != "":
+	case FetchHeadersTooLarge:
 		return headersRefused(err)
-	case errors.As(err, &refused):
+	case FetchNotPublic:
 		return "the host's address is not a public address"
-	case errors.As(err, &dns) && dns.IsTimeout:
+	case FetchDNSTimeout:
 		return "timed out resolving the host"
-	case errors.As(err, &dns):
+	case FetchNoSuchHost, FetchDNSFailed:
 		return "could not resolve the host"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+	case FetchTimedOut:
 		return "timed out"
-	case errors.As(err, &verify), errors.As(err, &record), errors.As(err, &alert),
-		errors.As(err, &unknown), errors.As(err, &hostname), errors.As(err, &invalid):
+	case FetchTLSFailed:
 		return "TLS failed"
-	case errors.As(err, &op) && op.Op == "dial":
+	case FetchConnectFailed:
 		return "could not connect"
 	}
 	return "the request failed"
