@@ -177,6 +177,19 @@ func statusUnanswered(status int) bool {
 	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500 && status <= 599
 }
 
+// statusRefused is the reason of a document fetch its server answered
+// with status, neither 200 nor a "no answer" status (statusUnanswered):
+// the status as answered ("fetch answered 404"), and for a 3xx that the
+// redirect was not followed (an SSRF guard: the document is at its
+// client_id's URL, docs/reference/oauth.md#client-id-metadata-documents).
+// It said "(redirects are not followed)" after every status, a 404 too.
+func statusRefused(status int) string {
+	if status >= 300 && status <= 399 {
+		return fmt.Sprintf("fetch answered %d, a redirect (redirects are not followed)", status)
+	}
+	return fmt.Sprintf("fetch answered %d", status)
+}
+
 func metaErr(format string, args ...any) error {
 	return &MetadataError{Reason: fmt.Sprintf(format, args...)}
 }
@@ -817,7 +830,7 @@ func (f *MetadataFetcher) FetchDocument(ctx context.Context, id string) (*Metada
 		if statusUnanswered(resp.StatusCode) {
 			return nil, nil, 0, &MetadataError{Reason: fmt.Sprintf("fetch answered %d", resp.StatusCode), Unavailable: true}
 		}
-		return nil, nil, 0, metaErr("fetch answered %d (redirects are not followed)", resp.StatusCode)
+		return nil, nil, 0, metaErr("%s", statusRefused(resp.StatusCode))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.o.MaxBytes+1))
 	if err != nil {
