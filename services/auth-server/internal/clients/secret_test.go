@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/singleflight"
 )
 
 func yes() error { return ErrSlowCheckRefused }
@@ -330,33 +331,60 @@ func TestKnownSecretAtNewAddressesEvictsNoProof(t *testing.T) {
 
 // TestSecretHasherCacheKeysOnlyWhenUsed: a bcrypt check computes a
 // verified-secret cache key (an HMAC, seen here by its allocations) only
-// for a cache lookup or entry — none with the cache off (CacheSize < 0),
-// one for a secret proved from the request's address — and answers as
-// before. Before, every bcrypt check computed both keys (the request's
-// address's and any address's).
+// when it uses it — with the cache off (CacheSize < 0) only the key of the
+// secret at the request's address, which also names the check's flight
+// (sharedCheck: identical checks in flight share one check and one failure
+// token, cache or not), never the any-address key; for a secret proved
+// from the request's address, that one key — and answers as before.
+// Before 9d5c059d every bcrypt check computed both keys.
+//
+// The bound of the cache-off check: bcrypt's comparison, the flight's own
+// cost (singleflight's DoChan: a call, a channel, a goroutine, measured
+// below) and one key, with less than a second key's allocations to spare.
+// It was "fewer than bcrypt's and one key's" (23), which stopped holding
+// when ec03e5c0 keyed the shared check's flight on the at-address key (27
+// allocations) and b888d5d0 joined it with DoChan (34): by design, not a
+// regression, and unseen because make test runs with -race, where the
+// counts were not checked. Under -race (sync.Pool drops items at random,
+// so counts mean nothing) the answers are checked, not the counts.
 func TestSecretHasherCacheKeysOnlyWhenUsed(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are checked without the race detector")
-	}
 	right, wrong := []byte("right"), []byte("wrong")
 	stored, _ := bcrypt.GenerateFromPassword(right, bcrypt.MinCost)
 	a := &Attempt{ClientID: "c1", ClientAddress: "203.0.113.5"}
 	ctx := WithAttempt(context.Background(), a)
-	// The allocations of one cache key and of one bcrypt comparison on
-	// their own; a check's own few come on top of them.
 	h := newHasher(t, SecretHasherOptions{Key: testKey})
-	key := testing.AllocsPerRun(20, func() { _ = h.verifiedKey(a, stored, right, true) })
-	bc := testing.AllocsPerRun(20, func() { _ = bcrypt.CompareHashAndPassword(stored, right) })
-	t.Logf("allocations: %.0f per cache key, %.0f per bcrypt comparison", key, bc)
-	if key < 4 {
-		t.Fatalf("a cache key allocates %.0f times: too few for this test to tell one from none", key)
+	off := newHasher(t, SecretHasherOptions{Key: testKey, CacheSize: -1})
+
+	if !raceEnabled {
+		// The allocations of one cache key, of one bcrypt comparison and
+		// of joining a flight, on their own; a check's own few come on
+		// top of them.
+		key := testing.AllocsPerRun(20, func() { _ = h.verifiedKey(a, stored, right, true) })
+		bc := testing.AllocsPerRun(20, func() { _ = bcrypt.CompareHashAndPassword(stored, right) })
+		var g singleflight.Group
+		fl := testing.AllocsPerRun(20, func() {
+			<-g.DoChan("k", func() (any, error) { return checkResult{checked: true}, nil })
+		})
+		t.Logf("allocations: %.0f per cache key, %.0f per bcrypt comparison, %.0f per flight", key, bc, fl)
+		if key < 4 {
+			t.Fatalf("a cache key allocates %.0f times: too few for this test to tell one from none", key)
+		}
+		for _, secret := range [][]byte{right, wrong} {
+			if got := testing.AllocsPerRun(20, func() { _ = off.Compare(ctx, stored, secret) }); got >= bc+fl+2*key {
+				t.Errorf("cache off, secret %q: %.0f allocations per check, want fewer than %.0f (bcrypt's %.0f, a flight's %.0f and two cache keys' %.0f: one key, not two)",
+					secret, got, bc+fl+2*key, bc, fl, 2*key)
+			}
+		}
+		if err := h.Compare(ctx, stored, right); err != nil {
+			t.Fatal(err)
+		}
+		if got := testing.AllocsPerRun(20, func() { _ = h.Compare(ctx, stored, right) }); got >= 2*key {
+			t.Errorf("secret proved from this address: %.0f allocations per check, want fewer than two cache keys' %.0f", got, 2*key)
+		}
 	}
 
-	off := newHasher(t, SecretHasherOptions{Key: testKey, CacheSize: -1})
-	for _, secret := range [][]byte{right, wrong} {
-		if got := testing.AllocsPerRun(20, func() { _ = off.Compare(ctx, stored, secret) }); got >= bc+key {
-			t.Errorf("cache off, secret %q: %.0f allocations per check, want fewer than %.0f (bcrypt's %.0f and one cache key's %.0f)", secret, got, bc+key, bc, key)
-		}
+	if err := off.Compare(ctx, stored, right); err != nil {
+		t.Errorf("cache off, right secret: %v", err)
 	}
 	if err := off.Compare(ctx, stored, wrong); !errors.Is(err, ErrSecretMismatch) {
 		t.Errorf("cache off, wrong secret: %v, want ErrSecretMismatch", err)
@@ -364,11 +392,10 @@ func TestSecretHasherCacheKeysOnlyWhenUsed(t *testing.T) {
 	if err := off.Compare(WithAttempt(context.Background(), &Attempt{ClientID: "c1", BackedOff: yes}), stored, right); !errors.Is(err, ErrSlowCheckRefused) {
 		t.Errorf("cache off, verified secret in back-off: %v, want ErrSlowCheckRefused (nothing is cached)", err)
 	}
-
 	if err := h.Compare(ctx, stored, right); err != nil {
 		t.Fatal(err)
 	}
-	if got := testing.AllocsPerRun(20, func() { _ = h.Compare(ctx, stored, right) }); got >= 2*key {
-		t.Errorf("secret proved from this address: %.0f allocations per check, want fewer than two cache keys' %.0f", got, 2*key)
+	if err := h.Compare(WithAttempt(context.Background(), &Attempt{ClientID: "c1", ClientAddress: "203.0.113.5", BackedOff: yes}), stored, right); err != nil {
+		t.Errorf("cache on, secret proved from this address, in back-off: %v, want accepted", err)
 	}
 }
