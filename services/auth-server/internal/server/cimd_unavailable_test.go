@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,9 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/fetchtest"
 )
@@ -64,20 +60,7 @@ func TestGrantClientDocumentUnavailable(t *testing.T) {
 	if tr.RefreshToken == "" {
 		t.Fatal("no refresh token")
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", f.Redis.Port)})
-	t.Cleanup(func() { _ = rdb.Close() })
-	// uncache ends the document's cache entry (its max-age,
-	// CIMD_CACHE_TTL): the next lookup of the client fetches it.
-	uncache := func() {
-		t.Helper()
-		keys, err := rdb.Keys(context.Background(), "*as:cimd:*").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, k := range keys {
-			rdb.Del(context.Background(), k)
-		}
-	}
+	uncache := f.uncacheDocuments
 	type answer struct {
 		status int
 		h      http.Header
@@ -92,16 +75,8 @@ func TestGrantClientDocumentUnavailable(t *testing.T) {
 		return decode(f.post("/oauth/introspect", cs["test-rs"], url.Values{"token": {tr.AccessToken}}))
 	}
 	userinfo := func() answer {
-		req, _ := http.NewRequest(http.MethodGet, f.Base+"/oauth/userinfo", nil)
-		req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
-		resp, err := (&http.Client{Timeout: 90 * time.Second}).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		m := map[string]any{}
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return answer{resp.StatusCode, resp.Header, m}
+		status, h, m := f.userinfoAnswer(tr.AccessToken)
+		return answer{status, h, m}
 	}
 	refresh := func() answer {
 		return decode(f.post("/oauth/token", c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}}))

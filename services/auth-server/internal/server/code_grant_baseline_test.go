@@ -13,12 +13,14 @@ import (
 	"time"
 )
 
-// baseline (session 49) — the regression baseline of the authorization_code
-// and refresh_token grants, written against main before the code grant is
-// redeemed in one Redis round trip (onetrip): every answer as main gives
-// it — status, error, error_description, Cache-Control, Pragma,
-// Content-Type, Retry-After — so that a change of the redemption changes
-// none of them.
+// The token endpoint's baseline: the authorization_code and refresh_token
+// grants' answers pinned exactly — status, error, error_description,
+// Cache-Control, Pragma, Content-Type, Retry-After — for every refusal of
+// a presented code (none spends it), a replay (the grant revoked), racing
+// redemptions (one wins), a hung Redis (503, the code kept) and the
+// refresh grant's rotation, grace and reuse, so that a change to how a
+// code or a refresh token is redeemed (in one Redis round trip, say)
+// changes none of them.
 
 const baselineInvalid = "The provided authorization grant (e.g., authorization code, resource owner credentials) or refresh token is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client."
 const baselineMissing = "The request is missing a required parameter, includes an invalid parameter value, includes a parameter more than once, or is otherwise malformed."
@@ -70,7 +72,7 @@ func baselineForm(a *authRequest, code string) url.Values {
 	return v
 }
 
-// Every refusal of a presented code, each with main's exact answer; none
+// Every refusal of a presented code, each with its exact answer; none
 // burns the code: the rightful client redeems it after all of them.
 func TestTokenBaselineCodeRefusalsKeepTheCode(t *testing.T) {
 	f := startFleet(t, nil)
@@ -213,8 +215,9 @@ func TestTokenBaselinePKCEShapes(t *testing.T) {
 	}
 }
 
-// A replay after a redemption: main's answer, and the grant revoked — its
-// refresh token refused, its access token refused at userinfo.
+// A replay after a redemption: 400 invalid_grant "already used", and the
+// grant revoked — its refresh token refused, its access token refused at
+// userinfo.
 func TestTokenBaselineReplayRevokes(t *testing.T) {
 	f := startFleet(t, nil)
 	c := f.Clients["local-test"]
@@ -241,7 +244,7 @@ func TestTokenBaselineReplayRevokes(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// A replay with a wrong verifier, or by another client, is refused
-	// and says what main says; a second replay as the first.
+	// as invalid_grant, as the first replay is; a second replay as the first.
 	bad := *a
 	bad.Verifier = strings.Repeat("z", 43)
 	if r := f.exchange(c, &bad, code); r.Status != 400 || r.Error != "invalid_grant" {
@@ -295,7 +298,7 @@ func TestTokenBaselineClaimsAndRefresh(t *testing.T) {
 	}
 	slices.Sort(keys)
 	if got := strings.Join(keys, " "); got != "at_hash aud auth_time email email_verified exp iat iss jti nonce rat sub" {
-		t.Errorf("ID token claim names %q, main's: at_hash aud auth_time email email_verified exp iat iss jti nonce rat sub", got)
+		t.Errorf("ID token claim names %q, want: at_hash aud auth_time email email_verified exp iat iss jti nonce rat sub", got)
 	}
 	t.Logf("ID token claims %v", idt)
 	t.Logf("access token claims %v", at)
@@ -351,19 +354,13 @@ func TestTokenBaselineConcurrentAcrossReplicas(t *testing.T) {
 // Redis hung at the redemption: 503 temporarily_unavailable with
 // Retry-After, the code neither lost nor spent: redeemed once after.
 func TestTokenBaselineRedisHung(t *testing.T) {
-	f := startFleet(t, nil)
-	c := f.Clients["local-test"]
-	a := newAuthRequest(c)
-	code := f.authorize(a)
-	f.Redis.Pause()
-	tr := f.exchange(c, a, code)
-	f.Redis.Resume()
+	f, c, a, code, tr := exchangeWhileRedisHung(t)
 	if tr.Status != 503 || tr.Error != "temporarily_unavailable" || tr.Header.Get("Retry-After") == "" || tr.AccessToken != "" {
 		t.Fatalf("Redis hung: %d %s %q %q", tr.Status, tr.Error, tr.Description, tr.Header.Get("Retry-After"))
 	}
 	baselineCheck(t, "Redis hung", tr, baselineWant{503, "temporarily_unavailable", "the service is temporarily unavailable; retry later", true, ""})
 	if ra := tr.Header.Get("Retry-After"); ra != "5" {
-		t.Errorf("Retry-After %q, main's 5", ra)
+		t.Errorf("Retry-After %q, want 5 (the store outage's delay)", ra)
 	}
 	got := f.exchangeRetrying(c, a, code)
 	baselineCheck(t, "after Redis answers", got, baselineWant{status: 200})

@@ -172,13 +172,7 @@ func TestPrefetchMalformedCodes(t *testing.T) {
 // with Retry-After and no tokens, answered without waiting for Redis; once
 // Redis answers again the code is redeemed once.
 func TestCodeExchangeRedisHung(t *testing.T) {
-	f := startFleet(t, nil)
-	c := f.Clients["local-test"]
-	a := newAuthRequest(c)
-	code := f.authorize(a)
-	f.Redis.Pause()
-	tr := f.exchange(c, a, code)
-	f.Redis.Resume()
+	f, c, a, code, tr := exchangeWhileRedisHung(t)
 	if tr.Status != http.StatusServiceUnavailable || tr.Error != "temporarily_unavailable" || tr.Header.Get("Retry-After") == "" || tr.AccessToken != "" || tr.IDToken != "" {
 		t.Fatalf("exchange with Redis hung: %d %s %q: %s", tr.Status, tr.Error, tr.Header.Get("Retry-After"), tr.Description)
 	}
@@ -189,6 +183,23 @@ func TestCodeExchangeRedisHung(t *testing.T) {
 	if r := f.exchange(c, a, code); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
 		t.Fatalf("a second redemption: %d %s", r.Status, r.Error)
 	}
+}
+
+// exchangeWhileRedisHung starts a fleet, has local-test's authorization
+// request a signed in for a code, and sends the code's exchange while the
+// fleet's Redis is hung (SIGSTOP: it neither answers nor closes), resuming
+// Redis once the answer tr is in; the code is then as the hung exchange
+// left it.
+func exchangeWhileRedisHung(t *testing.T) (f *fleet, c devClient, a *authRequest, code string, tr tokenResponse) {
+	t.Helper()
+	f = startFleet(t, nil)
+	c = f.Clients["local-test"]
+	a = newAuthRequest(c)
+	code = f.authorize(a)
+	f.Redis.Pause()
+	tr = f.exchange(c, a, code)
+	f.Redis.Resume()
+	return f, c, a, code, tr
 }
 
 // A client that goes away mid-request (its context canceled at once and at

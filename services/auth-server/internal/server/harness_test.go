@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 	"google.golang.org/grpc"
@@ -543,16 +544,43 @@ func (f *fleet) refresh(c devClient, rt string) tokenResponse {
 // userinfo calls /oauth/userinfo with the token.
 func (f *fleet) userinfo(at string) (int, map[string]any) {
 	f.t.Helper()
+	status, _, m := f.userinfoAnswer(at)
+	return status, m
+}
+
+// userinfoAnswer calls GET /oauth/userinfo with the bearer token at (a
+// 90 s client timeout) and returns the status, the headers and the JSON
+// body (empty when it is none).
+func (f *fleet) userinfoAnswer(at string) (int, http.Header, map[string]any) {
+	f.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, f.Base+"/oauth/userinfo", nil)
 	req.Header.Set("Authorization", "Bearer "+at)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: 90 * time.Second}).Do(req)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	m := map[string]any{}
 	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	return resp.StatusCode, resp.Header, m
+}
+
+// uncacheDocuments ends every cached Client ID Metadata Document in f's
+// Redis (as the end of its max-age or CIMD_CACHE_TTL would): the next
+// lookup of such a client fetches its document again.
+func (f *fleet) uncacheDocuments() {
+	f.t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: f.Redis.Addr()})
+	defer rdb.Close()
+	keys, err := rdb.Keys(context.Background(), "*as:cimd:*").Result()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, k := range keys {
+		if err := rdb.Del(context.Background(), k).Err(); err != nil {
+			f.t.Fatal(err)
+		}
+	}
 }
 
 // whileUnavailable sends a token request (do) again while it is answered

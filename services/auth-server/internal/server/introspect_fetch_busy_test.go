@@ -1,16 +1,12 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/fetchtest"
 )
@@ -39,27 +35,12 @@ func TestIntrospectionWhileFetchBoundFull(t *testing.T) {
 		_ = json.Unmarshal(b, &m)
 		return resp.StatusCode, resp.Header, m
 	}
-	userinfo := func() (int, http.Header, map[string]any) {
-		req, _ := http.NewRequest(http.MethodGet, f.Base+"/oauth/userinfo", nil)
-		req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
-		resp, err := (&http.Client{Timeout: 90 * time.Second}).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		m := map[string]any{}
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, resp.Header, m
-	}
+	userinfo := func() (int, http.Header, map[string]any) { return f.userinfoAnswer(tr.AccessToken) }
 	if status, _, m := introspect(); status != http.StatusOK || m["active"] != true {
 		t.Fatalf("introspection with the document cached: %d %v", status, m)
 	}
 	// The document's cache entry ends (its max-age, CIMD_CACHE_TTL).
-	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", f.Redis.Port)})
-	t.Cleanup(func() { _ = rdb.Close() })
-	for _, k := range rdb.Keys(context.Background(), "*as:cimd:*").Val() {
-		rdb.Del(context.Background(), k)
-	}
+	f.uncacheDocuments()
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Add(1)

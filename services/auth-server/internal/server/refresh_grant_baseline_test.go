@@ -4,10 +4,11 @@ import (
 	"testing"
 )
 
-// baseline baseline (main): the refresh grant — another client presenting the
-// token is refused in main's words and the grant untouched; rotation; a
-// repeat of the predecessor within the grace window gets the same
-// successor; a repeat two rotations back is reuse and revokes the grant.
+// The refresh grant's baseline (code_grant_baseline_test.go): another
+// client presenting the token is refused invalid_grant, the grant
+// untouched; rotation; a repeat of the predecessor within the grace window
+// gets the same successor; a repeat two rotations back is reuse and
+// revokes the grant.
 func TestTokenBaselineRefreshRotationGraceReuse(t *testing.T) {
 	f := startFleet(t, nil)
 	c := f.Clients["local-test"]
@@ -18,7 +19,7 @@ func TestTokenBaselineRefreshRotationGraceReuse(t *testing.T) {
 	r1 := f.refresh(c, tr.RefreshToken)
 	baselineCheck(t, "the owner after", r1, baselineWant{status: 200})
 	if r1.RefreshToken == "" || r1.RefreshToken == tr.RefreshToken || r1.Scope != "openid profile email" || r1.IDToken != "" {
-		t.Fatalf("rotation: new %v scope %q id token %v (main issues none at a refresh)", r1.RefreshToken != tr.RefreshToken, r1.Scope, r1.IDToken != "")
+		t.Fatalf("rotation: new %v scope %q id token %v (none is issued at a refresh)", r1.RefreshToken != tr.RefreshToken, r1.Scope, r1.IDToken != "")
 	}
 	g := f.refresh(c, tr.RefreshToken)
 	baselineCheck(t, "the predecessor again within the grace window", g, baselineWant{status: 200})
