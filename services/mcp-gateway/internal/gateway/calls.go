@@ -44,10 +44,10 @@ import (
 //     shape), with the request's id as the client sent it, and an SSE
 //     answer when a handler sent notifications and the client accepts one.
 //
-// Everything else — unknown tools (mcp-go's -32602 "tool '…' not found"),
-// the conformance fixtures' tools, progress, tasks, responses, other
-// methods, notifications — still goes through HandleMessage or the
-// transport. mcp-go has no supported way to call a registered tool
+// Everything else — the conformance fixtures' tools, progress, tasks,
+// responses, other methods, notifications — still goes through
+// HandleMessage or the transport (a name no tool has is refused before
+// either: toolNameError). mcp-go has no supported way to call a registered tool
 // without HandleMessage's parsing, hence this path; it is taken only while
 // the MCP server has no hook that would run on a tools/call (callHooks).
 // Handlers called here find no server in their context
@@ -103,7 +103,7 @@ func callHooks(h *server.Hooks) bool {
 // callableTool returns the handler callTool answers msg with, or nil when
 // msg is for HandleMessage: a message that did not decode whole, a
 // response, a task or multi-round-trip call, a tool the registry does not
-// have (mcp-go's error answers it).
+// have (a fixture's; a name no tool has was refused before: toolNameError).
 func (g *Gateway) callableTool(msg *message) server.ToolHandlerFunc {
 	if viaHandleMessage.Load() || !msg.decoded || msg.Method != string(mcp.MethodToolsCall) || len(msg.ID) == 0 ||
 		len(msg.Result) > 0 || len(msg.Params.Task) > 0 || len(msg.Params.InputResponses) > 0 || len(msg.Params.RequestState) > 0 {

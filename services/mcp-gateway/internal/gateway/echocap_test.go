@@ -16,8 +16,9 @@ import (
 // /messages and on /messages posted to a replica other than the stream's
 // (relayed); so is a logging/setLevel params.level (MaxLevelBytes), which
 // mcp-go repeats ("invalid logging level '…'"). A short unknown name or
-// level still gets mcp-go's own answer, and a name at the bound is not
-// refused for its length.
+// level still gets its answer (an unknown tool the gateway's "Unknown
+// tool: …", a level mcp-go's), and a name at the bound is not refused for
+// its length.
 func TestEchoedValuesAreCapped(t *testing.T) {
 	f := newFleet(t)
 	a, b := f.Gateway(), f.Gateway()
@@ -117,13 +118,14 @@ func TestEchoedValuesAreCapped(t *testing.T) {
 		}
 	}
 
-	// Short unknown names and URIs still get mcp-go's answers; a name of
-	// exactly MaxNameBytes is not refused for its length.
+	// Short unknown names get the gateway's answer, naming them
+	// (toolNameError), and URIs mcp-go's; a name of exactly MaxNameBytes is
+	// not refused for its length.
 	for _, name := range []string{"nope", strings.Repeat("n", 128)} {
 		r := a.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version,
 			Body: call("tools/call", map[string]any{"name": name, "arguments": map[string]any{}})})
-		if m := r.rpc(t); m.Error == nil || m.Error.Message != "tool '"+name+"' not found: tool not found" {
-			t.Errorf("tools/call %d-byte unknown name: %d %s, want mcp-go's tool not found", len(name), r.Status, r.Body)
+		if m := r.rpc(t); m.Error == nil || m.Error.Code != -32602 || m.Error.Message != "Unknown tool: "+name {
+			t.Errorf("tools/call %d-byte unknown name: %d %s, want -32602 Unknown tool", len(name), r.Status, r.Body)
 		}
 	}
 	// A level of at most MaxLevelBytes that is not a level gets mcp-go's

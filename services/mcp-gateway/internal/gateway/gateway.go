@@ -816,6 +816,40 @@ func paramsError(m message, body []byte) string {
 	return uriError(m)
 }
 
+// toolNameError is the JSON-RPC -32602 message for a tools/call request
+// that names no tool the gateway serves ("" when it names one, and for
+// anything but a tools/call request that decoded whole): "Unknown tool:
+// <name>", the protocol error MCP 2025-11-25 gives an unknown tool
+// (server/tools, "Error Handling": code -32602, "Unknown tool:
+// invalid_tool_name"), and for a call without params.name (absent, null or
+// "", which CallToolRequest requires) "invalid params: params.name is
+// required: …". mcp-go answered the same code with "tool '<name>' not
+// found: tool not found". The name is repeated as the client sent it,
+// decoded: echoedError has refused one longer than MaxNameBytes already,
+// and the answer is JSON written without HTML escapes (marshalRaw). A
+// message whose name is not a string did not decode and gets the
+// wrong-type answer. The tools are the registry's (and the fixtures'),
+// looked up as mcp-go looks them up; the gateway registers no task tools
+// or session tools, which mcp-go would find too. Called on every
+// transport where paramsError is (streamable badArguments, legacy
+// postMessage), after it.
+func (g *Gateway) toolNameError(m message) string {
+	if !m.decoded || m.Method != string(mcp.MethodToolsCall) || len(m.ID) == 0 {
+		return ""
+	}
+	name := m.Params.Name
+	if name == "" {
+		return "invalid params: params.name is required: the name of a tool (tools/list names them)"
+	}
+	if c := g.callable.Load(); c != nil && (*c)[name] != nil {
+		return "" // a registry tool: the steady state, one map lookup
+	}
+	if g.mcp.GetTool(name) != nil {
+		return ""
+	}
+	return "Unknown tool: " + name
+}
+
 // namedMethods are the requests whose params.name mcp-go repeats in its
 // answer when it names nothing served.
 var namedMethods = map[string]bool{string(mcp.MethodToolsCall): true, string(mcp.MethodPromptsGet): true}

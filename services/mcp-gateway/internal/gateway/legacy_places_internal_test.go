@@ -17,9 +17,9 @@ import (
 // Every answer on a legacy stream gives back its own request's place in
 // the session's backlog, and only that one. After a mix of requests —
 // refused on their POST (not JSON, wrong-typed params, a second
-// initialize), a client's response (dropped), answered (the same id four
-// times, odd ids, plain ids, posted to the stream's replica and relayed
-// from another, mcp-go's errors for an unknown method and an unknown tool),
+// initialize, an unknown tool), a client's response (dropped), answered
+// (the same id four times, odd ids, plain ids, posted to the stream's
+// replica and relayed from another, mcp-go's error for an unknown method),
 // a cancellation, and a tool whose result cannot be encoded — the backlog
 // holds no place, no request bytes, no result bytes and no token. The
 // tool's unencodable result is answered with an error carrying its id:
@@ -32,9 +32,13 @@ func TestLegacyPlacesAreAllGivenBack(t *testing.T) {
 	iss := tokentest.Start(t, "http://localhost:4000")
 	a, aURL := replica(t, r, iss)
 	b, bURL := replica(t, r, iss)
-	a.mcp.AddTool(mcp.NewTool("nan.result"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("x")}, StructuredContent: map[string]any{"v": math.NaN()}}, nil
-	})
+	// On both replicas: b, which relays the call to a, refuses a tool it
+	// does not serve (toolNameError).
+	for _, g := range []*Gateway{a, b} {
+		g.mcp.AddTool(mcp.NewTool("nan.result"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("x")}, StructuredContent: map[string]any{"v": math.NaN()}}, nil
+		})
+	}
 	tok := iss.Mint(t, tokentest.Token{Subject: "ada", ClientID: "c1", Audience: testResource, Scope: "openid"})
 	s := openAuthStream(t, aURL, "GET /sse", tok)
 	v, ok := a.backlogs.Load(strings.TrimPrefix(s.messages, "/messages?sessionId="))
@@ -47,6 +51,7 @@ func TestLegacyPlacesAreAllGivenBack(t *testing.T) {
 		`{"jsonrpc":"2.0","id":"bad","method":"ping"`,
 		`{"jsonrpc":"2.0","id":"typed","method":"tools/call","params":{"name":5}}`,
 		`{"jsonrpc":"2.0","id":"again","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`,
+		`{"jsonrpc":"2.0","id":"nope","method":"tools/call","params":{"name":"no.such.tool","arguments":{}}}`,
 	}
 	want := map[string]int{} // answers to come, by id as sent
 	for i, url := range []string{aURL, bURL} {
@@ -67,7 +72,6 @@ func TestLegacyPlacesAreAllGivenBack(t *testing.T) {
 		}
 		for _, m := range []string{
 			`{"jsonrpc":"2.0","id":"nan-%d","method":"tools/call","params":{"name":"nan.result","arguments":{}}}`,
-			`{"jsonrpc":"2.0","id":"nope-%d","method":"tools/call","params":{"name":"no.such.tool","arguments":{}}}`,
 			`{"jsonrpc":"2.0","id":"unknown-%d","method":"no/such/method"}`,
 		} {
 			body := strings.Replace(m, "%d", string(rune('0'+i)), 1)

@@ -456,7 +456,8 @@ const (
 // MaxMethodBytes, MaxNameBytes and MaxURIBytes bound the other values a
 // client chooses that mcp-go repeats whole in an error answer: the method
 // ("Method … not found", -32601), the name of a tools/call or prompts/get
-// ("tool '…' not found") and the uri of a resources/read ("handler not
+// ("prompt '…' not found"; the gateway's own "Unknown tool: …" of a
+// tools/call, toolNameError, too) and the uri of a resources/read ("handler not
 // found for resource URI '…'"). Unbounded, a 150 KB tool name of '<'
 // came back as a 900 KB answer (each '<' escaped as \u003c), and 40 such
 // POSTs read slowly held 470 MB of the gateway's memory (verify34). A

@@ -128,6 +128,9 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
 	if e == "" {
 		e = initializeParamsError(msg, body)
 	}
+	if e == "" {
+		e = g.toolNameError(msg)
+	}
 	if e != "" {
 		// Refused on the POST, as mcp-go refuses a message it cannot
 		// parse: the stream never sees it.

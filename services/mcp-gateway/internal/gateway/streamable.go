@@ -176,7 +176,8 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 			}
 		}
 		// badArguments answers a tools/call whose arguments are not an
-		// object, or a list request with a cursor (paramsError), once the
+		// object, or a list request with a cursor (paramsError), or a
+		// tools/call naming no tool (toolNameError), once the
 		// request is admitted (rate limit, session): a JSON-RPC error
 		// answers the request (HTTP 200), so the client matches it to its
 		// call by id. A notification (no id) is never answered (JSON-RPC
@@ -185,6 +186,9 @@ func (g *Gateway) streamableSession(next http.Handler) http.Handler {
 		// Messages to the Server").
 		badArguments := func() bool {
 			e := paramsError(msg, body)
+			if e == "" {
+				e = g.toolNameError(msg)
+			}
 			if e == "" {
 				return false
 			}
