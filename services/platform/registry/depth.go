@@ -32,26 +32,12 @@ const maxMessageDepth = protowire.DefaultRecursionLimit / 3
 const maxAnyDepth = 8
 
 // hasAny reports whether a message of d is or can hold a
-// google.protobuf.Any, at any depth.
-func hasAny(d protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
-	if d.FullName() == anyName {
-		return true
-	}
-	if seen[d.FullName()] {
-		return false
-	}
-	seen[d.FullName()] = true
-	fields := d.Fields()
-	for i := range fields.Len() {
-		f := fields.Get(i)
-		if f.IsMap() {
-			f = f.MapValue()
-		}
-		if md := f.Message(); md != nil && hasAny(md, seen) {
-			return true
-		}
-	}
-	return false
+// google.protobuf.Any, at any depth (reachesField).
+func hasAny(d protoreflect.MessageDescriptor) bool {
+	return d.FullName() == anyName || reachesField(d, func(f protoreflect.FieldDescriptor) bool {
+		md := f.Message()
+		return md != nil && md.FullName() == anyName
+	}, nil)
 }
 
 const anyName = "google.protobuf.Any"

@@ -28,25 +28,13 @@ const fieldMaskName protoreflect.FullName = "google.protobuf.FieldMask"
 // value that its schema constrains: a field, list element or map value at
 // any depth, not inside an Any, Struct or Value (whose schema says nothing
 // of a FieldMask in them).
-func hasFieldMask(d protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
-	if seen[d.FullName()] {
-		return false
-	}
-	seen[d.FullName()] = true
-	fields := d.Fields()
-	for i := range fields.Len() {
-		f := fields.Get(i)
-		if f.IsMap() {
-			f = f.MapValue()
-		}
-		md := f.Message()
-		switch {
-		case md == nil || (wellKnownJSON(md.FullName()) && md.FullName() != fieldMaskName):
-		case md.FullName() == fieldMaskName || hasFieldMask(md, seen):
-			return true
-		}
-	}
-	return false
+func hasFieldMask(d protoreflect.MessageDescriptor) bool {
+	return reachesField(d,
+		func(f protoreflect.FieldDescriptor) bool {
+			md := f.Message()
+			return md != nil && md.FullName() == fieldMaskName
+		},
+		func(md protoreflect.MessageDescriptor) bool { return !wellKnownJSON(md.FullName()) })
 }
 
 // maskSlot is what a JSON value being walked is to the request: a message

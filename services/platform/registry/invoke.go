@@ -585,9 +585,9 @@ type callPlan struct {
 func newCallPlan(md protoreflect.MethodDescriptor) *callPlan {
 	return &callPlan{
 		in: resolverFor(md.Input()), out: resolverFor(md.Output()),
-		inRequired: hasRequired(md.Input(), map[protoreflect.FullName]bool{}),
-		inMask:     hasFieldMask(md.Input(), map[protoreflect.FullName]bool{}),
-		inAny:      hasAny(md.Input(), map[protoreflect.FullName]bool{}),
+		inRequired: hasRequired(md.Input()),
+		inMask:     hasFieldMask(md.Input()),
+		inAny:      hasAny(md.Input()),
 	}
 }
 
@@ -598,26 +598,47 @@ func (c *Capability) plan() *callPlan {
 	return newCallPlan(c.Method)
 }
 
-// hasRequired reports whether a message of d can hold a required field.
-func hasRequired(d protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
-	if seen[d.FullName()] {
+// hasRequired reports whether a message of d can hold a proto2 required
+// field: its own or a nested message's, at any depth.
+func hasRequired(d protoreflect.MessageDescriptor) bool {
+	return reachesField(d, func(f protoreflect.FieldDescriptor) bool { return f.Cardinality() == protoreflect.Required }, nil)
+}
+
+// reachesField reports whether a message of d can hold a field for which
+// match is true: one of d's fields, or of a message one of them holds (a
+// singular or repeated field's message, a map field's value), at any
+// depth, but not inside a message for which enter is false (nil enter:
+// every message is entered). A map field is matched by its value (the
+// map-entry message's value field), as its JSON object holds values of
+// that type. Each message type is walked once: where a recursive message
+// (one that holds itself, directly or through others) recurs, it is not
+// walked again, so the walk ends; nothing is lost, as its fields are
+// matched where it was first reached and a match anywhere ends the whole
+// walk with true.
+func reachesField(d protoreflect.MessageDescriptor, match func(protoreflect.FieldDescriptor) bool, enter func(protoreflect.MessageDescriptor) bool) bool {
+	seen := map[protoreflect.FullName]bool{}
+	var walk func(d protoreflect.MessageDescriptor) bool
+	walk = func(d protoreflect.MessageDescriptor) bool {
+		if seen[d.FullName()] {
+			return false
+		}
+		seen[d.FullName()] = true
+		fields := d.Fields()
+		for i := range fields.Len() {
+			f := fields.Get(i)
+			if f.IsMap() {
+				f = f.MapValue()
+			}
+			if match(f) {
+				return true
+			}
+			if md := f.Message(); md != nil && (enter == nil || enter(md)) && walk(md) {
+				return true
+			}
+		}
 		return false
 	}
-	seen[d.FullName()] = true
-	fields := d.Fields()
-	for i := range fields.Len() {
-		f := fields.Get(i)
-		if f.Cardinality() == protoreflect.Required {
-			return true
-		}
-		if f.IsMap() {
-			f = f.MapValue()
-		}
-		if md := f.Message(); md != nil && hasRequired(md, seen) {
-			return true
-		}
-	}
-	return false
+	return walk(d)
 }
 
 // outputJSON writes a response as it came (AllowPartial): an unset proto2
