@@ -1,7 +1,10 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -80,57 +83,99 @@ func TestStatelessNotificationsAccepted(t *testing.T) {
 	canceledLogs := func() int {
 		return strings.Count(g.Logs.String(), `tool=notes.list backend=notes grpc_code=Canceled`)
 	}
-	entered, hold := notes.Hold()
-	var once sync.Once
-	release := func() { once.Do(hold) }
-	defer release()
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, g.URL+"/mcp", strings.NewReader(
-		`{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{"name":"notes.list","arguments":{"text":"held"},`+meta+`}}`))
-	if err != nil {
-		t.Fatal(err)
+	// held starts a stateless notes.list of id, on ctx, that the backend
+	// holds until release; answered gets what the call was answered.
+	type answer struct {
+		status int
+		header http.Header
+		body   []byte
+		err    error
 	}
-	for k, val := range map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-		"Authorization": "Bearer " + tok, "Mcp-Protocol-Version": v, "Mcp-Method": "tools/call", "Mcp-Name": "notes.list"} {
-		hr.Header.Set(k, val)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	var status int
-	var callErr error
-	go func() {
-		defer wg.Done()
-		res, err := (&http.Client{}).Do(hr)
+	held := func(ctx context.Context, id string) (release func(), answered <-chan answer) {
+		t.Helper()
+		entered, hold := notes.Hold()
+		var once sync.Once
+		release = func() { once.Do(hold) }
+		t.Cleanup(release)
+		hr, err := http.NewRequestWithContext(ctx, http.MethodPost, g.URL+"/mcp", strings.NewReader(
+			`{"jsonrpc":"2.0","id":`+id+`,"method":"tools/call","params":{"name":"notes.list","arguments":{"text":"held"},`+meta+`}}`))
 		if err != nil {
-			callErr = err
-			return
+			t.Fatal(err)
 		}
-		status = res.StatusCode
-		res.Body.Close()
-	}()
-	<-entered
-	// Another user's cancellation naming the same id (with the request
-	// _meta, as mcp-go's would be honoured) and the caller's own: neither
-	// ends the call.
+		for k, val := range map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+			"Authorization": "Bearer " + tok, "Mcp-Protocol-Version": v, "Mcp-Method": "tools/call", "Mcp-Name": "notes.list"} {
+			hr.Header.Set(k, val)
+		}
+		ch := make(chan answer, 1)
+		go func() {
+			res, err := (&http.Client{}).Do(hr)
+			if err != nil {
+				ch <- answer{err: err}
+				return
+			}
+			defer res.Body.Close()
+			b, err := io.ReadAll(res.Body)
+			ch <- answer{status: res.StatusCode, header: res.Header, body: b, err: err}
+		}()
+		select {
+		case <-entered:
+		case a := <-ch:
+			t.Fatalf("call %s answered before the backend held it: %d %s %v", id, a.status, a.body, a.err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("call %s did not reach the backend within 30s", id)
+		}
+		return release, ch
+	}
+	wait := func(answered <-chan answer) answer {
+		t.Helper()
+		select {
+		case a := <-answered:
+			return a
+		case <-time.After(30 * time.Second):
+			t.Fatal("the call was not answered within 30s")
+			return answer{}
+		}
+	}
+
+	// Another user's cancellation naming the id of a call in flight (with
+	// the request _meta, as mcp-go's would be honoured) and the caller's
+	// own: neither ends the call. Read after a positive signal: the call,
+	// released once both were accepted, is answered with its result (a
+	// cancelled call ends with its stream, or an error, before the release).
+	release, answered := held(t.Context(), "77")
 	for _, who := range []struct{ name, token string }{{"user-2", other}, {"the caller", tok}} {
 		body := `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":77,` + meta + `}}`
 		if r := notify(who.token, body); r.Status != http.StatusAccepted {
-			t.Errorf("notifications/cancelled: %d %s", r.Status, r.Body)
-		}
-		time.Sleep(200 * time.Millisecond)
-		if n := canceledLogs(); n != 0 {
-			t.Fatalf("%s's stateless notifications/cancelled ended user-1's call in flight", who.name)
+			t.Errorf("%s's notifications/cancelled: %d %s", who.name, r.Status, r.Body)
 		}
 	}
+	release()
+	a := wait(answered)
+	if a.err != nil {
+		t.Fatalf("the call after the notifications/cancelled: %v", a.err)
+	}
+	r := &resp{Status: a.status, Header: a.header, Body: a.body}
+	if strings.HasPrefix(a.header.Get("Content-Type"), "text/event-stream") {
+		r.Events = readEvents(t, bytes.NewReader(a.body), -1)
+	}
+	var res toolResult
+	if m := r.rpc(t); a.status != http.StatusOK || m.Error != nil || string(m.ID) != "77" || json.Unmarshal(m.Result, &res) != nil ||
+		res.IsError || !strings.Contains(string(m.Result), "held") {
+		t.Fatalf("the call after the notifications/cancelled: %d %s, want its result: a stateless notifications/cancelled ended a call in flight", a.status, a.body)
+	}
+	if n := canceledLogs(); n != 0 {
+		t.Fatalf("a stateless notifications/cancelled ended a call in flight (%d cancelled gRPC calls logged)", n)
+	}
+
 	// The caller closes its stream: that is the cancellation.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	_, answered = held(ctx, "78")
 	cancel()
-	wg.Wait()
-	if callErr == nil {
-		t.Errorf("the abandoned call was answered (%d)", status)
+	if a := wait(answered); a.err == nil {
+		t.Errorf("the abandoned call was answered (%d %s)", a.status, a.body)
 	}
 	testharness.Eventually(t, 30*time.Second, "the abandoned call's gRPC call cancelled", func() (bool, string) {
 		return canceledLogs() == 1, g.Logs.String()
 	})
-	release()
 }

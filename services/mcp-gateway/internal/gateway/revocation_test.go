@@ -124,35 +124,51 @@ func TestRevokedGrantIsRefused(t *testing.T) {
 // TestRevokedGrantEndsStreamsOfRun: the gateway Run wires follows the
 // revocations for its open streams too — a GET /sse stream of a revoked
 // grant ends (counted, and logged at info without the token), a stream of
-// another grant stays open.
+// another grant stays open and served. That the other stream was not
+// ended is read after a marker: a third grant, revoked after the first,
+// whose stream ends only once the first revocation has ended every stream
+// it ends (a Set merges announcements in order, telling the hooks of each
+// before reading the next: revocation.Set.OnRevoke); the kept stream then
+// still answers a ping.
 func TestRevokedGrantEndsStreamsOfRun(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
 	mint := func(grant string) string {
 		return f.Issuer.Mint(t, tokentest.Token{Subject: "ada", Audience: resource, Scope: allScopes, GrantID: grant})
 	}
-	revoked, kept := mint("grant-stream-revoked"), mint("grant-stream-kept")
-	gone, stay := g.openStream(t, "/sse", revoked, nil), g.openStream(t, "/sse", kept, nil)
+	revoked, kept, marker := mint("grant-stream-revoked"), mint("grant-stream-kept"), mint("grant-stream-marker")
+	gone, mark := g.openStream(t, "/sse", revoked, nil), g.openStream(t, "/sse", marker, nil)
 	gone.endpoint()
-	stay.endpoint()
-	if err := revocation.NewRevoker(f.fleetRedis(), time.Hour, nil).Revoke(context.Background(), "grant-stream-revoked"); err != nil {
-		t.Fatal(err)
+	mark.endpoint()
+	stay, stayPath := g.openLegacy(t, kept)
+	revoker := revocation.NewRevoker(f.fleetRedis(), time.Hour, nil)
+	for _, grant := range []string{"grant-stream-revoked", "grant-stream-marker"} {
+		if err := revoker.Revoke(context.Background(), grant); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if !gone.ended(10 * time.Second) {
 		t.Fatal("the /sse stream of the revoked grant is still open 10s after the revocation")
 	}
-	if stay.ended(time.Second) {
-		t.Error("the /sse stream of another grant ended")
+	if !mark.ended(10 * time.Second) {
+		t.Fatal("the /sse stream of the marker grant is still open 10s after its revocation")
 	}
-	if v := g.metric(t, `tollgate_mcp_streams_ended_total{reason="revoked",transport="sse"}`); v != 1 {
-		t.Errorf(`tollgate_mcp_streams_ended_total{reason="revoked",transport="sse"} = %v, want 1`, v)
+	ping := call("ping", nil)
+	if r := g.do(t, req{Method: "POST", Path: stayPath, Token: kept, Body: ping}); r.Status != http.StatusAccepted {
+		t.Fatalf("a ping on the stream of another grant after the revocations: %d %s, want 202 (answered on its stream)", r.Status, r.Body)
+	}
+	stay.next(response(ping["id"])) // fails if the stream ended
+	if v := g.metric(t, `tollgate_mcp_streams_ended_total{reason="revoked",transport="sse"}`); v != 2 {
+		t.Errorf(`tollgate_mcp_streams_ended_total{reason="revoked",transport="sse"} = %v, want 2 (the revoked grant's stream and the marker's)`, v)
 	}
 	logs := g.Logs.String()
 	logged := false
 	for _, line := range strings.Split(logs, "\n") {
-		if strings.Contains(line, `msg="stream ended`) {
-			logged = strings.Contains(line, "level=INFO") && strings.Contains(line, "reason=revoked") &&
-				strings.Contains(line, "transport=sse") && strings.Contains(line, "grant_id=grant-stream-revoked")
+		if strings.Contains(line, `msg="stream ended`) && strings.Contains(line, "grant_id=grant-stream-revoked") {
+			logged = strings.Contains(line, "level=INFO") && strings.Contains(line, "reason=revoked") && strings.Contains(line, "transport=sse")
+		}
+		if strings.Contains(line, `msg="stream ended`) && strings.Contains(line, "grant_id=grant-stream-kept") {
+			t.Errorf("the stream of another grant was logged as ended: %s", line)
 		}
 	}
 	if !logged {
