@@ -51,7 +51,8 @@ func TestInitializeWithoutProtocolVersion(t *testing.T) {
 
 // An initialize over Streamable HTTP (/mcp) that asks for a version this
 // transport does not serve — 2024-11-05, whose transport is HTTP+SSE
-// (/sse), or one unknown — is answered with the newest served there,
+// (/sse), 2026-07-28, which has no initialize, or one unknown (an earlier
+// or a later date) — is answered with the newest served there,
 // 2025-11-25, and its session is of that version: "Otherwise, the server
 // MUST respond with another protocol version it supports. This SHOULD be
 // the latest version supported by the server" (MCP 2025-11-25, Lifecycle,
@@ -73,7 +74,7 @@ func TestInitializeNegotiatesAVersionOfItsTransport(t *testing.T) {
 		return res.ProtocolVersion
 	}
 	for asked, want := range map[string]string{
-		"2024-11-05": "2025-11-25", "1999-01-01": "2025-11-25", "2026-07-28": "2025-11-25",
+		"2024-11-05": "2025-11-25", "1999-01-01": "2025-11-25", "2099-12-31": "2025-11-25", "2026-07-28": "2025-11-25",
 		"2025-11-25": "2025-11-25", "2025-06-18": "2025-06-18", "2025-03-26": "2025-03-26",
 	} {
 		r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{
