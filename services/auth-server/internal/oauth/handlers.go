@@ -11,6 +11,7 @@ import (
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
 
 	"github.com/tollgate/tollgate/services/auth-server/internal/audit"
 	"github.com/tollgate/tollgate/services/auth-server/internal/store"
@@ -36,23 +37,78 @@ func populateIfHandled(ctx context.Context, h fosite.TokenEndpointHandler, r fos
 
 type codeGrantHandler struct {
 	*oauth2.AuthorizeExplicitGrantHandler
+	// store revokes a replayed code's grant (nil: fosite's handler
+	// alone); pkce is fosite's PKCE check, as composed after this handler.
+	store *store.Store
+	pkce  *pkce.Handler
 }
 
 // codeGrantFactory is compose.OAuth2AuthorizeExplicitFactory whose
-// handler does not revoke a reused code's grant itself: the store did
-// before it answered fosite.ErrInvalidatedAuthorizeCode
-// (store.GetAuthorizeCodeSession, which answers ErrUnavailable instead
-// when it cannot, where fosite would ignore the failure), and fosite's
-// handler would revoke it twice more, its access and its refresh tokens
-// in turn. Its code reads are seen through codeWitness.
+// handler revokes a reused code's grant only for a presentation that
+// would have redeemed the code (codeGrantHandler.HandleTokenEndpointRequest),
+// and whose own revocations do nothing (revokedByStore): fosite's handler
+// revokes as soon as the store says the code was used, before it checks
+// who presents it, and ignores the revocation's error. Its code reads are
+// seen through codeWitness.
 func codeGrantFactory(c fosite.Configurator, storage, strategy any) any {
 	h := compose.OAuth2AuthorizeExplicitFactory(c, storage, strategy).(*oauth2.AuthorizeExplicitGrantHandler)
 	h.TokenRevocationStorage = revokedByStore{h.TokenRevocationStorage}
+	g := codeGrantHandler{AuthorizeExplicitGrantHandler: h}
 	if st, ok := storage.(*store.Store); ok {
 		h.CoreStorage = codeWitness{st}
+		g.store = st
+		g.pkce = compose.OAuth2PKCEFactory(c, storage, strategy).(*pkce.Handler)
 	}
-	return codeGrantHandler{h}
+	return g
 }
+
+// HandleTokenEndpointRequest is fosite's code check, which refuses a code
+// redeemed before (the store's "used" mark) only where an unused code
+// would have passed: the code's MAC, the client (the authenticated
+// confidential client, or a public client's client_id, is the one the
+// code was issued to), the redirect_uri (RFC 6749 §4.1.3) and the PKCE
+// verifier against the code's challenge (RFC 7636 §4.6, fosite's own PKCE
+// handler). Such a presentation is a second use of the code by its client
+// (or by whoever holds everything the client holds): it is denied with
+// invalid_grant ("The authorization code has already been used.") and the
+// grant the code created is revoked (OAuth 2.1 §4.1.3, RFC 6749 §4.1.2
+// "SHOULD revoke"; RFC 9700 §4.5) — 503 when the revocation fails, so the
+// grant is never left live behind an invalid_grant. Any other presentation
+// of a used code gets what the same presentation of an unused code gets
+// (invalid_grant for another client, redirect_uri or verifier;
+// invalid_request for a missing verifier or redirect_uri, missingParam)
+// and revokes nothing: a code leaked without its verifier — browser
+// history, a Referer, a log — is not a switch that ends its user's grant.
+func (h codeGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, r) {
+		return fosite.ErrUnknownRequest // as populateIfHandled, without fosite's stack trace
+	}
+	if h.store == nil {
+		return h.AuthorizeExplicitGrantHandler.HandleTokenEndpointRequest(ctx, r)
+	}
+	u := &usedCode{}
+	if err := h.AuthorizeExplicitGrantHandler.HandleTokenEndpointRequest(context.WithValue(ctx, usedCodeKey{}, u), r); err != nil || u.sig == "" {
+		return err
+	}
+	// The code was used, and fosite's code checks passed; the PKCE check
+	// fosite would make next (compose order, server.go) decides.
+	if err := h.pkce.HandleTokenEndpointRequest(ctx, r); err != nil {
+		return err
+	}
+	if err := h.store.RevokeReplayedCode(ctx, u.sig); err != nil {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	return fosite.ErrInvalidGrant.WithHint(hintCodeUsed)
+}
+
+// hintCodeUsed is fosite's hint for a code used before.
+const hintCodeUsed = "The authorization code has already been used."
+
+// usedCode is a code grant's note of a used code (usedCodeKey): the
+// code's store handle, once codeWitness found the code used ("": not).
+type usedCode struct{ sig string }
+
+type usedCodeKey struct{}
 
 // codeWitness is the store (every method, its transactions included) as
 // the code handler sees it, noting the grant of the code the request
@@ -61,6 +117,10 @@ func codeGrantFactory(c fosite.Configurator, storage, strategy any) any {
 // verifier, any of which may refuse it: the refused request's audit
 // record names the grant, its user and the client the code was issued to
 // (presentedGrantOf, which checks the MAC first).
+//
+// Within codeGrantHandler's check (usedCodeKey in ctx) a used code is
+// noted there and answered as an unused one, so that fosite's handler
+// goes on to check who presents it.
 type codeWitness struct{ *store.Store }
 
 func (w codeWitness) GetAuthorizeCodeSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
@@ -68,12 +128,17 @@ func (w codeWitness) GetAuthorizeCodeSession(ctx context.Context, sig string, se
 	if err == nil || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 		notePresented(ctx, r, true)
 	}
+	if u, _ := ctx.Value(usedCodeKey{}).(*usedCode); u != nil && r != nil && errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		u.sig = sig
+		return r, nil
+	}
 	return r, err
 }
 
 // revokedByStore is the code handler's revocation storage: fosite calls
 // RevokeAccessToken and RevokeRefreshToken only for a code used again,
-// whose grant the store revoked already; they do nothing.
+// before its checks of who presents it; codeGrantHandler revokes instead,
+// after them. They do nothing.
 type revokedByStore struct{ oauth2.TokenRevocationStorage }
 
 func (revokedByStore) RevokeAccessToken(context.Context, string) error  { return nil }

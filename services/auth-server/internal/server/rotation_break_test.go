@@ -661,9 +661,10 @@ func TestGrantMemoryAndTTLUnderConcurrency(t *testing.T) {
 // and once Redis accepts the writes again the replay revokes the grant:
 // 400 invalid_grant, its tokens refused at userinfo and introspection.
 //
-// Broken on purpose: without the revocation in the store's
-// GetAuthorizeCodeSession, fosite's replay path ignores the revocation's
-// error and answers 400 invalid_grant with the grant live.
+// Broken on purpose: without the auth-server's own revocation
+// (codeGrantHandler, store.RevokeReplayedCode), fosite's replay path
+// ignores the revocation's error and answers 400 invalid_grant with the
+// grant live.
 func TestCodeReplayFailsClosedWhenRevocationFails(t *testing.T) {
 	f := startFleet(t, nil)
 	c := f.Clients["gpt-apps-mcp"]

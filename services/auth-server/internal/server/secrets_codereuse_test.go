@@ -13,10 +13,10 @@ import (
 // and every token of the first redemption then fails: introspection
 // inactive, userinfo 401, refresh refused.
 //
-// The store revokes the grant before it answers fosite that the code was
-// used (store.GetAuthorizeCodeSession); fosite's code handler would
-// revoke the grant's access and refresh tokens in turn after it, and no
-// longer reaches the store (codeGrantFactory). That the store was not
+// The code handler revokes the grant once the replay passed the checks an
+// unused code gets (codeGrantHandler, store.RevokeReplayedCode); fosite's
+// own handler would revoke the grant's access and refresh tokens in turn,
+// and no longer reaches the store (codeGrantFactory). That the store was not
 // called is not visible from Redis: the request's scope already kept a
 // revoked grant from being written twice (store.RevokeGrant). Broken on
 // purpose — fosite's revocations passed to the store and that guard off —

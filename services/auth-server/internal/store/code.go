@@ -31,7 +31,7 @@ import (
 //	used  once redeemed, the redeeming call's nonce (redeemScript); "1"
 //	      in codes redeemed by earlier versions
 //	revoked  once a replay of the redeemed code revoked its grant
-//	      (GetAuthorizeCodeSession): later replays revoke nothing again
+//	      (RevokeReplayedCode): later replays revoke nothing again
 const (
 	fieldRequest = "req"
 	fieldPKCE    = "pkce"
@@ -413,40 +413,63 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, sig string, r fo
 	return s.putCodeField(ctx, sig, fieldRequest, r)
 }
 
-// GetAuthorizeCodeSession returns the request. Once the code was redeemed
-// it revokes the grant the code created (RevokeGrant; a code used twice,
-// OAuth 2.1 §4.1.3, RFC 6749 §4.1.2) and returns the request with
-// fosite.ErrInvalidatedAuthorizeCode (400 invalid_grant); should the
-// revocation fail it returns that ErrUnavailable instead (503), so the
-// grant is never left live behind an invalid_grant and a retry revokes it.
-// fosite's code handler revokes on ErrInvalidatedAuthorizeCode too, but
-// ignores the revocation's error; the auth-server's handler leaves that to
-// this revocation (oauth.codeGrantFactory), so the grant is revoked once.
-//
-// A revocation that succeeded is marked on the code ("revoked"): a later
-// replay of the same code is answered invalid_grant without revoking the
-// gone grant again — without announcing it to the fleet once more and
-// without another revocation audit record — so whoever holds a used code
-// cannot turn each replay into a fleet-wide announcement. Concurrent
-// replays that read the code before the mark may each revoke; should the
-// mark not be written, the next replay revokes again (idempotent).
+// GetAuthorizeCodeSession returns the code's request; once the code was
+// redeemed (its "used" mark), the request with
+// fosite.ErrInvalidatedAuthorizeCode, which fosite's code handler answers
+// 400 invalid_grant. It revokes nothing: whether a second use of the code
+// revokes the grant it created (OAuth 2.1 §4.1.3, RFC 6749 §4.1.2) depends
+// on who presents it, which fosite checks after this read — the client,
+// the redirect URI, the PKCE verifier — and a code leaked without its
+// verifier must not revoke its user's grant. The oauth package's code
+// handler makes those checks and then revokes (RevokeReplayedCode).
 func (s *Store) GetAuthorizeCodeSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
 	req, f, err := s.codePart(ctx, sig, fieldRequest, session)
 	if err != nil {
 		return nil, err
 	}
 	if f[fieldUsed] != "" {
-		if id, _, err := splitHandle(sig); err == nil && f[fieldRevoked] == "" {
-			if err := s.RevokeGrant(ctx, id); err != nil {
-				return nil, err
-			}
-			if err := markRevokedScript.Run(ctx, s.rdb, []string{s.codeKey(sig)}).Err(); err != nil {
-				s.log.WarnContext(ctx, "code replay: grant revoked, but the code not marked so; a further replay revokes it again", "grant_id", id, "err", err)
-			}
-		}
 		return req, fosite.ErrInvalidatedAuthorizeCode
 	}
 	return req, nil
+}
+
+// RevokeReplayedCode revokes the grant created by the redeemed code sig (a
+// handle GetAuthorizeCodeSession answered fosite.ErrInvalidatedAuthorizeCode
+// for): a code used more than once revokes what it issued (OAuth 2.1
+// §4.1.3, RFC 6749 §4.1.2). The caller calls it only for a presentation
+// that would have redeemed the code had it been unused (oauth's
+// codeGrantHandler). It returns ErrUnavailable when the revocation fails
+// (the request answers 503, so the grant is never left live behind an
+// invalid_grant, and a retry revokes it); nil otherwise, and for a handle
+// that names no grant.
+//
+// A revocation that succeeded is marked on the code ("revoked"): a later
+// replay of the same code revokes nothing again — no second announcement
+// to the fleet, no second revocation audit record — so whoever holds a used
+// code and its verifier cannot turn each replay into a fleet-wide
+// announcement. The mark is read with the code (codeFields: the request's
+// one read). Concurrent replays that read the code before the mark may
+// each revoke; should the mark not be written, the next replay revokes
+// again (idempotent).
+func (s *Store) RevokeReplayedCode(ctx context.Context, sig string) error {
+	id, _, err := splitHandle(sig)
+	if err != nil {
+		return nil
+	}
+	f, err := s.codeFields(ctx, sig)
+	if err != nil {
+		return err
+	}
+	if f[fieldRevoked] != "" {
+		return nil
+	}
+	if err := s.RevokeGrant(ctx, id); err != nil {
+		return err
+	}
+	if err := markRevokedScript.Run(ctx, s.rdb, []string{s.codeKey(sig)}).Err(); err != nil {
+		s.log.WarnContext(ctx, "code replay: grant revoked, but the code not marked so; a further replay revokes it again", "grant_id", id, "err", err)
+	}
+	return nil
 }
 
 // markRevokedScript sets the code's "revoked" field while the code exists
@@ -649,8 +672,9 @@ func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner
 		// Another redemption of the code won, before this one or at the
 		// same time: a code used more than once revokes what it issued
 		// (OAuth 2.1 §4.1.3), whichever use read it first. A replay that
-		// read the "used" mark revokes in GetAuthorizeCodeSession; this is
-		// the one that read the code before the winner's commit.
+		// read the "used" mark revokes in RevokeReplayedCode once its
+		// checks passed; this is the one that read the code before the
+		// winner's commit, and passed them (fosite commits only then).
 		if id, _, err := splitHandle(sig); err == nil {
 			if err := s.RevokeGrant(ctx, id); err != nil {
 				return err

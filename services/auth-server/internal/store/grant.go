@@ -780,7 +780,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, grantID string) error {
 // introspection. It is the one place a grant is revoked.
 //
 // Within a request scope a grant revoked once is not revoked again (a
-// guard: a reused code's grant is revoked here by GetAuthorizeCodeSession,
+// guard: a reused code's grant is revoked here by RevokeReplayedCode,
 // and fosite's code handler, which would revoke its access and refresh
 // tokens in turn, does not reach the store, oauth.codeGrantFactory); it
 // counts as revoked only once the announcement and the deletion both

@@ -117,8 +117,8 @@ func TestRedemptionAfterItsCallerGaveUpIsRefused(t *testing.T) {
 	rdb := shortCommandClient(t, r)
 	s := newStoreOn(t, rdb, 2*time.Second)
 	// exchange is a code grant in fosite's order: the code's read (which
-	// revokes the code's grant when the code was used), then the
-	// redemption with the grant and its refresh token.
+	// answers ErrInvalidatedAuthorizeCode when the code was used), then
+	// the redemption with the grant and its refresh token.
 	exchange := func(id string) error {
 		rctx := store.WithRequestScope(ctx)
 		req, err := s.GetAuthorizeCodeSession(rctx, id+".c", oauth.NewSession())
