@@ -59,20 +59,7 @@ func TestIDTokenHintCodeExchange(t *testing.T) {
 		if edit != nil {
 			edit(claims)
 		}
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := json.Marshal(claims)
-		jws, err := signer.Sign(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := jws.CompactSerialize()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return signJWT(t, alg, key, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid), claims)
 	}
 	expired := sign(jose.RS256, published, func(m map[string]any) {
 		now := time.Now()

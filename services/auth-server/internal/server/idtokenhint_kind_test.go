@@ -92,12 +92,22 @@ func reSignIDToken(t *testing.T, f *fleet, idToken string, typ any, iss string) 
 	if typ != nil {
 		opts = opts.WithType(jose.ContentType(typ.(string)))
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, opts)
+	claims["iss"] = iss
+	return signJWT(t, jose.RS256, key, opts, claims)
+}
+
+// signJWT is claims as a JWS in compact serialization, signed by key with
+// alg and the header parameters opts sets.
+func signJWT(t *testing.T, alg jose.SignatureAlgorithm, key any, opts *jose.SignerOptions, claims map[string]any) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	claims["iss"] = iss
-	b, _ := json.Marshal(claims)
+	b, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
 	jws, err := signer.Sign(b)
 	if err != nil {
 		t.Fatal(err)

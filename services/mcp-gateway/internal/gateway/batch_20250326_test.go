@@ -16,14 +16,9 @@ func TestBatchesIn20250326Sessions(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
 	tok := f.Token("user-1", allScopes)
-	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{
-		"protocolVersion": "2025-03-26", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "old", "version": "1"}})})
-	sid := r.Header.Get("Mcp-Session-Id")
-	if r.Status != 200 || sid == "" || !strings.Contains(string(r.rpc(t).Result), `"protocolVersion":"2025-03-26"`) {
-		t.Fatalf("2025-03-26 initialize: %d %s", r.Status, r.Body)
-	}
+	sid := g.initialize20250326(t, tok)
 	// A batch of notifications only: 202, no body.
-	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Body: `[{"jsonrpc":"2.0","method":"notifications/initialized"}]`})
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Body: `[{"jsonrpc":"2.0","method":"notifications/initialized"}]`})
 	if r.Status != http.StatusAccepted || len(r.Body) != 0 {
 		t.Fatalf("batch of one notification: %d %s", r.Status, r.Body)
 	}

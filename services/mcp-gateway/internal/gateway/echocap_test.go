@@ -24,12 +24,7 @@ func TestEchoedValuesAreCapped(t *testing.T) {
 	a, b := f.Gateway(), f.Gateway()
 	tok := f.Token("user-1", allScopes)
 	sid := a.initialize(t, tok)
-	r := a.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{
-		"protocolVersion": "2025-03-26", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "old", "version": "1"}})})
-	oldSid := r.Header.Get("Mcp-Session-Id")
-	if r.Status != 200 || oldSid == "" {
-		t.Fatalf("2025-03-26 initialize: %d %s", r.Status, r.Body)
-	}
+	oldSid := a.initialize20250326(t, tok)
 	_, path := a.openLegacy(t, tok)
 
 	long := strings.Repeat("<", 150_000)
@@ -138,7 +133,7 @@ func TestEchoedValuesAreCapped(t *testing.T) {
 		}
 	}
 	uri := "ui://" + strings.Repeat("u", 8192-5)
-	r = a.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version,
+	r := a.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Version: version,
 		Body: call("resources/read", map[string]any{"uri": uri})})
 	if m := r.rpc(t); m.Error == nil || m.Error.Code != -32002 || !strings.Contains(m.Error.Message, uri) {
 		t.Errorf("resources/read of an unknown %d-byte URI: %d %.300s, want -32002 naming it", len(uri), r.Status, r.Body)

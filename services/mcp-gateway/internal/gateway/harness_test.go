@@ -335,6 +335,21 @@ func call(method string, params any) map[string]any {
 
 const version = "2025-11-25"
 
+// initialize20250326 opens a session of protocol version 2025-03-26 (the
+// era of JSON-RPC batches) on g, without its initialized notification, and
+// returns its id; it fails the test unless g answers 200 with a session id
+// and negotiates 2025-03-26.
+func (g *gw) initialize20250326(t testing.TB, token string) string {
+	t.Helper()
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: token, Body: call("initialize", map[string]any{
+		"protocolVersion": "2025-03-26", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "old", "version": "1"}})})
+	id := r.Header.Get("Mcp-Session-Id")
+	if r.Status != 200 || id == "" || !strings.Contains(string(r.rpc(t).Result), `"protocolVersion":"2025-03-26"`) {
+		t.Fatalf("2025-03-26 initialize: %d %s", r.Status, r.Body)
+	}
+	return id
+}
+
 // initialize opens a session on g and returns its id.
 func (g *gw) initialize(t testing.TB, token string) string {
 	t.Helper()

@@ -60,15 +60,10 @@ func TestHTMLEscapedIDsAreEchoedInBatches(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
 	tok := f.Token("user-1", allScopes)
-	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{
-		"protocolVersion": "2025-03-26", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "old", "version": "1"}})})
-	sid := r.Header.Get("Mcp-Session-Id")
-	if r.Status != http.StatusOK || sid == "" {
-		t.Fatalf("2025-03-26 initialize: %d %s", r.Status, r.Body)
-	}
+	sid := g.initialize20250326(t, tok)
 	g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Body: `{"jsonrpc":"2.0","method":"notifications/initialized"}`})
 	batch := `[{"jsonrpc":"2.0","id":"\u003cb\u003e","method":"ping"},{"jsonrpc":"2.0","id":"a\u0026b","method":"tools/call","params":{"name":5}}]`
-	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Body: batch})
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Body: batch})
 	var answers []rpcMessage
 	if err := json.Unmarshal(r.Body, &answers); err != nil || len(answers) != 2 {
 		t.Fatalf("batch: %d %s", r.Status, r.Body)

@@ -112,17 +112,12 @@ func TestBatchMembersSpelledOtherwiseAreRefused(t *testing.T) {
 	f := newFleet(t)
 	g := f.Gateway()
 	tok := f.Token("user-1", allScopes)
-	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{
-		"protocolVersion": "2025-03-26", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "old", "version": "1"}})})
-	sid := r.Header.Get("Mcp-Session-Id")
-	if r.Status != 200 || sid == "" {
-		t.Fatalf("2025-03-26 initialize: %d %s", r.Status, r.Body)
-	}
+	sid := g.initialize20250326(t, tok)
 	batch := `[{"jsonrpc":"2.0","Id":"` + "\xc3" + `","method":"ping"},
 		{"jsonrpc":"2.0","id":2,"method":"ping"},
 		{"jsonrpc":"2.0","id":3,"iD":{"a":1},"method":"ping"},
 		{"jsonrpc":"2.0","ID":"init","method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}]`
-	r = g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Body: batch})
+	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Session: sid, Body: batch})
 	var answers []rpcMessage
 	if r.Status != http.StatusOK || !utf8.Valid(r.Body) || json.Unmarshal(r.Body, &answers) != nil {
 		t.Fatalf("batch: %d %q", r.Status, r.Body)

@@ -17,12 +17,7 @@ func TestHugeNumberLiteralsAreNotEchoed(t *testing.T) {
 	g := f.Gateway()
 	tok := f.Token("user-1", allScopes)
 	sid := g.initialize(t, tok)
-	r := g.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{
-		"protocolVersion": "2025-03-26", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "old", "version": "1"}})})
-	oldSid := r.Header.Get("Mcp-Session-Id")
-	if r.Status != 200 || oldSid == "" {
-		t.Fatalf("2025-03-26 initialize: %d %s", r.Status, r.Body)
-	}
+	oldSid := g.initialize20250326(t, tok)
 	s, path := g.openLegacy(t, tok)
 
 	n := strings.Repeat("7", 100_000)

@@ -22,12 +22,7 @@ func TestUnknownToolIsInvalidParams(t *testing.T) {
 	a, b := f.Gateway(), f.Gateway()
 	tok := f.Token("user-1", allScopes)
 	sid := a.initialize(t, tok)
-	r := a.do(t, req{Method: "POST", Path: "/mcp", Token: tok, Body: call("initialize", map[string]any{
-		"protocolVersion": "2025-03-26", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "old", "version": "1"}})})
-	oldSid := r.Header.Get("Mcp-Session-Id")
-	if r.Status != 200 || oldSid == "" {
-		t.Fatalf("2025-03-26 initialize: %d %s", r.Status, r.Body)
-	}
+	oldSid := a.initialize20250326(t, tok)
 	_, path := a.openLegacy(t, tok)
 
 	const weird = `<nope> & "co"`
