@@ -149,6 +149,16 @@ func (c *Capability) decodeJSON(b []byte, partial bool, text jsonText) (proto.Me
 			return nil, fault.InvalidArgument("%s", out)
 		}
 	}
+	// An integer as a string the schema refuses ("1e3" for an int64, any
+	// string for an int32), which protojson took: intbody.go.
+	if path, problem, start, bad := badIntegerString(c.Method.Input(), b); bad {
+		out := "invalid arguments: field " + path + ": " + problem
+		if text == bodyText {
+			line, col := position(b, start)
+			out += fmt.Sprintf(" (at line %d, column %d of the body)", line, col)
+		}
+		return nil, fault.InvalidArgument("%s", out)
+	}
 	return in, nil
 }
 

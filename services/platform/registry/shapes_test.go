@@ -172,12 +172,19 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 		{`{"u64":-1}`, refused, "", "field u64: want an integer from 0 to 18446744073709551615, got -1"},
 		{`{"u64":"-1"}`, refused, "", `field u64: want an integer from 0 to 18446744073709551615, got "-1"`},
 		{`{"i64":"9223372036854775808"}`, wider, "", `field i64: want an integer from -9223372036854775808 to 9223372036854775807, got "9223372036854775808"`},
-		{`{"i64":"1e3"}`, narrower, `"i64":"1000"`, ""},
+		// A string is decimal digits, as the pattern says: protojson
+		// also took any integral JSON number in one ("1e3", "1.0").
+		{`{"i64":"1e3"}`, refused, "", `field i64: want an integer as a JSON number, or as a string of decimal digits such as "-5", got "1e3"`},
+		{`{"ids":["2","1.0"]}`, refused, "", `field ids[1]: want an integer`},
+		{`{"u64":"-0"}`, refused, "", `field u64: want a non-negative integer as a JSON number, or as a string of decimal digits such as "1000", got "-0"`},
+		{`{"i64":1e3}`, accepted, `"i64":"1000"`, ""},
 		// 32-bit integers: numbers within their range.
 		{`{"i32":-2147483648,"u32":4294967295,"f32":1e2,"s32":1.0}`, accepted, `"i32":-2147483648,"u32":4294967295,"f32":100,"s32":1`, ""},
 		{`{"i32":3000000000}`, refused, "", "field i32: want an integer from -2147483648 to 2147483647, got 3000000000"},
 		{`{"u32":-1}`, refused, "", "field u32: want an integer from 0 to 4294967295, got -1"},
 		{`{"i32":"5"}`, narrower, `"i32":5`, ""},
+		{`{"i32":"1e3"}`, refused, "", `field i32: want an integer as a JSON number, or as a string of decimal digits such as "-5", got "1e3"`},
+		{`{"u32":"\u0031.0"}`, refused, "", `field u32: want a non-negative integer`},
 		// Floating point: numbers, or "NaN", "Infinity", "-Infinity".
 		{`{"dbl":"NaN","flt":"-Infinity"}`, accepted, `"dbl":"NaN","flt":"-Infinity"`, ""},
 		{`{"dbl":"Infinity","flt":0.5}`, accepted, `"dbl":"Infinity","flt":0.5`, ""},

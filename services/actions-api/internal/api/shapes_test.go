@@ -152,6 +152,9 @@ func TestShapesThroughREST(t *testing.T) {
 		{`{"name":"x","mask":" a,b "}`, `field mask: want comma-separated field paths in lowerCamelCase, such as \"a.bC,d\", got the path \" a\" (at line 1, column 20 of the body)`},
 		{`{"mask":"\ta"}`, `field mask: want comma-separated field paths in lowerCamelCase, such as \"a.bC,d\", got the path \"\\ta\" (at line 1, column 9 of the body)`},
 		{`{"i64":"05"}`, `field i64: `},
+		// A string is decimal digits, as the pattern says: protojson
+		// alone took "1e3" for 1000.
+		{`{"i64":"1e3"}`, `field i64: want an integer as a JSON number, or as a string of decimal digits such as \"-5\", got \"1e3\" (at line 1, column 8 of the body)`},
 		{`{"flt":1e39}`, `field flt: `},
 		{`{"raw":"-_+/"}`, `field raw: `},
 		{`{"color":"red"}`, `field color: `},
