@@ -24,6 +24,8 @@ func TestClassify(t *testing.T) {
 		{"redis down while resolving a client", fosite.ErrInvalidClient.WithWrap(redisDown), 503, "temporarily_unavailable"},
 		{"code lost a race", fosite.ErrServerError.WithWrap(store.ErrCodeReplayed), 400, "invalid_grant"},
 		{"code invalidated", fosite.ErrServerError.WithWrap(fosite.ErrInvalidatedAuthorizeCode), 400, "invalid_grant"},
+		{"code ended by a disconnect, at its redemption", fosite.ErrServerError.WithWrap(store.ErrCodeEnded), 400, "invalid_grant"},
+		{"code ended by a disconnect, at its read", fosite.ErrInvalidGrant.WithWrap(store.ErrCodeEnded), 400, "invalid_grant"},
 		{"rotated token after grace", fosite.ErrInvalidRequest.WithWrap(fosite.ErrInactiveToken), 400, "invalid_grant"},
 		{"replayed assertion", fosite.ErrJTIKnown, 401, "invalid_client"},
 		{"bad client", fosite.ErrInvalidClient, 401, "invalid_client"},

@@ -60,10 +60,12 @@ func (s *Server) TokenGrant(ctx context.Context, sub, grantID string) (store.Tok
 
 // Disconnect cuts off the app of grantID, if grantID is one of sub's live
 // grants: it forgets the user's remembered consent to the grant's client,
-// so the app must ask again, then revokes every live grant of sub with
-// that client — the app's other grants of the user (each authorization
-// makes one: a re-link, a silent authorization with the consent
-// remembered) and grantID itself, last (store.RevokeGrant: each announced
+// so the app must ask again, ends the codes issued to the client for sub
+// and not redeemed yet (store.EndCodes: each is refused from then on, 400
+// invalid_grant, instead of redeeming into a new grant for up to
+// AUTH_CODE_TTL), then revokes every live grant of sub with that client
+// — the app's other grants of the user (each authorization makes one: a
+// re-link, a silent authorization with the consent remembered) and grantID itself, last (store.RevokeGrant: each announced
 // to every verifier, each audited). A user cutting an app off expects the
 // app to lose access, not one of its grants. A grant id that is not one
 // of sub's live grants — unknown, expired, revoked before, another
@@ -81,11 +83,12 @@ func (s *Server) TokenGrant(ctx context.Context, sub, grantID string) (store.Tok
 // the app would keep access or get a new grant without the consent page. A
 // failure leaves grantID live and listed.
 //
-// What is forgotten and revoked is what exists when the call reads it;
-// nothing locks out authorizations of the same client meanwhile. An
+// What is forgotten, ended and revoked is what exists when the call reads
+// it; nothing locks out authorizations of the same client meanwhile. An
 // approval the user gives on a consent page while Disconnect runs is a new
 // consent and is kept, and an authorization that found the old consent
-// before it was forgotten may still end in a code. Either makes a new
+// before it was forgotten may still end in a code — ended when it was
+// issued before the codes are read, not when after. Either makes a new
 // grant, a connection of its own that Connections lists and Disconnect can
 // end; the grants listed when Disconnect read them are revoked in every
 // case. If grantID ends otherwise between the steps (another Disconnect,
@@ -119,6 +122,12 @@ func (s *Server) Disconnect(ctx context.Context, sub, grantID string) error {
 	}
 	if err := s.RevokeConsent(ctx, sub, clientID); err != nil {
 		return fmt.Errorf("forget the consent to %s: %w", clientID, err)
+	}
+	// The app's codes for the user not redeemed yet: each would redeem
+	// into a new grant for up to AUTH_CODE_TTL. A code redeemed before
+	// this is a grant the listing below finds.
+	if _, err := s.store.EndCodes(ctx, sub, clientID); err != nil {
+		return fmt.Errorf("end the unredeemed codes of %s: %w", clientID, err)
 	}
 	grants, err := s.store.Grants(ctx, sub, newStoredSession)
 	if err != nil {

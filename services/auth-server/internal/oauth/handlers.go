@@ -79,6 +79,11 @@ func codeGrantFactory(c fosite.Configurator, storage, strategy any) any {
 // invalid_request for a missing verifier or redirect_uri, missingParam)
 // and revokes nothing: a code leaked without its verifier — browser
 // history, a Referer, a log — is not a switch that ends its user's grant.
+//
+// A code its user's disconnect of the app ended before it was redeemed
+// (store.EndCodes) is refused the same way: a presentation that passes the
+// checks is answered invalid_grant saying so (classify), any other as the
+// unused code would be; nothing is revoked (the disconnect did).
 func (h codeGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest // as populateIfHandled, without fosite's stack trace
@@ -90,10 +95,13 @@ func (h codeGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r fosi
 	if err := h.AuthorizeExplicitGrantHandler.HandleTokenEndpointRequest(context.WithValue(ctx, usedCodeKey{}, u), r); err != nil || u.sig == "" {
 		return err
 	}
-	// The code was used, and fosite's code checks passed; the PKCE check
-	// fosite would make next (compose order, server.go) decides.
+	// The code was used (or ended), and fosite's code checks passed; the
+	// PKCE check fosite would make next (compose order, server.go) decides.
 	if err := h.pkce.HandleTokenEndpointRequest(ctx, r); err != nil {
 		return err
+	}
+	if u.ended {
+		return fosite.ErrInvalidGrant.WithWrap(store.ErrCodeEnded).WithDebug(store.ErrCodeEnded.Error())
 	}
 	if err := h.store.RevokeReplayedCode(ctx, u.sig); err != nil {
 		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
@@ -104,9 +112,13 @@ func (h codeGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r fosi
 // hintCodeUsed is fosite's hint for a code used before.
 const hintCodeUsed = "The authorization code has already been used."
 
-// usedCode is a code grant's note of a used code (usedCodeKey): the
-// code's store handle, once codeWitness found the code used ("": not).
-type usedCode struct{ sig string }
+// usedCode is a code grant's note of a used or ended code (usedCodeKey):
+// the code's store handle, once codeWitness found the code used or ended
+// ("": neither), and whether it was ended (store.ErrCodeEnded).
+type usedCode struct {
+	sig   string
+	ended bool
+}
 
 type usedCodeKey struct{}
 
@@ -118,18 +130,19 @@ type usedCodeKey struct{}
 // record names the grant, its user and the client the code was issued to
 // (presentedGrantOf, which checks the MAC first).
 //
-// Within codeGrantHandler's check (usedCodeKey in ctx) a used code is
-// noted there and answered as an unused one, so that fosite's handler
-// goes on to check who presents it.
+// Within codeGrantHandler's check (usedCodeKey in ctx) a used or ended
+// code is noted there and answered as an unused one, so that fosite's
+// handler goes on to check who presents it.
 type codeWitness struct{ *store.Store }
 
 func (w codeWitness) GetAuthorizeCodeSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
 	r, err := w.Store.GetAuthorizeCodeSession(ctx, sig, session)
-	if err == nil || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+	used, ended := errors.Is(err, fosite.ErrInvalidatedAuthorizeCode), errors.Is(err, store.ErrCodeEnded)
+	if err == nil || used || ended {
 		notePresented(ctx, r, true)
 	}
-	if u, _ := ctx.Value(usedCodeKey{}).(*usedCode); u != nil && r != nil && errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
-		u.sig = sig
+	if u, _ := ctx.Value(usedCodeKey{}).(*usedCode); u != nil && r != nil && (used || ended) {
+		u.sig, u.ended = sig, ended
 		return r, nil
 	}
 	return r, err

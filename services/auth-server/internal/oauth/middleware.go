@@ -447,6 +447,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // HTTP Basic nor a client_id (nor a client assertion).
 const hintNoClientCredentials = "Client credentials missing or malformed in both HTTP Authorization header and HTTP POST body."
 
+// descCodeEnded is the error_description of a code whose user disconnected
+// its app after it was issued.
+const descCodeEnded = "The user disconnected this app after the authorization code was issued: the code no longer works. Start a new authorization request."
+
 // classify turns an error from fosite or the store into an OAuth error:
 // Redis outages become 503 temporarily_unavailable, a code redeemed by a
 // concurrent request invalid_grant; a request without any client
@@ -466,6 +470,11 @@ func classify(err error) (status int, code, desc string) {
 		return http.StatusServiceUnavailable, "temporarily_unavailable", desc
 	case errors.Is(err, store.ErrCodeReplayed), errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
 		return http.StatusBadRequest, "invalid_grant", "The authorization code has already been used."
+	case errors.Is(err, store.ErrCodeEnded):
+		// The user disconnected the app after the code was issued
+		// (Disconnect, store.EndCodes): RFC 6749 §5.2's invalid_grant,
+		// "revoked".
+		return http.StatusBadRequest, "invalid_grant", descCodeEnded
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.ErrorField == "invalid_request" && rfc.HintField == hintNoClientCredentials {

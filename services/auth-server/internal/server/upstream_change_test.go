@@ -286,7 +286,7 @@ func TestUpstreamChangePurgedOldTokenSeesNoNewUsersGrants(t *testing.T) {
 	// new UPSTREAM_* settings, started again.
 	rdb := f.Redis.Client()
 	ctx := ctxT(t)
-	for _, pattern := range []string{"as:grant2:*", "as:grant:*", "as:code:*", "as:subject-grants:*", "as:subject-sweep:*", "as:consent:*", "as:pending:*", "as:consent-req:*"} {
+	for _, pattern := range []string{"as:grant2:*", "as:grant:*", "as:code:*", "as:subject-codes:*", "as:subject-grants:*", "as:subject-sweep:*", "as:consent:*", "as:pending:*", "as:consent-req:*"} {
 		keys, err := rdb.Keys(ctx, "tollgate:"+pattern).Result()
 		if err != nil {
 			t.Fatal(err)

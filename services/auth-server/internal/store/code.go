@@ -32,12 +32,15 @@ import (
 //	      in codes redeemed by earlier versions
 //	revoked  once a replay of the redeemed code revoked its grant
 //	      (RevokeReplayedCode): later replays revoke nothing again
+//	ended  once the user disconnected the code's app before the code was
+//	      redeemed (EndCodes; Unix ms): the code no longer redeems
 const (
 	fieldRequest = "req"
 	fieldPKCE    = "pkce"
 	fieldOIDC    = "oidc"
 	fieldUsed    = "used"
 	fieldRevoked = "revoked"
+	fieldEnded   = "ended"
 )
 
 // codeKey is the code's key for its handle "<grant id>.<mac>", "" when the
@@ -140,9 +143,13 @@ func (s *Store) putCodeField(ctx context.Context, sig, field string, r fosite.Re
 	if key == "" {
 		return fmt.Errorf("authorization code: %w", fosite.ErrInvalidTokenFormat)
 	}
+	ttl := s.ttlFor(r, fosite.AuthorizeCode, s.ttl.Code)
 	pipe := s.rdb.Pipeline()
 	pipe.HSet(ctx, key, field, b)
-	pipe.PExpire(ctx, key, s.ttlFor(r, fosite.AuthorizeCode, s.ttl.Code))
+	pipe.PExpire(ctx, key, ttl)
+	if field == fieldRequest {
+		s.indexCode(ctx, pipe, sig, r, ttl) // in the same round trip (codeends.go)
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return unavailable(err)
 	}
@@ -416,11 +423,13 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, sig string, r fo
 // GetAuthorizeCodeSession returns the code's request; once the code was
 // redeemed (its "used" mark), the request with
 // fosite.ErrInvalidatedAuthorizeCode, which fosite's code handler answers
-// 400 invalid_grant. It revokes nothing: whether a second use of the code
-// revokes the grant it created (OAuth 2.1 §4.1.3, RFC 6749 §4.1.2) depends
-// on who presents it, which fosite checks after this read — the client,
-// the redirect URI, the PKCE verifier — and a code leaked without its
-// verifier must not revoke its user's grant. The oauth package's code
+// 400 invalid_grant; once its user disconnected its app before it was
+// redeemed (EndCodes), the request with ErrCodeEnded (oauth's
+// codeGrantHandler: 400 invalid_grant). It revokes nothing: whether a
+// second use of the code revokes the grant it created (OAuth 2.1 §4.1.3,
+// RFC 6749 §4.1.2) depends on who presents it, which fosite checks after
+// this read — the client, the redirect URI, the PKCE verifier — and a code
+// leaked without its verifier must not revoke its user's grant. The oauth package's code
 // handler makes those checks and then revokes (RevokeReplayedCode).
 func (s *Store) GetAuthorizeCodeSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
 	req, f, err := s.codePart(ctx, sig, fieldRequest, session)
@@ -429,6 +438,9 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, sig string, session
 	}
 	if f[fieldUsed] != "" {
 		return req, fosite.ErrInvalidatedAuthorizeCode
+	}
+	if f[fieldEnded] != "" {
+		return req, ErrCodeEnded
 	}
 	return req, nil
 }
@@ -536,7 +548,9 @@ func (s *Store) DeleteOpenIDConnectSession(context.Context, string) error { retu
 // Returns 1 redeemed — by this call, or already by an earlier delivery of
 // this same call (the same nonce: a go-redis cluster pipeline sends a batch
 // again after a read timeout, and the first delivery may have run) — 0
-// already redeemed by another call, -1 the code is gone (expired), or
+// already redeemed by another call, -1 the code is gone (expired), -2 the
+// code was ended (its "ended" mark: the user disconnected its app, EndCodes,
+// after the request read it), or
 // {lateStatus, Redis's time (Unix ms)} for a redemption refused as late:
 // the code is left as it was. The call's own nonce is looked for before
 // the late bound: a resend that arrives past the bound, after an earlier
@@ -547,9 +561,11 @@ func (s *Store) DeleteOpenIDConnectSession(context.Context, string) error { retu
 // whose retry is a replay that revokes the grant
 // (TestClusterRedemptionResentPastTheBoundIsOneRedemption).
 var redeemScript = redis.NewScript(`
-local used = redis.call('HGET', KEYS[1], 'used')
+local f = redis.call('HMGET', KEYS[1], 'used', 'ended')
+local used = f[1]
 if used == ARGV[4] then return 1 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if f[2] then return -2 end
 local t = redis.call('TIME')
 local tnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if tnow > tonumber(ARGV[3]) then return {6, tnow} end
@@ -681,6 +697,8 @@ func (s *Store) execRedeem(ctx context.Context, sig string, pipe redis.Pipeliner
 			}
 		}
 		return ErrCodeReplayed
+	case n == -2:
+		return ErrCodeEnded
 	case n < 0:
 		return fmt.Errorf("%w: %w", ErrCodeReplayed, ErrCodeExpired)
 	}
