@@ -37,13 +37,41 @@ func hasFieldMask(d protoreflect.MessageDescriptor) bool {
 		func(md protoreflect.MessageDescriptor) bool { return !wellKnownJSON(md.FullName()) })
 }
 
+// A Timestamp's JSON form is what timestampPattern (the schema's)
+// admits; protojson (Go's time parser) also takes a one-digit hour
+// ("2024-01-02T3:04:05Z") and offsets to 24:60. badMask refuses those too,
+// in a body or a tool's arguments, as DecodeQuery does in a parameter
+// (timestampParamRefused).
+
+const timestampName protoreflect.FullName = "google.protobuf.Timestamp"
+
+// hasTimestamp reports whether a JSON text of d can hold a Timestamp
+// value that its schema constrains (as hasFieldMask).
+func hasTimestamp(d protoreflect.MessageDescriptor) bool {
+	return reachesField(d,
+		func(f protoreflect.FieldDescriptor) bool {
+			md := f.Message()
+			return md != nil && md.FullName() == timestampName
+		},
+		func(md protoreflect.MessageDescriptor) bool { return !wellKnownJSON(md.FullName()) })
+}
+
+// mayHoldBadTimestamp reports whether JSON text b may hold a Timestamp
+// protojson takes and timestampPattern refuses: a one-digit hour
+// ("T3:"), an offset hour 24 or minute 60, or any \u escape (which
+// protojson reads first). A text without one is not walked for
+// Timestamps: the walk (a token at a time) is rare.
+var mayHoldBadTimestamp = regexp.MustCompile(`T[0-9]:|[+-]24:|:60"|\\u`).Match
+
 // maskSlot is what a JSON value being walked is to the request: a message
 // (md), a repeated or map field's whole array or object (whole), a
-// FieldMask (mask), or something that holds none (all zero).
+// FieldMask (mask), a Timestamp (stamp), or something that holds neither
+// (all zero).
 type maskSlot struct {
 	md    protoreflect.MessageDescriptor
 	whole protoreflect.FieldDescriptor
 	mask  bool
+	stamp bool
 }
 
 // slotOf is the slot of the value of field f: its whole list or map, or
@@ -64,6 +92,8 @@ func slotOf(f protoreflect.FieldDescriptor, elem bool) maskSlot {
 		return maskSlot{}
 	case md.FullName() == fieldMaskName:
 		return maskSlot{mask: true}
+	case md.FullName() == timestampName:
+		return maskSlot{stamp: true}
 	case wellKnownJSON(md.FullName()):
 		return maskSlot{}
 	}
@@ -71,10 +101,11 @@ func slotOf(f protoreflect.FieldDescriptor, elem bool) maskSlot {
 }
 
 // badMask finds the first FieldMask value of JSON text b (a request of md
-// that protojson accepted) that fieldMaskPattern refuses: its path (as
-// fieldAt writes it), its value and the offset where it starts. One walk,
+// that protojson accepted) that fieldMaskPattern refuses, or Timestamp
+// value that timestampPattern refuses (stamp): its path (as fieldAt
+// writes it), its value and the offset where it starts. One walk,
 // O(len(b)).
-func badMask(md protoreflect.MessageDescriptor, b []byte) (path, value string, start int, found bool) {
+func badMask(md protoreflect.MessageDescriptor, b []byte) (path, value string, start int, stamp, found bool) {
 	slots := []maskSlot{}
 	pending := maskSlot{md: md} // the root object's
 	walkJSONTokens(b, func(stack []jsonFrame, tok json.Token, name bool, s, _ int) bool {
@@ -96,8 +127,8 @@ func badMask(md protoreflect.MessageDescriptor, b []byte) (path, value string, s
 		case top.whole != nil && frame.object == top.whole.IsMap():
 			slot = slotOf(top.whole, true)
 		}
-		if v, ok := tok.(string); ok && slot.mask && !fieldMaskRE.MatchString(v) {
-			path, value, start, found = shortPath(jsonPath(stack)), v, s, true
+		if v, ok := tok.(string); ok && (slot.mask && !fieldMaskRE.MatchString(v) || slot.stamp && !timestampRE.MatchString(v)) {
+			path, value, start, stamp, found = shortPath(jsonPath(stack)), v, s, slot.stamp, true
 			return false
 		}
 		pending = slot
@@ -105,7 +136,7 @@ func badMask(md protoreflect.MessageDescriptor, b []byte) (path, value string, s
 	}, func(depth int) {
 		slots = slots[:min(len(slots), depth)]
 	})
-	return path, value, start, found
+	return path, value, start, stamp, found
 }
 
 // maskProblem says what is wrong with FieldMask value v that

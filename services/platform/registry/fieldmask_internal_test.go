@@ -78,7 +78,7 @@ func TestBadMaskFindsTheFieldMaskTheSchemaRefuses(t *testing.T) {
 		if err := (protojson.UnmarshalOptions{}).Unmarshal([]byte(tc.in), dynamicpb.NewMessage(m)); err != nil {
 			t.Fatalf("%s: protojson refuses it: %v", tc.in, err)
 		}
-		path, value, start, found := badMask(m, []byte(tc.in))
+		path, value, start, _, found := badMask(m, []byte(tc.in))
 		if path != tc.path || value != tc.value || found != (tc.path != "") {
 			t.Errorf("badMask(%s) = %q %q %v, want %q %q", tc.in, path, value, found, tc.path, tc.value)
 		}

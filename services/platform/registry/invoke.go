@@ -137,11 +137,16 @@ func (c *Capability) decodeJSON(b []byte, partial bool, text jsonText) (proto.Me
 		// the caller's words (decodeError).
 		return nil, fault.InvalidArgument("%s", c.decodeError(b, err, text))
 	}
-	if c.plan().inMask {
-		// A FieldMask protojson took but the schema refuses (white
-		// space around it: fieldmask.go).
-		if path, v, start, bad := badMask(c.Method.Input(), b); bad {
-			out := "invalid arguments: field " + path + ": " + maskProblem(v)
+	if c.plan().inMask || c.plan().inStamp && mayHoldBadTimestamp(b) {
+		// A FieldMask or Timestamp protojson took but the schema
+		// refuses (white space around a mask, a one-digit hour:
+		// fieldmask.go).
+		if path, v, start, stamp, bad := badMask(c.Method.Input(), b); bad {
+			problem := maskProblem(v)
+			if stamp {
+				problem = "want " + wantWellKnown("Timestamp", false) + ", got " + strconv.Quote(v)
+			}
+			out := "invalid arguments: field " + path + ": " + problem
 			if text == bodyText {
 				line, col := position(b, start)
 				out += fmt.Sprintf(" (at line %d, column %d of the body)", line, col)
@@ -450,9 +455,32 @@ func (c *Capability) DecodeQuery(q url.Values) (proto.Message, error) {
 			// position in it, the field by its JSON name.
 			return nil, fault.InvalidArgument("%s %q: %s", what, name, queryProblem(f, values[0], cleanProtoErr(err)))
 		}
+		if timestampParamRefused(f, values[0]) {
+			// protojson took it, the document's pattern does not: a
+			// one-digit hour ("T3:04:05Z"), an offset past 23:59
+			// ("+24:00"). Checked after protojson, whose refusals say
+			// more (the range: "0000-01-01T00:00:00Z").
+			return nil, fault.InvalidArgument("%s %q: %s", what, name, queryProblem(f, values[0], ""))
+		}
 		refl.Set(f, m.ProtoReflect().Get(f))
 	}
 	return in, nil
+}
+
+// timestampRE is timestampPattern, compiled: the text a Timestamp path or
+// query parameter takes is what the document's pattern admits.
+var timestampRE = regexp.MustCompile(timestampPattern)
+
+// timestampParamRefused reports whether v, the value of a path or query
+// parameter of field f, is a google.protobuf.Timestamp's text that
+// timestampPattern (the schema's, schema.go) refuses. protojson (Go's
+// time parser) takes a one-digit hour ("2024-01-02T3:04:05Z") and offsets
+// to 24:60, which the pattern, as RFC 3339 §5.6, does not; a parameter
+// takes only the pattern's text (docs/reference/actions.md), as a JSON
+// body does (badMask).
+func timestampParamRefused(f protoreflect.FieldDescriptor, v string) bool {
+	return isMessage(f) && !f.IsList() && !f.IsMap() &&
+		f.Message().FullName() == "google.protobuf.Timestamp" && !timestampRE.MatchString(v)
 }
 
 // twoParams names two parameters of one call as what each is: "path
@@ -587,6 +615,10 @@ type callPlan struct {
 	// inMask: the request can hold a FieldMask its schema constrains
 	// (hasFieldMask), which decodeJSON checks against the schema.
 	inMask bool
+	// inStamp: the request can hold a Timestamp its schema constrains
+	// (hasTimestamp), which decodeJSON checks against the schema when
+	// the text may hold one the schema refuses (mayHoldBadTimestamp).
+	inStamp bool
 	// inAny: the request can hold a google.protobuf.Any, whose nesting
 	// decodeJSON bounds (anyTooDeep).
 	inAny bool
@@ -597,6 +629,7 @@ func newCallPlan(md protoreflect.MethodDescriptor) *callPlan {
 		in: resolverFor(md.Input()), out: resolverFor(md.Output()),
 		inRequired: hasRequired(md.Input()),
 		inMask:     hasFieldMask(md.Input()),
+		inStamp:    hasTimestamp(md.Input()),
 		inAny:      hasAny(md.Input()),
 	}
 }

@@ -106,6 +106,13 @@ func TestShapesInputSchemaAgreesWithProtoJSON(t *testing.T) {
 		{`{"ts":"0001-01-01T00:00:00Z"}`, accepted, `"ts":"0001-01-01T00:00:00Z"`, ""},
 		{`{"ts":"0000-12-31T23:59:59Z"}`, refused, "", "field ts: want an RFC 3339 date-time from 0001-01-01T00:00:00Z"},
 		{`{"ts":"2024-13-01T00:00:00Z"}`, refused, "", "field ts: want an RFC 3339 date-time"},
+		// Go's time parser, protojson's, takes a one-digit hour and
+		// offsets to 24:60; the pattern does not, nor does the API
+		// (brk50b).
+		{`{"ts":"2024-01-02T3:04:05Z"}`, refused, "", `field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02T3:04:05Z"`},
+		{`{"ts":"2024-01-02T\u0033:04:05.5Z"}`, refused, "", `field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02T3:04:05.5Z"`},
+		{`{"times":["2024-01-02T03:04:05-24:00"]}`, refused, "", `field times[0]: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02T03:04:05-24:00"`},
+		{`{"stamps":{"k":"2024-01-02T03:04:05+00:60"}}`, refused, "", `field stamps.k: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02T03:04:05+00:60"`},
 		{`{"ts":"0001-01-01T00:30:00+01:00"}`, wider, "", "field ts: want an RFC 3339 date-time from 0001-01-01T00:00:00Z"},
 		{`{"ts":1704164645}`, refused, "", `field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got 1704164645`},
 		{`{"ts":"2024-01-02"}`, refused, "", `field ts: want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02": a date alone is not one; give a time and an offset too, such as "2024-01-02T00:00:00Z"`},
@@ -350,6 +357,7 @@ func TestShapesQueryAndPathParameters(t *testing.T) {
 	reg, conns := shapesRegistry(t)
 	at, _ := reg.Tool("shapes.at")
 	lookup, _ := reg.Tool("shapes.lookup")
+	echo, _ := reg.Tool("shapes.echo")
 	if p := at.Capability.Action.PathParams; len(p) != 1 || p[0] != "at" {
 		t.Fatalf("path params %v", p)
 	}
@@ -362,6 +370,14 @@ func TestShapesQueryAndPathParameters(t *testing.T) {
 		{at.Capability, "at=2024-01-02T03:04:05.5%2B01:00&within=1.5s&fields=a.bC,d&note=5&limit=9223372036854775807&strict=true&weight=NaN&blob=-_8",
 			`{"at":"2024-01-02T02:04:05.500Z","within":"1.500s","fields":"a.bC,d","note":"5","limit":"9223372036854775807","strict":true,"weight":"NaN","blob":"+/8="}`, ""},
 		{at.Capability, "at=2024-01-02", "", `path parameter "at": want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02": a date alone is not one; give a time and an offset too, such as "2024-01-02T00:00:00Z"`},
+		// brk50b: protojson (Go's time parser) takes a one-digit hour and
+		// offsets to 24:60; the document's pattern refuses them, and so
+		// does a path or query parameter.
+		{at.Capability, "at=2024-01-02T3:04:05Z", "", `path parameter "at": want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02T3:04:05Z"`},
+		{at.Capability, "at=2024-01-02T03:04:05%2B24:00", "", `path parameter "at": want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02T03:04:05+24:00"`},
+		{echo.Capability, "ts=2024-01-02T3:04:05Z", "", `query parameter "ts": want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02T3:04:05Z"`},
+		{echo.Capability, "ts=2024-01-02T03:04:05-00:60", "", `query parameter "ts": want an RFC 3339 date-time such as "2024-01-02T03:04:05Z", got "2024-01-02T03:04:05-00:60"`},
+		{echo.Capability, "ts=0000-01-01T00:00:00Z", "", `query parameter "ts": want an RFC 3339 date-time from 0001-01-01T00:00:00Z`},
 		{at.Capability, "fields=a_b", "", `query parameter "fields": want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got "a_b"`},
 		{at.Capability, "fields=%20a,b", "", `query parameter "fields": want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got " a,b"`},
 		{at.Capability, "fields=%09", "", `query parameter "fields": want comma-separated field paths in lowerCamelCase, such as "a.bC,d", got "\t"`},
