@@ -125,21 +125,35 @@ func (s *Server) Disconnect(ctx context.Context, sub, grantID string) error {
 	}
 	// The app's codes for the user not redeemed yet: each would redeem
 	// into a new grant for up to AUTH_CODE_TTL. A code redeemed before
-	// this is a grant the listing below finds.
-	if _, err := s.store.EndCodes(ctx, sub, clientID); err != nil {
+	// this is a grant: EndCodes names it, as the listing below may not
+	// yet (on a Redis Cluster the redemption lists its grant in parallel
+	// with redeeming the code), and it is revoked with the listed ones.
+	_, redeemed, err := s.store.EndCodes(ctx, sub, clientID)
+	if err != nil {
 		return fmt.Errorf("end the unredeemed codes of %s: %w", clientID, err)
 	}
 	grants, err := s.store.Grants(ctx, sub, newStoredSession)
 	if err != nil {
 		return fmt.Errorf("list the other grants of %s: %w", clientID, err)
 	}
+	done := map[string]bool{grantID: true} // revoked last
 	for _, g := range grants {
-		if g.ClientID != clientID || g.ID == grantID {
+		if g.ClientID != clientID || done[g.ID] {
 			continue
 		}
+		done[g.ID] = true
 		err := s.disconnectGrant(ctx, sub, clientID, g.ID, "user disconnect: another grant of the app")
 		if err != nil && !errors.Is(err, ErrConnectionNotFound) { // ended meanwhile: nothing left to do
 			return fmt.Errorf("revoke grant %s of %s: %w", g.ID, clientID, err)
+		}
+	}
+	for _, id := range redeemed {
+		if done[id] {
+			continue
+		}
+		done[id] = true
+		if err := s.disconnectCodeGrant(ctx, sub, clientID, id); err != nil {
+			return fmt.Errorf("revoke grant %s of %s: %w", id, clientID, err)
 		}
 	}
 	return s.disconnectGrant(ctx, sub, clientID, grantID, "user disconnect")
@@ -154,6 +168,19 @@ func (s *Server) disconnectGrant(ctx context.Context, sub, clientID, grantID, re
 	}
 	_, err := s.store.RevokeSubjectGrant(context.WithValue(ctx, revocationRecordKey{}, rec), sub, grantID, newStoredSession)
 	return err
+}
+
+// disconnectCodeGrant revokes grantID, the grant of a code issued to
+// clientID for sub that EndCodes found redeemed, by its id: it may not be
+// listed under sub yet (EndCodes). The same audit record as the listed
+// grants' (disconnectGrant).
+func (s *Server) disconnectCodeGrant(ctx context.Context, sub, clientID, grantID string) error {
+	rec := &audit.Record{Event: audit.Revocation, Subject: sub, ClientID: clientID, Endpoint: "connections",
+		Reason: "user disconnect: another grant of the app"}
+	if c, ok := tokens.FromContext(ctx); ok {
+		rec.TokenClientID = c.ClientID
+	}
+	return s.store.RevokeGrant(context.WithValue(ctx, revocationRecordKey{}, rec), grantID)
 }
 
 // disconnectScope is the scope that lets an app disconnect the user's

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -95,5 +96,61 @@ func TestDisconnectEndsUnredeemedCodes(t *testing.T) {
 	}
 	if r := f.refresh(c, tr.RefreshToken); r.Status != http.StatusOK {
 		t.Errorf("refresh of the new link: %d %s: %s", r.Status, r.Error, r.Description)
+	}
+}
+
+// TestDisconnectRevokesARedeemedCodesUnlistedGrant (fix50c): a code the
+// app redeemed just before the user disconnects it is a grant the
+// disconnect revokes even when the grant is not listed under the user yet.
+// On a Redis Cluster the redemption's script (the code's node) and its
+// listing of the grant under the user (another node) are sent in
+// parallel, so the disconnect can find the code redeemed before the
+// listing lands (store.TestClusterRedemptionInFlightSurvivesDisconnect);
+// here the listing is removed to stand for it. The disconnect revokes the
+// grant by the id EndCodes names: its refresh token no longer refreshes.
+//
+// Without the fix (Disconnect revoking only the listed grants) the
+// refresh answers 200.
+func TestDisconnectRevokesARedeemedCodesUnlistedGrant(t *testing.T) {
+	f := startFleet(t, nil)
+	c := f.Clients["local-test"]
+	a := newAuthRequest(c)
+	a.Scope = "openid connections.read connections.revoke"
+	linked := f.fullFlow(c, a)
+	second := newAuthRequest(c)
+	code := f.authorize(second)
+	tr := f.exchange(c, second, code)
+	if tr.Status != http.StatusOK || tr.RefreshToken == "" {
+		t.Fatalf("the second code: %d %s: %s", tr.Status, tr.Error, tr.Description)
+	}
+	id := codeGrantID(t, code)
+	ctx := context.Background()
+	rdb := f.Redis.Client()
+	keys, err := rdb.Keys(ctx, "*as:subject-grants:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := int64(0)
+	for _, k := range keys {
+		removed += rdb.ZRem(ctx, k, id).Val()
+	}
+	if removed != 1 {
+		t.Fatalf("unlisting grant %s: %d members removed, want 1", id, removed)
+	}
+
+	conn, err := grpc.NewClient(f.AS.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	grants := authv1.NewGrantsServiceClient(conn)
+	if _, err := grants.RevokeGrant(bearer(linked.AccessToken), &authv1.RevokeGrantRequest{GrantId: grantIDOf(t, linked.AccessToken)}); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.refresh(c, tr.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+		t.Fatalf("refresh of the redeemed code's unlisted grant after the disconnect: %d %s: %s (want 400 invalid_grant)", r.Status, r.Error, r.Description)
+	}
+	if g := readGrant(t, f, id); g.exists {
+		t.Errorf("the redeemed code's grant after the disconnect: %q", g.raw)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,9 +33,10 @@ import (
 // EndCodes marks each of them that is not redeemed yet "ended", in a
 // script on the code's own key (endCodeScript); the redemption script
 // (redeemScript), which reads the code's hash anyway, refuses an ended
-// code, atomically: a code is either redeemed before the mark — its grant
-// is then listed under the subject, which the disconnect revokes next — or
-// refused after it. The mark is on the code, in the code's hash slot, so
+// code, atomically: a code is either redeemed before the mark — EndCodes
+// then returns its grant's id, which the disconnect revokes by id with the
+// grants listed under the subject (on a Cluster the listing may not have
+// landed yet: EndCodes) — or refused after it. The mark is on the code, in the code's hash slot, so
 // a Redis Cluster runs each script on one node; a per-(subject, client)
 // mark that the redemption script read would be a second hash slot in
 // one script (CROSSSLOT). The mark lives as long as the code.
@@ -66,12 +68,19 @@ func (s *Store) indexCode(ctx context.Context, pipe redis.Pipeliner, sig string,
 // endCodeScript ends a code that is not redeemed: it marks it "ended" (the
 // time, Unix ms) unless it was redeemed or is gone.
 //
-//	KEYS[1] the code's hash; ARGV[1] the time (Unix ms)
+//	KEYS[1] the code's hash, KEYS[2] and KEYS[3] its grant's record in
+//	either format (grantKey, oldGrantKey: the code's hash slot, the grant
+//	id's tag); ARGV[1] the time (Unix ms)
 //
-// Returns 1 ended (now, or before), 0 redeemed already, -1 gone (expired).
+// Returns 1 ended (now, or before), 0 redeemed already and its grant's
+// record is there, 2 redeemed already and its grant is gone (revoked or
+// expired), -1 gone (expired).
 var endCodeScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'used') == 1 then
+  if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then return 0 end
+  return 2
+end
 redis.call('HSET', KEYS[1], 'ended', ARGV[1])
 return 1
 `)
@@ -79,47 +88,63 @@ return 1
 // EndCodes ends every code issued to clientID for sub that has not been
 // redeemed and has not expired: each is refused from now on (ErrCodeEnded
 // at its read and at its redemption, atomically in the redemption
-// script). A code redeemed already is left as it is: its grant is one of
-// sub's grants, which the caller revokes after this call. It returns how
-// many codes it ended (a code ended before counts again), or ErrUnavailable
-// — then some may be ended and others not, and a retry ends the rest.
+// script). A code redeemed already is left as it is, and its grant's id
+// is returned in redeemed when the grant's record is still there: the
+// caller revokes those grants by id (RevokeGrant) as well as the grants
+// it lists under sub (Grants). The listing alone may miss one: on a Redis
+// Cluster the redemption's script (the code's node) and its listing of
+// the grant under sub (another node) are sent in parallel, so a code can
+// be redeemed here before its grant is listed there
+// (TestClusterRedemptionInFlightSurvivesDisconnect). It returns how many
+// codes it ended (a code ended before counts again), or ErrUnavailable —
+// then some may be ended and others not, and a retry ends the rest.
 //
 // One round trip to read the index and one for the codes (a pipeline of
-// endCodeScript calls, one per code: each touches its code's key only);
-// none when sub has no outstanding code of clientID.
-func (s *Store) EndCodes(ctx context.Context, sub, clientID string) (int, error) {
+// endCodeScript calls, one per code: each touches its code's hash slot
+// only); none when sub has no outstanding code of clientID.
+func (s *Store) EndCodes(ctx context.Context, sub, clientID string) (ended int, redeemed []string, err error) {
 	if sub == "" || clientID == "" {
-		return 0, nil
+		return 0, nil, nil
 	}
 	now := s.now().UnixMilli()
 	members, err := s.rdb.ZRangeByScore(ctx, s.subjectCodesKey(sub), &redis.ZRangeBy{
 		Min: "(" + strconv.FormatInt(now, 10), Max: "+inf",
 	}).Result()
 	if err != nil {
-		return 0, unavailable(err)
+		return 0, nil, unavailable(err)
 	}
 	pipe := s.rdb.Pipeline()
 	var ends []*redis.Cmd
+	var ids []string
 	for _, m := range members {
 		sig, client, ok := strings.Cut(m, " ")
 		if !ok || client != clientID {
 			continue
 		}
+		id, _, err := splitHandle(sig)
+		if err != nil {
+			continue
+		}
 		if key := s.codeKey(sig); key != "" {
-			ends = append(ends, endCodeScript.Eval(ctx, pipe, []string{key}, now))
+			ends = append(ends, endCodeScript.Eval(ctx, pipe, []string{key, s.grantKey(id), s.oldGrantKey(id)}, now))
+			ids = append(ids, id)
 		}
 	}
 	if len(ends) == 0 {
-		return 0, nil
+		return 0, nil, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, unavailable(err)
+		return 0, nil, unavailable(err)
 	}
-	n := 0
-	for _, c := range ends {
-		if v, _ := c.Int64(); v == 1 {
-			n++
+	for i, c := range ends {
+		switch v, _ := c.Int64(); v {
+		case 1:
+			ended++
+		case 0:
+			if !slices.Contains(redeemed, ids[i]) {
+				redeemed = append(redeemed, ids[i])
+			}
 		}
 	}
-	return n, nil
+	return ended, redeemed, nil
 }

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -60,9 +61,9 @@ func endCodes(t *testing.T, setup testharness.RedisSetup) {
 	}
 	rctx := readCode(t, ctx, s, pending)
 
-	n, err := s.EndCodes(ctx, "user-1", "c1")
-	if err != nil || n != 2 {
-		t.Fatalf("EndCodes: %d, %v; want 2 ended", n, err)
+	n, ids, err := s.EndCodes(ctx, "user-1", "c1")
+	if err != nil || n != 2 || !slices.Equal(ids, []string{"end-3"}) {
+		t.Fatalf("EndCodes: %d, %q, %v; want 2 ended and the redeemed code's grant end-3", n, ids, err)
 	}
 	if err := redeem(rctx, s, pending, pendingReq, "end-1.rt1"); !errors.Is(err, store.ErrCodeEnded) {
 		t.Fatalf("redeeming a code read before the disconnect: %v, want ErrCodeEnded", err)
@@ -77,7 +78,7 @@ func endCodes(t *testing.T, setup testharness.RedisSetup) {
 		}
 	}
 	// The redeemed code is not marked: its grant is the disconnect's to
-	// revoke (it is listed), and a replay of it is still a replay.
+	// revoke (EndCodes named it), and a replay of it is still a replay.
 	if v := rdb.HGet(ctx, rdb.Key("as", "code", redisx.Tag("end-3"), "c"), "ended").Val(); v != "" {
 		t.Errorf("the redeemed code was marked ended: %q", v)
 	}
@@ -92,11 +93,18 @@ func endCodes(t *testing.T, setup testharness.RedisSetup) {
 	if _, err := s.GetAuthorizeCodeSession(ctx, otherSub, oauth.NewSession()); err != nil {
 		t.Errorf("another user's code of the app after the disconnect: %v, want usable", err)
 	}
-	if n, err := s.EndCodes(ctx, "user-1", "c1"); err != nil || n != 2 {
-		t.Errorf("EndCodes again: %d, %v; want the same 2 (idempotent)", n, err)
+	if n, ids, err := s.EndCodes(ctx, "user-1", "c1"); err != nil || n != 2 || !slices.Equal(ids, []string{"end-3"}) {
+		t.Errorf("EndCodes again: %d, %q, %v; want the same 2 and end-3 (idempotent)", n, ids, err)
 	}
-	if n, err := s.EndCodes(ctx, "nobody", "c1"); err != nil || n != 0 {
-		t.Errorf("EndCodes of a subject without codes: %d, %v", n, err)
+	// Once the redeemed code's grant is revoked, it is not named again.
+	if err := s.RevokeGrant(ctx, "end-3"); err != nil {
+		t.Fatal(err)
+	}
+	if n, ids, err := s.EndCodes(ctx, "user-1", "c1"); err != nil || n != 2 || len(ids) != 0 {
+		t.Errorf("EndCodes after the grant's revocation: %d, %q, %v; want 2 and no grant", n, ids, err)
+	}
+	if n, ids, err := s.EndCodes(ctx, "nobody", "c1"); err != nil || n != 0 || len(ids) != 0 {
+		t.Errorf("EndCodes of a subject without codes: %d, %q, %v", n, ids, err)
 	}
 
 	// A code issued after the disconnect (the user links the app again).
@@ -116,8 +124,8 @@ func endCodes(t *testing.T, setup testharness.RedisSetup) {
 			rdb.ClusterKeySlot(ctx, index).Val(), rdb.ClusterKeySlot(ctx, rdb.Key("as", "code", redisx.Tag("end-1"), "c")).Val())
 	}
 	clk.add(time.Minute + time.Second)
-	if n, err := s.EndCodes(ctx, "user-1", "c1"); err != nil || n != 0 {
-		t.Errorf("EndCodes once the codes expired: %d, %v; want 0", n, err)
+	if n, ids, err := s.EndCodes(ctx, "user-1", "c1"); err != nil || n != 0 || len(ids) != 0 {
+		t.Errorf("EndCodes once the codes expired: %d, %q, %v; want 0", n, ids, err)
 	}
 	_, later := create("end-7")
 	if got := rdb.ZRange(ctx, index, 0, -1).Val(); len(got) != 1 || got[0] != later+" c1" {
