@@ -24,9 +24,10 @@ import (
 // (CodeHandle's "<grant id>.<mac>", which holds no space), score the code's
 // expiry (Unix ms, the store's clock). The code's creation writes it in
 // the pipeline that writes the code (putCodeField: no round trip more),
-// drops the members already expired, and makes the set live at least as
-// long as the code (redisx.ExpireAtLeast), so the set holds the codes of
-// the last AUTH_CODE_TTL and expires with the last of them. A code whose
+// drops the members expired more than AUTH_CODE_TTL ago (indexCode), and
+// makes the set live at least as long as the code (redisx.ExpireAtLeast),
+// so the set holds the codes of the last 2×AUTH_CODE_TTL or so and
+// expires with the last of them. A code whose
 // index entry cannot be written is not issued (the authorization answers
 // 503): no code exists that a disconnect could miss.
 //
@@ -52,7 +53,12 @@ func (s *Store) subjectCodesKey(sub string) string {
 }
 
 // indexCode queues on pipe the index entry of the new code sig of request
-// r (its subject and client), expiring with the code (ttl).
+// r (its subject and client), expiring with the code (ttl). It drops the
+// entries whose code expired more than AUTH_CODE_TTL ago by this
+// process's clock: the scores are the issuing replicas' clocks, so an
+// entry of a live code stays as long as the replicas' clocks differ by
+// less than AUTH_CODE_TTL plus the minute ttl holds over the code's
+// expiry (ttlFor) — docs/operations/redis.md.
 func (s *Store) indexCode(ctx context.Context, pipe redis.Pipeliner, sig string, r fosite.Requester, ttl time.Duration) {
 	sub := subjectOf(r)
 	if sub == "" || r.GetClient() == nil {
@@ -60,7 +66,7 @@ func (s *Store) indexCode(ctx context.Context, pipe redis.Pipeliner, sig string,
 	}
 	key := s.subjectCodesKey(sub)
 	now := s.now()
-	pipe.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
+	pipe.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(now.Add(-s.ttl.Code).UnixMilli(), 10))
 	pipe.ZAdd(ctx, key, redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: sig + " " + r.GetClient().GetID()})
 	redisx.ExpireAtLeast(ctx, pipe, key, ttl)
 }
@@ -99,17 +105,17 @@ return 1
 // codes it ended (a code ended before counts again), or ErrUnavailable —
 // then some may be ended and others not, and a retry ends the rest.
 //
-// One round trip to read the index and one for the codes (a pipeline of
-// endCodeScript calls, one per code: each touches its code's hash slot
-// only); none when sub has no outstanding code of clientID.
+// Every entry of sub's index is looked at, whatever its score: the
+// script skips an expired code, and the scores are other replicas'
+// clocks (indexCode). One round trip to read the index and one for the
+// codes (a pipeline of endCodeScript calls, one per code: each touches
+// its code's hash slot only); none when sub has no code of clientID.
 func (s *Store) EndCodes(ctx context.Context, sub, clientID string) (ended int, redeemed []string, err error) {
 	if sub == "" || clientID == "" {
 		return 0, nil, nil
 	}
 	now := s.now().UnixMilli()
-	members, err := s.rdb.ZRangeByScore(ctx, s.subjectCodesKey(sub), &redis.ZRangeBy{
-		Min: "(" + strconv.FormatInt(now, 10), Max: "+inf",
-	}).Result()
+	members, err := s.rdb.ZRange(ctx, s.subjectCodesKey(sub), 0, -1).Result()
 	if err != nil {
 		return 0, nil, unavailable(err)
 	}
