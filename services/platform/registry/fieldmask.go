@@ -63,51 +63,42 @@ func hasTimestamp(d protoreflect.MessageDescriptor) bool {
 // Timestamps: the walk (a token at a time) is rare.
 var mayHoldBadTimestamp = regexp.MustCompile(`T[0-9]:|[+-]24:|:60"|\\u`).Match
 
-// maskSlot is what a JSON value being walked is to the request: a message
-// (md), a repeated or map field's whole array or object (whole), a
-// FieldMask (mask), a Timestamp (stamp), or something that holds neither
-// (all zero).
-type maskSlot struct {
+// jsonSlot is what a JSON value being walked is to the request: a message
+// (md), a repeated or map field's whole array or object (whole), one value
+// of field leaf that is no message of its own in JSON (a scalar, a
+// well-known type: a list's element or a map's value), or nothing the
+// request's schema describes (all zero: inside a Struct, an Any…).
+type jsonSlot struct {
 	md    protoreflect.MessageDescriptor
 	whole protoreflect.FieldDescriptor
-	mask  bool
-	stamp bool
+	leaf  protoreflect.FieldDescriptor
 }
 
-// slotOf is the slot of the value of field f: its whole list or map, or
-// (elem) one element or map value of it.
-func slotOf(f protoreflect.FieldDescriptor, elem bool) maskSlot {
+// jsonSlotOf is the slot of the value of field f: its whole list or map,
+// or (elem) one element or map value of it.
+func jsonSlotOf(f protoreflect.FieldDescriptor, elem bool) jsonSlot {
 	if f == nil {
-		return maskSlot{}
+		return jsonSlot{}
 	}
 	if !elem && (f.IsList() || f.IsMap()) {
-		return maskSlot{whole: f}
+		return jsonSlot{whole: f}
 	}
 	if f.IsMap() {
 		f = f.MapValue()
 	}
-	md := f.Message()
-	switch {
-	case md == nil:
-		return maskSlot{}
-	case md.FullName() == fieldMaskName:
-		return maskSlot{mask: true}
-	case md.FullName() == timestampName:
-		return maskSlot{stamp: true}
-	case wellKnownJSON(md.FullName()):
-		return maskSlot{}
+	if md := f.Message(); md != nil && !wellKnownJSON(md.FullName()) {
+		return jsonSlot{md: md}
 	}
-	return maskSlot{md: md}
+	return jsonSlot{leaf: f}
 }
 
-// badMask finds the first FieldMask value of JSON text b (a request of md
-// that protojson accepted) that fieldMaskPattern refuses, or Timestamp
-// value that timestampPattern refuses (stamp): its path (as fieldAt
-// writes it), its value and the offset where it starts. One walk,
-// O(len(b)).
-func badMask(md protoreflect.MessageDescriptor, b []byte) (path, value string, start int, stamp, found bool) {
-	slots := []maskSlot{}
-	pending := maskSlot{md: md} // the root object's
+// firstBadString finds the first string of JSON text b (a request of md
+// that protojson accepted) that is a value of a field (jsonSlot's leaf)
+// which refuse refuses: the field, its path (as fieldAt writes it), the
+// string and the offset where it starts. One walk, O(len(b)).
+func firstBadString(md protoreflect.MessageDescriptor, b []byte, refuse func(leaf protoreflect.FieldDescriptor, v string) bool) (leaf protoreflect.FieldDescriptor, path, value string, start int, found bool) {
+	slots := []jsonSlot{}
+	pending := jsonSlot{md: md} // the root object's
 	walkJSONTokens(b, func(stack []jsonFrame, tok json.Token, name bool, s, _ int) bool {
 		if len(stack) > len(slots) { // the container opened since the last visit
 			slots = append(slots, pending)
@@ -116,19 +107,19 @@ func badMask(md protoreflect.MessageDescriptor, b []byte) (path, value string, s
 			return true
 		}
 		top, frame := slots[len(slots)-1], stack[len(stack)-1]
-		var slot maskSlot
+		var slot jsonSlot
 		switch {
 		case top.md != nil && frame.object:
 			f := top.md.Fields().ByJSONName(frame.key)
 			if f == nil {
 				f = top.md.Fields().ByTextName(frame.key)
 			}
-			slot = slotOf(f, false)
+			slot = jsonSlotOf(f, false)
 		case top.whole != nil && frame.object == top.whole.IsMap():
-			slot = slotOf(top.whole, true)
+			slot = jsonSlotOf(top.whole, true)
 		}
-		if v, ok := tok.(string); ok && (slot.mask && !fieldMaskRE.MatchString(v) || slot.stamp && !timestampRE.MatchString(v)) {
-			path, value, start, stamp, found = shortPath(jsonPath(stack)), v, s, slot.stamp, true
+		if v, ok := tok.(string); ok && slot.leaf != nil && refuse(slot.leaf, v) {
+			leaf, path, value, start, found = slot.leaf, shortPath(jsonPath(stack)), v, s, true
 			return false
 		}
 		pending = slot
@@ -136,7 +127,33 @@ func badMask(md protoreflect.MessageDescriptor, b []byte) (path, value string, s
 	}, func(depth int) {
 		slots = slots[:min(len(slots), depth)]
 	})
-	return path, value, start, stamp, found
+	return leaf, path, value, start, found
+}
+
+// messageName is the full name of field f's message type, "" for a
+// scalar.
+func messageName(f protoreflect.FieldDescriptor) protoreflect.FullName {
+	if md := f.Message(); md != nil {
+		return md.FullName()
+	}
+	return ""
+}
+
+// badMask finds the first FieldMask value of JSON text b (a request of md
+// that protojson accepted) that fieldMaskPattern refuses, or Timestamp
+// value that timestampPattern refuses (stamp): its path (as fieldAt
+// writes it), its value and the offset where it starts.
+func badMask(md protoreflect.MessageDescriptor, b []byte) (path, value string, start int, stamp, found bool) {
+	leaf, path, value, start, found := firstBadString(md, b, func(leaf protoreflect.FieldDescriptor, v string) bool {
+		switch messageName(leaf) {
+		case fieldMaskName:
+			return !fieldMaskRE.MatchString(v)
+		case timestampName:
+			return !timestampRE.MatchString(v)
+		}
+		return false
+	})
+	return path, value, start, found && messageName(leaf) == timestampName, found
 }
 
 // maskProblem says what is wrong with FieldMask value v that

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"encoding/json"
 	"regexp"
 	"strconv"
 
@@ -41,39 +40,16 @@ func intKindOf(k protoreflect.Kind) intKind {
 	return notInt
 }
 
-// intSlot is what a JSON value being walked is to the request: a message
-// (md), a repeated or map field's whole array or object (whole), an
-// integer (kind), or something whose schema says nothing of integers in it
-// (all zero: a string, an Any, a Struct…).
-type intSlot struct {
-	md    protoreflect.MessageDescriptor
-	whole protoreflect.FieldDescriptor
-	kind  intKind
-}
-
-// intSlotOf is the slot of the value of field f: its whole list or map, or
-// (elem) one element or map value of it.
-func intSlotOf(f protoreflect.FieldDescriptor, elem bool) intSlot {
-	if f == nil {
-		return intSlot{}
-	}
-	if !elem && (f.IsList() || f.IsMap()) {
-		return intSlot{whole: f}
-	}
-	if f.IsMap() {
-		f = f.MapValue()
-	}
-	md := f.Message()
-	switch {
-	case md == nil:
-		return intSlot{kind: intKindOf(f.Kind())}
-	case wellKnownJSON(md.FullName()):
+// intKindOfField is what a string value of field f (an element or a map
+// value: jsonSlot's leaf) must match: its integer kind, or a wrapper's.
+func intKindOfField(f protoreflect.FieldDescriptor) intKind {
+	if md := f.Message(); md != nil {
 		if k, ok := wrapperKinds[md.FullName()]; ok {
-			return intSlot{kind: intKindOf(k)}
+			return intKindOf(k)
 		}
-		return intSlot{}
+		return notInt
 	}
-	return intSlot{md: md}
+	return intKindOf(f.Kind())
 }
 
 // mayHoldIntString reports whether JSON text b may hold a string that
@@ -95,39 +71,14 @@ func badIntegerString(md protoreflect.MessageDescriptor, b []byte) (path, proble
 	if !mayHoldIntString(b) {
 		return "", "", 0, false
 	}
-	slots := []intSlot{}
-	pending := intSlot{md: md} // the root object's
-	walkJSONTokens(b, func(stack []jsonFrame, tok json.Token, name bool, s, _ int) bool {
-		if len(stack) > len(slots) { // the container opened since the last visit
-			slots = append(slots, pending)
-		}
-		if name {
-			return true
-		}
-		top, frame := slots[len(slots)-1], stack[len(stack)-1]
-		var slot intSlot
-		switch {
-		case top.md != nil && frame.object:
-			f := top.md.Fields().ByJSONName(frame.key)
-			if f == nil {
-				f = top.md.Fields().ByTextName(frame.key)
-			}
-			slot = intSlotOf(f, false)
-		case top.whole != nil && frame.object == top.whole.IsMap():
-			slot = intSlotOf(top.whole, true)
-		}
-		if v, ok := tok.(string); ok && slot.kind != notInt {
-			if p := intStringProblem(slot.kind, v); p != "" {
-				path, problem, start, found = shortPath(jsonPath(stack)), p, s, true
-				return false
-			}
-		}
-		pending = slot
-		return true
-	}, func(depth int) {
-		slots = slots[:min(len(slots), depth)]
+	leaf, path, v, start, found := firstBadString(md, b, func(leaf protoreflect.FieldDescriptor, v string) bool {
+		k := intKindOfField(leaf)
+		return k != notInt && intStringProblem(k, v) != ""
 	})
-	return path, problem, start, found
+	if !found {
+		return "", "", 0, false
+	}
+	return path, intStringProblem(intKindOfField(leaf), v), start, true
 }
 
 // intStringProblem says what an integer of kind k wants instead of string

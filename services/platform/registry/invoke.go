@@ -146,25 +146,27 @@ func (c *Capability) decodeJSON(b []byte, partial bool, text jsonText) (proto.Me
 			if stamp {
 				problem = "want " + wantWellKnown("Timestamp", false) + ", got " + strconv.Quote(v)
 			}
-			out := "invalid arguments: field " + path + ": " + problem
-			if text == bodyText {
-				line, col := position(b, start)
-				out += fmt.Sprintf(" (at line %d, column %d of the body)", line, col)
-			}
-			return nil, fault.InvalidArgument("%s", out)
+			return nil, badValue(b, text, path, problem, start)
 		}
 	}
 	// An integer as a string the schema refuses ("1e3" for an int64, any
 	// string for an int32), which protojson took: intbody.go.
 	if path, problem, start, bad := badIntegerString(c.Method.Input(), b); bad {
-		out := "invalid arguments: field " + path + ": " + problem
-		if text == bodyText {
-			line, col := position(b, start)
-			out += fmt.Sprintf(" (at line %d, column %d of the body)", line, col)
-		}
-		return nil, fault.InvalidArgument("%s", out)
+		return nil, badValue(b, text, path, problem, start)
 	}
 	return in, nil
+}
+
+// badValue is the InvalidArgument refusing the value at path of JSON text
+// b, which starts at offset start: problem says what the schema wants
+// instead; a body's refusal gives its line and column.
+func badValue(b []byte, text jsonText, path, problem string, start int) error {
+	out := "invalid arguments: field " + path + ": " + problem
+	if text == bodyText {
+		line, col := position(b, start)
+		out += fmt.Sprintf(" (at line %d, column %d of the body)", line, col)
+	}
+	return fault.InvalidArgument("%s", out)
 }
 
 var positionRE = regexp.MustCompile(`^(?:syntax error )?\(line (\d+):(\d+)\)`)
